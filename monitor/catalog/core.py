@@ -1,0 +1,61 @@
+"""Metrics of the agent's foundation: traffic, latency, errors, shedding, and the agent's own cost."""
+
+from __future__ import annotations
+
+from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec
+
+__all__ = ["METRICS", "LATENCY_BUCKETS", "BATCH_BUCKETS"]
+
+#: Model latency in seconds: 0.5 ms to 10 s, dense where online models live.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+#: Rows per call: single-row calls and the batch sizes servers use.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+#: The worker's own processing time per drained batch.
+PROCESSING_BUCKETS = (1e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("monitor_calls", COUNTER, "Calls to the monitored predict function (a batch call counts once).",
+               concern="core", unit="short"),
+    MetricSpec("monitor_predictions", COUNTER, "Rows predicted and processed by the monitor.",
+               concern="core", unit="short"),
+    MetricSpec("monitor_errors", COUNTER, "Calls where the model raised, by exception type (capped; overflow is 'other').",
+               labels=("exception",), concern="core", max_series=50),
+    MetricSpec("monitor_latency_seconds", HISTOGRAM, "Wall-clock latency of each predict call, measured around the model.",
+               buckets=LATENCY_BUCKETS, concern="core", unit="s"),
+    MetricSpec("monitor_batch_size_rows", HISTOGRAM, "Rows per predict call.",
+               buckets=BATCH_BUCKETS, concern="core", unit="short"),
+    MetricSpec("monitor_predicted_class", COUNTER, "Rows by predicted class (classifiers only; capped, overflow is 'other').",
+               labels=("class",), concern="core", max_series=200),
+    MetricSpec("monitor_events_dropped", COUNTER,
+               "Events the monitor shed instead of processing, by reason (queue_full, closed, ...). The caller is never blocked.",
+               labels=("reason",), concern="agent", max_series=20),
+    MetricSpec("monitor_events_sampled_out", COUNTER, "Calls skipped by the configured sampling rate (by design, not a loss).",
+               concern="agent"),
+    MetricSpec("monitor_queue_depth", GAUGE, "Events waiting in the bounded queue between the caller and the worker.",
+               concern="agent"),
+    MetricSpec("monitor_queue_capacity", GAUGE, "Capacity of the bounded queue; events beyond it are shed and counted.",
+               concern="agent"),
+    MetricSpec("monitor_rows_rejected", COUNTER,
+               "Rows the worker could not read (wrong shape, wrong type, NaN in outputs...), by reason. Never silently dropped.",
+               labels=("reason",), concern="agent", max_series=50),
+    MetricSpec("monitor_internal_errors", COUNTER,
+               "Exceptions inside the monitor itself, caught and counted so that the model is never affected, by stage.",
+               labels=("stage",), concern="agent", max_series=50),
+    MetricSpec("monitor_processing_seconds", HISTOGRAM, "Worker time spent per drained batch (conversion, detectors, export).",
+               buckets=PROCESSING_BUCKETS, concern="agent", unit="s"),
+    MetricSpec("monitor_worker_rows_per_batch", HISTOGRAM, "Rows per batch drained by the worker.",
+               buckets=BATCH_BUCKETS, concern="agent"),
+    MetricSpec("monitor_last_event_timestamp_seconds", GAUGE, "Event time of the newest event processed (Unix seconds).",
+               concern="agent", unit="dateTimeAsIso"),
+    MetricSpec("monitor_feedback_labels", COUNTER,
+               "Delayed labels received through feedback, by outcome (joined, unknown_id, invalid, duplicate).",
+               labels=("outcome",), concern="core", max_series=10),
+    MetricSpec("monitor_series_refused", COUNTER,
+               "Label combinations refused because a metric reached its series cap, by metric.",
+               labels=("metric",), concern="agent", max_series=500),
+    MetricSpec("monitor_detector_errors", COUNTER,
+               "Exceptions raised inside a detector, caught and counted, by detector.",
+               labels=("detector",), concern="agent", max_series=100),
+)

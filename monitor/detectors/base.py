@@ -1,0 +1,71 @@
+"""The one small contract every detector follows.
+
+A detector is pure computation over batches (see :class:`monitor.batch.Batch`):
+
+* hyperparameters are stored under their constructor argument names, private state is built in
+  :meth:`_reset`, randomness comes from a per-instance ``numpy.random.Generator``;
+* :meth:`update` consumes a batch vectorised; :meth:`update_labels` consumes delayed labels;
+* :meth:`export` writes the detector's current figures into a :class:`~monitor.store.MetricWriter`
+  under catalog names only (the rule engine sees those metrics, never the detector);
+* :meth:`state_dict` / :meth:`load_state_dict` save and restore the state as JSON-safe values and
+  numpy arrays, never pickle, so checkpoints are safe to load;
+* memory is bounded by the hyperparameters, never by the stream length.
+
+Thresholds are calibrated at construction (from the reference and a stated false-alarm rate or
+expected run time), not learned silently from live traffic.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch, LabeledBatch
+    from monitor.store import MetricWriter
+
+__all__ = ["Detector"]
+
+
+class Detector(abc.ABC):
+    """Base class of all detectors.
+
+    Subclasses set :attr:`kind` (the name used in configs and in the ``detector`` label) and
+    implement :meth:`update`, :meth:`export` and :meth:`_reset`.
+    """
+
+    kind: ClassVar[str] = ""
+    #: Bumped when the layout of :meth:`state_dict` changes, so old checkpoints are refused cleanly.
+    state_version: ClassVar[int] = 1
+
+    @abc.abstractmethod
+    def _reset(self) -> None:
+        """(Re)build all private state from the hyperparameters."""
+
+    @abc.abstractmethod
+    def update(self, batch: "Batch") -> None:
+        """Consume a batch of predicted rows (event-time ordered)."""
+
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        """Consume delayed ground truth. Detectors that do not use labels ignore it."""
+        return None
+
+    def advance(self, now: float) -> None:
+        """Move event time forward without data (expire windows); called before every export."""
+        return None
+
+    @abc.abstractmethod
+    def export(self, out: "MetricWriter") -> None:
+        """Write current figures. Figures below their minimum sample size are removed, not zeroed."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-safe state (numpy arrays allowed); the default says the detector keeps none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self._reset()
+
+    def reset(self) -> None:
+        """Forget everything seen so far (e.g. after a deliberate model update)."""
+        self._reset()

@@ -1,0 +1,36 @@
+"""Detector kinds by config name, imported lazily so that only configured detectors load."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.detectors.base import Detector
+
+__all__ = ["KINDS", "create", "detector_class"]
+
+#: config ``kind`` -> "module:Class". Each detector module adds its line here.
+KINDS: dict[str, str] = {}
+
+
+def detector_class(kind: str) -> type["Detector"]:
+    try:
+        target = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown detector kind {kind!r}; known kinds: {', '.join(sorted(KINDS)) or 'none'}") from None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def create(kind: str, *, reference: Any = None, params: dict[str, Any] | None = None, context: Any = None) -> "Detector":
+    """Instantiate a detector: ``Class.from_config(reference=..., context=..., **params)``.
+
+    ``context`` is a :class:`monitor.detectors.context.DetectorContext` (schema, output spec,
+    window defaults) shared by all detectors of one monitor.
+    """
+    cls = detector_class(kind)
+    factory = getattr(cls, "from_config", None)
+    if factory is not None:
+        return factory(reference=reference, context=context, **(params or {}))
+    return cls(**(params or {}))

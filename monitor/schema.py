@@ -1,0 +1,78 @@
+"""What the model's inputs and outputs look like: the feature schema and the output kind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
+
+#: How the predict function's return value is read.
+#: ``probabilities``: class probabilities (n, k), or one column (n,)/(n, 1) = P(positive) for binary;
+#: ``logits``: raw scores turned into probabilities by softmax (sigmoid for one column);
+#: ``labels``: predicted labels only; ``regression``: real values, optionally (n, 2) intervals.
+OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression")
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str = "numeric"  # or "categorical"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("numeric", "categorical"):
+            raise ValueError(f"feature {self.name!r}: kind must be 'numeric' or 'categorical', not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Ordered input features. An empty schema is learned from the first rows seen: numeric
+    columns named ``f0..f{d-1}`` (or the dict keys / DataFrame columns)."""
+
+    features: tuple[Feature, ...] = ()
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "numeric")
+
+    @property
+    def categorical_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "categorical")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @classmethod
+    def numeric(cls, names: "list[str] | tuple[str, ...]") -> "Schema":
+        return cls(tuple(Feature(n) for n in names))
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How to read outputs.
+
+    Parameters
+    ----------
+    kind
+        One of :data:`OUTPUT_KINDS`.
+    classes
+        Class names in column order (classifiers). Learned as ``0..k-1`` when not given.
+    samples_axis
+        For ensembles / MC-dropout: outputs shaped ``(n, samples, k)`` (or ``(samples, k)`` for one
+        row) have their members on this axis.
+    """
+
+    kind: str = "probabilities"
+    classes: tuple[str, ...] = field(default=())
+    samples_axis: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTPUT_KINDS:
+            raise ValueError(f"output kind must be one of {', '.join(OUTPUT_KINDS)}, not {self.kind!r}")
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind != "regression"

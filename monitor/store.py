@@ -1,0 +1,238 @@
+"""The metric store: current values of every catalog metric of one monitored model.
+
+Detectors write here through the :class:`MetricWriter` protocol; the exporter and the rule
+engine's time-series store read consistent snapshots from it. Histograms are updated vectorised
+(``searchsorted`` + ``bincount`` over a whole batch), because one prometheus-client
+``Histogram.observe`` per value would cost more than all the detectors together.
+
+Writers hold the lock only while they mutate; readers copy under the lock and format outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+from monitor import catalog
+from monitor.catalog import COUNTER, GAUGE, HISTOGRAM, MetricSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["LabelValues", "MetricWriter", "MetricStore", "FamilySnapshot", "HistogramValue"]
+
+LabelValues = Union[Sequence[str], Mapping[str, str], None]
+
+
+class MetricWriter(Protocol):
+    """What a detector may do with metrics. Names must be in the catalog; labels in spec order
+    (a tuple) or by name (a mapping); ``model`` is added by the store."""
+
+    def set(self, name: str, value: float, labels: LabelValues = None) -> None: ...
+
+    def inc(self, name: str, amount: float = 1.0, labels: LabelValues = None) -> None: ...
+
+    def observe(self, name: str, values: "np.ndarray | Sequence[float] | float", labels: LabelValues = None) -> None: ...
+
+    def remove(self, name: str, labels: LabelValues = None) -> None: ...
+
+    def clear(self, name: str) -> None: ...
+
+
+@dataclass
+class HistogramValue:
+    """Non-cumulative bucket counts (last one is +Inf), the sum and the count."""
+
+    counts: list[float]
+    sum: float
+    count: float
+
+
+@dataclass(frozen=True)
+class FamilySnapshot:
+    """A copy of one metric family's series, taken under the lock."""
+
+    spec: MetricSpec
+    series: dict[tuple[str, ...], Any]  # float, or HistogramValue for histograms
+
+
+class _Histogram:
+    __slots__ = ("counts", "sum", "count")
+
+    def __init__(self, n_buckets: int) -> None:
+        self.counts = [0.0] * (n_buckets + 1)
+        self.sum = 0.0
+        self.count = 0.0
+
+
+class MetricStore:
+    """Values of every catalog metric for one model.
+
+    Parameters
+    ----------
+    model
+        Value of the ``model`` label on every series.
+    specs
+        The catalog to validate against (defaults to the full catalog); tests may pass a subset.
+    """
+
+    def __init__(self, model: str, specs: Mapping[str, MetricSpec] | None = None) -> None:
+        self.model = model
+        self._specs = dict(specs if specs is not None else catalog.CATALOG)
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[tuple[str, ...], Any]] = {name: {} for name in self._specs}
+        self._bounds: dict[str, Any] = {}
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _spec(self, name: str) -> MetricSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            spec = catalog.get(name)  # raises with a helpful message
+            raise catalog.SpecError(f"metric {name!r} is not enabled in this store")
+        return spec
+
+    @staticmethod
+    def _key(spec: MetricSpec, labels: LabelValues) -> tuple[str, ...]:
+        if labels is None:
+            key: tuple[str, ...] = ()
+        elif isinstance(labels, Mapping):
+            if set(labels) != spec._label_set:
+                raise catalog.SpecError(
+                    f"{spec.name}: labels {sorted(labels)} given, the catalog declares {list(spec.labels)}"
+                )
+            key = tuple(str(labels[n]) for n in spec.labels)
+        else:
+            key = tuple(str(v) for v in labels)
+        if len(key) != len(spec.labels):
+            raise catalog.SpecError(
+                f"{spec.name}: {len(key)} label values given, the catalog declares {list(spec.labels)}"
+            )
+        return key
+
+    def _slot(self, spec: MetricSpec, key: tuple[str, ...], factory: Any) -> Any:
+        """The series' value holder, created if the series cap allows; None when refused."""
+        series = self._values[spec.name]
+        if key in series:
+            return series[key]
+        if len(series) >= spec.max_series:
+            refused = self._values.get("monitor_series_refused")
+            if refused is not None and spec.name != "monitor_series_refused":
+                k = (spec.name,)
+                if k in refused or len(refused) < self._specs["monitor_series_refused"].max_series:
+                    refused[k] = refused.get(k, 0.0) + 1.0
+            return None
+        series[key] = factory()
+        return series[key]
+
+    def set(self, name: str, value: float, labels: LabelValues = None) -> None:
+        spec = self._spec(name)
+        key = self._key(spec, labels)
+        with self._lock:
+            series = self._values[name]
+            if key in series or self._slot(spec, key, float) is not None:
+                series[key] = float(value)
+
+    def inc(self, name: str, amount: float = 1.0, labels: LabelValues = None) -> None:
+        spec = self._spec(name)
+        if amount < 0:
+            raise ValueError(f"{name}: counters only go up (got {amount})")
+        key = self._key(spec, labels)
+        with self._lock:
+            series = self._values[name]
+            if key in series or self._slot(spec, key, float) is not None:
+                series[key] = series[key] + float(amount)
+
+    def observe(self, name: str, values: Any, labels: LabelValues = None) -> None:
+        import numpy as np
+
+        spec = self._spec(name)
+        if spec.type != HISTOGRAM:
+            raise catalog.SpecError(f"{name} is a {spec.type}, not a histogram")
+        key = self._key(spec, labels)
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        arr = arr[~np.isnan(arr)]
+        if arr.size == 0:
+            return
+        bounds = self._bounds.get(name)
+        if bounds is None:
+            bounds = self._bounds[name] = np.asarray(spec.buckets, dtype=np.float64)
+        idx = np.searchsorted(bounds, arr, side="left")  # first bucket with bound >= value ("le")
+        counts = np.bincount(idx, minlength=len(bounds) + 1)
+        total = float(arr.sum())
+        with self._lock:
+            hist = self._slot(spec, key, lambda: _Histogram(len(bounds)))
+            if hist is None:
+                return
+            c = hist.counts
+            for i in np.flatnonzero(counts).tolist():
+                c[i] += float(counts[i])
+            hist.sum += total
+            hist.count += float(arr.size)
+
+    def remove(self, name: str, labels: LabelValues = None) -> None:
+        """Make one series absent (e.g. below a figure's minimum sample size): absent, not zero."""
+        spec = self._spec(name)
+        key = self._key(spec, labels)
+        with self._lock:
+            self._values[name].pop(key, None)
+
+    def clear(self, name: str) -> None:
+        """Remove every series of a metric (e.g. before re-writing a bounded top-k)."""
+        self._spec(name)
+        with self._lock:
+            self._values[name].clear()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def value(self, name: str, labels: LabelValues = None) -> Any:
+        """Current value of one series (float, HistogramValue) or None when absent. For tests and CLI."""
+        spec = self._spec(name)
+        key = self._key(spec, labels)
+        with self._lock:
+            v = self._values[name].get(key)
+            if isinstance(v, _Histogram):
+                return HistogramValue(list(v.counts), v.sum, v.count)
+            return v
+
+    def snapshot(self) -> list[FamilySnapshot]:
+        """A consistent copy of every family with at least one series."""
+        out = []
+        with self._lock:
+            for name, series in self._values.items():
+                if not series:
+                    continue
+                spec = self._specs[name]
+                if spec.type == HISTOGRAM:
+                    copy = {k: HistogramValue(list(h.counts), h.sum, h.count) for k, h in series.items()}
+                else:
+                    copy = dict(series)
+                out.append(FamilySnapshot(spec, copy))
+        return out
+
+    def samples(self, extra_labels: Mapping[str, str] | None = None) -> list[tuple[str, dict[str, str], float]]:
+        """Flat Prometheus samples (as a scrape would see them), for the rule engine's store."""
+        base = {"model": self.model, **(extra_labels or {})}
+        out: list[tuple[str, dict[str, str], float]] = []
+        for fam in self.snapshot():
+            spec = fam.spec
+            for key, v in fam.series.items():
+                labels = dict(base)
+                labels.update(zip(spec.labels, key))
+                if spec.type == HISTOGRAM:
+                    cum = 0.0
+                    for bound, c in zip(spec.buckets + (float("inf"),), v.counts):
+                        cum += c
+                        out.append((spec.name + "_bucket", {**labels, "le": _format_le(bound)}, cum))
+                    out.append((spec.name + "_sum", labels, v.sum))
+                    out.append((spec.name + "_count", labels, v.count))
+                else:
+                    out.append((spec.exposed_name, labels, float(v)))
+        return out
+
+
+def _format_le(bound: float) -> str:
+    """Bucket bound as prometheus-client prints it (so both views of a series agree)."""
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(bound)
