@@ -1,0 +1,398 @@
+"""``monitor.yaml``: loading and validation with errors that name the file, the key and the fix.
+
+A config describes one model (top-level keys) or several (``models:`` list, for a sidecar that
+serves more than one). See ``examples/monitor.yaml`` for a commented example of every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
+
+__all__ = [
+    "ConfigError",
+    "MonitorConfig",
+    "QueueConfig",
+    "RulesConfig",
+    "CheckpointConfig",
+    "ReferenceConfig",
+    "DetectorConfig",
+    "ServerConfig",
+    "AgentConfig",
+    "load_config",
+    "parse_duration",
+]
+
+
+class ConfigError(ValueError):
+    """A config is invalid. The message reads ``<file>: <key>: <what is wrong>. Fix: <how>``."""
+
+    def __init__(self, key: str, problem: str, fix: str = "", source: str = "<config>") -> None:
+        self.key, self.problem, self.fix, self.source = key, problem, fix, source
+        msg = f"{source}: {key}: {problem}" if key else f"{source}: {problem}"
+        super().__init__(msg + (f". Fix: {fix}" if fix else ""))
+
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def parse_duration(value: Any, key: str = "duration", source: str = "<config>") -> float:
+    """Seconds from a number or a Prometheus-style duration string (``90s``, ``1h30m``)."""
+    if isinstance(value, bool):
+        raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION.match(value.strip()):
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value.strip()))
+    else:
+        raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
+    if seconds <= 0:
+        raise ConfigError(key, f"must be positive, got {value!r}", "use a duration above zero", source)
+    return seconds
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    capacity: int = 100_000
+    sample_rate: float = 1.0
+    batch_max: int = 8192
+    poll_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    files: tuple[str, ...] = ()
+    interval_s: float = 15.0
+    alertmanager_urls: tuple[str, ...] = ()
+    webhook_urls: tuple[str, ...] = ()
+    log_alerts: bool = True
+    external_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    path: str | None = None
+    interval_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Everything one :class:`~monitor.core.Monitor` needs. Build it from YAML with
+    :func:`load_config`, or directly in code."""
+
+    model: str = "default"
+    schema: Schema = field(default_factory=Schema)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    window_s: float = 3600.0
+    segment_cap: int = 20
+    detectors: tuple[DetectorConfig, ...] | None = None  # None: the defaults for the output kind
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    client_id_salt: str = ""
+    raw_client_ids: bool = False
+    seed: int = 0
+    source: str = "<config>"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    addr: str = "127.0.0.1"
+    port: int = 9108
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_events: int = 10_000
+    write_token_file: str | None = None
+    write_token_env: str | None = None
+    metrics_token_file: str | None = None
+    metrics_token_env: str | None = None
+    client_header: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    models: tuple[MonitorConfig, ...]
+    server: ServerConfig = field(default_factory=ServerConfig)
+    source: str = "<config>"
+
+    def model(self, name: str | None = None) -> MonitorConfig:
+        if name is None:
+            if len(self.models) != 1:
+                names = ", ".join(m.model for m in self.models)
+                raise ConfigError("models", f"the config defines {len(self.models)} models ({names})",
+                                  "pass model=NAME to choose one", self.source)
+            return self.models[0]
+        for m in self.models:
+            if m.model == name:
+                return m
+        raise ConfigError("model", f"no model named {name!r}", f"choose one of {', '.join(m.model for m in self.models)}", self.source)
+
+
+# -- validation helpers ----------------------------------------------------------------------------
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, key: str, problem: str, fix: str = "") -> ConfigError:
+        return ConfigError(key, problem, fix, self.source)
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys")
+        for k in value:
+            if not isinstance(k, str) or k not in allowed:
+                close = difflib.get_close_matches(str(k), allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+                raise self.error(f"{key}.{k}" if key else str(k), "unknown key", hint)
+        return value
+
+    def integer(self, value: Any, key: str, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"must be an integer >= {minimum}, got {value!r}", f"write a whole number, at least {minimum}")
+        return value
+
+    def number(self, value: Any, key: str, lo: float, hi: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise self.error(key, f"must be a number in [{lo}, {hi}], got {value!r}", f"write a number between {lo} and {hi}")
+        return float(value)
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.error(key, f"must be a non-empty string, got {value!r}", "quote the value")
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}", "write true or false")
+        return value
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(key, f"must be a list of strings, got {value!r}", f"write {key}: [a, b]")
+        return tuple(value)
+
+    def duration(self, value: Any, key: str) -> float:
+        return parse_duration(value, key, self.source)
+
+
+_MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "detectors",
+               "rules", "checkpoint", "probing", "seed"}
+_TOP_KEYS = _MODEL_KEYS | {"models", "server"}
+
+
+def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -> MonitorConfig:
+    def k(key: str) -> str:
+        return f"{prefix}{key}"
+
+    model = raw.get("model", "default")
+    if not isinstance(model, str) or not _NAME.match(model):
+        raise r.error(k("model"), f"must be a name of letters, digits and _.:- (at most 100), got {model!r}", "e.g. model: fraud-v3")
+
+    # schema: either schema.features or a top-level features list
+    features_raw = raw.get("features")
+    schema_raw = r.mapping(raw.get("schema"), k("schema"), {"features"})
+    if features_raw is None:
+        features_raw = schema_raw.get("features", [])
+    if not isinstance(features_raw, list):
+        raise r.error(k("schema.features"), "must be a list of features", "write - {name: age, kind: numeric}")
+    feats, seen = [], set()
+    for i, f in enumerate(features_raw):
+        fk = k(f"schema.features[{i}]")
+        if isinstance(f, str):
+            f = {"name": f}
+        f = r.mapping(f, fk, {"name", "kind", "type"})
+        name = r.string(f.get("name"), f"{fk}.name")
+        kind = f.get("kind", f.get("type", "numeric"))
+        if kind not in ("numeric", "categorical"):
+            raise r.error(f"{fk}.kind", f"must be numeric or categorical, got {kind!r}", "write kind: numeric or kind: categorical")
+        if name in seen:
+            raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
+        seen.add(name)
+        feats.append(Feature(name, kind))
+
+    out_raw = r.mapping(raw.get("output"), k("output"), {"kind", "classes", "samples_axis"})
+    kind = out_raw.get("kind", "probabilities")
+    if kind not in OUTPUT_KINDS:
+        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
+    classes_raw = out_raw.get("classes", [])
+    if not isinstance(classes_raw, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes_raw):
+        raise r.error(k("output.classes"), f"must be a list of class names, got {classes_raw!r}", "write classes: [cat, dog]")
+    if len(set(map(str, classes_raw))) != len(classes_raw):
+        raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
+    samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
+    output = OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis)
+
+    ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path"})
+    ref_path = ref_raw.get("path")
+    if ref_path is not None:
+        ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
+
+    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "sample_rate", "batch_max", "poll"})
+    queue = QueueConfig(
+        capacity=r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")),
+        sample_rate=r.number(q_raw.get("sample_rate", 1.0), k("queue.sample_rate"), 0.0, 1.0),
+        batch_max=r.integer(q_raw.get("batch_max", 8192), k("queue.batch_max")),
+        poll_s=r.duration(q_raw.get("poll", 0.05), k("queue.poll")),
+    )
+    if queue.sample_rate == 0:
+        raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")
+
+    seg_raw = r.mapping(raw.get("segments"), k("segments"), {"cap"})
+    segment_cap = r.integer(seg_raw.get("cap", 20), k("segments.cap"))
+
+    det_raw = raw.get("detectors")
+    detectors: tuple[DetectorConfig, ...] | None = None
+    if det_raw is not None:
+        if not isinstance(det_raw, list):
+            raise r.error(k("detectors"), "must be a list of {kind: ..., <params>}", "write - kind: confidence")
+        from monitor.detectors.registry import KINDS
+
+        dets = []
+        for i, d in enumerate(det_raw):
+            dk = k(f"detectors[{i}]")
+            if isinstance(d, str):
+                d = {"kind": d}
+            if not isinstance(d, dict) or "kind" not in d:
+                raise r.error(dk, "must be a mapping with a kind", "write - kind: drift")
+            dkind = d["kind"]
+            if dkind not in KINDS:
+                close = difflib.get_close_matches(str(dkind), KINDS, n=1)
+                raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
+                              f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")
+            dets.append(DetectorConfig(dkind, {key: v for key, v in d.items() if key != "kind"}))
+        detectors = tuple(dets)
+
+    rules_raw = r.mapping(raw.get("rules"), k("rules"), {"files", "interval", "alertmanager", "webhook", "log", "external_labels", "external_url"})
+    files = tuple(str(base_dir / f) if not os.path.isabs(f) else f for f in r.strings(rules_raw.get("files", []), k("rules.files")))
+    ext = rules_raw.get("external_labels", {}) or {}
+    if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
+        raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")
+    rules = RulesConfig(
+        files=files,
+        interval_s=r.duration(rules_raw.get("interval", "15s"), k("rules.interval")),
+        alertmanager_urls=r.strings(rules_raw.get("alertmanager", []), k("rules.alertmanager")),
+        webhook_urls=r.strings(rules_raw.get("webhook", []), k("rules.webhook")),
+        log_alerts=r.boolean(rules_raw.get("log", True), k("rules.log")),
+        external_labels=dict(ext),
+        external_url=str(rules_raw.get("external_url", "")),
+    )
+    for url in rules.alertmanager_urls + rules.webhook_urls:
+        if not url.startswith(("http://", "https://")):
+            raise r.error(k("rules.alertmanager"), f"{url!r} is not an http(s) URL", "write e.g. http://127.0.0.1:9093")
+
+    ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), {"path", "interval"})
+    ck_path = ck_raw.get("path")
+    checkpoint = CheckpointConfig(
+        path=None if ck_path is None else str(base_dir / r.string(ck_path, k("checkpoint.path"))),
+        interval_s=r.duration(ck_raw.get("interval", "60s"), k("checkpoint.interval")),
+    )
+    pr_raw = r.mapping(raw.get("probing"), k("probing"), {"client_id_salt", "raw_client_ids"})
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise r.error(k("seed"), f"must be an integer, got {seed!r}", "write seed: 0")
+    return MonitorConfig(
+        model=model,
+        schema=Schema(tuple(feats)),
+        output=output,
+        reference=ReferenceConfig(ref_path),
+        queue=queue,
+        window_s=r.duration(raw.get("window", "1h"), k("window")),
+        segment_cap=segment_cap,
+        detectors=detectors,
+        rules=rules,
+        checkpoint=checkpoint,
+        client_id_salt=str(pr_raw.get("client_id_salt", "")),
+        raw_client_ids=r.boolean(pr_raw.get("raw_client_ids", False), k("probing.raw_client_ids")),
+        seed=seed,
+        source=r.source,
+    )
+
+
+def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
+    s = r.mapping(raw, "server", {"addr", "port", "max_body_bytes", "max_batch_events", "write_token_file",
+                                  "write_token_env", "metrics_token_file", "metrics_token_env", "client_header", "proxy"})
+    port = s.get("port", 9108)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise r.error("server.port", f"must be a TCP port 0-65535, got {port!r}", "write port: 9108")
+    return ServerConfig(
+        addr=r.string(s.get("addr", "127.0.0.1"), "server.addr"),
+        port=port,
+        max_body_bytes=r.integer(s.get("max_body_bytes", 10 * 1024 * 1024), "server.max_body_bytes"),
+        max_batch_events=r.integer(s.get("max_batch_events", 10_000), "server.max_batch_events"),
+        write_token_file=s.get("write_token_file"),
+        write_token_env=s.get("write_token_env"),
+        metrics_token_file=s.get("metrics_token_file"),
+        metrics_token_env=s.get("metrics_token_env"),
+        client_header=s.get("client_header"),
+        extra={k: v for k, v in s.items() if k in ("proxy",)},
+    )
+
+
+def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".") -> AgentConfig:
+    """Validate an already-decoded config document."""
+    r = _Reader(source)
+    base = Path(base_dir)
+    if raw is None:
+        raw = {}
+    top = r.mapping(raw, "", _TOP_KEYS)
+    if "models" in top:
+        models_raw = top["models"]
+        if not isinstance(models_raw, list) or not models_raw:
+            raise r.error("models", "must be a non-empty list of model configs", "write models: [- model: a ...]")
+        shared = {k: v for k, v in top.items() if k not in ("models", "server")}
+        models = []
+        for i, m in enumerate(models_raw):
+            m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
+            models.append(_parse_model(r, {**shared, **m}, f"models[{i}].", base))
+        names = [m.model for m in models]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise r.error("models", f"duplicate model names {sorted(dup)}", "give every model a unique name")
+    else:
+        models = [_parse_model(r, {k: v for k, v in top.items() if k != "server"}, "", base)]
+    return AgentConfig(tuple(models), _parse_server(r, top.get("server")), source)
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate ``monitor.yaml``; relative paths inside resolve against its folder."""
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError("", f"cannot read the config: {err.strerror}", "check the path", str(p)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError("", f"invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)", str(p)) from None
+    return parse_config(raw, str(p), p.parent)

@@ -1,0 +1,366 @@
+"""The agent: one :class:`Monitor` per monitored model.
+
+Data flows one way: caller (``observe`` / the ``watch`` decorator) -> bounded queue -> worker
+thread -> pipeline (batches, detectors) -> metric store -> exporter and the rule engine's
+time-series store -> rule evaluator -> notifier.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
+from monitor.events import ERROR, FEEDBACK, PREDICTION
+from monitor.queue import EventQueue
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.pipeline import Pipeline
+    from monitor.reference import Reference
+    from monitor.store import MetricStore
+
+__all__ = ["Monitor", "get_monitor"]
+
+log = logging.getLogger("monitor")
+
+_MONITORS: dict[str, "Monitor"] = {}
+_MONITORS_LOCK = threading.Lock()
+
+STATE_VERSION = 1
+
+
+def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
+    """The process-wide monitor of ``model``, created on first use (used by ``monitor.watch``)."""
+    with _MONITORS_LOCK:
+        mon = _MONITORS.get(model)
+        if mon is None or mon.closed:
+            mon = _MONITORS[model] = Monitor(model=model, **kwargs)
+        return mon
+
+
+class Monitor:
+    """Watches one model.
+
+    Parameters
+    ----------
+    model
+        Name of the model; the ``model`` label of every exported series.
+    config
+        A :class:`~monitor.config.MonitorConfig`, a mapping in the ``monitor.yaml`` layout, or None
+        for the defaults. Keyword arguments below override it.
+    reference
+        Held-out, in-distribution reference data the detectors calibrate against (a
+        :class:`~monitor.reference.Reference`), or None to use ``config.reference.path``.
+    registry
+        The prometheus-client registry to export into (default: the package's shared one, served
+        by :meth:`start_http_server`). Tests pass a fresh ``CollectorRegistry()``.
+    live
+        Live agents advance event time with the wall clock while idle; ``live=False`` (replay,
+        batch jobs) moves time only with the events' timestamps.
+    start_worker
+        Start the background worker thread (``False``: everything happens in :meth:`flush`).
+    detectors
+        Detector instances to use instead of those built from the config.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        config: MonitorConfig | dict[str, Any] | None = None,
+        *,
+        reference: "Reference | None" = None,
+        registry: "CollectorRegistry | None" = None,
+        live: bool = True,
+        start_worker: bool = True,
+        detectors: list[Any] | None = None,
+        notifiers: list[Any] | None = None,
+    ) -> None:
+        if config is None:
+            cfg = MonitorConfig(model=model or "default")
+        elif isinstance(config, MonitorConfig):
+            cfg = config
+        else:
+            cfg = parse_config({**config, **({"model": model} if model else {})}).model()
+        if model is not None and cfg.model != model:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, model=model)
+        self.config = cfg
+        self.model = cfg.model
+        self.live = live
+        self.closed = False
+        self._sample_rate = cfg.queue.sample_rate
+        self._random = random.Random(cfg.seed).random
+        self.queue = EventQueue(cfg.queue.capacity)
+        self._lock = threading.RLock()
+
+        from monitor.exporter import DEFAULT_REGISTRY, StoreCollector
+        from monitor.ingest import BatchBuilder
+        from monitor.pipeline import Pipeline
+        from monitor.store import MetricStore
+
+        self.store: MetricStore = MetricStore(self.model)
+        self.store.set("monitor_queue_capacity", cfg.queue.capacity)
+        self.store.set("monitor_queue_depth", 0)
+        self.reference = reference if reference is not None else self._load_reference()
+        self.detectors = detectors if detectors is not None else self._build_detectors()
+        self.rules = None
+        self._series_store = None
+        self._notifiers = notifiers
+        tick_s = 0.0
+        if cfg.rules.files:
+            self._setup_rules(cfg)
+            tick_s = cfg.rules.interval_s
+        self.pipeline: Pipeline = Pipeline(
+            self.store,
+            BatchBuilder(cfg.schema, cfg.output),
+            self.detectors,
+            tick_s=tick_s,
+            on_tick=self._on_tick if tick_s else None,
+        )
+        self.registry = registry if registry is not None else DEFAULT_REGISTRY
+        self._collector = StoreCollector([self.store])
+        self.registry.register(self._collector)
+        self._synced_dropped: dict[str, int] = {}
+        self._synced_sampled = 0
+        from monitor.worker import Worker
+
+        self.worker = Worker(self.queue, self.pipeline, lock=self._lock, poll_s=cfg.queue.poll_s,
+                             batch_max=cfg.queue.batch_max, live=live, on_cycle=self._sync_queue_metrics,
+                             name=f"monitor-worker-{self.model}")
+        if start_worker:
+            self.worker.start()
+
+    # -- construction helpers --------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, path: str | Path, model: str | None = None, **kwargs: Any) -> "Monitor":
+        """Build from ``monitor.yaml`` (the one model it defines, or ``model`` among several)."""
+        agent: AgentConfig = load_config(path)
+        return cls(config=agent.model(model), **kwargs)
+
+    def _load_reference(self) -> "Reference | None":
+        path = self.config.reference.path
+        if path is None:
+            return None
+        from monitor.profile import load_reference  # built by the drift/profile module
+
+        return load_reference(path)
+
+    def _build_detectors(self) -> list[Any]:
+        from monitor.detectors.context import DetectorContext
+        from monitor.detectors.defaults import default_detectors
+        from monitor.detectors.registry import create
+
+        cfg = self.config
+        ctx = DetectorContext(cfg.schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
+        specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
+        return [create(d.kind, reference=self.reference, params=dict(d.params), context=ctx) for d in specs]
+
+    def _setup_rules(self, cfg: MonitorConfig) -> None:
+        from monitor.promql.engine import Engine
+        from monitor.promql.storage import SeriesStore
+        from monitor.rules.evaluator import RuleEvaluator
+
+        notifiers = self._notifiers
+        if notifiers is None:
+            from monitor.rules.notifier import build_notifiers
+
+            notifiers = build_notifiers(cfg.rules)
+        self._series_store = SeriesStore(retention_s=3600.0)
+        self.rules = RuleEvaluator.from_files(
+            list(cfg.rules.files), engine=Engine(), storage=self._series_store,
+            external_labels=dict(cfg.rules.external_labels), notifier=notifiers,
+        )
+        self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * cfg.rules.interval_s)
+
+    # -- the caller's side -----------------------------------------------------------------------
+    def observe(
+        self,
+        inputs: Any,
+        outputs: Any,
+        *,
+        client: str | None = None,
+        request_id: Any = None,
+        latency_s: float | None = None,
+        segment: str | None = None,
+        timestamp: float | None = None,
+        embedding: Any = None,
+    ) -> bool:
+        """Record one call (a row or a batch of rows) and its outputs. Never blocks, never raises
+        for bad data (bad rows are counted when the worker reads them). Returns False when the
+        event was shed (queue full, closed) or sampled out."""
+        try:
+            if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
+                self.queue.sampled_out()
+                return False
+            ts = time.time() if timestamp is None else float(timestamp)
+            return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
+        except Exception:  # noqa: BLE001 - monitoring must never break the caller
+            self.queue.drop("internal_error")
+            return False
+
+    def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
+                      client: str | None = None, timestamp: float | None = None) -> bool:
+        """Record a call where the model raised (the decorator does this for you)."""
+        name = exception if isinstance(exception, str) else type(exception).__name__
+        ts = time.time() if timestamp is None else float(timestamp)
+        return self.queue.put((ERROR, ts, name, latency_s, client))
+
+    def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
+        """Delayed ground truth for earlier predictions, joined by request id (late and missing
+        labels are normal; unknown ids are counted, never an error)."""
+        if isinstance(request_ids, (str, int)):
+            request_ids, labels = [request_ids], [labels]
+        ids = list(request_ids)
+        labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
+        if len(ids) != len(labs):
+            raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
+        ts = time.time() if timestamp is None else float(timestamp)
+        return self.queue.put((FEEDBACK, ts, ids, labs))
+
+    def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """Decorate a predict function (see :func:`monitor.decorator.watch`)."""
+        from monitor.decorator import watch
+
+        return watch(fn, monitor=self, **kwargs)
+
+    # -- the worker's side -----------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        """Process everything queued so far, synchronously (tests, batch jobs, before exit)."""
+        self.worker.drain_once()
+
+    def _sync_queue_metrics(self) -> None:
+        dropped, sampled = self.queue.counters()
+        for reason, total in dropped.items():
+            delta = total - self._synced_dropped.get(reason, 0)
+            if delta:
+                self.store.inc("monitor_events_dropped", delta, labels=(reason,))
+                self._synced_dropped[reason] = total
+        if sampled > self._synced_sampled:
+            self.store.inc("monitor_events_sampled_out", sampled - self._synced_sampled)
+            self._synced_sampled = sampled
+        self.store.set("monitor_queue_depth", len(self.queue))
+
+    def _on_tick(self, t: float) -> None:
+        if self.rules is None or self._series_store is None:
+            return
+        self._scrape(t)
+        self.rules.evaluate(t)
+
+    def _scrape(self, t: float) -> None:
+        """What a Prometheus scrape at ``t`` would store: every sample, with ``__name__``."""
+        assert self._series_store is not None
+        self._sync_queue_metrics()
+        samples = [({**labels, "__name__": name}, value) for name, labels, value in self.store.samples()]
+        self._series_store.append_scrape(t, samples)
+
+    def advance(self, now: float) -> None:
+        """Move event time forward without events (replay ends, tests)."""
+        with self._lock:
+            self.pipeline.advance(now)
+
+    def evaluate_rules(self, now: float) -> list[Any]:
+        """Snapshot the metrics and run one rule evaluation at event time ``now`` (seconds);
+        returns the alert transitions."""
+        if self.rules is None or self._series_store is None:
+            return []
+        with self._lock:
+            self.pipeline.export(now)
+            self._scrape(now)
+            return self.rules.evaluate(now)
+
+    def alerts(self) -> list[Any]:
+        """Active (pending and firing) alerts as typed objects."""
+        return [] if self.rules is None else self.rules.alerts()
+
+    def suspicious_clients(self, limit: int = 100) -> list[Any]:
+        """Clients the probing detectors consider suspicious, with their evidence."""
+        out: list[Any] = []
+        for det in self.detectors:
+            fn = getattr(det, "suspicious_clients", None)
+            if fn is not None:
+                out.extend(fn(limit))
+        return out[:limit]
+
+    # -- export ----------------------------------------------------------------------------------
+    def metrics_text(self, openmetrics: bool = False) -> str:
+        """The Prometheus exposition of this monitor's metrics (processing what is queued first)."""
+        from prometheus_client import CollectorRegistry
+
+        from monitor.exporter import exposition
+
+        self._sync_queue_metrics()
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(self._collector)
+        return exposition(reg, openmetrics=openmetrics).decode("utf-8")
+
+    def start_http_server(self, port: int = 9108, addr: str = "127.0.0.1") -> tuple[Any, Any]:
+        """Serve ``/metrics`` of this monitor's registry on ``addr:port`` (loopback by default)."""
+        from monitor.exporter import serve
+
+        return serve(self.registry, port, addr)
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume after a restart: detector windows, label joins, alerts."""
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "model": self.model,
+                "clock": self.pipeline.clock,
+                "next_tick": self.pipeline.next_tick,
+                "classes": list(self.pipeline.builder.classes.names),
+                "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
+                "joiner": self.pipeline.joiner.state_dict(),
+                "rules": None if self.rules is None else self.rules.state_dict(),
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"state version {state.get('version')!r} is not {STATE_VERSION}; refusing to load it")
+        if state.get("model") != self.model:
+            raise ValueError(f"state is for model {state.get('model')!r}, not {self.model!r}")
+        with self._lock:
+            self.pipeline.clock = float(state["clock"])
+            self.pipeline.next_tick = state.get("next_tick")
+            for name in state.get("classes", []):
+                self.pipeline.builder.classes.add(name)
+            dets = state.get("detectors", {})
+            for i, d in enumerate(self.detectors):
+                key = f"{i}:{type(d).__name__}"
+                if key in dets:
+                    d.load_state_dict(dets[key])
+            self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
+            if self.rules is not None and state.get("rules") is not None:
+                self.rules.load_state_dict(state["rules"])
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop intake, drain the queue, stop the worker, unregister the metrics."""
+        if self.closed:
+            return
+        self.closed = True
+        self.queue.closed = True
+        self.worker.stop(timeout)
+        if not self.worker.alive:
+            self.worker.drain_once()
+        try:
+            self.registry.unregister(self._collector)
+        except KeyError:
+            pass
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Monitor(model={self.model!r}, detectors={[type(d).__name__ for d in self.detectors]})"

@@ -1,0 +1,202 @@
+"""``@monitor.watch``: wrap a predict function and feed every call to a Monitor.
+
+The hot path does the least Python can: two ``perf_counter`` reads around the call, one
+``time.time``, one tuple, one length check and one ``deque.append``. No detector, no numpy, no
+lock; everything else happens in the worker thread. Exceptions raised by the model are counted
+and re-raised unchanged; exceptions inside the monitoring are caught and counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from time import perf_counter, time
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from monitor.events import ERROR, PREDICTION
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+
+__all__ = ["watch"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Extractor = Union[str, Callable[..., Any], None]
+
+
+def _extractor(spec: Extractor, params: list[str]) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
+    """``client=`` / ``request_id=`` / ``segment=``: a parameter name of the predict function, or
+    a callable receiving the same arguments as the predict function."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        pos = params.index(spec) if spec in params else None
+
+        def by_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if spec in kwargs:
+                return kwargs[spec]
+            return args[pos] if pos is not None and pos < len(args) else None
+
+        return by_name
+    if callable(spec):
+        return lambda args, kwargs: spec(*args, **kwargs)
+    raise TypeError(f"extractor must be a parameter name or a callable, got {type(spec).__name__}")
+
+
+def watch(
+    fn: F | None = None,
+    *,
+    monitor: "Monitor | None" = None,
+    model: str | None = None,
+    input_arg: str | None = None,
+    client: Extractor = None,
+    request_id: Extractor = None,
+    segment: Extractor = None,
+    embedding: Callable[[Any], Any] | None = None,
+    outputs: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Monitor every call of a predict function (sync or async, function or method).
+
+    Parameters
+    ----------
+    monitor
+        The :class:`~monitor.core.Monitor` to feed; default: the process-wide monitor of ``model``
+        (named after the function when not given).
+    input_arg
+        Name of the parameter holding the inputs (default: the first one, after ``self``/``cls``).
+    client, request_id, segment
+        Where to find the client identity, the request id and the segment: a parameter name, or a
+        callable taking the same arguments as the predict function.
+    embedding
+        Optional callable turning the *return value* into an embedding (e.g. a penultimate layer
+        the model returns alongside its probabilities) for the similarity detectors.
+    outputs
+        Optional callable turning the return value into the outputs the monitor reads (e.g. pick
+        ``result["probabilities"]``). The caller always gets the return value unchanged.
+
+    Examples
+    --------
+    >>> import monitor
+    >>> mon = monitor.Monitor(model="doc", start_worker=False, registry=__import__("prometheus_client").CollectorRegistry())
+    >>> @mon.watch
+    ... def predict(x):
+    ...     "Return probabilities."
+    ...     return [[0.2, 0.8]] * len(x)
+    >>> predict([[1.0, 2.0]]), predict.__doc__
+    ([[0.2, 0.8]], 'Return probabilities.')
+    >>> mon.flush(); mon.store.value("monitor_predictions")
+    1.0
+    >>> mon.close()
+    """
+    if fn is None:
+        return functools.partial(watch, monitor=monitor, model=model, input_arg=input_arg, client=client,
+                                 request_id=request_id, segment=segment, embedding=embedding, outputs=outputs)
+    if not callable(fn):
+        raise TypeError(f"watch() decorates a callable, got {type(fn).__name__}")
+    if monitor is None:
+        from monitor.core import get_monitor
+
+        monitor = get_monitor(model or getattr(fn, "__name__", "default"))
+    params = list(inspect.signature(fn).parameters)
+    if input_arg is not None:
+        if input_arg not in params:
+            raise ValueError(f"input_arg={input_arg!r} is not a parameter of {fn.__qualname__}{tuple(params)}")
+        idx = params.index(input_arg)
+    else:
+        idx = 1 if params and params[0] in ("self", "cls") else 0
+    arg_name = params[idx] if idx < len(params) else None
+    get_client = _extractor(client, params)
+    get_request = _extractor(request_id, params)
+    get_segment = _extractor(segment, params)
+    queue = monitor.queue
+    items = queue.items
+    capacity = queue.capacity
+    sample_rate = monitor._sample_rate
+    rand = monitor._random
+    simple = get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
+
+    def record(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, latency: float) -> None:
+        try:
+            if sample_rate < 1.0 and rand() >= sample_rate:
+                queue.sampled_out()
+                return
+            x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
+            if simple:
+                event = (PREDICTION, time(), x, out, latency, None, None, None, None)
+            else:
+                event = (
+                    PREDICTION, time(), x, out if outputs is None else outputs(out), latency,
+                    None if get_client is None else get_client(args, kwargs),
+                    None if get_request is None else get_request(args, kwargs),
+                    None if get_segment is None else get_segment(args, kwargs),
+                    None if embedding is None else embedding(out),
+                )
+            if len(items) < capacity and not queue.closed:
+                items.append(event)
+            else:
+                queue.drop("closed" if queue.closed else "queue_full")
+        except Exception:  # noqa: BLE001 - monitoring must never break the model
+            queue.drop("internal_error")
+
+    def record_error(args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException, latency: float) -> None:
+        try:
+            cl = None if get_client is None else get_client(args, kwargs)
+            queue.put((ERROR, time(), type(exc).__name__, latency, cl))
+        except Exception:  # noqa: BLE001
+            queue.drop("internal_error")
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = perf_counter()
+            try:
+                out = await fn(*args, **kwargs)
+            except Exception as exc:
+                record_error(args, kwargs, exc, perf_counter() - t0)
+                raise
+            record(args, kwargs, out, perf_counter() - t0)
+            return out
+
+        async_wrapper.monitor = monitor  # type: ignore[attr-defined]
+        return async_wrapper
+
+    if simple and sample_rate >= 1.0:
+        # the hot path, inlined: no extra call, no branch that is not needed
+
+        @functools.wraps(fn)
+        def fast_wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = perf_counter()
+            try:
+                out = fn(*args, **kwargs)
+            except Exception as exc:
+                record_error(args, kwargs, exc, perf_counter() - t0)
+                raise
+            latency = perf_counter() - t0
+            try:
+                if len(items) < capacity:
+                    items.append((PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
+                                  out, latency, None, None, None, None))
+                else:
+                    queue.drop("queue_full")
+            except Exception:  # noqa: BLE001
+                queue.drop("internal_error")
+            return out
+
+        fast_wrapper.monitor = monitor  # type: ignore[attr-defined]
+        return fast_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = perf_counter()
+        try:
+            out = fn(*args, **kwargs)
+        except Exception as exc:
+            record_error(args, kwargs, exc, perf_counter() - t0)
+            raise
+        record(args, kwargs, out, perf_counter() - t0)
+        return out
+
+    wrapper.monitor = monitor  # type: ignore[attr-defined]
+    return wrapper

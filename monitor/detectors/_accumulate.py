@@ -1,0 +1,67 @@
+"""Adding sparse per-row contributions to a flat :class:`~monitor.windows.SlidingWindow` in one pass.
+
+The confidence and calibration detectors keep all their windowed statistics in one flat vector
+per time slot (histogram counts, sums, sums of squares at fixed offsets). Each row contributes to
+a handful of positions of that vector. Rather than one ``np.add.at`` per statistic, the
+contributions of a whole batch are summed per (slot, position) with one ``np.bincount`` and
+added to the window as one row per distinct slot (usually one): this keeps the per-event cost of
+all the windowed figures to a few tens of nanoseconds.
+
+Examples
+--------
+>>> import numpy as np
+>>> from monitor.windows import SlidingWindow
+>>> w = SlidingWindow(60.0, shape=(4,), n_slots=6)
+>>> ts = np.array([1.0, 2.0, 3.0])
+>>> accumulate(w, ts, [(np.array([0, 1, 1]), 1.0), (3, np.array([0.5, 0.25, 0.25]))])
+>>> w.total().tolist()
+[1.0, 2.0, 0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+
+from monitor.windows import SlidingWindow
+
+__all__ = ["Part", "accumulate"]
+
+#: One contribution: (positions, weights). ``positions`` is an int array ``(n,)`` (one position
+#: per row) or a single int (every row adds to the same position); ``weights`` is ``(n,)`` or a scalar.
+Part = tuple[Union[np.ndarray, int], Union[np.ndarray, float]]
+
+
+def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None:
+    """Add every part's weights at its positions, per event-time slot, into ``window``.
+
+    ``window`` must have a 1-D shape ``(d,)``; positions index into it. Rows may come in any
+    time order (labels arrive out of order); rows already outside the window are counted in
+    ``window.expired`` by the window itself.
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    n = ts.shape[0]
+    if n == 0:
+        return
+    d = window.shape[0]
+    slot_s = window.window_s / window.n_slots
+    slots = np.floor(ts / slot_s).astype(np.int64)
+    first = int(slots[0])
+    if (slots == first).all():
+        agg = np.zeros(d)
+        for pos, w in parts:
+            if isinstance(pos, (int, np.integer)):
+                agg[pos] += float(np.sum(w)) if np.ndim(w) else float(w) * n
+            else:
+                agg += np.bincount(pos, weights=np.broadcast_to(np.asarray(w, dtype=np.float64), (n,)), minlength=d)
+        window.add(np.array([(first + 0.5) * slot_s]), None, agg[None, :])
+        return
+    uniq, inv = np.unique(slots, return_inverse=True)
+    u = len(uniq)
+    agg = np.zeros(u * d)
+    for pos, w in parts:
+        weights = np.broadcast_to(np.asarray(w, dtype=np.float64), (n,))
+        flat = inv * d + pos
+        agg += np.bincount(flat, weights=weights, minlength=u * d)
+    window.add((uniq + 0.5) * slot_s, None, agg.reshape(u, d))

@@ -1,0 +1,137 @@
+"""Raw events as the caller enqueues them, and their documented JSON form.
+
+On the hot path an event is a plain tuple (the cheapest thing Python can build): the worker
+converts them to columnar batches. The same events, written as JSON lines, are the format of
+``monitor replay`` logs and of the sidecar's ``POST /v1/events``:
+
+``{"type": "prediction", "model": "iris", "timestamp": 1700000000.0, "inputs": [[...]],
+"outputs": [[...]], "client": "key-1", "request_id": "r1", "segment": "eu", "latency_s": 0.004}``
+
+``{"type": "feedback", "model": "iris", "timestamp": 1700000100.0, "request_ids": ["r1"],
+"labels": ["setosa"]}``
+
+``{"type": "error", "model": "iris", "timestamp": ..., "exception": "ValueError", "latency_s": 0.001}``
+
+``type`` defaults to ``prediction``; ``model`` may be omitted when one model is served; inputs
+are a row (list or object of feature name to value) or a list of rows; ``timestamp`` is Unix
+seconds (or an RFC 3339 string) and defaults to the time of receipt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "PREDICTION",
+    "ERROR",
+    "FEEDBACK",
+    "EventFormatError",
+    "ParsedEvent",
+    "parse_event",
+    "parse_timestamp",
+]
+
+# Tuple layouts (index 0 is the kind):
+#   (PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding)
+#   (ERROR, ts, exception_type_name, latency_s, client)
+#   (FEEDBACK, ts, request_ids, labels)
+PREDICTION = 0
+ERROR = 1
+FEEDBACK = 2
+
+_KINDS = {"prediction": PREDICTION, "error": ERROR, "feedback": FEEDBACK}
+_KEYS = {
+    PREDICTION: {"type", "model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding"},
+    ERROR: {"type", "model", "timestamp", "exception", "latency_s", "client"},
+    FEEDBACK: {"type", "model", "timestamp", "request_ids", "labels", "request_id", "label"},
+}
+
+
+class EventFormatError(ValueError):
+    """An event in JSON form is malformed. ``field`` names the offending key, ``reason`` is a
+    short machine-readable reason used as a counter label."""
+
+    def __init__(self, field: str, message: str, reason: str = "malformed") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    model: str | None
+    event: tuple[Any, ...]
+
+
+def parse_timestamp(value: Any, default: float) -> float:
+    """Unix seconds from a number or an RFC 3339 string; ``default`` when absent."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise EventFormatError("timestamp", "must be Unix seconds or an RFC 3339 string, not a boolean", "bad_timestamp")
+    if isinstance(value, (int, float)):
+        ts = float(value)
+    elif isinstance(value, str):
+        from datetime import datetime
+
+        try:
+            ts = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise EventFormatError("timestamp", f"cannot read {value[:40]!r}; use Unix seconds or RFC 3339", "bad_timestamp") from None
+    else:
+        raise EventFormatError("timestamp", f"must be a number or a string, got {type(value).__name__}", "bad_timestamp")
+    if not math.isfinite(ts) or ts < 0:
+        raise EventFormatError("timestamp", f"must be finite and non-negative, got {value!r}", "bad_timestamp")
+    return ts
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if isinstance(v, (str, int)) and not isinstance(v, bool):
+        return str(v)
+    raise EventFormatError(key, f"must be a string, got {type(v).__name__}", f"bad_{key}")
+
+
+def parse_event(obj: Any, now: float) -> ParsedEvent:
+    """Validate one decoded JSON event and turn it into the queue's tuple form."""
+    if not isinstance(obj, dict):
+        raise EventFormatError("event", f"must be a JSON object, got {type(obj).__name__}", "not_an_object")
+    kind_name = obj.get("type", "prediction")
+    kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        raise EventFormatError("type", f"must be one of {', '.join(_KINDS)}, got {kind_name!r}", "bad_type")
+    unknown = set(obj) - _KEYS[kind]
+    if unknown:
+        raise EventFormatError(sorted(unknown)[0], f"unknown key in a {kind_name} event; allowed: {', '.join(sorted(_KEYS[kind]))}", "unknown_key")
+    model = _opt_str(obj, "model")
+    ts = parse_timestamp(obj.get("timestamp"), now)
+    latency = obj.get("latency_s")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or not latency >= 0):
+        raise EventFormatError("latency_s", f"must be a non-negative number of seconds, got {latency!r}", "bad_latency")
+    if kind == PREDICTION:
+        if "inputs" not in obj:
+            raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")
+        if "outputs" not in obj:
+            raise EventFormatError("outputs", "is required (the model's output for the inputs)", "missing_outputs")
+        event = (PREDICTION, ts, obj["inputs"], obj["outputs"], latency, _opt_str(obj, "client"),
+                 obj.get("request_id"), _opt_str(obj, "segment"), obj.get("embedding"))
+    elif kind == ERROR:
+        exc = obj.get("exception", "Exception")
+        if not isinstance(exc, str) or not exc:
+            raise EventFormatError("exception", "must be the exception type name", "bad_exception")
+        event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client"))
+    else:
+        ids = obj.get("request_ids", obj.get("request_id"))
+        labels = obj.get("labels", obj.get("label"))
+        if ids is None or labels is None:
+            raise EventFormatError("request_ids" if ids is None else "labels", "feedback needs request_ids and labels", "missing_feedback")
+        if not isinstance(ids, list):
+            ids, labels = [ids], [labels]
+        if not isinstance(labels, list) or len(labels) != len(ids):
+            raise EventFormatError("labels", f"needs one label per request id ({len(ids)})", "feedback_length")
+        event = (FEEDBACK, ts, ids, labels)
+    return ParsedEvent(model, event)

@@ -1,0 +1,93 @@
+"""Prometheus exposition of the metric stores, through prometheus-client.
+
+Each :class:`~monitor.core.Monitor` registers one :class:`StoreCollector` in a
+``CollectorRegistry`` (its own by default, injectable so that tests get a fresh one, or shared so
+that one ``/metrics`` serves several models). prometheus-client does the text and OpenMetrics
+formatting; the values come from a snapshot of the store copied under its lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor.catalog import COUNTER, GAUGE
+
+if TYPE_CHECKING:
+    from monitor.store import MetricStore
+
+__all__ = ["StoreCollector", "DEFAULT_REGISTRY", "exposition", "serve"]
+
+#: The registry monitors register in unless given another; ``Monitor.start_http_server`` serves it.
+DEFAULT_REGISTRY = CollectorRegistry(auto_describe=False)
+
+
+class StoreCollector(Collector):
+    """Yields prometheus-client metric families from one or more metric stores."""
+
+    def __init__(self, stores: Iterable["MetricStore"]) -> None:
+        self._stores = list(stores)
+        self._lock = threading.Lock()
+
+    def add(self, store: "MetricStore") -> None:
+        with self._lock:
+            self._stores.append(store)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            stores = list(self._stores)
+        families: dict[str, Metric] = {}
+        for store in stores:
+            for fam in store.snapshot():
+                spec = fam.spec
+                labels = ["model", *spec.labels]
+                metric = families.get(spec.name)
+                if metric is None:
+                    if spec.type == COUNTER:
+                        metric = CounterMetricFamily(spec.name, spec.help, labels=labels)
+                    elif spec.type == GAUGE:
+                        metric = GaugeMetricFamily(spec.name, spec.help, labels=labels)
+                    else:
+                        metric = HistogramMetricFamily(spec.name, spec.help, labels=labels)
+                    families[spec.name] = metric
+                for key, value in fam.series.items():
+                    label_values = [store.model, *key]
+                    if spec.type == COUNTER or spec.type == GAUGE:
+                        metric.add_metric(label_values, float(value))
+                    else:
+                        cum, buckets = 0.0, []
+                        for bound, c in zip(spec.buckets + (float("inf"),), value.counts):
+                            cum += c
+                            buckets.append((_le(bound), cum))
+                        metric.add_metric(label_values, buckets, value.sum)
+        yield from families.values()
+
+
+def _le(bound: float) -> str:
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(bound)
+
+
+def exposition(registry: CollectorRegistry, openmetrics: bool = False) -> bytes:
+    """The registry's exposition in the text format (or OpenMetrics)."""
+    if openmetrics:
+        from prometheus_client.openmetrics.exposition import generate_latest as generate_om
+
+        return generate_om(registry)
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry)
+
+
+def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> tuple[object, threading.Thread]:
+    """Serve ``/metrics`` of ``registry`` from a daemon thread (prometheus-client's WSGI server).
+    Binds to loopback unless told otherwise. Returns the server and its thread."""
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=addr, registry=registry)

@@ -1,0 +1,353 @@
+"""Turning queued prediction events into one columnar :class:`~monitor.batch.Batch`.
+
+The common case (every call passed numpy rows of the same width) is stacked in one numpy call;
+anything else (lists, dicts of feature to value, pandas DataFrames, mixed shapes) goes through a
+per-event path. Rows that cannot be read are refused with a reason that ends up in
+``monitor_rows_rejected_total``; they never raise out of the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from monitor.batch import Batch
+from monitor.outputs import ClassIndex, decode_outputs
+from monitor.schema import Feature, OutputSpec, Schema
+
+__all__ = ["BatchBuilder", "BuildResult", "RowError"]
+
+
+class RowError(ValueError):
+    """An event's rows cannot be read; ``reason`` becomes the counter label."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+@dataclass
+class BuildResult:
+    batch: Batch | None
+    rejected: dict[str, int] = field(default_factory=dict)
+    rows_per_event: list[int] = field(default_factory=list)
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
+
+
+class BatchBuilder:
+    """Converts events for one model. Learns the schema from the first rows if none is configured."""
+
+    def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None) -> None:
+        self.schema = schema if schema is not None and len(schema) else None
+        self.output = output
+        self.classes = classes or ClassIndex(output.classes)
+
+    # -- schema ----------------------------------------------------------------------------------
+    def _learn_schema(self, inputs: Any) -> Schema:
+        if _is_dataframe(inputs):
+            feats = []
+            for name, dtype in zip(inputs.columns, inputs.dtypes):
+                kind = "numeric" if getattr(dtype, "kind", "O") in "biuf" else "categorical"
+                feats.append(Feature(str(name), kind))
+            return Schema(tuple(feats))
+        if isinstance(inputs, dict):
+            first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
+            return Schema(tuple(Feature(str(k), "categorical" if isinstance(v, str) else "numeric") for k, v in first.items()))
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+            return self._learn_schema(inputs[0])
+        arr = np.asarray(inputs)
+        width = arr.shape[-1] if arr.ndim >= 1 else 1
+        return Schema.numeric([f"f{i}" for i in range(width)])
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        schema = self.schema
+        assert schema is not None
+        num_names, cat_names = schema.numeric_names, schema.categorical_names
+        num = np.full((len(rows), len(num_names)), np.nan)
+        cat = np.empty((len(rows), len(cat_names)), dtype=object)
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise RowError("wrong_type", "rows must all be objects of feature name to value")
+            for j, name in enumerate(num_names):
+                v = row.get(name)
+                if v is not None:
+                    if isinstance(v, (str, bytes, bool)) and not isinstance(v, bool):
+                        try:
+                            v = float(v)
+                        except ValueError:
+                            raise RowError("wrong_type", f"feature {name!r} must be numeric, got {v!r}") from None
+                    num[i, j] = v
+            for j, name in enumerate(cat_names):
+                v = row.get(name)
+                cat[i, j] = None if v is None else str(v)
+        return num, cat
+
+    def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
+        schema = self.schema
+        assert schema is not None
+        if _is_dataframe(inputs):
+            return self._rows_from_dicts(inputs.to_dict(orient="records"))
+        if isinstance(inputs, dict):
+            values = list(inputs.values())
+            if values and isinstance(values[0], (list, tuple, np.ndarray)):  # columnar dict
+                n = len(values[0])
+                if any(len(v) != n for v in values):
+                    raise RowError("wrong_shape", "columns of a columnar input have different lengths")
+                rows = [{k: inputs[k][i] for k in inputs} for i in range(n)]
+                return self._rows_from_dicts(rows)
+            return self._rows_from_dicts([inputs])
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+            return self._rows_from_dicts(list(inputs))
+        cat_names = schema.categorical_names
+        if cat_names:
+            arr = np.asarray(inputs, dtype=object)
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            if arr.ndim != 2 or arr.shape[1] != len(schema):
+                raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
+            kinds = [f.kind for f in schema.features]
+            num_idx = [i for i, k in enumerate(kinds) if k == "numeric"]
+            cat_idx = [i for i, k in enumerate(kinds) if k == "categorical"]
+            try:
+                num = arr[:, num_idx].astype(np.float64) if num_idx else np.empty((arr.shape[0], 0))
+            except (TypeError, ValueError):
+                raise RowError("wrong_type", "a numeric feature holds a non-numeric value") from None
+            cat = arr[:, cat_idx]
+            cat = np.where(cat == None, None, cat.astype(str)).astype(object)  # noqa: E711
+            return num, cat
+        try:
+            arr = np.asarray(inputs, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise RowError("wrong_type", "inputs must be numeric rows") from None
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != len(schema):
+            raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
+        return arr, np.empty((arr.shape[0], 0), dtype=object)
+
+    def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
+        kind = self.output.kind
+        if kind == "labels":
+            arr = np.asarray(outputs, dtype=object)
+        else:
+            try:
+                arr = np.asarray(outputs, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise RowError("non_numeric_output", "outputs must be numbers for this output kind") from None
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        expect_per_row = 2 if self.output.samples_axis else (1 if kind == "labels" else None)
+        if n_rows == 1 and arr.shape[0] != 1:
+            # a single row whose output is a vector of k classes (or samples x k)
+            arr = arr[None, ...]
+        elif kind in ("labels",) and arr.ndim == 1 and arr.shape[0] == n_rows:
+            pass
+        if arr.shape[0] != n_rows:
+            raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs")
+        if expect_per_row == 2 and arr.ndim != 3:
+            raise RowError("output_shape", "ensemble outputs must be (rows, samples, classes)")
+        return arr
+
+    # -- batch -----------------------------------------------------------------------------------
+    def build(self, events: list[tuple[Any, ...]]) -> BuildResult:
+        """Convert prediction events ``(PREDICTION, ts, inputs, outputs, latency, client, request_id, segment, embedding)``."""
+        result = BuildResult(None)
+        if not events:
+            return result
+        if self.schema is None:
+            try:
+                self.schema = self._learn_schema(events[0][2])
+            except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
+                result.rejected["wrong_type"] = 1
+                result.rows_per_event.append(0)
+                rest = self.build(events[1:])
+                rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + 1
+                rest.rows_per_event.insert(0, 0)
+                return rest
+        schema = self.schema
+        nums: list[np.ndarray] = []
+        cats: list[np.ndarray] = []
+        outs: list[np.ndarray] = []
+        meta: list[tuple[int, Any]] = []  # (event index, rows)
+        fast = self._fast_stack(events)
+        if fast is not None:
+            num, raw_out, rows = fast
+            nums, outs = [num], [raw_out]
+            cats = [np.empty((num.shape[0], 0), dtype=object)]
+            result.rows_per_event = rows
+        else:
+            for ev in events:
+                try:
+                    num, cat = self._event_rows(ev[2])
+                    out = self._event_outputs(ev[3], num.shape[0])
+                except RowError as err:
+                    n_guess = _guess_rows(ev[2])
+                    result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
+                    result.rows_per_event.append(0)
+                    continue
+                nums.append(num)
+                cats.append(cat)
+                outs.append(out)
+                result.rows_per_event.append(num.shape[0])
+        if not nums:
+            return result
+        try:
+            raw = np.concatenate(outs, axis=0) if len(outs) > 1 else outs[0]
+        except ValueError:
+            # outputs of differing widths within one drain: keep the most common width
+            widths = [o.shape[1:] for o in outs]
+            common = max(set(widths), key=widths.count)
+            keep = [i for i, w in enumerate(widths) if w == common]
+            for i, w in enumerate(widths):
+                if w != common:
+                    result.rejected["output_shape"] = result.rejected.get("output_shape", 0) + outs[i].shape[0]
+            kept_rows = {i for i in keep}
+            nums = [nums[i] for i in keep]
+            cats = [cats[i] for i in keep]
+            raw = np.concatenate([outs[i] for i in keep], axis=0)
+            idx = 0
+            for j, r in enumerate(result.rows_per_event):
+                if r:
+                    if idx not in kept_rows:
+                        result.rows_per_event[j] = 0
+                    idx += 1
+        numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
+        categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
+        decoded = decode_outputs(raw, self.output, self.classes)
+        for reason, n in decoded.reasons.items():
+            result.rejected[reason] = result.rejected.get(reason, 0) + n
+        # per-row event attributes
+        counts = np.asarray(result.rows_per_event, dtype=np.int64)
+        used = [ev for ev, c in zip(events, result.rows_per_event) if c]
+        used_counts = counts[counts > 0]
+        ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
+        client = np.repeat(np.array([ev[5] if ev[5] is not None else "anonymous" for ev in used], dtype=object), used_counts)
+        segment = np.repeat(np.array([ev[7] for ev in used], dtype=object), used_counts)
+        request_id = _row_ids(used, used_counts)
+        embedding = _embeddings(used, used_counts)
+        valid = decoded.valid
+        if not valid.all():
+            sel = valid
+            numeric, categorical, ts, client, segment, request_id = (
+                numeric[sel], categorical[sel], ts[sel], client[sel], segment[sel], request_id[sel])
+            embedding = embedding[sel] if embedding is not None else None
+            pick = lambda a: None if a is None else a[sel]  # noqa: E731
+            decoded.scores, decoded.logits, decoded.members = pick(decoded.scores), pick(decoded.logits), pick(decoded.members)
+            decoded.predicted, decoded.intervals = pick(decoded.predicted), pick(decoded.intervals)
+        if ts.size == 0:
+            return result
+        order = None
+        if ts.size > 1 and (np.diff(ts) < 0).any():
+            order = np.argsort(ts, kind="stable")
+        batch = Batch(
+            ts=ts, numeric=numeric, categorical=categorical,
+            numeric_names=schema.numeric_names, categorical_names=schema.categorical_names,
+            client=client, request_id=request_id, segment=segment,
+            scores=decoded.scores, logits=decoded.logits, members=decoded.members,
+            predicted=decoded.predicted, intervals=decoded.intervals, embedding=embedding,
+            classes=tuple(self.classes.names),
+        )
+        if order is not None:
+            batch = _reorder(batch, order)
+        result.batch = batch
+        return result
+
+    def _fast_stack(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+        """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
+        schema = self.schema
+        if schema is None or schema.categorical_names or self.output.kind == "labels" or self.output.samples_axis:
+            return None
+        width = len(schema)
+        first_in, first_out = events[0][2], events[0][3]
+        if not (isinstance(first_in, np.ndarray) and isinstance(first_out, np.ndarray)):
+            return None
+        in_shape, out_shape = first_in.shape, first_out.shape
+        if first_in.dtype.kind not in "biuf" or in_shape[-1:] != (width,):
+            return None
+        for ev in events:
+            i, o = ev[2], ev[3]
+            if type(i) is not np.ndarray or type(o) is not np.ndarray or i.shape != in_shape or o.shape != out_shape or i.dtype.kind not in "biuf":
+                return None
+        try:
+            if len(in_shape) == 1:
+                num = np.stack([ev[2] for ev in events]).astype(np.float64, copy=False)
+                out = np.stack([ev[3] for ev in events])
+                return num, out, [1] * len(events)
+            if len(in_shape) == 2 and out_shape[:1] == in_shape[:1]:
+                num = np.concatenate([ev[2] for ev in events]).astype(np.float64, copy=False)
+                out = np.concatenate([ev[3] for ev in events])
+                return num, out, [in_shape[0]] * len(events)
+        except (TypeError, ValueError):
+            return None
+        return None
+
+
+def _guess_rows(inputs: Any) -> int:
+    try:
+        if _is_dataframe(inputs):
+            return len(inputs)
+        if isinstance(inputs, dict):
+            v = next(iter(inputs.values()), None)
+            return len(v) if isinstance(v, (list, tuple, np.ndarray)) else 1
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple, dict, np.ndarray)):
+            return len(inputs)
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+            return inputs.shape[0]
+    except Exception:  # noqa: BLE001
+        pass
+    return 1
+
+
+def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
+    """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
+    ``"<id>/<row>"`` (documented) so that feedback can address single rows."""
+    out = np.empty(int(counts.sum()), dtype=object)
+    pos = 0
+    for ev, c in zip(events, counts.tolist()):
+        rid = ev[6]
+        if rid is None:
+            pass
+        elif isinstance(rid, (list, tuple, np.ndarray)):
+            vals = [str(r) for r in rid]
+            if len(vals) == c:
+                out[pos:pos + c] = vals
+        elif c == 1:
+            out[pos] = str(rid)
+        else:
+            out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
+        pos += c
+    return out
+
+
+def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray | None:
+    if all(ev[8] is None for ev in events):
+        return None
+    parts = []
+    for ev, c in zip(events, counts.tolist()):
+        e = ev[8]
+        if e is None:
+            return None  # partial embeddings are not usable for a batch
+        a = np.asarray(e, dtype=np.float64).reshape(c, -1)
+        parts.append(a)
+    try:
+        return np.concatenate(parts, axis=0)
+    except ValueError:
+        return None
+
+
+def _reorder(batch: Batch, order: np.ndarray) -> Batch:
+    import dataclasses
+
+    changes = {}
+    for f in dataclasses.fields(batch):
+        v = getattr(batch, f.name)
+        if isinstance(v, np.ndarray) and v.shape[:1] == order.shape:
+            changes[f.name] = v[order]
+    return dataclasses.replace(batch, **changes)

@@ -1,0 +1,150 @@
+"""Turning what ``predict`` returned into probabilities, predicted classes or regression values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.schema import OutputSpec
+
+__all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex"]
+
+#: Probability rows may deviate from summing to one by this much (float32 models) before they
+#: are refused; within it they are renormalised.
+SUM_TOLERANCE = 1e-3
+
+
+class ClassIndex:
+    """Maps label values to column indices, learning new labels up to a cap (overflow -> -1)."""
+
+    def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000) -> None:
+        self.names: list[str] = [str(c) for c in classes]
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.cap = cap
+
+    def ensure(self, k: int) -> None:
+        """Make sure columns 0..k-1 have names (learned as their index when not configured)."""
+        while len(self.names) < k:
+            self.add(str(len(self.names)))
+
+    def add(self, name: str) -> int:
+        idx = self._index.get(name)
+        if idx is None:
+            if len(self.names) >= self.cap:
+                return -1
+            idx = self._index[name] = len(self.names)
+            self.names.append(name)
+        return idx
+
+    def lookup(self, values: np.ndarray, learn: bool = True) -> np.ndarray:
+        out = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values.tolist()):
+            name = str(v)
+            idx = self._index.get(name)
+            if idx is None:
+                idx = self.add(name) if learn else -1
+            out[i] = idx
+        return out
+
+
+@dataclass
+class DecodedOutputs:
+    """Per-row decoded outputs plus a mask of rows that were unreadable and why."""
+
+    valid: np.ndarray  # bool (n,)
+    reasons: dict[str, int]
+    scores: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    members: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    intervals: np.ndarray | None = None
+
+
+def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _reject(valid: np.ndarray, reasons: dict[str, int], bad: np.ndarray, reason: str) -> None:
+    newly = bad & valid
+    n = int(newly.sum())
+    if n:
+        reasons[reason] = reasons.get(reason, 0) + n
+        valid &= ~bad
+
+
+def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOutputs:
+    """Decode stacked outputs of ``n`` rows.
+
+    ``raw`` is ``(n,)`` or ``(n, k)`` (or ``(n, s, k)`` with ``spec.samples_axis``); for
+    ``labels`` it may hold strings. Rows with NaN/inf, negative or unnormalised probabilities are
+    marked invalid with a reason instead of poisoning the detectors.
+    """
+    n = raw.shape[0]
+    valid = np.ones(n, dtype=bool)
+    reasons: dict[str, int] = {}
+    if spec.kind == "labels":
+        flat = raw.reshape(n, -1)[:, 0] if raw.ndim > 1 else raw
+        predicted = classes.lookup(flat)
+        _reject(valid, reasons, predicted < 0, "too_many_classes")
+        return DecodedOutputs(valid, reasons, predicted=predicted)
+    try:
+        x = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        valid[:] = False
+        return DecodedOutputs(valid, {"non_numeric_output": n})
+    if spec.kind == "regression":
+        if x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
+            values, intervals = x.reshape(n), None
+        elif x.ndim == 2 and x.shape[1] == 3:
+            values, intervals = x[:, 0].copy(), x[:, 1:3].copy()
+        else:
+            valid[:] = False
+            return DecodedOutputs(valid, {"output_shape": n})
+        _reject(valid, reasons, ~np.isfinite(values), "nan_output")
+        return DecodedOutputs(valid, reasons, scores=values, intervals=intervals)
+
+    members = None
+    if spec.samples_axis:
+        if x.ndim != 3:
+            valid[:] = False
+            return DecodedOutputs(valid, {"output_shape": n})
+        if spec.kind == "logits":
+            members = _softmax(x) if x.shape[2] > 1 else None
+        else:
+            members = x
+        if members is None:  # one-column logits per member
+            p = 1.0 / (1.0 + np.exp(-x[..., 0]))
+            members = np.stack([1.0 - p, p], axis=-1)
+        elif members.shape[2] == 1:
+            members = np.concatenate([1.0 - members, members], axis=2)
+        x_scores = members.mean(axis=1)
+        bad = ~np.isfinite(members).all(axis=(1, 2))
+        _reject(valid, reasons, bad, "nan_output")
+        logits = None
+    else:
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            valid[:] = False
+            return DecodedOutputs(valid, {"output_shape": n})
+        bad = ~np.isfinite(x).all(axis=1)
+        _reject(valid, reasons, bad, "nan_output")
+        x = np.where(np.isfinite(x), x, 0.0)
+        if spec.kind == "logits":
+            logits = x if x.shape[1] > 1 else np.concatenate([np.zeros_like(x), x], axis=1)
+            x_scores = _softmax(logits)
+        else:
+            logits = None
+            x_scores = np.concatenate([1.0 - x, x], axis=1) if x.shape[1] == 1 else x
+    if spec.kind == "probabilities":
+        _reject(valid, reasons, (x_scores < -1e-9).any(axis=1) | (x_scores > 1 + 1e-9).any(axis=1), "probability_out_of_range")
+        sums = x_scores.sum(axis=1)
+        _reject(valid, reasons, np.abs(sums - 1.0) > SUM_TOLERANCE, "probabilities_not_normalised")
+        safe = np.where(sums > 0, sums, 1.0)
+        x_scores = np.clip(x_scores, 0.0, 1.0) / safe[:, None]
+    classes.ensure(x_scores.shape[1])
+    predicted = x_scores.argmax(axis=1)
+    return DecodedOutputs(valid, reasons, scores=x_scores, logits=logits, members=members, predicted=predicted)

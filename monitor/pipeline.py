@@ -1,0 +1,208 @@
+"""What the worker does with a drained batch of events, synchronously.
+
+Kept apart from the thread (:mod:`monitor.worker`) so that the same code runs live, in
+``flush()``, and in ``monitor replay`` at full speed: event time only, no wall clock, so a replayed
+log gives the same metrics and alerts as the live traffic did.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.events import ERROR, FEEDBACK, PREDICTION
+from monitor.ingest import BatchBuilder
+from monitor.labels import LabelJoiner
+from monitor.store import MetricStore
+
+if TYPE_CHECKING:
+    from monitor.detectors.base import Detector
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("monitor")
+
+#: Distinct exception type names kept as label values before folding into "other".
+MAX_EXCEPTION_TYPES = 40
+
+
+class Pipeline:
+    """Events in, metrics out (plus a tick callback for rule evaluation at event-time intervals).
+
+    Parameters
+    ----------
+    store
+        The metric store everything is written to.
+    builder
+        Converts prediction events to batches.
+    detectors
+        Detector instances, updated in order.
+    tick_s
+        Event-time interval at which ``on_tick(t)`` is called (rule evaluation); 0 disables it.
+    on_tick
+        Called with each tick time ``t`` after every event with time < t has been processed.
+    """
+
+    def __init__(
+        self,
+        store: MetricStore,
+        builder: BatchBuilder,
+        detectors: Sequence["Detector"] = (),
+        *,
+        joiner: LabelJoiner | None = None,
+        tick_s: float = 0.0,
+        on_tick: Callable[[float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.builder = builder
+        self.detectors = list(detectors)
+        self.joiner = joiner or LabelJoiner()
+        self.tick_s = float(tick_s)
+        self.on_tick = on_tick
+        self.next_tick: float | None = None
+        self.clock = float("-inf")  # newest event time seen
+        self._exception_types: set[str] = set()
+
+    # -- clock -----------------------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        """Move event time to ``now`` without events (idle live agent): expire windows, fire ticks."""
+        self._ticks_through(now)
+        if now > self.clock:
+            self.clock = now
+            for det in self.detectors:
+                self._guard(det, det.advance, now)
+
+    @property
+    def _ticking(self) -> bool:
+        return bool(self.tick_s) and self.on_tick is not None
+
+    def _ticks_through(self, now: float) -> None:
+        """Fire every tick ``t <= now`` (each sees exactly the events with time < t)."""
+        if not self._ticking:
+            return
+        if self.next_tick is None:
+            self.next_tick = float((np.floor(now / self.tick_s) + 1) * self.tick_s)
+            return
+        while self.next_tick <= now:
+            t = self.next_tick
+            self.next_tick = t + self.tick_s
+            self.export(t)
+            try:
+                self.on_tick(t)  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 - a broken rule must not stop the worker
+                log.exception("rule evaluation failed at t=%s", t)
+                self.store.inc("monitor_internal_errors", labels=("rules",))
+
+    # -- processing ------------------------------------------------------------------------------
+    def process(self, events: list[tuple[Any, ...]]) -> None:
+        """Process events in event-time order, calling ``on_tick`` at every interval boundary."""
+        if not events:
+            return
+        if not self._ticking:
+            self._process_chunk(events)
+            return
+        times = np.fromiter((e[1] for e in events), dtype=np.float64, count=len(events))
+        if len(events) > 1 and (np.diff(times) < 0).any():
+            order = np.argsort(times, kind="stable")
+            times = times[order]
+            events = [events[i] for i in order.tolist()]
+        if self.next_tick is None:
+            self._ticks_through(float(times[0]))
+        start, n = 0, len(events)
+        while start < n:
+            cut = int(np.searchsorted(times, self.next_tick, side="left"))
+            if cut > start:
+                self._process_chunk(events[start:cut])
+                start = cut
+            if start < n:
+                self._ticks_through(float(times[start]))
+
+    def _process_chunk(self, events: list[tuple[Any, ...]]) -> None:
+        t0 = time.perf_counter()
+        store = self.store
+        preds = [e for e in events if e[0] == PREDICTION]
+        errors = [e for e in events if e[0] == ERROR]
+        feedback = [e for e in events if e[0] == FEEDBACK]
+        newest = max(e[1] for e in events)
+        if preds:
+            self._process_predictions(preds)
+        for e in errors:
+            name = e[2] if (e[2] in self._exception_types or len(self._exception_types) < MAX_EXCEPTION_TYPES) else "other"
+            self._exception_types.add(name)
+            store.inc("monitor_errors", labels=(name,))
+            store.inc("monitor_calls")
+        if errors:
+            lat = [e[3] for e in errors if e[3] is not None]
+            if lat:
+                store.observe("monitor_latency_seconds", np.asarray(lat))
+        for e in feedback:
+            self._process_feedback(e)
+        if newest > self.clock:
+            self.clock = newest
+            store.set("monitor_last_event_timestamp_seconds", newest)
+        for det in self.detectors:
+            self._guard(det, det.advance, self.clock)
+        self.export(None)
+        store.observe("monitor_processing_seconds", time.perf_counter() - t0)
+        store.observe("monitor_worker_rows_per_batch", len(events))
+
+    def _process_predictions(self, preds: list[tuple[Any, ...]]) -> None:
+        store = self.store
+        try:
+            result = self.builder.build(preds)
+        except Exception:  # noqa: BLE001 - never let a conversion bug kill the worker
+            log.exception("could not convert %d events", len(preds))
+            store.inc("monitor_internal_errors", labels=("ingest",))
+            store.inc("monitor_rows_rejected", len(preds), labels=("internal_error",))
+            return
+        store.inc("monitor_calls", len(preds))
+        latencies = [e[4] for e in preds if e[4] is not None]
+        if latencies:
+            store.observe("monitor_latency_seconds", np.asarray(latencies, dtype=np.float64))
+        rows = np.asarray(result.rows_per_event, dtype=np.float64)
+        store.observe("monitor_batch_size_rows", rows[rows > 0])
+        for reason, n in result.rejected.items():
+            store.inc("monitor_rows_rejected", n, labels=(reason,))
+        batch = result.batch
+        if batch is None:
+            return
+        store.inc("monitor_predictions", len(batch))
+        if batch.predicted is not None:
+            counts = np.bincount(batch.predicted[batch.predicted >= 0], minlength=0)
+            names = batch.classes
+            for idx in np.flatnonzero(counts).tolist():
+                name = names[idx] if idx < len(names) else str(idx)
+                store.inc("monitor_predicted_class", float(counts[idx]), labels=(name,))
+        self.joiner.remember(batch)
+        for det in self.detectors:
+            self._guard(det, det.update, batch)
+
+    def _process_feedback(self, event: tuple[Any, ...]) -> None:
+        _, ts, ids, labels = event
+        labeled, outcome = self.joiner.join(ts, ids, labels, self.builder.classes,
+                                            regression=self.builder.output.kind == "regression")
+        for name, n in outcome.items():
+            if n:
+                self.store.inc("monitor_feedback_labels", n, labels=(name,))
+        if labeled is not None:
+            for det in self.detectors:
+                self._guard(det, det.update_labels, labeled)
+
+    def export(self, now: float | None) -> None:
+        """Let every detector write its figures (before a snapshot or at the end of a chunk)."""
+        if now is not None:
+            for det in self.detectors:
+                self._guard(det, det.advance, now)
+        for det in self.detectors:
+            self._guard(det, det.export, self.store)
+
+    def _guard(self, det: "Detector", fn: Callable[..., Any], arg: Any) -> None:
+        try:
+            fn(arg)
+        except Exception:  # noqa: BLE001 - a detector bug is counted, never fatal
+            log.exception("detector %s failed in %s", type(det).__name__, getattr(fn, "__name__", fn))
+            self.store.inc("monitor_detector_errors", labels=(getattr(det, "name", None) or det.kind or type(det).__name__,))

@@ -1,0 +1,459 @@
+"""A bounded in-memory time-series store laid out for vectorised PromQL evaluation.
+
+Why a grid: the agent samples all of its metrics at the same instants (one snapshot per
+evaluation), so series share timestamps. Samples are therefore kept in two 2-D numpy arrays,
+``values[series, column]`` and ``state[series, column]``, with one column per distinct timestamp.
+Selecting N series over a time window is then one slice plus one fancy index, and range functions
+(``rate``, ``*_over_time``) run as array operations across all selected series at once instead of
+a Python loop per series. Irregular timestamps (test loads, raw appends) still work: they simply
+add columns, and an absent cell has state 0.
+
+Bounds: ``retention_s`` (applied by :meth:`SeriesStore.trim`, and automatically on each
+:meth:`SeriesStore.append_scrape`), ``max_series`` (new series beyond it are refused and counted)
+and ``max_cells`` (series capacity x timestamp capacity; the oldest timestamps are dropped, and
+counted, rather than growing past it).
+
+Staleness: a Prometheus stale marker is the NaN with bit pattern ``0x7ff0000000000002``. The store
+records it as cell state 2 so the engine never has to inspect NaN payloads on the hot path.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from monitor.promql.matchers import LabelMatcher, MatchOp
+from monitor.promql.types import METRIC_NAME, Labels, Series
+
+__all__ = [
+    "STALE_NAN",
+    "STALE_NAN_BITS",
+    "is_stale_nan",
+    "StoreStats",
+    "SeriesStore",
+]
+
+STALE_NAN_BITS = 0x7FF0000000000002
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
+
+ABSENT, PRESENT, STALE = 0, 1, 2
+
+
+def is_stale_nan(value: float) -> bool:
+    """Return whether ``value`` is Prometheus's stale marker (not just any NaN)."""
+    return value != value and struct.unpack("<Q", struct.pack("<d", value))[0] == STALE_NAN_BITS
+
+
+def _to_ms(t: float) -> int:
+    return int(round(t * 1000.0))
+
+
+@dataclass
+class StoreStats:
+    """Counters of what the store holds and what it refused or dropped (for the agent's metrics)."""
+
+    series: int
+    timestamps: int
+    samples: int
+    dropped_series_limit: int
+    dropped_out_of_retention: int
+    dropped_capacity: int
+    trimmed_samples: int
+
+
+class SeriesStore:
+    """In-memory time-series store (see module docstring).
+
+    Parameters
+    ----------
+    retention_s : float
+        Samples older than ``now - retention_s`` are dropped by :meth:`trim`. Set it to the longest
+        range the rules need plus the lookback delta.
+    max_series : int
+        Hard cap on distinct series; samples of further new series are refused and counted.
+    max_cells : int
+        Cap on (series capacity x timestamp capacity) of the sample grid (9 bytes per cell).
+    """
+
+    def __init__(self, retention_s: float = 3600.0, max_series: int = 100_000,
+                 max_cells: int = 40_000_000) -> None:
+        if retention_s <= 0:
+            raise ValueError(f"retention_s must be > 0 seconds, got {retention_s!r}")
+        if max_series <= 0:
+            raise ValueError(f"max_series must be > 0, got {max_series!r}")
+        self.retention_ms = _to_ms(retention_s)
+        self.max_series = int(max_series)
+        self.max_cells = int(max_cells)
+        self.dropped_series_limit = 0
+        self.dropped_out_of_retention = 0
+        self.dropped_capacity = 0
+        self.trimmed_samples = 0
+        self.clear()
+
+    # ------------------------------------------------------------------ lifecycle
+    def clear(self) -> None:
+        """Remove every series and sample (counters are kept)."""
+        self._labels: list[Labels] = []
+        self._ids: dict[Labels, int] = {}
+        # label name -> label value -> list of series ids (postings index)
+        self._postings: dict[str, dict[str, list[int]]] = {}
+        s_cap, t_cap = 64, 64
+        self._vals = np.zeros((s_cap, t_cap), dtype=np.float64)
+        self._state = np.zeros((s_cap, t_cap), dtype=np.uint8)
+        self._ts = np.zeros(t_cap, dtype=np.int64)
+        self._c0 = 0  # first live column
+        self._c1 = 0  # one past the last live column
+        self._last_by_source: dict[str, np.ndarray] = {}
+        self.version = getattr(self, "version", 0) + 1  # bumps when the series set changes
+        self._select_cache: dict[tuple[LabelMatcher, ...], np.ndarray] = {}
+        self._max_ts_ms: int | None = None
+
+    def stats(self) -> StoreStats:
+        """Return current sizes and drop counters."""
+        live_state = self._state[: len(self._labels), self._c0:self._c1]
+        return StoreStats(
+            series=len(self._labels),
+            timestamps=self._c1 - self._c0,
+            samples=int(np.count_nonzero(live_state)),
+            dropped_series_limit=self.dropped_series_limit,
+            dropped_out_of_retention=self.dropped_out_of_retention,
+            dropped_capacity=self.dropped_capacity,
+            trimmed_samples=self.trimmed_samples,
+        )
+
+    @property
+    def num_series(self) -> int:
+        """Number of distinct series currently held."""
+        return len(self._labels)
+
+    # ------------------------------------------------------------------ series ids
+    def _sid(self, labels: Labels | Mapping[str, str]) -> int:
+        """Return the id of a series, creating it; -1 when refused by ``max_series``."""
+        lab = labels if isinstance(labels, Labels) else Labels(labels)
+        sid = self._ids.get(lab)
+        if sid is not None:
+            return sid
+        if len(self._labels) >= self.max_series:
+            return -1
+        sid = len(self._labels)
+        if sid >= self._vals.shape[0]:
+            self._grow_series(max(64, 2 * self._vals.shape[0]))
+        self._labels.append(lab)
+        self._ids[lab] = sid
+        for k, v in lab:
+            self._postings.setdefault(k, {}).setdefault(v, []).append(sid)
+        self.version += 1
+        self._select_cache.clear()
+        return sid
+
+    def _grow_series(self, s_cap: int) -> None:
+        t_cap = self._vals.shape[1]
+        vals = np.zeros((s_cap, t_cap), dtype=np.float64)
+        state = np.zeros((s_cap, t_cap), dtype=np.uint8)
+        n = self._vals.shape[0]
+        vals[:n] = self._vals
+        state[:n] = self._state
+        self._vals, self._state = vals, state
+        self._enforce_cells()
+
+    def _enforce_cells(self) -> None:
+        """Drop oldest timestamps while the grid is larger than ``max_cells``."""
+        s_cap, t_cap = self._vals.shape
+        if s_cap * t_cap <= self.max_cells:
+            return
+        new_t_cap = max(2, self.max_cells // s_cap)
+        live = self._c1 - self._c0
+        if live > new_t_cap - 1:
+            drop = live - (new_t_cap - 1)
+            self.dropped_capacity += int(np.count_nonzero(self._state[:, self._c0:self._c0 + drop]))
+            self._c0 += drop
+        self._compact_columns(new_t_cap)
+
+    def _compact_columns(self, t_cap: int) -> None:
+        """Move live columns to the front of (possibly resized) arrays."""
+        s_cap = self._vals.shape[0]
+        live = self._c1 - self._c0
+        vals = np.zeros((s_cap, t_cap), dtype=np.float64)
+        state = np.zeros((s_cap, t_cap), dtype=np.uint8)
+        ts = np.zeros(t_cap, dtype=np.int64)
+        vals[:, :live] = self._vals[:, self._c0:self._c1]
+        state[:, :live] = self._state[:, self._c0:self._c1]
+        ts[:live] = self._ts[self._c0:self._c1]
+        self._vals, self._state, self._ts = vals, state, ts
+        self._c0, self._c1 = 0, live
+
+    # ------------------------------------------------------------------ columns
+    def _column(self, t_ms: int) -> int:
+        """Return the array column holding timestamp ``t_ms``, creating it if needed."""
+        c0, c1 = self._c0, self._c1
+        if c1 > c0 and t_ms <= self._ts[c1 - 1]:
+            live = self._ts[c0:c1]
+            i = int(np.searchsorted(live, t_ms))
+            if live[i] == t_ms:
+                return c0 + i
+            return self._insert_column(c0 + i, t_ms)
+        # append at the end
+        t_cap = self._vals.shape[1]
+        if c1 >= t_cap:
+            live = c1 - c0
+            if live * 2 <= t_cap:
+                self._compact_columns(t_cap)
+            else:
+                s_cap = self._vals.shape[0]
+                new_cap = 2 * t_cap
+                if s_cap * new_cap > self.max_cells:
+                    new_cap = max(t_cap, self.max_cells // s_cap)
+                if new_cap <= live:
+                    # at the cell cap: drop the oldest column to make room
+                    self.dropped_capacity += int(np.count_nonzero(self._state[:, self._c0]))
+                    self._c0 += 1
+                self._compact_columns(max(new_cap, live))
+            c1 = self._c1
+        self._ts[c1] = t_ms
+        self._vals[:, c1] = 0.0
+        self._state[:, c1] = ABSENT
+        self._c1 = c1 + 1
+        if self._max_ts_ms is None or t_ms > self._max_ts_ms:
+            self._max_ts_ms = t_ms
+        return c1
+
+    def _insert_column(self, pos: int, t_ms: int) -> int:
+        """Insert a column before array column ``pos`` (out-of-order timestamp; rare)."""
+        if self._c0 > 0 and pos == self._c0:
+            self._c0 -= 1
+            col = self._c0
+            self._ts[col] = t_ms
+            self._vals[:, col] = 0.0
+            self._state[:, col] = ABSENT
+            return col
+        if self._c1 >= self._vals.shape[1]:
+            offset = pos - self._c0
+            self._compact_columns(self._vals.shape[1] * 2 if self._c0 == 0 else self._vals.shape[1])
+            pos = self._c0 + offset
+        c1 = self._c1
+        self._vals[:, pos + 1:c1 + 1] = self._vals[:, pos:c1].copy()
+        self._state[:, pos + 1:c1 + 1] = self._state[:, pos:c1].copy()
+        self._ts[pos + 1:c1 + 1] = self._ts[pos:c1].copy()
+        self._ts[pos] = t_ms
+        self._vals[:, pos] = 0.0
+        self._state[:, pos] = ABSENT
+        self._c1 = c1 + 1
+        return pos
+
+    # ------------------------------------------------------------------ writing
+    def append(self, labels: Labels | Mapping[str, str], t: float, value: float) -> None:
+        """Append one sample at ``t`` seconds (a stale-marker NaN value marks the series stale)."""
+        self.append_ms(labels, _to_ms(t), value)
+
+    def append_ms(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> None:
+        """Append one sample at ``t_ms`` milliseconds."""
+        if self._too_old(t_ms, 1):
+            return
+        sid = self._sid(labels)
+        if sid < 0:
+            self.dropped_series_limit += 1
+            return
+        col = self._column(int(t_ms))
+        value = float(value)
+        self._vals[sid, col] = value
+        self._state[sid, col] = STALE if (value != value and is_stale_nan(value)) else PRESENT
+
+    def append_scrape(self, t: float, samples: Iterable[tuple[Labels | Mapping[str, str], float]],
+                      *, source: str = "scrape") -> None:
+        """Append one snapshot of series taken at ``t`` seconds.
+
+        Series that were part of the previous snapshot of the same ``source`` but are missing from
+        this one receive a stale marker at ``t``, as Prometheus does for a scrape target (so they
+        disappear from instant queries immediately instead of after the 5-minute lookback).
+        Samples older than the retention window relative to the newest timestamp are refused.
+        """
+        t_ms = _to_ms(t)
+        sids: list[int] = []
+        vals: list[float] = []
+        refused = 0
+        for labels, value in samples:
+            sid = self._sid(labels)
+            if sid < 0:
+                refused += 1
+                continue
+            sids.append(sid)
+            vals.append(float(value))
+        self.dropped_series_limit += refused
+        if self._too_old(t_ms, len(sids)):
+            return
+        col = self._column(t_ms)
+        cur = np.asarray(sids, dtype=np.int64)
+        values = np.asarray(vals, dtype=np.float64)
+        if cur.size:
+            self._vals[cur, col] = values
+            state = np.full(cur.size, PRESENT, dtype=np.uint8)
+            nan = np.isnan(values)
+            if nan.any():
+                state[nan & (values.view(np.uint64) == np.uint64(STALE_NAN_BITS))] = STALE
+            self._state[cur, col] = state
+        prev = self._last_by_source.get(source)
+        if prev is not None and prev.size:
+            gone = np.setdiff1d(prev, cur, assume_unique=False)
+            if gone.size:
+                self._vals[gone, col] = STALE_NAN
+                self._state[gone, col] = STALE
+        self._last_by_source[source] = np.unique(cur)
+        if self._max_ts_ms is not None:
+            self.trim_ms(self._max_ts_ms)
+
+    def _too_old(self, t_ms: int, n: int) -> bool:
+        if self._max_ts_ms is not None and t_ms < self._max_ts_ms - self.retention_ms:
+            self.dropped_out_of_retention += n
+            return True
+        return False
+
+    def trim(self, now: float) -> None:
+        """Drop samples older than ``now - retention_s`` (and series left without samples)."""
+        self.trim_ms(_to_ms(now))
+
+    def trim_ms(self, now_ms: int) -> None:
+        """Millisecond variant of :meth:`trim`."""
+        cutoff = now_ms - self.retention_ms
+        c0, c1 = self._c0, self._c1
+        if c1 == c0 or self._ts[c0] >= cutoff:
+            return
+        k = int(np.searchsorted(self._ts[c0:c1], cutoff, side="left"))
+        if k <= 0:
+            return
+        n = len(self._labels)
+        self.trimmed_samples += int(np.count_nonzero(self._state[:n, c0:c0 + k]))
+        self._state[:, c0:c0 + k] = ABSENT
+        self._c0 = c0 + k
+        self._drop_dead_series()
+
+    def _drop_dead_series(self) -> None:
+        """Forget series with no sample left once they are a large share of the store."""
+        n = len(self._labels)
+        if n < 64:
+            return
+        alive = self._state[:n, self._c0:self._c1].any(axis=1)
+        dead = n - int(np.count_nonzero(alive))
+        if dead * 4 < n:
+            return
+        keep = np.flatnonzero(alive)
+        self._vals[: keep.size] = self._vals[keep]
+        self._state[: keep.size] = self._state[keep]
+        self._state[keep.size:] = ABSENT
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[keep] = np.arange(keep.size)
+        self._labels = [self._labels[i] for i in keep]
+        self._ids = {lab: i for i, lab in enumerate(self._labels)}
+        self._postings = {}
+        for sid, lab in enumerate(self._labels):
+            for k, v in lab:
+                self._postings.setdefault(k, {}).setdefault(v, []).append(sid)
+        for src, prev in list(self._last_by_source.items()):
+            mapped = remap[prev]
+            self._last_by_source[src] = mapped[mapped >= 0]
+        self.version += 1
+        self._select_cache.clear()
+
+    # ------------------------------------------------------------------ reading
+    def labels_of(self, sid: int) -> Labels:
+        """Return the labels of series id ``sid``."""
+        return self._labels[sid]
+
+    def lookup(self, matchers: Sequence[LabelMatcher]) -> np.ndarray:
+        """Return the ids of series matching all ``matchers``, ordered by their label sets.
+
+        Results are cached until the set of series changes, so rules evaluated every interval
+        pay the matching cost once.
+        """
+        key = tuple(matchers)
+        hit = self._select_cache.get(key)
+        if hit is not None:
+            return hit
+        n = len(self._labels)
+        mask = np.ones(n, dtype=bool)
+        for m in sorted(key, key=_matcher_cost):
+            mask &= self._matcher_mask(m, n)
+            if not mask.any():
+                break
+        ids = np.flatnonzero(mask)
+        if ids.size > 1:
+            labs = self._labels
+            ids = np.asarray(sorted(ids.tolist(), key=lambda i: labs[i]._items), dtype=np.int64)
+        if len(self._select_cache) > 4096:
+            self._select_cache.clear()
+        self._select_cache[key] = ids
+        return ids
+
+    def _matcher_mask(self, m: LabelMatcher, n: int) -> np.ndarray:
+        values = self._postings.get(m.name, {})
+        if m.op == MatchOp.EQ and m.value != "":
+            out = np.zeros(n, dtype=bool)
+            ids = values.get(m.value)
+            if ids:
+                out[ids] = True
+            return out
+        if m.matches(""):
+            # matches series without the label too: start from all and remove non-matching values
+            out = np.ones(n, dtype=bool)
+            for v, ids in values.items():
+                if not m.matches(v):
+                    out[ids] = False
+            return out
+        out = np.zeros(n, dtype=bool)
+        for v, ids in values.items():
+            if m.matches(v):
+                out[ids] = True
+        return out
+
+    def window(self, ids: np.ndarray, mint_ms: int, maxt_ms: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(ts, values, state)`` of series ``ids`` for timestamps in ``[mint, maxt]``.
+
+        ``ts`` has shape (R,), ``values`` and ``state`` (len(ids), R); cells of state 0 are absent,
+        1 are samples and 2 are stale markers.
+        """
+        c0, c1 = self._c0, self._c1
+        ts = self._ts[c0:c1]
+        lo = int(np.searchsorted(ts, mint_ms, side="left"))
+        hi = int(np.searchsorted(ts, maxt_ms, side="right"))
+        if hi <= lo or ids.size == 0:
+            return ts[0:0], np.zeros((ids.size, 0)), np.zeros((ids.size, 0), dtype=np.uint8)
+        a, b = c0 + lo, c0 + hi
+        return ts[lo:hi], self._vals[:, a:b][ids], self._state[:, a:b][ids]
+
+    def select(self, matchers: Sequence[LabelMatcher] | Mapping[str, str], start_ms: int,
+               end_ms: int, *, include_stale: bool = False) -> list[Series]:
+        """Return the samples of matching series in ``[start_ms, end_ms]`` as :class:`Series`.
+
+        ``matchers`` is a list of :class:`LabelMatcher` or, for convenience, a mapping of label
+        name to required value. Series without samples in the window are omitted. Stale markers
+        are omitted unless ``include_stale``.
+        """
+        if isinstance(matchers, Mapping):
+            matchers = [LabelMatcher(k, MatchOp.EQ, v) for k, v in matchers.items()]
+        ids = self.lookup(list(matchers))
+        ts, vals, state = self.window(ids, int(start_ms), int(end_ms))
+        out: list[Series] = []
+        for row, sid in enumerate(ids.tolist()):
+            keep = state[row] != ABSENT if include_stale else state[row] == PRESENT
+            if keep.any():
+                out.append(Series(self._labels[sid], ts[keep].copy(), vals[row][keep].copy()))
+        return out
+
+    def series_labels(self) -> list[Labels]:
+        """Return the label sets of all series currently held."""
+        return list(self._labels)
+
+    def metric_names(self) -> list[str]:
+        """Return the distinct metric names currently held."""
+        return sorted(self._postings.get(METRIC_NAME, {}))
+
+
+def _matcher_cost(m: LabelMatcher) -> int:
+    """Order matchers so cheap, selective ones (non-empty equality) run first."""
+    if m.op == MatchOp.EQ and m.value != "":
+        return 0 if m.name == METRIC_NAME else 1
+    return 2 if m.op in (MatchOp.EQ, MatchOp.NE) else 3
+

@@ -1,0 +1,361 @@
+"""Go formatting semantics needed to reproduce Prometheus's text output byte for byte.
+
+Alert annotations are rendered by Go's ``text/template`` and ``fmt``; promtool prints values with
+``strconv.FormatFloat``. Python's ``repr``/``%g`` differ in small ways (``1e+06`` vs
+``1000000.0``, ``NaN`` vs ``nan``, ``+Inf`` vs ``inf``), and on-call engineers compare texts, so
+this module implements the Go rules: shortest round-trip digits, the exponent thresholds of
+``%v``, two-digit exponents, Go's quoting, and the ``printf`` verbs alert templates use.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any, Sequence
+
+__all__ = [
+    "go_quote",
+    "go_float_v",
+    "go_float_E",
+    "go_float_prec",
+    "go_sprint",
+    "go_sprintf",
+    "go_type_name",
+    "GoTemplateValue",
+]
+
+
+class GoTemplateValue:
+    """Base of template values that print like a Go struct (e.g. query-result samples)."""
+
+    def go_string(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def go_quote(s: str) -> str:
+    """Return ``s`` quoted like Go's ``strconv.Quote`` (used for ``%q`` and label printing)."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\a":
+            out.append("\\a")
+        elif ch == "\b":
+            out.append("\\b")
+        elif ch == "\f":
+            out.append("\\f")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\v":
+            out.append("\\v")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _shortest(v: float) -> tuple[str, int]:
+    """Shortest round-trip decimal digits of ``abs(v)`` (no trailing zeros) and the decimal
+    point position ``dp`` such that ``abs(v) == 0.<digits> * 10**dp``."""
+    if v == 0:
+        return "0", 1
+    sign, digits, exponent = Decimal(repr(abs(v))).as_tuple()
+    ds = "".join(map(str, digits)).lstrip("0") or "0"
+    # Recompute exponent after stripping leading zeros (only "0.x" inputs have them).
+    lead = len(digits) - len(ds)
+    nd_all = len(digits)
+    dp = nd_all + int(exponent) - lead
+    ds_stripped = ds.rstrip("0") or "0"
+    return ds_stripped, dp
+
+
+def _exp_str(e: int) -> str:
+    sign = "-" if e < 0 else "+"
+    e = abs(e)
+    return f"{sign}{e:02d}"
+
+
+def _special(v: float) -> str | None:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return None
+
+
+def go_float_v(v: float) -> str:
+    """Format like Go's ``%v`` / ``fmt.Sprint`` of a float64.
+
+    Go uses the shortest round-trip digits and switches to exponent form when the decimal
+    exponent is below -4 or at least 6 (``strconv``'s rule for shortest ``%g``).
+    Examples: ``1`` -> ``"1"``, ``0.5`` -> ``"0.5"``, ``1e6`` -> ``"1e+06"``,
+    ``123456`` -> ``"123456"``, ``1e-05`` -> ``"1e-05"``, NaN -> ``"NaN"``, inf -> ``"+Inf"``.
+    """
+    sp = _special(v)
+    if sp is not None:
+        return sp
+    neg = v < 0 or (v == 0 and math.copysign(1.0, v) < 0)
+    digits, dp = _shortest(v)
+    nd = len(digits)
+    exp = dp - 1
+    if v != 0 and (exp < -4 or exp >= 6):
+        body = digits[0] + ("." + digits[1:] if nd > 1 else "") + "e" + _exp_str(exp)
+    else:
+        body = _fixed(digits, dp, max(nd - dp, 0))
+    return ("-" if neg else "") + body
+
+
+def _fixed(digits: str, dp: int, decimals: int) -> str:
+    """Render digits ``0.<digits> * 10**dp`` with ``decimals`` fractional digits (no rounding
+    needed: callers pass enough digits)."""
+    if dp <= 0:
+        intpart = "0"
+        frac = "0" * (-dp) + digits
+    elif dp >= len(digits):
+        intpart = digits + "0" * (dp - len(digits))
+        frac = ""
+    else:
+        intpart = digits[:dp]
+        frac = digits[dp:]
+    frac = (frac + "0" * decimals)[:decimals]
+    return intpart + ("." + frac if decimals > 0 else "")
+
+
+def go_float_E(v: float) -> str:
+    """Format like Go's ``strconv.FormatFloat(v, 'E', -1, 64)`` (promtool's sample printing):
+    ``1E+00``, ``6.1E+01``, ``0E+00``, ``NaN``, ``+Inf``."""
+    sp = _special(v)
+    if sp is not None:
+        return sp
+    neg = v < 0 or (v == 0 and math.copysign(1.0, v) < 0)
+    digits, dp = _shortest(v)
+    exp = dp - 1 if v != 0 else 0
+    body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + "E" + _exp_str(exp)
+    return ("-" if neg else "") + body
+
+
+def go_float_prec(v: float, verb: str, prec: int | None) -> str:
+    """Format a float with an explicit verb (``e``, ``E``, ``f``, ``F``, ``g``, ``G``) and
+    precision like Go's ``strconv.FormatFloat`` (``None`` precision = Go's default for fmt)."""
+    sp = _special(v)
+    if sp is not None:
+        return sp
+    if verb in "gG" and prec is None:
+        s = go_float_v(v)
+        return s.upper() if verb == "G" else s
+    if prec is None:
+        prec = 6
+    if verb in "gG" and prec == 0:
+        prec = 1
+    # Python's printf-style rounding and %g trimming match strconv for explicit precisions.
+    return f"%.{prec}{verb}" % v
+
+
+def go_type_name(v: Any) -> str:
+    """The Go type name of a template value, as ``fmt`` prints it in ``%!verb(type=value)``."""
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, dict):
+        return "map[string]string" if all(isinstance(x, str) for x in v.values()) else "map[string]interface {}"
+    if isinstance(v, (list, tuple)):
+        return "[]interface {}"
+    return "*template.sample"
+
+
+def go_sprint(v: Any, *, top: bool = True) -> str:
+    """Format like Go's ``fmt.Sprint`` of one value (``%v``)."""
+    if v is None:
+        return "<nil>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return go_float_v(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{go_sprint(v[k], top=False)}" for k in sorted(v)) + "]"
+    if isinstance(v, (list, tuple)):
+        return "[" + " ".join(go_sprint(x, top=False) for x in v) + "]"
+    if isinstance(v, GoTemplateValue):
+        return v.go_string()
+    return str(v)
+
+
+def _parse_spec(fmt: str, i: int) -> tuple[str, int | None, int | None, str, int]:
+    """Parse flags, width, precision and verb of a ``%`` directive starting after ``%``."""
+    flags = ""
+    n = len(fmt)
+    while i < n and fmt[i] in "+-# 0":
+        flags += fmt[i]
+        i += 1
+    width = None
+    start = i
+    while i < n and fmt[i].isdigit():
+        i += 1
+    if i > start:
+        width = int(fmt[start:i])
+    prec = None
+    if i < n and fmt[i] == ".":
+        i += 1
+        start = i
+        while i < n and fmt[i].isdigit():
+            i += 1
+        prec = int(fmt[start:i]) if i > start else 0
+    verb = fmt[i] if i < n else ""
+    return flags, width, prec, verb, i + 1
+
+
+def _pad(s: str, flags: str, width: int | None, numeric: bool) -> str:
+    if width is None or len(s) >= width:
+        return s
+    if "-" in flags:
+        return s + " " * (width - len(s))
+    if "0" in flags and numeric and s[-1:].isdigit():
+        sign = s[0] if s[:1] in "+- " else ""
+        body = s[len(sign):]
+        return sign + "0" * (width - len(s)) + body
+    return " " * (width - len(s)) + s
+
+
+def _sign(s: str, neg: bool, flags: str) -> str:
+    if neg:
+        return "-" + s
+    if "+" in flags:
+        return "+" + s
+    if " " in flags:
+        return " " + s
+    return s
+
+
+def _bad(verb: str, v: Any) -> str:
+    return f"%!{verb}({go_type_name(v)}={go_sprint(v)})"
+
+
+def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any) -> str:
+    if verb in "vs" and not (verb == "s" and isinstance(v, (int, float, bool)) and not isinstance(v, str)):
+        if verb == "v" and isinstance(v, float):
+            return _format_float("g", flags, width, prec, v)
+        if verb == "v" and isinstance(v, int) and not isinstance(v, bool):
+            return _format_int("d", flags, width, prec, v)
+        s = go_sprint(v)
+        if prec is not None and isinstance(v, str):
+            s = s[:prec]
+        return _pad(s, flags, width, False)
+    if verb == "q":
+        if isinstance(v, str):
+            return _pad(go_quote(v), flags, width, False)
+        return _bad(verb, v)
+    if verb == "t":
+        if isinstance(v, bool):
+            return _pad("true" if v else "false", flags, width, False)
+        return _bad(verb, v)
+    if verb in "dboxXc":
+        if isinstance(v, int) and not isinstance(v, bool):
+            return _format_int(verb, flags, width, prec, v)
+        if verb in "xX" and isinstance(v, str):
+            s = v.encode().hex()
+            return _pad(s.upper() if verb == "X" else s, flags, width, False)
+        return _bad(verb, v)
+    if verb in "eEfFgG":
+        if isinstance(v, float):
+            return _format_float(verb, flags, width, prec, v)
+        return _bad(verb, v)
+    return f"%!{verb}({go_type_name(v)}={go_sprint(v)})"
+
+
+def _format_int(verb: str, flags: str, width: int | None, prec: int | None, v: int) -> str:
+    neg = v < 0
+    a = abs(v)
+    if verb == "d":
+        s = str(a)
+    elif verb == "b":
+        s = format(a, "b")
+    elif verb == "o":
+        s = format(a, "o")
+        if "#" in flags:
+            s = "0" + s
+    elif verb == "x":
+        s = format(a, "x")
+        if "#" in flags:
+            s = "0x" + s
+    elif verb == "X":
+        s = format(a, "X")
+        if "#" in flags:
+            s = "0X" + s
+    else:  # 'c'
+        return _pad(chr(v), flags, width, False)
+    if prec is not None and len(s) < prec:
+        s = "0" * (prec - len(s)) + s
+    return _pad(_sign(s, neg, flags), flags, width, prec is None)
+
+
+def _format_float(verb: str, flags: str, width: int | None, prec: int | None, v: float) -> str:
+    sp = _special(v)
+    if sp is not None:
+        # Go keeps the sign of infinities and drops NaN's unless '+' or ' ' asks for one.
+        if sp == "NaN":
+            sp = ("+" if "+" in flags else " " if " " in flags else "") + sp
+        return _pad(sp, flags, width, False)
+    neg = v < 0 or (v == 0 and math.copysign(1.0, v) < 0)
+    body = go_float_prec(abs(v), verb, prec)
+    return _pad(_sign(body, neg, flags), flags, width, True)
+
+
+def go_sprintf(fmt: str, args: Sequence[Any]) -> str:
+    """Format like Go's ``fmt.Sprintf`` for the verbs alert templates use.
+
+    Supported verbs: ``%v %s %q %d %b %o %x %X %c %t %e %E %f %F %g %G %%`` with the flags
+    ``+ - # 0 space``, width and precision. Type mismatches, missing and extra arguments are
+    reported inline exactly as Go does (``%!d(float64=1.5)``, ``%!s(MISSING)``,
+    ``%!(EXTRA ...)``), because Prometheus renders those into the alert text too.
+    """
+    out: list[str] = []
+    i = 0
+    n = len(fmt)
+    argi = 0
+    while i < n:
+        ch = fmt[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        if i + 1 < n and fmt[i + 1] == "%":
+            out.append("%")
+            i += 2
+            continue
+        flags, width, prec, verb, i = _parse_spec(fmt, i + 1)
+        if verb == "":
+            out.append("%!(NOVERB)")
+            break
+        if argi >= len(args):
+            out.append(f"%!{verb}(MISSING)")
+            continue
+        out.append(_format_one(verb, flags, width, prec, args[argi]))
+        argi += 1
+    if argi < len(args):
+        extra = ", ".join(f"{go_type_name(a)}={go_sprint(a)}" for a in args[argi:])
+        out.append(f"%!(EXTRA {extra})")
+    return "".join(out)

@@ -1,0 +1,353 @@
+"""Calibration error, proper scores, recalibration and label-free accuracy estimation.
+
+Pure functions over numpy arrays, in two forms:
+
+* on samples (``conf``, ``correct`` arrays) for offline use, tests and the benchmark;
+* on **binned sufficient statistics** (per-bin count, sum of confidence, sum of correctness),
+  which is what the detectors keep in their sliding windows: these statistics are additive, so a
+  window of any length costs a fixed number of floats, and every estimator below can be computed
+  from them exactly as from the rows (up to the fine binning).
+
+The fine grid (:func:`fine_confidence_edges`) nests the 15 equal-width bins of the classic ECE
+(Guo et al. 2017) and refines the last one logarithmically towards 1, where a good model's
+confidences pile up; equal-mass bins (Kumar et al. 2019) are formed by merging adjacent fine bins
+to roughly equal counts over whatever window is being evaluated.
+
+Examples
+--------
+>>> import numpy as np
+>>> conf = np.array([0.9, 0.9, 0.9, 0.9, 0.6, 0.6])
+>>> correct = np.array([1, 1, 1, 0, 1, 0])
+>>> round(ece_equal_width(conf, correct), 4)   # |0.9 - 0.75| * 4/6 + |0.6 - 0.5| * 2/6
+0.1333
+>>> round(overconfidence_interval(6, float((conf - correct).sum()), float(((conf - correct) ** 2).sum())).gap, 4)  # 0.8 - 4/6
+0.1333
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = [
+    "ECE_BINS",
+    "fine_confidence_edges",
+    "bin_index",
+    "reliability_sums",
+    "equal_width_groups",
+    "equal_mass_groups",
+    "merge_bins",
+    "ece_from_sums",
+    "mce_from_sums",
+    "debiased_l2_from_sums",
+    "plugin_l2_from_sums",
+    "ece_equal_width",
+    "max_calibration_error",
+    "debiased_calibration_error",
+    "plugin_calibration_error",
+    "brier_terms",
+    "log_loss_terms",
+    "fit_temperature",
+    "GapInterval",
+    "overconfidence_interval",
+    "atc_threshold",
+    "isotonic_bins",
+    "bbse_weights",
+    "label_shift_accuracy",
+]
+
+#: Number of equal-width bins of the classic expected calibration error (Guo et al. 2017).
+ECE_BINS = 15
+_LOG_EPS = 1e-15
+
+
+def fine_confidence_edges(n_coarse: int = ECE_BINS, subdivide: int = 8, n_tail: int = 12) -> np.ndarray:
+    """Edges of the fine confidence grid on [0, 1].
+
+    ``n_coarse * subdivide`` equal-width bins, plus ``n_tail`` logarithmic edges inside the last
+    one (``1 - w * 10**(-j/3)``), so that a window where every confidence is above 0.99 can still
+    be split into equal-mass bins. Every coarse (ECE) edge is a fine edge.
+    """
+    base = np.linspace(0.0, 1.0, n_coarse * subdivide + 1)
+    w = 1.0 / (n_coarse * subdivide)
+    tail = 1.0 - w * 10.0 ** (-np.arange(1, n_tail + 1) / 3.0)
+    return np.unique(np.concatenate([base, tail]))
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value for bins ``[edges[i], edges[i+1])`` (the last bin includes its upper edge)."""
+    idx = np.searchsorted(edges, values, side="right") - 1
+    return np.clip(idx, 0, len(edges) - 2)
+
+
+def reliability_sums(conf: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin count, sum of confidence and sum of correctness: the additive statistics of calibration."""
+    idx = bin_index(np.asarray(conf, dtype=np.float64), edges)
+    nb = len(edges) - 1
+    return (
+        np.bincount(idx, minlength=nb).astype(np.float64),
+        np.bincount(idx, weights=conf, minlength=nb),
+        np.bincount(idx, weights=np.asarray(correct, dtype=np.float64), minlength=nb),
+    )
+
+
+def equal_width_groups(edges: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Coarse equal-width bin of every fine bin (fine edges must nest the coarse ones)."""
+    lower = np.asarray(edges[:-1], dtype=np.float64)
+    return np.minimum(np.floor(lower * n_bins + 1e-9), n_bins - 1).astype(np.int64)
+
+
+def equal_mass_groups(count: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Group adjacent fine bins into at most ``n_bins`` groups of roughly equal count.
+
+    A fine bin goes to the group its cumulative mid-mass falls in, so groups are contiguous and
+    a fine bin is never split (their granularity bounds how equal the masses can be).
+    """
+    c = np.asarray(count, dtype=np.float64)
+    total = c.sum()
+    if total <= 0:
+        return np.zeros(len(c), dtype=np.int64)
+    mid = np.cumsum(c) - c / 2.0
+    return np.minimum(np.floor(mid / total * n_bins), n_bins - 1).astype(np.int64)
+
+
+def merge_bins(groups: np.ndarray, *stats: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sum fine-bin statistics into their groups."""
+    n = int(groups.max()) + 1 if len(groups) else 0
+    return tuple(np.bincount(groups, weights=s, minlength=n) for s in stats)
+
+
+def ece_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
+    """Expected calibration error ``sum_b n_b/N * |conf_b - acc_b|`` (plug-in, biased upwards)."""
+    total = float(np.sum(count))
+    if total <= 0:
+        return float("nan")
+    return float(np.abs(np.asarray(sum_conf) - np.asarray(sum_correct)).sum() / total)
+
+
+def mce_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray, min_count: int = 1) -> float:
+    """Maximum calibration error over bins holding at least ``min_count`` rows (NaN if none does)."""
+    c = np.asarray(count, dtype=np.float64)
+    ok = c >= max(min_count, 1)
+    if not ok.any():
+        return float("nan")
+    return float(np.max(np.abs(sum_conf[ok] - sum_correct[ok]) / c[ok]))
+
+
+def _l2_terms(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    c = np.asarray(count, dtype=np.float64)
+    total = float(c.sum())
+    ok = c > 0
+    conf = np.where(ok, sum_conf / np.where(ok, c, 1.0), 0.0)
+    acc = np.where(ok, sum_correct / np.where(ok, c, 1.0), 0.0)
+    return c, conf, acc, total
+
+
+def plugin_l2_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
+    """Plug-in binned L2 calibration error ``sqrt(sum_b p_b (conf_b - acc_b)^2)`` (biased upwards)."""
+    c, conf, acc, total = _l2_terms(count, sum_conf, sum_correct)
+    if total <= 0:
+        return float("nan")
+    return float(np.sqrt(np.sum(c / total * (conf - acc) ** 2)))
+
+
+def debiased_l2_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
+    """Debiased binned L2 calibration error (Kumar, Liang and Ma 2019, "Verified uncertainty calibration").
+
+    The plug-in ``(conf_b - acc_b)^2`` overestimates the squared error by the variance of the
+    bin's accuracy, ``acc_b (1 - acc_b) / n_b``; subtracting its unbiased estimate
+    ``acc_b (1 - acc_b) / (n_b - 1)`` removes that bias, which dominates at a few hundred labels
+    and makes a calibrated model look miscalibrated. Bins with fewer than 2 rows contribute their
+    plug-in term. The squared estimate may be negative for a calibrated model; it is clipped at
+    0 before the square root.
+    """
+    c, conf, acc, total = _l2_terms(count, sum_conf, sum_correct)
+    if total <= 0:
+        return float("nan")
+    var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), 0.0)
+    sq = float(np.sum(c / total * ((conf - acc) ** 2 - var)))
+    return float(np.sqrt(max(sq, 0.0)))
+
+
+# -- the same estimators on samples -------------------------------------------------------------
+def _equal_mass_sums(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.argsort(conf, kind="stable")
+    parts = np.array_split(order, min(n_bins, max(len(order), 1)))
+    c = np.array([len(p) for p in parts], dtype=np.float64)
+    s = np.array([conf[p].sum() for p in parts])
+    y = np.array([correct[p].sum() for p in parts], dtype=np.float64)
+    return c, s, y
+
+
+def ece_equal_width(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Classic ECE on ``n_bins`` equal-width bins (Guo et al. 2017), for comparability with papers."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return ece_from_sums(*reliability_sums(np.asarray(conf, dtype=np.float64), correct, edges))
+
+
+def max_calibration_error(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS, min_count: int = 1) -> float:
+    """MCE on ``n_bins`` equal-width bins holding at least ``min_count`` rows."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return mce_from_sums(*reliability_sums(np.asarray(conf, dtype=np.float64), correct, edges), min_count=min_count)
+
+
+def debiased_calibration_error(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Debiased L2 top-label calibration error on ``n_bins`` equal-mass bins of the sample."""
+    return debiased_l2_from_sums(*_equal_mass_sums(np.asarray(conf, dtype=np.float64), np.asarray(correct), n_bins))
+
+
+def plugin_calibration_error(conf: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Plug-in L2 top-label calibration error on ``n_bins`` equal-mass bins (for comparison)."""
+    return plugin_l2_from_sums(*_equal_mass_sums(np.asarray(conf, dtype=np.float64), np.asarray(correct), n_bins))
+
+
+# -- proper scores ------------------------------------------------------------------------------
+def brier_terms(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Multi-class Brier score of each row: ``sum_k (p_k - [y = k])^2`` (0 best, 2 worst)."""
+    p = np.asarray(probs, dtype=np.float64)
+    rows = np.arange(p.shape[0])
+    return np.einsum("ij,ij->i", p, p) - 2.0 * p[rows, labels] + 1.0
+
+
+def log_loss_terms(probs: np.ndarray, labels: np.ndarray, eps: float = _LOG_EPS) -> np.ndarray:
+    """Negative log-likelihood of the true class per row, with ``p`` clipped at ``eps`` so that
+    one confidently wrong answer costs ``-log(eps)`` (34.5 nats) instead of infinity."""
+    p = np.asarray(probs, dtype=np.float64)
+    return -np.log(np.maximum(p[np.arange(p.shape[0]), labels], eps))
+
+
+def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """Temperature ``T`` minimising the NLL of ``softmax(z / T)`` (Guo et al. 2017).
+
+    ``log_probs`` may be logits or log-probabilities (softmax is invariant to a per-row shift).
+    ``T > 1`` means the model is over-confident (dividing the logits by ``T`` softens it),
+    ``T < 1`` under-confident. The NLL is convex in ``1/T``, so a bounded scalar search on
+    ``log T`` finds the optimum in a few dozen evaluations.
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(log_probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if z.shape[0] == 0:
+        return float("nan")
+    z = z - z.max(axis=1, keepdims=True)
+    zy = z[np.arange(z.shape[0]), y]
+
+    def nll(log_t: float) -> float:
+        zt = z / np.exp(log_t)
+        return float(np.mean(np.log(np.exp(zt).sum(axis=1)) - zy / np.exp(log_t)))
+
+    res = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(res.x))
+
+
+# -- the over-confidence gap with its uncertainty -----------------------------------------------
+@dataclass(frozen=True)
+class GapInterval:
+    """Signed over-confidence gap (mean confidence minus accuracy) and its two-sided interval."""
+
+    gap: float
+    lower: float
+    upper: float
+    se: float
+    n: int
+
+
+def overconfidence_interval(n: int, sum_d: float, sum_d2: float, level: float = 0.98) -> GapInterval:
+    """Normal interval of the mean of ``d = conf - correct`` from its first two moments.
+
+    With ``level = 0.98`` each side has 1%: "lower bound above zero" is a one-sided test of
+    over-confidence at a 1% false-alarm rate per window. The variance is the sample variance
+    of ``d`` (not the calibrated-null variance) so that the interval is valid whether or not the
+    model is calibrated. For n in the hundreds the mean of these bounded terms is close to normal.
+    """
+    if n < 2:
+        nan = float("nan")
+        return GapInterval(nan, nan, nan, nan, int(n))
+    mean = sum_d / n
+    var = max((sum_d2 - n * mean * mean) / (n - 1), 0.0)
+    se = float(np.sqrt(var / n))
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    return GapInterval(float(mean), float(mean - z * se), float(mean + z * se), se, int(n))
+
+
+# -- label-free accuracy estimation -------------------------------------------------------------
+def atc_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
+    """Average Thresholded Confidence threshold (Garg et al. 2022).
+
+    The threshold ``t`` is chosen on labelled reference data so that the share of rows whose
+    score is above ``t`` equals the reference accuracy; on new data the share above ``t`` is the
+    accuracy estimate. ``scores`` must grow with confidence (max probability, or negative
+    entropy for ATC-NE).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    acc = float(np.mean(correct))
+    return float(np.quantile(s, 1.0 - acc))
+
+
+def isotonic_bins(count: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
+    """Non-decreasing accuracy per confidence bin by weighted pool-adjacent-violators.
+
+    This is the CBPE-style calibrator (as NannyML's CBPE): on the reference, the probability of
+    being right given the confidence bin, forced to grow with confidence so that noise in small
+    bins cannot invert it. Empty bins take the value of the nearest non-empty bin below (or above).
+    """
+    c = np.asarray(count, dtype=np.float64)
+    y = np.asarray(sum_correct, dtype=np.float64)
+    nz = np.flatnonzero(c > 0)
+    out = np.full(len(c), np.nan)
+    if nz.size == 0:
+        return out
+    vals: list[float] = []
+    wts: list[float] = []
+    sizes: list[int] = []
+    for i in nz.tolist():
+        vals.append(y[i] / c[i])
+        wts.append(c[i])
+        sizes.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            w = wts[-2] + wts[-1]
+            v = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
+            s = sizes[-2] + sizes[-1]
+            del vals[-1], wts[-1], sizes[-1]
+            vals[-1], wts[-1], sizes[-1] = v, w, s
+    fitted = np.repeat(vals, sizes)
+    out[nz] = fitted
+    # fill empty bins from the nearest fitted bin below, then above
+    idx = np.where(c > 0, np.arange(len(c)), -1)
+    below = np.maximum.accumulate(idx)
+    filled = np.where(below >= 0, out[np.maximum(below, 0)], np.nan)
+    first = nz[0]
+    filled[:first] = out[first]
+    return filled
+
+
+def bbse_weights(confusion: np.ndarray, pred_freq: np.ndarray) -> np.ndarray:
+    """Black-box shift estimation of class weights ``q(y) / p(y)`` (Lipton et al. 2018).
+
+    ``confusion[i, j]`` is the reference joint probability of predicting ``i`` when the truth is
+    ``j``; ``pred_freq`` the predicted-class frequencies of the current window. Under label
+    shift ``pred_freq = confusion @ w``; the system is solved by non-negative least squares
+    (stable when the reference confusion matrix is ill-conditioned) and rescaled so that the
+    implied target prior sums to one.
+    """
+    from scipy.optimize import nnls
+
+    c = np.asarray(confusion, dtype=np.float64)
+    mu = np.asarray(pred_freq, dtype=np.float64)
+    w, _ = nnls(c, mu)
+    prior_ref = c.sum(axis=0)
+    implied = float(np.dot(w, prior_ref))
+    if implied > 0:
+        w = w / implied
+    return w
+
+
+def label_shift_accuracy(confusion: np.ndarray, weights: np.ndarray) -> float:
+    """Accuracy expected under label shift with class weights ``w``: ``sum_j w_j C[j, j]``.
+
+    Valid when only the class mix changed (the model's behaviour within each class did not).
+    """
+    return float(np.dot(np.asarray(weights, dtype=np.float64), np.diag(np.asarray(confusion, dtype=np.float64))))

@@ -1,0 +1,469 @@
+"""Two-sample tests and effect sizes for one feature (or one model output), raw or binned.
+
+Why binned: the monitor never keeps raw live values. Each numeric feature is cut into bins at
+quantiles of the *reference* (equal reference mass, so every bin carries information), each
+categorical feature into its reference categories, and a window of traffic is a vector of counts
+per bin. Every function here therefore has a form on counts, and the raw-sample forms simply bin
+on the distinct values first (which makes them exact for ties).
+
+Conventions
+-----------
+* A *bin index* of a numeric value ``x`` is ``searchsorted(edges, x, side="right")``: bin 0 is
+  ``x < edges[0]``, bin ``i`` is ``edges[i-1] <= x < edges[i]``, the last bin is ``x >= edges[-1]``.
+  Equal values always share a bin, so ties are never split (the classic bug of binned KS).
+* Counts exclude missing values; missing rates are compared separately (data quality) or as an
+  extra bin (sequential drift).
+
+Exactness of the Kolmogorov-Smirnov test
+----------------------------------------
+:func:`ks_binned` computes the KS statistic at the bin boundaries. When every bin holds a single
+distinct value (discrete features with at most ``n_bins`` values, or :func:`ks_2samp`, which bins
+on the pooled distinct values) this *is* the KS statistic of the raw samples. With wider bins it is
+the supremum over the bin edges only: a lower bound of the raw statistic, smaller by at most the
+larger bin share of either sample. Its p-value is, when ``n_ref * (n_ref + n_cur) <= exact_budget``,
+the exact permutation p-value *conditional on the ties* (a lattice-path recursion that checks the
+boundary only where the pooled value changes, after Hilton, Mehta & Patel 1994); otherwise the
+asymptotic Kolmogorov distribution with ``n_eff = n1 n2 / (n1 + n2)``, which is conservative
+(p-values too large) when there are ties. The usual mistake -- continuous-case p-values on tied
+data evaluated between tied values -- is what makes windowed KS fire on discrete features.
+
+Examples
+--------
+>>> import numpy as np
+>>> r = ks_2samp([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2])
+>>> r.statistic, round(r.pvalue, 6), r.method
+(0.0, 1.0, 'exact')
+>>> round(psi([50, 50], [50, 50]), 6), round(js_distance([10, 0], [0, 10]), 6)
+(0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "TestResult",
+    "DriftStats",
+    "quantile_edges",
+    "bin_index",
+    "histogram",
+    "ks_statistic",
+    "ks_binned",
+    "ks_2samp",
+    "chi2_test",
+    "psi",
+    "js_distance",
+    "wasserstein_atoms",
+    "wasserstein_normalised",
+    "mean_shift_sd",
+    "scale_ratio",
+    "compare_counts",
+    "two_sample",
+]
+
+ArrayLike = "np.ndarray | Sequence[float]"
+
+#: Work budget (cells of the lattice recursion) under which KS p-values are exact.
+EXACT_KS_BUDGET = 4_000_000
+#: Additive smoothing of bin shares in PSI (Jeffreys' half count), so empty bins stay finite.
+PSI_PSEUDOCOUNT = 0.5
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """Result of a two-sample test.
+
+    Attributes
+    ----------
+    statistic
+        The test statistic (KS distance in [0, 1], or Pearson's chi-squared).
+    pvalue
+        Probability under "same distribution" of a statistic at least as large.
+    method
+        ``"exact"`` or ``"asymptotic"`` (how the p-value was obtained).
+    df
+        Degrees of freedom (chi-squared), else 0.
+    """
+
+    statistic: float
+    pvalue: float
+    method: str = "asymptotic"
+    df: int = 0
+
+
+@dataclass(frozen=True)
+class DriftStats:
+    """Everything the drift detectors export for one feature and one window.
+
+    ``pvalue`` is the KS p-value for numeric features and the chi-squared one for categorical
+    ones; ``effect`` is the Jensen-Shannon distance (bounded in [0, 1], comparable across
+    features); the other distances are there because users ask for them by name.
+    """
+
+    n_ref: int
+    n_cur: int
+    ks: TestResult | None
+    chi2: TestResult
+    psi: float
+    js: float
+    wasserstein: float
+    mean_shift_sd: float
+    scale_ratio: float
+
+    @property
+    def pvalue(self) -> float:
+        return self.ks.pvalue if self.ks is not None else self.chi2.pvalue
+
+    @property
+    def effect(self) -> float:
+        return self.js
+
+
+# -- binning --------------------------------------------------------------------------------------
+def quantile_edges(values: ArrayLike, n_bins: int = 16) -> np.ndarray:
+    """Inner bin edges at reference quantiles, usable with :func:`bin_index`.
+
+    Edges are actual data values (inverted-CDF quantiles), deduplicated, so a value that carries
+    a lot of mass (an atom such as 0 in a sparse feature) gets a bin of its own rather than being
+    split, and a feature with at most ``n_bins`` distinct values gets exactly one bin per value.
+
+    >>> quantile_edges([1, 1, 1, 1, 2, 3], n_bins=3).tolist()
+    [2.0, 3.0]
+    >>> quantile_edges(np.arange(100.0), n_bins=4).tolist()
+    [25.0, 50.0, 75.0]
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if n_bins < 2:
+        raise ValueError(f"n_bins must be >= 2, got {n_bins}")
+    if x.size == 0:
+        return np.empty(0)
+    distinct = np.unique(x)
+    if distinct.size <= n_bins:
+        return distinct[1:].astype(np.float64)
+    xs = np.sort(x)
+    n = xs.size
+    # first index of each quantile position; edges at values so that ties never straddle a bin
+    pos = np.ceil(np.arange(1, n_bins) * n / n_bins).astype(np.int64)
+    edges = np.unique(xs[np.clip(pos, 0, n - 1)])
+    return edges[edges > xs[0]]
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value (``len(edges) + 1`` bins); NaN maps to ``-1``."""
+    v = np.asarray(values, dtype=np.float64)
+    idx = np.searchsorted(edges, v, side="right")
+    if np.isnan(v).any():
+        idx = np.where(np.isnan(v), -1, idx)
+    return idx
+
+
+def histogram(values: ArrayLike, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin of ``values`` (NaN excluded), length ``len(edges) + 1``."""
+    idx = bin_index(np.asarray(values, dtype=np.float64).ravel(), edges)
+    return np.bincount(idx[idx >= 0], minlength=len(edges) + 1).astype(np.float64)
+
+
+def _counts(a: ArrayLike) -> np.ndarray:
+    c = np.asarray(a, dtype=np.float64).ravel()
+    if (c < 0).any() or not np.isfinite(c).all():
+        raise ValueError("bin counts must be finite and non-negative")
+    return c
+
+
+def _pair(ref: ArrayLike, cur: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    r, c = _counts(ref), _counts(cur)
+    if r.shape != c.shape:
+        raise ValueError(f"reference has {r.size} bins, current window has {c.size}; bin both with the same edges")
+    return r, c
+
+
+# -- Kolmogorov-Smirnov -----------------------------------------------------------------------------
+def ks_statistic(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
+    """Largest gap between the two empirical CDFs at the bin boundaries."""
+    r, c = _pair(ref_counts, cur_counts)
+    n1, n2 = r.sum(), c.sum()
+    if n1 == 0 or n2 == 0:
+        return float("nan")
+    return float(np.max(np.abs(np.cumsum(r) / n1 - np.cumsum(c) / n2)))
+
+
+def _ks_exact_sf(r: np.ndarray, c: np.ndarray, d: float) -> float:
+    """P(D >= d) under random permutation of the pooled sample, conditional on the tie blocks.
+
+    The pooled sorted sample is a sequence of blocks (one per bin with data); the permutation
+    distribution puts, in each block, a hypergeometric number of reference items given how many
+    remain. The KS boundary is checked only at block ends, where the empirical CDFs are defined.
+    """
+    from scipy.special import gammaln
+
+    n1, n2 = int(r.sum()), int(c.sum())
+    keep = (r + c) > 0
+    r, c = r[keep].astype(np.int64), c[keep].astype(np.int64)
+    total = n1 + n2
+    lf = gammaln(np.arange(total + 2) + 1.0)  # log k!
+
+    def lchoose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ok = (b >= 0) & (b <= a)
+        out = np.full(np.broadcast(a, b).shape, -np.inf)
+        aa, bb = np.broadcast_arrays(a, b)
+        out[ok] = lf[aa[ok]] - lf[bb[ok]] - lf[aa[ok] - bb[ok]]
+        return out
+
+    prob = np.zeros(n1 + 1)
+    prob[0] = 1.0
+    consumed = 0
+    i_all = np.arange(n1 + 1)
+    tol = 1e-10
+    for b in range(len(r) - 1):  # the last boundary is always 0 gap
+        t = int(r[b] + c[b])
+        remaining = total - consumed
+        live = np.flatnonzero(prob > 0)
+        i = live[:, None]
+        k = np.arange(t + 1)[None, :]
+        ref_left = n1 - i
+        logp = lchoose(ref_left, k) + lchoose(remaining - ref_left, t - k) - lchoose(np.array(remaining), np.array(t))
+        trans = np.exp(logp) * prob[live][:, None]
+        new = np.zeros(n1 + 1)
+        dest = (i + k).ravel()
+        ok = dest <= n1
+        np.add.at(new, dest[ok], trans.ravel()[ok])
+        consumed += t
+        gap = np.abs(i_all / n1 - (consumed - i_all) / n2)
+        new[gap >= d - tol] = 0.0
+        prob = new
+    return float(min(1.0, max(0.0, 1.0 - prob.sum())))
+
+
+def ks_binned(ref_counts: ArrayLike, cur_counts: ArrayLike, *, exact_budget: int = EXACT_KS_BUDGET) -> TestResult:
+    """Two-sample KS test on counts per ordered bin (see the module notes on exactness).
+
+    >>> ks_binned([30, 30, 40], [30, 30, 40]).pvalue
+    1.0
+    >>> ks_binned([100, 0], [0, 100]).statistic
+    1.0
+    """
+    r, c = _pair(ref_counts, cur_counts)
+    n1, n2 = float(r.sum()), float(c.sum())
+    if n1 == 0 or n2 == 0:
+        return TestResult(float("nan"), float("nan"), "none")
+    d = ks_statistic(r, c)
+    if d <= 1e-12:
+        return TestResult(0.0, 1.0, "exact")
+    integral = np.all(r == np.round(r)) and np.all(c == np.round(c))
+    if integral and n1 * (n1 + n2) <= exact_budget:
+        return TestResult(d, _ks_exact_sf(r, c, d), "exact")
+    from scipy.special import kolmogorov
+
+    en = n1 * n2 / (n1 + n2)
+    # Stephens' small-sample correction of the asymptotic argument
+    lam = (np.sqrt(en) + 0.12 + 0.11 / np.sqrt(en)) * d
+    return TestResult(d, float(min(1.0, kolmogorov(lam))), "asymptotic")
+
+
+def ks_2samp(a: ArrayLike, b: ArrayLike, *, exact_budget: int = EXACT_KS_BUDGET) -> TestResult:
+    """KS test on raw samples, correct with ties (bins on the pooled distinct values).
+
+    NaN values are ignored.
+
+    >>> r = ks_2samp(np.zeros(50), np.ones(50))
+    >>> r.statistic, r.pvalue < 1e-20
+    (1.0, True)
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    pooled = np.unique(np.concatenate([x, y]))
+    edges = pooled[1:]
+    return ks_binned(histogram(x, edges), histogram(y, edges), exact_budget=exact_budget)
+
+
+# -- chi-squared ---------------------------------------------------------------------------------
+def chi2_test(ref_counts: ArrayLike, cur_counts: ArrayLike) -> TestResult:
+    """Pearson's chi-squared test of homogeneity of the 2 x bins table.
+
+    It treats the reference as a sample too (not as the truth), which is what keeps it valid
+    when the reference is small. Bins empty in both are dropped.
+
+    >>> chi2_test([50, 50], [50, 50]).pvalue
+    1.0
+    """
+    from scipy.stats import chi2
+
+    r, c = _pair(ref_counts, cur_counts)
+    keep = (r + c) > 0
+    r, c = r[keep], c[keep]
+    n1, n2 = r.sum(), c.sum()
+    df = int(keep.sum()) - 1
+    if n1 == 0 or n2 == 0 or df < 1:
+        return TestResult(0.0, 1.0, "asymptotic", max(df, 0))
+    tot = r + c
+    n = n1 + n2
+    e1, e2 = tot * n1 / n, tot * n2 / n
+    stat = float(((r - e1) ** 2 / e1).sum() + ((c - e2) ** 2 / e2).sum())
+    return TestResult(stat, float(chi2.sf(stat, df)), "asymptotic", df)
+
+
+# -- effect sizes --------------------------------------------------------------------------------
+def _shares(counts: np.ndarray, pseudo: float = 0.0) -> np.ndarray:
+    total = counts.sum() + pseudo * counts.size
+    return (counts + pseudo) / total if total > 0 else np.full(counts.size, np.nan)
+
+
+def psi(ref_counts: ArrayLike, cur_counts: ArrayLike, *, pseudocount: float = PSI_PSEUDOCOUNT) -> float:
+    """Population stability index ``sum (q - p) ln(q / p)``, shares smoothed by ``pseudocount``.
+
+    Rules of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large. It grows without bound, so it
+    is exported for users who know it, while alarms use the bounded Jensen-Shannon distance.
+    """
+    r, c = _pair(ref_counts, cur_counts)
+    p, q = _shares(r, pseudocount), _shares(c, pseudocount)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def js_distance(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
+    """Jensen-Shannon distance (square root of the divergence, base 2): 0 same, 1 disjoint."""
+    r, c = _pair(ref_counts, cur_counts)
+    if r.sum() == 0 or c.sum() == 0:
+        return float("nan")
+    p, q = _shares(r), _shares(c)
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return float(np.sqrt(max(0.0, 0.5 * kl(p) + 0.5 * kl(q))))
+
+
+def wasserstein_atoms(pos_a: ArrayLike, w_a: ArrayLike, pos_b: ArrayLike, w_b: ArrayLike) -> float:
+    """Earth mover's distance (W1) between two weighted sets of points on the line.
+
+    Binned windows keep the sum of values per bin, so each bin is an atom at its mean: this gives
+    W1 at bin resolution and still sees values far outside the reference range (a x10 rescale).
+    """
+    xa, wa = np.asarray(pos_a, dtype=np.float64), np.asarray(w_a, dtype=np.float64)
+    xb, wb = np.asarray(pos_b, dtype=np.float64), np.asarray(w_b, dtype=np.float64)
+    ka, kb = (wa > 0) & np.isfinite(xa), (wb > 0) & np.isfinite(xb)
+    xa, wa, xb, wb = xa[ka], wa[ka], xb[kb], wb[kb]
+    if wa.sum() == 0 or wb.sum() == 0:
+        return float("nan")
+    grid = np.unique(np.concatenate([xa, xb]))
+    fa = np.cumsum(np.bincount(np.searchsorted(grid, xa), weights=wa, minlength=grid.size)) / wa.sum()
+    fb = np.cumsum(np.bincount(np.searchsorted(grid, xb), weights=wb, minlength=grid.size)) / wb.sum()
+    return float(np.sum(np.abs(fa - fb)[:-1] * np.diff(grid)))
+
+
+def wasserstein_normalised(a: ArrayLike, b: ArrayLike, scale: float | None = None) -> float:
+    """W1 between raw samples divided by ``scale`` (default: the standard deviation of ``a``).
+
+    In units of reference standard deviations: a shift of the whole feature by one sd gives 1.
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    s = float(np.std(x)) if scale is None else float(scale)
+    w = wasserstein_atoms(x, np.ones_like(x), y, np.ones_like(y))
+    return w / s if s > 0 else (0.0 if w == 0 else float("inf"))
+
+
+def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:
+    """Change of the mean in reference standard deviations (a Glass's delta)."""
+    if not np.isfinite(cur_mean):
+        return float("nan")
+    if ref_sd <= 0:
+        return 0.0 if cur_mean == ref_mean else float(np.sign(cur_mean - ref_mean) * np.inf)
+    return float((cur_mean - ref_mean) / ref_sd)
+
+
+def scale_ratio(ref_sd: float, cur_sd: float) -> float:
+    """Current over reference standard deviation (1 = unchanged, 10 = rescaled x10, 0 = stuck)."""
+    if not np.isfinite(cur_sd):
+        return float("nan")
+    if ref_sd <= 0:
+        return 1.0 if cur_sd == 0 else float("inf")
+    return float(cur_sd / ref_sd)
+
+
+# -- all at once -----------------------------------------------------------------------------------
+def compare_counts(
+    ref_counts: ArrayLike,
+    cur_counts: ArrayLike,
+    *,
+    ordered: bool = True,
+    ref_positions: ArrayLike | None = None,
+    cur_positions: ArrayLike | None = None,
+    ref_moments: tuple[float, float] | None = None,
+    cur_moments: tuple[float, float] | None = None,
+) -> DriftStats:
+    """Every test and distance for one feature from counts per bin.
+
+    Parameters
+    ----------
+    ref_counts, cur_counts
+        Counts per bin (same bins).
+    ordered
+        True for numeric bins (adds KS and Wasserstein), False for categories.
+    ref_positions, cur_positions
+        Mean value of each bin in each sample, for Wasserstein (NaN where a bin is empty).
+    ref_moments, cur_moments
+        ``(mean, sd)`` of each sample, for the mean shift and the scale ratio.
+    """
+    r, c = _pair(ref_counts, cur_counts)
+    ks = ks_binned(r, c) if ordered else None
+    w = float("nan")
+    shift, ratio = float("nan"), float("nan")
+    sd = ref_moments[1] if ref_moments is not None else float("nan")
+    if ordered and ref_positions is not None:
+        cp = ref_positions if cur_positions is None else cur_positions
+        w = wasserstein_atoms(ref_positions, r, cp, c)
+        w = w / sd if sd > 0 else w
+    if ref_moments is not None and cur_moments is not None:
+        shift = mean_shift_sd(ref_moments[0], ref_moments[1], cur_moments[0])
+        ratio = scale_ratio(ref_moments[1], cur_moments[1])
+    return DriftStats(
+        n_ref=int(r.sum()),
+        n_cur=int(c.sum()),
+        ks=ks,
+        chi2=chi2_test(r, c),
+        psi=psi(r, c),
+        js=js_distance(r, c),
+        wasserstein=w,
+        mean_shift_sd=shift,
+        scale_ratio=ratio,
+    )
+
+
+def two_sample(ref: ArrayLike, cur: ArrayLike, *, n_bins: int = 16, categorical: bool = False) -> DriftStats:
+    """Compare two raw samples (e.g. reference vs window of max probabilities).
+
+    Numeric samples are binned at ``n_bins`` reference quantiles; categorical ones (any hashable
+    values, compared as strings) on the union of categories. The KS test here is on those bins;
+    use :func:`ks_2samp` for the KS test on the raw values.
+    """
+    if categorical:
+        a = np.asarray([str(v) for v in np.asarray(ref, dtype=object).ravel() if v is not None], dtype=object)
+        b = np.asarray([str(v) for v in np.asarray(cur, dtype=object).ravel() if v is not None], dtype=object)
+        cats, inv = np.unique(np.concatenate([a, b]).astype(str), return_inverse=True)
+        rc = np.bincount(inv[: a.size], minlength=cats.size).astype(np.float64)
+        cc = np.bincount(inv[a.size:], minlength=cats.size).astype(np.float64)
+        return compare_counts(rc, cc, ordered=False)
+    x = np.asarray(ref, dtype=np.float64).ravel()
+    y = np.asarray(cur, dtype=np.float64).ravel()
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    edges = quantile_edges(x, n_bins)
+    ix, iy = bin_index(x, edges), bin_index(y, edges)
+    nb = edges.size + 1
+    rc = np.bincount(ix, minlength=nb).astype(np.float64)
+    cc = np.bincount(iy, minlength=nb).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rp = np.bincount(ix, weights=x, minlength=nb) / rc
+        cp = np.bincount(iy, weights=y, minlength=nb) / cc
+    return compare_counts(
+        rc, cc, ordered=True, ref_positions=rp, cur_positions=cp,
+        ref_moments=(float(x.mean()), float(x.std())) if x.size else None,
+        cur_moments=(float(y.mean()), float(y.std())) if y.size else None,
+    )
