@@ -67,7 +67,7 @@ __all__ = [
 ArrayLike = "np.ndarray | Sequence[float]"
 
 #: Work budget (cells of the lattice recursion) under which KS p-values are exact.
-EXACT_KS_BUDGET = 4_000_000
+EXACT_KS_BUDGET = 2_000_000
 #: Additive smoothing of bin shares in PSI (Jeffreys' half count), so empty bins stay finite.
 PSI_PSEUDOCOUNT = 0.5
 
@@ -222,15 +222,20 @@ def _ks_exact_sf(r: np.ndarray, c: np.ndarray, d: float) -> float:
         t = int(r[b] + c[b])
         remaining = total - consumed
         live = np.flatnonzero(prob > 0)
+        if live.size == 0:  # every permutation already reached the observed gap
+            return 1.0
         i = live[:, None]
         k = np.arange(t + 1)[None, :]
         ref_left = n1 - i
         logp = lchoose(ref_left, k) + lchoose(remaining - ref_left, t - k) - lchoose(np.array(remaining), np.array(t))
         trans = np.exp(logp) * prob[live][:, None]
-        new = np.zeros(n1 + 1)
-        dest = (i + k).ravel()
-        ok = dest <= n1
-        np.add.at(new, dest[ok], trans.ravel()[ok])
+        new = np.zeros(n1 + t + 1)
+        lo, hi = int(live[0]), int(live[-1]) + 1
+        dense = np.zeros((hi - lo, t + 1))
+        dense[live - lo] = trans
+        for kk in range(t + 1):  # new[i + k] += P(i) P(k | i), one shifted add per k
+            new[lo + kk:hi + kk] += dense[:, kk]
+        new = new[: n1 + 1]
         consumed += t
         gap = np.abs(i_all / n1 - (consumed - i_all) / n2)
         new[gap >= d - tol] = 0.0
@@ -270,7 +275,7 @@ def ks_2samp(a: ArrayLike, b: ArrayLike, *, exact_budget: int = EXACT_KS_BUDGET)
     NaN values are ignored.
 
     >>> r = ks_2samp(np.zeros(50), np.ones(50))
-    >>> r.statistic, r.pvalue < 1e-20
+    >>> r.statistic, r.pvalue < 1e-12
     (1.0, True)
     """
     x = np.asarray(a, dtype=np.float64).ravel()
