@@ -1,0 +1,48 @@
+"""Shared fixtures: fresh registries, repo paths, and real binaries (Prometheus, Alertmanager, promtool)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_binary(name: str) -> str:
+    """Path of a real binary the test needs. Locally a missing binary skips the test with a
+    visible reason; in CI (CI=true) it fails, because CI must install it (see .ci/run)."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    if path is None:
+        message = f"{name} is not installed (apt-get install -y prometheus prometheus-alertmanager)"
+        if IN_CI:
+            pytest.fail(message + "; CI must install it")
+        pytest.skip(message)
+    return path
+
+
+def require_shared(*parts: str) -> Path:
+    """A path under ../shared (read-only material beside the checkout); fails clearly if missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the shared/ folder must sit beside the repository (../shared)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def registry():
+    """A fresh prometheus-client registry per test."""
+    from prometheus_client import CollectorRegistry
+
+    return CollectorRegistry(auto_describe=False)

@@ -1,0 +1,108 @@
+"""Config validation: every kind of mistake names the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, parse_config, parse_duration
+
+GOOD = """
+model: fraud
+features:
+  - {name: amount, kind: numeric}
+  - {name: country, kind: categorical}
+output: {kind: probabilities, classes: [legit, fraud]}
+queue: {capacity: 5000, sample_rate: 0.5}
+window: 30m
+rules:
+  interval: 30s
+  alertmanager: [http://127.0.0.1:9093]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "monitor.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_good_config_loads(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD)).model()
+    assert cfg.model == "fraud"
+    assert cfg.schema.numeric_names == ("amount",) and cfg.schema.categorical_names == ("country",)
+    assert cfg.output.classes == ("legit", "fraud")
+    assert cfg.queue.capacity == 5000 and cfg.queue.sample_rate == 0.5
+    assert cfg.window_s == 1800.0 and cfg.rules.interval_s == 30.0
+
+
+@pytest.mark.parametrize(
+    "text, key, fix",
+    [
+        ("modle: x", "modle", "did you mean 'model'"),
+        ("queue: {capacity: -3}", "queue.capacity", "whole number"),
+        ("queue: {capacity: many}", "queue.capacity", "whole number"),
+        ("queue: {sample_rate: 2}", "queue.sample_rate", "between 0.0 and 1.0"),
+        ("queue: [1, 2]", "queue", "indented keys"),
+        ("output: {kind: probs}", "output.kind", "probabilities for predict_proba"),
+        ("output: {classes: [a, a]}", "output.classes", "remove the duplicate"),
+        ("window: 5 minutes", "window", "30s, 5m or 1h"),
+        ("window: -5", "window", "above zero"),
+        ("features: [{name: a}, {name: a}]", "schema.features[1].name", "unique name"),
+        ("features: [{name: a, kind: text}]", "schema.features[0].kind", "numeric or kind: categorical"),
+        ("detectors: [{kind: no-such-detector}]", "detectors[0].kind", "kind"),
+        ("rules: {alertmanager: [localhost:9093]}", "rules.alertmanager", "http://"),
+        ("rules: {external_labels: {a: 1}}", "rules.external_labels", "string values"),
+        ("server: {port: 70000}", "server.port", "port: 9108"),
+        ("models: []", "models", "models:"),
+        ("models: [{model: a}, {model: a}]", "models", "unique name"),
+    ],
+)
+def test_each_mistake_names_file_key_and_fix(tmp_path, text, key, fix):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert err.key == key
+    assert str(path) in str(err)
+    assert fix in str(err)
+
+
+def test_broken_yaml_reports_line(tmp_path):
+    path = write(tmp_path, "model: a\nqueue:\n  capacity: [1\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML at line \d+"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_several_models_need_a_choice(tmp_path):
+    agent = load_config(write(tmp_path, "window: 10m\nmodels:\n  - model: a\n  - model: b\n    window: 1h\n"))
+    with pytest.raises(ConfigError, match="pass model=NAME"):
+        agent.model()
+    assert agent.model("a").window_s == 600.0  # shared keys apply to every model
+    assert agent.model("b").window_s == 3600.0
+
+
+def test_durations():
+    assert parse_duration("1h30m") == 5400.0
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration(12) == 12.0
+    with pytest.raises(ConfigError):
+        parse_duration("1 hour")
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    cfg = parse_config({"rules": {"files": ["rules/a.yml"]}, "checkpoint": {"path": "state/ck"}}, "x.yaml", tmp_path).model()
+    assert cfg.rules.files == (str(tmp_path / "rules/a.yml"),)
+    assert cfg.checkpoint.path == str(tmp_path / "state/ck")
+
+
+def test_example_config_is_valid():
+    example = Path(__file__).resolve().parent.parent / "examples" / "monitor.yaml"
+    agent = load_config(example)
+    assert agent.models

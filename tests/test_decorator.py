@@ -1,0 +1,194 @@
+"""Decorator semantics: sync, async, methods, exceptions, batch and single row, extractors."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import numpy as np
+import pytest
+
+from monitor import Monitor
+
+
+@pytest.fixture
+def mon(registry):
+    m = Monitor(model="dec", registry=registry, start_worker=False)
+    yield m
+    m.close()
+
+
+def test_sync_function_keeps_signature_docstring_and_result(mon):
+    @mon.watch
+    def predict(x: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """Predict things."""
+        return np.array([0.25, 0.75])
+
+    assert predict.__doc__ == "Predict things."
+    assert predict.__name__ == "predict"
+    assert list(inspect.signature(predict).parameters) == ["x", "threshold"]
+    out = predict(np.zeros(3))
+    assert out.tolist() == [0.25, 0.75]
+    mon.flush()
+    assert mon.store.value("monitor_calls") == 1.0
+    assert mon.store.value("monitor_predictions") == 1.0
+    assert mon.store.value("monitor_predicted_class", ("1",)) == 1.0
+    lat = mon.store.value("monitor_latency_seconds")
+    assert lat.count == 1.0 and lat.sum >= 0.0
+
+
+def test_batch_calls_count_rows_and_batch_sizes(mon):
+    @mon.watch
+    def predict(X):
+        p = np.full((len(X), 3), 0.1)
+        p[:, 2] = 0.8
+        return p
+
+    predict(np.ones((7, 4)))
+    predict(np.ones((2, 4)))
+    mon.flush()
+    assert mon.store.value("monitor_calls") == 2.0
+    assert mon.store.value("monitor_predictions") == 9.0
+    sizes = mon.store.value("monitor_batch_size_rows")
+    assert sizes.count == 2.0 and sizes.sum == 9.0
+    assert mon.store.value("monitor_predicted_class", ("2",)) == 9.0
+
+
+def test_model_exception_is_counted_and_reraised_unchanged(mon):
+    class ModelBroke(RuntimeError):
+        pass
+
+    err = ModelBroke("boom")
+
+    @mon.watch
+    def predict(x):
+        raise err
+
+    with pytest.raises(ModelBroke) as info:
+        predict([1.0, 2.0])
+    assert info.value is err
+    mon.flush()
+    assert mon.store.value("monitor_errors", ("ModelBroke",)) == 1.0
+    assert mon.store.value("monitor_predictions") is None
+
+
+def test_methods_take_the_input_after_self(mon):
+    class Model:
+        def __init__(self):
+            self.calls = 0
+
+        @mon.watch(client="api_key")
+        def predict(self, X, api_key=None):
+            self.calls += 1
+            return np.tile([0.9, 0.1], (len(X), 1))
+
+    m = Model()
+    m.predict(np.ones((3, 2)), api_key="k1")
+    assert m.calls == 1
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 3.0
+    assert mon.store.value("monitor_predicted_class", ("0",)) == 3.0
+
+
+def test_async_function(mon):
+    @mon.watch
+    async def predict(x):
+        await asyncio.sleep(0)
+        return [0.4, 0.6]
+
+    assert inspect.iscoroutinefunction(predict)
+    assert asyncio.run(predict([1.0, 2.0])) == [0.4, 0.6]
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 1.0
+
+
+def test_async_exception_reraised(mon):
+    @mon.watch
+    async def predict(x):
+        raise KeyError("missing")
+
+    with pytest.raises(KeyError):
+        asyncio.run(predict([1.0]))
+    mon.flush()
+    assert mon.store.value("monitor_errors", ("KeyError",)) == 1.0
+
+
+def test_extractors_request_id_and_segment_reach_the_batch(mon):
+    seen = []
+
+    class Spy:
+        kind = "spy"
+
+        def update(self, batch):
+            seen.append((batch.request_id.tolist(), batch.segment.tolist(), batch.client.tolist()))
+
+        def update_labels(self, labeled):
+            seen.append(("labels", labeled.label.tolist()))
+
+        def advance(self, now):
+            pass
+
+        def export(self, out):
+            pass
+
+    mon.pipeline.detectors.append(Spy())
+
+    @mon.watch(request_id=lambda x, rid, region: rid, segment="region", client=lambda x, rid, region: "c-" + rid)
+    def predict(x, rid, region):
+        return [0.3, 0.7]
+
+    predict([1.0, 2.0], "r1", "eu")
+    mon.flush()
+    assert seen[0] == (["r1"], ["eu"], ["c-r1"])
+    mon.feedback(["r1"], [1])
+    mon.flush()
+    assert seen[-1] == ("labels", [1])
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 1.0
+
+
+def test_a_failing_extractor_never_breaks_the_model(mon):
+    @mon.watch(client=lambda x: 1 / 0)
+    def predict(x):
+        return [0.5, 0.5]
+
+    assert predict([1.0]) == [0.5, 0.5]
+    mon.flush()
+    assert mon.store.value("monitor_events_dropped", ("internal_error",)) == 1.0
+
+
+def test_unreadable_rows_are_counted_by_reason_not_raised(mon):
+    @mon.watch
+    def predict(x):
+        return x  # echoes inputs as outputs: nonsense for a classifier
+
+    predict(np.ones(4))  # learns a 4-feature schema; outputs are not probabilities
+    predict(np.ones(3))  # wrong width
+    predict([float("nan"), 1.0, 1.0, 1.0])
+    mon.flush()
+    assert mon.store.value("monitor_rows_rejected", ("probabilities_not_normalised",)) == 1.0
+    assert mon.store.value("monitor_rows_rejected", ("wrong_shape",)) == 1.0
+    assert mon.store.value("monitor_rows_rejected", ("nan_output",)) == 1.0
+    assert mon.store.value("monitor_predictions") is None
+
+
+def test_module_level_watch_uses_a_named_monitor():
+    import monitor
+
+    @monitor.watch(model="module-level-test")
+    def predict(x):
+        return [0.1, 0.9]
+
+    predict([0.0])
+    mon = predict.monitor
+    try:
+        assert mon.model == "module-level-test"
+        assert monitor.get_monitor("module-level-test") is mon
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 1.0
+    finally:
+        mon.close()
+
+
+def test_input_arg_must_exist(mon):
+    with pytest.raises(ValueError, match="input_arg='features'"):
+        mon.watch(lambda x: x, input_arg="features")

@@ -1,0 +1,93 @@
+"""The exposition parses cleanly: prometheus-client's own parser, and promtool check metrics."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import Monitor, catalog
+from tests.conftest import require_binary
+
+
+def busy_monitor(registry) -> Monitor:
+    mon = Monitor(model="expo", registry=registry, start_worker=False)
+
+    @mon.watch
+    def predict(x):
+        if x[0] < 0:
+            raise ValueError("negative")
+        return np.array([0.1, 0.2, 0.7])
+
+    for v in (1.0, 2.0, -1.0):
+        try:
+            predict(np.array([v, 0.0]))
+        except ValueError:
+            pass
+    mon.observe(np.ones((3, 2)), np.ones((3, 3)) / 3)
+    mon.observe(np.ones(5), np.array([0.5, 0.5, 0.0]))  # wrong width: rejected and counted
+    mon.flush()
+    return mon
+
+
+def test_text_exposition_parses_and_matches_the_catalog(registry):
+    mon = busy_monitor(registry)
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(mon.metrics_text())}
+        for name, fam in families.items():
+            spec = catalog.CATALOG[name]
+            assert fam.type == spec.type
+            for sample in fam.samples:
+                assert sample.labels["model"] == "expo"
+                assert set(sample.labels) - {"model", "le"} == set(spec.labels)
+        assert families["monitor_predictions"].samples[0].value == 5.0
+        assert families["monitor_errors"].samples[0].labels["exception"] == "ValueError"
+    finally:
+        mon.close()
+
+
+def test_openmetrics_exposition(registry):
+    mon = busy_monitor(registry)
+    try:
+        text = mon.metrics_text(openmetrics=True)
+        assert text.rstrip().endswith("# EOF")
+        assert "monitor_predictions_total" in text
+    finally:
+        mon.close()
+
+
+def test_promtool_check_metrics_accepts_the_exposition(registry):
+    promtool = require_binary("promtool")
+    mon = busy_monitor(registry)
+    try:
+        result = subprocess.run([promtool, "check", "metrics"], input=mon.metrics_text(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        mon.close()
+
+
+def test_catalog_names_follow_prometheus_conventions():
+    for spec in catalog.CATALOG.values():
+        assert spec.name.startswith("monitor_")
+        if spec.type == "histogram" and "seconds" in spec.name:
+            assert spec.unit == "s"
+        assert spec.help.endswith("."), spec.name
+
+
+def test_http_server_serves_metrics(registry):
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    mon = busy_monitor(registry)
+    try:
+        port = free_port()
+        server, _ = mon.start_http_server(port)
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            assert 'monitor_predictions_total{model="expo"} 5.0' in body
+        finally:
+            server.shutdown()
+    finally:
+        mon.close()

@@ -1,0 +1,96 @@
+"""Shedding under a full queue (counted, caller never blocked), sampling, and thread safety."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from monitor import Monitor
+from monitor.config import MonitorConfig, QueueConfig
+
+
+def test_full_queue_sheds_and_counts_without_blocking(registry):
+    cfg = MonitorConfig(model="shed", queue=QueueConfig(capacity=10))
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        @mon.watch
+        def predict(x):
+            return [0.5, 0.5]
+
+        for _ in range(25):  # no worker: nothing drains, the caller must still return at once
+            assert predict([1.0]) == [0.5, 0.5]
+        assert len(mon.queue) == 10
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 10.0
+        assert mon.store.value("monitor_events_dropped", ("queue_full",)) == 15.0
+        assert mon.store.value("monitor_queue_depth") == 0.0
+        text = mon.metrics_text()
+        assert 'monitor_events_dropped_total{model="shed",reason="queue_full"} 15.0' in text
+    finally:
+        mon.close()
+
+
+def test_observe_after_close_is_counted_as_closed(registry):
+    mon = Monitor(model="closed", registry=registry, start_worker=False)
+    mon.close()
+    assert mon.observe([1.0], [0.5, 0.5]) is False
+    dropped, _ = mon.queue.counters()
+    assert dropped == {"closed": 1}
+
+
+def test_sampling_rate_counts_what_it_skips(registry):
+    cfg = MonitorConfig(model="sampled", queue=QueueConfig(sample_rate=0.25), seed=3)
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        kept = sum(mon.observe([1.0], [0.5, 0.5]) for _ in range(4000))
+        mon.flush()
+        skipped = mon.store.value("monitor_events_sampled_out")
+        assert kept + skipped == 4000
+        assert 800 < kept < 1200  # binomial(4000, 0.25): mean 1000, sd 27
+        assert mon.store.value("monitor_predictions") == float(kept)
+    finally:
+        mon.close()
+
+
+def test_concurrent_callers_lose_nothing(registry):
+    """8 threads x 5,000 calls with the worker draining concurrently: every call is accounted."""
+    mon = Monitor(model="threads", registry=registry)
+    try:
+        @mon.watch
+        def predict(x):
+            return np.array([0.2, 0.8])
+
+        row = np.ones(4)
+
+        def caller():
+            for _ in range(5000):
+                predict(row)
+
+        threads = [threading.Thread(target=caller) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        mon.flush()
+        processed = mon.store.value("monitor_predictions") or 0.0
+        dropped = mon.store.value("monitor_events_dropped", ("queue_full",)) or 0.0
+        assert processed + dropped == 40_000
+        assert mon.store.value("monitor_calls") == processed
+        assert mon.store.value("monitor_predicted_class", ("1",)) == processed
+    finally:
+        mon.close()
+
+
+def test_worker_processes_in_background(registry):
+    mon = Monitor(model="bg", registry=registry)
+    try:
+        for _ in range(100):
+            mon.observe(np.ones(2), np.array([0.5, 0.5]))
+        for _ in range(200):  # the worker polls every 50 ms; wait up to 10 s
+            if mon.store.value("monitor_predictions") == 100.0:
+                break
+            threading.Event().wait(0.05)
+        assert mon.store.value("monitor_predictions") == 100.0
+    finally:
+        mon.close()
