@@ -429,14 +429,14 @@ class _Converter:
 
         if e.matchers.or_matchers:
             raise self.unsupported("'or' inside label matchers")
-        ops = {pp.MatchOp.Equal: MatchOp.EQ, pp.MatchOp.NotEqual: MatchOp.NE,
-               pp.MatchOp.Re: MatchOp.RE, pp.MatchOp.NotRe: MatchOp.NRE}
+        ops = {"Equal": MatchOp.EQ, "NotEqual": MatchOp.NE, "Re": MatchOp.RE,
+               "NotRe": MatchOp.NRE}
         matchers: list[LabelMatcher] = []
         name = e.name or ""
         if name:
             matchers.append(LabelMatcher(METRIC_NAME, MatchOp.EQ, name))
         for m in e.matchers.matchers:
-            op = ops.get(m.op)
+            op = ops.get(str(m.op).rsplit(".", 1)[-1])
             if op is None:
                 raise self.unsupported(f"matcher operator {m.op}")
             matchers.append(LabelMatcher(m.name, op, m.value))
@@ -459,17 +459,15 @@ class _Converter:
                                  f"types in {self.expr!r}")
         mod = e.modifier
         return_bool = bool(mod.return_bool) if mod is not None else False
-        cards = {pp.VectorMatchCardinality.OneToOne: "one-to-one",
-                 pp.VectorMatchCardinality.ManyToOne: "many-to-one",
-                 pp.VectorMatchCardinality.OneToMany: "one-to-many",
-                 pp.VectorMatchCardinality.ManyToMany: "many-to-many"}
+        cards = {"OneToOne": "one-to-one", "ManyToOne": "many-to-one",
+                 "OneToMany": "one-to-many", "ManyToMany": "many-to-many"}
         card = "many-to-many" if op in SET_OPS else "one-to-one"
         on = False
         matching: tuple[str, ...] = ()
         include: tuple[str, ...] = ()
         has_matching = False
         if mod is not None:
-            card = cards.get(mod.card, card)
+            card = cards.get(str(mod.card).rsplit(".", 1)[-1], card)
             if op in SET_OPS:
                 card = "many-to-many"
             if mod.matching is not None:

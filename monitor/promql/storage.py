@@ -423,6 +423,49 @@ class SeriesStore:
         a, b = c0 + lo, c0 + hi
         return ts[lo:hi], self._vals[:, a:b][ids], self._state[:, a:b][ids]
 
+    def instant(self, ids: np.ndarray, ref_ms: int, lookback_ms: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Latest sample of each series in ``[ref - lookback, ref]`` (Prometheus instant selection).
+
+        Returns ``(positions, values, timestamps)`` where ``positions`` index into ``ids``. A series
+        whose latest cell in the window is a stale marker is omitted, as in Prometheus.
+        """
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
+        c0, c1 = self._c0, self._c1
+        if ids.size == 0 or c1 == c0:
+            return empty
+        ts = self._ts[c0:c1]
+        lo = c0 + int(np.searchsorted(ts, ref_ms - lookback_ms, side="left"))
+        hi = c0 + int(np.searchsorted(ts, ref_ms, side="right"))
+        if hi <= lo:
+            return empty
+        state = self._state
+        out_col = np.full(ids.size, -1, dtype=np.int64)
+        pending = np.arange(ids.size)
+        col = hi - 1
+        steps = 0
+        # Nearly always the newest column holds a sample of every series: scan back a few columns
+        # one at a time, then fall back to one bulk search for long-absent series.
+        while pending.size and col >= lo and steps < 4:
+            found = state[ids[pending], col] != ABSENT
+            if found.any():
+                out_col[pending[found]] = col
+                pending = pending[~found]
+            col -= 1
+            steps += 1
+        if pending.size and col >= lo:
+            sub = state[:, lo:col + 1][ids[pending]] != ABSENT
+            has = sub.any(axis=1)
+            last = sub.shape[1] - 1 - np.argmax(sub[:, ::-1], axis=1)
+            out_col[pending[has]] = lo + last[has]
+        pos = np.flatnonzero(out_col >= 0)
+        cols = out_col[pos]
+        sids = ids[pos]
+        live = state[sids, cols] == PRESENT
+        if not live.all():
+            pos, cols, sids = pos[live], cols[live], sids[live]
+        return pos, self._vals[sids, cols], self._ts[cols]
+
     def select(self, matchers: Sequence[LabelMatcher] | Mapping[str, str], start_ms: int,
                end_ms: int, *, include_stale: bool = False) -> list[Series]:
         """Return the samples of matching series in ``[start_ms, end_ms]`` as :class:`Series`.

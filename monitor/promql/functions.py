@@ -1,0 +1,357 @@
+"""Functions over instant vectors and scalars (``abs``, ``clamp``, ``label_replace``, dates, ...).
+
+Element-wise math runs as one numpy call per node. Label-rewriting functions cache their output
+label sets per input label set within one call. Date functions use integer civil-calendar
+arithmetic (proleptic Gregorian, UTC) so any timestamp works, as Go's ``time`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable
+
+import numpy as np
+
+from monitor.promql.errors import EvalError
+from monitor.promql.matchers import compile_regex
+from monitor.promql.types import METRIC_NAME, Labels
+from monitor.promql.values import IVec
+
+__all__ = [
+    "SIMPLE_FUNCTIONS",
+    "DATE_FUNCTIONS",
+    "drop_names",
+    "label_replace",
+    "label_join",
+    "histogram_quantile",
+    "bucket_quantile",
+    "format_float_go",
+    "sort_vector",
+]
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def drop_names(labels: list[Labels]) -> list[Labels]:
+    """Drop ``__name__`` from every label set (what functions and arithmetic do)."""
+    return [lab.without_name() for lab in labels]
+
+
+def _sgn(v: np.ndarray) -> np.ndarray:
+    return np.where(v < 0, -1.0, np.where(v > 0, 1.0, v))
+
+
+SIMPLE_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "abs": np.abs,
+    "ceil": np.ceil,
+    "floor": np.floor,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "ln": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
+    "atanh": np.arctanh,
+    "rad": lambda v: v * math.pi / 180,
+    "deg": lambda v: v * 180 / math.pi,
+    "sgn": _sgn,
+}
+
+
+# ------------------------------------------------------------------------------- dates
+def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Proleptic Gregorian (year, month, day) of days since 1970-01-01 (H. Hinnant's algorithm)."""
+    z = days + 719468
+    era = np.floor_divide(z, 146097)
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = np.where(mp < 10, mp + 3, mp - 9)
+    y = np.where(m <= 2, y + 1, y)
+    return y, m, d
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    y = np.where(m <= 2, y - 1, y)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = np.where(m > 2, m - 3, m + 9)
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _is_leap(y: np.ndarray) -> np.ndarray:
+    return ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _date_parts(seconds: np.ndarray, part: str) -> np.ndarray:
+    secs = seconds.astype(np.int64)
+    days = np.floor_divide(secs, 86400)
+    sod = secs - days * 86400
+    if part == "hour":
+        return (sod // 3600).astype(np.float64)
+    if part == "minute":
+        return ((sod // 60) % 60).astype(np.float64)
+    if part == "day_of_week":
+        return np.mod(days + 4, 7).astype(np.float64)
+    y, m, d = _civil_from_days(days)
+    if part == "year":
+        return y.astype(np.float64)
+    if part == "month":
+        return m.astype(np.float64)
+    if part == "day_of_month":
+        return d.astype(np.float64)
+    if part == "day_of_year":
+        return (days - _days_from_civil(y, np.ones_like(m), np.ones_like(d)) + 1).astype(
+            np.float64)
+    if part == "days_in_month":
+        base = _MONTH_DAYS[m]
+        return np.where((m == 2) & _is_leap(y), 29, base).astype(np.float64)
+    raise KeyError(part)
+
+
+def _to_unix_seconds(values: np.ndarray) -> np.ndarray:
+    """Go's ``int64(float)`` conversion: truncation; out-of-range and NaN become MinInt64."""
+    out = np.full(values.shape, np.iinfo(np.int64).min, dtype=np.int64)
+    ok = np.isfinite(values) & (np.abs(values) < 9.2e18)
+    out[ok] = np.trunc(values[ok]).astype(np.int64)
+    return out
+
+
+def date_function(part: str, vec: IVec | None, eval_ms: int) -> IVec:
+    """Evaluate ``year()``/``hour()``/... on a vector of Unix times, or on the eval time."""
+    if vec is None:
+        secs = np.array([int(eval_ms / 1000) if eval_ms >= 0 else -((-eval_ms) // 1000)],
+                        dtype=np.int64)
+        return IVec([Labels()], _date_parts(secs, part))
+    with np.errstate(all="ignore"):
+        secs = _to_unix_seconds(vec.values)
+        # keep the conversion within the algorithm's comfortable range
+        secs = np.clip(secs, -(2 ** 50), 2 ** 50)
+        return IVec(drop_names(vec.labels), _date_parts(secs, part))
+
+
+DATE_FUNCTIONS = frozenset({"year", "month", "day_of_month", "day_of_year", "day_of_week",
+                            "hour", "minute", "days_in_month"})
+
+
+# ------------------------------------------------------------------------------- labels
+def _expand_template(template: str, m: re.Match[str]) -> str:
+    """Go ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
+    out: list[str] = []
+    i, n = 0, len(template)
+    while i < n:
+        c = template[i]
+        if c != "$" or i + 1 >= n:
+            out.append(c)
+            i += 1
+            continue
+        nxt = template[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+            continue
+        if nxt == "{":
+            end = template.find("}", i + 2)
+            name = template[i + 2:end] if end > 0 else ""
+            if end < 0 or not name or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+                out.append(c)
+                i += 1
+                continue
+            i = end + 1
+        else:
+            j = i + 1
+            while j < n and (template[j].isalnum() or template[j] == "_") and template[j].isascii():
+                j += 1
+            name = template[i + 1:j]
+            if not name:
+                out.append(c)
+                i += 1
+                continue
+            i = j
+        out.append(_group(m, name))
+    return "".join(out)
+
+
+def _group(m: re.Match[str], name: str) -> str:
+    try:
+        if name.isdigit():
+            idx = int(name)
+            if idx > (m.re.groups or 0):
+                return ""
+            return m.group(idx) or ""
+        return m.group(name) or ""
+    except IndexError:
+        return ""
+
+
+def label_replace(vec: IVec, dst: str, repl: str, src: str, regex: str) -> IVec:
+    """``label_replace(v, dst, replacement, src, regex)`` with Go's template expansion."""
+    try:
+        rx = compile_regex(regex)
+    except Exception as exc:
+        raise EvalError(f"invalid regular expression in label_replace(): {regex}") from exc
+    if not _LABEL_NAME.match(dst):
+        raise EvalError(f"invalid destination label name in label_replace(): {dst}")
+    cache: dict[Labels, Labels] = {}
+    out: list[Labels] = []
+    for lab in vec.labels:
+        res = cache.get(lab)
+        if res is None:
+            m = rx.fullmatch(lab.get(src))
+            if m is None:
+                res = lab
+            else:
+                res = lab.with_(dst, _expand_template(repl, m))
+            cache[lab] = res
+        out.append(res)
+    return IVec(out, vec.values.copy())
+
+
+def label_join(vec: IVec, dst: str, sep: str, srcs: list[str]) -> IVec:
+    """``label_join(v, dst, separator, src...)``."""
+    for s in srcs:
+        if not _LABEL_NAME.match(s):
+            raise EvalError(f"invalid source label name in label_join(): {s}")
+    if not _LABEL_NAME.match(dst):
+        raise EvalError(f"invalid destination label name in label_join(): {dst}")
+    out = [lab.with_(dst, sep.join(lab.get(s) for s in srcs)) for lab in vec.labels]
+    return IVec(out, vec.values.copy())
+
+
+# ------------------------------------------------------------------------------- histograms
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus's ``bucketQuantile`` over (upper bound, cumulative count) pairs."""
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    buckets = sorted(buckets, key=lambda b: b[0])
+    if not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
+        return math.nan
+    # coalesce equal upper bounds
+    merged: list[list[float]] = []
+    for ub, cnt in buckets:
+        if merged and merged[-1][0] == ub:
+            merged[-1][1] += cnt
+        else:
+            merged.append([ub, cnt])
+    # ensure monotonic counts
+    mx = merged[0][1]
+    for b in merged[1:]:
+        if b[1] > mx:
+            mx = b[1]
+        elif b[1] < mx:
+            b[1] = mx
+    if len(merged) < 2:
+        return math.nan
+    observations = merged[-1][1]
+    if observations == 0:
+        return math.nan
+    rank = q * observations
+    # sort.Search over the first len-1 buckets for count >= rank
+    lo, hi = 0, len(merged) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if merged[mid][1] >= rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    b = lo
+    if b == len(merged) - 1:
+        return merged[-2][0]
+    if b == 0 and merged[0][0] <= 0:
+        return merged[0][0]
+    bucket_start = 0.0
+    bucket_end = merged[b][0]
+    count = merged[b][1]
+    if b > 0:
+        bucket_start = merged[b - 1][0]
+        count -= merged[b - 1][1]
+        rank -= merged[b - 1][1]
+    return bucket_start + (bucket_end - bucket_start) * (rank / count)
+
+
+def _parse_go_float(text: str) -> float | None:
+    """``strconv.ParseFloat`` subset: decimal/scientific, Inf/NaN spellings, hex floats."""
+    t = text.strip()
+    if t != text or not t:
+        return None
+    low = t.lower()
+    if low in ("inf", "+inf", "infinity", "+infinity"):
+        return math.inf
+    if low in ("-inf", "-infinity"):
+        return -math.inf
+    if low == "nan":
+        return math.nan
+    try:
+        if "x" in low:
+            return float.fromhex(t)
+        if "_" in t:
+            return None
+        return float(t)
+    except ValueError:
+        return None
+
+
+def histogram_quantile(q: float, vec: IVec) -> IVec:
+    """``histogram_quantile`` over classic ``le`` buckets."""
+    groups: dict[Labels, tuple[Labels, list[tuple[float, float]]]] = {}
+    order: list[Labels] = []
+    for lab, v in zip(vec.labels, vec.values.tolist()):
+        ub = _parse_go_float(lab.get("le"))
+        if ub is None:
+            continue
+        sig = lab.without("le")
+        entry = groups.get(sig)
+        if entry is None:
+            entry = (sig.without(METRIC_NAME), [])
+            groups[sig] = entry
+            order.append(sig)
+        entry[1].append((ub, v))
+    labels = [groups[s][0] for s in order]
+    values = np.array([bucket_quantile(q, groups[s][1]) for s in order], dtype=np.float64)
+    return IVec(labels, values)
+
+
+# ------------------------------------------------------------------------------- misc
+def format_float_go(v: float) -> str:
+    """``strconv.FormatFloat(v, 'f', -1, 64)``: shortest round-trip decimal without exponent."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    s = np.format_float_positional(v, unique=True, trim="-")
+    return "0" if s in ("-0", "0") and v == 0 and math.copysign(1, v) > 0 else s
+
+
+def sort_vector(vec: IVec, descending: bool) -> IVec:
+    """``sort``/``sort_desc``: by value, NaN last in both directions."""
+    vals = vec.values.tolist()
+    if descending:
+        order = sorted(range(len(vals)), key=lambda i: (math.isnan(vals[i]),
+                                                        -vals[i] if not math.isnan(vals[i]) else 0))
+    else:
+        order = sorted(range(len(vals)), key=lambda i: (math.isnan(vals[i]),
+                                                        vals[i] if not math.isnan(vals[i]) else 0))
+    return IVec([vec.labels[i] for i in order], vec.values[order] if order else vec.values)
