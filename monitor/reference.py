@@ -8,7 +8,7 @@ profile can be loaded from an untrusted path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +34,10 @@ class Reference:
         Ground truth: class indices ``(n,)`` or regression targets, when known.
     classes
         Class names in column order.
+    profile
+        The :class:`monitor.profile.Profile` these rows were loaded with (exact statistics of the
+        full reference file), or None: detectors then profile the rows themselves
+        (:func:`monitor.profile.profile_of`) and cache the result here.
     """
 
     numeric: "np.ndarray"
@@ -43,6 +47,7 @@ class Reference:
     scores: "np.ndarray | None" = None
     labels: "np.ndarray | None" = None
     classes: tuple[str, ...] = field(default=())
+    profile: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0] if self.numeric.size or not self.categorical.size else self.categorical.shape[0])

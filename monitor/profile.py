@@ -1,0 +1,842 @@
+"""Reference profiles: the compact, versioned, pickle-free summary the drift detectors calibrate on.
+
+A profile holds, per feature, what the detectors need and nothing else: the type, quantile bin
+edges with the reference counts and value sums per bin, missing and non-finite counts, the range,
+mean and standard deviation, the probability that two values are equal (for the stuck-feature
+detector), category frequencies with the number of singletons (for the Good-Turing rate of unseen
+categories); for the multivariate detector a PCA fitted on half the rows with the reconstruction
+error distribution of the other half; for output drift the predicted-class counts and the max-score
+(or regression value) distribution; label counts; and a bounded random sample of rows, so that
+detectors that need rows (the confidence estimators, the alibi-detect backend) still work from a
+profile.
+
+It is saved as one ``.npz`` file (``numpy.savez_compressed``) whose arrays are plain numbers or
+fixed-width strings and whose metadata is JSON stored as bytes: it is read with
+``allow_pickle=False``, so loading a profile from an untrusted path cannot run code.
+
+Exactness: counts, missing/non-finite counts, ranges, moments and categories are exact over every
+row read. Quantile edges, bin counts and the PCA come from a uniform random sample of at most
+``max_rows`` rows (all rows when the file is smaller): with the default 1,000,000 that is exact for
+most reference sets; bin counts are then those of the sample, consistently, which is what the
+detectors' calibration accounts for.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> p = Profile.from_arrays(rng.normal(size=(500, 2)), numeric_names=["a", "b"], n_bins=10)
+>>> p.feature("a").counts.sum(), len(p.feature("a").edges)
+(500.0, 9)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from monitor.reference import Reference
+from monitor.stats.univariate import bin_index, quantile_edges
+
+__all__ = [
+    "PROFILE_VERSION",
+    "NumericProfile",
+    "CategoricalProfile",
+    "PCAProfile",
+    "OutputProfile",
+    "Profile",
+    "ProfileError",
+    "profile_of",
+    "load_reference",
+    "read_table",
+    "Table",
+    "Progress",
+    "build_profile",
+    "numeric_profile",
+]
+
+PROFILE_VERSION = 1
+#: Bins stored per numeric feature; detectors merge them into fewer (see :meth:`NumericProfile.coarsen`).
+DEFAULT_BINS = 20
+#: Share of variance the PCA keeps (NannyML's default for its reconstruction-error detector).
+PCA_VARIANCE = 0.65
+MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
+
+
+class ProfileError(ValueError):
+    """A profile or reference file cannot be built or read; the message names the field and the fix."""
+
+
+# -- per-feature summaries ------------------------------------------------------------------------
+@dataclass
+class NumericProfile:
+    """One numeric feature (or a numeric model output).
+
+    ``edges`` are inner bin edges (``len(edges) + 1`` bins, see
+    :func:`monitor.stats.univariate.bin_index`); ``counts`` and ``sums`` are the finite values'
+    count and sum per bin; ``n`` counts every row, including missing (NaN/None) and +-inf ones.
+    ``repeat_prob`` is the probability that two independent finite values are equal.
+    """
+
+    name: str
+    edges: np.ndarray
+    counts: np.ndarray
+    sums: np.ndarray
+    n: int
+    n_missing: int
+    n_inf: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    repeat_prob: float
+    n_distinct: int
+
+    @property
+    def n_finite(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def missing_ratio(self) -> float:
+        return self.n_missing / self.n if self.n else 0.0
+
+    @property
+    def inf_ratio(self) -> float:
+        return self.n_inf / self.n if self.n else 0.0
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Mean value of each bin (NaN for empty bins), the atoms of binned Wasserstein."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.sums / self.counts
+
+    def coarsen(self, n_bins: int) -> "NumericProfile":
+        """The same feature with at most ``n_bins`` bins of near-equal reference mass.
+
+        Merging adjacent bins keeps the bins aligned to data values (ties are still never split).
+        """
+        nb = self.counts.size
+        if nb <= n_bins:
+            return self
+        cum = np.cumsum(self.counts) / max(self.counts.sum(), 1.0)
+        # last fine bin of each coarse bin: where cumulative mass first reaches k / n_bins
+        cuts = np.unique(np.searchsorted(cum, np.arange(1, n_bins) / n_bins - 1e-12))
+        cuts = cuts[cuts < nb - 1]
+        groups = np.zeros(nb, dtype=np.int64)
+        groups[cuts + 1] = 1
+        groups = np.cumsum(groups)
+        k = int(groups[-1]) + 1
+        return NumericProfile(
+            self.name, self.edges[cuts], np.bincount(groups, self.counts, k), np.bincount(groups, self.sums, k),
+            self.n, self.n_missing, self.n_inf, self.min, self.max, self.mean, self.std, self.repeat_prob, self.n_distinct,
+        )
+
+
+@dataclass
+class CategoricalProfile:
+    """One categorical feature: reference categories (most frequent first, capped) and counts.
+
+    ``n_singletons`` (categories seen once) gives the Good-Turing estimate of how often a value
+    never seen in the reference should still appear: ``n_singletons / n``.
+    """
+
+    name: str
+    categories: tuple[str, ...]
+    counts: np.ndarray
+    n: int
+    n_missing: int
+    n_singletons: int
+    n_other: int = 0  # rows whose category fell beyond the cap
+
+    @property
+    def missing_ratio(self) -> float:
+        return self.n_missing / self.n if self.n else 0.0
+
+    @property
+    def unseen_ratio(self) -> float:
+        """Good-Turing estimate of the share of future values outside the reference categories."""
+        present = self.n - self.n_missing
+        return (self.n_singletons + self.n_other) / present if present else 0.0
+
+
+@dataclass
+class PCAProfile:
+    """PCA of the standardised numeric features (NannyML's data reconstruction drift).
+
+    Fitted on one half of the (sampled) rows; ``error`` summarises the reconstruction error of the
+    other half, so that the reference error is not biased low by overfitting.
+    """
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray  # (k, d)
+    explained: float
+    error: NumericProfile
+
+    def transform_error(self, x: np.ndarray) -> np.ndarray:
+        """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        z = np.where(np.isfinite(z), z, 0.0)
+        proj = (z @ self.components.T) @ self.components
+        return np.sqrt(((z - proj) ** 2).sum(axis=1))
+
+
+@dataclass
+class OutputProfile:
+    """The model's outputs on the reference rows."""
+
+    classes: tuple[str, ...] = ()
+    predicted_counts: np.ndarray | None = None
+    max_score: NumericProfile | None = None
+    value: NumericProfile | None = None  # regression outputs
+
+
+# -- the profile -----------------------------------------------------------------------------------
+@dataclass
+class Profile:
+    """Everything the drift and data-quality detectors calibrate on (see the module docstring)."""
+
+    numeric: tuple[NumericProfile, ...]
+    categorical: tuple[CategoricalProfile, ...] = ()
+    n_rows: int = 0
+    outputs: OutputProfile | None = None
+    label_counts: np.ndarray | None = None
+    pca: PCAProfile | None = None
+    sample: Reference | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    version: int = PROFILE_VERSION
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.numeric)
+
+    @property
+    def categorical_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.categorical)
+
+    def feature(self, name: str) -> NumericProfile | CategoricalProfile:
+        for f in (*self.numeric, *self.categorical):
+            if f.name == name:
+                return f
+        raise KeyError(f"feature {name!r} is not in the profile; it has {', '.join(self.numeric_names + self.categorical_names)}")
+
+    # -- building -----------------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        numeric: np.ndarray,
+        *,
+        numeric_names: Sequence[str] | None = None,
+        categorical: np.ndarray | None = None,
+        categorical_names: Sequence[str] = (),
+        scores: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        classes: Sequence[str] = (),
+        n_bins: int = DEFAULT_BINS,
+        keep_rows: int = 5000,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> "Profile":
+        """Profile in-memory arrays (validated like :meth:`Reference.from_arrays`)."""
+        ref = Reference.from_arrays(numeric, numeric_names=numeric_names, categorical=categorical,
+                                    categorical_names=categorical_names, scores=scores, labels=labels, classes=classes)
+        return cls.from_reference(ref, n_bins=n_bins, keep_rows=keep_rows, seed=seed, meta=meta)
+
+    @classmethod
+    def from_reference(
+        cls, reference: Reference, *, n_bins: int = DEFAULT_BINS, keep_rows: int = 5000, seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> "Profile":
+        """Profile every row of ``reference``."""
+        b = _Builder(reference.numeric_names, reference.categorical_names, n_bins=n_bins, max_rows=max(len(reference), 1),
+                     seed=seed)
+        b.add(reference.numeric, reference.categorical, reference.scores, reference.labels)
+        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta)
+
+    def to_reference(self) -> Reference:
+        """A :class:`Reference` of the kept sample rows, carrying this profile (exact statistics)."""
+        if self.sample is not None:
+            s = self.sample
+            ref = Reference(s.numeric, s.categorical, s.numeric_names, s.categorical_names, s.scores, s.labels, s.classes)
+        else:
+            ref = Reference(np.empty((0, len(self.numeric))), np.empty((0, len(self.categorical)), dtype=object),
+                            self.numeric_names, self.categorical_names,
+                            classes=self.outputs.classes if self.outputs else ())
+        ref.profile = self
+        return ref
+
+    # -- saving and loading --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write one ``.npz`` (arrays + JSON metadata as bytes); no pickle."""
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"format": "model-monitor-profile", "version": self.version, "n_rows": self.n_rows,
+                                "meta": self.meta, "numeric": [], "categorical": []}
+        for i, f in enumerate(self.numeric):
+            meta["numeric"].append(_numeric_meta(f))
+            _numeric_arrays(arrays, f"num{i}", f)
+        for i, c in enumerate(self.categorical):
+            meta["categorical"].append({"name": c.name, "n": c.n, "n_missing": c.n_missing,
+                                        "n_singletons": c.n_singletons, "n_other": c.n_other})
+            arrays[f"cat{i}.categories"] = np.asarray(c.categories, dtype=np.str_)
+            arrays[f"cat{i}.counts"] = c.counts
+        if self.outputs is not None:
+            o = self.outputs
+            meta["outputs"] = {"classes": list(o.classes)}
+            if o.predicted_counts is not None:
+                arrays["out.predicted_counts"] = o.predicted_counts
+            for key, nf in (("max_score", o.max_score), ("value", o.value)):
+                if nf is not None:
+                    meta["outputs"][key] = _numeric_meta(nf)
+                    _numeric_arrays(arrays, f"out.{key}", nf)
+        if self.label_counts is not None:
+            arrays["labels.counts"] = self.label_counts
+        if self.pca is not None:
+            meta["pca"] = {"names": list(self.pca.names), "explained": self.pca.explained, "error": _numeric_meta(self.pca.error)}
+            arrays["pca.mean"], arrays["pca.scale"], arrays["pca.components"] = self.pca.mean, self.pca.scale, self.pca.components
+            _numeric_arrays(arrays, "pca.error", self.pca.error)
+        if self.sample is not None:
+            s = self.sample
+            meta["sample"] = {"classes": list(s.classes), "has_scores": s.scores is not None, "has_labels": s.labels is not None}
+            arrays["sample.numeric"] = s.numeric
+            cat = np.asarray(s.categorical, dtype=object)
+            arrays["sample.categorical"] = np.where(cat == None, "", cat).astype(np.str_) if cat.size else np.empty(cat.shape, np.str_)  # noqa: E711
+            arrays["sample.categorical_missing"] = (cat == None) if cat.size else np.zeros(cat.shape, bool)  # noqa: E711
+            if s.scores is not None:
+                arrays["sample.scores"] = s.scores
+            if s.labels is not None:
+                lab = np.asarray(s.labels)
+                arrays["sample.labels"] = lab.astype(np.str_) if lab.dtype == object else lab
+        arrays["meta.json"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Profile":
+        """Read a profile written by :meth:`save` (``allow_pickle=False``: safe on untrusted paths)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as err:
+            raise ProfileError(f"{path}: not a readable .npz profile ({err}); build one with 'monitor reference build'") from None
+        if "meta.json" not in arrays:
+            raise ProfileError(f"{path}: an .npz without meta.json is data, not a profile; build one with 'monitor reference build'")
+        meta = json.loads(arrays["meta.json"].tobytes().decode())
+        if meta.get("format") != "model-monitor-profile":
+            raise ProfileError(f"{path}: not a model-monitor profile")
+        if int(meta.get("version", -1)) > PROFILE_VERSION:
+            raise ProfileError(f"{path}: profile version {meta.get('version')} is newer than this monitor reads "
+                               f"({PROFILE_VERSION}); upgrade model-monitor or rebuild the profile")
+        numeric = tuple(_numeric_from(m, arrays, f"num{i}") for i, m in enumerate(meta["numeric"]))
+        categorical = tuple(
+            CategoricalProfile(m["name"], tuple(str(c) for c in arrays[f"cat{i}.categories"]), arrays[f"cat{i}.counts"].astype(np.float64),
+                               int(m["n"]), int(m["n_missing"]), int(m["n_singletons"]), int(m.get("n_other", 0)))
+            for i, m in enumerate(meta["categorical"])
+        )
+        outputs = None
+        if "outputs" in meta:
+            om = meta["outputs"]
+            outputs = OutputProfile(
+                tuple(om.get("classes", ())), arrays.get("out.predicted_counts"),
+                _numeric_from(om["max_score"], arrays, "out.max_score") if "max_score" in om else None,
+                _numeric_from(om["value"], arrays, "out.value") if "value" in om else None,
+            )
+        pca = None
+        if "pca" in meta:
+            pm = meta["pca"]
+            pca = PCAProfile(tuple(pm["names"]), arrays["pca.mean"], arrays["pca.scale"], arrays["pca.components"],
+                             float(pm["explained"]), _numeric_from(pm["error"], arrays, "pca.error"))
+        sample = None
+        if "sample" in meta:
+            sm = meta["sample"]
+            cat = arrays["sample.categorical"].astype(object)
+            cat[arrays["sample.categorical_missing"]] = None
+            sample = Reference(arrays["sample.numeric"], cat, tuple(f.name for f in numeric), tuple(c.name for c in categorical),
+                               arrays.get("sample.scores") if sm.get("has_scores") else None,
+                               arrays.get("sample.labels") if sm.get("has_labels") else None, tuple(sm.get("classes", ())))
+        return cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca, sample,
+                   dict(meta.get("meta", {})), int(meta["version"]))
+
+
+def _numeric_meta(f: NumericProfile) -> dict[str, Any]:
+    return {"name": f.name, "n": f.n, "n_missing": f.n_missing, "n_inf": f.n_inf, "min": f.min, "max": f.max,
+            "mean": f.mean, "std": f.std, "repeat_prob": f.repeat_prob, "n_distinct": f.n_distinct}
+
+
+def _numeric_arrays(arrays: dict[str, np.ndarray], prefix: str, f: NumericProfile) -> None:
+    arrays[f"{prefix}.edges"], arrays[f"{prefix}.counts"], arrays[f"{prefix}.sums"] = f.edges, f.counts, f.sums
+
+
+def _numeric_from(m: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> NumericProfile:
+    return NumericProfile(m["name"], arrays[f"{prefix}.edges"].astype(np.float64), arrays[f"{prefix}.counts"].astype(np.float64),
+                          arrays[f"{prefix}.sums"].astype(np.float64), int(m["n"]), int(m["n_missing"]), int(m["n_inf"]),
+                          float(m["min"]), float(m["max"]), float(m["mean"]), float(m["std"]), float(m["repeat_prob"]),
+                          int(m["n_distinct"]))
+
+
+def numeric_profile(name: str, values: np.ndarray, n_bins: int = DEFAULT_BINS, *, n: int | None = None,
+                    n_missing: int | None = None, n_inf: int | None = None) -> NumericProfile:
+    """Summarise one numeric column (``n``/``n_missing``/``n_inf`` override the counts when the
+    values are a sample of a larger stream whose exact counts are known)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = v[np.isfinite(v)]
+    edges = quantile_edges(finite, n_bins) if finite.size else np.empty(0)
+    idx = bin_index(finite, edges)
+    nb = edges.size + 1
+    uniq, cnt = np.unique(finite, return_counts=True)
+    share = cnt / max(finite.size, 1)
+    return NumericProfile(
+        name, edges, np.bincount(idx, minlength=nb).astype(np.float64), np.bincount(idx, weights=finite, minlength=nb),
+        int(v.size if n is None else n), int(np.isnan(v).sum() if n_missing is None else n_missing),
+        int(np.isinf(v).sum() if n_inf is None else n_inf),
+        float(finite.min()) if finite.size else float("nan"), float(finite.max()) if finite.size else float("nan"),
+        float(finite.mean()) if finite.size else float("nan"), float(finite.std()) if finite.size else float("nan"),
+        float(np.sum(share**2)) if finite.size else 0.0, int(uniq.size),
+    )
+
+
+def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float = PCA_VARIANCE) -> PCAProfile | None:
+    if x.shape[1] < 2 or x.shape[0] < 20:
+        return None
+    x = np.where(np.isfinite(x), x, np.nan)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(x, axis=0)
+        scale = np.nanstd(x, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    z = np.where(np.isfinite(x), (x - mean) / scale, 0.0)
+    order = rng.permutation(z.shape[0])
+    half = z.shape[0] // 2
+    fit, held = z[order[:half]], z[order[half:]]
+    fit = fit[: 50_000]
+    _, s, vt = np.linalg.svd(fit - fit.mean(axis=0), full_matrices=False)
+    ratio = np.cumsum(s**2) / max(np.sum(s**2), 1e-300)
+    k = int(min(np.searchsorted(ratio, variance) + 1, vt.shape[0]))
+    if k >= x.shape[1]:
+        k = x.shape[1] - 1
+    pca = PCAProfile(names, mean, scale, vt[:k].copy(), float(ratio[k - 1]), numeric_profile("pca_error", np.empty(0)))
+    pca.error = numeric_profile("reconstruction_error", pca.transform_error(x[order[half:]]), n_bins)
+    del held
+    return pca
+
+
+# -- streaming builder ------------------------------------------------------------------------------
+class _Builder:
+    """One pass over chunks: exact counts plus a bounded uniform sample (random-priority reservoir)."""
+
+    def __init__(self, numeric_names: Sequence[str], categorical_names: Sequence[str], *, n_bins: int = DEFAULT_BINS,
+                 max_rows: int = 1_000_000, max_categories: int = 1000, seed: int = 0) -> None:
+        self.numeric_names = tuple(numeric_names)
+        self.categorical_names = tuple(categorical_names)
+        self.n_bins = n_bins
+        self.max_rows = max_rows
+        self.max_categories = max_categories
+        self.rng = np.random.default_rng(seed)
+        d = len(self.numeric_names)
+        self.n = 0
+        self.n_missing = np.zeros(d, dtype=np.int64)
+        self.n_inf = np.zeros(d, dtype=np.int64)
+        self.cat_counts: list[dict[str, int]] = [{} for _ in self.categorical_names]
+        self.cat_missing = np.zeros(len(self.categorical_names), dtype=np.int64)
+        self._keys = np.empty(0)
+        self._rows: dict[str, np.ndarray | None] = {"numeric": None, "categorical": None, "scores": None, "labels": None}
+
+    def add(self, numeric: np.ndarray, categorical: np.ndarray | None, scores: np.ndarray | None, labels: np.ndarray | None) -> None:
+        num = np.asarray(numeric, dtype=np.float64)
+        m = num.shape[0]
+        cat = np.empty((m, 0), dtype=object) if categorical is None else np.asarray(categorical, dtype=object)
+        self.n += m
+        self.n_missing += np.isnan(num).sum(axis=0)
+        self.n_inf += np.isinf(num).sum(axis=0)
+        for j, counts in enumerate(self.cat_counts):
+            col = cat[:, j]
+            miss = np.array([v is None for v in col], dtype=bool)
+            self.cat_missing[j] += int(miss.sum())
+            vals, cnt = np.unique(col[~miss].astype(str), return_counts=True)
+            for v, c in zip(vals.tolist(), cnt.tolist()):
+                counts[v] = counts.get(v, 0) + c
+        keys = self.rng.random(m)
+        parts = {"numeric": num, "categorical": cat, "scores": scores, "labels": labels}
+        all_keys = np.concatenate([self._keys, keys])
+        keep = np.argsort(all_keys, kind="stable")[: self.max_rows] if all_keys.size > self.max_rows else None
+        for name, arr in parts.items():
+            if arr is None:
+                continue
+            a = np.asarray(arr)
+            old = self._rows[name]
+            merged = a if old is None else np.concatenate([old, a])
+            self._rows[name] = merged if keep is None else merged[keep]
+        self._keys = all_keys if keep is None else all_keys[keep]
+
+    def finish(self, *, classes: Sequence[str] = (), keep_rows: int = 5000, meta: dict[str, Any] | None = None) -> Profile:
+        d = len(self.numeric_names)
+        num = self._rows["numeric"] if self._rows["numeric"] is not None else np.empty((0, d))
+        cat = self._rows["categorical"] if self._rows["categorical"] is not None else np.empty((0, len(self.categorical_names)), dtype=object)
+        scores, labels = self._rows["scores"], self._rows["labels"]
+        numeric = tuple(
+            numeric_profile(name, num[:, j], self.n_bins, n=self.n, n_missing=int(self.n_missing[j]), n_inf=int(self.n_inf[j]))
+            for j, name in enumerate(self.numeric_names)
+        )
+        categorical = []
+        for j, name in enumerate(self.categorical_names):
+            items = sorted(self.cat_counts[j].items(), key=lambda kv: (-kv[1], kv[0]))
+            kept, rest = items[: self.max_categories], items[self.max_categories:]
+            categorical.append(CategoricalProfile(
+                name, tuple(k for k, _ in kept), np.asarray([c for _, c in kept], dtype=np.float64), self.n,
+                int(self.cat_missing[j]), sum(1 for _, c in items if c == 1), sum(c for _, c in rest)))
+        outputs = None
+        if scores is not None:
+            sc = np.asarray(scores, dtype=np.float64)
+            if sc.ndim == 2 and sc.shape[1] >= 2:
+                k = sc.shape[1]
+                pred = sc.argmax(axis=1)
+                outputs = OutputProfile(tuple(str(c) for c in classes) or tuple(str(i) for i in range(k)),
+                                        np.bincount(pred, minlength=k).astype(np.float64),
+                                        numeric_profile("max_score", sc.max(axis=1), self.n_bins))
+            elif sc.ndim == 2 and sc.shape[1] == 1 or sc.ndim == 1:
+                outputs = OutputProfile(tuple(str(c) for c in classes), value=numeric_profile("value", sc.ravel(), self.n_bins))
+        label_counts = None
+        if labels is not None:
+            lab = np.asarray(labels)
+            if lab.dtype.kind in "iu" and lab.size and lab.min() >= 0:
+                label_counts = np.bincount(lab.astype(np.int64)).astype(np.float64)
+        pca = _fit_pca(num, self.numeric_names, self.n_bins, self.rng) if d >= 2 else None
+        take = self.rng.permutation(num.shape[0])[:keep_rows] if keep_rows > 0 else np.empty(0, dtype=np.int64)
+        take.sort()
+        sample = None
+        if take.size:
+            sample = Reference(num[take], cat[take], self.numeric_names, self.categorical_names,
+                               None if scores is None else np.asarray(scores)[take],
+                               None if labels is None else np.asarray(labels)[take], tuple(str(c) for c in classes))
+        info = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows_read": self.n,
+                "rows_sampled": int(num.shape[0]), "n_bins": self.n_bins, **(meta or {})}
+        return Profile(numeric, tuple(categorical), self.n, outputs, label_counts, pca, sample, info)
+
+
+def profile_of(reference: "Reference | Profile", n_bins: int = DEFAULT_BINS) -> Profile:
+    """The profile of a reference: the one it was loaded with, else built once and cached on it."""
+    if isinstance(reference, Profile):
+        return reference
+    cached = getattr(reference, "profile", None)
+    if isinstance(cached, Profile):
+        return cached
+    prof = Profile.from_reference(reference, n_bins=n_bins)
+    reference.profile = prof
+    return prof
+
+
+# -- reading files ---------------------------------------------------------------------------------
+class Progress:
+    """A dependency-free progress bar on stderr, redrawn at most 10 times a second."""
+
+    def __init__(self, total: float, label: str = "", enabled: bool = True, stream: Any = None) -> None:
+        self.total = max(float(total), 1.0)
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.done = 0.0
+        self._last = 0.0
+
+    def update(self, done: float) -> None:
+        self.done = done
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.1 or done >= self.total):
+            self._last = now
+            frac = min(1.0, done / self.total)
+            bar = "#" * int(frac * 30)
+            self.stream.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}%")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.update(self.total)
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@dataclass
+class Table:
+    """A chunk of reference data split by role."""
+
+    numeric: np.ndarray
+    categorical: np.ndarray
+    scores: np.ndarray | None
+    labels: np.ndarray | None
+
+
+def _parse_numeric(values: list[str], column: str, first_row: int) -> np.ndarray:
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        s = v.strip()
+        if s.lower() in MISSING_TOKENS:
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(s)
+        except ValueError:
+            raise ProfileError(
+                f"column {column!r}, row {first_row + i + 1}: {v!r} is not a number; declare the column categorical "
+                f"(--categorical {column}) or clean the value") from None
+    return out
+
+
+def read_table(
+    path: str | Path,
+    *,
+    output_columns: Sequence[str] = (),
+    label_column: str | None = None,
+    categorical: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    chunk_rows: int = 50_000,
+    progress: bool = True,
+) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
+    """Open CSV, Parquet (when pyarrow is installed), ``.npy`` or ``.npz`` reference data.
+
+    Returns ``(numeric_names, categorical_names, chunks)``. In CSV/Parquet, ``output_columns``
+    hold the model's outputs (class probabilities in class order, or one regression value),
+    ``label_column`` the ground truth, ``exclude`` ids and the like; columns whose first chunk
+    does not parse as numbers are categorical unless ``categorical`` lists them explicitly.
+    A ``.npy`` is a numeric matrix; an ``.npz`` has ``X`` (or ``numeric``), optionally
+    ``feature_names``, ``categorical`` + ``categorical_names`` (strings), ``scores`` and ``labels``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ProfileError(f"reference data {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv" or suffix == ".txt" or suffix == ".tsv":
+        return _read_csv(path, output_columns, label_column, categorical, exclude, chunk_rows, progress)
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(path, output_columns, label_column, categorical, exclude, chunk_rows, progress)
+    if suffix == ".npy":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        if arr.ndim != 2:
+            raise ProfileError(f"{path}: a .npy reference must be 2-D (rows, features), got shape {arr.shape}")
+        names = tuple(f"f{i}" for i in range(arr.shape[1]))
+
+        def gen_npy() -> Iterator[Table]:
+            bar = Progress(arr.shape[0], f"reading {path.name}", progress)
+            for s in range(0, arr.shape[0], chunk_rows):
+                chunk = np.asarray(arr[s:s + chunk_rows], dtype=np.float64)
+                yield Table(chunk, np.empty((chunk.shape[0], 0), dtype=object), None, None)
+                bar.update(s + chunk.shape[0])
+            bar.close()
+
+        return names, (), gen_npy()
+    if suffix == ".npz":
+        try:
+            z = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise ProfileError(f"{path}: cannot read without pickle ({err}); store strings as fixed-width unicode arrays") from None
+        key = "X" if "X" in z.files else "numeric" if "numeric" in z.files else None
+        if key is None:
+            raise ProfileError(f"{path}: an .npz reference needs an array 'X' (or 'numeric'); it has {', '.join(z.files)}")
+        x = np.asarray(z[key], dtype=np.float64)
+        if x.ndim != 2:
+            raise ProfileError(f"{path}: '{key}' must be 2-D (rows, features), got shape {x.shape}")
+        names = tuple(str(s) for s in z["feature_names"]) if "feature_names" in z.files else tuple(f"f{i}" for i in range(x.shape[1]))
+        cat = z["categorical"].astype(object) if "categorical" in z.files else np.empty((x.shape[0], 0), dtype=object)
+        cnames = tuple(str(s) for s in z["categorical_names"]) if "categorical_names" in z.files else tuple(f"c{i}" for i in range(cat.shape[1]))
+        scores = np.asarray(z["scores"], dtype=np.float64) if "scores" in z.files else None
+        labels = np.asarray(z["labels"]) if "labels" in z.files else None
+        if cat.size:
+            cat[cat == ""] = None
+        z.close()
+
+        def gen_npz() -> Iterator[Table]:
+            bar = Progress(x.shape[0], f"reading {path.name}", progress)
+            for s in range(0, x.shape[0], chunk_rows):
+                e = s + chunk_rows
+                yield Table(x[s:e], cat[s:e], None if scores is None else scores[s:e], None if labels is None else labels[s:e])
+                bar.update(min(e, x.shape[0]))
+            bar.close()
+
+        return names, cnames, gen_npz()
+    raise ProfileError(f"{path}: unsupported reference format {suffix!r}; use .csv, .parquet, .npy or .npz")
+
+
+def _roles(header: Sequence[str], output_columns: Sequence[str], label_column: str | None, exclude: Sequence[str]) -> list[str]:
+    for name in (*output_columns, *([label_column] if label_column else []), *exclude):
+        if name not in header:
+            raise ProfileError(f"column {name!r} is not in the header ({', '.join(header)})")
+    skip = set(output_columns) | set(exclude) | ({label_column} if label_column else set())
+    return [h for h in header if h not in skip]
+
+
+def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str], output_columns: Sequence[str],
+           label_column: str | None, row0: int) -> Table:
+    num_names = [f for f in feats if f not in cat_names]
+    n = len(next(iter(columns.values()))) if columns else 0
+    num = np.column_stack([_parse_numeric(columns[f], f, row0) for f in num_names]) if num_names else np.empty((n, 0))
+    if cat_names:
+        cat = np.empty((n, len(cat_names)), dtype=object)
+        for j, f in enumerate([f for f in feats if f in cat_names]):
+            col = [None if v.strip().lower() in MISSING_TOKENS else v for v in columns[f]]
+            cat[:, j] = col
+    else:
+        cat = np.empty((n, 0), dtype=object)
+    scores = np.column_stack([_parse_numeric(columns[c], c, row0) for c in output_columns]) if output_columns else None
+    labels = None
+    if label_column:
+        raw = columns[label_column]
+        try:
+            labels = np.asarray([int(float(v)) for v in raw], dtype=np.int64)
+        except ValueError:
+            labels = np.asarray(raw, dtype=object)
+    return Table(num, cat, scores, labels)
+
+
+def _guess_categorical(columns: dict[str, list[str]], feats: list[str]) -> set[str]:
+    out = set()
+    for f in feats:
+        for v in columns[f][:1000]:
+            s = v.strip()
+            if s.lower() in MISSING_TOKENS:
+                continue
+            try:
+                float(s)
+            except ValueError:
+                out.add(f)
+                break
+    return out
+
+
+def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | None, categorical: Sequence[str] | None,
+              exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, "rb") as fb:
+        first = fb.readline().decode("utf-8-sig")
+    header = next(csv.reader([first], delimiter=delimiter))
+    feats = _roles(header, output_columns, label_column, exclude)
+    # type guess from the first chunk
+    with open(path, "r", encoding="utf-8-sig", newline="") as f:
+        rd = csv.reader(f, delimiter=delimiter)
+        next(rd)
+        head_rows = [r for _, r in zip(range(1000), rd)]
+    cols0 = {h: [r[i] if i < len(r) else "" for r in head_rows] for i, h in enumerate(header)}
+    cat_names = set(categorical) if categorical is not None else _guess_categorical(cols0, feats)
+    for c in cat_names:
+        if c not in feats:
+            raise ProfileError(f"categorical column {c!r} is not an input column of {path.name}")
+    num_names = tuple(f for f in feats if f not in cat_names)
+    cnames = tuple(f for f in feats if f in cat_names)
+    size = os.path.getsize(path)
+
+    def gen() -> Iterator[Table]:
+        bar = Progress(size, f"reading {path.name}", progress)
+        with open(path, "rb") as fb:
+            fb.readline()
+            done = len(first.encode())
+            row0 = 0
+            while True:
+                lines = []
+                for _ in range(chunk_rows):
+                    line = fb.readline()
+                    if not line:
+                        break
+                    done += len(line)
+                    if line.strip():
+                        lines.append(line.decode("utf-8"))
+                if not lines:
+                    break
+                rows = list(csv.reader(io.StringIO("".join(lines)), delimiter=delimiter))
+                for i, r in enumerate(rows):
+                    if len(r) != len(header):
+                        raise ProfileError(f"{path.name} row {row0 + i + 1}: {len(r)} fields, the header has {len(header)}")
+                columns = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+                yield _split(columns, feats, cat_names, output_columns, label_column, row0)
+                row0 += len(rows)
+                bar.update(done)
+        bar.close()
+
+    return num_names, cnames, gen()
+
+
+def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str | None, categorical: Sequence[str] | None,
+                  exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ProfileError(f"{path.name}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV/.npz") from None
+    pf = pq.ParquetFile(path)
+    header = list(pf.schema_arrow.names)
+    feats = _roles(header, output_columns, label_column, exclude)
+    types = {f.name: f.type for f in pf.schema_arrow}
+    import pyarrow as pa
+
+    if categorical is None:
+        cat_names = {f for f in feats if not (pa.types.is_integer(types[f]) or pa.types.is_floating(types[f]) or pa.types.is_boolean(types[f]))}
+    else:
+        cat_names = set(categorical)
+    num_names = tuple(f for f in feats if f not in cat_names)
+    cnames = tuple(f for f in feats if f in cat_names)
+
+    def gen() -> Iterator[Table]:
+        bar = Progress(pf.metadata.num_rows, f"reading {path.name}", progress)
+        done = 0
+        for rb in pf.iter_batches(batch_size=chunk_rows):
+            n = rb.num_rows
+            num = np.column_stack([rb.column(f).to_numpy(zero_copy_only=False).astype(np.float64) for f in num_names]) if num_names else np.empty((n, 0))
+            cat = np.empty((n, len(cnames)), dtype=object)
+            for j, f in enumerate(cnames):
+                cat[:, j] = [None if v is None else str(v) for v in rb.column(f).to_pylist()]
+            scores = (np.column_stack([rb.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in output_columns])
+                      if output_columns else None)
+            labels = np.asarray(rb.column(label_column).to_pylist()) if label_column else None
+            yield Table(num, cat, scores, labels)
+            done += n
+            bar.update(done)
+        bar.close()
+
+    return num_names, cnames, gen()
+
+
+def build_profile(
+    path: str | Path,
+    *,
+    output_columns: Sequence[str] = (),
+    label_column: str | None = None,
+    categorical: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    classes: Sequence[str] = (),
+    n_bins: int = DEFAULT_BINS,
+    max_rows: int = 1_000_000,
+    keep_rows: int = 5000,
+    seed: int = 0,
+    progress: bool = True,
+) -> Profile:
+    """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats)."""
+    num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
+                                              categorical=categorical, exclude=exclude, progress=progress)
+    b = _Builder(num_names, cat_names, n_bins=n_bins, max_rows=max_rows, seed=seed)
+    for t in chunks:
+        b.add(t.numeric, t.categorical, t.scores, t.labels)
+    if b.n == 0:
+        raise ProfileError(f"{path}: no data rows")
+    names = tuple(classes) or (tuple(output_columns) if len(output_columns) > 1 else ())
+    return b.finish(classes=names, keep_rows=keep_rows, meta={"source": Path(path).name})
+
+
+def load_reference(path: str | Path) -> Reference:
+    """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory).
+
+    This is what ``reference.path`` in ``monitor.yaml`` points at.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            is_profile = "meta.json" in z.files
+        if is_profile:
+            return Profile.load(p).to_reference()
+    return build_profile(p, progress=False).to_reference()
