@@ -264,26 +264,26 @@ class BatchBuilder:
         schema = self.schema
         if schema is None or schema.categorical_names or self.output.kind == "labels" or self.output.samples_axis:
             return None
+        ins = [ev[2] for ev in events]
+        outs = [ev[3] for ev in events]
+        if {type(x) for x in ins} != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
+            return None
         width = len(schema)
-        first_in, first_out = events[0][2], events[0][3]
-        if not (isinstance(first_in, np.ndarray) and isinstance(first_out, np.ndarray)):
-            return None
-        in_shape, out_shape = first_in.shape, first_out.shape
-        if first_in.dtype.kind not in "biuf" or in_shape[-1:] != (width,):
-            return None
-        for ev in events:
-            i, o = ev[2], ev[3]
-            if type(i) is not np.ndarray or type(o) is not np.ndarray or i.shape != in_shape or o.shape != out_shape or i.dtype.kind not in "biuf":
-                return None
+        first = ins[0]
         try:
-            if len(in_shape) == 1:
-                num = np.stack([ev[2] for ev in events]).astype(np.float64, copy=False)
-                out = np.stack([ev[3] for ev in events])
+            if first.ndim == 1:
+                num = np.array(ins, dtype=np.float64)
+                out = np.array(outs, dtype=np.float64)
+                if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events):
+                    return None
                 return num, out, [1] * len(events)
-            if len(in_shape) == 2 and out_shape[:1] == in_shape[:1]:
-                num = np.concatenate([ev[2] for ev in events]).astype(np.float64, copy=False)
-                out = np.concatenate([ev[3] for ev in events])
-                return num, out, [in_shape[0]] * len(events)
+            if first.ndim == 2:
+                num = np.concatenate(ins).astype(np.float64, copy=False)
+                out = np.concatenate(outs).astype(np.float64, copy=False)
+                rows = [x.shape[0] for x in ins]
+                if num.shape[1] != width or [o.shape[0] for o in outs] != rows:
+                    return None
+                return num, out, rows
         except (TypeError, ValueError):
             return None
         return None
@@ -308,6 +308,9 @@ def _guess_rows(inputs: Any) -> int:
 def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
     """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
     ``"<id>/<row>"`` (documented) so that feedback can address single rows."""
+    rids = [ev[6] for ev in events]
+    if len(counts) == int(counts.sum()) and {type(r) for r in rids} <= {str, type(None)}:
+        return np.array(rids + [None], dtype=object)[:-1]  # the None keeps a 1-D object array
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):

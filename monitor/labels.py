@@ -1,14 +1,14 @@
 """Joining delayed ground truth to the predictions it belongs to, in bounded memory.
 
-Predictions that carry a request id are remembered (score row, predicted class, segment, event
-time) in an insertion-ordered map capped at ``capacity`` entries and ``ttl_s`` seconds of event
-time; older ones are forgotten (counted). Labels for unknown, expired or already-labelled ids are
-counted by outcome, never an error: late and missing labels are normal.
+Predictions that carry a request id are remembered in a columnar ring buffer of ``capacity``
+rows (score row as float32, predicted class, segment, event time) with a dict from request id
+to slot; when the ring wraps, the oldest predictions are forgotten (counted in
+:attr:`LabelJoiner.evicted`). Labels for unknown, expired or already-labelled ids are counted by
+outcome, never an error: late and missing labels are normal.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -20,58 +20,85 @@ __all__ = ["LabelJoiner"]
 
 
 class LabelJoiner:
-    def __init__(self, capacity: int = 200_000, ttl_s: float = 7 * 86400.0) -> None:
+    """Remembers predictions by request id until their label arrives.
+
+    Parameters
+    ----------
+    capacity
+        Predictions remembered at most; memory is ``capacity x (classes x 4 + ~100)`` bytes.
+    ttl_s
+        Labels arriving more than this long (event time) after their prediction are refused as
+        ``expired``.
+    """
+
+    def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0) -> None:
         self.capacity = int(capacity)
         self.ttl_s = float(ttl_s)
-        self._pending: OrderedDict[str, tuple[float, Any, int, Any, Any]] = OrderedDict()
+        self._reset()
+
+    def _reset(self) -> None:
+        cap = self.capacity
+        self._slot_of: dict[str, int] = {}
+        self._ids = np.empty(cap, dtype=object)
+        self._ts = np.full(cap, np.nan)
+        self._predicted = np.full(cap, -1, dtype=np.int64)
+        self._segment = np.empty(cap, dtype=object)
+        self._scores: np.ndarray | None = None
+        self._intervals: np.ndarray | None = None
+        self._head = 0
         self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._slot_of)
 
     def remember(self, batch: Batch) -> None:
         """Keep what a later label needs for every row that has a request id."""
         ids = batch.request_id
         has = np.flatnonzero(ids != None)  # noqa: E711
-        if has.size == 0:
+        n = has.size
+        if n == 0:
             return
-        scores, predicted, intervals = batch.scores, batch.predicted, batch.intervals
-        pending = self._pending
-        ts, seg = batch.ts, batch.segment
-        for i in has.tolist():
-            pending[ids[i]] = (
-                float(ts[i]),
-                None if scores is None else scores[i],
-                -1 if predicted is None else int(predicted[i]),
-                seg[i],
-                None if intervals is None else intervals[i],
-            )
-            pending.move_to_end(ids[i])
-        overflow = len(pending) - self.capacity
-        for _ in range(max(0, overflow)):
-            pending.popitem(last=False)
-            self.evicted += 1
-        self._expire(float(ts.max()))
-
-    def _expire(self, now: float) -> None:
-        pending = self._pending
-        cutoff = now - self.ttl_s
-        while pending:
-            key, entry = next(iter(pending.items()))
-            if entry[0] >= cutoff:
-                break
-            pending.popitem(last=False)
-            self.evicted += 1
+        if n > self.capacity:
+            has = has[-self.capacity:]
+            n = has.size
+        slots = (self._head + np.arange(n)) % self.capacity
+        self._head = int((self._head + n) % self.capacity)
+        old = self._ids[slots]
+        slot_of = self._slot_of
+        for old_id, slot in zip(old[old != None].tolist(), slots[old != None].tolist()):  # noqa: E711
+            if slot_of.get(old_id) == slot:
+                del slot_of[old_id]
+                self.evicted += 1
+        new_ids = ids[has]
+        self._ids[slots] = new_ids
+        slot_of.update(zip(new_ids.tolist(), slots.tolist()))
+        self._ts[slots] = batch.ts[has]
+        self._segment[slots] = batch.segment[has]
+        self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
+        if batch.scores is not None:
+            width = batch.scores.shape[1:] if batch.scores.ndim > 1 else ()
+            if self._scores is None or self._scores.shape[1:] != width:
+                self._scores = np.full((self.capacity,) + width, np.nan, dtype=np.float32)
+            self._scores[slots] = batch.scores[has]
+        if batch.intervals is not None:
+            if self._intervals is None:
+                self._intervals = np.full((self.capacity, 2), np.nan)
+            self._intervals[slots] = batch.intervals[has]
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
              regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
         """Join one feedback event; returns the labelled rows and counts by outcome."""
-        outcome = {"joined": 0, "unknown_id": 0, "invalid": 0}
-        rows = []
+        outcome = {"joined": 0, "unknown_id": 0, "invalid": 0, "expired": 0}
+        slots, values = [], []
+        slot_of = self._slot_of
         for rid, label in zip(request_ids, labels):
-            entry = self._pending.pop(str(rid), None) if rid is not None else None
-            if entry is None:
+            slot = slot_of.pop(str(rid), None) if rid is not None else None
+            if slot is None:
                 outcome["unknown_id"] += 1
+                continue
+            self._ids[slot] = None
+            if ts - self._ts[slot] > self.ttl_s:
+                outcome["expired"] += 1
                 continue
             if regression:
                 try:
@@ -83,48 +110,59 @@ class LabelJoiner:
                     outcome["invalid"] += 1
                     continue
             else:
-                if label is None:
+                if label is None or isinstance(label, (list, dict)):
                     outcome["invalid"] += 1
                     continue
-                value = classes.lookup(np.array([label], dtype=object), learn=False)[0]
-            rows.append((entry, value))
-            outcome["joined"] += 1
-        if not rows:
+                value = int(classes.lookup(np.array([label], dtype=object), learn=False)[0])
+            slots.append(slot)
+            values.append(value)
+        if not slots:
             return None, outcome
-        n = len(rows)
-        scores_list = [r[0][1] for r in rows]
-        scores = None if any(s is None for s in scores_list) else np.stack(scores_list)
-        intervals_list = [r[0][4] for r in rows]
-        intervals = None if any(v is None for v in intervals_list) else np.stack(intervals_list)
+        outcome["joined"] = len(slots)
+        idx = np.asarray(slots, dtype=np.int64)
         labeled = LabeledBatch(
-            ts=np.array([r[0][0] for r in rows], dtype=np.float64),
-            label_ts=np.full(n, ts, dtype=np.float64),
-            label=np.array([r[1] for r in rows], dtype=np.float64 if regression else np.int64),
-            segment=np.array([r[0][3] for r in rows], dtype=object),
-            scores=scores,
-            predicted=None if regression else np.array([r[0][2] for r in rows], dtype=np.int64),
-            intervals=intervals,
+            ts=self._ts[idx].copy(),
+            label_ts=np.full(idx.size, ts, dtype=np.float64),
+            label=np.asarray(values, dtype=np.float64 if regression else np.int64),
+            segment=self._segment[idx].copy(),
+            scores=None if self._scores is None else self._scores[idx].astype(np.float64),
+            predicted=None if regression else self._predicted[idx].copy(),
+            intervals=None if self._intervals is None else self._intervals[idx].copy(),
             classes=tuple(classes.names),
         )
         return labeled, outcome
 
     def state_dict(self) -> dict[str, Any]:
-        items = list(self._pending.items())
+        live = np.flatnonzero(self._ids != None)  # noqa: E711
         return {
-            "ids": [k for k, _ in items],
-            "ts": [v[0] for _, v in items],
-            "scores": [None if v[1] is None else np.asarray(v[1]).tolist() for _, v in items],
-            "predicted": [v[2] for _, v in items],
-            "segment": [v[3] for _, v in items],
-            "intervals": [None if v[4] is None else np.asarray(v[4]).tolist() for _, v in items],
+            "capacity": self.capacity,
+            "ids": [str(x) for x in self._ids[live].tolist()],
+            "slots": live,
+            "ts": self._ts[live],
+            "predicted": self._predicted[live],
+            "segment": [None if s is None else str(s) for s in self._segment[live].tolist()],
+            "scores": None if self._scores is None else self._scores[live],
+            "intervals": None if self._intervals is None else self._intervals[live],
+            "head": self._head,
             "evicted": self.evicted,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending = OrderedDict()
-        for i, rid in enumerate(state.get("ids", [])):
-            sc = state["scores"][i]
-            iv = state["intervals"][i]
-            self._pending[rid] = (float(state["ts"][i]), None if sc is None else np.asarray(sc),
-                                  int(state["predicted"][i]), state["segment"][i], None if iv is None else np.asarray(iv))
-        self.evicted = int(state.get("evicted", 0))
+        self._reset()
+        if not state or int(state.get("capacity", -1)) != self.capacity:
+            return  # a different capacity: start empty rather than guess a layout
+        slots = np.asarray(state["slots"], dtype=np.int64)
+        self._ids[slots] = np.array(list(state["ids"]) + [None], dtype=object)[:-1]
+        self._ts[slots] = state["ts"]
+        self._predicted[slots] = state["predicted"]
+        self._segment[slots] = np.array(list(state["segment"]) + [None], dtype=object)[:-1]
+        if state.get("scores") is not None:
+            sc = np.asarray(state["scores"], dtype=np.float32)
+            self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=np.float32)
+            self._scores[slots] = sc
+        if state.get("intervals") is not None:
+            self._intervals = np.full((self.capacity, 2), np.nan)
+            self._intervals[slots] = state["intervals"]
+        self._slot_of = dict(zip(state["ids"], slots.tolist()))
+        self._head = int(state["head"])
+        self.evicted = int(state["evicted"])
