@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec, SpecError
 from monitor.catalog import core as _core
+from monitor.catalog import sidecar as _sidecar
+from monitor.catalog import confidence as _confidence
 
 __all__ = [
     "COUNTER",
@@ -40,6 +42,8 @@ def _assemble(*groups: tuple[MetricSpec, ...]) -> dict[str, MetricSpec]:
 #: Every exported metric by name. Concern modules append their tuple here.
 CATALOG: dict[str, MetricSpec] = _assemble(
     _core.METRICS,
+    _sidecar.METRICS,
+    _confidence.METRICS,
 )
 
 

@@ -1,0 +1,220 @@
+"""Metrics of confidence, calibration, label-free accuracy estimation, segments and regression outputs.
+
+Names are exposed as module constants so that detectors, rules tests and the benchmark refer to
+one spelling. Windowed figures are gauges over the detector's sliding event-time window and are
+absent (not zero) below their stated minimum count.
+"""
+
+from __future__ import annotations
+
+from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec
+
+__all__ = ["METRICS"]
+
+# -- buckets ------------------------------------------------------------------------------------
+#: Max probability and margin: dense near 1, where a good model's confidences pile up.
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+#: Normalised entropy (0 = one-hot, 1 = uniform): dense near 0 for the same reason.
+ENTROPY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Energy score -T*logsumexp(logits/T): negative for usual logits, the more negative the more familiar.
+ENERGY_BUCKETS = (-100.0, -50.0, -30.0, -20.0, -15.0, -10.0, -7.5, -5.0, -2.5, -1.0, 0.0, 1.0, 2.5, 5.0, 10.0)
+#: Ensemble mutual information in nats (log 2 = 0.69 is the maximum for two classes).
+MI_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5)
+#: Variance across members of the top-class probability (at most 0.25).
+VARIANCE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+# -- names --------------------------------------------------------------------------------------
+CONFIDENCE = "monitor_confidence_ratio"
+MARGIN = "monitor_confidence_margin_ratio"
+ENTROPY = "monitor_prediction_entropy_ratio"
+ENERGY = "monitor_prediction_energy"
+MUTUAL_INFORMATION = "monitor_ensemble_mutual_information_nats"
+TOP_CLASS_VARIANCE = "monitor_ensemble_top_class_variance"
+CONFIDENCE_MEAN = "monitor_confidence_mean_ratio"
+CONFIDENCE_ROWS = "monitor_confidence_rows_in_window"
+ABSTAIN = "monitor_abstain_ratio"
+
+CONFIDENCE_DRIFT_PVALUE = "monitor_confidence_drift_pvalue"
+CONFIDENCE_DRIFT_DISTANCE = "monitor_confidence_drift_distance"
+
+PREDICTION_DRIFT_PVALUE = "monitor_prediction_drift_pvalue"
+PREDICTION_DRIFT_DISTANCE = "monitor_prediction_drift_distance"
+OUTPUT_ENTROPY = "monitor_output_diversity_ratio"
+OUTPUT_ENTROPY_REFERENCE = "monitor_output_diversity_reference_ratio"
+TOP_CLASS_SHARE = "monitor_output_top_class_share_ratio"
+TOP_CLASS_SHARE_REFERENCE = "monitor_output_top_class_share_reference_ratio"
+LABEL_SHIFT_WEIGHT = "monitor_label_shift_weight"
+
+ESTIMATED_ACCURACY = "monitor_estimated_accuracy_ratio"
+REFERENCE_ACCURACY = "monitor_reference_accuracy_ratio"
+
+LABELS_IN_WINDOW = "monitor_labels_in_window"
+LABELS_SKIPPED = "monitor_calibration_labels_skipped"
+ACCURACY = "monitor_accuracy_ratio"
+BRIER = "monitor_brier_score"
+LOG_LOSS = "monitor_log_loss"
+CALIBRATION_ERROR = "monitor_calibration_error_ratio"
+MAX_CALIBRATION_ERROR = "monitor_max_calibration_error_ratio"
+GAP = "monitor_overconfidence_gap_ratio"
+GAP_LOWER = "monitor_overconfidence_gap_lower_ratio"
+GAP_UPPER = "monitor_overconfidence_gap_upper_ratio"
+GAP_PVALUE = "monitor_overconfidence_pvalue"
+TEMPERATURE = "monitor_recalibration_temperature"
+RELIABILITY_CONFIDENCE = "monitor_reliability_confidence_ratio"
+RELIABILITY_ACCURACY = "monitor_reliability_accuracy_ratio"
+RELIABILITY_COUNT = "monitor_reliability_labels"
+
+SEGMENT_ROWS = "monitor_segment_rows_in_window"
+SEGMENT_LABELS = "monitor_segment_labels_in_window"
+SEGMENT_CONFIDENCE = "monitor_segment_confidence_mean_ratio"
+SEGMENT_POSITIVE_RATE = "monitor_segment_positive_rate_ratio"
+SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
+SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
+SEGMENT_GAP = "monitor_segment_overconfidence_gap_ratio"
+SEGMENT_MAX_GAP = "monitor_segment_max_gap_ratio"
+SEGMENT_MAX_GAP_Z = "monitor_segment_max_gap_zscore"
+SEGMENT_OVERFLOW = "monitor_segment_overflow_rows"
+SEGMENTS_TRACKED = "monitor_segments_tracked"
+
+REGRESSION_DRIFT_PVALUE = "monitor_regression_prediction_drift_pvalue"
+REGRESSION_DRIFT_PSI = "monitor_regression_prediction_psi"
+REGRESSION_MEAN = "monitor_regression_prediction_mean"
+REGRESSION_REFERENCE_MEAN = "monitor_regression_prediction_reference_mean"
+REGRESSION_ROWS = "monitor_regression_rows_in_window"
+REGRESSION_LABELS = "monitor_regression_labels_in_window"
+REGRESSION_MAE = "monitor_regression_mae"
+REGRESSION_RMSE = "monitor_regression_rmse"
+REGRESSION_BIAS = "monitor_regression_bias"
+INTERVAL_COVERAGE = "monitor_interval_coverage_ratio"
+INTERVAL_WIDTH = "monitor_interval_width_mean"
+
+_C = "confidence"
+_CAL = "calibration"
+_SEG = "segments"
+_REG = "regression"
+
+METRICS: tuple[MetricSpec, ...] = (
+    # distributions of every call
+    MetricSpec(CONFIDENCE, HISTOGRAM, "Max class probability of each predicted row: how sure the model claims to be.",
+               buckets=CONFIDENCE_BUCKETS, concern=_C, unit="percentunit"),
+    MetricSpec(MARGIN, HISTOGRAM, "Top-1 minus top-2 probability of each row: small margins mean the model nearly answered otherwise.",
+               buckets=CONFIDENCE_BUCKETS, concern=_C, unit="percentunit"),
+    MetricSpec(ENTROPY, HISTOGRAM, "Entropy of each row's probabilities divided by log(classes): 0 is one-hot, 1 is uniform.",
+               buckets=ENTROPY_BUCKETS, concern=_C, unit="percentunit"),
+    MetricSpec(ENERGY, HISTOGRAM, "Energy score -logsumexp(logits) of each row (logit outputs only): higher means less familiar input.",
+               buckets=ENERGY_BUCKETS, concern=_C, unit="none"),
+    MetricSpec(MUTUAL_INFORMATION, HISTOGRAM,
+               "Mutual information between ensemble/MC-dropout members and the prediction (epistemic uncertainty): members disagree.",
+               buckets=MI_BUCKETS, concern=_C, unit="none"),
+    MetricSpec(TOP_CLASS_VARIANCE, HISTOGRAM, "Variance across ensemble members of the probability of the predicted class.",
+               buckets=VARIANCE_BUCKETS, concern=_C, unit="none"),
+    MetricSpec(CONFIDENCE_MEAN, GAUGE, "Mean max probability over the sliding window (absent below the minimum row count).",
+               concern=_C, unit="percentunit"),
+    MetricSpec(CONFIDENCE_ROWS, GAUGE, "Classifier rows in the confidence detector's sliding window.", concern=_C),
+    MetricSpec(ABSTAIN, GAUGE, "Share of rows in the window whose max probability is below the abstain threshold (should defer to a human).",
+               concern=_C, unit="percentunit"),
+    # label-free signals against the reference
+    MetricSpec(CONFIDENCE_DRIFT_PVALUE, GAUGE,
+               "p-value of the test of the window's confidence (or entropy) distribution against the reference; small means changed.",
+               labels=("score",), concern=_C, unit="none", max_series=4),
+    MetricSpec(CONFIDENCE_DRIFT_DISTANCE, GAUGE,
+               "Kolmogorov-Smirnov distance between the window's and the reference's confidence (or entropy) distribution (effect size).",
+               labels=("score",), concern=_C, unit="none", max_series=4),
+    MetricSpec(PREDICTION_DRIFT_PVALUE, GAUGE,
+               "p-value of the chi-squared test of the window's predicted-class counts against the reference (label shift).",
+               concern=_C, unit="none"),
+    MetricSpec(PREDICTION_DRIFT_DISTANCE, GAUGE,
+               "Jensen-Shannon distance (base 2, 0..1) between the window's and the reference's predicted-class distribution.",
+               concern=_C, unit="none"),
+    MetricSpec(OUTPUT_ENTROPY, GAUGE,
+               "Entropy of the predicted-class distribution over the window / log(classes): falls when the model collapses onto few answers.",
+               concern=_C, unit="percentunit"),
+    MetricSpec(OUTPUT_ENTROPY_REFERENCE, GAUGE, "The same output diversity on the reference data, for comparison.",
+               concern=_C, unit="percentunit"),
+    MetricSpec(TOP_CLASS_SHARE, GAUGE, "Share of the window's predictions given to its most frequent class (named in the label).",
+               labels=("class",), concern=_C, unit="percentunit", max_series=1),
+    MetricSpec(TOP_CLASS_SHARE_REFERENCE, GAUGE, "Share of the reference's predictions given to that same class.",
+               labels=("class",), concern=_C, unit="percentunit", max_series=1),
+    MetricSpec(LABEL_SHIFT_WEIGHT, GAUGE,
+               "Estimated class weight q(y)/p(y) of the window against the reference (black-box shift estimation); 1 means unchanged.",
+               labels=("class",), concern=_C, unit="none", max_series=100),
+    MetricSpec(ESTIMATED_ACCURACY, GAUGE,
+               "Accuracy estimated without labels over the window, by estimator (cbpe: calibrated confidence; atc: thresholded confidence; bbse: label shift).",
+               labels=("estimator",), concern=_C, unit="percentunit", max_series=5),
+    MetricSpec(REFERENCE_ACCURACY, GAUGE, "Accuracy of the model on the labelled reference data (the baseline of the estimates).",
+               concern=_C, unit="percentunit"),
+    # with delayed labels
+    MetricSpec(LABELS_IN_WINDOW, GAUGE, "Labelled predictions in the calibration window; figures below their minimum count are absent.",
+               concern=_CAL),
+    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector could not use, by reason (unknown_class, no_scores).",
+               labels=("reason",), concern=_CAL, max_series=5),
+    MetricSpec(ACCURACY, GAUGE, "Accuracy of labelled predictions in the window (absent below the minimum label count).",
+               concern=_CAL, unit="percentunit"),
+    MetricSpec(BRIER, GAUGE, "Mean multi-class Brier score of labelled predictions in the window (0 best, 2 worst).",
+               concern=_CAL, unit="none"),
+    MetricSpec(LOG_LOSS, GAUGE, "Mean negative log-likelihood of the true class in the window, in nats.",
+               concern=_CAL, unit="none"),
+    MetricSpec(CALIBRATION_ERROR, GAUGE,
+               "Top-label calibration error over the window, by estimator: debiased L2 on equal-mass bins (Kumar 2019) or 15-bin equal-width ECE.",
+               labels=("estimator",), concern=_CAL, unit="percentunit", max_series=4),
+    MetricSpec(MAX_CALIBRATION_ERROR, GAUGE, "Largest |confidence - accuracy| over the 15 equal-width bins holding enough labels.",
+               concern=_CAL, unit="percentunit"),
+    MetricSpec(GAP, GAUGE, "Mean confidence minus accuracy over the window: positive means over-confident.",
+               concern=_CAL, unit="percentunit"),
+    MetricSpec(GAP_LOWER, GAUGE, "Lower bound of the over-confidence gap's interval: above 0 means significantly over-confident.",
+               concern=_CAL, unit="percentunit"),
+    MetricSpec(GAP_UPPER, GAUGE, "Upper bound of the over-confidence gap's interval: below 0 means significantly under-confident.",
+               concern=_CAL, unit="percentunit"),
+    MetricSpec(GAP_PVALUE, GAUGE,
+               "One-sided p-value of 'the model is calibrated' against 'over-confident' over the window: below 0.01 is significant.",
+               concern=_CAL, unit="none"),
+    MetricSpec(TEMPERATURE, GAUGE,
+               "Temperature that would recalibrate the window's predictions (NLL fit): above 1 divide logits by it (over-confident).",
+               concern=_CAL, unit="none"),
+    MetricSpec(RELIABILITY_CONFIDENCE, GAUGE, "Reliability diagram: mean confidence of the labelled rows in each equal-width bin.",
+               labels=("bin",), concern=_CAL, unit="percentunit", max_series=20),
+    MetricSpec(RELIABILITY_ACCURACY, GAUGE, "Reliability diagram: accuracy of the labelled rows in each equal-width bin.",
+               labels=("bin",), concern=_CAL, unit="percentunit", max_series=20),
+    MetricSpec(RELIABILITY_COUNT, GAUGE, "Reliability diagram: labelled rows in each equal-width confidence bin.",
+               labels=("bin",), concern=_CAL, max_series=20),
+    # segments
+    MetricSpec(SEGMENT_ROWS, GAUGE, "Predicted rows in the window per segment (values beyond the cap are folded into 'other').",
+               labels=("segment",), concern=_SEG, max_series=200),
+    MetricSpec(SEGMENT_LABELS, GAUGE, "Labelled rows in the window per segment.", labels=("segment",), concern=_SEG, max_series=200),
+    MetricSpec(SEGMENT_CONFIDENCE, GAUGE, "Mean max probability in the window per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_POSITIVE_RATE, GAUGE, "Share of the window's rows predicted as the positive class, per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ABSTAIN, GAUGE, "Share of the window's rows under the abstain threshold, per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ACCURACY, GAUGE, "Accuracy of labelled rows in the window, per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_GAP, GAUGE, "Over-confidence gap (mean confidence minus accuracy) of labelled rows, per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_MAX_GAP, GAUGE,
+               "Largest difference of a figure (positive_rate, accuracy, confidence) between two segments, naming the high and low one.",
+               labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=3),
+    MetricSpec(SEGMENT_MAX_GAP_Z, GAUGE, "z statistic of that largest segment difference (two-proportion test): above 4 is not noise.",
+               labels=("figure", "high", "low"), concern=_SEG, unit="none", max_series=3),
+    MetricSpec(SEGMENT_OVERFLOW, COUNTER, "Rows whose segment value arrived after the cap was reached and were counted as 'other'.",
+               concern=_SEG),
+    MetricSpec(SEGMENTS_TRACKED, GAUGE, "Distinct segment values tracked (at most the configured cap, plus 'other').", concern=_SEG),
+    # regression outputs
+    MetricSpec(REGRESSION_DRIFT_PVALUE, GAUGE,
+               "p-value of the chi-squared test of the window's predictions (reference-quantile bins) against the reference.",
+               concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_DRIFT_PSI, GAUGE, "Population stability index of the window's predictions against the reference (0.25 is a large shift).",
+               concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_MEAN, GAUGE, "Mean prediction over the window.", concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_REFERENCE_MEAN, GAUGE, "Mean prediction on the reference data.", concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_ROWS, GAUGE, "Regression predictions in the window.", concern=_REG),
+    MetricSpec(REGRESSION_LABELS, GAUGE, "Labelled regression predictions in the window.", concern=_REG),
+    MetricSpec(REGRESSION_MAE, GAUGE, "Mean absolute error of labelled predictions in the window (target units).", concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_RMSE, GAUGE, "Root mean squared error of labelled predictions in the window (target units).", concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_BIAS, GAUGE, "Mean of prediction minus target in the window: systematic over- (positive) or under-prediction.",
+               concern=_REG, unit="none"),
+    MetricSpec(INTERVAL_COVERAGE, GAUGE, "Share of labelled targets inside the model's prediction interval over the window.",
+               concern=_REG, unit="percentunit"),
+    MetricSpec(INTERVAL_WIDTH, GAUGE, "Mean width of the prediction intervals of labelled rows in the window (target units).",
+               concern=_REG, unit="none"),
+)

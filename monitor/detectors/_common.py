@@ -1,0 +1,105 @@
+"""Helpers shared by the confidence-family detectors: per-batch output features computed once,
+configuration from the monitor's context with clear errors, and window state round trips."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.stats.uncertainty import normalized_entropy, top_two
+
+if TYPE_CHECKING:
+    from monitor.detectors.context import DetectorContext
+    from monitor.store import MetricWriter
+    from monitor.windows import SlidingWindow
+
+__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure"]
+
+_CACHE_KEY = "_monitor_output_features"
+
+
+@dataclass
+class OutputFeatures:
+    """Top-label features of a classifier's probability rows (one value per row)."""
+
+    conf: np.ndarray
+    second: np.ndarray
+    entropy: np.ndarray
+    predicted: np.ndarray
+
+    @property
+    def margin(self) -> np.ndarray:
+        return self.conf - self.second
+
+
+def output_features(batch: Any) -> OutputFeatures | None:
+    """Features of ``batch.scores`` ``(n, k)``, computed once per batch and shared by detectors.
+
+    Several detectors need the max probability and the entropy of the same rows; the result is
+    cached on the batch object (which lives for one worker iteration) so that the cost is paid
+    once. Returns None when the batch has no class probabilities (regression, label outputs).
+    """
+    cached = batch.__dict__.get(_CACHE_KEY)
+    if cached is not None:
+        return cached
+    scores = batch.scores
+    if scores is None or scores.ndim != 2 or scores.shape[0] == 0:
+        return None
+    conf, second = top_two(scores)
+    predicted = batch.predicted if batch.predicted is not None else scores.argmax(axis=1)
+    feats = OutputFeatures(conf, second, normalized_entropy(scores), np.asarray(predicted, dtype=np.int64))
+    batch.__dict__[_CACHE_KEY] = feats
+    return feats
+
+
+def config_params(cls: type, context: "DetectorContext | None", params: dict[str, Any], **from_context: str) -> dict[str, Any]:
+    """Validate ``params`` against ``cls``'s constructor and fill defaults from ``context``.
+
+    ``from_context`` maps a parameter name to the context attribute it defaults to (e.g.
+    ``window_s="window_s"``). Unknown names raise a ``ValueError`` that lists the known ones, so
+    that a typo in a config file is reported instead of silently ignored.
+    """
+    sig = inspect.signature(cls.__init__)
+    known = [n for n in sig.parameters if n not in ("self", "reference")]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"detector {getattr(cls, 'kind', cls.__name__)!r}: unknown parameter(s) {', '.join(unknown)}; "
+            f"known parameters: {', '.join(known)}"
+        )
+    out = dict(params)
+    if context is not None:
+        for name, attr in from_context.items():
+            if out.get(name) is None:
+                out[name] = getattr(context, attr)
+    return out
+
+
+def class_names(reference: Any, k: int) -> tuple[str, ...]:
+    """Class names for ``k`` columns: the reference's when it has them, else ``0..k-1``."""
+    names = tuple(getattr(reference, "classes", ()) or ())
+    if len(names) >= k:
+        return tuple(str(c) for c in names[:k])
+    return tuple(str(i) for i in range(k))
+
+
+def windows_state(windows: dict[str, "SlidingWindow"]) -> dict[str, Any]:
+    return {name: w.state_dict() for name, w in windows.items()}
+
+
+def load_windows_state(windows: dict[str, "SlidingWindow"], state: dict[str, Any]) -> None:
+    for name, w in windows.items():
+        if name not in state:
+            raise ValueError(f"detector state lacks window {name!r}; it was saved by another configuration")
+        w.load_state_dict(state[name])
+
+
+def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tuple[str, ...] | None = None) -> None:
+    """Set a figure, or remove its series when it is below its minimum count (absent, not zero)."""
+    if value is None or not np.isfinite(value):
+        out.remove(name, labels)
+    else:
+        out.set(name, float(value), labels)

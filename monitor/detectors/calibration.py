@@ -1,0 +1,310 @@
+"""Calibration with delayed labels: how far the model's confidence can be trusted, over a window.
+
+Labels arrive late (through ``feedback``), joined to their predictions by request id; this
+detector receives them as :class:`~monitor.batch.LabeledBatch` and files each one under the event
+time of its *prediction*, so the window describes the traffic the model served, whatever the
+labelling delay. Over that sliding window it exports:
+
+* accuracy, Brier score and log loss (at least ``min_labels`` labels);
+* the signed over-confidence gap (mean confidence minus accuracy) with a two-sided interval at
+  ``gap_level`` (sample variance: valid whether or not the model is calibrated), and the
+  one-sided p-value of the calibrated null (:func:`monitor.stats.calibration.overconfidence_pvalue`),
+  which is what the default alert uses: it is more powerful than "lower bound above 0" and holds
+  its false-alarm rate (at least ``min_labels`` labels);
+* top-label calibration error: the debiased L2 estimator on equal-mass bins (Kumar et al. 2019)
+  and the classic 15-bin equal-width ECE (Guo et al. 2017), plus the MCE, and the temperature
+  that would recalibrate the window (NLL fit) (at least ``min_labels_calibration`` labels);
+* the reliability diagram's 15 bins (mean confidence, accuracy, count; a bin's confidence and
+  accuracy need ``min_bin_count`` labels);
+* the number of labels in the window, always.
+
+Below a figure's minimum count the metric is absent, not zero. Everything but the temperature is
+computed from additive per-bin statistics (fixed memory); the temperature fit needs the rows, so
+the most recent ``temperature_rows`` labelled rows are kept in a ring buffer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, windows_state
+from monitor.detectors.base import Detector
+from monitor.stats import calibration as cal
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch, LabeledBatch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["CalibrationDetector", "CalibrationFigures"]
+
+_EDGES = cal.fine_confidence_edges()
+_F = len(_EDGES) - 1
+_COUNT, _SCONF, _SCORR = 0, _F, 2 * _F
+_N, _BRIER, _LOGLOSS, _D2, _C2, _C3 = (3 * _F + i for i in range(6))
+_DIM = 3 * _F + 6
+_COARSE = cal.equal_width_groups(_EDGES, cal.ECE_BINS)
+_BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i in range(cal.ECE_BINS))
+
+
+class CalibrationFigures:
+    """Read-only figures of one window (None where below the minimum count)."""
+
+    __slots__ = ("labels", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability")
+
+    def __init__(self) -> None:
+        self.labels = 0
+        self.accuracy: float | None = None
+        self.brier: float | None = None
+        self.log_loss: float | None = None
+        self.gap: cal.GapInterval | None = None
+        self.gap_pvalue: float | None = None
+        self.ece: float | None = None
+        self.debiased_ce: float | None = None
+        self.mce: float | None = None
+        self.temperature: float | None = None
+        self.reliability: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+class CalibrationDetector(Detector):
+    """Accuracy, proper scores, calibration error, over-confidence gap and temperature from labels.
+
+    Parameters
+    ----------
+    window_s, n_slots
+        Sliding event-time window (of prediction times) and its resolution.
+    min_labels
+        Minimum labels for accuracy, Brier, log loss and the over-confidence gap.
+    min_labels_calibration
+        Minimum labels for the calibration errors, MCE and temperature (binned estimators are
+        unreliable below a few hundred labels: see the benchmark's bias table).
+    min_bin_count
+        Minimum labels in a reliability bin for its confidence / accuracy (and for the MCE).
+    gap_level
+        Two-sided level of the over-confidence interval. 0.98 gives a 1% one-sided false-alarm
+        rate per window for "lower bound > 0".
+    n_bins
+        Equal-mass bins of the debiased estimator.
+    temperature_rows
+        Capacity of the ring buffer of recent labelled rows used for the temperature fit.
+    """
+
+    kind: ClassVar[str] = "calibration"
+
+    def __init__(
+        self,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        min_labels: int = 100,
+        min_labels_calibration: int = 200,
+        min_bin_count: int = 10,
+        gap_level: float = 0.98,
+        n_bins: int = cal.ECE_BINS,
+        temperature_rows: int = 4096,
+    ) -> None:
+        if not 0.5 < gap_level < 1.0:
+            raise ValueError(f"calibration: gap_level must be in (0.5, 1), got {gap_level}")
+        if min_labels < 2 or min_labels_calibration < 2:
+            raise ValueError("calibration: min_labels and min_labels_calibration must be at least 2")
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_labels = int(min_labels)
+        self.min_labels_calibration = int(min_labels_calibration)
+        self.min_bin_count = int(min_bin_count)
+        self.gap_level = float(gap_level)
+        self.n_bins = int(n_bins)
+        self.temperature_rows = int(temperature_rows)
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "CalibrationDetector":
+        return cls(**config_params(cls, context, params, window_s="window_s"))
+
+    def _reset(self) -> None:
+        self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
+        self._skipped: dict[str, int] = {}
+        self._ring_ts = np.full(self.temperature_rows, -np.inf)
+        self._ring_label = np.zeros(self.temperature_rows, dtype=np.int64)
+        self._ring_logp: np.ndarray | None = None
+        self._ring_pos = 0
+        self._version = 0
+        self._temp_cache: tuple[int, float, float | None] | None = None
+
+    def update(self, batch: "Batch") -> None:
+        """Predictions alone say nothing about calibration; only labels are used."""
+        return None
+
+    def _skip(self, reason: str, n: int) -> None:
+        if n:
+            self._skipped[reason] = self._skipped.get(reason, 0) + n
+
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        n = len(labeled)
+        if n == 0:
+            return
+        scores = labeled.scores
+        if scores is None or scores.ndim != 2:
+            if scores is None:
+                self._skip("no_scores", n)
+            return  # regression labels belong to the regression detector
+        label = np.asarray(labeled.label)
+        if label.dtype.kind not in "iu":
+            label = label.astype(np.int64)
+        k = scores.shape[1]
+        ok = (label >= 0) & (label < k)
+        if not ok.all():
+            self._skip("unknown_class", int((~ok).sum()))
+            if not ok.any():
+                return
+            labeled = _subset(labeled, ok)
+            scores, label = labeled.scores, label[ok]
+        feats = output_features(labeled)
+        assert feats is not None and scores is not None
+        correct = (feats.predicted == label).astype(np.float64)
+        fine = cal.bin_index(feats.conf, _EDGES)
+        d = feats.conf - correct
+        accumulate(
+            self._window,
+            labeled.ts,
+            [
+                (fine + _COUNT, 1.0),
+                (fine + _SCONF, feats.conf),
+                (fine + _SCORR, correct),
+                (_N, 1.0),
+                (_BRIER, cal.brier_terms(scores, label)),
+                (_LOGLOSS, cal.log_loss_terms(scores, label)),
+                (_D2, d * d),
+                (_C2, feats.conf * feats.conf),
+                (_C3, feats.conf**3),
+            ],
+        )
+        self._remember(labeled.ts, label, scores)
+        self._version += 1
+
+    def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
+        cap = self.temperature_rows
+        if cap <= 0:
+            return
+        k = scores.shape[1]
+        if self._ring_logp is None or self._ring_logp.shape[1] != k:
+            self._ring_logp = np.zeros((cap, k))
+            self._ring_ts[:] = -np.inf
+        take = min(len(ts), cap)
+        pos = (self._ring_pos + np.arange(take)) % cap
+        self._ring_ts[pos] = ts[-take:]
+        self._ring_label[pos] = label[-take:]
+        self._ring_logp[pos] = np.log(np.maximum(scores[-take:], 1e-12))
+        self._ring_pos = int((self._ring_pos + take) % cap)
+
+    def advance(self, now: float) -> None:
+        self._window.advance(now)
+
+    # -- results ------------------------------------------------------------------------------
+    def _temperature(self, n_window: int) -> float | None:
+        start = self._window.newest_slot_end - self.window_s
+        key = (self._version, start)
+        if self._temp_cache is not None and self._temp_cache[:2] == key:
+            return self._temp_cache[2]
+        value: float | None = None
+        if self._ring_logp is not None:
+            live = self._ring_ts >= start
+            if live.sum() >= min(self.min_labels_calibration, n_window):
+                value = cal.fit_temperature(self._ring_logp[live], self._ring_label[live])
+        self._temp_cache = (key[0], key[1], value)
+        return value
+
+    def figures(self) -> CalibrationFigures:
+        """Compute the window's figures (what :meth:`export` writes)."""
+        t = self._window.total()
+        f = CalibrationFigures()
+        n = int(round(t[_N]))
+        f.labels = n
+        count, sconf, scorr = t[_COUNT:_COUNT + _F], t[_SCONF:_SCONF + _F], t[_SCORR:_SCORR + _F]
+        coarse = cal.merge_bins(_COARSE, count, sconf, scorr)
+        f.reliability = coarse
+        if n >= self.min_labels:
+            f.accuracy = float(scorr.sum() / n)
+            f.brier = float(t[_BRIER] / n)
+            f.log_loss = float(t[_LOGLOSS] / n)
+            f.gap = cal.overconfidence_interval(n, float(sconf.sum() - scorr.sum()), float(t[_D2]), self.gap_level)
+            f.gap_pvalue = cal.overconfidence_pvalue(float(sconf.sum()), float(t[_C2]), float(t[_C3]), float(scorr.sum()))
+        if n >= self.min_labels_calibration:
+            f.ece = cal.ece_from_sums(*coarse)
+            mce = cal.mce_from_sums(*coarse, min_count=self.min_bin_count)
+            f.mce = None if np.isnan(mce) else mce
+            groups = cal.equal_mass_groups(count, self.n_bins)
+            f.debiased_ce = cal.debiased_l2_from_sums(*cal.merge_bins(groups, count, sconf, scorr))
+            f.temperature = self._temperature(n)
+        return f
+
+    def export(self, out: "MetricWriter") -> None:
+        for reason, k in self._skipped.items():
+            out.inc(names.LABELS_SKIPPED, float(k), (reason,))
+        self._skipped.clear()
+        f = self.figures()
+        out.set(names.LABELS_IN_WINDOW, float(f.labels))
+        put_figure(out, names.ACCURACY, f.accuracy)
+        put_figure(out, names.BRIER, f.brier)
+        put_figure(out, names.LOG_LOSS, f.log_loss)
+        put_figure(out, names.GAP, None if f.gap is None else f.gap.gap)
+        put_figure(out, names.GAP_LOWER, None if f.gap is None else f.gap.lower)
+        put_figure(out, names.GAP_UPPER, None if f.gap is None else f.gap.upper)
+        put_figure(out, names.GAP_PVALUE, f.gap_pvalue)
+        put_figure(out, names.CALIBRATION_ERROR, f.debiased_ce, ("debiased_l2_equal_mass",))
+        put_figure(out, names.CALIBRATION_ERROR, f.ece, ("ece_equal_width",))
+        put_figure(out, names.MAX_CALIBRATION_ERROR, f.mce)
+        put_figure(out, names.TEMPERATURE, f.temperature)
+        assert f.reliability is not None
+        count, sconf, scorr = f.reliability
+        for i, label in enumerate(_BIN_LABELS):
+            c = float(count[i]) if i < len(count) else 0.0
+            put_figure(out, names.RELIABILITY_COUNT, c if f.labels else None, (label,))
+            enough = c >= max(self.min_bin_count, 1)
+            put_figure(out, names.RELIABILITY_CONFIDENCE, sconf[i] / c if enough else None, (label,))
+            put_figure(out, names.RELIABILITY_ACCURACY, scorr[i] / c if enough else None, (label,))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "windows": windows_state({"labels": self._window}),
+            "skipped": dict(self._skipped),
+            "ring_ts": self._ring_ts.copy(),
+            "ring_label": self._ring_label.copy(),
+            "ring_pos": self._ring_pos,
+        }
+        if self._ring_logp is not None:
+            state["ring_logp"] = self._ring_logp.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"labels": self._window}, state["windows"])
+        self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
+        if len(state["ring_ts"]) != self.temperature_rows:
+            raise ValueError("calibration state was saved with another temperature_rows")
+        self._ring_ts = np.asarray(state["ring_ts"], dtype=np.float64).copy()
+        self._ring_label = np.asarray(state["ring_label"], dtype=np.int64).copy()
+        self._ring_pos = int(state["ring_pos"])
+        if "ring_logp" in state:
+            self._ring_logp = np.asarray(state["ring_logp"], dtype=np.float64).copy()
+
+
+def _subset(labeled: "LabeledBatch", mask: np.ndarray) -> "LabeledBatch":
+    from dataclasses import replace
+
+    return replace(
+        labeled,
+        ts=labeled.ts[mask],
+        label_ts=labeled.label_ts[mask],
+        label=labeled.label[mask],
+        segment=labeled.segment[mask],
+        scores=None if labeled.scores is None else labeled.scores[mask],
+        predicted=None if labeled.predicted is None else labeled.predicted[mask],
+        intervals=None if labeled.intervals is None else labeled.intervals[mask],
+    )
