@@ -1,0 +1,156 @@
+"""Strict YAML reading with positions, as Go's ``yaml`` decoders read rule and test files.
+
+Prometheus decodes rule files with ``yaml.v3`` (``KnownFields``) and promtool decodes test files
+with ``yaml.v2`` (``UnmarshalStrict``). Both take a scalar's *text* when the target field is a
+string (``values: 0x10`` stays ``"0x10"``, ``expr: 1`` becomes ``"1"``), refuse unknown keys and
+duplicate keys, and report line numbers. PyYAML's ``safe_load`` resolves scalars to Python types
+(``0x10`` -> 16, ``yes`` -> True) and silently keeps the last of duplicated keys, so this module
+composes the node tree instead and converts each field according to what the schema expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+__all__ = ["YamlError", "YNode", "compose_yaml", "go_yaml_float", "go_yaml_int"]
+
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+class YamlError(ValueError):
+    """The text is not valid YAML (or has a duplicate key); ``line``/``col`` are 1-based."""
+
+    def __init__(self, message: str, line: int = 0, col: int = 0) -> None:
+        self.line = line
+        self.col = col
+        self.message = message
+        where = f"line {line}: " if line else ""
+        super().__init__(f"yaml: {where}{message}")
+
+
+@dataclass
+class YNode:
+    """A YAML node: ``kind`` is ``"map"``, ``"seq"``, ``"scalar"`` or ``"null"``.
+
+    For maps ``items`` keeps ``(key_node, value_node)`` pairs in file order; for sequences
+    ``children``; for scalars ``text`` is the scalar exactly as written (after YAML unquoting).
+    """
+
+    kind: str
+    line: int
+    col: int
+    text: str = ""
+    tag: str = ""
+    items: list[tuple["YNode", "YNode"]] = field(default_factory=list)
+    children: list["YNode"] = field(default_factory=list)
+
+    @property
+    def is_null(self) -> bool:
+        return self.kind == "null"
+
+    def keys(self) -> list[str]:
+        return [k.text for k, _ in self.items]
+
+    def get(self, key: str) -> "YNode | None":
+        for k, v in self.items:
+            if k.text == key:
+                return v
+        return None
+
+    def to_python(self) -> Any:
+        """Plain Python value with every scalar as its text (for error messages and dumps)."""
+        if self.kind == "map":
+            return {k.text: v.to_python() for k, v in self.items}
+        if self.kind == "seq":
+            return [c.to_python() for c in self.children]
+        if self.kind == "null":
+            return None
+        return self.text
+
+    def describe(self) -> str:
+        """Short description of the node's type for messages ("a mapping", "a list"...)."""
+        return {"map": "a mapping", "seq": "a list", "null": "empty", "scalar": f"{self.text!r}"}[self.kind]
+
+
+def _convert(node: yaml.Node) -> YNode:
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if isinstance(node, yaml.MappingNode):
+        out = YNode("map", line, col, tag=node.tag)
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            kn = _convert(k)
+            if kn.kind == "scalar" or kn.kind == "null":
+                key = kn.text
+                if key in seen:
+                    raise YamlError(f'mapping key "{key}" already defined at line {seen[key]}', kn.line, kn.col)
+                seen[key] = kn.line
+            out.items.append((kn, _convert(v)))
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return YNode("seq", line, col, tag=node.tag, children=[_convert(c) for c in node.value])
+    assert isinstance(node, yaml.ScalarNode)
+    if node.tag == NULL_TAG and node.style is None:
+        return YNode("null", line, col, text="", tag=node.tag)
+    return YNode("scalar", line, col, text=str(node.value), tag=node.tag)
+
+
+def compose_yaml(text: str) -> YNode | None:
+    """Compose the first YAML document of ``text`` into a :class:`YNode` tree (``None`` if empty).
+
+    Raises
+    ------
+    YamlError
+        On a syntax error or a duplicate mapping key, with its 1-based line and column.
+    """
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            # Like Go's Decoder.Decode: the first document only.
+            node = loader.get_node() if loader.check_node() else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 0
+        col = mark.column + 1 if mark else 0
+        raise YamlError(f"{e.problem or e.context}", line, col) from None
+    except yaml.YAMLError as e:
+        raise YamlError(str(e)) from None
+    if node is None:
+        return None
+    return _convert(node)
+
+
+def go_yaml_float(text: str) -> float:
+    """Decode a YAML scalar into a float64 like Go's yaml (``1``, ``1.5``, ``1e3``, ``.inf``,
+    ``-.Inf``, ``.nan``, ``0x1F``)."""
+    t = text.strip()
+    low = t.lower()
+    if low in (".inf", "+.inf"):
+        return float("inf")
+    if low == "-.inf":
+        return float("-inf")
+    if low == ".nan":
+        return float("nan")
+    try:
+        return float(go_yaml_int(t))
+    except ValueError:
+        pass
+    try:
+        if "_" in t:
+            raise ValueError
+        return float(t)
+    except ValueError:
+        raise ValueError(f"cannot unmarshal {text!r} into float64") from None
+
+
+def go_yaml_int(text: str) -> int:
+    """Decode a YAML scalar into an int like Go's yaml (decimal, ``0x``, ``0o``, ``0b``)."""
+    t = text.strip().replace("_", "")
+    try:
+        return int(t, 0) if t.lower().lstrip("+-").startswith(("0x", "0o", "0b")) else int(t, 10)
+    except ValueError:
+        raise ValueError(f"cannot unmarshal {text!r} into int") from None
