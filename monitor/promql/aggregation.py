@@ -134,6 +134,12 @@ def _variance(idx: np.ndarray, vals: np.ndarray, ng: int) -> np.ndarray:
         mean = np.bincount(idx, weights=vals, minlength=ng) / counts
         dev = vals - mean[idx]
         res = np.bincount(idx, weights=dev * dev, minlength=ng) / counts
+        # Welford gives exactly 0 for a constant group; the two-pass formula may leave 1e-30.
+        lo = np.full(ng, np.inf)
+        hi = np.full(ng, -np.inf)
+        np.minimum.at(lo, idx, vals)
+        np.maximum.at(hi, idx, vals)
+        res[lo == hi] = 0.0
         if np.isfinite(res).all():
             return res
     # Welford, as Prometheus does it

@@ -413,8 +413,11 @@ class _Evaluator:
             else:
                 scalars.append(self.eval_scalar(arg, ts))
         assert rv is not None
-        rows, values = RANGE_FUNCTIONS[name](RangeCall(rv, start, end, range_ms, ts,
-                                                       tuple(scalars)))
+        if len(rv) == 0:
+            rows, values = np.zeros(0, dtype=np.int64), np.zeros(0)
+        else:
+            rows, values = RANGE_FUNCTIONS[name](RangeCall(rv, start, end, range_ms, ts,
+                                                           tuple(scalars)))
         if name == "absent_over_time":
             if rows.size:
                 return empty_ivec()
