@@ -68,6 +68,11 @@ class Monitor:
         Start the background worker thread (``False``: everything happens in :meth:`flush`).
     detectors
         Detector instances to use instead of those built from the config.
+    notifiers
+        Alert sinks to use instead of those the config names (Alertmanager, webhook, log).
+    clock
+        Source of event time for calls without an explicit timestamp (default ``time.time``);
+        simulations and tests pass their own.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class Monitor:
         start_worker: bool = True,
         detectors: list[Any] | None = None,
         notifiers: list[Any] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if config is None:
             cfg = MonitorConfig(model=model or "default")
@@ -95,6 +101,7 @@ class Monitor:
         self.config = cfg
         self.model = cfg.model
         self.live = live
+        self.clock = clock
         self.closed = False
         self._sample_rate = cfg.queue.sample_rate
         self._random = random.Random(cfg.seed).random
@@ -133,7 +140,7 @@ class Monitor:
         from monitor.worker import Worker
 
         self.worker = Worker(self.queue, self.pipeline, lock=self._lock, poll_s=cfg.queue.poll_s,
-                             batch_max=cfg.queue.batch_max, live=live, on_cycle=self._sync_queue_metrics,
+                             batch_max=cfg.queue.batch_max, live=live, clock=clock, on_cycle=self._sync_queue_metrics,
                              name=f"monitor-worker-{self.model}")
         if start_worker:
             self.worker.start()
@@ -200,7 +207,7 @@ class Monitor:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()
                 return False
-            ts = time.time() if timestamp is None else float(timestamp)
+            ts = self.clock() if timestamp is None else float(timestamp)
             return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller
             self.queue.drop("internal_error")
@@ -210,7 +217,7 @@ class Monitor:
                       client: str | None = None, timestamp: float | None = None) -> bool:
         """Record a call where the model raised (the decorator does this for you)."""
         name = exception if isinstance(exception, str) else type(exception).__name__
-        ts = time.time() if timestamp is None else float(timestamp)
+        ts = self.clock() if timestamp is None else float(timestamp)
         return self.queue.put((ERROR, ts, name, latency_s, client))
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
@@ -222,7 +229,7 @@ class Monitor:
         labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
         if len(ids) != len(labs):
             raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
-        ts = time.time() if timestamp is None else float(timestamp)
+        ts = self.clock() if timestamp is None else float(timestamp)
         return self.queue.put((FEEDBACK, ts, ids, labs))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

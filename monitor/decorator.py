@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from time import perf_counter, time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from monitor.events import ERROR, PREDICTION
@@ -110,6 +110,7 @@ def watch(
     get_request = _extractor(request_id, params)
     get_segment = _extractor(segment, params)
     queue = monitor.queue
+    time = monitor.clock
     items = queue.items
     capacity = queue.capacity
     sample_rate = monitor._sample_rate

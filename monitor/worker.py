@@ -32,6 +32,7 @@ class Worker:
         poll_s: float = 0.05,
         batch_max: int = 8192,
         live: bool = True,
+        clock: Callable[[], float] = time.time,
         on_cycle: Callable[[], None] | None = None,
         name: str = "monitor-worker",
     ) -> None:
@@ -41,6 +42,7 @@ class Worker:
         self.poll_s = poll_s
         self.batch_max = batch_max
         self.live = live
+        self.clock = clock
         self.on_cycle = on_cycle
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -69,7 +71,7 @@ class Worker:
                     self.pipeline.store.inc("monitor_events_dropped", len(events), labels=("internal_error",))
             if self.live:
                 try:
-                    self.pipeline.advance(time.time())
+                    self.pipeline.advance(self.clock())
                 except Exception:  # noqa: BLE001
                     log.exception("advancing the clock failed")
                     self.pipeline.store.inc("monitor_internal_errors", labels=("clock",))

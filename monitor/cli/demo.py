@@ -1,0 +1,26 @@
+"""``monitor demo``."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["demo"]
+
+
+@click.command()
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Wall-clock seconds to run.")
+@click.option("--speed", type=float, default=30.0, show_default=True, help="Event seconds per wall second.")
+@click.option("--rate", type=float, default=150.0, show_default=True, help="Calls per wall-clock second.")
+@click.option("--port", type=int, default=9108, show_default=True, help="Serve /metrics here (0: do not serve).")
+@click.option("--alertmanager", multiple=True, help="Also send alerts to this Alertmanager URL.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(duration: float, speed: float, rate: float, port: int, alertmanager: tuple[str, ...], seed: int) -> None:
+    """Train a small model, watch it, and drive normal, drifted and attacking traffic."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise click.ClickException("the demo trains a scikit-learn model: pip install 'model-monitor[dev]' (or make demo)") from None
+    from monitor.demo import DemoSettings, run_demo
+
+    run_demo(DemoSettings(duration_s=duration, speed=speed, rate=rate, port=port or None, seed=seed,
+                          alertmanager=alertmanager), echo=click.echo)
