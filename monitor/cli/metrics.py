@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-__all__ = ["metrics"]
+__all__ = ["metrics", "replace_between"]
+
+START, END = "<!-- metrics:start -->", "<!-- metrics:end -->"
+
+
+def replace_between(text: str, start: str, end: str, body: str) -> str:
+    """Replace what stands between two marker lines (markers kept)."""
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + "\n" + body.strip("\n") + "\n" + text[j:]
 
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["markdown", "names"]), default="markdown", show_default=True)
-def metrics(fmt: str) -> None:
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rewrite the table between the metrics markers of this file (e.g. README.md).")
+def metrics(fmt: str, write_path: Path | None) -> None:
     """Print every metric the agent exports: name, type, labels, meaning."""
     from monitor import catalog
 
     if fmt == "names":
         for spec in sorted(catalog.CATALOG.values(), key=lambda s: s.name):
             click.echo(spec.exposed_name)
+        return
+    table = catalog.markdown_table()
+    if write_path is not None:
+        write_path.write_text(replace_between(write_path.read_text(), START, END, table))
+        click.echo(f"wrote {len(catalog.CATALOG)} metrics to {write_path}")
     else:
-        click.echo(catalog.markdown_table())
+        click.echo(table)
