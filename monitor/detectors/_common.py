@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure"]
+__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities"]
 
 _CACHE_KEY = "_monitor_output_features"
 
@@ -103,3 +103,38 @@ def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tupl
         out.remove(name, labels)
     else:
         out.set(name, float(value), labels)
+
+
+def reference_probabilities(reference: Any, kind: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The reference's class probabilities ``(n, k)`` (and integer labels), or a clear error.
+
+    Label-free signals compare live outputs with the model's outputs on held-out reference data,
+    so a detector that needs them refuses to start without them rather than export nonsense.
+    """
+    scores = None if reference is None else getattr(reference, "scores", None)
+    if scores is None:
+        raise ValueError(
+            f"detector {kind!r} needs a reference with the model's outputs on it: pass reference scores "
+            "(Reference.from_arrays(..., scores=model_probabilities)) or disable this detector"
+        )
+    probs = np.asarray(scores, dtype=np.float64)
+    if probs.ndim == 1:
+        probs = np.stack([1.0 - probs, probs], axis=1)
+    if probs.ndim != 2 or probs.shape[0] < 2:
+        raise ValueError(f"detector {kind!r}: reference scores must be class probabilities (rows, classes), got shape {probs.shape}")
+    labels = getattr(reference, "labels", None)
+    if labels is None:
+        if need_labels:
+            raise ValueError(
+                f"detector {kind!r} needs reference labels (Reference.from_arrays(..., labels=y)) to calibrate its estimates"
+            )
+        return probs, None
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        try:
+            y = y.astype(np.int64)
+        except (TypeError, ValueError):
+            raise ValueError(f"detector {kind!r}: reference labels must be class indices 0..k-1") from None
+    if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
+        raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}")
+    return probs, y

@@ -11,7 +11,16 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "create", "detector_class"]
 
 #: config ``kind`` -> "module:Class". Each detector module adds its line here.
-KINDS: dict[str, str] = {}
+KINDS: dict[str, str] = {
+    # confidence, calibration and accuracy estimation (issue 3)
+    "confidence": "monitor.detectors.confidence:ConfidenceDetector",
+    "confidence_drift": "monitor.detectors.confidence_drift:ConfidenceDriftDetector",
+    "prediction_drift": "monitor.detectors.prediction_drift:PredictionDriftDetector",
+    "accuracy_estimation": "monitor.detectors.accuracy_estimation:AccuracyEstimationDetector",
+    "calibration": "monitor.detectors.calibration:CalibrationDetector",
+    "segments": "monitor.detectors.segments:SegmentDetector",
+    "regression": "monitor.detectors.regression:RegressionDetector",
+}
 
 
 def detector_class(kind: str) -> type["Detector"]:

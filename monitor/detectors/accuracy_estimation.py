@@ -1,0 +1,140 @@
+"""Accuracy estimated without labels, by three estimators exported side by side.
+
+Labels are late or never come; these estimates say how the model is doing now. Each is fitted on
+the labelled reference at construction and read from a sliding event-time window:
+
+* ``cbpe`` (confidence-based, as NannyML's CBPE): the reference maps each confidence bin to the
+  probability of being right (isotonic, so it grows with confidence); the estimate is the mean
+  of that calibrated confidence over the window. Right when the model's calibration does not
+  change, which covariate shift often breaks (confidence falls less than accuracy).
+* ``atc`` (Average Thresholded Confidence, Garg et al. 2022): a threshold on the score (negative
+  entropy by default, ATC-NE) is set on the reference so that the share of rows above it equals
+  the reference accuracy; the estimate is the share above it in the window. Empirically more
+  robust under covariate shift than the mean of the confidences.
+* ``bbse`` (label shift): with the class weights of black-box shift estimation, the expected
+  accuracy ``sum_j w_j C[j, j]``. Right under pure label shift, where the other two are biased.
+
+They disagree by design when the shift is of a kind one of them cannot see; showing them
+together is the point. The reference accuracy is exported as their baseline.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import (
+    config_params,
+    load_windows_state,
+    output_features,
+    put_figure,
+    reference_probabilities,
+    windows_state,
+)
+from monitor.detectors.base import Detector
+from monitor.detectors.prediction_drift import reference_confusion
+from monitor.stats import calibration as cal
+from monitor.stats.uncertainty import normalized_entropy, top_two
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["AccuracyEstimationDetector", "ESTIMATORS"]
+
+ESTIMATORS = ("cbpe", "atc", "bbse")
+_N, _CBPE, _ATC, _PRED = 0, 1, 2, 3
+_EDGES = cal.fine_confidence_edges()
+
+
+class AccuracyEstimationDetector(Detector):
+    """CBPE-style, ATC and BBSE accuracy estimates over a sliding window.
+
+    Parameters
+    ----------
+    reference
+        Held-out data with the model's probabilities and the true labels.
+    window_s, n_slots
+        Sliding event-time window and its resolution.
+    min_rows
+        Below this many rows in the window the estimates are absent.
+    atc_score
+        ``"entropy"`` (ATC-NE, the default) or ``"confidence"`` (ATC-MC).
+    """
+
+    kind: ClassVar[str] = "accuracy_estimation"
+
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy") -> None:
+        if atc_score not in ("entropy", "confidence"):
+            raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
+        probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
+        assert labels is not None
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_rows = int(min_rows)
+        self.atc_score = atc_score
+        self._k = probs.shape[1]
+        conf, _ = top_two(probs)
+        pred = probs.argmax(axis=1)
+        correct = (pred == labels).astype(np.float64)
+        self.reference_accuracy = float(correct.mean())
+        count, _sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
+        self._calibrated = cal.isotonic_bins(count, scorr)
+        self._atc_t = cal.atc_threshold(self._atc_values(probs, conf), correct)
+        self._confusion = reference_confusion(pred, labels, self._k)
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "AccuracyEstimationDetector":
+        return cls(reference, **config_params(cls, context, params, window_s="window_s"))  # type: ignore[arg-type]
+
+    def _atc_values(self, probs: np.ndarray | None, conf: np.ndarray, entropy: np.ndarray | None = None) -> np.ndarray:
+        if self.atc_score == "confidence":
+            return conf
+        return -(entropy if entropy is not None else normalized_entropy(probs))  # type: ignore[arg-type]
+
+    def _reset(self) -> None:
+        self._window = SlidingWindow(self.window_s, (_PRED + self._k,), self.n_slots)
+
+    def update(self, batch: "Batch") -> None:
+        feats = output_features(batch)
+        if feats is None or batch.scores is None or batch.scores.shape[1] != self._k:
+            return
+        calibrated = self._calibrated[cal.bin_index(feats.conf, _EDGES)]
+        above = (self._atc_values(None, feats.conf, feats.entropy) > self._atc_t).astype(np.float64)
+        accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)])
+
+    def advance(self, now: float) -> None:
+        self._window.advance(now)
+
+    def estimates(self) -> dict[str, float | None]:
+        """Estimated accuracy per estimator over the window (None below ``min_rows``)."""
+        t = self._window.total()
+        n = t[_N]
+        if n < max(self.min_rows, 1):
+            return {e: None for e in ESTIMATORS}
+        pred_freq = t[_PRED:] / n
+        w = cal.bbse_weights(self._confusion, pred_freq)
+        return {
+            "cbpe": float(t[_CBPE] / n),
+            "atc": float(t[_ATC] / n),
+            "bbse": float(np.clip(cal.label_shift_accuracy(self._confusion, w), 0.0, 1.0)),
+        }
+
+    def export(self, out: "MetricWriter") -> None:
+        out.set(names.REFERENCE_ACCURACY, self.reference_accuracy)
+        for est, value in self.estimates().items():
+            put_figure(out, names.ESTIMATED_ACCURACY, value, (est,))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"windows": windows_state({"main": self._window})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"main": self._window}, state["windows"])

@@ -1,0 +1,155 @@
+"""Prediction drift, label shift and output diversity, from predicted classes alone.
+
+Over a sliding event-time window of predicted-class counts, against the reference:
+
+* prediction drift: the chi-squared test of homogeneity of the window's and the reference's
+  predicted-class counts (p-value) and their Jensen-Shannon distance (effect size);
+* label shift: when the reference has labels, black-box shift estimation (Lipton et al. 2018)
+  turns the change of predicted-class frequencies into estimated class weights ``q(y)/p(y)``
+  through the reference confusion matrix, so on-call sees which *true* class became more or less
+  frequent, not only which prediction did;
+* output diversity: the entropy of the window's predicted-class distribution (normalised by
+  ``log k``) and the share of its most frequent class, each next to the reference's value, so
+  that a model collapsing onto one answer is seen even when its confidence looks normal.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import (
+    class_names,
+    config_params,
+    load_windows_state,
+    put_figure,
+    reference_probabilities,
+    windows_state,
+)
+from monitor.detectors.base import Detector
+from monitor.stats import univariate as uni
+from monitor.stats.calibration import bbse_weights
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["PredictionDriftDetector", "class_distribution_entropy", "reference_confusion"]
+
+
+def class_distribution_entropy(counts: np.ndarray) -> float:
+    """Entropy of a class distribution divided by ``log k`` (1 = all classes equally predicted)."""
+    c = np.asarray(counts, dtype=np.float64)
+    total = c.sum()
+    if total <= 0 or len(c) < 2:
+        return float("nan")
+    p = c[c > 0] / total
+    return float(-(p * np.log(p)).sum() / np.log(len(c)))
+
+
+def reference_confusion(predicted: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Joint probabilities ``C[i, j] = P(predicted = i, true = j)`` on the reference."""
+    c = np.bincount(predicted * k + labels, minlength=k * k).reshape(k, k).astype(np.float64)
+    return c / max(c.sum(), 1.0)
+
+
+class PredictionDriftDetector(Detector):
+    """Predicted-class frequencies against the reference: drift, label-shift weights, diversity.
+
+    Parameters
+    ----------
+    reference
+        Held-out data with the model's probabilities; with labels for the label-shift weights.
+    window_s, n_slots
+        Sliding event-time window and its resolution.
+    min_rows
+        Below this many rows in the window the figures are absent.
+    max_classes
+        Label-shift weights are exported per class only up to this many classes (cardinality).
+    """
+
+    kind: ClassVar[str] = "prediction_drift"
+
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50) -> None:
+        probs, labels = reference_probabilities(reference, self.kind)
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_rows = int(min_rows)
+        self.max_classes = int(max_classes)
+        self._k = probs.shape[1]
+        pred = probs.argmax(axis=1)
+        self._ref_counts = np.bincount(pred, minlength=self._k).astype(np.float64)
+        self._confusion = reference_confusion(pred, labels, self._k) if labels is not None else None
+        self._classes = class_names(reference, self._k)
+        self._ref_entropy = class_distribution_entropy(self._ref_counts)
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "PredictionDriftDetector":
+        return cls(reference, **config_params(cls, context, params, window_s="window_s"))  # type: ignore[arg-type]
+
+    def _reset(self) -> None:
+        self._window = SlidingWindow(self.window_s, (self._k,), self.n_slots)
+
+    def update(self, batch: "Batch") -> None:
+        pred = batch.predicted
+        if pred is None or len(pred) == 0:
+            return
+        pred = np.asarray(pred, dtype=np.int64)
+        ok = (pred >= 0) & (pred < self._k)
+        if not ok.all():  # classes unknown to the reference cannot be compared with it
+            pred, ts = pred[ok], batch.ts[ok]
+        else:
+            ts = batch.ts
+        accumulate(self._window, ts, [(pred, 1.0)])
+
+    def advance(self, now: float) -> None:
+        self._window.advance(now)
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def window_counts(self) -> np.ndarray:
+        return self._window.total()
+
+    def label_shift_weights(self) -> np.ndarray | None:
+        """Estimated ``q(y)/p(y)`` per class (None without reference labels or below ``min_rows``)."""
+        cur = self.window_counts
+        if self._confusion is None or cur.sum() < max(self.min_rows, 1):
+            return None
+        return bbse_weights(self._confusion, cur / cur.sum())
+
+    def export(self, out: "MetricWriter") -> None:
+        cur = self.window_counts
+        n = cur.sum()
+        out.clear(names.TOP_CLASS_SHARE)
+        out.clear(names.TOP_CLASS_SHARE_REFERENCE)
+        if n < max(self.min_rows, 1):
+            for name in (names.PREDICTION_DRIFT_PVALUE, names.PREDICTION_DRIFT_DISTANCE, names.OUTPUT_ENTROPY, names.OUTPUT_ENTROPY_REFERENCE):
+                out.remove(name)
+            out.clear(names.LABEL_SHIFT_WEIGHT)
+            return
+        put_figure(out, names.PREDICTION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur).pvalue)
+        put_figure(out, names.PREDICTION_DRIFT_DISTANCE, uni.js_distance(self._ref_counts, cur))
+        put_figure(out, names.OUTPUT_ENTROPY, class_distribution_entropy(cur))
+        put_figure(out, names.OUTPUT_ENTROPY_REFERENCE, self._ref_entropy)
+        top = int(np.argmax(cur))
+        label = (self._classes[top],)
+        out.set(names.TOP_CLASS_SHARE, float(cur[top] / n), label)
+        out.set(names.TOP_CLASS_SHARE_REFERENCE, float(self._ref_counts[top] / self._ref_counts.sum()), label)
+        w = self.label_shift_weights()
+        if w is not None and self._k <= self.max_classes:
+            for name, value in zip(self._classes, w.tolist()):
+                out.set(names.LABEL_SHIFT_WEIGHT, value, (name,))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"windows": windows_state({"main": self._window})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"main": self._window}, state["windows"])

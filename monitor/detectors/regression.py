@@ -1,0 +1,164 @@
+"""Regression outputs: prediction drift, and with labels MAE / RMSE / bias and interval coverage.
+
+Over sliding event-time windows:
+
+* the distribution of predictions against the reference's predictions, binned at reference
+  quantiles: chi-squared p-value and population stability index (needs ``reference.scores``);
+* with delayed labels (filed under the prediction's event time): mean absolute error, root mean
+  squared error and mean signed error (bias);
+* when the model returns prediction intervals (``(value, lower, upper)`` outputs): the share of
+  targets inside them (empirical coverage) and their mean width, so that an interval that claims
+  90% but covers 70% is seen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import config_params, load_windows_state, put_figure, windows_state
+from monitor.detectors.base import Detector
+from monitor.stats import univariate as uni
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch, LabeledBatch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["RegressionDetector"]
+
+_N, _SUM = 0, 1  # then bins
+_LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _L_DIM = range(8)
+
+
+class RegressionDetector(Detector):
+    """Prediction drift against the reference and error / coverage figures from labels.
+
+    Parameters
+    ----------
+    reference
+        Optional held-out data with the model's predictions (``reference.scores``, shape ``(n,)``);
+        without it only the label-based figures and the window mean are exported.
+    window_s, n_slots
+        Sliding event-time window and its resolution.
+    n_bins
+        Bins at reference quantiles for the drift test.
+    min_rows, min_labels
+        Minimum rows for the drift figures, labels for the error and coverage figures.
+    """
+
+    kind: ClassVar[str] = "regression"
+
+    def __init__(
+        self,
+        reference: "Reference | None" = None,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        n_bins: int = 20,
+        min_rows: int = 200,
+        min_labels: int = 50,
+    ) -> None:
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.n_bins = int(n_bins)
+        self.min_rows = int(min_rows)
+        self.min_labels = int(min_labels)
+        scores = None if reference is None else reference.scores
+        if scores is not None:
+            ref = np.asarray(scores, dtype=np.float64)
+            if ref.ndim == 2 and ref.shape[1] >= 1:
+                ref = ref[:, 0]  # (value, lower, upper) outputs: the value
+            if ref.ndim != 1:
+                raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
+            ref = ref[np.isfinite(ref)]
+            self._edges = uni.quantile_edges(ref, n_bins)
+            self._ref_counts: np.ndarray | None = uni.histogram(ref, self._edges)
+            self._ref_mean: float | None = float(ref.mean())
+        else:
+            self._edges = np.empty(0)
+            self._ref_counts = None
+            self._ref_mean = None
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "RegressionDetector":
+        return cls(reference, **config_params(cls, context, params, window_s="window_s"))
+
+    def _reset(self) -> None:
+        self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
+        self._labels = SlidingWindow(self.window_s, (_L_DIM,), self.n_slots)
+
+    @staticmethod
+    def _values(scores: np.ndarray | None) -> np.ndarray | None:
+        if scores is None:
+            return None
+        v = np.asarray(scores, dtype=np.float64)
+        return v if v.ndim == 1 else None  # classifiers' (n, k) probabilities are not regression values
+
+    def update(self, batch: "Batch") -> None:
+        v = self._values(batch.scores)
+        if v is None or v.size == 0:
+            return
+        ok = np.isfinite(v)
+        ts = batch.ts
+        if not ok.all():
+            v, ts = v[ok], ts[ok]
+        accumulate(self._pred, ts, [(_N, 1.0), (_SUM, v), (uni.bin_index(v, self._edges) + 2, 1.0)])
+
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        v = self._values(labeled.scores)
+        if v is None or v.size == 0:
+            return
+        y = np.asarray(labeled.label, dtype=np.float64)
+        ok = np.isfinite(v) & np.isfinite(y)
+        ts, iv = labeled.ts, labeled.intervals
+        if not ok.all():
+            v, y, ts = v[ok], y[ok], ts[ok]
+            iv = None if iv is None else iv[ok]
+        err = v - y
+        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [(_LN, 1.0), (_ABS, np.abs(err)), (_SQ, err * err), (_ERR, err)]
+        if iv is not None and iv.ndim == 2 and iv.shape[1] == 2:
+            lo, hi = iv[:, 0], iv[:, 1]
+            has = np.isfinite(lo) & np.isfinite(hi)
+            parts += [
+                (_NINT, has.astype(np.float64)),
+                (_COVER, (has & (y >= lo) & (y <= hi)).astype(np.float64)),
+                (_WIDTH, np.where(has, hi - lo, 0.0)),
+            ]
+        accumulate(self._labels, ts, parts)
+
+    def advance(self, now: float) -> None:
+        self._pred.advance(now)
+        self._labels.advance(now)
+
+    def export(self, out: "MetricWriter") -> None:
+        p, lab = self._pred.total(), self._labels.total()
+        n, nl, ni = p[_N], lab[_LN], lab[_NINT]
+        out.set(names.REGRESSION_ROWS, float(n))
+        out.set(names.REGRESSION_LABELS, float(nl))
+        enough = n >= max(self.min_rows, 1)
+        put_figure(out, names.REGRESSION_MEAN, p[_SUM] / n if enough else None)
+        put_figure(out, names.REGRESSION_REFERENCE_MEAN, self._ref_mean)
+        drift = enough and self._ref_counts is not None
+        cur = p[2:]
+        put_figure(out, names.REGRESSION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur).pvalue if drift else None)  # type: ignore[arg-type]
+        put_figure(out, names.REGRESSION_DRIFT_PSI, uni.psi(self._ref_counts, cur) if drift else None)  # type: ignore[arg-type]
+        lab_ok = nl >= max(self.min_labels, 1)
+        put_figure(out, names.REGRESSION_MAE, lab[_ABS] / nl if lab_ok else None)
+        put_figure(out, names.REGRESSION_RMSE, float(np.sqrt(lab[_SQ] / nl)) if lab_ok else None)
+        put_figure(out, names.REGRESSION_BIAS, lab[_ERR] / nl if lab_ok else None)
+        int_ok = ni >= max(self.min_labels, 1)
+        put_figure(out, names.INTERVAL_COVERAGE, lab[_COVER] / ni if int_ok else None)
+        put_figure(out, names.INTERVAL_WIDTH, lab[_WIDTH] / ni if int_ok else None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"windows": windows_state({"pred": self._pred, "labels": self._labels})}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])

@@ -1,0 +1,255 @@
+"""Confidence and accuracy per segment, and the largest gap between segments (the fairness view).
+
+Each row may carry a low-cardinality ``segment`` (region, customer tier, device...). Per segment,
+over sliding event-time windows, this detector exports the row count, the mean confidence, the
+abstain rate and the positive-prediction rate, and with labels the accuracy and the
+over-confidence gap. The first ``segment_cap`` distinct values are tracked; later ones are
+folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
+cannot blow up memory or the scrape. Rows without a segment form the segment ``unset``.
+
+For each figure the largest difference between two segments (each with enough rows) is exported
+with the names of the high and the low segment and a two-proportion z statistic (Welch's for the
+mean confidence), so that an alert can fire on a difference that is both large and not noise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, windows_state
+from monitor.detectors.base import Detector
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch, LabeledBatch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["SegmentDetector", "largest_gap"]
+
+OTHER = "other"
+UNSET = "unset"
+# prediction-window fields, label-window fields (each repeated per segment)
+_ROWS, _CONF, _CONF2, _POS, _ABST, _P_FIELDS = 0, 1, 2, 3, 4, 5
+_LAB, _CORRECT, _LCONF, _L_FIELDS = 0, 1, 2, 3
+
+
+def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None) -> tuple[int, int, float, float] | None:
+    """Largest difference between two eligible groups: ``(high, low, gap, z)`` or None.
+
+    ``values`` are per-group means; for proportions (``variances`` None) the z statistic is the
+    pooled two-proportion test, otherwise Welch's with the given per-group variances.
+
+    >>> largest_gap(np.array([0.5, 0.7, 0.6]), np.array([100.0, 100.0, 5.0]), np.array([True, True, False]))[:3]
+    (1, 0, 0.19999999999999996)
+    """
+    idx = np.flatnonzero(ok)
+    if idx.size < 2:
+        return None
+    hi = int(idx[np.argmax(values[idx])])
+    lo = int(idx[np.argmin(values[idx])])
+    gap = float(values[hi] - values[lo])
+    n1, n2 = float(counts[hi]), float(counts[lo])
+    if variances is None:
+        p = (values[hi] * n1 + values[lo] * n2) / (n1 + n2)
+        se = np.sqrt(max(p * (1.0 - p), 0.0) * (1.0 / n1 + 1.0 / n2))
+    else:
+        se = np.sqrt(variances[hi] / n1 + variances[lo] / n2)
+    z = gap / se if se > 0 else (0.0 if gap == 0 else float("inf"))
+    return hi, lo, gap, float(z)
+
+
+class SegmentDetector(Detector):
+    """Per-segment confidence, abstain, positive rate, accuracy and gap; largest segment gaps.
+
+    Parameters
+    ----------
+    segment_cap
+        Distinct segment values tracked (defaults to the monitor's ``segment_cap``); later values
+        count as ``other``.
+    positive_class
+        Class index whose prediction rate is compared across segments. Defaults to 1 for binary
+        models; for multi-class models no positive rate is exported unless one is given.
+    abstain_threshold
+        Max probability below which a row counts as abstain.
+    window_s, n_slots
+        Sliding event-time window and its resolution.
+    min_rows, min_labels
+        Minimum rows (labels) of a segment for its figures and for taking part in the gaps.
+    """
+
+    kind: ClassVar[str] = "segments"
+
+    def __init__(
+        self,
+        segment_cap: int = 20,
+        positive_class: int | None = None,
+        abstain_threshold: float = 0.5,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        min_rows: int = 100,
+        min_labels: int = 50,
+    ) -> None:
+        if segment_cap < 1:
+            raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
+        self.segment_cap = int(segment_cap)
+        self.positive_class = None if positive_class is None else int(positive_class)
+        self.abstain_threshold = float(abstain_threshold)
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_rows = int(min_rows)
+        self.min_labels = int(min_labels)
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "SegmentDetector":
+        return cls(**config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))
+
+    def _reset(self) -> None:
+        s = self.segment_cap + 1  # the last slot is "other"
+        self._names: list[str] = []
+        self._index: dict[Any, int] = {}
+        self._pred = SlidingWindow(self.window_s, (_P_FIELDS * s,), self.n_slots)
+        self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
+        self._overflow = 0
+        self._positive_seen: int | None = None
+
+    @property
+    def _s(self) -> int:
+        return self.segment_cap + 1
+
+    def _segments(self, values: np.ndarray) -> np.ndarray:
+        """Segment slot of each value, learning new values up to the cap."""
+        index = self._index
+        out = np.fromiter((index.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+        missing = np.flatnonzero(out < 0)
+        for i in missing.tolist():
+            v = values[i]
+            slot = index.get(v, -1)
+            if slot < 0:
+                if len(self._names) < self.segment_cap:
+                    slot = index[v] = len(self._names)
+                    self._names.append(UNSET if v is None else str(v))
+                else:
+                    slot = self.segment_cap
+                    self._overflow += 1
+            out[i] = slot
+        return out
+
+    def _positive(self, k: int) -> int | None:
+        if self.positive_class is not None:
+            return self.positive_class
+        return 1 if k == 2 else None
+
+    def update(self, batch: "Batch") -> None:
+        feats = output_features(batch)
+        if feats is None:
+            return
+        seg = self._segments(batch.segment)
+        s = self._s
+        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [
+            (seg + _ROWS * s, 1.0),
+            (seg + _CONF * s, feats.conf),
+            (seg + _CONF2 * s, feats.conf * feats.conf),
+            (seg + _ABST * s, (feats.conf < self.abstain_threshold).astype(np.float64)),
+        ]
+        pos = self._positive(batch.scores.shape[1])  # type: ignore[union-attr]
+        if pos is not None:
+            self._positive_seen = pos
+            parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
+        accumulate(self._pred, batch.ts, parts)
+
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        if labeled.scores is None or labeled.scores.ndim != 2 or len(labeled) == 0:
+            return
+        feats = output_features(labeled)
+        assert feats is not None
+        seg = self._segments(labeled.segment)
+        s = self._s
+        correct = (feats.predicted == np.asarray(labeled.label)).astype(np.float64)
+        accumulate(self._labels, labeled.ts, [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, feats.conf)])
+
+    def advance(self, now: float) -> None:
+        self._pred.advance(now)
+        self._labels.advance(now)
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Tracked segment names, then ``other``."""
+        return tuple(self._names) + (OTHER,)
+
+    def _fields(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self._s
+        return self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s)
+
+    def gaps(self) -> dict[str, tuple[str, str, float, float] | None]:
+        """Largest difference between eligible segments per figure: (high, low, gap, z)."""
+        p, lab = self._fields()
+        rows, labels = p[_ROWS], lab[_LAB]
+        okr = rows >= max(self.min_rows, 1)
+        okl = labels >= max(self.min_labels, 1)
+        safe_r, safe_l = np.maximum(rows, 1.0), np.maximum(labels, 1.0)
+        conf = p[_CONF] / safe_r
+        conf_var = np.maximum(p[_CONF2] / safe_r - conf**2, 0.0) * rows / np.maximum(rows - 1.0, 1.0)
+        found: dict[str, tuple[int, int, float, float] | None] = {
+            "confidence": largest_gap(conf, rows, okr, conf_var),
+            "accuracy": largest_gap(lab[_CORRECT] / safe_l, labels, okl),
+            "positive_rate": largest_gap(p[_POS] / safe_r, rows, okr) if self._positive_seen is not None else None,
+        }
+        names_ = self.segment_names
+        return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
+
+    def export(self, out: "MetricWriter") -> None:
+        if self._overflow:
+            out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
+            self._overflow = 0
+        p, lab = self._fields()
+        out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
+        for i, seg in enumerate(self.segment_names):
+            if i >= len(self._names) and p[_ROWS, i] == 0 and lab[_LAB, i] == 0:
+                continue  # "other" appears only once it has rows
+            key = (seg,)
+            n, nl = float(p[_ROWS, i]), float(lab[_LAB, i])
+            out.set(names.SEGMENT_ROWS, n, key)
+            out.set(names.SEGMENT_LABELS, nl, key)
+            enough = n >= max(self.min_rows, 1)
+            put_figure(out, names.SEGMENT_CONFIDENCE, p[_CONF, i] / n if enough else None, key)
+            put_figure(out, names.SEGMENT_ABSTAIN, p[_ABST, i] / n if enough else None, key)
+            put_figure(out, names.SEGMENT_POSITIVE_RATE, p[_POS, i] / n if enough and self._positive_seen is not None else None, key)
+            lab_ok = nl >= max(self.min_labels, 1)
+            put_figure(out, names.SEGMENT_ACCURACY, lab[_CORRECT, i] / nl if lab_ok else None, key)
+            put_figure(out, names.SEGMENT_GAP, (lab[_LCONF, i] - lab[_CORRECT, i]) / nl if lab_ok else None, key)
+        out.clear(names.SEGMENT_MAX_GAP)
+        out.clear(names.SEGMENT_MAX_GAP_Z)
+        for figure, g in self.gaps().items():
+            if g is not None:
+                labels = (figure, g[0], g[1])
+                out.set(names.SEGMENT_MAX_GAP, g[2], labels)
+                if np.isfinite(g[3]):
+                    out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "windows": windows_state({"pred": self._pred, "labels": self._labels}),
+            "names": list(self._names),
+            "none_slot": self._index.get(None, -1),
+            "overflow": self._overflow,
+            "positive_seen": self._positive_seen,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
+        self._names = [str(n) for n in state["names"]]
+        none_slot = int(state.get("none_slot", -1))
+        self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}
+        self._overflow = int(state.get("overflow", 0))
+        pos = state.get("positive_seen")
+        self._positive_seen = None if pos is None else int(pos)
