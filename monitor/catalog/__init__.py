@@ -16,6 +16,7 @@ from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec, SpecErro
 from monitor.catalog import core as _core
 from monitor.catalog import sidecar as _sidecar
 from monitor.catalog import confidence as _confidence
+from monitor.catalog import drift as _drift
 
 __all__ = [
     "COUNTER",
@@ -44,6 +45,7 @@ CATALOG: dict[str, MetricSpec] = _assemble(
     _core.METRICS,
     _sidecar.METRICS,
     _confidence.METRICS,
+    _drift.METRICS,
 )
 
 
