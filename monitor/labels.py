@@ -59,6 +59,7 @@ class LabelJoiner:
         if n == 0:
             return
         if n > self.capacity:
+            self.evicted += n - self.capacity
             has = has[-self.capacity:]
             n = has.size
         slots = (self._head + np.arange(n)) % self.capacity
