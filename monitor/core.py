@@ -120,6 +120,8 @@ class Monitor:
         self.detectors = detectors if detectors is not None else self._build_detectors()
         self.rules = None
         self._series_store = None
+        #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
+        self.transition_listeners: list[Callable[[Any], None]] = []
         self._notifiers = notifiers
         tick_s = 0.0
         if cfg.rules.files:
@@ -259,7 +261,13 @@ class Monitor:
         if self.rules is None or self._series_store is None:
             return
         self._scrape(t)
-        self.rules.evaluate(t)
+        self._publish(self.rules.evaluate(t))
+
+    def _publish(self, transitions: list[Any]) -> list[Any]:
+        for listener in self.transition_listeners:
+            for tr in transitions:
+                listener(tr)
+        return transitions
 
     def _scrape(self, t: float) -> None:
         """What a Prometheus scrape at ``t`` would store: every sample, with ``__name__``."""
@@ -281,7 +289,7 @@ class Monitor:
         with self._lock:
             self.pipeline.export(now)
             self._scrape(now)
-            return self.rules.evaluate(now)
+            return self._publish(self.rules.evaluate(now))
 
     def alerts(self) -> list[Any]:
         """Active (pending and firing) alerts as typed objects."""

@@ -1,0 +1,48 @@
+"""``monitor replay``: backtest rules on a recorded log of inference events."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["replay"]
+
+
+@click.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="monitor.yaml whose detectors and rules to replay through.")
+@click.option("--model", default=None, help="Which model of a multi-model config.")
+@click.option("--rules", "rule_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Rule files to use instead of the config's.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              show_default=True, help="Where to write alert transitions as JSON lines.")
+def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str, ...], out_path: str) -> None:
+    """Feed LOG (NDJSON events with timestamps; '-' for stdin) through the config at full speed in
+    event time and write every alert transition (time, alert, state, labels, annotations, value)."""
+    import dataclasses
+
+    from monitor.config import ConfigError, load_config
+    from monitor.replay import replay as run, write_jsonl
+
+    try:
+        cfg = load_config(config_path).model(model)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    if rule_files:
+        cfg = dataclasses.replace(cfg, rules=dataclasses.replace(cfg.rules, files=tuple(str(Path(f)) for f in rule_files)))
+    if not cfg.rules.files:
+        raise click.ClickException(f"{config_path}: rules.files is empty: nothing to backtest (or pass --rules FILE)")
+    src = sys.stdin if log == "-" else open(log, encoding="utf-8")
+    out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
+    try:
+        summary = run(cfg, src, on_transition=write_jsonl(out))
+    finally:
+        if src is not sys.stdin:
+            src.close()
+        if out is not sys.stdout:
+            out.close()
+    for line in summary.lines():
+        click.echo(line, err=True)
