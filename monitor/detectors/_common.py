@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities"]
+__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh"]
 
 _CACHE_KEY = "_monitor_output_features"
 
@@ -138,3 +138,32 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
     if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
         raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}")
     return probs, y
+
+
+class Refresh:
+    """Decides when a detector's windowed figures must be recomputed at export.
+
+    The worker exports after every drained batch; recomputing tests (exact KS, chi-squared,
+    NNLS) each time would cost more than the rows themselves. Figures are recomputed when the
+    window has slid to a new slot (old data left it) or when the number of rows it holds has
+    changed by more than ``growth`` (relative) since the last computation; otherwise the values
+    already in the store are still current to within that fraction of the window.
+    ``growth = 0`` recomputes at every export.
+    """
+
+    __slots__ = ("growth", "_slot_end", "_n")
+
+    def __init__(self, growth: float = 0.05) -> None:
+        self.growth = float(growth)
+        self._slot_end = float("nan")
+        self._n = -1.0
+
+    def due(self, slot_end: float, n: float) -> bool:
+        """True when figures must be recomputed; remembers the state it said so for."""
+        if self.growth > 0 and slot_end == self._slot_end and abs(n - self._n) <= self.growth * self._n:
+            return False
+        self._slot_end, self._n = slot_end, float(n)
+        return True
+
+    def reset(self) -> None:
+        self._slot_end, self._n = float("nan"), -1.0

@@ -30,6 +30,7 @@ from monitor.detectors._common import (
     config_params,
     load_windows_state,
     output_features,
+    Refresh,
     put_figure,
     reference_probabilities,
     windows_state,
@@ -66,11 +67,14 @@ class AccuracyEstimationDetector(Detector):
         Below this many rows in the window the estimates are absent.
     atc_score
         ``"entropy"`` (ATC-NE, the default) or ``"confidence"`` (ATC-MC).
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "accuracy_estimation"
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy") -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy", refresh: float = 0.05) -> None:
         if atc_score not in ("entropy", "confidence"):
             raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
         probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
@@ -79,6 +83,7 @@ class AccuracyEstimationDetector(Detector):
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.atc_score = atc_score
+        self.refresh = float(refresh)
         self._k = probs.shape[1]
         conf, _ = top_two(probs)
         pred = probs.argmax(axis=1)
@@ -101,6 +106,7 @@ class AccuracyEstimationDetector(Detector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_PRED + self._k,), self.n_slots)
+        self._refresh = Refresh(self.refresh)
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
@@ -128,6 +134,8 @@ class AccuracyEstimationDetector(Detector):
         }
 
     def export(self, out: "MetricWriter") -> None:
+        if not self._refresh.due(self._window.newest_slot_end, float(self._window.total()[_N])):
+            return
         out.set(names.REFERENCE_ACCURACY, self.reference_accuracy)
         for est, value in self.estimates().items():
             put_figure(out, names.ESTIMATED_ACCURACY, value, (est,))

@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, windows_state
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state
 from monitor.detectors.base import Detector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -93,6 +93,9 @@ class CalibrationDetector(Detector):
         Equal-mass bins of the debiased estimator.
     temperature_rows
         Capacity of the ring buffer of recent labelled rows used for the temperature fit.
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "calibration"
@@ -107,6 +110,7 @@ class CalibrationDetector(Detector):
         gap_level: float = 0.98,
         n_bins: int = cal.ECE_BINS,
         temperature_rows: int = 4096,
+        refresh: float = 0.05,
     ) -> None:
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"calibration: gap_level must be in (0.5, 1), got {gap_level}")
@@ -120,6 +124,7 @@ class CalibrationDetector(Detector):
         self.gap_level = float(gap_level)
         self.n_bins = int(n_bins)
         self.temperature_rows = int(temperature_rows)
+        self.refresh = float(refresh)
         self._reset()
 
     @classmethod
@@ -128,6 +133,7 @@ class CalibrationDetector(Detector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
+        self._refresh = Refresh(self.refresh)
         self._skipped: dict[str, int] = {}
         self._ring_ts = np.full(self.temperature_rows, -np.inf)
         self._ring_label = np.zeros(self.temperature_rows, dtype=np.int64)
@@ -247,6 +253,8 @@ class CalibrationDetector(Detector):
         for reason, k in self._skipped.items():
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))
         self._skipped.clear()
+        if not self._refresh.due(self._window.newest_slot_end, float(self._window.total()[_N])):
+            return
         f = self.figures()
         out.set(names.LABELS_IN_WINDOW, float(f.labels))
         put_figure(out, names.ACCURACY, f.accuracy)

@@ -22,6 +22,7 @@ from monitor.detectors._common import (
     config_params,
     load_windows_state,
     output_features,
+    Refresh,
     put_figure,
     reference_probabilities,
     windows_state,
@@ -55,16 +56,20 @@ class ConfidenceDriftDetector(Detector):
         Bins at reference quantiles (ties at 1.0 share a bin, so there may be fewer).
     min_rows
         Below this many rows in the window the figures are absent.
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "confidence_drift"
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, n_bins: int = 20, min_rows: int = 200) -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, n_bins: int = 20, min_rows: int = 200, refresh: float = 0.05) -> None:
         probs, _ = reference_probabilities(reference, self.kind)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.n_bins = int(n_bins)
         self.min_rows = int(min_rows)
+        self.refresh = float(refresh)
         conf, _second = top_two(probs)
         ent = normalized_entropy(probs)
         self._edges = {"confidence": uni.quantile_edges(conf, n_bins), "entropy": uni.quantile_edges(ent, n_bins)}
@@ -80,6 +85,7 @@ class ConfidenceDriftDetector(Detector):
         self._nb = {s: len(self._edges[s]) + 1 for s in SCORES}
         self._offset = {"confidence": 0, "entropy": self._nb["confidence"]}
         self._window = SlidingWindow(self.window_s, (sum(self._nb.values()),), self.n_slots)
+        self._refresh = Refresh(self.refresh)
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
@@ -107,6 +113,9 @@ class ConfidenceDriftDetector(Detector):
         return out
 
     def export(self, out: "MetricWriter") -> None:
+        total = self._window.total()
+        if not self._refresh.due(self._window.newest_slot_end, float(total[:self._nb["confidence"]].sum())):
+            return
         for s, res in self.results().items():
             put_figure(out, names.CONFIDENCE_DRIFT_PVALUE, None if res is None else res.pvalue, (s,))
             put_figure(out, names.CONFIDENCE_DRIFT_DISTANCE, None if res is None else res.statistic, (s,))

@@ -25,6 +25,7 @@ from monitor.detectors._common import (
     class_names,
     config_params,
     load_windows_state,
+    Refresh,
     put_figure,
     reference_probabilities,
     windows_state,
@@ -72,16 +73,20 @@ class PredictionDriftDetector(Detector):
         Below this many rows in the window the figures are absent.
     max_classes
         Label-shift weights are exported per class only up to this many classes (cardinality).
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "prediction_drift"
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50) -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50, refresh: float = 0.05) -> None:
         probs, labels = reference_probabilities(reference, self.kind)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.max_classes = int(max_classes)
+        self.refresh = float(refresh)
         self._k = probs.shape[1]
         pred = probs.argmax(axis=1)
         self._ref_counts = np.bincount(pred, minlength=self._k).astype(np.float64)
@@ -96,6 +101,7 @@ class PredictionDriftDetector(Detector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (self._k,), self.n_slots)
+        self._refresh = Refresh(self.refresh)
 
     def update(self, batch: "Batch") -> None:
         pred = batch.predicted
@@ -127,6 +133,8 @@ class PredictionDriftDetector(Detector):
     def export(self, out: "MetricWriter") -> None:
         cur = self.window_counts
         n = cur.sum()
+        if not self._refresh.due(self._window.newest_slot_end, float(n)):
+            return
         out.clear(names.TOP_CLASS_SHARE)
         out.clear(names.TOP_CLASS_SHARE_REFERENCE)
         if n < max(self.min_rows, 1):

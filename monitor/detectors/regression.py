@@ -19,7 +19,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, put_figure, windows_state
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state
 from monitor.detectors.base import Detector
 from monitor.stats import univariate as uni
 from monitor.windows import SlidingWindow
@@ -50,6 +50,9 @@ class RegressionDetector(Detector):
         Bins at reference quantiles for the drift test.
     min_rows, min_labels
         Minimum rows for the drift figures, labels for the error and coverage figures.
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "regression"
@@ -62,12 +65,14 @@ class RegressionDetector(Detector):
         n_bins: int = 20,
         min_rows: int = 200,
         min_labels: int = 50,
+        refresh: float = 0.05,
     ) -> None:
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.n_bins = int(n_bins)
         self.min_rows = int(min_rows)
         self.min_labels = int(min_labels)
+        self.refresh = float(refresh)
         scores = None if reference is None else reference.scores
         if scores is not None:
             ref = np.asarray(scores, dtype=np.float64)
@@ -92,6 +97,7 @@ class RegressionDetector(Detector):
     def _reset(self) -> None:
         self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_DIM,), self.n_slots)
+        self._refresh = Refresh(self.refresh)
 
     @staticmethod
     def _values(scores: np.ndarray | None) -> np.ndarray | None:
@@ -139,6 +145,8 @@ class RegressionDetector(Detector):
     def export(self, out: "MetricWriter") -> None:
         p, lab = self._pred.total(), self._labels.total()
         n, nl, ni = p[_N], lab[_LN], lab[_NINT]
+        if not self._refresh.due(self._pred.newest_slot_end, float(n + nl)):
+            return
         out.set(names.REGRESSION_ROWS, float(n))
         out.set(names.REGRESSION_LABELS, float(nl))
         enough = n >= max(self.min_rows, 1)

@@ -20,7 +20,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, windows_state
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state
 from monitor.detectors.base import Detector
 from monitor.windows import SlidingWindow
 
@@ -81,6 +81,9 @@ class SegmentDetector(Detector):
         Sliding event-time window and its resolution.
     min_rows, min_labels
         Minimum rows (labels) of a segment for its figures and for taking part in the gaps.
+    refresh
+        Relative change of the window's row count that triggers recomputing the figures at
+        export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "segments"
@@ -94,6 +97,7 @@ class SegmentDetector(Detector):
         n_slots: int = 12,
         min_rows: int = 100,
         min_labels: int = 50,
+        refresh: float = 0.05,
     ) -> None:
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
@@ -104,6 +108,7 @@ class SegmentDetector(Detector):
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.min_labels = int(min_labels)
+        self.refresh = float(refresh)
         self._reset()
 
     @classmethod
@@ -118,6 +123,7 @@ class SegmentDetector(Detector):
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
         self._overflow = 0
         self._positive_seen: int | None = None
+        self._refresh = Refresh(self.refresh)
 
     @property
     def _s(self) -> int:
@@ -210,6 +216,8 @@ class SegmentDetector(Detector):
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
             self._overflow = 0
         p, lab = self._fields()
+        if not self._refresh.due(self._pred.newest_slot_end, float(p[_ROWS].sum() + lab[_LAB].sum())):
+            return
         out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
         for i, seg in enumerate(self.segment_names):
             if i >= len(self._names) and p[_ROWS, i] == 0 and lab[_LAB, i] == 0:
