@@ -1,0 +1,27 @@
+"""Metrics of the in-agent rule evaluation and alert delivery."""
+
+from __future__ import annotations
+
+from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec
+
+__all__ = ["METRICS"]
+
+EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("monitor_alerts", GAUGE,
+               "Alerts of the in-agent rule evaluation by name and state (pending, firing), like Prometheus's ALERTS.",
+               labels=("alertname", "alertstate", "severity"), concern="rules", max_series=500),
+    MetricSpec("monitor_rule_evaluation_seconds", HISTOGRAM, "Time one evaluation of all rule groups took.",
+               buckets=EVAL_BUCKETS, concern="rules", unit="s"),
+    MetricSpec("monitor_rule_evaluations", COUNTER, "Rule evaluations run (one per interval of event time).",
+               concern="rules"),
+    MetricSpec("monitor_rule_evaluation_failures", COUNTER,
+               "Rule evaluations that failed (an expression error at run time), by rule group.",
+               labels=("rule_group",), concern="rules", max_series=200),
+    MetricSpec("monitor_notifications", COUNTER,
+               "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff.",
+               labels=("receiver", "outcome"), concern="rules", max_series=30),
+    MetricSpec("monitor_notification_queue_length", GAUGE, "Alert notifications waiting to be delivered.",
+               concern="rules"),
+)
