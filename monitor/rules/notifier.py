@@ -1,0 +1,416 @@
+"""Alert delivery: Alertmanager API v2, a generic webhook in Alertmanager's format, and the log.
+
+The rule evaluator hands finished notifications (:class:`OutgoingAlert`) to a :class:`Notifier`,
+which queues them and returns immediately: evaluation never waits on the network. One background
+thread drains the queue in batches of at most 64 alerts (Prometheus's batch size) and posts each
+batch to every sink, retrying failures with exponential backoff. When the queue is full the oldest
+alerts are dropped in favour of newer ones, as Prometheus's notifier does; every outcome is
+counted (:class:`NotifierStats`) so the agent can export delivery health as metrics.
+
+Why ``urllib.request`` and a thread rather than aiohttp: delivery is a few small POSTs per
+evaluation interval, the agent's evaluator is synchronous and may run inside a host application
+that owns (or lacks) an event loop, and a dedicated thread with blocking stdlib calls cannot
+interfere with anyone's loop. aiohttp stays the sidecar's server stack.
+
+Payloads are Prometheus's: ``labels``, ``annotations``, ``startsAt`` (when the alert fired),
+``endsAt`` (resolution time, or ``valid_until`` = last send + 4 x max(resend delay, interval) for
+firing alerts, so Alertmanager expires alerts of a dead agent) and ``generatorURL``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+__all__ = [
+    "OutgoingAlert",
+    "AlertSink",
+    "AlertmanagerSink",
+    "WebhookSink",
+    "LogSink",
+    "Notifier",
+    "NotifierStats",
+    "DeliveryError",
+    "alertmanager_fingerprint",
+    "format_rfc3339_ms",
+    "MAX_BATCH_SIZE",
+]
+
+MAX_BATCH_SIZE = 64
+_USER_AGENT = "model-monitor"
+_GO_ZERO_TIME = "0001-01-01T00:00:00.000Z"
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """One delivery attempt to one sink failed (network error or non-2xx status)."""
+
+
+def format_rfc3339_ms(t: float | None) -> str:
+    """Format Unix seconds as Alertmanager's ``strfmt.DateTime`` (RFC 3339, milliseconds, UTC);
+    ``None`` becomes Go's zero time, which Alertmanager reads as "not set"."""
+    if t is None:
+        return _GO_ZERO_TIME
+    ms = int(round(t * 1000))
+    d = _dt.datetime(1970, 1, 1) + _dt.timedelta(milliseconds=ms)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def alertmanager_fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's alert fingerprint (FNV-1a 64 over sorted names and values, 0xff separated),
+    as 16 hex digits: the ``fingerprint`` field of its webhook payload."""
+    h = 0xCBF29CE484222325
+    prime = 0x100000001B3
+    mask = 0xFFFFFFFFFFFFFFFF
+    for name in sorted(labels):
+        for part in (name.encode(), b"\xff", labels[name].encode(), b"\xff"):
+            for byte in part:
+                h ^= byte
+                h = (h * prime) & mask
+    return f"{h:016x}"
+
+
+@dataclass(frozen=True)
+class OutgoingAlert:
+    """One alert notification as Prometheus sends it.
+
+    Attributes
+    ----------
+    labels, annotations : mapping
+        External labels are already applied (the evaluator adds those the alert lacks).
+    starts_at : float or None
+        When the alert fired (``fired_at``).
+    ends_at : float or None
+        ``resolved_at`` for a resolved alert, else ``valid_until``.
+    generator_url : str
+        Link to the expression (``<external_url>/graph?g0.expr=...&g0.tab=1``).
+    resolved : bool
+        Whether this notification reports a resolution.
+    """
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: float | None
+    ends_at: float | None
+    generator_url: str = ""
+    resolved: bool = False
+
+    def to_alertmanager(self) -> dict[str, Any]:
+        """The ``PostableAlert`` JSON object of Alertmanager's API v2."""
+        return {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": format_rfc3339_ms(self.starts_at),
+            "endsAt": format_rfc3339_ms(self.ends_at),
+            "generatorURL": self.generator_url,
+        }
+
+    def to_webhook_alert(self) -> dict[str, Any]:
+        """One element of ``alerts`` in Alertmanager's webhook payload."""
+        return {
+            "status": "resolved" if self.resolved else "firing",
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": format_rfc3339_ms(self.starts_at),
+            "endsAt": format_rfc3339_ms(self.ends_at if self.resolved else None),
+            "generatorURL": self.generator_url,
+            "fingerprint": alertmanager_fingerprint(self.labels),
+        }
+
+
+class AlertSink(Protocol):
+    """Something that delivers a batch of alerts, raising :class:`DeliveryError` on failure."""
+
+    name: str
+
+    def deliver(self, alerts: Sequence[OutgoingAlert]) -> None: ...
+
+
+def _post_json(url: str, payload: Any, timeout_s: float, headers: Mapping[str, str]) -> None:
+    body = json.dumps(payload).encode("utf-8")
+    req = urllib.request.Request(url, data=body, method="POST")
+    req.add_header("Content-Type", "application/json")
+    req.add_header("User-Agent", _USER_AGENT)
+    for k, v in headers.items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
+            resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        raise DeliveryError(f"{url}: bad response status {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        reason = getattr(e, "reason", e)
+        raise DeliveryError(f"{url}: {reason}") from None
+    if status // 100 != 2:
+        raise DeliveryError(f"{url}: bad response status {status}")
+
+
+@dataclass
+class AlertmanagerSink:
+    """POST to Alertmanager's ``/api/v2/alerts``.
+
+    Parameters
+    ----------
+    url : str
+        Alertmanager's base URL (``http://host:9093``); the API path is appended unless the URL
+        already ends with it.
+    timeout_s : float
+        Per-request timeout (Prometheus's default is 10 s).
+    headers : mapping
+        Extra HTTP headers (e.g. ``Authorization``).
+    """
+
+    url: str
+    timeout_s: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    name: str = "alertmanager"
+
+    @property
+    def endpoint(self) -> str:
+        base = self.url.rstrip("/")
+        return base if base.endswith("/api/v2/alerts") else base + "/api/v2/alerts"
+
+    def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
+        _post_json(self.endpoint, [a.to_alertmanager() for a in alerts], self.timeout_s, self.headers)
+
+
+@dataclass
+class WebhookSink:
+    """POST Alertmanager's webhook payload (``version: "4"``) to any URL, without an Alertmanager.
+
+    Alerts of a batch are grouped by ``alertname`` (one request per group), like an Alertmanager
+    route with ``group_by: [alertname]``.
+    """
+
+    url: str
+    receiver: str = "monitor"
+    external_url: str = ""
+    timeout_s: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    name: str = "webhook"
+
+    def payloads(self, alerts: Sequence[OutgoingAlert]) -> list[dict[str, Any]]:
+        """The webhook bodies for a batch (one per alert name)."""
+        groups: dict[str, list[OutgoingAlert]] = {}
+        for a in alerts:
+            groups.setdefault(a.labels.get("alertname", ""), []).append(a)
+        out = []
+        for name, members in groups.items():
+            common_labels = _common(a.labels for a in members)
+            common_ann = _common(a.annotations for a in members)
+            firing = any(not a.resolved for a in members)
+            out.append({
+                "version": "4",
+                "groupKey": "{}:{alertname=" + json.dumps(name) + "}",
+                "truncatedAlerts": 0,
+                "status": "firing" if firing else "resolved",
+                "receiver": self.receiver,
+                "groupLabels": {"alertname": name},
+                "commonLabels": common_labels,
+                "commonAnnotations": common_ann,
+                "externalURL": self.external_url,
+                "alerts": [a.to_webhook_alert() for a in members],
+            })
+        return out
+
+    def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
+        for body in self.payloads(alerts):
+            _post_json(self.url, body, self.timeout_s, self.headers)
+
+
+def _common(maps: Any) -> dict[str, str]:
+    it = iter(maps)
+    first = next(it, None)
+    if first is None:
+        return {}
+    common = dict(first)
+    for m in it:
+        for k in list(common):
+            if m.get(k) != common[k]:
+                del common[k]
+    return common
+
+
+@dataclass
+class LogSink:
+    """Write each alert as one JSON line to a logger (``monitor.alerts`` by default)."""
+
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("monitor.alerts"))
+    level: int = logging.WARNING
+    name: str = "log"
+
+    def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
+        for a in alerts:
+            self.logger.log(self.level, "alert %s", json.dumps(a.to_webhook_alert(), sort_keys=True))
+
+
+@dataclass
+class NotifierStats:
+    """Delivery counters (alerts, not requests), cumulative since start.
+
+    Attributes
+    ----------
+    sent : int
+        Alerts delivered, counted once per sink.
+    failed : int
+        Alerts given up on after all retries, once per sink.
+    dropped : int
+        Alerts dropped because the queue was full (oldest first).
+    errors : int
+        Failed delivery attempts (including ones retried successfully later).
+    queued : int
+        Alerts waiting in the queue now.
+    """
+
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+    errors: int = 0
+    queued: int = 0
+
+
+class Notifier:
+    """Queue + background thread delivering alert batches to sinks, with retries.
+
+    Parameters
+    ----------
+    sinks : sequence of AlertSink
+        Where to deliver (Alertmanager, webhook, log...). Each batch goes to every sink.
+    queue_capacity : int
+        Maximum queued alerts; beyond it the oldest are dropped and counted.
+    max_retries : int
+        Retries per batch and sink after the first failed attempt.
+    backoff_initial_s, backoff_max_s : float
+        Exponential backoff between retries (doubling from the initial delay, capped).
+    """
+
+    def __init__(self, sinks: Sequence[AlertSink], *, queue_capacity: int = 10_000,
+                 max_retries: int = 4, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
+                 max_batch_size: int = MAX_BATCH_SIZE) -> None:
+        if queue_capacity <= 0:
+            raise ValueError(f"queue_capacity must be > 0, got {queue_capacity!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+        self.sinks = list(sinks)
+        self.queue_capacity = int(queue_capacity)
+        self.max_retries = int(max_retries)
+        self.backoff_initial_s = float(backoff_initial_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.max_batch_size = int(max_batch_size)
+        self._queue: deque[OutgoingAlert] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._busy = 0
+        self._stats = NotifierStats()
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="monitor-notifier", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ producer side
+    def send(self, alerts: Sequence[OutgoingAlert]) -> None:
+        """Queue alerts for delivery and return immediately (never blocks on the network)."""
+        if not alerts:
+            return
+        with self._cond:
+            if self._stop.is_set():
+                self._stats.dropped += len(alerts)
+                return
+            alerts = list(alerts)
+            over = len(alerts) - self.queue_capacity
+            if over > 0:
+                alerts = alerts[over:]
+                self._stats.dropped += over
+            over = len(self._queue) + len(alerts) - self.queue_capacity
+            for _ in range(max(over, 0)):
+                self._queue.popleft()
+            if over > 0:
+                self._stats.dropped += over
+            self._queue.extend(alerts)
+            self._cond.notify_all()
+
+    @property
+    def stats(self) -> NotifierStats:
+        """A snapshot of the counters."""
+        with self._cond:
+            s = NotifierStats(**self._stats.__dict__)
+            s.queued = len(self._queue)
+            return s
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything queued so far was delivered or given up; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread (pending retries are abandoned and counted as failed)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ worker side
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait()
+                if self._stop.is_set() and not self._queue:
+                    return
+                n = min(self.max_batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(n)]
+                self._busy += 1
+            try:
+                for sink in self.sinks:
+                    self._deliver_with_retries(sink, batch)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _deliver_with_retries(self, sink: AlertSink, batch: list[OutgoingAlert]) -> None:
+        delay = self.backoff_initial_s
+        for attempt in range(self.max_retries + 1):
+            try:
+                sink.deliver(batch)
+            except DeliveryError as e:
+                self._record_error(sink, e, attempt)
+            except Exception as e:  # a sink bug must not kill the delivery thread
+                self._record_error(sink, e, attempt)
+            else:
+                with self._cond:
+                    self._stats.sent += len(batch)
+                return
+            if attempt == self.max_retries or self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff_max_s)
+        with self._cond:
+            self._stats.failed += len(batch)
+
+    def _record_error(self, sink: AlertSink, e: Exception, attempt: int) -> None:
+        with self._cond:
+            self._stats.errors += 1
+            self.last_error = f"{getattr(sink, 'name', type(sink).__name__)}: {e}"
+        log.warning("alert delivery to %s failed (attempt %d/%d): %s",
+                    getattr(sink, "name", type(sink).__name__), attempt + 1, self.max_retries + 1, e)
