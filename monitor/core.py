@@ -119,6 +119,7 @@ class Monitor:
         self.reference = reference if reference is not None else self._load_reference()
         self.detectors = detectors if detectors is not None else self._build_detectors()
         self.rules = None
+        self.notifier = None
         self._series_store = None
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
@@ -126,7 +127,7 @@ class Monitor:
         tick_s = 0.0
         if cfg.rules.files:
             self._setup_rules(cfg)
-            tick_s = cfg.rules.interval_s
+            tick_s = min(cfg.rules.interval_s, self.rules.min_interval_s)
         self.pipeline: Pipeline = Pipeline(
             self.store,
             BatchBuilder(cfg.schema, cfg.output),
@@ -176,16 +177,20 @@ class Monitor:
         from monitor.promql.engine import Engine
         from monitor.promql.storage import SeriesStore
         from monitor.rules.evaluator import RuleEvaluator
+        from monitor.rules.notifier import AlertmanagerSink, LogSink, Notifier, WebhookSink
 
-        notifiers = self._notifiers
-        if notifiers is None:
-            from monitor.rules.notifier import build_notifiers
-
-            notifiers = build_notifiers(cfg.rules)
+        sinks = self._notifiers
+        if sinks is None:
+            sinks = [AlertmanagerSink(u) for u in cfg.rules.alertmanager_urls]
+            sinks += [WebhookSink(u, external_url=cfg.rules.external_url) for u in cfg.rules.webhook_urls]
+            if cfg.rules.log_alerts:
+                sinks.append(LogSink())
+        self.notifier = Notifier(sinks) if sinks else None
         self._series_store = SeriesStore(retention_s=3600.0)
         self.rules = RuleEvaluator.from_files(
             list(cfg.rules.files), engine=Engine(), storage=self._series_store,
-            external_labels=dict(cfg.rules.external_labels), notifier=notifiers,
+            external_labels=dict(cfg.rules.external_labels), external_url=cfg.rules.external_url,
+            notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
         )
         self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * cfg.rules.interval_s)
 
@@ -261,7 +266,39 @@ class Monitor:
         if self.rules is None or self._series_store is None:
             return
         self._scrape(t)
-        self._publish(self.rules.evaluate(t))
+        self._publish(self._evaluate(t))
+
+    def _evaluate(self, t: float) -> list[Any]:
+        """One rule evaluation, with the evaluation's own metrics."""
+        assert self.rules is not None
+        store = self.store
+        failed_before = self.rules.failed_evaluations
+        t0 = time.perf_counter()
+        transitions = self.rules.evaluate(t)
+        store.observe("monitor_rule_evaluation_seconds", time.perf_counter() - t0)
+        store.inc("monitor_rule_evaluations")
+        if self.rules.failed_evaluations > failed_before:
+            for health in self.rules.rule_health():
+                if health.health == "err" and health.last_evaluation is not None and health.last_evaluation >= t:
+                    store.inc("monitor_rule_evaluation_failures", labels=(health.group,))
+        counts: dict[tuple[str, str, str], int] = {}
+        for alert in self.rules.alerts():
+            state = str(getattr(alert.state, "value", alert.state)).lower()
+            key = (alert.name, state, alert.labels.get("severity", ""))
+            counts[key] = counts.get(key, 0) + 1
+        store.clear("monitor_alerts")
+        for key, n in counts.items():
+            store.set("monitor_alerts", n, labels=key)
+        if self.notifier is not None:
+            stats = self.notifier.stats()
+            receiver = "+".join(sorted({getattr(s, "name", type(s).__name__) for s in self.notifier.sinks})) or "none"
+            for outcome in ("sent", "failed", "dropped"):
+                total = float(getattr(stats, outcome))
+                current = store.value("monitor_notifications", (receiver, outcome)) or 0.0
+                if total > current:
+                    store.inc("monitor_notifications", total - current, labels=(receiver, outcome))
+            store.set("monitor_notification_queue_length", stats.queued)
+        return transitions
 
     def _publish(self, transitions: list[Any]) -> list[Any]:
         for listener in self.transition_listeners:
@@ -289,7 +326,7 @@ class Monitor:
         with self._lock:
             self.pipeline.export(now)
             self._scrape(now)
-            return self._publish(self.rules.evaluate(now))
+            return self._publish(self._evaluate(now))
 
     def alerts(self) -> list[Any]:
         """Active (pending and firing) alerts as typed objects."""
@@ -366,6 +403,9 @@ class Monitor:
         self.worker.stop(timeout)
         if not self.worker.alive:
             self.worker.drain_once()
+        if self.notifier is not None:
+            self.notifier.flush(timeout)
+            self.notifier.close()
         try:
             self.registry.unregister(self._collector)
         except KeyError:
