@@ -20,6 +20,12 @@ KINDS: dict[str, str] = {
     "calibration": "monitor.detectors.calibration:CalibrationDetector",
     "segments": "monitor.detectors.segments:SegmentDetector",
     "regression": "monitor.detectors.regression:RegressionDetector",
+    # input drift, output drift, multivariate drift, data quality (issue 4)
+    "input_drift": "monitor.detectors.drift:FeatureDriftDetector",
+    "output_drift": "monitor.detectors.output_drift:OutputDriftDetector",
+    "pca_drift": "monitor.detectors.multivariate:PCADriftDetector",
+    "data_quality": "monitor.detectors.data_quality:DataQualityDetector",
+    "alibi_drift": "monitor.detectors.alibi_backend:AlibiDriftDetector",
 }
 
 

@@ -262,11 +262,10 @@ class BinnedSequentialTest:
             v = np.asarray(values, dtype=np.float64)
             fin = np.isfinite(v)
             vz = np.where(fin, v, 0.0)
-            key = (blk[:, None] * d + ch).ravel()
-            size = n_blocks * d
-            mom[..., 0] = np.bincount(key, weights=fin.ravel().astype(np.float64), minlength=size).reshape(n_blocks, d)
-            mom[..., 1] = np.bincount(key, weights=vz.ravel(), minlength=size).reshape(n_blocks, d)
-            mom[..., 2] = np.bincount(key, weights=(vz * vz).ravel(), minlength=size).reshape(n_blocks, d)
+            starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])  # first row of each block
+            mom[..., 0] = np.add.reduceat(fin, starts, axis=0)
+            mom[..., 1] = np.add.reduceat(vz, starts, axis=0)
+            mom[..., 2] = np.add.reduceat(vz * vz, starts, axis=0)
         mom[0] += self._mpartial
         complete = n_blocks if (self._partial_n + n) % self.step == 0 else n_blocks - 1
         if complete:
@@ -294,7 +293,7 @@ class BinnedSequentialTest:
                     last = int(np.flatnonzero(fl.any(axis=1))[-1])
                     self.n_alarm_tests += int(fl.any(axis=1).sum())
                     ev = self.n_seen - self._partial_n + int(np.flatnonzero(avail)[last] + 1) * self.step
-                    if self.last is None or ev >= self.last.event:
+                    if self.last is None or ev > self.last.event:  # same test time: keep the shortest window
                         e = ends[last]
                         self.last = SequentialResult(ev, n_ev, win[last].copy(), score[last], fl[last],
                                                      mcum[e] - mcum[e - k])

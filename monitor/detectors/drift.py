@@ -1,0 +1,747 @@
+"""Input drift per feature: a sequential alarm with a calibrated false-alarm rate, windowed tests
+with p-values and effect sizes, and an explanation naming the features that drive each alarm.
+
+Two views of the same binned stream:
+
+* **Sequential alarm** (:class:`monitor.stats.sequential.BinnedSequentialTest`): every ``step``
+  rows, windows of the last ``scales`` rows are tested bin by bin against the reference, with
+  thresholds set from ``ert`` (expected rows between false alarms, default 100,000) and corrected
+  across features (``correction``). An alarm also needs a bin share to move by ``min_effect``.
+  This is what rules alert on (``monitor_drift_detected``).
+* **Windowed figures** over the event-time window (``window_s``): per feature, the KS p-value
+  (numeric; tie-exact on the bins) or chi-squared p-value (categorical), and PSI, Jensen-Shannon,
+  normalised Wasserstein, mean shift and scale ratio. ``monitor_drift_features_drifted`` counts
+  features significant after correction at ``alpha`` *and* with a Jensen-Shannon distance of at
+  least ``min_js``: large windows never turn trivial differences into drift.
+
+On an alarm the flagged features are ranked by how far beyond their threshold they are, and each
+gets a plain description of what changed, computed from the alarm window's moments: ``scaled x10``,
+``shifted +1.5 sd``, ``stuck at 3``, ``missing 35%``, ``unseen categories 12%``... exported as
+``monitor_drift_top_feature{rank, feature, change, since}`` (top ``top_k`` only).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from monitor.detectors.base import Detector
+from monitor.profile import CategoricalProfile, NumericProfile, Profile, profile_of
+from monitor.stats.multiple_testing import CORRECTIONS, reject
+from monitor.stats.sequential import BinnedSequentialTest
+from monitor.stats.univariate import compare_counts
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["Channel", "FeatureBinner", "DriftCore", "FeatureDriftDetector", "describe_change"]
+
+
+# -- channels: how each feature is binned ----------------------------------------------------------
+@dataclass
+class Channel:
+    """One monitored stream (a feature or a model output) and its reference bins.
+
+    Numeric bins: ``len(edges) + 1`` value bins then one for missing values. Categorical bins: the
+    ``categories`` (most frequent reference ones), one for the other reference categories, one for
+    missing values, one for values never seen in the reference (reference pseudo-count: the number
+    of singletons, the Good-Turing estimate of the unseen rate).
+    """
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    ref: np.ndarray  # reference count per bin
+    edges: np.ndarray | None = None
+    positions: np.ndarray | None = None  # reference mean value per value bin
+    mean: float = float("nan")
+    sd: float = float("nan")
+    categories: tuple[str, ...] = ()
+    lookup: dict[str, int] | None = None  # every reference category -> bin
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.ref.size)
+
+    @property
+    def missing_bin(self) -> int:
+        return self.n_bins - 1 if self.kind == "numeric" else self.n_bins - 2
+
+    @property
+    def unseen_bin(self) -> int:
+        return self.n_bins - 1 if self.kind == "categorical" else -1
+
+    def bin_label(self, b: int) -> str:
+        if b == self.missing_bin:
+            return "missing"
+        if b == self.unseen_bin:
+            return "unseen"
+        if self.kind == "categorical":
+            return self.categories[b] if b < len(self.categories) else "other"
+        e = self.edges if self.edges is not None else np.empty(0)
+        if b == 0:
+            return f"< {e[0]:.4g}" if e.size else "all"
+        if b >= e.size:
+            return f">= {e[-1]:.4g}"
+        return f"[{e[b - 1]:.4g}, {e[b]:.4g})"
+
+    @classmethod
+    def numeric(cls, p: NumericProfile, n_bins: int) -> "Channel":
+        c = p.coarsen(n_bins)
+        ref = np.concatenate([c.counts, [float(c.n_missing)]])
+        return cls(p.name, "numeric", ref, c.edges.copy(), c.positions, p.mean, p.std)
+
+    @classmethod
+    def categorical(cls, p: CategoricalProfile, max_categories: int) -> "Channel":
+        top = p.categories[:max_categories]
+        rest = float(p.counts[max_categories:].sum()) + p.n_other
+        ref = np.concatenate([p.counts[:max_categories], [rest, float(p.n_missing), float(p.n_singletons)]])
+        lookup = {c: min(i, len(top)) for i, c in enumerate(p.categories)}
+        return cls(p.name, "categorical", ref, categories=tuple(top), lookup=lookup)
+
+    def bin_numeric(self, v: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(self.edges, v, side="right")
+        nan = np.isnan(v)
+        if nan.any():
+            idx[nan] = self.missing_bin
+        return idx
+
+    def bin_categorical(self, col: np.ndarray) -> np.ndarray:
+        out = np.full(col.shape[0], self.unseen_bin, dtype=np.int64)
+        missing = np.fromiter((v is None for v in col), dtype=bool, count=col.shape[0])
+        out[missing] = self.missing_bin
+        present = ~missing
+        if present.any():
+            vals, inv = np.unique(np.asarray([str(v) for v in col[present]], dtype=object).astype(str), return_inverse=True)
+            lk = self.lookup or {}
+            mapped = np.asarray([lk.get(v, self.unseen_bin) for v in vals.tolist()], dtype=np.int64)
+            out[present] = mapped[inv]
+        return out
+
+
+class FeatureBinner:
+    """Turns a batch's feature columns into bin indices ``(n, channels)`` and values ``(n, channels)``."""
+
+    def __init__(self, channels: Sequence[Channel]) -> None:
+        self.channels = list(channels)
+        self.names = tuple(c.name for c in channels)
+        self.n_bins_max = max((c.n_bins for c in channels), default=1)
+        self._maps: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, int]]] = {}
+
+    def ref_matrix(self) -> np.ndarray:
+        """Reference counts ``(channels, max bins)`` padded with -1."""
+        m = np.full((len(self.channels), self.n_bins_max), -1.0)
+        for i, c in enumerate(self.channels):
+            m[i, : c.n_bins] = c.ref
+        return m
+
+    def _map(self, batch: "Batch") -> list[tuple[str, int]]:
+        key = (tuple(batch.numeric_names), tuple(batch.categorical_names))
+        m = self._maps.get(key)
+        if m is None:
+            num = {n: i for i, n in enumerate(batch.numeric_names)}
+            cat = {n: i for i, n in enumerate(batch.categorical_names)}
+            m = []
+            for c in self.channels:
+                if c.kind == "numeric" and c.name in num:
+                    m.append(("num", num[c.name]))
+                elif c.kind == "categorical" and c.name in cat:
+                    m.append(("cat", cat[c.name]))
+                else:
+                    m.append(("absent", -1))
+            if len(self._maps) > 16:
+                self._maps.clear()
+            self._maps[key] = m
+        return m
+
+    def _numeric_plan(self, mapping: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Channel ids, batch columns, padded edge matrix and missing bins of the numeric channels."""
+        key = tuple(mapping)
+        plan = getattr(self, "_plan", None)
+        if plan is not None and plan[0] == key:
+            return plan[1]
+        chans = np.array([j for j, (src, _) in enumerate(mapping) if src == "num"], dtype=np.int64)
+        cols = np.array([col for src, col in mapping if src == "num"], dtype=np.int64)
+        width = max((self.channels[j].edges.size for j in chans.tolist()), default=0)
+        edges = np.full((chans.size, max(width, 1)), np.inf)
+        for i, j in enumerate(chans.tolist()):
+            e = self.channels[j].edges
+            edges[i, : e.size] = e
+        missing = np.array([self.channels[j].missing_bin for j in chans.tolist()], dtype=np.int64)
+        self._plan = (key, (chans, cols, edges, missing))
+        return self._plan[1]
+
+    def bin(self, batch: "Batch") -> tuple[np.ndarray, np.ndarray]:
+        """Bin indices ``(n, channels)`` (-1 where the batch lacks the feature) and numeric values.
+
+        All numeric channels are binned in one vectorised comparison against a padded matrix of
+        edges (``x >= edge`` counts, the same as ``searchsorted(side="right")``).
+        """
+        n = len(batch)
+        d = len(self.channels)
+        mapping = self._map(batch)
+        chans, cols, edges, missing = self._numeric_plan(mapping)
+        if chans.size == d:
+            v = batch.numeric[:, cols] if not (cols.size == batch.numeric.shape[1] and (cols == np.arange(cols.size)).all()) else batch.numeric
+            vals = np.asarray(v, dtype=np.float64)
+            idx = (vals[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64)
+            nan = np.isnan(vals)
+            if nan.any():
+                idx = np.where(nan, missing[None, :], idx)
+            return idx, vals
+        idx = np.full((n, d), -1, dtype=np.int64)
+        vals = np.full((n, d), np.nan)
+        if chans.size:
+            v = np.asarray(batch.numeric[:, cols], dtype=np.float64)
+            ix = (v[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64)
+            idx[:, chans] = np.where(np.isnan(v), missing[None, :], ix)
+            vals[:, chans] = v
+        for j, (src, col) in enumerate(mapping):
+            if src == "cat":
+                idx[:, j] = self.channels[j].bin_categorical(batch.categorical[:, col])
+        return idx, vals
+
+
+def channels_from_profile(profile: Profile, *, n_bins: int = 10, max_categories: int = 20,
+                          features: Sequence[str] | None = None) -> list[Channel]:
+    chans: list[Channel] = []
+    wanted = None if features is None else set(features)
+    if wanted is not None:
+        known = set(profile.numeric_names) | set(profile.categorical_names)
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ValueError(f"features {unknown} are not in the reference; it has {sorted(known)}")
+    for p in profile.numeric:
+        if wanted is None or p.name in wanted:
+            if p.counts.sum() + p.n_missing > 0:
+                chans.append(Channel.numeric(p, n_bins))
+    for c in profile.categorical:
+        if wanted is None or c.name in wanted:
+            chans.append(Channel.categorical(c, max_categories))
+    if not chans:
+        raise ValueError("no feature to monitor: the reference has no usable feature")
+    return chans
+
+
+# -- explanation -----------------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    return f"{x:.2g}" if abs(x) < 100 else f"{x:.3g}"
+
+
+def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None) -> str:
+    """A few words saying what changed in ``ch`` between the reference and a window.
+
+    >>> c = Channel("income", "numeric", np.array([50.0, 50.0, 0.0]), np.array([1.0]), mean=1.0, sd=0.5)
+    >>> describe_change(c, np.array([0.0, 100.0, 0.0]), np.array([100.0, 1000.0, 12500.0]))
+    'scaled x10'
+    """
+    counts = np.asarray(counts, dtype=np.float64)[: ch.n_bins]
+    n = counts.sum()
+    if n <= 0:
+        return "no data"
+    ref = ch.ref
+    p = ref / max(ref.sum(), 1.0)
+    q = counts / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.abs(q - p) / np.sqrt(np.maximum(p * (1 - p), 1e-4) / n)
+    top = int(np.nanargmax(z))
+    if top == ch.missing_bin and q[top] > p[top]:
+        return f"missing {q[top] * 100:.0f}%"
+    if ch.kind == "categorical":
+        if top == ch.unseen_bin:
+            return f"unseen categories {q[top] * 100:.0f}%"
+        return f"'{ch.bin_label(top)}' {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
+    if moments is None or moments[0] < 2:
+        return f"bin {ch.bin_label(top)} {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
+    m = moments[1] / moments[0]
+    sd = float(np.sqrt(max(moments[2] / moments[0] - m * m, 0.0)))
+    rsd = ch.sd if ch.sd > 0 else 0.0
+    if sd <= 1e-9 * max(abs(m), 1.0) and rsd > 0:
+        return f"stuck at {_fmt(m)}"
+    ratio = sd / rsd if rsd > 0 else float("inf")
+    shift = (m - ch.mean) / rsd if rsd > 0 else 0.0
+    if ratio > 1.12 or ratio < 0.89:
+        mean_ratio = m / ch.mean if abs(ch.mean) > 0.25 * rsd else None
+        if mean_ratio is None and abs(shift) < 0.5 or mean_ratio is not None and abs(np.log(max(mean_ratio, 1e-12) / ratio)) < 0.15:
+            return f"scaled x{_fmt(ratio)}"
+        if abs(shift) < 0.25:
+            return f"spread x{_fmt(ratio)}"
+    if abs(shift) >= 0.1:
+        return f"shifted {shift:+.2g} sd"
+    return f"bin {ch.bin_label(top)} {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
+
+
+# -- the shared core --------------------------------------------------------------------------------
+class DriftCore:
+    """Sequential alarm + windowed figures over a set of channels; used by every drift detector.
+
+    Holds no reference to a batch: callers pass bin indices, values and event times.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        *,
+        name: str,
+        ert: float,
+        step: int,
+        scales: Sequence[int],
+        correction: str,
+        min_effect: float,
+        top_k: int,
+        window_s: float,
+        n_slots: int,
+        alpha: float,
+        min_js: float,
+        min_rows: int,
+        clear_after: int | None,
+        windowed: bool = True,
+    ) -> None:
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
+        self.binner = FeatureBinner(channels)
+        self.channels = self.binner.channels
+        self.name = name
+        self.top_k = int(top_k)
+        self.alpha = float(alpha)
+        self.min_js = float(min_js)
+        self.min_rows = int(min_rows)
+        self.correction = correction
+        self.windowed = windowed
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        seq_correction = "fdr" if correction == "fdr" else "bonferroni"
+        self.test = BinnedSequentialTest(self.binner.ref_matrix(), ert=ert, step=step, scales=scales,
+                                         correction=seq_correction, min_effect=min_effect)
+        self.clear_after = int(clear_after) if clear_after is not None else int(max(scales))
+        d, b = len(self.channels), self.binner.n_bins_max
+        self._d, self._b = d, b
+        self._dim = 2 * d * b + 2 * d
+        self.reset()
+
+    def reset(self) -> None:
+        self.test._reset()
+        self.window = SlidingWindow(self.window_s, (self._dim,), self.n_slots)
+        ring = self.test._k_max + 2
+        self._block_ts = np.full(ring, np.nan)
+        self.in_alarm = False
+        self.pending_alarms = 0
+        self.onset_ts = float("nan")
+        self.since = ""
+        self.last_flag_event = -(10**18)
+        self.top: list[tuple[str, str, float]] = []
+        self.top_dirty = True
+        self.frozen = False
+        self.alarm_event = 0
+        self._index = {c.name: j for j, c in enumerate(self.channels)}
+        self.figures: dict[str, Any] | None = None
+        self._figures_at = float("-inf")
+        self._exported_figures = None
+        self._scored_at = -1
+        self.now = float("-inf")
+
+    # -- updating --------------------------------------------------------------------------------
+    def update(self, ts: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
+        n = idx.shape[0]
+        if n == 0:
+            return
+        t = self.test
+        step = t.step
+        g0 = t.n_seen
+        pos = g0 + np.arange(n)
+        starts = np.flatnonzero(pos % step == 0)
+        if starts.size:
+            self._block_ts[(pos[starts] // step) % self._block_ts.size] = ts[starts]
+        flagged = t.update(idx, vals)
+        if flagged.any() and t.last is not None:
+            last = t.last
+            self.last_flag_event = last.event
+            if not self.in_alarm:
+                self.in_alarm = True
+                self.frozen = False
+                self.alarm_event = last.event
+                self.pending_alarms += 1
+                onset_block = max(last.event - last.scale, 0) // step
+                if onset_block > t.n_seen // step - self._block_ts.size + 1:
+                    self.onset_ts = float(self._block_ts[onset_block % self._block_ts.size])
+                else:
+                    self.onset_ts = float(ts[0])
+                self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.onset_ts)) if np.isfinite(self.onset_ts) else ""
+            self._explain(last)
+        elif self.in_alarm and t.n_seen - self.last_flag_event >= self.clear_after:
+            self.in_alarm = False
+            self.top = []
+            self.top_dirty = True
+        if self.windowed:
+            self._accumulate(ts, idx, vals)
+        self.now = max(self.now, float(ts.max()))
+
+    def _explain(self, last: Any) -> None:
+        """Rank flagged channels and describe them; descriptions freeze once a flagged window lies
+        wholly after the alarm (pure post-change data), so that labels do not churn."""
+        order = np.argsort(-last.score, kind="stable")
+        pure = last.event - last.scale >= self.alarm_event
+        if self.frozen and self.top:
+            described = {f: c for f, c, _ in self.top}
+            self.top = [(f, described[f], float(last.score[self._index[f]])) for f, _, _ in self.top]
+            return
+        top = []
+        for j in order[: self.top_k].tolist():
+            if not last.flagged[j]:
+                continue
+            ch = self.channels[j]
+            mom = last.moments[j] if last.moments is not None else None
+            top.append((ch.name, describe_change(ch, last.counts[j], mom), float(last.score[j])))
+        if not top:
+            return
+        if [(a, b) for a, b, _ in top] != [(a, b) for a, b, _ in self.top]:
+            self.top_dirty = True
+        self.top = top
+        self.frozen = pure
+
+    def _accumulate(self, ts: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
+        """Add counts, per-bin value sums and moments to the event-time window, per time slot."""
+        slot_s = self.window.window_s / self.window.n_slots
+        slots = np.floor(ts / slot_s).astype(np.int64)
+        if slots[0] == slots[-1] and (slots.size < 3 or (np.diff(slots) == 0).all()):
+            bounds = [0, ts.size]
+        else:
+            order_ok = (np.diff(slots) >= 0).all()
+            if not order_ok:  # rare: out-of-order rows; group them by slot
+                o = np.argsort(slots, kind="stable")
+                ts, idx, vals, slots = ts[o], idx[o], vals[o], slots[o]
+            bounds = [0, *np.flatnonzero(np.diff(slots)).__add__(1).tolist(), ts.size]
+        d, b = self._d, self._b
+        base = np.arange(d) * b
+        for s0, s1 in zip(bounds[:-1], bounds[1:]):
+            ix, vx = idx[s0:s1], vals[s0:s1]
+            ok = ix >= 0
+            fin = np.isfinite(vx)
+            pos = (base + ix)[ok]
+            agg = np.empty(self._dim)
+            agg[: d * b] = np.bincount(pos, minlength=d * b)
+            good = ok & fin
+            agg[d * b: 2 * d * b] = np.bincount((base + ix)[good], weights=vx[good], minlength=d * b)
+            vz = np.where(fin, vx, 0.0)
+            agg[2 * d * b: 2 * d * b + d] = vz.sum(axis=0)
+            agg[2 * d * b + d:] = (vz * vz).sum(axis=0)
+            self.window.add(np.array([(slots[s0] + 0.5) * slot_s]), None, agg[None, :])
+
+    def advance(self, now: float) -> None:
+        self.window.advance(now)
+        self.now = max(self.now, now)
+
+    # -- windowed figures --------------------------------------------------------------------------
+    def compute_figures(self) -> dict[str, Any]:
+        """Per-channel tests and distances over the event-time window (cached per window slot)."""
+        slot_s = self.window.window_s / self.window.n_slots
+        if self.figures is not None and self.now - self._figures_at < slot_s:
+            return self.figures
+        d, b = self._d, self._b
+        tot = self.window.total()
+        counts = tot[: d * b].reshape(d, b)
+        sums = tot[d * b: 2 * d * b].reshape(d, b)
+        s1, s2 = tot[2 * d * b: 2 * d * b + d], tot[2 * d * b + d:]
+        rows = int(counts[0].sum()) if d else 0
+        per: list[Any] = []
+        pvals = np.ones(d)
+        for j, ch in enumerate(self.channels):
+            c = counts[j, : ch.n_bins]
+            if ch.kind == "numeric":
+                vb = ch.n_bins - 1  # value bins only (missing is data quality's business)
+                cv = c[:vb]
+                nf = cv.sum()
+                if nf < self.min_rows:
+                    per.append(None)
+                    continue
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cur_pos = sums[j, :vb] / cv
+                mean = s1[j] / nf
+                sd = float(np.sqrt(max(s2[j] / nf - mean * mean, 0.0)))
+                st = compare_counts(ch.ref[:vb], cv, ordered=True, ref_positions=ch.positions, cur_positions=cur_pos,
+                                    ref_moments=(ch.mean, ch.sd), cur_moments=(mean, sd))
+            else:
+                if c.sum() < self.min_rows:
+                    per.append(None)
+                    continue
+                st = compare_counts(ch.ref, c, ordered=False)
+            per.append(st)
+            pvals[j] = st.pvalue
+        present = np.array([s is not None for s in per], dtype=bool)
+        drifted = 0
+        if present.any():
+            rej = reject(pvals[present], self.alpha, self.correction)
+            js = np.array([s.js for s in per if s is not None])
+            drifted = int((rej & (js >= self.min_js)).sum())
+        self.figures = {"rows": rows, "stats": per, "drifted": drifted if present.any() else None}
+        self._figures_at = self.now
+        return self.figures
+
+    # -- export ------------------------------------------------------------------------------------
+    def export(self, out: "MetricWriter") -> None:
+        det = self.name
+        out.set("monitor_drift_detected", 1.0 if self.in_alarm else 0.0, (det,))
+        if self.pending_alarms:
+            out.inc("monitor_drift_alarms", float(self.pending_alarms), (det,))
+            self.pending_alarms = 0
+        else:
+            out.inc("monitor_drift_alarms", 0.0, (det,))
+        out.set("monitor_drift_ert_events", self.test.ert, (det,))
+        if self.test.n_seen >= self.test.scales[0] and self.test.n_seen != getattr(self, "_scored_at", -1):
+            self._scored_at = self.test.n_seen
+            score = self.test.last_score
+            out.set("monitor_drift_score_ratio", float(score.max()) if score.size else 0.0, (det,))
+            for j, ch in enumerate(self.channels):
+                out.set("monitor_drift_feature_score_ratio", float(score[j]), (det, ch.name))
+        if self.in_alarm and np.isfinite(self.onset_ts):
+            out.set("monitor_drift_onset_timestamp_seconds", self.onset_ts, (det,))
+        else:
+            out.remove("monitor_drift_onset_timestamp_seconds", (det,))
+        if self.top_dirty:
+            _clear_detector(out, "monitor_drift_top_feature", det, getattr(self, "_written_top", []))
+            written = []
+            for rank, (feat, change, score) in enumerate(self.top if self.in_alarm else [], start=1):
+                labels = (det, str(rank), feat, change, self.since)
+                out.set("monitor_drift_top_feature", score, labels)
+                written.append(labels)
+            self._written_top = written
+            self.top_dirty = False
+        if not self.windowed:
+            return
+        fig = self.compute_figures()
+        if fig is getattr(self, "_exported_figures", None):
+            return
+        self._exported_figures = fig
+        out.set("monitor_drift_window_rows", float(fig["rows"]), (det,))
+        if fig["drifted"] is None:
+            out.remove("monitor_drift_features_drifted", (det,))
+        else:
+            out.set("monitor_drift_features_drifted", float(fig["drifted"]), (det,))
+        for ch, st in zip(self.channels, fig["stats"]):
+            test = "ks" if ch.kind == "numeric" else "chi2"
+            measures = {"js": None, "psi": None, "wasserstein": None, "mean_shift_sd": None, "scale_ratio": None}
+            p = None
+            if st is not None:
+                p = st.pvalue
+                measures = {"js": st.js, "psi": st.psi, "wasserstein": st.wasserstein,
+                            "mean_shift_sd": st.mean_shift_sd, "scale_ratio": st.scale_ratio}
+            _put(out, "monitor_drift_feature_pvalue", p, (det, ch.name, test))
+            for m, v in measures.items():
+                if ch.kind == "categorical" and m not in ("js", "psi"):
+                    continue
+                _put(out, "monitor_drift_feature_effect", v, (det, ch.name, m))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "test": self.test.state_dict(), "window": self.window.state_dict(), "block_ts": self._block_ts.copy(),
+            "in_alarm": self.in_alarm, "onset_ts": self.onset_ts, "since": self.since,
+            "last_flag_event": int(self.last_flag_event), "now": self.now,
+            "top": [[a, b, c] for a, b, c in self.top], "frozen": self.frozen, "alarm_event": int(self.alarm_event),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reset()
+        self.test.load_state_dict(state["test"])
+        self.window.load_state_dict(state["window"])
+        self._block_ts = np.asarray(state["block_ts"], dtype=np.float64).copy()
+        self.in_alarm = bool(state["in_alarm"])
+        self.onset_ts = float(state["onset_ts"])
+        self.since = str(state["since"])
+        self.last_flag_event = int(state["last_flag_event"])
+        self.now = float(state["now"])
+        self.top = [(str(a), str(b), float(c)) for a, b, c in state["top"]]
+        self.frozen = bool(state.get("frozen", False))
+        self.alarm_event = int(state.get("alarm_event", 0))
+        self.top_dirty = True
+
+
+def _put(out: "MetricWriter", name: str, value: float | None, labels: tuple[str, ...]) -> None:
+    if value is None or not np.isfinite(value):
+        out.remove(name, labels)
+    else:
+        out.set(name, float(value), labels)
+
+
+def _clear_detector(out: "MetricWriter", name: str, det: str, written: list[tuple[str, ...]]) -> None:
+    """Remove the series this detector wrote last time (other detectors' top-k stay)."""
+    for labels in written:
+        out.remove(name, labels)
+
+
+def _params(cls: type, context: "DetectorContext | None", params: dict[str, Any]) -> dict[str, Any]:
+    from monitor.detectors._common import config_params
+
+    return config_params(cls, context, params, window_s="window_s")
+
+
+def _need_reference(kind: str, reference: Any) -> Profile:
+    if reference is None:
+        raise ValueError(
+            f"detector {kind!r} needs reference data: set reference.path in monitor.yaml (a profile built with "
+            "'monitor reference build', or a CSV/.npz), or pass reference=Reference.from_arrays(...) to Monitor"
+        )
+    return profile_of(reference)
+
+
+# -- the detector ------------------------------------------------------------------------------------
+class FeatureDriftDetector(Detector):
+    """Input drift of every feature (kind ``input_drift``).
+
+    Parameters
+    ----------
+    reference
+        :class:`~monitor.reference.Reference` or :class:`~monitor.profile.Profile` (required).
+    ert
+        Expected rows between false alarms on undrifted traffic (default 100,000). Or give
+        ``alarms_per_day`` with ``events_per_day`` instead.
+    step, scales
+        Test every ``step`` rows over windows of the last ``scales`` rows.
+    correction
+        Across features: ``bonferroni`` (default) or ``fdr`` (Benjamini-Hochberg).
+    min_effect
+        Minimum change of a bin's share of rows for a sequential alarm (absolute, default 0.02).
+    n_bins, max_categories
+        Reference-quantile bins per numeric feature; categories kept per categorical feature.
+    top_k
+        Features named per alarm.
+    features
+        Subset of features to monitor (default: all in the reference).
+    window_s, n_slots, alpha, min_js, min_rows
+        Event-time window of the windowed figures; their significance (after ``correction``),
+        minimum Jensen-Shannon distance, and minimum rows per feature.
+    clear_after
+        Rows without a flagged test before the alarm clears (default: the longest scale).
+    name
+        Value of the ``detector`` label.
+    """
+
+    kind = "input_drift"
+
+    def __init__(
+        self,
+        reference: "Reference | Profile",
+        *,
+        ert: float | None = None,
+        alarms_per_day: float | None = None,
+        events_per_day: float | None = None,
+        step: int = 50,
+        scales: Sequence[int] = (100, 300, 1000),
+        correction: str = "bonferroni",
+        min_effect: float = 0.02,
+        n_bins: int = 10,
+        max_categories: int = 20,
+        top_k: int = 3,
+        features: Sequence[str] | None = None,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        alpha: float = 0.01,
+        min_js: float = 0.1,
+        min_rows: int = 100,
+        clear_after: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.ert = resolve_ert(ert, alarms_per_day, events_per_day)
+        self.alarms_per_day = alarms_per_day
+        self.events_per_day = events_per_day
+        self.step = int(step)
+        self.scales = tuple(int(s) for s in scales)
+        self.correction = correction
+        self.min_effect = float(min_effect)
+        self.n_bins = int(n_bins)
+        self.max_categories = int(max_categories)
+        self.top_k = int(top_k)
+        self.features = None if features is None else tuple(features)
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.alpha = float(alpha)
+        self.min_js = float(min_js)
+        self.min_rows = int(min_rows)
+        self.clear_after = clear_after
+        self.name = name or self.kind
+        self.profile = _need_reference(self.kind, reference)
+        self._core = DriftCore(
+            channels_from_profile(self.profile, n_bins=self.n_bins, max_categories=self.max_categories, features=self.features),
+            name=self.name, ert=self.ert, step=self.step, scales=self.scales, correction=self.correction,
+            min_effect=self.min_effect, top_k=self.top_k, window_s=self.window_s, n_slots=self.n_slots,
+            alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after)
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None,
+                    **params: Any) -> "FeatureDriftDetector":
+        return cls(_need_reference(cls.kind, reference), **_params(cls, context, params))
+
+    def _reset(self) -> None:
+        self._core.reset()
+
+    # read-only results
+    @property
+    def drift_detected(self) -> bool:
+        """True while the sequential test is in alarm."""
+        return self._core.in_alarm
+
+    @property
+    def top_features(self) -> list[tuple[str, str, float]]:
+        """``(feature, change, score ratio)`` of the current alarm, strongest first."""
+        return list(self._core.top) if self._core.in_alarm else []
+
+    @property
+    def onset_ts(self) -> float:
+        return self._core.onset_ts
+
+    @property
+    def rows_seen(self) -> int:
+        return self._core.test.n_seen
+
+    @property
+    def thresholds(self) -> BinnedSequentialTest:
+        """The calibrated sequential test (bands per scale, per-test alpha)."""
+        return self._core.test
+
+    def window_figures(self) -> dict[str, Any]:
+        """Windowed tests and distances per feature (``{"rows", "stats", "drifted"}``)."""
+        return self._core.compute_figures()
+
+    def update(self, batch: "Batch") -> None:
+        if len(batch) == 0:
+            return
+        idx, vals = self._core.binner.bin(batch)
+        self._core.update(np.asarray(batch.ts, dtype=np.float64), idx, vals)
+
+    def advance(self, now: float) -> None:
+        self._core.advance(now)
+
+    def export(self, out: "MetricWriter") -> None:
+        self._core.export(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": self.state_version, **self._core.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state.get("version", -1)) != self.state_version:
+            raise ValueError(f"{self.kind}: state version {state.get('version')} is not {self.state_version}")
+        self._core.load_state_dict(state)
+
+
+def resolve_ert(ert: float | None, alarms_per_day: float | None, events_per_day: float | None) -> float:
+    """ERT in events from either ``ert`` or a false-alarm rate per day at a traffic rate.
+
+    >>> resolve_ert(None, 0.1, 50_000)
+    500000.0
+    """
+    if ert is not None and alarms_per_day is not None:
+        raise ValueError("give either ert or alarms_per_day (with events_per_day), not both")
+    if alarms_per_day is not None:
+        if events_per_day is None or events_per_day <= 0 or alarms_per_day <= 0:
+            raise ValueError("alarms_per_day needs events_per_day > 0 (rows per day) and a rate > 0")
+        return float(events_per_day) / float(alarms_per_day)
+    value = 100_000.0 if ert is None else float(ert)
+    if value < 1000:
+        raise ValueError(f"ert={value}: an expected run time under 1,000 rows means constant false alarms; use >= 1,000")
+    return value
