@@ -1,0 +1,300 @@
+"""Checkpoints of a monitor's state: atomic, versioned, and never pickle.
+
+A checkpoint is a zip file holding
+
+* ``manifest.json``: format name, format version, the monitor's state version, model, creation time;
+* ``state.json``: :meth:`Monitor.state_dict` with every numpy array replaced by a reference;
+* ``arrays/<n>.npy``: those arrays, written with ``allow_pickle=False``.
+
+Loading one can therefore never execute code, which matters because a checkpoint path may sit on a
+shared volume. Writes go to a temporary file in the same folder, are fsynced and then renamed over
+the old checkpoint (``os.replace`` is atomic on POSIX), so a crash or ``kill -9`` mid-write leaves
+the previous checkpoint intact. A checkpoint that cannot be read (corrupt, truncated, another
+format version, another model) raises :class:`CheckpointError` with a reason; the caller
+(:func:`restore`) moves it aside and the monitor starts fresh, so a bad file can never cause a
+crash loop.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "CheckpointInfo",
+    "encode_state",
+    "decode_state",
+    "save",
+    "load",
+    "restore",
+    "set_aside",
+]
+
+log = logging.getLogger("monitor.checkpoint")
+
+FORMAT = "model-monitor-checkpoint"
+#: Bumped when the container layout changes (not when a detector's state changes: those carry
+#: their own versions inside the state and refuse to load on mismatch).
+FORMAT_VERSION = 1
+
+_ARRAY = "__ndarray__"
+_OBJECT_ARRAY = "__ndarray_object__"
+_TUPLE = "__tuple__"
+_PAIRS = "__pairs__"
+_FLOAT = "__float__"
+_MARKERS = {_ARRAY, _OBJECT_ARRAY, _TUPLE, _PAIRS, _FLOAT}
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or read. ``reason`` is a short label for the failure counter
+    (``missing``, ``corrupt``, ``format``, ``version``, ``model``, ``incompatible``, ``io``,
+    ``unserializable``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`save` wrote."""
+
+    path: Path
+    size_bytes: int
+    created: float
+    arrays: int
+
+
+# -- state <-> JSON + arrays ---------------------------------------------------------------------
+def encode_state(state: Any) -> tuple[Any, list[Any]]:
+    """Split a state tree into a JSON-safe tree and a list of numeric numpy arrays.
+
+    Tuples, dicts with non-string keys and non-finite floats survive the round trip (they are
+    tagged); object arrays of strings/numbers/None are stored as JSON lists with their shape.
+    Anything else (an arbitrary object) raises ``CheckpointError('unserializable')``: a state
+    that cannot be written safely is refused, not pickled.
+    """
+    import numpy as np
+
+    arrays: list[Any] = []
+
+    def enc(obj: Any, where: str) -> Any:
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, int):
+            return obj
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else {_FLOAT: repr(obj)}
+        if isinstance(obj, np.generic):
+            return enc(obj.item(), where)
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind in "biufcmM" or obj.dtype.kind == "U" or obj.dtype.kind == "S":
+                arrays.append(np.ascontiguousarray(obj))
+                return {_ARRAY: len(arrays) - 1}
+            if obj.dtype.kind == "O":
+                flat = [enc(v, f"{where}[]") for v in obj.ravel().tolist()]
+                return {_OBJECT_ARRAY: flat, "shape": list(obj.shape)}
+            raise CheckpointError("unserializable", f"{where}: numpy dtype {obj.dtype} cannot be checkpointed")
+        if isinstance(obj, tuple):
+            return {_TUPLE: [enc(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        if isinstance(obj, list):
+            return [enc(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) for k in obj) and not (set(obj) & _MARKERS):
+                return {k: enc(v, f"{where}.{k}") for k, v in obj.items()}
+            return {_PAIRS: [[enc(k, f"{where}<key>"), enc(v, f"{where}[{k!r}]")] for k, v in obj.items()]}
+        raise CheckpointError("unserializable", f"{where}: a {type(obj).__name__} cannot be checkpointed without pickle")
+
+    return enc(state, "state"), arrays
+
+
+def decode_state(tree: Any, arrays: list[Any]) -> Any:
+    """Inverse of :func:`encode_state`."""
+    import numpy as np
+
+    def dec(obj: Any) -> Any:
+        if isinstance(obj, list):
+            return [dec(v) for v in obj]
+        if not isinstance(obj, dict):
+            return obj
+        if _ARRAY in obj and len(obj) == 1:
+            idx = obj[_ARRAY]
+            if not isinstance(idx, int) or not 0 <= idx < len(arrays):
+                raise CheckpointError("corrupt", f"array reference {idx!r} out of range")
+            return arrays[idx]
+        if _OBJECT_ARRAY in obj:
+            flat = [dec(v) for v in obj[_OBJECT_ARRAY]]
+            out = np.empty(len(flat), dtype=object)
+            out[:] = flat
+            try:
+                return out.reshape(tuple(obj.get("shape", [len(flat)])))
+            except ValueError:
+                raise CheckpointError("corrupt", "object array does not match its shape") from None
+        if _TUPLE in obj and len(obj) == 1:
+            return tuple(dec(v) for v in obj[_TUPLE])
+        if _PAIRS in obj and len(obj) == 1:
+            return {_hashable(dec(k)): dec(v) for k, v in obj[_PAIRS]}
+        if _FLOAT in obj and len(obj) == 1:
+            return float(obj[_FLOAT])
+        return {k: dec(v) for k, v in obj.items()}
+
+    return dec(tree)
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+# -- files ---------------------------------------------------------------------------------------
+def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: int) -> CheckpointInfo:
+    """Write ``state`` atomically to ``path`` (write to a temporary file, fsync, rename)."""
+    import numpy as np
+
+    path = Path(path)
+    tree, arrays = encode_state(state)
+    created = time.time()
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_version": state_version,
+        "model": model,
+        "created": created,
+        "arrays": len(arrays),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointError("io", f"cannot create the checkpoint folder {path.parent}: {err.strerror}") from None
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+                zf.writestr("manifest.json", json.dumps(manifest))
+                zf.writestr("state.json", json.dumps(tree, separators=(",", ":")))
+                for i, arr in enumerate(arrays):
+                    buf = io.BytesIO()
+                    np.save(buf, arr, allow_pickle=False)
+                    zf.writestr(f"arrays/{i}.npy", buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise CheckpointError("io", f"cannot write {path}: {err.strerror or err}") from None
+    return CheckpointInfo(path, size, created, len(arrays))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | Path, *, model: str | None = None, state_version: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint; returns ``(state, manifest)``. Raises :class:`CheckpointError`."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError("missing", f"{path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "manifest.json" not in names or "state.json" not in names:
+                raise CheckpointError("format", f"{path} is not a monitor checkpoint (no manifest.json/state.json)")
+            manifest = json.loads(zf.read("manifest.json"))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                raise CheckpointError("format", f"{path} is not a {FORMAT} file")
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise CheckpointError("version", f"{path} has format version {manifest.get('format_version')!r}, "
+                                                 f"this agent reads {FORMAT_VERSION}")
+            if state_version is not None and manifest.get("state_version") != state_version:
+                raise CheckpointError("version", f"{path} holds state version {manifest.get('state_version')!r}, "
+                                                 f"this agent uses {state_version}")
+            if model is not None and manifest.get("model") != model:
+                raise CheckpointError("model", f"{path} belongs to model {manifest.get('model')!r}, not {model!r}")
+            n = manifest.get("arrays", 0)
+            if not isinstance(n, int) or n < 0:
+                raise CheckpointError("corrupt", f"{path}: bad array count {n!r}")
+            arrays = []
+            for i in range(n):
+                with zf.open(f"arrays/{i}.npy") as fh:
+                    arrays.append(np.load(io.BytesIO(fh.read()), allow_pickle=False))
+            tree = json.loads(zf.read("state.json"))
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+        raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
+    state = decode_state(tree, arrays)
+    if not isinstance(state, dict):
+        raise CheckpointError("corrupt", f"{path}: the state is not a mapping")
+    return state, manifest
+
+
+def set_aside(path: str | Path, reason: str) -> Path | None:
+    """Rename a bad checkpoint to ``<name>.<reason>-<utc time>`` so that the next start does not
+    trip over it again (and an operator can inspect it). Returns the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.{reason}-{stamp}-{n}")
+        n += 1
+    try:
+        os.replace(path, target)
+    except OSError as err:
+        log.error("could not move the bad checkpoint %s aside: %s", path, err)
+        return None
+    return target
+
+
+def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
+    """Load ``path`` into ``monitor``. Returns ``(restored, failure_reason)``: ``(False, None)``
+    when there is no checkpoint yet; on any failure the file is moved aside, the reason returned
+    and logged. The monitor may have been partly loaded on failure: callers that care rebuild it
+    (the sidecar does)."""
+    from monitor.core import STATE_VERSION
+
+    try:
+        state, manifest = load(path, model=monitor.model, state_version=STATE_VERSION)
+    except CheckpointError as err:
+        if err.reason == "missing":
+            return False, None
+        moved = set_aside(path, err.reason)
+        log.error("checkpoint %s not restored (%s): %s; moved to %s, starting fresh", path, err.reason, err, moved)
+        return False, err.reason
+    try:
+        monitor.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - any mismatch in a detector's state is "incompatible"
+        moved = set_aside(path, "incompatible")
+        log.error("checkpoint %s does not fit this configuration: %s; moved to %s, starting fresh", path, err, moved)
+        return False, "incompatible"
+    log.info("restored %s from %s (written %.0f s ago)", monitor.model, path, time.time() - float(manifest.get("created", 0)))
+    return True, None

@@ -1,0 +1,62 @@
+"""``monitor serve``: the sidecar container's command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+__all__ = ["serve"]
+
+
+@click.command("serve")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="monitor.yaml (one model, or several under models:).")
+@click.option("--host", default=None, help="Address to bind (default: server.addr, i.e. 127.0.0.1). "
+                                          "Use 0.0.0.0 only behind a network policy or with tokens.")
+@click.option("--port", default=None, type=int, help="Port of the sidecar (default: server.port, 9108).")
+@click.option("--proxy", "proxy_url", default=None, metavar="URL",
+              help="Reverse-proxy mode: forward every request to this model server (e.g. http://127.0.0.1:8080) "
+                   "and tap its inference requests.")
+@click.option("--proxy-port", default=None, type=int,
+              help="Serve the proxy on its own port (default: the sidecar's port, behind its own routes).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+@click.option("--ready-file", default=None, type=click.Path(dir_okay=False),
+              help="Append host:port of each listener to this file once bound (for scripts using port 0).")
+def serve(config_path: str, host: str | None, port: int | None, proxy_url: str | None, proxy_port: int | None,
+          log_level: str, ready_file: str | None) -> None:
+    """Run the sidecar: HTTP intake, CloudEvents, reverse proxy, /metrics, checkpoints.
+
+    Stops gracefully on SIGTERM: intake closes, queues drain, rules are evaluated one last time
+    and checkpoints are written.
+    """
+    from monitor.config import ConfigError, load_config
+
+    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        agent = load_config(config_path)
+        from monitor.server.app import build_sidecar, create_app, create_proxy_app
+
+        sidecar = build_sidecar(agent, addr=host, port=port, proxy_upstream=proxy_url)
+        if proxy_port is not None:
+            import dataclasses
+
+            sidecar.settings = sidecar.settings.replace(proxy=dataclasses.replace(sidecar.settings.proxy, port=proxy_port))
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    settings = sidecar.settings
+    if settings.proxy.port is not None and not settings.proxy.upstream:
+        raise click.ClickException("--proxy-port needs --proxy URL (or server.proxy.upstream)")
+    app = create_app(sidecar)
+    apps = [(app, settings.addr, settings.port)]
+    if settings.proxy.upstream and settings.proxy.port is not None:
+        apps.append((create_proxy_app(sidecar), settings.addr, settings.proxy.port))
+    from monitor.server.lifecycle import run
+
+    try:
+        asyncio.run(run(apps, shutdown_timeout=settings.shutdown_timeout_s, ready_file=ready_file))
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {settings.addr}:{settings.port}: {err.strerror or err}") from None

@@ -1,0 +1,375 @@
+"""Forwarding mode for multi-worker servers: decorators in N worker processes, one detector state.
+
+gunicorn/uvicorn workers are separate processes; a :class:`~monitor.core.Monitor` in each would
+see only its share of the traffic (a drift window per worker, a probing client split N ways). In
+forwarding mode each worker holds a :class:`ForwardingMonitor` instead: the ``@watch`` hot path is
+unchanged (one tuple appended to a bounded deque, never blocking), and a background thread sends
+the events in batches to the local sidecar (``monitor serve`` with ``server.forward``) as
+datagrams over a Unix socket (preferred: the kernel tells the sender when the sidecar is away or
+its buffer is full) or UDP on loopback.
+
+When the sidecar is away, slow or the datagram too large, events are dropped and counted by
+reason, never retried into unbounded memory and never blocking the model. The cumulative drop
+counts ride along in every datagram, so the sidecar exports them
+(``monitor_forward_events_dropped_total``) once it hears from the worker again; each datagram
+also carries a sequence number, so datagrams lost in transit are counted too.
+
+Wire format (one UTF-8 JSON object per datagram)::
+
+    {"v": 1, "sender": "<host>:<pid>:<random>", "seq": 17, "model": "iris",
+     "dropped": {"queue_full": 3}, "events": [<event objects in the documented format>]}
+
+This module imports only the standard library (numpy values are converted when present).
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import json
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.events import ERROR, FEEDBACK, PREDICTION
+from monitor.queue import EventQueue
+
+__all__ = ["WIRE_VERSION", "ForwardingMonitor", "ForwardStats", "parse_target", "encode_event"]
+
+WIRE_VERSION = 1
+#: Largest datagram sent: UDP on loopback carries at most 65,507 bytes; a Unix datagram socket
+#: more, but the receiver's buffer is shared, so batches are kept small either way.
+UDP_MAX = 65_000
+UNIX_MAX = 200_000
+
+
+def parse_target(target: str) -> tuple[str, Any]:
+    """``unix:///path/to.sock`` (or a bare path) -> ("unix", path); ``udp://host:port`` -> ("udp", (host, port))."""
+    if target.startswith("udp://"):
+        host, _, port = target[6:].rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"forwarding target {target!r}: write udp://127.0.0.1:9109")
+        return "udp", (host.strip("[]"), int(port))
+    if target.startswith("unix://"):
+        path = target[7:]
+    elif target.startswith("/") or target.startswith("."):
+        path = target
+    else:
+        raise ValueError(f"forwarding target {target!r}: write unix:///run/monitor/forward.sock or udp://127.0.0.1:9109")
+    if not path:
+        raise ValueError("forwarding target: the Unix socket path is empty")
+    return "unix", path
+
+
+def _default(obj: Any) -> Any:
+    """JSON for what predict functions pass around: numpy arrays and scalars, DataFrames."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):
+        return obj.to_dict(orient="records")
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"a {type(obj).__name__} cannot be forwarded as JSON")
+
+
+def encode_event(event: tuple[Any, ...]) -> str:
+    """One queued event tuple as a JSON object in the documented event format."""
+    kind = event[0]
+    if kind == PREDICTION:
+        _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
+        obj: dict[str, Any] = {"timestamp": ts, "inputs": inputs, "outputs": outputs}
+        if latency is not None:
+            obj["latency_s"] = latency
+        if client is not None:
+            obj["client"] = str(client)
+        if rid is not None:
+            obj["request_id"] = rid
+        if segment is not None:
+            obj["segment"] = str(segment)
+        if embedding is not None:
+            obj["embedding"] = embedding
+    elif kind == ERROR:
+        _, ts, exc, latency, client = event
+        obj = {"type": "error", "timestamp": ts, "exception": exc}
+        if latency is not None:
+            obj["latency_s"] = latency
+        if client is not None:
+            obj["client"] = str(client)
+    elif kind == FEEDBACK:
+        _, ts, ids, labels = event
+        obj = {"type": "feedback", "timestamp": ts, "request_ids": list(ids), "labels": list(labels)}
+    else:
+        raise ValueError(f"unknown event kind {kind!r}")
+    return json.dumps(obj, default=_default, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass
+class ForwardStats:
+    """What a forwarding worker did since it started."""
+
+    events_sent: int = 0
+    datagrams_sent: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+_LIVE: "weakref.WeakSet[ForwardingMonitor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:  # a worker that exits flushes what it still holds
+    for fm in list(_LIVE):
+        try:
+            fm.close(timeout=1.0)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _after_fork_in_child() -> None:
+    for fm in list(_LIVE):
+        fm._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class ForwardingMonitor:
+    """A Monitor-like sink that forwards events to a local sidecar.
+
+    It offers what the ``@watch`` decorator and callers use (``queue``, ``observe``,
+    ``observe_error``, ``feedback``, ``watch``, ``flush``, ``close``), so
+    ``monitor.watch(fn, monitor=ForwardingMonitor("iris", "unix:///run/monitor/forward.sock"))``
+    works unchanged.
+
+    Parameters
+    ----------
+    model
+        The model name the sidecar files the events under.
+    target
+        ``unix:///path.sock`` or ``udp://127.0.0.1:9109``.
+    capacity
+        Events held in this process at most while the sender catches up (then shed, counted).
+    batch_max
+        Events per datagram at most (datagrams are also cut at ``max_datagram_bytes``).
+    flush_interval_s
+        How often the sender thread wakes up to send what is queued.
+    sample_rate
+        Fraction of calls forwarded (as in the Monitor).
+    """
+
+    def __init__(self, model: str = "default", target: str = "unix:///run/monitor/forward.sock", *,
+                 capacity: int = 100_000, batch_max: int = 500, flush_interval_s: float = 0.05,
+                 max_datagram_bytes: int | None = None, sample_rate: float = 1.0, seed: int | None = None,
+                 start: bool = True) -> None:
+        if not 0 < sample_rate <= 1:
+            raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
+        self.model = model
+        self.target = target
+        self.transport, self.address = parse_target(target)
+        self.queue = EventQueue(capacity)
+        self.batch_max = int(batch_max)
+        self.flush_interval_s = float(flush_interval_s)
+        self.max_datagram_bytes = int(max_datagram_bytes or (UDP_MAX if self.transport == "udp" else UNIX_MAX))
+        self._sample_rate = float(sample_rate)
+        self._random = random.Random(seed).random
+        self.closed = False
+        self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = ForwardStats()
+        self._seq = 0
+        self._dropped_local: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
+        self._send_lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{model}", daemon=True)
+        self._pid = os.getpid()
+        _LIVE.add(self)
+        if start:
+            self._thread.start()
+
+    # -- the caller's side (same contract as Monitor) ----------------------------------------------
+    def observe(self, inputs: Any, outputs: Any, *, client: str | None = None, request_id: Any = None,
+                latency_s: float | None = None, segment: str | None = None, timestamp: float | None = None,
+                embedding: Any = None) -> bool:
+        try:
+            if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
+                self.queue.sampled_out()
+                return False
+            ts = time.time() if timestamp is None else float(timestamp)
+            return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
+        except Exception:  # noqa: BLE001
+            self.queue.drop("internal_error")
+            return False
+
+    def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
+                      client: str | None = None, timestamp: float | None = None) -> bool:
+        name = exception if isinstance(exception, str) else type(exception).__name__
+        return self.queue.put((ERROR, time.time() if timestamp is None else float(timestamp), name, latency_s, client))
+
+    def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
+        if isinstance(request_ids, (str, int)):
+            request_ids, labels = [request_ids], [labels]
+        ids, labs = list(request_ids), list(labels.tolist() if hasattr(labels, "tolist") else labels)
+        if len(ids) != len(labs):
+            raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
+        return self.queue.put((FEEDBACK, time.time() if timestamp is None else float(timestamp), ids, labs))
+
+    def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        from monitor.decorator import watch
+
+        return watch(fn, monitor=self, **kwargs)
+
+    # -- sending -----------------------------------------------------------------------------------
+    def _socket(self) -> socket.socket:
+        if self._sock is None or self._pid != os.getpid():  # a fork gets its own socket
+            self._pid = os.getpid()
+            if self.transport == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            else:
+                family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.connect(self.address)  # connected: a closed port is reported (ECONNREFUSED)
+            sock.setblocking(False)
+            self._sock = sock
+        return self._sock
+
+    def _count_drop(self, reason: str, n: int) -> None:
+        if n:
+            self._dropped_local[reason] = self._dropped_local.get(reason, 0) + n
+
+    def _dropped_totals(self) -> dict[str, int]:
+        queue_dropped, _ = self.queue.counters()
+        out = dict(queue_dropped)
+        for k, v in self._dropped_local.items():
+            out[k] = out.get(k, 0) + v
+        return out
+
+    def _send(self, pieces: list[str]) -> bool:
+        self._seq += 1
+        head = json.dumps({"v": WIRE_VERSION, "sender": self.sender_id, "seq": self._seq, "model": self.model,
+                           "dropped": self._dropped_totals()}, separators=(",", ":"))
+        payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
+        try:
+            sock = self._socket()
+            if self.transport == "unix":
+                sock.sendto(payload, self.address)
+            else:
+                sock.send(payload)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._count_drop("sidecar_unavailable", len(pieces))
+            self._reset_socket()
+            return False
+        except BlockingIOError:
+            self._count_drop("socket_full", len(pieces))
+            return False
+        except OSError as err:
+            self._count_drop("too_large" if err.errno == errno.EMSGSIZE else "send_error", len(pieces))
+            self._reset_socket()
+            return False
+        self.stats.events_sent += len(pieces)
+        self.stats.datagrams_sent += 1
+        self._reported = self._dropped_totals()
+        return True
+
+    def _reset_socket(self) -> None:
+        if self._sock is not None and self.transport == "udp":
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def send_pending(self) -> int:
+        """Send everything queued now, in datagrams; returns the number of events handled."""
+        handled = 0
+        with self._send_lock:
+            while True:
+                events = self.queue.drain(self.batch_max)
+                if not events:
+                    break
+                handled += len(events)
+                pieces: list[str] = []
+                size = 200
+                for ev in events:
+                    try:
+                        piece = encode_event(ev)
+                    except (TypeError, ValueError):
+                        self._count_drop("unserializable", 1)
+                        continue
+                    if len(piece) + 200 > self.max_datagram_bytes:
+                        self._count_drop("too_large", 1)
+                        continue
+                    if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
+                        self._send(pieces)
+                        pieces, size = [], 200
+                    pieces.append(piece)
+                    size += len(piece) + 1
+                if pieces:
+                    self._send(pieces)
+            if not handled and self._dropped_totals() != self._reported:
+                self._send([])  # report new drop counts even when nothing else flows
+        return handled
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.queue.wait(self.flush_interval_s)
+            try:
+                self.send_pending()
+            except Exception:  # noqa: BLE001 - the sender thread must survive anything
+                self._count_drop("internal_error", 0)
+        self.send_pending()
+
+    def _after_fork(self) -> None:
+        """In a forked worker (gunicorn --preload): a fresh queue, socket and sender thread; the
+        parent's queued events stay the parent's."""
+        q = self.queue  # kept in place: decorators hold references to its deque
+        q.items.clear()
+        q._lock, q._dropped, q._sampled_out, q._wake = threading.Lock(), {}, 0, threading.Event()
+        self._send_lock = threading.Lock()
+        self._sock = None
+        self._pid = os.getpid()
+        self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stats = ForwardStats()
+        self._seq = 0
+        self._dropped_local, self._reported = {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{self.model}", daemon=True)
+        if not self.closed:
+            self._thread.start()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send what is queued now (synchronously)."""
+        self.send_pending()
+
+    def counters(self) -> ForwardStats:
+        return ForwardStats(self.stats.events_sent, self.stats.datagrams_sent, self._dropped_totals())
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        self.queue.wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        else:
+            self.send_pending()
+        self.queue.closed = True
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> "ForwardingMonitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ForwardingMonitor(model={self.model!r}, target={self.target!r})"

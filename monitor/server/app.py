@@ -1,0 +1,262 @@
+"""The sidecar's aiohttp application: routes, middleware, start-up and shutdown hooks.
+
+aiohttp was chosen because it gives the server, the reverse proxy's client and the Alertmanager
+client one asyncio stack (one event loop, one dependency), with streaming in both directions.
+
+Endpoints (see :func:`create_app`):
+
+========================  =========  ===================================================
+``POST /v1/events``       write      one event, a JSON array or NDJSON (documented format)
+``POST /v1/feedback``     write      delayed labels
+``POST /v1/cloudevents``  write      KServe / Seldon inference logger (also ``POST /``
+                                     when the proxy does not own the root path)
+``GET /metrics``          read       Prometheus text, or OpenMetrics by ``Accept``
+``GET /api/v1/alerts``    read       active alerts in Prometheus's JSON shape
+``GET /api/v1/status``    read       models, queues, checkpoints, readiness
+``GET /api/v1/clients``   read       clients the probing detectors find suspicious
+``GET /healthz``          open       the process is alive
+``GET /readyz``           open       models and references loaded, intake open
+========================  =========  ===================================================
+
+"write" and "read" are the two optional bearer-token scopes (``server.write_token_*`` and
+``server.metrics_token_*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from monitor.config import AgentConfig
+from monitor.server.auth import TokenAuth
+from monitor.server.cloudevents import CloudEventsIntake, handle_cloudevent
+from monitor.server.errors import IntakeError, error_response
+from monitor.server.intake import handle_events, handle_feedback
+from monitor.server.lifecycle import Checkpointer, housekeeping, shutdown
+from monitor.server.settings import SidecarSettings, settings_from
+from monitor.server.sidecar import MonitorFactory, Sidecar
+
+__all__ = ["create_app", "build_sidecar", "alerts_payload"]
+
+log = logging.getLogger("monitor.server")
+
+WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root"})
+READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
+_ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
+_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def build_sidecar(agent: AgentConfig, *, monitor_factory: MonitorFactory | None = None, **overrides: Any) -> Sidecar:
+    """A :class:`Sidecar` for a validated config; ``overrides`` (``addr``, ``port``,
+    ``proxy_upstream``...) take precedence over the file."""
+    return Sidecar(agent, settings_from(agent, **overrides), monitor_factory=monitor_factory)
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    sidecar: Sidecar = request.app["sidecar"]
+    route = request.match_info.route
+    name = route.name or ("proxy" if route.resource is not None else "unmatched")
+    t0 = time.perf_counter()
+    status = 500
+    try:
+        if name in WRITE_ROUTES:
+            request.app["write_auth"].check(request)
+        elif name in READ_ROUTES:
+            request.app["read_auth"].check(request)
+        response = await handler(request)
+        status = response.status
+        return response
+    except IntakeError as err:
+        status = err.status
+        endpoint = _ENDPOINT.get(name, name)
+        if err.events:
+            sidecar.count_refused(endpoint, err.reason, err.events)
+        return error_response(err)
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = 499  # the client went away
+        raise
+    except Exception:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
+        log.exception("handler %s failed", name)
+        if name in _ENDPOINT:
+            sidecar.count_refused(_ENDPOINT[name], "internal_error")
+        return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
+                                  "reason": "internal_error"}, status=500)
+    finally:
+        sidecar.http.record(name if not name.startswith("proxy") else "proxy", status, time.perf_counter() - t0)
+
+
+# -- read endpoints --------------------------------------------------------------------------------
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    sidecar: Sidecar = request.app["sidecar"]
+    if sidecar.load_error:
+        return web.json_response({"status": "error", "ready": False, "error": sidecar.load_error}, status=503)
+    if not sidecar.ready:
+        return web.json_response({"status": "loading", "ready": False}, status=503)
+    if not sidecar.accepting:
+        return web.json_response({"status": "shutting_down", "ready": False}, status=503)
+    return web.json_response({"status": "ok", "ready": True, "models": sorted(sidecar.monitors)})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    sidecar: Sidecar = request.app["sidecar"]
+    om = "application/openmetrics-text" in request.headers.get("Accept", "")
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(None, sidecar.metrics_text, om)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = _OPENMETRICS if om else _TEXT
+    return resp
+
+
+def alerts_payload(alerts: list[Any]) -> dict[str, Any]:
+    """Prometheus's ``GET /api/v1/alerts`` shape from the rule evaluator's alert objects.
+    Uses the rules package's own formatter when it has one."""
+    try:
+        from monitor.rules import api as rules_api  # type: ignore[attr-defined]
+
+        fmt = getattr(rules_api, "alerts_response", None)
+    except ImportError:
+        fmt = None
+    if fmt is not None:
+        return fmt(alerts)
+    out = []
+    for a in alerts:
+        d = a.to_dict() if hasattr(a, "to_dict") else dict(a) if isinstance(a, dict) else vars(a)
+        active = d.get("activeAt", d.get("active_at"))
+        if isinstance(active, (int, float)):
+            active = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(active)) + f".{int((active % 1) * 1e9):09d}Z"
+        out.append({
+            "labels": dict(d.get("labels", {})),
+            "annotations": dict(d.get("annotations", {})),
+            "state": str(d.get("state", "firing")),
+            "activeAt": active,
+            "value": str(d.get("value", "")),
+        })
+    return {"status": "success", "data": {"alerts": out}}
+
+
+async def _alerts(request: web.Request) -> web.Response:
+    sidecar: Sidecar = request.app["sidecar"]
+    alerts: list[Any] = []
+    for mon in sidecar.all_monitors():
+        alerts.extend(mon.alerts())
+    return web.json_response(alerts_payload(alerts))
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response({"status": "success", "data": request.app["sidecar"].status()})
+
+
+async def _clients(request: web.Request) -> web.Response:
+    sidecar: Sidecar = request.app["sidecar"]
+    try:
+        limit = max(1, min(1000, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise IntakeError(400, "limit", "must be an integer between 1 and 1000", "bad_limit", events=0) from None
+    out = []
+    for mon in sidecar.all_monitors():
+        for item in mon.suspicious_clients(limit):
+            d = item.to_dict() if hasattr(item, "to_dict") else item
+            out.append({"model": mon.model, **(d if isinstance(d, dict) else {"client": str(d)})})
+    return web.json_response({"status": "success", "data": {"clients": out}})
+
+
+# -- the application ---------------------------------------------------------------------------------
+def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_in_thread: bool = True) -> web.Application:
+    """The sidecar's application. With a proxy upstream and no separate ``server.proxy.port``,
+    the proxy's routes are added behind the sidecar's own (which take precedence)."""
+    settings: SidecarSettings = sidecar.settings
+    app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1)
+    app["sidecar"] = sidecar
+    app["write_auth"] = TokenAuth(settings.write_tokens)
+    app["read_auth"] = TokenAuth(settings.metrics_tokens)
+    app["cloudevents"] = CloudEventsIntake(sidecar)
+    app["checkpointer"] = Checkpointer(sidecar)
+    r = app.router
+    r.add_get("/healthz", _healthz, name="healthz")
+    r.add_get("/readyz", _readyz, name="readyz")
+    r.add_get("/metrics", _metrics, name="metrics")
+    r.add_get("/api/v1/alerts", _alerts, name="alerts")
+    r.add_get("/api/v1/status", _status, name="status")
+    r.add_get("/api/v1/clients", _clients, name="clients")
+    r.add_post("/v1/events", handle_events, name="events")
+    r.add_post("/v1/feedback", handle_feedback, name="feedback")
+    r.add_post("/v1/cloudevents", handle_cloudevent, name="cloudevents")
+    with_proxy = bool(settings.proxy.upstream) and (settings.proxy.port is None if proxy_on_this_app is None else proxy_on_this_app)
+    if with_proxy:
+        from monitor.server.proxy import Proxy
+
+        proxy = Proxy(sidecar, settings.proxy)
+        proxy.add_routes(app)
+        app["proxy"] = proxy
+    else:
+        r.add_post("/", handle_cloudevent, name="cloudevents_root")
+
+    async def startup(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        if load_in_thread:
+            app["loader"] = loop.run_in_executor(None, sidecar.load)
+        else:
+            sidecar.load()
+        if "proxy" in app:
+            await app["proxy"].start()
+        fw = settings.forward
+        if fw.unix or fw.udp:
+            from monitor.server.forward import ForwardReceiver
+
+            receiver = ForwardReceiver(sidecar, fw)
+            await receiver.start()
+            app["forward_receiver"] = receiver
+        app["tasks"] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app["checkpointer"].run())]
+
+    async def cleanup(app: web.Application) -> None:
+        for task in app.get("tasks", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        loader = app.get("loader")
+        if loader is not None:
+            with contextlib.suppress(Exception):
+                await loader
+        await shutdown(app)
+        if "proxy" in app:
+            await app["proxy"].close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def create_proxy_app(sidecar: Sidecar) -> web.Application:
+    """The proxy alone, for a separate listener (``server.proxy.port``)."""
+    from monitor.server.proxy import Proxy
+
+    app = web.Application(middlewares=[_middleware], client_max_size=sidecar.settings.max_body_bytes + 1)
+    app["sidecar"] = sidecar
+    proxy = Proxy(sidecar, sidecar.settings.proxy)
+    proxy.add_routes(app)
+    app["proxy"] = proxy
+
+    async def startup(app: web.Application) -> None:
+        await proxy.start()
+
+    async def cleanup(app: web.Application) -> None:
+        await proxy.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app

@@ -1,0 +1,281 @@
+"""CloudEvents intake: KServe's and Seldon's inference loggers, with zero code on the model side.
+
+Both loggers send each inference as two binary-mode CloudEvents (``ce-*`` headers, the payload
+as the body) with the same ``ce-id``: the request (``org.kubeflow.serving.inference.request`` /
+``io.seldon.serving.inference.request``) and the response (``...inference.response``). They may
+arrive in either order, from different connections. The :class:`Joiner` holds the first half in
+a bounded, time-limited table until its other half arrives; halves that wait longer than
+``server.cloudevents.pending_ttl`` (or are pushed out when ``max_pending`` is reached, or are
+still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total``.
+
+``ce-inferenceservicename`` selects the model (the only one when a single model is served).
+Seldon's feedback events (``io.seldon.serving.feedback``) become delayed labels, joined to the
+prediction by ``response.meta.puid``. Structured mode (``application/cloudevents+json``) is
+accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
+from monitor.server.errors import IntakeError
+from monitor.server.limits import read_body
+from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["REQUEST_TYPES", "RESPONSE_TYPES", "FEEDBACK_TYPES", "CloudEvent", "Joiner", "read_cloudevent", "handle_cloudevent"]
+
+REQUEST_TYPES = frozenset({"org.kubeflow.serving.inference.request", "io.seldon.serving.inference.request"})
+RESPONSE_TYPES = frozenset({"org.kubeflow.serving.inference.response", "io.seldon.serving.inference.response"})
+FEEDBACK_TYPES = frozenset({"io.seldon.serving.feedback", "org.kubeflow.serving.feedback"})
+ENDPOINT = "cloudevents"
+
+
+@dataclass
+class CloudEvent:
+    """The attributes the sidecar reads (binary or structured mode) and the decoded data."""
+
+    id: str
+    type: str
+    source: str
+    time: str | None
+    attributes: dict[str, str]
+    data: Any
+
+
+@dataclass
+class _Half:
+    part: str  # "request" or "response"
+    monitor: "Monitor"
+    received: float  # monotonic, for the time limit
+    ts: float  # event time (ce-time of the request when present)
+    payload: Any  # decoded inputs (request) or outputs (response)
+    rows: int | None
+    client: str | None
+
+
+class Joiner:
+    """Bounded table of request/response halves waiting for each other, keyed by (model, ce-id).
+
+    Parameters
+    ----------
+    max_pending
+        Halves held at most; the oldest is pushed out (counted ``overflow``) beyond it.
+    ttl_s
+        Seconds a half waits for its other half before it is counted ``timeout``.
+    """
+
+    def __init__(self, max_pending: int, ttl_s: float) -> None:
+        self.max_pending = int(max_pending)
+        self.ttl_s = float(ttl_s)
+        self._pending: OrderedDict[tuple[str, str], _Half] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def offer(self, key: tuple[str, str], half: _Half) -> tuple[_Half | None, list[tuple[_Half, str]]]:
+        """Add one half. Returns ``(other half or None, halves given up as (half, reason))``."""
+        given_up: list[tuple[_Half, str]] = []
+        other = self._pending.get(key)
+        if other is not None:
+            if other.part != half.part:
+                del self._pending[key]
+                return other, given_up
+            del self._pending[key]  # the same half twice (a retry): keep the newest
+            given_up.append((other, "duplicate"))
+        self._pending[key] = half
+        while len(self._pending) > self.max_pending:
+            _, old = self._pending.popitem(last=False)
+            given_up.append((old, "overflow"))
+        return None, given_up
+
+    def expire(self, now_monotonic: float) -> list[tuple[_Half, str]]:
+        """Give up on halves older than the time limit (oldest first; insertion order is age order)."""
+        out: list[tuple[_Half, str]] = []
+        cutoff = now_monotonic - self.ttl_s
+        while self._pending:
+            key, half = next(iter(self._pending.items()))
+            if half.received > cutoff:
+                break
+            del self._pending[key]
+            out.append((half, "timeout"))
+        return out
+
+    def drain(self) -> list[tuple[_Half, str]]:
+        out = [(h, "shutdown") for h in self._pending.values()]
+        self._pending.clear()
+        return out
+
+
+def _attributes_binary(request: web.Request) -> dict[str, str]:
+    return {k[3:].lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+
+
+def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: bytes) -> CloudEvent:
+    """Validate a CloudEvent (binary mode: ``ce-*`` attributes; structured mode: a JSON envelope)."""
+    attrs = dict(headers_attrs)
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/cloudevents+json":
+        try:
+            env = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json") from None
+        if not isinstance(env, dict):
+            raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json")
+        data = env.get("data")
+        attrs = {k: str(v) for k, v in env.items() if k not in ("data", "data_base64") and isinstance(v, (str, int, float))}
+        prefix = ""
+    else:
+        prefix = "ce-"
+        data = None
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise IntakeError(400, "body", "the event data must be JSON (content-type application/json)", "bad_json") from None
+    spec = attrs.get("specversion")
+    if spec is None:
+        raise IntakeError(400, f"{prefix}specversion", "is required: this is not a CloudEvent (send ce-specversion: 1.0)",
+                          "not_a_cloudevent")
+    if spec != "1.0":
+        raise IntakeError(400, f"{prefix}specversion", f"CloudEvents {spec!r} is not supported; send 1.0", "bad_specversion")
+    for name in ("id", "type", "source"):
+        if not attrs.get(name):
+            raise IntakeError(400, f"{prefix}{name}", "is required by the CloudEvents spec", f"missing_ce_{name}")
+    if len(attrs["id"]) > 256:
+        raise IntakeError(400, f"{prefix}id", "is longer than 256 characters", "bad_ce_id")
+    return CloudEvent(attrs["id"], attrs["type"], attrs["source"], attrs.get("time"), attrs, data)
+
+
+def _client(event: CloudEvent, header: str | None) -> str | None:
+    """The client identity from KServe's ``ce-metadata`` (request headers the logger was told to
+    copy, ``metadataHeaders``), when a client header is configured."""
+    if not header:
+        return None
+    raw = event.attributes.get("metadata")
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    want = header.lower()
+    for k, v in meta.items():
+        if str(k).lower() == want:
+            if isinstance(v, list):
+                v = v[0] if v else None
+            return None if v is None else str(v)[:200]
+    return None
+
+
+class CloudEventsIntake:
+    """Turns CloudEvents into monitor events, joining requests and responses."""
+
+    def __init__(self, sidecar: "Sidecar") -> None:
+        self.sidecar = sidecar
+        cfg = sidecar.settings.cloudevents
+        self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s)
+
+    def _give_up(self, halves: list[tuple[_Half, str]]) -> None:
+        for half, reason in halves:
+            half.monitor.store.inc("monitor_cloudevents_unmatched", labels=(half.part, reason))
+        self._gauge()
+
+    def _gauge(self) -> None:
+        self.sidecar.store.set("monitor_cloudevents_pending", len(self.joiner))
+
+    def sweep(self) -> None:
+        """Count halves that waited too long (called every second by the housekeeping task)."""
+        self._give_up(self.joiner.expire(time.monotonic()))
+
+    def close(self) -> None:
+        self._give_up(self.joiner.drain())
+
+    def accept(self, event: CloudEvent) -> str:
+        """Process one validated CloudEvent; returns ``pending`` or ``accepted``."""
+        sidecar = self.sidecar
+        mon = sidecar.resolve(event.attributes.get("inferenceservicename") or None, field="ce-inferenceservicename")
+        now = time.time()
+        try:
+            ts = parse_timestamp(event.time, now)
+        except EventFormatError:
+            raise IntakeError(400, "ce-time", f"cannot read {event.time!r}; use RFC 3339", "bad_timestamp") from None
+        if event.type in FEEDBACK_TYPES:
+            try:
+                puid, labels = decode_seldon_feedback(event.data)
+            except PayloadError as err:
+                raise IntakeError(400, err.field, err.message, err.reason) from None
+            rid = puid or event.attributes.get("requestid")
+            if not rid:
+                raise IntakeError(400, "response.meta.puid", "is needed to join the feedback to its prediction", "missing_feedback")
+            ids = [rid] if len(labels) == 1 else [f"{rid}/{i}" for i in range(len(labels))]
+            sidecar.enqueue([(mon, (FEEDBACK, ts, ids, labels))], ENDPOINT)
+            return "accepted"
+        if event.type in REQUEST_TYPES:
+            part = "request"
+        elif event.type in RESPONSE_TYPES:
+            part = "response"
+        else:
+            raise IntakeError(400, "ce-type", f"{event.type[:100]!r} is not an inference request, response or feedback "
+                                              "(KServe org.kubeflow.serving.inference.*, Seldon io.seldon.serving.*)", "bad_ce_type")
+        try:
+            if part == "request":
+                payload = decode_inputs(event.data)
+                rows = _rows(payload)
+            else:
+                payload = decode_outputs(event.data)
+                rows = None
+        except PayloadError as err:
+            raise IntakeError(400, err.field, err.message, err.reason) from None
+        half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, sidecar.settings.client_header))
+        other, given_up = self.joiner.offer((mon.model, event.id), half)
+        if given_up:
+            self._give_up(given_up)
+        if other is None:
+            self._gauge()
+            return "pending"
+        req, resp = (half, other) if part == "request" else (other, half)
+        outputs = resp.payload
+        if req.rows == 1 and getattr(outputs, "ndim", 0) == 1 and outputs.shape[0] > 1:
+            outputs = outputs.reshape(1, -1)  # OIP v2: a single row's vector came without its batch axis
+        client = req.client or resp.client
+        event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, event.id, None, None)
+        self._gauge()
+        try:
+            sidecar.enqueue([(mon, event_tuple)], ENDPOINT)
+        except IntakeError:
+            mon.store.inc("monitor_cloudevents_unmatched", labels=("pair", "refused"))
+            raise
+        return "accepted"
+
+
+def _rows(inputs: Any) -> int | None:
+    if hasattr(inputs, "shape"):
+        return int(inputs.shape[0]) if len(inputs.shape) else 1
+    if isinstance(inputs, list):
+        return len(inputs)
+    return None
+
+
+async def handle_cloudevent(request: web.Request) -> web.Response:
+    """``POST /v1/cloudevents`` (and ``POST /`` when the proxy does not own the root path)."""
+    sidecar: Sidecar = request.app["sidecar"]
+    intake: CloudEventsIntake = request.app["cloudevents"]
+    if not sidecar.accepting:
+        raise IntakeError(503, "events", "the sidecar is shutting down", "shutting_down", headers={"Retry-After": "1"})
+    body = await read_body(request, sidecar.settings.max_body_bytes)
+    event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
+    outcome = intake.accept(event)
+    return web.json_response({"status": outcome, "id": event.id}, status=202)

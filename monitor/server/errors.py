@@ -1,0 +1,33 @@
+"""The sidecar's one error shape: a status, the offending field, a message with the fix, and a
+short reason that becomes the ``reason`` label of ``monitor_intake_events_refused_total``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["IntakeError", "error_response"]
+
+
+class IntakeError(Exception):
+    """A request the sidecar refuses. ``events`` is how many events it carried (for the refused
+    counter; 1 when unknown)."""
+
+    def __init__(self, status: int, field: str, message: str, reason: str, *, events: int = 1,
+                 details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status = status
+        self.field = field
+        self.message = message
+        self.reason = reason
+        self.events = events
+        self.details = details
+        self.headers = headers
+
+
+def error_response(err: IntakeError) -> web.Response:
+    body: dict[str, Any] = {"status": "error", "error": err.message, "field": err.field, "reason": err.reason}
+    if err.details:
+        body["errors"] = err.details
+    return web.json_response(body, status=err.status, headers=err.headers)

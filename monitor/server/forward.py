@@ -1,0 +1,191 @@
+"""The sidecar's end of forwarding mode: datagrams from :class:`monitor.forwarding.ForwardingMonitor`
+in other processes (gunicorn/uvicorn workers) over a Unix datagram socket and/or UDP on loopback.
+
+Each datagram is validated like ``POST /v1/events`` (per event; a datagram has no one to answer,
+so bad events are counted and the good ones kept). Workers report their cumulative drop counts
+and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
+``monitor_forward_datagrams_lost_total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import stat
+import time
+from typing import TYPE_CHECKING, Any
+
+from monitor.events import EventFormatError, parse_event
+from monitor.forwarding import WIRE_VERSION
+from monitor.server.errors import IntakeError
+from monitor.server.settings import ForwardSettings
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["ForwardReceiver"]
+
+log = logging.getLogger("monitor.server")
+ENDPOINT = "forward"
+_SENDER_TTL = 300.0
+_MAX_SENDERS = 10_000
+
+
+class _Sender:
+    __slots__ = ("seq", "dropped", "seen")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.dropped: dict[str, int] = {}
+        self.seen = 0.0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, receiver: "ForwardReceiver", transport_name: str) -> None:
+        self.receiver = receiver
+        self.name = transport_name
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.receiver.receive(data, self.name)
+
+    def error_received(self, exc: Exception) -> None:  # pragma: no cover - kernel-level
+        log.warning("forwarding socket error: %s", exc)
+
+
+class ForwardReceiver:
+    def __init__(self, sidecar: "Sidecar", settings: ForwardSettings) -> None:
+        self.sidecar = sidecar
+        self.settings = settings
+        self._transports: list[asyncio.BaseTransport] = []
+        self._senders: dict[str, _Sender] = {}
+        self._unix_path: str | None = None
+        self._last_gauge = 0.0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.settings.unix:
+            path = self.settings.unix
+            try:
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    os.unlink(path)  # a stale socket from a previous run
+            except FileNotFoundError:
+                pass
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes)
+            sock.bind(path)
+            os.chmod(path, 0o660)
+            self._unix_path = path
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "unix"), sock=sock)
+            self._transports.append(transport)
+        if self.settings.udp:
+            host, _, port = self.settings.udp.rpartition(":")
+            host = host.strip("[]")
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes)
+            sock.bind((host, int(port)))
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "udp"), sock=sock)
+            self._transports.append(transport)
+
+    @property
+    def udp_address(self) -> tuple[str, int] | None:
+        for t in self._transports:
+            sock = t.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                return sock.getsockname()[:2]
+        return None
+
+    def close(self) -> None:
+        for t in self._transports:
+            t.close()
+        self._transports.clear()
+        if self._unix_path:
+            try:
+                os.unlink(self._unix_path)
+            except OSError:
+                pass
+            self._unix_path = None
+
+    # -- one datagram --------------------------------------------------------------------------------
+    def receive(self, data: bytes, transport: str) -> None:
+        sidecar = self.sidecar
+        try:
+            msg = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            sidecar.count_refused(ENDPOINT, "bad_json")
+            return
+        if not isinstance(msg, dict) or msg.get("v") != WIRE_VERSION or not isinstance(msg.get("events"), list):
+            sidecar.count_refused(ENDPOINT, "bad_datagram")
+            return
+        self._account(msg)
+        events = msg["events"]
+        if not events:
+            return
+        default_model = msg.get("model") if isinstance(msg.get("model"), str) else None
+        now = time.time()
+        items: list[tuple[Monitor, tuple[Any, ...]]] = []
+        for obj in events:
+            try:
+                parsed = parse_event(obj, now)
+                mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
+            except EventFormatError as err:
+                sidecar.count_refused(ENDPOINT, err.reason)
+                continue
+            except IntakeError as err:
+                sidecar.count_refused(ENDPOINT, err.reason)
+                continue
+            items.append((mon, parsed.event))
+        if not items:
+            return
+        try:
+            # no one to answer 429 to: what does not fit is shed inside the queue, and counted there
+            sidecar.enqueue(items, ENDPOINT, admit=False)
+        except IntakeError as err:
+            sidecar.count_refused(ENDPOINT, err.reason, len(items))
+            return
+        counts: dict[Monitor, int] = {}
+        for mon, _ in items:
+            counts[mon] = counts.get(mon, 0) + 1
+        for mon, n in counts.items():
+            mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
+
+    def _account(self, msg: dict[str, Any]) -> None:
+        sender_id = msg.get("sender")
+        if not isinstance(sender_id, str) or len(sender_id) > 200:
+            return
+        senders = self._senders
+        s = senders.get(sender_id)
+        now = time.monotonic()
+        if s is None:
+            if len(senders) >= _MAX_SENDERS:
+                self._forget(now)
+            s = senders[sender_id] = _Sender()
+        s.seen = now
+        store = self.sidecar.store
+        seq = msg.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            if s.seq and seq > s.seq + 1:
+                store.inc("monitor_forward_datagrams_lost", seq - s.seq - 1)
+            s.seq = max(s.seq, seq)
+        dropped = msg.get("dropped")
+        if isinstance(dropped, dict):
+            for reason, total in dropped.items():
+                if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool):
+                    delta = total - s.dropped.get(reason, 0)
+                    if delta > 0:
+                        store.inc("monitor_forward_events_dropped", delta, labels=(reason[:40],))
+                        s.dropped[reason] = total
+        if now - self._last_gauge > 5.0:
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        cutoff = now - _SENDER_TTL
+        for key in [k for k, v in self._senders.items() if v.seen < cutoff]:
+            del self._senders[key]
+        self._last_gauge = now
+        self.sidecar.store.set("monitor_forward_senders", len(self._senders))

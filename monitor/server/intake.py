@@ -1,0 +1,150 @@
+"""``POST /v1/events`` and ``POST /v1/feedback``: the documented JSON event format over HTTP.
+
+A body is one event object, a JSON array of events, or NDJSON (one event per line; chosen by a
+``application/x-ndjson``/``application/jsonl`` content type, or detected when the body is not a
+single JSON document). ``?model=NAME`` names the model of events that do not say it.
+
+Batches are all or nothing: every event is validated first; one malformed event answers 400 with
+the index, the field and the fix for each problem (up to 20), and nothing is enqueued, so the
+client can fix and resend the batch without creating duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from monitor.events import EventFormatError, parse_event
+from monitor.server.errors import IntakeError
+from monitor.server.limits import read_body
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["decode_events", "handle_events", "handle_feedback", "MAX_REPORTED_ERRORS"]
+
+MAX_REPORTED_ERRORS = 20
+_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
+                 "application/json-seq", "text/plain")
+
+
+def _ndjson(body: bytes) -> list[Any]:
+    lines = [ln for ln in body.split(b"\n") if ln.strip()]
+    if not lines:
+        raise IntakeError(400, "body", "is empty; send one event, a JSON array or NDJSON lines", "empty_body", events=0)
+    try:  # fast path: the whole batch as one array (one C call instead of one per line)
+        out = json.loads(b"[" + b",".join(lines) + b"]")
+        if len(out) == len(lines):
+            return out
+    except (ValueError, UnicodeDecodeError):
+        pass
+    for i, ln in enumerate(lines):  # slow path: find the offending line for the error
+        try:
+            json.loads(ln)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise IntakeError(400, f"line {i + 1}", f"is not valid JSON ({_json_msg(err)}); send one JSON object per line",
+                              "bad_json", events=len(lines)) from None
+    raise IntakeError(400, "body", "lines do not form one event each; send one JSON object per line", "bad_json", events=len(lines))
+
+
+def _json_msg(err: Exception) -> str:
+    return str(err).split(":")[0][:80] if isinstance(err, ValueError) else "not UTF-8"
+
+
+def decode_events(body: bytes, content_type: str) -> list[Any]:
+    """Decoded JSON values of a body (not yet validated as events)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype in _NDJSON_TYPES:
+        return _ndjson(body)
+    if not body.strip():
+        raise IntakeError(400, "body", "is empty; send one event, a JSON array or NDJSON lines", "empty_body", events=0)
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several documents: NDJSON without the content type
+            return _ndjson(body)
+        raise IntakeError(400, "body", f"is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
+                          "bad_json") from None
+    except (ValueError, UnicodeDecodeError):
+        raise IntakeError(400, "body", "is not UTF-8 JSON", "bad_json") from None
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | None, endpoint: str,
+                force_type: str | None = None) -> list[tuple["Monitor", tuple[Any, ...]]]:
+    """Validate every event; raise one 400 listing the problems (nothing enqueued) or return
+    ``(monitor, event tuple)`` pairs."""
+    limit = sidecar.settings.max_batch_events
+    if len(values) > limit:
+        raise IntakeError(413, "events", f"{len(values)} events in one request is over the limit of {limit}; "
+                                         "split the batch or raise server.max_batch_events", "too_many_events", events=len(values))
+    now = time.time()
+    out: list[tuple[Monitor, tuple[Any, ...]]] = []
+    errors: list[dict[str, Any]] = []
+    first: IntakeError | None = None
+    reasons: dict[str, int] = {}
+    for i, obj in enumerate(values):
+        try:
+            if force_type is not None and isinstance(obj, dict):
+                kind = obj.get("type", force_type)
+                if kind != force_type:
+                    raise EventFormatError("type", f"this endpoint takes {force_type} events, got {kind!r}", "wrong_endpoint")
+                if "type" not in obj:
+                    obj = {**obj, "type": force_type}
+            parsed = parse_event(obj, now)
+            mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
+            out.append((mon, parsed.event))
+        except EventFormatError as err:
+            reasons[err.reason] = reasons.get(err.reason, 0) + 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append({"index": i, "field": err.field, "error": str(err), "reason": err.reason})
+            if first is None:
+                first = IntakeError(400, err.field, f"event {i}: {err}", err.reason)
+        except IntakeError as err:
+            if err.status == 503:
+                raise IntakeError(503, err.field, err.message, err.reason, events=len(values), headers=err.headers) from None
+            reasons[err.reason] = reasons.get(err.reason, 0) + 1
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors.append({"index": i, "field": err.field, "error": err.message, "reason": err.reason})
+            if first is None:
+                first = IntakeError(err.status, err.field, f"event {i}: {err.message}", err.reason)
+    if first is not None:
+        for reason, n in reasons.items():
+            sidecar.count_refused(endpoint, reason, n)
+        valid = len(values) - sum(reasons.values())
+        if valid:
+            sidecar.count_refused(endpoint, "batch_refused", valid)  # valid events refused with their batch
+        first.details = errors
+        first.events = 0  # already counted above, by reason
+        raise first
+    return out
+
+
+async def _intake(request: web.Request, endpoint: str, force_type: str | None) -> web.Response:
+    sidecar: Sidecar = request.app["sidecar"]
+    if not sidecar.accepting:
+        raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance", "shutting_down",
+                          headers={"Retry-After": "1"})
+    body = await read_body(request, sidecar.settings.max_body_bytes)
+    values = decode_events(body, request.headers.get("Content-Type", "application/json"))
+    model = request.query.get("model")
+    items = parse_batch(sidecar, values, default_model=model, endpoint=endpoint, force_type=force_type)
+    accepted = sidecar.enqueue(items, endpoint)
+    return web.json_response({"status": "accepted", "accepted": accepted}, status=202)
+
+
+async def handle_events(request: web.Request) -> web.Response:
+    """``POST /v1/events``: predictions, errors and feedback in the documented event format."""
+    return await _intake(request, "events", None)
+
+
+async def handle_feedback(request: web.Request) -> web.Response:
+    """``POST /v1/feedback``: delayed labels, ``{"request_ids": [...], "labels": [...]}`` (or one
+    ``request_id``/``label``), one object, an array or NDJSON."""
+    return await _intake(request, "feedback", "feedback")

@@ -1,0 +1,181 @@
+"""Start-up, periodic work and graceful shutdown of the sidecar.
+
+Start: bind the listeners first (so ``/healthz`` answers), then build the monitors and restore
+their checkpoints in a thread; ``/readyz`` turns ready when that is done.
+
+Periodic: every second, fold request durations and give up on CloudEvents halves that waited too
+long; every ``checkpoint.interval`` of a model, write its checkpoint (in a thread: the event loop
+never waits on the disk).
+
+SIGTERM/SIGINT: stop intake (new events are answered 503 so that a load balancer retries
+elsewhere), stop the listeners, drain every queue, run a final rule evaluation, write the final
+checkpoints, close the monitors. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["Checkpointer", "housekeeping", "shutdown", "run"]
+
+log = logging.getLogger("monitor.server")
+
+
+class Checkpointer:
+    """Writes each model's checkpoint every ``checkpoint.interval`` seconds and on demand."""
+
+    def __init__(self, sidecar: "Sidecar") -> None:
+        self.sidecar = sidecar
+        self.intervals = {cfg.model: cfg.checkpoint.interval_s for cfg in sidecar.agent.models
+                          if cfg.model in sidecar.checkpoint_paths}
+        self._last: dict[str, float] = {}
+
+    def save(self, model: str) -> bool:
+        """Write one model's checkpoint now (blocking; call from a thread). Never raises."""
+        from monitor import checkpoint
+        from monitor.core import STATE_VERSION
+
+        sidecar = self.sidecar
+        mon = sidecar.monitors.get(model)
+        path = sidecar.checkpoint_paths.get(model)
+        if mon is None or path is None:
+            return False
+        try:
+            state = mon.state_dict()
+            info = checkpoint.save(path, state, model=model, state_version=STATE_VERSION)
+        except checkpoint.CheckpointError as err:
+            log.error("checkpoint of %s failed (%s): %s", model, err.reason, err)
+            sidecar.count_checkpoint_failure(mon, "save", err.reason)
+            return False
+        except Exception as err:  # noqa: BLE001 - a failing state_dict must not kill the sidecar
+            log.exception("checkpoint of %s failed", model)
+            sidecar.count_checkpoint_failure(mon, "save", type(err).__name__[:40])
+            return False
+        self._last[model] = time.monotonic()
+        mon.store.set("monitor_checkpoint_last_success_timestamp_seconds", info.created)
+        mon.store.set("monitor_checkpoint_size_bytes", info.size_bytes)
+        return True
+
+    def save_all(self) -> dict[str, bool]:
+        return {model: self.save(model) for model in self.intervals}
+
+    async def run(self) -> None:
+        """Periodic checkpoints until cancelled."""
+        if not self.intervals:
+            return
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        step = max(0.05, min(self.intervals.values()) / 4)
+        while True:
+            await asyncio.sleep(step)
+            if not self.sidecar.ready:
+                continue
+            now = time.monotonic()
+            for model, interval in self.intervals.items():
+                if now - self._last.get(model, start) >= interval:
+                    await loop.run_in_executor(None, self.save, model)
+
+
+async def housekeeping(app: "web.Application") -> None:
+    """Once a second: fold buffered request durations into the histogram, expire CloudEvents."""
+    sidecar: Sidecar = app["sidecar"]
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            sidecar.http.fold(sidecar.store)
+            intake = app.get("cloudevents")
+            if intake is not None:
+                intake.sweep()
+        except Exception:  # noqa: BLE001
+            log.exception("housekeeping failed")
+
+
+async def shutdown(app: "web.Application") -> None:
+    """Stop intake, drain, final rule evaluation, final checkpoint, close. Idempotent."""
+    sidecar: Sidecar = app["sidecar"]
+    if app.get("shut_down"):
+        return
+    app["shut_down"] = True
+    sidecar.accepting = False
+    for key in ("forward_receiver",):
+        rcv = app.get(key)
+        if rcv is not None:
+            rcv.close()
+    intake = app.get("cloudevents")
+    if intake is not None:
+        intake.close()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _drain_and_checkpoint, app)
+
+
+def _drain_and_checkpoint(app: "web.Application") -> None:
+    sidecar: Sidecar = app["sidecar"]
+    checkpointer: Checkpointer | None = app.get("checkpointer")
+    now = time.time()
+    for mon in sidecar.all_monitors():
+        try:
+            mon.flush()
+            if mon.rules is not None:
+                mon.evaluate_rules(now)
+        except Exception:  # noqa: BLE001 - shut down the others anyway
+            log.exception("draining %s failed", mon.model)
+    if checkpointer is not None and sidecar.ready:
+        checkpointer.save_all()
+    for mon in sidecar.all_monitors():
+        try:
+            mon.close()
+        except Exception:  # noqa: BLE001
+            log.exception("closing %s failed", mon.model)
+
+
+async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeout: float = 20.0,
+              ready_file: Any = None) -> None:
+    """Serve ``(app, host, port)`` listeners until SIGTERM/SIGINT, then shut down gracefully.
+    The first app is the sidecar's (its shutdown hook drains the monitors)."""
+    from aiohttp import web
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            log.warning("second signal: exiting without a final checkpoint")
+            raise SystemExit(1)
+        log.info("signal %s: stopping intake, draining, checkpointing", signal.Signals(signum).name)
+        apps[0][0]["sidecar"].accepting = False
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    runners = []
+    try:
+        for app, host, port in apps:
+            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, host, port, reuse_address=True)
+            await site.start()
+            runners.append(runner)
+            bound = [a for a in runner.addresses if isinstance(a, tuple)]
+            log.info("listening on %s", ", ".join(f"http://{b[0]}:{b[1]}" for b in bound))
+            if ready_file is not None:
+                with open(ready_file, "a", encoding="utf-8") as fh:
+                    for b in bound:
+                        fh.write(f"{b[0]}:{b[1]}\n")
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

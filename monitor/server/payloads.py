@@ -1,0 +1,202 @@
+"""Reading inputs and outputs out of the inference payloads model servers speak.
+
+Used by the CloudEvents intake and the reverse proxy, so that both understand the same formats:
+
+* Open Inference Protocol v2 (KServe v2, Triton, MLServer): ``{"inputs": [{"name", "shape",
+  "datatype", "data"}]}`` and ``{"outputs": [...]}``; data flat or nested, reshaped to ``shape``;
+* KServe / TF-Serving v1: ``{"instances": [...]}`` (or ``{"inputs": ...}``) and ``{"predictions": [...]}``;
+* Seldon Core v1 ``SeldonMessage``: ``{"data": {"names": [...], "ndarray": [...]}}`` or
+  ``{"data": {"tensor": {"shape": [...], "values": [...]}}}``, and its feedback messages;
+* any JSON, through a dotted path (``data.rows``, ``result.0.scores``) for plain predict routes.
+
+Every failure raises :class:`PayloadError` naming the field, so that the caller can answer 400 or
+count the tap as refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "oip_request_id"]
+
+_OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+
+
+class PayloadError(ValueError):
+    def __init__(self, field: str, message: str, reason: str = "bad_payload") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.reason = reason
+
+
+def dotted(obj: Any, path: str) -> Any:
+    """``obj["a"]["b"][0]`` for ``"a.b.0"``; :class:`PayloadError` naming the path when absent."""
+    cur = obj
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            raise PayloadError(path, f"not found in the JSON body (stopped at {part!r})", "missing_field")
+    return cur
+
+
+def _is_oip_tensors(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(t, dict) and "data" in t and "shape" in t for t in value)
+
+
+def _tensor(t: dict[str, Any], field: str) -> Any:
+    """One OIP v2 tensor as a numpy array of its declared shape."""
+    import numpy as np
+
+    shape = t.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise PayloadError(f"{field}.shape", f"must be a list of non-negative integers, got {shape!r}", "bad_shape")
+    dtype = str(t.get("datatype", "FP64")).upper()
+    data = t.get("data")
+    if not isinstance(data, list):
+        raise PayloadError(f"{field}.data", "must be a list", "bad_data")
+    try:
+        if dtype in _OIP_NUMERIC:
+            arr = np.asarray(data, dtype=np.float64)
+        else:
+            arr = np.asarray(data, dtype=object)
+        return arr.reshape(shape)
+    except (ValueError, TypeError):
+        raise PayloadError(f"{field}.data", f"cannot be read as {dtype} of shape {shape}", "bad_data") from None
+
+
+def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
+    import numpy as np
+
+    arrays = [(str(t.get("name", f"input-{i}")), _tensor(t, f"inputs[{i}]")) for i, t in enumerate(tensors)]
+    if len(arrays) == 1:
+        arr = arrays[0][1]
+        if arr.ndim == 1:
+            return arr.reshape(1, -1)
+        if arr.ndim > 2:
+            return arr.reshape(arr.shape[0], -1)
+        return arr
+    # several named tensors: one feature (or a few columns) each, rows along axis 0
+    n = arrays[0][1].shape[0] if arrays[0][1].ndim else 1
+    columns: dict[str, Any] = {}
+    for name, arr in arrays:
+        a = arr.reshape(n, -1) if arr.ndim else np.asarray([arr]).reshape(1, 1)
+        if a.shape[0] != n:
+            raise PayloadError("inputs", f"tensor {name!r} has {a.shape[0]} rows, the first has {n}", "bad_shape")
+        if a.shape[1] == 1:
+            columns[name] = a[:, 0]
+        else:
+            for j in range(a.shape[1]):
+                columns[f"{name}_{j}"] = a[:, j]
+    return [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in columns.items()} for i in range(n)]
+
+
+def _seldon_data(data: Any, field: str) -> Any:
+    import numpy as np
+
+    if not isinstance(data, dict):
+        raise PayloadError(field, "must be an object with ndarray or tensor", "bad_data")
+    names = data.get("names")
+    if "ndarray" in data:
+        rows = data["ndarray"]
+    elif "tensor" in data:
+        t = data["tensor"]
+        if not isinstance(t, dict):
+            raise PayloadError(f"{field}.tensor", "must be an object with shape and values", "bad_data")
+        shape, values = t.get("shape"), t.get("values")
+        try:
+            rows = np.asarray(values, dtype=np.float64).reshape(shape)
+        except (ValueError, TypeError):
+            raise PayloadError(f"{field}.tensor", f"values do not fit shape {shape!r}", "bad_shape") from None
+    else:
+        raise PayloadError(field, "has neither ndarray nor tensor (jsonData/strData are not monitored)", "unsupported_payload")
+    if isinstance(names, list) and names and isinstance(rows, (list, np.ndarray)) and len(rows) and \
+            isinstance(rows[0], (list, np.ndarray)) and len(rows[0]) == len(names):
+        return [dict(zip(map(str, names), (r.tolist() if hasattr(r, "tolist") else r))) for r in rows]
+    return rows
+
+
+def decode_inputs(body: Any, path: str | None = None) -> Any:
+    """The model inputs (a list of rows, an array, or row objects) in a request body."""
+    if path is not None:
+        return dotted(body, path)
+    if not isinstance(body, dict):
+        raise PayloadError("body", f"must be a JSON object, got {type(body).__name__}", "not_an_object")
+    if "inputs" in body:
+        value = body["inputs"]
+        return _oip_inputs(value) if _is_oip_tensors(value) else value
+    if "instances" in body:
+        return body["instances"]
+    if "data" in body:
+        return _seldon_data(body["data"], "data")
+    raise PayloadError("inputs", "no inputs found: expected OIP v2 inputs, v1 instances or Seldon data", "missing_inputs")
+
+
+def decode_outputs(body: Any, path: str | None = None, *, output_name: str | None = None, rows: int | None = None) -> Any:
+    """The model outputs in a response body. ``rows`` (the number of input rows) resolves the
+    one ambiguity of OIP v2: a 1-D output for a single row is that row's vector."""
+    if path is not None:
+        return dotted(body, path)
+    if not isinstance(body, dict):
+        raise PayloadError("body", f"must be a JSON object, got {type(body).__name__}", "not_an_object")
+    if "outputs" in body and _is_oip_tensors(body["outputs"]):
+        tensors = body["outputs"]
+        chosen = 0
+        if output_name is not None:
+            names = [t.get("name") for t in tensors]
+            if output_name not in names:
+                raise PayloadError("outputs", f"no output tensor named {output_name!r} (have {names})", "missing_outputs")
+            chosen = names.index(output_name)
+        arr = _tensor(tensors[chosen], f"outputs[{chosen}]")
+        if arr.ndim == 1 and rows == 1 and arr.shape[0] > 1:
+            return arr.reshape(1, -1)
+        if arr.ndim > 2:
+            return arr.reshape(arr.shape[0], -1)
+        return arr
+    if "predictions" in body:
+        return body["predictions"]
+    if "outputs" in body:
+        return body["outputs"]
+    if "data" in body:
+        return _seldon_data(body["data"], "data")
+    raise PayloadError("outputs", "no outputs found: expected OIP v2 outputs, v1 predictions or Seldon data", "missing_outputs")
+
+
+def oip_request_id(body: Any) -> str | None:
+    rid = body.get("id") if isinstance(body, dict) else None
+    return str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) else None
+
+
+def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
+    """``(request id, labels)`` of a Seldon feedback message: the prediction's id is the
+    ``response.meta.puid``; labels are the ``truth`` rows (one-hot rows become class indices)."""
+    import numpy as np
+
+    if not isinstance(body, dict):
+        raise PayloadError("body", "a Seldon feedback must be a JSON object", "not_an_object")
+    truth = body.get("truth")
+    if truth is None:
+        raise PayloadError("truth", "is required to learn the ground truth (reward alone is not monitored)", "missing_feedback")
+    rows = _seldon_data(truth.get("data") if isinstance(truth, dict) else None, "truth.data")
+    if isinstance(rows, np.ndarray):
+        rows = rows.tolist()
+    if not isinstance(rows, list):
+        rows = [rows]
+    labels: list[Any] = []
+    for r in rows:
+        if isinstance(r, dict):
+            r = next(iter(r.values()), None)
+        if isinstance(r, list) and len(r) == 1:
+            r = r[0]
+        if isinstance(r, list) and r and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r):
+            r = int(np.argmax(r))
+        labels.append(r)
+    response = body.get("response")
+    puid = None
+    if isinstance(response, dict) and isinstance(response.get("meta"), dict):
+        p = response["meta"].get("puid")
+        puid = str(p) if p else None
+    return puid, labels

@@ -1,0 +1,263 @@
+"""Reverse proxy mode: ``monitor serve --proxy http://127.0.0.1:8080`` in front of a model server.
+
+Every request is forwarded unchanged (method, path, query, headers except hop-by-hop ones, body)
+and the upstream's response is returned unchanged: status, reason, headers, body, errors, and
+streaming (a response without a length, or ``text/event-stream``, is relayed chunk by chunk).
+Compressed bodies stay compressed (the client session never decompresses).
+
+Inference routes are tapped: Open Inference Protocol v2 (``/v2/models/{name}[/versions/{v}]/infer``,
+as KServe, Triton and MLServer speak it) and the configured plain JSON predict routes. The tap
+runs after the response has been handed to the client's connection, so the client never waits
+for the monitor; its failures are counted (``monitor_intake_events_refused_total{endpoint="proxy"}``),
+never surfaced. The client identity for probing detection is the configured header
+(``server.client_header``) or the peer address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from monitor.events import ERROR, PREDICTION
+from monitor.server.errors import IntakeError
+from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, oip_request_id
+from monitor.server.settings import PredictRoute, ProxySettings
+
+if TYPE_CHECKING:
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["Proxy", "HOP_BY_HOP"]
+
+ENDPOINT = "proxy"
+
+#: Headers that describe one connection, not the message (RFC 9110 section 7.6.1): never forwarded.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "transfer-encoding", "upgrade", "proxy-connection"})
+_BUFFER_LIMIT = 1 << 20  # responses up to this size with a Content-Length are relayed in one write
+
+
+@dataclass(frozen=True)
+class _Tap:
+    kind: str  # "oip_v2" or "predict"
+    route: PredictRoute | None
+
+
+def _forward_headers(headers: Any, drop_host: bool) -> CIMultiDict[str]:
+    extra = {h.strip().lower() for h in headers.get("Connection", "").split(",") if h.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk in HOP_BY_HOP or lk in extra or (drop_host and lk == "host"):
+            continue
+        out.add(k, v)
+    return out
+
+
+def _status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Proxy:
+    """The proxy's handlers and its upstream client session."""
+
+    def __init__(self, sidecar: "Sidecar", settings: ProxySettings) -> None:
+        if not settings.upstream:
+            raise ValueError("the proxy needs an upstream URL (--proxy or server.proxy.upstream)")
+        self.sidecar = sidecar
+        self.settings = settings
+        self.upstream = settings.upstream.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
+        self.session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s, sock_connect=min(10.0, self.settings.timeout_s)),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def add_routes(self, app: web.Application) -> None:
+        """OIP v2 infer routes and the configured predict routes (tapped), then everything else."""
+        oip = _Tap("oip_v2", None)
+        for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
+            app.router.add_route("POST", path, self._handler(oip), name=f"proxy_oip_v2{'_version' if 'version' in path else ''}")
+        for i, route in enumerate(self.settings.routes):
+            app.router.add_route("POST", route.path, self._handler(_Tap("predict", route)), name=f"proxy_predict_{i}")
+        app.router.add_route("*", "/{tail:.*}", self._handler(None), name="proxy")
+
+    def _handler(self, tap: _Tap | None) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.forward(request, tap)
+
+        return handle
+
+    # -- forwarding ------------------------------------------------------------------------------
+    async def forward(self, request: web.Request, tap: _Tap | None) -> web.StreamResponse:
+        assert self.session is not None, "Proxy.start() was not awaited"
+        store = self.sidecar.store
+        t_start = time.time()
+        url = URL(self.upstream + request.raw_path, encoded=True)  # path and query exactly as sent
+        headers = _forward_headers(request.headers, drop_host=True)
+        body: bytes | None = None
+        data: Any = None
+        if request.body_exists:
+            if tap is not None or (request.content_length is not None and request.content_length <= _BUFFER_LIMIT):
+                body = await request.read()
+                data = body
+            else:
+                data = request.content.iter_any()
+        route_kind = tap.kind if tap is not None else "other"
+        t0 = time.perf_counter()
+        try:
+            upstream = await self.session.request(request.method, url, headers=headers, data=data,
+                                                  allow_redirects=False, compress=None)
+        except asyncio.TimeoutError:
+            return self._fail(504, "timeout", "the model server did not answer in time")
+        except aiohttp.ClientConnectorError:
+            return self._fail(502, "connect", "cannot connect to the model server")
+        except aiohttp.ClientError as err:
+            return self._fail(502, "disconnect", f"the model server closed the connection ({type(err).__name__})")
+        try:
+            resp_headers = _forward_headers(upstream.headers, drop_host=False)
+            resp_body: bytes | None = None
+            streaming = (upstream.content_length is None or upstream.content_length > _BUFFER_LIMIT
+                         or upstream.headers.get("Content-Type", "").startswith("text/event-stream"))
+            if not streaming:
+                try:
+                    resp_body = await upstream.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+                    return self._fail(502, "disconnect", f"the model server broke off the response ({type(err).__name__})")
+                resp_headers.popall("Content-Length", None)
+                response = web.Response(status=upstream.status, reason=upstream.reason, body=resp_body, headers=resp_headers)
+                if "Content-Type" not in upstream.headers:
+                    response.headers.popall("Content-Type", None)
+                await response.prepare(request)
+                await response.write_eof()
+            else:
+                response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                if upstream.content_length is not None:
+                    response.content_length = upstream.content_length
+                else:
+                    response.enable_chunked_encoding()
+                await response.prepare(request)
+                keep = tap is not None
+                chunks: list[bytes] = []
+                size = 0
+                try:
+                    async for chunk in upstream.content.iter_any():
+                        await response.write(chunk)
+                        if keep:
+                            size += len(chunk)
+                            if size > self.sidecar.settings.max_body_bytes:
+                                keep, chunks = False, []
+                            else:
+                                chunks.append(chunk)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
+                    store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
+                    if request.transport is not None:
+                        request.transport.close()  # the client must see the truncation, not a clean end
+                    return response
+                await response.write_eof()
+                resp_body = b"".join(chunks) if keep else None
+            elapsed = time.perf_counter() - t0
+        finally:
+            upstream.release()
+        store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
+        store.observe("monitor_proxy_upstream_seconds", elapsed)
+        if tap is not None:
+            self._tap(request, tap, body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
+                      request.headers.get("Content-Encoding"), elapsed, t_start)
+        return response
+
+    def _fail(self, status: int, reason: str, message: str) -> web.Response:
+        self.sidecar.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
+        self.sidecar.store.inc("monitor_proxy_requests", labels=("error", _status_class(status)))
+        return web.json_response({"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}, status=status)
+
+    # -- the tap ---------------------------------------------------------------------------------
+    def _client(self, request: web.Request) -> str | None:
+        header = self.sidecar.settings.client_header
+        if header:
+            value = request.headers.get(header)
+            if value:
+                return value[:200]
+        return request.remote
+
+    def _tap(self, request: web.Request, tap: _Tap, body: bytes | None, resp_body: bytes | None, status: int,
+             resp_encoding: str | None, req_encoding: str | None, latency: float, ts: float) -> None:
+        """Turn the request/response pair into a monitor event. Never raises: failures are counted."""
+        sidecar = self.sidecar
+        try:
+            model = tap.route.model if tap.route is not None and tap.route.model else request.match_info.get("model")
+            mon = sidecar.resolve(model, field="model")
+        except Exception as err:  # noqa: BLE001
+            sidecar.count_refused(ENDPOINT, getattr(err, "reason", "unknown_model"))
+            return
+        client = self._client(request)
+        try:
+            if status >= 500:
+                sidecar.enqueue([(mon, (ERROR, ts, f"HTTP{status}", latency, client))], ENDPOINT, admit=False)
+                return
+            if status >= 400:
+                sidecar.count_refused(ENDPOINT, "client_error", mon=mon)
+                return
+            if body is None or resp_body is None:
+                sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+                return
+            req_obj = json.loads(_decode(body, req_encoding))
+            resp_obj = json.loads(_decode(resp_body, resp_encoding))
+            if tap.kind == "oip_v2":
+                inputs = decode_inputs(req_obj)
+                rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
+                outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
+                rid: Any = oip_request_id(req_obj) or request.headers.get("X-Request-Id")
+            else:
+                route = tap.route
+                assert route is not None
+                inputs = decode_inputs(req_obj, route.inputs)
+                outputs = decode_outputs(resp_obj, route.outputs)
+                rid = None
+                if route.request_id:
+                    try:
+                        rid = dotted(req_obj, route.request_id)
+                    except PayloadError:
+                        rid = None
+                rid = rid if rid is not None else request.headers.get("X-Request-Id")
+            event = (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
+            sidecar.enqueue([(mon, event)], ENDPOINT, admit=False)
+        except (PayloadError, IntakeError) as err:
+            sidecar.count_refused(ENDPOINT, err.reason, mon=mon)
+        except (ValueError, UnicodeDecodeError, zlib.error):
+            sidecar.count_refused(ENDPOINT, "bad_json", mon=mon)
+        except Exception:  # noqa: BLE001 - the tap must never hurt the proxy
+            sidecar.count_refused(ENDPOINT, "internal_error", mon=mon)
+
+
+def _decode(body: bytes, encoding: str | None) -> bytes:
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("identity", ""):
+        return body
+    if enc in ("gzip", "x-gzip"):
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if enc == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    raise ValueError(f"content encoding {enc!r} is not read by the tap")

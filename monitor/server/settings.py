@@ -1,0 +1,202 @@
+"""The sidecar's settings: ``server:`` in ``monitor.yaml`` validated into dataclasses.
+
+The foundation's :class:`~monitor.config.ServerConfig` carries the common keys; the sidecar's own
+sections (``proxy``, ``cloudevents``, ``forward``, ``max_queued_events``, ``shutdown_timeout``)
+arrive in ``ServerConfig.extra`` and are validated here, with errors that name the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration
+
+__all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from"]
+
+
+@dataclass(frozen=True)
+class PredictRoute:
+    """A plain JSON predict route of the model server, tapped by the proxy.
+
+    ``path`` is an aiohttp route pattern (``/predict``, ``/models/{model}/predict``); the model is
+    the ``{model}`` part of the path or ``model``; ``inputs``/``outputs`` are dotted paths into the
+    request and response JSON (``instances``, ``data.rows``); ``request_id`` optionally one into the
+    request."""
+
+    path: str
+    model: str | None = None
+    inputs: str = "instances"
+    outputs: str = "predictions"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    upstream: str | None = None
+    port: int | None = None
+    timeout_s: float = 60.0
+    routes: tuple[PredictRoute, ...] = ()
+    oip_output: str | None = None  # which OIP v2 output tensor holds the scores (default: the first)
+    max_connections: int = 100
+
+
+@dataclass(frozen=True)
+class CloudEventsSettings:
+    max_pending: int = 10_000
+    pending_ttl_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    unix: str | None = None
+    udp: str | None = None  # "host:port"
+    receive_buffer_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SidecarSettings:
+    """Everything ``monitor serve`` needs besides the per-model configs."""
+
+    addr: str = "127.0.0.1"
+    port: int = 9108
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_events: int = 10_000
+    max_queued_events: int = 1_000_000
+    shutdown_timeout_s: float = 20.0
+    write_tokens: tuple[str, ...] = ()
+    metrics_tokens: tuple[str, ...] = ()
+    client_header: str | None = None
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
+    forward: ForwardSettings = field(default_factory=ForwardSettings)
+
+    def replace(self, **changes: Any) -> "SidecarSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def _mapping(value: Any, key: str, allowed: set[str], source: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys", source)
+    for k in value:
+        if k not in allowed:
+            raise ConfigError(f"{key}.{k}", "unknown key", f"allowed keys: {', '.join(sorted(allowed))}", source)
+    return value
+
+
+def _int(value: Any, key: str, source: str, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        rng = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(key, f"must be an integer {rng}, got {value!r}", f"write a whole number {rng}", source)
+    return value
+
+
+def _tokens(file: str | None, env: str | None, key: str, base: Path, source: str) -> tuple[str, ...]:
+    """Bearer tokens, one per line of the file and/or the environment variable (several allow
+    rotation without downtime). Empty lines and ``#`` comments are ignored."""
+    out: list[str] = []
+    if file:
+        p = Path(file)
+        if not p.is_absolute():
+            p = base / p
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"server.{key}_token_file", f"cannot read {p}: {err.strerror}", "check the path and permissions", source) from None
+        out += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if not out:
+            raise ConfigError(f"server.{key}_token_file", f"{p} holds no token", "write the token on the first line", source)
+    if env:
+        value = os.environ.get(env)
+        if not value or not value.strip():
+            raise ConfigError(f"server.{key}_token_env", f"environment variable {env} is not set or empty",
+                              f"export {env}=<token> before starting", source)
+        out += [t.strip() for t in value.split(",") if t.strip()]
+    for t in out:
+        if len(t) < 16:
+            raise ConfigError(f"server.{key}_token_file" if file else f"server.{key}_token_env",
+                              "a token must be at least 16 characters", "generate one with: openssl rand -hex 32", source)
+    return tuple(out)
+
+
+def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
+    """Validate ``agent.server`` (and its ``extra`` sections) into :class:`SidecarSettings`.
+    Keyword arguments (from the command line) override the file."""
+    srv: ServerConfig = agent.server
+    source = agent.source
+    base = Path(source).parent if source and not source.startswith("<") else Path(".")
+    extra = dict(srv.extra)
+
+    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections"}, source)
+    routes = []
+    raw_routes = px.get("routes", []) or []
+    if not isinstance(raw_routes, list):
+        raise ConfigError("server.proxy.routes", "must be a list", "write routes: [- path: /predict]", source)
+    for i, r in enumerate(raw_routes):
+        key = f"server.proxy.routes[{i}]"
+        r = _mapping(r, key, {"path", "model", "inputs", "outputs", "request_id"}, source)
+        path = r.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"{key}.path", f"must be a URL path starting with /, got {path!r}", "write path: /predict", source)
+        if r.get("model") is None and "{model}" not in path and len(agent.models) != 1:
+            raise ConfigError(f"{key}.model", "is required when the path has no {model} part and several models are served",
+                              "write model: <name>", source)
+        for k in ("model", "inputs", "outputs", "request_id"):
+            if k in r and r[k] is not None and (not isinstance(r[k], str) or not r[k]):
+                raise ConfigError(f"{key}.{k}", f"must be a non-empty string, got {r[k]!r}", "quote the value", source)
+        routes.append(PredictRoute(path, r.get("model"), r.get("inputs", "instances"), r.get("outputs", "predictions"), r.get("request_id")))
+    upstream = px.get("upstream")
+    if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith(("http://", "https://"))):
+        raise ConfigError("server.proxy.upstream", f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
+    proxy = ProxySettings(
+        upstream=upstream,
+        port=None if px.get("port") is None else _int(px.get("port"), "server.proxy.port", source, 0, 65535),
+        timeout_s=parse_duration(px.get("timeout", "60s"), "server.proxy.timeout", source),
+        routes=tuple(routes),
+        oip_output=px.get("oip_output"),
+        max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
+    )
+
+    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "pending_ttl"}, source)
+    cloudevents = CloudEventsSettings(
+        max_pending=_int(ce.get("max_pending", 10_000), "server.cloudevents.max_pending", source),
+        pending_ttl_s=parse_duration(ce.get("pending_ttl", "30s"), "server.cloudevents.pending_ttl", source),
+    )
+
+    fw = _mapping(extra.get("forward"), "server.forward", {"unix", "udp", "receive_buffer_bytes"}, source)
+    udp = fw.get("udp")
+    if udp is not None:
+        host, _, port = str(udp).rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError("server.forward.udp", f"must be host:port, got {udp!r}", "write udp: 127.0.0.1:9109", source)
+    unix = fw.get("unix")
+    if unix is not None and (not isinstance(unix, str) or not unix):
+        raise ConfigError("server.forward.unix", f"must be a socket path, got {unix!r}", "write unix: /run/monitor/forward.sock", source)
+    forward = ForwardSettings(unix=unix, udp=None if udp is None else str(udp),
+                              receive_buffer_bytes=_int(fw.get("receive_buffer_bytes", 4 * 1024 * 1024), "server.forward.receive_buffer_bytes", source, 65536))
+
+    settings = SidecarSettings(
+        addr=srv.addr,
+        port=srv.port,
+        max_body_bytes=srv.max_body_bytes,
+        max_batch_events=srv.max_batch_events,
+        max_queued_events=_int(extra.get("max_queued_events", 1_000_000), "server.max_queued_events", source),
+        shutdown_timeout_s=parse_duration(extra.get("shutdown_timeout", "20s"), "server.shutdown_timeout", source),
+        write_tokens=_tokens(srv.write_token_file, srv.write_token_env, "write", base, source),
+        metrics_tokens=_tokens(srv.metrics_token_file, srv.metrics_token_env, "metrics", base, source),
+        client_header=srv.client_header,
+        proxy=proxy,
+        cloudevents=cloudevents,
+        forward=forward,
+    )
+    if overrides:
+        proxy_url = overrides.pop("proxy_upstream", None)
+        if proxy_url is not None:
+            settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
+        settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+    return settings

@@ -1,0 +1,250 @@
+"""The sidecar's state: its monitors (one per model), its own metrics, admission and accounting.
+
+Everything the HTTP handlers, the CloudEvents joiner, the proxy tap and the forwarding receiver
+share lives here, so that each of them enqueues events the same way and every event is counted
+exactly once: accepted (then processed or shed with a counter inside the monitor) or refused
+with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitor.catalog.sidecar import SIDECAR_MODEL
+from monitor.config import AgentConfig, ConfigError, MonitorConfig
+from monitor.events import FEEDBACK
+from monitor.server.errors import IntakeError
+from monitor.server.limits import Admission
+from monitor.server.settings import SidecarSettings
+
+if TYPE_CHECKING:
+    from monitor.core import Monitor
+    from monitor.store import MetricStore
+
+__all__ = ["Sidecar", "checkpoint_paths"]
+
+log = logging.getLogger("monitor.server")
+
+MonitorFactory = Callable[[MonitorConfig], "Monitor"]
+
+
+def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
+    """Checkpoint file of each model that has one. ``{model}`` in the path is replaced by the
+    model name; a path that is a folder (or ends with ``/``) gets ``<model>.ckpt`` inside it.
+    Two models may not share a file."""
+    out: dict[str, Path] = {}
+    for cfg in agent.models:
+        raw = cfg.checkpoint.path
+        if raw is None:
+            continue
+        if "{model}" in raw:
+            path = Path(raw.replace("{model}", cfg.model))
+        elif raw.endswith("/") or Path(raw).is_dir():
+            path = Path(raw) / f"{cfg.model}.ckpt"
+        else:
+            path = Path(raw)
+        for other, p in out.items():
+            if p == path:
+                raise ConfigError("checkpoint.path", f"models {other!r} and {cfg.model!r} would share the checkpoint {path}",
+                                  "put {model} in the path, or point it at a folder", agent.source)
+        out[cfg.model] = path
+    return out
+
+
+class _HttpStats:
+    """Request durations buffered per (handler, code) and folded into the histogram in batches,
+    so the response path pays one list append, not a histogram update."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, handler: str, code: int, seconds: float) -> None:
+        key = (handler, str(code))
+        bucket = self._pending.get(key)
+        if bucket is None:
+            with self._lock:
+                bucket = self._pending.setdefault(key, [])
+        bucket.append(seconds)
+
+    def fold(self, store: "MetricStore") -> None:
+        with self._lock:
+            items = list(self._pending.items())
+        for key, values in items:
+            n = len(values)
+            if n:
+                chunk = values[:n]
+                del values[:n]
+                store.observe("monitor_http_request_duration_seconds", chunk, labels=key)
+
+
+class Sidecar:
+    """One process serving one or more models.
+
+    Parameters
+    ----------
+    agent
+        The validated ``monitor.yaml``.
+    settings
+        The sidecar's settings (see :func:`monitor.server.settings.settings_from`).
+    monitor_factory
+        Builds a :class:`~monitor.core.Monitor` from a model config (tests inject smaller ones);
+        default: a live monitor exporting into a private registry (the sidecar serves one
+        combined ``/metrics`` itself, so that families are never duplicated across models).
+    """
+
+    def __init__(self, agent: AgentConfig, settings: SidecarSettings, *, monitor_factory: MonitorFactory | None = None) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from monitor.exporter import StoreCollector
+        from monitor.store import MetricStore
+
+        self.agent = agent
+        self.settings = settings
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.store: MetricStore = MetricStore(SIDECAR_MODEL)
+        self.collector = StoreCollector([self.store])
+        self.registry.register(self.collector)
+        self.monitors: dict[str, Monitor] = {}
+        self.admission = Admission(settings.max_queued_events)
+        self.http = _HttpStats()
+        self.ready = False
+        self.accepting = True
+        self.load_error: str | None = None
+        self.started = time.time()
+        self.checkpoint_paths = checkpoint_paths(agent)
+        self.restored: dict[str, bool] = {}
+        self._factory = monitor_factory or self._default_factory
+        self._lock = threading.Lock()
+
+    # -- monitors --------------------------------------------------------------------------------
+    @staticmethod
+    def _default_factory(cfg: MonitorConfig) -> "Monitor":
+        from prometheus_client import CollectorRegistry
+
+        from monitor.core import Monitor
+
+        return Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), live=True)
+
+    def load(self) -> None:
+        """Build every monitor (loading references) and restore checkpoints; then ready.
+        Runs in a thread at start-up so that ``/healthz`` answers while references load."""
+        from monitor import checkpoint
+
+        try:
+            for cfg in self.agent.models:
+                mon = self._factory(cfg)
+                path = self.checkpoint_paths.get(cfg.model)
+                restored = False
+                if path is not None:
+                    restored, failure = checkpoint.restore(mon, path)
+                    if failure is not None:
+                        self.count_checkpoint_failure(mon, "restore", failure)
+                        mon.close()
+                        mon = self._factory(cfg)  # a half-loaded state is worse than none
+                self.restored[cfg.model] = restored
+                mon.store.set("monitor_checkpoint_restored", 1.0 if restored else 0.0)
+                with self._lock:
+                    self.monitors[cfg.model] = mon
+                self.collector.add(mon.store)
+            self.ready = True
+        except Exception as err:  # noqa: BLE001 - reported by /readyz and the log, never a crash loop
+            log.exception("the sidecar could not load its models")
+            self.load_error = f"{type(err).__name__}: {err}"
+
+    def all_monitors(self) -> list["Monitor"]:
+        with self._lock:
+            return list(self.monitors.values())
+
+    def resolve(self, name: str | None, field: str = "model") -> "Monitor":
+        """The monitor of ``name``; the only one when ``name`` is None and one model is served."""
+        if not self.ready:
+            raise IntakeError(503, "model", "the sidecar is still loading its models; retry shortly", "not_ready",
+                              headers={"Retry-After": "1"})
+        if name is None:
+            if len(self.monitors) == 1:
+                return next(iter(self.monitors.values()))
+            raise IntakeError(400, field, f"is required: this sidecar serves {len(self.monitors)} models "
+                                          f"({', '.join(sorted(self.monitors))})", "missing_model")
+        mon = self.monitors.get(name)
+        if mon is None:
+            raise IntakeError(404, field, f"no model named {name[:100]!r} here; served: {', '.join(sorted(self.monitors))}",
+                              "unknown_model")
+        return mon
+
+    def store_for(self, mon: "Monitor | None") -> "MetricStore":
+        return self.store if mon is None else mon.store
+
+    # -- accounting ------------------------------------------------------------------------------
+    def count_refused(self, endpoint: str, reason: str, n: int = 1, mon: "Monitor | None" = None) -> None:
+        self.store_for(mon).inc("monitor_intake_events_refused", max(1, n), labels=(endpoint, reason[:40]))
+
+    def count_checkpoint_failure(self, mon: "Monitor | None", operation: str, reason: str) -> None:
+        self.store_for(mon).inc("monitor_checkpoint_failures", labels=(operation, reason))
+
+    def enqueue(self, items: Iterable[tuple["Monitor", tuple[Any, ...]]], endpoint: str, *, admit: bool = True) -> int:
+        """Put parsed events into their monitors' queues, all or nothing when ``admit`` (the
+        queues are checked first; a batch that does not fit raises 429/503). Sampling applies to
+        predictions as in the decorator. Returns the number of events accepted."""
+        items = list(items)
+        if not self.accepting:
+            raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance",
+                              "shutting_down", events=len(items), headers={"Retry-After": "1"})
+        if admit:
+            wanted: dict[Monitor, int] = {}
+            for mon, _ in items:
+                wanted[mon] = wanted.get(mon, 0) + 1
+            self.admission.check(wanted, self.all_monitors())
+        accepted: dict[Monitor, int] = {}
+        for mon, event in items:
+            rate = mon._sample_rate
+            if event[0] != FEEDBACK and rate < 1.0 and mon._random() >= rate:
+                mon.queue.sampled_out()
+                accepted[mon] = accepted.get(mon, 0) + 1  # accepted by design, counted as sampled out
+                continue
+            if mon.queue.put(event):
+                accepted[mon] = accepted.get(mon, 0) + 1
+            else:
+                accepted[mon] = accepted.get(mon, 0) + 1  # shed inside the queue, counted there
+        for mon, n in accepted.items():
+            mon.store.inc("monitor_intake_events_accepted", n, labels=(endpoint,))
+        return sum(accepted.values())
+
+    # -- export ----------------------------------------------------------------------------------
+    def metrics_text(self, openmetrics: bool = False) -> bytes:
+        """One exposition for the whole process (every model and the sidecar's own series)."""
+        from monitor.exporter import exposition
+
+        self.http.fold(self.store)
+        return exposition(self.registry, openmetrics=openmetrics)
+
+    def status(self) -> dict[str, Any]:
+        models = {}
+        for name, mon in sorted(self.monitors.items()):
+            dropped, sampled = mon.queue.counters()
+            models[name] = {
+                "queue_depth": len(mon.queue),
+                "queue_capacity": mon.queue.capacity,
+                "dropped": dropped,
+                "sampled_out": sampled,
+                "detectors": [type(d).__name__ for d in mon.detectors],
+                "rules": mon.rules is not None,
+                "reference": mon.reference is not None,
+                "checkpoint": str(self.checkpoint_paths[name]) if name in self.checkpoint_paths else None,
+                "restored_from_checkpoint": self.restored.get(name, False),
+                "event_time": mon.pipeline.clock if mon.pipeline.clock != float("-inf") else None,
+            }
+        return {
+            "ready": self.ready,
+            "accepting": self.accepting,
+            "load_error": self.load_error,
+            "uptime_seconds": time.time() - self.started,
+            "proxy_upstream": self.settings.proxy.upstream,
+            "auth": {"write": bool(self.settings.write_tokens), "read": bool(self.settings.metrics_tokens)},
+            "models": models,
+        }
