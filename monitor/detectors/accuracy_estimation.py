@@ -67,6 +67,10 @@ class AccuracyEstimationDetector(Detector):
         Below this many rows in the window the estimates are absent.
     atc_score
         ``"entropy"`` (ATC-NE, the default) or ``"confidence"`` (ATC-MC).
+    prior_weight
+        Pseudo-rows per fine confidence bin at "calibrated" in the CBPE calibrator, so that
+        confidences the reference rarely shows are not extrapolated (see
+        :func:`monitor.stats.calibration.isotonic_bins`).
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
@@ -74,7 +78,8 @@ class AccuracyEstimationDetector(Detector):
 
     kind: ClassVar[str] = "accuracy_estimation"
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy", refresh: float = 0.05) -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy",
+                 prior_weight: float = 2.0, refresh: float = 0.05) -> None:
         if atc_score not in ("entropy", "confidence"):
             raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
         probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
@@ -83,14 +88,17 @@ class AccuracyEstimationDetector(Detector):
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.atc_score = atc_score
+        self.prior_weight = float(prior_weight)
         self.refresh = float(refresh)
         self._k = probs.shape[1]
         conf, _ = top_two(probs)
         pred = probs.argmax(axis=1)
         correct = (pred == labels).astype(np.float64)
         self.reference_accuracy = float(correct.mean())
-        count, _sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
-        self._calibrated = cal.isotonic_bins(count, scorr)
+        count, sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
+        mid = 0.5 * (_EDGES[:-1] + _EDGES[1:])
+        own = np.where(count > 0, sconf / np.maximum(count, 1.0), mid)
+        self._calibrated = cal.isotonic_bins(count, scorr, prior=own, prior_weight=self.prior_weight)
         self._atc_t = cal.atc_threshold(self._atc_values(probs, conf), correct)
         self._confusion = reference_confusion(pred, labels, self._k)
         self._reset()

@@ -318,15 +318,24 @@ def atc_threshold(scores: np.ndarray, correct: np.ndarray) -> float:
     return float(np.quantile(s, 1.0 - acc))
 
 
-def isotonic_bins(count: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
+def isotonic_bins(
+    count: np.ndarray, sum_correct: np.ndarray, prior: np.ndarray | None = None, prior_weight: float = 0.0
+) -> np.ndarray:
     """Non-decreasing accuracy per confidence bin by weighted pool-adjacent-violators.
 
     This is the CBPE-style calibrator (as NannyML's CBPE): on the reference, the probability of
     being right given the confidence bin, forced to grow with confidence so that noise in small
-    bins cannot invert it. Empty bins take the value of the nearest non-empty bin below (or above).
+    bins cannot invert it. With ``prior`` (e.g. each bin's confidence) and ``prior_weight`` > 0,
+    every bin gets ``prior_weight`` pseudo-rows at the prior: where the reference has no rows
+    (low confidences a good model rarely produces, but a shifted stream does) the estimate falls
+    back to "the model is calibrated" instead of extrapolating the nearest populated bin.
+    Without a prior, empty bins take the value of the nearest non-empty bin below (or above).
     """
     c = np.asarray(count, dtype=np.float64)
     y = np.asarray(sum_correct, dtype=np.float64)
+    if prior is not None and prior_weight > 0:
+        c = c + prior_weight
+        y = y + prior_weight * np.asarray(prior, dtype=np.float64)
     nz = np.flatnonzero(c > 0)
     out = np.full(len(c), np.nan)
     if nz.size == 0:
