@@ -362,6 +362,10 @@ class RuleEvaluator:
         """The state machines of every alerting rule (for the unit-test runner)."""
         return [rt.alerting for g in self._groups for rt in g.rules if rt.alerting is not None]
 
+    def rule_errors(self, group: int | str) -> list[tuple[str, str]]:
+        """``(rule name, error)`` of the rules of one group whose last evaluation failed."""
+        return [(rt.rule.name, rt.last_error) for rt in self._group(group).rules if rt.health == "err"]
+
     def rule_health(self) -> list[RuleHealth]:
         """Health of every rule after its last evaluation."""
         out = []

@@ -10,6 +10,7 @@ this module implements the Go rules: shortest round-trip digits, the exponent th
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -22,6 +23,8 @@ __all__ = [
     "go_sprintf",
     "go_type_name",
     "GoTemplateValue",
+    "go_parse_int",
+    "go_labels_string",
 ]
 
 
@@ -359,3 +362,39 @@ def go_sprintf(fmt: str, args: Sequence[Any]) -> str:
         extra = ", ".join(f"{go_type_name(a)}={go_sprint(a)}" for a in args[argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
+
+
+def go_parse_int(text: str) -> int | None:
+    """``strconv.ParseInt(text, 0, 64)``: base prefixes, legacy leading-zero octal, and
+    underscores only after a base prefix."""
+    sign = ""
+    body = text
+    if body[:1] in "+-":
+        sign, body = body[0], body[1:]
+    low = body.lower()
+    try:
+        if low.startswith(("0x", "0o", "0b")):
+            v = int(body, 0)
+        elif "_" in body:
+            return None
+        elif len(body) > 1 and body.startswith("0"):
+            if not re.fullmatch(r"0[0-7]+", body):
+                return None
+            v = int(body, 8)
+        elif re.fullmatch(r"[0-9]+", body):
+            v = int(body)
+        else:
+            return None
+    except ValueError:
+        return None
+    v = -v if sign == "-" else v
+    if not -(2**63) <= v < 2**63:
+        return None
+    return v
+
+
+
+def go_labels_string(labels: "dict[str, str] | Sequence[tuple[str, str]]") -> str:
+    """Prometheus's ``labels.Labels.String()``: ``{a="1", b="x"}`` sorted by name."""
+    items = sorted(labels.items()) if isinstance(labels, dict) else sorted(labels)
+    return "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in items) + "}"

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+from monitor.rules.gofmt import go_parse_int
+
 __all__ = [
     "TemplateSyntaxError",
     "Node",
@@ -592,7 +594,7 @@ def _parse_number(tok: Token) -> NumberNode:
     if text.endswith("i"):
         raise _ParseErr(tok, f"complex constants are not supported: {text}")
     clean = text.replace("_", "")
-    iv = _go_parse_int(text)
+    iv = go_parse_int(text)
     if iv is not None:
         node.is_int = True
         node.int_value = iv
@@ -612,35 +614,6 @@ def _parse_number(tok: Token) -> NumberNode:
         node.is_int = True
         node.int_value = int(fv)
     return node
-
-
-def _go_parse_int(text: str) -> int | None:
-    """``strconv.ParseInt(text, 0, 64)``: base prefixes, legacy leading-zero octal, and
-    underscores only after a base prefix."""
-    sign = ""
-    body = text
-    if body[:1] in "+-":
-        sign, body = body[0], body[1:]
-    low = body.lower()
-    try:
-        if low.startswith(("0x", "0o", "0b")):
-            v = int(body, 0)
-        elif "_" in body:
-            return None
-        elif len(body) > 1 and body.startswith("0"):
-            if not re.fullmatch(r"0[0-7]+", body):
-                return None
-            v = int(body, 8)
-        elif re.fullmatch(r"[0-9]+", body):
-            v = int(body)
-        else:
-            return None
-    except ValueError:
-        return None
-    v = -v if sign == "-" else v
-    if not -(2**63) <= v < 2**63:
-        return None
-    return v
 
 
 def go_quote_simple(s: str) -> str:
