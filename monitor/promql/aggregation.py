@@ -21,7 +21,7 @@ from monitor.promql.errors import EvalError
 from monitor.promql.functions import format_float_go
 from monitor.promql.range_functions import quantile_sorted
 from monitor.promql.types import METRIC_NAME, Labels
-from monitor.promql.values import IVec, empty_ivec
+from monitor.promql.values import IVec, empty_ivec, has_none
 
 __all__ = ["aggregate"]
 
@@ -40,6 +40,28 @@ def _group_labels(lab: Labels, without: bool, grouping: tuple[str, ...]) -> Labe
 _EMPTY = Labels()
 
 
+def _group_of(node: Aggregate, labels: list[Labels]) -> list[Labels]:
+    """Group label set of each input label set, cached per node and interned.
+
+    Interning makes every member of a group map to the *same* ``Labels`` object, so the group
+    dictionaries below hit by identity instead of comparing label tuples.
+    """
+    cache: dict[Labels, Labels] = node.cache.setdefault("group", {})
+    gs = list(map(cache.get, labels))
+    if has_none(gs):
+        intern: dict[Labels, Labels] = node.cache.setdefault("intern", {})
+        if len(cache) > 200_000:
+            cache.clear()
+            intern.clear()
+        for i, g in enumerate(gs):
+            if g is None:
+                lab = labels[i]
+                g = _group_labels(lab, node.without, node.grouping)
+                g = intern.setdefault(g, g)
+                gs[i] = cache[lab] = g
+    return gs  # type: ignore[return-value]
+
+
 def aggregate(node: Aggregate, vec: IVec, param: Any) -> IVec:
     """Evaluate aggregation ``node`` over ``vec`` with its evaluated parameter."""
     op = node.op
@@ -56,22 +78,13 @@ def aggregate(node: Aggregate, vec: IVec, param: Any) -> IVec:
     n = len(vec.labels)
     if n == 0:
         return empty_ivec()
-    cache: dict[Labels, Labels] = node.cache.setdefault("group", {})
-    if len(cache) > 200_000:
-        cache.clear()
-    without, grouping = node.without, node.grouping
-    groups: dict[Labels, int] = {}
-    idx = np.empty(n, dtype=np.int64)
-    for i, lab in enumerate(vec.labels):
-        g = cache.get(lab)
-        if g is None:
-            g = cache[lab] = _group_labels(lab, without, grouping)
-        gi = groups.get(g)
-        if gi is None:
-            gi = groups[g] = len(groups)
-        idx[i] = gi
+    gs = _group_of(node, vec.labels)
+    # distinct groups in order of first appearance, then each sample's group index (C-level maps)
+    groups = {g: i for i, g in enumerate(dict.fromkeys(gs))}
+    idx = np.fromiter(map(groups.__getitem__, gs), dtype=np.int64, count=n)
     out_labels = list(groups)
     ng = len(out_labels)
+    same_name = node.without or METRIC_NAME not in node.grouping
     vals = vec.values
     with np.errstate(all="ignore"):
         if op == "sum":
@@ -100,7 +113,7 @@ def aggregate(node: Aggregate, vec: IVec, param: Any) -> IVec:
             res = np.array([quantile_sorted(q, b) for b in buckets], dtype=np.float64)
         else:  # pragma: no cover - the compiler refuses unknown aggregations
             raise EvalError(f"unknown aggregation {op}")
-    return IVec(out_labels, res)
+    return IVec(out_labels, res, None, same_name)
 
 
 def _avg(idx: np.ndarray, vals: np.ndarray, ng: int) -> np.ndarray:
@@ -232,13 +245,9 @@ def _less_max(a: float, b: float) -> bool:
 
 
 def _topk(node: Aggregate, vec: IVec, k: int, top: bool) -> IVec:
-    cache: dict[Labels, Labels] = node.cache.setdefault("group", {})
     heaps: dict[Labels, _GoHeap] = {}
     less = _less_min if top else _less_max
-    for lab, v in zip(vec.labels, vec.values.tolist()):
-        g = cache.get(lab)
-        if g is None:
-            g = cache[lab] = _group_labels(lab, node.without, node.grouping)
+    for lab, g, v in zip(vec.labels, _group_of(node, vec.labels), vec.values.tolist()):
         h = heaps.get(g)
         if h is None:
             heaps[g] = _GoHeap((v, lab), less)
@@ -267,4 +276,4 @@ def _topk(node: Aggregate, vec: IVec, k: int, top: bool) -> IVec:
         for v, lab in items:
             out_labels.append(lab)
             out_vals.append(v)
-    return IVec(out_labels, np.array(out_vals, dtype=np.float64))
+    return IVec(out_labels, np.array(out_vals, dtype=np.float64), None, vec.same_name)

@@ -262,6 +262,7 @@ class Aggregate(Node):
 class Call(Node):
     func: str
     args: tuple[Node, ...]
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -543,7 +544,7 @@ def with_at(node: Node, at_ms: int) -> Node:
         param = with_at(node.param, at_ms) if node.param is not None else None
         return replace(node, expr=with_at(node.expr, at_ms), param=param, cache={})
     if isinstance(node, Call):
-        return replace(node, args=tuple(with_at(a, at_ms) for a in node.args))
+        return replace(node, args=tuple(with_at(a, at_ms) for a in node.args), cache={})
     return node
 
 

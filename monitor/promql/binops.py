@@ -13,7 +13,7 @@ import numpy as np
 from monitor.promql.ast import ARITHMETIC_OPS, COMPARISON_OPS, Binary
 from monitor.promql.errors import EvalError
 from monitor.promql.types import METRIC_NAME, Labels
-from monitor.promql.values import IVec, empty_ivec
+from monitor.promql.values import IVec, check_unique, drop_name_checked, empty_ivec, has_none
 
 __all__ = ["scalar_binop", "vector_scalar_binop", "vector_binop", "apply_op"]
 
@@ -68,38 +68,35 @@ def vector_scalar_binop(node: Binary, vec: IVec, scalar: float, swap: bool) -> I
     if op in COMPARISON_OPS:
         keep = res.astype(bool)
         if node.return_bool:
-            return IVec(_drop_names(vec.labels), keep.astype(np.float64))
-        idx = np.flatnonzero(keep)
-        return IVec([vec.labels[i] for i in idx.tolist()], vec.values[idx])
-    labels = _drop_names(vec.labels) if op in ARITHMETIC_OPS else list(vec.labels)
-    return IVec(labels, res)
+            return drop_name_checked(vec, keep.astype(np.float64))
+        if keep.all():
+            return IVec(vec.labels, vec.values, None, vec.same_name)
+        return vec.take(np.flatnonzero(keep))
+    if op in ARITHMETIC_OPS:
+        return drop_name_checked(vec, res)
+    return IVec(list(vec.labels), res, None, vec.same_name)
 
 
-def _drop_names(labels: list[Labels]) -> list[Labels]:
-    return [lab.without_name() for lab in labels]
-
-
-def _signature_fn(node: Binary):  # type: ignore[no-untyped-def]
+def _signatures(node: Binary, labels: list[Labels]) -> list[tuple]:
+    """Matching signature of each label set (cached per node and label set)."""
     cache: dict[Labels, tuple] = node.cache.setdefault("sig", {})
-    if len(cache) > 200_000:
-        cache.clear()
-    if node.on:
-        names = tuple(sorted(node.matching))
-
-        def sig(lab: Labels) -> tuple:
-            s = cache.get(lab)
-            if s is None:
-                s = cache[lab] = tuple(lab.get(n) for n in names)
-            return s
-    else:
-        drop = frozenset(node.matching) | {METRIC_NAME}
-
-        def sig(lab: Labels) -> tuple:
-            s = cache.get(lab)
-            if s is None:
-                s = cache[lab] = tuple(kv for kv in lab.items() if kv[0] not in drop)
-            return s
-    return sig
+    sigs = list(map(cache.get, labels))
+    if has_none(sigs):
+        if len(cache) > 200_000:
+            cache.clear()
+        if node.on:
+            names = tuple(sorted(node.matching))
+            for i, s in enumerate(sigs):
+                if s is None:
+                    lab = labels[i]
+                    s = sigs[i] = cache[lab] = tuple(lab.get(n) for n in names)
+        else:
+            drop = frozenset(node.matching) | {METRIC_NAME}
+            for i, s in enumerate(sigs):
+                if s is None:
+                    lab = labels[i]
+                    s = sigs[i] = cache[lab] = tuple(kv for kv in lab.items() if kv[0] not in drop)
+    return sigs  # type: ignore[return-value]
 
 
 def set_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
@@ -108,26 +105,23 @@ def set_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
     if op == "and":
         if len(lhs) == 0 or len(rhs) == 0:
             return empty_ivec()
-        sig = _signature_fn(node)
-        right = {sig(lab) for lab in rhs.labels}
-        idx = [i for i, lab in enumerate(lhs.labels) if sig(lab) in right]
+        right = set(_signatures(node, rhs.labels))
+        idx = [i for i, s in enumerate(_signatures(node, lhs.labels)) if s in right]
         return lhs.take(idx)
     if op == "or":
         if len(lhs) == 0:
-            return IVec(list(rhs.labels), rhs.values.copy())
+            return IVec(list(rhs.labels), rhs.values.copy(), None, rhs.same_name)
         if len(rhs) == 0:
-            return IVec(list(lhs.labels), lhs.values.copy())
-        sig = _signature_fn(node)
-        left = {sig(lab) for lab in lhs.labels}
-        idx = [j for j, lab in enumerate(rhs.labels) if sig(lab) not in left]
+            return IVec(list(lhs.labels), lhs.values.copy(), None, lhs.same_name)
+        left = set(_signatures(node, lhs.labels))
+        idx = [j for j, s in enumerate(_signatures(node, rhs.labels)) if s not in left]
         return IVec(list(lhs.labels) + [rhs.labels[j] for j in idx],
                     np.concatenate([lhs.values, rhs.values[np.asarray(idx, dtype=np.int64)]]))
     if op == "unless":
         if len(lhs) == 0 or len(rhs) == 0:
-            return IVec(list(lhs.labels), lhs.values.copy())
-        sig = _signature_fn(node)
-        right = {sig(lab) for lab in rhs.labels}
-        idx = [i for i, lab in enumerate(lhs.labels) if sig(lab) not in right]
+            return IVec(list(lhs.labels), lhs.values.copy(), None, lhs.same_name)
+        right = set(_signatures(node, rhs.labels))
+        idx = [i for i, s in enumerate(_signatures(node, lhs.labels)) if s not in right]
         return lhs.take(idx)
     raise EvalError(f"unknown set operator {op}")
 
@@ -150,27 +144,25 @@ def vector_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
     one_to_many = card == "one-to-many"
     if one_to_many:
         lhs, rhs = rhs, lhs
-    sig = _signature_fn(node)
-    right: dict[tuple, int] = {}
-    for j, lab in enumerate(rhs.labels):
-        s = sig(lab)
-        if s in right:
-            one_side = "left" if one_to_many else "right"
-            dup = rhs.labels[right[s]]
-            raise EvalError(
-                f"found duplicate series for the match group {_matched_labels_str(lab, node)} on "
-                f"the {one_side} hand-side of the operation: [{lab}, {dup}];many-to-many matching "
-                f"not allowed: matching labels must be unique on one side")
-        right[s] = j
-    li: list[int] = []
-    ri: list[int] = []
-    for i, lab in enumerate(lhs.labels):
-        j = right.get(sig(lab))
-        if j is not None:
-            li.append(i)
-            ri.append(j)
+    rsigs = _signatures(node, rhs.labels)
+    right = dict(zip(rsigs, range(len(rsigs))))
+    if len(right) != len(rsigs):
+        seen: dict[tuple, int] = {}
+        for j, s in enumerate(rsigs):
+            if s in seen:
+                lab, dup = rhs.labels[j], rhs.labels[seen[s]]
+                one_side = "left" if one_to_many else "right"
+                raise EvalError(
+                    f"found duplicate series for the match group {_matched_labels_str(lab, node)}"
+                    f" on the {one_side} hand-side of the operation: [{lab}, {dup}];many-to-many "
+                    f"matching not allowed: matching labels must be unique on one side")
+            seen[s] = j
+    lsigs = _signatures(node, lhs.labels)
+    matches = list(map(right.get, lsigs))
+    li = [i for i, j in enumerate(matches) if j is not None]
     if not li:
         return empty_ivec()
+    ri = [matches[i] for i in li]
     lidx = np.asarray(li, dtype=np.int64)
     ridx = np.asarray(ri, dtype=np.int64)
     vl, vr = lhs.values[lidx], rhs.values[ridx]
@@ -178,44 +170,46 @@ def vector_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
         vl, vr = vr, vl
     op = node.op
     res = apply_op(op, vl, vr)
-    is_cmp = op in COMPARISON_OPS
-    if is_cmp:
+    if op in COMPARISON_OPS:
         keep = res.astype(bool)
         if node.return_bool:
             values = keep.astype(np.float64)
-            sel = np.arange(len(li))
         else:
             sel = np.flatnonzero(keep)
             values = vl[sel]
+            if sel.size != len(li):
+                sel_l = sel.tolist()
+                li = [li[k] for k in sel_l]
+                ri = [ri[k] for k in sel_l]
     else:
         values = res
-        sel = np.arange(len(li))
+    ll = list(map(lhs.labels.__getitem__, li))
+    sig_l = [lsigs[i] for i in li]
+    if card == "one-to-one":
+        if len(set(sig_l)) != len(sig_l):
+            raise EvalError("multiple matches for labels: many-to-one matching must be explicit "
+                            "(group_left/group_right)")
+        if not node.has_matching and not node.include:
+            drop = op in ARITHMETIC_OPS or node.return_bool
+            out = [lab.without_name() for lab in ll] if drop else ll
+            return IVec(out, np.asarray(values, dtype=np.float64), None,
+                        True if drop else lhs.same_name)
+    rl = list(map(rhs.labels.__getitem__, ri))
     rcache: dict[tuple[Labels, Labels], Labels] = node.cache.setdefault("result", {})
-    if len(rcache) > 200_000:
-        rcache.clear()
-    out_labels: list[Labels] = []
-    matched: dict[tuple, object] = {}
-    for k in sel.tolist():
-        ll, rl = lhs.labels[li[k]], rhs.labels[ri[k]]
-        key = (ll, rl)
-        metric = rcache.get(key)
-        if metric is None:
-            metric = rcache[key] = _result_metric(node, ll, rl)
-        s = sig(ll)
-        if card == "one-to-one":
-            if s in matched:
-                raise EvalError("multiple matches for labels: many-to-one matching must be "
-                                "explicit (group_left/group_right)")
-            matched[s] = None
-        else:
-            inserted = matched.get(s)
-            if inserted is None:
-                inserted = matched[s] = set()
-            elif metric in inserted:  # type: ignore[operator]
-                raise EvalError("multiple matches for labels: grouping labels must ensure "
-                                "unique matches")
-            inserted.add(metric)  # type: ignore[union-attr]
-        out_labels.append(metric)
+    keys = list(zip(ll, rl))
+    out_labels = list(map(rcache.get, keys))
+    if has_none(out_labels):
+        if len(rcache) > 200_000:
+            rcache.clear()
+        for k, metric in enumerate(out_labels):
+            if metric is None:
+                out_labels[k] = rcache[keys[k]] = _result_metric(node, keys[k][0], keys[k][1])
+    if card != "one-to-one":
+        pairs = set(zip(sig_l, out_labels))
+        if len(pairs) != len(out_labels):
+            raise EvalError("multiple matches for labels: grouping labels must ensure unique "
+                            "matches")
+    check_unique(out_labels)
     return IVec(out_labels, np.asarray(values, dtype=np.float64))
 
 

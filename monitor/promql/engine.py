@@ -30,7 +30,6 @@ from monitor.promql.functions import (
     DATE_FUNCTIONS,
     SIMPLE_FUNCTIONS,
     date_function,
-    drop_names,
     histogram_quantile,
     label_join,
     label_replace,
@@ -40,7 +39,7 @@ from monitor.promql.matchers import MatchOp
 from monitor.promql.range_functions import RANGE_FUNCTIONS, RangeCall
 from monitor.promql.storage import SeriesStore
 from monitor.promql.types import METRIC_NAME, Labels, Sample, Scalar, Series, String
-from monitor.promql.values import IVec, RVec, check_unique, empty_ivec
+from monitor.promql.values import IVec, RVec, check_unique, drop_name_checked, empty_ivec
 
 __all__ = ["Engine", "Query"]
 
@@ -237,9 +236,8 @@ class _Evaluator:
         if ids.size == 0:
             return empty_ivec()
         pos, values, sample_ts = store.instant(ids, ref, self.lookback_ms)
-        labels_of = store._labels
-        labels = [labels_of[i] for i in ids[pos].tolist()]
-        return IVec(labels, values, sample_ts)
+        labels = list(map(store._labels.__getitem__, ids[pos].tolist()))
+        return IVec(labels, values, sample_ts, bool(node.name))
 
     def _matrix_window(self, node: A.MatrixSel, ts: int) -> tuple[RVec, int, int]:
         vs = node.vs
@@ -250,9 +248,8 @@ class _Evaluator:
         wts, vals, state = store.window(ids, start, ref)
         mask = state == 1
         keep = np.flatnonzero(mask.any(axis=1)) if mask.shape[1] else np.zeros(0, dtype=np.int64)
-        labels_of = store._labels
-        labels = [labels_of[i] for i in ids[keep].tolist()]
-        return RVec(labels, wts, vals[keep], mask[keep]), start, ref
+        labels = list(map(store._labels.__getitem__, ids[keep].tolist()))
+        return RVec(labels, wts, vals[keep], mask[keep], bool(vs.name)), start, ref
 
     def matrix_selector(self, node: A.MatrixSel, ts: int) -> RVec:
         return self._matrix_window(node, ts)[0]
@@ -288,34 +285,29 @@ class _Evaluator:
     def unary(self, node: A.Unary, ts: int) -> _Value:
         val = self.eval(node.expr, ts)
         if isinstance(val, IVec):
-            out = IVec(drop_names(val.labels), -val.values)
-            check_unique(out.labels)
-            return out
+            return drop_name_checked(val, -val.values)
         return -float(val)  # type: ignore[arg-type]
 
     def binary(self, node: A.Binary, ts: int) -> _Value:
         lhs = self.eval(node.lhs, ts)
         rhs = self.eval(node.rhs, ts)
+        # Each operator guarantees unique result label sets itself (see binops), checking only
+        # where a duplicate can actually arise.
         if isinstance(lhs, IVec) and isinstance(rhs, IVec):
-            out = vector_binop(node, lhs, rhs)
-        elif isinstance(lhs, IVec):
-            out = vector_scalar_binop(node, lhs, float(rhs), swap=False)  # type: ignore[arg-type]
-        elif isinstance(rhs, IVec):
-            out = vector_scalar_binop(node, rhs, float(lhs), swap=True)  # type: ignore[arg-type]
-        else:
-            return scalar_binop(node.op, float(lhs), float(rhs))  # type: ignore[arg-type]
-        check_unique(out.labels)
-        return out
+            return vector_binop(node, lhs, rhs)
+        if isinstance(lhs, IVec):
+            return vector_scalar_binop(node, lhs, float(rhs), swap=False)  # type: ignore[arg-type]
+        if isinstance(rhs, IVec):
+            return vector_scalar_binop(node, rhs, float(lhs), swap=True)  # type: ignore[arg-type]
+        return scalar_binop(node.op, float(lhs), float(rhs))  # type: ignore[arg-type]
 
     def aggregate(self, node: A.Aggregate, ts: int) -> IVec:
         param: Any = None
         if node.param is not None:
             pval = self.eval(node.param, ts)
             param = pval.value if isinstance(pval, String) else float(pval)  # type: ignore
-        vec = self.eval_vector(node.expr, ts)
-        out = aggregate(node, vec, param)
-        check_unique(out.labels)
-        return out
+        # group label sets are unique by construction; topk/bottomk keep unique input labels
+        return aggregate(node, self.eval_vector(node.expr, ts), param)
 
     # ---------------------------------------------------------------- functions
     def call(self, node: A.Call, ts: int) -> _Value:
@@ -334,9 +326,7 @@ class _Evaluator:
                 values = vec.ts.astype(np.float64) / 1000.0
             else:
                 values = np.full(len(vec), ts / 1000.0)
-            out = IVec(drop_names(vec.labels), values)
-            check_unique(out.labels)
-            return out
+            return drop_name_checked(vec, values)
         if name in DATE_FUNCTIONS:
             vec = self.eval_vector(args[0], ts) if args else None
             out = date_function(name, vec, ts)
@@ -354,7 +344,7 @@ class _Evaluator:
             return IVec([_absent_labels(A.unwrap_parens(args[0]))], np.ones(1))
         if name == "histogram_quantile":
             q = self.eval_scalar(args[0], ts)
-            out = histogram_quantile(q, self.eval_vector(args[1], ts))
+            out = histogram_quantile(q, self.eval_vector(args[1], ts), node.cache)
             check_unique(out.labels)
             return out
         if name in ("label_replace", "label_join"):
@@ -387,9 +377,7 @@ class _Evaluator:
                 values = np.floor(vec.values * inv + 0.5) / inv
             else:  # pragma: no cover - the compiler refuses unknown functions
                 raise EvalError(f"function {name}() is not implemented")
-        out = IVec(drop_names(vec.labels), np.asarray(values, dtype=np.float64))
-        check_unique(out.labels)
-        return out
+        return drop_name_checked(vec, np.asarray(values, dtype=np.float64))
 
     def range_call(self, node: A.Call, ts: int) -> IVec:
         name = node.func
@@ -422,13 +410,11 @@ class _Evaluator:
             if rows.size:
                 return empty_ivec()
             return IVec([absent_labels], np.ones(1))
-        labs = rv.labels
-        if name == "last_over_time":
-            labels = [labs[i] for i in rows.tolist()]
-        else:
-            labels = [labs[i].without_name() for i in rows.tolist()]
-        check_unique(labels)
-        return IVec(labels, np.asarray(values, dtype=np.float64))
+        labels = list(map(rv.labels.__getitem__, rows.tolist()))
+        values = np.asarray(values, dtype=np.float64)
+        if name == "last_over_time":  # acts like an offset: keeps the metric name
+            return IVec(labels, values, None, rv.same_name)
+        return drop_name_checked(IVec(labels, values, None, rv.same_name), values)
 
 
 def _go_min(a: float, values: np.ndarray) -> np.ndarray:

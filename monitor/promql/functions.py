@@ -314,23 +314,37 @@ def _parse_go_float(text: str) -> float | None:
         return None
 
 
-def histogram_quantile(q: float, vec: IVec) -> IVec:
-    """``histogram_quantile`` over classic ``le`` buckets."""
+def histogram_quantile(q: float, vec: IVec, cache: dict | None = None) -> IVec:
+    """``histogram_quantile`` over classic ``le`` buckets.
+
+    ``cache`` (per call site) remembers, per input label set, its bucket group and bound.
+    """
+    per_label: dict[Labels, tuple[Labels, Labels, float] | None]
+    per_label = cache.setdefault("hq", {}) if cache is not None else {}
+    if len(per_label) > 200_000:
+        per_label.clear()
     groups: dict[Labels, tuple[Labels, list[tuple[float, float]]]] = {}
-    order: list[Labels] = []
     for lab, v in zip(vec.labels, vec.values.tolist()):
-        ub = _parse_go_float(lab.get("le"))
-        if ub is None:
+        info = per_label.get(lab, False)
+        if info is False:
+            ub = _parse_go_float(lab.get("le"))
+            if ub is None:
+                info = None
+            else:
+                intern: dict[Labels, tuple[Labels, Labels]] = (
+                    cache.setdefault("hq_intern", {}) if cache is not None else {})
+                sig = lab.without("le")
+                pair = intern.setdefault(sig, (sig, lab.without("le", METRIC_NAME)))
+                info = (pair[0], pair[1], ub)
+            per_label[lab] = info
+        if info is None:
             continue
-        sig = lab.without("le")
-        entry = groups.get(sig)
+        entry = groups.get(info[0])
         if entry is None:
-            entry = (sig.without(METRIC_NAME), [])
-            groups[sig] = entry
-            order.append(sig)
-        entry[1].append((ub, v))
-    labels = [groups[s][0] for s in order]
-    values = np.array([bucket_quantile(q, groups[s][1]) for s in order], dtype=np.float64)
+            entry = groups[info[0]] = (info[1], [])
+        entry[1].append((info[2], v))
+    labels = [g[0] for g in groups.values()]
+    values = np.array([bucket_quantile(q, g[1]) for g in groups.values()], dtype=np.float64)
     return IVec(labels, values)
 
 

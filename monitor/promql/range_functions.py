@@ -315,15 +315,25 @@ def _avg_over_time(call: RangeCall) -> Result:
 
 def _variance_rows(call: RangeCall) -> Result:
     rv = call.rv
-    rows, _ = _rows_with(rv, 1)
-    out = np.empty(rows.size)
-    for i, r in enumerate(rows.tolist()):
-        count, mean, c_mean, aux, c_aux = 0.0, 0.0, 0.0, 0.0, 0.0
-        for v in _row_values(rv, r):
+    rows, cnt = _rows_with(rv, 1)
+    vals, mask = rv.vals[rows], rv.mask[rows]
+    with np.errstate(all="ignore"):
+        x = np.where(mask, vals, 0.0)
+        mean = x.sum(axis=1) / cnt
+        dev = np.where(mask, vals - mean[:, None], 0.0)
+        out = (dev * dev).sum(axis=1) / cnt
+        lo = np.where(mask, vals, np.inf).min(axis=1)
+        hi = np.where(mask, vals, -np.inf).max(axis=1)
+    # a constant series has exactly zero variance in Prometheus's Welford/Kahan loop
+    out[lo == hi] = 0.0
+    exact = ~np.isfinite(x).all(axis=1) | ~np.isfinite(out)
+    for i in np.flatnonzero(exact).tolist():
+        count, mean_i, c_mean, aux, c_aux = 0.0, 0.0, 0.0, 0.0, 0.0
+        for v in _row_values(rv, int(rows[i])):
             count += 1
-            delta = v - (mean + c_mean)
-            mean, c_mean = kahan_sum_inc(delta / count, mean, c_mean)
-            aux, c_aux = kahan_sum_inc(delta * (v - (mean + c_mean)), aux, c_aux)
+            delta = v - (mean_i + c_mean)
+            mean_i, c_mean = kahan_sum_inc(delta / count, mean_i, c_mean)
+            aux, c_aux = kahan_sum_inc(delta * (v - (mean_i + c_mean)), aux, c_aux)
         out[i] = (aux + c_aux) / count
     return rows, out
 

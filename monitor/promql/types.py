@@ -42,7 +42,7 @@ class Labels:
         The labels. Duplicate names keep the last value.
     """
 
-    __slots__ = ("_items", "_hash", "_dict")
+    __slots__ = ("_items", "_hash", "_dict", "_noname")
 
     def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
         if items is None:
@@ -58,6 +58,7 @@ class Labels:
         )
         self._hash = hash(self._items)
         self._dict: dict[str, str] | None = None
+        self._noname: Labels | None = None
 
     @classmethod
     def _from_sorted(cls, items: tuple[tuple[str, str], ...]) -> Labels:
@@ -66,6 +67,7 @@ class Labels:
         obj._items = items
         obj._hash = hash(items)
         obj._dict = None
+        obj._noname = None
         return obj
 
     # --- mapping-like access -------------------------------------------------------------
@@ -123,14 +125,24 @@ class Labels:
         return Labels._from_sorted(tuple(kv for kv in self._items if kv[0] in keep))
 
     def without_name(self) -> Labels:
-        """Return a copy without ``__name__`` (what functions and arithmetic do)."""
-        if not self._items or self._items[0][0] != METRIC_NAME:
-            # "__name__" sorts before every lower-case/upper-case name starting with a letter,
-            # but a label may start with "_" too; fall back to the general path.
-            if not any(k == METRIC_NAME for k, _ in self._items):
+        """Return a copy without ``__name__`` (what functions and arithmetic do).
+
+        The result is cached on the instance: the store hands out the same ``Labels`` objects at
+        every evaluation, so rules evaluated each interval get identical objects back, which also
+        makes the downstream per-label-set caches hit by identity.
+        """
+        res = self._noname
+        if res is None:
+            if any(k == METRIC_NAME for k, _ in self._items):
+                res = Labels._from_sorted(tuple(kv for kv in self._items if kv[0] != METRIC_NAME))
+                res._noname = _NO_NAME  # has no name: returns itself, without a reference cycle
+                self._noname = res
+            else:
+                self._noname = _NO_NAME
                 return self
-            return self.without(METRIC_NAME)
-        return Labels._from_sorted(self._items[1:])
+        elif res is _NO_NAME:
+            return self
+        return res
 
     def with_(self, name: str, value: str) -> Labels:
         """Return a copy with label ``name`` set to ``value`` (an empty value removes it)."""
@@ -160,6 +172,9 @@ class Labels:
         name = self.name
         inner = ", ".join(f'{k}="{_escape(v)}"' for k, v in self._items if k != METRIC_NAME)
         return f"{name}{{{inner}}}"
+
+
+_NO_NAME: Any = object()
 
 
 def _escape(value: str) -> str:

@@ -11,14 +11,16 @@ milliseconds. Conversion to the public :class:`~monitor.promql.types.Sample` /
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from itertools import repeat
+from operator import is_
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from monitor.promql.errors import EvalError
 from monitor.promql.types import Labels
 
-__all__ = ["IVec", "RVec", "empty_ivec", "check_unique"]
+__all__ = ["IVec", "RVec", "empty_ivec", "check_unique", "drop_name_checked", "has_none"]
 
 
 @dataclass
@@ -27,11 +29,17 @@ class IVec:
 
     ``ts`` holds the samples' own timestamps (ms) when the vector comes straight from a vector
     selector; ``timestamp()`` needs them. Every other operation leaves it ``None``.
+
+    ``same_name`` is true when all elements share one metric name (or have none). Label sets in a
+    vector are always unique, so dropping the metric name can only create duplicates when it is
+    false; the engine then skips Prometheus's duplicate-label-set check, the costliest per-element
+    step of element-wise operations.
     """
 
     labels: list[Labels]
     values: np.ndarray
     ts: Optional[np.ndarray] = None
+    same_name: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -40,8 +48,8 @@ class IVec:
         """Return the sub-vector at positions ``idx`` (timestamps are kept)."""
         idx_arr = np.asarray(idx, dtype=np.int64)
         labs = self.labels
-        return IVec([labs[i] for i in idx_arr.tolist()], self.values[idx_arr],
-                    None if self.ts is None else self.ts[idx_arr])
+        return IVec(list(map(labs.__getitem__, idx_arr.tolist())), self.values[idx_arr],
+                    None if self.ts is None else self.ts[idx_arr], self.same_name)
 
 
 @dataclass
@@ -56,14 +64,28 @@ class RVec:
     ts: np.ndarray
     vals: np.ndarray
     mask: np.ndarray
+    same_name: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
+def has_none(seq: Sequence[Any]) -> bool:
+    """``None in seq`` by identity only (``in`` would call ``Labels.__eq__`` per element)."""
+    return any(map(is_, seq, repeat(None)))
+
+
 def empty_ivec() -> IVec:
     """Return an instant vector with no elements."""
-    return IVec([], np.zeros(0, dtype=np.float64))
+    return IVec([], np.zeros(0, dtype=np.float64), None, True)
+
+
+def drop_name_checked(vec: IVec, values: np.ndarray) -> IVec:
+    """Element-wise result of ``vec`` with the metric name dropped (and the uniqueness check)."""
+    labels = [lab.without_name() for lab in vec.labels]
+    if not vec.same_name:
+        check_unique(labels)
+    return IVec(labels, values, None, True)
 
 
 def check_unique(labels: list[Labels]) -> None:
