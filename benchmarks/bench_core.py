@@ -127,7 +127,11 @@ def worker_throughput(n_rows: int, per_event_rows: int) -> float:
     return rows_done / cpu
 
 
-def memory(total_events: int) -> tuple[float, float]:
+def memory(total_events: int) -> list[tuple[int, float]]:
+    """RSS at checkpoints of a long stream (every event with a request id and one of 5,000 clients).
+
+    The bounded structures (the label joiner's 100,000 remembered predictions, per-client state)
+    fill during the first ~10^5-10^6 events; after that RSS must stay flat whatever the length."""
     from prometheus_client import CollectorRegistry
 
     from monitor import Monitor
@@ -138,20 +142,21 @@ def memory(total_events: int) -> tuple[float, float]:
                   start_worker=False, live=False)
     xs = rng.normal(size=(1000, 32))
     ps = rng.dirichlet(np.ones(10), size=1000)
-    rss_small = None
+    marks = {100_000, 1_000_000, total_events // 2, total_events}
+    points: list[tuple[int, float]] = []
     t = 1_700_000_000.0
     for i in range(total_events):
         mon.observe(xs[i % 1000], ps[i % 1000], timestamp=t + i * 0.01, request_id=str(i), client=f"c{i % 5000}")
-        if i % 50_000 == 49_999:
+        if i % 10_000 == 9_999:
             mon.flush()
-        if i == 100_000:
-            rss_small = rss_mib()
-    mon.flush()
-    rss_large = rss_mib()
+            if i + 1 in marks:
+                points.append((i + 1, rss_mib()))
     mon.close()
-    print(f"memory: RSS {rss_small:.1f} MiB after 100,000 events, {rss_large:.1f} MiB after {total_events:,} "
-          f"({(rss_large / rss_small - 1) * 100:+.1f}%)")
-    return rss_small, rss_large
+    base = points[0][1]
+    print("memory: RSS " + ", ".join(f"{rss:.1f} MiB after {n:,} events ({(rss / base - 1) * 100:+.1f}%)" for n, rss in points))
+    if len(points) > 2:
+        print(f"        from 1,000,000 to {points[-1][0]:,} events: {(points[-1][1] / points[1][1] - 1) * 100:+.1f}%")
+    return points
 
 
 def main() -> None:
