@@ -41,6 +41,7 @@ from monitor.server.intake import handle_events, handle_feedback
 from monitor.server.lifecycle import Checkpointer, housekeeping, shutdown
 from monitor.server.settings import SidecarSettings, settings_from
 from monitor.server.sidecar import MonitorFactory, Sidecar
+from monitor.server import keys as K
 
 __all__ = ["create_app", "build_sidecar", "alerts_payload"]
 
@@ -61,16 +62,16 @@ def build_sidecar(agent: AgentConfig, *, monitor_factory: MonitorFactory | None 
 
 @web.middleware
 async def _middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     route = request.match_info.route
     name = route.name or ("proxy" if route.resource is not None else "unmatched")
     t0 = time.perf_counter()
     status = 500
     try:
         if name in WRITE_ROUTES:
-            request.app["write_auth"].check(request)
+            request.app[K.WRITE_AUTH].check(request)
         elif name in READ_ROUTES:
-            request.app["read_auth"].check(request)
+            request.app[K.READ_AUTH].check(request)
         response = await handler(request)
         status = response.status
         return response
@@ -102,7 +103,7 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     if sidecar.load_error:
         return web.json_response({"status": "error", "ready": False, "error": sidecar.load_error}, status=503)
     if not sidecar.ready:
@@ -113,7 +114,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     om = "application/openmetrics-text" in request.headers.get("Accept", "")
     loop = asyncio.get_running_loop()
     body = await loop.run_in_executor(None, sidecar.metrics_text, om)
@@ -125,14 +126,10 @@ async def _metrics(request: web.Request) -> web.Response:
 def alerts_payload(alerts: list[Any]) -> dict[str, Any]:
     """Prometheus's ``GET /api/v1/alerts`` shape from the rule evaluator's alert objects.
     Uses the rules package's own formatter when it has one."""
-    try:
-        from monitor.rules import api as rules_api  # type: ignore[attr-defined]
+    if alerts and all(hasattr(a, "active_at") and hasattr(a, "state") for a in alerts):
+        from monitor.rules.evaluator import alerts_api_response
 
-        fmt = getattr(rules_api, "alerts_response", None)
-    except ImportError:
-        fmt = None
-    if fmt is not None:
-        return fmt(alerts)
+        return alerts_api_response(alerts)
     out = []
     for a in alerts:
         d = a.to_dict() if hasattr(a, "to_dict") else dict(a) if isinstance(a, dict) else vars(a)
@@ -150,7 +147,7 @@ def alerts_payload(alerts: list[Any]) -> dict[str, Any]:
 
 
 async def _alerts(request: web.Request) -> web.Response:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     alerts: list[Any] = []
     for mon in sidecar.all_monitors():
         alerts.extend(mon.alerts())
@@ -158,11 +155,11 @@ async def _alerts(request: web.Request) -> web.Response:
 
 
 async def _status(request: web.Request) -> web.Response:
-    return web.json_response({"status": "success", "data": request.app["sidecar"].status()})
+    return web.json_response({"status": "success", "data": request.app[K.SIDECAR].status()})
 
 
 async def _clients(request: web.Request) -> web.Response:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     try:
         limit = max(1, min(1000, int(request.query.get("limit", "100"))))
     except ValueError:
@@ -181,11 +178,11 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     the proxy's routes are added behind the sidecar's own (which take precedence)."""
     settings: SidecarSettings = sidecar.settings
     app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1)
-    app["sidecar"] = sidecar
-    app["write_auth"] = TokenAuth(settings.write_tokens)
-    app["read_auth"] = TokenAuth(settings.metrics_tokens)
-    app["cloudevents"] = CloudEventsIntake(sidecar)
-    app["checkpointer"] = Checkpointer(sidecar)
+    app[K.SIDECAR] = sidecar
+    app[K.WRITE_AUTH] = TokenAuth(settings.write_tokens)
+    app[K.READ_AUTH] = TokenAuth(settings.metrics_tokens)
+    app[K.CLOUDEVENTS] = CloudEventsIntake(sidecar)
+    app[K.CHECKPOINTER] = Checkpointer(sidecar)
     r = app.router
     r.add_get("/healthz", _healthz, name="healthz")
     r.add_get("/readyz", _readyz, name="readyz")
@@ -202,39 +199,39 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
 
         proxy = Proxy(sidecar, settings.proxy)
         proxy.add_routes(app)
-        app["proxy"] = proxy
+        app[K.PROXY] = proxy
     else:
         r.add_post("/", handle_cloudevent, name="cloudevents_root")
 
     async def startup(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
         if load_in_thread:
-            app["loader"] = loop.run_in_executor(None, sidecar.load)
+            app[K.LOADER] = loop.run_in_executor(None, sidecar.load)
         else:
             sidecar.load()
-        if "proxy" in app:
-            await app["proxy"].start()
+        if K.PROXY in app:
+            await app[K.PROXY].start()
         fw = settings.forward
         if fw.unix or fw.udp:
             from monitor.server.forward import ForwardReceiver
 
             receiver = ForwardReceiver(sidecar, fw)
             await receiver.start()
-            app["forward_receiver"] = receiver
-        app["tasks"] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app["checkpointer"].run())]
+            app[K.FORWARD] = receiver
+        app[K.TASKS] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app[K.CHECKPOINTER].run())]
 
     async def cleanup(app: web.Application) -> None:
-        for task in app.get("tasks", []):
+        for task in app.get(K.TASKS, []):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        loader = app.get("loader")
+        loader = app.get(K.LOADER)
         if loader is not None:
             with contextlib.suppress(Exception):
                 await loader
         await shutdown(app)
-        if "proxy" in app:
-            await app["proxy"].close()
+        if K.PROXY in app:
+            await app[K.PROXY].close()
 
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
@@ -246,10 +243,10 @@ def create_proxy_app(sidecar: Sidecar) -> web.Application:
     from monitor.server.proxy import Proxy
 
     app = web.Application(middlewares=[_middleware], client_max_size=sidecar.settings.max_body_bytes + 1)
-    app["sidecar"] = sidecar
+    app[K.SIDECAR] = sidecar
     proxy = Proxy(sidecar, sidecar.settings.proxy)
     proxy.add_routes(app)
-    app["proxy"] = proxy
+    app[K.PROXY] = proxy
 
     async def startup(app: web.Application) -> None:
         await proxy.start()

@@ -28,6 +28,7 @@ from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatErr
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
 from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback
+from monitor.server import keys as K
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -271,8 +272,8 @@ def _rows(inputs: Any) -> int | None:
 
 async def handle_cloudevent(request: web.Request) -> web.Response:
     """``POST /v1/cloudevents`` (and ``POST /`` when the proxy does not own the root path)."""
-    sidecar: Sidecar = request.app["sidecar"]
-    intake: CloudEventsIntake = request.app["cloudevents"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
+    intake: CloudEventsIntake = request.app[K.CLOUDEVENTS]
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down", "shutting_down", headers={"Retry-After": "1"})
     body = await read_body(request, sidecar.settings.max_body_bytes)

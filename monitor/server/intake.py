@@ -20,6 +20,7 @@ from aiohttp import web
 from monitor.events import EventFormatError, parse_event
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
+from monitor.server import keys as K
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -127,7 +128,7 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
 
 
 async def _intake(request: web.Request, endpoint: str, force_type: str | None) -> web.Response:
-    sidecar: Sidecar = request.app["sidecar"]
+    sidecar: Sidecar = request.app[K.SIDECAR]
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance", "shutting_down",
                           headers={"Retry-After": "1"})

@@ -19,6 +19,7 @@ import logging
 import signal
 import time
 from typing import TYPE_CHECKING, Any
+from monitor.server import keys as K
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -87,12 +88,12 @@ class Checkpointer:
 
 async def housekeeping(app: "web.Application") -> None:
     """Once a second: fold buffered request durations into the histogram, expire CloudEvents."""
-    sidecar: Sidecar = app["sidecar"]
+    sidecar: Sidecar = app[K.SIDECAR]
     while True:
         await asyncio.sleep(1.0)
         try:
             sidecar.http.fold(sidecar.store)
-            intake = app.get("cloudevents")
+            intake = app.get(K.CLOUDEVENTS)
             if intake is not None:
                 intake.sweep()
         except Exception:  # noqa: BLE001
@@ -101,16 +102,15 @@ async def housekeeping(app: "web.Application") -> None:
 
 async def shutdown(app: "web.Application") -> None:
     """Stop intake, drain, final rule evaluation, final checkpoint, close. Idempotent."""
-    sidecar: Sidecar = app["sidecar"]
-    if app.get("shut_down"):
+    sidecar: Sidecar = app[K.SIDECAR]
+    if sidecar.shut_down:
         return
-    app["shut_down"] = True
+    sidecar.shut_down = True
     sidecar.accepting = False
-    for key in ("forward_receiver",):
-        rcv = app.get(key)
-        if rcv is not None:
-            rcv.close()
-    intake = app.get("cloudevents")
+    receiver = app.get(K.FORWARD)
+    if receiver is not None:
+        receiver.close()
+    intake = app.get(K.CLOUDEVENTS)
     if intake is not None:
         intake.close()
     loop = asyncio.get_running_loop()
@@ -118,8 +118,8 @@ async def shutdown(app: "web.Application") -> None:
 
 
 def _drain_and_checkpoint(app: "web.Application") -> None:
-    sidecar: Sidecar = app["sidecar"]
-    checkpointer: Checkpointer | None = app.get("checkpointer")
+    sidecar: Sidecar = app[K.SIDECAR]
+    checkpointer: Checkpointer | None = app.get(K.CHECKPOINTER)
     now = time.time()
     for mon in sidecar.all_monitors():
         try:
@@ -154,7 +154,7 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
             log.warning("second signal: exiting without a final checkpoint")
             raise SystemExit(1)
         log.info("signal %s: stopping intake, draining, checkpointing", signal.Signals(signum).name)
-        apps[0][0]["sidecar"].accepting = False
+        apps[0][0][K.SIDECAR].accepting = False
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):

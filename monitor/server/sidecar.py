@@ -115,6 +115,7 @@ class Sidecar:
         self.http = _HttpStats()
         self.ready = False
         self.accepting = True
+        self.shut_down = False
         self.load_error: str | None = None
         self.started = time.time()
         self.checkpoint_paths = checkpoint_paths(agent)

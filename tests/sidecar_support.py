@@ -1,0 +1,168 @@
+"""Test support for the sidecar: run aiohttp applications on real 127.0.0.1 ports in a background
+event loop, and a small synchronous HTTP client, so tests talk to the sidecar over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client as httplib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; ``call(coro)`` runs a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="test-loop")
+        self.thread.start()
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class AppServer:
+    """Serve ``app`` on 127.0.0.1 (a free port) from a :class:`LoopThread`."""
+
+    def __init__(self, app: web.Application, loop: LoopThread | None = None, port: int = 0) -> None:
+        self.own_loop = loop is None
+        self.lt = loop or LoopThread()
+        self.app = app
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+
+        async def start() -> int:
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", port)
+            await site.start()
+            return [a for a in self.runner.addresses if isinstance(a, tuple)][0][1]
+
+        self.port = self.lt.call(start())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.lt.call(self.runner.cleanup())
+        if self.own_loop:
+            self.lt.stop()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: bytes | str | Any = None, headers: dict[str, str] | None = None,
+         timeout: float = 30.0) -> Reply:
+    """One request over a fresh connection (bodies that are not bytes/str are sent as JSON)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = httplib.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn.request(method, path or "/", body=body, headers=hdrs)
+    resp = conn.getresponse()
+    data = resp.read()
+    out = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    conn.close()
+    return out
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds (functional waiting, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """Value of one sample in a Prometheus text exposition (None when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """Sum of every sample of ``name`` matching ``labels`` (0 when none)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                out += float(s.value)
+    return out
+
+
+@dataclass
+class RunningSidecar:
+    sidecar: Any
+    server: AppServer
+    url: str
+
+    def metrics(self) -> str:
+        return http("GET", self.url + "/metrics").body.decode()
+
+    def monitor(self, name: str | None = None) -> Any:
+        return self.sidecar.resolve(name)
+
+    def flush(self) -> None:
+        for mon in self.sidecar.all_monitors():
+            mon.flush()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def start_sidecar(raw: dict[str, Any], folder: Any, *, factory: Callable[..., Any] | None = None,
+                  wait_ready: bool = True, **overrides: Any) -> RunningSidecar:
+    """Build a sidecar from a config mapping (paths relative to ``folder``) and serve it."""
+    from monitor.config import parse_config
+    from monitor.server.app import build_sidecar, create_app
+
+    agent = parse_config(raw, str(folder / "monitor.yaml"), folder)
+    sidecar = build_sidecar(agent, monitor_factory=factory, **overrides)
+    server = AppServer(create_app(sidecar))
+    if wait_ready:
+        assert wait_until(lambda: sidecar.ready or sidecar.load_error is not None), "sidecar did not load"
+        assert sidecar.load_error is None, sidecar.load_error
+    return RunningSidecar(sidecar, server, server.url)
+
+
+def quiet_factory(**kwargs: Any) -> Callable[..., Any]:
+    """A monitor factory with a private registry and options (e.g. ``start_worker=False``)."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.core import Monitor
+
+    def make(cfg: Any) -> Any:
+        return Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), **kwargs)
+
+    return make
