@@ -5,7 +5,7 @@ Two views of the same binned stream:
 
 * **Sequential alarm** (:class:`monitor.stats.sequential.BinnedSequentialTest`): every ``step``
   rows, windows of the last ``scales`` rows are tested bin by bin against the reference, with
-  thresholds set from ``ert`` (expected rows between false alarms, default 100,000) and corrected
+  thresholds set from ``ert`` (expected rows between false alarms, default 1,000,000) and corrected
   across features (``correction``). An alarm also needs a bin share to move by ``min_effect``.
   This is what rules alert on (``monitor_drift_detected``).
 * **Windowed figures** over the event-time window (``window_s``): per feature, the KS p-value
@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "FeatureBinner", "DriftCore", "FeatureDriftDetector", "describe_change"]
+__all__ = ["Channel", "FeatureBinner", "DriftCore", "FeatureDriftDetector", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+
+#: Default expected run time (rows between false alarms on undrifted data).
+DEFAULT_ERT = 1_000_000.0
 
 
 # -- channels: how each feature is binned ----------------------------------------------------------
@@ -541,7 +544,7 @@ class DriftCore:
     def state_dict(self) -> dict[str, Any]:
         return {
             "test": self.test.state_dict(), "window": self.window.state_dict(), "block_ts": self._block_ts.copy(),
-            "in_alarm": self.in_alarm, "onset_ts": self.onset_ts, "since": self.since,
+            "in_alarm": self.in_alarm, "pending_alarms": int(self.pending_alarms), "onset_ts": self.onset_ts, "since": self.since,
             "last_flag_event": int(self.last_flag_event), "now": self.now,
             "top": [[a, b, c] for a, b, c in self.top], "frozen": self.frozen, "alarm_event": int(self.alarm_event),
         }
@@ -552,6 +555,7 @@ class DriftCore:
         self.window.load_state_dict(state["window"])
         self._block_ts = np.asarray(state["block_ts"], dtype=np.float64).copy()
         self.in_alarm = bool(state["in_alarm"])
+        self.pending_alarms = int(state.get("pending_alarms", 0))
         self.onset_ts = float(state["onset_ts"])
         self.since = str(state["since"])
         self.last_flag_event = int(state["last_flag_event"])
@@ -599,7 +603,9 @@ class FeatureDriftDetector(Detector):
     reference
         :class:`~monitor.reference.Reference` or :class:`~monitor.profile.Profile` (required).
     ert
-        Expected rows between false alarms on undrifted traffic (default 100,000). Or give
+        Expected rows between false alarms on undrifted traffic (default 1,000,000: ten times the
+        100,000 an ERT is usually quoted at, because the union bound is only a bound and a single
+        5-sigma window on a binary feature must not page anyone). Or give
         ``alarms_per_day`` with ``events_per_day`` instead.
     step, scales
         Test every ``step`` rows over windows of the last ``scales`` rows.
@@ -741,7 +747,7 @@ def resolve_ert(ert: float | None, alarms_per_day: float | None, events_per_day:
         if events_per_day is None or events_per_day <= 0 or alarms_per_day <= 0:
             raise ValueError("alarms_per_day needs events_per_day > 0 (rows per day) and a rate > 0")
         return float(events_per_day) / float(alarms_per_day)
-    value = 100_000.0 if ert is None else float(ert)
+    value = DEFAULT_ERT if ert is None else float(ert)
     if value < 1000:
         raise ValueError(f"ert={value}: an expected run time under 1,000 rows means constant false alarms; use >= 1,000")
     return value
