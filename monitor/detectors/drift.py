@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "FeatureBinner", "DriftCore", "FeatureDriftDetector", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "describe_change", "resolve_ert", "DEFAULT_ERT"]
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
@@ -305,10 +305,11 @@ class DriftCore:
         min_rows: int,
         clear_after: int | None,
         windowed: bool = True,
+        binner: Any = None,
     ) -> None:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
-        self.binner = FeatureBinner(channels)
+        self.binner = binner if binner is not None else FeatureBinner(channels)
         self.channels = self.binner.channels
         self.name = name
         self.top_k = int(top_k)
@@ -594,41 +595,16 @@ def _need_reference(kind: str, reference: Any) -> Profile:
     return profile_of(reference)
 
 
-# -- the detector ------------------------------------------------------------------------------------
-class FeatureDriftDetector(Detector):
-    """Input drift of every feature (kind ``input_drift``).
+# -- the detectors ------------------------------------------------------------------------------------
+class BinnedDriftDetector(Detector):
+    """Shared body of the drift detectors over binned channels (inputs, outputs, PCA error).
 
-    Parameters
-    ----------
-    reference
-        :class:`~monitor.reference.Reference` or :class:`~monitor.profile.Profile` (required).
-    ert
-        Expected rows between false alarms on undrifted traffic (default 1,000,000: ten times the
-        100,000 an ERT is usually quoted at, because the union bound is only a bound and a single
-        5-sigma window on a binary feature must not page anyone). Or give
-        ``alarms_per_day`` with ``events_per_day`` instead.
-    step, scales
-        Test every ``step`` rows over windows of the last ``scales`` rows.
-    correction
-        Across features: ``bonferroni`` (default) or ``fdr`` (Benjamini-Hochberg).
-    min_effect
-        Minimum change of a bin's share of rows for a sequential alarm (absolute, default 0.02).
-    n_bins, max_categories
-        Reference-quantile bins per numeric feature; categories kept per categorical feature.
-    top_k
-        Features named per alarm.
-    features
-        Subset of features to monitor (default: all in the reference).
-    window_s, n_slots, alpha, min_js, min_rows
-        Event-time window of the windowed figures; their significance (after ``correction``),
-        minimum Jensen-Shannon distance, and minimum rows per feature.
-    clear_after
-        Rows without a flagged test before the alarm clears (default: the longest scale).
-    name
-        Value of the ``detector`` label.
+    Subclasses build their channels and binner in :meth:`_channels`; everything else (sequential
+    alarm, windowed figures, explanation, export, state) is the same. Parameters are documented on
+    :class:`FeatureDriftDetector`.
     """
 
-    kind = "input_drift"
+    kind = ""
 
     def __init__(
         self,
@@ -672,15 +648,18 @@ class FeatureDriftDetector(Detector):
         self.clear_after = clear_after
         self.name = name or self.kind
         self.profile = _need_reference(self.kind, reference)
+        channels, binner = self._channels(self.profile)
         self._core = DriftCore(
-            channels_from_profile(self.profile, n_bins=self.n_bins, max_categories=self.max_categories, features=self.features),
-            name=self.name, ert=self.ert, step=self.step, scales=self.scales, correction=self.correction,
+            channels, name=self.name, ert=self.ert, step=self.step, scales=self.scales, correction=self.correction,
             min_effect=self.min_effect, top_k=self.top_k, window_s=self.window_s, n_slots=self.n_slots,
-            alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after)
+            alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after, binner=binner)
+
+    def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
+        raise NotImplementedError
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None,
-                    **params: Any) -> "FeatureDriftDetector":
+                    **params: Any) -> "BinnedDriftDetector":
         return cls(_need_reference(cls.kind, reference), **_params(cls, context, params))
 
     def _reset(self) -> None:
@@ -710,14 +689,21 @@ class FeatureDriftDetector(Detector):
         """The calibrated sequential test (bands per scale, per-test alpha)."""
         return self._core.test
 
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self._core.channels)
+
     def window_figures(self) -> dict[str, Any]:
-        """Windowed tests and distances per feature (``{"rows", "stats", "drifted"}``)."""
+        """Windowed tests and distances per channel (``{"rows", "stats", "drifted"}``)."""
         return self._core.compute_figures()
 
     def update(self, batch: "Batch") -> None:
         if len(batch) == 0:
             return
-        idx, vals = self._core.binner.bin(batch)
+        binned = self._core.binner.bin(batch)
+        if binned is None:
+            return
+        idx, vals = binned
         self._core.update(np.asarray(batch.ts, dtype=np.float64), idx, vals)
 
     def advance(self, now: float) -> None:
@@ -733,6 +719,47 @@ class FeatureDriftDetector(Detector):
         if int(state.get("version", -1)) != self.state_version:
             raise ValueError(f"{self.kind}: state version {state.get('version')} is not {self.state_version}")
         self._core.load_state_dict(state)
+
+
+class FeatureDriftDetector(BinnedDriftDetector):
+    """Input drift of every feature (kind ``input_drift``).
+
+    Parameters
+    ----------
+    reference
+        :class:`~monitor.reference.Reference` or :class:`~monitor.profile.Profile` (required).
+    ert
+        Expected rows between false alarms on undrifted traffic (default 1,000,000: ten times the
+        100,000 an ERT is usually quoted at, because the union bound is only a bound and a single
+        5-sigma window on a binary feature must not page anyone). Or give ``alarms_per_day`` with
+        ``events_per_day`` instead.
+    step, scales
+        Test every ``step`` rows over windows of the last ``scales`` rows.
+    correction
+        Across features: ``bonferroni`` (default) or ``fdr`` (Benjamini-Hochberg).
+    min_effect
+        Minimum change of a bin's share of rows for a sequential alarm (absolute, default 0.02).
+    n_bins, max_categories
+        Reference-quantile bins per numeric feature; categories kept per categorical feature.
+    top_k
+        Features named per alarm.
+    features
+        Subset of features to monitor (default: all in the reference).
+    window_s, n_slots, alpha, min_js, min_rows
+        Event-time window of the windowed figures; their significance (after ``correction``),
+        minimum Jensen-Shannon distance, and minimum rows per feature.
+    clear_after
+        Rows without a flagged test before the alarm clears (default: the longest scale).
+    name
+        Value of the ``detector`` label.
+    """
+
+    kind = "input_drift"
+
+    def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
+        chans = channels_from_profile(profile, n_bins=self.n_bins, max_categories=self.max_categories,
+                                      features=self.features)
+        return chans, FeatureBinner(chans)
 
 
 def resolve_ert(ert: float | None, alarms_per_day: float | None, events_per_day: float | None) -> float:
