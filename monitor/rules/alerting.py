@@ -349,6 +349,7 @@ class AlertingRuleState:
             if key not in self.active and prev is not AlertState.INACTIVE:
                 # Dropped at this evaluation: a pending alert whose condition cleared.
                 transitions.append(self._transition(ts, before_alerts[key], prev, AlertState.INACTIVE))
+        transitions.sort(key=lambda tr: sorted(tr.labels.items()))  # deterministic order
         return out, transitions
 
     def _sample(self, a: Alert, metric: str, value: float, *, with_state: bool) -> Sample:
