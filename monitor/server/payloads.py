@@ -59,7 +59,9 @@ def _tensor(t: dict[str, Any], field: str) -> Any:
     if not isinstance(data, list):
         raise PayloadError(f"{field}.data", "must be a list", "bad_data")
     try:
-        if dtype in _OIP_NUMERIC:
+        if dtype.startswith(("INT", "UINT")):
+            arr = np.asarray(data, dtype=np.int64)
+        elif dtype in _OIP_NUMERIC:
             arr = np.asarray(data, dtype=np.float64)
         else:
             arr = np.asarray(data, dtype=object)

@@ -1,0 +1,205 @@
+"""CloudEvents intake over real HTTP with the headers KServe's and Seldon's inference loggers send
+(binary mode: ce-specversion, ce-id, ce-type, ce-source, ce-time, ce-inferenceservicename,
+ce-namespace, ce-component, ce-endpoint, ce-metadata, content-type)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.server.cloudevents import Joiner, _Half
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, total, wait_until
+
+IRIS = {"model": "sklearn-iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "labels", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def kserve_headers(ce_id: str, part: str, isvc: str = "sklearn-iris", **extra: str) -> dict[str, str]:
+    """What KServe's agent sends (pkg/logger: binary-mode CloudEvents over HTTP)."""
+    return {
+        "Content-Type": "application/json",
+        "Ce-Specversion": "1.0",
+        "Ce-Id": ce_id,
+        "Ce-Type": f"org.kubeflow.serving.inference.{part}",
+        "Ce-Source": f"http://localhost:9081/",
+        "Ce-Time": "2026-11-29T12:00:00.123456Z",
+        "Ce-Inferenceservicename": isvc,
+        "Ce-Namespace": "default",
+        "Ce-Component": "predictor",
+        "Ce-Endpoint": "default",
+        "Ce-Metadata": "{}",
+        **extra,
+    }
+
+
+def seldon_headers(ce_id: str, ce_type: str, sdep: str = "sklearn-iris") -> dict[str, str]:
+    return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": ce_id, "Ce-Type": ce_type,
+            "Ce-Source": "http://seldon-executor", "Ce-Modelid": "classifier", "Ce-Inferenceservicename": sdep,
+            "Ce-Namespace": "seldon", "Ce-Endpoint": "default", "Ce-Requestid": "x-" + ce_id}
+
+
+@pytest.fixture
+def sc(tmp_path):
+    s = start_sidecar({**IRIS, "server": {"client_header": "X-Client-Id"}}, tmp_path, factory=quiet_factory(start_worker=False))
+    yield s
+    s.close()
+
+
+def post(sc, headers, body) -> dict:
+    r = http("POST", sc.url + "/v1/cloudevents", json.dumps(body), headers)
+    assert r.status == 202, r.body
+    return r.json()
+
+
+def test_kserve_v1_request_and_response_are_joined_by_ce_id(sc):
+    rid = str(uuid.uuid4())
+    meta = json.dumps({"X-Client-Id": ["tenant-7"]})
+    assert post(sc, kserve_headers(rid, "request", **{"Ce-Metadata": meta}), {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]})["status"] == "pending"
+    assert len(sc.monitor().queue) == 0
+    assert post(sc, kserve_headers(rid, "response"), {"predictions": [1, 1]})["status"] == "accepted"
+    (event,) = list(sc.monitor().queue.items)
+    assert event[2] == [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] and event[3] == [1, 1]
+    assert event[5] == "tenant-7" and event[6] == rid
+    ce_time = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=timezone.utc).timestamp()
+    assert event[1] == pytest.approx(ce_time, abs=1e-6)  # ce-time of the request is the event time
+    sc.flush()
+    r = http("POST", sc.url + "/v1/feedback", {"request_ids": [f"{rid}/0", f"{rid}/1"], "labels": ["versicolor", "virginica"]})
+    assert r.status == 202
+    sc.flush()
+    text = sc.metrics()
+    assert sample(text, "monitor_predictions_total", model="sklearn-iris") == 2
+    assert sample(text, "monitor_feedback_labels_total", model="sklearn-iris", outcome="joined") == 2
+    assert sample(text, "monitor_intake_events_accepted_total", model="sklearn-iris", endpoint="cloudevents") == 1
+
+
+def test_response_may_arrive_before_request_and_v2_bodies_are_read(sc):
+    rid = "abc-1"
+    resp = {"model_name": "sklearn-iris", "id": rid, "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [2]}]}
+    req = {"id": rid, "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [6.3, 3.3, 6.0, 2.5]}]}
+    assert post(sc, kserve_headers(rid, "response"), resp)["status"] == "pending"
+    assert post(sc, kserve_headers(rid, "request"), req)["status"] == "accepted"
+    (event,) = list(sc.monitor().queue.items)
+    assert event[2].tolist() == [[6.3, 3.3, 6.0, 2.5]] and event[3].tolist() == [2]
+    sc.flush()
+    assert sample(sc.metrics(), "monitor_predicted_class_total", model="sklearn-iris", **{"class": "2"}) == 1
+
+
+def test_unmatched_halves_time_out_overflow_and_duplicates_are_counted(tmp_path):
+    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending": 2, "pending_ttl": "200ms"}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        for i in range(3):
+            post(s, kserve_headers(f"q{i}", "request"), {"instances": [[1, 2, 3, 4]]})
+        post(s, kserve_headers("q2", "request"), {"instances": [[1, 2, 3, 4]]})  # a retry of the same half
+        post(s, kserve_headers("only-response", "response"), {"predictions": [0]})
+        text = s.metrics()
+        assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="request", reason="overflow") == 2
+        assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="request", reason="duplicate") == 1
+        assert wait_until(lambda: total(s.metrics(), "monitor_cloudevents_unmatched_total", reason="timeout") == 2, timeout=10)
+        text = s.metrics()
+        assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="response", reason="timeout") == 1
+        assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == 0
+        assert len(s.monitor().queue) == 0
+    finally:
+        s.close()
+
+
+def test_inference_service_name_selects_the_model(tmp_path):
+    s = start_sidecar({"models": [IRIS, {**IRIS, "model": "other"}]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        post(s, kserve_headers("a", "request", isvc="other"), {"instances": [[1, 2, 3, 4]]})
+        post(s, kserve_headers("a", "response", isvc="other"), {"predictions": [0]})
+        assert len(s.monitor("other").queue) == 1 and len(s.monitor("sklearn-iris").queue) == 0
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps({"instances": [[1]]}), kserve_headers("b", "request", isvc="missing"))
+        assert r.status == 404 and r.json()["field"] == "ce-inferenceservicename"
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("drop, field", [("Ce-Specversion", "ce-specversion"), ("Ce-Id", "ce-id"),
+                                         ("Ce-Type", "ce-type"), ("Ce-Source", "ce-source")])
+def test_missing_required_attributes_answer_400_naming_the_header(sc, drop, field):
+    headers = kserve_headers("z", "request")
+    del headers[drop]
+    r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"instances": [[1, 2, 3, 4]]}), headers)
+    assert r.status == 400 and r.json()["field"] == field
+
+
+def test_bad_type_body_and_specversion_are_refused_and_counted(sc):
+    h = kserve_headers("z", "request")
+    r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"instances": [[1]]}), {**h, "Ce-Type": "com.example.other"})
+    assert r.status == 400 and r.json()["reason"] == "bad_ce_type"
+    r = http("POST", sc.url + "/v1/cloudevents", "not json", h)
+    assert r.status == 400 and r.json()["reason"] == "bad_json"
+    r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"foo": 1}), h)
+    assert r.status == 400 and r.json()["field"] == "inputs"
+    r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"instances": [[1]]}), {**h, "Ce-Specversion": "0.3"})
+    assert r.status == 400 and r.json()["reason"] == "bad_specversion"
+    text = sc.metrics()
+    for reason in ("bad_ce_type", "bad_json", "missing_inputs", "bad_specversion"):
+        assert total(text, "monitor_intake_events_refused_total", endpoint="cloudevents", reason=reason) == 1
+
+
+def test_seldon_request_response_and_feedback(sc):
+    puid = "p-123"
+    post(sc, seldon_headers(puid, "io.seldon.serving.inference.request"),
+         {"data": {"names": ["a", "b", "c", "d"], "ndarray": [[5.1, 3.5, 1.4, 0.2]]}})
+    post(sc, seldon_headers(puid, "io.seldon.serving.inference.response"),
+         {"data": {"names": ["t:0", "t:1", "t:2"], "tensor": {"shape": [1, 3], "values": [0.9, 0.05, 0.05]}}, "meta": {"puid": puid}})
+    (event,) = list(sc.monitor().queue.items)
+    assert event[2] == [{"a": 5.1, "b": 3.5, "c": 1.4, "d": 0.2}] and event[6] == puid
+    sc.flush()
+    fb = {"request": {"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}, "response": {"meta": {"puid": puid}, "data": {"ndarray": [[0.9, 0.05, 0.05]]}},
+          "reward": 1.0, "truth": {"data": {"ndarray": [[1, 0, 0]]}}}
+    assert post(sc, seldon_headers("fb-1", "io.seldon.serving.feedback"), fb)["status"] == "accepted"
+    sc.flush()
+    assert sample(sc.metrics(), "monitor_feedback_labels_total", model="sklearn-iris", outcome="joined") == 1
+
+
+def test_structured_mode_is_accepted(sc):
+    for part, data in (("request", {"instances": [[1, 2, 3, 4]]}), ("response", {"predictions": [0]})):
+        env = {"specversion": "1.0", "id": "s1", "source": "x", "type": f"org.kubeflow.serving.inference.{part}",
+               "inferenceservicename": "sklearn-iris", "datacontenttype": "application/json", "data": data}
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps(env), {"Content-Type": "application/cloudevents+json"})
+        assert r.status == 202
+    assert len(sc.monitor().queue) == 1
+
+
+def test_root_path_takes_cloudevents_for_logger_urls_without_a_path(sc):
+    r = http("POST", sc.url + "/", json.dumps({"instances": [[1, 2, 3, 4]]}), kserve_headers("root", "request"))
+    assert r.status == 202 and r.json()["status"] == "pending"
+
+
+def test_joiner_is_bounded_and_expires_in_age_order():
+    j = Joiner(max_pending=3, ttl_s=10.0)
+    mon = object()
+    for i in range(5):
+        other, given_up = j.offer(("m", str(i)), _Half("request", mon, float(i), 0.0, None, 1, None))  # type: ignore[arg-type]
+        assert other is None
+    assert len(j) == 3
+    assert [h.received for h, _ in j.expire(12.5)] == [2.0]
+    other, _ = j.offer(("m", "3"), _Half("response", mon, 12.0, 0.0, None, None, None))  # type: ignore[arg-type]
+    assert other is not None and other.part == "request"
+    assert [reason for _, reason in j.drain()] == ["shutdown"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=st.dictionaries(st.sampled_from(["Ce-Specversion", "Ce-Id", "Ce-Type", "Ce-Source", "Ce-Time", "Ce-Inferenceservicename",
+                                                "Ce-Metadata", "Content-Type"]),
+                               st.one_of(st.sampled_from(["1.0", "org.kubeflow.serving.inference.request", "io.seldon.serving.feedback",
+                                                          "org.kubeflow.serving.inference.response", "sklearn-iris",
+                                                          "application/cloudevents+json", "{]"]),
+                                         st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=20))),
+       body=st.one_of(st.binary(max_size=100), st.builds(lambda v: json.dumps(v).encode(),
+                                                          st.dictionaries(st.sampled_from(["instances", "predictions", "inputs", "outputs", "data", "truth", "response"]),
+                                                                          st.recursive(st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=3)),
+                                                                                       lambda i: st.lists(i, max_size=3) | st.dictionaries(st.text(max_size=5), i, max_size=3),
+                                                                                       max_leaves=8), max_size=3))))
+def test_fuzzed_cloudevents_never_crash(sc, headers, body):
+    r = http("POST", sc.url + "/v1/cloudevents", body, headers)
+    assert r.status in (202, 400, 404, 413), (r.status, r.body[:300])
