@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "replay": "monitor.cli.replay:replay",
     "reference": "monitor.cli.reference:reference",
     "serve": "monitor.cli.serve:serve",
+    "dashboards": "monitor.cli.dashboards:dashboards",
 }
 
 _HELP = {
@@ -31,6 +32,7 @@ _HELP = {
     "replay": "Backtest rules: replay a recorded event log in event time.",
     "reference": "Build reference profiles for the drift detectors.",
     "serve": "Run the sidecar: HTTP intake, CloudEvents, reverse proxy, /metrics.",
+    "dashboards": "Generate the Grafana dashboards from the metric catalog.",
 }
 
 

@@ -1,0 +1,117 @@
+"""The Confidence & calibration dashboard: how sure the model claims to be, whether that changed,
+whether it is right (estimated without labels, measured with them), and where it is miscalibrated."""
+
+from __future__ import annotations
+
+from monitor.dashboards.dashboard import Dashboard, label_variable
+from monitor.dashboards.panels import Panel, Query, Row, barchart, heatmap, pack_alerts_panel, stat, timeseries
+from monitor.dashboards.promql import increase, rate, selector
+
+__all__ = ["UID", "build"]
+
+UID = "monitor-confidence"
+_SEGMENT = 'segment=~"$segment"'
+
+
+def _dist(name: str) -> str:
+    return f"sum by (le) ({increase(name, suffix='_bucket')})"
+
+
+def _by_model(name: str, *matchers: str) -> str:
+    return f"max by (model) ({selector(name, *matchers)})"
+
+
+def build() -> Dashboard:
+    """The Confidence & calibration dashboard (metrics of monitor/catalog/confidence.py)."""
+    joined = rate("monitor_feedback_labels", 'outcome="joined"')
+    items: list[Panel | Row | None] = [
+        Row("Confidence of every prediction"),
+        heatmap("Confidence over time", _dist("monitor_confidence_ratio"), metrics=("monitor_confidence_ratio",),
+                note="Rows per confidence bucket in each interval: a band sliding left means less sure predictions."),
+        heatmap("Prediction entropy over time", _dist("monitor_prediction_entropy_ratio"),
+                metrics=("monitor_prediction_entropy_ratio",), note="Rows per entropy bucket in each interval."),
+        timeseries("Mean confidence and abstain share",
+                   Query(_by_model("monitor_confidence_mean_ratio"), "mean confidence {{model}}"),
+                   Query(_by_model("monitor_abstain_ratio"), "abstain {{model}}"),
+                   metrics=("monitor_confidence_mean_ratio", "monitor_abstain_ratio"), minimum=0, maximum=1),
+        timeseries("Confidence drift against the reference",
+                   Query(f"max by (model, score) ({selector('monitor_confidence_drift_distance')})", "KS distance {{model}} {{score}}"),
+                   metrics=("monitor_confidence_drift_distance",), threshold=0.1, minimum=0,
+                   note="The dashed line is the ModelConfidenceDrift bound (with p < 0.001)."),
+        timeseries("Prediction drift (label shift)",
+                   Query(_by_model("monitor_prediction_drift_distance"), "JS distance {{model}}"),
+                   metrics=("monitor_prediction_drift_distance",), minimum=0),
+        timeseries("Output diversity against the reference",
+                   Query(_by_model("monitor_output_diversity_ratio"), "window {{model}}"),
+                   Query(_by_model("monitor_output_diversity_reference_ratio"), "reference {{model}}"),
+                   metrics=("monitor_output_diversity_ratio", "monitor_output_diversity_reference_ratio"),
+                   minimum=0, maximum=1),
+        Row("Accuracy"),
+        timeseries("Estimated vs measured accuracy",
+                   Query(f"max by (model, estimator) ({selector('monitor_estimated_accuracy_ratio')})", "estimated ({{estimator}}) {{model}}"),
+                   Query(_by_model("monitor_accuracy_ratio"), "measured {{model}}"),
+                   Query(_by_model("monitor_reference_accuracy_ratio"), "reference {{model}}"),
+                   metrics=("monitor_estimated_accuracy_ratio", "monitor_accuracy_ratio", "monitor_reference_accuracy_ratio"),
+                   description="Accuracy estimated from confidence alone (cbpe, atc, bbse), measured on delayed labels, "
+                               "and on the reference data: estimates move first, labels confirm later.", maximum=1),
+        timeseries("Label coverage",
+                   Query(f"{_by_model('monitor_labels_in_window')} / {_by_model('monitor_confidence_rows_in_window')}",
+                         "labelled share {{model}}"),
+                   metrics=("monitor_labels_in_window", "monitor_confidence_rows_in_window"), unit="percentunit",
+                   description="Share of the window's predictions that have received their delayed label: below the "
+                               "calibration detector's minimum, label-based figures are absent.", minimum=0, maximum=1),
+        stat("Labels joined per second",
+             Query(f"sum by (model) ({joined})", "{{model}}"),
+             metrics=("monitor_feedback_labels",), unit="cps", width=12),
+        stat("Labels in the calibration window", Query(_by_model("monitor_labels_in_window"), "{{model}}"),
+             metrics=("monitor_labels_in_window",), width=12),
+        Row("Calibration"),
+        timeseries("Over-confidence gap with its interval",
+                   Query(_by_model("monitor_overconfidence_gap_ratio"), "gap {{model}}"),
+                   Query(_by_model("monitor_overconfidence_gap_lower_ratio"), "lower {{model}}"),
+                   Query(_by_model("monitor_overconfidence_gap_upper_ratio"), "upper {{model}}"),
+                   metrics=("monitor_overconfidence_gap_ratio", "monitor_overconfidence_gap_lower_ratio",
+                            "monitor_overconfidence_gap_upper_ratio"), threshold=0.02,
+                   description="Mean confidence minus accuracy on the labelled window, with its interval: a lower bound "
+                               "above 0 is significant over-confidence. The dashed line is the ModelOverconfident bound."),
+        timeseries("Over-confidence p-value",
+                   Query(_by_model("monitor_overconfidence_pvalue"), "{{model}}"),
+                   metrics=("monitor_overconfidence_pvalue",), threshold=0.01, minimum=0, maximum=1),
+        barchart("Reliability diagram",
+                 Query(f"avg by (bin) ({selector('monitor_reliability_confidence_ratio')})", "confidence"),
+                 Query(f"avg by (bin) ({selector('monitor_reliability_accuracy_ratio')})", "accuracy"),
+                 x_field="bin", metrics=("monitor_reliability_confidence_ratio", "monitor_reliability_accuracy_ratio"),
+                 description="Per equal-width confidence bin: mean confidence against accuracy of the labelled rows; "
+                             "accuracy bars below the confidence bars mean over-confidence in that range."),
+        timeseries("Calibration error",
+                   Query(f"max by (model, estimator) ({selector('monitor_calibration_error_ratio')})", "{{estimator}} {{model}}"),
+                   Query(_by_model("monitor_max_calibration_error_ratio"), "max bin error {{model}}"),
+                   metrics=("monitor_calibration_error_ratio", "monitor_max_calibration_error_ratio"), threshold=0.1,
+                   minimum=0),
+        timeseries("Recalibration temperature", Query(_by_model("monitor_recalibration_temperature"), "{{model}}"),
+                   metrics=("monitor_recalibration_temperature",), threshold=1.0),
+        timeseries("Brier score and log loss",
+                   Query(_by_model("monitor_brier_score"), "Brier {{model}}"),
+                   Query(_by_model("monitor_log_loss"), "log loss {{model}}"),
+                   metrics=("monitor_brier_score", "monitor_log_loss"), minimum=0),
+        Row("Segments"),
+        timeseries("Accuracy by segment",
+                   Query(f"max by (model, segment) ({selector('monitor_segment_accuracy_ratio', _SEGMENT)})", "{{model}} {{segment}}"),
+                   metrics=("monitor_segment_accuracy_ratio",), minimum=0, maximum=1),
+        timeseries("Mean confidence by segment",
+                   Query(f"max by (model, segment) ({selector('monitor_segment_confidence_mean_ratio', _SEGMENT)})",
+                         "{{model}} {{segment}}"),
+                   metrics=("monitor_segment_confidence_mean_ratio",), minimum=0, maximum=1),
+        timeseries("Largest gap between segments",
+                   Query(f"max by (model, figure, high, low) ({selector('monitor_segment_max_gap_ratio')})",
+                         "{{figure}}: {{high}} over {{low}} ({{model}})"),
+                   metrics=("monitor_segment_max_gap_ratio",), minimum=0),
+        timeseries("Segment gap z statistic",
+                   Query(f"max by (model, figure) ({selector('monitor_segment_max_gap_zscore')})", "{{figure}} {{model}}"),
+                   metrics=("monitor_segment_max_gap_zscore",), threshold=4.0),
+        pack_alerts_panel("confidence", "Confidence and calibration alerts"),
+    ]
+    return Dashboard(UID, "Model monitor / Confidence & calibration",
+                     "Confidence distributions, label-free accuracy estimates, calibration against delayed labels, "
+                     "and segments.", tuple(i for i in items if i is not None),
+                     variables=(label_variable("segment", "Segment", "monitor_segment_rows_in_window"),))

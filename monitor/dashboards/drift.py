@@ -1,0 +1,89 @@
+"""The Drift & data quality dashboard: which features moved, since when, how far, and whether the
+inputs are even valid (missing, out of range, unseen categories, stuck sensors)."""
+
+from __future__ import annotations
+
+from monitor.dashboards.dashboard import Dashboard, label_variable
+from monitor.dashboards.panels import Panel, Query, Row, pack_alerts_panel, stat, timeseries
+from monitor.dashboards.promql import rate, selector, zero_fill
+
+__all__ = ["UID", "build"]
+
+UID = "monitor-drift"
+_DETECTOR = 'detector=~"$detector"'
+
+
+def build() -> Dashboard:
+    """The Drift & data quality dashboard (metrics of monitor/catalog/drift.py)."""
+    feature_scores = selector("monitor_drift_feature_score_ratio", _DETECTOR)
+    items: list[Panel | Row | None] = [
+        Row("Drift alarms"),
+        stat("Detectors in alarm",
+             Query(f"sum by (model) ({selector('monitor_drift_detected', _DETECTOR)})", "{{model}}"),
+             metrics=("monitor_drift_detected",), width=8, steps=((None, "green"), (1, "red")),
+             description="Drift detectors whose sequential test is in alarm now (false alarms held to one per ERT events)."),
+        stat("Features drifted (windowed tests)",
+             Query(f"max by (model) ({selector('monitor_drift_features_drifted', _DETECTOR)})", "{{model}}"),
+             metrics=("monitor_drift_features_drifted",), width=8, steps=((None, "green"), (1, "orange"))),
+        stat("Rows in the drift window",
+             Query(f"max by (model) ({selector('monitor_drift_window_rows', _DETECTOR)})", "{{model}}"),
+             metrics=("monitor_drift_window_rows",), width=8),
+        timeseries("Drift score against the alarm threshold",
+                   Query(f"max by (model, detector) ({selector('monitor_drift_score_ratio', _DETECTOR)})",
+                         "{{model}} {{detector}}"),
+                   metrics=("monitor_drift_score_ratio",), unit="none", threshold=1.0, minimum=0,
+                   note="At 1 (dashed) the sequential test alarms."),
+        timeseries("Drift alarm state",
+                   Query(f"max by (model, detector) ({selector('monitor_drift_detected', _DETECTOR)})",
+                         "{{model}} {{detector}}"),
+                   metrics=("monitor_drift_detected",), bars=True, minimum=0, maximum=1),
+        Row("Features"),
+        timeseries("Drift score per feature", Query(f"max by (model, feature) ({feature_scores})", "{{feature}}"),
+                   metrics=("monitor_drift_feature_score_ratio",), unit="none", threshold=1.0, minimum=0, width=24,
+                   height=10),
+        timeseries("Top drifting features", Query(f"topk(5, max by (model, feature) ({feature_scores}))", "{{feature}}"),
+                   metrics=("monitor_drift_feature_score_ratio",), unit="none", threshold=1.0, minimum=0,
+                   description="The five features deviating most from the reference at each point, relative to their "
+                               "alarm threshold."),
+        timeseries("Features driving the alarm",
+                   Query(f"max by (model, rank, feature, change) ({selector('monitor_drift_top_feature', _DETECTOR)})",
+                         "#{{rank}} {{feature}} ({{change}})"),
+                   metrics=("monitor_drift_top_feature",), unit="none",
+                   note="Present only while a detector is in alarm."),
+        timeseries("Smallest feature p-values",
+                   Query(f"bottomk(5, min by (model, feature, test) "
+                         f"({selector('monitor_drift_feature_pvalue', _DETECTOR)}))", "{{feature}} ({{test}})"),
+                   metrics=("monitor_drift_feature_pvalue",), minimum=0, maximum=1),
+        timeseries("Largest feature effect sizes",
+                   Query(f"topk(5, max by (model, feature, measure) "
+                         f"({selector('monitor_drift_feature_effect', _DETECTOR)}))", "{{feature}} ({{measure}})"),
+                   metrics=("monitor_drift_feature_effect",), minimum=0),
+        Row("Multivariate"),
+        timeseries("Multivariate score against its threshold",
+                   Query(f"max by (model, detector) ({selector('monitor_drift_statistic', _DETECTOR)})",
+                         "statistic {{model}} {{detector}}"),
+                   Query(f"max by (model, detector) ({selector('monitor_drift_statistic_threshold', _DETECTOR)})",
+                         "threshold {{model}} {{detector}}"),
+                   metrics=("monitor_drift_statistic", "monitor_drift_statistic_threshold"), width=24),
+        Row("Data quality"),
+        timeseries("Missing and out-of-range rates",
+                   Query(f"max by (model, feature, reason) ({selector('monitor_data_invalid_ratio')}) > 0",
+                         "{{feature}} {{reason}}"),
+                   Query(f"max by (model, reason) ({selector('monitor_data_reference_invalid_ratio')})",
+                         "expected {{reason}} (reference, worst feature)"),
+                   metrics=("monitor_data_invalid_ratio", "monitor_data_reference_invalid_ratio"),
+                   description="Share of the window's rows with a bad value, per feature and reason (only features "
+                               "with some), against the worst rate the reference leads one to expect."),
+        timeseries("Invalid values per second",
+                   Query(zero_fill(f"sum by (model, reason) ({rate('monitor_data_invalid_rows')})"), "{{model}} {{reason}}"),
+                   metrics=("monitor_data_invalid_rows",), unit="cps", stack=True, note="Per second; 0 when none."),
+        timeseries("Stuck features",
+                   Query(zero_fill(f"sum by (model) ({selector('monitor_data_stuck')})"), "{{model}}"),
+                   metrics=("monitor_data_stuck",), bars=True,
+                   description="Features repeating one value for longer than the reference makes plausible."),
+        pack_alerts_panel("drift", "Drift and data quality alerts"),
+    ]
+    return Dashboard(UID, "Model monitor / Drift & data quality",
+                     "Input and output drift per feature and multivariate, with explanations, and data quality.",
+                     tuple(i for i in items if i is not None),
+                     variables=(label_variable("detector", "Detector", "monitor_drift_ert_events"),))

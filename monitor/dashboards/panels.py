@@ -1,0 +1,321 @@
+"""Panel builders: one function per Grafana panel type, each taking its description and unit from the
+metric catalog so that dashboards say what the exporter says.
+
+A panel names the catalog metrics it shows (``metrics``); the description defaults to their help
+texts and the unit to the first one's unit. Every query goes through the ``${datasource}`` template
+variable, never a fixed or ``${DS_...}`` input datasource, so that file provisioning works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.dashboards.promql import spec
+
+__all__ = [
+    "DATASOURCE",
+    "Query",
+    "Panel",
+    "Row",
+    "timeseries",
+    "stat",
+    "heatmap",
+    "barchart",
+    "table",
+    "pack_alerts_panel",
+]
+
+#: Every panel and query reads the dashboard's datasource variable.
+DATASOURCE: dict[str, str] = {"type": "prometheus", "uid": "${datasource}"}
+
+_REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL target of a panel.
+
+    Parameters
+    ----------
+    expr
+        The PromQL expression, with ``$model`` and ``$__rate_interval`` left for Grafana.
+    legend
+        Grafana legend format (``{{model}} {{reason}}``).
+    instant
+        Instant query (stat, table, bar chart) instead of a range query.
+    format
+        ``time_series``, ``table`` or ``heatmap`` (bucket series ordered by ``le``).
+    """
+
+    expr: str
+    legend: str = ""
+    instant: bool = False
+    format: str = "time_series"
+
+    def to_json(self, ref_id: str) -> dict[str, Any]:
+        return {
+            "datasource": DATASOURCE,
+            "editorMode": "code",
+            "expr": self.expr,
+            "format": self.format,
+            "instant": self.instant,
+            "legendFormat": self.legend or "__auto",
+            "range": not self.instant,
+            "refId": ref_id,
+        }
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A panel before layout: Grafana type, texts, unit, queries and type-specific options.
+
+    ``metrics`` are catalog names; the tests check each query reads only catalog series.
+    """
+
+    type: str
+    title: str
+    description: str
+    unit: str
+    queries: tuple[Query, ...]
+    metrics: tuple[str, ...]
+    width: int = 12
+    height: int = 8
+    options: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    transformations: tuple[dict[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.title or not self.description or not self.unit:
+            raise ValueError(f"panel {self.title!r}: a title, a description and a unit are required")
+        if not self.queries:
+            raise ValueError(f"panel {self.title!r} has no query")
+        if not 1 <= self.width <= 24:
+            raise ValueError(f"panel {self.title!r}: width must be 1..24")
+        for name in self.metrics:
+            spec(name)
+
+    def to_json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
+        defaults = {"unit": self.unit, **self.defaults}
+        return {
+            "datasource": DATASOURCE,
+            "description": self.description,
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
+            "id": panel_id,
+            "options": self.options,
+            "targets": [q.to_json(_REF_IDS[i]) for i, q in enumerate(self.queries)],
+            "title": self.title,
+            "transformations": list(self.transformations),
+            "type": self.type,
+        }
+
+
+@dataclass(frozen=True)
+class Row:
+    """A collapsible row header that starts a new line of panels."""
+
+    title: str
+
+    def to_json(self, panel_id: int, y: int) -> dict[str, Any]:
+        return {
+            "collapsed": False,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            "id": panel_id,
+            "panels": [],
+            "title": self.title,
+            "type": "row",
+        }
+
+
+def _describe(metrics: tuple[str, ...], description: str | None, note: str) -> str:
+    text = description if description is not None else " ".join(spec(m).help for m in metrics)
+    return f"{text} {note}".strip()
+
+
+def _thresholds(steps: tuple[tuple[float | None, str], ...]) -> dict[str, Any]:
+    return {"mode": "absolute", "steps": [{"color": color, "value": value} for value, color in steps]}
+
+
+_GREEN: tuple[tuple[float | None, str], ...] = ((None, "green"),)
+
+
+def timeseries(
+    title: str,
+    *queries: Query,
+    metrics: tuple[str, ...],
+    unit: str | None = None,
+    description: str | None = None,
+    note: str = "",
+    width: int = 12,
+    height: int = 8,
+    stack: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    threshold: float | None = None,
+    bars: bool = False,
+) -> Panel:
+    """A time series panel; ``threshold`` draws a dashed red line (e.g. an alert bound)."""
+    custom: dict[str, Any] = {
+        "drawStyle": "bars" if bars else "line",
+        "fillOpacity": 20 if stack or bars else 8,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"group": "A", "mode": "normal" if stack else "none"},
+    }
+    defaults: dict[str, Any] = {"custom": custom, "color": {"mode": "palette-classic"}}
+    if threshold is not None:
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+        defaults["thresholds"] = _thresholds(((None, "transparent"), (threshold, "red")))
+    if minimum is not None:
+        defaults["min"] = minimum
+    if maximum is not None:
+        defaults["max"] = maximum
+    return Panel(
+        "timeseries", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, tuple(queries),
+        metrics, width, height,
+        options={
+            "legend": {"calcs": ["lastNotNull", "max"], "displayMode": "table", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        defaults=defaults,
+    )
+
+
+def stat(
+    title: str,
+    query: Query,
+    *,
+    metrics: tuple[str, ...],
+    unit: str | None = None,
+    description: str | None = None,
+    note: str = "",
+    width: int = 6,
+    height: int = 4,
+    steps: tuple[tuple[float | None, str], ...] = _GREEN,
+) -> Panel:
+    """A single-value panel per series (instant query), coloured by ``steps`` (value, colour)."""
+    q = Query(query.expr, query.legend, instant=True, format="time_series")
+    return Panel(
+        "stat", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, (q,), metrics, width, height,
+        options={
+            "colorMode": "background",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "value_and_name",
+        },
+        defaults={"thresholds": _thresholds(steps), "color": {"mode": "thresholds"}},
+    )
+
+
+def heatmap(
+    title: str,
+    expr: str,
+    *,
+    metrics: tuple[str, ...],
+    unit: str | None = None,
+    description: str | None = None,
+    note: str = "",
+    width: int = 12,
+    height: int = 8,
+) -> Panel:
+    """A heatmap of histogram buckets over time (``expr`` sums ``increase`` of ``_bucket`` by ``le``)."""
+    y_unit = unit or spec(metrics[0]).unit
+    return Panel(
+        "heatmap", title, _describe(metrics, description, note), y_unit,
+        (Query(expr, "{{le}}", format="heatmap"),), metrics, width, height,
+        options={
+            "calculate": False,
+            "cellGap": 1,
+            "color": {"exponent": 0.5, "mode": "scheme", "scale": "exponential", "scheme": "Oranges", "steps": 64},
+            "filterValues": {"le": 1e-9},
+            "legend": {"show": True},
+            "rowsFrame": {"layout": "auto"},
+            "tooltip": {"show": True, "yHistogram": True},
+            "yAxis": {"axisPlacement": "left", "unit": y_unit},
+        },
+    )
+
+
+def barchart(
+    title: str,
+    *queries: Query,
+    x_field: str,
+    metrics: tuple[str, ...],
+    unit: str | None = None,
+    description: str | None = None,
+    note: str = "",
+    width: int = 12,
+    height: int = 8,
+) -> Panel:
+    """Bars per value of label ``x_field`` (instant table queries joined on it), e.g. the
+    reliability diagram: confidence and accuracy side by side per confidence bin. Queries should
+    aggregate to ``by (<x_field>)`` so that the joined table has one row per bar."""
+    qs = tuple(Query(q.expr, q.legend, instant=True, format="table") for q in queries)
+    return Panel(
+        "barchart", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, qs, metrics, width, height,
+        options={
+            "barWidth": 0.8,
+            "groupWidth": 0.7,
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "orientation": "vertical",
+            "showValue": "never",
+            "stacking": "none",
+            "xField": x_field,
+            "xTickLabelRotation": 0,
+        },
+        defaults={"color": {"mode": "palette-classic"}, "min": 0},
+        transformations=(
+            {"id": "joinByField", "options": {"byField": x_field, "mode": "outer"}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True, "Time 1": True, "Time 2": True},
+                                           "renameByName": {f"Value #{_REF_IDS[i]}": q.legend or f"Value #{_REF_IDS[i]}"
+                                                            for i, q in enumerate(qs)}}},
+            {"id": "sortBy", "options": {"sort": [{"field": x_field}]}},
+        ),
+    )
+
+
+def table(
+    title: str,
+    query: Query,
+    *,
+    metrics: tuple[str, ...],
+    unit: str | None = None,
+    description: str | None = None,
+    note: str = "",
+    columns: tuple[str, ...] = (),
+    width: int = 12,
+    height: int = 8,
+) -> Panel:
+    """A table of the current series (instant query): one row per label set, ``columns`` shown."""
+    q = Query(query.expr, query.legend, instant=True, format="table")
+    keep = {c: True for c in columns + ("Value",)}
+    return Panel(
+        "table", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, (q,), metrics, width, height,
+        options={"cellHeight": "sm", "showHeader": True, "sortBy": [{"desc": True, "displayName": "Value"}]},
+        transformations=(
+            {"id": "filterFieldsByName", "options": {"include": {"names": list(keep)}}},
+        ) if columns else (),
+    )
+
+
+def pack_alerts_panel(pack: str, title: str, width: int = 24) -> "Panel | None":
+    """Pending and firing alerts of rule pack ``rules/<pack>.yml`` over time, 0 when none (None when
+    the pack has no alerts)."""
+    from monitor.dashboards.packs import pack_alerts
+    from monitor.dashboards.promql import selector, zero_fill
+
+    names = pack_alerts(pack)
+    if not names:
+        return None
+    alerts = selector("monitor_alerts", f'alertname=~"{"|".join(names)}"')
+    return timeseries(
+        title,
+        Query(zero_fill(f"count by (model, alertname, alertstate) ({alerts})"), "{{model}} {{alertname}} {{alertstate}}"),
+        metrics=("monitor_alerts",), bars=True, width=width,
+        description=f"Pending and firing alerts of the rules/{pack}.yml pack, as the agent evaluates them "
+                    f"({', '.join(names)}); 0 when none.",
+    )

@@ -1,0 +1,183 @@
+"""The Grafana dashboards: generated from the catalog, committed as generated, and well-formed.
+
+The end-to-end test (tests/test_e2e_stack.py) runs every query against a real Prometheus; these tests
+check everything that does not need one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import promql_parser as pp
+import pytest
+from click.testing import CliRunner
+
+from monitor import catalog
+from monitor.catalog import SpecError
+from monitor.cli import main
+from monitor.dashboards import build
+from monitor.dashboards.dashboard import DATASOURCE_UID
+from monitor.dashboards.packs import pack_alerts
+from monitor.dashboards.panels import Panel, Query, timeseries
+from monitor.dashboards.promql import rate, selector
+from monitor.dashboards.queries import iter_queries, substitute
+
+SENTINEL = "7777s"  # stands for $__rate_interval, to find ranges that do not use it
+VARIABLES = {"model": ".*", "segment": ".*", "detector": ".*", "datasource": DATASOURCE_UID}
+#: Series Prometheus itself produces from loaded rules; the only names outside the catalog allowed.
+PROMETHEUS_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
+
+
+def _series_labels() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for spec in catalog.CATALOG.values():
+        for name in spec.series_names():
+            out[name] = set(spec.labels) | {"model"} | ({"le"} if name.endswith("_bucket") else set())
+    return out
+
+
+SERIES = _series_labels()
+DASHBOARDS = {d.uid: d.to_json() for d in build.dashboards()}
+QUERIES = [(uid, q) for uid, dash in DASHBOARDS.items() for q in iter_queries(dash)]
+
+
+def _parse(expr: str) -> pp.Expr:
+    if expr.startswith("label_values("):
+        expr = expr[len("label_values("):].rsplit(",", 1)[0]
+    return pp.parse(substitute(expr, VARIABLES, rate_window=SENTINEL))
+
+
+def test_committed_dashboards_are_the_generated_ones() -> None:
+    problems = build.check()
+    assert not problems, "; ".join(f"{p.path.name} {p.problem}" for p in problems) + \
+        " -- run `monitor dashboards build` and commit grafana/dashboards"
+
+
+def test_the_five_dashboards_have_fixed_unique_uids() -> None:
+    assert set(DASHBOARDS) == {"monitor-overview", "monitor-confidence", "monitor-drift", "monitor-probing", "monitor-agent"}
+    for uid, dash in DASHBOARDS.items():
+        assert dash["uid"] == uid and dash["id"] is None and dash["schemaVersion"] >= 36
+
+
+@pytest.mark.parametrize("uid, query", QUERIES, ids=[f"{u}:{q.kind}:{q.title}" for u, q in QUERIES])
+def test_every_query_reads_only_catalog_series_with_their_labels(uid: str, query) -> None:
+    seen: list[str] = []
+
+    def visit(node: pp.Expr) -> bool:
+        if isinstance(node, pp.VectorSelector):
+            name = node.name
+            seen.append(name)
+            assert name in SERIES or name in PROMETHEUS_SERIES, f"{query.where} reads {name!r}, which is not in the catalog"
+            if name in SERIES:
+                for m in node.matchers.matchers:
+                    assert m.name in SERIES[name], f"{query.where}: {name} has no label {m.name!r}"
+        if isinstance(node, pp.MatrixSelector):
+            assert str(pp.parse(f"x[{SENTINEL}]").range) == str(node.range), \
+                f"{query.where}: a range other than $__rate_interval: {query.expr}"
+        return True
+
+    pp.walk(_parse(query.expr), visit)
+    assert seen, f"{query.where} selects no series"
+    if not (query.kind == "variable" and query.title == "model"):
+        assert 'model=~"$model' in query.expr, f"{query.where} ignores the model variable"
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_panels_have_title_description_unit_and_the_datasource_variable(uid: str) -> None:
+    dash = DASHBOARDS[uid]
+    panels = [p for p in dash["panels"] if p["type"] != "row"]
+    assert panels
+    for p in panels:
+        assert p["title"] and p["description"].strip(), p
+        assert p["fieldConfig"]["defaults"]["unit"], p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${datasource}"
+    assert "${DS_" not in json.dumps(dash), "import inputs break file provisioning"
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    ds = variables["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus"
+    model = variables["model"]
+    assert model["type"] == "query" and model["query"]["query"].startswith("label_values(")
+    for v in variables.values():
+        if v["type"] == "query":
+            assert v["definition"].startswith("label_values(") and v["includeAll"] and v["allValue"] == ".*"
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_alert_state_annotations_from_both_evaluators(uid: str) -> None:
+    exprs = [a.get("expr", "") for a in DASHBOARDS[uid]["annotations"]["list"]]
+    assert any(e.startswith("monitor_alerts{") and 'alertstate="firing"' in e for e in exprs)
+    assert any(e.startswith("ALERTS{") and 'alertstate="firing"' in e for e in exprs)
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_panels_lie_on_the_grid_without_overlap(uid: str) -> None:
+    taken: set[tuple[int, int]] = set()
+    ids = set()
+    for p in DASHBOARDS[uid]["panels"]:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+        cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & taken, f"{p['title']} overlaps another panel"
+        taken |= cells
+        assert p["id"] not in ids
+        ids.add(p["id"])
+
+
+def test_every_rate_uses_the_rate_interval_in_the_raw_json() -> None:
+    for uid, dash in DASHBOARDS.items():
+        for q in iter_queries(dash):
+            for fn in ("rate(", "irate(", "increase("):
+                for chunk in q.expr.split(fn)[1:]:
+                    depth, i = 1, 0
+                    while depth:
+                        depth += {"(": 1, ")": -1}.get(chunk[i], 0)
+                        i += 1
+                    assert chunk[:i].rstrip(")").endswith("[$__rate_interval]"), f"{q.where}: {fn}{chunk[:i]}"
+
+
+def test_a_panel_on_a_metric_outside_the_catalog_fails_the_build() -> None:
+    with pytest.raises(SpecError, match="not in the catalog"):
+        selector("monitor_no_such_metric")
+    with pytest.raises(SpecError, match="not in the catalog"):
+        timeseries("x", Query("up"), metrics=("monitor_no_such_metric",))
+    with pytest.raises(ValueError, match="no label 'nope'"):
+        selector("monitor_errors", 'nope="x"')
+    with pytest.raises(ValueError, match="only make sense on counters"):
+        rate("monitor_queue_depth")
+    with pytest.raises(ValueError, match="a title, a description and a unit"):
+        Panel("timeseries", "t", "", "s", (Query("up"),), ())
+
+
+def test_descriptions_and_units_come_from_the_catalog() -> None:
+    panel = timeseries("Queue depth", Query("x"), metrics=("monitor_queue_depth",))
+    assert panel.description == catalog.get("monitor_queue_depth").help
+    assert panel.unit == catalog.get("monitor_queue_depth").unit
+    latency = timeseries("Latency", Query("x"), metrics=("monitor_latency_seconds",))
+    assert latency.unit == "s"
+
+
+def test_pack_alert_panels_list_the_packs_alerts() -> None:
+    names = pack_alerts("confidence")
+    assert "ModelOverconfident" in names
+    panel = next(p for p in DASHBOARDS["monitor-confidence"]["panels"] if p["title"] == "Confidence and calibration alerts")
+    expr = panel["targets"][0]["expr"]
+    assert all(n in expr for n in names)
+    assert pack_alerts("no-such-pack") == ()
+
+
+def test_cli_build_and_check(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "dash"
+    res = runner.invoke(main, ["dashboards", "build", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(f"{u}.json" for u in DASHBOARDS)
+    res = runner.invoke(main, ["dashboards", "build", "--check", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (out / "monitor-overview.json").write_text("{}\n")
+    (out / "stale.json").write_text("{}\n")
+    res = runner.invoke(main, ["dashboards", "build", "--check", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "monitor-overview.json: differs" in res.output and "stale.json" in res.output
