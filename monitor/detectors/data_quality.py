@@ -1,0 +1,307 @@
+"""Data quality per feature: missing, non-finite, out-of-range, unseen and wrongly typed values,
+and stuck features, each against what the reference makes normal.
+
+Reasons (label ``reason``) and their reference expectation (``monitor_data_reference_invalid_ratio``):
+
+* ``missing`` -- NaN / None; expected: the reference's missing rate.
+* ``inf`` -- +-inf in a numeric feature; expected: the reference's rate.
+* ``out_of_range`` -- finite but outside ``[min, max]`` of the reference widened by
+  ``range_margin`` times its range; expected ``2 / (n + 1)`` (the chance that a new exchangeable
+  value falls outside the range of ``n`` reference values), an upper bound for discrete features.
+* ``unseen_category`` -- a categorical value absent from the reference; expected: the Good-Turing
+  rate (reference categories seen once / rows).
+* ``wrong_type`` -- a categorical value that is not a string (a number where a code was expected).
+
+Ratios are over the event-time window and absent (not zero) below ``min_rows`` rows. Counters of
+bad values since start are exported too. Rows that cannot be read at all never reach detectors:
+the worker counts them in ``monitor_rows_rejected{reason}``.
+
+Stuck features: the run of consecutive identical values is tracked per numeric feature. Under the
+reference, a run of ``L`` equal values has probability about ``q^(L-1)`` with ``q`` the reference
+probability that two values are equal; the threshold is the smallest ``L`` with
+``features x q^(L-1) <= 1 / ert`` (at least ``min_stuck_run``), so a binary feature is not "stuck"
+after three equal values while a continuous one is after a handful.
+
+Works without a reference too: then only missing / inf / wrong-type ratios are exported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from monitor.detectors.base import Detector
+from monitor.profile import Profile, profile_of
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["DataQualityDetector", "REASONS", "stuck_threshold"]
+
+REASONS = ("missing", "inf", "out_of_range", "unseen_category", "wrong_type")
+_NUM_REASONS = ("missing", "inf", "out_of_range")
+_CAT_REASONS = ("missing", "unseen_category", "wrong_type")
+
+
+def stuck_threshold(repeat_prob: float, n_features: int, ert: float, floor: int = 5) -> int:
+    """Shortest run of equal values that is implausible under the reference at this ERT.
+
+    >>> stuck_threshold(0.0, 10, 1e6)
+    5
+    >>> stuck_threshold(0.58, 8, 1e6) > 25
+    True
+    """
+    q = float(repeat_prob)
+    if q <= 0.0:
+        return floor
+    if q >= 1.0:
+        return 2**62  # a constant reference feature cannot become stuck
+    need = np.log(1.0 / (ert * max(n_features, 1))) / np.log(q)
+    return int(max(floor, 1 + np.ceil(need)))
+
+
+class DataQualityDetector(Detector):
+    """Per-feature data quality against the reference (kind ``data_quality``).
+
+    Parameters
+    ----------
+    reference
+        Reference or profile (optional; without it only missing / inf / wrong-type are tracked).
+    window_s, n_slots
+        Event-time window of the ratios.
+    min_rows
+        Minimum rows in the window before ratios are exported.
+    range_margin
+        Widening of the reference range, as a share of it, before values count as out of range.
+    ert
+        Rows between false "stuck" alarms on reference-like data (sets the run-length thresholds).
+    min_stuck_run
+        Floor of the run-length threshold.
+    features
+        Subset of features (default: all).
+    """
+
+    kind = "data_quality"
+
+    def __init__(
+        self,
+        reference: "Reference | Profile | None" = None,
+        *,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        min_rows: int = 100,
+        range_margin: float = 0.0,
+        ert: float = 1_000_000.0,
+        min_stuck_run: int = 5,
+        features: Sequence[str] | None = None,
+    ) -> None:
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_rows = int(min_rows)
+        self.range_margin = float(range_margin)
+        self.ert = float(ert)
+        self.min_stuck_run = int(min_stuck_run)
+        self.features = None if features is None else tuple(features)
+        self.profile: Profile | None = None if reference is None else profile_of(reference)
+        self._setup_reference()
+        self._reset()
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None,
+                    **params: Any) -> "DataQualityDetector":
+        from monitor.detectors._common import config_params
+
+        return cls(reference, **config_params(cls, context, params, window_s="window_s"))
+
+    def _setup_reference(self) -> None:
+        p = self.profile
+        self._num_ref: dict[str, Any] = {}
+        self._cat_ref: dict[str, Any] = {}
+        if p is None:
+            return
+        wanted = None if self.features is None else set(self.features)
+        n_num = sum(1 for f in p.numeric if wanted is None or f.name in wanted)
+        for f in p.numeric:
+            if wanted is not None and f.name not in wanted:
+                continue
+            span = (f.max - f.min) if np.isfinite(f.max - f.min) else 0.0
+            self._num_ref[f.name] = {
+                "lo": f.min - self.range_margin * span, "hi": f.max + self.range_margin * span,
+                "expected": {"missing": f.missing_ratio, "inf": f.inf_ratio,
+                             "out_of_range": 2.0 / (f.n_finite + 1) if f.n_finite else 0.0},
+                "stuck_after": stuck_threshold(f.repeat_prob, n_num, self.ert, self.min_stuck_run),
+            }
+        for c in p.categorical:
+            if wanted is not None and c.name not in wanted:
+                continue
+            self._cat_ref[c.name] = {"categories": frozenset(c.categories) if not c.n_other else None,
+                                     "known": set(c.categories),
+                                     "expected": {"missing": c.missing_ratio, "unseen_category": c.unseen_ratio,
+                                                  "wrong_type": 0.0}}
+
+    def _reset(self) -> None:
+        self._names: tuple[str, ...] = ()
+        self._window: SlidingWindow | None = None
+        self._pending: dict[tuple[str, str], float] = {}
+        self._run: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._layout: dict[tuple[str, str], int] = {}
+
+    def _ensure_layout(self, batch: "Batch") -> None:
+        names = tuple(batch.numeric_names) + tuple(batch.categorical_names)
+        if names == self._names and self._window is not None:
+            return
+        wanted = None if self.features is None else set(self.features)
+        layout: dict[tuple[str, str], int] = {}
+        for n in batch.numeric_names:
+            if wanted is None or n in wanted:
+                for r in _NUM_REASONS:
+                    layout[(n, r)] = len(layout) + 1
+        for n in batch.categorical_names:
+            if wanted is None or n in wanted:
+                for r in _CAT_REASONS:
+                    layout[(n, r)] = len(layout) + 1
+        self._names = names
+        self._layout = layout
+        self._window = SlidingWindow(self.window_s, (len(layout) + 1,), self.n_slots)  # slot 0: rows
+
+    # -- update ----------------------------------------------------------------------------------------
+    def update(self, batch: "Batch") -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        self._ensure_layout(batch)
+        assert self._window is not None
+        counts = np.zeros(len(self._layout) + 1)
+        counts[0] = n
+        ts = np.asarray(batch.ts, dtype=np.float64)
+        wanted = None if self.features is None else set(self.features)
+        num_cols = [(j, name) for j, name in enumerate(batch.numeric_names) if wanted is None or name in wanted]
+        if num_cols:
+            cols = [j for j, _ in num_cols]
+            v = batch.numeric[:, cols]
+            nan = np.isnan(v)
+            inf = np.isinf(v)
+            miss_c = nan.sum(axis=0)
+            inf_c = inf.sum(axis=0)
+            lo = np.array([self._num_ref.get(name, {}).get("lo", -np.inf) for _, name in num_cols])
+            hi = np.array([self._num_ref.get(name, {}).get("hi", np.inf) for _, name in num_cols])
+            with np.errstate(invalid="ignore"):
+                oor_c = (np.isfinite(v) & ((v < lo) | (v > hi))).sum(axis=0)
+            for k, (_, name) in enumerate(num_cols):
+                counts[self._layout[(name, "missing")]] = miss_c[k]
+                counts[self._layout[(name, "inf")]] = inf_c[k]
+                counts[self._layout[(name, "out_of_range")]] = oor_c[k]
+            self._track_runs(v, [name for _, name in num_cols])
+        for j, name in enumerate(batch.categorical_names):
+            if wanted is not None and name not in wanted:
+                continue
+            col = batch.categorical[:, j]
+            is_none = np.fromiter((x is None for x in col), dtype=bool, count=n)
+            is_str = np.fromiter((isinstance(x, str) for x in col), dtype=bool, count=n)
+            counts[self._layout[(name, "missing")]] = is_none.sum()
+            counts[self._layout[(name, "wrong_type")]] = (~is_none & ~is_str).sum()
+            ref = self._cat_ref.get(name)
+            if ref is not None and is_str.any():
+                known = ref["known"]
+                vals, cnt = np.unique(col[is_str].astype(str), return_counts=True)
+                unseen = sum(c for v_, c in zip(vals.tolist(), cnt.tolist()) if v_ not in known)
+                counts[self._layout[(name, "unseen_category")]] = unseen
+        slot_s = self.window_s / self.n_slots
+        if np.floor(ts.min() / slot_s) == np.floor(ts.max() / slot_s):
+            self._window.add(np.array([ts.max()]), None, counts[None, :])
+        else:  # split the batch's counts in proportion to rows per slot (rare: batch across a slot edge)
+            slots, rows = np.unique(np.floor(ts / slot_s), return_counts=True)
+            self._window.add((slots + 0.5) * slot_s, None, np.outer(rows / n, counts))
+        for (name, reason), pos in self._layout.items():
+            if counts[pos]:
+                self._pending[(name, reason)] = self._pending.get((name, reason), 0.0) + float(counts[pos])
+
+    def _track_runs(self, v: np.ndarray, names: list[str]) -> None:
+        """Length of the current run of identical values per column, carried across batches."""
+        n, d = v.shape
+        prev = np.array([self._last.get(nm, np.nan) for nm in names])
+        carried = np.array([self._run.get(nm, 0) for nm in names], dtype=np.int64)
+        same = np.empty((n, d), dtype=bool)
+        same[0] = v[0] == prev
+        same[1:] = v[1:] == v[:-1]
+        rows = np.arange(n)[:, None]
+        last_break = np.maximum.accumulate(np.where(same, -1, rows), axis=0)  # last row that started a run
+        run = rows - last_break + 1  # rows since the last break (that row included)
+        never_broke = last_break < 0  # run continues from the previous batch
+        run = np.where(never_broke, rows + 1 + carried[None, :], run)
+        for k, nm in enumerate(names):
+            self._run[nm] = int(run[-1, k])
+            self._last[nm] = float(v[-1, k])
+
+    def advance(self, now: float) -> None:
+        if self._window is not None:
+            self._window.advance(now)
+
+    # -- results -------------------------------------------------------------------------------------
+    @property
+    def rows_in_window(self) -> int:
+        return int(self._window.total()[0]) if self._window is not None else 0
+
+    def ratio(self, feature: str, reason: str) -> float | None:
+        """Window share of rows with a bad value, or None below ``min_rows`` / unknown feature."""
+        if self._window is None or (feature, reason) not in self._layout:
+            return None
+        tot = self._window.total()
+        if tot[0] < self.min_rows:
+            return None
+        return float(tot[self._layout[(feature, reason)]] / tot[0])
+
+    def stuck(self, feature: str) -> bool:
+        ref = self._num_ref.get(feature)
+        return ref is not None and self._run.get(feature, 0) >= ref["stuck_after"]
+
+    def export(self, out: "MetricWriter") -> None:
+        if self._window is None:
+            return
+        tot = self._window.total()
+        rows = tot[0]
+        out.set("monitor_data_window_rows", float(rows))
+        for (name, reason), pos in self._layout.items():
+            labels = (name, reason)
+            if rows >= self.min_rows:
+                out.set("monitor_data_invalid_ratio", float(tot[pos] / rows), labels)
+            else:
+                out.remove("monitor_data_invalid_ratio", labels)
+            exp = (self._num_ref.get(name) or self._cat_ref.get(name) or {}).get("expected", {})
+            if reason in exp:
+                out.set("monitor_data_reference_invalid_ratio", float(exp[reason]), labels)
+            add = self._pending.pop(labels, 0.0)
+            out.inc("monitor_data_invalid_rows", add, labels)
+        for name, run in self._run.items():
+            out.set("monitor_data_stuck_run_rows", float(run), (name,))
+            if name in self._num_ref:
+                out.set("monitor_data_stuck", 1.0 if self.stuck(name) else 0.0, (name,))
+
+    # -- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.state_version, "names": list(self._names),
+            "layout": [[a, b, int(p)] for (a, b), p in self._layout.items()],
+            "window": self._window.state_dict() if self._window is not None else None,
+            "pending": [[a, b, v] for (a, b), v in self._pending.items()],
+            "run": dict(self._run), "last": dict(self._last),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state.get("version", -1)) != self.state_version:
+            raise ValueError(f"{self.kind}: state version {state.get('version')} is not {self.state_version}")
+        self._reset()
+        self._names = tuple(state["names"])
+        self._layout = {(a, b): int(p) for a, b, p in state["layout"]}
+        if state["window"] is not None:
+            self._window = SlidingWindow(self.window_s, (len(self._layout) + 1,), self.n_slots)
+            self._window.load_state_dict(state["window"])
+        self._pending = {(a, b): float(v) for a, b, v in state["pending"]}
+        self._run = {k: int(v) for k, v in state["run"].items()}
+        self._last = {k: float(v) for k, v in state["last"].items()}
