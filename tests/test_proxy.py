@@ -1,0 +1,221 @@
+"""Reverse proxy mode against a real upstream aiohttp server on 127.0.0.1: requests forwarded
+unchanged, responses returned unchanged (status, headers, body, errors, streaming, compression),
+inference pairs tapped into the monitor off the response path."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.conftest import free_port
+from tests.sidecar_support import AppServer, LoopThread, http, quiet_factory, sample, start_sidecar, total, wait_until
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def upstream_app() -> web.Application:
+    """A small model server: OIP v2, a plain predict route, and awkward responses."""
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.json()
+        n = body["inputs"][0]["shape"][0]
+        return web.json_response({"model_name": request.match_info["model"], "id": body.get("id"),
+                                  "outputs": [{"name": "probs", "shape": [n, 3], "datatype": "FP32", "data": [0.7, 0.2, 0.1] * n},
+                                              {"name": "label", "shape": [n], "datatype": "INT64", "data": [0] * n}]},
+                                 headers={"X-Upstream": "yes", "Set-Cookie": "a=b"})
+
+    async def predict(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"result": {"scores": [[0.1, 0.1, 0.8]] * len(body["data"]["rows"])}})
+
+    async def echo(request: web.Request) -> web.Response:
+        raw = await request.read()
+        return web.json_response({"method": request.method, "path_qs": request.raw_path, "headers": dict(request.headers),
+                                  "body": raw.decode("latin-1")}, status=201, reason="Made It")
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Stream": "1"})
+        await resp.prepare(request)
+        for i in range(5):
+            await resp.write(f"data: chunk {i}\n\n".encode())
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
+
+    async def gz(request: web.Request) -> web.Response:
+        payload = gzip.compress(json.dumps({"outputs": [{"name": "probs", "shape": [1, 3], "datatype": "FP32", "data": [0.3, 0.3, 0.4]}]}).encode())
+        return web.Response(body=payload, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": "model exploded"}, status=503, headers={"Retry-After": "7"})
+
+    async def bad_request(request: web.Request) -> web.Response:
+        return web.json_response({"error": "shape"}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    app.router.add_post("/v2/models/gzmodel/versions/1/infer", gz)
+    app.router.add_post("/v2/models/broken/infer", broken)
+    app.router.add_post("/v2/models/picky/infer", bad_request)
+    app.router.add_post("/api/predict", predict)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    app.router.add_get("/stream", stream)
+    return app
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    lt = LoopThread()
+    srv = AppServer(upstream_app(), lt)
+    yield srv
+    srv.close()
+    lt.stop()
+
+
+@pytest.fixture
+def proxied(tmp_path, upstream):
+    cfg = {"models": [IRIS, {**IRIS, "model": "gzmodel"}, {**IRIS, "model": "broken"}, {**IRIS, "model": "picky"}],
+           "server": {"client_header": "X-Api-Key", "proxy": {"oip_output": "probs",
+                                                               "routes": [{"path": "/api/predict", "model": "iris", "inputs": "data.rows",
+                                                                           "outputs": "result.scores", "request_id": "meta.id"}]}}}
+    s = start_sidecar(cfg, tmp_path, factory=quiet_factory(start_worker=False), proxy_upstream=upstream.url)
+    yield s
+    s.close()
+
+
+def tapped(mon, n: int = 1) -> list:
+    """The events the tap queued; the tap runs after the response went out, so wait for it."""
+    assert wait_until(lambda: len(mon.queue) >= n), "the tap did not queue the event"
+    return list(mon.queue.items)
+
+
+def oip(n: int, rid: str = "req-1") -> dict:
+    return {"id": rid, "inputs": [{"name": "x", "shape": [n, 4], "datatype": "FP32", "data": [5.0, 3.0, 1.5, 0.2] * n}]}
+
+
+def test_oip_v2_is_forwarded_unchanged_and_tapped(proxied, upstream):
+    direct = http("POST", upstream.url + "/v2/models/iris/infer", oip(2))
+    via = http("POST", proxied.url + "/v2/models/iris/infer", oip(2), {"X-Api-Key": "tenant-1"})
+    assert via.status == direct.status == 200
+    assert via.body == direct.body
+    for h in ("content-type", "x-upstream", "set-cookie", "content-length"):
+        assert via.headers[h] == direct.headers[h]
+    (event,) = tapped(proxied.monitor("iris"))
+    assert event[2].shape == (2, 4) and event[3].tolist() == [[0.7, 0.2, 0.1]] * 2
+    assert event[5] == "tenant-1" and event[6] == "req-1" and event[4] > 0
+    proxied.flush()
+    text = proxied.metrics()
+    assert sample(text, "monitor_predictions_total", model="iris") == 2
+    assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="oip_v2", code="2xx") == 1
+    assert sample(text, "monitor_intake_events_accepted_total", model="iris", endpoint="proxy") == 1
+
+
+def test_client_identity_falls_back_to_the_peer_address(proxied):
+    http("POST", proxied.url + "/v2/models/iris/infer", oip(1))
+    (event,) = tapped(proxied.monitor("iris"))
+    assert event[5] == "127.0.0.1"
+
+
+def test_plain_predict_route_uses_configured_fields(proxied):
+    r = http("POST", proxied.url + "/api/predict", {"meta": {"id": "m-9"}, "data": {"rows": [[1, 2, 3, 4], [5, 6, 7, 8]]}})
+    assert r.status == 200 and r.json() == {"result": {"scores": [[0.1, 0.1, 0.8]] * 2}}
+    (event,) = tapped(proxied.monitor("iris"))
+    assert event[2] == [[1, 2, 3, 4], [5, 6, 7, 8]] and event[6] == "m-9"
+
+
+def test_other_requests_pass_through_byte_for_byte(proxied, upstream):
+    body = b"\x00\x01raw bytes \xff"
+    headers = {"X-Custom": "v1", "Content-Type": "application/octet-stream", "Authorization": "Bearer upstream-token"}
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        r = http(method, proxied.url + "/echo/a%20b/c?x=1&x=2&y=%2F", body, headers)
+        assert r.status == 201 and r.headers["content-type"].startswith("application/json")
+        seen = r.json()
+        assert seen["method"] == method and seen["path_qs"] == "/echo/a%20b/c?x=1&x=2&y=%2F"
+        assert seen["body"].encode("latin-1") == body
+        assert seen["headers"]["X-Custom"] == "v1" and seen["headers"]["Authorization"] == "Bearer upstream-token"
+    r = http("GET", proxied.url + "/echo/get")
+    assert r.status == 201 and r.json()["method"] == "GET"
+    assert all(len(m.queue) == 0 for m in proxied.sidecar.all_monitors())  # nothing tapped
+
+
+def test_streaming_responses_are_relayed_chunk_by_chunk(proxied):
+    async def read() -> tuple[list[bytes], dict]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(proxied.url + "/stream") as resp:
+                chunks = [c async for c in resp.content.iter_any()]
+                return chunks, dict(resp.headers)
+
+    chunks, headers = asyncio.run(read())
+    assert b"".join(chunks) == b"".join(f"data: chunk {i}\n\n".encode() for i in range(5))
+    assert len(chunks) > 1  # not buffered into one body
+    assert headers["Content-Type"] == "text/event-stream" and headers["X-Stream"] == "1"
+
+
+def test_compressed_responses_stay_compressed_and_are_still_tapped(proxied):
+    async def read() -> tuple[bytes, dict]:
+        async with aiohttp.ClientSession(auto_decompress=False) as s:
+            async with s.post(proxied.url + "/v2/models/gzmodel/versions/1/infer", json=oip(1)) as resp:
+                return await resp.read(), dict(resp.headers)
+
+    raw, headers = asyncio.run(read())
+    assert headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(raw))["outputs"][0]["data"] == [0.3, 0.3, 0.4]
+    (event,) = tapped(proxied.monitor("gzmodel"))
+    assert event[3].tolist() == [[0.3, 0.3, 0.4]]
+
+
+def test_upstream_errors_are_returned_unchanged_and_5xx_counted_as_model_errors(proxied):
+    r = http("POST", proxied.url + "/v2/models/broken/infer", oip(1))
+    assert r.status == 503 and r.headers["retry-after"] == "7" and r.json() == {"error": "model exploded"}
+    r = http("POST", proxied.url + "/v2/models/picky/infer", oip(1))
+    assert r.status == 422 and r.json() == {"error": "shape"}
+    proxied.flush()
+    text = proxied.metrics()
+    assert sample(text, "monitor_errors_total", model="broken", exception="HTTP503") == 1
+    assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="client_error") == 1
+    assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="oip_v2", code="5xx") == 1
+
+
+def test_unknown_model_and_bad_bodies_are_forwarded_and_only_counted(proxied, upstream):
+    r = http("POST", proxied.url + "/v2/models/unmonitored/infer", oip(1))
+    assert r.status == 200
+    r = http("POST", proxied.url + "/api/predict", {"data": {"rows": [[1, 2, 3, 4]]}, "no_meta": True})
+    assert r.status == 200
+    text = proxied.metrics()
+    assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="unknown_model") == 1
+
+
+def test_sidecar_endpoints_take_precedence_over_the_proxy(proxied):
+    assert http("GET", proxied.url + "/healthz").json() == {"status": "ok"}
+    assert http("GET", proxied.url + "/metrics").status == 200
+
+
+def test_upstream_down_answers_502_and_is_counted(tmp_path):
+    s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False), proxy_upstream=f"http://127.0.0.1:{free_port()}")
+    try:
+        r = http("POST", s.url + "/v2/models/iris/infer", oip(1))
+        assert r.status == 502 and r.json()["reason"] == "upstream_connect"
+        assert sample(s.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar", reason="connect") == 1
+    finally:
+        s.close()
+
+
+def test_proxy_on_its_own_port(tmp_path, upstream):
+    from monitor.server.app import create_proxy_app
+
+    s = start_sidecar({**IRIS, "server": {"proxy": {"port": 0}}}, tmp_path, factory=quiet_factory(start_worker=False),
+                      proxy_upstream=upstream.url)
+    proxy = AppServer(create_proxy_app(s.sidecar))
+    try:
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 404  # not on the sidecar's port
+        assert http("POST", proxy.url + "/v2/models/iris/infer", oip(1)).status == 200
+        assert http("GET", proxy.url + "/metrics").status == 404  # the upstream's answer, not the sidecar's
+        tapped(s.monitor())
+    finally:
+        proxy.close()
+        s.close()
