@@ -119,6 +119,25 @@ class SlidingWindow:
         else:
             np.add.at(self._data, (pos, np.asarray(index)), values)
 
+    def add_summed(self, t: float, values: np.ndarray, n_events: int = 1) -> None:
+        """Add statistics already summed over events that all fall in the slot of time ``t``.
+
+        The fast path for a batch whose events share one slot (the usual case at high
+        traffic): one vector addition instead of the per-event scatter of :meth:`add`.
+        ``n_events`` is what :attr:`expired` counts if that slot has already left the window.
+        """
+        slot = int(np.floor(t / self._slot_s))
+        if slot > self._head:
+            self.advance(t)
+        elif slot <= self._head - self.n_slots:
+            self.expired += int(n_events)
+            return
+        p = slot % self.n_slots
+        if self._slot_ids[p] != slot:
+            self._data[p] = 0.0
+            self._slot_ids[p] = slot
+        self._data[p] += values
+
     def total(self) -> np.ndarray:
         """Sum of the statistics over the slots inside the window."""
         live = self._slot_ids > self._head - self.n_slots

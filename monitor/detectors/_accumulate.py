@@ -51,11 +51,14 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None
     if (slots == first).all():
         agg = np.zeros(d)
         for pos, w in parts:
+            scalar_w = isinstance(w, (int, float))
             if isinstance(pos, (int, np.integer)):
-                agg[pos] += float(np.sum(w)) if np.ndim(w) else float(w) * n
+                agg[pos] += float(w) * n if scalar_w else float(w.sum())  # type: ignore[union-attr]
+            elif scalar_w:
+                agg += np.bincount(pos, minlength=d) * float(w)
             else:
-                agg += np.bincount(pos, weights=np.broadcast_to(np.asarray(w, dtype=np.float64), (n,)), minlength=d)
-        window.add(np.array([(first + 0.5) * slot_s]), None, agg[None, :])
+                agg += np.bincount(pos, weights=w, minlength=d)  # type: ignore[arg-type]
+        window.add_summed((first + 0.5) * slot_s, agg, n)
         return
     uniq, inv = np.unique(slots, return_inverse=True)
     u = len(uniq)

@@ -47,6 +47,7 @@ __all__ = ["ConfidenceDetector"]
 
 # window layout
 _N, _CONF, _ABSTAIN, _DIM = 0, 1, 2, 3
+_MAX_PENDING = 4096
 
 
 class ConfidenceDetector(Detector):
@@ -63,17 +64,23 @@ class ConfidenceDetector(Detector):
         Resolution of the window (it slides by ``window_s / n_slots``).
     min_rows
         Below this many rows in the window the windowed figures are absent, not noisy.
+    flush_s
+        The histograms are written to the store at most once per ``flush_s`` seconds of event
+        time (or as soon as 4096 rows are waiting): exports happen after every worker batch and
+        writing histograms each time would cost more than computing them. 0 writes every export.
     """
 
     kind: ClassVar[str] = "confidence"
 
-    def __init__(self, abstain_threshold: float = 0.5, window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 30) -> None:
+    def __init__(self, abstain_threshold: float = 0.5, window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 30,
+                 flush_s: float = 1.0) -> None:
         if not 0.0 <= abstain_threshold <= 1.0:
             raise ValueError(f"confidence: abstain_threshold must be in [0, 1], got {abstain_threshold}")
         self.abstain_threshold = float(abstain_threshold)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
+        self.flush_s = float(flush_s)
         self._reset()
 
     @classmethod
@@ -82,6 +89,8 @@ class ConfidenceDetector(Detector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
+        self._clock: float | None = None
+        self._flushed_at: float | None = None
         self._hist = {
             names.CONFIDENCE: PendingHistogram(names.CONFIDENCE_BUCKETS),
             names.MARGIN: PendingHistogram(names.CONFIDENCE_BUCKETS),
@@ -105,9 +114,14 @@ class ConfidenceDetector(Detector):
             self._hist[names.TOP_CLASS_VARIANCE].add(top_class_variance(batch.members))
         abstain = (feats.conf < self.abstain_threshold).astype(np.float64)
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CONF, feats.conf), (_ABSTAIN, abstain)])
+        newest = float(batch.ts.max()) if len(batch) else None
+        if newest is not None and (self._clock is None or newest > self._clock):
+            self._clock = newest
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
+        if self._clock is None or now > self._clock:
+            self._clock = now
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -127,8 +141,14 @@ class ConfidenceDetector(Detector):
         return float(t[_ABSTAIN] / t[_N]) if t[_N] >= max(self.min_rows, 1) else None
 
     def export(self, out: "MetricWriter") -> None:
-        for name, hist in self._hist.items():
-            hist.flush(out, name)
+        # histograms: flushed at most once per ``flush_s`` of event time (or when 4096 rows wait),
+        # because the worker exports after every drained batch and a flush costs a store write
+        pending = self._hist[names.CONFIDENCE].counts.sum()
+        now = self._window.newest_slot_end if self._clock is None else self._clock
+        if pending and (pending >= _MAX_PENDING or self._flushed_at is None or now - self._flushed_at >= self.flush_s):
+            for name, hist in self._hist.items():
+                hist.flush(out, name)
+            self._flushed_at = now
         mean, abstain = self.mean_confidence, self.abstain_rate
         out.set(names.CONFIDENCE_ROWS, float(self.rows_in_window))
         if mean is None or abstain is None:

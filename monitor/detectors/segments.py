@@ -14,6 +14,7 @@ mean confidence), so that an alert can fire on a difference that is both large a
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -37,6 +38,14 @@ UNSET = "unset"
 # prediction-window fields, label-window fields (each repeated per segment)
 _ROWS, _CONF, _CONF2, _POS, _ABST, _P_FIELDS = 0, 1, 2, 3, 4, 5
 _LAB, _CORRECT, _LCONF, _L_FIELDS = 0, 1, 2, 3
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
 
 
 def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None) -> tuple[int, int, float, float] | None:
@@ -132,10 +141,18 @@ class SegmentDetector(Detector):
     def _segments(self, values: np.ndarray) -> np.ndarray:
         """Segment slot of each value, learning new values up to the cap."""
         index = self._index
-        out = np.fromiter((index.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+        items = values.tolist()
+        try:  # fast path: every value already known (one C-level lookup for the whole batch)
+            found = itemgetter(*items)(index) if items else ()
+            return np.array([found] if len(items) == 1 else found, dtype=np.int64)
+        except KeyError:
+            pass
+        except TypeError:  # unhashable segment values: fall through to the per-row path
+            pass
+        out = np.fromiter((index.get(v, -1) if _hashable(v) else -1 for v in items), dtype=np.int64, count=len(items))
         missing = np.flatnonzero(out < 0)
         for i in missing.tolist():
-            v = values[i]
+            v = values[i] if _hashable(values[i]) else str(values[i])
             slot = index.get(v, -1)
             if slot < 0:
                 if len(self._names) < self.segment_cap:
