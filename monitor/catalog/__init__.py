@@ -17,6 +17,7 @@ from monitor.catalog import core as _core
 from monitor.catalog import sidecar as _sidecar
 from monitor.catalog import confidence as _confidence
 from monitor.catalog import drift as _drift
+from monitor.catalog import probing as _probing
 
 __all__ = [
     "COUNTER",
@@ -46,6 +47,7 @@ CATALOG: dict[str, MetricSpec] = _assemble(
     _sidecar.METRICS,
     _confidence.METRICS,
     _drift.METRICS,
+    _probing.METRICS,
 )
 
 

@@ -12,6 +12,8 @@ __all__ = ["KINDS", "create", "detector_class"]
 
 #: config ``kind`` -> "module:Class". Each detector module adds its line here.
 KINDS: dict[str, str] = {
+    # adversarial probing and model stealing, per client (issue 5)
+    "probing": "monitor.detectors.probing:ProbingDetector",
     # confidence, calibration and accuracy estimation (issue 3)
     "confidence": "monitor.detectors.confidence:ConfidenceDetector",
     "confidence_drift": "monitor.detectors.confidence_drift:ConfidenceDriftDetector",

@@ -1,0 +1,876 @@
+"""The probing detector: per-client signals of query-based attacks and model stealing.
+
+It ties together, per client (see the sibling modules for each idea and its calibration):
+
+* exact repeats (retries), counted apart and kept out of every similarity state;
+* near-duplicate bursts, by nearest neighbours (Chen et al.) or segment hashes (Blacklight);
+* boundary probing: small-margin queries and label flips between near-duplicates;
+* model stealing: PRADA's normality test on minimum distances, and out-of-distribution queries;
+* campaigns: near-duplicate clusters spread over several accounts (a small global ring);
+* a verdict with its evidence, and low-cardinality metrics (counts by signal, a hashed top-k).
+
+It runs in the monitor's worker, on copies of what the model already answered: it never changes
+an answer, so an attacker cannot learn from a refusal that it is being watched.
+
+Cost. Everything that can be is vectorised over the batch (standardising, sketching, OOD scores,
+margins, hashes). The similarity work is per client, one matrix product of the client's new
+queries against its stored ones; to keep that product large, a client's queries wait in a small
+pending buffer until ``flush_rows`` of them are there, or until ``max_delay_s`` of event time has
+passed (checked at every batch and every :meth:`advance`). Verdicts are computed query by query
+in order, so waiting changes *when* a verdict appears, never which query raised it.
+
+Memory is bounded by the configuration: at most ``max_clients`` clients (LRU, evictions counted),
+each with at most ``history`` stored queries of ``bytes_per_query`` bytes, plus ``flush_rows``
+pending rows per client and a global ring of ``campaign_window`` queries; see :attr:`memory_bound_bytes`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.detectors.base import Detector
+from monitor.detectors.probing.boundary import BoundaryCalibration, calibrate_boundary, margins
+from monitor.detectors.probing.clients import ClientRing, ClientTable
+from monitor.detectors.probing.hashing import Fingerprinter, exact_hash, shared_counts
+from monitor.detectors.probing.neighbours import STATISTICS, KnnCalibration, Sketcher, calibrate_knn, group_neighbours, pairwise_sq
+from monitor.detectors.probing.ood import OODModel, fit_ood
+from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
+from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["ProbingDetector", "ProbingCalibration"]
+
+# per-query flag bits kept in each client's ring (windowed counts are sums of these)
+_HIT, _SMALL, _OOD, _NEAR, _FLIP = 1, 2, 4, 8, 16
+_BITS = np.array([_HIT, _SMALL, _OOD, _NEAR, _FLIP], dtype=np.uint8)
+# signal index in SIGNALS
+_S_NEAR, _S_BOUNDARY, _S_FLIPS, _S_STEALING, _S_OOD, _S_CAMPAIGN = range(6)
+#: per-query flag counters exported by name
+_FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
+_NEAR_DUPLICATES = ("knn", "hash", "both")
+#: per-slot arrays (``self._<name>``), saved and restored as they are
+_SLOT_ARRAYS = ("queries", "retries", "first_ts", "last_ts", "counts", "since_ts", "since_q", "evidence", "prada_w",
+                "flagged_q", "flagged_ts", "campaign", "campaign_hits")
+
+
+@dataclass(frozen=True)
+class ProbingCalibration:
+    """Thresholds the detector derived from the reference (read-only, for reports and tests)."""
+
+    knn: KnnCalibration
+    ood: OODModel
+    boundary: BoundaryCalibration | None
+    prada: PradaCalibration | None
+    hash_min_shared: int | None
+    reference_rows: int
+
+
+class _Pending:
+    """Queries of one client waiting for the similarity step (at most ``flush_rows``)."""
+
+    __slots__ = ("n", "ts", "sketch", "norm", "exact", "label", "flags", "fps")
+
+    def __init__(self, rows: int, dim: int, n_fps: int) -> None:
+        self.n = 0
+        self.ts = np.zeros(rows)
+        self.sketch = np.zeros((rows, dim), dtype=np.float32)
+        self.norm = np.zeros(rows, dtype=np.float32)
+        self.exact = np.zeros(rows, dtype=np.uint32)
+        self.label = np.zeros(rows, dtype=np.int16)
+        self.flags = np.zeros(rows, dtype=np.uint8)  # small-margin / OOD bits, known at batch time
+        self.fps = np.zeros((rows, n_fps), dtype=np.uint32)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(getattr(self, a).nbytes for a in self.__slots__ if a != "n"))
+
+
+class ProbingDetector(Detector):
+    """Per-client detection of query-based adversarial attacks and model stealing.
+
+    Parameters
+    ----------
+    reference
+        Held-out in-distribution rows with the model's probabilities on them (``scores``);
+        every threshold is calibrated from it at construction. Without scores the boundary
+        signals are off.
+    history
+        Distinct queries remembered per client (ring buffer; retries are not stored).
+    max_clients
+        Clients tracked at once (LRU; evictions counted in ``monitor_probing_clients_evicted_total``).
+    k
+        Neighbours in the mean-kNN statistic; also the number of earlier near-duplicates the
+        hash family needs. Keep it above the number of times a benign client resubmits one item.
+    knn_statistic
+        ``"kth"`` (default): distance to the ``k``-th nearest earlier query, so that fewer than
+        ``k`` resubmissions of one item can never make a hit; ``"mean"``: Chen et al.'s mean
+        distance to the ``k`` nearest (see :mod:`.neighbours`).
+    near_duplicates
+        ``"knn"`` (default), ``"hash"`` (Blacklight-style fingerprints) or ``"both"`` (either).
+    sketch_dim
+        Width of the sketch the distances are computed in (principal axes of the standardised
+        reference; the full standardised input when the input is narrower).
+    query_fpr
+        False-positive rate per query of the kNN / hash thresholds on the reference.
+    client_alpha
+        Level of the per-client binomial tests (per query, per signal).
+    null_slack
+        The null rate of each per-client test is ``null_slack x`` the reference rate, leaving
+        room for benign clients whose traffic is narrower than the reference.
+    min_evidence
+        Minimum flagged queries before any count-based signal is raised.
+    margin_quantile
+        Reference quantile of the margin below which a query counts as on the boundary.
+    ood_fpr, ood_backend, ood_shrinkage
+        False-positive rate of the per-query OOD score (threshold on held-out reference rows),
+        its backend (``"mahalanobis"`` or ``"alibi:<Detector>"``, the ``alibi`` extra) and the
+        covariance shrinkage of the built-in score.
+    prada, prada_window, prada_every, prada_fpr
+        PRADA's Shapiro-Wilk test on the last ``prada_window`` minimum distances, run every
+        ``prada_every`` new distances, ``delta`` at ``prada_fpr`` per test on simulated benign clients.
+    campaign_window, campaign_min_queries, campaign_min_clients, max_campaigns
+        Global ring size (queries of all clients); a query is a campaign hit when its
+        neighbourhood (within the near-duplicate radius) in the ring holds ``campaign_min_queries`` queries from each
+        of ``campaign_min_clients`` accounts; bound on the campaign table.
+    hash_step, hash_window
+        Quantisation step (reference standard deviations) and segment width of the hash family.
+    flush_rows, max_delay_s
+        Pending-buffer size per client, and the most event time a query waits for its similarity step.
+    top_k
+        Suspicious clients / campaigns exported with an id label.
+    raw_client_ids, client_id_salt
+        Export raw ids instead of salted hashes; the salt (random per detector and kept in its
+        state when not given).
+    window_s
+        Window of the global OOD share.
+    seed
+        Seeds every random choice (subsamples, splits, hash constants).
+    """
+
+    kind = "probing"
+    state_version = 1
+
+    def __init__(
+        self,
+        reference: "Reference",
+        *,
+        history: int = 1000,
+        max_clients: int = 10_000,
+        k: int = 10,
+        knn_statistic: str = "kth",
+        near_duplicates: str = "knn",
+        sketch_dim: int = 16,
+        query_fpr: float = 0.01,
+        client_alpha: float = 1e-6,
+        null_slack: float = 2.0,
+        min_evidence: int = 5,
+        margin_quantile: float = 0.05,
+        ood_fpr: float = 0.01,
+        ood_backend: str = "mahalanobis",
+        ood_shrinkage: float = 0.1,
+        prada: bool = True,
+        prada_window: int = 100,
+        prada_every: int = 20,
+        prada_fpr: float = 1e-4,
+        campaign_window: int = 2048,
+        campaign_min_queries: int = 5,
+        campaign_min_clients: int = 3,
+        max_campaigns: int = 64,
+        hash_step: float = 0.5,
+        hash_window: int = 8,
+        flush_rows: int = 16,
+        max_delay_s: float = 5.0,
+        top_k: int = 20,
+        raw_client_ids: bool = False,
+        client_id_salt: str | None = None,
+        window_s: float = 3600.0,
+        seed: int = 0,
+    ) -> None:
+        self.history = int(history)
+        self.max_clients = int(max_clients)
+        self.k = int(k)
+        self.knn_statistic = knn_statistic
+        self.near_duplicates = near_duplicates
+        self.sketch_dim = int(sketch_dim)
+        self.query_fpr = float(query_fpr)
+        self.client_alpha = float(client_alpha)
+        self.null_slack = float(null_slack)
+        self.min_evidence = int(min_evidence)
+        self.margin_quantile = float(margin_quantile)
+        self.ood_fpr = float(ood_fpr)
+        self.ood_backend = ood_backend
+        self.ood_shrinkage = float(ood_shrinkage)
+        self.prada = bool(prada)
+        self.prada_window = int(prada_window)
+        self.prada_every = int(prada_every)
+        self.prada_fpr = float(prada_fpr)
+        self.campaign_window = int(campaign_window)
+        self.campaign_min_queries = int(campaign_min_queries)
+        self.campaign_min_clients = int(campaign_min_clients)
+        self.max_campaigns = int(max_campaigns)
+        self.hash_step = float(hash_step)
+        self.hash_window = int(hash_window)
+        self.flush_rows = int(flush_rows)
+        self.max_delay_s = float(max_delay_s)
+        self.top_k = int(top_k)
+        self.raw_client_ids = bool(raw_client_ids)
+        self.client_id_salt = client_id_salt
+        self.window_s = float(window_s)
+        self.seed = int(seed)
+        self._validate()
+        self._salt = client_id_salt if client_id_salt is not None else secrets.token_hex(16)
+        self._lock = threading.RLock()
+        self._calibrate(reference)
+        self._reset()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "ProbingDetector":
+        """Build from a config section; ``window_s`` and ``seed`` default to the monitor's context."""
+        if reference is None:
+            raise ValueError(
+                "detector 'probing' needs a reference (held-out in-distribution rows with the model's "
+                "probabilities): set `reference:` in the config"
+            )
+        known = set(cls.__init__.__code__.co_varnames[2: cls.__init__.__code__.co_argcount + cls.__init__.__code__.co_kwonlyargcount])
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"detector 'probing': unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if context is not None:
+            params.setdefault("window_s", context.window_s)
+            params.setdefault("seed", context.seed)
+        return cls(reference, **params)
+
+    def _validate(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"detector 'probing': {msg}")
+
+        need(self.history >= 2, f"history must be >= 2, got {self.history}")
+        need(self.max_clients >= 1, f"max_clients must be >= 1, got {self.max_clients}")
+        need(1 <= self.k < self.history, f"k must be in [1, history), got k={self.k}, history={self.history}")
+        need(self.knn_statistic in STATISTICS, f"knn_statistic must be one of {', '.join(STATISTICS)}, not {self.knn_statistic!r}")
+        need(self.near_duplicates in _NEAR_DUPLICATES, f"near_duplicates must be one of {', '.join(_NEAR_DUPLICATES)}, not {self.near_duplicates!r}")
+        need(self.sketch_dim >= 1, f"sketch_dim must be >= 1, got {self.sketch_dim}")
+        need(0.0 < self.query_fpr < 0.5, f"query_fpr must be in (0, 0.5), got {self.query_fpr}")
+        need(self.null_slack >= 1.0, f"null_slack must be >= 1, got {self.null_slack}")
+        need(self.min_evidence >= 1, f"min_evidence must be >= 1, got {self.min_evidence}")
+        need(1 <= self.flush_rows <= self.history, f"flush_rows must be in [1, history], got {self.flush_rows}")
+        need(self.max_delay_s >= 0, f"max_delay_s must be >= 0, got {self.max_delay_s}")
+        need(3 <= self.prada_window <= self.history, f"prada_window must be in [3, history], got {self.prada_window}")
+        need(self.prada_every >= 1, f"prada_every must be >= 1, got {self.prada_every}")
+        need(self.campaign_window >= 2 and self.campaign_min_queries >= 1 and self.campaign_min_clients >= 2,
+             "campaign_window >= 2, campaign_min_queries >= 1 and campaign_min_clients >= 2 are required")
+        need(self.campaign_min_queries * self.campaign_min_clients <= self.campaign_window,
+             "campaign_min_queries x campaign_min_clients must fit in campaign_window")
+        need(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}")
+        need(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
+
+    def _calibrate(self, reference: "Reference") -> None:
+        """Every threshold, from the reference, seeded; seconds at most."""
+        rng = np.random.default_rng(self.seed)
+        rows = np.asarray(reference.numeric, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] == 0:
+            raise ValueError("detector 'probing' needs numeric features in the reference (similarity is measured on them)")
+        if rows.shape[0] <= max(self.k + 1, 20):
+            raise ValueError(f"detector 'probing': the reference has {rows.shape[0]} rows; at least {max(self.k + 2, 21)} are needed")
+        self.n_features_ = rows.shape[1]
+        self._sketcher = Sketcher(rows, dim=self.sketch_dim)
+        z = self._sketcher.standardise(rows)
+        sk = self._sketcher.project(z)
+        knn = calibrate_knn(sk, self.k, self.query_fpr, rng, statistic=self.knn_statistic)
+        self._tau = knn.tau
+        self._near = knn.near
+        ood = fit_ood(z, self.ood_fpr, rng, backend=self.ood_backend, shrinkage=self.ood_shrinkage)
+        self._ood = ood
+        # boundary: margins and labels of the reference, flips among its closest natural pairs
+        boundary = None
+        self._has_scores = reference.scores is not None and np.ndim(reference.scores) == 2
+        if self._has_scores:
+            sc = np.asarray(reference.scores, dtype=np.float64)
+            pred = sc.argmax(axis=1) if sc.shape[1] > 1 else (sc[:, 0] >= 0.5).astype(np.int64)
+            sub = rng.choice(sk.shape[0], min(sk.shape[0], 2000), replace=False)
+            s_sub = sk[sub]
+            n_sub = (s_sub * s_sub).sum(axis=1)
+            d2 = pairwise_sq(s_sub, n_sub, s_sub, n_sub).astype(np.float64)
+            np.fill_diagonal(d2, np.inf)
+            nn = d2.argmin(axis=1)
+            boundary = calibrate_boundary(sc[sub], np.sqrt(d2[np.arange(sub.size), nn]), pred[sub] == pred[sub][nn],
+                                          margin_quantile=self.margin_quantile)
+        self._boundary = boundary
+        prada_cal = None
+        if self.prada:
+            prada_cal = calibrate_prada(sk, self.prada_window, self.history, self._near, self.prada_fpr, rng)
+            self._prada_a = shapiro_coefficients(self.prada_window)
+        self._prada_cal = prada_cal
+        self._fingerprinter: Fingerprinter | None = None
+        self._hash_t: int | None = None
+        if self.near_duplicates in ("hash", "both"):
+            self._fingerprinter = Fingerprinter(self.n_features_, step=self.hash_step, window=self.hash_window, seed=self.seed)
+            self._hash_t = self._fingerprinter.calibrate(self._fingerprinter.transform(z), self.k, self.query_fpr)
+        self._n_fps = 0 if self._fingerprinter is None else self._fingerprinter.n_segments
+        self.calibration_ = ProbingCalibration(knn=knn, ood=ood, boundary=boundary, prada=prada_cal,
+                                               hash_min_shared=self._hash_t, reference_rows=int(rows.shape[0]))
+        # null rates and critical counts of the per-client binomial tests
+        slack = self.null_slack
+        self._null = np.array([
+            min(0.5, slack * self.query_fpr),
+            min(0.5, slack * (boundary.small_rate if boundary else 0.5)),
+            min(0.5, slack * (boundary.flip_rate if boundary else 0.5)),
+            np.nan,
+            min(0.5, slack * self.ood_fpr),
+            np.nan,
+        ])
+        crit = lambda p: critical_counts(self.history, p, self.client_alpha, self.min_evidence)  # noqa: E731
+        self._crit_hit = crit(self._null[_S_NEAR])
+        self._crit_small = crit(self._null[_S_BOUNDARY])
+        self._crit_flip = crit(self._null[_S_FLIPS])
+        self._crit_ood = crit(self._null[_S_OOD])
+
+    def _reset(self) -> None:
+        mc = self.max_clients
+        self._clients = ClientTable(mc, salt=self._salt, raw_ids=self.raw_client_ids)
+        self._rings: list[ClientRing | None] = [None] * mc
+        self._pending: list[_Pending | None] = [None] * mc
+        self._pending_order: OrderedDict[int, float] = OrderedDict()  # slot -> event time of its oldest pending query
+        self._queries = np.zeros(mc, dtype=np.int64)
+        self._retries = np.zeros(mc, dtype=np.int64)
+        self._first_ts = np.full(mc, np.nan)
+        self._last_ts = np.full(mc, np.nan)
+        self._counts = np.zeros((mc, 5), dtype=np.int64)  # windowed counts of the flag bits
+        self._since_ts = np.full((mc, len(SIGNALS)), np.nan)
+        self._since_q = np.zeros((mc, len(SIGNALS)), dtype=np.int64)  # 0: signal not raised
+        self._evidence = np.zeros((mc, len(SIGNALS)), dtype=np.int64)
+        self._prada_w = np.full(mc, np.nan)
+        self._flagged_q = np.zeros(mc, dtype=np.int64)  # query number of the client's first raised signal (0: never)
+        self._flagged_ts = np.full(mc, np.nan)
+        self._campaign = np.full(mc, -1, dtype=np.int64)
+        self._campaign_hits = np.zeros(mc, dtype=np.int64)
+        self._suspicious: set[int] = set()
+        self._evicted_verdicts: deque[ClientVerdict] = deque(maxlen=max(self.top_k, 100))
+        self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._near, self.campaign_min_queries,
+                                        self.campaign_min_clients, self.max_campaigns)
+        self._campaign_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._flag_totals = np.zeros(5, dtype=np.int64)
+        self._analysed = 0
+        self._retry_total = 0
+        self._ood_window = SlidingWindow(self.window_s, shape=(2,), n_slots=12)
+        self._clock = -np.inf
+
+    # -- read-only results -----------------------------------------------------------------------
+    @property
+    def tau(self) -> float:
+        """kNN statistic threshold (sketch units), at ``query_fpr`` on the reference."""
+        return self._tau
+
+    @property
+    def near_radius(self) -> float:
+        """Near-duplicate radius (sketch units)."""
+        return self._near
+
+    @property
+    def clients_tracked(self) -> int:
+        return len(self._clients)
+
+    @property
+    def evictions(self) -> int:
+        return self._clients.evictions
+
+    @property
+    def bytes_per_query(self) -> int:
+        """Bytes one stored query costs in a client's ring."""
+        return 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 * self._n_fps
+
+    @property
+    def memory_bound_bytes(self) -> int:
+        """Upper bound of the array memory of the state under the configured caps."""
+        per_client = (self.history * self.bytes_per_query + 4 * self.prada_window
+                      + self.flush_rows * (8 + 4 * self._sketcher.dim + 4 + 4 + 2 + 1 + 4 * self._n_fps)
+                      + 8 * (8 + 3 * len(SIGNALS) + 5) + 1024)  # + per-slot scalars and object overhead
+        return int(self.max_clients * per_client + self._campaigns.nbytes)
+
+    @property
+    def state_nbytes(self) -> int:
+        """Array memory held now (rings, pending buffers, per-slot arrays, campaign ring)."""
+        rings = sum(r.nbytes for r in self._rings if r is not None)
+        pend = sum(p.nbytes for p in self._pending if p is not None)
+        slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS)
+        return int(rings + pend + slots + self._campaigns.nbytes)
+
+    @property
+    def pending_queries(self) -> int:
+        return int(sum(self._pending[s].n for s in self._pending_order))  # type: ignore[union-attr]
+
+    def client_key(self, client: str) -> str:
+        """The id under which ``client`` appears in metrics and verdicts (salted hash or raw)."""
+        from monitor.detectors.probing.clients import hash_client_id
+
+        return client if self.raw_client_ids else hash_client_id(client, self._salt)
+
+    # -- update ----------------------------------------------------------------------------------
+    def update(self, batch: "Batch") -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        with self._lock:
+            step = self.max_clients  # a batch never holds more distinct clients than the LRU
+            for start in range(0, n, step):
+                self._update_rows(batch, slice(start, min(start + step, n)))
+            self._campaign_step()
+            self._flush_due(float(np.max(batch.ts)))
+
+    def _inputs(self, batch: "Batch", rows: slice) -> np.ndarray:
+        x = np.asarray(batch.numeric[rows], dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features_:
+            raise ValueError(
+                f"detector 'probing': batch has {x.shape[1] if x.ndim == 2 else '?'} numeric features, the reference "
+                f"has {self.n_features_}; the reference must have the model's numeric columns in the same order"
+            )
+        return x
+
+    def _update_rows(self, batch: "Batch", rows: slice) -> None:
+        x = self._inputs(batch, rows)
+        n = x.shape[0]
+        ts = np.asarray(batch.ts[rows], dtype=np.float64)
+        z = self._sketcher.standardise(x)
+        sk = self._sketcher.project(z)
+        skn = np.einsum("ij,ij->i", sk, sk)
+        cat = batch.categorical[rows] if batch.categorical is not None and batch.categorical.size else None
+        ex = exact_hash(x, cat, seed=self.seed)
+        flags = np.zeros(n, dtype=np.uint8)
+        ood = self._ood.flags(z)
+        flags[ood] |= _OOD
+        labels = np.full(n, -1, dtype=np.int16)
+        scores = batch.scores[rows] if batch.scores is not None else None
+        if self._boundary is not None and scores is not None and np.ndim(scores) == 2 and scores.shape[0] == n:
+            flags[margins(scores) < self._boundary.small_margin] |= _SMALL
+            pred = batch.predicted[rows] if batch.predicted is not None else scores.argmax(axis=1)
+            labels = np.asarray(pred, dtype=np.int64).clip(-1, 32767).astype(np.int16)
+        fps = self._fingerprinter.transform(z) if self._fingerprinter is not None else np.zeros((n, 0), dtype=np.uint32)
+        self._ood_window.add(ts, ood.astype(np.int64))
+        lookup = self._clients.lookup(np.asarray(batch.client[rows], dtype=object))
+        for slot, _serial in lookup.evicted:
+            self._evict(slot)
+        for slot in lookup.created:
+            self._fresh(slot)
+        slots = lookup.slots
+        order = np.argsort(slots, kind="stable")
+        sorted_slots = slots[order]
+        cuts = np.flatnonzero(np.diff(sorted_slots)) + 1
+        starts = np.concatenate([[0], cuts]).tolist()
+        ends = np.concatenate([cuts, [n]]).tolist()
+        for a, b in zip(starts, ends):
+            slot = int(sorted_slots[a])
+            idx = order[a:b]
+            self._enqueue(slot, ts[idx], sk[idx], skn[idx], ex[idx], labels[idx], flags[idx], fps[idx])
+
+    def _fresh(self, slot: int) -> None:
+        self._rings[slot] = None
+        self._pending[slot] = None
+        self._pending_order.pop(slot, None)
+        self._queries[slot] = 0
+        self._retries[slot] = 0
+        self._first_ts[slot] = np.nan
+        self._last_ts[slot] = np.nan
+        self._counts[slot] = 0
+        self._since_ts[slot] = np.nan
+        self._since_q[slot] = 0
+        self._evidence[slot] = 0
+        self._prada_w[slot] = np.nan
+        self._flagged_q[slot] = 0
+        self._flagged_ts[slot] = np.nan
+        self._campaign[slot] = -1
+        self._campaign_hits[slot] = 0
+        self._suspicious.discard(slot)
+
+    def _evict(self, slot: int) -> None:
+        """The LRU gives this slot to a new client: finish its queries, keep its last verdict."""
+        if slot in self._pending_order:
+            self._flush(slot)
+            self._campaign_step()
+        if slot in self._suspicious:
+            v = self._verdict(slot)
+            self._evicted_verdicts.append(ClientVerdict(**{**v.__dict__, "evicted": True}))
+        self._fresh(slot)
+
+    def _enqueue(self, slot: int, ts: np.ndarray, sk: np.ndarray, skn: np.ndarray, ex: np.ndarray,
+                 labels: np.ndarray, flags: np.ndarray, fps: np.ndarray) -> None:
+        if np.isnan(self._first_ts[slot]):
+            self._first_ts[slot] = float(ts[0])
+        self._last_ts[slot] = float(ts[-1]) if np.isnan(self._last_ts[slot]) else max(self._last_ts[slot], float(ts[-1]))
+        pend = self._pending[slot]
+        if pend is None:
+            pend = self._pending[slot] = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
+        i, m = 0, ts.shape[0]
+        fr = self.flush_rows
+        while i < m:
+            take = min(fr - pend.n, m - i)
+            j = slice(pend.n, pend.n + take)
+            src = slice(i, i + take)
+            pend.ts[j], pend.sketch[j], pend.norm[j], pend.exact[j] = ts[src], sk[src], skn[src], ex[src]
+            pend.label[j], pend.flags[j] = labels[src], flags[src]
+            if self._n_fps:
+                pend.fps[j] = fps[src]
+            if pend.n == 0:
+                self._pending_order[slot] = float(ts[i])
+            pend.n += take
+            i += take
+            if pend.n >= fr:
+                self._flush(slot)
+
+    def _flush_due(self, now: float) -> None:
+        """Run the similarity step of clients whose oldest pending query waited ``max_delay_s``."""
+        self._clock = max(self._clock, now)
+        limit = now - self.max_delay_s
+        due = []
+        for slot, t0 in self._pending_order.items():
+            if t0 > limit:
+                break
+            due.append(slot)
+        for slot in due:
+            self._flush(slot)
+        if due:
+            self._campaign_step()
+
+    def flush(self) -> None:
+        """Run the similarity step of every pending query now (tests, checkpoints, shutdown)."""
+        with self._lock:
+            for slot in list(self._pending_order):
+                self._flush(slot)
+            self._campaign_step()
+
+    # -- the per-client similarity step ------------------------------------------------------------
+    def _flush(self, slot: int) -> None:
+        pend = self._pending[slot]
+        self._pending_order.pop(slot, None)
+        if pend is None or pend.n == 0:
+            return
+        m = pend.n
+        pend.n = 0
+        ring = self._rings[slot]
+        if ring is None:
+            ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
+        ts, ex = pend.ts[:m].copy(), pend.exact[:m].copy()
+        qn = self._queries[slot] + 1 + np.arange(m)
+        self._queries[slot] += m
+        f = ring.filled
+        # 1. exact repeats: of a stored query, or of an earlier row of this group
+        rep = (ex[:, None] == ring.exact[None, :f]).any(axis=1) if f else np.zeros(m, dtype=bool)
+        _, first = np.unique(ex, return_index=True)
+        dup = np.ones(m, dtype=bool)
+        dup[first] = False
+        rep |= dup
+        n_rep = int(rep.sum())
+        if n_rep:
+            self._retries[slot] += n_rep
+            self._retry_total += n_rep
+        keep = np.flatnonzero(~rep)
+        mk = keep.size
+        if mk == 0:
+            return
+        self._analysed += mk
+        x, xn = pend.sketch[keep], pend.norm[keep]
+        lab, flags = pend.label[keep], pend.flags[keep].copy()
+        fps = pend.fps[keep] if self._n_fps else None
+        ts_k, qn_k = ts[keep], qn[keep]
+        # 2. neighbours among the client's earlier distinct queries
+        nb = group_neighbours(x, xn, ring.sketch[:f], ring.norm[:f], self.k, self._tau, self.knn_statistic)
+        hit = np.zeros(mk, dtype=bool)
+        if self.near_duplicates in ("knn", "both"):
+            hit |= nb.knn < self._tau
+        if fps is not None:
+            t = self._hash_t
+            close = np.zeros((mk, f + mk), dtype=bool)
+            if f:
+                close[:, :f] = shared_counts(fps, ring.fps[:f]) >= t
+            inner = shared_counts(fps, fps) >= t
+            inner[np.triu_indices(mk)] = False
+            close[:, f:] = inner
+            hit |= close.sum(axis=1) >= self.k
+        flags[hit] |= _HIT
+        near = nb.dmin < self._near
+        flags[near] |= _NEAR
+        if self._boundary is not None:
+            all_lab = np.concatenate([ring.label[:f], lab])
+            flip = near & (lab >= 0) & (all_lab[nb.nearest] != lab)
+            flags[flip] |= _FLIP
+        # 3. PRADA's distance set: minimum distances that are not near-duplicates
+        if self.prada:
+            d = nb.dmin[(~near) & np.isfinite(nb.dmin)]
+            ring.push_prada(d.astype(np.float32))
+        # 4. store, and windowed counts query by query
+        ring.reserve(mk)
+        pos = ring.positions(mk)
+        occupied = pos < f
+        old = np.where(occupied, ring.flags[pos], 0).astype(np.uint8)
+        ring.sketch[pos], ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = x, xn, lab, ex[keep], flags
+        if fps is not None:
+            ring.fps[pos] = fps
+        ring.commit(mk)
+        new_b = ((flags[:, None] & _BITS) > 0).astype(np.int64)
+        old_b = ((old[:, None] & _BITS) > 0).astype(np.int64)
+        run = self._counts[slot] + np.cumsum(new_b - old_b, axis=0)
+        self._counts[slot] = run[-1]
+        self._flag_totals += new_b.sum(axis=0)
+        window = np.minimum(f + 1 + np.arange(mk), self.history)
+        self._test(slot, _S_NEAR, run[:, 0], window, self._crit_hit, ts_k, qn_k)
+        self._test(slot, _S_OOD, run[:, 2], window, self._crit_ood, ts_k, qn_k)
+        if self._boundary is not None:
+            self._test(slot, _S_BOUNDARY, run[:, 1], window, self._crit_small, ts_k, qn_k)
+            self._test(slot, _S_FLIPS, run[:, 4], run[:, 3], self._crit_flip, ts_k, qn_k)
+        if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
+            ring.prada_new = 0
+            w = float(shapiro_w(ring.prada, self._prada_a))
+            self._prada_w[slot] = w
+            raised = w < self._prada_cal.delta  # type: ignore[union-attr]
+            self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[-1]), int(qn_k[-1]))
+        self._campaign_rows.append((x, xn, np.full(mk, self._clients.serial[slot], dtype=np.int64), ts_k,
+                                    np.full(mk, slot, dtype=np.int64)))
+
+    def _test(self, slot: int, s: int, count: np.ndarray, window: np.ndarray, crit: np.ndarray,
+              ts: np.ndarray, qn: np.ndarray) -> None:
+        """Raise a count signal at the first query where the binomial test passes; lower it (with
+        hysteresis) when the latest count falls below half the critical count."""
+        c = crit[np.minimum(window, crit.shape[0] - 1)]
+        self._evidence[slot, s] = int(count[-1])
+        if self._since_q[slot, s] == 0:
+            passed = np.flatnonzero(count >= c)
+            if passed.size:
+                i = int(passed[0])
+                self._raise(slot, s, float(ts[i]), int(qn[i]))
+        elif count[-1] < c[-1] // 2:
+            self._lower(slot, s)
+
+    def _set(self, slot: int, s: int, raised: bool, evidence: int, ts: float, qn: int) -> None:
+        self._evidence[slot, s] = int(evidence)
+        if raised and self._since_q[slot, s] == 0:
+            self._raise(slot, s, ts, qn)
+        elif not raised and self._since_q[slot, s] != 0:
+            self._lower(slot, s)
+
+    def _raise(self, slot: int, s: int, ts: float, qn: int) -> None:
+        self._since_q[slot, s] = qn
+        self._since_ts[slot, s] = ts
+        self._suspicious.add(slot)
+        if self._flagged_q[slot] == 0 or qn < self._flagged_q[slot]:
+            self._flagged_q[slot] = qn
+            self._flagged_ts[slot] = ts
+
+    def _lower(self, slot: int, s: int) -> None:
+        self._since_q[slot, s] = 0
+        self._since_ts[slot, s] = np.nan
+        if not self._since_q[slot].any():
+            self._suspicious.discard(slot)
+
+    # -- the global step: campaigns across accounts -------------------------------------------------
+    def _campaign_step(self) -> None:
+        if not self._campaign_rows:
+            return
+        parts = self._campaign_rows
+        self._campaign_rows = []
+        x = np.concatenate([p[0] for p in parts])
+        xn = np.concatenate([p[1] for p in parts])
+        owners = np.concatenate([p[2] for p in parts])
+        ts = np.concatenate([p[3] for p in parts])
+        slots = np.concatenate([p[4] for p in parts])
+        found = self._campaigns.update(x, xn, owners, ts, self._name_of_serial)
+        for old, keep in found.merged:
+            self._campaign[self._campaign == old] = keep
+        for i in np.flatnonzero(found.cids >= 0).tolist():
+            slot = int(slots[i])
+            if self._clients.serial[slot] == owners[i]:  # not evicted since
+                self._campaign_hits[slot] += 1
+        last = float(ts.max())
+        for c, serial in found.joined:
+            slot = self._slot_of_serial(serial)
+            if slot is None:
+                continue
+            self._campaign[slot] = c
+            n = self._campaigns.campaigns[c].accounts.get(serial, 0)
+            self._set(slot, _S_CAMPAIGN, True, n, last, int(self._queries[slot]))
+
+    def _slot_of_serial(self, serial: int) -> int | None:
+        hit = np.flatnonzero(self._clients.serial == serial)
+        return int(hit[0]) if hit.size else None
+
+    def _name_of_serial(self, serial: int) -> str:
+        slot = self._slot_of_serial(serial)
+        return self._clients.display(slot) if slot is not None else f"evicted-{serial}"
+
+    # -- time --------------------------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        with self._lock:
+            self._ood_window.advance(now)
+            self._flush_due(now)
+            for c in self._campaigns.expire(now, self.window_s):
+                for slot in np.flatnonzero(self._campaign == c).tolist():
+                    self._campaign[slot] = -1
+                    if self._since_q[slot, _S_CAMPAIGN]:
+                        self._lower(slot, _S_CAMPAIGN)
+
+    # -- verdicts ----------------------------------------------------------------------------------
+    def _verdict(self, slot: int) -> ClientVerdict:
+        sig = []
+        ring = self._rings[slot]
+        window = 0 if ring is None else ring.filled
+        for s, name in enumerate(SIGNALS):
+            if self._since_q[slot, s] == 0:
+                continue
+            expected = float(self._null[s] / self.null_slack) if np.isfinite(self._null[s]) else float("nan")
+            detail = ""
+            den = window
+            if s == _S_FLIPS:
+                den = int(self._counts[slot, 3])
+                detail = f"{self._evidence[slot, s]} of {den} near-duplicate pairs changed label"
+            elif s == _S_STEALING:
+                den = self.prada_window
+                expected = float("nan")
+                detail = f"Shapiro-Wilk W={self._prada_w[slot]:.3f} < {self._prada_cal.delta:.3f} on the last {den} minimum distances"  # type: ignore[union-attr]
+            elif s == _S_CAMPAIGN:
+                c = int(self._campaign[slot])
+                camp = self._campaigns.campaigns.get(c)
+                n_acc = 0 if camp is None else len(camp.accounts) + camp.overflow
+                den = int(self._queries[slot])
+                detail = f"campaign c{c}: near-duplicate cluster over {n_acc} accounts"
+            else:
+                detail = f"{self._evidence[slot, s]} of {den} queries (benign share {expected:.3f})"
+            sig.append(SignalEvidence(signal=name, evidence_queries=int(self._evidence[slot, s]), window_queries=int(den),
+                                      expected_ratio=expected, since_ts=float(self._since_ts[slot, s]),
+                                      since_query=int(self._since_q[slot, s]), detail=detail))
+        sig.sort(key=lambda e: -e.evidence_queries)
+        c = int(self._campaign[slot])
+        camp_id = f"c{c}" if c >= 0 and c in self._campaigns.campaigns and self._campaigns.campaigns[c].since_ts is not None else None
+        return ClientVerdict(client=self._clients.display(slot), suspicious=bool(sig), signals=tuple(sig),
+                             queries=int(self._queries[slot]), retries=int(self._retries[slot]),
+                             first_seen_ts=float(self._first_ts[slot]), last_seen_ts=float(self._last_ts[slot]),
+                             first_flagged_query=int(self._flagged_q[slot]), first_flagged_ts=float(self._flagged_ts[slot]),
+                             campaign=camp_id)
+
+    def suspicious_clients(self, limit: int = 100) -> list[ClientVerdict]:
+        """Clients with at least one raised signal, most evidence first (evicted ones last).
+
+        This is what ``Monitor.suspicious_clients()`` and the sidecar's ``GET /api/v1/clients``
+        return (``[v.to_dict() for v in ...]``). Queries still waiting in a pending buffer
+        (at most ``flush_rows`` per client, ``max_delay_s`` of event time) are not yet counted.
+        """
+        with self._lock:
+            live = [self._verdict(s) for s in self._suspicious]
+            live.sort(key=lambda v: (-len(v.signals), -max(e.evidence_queries for e in v.signals)))
+            out = live + list(reversed(self._evicted_verdicts))
+            return out[: max(0, int(limit))]
+
+    def verdict(self, client: str) -> ClientVerdict | None:
+        """The current verdict of one client by its raw id (None when not tracked)."""
+        with self._lock:
+            slot = self._clients.slot_of(client)
+            return None if slot is None else self._verdict(slot)
+
+    def campaigns(self) -> list[Campaign]:
+        """Campaigns seen (near-duplicate clusters over at least ``campaign_min_clients`` accounts)."""
+        with self._lock:
+            return self._campaigns.reported()
+
+    # -- metrics -----------------------------------------------------------------------------------
+    def export(self, out: "MetricWriter") -> None:
+        with self._lock:
+            out.set("monitor_probing_clients_tracked", float(len(self._clients)))
+            out.set("monitor_probing_clients_evicted", float(self._clients.evictions))
+            out.set("monitor_probing_queries", float(self._analysed), ("analysed",))
+            out.set("monitor_probing_queries", float(self._retry_total), ("retry",))
+            out.set("monitor_probing_pending_queries", float(self.pending_queries))
+            for name, total in zip(_FLAG_NAMES, self._flag_totals.tolist()):
+                if name != "near_pair":
+                    out.set("monitor_probing_query_flags", float(total), (name,))
+            active = self._since_q[list(self._suspicious)] > 0 if self._suspicious else np.zeros((0, len(SIGNALS)), dtype=bool)
+            for s, name in enumerate(SIGNALS):
+                out.set("monitor_probing_suspicious_clients", float(active[:, s].sum()), (name,))
+            out.set("monitor_probing_suspicious_clients", float(len(self._suspicious)), ("any",))
+            out.clear("monitor_probing_client_evidence_queries")
+            if self.top_k:
+                for v in self.suspicious_clients(self.top_k):
+                    if v.evicted:
+                        continue
+                    top = v.signals[0]
+                    out.set("monitor_probing_client_evidence_queries", float(top.evidence_queries), (v.client, top.signal))
+            reported = self._campaigns.reported()
+            out.set("monitor_probing_campaigns", float(len(reported)))
+            out.clear("monitor_probing_campaign_accounts")
+            for c in reported[: self.top_k]:
+                out.set("monitor_probing_campaign_accounts", float(c.n_accounts), (c.id,))
+            out.set("monitor_probing_state_bytes", float(self.state_nbytes))
+            total = self._ood_window.total()
+            seen = float(total.sum())
+            if seen >= 50:
+                out.set("monitor_probing_ood_ratio", float(total[1]) / seen)
+            else:
+                out.remove("monitor_probing_ood_ratio")
+
+    # -- state -------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        with self._lock:
+            rings = {str(s): r.state_dict() for s, r in enumerate(self._rings) if r is not None}
+            pending = {}
+            for s in self._pending_order:
+                p = self._pending[s]
+                assert p is not None
+                pending[str(s)] = {a: getattr(p, a)[: p.n].copy() for a in _Pending.__slots__ if a != "n"}
+            return {
+                "version": self.state_version,
+                "salt": self._salt,
+                "clients": self._clients.state_dict(),
+                "rings": rings,
+                "pending": pending,
+                "pending_order": np.asarray(list(self._pending_order), dtype=np.int64),
+                **{name: getattr(self, "_" + name).copy() for name in _SLOT_ARRAYS},
+                "evicted_verdicts": [v.to_dict() for v in self._evicted_verdicts],
+                "campaigns": self._campaigns.state_dict(),
+                "flag_totals": self._flag_totals.copy(), "analysed": self._analysed, "retry_total": self._retry_total,
+                "ood_window": self._ood_window.state_dict(),
+                "clock": float(self._clock) if np.isfinite(self._clock) else None,
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state.get("version", -1)) != self.state_version:
+            raise ValueError(f"probing state version {state.get('version')!r} is not {self.state_version}; start from a fresh state")
+        with self._lock:
+            self._salt = str(state["salt"])
+            self._reset()
+            self._clients.load_state_dict(state["clients"])
+            for key, rs in state["rings"].items():
+                self._rings[int(key)] = ClientRing.from_state(self.history, rs)
+            for s in np.asarray(state["pending_order"], dtype=np.int64).tolist():
+                ps = state["pending"][str(s)]
+                p = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
+                n = len(ps["ts"])
+                for a in _Pending.__slots__:
+                    if a != "n":
+                        getattr(p, a)[:n] = np.asarray(ps[a])
+                p.n = n
+                self._pending[s] = p
+                self._pending_order[s] = float(p.ts[0])
+            for name in _SLOT_ARRAYS:
+                cur = getattr(self, "_" + name)
+                arr = np.asarray(state[name], dtype=cur.dtype)
+                if arr.shape != cur.shape:
+                    raise ValueError(f"probing state field {name!r} has shape {arr.shape}, expected {cur.shape} (same max_clients)")
+                setattr(self, "_" + name, arr.copy())
+            self._suspicious = set(np.flatnonzero((self._since_q > 0).any(axis=1)).tolist())
+            for v in state["evicted_verdicts"]:
+                self._evicted_verdicts.append(ClientVerdict.from_dict(v))
+            self._campaigns.load_state_dict(state["campaigns"])
+            self._flag_totals = np.asarray(state["flag_totals"], dtype=np.int64).copy()
+            self._analysed, self._retry_total = int(state["analysed"]), int(state["retry_total"])
+            self._ood_window.load_state_dict(state["ood_window"])
+            self._clock = -np.inf if state.get("clock") is None else float(state["clock"])
