@@ -1,0 +1,92 @@
+"""``monitor reference``: build and inspect reference profiles for the drift detectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+__all__ = ["reference"]
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+@click.group("reference")
+def reference() -> None:
+    """Build and inspect reference profiles (the data drift is measured against)."""
+
+
+@reference.command("build")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Profile to write (.npz).")
+@click.option("--output-columns", default="", help="Comma-separated columns holding the model's outputs "
+              "(class probabilities in class order, or one regression value).")
+@click.option("--label-column", default=None, help="Column holding the ground truth.")
+@click.option("--categorical", default=None, help="Comma-separated categorical columns (default: guessed).")
+@click.option("--exclude", default="", help="Comma-separated columns to ignore (ids, timestamps).")
+@click.option("--classes", default="", help="Comma-separated class names (default: the output column names).")
+@click.option("--bins", "n_bins", default=20, show_default=True, type=click.IntRange(2, 1000),
+              help="Quantile bins stored per numeric feature.")
+@click.option("--max-rows", default=1_000_000, show_default=True, type=click.IntRange(100),
+              help="Rows sampled (uniformly) for quantiles and PCA; counts stay exact.")
+@click.option("--keep-rows", default=5000, show_default=True, type=click.IntRange(0),
+              help="Random rows kept in the profile for detectors that need rows.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
+          exclude: str, classes: str, n_bins: int, max_rows: int, keep_rows: int, seed: int, quiet: bool) -> None:
+    """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
+
+    The reference should be held-out, in-distribution data with the model's outputs on it, never
+    the training set.
+    """
+    from monitor.profile import ProfileError, build_profile
+
+    try:
+        prof = build_profile(
+            data, output_columns=_names(output_columns), label_column=label_column,
+            categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
+            classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
+            progress=not quiet)
+    except ProfileError as err:
+        raise click.ClickException(str(err)) from None
+    path = prof.save(output)
+    click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric)} numeric and {len(prof.categorical)} "
+               f"categorical features" + (", model outputs" if prof.outputs else "")
+               + (", labels" if prof.label_counts is not None else "")
+               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else ""))
+
+
+@reference.command("show")
+@click.argument("profile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(profile: Path, as_json: bool) -> None:
+    """Summarise a profile: features, types, missing rates, ranges."""
+    from monitor.profile import Profile, ProfileError
+
+    try:
+        prof = Profile.load(profile)
+    except ProfileError as err:
+        raise click.ClickException(str(err)) from None
+    rows = []
+    for f in prof.numeric:
+        rows.append({"feature": f.name, "type": "numeric", "missing": round(f.missing_ratio, 6), "min": f.min,
+                     "max": f.max, "mean": f.mean, "std": f.std, "bins": int(f.counts.size), "distinct": f.n_distinct})
+    for c in prof.categorical:
+        rows.append({"feature": c.name, "type": "categorical", "missing": round(c.missing_ratio, 6),
+                     "categories": len(c.categories), "top": list(c.categories[:5])})
+    info = {"version": prof.version, "rows": prof.n_rows, "meta": prof.meta, "features": rows,
+            "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
+            "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0])}
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=float))
+        return
+    click.echo(f"profile v{prof.version}: {prof.n_rows} rows ({prof.meta.get('source', 'in-memory')})")
+    for r in rows:
+        extra = (f"range [{r['min']:.4g}, {r['max']:.4g}]" if r["type"] == "numeric"
+                 else f"{r['categories']} categories, top {r['top']}")
+        click.echo(f"  {r['feature']:<24} {r['type']:<12} missing {r['missing']:.2%}  {extra}")
