@@ -145,9 +145,9 @@ class Sidecar:
                 if path is not None:
                     restored, failure = checkpoint.restore(mon, path)
                     if failure is not None:
-                        self.count_checkpoint_failure(mon, "restore", failure)
                         mon.close()
                         mon = self._factory(cfg)  # a half-loaded state is worse than none
+                        self.count_checkpoint_failure(mon, "restore", failure)
                 self.restored[cfg.model] = restored
                 mon.store.set("monitor_checkpoint_restored", 1.0 if restored else 0.0)
                 with self._lock:

@@ -1,0 +1,202 @@
+"""Checkpoints: lossless round trips without pickle, atomic writes, corrupt and incompatible files
+reported and moved aside (never a crash loop), and a sidecar that restores its state on start."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import checkpoint
+from monitor.checkpoint import CheckpointError, decode_state, encode_state
+from monitor.core import STATE_VERSION, Monitor
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+
+CFG = {"model": "iris", "features": ["a", "b", "c", "d"],
+       "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def same(a, b) -> bool:
+    """Deep equality that understands arrays, NaN and tuples."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and \
+            (np.array_equal(a, b, equal_nan=a.dtype.kind == "f") if a.dtype.kind != "O" else all(same(x, y) for x, y in zip(a.ravel(), b.ravel())))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_state_trees_round_trip_exactly():
+    state = {
+        "ints": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "floats": np.array([1.5, np.nan, np.inf, -np.inf]),
+        "flags": np.array([True, False]),
+        "empty": np.zeros((0, 4)),
+        "names": np.array(["a", "bc"]),
+        "objects": np.array([["x", None], [3, 2.5]], dtype=object),
+        "tuple": (1, "two", (3.0,)),
+        "pairs": {1: "one", (2, "b"): [1, 2]},
+        "specials": [float("nan"), float("inf"), -0.0, None, True],
+        "marker_like": {"__ndarray__": 5},
+        "scalar": np.float32(2.5),
+    }
+    tree, arrays = encode_state(state)
+    json.dumps(tree, allow_nan=False)  # the tree is strict JSON: non-finite floats are tagged
+    back = decode_state(json.loads(json.dumps(tree)), arrays)
+    expected = {**state, "scalar": 2.5}
+    assert same(back, expected)
+
+
+def test_objects_that_would_need_pickle_are_refused():
+    with pytest.raises(CheckpointError, match="state.detector.fn") as err:
+        encode_state({"detector": {"fn": lambda x: x}})
+    assert err.value.reason == "unserializable"
+
+
+def test_save_is_atomic_and_load_reads_back(tmp_path):
+    path = tmp_path / "sub" / "m.ckpt"
+    state = {"version": STATE_VERSION, "w": np.ones(3)}
+    info = checkpoint.save(path, state, model="m", state_version=STATE_VERSION)
+    assert info.size_bytes == path.stat().st_size and info.arrays == 1
+    assert sorted(os.listdir(path.parent)) == ["m.ckpt"]  # no temporary left behind
+    back, manifest = checkpoint.load(path, model="m", state_version=STATE_VERSION)
+    assert same(back, state) and manifest["format"] == checkpoint.FORMAT
+    with zipfile.ZipFile(path) as zf:  # arrays are .npy without pickle, the rest JSON
+        assert sorted(zf.namelist()) == ["arrays/0.npy", "manifest.json", "state.json"]
+    # a crash between writing the temporary file and the rename leaves the old checkpoint intact
+    (path.parent / ".m.ckpt.tmp-999").write_bytes(b"half-written")
+    back, _ = checkpoint.load(path, model="m")
+    assert same(back, state)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda p: p.write_bytes(b"not a zip at all"), "corrupt"),
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "corrupt"),
+    (lambda p: _rewrite_manifest(p, format_version=99), "version"),
+    (lambda p: _rewrite_manifest(p, format="something-else"), "format"),
+    (lambda p: _rewrite_manifest(p, model="other"), "model"),
+    (lambda p: _rewrite_manifest(p, state_version=STATE_VERSION + 1), "version"),
+])
+def test_bad_checkpoints_are_reported_and_set_aside(tmp_path, damage, reason):
+    path = tmp_path / "iris.ckpt"
+    mon = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False)
+    checkpoint.save(path, mon.state_dict(), model="iris", state_version=STATE_VERSION)
+    damage(path)
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.load(path, model="iris", state_version=STATE_VERSION)
+    assert err.value.reason == reason
+    restored, failure = checkpoint.restore(mon, path)
+    assert (restored, failure) == (False, reason)
+    assert not path.exists()
+    (aside,) = list(tmp_path.glob(f"iris.ckpt.{reason}-*"))
+    assert aside.stat().st_size > 0
+    assert checkpoint.restore(mon, path) == (False, None)  # next start: nothing to trip over
+    mon.close()
+
+
+def _rewrite_manifest(path, **changes) -> None:
+    with zipfile.ZipFile(path) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(files["manifest.json"])
+    manifest.update(changes)
+    files["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in files.items():
+            zf.writestr(n, data)
+
+
+def _feed(mon: Monitor, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    p = rng.dirichlet(np.ones(3), size=n)
+    for i in range(n):
+        mon.observe(x[i : i + 1], p[i : i + 1], request_id=f"{seed}-{i}", client=f"c{i % 5}", timestamp=1_700_000_000.0 + i)
+    mon.flush()
+
+
+def test_a_monitor_restored_from_a_checkpoint_continues_where_it_stopped(tmp_path):
+    path = tmp_path / "iris.ckpt"
+    a = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False, live=False)
+    _feed(a, 300, seed=1)
+    checkpoint.save(path, a.state_dict(), model="iris", state_version=STATE_VERSION)
+    b = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False, live=False)
+    assert checkpoint.restore(b, path) == (True, None)
+    sa, _ = encode_state(a.state_dict())
+    sb, _ = encode_state(b.state_dict())
+    assert sa == sb  # same structure and scalars
+    assert all(same(x, y) for x, y in zip(encode_state(a.state_dict())[1], encode_state(b.state_dict())[1]))
+    # both continue identically on the same new traffic, and old request ids still join
+    _feed(a, 50, seed=2)
+    _feed(b, 50, seed=2)
+    assert encode_state(a.state_dict())[0] == encode_state(b.state_dict())[0]
+    b.feedback(["1-0", "1-1"], ["setosa", "virginica"], timestamp=1_700_000_400.0)
+    b.flush()
+    assert b.store.value("monitor_feedback_labels", ("joined",)) == 2
+    a.close()
+    b.close()
+
+
+def test_sidecar_restores_on_start_and_sets_a_corrupt_checkpoint_aside(tmp_path):
+    raw = {**CFG, "checkpoint": {"path": "state/{model}.ckpt", "interval": "1h"}}
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False))
+    http("POST", s.url + "/v1/events", [{"inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], "request_id": f"r{i}",
+                                          "timestamp": 1_700_000_000 + i} for i in range(20)])
+    s.flush()
+    s.close()  # graceful shutdown writes the final checkpoint
+    assert (tmp_path / "state" / "iris.ckpt").exists()
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False))
+    try:
+        text = s.metrics()
+        assert sample(text, "monitor_checkpoint_restored", model="iris") == 1
+        assert http("GET", s.url + "/api/v1/status").json()["data"]["models"]["iris"]["restored_from_checkpoint"] is True
+        http("POST", s.url + "/v1/feedback", {"request_ids": ["r3", "r4"], "labels": ["setosa", "setosa"], "timestamp": 1_700_000_100})
+        s.flush()
+        assert sample(s.metrics(), "monitor_feedback_labels_total", model="iris", outcome="joined") == 2
+    finally:
+        s.close()
+    (tmp_path / "state" / "iris.ckpt").write_bytes(b"\x00garbage")
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False))
+    try:
+        text = s.metrics()
+        assert sample(text, "monitor_checkpoint_restored", model="iris") == 0
+        assert sample(text, "monitor_checkpoint_failures_total", model="iris", operation="restore", reason="corrupt") == 1
+        assert http("GET", s.url + "/readyz").status == 200
+        assert len(list((tmp_path / "state").glob("iris.ckpt.corrupt-*"))) == 1
+    finally:
+        s.close()
+
+
+def test_periodic_checkpoints_are_written_and_exported(tmp_path):
+    from tests.sidecar_support import wait_until
+
+    raw = {**CFG, "checkpoint": {"path": "ck/", "interval": "200ms"}}
+    (tmp_path / "ck").mkdir()
+    s = start_sidecar(raw, tmp_path)
+    try:
+        assert wait_until(lambda: (sample(s.metrics(), "monitor_checkpoint_last_success_timestamp_seconds", model="iris") or 0) > 0)
+        assert (tmp_path / "ck" / "iris.ckpt").exists()
+        assert sample(s.metrics(), "monitor_checkpoint_size_bytes", model="iris") > 0
+    finally:
+        s.close()
+
+
+def test_two_models_may_not_share_a_checkpoint_file(tmp_path):
+    from monitor.config import ConfigError, parse_config
+    from monitor.server.sidecar import checkpoint_paths
+
+    agent = parse_config({"checkpoint": {"path": "one.ckpt"}, "models": [CFG, {**CFG, "model": "b"}]}, "m.yaml", tmp_path)
+    with pytest.raises(ConfigError, match="share the checkpoint"):
+        checkpoint_paths(agent)
+    agent = parse_config({"checkpoint": {"path": "ck/{model}.ckpt"}, "models": [CFG, {**CFG, "model": "b"}]}, "m.yaml", tmp_path)
+    assert {k: v.name for k, v in checkpoint_paths(agent).items()} == {"iris": "iris.ckpt", "b": "b.ckpt"}
