@@ -48,6 +48,9 @@ __all__ = [
     "parse_unit_test_text",
     "run_unit_test_file",
     "run_unit_tests",
+    "simulate_test_group",
+    "firing_alerts",
+    "GroupRun",
     "DEFAULT_LOOKBACK_S",
 ]
 
@@ -86,6 +89,10 @@ class PromqlTestCase:
 
 @dataclass
 class TestGroup:
+    """One entry of ``tests`` (named like promtool's ``testGroup``)."""
+
+    __test__ = False  # not a pytest test class
+
     interval_ms: int = 0
     input_series: list[tuple[str, str]] = field(default_factory=list)
     alert_rule_test: list[AlertTestCase] = field(default_factory=list)
@@ -270,14 +277,35 @@ def _resolve_rule_files(base_dir: str, patterns: list[str], warn: Callable[[str]
     return files
 
 
-def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], group_order: list[str]) -> list[str]:
+@dataclass
+class GroupRun:
+    """Outcome of simulating one test group: setup/evaluation errors (promtool's messages) and the
+    engine, store and evaluator left after the last step (for PromQL checks)."""
+
+    errors: list[str]
+    engine: Engine | None = None
+    store: SeriesStore | None = None
+    evaluator: RuleEvaluator | None = None
+
+
+def simulate_test_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str],
+                        group_order: list[str] | tuple[str, ...] = (),
+                        on_step: Callable[[int, RuleEvaluator], None] | None = None,
+                        until_ms: int | None = None) -> GroupRun:
+    """Load a test group's input series and rules and evaluate them as promtool does.
+
+    Every group is evaluated at ``0, ev, 2*ev, ...`` up to the group's largest ``eval_time``,
+    after appending the input samples up to that instant (``until_ms`` overrides the horizon);
+    ``on_step(ts_ms, evaluator)`` is called after each step. A rule evaluation error stops the
+    run (as in promtool).
+    """
     # Input series ("load <interval>" in promtool).
     series: list[tuple[dict[str, str], list[tuple[int, float]]]] = []
     for i, (stext, vtext) in enumerate(tg.input_series):
         try:
             labels, values = parse_series_desc(stext, vtext)
         except SeriesDescError as e:
-            return [f"input_series[{i}] {go_quote(stext + ' ' + vtext)}: parse error: {e}"]
+            return GroupRun([f"input_series[{i}] {go_quote(stext + ' ' + vtext)}: parse error: {e}"])
         pts: list[tuple[int, float]] = []
         for k, v in enumerate(values):
             if v is not None:
@@ -285,8 +313,8 @@ def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], grou
         if tg.interval_ms == 0:
             distinct = {_bits(v) for _, v in pts}
             if len(distinct) > 1:
-                return [f"input_series[{i}] {go_quote(stext)}: duplicate sample for timestamp "
-                        "(the test group has no 'interval', so every value is at time 0)"]
+                return GroupRun([f"input_series[{i}] {go_quote(stext)}: duplicate sample for timestamp "
+                                 "(the test group has no 'interval', so every value is at time 0)"])
             pts = pts[:1]
         series.append((labels, pts))
 
@@ -294,36 +322,21 @@ def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], grou
     for f in rule_files:
         g, errors = parse_rule_file(f)
         if errors:
-            return [str(e) for e in errors]
+            return GroupRun([str(e) for e in errors])
         groups.extend(g)
-    ordered = [groups[i] for i in _order_groups(groups, group_order)]
+    ordered = [groups[i] for i in _order_groups(groups, list(group_order))]
 
-    maxt = tg.max_eval_time_ms()
+    maxt = tg.max_eval_time_ms() if until_ms is None else until_ms
     engine = Engine(lookback_delta_s=DEFAULT_LOOKBACK_S, default_subquery_step_s=eval_interval_ms / 1000.0)
     # Everything loaded stays queryable (PromQL tests run at the end, at any eval_time).
     span_s = (maxt + max(tg.interval_ms, 0) * 2) / 1000.0 + 10 * 86400.0
     store = SeriesStore(retention_s=span_s, max_series=1_000_000, max_cells=200_000_000)
-    try:
-        evaluator = RuleEvaluator(ordered, engine=engine, storage=store,
-                                  external_labels=tg.external_labels, external_url=tg.external_url,
-                                  default_interval_s=(tg.interval_ms or eval_interval_ms) / 1000.0,
-                                  template_url=None)
-    except PromQLError as e:  # pragma: no cover - the loader already compiled every expression
-        return [str(e)]
-
-    alert_times = sorted({a.eval_time_ms for a in tg.alert_rule_test})
-    for a in tg.alert_rule_test:
-        if a.alertname == "":
-            where = f" (in TestGroup {tg.name})" if tg.name else ""
-            return [f"an item under alert_rule_test misses required attribute alertname at eval_time "
-                    f"{format_duration(a.eval_time_ms / 1000)}{where}"]
-    tests_at: dict[int, list[AlertTestCase]] = {}
-    for a in tg.alert_rule_test:
-        tests_at.setdefault(a.eval_time_ms, []).append(a)
-
-    errs: list[str] = []
+    evaluator = RuleEvaluator(ordered, engine=engine, storage=store,
+                              external_labels=tg.external_labels, external_url=tg.external_url,
+                              default_interval_s=(tg.interval_ms or eval_interval_ms) / 1000.0,
+                              template_url=None)
+    run = GroupRun([], engine, store, evaluator)
     cursor = [0] * len(series)
-    curr = 0
     ts = 0
     while ts <= maxt:
         for si, (labels, pts) in enumerate(series):
@@ -337,25 +350,17 @@ def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], grou
             evaluator.evaluate_group_at(gi, ts)
             for name, err in evaluator.rule_errors(gi):
                 eval_errs.append(f"    rule: {name}, time: {format_go_duration(ts / 1000)}, err: {err}")
-        errs.extend(eval_errs)
         if eval_errs:
-            return errs
-        while curr < len(alert_times) and ts <= alert_times[curr] < ts + eval_interval_ms:
-            t = alert_times[curr]
-            errs.extend(_check_alerts(tg, evaluator, t, tests_at[t]))
-            curr += 1
+            run.errors = eval_errs
+            return run
+        if on_step is not None:
+            on_step(ts, evaluator)
         ts += eval_interval_ms
-
-    errs.extend(_check_promql(tg, engine, store))
-    return errs
+    return run
 
 
-def _bits(v: float) -> Any:
-    return ("nan",) if math.isnan(v) else v
-
-
-def _check_alerts(tg: TestGroup, evaluator: RuleEvaluator, t: int, cases: list[AlertTestCase]) -> list[str]:
-    names = {c.alertname for c in cases}
+def firing_alerts(evaluator: RuleEvaluator, names: set[str]) -> dict[str, list[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]]]:
+    """Firing alerts of the rules named in ``names``, as sorted (labels, annotations) items."""
     got: dict[str, list[_LabAnn]] = {}
     for st in evaluator.alerting_states():
         if st.rule.alert not in names:
@@ -364,9 +369,46 @@ def _check_alerts(tg: TestGroup, evaluator: RuleEvaluator, t: int, cases: list[A
             if a.state.value == "firing":
                 got.setdefault(st.rule.alert, []).append(
                     (tuple(sorted(a.labels.items())), tuple(sorted(a.annotations.items()))))
+    return {k: sorted(v) for k, v in got.items()}
+
+
+def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], group_order: list[str]) -> list[str]:
+    for a in tg.alert_rule_test:
+        if a.alertname == "":
+            where = f" (in TestGroup {tg.name})" if tg.name else ""
+            return [f"an item under alert_rule_test misses required attribute alertname at eval_time "
+                    f"{format_duration(a.eval_time_ms / 1000)}{where}"]
+    alert_times = sorted({a.eval_time_ms for a in tg.alert_rule_test})
+    tests_at: dict[int, list[AlertTestCase]] = {}
+    for a in tg.alert_rule_test:
+        tests_at.setdefault(a.eval_time_ms, []).append(a)
+    errs: list[str] = []
+    curr = [0]
+
+    def check(ts: int, evaluator: RuleEvaluator) -> None:
+        # Alert tests at ts <= eval_time < ts + evaluation_interval use this step's state.
+        while curr[0] < len(alert_times) and ts <= alert_times[curr[0]] < ts + eval_interval_ms:
+            t = alert_times[curr[0]]
+            errs.extend(_check_alerts(tg, evaluator, tests_at[t]))
+            curr[0] += 1
+
+    run = simulate_test_group(tg, eval_interval_ms, rule_files, group_order, on_step=check)
+    errs.extend(run.errors)
+    if run.errors or run.engine is None or run.store is None:
+        return errs
+    errs.extend(_check_promql(tg, run.engine, run.store))
+    return errs
+
+
+def _bits(v: float) -> Any:
+    return ("nan",) if math.isnan(v) else v
+
+
+def _check_alerts(tg: TestGroup, evaluator: RuleEvaluator, cases: list[AlertTestCase]) -> list[str]:
+    got = firing_alerts(evaluator, {c.alertname for c in cases})
     out = []
     for case in cases:
-        g = sorted(got.get(case.alertname, []))
+        g = got.get(case.alertname, [])
         exp: list[_LabAnn] = []
         for e in case.exp_alerts:
             labels = dict(e.labels)
