@@ -78,11 +78,16 @@ def aggregate(node: Aggregate, vec: IVec, param: Any) -> IVec:
     n = len(vec.labels)
     if n == 0:
         return empty_ivec()
-    gs = _group_of(node, vec.labels)
-    # distinct groups in order of first appearance, then each sample's group index (C-level maps)
-    groups = {g: i for i, g in enumerate(dict.fromkeys(gs))}
-    idx = np.fromiter(map(groups.__getitem__, gs), dtype=np.int64, count=n)
-    out_labels = list(groups)
+    m = node.cache.get("plan")
+    if m is not None and m[0] is vec.labels:
+        idx, out_labels = m[1], m[2]
+    else:
+        gs = _group_of(node, vec.labels)
+        # distinct groups in order of first appearance, then each sample's group index
+        groups = {g: i for i, g in enumerate(dict.fromkeys(gs))}
+        idx = np.fromiter(map(groups.__getitem__, gs), dtype=np.int64, count=n)
+        out_labels = list(groups)
+        node.cache["plan"] = (vec.labels, idx, out_labels)
     ng = len(out_labels)
     same_name = node.without or METRIC_NAME not in node.grouping
     vals = vec.values

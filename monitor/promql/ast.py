@@ -146,7 +146,14 @@ class At:
 
 @dataclass(frozen=True, eq=False)
 class Node:
-    """Base of all expression nodes; ``type`` is the static PromQL result type."""
+    """Base of all expression nodes; ``type`` is the static PromQL result type.
+
+    ``cache`` holds per-node memoisation used by the evaluator (label-set derived data such as
+    matching signatures and group label sets, and the label lists of the previous evaluation).
+    Every entry is a pure function of its key, so sharing or discarding it never changes results.
+    """
+
+    cache: dict = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
     @property
     def type(self) -> str:  # pragma: no cover - overridden
@@ -235,7 +242,6 @@ class Binary(Node):
     matching: tuple[str, ...] = ()
     has_matching: bool = False  # an explicit on()/ignoring() clause was given
     include: tuple[str, ...] = ()
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -251,7 +257,6 @@ class Aggregate(Node):
     param: Optional[Node] = None
     without: bool = False
     grouping: tuple[str, ...] = ()
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def type(self) -> str:
@@ -262,7 +267,6 @@ class Aggregate(Node):
 class Call(Node):
     func: str
     args: tuple[Node, ...]
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def type(self) -> str:

@@ -8,6 +8,8 @@ are computed for all matched pairs in one numpy call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from monitor.promql.ast import ARITHMETIC_OPS, COMPARISON_OPS, Binary
@@ -68,12 +70,12 @@ def vector_scalar_binop(node: Binary, vec: IVec, scalar: float, swap: bool) -> I
     if op in COMPARISON_OPS:
         keep = res.astype(bool)
         if node.return_bool:
-            return drop_name_checked(vec, keep.astype(np.float64))
+            return drop_name_checked(vec, keep.astype(np.float64), node.cache)
         if keep.all():
             return IVec(vec.labels, vec.values, None, vec.same_name)
         return vec.take(np.flatnonzero(keep))
     if op in ARITHMETIC_OPS:
-        return drop_name_checked(vec, res)
+        return drop_name_checked(vec, res, node.cache)
     return IVec(list(vec.labels), res, None, vec.same_name)
 
 
@@ -134,16 +136,21 @@ def _matched_labels_str(lab: Labels, node: Binary) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in kept.items()) + "}"
 
 
-def vector_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
-    """Vector op vector (arithmetic/comparison/atan2) with vector matching."""
-    if node.op in ("and", "or", "unless"):
-        return set_binop(node, lhs, rhs)
-    if len(lhs) == 0 or len(rhs) == 0:
-        return empty_ivec()
-    card = node.card
-    one_to_many = card == "one-to-many"
-    if one_to_many:
-        lhs, rhs = rhs, lhs
+@dataclass
+class _MatchPlan:
+    """How two label lists match: pair indices, result labels and what still needs checking."""
+
+    lidx: np.ndarray
+    ridx: np.ndarray
+    sig_l: list[tuple]
+    labels: list[Labels]
+    same_name: bool
+    sigs_unique: bool    # no two pairs share a left signature
+    pairs_unique: bool   # no two pairs share (signature, result labels)
+    labels_unique: bool  # result label sets are all distinct
+
+
+def _match_plan(node: Binary, lhs: IVec, rhs: IVec, one_to_many: bool) -> _MatchPlan | None:
     rsigs = _signatures(node, rhs.labels)
     right = dict(zip(rsigs, range(len(rsigs))))
     if len(right) != len(rsigs):
@@ -161,56 +168,88 @@ def vector_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
     matches = list(map(right.get, lsigs))
     li = [i for i, j in enumerate(matches) if j is not None]
     if not li:
-        return empty_ivec()
+        return None
     ri = [matches[i] for i in li]
-    lidx = np.asarray(li, dtype=np.int64)
-    ridx = np.asarray(ri, dtype=np.int64)
-    vl, vr = lhs.values[lidx], rhs.values[ridx]
+    ll = list(map(lhs.labels.__getitem__, li))
+    sig_l = [lsigs[i] for i in li]
+    sigs_unique = len(set(sig_l)) == len(sig_l)
+    op = node.op
+    if node.card == "one-to-one" and not node.has_matching and not node.include:
+        drop = op in ARITHMETIC_OPS or node.return_bool
+        labels = [lab.without_name() for lab in ll] if drop else ll
+        same_name = True if drop else lhs.same_name
+        # signatures are the label sets without the name: unique signatures => unique labels
+        return _MatchPlan(np.asarray(li, dtype=np.int64), np.asarray(ri, dtype=np.int64), sig_l,
+                          labels, same_name, sigs_unique, True, sigs_unique)
+    rl = list(map(rhs.labels.__getitem__, ri))
+    rcache: dict[tuple[Labels, Labels], Labels] = node.cache.setdefault("result", {})
+    if len(rcache) > 200_000:
+        rcache.clear()
+    keys = list(zip(ll, rl))
+    labels = list(map(rcache.get, keys))
+    if has_none(labels):
+        for k, metric in enumerate(labels):
+            if metric is None:
+                labels[k] = rcache[keys[k]] = _result_metric(node, keys[k][0], keys[k][1])
+    pairs_unique = len(set(zip(sig_l, labels))) == len(labels)
+    labels_unique = len(set(labels)) == len(labels)
+    return _MatchPlan(np.asarray(li, dtype=np.int64), np.asarray(ri, dtype=np.int64), sig_l,
+                      labels, False, sigs_unique, pairs_unique, labels_unique)
+
+
+def vector_binop(node: Binary, lhs: IVec, rhs: IVec) -> IVec:
+    """Vector op vector (arithmetic/comparison/atan2) with vector matching.
+
+    The matching plan depends only on the two label lists, so it is memoised on the node for the
+    identical list objects the selectors hand out at the next evaluation.
+    """
+    if node.op in ("and", "or", "unless"):
+        return set_binop(node, lhs, rhs)
+    if len(lhs) == 0 or len(rhs) == 0:
+        return empty_ivec()
+    card = node.card
+    one_to_many = card == "one-to-many"
+    if one_to_many:
+        lhs, rhs = rhs, lhs
+    m = node.cache.get("match")
+    if m is not None and m[0] is lhs.labels and m[1] is rhs.labels:
+        plan = m[2]
+    else:
+        plan = _match_plan(node, lhs, rhs, one_to_many)
+        node.cache["match"] = (lhs.labels, rhs.labels, plan)
+    if plan is None:
+        return empty_ivec()
+    vl, vr = lhs.values[plan.lidx], rhs.values[plan.ridx]
     if one_to_many:
         vl, vr = vr, vl
     op = node.op
     res = apply_op(op, vl, vr)
+    labels = plan.labels
+    sig_l = plan.sig_l
     if op in COMPARISON_OPS:
         keep = res.astype(bool)
         if node.return_bool:
             values = keep.astype(np.float64)
         else:
-            sel = np.flatnonzero(keep)
-            values = vl[sel]
-            if sel.size != len(li):
+            values = vl
+            if not keep.all():
+                sel = np.flatnonzero(keep)
+                values = vl[sel]
                 sel_l = sel.tolist()
-                li = [li[k] for k in sel_l]
-                ri = [ri[k] for k in sel_l]
+                labels = list(map(labels.__getitem__, sel_l))
+                sig_l = list(map(sig_l.__getitem__, sel_l))
     else:
         values = res
-    ll = list(map(lhs.labels.__getitem__, li))
-    sig_l = [lsigs[i] for i in li]
+    # Prometheus checks these on the pairs that survive the comparison filter.
     if card == "one-to-one":
-        if len(set(sig_l)) != len(sig_l):
+        if not plan.sigs_unique and len(set(sig_l)) != len(sig_l):
             raise EvalError("multiple matches for labels: many-to-one matching must be explicit "
                             "(group_left/group_right)")
-        if not node.has_matching and not node.include:
-            drop = op in ARITHMETIC_OPS or node.return_bool
-            out = [lab.without_name() for lab in ll] if drop else ll
-            return IVec(out, np.asarray(values, dtype=np.float64), None,
-                        True if drop else lhs.same_name)
-    rl = list(map(rhs.labels.__getitem__, ri))
-    rcache: dict[tuple[Labels, Labels], Labels] = node.cache.setdefault("result", {})
-    keys = list(zip(ll, rl))
-    out_labels = list(map(rcache.get, keys))
-    if has_none(out_labels):
-        if len(rcache) > 200_000:
-            rcache.clear()
-        for k, metric in enumerate(out_labels):
-            if metric is None:
-                out_labels[k] = rcache[keys[k]] = _result_metric(node, keys[k][0], keys[k][1])
-    if card != "one-to-one":
-        pairs = set(zip(sig_l, out_labels))
-        if len(pairs) != len(out_labels):
-            raise EvalError("multiple matches for labels: grouping labels must ensure unique "
-                            "matches")
-    check_unique(out_labels)
-    return IVec(out_labels, np.asarray(values, dtype=np.float64))
+    elif not plan.pairs_unique and len(set(zip(sig_l, labels))) != len(labels):
+        raise EvalError("multiple matches for labels: grouping labels must ensure unique matches")
+    if not plan.labels_unique:
+        check_unique(labels)
+    return IVec(labels, np.asarray(values, dtype=np.float64), None, plan.same_name)
 
 
 def _result_metric(node: Binary, lhs: Labels, rhs: Labels) -> Labels:

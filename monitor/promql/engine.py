@@ -236,7 +236,14 @@ class _Evaluator:
         if ids.size == 0:
             return empty_ivec()
         pos, values, sample_ts = store.instant(ids, ref, self.lookback_ms)
-        labels = list(map(store._labels.__getitem__, ids[pos].tolist()))
+        # Reuse last evaluation's label list when the same series were selected, so identity-
+        # keyed memos up the tree (matching, grouping, name dropping) hit.
+        m = node.cache.get("sel")
+        if m is not None and m[0] is ids and np.array_equal(m[1], pos):
+            labels = m[2]
+        else:
+            labels = list(map(store._labels.__getitem__, ids[pos].tolist()))
+            node.cache["sel"] = (ids, pos, labels)
         return IVec(labels, values, sample_ts, bool(node.name))
 
     def _matrix_window(self, node: A.MatrixSel, ts: int) -> tuple[RVec, int, int]:
@@ -248,7 +255,14 @@ class _Evaluator:
         wts, vals, state = store.window(ids, start, ref)
         mask = state == 1
         keep = np.flatnonzero(mask.any(axis=1)) if mask.shape[1] else np.zeros(0, dtype=np.int64)
-        labels = list(map(store._labels.__getitem__, ids[keep].tolist()))
+        m = node.cache.get("sel")
+        if m is not None and m[0] is ids and np.array_equal(m[1], keep):
+            labels = m[2]
+        else:
+            labels = list(map(store._labels.__getitem__, ids[keep].tolist()))
+            node.cache["sel"] = (ids, keep, labels)
+        if keep.size == ids.size:
+            return RVec(labels, wts, vals, mask, bool(vs.name)), start, ref
         return RVec(labels, wts, vals[keep], mask[keep], bool(vs.name)), start, ref
 
     def matrix_selector(self, node: A.MatrixSel, ts: int) -> RVec:
@@ -285,7 +299,7 @@ class _Evaluator:
     def unary(self, node: A.Unary, ts: int) -> _Value:
         val = self.eval(node.expr, ts)
         if isinstance(val, IVec):
-            return drop_name_checked(val, -val.values)
+            return drop_name_checked(val, -val.values, node.cache)
         return -float(val)  # type: ignore[arg-type]
 
     def binary(self, node: A.Binary, ts: int) -> _Value:
@@ -326,7 +340,7 @@ class _Evaluator:
                 values = vec.ts.astype(np.float64) / 1000.0
             else:
                 values = np.full(len(vec), ts / 1000.0)
-            return drop_name_checked(vec, values)
+            return drop_name_checked(vec, values, node.cache)
         if name in DATE_FUNCTIONS:
             vec = self.eval_vector(args[0], ts) if args else None
             out = date_function(name, vec, ts)
@@ -377,7 +391,7 @@ class _Evaluator:
                 values = np.floor(vec.values * inv + 0.5) / inv
             else:  # pragma: no cover - the compiler refuses unknown functions
                 raise EvalError(f"function {name}() is not implemented")
-        return drop_name_checked(vec, np.asarray(values, dtype=np.float64))
+        return drop_name_checked(vec, np.asarray(values, dtype=np.float64), node.cache)
 
     def range_call(self, node: A.Call, ts: int) -> IVec:
         name = node.func
@@ -410,11 +424,16 @@ class _Evaluator:
             if rows.size:
                 return empty_ivec()
             return IVec([absent_labels], np.ones(1))
-        labels = list(map(rv.labels.__getitem__, rows.tolist()))
+        m = node.cache.get("rows")
+        if m is not None and m[0] is rv.labels and np.array_equal(m[1], rows):
+            labels = m[2]
+        else:
+            labels = list(map(rv.labels.__getitem__, rows.tolist()))
+            node.cache["rows"] = (rv.labels, rows, labels)
         values = np.asarray(values, dtype=np.float64)
         if name == "last_over_time":  # acts like an offset: keeps the metric name
             return IVec(labels, values, None, rv.same_name)
-        return drop_name_checked(IVec(labels, values, None, rv.same_name), values)
+        return drop_name_checked(IVec(labels, values, None, rv.same_name), values, node.cache)
 
 
 def _go_min(a: float, values: np.ndarray) -> np.ndarray:

@@ -240,55 +240,61 @@ def label_join(vec: IVec, dst: str, sep: str, srcs: list[str]) -> IVec:
 # ------------------------------------------------------------------------------- histograms
 def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """Prometheus's ``bucketQuantile`` over (upper bound, cumulative count) pairs."""
+    buckets = sorted(buckets, key=lambda b: b[0])
+    return _bucket_quantile_sorted(q, [b[0] for b in buckets], [b[1] for b in buckets])
+
+
+def _bucket_quantile_sorted(q: float, bounds: list[float], counts: list[float]) -> float:
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    buckets = sorted(buckets, key=lambda b: b[0])
-    if not math.isinf(buckets[-1][0]) or buckets[-1][0] < 0:
+    if not math.isinf(bounds[-1]) or bounds[-1] < 0:
         return math.nan
     # coalesce equal upper bounds
-    merged: list[list[float]] = []
-    for ub, cnt in buckets:
-        if merged and merged[-1][0] == ub:
-            merged[-1][1] += cnt
+    ubs: list[float] = []
+    cnt: list[float] = []
+    for ub, c in zip(bounds, counts):
+        if ubs and ubs[-1] == ub:
+            cnt[-1] += c
         else:
-            merged.append([ub, cnt])
+            ubs.append(ub)
+            cnt.append(c)
     # ensure monotonic counts
-    mx = merged[0][1]
-    for b in merged[1:]:
-        if b[1] > mx:
-            mx = b[1]
-        elif b[1] < mx:
-            b[1] = mx
-    if len(merged) < 2:
+    mx = cnt[0]
+    for i in range(1, len(cnt)):
+        if cnt[i] > mx:
+            mx = cnt[i]
+        elif cnt[i] < mx:
+            cnt[i] = mx
+    if len(ubs) < 2:
         return math.nan
-    observations = merged[-1][1]
+    observations = cnt[-1]
     if observations == 0:
         return math.nan
     rank = q * observations
     # sort.Search over the first len-1 buckets for count >= rank
-    lo, hi = 0, len(merged) - 1
+    lo, hi = 0, len(ubs) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        if merged[mid][1] >= rank:
+        if cnt[mid] >= rank:
             hi = mid
         else:
             lo = mid + 1
     b = lo
-    if b == len(merged) - 1:
-        return merged[-2][0]
-    if b == 0 and merged[0][0] <= 0:
-        return merged[0][0]
+    if b == len(ubs) - 1:
+        return ubs[-2]
+    if b == 0 and ubs[0] <= 0:
+        return ubs[0]
     bucket_start = 0.0
-    bucket_end = merged[b][0]
-    count = merged[b][1]
+    bucket_end = ubs[b]
+    count = cnt[b]
     if b > 0:
-        bucket_start = merged[b - 1][0]
-        count -= merged[b - 1][1]
-        rank -= merged[b - 1][1]
+        bucket_start = ubs[b - 1]
+        count -= cnt[b - 1]
+        rank -= cnt[b - 1]
     return bucket_start + (bucket_end - bucket_start) * (rank / count)
 
 
@@ -317,35 +323,45 @@ def _parse_go_float(text: str) -> float | None:
 def histogram_quantile(q: float, vec: IVec, cache: dict | None = None) -> IVec:
     """``histogram_quantile`` over classic ``le`` buckets.
 
-    ``cache`` (per call site) remembers, per input label set, its bucket group and bound.
+    The grouping of buckets depends only on the input label list; with a per-call-site ``cache``
+    it is computed once for the label list object the previous node hands out each evaluation.
     """
-    per_label: dict[Labels, tuple[Labels, Labels, float] | None]
-    per_label = cache.setdefault("hq", {}) if cache is not None else {}
-    if len(per_label) > 200_000:
-        per_label.clear()
-    groups: dict[Labels, tuple[Labels, list[tuple[float, float]]]] = {}
-    for lab, v in zip(vec.labels, vec.values.tolist()):
-        info = per_label.get(lab, False)
-        if info is False:
-            ub = _parse_go_float(lab.get("le"))
-            if ub is None:
-                info = None
-            else:
-                intern: dict[Labels, tuple[Labels, Labels]] = (
-                    cache.setdefault("hq_intern", {}) if cache is not None else {})
-                sig = lab.without("le")
-                pair = intern.setdefault(sig, (sig, lab.without("le", METRIC_NAME)))
-                info = (pair[0], pair[1], ub)
-            per_label[lab] = info
-        if info is None:
-            continue
-        entry = groups.get(info[0])
+    plan = None
+    if cache is not None:
+        m = cache.get("hq_plan")
+        if m is not None and m[0] is vec.labels:
+            plan = m[1]
+    if plan is None:
+        plan = _histogram_plan(vec.labels)
+        if cache is not None:
+            cache["hq_plan"] = (vec.labels, plan)
+    labels, groups = plan
+    values = vec.values
+    out = np.array([_bucket_quantile_sorted(q, bounds, values[order].tolist())
+                    for order, bounds in groups], dtype=np.float64)
+    return IVec(labels, out)
+
+
+def _histogram_plan(labels: list[Labels]) -> tuple[list[Labels], list[tuple[np.ndarray,
+                                                                             list[float]]]]:
+    """Group bucket series by their labels without ``le``; sort each group by bound."""
+    groups: dict[Labels, tuple[Labels, list[tuple[float, int]]]] = {}
+    for i, lab in enumerate(labels):
+        ub = _parse_go_float(lab.get("le"))
+        if ub is None:
+            continue  # no or malformed bucket label: skipped, as Prometheus does
+        sig = lab.without("le")
+        entry = groups.get(sig)
         if entry is None:
-            entry = groups[info[0]] = (info[1], [])
-        entry[1].append((info[2], v))
-    labels = [g[0] for g in groups.values()]
-    values = np.array([bucket_quantile(q, g[1]) for g in groups.values()], dtype=np.float64)
-    return IVec(labels, values)
+            entry = groups[sig] = (sig.without(METRIC_NAME), [])
+        entry[1].append((ub, i))
+    out_labels: list[Labels] = []
+    plan: list[tuple[np.ndarray, list[float]]] = []
+    for out_label, members in groups.values():
+        members.sort(key=lambda m: m[0])
+        out_labels.append(out_label)
+        plan.append((np.array([m[1] for m in members], dtype=np.int64), [m[0] for m in members]))
+    return out_labels, plan
 
 
 # ------------------------------------------------------------------------------- misc

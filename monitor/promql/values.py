@@ -80,11 +80,22 @@ def empty_ivec() -> IVec:
     return IVec([], np.zeros(0, dtype=np.float64), None, True)
 
 
-def drop_name_checked(vec: IVec, values: np.ndarray) -> IVec:
-    """Element-wise result of ``vec`` with the metric name dropped (and the uniqueness check)."""
+def drop_name_checked(vec: IVec, values: np.ndarray, memo: dict | None = None) -> IVec:
+    """Element-wise result of ``vec`` with the metric name dropped (and the uniqueness check).
+
+    ``memo`` (a node's cache) remembers the output label list for the input label list object:
+    when the same input list comes back at the next evaluation, the same output list object is
+    returned, so the identity-keyed memos further up the tree hit too.
+    """
+    if memo is not None:
+        m = memo.get("drop")
+        if m is not None and m[0] is vec.labels:
+            return IVec(m[1], values, None, True)
     labels = [lab.without_name() for lab in vec.labels]
     if not vec.same_name:
         check_unique(labels)
+    if memo is not None:
+        memo["drop"] = (vec.labels, labels)
     return IVec(labels, values, None, True)
 
 
