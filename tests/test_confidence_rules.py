@@ -1,0 +1,159 @@
+"""rules/confidence.yml: valid for promtool, names only catalog metrics, fires on shifted seeded
+streams and stays silent on unshifted ones (evaluated by the agent's own rule evaluator over the
+metric store's samples, `for:` durations included)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from monitor import catalog
+from monitor.batch import Batch, LabeledBatch
+from monitor.detectors.registry import create
+from monitor.reference import Reference
+from tests.conftest import REPO_ROOT, require_binary
+
+RULES = REPO_ROOT / "rules" / "confidence.yml"
+K = 10
+HOUR = 3600.0
+
+
+def test_promtool_accepts_the_rules() -> None:
+    promtool = require_binary("promtool")
+    res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS: 9 rules found" in res.stdout
+
+
+def test_rules_name_only_catalog_metrics_and_carry_the_required_annotations() -> None:
+    import yaml
+
+    doc = yaml.safe_load(RULES.read_text())
+    exposed = {n for spec in catalog.CATALOG.values() for n in spec.series_names()}
+    for rule in doc["groups"][0]["rules"]:
+        for name in re.findall(r"\bmonitor_[a-z_]+", rule["expr"]):
+            assert name in exposed, f"{rule['alert']}: {name} is not a catalog metric"
+        assert rule["labels"]["severity"] in ("info", "warning", "critical")
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+
+
+# -- seeded streams ---------------------------------------------------------------------------------
+def outputs(rng: np.random.Generator, n: int, *, a: float = 20.0, prior: np.ndarray | None = None, gap: float = 0.0,
+            collapse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A calibrated 10-class model (see tests/test_confidence_detectors.py), optionally
+    over-confident by ``gap``, less confident (``a``), label-shifted (``prior``) or collapsed."""
+    prior = np.full(K, 1.0 / K) if prior is None else prior
+    y = rng.choice(K, size=n, p=prior)
+    conf = 0.1 + 0.9 * rng.beta(a, 1.5, n)
+    right = rng.random(n) < np.clip(conf - gap, 0.0, 1.0)
+    pred = np.where(right, y, (y + rng.integers(1, K, n)) % K)
+    if collapse:
+        pred[:] = 3
+    probs = np.repeat(((1.0 - conf) / (K - 1))[:, None], K, axis=1)
+    probs[np.arange(n), pred] = conf
+    return probs, y
+
+
+def fired(stream: Callable[[np.random.Generator, float, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+          kinds: tuple[str, ...], reference: Reference, hours: float = 3.0, seed: int = 0) -> set[str]:
+    """Run a stream (1 row/s, labels at once) through the detectors; scrape the store every 30 s
+    of event time into the rule evaluator; return the names of alerts that reached firing."""
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from monitor.store import MetricStore
+
+    rng = np.random.default_rng(seed)
+    dets = [create(k, reference=reference, params={"window_s": 1800.0}) for k in kinds]
+    store = MetricStore("m")
+    series = SeriesStore(retention_s=2 * HOUR)
+    evaluator = RuleEvaluator.from_files([RULES], storage=series, default_interval_s=30.0)
+    names: set[str] = set()
+    step = 30
+    for t0 in range(0, int(hours * HOUR), step):
+        probs, y, seg = stream(rng, float(t0), step)
+        ts = t0 + np.arange(step, dtype=np.float64)
+        b = Batch.from_arrays(np.zeros((step, 1)), probs, ts=ts, segment=seg)
+        lb = LabeledBatch(ts=ts, label_ts=ts, label=y, segment=seg, scores=probs,
+                          predicted=None if probs.ndim == 1 else probs.argmax(axis=1))
+        for d in dets:
+            d.update(b)
+            d.update_labels(lb)
+            d.advance(float(t0 + step))
+            d.export(store)
+        now = float(t0 + step)
+        series.append_scrape(now, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
+        evaluator.evaluate(now)
+        names |= {a.name for a in evaluator.alerts() if a.state.name.lower() == "firing"}
+    return names
+
+
+CLASSIFIER = ("confidence_drift", "prediction_drift", "accuracy_estimation", "calibration", "segments")
+
+
+@pytest.fixture(scope="module")
+def reference() -> Reference:
+    rng = np.random.default_rng(42)
+    probs, y = outputs(rng, 3000)
+    return Reference.from_arrays(np.zeros((3000, 1)), scores=probs, labels=y, classes=[f"c{i}" for i in range(K)])
+
+
+def segments(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.array(["eu", "us", "apac"], dtype=object)[rng.integers(0, 3, n)]
+
+
+def shifted(after: float = HOUR, **kw: object) -> Callable[[np.random.Generator, float, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def stream(rng: np.random.Generator, t: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probs, y = outputs(rng, n, **(kw if t >= after else {}))  # type: ignore[arg-type]
+        return probs, y, segments(rng, n)
+
+    return stream
+
+
+def test_silent_on_the_unshifted_stream(reference: Reference) -> None:
+    assert fired(shifted(), ("confidence", *CLASSIFIER), reference, hours=4.0) == set()
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        ({"gap": 0.12}, {"ModelOverconfident", "ModelAccuracyDrop"}),
+        ({"a": 4.0}, {"ModelConfidenceDrift", "ModelEstimatedAccuracyDrop", "ModelAccuracyDrop"}),
+        ({"prior": np.r_[np.zeros(3), np.full(7, 1 / 7)]}, {"ModelPredictionDrift"}),
+        ({"collapse": True}, {"ModelOutputCollapse", "ModelPredictionDrift"}),
+    ],
+    ids=["overconfident", "confidence-loss", "label-shift", "collapse"],
+)
+def test_fires_on_shifted_streams(reference: Reference, shift: dict, expected: set[str]) -> None:
+    names = fired(shifted(**shift), CLASSIFIER, reference)
+    assert expected <= names, f"expected {expected}, fired {names}"
+
+
+def test_segment_gap_fires(reference: Reference) -> None:
+    def stream(rng: np.random.Generator, t: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        probs, y = outputs(rng, n)
+        seg = segments(rng, n)
+        if t >= HOUR:  # segment "apac" starts getting 30% of its answers wrong
+            bad = (seg == "apac") & (rng.random(n) < 0.3)
+            y = np.where(bad, (probs.argmax(axis=1) + 1) % K, y)
+        return probs, y, seg
+
+    assert "ModelSegmentGap" in fired(stream, ("segments",), reference)
+
+
+def test_regression_drift_fires_and_is_silent_unshifted() -> None:
+    rng = np.random.default_rng(7)
+    ref = Reference.from_arrays(np.zeros((3000, 1)), scores=rng.normal(10.0, 2.0, 3000))
+
+    def stream(shift: float) -> Callable[[np.random.Generator, float, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        def gen(rng: np.random.Generator, t: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            pred = rng.normal(10.0 + (shift if t >= HOUR else 0.0), 2.0, n)
+            return pred, pred + rng.normal(0.0, 1.0, n), np.full(n, None, dtype=object)
+
+        return gen
+
+    assert fired(stream(0.0), ("regression",), ref) == set()
+    assert "RegressionPredictionDrift" in fired(stream(2.0), ("regression",), ref)
