@@ -107,7 +107,8 @@ def encode_event(event: tuple[Any, ...]) -> str:
         obj = {"type": "feedback", "timestamp": ts, "request_ids": list(ids), "labels": list(labels)}
     else:
         raise ValueError(f"unknown event kind {kind!r}")
-    return json.dumps(obj, default=_default, separators=(",", ":"), allow_nan=False)
+    # NaN (a missing feature) is written as Python's json writes it; the sidecar reads it back
+    return json.dumps(obj, default=_default, separators=(",", ":"))
 
 
 @dataclass
@@ -162,16 +163,23 @@ class ForwardingMonitor:
         How often the sender thread wakes up to send what is queued.
     sample_rate
         Fraction of calls forwarded (as in the Monitor).
+    clock
+        Source of event timestamps (the decorator reads it too).
+    send_timeout_s
+        How long the background sender waits for room in the sidecar's receive queue before it
+        drops a datagram (``socket_full``). The model's thread never waits.
     """
 
     def __init__(self, model: str = "default", target: str = "unix:///run/monitor/forward.sock", *,
                  capacity: int = 100_000, batch_max: int = 500, flush_interval_s: float = 0.05,
                  max_datagram_bytes: int | None = None, sample_rate: float = 1.0, seed: int | None = None,
-                 start: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, send_timeout_s: float = 0.25, start: bool = True) -> None:
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
         self.model = model
         self.target = target
+        self.clock = clock
+        self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
         self.queue = EventQueue(capacity)
         self.batch_max = int(batch_max)
@@ -202,7 +210,7 @@ class ForwardingMonitor:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()
                 return False
-            ts = time.time() if timestamp is None else float(timestamp)
+            ts = self.clock() if timestamp is None else float(timestamp)
             return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001
             self.queue.drop("internal_error")
@@ -211,7 +219,7 @@ class ForwardingMonitor:
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
         name = exception if isinstance(exception, str) else type(exception).__name__
-        return self.queue.put((ERROR, time.time() if timestamp is None else float(timestamp), name, latency_s, client))
+        return self.queue.put((ERROR, self.clock() if timestamp is None else float(timestamp), name, latency_s, client))
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         if isinstance(request_ids, (str, int)):
@@ -219,7 +227,7 @@ class ForwardingMonitor:
         ids, labs = list(request_ids), list(labels.tolist() if hasattr(labels, "tolist") else labels)
         if len(ids) != len(labs):
             raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
-        return self.queue.put((FEEDBACK, time.time() if timestamp is None else float(timestamp), ids, labs))
+        return self.queue.put((FEEDBACK, self.clock() if timestamp is None else float(timestamp), ids, labs))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         from monitor.decorator import watch
@@ -236,7 +244,9 @@ class ForwardingMonitor:
                 family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 sock.connect(self.address)  # connected: a closed port is reported (ECONNREFUSED)
-            sock.setblocking(False)
+            # the sender thread (never the model's thread) may wait this long for room in the
+            # sidecar's receive queue before it drops the datagram and counts it as socket_full
+            sock.settimeout(self.send_timeout_s)
             self._sock = sock
         return self._sock
 
@@ -266,7 +276,7 @@ class ForwardingMonitor:
             self._count_drop("sidecar_unavailable", len(pieces))
             self._reset_socket()
             return False
-        except BlockingIOError:
+        except (BlockingIOError, socket.timeout):
             self._count_drop("socket_full", len(pieces))
             return False
         except OSError as err:

@@ -1,0 +1,185 @@
+"""Forwarding mode: decorators in several real worker processes feed one sidecar's detector state
+over a Unix datagram socket or UDP; events are dropped and counted (never blocking) while the
+sidecar is away, and those counts reach the sidecar when it is back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from monitor.events import ERROR, FEEDBACK, PREDICTION, parse_event
+from monitor.forwarding import ForwardingMonitor, encode_event, parse_target
+from tests.conftest import REPO_ROOT, free_port
+from tests.sidecar_support import quiet_factory, sample, start_sidecar, total, wait_until
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+WORKER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from monitor.decorator import watch
+    from monitor.forwarding import ForwardingMonitor
+
+    target, n, worker = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    fm = ForwardingMonitor("iris", target, batch_max=64)
+
+    @watch(monitor=fm, request_id=lambda x, rid: rid)
+    def predict(x, rid):
+        if x[0][0] < -50:
+            raise ValueError("bad row")
+        z = np.exp(x[:, :3])
+        return z / z.sum(axis=1, keepdims=True)
+
+    rng = np.random.default_rng(worker)
+    for i in range(n):
+        predict(rng.normal(size=(1, 4)), f"w{worker}-{i}")
+    try:
+        predict(np.full((1, 4), -99.0), "boom")
+    except ValueError:
+        pass
+    fm.feedback([f"w{worker}-0"], ["setosa"])
+    fm.close()
+    c = fm.counters()
+    print(json.dumps({"sent": c.events_sent, "dropped": c.dropped}))
+""")
+
+
+def run_workers(target: str, n: int, workers: int) -> list[dict]:
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, target, str(n), str(w)], cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in range(workers)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr.decode()
+        out.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+    return out
+
+
+@pytest.mark.parametrize("transport", ["unix", "udp"])
+def test_several_worker_processes_feed_one_detector_state(tmp_path, transport):
+    if transport == "unix":
+        sock = str(tmp_path / "fwd.sock")
+        forward, target = {"unix": sock}, f"unix://{sock}"
+    else:
+        port = free_port()
+        forward, target = {"udp": f"127.0.0.1:{port}"}, f"udp://127.0.0.1:{port}"
+    s = start_sidecar({**IRIS, "server": {"forward": forward}}, tmp_path)
+    try:
+        n, workers = 300, 4
+        results = run_workers(target, n, workers)
+        expected = workers * (n + 2)  # predictions, one error and one feedback each
+        assert sum(r["sent"] for r in results) == expected and all(not r["dropped"] for r in results)
+        mon = s.monitor()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == expected, timeout=20)
+        mon.flush()
+        text = s.metrics()
+        assert sample(text, "monitor_calls_total", model="iris") == workers * (n + 1)
+        assert sample(text, "monitor_predictions_total", model="iris") == workers * n
+        assert sample(text, "monitor_errors_total", model="iris", exception="ValueError") == workers
+        assert sample(text, "monitor_feedback_labels_total", model="iris", outcome="joined") == workers  # ids from other processes join
+        assert sample(text, "monitor_forward_events_received_total", model="iris", transport=transport) == expected
+        assert total(text, "monitor_forward_datagrams_lost_total") == 0
+    finally:
+        s.close()
+
+
+def test_sidecar_away_drops_are_counted_without_blocking_then_reported(tmp_path):
+    sock = str(tmp_path / "later.sock")
+    fm = ForwardingMonitor("iris", f"unix://{sock}", flush_interval_s=0.01)
+    try:
+        for i in range(50):
+            assert fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]], request_id=str(i)) is True
+        fm.flush()
+        assert fm.counters().dropped == {"sidecar_unavailable": 50} and fm.counters().events_sent == 0
+        s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+        try:
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
+            fm.flush()
+            assert wait_until(lambda: sample(s.metrics(), "monitor_forward_events_dropped_total", model="_sidecar",
+                                             reason="sidecar_unavailable") == 50)
+            assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 1)
+        finally:
+            s.close()
+    finally:
+        fm.close()
+
+
+def test_full_local_queue_sheds_and_counts(tmp_path):
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'none.sock'}", capacity=10, start=False)
+    accepted = [fm.observe([[1, 2, 3, 4]], [[1, 0, 0]]) for _ in range(15)]
+    assert accepted.count(True) == 10 and fm.counters().dropped == {"queue_full": 5}
+    fm.close()
+
+
+def test_datagram_limits_and_lost_datagrams(tmp_path):
+    sock = str(tmp_path / "s.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        fm = ForwardingMonitor("iris", f"unix://{sock}", max_datagram_bytes=2_000, batch_max=1000, start=False)
+        big = np.zeros((1, 1000))  # one event larger than a datagram: dropped, counted
+        fm.observe(big, [[1, 0, 0]])
+        for _ in range(100):
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
+        fm.flush()
+        c = fm.counters()
+        assert c.dropped == {"too_large": 1} and c.events_sent == 100 and c.datagrams_sent > 1
+        fm._seq += 3  # three datagrams that never arrive
+        fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
+        fm.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 101)
+        text = s.metrics()
+        assert sample(text, "monitor_forward_datagrams_lost_total", model="_sidecar") == 3
+        assert sample(text, "monitor_forward_events_dropped_total", model="_sidecar", reason="too_large") == 1
+        fm.close()
+    finally:
+        s.close()
+
+
+def test_malformed_datagrams_are_counted(tmp_path):
+    import socket
+
+    sock = str(tmp_path / "m.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for payload in (b"garbage", b'{"v": 9, "events": []}',
+                        json.dumps({"v": 1, "sender": "x", "seq": 1, "events": [{"inputs": [1]}, {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}]}).encode()):
+            c.sendto(payload, sock)
+        c.close()
+        assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="forward") == 3)
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward", reason="bad_json") == 1
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward", reason="bad_datagram") == 1
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward", reason="missing_outputs") == 1
+        assert len(s.monitor().queue) == 1  # the good event of the third datagram was kept
+    finally:
+        s.close()
+
+
+def test_events_are_encoded_in_the_documented_format():
+    ev = (PREDICTION, 1.5, np.arange(4.0).reshape(1, 4), np.array([[0.1, 0.9]]), 0.002, "c1", "r1", "eu", None)
+    obj = json.loads(encode_event(ev))
+    assert obj == {"timestamp": 1.5, "inputs": [[0.0, 1.0, 2.0, 3.0]], "outputs": [[0.1, 0.9]], "latency_s": 0.002,
+                   "client": "c1", "request_id": "r1", "segment": "eu"}
+    assert parse_event(obj, 0).event[0] == PREDICTION
+    assert parse_event(json.loads(encode_event((ERROR, 2.0, "KeyError", None, None))), 0).event == (ERROR, 2.0, "KeyError", None, None)
+    assert parse_event(json.loads(encode_event((FEEDBACK, 3.0, ["r1"], [np.int64(1)]))), 0).event == (FEEDBACK, 3.0, ["r1"], [1])
+    back = json.loads(encode_event((PREDICTION, 1.0, np.array([[np.nan, 1.0]]), [1], None, None, None, None, None)))
+    assert np.isnan(back["inputs"][0][0])  # missing values survive the trip
+    with pytest.raises(TypeError):
+        encode_event((PREDICTION, 1.0, object(), [1], None, None, None, None, None))
+
+
+def test_targets_are_validated():
+    assert parse_target("unix:///run/x.sock") == ("unix", "/run/x.sock")
+    assert parse_target("/run/x.sock") == ("unix", "/run/x.sock")
+    assert parse_target("udp://127.0.0.1:9109") == ("udp", ("127.0.0.1", 9109))
+    for bad in ("http://x", "udp://nohost", "unix://"):
+        with pytest.raises(ValueError, match="forwarding target"):
+            parse_target(bad)
