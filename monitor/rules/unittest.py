@@ -19,11 +19,10 @@ The output (``SUCCESS`` / ``FAILED:`` with promtool's messages) and exit codes a
 from __future__ import annotations
 
 import glob
-import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Callable
 
 from monitor.promql.engine import Engine
 from monitor.promql.errors import PromQLError
@@ -311,10 +310,7 @@ def simulate_test_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[s
             if v is not None:
                 pts.append((k * tg.interval_ms, v))
         if tg.interval_ms == 0:
-            distinct = {_bits(v) for _, v in pts}
-            if len(distinct) > 1:
-                return GroupRun([f"input_series[{i}] {go_quote(stext)}: duplicate sample for timestamp "
-                                 "(the test group has no 'interval', so every value is at time 0)"])
+            # No interval: every value is at time 0 and, as in promtool's storage, the first wins.
             pts = pts[:1]
         series.append((labels, pts))
 
@@ -398,10 +394,6 @@ def _run_group(tg: TestGroup, eval_interval_ms: int, rule_files: list[str], grou
         return errs
     errs.extend(_check_promql(tg, run.engine, run.store))
     return errs
-
-
-def _bits(v: float) -> Any:
-    return ("nan",) if math.isnan(v) else v
 
 
 def _check_alerts(tg: TestGroup, evaluator: RuleEvaluator, cases: list[AlertTestCase]) -> list[str]:
