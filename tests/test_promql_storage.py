@@ -140,3 +140,22 @@ def test_invalid_configuration_is_refused() -> None:
         SeriesStore(retention_s=0)
     with pytest.raises(ValueError, match="max_series"):
         SeriesStore(max_series=0)
+
+
+def test_bad_input_is_refused_with_clear_errors_or_counted() -> None:
+    store = SeriesStore()
+    with pytest.raises(ValueError, match="t must be a finite time"):
+        store.append({"__name__": "m"}, float("nan"), 1.0)
+    with pytest.raises(ValueError, match="value must be a number"):
+        store.append({"__name__": "m"}, 0, "high")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="invalid label name '1abc'"):
+        store.append({"__name__": "m", "1abc": "x"}, 0, 1.0)
+    with pytest.raises(ValueError, match="invalid metric name 'my-metric'"):
+        store.append({"__name__": "my-metric"}, 0, 1.0)
+    # the bulk path never raises for bad samples: it skips and counts them
+    store.append_scrape(10, [({"__name__": "ok"}, 1.0), ({"__name__": "bad-name"}, 1.0),
+                             ({"__name__": "ok2"}, None)])  # type: ignore[list-item]
+    assert store.stats().dropped_invalid == 2
+    assert [s.labels.name for s in store.select({"__name__": "ok"}, 0, 20_000)] == ["ok"]
+    with pytest.raises(ValueError, match="evaluation time must be finite"):
+        ENGINE.compile("ok").instant(store, float("inf"))

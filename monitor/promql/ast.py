@@ -309,7 +309,10 @@ def _sub_neg_at(segment: str, mapping: dict[int, int]) -> str:
     def repl(m: re.Match[str]) -> str:
         k = len(mapping)
         sentinel_s = _SENTINEL_BASE + k
-        mapping[sentinel_s * 1000] = -int(round(float(m.group(1)) * 1000))
+        ms = round(float(m.group(1)) * 1000)
+        if ms > 2 ** 63 - 1:
+            raise ParseError(f"timestamp out of bounds for @ modifier: -{m.group(1)}")
+        mapping[sentinel_s * 1000] = -int(ms)
         return f"@ {sentinel_s}"
 
     return _NEG_AT.sub(repl, segment)
@@ -324,8 +327,11 @@ def _td_ms(td: Optional[timedelta]) -> int:
 def _register_extra_functions() -> None:
     import promql_parser as pp
 
+    register = getattr(pp, "register_extra_functions", None)
+    if register is None:  # older parser releases: holt_winters stays a parse error
+        return
     try:
-        pp.register_extra_functions([
+        register([
             pp.Function("holt_winters", [pp.ValueType.Matrix, pp.ValueType.Scalar,
                                          pp.ValueType.Scalar], pp.ValueType.Vector),
         ])
@@ -367,6 +373,8 @@ def parse_expr(expr: str) -> Node:
         return _Converter(expr, neg_at).convert(tree)
     except PromQLError:
         raise
+    except OverflowError as exc:
+        raise ParseError(f"invalid PromQL {expr!r}: time or duration out of range ({exc})") from None
     except BaseException as exc:
         if type(exc).__name__ == "PanicException" or isinstance(exc, (ValueError, TypeError,
                                                                         AttributeError)):
@@ -432,7 +440,7 @@ class _Converter:
     def vector_selector(self, e: Any) -> VectorSel:
         import promql_parser as pp
 
-        if e.matchers.or_matchers:
+        if getattr(e.matchers, "or_matchers", None):
             raise self.unsupported("'or' inside label matchers")
         ops = {"Equal": MatchOp.EQ, "NotEqual": MatchOp.NE, "Re": MatchOp.RE,
                "NotRe": MatchOp.NRE}

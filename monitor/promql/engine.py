@@ -17,6 +17,7 @@ Typical use by the rule evaluator::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
@@ -47,7 +48,10 @@ _Value = Union[float, IVec, RVec, String]
 
 
 def _to_ms(t: float) -> int:
-    return int(round(float(t) * 1000.0))
+    tf = float(t)
+    if not math.isfinite(tf):
+        raise ValueError(f"evaluation time must be finite seconds since the epoch, got {t!r}")
+    return int(round(tf * 1000.0))
 
 
 class Engine:

@@ -19,6 +19,8 @@ records it as cell state 2 so the engine never has to inspect NaN payloads on th
 
 from __future__ import annotations
 
+import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -33,6 +35,7 @@ __all__ = [
     "STALE_NAN_BITS",
     "is_stale_nan",
     "StoreStats",
+    "invalid_labels_reason",
     "SeriesStore",
 ]
 
@@ -47,8 +50,25 @@ def is_stale_nan(value: float) -> bool:
     return value != value and struct.unpack("<Q", struct.pack("<d", value))[0] == STALE_NAN_BITS
 
 
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
 def _to_ms(t: float) -> int:
-    return int(round(t * 1000.0))
+    tf = float(t)
+    if not math.isfinite(tf):
+        raise ValueError(f"t must be a finite time in seconds since the epoch, got {t!r}")
+    return int(round(tf * 1000.0))
+
+
+def invalid_labels_reason(labels: Labels) -> str | None:
+    """Why a label set cannot be stored (Prometheus naming rules), or ``None`` if it can."""
+    for k, v in labels:
+        if not _LABEL_NAME.match(k):
+            return f"invalid label name {k!r}: use letters, digits and '_' (not first a digit)"
+        if k == METRIC_NAME and not _METRIC_NAME.match(v):
+            return f"invalid metric name {v!r}: use letters, digits, '_' and ':'"
+    return None
 
 
 @dataclass
@@ -59,6 +79,7 @@ class StoreStats:
     timestamps: int
     samples: int
     dropped_series_limit: int
+    dropped_invalid: int
     dropped_out_of_retention: int
     dropped_capacity: int
     trimmed_samples: int
@@ -88,6 +109,7 @@ class SeriesStore:
         self.max_series = int(max_series)
         self.max_cells = int(max_cells)
         self.dropped_series_limit = 0
+        self.dropped_invalid = 0
         self.dropped_out_of_retention = 0
         self.dropped_capacity = 0
         self.trimmed_samples = 0
@@ -119,6 +141,7 @@ class SeriesStore:
             timestamps=self._c1 - self._c0,
             samples=int(np.count_nonzero(live_state)),
             dropped_series_limit=self.dropped_series_limit,
+            dropped_invalid=self.dropped_invalid,
             dropped_out_of_retention=self.dropped_out_of_retention,
             dropped_capacity=self.dropped_capacity,
             trimmed_samples=self.trimmed_samples,
@@ -131,11 +154,16 @@ class SeriesStore:
 
     # ------------------------------------------------------------------ series ids
     def _sid(self, labels: Labels | Mapping[str, str]) -> int:
-        """Return the id of a series, creating it; -1 when refused by ``max_series``."""
+        """Return the id of a series, creating it.
+
+        Returns -1 when refused by ``max_series`` and -2 for label sets Prometheus would reject.
+        """
         lab = labels if isinstance(labels, Labels) else Labels(labels)
         sid = self._ids.get(lab)
         if sid is not None:
             return sid
+        if invalid_labels_reason(lab) is not None:
+            return -2
         if len(self._labels) >= self.max_series:
             return -1
         sid = len(self._labels)
@@ -245,19 +273,35 @@ class SeriesStore:
 
     # ------------------------------------------------------------------ writing
     def append(self, labels: Labels | Mapping[str, str], t: float, value: float) -> None:
-        """Append one sample at ``t`` seconds (a stale-marker NaN value marks the series stale)."""
+        """Append one sample at ``t`` seconds (a stale-marker NaN value marks the series stale).
+
+        Raises ``ValueError`` for a non-finite ``t``, a non-numeric value or invalid labels.
+        """
         self.append_ms(labels, _to_ms(t), value)
 
     def append_ms(self, labels: Labels | Mapping[str, str], t_ms: int, value: float) -> None:
-        """Append one sample at ``t_ms`` milliseconds."""
+        """Append one sample at ``t_ms`` milliseconds.
+
+        Raises
+        ------
+        ValueError
+            For a value that is not a number or a label set Prometheus would reject (the message
+            names the problem). Samples refused by ``max_series`` or retention are only counted.
+        """
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"value must be a number, got {value!r} for series {labels}") from None
         if self._too_old(t_ms, 1):
             return
         sid = self._sid(labels)
+        if sid == -2:
+            lab = labels if isinstance(labels, Labels) else Labels(labels)
+            raise ValueError(f"labels: {invalid_labels_reason(lab)} (series {lab})")
         if sid < 0:
             self.dropped_series_limit += 1
             return
         col = self._column(int(t_ms))
-        value = float(value)
         self._vals[sid, col] = value
         self._state[sid, col] = STALE if (value != value and is_stale_nan(value)) else PRESENT
 
@@ -268,20 +312,31 @@ class SeriesStore:
         Series that were part of the previous snapshot of the same ``source`` but are missing from
         this one receive a stale marker at ``t``, as Prometheus does for a scrape target (so they
         disappear from instant queries immediately instead of after the 5-minute lookback).
-        Samples older than the retention window relative to the newest timestamp are refused.
+        Samples older than the retention window relative to the newest timestamp are refused;
+        samples of invalid label sets or with non-numeric values are skipped; all are counted
+        (:meth:`stats`), none raises.
         """
         t_ms = _to_ms(t)
         sids: list[int] = []
         vals: list[float] = []
-        refused = 0
+        refused = invalid = 0
         for labels, value in samples:
+            try:
+                fv = float(value)
+            except (TypeError, ValueError):
+                invalid += 1
+                continue
             sid = self._sid(labels)
             if sid < 0:
-                refused += 1
+                if sid == -2:
+                    invalid += 1
+                else:
+                    refused += 1
                 continue
             sids.append(sid)
-            vals.append(float(value))
+            vals.append(fv)
         self.dropped_series_limit += refused
+        self.dropped_invalid += invalid
         if self._too_old(t_ms, len(sids)):
             return
         col = self._column(t_ms)
