@@ -256,3 +256,18 @@ def test_accuracy_estimation_round_trip_and_minimum() -> None:
     clone = create("accuracy_estimation", reference=ref, params={"min_rows": 100, "window_s": 1e6})
     clone.load_state_dict(det.state_dict())
     assert clone.estimates() == det.estimates()
+
+
+def test_prediction_drift_round_trip_and_minimum() -> None:
+    rng = np.random.default_rng(7)
+    ref = reference(rng)
+    det = create("prediction_drift", reference=ref, params={"min_rows": 300, "window_s": 1e6})
+    det.update(batch(model_outputs(rng, 200)[0]))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.PREDICTION_DRIFT_PVALUE) is None and store.value(names.LABEL_SHIFT_WEIGHT, ("c0",)) is None
+    det.update(batch(model_outputs(rng, 200)[0], t0=30.0))
+    clone = create("prediction_drift", reference=ref, params={"min_rows": 300, "window_s": 1e6})
+    clone.load_state_dict(det.state_dict())
+    assert clone.window_counts.tolist() == det.window_counts.tolist()
+    assert clone.label_shift_weights() == pytest.approx(det.label_shift_weights())

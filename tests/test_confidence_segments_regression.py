@@ -142,3 +142,20 @@ def test_regression_false_alarms_and_classifier_batches_ignored() -> None:
     store = MetricStore("m")
     det.export(store)
     assert store.value(names.REGRESSION_ROWS) == 0
+
+
+def test_regression_state_round_trip() -> None:
+    rng = np.random.default_rng(6)
+    ref = regression_reference(rng)
+    det = create("regression", reference=ref, params={"window_s": 1e6, "min_rows": 10, "min_labels": 10})
+    pred = rng.normal(10.0, 2.0, 100)
+    det.update(Batch.from_arrays(np.zeros((100, 1)), pred))
+    det.update_labels(LabeledBatch(ts=np.arange(100.0), label_ts=np.arange(100.0), label=pred + 1.0,
+                                   segment=np.full(100, None, dtype=object), scores=pred))
+    clone = create("regression", reference=ref, params={"window_s": 1e6, "min_rows": 10, "min_labels": 10})
+    clone.load_state_dict(det.state_dict())
+    a, b = MetricStore("m"), MetricStore("m")
+    det.export(a)
+    clone.export(b)
+    assert a.samples() == b.samples()
+    assert a.value(names.REGRESSION_BIAS) == pytest.approx(-1.0)

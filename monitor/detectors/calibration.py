@@ -139,8 +139,8 @@ class CalibrationDetector(Detector):
         self._ring_label = np.zeros(self.temperature_rows, dtype=np.int64)
         self._ring_logp: np.ndarray | None = None
         self._ring_pos = 0
-        self._version = 0
-        self._temp_cache: tuple[int, float, float | None] | None = None
+        self._temp_refresh = Refresh(0.2)
+        self._temp_value: float | None = None
 
     def update(self, batch: "Batch") -> None:
         """Predictions alone say nothing about calibration; only labels are used."""
@@ -191,7 +191,6 @@ class CalibrationDetector(Detector):
             ],
         )
         self._remember(labeled.ts, label, scores)
-        self._version += 1
 
     def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
         cap = self.temperature_rows
@@ -213,17 +212,21 @@ class CalibrationDetector(Detector):
 
     # -- results ------------------------------------------------------------------------------
     def _temperature(self, n_window: int) -> float | None:
+        """Temperature fitted on the buffered rows inside the window; refitted only when the
+        window slid or the number of those rows changed by more than 20% (a fit costs a few
+        softmax passes over up to ``temperature_rows`` rows)."""
+        if self._ring_logp is None:
+            return None
         start = self._window.newest_slot_end - self.window_s
-        key = (self._version, start)
-        if self._temp_cache is not None and self._temp_cache[:2] == key:
-            return self._temp_cache[2]
-        value: float | None = None
-        if self._ring_logp is not None:
-            live = self._ring_ts >= start
-            if live.sum() >= min(self.min_labels_calibration, n_window):
-                value = cal.fit_temperature(self._ring_logp[live], self._ring_label[live])
-        self._temp_cache = (key[0], key[1], value)
-        return value
+        live = self._ring_ts >= start
+        m = int(live.sum())
+        if m < min(self.min_labels_calibration, n_window):
+            self._temp_refresh.reset()
+            self._temp_value = None
+            return None
+        if self._temp_refresh.due(start, float(m)) or self._temp_value is None:
+            self._temp_value = cal.fit_temperature(self._ring_logp[live], self._ring_label[live])
+        return self._temp_value
 
     def figures(self) -> CalibrationFigures:
         """Compute the window's figures (what :meth:`export` writes)."""

@@ -192,10 +192,15 @@ class SegmentDetector(Detector):
             return
         feats = output_features(labeled)
         assert feats is not None
+        label = np.asarray(labeled.label)
+        known = label >= 0  # -1: a label outside the known classes, counted by the calibration detector
         seg = self._segments(labeled.segment)
         s = self._s
-        correct = (feats.predicted == np.asarray(labeled.label)).astype(np.float64)
-        accumulate(self._labels, labeled.ts, [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, feats.conf)])
+        correct = (feats.predicted == label).astype(np.float64)
+        ts, conf = labeled.ts, feats.conf
+        if not known.all():
+            seg, correct, ts, conf = seg[known], correct[known], ts[known], conf[known]
+        accumulate(self._labels, ts, [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf)])
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
