@@ -75,7 +75,7 @@ def test_malformed_input_never_crashes_and_nothing_accepted_is_lost(sidecar, kin
     if r.status == 202:
         ACCEPTED.append(int(reply.get("accepted", 0)))
     else:
-        assert reply["field"] and reply["reason"] and reply["error"]
+        assert isinstance(reply["field"], str) and reply["reason"] and reply["error"]  # a key may be named ""
     if drain:
         sidecar.flush()
 
