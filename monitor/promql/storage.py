@@ -19,6 +19,7 @@ records it as cell state 2 so the engine never has to inspect NaN payloads on th
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import struct
@@ -119,6 +120,8 @@ class SeriesStore:
     def clear(self) -> None:
         """Remove every series and sample (counters are kept)."""
         self._labels: list[Labels] = []
+        self._order: list[int] = []  # series ids sorted by label set (Prometheus's result order)
+        self._rank: np.ndarray | None = None  # rank[sid] = position in _order (lazy)
         self._ids: dict[Labels, int] = {}
         # label name -> label value -> list of series ids (postings index)
         self._postings: dict[str, dict[str, list[int]]] = {}
@@ -170,6 +173,9 @@ class SeriesStore:
         if sid >= self._vals.shape[0]:
             self._grow_series(max(64, 2 * self._vals.shape[0]))
         self._labels.append(lab)
+        labs = self._labels
+        bisect.insort(self._order, sid, key=lambda i: labs[i]._items)
+        self._rank = None
         self._ids[lab] = sid
         for k, v in lab:
             self._postings.setdefault(k, {}).setdefault(v, []).append(sid)
@@ -400,6 +406,9 @@ class SeriesStore:
         remap = np.full(n, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.size)
         self._labels = [self._labels[i] for i in keep]
+        labs = self._labels
+        self._order = sorted(range(len(labs)), key=lambda i: labs[i]._items)
+        self._rank = None
         self._ids = {lab: i for i, lab in enumerate(self._labels)}
         self._postings = {}
         for sid, lab in enumerate(self._labels):
@@ -434,8 +443,12 @@ class SeriesStore:
                 break
         ids = np.flatnonzero(mask)
         if ids.size > 1:
-            labs = self._labels
-            ids = np.asarray(sorted(ids.tolist(), key=lambda i: labs[i]._items), dtype=np.int64)
+            rank = self._rank
+            if rank is None or rank.size != n:
+                rank = np.empty(n, dtype=np.int64)
+                rank[np.asarray(self._order, dtype=np.int64)] = np.arange(n)
+                self._rank = rank
+            ids = ids[np.argsort(rank[ids], kind="stable")]
         if len(self._select_cache) > 4096:
             self._select_cache.clear()
         self._select_cache[key] = ids
