@@ -394,7 +394,11 @@ def main() -> None:
                   "CPU time per event of the worker (Pipeline: conversion, detectors, export after every batch) with and "
                   "without the six classifier detectors of this issue, 32 features, 10 classes, labels for 20% of rows, "
                   "8 segments; best of 3 runs.", "", cost_table(args.quick)]
-    parts += ["", f"_Run time: {time.time() - t_start:.0f} s._", ""]
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    parts += ["", f"_Run time: {time.time() - t_start:.0f} s; load average at the end {load:.1f} on "
+              f"{os.cpu_count()} cores (timings are inflated when the machine is shared)._", ""]
     text = "\n".join(parts)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -160,3 +160,22 @@ def test_uncertainty_scores() -> None:
     assert mi[0] == pytest.approx(0.0, abs=1e-12) and mi[1] > 0.4
     var = unc.top_class_variance(np.concatenate([agree, disagree]))
     assert var[0] == pytest.approx(0.0) and var[1] > 0.2
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "monitor.stats.calibration",
+        "monitor.stats.uncertainty",
+        "monitor.detectors._accumulate",
+        "monitor.detectors._pending",
+        "monitor.detectors.confidence",
+        "monitor.detectors.segments",
+    ],
+)
+def test_doctests_pin_behaviour(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
