@@ -290,27 +290,26 @@ def _kahan_mean(values: list[float]) -> float:
     return mean if math.isinf(mean) else mean + c
 
 
-def _sum_over_time(call: RangeCall) -> Result:
-    rv = call.rv
-    rows, _ = _rows_with(rv, 1)
-    vals, mask = rv.vals[rows], rv.mask[rows]
-    with np.errstate(all="ignore"):
-        sums = np.where(mask, vals, 0.0).sum(axis=1)
-    for i in np.flatnonzero(_needs_exact(vals, mask, sums)).tolist():
-        sums[i] = _kahan_sum(_row_values(rv, int(rows[i])))
-    return rows, sums
-
-
-def _avg_over_time(call: RangeCall) -> Result:
+def _summed(call: RangeCall, mean: bool) -> Result:
+    """``sum_over_time`` / ``avg_over_time``: vectorised, exact Kahan loop where it matters."""
     rv = call.rv
     rows, cnt = _rows_with(rv, 1)
     vals, mask = rv.vals[rows], rv.mask[rows]
     with np.errstate(all="ignore"):
         sums = np.where(mask, vals, 0.0).sum(axis=1)
-        out = sums / cnt
+        out = sums / cnt if mean else sums
+    exact = _kahan_mean if mean else _kahan_sum
     for i in np.flatnonzero(_needs_exact(vals, mask, sums)).tolist():
-        out[i] = _kahan_mean(_row_values(rv, int(rows[i])))
+        out[i] = exact(_row_values(rv, int(rows[i])))
     return rows, out
+
+
+def _sum_over_time(call: RangeCall) -> Result:
+    return _summed(call, mean=False)
+
+
+def _avg_over_time(call: RangeCall) -> Result:
+    return _summed(call, mean=True)
 
 
 def _variance_rows(call: RangeCall) -> Result:
