@@ -69,6 +69,7 @@ class _RuleRuntime:
     query: Query
     source: str
     alerting: AlertingRuleState | None = None
+    wrote: bool = False  # whether the last successful evaluation wrote any series
     health: str = "unknown"
     last_error: str = ""
     last_evaluation: float | None = None
@@ -277,7 +278,9 @@ class RuleEvaluator:
                 continue
             rt.health = "ok"
             rt.last_error = ""
-            self.storage.append_scrape(ts, [(s.labels, s.value) for s in samples], source=rt.source)
+            if samples or rt.wrote:  # nothing written now or before: nothing to append or mark stale
+                self.storage.append_scrape(ts, [(s.labels, s.value) for s in samples], source=rt.source)
+                rt.wrote = bool(samples)
         return transitions
 
     def _group(self, group: int | str) -> _GroupRuntime:
