@@ -172,14 +172,14 @@ def _expand_template(template: str, m: re.Match[str]) -> str:
         if nxt == "{":
             end = template.find("}", i + 2)
             name = template[i + 2:end] if end > 0 else ""
-            if end < 0 or not name or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            if end < 0 or not name or not all(ch.isalnum() or ch == "_" for ch in name):
                 out.append(c)
                 i += 1
                 continue
             i = end + 1
         else:
             j = i + 1
-            while j < n and (template[j].isalnum() or template[j] == "_") and template[j].isascii():
+            while j < n and (template[j].isalnum() or template[j] == "_"):
                 j += 1
             name = template[i + 1:j]
             if not name:
