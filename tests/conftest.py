@@ -46,3 +46,13 @@ def registry():
     from prometheus_client import CollectorRegistry
 
     return CollectorRegistry(auto_describe=False)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    """Show the PromQL conformance table (run/passed/failed/unsupported per file) when it ran."""
+    import sys
+
+    table = getattr(sys.modules.get("tests.test_promql_conformance"), "SUMMARY_TABLE", None)
+    if table:
+        terminalreporter.write_sep("-", "PromQL conformance (Prometheus v2.42 test scripts)")
+        terminalreporter.write_line(table)

@@ -44,6 +44,7 @@ def _collect() -> list[EvalCase]:
 
 CASES = _collect()
 ENGINE = Engine()
+SUMMARY_TABLE = ""  # filled by the summary test; printed at session end by tests/conftest.py
 _STORE_CACHE: dict[tuple[int, ...], SeriesStore] = {}
 
 
@@ -79,6 +80,8 @@ def test_conformance_summary_and_coverage() -> None:
         pytest.fail(MISSING)
     summaries, outcomes = run_files(sorted(CONFORMANCE_DIR.glob("*.test")), Engine())
     table = format_summary(summaries)
+    global SUMMARY_TABLE
+    SUMMARY_TABLE = table
     print("\nPromQL conformance (Prometheus v2.42 test scripts)\n" + table)
     failed = [f"{o.case.case_id} {o.case.expr}: {o.message}" for o in outcomes
               if o.status == "failed"]
