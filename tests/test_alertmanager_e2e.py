@@ -7,12 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import subprocess
-import textwrap
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -22,62 +17,24 @@ from monitor.promql.storage import SeriesStore
 from monitor.rules.evaluator import RuleEvaluator
 from monitor.rules.loader import parse_rules_text
 from monitor.rules.notifier import AlertmanagerSink, Notifier, WebhookSink, alertmanager_fingerprint
-from tests.conftest import free_port, require_binary
+from tests.conftest import require_binary
+from tests.e2e.processes import Alertmanager, WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
 
-class WebhookReceiver:
-    """Captures Alertmanager's webhook notifications (real HTTP on 127.0.0.1)."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
-        recv = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-                with recv.cond:
-                    recv.payloads.append(body)
-                    recv.cond.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout_s: float = 60.0) -> dict[str, Any]:
-        """The first payload satisfying ``pred`` (waits for it; fails after ``timeout_s``)."""
-        deadline = time.monotonic() + timeout_s
-        with self.cond:
-            while True:
-                for p in self.payloads:
-                    if pred(p):
-                        return p
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail(f"no matching webhook notification; received: {json.dumps(self.payloads)[:2000]}")
-                self.cond.wait(left)
-
-    def wait_for_count(self, n: int, timeout_s: float = 60.0) -> list[dict[str, Any]]:
-        """Wait until at least ``n`` payloads arrived and return them."""
-        deadline = time.monotonic() + timeout_s
-        with self.cond:
-            while len(self.payloads) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    pytest.fail(f"expected {n} webhook notifications, got {len(self.payloads)}")
-                self.cond.wait(left)
-            return list(self.payloads)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def wait_for(receiver: WebhookReceiver, pred: Callable[[dict[str, Any]], bool],
+             timeout_s: float = 60.0) -> dict[str, Any]:
+    """The first notification satisfying ``pred`` (polls the receiver; fails after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = [n for _, n in list(receiver.notifications)]  # a copy: the server thread appends
+        found = [n for n in seen if pred(n)]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"no matching webhook notification; received: {json.dumps(seen)[:2000]}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -90,52 +47,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def alertmanager(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[str]:
     exe = require_binary("prometheus-alertmanager")
-    port = free_port()
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(textwrap.dedent(f"""\
-        route:
-          receiver: hook
-          group_by: [alertname]
-          group_wait: 0s
-          group_interval: 1s
-          repeat_interval: 1h
-        receivers:
-          - name: hook
-            webhook_configs:
-              - url: {receiver.url}
-                send_resolved: true
-        """))
-    data = tmp_path / "data"
-    data.mkdir()
-    log = open(tmp_path / "alertmanager.log", "w")
-    proc = subprocess.Popen(
-        [exe, f"--config.file={config}", f"--storage.path={data}", f"--web.listen-address=127.0.0.1:{port}",
-         "--cluster.listen-address=", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"alertmanager exited: {(tmp_path / 'alertmanager.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("alertmanager did not become ready")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    with Alertmanager(exe, tmp_path / "am", receiver.url) as am:
+        yield am.url
 
 
 RULES = """
@@ -175,7 +88,7 @@ def test_alert_fires_and_resolves_through_real_alertmanager(alertmanager: str, r
         assert (tr.from_state, tr.to_state) == ("inactive", "firing")
         assert notifier.flush(30) and notifier.stats.sent == 1
 
-        firing = receiver.wait_for(lambda p: p["status"] == "firing")
+        firing = wait_for(receiver, lambda p: p["status"] == "firing")
         (a,) = firing["alerts"]
         want_labels = {"alertname": "LowConfidence", "severity": "page", "model": "churn", "cluster": "edge-1"}
         assert a["labels"] == want_labels
@@ -186,14 +99,14 @@ def test_alert_fires_and_resolves_through_real_alertmanager(alertmanager: str, r
         assert a["generatorURL"] == ("http://agent.example:9100/graph?g0.expr="
                                      "model_confidence_mean+%3C+0.5&g0.tab=1")
         assert a["fingerprint"] == alertmanager_fingerprint(want_labels)  # same identity as Alertmanager
-        assert firing["groupLabels"] == {"alertname": "LowConfidence"} and firing["receiver"] == "hook"
+        assert firing["groupLabels"] == {"alertname": "LowConfidence", "model": "churn"}
 
         # The condition clears: the evaluator resolves the alert and sends the resolution.
         store.append_scrape(t0 + 1, [(series, 0.9)], source="scrape")
         (tr,) = ev.evaluate(t0 + 1)
         assert (tr.from_state, tr.to_state) == ("firing", "inactive")
         assert notifier.flush(30) and notifier.stats.sent == 2
-        resolved = receiver.wait_for(lambda p: p["status"] == "resolved")
+        resolved = wait_for(receiver, lambda p: p["status"] == "resolved")
         (r,) = resolved["alerts"]
         assert r["status"] == "resolved" and r["labels"] == want_labels
         assert _parse_time(r["endsAt"]) == t0 + 1
@@ -214,9 +127,8 @@ def test_generic_webhook_sink_matches_alertmanager_webhook_shape(alertmanager: s
         store.append_scrape(t0, [({"__name__": "model_confidence_mean", "model": "m"}, 0.2)], source="s")
         ev.evaluate(t0)
         assert notifier.flush(30)
-        payloads = receiver.wait_for_count(2)
-        ours = next(p for p in payloads if p["receiver"] == "monitor")
-        theirs = next(p for p in payloads if p["receiver"] == "hook")
+        ours = wait_for(receiver, lambda p: p["receiver"] == "monitor")
+        theirs = wait_for(receiver, lambda p: p["receiver"] != "monitor")
         assert set(ours) == set(theirs)
         assert set(ours["alerts"][0]) == set(theirs["alerts"][0])
         assert ours["alerts"][0]["fingerprint"] == theirs["alerts"][0]["fingerprint"]
