@@ -1,4 +1,4 @@
-"""Benchmark: evaluate 50 realistic alerting expressions over 10,000 series with one hour of history.
+"""Benchmark: 50 realistic alerting expressions over 10,000 series with one hour of history.
 
 Target (issue #6): under 50 ms per evaluation of all 50 expressions on the agent's store.
 

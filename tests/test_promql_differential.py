@@ -36,7 +36,8 @@ EXPRESSIONS = [
     "deriv(temp[10m])", "predict_linear(temp[10m], 600)",
     "sum by (job) (rate(req_total[5m]))", "avg without (instance) (temp)",
     "max by (job) (temp)", "min(temp)", "count by (job) (req_total)", "group by (job) (temp)",
-    "stddev by (job) (temp)", "stdvar(temp)", "quantile(0.3, temp)", "quantile by (job) (0.9, temp)",
+    "stddev by (job) (temp)", "stdvar(temp)", "quantile(0.3, temp)",
+    "quantile by (job) (0.9, temp)",
     "topk(2, temp)", "bottomk by (job) (1, temp)", 'count_values("v", round(temp))',
     "avg_over_time(temp[10m])", "min_over_time(temp[10m])", "max_over_time(temp[10m])",
     "sum_over_time(temp[10m])", "count_over_time(temp[3m])", "last_over_time(temp[10m])",
@@ -63,8 +64,10 @@ EXPRESSIONS = [
 ]
 
 
-def _generate(rng: np.random.Generator) -> dict[str, list[tuple[dict[str, str], list[tuple[float,
-                                                                                           float]]]]]:
+Family = list[tuple[dict[str, str], list[tuple[float, float]]]]
+
+
+def _generate(rng: np.random.Generator) -> dict[str, Family]:
     """Families -> series -> (labels, [(t seconds, value)])."""
     fams: dict[str, list] = {"req_total": [], "temp": [], "lat_bucket": []}
     for job in ("a", "b"):

@@ -1,4 +1,4 @@
-"""Aggregation operators (``sum``, ``avg``, ``topk``, ``count_values``, ...) with ``by``/``without``.
+"""Aggregation operators (``sum``, ``avg``, ``topk``, ``count_values``, ...), ``by``/``without``.
 
 Samples are mapped to groups in one Python pass (group label sets are cached per input label set
 on the AST node, so steady-state rule evaluation mostly does dictionary hits), then the reduction

@@ -374,7 +374,8 @@ def parse_expr(expr: str) -> Node:
     except PromQLError:
         raise
     except OverflowError as exc:
-        raise ParseError(f"invalid PromQL {expr!r}: time or duration out of range ({exc})") from None
+        raise ParseError(f"invalid PromQL {expr!r}: time or duration out of range ({exc})"
+                         ) from None
     except BaseException as exc:
         if type(exc).__name__ == "PanicException" or isinstance(exc, (ValueError, TypeError,
                                                                         AttributeError)):

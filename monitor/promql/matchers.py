@@ -1,4 +1,4 @@
-"""Label matchers (``=``, ``!=``, ``=~``, ``!~``) with Prometheus's regex semantics in Python ``re``.
+"""Label matchers (``=``, ``!=``, ``=~``, ``!~``) with Prometheus's regex semantics, in ``re``.
 
 Prometheus compiles ``=~`` values with Go's RE2 as ``^(?:value)$``. Python's ``re`` differs in a few
 ways that matter for real selectors, so values are translated before compiling:

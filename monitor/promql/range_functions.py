@@ -92,7 +92,8 @@ def _needs_exact(vals: np.ndarray, mask: np.ndarray, sums: np.ndarray) -> np.nda
         a = np.where(mask, np.abs(vals), 0.0)
         nonfinite = ~np.isfinite(np.where(mask, vals, 0.0)).all(axis=1)
         abs_sum = a.sum(axis=1)
-        risky = (abs_sum > 1e6 * np.abs(sums)) | ~np.isfinite(abs_sum) | (a.max(axis=1, initial=0) > 1e150)
+        huge = a.max(axis=1, initial=0) > 1e150
+        risky = (abs_sum > 1e6 * np.abs(sums)) | ~np.isfinite(abs_sum) | huge
     return nonfinite | risky
 
 
