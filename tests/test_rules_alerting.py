@@ -353,3 +353,16 @@ def test_alert_value_nan_and_inf_are_json_safe() -> None:
     ev.evaluate(0)
     state = json.dumps(ev.state_dict(), allow_nan=False)
     assert '"value": "+Inf"' in state
+
+
+def test_for_is_exact_at_epoch_scale_with_millisecond_timestamps() -> None:
+    """At t ~ 1.7e9, float seconds are inexact: (t0 + 1.1 s) - t0 computes to less than 1.1.
+    ``for`` must still be reached exactly at active_at + for (compared in integer milliseconds)."""
+    ev, store, n = make(THRESHOLD.format(for_="1s100ms", keep="0s"))
+    t0_ms = 1_700_000_000_000
+    t1_ms = t0_ms + 1100
+    assert t1_ms / 1000 - t0_ms / 1000 < 1.1  # the float pitfall this guards against
+    for t in (t0_ms, t1_ms):
+        feed(store, t / 1000, 20.0)
+    assert states(ev.evaluate_group_at(0, t0_ms)) == [(t0_ms / 1000, "inactive", "pending")]
+    assert states(ev.evaluate_group_at(0, t1_ms)) == [(t1_ms / 1000, "pending", "firing")]

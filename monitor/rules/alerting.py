@@ -110,11 +110,11 @@ class Alert:
         if self.state is AlertState.PENDING:
             return False
         last = self.last_sent_at
-        if self.resolved_at is not None and (last is None or self.resolved_at > last):
+        if self.resolved_at is not None and (last is None or _ms(self.resolved_at) > _ms(last)):
             return True
         if last is None:
             return True
-        return last + resend_delay_s < ts
+        return _ms(last) + _ms(resend_delay_s) < _ms(ts)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe representation (used by ``state_dict`` and replay output)."""
@@ -157,6 +157,13 @@ class Alert:
             group=str(d.get("group", "")),
             expr=str(d.get("expr", "")),
         )
+
+
+def _ms(t: float) -> int:
+    """Seconds -> integer milliseconds. Durations are compared in ms, as Prometheus does with its
+    millisecond timestamps: with float seconds near 1.7e9, ``ts - active_at`` can land a few
+    hundred nanoseconds short of ``for`` and delay firing by a whole interval."""
+    return int(round(t * 1000.0))
 
 
 def _json_float(v: float) -> float | str:
@@ -316,10 +323,10 @@ class AlertingRuleState:
                 if a.state is AlertState.FIRING and rule.keep_firing_for_s > 0:
                     if a.keep_firing_since is None:
                         a.keep_firing_since = ts
-                    if ts - a.keep_firing_since < rule.keep_firing_for_s:
+                    if _ms(ts) - _ms(a.keep_firing_since) < _ms(rule.keep_firing_for_s):
                         keep_firing = True
                 if a.state is AlertState.PENDING or (
-                    a.resolved_at is not None and ts - a.resolved_at > RESOLVED_RETENTION_S
+                    a.resolved_at is not None and _ms(ts) - _ms(a.resolved_at) > _ms(RESOLVED_RETENTION_S)
                 ):
                     del self.active[key]
                 if a.state is not AlertState.INACTIVE and not keep_firing:
@@ -330,7 +337,7 @@ class AlertingRuleState:
             else:
                 a.keep_firing_since = None
             num_active += 1
-            if a.state is AlertState.PENDING and ts - a.active_at >= rule.for_s:
+            if a.state is AlertState.PENDING and _ms(ts) - _ms(a.active_at) >= _ms(rule.for_s):
                 a.state = AlertState.FIRING
                 a.fired_at = ts
             out.append(self._sample(a, ALERTS_METRIC, 1.0, with_state=True))
