@@ -45,6 +45,9 @@ __all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "Feat
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
+#: Exact (tie-aware) KS p-values of the windowed figures only below this work budget; above it the
+#: asymptotic (conservative with ties) p-value keeps a refresh under a few milliseconds per feature.
+WINDOW_EXACT_BUDGET = 200_000
 
 
 # -- channels: how each feature is binned ----------------------------------------------------------
@@ -321,7 +324,8 @@ class DriftCore:
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         seq_correction = "fdr" if correction == "fdr" else "bonferroni"
-        self.test = BinnedSequentialTest(self.binner.ref_matrix(), ert=ert, step=step, scales=scales,
+        ordered = [c.n_bins - 1 if c.kind == "numeric" else 0 for c in self.binner.channels]
+        self.test = BinnedSequentialTest(self.binner.ref_matrix(), ordered=ordered, ert=ert, step=step, scales=scales,
                                          correction=seq_correction, min_effect=min_effect)
         self.clear_after = int(clear_after) if clear_after is not None else int(max(scales))
         d, b = len(self.channels), self.binner.n_bins_max
@@ -332,6 +336,8 @@ class DriftCore:
     def reset(self) -> None:
         self.test._reset()
         self.window = SlidingWindow(self.window_s, (self._dim,), self.n_slots)
+        self._pend = np.zeros(self._dim)
+        self._pend_slot: int | None = None
         ring = self.test._k_max + 2
         self._block_ts = np.full(ring, np.nan)
         self.in_alarm = False
@@ -347,7 +353,8 @@ class DriftCore:
         self.figures: dict[str, Any] | None = None
         self._figures_at = float("-inf")
         self._exported_figures = None
-        self._scored_at = -1
+        self._scored_at = -(10**18)
+        self._scored_alarm = False
         self.now = float("-inf")
 
     # -- updating --------------------------------------------------------------------------------
@@ -389,7 +396,8 @@ class DriftCore:
     def _explain(self, last: Any) -> None:
         """Rank flagged channels and describe them; descriptions freeze once a flagged window lies
         wholly after the alarm (pure post-change data), so that labels do not churn."""
-        order = np.argsort(-last.score, kind="stable")
+        key = last.strength if last.strength is not None else last.score
+        order = np.argsort(-np.where(last.flagged, key, -np.inf), kind="stable")
         pure = last.event - last.scale >= self.alarm_event
         if self.frozen and self.top:
             described = {f: c for f, c, _ in self.top}
@@ -427,17 +435,36 @@ class DriftCore:
             ix, vx = idx[s0:s1], vals[s0:s1]
             ok = ix >= 0
             fin = np.isfinite(vx)
-            pos = (base + ix)[ok]
+            flat = base + ix
             agg = np.empty(self._dim)
-            agg[: d * b] = np.bincount(pos, minlength=d * b)
+            agg[: d * b] = np.bincount(flat[ok], minlength=d * b)
             good = ok & fin
-            agg[d * b: 2 * d * b] = np.bincount((base + ix)[good], weights=vx[good], minlength=d * b)
+            agg[d * b: 2 * d * b] = np.bincount(flat[good], weights=vx[good], minlength=d * b)
             vz = np.where(fin, vx, 0.0)
             agg[2 * d * b: 2 * d * b + d] = vz.sum(axis=0)
             agg[2 * d * b + d:] = (vz * vz).sum(axis=0)
-            self.window.add(np.array([(slots[s0] + 0.5) * slot_s]), None, agg[None, :])
+            slot = int(slots[s0])
+            if slot != self._pend_slot:  # batches of one slot are summed here, added to the window once
+                self._flush()
+                self._pend_slot = slot
+            self._pend += agg
+
+    def window_total(self) -> np.ndarray:
+        """Statistics over the event-time window, including the slot still being summed."""
+        return self.window.total() + (self._pend if self._pend_slot is not None else 0.0)
+
+    def _flush(self) -> None:
+        """Move the pending slot's statistics into the event-time window."""
+        if self._pend_slot is not None and self._pend.any():
+            slot_s = self.window.window_s / self.window.n_slots
+            self.window.add(np.array([(self._pend_slot + 0.5) * slot_s]), None, self._pend[None, :])
+        self._pend = np.zeros(self._dim)
+        self._pend_slot = None
 
     def advance(self, now: float) -> None:
+        slot_s = self.window.window_s / self.window.n_slots
+        if self._pend_slot is not None and np.floor(now / slot_s) != self._pend_slot:
+            self._flush()
         self.window.advance(now)
         self.now = max(self.now, now)
 
@@ -448,7 +475,7 @@ class DriftCore:
         if self.figures is not None and self.now - self._figures_at < slot_s:
             return self.figures
         d, b = self._d, self._b
-        tot = self.window.total()
+        tot = self.window_total()
         counts = tot[: d * b].reshape(d, b)
         sums = tot[d * b: 2 * d * b].reshape(d, b)
         s1, s2 = tot[2 * d * b: 2 * d * b + d], tot[2 * d * b + d:]
@@ -469,7 +496,7 @@ class DriftCore:
                 mean = s1[j] / nf
                 sd = float(np.sqrt(max(s2[j] / nf - mean * mean, 0.0)))
                 st = compare_counts(ch.ref[:vb], cv, ordered=True, ref_positions=ch.positions, cur_positions=cur_pos,
-                                    ref_moments=(ch.mean, ch.sd), cur_moments=(mean, sd))
+                                    ref_moments=(ch.mean, ch.sd), cur_moments=(mean, sd), exact_budget=WINDOW_EXACT_BUDGET)
             else:
                 if c.sum() < self.min_rows:
                     per.append(None)
@@ -497,9 +524,11 @@ class DriftCore:
         else:
             out.inc("monitor_drift_alarms", 0.0, (det,))
         out.set("monitor_drift_ert_events", self.test.ert, (det,))
-        if self.test.n_seen >= self.test.scales[0] and self.test.n_seen != getattr(self, "_scored_at", -1):
+        if self.test.n_seen >= self.test.scales[0] and (
+                self.test.n_seen - self._scored_at >= self.test.scales[-1] or self.in_alarm != self._scored_alarm):
             self._scored_at = self.test.n_seen
-            score = self.test.last_score
+            self._scored_alarm = self.in_alarm
+            score = self.test.scores()
             out.set("monitor_drift_score_ratio", float(score.max()) if score.size else 0.0, (det,))
             for j, ch in enumerate(self.channels):
                 out.set("monitor_drift_feature_score_ratio", float(score[j]), (det, ch.name))
@@ -543,6 +572,7 @@ class DriftCore:
 
     # -- persistence -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self._flush()
         return {
             "test": self.test.state_dict(), "window": self.window.state_dict(), "block_ts": self._block_ts.copy(),
             "in_alarm": self.in_alarm, "pending_alarms": int(self.pending_alarms), "onset_ts": self.onset_ts, "since": self.since,

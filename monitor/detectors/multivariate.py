@@ -80,6 +80,6 @@ class PCADriftDetector(BinnedDriftDetector):
             out.remove("monitor_drift_statistic_threshold", (self.name,))
             return
         d, b = self._core._d, self._core._b
-        mean = float(self._core.window.total()[2 * d * b] / rows)
+        mean = float(self._core.window_total()[2 * d * b] / rows)
         out.set("monitor_drift_statistic", mean, (self.name,))
         out.set("monitor_drift_statistic_threshold", ch.mean + 3.0 * ch.sd / np.sqrt(rows), (self.name,))

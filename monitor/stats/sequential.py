@@ -11,29 +11,39 @@ The test
 Each *channel* (a feature, or a model output) is a stream of bin indices: reference-quantile bins
 for numeric values, reference categories for categorical ones, plus a bin for missing values and
 (categorical) one for categories never seen in the reference. Every ``step`` events, for each
-window length ``n`` in ``scales`` (the last ``n`` events), each bin's count ``x`` is compared with
-the band its reference count allows. Under "no drift", given the reference count ``r`` out of
-``n_ref``, ``x`` follows the Beta-Binomial predictive ``BB(n, r + 1/2, n_ref - r + 1/2)`` (Jeffreys):
-this accounts for the reference being a sample (a small reference widens the band instead of
-causing false alarms) and is exact for discrete values and ties (bins hold whole values).
+window length ``n`` in ``scales`` (the last ``n`` events), two families of counts are compared with
+the band the reference allows:
+
+* each bin's count (catches a value appearing too often or too rarely: stuck values, missing
+  values, unseen categories, selection);
+* for ordered (numeric) channels, each *cumulative* count -- rows at or below each reference
+  quantile, the quantity behind the Kolmogorov-Smirnov statistic -- which catches location and
+  scale shifts that spread over several bins.
+
+Under "no drift", given the reference count ``r`` out of ``n_ref``, a window count ``x`` follows the
+Beta-Binomial predictive ``BB(n, r + 1/2, n_ref - r + 1/2)`` (Jeffreys): this accounts for the
+reference being a sample (a small reference widens the band instead of causing false alarms) and
+is exact for discrete values and ties (bins hold whole values).
 
 Calibration (no simulation, milliseconds)
 -----------------------------------------
 Tests happen every ``step`` events; for the expected number of false alarms per event to be at most
 ``1 / ert``, the per-test-time budget ``step / ert`` is split (Bonferroni) over the scales, the
-channels, the bins and both tails; band limits are the corresponding quantiles of the predictive,
+channels, the counts and both tails; band limits are the corresponding quantiles of the predictive,
 computed from its exact pmf with log-gamma. By the union bound the false-alarm rate is at most
 ``1 / ert`` per event, whatever the dependence between overlapping windows; in practice it is far
 below (the bound is conservative, by design: the target is zero false alarms). With
 ``correction="fdr"`` the channel split follows Benjamini-Hochberg (bands at levels ``k alpha / d``
 for ``k <= fdr_levels``): the same guarantee when nothing drifts, more power when several channels
-drift together. ``alarms_per_day`` with ``events_per_day`` is the same budget stated per day.
+drift together.
 
-An alarm also needs a *minimum effect*: the share of rows in the offending bin must have moved by at
-least ``min_effect`` (absolute), so that very long windows cannot turn trivial differences into
+An alarm also needs a *minimum effect*: the share of rows in the offending count must have moved by
+at least ``min_effect`` (absolute), so that very long windows cannot turn trivial differences into
 alarms.
 
-Memory is ``(max(scales) / step + 1) x channels x bins`` counts, whatever the stream length.
+Cost: windows are running sums updated per block of ``step`` events (an add and a subtract), so a
+test costs a few vectorised comparisons of ``channels x bins`` integers. Memory is
+``(max(scales) / step) x channels x bins`` counts, whatever the stream length.
 
 Examples
 --------
@@ -80,40 +90,43 @@ def betabinom_bands(n: int, ref_counts: np.ndarray, n_ref: np.ndarray, alpha: np
     n_ref
         Reference total of each bin's channel, broadcastable to ``ref_counts``.
     alpha
-        One-sided level, scalar or broadcastable; an array with a leading extra axis gives bands at
-        several levels at once.
+        One-sided level: a scalar, or a 1-D array of levels (bands get a leading axis).
+
+    Examples
+    --------
+    >>> lo, up = betabinom_bands(100, np.array([500.0]), np.array([1000.0]), 1e-6)
+    >>> int(lo[0]) < 50 < int(up[0])
+    True
     """
     from scipy.special import betaln, gammaln
 
     r = np.asarray(ref_counts, dtype=np.float64)
     nr = np.broadcast_to(np.asarray(n_ref, dtype=np.float64), r.shape)
-    a = r + 0.5
-    b = nr - r + 0.5
+    a = (r + 0.5).reshape(-1, 1)
+    b = (nr - r + 0.5).reshape(-1, 1)
     x = np.arange(n + 1, dtype=np.float64)
-    shape = r.shape
-    a_, b_ = a.reshape(-1, 1), b.reshape(-1, 1)
     logpmf = (gammaln(n + 1.0) - gammaln(x + 1.0) - gammaln(n - x + 1.0)
-              + betaln(x + a_, n - x + b_) - betaln(a_, b_))
+              + betaln(x + a, n - x + b) - betaln(a, b))
     pmf = np.exp(logpmf)
     cdf = np.cumsum(pmf, axis=1)  # P(X <= x)
     upper = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # P(X >= x), summed from the small tail
     al = np.asarray(alpha, dtype=np.float64)
-    levels = al.reshape(-1) if al.ndim <= 1 else None
-    if levels is None:
+    if al.ndim > 1:
         raise ValueError("alpha must be a scalar or a 1-D array of levels")
+    levels = al.reshape(-1)
     lo = np.empty((levels.size, pmf.shape[0]), dtype=np.int64)
     up = np.empty_like(lo)
     for i, lev in enumerate(levels):
         lo[i] = (cdf <= lev).sum(axis=1)  # number of x with P(X <= x) <= alpha: flag x < lo
         up[i] = n + 1 - (upper <= lev).sum(axis=1)  # smallest x with P(X >= x) <= alpha: flag x >= up
     if al.ndim == 0:
-        return lo[0].reshape(shape), up[0].reshape(shape)
-    return lo.reshape((levels.size,) + shape), up.reshape((levels.size,) + shape)
+        return lo[0].reshape(r.shape), up[0].reshape(r.shape)
+    return lo.reshape((levels.size,) + r.shape), up.reshape((levels.size,) + r.shape)
 
 
 @dataclass(frozen=True)
 class SequentialResult:
-    """What the last test that flagged saw, per channel (for explanation)."""
+    """What the last test that flagged saw (for explanation)."""
 
     event: int  # stream position (events seen) of the test
     scale: int  # window length that flagged
@@ -121,6 +134,7 @@ class SequentialResult:
     score: np.ndarray  # (channels,) deviation / band half-width (>= 1 where flagged)
     flagged: np.ndarray  # (channels,) bool
     moments: np.ndarray | None = None  # (channels, 3): finite count, sum, sum of squares in the window
+    strength: np.ndarray | None = None  # (channels,) standardised chi-squared of the window (for ranking)
 
 
 class BinnedSequentialTest:
@@ -130,8 +144,11 @@ class BinnedSequentialTest:
     ----------
     ref_counts
         Reference counts ``(channels, bins)``; channels with fewer bins pad with ``-1`` (never used).
+    ordered
+        Per channel, how many leading bins are ordered values (their cumulative counts are tested
+        too); 0 for categorical channels. Default: none.
     ert
-        Expected run time in events between false alarms on undrifted data (default 100,000).
+        Expected run time in events between false alarms on undrifted data.
     step
         Events between tests (the granularity of detection delays).
     scales
@@ -140,7 +157,7 @@ class BinnedSequentialTest:
     correction
         ``"bonferroni"`` or ``"fdr"`` across channels (see the module docstring).
     min_effect
-        Minimum absolute change of a bin's share of rows for an alarm.
+        Minimum absolute change of a count's share of rows for an alarm.
     fdr_levels
         How many Benjamini-Hochberg levels to precompute (``k alpha / d`` for ``k <= fdr_levels``).
     """
@@ -149,7 +166,8 @@ class BinnedSequentialTest:
         self,
         ref_counts: np.ndarray,
         *,
-        ert: float = 100_000.0,
+        ordered: Sequence[int] | np.ndarray | None = None,
+        ert: float = 1_000_000.0,
         step: int = 50,
         scales: Sequence[int] = (100, 300, 1000),
         correction: str = "bonferroni",
@@ -169,6 +187,9 @@ class BinnedSequentialTest:
         if not 0 <= min_effect < 1:
             raise ValueError("min_effect is a share of rows in [0, 1)")
         self.ref_counts = ref
+        self.ordered = np.zeros(ref.shape[0], dtype=np.int64) if ordered is None else np.asarray(ordered, dtype=np.int64)
+        if self.ordered.shape != (ref.shape[0],):
+            raise ValueError("ordered must give one count of ordered bins per channel")
         self.ert = float(ert)
         self.step = int(step)
         self.scales = scales
@@ -181,43 +202,57 @@ class BinnedSequentialTest:
     # -- calibration -------------------------------------------------------------------------------
     def _calibrate(self) -> None:
         ref = self.ref_counts
+        d, b = ref.shape
         valid = ref >= 0
-        self._valid = valid
         r = np.where(valid, ref, 0.0)
-        self._n_ref = r.sum(axis=1, keepdims=True)
-        if (self._n_ref <= 0).any():
+        n_ref = r.sum(axis=1, keepdims=True)
+        if (n_ref <= 0).any():
             raise ValueError("every channel needs reference data (a channel has no reference counts)")
-        self._p_ref = r / self._n_ref
-        d = ref.shape[0]
-        bins_per_channel = valid.sum(axis=1)
-        n_tests_total = len(self.scales) * int(bins_per_channel.sum()) * 2
-        alpha = per_test_alpha(self.ert, self.step, n_tests_total)  # one tail of one bin, Bonferroni over all
+        # cumulative counts: rows in the first k+1 ordered bins, k = 0..ordered-2
+        c = max(int(self.ordered.max()) - 1, 0)
+        cvalid = np.arange(c)[None, :] < (self.ordered[:, None] - 1)
+        rc = np.where(cvalid, np.cumsum(r, axis=1)[:, :c], 0.0)
+        self._c = c
+        self._valid = np.concatenate([valid, cvalid], axis=1)
+        rall = np.concatenate([r, rc], axis=1)
+        self._n_ref = n_ref
+        self._p_ref = rall / n_ref
+        n_tests = len(self.scales) * int(self._valid.sum()) * 2
+        alpha = per_test_alpha(self.ert, self.step, n_tests)  # one tail of one count, Bonferroni over all
         if self.correction == "fdr":
-            k = np.arange(1, min(self.fdr_levels, d) + 1, dtype=np.float64)
-            levels = alpha * k  # level k of BH: k * alpha_total / d, split over bins/tails/scales as above
+            levels = alpha * np.arange(1, min(self.fdr_levels, d) + 1, dtype=np.float64)
         else:
             levels = np.array([alpha])
         self.alpha = alpha
         self._levels = levels
-        self._lo = []
-        self._up = []
+        self._lo: list[np.ndarray] = []
+        self._up: list[np.ndarray] = []
+        self._exp: list[np.ndarray] = []
+        self._half_hi: list[np.ndarray] = []
+        self._half_lo: list[np.ndarray] = []
         for n in self.scales:
-            lo, up = betabinom_bands(n, r, self._n_ref, levels)
-            lo = np.where(valid[None], lo, -1)
-            up = np.where(valid[None], up, n + 1)
+            lo, up = betabinom_bands(n, rall, n_ref, levels)
+            lo = np.where(self._valid[None], lo, -1)
+            up = np.where(self._valid[None], up, n + 1)
+            exp = n * self._p_ref
             self._lo.append(lo)
             self._up.append(up)
+            self._exp.append(exp)
+            self._half_hi.append(np.maximum(up[0] - exp, 1e-9))
+            self._half_lo.append(np.maximum(exp - lo[0] + 1, 1e-9))
 
     # -- state -----------------------------------------------------------------------------------
     def _reset(self) -> None:
         d, b = self.ref_counts.shape
         self._k_max = self.scales[-1] // self.step
-        self._ring = np.zeros((self._k_max, d, b), dtype=np.int64)  # completed blocks, oldest first
+        self._ring = np.zeros((self._k_max, d, b), dtype=np.int64)  # completed blocks (circular)
         self._mring = np.zeros((self._k_max, d, 3))  # per block: finite count, sum, sum of squares
-        self._mpartial = np.zeros((d, 3))
-        self.last_score = np.zeros(d)  # channel scores of the newest test at the shortest available scale
-        self._filled = 0  # completed blocks seen (capped at k_max for window availability)
+        self._head = 0  # ring slot of the next block
+        self._filled = 0  # completed blocks seen
+        self._win = np.zeros((len(self.scales), d, b), dtype=np.int64)  # running window sums
+        self._mwin = np.zeros((len(self.scales), d, 3))
         self._partial = np.zeros((d, b), dtype=np.int64)
+        self._mpartial = np.zeros((d, 3))
         self._partial_n = 0
         self.n_seen = 0
         self.last: SequentialResult | None = None
@@ -228,9 +263,17 @@ class BinnedSequentialTest:
         return int(self.ref_counts.shape[0])
 
     def band(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        """Bonferroni band ``(lo, up)`` per (channel, bin) for window length ``scale``."""
+        """Bonferroni band ``(lo, up)`` per (channel, bin) for window length ``scale`` (bins only)."""
         i = self.scales.index(scale)
-        return self._lo[i][0], self._up[i][0]
+        b = self.ref_counts.shape[1]
+        return self._lo[i][0][:, :b], self._up[i][0][:, :b]
+
+    def _extend(self, win: np.ndarray) -> np.ndarray:
+        """Append the cumulative counts of the ordered bins to window counts ``(..., d, b)``."""
+        if not self._c:
+            return win
+        cum = np.cumsum(win[..., : self._c], axis=-1)
+        return np.concatenate([win, cum], axis=-1)
 
     def update(self, bins: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Consume bin indices ``(n, channels)`` (event order); return channels flagged in this batch.
@@ -244,62 +287,50 @@ class BinnedSequentialTest:
         if idx.ndim != 2 or idx.shape[1] != self.n_channels:
             raise ValueError(f"bins must be (rows, {self.n_channels}), got shape {idx.shape}")
         n = idx.shape[0]
-        flagged_any = np.zeros(self.n_channels, dtype=bool)
+        d, b = self.ref_counts.shape
+        flagged_any = np.zeros(d, dtype=bool)
         if n == 0:
             return flagged_any
-        d, b = self.ref_counts.shape
-        # block number of each row relative to the current partial block
         pos = self._partial_n + np.arange(n)
         blk = pos // self.step
         n_blocks = int(blk[-1]) + 1
-        ch = np.broadcast_to(np.arange(d), (n, d))
         ok = idx >= 0
-        flat = ((blk[:, None] * d + ch) * b + idx)[ok]
-        counts = np.bincount(flat, minlength=n_blocks * d * b).reshape(n_blocks, d, b)
+        if n_blocks == 1:
+            flat = (np.arange(d) * b + idx)[ok]
+            counts = np.bincount(flat, minlength=d * b).reshape(1, d, b)
+        else:
+            flat = ((blk[:, None] * d + np.arange(d)) * b + idx)[ok]
+            counts = np.bincount(flat, minlength=n_blocks * d * b).reshape(n_blocks, d, b)
         counts[0] += self._partial
         mom = np.zeros((n_blocks, d, 3))
         if values is not None:
             v = np.asarray(values, dtype=np.float64)
             fin = np.isfinite(v)
             vz = np.where(fin, v, 0.0)
-            starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])  # first row of each block
-            mom[..., 0] = np.add.reduceat(fin, starts, axis=0)
-            mom[..., 1] = np.add.reduceat(vz, starts, axis=0)
-            mom[..., 2] = np.add.reduceat(vz * vz, starts, axis=0)
+            if n_blocks == 1:
+                mom[0, :, 0] = fin.sum(axis=0)
+                mom[0, :, 1] = vz.sum(axis=0)
+                mom[0, :, 2] = (vz * vz).sum(axis=0)
+            else:
+                starts = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]])
+                mom[..., 0] = np.add.reduceat(fin, starts, axis=0)
+                mom[..., 1] = np.add.reduceat(vz, starts, axis=0)
+                mom[..., 2] = np.add.reduceat(vz * vz, starts, axis=0)
         mom[0] += self._mpartial
         complete = n_blocks if (self._partial_n + n) % self.step == 0 else n_blocks - 1
-        if complete:
-            new = counts[:complete]
-            hist = np.concatenate([self._ring, new], axis=0)  # (k_max + complete, d, b)
-            cum = np.concatenate([np.zeros((1, d, b), dtype=np.int64), np.cumsum(hist, axis=0)], axis=0)
-            mhist = np.concatenate([self._mring, mom[:complete]], axis=0)
-            mcum = np.concatenate([np.zeros((1, d, 3)), np.cumsum(mhist, axis=0)], axis=0)
-            first_scored = False
-            total_blocks = self._filled + complete
+        event0 = self.n_seen - self._partial_n  # stream position where this batch's first block starts
+        for i in range(complete):
+            self._push(counts[i], mom[i])
+            ev = event0 + (i + 1) * self.step
             for si, n_ev in enumerate(self.scales):
-                k = n_ev // self.step
-                ends = np.arange(self._k_max + 1, self._k_max + complete + 1)  # cum index after each new block
-                avail = (self._filled + np.arange(1, complete + 1)) >= k
-                if not avail.any():
+                if self._filled < n_ev // self.step:
                     continue
-                ends = ends[avail]
-                win = cum[ends] - cum[ends - k]  # (m, d, b)
-                fl, score = self._decide(win, si, n_ev)
-                if not first_scored:
-                    self.last_score = score[-1].copy()
-                    first_scored = True
+                fl = self._flags(self._win[si], si)
                 if fl.any():
-                    flagged_any |= fl.any(axis=0)
-                    last = int(np.flatnonzero(fl.any(axis=1))[-1])
-                    self.n_alarm_tests += int(fl.any(axis=1).sum())
-                    ev = self.n_seen - self._partial_n + int(np.flatnonzero(avail)[last] + 1) * self.step
+                    flagged_any |= fl
+                    self.n_alarm_tests += 1
                     if self.last is None or ev > self.last.event:  # same test time: keep the shortest window
-                        e = ends[last]
-                        self.last = SequentialResult(ev, n_ev, win[last].copy(), score[last], fl[last],
-                                                     mcum[e] - mcum[e - k])
-            self._ring = hist[-self._k_max:].copy()
-            self._mring = mhist[-self._k_max:].copy()
-            self._filled = min(total_blocks, 10**9)
+                        self.last = self._result(ev, si, fl)
         if complete < n_blocks:
             self._partial = counts[-1].copy()
             self._mpartial = mom[-1].copy()
@@ -310,37 +341,75 @@ class BinnedSequentialTest:
         self.n_seen += n
         return flagged_any
 
-    def _decide(self, win: np.ndarray, si: int, n_ev: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flag channels of windows ``win`` ``(m, d, b)`` at scale index ``si``."""
-        lo, up = self._lo[si], self._up[si]  # (levels, d, b)
-        expected = n_ev * self._p_ref
-        big = np.abs(win - expected) >= self.min_effect * n_ev
-        out0 = ((win < lo[0]) | (win >= up[0])) & big
-        # score: deviation relative to the Bonferroni band half-width, per channel (>= 1 when outside)
-        half_hi = np.maximum(up[0] - expected, 1e-9)
-        half_lo = np.maximum(expected - lo[0] + 1, 1e-9)
-        dev = np.where(win >= expected, (win - expected + 1) / half_hi, (expected - win) / half_lo)
-        score = np.where(self._valid, dev, 0.0).max(axis=2)
+    def _push(self, block: np.ndarray, mblock: np.ndarray) -> None:
+        """Add a completed block to the ring and to every running window."""
+        h = self._head
+        for si, n_ev in enumerate(self.scales):
+            k = n_ev // self.step
+            self._win[si] += block
+            self._mwin[si] += mblock
+            if self._filled >= k:  # the block k back leaves the window
+                old = (h - k) % self._k_max
+                self._win[si] -= self._ring[old]
+                self._mwin[si] -= self._mring[old]
+        self._ring[h] = block
+        self._mring[h] = mblock
+        self._head = (h + 1) % self._k_max
+        self._filled += 1
+
+    def _flags(self, win: np.ndarray, si: int) -> np.ndarray:
+        """Channels of window counts ``win`` ``(d, b)`` outside their band at scale index ``si``."""
+        w = self._extend(win)
+        lo, up = self._lo[si], self._up[si]
+        big = np.abs(w - self._exp[si]) >= self.min_effect * self.scales[si]
+        out0 = ((w < lo[0]) | (w >= up[0])) & big
         if self.correction == "bonferroni" or lo.shape[0] == 1:
-            return out0.any(axis=2), score
-        # Benjamini-Hochberg over channels: reject channels reaching level k when >= k channels do
-        d = win.shape[1]
-        reach = np.stack([(((win < lo[k]) | (win >= up[k])) & big).any(axis=2) for k in range(lo.shape[0])], axis=1)  # (m, K, d)
-        n_reach = reach.sum(axis=2)  # (m, K)
-        ks = np.arange(1, lo.shape[0] + 1)
-        ok = n_reach >= ks[None, :]
-        # largest k that passes -> reject the channels reaching that level
-        kbest = np.where(ok.any(axis=1), lo.shape[0] - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
-        out = np.zeros((win.shape[0], d), dtype=bool)
-        for i in np.flatnonzero(kbest >= 0):
-            out[i] = reach[i, kbest[i]]
-        return out, score
+            return out0.any(axis=1)
+        reach = (((w[None] < lo) | (w[None] >= up)) & big[None]).any(axis=2)  # (levels, d)
+        n_reach = reach.sum(axis=1)
+        ok = np.flatnonzero(n_reach >= np.arange(1, lo.shape[0] + 1))
+        if ok.size == 0:
+            return np.zeros(w.shape[0], dtype=bool)
+        return reach[ok[-1]]  # Benjamini-Hochberg: the largest level k reached by >= k channels
+
+    def scores(self, si: int | None = None) -> np.ndarray:
+        """Per channel, the largest deviation relative to its band half-width in the current window
+        (the shortest complete scale by default); >= 1 means beyond the Bonferroni threshold."""
+        if si is None:
+            avail = [i for i, s in enumerate(self.scales) if self._filled >= s // self.step]
+            if not avail:
+                return np.zeros(self.n_channels)
+            si = avail[0]
+        w = self._extend(self._win[si])
+        exp = self._exp[si]
+        dev = np.where(w >= exp, (w - exp + 1) / self._half_hi[si], (exp - w) / self._half_lo[si])
+        return np.where(self._valid, dev, 0.0).max(axis=1)
+
+    def _strength(self, win: np.ndarray, si: int) -> np.ndarray:
+        """Standardised chi-squared of each channel's window bins against the reference, with the
+        reference's own sampling variance: ranks flagged channels by how much their whole
+        distribution moved (a selected feature beats its correlated neighbours)."""
+        n = self.scales[si]
+        b = self.ref_counts.shape[1]
+        p = self._p_ref[:, :b]
+        valid = self._valid[:, :b]
+        p = np.where(valid, np.maximum(p, 0.5 / self._n_ref), 1.0)
+        var = n * p * (1 + n / self._n_ref)
+        chi = np.where(valid, (win - n * p) ** 2 / var, 0.0).sum(axis=1)
+        df = np.maximum(valid.sum(axis=1) - 1, 1)
+        return (chi - df) / np.sqrt(2 * df)
+
+    def _result(self, ev: int, si: int, fl: np.ndarray) -> SequentialResult:
+        win = self._win[si].copy()
+        return SequentialResult(ev, self.scales[si], win, self.scores(si), fl.copy(), self._mwin[si].copy(),
+                                self._strength(win, si))
 
     # -- persistence -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"ring": self._ring.copy(), "mring": self._mring.copy(), "mpartial": self._mpartial.copy(),
-                "filled": int(self._filled), "partial": self._partial.copy(),
-                "partial_n": int(self._partial_n), "n_seen": int(self.n_seen), "n_alarm_tests": int(self.n_alarm_tests)}
+        return {"ring": self._ring.copy(), "mring": self._mring.copy(), "head": int(self._head),
+                "filled": int(self._filled), "win": self._win.copy(), "mwin": self._mwin.copy(),
+                "partial": self._partial.copy(), "mpartial": self._mpartial.copy(), "partial_n": int(self._partial_n),
+                "n_seen": int(self.n_seen), "n_alarm_tests": int(self.n_alarm_tests)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ring = np.asarray(state["ring"], dtype=np.int64)
@@ -348,9 +417,12 @@ class BinnedSequentialTest:
             raise ValueError(f"sequential state has shape {ring.shape}, expected {self._ring.shape} (different scales/bins?)")
         self._ring = ring.copy()
         self._mring = np.asarray(state["mring"], dtype=np.float64).copy()
-        self._mpartial = np.asarray(state["mpartial"], dtype=np.float64).copy()
+        self._head = int(state["head"])
         self._filled = int(state["filled"])
+        self._win = np.asarray(state["win"], dtype=np.int64).copy()
+        self._mwin = np.asarray(state["mwin"], dtype=np.float64).copy()
         self._partial = np.asarray(state["partial"], dtype=np.int64).copy()
+        self._mpartial = np.asarray(state["mpartial"], dtype=np.float64).copy()
         self._partial_n = int(state["partial_n"])
         self.n_seen = int(state["n_seen"])
         self.n_alarm_tests = int(state.get("n_alarm_tests", 0))

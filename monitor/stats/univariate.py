@@ -403,6 +403,7 @@ def compare_counts(
     cur_positions: ArrayLike | None = None,
     ref_moments: tuple[float, float] | None = None,
     cur_moments: tuple[float, float] | None = None,
+    exact_budget: int = EXACT_KS_BUDGET,
 ) -> DriftStats:
     """Every test and distance for one feature from counts per bin.
 
@@ -416,9 +417,11 @@ def compare_counts(
         Mean value of each bin in each sample, for Wasserstein (NaN where a bin is empty).
     ref_moments, cur_moments
         ``(mean, sd)`` of each sample, for the mean shift and the scale ratio.
+    exact_budget
+        Work budget of the exact KS p-value (see :func:`ks_binned`).
     """
     r, c = _pair(ref_counts, cur_counts)
-    ks = ks_binned(r, c) if ordered else None
+    ks = ks_binned(r, c, exact_budget=exact_budget) if ordered else None
     w = float("nan")
     shift, ratio = float("nan"), float("nan")
     sd = ref_moments[1] if ref_moments is not None else float("nan")

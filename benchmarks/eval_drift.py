@@ -1,0 +1,468 @@
+"""Evaluation of the drift detectors against alibi-detect, on streams built from scikit-learn's
+bundled datasets (breast_cancer: 30 continuous features; digits: 64 integer pixels with heavy ties;
+wine: 13 features, 178 rows).
+
+Streams
+-------
+The population is the whole dataset; the reference is a random half of it (held-out
+in-distribution data), and streams draw rows from the population with replacement, so an
+unshifted stream has exactly the reference's distribution up to the reference's own sampling
+error -- which the detectors must tolerate. Shifted streams have a known onset (row 2,000) and:
+
+* ``noise``: Gaussian noise (1 reference sd) on every feature of 25% of the rows;
+* ``x1.3`` / ``x10``: one feature rescaled;
+* ``stuck``: one feature repeats its reference median;
+* ``selection``: only rows above the population median of one feature;
+* ``missing``: one feature missing, rate rising by 5 points every 100 rows;
+* ``ramp``: one feature moves by one reference sd every 1,000 rows;
+* ``label_shift``: class proportions changed (breast_cancer: 70% malignant instead of 37%;
+  digits: only digits 0-4; wine: 80% class 0).
+
+Single-feature shifts are run on three random features per dataset (with >= 5 distinct values).
+Delays are in rows after onset (detection at or before onset is a false alarm, counted apart);
+"right feature" is whether the top-ranked feature is the corrupted one. model-monitor's delay is
+the first alarm of its two default drift detectors, ``input_drift`` (which names the feature) and
+``pca_drift`` (multivariate).
+
+Baselines (same streams, same run): alibi-detect's ``KSDrift`` on consecutive windows of 500 rows
+at p=0.05 (Bonferroni over features, its default), and ``CVMDriftOnline`` (one row at a time;
+window 100). alibi-detect cannot take NaN, so its inputs are mean-imputed.
+
+Run in a virtualenv that has alibi-detect (it needs numpy<2):
+
+    python3 -m venv .bench-venv && .bench-venv/bin/pip install -e . alibi-detect
+    .bench-venv/bin/python benchmarks/eval_drift.py            # writes benchmarks/results/drift.md
+
+Without alibi-detect the script runs the monitor's detectors alone and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.batch import Batch  # noqa: E402
+from monitor.detectors.drift import FeatureDriftDetector  # noqa: E402
+from monitor.detectors.multivariate import PCADriftDetector  # noqa: E402
+from monitor.reference import Reference  # noqa: E402
+from monitor.store import MetricStore  # noqa: E402
+
+try:
+    import alibi_detect  # noqa: F401
+    from alibi_detect.cd import CVMDriftOnline, KSDrift
+
+    HAVE_ALIBI = True
+except ImportError:
+    HAVE_ALIBI = False
+
+ONSET = 2000
+AFTER = 3000  # rows fed after onset before giving up
+BATCH = 50
+
+
+@dataclass
+class Data:
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    names: tuple[str, ...]
+    ref_idx: np.ndarray
+    shift_features: list[int] = field(default_factory=list)
+
+    @property
+    def ref(self) -> np.ndarray:
+        return self.x[self.ref_idx]
+
+
+def load(seed: int) -> list[Data]:
+    from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+
+    out = []
+    for name, fn in (("breast_cancer", load_breast_cancer), ("digits", load_digits), ("wine", load_wine)):
+        d = fn()
+        x = np.asarray(d.data, dtype=np.float64)
+        fn_names = getattr(d, "feature_names", None)
+        if fn_names is None or len(fn_names) != x.shape[1]:
+            fn_names = [f"f{i}" for i in range(x.shape[1])]
+        names = tuple(str(n).replace(" ", "_") for n in fn_names)
+        rng = np.random.default_rng(seed)
+        ref_idx = np.sort(rng.choice(x.shape[0], x.shape[0] // 2, replace=False))
+        varied = [j for j in range(x.shape[1]) if np.unique(x[:, j]).size >= 5]
+        feats = sorted(rng.choice(varied, size=3, replace=False).tolist())
+        out.append(Data(name, x, np.asarray(d.target), names, ref_idx, feats))
+    return out
+
+
+# -- streams ---------------------------------------------------------------------------------------
+def null_rows(d: Data, rng: np.random.Generator, n: int) -> np.ndarray:
+    return d.x[rng.integers(0, d.x.shape[0], n)].copy()
+
+
+def shifted_stream(d: Data, kind: str, feat: int, rng: np.random.Generator) -> np.ndarray:
+    pre = null_rows(d, rng, ONSET)
+    n = AFTER
+    ref = d.ref
+    sd = ref.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    t = np.arange(n, dtype=np.float64)
+    if kind == "label_shift":
+        classes = np.unique(d.y)
+        if d.name == "breast_cancer":
+            p = np.array([0.7, 0.3])
+        elif d.name == "digits":
+            p = np.where(classes < 5, 1.0, 0.0)
+            p /= p.sum()
+        else:
+            p = np.array([0.8, 0.1, 0.1])
+        cls = rng.choice(classes, size=n, p=p)
+        rows = np.empty(n, dtype=np.int64)
+        for c in classes:
+            pool = np.flatnonzero(d.y == c)
+            m = cls == c
+            rows[m] = rng.choice(pool, size=int(m.sum()))
+        post = d.x[rows].copy()
+    elif kind == "selection":
+        pool = np.flatnonzero(d.x[:, feat] > np.median(d.x[:, feat]))
+        post = d.x[rng.choice(pool, size=n)].copy()
+    else:
+        post = null_rows(d, rng, n)
+        if kind == "noise":
+            hit = rng.random(n) < 0.25
+            post[hit] += rng.normal(size=(int(hit.sum()), post.shape[1])) * sd
+        elif kind == "x1.3":
+            post[:, feat] *= 1.3
+        elif kind == "x10":
+            post[:, feat] *= 10
+        elif kind == "stuck":
+            post[:, feat] = np.median(ref[:, feat])
+        elif kind == "missing":
+            post[rng.random(n) < np.minimum(1.0, t * 0.0005), feat] = np.nan
+        elif kind == "ramp":
+            post[:, feat] += t / 1000.0 * sd[feat]
+        else:
+            raise ValueError(kind)
+    return np.concatenate([pre, post])
+
+
+SINGLE = ("x1.3", "x10", "stuck", "selection", "missing", "ramp")
+MULTI = ("noise", "label_shift")
+
+
+# -- runners ---------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    false_alarms: int = 0  # alarms (episodes, or flagged windows for KSDrift) before onset / on null streams
+    delay: int | None = None
+    top: str | None = None
+    seconds: float = 0.0
+    rows: int = 0
+
+
+def run_ours(det: Any, x: np.ndarray, names: tuple[str, ...], onset: int | None, store: MetricStore | None = None,
+             batch: int = BATCH) -> Outcome:
+    """Feed ``det`` (one detector, or a list whose alarms are OR-ed; the first names the feature)."""
+    dets = det if isinstance(det, list) else [det]
+    out = Outcome()
+    was = False
+    t0 = time.perf_counter()
+    for s in range(0, x.shape[0], batch):
+        b = Batch.from_arrays(x[s:s + batch], numeric_names=names, ts=1.7e9 + np.arange(s, min(s + batch, x.shape[0])) * 0.1)
+        for dd in dets:
+            dd.update(b)
+            if store is not None:
+                dd.export(store)
+        now = any(dd.drift_detected for dd in dets)
+        det = dets[0]
+        end = s + b.n_rows
+        if now and not was:
+            if onset is None or end <= onset:
+                out.false_alarms += 1
+            elif out.delay is None:
+                out.delay = end - onset
+                tops = det.top_features
+                out.top = tops[0][0] if tops else None
+                if store is None:
+                    break
+        was = now
+    out.seconds = time.perf_counter() - t0
+    out.rows = x.shape[0] if out.delay is None else onset + out.delay  # type: ignore[operator]
+    return out
+
+
+def impute(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, np.nanmean(ref, axis=0)[None, :]).astype(np.float32)
+
+
+def run_ksdrift(det: Any, x: np.ndarray, ref: np.ndarray, onset: int | None, names: tuple[str, ...], window: int = 500) -> Outcome:
+    out = Outcome()
+    xi = impute(x, ref)
+    t0 = time.perf_counter()
+    for s in range(0, x.shape[0] - window + 1, window):
+        data = det.predict(xi[s:s + window])["data"]
+        end = s + window
+        if data["is_drift"]:
+            if onset is None or end <= onset:
+                out.false_alarms += 1
+            elif out.delay is None:
+                out.delay = end - onset
+                out.top = names[int(np.argmin(data["p_val"]))]
+                break
+    out.seconds = time.perf_counter() - t0
+    out.rows = x.shape[0] if out.delay is None else onset + out.delay  # type: ignore[operator]
+    return out
+
+
+def run_cvm(det: Any, x: np.ndarray, ref: np.ndarray, onset: int | None) -> Outcome:
+    out = Outcome()
+    xi = impute(x, ref)
+    det.reset_state()
+    t0 = time.perf_counter()
+    for i in range(x.shape[0]):
+        data = det.predict(xi[i], return_test_stat=False)["data"]
+        if data["is_drift"]:
+            if onset is None or i + 1 <= onset:
+                out.false_alarms += 1
+                det.reset_state()
+            else:
+                out.delay = i + 1 - onset
+                break
+    out.seconds = time.perf_counter() - t0
+    out.rows = x.shape[0] if out.delay is None else onset + out.delay  # type: ignore[operator]
+    return out
+
+
+# -- the evaluation ----------------------------------------------------------------------------------
+def fmt_delay(ds: list[int | None]) -> str:
+    got = [d for d in ds if d is not None]
+    if not got:
+        return f"missed {len(ds)}/{len(ds)}"
+    med = statistics.median(got)
+    miss = len(ds) - len(got)
+    return f"{med:.0f}" + (f" (missed {miss}/{len(ds)})" if miss else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--null-rows", type=int, default=30_000, help="rows per unshifted stream")
+    ap.add_argument("--null-streams", type=int, default=2, help="unshifted streams per dataset")
+    ap.add_argument("--cvm-null-rows", type=int, default=5_000, help="rows of each null stream fed to CVMDriftOnline (slow)")
+    ap.add_argument("--cvm-ert", type=float, default=10_000)
+    ap.add_argument("--cvm-bootstraps", type=int, default=20_000)
+    ap.add_argument("--no-alibi", action="store_true")
+    ap.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "drift.md")
+    args = ap.parse_args(argv)
+    use_alibi = HAVE_ALIBI and not args.no_alibi
+    datasets = load(args.seed)
+    lines: list[str] = []
+
+    def emit(s: str = "") -> None:
+        print(s, flush=True)
+        lines.append(s)
+
+    emit("# Drift detection: model-monitor vs alibi-detect")
+    emit()
+    emit(f"Seed {args.seed}; reference = random half of each dataset; streams drawn with replacement from the whole dataset; "
+         f"onset at row {ONSET}; batches of {BATCH} rows for model-monitor. "
+         f"model-monitor `input_drift` at its defaults (ERT 1,000,000 rows, scales 100/300/1000, Bonferroni across features). "
+         + ("alibi-detect " + alibi_detect.__version__ + f": `KSDrift` on windows of 500 rows at p=0.05, and `CVMDriftOnline` "
+            f"(window 100, ERT {args.cvm_ert:,.0f}: calibrating it for 100,000 needs >= 100,000 bootstrap simulations per window size)."
+            if use_alibi else "alibi-detect not importable here: its columns are empty (run in .bench-venv)."))
+    emit()
+
+    # ---- false alarms on unshifted streams
+    emit("## False alarms on unshifted streams")
+    emit()
+    emit("| dataset | features | rows | model-monitor input_drift | model-monitor pca_drift | alibi KSDrift windows flagged (p=0.05) | alibi CVMDriftOnline alarms (rows fed) |")
+    emit("| --- | --- | --- | --- | --- | --- | --- |")
+    totals = {"ours": 0, "pca": 0, "ks": 0, "cvm": 0, "rows": 0, "cvm_rows": 0}
+    cost: dict[str, list[float]] = {"ours": [], "ours_1000": [], "ours_export": [], "ks": [], "cvm": []}
+    calib: dict[str, list[float]] = {"ours": [], "cvm": []}
+    dets: dict[str, Any] = {}
+    for d in datasets:
+        ref = Reference.from_arrays(d.ref, numeric_names=d.names)
+        t0 = time.perf_counter()
+        ours_template = FeatureDriftDetector(ref)
+        calib["ours"].append(time.perf_counter() - t0)
+        pca_det = PCADriftDetector(ref)
+        ks = cvm = None
+        if use_alibi:
+            ks = KSDrift(d.ref.astype(np.float32), p_val=0.05)
+            t0 = time.perf_counter()
+            cvm = CVMDriftOnline(d.ref.astype(np.float32), ert=args.cvm_ert, window_sizes=[100],
+                                 n_bootstraps=args.cvm_bootstraps, verbose=False)
+            calib["cvm"].append(time.perf_counter() - t0)
+        dets[d.name] = (ref, ks, cvm)
+        rng = np.random.default_rng(args.seed + 1)
+        o_fa = p_fa = k_fa = c_fa = 0
+        for s in range(args.null_streams):
+            x = null_rows(d, rng, args.null_rows)
+            det = FeatureDriftDetector(ref)
+            o = run_ours(det, x, d.names, None)
+            o_fa += o.false_alarms
+            cost["ours"].append(o.seconds / o.rows)
+            if s == 0:
+                o3 = run_ours(FeatureDriftDetector(ref), x, d.names, None, batch=1000)
+                cost["ours_1000"].append(o3.seconds / o3.rows)
+                det2 = FeatureDriftDetector(ref)
+                store = MetricStore("bench")
+                o2 = run_ours(det2, x, d.names, None, store)
+                cost["ours_export"].append(o2.seconds / o2.rows)
+            pca_det.reset()
+            p_fa += run_ours(pca_det, x, d.names, None).false_alarms
+            if use_alibi:
+                k = run_ksdrift(ks, x, d.ref, None, d.names)
+                k_fa += k.false_alarms
+                cost["ks"].append(k.seconds / k.rows)
+                if s == 0:
+                    c = run_cvm(cvm, x[: args.cvm_null_rows], d.ref, None)
+                    c_fa += c.false_alarms
+                    cost["cvm"].append(c.seconds / c.rows)
+        rows = args.null_streams * args.null_rows
+        totals["ours"] += o_fa
+        totals["pca"] += p_fa
+        totals["ks"] += k_fa
+        totals["cvm"] += c_fa
+        totals["rows"] += rows
+        totals["cvm_rows"] += args.cvm_null_rows if use_alibi else 0
+        emit(f"| {d.name} | {d.x.shape[1]} | {rows:,} | {o_fa} | {p_fa} | "
+             + (f"{k_fa} of {rows // 500}" if use_alibi else "n/a") + " | "
+             + (f"{c_fa} ({args.cvm_null_rows:,})" if use_alibi else "n/a") + " |")
+    emit(f"| **total** | | {totals['rows']:,} | **{totals['ours']}** | **{totals['pca']}** | "
+         + (f"**{totals['ks']}**" if use_alibi else "n/a") + " | "
+         + (f"**{totals['cvm']}** ({totals['cvm_rows']:,})" if use_alibi else "n/a") + " |")
+    emit()
+
+    # ---- shifted streams
+    emit("## Detection delay (rows after onset, median) and top-ranked feature")
+    emit()
+    emit("Single-feature shifts: 3 features per dataset; the 'right feature' columns count runs whose top-ranked feature "
+         "is the corrupted one. alibi `CVMDriftOnline` is run on the x1.3, x10 and noise shifts only (it costs ~1 ms per row).")
+    emit()
+    emit("| dataset | shift | model-monitor delay | model-monitor right feature | alibi KSDrift delay | KSDrift right feature | alibi CVMDriftOnline delay |")
+    emit("| --- | --- | --- | --- | --- | --- | --- |")
+    summary: dict[str, dict[str, list]] = {}
+    pre_onset_alarms = 0
+    for d in datasets:
+        ref, ks, cvm = dets[d.name]
+        for kind in SINGLE + MULTI:
+            feats = d.shift_features if kind in SINGLE else [-1]
+            od, kd, cd, oright, kright = [], [], [], 0, 0
+            for fi, feat in enumerate(feats):
+                rng = np.random.default_rng(args.seed * 1000 + fi + 17 * len(kind))
+                x = shifted_stream(d, kind, feat, rng)
+                o = run_ours([FeatureDriftDetector(ref), PCADriftDetector(ref)], x, d.names, ONSET)
+                pre_onset_alarms += o.false_alarms
+                od.append(o.delay)
+                if kind in SINGLE and o.top == d.names[feat]:
+                    oright += 1
+                if use_alibi:
+                    k = run_ksdrift(ks, x, d.ref, ONSET, d.names)
+                    kd.append(k.delay)
+                    if kind in SINGLE and k.top == d.names[feat]:
+                        kright += 1
+                    if kind in ("x1.3", "x10", "noise") and fi == 0:
+                        cd.append(run_cvm(cvm, x, d.ref, ONSET).delay)
+            summary.setdefault(kind, {"ours": [], "ks": [], "oright": [], "kright": [], "cvm": []})
+            summary[kind]["ours"] += od
+            summary[kind]["ks"] += kd
+            summary[kind]["cvm"] += cd
+            summary[kind]["oright"].append((oright, len(feats)))
+            summary[kind]["kright"].append((kright, len(feats)))
+            right_o = f"{oright}/{len(feats)}" if kind in SINGLE else "-"
+            right_k = (f"{kright}/{len(feats)}" if kind in SINGLE else "-") if use_alibi else "n/a"
+            emit(f"| {d.name} | {kind} | {fmt_delay(od)} | {right_o} | {fmt_delay(kd) if use_alibi else 'n/a'} | {right_k} | "
+                 + (fmt_delay(cd) if cd else ("-" if use_alibi else "n/a")) + " |")
+    emit()
+    emit("### Summary over datasets")
+    emit()
+    emit("| shift | model-monitor median delay | model-monitor right feature | alibi KSDrift median delay | KSDrift right feature | CVMDriftOnline median delay |")
+    emit("| --- | --- | --- | --- | --- | --- |")
+    for kind, s in summary.items():
+        ro = sum(a for a, _ in s["oright"]), sum(b for _, b in s["oright"])
+        rk = sum(a for a, _ in s["kright"]), sum(b for _, b in s["kright"])
+        emit(f"| {kind} | {fmt_delay(s['ours'])} | {f'{ro[0]}/{ro[1]}' if kind in SINGLE else '-'} | "
+             f"{fmt_delay(s['ks']) if use_alibi else 'n/a'} | {(f'{rk[0]}/{rk[1]}' if kind in SINGLE else '-') if use_alibi else 'n/a'} | "
+             f"{fmt_delay(s['cvm']) if s['cvm'] else ('-' if use_alibi else 'n/a')} |")
+    emit()
+    emit(f"Alarms of model-monitor before the onset of the shifted streams: {pre_onset_alarms}.")
+    emit()
+
+    # ---- cost and memory
+    emit("## Cost per row and memory")
+    emit()
+    us = lambda v: f"{statistics.median(v) * 1e6:.1f} us" if v else "n/a"  # noqa: E731
+    emit("| detector | cost per row | calibration | memory as the stream grows |")
+    emit("| --- | --- | --- | --- |")
+    d0 = datasets[0]
+    ref0 = dets[d0.name][0]
+    det = FeatureDriftDetector(ref0)
+    run_ours(det, null_rows(d0, np.random.default_rng(5), 10_000), d0.names, None)
+    size = lambda st: sum(v.nbytes for v in _arrays(st))  # noqa: E731
+    s10 = size(det.state_dict())
+    run_ours(det, null_rows(d0, np.random.default_rng(6), 40_000), d0.names, None)
+    s50 = size(det.state_dict())
+    emit(f"| model-monitor input_drift, batches of {BATCH} rows | {us(cost['ours'])} | {statistics.median(calib['ours']):.2f} s | "
+         f"state {s10 / 1024:.0f} KiB after 10,000 rows, {s50 / 1024:.0f} KiB after 50,000 |")
+    emit(f"| model-monitor input_drift, batches of 1,000 rows | {us(cost['ours_1000'])} | | |")
+    emit(f"| model-monitor input_drift, batches of {BATCH} + export after each | {us(cost['ours_export'])} | | |")
+    if use_alibi:
+        mem = _cvm_memory(dets[d0.name][2], d0)
+        emit(f"| alibi CVMDriftOnline | {us(cost['cvm'])} | {statistics.median(calib['cvm']):.1f} s "
+             f"({args.cvm_bootstraps:,} bootstraps, ERT {args.cvm_ert:,.0f}) | {mem} |")
+        emit(f"| alibi KSDrift (windows of 500, per row) | {us(cost['ks'])} | none | one window |")
+        ratio = statistics.median(cost["cvm"]) / statistics.median(cost["ours"])
+        ratio_big = statistics.median(cost["cvm"]) / statistics.median(cost["ours_1000"])
+        emit()
+        emit(f"model-monitor `input_drift` is **{ratio:,.0f}x** cheaper per row than alibi-detect's `CVMDriftOnline` on the same "
+             f"features with batches of {BATCH} rows, **{ratio_big:,.0f}x** with the batches of 1,000 rows a busy worker drains "
+             "(median over datasets, same run, same machine).")
+    emit()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def _arrays(obj: Any) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    stack = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, np.ndarray):
+            out.append(v)
+    return out
+
+
+def _cvm_memory(cvm: Any, d: Data) -> str:
+    """Python heap growth of CVMDriftOnline between 1,000 and 4,000 rows fed."""
+    x = impute(null_rows(d, np.random.default_rng(9), 4000), d.ref)
+    cvm.reset_state()
+    for i in range(1000):
+        cvm.predict(x[i], return_test_stat=False)
+    tracemalloc.start()
+    a = tracemalloc.take_snapshot()
+    for i in range(1000, 4000):
+        cvm.predict(x[i], return_test_stat=False)
+    b = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in b.compare_to(a, "filename"))
+    return f"heap +{grown / 1024:.0f} KiB over 3,000 more rows"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
