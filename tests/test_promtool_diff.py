@@ -2,7 +2,8 @@
 
 For several seeds, random series (gauges with gaps and stale markers, counters with resets) and
 rules of several shapes (thresholds with ``for``/``keep_firing_for``, rates over counters through
-a recording rule, aggregations, ``absent``, ``*_over_time``, templated labels and annotations) are
+a recording rule, aggregations, ``absent``, ``*_over_time``, ``unless``/``group_left`` vector
+matching, ``label_replace``, templated labels and annotations) are
 generated. The agent's evaluator runs them and its firing alerts at many instants, and the values
 of several PromQL expressions (including the ``ALERTS`` series it wrote back), are written as the
 *expected* results of a promtool unit-test file. Real promtool then evaluates the same rules on
@@ -100,11 +101,25 @@ def gen_rules(rng: random.Random) -> str:
                 expr: quantile_over_time(0.9, gauge[10m]) > {q}
                 labels:
                   severity: '{{{{ if gt $value 20.0 }}}}critical{{{{ else }}}}warning{{{{ end }}}}'
+          - name: joins
+            rules:
+              - alert: ErrorsWithoutLoad
+                expr: sum by (job) (increase(errors_total[5m])) > {i} unless on (job) avg by (job) (gauge) > {t}
+              - record: instance:gauge:share
+                expr: gauge / on (job) group_left sum by (job) (gauge)
+              - alert: Dominant
+                expr: instance:gauge:share > 0.7
+                annotations:
+                  share: "{{{{ $value | humanizePercentage }}}} of {{{{ $labels.job }}}}"
+              - alert: Relabelled
+                expr: label_replace(max_over_time(gauge[3m]), "host", "node-$1", "instance", "(.*)") > {q}
+                annotations:
+                  host: "{{{{ $labels.host | toUpper }}}}"
         """).format(**p)
 
 
 ALERT_NAMES = ("GaugeHigh", "GaugeLowAvg", "ErrorRateHigh", "ErrorsIncreasing", "ManyHigh", "Spread",
-               "GaugeAbsent", "QuantileHigh")
+               "GaugeAbsent", "QuantileHigh", "ErrorsWithoutLoad", "Dominant", "Relabelled")
 ALERT_TIMES_MS = [m * 60_000 for m in range(0, STEPS + 1, 3)] + [450_000, 1_890_000]
 EXPRS = [
     'count by (alertname, alertstate) (ALERTS)',
