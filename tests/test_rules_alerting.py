@@ -366,3 +366,33 @@ def test_for_is_exact_at_epoch_scale_with_millisecond_timestamps() -> None:
         feed(store, t / 1000, 20.0)
     assert states(ev.evaluate_group_at(0, t0_ms)) == [(t0_ms / 1000, "inactive", "pending")]
     assert states(ev.evaluate_group_at(0, t1_ms)) == [(t1_ms / 1000, "pending", "firing")]
+
+
+def test_alerts_can_be_read_while_another_thread_evaluates() -> None:
+    import threading
+
+    ev, store, n = make("groups:\n- name: g\n  interval: 1s\n  rules:\n  - {alert: A, expr: 'm > 0', for: 2s}\n")
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                ev.alerts()
+                ev.state_dict()
+                ev.rule_health()
+        except BaseException as e:  # noqa: BLE001 - report any failure to the main thread
+            errors.append(e)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        for t in range(300):  # many label sets appear and disappear
+            store.append_scrape(t, [({"__name__": "m", "i": str(i)}, 1.0) for i in range(t % 7, t % 7 + 20)],
+                                source="s")
+            ev.evaluate(t)
+    finally:
+        done.set()
+        th.join()
+    assert errors == []
+    assert {a.state for a in ev.alerts()} <= {AlertState.PENDING, AlertState.FIRING} and ev.alerts()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -171,6 +172,8 @@ class RuleEvaluator:
         self.evaluations = 0
         self.failed_evaluations = 0
         self._template_queries: dict[str, Query] = {}
+        # Evaluation runs on the agent's worker thread while the sidecar reads alerts().
+        self._lock = threading.RLock()
         url_for_functions = external_url if template_url == "" else template_url
         self._groups: list[_GroupRuntime] = []
         for gi, g in enumerate(groups):
@@ -227,7 +230,10 @@ class RuleEvaluator:
         multiples in ``(last evaluation, t]`` run in time order (the first call runs only the
         latest one). Returns the alert state changes, in order.
         """
-        t_ms = _to_ms(t)
+        with self._lock:
+            return self._evaluate(_to_ms(t))
+
+    def _evaluate(self, t_ms: int) -> list[AlertTransition]:
         due: list[tuple[int, int]] = []
         for gi, g in enumerate(self._groups):
             iv = g.interval_ms
@@ -246,7 +252,7 @@ class RuleEvaluator:
         due.sort()
         out: list[AlertTransition] = []
         for ts, gi in due:
-            out.extend(self.evaluate_group_at(gi, ts))
+            out.extend(self._evaluate_group_at(self._groups[gi], ts))
         return out
 
     def evaluate_group_at(self, group: int | str, ts_ms: int) -> list[AlertTransition]:
@@ -255,7 +261,10 @@ class RuleEvaluator:
         Used by :meth:`evaluate` and by the promtool-compatible unit-test runner, which
         evaluates every group at every step like promtool.
         """
-        gr = self._group(group)
+        with self._lock:
+            return self._evaluate_group_at(self._group(group), ts_ms)
+
+    def _evaluate_group_at(self, gr: _GroupRuntime, ts_ms: int) -> list[AlertTransition]:
         gr.last_eval_ms = ts_ms if gr.last_eval_ms is None else max(gr.last_eval_ms, ts_ms)
         ts = ts_ms / 1000.0
         transitions: list[AlertTransition] = []
@@ -352,6 +361,10 @@ class RuleEvaluator:
     # ------------------------------------------------------------------ inspection
     def alerts(self) -> list[Alert]:
         """Pending and firing alerts of every rule (copies), sorted by name then labels."""
+        with self._lock:
+            return self._alerts()
+
+    def _alerts(self) -> list[Alert]:
         out: list[Alert] = []
         for g in self._groups:
             for rt in g.rules:
@@ -371,6 +384,10 @@ class RuleEvaluator:
 
     def rule_health(self) -> list[RuleHealth]:
         """Health of every rule after its last evaluation."""
+        with self._lock:
+            return self._rule_health()
+
+    def _rule_health(self) -> list[RuleHealth]:
         out = []
         for g in self._groups:
             for rt in g.rules:
@@ -384,6 +401,10 @@ class RuleEvaluator:
     def state_dict(self) -> dict[str, Any]:
         """JSON-safe snapshot of every alert (including resolved ones still being re-sent), so a
         restarted agent continues ``for`` timers and does not page again."""
+        with self._lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> dict[str, Any]:
         groups = []
         for g in self._groups:
             rules = []
@@ -407,6 +428,10 @@ class RuleEvaluator:
         """
         if int(state.get("version", 0)) != 1:
             raise ValueError(f"unsupported rule state version {state.get('version')!r} (expected 1)")
+        with self._lock:
+            return self._load_state_dict(state)
+
+    def _load_state_dict(self, state: Mapping[str, Any]) -> int:
         restored = 0
         for gs in state.get("groups", []):
             gr = self._match_group(str(gs.get("file", "")), str(gs.get("name", "")))
