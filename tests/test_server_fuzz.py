@@ -93,3 +93,29 @@ def test_accounting_after_fuzzing(sidecar):
     assert accepted == processed + shed
     assert accepted > 0 and total(text, "monitor_intake_events_refused_total") > 0  # both paths were exercised
     assert http("GET", sidecar.url + "/healthz").status == 200
+
+
+fast_candidates = st.dictionaries(
+    st.sampled_from(["model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding", "type", "x"]),
+    st.one_of(scalars, st.floats(), st.lists(st.floats(), max_size=3), st.just(True), st.just(float("nan")), st.just(-1)),
+    max_size=9)
+
+
+@settings(max_examples=500, deadline=None)
+@given(obj=st.one_of(fast_candidates, predictions, json_values))
+def test_fast_parser_agrees_with_the_general_parser(obj):
+    """Whatever the intake's fast path accepts, parse_event accepts identically."""
+    from monitor.events import EventFormatError, parse_event
+    from monitor.server.intake import parse_fast
+
+    now = 1_700_000_000.0
+    assert parse_fast({"inputs": [1.0], "outputs": [0.5], "client": 7, "timestamp": 3}, now) == (
+        None, (0, 3.0, [1.0], [0.5], None, "7", None, None, None))  # the fast path is really taken
+    fast = parse_fast(obj, now)
+    if fast is None:
+        return
+    try:
+        general = parse_event(obj, now)
+    except EventFormatError as err:  # pragma: no cover - this is the failure the test looks for
+        raise AssertionError(f"fast path accepted what parse_event refuses: {err}") from None
+    assert (general.model, general.event) == fast
