@@ -173,7 +173,7 @@ def run_ours(det: Any, x: np.ndarray, names: tuple[str, ...], onset: int | None,
     """Feed ``det`` (one detector, or a list whose alarms are OR-ed; the first names the feature)."""
     dets = det if isinstance(det, list) else [det]
     out = Outcome()
-    was = False
+    was = [False] * len(dets)
     t0 = time.perf_counter()
     for s in range(0, x.shape[0], batch):
         b = Batch.from_arrays(x[s:s + batch], numeric_names=names, ts=1.7e9 + np.arange(s, min(s + batch, x.shape[0])) * 0.1)
@@ -181,19 +181,21 @@ def run_ours(det: Any, x: np.ndarray, names: tuple[str, ...], onset: int | None,
             dd.update(b)
             if store is not None:
                 dd.export(store)
-        now = any(dd.drift_detected for dd in dets)
-        det = dets[0]
         end = s + b.n_rows
-        if now and not was:
-            if onset is None or end <= onset:
-                out.false_alarms += 1
-            elif out.delay is None:
-                out.delay = end - onset
-                tops = det.top_features
-                out.top = tops[0][0] if tops else None
-                if store is None:
-                    break
-        was = now
+        for i, dd in enumerate(dets):
+            now = dd.drift_detected
+            if now and not was[i]:
+                if onset is None or end <= onset:
+                    out.false_alarms += 1
+                else:
+                    if out.delay is None:
+                        out.delay = end - onset
+                    if i == 0 and out.top is None:  # the first detector names the feature at its first alarm
+                        tops = dd.top_features
+                        out.top = tops[0][0] if tops else "?"
+            was[i] = now
+        if out.top is not None and store is None:
+            break
     out.seconds = time.perf_counter() - t0
     out.rows = x.shape[0] if out.delay is None else onset + out.delay  # type: ignore[operator]
     return out

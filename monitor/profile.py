@@ -419,16 +419,26 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     z = np.where(np.isfinite(x), (x - mean) / scale, 0.0)
     order = rng.permutation(z.shape[0])
     half = z.shape[0] // 2
-    fit, held = z[order[:half]], z[order[half:]]
-    fit = fit[: 50_000]
-    _, s, vt = np.linalg.svd(fit - fit.mean(axis=0), full_matrices=False)
-    ratio = np.cumsum(s**2) / max(np.sum(s**2), 1e-300)
-    k = int(min(np.searchsorted(ratio, variance) + 1, vt.shape[0]))
-    if k >= x.shape[1]:
-        k = x.shape[1] - 1
-    pca = PCAProfile(names, mean, scale, vt[:k].copy(), float(ratio[k - 1]), numeric_profile("pca_error", np.empty(0)))
-    pca.error = numeric_profile("reconstruction_error", pca.transform_error(x[order[half:]]), n_bins)
-    del held
+    folds = (order[:half], order[half:])
+
+    def fit(rows: np.ndarray) -> tuple[np.ndarray, float]:
+        f = z[rows][:50_000]
+        _, s, vt = np.linalg.svd(f - f.mean(axis=0), full_matrices=False)
+        ratio = np.cumsum(s**2) / max(np.sum(s**2), 1e-300)
+        k = int(min(np.searchsorted(ratio, variance) + 1, vt.shape[0], x.shape[1] - 1))
+        return vt[:k].copy(), float(ratio[k - 1])
+
+    comps, explained = fit(folds[0])
+    pca = PCAProfile(names, mean, scale, comps, explained, numeric_profile("pca_error", np.empty(0)))
+    # Reference errors are held-out errors (2-fold: each half scored by the PCA of the other half,
+    # with the same number of components), so that they are not biased low by overfitting and
+    # small references still get as many calibration errors as rows.
+    other, _ = fit(folds[1])
+    other = other[: comps.shape[0]]
+    err_b = pca.transform_error(x[folds[1]])
+    alt = PCAProfile(names, mean, scale, other, explained, pca.error)
+    err_a = alt.transform_error(x[folds[0]])
+    pca.error = numeric_profile("reconstruction_error", np.concatenate([err_b, err_a]), n_bins)
     return pca
 
 

@@ -309,10 +309,13 @@ class DriftCore:
         clear_after: int | None,
         windowed: bool = True,
         binner: Any = None,
+        accept: Any = None,
     ) -> None:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
         self.binner = binner if binner is not None else FeatureBinner(channels)
+        #: optional filter of flagged channels (e.g. one-sided tests): ``accept(result) -> bool mask``
+        self.accept = accept
         self.channels = self.binner.channels
         self.name = name
         self.top_k = int(top_k)
@@ -370,6 +373,8 @@ class DriftCore:
         if starts.size:
             self._block_ts[(pos[starts] // step) % self._block_ts.size] = ts[starts]
         flagged = t.update(idx, vals)
+        if flagged.any() and t.last is not None and self.accept is not None:
+            flagged = flagged & self.accept(t.last)
         if flagged.any() and t.last is not None:
             last = t.last
             self.last_flag_event = last.event

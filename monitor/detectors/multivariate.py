@@ -69,6 +69,18 @@ class PCADriftDetector(BinnedDriftDetector):
         chan.name = "reconstruction_error"
         return [chan], PCABinner(pca, chan)
 
+    def __init__(self, reference: Any, **params: Any) -> None:
+        super().__init__(reference, **params)
+        self._core.accept = self._upward
+
+    def _upward(self, result: Any) -> np.ndarray:
+        """One-sided: only rows reconstructing *worse* than the reference are drift (errors that
+        fall, e.g. on rows the PCA was fitted on, are not)."""
+        m = result.moments
+        if m is None or m[0, 0] <= 0:
+            return np.ones(1, dtype=bool)
+        return np.array([m[0, 1] / m[0, 0] > self._core.channels[0].mean])
+
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
         fig = self._core.compute_figures()
