@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from monitor.rules.gofmt import go_quote
+
 __all__ = [
     "DurationError",
     "parse_duration",
@@ -63,7 +65,7 @@ def parse_duration(text: str) -> float:
         return 0.0
     m = _DURATION_RE.match(text)
     if m is None or text == "":
-        raise DurationError(f"not a valid duration string: {_q(text)}")
+        raise DurationError(f"not a valid duration string: {go_quote(text)}")
     total = 0
     for unit, mult in _MS.items():
         v = m.group(unit)
@@ -142,8 +144,3 @@ def _frac(value: int, unit: int) -> str:
     width = len(str(unit)) - 1
     return f"{whole}." + f"{frac:0{width}d}".rstrip("0")
 
-
-def _q(text: str) -> str:
-    from monitor.rules.gofmt import go_quote
-
-    return go_quote(text)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-from monitor.rules.gofmt import go_parse_int
+from monitor.rules.gofmt import go_parse_int, go_quote
 
 __all__ = [
     "TemplateSyntaxError",
@@ -607,19 +607,13 @@ def _parse_number(tok: Token) -> NumberNode:
         else:
             fv = float(clean)
     except ValueError:
-        raise _ParseErr(tok, f"illegal number syntax: {go_quote_simple(text)}")
+        raise _ParseErr(tok, f"illegal number syntax: {go_quote(text)}")
     node.is_float = True
     node.float_value = fv
     if fv == int(fv) and abs(fv) < 2**63 and not any(ch in clean for ch in ".eEpP"):
         node.is_int = True
         node.int_value = int(fv)
     return node
-
-
-def go_quote_simple(s: str) -> str:
-    from monitor.rules.gofmt import go_quote
-
-    return go_quote(s)
 
 
 class _ParseErr(Exception):
@@ -842,7 +836,7 @@ class _Parser:
                 if not pipe.is_assign:
                     self.vars.append(v.val)
                 elif v.val not in self.vars:
-                    raise _ParseErr(v, f"undefined variable {go_quote_simple(v.val)}")
+                    raise _ParseErr(v, f"undefined variable {go_quote(v.val)}")
                 break
             if nxt.typ == T_CHAR and nxt.val == ",":
                 self.next_non_space()
@@ -909,7 +903,7 @@ class _Parser:
             if isinstance(node, VariableNode):
                 return VariableNode(node.pos, ident=node.ident + chain.fields)
             if isinstance(node, (BoolNode, StringNode, NumberNode, NilNode, DotNode)):
-                raise _ParseErr(self.peek(), f"unexpected . after term {go_quote_simple(str(node))}")
+                raise _ParseErr(self.peek(), f"unexpected . after term {go_quote(str(node))}")
             return chain
         return node
 
@@ -917,7 +911,7 @@ class _Parser:
         t = self.next_non_space()
         if t.typ == T_IDENT:
             if not self.has_func(t.val):
-                raise _ParseErr(t, f"function {go_quote_simple(t.val)} not defined")
+                raise _ParseErr(t, f"function {go_quote(t.val)} not defined")
             return IdentifierNode(t.pos, ident=t.val)
         if t.typ == T_DOT:
             return DotNode(t.pos)
@@ -925,7 +919,7 @@ class _Parser:
             return NilNode(t.pos)
         if t.typ == T_VARIABLE:
             if t.val not in self.vars:
-                raise _ParseErr(t, f"undefined variable {go_quote_simple(t.val)}")
+                raise _ParseErr(t, f"undefined variable {go_quote(t.val)}")
             return VariableNode(t.pos, ident=[t.val])
         if t.typ == T_FIELD:
             return FieldNode(t.pos, ident=[t.val[1:]])
@@ -971,11 +965,9 @@ def _token_desc(tok: Token) -> str:
         return '"{{"'
     if tok.typ == T_KEYWORD:
         return f"<{tok.val}>"
-    if tok.typ == T_CHAR:
-        return go_quote_simple(tok.val)
     if tok.typ == T_SPACE:
         return "space"
-    return go_quote_simple(tok.val) if tok.typ not in (T_TEXT,) else go_quote_simple(tok.val)
+    return go_quote(tok.val)
 
 
 def parse_template(text: str, name: str, has_func: Callable[[str], bool]) -> ParsedTemplate:
