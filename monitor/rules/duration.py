@@ -143,4 +143,3 @@ def _frac(value: int, unit: int) -> str:
         return str(whole)
     width = len(str(unit)) - 1
     return f"{whole}." + f"{frac:0{width}d}".rstrip("0")
-

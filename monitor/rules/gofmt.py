@@ -393,7 +393,6 @@ def go_parse_int(text: str) -> int | None:
     return v
 
 
-
 def go_labels_string(labels: "dict[str, str] | Sequence[tuple[str, str]]") -> str:
     """Prometheus's ``labels.Labels.String()``: ``{a="1", b="x"}`` sorted by name."""
     items = sorted(labels.items()) if isinstance(labels, dict) else sorted(labels)
