@@ -156,6 +156,9 @@ def test_bad_input_is_refused_with_clear_errors_or_counted() -> None:
     store.append_scrape(10, [({"__name__": "ok"}, 1.0), ({"__name__": "bad-name"}, 1.0),
                              ({"__name__": "ok2"}, None)])  # type: ignore[list-item]
     assert store.stats().dropped_invalid == 2
+    known = Labels({"__name__": "ok"})
+    store.append_scrape(20, [(known, None), (known, "2.5")])  # type: ignore[list-item]
+    assert store.stats().dropped_invalid == 3  # None is not a number (and not NaN)
     assert [s.labels.name for s in store.select({"__name__": "ok"}, 0, 20_000)] == ["ok"]
     with pytest.raises(ValueError, match="evaluation time must be finite"):
         ENGINE.compile("ok").instant(store, float("inf"))

@@ -30,6 +30,7 @@ import numpy as np
 
 from monitor.promql.matchers import LabelMatcher, MatchOp
 from monitor.promql.types import METRIC_NAME, Labels, Series
+from monitor.promql.values import has_none
 
 __all__ = [
     "STALE_NAN",
@@ -131,7 +132,7 @@ class SeriesStore:
         self._ts = np.zeros(t_cap, dtype=np.int64)
         self._c0 = 0  # first live column
         self._c1 = 0  # one past the last live column
-        self._last_by_source: dict[str, np.ndarray] = {}
+        self._last_by_source: dict[str, np.ndarray] = {}  # source -> bool mask over series ids
         self.version = getattr(self, "version", 0) + 1  # bumps when the series set changes
         self._select_cache: dict[tuple[LabelMatcher, ...], np.ndarray] = {}
         self._max_ts_ms: int | None = None
@@ -323,24 +324,7 @@ class SeriesStore:
         (:meth:`stats`), none raises.
         """
         t_ms = _to_ms(t)
-        sids: list[int] = []
-        vals: list[float] = []
-        refused = invalid = 0
-        for labels, value in samples:
-            try:
-                fv = float(value)
-            except (TypeError, ValueError):
-                invalid += 1
-                continue
-            sid = self._sid(labels)
-            if sid < 0:
-                if sid == -2:
-                    invalid += 1
-                else:
-                    refused += 1
-                continue
-            sids.append(sid)
-            vals.append(fv)
+        sids, vals, refused, invalid = self._resolve(samples)
         self.dropped_series_limit += refused
         self.dropped_invalid += invalid
         if self._too_old(t_ms, len(sids)):
@@ -355,15 +339,58 @@ class SeriesStore:
             if nan.any():
                 state[nan & (values.view(np.uint64) == np.uint64(STALE_NAN_BITS))] = STALE
             self._state[cur, col] = state
+        # Which series this source reported: a boolean mask over series ids, so the series that
+        # vanished since its previous snapshot are one vectorised comparison away.
+        now = np.zeros(len(self._labels), dtype=bool)
+        now[cur] = True
         prev = self._last_by_source.get(source)
-        if prev is not None and prev.size:
-            gone = np.setdiff1d(prev, cur, assume_unique=False)
+        if prev is not None and prev.any():
+            gone = np.flatnonzero(prev & ~now[: prev.size])
             if gone.size:
                 self._vals[gone, col] = STALE_NAN
                 self._state[gone, col] = STALE
-        self._last_by_source[source] = np.unique(cur)
+        self._last_by_source[source] = now
         if self._max_ts_ms is not None:
             self.trim_ms(self._max_ts_ms)
+
+    def _resolve(self, samples: Iterable[tuple[Labels | Mapping[str, str], float]]
+                 ) -> tuple[list[int], list[float], int, int]:
+        """Series ids and float values of a snapshot, skipping refused and invalid samples.
+
+        Fast path: known ``Labels`` and plain numbers resolve with C-level ``map`` calls; anything
+        else (new series, mappings, bad values) goes through the careful per-sample path.
+        """
+        items = samples if isinstance(samples, (list, tuple)) else list(samples)
+        if not items:
+            return [], [], 0, 0
+        try:
+            labs, raw = zip(*items)
+            vals = list(map(float, raw))  # float(None) raises, unlike numpy's conversion
+            found = list(map(self._ids.get, labs))
+        except (TypeError, ValueError):
+            found = [None]
+            labs = ()
+        if labs and not has_none(found):
+            return found, vals, 0, 0  # type: ignore[return-value]
+        sids: list[int] = []
+        out: list[float] = []
+        refused = invalid = 0
+        for labels, value in items:
+            try:
+                fv = float(value)
+            except (TypeError, ValueError):
+                invalid += 1
+                continue
+            sid = self._sid(labels)
+            if sid < 0:
+                if sid == -2:
+                    invalid += 1
+                else:
+                    refused += 1
+                continue
+            sids.append(sid)
+            out.append(fv)
+        return sids, out, refused, invalid
 
     def _too_old(self, t_ms: int, n: int) -> bool:
         if self._max_ts_ms is not None and t_ms < self._max_ts_ms - self.retention_ms:
@@ -403,8 +430,6 @@ class SeriesStore:
         self._vals[: keep.size] = self._vals[keep]
         self._state[: keep.size] = self._state[keep]
         self._state[keep.size:] = ABSENT
-        remap = np.full(n, -1, dtype=np.int64)
-        remap[keep] = np.arange(keep.size)
         self._labels = [self._labels[i] for i in keep]
         labs = self._labels
         self._order = sorted(range(len(labs)), key=lambda i: labs[i]._items)
@@ -415,8 +440,7 @@ class SeriesStore:
             for k, v in lab:
                 self._postings.setdefault(k, {}).setdefault(v, []).append(sid)
         for src, prev in list(self._last_by_source.items()):
-            mapped = remap[prev]
-            self._last_by_source[src] = mapped[mapped >= 0]
+            self._last_by_source[src] = prev[keep[keep < prev.size]]
         self.version += 1
         self._select_cache.clear()
 
