@@ -223,12 +223,13 @@ class ClientTable:
 class ClientRing:
     """The last ``history`` distinct queries of one client, in ring buffers grown on demand.
 
-    Holds, per stored query: its sketch (``dim`` float32) and squared norm, its predicted label,
+    Holds, per stored query: its sketch (``dim`` float32, stored column-wise so that the distance
+    product against all stored queries is one contiguous matrix product) and squared norm, its predicted label,
     an exact-repeat hash, a byte of per-query flags and, when the hash family is on, its segment
     fingerprints. About ``4 * dim + 11 (+ 4 * n_fingerprints)`` bytes per stored query.
     """
 
-    __slots__ = ("history", "cap", "filled", "head", "sketch", "norm", "label", "exact", "flags", "fps",
+    __slots__ = ("history", "cap", "filled", "head", "sketch_t", "norm", "label", "exact", "flags", "fps",
                  "prada", "prada_n", "prada_new")
 
     def __init__(self, history: int, dim: int, n_fps: int, prada_window: int, start: int = 16) -> None:
@@ -236,7 +237,7 @@ class ClientRing:
         self.cap = min(int(start), self.history)
         self.filled = 0
         self.head = 0
-        self.sketch = np.zeros((self.cap, dim), dtype=np.float32)
+        self.sketch_t = np.zeros((dim, self.cap), dtype=np.float32)
         self.norm = np.zeros(self.cap, dtype=np.float32)
         self.label = np.zeros(self.cap, dtype=np.int16)
         self.exact = np.zeros(self.cap, dtype=np.uint32)
@@ -248,7 +249,7 @@ class ClientRing:
 
     @property
     def nbytes(self) -> int:
-        return int(self.sketch.nbytes + self.norm.nbytes + self.label.nbytes + self.exact.nbytes
+        return int(self.sketch_t.nbytes + self.norm.nbytes + self.label.nbytes + self.exact.nbytes
                    + self.flags.nbytes + self.fps.nbytes + self.prada.nbytes)
 
     def reserve(self, extra: int) -> None:
@@ -260,11 +261,14 @@ class ClientRing:
         while cap < need:
             cap = min(cap * 2, self.history)
         # the ring has not wrapped yet while cap < history, so live rows are 0..filled-1
-        for name in ("sketch", "norm", "label", "exact", "flags", "fps"):
+        for name in ("norm", "label", "exact", "flags", "fps"):
             old = getattr(self, name)
             new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
             new[: self.filled] = old[: self.filled]
             setattr(self, name, new)
+        new_t = np.zeros((self.sketch_t.shape[0], cap), dtype=np.float32)
+        new_t[:, : self.filled] = self.sketch_t[:, : self.filled]
+        self.sketch_t = new_t
         self.cap = cap
 
     def positions(self, m: int) -> np.ndarray:
@@ -307,7 +311,7 @@ class ClientRing:
                 continue
             v = state[name]
             setattr(ring, name, int(v) if name in ("cap", "filled", "head", "prada_n", "prada_new") else np.array(v))
-        ring.sketch = ring.sketch.astype(np.float32)
+        ring.sketch_t = ring.sketch_t.astype(np.float32)
         ring.norm = ring.norm.astype(np.float32)
         ring.label = ring.label.astype(np.int16)
         ring.exact = ring.exact.astype(np.uint32)

@@ -38,7 +38,15 @@ from monitor.detectors.base import Detector
 from monitor.detectors.probing.boundary import BoundaryCalibration, calibrate_boundary, margins
 from monitor.detectors.probing.clients import ClientRing, ClientTable
 from monitor.detectors.probing.hashing import Fingerprinter, exact_hash, shared_counts
-from monitor.detectors.probing.neighbours import STATISTICS, KnnCalibration, Sketcher, calibrate_knn, group_neighbours, pairwise_sq
+from monitor.detectors.probing.neighbours import (
+    STATISTICS,
+    GroupNeighbours,
+    KnnCalibration,
+    Sketcher,
+    calibrate_knn,
+    group_neighbours,
+    pairwise_sq,
+)
 from monitor.detectors.probing.ood import OODModel, fit_ood
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
@@ -55,8 +63,14 @@ __all__ = ["ProbingDetector", "ProbingCalibration"]
 # per-query flag bits kept in each client's ring (windowed counts are sums of these)
 _HIT, _SMALL, _OOD, _NEAR, _FLIP = 1, 2, 4, 8, 16
 _BITS = np.array([_HIT, _SMALL, _OOD, _NEAR, _FLIP], dtype=np.uint8)
+#: flag byte -> its five bits as counts (one fancy index instead of mask-compare-cast per group)
+_BIT_TABLE = ((np.arange(256, dtype=np.uint8)[:, None] & _BITS) > 0).astype(np.int64)
 # signal index in SIGNALS
 _S_NEAR, _S_BOUNDARY, _S_FLIPS, _S_STEALING, _S_OOD, _S_CAMPAIGN = range(6)
+#: columns of the windowed counts tested per client, and the signals they raise
+_COUNT_COLUMNS = np.array([0, 1, 2, 4])
+_COUNT_SIGNALS = np.array([_S_NEAR, _S_BOUNDARY, _S_OOD, _S_FLIPS])
+_ROWS4 = np.arange(4)
 #: per-query flag counters exported by name
 _FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
 _NEAR_DUPLICATES = ("knn", "hash", "both")
@@ -182,7 +196,7 @@ class ProbingDetector(Detector):
         ood_shrinkage: float = 0.1,
         prada: bool = True,
         prada_window: int = 100,
-        prada_every: int = 20,
+        prada_every: int = 50,
         prada_fpr: float = 1e-4,
         campaign_window: int = 2048,
         campaign_min_queries: int = 5,
@@ -190,7 +204,7 @@ class ProbingDetector(Detector):
         max_campaigns: int = 64,
         hash_step: float = 0.5,
         hash_window: int = 8,
-        flush_rows: int = 16,
+        flush_rows: int = 32,
         max_delay_s: float = 5.0,
         top_k: int = 20,
         raw_client_ids: bool = False,
@@ -333,11 +347,9 @@ class ProbingDetector(Detector):
             min(0.5, slack * self.ood_fpr),
             np.nan,
         ])
-        crit = lambda p: critical_counts(self.history, p, self.client_alpha, self.min_evidence)  # noqa: E731
-        self._crit_hit = crit(self._null[_S_NEAR])
-        self._crit_small = crit(self._null[_S_BOUNDARY])
-        self._crit_flip = crit(self._null[_S_FLIPS])
-        self._crit_ood = crit(self._null[_S_OOD])
+        self._crit = np.stack([critical_counts(self.history, self._null[s], self.client_alpha, self.min_evidence)
+                               for s in _COUNT_SIGNALS.tolist()])
+        self._count_enabled = np.array([True, boundary is not None, True, boundary is not None])
 
     def _reset(self) -> None:
         mc = self.max_clients
@@ -563,95 +575,102 @@ class ProbingDetector(Detector):
         if ring is None:
             ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
         ts, ex = pend.ts[:m].copy(), pend.exact[:m].copy()
-        qn = self._queries[slot] + 1 + np.arange(m)
-        self._queries[slot] += m
+        q0 = int(self._queries[slot])
+        self._queries[slot] = q0 + m
         f = ring.filled
-        # 1. exact repeats: of a stored query, or of an earlier row of this group
-        rep = (ex[:, None] == ring.exact[None, :f]).any(axis=1) if f else np.zeros(m, dtype=bool)
-        _, first = np.unique(ex, return_index=True)
-        dup = np.ones(m, dtype=bool)
-        dup[first] = False
-        rep |= dup
-        n_rep = int(rep.sum())
+        x, xn = pend.sketch[:m], pend.norm[:m]
+        # 1. neighbours among the client's earlier distinct queries; exact repeats (retries) are
+        # recognised on the way and kept out of everything but their own counter
+        nb = group_neighbours(x, xn, ring.sketch_t[:, :f], ring.norm[:f], self.k, self._tau, self.knn_statistic,
+                              exact=ex, stored_exact=ring.exact[:f])
+        n_rep = int(nb.repeat.sum())
+        flags = pend.flags[:m].copy()
+        lab = pend.label[:m].copy()
+        fps = pend.fps[:m] if self._n_fps else None
+        qn_k = q0 + 1 + np.arange(m)
+        ts_k, ex_k = ts, ex
         if n_rep:
             self._retries[slot] += n_rep
             self._retry_total += n_rep
-        keep = np.flatnonzero(~rep)
-        mk = keep.size
-        if mk == 0:
-            return
+            keep = np.flatnonzero(~nb.repeat)
+            if keep.size == 0:
+                return
+            x, xn, flags, lab, ts_k, qn_k, ex_k = x[keep], xn[keep], flags[keep], lab[keep], ts[keep], qn_k[keep], ex[keep]
+            fps = fps[keep] if fps is not None else None
+            # group positions shift once repeats are dropped: re-map nearest indices into the kept rows
+            shift = np.cumsum(nb.repeat)
+            nearest = nb.nearest[keep]
+            in_group = nearest >= f
+            nearest = np.where(in_group, nearest - shift[np.clip(nearest - f, 0, m - 1)], nearest)
+            nb = GroupNeighbours(dmin=nb.dmin[keep], nearest=nearest, hit=nb.hit[keep], knn=nb.knn[keep], repeat=nb.repeat[keep])
+        mk = x.shape[0]
         self._analysed += mk
-        x, xn = pend.sketch[keep], pend.norm[keep]
-        lab, flags = pend.label[keep], pend.flags[keep].copy()
-        fps = pend.fps[keep] if self._n_fps else None
-        ts_k, qn_k = ts[keep], qn[keep]
-        # 2. neighbours among the client's earlier distinct queries
-        nb = group_neighbours(x, xn, ring.sketch[:f], ring.norm[:f], self.k, self._tau, self.knn_statistic)
-        hit = np.zeros(mk, dtype=bool)
-        if self.near_duplicates in ("knn", "both"):
-            hit |= nb.knn < self._tau
+        if self.near_duplicates != "hash":
+            flags[nb.hit] |= _HIT
         if fps is not None:
             t = self._hash_t
-            close = np.zeros((mk, f + mk), dtype=bool)
-            if f:
-                close[:, :f] = shared_counts(fps, ring.fps[:f]) >= t
             inner = shared_counts(fps, fps) >= t
-            inner[np.triu_indices(mk)] = False
-            close[:, f:] = inner
-            hit |= close.sum(axis=1) >= self.k
-        flags[hit] |= _HIT
+            close = (inner & np.tri(mk, k=-1, dtype=bool)).sum(axis=1)
+            if f:
+                close += (shared_counts(fps, ring.fps[:f]) >= t).sum(axis=1)
+            flags[close >= self.k] |= _HIT
         near = nb.dmin < self._near
         flags[near] |= _NEAR
         if self._boundary is not None:
-            all_lab = np.concatenate([ring.label[:f], lab])
-            flip = near & (lab >= 0) & (all_lab[nb.nearest] != lab)
-            flags[flip] |= _FLIP
+            in_group = lab[np.clip(nb.nearest - f, 0, mk - 1)]
+            nn_lab = np.where(nb.nearest < f, ring.label[np.minimum(nb.nearest, f - 1)], in_group) if f else in_group
+            flags[near & (lab >= 0) & (nn_lab != lab)] |= _FLIP
         # 3. PRADA's distance set: minimum distances that are not near-duplicates
         if self.prada:
-            d = nb.dmin[(~near) & np.isfinite(nb.dmin)]
-            ring.push_prada(d.astype(np.float32))
+            far = (~near) & np.isfinite(nb.dmin)
+            if far.any():
+                ring.push_prada(nb.dmin[far].astype(np.float32))
         # 4. store, and windowed counts query by query
         ring.reserve(mk)
         pos = ring.positions(mk)
-        occupied = pos < f
-        old = np.where(occupied, ring.flags[pos], 0).astype(np.uint8)
-        ring.sketch[pos], ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = x, xn, lab, ex[keep], flags
+        old = np.where(pos < f, ring.flags[pos], 0).astype(np.uint8)
+        ring.sketch_t[:, pos] = x.T
+        ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = xn, lab, ex_k, flags
         if fps is not None:
             ring.fps[pos] = fps
         ring.commit(mk)
-        new_b = ((flags[:, None] & _BITS) > 0).astype(np.int64)
-        old_b = ((old[:, None] & _BITS) > 0).astype(np.int64)
-        run = self._counts[slot] + np.cumsum(new_b - old_b, axis=0)
+        new_b = _BIT_TABLE[flags]
+        run = self._counts[slot] + np.cumsum(new_b - _BIT_TABLE[old], axis=0)
         self._counts[slot] = run[-1]
         self._flag_totals += new_b.sum(axis=0)
-        window = np.minimum(f + 1 + np.arange(mk), self.history)
-        self._test(slot, _S_NEAR, run[:, 0], window, self._crit_hit, ts_k, qn_k)
-        self._test(slot, _S_OOD, run[:, 2], window, self._crit_ood, ts_k, qn_k)
-        if self._boundary is not None:
-            self._test(slot, _S_BOUNDARY, run[:, 1], window, self._crit_small, ts_k, qn_k)
-            self._test(slot, _S_FLIPS, run[:, 4], run[:, 3], self._crit_flip, ts_k, qn_k)
+        self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k)
         if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
             ring.prada_new = 0
             w = float(shapiro_w(ring.prada, self._prada_a))
             self._prada_w[slot] = w
             raised = w < self._prada_cal.delta  # type: ignore[union-attr]
             self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[-1]), int(qn_k[-1]))
-        self._campaign_rows.append((x, xn, np.full(mk, self._clients.serial[slot], dtype=np.int64), ts_k,
-                                    np.full(mk, slot, dtype=np.int64)))
+        # 5. candidates for the global campaign ring: queries with a near-duplicate in their own
+        # client's history (natural traffic rarely has one, so the ring keeps a long memory of
+        # what matters and the global step stays cheap)
+        if near.any():
+            self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), self._clients.serial[slot], dtype=np.int64),
+                                        ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64)))
 
-    def _test(self, slot: int, s: int, count: np.ndarray, window: np.ndarray, crit: np.ndarray,
-              ts: np.ndarray, qn: np.ndarray) -> None:
-        """Raise a count signal at the first query where the binomial test passes; lower it (with
-        hysteresis) when the latest count falls below half the critical count."""
-        c = crit[np.minimum(window, crit.shape[0] - 1)]
-        self._evidence[slot, s] = int(count[-1])
-        if self._since_q[slot, s] == 0:
-            passed = np.flatnonzero(count >= c)
-            if passed.size:
-                i = int(passed[0])
-                self._raise(slot, s, float(ts[i]), int(qn[i]))
-        elif count[-1] < c[-1] // 2:
-            self._lower(slot, s)
+    def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
+        """Binomial tests of the count signals for each query of a group, vectorised over signals.
+
+        A signal is raised at the first query where its count reaches the critical count, and
+        lowered (hysteresis) when the latest count falls below half of it.
+        """
+        count = run[:, _COUNT_COLUMNS]  # (m, 4): hits, small margins, OOD, flips
+        den = np.empty_like(count)
+        den[:, :3] = window[:, None]
+        den[:, 3] = run[:, 3]  # flips are counted over near-duplicate pairs
+        crit = self._crit[_ROWS4[None, :], np.minimum(den, self.history)]
+        self._evidence[slot, _COUNT_SIGNALS] = count[-1]
+        passed = count >= crit
+        active = self._since_q[slot, _COUNT_SIGNALS] > 0
+        for j in np.flatnonzero(~active & passed.any(axis=0) & self._count_enabled).tolist():
+            i = int(np.argmax(passed[:, j]))
+            self._raise(slot, int(_COUNT_SIGNALS[j]), float(ts[i]), int(qn[i]))
+        for j in np.flatnonzero(active & (count[-1] < crit[-1] // 2)).tolist():
+            self._lower(slot, int(_COUNT_SIGNALS[j]))
 
     def _set(self, slot: int, s: int, raised: bool, evidence: int, ts: float, qn: int) -> None:
         self._evidence[slot, s] = int(evidence)

@@ -153,48 +153,79 @@ class GroupNeighbours:
 
     dmin: np.ndarray  #: distance to the nearest earlier query (inf when there is none)
     nearest: np.ndarray  #: its index in ``stored`` rows, or ``len(stored) + j`` for group row ``j``
-    knn: np.ndarray  #: the kNN statistic (k-th or mean distance); inf when it cannot be below tau
-    earlier: np.ndarray  #: number of earlier queries each row was compared with
+    hit: np.ndarray  #: the kNN statistic is below tau (at least k earlier queries within tau, or mean of the k nearest below it)
+    knn: np.ndarray  #: the mean kNN distance (``statistic="mean"`` only; inf where it cannot be below tau, NaN otherwise)
+    repeat: np.ndarray  #: exact repeats (of a stored query or an earlier group row); excluded from the rest
 
 
-def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored: np.ndarray, stored_norm: np.ndarray, k: int, tau: float,
-                     statistic: str = "kth") -> GroupNeighbours:
+def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, stored_norm: np.ndarray, k: int, tau: float,
+                     statistic: str = "kth", exact: np.ndarray | None = None, stored_exact: np.ndarray | None = None) -> GroupNeighbours:
     """Nearest and k-nearest earlier queries of each row of a group, in one matrix product.
 
-    Row ``i`` of the group sees every stored row and the group rows before it. The kNN statistic
-    is computed only where it can be below ``tau`` (the nearest earlier query is closer than
-    ``tau`` and there are at least ``k`` earlier queries); elsewhere it is reported as inf, which
-    keeps natural traffic at one matrix product and one ``argmin`` per group.
+    Row ``i`` of the group sees every stored row (``stored_t`` holds them column-wise,
+    ``(dim, f)``) and the group rows before it. For the ``k``-th distance, a hit is "at least
+    ``k`` earlier queries within ``tau``": one comparison and one sum, no sort. The mean kNN
+    distance is computed only where it can be below ``tau`` (the nearest earlier query is closer
+    than ``tau``), which keeps natural traffic at one matrix product and one ``argmin`` per group.
+
+    With ``exact`` hashes, exact repeats are recognised (a group row whose hash equals an earlier
+    group row's, or the hash of the stored query nearest to it at distance 0) and kept out of
+    every other row's neighbours, without a separate scan of the stored hashes.
 
     Examples
     --------
     >>> st = np.array([[0.0, 0.0], [10.0, 0.0]], dtype=np.float32)
     >>> x = np.array([[0.1, 0.0], [0.2, 0.0]], dtype=np.float32)
-    >>> g = group_neighbours(x, (x * x).sum(1), st, (st * st).sum(1), k=2, tau=1.0, statistic="mean")
-    >>> g.nearest.tolist(), np.round(g.dmin, 3).tolist(), np.round(g.knn, 3).tolist()
-    ([0, 2], [0.1, 0.1], [5.0, 0.15])
-    >>> np.round(group_neighbours(x, (x * x).sum(1), st, (st * st).sum(1), k=2, tau=1.0).knn, 3).tolist()
-    [9.9, 0.2]
+    >>> g = group_neighbours(x, (x * x).sum(1), st.T, (st * st).sum(1), k=2, tau=1.0, statistic="mean")
+    >>> g.nearest.tolist(), np.round(g.dmin, 3).tolist(), np.round(g.knn, 3).tolist(), g.hit.tolist()
+    ([0, 2], [0.1, 0.1], [5.0, 0.15], [False, True])
+    >>> group_neighbours(x, (x * x).sum(1), st.T, (st * st).sum(1), k=2, tau=1.0).hit.tolist()
+    [False, True]
     """
-    m, f = x.shape[0], stored.shape[0]
-    d2 = np.empty((m, f + m), dtype=np.float32)
-    if f:
-        d2[:, :f] = pairwise_sq(x, x_norm, stored, stored_norm)
-    inner = pairwise_sq(x, x_norm, x, x_norm)
-    d2[:, f:] = np.where(_LOWER[m] if m < _LOWER_MAX else np.tri(m, k=-1, dtype=bool), inner, np.inf)  # earlier rows only
-    nearest = d2.argmin(axis=1) if f + m > 1 else np.zeros(m, dtype=np.int64)
+    m, f = x.shape[0], stored_t.shape[1]
     rows = np.arange(m)
-    dmin = np.sqrt(d2[rows, nearest].astype(np.float64)) if f + m > 1 else np.full(m, np.inf)
-    earlier = f + rows
+    repeat = np.zeros(m, dtype=bool)
+    if exact is not None and m > 1:  # repeats of an earlier row of the group (stable sort keeps the first)
+        order = np.argsort(exact, kind="stable")
+        repeat[order[1:]] = exact[order[1:]] == exact[order[:-1]]
+    stored = None
+    if f:
+        stored = x @ stored_t
+        stored *= -2.0
+        stored += stored_norm
+        stored += x_norm[:, None]
+        nn_s = stored.argmin(axis=1)
+        d_s = stored[rows, nn_s]
+        if exact is not None and stored_exact is not None:
+            repeat |= (d_s <= 1e-5 * (x_norm + 1.0)) & (stored_exact[nn_s] == exact)
+    inner = x @ x.T
+    inner *= -2.0
+    inner += x_norm
+    inner += x_norm[:, None]
+    mask = _LOWER[m] if m < _LOWER_MAX else np.tri(m, k=-1, dtype=bool)
+    if repeat.any():
+        mask = mask & ~repeat[None, :]
+    inner[~mask] = np.inf  # earlier, non-repeat rows of the group only
+    nearest = inner.argmin(axis=1)
+    d2min = inner[rows, nearest]
+    if stored is not None:
+        closer = d_s <= d2min
+        nearest = np.where(closer, nn_s, f + nearest)
+        d2min = np.where(closer, d_s, d2min)
+    dmin = np.sqrt(np.maximum(d2min, 0.0).astype(np.float64))
+    tau2 = np.float32(tau) ** 2
+    if statistic == "kth":
+        close = (inner < tau2).sum(axis=1)
+        if stored is not None:
+            close += (stored < tau2).sum(axis=1)
+        return GroupNeighbours(dmin=dmin, nearest=nearest, hit=(close >= k) & ~repeat, knn=np.full(m, np.nan), repeat=repeat)
     knn = np.full(m, np.inf)
-    cand = (dmin < tau) & (earlier >= k)
+    cand = (dmin < tau) & (f + rows - np.cumsum(repeat) >= k) & ~repeat
     if cand.any():
-        part = np.partition(d2[cand], k - 1, axis=1)
-        if statistic == "mean":
-            knn[cand] = np.sqrt(part[:, :k].astype(np.float64)).mean(axis=1)
-        else:
-            knn[cand] = np.sqrt(part[:, k - 1].astype(np.float64))
-    return GroupNeighbours(dmin=dmin, nearest=nearest, knn=knn, earlier=earlier)
+        both = inner[cand] if stored is None else np.concatenate([stored[cand], inner[cand]], axis=1)
+        part = np.maximum(np.partition(both, k - 1, axis=1)[:, :k], 0.0).astype(np.float64)
+        knn[cand] = np.sqrt(part).mean(axis=1)
+    return GroupNeighbours(dmin=dmin, nearest=nearest, hit=knn < tau, knn=knn, repeat=repeat)
 
 
 _LOWER_MAX = 65

@@ -1,0 +1,166 @@
+"""Cost and memory of the probing detector at 64 features.
+
+1. **Cost per query at a 1,000-query history per client** (target: at most 20 us): ``clients``
+   clients are filled to their full history first, then a further stream interleaving all of them
+   is timed around ``update()``, in worker-sized batches. Printed with the ratio to a baseline
+   measured in the same run: appending each row to a per-client Python list (the least any
+   stateful per-client detector must do).
+2. **Memory bounded by the caps** (10,000 clients x history): 10,000 clients are filled, then
+   2,000 more arrive; the LRU stays at 10,000 (evictions counted), the state's array memory stays
+   below :attr:`ProbingDetector.memory_bound_bytes`, and tracemalloc agrees with the accounting.
+   A smaller table filled to its full history checks that memory stops growing at the cap.
+
+Run: ``python benchmarks/bench_probing_cost.py`` (about a minute on 2 cores; ``--quick`` for less).
+BLAS is limited to one thread, as a background worker beside a model server should be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from monitor.batch import Batch  # noqa: E402
+from monitor.detectors.probing import ProbingDetector  # noqa: E402
+from monitor.reference import Reference  # noqa: E402
+
+D, K = 64, 10
+
+
+_MODEL = np.random.default_rng(99)
+_MIX = _MODEL.normal(size=(D, D)) / np.sqrt(D)
+_SHIFT = _MODEL.normal(size=D)
+_W = {"w": _MODEL.normal(size=(D, K))}
+
+
+def natural(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Fresh rows of one correlated Gaussian distribution (the traffic and the reference alike)."""
+    return rng.normal(size=(n, D)) @ _MIX + _SHIFT
+
+
+def reference(rng: np.random.Generator, n: int = 2000) -> Reference:
+    """Natural rows with softmax outputs of a fixed random linear model."""
+    x = natural(rng, n)
+    return Reference.from_arrays(x, scores=_scores(x, rng))
+
+
+def _scores(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    w = _W["w"]
+    logits = x @ w / 4
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def stream(ref: Reference, rng: np.random.Generator, clients: np.ndarray, n: int, t0: float, spread: bool = False) -> list[Batch]:
+    """Natural rows from the given clients, 256 per batch (``spread``: every client equally often)."""
+    x = natural(rng, n)
+    sc = _scores(x, rng)
+    who = np.resize(clients, n)[rng.permutation(n)] if spread else clients[rng.integers(len(clients), size=n)]
+    ts = t0 + np.arange(n) * 1e-3
+    return [Batch.from_arrays(x[i:i + 256], sc[i:i + 256], ts=ts[i:i + 256], client=who[i:i + 256]) for i in range(0, n, 256)]
+
+
+def timed(det: ProbingDetector, batches: list[Batch]) -> float:
+    t0 = time.process_time()
+    for b in batches:
+        det.update(b)
+    return time.process_time() - t0
+
+
+def baseline(batches: list[Batch]) -> float:
+    """Append each row to its client's list (the floor of any per-client state)."""
+    state: dict[object, list[np.ndarray]] = {}
+    t0 = time.process_time()
+    for b in batches:
+        for c, row in zip(b.client.tolist(), b.numeric):
+            state.setdefault(c, []).append(row)
+    return time.process_time() - t0
+
+
+def cost(args: argparse.Namespace) -> bool:
+    rng = np.random.default_rng(0)
+    ref = reference(rng)
+    det = ProbingDetector(ref, history=1000, max_clients=10_000, client_id_salt="bench", seed=0)
+    clients = np.array([f"client-{i}" for i in range(args.clients)], dtype=object)
+    fill = stream(ref, rng, clients, args.clients * 1000 + args.clients * 50, 0.0)
+    t_fill = timed(det, fill)
+    det.flush()
+    full = sum(1 for r in det._rings if r is not None and r.filled == det.history)  # noqa: SLF001 - benchmark introspection
+    batches = stream(ref, rng, clients, args.measure, 1e6)
+    n = sum(len(b) for b in batches)
+    secs = min(timed(det, batches) for _ in range(1))
+    base = baseline(batches)
+    us = 1e6 * secs / n
+    print(f"cost: {args.clients} clients, {full} with a full 1,000-query history; fill {1e6 * t_fill / sum(len(b) for b in fill):.1f} us/query")
+    print(f"cost: {us:.1f} us per query at 64 features over {n} queries in batches of 256 "
+          f"(baseline per-client list append: {1e6 * base / n:.2f} us, ratio {secs / base:.1f}x); target <= 20 us: "
+          f"{'met' if us <= 20 else 'NOT met'}")
+    return us <= 20
+
+
+def memory(args: argparse.Namespace) -> bool:
+    rng = np.random.default_rng(1)
+    ref = reference(rng)
+    ok = True
+    # (a) 10,000 clients, then 2,000 more: the LRU and the memory stay bounded
+    det = ProbingDetector(ref, history=1000, max_clients=10_000, client_id_salt="bench", seed=0, top_k=20)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    clients = np.array([f"c{i}" for i in range(10_000)], dtype=object)
+    for b in stream(ref, rng, clients, 10_000 * args.per_client, 0.0, spread=True):
+        det.update(b)
+    more = np.array([f"new{i}" for i in range(2_000)], dtype=object)
+    for b in stream(ref, rng, more, 2_000 * args.per_client, 1e6, spread=True):
+        det.update(b)
+    det.flush()
+    traced = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    nbytes, bound = det.state_nbytes, det.memory_bound_bytes
+    print(f"memory: {det.clients_tracked} clients tracked (cap 10,000), {det.evictions} evicted; state arrays "
+          f"{nbytes / 2**20:.1f} MiB, traced allocations {traced / 2**20:.1f} MiB, bound at full history "
+          f"{bound / 2**30:.2f} GiB ({det.bytes_per_query} bytes per stored query)")
+    ok &= det.clients_tracked == 10_000 and det.evictions == 2_000 and nbytes <= bound
+    # (b) a table filled past its full history: memory stops at the cap
+    small = ProbingDetector(ref, history=1000, max_clients=50, client_id_salt="bench", seed=0)
+    cl = np.array([f"s{i}" for i in range(50)], dtype=object)
+    sizes = []
+    for rep in range(3):
+        for b in stream(ref, rng, cl, 50 * 700, 2e6 + rep * 1e5, spread=True):
+            small.update(b)
+        small.flush()
+        sizes.append(small.state_nbytes)
+    print(f"memory: 50 clients after 700, 1,400, 2,100 queries each: {[round(s / 2**20, 2) for s in sizes]} MiB "
+          f"(bound {small.memory_bound_bytes / 2**20:.2f} MiB)")
+    ok &= sizes[1] == sizes[2] and sizes[2] <= small.memory_bound_bytes
+    print(f"memory: bounded by the caps: {'yes' if ok else 'NO'}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, default=100, help="clients filled to a full history for the cost run")
+    p.add_argument("--measure", type=int, default=50_000, help="queries timed after the fill")
+    p.add_argument("--per-client", type=int, default=20, help="queries per client in the memory run")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.clients, args.measure, args.per_client = 30, 20_000, 5
+    ok = cost(args)
+    ok = memory(args) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
