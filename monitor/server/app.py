@@ -94,7 +94,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
                                   "reason": "internal_error"}, status=500)
     finally:
-        sidecar.http.record(name if not name.startswith("proxy") else "proxy", status, time.perf_counter() - t0)
+        sidecar.http.record((name if not name.startswith("proxy") else "proxy", str(status)), time.perf_counter() - t0)
 
 
 # -- read endpoints --------------------------------------------------------------------------------

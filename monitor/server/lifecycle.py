@@ -92,7 +92,7 @@ async def housekeeping(app: "web.Application") -> None:
     while True:
         await asyncio.sleep(1.0)
         try:
-            sidecar.http.fold(sidecar.store)
+            sidecar.fold()
             intake = app.get(K.CLOUDEVENTS)
             if intake is not None:
                 intake.sweep()

@@ -179,7 +179,7 @@ class Proxy:
         finally:
             upstream.release()
         store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
-        store.observe("monitor_proxy_upstream_seconds", elapsed)
+        self.sidecar.upstream.record((), elapsed)
         if tap is not None:
             self._tap(request, tap, body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
                       request.headers.get("Content-Encoding"), elapsed, t_start)

@@ -94,20 +94,21 @@ def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
     return out
 
 
-class _HttpStats:
-    """Request durations buffered per (handler, code) and folded into the histogram in batches,
-    so the response path pays one list append, not a histogram update."""
+class BufferedHistogram:
+    """Observations of one histogram buffered per label set and folded into the store in
+    batches (once a second and before every scrape), so that a request pays one list append
+    instead of a histogram update on its response path."""
 
-    def __init__(self) -> None:
-        self._pending: dict[tuple[str, str], list[float]] = {}
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self._pending: dict[tuple[str, ...], list[float]] = {}
         self._lock = threading.Lock()
 
-    def record(self, handler: str, code: int, seconds: float) -> None:
-        key = (handler, str(code))
-        bucket = self._pending.get(key)
+    def record(self, labels: tuple[str, ...], seconds: float) -> None:
+        bucket = self._pending.get(labels)
         if bucket is None:
             with self._lock:
-                bucket = self._pending.setdefault(key, [])
+                bucket = self._pending.setdefault(labels, [])
         bucket.append(seconds)
 
     def fold(self, store: "MetricStore") -> None:
@@ -118,7 +119,7 @@ class _HttpStats:
             if n:
                 chunk = values[:n]
                 del values[:n]
-                store.observe("monitor_http_request_duration_seconds", chunk, labels=key)
+                store.observe(self.metric, chunk, labels=key)
 
 
 class Sidecar:
@@ -150,7 +151,8 @@ class Sidecar:
         self.registry.register(self.collector)
         self.monitors: dict[str, Monitor] = {}
         self.admission = Admission(settings.max_queued_events)
-        self.http = _HttpStats()
+        self.http = BufferedHistogram("monitor_http_request_duration_seconds")
+        self.upstream = BufferedHistogram("monitor_proxy_upstream_seconds")
         self.ready = False
         self.accepting = True
         self.shut_down = False
@@ -263,11 +265,16 @@ class Sidecar:
         return n_all
 
     # -- export ----------------------------------------------------------------------------------
+    def fold(self) -> None:
+        """Move buffered request and upstream durations into their histograms."""
+        self.http.fold(self.store)
+        self.upstream.fold(self.store)
+
     def metrics_text(self, openmetrics: bool = False) -> bytes:
         """One exposition for the whole process (every model and the sidecar's own series)."""
         from monitor.exporter import exposition
 
-        self.http.fold(self.store)
+        self.fold()
         return exposition(self.registry, openmetrics=openmetrics)
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,162 @@
+"""Reverse proxy added latency at a fixed request rate, against calling the upstream directly.
+
+An upstream model server (aiohttp, Open Inference Protocol v2, its own process) and ``monitor
+serve --proxy`` (its own process) run on 127.0.0.1. An open-loop client sends OIP v2 infer
+requests at a fixed rate, alternating between the upstream directly and the proxy in short
+rounds so that both see the same machine load; it records every request's latency. The added
+latency is the difference of the percentiles. Targets: p50 added < 1 ms, p99 added < 3 ms at
+1,000 requests/s. Every proxied request is also tapped into the monitor, which is checked at the end.
+
+Run: ``.venv/bin/python benchmarks/bench_proxy.py [--rate 1000] [--seconds 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sidecar import Serve, metric, write_section  # noqa: E402
+
+BODY = json.dumps({"id": "bench", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                               "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
+
+
+def _upstream(port_q: "multiprocessing.Queue[int]") -> None:
+    from aiohttp import web
+
+    reply = json.dumps({"model_name": "iris", "id": "bench", "outputs": [
+        {"name": "probs", "shape": [1, 3], "datatype": "FP32", "data": [0.8, 0.15, 0.05]}]}).encode()
+
+    async def infer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=reply, content_type="application/json")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v2/models/{model}/infer", infer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """Requests at fixed start times (open loop: a slow answer does not delay the next request)."""
+    import aiohttp
+
+    lat: list[float] = []
+    errors = 0
+    n = int(rate * seconds)
+    conn = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        async def one() -> None:
+            nonlocal errors
+            t0 = time.perf_counter()
+            try:
+                async with s.post(url, data=BODY, headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                        return
+            except Exception:  # noqa: BLE001
+                errors += 1
+                return
+            lat.append(time.perf_counter() - t0)
+
+        # warm the connection pool
+        await asyncio.gather(*(one() for _ in range(16)))
+        lat.clear()
+        start = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return lat, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=1000.0, help="requests per second (bounded)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="seconds of load per target, split into rounds")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+
+    q: multiprocessing.Queue[int] = multiprocessing.Queue()
+    up = multiprocessing.Process(target=_upstream, args=(q,), daemon=True)
+    up.start()
+    upstream = f"http://127.0.0.1:{q.get(timeout=30)}"
+    cfg = {"model": "iris", "features": ["a", "b", "c", "d"],
+           "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
+           "server": {"port": 0, "proxy": {"oip_output": "probs"}}}
+    serve = Serve(cfg, extra_args=("--proxy", upstream))
+    direct: list[float] = []
+    proxied: list[float] = []
+    errs = {"direct": 0, "proxy": 0}
+    cpu = 0.0
+    try:
+        per_round = args.seconds / args.rounds
+        for _ in range(args.rounds):
+            lat, e = asyncio.run(open_loop(upstream + "/v2/models/iris/infer", args.rate, per_round))
+            direct += lat
+            errs["direct"] += e
+            cpu0 = serve.cpu_seconds()
+            lat, e = asyncio.run(open_loop(serve.url + "/v2/models/iris/infer", args.rate, per_round))
+            cpu += serve.cpu_seconds() - cpu0
+            proxied += lat
+            errs["proxy"] += e
+        time.sleep(0.5)
+        text = serve.metrics()
+        tapped = metric(text, "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
+    finally:
+        serve.stop()
+        up.terminate()
+        up.join(10)
+
+    rows = []
+    for name, lat in (("upstream directly", direct), ("through monitor serve --proxy", proxied)):
+        rows.append(f"| {name} | {len(lat):,} | {pct(lat, 0.5):.3f} | {pct(lat, 0.9):.3f} | {pct(lat, 0.99):.3f} |")
+    add50 = pct(proxied, 0.5) - pct(direct, 0.5)
+    add99 = pct(proxied, 0.99) - pct(direct, 0.99)
+    body = "\n".join([
+        f"OIP v2 infer requests at {args.rate:,.0f}/s (open loop), {args.rounds} alternating rounds per target, "
+        "upstream, proxy and client on 127.0.0.1 of this 2-core machine. Latency in ms.",
+        "",
+        "| target | requests | p50 | p90 | p99 |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Added latency: p50 **{add50:.3f} ms** (target < 1 ms: {'met' if add50 < 1 else 'NOT met'}), "
+        f"p99 **{add99:.3f} ms** (target < 3 ms: {'met' if add99 < 3 else 'NOT met'}).",
+        f"Sidecar CPU per proxied request (server, upstream client, tap, monitor worker): "
+        f"{cpu / max(1, len(proxied)) * 1e6:.0f} us.",
+        f"Errors: direct {errs['direct']}, proxied {errs['proxy']}. Proxied requests tapped into the monitor: "
+        f"{tapped:,.0f} (includes {16 * args.rounds} warm-up requests).",
+        "",
+        "Reproduce: `.venv/bin/python benchmarks/bench_proxy.py`",
+    ])
+    print(body)
+    write_section("Reverse proxy added latency", body)
+
+
+if __name__ == "__main__":
+    main()
