@@ -81,7 +81,7 @@ def build() -> Dashboard:
                    Query(zero_fill(f"sum by (model) ({selector('monitor_data_stuck')})"), "{{model}}"),
                    metrics=("monitor_data_stuck",), bars=True,
                    description="Features repeating one value for longer than the reference makes plausible."),
-        pack_alerts_panel("drift", "Drift and data quality alerts"),
+        pack_alerts_panel(("drift", "data_quality"), "Drift and data quality alerts"),
     ]
     return Dashboard(UID, "Model monitor / Drift & data quality",
                      "Input and output drift per feature and multivariate, with explanations, and data quality.",

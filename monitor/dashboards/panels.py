@@ -302,20 +302,21 @@ def table(
     )
 
 
-def pack_alerts_panel(pack: str, title: str, width: int = 24) -> "Panel | None":
-    """Pending and firing alerts of rule pack ``rules/<pack>.yml`` over time, 0 when none (None when
-    the pack has no alerts)."""
+def pack_alerts_panel(packs: str | tuple[str, ...], title: str, width: int = 24) -> "Panel | None":
+    """Pending and firing alerts of the rule packs ``rules/<pack>.yml`` over time, 0 when none (None
+    when the packs have no alerts yet)."""
     from monitor.dashboards.packs import pack_alerts
     from monitor.dashboards.promql import selector, zero_fill
 
-    names = pack_alerts(pack)
+    packs = (packs,) if isinstance(packs, str) else packs
+    names = tuple(sorted({n for pack in packs for n in pack_alerts(pack)}))
     if not names:
         return None
     alerts = selector("monitor_alerts", f'alertname=~"{"|".join(names)}"')
+    files = ", ".join(f"rules/{p}.yml" for p in packs)
     return timeseries(
         title,
         Query(zero_fill(f"count by (model, alertname, alertstate) ({alerts})"), "{{model}} {{alertname}} {{alertstate}}"),
         metrics=("monitor_alerts",), bars=True, width=width,
-        description=f"Pending and firing alerts of the rules/{pack}.yml pack, as the agent evaluates them "
-                    f"({', '.join(names)}); 0 when none.",
+        description=f"Pending and firing alerts of {files}, as the agent evaluates them ({', '.join(names)}); 0 when none.",
     )

@@ -1,0 +1,214 @@
+"""The replayed traffic script of the end-to-end test: a real scikit-learn model behind ``@watch``,
+driven in live event time through normal, drifted, over-confident and attacking phases, then
+normal again so that the alerts of the last phase resolve.
+
+* **normal**: held-out rows with small noise from 40 clients, two segments, every label fed back
+  a moment after the prediction (as a labelling service would, quickly);
+* **drifted**: ``mean area`` and ``worst area`` read x1.6 (a recalibrated scanner) and 5% of the
+  rows miss ``mean texture``;
+* **overconfident**: inputs are normal but the labels coming back disagree with the model a third
+  of the time (the world changed, the model did not): accuracy falls, confidence does not;
+* **attacking**: normal traffic plus one client probing the decision boundary with long runs of
+  near-identical queries and one scraping the model with uniform random queries; 1% of the
+  scraper's queries are malformed and make the model raise;
+* **recovery**: normal traffic.
+
+A copy of the labelled traffic goes to the sidecar over ``POST /v1/events`` when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Phase", "PhaseSpan", "World", "train_world", "Traffic", "DEFAULT_PHASES"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PhaseSpan:
+    """When a phase ran (Unix seconds, live event time = wall time)."""
+
+    name: str
+    start: float
+    end: float
+
+
+DEFAULT_PHASES = (
+    Phase("normal", 22.0),
+    Phase("drifted", 22.0),
+    Phase("overconfident", 22.0),
+    Phase("attacking", 22.0),
+    Phase("recovery", 22.0),
+)
+
+
+@dataclass
+class World:
+    model: Any
+    names: tuple[str, ...]
+    classes: tuple[str, ...]
+    X_test: np.ndarray
+    y_test: np.ndarray
+    reference: Any
+
+
+def train_world(seed: int = 0) -> World:
+    """A logistic regression (missing values imputed) on scikit-learn's breast-cancer data, and a
+    reference of held-out rows (never the training set) jittered as the live traffic is. Live
+    traffic resamples the same held-out pool, so that normal traffic has the reference's
+    distribution exactly (two small disjoint pools would differ measurably by chance)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from monitor.reference import Reference
+
+    data = load_breast_cancer()
+    X, y = data.data, data.target
+    names = tuple(str(n) for n in data.feature_names)
+    classes = tuple(str(c) for c in data.target_names)
+    X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=0.6, random_state=seed, stratify=y)
+    model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(X_train, y_train)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(X_rest), size=4000)
+    X_stream = X_rest[idx] + rng.normal(size=(4000, X.shape[1])) * X_rest.std(axis=0) * 0.05
+    reference = Reference.from_arrays(X_stream, numeric_names=names, scores=model.predict_proba(X_stream),
+                                      labels=y_rest[idx], classes=classes)
+    return World(model, names, classes, X_rest, y_rest, reference)
+
+
+class Traffic:
+    """Calls ``predict(X, client=..., request_id=..., segment=...)`` at ``rate`` calls per second
+    through ``phases``; feeds labels back with ``feedback(ids, labels)``."""
+
+    def __init__(self, world: World, predict: Callable[..., Any], feedback: Callable[[list[str], list[str]], Any], *,
+                 rate: float = 60.0, seed: int = 1, sidecar_url: str | None = None, sidecar_model: str = "") -> None:
+        self.world = world
+        self.predict = predict
+        self.feedback = feedback
+        self.rate = rate
+        self.rng = np.random.default_rng(seed)
+        self.scale = world.X_test.std(axis=0)
+        self.lo, self.hi = world.X_test.min(axis=0), world.X_test.max(axis=0)
+        self.drift_cols = [world.names.index("mean area"), world.names.index("worst area")]
+        self.missing_col = world.names.index("mean texture")
+        self.phase = "normal"
+        self.calls = 0
+        self.errors = 0
+        self.sidecar_url = sidecar_url
+        self.sidecar_model = sidecar_model
+        self._sidecar_batch: list[dict[str, Any]] = []
+        self._attack_point: np.ndarray | None = None
+        self._attack_dir: np.ndarray | None = None
+
+    # -- one call ------------------------------------------------------------------------------
+    def _row(self) -> tuple[np.ndarray, int]:
+        i = int(self.rng.integers(len(self.world.X_test)))
+        return self.world.X_test[i] + self.rng.normal(size=self.scale.shape) * self.scale * 0.05, int(self.world.y_test[i])
+
+    def _call(self, x: np.ndarray, client: str, segment: str) -> np.ndarray | None:
+        rid = f"r{self.calls}"
+        self.calls += 1
+        try:
+            proba = self.predict(x[None, :], client=client, request_id=rid, segment=segment)
+        except ValueError:
+            self.errors += 1
+            return None
+        return np.asarray(proba)[0]
+
+    def _labelled_call(self, x: np.ndarray, y: int, client: str) -> None:
+        segment = "eu" if self.rng.random() < 0.5 else "us"  # independent of the inputs: no natural gap
+        rid = f"r{self.calls}"
+        proba = self._call(x, client, segment)
+        label = y
+        if self.phase == "overconfident" and self.rng.random() < 0.33:
+            label = 1 - y
+        self.feedback([rid], [self.world.classes[label]])
+        if self.sidecar_url and proba is not None and not np.isnan(x).any():
+            now = time.time()
+            self._sidecar_batch.append({"model": self.sidecar_model, "timestamp": now, "inputs": x.tolist(),
+                                        "outputs": proba.tolist(), "client": client, "request_id": rid,
+                                        "segment": segment})
+            self._sidecar_batch.append({"type": "feedback", "model": self.sidecar_model, "timestamp": now,
+                                        "request_ids": [rid], "labels": [self.world.classes[label]]})
+
+    def _attack(self) -> None:
+        # boundary prober: tiny random steps that keep crossing the decision boundary (HopSkipJump-like)
+        if self._attack_point is None:
+            self._attack_point = self._row()[0]
+            self._attack_dir = self.rng.normal(size=self.scale.shape) * self.scale
+        assert self._attack_dir is not None
+        self._attack_point = self._attack_point + self.rng.normal(size=self.scale.shape) * self.scale * 0.01 \
+            + 0.002 * self._attack_dir
+        p = self.world.model.predict_proba(self._attack_point[None, :])[0, 1]
+        if p > 0.9 or p < 0.1:
+            self._attack_dir = -self._attack_dir
+        self._call(self._attack_point, "attacker-7", "eu")
+        # model stealing: uniform queries over the feature box; a few malformed ones make the model raise
+        if self.rng.random() < 0.5:
+            x = self.lo + self.rng.random(self.lo.shape) * (self.hi - self.lo)
+            if self.rng.random() < 0.01:
+                x = x[:-3]
+            self._call(x, "scraper-3", "us")
+
+    def step(self) -> None:
+        x, y = self._row()
+        if self.phase == "drifted":
+            x[self.drift_cols] *= 1.6
+            if self.rng.random() < 0.05:
+                x[self.missing_col] = np.nan
+        self._labelled_call(x, y, f"client-{int(self.rng.integers(40))}")
+        if self.phase == "attacking":
+            self._attack()
+
+    # -- the sidecar copy ------------------------------------------------------------------------
+    def _flush_sidecar(self) -> None:
+        if not self._sidecar_batch or not self.sidecar_url:
+            return
+        body = "\n".join(json.dumps(e) for e in self._sidecar_batch).encode()
+        self._sidecar_batch = []
+        req = urllib.request.Request(f"{self.sidecar_url}/v1/events", data=body,
+                                     headers={"Content-Type": "application/x-ndjson"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            if resp.status >= 300:
+                raise RuntimeError(f"sidecar answered {resp.status}")
+
+    # -- the script ------------------------------------------------------------------------------
+    def run(self, phases: tuple[Phase, ...] = DEFAULT_PHASES, stop: threading.Event | None = None) -> list[PhaseSpan]:
+        """Drive every phase in turn (blocking); returns when each ran."""
+        spans = []
+        interval = 1.0 / self.rate
+        for phase in phases:
+            self.phase = phase.name
+            start = time.time()
+            next_t = time.monotonic()
+            end_at = next_t + phase.duration_s
+            next_flush = next_t + 0.5
+            while time.monotonic() < end_at and not (stop and stop.is_set()):
+                self.step()
+                if time.monotonic() >= next_flush:
+                    self._flush_sidecar()
+                    next_flush += 0.5
+                next_t += interval
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            self._flush_sidecar()
+            spans.append(PhaseSpan(phase.name, start, time.time()))
+        return spans
