@@ -183,3 +183,35 @@ def test_targets_are_validated():
     for bad in ("http://x", "udp://nohost", "unix://"):
         with pytest.raises(ValueError, match="forwarding target"):
             parse_target(bad)
+
+
+def test_fuzzed_datagrams_never_break_the_receiver(tmp_path):
+    import socket
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    sock = str(tmp_path / "f.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    values = st.recursive(st.one_of(st.integers(), st.floats(), st.text(max_size=5), st.none(), st.booleans()),
+                          lambda i: st.lists(i, max_size=4) | st.dictionaries(st.text(max_size=6), i, max_size=4), max_leaves=12)
+    envelope = st.fixed_dictionaries({"v": st.sampled_from([1, 2, "1"]), "events": st.lists(values, max_size=4)},
+                                     optional={"sender": values, "seq": values, "dropped": values, "model": values})
+
+    @settings(max_examples=150, deadline=None)
+    @given(payload=st.one_of(st.binary(max_size=200), st.builds(lambda v: json.dumps(v).encode(), st.one_of(envelope, values))))
+    def send(payload):
+        client.sendto(payload, sock)
+
+    try:
+        send()
+        good = {"v": 1, "sender": "after-fuzz", "seq": 1, "events": [{"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}]}
+        client.sendto(json.dumps(good).encode(), sock)
+        assert wait_until(lambda: any(e[2] == [1, 2, 3, 4] for e in list(s.monitor().queue.items)))
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward") > 0
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward", reason="internal_error") == 0
+    finally:
+        client.close()
+        s.close()

@@ -11,6 +11,8 @@ import json
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import free_port
 from tests.sidecar_support import AppServer, LoopThread, http, quiet_factory, sample, start_sidecar, total, wait_until
@@ -57,7 +59,11 @@ def upstream_app() -> web.Application:
     async def bad_request(request: web.Request) -> web.Response:
         return web.json_response({"error": "shape"}, status=422)
 
-    app = web.Application()
+    async def mirror(request: web.Request) -> web.Response:
+        return web.Response(body=await request.read(), content_type="application/json")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v2/models/mirror/infer", mirror)
     app.router.add_post("/v2/models/{model}/infer", infer)
     app.router.add_post("/v2/models/gzmodel/versions/1/infer", gz)
     app.router.add_post("/v2/models/broken/infer", broken)
@@ -79,7 +85,8 @@ def upstream():
 
 @pytest.fixture
 def proxied(tmp_path, upstream):
-    cfg = {"models": [IRIS, {**IRIS, "model": "gzmodel"}, {**IRIS, "model": "broken"}, {**IRIS, "model": "picky"}],
+    cfg = {"models": [IRIS, {**IRIS, "model": "gzmodel"}, {**IRIS, "model": "broken"}, {**IRIS, "model": "picky"},
+                      {**IRIS, "model": "mirror"}],
            "server": {"client_header": "X-Api-Key", "proxy": {"oip_output": "probs",
                                                                "routes": [{"path": "/api/predict", "model": "iris", "inputs": "data.rows",
                                                                            "outputs": "result.scores", "request_id": "meta.id"}]}}}
@@ -219,3 +226,22 @@ def test_proxy_on_its_own_port(tmp_path, upstream):
     finally:
         proxy.close()
         s.close()
+
+
+def test_large_bodies_stream_through_untapped_routes(proxied):
+    body = bytes(range(256)) * (12 * 1024)  # 3 MiB, above the buffering limit
+    r = http("PUT", proxied.url + "/echo/big", body, {"Content-Type": "application/octet-stream"})
+    assert r.status == 201 and r.json()["body"].encode("latin-1") == body
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(st.binary(max_size=300), st.builds(lambda v: json.dumps(v).encode(), st.recursive(
+    st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=4), st.none()),
+    lambda i: st.lists(i, max_size=4) | st.dictionaries(st.sampled_from(["inputs", "outputs", "shape", "data", "datatype", "name", "id"]), i, max_size=4),
+    max_leaves=10))))
+def test_fuzzed_bodies_are_relayed_unchanged_and_the_tap_never_fails(proxied, body):
+    r = http("POST", proxied.url + "/v2/models/mirror/infer", body, {"Content-Type": "application/json"})
+    assert r.status == 200 and r.body == body
+    assert http("GET", proxied.url + "/healthz").status == 200
+    text = proxied.metrics()
+    assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="internal_error") == 0
