@@ -150,6 +150,10 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
             if k in r and r[k] is not None and (not isinstance(r[k], str) or not r[k]):
                 raise ConfigError(f"{key}.{k}", f"must be a non-empty string, got {r[k]!r}", "quote the value", source)
         routes.append(PredictRoute(path, r.get("model"), r.get("inputs", "instances"), r.get("outputs", "predictions"), r.get("request_id")))
+    oip_output = px.get("oip_output")
+    if oip_output is not None and (not isinstance(oip_output, str) or not oip_output):
+        raise ConfigError("server.proxy.oip_output", f"must be the name of an output tensor, got {oip_output!r}",
+                          "write e.g. oip_output: probabilities", source)
     upstream = px.get("upstream")
     if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith(("http://", "https://"))):
         raise ConfigError("server.proxy.upstream", f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
@@ -158,7 +162,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         port=None if px.get("port") is None else _int(px.get("port"), "server.proxy.port", source, 0, 65535),
         timeout_s=parse_duration(px.get("timeout", "60s"), "server.proxy.timeout", source),
         routes=tuple(routes),
-        oip_output=px.get("oip_output"),
+        oip_output=oip_output,
         max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
     )
 
