@@ -47,7 +47,7 @@ class Lookup:
 
     slots: np.ndarray  #: slot of each row, int64 ``(n,)``
     created: list[int]  #: slots (re)assigned to clients first seen now
-    evicted: list[tuple[int, int]]  #: (slot, serial) of clients evicted to make room
+    evicted: list[tuple[int, int, str]]  #: (slot, serial, exported id) of clients evicted to make room
 
 
 class ClientTable:
@@ -73,7 +73,7 @@ class ClientTable:
     [0, 1, 0]
     >>> r = t.lookup(np.array(["c"], dtype=object))   # evicts "b", the least recently seen
     >>> r.slots.tolist(), r.evicted, t.evictions
-    ([1], [(1, 1)], 1)
+    ([1], [(1, 1, 'b')], 1)
     >>> t.display(1)
     'c'
     """
@@ -118,7 +118,7 @@ class ClientTable:
         slots = np.empty(n, dtype=np.int64)
         seen: dict[Any, int] = {}
         created: list[int] = []
-        evicted: list[tuple[int, int]] = []
+        evicted: list[tuple[int, int, str]] = []
         lru = self._lru
         keys: dict[Any, str] = {}
         last: dict[Any, int] = {}
@@ -158,14 +158,14 @@ class ClientTable:
         self._lru[key] = slot
         return slot
 
-    def _allocate(self, key: str, evicted: list[tuple[int, int]]) -> int:
+    def _allocate(self, key: str, evicted: list[tuple[int, int, str]]) -> int:
         if self._free:
             slot = self._free.pop()
         else:
             old, slot = self._lru.popitem(last=False)
             if old.startswith(_PLACEHOLDER):
                 self._restored.discard(old[len(_PLACEHOLDER):])
-            evicted.append((slot, int(self.serial[slot])))
+            evicted.append((slot, int(self.serial[slot]), self.display(slot)))
             self.evictions += 1
         self._ids[slot] = key
         self._names[slot] = key if self.raw_ids else hash_client_id(key, self.salt)

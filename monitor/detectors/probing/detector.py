@@ -473,8 +473,8 @@ class ProbingDetector(Detector):
         fps = self._fingerprinter.transform(z) if self._fingerprinter is not None else np.zeros((n, 0), dtype=np.uint32)
         self._ood_window.add(ts, ood.astype(np.int64))
         lookup = self._clients.lookup(np.asarray(batch.client[rows], dtype=object))
-        for slot, _serial in lookup.evicted:
-            self._evict(slot)
+        for slot, serial, name in lookup.evicted:
+            self._evict(slot, serial, name)
         for slot in lookup.created:
             self._fresh(slot)
         slots = lookup.slots
@@ -507,14 +507,14 @@ class ProbingDetector(Detector):
         self._campaign_hits[slot] = 0
         self._suspicious.discard(slot)
 
-    def _evict(self, slot: int) -> None:
+    def _evict(self, slot: int, serial: int, name: str) -> None:
         """The LRU gives this slot to a new client: finish its queries, keep its last verdict."""
         if slot in self._pending_order:
-            self._flush(slot)
+            self._flush(slot, serial)
             self._campaign_step()
         if slot in self._suspicious:
             v = self._verdict(slot)
-            self._evicted_verdicts.append(ClientVerdict(**{**v.__dict__, "evicted": True}))
+            self._evicted_verdicts.append(ClientVerdict(**{**v.__dict__, "client": name, "evicted": True}))
         self._fresh(slot)
 
     def _enqueue(self, slot: int, ts: np.ndarray, sk: np.ndarray, skn: np.ndarray, ex: np.ndarray,
@@ -564,7 +564,9 @@ class ProbingDetector(Detector):
             self._campaign_step()
 
     # -- the per-client similarity step ------------------------------------------------------------
-    def _flush(self, slot: int) -> None:
+    def _flush(self, slot: int, serial: int | None = None) -> None:
+        """The similarity step of one client's pending queries (``serial``: its id when the slot
+        was just given to another client)."""
         pend = self._pending[slot]
         self._pending_order.pop(slot, None)
         if pend is None or pend.n == 0:
@@ -630,14 +632,17 @@ class ProbingDetector(Detector):
         pos = ring.positions(mk)
         old = np.where(pos < f, ring.flags[pos], 0).astype(np.uint8)
         ring.sketch_t[:, pos] = x.T
-        ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = xn, lab, ex_k, flags
+        # a near-duplicate adds no independent evidence of an odd input: a client resubmitting one
+        # out-of-distribution or borderline item six times has one such item, not six
+        ring.norm[pos], ring.label[pos], ring.exact[pos] = xn, lab, ex_k
+        ring.flags[pos] = np.where(near, flags & ~np.uint8(_SMALL | _OOD), flags)
         if fps is not None:
             ring.fps[pos] = fps
         ring.commit(mk)
-        new_b = _BIT_TABLE[flags]
+        self._flag_totals += _BIT_TABLE[flags].sum(axis=0)
+        new_b = _BIT_TABLE[ring.flags[pos]]
         run = self._counts[slot] + np.cumsum(new_b - _BIT_TABLE[old], axis=0)
         self._counts[slot] = run[-1]
-        self._flag_totals += new_b.sum(axis=0)
         self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k)
         if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
             ring.prada_new = 0
@@ -649,7 +654,8 @@ class ProbingDetector(Detector):
         # client's history (natural traffic rarely has one, so the ring keeps a long memory of
         # what matters and the global step stays cheap)
         if near.any():
-            self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), self._clients.serial[slot], dtype=np.int64),
+            owner = self._clients.serial[slot] if serial is None else serial
+            self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64)))
 
     def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
@@ -660,8 +666,9 @@ class ProbingDetector(Detector):
         """
         count = run[:, _COUNT_COLUMNS]  # (m, 4): hits, small margins, OOD, flips
         den = np.empty_like(count)
-        den[:, :3] = window[:, None]
-        den[:, 3] = run[:, 3]  # flips are counted over near-duplicate pairs
+        den[:, 0] = window
+        den[:, 1] = den[:, 2] = window - run[:, 3]  # small margins and OOD: over queries that are not near-duplicates
+        den[:, 3] = run[:, 3]  # flips: over near-duplicate pairs
         crit = self._crit[_ROWS4[None, :], np.minimum(den, self.history)]
         self._evidence[slot, _COUNT_SIGNALS] = count[-1]
         passed = count >= crit
@@ -763,6 +770,9 @@ class ProbingDetector(Detector):
                 n_acc = 0 if camp is None else len(camp.accounts) + camp.overflow
                 den = int(self._queries[slot])
                 detail = f"campaign c{c}: near-duplicate cluster over {n_acc} accounts"
+            elif s in (_S_BOUNDARY, _S_OOD):
+                den = window - int(self._counts[slot, 3])
+                detail = f"{self._evidence[slot, s]} of {den} distinct (not near-duplicate) queries (benign share {expected:.3f})"
             else:
                 detail = f"{self._evidence[slot, s]} of {den} queries (benign share {expected:.3f})"
             sig.append(SignalEvidence(signal=name, evidence_queries=int(self._evidence[slot, s]), window_queries=int(den),
@@ -869,6 +879,8 @@ class ProbingDetector(Detector):
             self._clients.load_state_dict(state["clients"])
             for key, rs in state["rings"].items():
                 self._rings[int(key)] = ClientRing.from_state(self.history, rs)
+                # every client with stored queries has had a pending buffer (memory accounting matches)
+                self._pending[int(key)] = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
             for s in np.asarray(state["pending_order"], dtype=np.int64).tolist():
                 ps = state["pending"][str(s)]
                 p = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)

@@ -120,12 +120,12 @@ class PradaCalibration:
 
 
 def calibrate_prada(sketches: np.ndarray, window: int, history: int, near: float, fpr: float,
-                    rng: np.random.Generator, simulations: int = 200) -> PradaCalibration:
+                    rng: np.random.Generator, simulations: int = 200, max_rows: int = 400) -> PradaCalibration:
     """Simulate benign clients from reference sketches and place ``delta`` at ``fpr`` per test.
 
-    Each simulated client is a random order of reference rows: a warm history of up to
-    ``history`` rows, then rows until ``window`` minimum distances (near-duplicates excluded) are
-    collected; ``log(1 - W)`` of the simulations is fitted with a normal distribution (Royston's
+    Each simulated client is a random draw of at most ``max_rows`` reference rows in random order:
+    a warm history of up to ``history`` rows, then rows until ``window`` minimum distances
+    (near-duplicates excluded) are collected; ``log(1 - W)`` of the simulations is fitted with a normal distribution (Royston's
     normalising transformation), and ``delta = 1 - exp(mean + z_{1-fpr} * std)``.
     """
     s = np.asarray(sketches, dtype=np.float64)
@@ -134,11 +134,12 @@ def calibrate_prada(sketches: np.ndarray, window: int, history: int, near: float
         raise ValueError(f"PRADA calibration needs more than window + 10 = {window + 10} reference rows, got {n}")
     if not 0.0 < fpr < 0.5:
         raise ValueError(f"prada_fpr must be in (0, 0.5), got {fpr}")
-    warm = int(min(history, n - window - 10, n // 2))
+    take = min(n, max(max_rows, window + 20))
+    warm = int(min(history, take - window - 10, take // 2))
     a = shapiro_coefficients(window)
     ws = []
     for _ in range(simulations):
-        order = rng.permutation(n)
+        order = rng.permutation(n)[:take]
         d = prada_min_distances(s[order], warm, near)
         if d.size < window:
             continue
