@@ -78,33 +78,44 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
 
 
 _FAST_KEYS = frozenset({"model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding"})
-_NUM = (int, float)
-
-
-def _plain_str(v: Any) -> bool:
-    return v is None or type(v) is str or type(v) is int
 
 
 def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | None:
     """The common prediction event, validated without the general parser: ``(model, tuple)``
     exactly as :func:`monitor.events.parse_event` would return it, or None to fall back to it
     (anything unusual: another type, string timestamps, an error of any kind). Intake spends
-    most of its time here, so the checks are the cheapest that give the same verdicts; a
-    property test holds the two parsers to identical results."""
-    if type(obj) is not dict or "type" in obj or not obj.keys() <= _FAST_KEYS:
+    most of its time here, so the checks are the cheapest that give the same verdicts (inlined
+    type tests, no helper calls); a property test holds the two parsers to identical results."""
+    if type(obj) is not dict or not obj.keys() <= _FAST_KEYS:  # "type" is not a fast key
         return None
     get = obj.get
-    inputs, outputs = get("inputs", _MISSING), get("outputs", _MISSING)
+    inputs = get("inputs", _MISSING)
+    outputs = get("outputs", _MISSING)
     if inputs is _MISSING or outputs is _MISSING:
         return None
-    model, client, segment = get("model"), get("client"), get("segment")
-    if not (_plain_str(model) and _plain_str(client) and _plain_str(segment)):
-        return None
+    model = get("model")
+    client = get("client")
+    segment = get("segment")
+    if model is not None:
+        if type(model) is int:
+            model = str(model)
+        elif type(model) is not str:
+            return None
+    if client is not None:
+        if type(client) is int:
+            client = str(client)
+        elif type(client) is not str:
+            return None
+    if segment is not None:
+        if type(segment) is int:
+            segment = str(segment)
+        elif type(segment) is not str:
+            return None
     ts = get("timestamp")
     if ts is None:
         ts = now
     elif type(ts) is float or type(ts) is int:
-        if not 0 <= ts < float("inf"):
+        if not 0 <= ts < _INF:
             return None
         ts = float(ts)
     else:
@@ -112,11 +123,10 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     latency = get("latency_s")
     if latency is not None and not ((type(latency) is float or type(latency) is int) and latency >= 0):
         return None
-    return (None if model is None else str(model),
-            (PREDICTION, ts, inputs, outputs, latency, None if client is None else str(client), get("request_id"),
-             None if segment is None else str(segment), get("embedding")))
+    return model, (PREDICTION, ts, inputs, outputs, latency, client, get("request_id"), segment, get("embedding"))
 
 
+_INF = float("inf")
 _MISSING = object()
 
 
