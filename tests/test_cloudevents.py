@@ -203,3 +203,17 @@ def test_joiner_is_bounded_and_expires_in_age_order():
 def test_fuzzed_cloudevents_never_crash(sc, headers, body):
     r = http("POST", sc.url + "/v1/cloudevents", body, headers)
     assert r.status in (202, 400, 404, 413), (r.status, r.body[:300])
+
+
+def test_cloudevents_can_be_exempted_from_the_write_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_MONITOR_CE_TOKEN", "t" * 20)
+    for require, expected in ((True, 401), (False, 202)):
+        s = start_sidecar({**IRIS, "server": {"write_token_env": "TEST_MONITOR_CE_TOKEN",
+                                              "cloudevents": {"require_token": require}}}, tmp_path / str(require),
+                          factory=quiet_factory(start_worker=False))
+        try:
+            r = http("POST", s.url + "/v1/cloudevents", json.dumps({"instances": [[1, 2, 3, 4]]}), kserve_headers("t1", "request"))
+            assert r.status == expected
+            assert http("POST", s.url + "/v1/events", {"inputs": [1, 2, 3, 4], "outputs": [1]}).status == 401
+        finally:
+            s.close()

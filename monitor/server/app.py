@@ -48,6 +48,7 @@ __all__ = ["create_app", "build_sidecar", "alerts_payload"]
 log = logging.getLogger("monitor.server")
 
 WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root"})
+_CLOUDEVENT_ROUTES = frozenset({"cloudevents", "cloudevents_root"})
 READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
 _ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
 _OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -69,7 +70,8 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     status = 500
     try:
         if name in WRITE_ROUTES:
-            request.app[K.WRITE_AUTH].check(request)
+            if sidecar.settings.cloudevents.require_token or name not in _CLOUDEVENT_ROUTES:
+                request.app[K.WRITE_AUTH].check(request)
         elif name in READ_ROUTES:
             request.app[K.READ_AUTH].check(request)
         response = await handler(request)

@@ -48,6 +48,9 @@ class ProxySettings:
 class CloudEventsSettings:
     max_pending: int = 10_000
     pending_ttl_s: float = 30.0
+    #: KServe's and Seldon's loggers cannot send a bearer token: ``require_token: false`` exempts
+    #: the CloudEvents endpoint from the write token (protect it with a NetworkPolicy instead).
+    require_token: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,10 +169,15 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
     )
 
-    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "pending_ttl"}, source)
+    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "pending_ttl", "require_token"}, source)
+    require_token = ce.get("require_token", True)
+    if not isinstance(require_token, bool):
+        raise ConfigError("server.cloudevents.require_token", f"must be true or false, got {require_token!r}",
+                          "write require_token: false to let the inference logger post without a token", source)
     cloudevents = CloudEventsSettings(
         max_pending=_int(ce.get("max_pending", 10_000), "server.cloudevents.max_pending", source),
         pending_ttl_s=parse_duration(ce.get("pending_ttl", "30s"), "server.cloudevents.pending_ttl", source),
+        require_token=require_token,
     )
 
     fw = _mapping(extra.get("forward"), "server.forward", {"unix", "udp", "receive_buffer_bytes"}, source)
