@@ -290,7 +290,7 @@ class Monitor:
         for key, n in counts.items():
             store.set("monitor_alerts", n, labels=key)
         if self.notifier is not None:
-            stats = self.notifier.stats() if callable(self.notifier.stats) else self.notifier.stats  # property in rules.notifier
+            stats = self.notifier.stats
             receiver = "+".join(sorted({getattr(s, "name", type(s).__name__) for s in self.notifier.sinks})) or "none"
             for outcome in ("sent", "failed", "dropped"):
                 total = float(getattr(stats, outcome))
