@@ -41,7 +41,11 @@ from typing import Any
 from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.queue import EventQueue
 
-__all__ = ["WIRE_VERSION", "ForwardingMonitor", "ForwardStats", "parse_target", "encode_event"]
+__all__ = ["WIRE_VERSION", "ENV_TARGET", "ForwardingMonitor", "ForwardStats", "get_forwarding_monitor", "parse_target",
+           "encode_event"]
+
+#: Environment variable naming the sidecar to forward to (e.g. ``unix:///run/monitor/forward.sock``).
+ENV_TARGET = "MONITOR_FORWARD"
 
 WIRE_VERSION = 1
 #: Largest datagram sent: UDP on loopback carries at most 65,507 bytes; a Unix datagram socket
@@ -383,3 +387,21 @@ class ForwardingMonitor:
 
     def __repr__(self) -> str:
         return f"ForwardingMonitor(model={self.model!r}, target={self.target!r})"
+
+
+_SHARED: dict[tuple[str, str], ForwardingMonitor] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def get_forwarding_monitor(model: str = "default", target: str | None = None, **kwargs: Any) -> ForwardingMonitor | None:
+    """The process-wide forwarding sink of ``model`` (created on first use), for
+    ``watch(..., forward_to=...)``-style wiring: ``target`` defaults to ``$MONITOR_FORWARD``;
+    returns None when neither is set (then the caller uses an in-process Monitor)."""
+    target = target or os.environ.get(ENV_TARGET)
+    if not target:
+        return None
+    with _SHARED_LOCK:
+        fm = _SHARED.get((model, target))
+        if fm is None or fm.closed:
+            fm = _SHARED[(model, target)] = ForwardingMonitor(model, target, **kwargs)
+        return fm

@@ -215,3 +215,20 @@ def test_fuzzed_datagrams_never_break_the_receiver(tmp_path):
     finally:
         client.close()
         s.close()
+
+
+def test_shared_forwarding_sink_from_the_environment(monkeypatch, tmp_path):
+    from monitor.forwarding import get_forwarding_monitor
+
+    monkeypatch.delenv("MONITOR_FORWARD", raising=False)
+    assert get_forwarding_monitor("m") is None
+    monkeypatch.setenv("MONITOR_FORWARD", f"unix://{tmp_path / 'x.sock'}")
+    a = get_forwarding_monitor("m", start=False)
+    assert a is get_forwarding_monitor("m") and a.target == f"unix://{tmp_path / 'x.sock'}"
+    b = get_forwarding_monitor("other", start=False)
+    assert b is not a and b.model == "other"
+    a.close()
+    c = get_forwarding_monitor("m", start=False)
+    assert c is not a  # a closed sink is replaced
+    b.close()
+    c.close()
