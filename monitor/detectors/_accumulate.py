@@ -46,9 +46,8 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None
         return
     d = window.shape[0]
     slot_s = window.window_s / window.n_slots
-    slots = np.floor(ts / slot_s).astype(np.int64)
-    first = int(slots[0])
-    if (slots == first).all():
+    first = int(np.floor(ts.min() / slot_s))
+    if int(np.floor(ts.max() / slot_s)) == first:
         agg = np.zeros(d)
         for pos, w in parts:
             scalar_w = isinstance(w, (int, float))
@@ -60,6 +59,7 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None
                 agg += np.bincount(pos, weights=w, minlength=d)  # type: ignore[arg-type]
         window.add_summed((first + 0.5) * slot_s, agg, n)
         return
+    slots = np.floor(ts / slot_s).astype(np.int64)
     uniq, inv = np.unique(slots, return_inverse=True)
     u = len(uniq)
     agg = np.zeros(u * d)

@@ -144,26 +144,29 @@ class Refresh:
     """Decides when a detector's windowed figures must be recomputed at export.
 
     The worker exports after every drained batch; recomputing tests (exact KS, chi-squared,
-    NNLS) each time would cost more than the rows themselves. Figures are recomputed when the
-    window has slid to a new slot (old data left it) or when the number of rows it holds has
-    changed by more than ``growth`` (relative) since the last computation; otherwise the values
-    already in the store are still current to within that fraction of the window.
+    NNLS) or even summing the window each time would cost more than the rows themselves.
+    Figures are recomputed when the window has slid to a new slot (old data left it) or when
+    the rows added since the last computation exceed ``growth`` times the rows the window held
+    then; otherwise the values already in the store are current to within that fraction.
     ``growth = 0`` recomputes at every export.
     """
 
-    __slots__ = ("growth", "_slot_end", "_n")
+    __slots__ = ("growth", "_slot_end", "_n", "_added")
 
     def __init__(self, growth: float = 0.05) -> None:
         self.growth = float(growth)
-        self._slot_end = float("nan")
-        self._n = -1.0
+        self.reset()
 
-    def due(self, slot_end: float, n: float) -> bool:
-        """True when figures must be recomputed; remembers the state it said so for."""
-        if self.growth > 0 and slot_end == self._slot_end and abs(n - self._n) <= self.growth * self._n:
-            return False
-        self._slot_end, self._n = slot_end, float(n)
-        return True
+    def add(self, n: int) -> None:
+        """Count rows added to the window since the last computation."""
+        self._added += n
+
+    def due(self, slot_end: float) -> bool:
+        """True when the figures must be recomputed (then call :meth:`done`)."""
+        return not (self.growth > 0 and slot_end == self._slot_end and self._added <= self.growth * self._n)
+
+    def done(self, slot_end: float, n_window: float) -> None:
+        self._slot_end, self._n, self._added = slot_end, float(n_window), 0
 
     def reset(self) -> None:
-        self._slot_end, self._n = float("nan"), -1.0
+        self._slot_end, self._n, self._added = float("nan"), 0.0, 0

@@ -48,9 +48,9 @@ class PendingHistogram:
         return float(self.sums.sum())
 
     def add(self, values: np.ndarray) -> None:
+        """Buffer finite values (the output decoder has already refused rows with NaN or inf,
+        so the scores derived from them need no second check on the hot path)."""
         v = np.asarray(values, dtype=np.float64).ravel()
-        if v.size and np.isnan(v).any():
-            v = v[~np.isnan(v)]
         if v.size == 0:
             return
         idx = np.searchsorted(self.bounds, v, side="left")  # "le" buckets, as the store

@@ -122,6 +122,7 @@ class AccuracyEstimationDetector(Detector):
             return
         calibrated = self._calibrated[cal.bin_index(feats.conf, _EDGES)]
         above = (self._atc_values(None, feats.conf, feats.entropy) > self._atc_t).astype(np.float64)
+        self._refresh.add(len(batch))
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)])
 
     def advance(self, now: float) -> None:
@@ -142,8 +143,10 @@ class AccuracyEstimationDetector(Detector):
         }
 
     def export(self, out: "MetricWriter") -> None:
-        if not self._refresh.due(self._window.newest_slot_end, float(self._window.total()[_N])):
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
             return
+        self._refresh.done(slot_end, float(self._window.total()[_N]))
         out.set(names.REFERENCE_ACCURACY, self.reference_accuracy)
         for est, value in self.estimates().items():
             put_figure(out, names.ESTIMATED_ACCURACY, value, (est,))

@@ -139,8 +139,8 @@ class CalibrationDetector(Detector):
         self._ring_label = np.zeros(self.temperature_rows, dtype=np.int64)
         self._ring_logp: np.ndarray | None = None
         self._ring_pos = 0
-        self._temp_refresh = Refresh(0.2)
         self._temp_value: float | None = None
+        self._temp_start, self._temp_rows = float("nan"), 0
 
     def update(self, batch: "Batch") -> None:
         """Predictions alone say nothing about calibration; only labels are used."""
@@ -191,6 +191,7 @@ class CalibrationDetector(Detector):
             ],
         )
         self._remember(labeled.ts, label, scores)
+        self._refresh.add(len(label))
 
     def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
         cap = self.temperature_rows
@@ -221,11 +222,11 @@ class CalibrationDetector(Detector):
         live = self._ring_ts >= start
         m = int(live.sum())
         if m < min(self.min_labels_calibration, n_window):
-            self._temp_refresh.reset()
             self._temp_value = None
             return None
-        if self._temp_refresh.due(start, float(m)) or self._temp_value is None:
+        if self._temp_value is None or start != self._temp_start or abs(m - self._temp_rows) > 0.2 * self._temp_rows:
             self._temp_value = cal.fit_temperature(self._ring_logp[live], self._ring_label[live])
+            self._temp_start, self._temp_rows = start, m
         return self._temp_value
 
     def figures(self) -> CalibrationFigures:
@@ -256,9 +257,11 @@ class CalibrationDetector(Detector):
         for reason, k in self._skipped.items():
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))
         self._skipped.clear()
-        if not self._refresh.due(self._window.newest_slot_end, float(self._window.total()[_N])):
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
             return
         f = self.figures()
+        self._refresh.done(slot_end, float(f.labels))
         out.set(names.LABELS_IN_WINDOW, float(f.labels))
         put_figure(out, names.ACCURACY, f.accuracy)
         put_figure(out, names.BRIER, f.brier)

@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, windows_state
+from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, windows_state
 from monitor.detectors._pending import PendingHistogram
 from monitor.detectors.base import Detector
 from monitor.stats.uncertainty import energy_score, mutual_information, top_class_variance
@@ -68,12 +68,15 @@ class ConfidenceDetector(Detector):
         The histograms are written to the store at most once per ``flush_s`` seconds of event
         time (or as soon as 4096 rows are waiting): exports happen after every worker batch and
         writing histograms each time would cost more than computing them. 0 writes every export.
+    refresh
+        Relative change of the window's row count that triggers recomputing the windowed figures
+        at export (they are also recomputed when the window slides); 0 recomputes every export.
     """
 
     kind: ClassVar[str] = "confidence"
 
     def __init__(self, abstain_threshold: float = 0.5, window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 30,
-                 flush_s: float = 1.0) -> None:
+                 flush_s: float = 1.0, refresh: float = 0.05) -> None:
         if not 0.0 <= abstain_threshold <= 1.0:
             raise ValueError(f"confidence: abstain_threshold must be in [0, 1], got {abstain_threshold}")
         self.abstain_threshold = float(abstain_threshold)
@@ -81,6 +84,7 @@ class ConfidenceDetector(Detector):
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.flush_s = float(flush_s)
+        self.refresh = float(refresh)
         self._reset()
 
     @classmethod
@@ -91,6 +95,7 @@ class ConfidenceDetector(Detector):
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
         self._clock: float | None = None
         self._flushed_at: float | None = None
+        self._refresh = Refresh(self.refresh)
         self._hist = {
             names.CONFIDENCE: PendingHistogram(names.CONFIDENCE_BUCKETS),
             names.MARGIN: PendingHistogram(names.CONFIDENCE_BUCKETS),
@@ -114,6 +119,7 @@ class ConfidenceDetector(Detector):
             self._hist[names.TOP_CLASS_VARIANCE].add(top_class_variance(batch.members))
         abstain = (feats.conf < self.abstain_threshold).astype(np.float64)
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CONF, feats.conf), (_ABSTAIN, abstain)])
+        self._refresh.add(len(batch))
         newest = float(batch.ts.max()) if len(batch) else None
         if newest is not None and (self._clock is None or newest > self._clock):
             self._clock = newest
@@ -149,8 +155,15 @@ class ConfidenceDetector(Detector):
             for name, hist in self._hist.items():
                 hist.flush(out, name)
             self._flushed_at = now
-        mean, abstain = self.mean_confidence, self.abstain_rate
-        out.set(names.CONFIDENCE_ROWS, float(self.rows_in_window))
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
+            return
+        t = self._window.total()
+        self._refresh.done(slot_end, float(t[_N]))
+        enough = t[_N] >= max(self.min_rows, 1)
+        mean = float(t[_CONF] / t[_N]) if enough else None
+        abstain = float(t[_ABSTAIN] / t[_N]) if enough else None
+        out.set(names.CONFIDENCE_ROWS, float(t[_N]))
         if mean is None or abstain is None:
             out.remove(names.CONFIDENCE_MEAN)
             out.remove(names.ABSTAIN)

@@ -91,6 +91,7 @@ class ConfidenceDriftDetector(Detector):
         feats = output_features(batch)
         if feats is None or batch.scores is None or batch.scores.shape[1] != self._k:
             return
+        self._refresh.add(len(batch))
         accumulate(
             self._window,
             batch.ts,
@@ -113,10 +114,12 @@ class ConfidenceDriftDetector(Detector):
         return out
 
     def export(self, out: "MetricWriter") -> None:
-        total = self._window.total()
-        if not self._refresh.due(self._window.newest_slot_end, float(total[:self._nb["confidence"]].sum())):
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
             return
-        for s, res in self.results().items():
+        results = self.results()
+        self._refresh.done(slot_end, float(self._window.total()[:self._nb["confidence"]].sum()))
+        for s, res in results.items():
             put_figure(out, names.CONFIDENCE_DRIFT_PVALUE, None if res is None else res.pvalue, (s,))
             put_figure(out, names.CONFIDENCE_DRIFT_DISTANCE, None if res is None else res.statistic, (s,))
 

@@ -113,6 +113,7 @@ class PredictionDriftDetector(Detector):
             pred, ts = pred[ok], batch.ts[ok]
         else:
             ts = batch.ts
+        self._refresh.add(len(pred))
         accumulate(self._window, ts, [(pred, 1.0)])
 
     def advance(self, now: float) -> None:
@@ -131,10 +132,12 @@ class PredictionDriftDetector(Detector):
         return bbse_weights(self._confusion, cur / cur.sum())
 
     def export(self, out: "MetricWriter") -> None:
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
+            return
         cur = self.window_counts
         n = cur.sum()
-        if not self._refresh.due(self._window.newest_slot_end, float(n)):
-            return
+        self._refresh.done(slot_end, float(n))
         out.clear(names.TOP_CLASS_SHARE)
         out.clear(names.TOP_CLASS_SHARE_REFERENCE)
         if n < max(self.min_rows, 1):

@@ -114,6 +114,7 @@ class RegressionDetector(Detector):
         ts = batch.ts
         if not ok.all():
             v, ts = v[ok], ts[ok]
+        self._refresh.add(len(v))
         accumulate(self._pred, ts, [(_N, 1.0), (_SUM, v), (uni.bin_index(v, self._edges) + 2, 1.0)])
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
@@ -136,6 +137,7 @@ class RegressionDetector(Detector):
                 (_COVER, (has & (y >= lo) & (y <= hi)).astype(np.float64)),
                 (_WIDTH, np.where(has, hi - lo, 0.0)),
             ]
+        self._refresh.add(len(v))
         accumulate(self._labels, ts, parts)
 
     def advance(self, now: float) -> None:
@@ -143,10 +145,12 @@ class RegressionDetector(Detector):
         self._labels.advance(now)
 
     def export(self, out: "MetricWriter") -> None:
+        slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
+        if not self._refresh.due(slot_end):
+            return
         p, lab = self._pred.total(), self._labels.total()
         n, nl, ni = p[_N], lab[_LN], lab[_NINT]
-        if not self._refresh.due(self._pred.newest_slot_end, float(n + nl)):
-            return
+        self._refresh.done(slot_end, float(n + nl))
         out.set(names.REGRESSION_ROWS, float(n))
         out.set(names.REGRESSION_LABELS, float(nl))
         enough = n >= max(self.min_rows, 1)

@@ -185,6 +185,7 @@ class SegmentDetector(Detector):
         if pos is not None:
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
+        self._refresh.add(len(batch))
         accumulate(self._pred, batch.ts, parts)
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
@@ -200,6 +201,7 @@ class SegmentDetector(Detector):
         ts, conf = labeled.ts, feats.conf
         if not known.all():
             seg, correct, ts, conf = seg[known], correct[known], ts[known], conf[known]
+        self._refresh.add(len(ts))
         accumulate(self._labels, ts, [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf)])
 
     def advance(self, now: float) -> None:
@@ -237,9 +239,11 @@ class SegmentDetector(Detector):
         if self._overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
             self._overflow = 0
-        p, lab = self._fields()
-        if not self._refresh.due(self._pred.newest_slot_end, float(p[_ROWS].sum() + lab[_LAB].sum())):
+        slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
+        if not self._refresh.due(slot_end):
             return
+        p, lab = self._fields()
+        self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
         out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
         for i, seg in enumerate(self.segment_names):
             if i >= len(self._names) and p[_ROWS, i] == 0 and lab[_LAB, i] == 0:
