@@ -52,6 +52,40 @@ def _upstream(port_q: "multiprocessing.Queue[int]") -> None:
     asyncio.run(main())
 
 
+def _bare_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
+    """The least an aiohttp reverse proxy does: forward the body, return status and body."""
+    import aiohttp
+    from aiohttp import web
+
+    async def main() -> None:
+        session = aiohttp.ClientSession(auto_decompress=False)
+
+        async def fwd(request: web.Request) -> web.Response:
+            body = await request.read()
+            async with session.post(upstream + request.raw_path, data=body,
+                                    headers={"Content-Type": request.headers.get("Content-Type", "")}) as r:
+                return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", fwd)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _cpu(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
     """Requests at fixed start times (open loop: a slow answer does not delay the next request)."""
     import aiohttp
@@ -109,16 +143,27 @@ def main() -> None:
            "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
            "server": {"port": 0, "proxy": {"oip_output": "probs"}}}
     serve = Serve(cfg, extra_args=("--proxy", upstream))
+    bq: multiprocessing.Queue[int] = multiprocessing.Queue()
+    bare_proc = multiprocessing.Process(target=_bare_proxy, args=(upstream, bq), daemon=True)
+    bare_proc.start()
+    bare_url = f"http://127.0.0.1:{bq.get(timeout=30)}"
     direct: list[float] = []
     proxied: list[float] = []
-    errs = {"direct": 0, "proxy": 0}
+    bare: list[float] = []
+    errs = {"direct": 0, "proxy": 0, "bare": 0}
     cpu = 0.0
+    cpu_bare = 0.0
     try:
         per_round = args.seconds / args.rounds
         for _ in range(args.rounds):
             lat, e = asyncio.run(open_loop(upstream + "/v2/models/iris/infer", args.rate, per_round))
             direct += lat
             errs["direct"] += e
+            cpu0 = _cpu(bare_proc.pid)
+            lat, e = asyncio.run(open_loop(bare_url + "/v2/models/iris/infer", args.rate, per_round))
+            cpu_bare += _cpu(bare_proc.pid) - cpu0
+            bare += lat
+            errs["bare"] += e
             cpu0 = serve.cpu_seconds()
             lat, e = asyncio.run(open_loop(serve.url + "/v2/models/iris/infer", args.rate, per_round))
             cpu += serve.cpu_seconds() - cpu0
@@ -129,12 +174,17 @@ def main() -> None:
         tapped = metric(text, "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
     finally:
         serve.stop()
+        bare_proc.terminate()
+        bare_proc.join(10)
         up.terminate()
         up.join(10)
 
     rows = []
-    for name, lat in (("upstream directly", direct), ("through monitor serve --proxy", proxied)):
+    for name, lat in (("upstream directly", direct), ("through a bare aiohttp proxy (no monitoring)", bare),
+                      ("through monitor serve --proxy", proxied)):
         rows.append(f"| {name} | {len(lat):,} | {pct(lat, 0.5):.3f} | {pct(lat, 0.9):.3f} | {pct(lat, 0.99):.3f} |")
+    bare50 = pct(bare, 0.5) - pct(direct, 0.5)
+    bare99 = pct(bare, 0.99) - pct(direct, 0.99)
     add50 = pct(proxied, 0.5) - pct(direct, 0.5)
     add99 = pct(proxied, 0.99) - pct(direct, 0.99)
     body = "\n".join([
@@ -147,9 +197,10 @@ def main() -> None:
         "",
         f"Added latency: p50 **{add50:.3f} ms** (target < 1 ms: {'met' if add50 < 1 else 'NOT met'}), "
         f"p99 **{add99:.3f} ms** (target < 3 ms: {'met' if add99 < 3 else 'NOT met'}).",
-        f"Sidecar CPU per proxied request (server, upstream client, tap, monitor worker): "
-        f"{cpu / max(1, len(proxied)) * 1e6:.0f} us.",
-        f"Errors: direct {errs['direct']}, proxied {errs['proxy']}. Proxied requests tapped into the monitor: "
+        f"A bare aiohttp proxy adds p50 {bare50:.3f} ms, p99 {bare99:.3f} ms in the same run (the stack's own floor).",
+        f"CPU per proxied request: monitor serve {cpu / max(1, len(proxied)) * 1e6:.0f} us (server, upstream client, "
+        f"tap, monitor worker), bare aiohttp proxy {cpu_bare / max(1, len(bare)) * 1e6:.0f} us.",
+        f"Errors: direct {errs['direct']}, bare {errs['bare']}, proxied {errs['proxy']}. Proxied requests tapped into the monitor: "
         f"{tapped:,.0f} (includes {16 * args.rounds} warm-up requests).",
         "",
         "Reproduce: `.venv/bin/python benchmarks/bench_proxy.py`",
