@@ -268,3 +268,12 @@ def test_binds_loopback_by_default():
 
     assert settings_from(parse_config(IRIS)).addr == "127.0.0.1"
     assert settings_from(parse_config(IRIS), addr="0.0.0.0").addr == "0.0.0.0"
+
+
+def test_intake_closes_when_shutdown_begins(sc):
+    sc.sidecar.accepting = False  # what SIGTERM does first
+    r = http("POST", sc.url + "/v1/events", pred(0))
+    assert r.status == 503 and r.json()["reason"] == "shutting_down" and r.headers["retry-after"] == "1"
+    assert http("GET", sc.url + "/readyz").json()["status"] == "shutting_down"
+    assert http("GET", sc.url + "/healthz").status == 200
+    assert total(sc.metrics(), "monitor_intake_events_refused_total", reason="shutting_down") == 1
