@@ -57,10 +57,10 @@ CLIP = (0.0, 16.0)
 BUDGETS = {
     "full": {"targets": 3, "hsj_iter": 6, "hsj_eval": 60, "boundary_iter": 40, "square_iter": 120, "zoo_iter": 12,
              "simba_iter": 300, "steal_seeds": 40, "steal_rounds": 3, "random_queries": 300, "mixed_queries": 1000,
-             "split_targets": 3, "benign_clients": 12, "benign_queries": 300},
+             "split_targets": 3, "split_iter": 6, "benign_per_kind": 10, "benign_queries": 300},
     "small": {"targets": 1, "hsj_iter": 4, "hsj_eval": 40, "boundary_iter": 20, "square_iter": 60, "zoo_iter": 8,
-              "simba_iter": 150, "steal_seeds": 30, "steal_rounds": 2, "random_queries": 150, "mixed_queries": 700,
-              "split_targets": 2, "benign_clients": 5, "benign_queries": 250},
+              "simba_iter": 150, "steal_seeds": 40, "steal_rounds": 3, "random_queries": 150, "mixed_queries": 700,
+              "split_targets": 2, "split_iter": 6, "benign_per_kind": 5, "benign_queries": 250},
 }
 
 
@@ -202,7 +202,8 @@ def record_attacks(world: World, budget_name: str = "full", seed: int = 0) -> di
         rec(noise)
         out["stealing_random"] = rec.take()
         out["_mixed_attack"] = _art_attack("hopskipjump", world, rec, budget, _targets(world, rng, budget["targets"]))
-        out["_split_attack"] = _art_attack("hopskipjump", world, rec, budget, _targets(world, rng, budget["split_targets"]))
+        out["_split_attack"] = _art_attack("hopskipjump", world, rec, {**budget, "hsj_iter": budget["split_iter"]},
+                                           _targets(world, rng, budget["split_targets"]))
     return out
 
 
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     world = build_world(args.seed)
     attacks = record_attacks(world, args.budget, args.seed)
     b = BUDGETS[args.budget]
-    benign = benign_clients(world, b["benign_clients"] // 3 or 1, b["benign_queries"], args.seed)
+    benign = benign_clients(world, b["benign_per_kind"], b["benign_queries"], args.seed)
     traffic = compose(attacks, benign, world, args.seed)
     t1 = time.process_time()
     detector = make_detector(world, args.seed)

@@ -155,9 +155,10 @@ class ProbingDetector(Detector):
         PRADA's Shapiro-Wilk test on the last ``prada_window`` minimum distances, run every
         ``prada_every`` new distances, ``delta`` at ``prada_fpr`` per test on simulated benign clients.
     campaign_window, campaign_min_queries, campaign_min_clients, max_campaigns
-        Global ring size (queries of all clients); a query is a campaign hit when its
-        neighbourhood (within the near-duplicate radius) in the ring holds ``campaign_min_queries`` queries from each
-        of ``campaign_min_clients`` accounts; bound on the campaign table.
+        Global ring size (near-duplicate queries of all clients); a query is a campaign hit when
+        its neighbourhood (within ``tau``) in the ring holds ``campaign_min_queries`` queries,
+        one of them a per-client near-duplicate hit, from each of ``campaign_min_clients``
+        accounts (see :class:`.verdict.CampaignIndex`); bound on the campaign table.
     hash_step, hash_window
         Quantisation step (reference standard deviations) and segment width of the hash family.
     flush_rows, max_delay_s
@@ -372,9 +373,9 @@ class ProbingDetector(Detector):
         self._campaign_hits = np.zeros(mc, dtype=np.int64)
         self._suspicious: set[int] = set()
         self._evicted_verdicts: deque[ClientVerdict] = deque(maxlen=max(self.top_k, 100))
-        self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._near, self.campaign_min_queries,
+        self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._tau, self.campaign_min_queries,
                                         self.campaign_min_clients, self.max_campaigns)
-        self._campaign_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._campaign_rows: list[tuple[np.ndarray, ...]] = []
         self._flag_totals = np.zeros(5, dtype=np.int64)
         self._analysed = 0
         self._retry_total = 0
@@ -656,7 +657,8 @@ class ProbingDetector(Detector):
         if near.any():
             owner = self._clients.serial[slot] if serial is None else serial
             self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
-                                        ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64)))
+                                        ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
+                                        (flags[near] & _HIT) > 0))
 
     def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
         """Binomial tests of the count signals for each query of a group, vectorised over signals.
@@ -711,7 +713,8 @@ class ProbingDetector(Detector):
         owners = np.concatenate([p[2] for p in parts])
         ts = np.concatenate([p[3] for p in parts])
         slots = np.concatenate([p[4] for p in parts])
-        found = self._campaigns.update(x, xn, owners, ts, self._name_of_serial)
+        hits = np.concatenate([p[5] for p in parts])
+        found = self._campaigns.update(x, xn, owners, ts, self._name_of_serial, hits)
         for old, keep in found.merged:
             self._campaign[self._campaign == old] = keep
         for i in np.flatnonzero(found.cids >= 0).tolist():

@@ -200,12 +200,15 @@ class CampaignIndex:
     """A small global ring of recent sketches from all clients, to see attacks split over accounts.
 
     A query is a *campaign hit* when its neighbourhood in the ring (queries within ``radius``, its
-    own included) holds at least ``min_queries`` queries from each of at least ``min_clients``
-    accounts. Those accounts become members of the campaign; campaigns whose hits share
-    neighbours are merged (an attack walking along the boundary stays one campaign).
+    own included) holds, from each of at least ``min_clients`` accounts, at least ``min_queries``
+    queries of which at least one is a per-client near-duplicate hit (the account itself has
+    probed that neighbourhood: ``k`` of its own earlier queries close by). Those accounts become
+    members of the campaign; campaigns whose hits share neighbours are merged (an attack walking
+    along the boundary stays one campaign).
 
-    Asking for several queries *per account* (not just several accounts) keeps benign users out:
-    a popular item sent once by many users, or resubmitted a few times by one, is not a campaign.
+    Both conditions keep benign users out: a popular item sent once by many users is not several
+    queries per account, and an item resubmitted a few times (fewer than ``k``) by several users
+    never makes a per-client hit, however many users share it.
 
     Parameters
     ----------
@@ -214,8 +217,7 @@ class CampaignIndex:
     dim
         Sketch width.
     radius
-        Neighbourhood radius (the near-duplicate radius: closer than all but ``query_fpr`` of
-        natural nearest-neighbour pairs).
+        Neighbourhood radius (the per-client kNN threshold ``tau``).
     min_queries
         Queries each member account must have in the neighbourhood.
     min_clients
@@ -237,6 +239,7 @@ class CampaignIndex:
         self.norm = np.zeros(self.size, dtype=np.float32)
         self.owner = np.full(self.size, -1, dtype=np.int64)
         self.cid = np.full(self.size, -1, dtype=np.int64)
+        self.hit = np.zeros(self.size, dtype=bool)
         self.head = 0
         self.filled = 0
         self.campaigns: dict[int, _CampaignState] = {}
@@ -244,11 +247,12 @@ class CampaignIndex:
 
     @property
     def nbytes(self) -> int:
-        return int(self.sketch.nbytes + self.norm.nbytes + self.owner.nbytes + self.cid.nbytes)
+        return int(self.sketch.nbytes + self.norm.nbytes + self.owner.nbytes + self.cid.nbytes + self.hit.nbytes)
 
     def update(self, x: np.ndarray, x_norm: np.ndarray, owners: np.ndarray, ts: np.ndarray,
-               name_of: Callable[[int], str]) -> CampaignUpdate:
-        """Add queries (in order); find campaign hits among them."""
+               name_of: Callable[[int], str], hits: np.ndarray | None = None) -> CampaignUpdate:
+        """Add queries (in order; ``hits``: which are per-client near-duplicate hits); find
+        campaign hits among them."""
         m, f = x.shape[0], self.filled
         result = CampaignUpdate(np.full(m, -1, dtype=np.int64), [], [])
         if m == 0:
@@ -259,16 +263,20 @@ class CampaignIndex:
         inner = pairwise_sq(x, x_norm, x, x_norm) < self.radius2
         within[:, f:] = np.tril(inner)  # earlier queries of this update, and the query itself
         cand = np.flatnonzero(within.sum(axis=1) >= self.min_queries * self.min_clients)
+        new_hits = np.ones(m, dtype=bool) if hits is None else np.asarray(hits, dtype=bool)
         if cand.size:
             all_owner = np.concatenate([self.owner[:f], owners])
             all_cid = np.concatenate([self.cid[:f], result.cids])
+            all_hit = np.concatenate([self.hit[:f], new_hits])
             sub = within[cand]
             cols = np.flatnonzero(sub.any(axis=0))
             acc, inv = np.unique(all_owner[cols], return_inverse=True)
             onehot = np.zeros((cols.size, acc.size), dtype=np.float32)
             onehot[np.arange(cols.size), inv] = 1.0
-            per = sub[:, cols].astype(np.float32) @ onehot  # queries of each account in each neighbourhood
-            member = (per >= self.min_queries) & (acc >= 0)[None, :]
+            near = sub[:, cols].astype(np.float32)
+            per = near @ onehot  # queries of each account in each neighbourhood
+            probed = (near * all_hit[cols]) @ onehot  # ... that are per-client near-duplicate hits
+            member = (per >= self.min_queries) & (probed >= 1) & (acc >= 0)[None, :]
             for j in np.flatnonzero(member.sum(axis=1) >= self.min_clients).tolist():
                 i = int(cand[j])
                 nb = cols[sub[j, cols]]
@@ -282,7 +290,7 @@ class CampaignIndex:
                         result.joined.append((c, int(a)))
             self.cid[:f] = all_cid[:f]
             result.cids = all_cid[f:].copy()
-        self._write(x, x_norm, owners, result.cids)
+        self._write(x, x_norm, owners, result.cids, new_hits)
         return result
 
     def _assign(self, all_cid: np.ndarray, nb: np.ndarray, ts: float, result: CampaignUpdate) -> int:
@@ -349,16 +357,17 @@ class CampaignIndex:
             self.drop(c)
         return old
 
-    def _write(self, x: np.ndarray, x_norm: np.ndarray, owners: np.ndarray, cids: np.ndarray) -> None:
+    def _write(self, x: np.ndarray, x_norm: np.ndarray, owners: np.ndarray, cids: np.ndarray, hits: np.ndarray) -> None:
         m = x.shape[0]
         if m > self.size:
-            x, x_norm, owners, cids = x[-self.size:], x_norm[-self.size:], owners[-self.size:], cids[-self.size:]
+            x, x_norm, owners, cids, hits = x[-self.size:], x_norm[-self.size:], owners[-self.size:], cids[-self.size:], hits[-self.size:]
             m = self.size
         pos = (self.head + np.arange(m)) % self.size
         self.sketch[pos] = x
         self.norm[pos] = x_norm
         self.owner[pos] = owners
         self.cid[pos] = cids
+        self.hit[pos] = hits
         self.head = int((self.head + m) % self.size)
         self.filled = min(self.filled + m, self.size)
 
@@ -391,7 +400,7 @@ class CampaignIndex:
                 "since_ts": c.since_ts,
             })
         return {"sketch": self.sketch.copy(), "norm": self.norm.copy(), "owner": self.owner.copy(),
-                "cid": self.cid.copy(), "head": self.head, "filled": self.filled, "next_id": self.next_id,
+                "cid": self.cid.copy(), "hit": self.hit.copy(), "head": self.head, "filled": self.filled, "next_id": self.next_id,
                 "campaigns": camps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -402,6 +411,7 @@ class CampaignIndex:
         self.norm = np.asarray(state["norm"], dtype=np.float32).copy()
         self.owner = np.asarray(state["owner"], dtype=np.int64).copy()
         self.cid = np.asarray(state["cid"], dtype=np.int64).copy()
+        self.hit = np.asarray(state["hit"], dtype=bool).copy()
         self.head, self.filled, self.next_id = int(state["head"]), int(state["filled"]), int(state["next_id"])
         self.campaigns = {}
         for c in state["campaigns"]:
