@@ -90,3 +90,20 @@ def test_invalid_parameters() -> None:
         BinnedSequentialTest(np.zeros((1, 3)))
     with pytest.raises(ValueError, match="ert"):
         per_test_alpha(10, 50, 3)
+
+
+def test_large_and_small_batches_give_identical_results() -> None:
+    """The vectorised path for many blocks per batch equals pushing block by block."""
+    rng = np.random.default_rng(8)
+    ref = np.stack([rng.multinomial(2000, [0.25, 0.25, 0.25, 0.25]) for _ in range(3)]).astype(float)
+    x = rng.integers(0, 4, size=(12_000, 3))
+    x[6000:, 1] = rng.choice(4, size=6000, p=[0.4, 0.3, 0.2, 0.1])  # a shift half-way
+    small = BinnedSequentialTest(ref, ordered=[4, 4, 4], ert=1e4, step=50, scales=(100, 300, 1000))
+    big = BinnedSequentialTest(ref, ordered=[4, 4, 4], ert=1e4, step=50, scales=(100, 300, 1000))
+    for s in range(0, 12_000, 50):
+        small.update(x[s:s + 50])
+    for s in range(0, 12_000, 1234):
+        big.update(x[s:s + 1234])
+    assert small.n_alarm_tests == big.n_alarm_tests > 0
+    assert np.array_equal(small._win, big._win)
+    assert small.last is not None and big.last is not None and small.last.event == big.last.event

@@ -319,18 +319,21 @@ class BinnedSequentialTest:
         mom[0] += self._mpartial
         complete = n_blocks if (self._partial_n + n) % self.step == 0 else n_blocks - 1
         event0 = self.n_seen - self._partial_n  # stream position where this batch's first block starts
-        for i in range(complete):
-            self._push(counts[i], mom[i])
-            ev = event0 + (i + 1) * self.step
-            for si, n_ev in enumerate(self.scales):
-                if self._filled < n_ev // self.step:
-                    continue
-                fl = self._flags(self._win[si], si)
-                if fl.any():
-                    flagged_any |= fl
-                    self.n_alarm_tests += 1
-                    if self.last is None or ev > self.last.event:  # same test time: keep the shortest window
-                        self.last = self._result(ev, si, fl)
+        if complete > 2 and self.correction == "bonferroni":
+            flagged_any |= self._many(counts[:complete], mom[:complete], event0)
+        else:
+            for i in range(complete):
+                self._push(counts[i], mom[i])
+                ev = event0 + (i + 1) * self.step
+                for si, n_ev in enumerate(self.scales):
+                    if self._filled < n_ev // self.step:
+                        continue
+                    fl = self._flags(self._win[si], si)
+                    if fl.any():
+                        flagged_any |= fl
+                        self.n_alarm_tests += 1
+                        if self.last is None or ev > self.last.event:  # same test time: keep the shortest window
+                            self.last = self._result(ev, si, fl, self._win[si], self._mwin[si])
         if complete < n_blocks:
             self._partial = counts[-1].copy()
             self._mpartial = mom[-1].copy()
@@ -339,6 +342,43 @@ class BinnedSequentialTest:
             self._mpartial = np.zeros((d, 3))
         self._partial_n = (self._partial_n + n) % self.step
         self.n_seen += n
+        return flagged_any
+
+    def _many(self, blocks: np.ndarray, mblocks: np.ndarray, event0: int) -> np.ndarray:
+        """Test after each of several completed blocks at once (large batches), vectorised with
+        cumulative sums over the ring and the new blocks; same results as pushing one by one."""
+        kmax = self._k_max
+        m = blocks.shape[0]
+        chron = np.roll(self._ring, -self._head, axis=0)  # oldest first
+        mchron = np.roll(self._mring, -self._head, axis=0)
+        hist = np.concatenate([chron, blocks], axis=0)
+        mhist = np.concatenate([mchron, mblocks], axis=0)
+        cum = np.concatenate([np.zeros((1,) + hist.shape[1:], dtype=np.int64), np.cumsum(hist, axis=0)], axis=0)
+        mcum = np.concatenate([np.zeros((1,) + mhist.shape[1:]), np.cumsum(mhist, axis=0)], axis=0)
+        ends = kmax + 1 + np.arange(m)  # cum index after each new block
+        flagged_any = np.zeros(self.n_channels, dtype=bool)
+        for si, n_ev in enumerate(self.scales):
+            k = n_ev // self.step
+            wins = cum[ends] - cum[ends - k]
+            avail = (self._filled + 1 + np.arange(m)) >= k
+            fl = self._flags(wins, si) & avail[:, None]  # (m, d)
+            hit = np.flatnonzero(fl.any(axis=1))
+            if hit.size:
+                flagged_any |= fl.any(axis=0)
+                self.n_alarm_tests += int(hit.size)
+                i = int(hit[-1])
+                ev = event0 + (i + 1) * self.step
+                if self.last is None or ev > self.last.event:
+                    self.last = self._result(ev, si, fl[i], wins[i], mcum[ends[i]] - mcum[ends[i] - k])
+            self._win[si] = cum[ends[-1]] - cum[ends[-1] - k]
+            self._mwin[si] = mcum[ends[-1]] - mcum[ends[-1] - k]
+        pos = (self._head + np.arange(m)) % kmax
+        if m >= kmax:  # only the newest k_max blocks stay in the ring
+            pos, blocks, mblocks = pos[-kmax:], blocks[-kmax:], mblocks[-kmax:]
+        self._ring[pos] = blocks
+        self._mring[pos] = mblocks
+        self._head = (self._head + m) % kmax
+        self._filled += m
         return flagged_any
 
     def _push(self, block: np.ndarray, mblock: np.ndarray) -> None:
@@ -364,7 +404,7 @@ class BinnedSequentialTest:
         big = np.abs(w - self._exp[si]) >= self.min_effect * self.scales[si]
         out0 = ((w < lo[0]) | (w >= up[0])) & big
         if self.correction == "bonferroni" or lo.shape[0] == 1:
-            return out0.any(axis=1)
+            return out0.any(axis=-1)
         reach = (((w[None] < lo) | (w[None] >= up)) & big[None]).any(axis=2)  # (levels, d)
         n_reach = reach.sum(axis=1)
         ok = np.flatnonzero(n_reach >= np.arange(1, lo.shape[0] + 1))
@@ -372,7 +412,7 @@ class BinnedSequentialTest:
             return np.zeros(w.shape[0], dtype=bool)
         return reach[ok[-1]]  # Benjamini-Hochberg: the largest level k reached by >= k channels
 
-    def scores(self, si: int | None = None) -> np.ndarray:
+    def scores(self, si: int | None = None, win: np.ndarray | None = None) -> np.ndarray:
         """Per channel, the largest deviation relative to its band half-width in the current window
         (the shortest complete scale by default); >= 1 means beyond the Bonferroni threshold."""
         if si is None:
@@ -380,7 +420,7 @@ class BinnedSequentialTest:
             if not avail:
                 return np.zeros(self.n_channels)
             si = avail[0]
-        w = self._extend(self._win[si])
+        w = self._extend(self._win[si] if win is None else win)
         exp = self._exp[si]
         dev = np.where(w >= exp, (w - exp + 1) / self._half_hi[si], (exp - w) / self._half_lo[si])
         return np.where(self._valid, dev, 0.0).max(axis=1)
@@ -399,9 +439,9 @@ class BinnedSequentialTest:
         df = np.maximum(valid.sum(axis=1) - 1, 1)
         return (chi - df) / np.sqrt(2 * df)
 
-    def _result(self, ev: int, si: int, fl: np.ndarray) -> SequentialResult:
-        win = self._win[si].copy()
-        return SequentialResult(ev, self.scales[si], win, self.scores(si), fl.copy(), self._mwin[si].copy(),
+    def _result(self, ev: int, si: int, fl: np.ndarray, win: np.ndarray, mwin: np.ndarray) -> SequentialResult:
+        win = win.copy()
+        return SequentialResult(ev, self.scales[si], win, self.scores(si, win), fl.copy(), mwin.copy(),
                                 self._strength(win, si))
 
     # -- persistence -------------------------------------------------------------------------------
