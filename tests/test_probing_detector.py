@@ -339,3 +339,20 @@ def test_hash_family_detects_probing_and_spares_benign(ref) -> None:
     assert all(0 < flagged(det, f"p{i}") <= 40 for i in range(5))
     assert sum(1 for i in range(15) if flagged(det, f"b{i}")) == 0
     assert det.calibration_.hash_min_shared is not None
+
+
+def test_synthetic_stealing_client_raises_the_prada_signal(ref) -> None:
+    """A Jacobian-style stealing client (natural seeds, then rounds of fixed-size sign steps along
+    the model's weights) makes PRADA's minimum distances non-normal: ``stealing`` is raised."""
+    rng = np.random.default_rng(16)
+    x = S.natural(rng, 25)
+    for _ in range(4):
+        grad = S.WEIGHTS[:, S.scores(x).argmax(axis=1)].T
+        x = np.concatenate([x, x + 0.8 * np.sign(grad)])
+    det = make(ref)
+    S.feed(det, {"thief": x, **{f"b{i}": S.benign(rng, 200) for i in range(10)}})
+    v = det.verdict("thief")
+    assert "stealing" in v.signal_names, v
+    ev = next(e for e in v.signals if e.signal == "stealing")
+    assert "Shapiro-Wilk W=" in ev.detail and ev.since_query >= det.prada_window
+    assert all(not flagged(det, f"b{i}") for i in range(10))
