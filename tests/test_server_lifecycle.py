@@ -3,7 +3,6 @@ checkpoint) and kill -9 followed by a restart that restores the state without re
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
