@@ -23,7 +23,7 @@ import yaml
 
 from tests.conftest import free_port
 
-__all__ = ["Process", "Prometheus", "Alertmanager", "WebhookReceiver", "http_json"]
+__all__ = ["Process", "Prometheus", "Alertmanager", "Sidecar", "WebhookReceiver", "http_json"]
 
 
 def http_json(url: str, data: Any = None, timeout: float = 10.0) -> Any:
@@ -38,6 +38,7 @@ class Process:
     """A server binary run in ``workdir`` with its output in ``workdir/<name>.log``."""
 
     name = "process"
+    ready_path = "/-/ready"
 
     def __init__(self, binary: str, workdir: Path) -> None:
         self.binary = binary
@@ -63,7 +64,7 @@ class Process:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as resp:
                     if resp.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -182,6 +183,25 @@ class Alertmanager(Process):
 
     def alerts(self) -> list[dict[str, Any]]:
         return http_json(f"{self.url}/api/v2/alerts")
+
+
+class Sidecar(Process):
+    """``monitor serve --config <config>`` in a subprocess of this interpreter, ready on ``/readyz``."""
+
+    name = "sidecar"
+    ready_path = "/readyz"
+
+    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+        import sys
+
+        super().__init__(sys.executable, workdir)
+        config = {**config, "server": {**config.get("server", {}), "addr": "127.0.0.1", "port": self.port}}
+        self.config_path = workdir / "monitor.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def args(self) -> list[str]:
+        return ["-c", "from monitor.cli import main; main()", "serve", "--config", str(self.config_path),
+                "--log-level", "warning"]
 
 
 class WebhookReceiver:
