@@ -42,7 +42,8 @@ ENDPOINT = "proxy"
 #: Headers that describe one connection, not the message (RFC 9110 section 7.6.1): never forwarded.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"})
-_BUFFER_LIMIT = 1 << 20  # responses up to this size with a Content-Length are relayed in one write
+_BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
+_OVER = b"\x00over-the-limit"  # marker: a streamed body grew past the tap's limit
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,16 @@ class Proxy:
         headers = _forward_headers(request.headers, drop_host=True)
         body: bytes | None = None
         data: Any = None
+        teed: list[bytes] | None = None
         if request.body_exists:
-            if tap is not None or (request.content_length is not None and request.content_length <= _BUFFER_LIMIT):
+            limit = self.sidecar.settings.max_body_bytes
+            length = request.content_length
+            if length is not None and length <= min(limit, _BUFFER_LIMIT if tap is None else limit):
                 body = await request.read()
                 data = body
-            else:
-                data = request.content.iter_any()
+            else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
+                teed = [] if tap is not None else None
+                data = self._tee(request, teed, limit)
         route_kind = tap.kind if tap is not None else "other"
         t0 = time.perf_counter()
         try:
@@ -180,10 +185,26 @@ class Proxy:
             upstream.release()
         store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
         self.sidecar.upstream.record((), elapsed)
+        if teed is not None and body is None:
+            body = None if teed and teed[-1] is _OVER else b"".join(teed)
         if tap is not None:
             self._tap(request, tap, body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
                       request.headers.get("Content-Encoding"), elapsed, t_start)
         return response
+
+    @staticmethod
+    async def _tee(request: web.Request, keep: list[bytes] | None, limit: int) -> Any:
+        """Relay the request body chunk by chunk, keeping a copy (up to ``limit``) for the tap."""
+        size = 0
+        async for chunk in request.content.iter_any():
+            if keep is not None and (not keep or keep[-1] is not _OVER):
+                size += len(chunk)
+                if size > limit:
+                    keep.clear()
+                    keep.append(_OVER)
+                else:
+                    keep.append(chunk)
+            yield chunk
 
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
         self.sidecar.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
