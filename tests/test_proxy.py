@@ -271,3 +271,10 @@ def test_chunked_and_oversized_requests_to_tapped_routes(tmp_path, upstream):
         assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="proxy", reason="too_large") == 1)
     finally:
         s.close()
+
+
+def test_head_requests_keep_the_upstream_headers(proxied, upstream):
+    direct = http("HEAD", upstream.url + "/echo/h")
+    via = http("HEAD", proxied.url + "/echo/h")
+    assert via.status == direct.status == 201 and via.body == b""
+    assert via.headers["content-length"] == direct.headers["content-length"]

@@ -142,7 +142,12 @@ class Proxy:
             resp_body: bytes | None = None
             streaming = (upstream.content_length is None or upstream.content_length > _BUFFER_LIMIT
                          or upstream.headers.get("Content-Type", "").startswith("text/event-stream"))
-            if not streaming:
+            if request.method == "HEAD":  # no body, but the upstream's Content-Length stays as it was
+                response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                await response.prepare(request)
+                await response.write_eof()
+                resp_body = None
+            elif not streaming:
                 try:
                     resp_body = await upstream.read()
                 except (aiohttp.ClientError, asyncio.TimeoutError) as err:
