@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from monitor.detectors.probing.neighbours import (
     pairwise_sq,
 )
 from monitor.detectors.probing.ood import OODModel, fit_ood
+from monitor.detectors.probing.pending import PendingQueue, Rows
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
 from monitor.windows import SlidingWindow
@@ -89,26 +90,6 @@ class ProbingCalibration:
     prada: PradaCalibration | None
     hash_min_shared: int | None
     reference_rows: int
-
-
-class _Pending:
-    """Queries of one client waiting for the similarity step (at most ``flush_rows``)."""
-
-    __slots__ = ("n", "ts", "sketch", "norm", "exact", "label", "flags", "fps")
-
-    def __init__(self, rows: int, dim: int, n_fps: int) -> None:
-        self.n = 0
-        self.ts = np.zeros(rows)
-        self.sketch = np.zeros((rows, dim), dtype=np.float32)
-        self.norm = np.zeros(rows, dtype=np.float32)
-        self.exact = np.zeros(rows, dtype=np.uint32)
-        self.label = np.zeros(rows, dtype=np.int16)
-        self.flags = np.zeros(rows, dtype=np.uint8)  # small-margin / OOD bits, known at batch time
-        self.fps = np.zeros((rows, n_fps), dtype=np.uint32)
-
-    @property
-    def nbytes(self) -> int:
-        return int(sum(getattr(self, a).nbytes for a in self.__slots__ if a != "n"))
 
 
 class ProbingDetector(Detector):
@@ -356,8 +337,7 @@ class ProbingDetector(Detector):
         mc = self.max_clients
         self._clients = ClientTable(mc, salt=self._salt, raw_ids=self.raw_client_ids)
         self._rings: list[ClientRing | None] = [None] * mc
-        self._pending: list[_Pending | None] = [None] * mc
-        self._pending_order: OrderedDict[int, float] = OrderedDict()  # slot -> event time of its oldest pending query
+        self._pending = PendingQueue(mc, self._sketcher.dim, self._n_fps, start=min(1024, mc * (self.flush_rows + 1)))
         self._queries = np.zeros(mc, dtype=np.int64)
         self._retries = np.zeros(mc, dtype=np.int64)
         self._first_ts = np.full(mc, np.nan)
@@ -409,22 +389,23 @@ class ProbingDetector(Detector):
     @property
     def memory_bound_bytes(self) -> int:
         """Upper bound of the array memory of the state under the configured caps."""
+        pending_row = 8 + 8 + 4 * self._sketcher.dim + 4 + 4 + 2 + 1 + 4 * self._n_fps
         per_client = (self.history * self.bytes_per_query + 4 * self.prada_window
-                      + self.flush_rows * (8 + 4 * self._sketcher.dim + 4 + 4 + 2 + 1 + 4 * self._n_fps)
-                      + 8 * (8 + 3 * len(SIGNALS) + 5) + 1024)  # + per-slot scalars and object overhead
+                      + 2 * (self.flush_rows + 1) * pending_row  # the shared pending buffer doubles up to its bound
+                      + 8 * (8 + 3 * len(SIGNALS) + 5) + 16)  # per-slot scalars
         return int(self.max_clients * per_client + self._campaigns.nbytes)
 
     @property
     def state_nbytes(self) -> int:
         """Array memory held now (rings, pending buffers, per-slot arrays, campaign ring)."""
         rings = sum(r.nbytes for r in self._rings if r is not None)
-        pend = sum(p.nbytes for p in self._pending if p is not None)
+        pend = self._pending.nbytes
         slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS)
         return int(rings + pend + slots + self._campaigns.nbytes)
 
     @property
     def pending_queries(self) -> int:
-        return int(sum(self._pending[s].n for s in self._pending_order))  # type: ignore[union-attr]
+        return len(self._pending)
 
     def client_key(self, client: str) -> str:
         """The id under which ``client`` appears in metrics and verdicts (salted hash or raw)."""
@@ -479,20 +460,14 @@ class ProbingDetector(Detector):
         for slot in lookup.created:
             self._fresh(slot)
         slots = lookup.slots
-        order = np.argsort(slots, kind="stable")
-        sorted_slots = slots[order]
-        cuts = np.flatnonzero(np.diff(sorted_slots)) + 1
-        starts = np.concatenate([[0], cuts]).tolist()
-        ends = np.concatenate([cuts, [n]]).tolist()
-        for a, b in zip(starts, ends):
-            slot = int(sorted_slots[a])
-            idx = order[a:b]
-            self._enqueue(slot, ts[idx], sk[idx], skn[idx], ex[idx], labels[idx], flags[idx], fps[idx])
+        np.fmin.at(self._first_ts, slots, ts)
+        np.fmax.at(self._last_ts, slots, ts)
+        self._pending.append(slots, ts, sk, skn, ex, labels, flags, fps)
+        self._run(self._pending.due(self.flush_rows, -np.inf))
 
     def _fresh(self, slot: int) -> None:
         self._rings[slot] = None
-        self._pending[slot] = None
-        self._pending_order.pop(slot, None)
+        self._pending.drop(slot)
         self._queries[slot] = 0
         self._retries[slot] = 0
         self._first_ts[slot] = np.nan
@@ -510,86 +485,59 @@ class ProbingDetector(Detector):
 
     def _evict(self, slot: int, serial: int, name: str) -> None:
         """The LRU gives this slot to a new client: finish its queries, keep its last verdict."""
-        if slot in self._pending_order:
-            self._flush(slot, serial)
+        if self._pending.count[slot]:
+            for s, rows in self._pending.take(np.array([slot])):
+                self._process(s, rows, serial)
             self._campaign_step()
         if slot in self._suspicious:
             v = self._verdict(slot)
             self._evicted_verdicts.append(ClientVerdict(**{**v.__dict__, "client": name, "evicted": True}))
         self._fresh(slot)
 
-    def _enqueue(self, slot: int, ts: np.ndarray, sk: np.ndarray, skn: np.ndarray, ex: np.ndarray,
-                 labels: np.ndarray, flags: np.ndarray, fps: np.ndarray) -> None:
-        if np.isnan(self._first_ts[slot]):
-            self._first_ts[slot] = float(ts[0])
-        self._last_ts[slot] = float(ts[-1]) if np.isnan(self._last_ts[slot]) else max(self._last_ts[slot], float(ts[-1]))
-        pend = self._pending[slot]
-        if pend is None:
-            pend = self._pending[slot] = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
-        i, m = 0, ts.shape[0]
-        fr = self.flush_rows
-        while i < m:
-            take = min(fr - pend.n, m - i)
-            j = slice(pend.n, pend.n + take)
-            src = slice(i, i + take)
-            pend.ts[j], pend.sketch[j], pend.norm[j], pend.exact[j] = ts[src], sk[src], skn[src], ex[src]
-            pend.label[j], pend.flags[j] = labels[src], flags[src]
-            if self._n_fps:
-                pend.fps[j] = fps[src]
-            if pend.n == 0:
-                self._pending_order[slot] = float(ts[i])
-            pend.n += take
-            i += take
-            if pend.n >= fr:
-                self._flush(slot)
+    def _run(self, slots: np.ndarray) -> None:
+        """The similarity step of the given clients' waiting queries (in chunks of at most ``history``)."""
+        if slots.size == 0:
+            return
+        for slot, rows in self._pending.take(slots):
+            n = len(rows)
+            for start in range(0, n, self.history):
+                self._process(slot, rows if n <= self.history else rows.part(slice(start, start + self.history)))
 
     def _flush_due(self, now: float) -> None:
         """Run the similarity step of clients whose oldest pending query waited ``max_delay_s``."""
         self._clock = max(self._clock, now)
-        limit = now - self.max_delay_s
-        due = []
-        for slot, t0 in self._pending_order.items():
-            if t0 > limit:
-                break
-            due.append(slot)
-        for slot in due:
-            self._flush(slot)
-        if due:
-            self._campaign_step()
+        self._run(self._pending.due(self.flush_rows, now - self.max_delay_s))
+        self._campaign_step()
 
     def flush(self) -> None:
         """Run the similarity step of every pending query now (tests, checkpoints, shutdown)."""
         with self._lock:
-            for slot in list(self._pending_order):
-                self._flush(slot)
+            self._run(self._pending.waiting())
             self._campaign_step()
 
     # -- the per-client similarity step ------------------------------------------------------------
-    def _flush(self, slot: int, serial: int | None = None) -> None:
-        """The similarity step of one client's pending queries (``serial``: its id when the slot
+    def _process(self, slot: int, rows: Rows, serial: int | None = None) -> None:
+        """The similarity step of one client's waiting queries (``serial``: its id when the slot
         was just given to another client)."""
-        pend = self._pending[slot]
-        self._pending_order.pop(slot, None)
-        if pend is None or pend.n == 0:
+        m = len(rows)
+        if m == 0:
             return
-        m = pend.n
-        pend.n = 0
         ring = self._rings[slot]
         if ring is None:
             ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
-        ts, ex = pend.ts[:m].copy(), pend.exact[:m].copy()
+        ts, ex = rows.ts, rows.exact
         q0 = int(self._queries[slot])
         self._queries[slot] = q0 + m
         f = ring.filled
-        x, xn = pend.sketch[:m], pend.norm[:m]
+        x, xn = rows.sketch, rows.norm
         # 1. neighbours among the client's earlier distinct queries; exact repeats (retries) are
         # recognised on the way and kept out of everything but their own counter
         nb = group_neighbours(x, xn, ring.sketch_t[:, :f], ring.norm[:f], self.k, self._tau, self.knn_statistic,
                               exact=ex, stored_exact=ring.exact[:f])
         n_rep = int(nb.repeat.sum())
-        flags = pend.flags[:m].copy()
-        lab = pend.label[:m].copy()
-        fps = pend.fps[:m] if self._n_fps else None
+        flags = rows.flags.copy()
+        lab = rows.label
+        fps = rows.fps if self._n_fps else None
         qn_k = q0 + 1 + np.arange(m)
         ts_k, ex_k = ts, ex
         if n_rep:
@@ -853,18 +801,12 @@ class ProbingDetector(Detector):
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
             rings = {str(s): r.state_dict() for s, r in enumerate(self._rings) if r is not None}
-            pending = {}
-            for s in self._pending_order:
-                p = self._pending[s]
-                assert p is not None
-                pending[str(s)] = {a: getattr(p, a)[: p.n].copy() for a in _Pending.__slots__ if a != "n"}
             return {
                 "version": self.state_version,
                 "salt": self._salt,
                 "clients": self._clients.state_dict(),
                 "rings": rings,
-                "pending": pending,
-                "pending_order": np.asarray(list(self._pending_order), dtype=np.int64),
+                "pending": self._pending.state_dict(),
                 **{name: getattr(self, "_" + name).copy() for name in _SLOT_ARRAYS},
                 "evicted_verdicts": [v.to_dict() for v in self._evicted_verdicts],
                 "campaigns": self._campaigns.state_dict(),
@@ -882,18 +824,7 @@ class ProbingDetector(Detector):
             self._clients.load_state_dict(state["clients"])
             for key, rs in state["rings"].items():
                 self._rings[int(key)] = ClientRing.from_state(self.history, rs)
-                # every client with stored queries has had a pending buffer (memory accounting matches)
-                self._pending[int(key)] = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
-            for s in np.asarray(state["pending_order"], dtype=np.int64).tolist():
-                ps = state["pending"][str(s)]
-                p = _Pending(self.flush_rows, self._sketcher.dim, self._n_fps)
-                n = len(ps["ts"])
-                for a in _Pending.__slots__:
-                    if a != "n":
-                        getattr(p, a)[:n] = np.asarray(ps[a])
-                p.n = n
-                self._pending[s] = p
-                self._pending_order[s] = float(p.ts[0])
+            self._pending.load_state_dict(state["pending"])
             for name in _SLOT_ARRAYS:
                 cur = getattr(self, "_" + name)
                 arr = np.asarray(state[name], dtype=cur.dtype)
