@@ -566,8 +566,9 @@ class ProbingDetector(Detector):
                 close += (shared_counts(fps, ring.fps[:f]) >= t).sum(axis=1)
             flags[close >= self.k] |= _HIT
         near = nb.dmin < self._near
+        any_near = bool(near.any())
         flags[near] |= _NEAR
-        if self._boundary is not None:
+        if self._boundary is not None and any_near:
             in_group = lab[np.clip(nb.nearest - f, 0, mk - 1)]
             nn_lab = np.where(nb.nearest < f, ring.label[np.minimum(nb.nearest, f - 1)], in_group) if f else in_group
             flags[near & (lab >= 0) & (nn_lab != lab)] |= _FLIP
@@ -579,18 +580,19 @@ class ProbingDetector(Detector):
         # 4. store, and windowed counts query by query
         ring.reserve(mk)
         pos = ring.positions(mk)
-        old = np.where(pos < f, ring.flags[pos], 0).astype(np.uint8)
+        wraps = f + mk > self.history  # rows being overwritten leave the window counts
+        old = np.where(pos < f, ring.flags[pos], 0).astype(np.uint8) if wraps else None
         ring.sketch_t[:, pos] = x.T
         # a near-duplicate adds no independent evidence of an odd input: a client resubmitting one
         # out-of-distribution or borderline item six times has one such item, not six
-        ring.norm[pos], ring.label[pos], ring.exact[pos] = xn, lab, ex_k
-        ring.flags[pos] = np.where(near, flags & ~np.uint8(_SMALL | _OOD), flags)
+        stored_flags = np.where(near, flags & ~np.uint8(_SMALL | _OOD), flags) if any_near else flags
+        ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = xn, lab, ex_k, stored_flags
         if fps is not None:
             ring.fps[pos] = fps
         ring.commit(mk)
         self._flag_totals += _BIT_TABLE[flags].sum(axis=0)
-        new_b = _BIT_TABLE[ring.flags[pos]]
-        run = self._counts[slot] + np.cumsum(new_b - _BIT_TABLE[old], axis=0)
+        new_b = _BIT_TABLE[stored_flags]
+        run = self._counts[slot] + np.cumsum(new_b if old is None else new_b - _BIT_TABLE[old], axis=0)
         self._counts[slot] = run[-1]
         self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k)
         if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
@@ -602,7 +604,7 @@ class ProbingDetector(Detector):
         # 5. candidates for the global campaign ring: queries with a near-duplicate in their own
         # client's history (natural traffic rarely has one, so the ring keeps a long memory of
         # what matters and the global step stays cheap)
-        if near.any():
+        if any_near:
             owner = self._clients.serial[slot] if serial is None else serial
             self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
@@ -615,14 +617,22 @@ class ProbingDetector(Detector):
         lowered (hysteresis) when the latest count falls below half of it.
         """
         count = run[:, _COUNT_COLUMNS]  # (m, 4): hits, small margins, OOD, flips
+        active = self._since_q[slot, _COUNT_SIGNALS] > 0
+        self._evidence[slot, _COUNT_SIGNALS] = count[-1]
+        if not active.any():
+            # fast path: critical counts only grow with the window, so if no count reaches the
+            # critical count of the group's first query, none is raised in this group
+            first = run[0]
+            c0 = self._crit[_ROWS4, np.minimum(np.array([window[0], window[0] - first[3], window[0] - first[3], first[3]]),
+                                               self.history)]
+            if (count.max(axis=0) < np.minimum(c0, self._crit[:, -1])).all() and (run[:, 3] == first[3]).all():
+                return
         den = np.empty_like(count)
         den[:, 0] = window
         den[:, 1] = den[:, 2] = window - run[:, 3]  # small margins and OOD: over queries that are not near-duplicates
         den[:, 3] = run[:, 3]  # flips: over near-duplicate pairs
         crit = self._crit[_ROWS4[None, :], np.minimum(den, self.history)]
-        self._evidence[slot, _COUNT_SIGNALS] = count[-1]
         passed = count >= crit
-        active = self._since_q[slot, _COUNT_SIGNALS] > 0
         for j in np.flatnonzero(~active & passed.any(axis=0) & self._count_enabled).tolist():
             i = int(np.argmax(passed[:, j]))
             self._raise(slot, int(_COUNT_SIGNALS[j]), float(ts[i]), int(qn[i]))

@@ -188,18 +188,17 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     if exact is not None and m > 1:  # repeats of an earlier row of the group (stable sort keeps the first)
         order = np.argsort(exact, kind="stable")
         repeat[order[1:]] = exact[order[1:]] == exact[order[:-1]]
+    # squared distances are |x|^2 + |s|^2 - 2 x.s; the |x|^2 term is constant along a row, so the
+    # stored block keeps g = |s|^2 - 2 x.s (argmin unchanged) and compares with tau^2 - |x|^2
     stored = None
     if f:
-        stored = x @ stored_t
-        stored *= -2.0
+        stored = (x * np.float32(-2.0)) @ stored_t
         stored += stored_norm
-        stored += x_norm[:, None]
         nn_s = stored.argmin(axis=1)
-        d_s = stored[rows, nn_s]
+        d_s = stored[rows, nn_s] + x_norm
         if exact is not None and stored_exact is not None:
             repeat |= (d_s <= 1e-5 * (x_norm + 1.0)) & (stored_exact[nn_s] == exact)
-    inner = x @ x.T
-    inner *= -2.0
+    inner = (x * np.float32(-2.0)) @ x.T
     inner += x_norm
     inner += x_norm[:, None]
     mask = _LOWER[m] if m < _LOWER_MAX else np.tri(m, k=-1, dtype=bool)
@@ -215,14 +214,14 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     dmin = np.sqrt(np.maximum(d2min, 0.0).astype(np.float64))
     tau2 = np.float32(tau) ** 2
     if statistic == "kth":
-        close = (inner < tau2).sum(axis=1)
+        close = np.count_nonzero(inner < tau2, axis=1)
         if stored is not None:
-            close += (stored < tau2).sum(axis=1)
+            close += np.count_nonzero(stored < (tau2 - x_norm)[:, None], axis=1)
         return GroupNeighbours(dmin=dmin, nearest=nearest, hit=(close >= k) & ~repeat, knn=np.full(m, np.nan), repeat=repeat)
     knn = np.full(m, np.inf)
     cand = (dmin < tau) & (f + rows - np.cumsum(repeat) >= k) & ~repeat
     if cand.any():
-        both = inner[cand] if stored is None else np.concatenate([stored[cand], inner[cand]], axis=1)
+        both = inner[cand] if stored is None else np.concatenate([stored[cand] + x_norm[cand, None], inner[cand]], axis=1)
         part = np.maximum(np.partition(both, k - 1, axis=1)[:, :k], 0.0).astype(np.float64)
         knn[cand] = np.sqrt(part).mean(axis=1)
     return GroupNeighbours(dmin=dmin, nearest=nearest, hit=knn < tau, knn=knn, repeat=repeat)
