@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.dashboards.promql import spec
+from monitor.dashboards.packs import pack_alerts
+from monitor.dashboards.promql import selector, spec, zero_fill
 
 __all__ = [
     "DATASOURCE",
@@ -305,9 +306,6 @@ def table(
 def pack_alerts_panel(packs: str | tuple[str, ...], title: str, width: int = 24) -> "Panel | None":
     """Pending and firing alerts of the rule packs ``rules/<pack>.yml`` over time, 0 when none (None
     when the packs have no alerts yet)."""
-    from monitor.dashboards.packs import pack_alerts
-    from monitor.dashboards.promql import selector, zero_fill
-
     packs = (packs,) if isinstance(packs, str) else packs
     names = tuple(sorted({n for pack in packs for n in pack_alerts(pack)}))
     if not names:
