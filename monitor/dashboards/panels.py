@@ -9,7 +9,10 @@ variable, never a fixed or ``${DS_...}`` input datasource, so that file provisio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 from monitor.dashboards.packs import pack_alerts
 from monitor.dashboards.promql import selector, spec, zero_fill
@@ -23,7 +26,7 @@ __all__ = [
     "stat",
     "heatmap",
     "barchart",
-    "table",
+    "Text",
     "pack_alerts_panel",
 ]
 
@@ -129,9 +132,29 @@ class Row:
         }
 
 
-def _describe(metrics: tuple[str, ...], description: str | None, note: str) -> str:
-    text = description if description is not None else " ".join(spec(m).help for m in metrics)
-    return f"{text} {note}".strip()
+class Text(TypedDict, total=False):
+    """Keywords every builder takes besides its queries: ``unit`` and ``description`` override the
+    catalog's (the first metric's unit, the metrics' help texts), ``note`` is appended to the
+    description, ``width`` (of 24 columns) and ``height`` size the panel."""
+
+    unit: str
+    description: str
+    note: str
+    width: int
+    height: int
+
+
+def _unit(metrics: tuple[str, ...], text: Text) -> str:
+    return text.get("unit") or spec(metrics[0]).unit
+
+
+def _panel(kind: str, title: str, queries: tuple[Query, ...], metrics: tuple[str, ...], text: Text, *,
+           width: int = 12, height: int = 8, **extra: Any) -> Panel:
+    """A :class:`Panel` whose texts and unit come from the catalog unless ``text`` overrides them."""
+    described = text.get("description") or " ".join(spec(m).help for m in metrics)
+    description = f"{described} {text.get('note', '')}".strip()
+    return Panel(kind, title, description, _unit(metrics, text), queries, metrics,
+                 text.get("width", width), text.get("height", height), **extra)
 
 
 def _thresholds(steps: tuple[tuple[float | None, str], ...]) -> dict[str, Any]:
@@ -145,16 +168,12 @@ def timeseries(
     title: str,
     *queries: Query,
     metrics: tuple[str, ...],
-    unit: str | None = None,
-    description: str | None = None,
-    note: str = "",
-    width: int = 12,
-    height: int = 8,
     stack: bool = False,
     minimum: float | None = None,
     maximum: float | None = None,
     threshold: float | None = None,
     bars: bool = False,
+    **text: Unpack[Text],
 ) -> Panel:
     """A time series panel; ``threshold`` draws a dashed red line (e.g. an alert bound)."""
     custom: dict[str, Any] = {
@@ -173,9 +192,8 @@ def timeseries(
         defaults["min"] = minimum
     if maximum is not None:
         defaults["max"] = maximum
-    return Panel(
-        "timeseries", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, tuple(queries),
-        metrics, width, height,
+    return _panel(
+        "timeseries", title, tuple(queries), metrics, text,
         options={
             "legend": {"calcs": ["lastNotNull", "max"], "displayMode": "table", "placement": "bottom", "showLegend": True},
             "tooltip": {"mode": "multi", "sort": "desc"},
@@ -189,17 +207,13 @@ def stat(
     query: Query,
     *,
     metrics: tuple[str, ...],
-    unit: str | None = None,
-    description: str | None = None,
-    note: str = "",
-    width: int = 6,
-    height: int = 4,
     steps: tuple[tuple[float | None, str], ...] = _GREEN,
+    **text: Unpack[Text],
 ) -> Panel:
     """A single-value panel per series (instant query), coloured by ``steps`` (value, colour)."""
     q = Query(query.expr, query.legend, instant=True, format="time_series")
-    return Panel(
-        "stat", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, (q,), metrics, width, height,
+    return _panel(
+        "stat", title, (q,), metrics, text, width=6, height=4,
         options={
             "colorMode": "background",
             "graphMode": "none",
@@ -212,22 +226,10 @@ def stat(
     )
 
 
-def heatmap(
-    title: str,
-    expr: str,
-    *,
-    metrics: tuple[str, ...],
-    unit: str | None = None,
-    description: str | None = None,
-    note: str = "",
-    width: int = 12,
-    height: int = 8,
-) -> Panel:
+def heatmap(title: str, expr: str, *, metrics: tuple[str, ...], **text: Unpack[Text]) -> Panel:
     """A heatmap of histogram buckets over time (``expr`` sums ``increase`` of ``_bucket`` by ``le``)."""
-    y_unit = unit or spec(metrics[0]).unit
-    return Panel(
-        "heatmap", title, _describe(metrics, description, note), y_unit,
-        (Query(expr, "{{le}}", format="heatmap"),), metrics, width, height,
+    return _panel(
+        "heatmap", title, (Query(expr, "{{le}}", format="heatmap"),), metrics, text,
         options={
             "calculate": False,
             "cellGap": 1,
@@ -236,28 +238,18 @@ def heatmap(
             "legend": {"show": True},
             "rowsFrame": {"layout": "auto"},
             "tooltip": {"show": True, "yHistogram": True},
-            "yAxis": {"axisPlacement": "left", "unit": y_unit},
+            "yAxis": {"axisPlacement": "left", "unit": _unit(metrics, text)},
         },
     )
 
 
-def barchart(
-    title: str,
-    *queries: Query,
-    x_field: str,
-    metrics: tuple[str, ...],
-    unit: str | None = None,
-    description: str | None = None,
-    note: str = "",
-    width: int = 12,
-    height: int = 8,
-) -> Panel:
+def barchart(title: str, *queries: Query, x_field: str, metrics: tuple[str, ...], **text: Unpack[Text]) -> Panel:
     """Bars per value of label ``x_field`` (instant table queries joined on it), e.g. the
     reliability diagram: confidence and accuracy side by side per confidence bin. Queries should
     aggregate to ``by (<x_field>)`` so that the joined table has one row per bar."""
     qs = tuple(Query(q.expr, q.legend, instant=True, format="table") for q in queries)
-    return Panel(
-        "barchart", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, qs, metrics, width, height,
+    return _panel(
+        "barchart", title, qs, metrics, text,
         options={
             "barWidth": 0.8,
             "groupWidth": 0.7,
@@ -276,30 +268,6 @@ def barchart(
                                                             for i, q in enumerate(qs)}}},
             {"id": "sortBy", "options": {"sort": [{"field": x_field}]}},
         ),
-    )
-
-
-def table(
-    title: str,
-    query: Query,
-    *,
-    metrics: tuple[str, ...],
-    unit: str | None = None,
-    description: str | None = None,
-    note: str = "",
-    columns: tuple[str, ...] = (),
-    width: int = 12,
-    height: int = 8,
-) -> Panel:
-    """A table of the current series (instant query): one row per label set, ``columns`` shown."""
-    q = Query(query.expr, query.legend, instant=True, format="table")
-    keep = {c: True for c in columns + ("Value",)}
-    return Panel(
-        "table", title, _describe(metrics, description, note), unit or spec(metrics[0]).unit, (q,), metrics, width, height,
-        options={"cellHeight": "sm", "showHeader": True, "sortBy": [{"desc": True, "displayName": "Value"}]},
-        transformations=(
-            {"id": "filterFieldsByName", "options": {"include": {"names": list(keep)}}},
-        ) if columns else (),
     )
 
 
