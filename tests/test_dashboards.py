@@ -181,3 +181,15 @@ def test_cli_build_and_check(tmp_path: Path) -> None:
     res = runner.invoke(main, ["dashboards", "build", "--check", "--out", str(out)])
     assert res.exit_code == 1
     assert "monitor-overview.json: differs" in res.output and "stale.json" in res.output
+
+
+def test_variable_substitution_as_grafana_does() -> None:
+    from monitor.dashboards.queries import grafana_regex, rate_interval
+
+    assert rate_interval(1.0, 2.0) == "4s" and rate_interval(15.0, 60.0) == "75s"
+    assert grafana_regex(["a"]) == "a"
+    assert grafana_regex(["a.b", "c"]) == "(a\\\\.b|c)"  # a regex escape, itself escaped in a PromQL string
+    expr = 'rate(x{model=~"$model", d="${detector}"}[$__rate_interval])'
+    assert substitute(expr, {"model": ".*", "detector": "pca"}, rate_window="4s") == 'rate(x{model=~".*", d="pca"}[4s])'
+    with pytest.raises(KeyError, match=r"\$detector"):
+        substitute(expr, {"model": ".*"})
