@@ -157,13 +157,13 @@ def shifted_stream(d: Data, kind: str, feat: int, rng: np.random.Generator) -> n
 NOTES = """## Reading these numbers
 
 * model-monitor's thresholds are set for one false alarm per 1,000,000 rows at most (a union bound,
-  so in practice far fewer); it raised none in 180,000 unshifted rows, including the 64 integer,
+  so in practice far fewer): see the first table for how many it raised on unshifted rows, including the 64 integer,
   heavily tied pixels of `digits`. alibi-detect's `KSDrift` at p=0.05 applies a Bonferroni
   correction over features and scipy's KS test is conservative on tied values, so on these streams
   it flags few windows; its cost is the window: it cannot answer before 500 rows have arrived.
 * `CVMDriftOnline` reacts within a few dozen rows here because it runs at an ERT of 500 (the
-  longest its bootstrap calibration could be afforded); at that ERT it also raised 26 false alarms in
-  15,000 unshifted rows, as its calibration promises.
+  longest its bootstrap calibration could be afforded); at that ERT it also raises about one false
+  alarm per 500 unshifted rows (see the first table), as its calibration promises.
 * The misses are where the reference is tiny: `wine` has 178 rows, so its reference has 89; a
   x1.3 rescale of a feature whose spread is wide relative to its mean cannot be told from the
   reference's own sampling noise at a 1-in-a-million false-alarm rate. A larger reference, or a
