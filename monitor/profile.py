@@ -25,7 +25,7 @@ Examples
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> p = Profile.from_arrays(rng.normal(size=(500, 2)), numeric_names=["a", "b"], n_bins=10)
->>> p.feature("a").counts.sum(), len(p.feature("a").edges)
+>>> float(p.feature("a").counts.sum()), len(p.feature("a").edges)
 (500.0, 9)
 """
 
