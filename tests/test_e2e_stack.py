@@ -296,3 +296,24 @@ def test_agent_alerts_come_out_of_alertmanager_and_resolve(stack: StackRun) -> N
     assert stack.phase_of(t_res) in ("attacking", "recovery", "after")
     assert res["endsAt"] > res["startsAt"]
     assert res["annotations"]["summary"] == ann["summary"]  # the description carries the latest $value
+
+
+def test_every_agent_alert_reaches_the_webhook_rendered_and_resolves(stack: StackRun) -> None:
+    shipped: dict[str, dict] = {}
+    for path in SHIPPED:
+        shipped.update(alert_rules(path))
+    agent = _episodes(stack, "monitor_alerts")
+    received = stack.webhook.alerts()
+    assert agent
+    for name, episodes in agent.items():
+        notes = [a for _, a in received if a["labels"].get("alertname") == name]
+        assert any(a["status"] == "firing" for a in notes), f"{name} fired in the agent but never reached the webhook"
+        for a in notes:
+            assert a["labels"]["model"] == APP_MODEL
+            for key, value in shipped[name].get("labels", {}).items():
+                assert a["labels"][key] == value, f"{name}: label {key}"
+            assert set(a["annotations"]) == set(shipped[name]["annotations"]), name
+            for key, text in a["annotations"].items():
+                assert text.strip() and "{{" not in text and "<no value>" not in text, f"{name} {key}: {text!r}"
+        if episodes[-1][1] < stack.end - 8:  # ended well before the run did: its resolution was delivered
+            assert any(a["status"] == "resolved" for a in notes), f"{name} resolved in the agent, not at the webhook"
