@@ -22,11 +22,13 @@ __all__ = ["serve"]
                    "and tap its inference requests.")
 @click.option("--proxy-port", default=None, type=int,
               help="Serve the proxy on its own port (default: the sidecar's port, behind its own routes).")
+@click.option("--loop", "loop_kind", default="auto", type=click.Choice(["auto", "asyncio", "uvloop"]), show_default=True,
+              help="Event loop: uvloop when installed (auto) roughly halves the proxy's CPU per request; asyncio otherwise.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 @click.option("--ready-file", default=None, type=click.Path(dir_okay=False),
               help="Append host:port of each listener to this file once bound (for scripts using port 0).")
 def serve(config_path: str, host: str | None, port: int | None, proxy_url: str | None, proxy_port: int | None,
-          log_level: str, ready_file: str | None) -> None:
+          loop_kind: str, log_level: str, ready_file: str | None) -> None:
     """Run the sidecar: HTTP intake, CloudEvents, reverse proxy, /metrics, checkpoints.
 
     Stops gracefully on SIGTERM: intake closes, queues drain, rules are evaluated one last time
@@ -59,7 +61,16 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
     # The monitor's worker thread shares the GIL with the event loop; by default a thread keeps
     # the GIL for up to 5 ms, which would show up in the proxy's tail latency. Hand it over sooner.
     sys.setswitchinterval(0.0005)
+    runner = asyncio.run
+    if loop_kind != "asyncio":
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            if loop_kind == "uvloop":
+                raise click.ClickException("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
     try:
-        asyncio.run(run(apps, shutdown_timeout=settings.shutdown_timeout_s, ready_file=ready_file))
+        runner(run(apps, shutdown_timeout=settings.shutdown_timeout_s, ready_file=ready_file))
     except OSError as err:
         raise click.ClickException(f"cannot listen on {settings.addr}:{settings.port}: {err.strerror or err}") from None
