@@ -102,7 +102,7 @@ def write_section(title: str, body: str) -> None:
     if marker in text:
         start = text.index(marker)
         nxt = text.find("\n## ", start + len(marker))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
+        text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt != -1 else "")
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
