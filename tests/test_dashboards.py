@@ -24,7 +24,7 @@ from monitor.dashboards.promql import rate, selector
 from monitor.dashboards.queries import iter_queries, substitute
 
 SENTINEL = "7777s"  # stands for $__rate_interval, to find ranges that do not use it
-VARIABLES = {"model": ".*", "segment": ".*", "detector": ".*", "datasource": DATASOURCE_UID}
+VARIABLES = {"model": ".*", "segment": ".*", "detector": ".*", "feature": ".*", "datasource": DATASOURCE_UID}
 #: Series Prometheus itself produces from loaded rules; the only names outside the catalog allowed.
 PROMETHEUS_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
 

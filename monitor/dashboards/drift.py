@@ -11,11 +11,13 @@ __all__ = ["UID", "build"]
 
 UID = "monitor-drift"
 _DETECTOR = 'detector=~"$detector"'
+_FEATURE = 'feature=~"$feature"'
 
 
 def build() -> Dashboard:
     """The Drift & data quality dashboard (metrics of monitor/catalog/drift.py)."""
     feature_scores = selector("monitor_drift_feature_score_ratio", _DETECTOR)
+    chosen_scores = selector("monitor_drift_feature_score_ratio", _DETECTOR, _FEATURE)
     items: list[Panel | Row | None] = [
         Row("Drift alarms"),
         stat("Detectors in alarm",
@@ -38,7 +40,7 @@ def build() -> Dashboard:
                          "{{model}} {{detector}}"),
                    metrics=("monitor_drift_detected",), bars=True, minimum=0, maximum=1),
         Row("Features"),
-        timeseries("Drift score per feature", Query(f"max by (model, feature) ({feature_scores})", "{{feature}}"),
+        timeseries("Drift score per feature", Query(f"max by (model, feature) ({chosen_scores})", "{{feature}}"),
                    metrics=("monitor_drift_feature_score_ratio",), unit="none", threshold=1.0, minimum=0, width=24,
                    height=10),
         timeseries("Top drifting features", Query(f"topk(5, max by (model, feature) ({feature_scores}))", "{{feature}}"),
@@ -52,11 +54,11 @@ def build() -> Dashboard:
                    note="Present only while a detector is in alarm."),
         timeseries("Smallest feature p-values",
                    Query(f"bottomk(5, min by (model, feature, test) "
-                         f"({selector('monitor_drift_feature_pvalue', _DETECTOR)}))", "{{feature}} ({{test}})"),
+                         f"({selector('monitor_drift_feature_pvalue', _DETECTOR, _FEATURE)}))", "{{feature}} ({{test}})"),
                    metrics=("monitor_drift_feature_pvalue",), minimum=0, maximum=1),
         timeseries("Largest feature effect sizes",
                    Query(f"topk(5, max by (model, feature, measure) "
-                         f"({selector('monitor_drift_feature_effect', _DETECTOR)}))", "{{feature}} ({{measure}})"),
+                         f"({selector('monitor_drift_feature_effect', _DETECTOR, _FEATURE)}))", "{{feature}} ({{measure}})"),
                    metrics=("monitor_drift_feature_effect",), minimum=0),
         Row("Multivariate"),
         timeseries("Multivariate score against its threshold",
@@ -67,7 +69,7 @@ def build() -> Dashboard:
                    metrics=("monitor_drift_statistic", "monitor_drift_statistic_threshold"), width=24),
         Row("Data quality"),
         timeseries("Missing and out-of-range rates",
-                   Query(f"max by (model, feature, reason) ({selector('monitor_data_invalid_ratio')}) > 0",
+                   Query(f"max by (model, feature, reason) ({selector('monitor_data_invalid_ratio', _FEATURE)}) > 0",
                          "{{feature}} {{reason}}"),
                    Query(f"max by (model, reason) ({selector('monitor_data_reference_invalid_ratio')})",
                          "expected {{reason}} (reference, worst feature)"),
@@ -86,4 +88,5 @@ def build() -> Dashboard:
     return Dashboard(UID, "Model monitor / Drift & data quality",
                      "Input and output drift per feature and multivariate, with explanations, and data quality.",
                      tuple(i for i in items if i is not None),
-                     variables=(label_variable("detector", "Detector", "monitor_drift_ert_events"),))
+                     variables=(label_variable("detector", "Detector", "monitor_drift_ert_events"),
+                                label_variable("feature", "Feature", "monitor_drift_feature_score_ratio")))
