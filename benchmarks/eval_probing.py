@@ -17,8 +17,8 @@ Clients (all interleaved in event time and fed to the detector in worker-sized b
   (intensity jitter of the inked pixels), and the hardest case: each item resubmitted 2-6 times
   with sensor noise on the strokes.
 
-Run ``python benchmarks/eval_probing.py`` (a few minutes on 2 cores at most): prints the table and
-writes ``benchmarks/results/probing.md``. The test suite runs a smaller version
+Run ``python benchmarks/eval_probing.py`` (well under a minute on 2 cores): prints the table, writes
+``benchmarks/results/probing.md`` and the table between the README's ``probing-eval`` markers. The test suite runs a smaller version
 (``tests/test_probing_eval.py``) with stated bounds.
 """
 
@@ -402,7 +402,7 @@ def markdown(ev: Evaluation, detector: object) -> str:
         f"({', '.join(r.client + ' (' + ', '.join(r.signals) + ')' for r in fp) or 'none'}). "
         f"Median queries until detection over single-account attacks: {np.median(det) if det else float('nan'):.0f}. "
         f"Cost: {ev.us_per_query:.1f} us of CPU per query over the whole run ({ev.queries} queries, {ev.seconds:.2f} s, "
-        "one BLAS thread), measured around `update()` only; this traffic is mostly attacks, which cost more than natural "
+        "one BLAS thread, least of the timed runs), measured around `update()` only; this traffic is mostly attacks, which cost more than natural "
         "queries (see `benchmarks/bench_probing_cost.py` for the cost at a 1,000-query history).",
         "",
         "Signals are those raised at the end of the run; \"queries until detection\" counts every query of the client "
@@ -417,9 +417,13 @@ def markdown(ev: Evaluation, detector: object) -> str:
         "e.g. KnockoffNets with a natural transfer set close to the reference) is indistinguishable from a heavy "
         "benign user: no near-duplicates, no boundary probing, no OOD inputs, and PRADA's minimum distances stay "
         "natural. Only volume is left, which is a rate limit's job, not this detector's.",
-        "- **Attacks split over many accounts that each send only a few queries** are seen as a campaign only while "
-        "the cluster fits the global ring (`campaign_window` recent queries over all clients); a slow attack "
-        "drowned in heavy traffic falls out of it. Per-account signals need at least `k` queries per account.",
+        "- **Attacks split over so many accounts that each sends only a few queries** into the attacked neighbourhood: "
+        "an account joins a campaign once it has `campaign_min_queries` queries there, one of them with `k` of its own "
+        "queries close by (so that benign users resubmitting a popular item are never linked); this split sent about "
+        f"{_per_account(ev)} queries per account. Below about `k` queries per account the attack is invisible per "
+        "account and as a campaign; only a rate limit per neighbourhood could see it. The global ring keeps the last "
+        "`campaign_window` near-duplicate queries of all clients: a slow campaign drowned in other near-duplicates "
+        "falls out of it.",
         "- **Transfer attacks** (adversarial examples crafted on a surrogate model and sent once) send no probing "
         "queries at all.",
         "- **Which of a client's queries is the adversarial example**, or whether an attack *succeeded*: the detector "
@@ -431,6 +435,11 @@ def markdown(ev: Evaluation, detector: object) -> str:
         "on the alert side.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _per_account(ev: "Evaluation") -> int:
+    split = [r.queries for r in ev.clients.values() if r.kind == "split"]
+    return int(np.mean(split)) if split else 0
 
 
 def _prada_delta(detector: object) -> str:
@@ -449,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="full")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probing.md"))
+    parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
+    parser.add_argument("--repeats", type=int, default=3, help="detection runs timed (the least CPU time is reported)")
     args = parser.parse_args(argv)
     t0 = time.process_time()
     world = build_world(args.seed)
@@ -460,13 +471,38 @@ def main(argv: list[str] | None = None) -> int:
     detector = make_detector(world, args.seed)
     t2 = time.process_time()
     ev = evaluate(detector, traffic, world)
+    # the machine is shared: repeat the detection on fresh detectors and keep the least CPU time
+    # (the verdicts are identical, the work is the same; contention only ever adds time)
+    for _ in range(args.repeats - 1):
+        again = evaluate(make_detector(world, args.seed), traffic, world)
+        if again.seconds < ev.seconds:
+            ev.seconds = again.seconds
     text = markdown(ev, detector)
-    text += (f"\nRun time: attack recording {t1 - t0:.1f} s, calibration {t2 - t1:.2f} s, detection {ev.seconds:.1f} s.\n")
+    text += (f"\nRun time: attack recording {t1 - t0:.1f} s, calibration {t2 - t1:.2f} s, detection {ev.seconds:.1f} s "
+             f"(CPU; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: costs vary with the machine's load).\n")
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    if args.budget == "full" and not args.no_readme:
+        update_readme(text)
     return 0
+
+
+def update_readme(report: str, readme: Path = ROOT / "README.md") -> bool:
+    """Put the report's table and summary between the README's ``probing-eval`` markers."""
+    start, end = "<!-- probing-eval:start -->", "<!-- probing-eval:end -->"
+    doc = readme.read_text()
+    if start not in doc or end not in doc:
+        return False
+    lines = report.splitlines()
+    table = [ln for ln in lines if ln.startswith("|")]
+    summary = next((ln for ln in lines if ln.startswith("Benign clients flagged")), "")
+    body = "\n".join(table) + "\n\n" + summary + "\n"
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + "\n" + body + end + tail)
+    return True
 
 
 if __name__ == "__main__":

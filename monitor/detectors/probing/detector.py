@@ -189,7 +189,7 @@ class ProbingDetector(Detector):
         max_campaigns: int = 64,
         hash_step: float = 0.5,
         hash_window: int = 8,
-        flush_rows: int = 32,
+        flush_rows: int = 64,
         max_delay_s: float = 30.0,
         top_k: int = 20,
         raw_client_ids: bool = False,
