@@ -38,6 +38,9 @@ class Reference:
         The :class:`monitor.profile.Profile` these rows were loaded with (exact statistics of the
         full reference file), or None: detectors then profile the rows themselves
         (:func:`monitor.profile.profile_of`) and cache the result here.
+    embedding
+        A user-supplied representation of these rows ``(n, e)`` (e.g. the model's penultimate
+        layer), for detectors that measure similarity there (``probing`` with ``space: embedding``).
     """
 
     numeric: "np.ndarray"
@@ -48,6 +51,7 @@ class Reference:
     labels: "np.ndarray | None" = None
     classes: tuple[str, ...] = field(default=())
     profile: Any = field(default=None, repr=False, compare=False)
+    embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0] if self.numeric.size or not self.categorical.size else self.categorical.shape[0])
@@ -63,6 +67,7 @@ class Reference:
         scores: "np.ndarray | None" = None,
         labels: "np.ndarray | None" = None,
         classes: "tuple[str, ...] | list[str]" = (),
+        embedding: "np.ndarray | None" = None,
     ) -> "Reference":
         """Build from in-memory arrays, validating shapes with errors that name the argument."""
         import numpy as np
@@ -83,4 +88,7 @@ class Reference:
         lab = None if labels is None else np.asarray(labels)
         if lab is not None and lab.shape[0] != n:
             raise ValueError(f"reference labels has {lab.shape[0]} rows, numeric has {n}")
-        return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes))
+        emb = None if embedding is None else np.asarray(embedding, dtype=np.float64)
+        if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
+            raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
+        return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb)

@@ -356,3 +356,24 @@ def test_synthetic_stealing_client_raises_the_prada_signal(ref) -> None:
     ev = next(e for e in v.signals if e.signal == "stealing")
     assert "Shapiro-Wilk W=" in ev.detail and ev.since_query >= det.prada_window
     assert all(not flagged(det, f"b{i}") for i in range(10))
+
+
+def test_similarity_in_a_user_supplied_embedding(ref) -> None:
+    """space: embedding calibrates on reference.embedding and reads batch.embedding (here a fixed
+    random projection of the inputs to 5 dimensions, standing in for a penultimate layer)."""
+    proj = np.random.default_rng(17).normal(size=(S.D, 5))
+    eref = type(ref).from_arrays(ref.numeric, scores=ref.scores, embedding=ref.numeric @ proj)
+    det = make(eref, space="embedding")
+    rng = np.random.default_rng(18)
+    streams = {"probe": S.probing(rng, 80), **{f"b{i}": S.benign(rng, 150) for i in range(8)}}
+    x, clients, ts = S.interleave(streams, rng)
+    for i in range(0, len(ts), 128):
+        sl = slice(i, i + 128)
+        det.update(Batch.from_arrays(x[sl], S.scores(x[sl]), ts=ts[sl], client=clients[sl], embedding=x[sl] @ proj))
+    det.flush()
+    assert 0 < flagged(det, "probe") <= 40
+    assert all(not flagged(det, f"b{i}") for i in range(8))
+    with pytest.raises(ValueError, match="carries no embedding"):
+        det.update(S.batches(x[:3], clients[:3], ts[:3])[0])
+    with pytest.raises(ValueError, match="needs reference embeddings"):
+        make(ref, space="embedding")

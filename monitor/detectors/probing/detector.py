@@ -117,6 +117,10 @@ class ProbingDetector(Detector):
         distance to the ``k`` nearest (see :mod:`.neighbours`).
     near_duplicates
         ``"knn"`` (default), ``"hash"`` (Blacklight-style fingerprints) or ``"both"`` (either).
+    space
+        ``"input"`` (default): similarity, hashes and the OOD score on the standardised numeric
+        features; ``"embedding"``: on a user-supplied representation (e.g. the model's penultimate
+        layer returned with each prediction), calibrated on ``reference.embedding``.
     sketch_dim
         Width of the sketch the distances are computed in (principal axes of the standardised
         reference; the full standardised input when the input is narrower).
@@ -170,6 +174,7 @@ class ProbingDetector(Detector):
         k: int = 10,
         knn_statistic: str = "kth",
         near_duplicates: str = "knn",
+        space: str = "input",
         sketch_dim: int = 16,
         query_fpr: float = 0.01,
         client_alpha: float = 1e-6,
@@ -202,6 +207,7 @@ class ProbingDetector(Detector):
         self.k = int(k)
         self.knn_statistic = knn_statistic
         self.near_duplicates = near_duplicates
+        self.space = space
         self.sketch_dim = int(sketch_dim)
         self.query_fpr = float(query_fpr)
         self.client_alpha = float(client_alpha)
@@ -262,6 +268,7 @@ class ProbingDetector(Detector):
         need(1 <= self.k < self.history, f"k must be in [1, history), got k={self.k}, history={self.history}")
         need(self.knn_statistic in STATISTICS, f"knn_statistic must be one of {', '.join(STATISTICS)}, not {self.knn_statistic!r}")
         need(self.near_duplicates in _NEAR_DUPLICATES, f"near_duplicates must be one of {', '.join(_NEAR_DUPLICATES)}, not {self.near_duplicates!r}")
+        need(self.space in ("input", "embedding"), f"space must be 'input' or 'embedding', not {self.space!r}")
         need(self.sketch_dim >= 1, f"sketch_dim must be >= 1, got {self.sketch_dim}")
         need(0.0 < self.query_fpr < 0.5, f"query_fpr must be in (0, 0.5), got {self.query_fpr}")
         need(self.null_slack >= 1.0, f"null_slack must be >= 1, got {self.null_slack}")
@@ -280,7 +287,14 @@ class ProbingDetector(Detector):
     def _calibrate(self, reference: "Reference") -> None:
         """Every threshold, from the reference, seeded; seconds at most."""
         rng = np.random.default_rng(self.seed)
-        rows = np.asarray(reference.numeric, dtype=np.float64)
+        if self.space == "embedding":
+            emb = getattr(reference, "embedding", None)
+            if emb is None:
+                raise ValueError("detector 'probing' with space: embedding needs reference embeddings "
+                                 "(Reference.from_arrays(..., embedding=...)), or use space: input")
+            rows = np.asarray(emb, dtype=np.float64)
+        else:
+            rows = np.asarray(reference.numeric, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] == 0:
             raise ValueError("detector 'probing' needs numeric features in the reference (similarity is measured on them)")
         if rows.shape[0] <= max(self.k + 1, 20):
@@ -431,24 +445,34 @@ class ProbingDetector(Detector):
             self._campaign_step()
             self._flush_due(float(np.max(batch.ts)))
 
-    def _inputs(self, batch: "Batch", rows: slice) -> np.ndarray:
-        x = np.asarray(batch.numeric[rows], dtype=np.float64)
+    def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """The rows in the similarity space, and what the exact-repeat hash reads."""
+        raw = np.asarray(batch.numeric[rows], dtype=np.float64)
+        if self.space == "embedding":
+            if batch.embedding is None:
+                raise ValueError("detector 'probing' (space: embedding): this batch carries no embedding; return one "
+                                 "with each prediction, or use space: input")
+            x = np.asarray(batch.embedding[rows], dtype=np.float64)
+            what = "embedding columns"
+            exact_of = np.hstack([raw.reshape(x.shape[0], -1), x])
+        else:
+            x, what, exact_of = raw, "numeric features", raw
         if x.ndim != 2 or x.shape[1] != self.n_features_:
             raise ValueError(
-                f"detector 'probing': batch has {x.shape[1] if x.ndim == 2 else '?'} numeric features, the reference "
-                f"has {self.n_features_}; the reference must have the model's numeric columns in the same order"
+                f"detector 'probing': batch has {x.shape[1] if x.ndim == 2 else '?'} {what}, the reference "
+                f"has {self.n_features_}; the reference must have the model's columns in the same order"
             )
-        return x
+        return x, exact_of
 
     def _update_rows(self, batch: "Batch", rows: slice) -> None:
-        x = self._inputs(batch, rows)
+        x, exact_of = self._inputs(batch, rows)
         n = x.shape[0]
         ts = np.asarray(batch.ts[rows], dtype=np.float64)
         z = self._sketcher.standardise(x)
         sk = self._sketcher.project(z)
         skn = np.einsum("ij,ij->i", sk, sk)
         cat = batch.categorical[rows] if batch.categorical is not None and batch.categorical.size else None
-        ex = exact_hash(x, cat, seed=self.seed)
+        ex = exact_hash(exact_of, cat, seed=self.seed)
         flags = np.zeros(n, dtype=np.uint8)
         ood = self._ood.flags(z)
         flags[ood] |= _OOD
