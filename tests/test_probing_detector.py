@@ -377,3 +377,19 @@ def test_similarity_in_a_user_supplied_embedding(ref) -> None:
         det.update(S.batches(x[:3], clients[:3], ts[:3])[0])
     with pytest.raises(ValueError, match="needs reference embeddings"):
         make(ref, space="embedding")
+
+
+def test_state_survives_the_monitor_checkpoint_file(ref, tmp_path) -> None:
+    """The state goes through the agent's checkpoint format (zip of JSON + .npy, no pickle)."""
+    checkpoint = pytest.importorskip("monitor.checkpoint")
+    rng = np.random.default_rng(19)
+    det = make(ref, flush_rows=8)
+    S.feed(det, {"probe": S.probing(rng, 60), "noise": S.ood(rng, 30), "b": S.benign(rng, 100)}, flush=False)
+    path = tmp_path / "probing.ckpt"
+    checkpoint.save(path, {"probing": det.state_dict()}, model="m", state_version=1)
+    state, _ = checkpoint.load(path, model="m", state_version=1)
+    other = make(ref, flush_rows=8)
+    other.load_state_dict(state["probing"])
+    det.flush()
+    other.flush()
+    assert [v.to_dict() for v in other.suspicious_clients()] == [v.to_dict() for v in det.suspicious_clients()]
