@@ -69,6 +69,7 @@ class _World:
     X_test: np.ndarray
     y_test: np.ndarray
     reference: Any
+    scale: np.ndarray
 
 
 def _train(seed: int) -> _World:
@@ -83,20 +84,21 @@ def _train(seed: int) -> _World:
     data = load_breast_cancer()
     X, y = data.data, data.target
     names = tuple(str(n) for n in data.feature_names)
-    X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=0.6, random_state=seed, stratify=y)
-    X_ref, X_test, y_ref, y_test = train_test_split(X_rest, y_rest, test_size=0.5, random_state=seed, stratify=y_rest)
+    # 40% trains the model; the other 60% is the population that both the reference and the live
+    # traffic are drawn from (with independent sensor noise), so "normal" really is in-distribution
+    X_train, X_pool, y_train, y_pool = train_test_split(X, y, test_size=0.6, random_state=seed, stratify=y)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
     model.fit(X_train, y_train)
-    # the reference: held-out rows (never the training set) with the model's outputs on them,
-    # jittered as the live traffic is so that the detectors calibrate on realistic noise
+    # the reference: held-out rows (never the training set) with the model's outputs on them
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(X_ref), size=4000)
-    X_ref_stream = _jitter(X_ref[idx], X.std(axis=0), rng)
+    idx = rng.integers(0, len(X_pool), size=5000)
+    X_ref_stream = _jitter(X_pool[idx], X.std(axis=0), rng)
     reference = Reference.from_arrays(
-        X_ref_stream, numeric_names=names, scores=model.predict_proba(X_ref_stream), labels=y_ref[idx],
+        X_ref_stream, numeric_names=names, scores=model.predict_proba(X_ref_stream), labels=y_pool[idx],
         classes=tuple(str(c) for c in data.target_names),
     )
-    return _World(model, names, X_test, y_test, reference)
+    X_test, y_test = X_pool, y_pool
+    return _World(model, names, X_test, y_test, reference, X.std(axis=0))
 
 
 def _jitter(rows: np.ndarray, scale: np.ndarray, rng: np.random.Generator, amount: float = 0.05) -> np.ndarray:
@@ -112,7 +114,7 @@ class _Traffic:
         self.mon = mon
         self.settings = settings
         self.rng = np.random.default_rng(settings.seed + 1)
-        self.scale = world.X_test.std(axis=0)
+        self.scale = world.scale
         self.phase = "normal"
         self.calls = 0
         self.stop = threading.Event()

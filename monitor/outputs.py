@@ -38,10 +38,14 @@ class ClassIndex:
         return idx
 
     def lookup(self, values: np.ndarray, learn: bool = True) -> np.ndarray:
+        """Column index of each label: by class name first; an integer that names no class is
+        taken as the column index itself (labels sent as 0..k-1 for named classes)."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
             name = str(v)
             idx = self._index.get(name)
+            if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(self.names):
+                idx = int(v)
             if idx is None:
                 idx = self.add(name) if learn else -1
             out[i] = idx

@@ -1,4 +1,9 @@
-"""Which detectors a monitor runs when its config does not list any."""
+"""Which detectors a monitor runs when its config does not list any.
+
+Every kind whose requirements the reference meets is on: a detector that needs reference scores
+or labels is skipped (not failed) when the reference lacks them, so that a monitor with no
+reference still gets the confidence, calibration, segment and data-quality figures.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,51 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors"]
+__all__ = ["default_detectors", "DEFAULTS"]
 
-#: (kind, needs a reference, applies to classifiers, applies to regression)
-_DEFAULTS: tuple[tuple[str, bool, bool, bool], ...] = ()
+# requirement: what the reference must hold ("none", "inputs", "inputs2" = >= 2 numeric
+# features, "scores", "labels" = scores and labels)
+CLF, REG, BOTH = "classifier", "regression", "both"
+
+#: (kind, requirement, applies to)
+DEFAULTS: tuple[tuple[str, str, str], ...] = (
+    ("confidence", "none", CLF),
+    ("calibration", "none", CLF),
+    ("segments", "none", CLF),
+    ("regression", "none", REG),
+    ("data_quality", "none", BOTH),
+    ("confidence_drift", "scores", CLF),
+    ("prediction_drift", "scores", CLF),
+    ("accuracy_estimation", "labels", CLF),
+    ("input_drift", "inputs", BOTH),
+    ("pca_drift", "inputs2", BOTH),
+    ("output_drift", "scores", REG),
+    ("probing", "scores", CLF),
+)
+
+
+def _meets(requirement: str, ref: "Reference | None") -> bool:
+    if requirement == "none":
+        return True
+    if ref is None:
+        return False
+    if requirement == "inputs":
+        return len(ref) > 0
+    if requirement == "inputs2":
+        return len(ref.numeric_names) >= 2 and len(ref) > 0
+    if requirement == "scores":
+        return ref.scores is not None
+    if requirement == "labels":
+        return ref.scores is not None and ref.labels is not None
+    raise ValueError(f"unknown requirement {requirement!r}")
 
 
 def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tuple[DetectorConfig, ...]:
-    """The default set for this output kind; detectors that need a reference are only enabled
-    when one is given, and kinds not installed in the registry are skipped."""
+    """The default set for this output kind and reference."""
     out = []
-    for kind, needs_ref, for_clf, for_reg in _DEFAULTS:
-        if kind not in KINDS or (needs_ref and reference is None):
+    for kind, requirement, applies in DEFAULTS:
+        if kind not in KINDS or not _meets(requirement, reference):
             continue
-        if (output.is_classifier and for_clf) or (not output.is_classifier and for_reg):
+        if applies == BOTH or (applies == CLF) == output.is_classifier:
             out.append(DetectorConfig(kind))
     return tuple(out)
