@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from monitor.catalog.spec import COUNTER, GAUGE, HISTOGRAM, MetricSpec, SpecError
 from monitor.catalog import core as _core
+from monitor.catalog import rules as _rules
 from monitor.catalog import sidecar as _sidecar
 from monitor.catalog import confidence as _confidence
 from monitor.catalog import drift as _drift
@@ -44,6 +45,7 @@ def _assemble(*groups: tuple[MetricSpec, ...]) -> dict[str, MetricSpec]:
 #: Every exported metric by name. Concern modules append their tuple here.
 CATALOG: dict[str, MetricSpec] = _assemble(
     _core.METRICS,
+    _rules.METRICS,
     _sidecar.METRICS,
     _confidence.METRICS,
     _drift.METRICS,
