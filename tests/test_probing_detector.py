@@ -319,7 +319,6 @@ def test_missing_reference_and_wrong_width_are_explained(ref) -> None:
 
 
 def test_alibi_backend_names_the_extra_when_missing(ref) -> None:
-    pytest.importorskip  # noqa: B018 - documented below
     try:
         import alibi_detect  # noqa: F401
     except ImportError:

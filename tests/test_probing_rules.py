@@ -8,7 +8,6 @@ import re
 import subprocess
 
 import numpy as np
-import pytest
 
 from monitor import catalog
 from monitor.detectors.probing import ProbingDetector

@@ -155,7 +155,8 @@ class ProbingDetector(Detector):
         Suspicious clients / campaigns exported with an id label.
     raw_client_ids, client_id_salt
         Export raw ids instead of salted hashes; the salt (random per detector and kept in its
-        state when not given).
+        state when not given or empty). Give the same salt to every replica that should agree
+        on the exported ids.
     window_s
         Window of the global OOD share.
     seed
@@ -235,7 +236,8 @@ class ProbingDetector(Detector):
         self.window_s = float(window_s)
         self.seed = int(seed)
         self._validate()
-        self._salt = client_id_salt if client_id_salt is not None else secrets.token_hex(16)
+        # no salt (or an empty one, which would make the hashes guessable): a random one, kept in the state
+        self._salt = client_id_salt if client_id_salt else secrets.token_hex(16)
         self._lock = threading.RLock()
         self._calibrate(reference)
         self._reset()
