@@ -86,7 +86,8 @@ def test_response_may_arrive_before_request_and_v2_bodies_are_read(sc):
     (event,) = list(sc.monitor().queue.items)
     assert event[2].tolist() == [[6.3, 3.3, 6.0, 2.5]] and event[3].tolist() == [2]
     sc.flush()
-    assert sample(sc.metrics(), "monitor_predicted_class_total", model="sklearn-iris", **{"class": "2"}) == 1
+    # KServe's integer prediction 2 is the configured class at column 2
+    assert sample(sc.metrics(), "monitor_predicted_class_total", model="sklearn-iris", **{"class": "virginica"}) == 1
 
 
 def test_unmatched_halves_time_out_overflow_and_duplicates_are_counted(tmp_path):
