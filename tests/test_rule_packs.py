@@ -67,3 +67,17 @@ def test_the_agent_loads_the_pack(pack):
 
     groups = load_rule_files([str(pack)])
     assert groups
+
+
+def test_every_alert_has_a_runbook_in_the_readme():
+    from monitor import runbooks
+
+    alerts = {rule["alert"]: rule for pack in PACKS for _, rule in rules_of(pack) if "alert" in rule}
+    assert set(alerts) == set(runbooks.RUNBOOKS), "monitor/runbooks.py and rules/*.yml disagree on the alerts"
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("<!-- runbooks:start -->"):readme.index("<!-- runbooks:end -->")]
+    expected = runbooks.markdown(runbooks._pack_alerts(str(REPO_ROOT / "rules")))
+    assert section.split("\n", 1)[1].strip() == expected.strip(), "stale runbooks: python -m monitor.runbooks README.md"
+    for name, rule in alerts.items():
+        assert rule["annotations"]["runbook_url"] == runbooks.runbook_url(name)
+        assert f"### {name}\n" in readme

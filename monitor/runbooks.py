@@ -1,0 +1,98 @@
+"""Runbooks of the shipped alerts: the first steps on-call takes, rendered into the README.
+
+Every alert of ``rules/*.yml`` links here through its ``runbook_url`` (a README anchor); a test
+fails when an alert has no runbook or a runbook has no alert.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RUNBOOKS", "RUNBOOK_BASE", "runbook_url", "markdown"]
+
+RUNBOOK_BASE = "https://github.com/model-monitor/model-monitor/blob/main/README.md#"
+
+#: alert name -> what to check first, in order.
+RUNBOOKS: dict[str, str] = {
+    # core
+    "ModelErrorRateHigh": "Look at `monitor_errors_total` by `exception` to see which error dominates; check the model server's logs and recent deploys; a burst of one client's bad inputs shows in `monitor_rows_rejected_total`.",
+    "ModelLatencyHigh": "Compare `monitor_latency_seconds` quantiles with `monitor_batch_size_rows` (bigger batches?) and the host's CPU; check whether the monitor itself sheds (`monitor_events_dropped_total`), which would mean the host is saturated.",
+    "MonitorShedsEvents": "The worker does not keep up: check `monitor_processing_seconds` and `monitor_queue_depth`; raise `queue.capacity`, lower `queue.sample_rate`, disable costly detectors (probing) or give the agent a core. The model itself is not slowed.",
+    "MonitorQueueNearlyFull": "As for MonitorShedsEvents, before events are lost: check the worker's processing time per batch and the traffic rate.",
+    "ModelInputsUnreadable": "`monitor_rows_rejected_total` by `reason` says what is wrong (wrong_shape, wrong_type, nan_output, probabilities_not_normalised); find the client or deploy that sends it; fix the schema in `monitor.yaml` if the model's inputs really changed.",
+    "MonitorInternalErrors": "Read the agent's log (logger `monitor`) for the traceback of the stage named in the alert; the model is unaffected, the figures may be incomplete. File a bug with the traceback.",
+    "MonitorDetectorFailing": "The named detector raised; its metrics are stale. Read the agent's log for the traceback; a reference that does not match the live schema is the usual cause.",
+    "MonitorSeriesCapReached": "A label has more values than expected (a segment, an exception type, a class): check `monitor_series_refused_total` by `metric` and cap the source (segments.cap) or fix the label.",
+    # confidence and calibration
+    "ModelOverconfident": "The model's confidence exceeds its measured accuracy significantly: check `monitor_reliability_*` bins in the Confidence dashboard, the recalibration temperature (`monitor_recalibration_temperature` > 1 means soften), and whether input drift started at the same time.",
+    "ModelCalibrationErrorHigh": "Compare the debiased and the 15-bin ECE, look at which reliability bins deviate, and refit the temperature (`monitor_recalibration_temperature`) on recent labelled data if the gap persists.",
+    "ModelAccuracyDrop": "Measured accuracy on delayed labels fell: check the drift dashboards for the cause (input drift, label shift), the segment view for a single affected group, and recent model or feature-pipeline deploys.",
+    "ModelEstimatedAccuracyDrop": "Accuracy estimated without labels fell: confirm with the labels that arrive (`monitor_accuracy_ratio`), check input drift and confidence drift; estimates are unreliable under strong noise (see the README's evaluation).",
+    "ModelConfidenceDrift": "The distribution of the model's confidence moved away from the reference: check the input-drift dashboard for the features behind it and whether traffic mix changed (segments).",
+    "ModelPredictionDrift": "Predicted-class frequencies moved (label shift as the model sees it): check `monitor_label_shift_weight` by class, upstream changes in who is scored, and whether the shift is real (a season, a campaign) before retraining.",
+    "ModelOutputCollapse": "The model answers one class far more than on the reference: check a broken feature (data-quality dashboard), a stuck input, or a deploy that ships the wrong model.",
+    "ModelSegmentGap": "One segment is treated very differently (positive rate or accuracy): look at the segment panels, whether the gap is new (compare with last week) and whether that segment's inputs drifted.",
+    "RegressionPredictionDrift": "The regression model's output distribution moved: check input drift and the MAE/RMSE once labels arrive.",
+    # drift
+    "ModelInputDrift": "The alert names the top features and what changed (scaled, shifted, missing). Check the upstream source of those features (unit changes, a new pipeline, a broken sensor); if the change is real and lasting, rebuild the reference and consider retraining.",
+    "ModelOutputDrift": "The model's outputs drifted: read the channel named (predicted_class, max_score, value) and correlate with input drift.",
+    "ModelMultivariateDrift": "The joint distribution of the inputs changed (PCA reconstruction error) even if each feature alone looks normal: look for broken correlations between features (a join that mixes rows, a feature from another entity).",
+    "ModelFeaturesDriftedOverWindow": "Several features differ significantly and materially over the window: check the per-feature effect sizes in the Drift dashboard and the common upstream of those features.",
+    # data quality
+    "ModelFeatureMissingValues": "Missing values rose for the named feature: check its upstream source or join; the model may be imputing silently.",
+    "ModelFeatureOutOfRange": "Values outside the reference range for the named feature: a unit change, a new population, or a bug upstream.",
+    "ModelFeatureInvalidValues": "NaN/inf or unseen categories for the named feature: check the feature pipeline and the schema in `monitor.yaml`.",
+    "ModelFeatureStuck": "The named feature repeats one value: a frozen sensor, a default filled in by a failing join, or a cache that stopped refreshing.",
+    # probing
+    "ModelProbingSuspiciousClient": "`GET /api/v1/clients` (or `Monitor.suspicious_clients()`) lists the evidence: which signal, how many queries, since when. Confirm with the access logs of that (hashed) client id; rate-limit or block the account rather than changing answers, so the attacker learns nothing.",
+    "ModelProbingCampaign": "Near-duplicate queries spread over several accounts: list the accounts in the campaign via `/api/v1/clients`, look for a common origin (IP ranges, sign-up time), and act on all of them together.",
+    "ModelProbingManySuspiciousClients": "Many clients raise probing signals at once: rule out a benign cause first (a new client library retrying with jitter, a batch job) before treating it as an attack.",
+    "ModelProbingClientChurn": "Clients are evicted from the bounded client table quickly: either a flood of new accounts (Sybil) or `max_clients` is too small for the traffic.",
+    "ModelProbingOutOfDistributionTraffic": "A large share of queries is unlike anything in the reference: model stealing with synthetic queries, or a new legitimate population (then rebuild the reference).",
+}
+
+
+def runbook_url(alert: str) -> str:
+    return RUNBOOK_BASE + alert.lower()
+
+
+def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
+    """The README's runbooks: ``alerts`` maps name -> (pack file, severity, description)."""
+    out = []
+    for name in sorted(alerts):
+        pack, severity, description = alerts[name]
+        out.append(f"### {name}\n\n`{pack}`, severity `{severity}`. {description.strip()}\n\n**First steps:** {RUNBOOKS[name]}\n")
+    return "\n".join(out)
+
+
+def _pack_alerts(rules_dir: str) -> dict[str, tuple[str, str, str]]:
+    import glob
+    import os
+
+    import yaml
+
+    alerts = {}
+    for path in sorted(glob.glob(os.path.join(rules_dir, "*.yml"))):
+        for group in yaml.safe_load(open(path, encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    alerts[rule["alert"]] = (f"rules/{os.path.basename(path)}", rule.get("labels", {}).get("severity", ""),
+                                             rule.get("annotations", {}).get("description", ""))
+    return alerts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.runbooks README.md``: rewrite the runbooks between the README's markers."""
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    readme = Path(args[0] if args else "README.md")
+    rules_dir = str(readme.resolve().parent / "rules")
+    text = readme.read_text()
+    start, end = "<!-- runbooks:start -->", "<!-- runbooks:end -->"
+    i, j = text.index(start) + len(start), text.index(end)
+    readme.write_text(text[:i] + "\n" + markdown(_pack_alerts(rules_dir)) + "\n" + text[j:])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
