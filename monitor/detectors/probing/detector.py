@@ -98,6 +98,10 @@ class ProbingCalibration:
 class ProbingDetector(Detector):
     """Per-client detection of query-based adversarial attacks and model stealing.
 
+    Similarity, hashes and the OOD score use the numeric features (or the embedding);
+    categorical columns only enter the exact-repeat hash. Regression models and label-only
+    outputs get every signal but the boundary ones (no margins).
+
     Parameters
     ----------
     reference
