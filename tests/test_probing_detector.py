@@ -326,7 +326,10 @@ def test_alibi_backend_names_the_extra_when_missing(ref) -> None:
             make(ref, ood_backend="alibi:IForest")
     else:  # pragma: no cover - only where the extra is installed
         det = make(ref, ood_backend="alibi:IForest")
-        assert det.calibration_.ood.threshold > 0
+        assert np.isfinite(det.calibration_.ood.threshold)
+        rng = np.random.default_rng(20)
+        S.feed(det, {"noise": S.ood(rng, 60), "b": S.benign(rng, 200)})
+        assert "ood" in det.verdict("noise").signal_names and not flagged(det, "b")
 
 
 def test_hash_family_detects_probing_and_spares_benign(ref) -> None:
