@@ -9,8 +9,10 @@ one half of the reference (seeded split) and the threshold read on the other, so
 false-positive rate is not flattered by scoring rows the model was fitted on.
 
 The alibi-detect outlier detectors are an optional backend (``ood_backend="alibi:IForest"``,
-any ``alibi_detect.od`` class with ``fit`` and ``predict(..., return_instance_score=True)``),
+any ``alibi_detect.od`` class with ``fit`` and ``score``, or ``predict(..., return_instance_score=True)``),
 imported only when configured; the threshold is read the same way, by us, on held-out rows.
+(alibi's ``Mahalanobis`` is an *online* detector that keeps learning from what it scores; prefer
+the built-in score or ``IForest``.)
 """
 
 from __future__ import annotations
@@ -94,7 +96,16 @@ class AlibiScorer:
             fit(np.asarray(z, dtype=np.float32))
 
     def score(self, z: np.ndarray) -> np.ndarray:
-        out = self.detector.predict(np.asarray(z, dtype=np.float32), return_instance_score=True)
+        """Instance scores: ``score()`` where the detector has one (its ``predict`` needs alibi's own
+        threshold, which we do not use), else ``predict(..., return_instance_score=True)``."""
+        x = np.asarray(z, dtype=np.float32)
+        fn = getattr(self.detector, "score", None)
+        if fn is not None:
+            out = fn(x)
+            if isinstance(out, tuple):  # (feature scores, instance scores) for some detectors
+                out = out[-1]
+            return np.asarray(out, dtype=np.float64).ravel()
+        out = self.detector.predict(x, return_instance_score=True)
         return np.asarray(out["data"]["instance_score"], dtype=np.float64).ravel()
 
 
