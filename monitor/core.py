@@ -171,7 +171,14 @@ class Monitor:
         cfg = self.config
         ctx = DetectorContext(cfg.schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
         specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
-        return [create(d.kind, reference=self.reference, params=dict(d.params), context=ctx) for d in specs]
+        detectors = []
+        for d in specs:
+            params = dict(d.params)
+            if d.kind == "probing":  # client ids leave the process hashed with the config's salt
+                params.setdefault("client_id_salt", cfg.client_id_salt or None)
+                params.setdefault("raw_client_ids", cfg.raw_client_ids)
+            detectors.append(create(d.kind, reference=self.reference, params=params, context=ctx))
+        return detectors
 
     def _setup_rules(self, cfg: MonitorConfig) -> None:
         from monitor.promql.engine import Engine
