@@ -197,6 +197,7 @@ class Pipeline:
         if now is not None:
             for det in self.detectors:
                 self._guard(det, det.advance, now)
+                self._guard(det, det.on_tick, now)
         for det in self.detectors:
             self._guard(det, det.export, self.store)
 

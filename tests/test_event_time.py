@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from monitor import Monitor
 from monitor.ingest import BatchBuilder
@@ -24,26 +25,61 @@ def test_ticks_see_exactly_the_events_before_them():
     assert seen[-1] == (40.0, 8.0)
 
 
-def test_replayed_log_gives_the_same_metrics_as_live(registry):
-    """Same events, once drained at once (replay) and once in small chunks (live): same figures."""
+def test_replayed_log_gives_the_same_metrics_as_live():
+    """Same events with the default detectors and the rule packs, once drained in one go (replay)
+    and once in small chunks (live): every figure the rules see at every evaluation tick is the
+    same, and so are the alert transitions."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import MonitorConfig, RulesConfig
+    from monitor.reference import Reference
+    from tests.conftest import REPO_ROOT
+
     rng = np.random.default_rng(0)
-    events = [(float(1_700_000_000 + i * 0.5), rng.random(3), rng.dirichlet([1, 1, 1])) for i in range(600)]
+    ref_x = rng.normal(size=(2000, 3))
+    ref_p = rng.dirichlet([1, 1, 1], size=2000)
+    reference = Reference.from_arrays(ref_x, scores=ref_p, labels=ref_p.argmax(1))
+    t0 = 1_700_000_000.0
+    events = [(t0 + i * 0.5, rng.normal(size=3) * (1.0 if i < 1200 else 1.8), rng.dirichlet([1, 1, 1])) for i in range(2400)]
+    packs = tuple(str(p) for p in sorted((REPO_ROOT / "rules").glob("*.yml")))
+    batching_dependent = ("processing", "rows_per_batch", "rule_evaluation_seconds", "queue_depth")
 
-    def run(chunk: int) -> dict:
-        from prometheus_client import CollectorRegistry
+    def run(chunk: int) -> tuple[list, list]:
+        cfg = MonitorConfig(model="et", rules=RulesConfig(files=packs, interval_s=15.0, log_alerts=False), client_id_salt="s")
+        mon = Monitor(config=cfg, reference=reference, registry=CollectorRegistry(), start_worker=False, live=False)
+        seen: list = []
+        transitions: list = []
+        scrape = mon._scrape
 
-        mon = Monitor(model="et", registry=CollectorRegistry(), start_worker=False, live=False)
+        def recording_scrape(t: float) -> None:
+            scrape(t)
+            seen.append((t, {(n, tuple(sorted(labels.items()))): v for n, labels, v in mon.store.samples()
+                             if not any(word in n for word in batching_dependent)}))
+
+        mon._scrape = recording_scrape  # type: ignore[method-assign]
+        mon.transition_listeners.append(lambda tr: transitions.append(tr.to_dict()))
         try:
             for i, (ts, x, p) in enumerate(events):
-                mon.observe(x, p, timestamp=ts, request_id=str(i))
+                mon.observe(x, p, timestamp=ts, request_id=str(i), client=f"c{i % 7}")
+                if i % 10 == 9:
+                    mon.feedback([str(i - 5)], [int(i % 3)], timestamp=ts)
                 if (i + 1) % chunk == 0:
                     mon.flush()
             mon.flush()
-            return {name: v for name, labels, v in mon.store.samples() if "processing" not in name and "rows_per_batch" not in name}
+            return seen, transitions
         finally:
             mon.close()
 
-    assert run(chunk=1000) == run(chunk=7)
+    replayed, replayed_alerts = run(chunk=5000)
+    live, live_alerts = run(chunk=7)
+    assert len(replayed) == len(live) > 70
+    for (t1, a), (t2, b) in zip(replayed, live):
+        assert t1 == t2
+        assert a.keys() == b.keys(), f"series differ at tick {t1 - t0:.0f} s: {set(a) ^ set(b)}"
+        # equal up to the order of floating-point summation
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), f"figures differ at tick {t1 - t0:.0f} s"
+    assert replayed_alerts == live_alerts
+    assert {t["alertname"] for t in replayed_alerts if t["to"] == "firing"} >= {"ModelInputDrift"}
 
 
 def test_last_event_timestamp_is_event_time_not_wall_time(registry):

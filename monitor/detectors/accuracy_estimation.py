@@ -142,6 +142,10 @@ class AccuracyEstimationDetector(Detector):
             "bbse": float(np.clip(cal.label_shift_accuracy(self._confusion, w), 0.0, 1.0)),
         }
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):

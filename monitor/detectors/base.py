@@ -54,6 +54,14 @@ class Detector(abc.ABC):
         """Move event time forward without data (expire windows); called before every export."""
         return None
 
+    def on_tick(self, now: float) -> None:
+        """A rule-evaluation tick at event time ``now`` follows: the next :meth:`export` must
+        write every figure as of exactly the rows seen so far (flush buffered histograms,
+        recompute throttled figures), so that what the rules see at a tick does not depend on
+        how the events were batched (replay gives the same alerts as live). Detectors that
+        throttle their export override this; the default has nothing to do."""
+        return None
+
     @abc.abstractmethod
     def export(self, out: "MetricWriter") -> None:
         """Write current figures. Figures below their minimum sample size are removed, not zeroed."""

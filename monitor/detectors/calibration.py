@@ -253,6 +253,10 @@ class CalibrationDetector(Detector):
             f.temperature = self._temperature(n)
         return f
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         for reason, k in self._skipped.items():
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))

@@ -146,6 +146,12 @@ class ConfidenceDetector(Detector):
         t = self._window.total()
         return float(t[_ABSTAIN] / t[_N]) if t[_N] >= max(self.min_rows, 1) else None
 
+    def on_tick(self, now: float) -> None:
+        """Flush the buffered histograms and recompute every windowed figure at the next export
+        (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+        self._flushed_at = None
+
     def export(self, out: "MetricWriter") -> None:
         # histograms: flushed at most once per ``flush_s`` of event time (or when 4096 rows wait),
         # because the worker exports after every drained batch and a flush costs a store write

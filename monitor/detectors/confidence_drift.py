@@ -113,6 +113,10 @@ class ConfidenceDriftDetector(Detector):
             out[s] = uni.ks_binned(self._ref[s], cur) if cur.sum() >= max(self.min_rows, 1) else None
         return out
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):

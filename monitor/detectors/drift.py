@@ -474,6 +474,10 @@ class DriftCore:
         self.now = max(self.now, now)
 
     # -- windowed figures --------------------------------------------------------------------------
+    def figures_stale(self) -> None:
+        """Drop the per-slot cache: the next :meth:`compute_figures` recomputes."""
+        self._figures_at = float("-inf")
+
     def compute_figures(self) -> dict[str, Any]:
         """Per-channel tests and distances over the event-time window (cached per window slot)."""
         slot_s = self.window.window_s / self.window.n_slots
@@ -743,6 +747,10 @@ class BinnedDriftDetector(Detector):
 
     def advance(self, now: float) -> None:
         self._core.advance(now)
+
+    def on_tick(self, now: float) -> None:
+        """Recompute the windowed figures at the next export (see :meth:`Detector.on_tick`)."""
+        self._core.figures_stale()
 
     def export(self, out: "MetricWriter") -> None:
         self._core.export(out)

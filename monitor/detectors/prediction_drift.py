@@ -131,6 +131,10 @@ class PredictionDriftDetector(Detector):
             return None
         return bbse_weights(self._confusion, cur / cur.sum())
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):

@@ -144,6 +144,10 @@ class RegressionDetector(Detector):
         self._pred.advance(now)
         self._labels.advance(now)
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):

@@ -235,6 +235,10 @@ class SegmentDetector(Detector):
         names_ = self.segment_names
         return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
 
+    def on_tick(self, now: float) -> None:
+        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
     def export(self, out: "MetricWriter") -> None:
         if self._overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))

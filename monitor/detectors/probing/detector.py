@@ -809,6 +809,10 @@ class ProbingDetector(Detector):
             return self._campaigns.reported()
 
     # -- metrics -----------------------------------------------------------------------------------
+    def on_tick(self, now: float) -> None:
+        """Analyse every pending query before the next export (see :meth:`Detector.on_tick`)."""
+        self.flush()
+
     def export(self, out: "MetricWriter") -> None:
         with self._lock:
             out.set("monitor_probing_clients_tracked", float(len(self._clients)))
