@@ -71,6 +71,9 @@ SEGMENT_POSITIVE_RATE = "monitor_segment_positive_rate_ratio"
 SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
 SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
 SEGMENT_GAP = "monitor_segment_overconfidence_gap_ratio"
+SEGMENT_BRIER = "monitor_segment_brier_score"
+SEGMENT_LOG_LOSS = "monitor_segment_log_loss"
+SEGMENT_CALIBRATION_ERROR = "monitor_segment_calibration_error_ratio"
 SEGMENT_MAX_GAP = "monitor_segment_max_gap_ratio"
 SEGMENT_MAX_GAP_Z = "monitor_segment_max_gap_zscore"
 SEGMENT_OVERFLOW = "monitor_segment_overflow_rows"
@@ -191,6 +194,13 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_GAP, GAUGE, "Over-confidence gap (mean confidence minus accuracy) of labelled rows, per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_BRIER, GAUGE, "Mean multi-class Brier score of labelled rows in the window, per segment (0 best, 2 worst).",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_LOG_LOSS, GAUGE, "Mean negative log-likelihood of the true class of labelled rows in the window, per segment, in nats.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_CALIBRATION_ERROR, GAUGE,
+               "Top-label calibration error per segment, by estimator: 15-bin equal-width ECE or its debiased L2 counterpart on the same bins.",
+               labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=400),
     MetricSpec(SEGMENT_MAX_GAP, GAUGE,
                "Largest difference of a figure (positive_rate, accuracy, confidence) between two segments, naming the high and low one.",
                labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=3),

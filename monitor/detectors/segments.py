@@ -3,7 +3,8 @@
 Each row may carry a low-cardinality ``segment`` (region, customer tier, device...). Per segment,
 over sliding event-time windows, this detector exports the row count, the mean confidence, the
 abstain rate and the positive-prediction rate, and with labels the accuracy and the
-over-confidence gap. The first ``segment_cap`` distinct values are tracked; later ones are
+over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE and
+its debiased L2 counterpart on the same bins). The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
 cannot blow up memory or the scrape. Rows without a segment form the segment ``unset``.
 
@@ -23,6 +24,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state
 from monitor.detectors.base import Detector
+from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -37,7 +39,11 @@ OTHER = "other"
 UNSET = "unset"
 # prediction-window fields, label-window fields (each repeated per segment)
 _ROWS, _CONF, _CONF2, _POS, _ABST, _P_FIELDS = 0, 1, 2, 3, 4, 5
-_LAB, _CORRECT, _LCONF, _L_FIELDS = 0, 1, 2, 3
+# label window: count, correct, confidence, Brier, log loss, then per ECE bin: count, confidence, correct
+_LAB, _CORRECT, _LCONF, _LBRIER, _LLOSS = 0, 1, 2, 3, 4
+_BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
+_L_FIELDS = 5 + 3 * cal.ECE_BINS
+_ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
 
 
 def _hashable(v: Any) -> bool:
@@ -89,7 +95,11 @@ class SegmentDetector(Detector):
     window_s, n_slots
         Sliding event-time window and its resolution.
     min_rows, min_labels
-        Minimum rows (labels) of a segment for its figures and for taking part in the gaps.
+        Minimum rows (labels) of a segment for its figures and for taking part in the gaps;
+        ``min_labels`` also gates the segment's Brier score and log loss.
+    min_labels_calibration
+        Minimum labels of a segment for its calibration errors (binned estimators are biased
+        upwards below a few hundred labels; the debiased one much less).
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
@@ -106,6 +116,7 @@ class SegmentDetector(Detector):
         n_slots: int = 12,
         min_rows: int = 100,
         min_labels: int = 50,
+        min_labels_calibration: int = 200,
         refresh: float = 0.05,
     ) -> None:
         if segment_cap < 1:
@@ -117,6 +128,7 @@ class SegmentDetector(Detector):
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.min_labels = int(min_labels)
+        self.min_labels_calibration = int(min_labels_calibration)
         self.refresh = float(refresh)
         self._reset()
 
@@ -194,15 +206,23 @@ class SegmentDetector(Detector):
         feats = output_features(labeled)
         assert feats is not None
         label = np.asarray(labeled.label)
-        known = label >= 0  # -1: a label outside the known classes, counted by the calibration detector
+        if label.dtype.kind not in "iu":
+            label = label.astype(np.int64)
+        # -1 or >= k: a label outside the model's classes, counted by the calibration detector
+        known = (label >= 0) & (label < labeled.scores.shape[1])
         seg = self._segments(labeled.segment)
         s = self._s
         correct = (feats.predicted == label).astype(np.float64)
-        ts, conf = labeled.ts, feats.conf
+        ts, conf, scores = labeled.ts, feats.conf, labeled.scores
         if not known.all():
-            seg, correct, ts, conf = seg[known], correct[known], ts[known], conf[known]
+            seg, correct, ts, conf, scores, label = seg[known], correct[known], ts[known], conf[known], scores[known], label[known]
+        bins = cal.bin_index(conf, _ECE_EDGES) * s + seg
         self._refresh.add(len(ts))
-        accumulate(self._labels, ts, [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf)])
+        accumulate(self._labels, ts, [
+            (seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf),
+            (seg + _LBRIER * s, cal.brier_terms(scores, label)), (seg + _LLOSS * s, cal.log_loss_terms(scores, label)),
+            (bins + _BIN_N * s, 1.0), (bins + _BIN_CONF * s, conf), (bins + _BIN_CORR * s, correct),
+        ])
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
@@ -263,6 +283,14 @@ class SegmentDetector(Detector):
             lab_ok = nl >= max(self.min_labels, 1)
             put_figure(out, names.SEGMENT_ACCURACY, lab[_CORRECT, i] / nl if lab_ok else None, key)
             put_figure(out, names.SEGMENT_GAP, (lab[_LCONF, i] - lab[_CORRECT, i]) / nl if lab_ok else None, key)
+            put_figure(out, names.SEGMENT_BRIER, lab[_LBRIER, i] / nl if lab_ok else None, key)
+            put_figure(out, names.SEGMENT_LOG_LOSS, lab[_LLOSS, i] / nl if lab_ok else None, key)
+            ece = debiased = None
+            if nl >= max(self.min_labels_calibration, 2):
+                sums = (lab[_BIN_N:_BIN_CONF, i], lab[_BIN_CONF:_BIN_CORR, i], lab[_BIN_CORR:, i])
+                ece, debiased = cal.ece_from_sums(*sums), cal.debiased_l2_from_sums(*sums)
+            put_figure(out, names.SEGMENT_CALIBRATION_ERROR, ece, (seg, "ece_equal_width"))
+            put_figure(out, names.SEGMENT_CALIBRATION_ERROR, debiased, (seg, "debiased_l2_equal_width"))
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
         for figure, g in self.gaps().items():
