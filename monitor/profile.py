@@ -44,6 +44,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from monitor.reference import Reference
+from monitor.stats.matmul import matmul
 from monitor.stats.univariate import bin_index, quantile_edges
 
 __all__ = [
@@ -186,7 +187,7 @@ class PCAProfile:
         """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
         z = np.where(np.isfinite(z), z, 0.0)
-        proj = (z @ self.components.T) @ self.components
+        proj = matmul(matmul(z, self.components.T), self.components)
         return np.sqrt(((z - proj) ** 2).sum(axis=1))
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.stats.matmul import matmul
+
 __all__ = ["STATISTICS", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq"]
 
 
@@ -91,12 +93,12 @@ class Sketcher:
     def project(self, z: np.ndarray) -> np.ndarray:
         """Sketches ``(n, dim)`` float32 of standardised rows."""
         z32 = z.astype(np.float32)
-        return z32 if self.components is None else z32 @ self.components
+        return z32 if self.components is None else matmul(z32, self.components)
 
 
 def pairwise_sq(a: np.ndarray, a_norm: np.ndarray, b: np.ndarray, b_norm: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances ``(len(a), len(b))`` from precomputed squared norms (clamped at 0)."""
-    d2 = a_norm[:, None] + b_norm[None, :] - 2.0 * (a @ b.T)
+    d2 = a_norm[:, None] + b_norm[None, :] - 2.0 * matmul(a, b.T)
     np.maximum(d2, 0.0, out=d2)
     return d2
 
@@ -192,13 +194,13 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     # stored block keeps g = |s|^2 - 2 x.s (argmin unchanged) and compares with tau^2 - |x|^2
     stored = None
     if f:
-        stored = (x * np.float32(-2.0)) @ stored_t
+        stored = matmul(x * np.float32(-2.0), stored_t)
         stored += stored_norm
         nn_s = stored.argmin(axis=1)
         d_s = stored[rows, nn_s] + x_norm
         if exact is not None and stored_exact is not None:
             repeat |= (d_s <= 1e-5 * (x_norm + 1.0)) & (stored_exact[nn_s] == exact)
-    inner = (x * np.float32(-2.0)) @ x.T
+    inner = matmul(x * np.float32(-2.0), x.T)
     inner += x_norm
     inner += x_norm[:, None]
     mask = _LOWER[m] if m < _LOWER_MAX else np.tri(m, k=-1, dtype=bool)

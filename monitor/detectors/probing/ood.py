@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from monitor.stats.matmul import matmul
+
 __all__ = ["OODScorer", "MahalanobisScorer", "AlibiScorer", "OODModel", "fit_ood"]
 
 
@@ -66,7 +68,7 @@ class MahalanobisScorer:
         self.whiten = np.linalg.inv(chol).T
 
     def score(self, z: np.ndarray) -> np.ndarray:
-        w = (np.asarray(z, dtype=np.float64) - self.mean) @ self.whiten
+        w = matmul(np.asarray(z, dtype=np.float64) - self.mean, self.whiten)
         return np.sqrt(np.einsum("ij,ij->i", w, w))
 
 

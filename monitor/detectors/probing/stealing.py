@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from monitor.stats.matmul import matmul
+
 __all__ = ["shapiro_coefficients", "shapiro_w", "PradaCalibration", "calibrate_prada", "prada_min_distances"]
 
 _C1 = (0.0, 0.221157, -0.147981, -2.07119, 4.434685, -2.706056)
@@ -88,7 +90,7 @@ def shapiro_w(values: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
         a = shapiro_coefficients(v.shape[1])
     s = np.sort(v, axis=1)
     ss = ((s - s.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-    num = (s @ a) ** 2
+    num = matmul(s, a) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(ss > 0, num / np.where(ss > 0, ss, 1.0), 1.0)
     w = np.minimum(w, 1.0)
@@ -100,7 +102,7 @@ def prada_min_distances(sketches: np.ndarray, start: int, near: float) -> np.nda
     only those at least ``near`` (what a live client contributes to PRADA's set)."""
     s = np.asarray(sketches, dtype=np.float64)
     norm = (s * s).sum(axis=1)
-    d2 = norm[start:, None] + norm[None, :] - 2.0 * s[start:] @ s.T
+    d2 = norm[start:, None] + norm[None, :] - 2.0 * matmul(s[start:], s.T)
     n_new = s.shape[0] - start
     mask = np.arange(s.shape[0])[None, :] >= (start + np.arange(n_new))[:, None]
     d2[mask] = np.inf

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from monitor.detectors.probing.neighbours import pairwise_sq
+from monitor.stats.matmul import matmul
 
 __all__ = [
     "SIGNALS",
@@ -274,8 +275,8 @@ class CampaignIndex:
             onehot = np.zeros((cols.size, acc.size), dtype=np.float32)
             onehot[np.arange(cols.size), inv] = 1.0
             near = sub[:, cols].astype(np.float32)
-            per = near @ onehot  # queries of each account in each neighbourhood
-            probed = (near * all_hit[cols]) @ onehot  # ... that are per-client near-duplicate hits
+            per = matmul(near, onehot)  # queries of each account in each neighbourhood
+            probed = matmul(near * all_hit[cols], onehot)  # ... that are per-client near-duplicate hits
             member = (per >= self.min_queries) & (probed >= 1) & (acc >= 0)[None, :]
             for j in np.flatnonzero(member.sum(axis=1) >= self.min_clients).tolist():
                 i = int(cand[j])
