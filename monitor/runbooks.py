@@ -29,6 +29,7 @@ RUNBOOKS: dict[str, str] = {
     "ModelConfidenceDrift": "The distribution of the model's confidence moved away from the reference: check the input-drift dashboard for the features behind it and whether traffic mix changed (segments).",
     "ModelPredictionDrift": "Predicted-class frequencies moved (label shift as the model sees it): check `monitor_label_shift_weight` by class, upstream changes in who is scored, and whether the shift is real (a season, a campaign) before retraining.",
     "ModelOutputCollapse": "The model answers one class far more than on the reference: check a broken feature (data-quality dashboard), a stuck input, or a deploy that ships the wrong model.",
+    "ModelOutputsRepeated": "Identical outputs are being returned for different inputs: look for a cache or fallback in front of the model (a default answer on timeouts), a feature that arrives constant (data-quality dashboard), or a model that memorised its training answers; `monitor_output_top_class_share_ratio` says whether the answers also collapse onto one class.",
     "ModelSegmentGap": "One segment is treated very differently (positive rate or accuracy): look at the segment panels, whether the gap is new (compare with last week) and whether that segment's inputs drifted.",
     "RegressionPredictionDrift": "The regression model's output distribution moved: check input drift and the MAE/RMSE once labels arrive.",
     # drift

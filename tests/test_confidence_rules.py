@@ -26,7 +26,7 @@ def test_promtool_accepts_the_rules() -> None:
     promtool = require_binary("promtool")
     res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 9 rules found" in res.stdout
+    assert "SUCCESS: 10 rules found" in res.stdout
 
 
 def test_rules_name_only_catalog_metrics_and_carry_the_required_annotations() -> None:
@@ -58,10 +58,12 @@ def outputs(rng: np.random.Generator, n: int, *, a: float = 20.0, prior: np.ndar
     return probs, y
 
 
-def fired(stream: Callable[[np.random.Generator, float, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+def fired(stream: Callable[[np.random.Generator, float, int], tuple[np.ndarray, ...]],
           kinds: tuple[str, ...], reference: Reference, hours: float = 3.0, seed: int = 0) -> set[str]:
     """Run a stream (1 row/s, labels at once) through the detectors; scrape the store every 30 s
-    of event time into the rule evaluator; return the names of alerts that reached firing."""
+    of event time into the rule evaluator; return the names of alerts that reached firing.
+
+    A stream returns (outputs, labels, segments) and optionally the input rows (else zeros)."""
     from monitor.promql import SeriesStore
     from monitor.rules.evaluator import RuleEvaluator
     from monitor.store import MetricStore
@@ -74,9 +76,9 @@ def fired(stream: Callable[[np.random.Generator, float, int], tuple[np.ndarray, 
     names: set[str] = set()
     step = 30
     for t0 in range(0, int(hours * HOUR), step):
-        probs, y, seg = stream(rng, float(t0), step)
+        probs, y, seg, *inputs = stream(rng, float(t0), step)
         ts = t0 + np.arange(step, dtype=np.float64)
-        b = Batch.from_arrays(np.zeros((step, 1)), probs, ts=ts, segment=seg)
+        b = Batch.from_arrays(inputs[0] if inputs else np.zeros((step, 1)), probs, ts=ts, segment=seg)
         lb = LabeledBatch(ts=ts, label_ts=ts, label=y, segment=seg, scores=probs,
                           predicted=None if probs.ndim == 1 else probs.argmax(axis=1))
         for d in dets:
@@ -157,3 +159,24 @@ def test_regression_drift_fires_and_is_silent_unshifted() -> None:
 
     assert fired(stream(0.0), ("regression",), ref) == set()
     assert "RegressionPredictionDrift" in fired(stream(2.0), ("regression",), ref)
+
+
+def test_repeated_outputs_fire_and_are_silent_unshifted() -> None:
+    """A tree-like model whose outputs repeat legitimately (tests/test_confidence_repeats.py):
+    silent over 3 hours unshifted; fires once half of its answers are canned (from hour 1)."""
+    from tests.test_confidence_repeats import tree_model
+
+    rng = np.random.default_rng(8)
+    x = rng.random((5000, 4)) * 10
+    ref = Reference.from_arrays(x, scores=tree_model(x, rng))
+
+    def stream(memorised: float) -> Callable[[np.random.Generator, float, int], tuple[np.ndarray, ...]]:
+        def gen(rng: np.random.Generator, t: float, n: int) -> tuple[np.ndarray, ...]:
+            xs = rng.random((n, 4)) * 10
+            probs = tree_model(xs, rng, memorised if t >= HOUR else 0.0)
+            return probs, probs.argmax(axis=1), np.full(n, None, dtype=object), xs
+
+        return gen
+
+    assert fired(stream(0.0), ("output_repeats",), ref) == set()
+    assert "ModelOutputsRepeated" in fired(stream(0.5), ("output_repeats",), ref)

@@ -43,6 +43,8 @@ OUTPUT_ENTROPY = "monitor_output_diversity_ratio"
 OUTPUT_ENTROPY_REFERENCE = "monitor_output_diversity_reference_ratio"
 TOP_CLASS_SHARE = "monitor_output_top_class_share_ratio"
 TOP_CLASS_SHARE_REFERENCE = "monitor_output_top_class_share_reference_ratio"
+OUTPUT_REPEAT = "monitor_output_repeat_ratio"
+OUTPUT_REPEAT_REFERENCE = "monitor_output_repeat_reference_ratio"
 LABEL_SHIFT_WEIGHT = "monitor_label_shift_weight"
 
 ESTIMATED_ACCURACY = "monitor_estimated_accuracy_ratio"
@@ -138,6 +140,11 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("class",), concern=_C, unit="percentunit", max_series=1),
     MetricSpec(TOP_CLASS_SHARE_REFERENCE, GAUGE, "Share of the reference's predictions given to that same class.",
                labels=("class",), concern=_C, unit="percentunit", max_series=1),
+    MetricSpec(OUTPUT_REPEAT, GAUGE,
+               "Share of the window's rows whose exact output (rounded to 1e-6) was recently given to different inputs: canned or memorised answers.",
+               concern=_C, unit="percentunit"),
+    MetricSpec(OUTPUT_REPEAT_REFERENCE, GAUGE, "The same share of repeated outputs on the reference data, for comparison.",
+               concern=_C, unit="percentunit"),
     MetricSpec(LABEL_SHIFT_WEIGHT, GAUGE,
                "Estimated class weight q(y)/p(y) of the window against the reference (black-box shift estimation); 1 means unchanged.",
                labels=("class",), concern=_C, unit="none", max_series=100),

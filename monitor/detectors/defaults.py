@@ -35,6 +35,7 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
     ("input_drift", "inputs", BOTH),
     ("pca_drift", "inputs2", BOTH),
     ("output_drift", "scores", REG),
+    ("output_repeats", "none", BOTH),
     ("probing", "scores", CLF),
 )
 

@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "calibration": "monitor.detectors.calibration:CalibrationDetector",
     "segments": "monitor.detectors.segments:SegmentDetector",
     "regression": "monitor.detectors.regression:RegressionDetector",
+    "output_repeats": "monitor.detectors.repetition:OutputRepeatDetector",
     # input drift, output drift, multivariate drift, data quality (issue 4)
     "input_drift": "monitor.detectors.drift:FeatureDriftDetector",
     "output_drift": "monitor.detectors.output_drift:OutputDriftDetector",

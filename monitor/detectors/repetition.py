@@ -1,0 +1,332 @@
+"""Repeated answers: the share of rows whose exact output was recently given to *other* inputs.
+
+A model that collapses onto a few canned answers, or that returns outputs it memorised for
+inputs it has never seen, produces output vectors that repeat exactly (to the rounding below)
+while the inputs differ. Predicted-class diversity does not see this when the repeated answers
+spread over several classes; this detector does.
+
+Every row's output vector (class probabilities or regression value), rounded to
+``10**-decimals``, and its input row are reduced to 64-bit fingerprints. A fixed-size,
+direct-mapped table of ``table_size`` slots remembers, for each recent distinct output (up to
+collisions, where the newer output evicts the older), the input that last produced it and when
+(row position). A row counts as a *repeat* when the same output was given within the previous
+``horizon_rows`` rows to a different input. Memory is ``3 * table_size`` integers plus the
+window, whatever the stream length.
+
+Over a sliding event-time window the detector exports the share of repeats (at least
+``min_rows`` rows), and, when the reference holds the model's outputs, the same share measured
+on the reference rows (see :meth:`OutputRepeatDetector._reference_share`): models with discrete outputs (trees,
+rules, heavily rounded scores) repeat legitimately, and the alert compares the two.
+
+Examples
+--------
+>>> import numpy as np
+>>> from monitor.batch import Batch
+>>> det = OutputRepeatDetector(min_rows=1, window_s=1e6)
+>>> x = np.arange(8.0)[:, None]                        # eight different inputs
+>>> p = np.array([[0.9, 0.1]] * 4 + [[0.2, 0.8], [0.3, 0.7], [0.4, 0.6], [0.5, 0.5]])
+>>> det.update(Batch.from_arrays(x, p))
+>>> det.repeat_ratio                                   # rows 2..4 repeat row 1's answer
+0.375
+"""
+
+from __future__ import annotations
+
+import zlib
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state
+from monitor.detectors.base import Detector
+from monitor.windows import SlidingWindow
+
+if TYPE_CHECKING:
+    from monitor.batch import Batch, LabeledBatch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
+    from monitor.store import MetricWriter
+
+__all__ = ["OutputRepeatDetector", "output_fingerprints", "input_fingerprints", "RepeatTable"]
+
+_ROWS, _REPEATS = 0, 1
+_EMPTY = np.uint64(0)
+_MASK63 = np.uint64((1 << 63) - 1)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """Finaliser of splitmix64: every input bit affects every output bit (uint64, wrapping)."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(27))
+        h = h * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+_MULTIPLIERS: dict[int, np.ndarray] = {}
+
+
+def _fold(words: np.ndarray, salt: int) -> np.ndarray:
+    """One 64-bit fingerprint per row of a 2-D uint64 array (order-sensitive over columns).
+
+    Each column is multiplied by its own random odd constant and the products summed
+    (wrapping; one integer matrix-vector product), then the sum is scrambled by the splitmix64
+    finaliser: a multilinear hash that costs one pass over the words whatever their number.
+    """
+    n, d = words.shape
+    mult = _MULTIPLIERS.get(d)
+    if mult is None:
+        mult = _MULTIPLIERS[d] = np.random.default_rng(0x6A09E667 + d).integers(0, 1 << 63, d, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        h = words @ mult
+    h = _mix(h ^ np.uint64(salt))
+    return h | np.uint64(1)  # never 0: 0 marks an empty table slot
+
+
+def output_fingerprints(scores: np.ndarray, decimals: int = 6) -> np.ndarray:
+    """Fingerprint of each output row rounded to ``10**-decimals`` (uint64 ``(n,)``)."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    q = x * 10.0**decimals
+    np.rint(q, out=q)
+    with np.errstate(invalid="ignore"):  # non-finite or huge values all map to one word: rows are still told apart by the rest
+        words = q.astype(np.int64)
+    return _fold(words.view(np.uint64), 0x5EED0)
+
+
+def input_fingerprints(numeric: np.ndarray | None, categorical: np.ndarray | None = None) -> np.ndarray:
+    """Fingerprint of each input row: exact bits of the numeric values (NaN canonicalised;
+    -0.0 and 0.0 differ),
+    and a CRC-32 of each categorical value's text (stable across processes, so checkpoints
+    restore the same fingerprints)."""
+    cols: list[np.ndarray] = []
+    n = 0
+    if numeric is not None and numeric.size:
+        num = np.ascontiguousarray(numeric, dtype=np.float64)
+        if np.isnan(num).any():  # NaN payloads differ; one canonical NaN
+            num = np.where(np.isnan(num), np.nan, num)
+        cols.append(num.view(np.uint64))
+        n = num.shape[0]
+    if categorical is not None and categorical.size:
+        n = categorical.shape[0]
+        cols.append(np.stack([_text_codes(categorical[:, j]) for j in range(categorical.shape[1])], axis=1))
+    if not cols:
+        return np.ones(n, dtype=np.uint64)
+    return _fold(np.hstack(cols) if len(cols) > 1 else cols[0], 0x1A9)
+
+
+_CODES: dict[Any, int] = {}
+_CODES_CAP = 100_000
+
+
+def _text_codes(values: np.ndarray) -> np.ndarray:
+    """CRC-32 of each value's text, memoised (categorical values are few; one C-level lookup
+    for the whole column when all are known)."""
+    items = values.tolist()
+    try:
+        found = itemgetter(*items)(_CODES) if items else ()
+        return np.array([found] if len(items) == 1 else found, dtype=np.uint64)
+    except (KeyError, TypeError):
+        pass
+    if len(_CODES) > _CODES_CAP:
+        _CODES.clear()
+    out = np.empty(len(items), dtype=np.uint64)
+    for i, v in enumerate(items):
+        try:
+            code = _CODES.get(v)
+        except TypeError:  # unhashable value
+            code, v = None, str(v)
+        if code is None:
+            code = _CODES[v] = zlib.crc32(str(v).encode())
+        out[i] = code
+    return out
+
+
+class RepeatTable:
+    """Direct-mapped table: output fingerprint -> (last input fingerprint, last row position).
+
+    A row is a repeat when the same output was given, within the last ``horizon`` rows, to a
+    different input. Recency is counted in rows (not in table turnover) so that the share is a
+    stationary property of the traffic, and the same figure measured on the reference rows is
+    comparable whatever the lengths of the two streams. Two outputs that map to the same slot
+    evict each other (a missed repeat); ``size`` several times ``horizon`` keeps that rare, and
+    it biases the live and the reference figure alike.
+    """
+
+    def __init__(self, size: int, horizon: int) -> None:
+        if size < 1 or horizon < 1:
+            raise ValueError(f"output_repeats: table_size and horizon_rows must be at least 1, got {size} and {horizon}")
+        self.size = int(size)
+        self.horizon = int(horizon)
+        self.keys = np.zeros(self.size, dtype=np.uint64)
+        self.inputs = np.zeros(self.size, dtype=np.uint64)
+        self.positions = np.full(self.size, -(1 << 62), dtype=np.int64)
+        self.count = 0
+
+    def repeats(self, out_fp: np.ndarray, in_fp: np.ndarray) -> np.ndarray:
+        """Mark rows whose output was recently given to a different input; then remember the batch.
+
+        Within the batch each row is compared with the previous row of the same output (a
+        stable sort groups them), the first of each group with the table, as if the rows had
+        been processed one by one.
+        """
+        n = out_fp.shape[0]
+        rep = np.zeros(n, dtype=bool)
+        if n == 0:
+            return rep
+        pos = self.count + np.arange(n, dtype=np.int64)
+        self.count += n
+        order = np.argsort(out_fp, kind="stable")
+        o, i, p = out_fp[order], in_fp[order], pos[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = o[1:] != o[:-1]
+        within = np.zeros(n, dtype=bool)
+        within[1:] = ~first[1:] & (i[1:] != i[:-1]) & (p[1:] - p[:-1] <= self.horizon)
+        slot = ((o & _MASK63) % np.uint64(self.size)).astype(np.int64)
+        hit = first & (self.keys[slot] == o) & (self.inputs[slot] != i) & (p - self.positions[slot] <= self.horizon)
+        rep[order] = within | hit
+        last = np.ones(n, dtype=bool)
+        last[:-1] = o[1:] != o[:-1]
+        # each output keeps its last row; among outputs sharing a slot the latest row wins
+        by_time = np.argsort(p[last], kind="stable")
+        s_last = slot[last][by_time]
+        self.keys[s_last] = o[last][by_time]
+        self.inputs[s_last] = i[last][by_time]
+        self.positions[s_last] = p[last][by_time]
+        return rep
+
+
+class OutputRepeatDetector(Detector):
+    """Share of rows whose rounded output exactly repeats one recently given to other inputs.
+
+    Parameters
+    ----------
+    reference
+        Held-out data with the model's outputs (``reference.scores``): the same share is
+        measured on it, in its row order, as the baseline. Optional.
+    horizon_rows
+        "Recently": the same output given within this many previous rows counts as a repeat.
+    table_size
+        Slots of the fingerprint table (24 bytes each); several times ``horizon_rows`` so that
+        distinct outputs rarely evict each other.
+    decimals
+        Outputs are rounded to ``10**-decimals`` before comparison (float noise of the same
+        computation does not hide a repeat).
+    window_s, n_slots
+        Sliding event-time window and its resolution.
+    min_rows
+        Minimum rows in the window for the share (absent below).
+    refresh
+        Relative change of the window's row count that triggers recomputing at export.
+    """
+
+    kind: ClassVar[str] = "output_repeats"
+
+    def __init__(
+        self,
+        reference: "Reference | None" = None,
+        horizon_rows: int = 1000,
+        table_size: int = 8192,
+        decimals: int = 6,
+        window_s: float = 3600.0,
+        n_slots: int = 12,
+        min_rows: int = 200,
+        refresh: float = 0.05,
+    ) -> None:
+        if not 0 <= decimals <= 12:
+            raise ValueError(f"output_repeats: decimals must be in 0..12, got {decimals}")
+        self.horizon_rows = int(horizon_rows)
+        self.table_size = int(table_size)
+        self.decimals = int(decimals)
+        self.window_s = float(window_s)
+        self.n_slots = int(n_slots)
+        self.min_rows = int(min_rows)
+        self.refresh = float(refresh)
+        self._reference_ratio: float | None = None
+        scores = None if reference is None else reference.scores
+        if scores is not None and len(reference) > self.horizon_rows and len(reference) == np.asarray(scores).shape[0]:  # type: ignore[arg-type]
+            self._reference_ratio = self._reference_share(reference)
+        self._reset()
+
+    def _reference_share(self, reference: "Reference") -> float:
+        """The share on the reference rows taken as a cycle: a first pass fills the table, the
+        second is measured, so every row has ``horizon_rows`` predecessors as a live row has
+        (and, the reference being longer than the horizon, never meets its own first copy)."""
+        out_fp = output_fingerprints(reference.scores, self.decimals)  # type: ignore[arg-type]
+        in_fp = input_fingerprints(reference.numeric, reference.categorical)
+        table = RepeatTable(self.table_size, self.horizon_rows)
+        table.repeats(out_fp, in_fp)
+        return float(table.repeats(out_fp, in_fp).mean())
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "OutputRepeatDetector":
+        return cls(reference, **config_params(cls, context, params, window_s="window_s"))
+
+    def _reset(self) -> None:
+        self._table = RepeatTable(self.table_size, self.horizon_rows)
+        self._window = SlidingWindow(self.window_s, (2,), self.n_slots)
+        self._refresh = Refresh(self.refresh)
+
+    def update(self, batch: "Batch") -> None:
+        scores = batch.scores
+        if scores is None or scores.shape[0] == 0:
+            return  # label-only outputs repeat by nature; nothing to fingerprint
+        rep = self._table.repeats(output_fingerprints(scores, self.decimals), input_fingerprints(batch.numeric, batch.categorical))
+        self._refresh.add(len(rep))
+        accumulate(self._window, batch.ts, [(_ROWS, 1.0), (_REPEATS, rep.astype(np.float64))])
+
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        return None
+
+    def advance(self, now: float) -> None:
+        self._window.advance(now)
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def repeat_ratio(self) -> float | None:
+        """Share of repeats in the window, or None below ``min_rows`` rows."""
+        rows, repeats = self._window.total()
+        return float(repeats / rows) if rows >= max(self.min_rows, 1) else None
+
+    @property
+    def reference_ratio(self) -> float | None:
+        """Share of repeats on the reference rows, or None without reference outputs."""
+        return self._reference_ratio
+
+    def on_tick(self, now: float) -> None:
+        """Recompute the windowed share at the next export (see :meth:`Detector.on_tick`)."""
+        self._refresh.reset()
+
+    def export(self, out: "MetricWriter") -> None:
+        slot_end = self._window.newest_slot_end
+        if not self._refresh.due(slot_end):
+            return
+        self._refresh.done(slot_end, float(self._window.total()[_ROWS]))
+        put_figure(out, names.OUTPUT_REPEAT, self.repeat_ratio)
+        put_figure(out, names.OUTPUT_REPEAT_REFERENCE, self._reference_ratio)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "windows": windows_state({"rows": self._window}),
+            "keys": self._table.keys.copy(),
+            "inputs": self._table.inputs.copy(),
+            "positions": self._table.positions.copy(),
+            "count": self._table.count,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._reset()
+        load_windows_state({"rows": self._window}, state["windows"])
+        keys, inputs = np.asarray(state["keys"], dtype=np.uint64), np.asarray(state["inputs"], dtype=np.uint64)
+        if keys.shape != (self.table_size,) or inputs.shape != (self.table_size,):
+            raise ValueError("output_repeats state was saved with another table_size")
+        self._table.keys[:] = keys
+        self._table.inputs[:] = inputs
+        self._table.positions[:] = np.asarray(state["positions"], dtype=np.int64)
+        self._table.count = int(state["count"])
