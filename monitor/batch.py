@@ -42,7 +42,8 @@ class Batch:
     predicted
         Predicted class index ``(n,)`` int64 for classifiers (argmax, or the label's index), else None.
     intervals
-        Prediction intervals ``(n, 2)`` (lower, upper) for regression models that return them.
+        Prediction intervals ``(n, 2)`` (lower, upper) for regression models that return them, or
+        every quantile column ``(n, q)`` when the output spec lists ``quantiles``.
     client, request_id, segment
         Object arrays ``(n,)``; ``None`` where the caller gave none. ``client`` defaults to
         ``"anonymous"`` so that per-client detectors still see the global stream.

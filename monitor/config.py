@@ -236,7 +236,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         seen.add(name)
         feats.append(Feature(name, kind))
 
-    out_raw = r.mapping(raw.get("output"), k("output"), {"kind", "classes", "samples_axis"})
+    out_raw = r.mapping(raw.get("output"), k("output"), {"kind", "classes", "samples_axis", "quantiles"})
     kind = out_raw.get("kind", "probabilities")
     if kind not in OUTPUT_KINDS:
         raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
@@ -246,7 +246,13 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     if len(set(map(str, classes_raw))) != len(classes_raw):
         raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
     samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
-    output = OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis)
+    quantiles_raw = out_raw.get("quantiles", [])
+    if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):
+        raise r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}", "write quantiles: [0.05, 0.5, 0.95]")
+    try:
+        output = OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis, tuple(float(q) for q in quantiles_raw))
+    except ValueError as err:
+        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) with kind: regression") from None
 
     ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path"})
     ref_path = ref_raw.get("path")

@@ -82,8 +82,8 @@ class LabelJoiner:
                 self._scores = np.full((self.capacity,) + width, np.nan, dtype=np.float32)
             self._scores[slots] = batch.scores[has]
         if batch.intervals is not None:
-            if self._intervals is None:
-                self._intervals = np.full((self.capacity, 2), np.nan)
+            if self._intervals is None or self._intervals.shape[1] != batch.intervals.shape[1]:
+                self._intervals = np.full((self.capacity, batch.intervals.shape[1]), np.nan)
             self._intervals[slots] = batch.intervals[has]
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
@@ -162,8 +162,9 @@ class LabelJoiner:
             self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=np.float32)
             self._scores[slots] = sc
         if state.get("intervals") is not None:
-            self._intervals = np.full((self.capacity, 2), np.nan)
-            self._intervals[slots] = state["intervals"]
+            iv = np.asarray(state["intervals"], dtype=np.float64)
+            self._intervals = np.full((self.capacity, iv.shape[1]), np.nan)
+            self._intervals[slots] = iv
         self._slot_of = dict(zip(state["ids"], slots.tolist()))
         self._head = int(state["head"])
         self.evicted = int(state["evicted"])

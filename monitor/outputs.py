@@ -100,9 +100,11 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         valid[:] = False
         return DecodedOutputs(valid, {"non_numeric_output": n})
     if spec.kind == "regression":
-        if x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
+        if spec.quantiles and x.ndim == 2 and x.shape[1] == len(spec.quantiles):
+            values, intervals = x[:, spec.median_column].copy(), x.copy()  # every quantile column
+        elif x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
             values, intervals = x.reshape(n), None
-        elif x.ndim == 2 and x.shape[1] == 3:
+        elif x.ndim == 2 and x.shape[1] == 3 and not spec.quantiles:
             values, intervals = x[:, 0].copy(), x[:, 1:3].copy()
         else:
             valid[:] = False

@@ -9,7 +9,8 @@ __all__ = ["Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
 #: How the predict function's return value is read.
 #: ``probabilities``: class probabilities (n, k), or one column (n,)/(n, 1) = P(positive) for binary;
 #: ``logits``: raw scores turned into probabilities by softmax (sigmoid for one column);
-#: ``labels``: predicted labels only; ``regression``: real values, optionally (n, 2) intervals.
+#: ``labels``: predicted labels only; ``regression``: real values, optionally (n, 2) intervals
+#: (value, lower, upper as (n, 3)) or (n, q) quantiles when ``OutputSpec.quantiles`` is set.
 OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression")
 
 
@@ -63,15 +64,32 @@ class OutputSpec:
     samples_axis
         For ensembles / MC-dropout: outputs shaped ``(n, samples, k)`` (or ``(samples, k)`` for one
         row) have their members on this axis.
+    quantiles
+        Regression models that return quantiles: the levels of the ``(n, q)`` output columns, in
+        increasing order (e.g. ``(0.05, 0.5, 0.95)``). The prediction is the 0.5 column (the
+        middle one when 0.5 is absent); the empirical coverage of each level is monitored.
     """
 
     kind: str = "probabilities"
     classes: tuple[str, ...] = field(default=())
     samples_axis: bool = False
+    quantiles: tuple[float, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if self.kind not in OUTPUT_KINDS:
             raise ValueError(f"output kind must be one of {', '.join(OUTPUT_KINDS)}, not {self.kind!r}")
+        if self.quantiles:
+            q = self.quantiles
+            if self.kind != "regression":
+                raise ValueError("output quantiles apply to regression outputs only: set kind: regression or remove quantiles")
+            if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in zip(q, q[1:])):
+                raise ValueError(f"output quantiles must be increasing levels in (0, 1), e.g. [0.05, 0.5, 0.95]; got {list(q)}")
+
+    @property
+    def median_column(self) -> int:
+        """Column of the prediction among quantile outputs: the 0.5 level, else the middle one."""
+        q = self.quantiles
+        return q.index(0.5) if 0.5 in q else len(q) // 2
 
     @property
     def is_classifier(self) -> bool:

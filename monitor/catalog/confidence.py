@@ -92,6 +92,7 @@ REGRESSION_RMSE = "monitor_regression_rmse"
 REGRESSION_BIAS = "monitor_regression_bias"
 INTERVAL_COVERAGE = "monitor_interval_coverage_ratio"
 INTERVAL_WIDTH = "monitor_interval_width_mean"
+QUANTILE_COVERAGE = "monitor_quantile_coverage_ratio"
 
 _C = "confidence"
 _CAL = "calibration"
@@ -234,4 +235,7 @@ METRICS: tuple[MetricSpec, ...] = (
                concern=_REG, unit="percentunit"),
     MetricSpec(INTERVAL_WIDTH, GAUGE, "Mean width of the prediction intervals of labelled rows in the window (target units).",
                concern=_REG, unit="none"),
+    MetricSpec(QUANTILE_COVERAGE, GAUGE,
+               "Share of labelled targets at or below the model's predicted quantile, by level: a calibrated quantile covers its level.",
+               labels=("level",), concern=_REG, unit="percentunit", max_series=20),
 )

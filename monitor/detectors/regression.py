@@ -8,7 +8,10 @@ Over sliding event-time windows:
   squared error and mean signed error (bias);
 * when the model returns prediction intervals (``(value, lower, upper)`` outputs): the share of
   targets inside them (empirical coverage) and their mean width, so that an interval that claims
-  90% but covers 70% is seen.
+  90% but covers 70% is seen;
+* when the model returns quantiles (``output.quantiles`` configured, ``(n, q)`` outputs): per
+  level, the share of targets at or below the predicted quantile (a calibrated 0.95 quantile has
+  95% below it), and the interval between the lowest and highest level as above.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state
 from monitor.detectors.base import Detector
+from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
 from monitor.windows import SlidingWindow
 
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["RegressionDetector"]
 
 _N, _SUM = 0, 1  # then bins
-_LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _L_DIM = range(8)
+_LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _NQ, _BELOW = range(9)  # then one "below" per quantile level
 
 
 class RegressionDetector(Detector):
@@ -48,6 +52,9 @@ class RegressionDetector(Detector):
         Sliding event-time window and its resolution.
     n_bins
         Bins at reference quantiles for the drift test.
+    quantiles
+        Levels of the model's quantile outputs (defaults to the monitor's ``output.quantiles``);
+        labelled rows whose intervals have one column per level get per-level coverage.
     min_rows, min_labels
         Minimum rows for the drift figures, labels for the error and coverage figures.
     refresh
@@ -63,10 +70,15 @@ class RegressionDetector(Detector):
         window_s: float = 3600.0,
         n_slots: int = 12,
         n_bins: int = 20,
+        quantiles: "tuple[float, ...] | list[float] | None" = None,
         min_rows: int = 200,
         min_labels: int = 50,
         refresh: float = 0.05,
     ) -> None:
+        self.quantiles = tuple(float(q) for q in (quantiles or ()))
+        if any(not 0.0 < q < 1.0 for q in self.quantiles) or any(b <= a for a, b in zip(self.quantiles, self.quantiles[1:])):
+            raise ValueError(f"regression: quantiles must be increasing levels in (0, 1), got {list(self.quantiles)}")
+        self._quantile_labels = tuple(f"{q:g}" for q in self.quantiles)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.n_bins = int(n_bins)
@@ -76,7 +88,9 @@ class RegressionDetector(Detector):
         scores = None if reference is None else reference.scores
         if scores is not None:
             ref = np.asarray(scores, dtype=np.float64)
-            if ref.ndim == 2 and ref.shape[1] >= 1:
+            if ref.ndim == 2 and self.quantiles and ref.shape[1] == len(self.quantiles):
+                ref = ref[:, OutputSpec("regression", quantiles=self.quantiles).median_column]  # the prediction
+            elif ref.ndim == 2 and ref.shape[1] >= 1:
                 ref = ref[:, 0]  # (value, lower, upper) outputs: the value
             if ref.ndim != 1:
                 raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
@@ -92,11 +106,14 @@ class RegressionDetector(Detector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "RegressionDetector":
-        return cls(reference, **config_params(cls, context, params, window_s="window_s"))
+        params = config_params(cls, context, params, window_s="window_s")
+        if params.get("quantiles") is None and context is not None:
+            params["quantiles"] = getattr(context.output, "quantiles", ()) or None
+        return cls(reference, **params)
 
     def _reset(self) -> None:
         self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
-        self._labels = SlidingWindow(self.window_s, (_L_DIM,), self.n_slots)
+        self._labels = SlidingWindow(self.window_s, (_BELOW + len(self.quantiles),), self.n_slots)
         self._refresh = Refresh(self.refresh)
 
     @staticmethod
@@ -129,8 +146,14 @@ class RegressionDetector(Detector):
             iv = None if iv is None else iv[ok]
         err = v - y
         parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [(_LN, 1.0), (_ABS, np.abs(err)), (_SQ, err * err), (_ERR, err)]
-        if iv is not None and iv.ndim == 2 and iv.shape[1] == 2:
-            lo, hi = iv[:, 0], iv[:, 1]
+        nq = len(self.quantiles)
+        if iv is not None and iv.ndim == 2 and nq and iv.shape[1] == nq:
+            has_q = np.isfinite(iv).all(axis=1)
+            below = has_q[:, None] & (y[:, None] <= iv)
+            parts.append((_NQ, has_q.astype(np.float64)))
+            parts += [(_BELOW + j, below[:, j].astype(np.float64)) for j in range(nq)]
+        if iv is not None and iv.ndim == 2 and (iv.shape[1] == 2 or (nq >= 2 and iv.shape[1] == nq)):
+            lo, hi = iv[:, 0], iv[:, -1]  # quantile outputs: the lowest to the highest level
             has = np.isfinite(lo) & np.isfinite(hi)
             parts += [
                 (_NINT, has.astype(np.float64)),
@@ -171,6 +194,10 @@ class RegressionDetector(Detector):
         int_ok = ni >= max(self.min_labels, 1)
         put_figure(out, names.INTERVAL_COVERAGE, lab[_COVER] / ni if int_ok else None)
         put_figure(out, names.INTERVAL_WIDTH, lab[_WIDTH] / ni if int_ok else None)
+        nq = lab[_NQ]
+        q_ok = nq >= max(self.min_labels, 1)
+        for j, level in enumerate(self._quantile_labels):
+            put_figure(out, names.QUANTILE_COVERAGE, lab[_BELOW + j] / nq if q_ok else None, (level,))
 
     def state_dict(self) -> dict[str, Any]:
         return {"windows": windows_state({"pred": self._pred, "labels": self._labels})}
