@@ -11,7 +11,7 @@ Writers hold the lock only while they mutate; readers copy under the lock and fo
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
@@ -33,6 +33,10 @@ class MetricWriter(Protocol):
     def set(self, name: str, value: float, labels: LabelValues = None) -> None: ...
 
     def inc(self, name: str, amount: float = 1.0, labels: LabelValues = None) -> None: ...
+
+    def set_many(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None: ...
+
+    def inc_many(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None: ...
 
     def observe(self, name: str, values: "np.ndarray | Sequence[float] | float", labels: LabelValues = None) -> None: ...
 
@@ -97,6 +101,12 @@ class MetricStore:
     def _key(spec: MetricSpec, labels: LabelValues) -> tuple[str, ...]:
         if labels is None:
             key: tuple[str, ...] = ()
+        elif labels.__class__ is tuple:  # the common case, checked without building a new tuple
+            key = labels
+            for v in labels:
+                if v.__class__ is not str:
+                    key = tuple(str(v) for v in labels)
+                    break
         elif isinstance(labels, Mapping):
             if set(labels) != spec._label_set:
                 raise catalog.SpecError(
@@ -133,6 +143,34 @@ class MetricStore:
             series = self._values[name]
             if key in series or self._slot(spec, key, float) is not None:
                 series[key] = float(value)
+
+    def set_many(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None:
+        """``set(name, value, labels)`` for every ``(labels, value)`` pair, in order, with one catalog
+        look-up and one lock: a detector exporting one figure per feature (or per feature and
+        reason) writes hundreds of series per drained batch, and per-call overhead dominated."""
+        spec = self._spec(name)
+        key = self._key
+        pairs = [(key(spec, labels), float(value)) for labels, value in items]
+        with self._lock:
+            series = self._values[name]
+            for k, value in pairs:
+                if k in series or self._slot(spec, k, float) is not None:
+                    series[k] = value
+
+    def inc_many(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None:
+        """``inc(name, amount, labels)`` for every ``(labels, amount)`` pair, in order (as
+        :meth:`set_many`); a negative amount is refused before anything is written."""
+        spec = self._spec(name)
+        key = self._key
+        pairs = [(key(spec, labels), float(amount)) for labels, amount in items]
+        for k, amount in pairs:
+            if amount < 0:
+                raise ValueError(f"{name}: counters only go up (got {amount} for {k})")
+        with self._lock:
+            series = self._values[name]
+            for k, amount in pairs:
+                if k in series or self._slot(spec, k, float) is not None:
+                    series[k] = series[k] + amount
 
     def inc(self, name: str, amount: float = 1.0, labels: LabelValues = None) -> None:
         spec = self._spec(name)

@@ -230,6 +230,26 @@ def test_memory_stops_growing_at_the_caps(ref) -> None:
     assert all(r is None or r.filled <= 200 for r in det._rings)  # noqa: SLF001
 
 
+def test_ring_bytes_kept_incrementally_match_a_full_sum(ref) -> None:
+    """``state_nbytes`` keeps the rings' total as they are made, grown, evicted and restored
+    (instead of summing every ring at each export); it must equal the full sum at every point."""
+    det = make(ref, history=300, max_clients=8)
+    rng = np.random.default_rng(11)
+
+    def full_sum(d: ProbingDetector) -> int:
+        return sum(r.nbytes for r in d._rings if r is not None)  # noqa: SLF001
+
+    for rep in range(4):  # 12 clients over 8 slots: growth, evictions, slot reuse
+        S.feed(det, {f"c{(rep * 5 + i) % 12}": S.natural(rng, 40 + 60 * rep) for i in range(5)}, seed=rep)
+        assert det.evictions > 0 or rep < 2
+        assert det._ring_bytes == full_sum(det) > 0  # noqa: SLF001
+    assert det.evictions > 0
+    back = make(ref, history=300, max_clients=8)
+    back.load_state_dict(det.state_dict())
+    assert back._ring_bytes == full_sum(back) == full_sum(det)  # noqa: SLF001
+    assert back.state_nbytes == det.state_nbytes
+
+
 def test_advance_runs_pending_queries_after_max_delay(ref) -> None:
     det = make(ref, flush_rows=32, max_delay_s=5.0)
     rng = np.random.default_rng(13)

@@ -267,21 +267,26 @@ class DataQualityDetector(Detector):
         tot = self._window.total()
         rows = tot[0]
         out.set("monitor_data_window_rows", float(rows))
+        # one bulk write per metric (hundreds of series per drained batch; see MetricStore.set_many)
+        ratios: list[tuple[tuple[str, str], float]] = []
+        expected: list[tuple[tuple[str, str], float]] = []
+        added: list[tuple[tuple[str, str], float]] = []
         for (name, reason), pos in self._layout.items():
             labels = (name, reason)
             if rows >= self.min_rows:
-                out.set("monitor_data_invalid_ratio", float(tot[pos] / rows), labels)
+                ratios.append((labels, float(tot[pos] / rows)))
             else:
                 out.remove("monitor_data_invalid_ratio", labels)
             exp = (self._num_ref.get(name) or self._cat_ref.get(name) or {}).get("expected", {})
             if reason in exp:
-                out.set("monitor_data_reference_invalid_ratio", float(exp[reason]), labels)
-            add = self._pending.pop(labels, 0.0)
-            out.inc("monitor_data_invalid_rows", add, labels)
-        for name, run in self._run.items():
-            out.set("monitor_data_stuck_run_rows", float(run), (name,))
-            if name in self._num_ref:
-                out.set("monitor_data_stuck", 1.0 if self.stuck(name) else 0.0, (name,))
+                expected.append((labels, float(exp[reason])))
+            added.append((labels, self._pending.pop(labels, 0.0)))
+        out.inc_many("monitor_data_invalid_rows", added)
+        out.set_many("monitor_data_invalid_ratio", ratios)
+        out.set_many("monitor_data_reference_invalid_ratio", expected)
+        out.set_many("monitor_data_stuck_run_rows", [((name,), float(run)) for name, run in self._run.items()])
+        out.set_many("monitor_data_stuck", [((name,), 1.0 if self.stuck(name) else 0.0)
+                                            for name in self._run if name in self._num_ref])
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

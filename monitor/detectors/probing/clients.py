@@ -252,11 +252,13 @@ class ClientRing:
         return int(self.sketch_t.nbytes + self.norm.nbytes + self.label.nbytes + self.exact.nbytes
                    + self.flags.nbytes + self.fps.nbytes + self.prada.nbytes)
 
-    def reserve(self, extra: int) -> None:
-        """Grow the buffers (doubling, up to ``history``) so that ``extra`` more rows fit unwrapped."""
+    def reserve(self, extra: int) -> int:
+        """Grow the buffers (doubling, up to ``history``) so that ``extra`` more rows fit unwrapped;
+        returns the bytes added (so that the owner keeps its memory total without re-summing)."""
         need = min(self.filled + extra, self.history)
         if need <= self.cap:
-            return
+            return 0
+        before = self.nbytes
         cap = self.cap
         while cap < need:
             cap = min(cap * 2, self.history)
@@ -270,6 +272,7 @@ class ClientRing:
         new_t[:, : self.filled] = self.sketch_t[:, : self.filled]
         self.sketch_t = new_t
         self.cap = cap
+        return self.nbytes - before
 
     def positions(self, m: int) -> np.ndarray:
         """Ring positions the next ``m`` rows go to (call :meth:`reserve` first)."""
