@@ -148,6 +148,17 @@ def worker_throughput(n_rows: int, per_event_rows: int) -> list[tuple[str, ...]]
     rows.append(("all defaults but probing", f"{r:,.0f}", f"{1e6 / r - 1e6 / bare:.2f}", f"{1e6 / r:.2f}"))
     r = _rows_per_cpu_second(schema, output, detectors(all_kinds), events, per_event_rows)
     rows.append(("all defaults", f"{r:,.0f}", f"{1e6 / r - 1e6 / bare:.2f}", f"{1e6 / r:.2f}"))
+    try:  # control: the same with BLAS held to one thread in this process only (never in the library)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        # equal to "all defaults" when no product wakes BLAS threads; these threads spin after each
+        # product and once doubled the detectors' CPU (see monitor.stats.matmul)
+        with threadpool_limits(1, "blas"):
+            r = _rows_per_cpu_second(schema, output, detectors(all_kinds), events, per_event_rows)
+        rows.append(("all defaults, BLAS held to 1 thread (control)", f"{r:,.0f}", f"{1e6 / r - 1e6 / bare:.2f}",
+                     f"{1e6 / r:.2f}"))
     print(f"worker, {per_event_rows} row(s) per call, 32 features, 10 classes, drains of up to 8,192 events:")
     print(table(rows, ("configuration", "rows/s of one core", "added us/row", "us/row")))
     return rows
