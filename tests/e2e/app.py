@@ -20,6 +20,7 @@ APP_MODEL = "breast-cancer"
 #: Detector kinds the test runs (regression and the alibi backend do not apply to this classifier).
 WANTED_DETECTORS = (
     "confidence", "confidence_drift", "prediction_drift", "accuracy_estimation", "calibration", "segments",
+    "output_repeats",
     "input_drift", "output_drift", "pca_drift", "data_quality", "probing",
 )
 
