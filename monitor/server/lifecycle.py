@@ -7,6 +7,8 @@ Periodic: every second, fold request durations and give up on CloudEvents halves
 long; every ``checkpoint.interval`` of a model, write its checkpoint (in a thread: the event loop
 never waits on the disk).
 
+Once loaded: one full garbage collection, then ``gc.freeze()`` (see :func:`freeze_heap_when_ready`).
+
 SIGTERM/SIGINT: stop intake (new events are answered 503 so that a load balancer retries
 elsewhere), stop the listeners, drain every queue, run a final rule evaluation, write the final
 checkpoints, close the monitors. A second signal exits at once.
@@ -15,6 +17,7 @@ checkpoints, close the monitors. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Checkpointer", "housekeeping", "shutdown", "run"]
+__all__ = ["Checkpointer", "freeze_heap_when_ready", "housekeeping", "shutdown", "run"]
 
 log = logging.getLogger("monitor.server")
 
@@ -84,6 +87,28 @@ class Checkpointer:
             for model, interval in self.intervals.items():
                 if now - self._last.get(model, start) >= interval:
                     await loop.run_in_executor(None, self.save, model)
+
+
+async def freeze_heap_when_ready(sidecar: "Sidecar", poll_s: float = 0.05) -> bool:
+    """Once the models are loaded, collect once and move every surviving object to the
+    permanent generation (``gc.freeze()``). Returns whether it froze (False if loading failed).
+
+    Why: a loaded sidecar holds some 50,000 long-lived container objects (modules, configs,
+    detectors, references) that every generation-2 collection would traverse again: about
+    10 ms per full collection on an idle core of the benchmark machine, 20-40 ms under load,
+    all of it holding the GIL, so each one stalled every proxied request in flight. Frozen
+    objects are skipped by the collector; objects made afterwards are collected as usual.
+    Process-wide, hence called by :func:`run` (the ``monitor serve`` process), never by the
+    library code that tests embed.
+    """
+    while not sidecar.ready:
+        if sidecar.load_error is not None or sidecar.shut_down:
+            return False
+        await asyncio.sleep(poll_s)
+    gc.collect()  # garbage left by loading is freed, not frozen
+    gc.freeze()
+    log.debug("froze %d long-lived objects out of the collector's reach", gc.get_freeze_count())
+    return True
 
 
 async def housekeeping(app: "web.Application") -> None:
@@ -159,6 +184,7 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    freezer = asyncio.create_task(freeze_heap_when_ready(apps[0][0][K.SIDECAR]))
     runners = []
     try:
         for app, host, port in apps:
@@ -175,6 +201,7 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
                         fh.write(f"{b[0]}:{b[1]}\n")
         await stop.wait()
     finally:
+        freezer.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
