@@ -40,10 +40,13 @@ from tests.e2e.app import APP_MODEL, build_app
 from tests.e2e.processes import Alertmanager, Prometheus, Sidecar, WebhookReceiver
 from tests.e2e.rules import alert_rules, fast_copy
 from tests.e2e.traffic import DEFAULT_PHASES, PhaseSpan, Traffic, train_world
+from tests.e2e.uncertainty import UncertaintyModels, model_names, train_uncertainty_models
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SIDECAR_MODEL = "sidecar-model"
+#: The sidecar's regression (quantiles), logits and ensemble models (tests/e2e/uncertainty.py).
+UNCERTAINTY_MODELS = tuple(model_names("sidecar").values())
 SCRAPE_S = 1.0
 STEP_S = 2.0
 SHIPPED = sorted((REPO_ROOT / "rules").glob("*.yml"))
@@ -96,14 +99,18 @@ def _export(tmp: Path) -> tuple[Path, Path, Path]:
     return exported, operator, spec
 
 
-def _sidecar_config(world) -> dict:
+def _sidecar_config(world, others: UncertaintyModels) -> dict:
+    """The sidecar's models: a copy of the app's classifier, and the regression (quantiles), logits
+    and ensemble models of tests/e2e/uncertainty.py."""
     return {
-        "model": SIDECAR_MODEL,
-        "features": [{"name": n, "kind": "numeric"} for n in world.names],
-        "output": {"kind": "probabilities", "classes": list(world.classes)},
         "window": "15s",
-        "detectors": [{"kind": "confidence"}, {"kind": "calibration"}, {"kind": "segments"}],
         "checkpoint": {"path": "state/{model}.ckpt", "interval": "2s"},
+        "models": [{
+            "model": SIDECAR_MODEL,
+            "features": [{"name": n, "kind": "numeric"} for n in world.names],
+            "output": {"kind": "probabilities", "classes": list(world.classes)},
+            "detectors": [{"kind": "confidence"}, {"kind": "calibration"}, {"kind": "segments"}],
+        }, *others.sidecar_models()],
     }
 
 
@@ -131,13 +138,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         stoppers.append(mon.close)
         app_port = free_port()
         mon.start_http_server(app_port)
-        sidecar = Sidecar(tmp / "sidecar", _sidecar_config(world)).start()
+        others = train_uncertainty_models(world, tmp / "models")
+        sidecar = Sidecar(tmp / "sidecar", _sidecar_config(world, others)).start()
         stoppers.append(sidecar.stop)
         prom = Prometheus(prometheus_bin, tmp / "prometheus",
                           {"app": [f"127.0.0.1:{app_port}"], "sidecar": [f"127.0.0.1:{sidecar.port}"]},
                           rule_files=[prometheus_rules], scrape_interval=f"{SCRAPE_S:g}s").start()
         stoppers.append(prom.stop)
-        traffic = Traffic(world, predict, mon.feedback, rate=60.0, sidecar_url=sidecar.url, sidecar_model=SIDECAR_MODEL)
+        traffic = Traffic(world, predict, mon.feedback, rate=60.0, sidecar_url=sidecar.url, sidecar_model=SIDECAR_MODEL,
+                          sidecar_extra=others.events)
         spans = traffic.run(DEFAULT_PHASES)
         yield StackRun(prom, webhook, spans, exported, operator, operator_spec, prometheus_rules, agent_rules,
                        traffic.errors)
@@ -153,6 +162,7 @@ def test_prometheus_scrapes_the_app_and_the_sidecar(stack: StackRun) -> None:
     assert len(health) == 2 and set(health.values()) == {"up"}, health
     models = stack.prometheus.label_values("model", "monitor_queue_capacity", stack.start, stack.end)
     assert {APP_MODEL, SIDECAR_MODEL} <= set(models)
+    assert set(UNCERTAINTY_MODELS) <= set(models), models
     assert stack.traffic_errors > 0, "the attacking phase should make the model raise a few times"
 
 

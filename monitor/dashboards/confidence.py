@@ -1,5 +1,7 @@
 """The Confidence & calibration dashboard: how sure the model claims to be, whether that changed,
-whether it is right (estimated without labels, measured with them), and where it is miscalibrated."""
+whether it is right (estimated without labels, measured with them), and where it is miscalibrated;
+for regression models their prediction drift, error and interval/quantile coverage, and for logit
+and ensemble outputs their energy and epistemic uncertainty."""
 
 from __future__ import annotations
 
@@ -127,9 +129,46 @@ def build() -> Dashboard:
         timeseries("Segment gap z statistic",
                    Query(f"max by (model, figure) ({selector('monitor_segment_max_gap_zscore')})", "{{figure}} {{model}}"),
                    metrics=("monitor_segment_max_gap_zscore",), threshold=4.0),
+        Row("Regression outputs"),
+        timeseries("Regression prediction mean against the reference",
+                   Query(_by_model("monitor_regression_prediction_mean"), "window {{model}}"),
+                   Query(_by_model("monitor_regression_prediction_reference_mean"), "reference {{model}}"),
+                   metrics=("monitor_regression_prediction_mean", "monitor_regression_prediction_reference_mean")),
+        timeseries("Regression prediction drift",
+                   Query(_by_model("monitor_regression_prediction_psi"), "PSI {{model}}"),
+                   Query(_by_model("monitor_regression_prediction_drift_pvalue"), "p-value {{model}}"),
+                   metrics=("monitor_regression_prediction_psi", "monitor_regression_prediction_drift_pvalue"),
+                   threshold=0.25, minimum=0, note="The dashed line is the conventional 'large shift' PSI of 0.25."),
+        timeseries("Regression error",
+                   Query(_by_model("monitor_regression_mae"), "MAE {{model}}"),
+                   Query(_by_model("monitor_regression_rmse"), "RMSE {{model}}"),
+                   Query(_by_model("monitor_regression_bias"), "bias {{model}}"),
+                   metrics=("monitor_regression_mae", "monitor_regression_rmse", "monitor_regression_bias")),
+        timeseries("Prediction interval and quantile coverage",
+                   Query(_by_model("monitor_interval_coverage_ratio"), "interval {{model}}"),
+                   Query(f"max by (model, level) ({selector('monitor_quantile_coverage_ratio')})",
+                         "quantile {{level}} {{model}}"),
+                   metrics=("monitor_interval_coverage_ratio", "monitor_quantile_coverage_ratio"), minimum=0, maximum=1,
+                   note="A calibrated quantile's line sits at its level; an interval between levels a and b covers b - a."),
+        timeseries("Prediction interval width", Query(_by_model("monitor_interval_width_mean"), "{{model}}"),
+                   metrics=("monitor_interval_width_mean",), minimum=0),
+        timeseries("Regression rows and labels in the window",
+                   Query(_by_model("monitor_regression_rows_in_window"), "rows {{model}}"),
+                   Query(_by_model("monitor_regression_labels_in_window"), "labels {{model}}"),
+                   metrics=("monitor_regression_rows_in_window", "monitor_regression_labels_in_window"), minimum=0),
+        Row("Uncertainty of logits and ensembles"),
+        heatmap("Energy score over time", _dist("monitor_prediction_energy"), metrics=("monitor_prediction_energy",),
+                note="Rows per energy bucket in each interval (models returning logits): a band moving up means less "
+                     "familiar inputs.", width=8),
+        heatmap("Ensemble mutual information over time", _dist("monitor_ensemble_mutual_information_nats"),
+                metrics=("monitor_ensemble_mutual_information_nats",),
+                note="Rows per bucket in each interval (ensembles and MC dropout).", width=8),
+        heatmap("Ensemble top-class variance over time", _dist("monitor_ensemble_top_class_variance"),
+                metrics=("monitor_ensemble_top_class_variance",),
+                note="Rows per bucket in each interval (ensembles and MC dropout).", width=8),
         pack_alerts_panel("confidence", "Confidence and calibration alerts"),
     ]
     return Dashboard(UID, "Model monitor / Confidence & calibration",
                      "Confidence distributions, label-free accuracy estimates, calibration against delayed labels, "
-                     "and segments.", tuple(i for i in items if i is not None),
+                     "segments, regression outputs and the uncertainty of logits and ensembles.", tuple(i for i in items if i is not None),
                      variables=(label_variable("segment", "Segment", "monitor_segment_rows_in_window"),))

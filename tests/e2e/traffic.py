@@ -13,7 +13,8 @@ normal again so that the alerts of the last phase resolve.
   scraper's queries are malformed and make the model raise;
 * **recovery**: normal traffic.
 
-A copy of the labelled traffic goes to the sidecar over ``POST /v1/events`` when one is given.
+A copy of the labelled traffic goes to the sidecar over ``POST /v1/events`` when one is given,
+with the events of ``sidecar_extra`` (other models of the sidecar, fed the same rows) beside it.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class Traffic:
     through ``phases``; feeds labels back with ``feedback(ids, labels)``."""
 
     def __init__(self, world: World, predict: Callable[..., Any], feedback: Callable[[list[str], list[str]], Any], *,
-                 rate: float = 60.0, seed: int = 1, sidecar_url: str | None = None, sidecar_model: str = "") -> None:
+                 rate: float = 60.0, seed: int = 1, sidecar_url: str | None = None, sidecar_model: str = "",
+                 sidecar_extra: Callable[[np.ndarray, float, str], list[dict[str, Any]]] | None = None
+                 ) -> None:
         self.world = world
         self.predict = predict
         self.feedback = feedback
@@ -113,6 +116,7 @@ class Traffic:
         self.errors = 0
         self.sidecar_url = sidecar_url
         self.sidecar_model = sidecar_model
+        self.sidecar_extra = sidecar_extra
         self._sidecar_batch: list[dict[str, Any]] = []
         self._attack_point: np.ndarray | None = None
         self._attack_dir: np.ndarray | None = None
@@ -147,6 +151,8 @@ class Traffic:
                                         "segment": segment})
             self._sidecar_batch.append({"type": "feedback", "model": self.sidecar_model, "timestamp": now,
                                         "request_ids": [rid], "labels": [self.world.classes[label]]})
+            if self.sidecar_extra is not None:
+                self._sidecar_batch.extend(self.sidecar_extra(x, now, rid))
 
     def _attack(self) -> None:
         # boundary prober: tiny random steps that keep crossing the decision boundary (HopSkipJump-like)
