@@ -22,9 +22,7 @@ from monitor.queue import EventQueue
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from monitor.pipeline import Pipeline
     from monitor.reference import Reference
-    from monitor.store import MetricStore
 
 __all__ = ["Monitor", "get_monitor"]
 

@@ -183,7 +183,7 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _status(mon: Any, traffic: _Traffic, elapsed: float, settings: DemoSettings) -> list[str]:
+def _status(mon: Any, traffic: _Traffic, elapsed: float) -> list[str]:
     from monitor.demo_view import signal_lines
 
     store = mon.store
@@ -192,7 +192,7 @@ def _status(mon: Any, traffic: _Traffic, elapsed: float, settings: DemoSettings)
     dropped = sum(v for name, labels, v in store.samples() if name == "monitor_events_dropped_total")
     lat = store.value("monitor_latency_seconds")
     mean_ms = (lat.sum / lat.count * 1000) if lat and lat.count else None
-    event_min = (mon.clock() - traffic_start_event[0]) / 60.0
+    event_min = (mon.clock() - mon.clock.t0_event) / 60.0
     head = (f"[{elapsed:5.1f}s wall | {event_min:5.1f} min event time | phase: {traffic.phase:<6}] "
             f"calls {calls:,.0f}  rows {preds:,.0f}  shed {dropped:,.0f}  mean latency {_fmt(mean_ms, '.2f')} ms")
     lines = [head]
@@ -209,9 +209,6 @@ def _status(mon: Any, traffic: _Traffic, elapsed: float, settings: DemoSettings)
     return lines
 
 
-traffic_start_event = [0.0]
-
-
 def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the demo; returns a summary (alerts that fired per phase) for tests."""
     from monitor.config import MonitorConfig, RulesConfig
@@ -221,16 +218,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dic
     echo("training a logistic regression on scikit-learn's breast-cancer data (no download)...")
     world = _train(settings.seed)
     clock = SimClock(settings.speed)
-    traffic_start_event[0] = clock()
     rule_files = shipped_rule_files()
-    try:
-        import monitor.rules.evaluator  # noqa: F401
-
-        rules_ok = True
-    except ImportError:
-        rules_ok = False
-    if not rules_ok:
-        rule_files = []
     config = MonitorConfig(
         model="breast-cancer",
         schema=Schema.numeric(world.names),
@@ -276,7 +264,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dic
                     labels = a.labels.to_dict() if hasattr(a.labels, "to_dict") else dict(a.labels)
                     fired[traffic.phase].add(labels.get("alertname", "?"))
             if elapsed >= next_print:
-                for line in _status(mon, traffic, elapsed, settings):
+                for line in _status(mon, traffic, elapsed):
                     echo(line)
                 next_print += settings.refresh_s
             time.sleep(0.1)

@@ -77,7 +77,7 @@ class BatchBuilder:
             for j, name in enumerate(num_names):
                 v = row.get(name)
                 if v is not None:
-                    if isinstance(v, (str, bytes, bool)) and not isinstance(v, bool):
+                    if isinstance(v, (str, bytes)):
                         try:
                             v = float(v)
                         except ValueError:
@@ -143,15 +143,12 @@ class BatchBuilder:
                 raise RowError("non_numeric_output", "outputs must be numbers for this output kind") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
-        expect_per_row = 2 if self.output.samples_axis else (1 if kind == "labels" else None)
         if n_rows == 1 and arr.shape[0] != 1:
             # a single row whose output is a vector of k classes (or samples x k)
             arr = arr[None, ...]
-        elif kind in ("labels",) and arr.ndim == 1 and arr.shape[0] == n_rows:
-            pass
         if arr.shape[0] != n_rows:
             raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs")
-        if expect_per_row == 2 and arr.ndim != 3:
+        if self.output.samples_axis and arr.ndim != 3:
             raise RowError("output_shape", "ensemble outputs must be (rows, samples, classes)")
         return arr
 
@@ -175,7 +172,6 @@ class BatchBuilder:
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
-        meta: list[tuple[int, Any]] = []  # (event index, rows)
         fast = self._fast_stack(events)
         if fast is not None:
             num, raw_out, rows = fast

@@ -54,7 +54,7 @@ class Reference:
     embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return int(self.numeric.shape[0] if self.numeric.size or not self.categorical.size else self.categorical.shape[0])
+        return int(max(self.numeric.shape[0], self.categorical.shape[0]))
 
     @classmethod
     def from_arrays(

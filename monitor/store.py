@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from monitor import catalog
-from monitor.catalog import COUNTER, GAUGE, HISTOGRAM, MetricSpec
+from monitor.catalog import HISTOGRAM, MetricSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,8 +93,8 @@ class MetricStore:
     def _spec(self, name: str) -> MetricSpec:
         spec = self._specs.get(name)
         if spec is None:
-            spec = catalog.get(name)  # raises with a helpful message
-            raise catalog.SpecError(f"metric {name!r} is not enabled in this store")
+            catalog.get(name)  # an unknown name raises with close matches
+            raise catalog.SpecError(f"metric {name!r} is in the catalog but not enabled in this store")
         return spec
 
     @staticmethod

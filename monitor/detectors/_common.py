@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.detectors.base import Detector
 from monitor.stats.uncertainty import normalized_entropy, top_two
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh"]
+__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _CACHE_KEY = "_monitor_output_features"
 
@@ -170,3 +171,14 @@ class Refresh:
 
     def reset(self) -> None:
         self._slot_end, self._n, self._added = float("nan"), 0.0, 0
+
+
+class RefreshingDetector(Detector):
+    """A detector whose windowed figures are recomputed lazily through a :class:`Refresh`
+    (``self._refresh``): at every rule-evaluation tick they are made exact
+    (see :meth:`Detector.on_tick`)."""
+
+    _refresh: Refresh
+
+    def on_tick(self, now: float) -> None:
+        self._refresh.reset()

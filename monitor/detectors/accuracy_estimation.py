@@ -27,6 +27,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
+    RefreshingDetector,
     config_params,
     load_windows_state,
     output_features,
@@ -35,7 +36,6 @@ from monitor.detectors._common import (
     reference_probabilities,
     windows_state,
 )
-from monitor.detectors.base import Detector
 from monitor.detectors.prediction_drift import reference_confusion
 from monitor.stats import calibration as cal
 from monitor.stats.uncertainty import normalized_entropy, top_two
@@ -54,7 +54,7 @@ _N, _CBPE, _ATC, _PRED = 0, 1, 2, 3
 _EDGES = cal.fine_confidence_edges()
 
 
-class AccuracyEstimationDetector(Detector):
+class AccuracyEstimationDetector(RefreshingDetector):
     """CBPE-style, ATC and BBSE accuracy estimates over a sliding window.
 
     Parameters
@@ -141,10 +141,6 @@ class AccuracyEstimationDetector(Detector):
             "atc": float(t[_ATC] / n),
             "bbse": float(np.clip(cal.label_shift_accuracy(self._confusion, w), 0.0, 1.0)),
         }
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end

@@ -31,8 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state
-from monitor.detectors.base import Detector
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -72,7 +71,7 @@ class CalibrationFigures:
         self.reliability: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-class CalibrationDetector(Detector):
+class CalibrationDetector(RefreshingDetector):
     """Accuracy, proper scores, calibration error, over-confidence gap and temperature from labels.
 
     Parameters
@@ -252,10 +251,6 @@ class CalibrationDetector(Detector):
             f.debiased_ce = cal.debiased_l2_from_sums(*cal.merge_bins(groups, count, sconf, scorr))
             f.temperature = self._temperature(n)
         return f
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         for reason, k in self._skipped.items():

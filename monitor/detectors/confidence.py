@@ -31,9 +31,8 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, windows_state
+from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, windows_state, RefreshingDetector
 from monitor.detectors._pending import PendingHistogram
-from monitor.detectors.base import Detector
 from monitor.stats.uncertainty import energy_score, mutual_information, top_class_variance
 from monitor.windows import SlidingWindow
 
@@ -50,7 +49,7 @@ _N, _CONF, _ABSTAIN, _DIM = 0, 1, 2, 3
 _MAX_PENDING = 4096
 
 
-class ConfidenceDetector(Detector):
+class ConfidenceDetector(RefreshingDetector):
     """Histograms of per-row uncertainty scores and windowed mean confidence / abstain rate.
 
     Parameters
@@ -147,9 +146,8 @@ class ConfidenceDetector(Detector):
         return float(t[_ABSTAIN] / t[_N]) if t[_N] >= max(self.min_rows, 1) else None
 
     def on_tick(self, now: float) -> None:
-        """Flush the buffered histograms and recompute every windowed figure at the next export
-        (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
+        """Also flush the buffered histograms at the next export."""
+        super().on_tick(now)
         self._flushed_at = None
 
     def export(self, out: "MetricWriter") -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
+    RefreshingDetector,
     config_params,
     load_windows_state,
     output_features,
@@ -27,7 +27,6 @@ from monitor.detectors._common import (
     reference_probabilities,
     windows_state,
 )
-from monitor.detectors.base import Detector
 from monitor.stats import univariate as uni
 from monitor.stats.uncertainty import normalized_entropy, top_two
 from monitor.windows import SlidingWindow
@@ -43,7 +42,7 @@ __all__ = ["ConfidenceDriftDetector"]
 SCORES = ("confidence", "entropy")
 
 
-class ConfidenceDriftDetector(Detector):
+class ConfidenceDriftDetector(RefreshingDetector):
     """KS test of the window's confidence and entropy distributions against the reference.
 
     Parameters
@@ -112,10 +111,6 @@ class ConfidenceDriftDetector(Detector):
             cur = total[self._offset[s]:self._offset[s] + self._nb[s]]
             out[s] = uni.ks_binned(self._ref[s], cur) if cur.sum() >= max(self.min_rows, 1) else None
         return out
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end

@@ -22,6 +22,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
+    RefreshingDetector,
     class_names,
     config_params,
     load_windows_state,
@@ -30,7 +31,6 @@ from monitor.detectors._common import (
     reference_probabilities,
     windows_state,
 )
-from monitor.detectors.base import Detector
 from monitor.stats import univariate as uni
 from monitor.stats.calibration import bbse_weights
 from monitor.windows import SlidingWindow
@@ -60,7 +60,7 @@ def reference_confusion(predicted: np.ndarray, labels: np.ndarray, k: int) -> np
     return c / max(c.sum(), 1.0)
 
 
-class PredictionDriftDetector(Detector):
+class PredictionDriftDetector(RefreshingDetector):
     """Predicted-class frequencies against the reference: drift, label-shift weights, diversity.
 
     Parameters
@@ -130,10 +130,6 @@ class PredictionDriftDetector(Detector):
         if self._confusion is None or cur.sum() < max(self.min_rows, 1):
             return None
         return bbse_weights(self._confusion, cur / cur.sum())
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end

@@ -22,8 +22,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state
-from monitor.detectors.base import Detector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state, RefreshingDetector
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
 from monitor.windows import SlidingWindow
@@ -40,7 +39,7 @@ _N, _SUM = 0, 1  # then bins
 _LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _NQ, _BELOW = range(9)  # then one "below" per quantile level
 
 
-class RegressionDetector(Detector):
+class RegressionDetector(RefreshingDetector):
     """Prediction drift against the reference and error / coverage figures from labels.
 
     Parameters
@@ -166,10 +165,6 @@ class RegressionDetector(Detector):
     def advance(self, now: float) -> None:
         self._pred.advance(now)
         self._labels.advance(now)
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)

@@ -40,8 +40,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state
-from monitor.detectors.base import Detector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state, RefreshingDetector
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -201,7 +200,7 @@ class RepeatTable:
         return rep
 
 
-class OutputRepeatDetector(Detector):
+class OutputRepeatDetector(RefreshingDetector):
     """Share of rows whose rounded output exactly repeats one recently given to other inputs.
 
     Parameters
@@ -297,10 +296,6 @@ class OutputRepeatDetector(Detector):
     def reference_ratio(self) -> float | None:
         """Share of repeats on the reference rows, or None without reference outputs."""
         return self._reference_ratio
-
-    def on_tick(self, now: float) -> None:
-        """Recompute the windowed share at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         slot_end = self._window.newest_slot_end

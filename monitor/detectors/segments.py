@@ -22,8 +22,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state
-from monitor.detectors.base import Detector
+from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -79,7 +78,7 @@ def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variance
     return hi, lo, gap, float(z)
 
 
-class SegmentDetector(Detector):
+class SegmentDetector(RefreshingDetector):
     """Per-segment confidence, abstain, positive rate, accuracy and gap; largest segment gaps.
 
     Parameters
@@ -254,10 +253,6 @@ class SegmentDetector(Detector):
         }
         names_ = self.segment_names
         return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
-
-    def on_tick(self, now: float) -> None:
-        """Recompute every windowed figure at the next export (see :meth:`Detector.on_tick`)."""
-        self._refresh.reset()
 
     def export(self, out: "MetricWriter") -> None:
         if self._overflow:
