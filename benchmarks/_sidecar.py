@@ -12,9 +12,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "sidecar.md"
@@ -106,3 +109,21 @@ def write_section(title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
+
+
+def serve_forever(app: "web.Application", port_q: Any) -> None:
+    """Run ``app`` on a free loopback port until killed (in a child process); the port goes on
+    ``port_q``."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())

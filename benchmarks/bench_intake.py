@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sidecar import Serve, metric, write_section  # noqa: E402
+from _sidecar import serve_forever, Serve, metric, write_section  # noqa: E402
 
 BATCH = 100
 CONCURRENCY = 8
@@ -89,17 +89,9 @@ def _null_server(port_q: "multiprocessing.Queue[int]") -> None:
         await request.read()
         return web.json_response({"status": "accepted", "accepted": BATCH}, status=202)
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/events", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.router.add_post("/v1/events", handle)
+    serve_forever(app, port_q)
 
 
 def main() -> None:

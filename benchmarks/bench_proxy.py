@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _sidecar import Serve, metric, write_section  # noqa: E402
+from _sidecar import serve_forever, Serve, metric, write_section  # noqa: E402
 
 BODY = json.dumps({"id": "bench", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
                                                "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
@@ -39,17 +39,9 @@ def _upstream(port_q: "multiprocessing.Queue[int]") -> None:
         await request.read()
         return web.Response(body=reply, content_type="application/json")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v2/models/{model}/infer", infer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    serve_forever(app, port_q)
 
 
 def _bare_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
@@ -57,25 +49,21 @@ def _bare_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
     import aiohttp
     from aiohttp import web
 
-    async def main() -> None:
-        session = aiohttp.ClientSession(auto_decompress=False)
+    sessions: list[aiohttp.ClientSession] = []
 
-        async def fwd(request: web.Request) -> web.Response:
-            body = await request.read()
-            async with session.post(upstream + request.raw_path, data=body,
+    async def start(app: web.Application) -> None:  # the client session needs the running loop
+        sessions.append(aiohttp.ClientSession(auto_decompress=False))
+
+    async def fwd(request: web.Request) -> web.Response:
+        body = await request.read()
+        async with sessions[0].post(upstream + request.raw_path, data=body,
                                     headers={"Content-Type": request.headers.get("Content-Type", "")}) as r:
-                return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+            return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
 
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", fwd)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_q.put([a for a in runner.addresses if isinstance(a, tuple)][0][1])
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
+    app = web.Application()
+    app.on_startup.append(start)
+    app.router.add_post("/{tail:.*}", fwd)
+    serve_forever(app, port_q)
 
 
 def _cpu(pid: int) -> float:
