@@ -66,6 +66,9 @@ class QueueConfig:
     sample_rate: float = 1.0
     batch_max: int = 8192
     poll_s: float = 0.05
+    #: Wall-clock seconds between detector exports while events flow (see Pipeline); rule ticks
+    #: and flush() always export.
+    export_interval_s: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -259,12 +262,13 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     if ref_path is not None:
         ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
 
-    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "sample_rate", "batch_max", "poll"})
+    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "sample_rate", "batch_max", "poll", "export_interval"})
     queue = QueueConfig(
         capacity=r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")),
         sample_rate=r.number(q_raw.get("sample_rate", 1.0), k("queue.sample_rate"), 0.0, 1.0),
         batch_max=r.integer(q_raw.get("batch_max", 8192), k("queue.batch_max")),
         poll_s=r.duration(q_raw.get("poll", 0.05), k("queue.poll")),
+        export_interval_s=r.duration(q_raw.get("export_interval", 0.25), k("queue.export_interval")),
     )
     if queue.sample_rate == 0:
         raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")

@@ -132,6 +132,7 @@ class Monitor:
             self.detectors,
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
+            export_interval_s=cfg.queue.export_interval_s if live else 0.0,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self._collector = StoreCollector([self.store])
@@ -252,8 +253,11 @@ class Monitor:
 
     # -- the worker's side -----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
-        """Process everything queued so far, synchronously (tests, batch jobs, before exit)."""
+        """Process everything queued so far, synchronously (tests, batch jobs, before exit), and
+        bring every exported figure up to date."""
         self.worker.drain_once()
+        with self._lock:
+            self.pipeline.export_pending()
 
     def _sync_queue_metrics(self) -> None:
         dropped, sampled = self.queue.counters()
@@ -408,6 +412,8 @@ class Monitor:
         self.worker.stop(timeout)
         if not self.worker.alive:
             self.worker.drain_once()
+            with self._lock:
+                self.pipeline.export_pending()
         if self.notifier is not None:
             self.notifier.flush(timeout)
             self.notifier.close()

@@ -69,6 +69,11 @@ class Worker:
                     log.exception("pipeline failed on %d events", len(events))
                     self.pipeline.store.inc("monitor_internal_errors", labels=("pipeline",))
                     self.pipeline.store.inc("monitor_events_dropped", len(events), labels=("internal_error",))
+            try:
+                self.pipeline.export_if_due()  # what an earlier drain held back, once due
+            except Exception:  # noqa: BLE001
+                log.exception("exporting failed")
+                self.pipeline.store.inc("monitor_internal_errors", labels=("pipeline",))
             if self.live:
                 try:
                     self.pipeline.advance(self.clock())

@@ -144,8 +144,9 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
 class Refresh:
     """Decides when a detector's windowed figures must be recomputed at export.
 
-    The worker exports after every drained batch; recomputing tests (exact KS, chi-squared,
-    NNLS) or even summing the window each time would cost more than the rows themselves.
+    The worker exports after drained batches (at most every ``queue.export_interval``);
+    recomputing tests (exact KS, chi-squared, NNLS) or even summing the window each time would
+    cost more than the rows themselves.
     Figures are recomputed when the window has slid to a new slot (old data left it) or when
     the rows added since the last computation exceed ``growth`` times the rows the window held
     then; otherwise the values already in the store are current to within that fraction.
