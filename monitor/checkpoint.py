@@ -2,9 +2,18 @@
 
 A checkpoint is a zip file holding
 
-* ``manifest.json``: format name, format version, the monitor's state version, model, creation time;
+* ``manifest.json``: format name, format version, the monitor's state version, model, creation
+  time, and (format 2) the fingerprint of the reference the detectors were calibrated on and
+  whether its arrays are inside;
 * ``state.json``: :meth:`Monitor.state_dict` with every numpy array replaced by a reference;
 * ``arrays/<n>.npy``: those arrays, written with ``allow_pickle=False``.
+
+Format 2 (state version 2) adds the reference itself (its rows or profile, bounded: see
+:data:`monitor.reference.MAX_CHECKPOINT_REFERENCE_BYTES`) and the metric store's counters and
+histograms to the state, so that a restart keeps the reference the detectors were calibrated on
+(even if ``reference.path`` is gone) and counters continue instead of resetting. Format 1 files
+still load: their detector states are restored as before (unverified against the reference),
+counters start at zero.
 
 Loading one can therefore never execute code, which matters because a checkpoint path may sit on a
 shared volume. Writes go to a temporary file in the same folder, are fsynced and then renamed over
@@ -24,6 +33,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,12 +44,14 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "READABLE_FORMAT_VERSIONS",
     "CheckpointError",
     "CheckpointInfo",
     "encode_state",
     "decode_state",
     "save",
     "load",
+    "read_manifest",
     "restore",
     "set_aside",
 ]
@@ -49,7 +61,9 @@ log = logging.getLogger("monitor.checkpoint")
 FORMAT = "model-monitor-checkpoint"
 #: Bumped when the container layout changes (not when a detector's state changes: those carry
 #: their own versions inside the state and refuse to load on mismatch).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`load` accepts: 1 (no reference, no counters) and 2.
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 _ARRAY = "__ndarray__"
 _OBJECT_ARRAY = "__ndarray_object__"
@@ -62,7 +76,8 @@ _MARKERS = {_ARRAY, _OBJECT_ARRAY, _TUPLE, _PAIRS, _FLOAT}
 class CheckpointError(Exception):
     """A checkpoint cannot be written or read. ``reason`` is a short label for the failure counter
     (``missing``, ``corrupt``, ``format``, ``version``, ``model``, ``incompatible``, ``io``,
-    ``unserializable``)."""
+    ``unserializable``). Partial restores report ``reference_changed`` / ``reference_missing``
+    (see :func:`restore`)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -175,6 +190,10 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
         "created": created,
         "arrays": len(arrays),
     }
+    ref = state.get("reference") if isinstance(state, dict) else None
+    if isinstance(ref, dict):
+        manifest["reference_fingerprint"] = ref.get("fingerprint")
+        manifest["reference_stored"] = ref.get("payload") is not None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -216,27 +235,50 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load(path: str | Path, *, model: str | None = None, state_version: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a checkpoint; returns ``(state, manifest)``. Raises :class:`CheckpointError`."""
-    import numpy as np
+def _check_manifest(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
+    names = set(zf.namelist())
+    if "manifest.json" not in names or "state.json" not in names:
+        raise CheckpointError("format", f"{path} is not a monitor checkpoint (no manifest.json/state.json)")
+    manifest = json.loads(zf.read("manifest.json"))
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError("format", f"{path} is not a {FORMAT} file")
+    if manifest.get("format_version") not in READABLE_FORMAT_VERSIONS:
+        raise CheckpointError("version", f"{path} has format version {manifest.get('format_version')!r}, "
+                                         f"this agent reads {', '.join(map(str, READABLE_FORMAT_VERSIONS))}")
+    return manifest
 
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Only the manifest (cheap: no arrays are read), e.g. to learn whether a checkpoint carries
+    a reference before building a monitor. Raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError("missing", f"{path} does not exist")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if "manifest.json" not in names or "state.json" not in names:
-                raise CheckpointError("format", f"{path} is not a monitor checkpoint (no manifest.json/state.json)")
-            manifest = json.loads(zf.read("manifest.json"))
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise CheckpointError("format", f"{path} is not a {FORMAT} file")
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError("version", f"{path} has format version {manifest.get('format_version')!r}, "
-                                                 f"this agent reads {FORMAT_VERSION}")
-            if state_version is not None and manifest.get("state_version") != state_version:
+            return _check_manifest(path, zf)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+        raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
+
+
+def load(path: str | Path, *, model: str | None = None,
+         state_version: int | tuple[int, ...] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint; returns ``(state, manifest)``. ``state_version`` is the version (or the
+    versions) the caller can read. Raises :class:`CheckpointError`."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError("missing", f"{path} does not exist")
+    accepted = (state_version,) if isinstance(state_version, int) else state_version
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = _check_manifest(path, zf)
+            if accepted is not None and manifest.get("state_version") not in accepted:
                 raise CheckpointError("version", f"{path} holds state version {manifest.get('state_version')!r}, "
-                                                 f"this agent uses {state_version}")
+                                                 f"this agent reads {', '.join(map(str, accepted))}")
             if model is not None and manifest.get("model") != model:
                 raise CheckpointError("model", f"{path} belongs to model {manifest.get('model')!r}, not {model!r}")
             n = manifest.get("arrays", 0)
@@ -249,7 +291,7 @@ def load(path: str | Path, *, model: str | None = None, state_version: int | Non
             tree = json.loads(zf.read("state.json"))
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
         raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
     state = decode_state(tree, arrays)
     if not isinstance(state, dict):
@@ -279,11 +321,20 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     """Load ``path`` into ``monitor``. Returns ``(restored, failure_reason)``: ``(False, None)``
     when there is no checkpoint yet; on any failure the file is moved aside, the reason returned
     and logged. The monitor may have been partly loaded on failure: callers that care rebuild it
-    (the sidecar does)."""
-    from monitor.core import STATE_VERSION
+    (the sidecar does).
+
+    The reference decides how much is restored (see :meth:`Monitor.load_state_dict`): with the
+    checkpoint's reference (same fingerprint, or none configured: the checkpoint's is adopted)
+    everything; with another one (``reference_changed``), or none anywhere
+    (``reference_missing``), the detector states calibrated on the old one are set aside while
+    alert states, the event clock, label joins and counters are restored. That partial restore
+    counts as restored, is logged as a warning and counted in
+    ``monitor_checkpoint_failures_total{operation="restore",reason=...}``; the details are in
+    ``monitor.restore_report``."""
+    from monitor.core import READABLE_STATE_VERSIONS
 
     try:
-        state, manifest = load(path, model=monitor.model, state_version=STATE_VERSION)
+        state, manifest = load(path, model=monitor.model, state_version=READABLE_STATE_VERSIONS)
     except CheckpointError as err:
         if err.reason == "missing":
             return False, None
@@ -291,10 +342,20 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
         log.error("checkpoint %s not restored (%s): %s; moved to %s, starting fresh", path, err.reason, err, moved)
         return False, err.reason
     try:
-        monitor.load_state_dict(state)
+        report = monitor.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - any mismatch in a detector's state is "incompatible"
         moved = set_aside(path, "incompatible")
         log.error("checkpoint %s does not fit this configuration: %s; moved to %s, starting fresh", path, err, moved)
         return False, "incompatible"
-    log.info("restored %s from %s (written %.0f s ago)", monitor.model, path, time.time() - float(manifest.get("created", 0)))
+    age = time.time() - float(manifest.get("created", 0))
+    if report.set_aside_reason is not None:
+        log.warning("checkpoint %s of %s restored without its detector states (%s): %s; alert states, event clock, "
+                    "label joins and counters restored", path, monitor.model, report.set_aside_reason.replace("_", " "),
+                    report.detail)
+        monitor.store.inc("monitor_checkpoint_failures", labels=("restore", report.set_aside_reason))
+    if report.counter_families_skipped:
+        log.warning("checkpoint %s: counters of %s not restored (the catalog changed them)", path,
+                    ", ".join(report.counter_families_skipped))
+    log.info("restored %s from %s (format %s, written %.0f s ago; reference %s)", monitor.model, path,
+             manifest.get("format_version"), age, report.reference)
     return True, None

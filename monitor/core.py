@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
@@ -24,14 +25,58 @@ if TYPE_CHECKING:
 
     from monitor.reference import Reference
 
-__all__ = ["Monitor", "get_monitor"]
+__all__ = ["Monitor", "RestoreReport", "get_monitor"]
 
 log = logging.getLogger("monitor")
 
 _MONITORS: dict[str, "Monitor"] = {}
 _MONITORS_LOCK = threading.Lock()
 
-STATE_VERSION = 1
+#: 2: the reference (fingerprint and arrays) and the store's counters joined the state.
+STATE_VERSION = 2
+#: State versions :meth:`Monitor.load_state_dict` reads (1: without reference and counters).
+READABLE_STATE_VERSIONS = (1, 2)
+#: Counter families not carried across restarts: ``monitor_notifications`` mirrors the
+#: notifier's in-process totals (synchronised by value, see ``Monitor._evaluate``), which restart
+#: at zero with the process; restoring the old value would hold the series still until the new
+#: totals caught up. It resets instead, which Prometheus' ``increase()`` handles.
+NOT_CHECKPOINTED_COUNTERS = frozenset({"monitor_notifications"})
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What :meth:`Monitor.load_state_dict` restored.
+
+    Attributes
+    ----------
+    reference
+        ``same`` (the checkpoint's fingerprint matches the monitor's reference), ``adopted`` (the
+        monitor had none: the checkpoint's was adopted and the detectors rebuilt on it),
+        ``changed`` (another reference: detector states set aside), ``missing`` (no reference in
+        the monitor and none stored in the checkpoint, e.g. one too large to store: detector
+        states set aside), ``unverified`` (a format 1 checkpoint without fingerprint, or
+        detectors passed in code: restored as before).
+    detectors_restored
+        Whether the detectors' windows and calibration state were loaded.
+    set_aside_reason
+        ``reference_changed`` / ``reference_missing`` when they were not, else None.
+    detail
+        One sentence for the log (fingerprints, sizes).
+    counters_restored
+        Whether counters and histograms continue from the checkpoint (state version 2).
+    counter_families_skipped
+        Families whose checkpointed values did not fit the current catalog.
+    state_version
+        The version of the state that was read.
+    """
+
+    reference: str
+    detectors_restored: bool
+    set_aside_reason: str | None = None
+    detail: str = ""
+    counters_restored: bool = False
+    counter_families_skipped: tuple[str, ...] = ()
+    state_version: int = STATE_VERSION
 
 
 def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
@@ -116,6 +161,9 @@ class Monitor:
         self.store.set("monitor_queue_depth", 0)
         self.reference = reference if reference is not None else self._load_reference()
         self.detectors = detectors if detectors is not None else self._build_detectors()
+        self._detectors_given = detectors is not None  # a restore may rebuild only those the config built
+        #: What the last :meth:`load_state_dict` restored (None before any).
+        self.restore_report: RestoreReport | None = None
         self.rules = None
         self.notifier = None
         self._series_store = None
@@ -370,7 +418,10 @@ class Monitor:
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume after a restart: detector windows, label joins, alerts."""
+        """Everything needed to resume after a restart: detector windows, label joins, alerts, the
+        reference the detectors were calibrated on (with its fingerprint; see
+        :func:`monitor.reference.reference_state`) and the counters (the store's counters and
+        histograms, but :data:`NOT_CHECKPOINTED_COUNTERS`)."""
         with self._lock:
             return {
                 "version": STATE_VERSION,
@@ -381,26 +432,99 @@ class Monitor:
                 "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
                 "joiner": self.pipeline.joiner.state_dict(),
                 "rules": None if self.rules is None else self.rules.state_dict(),
+                "reference": self._reference_state(),
+                "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
             }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"state version {state.get('version')!r} is not {STATE_VERSION}; refusing to load it")
+    def _reference_state(self) -> dict[str, Any] | None:
+        """The reference's checkpoint tree, computed once per reference (it is read-only once the
+        detectors are built; hashing it at every checkpoint would be wasted work)."""
+        ref = self.reference
+        if ref is None:
+            return None
+        cached = getattr(self, "_reference_state_cache", None)
+        if cached is not None and cached[0] is ref and cached[1] is ref.profile:
+            return cached[2]
+        from monitor.reference import reference_state
+
+        state = reference_state(ref)
+        self._reference_state_cache = (ref, ref.profile, state)
+        return state
+
+    def _reference_fingerprint(self) -> str | None:
+        state = self._reference_state()
+        return None if state is None else str(state["fingerprint"])
+
+    def load_state_dict(self, state: dict[str, Any]) -> RestoreReport:
+        """Resume from :meth:`state_dict` (this or an older readable version).
+
+        The detectors' windows and calibration state only make sense against the reference they
+        were calibrated on, so the reference decides: if this monitor's reference has the
+        checkpoint's fingerprint, everything is restored; if this monitor has no reference (its
+        ``reference.path`` is gone or unset), the checkpoint's is adopted, the detectors are
+        rebuilt on it and then restored (the monitor keeps running on the reference it was
+        calibrated on); if the reference differs (a new one was shipped), the new one is kept and
+        the old detector states are set aside. Alert states, the event clock, label joins and
+        counters are restored in every case. Raises ``ValueError`` for a state of another model
+        or an unreadable version.
+        """
+        version = state.get("version")
+        if version not in READABLE_STATE_VERSIONS:
+            raise ValueError(f"state version {version!r} is not one of {READABLE_STATE_VERSIONS}; refusing to load it")
         if state.get("model") != self.model:
             raise ValueError(f"state is for model {state.get('model')!r}, not {self.model!r}")
         with self._lock:
+            outcome, reason, detail = self._adopt_reference(state)
             self.pipeline.clock = float(state["clock"])
             self.pipeline.next_tick = state.get("next_tick")
             for name in state.get("classes", []):
                 self.pipeline.builder.classes.add(name)
-            dets = state.get("detectors", {})
-            for i, d in enumerate(self.detectors):
-                key = f"{i}:{type(d).__name__}"
-                if key in dets:
-                    d.load_state_dict(dets[key])
+            if reason is None:
+                dets = state.get("detectors", {})
+                for i, d in enumerate(self.detectors):
+                    key = f"{i}:{type(d).__name__}"
+                    if key in dets:
+                        d.load_state_dict(dets[key])
             self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"])
+            skipped: list[str] = []
+            counters = state.get("counters")
+            if counters is not None:
+                skipped = self.store.load_counter_state(counters)
+        report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version))
+        self.restore_report = report
+        return report
+
+    def _adopt_reference(self, state: dict[str, Any]) -> tuple[str, str | None, str]:
+        """Compare the checkpoint's reference with this monitor's; adopt it when this monitor
+        has none. Returns ``(outcome, set_aside_reason, detail)`` (see :class:`RestoreReport`)."""
+        if "reference" not in state:
+            return "unverified", None, "the checkpoint predates reference fingerprints"
+        stored = state["reference"]
+        stored_fp = None if stored is None else stored.get("fingerprint")
+        current_fp = self._reference_fingerprint()
+        if stored_fp == current_fp:
+            return "same", None, f"reference {current_fp}"
+        if current_fp is not None:
+            return ("changed", "reference_changed",
+                    f"the detectors were calibrated on {stored_fp}, the monitor now has {current_fp}")
+        if self._detectors_given:
+            return "unverified", None, "detectors passed in code: their states are restored as they are"
+        from monitor.reference import reference_fingerprint, reference_from_state
+
+        ref = reference_from_state(stored)
+        if ref is None:
+            return ("missing", "reference_missing",
+                    f"no reference configured and the checkpoint holds only the fingerprint of {stored_fp} ({stored.get('omitted')})")
+        if reference_fingerprint(ref) != stored_fp:
+            raise ValueError(f"the checkpointed reference does not match its fingerprint {stored_fp}")
+        self.reference = ref
+        self.detectors = self._build_detectors()
+        self.pipeline.detectors = list(self.detectors)
+        log.warning("%s: no reference configured (or its file is gone); running on the one from the checkpoint (%s, %d rows)",
+                    self.model, stored_fp, len(ref))
+        return "adopted", None, f"reference {stored_fp} adopted from the checkpoint"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> None:

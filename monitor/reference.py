@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Reference"]
+__all__ = [
+    "MAX_CHECKPOINT_REFERENCE_BYTES",
+    "REFERENCE_STATE_VERSION",
+    "Reference",
+    "reference_fingerprint",
+    "reference_from_state",
+    "reference_state",
+]
 
 
 @dataclass
@@ -92,3 +99,196 @@ class Reference:
         if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
         return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb)
+
+
+# -- checkpointing -------------------------------------------------------------------------------
+#: Version of the tree :func:`reference_state` writes (inside a checkpoint, see :mod:`monitor.checkpoint`).
+REFERENCE_STATE_VERSION = 1
+#: A reference whose arrays exceed this many bytes is fingerprinted but not copied into
+#: checkpoints (they are rewritten every interval, so they must stay small). A reference loaded
+#: from ``reference.path`` is a profile with a bounded row sample (5,000 rows by default) and
+#: stays far below it; only very large references passed in code reach it, and code passes them
+#: again on restart.
+MAX_CHECKPOINT_REFERENCE_BYTES = 32 * 2**20
+
+_DATACLASS = "__dataclass__"
+
+
+def _profile_is_source(reference: Reference) -> bool:
+    """Whether the rows *are* the profile's sample (a reference read from a profile or a data
+    file), rather than rows whose profile was derived and cached by a detector. Only a source
+    profile is part of the reference's identity: a derived one is recomputed from the rows."""
+    prof = reference.profile
+    if prof is None:
+        return False
+    sample = getattr(prof, "sample", None)
+    if sample is None:
+        return len(reference) == 0
+    return sample.numeric is reference.numeric
+
+
+def _payload(reference: Reference) -> dict[str, Any]:
+    """The reference as a tree of plain values and numpy arrays (what identifies it)."""
+    if _profile_is_source(reference):
+        return {"profile": _to_tree(reference.profile), "rows": None, "embedding": reference.embedding}
+    rows = {
+        "numeric": reference.numeric,
+        "categorical": reference.categorical,
+        "numeric_names": tuple(reference.numeric_names),
+        "categorical_names": tuple(reference.categorical_names),
+        "scores": reference.scores,
+        "labels": reference.labels,
+        "classes": tuple(reference.classes),
+    }
+    return {"profile": None, "rows": rows, "embedding": reference.embedding}
+
+
+def _classes() -> dict[str, type]:
+    from monitor import profile as P
+
+    return {c.__name__: c for c in (P.Profile, P.NumericProfile, P.CategoricalProfile, P.PCAProfile,
+                                      P.OutputProfile, Reference)}
+
+
+def _to_tree(obj: Any) -> Any:
+    """Dataclasses of the profile module (a closed list) become tagged dicts of their fields."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        name = type(obj).__name__
+        if name not in _classes():
+            raise TypeError(f"a {name} inside a reference cannot be checkpointed")
+        return {_DATACLASS: name, "fields": {f.name: _to_tree(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, tuple):
+        return tuple(_to_tree(v) for v in obj)
+    if isinstance(obj, list):
+        return [_to_tree(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_tree(v) for k, v in obj.items()}
+    return obj
+
+
+def _from_tree(obj: Any, classes: dict[str, type]) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_DATACLASS, "fields"}:
+            cls = classes.get(obj[_DATACLASS])
+            if cls is None:
+                raise ValueError(f"unknown class {obj[_DATACLASS]!r} in a checkpointed reference")
+            return cls(**{k: _from_tree(v, classes) for k, v in obj["fields"].items()})
+        return {k: _from_tree(v, classes) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(_from_tree(v, classes) for v in obj)
+    if isinstance(obj, list):
+        return [_from_tree(v, classes) for v in obj]
+    return obj
+
+
+def _hash_into(h: Any, obj: Any) -> None:
+    """Feed a canonical, type-tagged encoding of ``obj`` to ``h``: equal content, equal digest,
+    whether a value is a numpy scalar or a Python one (a checkpoint round trip turns the former
+    into the latter) and whatever a dict's insertion order."""
+    import numpy as np
+
+    if obj is None:
+        h.update(b"N")
+    elif isinstance(obj, bool):
+        h.update(b"T" if obj else b"F")
+    elif isinstance(obj, np.generic):
+        _hash_into(h, obj.item())
+    elif isinstance(obj, int):
+        h.update(b"i%d;" % obj)
+    elif isinstance(obj, float):
+        h.update(b"f" + repr(obj).encode() + b";")
+    elif isinstance(obj, (str, bytes)):
+        raw = obj.encode("utf-8", "surrogatepass") if isinstance(obj, str) else obj
+        h.update(b"s%d:" % len(raw) + raw)
+    elif isinstance(obj, np.ndarray):
+        h.update(b"A" + repr(obj.shape).encode())
+        if obj.dtype.kind == "O":
+            for v in obj.ravel().tolist():
+                _hash_into(h, v)
+        else:
+            h.update(obj.dtype.str.encode() + b":")
+            h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (tuple, list)):
+        h.update(b"(%d" % len(obj))
+        for v in obj:
+            _hash_into(h, v)
+    elif isinstance(obj, dict):
+        h.update(b"{%d" % len(obj))
+        for k in sorted(obj, key=repr):
+            _hash_into(h, k)
+            _hash_into(h, obj[k])
+    else:
+        raise TypeError(f"a {type(obj).__name__} cannot be fingerprinted")
+
+
+def _nbytes(obj: Any) -> int:
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes) if obj.dtype.kind != "O" else 64 * int(obj.size)
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (tuple, list)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def reference_fingerprint(reference: Reference) -> str:
+    """``sha256:<hex>`` of the reference's content: its rows, column names, classes and
+    embedding, or, for a reference read from a profile, that profile (bins, counts, PCA, sample).
+
+    Two references with the same fingerprint calibrate detectors identically, so a checkpoint's
+    detector states may be restored into a monitor whose reference has the checkpoint's
+    fingerprint. A profile derived from the rows by a detector is not part of it (it is a
+    function of the rows).
+    """
+    import hashlib
+
+    h = hashlib.sha256(b"model-monitor-reference/1;")
+    _hash_into(h, _payload(reference))
+    return "sha256:" + h.hexdigest()
+
+
+def reference_state(reference: Reference, *, fingerprint: str | None = None,
+                    max_bytes: int = MAX_CHECKPOINT_REFERENCE_BYTES) -> dict[str, Any]:
+    """The reference as a checkpointable tree (plain values and numeric/string/object arrays; no
+    pickle), with its fingerprint. Above ``max_bytes`` only the fingerprint is kept and
+    ``omitted`` says why; :func:`reference_from_state` then returns None."""
+    payload = _payload(reference)
+    size = _nbytes(payload)
+    state: dict[str, Any] = {
+        "version": REFERENCE_STATE_VERSION,
+        "fingerprint": fingerprint or reference_fingerprint(reference),
+        "rows": len(reference),
+        "omitted": None,
+        "payload": payload,
+    }
+    if size > max_bytes:
+        state["payload"] = None
+        state["omitted"] = f"{size} bytes of reference arrays exceed the checkpoint limit of {max_bytes}"
+    return state
+
+
+def reference_from_state(state: dict[str, Any]) -> Reference | None:
+    """Inverse of :func:`reference_state` (None when the arrays were omitted). Raises
+    ``ValueError`` naming what is wrong for a tree this version cannot read."""
+    if not isinstance(state, dict) or state.get("version") != REFERENCE_STATE_VERSION:
+        found = state.get("version") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"checkpointed reference version {found!r} is not {REFERENCE_STATE_VERSION}")
+    payload = state.get("payload")
+    if payload is None:
+        return None
+    classes = _classes()
+    embedding = payload.get("embedding")
+    if payload.get("profile") is not None:
+        prof = _from_tree(payload["profile"], classes)
+        ref = prof.to_reference()
+        ref.embedding = embedding
+        return ref
+    rows = payload.get("rows")
+    if not isinstance(rows, dict):
+        raise ValueError("checkpointed reference has neither rows nor a profile")
+    return Reference(rows["numeric"], rows["categorical"], tuple(rows["numeric_names"]), tuple(rows["categorical_names"]),
+                     rows.get("scores"), rows.get("labels"), tuple(rows.get("classes", ())), embedding=embedding)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from monitor import catalog
-from monitor.catalog import HISTOGRAM, MetricSpec
+from monitor.catalog import COUNTER, HISTOGRAM, MetricSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -267,6 +267,92 @@ class MetricStore:
                 else:
                     out.append((spec.exposed_name, labels, float(v)))
         return out
+
+    # -- surviving restarts ----------------------------------------------------------------------
+    def counter_state(self, exclude: Iterable[str] = ()) -> dict[str, Any]:
+        """Every counter's series and every histogram's buckets, sum and count, as plain data for a
+        checkpoint, so that a restarted agent continues them instead of starting at zero (rules'
+        ``increase()`` and Prometheus then see no reset). Gauges are left out: whoever sets them
+        recomputes them. ``exclude`` names families mirrored from a total that restarts with the
+        process (the caller knows which)."""
+        skip = set(exclude)
+        counters: dict[str, list[list[Any]]] = {}
+        histograms: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for name, series in self._values.items():
+                if not series or name in skip:
+                    continue
+                spec = self._specs[name]
+                if spec.type == COUNTER:
+                    counters[name] = [[list(k), float(v)] for k, v in series.items()]
+                elif spec.type == HISTOGRAM:
+                    histograms[name] = {"buckets": list(spec.buckets),
+                                        "series": [[list(k), list(h.counts), h.sum, h.count] for k, h in series.items()]}
+        return {"counters": counters, "histograms": histograms}
+
+    def load_counter_state(self, state: Mapping[str, Any]) -> list[str]:
+        """Add checkpointed values (from :meth:`counter_state`) to this store's, so that counters
+        and histograms continue from where the previous process stopped. Adding, not setting,
+        keeps whatever was counted since this process started. A family that left the catalog or
+        changed type, labels or buckets is skipped whole (never half-loaded); the series cap
+        applies. Returns the names of the families skipped, for the caller to report."""
+        skipped: list[str] = []
+        loads: list[tuple[MetricSpec, list[tuple[tuple[str, ...], Any]]]] = []
+        for name, rows in dict(state.get("counters") or {}).items():
+            spec = self._specs.get(name)
+            try:
+                if spec is None or spec.type != COUNTER:
+                    raise ValueError
+                series = [(_label_key(spec, labels), _non_negative(value)) for labels, value in rows]
+            except (ValueError, TypeError):
+                skipped.append(name)
+                continue
+            loads.append((spec, series))
+        for name, hist in dict(state.get("histograms") or {}).items():
+            spec = self._specs.get(name)
+            try:
+                if spec is None or spec.type != HISTOGRAM or tuple(float(b) for b in hist["buckets"]) != tuple(spec.buckets):
+                    raise ValueError
+                n = len(spec.buckets) + 1
+                series = []
+                for labels, counts, total, count in hist["series"]:
+                    if len(counts) != n:
+                        raise ValueError
+                    series.append((_label_key(spec, labels), ([_non_negative(c) for c in counts], float(total), _non_negative(count))))
+            except (ValueError, TypeError, KeyError):
+                skipped.append(name)
+                continue
+            loads.append((spec, series))
+        with self._lock:
+            for spec, series in loads:
+                target = self._values[spec.name]
+                if spec.type == COUNTER:
+                    for key, value in series:
+                        if key in target or self._slot(spec, key, float) is not None:
+                            target[key] = target[key] + value
+                    continue
+                n_bounds = len(spec.buckets)
+                for key, (counts, total, count) in series:
+                    h = self._slot(spec, key, lambda: _Histogram(n_bounds))
+                    if h is not None:
+                        h.counts = [a + b for a, b in zip(h.counts, counts)]
+                        h.sum += total
+                        h.count += count
+        return sorted(skipped)
+
+
+def _label_key(spec: MetricSpec, labels: Any) -> tuple[str, ...]:
+    key = tuple(str(v) for v in labels)
+    if len(key) != len(spec.labels):
+        raise ValueError(f"{spec.name}: {len(key)} label values, the catalog declares {len(spec.labels)}")
+    return key
+
+
+def _non_negative(value: Any) -> float:
+    v = float(value)
+    if not v >= 0:  # also refuses NaN
+        raise ValueError(f"a counter value must be >= 0, got {value!r}")
+    return v
 
 
 def _format_le(bound: float) -> str:

@@ -124,6 +124,8 @@ def test_kill_9_then_restart_restores_state_and_does_not_page_again(tmp_path, we
     second = ServeProcess(config)
     try:
         assert sample(second.metrics(), "monitor_checkpoint_restored", model="iris") == 1
+        # counters continue from the checkpoint instead of restarting at zero (no reset for increase())
+        assert sample(second.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 200
         after = http("GET", second.url + "/api/v1/alerts").json()["data"]["alerts"]
         restored = {a["labels"]["alertname"]: a for a in after}
         assert restored["AlwaysOn"]["state"] == "firing"

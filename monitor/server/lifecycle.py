@@ -1,7 +1,9 @@
 """Start-up, periodic work and graceful shutdown of the sidecar.
 
 Start: bind the listeners first (so ``/healthz`` answers), then build the monitors and restore
-their checkpoints in a thread; ``/readyz`` turns ready when that is done.
+their checkpoints in a thread; ``/readyz`` turns ready when that is done. A model whose
+``reference.path`` is gone but whose checkpoint holds the reference starts on that one
+(:func:`build_monitor`).
 
 Periodic: every second, fold request durations and give up on CloudEvents halves that waited too
 long; every ``checkpoint.interval`` of a model, write its checkpoint (in a thread: the event loop
@@ -17,21 +19,58 @@ checkpoints, close the monitors. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
 from monitor.server import keys as K
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from monitor.config import MonitorConfig
+    from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Checkpointer", "freeze_heap_when_ready", "housekeeping", "shutdown", "run"]
+__all__ = ["Checkpointer", "build_monitor", "freeze_heap_when_ready", "housekeeping", "shutdown", "run"]
 
 log = logging.getLogger("monitor.server")
+
+
+def build_monitor(factory: Callable[["MonitorConfig"], "Monitor"], cfg: "MonitorConfig",
+                  checkpoint_path: Path | None) -> "Monitor":
+    """Build one model's monitor with ``factory``. When that fails because ``reference.path`` is
+    gone and the model's checkpoint carries the reference's arrays, build it without reference
+    and without detectors instead, with ``cfg`` put back as its config: restoring the checkpoint
+    (:func:`monitor.checkpoint.restore`, next) then adopts the checkpoint's reference and builds
+    the configured detectors on it, so the model keeps running on the reference it was
+    calibrated on rather than never becoming ready. Any other failure is raised as before."""
+    try:
+        return factory(cfg)
+    except Exception:
+        ref_path = cfg.reference.path
+        if ref_path is None or Path(ref_path).exists() or checkpoint_path is None or not _carries_reference(checkpoint_path):
+            raise
+    log.warning("%s: the reference %s is gone; starting on the reference stored in the checkpoint %s",
+                cfg.model, ref_path, checkpoint_path)
+    bare = dataclasses.replace(cfg, reference=dataclasses.replace(cfg.reference, path=None), detectors=())
+    mon = factory(bare)
+    mon.config = cfg  # the configured detectors are built when the checkpoint's reference is adopted
+    return mon
+
+
+def _carries_reference(path: Path) -> bool:
+    from monitor import checkpoint
+
+    try:
+        return bool(checkpoint.read_manifest(path).get("reference_stored"))
+    except checkpoint.CheckpointError:
+        return False
 
 
 class Checkpointer:

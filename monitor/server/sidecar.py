@@ -178,11 +178,12 @@ class Sidecar:
         """Build every monitor (loading references) and restore checkpoints; then ready.
         Runs in a thread at start-up so that ``/healthz`` answers while references load."""
         from monitor import checkpoint
+        from monitor.server.lifecycle import build_monitor
 
         try:
             for cfg in self.agent.models:
-                mon = self._factory(cfg)
                 path = self.checkpoint_paths.get(cfg.model)
+                mon = build_monitor(self._factory, cfg, path)  # a gone reference file: the checkpoint's
                 restored = False
                 if path is not None:
                     restored, failure = checkpoint.restore(mon, path)
