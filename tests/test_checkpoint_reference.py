@@ -248,7 +248,9 @@ def test_counters_and_histograms_continue_and_gauges_are_not_carried(tmp_path):
     for k in range(3):
         a.evaluate_rules(T0 + 300 + 15 * k)
     a.store.inc("monitor_notifications", 5, labels=("webhook", "sent"))
-    before = {name: v for name, v in ((n, a.store.value(n)) for n in ("monitor_calls", "monitor_predictions", "monitor_rule_evaluations"))}
+    a.store.set("monitor_checkpoint_size_bytes", 123.0)  # a gauge: its owner sets it again
+    before = {n: a.store.value(n) for n in ("monitor_calls", "monitor_predictions", "monitor_rule_evaluations")}
+    exposed = sample(a.metrics_text(), "monitor_calls_total", model="iris")
     hist = a.store.value("monitor_rule_evaluation_seconds")
     state = a.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS)
     assert "monitor_notifications" not in state["counters"]
@@ -265,7 +267,10 @@ def test_counters_and_histograms_continue_and_gauges_are_not_carried(tmp_path):
     h = b.store.value("monitor_rule_evaluation_seconds")
     assert (h.counts, h.sum, h.count) == (hist.counts, hist.sum, hist.count)
     assert b.store.value("monitor_notifications", ("webhook", "sent")) is None  # restarts with the notifier
-    # they go on counting from there, and the in-agent rule engine sees no reset
+    assert b.store.value("monitor_checkpoint_size_bytes") is None
+    # a scrape after the restart sees the counter where the last one left it: no reset
+    assert sample(b.metrics_text(), "monitor_calls_total", model="iris") == exposed + 7
+    # and they go on counting from there
     b.evaluate_rules(T0 + 400)
     assert b.store.value("monitor_rule_evaluations") == before["monitor_rule_evaluations"] + 1
     assert b.store.value("monitor_rule_evaluation_seconds").count == hist.count + 1
@@ -375,6 +380,18 @@ def test_sidecar_starts_on_the_checkpointed_reference_when_the_file_is_gone(tmp_
         assert sample(text, "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 30
     finally:
         s.close()
+    # a new reference is shipped: the model starts on it, the old detector states are reported set aside
+    write_profile(tmp_path / "ref.npz", 2)
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False))
+    try:
+        mon = s.sidecar.monitors["iris"]
+        assert reference_fingerprint(mon.reference) != fingerprint and mon.restore_report.reference == "changed"
+        text = s.metrics()
+        assert sample(text, "monitor_checkpoint_failures_total", model="iris", operation="restore", reason="reference_changed") == 1
+        assert sample(text, "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 30
+    finally:
+        s.close()
+    (tmp_path / "ref.npz").unlink()
     # without the file and without a usable checkpoint the model cannot start: reported, not a crash loop
     (tmp_path / "state" / "iris.ckpt").write_bytes(b"garbage")
     s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False), wait_ready=False)
