@@ -32,6 +32,9 @@ RUNBOOKS: dict[str, str] = {
     "ModelOutputsRepeated": "Identical outputs are being returned for different inputs: look for a cache or fallback in front of the model (a default answer on timeouts), a feature that arrives constant (data-quality dashboard), or a model that memorised its training answers; `monitor_output_top_class_share_ratio` says whether the answers also collapse onto one class.",
     "ModelSegmentGap": "One segment is treated very differently (positive rate or accuracy): look at the segment panels, whether the gap is new (compare with last week) and whether that segment's inputs drifted.",
     "RegressionPredictionDrift": "The regression model's output distribution moved: check input drift and the MAE/RMSE once labels arrive.",
+    "RegressionErrorHigh": "The labelled window's mean absolute error is well above the reference's: check input drift for the cause and `monitor_regression_bias` for a systematic offset (a unit change upstream shows as a large bias); retrain or recalibrate if the shift is real.",
+    "RegressionQuantileMiscalibrated": "A predicted quantile no longer covers its level (the alert names it): below zero the quantile is too low. Recalibrate the quantiles on recent labelled data (conformalised quantile regression) or widen them until retraining.",
+    "RegressionIntervalTooNarrow": "The prediction intervals cover fewer targets than they claim: decisions that trust them take more risk than stated. Widen them (conformal calibration on recent labels) and check input drift.",
     # drift
     "ModelInputDrift": "The alert names the top features and what changed (scaled, shifted, missing). Check the upstream source of those features (unit changes, a new pipeline, a broken sensor); if the change is real and lasting, rebuild the reference and consider retraining.",
     "ModelOutputDrift": "The model's outputs drifted: read the channel named (predicted_class, max_score, value) and correlate with input drift.",

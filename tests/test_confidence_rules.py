@@ -26,7 +26,7 @@ def test_promtool_accepts_the_rules() -> None:
     promtool = require_binary("promtool")
     res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "SUCCESS: 10 rules found" in res.stdout
+    assert "SUCCESS: 13 rules found" in res.stdout
 
 
 def test_rules_name_only_catalog_metrics_and_carry_the_required_annotations() -> None:
@@ -180,3 +180,76 @@ def test_repeated_outputs_fire_and_are_silent_unshifted() -> None:
 
     assert fired(stream(0.0), ("output_repeats",), ref) == set()
     assert "ModelOutputsRepeated" in fired(stream(0.5), ("output_repeats",), ref)
+
+
+def _quantile_reference(rng: np.random.Generator) -> Reference:
+    x = rng.normal(10.0, 2.0, 3000)
+    y = x + rng.normal(0.0, 1.0, 3000)
+    return Reference.from_arrays(np.zeros((3000, 1)), scores=x, labels=y)
+
+
+def test_regression_label_rules_fire_on_shifted_streams_and_are_silent_unshifted() -> None:
+    """Quantile outputs (0.1, 0.5, 0.9) of a model whose noise is N(0, 1): silent over 3 hours
+    while the noise stays; from hour 1 the noise doubles, so errors grow (MAE x2), the 0.1/0.9
+    quantiles stop covering their levels (about 0.26/0.74) and the 80% interval covers ~48%."""
+    from monitor.detectors.regression import RegressionDetector
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from monitor.store import MetricStore
+
+    z = 1.2815515655446004  # standard normal 0.9 quantile
+    levels = (0.1, 0.5, 0.9)
+
+    def run(noise_after: float, seed: int) -> set[str]:
+        rng = np.random.default_rng(seed)
+        det = RegressionDetector(_quantile_reference(np.random.default_rng(3)), window_s=1800.0, quantiles=levels)
+        store = MetricStore("m")
+        series = SeriesStore(retention_s=2 * HOUR)
+        evaluator = RuleEvaluator.from_files([RULES], storage=series, default_interval_s=30.0)
+        names: set[str] = set()
+        for t0 in range(0, int(3 * HOUR), 30):
+            ts = t0 + np.arange(30, dtype=np.float64)
+            mean = rng.normal(10.0, 2.0, 30)
+            sd = noise_after if t0 >= HOUR else 1.0
+            y = mean + rng.normal(0.0, sd, 30)
+            q = np.stack([mean - z, mean, mean + z], axis=1)  # the quantiles of N(mean, 1)
+            det.update(Batch.from_arrays(np.zeros((30, 1)), mean, ts=ts))
+            det.update_labels(LabeledBatch(ts=ts, label_ts=ts, label=y, segment=None, scores=mean, intervals=q))
+            det.advance(float(t0 + 30))
+            det.export(store)
+            now = float(t0 + 30)
+            series.append_scrape(now, [({**lab, "__name__": n}, v) for n, lab, v in store.samples()])
+            evaluator.evaluate(now)
+            names |= {a.name for a in evaluator.alerts() if a.state.name.lower() == "firing"}
+        return names
+
+    regression_label_rules = {"RegressionErrorHigh", "RegressionQuantileMiscalibrated", "RegressionIntervalTooNarrow"}
+    for seed in (0, 1):
+        assert not run(1.0, seed) & regression_label_rules
+        assert regression_label_rules <= run(2.0, seed)
+
+
+def test_coverage_gap_z_statistic_matches_the_binomial_and_reference_mae_is_exported() -> None:
+    from monitor.detectors.regression import RegressionDetector
+    from monitor.store import MetricStore
+
+    det = RegressionDetector(_quantile_reference(np.random.default_rng(3)), window_s=3600.0, quantiles=(0.2, 0.8), min_labels=10)
+    n = 400
+    ts = np.arange(n, dtype=np.float64)
+    y = np.zeros(n)
+    low = np.where(np.arange(n) < 60, 1.0, -1.0)  # 60 of 400 targets at or below the 0.2 quantile: 15%
+    high = np.where(np.arange(n) < 280, 1.0, -1.0)  # 280 of 400 below the 0.8 quantile: 70%
+    det.update(Batch.from_arrays(np.zeros((n, 1)), y, ts=ts))
+    det.update_labels(LabeledBatch(ts=ts, label_ts=ts, label=y, segment=None, scores=y, intervals=np.stack([low, high], axis=1)))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_quantile_coverage_gap_ratio", ("0.2",)) == pytest.approx(-0.05)
+    assert store.value("monitor_quantile_coverage_zscore", ("0.2",)) == pytest.approx(-0.05 / np.sqrt(0.2 * 0.8 / n))
+    assert store.value("monitor_quantile_coverage_zscore", ("0.8",)) == pytest.approx(-0.1 / np.sqrt(0.2 * 0.8 / n))
+    # the 0.2-0.8 interval claims 60%; a target is inside when low <= 0 <= high: rows 60..279 (55%)
+    assert store.value("monitor_interval_coverage_gap_ratio") == pytest.approx(-0.05)
+    assert store.value("monitor_interval_coverage_zscore") == pytest.approx(-0.05 / np.sqrt(0.6 * 0.4 / n))
+    ref = _quantile_reference(np.random.default_rng(3))
+    assert store.value("monitor_regression_reference_mae") == pytest.approx(np.abs(ref.scores - ref.labels).mean())
+    with pytest.raises(ValueError, match="interval_level"):
+        RegressionDetector(None, interval_level=90)

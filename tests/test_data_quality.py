@@ -126,3 +126,53 @@ def test_without_reference_and_state_round_trip() -> None:
     other.export(sb)
     key = lambda s: (s[0], sorted(s[1].items()), s[2])  # noqa: E731
     assert sorted(sa.samples(), key=key) == sorted(sb.samples(), key=key)
+
+
+def test_a_categorical_feature_gets_stuck_too(reference: Reference) -> None:
+    """city is uniform over 3 values (q = 1/3): the threshold is the shortest run with
+    4 features x q^(L-1) <= 1e-6, i.e. 15 rows; 50,000 clean rows never reach it, a feed that
+    repeats one city does, across batches, and a missing value breaks the run."""
+    det = DataQualityDetector(reference)
+    after = det._cat_ref["city"]["stuck_after"]
+    assert stuck_threshold(1 / 3, 4, 1e6) == 15 and 14 <= after <= 16  # q is estimated from 4,000 rows
+    rng = np.random.default_rng(5)
+    for i in range(50):
+        det.update(batch(rng, 1000, i * 10.0))
+        assert not det.stuck("city")
+
+    def freeze(x: np.ndarray, cats: np.ndarray) -> None:
+        cats[-10:, 0] = "b"
+
+    def freeze_all(x: np.ndarray, cats: np.ndarray) -> None:
+        cats[:, 0] = "b"
+
+    det.update(batch(rng, 100, 600.0, corrupt=freeze))
+    assert det._run["city"] >= 10 and not det.stuck("city")
+    det.update(batch(rng, after, 601.0, corrupt=freeze_all))
+    assert det.stuck("city")
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_data_stuck", ("city",)) == 1.0
+    state = det.state_dict()
+    restored = DataQualityDetector(reference)
+    restored.load_state_dict(state)
+    assert restored.stuck("city")
+
+    def missing_last(x: np.ndarray, cats: np.ndarray) -> None:
+        cats[:, 0] = "b"
+        cats[-1, 0] = None
+
+    det.update(batch(rng, 5, 700.0, corrupt=missing_last))
+    assert not det.stuck("city") and det._run["city"] == 0
+
+
+def test_categorical_repeat_probability_from_the_profile() -> None:
+    from monitor.detectors.data_quality import _categorical_repeat_prob
+    from monitor.profile import profile_of
+
+    rng = np.random.default_rng(6)
+    cats = rng.choice(["a", "b"], p=[0.9, 0.1], size=(20000, 1)).astype(object)
+    prof = profile_of(Reference.from_arrays(np.zeros((20000, 1)), numeric_names=["z"], categorical=cats,
+                                            categorical_names=["k"]))
+    q = _categorical_repeat_prob(prof.categorical[0])
+    assert q == pytest.approx(0.9**2 + 0.1**2, abs=0.01)

@@ -93,6 +93,11 @@ REGRESSION_BIAS = "monitor_regression_bias"
 INTERVAL_COVERAGE = "monitor_interval_coverage_ratio"
 INTERVAL_WIDTH = "monitor_interval_width_mean"
 QUANTILE_COVERAGE = "monitor_quantile_coverage_ratio"
+QUANTILE_COVERAGE_GAP = "monitor_quantile_coverage_gap_ratio"
+QUANTILE_COVERAGE_Z = "monitor_quantile_coverage_zscore"
+INTERVAL_COVERAGE_GAP = "monitor_interval_coverage_gap_ratio"
+INTERVAL_COVERAGE_Z = "monitor_interval_coverage_zscore"
+REGRESSION_REFERENCE_MAE = "monitor_regression_reference_mae"
 
 _C = "confidence"
 _CAL = "calibration"
@@ -238,4 +243,18 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(QUANTILE_COVERAGE, GAUGE,
                "Share of labelled targets at or below the model's predicted quantile, by level: a calibrated quantile covers its level.",
                labels=("level",), concern=_REG, unit="percentunit", max_series=20),
+    MetricSpec(QUANTILE_COVERAGE_GAP, GAUGE,
+               "Coverage of the predicted quantile minus its level: below 0 the quantile is too low (targets above it more often than claimed).",
+               labels=("level",), concern=_REG, unit="percentunit", max_series=20),
+    MetricSpec(QUANTILE_COVERAGE_Z, GAUGE,
+               "Binomial z statistic of that coverage gap over the window's labels: beyond +-4 it is not noise.",
+               labels=("level",), concern=_REG, unit="none", max_series=20),
+    MetricSpec(INTERVAL_COVERAGE_GAP, GAUGE,
+               "Interval coverage minus its nominal level (the spread of the quantile levels, or the configured interval_level).",
+               concern=_REG, unit="percentunit"),
+    MetricSpec(INTERVAL_COVERAGE_Z, GAUGE, "Binomial z statistic of the interval's coverage gap: below -4 the intervals are too narrow.",
+               concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_REFERENCE_MAE, GAUGE,
+               "Mean absolute error of the model on the labelled reference data: the baseline the window's MAE is held against.",
+               concern=_REG, unit="none"),
 )

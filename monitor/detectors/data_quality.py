@@ -16,11 +16,13 @@ Ratios are over the event-time window and absent (not zero) below ``min_rows`` r
 bad values since start are exported too. Rows that cannot be read at all never reach detectors:
 the worker counts them in ``monitor_rows_rejected{reason}``.
 
-Stuck features: the run of consecutive identical values is tracked per numeric feature. Under the
-reference, a run of ``L`` equal values has probability about ``q^(L-1)`` with ``q`` the reference
-probability that two values are equal; the threshold is the smallest ``L`` with
+Stuck features: the run of consecutive identical values is tracked per feature, numeric and
+categorical. Under the reference, a run of ``L`` equal values has probability about ``q^(L-1)``
+with ``q`` the reference probability that two values are equal (for a categorical feature
+``sum p_c^2`` over its category frequencies); the threshold is the smallest ``L`` with
 ``features x q^(L-1) <= 1 / ert`` (at least ``min_stuck_run``), so a binary feature is not "stuck"
-after three equal values while a continuous one is after a handful.
+after three equal values while a continuous one is after a handful. Missing values break a run
+(they are counted as missing instead).
 
 Works without a reference too: then only missing / inf / wrong-type ratios are exported.
 """
@@ -125,7 +127,7 @@ class DataQualityDetector(Detector):
         if p is None:
             return
         wanted = None if self.features is None else set(self.features)
-        n_num = sum(1 for f in p.numeric if wanted is None or f.name in wanted)
+        n_checked = sum(1 for f in (*p.numeric, *p.categorical) if wanted is None or f.name in wanted)
         for f in p.numeric:
             if wanted is not None and f.name not in wanted:
                 continue
@@ -134,7 +136,7 @@ class DataQualityDetector(Detector):
                 "lo": f.min - self.range_margin * span, "hi": f.max + self.range_margin * span,
                 "expected": {"missing": f.missing_ratio, "inf": f.inf_ratio,
                              "out_of_range": 2.0 / (f.n_finite + 1) if f.n_finite else 0.0},
-                "stuck_after": stuck_threshold(f.repeat_prob, n_num, self.ert, self.min_stuck_run),
+                "stuck_after": stuck_threshold(f.repeat_prob, n_checked, self.ert, self.min_stuck_run),
             }
         for c in p.categorical:
             if wanted is not None and c.name not in wanted:
@@ -142,14 +144,16 @@ class DataQualityDetector(Detector):
             self._cat_ref[c.name] = {"categories": frozenset(c.categories) if not c.n_other else None,
                                      "known": set(c.categories),
                                      "expected": {"missing": c.missing_ratio, "unseen_category": c.unseen_ratio,
-                                                  "wrong_type": 0.0}}
+                                                  "wrong_type": 0.0},
+                                     "stuck_after": stuck_threshold(_categorical_repeat_prob(c), n_checked, self.ert,
+                                                                    self.min_stuck_run)}
 
     def _reset(self) -> None:
         self._names: tuple[str, ...] = ()
         self._window: SlidingWindow | None = None
         self._pending: dict[tuple[str, str], float] = {}
         self._run: dict[str, int] = {}
-        self._last: dict[str, float] = {}
+        self._last: dict[str, Any] = {}
         self._layout: dict[tuple[str, str], int] = {}
 
     def _ensure_layout(self, batch: "Batch") -> None:
@@ -212,6 +216,7 @@ class DataQualityDetector(Detector):
                 vals, cnt = np.unique(col[is_str].astype(str), return_counts=True)
                 unseen = sum(c for v_, c in zip(vals.tolist(), cnt.tolist()) if v_ not in known)
                 counts[self._layout[(name, "unseen_category")]] = unseen
+            self._track_category_run(col, is_none, name)
         slot_s = self.window_s / self.n_slots
         if np.floor(ts.min() / slot_s) == np.floor(ts.max() / slot_s):
             self._window.add(np.array([ts.max()]), None, counts[None, :])
@@ -239,6 +244,21 @@ class DataQualityDetector(Detector):
             self._run[nm] = int(run[-1, k])
             self._last[nm] = float(v[-1, k])
 
+    def _track_category_run(self, col: np.ndarray, is_none: np.ndarray, name: str) -> None:
+        """The same run length for a categorical column (object values compared with ``==``)."""
+        n = len(col)
+        if is_none[-1]:
+            self._run[name], self._last[name] = 0, None
+            return
+        prev = self._last.get(name)
+        same = np.empty(n, dtype=bool)
+        same[0] = prev is not None and bool(col[0] == prev)
+        if n > 1:
+            same[1:] = (col[1:] == col[:-1]) & ~is_none[1:] & ~is_none[:-1]
+        breaks = np.flatnonzero(~same)
+        self._run[name] = self._run.get(name, 0) + n if breaks.size == 0 else n - int(breaks[-1])
+        self._last[name] = col[-1]
+
     def advance(self, now: float) -> None:
         if self._window is not None:
             self._window.advance(now)
@@ -257,9 +277,13 @@ class DataQualityDetector(Detector):
             return None
         return float(tot[self._layout[(feature, reason)]] / tot[0])
 
+    def _stuck_after(self, feature: str) -> int | None:
+        ref = self._num_ref.get(feature) or self._cat_ref.get(feature)
+        return None if ref is None else ref["stuck_after"]
+
     def stuck(self, feature: str) -> bool:
-        ref = self._num_ref.get(feature)
-        return ref is not None and self._run.get(feature, 0) >= ref["stuck_after"]
+        after = self._stuck_after(feature)
+        return after is not None and self._run.get(feature, 0) >= after
 
     def export(self, out: "MetricWriter") -> None:
         if self._window is None:
@@ -286,7 +310,7 @@ class DataQualityDetector(Detector):
         out.set_many("monitor_data_reference_invalid_ratio", expected)
         out.set_many("monitor_data_stuck_run_rows", [((name,), float(run)) for name, run in self._run.items()])
         out.set_many("monitor_data_stuck", [((name,), 1.0 if self.stuck(name) else 0.0)
-                                            for name in self._run if name in self._num_ref])
+                                            for name in self._run if self._stuck_after(name) is not None])
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -309,4 +333,20 @@ class DataQualityDetector(Detector):
             self._window.load_state_dict(state["window"])
         self._pending = {(a, b): float(v) for a, b, v in state["pending"]}
         self._run = {k: int(v) for k, v in state["run"].items()}
-        self._last = {k: float(v) for k, v in state["last"].items()}
+        self._last = {k: v if v is None or isinstance(v, str) else float(v) for k, v in state["last"].items()}
+
+
+def _categorical_repeat_prob(profile: Any) -> float:
+    """Probability that two independent present values of a categorical feature are equal.
+
+    Rows beyond the profile's category cap (``n_other``) fell in categories rarer than the least
+    frequent one kept, so they add at most ``share_other x share_least``; that bound is added,
+    erring towards a longer run before "stuck" (fewer false alarms).
+    """
+    counts = np.asarray(profile.counts, dtype=np.float64)
+    present = float(profile.n - profile.n_missing)
+    if present <= 0 or counts.size == 0:
+        return 0.0
+    p = counts / present
+    other = profile.n_other / present * float(p.min())
+    return float(min(np.sum(p * p) + other, 1.0))
