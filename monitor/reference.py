@@ -164,8 +164,16 @@ def _to_tree(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_to_tree(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: _to_tree(v) for k, v in obj.items()}
-    return obj
+        return {str(k): _to_tree(v) for k, v in obj.items()}
+    if obj is None or isinstance(obj, (bool, int, float, str)) or _is_array_or_scalar(obj):
+        return obj
+    return repr(obj)  # free-form metadata (e.g. a Path in a profile's meta) is kept as text
+
+
+def _is_array_or_scalar(obj: Any) -> bool:
+    import numpy as np
+
+    return isinstance(obj, (np.ndarray, np.generic))
 
 
 def _from_tree(obj: Any, classes: dict[str, type]) -> Any:

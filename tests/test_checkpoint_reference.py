@@ -402,3 +402,13 @@ def test_sidecar_starts_on_the_checkpointed_reference_when_the_file_is_gone(tmp_
         assert http("GET", s.url + "/readyz").status == 503
     finally:
         s.close()
+
+
+def test_free_form_profile_metadata_does_not_break_checkpoints(tmp_path):
+    ref = load_reference(write_profile(tmp_path / "ref.npz", 1))
+    ref.profile.meta["built_from"] = tmp_path / "data.csv"  # not JSON: kept as text, not refused
+    state = reference_state(ref)
+    checkpoint.save(tmp_path / "r.ckpt", {"reference": state}, model="m", state_version=STATE_VERSION)
+    back = reference_from_state(checkpoint.load(tmp_path / "r.ckpt")[0]["reference"])
+    assert reference_fingerprint(back) == state["fingerprint"] == reference_fingerprint(ref)
+    assert back.profile.meta["built_from"] == repr(tmp_path / "data.csv")
