@@ -37,6 +37,7 @@ import numpy as np
 from monitor.detectors.base import Detector
 from monitor.detectors.probing.boundary import BoundaryCalibration, calibrate_boundary, margins
 from monitor.detectors.probing.clients import ClientRing, ClientTable
+from monitor.detectors.probing.fpindex import FingerprintIndex, group_close_counts
 from monitor.detectors.probing.hashing import Fingerprinter, exact_hash, shared_counts
 from monitor.detectors.probing.neighbours import (
     STATISTICS,
@@ -153,6 +154,15 @@ class ProbingDetector(Detector):
         accounts (see :class:`.verdict.CampaignIndex`); bound on the campaign table.
     hash_step, hash_window
         Quantisation step (reference standard deviations) and segment width of the hash family.
+    hash_lookup, hash_bucket_cap
+        How the hash family finds the stored queries sharing a fingerprint: ``"index"`` (default)
+        walks a per-client inverted index (:mod:`.fpindex`, hash chains with lazy deletion): work
+        per query bounded by ``n_segments x hash_bucket_cap`` whatever the history; ``"scan"``
+        compares with every stored query (``O(history)`` per query; the reference the index is
+        tested against). The index looks at the ``hash_bucket_cap`` most recent holders of each
+        fingerprint's bucket: beyond that an old match may be missed, which only ever lowers
+        the count (sensitivity, never a false positive); it answers exactly as the scan when no
+        more than ``hash_bucket_cap`` earlier queries hold one fingerprint.
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
@@ -169,6 +179,10 @@ class ProbingDetector(Detector):
 
     kind = "probing"
     state_version = 1
+    #: with ``hash_lookup: index``, a client's fingerprints are compared directly while it stores
+    #: at most this many queries (faster than walking an index at that size, and no index memory
+    #: for the many clients that never send more), then through its index, built at that point
+    hash_scan_up_to = 256
 
     def __init__(
         self,
@@ -199,6 +213,8 @@ class ProbingDetector(Detector):
         max_campaigns: int = 64,
         hash_step: float = 0.5,
         hash_window: int = 8,
+        hash_lookup: str = "index",
+        hash_bucket_cap: int = 32,
         flush_rows: int = 64,
         max_delay_s: float = 30.0,
         top_k: int = 20,
@@ -232,6 +248,8 @@ class ProbingDetector(Detector):
         self.max_campaigns = int(max_campaigns)
         self.hash_step = float(hash_step)
         self.hash_window = int(hash_window)
+        self.hash_lookup = hash_lookup
+        self.hash_bucket_cap = int(hash_bucket_cap)
         self.flush_rows = int(flush_rows)
         self.max_delay_s = float(max_delay_s)
         self.top_k = int(top_k)
@@ -288,6 +306,8 @@ class ProbingDetector(Detector):
         need(self.campaign_min_queries * self.campaign_min_clients <= self.campaign_window,
              "campaign_min_queries x campaign_min_clients must fit in campaign_window")
         need(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}")
+        need(self.hash_lookup in ("index", "scan"), f"hash_lookup must be 'index' or 'scan', not {self.hash_lookup!r}")
+        need(self.hash_bucket_cap >= 1, f"hash_bucket_cap must be >= 1, got {self.hash_bucket_cap}")
         need(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
 
     def _calibrate(self, reference: "Reference") -> None:
@@ -340,6 +360,7 @@ class ProbingDetector(Detector):
             self._fingerprinter = Fingerprinter(self.n_features_, step=self.hash_step, window=self.hash_window, seed=self.seed)
             self._hash_t = self._fingerprinter.calibrate(self._fingerprinter.transform(z), self.k, self.query_fpr)
         self._n_fps = 0 if self._fingerprinter is None else self._fingerprinter.n_segments
+        self._uses_index = self._n_fps > 0 and self.hash_lookup == "index"
         self.calibration_ = ProbingCalibration(knn=knn, ood=ood, boundary=boundary, prada=prada_cal,
                                                hash_min_shared=self._hash_t, reference_rows=int(rows.shape[0]))
         # null rates and critical counts of the per-client binomial tests
@@ -360,7 +381,9 @@ class ProbingDetector(Detector):
         mc = self.max_clients
         self._clients = ClientTable(mc, salt=self._salt, raw_ids=self.raw_client_ids)
         self._rings: list[ClientRing | None] = [None] * mc
-        self._ring_bytes = 0  # sum of the rings' nbytes, kept as they are made, grown and dropped
+        self._ring_bytes = 0  # sum of the rings' (and fingerprint indexes') nbytes, kept as they are made, grown and dropped
+        #: per-slot inverted index of the ring's fingerprints (hash family with hash_lookup "index")
+        self._fp_index: list[FingerprintIndex | None] = [None] * mc
         self._pending = PendingQueue(mc, self._sketcher.dim, self._n_fps, start=min(1024, mc * (self.flush_rows + 1)))
         self._queries = np.zeros(mc, dtype=np.int64)
         self._retries = np.zeros(mc, dtype=np.int64)
@@ -407,8 +430,13 @@ class ProbingDetector(Detector):
 
     @property
     def bytes_per_query(self) -> int:
-        """Bytes one stored query costs in a client's ring."""
-        return 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 * self._n_fps
+        """Bytes one stored query costs in a client's ring (with the hash family's index, its
+        links and its share of the bucket heads at full history, rounded up)."""
+        ring = 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 * self._n_fps
+        if not self._uses_index:
+            return ring
+        index = 4 * self._n_fps * (self.history + FingerprintIndex.buckets_for(self.history))
+        return ring - (-index // self.history)
 
     @property
     def memory_bound_bytes(self) -> int:
@@ -507,6 +535,10 @@ class ProbingDetector(Detector):
         if ring is not None:
             self._ring_bytes -= ring.nbytes
         self._rings[slot] = None
+        index = self._fp_index[slot]
+        if index is not None:
+            self._ring_bytes -= index.nbytes
+        self._fp_index[slot] = None
         self._pending.drop(slot)
         self._queries[slot] = 0
         self._retries[slot] = 0
@@ -599,13 +631,9 @@ class ProbingDetector(Detector):
         self._analysed += mk
         if self.near_duplicates != "hash":
             flags[nb.hit] |= _HIT
+        index = self._index_of(slot, ring)
         if fps is not None:
-            t = self._hash_t
-            inner = shared_counts(fps, fps) >= t
-            close = (inner & np.tri(mk, k=-1, dtype=bool)).sum(axis=1)
-            if f:
-                close += (shared_counts(fps, ring.fps[:f]) >= t).sum(axis=1)
-            flags[close >= self.k] |= _HIT
+            flags[self._hash_close(fps, ring, f, index) >= self.k] |= _HIT
         near = nb.dmin < self._near
         any_near = bool(near.any())
         flags[near] |= _NEAR
@@ -620,6 +648,8 @@ class ProbingDetector(Detector):
                 ring.push_prada(nb.dmin[far].astype(np.float32))
         # 4. store, and windowed counts query by query
         self._ring_bytes += ring.reserve(mk)
+        if index is not None:
+            self._ring_bytes += index.reserve(ring.cap, ring.fps, f)
         pos = ring.positions(mk)
         wraps = f + mk > self.history  # rows being overwritten leave the window counts
         old = np.where(pos < f, ring.flags[pos], 0).astype(np.uint8) if wraps else None
@@ -629,6 +659,8 @@ class ProbingDetector(Detector):
         stored_flags = np.where(near, flags & ~np.uint8(_SMALL | _OOD), flags) if any_near else flags
         ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = xn, lab, ex_k, stored_flags
         if fps is not None:
+            if index is not None:
+                index.insert(fps)
             ring.fps[pos] = fps
         ring.commit(mk)
         self._flag_totals += _BIT_TABLE[flags].sum(axis=0)
@@ -650,6 +682,30 @@ class ProbingDetector(Detector):
             self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
                                         (flags[near] & _HIT) > 0))
+
+    def _index_of(self, slot: int, ring: ClientRing) -> FingerprintIndex | None:
+        """The client's fingerprint index, built from its ring once it stores more than
+        :attr:`hash_scan_up_to` queries (None before, and with ``hash_lookup: scan``)."""
+        index = self._fp_index[slot]
+        if index is None and self._uses_index and ring.filled > self.hash_scan_up_to:
+            index = self._fp_index[slot] = FingerprintIndex(self._n_fps, self.history, self.hash_bucket_cap)
+            index.rebuild(ring.fps, ring.filled, ring.head, ring.cap)
+            self._ring_bytes += index.nbytes
+        return index
+
+    def _hash_close(self, fps: np.ndarray, ring: ClientRing, f: int, index: FingerprintIndex | None) -> np.ndarray:
+        """For each of a group's new queries, how many earlier queries of the client (its ``f``
+        stored ones, and the group's earlier ones) share at least ``hash_min_shared`` fingerprints."""
+        t = int(self._hash_t)  # type: ignore[arg-type]
+        if index is None:  # compare with every stored query (hash_lookup "scan", or a short ring)
+            close = ((shared_counts(fps, fps) >= t) & np.tri(fps.shape[0], k=-1, dtype=bool)).sum(axis=1)
+            if f:
+                close += (shared_counts(fps, ring.fps[:f]) >= t).sum(axis=1)
+            return close
+        close = group_close_counts(fps, t, self.hash_bucket_cap)
+        if f:
+            close += index.close_counts(fps, ring.fps, f, t)
+        return close
 
     def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
         """Binomial tests of the count signals for each query of a group, vectorised over signals.
@@ -880,6 +936,7 @@ class ProbingDetector(Detector):
             for key, rs in state["rings"].items():
                 ring = self._rings[int(key)] = ClientRing.from_state(self.history, rs)
                 self._ring_bytes += ring.nbytes
+                self._index_of(int(key), ring)  # derived state: rebuilt from the stored fingerprints, never saved
             self._pending.load_state_dict(state["pending"])
             for name in _SLOT_ARRAYS:
                 cur = getattr(self, "_" + name)
