@@ -35,14 +35,14 @@ from monitor.server.settings import PredictRoute, ProxySettings
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "fail_body"]
 
 ENDPOINT = "proxy"
 
 #: Headers that describe one connection, not the message (RFC 9110 section 7.6.1): never forwarded.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-connection"})
-_BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
+BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
 _OVER = b"\x00over-the-limit"  # marker: a streamed body grew past the tap's limit
 
 
@@ -67,6 +67,11 @@ def _status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+def fail_body(reason: str, message: str) -> dict[str, str]:
+    """The JSON body of the proxy's own error answers (502/504), the same from both engines."""
+    return {"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}
+
+
 class Proxy:
     """The proxy's handlers and its upstream client session."""
 
@@ -78,6 +83,8 @@ class Proxy:
         self.upstream = settings.upstream.rstrip("/")
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: route name -> its tap (None: forwarded untapped); the lean engine resolves requests with it
+        self.taps: dict[str, _Tap | None] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
@@ -96,10 +103,14 @@ class Proxy:
         """OIP v2 infer routes and the configured predict routes (tapped), then everything else."""
         oip = _Tap("oip_v2", None)
         for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
-            app.router.add_route("POST", path, self._handler(oip), name=f"proxy_oip_v2{'_version' if 'version' in path else ''}")
+            self._add(app, "POST", path, oip, f"proxy_oip_v2{'_version' if 'version' in path else ''}")
         for i, route in enumerate(self.settings.routes):
-            app.router.add_route("POST", route.path, self._handler(_Tap("predict", route)), name=f"proxy_predict_{i}")
-        app.router.add_route("*", "/{tail:.*}", self._handler(None), name="proxy")
+            self._add(app, "POST", route.path, _Tap("predict", route), f"proxy_predict_{i}")
+        self._add(app, "*", "/{tail:.*}", None, "proxy")
+
+    def _add(self, app: web.Application, method: str, path: str, tap: _Tap | None, name: str) -> None:
+        app.router.add_route(method, path, self._handler(tap), name=name)
+        self.taps[name] = tap
 
     def _handler(self, tap: _Tap | None) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -120,7 +131,7 @@ class Proxy:
         if request.body_exists:
             limit = self.sidecar.settings.max_body_bytes
             length = request.content_length
-            if length is not None and length <= min(limit, _BUFFER_LIMIT if tap is None else limit):
+            if length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
                 body = await request.read()
                 data = body
             else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
@@ -140,7 +151,7 @@ class Proxy:
         try:
             resp_headers = _forward_headers(upstream.headers, drop_host=False)
             resp_body: bytes | None = None
-            streaming = (upstream.content_length is None or upstream.content_length > _BUFFER_LIMIT
+            streaming = (upstream.content_length is None or upstream.content_length > BUFFER_LIMIT
                          or upstream.headers.get("Content-Type", "").startswith("text/event-stream"))
             if request.method == "HEAD":  # no body, but the upstream's Content-Length stays as it was
                 response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
@@ -193,8 +204,9 @@ class Proxy:
         if teed is not None and body is None:
             body = None if teed and teed[-1] is _OVER else b"".join(teed)
         if tap is not None:
-            self._tap(request, tap, body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
-                      request.headers.get("Content-Encoding"), elapsed, t_start)
+            self.tap(tap, request.match_info.get("model"), self._client(request), request.headers.get("X-Request-Id"),
+                     body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
+                     request.headers.get("Content-Encoding"), elapsed, t_start)
         return response
 
     @staticmethod
@@ -214,28 +226,34 @@ class Proxy:
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
         self.sidecar.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
         self.sidecar.store.inc("monitor_proxy_requests", labels=("error", _status_class(status)))
-        return web.json_response({"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}, status=status)
+        return web.json_response(fail_body(reason, message), status=status)
 
     # -- the tap ---------------------------------------------------------------------------------
     def _client(self, request: web.Request) -> str | None:
         header = self.sidecar.settings.client_header
-        if header:
-            value = request.headers.get(header)
-            if value:
-                return value[:200]
-        return request.remote
+        return self.client_identity(request.headers.get(header) if header else None, request.remote)
 
-    def _tap(self, request: web.Request, tap: _Tap, body: bytes | None, resp_body: bytes | None, status: int,
-             resp_encoding: str | None, req_encoding: str | None, latency: float, ts: float) -> None:
-        """Turn the request/response pair into a monitor event. Never raises: failures are counted."""
+    @staticmethod
+    def client_identity(header_value: str | None, peer: str | None) -> str | None:
+        """The client for probing detection: the configured header's value (cut to 200
+        characters) when the request has it, else the peer address."""
+        return header_value[:200] if header_value else peer
+
+    def tap(self, tap: _Tap, path_model: str | None, client: str | None, header_request_id: str | None,
+            body: bytes | None, resp_body: bytes | None, status: int, resp_encoding: str | None,
+            req_encoding: str | None, latency: float, ts: float) -> None:
+        """Turn the request/response pair into a monitor event. Never raises: failures are counted.
+
+        ``path_model`` is the ``{model}`` part of the matched route, ``header_request_id`` the
+        request's ``X-Request-Id`` (used when the body carries no id); ``body``/``resp_body`` are
+        None when they were over the size limit. Both engines call this, so they tap alike."""
         sidecar = self.sidecar
         try:
-            model = tap.route.model if tap.route is not None and tap.route.model else request.match_info.get("model")
+            model = tap.route.model if tap.route is not None and tap.route.model else path_model
             mon = sidecar.resolve(model, field="model")
         except Exception as err:  # noqa: BLE001
             sidecar.count_refused(ENDPOINT, getattr(err, "reason", "unknown_model"))
             return
-        client = self._client(request)
         try:
             if status >= 500:
                 sidecar.enqueue([(mon, (ERROR, ts, f"HTTP{status}", latency, client))], ENDPOINT, admit=False)
@@ -252,7 +270,7 @@ class Proxy:
                 inputs = decode_inputs(req_obj)
                 rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
                 outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
-                rid: Any = oip_request_id(req_obj) or request.headers.get("X-Request-Id")
+                rid: Any = oip_request_id(req_obj) or header_request_id
             else:
                 route = tap.route
                 assert route is not None
@@ -264,7 +282,7 @@ class Proxy:
                         rid = dotted(req_obj, route.request_id)
                     except PayloadError:
                         rid = None
-                rid = rid if rid is not None else request.headers.get("X-Request-Id")
+                rid = rid if rid is not None else header_request_id
             event = (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
             sidecar.enqueue([(mon, event)], ENDPOINT, admit=False)
         except (PayloadError, IntakeError) as err:

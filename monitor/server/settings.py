@@ -42,6 +42,9 @@ class ProxySettings:
     routes: tuple[PredictRoute, ...] = ()
     oip_output: str | None = None  # which OIP v2 output tensor holds the scores (default: the first)
     max_connections: int = 100
+    #: "auto" (the lean httptools data path when httptools is installed and the upstream is
+    #: http://), "lean" (that path, or an error) or "aiohttp" (server and client session).
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     base = Path(source).parent if source and not source.startswith("<") else Path(".")
     extra = dict(srv.extra)
 
-    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections"}, source)
+    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections", "engine"}, source)
     routes = []
     raw_routes = px.get("routes", []) or []
     if not isinstance(raw_routes, list):
@@ -160,6 +163,13 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     upstream = px.get("upstream")
     if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith(("http://", "https://"))):
         raise ConfigError("server.proxy.upstream", f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
+    engine = px.get("engine", "auto")
+    if engine not in ("auto", "lean", "aiohttp"):
+        raise ConfigError("server.proxy.engine", f"must be auto, lean or aiohttp, got {engine!r}",
+                          "write engine: auto (or aiohttp to use the aiohttp client session)", source)
+    if engine == "lean" and upstream is not None and not upstream.startswith("http://"):
+        raise ConfigError("server.proxy.engine", "the lean engine speaks plain HTTP to the model server",
+                          "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
     proxy = ProxySettings(
         upstream=upstream,
         port=None if px.get("port") is None else _int(px.get("port"), "server.proxy.port", source, 0, 65535),
@@ -167,6 +177,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         routes=tuple(routes),
         oip_output=oip_output,
         max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
+        engine=engine,
     )
 
     ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "pending_ttl", "require_token"}, source)

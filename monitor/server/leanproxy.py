@@ -1,0 +1,1073 @@
+"""The reverse proxy's lean data path: asyncio protocols and the llhttp parser (``httptools``).
+
+Why: behind aiohttp's server and client session a proxied request cost about 750 us of CPU in
+``benchmarks/bench_proxy.py`` (request and response objects, header multidicts, a task per
+request, a client request object, payload writers, timers), so on a 2-core pod the proxy
+queued at a few hundred requests per second and its tail latency grew with it. Here one client
+connection is one :class:`asyncio.Protocol`: each request is parsed by llhttp (the C parser
+aiohttp and uvicorn use), its head re-framed once as bytes and written to a pooled keep-alive
+upstream connection, whose response is parsed the same way and relayed; bodies are passed
+through as they arrive (small responses are buffered and written with their head in one call).
+
+What is forwarded, and answered, is what the aiohttp engine (:mod:`monitor.server.proxy`)
+forwards and answers: method, path and query as sent, every header but the hop-by-hop ones (and
+those the ``Connection`` header lists) with ``Host`` set to the upstream; status, reason,
+headers and body back unchanged; ``Content-Length``, chunked and close-delimited responses;
+HEAD; interim 1xx answers swallowed; streaming relayed chunk by chunk; 502/504 with the same JSON
+body when the model server cannot be reached, breaks off or times out; the same metrics and the
+same tap (:meth:`monitor.server.proxy.Proxy.tap`, run once the response has been handed to the
+client's connection).
+
+The sidecar's own endpoints keep their precedence: each request is resolved against the aiohttp
+application's routes, the way aiohttp resolves them, and a request for one of the sidecar's own
+routes (``/metrics``, ``/v1/events``...) hands the connection over to the application's aiohttp
+protocol, with the bytes of that request, so auth, limits and answers there are aiohttp's as
+before.
+
+Differences from the aiohttp engine, all on the wire, none in what reaches the model server's
+handler or the client's: a request body with a ``Content-Length`` is forwarded with it (the
+aiohttp engine re-chunked large ones), no ``Date``/``Server`` header is added to an upstream
+response that has none, a malformed request is answered ``400`` and the connection closed,
+and an upgrade request (WebSocket) is forwarded without its ``Upgrade`` header as before but its
+connection is closed after the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from aiohttp import web
+
+from monitor.server import keys as K
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body
+
+if TYPE_CHECKING:
+    import httptools
+
+__all__ = ["LeanProxy", "LeanProxySite", "RouteTable", "Target", "lean_available", "make_site", "engine_of"]
+
+log = logging.getLogger("monitor.server")
+
+_HOP = frozenset(h.encode() for h in HOP_BY_HOP)
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_PAUSE_BYTES = 1 << 20  # request bytes held while no upstream connection is ready, before reading pauses
+_IDLE_S = 60.0  # an idle upstream connection older than this is closed instead of reused (as aiohttp's keepalive_timeout)
+_SLASH = re.compile("%2[fF]")
+_CACHE = 4096
+
+
+class _HeadDone(Exception):
+    """Raised from the response parser's head callback to stop at a body-less HEAD response."""
+
+
+def lean_available() -> bool:
+    """Whether ``httptools`` (the llhttp binding) can be imported."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def engine_of(proxy: Proxy) -> str:
+    """The engine a proxy runs on: ``lean`` or ``aiohttp`` (``server.proxy.engine``; ``auto``
+    takes the lean one for an ``http://`` upstream when httptools is installed)."""
+    wanted = proxy.settings.engine
+    plain = proxy.upstream.startswith("http://")
+    if wanted == "aiohttp":
+        return "aiohttp"
+    if wanted == "lean":
+        if not plain:
+            raise ValueError("server.proxy.engine: lean speaks plain HTTP to the model server; use engine: aiohttp for https")
+        if not lean_available():
+            raise ValueError("server.proxy.engine: lean needs httptools (pip install httptools), or write engine: aiohttp")
+        return "lean"
+    return "lean" if plain and lean_available() else "aiohttp"
+
+
+# -- routing ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """Where one request goes: to the sidecar's own handlers (``local``), or to the upstream with
+    or without a tap; ``model`` is the ``{model}`` part of the matched path."""
+
+    local: bool
+    tap: _Tap | None = None
+    model: str | None = None
+
+
+_LOCAL = Target(True)
+
+
+def _index_key(canonical: str) -> str:
+    # the same key aiohttp's UrlDispatcher indexes a resource by (its static prefix)
+    if "{" in canonical:
+        canonical = canonical.partition("{")[0].rpartition("/")[0]
+    return canonical.rstrip("/") or "/"
+
+
+class RouteTable:
+    """The aiohttp application's routes, resolved the way aiohttp resolves them: the resources
+    indexed by their static prefix are tried from the most specific prefix of the path up to
+    ``/``, in registration order within one prefix; a path that matches a resource without
+    the request's method goes on to the next. Routes named in ``taps`` are the proxy's; any
+    other match, or none, is the sidecar's own (``local``)."""
+
+    def __init__(self, router: web.UrlDispatcher, taps: dict[str, _Tap | None]) -> None:
+        self.index: dict[str, list[tuple[Callable[[str], dict[str, str] | None], dict[str, str | None]]]] = {}
+        for resource in router.resources():
+            info = resource.get_info()
+            if "path" in info:
+                fixed = info["path"]
+
+                def match(path: str, fixed: str = fixed) -> dict[str, str] | None:
+                    return {} if path == fixed else None
+            elif "pattern" in info:
+                pattern = info["pattern"]
+
+                def match(path: str, pattern: Any = pattern) -> dict[str, str] | None:
+                    m = pattern.fullmatch(path)
+                    return None if m is None else {k: unquote(v) for k, v in m.groupdict().items()}
+            else:  # static files or sub-applications: everything under the prefix is the sidecar's
+                prefix = resource.canonical.rstrip("/")
+
+                def match(path: str, prefix: str = prefix) -> dict[str, str] | None:
+                    return {} if path == prefix or path.startswith(prefix + "/") else None
+            names: dict[str, str | None] = {route.method: route.name for route in resource}
+            self.index.setdefault(_index_key(resource.canonical), []).append((match, names))
+        self.taps = taps
+        self._cache: dict[tuple[bytes, bytes], Target] = {}
+
+    def resolve(self, method: bytes, target: bytes) -> Target:
+        key = (method, target.partition(b"?")[0])
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        out = self._resolve(method.decode("latin-1"), key[1])
+        if len(self._cache) >= _CACHE:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def _resolve(self, method: str, raw: bytes) -> Target:
+        if raw[:1] != b"/":
+            return _LOCAL  # absolute-form, authority-form or '*': left to aiohttp, as before
+        path = raw.decode("utf-8", "surrogateescape")
+        if "%" in path:
+            path = "%2F".join(unquote(p) for p in _SLASH.split(path))
+        part = path
+        while part:
+            for match, names in self.index.get(part, ()):
+                info = match(path)
+                if info is None:
+                    continue
+                if method in names:
+                    name = names[method]
+                elif "*" in names:
+                    name = names["*"]
+                else:
+                    continue
+                if name is None or name not in self.taps:
+                    return _LOCAL
+                return Target(False, self.taps[name], info.get("model"))
+            if part == "/":
+                break
+            part = part.rpartition("/")[0] or "/"
+        return _LOCAL
+
+
+# -- headers ---------------------------------------------------------------------------------------
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    out: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            out.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(out)
+
+
+def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
+    for name, value in headers:
+        if name.lower() == lname:
+            return value
+    return None
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+# -- the upstream side -----------------------------------------------------------------------------
+class _Upstream(asyncio.Protocol):
+    """One keep-alive connection to the model server, carrying one exchange at a time."""
+
+    def __init__(self, pool: "_Pool") -> None:
+        import httptools
+
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: _Exchange | None = None
+        self.closed = False
+        self.reused = False
+        self.idle_since = 0.0
+        self.received = False
+        self.interim = False
+        self.reason: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        ex = self.exchange
+        if ex is not None:
+            self.exchange = None
+            ex.upstream_lost(self, exc)
+        self.pool.lost(self)
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.pause("upstream")
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.conn.resume("upstream")
+
+    def data_received(self, data: bytes) -> None:
+        import httptools
+
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as err:
+            if isinstance(err.__context__, _HeadDone):
+                self.parser = httptools.HttpResponseParser(self)  # the HEAD answer ended at its head
+                self.finish_message()
+                return
+            self.broken(err.__context__ or err)
+        except httptools.HttpParserUpgrade:
+            self.finish_message(close=True)  # a 101 answer: nothing after its head is HTTP any more
+        except httptools.HttpParserError as err:
+            self.broken(err)
+
+    def broken(self, err: BaseException) -> None:
+        ex = self.exchange
+        self.exchange = None
+        self.close()
+        if ex is not None:
+            if not isinstance(err, httptools_errors()):
+                log.error("proxy: failure while relaying the upstream response", exc_info=err)
+            ex.upstream_lost(self, err)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        self.reason = []
+        self.headers = []
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason.append(reason)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.interim = True  # 100 Continue, 103 Early Hints...: not relayed, as aiohttp's client
+            return
+        ex = self.exchange
+        if ex is None:
+            raise ConnectionError("an answer from the model server to no request")
+        ex.response_head(status, b"".join(self.reason), self.headers, self.parser.should_keep_alive())
+        if ex.method == b"HEAD":
+            raise _HeadDone
+
+    def on_body(self, body: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        self.finish_message()
+
+    def finish_message(self, close: bool = False) -> None:
+        ex = self.exchange
+        if ex is not None:
+            self.exchange = None
+            ex.response_done(self, close)
+
+
+def httptools_errors() -> tuple[type[BaseException], ...]:
+    import httptools
+
+    return (httptools.HttpParserError, ConnectionError)
+
+
+class _Pool:
+    """Keep-alive connections to the upstream: at most ``limit`` open or opening (as aiohttp's
+    connector limit), the most recently used reused first, waiters served in order."""
+
+    def __init__(self, host: str, port: int, limit: int, connect_timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.limit = limit
+        self.connect_timeout = connect_timeout
+        self.idle: list[_Upstream] = []
+        self.count = 0
+        self.waiters: deque[_Exchange] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def acquire(self, ex: "_Exchange") -> None:
+        """Give ``ex`` a connection now, or once one is connected or released."""
+        loop_time = asyncio.get_running_loop().time()
+        while self.idle:
+            up = self.idle.pop()
+            if up.closed:
+                continue
+            if loop_time - up.idle_since > _IDLE_S:
+                up.close()
+                continue
+            up.reused = True
+            ex.attach(up)
+            return
+        if self.count < self.limit:
+            self._open(ex)
+        else:
+            self.waiters.append(ex)
+
+    def _open(self, ex: "_Exchange") -> None:
+        self.count += 1
+        task = asyncio.get_running_loop().create_task(self._connect(ex))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _connect(self, ex: "_Exchange") -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, up = await asyncio.wait_for(loop.create_connection(lambda: _Upstream(self), self.host, self.port),
+                                           self.connect_timeout)
+        except asyncio.TimeoutError:
+            self._failed(ex, 504, "timeout", "the model server did not answer in time")
+            return
+        except OSError:
+            self._failed(ex, 502, "connect", "cannot connect to the model server")
+            return
+        if ex.done:
+            self.release(up, True)
+        else:
+            ex.attach(up)
+
+    def _failed(self, ex: "_Exchange", status: int, reason: str, message: str) -> None:
+        self.count -= 1
+        if not ex.done:
+            ex.fail(status, reason, message)
+        self._next_waiter()
+
+    def release(self, up: _Upstream, keep: bool) -> None:
+        if not keep or up.closed:
+            up.close()  # its connection_lost will count it out
+            return
+        while self.waiters:
+            ex = self.waiters.popleft()
+            if not ex.done:
+                up.reused = True
+                ex.attach(up)
+                return
+        up.idle_since = asyncio.get_running_loop().time()
+        self.idle.append(up)
+
+    def lost(self, up: _Upstream) -> None:
+        self.count -= 1
+        if up in self.idle:
+            self.idle.remove(up)
+        self._next_waiter()
+
+    def _next_waiter(self) -> None:
+        while self.waiters and self.count < self.limit:
+            ex = self.waiters.popleft()
+            if not ex.done:
+                self._open(ex)
+
+    def close(self) -> None:
+        for up in list(self.idle):
+            up.close()
+        for task in list(self.tasks):
+            task.cancel()
+
+
+# -- one request and its response ------------------------------------------------------------------
+class _Exchange:
+    """One proxied request: its head re-framed for the upstream, its body relayed as it
+    arrives, the upstream's answer relayed back, then metrics and the tap."""
+
+    def __init__(self, conn: "_Client", method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
+                 keep_alive: bool, route: Target) -> None:
+        lean = conn.lean
+        self.conn = conn
+        self.lean = lean
+        self.method = method
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.route = route
+        self.t_start = time.time()
+        self.t_req = time.perf_counter()
+        self.t0 = 0.0
+        self.done = False
+        self.started = False
+        self.body_done = False
+        self.upstream: _Upstream | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.retried = False
+        drop = _connection_tokens(headers)
+        chunked = False
+        lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _HOP or lname in drop or lname == b"host":
+                if lname == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+                continue
+            lines += (name, b": ", value, b"\r\n")
+        if chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        lines.append(b"\r\n")
+        self.chunked = chunked
+        self.out: list[bytes] | None = [b"".join(lines)]  # request bytes not yet written upstream
+        self.out_size = 0
+        self.sent: list[bytes] | None = [] if method in _IDEMPOTENT else None  # for one retry on a stale connection
+        self.sent_size = 0
+        self.tap_body: list[bytes] | None = [] if route.tap is not None else None
+        self.tap_size = 0
+        # the response
+        self.status = 0
+        self.mode = ""
+        self.head_sent = False
+        self.resp: list[bytes] = []
+        self.resp_size = 0
+        self.resp_headers: list[tuple[bytes, bytes]] = []
+        self.close_client = not keep_alive
+
+    # -- the request -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Called when this exchange reaches the front of its connection's queue."""
+        self.started = True
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_at(loop.time() + self.lean.timeout, self.timed_out)
+        if not self.body_done and self.version == "1.1" and (_find(self.headers, b"expect") or b"").lower() == b"100-continue":
+            self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.t0 = time.perf_counter()
+        self.lean.pool.acquire(self)
+
+    def attach(self, up: _Upstream) -> None:
+        self.upstream = up
+        up.exchange = self
+        up.received = False
+        out = self.out
+        self.out = None
+        if out:
+            data = b"".join(out)
+            if self.sent is not None:
+                self.sent.append(data)
+                self.sent_size += len(data)
+            assert up.transport is not None
+            up.transport.write(data)
+        self.conn.resume("buffer")
+
+    def _send(self, data: bytes) -> None:
+        if self.out is not None:
+            self.out.append(data)
+            self.out_size += len(data)
+            if self.out_size > _PAUSE_BYTES:
+                self.conn.pause("buffer")
+        elif self.upstream is not None and not self.upstream.closed:
+            assert self.upstream.transport is not None
+            self.upstream.transport.write(data)
+        if self.sent is not None:
+            if self.out is None:
+                self.sent.append(data)
+                self.sent_size += len(data)
+            if self.out_size > BUFFER_LIMIT or self.sent_size > BUFFER_LIMIT:
+                self.sent = None
+
+    def request_body(self, data: bytes) -> None:
+        if self.done:
+            return
+        if self.tap_body is not None:
+            self.tap_size += len(data)
+            if self.tap_size > self.lean.max_body:
+                self.tap_body = None
+            else:
+                self.tap_body.append(data)
+        self._send(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+
+    def request_done(self) -> None:
+        self.body_done = True
+        if not self.done and self.chunked:
+            self._send(b"0\r\n\r\n")
+
+    # -- the response ----------------------------------------------------------------------------
+    def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+        self.status = status
+        self.upstream_keep_alive = keep_alive
+        length = None
+        chunked = False
+        sse = False
+        drop = _connection_tokens(headers)
+        kept: list[tuple[bytes, bytes]] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value)
+            elif lname == b"transfer-encoding":
+                chunked = True
+            elif lname == b"content-type":
+                sse = value.lower().startswith(b"text/event-stream")
+            if lname in _HOP or lname in drop:
+                continue
+            kept.append((name, value))
+        if self.method == b"HEAD" or status in (101, 204, 304):
+            self.mode = "none"
+            self.close_client = self.close_client or status == 101
+        elif length is not None and not chunked and length <= BUFFER_LIMIT and not sse:
+            self.mode = "buffer"
+            kept = [(n, v) for n, v in kept if n.lower() != b"content-length"]
+        elif length is not None and not chunked:
+            self.mode = "length"
+        else:
+            self.mode = "chunked" if self.version == "1.1" else "close"
+            if self.mode == "close":
+                self.close_client = True
+        self.reason = reason
+        self.resp_headers = kept
+        self.resp_encoding = _find(headers, b"content-encoding")
+        if self.mode in ("length", "chunked", "close"):
+            self.conn.write(self._head())
+            self.head_sent = True
+
+    def _head(self, body_length: int | None = None) -> bytes:
+        v11 = self.version == "1.1"
+        if not self.body_done:
+            self.close_client = True  # the rest of the request body is not read
+        lines = [b"HTTP/1.1 " if v11 else b"HTTP/1.0 ", b"%d " % self.status, self.reason, b"\r\n"]
+        for name, value in self.resp_headers:
+            lines += (name, b": ", value, b"\r\n")
+        if body_length is not None:
+            lines.append(b"Content-Length: %d\r\n" % body_length)
+        elif self.mode == "chunked":
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        if self.close_client:
+            lines.append(b"Connection: close\r\n")
+        elif not v11:
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def response_body(self, data: bytes) -> None:
+        if self.done:
+            return
+        mode = self.mode
+        if mode == "buffer":
+            self.resp.append(data)
+            return
+        self.conn.write(b"%x\r\n%s\r\n" % (len(data), data) if mode == "chunked" else data)
+        if self.route.tap is not None and self.resp_size >= 0:
+            self.resp_size += len(data)
+            if self.resp_size > self.lean.max_body:
+                self.resp, self.resp_size = [], -1
+            else:
+                self.resp.append(data)
+
+    def response_done(self, up: _Upstream, close: bool) -> None:
+        if self.done:
+            return
+        elapsed = time.perf_counter() - self.t0
+        body: bytes | None = None
+        if self.mode == "buffer":
+            body = b"".join(self.resp)
+            self.conn.write(self._head(len(body)) + body)
+        elif self.mode == "none":
+            self.conn.write(self._head())
+        elif self.mode == "chunked":
+            self.conn.write(b"0\r\n\r\n")
+            body = None if self.resp_size < 0 else b"".join(self.resp)
+        else:
+            body = None if self.resp_size < 0 else b"".join(self.resp)
+        self._finished()
+        keep = self.upstream_keep_alive and not close and self.body_done and not up.closed
+        self.upstream = None
+        try:
+            self.lean.pool.release(up, keep)
+            lean = self.lean
+            lean.store.inc("monitor_proxy_requests", labels=(self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
+            lean.sidecar.upstream.record((), elapsed)
+            self._record(self.status)
+            if self.route.tap is not None:
+                self._tap(body, elapsed)
+        except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
+            log.exception("proxy: bookkeeping after a response failed")
+        finally:
+            self.conn.exchange_done(self)
+
+    def _tap(self, resp_body: bytes | None, elapsed: float) -> None:
+        lean = self.lean
+        req_body = None if self.tap_body is None else b"".join(self.tap_body)
+        header = lean.client_header
+        client = lean.proxy.client_identity(_text(_find(self.headers, header)) if header else None, self.conn.peer)
+        assert self.route.tap is not None
+        lean.proxy.tap(self.route.tap, self.route.model, client, _text(_find(self.headers, b"x-request-id")), req_body,
+                       resp_body, self.status, _text(self.resp_encoding), _text(_find(self.headers, b"content-encoding")),
+                       elapsed, self.t_start)
+
+    # -- failures --------------------------------------------------------------------------------
+    def upstream_lost(self, up: _Upstream, exc: BaseException | None) -> None:
+        """The upstream connection closed, or its answer could not be parsed, mid-exchange."""
+        if self.done:
+            return
+        self.upstream = None
+        if self.status == 0:
+            if up.reused and not up.received and exc is None and self.sent is not None and self.body_done and not self.retried:
+                # a keep-alive connection the model server had closed: once more on a fresh one, as
+                # aiohttp's client does for idempotent methods
+                self.retried = True
+                self.out = list(self.sent)
+                self.out_size = sum(map(len, self.out))
+                self.sent = []
+                self.sent_size = 0
+                self.lean.pool.acquire(self)
+                return
+            name = "ServerDisconnectedError" if exc is None else type(exc).__name__
+            self.fail(502, "disconnect", f"the model server closed the connection ({name})")
+        elif self.mode == "close" and exc is None:
+            self.response_done(up, True)  # a close-delimited body ends with the connection
+        elif not self.head_sent:
+            name = "ClientPayloadError" if exc is None else type(exc).__name__
+            self.fail(502, "disconnect", f"the model server broke off the response ({name})")
+        else:
+            self.broke_off()
+
+    def broke_off(self) -> None:
+        """The upstream failed after the response head went out: the client must see the
+        truncation, so its connection is closed."""
+        self._finished()
+        lean = self.lean
+        lean.store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
+        lean.store.inc("monitor_proxy_requests", labels=(self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
+        self._record(self.status)
+        self._drop_upstream()
+        self.conn.abort()
+
+    def fail(self, status: int, reason: str, message: str) -> None:
+        if self.done:
+            return
+        if self.head_sent:
+            self.broke_off()
+            return
+        self._finished()
+        self._drop_upstream()
+        lean = self.lean
+        lean.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
+        lean.store.inc("monitor_proxy_requests", labels=("error", f"{status // 100}xx"))
+        self._record(status)
+        body = json.dumps(fail_body(reason, message)).encode()
+        if not self.body_done:
+            self.close_client = True
+        self.conn.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n%s"
+                        % (status, b"Bad Gateway" if status == 502 else b"Gateway Timeout", len(body),
+                           b"Connection: close\r\n" if self.close_client else b"", body))
+        self.conn.exchange_done(self)
+
+    def timed_out(self) -> None:
+        self.timer = None
+        if self.done:
+            return
+        if self.status == 0:
+            self.fail(504, "timeout", "the model server did not answer in time")
+        else:
+            self.fail(502, "disconnect", "the model server broke off the response (TimeoutError)")
+
+    def client_lost(self) -> None:
+        if self.done:
+            return
+        self._finished()
+        self._drop_upstream()
+        self._record(499)
+
+    def _drop_upstream(self) -> None:
+        up = self.upstream
+        self.upstream = None
+        if up is not None:
+            up.exchange = None
+            up.close()
+
+    def _finished(self) -> None:
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _record(self, status: int) -> None:
+        self.lean.sidecar.http.record(("proxy", str(status)), time.perf_counter() - self.t_req)
+
+
+# -- the client side -------------------------------------------------------------------------------
+class _Bridge:
+    """Requests for the sidecar's own routes, re-framed as bytes for the application's aiohttp
+    protocol, which takes the connection over once everything before them is answered."""
+
+    def __init__(self) -> None:
+        self.proto: asyncio.Protocol | None = None
+        self.buf: list[bytes] = []
+        self.chunked = False
+
+    def write(self, data: bytes) -> None:
+        if self.proto is not None:
+            self.proto.data_received(data)
+        else:
+            self.buf.append(data)
+
+
+class _Client(asyncio.Protocol):
+    """One client connection: requests parsed by llhttp, answered in order, one at a time."""
+
+    def __init__(self, lean: "LeanProxy") -> None:
+        import httptools
+
+        self.lean = lean
+        self.parser: "httptools.HttpRequestParser" = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.peer: str | None = None
+        self.queue: deque[_Exchange | _Bridge] = deque()
+        self.cur: _Exchange | None = None
+        self.in_message = False
+        self.url: list[bytes] = []
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.bridge: _Bridge | None = None
+        self.handed_over = False
+        self.pauses: set[str] = set()
+        self.closing = False
+        self.ignore = False
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, (tuple, list)) and peer else None
+        self.lean.conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.lean.conns.discard(self)
+        for item in self.queue:
+            if isinstance(item, _Exchange):
+                item.client_lost()
+        self.queue.clear()
+        if self.bridge is not None and self.bridge.proto is not None:
+            self.bridge.proto.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if self.bridge is not None and self.bridge.proto is not None:
+            return self.bridge.proto.eof_received()
+        return None
+
+    def pause_writing(self) -> None:
+        if self.bridge is not None and self.bridge.proto is not None:
+            self.bridge.proto.pause_writing()
+        elif self.queue and isinstance(self.queue[0], _Exchange):
+            up = self.queue[0].upstream
+            if up is not None and up.transport is not None and not up.closed:
+                up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.bridge is not None and self.bridge.proto is not None:
+            self.bridge.proto.resume_writing()
+        elif self.queue and isinstance(self.queue[0], _Exchange):
+            up = self.queue[0].upstream
+            if up is not None and up.transport is not None and not up.closed:
+                up.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        import httptools
+
+        if self.ignore or self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as up:
+            if self.bridge is not None:
+                self.bridge.write(data[up.args[0]:])
+            else:
+                self.ignore = True  # forwarded without its Upgrade header; the rest is not HTTP
+                self._close_after()
+        except httptools.HttpParserCallbackError as err:
+            log.error("proxy: failure while parsing a request", exc_info=err.__context__ or err)
+            self.bad(500, b"Internal Server Error")
+        except httptools.HttpParserError:
+            self.bad(400, b"Bad Request")
+        if self.queue and not self.closing:
+            self._start_front()  # after the whole read: a request's head and body go upstream in one write
+        bridge = self.bridge
+        if bridge is not None and bridge.proto is not None and not self.in_message and not self.handed_over:
+            self.handed_over = True  # from now on the bytes go to aiohttp's protocol directly
+            assert self.transport is not None
+            self.transport.set_protocol(bridge.proto)
+
+    # llhttp callbacks
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self.url = []
+        self.headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        method = parser.get_method()
+        target = b"".join(self.url)
+        route = _LOCAL if self.bridge is not None else self.lean.routes.resolve(method, target)
+        if route.local:
+            self._to_bridge(method, target, parser.get_http_version())
+            return
+        ex = _Exchange(self, method, target, parser.get_http_version(), self.headers, parser.should_keep_alive(), route)
+        self.cur = ex
+        self.queue.append(ex)
+
+    def on_body(self, body: bytes) -> None:
+        if self.cur is not None:
+            self.cur.request_body(body)
+        elif self.bridge is not None:
+            self.bridge.write(b"%x\r\n%s\r\n" % (len(body), body) if self.bridge.chunked else body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        ex = self.cur
+        if ex is not None:
+            self.cur = None
+            ex.request_done()
+            if len(self.queue) > 1:
+                self.pause("pipeline")  # answered in order: read on once the earlier ones are done
+        elif self.bridge is not None and self.bridge.chunked:
+            self.bridge.write(b"0\r\n\r\n")
+
+    # the sidecar's own routes
+    def _to_bridge(self, method: bytes, target: bytes, version: str) -> None:
+        bridge = self.bridge
+        if bridge is None:
+            bridge = self.bridge = _Bridge()
+            self.queue.append(bridge)
+        te = _find(self.headers, b"transfer-encoding")
+        bridge.chunked = te is not None and b"chunked" in te.lower()
+        lines = [method, b" ", target, b" HTTP/", version.encode(), b"\r\n"]
+        for name, value in self.headers:
+            lines += (name, b": ", value, b"\r\n")
+        lines.append(b"\r\n")
+        bridge.write(b"".join(lines))
+
+    def _attach(self, bridge: _Bridge) -> None:
+        proto = self.lean.local_protocol()
+        bridge.proto = proto
+        self.lean.conns.discard(self)  # aiohttp's server tracks it from here
+        self.pauses.clear()
+        assert self.transport is not None
+        self.transport.resume_reading()
+        proto.connection_made(self.transport)
+        if bridge.buf:
+            data = b"".join(bridge.buf)
+            bridge.buf = []
+            proto.data_received(data)
+
+    # flow and order
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def pause(self, why: str) -> None:
+        if not self.pauses and self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+        self.pauses.add(why)
+
+    def resume(self, why: str) -> None:
+        if why in self.pauses:
+            self.pauses.discard(why)
+            if not self.pauses and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def exchange_done(self, ex: _Exchange) -> None:
+        if self.queue and self.queue[0] is ex:
+            self.queue.popleft()
+        elif ex in self.queue:
+            self.queue.remove(ex)
+        if self.cur is ex:
+            self.cur = None
+            self.ignore = True  # answered before its body ended: the connection closes
+        if ex.close_client:
+            self._close_after()
+            return
+        self.resume("pipeline")
+        self.resume("upstream")
+        self.resume("buffer")
+        if self.queue:
+            self._start_front()
+            bridge = self.bridge
+            if bridge is not None and bridge.proto is not None and not self.in_message and not self.handed_over:
+                self.handed_over = True
+                assert self.transport is not None
+                self.transport.set_protocol(bridge.proto)
+        elif self.lean.stopping:
+            self._close_after()
+
+    def _start_front(self) -> None:
+        front = self.queue[0]
+        if isinstance(front, _Bridge):
+            if front.proto is None:
+                self._attach(front)
+        elif not front.started:
+            front.start()
+
+    def _close_after(self) -> None:
+        self.closing = True
+        self.ignore = True
+        for item in list(self.queue):
+            if isinstance(item, _Exchange) and not item.done:
+                item.client_lost()
+        self.queue.clear()
+        self.lean.conns.discard(self)
+        if self.transport is not None:
+            self.transport.close()  # after the buffered answer has gone out
+
+    def abort(self) -> None:
+        self._close_after()
+
+    def bad(self, status: int, reason: bytes) -> None:
+        """A request llhttp refuses: answered (when nothing is in flight) and the connection closed."""
+        self.ignore = True
+        if self.queue or self.bridge is not None:
+            self.closing = True
+            for item in list(self.queue):
+                if isinstance(item, _Exchange):
+                    item.client_lost()
+            self.queue.clear()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        body = b"%d: %s" % (status, reason)
+        self.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                   % (status, reason, len(body), body))
+        self._close_after()
+
+    def idle(self) -> bool:
+        return not self.queue and not self.in_message
+
+
+# -- the listener ----------------------------------------------------------------------------------
+class LeanProxy:
+    """State shared by every connection of one proxy listener: the route table, the upstream
+    pool, and the aiohttp protocol factory of the sidecar's own routes."""
+
+    def __init__(self, proxy: Proxy, router: web.UrlDispatcher, local_protocol: Callable[[], asyncio.Protocol]) -> None:
+        parts = urlsplit(proxy.upstream)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"the lean proxy engine needs an http:// upstream, got {proxy.upstream!r}")
+        self.proxy = proxy
+        self.sidecar = proxy.sidecar
+        self.store = proxy.sidecar.store
+        self.routes = RouteTable(router, proxy.taps)
+        self.local_protocol = local_protocol
+        self.prefix = parts.path.rstrip("/").encode()
+        self.host_header = parts.netloc.rpartition("@")[2].encode("idna" if not parts.netloc.isascii() else "ascii")
+        settings = proxy.settings
+        self.timeout = settings.timeout_s
+        self.pool = _Pool(parts.hostname, parts.port or 80, settings.max_connections, min(10.0, settings.timeout_s))
+        self.max_body = proxy.sidecar.settings.max_body_bytes
+        header = proxy.sidecar.settings.client_header
+        self.client_header = header.lower().encode("latin-1") if header else None
+        self.conns: set[_Client] = set()
+        self.stopping = False
+
+    def protocol(self) -> _Client:
+        return _Client(self)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close idle connections, let the requests in flight finish (up to ``timeout``),
+        then close everything."""
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for conn in list(self.conns):
+                if conn.idle():
+                    conn._close_after()
+            if not self.conns or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        for conn in list(self.conns):
+            conn._close_after()
+        self.pool.close()
+
+
+class LeanProxySite(web.BaseSite):
+    """A TCP listener of an aiohttp runner whose connections start on the lean proxy path;
+    requests for the application's own routes are handed to the runner's aiohttp protocol."""
+
+    def __init__(self, runner: web.BaseRunner, app: web.Application, host: str, port: int, *,
+                 reuse_address: bool = True, shutdown_timeout: float = 20.0) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._reuse_address = reuse_address
+        self._shutdown_timeout = shutdown_timeout
+        self._app = app
+        self.lean: LeanProxy | None = None
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port} (lean proxy)"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None, "runner.setup() first"
+        self.lean = LeanProxy(self._app[K.PROXY], self._app.router, server)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self.lean.protocol, self._host, self._port, backlog=self._backlog,
+                                                reuse_address=self._reuse_address)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self.lean is not None:
+            await self.lean.shutdown(self._shutdown_timeout)
+        await super().stop()
+
+
+def make_site(runner: web.BaseRunner, app: web.Application, host: str, port: int, *, reuse_address: bool = True,
+              shutdown_timeout: float = 20.0) -> web.BaseSite:
+    """The listener for ``app``: a :class:`LeanProxySite` when the app carries the proxy and
+    its engine is the lean one, an aiohttp ``TCPSite`` otherwise."""
+    proxy = app.get(K.PROXY)
+    if proxy is not None and engine_of(proxy) == "lean":
+        return LeanProxySite(runner, app, host, port, reuse_address=reuse_address, shutdown_timeout=shutdown_timeout)
+    return web.TCPSite(runner, host, port, reuse_address=reuse_address)
