@@ -33,9 +33,11 @@ class LoopThread:
 
 
 class AppServer:
-    """Serve ``app`` on 127.0.0.1 (a free port) from a :class:`LoopThread`."""
+    """Serve ``app`` on 127.0.0.1 (a free port) from a :class:`LoopThread`; ``site`` makes the
+    listener from the runner (default: an aiohttp ``TCPSite``)."""
 
-    def __init__(self, app: web.Application, loop: LoopThread | None = None, port: int = 0) -> None:
+    def __init__(self, app: web.Application, loop: LoopThread | None = None, port: int = 0,
+                 site: Callable[[web.AppRunner, int], web.BaseSite] | None = None) -> None:
         self.own_loop = loop is None
         self.lt = loop or LoopThread()
         self.app = app
@@ -43,8 +45,8 @@ class AppServer:
 
         async def start() -> int:
             await self.runner.setup()
-            site = web.TCPSite(self.runner, "127.0.0.1", port)
-            await site.start()
+            listener = site(self.runner, port) if site is not None else web.TCPSite(self.runner, "127.0.0.1", port)
+            await listener.start()
             return [a for a in self.runner.addresses if isinstance(a, tuple)][0][1]
 
         self.port = self.lt.call(start())

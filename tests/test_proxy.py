@@ -1,6 +1,10 @@
 """Reverse proxy mode against a real upstream aiohttp server on 127.0.0.1: requests forwarded
 unchanged, responses returned unchanged (status, headers, body, errors, streaming, compression),
-inference pairs tapped into the monitor off the response path."""
+inference pairs tapped into the monitor off the response path.
+
+Every test runs on both engines: ``aiohttp`` (the application's own proxy handlers behind an
+aiohttp ``TCPSite``) and ``lean`` (the listener ``monitor serve`` uses: the httptools data path of
+:mod:`monitor.server.leanproxy` in front of the same application)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import free_port
-from tests.sidecar_support import AppServer, LoopThread, http, quiet_factory, sample, start_sidecar, total, wait_until
+from tests.sidecar_support import (AppServer, LoopThread, RunningSidecar, http, quiet_factory, sample, start_sidecar, total,
+                                   wait_until)
+
+pytest.importorskip("httptools", reason="the lean proxy engine needs httptools")
 
 IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
@@ -74,6 +81,42 @@ def upstream_app() -> web.Application:
     return app
 
 
+def serve(app: web.Application, engine: str) -> AppServer:
+    """Serve ``app`` with the aiohttp ``TCPSite``, or with the listener ``monitor serve`` uses for
+    a proxying app (:func:`monitor.server.leanproxy.make_site`, the lean engine)."""
+    if engine == "aiohttp":
+        return AppServer(app)
+    from monitor.server.leanproxy import LeanProxySite, make_site
+
+    def lean(runner: web.AppRunner, port: int) -> web.BaseSite:
+        site = make_site(runner, app, "127.0.0.1", port, shutdown_timeout=5)
+        assert isinstance(site, LeanProxySite)
+        return site
+
+    return AppServer(app, site=lean)
+
+
+def start_proxying(raw: dict, folder, engine: str, **overrides) -> RunningSidecar:
+    """A sidecar in proxy mode on ``engine``, with monitors whose worker does not run (the tests
+    read the queued events)."""
+    if engine == "aiohttp":
+        return start_sidecar(raw, folder, factory=quiet_factory(start_worker=False), **overrides)
+    from monitor.config import parse_config
+    from monitor.server.app import build_sidecar, create_app
+
+    sidecar = build_sidecar(parse_config(raw, str(folder / "monitor.yaml"), folder), monitor_factory=quiet_factory(start_worker=False),
+                            **overrides)
+    server = serve(create_app(sidecar), engine)
+    assert wait_until(lambda: sidecar.ready or sidecar.load_error is not None), "sidecar did not load"
+    assert sidecar.load_error is None, sidecar.load_error
+    return RunningSidecar(sidecar, server, server.url)
+
+
+@pytest.fixture(params=["aiohttp", "lean"])
+def engine(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def upstream():
     lt = LoopThread()
@@ -84,13 +127,13 @@ def upstream():
 
 
 @pytest.fixture
-def proxied(tmp_path, upstream):
+def proxied(tmp_path, upstream, engine):
     cfg = {"models": [IRIS, {**IRIS, "model": "gzmodel"}, {**IRIS, "model": "broken"}, {**IRIS, "model": "picky"},
                       {**IRIS, "model": "mirror"}],
            "server": {"client_header": "X-Api-Key", "proxy": {"oip_output": "probs",
                                                                "routes": [{"path": "/api/predict", "model": "iris", "inputs": "data.rows",
                                                                            "outputs": "result.scores", "request_id": "meta.id"}]}}}
-    s = start_sidecar(cfg, tmp_path, factory=quiet_factory(start_worker=False), proxy_upstream=upstream.url)
+    s = start_proxying(cfg, tmp_path, engine, proxy_upstream=upstream.url)
     yield s
     s.close()
 
@@ -202,8 +245,8 @@ def test_sidecar_endpoints_take_precedence_over_the_proxy(proxied):
     assert http("GET", proxied.url + "/metrics").status == 200
 
 
-def test_upstream_down_answers_502_and_is_counted(tmp_path):
-    s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False), proxy_upstream=f"http://127.0.0.1:{free_port()}")
+def test_upstream_down_answers_502_and_is_counted(tmp_path, engine):
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{free_port()}")
     try:
         r = http("POST", s.url + "/v2/models/iris/infer", oip(1))
         assert r.status == 502 and r.json()["reason"] == "upstream_connect"
@@ -212,12 +255,12 @@ def test_upstream_down_answers_502_and_is_counted(tmp_path):
         s.close()
 
 
-def test_proxy_on_its_own_port(tmp_path, upstream):
+def test_proxy_on_its_own_port(tmp_path, upstream, engine):
     from monitor.server.app import create_proxy_app
 
     s = start_sidecar({**IRIS, "server": {"proxy": {"port": 0}}}, tmp_path, factory=quiet_factory(start_worker=False),
                       proxy_upstream=upstream.url)
-    proxy = AppServer(create_proxy_app(s.sidecar))
+    proxy = serve(create_proxy_app(s.sidecar), engine)
     try:
         assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 404  # not on the sidecar's port
         assert http("POST", proxy.url + "/v2/models/iris/infer", oip(1)).status == 200
@@ -247,9 +290,9 @@ def test_fuzzed_bodies_are_relayed_unchanged_and_the_tap_never_fails(proxied, bo
     assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="internal_error") == 0
 
 
-def test_chunked_and_oversized_requests_to_tapped_routes(tmp_path, upstream):
-    s = start_sidecar({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}},
-                      tmp_path, factory=quiet_factory(start_worker=False), proxy_upstream=upstream.url)
+def test_chunked_and_oversized_requests_to_tapped_routes(tmp_path, upstream, engine):
+    s = start_proxying({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}},
+                       tmp_path, engine, proxy_upstream=upstream.url)
     try:
         async def chunked() -> int:
             async def gen():

@@ -207,6 +207,8 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
     The first app is the sidecar's (its shutdown hook drains the monitors)."""
     from aiohttp import web
 
+    from monitor.server.leanproxy import make_site
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -229,7 +231,7 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
         for app, host, port in apps:
             runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = make_site(runner, app, host, port, shutdown_timeout=shutdown_timeout)  # the lean proxy path, or TCPSite
             await site.start()
             runners.append(runner)
             bound = [a for a in runner.addresses if isinstance(a, tuple)]
