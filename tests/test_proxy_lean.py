@@ -1,0 +1,332 @@
+"""The proxy's lean engine (:mod:`monitor.server.leanproxy`) on the wire, against real upstream
+servers on 127.0.0.1: what the shared tests in test_proxy.py cannot reach with a one-request
+client (pipelining, a keep-alive connection that moves between proxied requests and the
+sidecar's own routes, HTTP/1.0, Expect: 100-continue, a stream broken off, timeouts, closed
+keep-alive connections, malformed requests), parity with the aiohttp engine, engine selection,
+and a real ``monitor serve --proxy`` process. Tests that describe behaviour both engines share
+run on both."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client as httplib
+import json
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from tests.sidecar_support import AppServer, LoopThread, http, sample, total, wait_until
+from tests.test_proxy import IRIS, engine, oip, start_proxying, tapped, upstream_app  # noqa: F401 - engine is a fixture
+
+pytestmark = pytest.mark.skipif(not __import__("monitor.server.leanproxy", fromlist=["x"]).lean_available(),
+                                reason="the lean proxy engine needs httptools (a dependency of model-monitor)")
+
+
+def awkward_app() -> web.Application:
+    """An upstream that misbehaves on purpose."""
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(text="late")
+
+    async def broken_stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b"first part ")
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.close()  # gone mid-body
+        return resp
+
+    async def nocontent(request: web.Request) -> web.Response:
+        return web.Response(status=204, headers={"X-Gone": "1"})
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/broken-stream", broken_stream)
+    app.router.add_delete("/thing", nocontent)
+    return app
+
+
+@pytest.fixture(scope="module")
+def servers():
+    lt = LoopThread()
+    up = AppServer(upstream_app(), lt)
+    odd = AppServer(awkward_app(), lt)
+    yield up, odd
+    odd.close()
+    up.close()
+    lt.stop()
+
+
+@pytest.fixture
+def lean(tmp_path, servers):
+    s = start_proxying({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "lean",
+                       proxy_upstream=servers[0].url)
+    yield s
+    s.close()
+
+
+class Wire:
+    """A raw HTTP/1.x connection: bytes out, responses parsed one by one (Content-Length,
+    chunked or close-delimited), so that pipelining and framing are visible."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.f = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        status_line = self.f.readline()
+        assert status_line, "the connection closed before a response"
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := self.f.readline()) not in (b"\r\n", b"\n", b""):
+            k, _, v = line.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if head_only or 100 <= status < 200 or status in (204, 304):
+            return status, headers, b""
+        if "content-length" in headers:
+            return status, headers, self.f.read(int(headers["content-length"]))
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while (size := int(self.f.readline().split(b";")[0], 16)) > 0:
+                body += self.f.read(size)
+                self.f.readline()
+            self.f.readline()
+            return status, headers, body
+        return status, headers, self.f.read()  # close-delimited
+
+    def closed(self) -> bool:
+        return self.f.read(1) == b""
+
+    def close(self) -> None:
+        self.f.close()
+        self.sock.close()
+
+    def __enter__(self) -> "Wire":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def post(path: str, body: bytes, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def test_pipelined_requests_are_answered_in_order_across_own_and_proxied_routes(lean):
+    w = Wire(lean.url)
+    try:
+        body = json.dumps(oip(1)).encode()
+        w.send(post("/v2/models/iris/infer", body) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+               + post("/v2/models/iris/infer", json.dumps(oip(2, "req-3")).encode()) + b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s1, h1, b1 = w.response()
+        s2, _, b2 = w.response()
+        s3, _, b3 = w.response()
+        s4, _, b4 = w.response()
+    finally:
+        w.close()
+    assert s1 == 200 and json.loads(b1)["outputs"][0]["data"] == [0.7, 0.2, 0.1] and h1["x-upstream"] == "yes"
+    assert s2 == 200 and json.loads(b2) == {"status": "ok"}
+    assert s3 == 200 and json.loads(b3)["id"] == "req-3"
+    assert s4 == 200 and json.loads(b4)["ready"] is True
+    # the third was answered by the aiohttp engine once the connection was handed over: tapped all the same
+    assert [e[6] for e in tapped(lean.monitor("iris"), 2)] == ["req-1", "req-3"]
+
+
+def test_keep_alive_connection_moves_between_proxied_requests_and_own_routes(lean):
+    conn = httplib.HTTPConnection(lean.url.removeprefix("http://").split(":")[0], int(lean.url.rsplit(":", 1)[1]), timeout=10)
+    try:
+        seen = []
+        for path in ("/v2/models/iris/infer", "/v2/models/iris/infer", "/metrics", "/v2/models/iris/infer", "/healthz"):
+            if path == "/metrics" or path == "/healthz":
+                conn.request("GET", path)
+            else:
+                conn.request("POST", path, body=json.dumps(oip(1)), headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            seen.append((r.status, r.read()))
+    finally:
+        conn.close()
+    assert [s for s, _ in seen] == [200] * 5
+    assert b"monitor_proxy_requests_total" in seen[2][1] and json.loads(seen[4][1]) == {"status": "ok"}
+    assert len(tapped(lean.monitor("iris"), 3)) == 3
+
+
+def test_http_1_0_clients_get_a_length_or_a_close_delimited_body(lean):
+    w = Wire(lean.url)
+    try:
+        body = json.dumps(oip(1)).encode()
+        w.send(f"POST /v2/models/iris/infer HTTP/1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        status, headers, payload = w.response()
+        assert status == 200 and json.loads(payload)["id"] == "req-1"
+        assert w.closed()  # HTTP/1.0 without keep-alive: closed after the answer
+    finally:
+        w.close()
+    w = Wire(lean.url)
+    try:
+        w.send(b"GET /stream HTTP/1.0\r\n\r\n")
+        status, headers, payload = w.response()  # the upstream streams chunked; a 1.0 client gets it close-delimited
+        assert status == 200 and "transfer-encoding" not in headers and "content-length" not in headers
+        assert payload == b"".join(f"data: chunk {i}\n\n".encode() for i in range(5))
+    finally:
+        w.close()
+
+
+def test_expect_100_continue(proxied):
+    w = Wire(proxied.url)
+    try:
+        body = json.dumps(oip(1)).encode()
+        w.send(f"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        status, _, _ = w.response()
+        assert status == 100
+        w.send(body)
+        status, _, payload = w.response()
+        assert status == 200 and json.loads(payload)["id"] == "req-1"
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def proxied(tmp_path, servers, engine):
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, engine, proxy_upstream=servers[0].url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def awkward(tmp_path, servers, engine):
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=servers[1].url)
+    yield s
+    s.close()
+
+
+def test_a_stream_broken_off_by_the_upstream_closes_the_client_connection(awkward):
+    with Wire(awkward.url) as w:
+        w.send(b"GET /broken-stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = w.response(head_only=True)
+        assert status == 200 and headers["transfer-encoding"] == "chunked"
+        rest = w.f.read()  # read to the end: the connection closes without the last chunk
+        assert b"first part " in rest and not rest.endswith(b"0\r\n\r\n")
+    assert wait_until(lambda: sample(awkward.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar", reason="disconnect") == 1)
+
+
+def test_upstream_timeout_answers_504(tmp_path, servers, engine):
+    s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "300ms"}}}, tmp_path, engine, proxy_upstream=servers[1].url)
+    try:
+        r = http("GET", s.url + "/slow")
+        assert r.status == 504 and r.json() == {"error": "the model server did not answer in time", "reason": "upstream_timeout",
+                                                "source": "monitor-proxy"}
+        assert sample(s.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar", reason="timeout") == 1
+    finally:
+        s.close()
+
+
+def test_no_content_answers_keep_the_connection_usable(awkward):
+    with Wire(awkward.url) as w:
+        w.send(b"DELETE /thing HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = w.response()
+        assert status == 204 and headers["x-gone"] == "1" and body == b""
+        assert w.response()[0] == 200
+
+
+def test_keep_alive_connections_closed_by_the_upstream_are_not_reused(tmp_path, engine):
+    lt = LoopThread()
+    runner = web.AppRunner(upstream_app(), access_log=None, keepalive_timeout=0.1)  # idle connections close fast
+
+    async def start() -> int:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return [a for a in runner.addresses if isinstance(a, tuple)][0][1]
+
+    port = lt.call(start())
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(3):
+            r = http("POST", s.url + "/v2/models/iris/infer", oip(1))
+            assert r.status == 200
+            time.sleep(0.3)  # the upstream closes the idle keep-alive connection meanwhile
+        assert total(s.metrics(), "monitor_proxy_upstream_errors_total") == 0
+        assert sample(s.metrics(), "monitor_proxy_requests_total", model="_sidecar", route="oip_v2", code="2xx") == 3
+    finally:
+        s.close()
+        lt.call(runner.cleanup())
+        lt.stop()
+
+
+def test_malformed_requests_are_answered_400_and_the_connection_closed(lean):
+    w = Wire(lean.url)
+    try:
+        w.send(b"POST /v2/models/iris/infer HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        status, _, _ = w.response()
+        assert status == 400 and w.closed()
+    finally:
+        w.close()
+    assert http("GET", lean.url + "/healthz").status == 200
+
+
+def test_both_engines_forward_the_same_headers(tmp_path, servers):
+    seen = {}
+    headers = {"X-A": "1", "Connection": "X-Drop", "X-Drop": "dropped", "Keep-Alive": "5", "TE": "trailers", "Authorization": "Bearer t"}
+    for eng in ("aiohttp", "lean"):
+        (tmp_path / eng).mkdir()
+        s = start_proxying(IRIS, tmp_path / eng, eng, proxy_upstream=servers[0].url)
+        try:
+            seen[eng] = [(r.status, r.json()["headers"], r.json()["path_qs"], r.json()["body"], r.headers.get("content-type"))
+                         for r in (http(m, s.url + "/echo/a%2Fb?q=1&q=2", b, headers) for m, b in
+                                   (("GET", None), ("POST", b""), ("POST", b"abc"), ("PUT", b"x" * 10), ("PATCH", b"{}")))]
+        finally:
+            s.close()
+    assert seen["lean"] == seen["aiohttp"]
+    assert all("X-Drop" not in h and "Keep-Alive" not in h and "TE" not in h for _, h, _, _, _ in seen["lean"])
+
+
+def test_engine_selection_and_its_settings(tmp_path):
+    from monitor.config import ConfigError, parse_config
+    from monitor.server.leanproxy import engine_of
+    from monitor.server.proxy import Proxy
+    from monitor.server.settings import settings_from
+
+    def proxy(engine_value: str, upstream: str) -> Proxy:
+        agent = parse_config({**IRIS, "server": {"proxy": {"engine": engine_value, "upstream": upstream}}}, str(tmp_path / "m.yaml"), tmp_path)
+        return Proxy(object(), settings_from(agent).proxy)  # type: ignore[arg-type]
+
+    assert engine_of(proxy("auto", "http://127.0.0.1:8080")) == "lean"
+    assert engine_of(proxy("auto", "https://model.internal")) == "aiohttp"
+    assert engine_of(proxy("aiohttp", "http://127.0.0.1:8080")) == "aiohttp"
+    assert engine_of(proxy("lean", "http://127.0.0.1:8080")) == "lean"
+    with pytest.raises(ConfigError, match="server.proxy.engine"):
+        proxy("fast", "http://127.0.0.1:8080")
+    with pytest.raises(ConfigError, match="plain HTTP"):
+        proxy("lean", "https://model.internal")
+
+
+def test_monitor_serve_runs_the_lean_engine_and_stops_cleanly(tmp_path, servers):
+    from tests.test_server_lifecycle import ServeProcess
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "proxy": {"upstream": servers[0].url, "oip_output": "probs"}}}))
+    serve = ServeProcess(cfg)
+    try:
+        conn = httplib.HTTPConnection("127.0.0.1", int(serve.url.rsplit(":", 1)[1]), timeout=10)
+        for _ in range(20):
+            conn.request("POST", "/v2/models/iris/infer", body=json.dumps(oip(2)), headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["outputs"][0]["shape"] == [2, 3]
+        assert wait_until(lambda: sample(serve.metrics(), "monitor_predictions_total", model="iris") == 40)
+        text = serve.metrics()
+        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="oip_v2", code="2xx") == 20
+        assert sample(text, "monitor_http_request_duration_seconds_count", model="_sidecar", handler="proxy", code="200") == 20
+    finally:
+        code = serve.stop(signal.SIGTERM)  # with the keep-alive connection still open
+        conn.close()
+    assert code == 0, Path(tmp_path / "serve.log").read_text()
