@@ -9,8 +9,15 @@
    2,000 more arrive; the LRU stays at 10,000 (evictions counted), the state's array memory stays
    below :attr:`ProbingDetector.memory_bound_bytes`, and tracemalloc agrees with the accounting.
    A smaller table filled to its full history checks that memory stops growing at the cap.
+3. **The hash family's lookup against the history** (``near_duplicates: hash``): clients filled to
+   a full history of 100, 1,000 and 10,000 queries, then a further stream timed; the CPU spent in
+   the hash step (finding, for each new query, the stored queries that share fingerprints, and
+   keeping the per-client index up to date) per query, with the inverted index
+   (``hash_lookup: index``, forced at every ring size) and with the brute-force scan it replaced
+   (``hash_lookup: scan``), on natural traffic and on near-duplicate probing walks; each with its
+   ratio to the 100-query case of the same run. The index's cost must not grow with the history.
 
-Run: ``python benchmarks/bench_probing_cost.py`` (about a minute on 2 cores; ``--quick`` for less).
+Run: ``python benchmarks/bench_probing_cost.py`` (about two minutes on 2 cores; ``--quick`` for less).
 BLAS is limited to one thread, as a background worker beside a model server should be.
 """
 
@@ -34,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 from monitor.batch import Batch  # noqa: E402
 from monitor.detectors.probing import ProbingDetector  # noqa: E402
+from monitor.detectors.probing.fpindex import FingerprintIndex  # noqa: E402
 from monitor.reference import Reference  # noqa: E402
 
 D, K = 64, 10
@@ -163,25 +171,143 @@ def memory(args: argparse.Namespace) -> bool:
     return ok
 
 
+def walks(rng: np.random.Generator, n: int, step: float = 0.02) -> np.ndarray:
+    """A probing walk: tiny random steps around one natural point (near-duplicates all along)."""
+    x0 = natural(rng, 1)[0]
+    return x0 + np.cumsum(rng.normal(0.0, step, (n, D)), axis=0) * 0.3 + rng.normal(0.0, step, (n, D))
+
+
+def interleaved(streams: dict[str, np.ndarray], rng: np.random.Generator, t0: float) -> list[Batch]:
+    """Clients' streams interleaved at random (each client's rows in order), 256 rows per batch."""
+    who = np.concatenate([np.full(len(x), c, dtype=object) for c, x in streams.items()])[rng.permutation(sum(map(len, streams.values())))]
+    x = np.empty((len(who), D))
+    for c, rows in streams.items():
+        x[who == c] = rows
+    ts = t0 + np.arange(len(who)) * 1e-3
+    sc = _scores(x, rng)
+    return [Batch.from_arrays(x[i:i + 256], sc[i:i + 256], ts=ts[i:i + 256], client=who[i:i + 256]) for i in range(0, len(who), 256)]
+
+
+class HashClock:
+    """CPU time spent in the hash step of one detector: the fingerprint lookup (``_hash_close``)
+    and the index upkeep (built when a ring passes ``hash_scan_up_to``, grown, appended to)."""
+
+    def __init__(self, det: ProbingDetector) -> None:
+        self.seconds = 0.0
+        for name in ("_hash_close", "_index_of"):
+            setattr(det, name, self._timed(getattr(det, name)))
+
+    def _timed(self, fn):  # noqa: ANN001, ANN202 - a thin timing wrapper
+        def run(*args):  # noqa: ANN002, ANN202
+            t0 = time.process_time()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds += time.process_time() - t0
+        return run
+
+    def __enter__(self) -> "HashClock":
+        self._saved = FingerprintIndex.insert, FingerprintIndex.reserve
+        FingerprintIndex.insert = self._timed(FingerprintIndex.insert)  # type: ignore[method-assign]
+        FingerprintIndex.reserve = self._timed(FingerprintIndex.reserve)  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        FingerprintIndex.insert, FingerprintIndex.reserve = self._saved  # type: ignore[method-assign]
+
+
+HISTORIES = (100, 1000, 10_000)
+TABLE: list[str] = []
+
+
+def hash_history(args: argparse.Namespace) -> bool:
+    rng = np.random.default_rng(2)
+    ref = reference(rng)
+    kinds = {"natural": natural, "near-duplicates": walks}
+    cols = [(lookup, kind) for lookup in ("index", "scan") for kind in kinds]
+    cost: dict[tuple[int, str, str], float] = {}
+    total: dict[int, float] = {}
+    for h in HISTORIES:
+        for kind, gen in kinds.items():
+            streams = {f"{kind}-{i}": gen(rng, h + 60 + args.hash_measure) for i in range(args.hash_clients)}
+            fill = interleaved({c: x[: h + 60] for c, x in streams.items()}, rng, 0.0)
+            measured = interleaved({c: x[h + 60:] for c, x in streams.items()}, rng, 1e6)
+            n = sum(len(b) for b in measured)
+
+            def detector(lookup: str) -> ProbingDetector:
+                det = ProbingDetector(ref, near_duplicates="hash", hash_lookup=lookup, history=h, max_clients=64,
+                                      client_id_salt="bench", seed=0)
+                det.hash_scan_up_to = 0  # the index at every ring size, to see how its own cost scales
+                return det
+
+            filler = detector("index")
+            for b in fill:
+                filler.update(b)
+            filler.flush()
+            state = filler.state_dict()
+            for lookup in ("index", "scan"):
+                hash_runs, all_runs = [], []
+                for _ in range(args.repeats):  # the same work from the same state; contention only ever adds time
+                    det = detector(lookup)
+                    det.load_state_dict(state)
+                    with HashClock(det) as clock:
+                        all_runs.append(timed(det, measured))
+                        t0 = time.process_time()
+                        det.flush()
+                        all_runs[-1] += time.process_time() - t0
+                    hash_runs.append(clock.seconds)
+                cost[h, lookup, kind] = 1e6 * min(hash_runs) / n
+                if lookup == "index" and kind == "natural":
+                    total[h] = 1e6 * min(all_runs) / n
+    TABLE.extend([
+        "| history per client | " + " | ".join(f"{lookup}, {kind}" for lookup, kind in cols) + " | whole `update()` per query, index, natural |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ])
+    for h in HISTORIES:
+        cells = [f"{cost[h, lookup, kind]:.1f} us ({cost[h, lookup, kind] / cost[HISTORIES[0], lookup, kind]:.1f}x)"
+                 for lookup, kind in cols]
+        TABLE.append(f"| {h:,} | " + " | ".join(cells) + f" | {total[h]:.1f} us ({total[h] / total[HISTORIES[0]]:.1f}x) |")
+    for line in TABLE:
+        print(line)
+    worst = max(cost[HISTORIES[-1], "index", kind] / cost[HISTORIES[0], "index", kind] for kind in kinds)
+    say(f"hash family: CPU of the hash step per query at histories {', '.join(f'{h:,}' for h in HISTORIES)} in the table "
+        f"below ({args.hash_clients} clients per traffic kind, {args.hash_measure} timed queries each, least of "
+        f"{args.repeats} runs); index at 10,000 vs 100: {worst:.1f}x at most (scan: "
+        f"{cost[HISTORIES[-1], 'scan', 'natural'] / cost[HISTORIES[0], 'scan', 'natural']:.0f}x); "
+        f"flat with the history (at most 2x): {'yes' if worst <= 2.0 else 'NO'}")
+    return worst <= 2.0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=100, help="clients filled to a full history for the cost run")
     p.add_argument("--measure", type=int, default=50_000, help="queries timed after the fill")
     p.add_argument("--per-client", type=int, default=5, help="queries per client in the memory run")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of the measured stream (the least is reported)")
+    p.add_argument("--hash-clients", type=int, default=6, help="clients per traffic kind in the hash-history run")
+    p.add_argument("--hash-measure", type=int, default=600, help="queries per client timed in the hash-history run")
+    p.add_argument("--only-hash", action="store_true", help="run the hash-history section only")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probing_cost.md"))
     args = p.parse_args(argv)
     if args.quick:
         args.clients, args.measure, args.per_client, args.repeats = 30, 20_000, 5, 1
-    ok = cost(args)
-    ok = memory(args) and ok
-    if not args.quick:
+        args.hash_clients, args.hash_measure = 3, 300
+    ok = True
+    if not args.only_hash:
+        ok = cost(args)
+        ok = memory(args) and ok
+    ok = hash_history(args) and ok
+    if not args.quick and not args.only_hash:
         load = os.getloadavg()[0]
+        busy = (" The machine was busy (shared with other jobs): absolute figures are inflated; the ratios "
+                "within the run are the figures to read.") if load > 0.75 * (os.cpu_count() or 1) else ""
         Path(args.out).write_text(
             "# Probing detector: cost and memory\n\nGenerated by `python benchmarks/bench_probing_cost.py` "
-            f"(one BLAS thread, CPU time; load average {load:.1f} on {os.cpu_count()} cores during the run).\n\n"
-            + "\n".join(f"- {line}" for line in LINES) + "\n")
+            f"(one BLAS thread, CPU time; load average {load:.1f} on {os.cpu_count()} cores during the run).{busy}\n\n"
+            + "\n".join(f"- {line}" for line in LINES) + "\n\n"
+            "CPU of the hash family's hash step per query (ratio to the 100-query history in the same run):\n\n"
+            + "\n".join(TABLE) + "\n")
     return 0 if ok else 1
 
 

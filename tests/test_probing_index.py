@@ -316,3 +316,12 @@ def test_detector_memory_stays_bounded_with_evictions(ref) -> None:
 def test_bad_lookup_config_names_the_field(ref, params: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         make(ref, **params)
+
+
+def test_module_examples_hold() -> None:
+    import doctest
+
+    from monitor.detectors.probing import fpindex
+
+    result = doctest.testmod(fpindex)
+    assert result.attempted >= 5 and result.failed == 0
