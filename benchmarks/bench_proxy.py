@@ -3,9 +3,15 @@
 An upstream model server (aiohttp, Open Inference Protocol v2, its own process) and ``monitor
 serve --proxy`` (its own process) run on 127.0.0.1. An open-loop client sends OIP v2 infer
 requests at a fixed rate, alternating between the upstream directly and the proxy in short
-rounds so that both see the same machine load; it records every request's latency. The added
+rounds so that all see the same machine load; it records every request's latency. The added
 latency is the difference of the percentiles. Targets: p50 added < 1 ms, p99 added < 3 ms at
 1,000 requests/s. Every proxied request is also tapped into the monitor, which is checked at the end.
+
+Targets: the upstream directly; a bare aiohttp proxy without monitoring (the baseline: what the
+aiohttp stack alone costs); ``monitor serve --proxy`` on its default lean engine (httptools,
+:mod:`monitor.server.leanproxy`); and on ``server.proxy.engine: aiohttp``. For each proxy the CPU
+time of its process per request (and of its event-loop thread alone) is reported: on a shared
+machine the latency percentiles are noisy, the CPU per request is not.
 
 Run: ``.venv/bin/python benchmarks/bench_proxy.py [--rate 1000] [--seconds 10]``
 """
@@ -16,6 +22,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -164,6 +171,48 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] * 1e3
 
 
+def _threads(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` (the event loop is the first, the monitor's worker another)."""
+    import os
+
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+class _Target:
+    """One thing the client sends requests to, with its latencies, errors and CPU."""
+
+    def __init__(self, name: str, url: str, pid: int | None) -> None:
+        self.name = name
+        self.url = url
+        self.pid = pid
+        self.lat: list[float] = []
+        self.errors = 0
+        self.cpu = 0.0
+        self.loop_cpu = 0.0  # the process's main thread (event loop)
+
+    def round(self, rate: float, seconds: float) -> None:
+        c0 = _cpu(self.pid) if self.pid else 0.0
+        t0 = _threads(self.pid) if self.pid else {}
+        lat, e = asyncio.run(open_loop(self.url + "/v2/models/iris/infer", rate, seconds))
+        if self.pid:
+            self.cpu += _cpu(self.pid) - c0
+            t1 = _threads(self.pid)
+            self.loop_cpu += t1.get(str(self.pid), 0.0) - t0.get(str(self.pid), 0.0)
+        self.lat += lat
+        self.errors += e
+
+    def us(self, cpu: float) -> str:
+        return f"{cpu / max(1, len(self.lat)) * 1e6:.0f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=1000.0, help="requests per second (bounded)")
@@ -175,71 +224,69 @@ def main() -> None:
     up = multiprocessing.Process(target=_upstream, args=(q,), daemon=True)
     up.start()
     upstream = f"http://127.0.0.1:{q.get(timeout=30)}"
-    cfg = {"model": "iris", "features": ["a", "b", "c", "d"],
-           "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
-           "server": {"port": 0, "proxy": {"oip_output": "probs"}}}
-    serve = Serve(cfg, extra_args=("--proxy", upstream))
+
+    def cfg(engine: str) -> dict:
+        return {"model": "iris", "features": ["a", "b", "c", "d"],
+                "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
+                "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": engine}}}
+
+    lean = Serve(cfg("lean"), extra_args=("--proxy", upstream))
+    aio = Serve(cfg("aiohttp"), extra_args=("--proxy", upstream))
     bq: multiprocessing.Queue[int] = multiprocessing.Queue()
     bare_proc = multiprocessing.Process(target=_bare_proxy, args=(upstream, bq), daemon=True)
     bare_proc.start()
     bare_url = f"http://127.0.0.1:{bq.get(timeout=30)}"
-    direct: list[float] = []
-    proxied: list[float] = []
-    bare: list[float] = []
-    errs = {"direct": 0, "proxy": 0, "bare": 0}
-    cpu = 0.0
-    cpu_bare = 0.0
+    direct = _Target("upstream directly", upstream, None)
+    bare = _Target("through a bare aiohttp proxy (no monitoring; baseline)", bare_url, bare_proc.pid)
+    proxied = _Target("through monitor serve --proxy (lean engine, the default)", lean.url, lean.proc.pid)
+    proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid)
+    targets = [direct, bare, proxied, proxied_aio]
     try:
         per_round = args.seconds / args.rounds
+        print("machine load average before the run:", ", ".join(f"{v:.1f}" for v in os.getloadavg()), flush=True)
         for _ in range(args.rounds):
-            lat, e = asyncio.run(open_loop(upstream + "/v2/models/iris/infer", args.rate, per_round))
-            direct += lat
-            errs["direct"] += e
-            cpu0 = _cpu(bare_proc.pid)
-            lat, e = asyncio.run(open_loop(bare_url + "/v2/models/iris/infer", args.rate, per_round))
-            cpu_bare += _cpu(bare_proc.pid) - cpu0
-            bare += lat
-            errs["bare"] += e
-            cpu0 = serve.cpu_seconds()
-            lat, e = asyncio.run(open_loop(serve.url + "/v2/models/iris/infer", args.rate, per_round))
-            cpu += serve.cpu_seconds() - cpu0
-            proxied += lat
-            errs["proxy"] += e
+            for t in targets:
+                t.round(args.rate, per_round)
         time.sleep(0.5)
-        text = serve.metrics()
-        tapped = metric(text, "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
+        tapped = metric(lean.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
+        tapped_aio = metric(aio.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
     finally:
-        serve.stop()
+        lean.stop()
+        aio.stop()
         bare_proc.terminate()
         bare_proc.join(10)
         up.terminate()
         up.join(10)
 
+    d50, d99 = pct(direct.lat, 0.5), pct(direct.lat, 0.99)
     rows = []
-    for name, lat in (("upstream directly", direct), ("through a bare aiohttp proxy (no monitoring)", bare),
-                      ("through monitor serve --proxy", proxied)):
-        rows.append(f"| {name} | {len(lat):,} | {pct(lat, 0.5):.3f} | {pct(lat, 0.9):.3f} | {pct(lat, 0.99):.3f} |")
-    bare50 = pct(bare, 0.5) - pct(direct, 0.5)
-    bare99 = pct(bare, 0.99) - pct(direct, 0.99)
-    add50 = pct(proxied, 0.5) - pct(direct, 0.5)
-    add99 = pct(proxied, 0.99) - pct(direct, 0.99)
+    for t in targets:
+        cpu = f"{t.us(t.cpu)} ({t.us(t.loop_cpu)})" if t.pid else "-"
+        added = "-" if t is direct else f"{pct(t.lat, 0.5) - d50:.3f} / {pct(t.lat, 0.99) - d99:.3f}"
+        ratio = "-" if t is direct else f"{t.cpu / max(1, len(t.lat)) / max(1e-12, bare.cpu / max(1, len(bare.lat))):.2f}"
+        rows.append(f"| {t.name} | {len(t.lat):,} | {pct(t.lat, 0.5):.3f} | {pct(t.lat, 0.9):.3f} | {pct(t.lat, 0.99):.3f} | "
+                    f"{added} | {cpu} | {ratio} |")
+    add50 = pct(proxied.lat, 0.5) - d50
+    add99 = pct(proxied.lat, 0.99) - d99
+    per_req = proxied.cpu / max(1, len(proxied.lat))
+    errors = ", ".join(f"{name} {t.errors}" for name, t in zip(("direct", "bare", "lean", "aiohttp engine"), targets))
     body = "\n".join([
         f"OIP v2 infer requests at {args.rate:,.0f}/s (open loop), {args.rounds} alternating rounds per target, "
-        "upstream, proxy and client on 127.0.0.1 of this 2-core machine. Latency in ms.",
+        "upstream, proxies and client on 127.0.0.1 of this 2-core machine. Latency in ms; CPU per request in us "
+        "(whole process, and in brackets its event-loop thread: the rest is the monitor's worker thread); "
+        "CPU ratio against the bare aiohttp proxy measured in the same run.",
         "",
-        "| target | requests | p50 | p90 | p99 |",
-        "|---|---|---|---|---|",
+        "| target | requests | p50 | p90 | p99 | added p50 / p99 | CPU per request (loop) | CPU vs bare aiohttp |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"Added latency: p50 **{add50:.3f} ms** (target < 1 ms: {'met' if add50 < 1 else 'NOT met'}), "
+        f"Added latency (lean engine, the default): p50 **{add50:.3f} ms** (target < 1 ms: {'met' if add50 < 1 else 'NOT met'}), "
         f"p99 **{add99:.3f} ms** (target < 3 ms: {'met' if add99 < 3 else 'NOT met'}).",
-        f"A bare aiohttp proxy adds p50 {bare50:.3f} ms, p99 {bare99:.3f} ms in the same run (the stack's own floor).",
-        f"CPU per proxied request: monitor serve {cpu / max(1, len(proxied)) * 1e6:.0f} us (server, upstream client, "
-        f"tap, monitor worker), bare aiohttp proxy {cpu_bare / max(1, len(bare)) * 1e6:.0f} us: one fully available core "
-        f"saturates at about {len(proxied) / max(cpu, 1e-9):,.0f} proxied requests/s here, so the added latency above "
-        "is queueing whenever the offered rate approaches that.",
-        f"Errors: direct {errs['direct']}, bare {errs['bare']}, proxied {errs['proxy']}. Proxied requests tapped into the monitor: "
-        f"{tapped:,.0f} (includes {16 * args.rounds} warm-up requests).",
+        f"CPU per proxied request: lean engine {per_req * 1e6:.0f} us (server, upstream client, tap, monitor worker), "
+        f"engine: aiohttp {proxied_aio.us(proxied_aio.cpu)} us, bare aiohttp proxy {bare.us(bare.cpu)} us: one fully available "
+        f"core carries about {1 / max(per_req, 1e-9):,.0f} proxied requests/s on the lean engine.",
+        f"Errors: {errors}. Proxied requests tapped into the monitor: "
+        f"lean {tapped:,.0f}, aiohttp {tapped_aio:,.0f} (each includes {16 * args.rounds} warm-up requests).",
         "",
         "Reproduce: `.venv/bin/python benchmarks/bench_proxy.py`",
     ])

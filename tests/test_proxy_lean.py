@@ -27,6 +27,9 @@ pytestmark = pytest.mark.skipif(not __import__("monitor.server.leanproxy", froml
                                 reason="the lean proxy engine needs httptools (a dependency of model-monitor)")
 
 
+BIG_CHUNKS = 128  # 8 MiB
+
+
 def awkward_app() -> web.Application:
     """An upstream that misbehaves on purpose."""
     async def slow(request: web.Request) -> web.Response:
@@ -46,10 +49,20 @@ def awkward_app() -> web.Application:
     async def nocontent(request: web.Request) -> web.Response:
         return web.Response(status=204, headers={"X-Gone": "1"})
 
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(BIG_CHUNKS):
+            await resp.write(bytes([i % 256]) * 65536)
+        await resp.write_eof()
+        return resp
+
     app = web.Application()
     app.router.add_get("/slow", slow)
     app.router.add_get("/broken-stream", broken_stream)
     app.router.add_delete("/thing", nocontent)
+    app.router.add_get("/big", big)
     return app
 
 
@@ -330,3 +343,26 @@ def test_monitor_serve_runs_the_lean_engine_and_stops_cleanly(tmp_path, servers)
         code = serve.stop(signal.SIGTERM)  # with the keep-alive connection still open
         conn.close()
     assert code == 0, Path(tmp_path / "serve.log").read_text()
+
+
+def test_a_slow_reader_gets_a_large_stream_intact_and_the_connection_stays_usable(awkward):
+    """The client reads slowly: the proxy stops reading the upstream while the client's socket
+    is full (instead of buffering the whole answer) and resumes; the keep-alive connection and
+    the upstream connection are both usable afterwards."""
+    with Wire(awkward.url) as w:
+        w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        w.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = w.response(head_only=True)
+        assert status == 200 and headers["transfer-encoding"] == "chunked"
+        body = bytearray()
+        while (size := int(w.f.readline().split(b";")[0], 16)) > 0:
+            body += w.f.read(size)
+            w.f.readline()
+            if len(body) < 1 << 20:
+                time.sleep(0.001)  # slow at first, so that the proxy's write buffer fills up
+        w.f.readline()
+        assert len(body) == BIG_CHUNKS * 65536
+        assert all(body[i * 65536] == i % 256 and body[i * 65536 + 65535] == i % 256 for i in range(BIG_CHUNKS))
+        w.send(b"DELETE /thing HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert w.response()[0] == 204
+    assert http("GET", awkward.url + "/big").body == body

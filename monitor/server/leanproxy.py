@@ -186,14 +186,6 @@ class RouteTable:
 
 
 # -- headers ---------------------------------------------------------------------------------------
-def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    out: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            out.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(out)
-
-
 def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
     for name, value in headers:
         if name.lower() == lname:
@@ -223,6 +215,22 @@ class _Upstream(asyncio.Protocol):
         self.interim = False
         self.reason: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
+        self.holders: set[_Client] = set()  # clients whose full write buffer pauses reading here
+
+    def hold(self, who: "_Client") -> None:
+        if not self.holders and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.holders.add(who)
+
+    def unhold(self, who: "_Client | None" = None) -> None:
+        if not self.holders:
+            return
+        if who is None:
+            self.holders.clear()
+        else:
+            self.holders.discard(who)
+        if not self.holders and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -327,6 +335,7 @@ class _Pool:
     connector limit), the most recently used reused first, waiters served in order."""
 
     def __init__(self, host: str, port: int, limit: int, connect_timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
         self.host = host
         self.port = port
         self.limit = limit
@@ -338,7 +347,7 @@ class _Pool:
 
     def acquire(self, ex: "_Exchange") -> None:
         """Give ``ex`` a connection now, or once one is connected or released."""
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self.loop.time()
         while self.idle:
             up = self.idle.pop()
             if up.closed:
@@ -356,12 +365,12 @@ class _Pool:
 
     def _open(self, ex: "_Exchange") -> None:
         self.count += 1
-        task = asyncio.get_running_loop().create_task(self._connect(ex))
+        task = self.loop.create_task(self._connect(ex))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def _connect(self, ex: "_Exchange") -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             _, up = await asyncio.wait_for(loop.create_connection(lambda: _Upstream(self), self.host, self.port),
                                            self.connect_timeout)
@@ -383,6 +392,7 @@ class _Pool:
         self._next_waiter()
 
     def release(self, up: _Upstream, keep: bool) -> None:
+        up.unhold()
         if not keep or up.closed:
             up.close()  # its connection_lost will count it out
             return
@@ -392,7 +402,7 @@ class _Pool:
                 up.reused = True
                 ex.attach(up)
                 return
-        up.idle_since = asyncio.get_running_loop().time()
+        up.idle_since = self.loop.time()
         self.idle.append(up)
 
     def lost(self, up: _Upstream) -> None:
@@ -438,16 +448,27 @@ class _Exchange:
         self.upstream: _Upstream | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.retried = False
-        drop = _connection_tokens(headers)
         chunked = False
-        lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
+        listed: set[bytes] | None = None  # headers the Connection header names: hop-by-hop too
+        kept: list[tuple[bytes, bytes, bytes]] = []
+        meta: dict[bytes, bytes] = {}
+        wanted = lean.wanted
         for name, value in headers:
             lname = name.lower()
-            if lname in _HOP or lname in drop or lname == b"host":
-                if lname == b"transfer-encoding" and b"chunked" in value.lower():
-                    chunked = True
+            if lname in _HOP or lname == b"host":
+                if lname == b"transfer-encoding":
+                    chunked = chunked or b"chunked" in value.lower()
+                elif lname == b"connection":
+                    listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
                 continue
-            lines += (name, b": ", value, b"\r\n")
+            if lname in wanted and lname not in meta:
+                meta[lname] = value
+            kept.append((lname, name, value))
+        self.meta = meta
+        lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
+        for lname, name, value in kept:
+            if listed is None or lname not in listed:
+                lines += (name, b": ", value, b"\r\n")
         if chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         lines.append(b"\r\n")
@@ -471,9 +492,9 @@ class _Exchange:
     def start(self) -> None:
         """Called when this exchange reaches the front of its connection's queue."""
         self.started = True
-        loop = asyncio.get_running_loop()
+        loop = self.lean.loop
         self.timer = loop.call_at(loop.time() + self.lean.timeout, self.timed_out)
-        if not self.body_done and self.version == "1.1" and (_find(self.headers, b"expect") or b"").lower() == b"100-continue":
+        if not self.body_done and self.version == "1.1" and self.meta.get(b"expect", b"").lower() == b"100-continue":
             self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.t0 = time.perf_counter()
         self.lean.pool.acquire(self)
@@ -482,6 +503,10 @@ class _Exchange:
         self.upstream = up
         up.exchange = self
         up.received = False
+        conn = self.conn
+        if conn.write_paused:  # the client is not reading: neither does this answer's connection
+            up.hold(conn)
+            conn.held = up
         out = self.out
         self.out = None
         if out:
@@ -532,25 +557,30 @@ class _Exchange:
         length = None
         chunked = False
         sse = False
-        drop = _connection_tokens(headers)
-        kept: list[tuple[bytes, bytes]] = []
+        encoding = None
+        listed: set[bytes] | None = None
+        kept: list[tuple[bytes, bytes, bytes]] = []
         for name, value in headers:
             lname = name.lower()
             if lname == b"content-length":
                 length = int(value)
-            elif lname == b"transfer-encoding":
-                chunked = True
             elif lname == b"content-type":
                 sse = value.lower().startswith(b"text/event-stream")
-            if lname in _HOP or lname in drop:
+            elif lname == b"content-encoding":
+                encoding = encoding or value
+            elif lname in _HOP:
+                if lname == b"transfer-encoding":
+                    chunked = True
+                elif lname == b"connection":
+                    listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
                 continue
-            kept.append((name, value))
+            kept.append((lname, name, value))
         if self.method == b"HEAD" or status in (101, 204, 304):
             self.mode = "none"
             self.close_client = self.close_client or status == 101
         elif length is not None and not chunked and length <= BUFFER_LIMIT and not sse:
             self.mode = "buffer"
-            kept = [(n, v) for n, v in kept if n.lower() != b"content-length"]
+            listed = (listed or set()) | {b"content-length"}  # written anew with the body
         elif length is not None and not chunked:
             self.mode = "length"
         else:
@@ -558,8 +588,8 @@ class _Exchange:
             if self.mode == "close":
                 self.close_client = True
         self.reason = reason
-        self.resp_headers = kept
-        self.resp_encoding = _find(headers, b"content-encoding")
+        self.resp_headers = [(n, v) for ln, n, v in kept if ln not in listed] if listed else [(n, v) for _, n, v in kept]
+        self.resp_encoding = encoding
         if self.mode in ("length", "chunked", "close"):
             self.conn.write(self._head())
             self.head_sent = True
@@ -631,11 +661,12 @@ class _Exchange:
     def _tap(self, resp_body: bytes | None, elapsed: float) -> None:
         lean = self.lean
         req_body = None if self.tap_body is None else b"".join(self.tap_body)
+        meta = self.meta
         header = lean.client_header
-        client = lean.proxy.client_identity(_text(_find(self.headers, header)) if header else None, self.conn.peer)
+        client = lean.proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
         assert self.route.tap is not None
-        lean.proxy.tap(self.route.tap, self.route.model, client, _text(_find(self.headers, b"x-request-id")), req_body,
-                       resp_body, self.status, _text(self.resp_encoding), _text(_find(self.headers, b"content-encoding")),
+        lean.proxy.tap(self.route.tap, self.route.model, client, _text(meta.get(b"x-request-id")), req_body,
+                       resp_body, self.status, _text(self.resp_encoding), _text(meta.get(b"content-encoding")),
                        elapsed, self.t_start)
 
     # -- failures --------------------------------------------------------------------------------
@@ -766,6 +797,8 @@ class _Client(asyncio.Protocol):
         self.pauses: set[str] = set()
         self.closing = False
         self.ignore = False
+        self.write_paused = False
+        self.held: _Upstream | None = None
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -790,20 +823,22 @@ class _Client(asyncio.Protocol):
         return None
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         if self.bridge is not None and self.bridge.proto is not None:
             self.bridge.proto.pause_writing()
         elif self.queue and isinstance(self.queue[0], _Exchange):
             up = self.queue[0].upstream
-            if up is not None and up.transport is not None and not up.closed:
-                up.transport.pause_reading()
+            if up is not None:
+                up.hold(self)
+                self.held = up
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         if self.bridge is not None and self.bridge.proto is not None:
             self.bridge.proto.resume_writing()
-        elif self.queue and isinstance(self.queue[0], _Exchange):
-            up = self.queue[0].upstream
-            if up is not None and up.transport is not None and not up.closed:
-                up.transport.resume_reading()
+        if self.held is not None:
+            self.held.unhold(self)
+            self.held = None
 
     def data_received(self, data: bytes) -> None:
         import httptools
@@ -1004,6 +1039,9 @@ class LeanProxy:
         self.max_body = proxy.sidecar.settings.max_body_bytes
         header = proxy.sidecar.settings.client_header
         self.client_header = header.lower().encode("latin-1") if header else None
+        #: request headers an exchange keeps aside while re-framing (the tap's and Expect)
+        self.wanted = frozenset({b"expect", b"x-request-id", b"content-encoding"} | ({self.client_header} if self.client_header else set()))
+        self.loop = asyncio.get_running_loop()
         self.conns: set[_Client] = set()
         self.stopping = False
 
