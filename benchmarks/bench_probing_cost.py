@@ -275,6 +275,13 @@ def hash_history(args: argparse.Namespace) -> bool:
         f"{args.repeats} runs); index at 10,000 vs 100: {worst:.1f}x at most (scan: "
         f"{cost[HISTORIES[-1], 'scan', 'natural'] / cost[HISTORIES[0], 'scan', 'natural']:.0f}x); "
         f"flat with the history (at most 2x): {'yes' if worst <= 2.0 else 'NO'}")
+    bound = ProbingDetector(ref, near_duplicates="hash", history=1000, max_clients=10_000, client_id_salt="bench", seed=0)
+    plain = ProbingDetector(ref, near_duplicates="hash", hash_lookup="scan", history=1000, max_clients=10_000,
+                            client_id_salt="bench", seed=0)
+    say(f"hash family memory: {bound.bytes_per_query} bytes per stored query at 64 features with the index "
+        f"({bound.bytes_per_query - plain.bytes_per_query} of them the index: links and bucket heads), bound at full "
+        f"history for 10,000 clients x 1,000 queries {bound.memory_bound_bytes / 2**30:.2f} GiB "
+        f"(scan: {plain.memory_bound_bytes / 2**30:.2f} GiB)")
     return worst <= 2.0
 
 

@@ -167,7 +167,7 @@ def test_eviction_keeps_the_index_bounded() -> None:
     assert client.index.delta.shape == (history, n_segments)
     assert client.index.head.shape == (n_segments, FingerprintIndex.buckets_for(history))
     assert len(set(sizes[2:])) == 1 and sizes[0] < sizes[-1]  # grew with the ring, then flat
-    assert sizes[-1] == 4 * n_segments * (history + FingerprintIndex.buckets_for(history))
+    assert sizes[-1] == FingerprintIndex.bytes_at_full(n_segments, history) == n_segments * (2 * history + 4 * 128)
 
 
 def test_sequence_numbers_are_rebased_before_they_overflow() -> None:
@@ -325,3 +325,12 @@ def test_module_examples_hold() -> None:
 
     result = doctest.testmod(fpindex)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_links_widen_past_a_uint16_history() -> None:
+    """Links hold gaps below ``history``: 2 bytes each up to 65,535, 4 beyond; same answers."""
+    rng = np.random.default_rng(15)
+    for history, dtype in ((65_535, np.uint16), (70_000, np.int32)):
+        client = Client(history, 3, cap=1000)
+        run_stream(client, near_duplicate_stream(rng, 400, 3, alphabet=2), [37] * 11, ts=[1, 2, 3])
+        assert client.index.delta.dtype == dtype

@@ -435,8 +435,7 @@ class ProbingDetector(Detector):
         ring = 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 * self._n_fps
         if not self._uses_index:
             return ring
-        index = 4 * self._n_fps * (self.history + FingerprintIndex.buckets_for(self.history))
-        return ring - (-index // self.history)
+        return ring - (-FingerprintIndex.bytes_at_full(self._n_fps, self.history) // self.history)
 
     @property
     def memory_bound_bytes(self) -> int:

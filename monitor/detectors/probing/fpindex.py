@@ -142,9 +142,10 @@ class FingerprintIndex:
     bucket_cap
         Most steps a chain walk takes per fingerprint (the most recent queries of its bucket).
 
-    Memory: ``4 * n_segments`` bytes per ring position (the links) plus ``4 * n_segments * B``
-    (the heads, ``B`` the smallest power of two >= the ring's capacity, at least 8), both grown
-    with the ring by :meth:`reserve`.
+    Memory: ``2 * n_segments`` bytes per ring position for the links (gaps below ``history``:
+    ``uint16`` while ``history`` < 65,536, ``int32`` beyond) plus ``4 * n_segments * B`` for the
+    heads (``B`` the smallest power of two >= the ring's capacity, at least 8), both grown with the
+    ring by :meth:`reserve`; :meth:`bytes_at_full` at a full ring.
 
     Examples
     --------
@@ -172,13 +173,26 @@ class FingerprintIndex:
         self.base = 0  # head entries hold ``seq - base``
         self.n_buckets = 8
         self.head = np.full((self.n_segments, self.n_buckets), _EMPTY, dtype=np.int32)
-        self.delta = np.zeros((0, self.n_segments), dtype=np.int32)  # (ring capacity, n_segments)
+        self._link_dtype = np.uint16 if self.history < 2**16 else np.int32  # a gap is at most history
+        self.delta = np.zeros((0, self.n_segments), dtype=self._link_dtype)  # (ring capacity, n_segments)
         self._seg = np.arange(self.n_segments, dtype=np.int64)
 
     @staticmethod
     def buckets_for(cap: int) -> int:
         """Buckets per segment for a ring of capacity ``cap`` (a power of two >= ``cap``, at least 8)."""
         return _pow2_at_least(cap)
+
+    @staticmethod
+    def bytes_at_full(n_segments: int, history: int) -> int:
+        """Bytes of the index of a full ring (links and heads).
+
+        Examples
+        --------
+        >>> FingerprintIndex.bytes_at_full(16, 1000)  # 16 x (2 x 1000 + 4 x 1024)
+        97536
+        """
+        link = 2 if history < 2**16 else 4
+        return int(n_segments * (link * history + 4 * _pow2_at_least(history)))
 
     @property
     def nbytes(self) -> int:
@@ -197,7 +211,7 @@ class FingerprintIndex:
         Returns the bytes added."""
         before = self.nbytes
         if cap > self.delta.shape[0]:
-            grown = np.zeros((cap, self.n_segments), dtype=np.int32)
+            grown = np.zeros((cap, self.n_segments), dtype=self._link_dtype)
             grown[: self.delta.shape[0]] = self.delta
             self.delta = grown
         if _pow2_at_least(cap) > self.n_buckets:
@@ -210,7 +224,7 @@ class FingerprintIndex:
     def rebuild(self, stored: np.ndarray, filled: int, head: int, cap: int) -> None:
         """Make the index of a restored ring (``head``: position of the next row to write)."""
         self.n_buckets = _pow2_at_least(cap)
-        self.delta = np.zeros((cap, self.n_segments), dtype=np.int32)
+        self.delta = np.zeros((cap, self.n_segments), dtype=self._link_dtype)
         if filled < self.history:
             self._relink(stored[:filled], 0)
         else:
