@@ -66,7 +66,8 @@ def test_corruptions_are_counted_by_reason(reference: Reference) -> None:
     det.export(store)
     assert store.value("monitor_data_invalid_rows", ("x", "missing")) == 100
     assert store.value("monitor_data_reference_invalid_ratio", ("g", "missing")) == pytest.approx(0.05, abs=0.01)
-    assert store.value("monitor_data_reference_invalid_ratio", ("x", "out_of_range")) == pytest.approx(2 / 4001)
+    # the 99.9% quantile of Beta(2, n - 1), the out-of-range probability given n = 4000 reference values
+    assert store.value("monitor_data_reference_invalid_ratio", ("x", "out_of_range")) == pytest.approx(9.2335 / 4001, rel=1e-3)
     det.update(batch(rng, 1000, 10.0))
     det.export(store)
     assert store.value("monitor_data_invalid_rows", ("x", "missing")) == 100  # counter: nothing new
@@ -176,3 +177,17 @@ def test_categorical_repeat_probability_from_the_profile() -> None:
                                             categorical_names=["k"]))
     q = _categorical_repeat_prob(prof.categorical[0])
     assert q == pytest.approx(0.9**2 + 0.1**2, abs=0.01)
+
+
+def test_out_of_range_expectation_covers_the_spread_between_references() -> None:
+    """Over 2,000 references of 50 values from a continuous distribution, the probability that a new
+    value falls outside the reference range exceeds the exported bound for about 0.1% of them
+    (at most 0.5% here), while the plain mean 2/(n+1) is exceeded by far more than half of that."""
+    from monitor.detectors.data_quality import out_of_range_bound
+
+    rng = np.random.default_rng(9)
+    u = np.sort(rng.random((2000, 50)), axis=1)  # uniform values: the outside probability is min + (1 - max)
+    outside = u[:, 0] + (1.0 - u[:, -1])
+    bound = out_of_range_bound(50)
+    assert (outside > bound).mean() <= 0.005
+    assert (outside > 2 / 51).mean() > 0.3

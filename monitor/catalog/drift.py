@@ -65,7 +65,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Share of the window's rows with a bad value for the feature, by reason (missing, inf, out_of_range, unseen_category, wrong_type).",
                labels=("feature", "reason"), concern=_Q, unit="percentunit", max_series=5000),
     MetricSpec("monitor_data_reference_invalid_ratio", GAUGE,
-               "The same share expected from the reference (missing rate, 2/(n+1) out of range, Good-Turing unseen rate).",
+               "The share reference-like data reaches (missing rate, 99.9% bound of the out-of-range probability given the reference size, Good-Turing unseen rate).",
                labels=("feature", "reason"), concern=_Q, unit="percentunit", max_series=5000),
     MetricSpec("monitor_data_invalid_rows", COUNTER,
                "Rows with a bad value for the feature, by reason, since start.",

@@ -6,8 +6,12 @@ Reasons (label ``reason``) and their reference expectation (``monitor_data_refer
 * ``missing`` -- NaN / None; expected: the reference's missing rate.
 * ``inf`` -- +-inf in a numeric feature; expected: the reference's rate.
 * ``out_of_range`` -- finite but outside ``[min, max]`` of the reference widened by
-  ``range_margin`` times its range; expected ``2 / (n + 1)`` (the chance that a new exchangeable
-  value falls outside the range of ``n`` reference values), an upper bound for discrete features.
+  ``range_margin`` times its range. A new exchangeable value falls outside the range of ``n``
+  reference values with probability ``2 / (n + 1)`` on average over references, but for the one
+  reference at hand that probability is itself random, Beta(2, n - 1): with 50 rows it is above
+  15% for one reference in a hundred. The expectation exported is therefore the 99.9% quantile of
+  that Beta (``2 / (n + 1)`` x about 4.6), so that a small reference does not page for values it
+  merely never happened to see; for discrete features it is an upper bound anyway.
 * ``unseen_category`` -- a categorical value absent from the reference; expected: the Good-Turing
   rate (reference categories seen once / rows).
 * ``wrong_type`` -- a categorical value that is not a string (a number where a code was expected).
@@ -43,11 +47,25 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["DataQualityDetector", "REASONS", "stuck_threshold"]
+__all__ = ["DataQualityDetector", "REASONS", "out_of_range_bound", "stuck_threshold"]
 
 REASONS = ("missing", "inf", "out_of_range", "unseen_category", "wrong_type")
 _NUM_REASONS = ("missing", "inf", "out_of_range")
 _CAT_REASONS = ("missing", "unseen_category", "wrong_type")
+
+
+def out_of_range_bound(n: int, quantile: float = 0.999) -> float:
+    """Upper ``quantile`` of the probability that a new value falls outside the range of ``n``
+    exchangeable reference values (that probability is Beta(2, n - 1) over references).
+
+    >>> round(out_of_range_bound(4000) * 4001, 1)  # about 4.6 times the mean 2 / (n + 1)
+    9.2
+    """
+    if n < 2:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(quantile, 2, n - 1))
 
 
 def stuck_threshold(repeat_prob: float, n_features: int, ert: float, floor: int = 5) -> int:
@@ -135,7 +153,7 @@ class DataQualityDetector(Detector):
             self._num_ref[f.name] = {
                 "lo": f.min - self.range_margin * span, "hi": f.max + self.range_margin * span,
                 "expected": {"missing": f.missing_ratio, "inf": f.inf_ratio,
-                             "out_of_range": 2.0 / (f.n_finite + 1) if f.n_finite else 0.0},
+                             "out_of_range": out_of_range_bound(f.n_finite)},
                 "stuck_after": stuck_threshold(f.repeat_prob, n_checked, self.ert, self.min_stuck_run),
             }
         for c in p.categorical:
