@@ -2,9 +2,10 @@
 
 See :class:`~monitor.detectors.probing.detector.ProbingDetector` (config kind ``probing``) and
 the modules: :mod:`.clients` (bounded LRU, rings, salted ids), :mod:`.hashing` (Blacklight-style
-fingerprints, exact repeats), :mod:`.neighbours` (Chen et al.-style kNN), :mod:`.boundary`
-(margins, label flips), :mod:`.stealing` (PRADA), :mod:`.ood` (per-input OOD score),
-:mod:`.verdict` (verdicts with evidence, campaigns across accounts).
+fingerprints, exact repeats), :mod:`.fpindex` (their per-client inverted index), :mod:`.neighbours`
+(Chen et al.-style kNN), :mod:`.boundary` (margins, label flips), :mod:`.stealing` (PRADA),
+:mod:`.ood` (per-input OOD score), :mod:`.verdict` (verdicts with evidence, campaigns across
+accounts).
 """
 
 from __future__ import annotations

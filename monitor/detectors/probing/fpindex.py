@@ -11,10 +11,11 @@ bytes per stored query (no Python object per fingerprint):
   ``f mod B`` of segment ``j`` (``B``, a power of two >= the ring's capacity: at most one stored
   query per bucket on average). ``head[j, bucket]`` is the sequence number of the latest stored
   query whose segment-``j`` fingerprint falls in that bucket, and ``delta[position, j]`` links each
-  stored query to the previous one in the same bucket. Walking a chain visits the bucket's queries
-  newest first; a visited query counts as sharing segment ``j`` only if its stored fingerprint
-  (read from the client's ring) equals the new one, so bucket collisions cost a step, never a
-  false match.
+  stored query to the previous one in the same bucket (the gap between their sequence numbers).
+  Walking a chain visits the bucket's queries newest first; a visited query counts as sharing
+  segment ``j`` only if its stored fingerprint (read from the client's ring) equals the new one,
+  so bucket collisions cost a step, never a false match. The near-duplicates of one group share
+  most fingerprints: each distinct (segment, fingerprint) of the group is walked once.
 * **Lazy deletion by sequence number.** Every stored query has a sequence number (``total`` counts
   them); the ring keeps the last ``filled`` of them, so a sequence number below
   ``total - filled`` has been overwritten. A chain ends at the first such number, and since a
@@ -23,12 +24,15 @@ bytes per stored query (no Python object per fingerprint):
 * **Bounded work per fingerprint.** A walk takes at most ``bucket_cap`` steps (the most recent
   queries of the bucket). Beyond that an old match may be missed, which can only lower the
   count of sharing queries: the cap can cost sensitivity, never a false positive. With
-  ``bucket_cap`` at least the number of earlier queries that can share the fingerprint (always
-  true when it is at least ``history``), the answer is exactly that of the full scan.
+  ``bucket_cap`` at least the number of stored queries in every visited bucket (always true when
+  it is at least ``history``), the answer is exactly that of the full scan. A query's lookup
+  costs at most ``n_segments x bucket_cap`` steps, and about ``n_segments`` for natural traffic
+  (short chains), whatever the history.
 
 Within the group of queries being processed (they may overwrite the oldest stored ones, yet each
-still sees every query stored before the group, as the scan does), matches are found by sorting
-the group's fingerprints per segment, with the same cap.
+still sees every query stored before the group, as the scan does), matches are found by direct
+comparison (groups of up to 256 queries: exact, ``O(group)`` per query) or, for larger groups, by
+sorting the group's fingerprints per segment, with the same cap.
 
 The index is derived state: :meth:`FingerprintIndex.rebuild` makes it from the ring's stored
 fingerprints (a checkpoint never holds it).

@@ -13,8 +13,11 @@ client are its near-duplicates. ``min_shared`` is calibrated on the reference so
 Also here: the exact-repeat hash (retries, cache-like look-ups), which must be counted apart and
 kept out of every similarity state.
 
-Memory is ``4 * n_segments`` bytes per stored query; a lookup compares the new fingerprints with
-the client's stored ones in one vectorised pass (no per-query Python work).
+Memory is ``4 * n_segments`` bytes per stored query in the client's ring. Finding the stored
+queries that share a new query's fingerprints goes through a per-client inverted index
+(:mod:`.fpindex`: bounded work per fingerprint, whatever the history); :func:`shared_counts`, the
+brute-force comparison, calibrates ``min_shared`` on the reference and is the index's reference
+(``hash_lookup: scan``).
 """
 
 from __future__ import annotations
