@@ -676,7 +676,8 @@ class _Exchange:
             return
         self.upstream = None
         if self.status == 0:
-            if up.reused and not up.received and exc is None and self.sent is not None and self.body_done and not self.retried:
+            if (up.reused and not up.received and (exc is None or isinstance(exc, OSError)) and self.sent is not None
+                    and self.body_done and not self.retried):
                 # a keep-alive connection the model server had closed: once more on a fresh one, as
                 # aiohttp's client does for idempotent methods
                 self.retried = True
@@ -1092,6 +1093,7 @@ class LeanProxySite(web.BaseSite):
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.lean.protocol, self._host, self._port, backlog=self._backlog,
                                                 reuse_address=self._reuse_address)
+        log.info("proxy to %s on the lean engine (httptools)", self.lean.proxy.upstream)
 
     async def stop(self) -> None:
         if self._server is not None:

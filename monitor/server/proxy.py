@@ -11,6 +11,12 @@ runs after the response has been handed to the client's connection, so the clien
 for the monitor; its failures are counted (``monitor_intake_events_refused_total{endpoint="proxy"}``),
 never surfaced. The client identity for probing detection is the configured header
 (``server.client_header``) or the peer address.
+
+Two engines forward: this module's aiohttp handlers and client session (``server.proxy.engine:
+aiohttp``, and any ``https://`` upstream), and the lean data path of
+:mod:`monitor.server.leanproxy` (asyncio protocols and llhttp, about a third of the CPU per
+request), which ``monitor serve`` runs by default. Both share the tap (:meth:`Proxy.tap`), the
+error answers (:func:`fail_body`) and the metrics.
 """
 
 from __future__ import annotations
