@@ -366,3 +366,54 @@ def test_a_slow_reader_gets_a_large_stream_intact_and_the_connection_stays_usabl
         w.send(b"DELETE /thing HTTP/1.1\r\nHost: x\r\n\r\n")
         assert w.response()[0] == 204
     assert http("GET", awkward.url + "/big").body == body
+
+
+class _AnswersOnce(asyncio.Protocol):
+    """An upstream that answers the first request of each connection and closes the connection,
+    unanswered, on the second: a keep-alive connection the server dropped while the proxy
+    reused it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.buf = b""
+        self.answered = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            head, _, rest = self.buf.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+            if len(rest) < length:
+                return
+            self.buf = rest[length:]
+            if self.answered:
+                self.transport.close()
+                return
+            self.answered += 1
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_a_dropped_keep_alive_connection_is_retried_for_idempotent_requests_only(tmp_path, engine):
+    lt = LoopThread()
+
+    async def start() -> asyncio.AbstractServer:
+        return await asyncio.get_running_loop().create_server(_AnswersOnce, "127.0.0.1", 0)
+
+    server = lt.call(start())
+    port = server.sockets[0].getsockname()[1]
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{port}")
+    try:
+        conn = httplib.HTTPConnection("127.0.0.1", int(s.url.rsplit(":", 1)[1]), timeout=10)
+        answers = []
+        for method in ("GET", "GET", "PUT", "POST"):
+            conn.request(method, "/thing", body=b"x" if method != "GET" else None)
+            r = conn.getresponse()
+            answers.append((r.status, r.read()))
+        conn.close()
+        # GET and PUT go once more on a fresh connection; a POST is never sent twice: 502
+        assert answers[:3] == [(200, b"ok")] * 3
+        assert answers[3][0] == 502 and json.loads(answers[3][1])["reason"] == "upstream_disconnect"
+    finally:
+        s.close()
+        server.close()
+        lt.stop()
