@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from monitor.detectors.base import Detector
-from monitor.profile import CategoricalProfile, NumericProfile, Profile, profile_of
+from monitor.profile import CategoricalProfile, NumericProfile, Profile, numeric_profile, profile_of
 from monitor.stats.multiple_testing import CORRECTIONS, reject
+from monitor.stats.score_tests import DEFAULT_FACTOR, SCORE_TAILS, bootstrap_null, feature_scores
 from monitor.stats.sequential import BinnedSequentialTest
 from monitor.stats.univariate import compare_counts
 from monitor.windows import SlidingWindow
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
@@ -70,6 +71,7 @@ class Channel:
     sd: float = float("nan")
     categories: tuple[str, ...] = ()
     lookup: dict[str, int] | None = None  # every reference category -> bin
+    fine: NumericProfile | None = None  # the reference profile at its own (finer) resolution
 
     @property
     def n_bins(self) -> int:
@@ -101,7 +103,7 @@ class Channel:
     def numeric(cls, p: NumericProfile, n_bins: int) -> "Channel":
         c = p.coarsen(n_bins)
         ref = np.concatenate([c.counts, [float(c.n_missing)]])
-        return cls(p.name, "numeric", ref, c.edges.copy(), c.positions, p.mean, p.std)
+        return cls(p.name, "numeric", ref, c.edges.copy(), c.positions, p.mean, p.std, fine=p)
 
     @classmethod
     def categorical(cls, p: CategoricalProfile, max_categories: int) -> "Channel":
@@ -235,6 +237,54 @@ def channels_from_profile(profile: Profile, *, n_bins: int = 10, max_categories:
     return chans
 
 
+def channel_scores(channels: Sequence[Channel], n_bins_max: int, factor: float = DEFAULT_FACTOR,
+                   samples: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin scores ``(channels, n_bins_max, 3)`` of the rank and rescaling tests
+    (:mod:`monitor.stats.score_tests`) over each numeric channel's value bins, zero elsewhere
+    (categorical channels, the missing bin), where no score test applies; and the bootstrap
+    corrections of their null ``(channels, 3)`` (bias, reference variance) from the reference rows
+    in ``samples`` (feature name -> values; a feature without rows is resampled from its profile)."""
+    k = len(SCORE_TAILS)
+    out = np.zeros((len(channels), n_bins_max, k))
+    offset = np.zeros((len(channels), k))
+    ref_var = np.zeros((len(channels), k))
+    for j, ch in enumerate(channels):
+        if ch.kind != "numeric" or ch.fine is None or ch.edges is None:
+            continue
+        vb = ch.n_bins - 1
+        if vb < 3:
+            continue
+        out[j, :vb] = feature_scores(ch.ref[:vb], ch.edges, ch.fine, factor)
+        values = (samples or {}).get(ch.name)
+        if values is None or np.isfinite(values).sum() < 20:
+            values = _profile_draws(ch.fine, int(min(ch.ref[:vb].sum(), 5000)))
+        fine_bins = int(ch.fine.counts.size)
+        coarse = vb
+
+        def build(v: np.ndarray, name: str = ch.name) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            c = Channel.numeric(numeric_profile(name, v, max(fine_bins, coarse + 1)), coarse)
+            return c.edges, c.ref[:-1], feature_scores(c.ref[:-1], c.edges, c.fine, factor)
+
+        offset[j], ref_var[j] = bootstrap_null(values, build, float(ch.ref[:vb].sum()), seed=j)
+    return out, offset, ref_var
+
+
+def _profile_draws(fine: NumericProfile, n: int) -> np.ndarray:
+    """``n`` values spread over a profile's bins in proportion to their counts (evenly within each
+    bin; atoms for a feature with few distinct values): stand-in reference rows for the bootstrap
+    when the profile kept none."""
+    counts = np.asarray(fine.counts, dtype=np.float64)
+    k = np.floor(counts / max(counts.sum(), 1.0) * n + 0.5).astype(np.int64)
+    if int(fine.n_distinct) <= counts.size:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pos = np.where(counts > 0, np.asarray(fine.sums) / np.maximum(counts, 1.0), 0.0)
+        return np.repeat(pos, k)
+    lo = np.concatenate([[float(fine.min)], fine.edges])
+    hi = np.concatenate([fine.edges, [float(fine.max)]])
+    parts = [a + (b - a) * (np.arange(c) + 0.5) / max(c, 1) for a, b, c in zip(lo, hi, k.tolist()) if c > 0]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 # -- explanation -----------------------------------------------------------------------------------
 def _fmt(x: float) -> str:
     return f"{x:.2g}" if abs(x) < 100 else f"{x:.3g}"
@@ -310,6 +360,9 @@ class DriftCore:
         windowed: bool = True,
         binner: Any = None,
         accept: Any = None,
+        score_tests: bool = False,
+        score_share: float = 0.5,
+        samples: dict[str, np.ndarray] | None = None,
     ) -> None:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
@@ -328,8 +381,13 @@ class DriftCore:
         self.n_slots = int(n_slots)
         seq_correction = "fdr" if correction == "fdr" else "bonferroni"
         ordered = [c.n_bins - 1 if c.kind == "numeric" else 0 for c in self.binner.channels]
+        scores = offset = ref_var = None
+        if score_tests:
+            scores, offset, ref_var = channel_scores(self.binner.channels, self.binner.n_bins_max, samples=samples)
         self.test = BinnedSequentialTest(self.binner.ref_matrix(), ordered=ordered, ert=ert, step=step, scales=scales,
-                                         correction=seq_correction, min_effect=min_effect)
+                                         correction=seq_correction, min_effect=min_effect, scores=scores,
+                                         score_tails=SCORE_TAILS if scores is not None else None, score_share=score_share,
+                                         score_offset=offset, score_ref_var=ref_var)
         self.clear_after = int(clear_after) if clear_after is not None else int(max(scales))
         d, b = len(self.channels), self.binner.n_bins_max
         self._d, self._b = d, b
@@ -619,6 +677,15 @@ def _clear_detector(out: "MetricWriter", name: str, det: str, written: list[tupl
         out.remove(name, labels)
 
 
+def _sample_columns(profile: Profile) -> dict[str, np.ndarray]:
+    """The profile's kept reference rows, per numeric feature (empty when it kept none)."""
+    s = profile.sample
+    if s is None or s.numeric is None or len(s.numeric_names) == 0 or s.numeric.shape[0] == 0:
+        return {}
+    num = np.asarray(s.numeric, dtype=np.float64)
+    return {n: num[:, i] for i, n in enumerate(s.numeric_names)}
+
+
 def _params(cls: type, context: "DetectorContext | None", params: dict[str, Any]) -> dict[str, Any]:
     from monitor.detectors._common import config_params
 
@@ -644,6 +711,8 @@ class BinnedDriftDetector(Detector):
     """
 
     kind = ""
+    #: Whether the rank and rescaling score tests run when ``score_tests`` is not given.
+    score_tests_default = False
 
     def __init__(
         self,
@@ -667,6 +736,7 @@ class BinnedDriftDetector(Detector):
         min_rows: int = 100,
         clear_after: int | None = None,
         name: str | None = None,
+        score_tests: bool | None = None,
     ) -> None:
         self.ert = resolve_ert(ert, alarms_per_day, events_per_day)
         self.alarms_per_day = alarms_per_day
@@ -686,12 +756,14 @@ class BinnedDriftDetector(Detector):
         self.min_rows = int(min_rows)
         self.clear_after = clear_after
         self.name = name or self.kind
+        self.score_tests = self.score_tests_default if score_tests is None else bool(score_tests)
         self.profile = _need_reference(self.kind, reference)
         channels, binner = self._channels(self.profile)
         self._core = DriftCore(
             channels, name=self.name, ert=self.ert, step=self.step, scales=self.scales, correction=self.correction,
             min_effect=self.min_effect, top_k=self.top_k, window_s=self.window_s, n_slots=self.n_slots,
-            alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after, binner=binner)
+            alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after, binner=binner,
+            score_tests=self.score_tests, samples=_sample_columns(self.profile) if self.score_tests else None)
 
     def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
         raise NotImplementedError
@@ -795,9 +867,16 @@ class FeatureDriftDetector(BinnedDriftDetector):
         Rows without a flagged test before the alarm clears (default: the longest scale).
     name
         Value of the ``detector`` label.
+    score_tests
+        Also test each numeric feature's windows with linear score statistics (default on): a rank
+        location test and likelihood-ratio scores against the feature being rescaled by x1.25 or
+        /1.25 (:mod:`monitor.stats.score_tests`). They take half of the ``ert`` budget (the union
+        bound still holds) and catch what moves every quantile a little, such as a x1.3 unit change,
+        hundreds of rows sooner than the per-bin bands.
     """
 
     kind = "input_drift"
+    score_tests_default = True
 
     def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
         chans = channels_from_profile(profile, n_bins=self.n_bins, max_categories=self.max_categories,

@@ -37,6 +37,16 @@ below (the bound is conservative, by design: the target is zero false alarms). W
 for ``k <= fdr_levels``): the same guarantee when nothing drifts, more power when several channels
 drift together.
 
+Linear score tests (optional, ``scores=``)
+-----------------------------------------
+Bin-by-bin bands are weak against a change that moves every quantile a little (a feature
+multiplied by 1.3). Given per-bin scores, each window is also tested with linear statistics (the
+window's mean score): a rank location test and likelihood-ratio scores against a rescaling, see
+:mod:`monitor.stats.score_tests`. They share the same ERT: a fraction ``score_share`` of the
+per-test-time budget goes to them (split over scales, channels, statistics and tails), the rest to
+the counts, so the union bound still gives at most ``1 / ert`` false alarms per event. A score
+alarm needs the mean score to move by ``min_score_effect`` standard deviations of one row's score.
+
 An alarm also needs a *minimum effect*: the share of rows in the offending count must have moved by
 at least ``min_effect`` (absolute), so that very long windows cannot turn trivial differences into
 alarms.
@@ -64,6 +74,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+
+from monitor.stats.score_tests import MAX_SKEW, cornish_fisher, linear_moments, predictive_sd, predictive_skew
 
 __all__ = ["BinnedSequentialTest", "SequentialResult", "betabinom_bands", "per_test_alpha"]
 
@@ -160,6 +172,20 @@ class BinnedSequentialTest:
         Minimum absolute change of a count's share of rows for an alarm.
     fdr_levels
         How many Benjamini-Hochberg levels to precompute (``k alpha / d`` for ``k <= fdr_levels``).
+    scores
+        Optional per-bin scores ``(channels, bins, statistics)`` of linear score tests over each
+        channel's ordered value bins (see the module docstring); zeros elsewhere. Channels with
+        fewer than 3 ordered bins are not score-tested.
+    score_tails
+        Per statistic, 2 (both tails tested) or 1 (upper tail only). Default: both.
+    score_share
+        Share of the false-alarm budget given to the score tests (when any is usable).
+    min_score_effect
+        Minimum move of the window's mean score, in standard deviations of one row's score.
+    score_offset, score_ref_var
+        Optional ``(channels, statistics)`` corrections of the score tests' null: bias of the
+        window mean score and the reference's share of its variance (see
+        :func:`monitor.stats.score_tests.bootstrap_null`).
     """
 
     def __init__(
@@ -173,6 +199,12 @@ class BinnedSequentialTest:
         correction: str = "bonferroni",
         min_effect: float = 0.02,
         fdr_levels: int = 8,
+        scores: np.ndarray | None = None,
+        score_tails: Sequence[int] | None = None,
+        score_share: float = 0.5,
+        min_score_effect: float = 0.1,
+        score_offset: np.ndarray | None = None,
+        score_ref_var: np.ndarray | None = None,
     ) -> None:
         ref = np.asarray(ref_counts, dtype=np.float64)
         if ref.ndim != 2:
@@ -196,6 +228,21 @@ class BinnedSequentialTest:
         self.correction = correction
         self.min_effect = float(min_effect)
         self.fdr_levels = int(fdr_levels)
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64)
+            if scores.ndim != 3 or scores.shape[:2] != ref.shape:
+                raise ValueError(f"scores must be (channels, bins, statistics) = {ref.shape} x S, got shape {scores.shape}")
+        self.scores_ = scores
+        n_stats = 0 if scores is None else scores.shape[2]
+        self.score_tails = tuple(int(t) for t in (score_tails if score_tails is not None else (2,) * n_stats))
+        if len(self.score_tails) != n_stats or any(t not in (1, 2) for t in self.score_tails):
+            raise ValueError(f"score_tails must give 1 or 2 per statistic ({n_stats}), got {self.score_tails}")
+        if not 0 < score_share < 1:
+            raise ValueError("score_share is a share of the false-alarm budget in (0, 1)")
+        self.score_share = float(score_share)
+        self.min_score_effect = float(min_score_effect)
+        self.score_offset = None if score_offset is None else np.asarray(score_offset, dtype=np.float64)
+        self.score_ref_var = None if score_ref_var is None else np.asarray(score_ref_var, dtype=np.float64)
         self._calibrate()
         self._reset()
 
@@ -218,11 +265,18 @@ class BinnedSequentialTest:
         self._n_ref = n_ref
         self._p_ref = rall / n_ref
         n_tests = len(self.scales) * int(self._valid.sum()) * 2
-        alpha = per_test_alpha(self.ert, self.step, n_tests)  # one tail of one count, Bonferroni over all
-        if self.correction == "fdr":
-            levels = alpha * np.arange(1, min(self.fdr_levels, d) + 1, dtype=np.float64)
-        else:
-            levels = np.array([alpha])
+        n_score_tests = self._calibrate_scores(r, valid)
+        share = self.score_share if n_score_tests else 0.0
+        # one tail of one count, Bonferroni over all (the score tests take their share of the budget)
+        alpha = per_test_alpha(self.ert, self.step, n_tests) * (1.0 - share)
+        k = np.arange(1, (min(self.fdr_levels, d) if self.correction == "fdr" else 1) + 1, dtype=np.float64)
+        levels = alpha * k
+        if n_score_tests:
+            from scipy.stats import norm
+
+            self.score_alpha = per_test_alpha(self.ert, self.step, n_score_tests) * share
+            self._score_z = norm.isf(self.score_alpha * k)  # (levels,)
+            self._score_tables()
         self.alpha = alpha
         self._levels = levels
         self._lo: list[np.ndarray] = []
@@ -240,6 +294,96 @@ class BinnedSequentialTest:
             self._exp.append(exp)
             self._half_hi.append(np.maximum(up[0] - exp, 1e-9))
             self._half_lo.append(np.maximum(exp - lo[0] + 1, 1e-9))
+
+    def _calibrate_scores(self, r: np.ndarray, valid: np.ndarray) -> int:
+        """Null moments of the score statistics and which ones are usable; returns how many
+        one-tailed score tests are made per test time."""
+        self.score_alpha = 0.0
+        self._score_active = None
+        if self.scores_ is None:
+            return 0
+        d, b = r.shape
+        vmask = (np.arange(b)[None, :] < self.ordered[:, None]) & valid
+        self._vmask = vmask
+        s = np.where(vmask[..., None], self.scores_, 0.0)
+        self._smat = s
+        mom = linear_moments(np.where(vmask, r, 0.0), s, vmask)
+        if self.score_offset is not None or self.score_ref_var is not None:
+            zero = np.zeros_like(mom.mean)
+            mom = mom.corrected(zero if self.score_offset is None else self.score_offset,
+                                zero if self.score_ref_var is None else self.score_ref_var)
+        self._smom = mom
+        flat = (s.max(axis=1) - s.min(axis=1)) > 1e-12
+        skew0 = predictive_skew(mom, float(self.scales[0]))
+        active = (self.ordered >= 3)[:, None] & flat & (mom.c2 > 0) & (np.abs(skew0) <= MAX_SKEW)
+        self._score_active = active
+        self._score_sd1 = np.sqrt(np.maximum(mom.c2, 0.0))
+        tails = np.asarray(self.score_tails, dtype=np.int64)[None, :]
+        return int(len(self.scales) * (active * tails).sum())
+
+    #: Window fill levels (share of the scale with a value) at which score thresholds are tabulated.
+    _FILL = 0.5 + np.arange(9) / 16.0
+
+    def _score_tables(self) -> None:
+        """Thresholds of the window mean score, tabulated per scale at :attr:`_FILL` shares of
+        non-missing rows: ``(fill, levels, d, S)`` deviations above (``up``) and below (``lo``) the
+        null mean that flag, with the skewness correction and the minimum effect folded in, and
+        ``inf`` where a test does not apply. A window is held to the table row at or below its
+        fill (fewer rows: a wider, more skewed null), which is conservative."""
+        mom = self._smom
+        zl = self._score_z[None, :, None, None]
+        two = (np.asarray(self.score_tails, dtype=np.int64) == 2)[None, None, None, :]
+        floor = (self.min_score_effect * self._score_sd1)[None, None]
+        self._s_up, self._s_lo, self._s_sd = [], [], []
+        for n in self.scales:
+            nn = (n * self._FILL)[:, None, None]
+            sd = predictive_sd(mom, nn)  # (fill, d, S)
+            skew = predictive_skew(mom, nn)
+            up = np.maximum(cornish_fisher(zl, skew[:, None]) * sd[:, None], floor)
+            lo = np.maximum(cornish_fisher(zl, -skew[:, None]) * sd[:, None], floor)
+            act = self._score_active[None, None]
+            self._s_up.append(np.where(act, up, np.inf))
+            self._s_lo.append(np.where(act & two, lo, np.inf))
+            self._s_sd.append(sd)
+
+    def _score_eval(self, win: np.ndarray, si: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Deviation of the window mean score from its null mean ``(..., d, S)``, the upper and lower
+        thresholds ``(levels, ..., d, S)`` it is held to, and its null standard deviation."""
+        n = self.scales[si]
+        n_eff = (win * self._vmask).sum(axis=-1)  # (..., d) rows with a value
+        tot = np.matmul(win[..., None, :].astype(np.float64), self._smat)[..., 0, :]
+        lead = win.ndim - 2
+        if (n_eff == n).all():  # no missing value: the full-window row of the tables
+            dev = tot / n - self._smom.mean
+            up, lo, sd = self._s_up[si][-1], self._s_lo[si][-1], self._s_sd[si][-1]
+            shape = (up.shape[0],) + (1,) * lead + up.shape[1:]
+            return dev, up.reshape(shape), lo.reshape(shape), sd
+        gi = np.clip(np.floor((n_eff / n - 0.5) * 16 + 1e-9), 0, self._FILL.size - 1).astype(np.int64)
+        ok = (2 * n_eff >= n)[..., None]
+        dev = np.where(ok, tot / np.maximum(n_eff, 1)[..., None] - self._smom.mean, 0.0)
+        dix = np.arange(self.n_channels)
+        up = np.moveaxis(self._s_up[si][gi, :, dix, :], -2, 0)
+        lo = np.moveaxis(self._s_lo[si][gi, :, dix, :], -2, 0)
+        return dev, up, lo, self._s_sd[si][gi, dix, :]
+
+    def _score_reach(self, win: np.ndarray, si: int) -> np.ndarray:
+        """Channels whose score statistics are beyond their threshold, per level ``(levels, ..., d)``."""
+        dev, up, lo, _ = self._score_eval(win, si)
+        return ((dev[None] >= up) | (-dev[None] >= lo)).any(axis=-1)
+
+    def _score_ratio(self, win: np.ndarray, si: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel: the largest score statistic relative to its Bonferroni threshold, and the
+        largest standardised deviation in a tested direction (0 where no score test applies)."""
+        dev, up, lo, sd = self._score_eval(win, si)
+        ratio = np.maximum(dev / up[0], -dev / lo[0])
+        z = dev / np.maximum(sd, 1e-300)
+        zabs = np.maximum(np.where(np.isfinite(up[0]), z, 0.0), np.where(np.isfinite(lo[0]), -z, 0.0))
+        return ratio.max(axis=-1), zabs.max(axis=-1)
+
+    @property
+    def score_tests(self) -> int:
+        """How many (channel, statistic) score tests are in use."""
+        return 0 if self._score_active is None else int(self._score_active.sum())
 
     # -- state -----------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -403,9 +547,14 @@ class BinnedSequentialTest:
         lo, up = self._lo[si], self._up[si]
         big = np.abs(w - self._exp[si]) >= self.min_effect * self.scales[si]
         out0 = ((w < lo[0]) | (w >= up[0])) & big
+        scored = self._score_active is not None and self.score_tests > 0
         if self.correction == "bonferroni" or lo.shape[0] == 1:
+            if scored:
+                return out0.any(axis=-1) | self._score_reach(win, si)[0]
             return out0.any(axis=-1)
         reach = (((w[None] < lo) | (w[None] >= up)) & big[None]).any(axis=2)  # (levels, d)
+        if scored:
+            reach = reach | self._score_reach(win, si)
         n_reach = reach.sum(axis=1)
         ok = np.flatnonzero(n_reach >= np.arange(1, lo.shape[0] + 1))
         if ok.size == 0:
@@ -420,10 +569,14 @@ class BinnedSequentialTest:
             if not avail:
                 return np.zeros(self.n_channels)
             si = avail[0]
-        w = self._extend(self._win[si] if win is None else win)
+        raw = self._win[si] if win is None else win
+        w = self._extend(raw)
         exp = self._exp[si]
         dev = np.where(w >= exp, (w - exp + 1) / self._half_hi[si], (exp - w) / self._half_lo[si])
-        return np.where(self._valid, dev, 0.0).max(axis=1)
+        out = np.where(self._valid, dev, 0.0).max(axis=1)
+        if self._score_active is not None and self.score_tests > 0:
+            out = np.maximum(out, self._score_ratio(raw, si)[0])
+        return out
 
     def _strength(self, win: np.ndarray, si: int) -> np.ndarray:
         """Standardised chi-squared of each channel's window bins against the reference, with the
@@ -437,7 +590,10 @@ class BinnedSequentialTest:
         var = n * p * (1 + n / self._n_ref)
         chi = np.where(valid, (win - n * p) ** 2 / var, 0.0).sum(axis=1)
         df = np.maximum(valid.sum(axis=1) - 1, 1)
-        return (chi - df) / np.sqrt(2 * df)
+        strength = (chi - df) / np.sqrt(2 * df)
+        if self._score_active is not None and self.score_tests > 0:  # a rescaled feature may move no bin much
+            strength = np.maximum(strength, self._score_ratio(win, si)[1])
+        return strength
 
     def _result(self, ev: int, si: int, fl: np.ndarray, win: np.ndarray, mwin: np.ndarray) -> SequentialResult:
         win = win.copy()
