@@ -417,3 +417,18 @@ def test_a_dropped_keep_alive_connection_is_retried_for_idempotent_requests_only
         s.close()
         server.close()
         lt.stop()
+
+
+def test_a_large_intake_batch_on_the_proxy_port_reaches_the_sidecar_whole(lean):
+    """A body spread over many reads, for one of the sidecar's own routes, is handed to aiohttp
+    whole; chunked too."""
+    rows = [{"inputs": [i % 5, 1.0, 2.0, 3.0], "outputs": [0.2, 0.5, 0.3], "request_id": f"r{i}"} for i in range(5000)]
+    nd = "\n".join(json.dumps(r) for r in rows).encode()
+    r = http("POST", lean.url + "/v1/events?model=iris", nd, {"Content-Type": "application/x-ndjson"})
+    assert r.status == 202, r.body
+    with Wire(lean.url) as w:
+        half = len(nd) // 2
+        w.send(b"POST /v1/events?model=iris HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, nd[:half], len(nd) - half, nd[half:]))
+        assert w.response()[0] == 202
+    assert wait_until(lambda: sample(lean.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 10000)

@@ -766,9 +766,11 @@ class _Bridge:
     """Requests for the sidecar's own routes, re-framed as bytes for the application's aiohttp
     protocol, which takes the connection over once everything before them is answered."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: "_Client") -> None:
+        self.conn = conn
         self.proto: asyncio.Protocol | None = None
         self.buf: list[bytes] = []
+        self.size = 0
         self.chunked = False
 
     def write(self, data: bytes) -> None:
@@ -776,6 +778,9 @@ class _Bridge:
             self.proto.data_received(data)
         else:
             self.buf.append(data)
+            self.size += len(data)
+            if self.size > _PAUSE_BYTES:
+                self.conn.pause("bridge")  # read on once the requests before it are answered
 
 
 class _Client(asyncio.Protocol):
@@ -912,7 +917,7 @@ class _Client(asyncio.Protocol):
     def _to_bridge(self, method: bytes, target: bytes, version: str) -> None:
         bridge = self.bridge
         if bridge is None:
-            bridge = self.bridge = _Bridge()
+            bridge = self.bridge = _Bridge(self)
             self.queue.append(bridge)
         te = _find(self.headers, b"transfer-encoding")
         bridge.chunked = te is not None and b"chunked" in te.lower()
