@@ -480,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(ev, detector)
     text += families(world, traffic, args.seed, args.repeats)
     text += (f"\nRun time: attack recording {t1 - t0:.1f} s, calibration {t2 - t1:.2f} s, detection {ev.seconds:.1f} s "
-             f"(CPU; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: costs vary with the machine's load).\n")
+             f"(CPU; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: costs vary with the machine's load"
+             + ("; the machine was busy, shared with other jobs, so the costs above are inflated" if os.getloadavg()[0] > 0.75 * (os.cpu_count() or 1) else "")
+             + ").\n")
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
