@@ -432,3 +432,12 @@ def test_a_large_intake_batch_on_the_proxy_port_reaches_the_sidecar_whole(lean):
                + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, nd[:half], len(nd) - half, nd[half:]))
         assert w.response()[0] == 202
     assert wait_until(lambda: sample(lean.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 10000)
+
+
+def test_an_upgrade_request_is_forwarded_without_upgrading_and_the_connection_closed(lean):
+    with Wire(lean.url) as w:
+        w.send(b"GET /echo/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Keep: 1\r\n\r\n\x81\x05hello")
+        status, headers, body = w.response()
+        seen = json.loads(body)["headers"]
+        assert status == 201 and seen["X-Keep"] == "1" and "Upgrade" not in seen and "Connection" not in seen
+        assert headers["connection"] == "close" and w.closed()

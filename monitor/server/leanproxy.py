@@ -856,9 +856,13 @@ class _Client(asyncio.Protocol):
         except httptools.HttpParserUpgrade as up:
             if self.bridge is not None:
                 self.bridge.write(data[up.args[0]:])
-            else:
-                self.ignore = True  # forwarded without its Upgrade header; the rest is not HTTP
-                self._close_after()
+            else:  # forwarded without its Upgrade header, answered, then closed: what follows is not HTTP
+                self.ignore = True
+                last = self.queue[-1] if self.queue else None
+                if isinstance(last, _Exchange):
+                    last.close_client = True
+                else:
+                    self._close_after()
         except httptools.HttpParserCallbackError as err:
             log.error("proxy: failure while parsing a request", exc_info=err.__context__ or err)
             self.bad(500, b"Internal Server Error")
@@ -885,6 +889,8 @@ class _Client(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.ignore:
+            return
         parser = self.parser
         method = parser.get_method()
         target = b"".join(self.url)
