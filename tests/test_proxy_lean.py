@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import http.client as httplib
 import json
+import logging
 import signal
 import socket
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.sidecar_support import AppServer, LoopThread, http, sample, total, wait_until
 from tests.test_proxy import IRIS, engine, oip, start_proxying, tapped, upstream_app  # noqa: F401 - engine is a fixture
@@ -441,3 +444,26 @@ def test_an_upgrade_request_is_forwarded_without_upgrading_and_the_connection_cl
         seen = json.loads(body)["headers"]
         assert status == 201 and seen["X-Keep"] == "1" and "Upgrade" not in seen and "Connection" not in seen
         assert headers["connection"] == "close" and w.closed()
+
+
+_PIECES = [b"POST /v2/models/iris/infer HTTP/1.1\r\n", b"GET /healthz HTTP/1.1\r\n", b"GET /echo/x HTTP/1.0\r\n", b"Host: x\r\n",
+           b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n", b"Connection: close\r\n", b"Expect: 100-continue\r\n",
+           b"\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n", b"hello", b'{"inputs": []}', b"\x00\xff", b"GET / HTTP/9.9\r\n"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=40)), max_size=12))
+def test_fuzzed_bytes_never_break_the_lean_proxy(lean, caplog, parts):
+    caplog.clear()
+    sock = socket.create_connection(("127.0.0.1", int(lean.url.rsplit(":", 1)[1])), timeout=5)
+    try:
+        sock.sendall(b"".join(parts))
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):  # whatever the answers, the proxy ends the connection
+            pass
+    except OSError:
+        pass  # reset by the proxy: fine
+    finally:
+        sock.close()
+    assert http("POST", lean.url + "/v2/models/iris/infer", oip(1)).status == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
