@@ -467,3 +467,24 @@ def test_fuzzed_bytes_never_break_the_lean_proxy(lean, caplog, parts):
         sock.close()
     assert http("POST", lean.url + "/v2/models/iris/infer", oip(1)).status == 200
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_pipelining_and_hand_over_on_uvloop(tmp_path, servers):
+    """``monitor serve`` runs on uvloop when it is installed: its transports hand the connection
+    over (``set_protocol``) and pause and resume the same way."""
+    uvloop = pytest.importorskip("uvloop")
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        s = start_proxying(IRIS, tmp_path, "lean", proxy_upstream=servers[0].url)
+        assert type(s.server.lt.loop).__module__.startswith("uvloop")
+    finally:
+        asyncio.set_event_loop_policy(policy)
+    try:
+        with Wire(s.url) as w:
+            w.send(post("/v2/models/iris/infer", json.dumps(oip(1)).encode()) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                   + post("/v2/models/iris/infer", json.dumps(oip(1, "req-2")).encode()))
+            assert [w.response()[0] for _ in range(3)] == [200, 200, 200]
+        assert [e[6] for e in tapped(s.monitor("iris"), 2)] == ["req-1", "req-2"]
+    finally:
+        s.close()
