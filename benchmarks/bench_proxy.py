@@ -285,6 +285,9 @@ def main() -> None:
         f"CPU per proxied request: lean engine {per_req * 1e6:.0f} us (server, upstream client, tap, monitor worker), "
         f"engine: aiohttp {proxied_aio.us(proxied_aio.cpu)} us, bare aiohttp proxy {bare.us(bare.cpu)} us: one fully available "
         f"core carries about {1 / max(per_req, 1e-9):,.0f} proxied requests/s on the lean engine.",
+        "The lean engine (`monitor/server/leanproxy.py`) parses with llhttp (`httptools`) on asyncio protocols, keeps "
+        "pooled keep-alive upstream connections and relays bodies as they arrive; the aiohttp engine uses aiohttp's "
+        "server and client session. Both run the same tap and the same metrics, and both are tested on every proxy test.",
         f"Errors: {errors}. Proxied requests tapped into the monitor: "
         f"lean {tapped:,.0f}, aiohttp {tapped_aio:,.0f} (each includes {16 * args.rounds} warm-up requests).",
         "",
