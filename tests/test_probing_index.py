@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from monitor.detectors.probing import ProbingDetector
 from monitor.detectors.probing.clients import ClientRing
+from monitor.detectors.probing import fpindex
 from monitor.detectors.probing.fpindex import FingerprintIndex, close_from_pairs, group_close_counts
 from monitor.detectors.probing.hashing import shared_counts
 from tests import probing_streams as S
@@ -81,10 +82,13 @@ def run_stream(client: Client, fps: np.ndarray, groups: list[int], ts: list[int]
 
 
 # -- index == scan ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("count_by", ["product", "pairs"])
 @pytest.mark.parametrize("seed", range(6))
-def test_index_answers_exactly_as_the_scan_on_seeded_near_duplicate_streams(seed: int) -> None:
+def test_index_answers_exactly_as_the_scan_on_seeded_near_duplicate_streams(seed: int, count_by: str, monkeypatch) -> None:
     """Rings that grow, wrap many times, and chains mixing real matches and collisions: with the
-    cap at the history the index never truncates, and every count equals the scan's."""
+    cap at the history the index never truncates, and every count equals the scan's (shared
+    counts from the small 0/1 matrix product, or from the sorted pairs used above its budget)."""
+    monkeypatch.setattr(fpindex, "_MATMUL_MNK", 1 << 40 if count_by == "product" else -1)
     rng = np.random.default_rng(seed)
     history = int(rng.integers(20, 90))
     n_segments = int(rng.integers(2, 9))
@@ -320,8 +324,6 @@ def test_bad_lookup_config_names_the_field(ref, params: dict, match: str) -> Non
 
 def test_module_examples_hold() -> None:
     import doctest
-
-    from monitor.detectors.probing import fpindex
 
     result = doctest.testmod(fpindex)
     assert result.attempted >= 5 and result.failed == 0

@@ -42,11 +42,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from monitor.stats.matmul import matmul
+
 __all__ = ["FingerprintIndex", "group_close_counts", "close_from_pairs"]
 
 _EMPTY = -1
-#: largest (queries x matched stored queries) table counted densely; beyond, pairs are sorted
-_DENSE_CELLS = 1 << 20
+#: largest (queries x matched keys x matched stored queries) product counted by a matrix product;
+#: beyond, the (query, stored query) pairs are listed and sorted
+_MATMUL_MNK = 1 << 22
 #: largest group whose within-group matches are counted by direct comparison (exact, O(m) per query)
 _DENSE_GROUP = 256
 
@@ -326,6 +329,19 @@ class FingerprintIndex:
         ms, mu = found[0], found[2]
         # the distinct stored queries matched by the group (near-duplicates: few, the recent ones)
         seen, vid = _distinct(ms)
+        matched = np.zeros(ukey.size, dtype=np.int64)
+        matched[mu] = 1
+        n_keys = int(matched.sum())
+        compact = np.cumsum(matched) - 1  # index of each matched distinct key
+        if m * n_keys * seen.size <= _MATMUL_MNK:
+            # shared[i, v] = sum over keys of (query i holds key) x (key matched stored query v):
+            # one small product of two 0/1 matrices instead of listing every (query, match) pair
+            holds = np.zeros((m, n_keys), dtype=np.float32)
+            entries = np.flatnonzero(matched[uid])
+            holds[entries // s, compact[uid[entries]]] = 1.0
+            hit = np.zeros((n_keys, seen.size), dtype=np.float32)
+            hit[compact[mu], vid] = 1.0
+            return (matmul(holds, hit) >= t).sum(axis=1).astype(np.int64)
         vid = vid[np.argsort(mu, kind="stable")]
         per_u = np.bincount(mu, minlength=ukey.size)
         u_start = np.cumsum(per_u) - per_u
@@ -335,8 +351,4 @@ class FingerprintIndex:
         ends = np.cumsum(n_e)
         within = np.arange(int(ends[-1])) - np.repeat(ends - n_e, n_e)
         v = vid[np.repeat(u_start[uid[entries]], n_e) + within]
-        rows = np.repeat(entries // s, n_e)
-        if m * seen.size <= _DENSE_CELLS:  # shared counts as a small dense (query x matched query) table
-            shared = np.bincount(rows * seen.size + v, minlength=m * seen.size).reshape(m, seen.size)
-            return (shared >= t).sum(axis=1).astype(np.int64)
-        return close_from_pairs(rows, v, m, t)
+        return close_from_pairs(np.repeat(entries // s, n_e), v, m, t)
