@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.skipif(not __import__("monitor.server.leanproxy", froml
 
 
 BIG_CHUNKS = 128  # 8 MiB
+AT_UPSTREAM = threading.Event()  # /moment was reached
 
 
 def awkward_app() -> web.Application:
@@ -61,8 +63,14 @@ def awkward_app() -> web.Application:
         await resp.write_eof()
         return resp
 
+    async def a_moment(request: web.Request) -> web.Response:
+        AT_UPSTREAM.set()
+        await asyncio.sleep(0.5)
+        return web.Response(text="done")
+
     app = web.Application()
     app.router.add_get("/slow", slow)
+    app.router.add_get("/moment", a_moment)
     app.router.add_get("/broken-stream", broken_stream)
     app.router.add_delete("/thing", nocontent)
     app.router.add_get("/big", big)
@@ -488,3 +496,15 @@ def test_pipelining_and_hand_over_on_uvloop(tmp_path, servers):
         assert [e[6] for e in tapped(s.monitor("iris"), 2)] == ["req-1", "req-2"]
     finally:
         s.close()
+
+
+def test_shutdown_lets_a_request_in_flight_finish(tmp_path, servers, engine):
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=servers[1].url)
+    answers: list = []
+    AT_UPSTREAM.clear()
+    t = threading.Thread(target=lambda: answers.append(http("GET", s.url + "/moment")))
+    t.start()
+    assert AT_UPSTREAM.wait(10), "the request did not reach the upstream"
+    s.close()  # stops listening, waits for the answer in flight, then closes
+    t.join(10)
+    assert len(answers) == 1 and answers[0].status == 200 and answers[0].body == b"done"
