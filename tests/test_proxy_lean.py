@@ -314,7 +314,7 @@ def test_both_engines_forward_the_same_headers(tmp_path, servers):
     assert all("X-Drop" not in h and "Keep-Alive" not in h and "TE" not in h for _, h, _, _, _ in seen["lean"])
 
 
-def test_engine_selection_and_its_settings(tmp_path):
+def test_engine_selection_and_its_settings(tmp_path, monkeypatch):
     from monitor.config import ConfigError, parse_config
     from monitor.server.leanproxy import engine_of
     from monitor.server.proxy import Proxy
@@ -332,6 +332,12 @@ def test_engine_selection_and_its_settings(tmp_path):
         proxy("fast", "http://127.0.0.1:8080")
     with pytest.raises(ConfigError, match="plain HTTP"):
         proxy("lean", "https://model.internal")
+    import monitor.server.leanproxy as lean_module
+
+    monkeypatch.setattr(lean_module, "httptools", None)  # not installed: auto falls back, lean says why
+    assert engine_of(proxy("auto", "http://127.0.0.1:8080")) == "aiohttp"
+    with pytest.raises(ValueError, match="needs httptools"):
+        engine_of(proxy("lean", "http://127.0.0.1:8080"))
 
 
 def test_monitor_serve_runs_the_lean_engine_and_stops_cleanly(tmp_path, servers):

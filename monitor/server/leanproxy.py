@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -50,8 +50,10 @@ from aiohttp import web
 from monitor.server import keys as K
 from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body
 
-if TYPE_CHECKING:
+try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
     import httptools
+except ImportError:  # pragma: no cover - httptools is a dependency
+    httptools = None
 
 __all__ = ["LeanProxy", "LeanProxySite", "RouteTable", "Target", "lean_available", "make_site", "engine_of"]
 
@@ -71,11 +73,7 @@ class _HeadDone(Exception):
 
 def lean_available() -> bool:
     """Whether ``httptools`` (the llhttp binding) can be imported."""
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return httptools is not None
 
 
 def engine_of(proxy: Proxy) -> str:
@@ -202,8 +200,6 @@ class _Upstream(asyncio.Protocol):
     """One keep-alive connection to the model server, carrying one exchange at a time."""
 
     def __init__(self, pool: "_Pool") -> None:
-        import httptools
-
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -253,8 +249,6 @@ class _Upstream(asyncio.Protocol):
             self.exchange.conn.resume("upstream")
 
     def data_received(self, data: bytes) -> None:
-        import httptools
-
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -274,7 +268,7 @@ class _Upstream(asyncio.Protocol):
         self.exchange = None
         self.close()
         if ex is not None:
-            if not isinstance(err, httptools_errors()):
+            if not isinstance(err, _parser_errors()):
                 log.error("proxy: failure while relaying the upstream response", exc_info=err)
             ex.upstream_lost(self, err)
 
@@ -324,9 +318,7 @@ class _Upstream(asyncio.Protocol):
             ex.response_done(self, close)
 
 
-def httptools_errors() -> tuple[type[BaseException], ...]:
-    import httptools
-
+def _parser_errors() -> tuple[type[BaseException], ...]:
     return (httptools.HttpParserError, ConnectionError)
 
 
@@ -787,8 +779,6 @@ class _Client(asyncio.Protocol):
     """One client connection: requests parsed by llhttp, answered in order, one at a time."""
 
     def __init__(self, lean: "LeanProxy") -> None:
-        import httptools
-
         self.lean = lean
         self.parser: "httptools.HttpRequestParser" = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -847,8 +837,6 @@ class _Client(asyncio.Protocol):
             self.held = None
 
     def data_received(self, data: bytes) -> None:
-        import httptools
-
         if self.ignore or self.closing:
             return
         try:
