@@ -155,3 +155,29 @@ def test_cvm_online_state_round_trips_through_a_checkpoint(tmp_path, reference: 
         seen_b.append((b.statistic, b.threshold, b.in_alarm))
     np.testing.assert_array_equal(np.array(seen_a, dtype=float), np.array(seen_b, dtype=float))
     assert a.drift_detected and b.drift_detected
+
+
+@needs_alibi
+def test_ksdrift_alarm_explanation_and_partial_window_survive_a_checkpoint(tmp_path, reference: Reference) -> None:
+    from monitor import checkpoint
+
+    params = {"method": "KSDrift", "window": 500, "p_val": 0.001}
+    a = create("alibi_drift", reference=reference, params=params)
+    rng = np.random.default_rng(5)
+    feed(a, rng, 500, S.x10(0))
+    feed(a, rng, 300)  # a partial window of unshifted rows
+    checkpoint.save(tmp_path / "k.ckpt", {"detector": a.state_dict()}, model="m", state_version=1)
+    state, _ = checkpoint.load(tmp_path / "k.ckpt", model="m", state_version=1)
+    b = create("alibi_drift", reference=reference, params=params)
+    b.load_state_dict(state["detector"])
+    assert b.drift_detected and b.top_features == a.top_features and b.top_features[0][0] == "income"
+    sa, sb = MetricStore("m"), MetricStore("m")
+    a.export(sa)
+    b.export(sb)
+    assert sorted(map(repr, sa.samples())) == sorted(map(repr, sb.samples()))
+    rows = S.sample(rng, 200)  # completes the window: both test the same 500 rows
+    for det in (a, b):
+        det.update(Batch.from_arrays(rows, numeric_names=S.NAMES, ts=np.arange(200.0)))
+    assert a.windows_tested == b.windows_tested == 2
+    np.testing.assert_array_equal(a.feature_pvalues, b.feature_pvalues)
+    assert not a.drift_detected and not b.drift_detected

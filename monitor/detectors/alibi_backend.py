@@ -422,6 +422,8 @@ class AlibiDriftDetector(Detector):
             "threshold": float(self.threshold),
             "pvalue": float(self.pvalue),
             "buffer": self._buf[: self._buf_n].copy(),
+            "feature_pvalues": None if self.feature_pvalues is None else self.feature_pvalues.copy(),
+            "top": [[f, change, float(score)] for f, change, score in self.top],
             "fingerprint": self._fingerprint,
             "online": online,
         }
@@ -444,6 +446,9 @@ class AlibiDriftDetector(Detector):
         self.in_alarm = bool(state["in_alarm"])
         self.pending_alarms = int(state["pending_alarms"])
         self.statistic, self.threshold, self.pvalue = (float(state[k]) for k in ("statistic", "threshold", "pvalue"))
+        fp = state.get("feature_pvalues")
+        self.feature_pvalues = None if fp is None else np.asarray(fp, dtype=np.float64)
+        self.top = [(str(f), str(change), float(score)) for f, change, score in state.get("top", [])]
         for key, value in state.get("online", {}).items():
             if key not in self._inner.online_state_keys:
                 raise ValueError(f"alibi_drift: checkpoint holds {key!r}, not a state key of {self.method}")
