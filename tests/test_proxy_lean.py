@@ -514,3 +514,38 @@ def test_shutdown_lets_a_request_in_flight_finish(tmp_path, servers, engine):
     s.close()  # stops listening, waits for the answer in flight, then closes
     t.join(10)
     assert len(answers) == 1 and answers[0].status == 200 and answers[0].body == b"done"
+
+
+@settings(max_examples=200, deadline=None)
+@given(method=st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE"]),
+       path=st.one_of(st.sampled_from(["/healthz", "/metrics", "/v1/events", "/v1/cloudevents", "/api/v1/status", "/",
+                                       "/v2/models/iris/infer", "/v2/models/iris/versions/3/infer", "/v2/models/special/infer",
+                                       "/models/a%20b/predict", "/v2/models/x%2Fy/infer", "/healthz/", "/metrics%3F"]),
+                      st.lists(st.sampled_from(["v2", "models", "iris", "infer", "versions", "1", "metrics", "a%2F", "%41"]),
+                               max_size=6).map(lambda parts: "/" + "/".join(parts))))
+def test_the_route_table_resolves_as_aiohttp_does(method, path):
+    """Each request goes where the application's aiohttp router sends it: the sidecar's own
+    handler, or the proxy route with its tap and {model}."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from monitor.config import parse_config
+    from monitor.server import keys as K
+    from monitor.server.app import build_sidecar, create_app
+    from monitor.server.proxyroutes import RouteTable
+
+    app = _ROUTED.get("app")
+    if app is None:
+        raw = {**IRIS, "server": {"proxy": {"upstream": "http://127.0.0.1:9", "routes": [
+            {"path": "/v2/models/special/infer", "model": "iris"}, {"path": "/models/{model}/predict"}]}}}
+        app = _ROUTED["app"] = create_app(build_sidecar(parse_config(raw, "/tmp/m.yaml", Path("/tmp"))))
+    table = RouteTable(app.router, app[K.PROXY].taps)
+    match = asyncio.run(app.router.resolve(make_mocked_request(method, path, app=app)))
+    name = getattr(match.route, "name", None)
+    got = table.resolve(method.encode(), path.encode())
+    if name in app[K.PROXY].taps:
+        assert not got.local and got.tap is app[K.PROXY].taps[name] and got.model == match.get("model")
+    else:
+        assert got.local
+
+
+_ROUTED: dict = {}

@@ -19,7 +19,8 @@ same tap (:meth:`monitor.server.proxy.Proxy.tap`, run once the response has been
 client's connection).
 
 The sidecar's own endpoints keep their precedence: each request is resolved against the aiohttp
-application's routes, the way aiohttp resolves them, and a request for one of the sidecar's own
+application's routes, the way aiohttp resolves them (:mod:`monitor.server.proxyroutes`; the
+upstream connections and their pool are in :mod:`monitor.server.upstream`), and a request for one of the sidecar's own
 routes (``/metrics``, ``/v1/events``...) hands the connection over to the application's aiohttp
 protocol, with the bytes of that request, so auth, limits and answers there are aiohttp's as
 before.
@@ -37,38 +38,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from monitor.server import keys as K
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, fail_body
+from monitor.server.proxyroutes import LOCAL, RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
     import httptools
+
+    from monitor.server.upstream import UpstreamConnection, UpstreamPool
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
-__all__ = ["LeanProxy", "LeanProxySite", "RouteTable", "Target", "lean_available", "make_site", "engine_of"]
+__all__ = ["LeanProxy", "LeanProxySite", "engine_of", "lean_available", "make_site"]
 
 log = logging.getLogger("monitor.server")
 
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PAUSE_BYTES = 1 << 20  # request bytes held while no upstream connection is ready, before reading pauses
-_IDLE_S = 60.0  # an idle upstream connection older than this is closed instead of reused (as aiohttp's keepalive_timeout)
-_SLASH = re.compile("%2[fF]")
-_CACHE = 4096
-
-
-class _HeadDone(Exception):
-    """Raised from the response parser's head callback to stop at a body-less HEAD response."""
 
 
 def lean_available() -> bool:
@@ -92,97 +86,6 @@ def engine_of(proxy: Proxy) -> str:
     return "lean" if plain and lean_available() else "aiohttp"
 
 
-# -- routing ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Target:
-    """Where one request goes: to the sidecar's own handlers (``local``), or to the upstream with
-    or without a tap; ``model`` is the ``{model}`` part of the matched path."""
-
-    local: bool
-    tap: _Tap | None = None
-    model: str | None = None
-
-
-_LOCAL = Target(True)
-
-
-def _index_key(canonical: str) -> str:
-    # the same key aiohttp's UrlDispatcher indexes a resource by (its static prefix)
-    if "{" in canonical:
-        canonical = canonical.partition("{")[0].rpartition("/")[0]
-    return canonical.rstrip("/") or "/"
-
-
-class RouteTable:
-    """The aiohttp application's routes, resolved the way aiohttp resolves them: the resources
-    indexed by their static prefix are tried from the most specific prefix of the path up to
-    ``/``, in registration order within one prefix; a path that matches a resource without
-    the request's method goes on to the next. Routes named in ``taps`` are the proxy's; any
-    other match, or none, is the sidecar's own (``local``)."""
-
-    def __init__(self, router: web.UrlDispatcher, taps: dict[str, _Tap | None]) -> None:
-        self.index: dict[str, list[tuple[Callable[[str], dict[str, str] | None], dict[str, str | None]]]] = {}
-        for resource in router.resources():
-            info = resource.get_info()
-            if "path" in info:
-                fixed = info["path"]
-
-                def match(path: str, fixed: str = fixed) -> dict[str, str] | None:
-                    return {} if path == fixed else None
-            elif "pattern" in info:
-                pattern = info["pattern"]
-
-                def match(path: str, pattern: Any = pattern) -> dict[str, str] | None:
-                    m = pattern.fullmatch(path)
-                    return None if m is None else {k: unquote(v) for k, v in m.groupdict().items()}
-            else:  # static files or sub-applications: everything under the prefix is the sidecar's
-                prefix = resource.canonical.rstrip("/")
-
-                def match(path: str, prefix: str = prefix) -> dict[str, str] | None:
-                    return {} if path == prefix or path.startswith(prefix + "/") else None
-            names: dict[str, str | None] = {route.method: route.name for route in resource}
-            self.index.setdefault(_index_key(resource.canonical), []).append((match, names))
-        self.taps = taps
-        self._cache: dict[tuple[bytes, bytes], Target] = {}
-
-    def resolve(self, method: bytes, target: bytes) -> Target:
-        key = (method, target.partition(b"?")[0])
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        out = self._resolve(method.decode("latin-1"), key[1])
-        if len(self._cache) >= _CACHE:
-            self._cache.clear()
-        self._cache[key] = out
-        return out
-
-    def _resolve(self, method: str, raw: bytes) -> Target:
-        if raw[:1] != b"/":
-            return _LOCAL  # absolute-form, authority-form or '*': left to aiohttp, as before
-        path = raw.decode("utf-8", "surrogateescape")
-        if "%" in path:
-            path = "%2F".join(unquote(p) for p in _SLASH.split(path))
-        part = path
-        while part:
-            for match, names in self.index.get(part, ()):
-                info = match(path)
-                if info is None:
-                    continue
-                if method in names:
-                    name = names[method]
-                elif "*" in names:
-                    name = names["*"]
-                else:
-                    continue
-                if name is None or name not in self.taps:
-                    return _LOCAL
-                return Target(False, self.taps[name], info.get("model"))
-            if part == "/":
-                break
-            part = part.rpartition("/")[0] or "/"
-        return _LOCAL
-
-
 # -- headers ---------------------------------------------------------------------------------------
 def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
     for name, value in headers:
@@ -194,226 +97,6 @@ def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
-
-# -- the upstream side -----------------------------------------------------------------------------
-class _Upstream(asyncio.Protocol):
-    """One keep-alive connection to the model server, carrying one exchange at a time."""
-
-    def __init__(self, pool: "_Pool") -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.exchange: _Exchange | None = None
-        self.closed = False
-        self.reused = False
-        self.idle_since = 0.0
-        self.received = False
-        self.interim = False
-        self.reason: list[bytes] = []
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.holders: set[_Client] = set()  # clients whose full write buffer pauses reading here
-
-    def hold(self, who: "_Client") -> None:
-        if not self.holders and self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-        self.holders.add(who)
-
-    def unhold(self, who: "_Client | None" = None) -> None:
-        if not self.holders:
-            return
-        if who is None:
-            self.holders.clear()
-        else:
-            self.holders.discard(who)
-        if not self.holders and self.transport is not None and not self.closed:
-            self.transport.resume_reading()
-
-    # asyncio callbacks
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        ex = self.exchange
-        if ex is not None:
-            self.exchange = None
-            ex.upstream_lost(self, exc)
-        self.pool.lost(self)
-
-    def pause_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.conn.pause("upstream")
-
-    def resume_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.conn.resume("upstream")
-
-    def data_received(self, data: bytes) -> None:
-        self.received = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as err:
-            if isinstance(err.__context__, _HeadDone):
-                self.parser = httptools.HttpResponseParser(self)  # the HEAD answer ended at its head
-                self.finish_message()
-                return
-            self.broken(err.__context__ or err)
-        except httptools.HttpParserUpgrade:
-            self.finish_message(close=True)  # a 101 answer: nothing after its head is HTTP any more
-        except httptools.HttpParserError as err:
-            self.broken(err)
-
-    def broken(self, err: BaseException) -> None:
-        ex = self.exchange
-        self.exchange = None
-        self.close()
-        if ex is not None:
-            if not isinstance(err, _parser_errors()):
-                log.error("proxy: failure while relaying the upstream response", exc_info=err)
-            ex.upstream_lost(self, err)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    # llhttp callbacks
-    def on_message_begin(self) -> None:
-        self.reason = []
-        self.headers = []
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason.append(reason)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
-            self.interim = True  # 100 Continue, 103 Early Hints...: not relayed, as aiohttp's client
-            return
-        ex = self.exchange
-        if ex is None:
-            raise ConnectionError("an answer from the model server to no request")
-        ex.response_head(status, b"".join(self.reason), self.headers, self.parser.should_keep_alive())
-        if ex.method == b"HEAD":
-            raise _HeadDone
-
-    def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.response_body(body)
-
-    def on_message_complete(self) -> None:
-        if self.interim:
-            self.interim = False
-            return
-        self.finish_message()
-
-    def finish_message(self, close: bool = False) -> None:
-        ex = self.exchange
-        if ex is not None:
-            self.exchange = None
-            ex.response_done(self, close)
-
-
-def _parser_errors() -> tuple[type[BaseException], ...]:
-    return (httptools.HttpParserError, ConnectionError)
-
-
-class _Pool:
-    """Keep-alive connections to the upstream: at most ``limit`` open or opening (as aiohttp's
-    connector limit), the most recently used reused first, waiters served in order."""
-
-    def __init__(self, host: str, port: int, limit: int, connect_timeout: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.host = host
-        self.port = port
-        self.limit = limit
-        self.connect_timeout = connect_timeout
-        self.idle: list[_Upstream] = []
-        self.count = 0
-        self.waiters: deque[_Exchange] = deque()
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def acquire(self, ex: "_Exchange") -> None:
-        """Give ``ex`` a connection now, or once one is connected or released."""
-        loop_time = self.loop.time()
-        while self.idle:
-            up = self.idle.pop()
-            if up.closed:
-                continue
-            if loop_time - up.idle_since > _IDLE_S:
-                up.close()
-                continue
-            up.reused = True
-            ex.attach(up)
-            return
-        if self.count < self.limit:
-            self._open(ex)
-        else:
-            self.waiters.append(ex)
-
-    def _open(self, ex: "_Exchange") -> None:
-        self.count += 1
-        task = self.loop.create_task(self._connect(ex))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _connect(self, ex: "_Exchange") -> None:
-        loop = self.loop
-        try:
-            _, up = await asyncio.wait_for(loop.create_connection(lambda: _Upstream(self), self.host, self.port),
-                                           self.connect_timeout)
-        except asyncio.TimeoutError:
-            self._failed(ex, 504, "timeout", "the model server did not answer in time")
-            return
-        except OSError:
-            self._failed(ex, 502, "connect", "cannot connect to the model server")
-            return
-        if ex.done:
-            self.release(up, True)
-        else:
-            ex.attach(up)
-
-    def _failed(self, ex: "_Exchange", status: int, reason: str, message: str) -> None:
-        self.count -= 1
-        if not ex.done:
-            ex.fail(status, reason, message)
-        self._next_waiter()
-
-    def release(self, up: _Upstream, keep: bool) -> None:
-        up.unhold()
-        if not keep or up.closed:
-            up.close()  # its connection_lost will count it out
-            return
-        while self.waiters:
-            ex = self.waiters.popleft()
-            if not ex.done:
-                up.reused = True
-                ex.attach(up)
-                return
-        up.idle_since = self.loop.time()
-        self.idle.append(up)
-
-    def lost(self, up: _Upstream) -> None:
-        self.count -= 1
-        if up in self.idle:
-            self.idle.remove(up)
-        self._next_waiter()
-
-    def _next_waiter(self) -> None:
-        while self.waiters and self.count < self.limit:
-            ex = self.waiters.popleft()
-            if not ex.done:
-                self._open(ex)
-
-    def close(self) -> None:
-        for up in list(self.idle):
-            up.close()
-        for task in list(self.tasks):
-            task.cancel()
 
 
 # -- one request and its response ------------------------------------------------------------------
@@ -437,7 +120,7 @@ class _Exchange:
         self.done = False
         self.started = False
         self.body_done = False
-        self.upstream: _Upstream | None = None
+        self.upstream: UpstreamConnection | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.retried = False
         chunked = False
@@ -491,7 +174,7 @@ class _Exchange:
         self.t0 = time.perf_counter()
         self.lean.pool.acquire(self)
 
-    def attach(self, up: _Upstream) -> None:
+    def attach(self, up: UpstreamConnection) -> None:
         self.upstream = up
         up.exchange = self
         up.received = False
@@ -619,7 +302,7 @@ class _Exchange:
             else:
                 self.resp.append(data)
 
-    def response_done(self, up: _Upstream, close: bool) -> None:
+    def response_done(self, up: UpstreamConnection, close: bool) -> None:
         if self.done:
             return
         elapsed = time.perf_counter() - self.t0
@@ -662,7 +345,7 @@ class _Exchange:
                        elapsed, self.t_start)
 
     # -- failures --------------------------------------------------------------------------------
-    def upstream_lost(self, up: _Upstream, exc: BaseException | None) -> None:
+    def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
         """The upstream connection closed, or its answer could not be parsed, mid-exchange."""
         if self.done:
             return
@@ -794,7 +477,7 @@ class _Client(asyncio.Protocol):
         self.closing = False
         self.ignore = False
         self.write_paused = False
-        self.held: _Upstream | None = None
+        self.held: UpstreamConnection | None = None
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -882,7 +565,7 @@ class _Client(asyncio.Protocol):
         parser = self.parser
         method = parser.get_method()
         target = b"".join(self.url)
-        route = _LOCAL if self.bridge is not None else self.lean.routes.resolve(method, target)
+        route = LOCAL if self.bridge is not None else self.lean.routes.resolve(method, target)
         if route.local:
             self._to_bridge(method, target, parser.get_http_version())
             return
@@ -1035,7 +718,7 @@ class LeanProxy:
         self.host_header = parts.netloc.rpartition("@")[2].encode("idna" if not parts.netloc.isascii() else "ascii")
         settings = proxy.settings
         self.timeout = settings.timeout_s
-        self.pool = _Pool(parts.hostname, parts.port or 80, settings.max_connections, min(10.0, settings.timeout_s))
+        self.pool = UpstreamPool(parts.hostname, parts.port or 80, settings.max_connections, min(10.0, settings.timeout_s))
         self.max_body = proxy.sidecar.settings.max_body_bytes
         header = proxy.sidecar.settings.client_header
         self.client_header = header.lower().encode("latin-1") if header else None
