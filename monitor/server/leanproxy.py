@@ -19,18 +19,20 @@ same tap (:meth:`monitor.server.proxy.Proxy.tap`, run once the response has been
 client's connection).
 
 The sidecar's own endpoints keep their precedence: each request is resolved against the aiohttp
-application's routes, the way aiohttp resolves them (:mod:`monitor.server.proxyroutes`; the
-upstream connections and their pool are in :mod:`monitor.server.upstream`), and a request for one of the sidecar's own
-routes (``/metrics``, ``/v1/events``...) hands the connection over to the application's aiohttp
-protocol, with the bytes of that request, so auth, limits and answers there are aiohttp's as
-before.
+application's routes, the way aiohttp resolves them (:mod:`monitor.server.proxyroutes`), and a
+request for one of the sidecar's own routes (``/metrics``, ``/v1/events``...) hands the
+connection over to the application's aiohttp protocol, with the bytes of that request, so auth,
+limits and answers there are aiohttp's as before. The upstream connections and their pool are in
+:mod:`monitor.server.upstream`.
 
-Differences from the aiohttp engine, all on the wire, none in what reaches the model server's
-handler or the client's: a request body with a ``Content-Length`` is forwarded with it (the
-aiohttp engine re-chunked large ones), no ``Date``/``Server`` header is added to an upstream
-response that has none, a malformed request is answered ``400`` and the connection closed,
-and an upgrade request (WebSocket) is forwarded without its ``Upgrade`` header as before but its
-connection is closed after the answer.
+Differences from the aiohttp engine, all on the wire: a request body with a ``Content-Length``
+is forwarded with it (the aiohttp engine re-chunked large ones) and a request without a body
+without the ``Content-Length: 0`` aiohttp's client adds to e.g. DELETE; no ``Date``/``Server``
+header is added to an upstream response that has none; a malformed request is answered ``400``
+and the connection closed; an upgrade request (WebSocket) is forwarded without its ``Upgrade``
+header as before, and its connection closed after the answer. Once a connection has carried a
+request for the sidecar's own routes, aiohttp serves the rest of it (its proxied requests on the
+aiohttp engine).
 """
 
 from __future__ import annotations
