@@ -94,7 +94,9 @@ def import_alibi(method: str | None = None, backend: str = "pytorch") -> Any:
 def _seeded(seed: int) -> Iterator[None]:
     """Seed the global generators alibi-detect draws from (numpy's, and PyTorch's when loaded) and
     restore them afterwards, so its bootstrap calibration and permutation tests are reproducible
-    without changing the caller's random streams. (TensorFlow's global seed is not touched.)"""
+    without changing the caller's random streams. (TensorFlow's global seed is not touched. A thread
+    drawing from numpy's legacy global generator at the same moment would have its draws undone:
+    only construction and ``MMDDrift``'s per-window test run inside.)"""
     state = np.random.get_state()
     np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")
@@ -346,9 +348,12 @@ class AlibiDriftDetector(Detector):
                 self._buf_n = 0
 
     def _test_window(self, w: np.ndarray) -> None:
-        # MMDDrift's permutation test draws from the global generators: seed it per window so a
-        # replay (or a restored checkpoint) gives the same p-values
-        with _seeded(int(np.random.SeedSequence([self.seed, self.windows_tested]).generate_state(1)[0])):
+        if self.method == "MMDDrift":
+            # its permutation test draws from the global generators: seed it per window so that a
+            # replay (or a restored checkpoint) gives the same p-values
+            with _seeded(int(np.random.SeedSequence([self.seed, self.windows_tested]).generate_state(1)[0])):
+                data = self._det.predict(w)["data"]
+        else:  # KSDrift is deterministic
             data = self._det.predict(w)["data"]
         self.windows_tested += 1
         drift = bool(data["is_drift"])
