@@ -255,10 +255,11 @@ def mixed_streams(rng: np.random.Generator) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("scan_up_to", [0, 50])
 def test_detector_verdicts_are_the_same_with_the_index_and_the_scan(ref, scan_up_to: int) -> None:
     """Probing walks, benign clients with retries and noisy resubmissions, a mixed attacker;
-    rings of 120 queries that wrap; batches of 128 rows, so groups overwrite stored queries."""
+    rings of 120 queries that wrap; batches of 128 rows, so groups overwrite stored queries. With
+    a cap that cannot bind (the history), the index is the scan."""
     streams = mixed_streams(np.random.default_rng(12))
     scan = make(ref, history=120, hash_lookup="scan")
-    index = make(ref, history=120)
+    index = make(ref, history=120, hash_bucket_cap=120)
     index.hash_scan_up_to = scan_up_to
     for det in (scan, index):
         S.feed(det, streams, seed=3)
@@ -267,6 +268,27 @@ def test_detector_verdicts_are_the_same_with_the_index_and_the_scan(ref, scan_up
     built = [i for i in index._fp_index if i is not None]  # noqa: SLF001
     assert len(built) == len(streams) and all(i.total > 120 for i in built)  # the index path did run
     assert all(i is None for i in scan._fp_index)  # noqa: SLF001
+
+
+def test_a_binding_cap_only_delays_or_drops_near_duplicate_signals(ref) -> None:
+    """A cap of 4 steps per fingerprint binds on probing walks: fewer hits than the scan, the
+    near-duplicate signal raised at the same query or later (never earlier, never on a client the
+    scan spared), and every other signal unchanged."""
+    streams = mixed_streams(np.random.default_rng(16))
+    scan = make(ref, history=120, hash_lookup="scan")
+    capped = make(ref, history=120, hash_bucket_cap=4)
+    capped.hash_scan_up_to = 0
+    for det in (scan, capped):
+        S.feed(det, streams, seed=6)
+    hits_scan, hits_capped = scan._flag_totals[0], capped._flag_totals[0]  # noqa: SLF001
+    assert hits_capped < hits_scan
+    assert (capped._flag_totals[1:] == scan._flag_totals[1:]).all()  # noqa: SLF001
+    for c in streams:
+        a, b = scan.verdict(c), capped.verdict(c)
+        near_a = {e.signal: e.since_query for e in a.signals}.get("near_duplicates")
+        near_b = {e.signal: e.since_query for e in b.signals}.get("near_duplicates")
+        assert near_b is None or (near_a is not None and near_b >= near_a), c
+        assert set(b.signal_names) - {"near_duplicates"} == set(a.signal_names) - {"near_duplicates"}, c
 
 
 def test_detector_state_round_trip_rebuilds_the_index(ref) -> None:

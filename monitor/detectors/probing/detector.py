@@ -696,14 +696,17 @@ class ProbingDetector(Detector):
         """For each of a group's new queries, how many earlier queries of the client (its ``f``
         stored ones, and the group's earlier ones) share at least ``hash_min_shared`` fingerprints."""
         t = int(self._hash_t)  # type: ignore[arg-type]
-        if index is None:  # compare with every stored query (hash_lookup "scan", or a short ring)
+        if not self._uses_index:  # hash_lookup "scan": every pair, O(history) per query (the reference)
             close = ((shared_counts(fps, fps) >= t) & np.tri(fps.shape[0], k=-1, dtype=bool)).sum(axis=1)
             if f:
                 close += (shared_counts(fps, ring.fps[:f]) >= t).sum(axis=1)
             return close
         close = group_close_counts(fps, t, self.hash_bucket_cap)
-        if f:
+        if f and index is not None:
             close += index.close_counts(fps, ring.fps, f, t)
+        elif f:  # a short ring (at most hash_scan_up_to queries): compare directly, in blocks of rows
+            for start in range(0, fps.shape[0], 256):
+                close[start:start + 256] += (shared_counts(fps[start:start + 256], ring.fps[:f]) >= t).sum(axis=1)
         return close
 
     def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
