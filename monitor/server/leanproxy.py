@@ -415,11 +415,13 @@ class _Exchange:
             self.fail(502, "disconnect", "the model server broke off the response (TimeoutError)")
 
     def client_lost(self) -> None:
+        """The client went away (or its connection is given up) before the answer."""
         if self.done:
             return
         self._finished()
         self._drop_upstream()
-        self._record(499)
+        if self.started:  # a pipelined request never started was never handled: not counted
+            self._record(499)
 
     def _drop_upstream(self) -> None:
         up = self.upstream
