@@ -549,3 +549,17 @@ def test_the_route_table_resolves_as_aiohttp_does(method, path):
 
 
 _ROUTED: dict = {}
+
+
+def test_a_client_gone_before_the_answer_is_counted_499_and_its_upstream_connection_dropped(tmp_path, servers):
+    s = start_proxying(IRIS, tmp_path, "lean", proxy_upstream=servers[1].url)
+    try:
+        AT_UPSTREAM.clear()
+        with Wire(s.url) as w:
+            w.send(b"GET /moment HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert AT_UPSTREAM.wait(10), "the request did not reach the upstream"
+        assert wait_until(lambda: sample(s.metrics(), "monitor_http_request_duration_seconds_count", model="_sidecar",
+                                         handler="proxy", code="499") == 1)
+        assert http("GET", s.url + "/moment").body == b"done"  # on a fresh upstream connection
+    finally:
+        s.close()
