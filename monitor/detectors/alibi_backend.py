@@ -11,9 +11,10 @@ unchanged.
 
 alibi-detect is an optional extra (``pip install 'model-monitor[alibi]'``) and is imported only
 when this detector is built. It is much slower per row than the built-in detectors (its online
-detectors cost about 0.2-0.8 ms per row, and keep state that grows with the stream) and its
-calibration runs a bootstrap at construction; use it to compare, or for its MMD/LSDD tests on
-embeddings.
+detectors cost about 0.2-0.8 ms per row) and its calibration runs a bootstrap at construction whose
+cost grows with ``ert`` (about ``10 * ert * window`` small tensor operations for MMD: seconds at
+``ert`` = 200 to 1,000, hours at 100,000; run PyTorch with one thread for it, see
+``tests/test_drift_alibi_torch.py``); use it to compare, or for its MMD/LSDD tests on embeddings.
 
 ``MMDDrift``, ``MMDDriftOnline`` and ``LSDDDriftOnline`` also need PyTorch (``backend="pytorch"``,
 the default) or TensorFlow in the same environment. The calibration is seeded: the global numpy and
