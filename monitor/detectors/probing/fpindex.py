@@ -100,12 +100,12 @@ def close_from_pairs(rows: np.ndarray, others: np.ndarray, m: int, t: int) -> np
 
 def group_close_counts(fps: np.ndarray, t: int, cap: int) -> np.ndarray:
     """For each query of a group, how many *earlier queries of the same group* share ``>= t``
-    position-aligned fingerprints with it (each fingerprint compared with at most ``cap``
-    of the most recent earlier holders).
+    position-aligned fingerprints with it.
 
-    One stable sort of the group's (segment, fingerprint) keys: equal keys are adjacent and in
-    arrival order, so the earlier holders of a fingerprint are the ``cap`` entries before it in
-    its run.
+    Groups of up to 256 queries (the usual: ``flush_rows``) compare every pair: exact, and
+    ``O(group)`` per query. Larger ones sort the group's (segment, fingerprint) keys once (stable:
+    equal keys are adjacent and in arrival order), and each fingerprint is compared with at most
+    the ``cap`` most recent earlier holders (the entries before it in its run).
 
     Examples
     --------
