@@ -200,3 +200,21 @@ def test_state_round_trip_with_score_tests(reference: Reference) -> None:
         fa.append(a.drift_detected)
         fb.append(b.drift_detected)
     assert fa == fb and any(fa)
+
+
+def test_expected_ratio_separates_a_rescale_from_no_change(reference: Reference) -> None:
+    """The power ceiling: on 200,000 fresh rows, income x1.3 sits well beyond the threshold in
+    expectation (ratio >= 1.5 on an unbounded window) while unchanged rows sit well inside it (< 0.6:
+    only the reference's own sampling error, about 3 of its standard deviations at most)."""
+    det = FeatureDriftDetector(reference)
+    t = det.thresholds
+    x = S.sample(np.random.default_rng(55), 200_000)
+    ratios = []
+    for factor in (1.0, 1.3):
+        y = x.copy()
+        y[:, 0] *= factor
+        idx, _ = det._core.binner.bin(Batch.from_arrays(y, numeric_names=S.NAMES, ts=np.arange(y.shape[0]) * 1.0))
+        shares = np.stack([np.bincount(idx[:, j], minlength=t.ref_counts.shape[1])[: t.ref_counts.shape[1]]
+                           for j in range(idx.shape[1])]).astype(float)
+        ratios.append(float(t.expected_score_ratio(shares, 1e12)[0]))
+    assert ratios[0] < 0.6 and ratios[1] >= 1.5, ratios

@@ -380,6 +380,25 @@ class BinnedSequentialTest:
         zabs = np.maximum(np.where(np.isfinite(up[0]), z, 0.0), np.where(np.isfinite(lo[0]), -z, 0.0))
         return ratio.max(axis=-1), zabs.max(axis=-1)
 
+    def expected_score_ratio(self, shares: np.ndarray, n: float) -> np.ndarray:
+        """Per channel, the largest score statistic relative to its Bonferroni threshold that a
+        window of ``n`` rows would show *in expectation* if its bin shares were ``shares``
+        ``(channels, bins)`` (rows of value bins; ``n`` may be huge): the power ceiling of the score
+        tests against a known change, whatever the window's own noise. 0 without score tests."""
+        if self._score_active is None or not self.score_tests:
+            return np.zeros(self.n_channels)
+        sh = np.asarray(shares, dtype=np.float64) * self._vmask
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sh = sh / np.maximum(sh.sum(axis=1, keepdims=True), 1e-300)
+        dev = np.einsum("db,dbs->ds", sh, self._smat) - self._smom.mean
+        sd = predictive_sd(self._smom, float(n))
+        skew = predictive_skew(self._smom, float(n))
+        z = self._score_z[0]
+        up = np.where(self._score_active, cornish_fisher(z, skew) * sd, np.inf)
+        two = np.asarray(self.score_tails, dtype=np.int64) == 2
+        lo = np.where(self._score_active & two, cornish_fisher(z, -skew) * sd, np.inf)
+        return np.maximum(dev / up, -dev / lo).max(axis=1)
+
     @property
     def score_tests(self) -> int:
         """How many (channel, statistic) score tests are in use."""
