@@ -239,3 +239,33 @@ def test_too_few_bootstraps_for_the_ert_is_a_clear_error(reference: Reference) -
         create("alibi_drift", reference=reference,
                params={"method": "MMDDriftOnline", "ert": 100, "n_bootstraps": 100, "window_sizes": [WINDOW],
                        "features": FEATURES, "max_reference_rows": 300})
+
+
+def test_a_monitor_restored_from_its_checkpoint_continues_the_online_test(tmp_path, reference: Reference) -> None:
+    """The whole path: a Monitor's checkpoint file holds the MMD detector's online state; a new
+    Monitor from the same config restores it and exports the same figures on the same new rows."""
+    from monitor import checkpoint
+    from monitor.core import STATE_VERSION
+
+    params = {"ert": 50, "window_sizes": [WINDOW], "n_bootstraps": 500, "features": FEATURES, "max_reference_rows": 300}
+    a = monitor_with(reference, "MMDDriftOnline", **params)
+    b = monitor_with(reference, "MMDDriftOnline", **params)
+    try:
+        rng = np.random.default_rng(16)
+        x = S.sample(rng, 160)
+        S.x10(0)(x[100:], rng, np.zeros(60))
+        observe(a, x[:90], T0)
+        path = tmp_path / "m.ckpt"
+        checkpoint.save(path, a.state_dict(), model="m", state_version=STATE_VERSION)
+        restored, failure = checkpoint.restore(b, path)
+        assert (restored, failure) == (True, None)
+        assert b.detectors[0]._inner.t == 90
+        names = ("monitor_drift_statistic", "monitor_drift_statistic_threshold", "monitor_drift_detected")
+        for i in range(90, 160, 10):
+            observe(a, x[i:i + 10], T0 + i)
+            observe(b, x[i:i + 10], T0 + i)
+            assert [value(a, n) for n in names] == [value(b, n) for n in names]
+        assert value(b, "monitor_drift_detected") == 1.0
+    finally:
+        a.close()
+        b.close()
