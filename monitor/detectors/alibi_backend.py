@@ -249,6 +249,11 @@ class AlibiDriftDetector(Detector):
         cd = self._cd
         cls = getattr(cd, self.method)
         opts = dict(self.options)
+        if self.method in NEEDS_FRAMEWORK and self.backend == "pytorch" and "device" not in opts:
+            import torch  # noqa: PLC0415 - checked importable by import_alibi
+
+            # what alibi-detect would pick, without the warning it logs at every build on a CPU machine
+            opts["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         with _seeded(self.seed):
             if self.method in ONLINE:
                 if self.method == "CVMDriftOnline":
