@@ -18,7 +18,7 @@ this shift, and LSDD's statistic is bounded once no row of the window is near it
 so a window of 10 is the smallest that holds the alarm here). The batch ``MMDDrift`` tests windows
 of 100 rows at ``p_val = 0.01`` (a permutation p-value from 100 permutations: a false positive per
 window with probability 1/101): of 10 null windows at most 2 may be flagged (P(Binomial(10, 1/101)
->= 3) = 0.015%), and the first window of x10-scaled rows must be.
+>= 3) = 0.011%), and the first window of x10-scaled rows must be.
 """
 
 from __future__ import annotations
