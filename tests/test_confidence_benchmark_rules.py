@@ -1,0 +1,46 @@
+"""The confidence benchmark's end-to-end section, smaller: a scikit-learn model on ``wine`` streams
+through a Monitor with this issue's default detectors and the shipped output rule packs
+(``rules/confidence.yml``, ``rules/core.yml``, ``for:`` as shipped).
+
+Bounds: no alert at all over 2 hours of unshifted traffic; with Gaussian noise of 2 sd on half the
+rows from hour 1, the over-confidence and accuracy alerts fire within the hour after the onset,
+and nothing fires before it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytest.importorskip("sklearn", reason="scikit-learn (dev extra) trains the benchmark model")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("eval_confidence", REPO_ROOT / "benchmarks" / "eval_confidence.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["eval_confidence"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def wine(bench):
+    return bench.make_setup("wine")
+
+
+def test_silent_on_unshifted_wine_traffic(bench, wine) -> None:
+    fired, early = bench.run_rule_packs(wine, "none", seed=3, hours=(1.0, 1.0))
+    assert fired == {} and early == []
+
+
+def test_fires_on_noisy_wine_traffic(bench, wine) -> None:
+    fired, early = bench.run_rule_packs(wine, "noise_2", seed=3, hours=(1.0, 1.0))
+    assert early == []
+    assert {"ModelOverconfident", "ModelAccuracyDrop"} <= set(fired), fired
+    assert max(fired["ModelOverconfident"], fired["ModelAccuracyDrop"]) <= 60.0
