@@ -33,7 +33,7 @@ from typing import Iterable, Optional, Sequence
 from monitor.promql.ast import AT_UNSAFE_FUNCTIONS
 from monitor.promql.engine import Engine, Query
 from monitor.promql.errors import PromQLError, UnsupportedError
-from monitor.promql.storage import STALE_NAN, SeriesStore
+from monitor.promql.storage import SeriesStore
 from monitor.promql.types import Labels, Scalar, Series, String
 
 __all__ = [
@@ -68,110 +68,13 @@ def parse_duration_ms(text: str) -> int:
 
 
 # ------------------------------------------------------------------------------- series syntax
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-            "\\": "\\", '"': '"', "'": "'", "`": "`"}
-
-
-def _read_string(text: str, i: int) -> tuple[str, int]:
-    quote = text[i]
-    i += 1
-    out: list[str] = []
-    while i < len(text):
-        c = text[i]
-        if c == quote:
-            return "".join(out), i + 1
-        if c == "\\" and quote != "`":
-            d = text[i + 1]
-            if d in _ESCAPES:
-                out.append(_ESCAPES[d])
-                i += 2
-            elif d == "x":
-                out.append(chr(int(text[i + 2:i + 4], 16)))
-                i += 4
-            elif d == "u":
-                out.append(chr(int(text[i + 2:i + 6], 16)))
-                i += 6
-            elif d == "U":
-                out.append(chr(int(text[i + 2:i + 10], 16)))
-                i += 10
-            else:
-                raise ValueError(f"unknown escape \\{d} in {text!r}")
-            continue
-        out.append(c)
-        i += 1
-    raise ValueError(f"unterminated string in {text!r}")
-
-
 def parse_series_desc(line: str) -> tuple[Labels, list[Optional[float]]]:
-    """Parse ``metric{labels} values...``; ``None`` in values marks an omitted sample."""
-    i = 0
-    labels: dict[str, str] = {}
-    m = _NAME.match(line, i)
-    if m:
-        labels["__name__"] = m.group(0)
-        i = m.end()
-    braces = i < len(line) and line[i] == "{"
-    if braces:
-        i += 1
-        while True:
-            while i < len(line) and line[i] in " \t,":
-                i += 1
-            if line[i] == "}":
-                i += 1
-                break
-            lm = _LABEL.match(line, i)
-            if not lm:
-                raise ValueError(f"invalid label name at {line[i:]!r}")
-            name = lm.group(0)
-            i = lm.end()
-            while line[i] in " \t":
-                i += 1
-            if line[i] != "=":
-                raise ValueError(f"expected '=' at {line[i:]!r}")
-            i += 1
-            while line[i] in " \t":
-                i += 1
-            value, i = _read_string(line, i)
-            labels[name] = value
-    if not labels and not braces:
-        raise ValueError(f"missing metric in series description {line!r}")
-    return Labels(labels), parse_values(line[i:])
+    """Parse ``metric{labels} values...``; ``None`` in values marks an omitted sample (the same
+    notation as promtool's input series: :mod:`monitor.rules.series_notation`)."""
+    from monitor.rules.series_notation import split_series_desc
 
-
-_NUM = r"(?:[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN]))"
-_ITEM = re.compile(rf"^(?:(?P<blank>_)(?:x(?P<bn>\d+))?|(?P<stale>stale)|(?P<v>{_NUM})"
-                   rf"(?:(?P<inc>[+-](?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|"
-                   rf"[iI][nN][fF]))?x(?P<n>\d+))?)$")
-
-
-def _num(text: str) -> float:
-    # In series values "x" is the repetition operator, so there are no hex literals here.
-    return float(text)
-
-
-def parse_values(text: str) -> list[Optional[float]]:
-    """Expand the value notation of a series description."""
-    out: list[Optional[float]] = []
-    for item in text.split():
-        m = _ITEM.match(item)
-        if not m:
-            raise ValueError(f"invalid series value {item!r}")
-        if m.group("blank"):
-            out.extend([None] * (int(m.group("bn")) if m.group("bn") else 1))
-        elif m.group("stale"):
-            out.append(STALE_NAN)
-        else:
-            v = _num(m.group("v"))
-            if m.group("n") is None:
-                out.append(v)
-            else:
-                inc = _num(m.group("inc")) if m.group("inc") else 0.0
-                for _ in range(int(m.group("n")) + 1):
-                    out.append(v)
-                    v += inc
-    return out
+    labels, values = split_series_desc(line)
+    return Labels(labels), values
 
 
 def parse_number(text: str) -> Optional[float]:

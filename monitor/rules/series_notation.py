@@ -20,7 +20,7 @@ from monitor.promql.storage import STALE_NAN
 from monitor.rules.gofmt import go_parse_int
 from monitor.rules.template_parse import go_unquote
 
-__all__ = ["SeriesDescError", "parse_series_desc", "parse_metric", "expand_values"]
+__all__ = ["SeriesDescError", "parse_series_desc", "split_series_desc", "parse_metric", "expand_values"]
 
 
 class SeriesDescError(ValueError):
@@ -148,5 +148,10 @@ def parse_series_desc(series: str, values: str) -> tuple[dict[str, str], list[fl
 
     Returns the labels and the expanded values (``None`` = omitted sample).
     """
-    labels, rest = _parse_metric_prefix(series + " " + values)
+    return split_series_desc(series + " " + values)
+
+
+def split_series_desc(line: str) -> tuple[dict[str, str], list[float | None]]:
+    """Parse one ``metric{labels} values...`` line (a PromQL test script's ``load`` entries)."""
+    labels, rest = _parse_metric_prefix(line)
     return labels, expand_values(rest)
