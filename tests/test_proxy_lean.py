@@ -563,3 +563,18 @@ def test_a_client_gone_before_the_answer_is_counted_499_and_its_upstream_connect
         assert http("GET", s.url + "/moment").body == b"done"  # on a fresh upstream connection
     finally:
         s.close()
+
+
+def test_requests_wait_for_a_connection_when_the_pool_is_full(tmp_path, servers, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = start_proxying({**IRIS, "server": {"proxy": {"max_connections": 1, "oip_output": "probs"}}}, tmp_path, engine,
+                       proxy_upstream=servers[0].url)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: http("POST", s.url + "/v2/models/iris/infer", oip(1, f"q{i}")), range(24)))
+        assert [a.status for a in answers] == [200] * 24
+        assert [a.json()["id"] for a in answers] == [f"q{i}" for i in range(24)]
+        assert sorted(e[6] for e in tapped(s.monitor("iris"), 24)) == sorted(f"q{i}" for i in range(24))
+    finally:
+        s.close()
