@@ -205,14 +205,6 @@ def _ks_exact_sf(r: np.ndarray, c: np.ndarray, d: float) -> float:
     r, c = r[keep].astype(np.int64), c[keep].astype(np.int64)
     total = n1 + n2
     lf = gammaln(np.arange(total + 2) + 1.0)  # log k!
-
-    def lchoose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ok = (b >= 0) & (b <= a)
-        out = np.full(np.broadcast(a, b).shape, -np.inf)
-        aa, bb = np.broadcast_arrays(a, b)
-        out[ok] = lf[aa[ok]] - lf[bb[ok]] - lf[aa[ok] - bb[ok]]
-        return out
-
     prob = np.zeros(n1 + 1)
     prob[0] = 1.0
     consumed = 0
@@ -224,18 +216,17 @@ def _ks_exact_sf(r: np.ndarray, c: np.ndarray, d: float) -> float:
         live = np.flatnonzero(prob > 0)
         if live.size == 0:  # every permutation already reached the observed gap
             return 1.0
-        i = live[:, None]
-        k = np.arange(t + 1)[None, :]
-        ref_left = n1 - i
-        logp = lchoose(ref_left, k) + lchoose(remaining - ref_left, t - k) - lchoose(np.array(remaining), np.array(t))
-        trans = np.exp(logp) * prob[live][:, None]
-        new = np.zeros(n1 + t + 1)
-        lo, hi = int(live[0]), int(live[-1]) + 1
-        dense = np.zeros((hi - lo, t + 1))
-        dense[live - lo] = trans
-        for kk in range(t + 1):  # new[i + k] += P(i) P(k | i), one shifted add per k
-            new[lo + kk:hi + kk] += dense[:, kk]
-        new = new[: n1 + 1]
+        ref_left = (n1 - live)[:, None]  # reference items still to place, per live state
+        cur_left = remaining - ref_left
+        k = np.arange(t + 1)[None, :]  # reference items among the block's t
+        ok = (k <= ref_left) & (t - k <= cur_left)
+        # hypergeometric P(k | i) = C(ref_left, k) C(cur_left, t - k) / C(remaining, t), in logs
+        logp = (lf[ref_left] - lf[np.where(ok, k, 0)] - lf[np.where(ok, ref_left - k, 0)]
+                + lf[cur_left] - lf[np.where(ok, t - k, 0)] - lf[np.where(ok, cur_left - (t - k), 0)]
+                - (lf[remaining] - lf[t] - lf[remaining - t]))
+        trans = np.exp(np.where(ok, logp, -np.inf)) * prob[live][:, None]
+        # new[i + k] += P(i) P(k | i): one weighted bincount over the (state, k) pairs
+        new = np.bincount((live[:, None] + k).ravel(), weights=trans.ravel(), minlength=n1 + 1)[: n1 + 1]
         consumed += t
         gap = np.abs(i_all / n1 - (consumed - i_all) / n2)
         new[gap >= d - tol] = 0.0
