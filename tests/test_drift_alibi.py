@@ -97,7 +97,7 @@ def test_missing_torch_is_named_for_the_kernel_detectors(monkeypatch: pytest.Mon
 
 
 def test_unknown_backend_is_refused_by_name(reference: Reference) -> None:
-    with pytest.raises(ValueError, match=r"backend must be one of pytorch, tensorflow, not 'jax'"):
+    with pytest.raises(ValueError, match=r"backend must be one of pytorch, tensorflow, keops, not 'jax'"):
         create("alibi_drift", reference=reference, params={"method": "MMDDriftOnline", "backend": "jax"})
 
 

@@ -56,7 +56,7 @@ BATCH = ("KSDrift", "MMDDrift")
 #: Methods that run on a deep-learning framework (``backend``); the others need numpy/scipy only.
 NEEDS_FRAMEWORK = ("MMDDrift", "MMDDriftOnline", "LSDDDriftOnline")
 #: ``backend`` value -> the module (and pip package) it needs.
-BACKENDS = {"pytorch": "torch", "tensorflow": "tensorflow"}
+BACKENDS = {"pytorch": "torch", "tensorflow": "tensorflow", "keops": "pykeops"}  # keops: MMDDrift only (alibi's rule)
 EXTRA_HINT = "pip install 'model-monitor[alibi]'"
 
 
@@ -136,7 +136,7 @@ class AlibiDriftDetector(Detector):
         costs about ``n_bootstraps * window_sizes[0]`` small tensor operations (0.1 ms each here),
         which is what limits ``ert``: 1,000 rows takes about a second, 100,000 rows hours.
     backend
-        ``pytorch`` or ``tensorflow`` for the MMD/LSDD detectors (must be installed beside the extra).
+        ``pytorch``, ``tensorflow`` (or ``keops``, ``MMDDrift`` only) for the MMD/LSDD detectors (installed beside the extra).
     max_reference_rows
         Reference rows handed to alibi-detect (a uniform subsample; its cost grows with them).
     features
