@@ -83,6 +83,26 @@ def test_cvm_online_backend_detects_a_rescale(reference: Reference) -> None:
     assert store.value("monitor_drift_statistic", ("alibi_drift",)) >= store.value("monitor_drift_statistic_threshold", ("alibi_drift",))
 
 
+@needs_alibi
+def test_default_online_detector_calibrates_without_parameters(reference: Reference) -> None:
+    """The default method (CVMDriftOnline) at the default ERT (1,000) with the default bootstrap
+    count (1.25x what the 1 - q quantile needs for these features) builds, stays quiet on 300
+    unshifted rows and flags an x10 rescale within 100 rows."""
+    det = create("alibi_drift", reference=reference, params={"features": ["income", "age"], "window_sizes": [50],
+                                                             "max_reference_rows": 500})
+    assert det.ert == 1000.0
+    q = 1.0 - (1.0 - 1.0 / det.ert) ** (1.0 / 2)
+    assert det.n_bootstraps == int(np.ceil(1.25 / q))
+    rng = np.random.default_rng(4)
+    feed(det, rng, 300)
+    assert not det.drift_detected
+    for _ in range(5):
+        feed(det, rng, 20, S.x10(0))
+        if det.drift_detected:
+            break
+    assert det.drift_detected
+
+
 def test_missing_torch_is_named_for_the_kernel_detectors(monkeypatch: pytest.MonkeyPatch, reference: Reference) -> None:
     """MMD/LSDD need PyTorch beside the extra (which does not install it): the error names both."""
     if HAVE_ALIBI:

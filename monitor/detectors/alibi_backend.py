@@ -122,7 +122,9 @@ class AlibiDriftDetector(Detector):
     method
         One of :data:`ONLINE` or :data:`BATCH`.
     ert
-        Expected run time of the online detectors, in rows.
+        Expected run time of the online detectors, in rows. 1,000 by default, not the built-in
+        detectors' 1,000,000: alibi-detect calibrates it by bootstrap simulation, which takes
+        seconds at 1,000 and hours at 100,000 (see ``n_bootstraps``).
     window_sizes
         Window size(s) of the online detectors (``CVMDriftOnline`` takes several, the others the first).
     window
@@ -134,7 +136,8 @@ class AlibiDriftDetector(Detector):
         online detectors estimate the ``1 - 1/ert`` quantile from them, window after window, so they
         need ``n_bootstraps >= ert`` (alibi-detect recommends ten times ``ert``); their calibration
         costs about ``n_bootstraps * window_sizes[0]`` small tensor operations (0.1 ms each here),
-        which is what limits ``ert``: 1,000 rows takes about a second, 100,000 rows hours.
+        which is what limits ``ert``: 1,000 rows takes about a second, 100,000 rows hours. None
+        (the default) takes 1.25 times the minimum the quantile needs for the method and features.
     backend
         ``pytorch``, ``tensorflow`` (or ``keops``, ``MMDDrift`` only) for the MMD/LSDD detectors (installed beside the extra).
     max_reference_rows
@@ -158,12 +161,12 @@ class AlibiDriftDetector(Detector):
         reference: "Reference",
         *,
         method: str = "CVMDriftOnline",
-        ert: float = 100_000.0,
+        ert: float = 1_000.0,
         window_sizes: Sequence[int] = (100,),
         window: int = 500,
         p_val: float = 0.05,
         correction: str = "bonferroni",
-        n_bootstraps: int = 10_000,
+        n_bootstraps: int | None = None,
         backend: str = "pytorch",
         max_reference_rows: int = 2000,
         features: Sequence[str] | None = None,
@@ -182,7 +185,7 @@ class AlibiDriftDetector(Detector):
         self.window = int(window)
         self.p_val = float(p_val)
         self.correction = correction
-        self.n_bootstraps = int(n_bootstraps)
+        self.n_bootstraps = None if n_bootstraps is None else int(n_bootstraps)
         self.backend = backend
         self.max_reference_rows = int(max_reference_rows)
         self.features = None if features is None else tuple(features)
@@ -222,10 +225,13 @@ class AlibiDriftDetector(Detector):
         needs at least ``1/q`` of them (``q = 1/ert``; ``CVMDriftOnline`` splits it over the
         features, ``q = 1 - (1 - 1/ert)^(1/features)``), and fails with a bare quantile error otherwise."""
         if self.method not in ONLINE:
+            self.n_bootstraps = 10_000 if self.n_bootstraps is None else self.n_bootstraps
             return
         q = 1.0 / self.ert
         if self.method == "CVMDriftOnline":
             q = 1.0 - (1.0 - q) ** (1.0 / len(self.feature_names))
+        if self.n_bootstraps is None:
+            self.n_bootstraps = int(np.ceil(1.25 / q))
         if self.n_bootstraps < 1.0 / q:
             raise ValueError(
                 f"alibi_drift: n_bootstraps={self.n_bootstraps} is too few for ert={self.ert:g}; {self.method} "
