@@ -218,3 +218,16 @@ def test_expected_ratio_separates_a_rescale_from_no_change(reference: Reference)
                            for j in range(idx.shape[1])]).astype(float)
         ratios.append(float(t.expected_score_ratio(shares, 1e12)[0]))
     assert ratios[0] < 0.6 and ratios[1] >= 1.5, ratios
+
+
+def test_score_tests_are_a_config_key(reference: Reference) -> None:
+    """``score_tests: false`` in a monitor config turns them off (bins only, the whole ERT budget to
+    the bin counts); the default is on for input_drift and off for output and PCA drift."""
+    from monitor.detectors.registry import create
+
+    off = create("input_drift", reference=reference, params={"score_tests": False})
+    on = create("input_drift", reference=reference, params={})
+    assert off.thresholds.score_tests == 0 and on.thresholds.score_tests > 0
+    assert off.thresholds.alpha > on.thresholds.alpha
+    pca = create("pca_drift", reference=reference, params={})
+    assert pca.thresholds.score_tests == 0
