@@ -171,6 +171,9 @@ def test_uncertainty_scores() -> None:
         "monitor.detectors._pending",
         "monitor.detectors.confidence",
         "monitor.detectors.segments",
+        "monitor.detectors.data_quality",
+        "monitor.stats.score_tests",
+        "monitor.stats.univariate",
     ],
 )
 def test_doctests_pin_behaviour(module: str) -> None:
