@@ -7,7 +7,8 @@ rounds so that all see the same machine load; it records every request's latency
 latency is the difference of the percentiles. Targets: p50 added < 1 ms, p99 added < 3 ms at
 1,000 requests/s. Every proxied request is also tapped into the monitor, which is checked at the end.
 
-Targets: the upstream directly; a bare aiohttp proxy without monitoring (the baseline: what the
+Targets: the upstream directly; a byte relay (no HTTP parsing: the floor of any asyncio proxy on
+this machine, latency and CPU); a bare aiohttp proxy without monitoring (the baseline: what the
 aiohttp stack alone costs); ``monitor serve --proxy`` on its default lean engine (httptools,
 :mod:`monitor.server.leanproxy`); and on ``server.proxy.engine: aiohttp``. For each proxy the CPU
 time of its process per request (and of its event-loop thread alone) is reported: on a shared
@@ -71,6 +72,53 @@ def _bare_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
     app.on_startup.append(start)
     app.router.add_post("/{tail:.*}", fwd)
     serve_forever(app, port_q)
+
+
+def _relay_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
+    """The floor of any asyncio proxy: bytes relayed between each client connection and its own
+    upstream connection, no HTTP parsing (enough for this bench's one-request-at-a-time
+    keep-alive connections, not a real proxy). On uvloop when installed, as ``monitor serve``."""
+    up_port = int(upstream.rsplit(":", 1)[1])
+
+    class Upstream(asyncio.Protocol):
+        def __init__(self, client: "Client") -> None:
+            self.client = client
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.client.transport.write(data)
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            self.up: Upstream | None = None
+            self.pending: list[bytes] = []
+            asyncio.get_running_loop().create_task(self.connect())
+
+        async def connect(self) -> None:
+            _, self.up = await asyncio.get_running_loop().create_connection(lambda: Upstream(self), "127.0.0.1", up_port)
+            for data in self.pending:
+                self.up.transport.write(data)
+
+        def data_received(self, data: bytes) -> None:
+            if self.up is None:
+                self.pending.append(data)
+            else:
+                self.up.transport.write(data)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Client, "127.0.0.1", 0)
+        port_q.put(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
 
 
 def _cpu(pid: int) -> float:
@@ -236,11 +284,17 @@ def main() -> None:
     bare_proc = multiprocessing.Process(target=_bare_proxy, args=(upstream, bq), daemon=True)
     bare_proc.start()
     bare_url = f"http://127.0.0.1:{bq.get(timeout=30)}"
+    rq: multiprocessing.Queue[int] = multiprocessing.Queue()
+    relay_proc = multiprocessing.Process(target=_relay_proxy, args=(upstream, rq), daemon=True)
+    relay_proc.start()
+    relay_url = f"http://127.0.0.1:{rq.get(timeout=30)}"
     direct = _Target("upstream directly", upstream, None)
     bare = _Target("through a bare aiohttp proxy (no monitoring; baseline)", bare_url, bare_proc.pid)
     proxied = _Target("through monitor serve --proxy (lean engine, the default)", lean.url, lean.proc.pid)
     proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid)
-    targets = [direct, bare, proxied, proxied_aio]
+    relay = _Target("through a byte relay (no HTTP parsing, no monitoring: the floor of an asyncio proxy)", relay_url,
+                    relay_proc.pid)
+    targets = [direct, relay, bare, proxied, proxied_aio]
     try:
         per_round = args.seconds / args.rounds
         load_before = os.getloadavg()[0]
@@ -256,6 +310,8 @@ def main() -> None:
         aio.stop()
         bare_proc.terminate()
         bare_proc.join(10)
+        relay_proc.terminate()
+        relay_proc.join(10)
         up.terminate()
         up.join(10)
 
@@ -270,7 +326,7 @@ def main() -> None:
     add50 = pct(proxied.lat, 0.5) - d50
     add99 = pct(proxied.lat, 0.99) - d99
     per_req = proxied.cpu / max(1, len(proxied.lat))
-    errors = ", ".join(f"{name} {t.errors}" for name, t in zip(("direct", "bare", "lean", "aiohttp engine"), targets))
+    errors = ", ".join(f"{name} {t.errors}" for name, t in zip(("direct", "relay", "bare", "lean", "aiohttp engine"), targets))
     busy = load_before > 0.5 * (os.cpu_count() or 1)  # before: the bench itself then adds ~1.5
     verdict = ("**Busy machine** (load average above the 2 cores' share this bench needs): other processes competed for "
                "the cores, so the latency percentiles and their differences are not meaningful here; the CPU per request is. "
