@@ -375,6 +375,8 @@ def test_sidecar_starts_on_the_checkpointed_reference_when_the_file_is_gone(tmp_
         assert http("GET", s.url + "/readyz").status == 200
         assert reference_fingerprint(mon.reference) == fingerprint and len(mon.detectors) == n_detectors
         assert mon.restore_report.reference == "adopted"
+        status = http("GET", s.url + "/api/v1/status").json()["data"]["models"]["iris"]
+        assert (status["reference_restore"], status["detector_state_set_aside"]) == ("adopted", None)
         text = s.metrics()
         assert sample(text, "monitor_checkpoint_restored", model="iris") == 1
         assert sample(text, "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 30
@@ -386,6 +388,8 @@ def test_sidecar_starts_on_the_checkpointed_reference_when_the_file_is_gone(tmp_
     try:
         mon = s.sidecar.monitors["iris"]
         assert reference_fingerprint(mon.reference) != fingerprint and mon.restore_report.reference == "changed"
+        status = http("GET", s.url + "/api/v1/status").json()["data"]["models"]["iris"]
+        assert (status["reference_restore"], status["detector_state_set_aside"]) == ("changed", "reference_changed")
         text = s.metrics()
         assert sample(text, "monitor_checkpoint_failures_total", model="iris", operation="restore", reason="reference_changed") == 1
         assert sample(text, "monitor_intake_events_accepted_total", model="iris", endpoint="events") == 30

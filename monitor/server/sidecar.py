@@ -294,6 +294,10 @@ class Sidecar:
                 "reference": mon.reference is not None,
                 "checkpoint": str(self.checkpoint_paths[name]) if name in self.checkpoint_paths else None,
                 "restored_from_checkpoint": self.restored.get(name, False),
+                # same / adopted / changed / missing / unverified (see monitor.core.RestoreReport)
+                "reference_restore": None if mon.restore_report is None else mon.restore_report.reference,
+                "detector_state_set_aside": (None if mon.restore_report is None
+                                             else mon.restore_report.set_aside_reason),
                 "event_time": mon.pipeline.clock if mon.pipeline.clock != float("-inf") else None,
             }
         return {
