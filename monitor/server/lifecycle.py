@@ -93,6 +93,9 @@ class Checkpointer:
         if mon is None or path is None:
             return False
         try:
+            # process what is queued first: every event accepted before the checkpoint is in it, so a
+            # kill -9 loses at most what arrived after (the queue itself is not checkpointed)
+            mon.flush()
             state = mon.state_dict()
             info = checkpoint.save(path, state, model=model, state_version=STATE_VERSION)
         except checkpoint.CheckpointError as err:
