@@ -578,3 +578,95 @@ def test_requests_wait_for_a_connection_when_the_pool_is_full(tmp_path, servers,
         assert sorted(e[6] for e in tapped(s.monitor("iris"), 24)) == sorted(f"q{i}" for i in range(24))
     finally:
         s.close()
+
+
+# -- framing headers named in Connection, close-delimited upstream bodies (both engines) ------------
+def _raw_upstream(answer: bytes, *, close_after: bool) -> tuple[int, list[bytes]]:
+    """A model server on a raw socket: records what it receives, answers ``answer`` to every read."""
+    got: list[bytes] = []
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def handle(c: socket.socket) -> None:
+        with c:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                got.append(data)
+                c.sendall(answer)
+                if close_after:
+                    return
+
+    def accept() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1], got
+
+
+def _read_all(url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    host, port = url.replace("http://", "").split(":")
+    data = b""
+    with socket.create_connection((host, int(port)), timeout=timeout) as c:
+        c.sendall(request)
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                data += b
+        except socket.timeout:
+            pass
+    return data
+
+
+def test_connection_header_cannot_strip_the_request_length(tmp_path, engine):
+    """``Connection: Content-Length`` must not make the proxy forward a body without its length:
+    the upstream would read the body as a second, smuggled request."""
+    port, got = _raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after=False)
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{port}")
+    try:
+        body = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        reply = _read_all(s.url, b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: close, Content-Length\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"ok")
+        sent = b"".join(got)
+        head, _, rest = sent.partition(b"\r\n\r\n")
+        assert b"content-length: %d" % len(body) in head.lower()
+        assert rest == body  # the body, framed by its length: nothing left over to parse as a request
+    finally:
+        s.close()
+
+
+def test_connection_header_cannot_strip_the_response_length(tmp_path, engine):
+    big = 2 * 1024 * 1024  # above the buffering limit: relayed as it arrives, with its length
+    port, _ = _raw_upstream(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Content-Length\r\nContent-Length: %d\r\n\r\n%s"
+                            % (big, b"x" * big), close_after=False)
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{port}")
+    try:
+        reply = _read_all(s.url, b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert b"content-length: %d" % big in head.lower() and len(body) == big
+    finally:
+        s.close()
+
+
+def test_a_close_delimited_upstream_body_reaches_the_client_whole(tmp_path, engine):
+    """An HTTP/1.0 model server that ends its body by closing: an HTTP/1.1 client gets it chunked
+    and complete (the terminating chunk included), not cut off."""
+    port, _ = _raw_upstream(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello world", close_after=True)
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{port}")
+    try:
+        reply = _read_all(s.url, b"GET /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200")
+        assert reply.endswith(b"b\r\nhello world\r\n0\r\n\r\n")
+    finally:
+        s.close()

@@ -63,6 +63,10 @@ __all__ = ["LeanProxy", "LeanProxySite", "engine_of", "lean_available", "make_si
 log = logging.getLogger("monitor.server")
 
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
+#: Message framing: a ``Connection`` header may not remove these (the proxy frames bodies itself;
+#: honouring ``Connection: Content-Length`` would forward a body without its length and let its
+#: bytes be read upstream as a second, smuggled request).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PAUSE_BYTES = 1 << 20  # request bytes held while no upstream connection is ready, before reading pauses
 
@@ -142,6 +146,8 @@ class _Exchange:
                 meta[lname] = value
             kept.append((lname, name, value))
         self.meta = meta
+        if listed:
+            listed -= _FRAMING
         lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
         for lname, name, value in kept:
             if listed is None or lname not in listed:
@@ -159,6 +165,7 @@ class _Exchange:
         # the response
         self.status = 0
         self.mode = ""
+        self.until_close = False
         self.head_sent = False
         self.resp: list[bytes] = []
         self.resp_size = 0
@@ -235,6 +242,7 @@ class _Exchange:
         chunked = False
         sse = False
         encoding = None
+        te_chunked = False
         listed: set[bytes] | None = None
         kept: list[tuple[bytes, bytes, bytes]] = []
         for name, value in headers:
@@ -248,10 +256,15 @@ class _Exchange:
             elif lname in _HOP:
                 if lname == b"transfer-encoding":
                     chunked = True
+                    te_chunked = te_chunked or b"chunked" in value.lower()
                 elif lname == b"connection":
                     listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
                 continue
             kept.append((lname, name, value))
+        if listed:
+            listed -= _FRAMING
+        # no length and not chunked upstream: the body ends when the model server closes
+        self.until_close = length is None and not te_chunked
         if self.method == b"HEAD" or status in (101, 204, 304):
             self.mode = "none"
             self.close_client = self.close_client or status == 101
@@ -366,7 +379,7 @@ class _Exchange:
                 return
             name = "ServerDisconnectedError" if exc is None else type(exc).__name__
             self.fail(502, "disconnect", f"the model server closed the connection ({name})")
-        elif self.mode == "close" and exc is None:
+        elif exc is None and (self.mode == "close" or (self.mode == "chunked" and self.until_close)):
             self.response_done(up, True)  # a close-delimited body ends with the connection
         elif not self.head_sent:
             name = "ClientPayloadError" if exc is None else type(exc).__name__
