@@ -184,7 +184,7 @@ def test_trimming_alibis_history_changes_no_statistic(reference: Reference, meth
 @pytest.mark.parametrize("method,params", [
     ("MMDDriftOnline", {"ert": 50, "window_sizes": [WINDOW], "n_bootstraps": 500}),
     ("LSDDDriftOnline", {"ert": 50, "window_sizes": [WINDOW], "n_bootstraps": 500}),
-    ("MMDDrift", {"window": 40, "p_val": 0.05}),
+    ("MMDDrift", {"window": 40, "p_val": 0.05, "seed_windows": True}),
 ])
 def test_checkpoint_holds_alibis_state_without_pickle(tmp_path, reference: Reference, method: str, params: dict) -> None:
     """Saved with the monitor's checkpoint (JSON + .npy, no pickle) and restored into a detector

@@ -97,7 +97,7 @@ def _seeded(seed: int) -> Iterator[None]:
     restore them afterwards, so its bootstrap calibration and permutation tests are reproducible
     without changing the caller's random streams. (TensorFlow's global seed is not touched. A thread
     drawing from numpy's legacy global generator at the same moment would have its draws undone:
-    only construction and ``MMDDrift``'s per-window test run inside.)"""
+    only construction runs inside, and ``MMDDrift``'s per-window test with ``seed_windows``.)"""
     state = np.random.get_state()
     np.random.seed(seed % 2**32)
     torch = sys.modules.get("torch")
@@ -146,6 +146,12 @@ class AlibiDriftDetector(Detector):
         Subset of numeric features.
     top_k, name
         Features named per alarm (``KSDrift``); value of the ``detector`` label.
+    seed_windows
+        ``MMDDrift`` only: seed its permutation test per window (from ``seed`` and the window
+        count) so that a replay or a restored checkpoint gives the same p-values. Off by default:
+        alibi-detect draws from the process-wide numpy and PyTorch generators, so seeding them
+        from the worker thread would briefly fix the random streams of any other thread of the
+        process, the model's own (MC dropout, sampling) included.
     seed
         Seeds the reference subsample and alibi-detect's calibration (see the module docstring).
     options
@@ -172,6 +178,7 @@ class AlibiDriftDetector(Detector):
         features: Sequence[str] | None = None,
         top_k: int = 3,
         seed: int = 0,
+        seed_windows: bool = False,
         name: str | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
@@ -191,6 +198,7 @@ class AlibiDriftDetector(Detector):
         self.features = None if features is None else tuple(features)
         self.top_k = int(top_k)
         self.seed = int(seed)
+        self.seed_windows = bool(seed_windows)
         self.name = name or self.kind
         self.options = dict(options or {})
         self._cd = import_alibi(method, backend)
@@ -360,12 +368,12 @@ class AlibiDriftDetector(Detector):
                 self._buf_n = 0
 
     def _test_window(self, w: np.ndarray) -> None:
-        if self.method == "MMDDrift":
-            # its permutation test draws from the global generators: seed it per window so that a
-            # replay (or a restored checkpoint) gives the same p-values
+        if self.method == "MMDDrift" and self.seed_windows:
+            # its permutation test draws from the global generators: seeded per window on request
+            # (see ``seed_windows``), so that a replay or a restored checkpoint gives the same p-values
             with _seeded(int(np.random.SeedSequence([self.seed, self.windows_tested]).generate_state(1)[0])):
                 data = self._det.predict(w)["data"]
-        else:  # KSDrift is deterministic
+        else:  # KSDrift is deterministic; MMDDrift's permutations then vary from run to run
             data = self._det.predict(w)["data"]
         self.windows_tested += 1
         drift = bool(data["is_drift"])
