@@ -132,8 +132,12 @@ def test_without_reference_and_state_round_trip() -> None:
 def test_a_categorical_feature_gets_stuck_too(reference: Reference) -> None:
     """city is uniform over 3 values (q = 1/3): the threshold is the shortest run with
     4 features x q^(L-1) <= 1e-6, i.e. 15 rows; 50,000 clean rows never reach it, a feed that
-    repeats one city does, across batches, and a missing value breaks the run."""
-    det = DataQualityDetector(reference)
+    repeats one city does, across batches, and a missing value breaks the run (opt-in: rows of a
+    batch often share a category legitimately)."""
+    off = DataQualityDetector(reference)
+    off.update(batch(np.random.default_rng(5), 200, 0.0, corrupt=lambda x, cats: cats.__setitem__((slice(None), 0), "b")))
+    assert not off.stuck("city") and "city" not in off._run
+    det = DataQualityDetector(reference, stuck_categorical=True)
     after = det._cat_ref["city"]["stuck_after"]
     assert stuck_threshold(1 / 3, 4, 1e6) == 15 and 14 <= after <= 16  # q is estimated from 4,000 rows
     rng = np.random.default_rng(5)
@@ -155,7 +159,7 @@ def test_a_categorical_feature_gets_stuck_too(reference: Reference) -> None:
     det.export(store)
     assert store.value("monitor_data_stuck", ("city",)) == 1.0
     state = det.state_dict()
-    restored = DataQualityDetector(reference)
+    restored = DataQualityDetector(reference, stuck_categorical=True)
     restored.load_state_dict(state)
     assert restored.stuck("city")
 

@@ -20,8 +20,8 @@ Ratios are over the event-time window and absent (not zero) below ``min_rows`` r
 bad values since start are exported too. Rows that cannot be read at all never reach detectors:
 the worker counts them in ``monitor_rows_rejected{reason}``.
 
-Stuck features: the run of consecutive identical values is tracked per feature, numeric and
-categorical. Under the reference, a run of ``L`` equal values has probability about ``q^(L-1)``
+Stuck features: the run of consecutive identical values is tracked per numeric feature, and per
+categorical one with ``stuck_categorical: true`` (see the parameter). Under the reference, a run of ``L`` equal values has probability about ``q^(L-1)``
 with ``q`` the reference probability that two values are equal (for a categorical feature
 ``sum p_c^2`` over its category frequencies); the threshold is the smallest ``L`` with
 ``features x q^(L-1) <= 1 / ert`` (at least ``min_stuck_run``), so a binary feature is not "stuck"
@@ -102,6 +102,10 @@ class DataQualityDetector(Detector):
         Rows between false "stuck" alarms on reference-like data (sets the run-length thresholds).
     min_stuck_run
         Floor of the run-length threshold.
+    stuck_categorical
+        Also watch categorical features for stuck values. Off by default: the threshold assumes
+        consecutive rows are independent, and categorical traffic often is not (one client
+        scoring a batch of rows from one country repeats it legitimately).
     features
         Subset of features (default: all).
     """
@@ -118,6 +122,7 @@ class DataQualityDetector(Detector):
         range_margin: float = 0.0,
         ert: float = 1_000_000.0,
         min_stuck_run: int = 5,
+        stuck_categorical: bool = False,
         features: Sequence[str] | None = None,
     ) -> None:
         self.window_s = float(window_s)
@@ -126,6 +131,7 @@ class DataQualityDetector(Detector):
         self.range_margin = float(range_margin)
         self.ert = float(ert)
         self.min_stuck_run = int(min_stuck_run)
+        self.stuck_categorical = bool(stuck_categorical)
         self.features = None if features is None else tuple(features)
         self.profile: Profile | None = None if reference is None else profile_of(reference)
         self._setup_reference()
@@ -234,7 +240,8 @@ class DataQualityDetector(Detector):
                 vals, cnt = np.unique(col[is_str].astype(str), return_counts=True)
                 unseen = sum(c for v_, c in zip(vals.tolist(), cnt.tolist()) if v_ not in known)
                 counts[self._layout[(name, "unseen_category")]] = unseen
-            self._track_category_run(col, is_none, name)
+            if self.stuck_categorical:
+                self._track_category_run(col, is_none, name)
         slot_s = self.window_s / self.n_slots
         if np.floor(ts.min() / slot_s) == np.floor(ts.max() / slot_s):
             self._window.add(np.array([ts.max()]), None, counts[None, :])
