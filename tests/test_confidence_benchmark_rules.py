@@ -9,24 +9,17 @@ and nothing fires before it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_benchmark
 
 pytest.importorskip("sklearn", reason="scikit-learn (dev extra) trains the benchmark model")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("eval_confidence", REPO_ROOT / "benchmarks" / "eval_confidence.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["eval_confidence"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("eval_confidence")
 
 
 @pytest.fixture(scope="module")

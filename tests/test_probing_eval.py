@@ -10,32 +10,21 @@ benign client (retries, natural variations, noisy resubmissions) is flagged.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import load_benchmark
 
 pytest.importorskip("sklearn", reason="scikit-learn (dev extra) runs the evaluation model")
 pytest.importorskip("art", reason="adversarial-robustness-toolbox (dev extra) generates the attack traffic")
 
 
-def _load_eval():
-    spec = importlib.util.spec_from_file_location("eval_probing", REPO_ROOT / "benchmarks" / "eval_probing.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["eval_probing"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def evaluation():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    E = _load_eval()
+    E = load_benchmark("eval_probing")
     world = E.build_world(0)
     attacks = E.record_attacks(world, "small", 0)
     budget = E.BUDGETS["small"]
