@@ -21,12 +21,12 @@ bad values since start are exported too. Rows that cannot be read at all never r
 the worker counts them in ``monitor_rows_rejected{reason}``.
 
 Stuck features: the run of consecutive identical values is tracked per numeric feature, and per
-categorical one with ``stuck_categorical: true`` (see the parameter). Under the reference, a run of ``L`` equal values has probability about ``q^(L-1)``
-with ``q`` the reference probability that two values are equal (for a categorical feature
-``sum p_c^2`` over its category frequencies); the threshold is the smallest ``L`` with
-``features x q^(L-1) <= 1 / ert`` (at least ``min_stuck_run``), so a binary feature is not "stuck"
-after three equal values while a continuous one is after a handful. Missing values break a run
-(they are counted as missing instead).
+categorical one with ``stuck_categorical: true`` (see the parameter). Under the reference, a run
+of ``L`` equal values has probability about ``q^(L-1)`` with ``q`` the reference probability that
+two values are equal (for a categorical feature ``sum p_c^2`` over its category frequencies); the
+threshold is the smallest ``L`` with ``features x q^(L-1) <= 1 / ert`` (at least
+``min_stuck_run``), so a binary feature is not "stuck" after three equal values while a continuous
+one is after a handful. Missing values break a run (they are counted as missing instead).
 
 Works without a reference too: then only missing / inf / wrong-type ratios are exported.
 """
@@ -151,7 +151,8 @@ class DataQualityDetector(Detector):
         if p is None:
             return
         wanted = None if self.features is None else set(self.features)
-        n_checked = sum(1 for f in (*p.numeric, *p.categorical) if wanted is None or f.name in wanted)
+        watched = (*p.numeric, *p.categorical) if self.stuck_categorical else p.numeric
+        n_checked = sum(1 for f in watched if wanted is None or f.name in wanted)  # the union bound's count
         for f in p.numeric:
             if wanted is not None and f.name not in wanted:
                 continue
@@ -169,8 +170,8 @@ class DataQualityDetector(Detector):
                                      "known": set(c.categories),
                                      "expected": {"missing": c.missing_ratio, "unseen_category": c.unseen_ratio,
                                                   "wrong_type": 0.0},
-                                     "stuck_after": stuck_threshold(_categorical_repeat_prob(c), n_checked, self.ert,
-                                                                    self.min_stuck_run)}
+                                     "stuck_after": (stuck_threshold(_categorical_repeat_prob(c), n_checked, self.ert,
+                                                                     self.min_stuck_run) if self.stuck_categorical else None)}
 
     def _reset(self) -> None:
         self._names: tuple[str, ...] = ()
