@@ -26,7 +26,7 @@ def kserve_headers(ce_id: str, part: str, isvc: str = "sklearn-iris", **extra: s
         "Ce-Specversion": "1.0",
         "Ce-Id": ce_id,
         "Ce-Type": f"org.kubeflow.serving.inference.{part}",
-        "Ce-Source": f"http://localhost:9081/",
+        "Ce-Source": "http://localhost:9081/",
         "Ce-Time": "2026-11-29T12:00:00.123456Z",
         "Ce-Inferenceservicename": isvc,
         "Ce-Namespace": "default",
