@@ -23,8 +23,8 @@ __all__ = ["serve"]
 @click.option("--proxy-port", default=None, type=int,
               help="Serve the proxy on its own port (default: the sidecar's port, behind its own routes).")
 @click.option("--loop", "loop_kind", default="auto", type=click.Choice(["auto", "asyncio", "uvloop"]), show_default=True,
-              help="Event loop: uvloop when installed (auto; ~10% less CPU per proxied request in "
-                   "benchmarks/bench_proxy.py), asyncio otherwise.")
+              help="Event loop: uvloop when installed (auto; a dependency except on Windows: ~20% less CPU "
+                   "per proxied request in benchmarks/bench_proxy.py), asyncio otherwise.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 @click.option("--ready-file", default=None, type=click.Path(dir_okay=False),
               help="Append host:port of each listener to this file once bound (for scripts using port 0).")
