@@ -327,7 +327,7 @@ def cost_table(quick: bool) -> str:
     ps = rng.dirichlet(np.ones(k) * 0.3, size=n_events)
     t0 = 1_700_000_000.0
     events: list[tuple] = [(PREDICTION, t0 + i * 0.005, xs[i], ps[i], 0.001, "anonymous", f"r{i}", f"s{i % 8}", None) for i in range(n_events)]
-    # delayed labels for 20% of the rows
+    # delayed labels for 20% of the rows, named as the model's classes (as a caller's feedback names them)
     labelled = np.flatnonzero(rng.random(n_events) < 0.2)
     rows: list[tuple[str, ...]] = []
 
@@ -346,7 +346,7 @@ def cost_table(quick: bool) -> str:
             upto = int(np.searchsorted(labelled, s + chunk))
             ids = labelled[li:upto].tolist()
             if ids:
-                part = part + [(FEEDBACK, t0 + (s + chunk) * 0.005, [f"r{j}" for j in ids], [str(int(ps[j].argmax())) for j in ids])]
+                part = part + [(FEEDBACK, t0 + (s + chunk) * 0.005, [f"r{j}" for j in ids], [output.classes[int(ps[j].argmax())] for j in ids])]
             li = upto
             stream.append(part)
         cells: list[str] = [str(chunk)]

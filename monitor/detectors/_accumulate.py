@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import numpy as np
@@ -46,15 +47,16 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None
         return
     d = window.shape[0]
     slot_s = window.window_s / window.n_slots
-    first = int(np.floor(ts.min() / slot_s))
-    if int(np.floor(ts.max() / slot_s)) == first:
+    first = math.floor(float(ts.min()) / slot_s)
+    if math.floor(float(ts.max()) / slot_s) == first:
         agg = np.zeros(d)
         for pos, w in parts:
             scalar_w = isinstance(w, (int, float))
             if isinstance(pos, (int, np.integer)):
                 agg[pos] += float(w) * n if scalar_w else float(w.sum())  # type: ignore[union-attr]
             elif scalar_w:
-                agg += np.bincount(pos, minlength=d) * float(w)
+                counts = np.bincount(pos, minlength=d)
+                agg += counts if w == 1.0 else counts * float(w)  # unit weights (the usual case): no product
             else:
                 agg += np.bincount(pos, weights=w, minlength=d)  # type: ignore[arg-type]
         window.add_summed((first + 0.5) * slot_s, agg, n)

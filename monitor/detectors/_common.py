@@ -4,12 +4,14 @@ configuration from the monitor's context with clear errors, and window state rou
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
 from monitor.detectors.base import Detector
+from monitor.stats.calibration import brier_terms, log_loss_terms
 from monitor.stats.uncertainty import normalized_entropy, top_two
 
 if TYPE_CHECKING:
@@ -17,43 +19,121 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
+_T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
+_LABEL_CACHE_KEY = "_monitor_label_features"
 
 
 @dataclass
 class OutputFeatures:
-    """Top-label features of a classifier's probability rows (one value per row)."""
+    """Top-label features of a classifier's probability rows (one value per row).
+
+    The entropy, which only the prediction path needs, is computed on first use: the label path
+    reads the confidence alone and would pay for a log of every probability for nothing.
+    """
 
     conf: np.ndarray
     second: np.ndarray
-    entropy: np.ndarray
     predicted: np.ndarray
+    scores: np.ndarray = field(repr=False)
 
     @property
     def margin(self) -> np.ndarray:
         return self.conf - self.second
+
+    @cached_property
+    def entropy(self) -> np.ndarray:
+        return normalized_entropy(self.scores)
+
+
+def _features(scores: np.ndarray, predicted: np.ndarray | None) -> OutputFeatures:
+    conf, second = top_two(scores)
+    pred = predicted if predicted is not None else scores.argmax(axis=1)
+    return OutputFeatures(conf, second, np.asarray(pred, dtype=np.int64), scores)
+
+
+def _scores(batch: Any) -> np.ndarray | None:
+    """The batch's class probabilities ``(n, k)``, None when there are none or no rows."""
+    scores = batch.scores
+    return None if scores is None or scores.ndim != 2 or scores.shape[0] == 0 else scores
+
+
+def _cached(batch: Any, key: str, compute: Callable[[Any, np.ndarray], _T]) -> _T | None:
+    """``compute(batch, scores)`` once per batch object (which lives for one worker iteration)."""
+    found = batch.__dict__.get(key)
+    if found is None:
+        scores = _scores(batch)
+        if scores is None:
+            return None
+        found = batch.__dict__[key] = compute(batch, scores)
+    return found
 
 
 def output_features(batch: Any) -> OutputFeatures | None:
     """Features of ``batch.scores`` ``(n, k)``, computed once per batch and shared by detectors.
 
     Several detectors need the max probability and the entropy of the same rows; the result is
-    cached on the batch object (which lives for one worker iteration) so that the cost is paid
-    once. Returns None when the batch has no class probabilities (regression, label outputs).
+    cached on the batch object so that the cost is paid once. Returns None when the batch has no
+    class probabilities (regression, label outputs).
     """
-    cached = batch.__dict__.get(_CACHE_KEY)
-    if cached is not None:
-        return cached
-    scores = batch.scores
-    if scores is None or scores.ndim != 2 or scores.shape[0] == 0:
-        return None
-    conf, second = top_two(scores)
-    predicted = batch.predicted if batch.predicted is not None else scores.argmax(axis=1)
-    feats = OutputFeatures(conf, second, normalized_entropy(scores), np.asarray(predicted, dtype=np.int64))
-    batch.__dict__[_CACHE_KEY] = feats
-    return feats
+    return _cached(batch, _CACHE_KEY, lambda b, scores: _features(scores, b.predicted))
+
+
+@dataclass
+class LabelFeatures:
+    """The labelled rows whose label is one of the model's classes, with their per-row figures.
+
+    ``known`` is the mask of those rows in the labelled batch (None when all are), ``unknown``
+    the number of the others (labels outside the classes, which the calibration detector counts).
+    """
+
+    known: np.ndarray | None
+    unknown: int
+    ts: np.ndarray
+    label: np.ndarray
+    scores: np.ndarray
+    output: OutputFeatures
+
+    @property
+    def conf(self) -> np.ndarray:
+        return self.output.conf
+
+    @cached_property
+    def correct(self) -> np.ndarray:
+        """1.0 where the predicted class is the label."""
+        return (self.output.predicted == self.label).astype(np.float64)
+
+    @cached_property
+    def brier(self) -> np.ndarray:
+        return brier_terms(self.scores, self.label)
+
+    @cached_property
+    def log_loss(self) -> np.ndarray:
+        return log_loss_terms(self.scores, self.label)
+
+
+def label_features(labeled: Any) -> LabelFeatures | None:
+    """Features of a labelled batch's rows with a known class, computed once and shared.
+
+    The calibration and the segment detectors score the same labelled rows (correctness,
+    Brier score, log loss); like :func:`output_features` the result is cached on the batch.
+    Returns None without class probabilities (regression) or rows.
+    """
+    return _cached(labeled, _LABEL_CACHE_KEY, _label_features)
+
+
+def _label_features(labeled: Any, scores: np.ndarray) -> LabelFeatures:
+    label = np.asarray(labeled.label)
+    if label.dtype.kind not in "iu":
+        label = label.astype(np.int64)
+    known = (label >= 0) & (label < scores.shape[1])
+    if known.all():
+        return LabelFeatures(None, 0, labeled.ts, label, scores, output_features(labeled))  # type: ignore[arg-type]
+    predicted = None if labeled.predicted is None else labeled.predicted[known]
+    return LabelFeatures(known, int(known.size - np.count_nonzero(known)), labeled.ts[known], label[known], scores[known],
+                         _features(scores[known], predicted))
 
 
 def config_params(cls: type, context: "DetectorContext | None", params: dict[str, Any], **from_context: str) -> dict[str, Any]:

@@ -31,51 +31,102 @@ __all__ = ["PendingHistogram"]
 class PendingHistogram:
     """Per-bucket counts and sums of values observed since the last :meth:`flush`.
 
+    Values are copied into a buffer of ``capacity`` and binned in one pass when it is full or
+    when the counts are read: binning costs a search and two ``bincount`` calls whatever the
+    number of values, which on the worker's small batches is mostly call overhead. Memory stays
+    bounded by ``capacity`` (allocated on first use, so unused histograms cost nothing).
+
     Parameters
     ----------
     buckets
         Upper bounds of the metric's buckets, as in its catalog spec (``+Inf`` implied).
+    capacity
+        Values buffered before they are binned.
     """
 
-    def __init__(self, buckets: tuple[float, ...]) -> None:
+    def __init__(self, buckets: tuple[float, ...], capacity: int = 4096) -> None:
         self.bounds = np.asarray(buckets, dtype=np.float64)
         nb = len(self.bounds) + 1
-        self.counts = np.zeros(nb)
-        self.sums = np.zeros(nb)
+        self._counts = np.zeros(nb)
+        self._sums = np.zeros(nb)
+        self._capacity = int(capacity)
+        self._buffer: np.ndarray | None = None
+        self._held = 0  # values in the buffer, not yet binned
+        self._observed = 0  # values since the last flush, binned or not
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Values per bucket since the last flush (the last bucket is ``+Inf``)."""
+        self._bin_held()
+        return self._counts
+
+    @property
+    def sums(self) -> np.ndarray:
+        """Sum of the values per bucket since the last flush."""
+        self._bin_held()
+        return self._sums
 
     @property
     def total(self) -> float:
         return float(self.sums.sum())
 
+    @property
+    def pending(self) -> int:
+        """Number of values observed since the last flush."""
+        return self._observed
+
     def add(self, values: np.ndarray) -> None:
         """Buffer finite values (the output decoder has already refused rows with NaN or inf,
         so the scores derived from them need no second check on the hot path)."""
         v = np.asarray(values, dtype=np.float64).ravel()
-        if v.size == 0:
+        n = v.size
+        if n == 0:
             return
+        self._observed += n
+        if self._held + n > self._capacity:
+            self._bin_held()
+            if n > self._capacity:
+                self._bin(v)
+                return
+        if self._buffer is None:
+            self._buffer = np.empty(self._capacity)
+        self._buffer[self._held:self._held + n] = v
+        self._held += n
+
+    def _bin_held(self) -> None:
+        if self._held:
+            assert self._buffer is not None
+            self._bin(self._buffer[:self._held])
+            self._held = 0
+
+    def _bin(self, v: np.ndarray) -> None:
         idx = np.searchsorted(self.bounds, v, side="left")  # "le" buckets, as the store
-        nb = len(self.counts)
-        self.counts += np.bincount(idx, minlength=nb)
-        self.sums += np.bincount(idx, weights=v, minlength=nb)
+        nb = len(self._counts)
+        self._counts += np.bincount(idx, minlength=nb)
+        self._sums += np.bincount(idx, weights=v, minlength=nb)
 
     def flush(self, out: "MetricWriter", name: str, labels: "LabelValues" = None) -> None:
         """Write the buffered observations to ``out`` and forget them."""
-        nz = np.flatnonzero(self.counts)
+        counts_all = self.counts
+        nz = np.flatnonzero(counts_all)
         if nz.size == 0:
             return
-        counts = self.counts[nz]
-        means = self.sums[nz] / counts
+        counts = counts_all[nz]
+        means = self._sums[nz] / counts
         upper = np.append(self.bounds, np.inf)[nz]
         lower = np.append(-np.inf, self.bounds)[nz]
         means = np.minimum(means, upper)
         means = np.where(means > lower, means, np.nextafter(lower, np.inf))
         out.observe(name, np.repeat(means, counts.astype(np.int64)), labels)
-        self.counts[:] = 0.0
-        self.sums[:] = 0.0
+        self._counts[:] = 0.0
+        self._sums[:] = 0.0
+        self._observed = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"counts": self.counts.copy(), "sums": self.sums.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.counts = np.asarray(state["counts"], dtype=np.float64).copy()
-        self.sums = np.asarray(state["sums"], dtype=np.float64).copy()
+        self._counts = np.asarray(state["counts"], dtype=np.float64).copy()
+        self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
+        self._held = 0
+        self._observed = int(round(float(self._counts.sum())))

@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import config_params, label_features, load_windows_state, put_figure, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -153,44 +153,35 @@ class CalibrationDetector(RefreshingDetector):
         n = len(labeled)
         if n == 0:
             return
-        scores = labeled.scores
-        if scores is None or scores.ndim != 2:
-            if scores is None:
-                self._skip("no_scores", n)
+        if labeled.scores is None:
+            self._skip("no_scores", n)
+            return
+        lab = label_features(labeled)
+        if lab is None:
             return  # regression labels belong to the regression detector
-        label = np.asarray(labeled.label)
-        if label.dtype.kind not in "iu":
-            label = label.astype(np.int64)
-        k = scores.shape[1]
-        ok = (label >= 0) & (label < k)
-        if not ok.all():
-            self._skip("unknown_class", int((~ok).sum()))
-            if not ok.any():
-                return
-            labeled = _subset(labeled, ok)
-            scores, label = labeled.scores, label[ok]
-        feats = output_features(labeled)
-        assert feats is not None and scores is not None
-        correct = (feats.predicted == label).astype(np.float64)
-        fine = cal.bin_index(feats.conf, _EDGES)
-        d = feats.conf - correct
+        self._skip("unknown_class", lab.unknown)
+        if lab.label.size == 0:
+            return
+        conf, correct = lab.conf, lab.correct
+        fine = cal.bin_index(conf, _EDGES)
+        d = conf - correct
         accumulate(
             self._window,
-            labeled.ts,
+            lab.ts,
             [
                 (fine + _COUNT, 1.0),
-                (fine + _SCONF, feats.conf),
+                (fine + _SCONF, conf),
                 (fine + _SCORR, correct),
                 (_N, 1.0),
-                (_BRIER, cal.brier_terms(scores, label)),
-                (_LOGLOSS, cal.log_loss_terms(scores, label)),
+                (_BRIER, lab.brier),
+                (_LOGLOSS, lab.log_loss),
                 (_D2, d * d),
-                (_C2, feats.conf * feats.conf),
-                (_C3, feats.conf**3),
+                (_C2, conf * conf),
+                (_C3, conf**3),
             ],
         )
-        self._remember(labeled.ts, label, scores)
-        self._refresh.add(len(label))
+        self._remember(lab.ts, lab.label, lab.scores)
+        self._refresh.add(lab.label.size)
 
     def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
         cap = self.temperature_rows
@@ -307,17 +298,3 @@ class CalibrationDetector(RefreshingDetector):
         if "ring_logp" in state:
             self._ring_logp = np.asarray(state["ring_logp"], dtype=np.float64).copy()
 
-
-def _subset(labeled: "LabeledBatch", mask: np.ndarray) -> "LabeledBatch":
-    from dataclasses import replace
-
-    return replace(
-        labeled,
-        ts=labeled.ts[mask],
-        label_ts=labeled.label_ts[mask],
-        label=labeled.label[mask],
-        segment=labeled.segment[mask],
-        scores=None if labeled.scores is None else labeled.scores[mask],
-        predicted=None if labeled.predicted is None else labeled.predicted[mask],
-        intervals=None if labeled.intervals is None else labeled.intervals[mask],
-    )

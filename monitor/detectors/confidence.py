@@ -153,7 +153,7 @@ class ConfidenceDetector(RefreshingDetector):
     def export(self, out: "MetricWriter") -> None:
         # histograms: flushed at most once per ``flush_s`` of event time (or when 4096 rows wait),
         # because the worker exports after every drained batch and a flush costs a store write
-        pending = self._hist[names.CONFIDENCE].counts.sum()
+        pending = self._hist[names.CONFIDENCE].pending
         now = self._window.newest_slot_end if self._clock is None else self._clock
         if pending and (pending >= _MAX_PENDING or self._flushed_at is None or now - self._flushed_at >= self.flush_s):
             for name, hist in self._hist.items():

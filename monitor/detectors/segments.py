@@ -22,7 +22,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import config_params, label_features, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -200,26 +200,20 @@ class SegmentDetector(RefreshingDetector):
         accumulate(self._pred, batch.ts, parts)
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
-        if labeled.scores is None or labeled.scores.ndim != 2 or len(labeled) == 0:
+        lab = label_features(labeled)
+        if lab is None:
             return
-        feats = output_features(labeled)
-        assert feats is not None
-        label = np.asarray(labeled.label)
-        if label.dtype.kind not in "iu":
-            label = label.astype(np.int64)
-        # -1 or >= k: a label outside the model's classes, counted by the calibration detector
-        known = (label >= 0) & (label < labeled.scores.shape[1])
-        seg = self._segments(labeled.segment)
+        seg = self._segments(labeled.segment)  # learns the segments of every row, known label or not
+        if lab.known is not None:
+            # -1 or >= k: a label outside the model's classes, counted by the calibration detector
+            seg = seg[lab.known]
         s = self._s
-        correct = (feats.predicted == label).astype(np.float64)
-        ts, conf, scores = labeled.ts, feats.conf, labeled.scores
-        if not known.all():
-            seg, correct, ts, conf, scores, label = seg[known], correct[known], ts[known], conf[known], scores[known], label[known]
+        conf, correct = lab.conf, lab.correct
         bins = cal.bin_index(conf, _ECE_EDGES) * s + seg
-        self._refresh.add(len(ts))
-        accumulate(self._labels, ts, [
+        self._refresh.add(len(lab.ts))
+        accumulate(self._labels, lab.ts, [
             (seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf),
-            (seg + _LBRIER * s, cal.brier_terms(scores, label)), (seg + _LLOSS * s, cal.log_loss_terms(scores, label)),
+            (seg + _LBRIER * s, lab.brier), (seg + _LLOSS * s, lab.log_loss),
             (bins + _BIN_N * s, 1.0), (bins + _BIN_CONF * s, conf), (bins + _BIN_CORR * s, correct),
         ])
 

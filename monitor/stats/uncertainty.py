@@ -56,7 +56,9 @@ def normalized_entropy(probs: np.ndarray) -> np.ndarray:
     if k < 2:
         return np.zeros(p.shape[0])
     h = -(p * np.log(np.maximum(p, _TINY))).sum(axis=1)
-    return np.clip(h / np.log(k), 0.0, 1.0)
+    h /= np.log(k)
+    # clipped to [0, 1] in place (np.clip's overhead exceeds the arithmetic on small batches)
+    return np.minimum(np.maximum(h, 0.0, out=h), 1.0, out=h)
 
 
 def energy_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
