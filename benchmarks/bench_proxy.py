@@ -121,6 +121,18 @@ def _relay_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
         asyncio.run(main())
 
 
+def _stall_probe(stop: "multiprocessing.synchronize.Event", out: "multiprocessing.Queue[list[float]]") -> None:
+    """How late a process that only sleeps 1 ms at a time wakes up, all through the run: the
+    machine's own scheduling stalls, which no proxy's code causes and every request crossing
+    them pays (a proxied request crosses three processes, a direct one two)."""
+    late: list[float] = []
+    while not stop.is_set():
+        t = time.perf_counter()
+        time.sleep(0.001)
+        late.append(time.perf_counter() - t - 0.001)
+    out.put(late)
+
+
 def _cpu(pid: int) -> float:
     import os
 
@@ -299,9 +311,16 @@ def main() -> None:
         per_round = args.seconds / args.rounds
         load_before = os.getloadavg()[0]
         print("machine load average before the run:", ", ".join(f"{v:.1f}" for v in os.getloadavg()), flush=True)
+        stop_probe = multiprocessing.Event()
+        probe_q: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+        probe = multiprocessing.Process(target=_stall_probe, args=(stop_probe, probe_q), daemon=True)
+        probe.start()
         for _ in range(args.rounds):
             for t in targets:
                 t.round(args.rate, per_round)
+        stop_probe.set()
+        late = probe_q.get(timeout=30)
+        probe.join(10)
         time.sleep(0.5)
         tapped = metric(lean.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
         tapped_aio = metric(aio.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
@@ -326,6 +345,13 @@ def main() -> None:
     add50 = pct(proxied.lat, 0.5) - d50
     add99 = pct(proxied.lat, 0.99) - d99
     per_req = proxied.cpu / max(1, len(proxied.lat))
+    relay99 = pct(relay.lat, 0.99) - d99
+    stalls = [x for x in late if x > 0.005]
+    stall_line = (f"Machine stalls during the run: a process that only sleeps 1 ms at a time woke more than 5 ms late "
+                  f"{len(stalls)} times in {sum(late) + 0.001 * len(late):.0f} s (longest {max(late, default=0) * 1e3:.1f} ms; "
+                  f"p99 of its lateness {pct(late, 0.99):.2f} ms). The byte relay, which parses nothing and monitors nothing, "
+                  f"added p99 {relay99:.3f} ms in the same rounds: the lean engine's p99 beyond that floor is "
+                  f"{add99 - relay99:.3f} ms.")
     errors = ", ".join(f"{name} {t.errors}" for name, t in zip(("direct", "relay", "bare", "lean", "aiohttp engine"), targets))
     busy = load_before > 0.5 * (os.cpu_count() or 1)  # before: the bench itself then adds ~1.5
     verdict = ("**Busy machine** (load average above the 2 cores' share this bench needs): other processes competed for "
@@ -343,6 +369,7 @@ def main() -> None:
         "",
         f"{verdict}Added latency (lean engine, the default): p50 **{add50:.3f} ms** (target < 1 ms: {'met' if add50 < 1 else 'NOT met'}), "
         f"p99 **{add99:.3f} ms** (target < 3 ms: {'met' if add99 < 3 else 'NOT met'}).",
+        stall_line,
         f"CPU per proxied request: lean engine {per_req * 1e6:.0f} us (server, upstream client, tap, monitor worker), "
         f"engine: aiohttp {proxied_aio.us(proxied_aio.cpu)} us, bare aiohttp proxy {bare.us(bare.cpu)} us: one fully available "
         f"core carries about {1 / max(per_req, 1e-9):,.0f} proxied requests/s on the lean engine.",
