@@ -827,7 +827,6 @@ class _Parser:
             if v.typ != T_VARIABLE:
                 break
             self.next_non_space()
-            after_var = self.peek()
             nxt = self.peek_non_space()
             if nxt.typ in (T_ASSIGN, T_DECLARE):
                 pipe.is_assign = nxt.typ == T_ASSIGN
