@@ -34,12 +34,13 @@ __all__ = ["Part", "accumulate"]
 Part = tuple[Union[np.ndarray, int], Union[np.ndarray, float]]
 
 
-def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None:
+def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: tuple[float, float] | None = None) -> None:
     """Add every part's weights at its positions, per event-time slot, into ``window``.
 
     ``window`` must have a 1-D shape ``(d,)``; positions index into it. Rows may come in any
     time order (labels arrive out of order); rows already outside the window are counted in
-    ``window.expired`` by the window itself.
+    ``window.expired`` by the window itself. ``span`` is ``(ts.min(), ts.max())`` when the caller
+    has it already (the windows of several detectors are filled from the rows of one batch).
     """
     ts = np.asarray(ts, dtype=np.float64)
     n = ts.shape[0]
@@ -47,8 +48,9 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part]) -> None
         return
     d = window.shape[0]
     slot_s = window.window_s / window.n_slots
-    first = math.floor(float(ts.min()) / slot_s)
-    if math.floor(float(ts.max()) / slot_s) == first:
+    oldest, newest = (float(ts.min()), float(ts.max())) if span is None else span
+    first = math.floor(oldest / slot_s)
+    if math.floor(newest / slot_s) == first:
         agg = np.zeros(d)
         for pos, w in parts:
             scalar_w = isinstance(w, (int, float))

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
 _LABEL_CACHE_KEY = "_monitor_label_features"
+_SPAN_KEY = "_monitor_time_span"
 
 
 @dataclass
@@ -46,6 +47,15 @@ class OutputFeatures:
     @cached_property
     def entropy(self) -> np.ndarray:
         return normalized_entropy(self.scores)
+
+
+def time_span(batch: Any) -> tuple[float, float]:
+    """Oldest and newest event time of a batch with rows, computed once per batch object: every
+    detector's window needs them (see :func:`monitor.detectors._accumulate.accumulate`)."""
+    span = batch.__dict__.get(_SPAN_KEY)
+    if span is None:
+        span = batch.__dict__[_SPAN_KEY] = (float(batch.ts.min()), float(batch.ts.max()))
+    return span
 
 
 def _features(scores: np.ndarray, predicted: np.ndarray | None) -> OutputFeatures:
@@ -99,6 +109,11 @@ class LabelFeatures:
     @property
     def conf(self) -> np.ndarray:
         return self.output.conf
+
+    @cached_property
+    def span(self) -> tuple[float, float]:
+        """Oldest and newest prediction time of these rows (there must be some)."""
+        return float(self.ts.min()), float(self.ts.max())
 
     @cached_property
     def correct(self) -> np.ndarray:

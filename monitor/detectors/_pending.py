@@ -47,6 +47,9 @@ class PendingHistogram:
     def __init__(self, buckets: tuple[float, ...], capacity: int = 4096) -> None:
         self.bounds = np.asarray(buckets, dtype=np.float64)
         nb = len(self.bounds) + 1
+        # each bucket's range (lower bound excluded), to keep a replayed mean inside its bucket
+        self._upper = np.append(self.bounds, np.inf)
+        self._above_lower = np.nextafter(np.append(-np.inf, self.bounds), np.inf)
         self._counts = np.zeros(nb)
         self._sums = np.zeros(nb)
         self._capacity = int(capacity)
@@ -107,16 +110,12 @@ class PendingHistogram:
 
     def flush(self, out: "MetricWriter", name: str, labels: "LabelValues" = None) -> None:
         """Write the buffered observations to ``out`` and forget them."""
-        counts_all = self.counts
-        nz = np.flatnonzero(counts_all)
-        if nz.size == 0:
+        if not self._observed:
             return
-        counts = counts_all[nz]
-        means = self._sums[nz] / counts
-        upper = np.append(self.bounds, np.inf)[nz]
-        lower = np.append(-np.inf, self.bounds)[nz]
-        means = np.minimum(means, upper)
-        means = np.where(means > lower, means, np.nextafter(lower, np.inf))
+        nz = np.flatnonzero(self.counts)
+        counts = self._counts[nz]
+        means = np.minimum(self._sums[nz] / counts, self._upper[nz])
+        means = np.maximum(means, self._above_lower[nz])
         out.observe(name, np.repeat(means, counts.astype(np.int64)), labels)
         self._counts[:] = 0.0
         self._sums[:] = 0.0

@@ -34,6 +34,7 @@ from monitor.detectors._common import (
     Refresh,
     put_figure,
     reference_probabilities,
+    time_span,
     windows_state,
 )
 from monitor.detectors.prediction_drift import reference_confusion
@@ -123,7 +124,8 @@ class AccuracyEstimationDetector(RefreshingDetector):
         calibrated = self._calibrated[cal.bin_index(feats.conf, _EDGES)]
         above = (self._atc_values(None, feats.conf, feats.entropy) > self._atc_t).astype(np.float64)
         self._refresh.add(len(batch))
-        accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)])
+        accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)],
+                   time_span(batch))
 
     def advance(self, now: float) -> None:
         self._window.advance(now)

@@ -179,6 +179,7 @@ class CalibrationDetector(RefreshingDetector):
                 (_C2, conf * conf),
                 (_C3, conf**3),
             ],
+            lab.span,
         )
         self._remember(lab.ts, lab.label, lab.scores)
         self._refresh.add(lab.label.size)

@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, windows_state, RefreshingDetector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, time_span, windows_state, RefreshingDetector
 from monitor.detectors._pending import PendingHistogram
 from monitor.stats.uncertainty import energy_score, mutual_information, top_class_variance
 from monitor.windows import SlidingWindow
@@ -117,10 +117,11 @@ class ConfidenceDetector(RefreshingDetector):
             self._hist[names.MUTUAL_INFORMATION].add(mutual_information(batch.members))
             self._hist[names.TOP_CLASS_VARIANCE].add(top_class_variance(batch.members))
         abstain = (feats.conf < self.abstain_threshold).astype(np.float64)
-        accumulate(self._window, batch.ts, [(_N, 1.0), (_CONF, feats.conf), (_ABSTAIN, abstain)])
+        span = time_span(batch)
+        accumulate(self._window, batch.ts, [(_N, 1.0), (_CONF, feats.conf), (_ABSTAIN, abstain)], span)
         self._refresh.add(len(batch))
-        newest = float(batch.ts.max()) if len(batch) else None
-        if newest is not None and (self._clock is None or newest > self._clock):
+        newest = span[1]
+        if self._clock is None or newest > self._clock:
             self._clock = newest
 
     def advance(self, now: float) -> None:

@@ -29,6 +29,7 @@ from monitor.detectors._common import (
     Refresh,
     put_figure,
     reference_probabilities,
+    time_span,
     windows_state,
 )
 from monitor.stats import univariate as uni
@@ -110,11 +111,11 @@ class PredictionDriftDetector(RefreshingDetector):
         pred = np.asarray(pred, dtype=np.int64)
         ok = (pred >= 0) & (pred < self._k)
         if not ok.all():  # classes unknown to the reference cannot be compared with it
-            pred, ts = pred[ok], batch.ts[ok]
+            pred, ts, span = pred[ok], batch.ts[ok], None
         else:
-            ts = batch.ts
+            ts, span = batch.ts, time_span(batch)
         self._refresh.add(len(pred))
-        accumulate(self._window, ts, [(pred, 1.0)])
+        accumulate(self._window, ts, [(pred, 1.0)], span)
 
     def advance(self, now: float) -> None:
         self._window.advance(now)

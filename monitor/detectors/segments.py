@@ -22,7 +22,17 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, label_features, load_windows_state, output_features, put_figure, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import (
+    config_params,
+    label_features,
+    load_windows_state,
+    output_features,
+    put_figure,
+    Refresh,
+    RefreshingDetector,
+    time_span,
+    windows_state,
+)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -197,7 +207,7 @@ class SegmentDetector(RefreshingDetector):
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
         self._refresh.add(len(batch))
-        accumulate(self._pred, batch.ts, parts)
+        accumulate(self._pred, batch.ts, parts, time_span(batch))
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
         lab = label_features(labeled)
@@ -207,6 +217,8 @@ class SegmentDetector(RefreshingDetector):
         if lab.known is not None:
             # -1 or >= k: a label outside the model's classes, counted by the calibration detector
             seg = seg[lab.known]
+            if seg.size == 0:
+                return
         s = self._s
         conf, correct = lab.conf, lab.correct
         bins = cal.bin_index(conf, _ECE_EDGES) * s + seg
@@ -215,7 +227,7 @@ class SegmentDetector(RefreshingDetector):
             (seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf),
             (seg + _LBRIER * s, lab.brier), (seg + _LLOSS * s, lab.log_loss),
             (bins + _BIN_N * s, 1.0), (bins + _BIN_CONF * s, conf), (bins + _BIN_CORR * s, correct),
-        ])
+        ], lab.span)
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
