@@ -50,6 +50,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "proxy-connection"})
 BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
 _OVER = b"\x00over-the-limit"  # marker: a streamed body grew past the tap's limit
+#: Request content codings aiohttp's server inflates before a handler reads the body.
+_SERVER_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,23 @@ class Proxy:
         t_start = time.time()
         url = URL(self.upstream + request.raw_path, encoded=True)  # path and query exactly as sent
         headers = _forward_headers(request.headers, drop_host=True)
+        req_encoding = request.headers.get("Content-Encoding")
+        if req_encoding is not None and req_encoding.isascii() and req_encoding.lower() in _SERVER_DECODED:
+            # aiohttp's server has inflated this body: forward what is read with headers that
+            # describe it, and let the tap read it as it is
+            headers.popall("Content-Encoding", None)
+            headers.popall("Content-Length", None)
+            req_encoding = None
+            decoded = True
+        else:
+            decoded = False
         body: bytes | None = None
         data: Any = None
         teed: list[bytes] | None = None
         if request.body_exists:
             limit = self.sidecar.settings.max_body_bytes
             length = request.content_length
-            if length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
+            if not decoded and length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
                 body = await request.read()
                 data = body
             else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
@@ -212,7 +224,7 @@ class Proxy:
         if tap is not None:
             self.tap(tap, request.match_info.get("model"), self._client(request), request.headers.get("X-Request-Id"),
                      body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
-                     request.headers.get("Content-Encoding"), elapsed, t_start)
+                     req_encoding, elapsed, t_start)
         return response
 
     @staticmethod
@@ -270,8 +282,13 @@ class Proxy:
             if body is None or resp_body is None:
                 sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
                 return
-            req_obj = json.loads(_decode(body, req_encoding))
-            resp_obj = json.loads(_decode(resp_body, resp_encoding))
+            limit = sidecar.settings.max_body_bytes
+            req_raw, resp_raw = _decode(body, req_encoding, limit), _decode(resp_body, resp_encoding, limit)
+            if req_raw is None or resp_raw is None:
+                sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+                return
+            req_obj = json.loads(req_raw)
+            resp_obj = json.loads(resp_raw)
             if tap.kind == "oip_v2":
                 inputs = decode_inputs(req_obj)
                 rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
@@ -299,15 +316,27 @@ class Proxy:
             sidecar.count_refused(ENDPOINT, "internal_error", mon=mon)
 
 
-def _decode(body: bytes, encoding: str | None) -> bytes:
+def _decode(body: bytes, encoding: str | None, limit: int) -> bytes | None:
+    """``body`` without its content coding; None when it inflates past ``limit`` bytes (a few
+    kB of gzip can hold gigabytes: the tap never inflates more than the body limit)."""
     enc = (encoding or "identity").strip().lower()
     if enc in ("identity", ""):
         return body
     if enc in ("gzip", "x-gzip"):
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
     if enc == "deflate":
         try:
-            return zlib.decompress(body)
+            return _inflate(body, zlib.MAX_WBITS, limit)
         except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)
+            return _inflate(body, -zlib.MAX_WBITS, limit)
     raise ValueError(f"content encoding {enc!r} is not read by the tap")
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes | None:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, limit + 1)
+    if len(out) > limit:
+        return None
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
