@@ -58,3 +58,37 @@ def test_the_tap_does_not_decompress_past_the_body_limit(tmp_path, upstream, eng
         assert _refused(s, reason="too_large") == 1
     finally:
         s.close()
+
+
+def test_deeply_nested_json_is_a_400_naming_the_body_not_a_500(tmp_path):
+    """JSON nested deeper than Python's recursion limit makes ``json.loads`` raise
+    RecursionError, which is not a ValueError: the intake answered 500 internal_error and the
+    forwarding receiver lost the datagram without counting it."""
+    import socket
+
+    from tests.sidecar_support import start_sidecar
+
+    sock = str(tmp_path / "f.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+    try:
+        deep = b"[" * 50_000
+        for ctype in ("application/json", "application/x-ndjson"):
+            r = http("POST", s.url + "/v1/events", deep, {"Content-Type": ctype})
+            assert r.status == 400, (ctype, r.status, r.body)
+            assert r.json()["reason"] == "bad_json" and r.json()["field"] in ("body", "line 1")
+        ce = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "d-1", "Ce-Source": "x",
+              "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+        r = http("POST", s.url + "/v1/cloudevents", deep, ce)
+        assert r.status == 400 and r.json()["field"] == "body", (r.status, r.body)
+        r = http("POST", s.url + "/v1/cloudevents", b'{"specversion": "1.0", "data": ' + deep,
+                 {"Content-Type": "application/cloudevents+json"})
+        assert r.status == 400 and r.json()["field"] == "body", (r.status, r.body)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        c.sendto(b'{"v": 1, "events": ' + b"[" * 30_000, sock)
+        c.close()
+        assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="forward") >= 1)
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", endpoint="forward", reason="bad_json") == 1
+        assert total(text, "monitor_intake_events_refused_total", reason="internal_error") == 0
+    finally:
+        s.close()

@@ -129,7 +129,7 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
     if ctype == "application/cloudevents+json":
         try:
             env = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json") from None
         if not isinstance(env, dict):
             raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json")
@@ -142,7 +142,7 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
         if body.strip():
             try:
                 data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 raise IntakeError(400, "body", "the event data must be JSON (content-type application/json)", "bad_json") from None
     spec = attrs.get("specversion")
     if spec is None:
@@ -168,7 +168,7 @@ def _client(event: CloudEvent, header: str | None) -> str | None:
         return None
     try:
         meta = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(meta, dict):
         return None

@@ -116,7 +116,7 @@ class ForwardReceiver:
         sidecar = self.sidecar
         try:
             msg = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             sidecar.count_refused(ENDPOINT, "bad_json")
             return
         if not isinstance(msg, dict) or msg.get("v") != WIRE_VERSION or not isinstance(msg.get("events"), list):

@@ -41,18 +41,20 @@ def _ndjson(body: bytes) -> list[Any]:
         out = json.loads(b"[" + b",".join(lines) + b"]")
         if len(out) == len(lines):
             return out
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         pass
     for i, ln in enumerate(lines):  # slow path: find the offending line for the error
         try:
             json.loads(ln)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise IntakeError(400, f"line {i + 1}", f"is not valid JSON ({_json_msg(err)}); send one JSON object per line",
                               "bad_json", events=len(lines)) from None
     raise IntakeError(400, "body", "lines do not form one event each; send one JSON object per line", "bad_json", events=len(lines))
 
 
 def _json_msg(err: Exception) -> str:
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
     return str(err).split(":")[0][:80] if isinstance(err, ValueError) else "not UTF-8"
 
 
@@ -72,6 +74,8 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
                           "bad_json") from None
     except (ValueError, UnicodeDecodeError):
         raise IntakeError(400, "body", "is not UTF-8 JSON", "bad_json") from None
+    except RecursionError:  # not a ValueError: json.loads gives up on arrays/objects nested thousands deep
+        raise IntakeError(400, "body", "is nested too deeply to be an event; send flat event objects", "bad_json") from None
     if isinstance(value, list):
         return value
     return [value]

@@ -310,7 +310,7 @@ class Proxy:
             sidecar.enqueue([(mon, event)], ENDPOINT, admit=False)
         except (PayloadError, IntakeError) as err:
             sidecar.count_refused(ENDPOINT, err.reason, mon=mon)
-        except (ValueError, UnicodeDecodeError, zlib.error):
+        except (ValueError, UnicodeDecodeError, RecursionError, zlib.error):
             sidecar.count_refused(ENDPOINT, "bad_json", mon=mon)
         except Exception:  # noqa: BLE001 - the tap must never hurt the proxy
             sidecar.count_refused(ENDPOINT, "internal_error", mon=mon)
