@@ -4,9 +4,10 @@ configuration from the monitor's context with clear errors, and window state rou
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 import numpy as np
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -199,6 +200,19 @@ def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tupl
         out.remove(name, labels)
     else:
         out.set(name, float(value), labels)
+
+
+def put_figures(out: "MetricWriter", name: str, items: Iterable[tuple[tuple[str, ...], float | None]]) -> None:
+    """:func:`put_figure` for many series of one metric, the values written in one store call
+    (a detector exporting one figure per segment or per bin pays the per-call cost once)."""
+    present: list[tuple[tuple[str, ...], float]] = []
+    for labels, value in items:
+        if value is None or not math.isfinite(value):
+            out.remove(name, labels)
+        else:
+            present.append((labels, float(value)))
+    if present:
+        out.set_many(name, present)
 
 
 def reference_probabilities(reference: Any, kind: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import config_params, label_features, load_windows_state, put_figure, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import config_params, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -193,7 +193,9 @@ class CalibrationDetector(RefreshingDetector):
             self._ring_logp = np.zeros((cap, k))
             self._ring_ts[:] = -np.inf
         take = min(len(ts), cap)
-        pos = (self._ring_pos + np.arange(take)) % cap
+        start = self._ring_pos
+        # contiguous unless the batch wraps around the end of the ring
+        pos: slice | np.ndarray = slice(start, start + take) if start + take <= cap else (start + np.arange(take)) % cap
         self._ring_ts[pos] = ts[-take:]
         self._ring_label[pos] = label[-take:]
         self._ring_logp[pos] = np.log(np.maximum(scores[-take:], 1e-12))
@@ -267,12 +269,13 @@ class CalibrationDetector(RefreshingDetector):
         put_figure(out, names.TEMPERATURE, f.temperature)
         assert f.reliability is not None
         count, sconf, scorr = f.reliability
-        for i, label in enumerate(_BIN_LABELS):
-            c = float(count[i]) if i < len(count) else 0.0
-            put_figure(out, names.RELIABILITY_COUNT, c if f.labels else None, (label,))
-            enough = c >= max(self.min_bin_count, 1)
-            put_figure(out, names.RELIABILITY_CONFIDENCE, sconf[i] / c if enough else None, (label,))
-            put_figure(out, names.RELIABILITY_ACCURACY, scorr[i] / c if enough else None, (label,))
+        counts = [float(count[i]) if i < len(count) else 0.0 for i in range(len(_BIN_LABELS))]
+        enough = [c >= max(self.min_bin_count, 1) for c in counts]
+        put_figures(out, names.RELIABILITY_COUNT, [((label,), c if f.labels else None) for label, c in zip(_BIN_LABELS, counts)])
+        put_figures(out, names.RELIABILITY_CONFIDENCE,
+                    [((label,), sconf[i] / c if ok else None) for i, (label, c, ok) in enumerate(zip(_BIN_LABELS, counts, enough))])
+        put_figures(out, names.RELIABILITY_ACCURACY,
+                    [((label,), scorr[i] / c if ok else None) for i, (label, c, ok) in enumerate(zip(_BIN_LABELS, counts, enough))])
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

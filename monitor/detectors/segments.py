@@ -27,7 +27,7 @@ from monitor.detectors._common import (
     label_features,
     load_windows_state,
     output_features,
-    put_figure,
+    put_figures,
     Refresh,
     RefreshingDetector,
     time_span,
@@ -270,28 +270,34 @@ class SegmentDetector(RefreshingDetector):
         p, lab = self._fields()
         self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
         out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
-        for i, seg in enumerate(self.segment_names):
-            if i >= len(self._names) and p[_ROWS, i] == 0 and lab[_LAB, i] == 0:
-                continue  # "other" appears only once it has rows
-            key = (seg,)
-            n, nl = float(p[_ROWS, i]), float(lab[_LAB, i])
-            out.set(names.SEGMENT_ROWS, n, key)
-            out.set(names.SEGMENT_LABELS, nl, key)
-            enough = n >= max(self.min_rows, 1)
-            put_figure(out, names.SEGMENT_CONFIDENCE, p[_CONF, i] / n if enough else None, key)
-            put_figure(out, names.SEGMENT_ABSTAIN, p[_ABST, i] / n if enough else None, key)
-            put_figure(out, names.SEGMENT_POSITIVE_RATE, p[_POS, i] / n if enough and self._positive_seen is not None else None, key)
-            lab_ok = nl >= max(self.min_labels, 1)
-            put_figure(out, names.SEGMENT_ACCURACY, lab[_CORRECT, i] / nl if lab_ok else None, key)
-            put_figure(out, names.SEGMENT_GAP, (lab[_LCONF, i] - lab[_CORRECT, i]) / nl if lab_ok else None, key)
-            put_figure(out, names.SEGMENT_BRIER, lab[_LBRIER, i] / nl if lab_ok else None, key)
-            put_figure(out, names.SEGMENT_LOG_LOSS, lab[_LLOSS, i] / nl if lab_ok else None, key)
+        # one list of series per metric, written with one store call each ("other" appears only once it has rows)
+        rows, nlab = p[_ROWS], lab[_LAB]
+        segs = self.segment_names
+        shown = [i for i in range(len(segs)) if i < len(self._names) or rows[i] > 0 or nlab[i] > 0]
+        keys = [(segs[i],) for i in shown]
+        enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
+
+        def series(values: np.ndarray | None, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
+            return [(key, float(values[i]) if values is not None and ok[i] else None) for key, i in zip(keys, shown)]
+
+        out.set_many(names.SEGMENT_ROWS, [(key, float(rows[i])) for key, i in zip(keys, shown)])
+        out.set_many(names.SEGMENT_LABELS, [(key, float(nlab[i])) for key, i in zip(keys, shown)])
+        with np.errstate(divide="ignore", invalid="ignore"):  # segments without rows are not shown (masked)
+            put_figures(out, names.SEGMENT_CONFIDENCE, series(p[_CONF] / rows, enough))
+            put_figures(out, names.SEGMENT_ABSTAIN, series(p[_ABST] / rows, enough))
+            put_figures(out, names.SEGMENT_POSITIVE_RATE, series(None if self._positive_seen is None else p[_POS] / rows, enough))
+            put_figures(out, names.SEGMENT_ACCURACY, series(lab[_CORRECT] / nlab, lab_ok))
+            put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_ok))
+            put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_ok))
+            put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_ok))
+        errors: list[tuple[tuple[str, ...], float | None]] = []
+        for i in shown:
             ece = debiased = None
-            if nl >= max(self.min_labels_calibration, 2):
+            if nlab[i] >= max(self.min_labels_calibration, 2):
                 sums = (lab[_BIN_N:_BIN_CONF, i], lab[_BIN_CONF:_BIN_CORR, i], lab[_BIN_CORR:, i])
                 ece, debiased = cal.ece_from_sums(*sums), cal.debiased_l2_from_sums(*sums)
-            put_figure(out, names.SEGMENT_CALIBRATION_ERROR, ece, (seg, "ece_equal_width"))
-            put_figure(out, names.SEGMENT_CALIBRATION_ERROR, debiased, (seg, "debiased_l2_equal_width"))
+            errors += [((segs[i], "ece_equal_width"), ece), ((segs[i], "debiased_l2_equal_width"), debiased)]
+        put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
         for figure, g in self.gaps().items():
