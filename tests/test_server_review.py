@@ -92,3 +92,64 @@ def test_deeply_nested_json_is_a_400_naming_the_body_not_a_500(tmp_path):
         assert total(text, "monitor_intake_events_refused_total", reason="internal_error") == 0
     finally:
         s.close()
+
+
+def test_a_periodic_checkpoint_in_flight_at_shutdown_cannot_overwrite_the_final_one(tmp_path):
+    """Shutdown cancels the periodic checkpoint task, but a save already running in the executor
+    thread goes on; the final checkpoint was written beside it, and whichever finished last won.
+    A slow periodic save (its state taken before the last events were processed) finishing after
+    the final one replaced it with older state: events accepted with 202 were gone after a restart."""
+    import asyncio
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor import checkpoint
+    from monitor.core import Monitor
+    from tests.sidecar_support import start_sidecar
+
+    entered, release, armed = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowSave(Monitor):
+        def state_dict(self):  # the state is taken, then writing it is slow (a big state, a slow disk)
+            state = super().state_dict()
+            if armed.is_set() and threading.current_thread() is not threading.main_thread() and not entered.is_set():
+                entered.set()
+                release.wait(30)
+            return state
+
+    def factory(cfg):
+        return SlowSave(config=cfg, registry=CollectorRegistry(auto_describe=False))
+
+    path = tmp_path / "iris.ckpt"
+    s = start_sidecar({**IRIS, "checkpoint": {"path": str(path), "interval": "200ms"}}, tmp_path, factory=factory)
+    closing = None
+    try:
+        def post(start: int, n: int) -> None:
+            batch = [{"inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.5, 0.3], "request_id": f"r{i}"} for i in range(start, start + n)]
+            assert http("POST", s.url + "/v1/events", batch).status == 202
+
+        post(0, 10)
+        armed.set()
+        assert entered.wait(20), "no periodic checkpoint started"
+        post(10, 10)  # accepted while the periodic save is still writing its older state
+
+        def ids() -> set[str]:
+            try:
+                state, _ = checkpoint.load(path, model="iris")
+            except checkpoint.CheckpointError:
+                return set()
+            return set(state["joiner"]["ids"])
+
+        closing = asyncio.run_coroutine_threadsafe(s.server.runner.cleanup(), s.server.lt.loop)
+        wait_until(lambda: "r19" in ids(), timeout=3)  # the final checkpoint, if it does not wait for the periodic one
+        release.set()
+        closing.result(30)
+        s.server.lt.call(s.server.lt.loop.shutdown_default_executor())  # every checkpoint thread has finished
+        assert ids() == {f"r{i}" for i in range(20)}
+    finally:
+        release.set()
+        if closing is None:
+            s.close()
+        else:
+            s.server.lt.stop()

@@ -23,6 +23,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,9 +82,20 @@ class Checkpointer:
         self.intervals = {cfg.model: cfg.checkpoint.interval_s for cfg in sidecar.agent.models
                           if cfg.model in sidecar.checkpoint_paths}
         self._last: dict[str, float] = {}
+        # one save at a time: shutdown cancels the periodic task, but a save already running in
+        # its executor thread goes on, and must not finish after (and over) the final checkpoint
+        self._saving = threading.Lock()
+        self._final = False
 
-    def save(self, model: str) -> bool:
-        """Write one model's checkpoint now (blocking; call from a thread). Never raises."""
+    def save(self, model: str, *, final: bool = False) -> bool:
+        """Write one model's checkpoint now (blocking; call from a thread). Never raises.
+        Once the final checkpoints are under way (``final``), other saves are skipped."""
+        with self._saving:
+            if self._final and not final:
+                return False
+            return self._save(model)
+
+    def _save(self, model: str) -> bool:
         from monitor import checkpoint
         from monitor.core import STATE_VERSION
 
@@ -111,8 +123,12 @@ class Checkpointer:
         mon.store.set("monitor_checkpoint_size_bytes", info.size_bytes)
         return True
 
-    def save_all(self) -> dict[str, bool]:
-        return {model: self.save(model) for model in self.intervals}
+    def save_all(self, *, final: bool = False) -> dict[str, bool]:
+        """Every model's checkpoint; ``final`` (at shutdown) after any save in progress, and no
+        periodic save after it."""
+        if final:
+            self._final = True
+        return {model: self.save(model, final=final) for model in self.intervals}
 
     async def run(self) -> None:
         """Periodic checkpoints until cancelled."""
@@ -196,7 +212,7 @@ def _drain_and_checkpoint(app: "web.Application") -> None:
         except Exception:  # noqa: BLE001 - shut down the others anyway
             log.exception("draining %s failed", mon.model)
     if checkpointer is not None and sidecar.ready:
-        checkpointer.save_all()
+        checkpointer.save_all(final=True)
     for mon in sidecar.all_monitors():
         try:
             mon.close()
