@@ -153,3 +153,24 @@ def test_a_periodic_checkpoint_in_flight_at_shutdown_cannot_overwrite_the_final_
             s.close()
         else:
             s.server.lt.stop()
+
+
+def test_a_body_that_cannot_be_decoded_is_a_400_naming_the_body(tmp_path):
+    """``Content-Encoding: gzip`` over bytes that are not gzip: aiohttp's payload reader raises
+    RequestPayloadError (not an HTTP exception), and the intake answered 500 internal_error."""
+    from tests.sidecar_support import start_sidecar
+
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        for path, extra in (("/v1/events", {}), ("/v1/feedback", {}), ("/v1/cloudevents", {"Ce-Specversion": "1.0"})):
+            r = http("POST", s.url + path, b"not gzip at all", {"Content-Encoding": "gzip", "Content-Type": "application/json", **extra})
+            assert r.status == 400, (path, r.status, r.body)
+            assert r.json()["field"] == "body" and r.json()["reason"] == "bad_body"
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", reason="bad_body") == 3
+        assert total(text, "monitor_intake_events_refused_total", reason="internal_error") == 0
+        ok = gzip.compress(json.dumps({"inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.5, 0.3]}).encode())
+        r = http("POST", s.url + "/v1/events", ok, {"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        assert r.status == 202 and r.json()["accepted"] == 1  # a real gzip body is still read
+    finally:
+        s.close()

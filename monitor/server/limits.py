@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.web import RequestPayloadError
 
 from monitor.server.errors import IntakeError
 
@@ -30,12 +31,18 @@ async def read_body(request: web.Request, limit: int) -> bytes:
                                        "or raise server.max_body_bytes", "too_large")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise IntakeError(413, "body", f"over the limit of {limit} bytes; send smaller batches or raise "
-                                           "server.max_body_bytes", "too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise IntakeError(413, "body", f"over the limit of {limit} bytes; send smaller batches or raise "
+                                               "server.max_body_bytes", "too_large")
+            chunks.append(chunk)
+    except RequestPayloadError as err:  # e.g. Content-Encoding: gzip over bytes that are not gzip
+        cause = err.__cause__ or err
+        message = str(getattr(cause, "message", "") or cause).strip()[:120]
+        raise IntakeError(400, "body", f"cannot be read ({message}); check Content-Encoding and the body's framing",
+                          "bad_body") from None
     return b"".join(chunks)
 
 
