@@ -174,3 +174,30 @@ def test_a_body_that_cannot_be_decoded_is_a_400_naming_the_body(tmp_path):
         assert r.status == 202 and r.json()["accepted"] == 1  # a real gzip body is still read
     finally:
         s.close()
+
+
+def test_oip_tensors_that_do_not_split_into_rows_are_a_400_naming_the_field(tmp_path):
+    """OIP v2 named inputs whose sizes disagree (``x`` of 2 rows, ``y`` of 3 values), or a
+    zero-row tensor of rank 3: numpy's reshape raised ValueError and the CloudEvents intake
+    answered 500 internal_error."""
+    from tests.sidecar_support import start_sidecar
+
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        ce = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "x",
+              "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+        mismatched = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]},
+                                 {"name": "y", "shape": [3], "datatype": "FP32", "data": [1, 2, 3]}]}
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps(mismatched), {**ce, "Ce-Id": "m-1"})
+        assert r.status == 400, r.body
+        assert r.json()["field"] == "inputs" and r.json()["reason"] == "bad_shape" and "'y'" in r.json()["error"]
+        empty = {"inputs": [{"name": "x", "shape": [0, 2, 2], "datatype": "FP32", "data": []}]}
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps(empty), {**ce, "Ce-Id": "m-2"})
+        assert r.status in (202, 400), r.body
+        resp = {"outputs": [{"name": "p", "shape": [2, 3, 2], "datatype": "FP32", "data": [1, 2, 3]}]}
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps(resp),
+                 {**ce, "Ce-Type": "org.kubeflow.serving.inference.response", "Ce-Id": "m-3"})
+        assert r.status == 400 and r.json()["reason"] == "bad_data", r.body  # the declared shape is checked first
+        assert total(s.metrics(), "monitor_intake_events_refused_total", reason="internal_error") == 0
+    finally:
+        s.close()

@@ -70,6 +70,16 @@ def _tensor(t: dict[str, Any], field: str) -> Any:
         raise PayloadError(f"{field}.data", f"cannot be read as {dtype} of shape {shape}", "bad_data") from None
 
 
+def _split_rows(arr: Any, n: int, field: str, name: str) -> Any:
+    """``arr`` as ``n`` rows (``arr.reshape(n, -1)``), or :class:`PayloadError` when its values do
+    not split into ``n`` rows (numpy's ValueError would be a 500). Zero rows stay zero rows."""
+    import numpy as np
+
+    if (n and arr.size % n) or (not n and arr.size):
+        raise PayloadError(field, f"tensor {name!r} has {arr.size} values, which do not split into {n} rows", "bad_shape")
+    return arr.reshape(n, arr.size // n if n else int(np.prod(arr.shape[1:], dtype=np.int64)))
+
+
 def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
     import numpy as np
 
@@ -79,13 +89,13 @@ def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
         if arr.ndim == 1:
             return arr.reshape(1, -1)
         if arr.ndim > 2:
-            return arr.reshape(arr.shape[0], -1)
+            return _split_rows(arr, arr.shape[0], "inputs[0]", arrays[0][0])
         return arr
     # several named tensors: one feature (or a few columns) each, rows along axis 0
     n = arrays[0][1].shape[0] if arrays[0][1].ndim else 1
     columns: dict[str, Any] = {}
     for name, arr in arrays:
-        a = arr.reshape(n, -1) if arr.ndim else np.asarray([arr]).reshape(1, 1)
+        a = _split_rows(arr, n, "inputs", name) if arr.ndim else np.asarray([arr]).reshape(1, 1)
         if a.shape[0] != n:
             raise PayloadError("inputs", f"tensor {name!r} has {a.shape[0]} rows, the first has {n}", "bad_shape")
         if a.shape[1] == 1:
@@ -156,7 +166,7 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
         if arr.ndim == 1 and rows == 1 and arr.shape[0] > 1:
             return arr.reshape(1, -1)
         if arr.ndim > 2:
-            return arr.reshape(arr.shape[0], -1)
+            return _split_rows(arr, arr.shape[0], f"outputs[{chosen}]", str(tensors[chosen].get("name")))
         return arr
     if "predictions" in body:
         return body["predictions"]
