@@ -259,7 +259,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             return _check_manifest(path, zf)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
 
 
@@ -291,9 +291,14 @@ def load(path: str | Path, *, model: str | None = None,
             tree = json.loads(zf.read("state.json"))
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError) as err:
+    except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
-    state = decode_state(tree, arrays)
+    try:
+        state = decode_state(tree, arrays)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as err:  # valid JSON, tags that do not decode
+        raise CheckpointError("corrupt", f"{path}: the state does not decode ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict):
         raise CheckpointError("corrupt", f"{path}: the state is not a mapping")
     return state, manifest
@@ -347,7 +352,8 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
         moved = set_aside(path, "incompatible")
         log.error("checkpoint %s does not fit this configuration: %s; moved to %s, starting fresh", path, err, moved)
         return False, "incompatible"
-    age = time.time() - float(manifest.get("created", 0))
+    created = manifest.get("created")
+    age = time.time() - created if isinstance(created, (int, float)) and not isinstance(created, bool) else float("nan")
     if report.set_aside_reason is not None:
         log.warning("checkpoint %s of %s restored without its detector states (%s): %s; alert states, event clock, "
                     "label joins and counters restored", path, monitor.model, report.set_aside_reason.replace("_", " "),

@@ -201,3 +201,76 @@ def test_oip_tensors_that_do_not_split_into_rows_are_a_400_naming_the_field(tmp_
         assert total(s.metrics(), "monitor_intake_events_refused_total", reason="internal_error") == 0
     finally:
         s.close()
+
+
+def _checkpoint_with(path, state_json: str, created: object = 1.0) -> None:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "model-monitor-checkpoint", "format_version": 2, "state_version": 2, "model": "iris",
+                "created": created, "arrays": 0}
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        zf.writestr("state.json", state_json)
+
+
+def test_a_checkpoint_whose_state_cannot_be_decoded_is_set_aside_and_the_sidecar_becomes_ready(tmp_path):
+    """A checkpoint that is a valid zip with valid JSON whose tags do not decode (a non-numeric
+    ``__float__``, an unhashable ``__pairs__`` key, JSON nested past the recursion limit) raised
+    ValueError/TypeError/RecursionError out of :func:`checkpoint.restore`: the file was neither
+    set aside nor counted, and the sidecar stayed unready (/readyz 503) on every restart."""
+    from tests.sidecar_support import start_sidecar
+
+    raw = {**IRIS, "checkpoint": {"path": "state/{model}.ckpt", "interval": "1h"}}
+    path = tmp_path / "state" / "iris.ckpt"
+    bad_states = ['{"version": {"__float__": "not a number"}}', '{"x": {"__pairs__": [[{"a": 1}, 2]]}}',
+                  '{"x": {"__tuple__": 5}}', '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+    for i, state_json in enumerate(bad_states):
+        _checkpoint_with(path, state_json)
+        s = start_sidecar(raw, tmp_path, wait_ready=False)
+        try:
+            assert wait_until(lambda: s.sidecar.ready or s.sidecar.load_error is not None)
+            assert s.sidecar.load_error is None, (state_json[:60], s.sidecar.load_error)
+            assert http("GET", s.url + "/readyz").status == 200
+            assert sample_failures(s) == 1
+            assert len(list(path.parent.glob("iris.ckpt.corrupt-*"))) == i + 1
+        finally:
+            s.close()
+            path.unlink(missing_ok=True)  # the sidecar's own final checkpoint
+
+
+def test_a_checkpoint_with_a_non_numeric_creation_time_is_still_restored(tmp_path):
+    """``manifest.created`` is only used for the log line; a non-numeric one made
+    :func:`checkpoint.restore` raise ValueError after the state had been loaded."""
+    from monitor import checkpoint
+    from monitor.core import STATE_VERSION
+    from tests.sidecar_support import start_sidecar
+
+    raw = {**IRIS, "checkpoint": {"path": "state/{model}.ckpt", "interval": "1h"}}
+    s = start_sidecar(raw, tmp_path)
+    http("POST", s.url + "/v1/events", [{"inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], "request_id": "r1"}])
+    s.close()
+    path = tmp_path / "state" / "iris.ckpt"
+    state, _ = checkpoint.load(path, model="iris")
+    checkpoint.save(path, state, model="iris", state_version=STATE_VERSION)
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    manifest["created"] = "yesterday"
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    s = start_sidecar(raw, tmp_path, wait_ready=False)
+    try:
+        assert wait_until(lambda: s.sidecar.ready or s.sidecar.load_error is not None)
+        assert s.sidecar.load_error is None, s.sidecar.load_error
+        assert s.sidecar.restored["iris"] is True
+    finally:
+        s.close()
+
+
+def sample_failures(s) -> float:
+    return total(s.metrics(), "monitor_checkpoint_failures_total", operation="restore", reason="corrupt")
