@@ -313,7 +313,7 @@ class ForwardingMonitor:
                 for ev in events:
                     try:
                         piece = encode_event(ev)
-                    except (TypeError, ValueError):
+                    except Exception:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
                         self._count_drop("unserializable", 1)
                         continue
                     if len(piece) + 200 > self.max_datagram_bytes:

@@ -274,3 +274,37 @@ def test_a_checkpoint_with_a_non_numeric_creation_time_is_still_restored(tmp_pat
 
 def sample_failures(s) -> float:
     return total(s.metrics(), "monitor_checkpoint_failures_total", operation="restore", reason="corrupt")
+
+
+def test_a_forwarded_event_that_cannot_be_encoded_loses_only_itself_and_is_counted(tmp_path):
+    """``encode_event`` can fail with more than TypeError/ValueError (json.dumps raises
+    RecursionError on deeply nested inputs; a value's own ``tolist`` may raise anything): the
+    sender thread's catch-all then dropped the whole drained batch and counted zero."""
+    from monitor.forwarding import ForwardingMonitor
+    from tests.sidecar_support import quiet_factory, sample, start_sidecar
+
+    class Broken:
+        def tolist(self):
+            raise RuntimeError("device tensor cannot be copied")
+
+    deep: list = []
+    for _ in range(5_000):
+        deep = [deep]
+    sock = str(tmp_path / "f.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    fm = ForwardingMonitor("iris", f"unix://{sock}", flush_interval_s=0.01)
+    try:
+        fm.observe([1.0, 2.0, 3.0, 4.0], [0.2, 0.5, 0.3])
+        fm.observe(deep, [0.2, 0.5, 0.3])
+        fm.observe(Broken(), [0.2, 0.5, 0.3])
+        fm.observe([1.0, 2.0, 3.0, 4.0], [0.2, 0.5, 0.3])
+        fm.flush()
+        fm.observe([1.0, 2.0, 3.0, 4.0], [0.2, 0.5, 0.3])  # one more datagram carries the drop counts
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") >= 3
+                          and total(s.metrics(), "monitor_forward_events_dropped_total") >= 2)
+        text = s.metrics()
+        assert total(text, "monitor_forward_events_received_total") == 3
+        assert sample(text, "monitor_forward_events_dropped_total", model="_sidecar", reason="unserializable") == 2
+    finally:
+        fm.close()
+        s.close()
