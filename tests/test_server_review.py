@@ -308,3 +308,46 @@ def test_a_forwarded_event_that_cannot_be_encoded_loses_only_itself_and_is_count
     finally:
         fm.close()
         s.close()
+
+
+def test_a_client_leaving_a_streamed_response_is_not_counted_as_an_upstream_error(tmp_path, engine):  # noqa: F811
+    """A client that stops reading a streamed (SSE) response and closes its connection is a
+    499, not an upstream failure: on the aiohttp engine the write error (aiohttp's
+    ClientConnectionResetError is also a ClientError) was caught as the model server breaking
+    off, counting monitor_proxy_upstream_errors_total{reason="disconnect"}, which pages
+    for a healthy model server whenever users cancel streams."""
+    import asyncio
+    import socket
+
+    from aiohttp import web
+
+    from tests.sidecar_support import AppServer
+
+    async def slow_stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for i in range(200):
+                await resp.write(f"data: {i}\n\n".encode())
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/sse", slow_stream)
+    up = AppServer(app)
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=up.url)
+    try:
+        c = socket.create_connection(("127.0.0.1", s.server.port), timeout=10)
+        c.sendall(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"data: 0" in c.recv(4096) or b"data: 0" in c.recv(4096)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset, as a killed client
+        c.close()
+        assert wait_until(lambda: total(s.metrics(), "monitor_http_request_duration_seconds_count", handler="proxy") >= 1)
+        text = s.metrics()
+        assert total(text, "monitor_proxy_upstream_errors_total") == 0
+        assert total(text, "monitor_http_request_duration_seconds_count", handler="proxy", code="499") == 1
+    finally:
+        s.close()
+        up.close()

@@ -197,21 +197,27 @@ class Proxy:
                 keep = tap is not None
                 chunks: list[bytes] = []
                 size = 0
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                        if keep:
-                            size += len(chunk)
-                            if size > self.sidecar.settings.max_body_bytes:
-                                keep, chunks = False, []
-                            else:
-                                chunks.append(chunk)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
-                    store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
-                    if request.transport is not None:
-                        request.transport.close()  # the client must see the truncation, not a clean end
-                    return response
+                incoming = upstream.content.iter_any()
+                while True:
+                    try:
+                        chunk = await incoming.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except (aiohttp.ClientError, asyncio.TimeoutError):
+                        store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
+                        store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
+                        if request.transport is not None:
+                            request.transport.close()  # the client must see the truncation, not a clean end
+                        return response
+                    # outside the upstream's try: a client gone raises ConnectionResetError (a
+                    # ClientError too), which is the client's 499, not the model server's failure
+                    await response.write(chunk)
+                    if keep:
+                        size += len(chunk)
+                        if size > self.sidecar.settings.max_body_bytes:
+                            keep, chunks = False, []
+                        else:
+                            chunks.append(chunk)
                 await response.write_eof()
                 resp_body = b"".join(chunks) if keep else None
             elapsed = time.perf_counter() - t0
