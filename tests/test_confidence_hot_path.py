@@ -1,0 +1,156 @@
+"""The per-batch helpers the classifier detectors share on the worker's hot path: each must give
+what the straightforward computation gives (the speed-ups of issue 3's cost target change how,
+never what)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.batch import Batch, LabeledBatch
+from monitor.catalog import confidence as names
+from monitor.detectors._accumulate import accumulate
+from monitor.detectors._common import label_features, output_features, put_figures, time_span
+from monitor.detectors._pending import PendingHistogram
+from monitor.detectors.calibration import CalibrationDetector
+from monitor.detectors.segments import SegmentDetector
+from monitor.stats import calibration as cal
+from monitor.stats import uncertainty as unc
+from monitor.stats.univariate import chi2_test
+from monitor.store import MetricStore
+from monitor.windows import SlidingWindow
+
+
+def _labeled(rng: np.random.Generator, n: int, k: int = 4, unknown: int = 0) -> LabeledBatch:
+    scores = rng.dirichlet(np.ones(k), size=n)
+    label = rng.integers(0, k, n)
+    label[:unknown] = np.where(np.arange(unknown) % 2 == 0, -1, k)  # below and above the classes
+    ts = rng.uniform(0.0, 50.0, n)
+    return LabeledBatch(ts=ts, label_ts=ts + 5.0, label=label, segment=np.array([f"s{i % 3}" for i in range(n)], dtype=object),
+                        scores=scores, predicted=scores.argmax(axis=1))
+
+
+def test_bin_index_matches_search_then_clip_at_and_beyond_the_edges() -> None:
+    edges = cal.fine_confidence_edges()
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.random(500), edges, [-1.0, -1e-300, 1.0 + 1e-12, 7.0, np.nan]])
+    expected = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    assert np.array_equal(cal.bin_index(values, edges), expected)
+    assert cal.bin_index(np.array([0.3]), np.array([0.0, 1.0])).tolist() == [0]  # one bin: everything in it
+
+
+def test_normalized_entropy_is_the_clipped_shannon_entropy() -> None:
+    rng = np.random.default_rng(0)
+    p = np.vstack([rng.dirichlet(np.full(6, 0.3), size=200), np.eye(6)[:2], np.full((1, 6), 1 / 6)])
+    raw = -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1) / np.log(6)
+    h = unc.normalized_entropy(p)
+    assert np.array_equal(h, np.clip(raw, 0.0, 1.0))
+    assert h[-3] == 0.0 and h[-1] == pytest.approx(1.0) and 0.0 <= h.min() and h.max() <= 1.0
+
+
+def test_pending_histogram_buffer_gives_the_counts_of_direct_binning() -> None:
+    rng = np.random.default_rng(1)
+    bounds = (0.1, 0.5, 0.9)
+    h = PendingHistogram(bounds, capacity=64)
+    chunks = [rng.random(n) for n in (10, 50, 3, 200, 1, 64)]  # fills the buffer, then one chunk larger than it
+    for c in chunks:
+        h.add(c)
+    allv = np.concatenate(chunks)
+    direct = np.bincount(np.searchsorted(bounds, allv, side="left"), minlength=4)
+    assert h.pending == allv.size
+    assert h.counts.tolist() == direct.tolist()
+    assert h.total == pytest.approx(allv.sum(), rel=1e-12)
+
+
+def test_pending_histogram_state_includes_buffered_values_and_flush_forgets_them() -> None:
+    h = PendingHistogram((0.5,), capacity=100)
+    h.add(np.array([0.2, 0.7, 0.4]))  # buffered, not yet binned
+    state = h.state_dict()
+    assert state["counts"].tolist() == [2.0, 1.0]
+    other = PendingHistogram((0.5,), capacity=100)
+    other.load_state_dict(state)
+    assert other.pending == 3 and other.counts.tolist() == [2.0, 1.0]
+    store = MetricStore("m")
+    other.flush(store, names.CONFIDENCE)
+    hist = store.value(names.CONFIDENCE)
+    assert hist.count == 3 and hist.sum == pytest.approx(1.3)
+    assert other.pending == 0 and other.counts.tolist() == [0.0, 0.0]
+    other.flush(store, names.CONFIDENCE)  # nothing pending: nothing written twice
+    assert store.value(names.CONFIDENCE).count == 3
+
+
+def test_accumulate_with_a_given_span_equals_accumulate_without() -> None:
+    rng = np.random.default_rng(2)
+    for lo, hi in ((10.0, 20.0), (10.0, 95.0)):  # one slot, several slots
+        ts = rng.uniform(lo, hi, 40)
+        pos = rng.integers(0, 3, 40)
+        parts = [(pos, 1.0), (3, rng.random(40)), (pos + 4, rng.random(40))]
+        a, b = SlidingWindow(120.0, (7,), 6), SlidingWindow(120.0, (7,), 6)
+        accumulate(a, ts, parts)
+        accumulate(b, ts, parts, (float(ts.min()), float(ts.max())))
+        assert np.array_equal(a.total(), b.total())
+
+
+def test_batch_features_are_computed_once_and_entropy_only_on_demand() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.dirichlet(np.ones(5), size=30)
+    batch = Batch.from_arrays(np.zeros((30, 1)), scores)
+    feats = output_features(batch)
+    assert feats is not None and output_features(batch) is feats
+    assert "entropy" not in feats.__dict__  # not computed until a detector asks
+    assert np.array_equal(feats.conf, scores.max(axis=1))
+    assert np.array_equal(feats.entropy, unc.normalized_entropy(scores))
+    assert time_span(batch) == (float(batch.ts.min()), float(batch.ts.max()))
+
+
+def test_label_features_keep_known_classes_and_are_shared() -> None:
+    rng = np.random.default_rng(4)
+    lb = _labeled(rng, 40, unknown=6)
+    lab = label_features(lb)
+    assert lab is not None and label_features(lb) is lab
+    assert lab.unknown == 6 and lab.known is not None and lab.known.sum() == 34
+    keep = lab.known
+    assert np.array_equal(lab.ts, lb.ts[keep]) and np.array_equal(lab.label, lb.label[keep])
+    assert np.array_equal(lab.conf, lb.scores[keep].max(axis=1))
+    assert np.array_equal(lab.correct, (lb.predicted[keep] == lb.label[keep]).astype(float))
+    assert np.array_equal(lab.brier, cal.brier_terms(lb.scores[keep], lb.label[keep]))
+    assert np.array_equal(lab.log_loss, cal.log_loss_terms(lb.scores[keep], lb.label[keep]))
+    assert label_features(LabeledBatch(ts=np.zeros(2), label_ts=np.zeros(2), label=np.zeros(2, dtype=np.int64),
+                                       segment=np.full(2, None, dtype=object))) is None  # no scores
+
+
+def test_calibration_and_segments_score_a_shared_labelled_batch_as_separate_copies() -> None:
+    rng = np.random.default_rng(5)
+    lb = _labeled(rng, 300, unknown=30)
+    shared_cal, shared_seg = CalibrationDetector(window_s=1000.0, min_labels=10), SegmentDetector(window_s=1000.0, min_labels=10)
+    shared_cal.update_labels(lb)
+    shared_seg.update_labels(lb)  # reuses the features cached on ``lb`` by the calibration detector
+    alone_cal, alone_seg = CalibrationDetector(window_s=1000.0, min_labels=10), SegmentDetector(window_s=1000.0, min_labels=10)
+    alone_cal.update_labels(_labeled(np.random.default_rng(5), 300, unknown=30))
+    alone_seg.update_labels(_labeled(np.random.default_rng(5), 300, unknown=30))
+    stores = []
+    for a, b in ((shared_cal, alone_cal), (shared_seg, alone_seg)):
+        sa, sb = MetricStore("m"), MetricStore("m")
+        a.export(sa)
+        b.export(sb)
+        assert sorted(sa.samples(), key=repr) == sorted(sb.samples(), key=repr)
+        stores.append(sa)
+    assert stores[0].value(names.LABELS_IN_WINDOW) == 270 and stores[0].value(names.LABELS_SKIPPED, ("unknown_class",)) == 30
+    assert sum(stores[1].value(names.SEGMENT_LABELS, (seg,)) for seg in ("s0", "s1", "s2")) == 270
+
+
+def test_put_figures_writes_present_values_and_removes_absent_ones() -> None:
+    store = MetricStore("m")
+    for label in ("0.00-0.07", "0.07-0.13", "0.13-0.20"):
+        store.set(names.RELIABILITY_ACCURACY, 0.5, (label,))
+    put_figures(store, names.RELIABILITY_ACCURACY, [(("0.00-0.07",), 0.25), (("0.07-0.13",), None), (("0.13-0.20",), float("nan"))])
+    assert store.value(names.RELIABILITY_ACCURACY, ("0.00-0.07",)) == 0.25
+    assert store.value(names.RELIABILITY_ACCURACY, ("0.07-0.13",)) is None
+    assert store.value(names.RELIABILITY_ACCURACY, ("0.13-0.20",)) is None
+
+
+def test_chi2_test_pvalue_is_scipys_survival_function() -> None:
+    from scipy.stats import chi2
+
+    res = chi2_test([120, 80, 50, 10], [100, 90, 40, 30])
+    assert res.df == 3 and res.pvalue == chi2.sf(res.statistic, 3)
