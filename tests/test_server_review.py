@@ -351,3 +351,47 @@ def test_a_client_leaving_a_streamed_response_is_not_counted_as_an_upstream_erro
     finally:
         s.close()
         up.close()
+
+
+def test_an_unpaired_surrogate_is_refused_at_intake_and_metrics_keep_working(tmp_path):
+    """``"\\ud800"`` is valid JSON but not Unicode. As a segment or a class label it became a
+    metric label that UTF-8 cannot encode, and every ``/metrics`` scrape after it answered 500
+    (the state carrying it is checkpointed, so a restart did not help). Refused with a 400
+    naming the event at the HTTP intake, counted per event in forwarded datagrams, and a
+    CloudEvent carrying one is a 400 too; a paired surrogate (an emoji) is fine."""
+    import socket
+
+    from tests.sidecar_support import start_sidecar
+
+    labels_model = {**IRIS, "model": "labels", "output": {"kind": "labels"}}
+    sock = str(tmp_path / "f.sock")
+    s = start_sidecar({"models": [IRIS, labels_model], "server": {"forward": {"unix": sock}}}, tmp_path)
+    try:
+        ok = {"model": "iris", "inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.5, 0.3]}
+        body = ('[' + json.dumps(ok) + ', {"model": "iris", "inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], '
+                '"segment": "eu-\\ud800"}]')
+        r = http("POST", s.url + "/v1/events", body.encode())
+        assert r.status == 400 and r.json()["field"] == "event 1" and r.json()["reason"] == "bad_unicode", r.body
+        r = http("POST", s.url + "/v1/events", b'{"model": "labels", "inputs": [1, 2, 3, 4], "outputs": "\\udfff"}')
+        assert r.status == 400 and r.json()["reason"] == "bad_unicode", r.body
+        r = http("POST", s.url + "/v1/events", b'{"model": "iris", "inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], '
+                                              b'"segment": "\\ud83d\\ude00"}')
+        assert r.status == 202, r.body  # an emoji: a valid pair
+        ce = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "x", "Ce-Id": "u-1",
+              "Ce-Type": "org.kubeflow.serving.inference.response", "Ce-Inferenceservicename": "labels"}
+        r = http("POST", s.url + "/v1/cloudevents", b'{"predictions": ["\\ud800"]}', ce)
+        assert r.status == 400 and r.json()["reason"] == "bad_unicode", r.body
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        c.sendto(('{"v": 1, "sender": "w", "seq": 1, "model": "labels", "events": ['
+                  '{"inputs": [1, 2, 3, 4], "outputs": "\\ud800"}, {"inputs": [1, 2, 3, 4], "outputs": "setosa"}]}').encode(), sock)
+        c.close()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 1)
+        for mon in s.sidecar.all_monitors():
+            mon.flush()
+        for accept in ("text/plain", "application/openmetrics-text"):
+            r = http("GET", s.url + "/metrics", headers={"Accept": accept})
+            assert r.status == 200, r.body
+        text = r.body.decode()
+        assert total(text, "monitor_intake_events_refused_total", reason="bad_unicode") == 2 + 1 + 1 + 1
+    finally:
+        s.close()

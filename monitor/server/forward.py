@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
 from monitor.server.errors import IntakeError
+from monitor.server.payloads import lone_surrogates
 from monitor.server.settings import ForwardSettings
 
 if TYPE_CHECKING:
@@ -129,7 +130,11 @@ class ForwardReceiver:
         default_model = msg.get("model") if isinstance(msg.get("model"), str) else None
         now = time.time()
         items: list[tuple[Monitor, tuple[Any, ...]]] = []
+        check_unicode = lone_surrogates(data, events)
         for obj in events:
+            if check_unicode and lone_surrogates(data, obj):
+                sidecar.count_refused(ENDPOINT, "bad_unicode")
+                continue
             try:
                 parsed = parse_event(obj, now)
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)

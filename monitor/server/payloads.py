@@ -15,9 +15,12 @@ count the tap as refused.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-__all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "oip_request_id"]
+__all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "oip_request_id",
+           "lone_surrogates"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 
@@ -28,6 +31,27 @@ class PayloadError(ValueError):
         self.field = field
         self.message = message
         self.reason = reason
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogates(raw: bytes, value: Any) -> bool:
+    """Whether ``value`` (decoded from the JSON text ``raw``) holds a string with an unpaired
+    UTF-16 surrogate (``"\\ud800"`` is valid JSON, but not Unicode). Such a string cannot be
+    encoded as UTF-8: as a metric label (a segment, a class label) it made every later
+    ``/metrics`` scrape fail. Raw UTF-8 cannot carry surrogates, so a body without a
+    ``\\uD8..``-``\\uDF..`` escape is answered by one scan; only one with such an escape (an
+    emoji, usually) is checked string by string."""
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return False
 
 
 def dotted(obj: Any, path: str) -> Any:
