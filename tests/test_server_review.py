@@ -395,3 +395,46 @@ def test_an_unpaired_surrogate_is_refused_at_intake_and_metrics_keep_working(tmp
         assert total(text, "monitor_intake_events_refused_total", reason="bad_unicode") == 2 + 1 + 1 + 1
     finally:
         s.close()
+
+
+def test_an_integer_beyond_the_float_range_is_refused_and_poisons_nothing(tmp_path):
+    """``10**400`` is a valid JSON integer. As a timestamp it raised OverflowError (500
+    internal_error); in inputs or outputs it was accepted with 202, then the worker's float
+    conversion failed and dropped every event of the batch it was drained with (valid ones
+    from other clients included) as internal_error."""
+    import socket
+
+    from tests.sidecar_support import quiet_factory, start_sidecar
+
+    big = "1" + "0" * 400
+    sock = str(tmp_path / "f.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        ok = '{"inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.5, 0.3]}'
+        for bad in ('{"inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], "timestamp": %s}' % big,
+                    '{"inputs": [1, 2, 3, %s], "outputs": [0.2, 0.5, 0.3]}' % big,
+                    '{"type": "error", "exception": "X", "timestamp": %s}' % big):
+            r = http("POST", s.url + "/v1/events", ("[" + ok + ", " + bad + "]").encode())
+            assert r.status == 400, (bad[:50], r.status, r.body)
+            assert r.json()["field"] == "event 1" and r.json()["reason"] == "number_too_large"
+        r = http("POST", s.url + "/v1/events", ('{"inputs": [1, 2, 3, 4], "outputs": [0.2, 0.5, 0.3], "request_id": "%s"}' % big).encode())
+        assert r.status == 202, r.body  # a long id string is not a number
+        ce = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "x", "Ce-Id": "n-1",
+              "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+        r = http("POST", s.url + "/v1/cloudevents", ('{"instances": [[1, 2, 3, %s]]}' % big).encode(), ce)
+        assert r.status == 400 and r.json()["reason"] == "number_too_large", r.body
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        c.sendto(('{"v": 1, "sender": "w", "seq": 1, "model": "iris", "events": [%s, {"inputs": [%s, 2, 3, 4], '
+                  '"outputs": [0.2, 0.5, 0.3]}]}' % (ok, big)).encode(), sock)
+        c.close()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 1)
+        mon = s.monitor()
+        assert len(mon.queue) == 2  # the long-id event and the datagram's good one
+        mon.worker.drain_once()
+        text = s.metrics()
+        assert total(text, "monitor_events_dropped_total", reason="internal_error") == 0
+        assert total(text, "monitor_predictions_total") == 2
+        assert total(text, "monitor_intake_events_refused_total", reason="number_too_large") == 3 * 2 + 1 + 1
+        assert total(text, "monitor_intake_events_refused_total", reason="internal_error") == 0
+    finally:
+        s.close()

@@ -27,7 +27,8 @@ from aiohttp import web
 from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
-from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback, lone_surrogates
+from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback,
+                                     unsafe_json)
 from monitor.server import keys as K
 
 if TYPE_CHECKING:
@@ -144,9 +145,9 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
                 data = json.loads(body)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise IntakeError(400, "body", "the event data must be JSON (content-type application/json)", "bad_json") from None
-    if lone_surrogates(body, data):
-        raise IntakeError(400, "body", "holds a string with an unpaired UTF-16 surrogate escape (such as \\ud800), which is "
-                                       "not Unicode; send valid UTF-8 text", "bad_unicode")
+    unsafe = unsafe_json(body, data)
+    if unsafe is not None:
+        raise IntakeError(400, "body", UNSAFE_JSON_MESSAGES[unsafe], unsafe)
     spec = attrs.get("specversion")
     if spec is None:
         raise IntakeError(400, f"{prefix}specversion", "is required: this is not a CloudEvent (send ce-specversion: 1.0)",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
 from monitor.server.errors import IntakeError
-from monitor.server.payloads import lone_surrogates
+from monitor.server.payloads import unsafe_json
 from monitor.server.settings import ForwardSettings
 
 if TYPE_CHECKING:
@@ -130,10 +130,11 @@ class ForwardReceiver:
         default_model = msg.get("model") if isinstance(msg.get("model"), str) else None
         now = time.time()
         items: list[tuple[Monitor, tuple[Any, ...]]] = []
-        check_unicode = lone_surrogates(data, events)
+        check = unsafe_json(data, events) is not None
         for obj in events:
-            if check_unicode and lone_surrogates(data, obj):
-                sidecar.count_refused(ENDPOINT, "bad_unicode")
+            unsafe = unsafe_json(data, obj) if check else None
+            if unsafe is not None:
+                sidecar.count_refused(ENDPOINT, unsafe)
                 continue
             try:
                 parsed = parse_event(obj, now)

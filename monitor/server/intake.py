@@ -20,7 +20,7 @@ from aiohttp import web
 from monitor.events import PREDICTION, EventFormatError, parse_event
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
-from monitor.server.payloads import lone_surrogates
+from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server import keys as K
 
 if TYPE_CHECKING:
@@ -206,10 +206,10 @@ async def _intake(request: web.Request, endpoint: str, force_type: str | None) -
                           headers={"Retry-After": "1"})
     body = await read_body(request, sidecar.settings.max_body_bytes)
     values = decode_events(body, request.headers.get("Content-Type", "application/json"))
-    if lone_surrogates(body, values):
-        bad = next((i for i, v in enumerate(values) if lone_surrogates(body, v)), 0)
-        raise IntakeError(400, f"event {bad}", "holds a string with an unpaired UTF-16 surrogate escape (such as \\ud800), "
-                                               "which is not Unicode; send valid UTF-8 text", "bad_unicode", events=len(values))
+    unsafe = unsafe_json(body, values)
+    if unsafe is not None:
+        bad = next((i for i, v in enumerate(values) if unsafe_json(body, v) is not None), 0)
+        raise IntakeError(400, f"event {bad}", UNSAFE_JSON_MESSAGES[unsafe], unsafe, events=len(values))
     model = request.query.get("model")
     items = parse_batch(sidecar, values, default_model=model, endpoint=endpoint, force_type=force_type)
     accepted = sidecar.enqueue(items, endpoint)

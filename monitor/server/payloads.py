@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 __all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "oip_request_id",
-           "lone_surrogates"]
+           "unsafe_json", "UNSAFE_JSON_MESSAGES"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 
@@ -34,23 +34,51 @@ class PayloadError(ValueError):
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONG_DIGITS = re.compile(rb"[0-9]{309}")  # the largest float, 1.8e308, has 309 digits
+_FLOAT_MAX = 1.7976931348623157e308
+
+#: What :func:`unsafe_json` finds, by reason, as the message of the 400 (or the refusal counter).
+UNSAFE_JSON_MESSAGES = {
+    "bad_unicode": "holds a string with an unpaired UTF-16 surrogate escape (such as \\ud800), which is not Unicode; "
+                   "send valid UTF-8 text",
+    "number_too_large": "holds an integer beyond the range of a 64-bit float; send numbers a float can hold",
+}
 
 
-def lone_surrogates(raw: bytes, value: Any) -> bool:
-    """Whether ``value`` (decoded from the JSON text ``raw``) holds a string with an unpaired
-    UTF-16 surrogate (``"\\ud800"`` is valid JSON, but not Unicode). Such a string cannot be
-    encoded as UTF-8: as a metric label (a segment, a class label) it made every later
-    ``/metrics`` scrape fail. Raw UTF-8 cannot carry surrogates, so a body without a
-    ``\\uD8..``-``\\uDF..`` escape is answered by one scan; only one with such an escape (an
-    emoji, usually) is checked string by string."""
-    if _SURROGATE_ESCAPE.search(raw) is None:
-        return False
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except (TypeError, ValueError, RecursionError):
-        return False
+def unsafe_json(raw: bytes, value: Any) -> str | None:
+    """The reason ``value`` (decoded from the JSON text ``raw``) must be refused, or None.
+
+    Two things are valid JSON but break the monitor after a 2xx: a string with an unpaired
+    UTF-16 surrogate (``"\\ud800"``: not Unicode; as a metric label, a segment or a class
+    label, it made every later ``/metrics`` scrape fail on UTF-8 encoding), and an integer
+    beyond the float range (``float()`` raises OverflowError: a 500 as a timestamp, and in
+    inputs or outputs it made the worker drop the whole batch it was in). Raw UTF-8 cannot
+    carry surrogates and such an integer has 309 digits or more, so a body without a
+    ``\\uD8..``-``\\uDF..`` escape or such a run of digits costs one scan each; only a body
+    with one (an emoji, a long id) is checked value by value."""
+    if _SURROGATE_ESCAPE.search(raw) is not None:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "bad_unicode"
+        except (TypeError, ValueError, RecursionError):
+            pass
+    if _LONG_DIGITS.search(raw) is not None and _huge_int(value):
+        return "number_too_large"
+    return None
+
+
+def _huge_int(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is int:
+            if not -_FLOAT_MAX <= v <= _FLOAT_MAX:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
     return False
 
 

@@ -35,7 +35,7 @@ from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
 from monitor.server.errors import IntakeError
-from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, lone_surrogates, oip_request_id
+from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, oip_request_id, unsafe_json
 from monitor.server.settings import PredictRoute, ProxySettings
 
 if TYPE_CHECKING:
@@ -295,8 +295,9 @@ class Proxy:
                 return
             req_obj = json.loads(req_raw)
             resp_obj = json.loads(resp_raw)
-            if lone_surrogates(req_raw, req_obj) or lone_surrogates(resp_raw, resp_obj):
-                sidecar.count_refused(ENDPOINT, "bad_unicode", mon=mon)
+            unsafe = unsafe_json(req_raw, req_obj) or unsafe_json(resp_raw, resp_obj)
+            if unsafe is not None:
+                sidecar.count_refused(ENDPOINT, unsafe, mon=mon)
                 return
             if tap.kind == "oip_v2":
                 inputs = decode_inputs(req_obj)
