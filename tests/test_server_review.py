@@ -438,3 +438,24 @@ def test_an_integer_beyond_the_float_range_is_refused_and_poisons_nothing(tmp_pa
         assert total(text, "monitor_intake_events_refused_total", reason="internal_error") == 0
     finally:
         s.close()
+
+
+def test_seldon_rows_that_do_not_match_the_names_are_a_400_naming_the_field(tmp_path):
+    """A Seldon message with ``names`` whose first row fits but a later one is not a row (a
+    scalar, a shorter list) made ``zip`` raise TypeError: 500 internal_error. Found by fuzzing
+    the CloudEvents endpoint."""
+    from tests.sidecar_support import start_sidecar
+
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        h = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "s", "Ce-Id": "s-1",
+             "Ce-Type": "io.seldon.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+        for rows in ([[1, 2, 3, 4], -1], [[1, 2, 3, 4], [1, 2]], [[1, 2, 3, 4], None]):
+            r = http("POST", s.url + "/v1/cloudevents", json.dumps({"data": {"names": ["a", "b", "c", "d"], "ndarray": rows}}), h)
+            assert r.status == 400, (rows, r.status, r.body)
+            assert r.json()["field"] == "data.ndarray" and r.json()["reason"] == "bad_shape"
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps({"data": {"names": ["a", "b", "c", "d"], "ndarray": [[1, 2, 3, 4]] * 2}}), h)
+        assert r.status == 202, r.body
+        assert total(s.metrics(), "monitor_intake_events_refused_total", reason="internal_error") == 0
+    finally:
+        s.close()

@@ -179,6 +179,9 @@ def _seldon_data(data: Any, field: str) -> Any:
         raise PayloadError(field, "has neither ndarray nor tensor (jsonData/strData are not monitored)", "unsupported_payload")
     if isinstance(names, list) and names and isinstance(rows, (list, np.ndarray)) and len(rows) and \
             isinstance(rows[0], (list, np.ndarray)) and len(rows[0]) == len(names):
+        for i, r in enumerate(rows):
+            if not isinstance(r, (list, np.ndarray)) or len(r) != len(names):
+                raise PayloadError(f"{field}.ndarray", f"row {i} is not a list of {len(names)} values, one per name", "bad_shape")
         return [dict(zip(map(str, names), (r.tolist() if hasattr(r, "tolist") else r))) for r in rows]
     return rows
 
