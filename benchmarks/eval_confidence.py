@@ -536,8 +536,9 @@ def main() -> None:
     if "cost" in only:
         parts += ["", "## Cost in the worker", "",
                   "CPU time per event of the worker (Pipeline: conversion, detectors, exports) with and "
-                  "without the six classifier detectors of this issue, 32 features, 10 classes, labels for 20% of rows, "
-                  "8 segments; best of 5 alternating runs. Two export policies: after every drained batch (the worst "
+                  "without the six classifier detectors of this issue, 32 features, 10 classes, labels for 20% of rows "
+                  "(named as the model's classes, so that the calibration and per-segment label paths do their full "
+                  "work), 8 segments; best of 5 alternating runs. Two export policies: after every drained batch (the worst "
                   "case, the behaviour before `queue.export_interval` existed) and the worker's default.", "",
                   cost_table(args.quick)]
     import os
