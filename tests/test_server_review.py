@@ -459,3 +459,36 @@ def test_seldon_rows_that_do_not_match_the_names_are_a_400_naming_the_field(tmp_
         assert total(s.metrics(), "monitor_intake_events_refused_total", reason="internal_error") == 0
     finally:
         s.close()
+
+
+def test_an_upstream_that_closes_each_new_connection_at_once_is_a_502_not_a_hang(tmp_path, engine):  # noqa: F811
+    """A model server that accepts and closes at once (restarting, or shedding load): when the
+    close arrived before the lean pool's connect task resumed, the exchange was attached to a
+    connection already gone, nobody told it, and the client waited the whole proxy timeout
+    for a 504 counted as an upstream timeout. The aiohttp engine answers 502 at once."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def accept_and_close() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=accept_and_close, daemon=True).start()
+    up = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "2s"}}}, tmp_path, engine, proxy_upstream=up)
+    try:
+        answers = [http("POST", s.url + "/v2/models/iris/infer", b"{}", {"Content-Type": "application/json"}) for _ in range(12)]
+        assert [r.status for r in answers] == [502] * 12
+        assert {r.json()["reason"] for r in answers} == {"upstream_disconnect"}
+        assert total(s.metrics(), "monitor_proxy_upstream_errors_total", reason="timeout") == 0
+    finally:
+        s.close()
+        srv.close()

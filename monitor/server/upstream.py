@@ -208,6 +208,8 @@ class UpstreamPool:
             return
         if ex.done:
             self.release(up, True)
+        elif up.closed:  # the model server closed it before this task resumed: nobody else will tell the exchange
+            ex.upstream_lost(up, None)
         else:
             ex.attach(up)
 
