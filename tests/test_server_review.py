@@ -492,3 +492,32 @@ def test_an_upstream_that_closes_each_new_connection_at_once_is_a_502_not_a_hang
     finally:
         s.close()
         srv.close()
+
+
+def test_a_seldon_tensor_of_shape_nothing_is_a_400_and_a_counted_bad_shape_in_the_tap(tmp_path, upstream, engine):  # noqa: F811
+    """A Seldon ``tensor`` with ``shape: []`` became a 0-d array: with ``names`` its ``len()``
+    raised TypeError (CloudEvents 500 internal_error), and the proxy tap counted it as
+    internal_error (``shape[0]`` of a 0-d array). Found by fuzzing both."""
+    s = start_proxying({"models": [{**IRIS, "model": "mirror"}, IRIS]}, tmp_path, engine, proxy_upstream=upstream.url)
+    try:
+        h = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "s", "Ce-Id": "t-1",
+             "Ce-Type": "io.seldon.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+        scalar = {"data": {"names": ["a"], "tensor": {"shape": [], "values": [1]}}}
+        r = http("POST", s.url + "/v1/cloudevents", json.dumps(scalar), h)
+        assert r.status == 400 and r.json()["field"] == "data.tensor.shape", (r.status, r.body)
+        r = http("POST", s.url + "/v2/models/mirror/infer", json.dumps({"data": {"tensor": {"shape": [], "values": 1}}}),
+                 {"Content-Type": "application/json"})
+        assert r.status == 200
+        assert wait_until(lambda: _refused(s) >= 1)
+        assert _refused(s, reason="bad_shape") == 1 and _refused(s, reason="internal_error") == 0
+        one = {"inputs": [{"name": "x", "shape": [], "datatype": "FP32", "data": [5.0]}],
+               "outputs": [{"name": "p", "shape": [3], "datatype": "FP32", "data": [0.2, 0.5, 0.3]}]}
+        r = http("POST", s.url + "/v2/models/mirror/infer", json.dumps(one), {"Content-Type": "application/json"})
+        assert r.status == 200
+        mon = s.monitor("mirror")
+        assert wait_until(lambda: len(mon.queue) >= 1 or _refused(s) >= 2)
+        assert _refused(s, reason="internal_error") == 0
+        (event,) = list(mon.queue.items)
+        assert event[2].shape == (1, 1)  # an OIP scalar input: one row of one value
+    finally:
+        s.close()

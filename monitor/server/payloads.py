@@ -138,7 +138,7 @@ def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
     arrays = [(str(t.get("name", f"input-{i}")), _tensor(t, f"inputs[{i}]")) for i, t in enumerate(tensors)]
     if len(arrays) == 1:
         arr = arrays[0][1]
-        if arr.ndim == 1:
+        if arr.ndim <= 1:  # one row (a scalar: one row of one value, as with several tensors)
             return arr.reshape(1, -1)
         if arr.ndim > 2:
             return _split_rows(arr, arr.shape[0], "inputs[0]", arrays[0][0])
@@ -175,6 +175,8 @@ def _seldon_data(data: Any, field: str) -> Any:
             rows = np.asarray(values, dtype=np.float64).reshape(shape)
         except (ValueError, TypeError):
             raise PayloadError(f"{field}.tensor", f"values do not fit shape {shape!r}", "bad_shape") from None
+        if rows.ndim == 0:
+            raise PayloadError(f"{field}.tensor.shape", "must have at least one dimension (the rows), got []", "bad_shape")
     else:
         raise PayloadError(field, "has neither ndarray nor tensor (jsonData/strData are not monitored)", "unsupported_payload")
     if isinstance(names, list) and names and isinstance(rows, (list, np.ndarray)) and len(rows) and \
