@@ -21,13 +21,13 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 
 from monitor.windows import SlidingWindow
 
-__all__ = ["Part", "accumulate"]
+__all__ = ["Part", "PendingRows", "accumulate"]
 
 #: One contribution: (positions, weights). ``positions`` is an int array ``(n,)`` (one position
 #: per row) or a single int (every row adds to the same position); ``weights`` is ``(n,)`` or a scalar.
@@ -72,3 +72,67 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: t
         flat = inv * d + pos
         agg += np.bincount(flat, weights=weights, minlength=u * d)
     window.add((uniq + 0.5) * slot_s, None, agg.reshape(u, d))
+
+
+class PendingRows:
+    """Rows waiting to be added to one window, added together by one :func:`accumulate` call.
+
+    Labelled rows arrive in small batches (one feedback request holds a few dozen rows) and
+    adding a batch to a window costs a dozen array operations whatever its size; keeping the
+    batches' per-row columns until ``capacity`` rows wait, or until the window is read, pays
+    that cost once. ``parts`` turns the columns of the waiting rows into the contributions to
+    add (see :func:`accumulate`). The owner calls :meth:`fold` before reading the window
+    (export, figures, saved state): the sums then equal those added batch by batch, up to
+    floating-point association. Rows that have left the window by then are dropped, as they
+    would have been zeroed (only ``window.expired``, which nothing exports, counts them).
+    Memory is bounded by ``capacity`` rows.
+
+    Examples
+    --------
+    >>> w = SlidingWindow(60.0, shape=(3,), n_slots=6)
+    >>> rows = PendingRows(w, lambda c: [(c["cls"], 1.0), (2, c["score"])], capacity=100)
+    >>> rows.add(np.array([1.0, 2.0]), cls=np.array([0, 1]), score=np.array([0.5, 0.25]))
+    >>> rows.add(np.array([3.0]), cls=np.array([1]), score=np.array([0.25]))
+    >>> w.total().tolist()
+    [0.0, 0.0, 0.0]
+    >>> rows.fold()
+    >>> w.total().tolist()
+    [1.0, 2.0, 1.0]
+    """
+
+    def __init__(self, window: SlidingWindow, parts: Callable[[dict[str, np.ndarray]], list[Part]], capacity: int = 2048) -> None:
+        self.window = window
+        self.parts = parts
+        self.capacity = int(capacity)
+        self.clear()
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def add(self, ts: np.ndarray, **columns: np.ndarray) -> None:
+        """Keep one batch's rows: their event times and per-row columns (the same names at every call)."""
+        if len(ts) == 0:
+            return
+        self._ts.append(ts)
+        self._columns.append(columns)
+        self._rows += len(ts)
+        if self._rows >= self.capacity:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add every waiting row to the window."""
+        if not self._ts:
+            return
+        if len(self._ts) == 1:
+            ts, columns = self._ts[0], self._columns[0]
+        else:
+            ts = np.concatenate(self._ts)
+            columns = {name: np.concatenate([c[name] for c in self._columns]) for name in self._columns[0]}
+        self.clear()
+        accumulate(self.window, ts, self.parts(columns))
+
+    def clear(self) -> None:
+        """Forget the waiting rows."""
+        self._ts: list[np.ndarray] = []
+        self._columns: list[dict[str, np.ndarray]] = []
+        self._rows = 0

@@ -112,11 +112,6 @@ class LabelFeatures:
         return self.output.conf
 
     @cached_property
-    def span(self) -> tuple[float, float]:
-        """Oldest and newest prediction time of these rows (there must be some)."""
-        return float(self.ts.min()), float(self.ts.max())
-
-    @cached_property
     def correct(self) -> np.ndarray:
         """1.0 where the predicted class is the label."""
         return (self.output.predicted == self.label).astype(np.float64)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from monitor.catalog import confidence as names
-from monitor.detectors._accumulate import accumulate
+from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._common import config_params, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -132,6 +132,8 @@ class CalibrationDetector(RefreshingDetector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
+        # labels come a few dozen at a time: their rows reach the window together, before it is read
+        self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
         self._skipped: dict[str, int] = {}
         self._ring_ts = np.full(self.temperature_rows, -np.inf)
@@ -162,25 +164,7 @@ class CalibrationDetector(RefreshingDetector):
         self._skip("unknown_class", lab.unknown)
         if lab.label.size == 0:
             return
-        conf, correct = lab.conf, lab.correct
-        fine = cal.bin_index(conf, _EDGES)
-        d = conf - correct
-        accumulate(
-            self._window,
-            lab.ts,
-            [
-                (fine + _COUNT, 1.0),
-                (fine + _SCONF, conf),
-                (fine + _SCORR, correct),
-                (_N, 1.0),
-                (_BRIER, lab.brier),
-                (_LOGLOSS, lab.log_loss),
-                (_D2, d * d),
-                (_C2, conf * conf),
-                (_C3, conf**3),
-            ],
-            lab.span,
-        )
+        self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._remember(lab.ts, lab.label, lab.scores)
         self._refresh.add(lab.label.size)
 
@@ -224,6 +208,7 @@ class CalibrationDetector(RefreshingDetector):
 
     def figures(self) -> CalibrationFigures:
         """Compute the window's figures (what :meth:`export` writes)."""
+        self._pending.fold()
         t = self._window.total()
         f = CalibrationFigures()
         n = int(round(t[_N]))
@@ -247,6 +232,7 @@ class CalibrationDetector(RefreshingDetector):
         return f
 
     def export(self, out: "MetricWriter") -> None:
+        self._pending.fold()
         for reason, k in self._skipped.items():
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))
         self._skipped.clear()
@@ -279,6 +265,7 @@ class CalibrationDetector(RefreshingDetector):
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self._pending.fold()
         state: dict[str, Any] = {
             "windows": windows_state({"labels": self._window}),
             "skipped": dict(self._skipped),
@@ -302,3 +289,21 @@ class CalibrationDetector(RefreshingDetector):
         if "ring_logp" in state:
             self._ring_logp = np.asarray(state["ring_logp"], dtype=np.float64).copy()
 
+
+def _label_parts(rows: dict[str, np.ndarray]) -> list[Part]:
+    """What labelled rows add to the window: per fine bin count, confidence and correctness, and
+    the sums behind accuracy, Brier score, log loss and the over-confidence gap and p-value."""
+    conf, correct = rows["conf"], rows["correct"]
+    fine = cal.bin_index(conf, _EDGES)
+    d = conf - correct
+    return [
+        (fine + _COUNT, 1.0),
+        (fine + _SCONF, conf),
+        (fine + _SCORR, correct),
+        (_N, 1.0),
+        (_BRIER, rows["brier"]),
+        (_LOGLOSS, rows["log_loss"]),
+        (_D2, d * d),
+        (_C2, conf * conf),
+        (_C3, conf**3),
+    ]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from monitor.catalog import confidence as names
-from monitor.detectors._accumulate import accumulate
+from monitor.detectors._accumulate import Part, PendingRows, accumulate
 from monitor.detectors._common import (
     config_params,
     label_features,
@@ -151,6 +151,8 @@ class SegmentDetector(RefreshingDetector):
         self._index: dict[Any, int] = {}
         self._pred = SlidingWindow(self.window_s, (_P_FIELDS * s,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
+        # labels come a few dozen at a time: their rows reach the window together, before it is read
+        self._pending_labels = PendingRows(self._labels, self._label_parts)
         self._overflow = 0
         self._positive_seen: int | None = None
         self._refresh = Refresh(self.refresh)
@@ -219,15 +221,19 @@ class SegmentDetector(RefreshingDetector):
             seg = seg[lab.known]
             if seg.size == 0:
                 return
-        s = self._s
-        conf, correct = lab.conf, lab.correct
-        bins = cal.bin_index(conf, _ECE_EDGES) * s + seg
         self._refresh.add(len(lab.ts))
-        accumulate(self._labels, lab.ts, [
+        self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
+
+    def _label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
+        """What labelled rows add to the label window: per segment count, correctness,
+        confidence, Brier score and log loss, and per segment and ECE bin the reliability sums."""
+        s, seg, conf, correct = self._s, rows["seg"], rows["conf"], rows["correct"]
+        bins = cal.bin_index(conf, _ECE_EDGES) * s + seg
+        return [
             (seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf),
-            (seg + _LBRIER * s, lab.brier), (seg + _LLOSS * s, lab.log_loss),
+            (seg + _LBRIER * s, rows["brier"]), (seg + _LLOSS * s, rows["log_loss"]),
             (bins + _BIN_N * s, 1.0), (bins + _BIN_CONF * s, conf), (bins + _BIN_CORR * s, correct),
-        ], lab.span)
+        ]
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
@@ -240,6 +246,7 @@ class SegmentDetector(RefreshingDetector):
         return tuple(self._names) + (OTHER,)
 
     def _fields(self) -> tuple[np.ndarray, np.ndarray]:
+        self._pending_labels.fold()
         s = self._s
         return self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s)
 
@@ -264,6 +271,7 @@ class SegmentDetector(RefreshingDetector):
         if self._overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
             self._overflow = 0
+        self._pending_labels.fold()
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
             return
@@ -309,6 +317,7 @@ class SegmentDetector(RefreshingDetector):
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self._pending_labels.fold()
         return {
             "windows": windows_state({"pred": self._pred, "labels": self._labels}),
             "names": list(self._names),
