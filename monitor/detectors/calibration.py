@@ -19,8 +19,10 @@ labelling delay. Over that sliding window it exports:
 * the number of labels in the window, always.
 
 Below a figure's minimum count the metric is absent, not zero. Everything but the temperature is
-computed from additive per-bin statistics (fixed memory); the temperature fit needs the rows, so
-the most recent ``temperature_rows`` labelled rows are kept in a ring buffer.
+computed from additive per-bin statistics (fixed memory; labelled rows reach them in groups of up
+to 2,048 before the window is read, see :class:`~monitor.detectors._accumulate.PendingRows`); the
+temperature fit needs the rows, so the most recent ``temperature_rows`` labelled rows are kept in
+a ring buffer.
 """
 
 from __future__ import annotations
@@ -255,13 +257,16 @@ class CalibrationDetector(RefreshingDetector):
         put_figure(out, names.TEMPERATURE, f.temperature)
         assert f.reliability is not None
         count, sconf, scorr = f.reliability
-        counts = [float(count[i]) if i < len(count) else 0.0 for i in range(len(_BIN_LABELS))]
-        enough = [c >= max(self.min_bin_count, 1) for c in counts]
-        put_figures(out, names.RELIABILITY_COUNT, [((label,), c if f.labels else None) for label, c in zip(_BIN_LABELS, counts)])
-        put_figures(out, names.RELIABILITY_CONFIDENCE,
-                    [((label,), sconf[i] / c if ok else None) for i, (label, c, ok) in enumerate(zip(_BIN_LABELS, counts, enough))])
-        put_figures(out, names.RELIABILITY_ACCURACY,
-                    [((label,), scorr[i] / c if ok else None) for i, (label, c, ok) in enumerate(zip(_BIN_LABELS, counts, enough))])
+        bins_count, bins_conf, bins_acc = [], [], []
+        for i, label in enumerate(_BIN_LABELS):
+            c = float(count[i]) if i < len(count) else 0.0
+            enough = c >= max(self.min_bin_count, 1)
+            bins_count.append(((label,), c if f.labels else None))
+            bins_conf.append(((label,), sconf[i] / c if enough else None))
+            bins_acc.append(((label,), scorr[i] / c if enough else None))
+        put_figures(out, names.RELIABILITY_COUNT, bins_count)
+        put_figures(out, names.RELIABILITY_CONFIDENCE, bins_conf)
+        put_figures(out, names.RELIABILITY_ACCURACY, bins_acc)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
