@@ -68,6 +68,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     name = route.name or ("proxy" if route.resource is not None else "unmatched")
     t0 = time.perf_counter()
     status = 500
+    sidecar.in_flight += 1
     try:
         if name in WRITE_ROUTES:
             if sidecar.settings.cloudevents.require_token or name not in _CLOUDEVENT_ROUTES:
@@ -96,6 +97,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
                                   "reason": "internal_error"}, status=500)
     finally:
+        sidecar.in_flight -= 1
         sidecar.http.record((name if not name.startswith("proxy") else "proxy", str(status)), time.perf_counter() - t0)
 
 

@@ -14,7 +14,9 @@ forwards and answers: method, path and query as sent, every header but the hop-b
 those the ``Connection`` header lists) with ``Host`` set to the upstream; status, reason,
 headers and body back unchanged; ``Content-Length``, chunked and close-delimited responses;
 HEAD; interim 1xx answers swallowed; streaming relayed chunk by chunk; 502/504 with the same JSON
-body when the model server cannot be reached, breaks off or times out; the same metrics and the
+body when the model server cannot be reached, breaks off or times out (``server.proxy.timeout``
+is the time to the response head, then the longest silence while the body streams: see
+:mod:`monitor.server.proxy`); the same metrics and the
 same tap (:meth:`monitor.server.proxy.Proxy.tap`, run once the response has been handed to the
 client's connection).
 
@@ -128,6 +130,7 @@ class _Exchange:
         self.body_done = False
         self.upstream: UpstreamConnection | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.last_read = 0.0  # loop time of the response's last bytes (its head, then each body chunk)
         self.retried = False
         chunked = False
         listed: set[bytes] | None = None  # headers the Connection header names: hop-by-hop too
@@ -237,6 +240,7 @@ class _Exchange:
     # -- the response ----------------------------------------------------------------------------
     def response_head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
         self.status = status
+        self.last_read = self.lean.loop.time()  # from here the timeout bounds each silence, not the whole body
         self.upstream_keep_alive = keep_alive
         length = None
         chunked = False
@@ -305,6 +309,7 @@ class _Exchange:
     def response_body(self, data: bytes) -> None:
         if self.done:
             return
+        self.last_read = self.lean.loop.time()
         mode = self.mode
         if mode == "buffer":
             self.resp.append(data)
@@ -419,11 +424,24 @@ class _Exchange:
         self.conn.exchange_done(self)
 
     def timed_out(self) -> None:
+        """``server.proxy.timeout`` has passed since the exchange started (no head yet: 504) or
+        since the response's last bytes (a silence that long mid-body: cut). The timer is not
+        moved on every chunk: it fires, and is set again from the last read while the body flows."""
         self.timer = None
         if self.done:
             return
         if self.status == 0:
             self.fail(504, "timeout", "the model server did not answer in time")
+            return
+        loop = self.lean.loop
+        again = self.last_read + self.lean.timeout
+        if again > loop.time():
+            self.timer = loop.call_at(again, self.timed_out)
+        elif self.conn.write_paused:
+            # the client has not read for the timeout (and so the model server was not read):
+            # the client's stall, counted 499 as a client gone, not as the model server's failure
+            self.client_lost()
+            self.conn.abort()
         else:
             self.fail(502, "disconnect", "the model server broke off the response (TimeoutError)")
 
@@ -748,18 +766,21 @@ class LeanProxy:
     def protocol(self) -> _Client:
         return _Client(self)
 
+    def in_flight(self) -> int:
+        """Connections with a request in flight, once stopping; idle ones are closed here."""
+        self.stopping = True  # a connection closes as soon as its last answer has gone out
+        for conn in list(self.conns):
+            if conn.idle():
+                conn._close_after()
+        return len(self.conns)
+
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections, let the requests in flight finish (up to ``timeout``),
-        then close everything."""
-        self.stopping = True
+        then close everything: the requests still in flight are cut (their clients see the
+        connection close; each is counted with code 499)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            for conn in list(self.conns):
-                if conn.idle():
-                    conn._close_after()
-            if not self.conns or loop.time() >= deadline:
-                break
+        while self.in_flight() and loop.time() < deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.conns):
             conn._close_after()
@@ -794,9 +815,22 @@ class LeanProxySite(web.BaseSite):
                                                 reuse_address=self._reuse_address)
         log.info("proxy to %s on the lean engine (httptools)", self.lean.proxy.upstream)
 
-    async def stop(self) -> None:
+    def stop_listening(self) -> None:
+        """Accept no more connections; the open ones close once their requests are answered
+        (see :meth:`in_flight`). ``monitor serve`` calls this on every listener at once, waits
+        for :meth:`in_flight` under its one shutdown deadline, then :meth:`stop` cuts the rest."""
         if self._server is not None:
             self._server.close()
+        if self.lean is not None:
+            self.lean.in_flight()
+
+    def in_flight(self) -> int:
+        """Connections of this listener with a proxied request in flight (0 before start)."""
+        return 0 if self.lean is None else self.lean.in_flight()
+
+    async def stop(self) -> None:
+        """Stop listening, wait up to ``shutdown_timeout`` for the requests in flight, cut the rest."""
+        self.stop_listening()
         if self.lean is not None:
             await self.lean.shutdown(self._shutdown_timeout)
         await super().stop()

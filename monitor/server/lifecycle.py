@@ -14,6 +14,16 @@ Once loaded: one full garbage collection, then ``gc.freeze()`` (see :func:`freez
 SIGTERM/SIGINT: stop intake (new events are answered 503 so that a load balancer retries
 elsewhere), stop the listeners, drain every queue, run a final rule evaluation, write the final
 checkpoints, close the monitors. A second signal exits at once.
+
+One deadline for all of it: ``server.shutdown_timeout`` (default 20 s) counts from the signal.
+Requests in flight, on every listener (the sidecar's port and a separate ``server.proxy.port``)
+and on both proxy engines, are waited for together until :func:`request_budget` of it has
+passed (the timeout less a reserve of a quarter of it, at most 5 s); then they are cut and
+the reserve is left for the drain, the final rule evaluation and the final checkpoint, so that
+these run before a pod's grace period (Kubernetes: 30 s by default) ends in SIGKILL. Before
+this, the lean proxy's listener waited the whole timeout and aiohttp's cleanup waited again
+(up to twice more per connection, and once more per listener), so the final checkpoint could
+come after the SIGKILL and events accepted with 202 were lost.
 """
 
 from __future__ import annotations
@@ -38,9 +48,18 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Checkpointer", "build_monitor", "freeze_heap_when_ready", "housekeeping", "shutdown", "run"]
+__all__ = ["Checkpointer", "build_monitor", "freeze_heap_when_ready", "housekeeping", "request_budget", "run", "shutdown",
+           "stop_serving"]
 
 log = logging.getLogger("monitor.server")
+
+#: Part of ``server.shutdown_timeout`` kept for the drain, the final rule evaluation and the final
+#: checkpoint (at most :data:`_RESERVE_MAX_S`); requests in flight get the rest.
+_RESERVE_FRACTION = 0.25
+_RESERVE_MAX_S = 5.0
+#: What aiohttp's own connection shutdown waits for a handler (and then for its cancellation) once
+#: :func:`stop_serving` has waited for the requests: the deadline has already passed by then.
+_CUT_S = 0.05
 
 
 def build_monitor(factory: Callable[["MonitorConfig"], "Monitor"], cfg: "MonitorConfig",
@@ -220,9 +239,56 @@ def _drain_and_checkpoint(app: "web.Application") -> None:
             log.exception("closing %s failed", mon.model)
 
 
+def request_budget(shutdown_timeout: float) -> float:
+    """Seconds after the signal that requests in flight may take: ``shutdown_timeout`` less the
+    reserve of the drain and final checkpoint (a quarter of it, at most 5 s): 15 s of the
+    default 20 s, 1.5 s of 2 s."""
+    timeout = max(0.0, shutdown_timeout)
+    return timeout - min(_RESERVE_MAX_S, timeout * _RESERVE_FRACTION)
+
+
+async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner"], sidecar: "Sidecar",
+                       until: float) -> int:
+    """Stop accepting on every listener at once, then wait for the requests in flight on all of
+    them (the aiohttp handlers of both applications, counted by the middleware in
+    ``sidecar.in_flight``, and the lean proxy's exchanges) until ``until`` (event-loop time).
+
+    Returns how many were still in flight then: they are cut by what follows (each lean
+    listener closes its connections, aiohttp's cleanup cancels its handlers after
+    :data:`_CUT_S`); their clients see the connection close, and each is counted with code 499
+    in ``monitor_http_request_duration_seconds`` (the log says how many). Keep-alive connections
+    are closed once their current request is answered."""
+    from monitor.server.leanproxy import LeanProxySite
+
+    loop = asyncio.get_running_loop()
+    lean = [s for s in sites if isinstance(s, LeanProxySite)]
+    for site in sites:
+        if isinstance(site, LeanProxySite):
+            site.stop_listening()
+        else:
+            await site.stop()  # an aiohttp TCPSite: closes its listening socket, waits for nothing
+    for runner in runners:
+        if runner.server is not None:
+            runner.server.pre_shutdown()  # keep-alive connections close after their current request
+    await asyncio.sleep(0)  # requests accepted just before get their handlers started
+
+    def in_flight() -> int:
+        return sidecar.in_flight + sum(s.in_flight() for s in lean)
+
+    while in_flight() and loop.time() < until:
+        await asyncio.sleep(0.02)
+    left = in_flight()
+    if left:
+        log.warning("shutdown deadline: cutting %d request(s) still in flight", left)
+    return left
+
+
 async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeout: float = 20.0,
               ready_file: Any = None) -> None:
-    """Serve ``(app, host, port)`` listeners until SIGTERM/SIGINT, then shut down gracefully.
+    """Serve ``(app, host, port)`` listeners until SIGTERM/SIGINT, then shut down gracefully
+    within ``shutdown_timeout`` seconds of the signal (see the module's docstring: requests in
+    flight get :func:`request_budget` of it and are then cut; the rest is the drain's and the
+    final checkpoint's, which are never cut, as cutting them would lose accepted events).
     The first app is the sidecar's (its shutdown hook drains the monitors)."""
     from aiohttp import web
 
@@ -231,28 +297,35 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
+    signalled = 0.0
+    sidecar: Sidecar = apps[0][0][K.SIDECAR]
 
     def on_signal(signum: int) -> None:
-        nonlocal signals
+        nonlocal signals, signalled
         signals += 1
         if signals > 1:
             log.warning("second signal: exiting without a final checkpoint")
             raise SystemExit(1)
+        signalled = loop.time()
         log.info("signal %s: stopping intake, draining, checkpointing", signal.Signals(signum).name)
-        apps[0][0][K.SIDECAR].accepting = False
+        sidecar.accepting = False
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    freezer = asyncio.create_task(freeze_heap_when_ready(apps[0][0][K.SIDECAR]))
-    runners = []
+    freezer = asyncio.create_task(freeze_heap_when_ready(sidecar))
+    runners: list[web.AppRunner] = []
+    sites: list[web.BaseSite] = []
     try:
         for app, host, port in apps:
-            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout, access_log=None)
+            # the waiting is stop_serving's, under the one deadline: aiohttp's cleanup and the lean
+            # listener only cut what is left
+            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=_CUT_S, access_log=None)
             await runner.setup()
-            site = make_site(runner, app, host, port, shutdown_timeout=shutdown_timeout)  # the lean proxy path, or TCPSite
-            await site.start()
             runners.append(runner)
+            site = make_site(runner, app, host, port, shutdown_timeout=0.0)  # the lean proxy path, or TCPSite
+            await site.start()
+            sites.append(site)
             bound = [a for a in runner.addresses if isinstance(a, tuple)]
             log.info("listening on %s", ", ".join(f"http://{b[0]}:{b[1]}" for b in bound))
             if ready_file is not None:
@@ -262,7 +335,9 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
         await stop.wait()
     finally:
         freezer.cancel()
+        start = signalled or loop.time()
+        await stop_serving(sites, runners, sidecar, start + request_budget(shutdown_timeout))
         for runner in reversed(runners):
-            await runner.cleanup()
+            await runner.cleanup()  # the sidecar's last: its cleanup hook drains, evaluates, checkpoints
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -17,12 +17,23 @@ aiohttp``, and any ``https://`` upstream), and the lean data path of
 :mod:`monitor.server.leanproxy` (asyncio protocols and llhttp, about a third of the CPU per
 request), which ``monitor serve`` runs by default. Both share the tap (:meth:`Proxy.tap`), the
 error answers (:func:`fail_body`) and the metrics.
+
+``server.proxy.timeout`` (default 60 s), on both engines, is the time to the response head and
+then the longest silence while the body streams (an idle timeout, as nginx's
+``proxy_read_timeout`` or Envoy's stream idle timeout), never a limit on the whole exchange: a
+server-sent-event or LLM token stream may last as long as its chunks keep coming. No head in
+time: 504 (``monitor_proxy_upstream_errors_total{reason="timeout"}``); a body silent for longer
+once the head has gone out: cut, the client's connection closed, counted as
+``reason="disconnect"`` (a buffered body not yet sent: 502). A client that stops reading a
+stream stops the model server's being read too: when it has not read for the timeout, its
+connection is closed and the request counted with code 499.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import zlib
 from dataclasses import dataclass
@@ -37,6 +48,11 @@ from monitor.events import ERROR, PREDICTION
 from monitor.server.errors import IntakeError
 from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, oip_request_id, unsafe_json
 from monitor.server.settings import PredictRoute, ProxySettings
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as _within
+else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
+    from async_timeout import timeout as _within
 
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
@@ -98,7 +114,9 @@ class Proxy:
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self.settings.timeout_s, sock_connect=min(10.0, self.settings.timeout_s)),
+            # no total: the head's deadline is forward()'s; sock_read bounds each silence of the body
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.settings.timeout_s),
+                                          sock_read=self.settings.timeout_s),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
         )
 
@@ -158,8 +176,9 @@ class Proxy:
         route_kind = tap.kind if tap is not None else "other"
         t0 = time.perf_counter()
         try:
-            upstream = await self.session.request(request.method, url, headers=headers, data=data,
-                                                  allow_redirects=False, compress=None)
+            async with _within(self.settings.timeout_s):  # to the response head (pool wait, connect, upload included)
+                upstream = await self.session.request(request.method, url, headers=headers, data=data,
+                                                      allow_redirects=False, compress=None)
         except asyncio.TimeoutError:
             return self._fail(504, "timeout", "the model server did not answer in time")
         except aiohttp.ClientConnectorError:
@@ -211,7 +230,13 @@ class Proxy:
                         return response
                     # outside the upstream's try: a client gone raises ConnectionResetError (a
                     # ClientError too), which is the client's 499, not the model server's failure
-                    await response.write(chunk)
+                    try:
+                        async with _within(self.settings.timeout_s):  # a client that stopped reading
+                            await response.write(chunk)
+                    except asyncio.TimeoutError:
+                        if request.transport is not None:
+                            request.transport.close()
+                        raise ConnectionResetError("the client stopped reading the response") from None
                     if keep:
                         size += len(chunk)
                         if size > self.sidecar.settings.max_body_bytes:

@@ -38,6 +38,9 @@ class PredictRoute:
 class ProxySettings:
     upstream: str | None = None
     port: int | None = None
+    #: ``server.proxy.timeout``: the time to the response head, and the longest silence while the
+    #: body streams (an idle timeout: a server-sent-event or LLM token stream may last longer as
+    #: long as its chunks keep coming). No head in time: 504; a silence that long mid-body: cut.
     timeout_s: float = 60.0
     routes: tuple[PredictRoute, ...] = ()
     oip_output: str | None = None  # which OIP v2 output tensor holds the scores (default: the first)
@@ -72,6 +75,8 @@ class SidecarSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_events: int = 10_000
     max_queued_events: int = 1_000_000
+    #: ``server.shutdown_timeout``: one deadline from SIGTERM to the final checkpoint (see
+    #: :mod:`monitor.server.lifecycle`); keep it below the pod's termination grace period.
     shutdown_timeout_s: float = 20.0
     write_tokens: tuple[str, ...] = ()
     metrics_tokens: tuple[str, ...] = ()

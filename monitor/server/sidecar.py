@@ -158,6 +158,8 @@ class Sidecar:
         self.ready = False
         self.accepting = True
         self.shut_down = False
+        #: requests inside an aiohttp handler (both applications), which shutdown waits for
+        self.in_flight = 0
         self.load_error: str | None = None
         self.started = time.time()
         self.checkpoint_paths = checkpoint_paths(agent)

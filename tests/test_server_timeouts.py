@@ -1,0 +1,252 @@
+"""The sidecar's two timeouts over real HTTP on 127.0.0.1, each proved failing before its fix.
+
+1. ``server.shutdown_timeout`` is one deadline from SIGTERM to the final checkpoint. Before, the
+   lean proxy's listener waited the whole timeout for requests in flight and aiohttp's cleanup
+   waited it again (once more per listener with a separate ``server.proxy.port``): with slow
+   requests in flight a shutdown took twice the timeout or more, so under a pod's grace period
+   the SIGKILL could land before the final checkpoint.
+2. ``server.proxy.timeout`` is the time to the response head and then the longest silence of
+   the body, not a limit on the whole exchange: a server-sent-event stream longer than the
+   timeout was cut (and counted as an upstream disconnect) on both engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import threading
+import time
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from tests.sidecar_support import AppServer, LoopThread, http, sample, total, wait_until
+from tests.test_proxy import IRIS, engine, start_proxying  # noqa: F401 - engine is a fixture
+from tests.test_server_lifecycle import ServeProcess, events
+
+__all__: list[str] = []
+
+DRIP = [f"data: token {i}\n\n".encode() for i in range(8)]  # one every 0.5 s: 4 s in all
+
+
+# -- 1. one shutdown deadline ---------------------------------------------------------------------
+class SlowUpstream:
+    """A model server that holds every request for up to 30 s (released at teardown)."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.release = threading.Event()
+
+        async def hold(request: web.Request) -> web.Response:
+            self.arrived += 1
+            for _ in range(300):
+                if self.release.is_set():
+                    break
+                await asyncio.sleep(0.1)
+            return web.json_response({"outputs": []})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", hold)
+        self.server = AppServer(app)
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.close()
+
+
+@pytest.fixture
+def slow_upstream():
+    up = SlowUpstream()
+    yield up
+    up.close()
+
+
+def _request_in_background(url: str, path: str, outcome: list) -> threading.Thread:
+    def go() -> None:
+        try:
+            outcome.append(http("POST", url + path, {"inputs": []}, timeout=60).status)
+        except Exception as err:  # noqa: BLE001 - the expected outcome: the connection is cut
+            outcome.append(type(err).__name__)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+SHUTDOWN_TIMEOUT_S = 6.0
+MARGIN_S = 3.0  # over the timeout; the old behaviour took at least twice the timeout (12 s)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("engine_name", ["lean", "aiohttp"])
+@pytest.mark.parametrize("separate_port", [False, True], ids=["same-port", "proxy-port"])
+def test_sigterm_with_requests_in_flight_checkpoints_within_the_shutdown_timeout(tmp_path, slow_upstream, engine_name,
+                                                                                  separate_port):
+    """Proxied requests held 30 s by the model server and an intake request whose body never
+    completes are in flight at SIGTERM. The process must exit within ``shutdown_timeout`` (plus a
+    margin for the drain and the interpreter's exit) with the final checkpoint holding every
+    event accepted before. Before the fix: the lean listener, then aiohttp's cleanup of each
+    listener, each waited the whole timeout (12 s and more here)."""
+    from monitor.server.leanproxy import lean_available
+
+    if engine_name == "lean" and not lean_available():
+        pytest.skip("the lean proxy engine needs httptools (a dependency of model-monitor)")
+    proxy = {"upstream": slow_upstream.url, "engine": engine_name, **({"port": 0} if separate_port else {})}
+    cfg = {**IRIS, "checkpoint": {"path": "state/iris.ckpt", "interval": "1h"},
+           "server": {"port": 0, "shutdown_timeout": f"{SHUTDOWN_TIMEOUT_S}s", "proxy": proxy}}
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    serve = ServeProcess(config)
+    stopped = False
+    try:
+        if separate_port:
+            assert wait_until(lambda: len(serve.ready_file.read_text().split()) == 2, 20)
+            proxy_url = "http://" + serve.ready_file.read_text().split()[1]
+        else:
+            proxy_url = serve.url
+        assert http("POST", serve.url + "/v1/events", events(0, 40)).status == 202
+        outcomes: list = []
+        threads = [_request_in_background(proxy_url, f"/v2/models/iris/infer?n={i}", outcomes) for i in range(3)]
+        assert wait_until(lambda: slow_upstream.arrived == 3, 20)
+        # an intake request in flight on the sidecar's own port: its body never completes
+        host, port = serve.url.removeprefix("http://").rsplit(":", 1)
+        slow_intake = socket.create_connection((host, int(port)), timeout=60)
+        slow_intake.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 100000\r\n\r\n[")
+        time.sleep(0.3)  # let the sidecar start its handler
+
+        t0 = time.monotonic()
+        serve.proc.send_signal(signal.SIGTERM)
+        code = serve.proc.wait(60)
+        took = time.monotonic() - t0
+        serve.log.close()
+        stopped = True
+        assert code == 0, (tmp_path / "serve.log").read_text()
+        assert took <= SHUTDOWN_TIMEOUT_S + MARGIN_S, f"shutdown took {took:.1f} s with shutdown_timeout {SHUTDOWN_TIMEOUT_S} s"
+        for t in threads:
+            t.join(10)
+        assert len(outcomes) == 3 and 200 not in outcomes  # cut at the deadline, not answered
+        slow_intake.close()
+
+        from monitor import checkpoint
+
+        state, _ = checkpoint.load(tmp_path / "state" / "iris.ckpt", model="iris")
+        assert sorted(state["joiner"]["ids"]) == sorted(f"r{i}" for i in range(40))
+        log = (tmp_path / "serve.log").read_text()
+        assert "cutting" in log and "Traceback" not in log
+    finally:
+        if not stopped:
+            serve.proc.kill()
+            serve.proc.wait(10)
+            serve.log.close()
+
+
+def test_the_request_budget_leaves_a_reserve_for_the_drain_and_checkpoint():
+    from monitor.server.lifecycle import request_budget
+
+    assert request_budget(20.0) == 15.0  # the default: 5 s kept for drain, rules, checkpoint
+    assert request_budget(2.0) == 1.5
+    assert request_budget(60.0) == 55.0  # the reserve is capped
+    assert request_budget(0.0) == 0.0
+
+
+# -- 2. the proxy timeout is an idle timeout -------------------------------------------------------
+def timing_app() -> web.Application:
+    async def drip(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for chunk in DRIP:
+                await resp.write(chunk)
+                await asyncio.sleep(0.5)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # cut by the proxy (what the timeout did before the fix)
+        return resp
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b"data: first\n\n")
+        await asyncio.sleep(3)  # silent mid-body, past the proxy timeout
+        try:
+            await resp.write(b"data: late\n\n")
+            await resp.write_eof()
+        except ConnectionError:
+            pass
+        return resp
+
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)  # no head within the proxy timeout
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/drip", drip)
+    app.router.add_get("/stall", stall)
+    app.router.add_get("/silent", silent)
+    return app
+
+
+@pytest.fixture(scope="module")
+def timing_upstream():
+    lt = LoopThread()
+    srv = AppServer(timing_app(), lt)
+    yield srv
+    srv.close()
+    lt.stop()
+
+
+@pytest.fixture
+def proxied(tmp_path, timing_upstream, engine):  # noqa: F811
+    s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "1s"}}}, tmp_path, engine, proxy_upstream=timing_upstream.url)
+    yield s
+    s.close()
+
+
+async def _stream(url: str) -> tuple[int, list[bytes], str | None]:
+    """Status, chunks, and the error that ended the body early (None when it ended cleanly)."""
+    chunks: list[bytes] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with s.get(url) as resp:
+            try:
+                async for chunk in resp.content.iter_any():
+                    chunks.append(chunk)
+            except aiohttp.ClientError as err:
+                return resp.status, chunks, type(err).__name__
+            return resp.status, chunks, None
+
+
+def test_a_stream_longer_than_the_timeout_is_relayed_whole_while_its_chunks_keep_coming(proxied):
+    """Chunks every 0.5 s for 4 s with ``server.proxy.timeout: 1s``: every chunk arrives and
+    nothing is counted as an upstream error. Before the fix the timeout bounded the whole
+    exchange: the stream was cut after 1 s and counted as a disconnect."""
+    status, chunks, error = asyncio.run(_stream(proxied.url + "/drip"))
+    assert status == 200 and error is None
+    assert b"".join(chunks) == b"".join(DRIP)
+    text = proxied.metrics()
+    assert total(text, "monitor_proxy_upstream_errors_total") == 0
+    assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="other", code="2xx") == 1
+
+
+def test_a_body_silent_for_longer_than_the_timeout_is_cut_and_counted(proxied):
+    """The head and a first chunk, then 3 s of silence with a 1 s timeout: the client sees the
+    stream break off (no clean end) and the upstream error is counted as a disconnect, as an
+    upstream timeout mid-body always was."""
+    status, chunks, error = asyncio.run(_stream(proxied.url + "/stall"))
+    assert status == 200
+    assert error is not None  # the truncation is visible to the client
+    assert b"".join(chunks) == b"data: first\n\n"
+    assert wait_until(lambda: sample(proxied.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar",
+                                     reason="disconnect") == 1)
+
+
+def test_no_response_head_within_the_timeout_is_still_a_504(proxied):
+    r = http("GET", proxied.url + "/silent")
+    assert r.status == 504 and r.json()["reason"] == "upstream_timeout"
+    assert sample(proxied.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar", reason="timeout") == 1
+
