@@ -46,6 +46,13 @@ class BatchBuilder:
         self.schema = schema if schema is not None and len(schema) else None
         self.output = output
         self.classes = classes or ClassIndex(output.classes)
+        # Columns per row a classifier's outputs may have: the configured classes (or one column
+        # for a binary model), else whatever the first readable event had. Rows of another width
+        # are refused here, before a detector holding state of the model's width sees them.
+        k = len(output.classes)
+        self._score_widths: frozenset[int] | None = (
+            None if output.kind not in ("probabilities", "logits") else
+            frozenset({k, 1} if k == 2 else {k}) if k else None)
 
     # -- schema ----------------------------------------------------------------------------------
     def _learn_schema(self, inputs: Any) -> Schema:
@@ -77,12 +84,10 @@ class BatchBuilder:
             for j, name in enumerate(num_names):
                 v = row.get(name)
                 if v is not None:
-                    if isinstance(v, (str, bytes)):
-                        try:
-                            v = float(v)
-                        except ValueError:
-                            raise RowError("wrong_type", f"feature {name!r} must be numeric, got {v!r}") from None
-                    num[i, j] = v
+                    try:
+                        num[i, j] = float(v) if isinstance(v, (str, bytes)) else v
+                    except (TypeError, ValueError, OverflowError):
+                        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
             for j, name in enumerate(cat_names):
                 v = row.get(name)
                 cat[i, j] = None if v is None else str(v)
@@ -150,7 +155,18 @@ class BatchBuilder:
             raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs")
         if self.output.samples_axis and arr.ndim != 3:
             raise RowError("output_shape", "ensemble outputs must be (rows, samples, classes)")
+        self._check_width(arr.shape[1:])
         return arr
+
+    def _check_width(self, row_shape: tuple[int, ...]) -> None:
+        if self.output.kind not in ("probabilities", "logits"):
+            return
+        width = row_shape[-1] if row_shape else 1
+        if self._score_widths is None:
+            self._score_widths = frozenset({width})
+        elif width not in self._score_widths:
+            allowed = " or ".join(str(w) for w in sorted(self._score_widths))
+            raise RowError("output_shape", f"outputs have {width} columns per row; this model's have {allowed}")
 
     # -- batch -----------------------------------------------------------------------------------
     def build(self, events: list[tuple[Any, ...]]) -> BuildResult:
@@ -255,6 +271,15 @@ class BatchBuilder:
         result.batch = batch
         return result
 
+    def _fits(self, row_shape: tuple[int, ...]) -> bool:
+        """Whether stacked outputs of this row shape pass :meth:`_check_width` (else the slow path
+        refuses the events that do not)."""
+        try:
+            self._check_width(row_shape)
+        except RowError:
+            return False
+        return True
+
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
@@ -270,19 +295,24 @@ class BatchBuilder:
             if first.ndim == 1:
                 num = np.array(ins, dtype=np.float64)
                 out = np.array(outs, dtype=np.float64)
-                if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events):
+                if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
                     return None
                 return num, out, [1] * len(events)
             if first.ndim == 2:
                 num = np.concatenate(ins).astype(np.float64, copy=False)
                 out = np.concatenate(outs).astype(np.float64, copy=False)
                 rows = [x.shape[0] for x in ins]
-                if num.shape[1] != width or [o.shape[0] for o in outs] != rows:
+                if num.shape[1] != width or [o.shape[0] for o in outs] != rows or not self._fits(out.shape[1:]):
                     return None
                 return num, out, rows
         except (TypeError, ValueError):
             return None
         return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _guess_rows(inputs: Any) -> int:

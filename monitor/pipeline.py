@@ -171,6 +171,12 @@ class Pipeline:
         try:
             result = self.builder.build(preds)
         except Exception:  # noqa: BLE001 - never let a conversion bug kill the worker
+            if len(preds) > 1:
+                # one event broke the drain's conversion: convert them one at a time, so that only
+                # the event that fails is lost (and counted)
+                for event in preds:
+                    self._process_predictions([event])
+                return
             log.exception("could not convert %d events", len(preds))
             store.inc("monitor_internal_errors", labels=("ingest",))
             store.inc("monitor_rows_rejected", len(preds), labels=("internal_error",))

@@ -1,0 +1,91 @@
+"""One unreadable event never costs the other events of its drain: each is converted (or refused
+with a reason) on its own, and outputs that do not fit the model's classes are refused before a
+detector sees them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.detectors.confidence import ConfidenceDetector
+from monitor.detectors.context import DetectorContext
+from monitor.events import PREDICTION
+from monitor.ingest import BatchBuilder
+from monitor.pipeline import Pipeline
+from monitor.schema import OutputSpec, Schema
+from monitor.store import MetricStore
+
+P = [0.7, 0.2, 0.1]
+
+
+def _event(ts: float, inputs, outputs) -> tuple:
+    return (PREDICTION, ts, inputs, outputs, None, None, None, None, None)
+
+
+def _pipeline(schema: Schema) -> tuple[Pipeline, MetricStore]:
+    output = OutputSpec("probabilities", ("x", "y", "z"))
+    store = MetricStore("m")
+    det = ConfidenceDetector.from_config(reference=None, context=DetectorContext(schema, output))
+    return Pipeline(store, BatchBuilder(schema, output), [det], export_interval_s=0.0), store
+
+
+def _rejected(store: MetricStore, reason: str) -> float:
+    return store.value("monitor_rows_rejected", labels=(reason,)) or 0.0
+
+
+def test_a_nested_value_in_one_event_does_not_reject_the_rest_of_the_drain():
+    pipe, store = _pipeline(Schema.numeric(["a"]))
+    events = [_event(1.0, {"a": [1.0]}, [P]),
+              _event(2.0, {"a": [1.0, {"b": 2}]}, [P, P]),  # a feature holding an object
+              _event(3.0, {"a": [2.0]}, [P])]
+    pipe.process(events)
+    assert store.value("monitor_predictions") == 2
+    assert _rejected(store, "wrong_type") == 2
+    assert _rejected(store, "internal_error") == 0
+    assert (store.value("monitor_internal_errors", labels=("ingest",)) or 0) == 0
+
+
+def test_outputs_narrower_than_the_configured_classes_are_refused_not_fed_to_detectors():
+    pipe, store = _pipeline(Schema.numeric(["a", "b", "c", "d"]))
+    good = _event(1.0, [[1, 2, 3, 4]], [P])
+    # three rows whose outputs are one number each: a binary model's shape, not this 3-class one
+    narrow = _event(2.0, [[1, 2, 3, 4]] * 3, [0.2, 0.5, 0.3])
+    pipe.process([good])
+    pipe.process([narrow])
+    pipe.process([good, narrow, good])
+    assert store.value("monitor_predictions") == 3
+    assert _rejected(store, "output_shape") == 6
+    assert (store.value("monitor_detector_errors", labels=("confidence",)) or 0) == 0
+
+
+def test_a_conversion_failure_after_stacking_falls_back_to_one_event_at_a_time(monkeypatch):
+    pipe, store = _pipeline(Schema.numeric(["a"]))
+    import monitor.ingest as ingest
+
+    real = ingest._row_ids
+
+    def fragile(events, counts):  # a conversion bug that only one event's request id triggers
+        if any(ev[6] == "boom" for ev in events):
+            raise RuntimeError("conversion bug")
+        return real(events, counts)
+
+    monkeypatch.setattr(ingest, "_row_ids", fragile)
+    events = [_event(1.0, [[1.0]], [P]), (PREDICTION, 2.0, [[2.0]], [P], None, None, "boom", None, None),
+              _event(3.0, [[3.0]], [P])]
+    pipe.process(events)
+    assert store.value("monitor_predictions") == 2
+    assert _rejected(store, "internal_error") == 1
+    assert store.value("monitor_internal_errors", labels=("ingest",)) == 1
+
+
+def test_stacked_and_one_by_one_conversion_agree():
+    rng = np.random.default_rng(0)
+    schema = Schema.numeric(["a", "b"])
+    output = OutputSpec("probabilities", ("x", "y", "z"))
+    events = [_event(float(i), rng.normal(size=(1 + i % 3, 2)).tolist(), rng.dirichlet(np.ones(3), size=1 + i % 3).tolist())
+              for i in range(12)]
+    whole = BatchBuilder(schema, output).build(events).batch
+    one = BatchBuilder(schema, output)
+    parts = [one.build([ev]).batch for ev in events]
+    assert whole is not None and all(p is not None for p in parts)
+    np.testing.assert_array_equal(whole.numeric, np.concatenate([p.numeric for p in parts]))
+    np.testing.assert_array_equal(whole.scores, np.concatenate([p.scores for p in parts]))
