@@ -160,6 +160,8 @@ class Monitor:
         self.store.set("monitor_queue_capacity", cfg.queue.capacity)
         self.store.set("monitor_queue_depth", 0)
         self.reference = reference if reference is not None else self._load_reference()
+        if detectors is not None:
+            _check_detectors(detectors)
         self.detectors = detectors if detectors is not None else self._build_detectors()
         self._detectors_given = detectors is not None  # a restore may rebuild only those the config built
         #: What the last :meth:`load_state_dict` restored (None before any).
@@ -554,3 +556,13 @@ class Monitor:
 
     def __repr__(self) -> str:
         return f"Monitor(model={self.model!r}, detectors={[type(d).__name__ for d in self.detectors]})"
+
+
+def _check_detectors(detectors: list[Any]) -> None:
+    """``detectors=`` takes built detectors; a kind's name there would only fail later, in the
+    worker, on every batch."""
+    for i, det in enumerate(detectors):
+        if not all(callable(getattr(det, m, None)) for m in ("update", "update_labels", "advance", "export")):
+            hint = (f"name kinds in the config instead: Monitor(config={{'detectors': [{det!r}]}})" if isinstance(det, str)
+                    else "build one with monitor.detectors.registry.create(kind, reference=..., context=...)")
+            raise TypeError(f"detectors[{i}]: {type(det).__name__} is not a detector; {hint}")

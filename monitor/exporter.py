@@ -56,7 +56,7 @@ class StoreCollector(Collector):
                         metric = HistogramMetricFamily(spec.name, spec.help, labels=labels)
                     families[spec.name] = metric
                 for key, value in fam.series.items():
-                    label_values = [store.model, *key]
+                    label_values = [store.model, *key] if "".join(key).isascii() else [store.model, *map(_utf8, key)]
                     if spec.type == COUNTER or spec.type == GAUGE:
                         metric.add_metric(label_values, float(value))
                     else:
@@ -66,6 +66,16 @@ class StoreCollector(Collector):
                             buckets.append((_le(bound), cum))
                         metric.add_metric(label_values, buckets, value.sum)
         yield from families.values()
+
+
+def _utf8(value: str) -> str:
+    """A label value as UTF-8 can write it: a lone UTF-16 surrogate (which JSON escapes can carry
+    into a Python string) becomes U+FFFD instead of failing every later scrape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
 
 
 def _le(bound: float) -> str:

@@ -91,3 +91,22 @@ def test_http_server_serves_metrics(registry):
             server.shutdown()
     finally:
         mon.close()
+
+
+def test_a_label_value_that_is_not_unicode_does_not_break_the_exposition(registry):
+    """A lone UTF-16 surrogate (which JSON can carry and Python strings hold) in a segment reaches
+    the metrics from the in-process path too; every scrape must still be answered, text and
+    OpenMetrics, with the value written as UTF-8 can (a replacement character), and other
+    non-ASCII values unchanged."""
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_om
+
+    mon = Monitor(model="expo", config={"detectors": ["segments"]}, registry=registry, start_worker=False)
+    mon.observe(np.ones((2, 2)), np.full((2, 3), 1 / 3), segment="bad\ud800")
+    mon.observe(np.ones((1, 2)), np.full((1, 3), 1 / 3), segment="été")
+    mon.flush()
+    text = generate_latest(registry).decode()
+    generate_om(registry)  # raises UnicodeEncodeError when a value cannot be written as UTF-8
+    segments = {s.labels.get("segment") for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert "été" in segments
+    assert any(v is not None and v.startswith("bad") and v != "bad\ud800" for v in segments)

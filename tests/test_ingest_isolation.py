@@ -89,3 +89,11 @@ def test_stacked_and_one_by_one_conversion_agree():
     assert whole is not None and all(p is not None for p in parts)
     np.testing.assert_array_equal(whole.numeric, np.concatenate([p.numeric for p in parts]))
     np.testing.assert_array_equal(whole.scores, np.concatenate([p.scores for p in parts]))
+
+
+def test_a_kind_name_given_as_a_built_detector_is_refused_at_once_with_the_fix():
+    import pytest
+    from monitor import Monitor
+
+    with pytest.raises(TypeError, match=r"detectors\[0\]: str is not a detector; name kinds in the config instead"):
+        Monitor(model="m", detectors=["segments"], start_worker=False)
