@@ -185,7 +185,20 @@ def timing_app() -> web.Application:
         await asyncio.sleep(3)  # no head within the proxy timeout
         return web.Response(text="late")
 
+    async def firehose(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await resp.prepare(request)
+        block = b"x" * 65536
+        try:
+            for _ in range(2000):  # up to 128 MiB, far more than the socket buffers on the way hold
+                await resp.write(block)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the proxy gave up on this exchange
+        return resp
+
     app = web.Application()
+    app.router.add_get("/firehose", firehose)
     app.router.add_get("/drip", drip)
     app.router.add_get("/stall", stall)
     app.router.add_get("/silent", silent)
@@ -250,3 +263,23 @@ def test_no_response_head_within_the_timeout_is_still_a_504(proxied):
     assert r.status == 504 and r.json()["reason"] == "upstream_timeout"
     assert sample(proxied.metrics(), "monitor_proxy_upstream_errors_total", model="_sidecar", reason="timeout") == 1
 
+
+
+def test_a_client_that_stops_reading_is_cut_as_its_own_stall_not_an_upstream_error(proxied):
+    """The timeout no longer bounds the whole exchange, so a client that stops reading a stream
+    (which stops the model server's being read too) must not hold its upstream connection
+    forever: after the timeout without progress its connection is closed and the request
+    counted with code 499; nothing is counted against the model server."""
+    host, port = proxied.url.removeprefix("http://").rsplit(":", 1)
+    c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect((host, int(port)))
+    try:
+        c.sendall(b"GET /firehose HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read
+        cut = lambda: sample(proxied.metrics(), "monitor_http_request_duration_seconds_count",  # noqa: E731
+                             model="_sidecar", handler="proxy", code="499")
+        assert wait_until(lambda: (cut() or 0) == 1, 20)
+        text = proxied.metrics()
+        assert total(text, "monitor_proxy_upstream_errors_total") == 0
+    finally:
+        c.close()

@@ -160,6 +160,8 @@ class Sidecar:
         self.shut_down = False
         #: requests inside an aiohttp handler (both applications), which shutdown waits for
         self.in_flight = 0
+        #: ``time.monotonic()`` by which shutdown should be over (set on SIGTERM by ``monitor serve``)
+        self.shutdown_deadline: float | None = None
         self.load_error: str | None = None
         self.started = time.time()
         self.checkpoint_paths = checkpoint_paths(agent)
