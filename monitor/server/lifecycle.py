@@ -18,9 +18,14 @@ checkpoints, close the monitors. A second signal exits at once.
 One deadline for all of it: ``server.shutdown_timeout`` (default 20 s) counts from the signal.
 Requests in flight, on every listener (the sidecar's port and a separate ``server.proxy.port``)
 and on both proxy engines, are waited for together until :func:`request_budget` of it has
-passed (the timeout less a reserve of a quarter of it, at most 5 s); then they are cut and
-the reserve is left for the drain, the final rule evaluation and the final checkpoint, so that
-these run before a pod's grace period (Kubernetes: 30 s by default) ends in SIGKILL. Before
+passed (the timeout less a reserve of a quarter of it, at most 5 s); then they are cut (their
+clients see the connection close without an answer, or a streamed body end early; each is
+counted with code 499 in ``monitor_http_request_duration_seconds``, and the log says how many)
+and the reserve is left for the drain, the final rule evaluation and the final checkpoint, so
+that these run before a pod's grace period (Kubernetes: 30 s by default) ends in SIGKILL. The
+drain and the checkpoint themselves are never cut (that would lose accepted events): a queue
+too long to drain in the reserve makes the shutdown overrun it. Closing the monitors (the last
+notifications) after the checkpoint waits only for what is left of the deadline. Before
 this, the lean proxy's listener waited the whole timeout and aiohttp's cleanup waited again
 (up to twice more per connection, and once more per listener), so the final checkpoint could
 come after the SIGKILL and events accepted with 202 were lost.
