@@ -176,6 +176,29 @@ def test_root_path_takes_cloudevents_for_logger_urls_without_a_path(sc):
     assert r.status == 202 and r.json()["status"] == "pending"
 
 
+def test_held_halves_are_bounded_in_bytes_too(tmp_path):
+    """Up to 10,000 halves of up to max_body_bytes each would be gigabytes: the bodies held are
+    bounded in bytes as well, the oldest pushed out and counted, the gauge following."""
+    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending_bytes": 20_000}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    big = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 300}  # ~8 KB of JSON
+    size = len(json.dumps(big).encode())
+    try:
+        for i in range(5):
+            post(s, kserve_headers(f"b{i}", "request"), big)
+        text = s.metrics()
+        held = 20_000 // size
+        assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="request", reason="overflow") == 5 - held
+        assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == held
+        assert sample(text, "monitor_cloudevents_pending_bytes", model="_sidecar") == held * size
+        # the newest are the ones kept: the last one's response still joins
+        post(s, kserve_headers("b4", "response"), {"predictions": [0] * 300})
+        assert sample(s.metrics(), "monitor_cloudevents_pending_bytes", model="_sidecar") == (held - 1) * size
+        assert len(s.monitor().queue) == 1
+    finally:
+        s.close()
+
+
 def test_joiner_is_bounded_and_expires_in_age_order():
     j = Joiner(max_pending=3, ttl_s=10.0)
     mon = object()

@@ -5,7 +5,8 @@ as the body) with the same ``ce-id``: the request (``org.kubeflow.serving.infere
 ``io.seldon.serving.inference.request``) and the response (``...inference.response``). They may
 arrive in either order, from different connections. The :class:`Joiner` holds the first half in
 a bounded, time-limited table until its other half arrives; halves that wait longer than
-``server.cloudevents.pending_ttl`` (or are pushed out when ``max_pending`` is reached, or are
+``server.cloudevents.pending_ttl`` (or are pushed out when ``max_pending`` halves or
+``max_pending_bytes`` of their bodies are held, or are
 still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total``.
 
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
@@ -64,6 +65,7 @@ class _Half:
     payload: Any  # decoded inputs (request) or outputs (response)
     rows: int | None
     client: str | None
+    size: int = 0  # bytes of the body it came in, for the joiner's byte budget
 
 
 class Joiner:
@@ -75,12 +77,22 @@ class Joiner:
         Halves held at most; the oldest is pushed out (counted ``overflow``) beyond it.
     ttl_s
         Seconds a half waits for its other half before it is counted ``timeout``.
+    max_bytes
+        Body bytes held at most (the sum of the halves' ``size``); the oldest are pushed out
+        beyond it, as for ``max_pending``.
     """
 
-    def __init__(self, max_pending: int, ttl_s: float) -> None:
+    def __init__(self, max_pending: int, ttl_s: float, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_pending = int(max_pending)
         self.ttl_s = float(ttl_s)
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
         self._pending: OrderedDict[tuple[str, str], _Half] = OrderedDict()
+
+    def _pop(self, key: tuple[str, str]) -> _Half:
+        half = self._pending.pop(key)
+        self.bytes -= half.size
+        return half
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -90,15 +102,14 @@ class Joiner:
         given_up: list[tuple[_Half, str]] = []
         other = self._pending.get(key)
         if other is not None:
+            self._pop(key)
             if other.part != half.part:
-                del self._pending[key]
                 return other, given_up
-            del self._pending[key]  # the same half twice (a retry): keep the newest
-            given_up.append((other, "duplicate"))
+            given_up.append((other, "duplicate"))  # the same half twice (a retry): keep the newest
         self._pending[key] = half
-        while len(self._pending) > self.max_pending:
-            _, old = self._pending.popitem(last=False)
-            given_up.append((old, "overflow"))
+        self.bytes += half.size
+        while self._pending and (len(self._pending) > self.max_pending or self.bytes > self.max_bytes):
+            given_up.append((self._pop(next(iter(self._pending))), "overflow"))
         return None, given_up
 
     def expire(self, now_monotonic: float) -> list[tuple[_Half, str]]:
@@ -109,13 +120,13 @@ class Joiner:
             key, half = next(iter(self._pending.items()))
             if half.received > cutoff:
                 break
-            del self._pending[key]
-            out.append((half, "timeout"))
+            out.append((self._pop(key), "timeout"))
         return out
 
     def drain(self) -> list[tuple[_Half, str]]:
         out = [(h, "shutdown") for h in self._pending.values()]
         self._pending.clear()
+        self.bytes = 0
         return out
 
 
@@ -191,7 +202,7 @@ class CloudEventsIntake:
     def __init__(self, sidecar: "Sidecar") -> None:
         self.sidecar = sidecar
         cfg = sidecar.settings.cloudevents
-        self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s)
+        self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s, cfg.max_pending_bytes)
 
     def _give_up(self, halves: list[tuple[_Half, str]]) -> None:
         for half, reason in halves:
@@ -200,6 +211,7 @@ class CloudEventsIntake:
 
     def _gauge(self) -> None:
         self.sidecar.store.set("monitor_cloudevents_pending", len(self.joiner))
+        self.sidecar.store.set("monitor_cloudevents_pending_bytes", self.joiner.bytes)
 
     def sweep(self) -> None:
         """Count halves that waited too long (called every second by the housekeeping task)."""
@@ -208,8 +220,9 @@ class CloudEventsIntake:
     def close(self) -> None:
         self._give_up(self.joiner.drain())
 
-    def accept(self, event: CloudEvent) -> str:
-        """Process one validated CloudEvent; returns ``pending`` or ``accepted``."""
+    def accept(self, event: CloudEvent, size: int = 0) -> str:
+        """Process one validated CloudEvent (``size``: the bytes of the body it came in); returns
+        ``pending`` or ``accepted``."""
         sidecar = self.sidecar
         mon = sidecar.resolve(event.attributes.get("inferenceservicename") or None, field="ce-inferenceservicename")
         now = time.time()
@@ -244,7 +257,7 @@ class CloudEventsIntake:
                 rows = None
         except PayloadError as err:
             raise IntakeError(400, err.field, err.message, err.reason) from None
-        half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, sidecar.settings.client_header))
+        half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, sidecar.settings.client_header), size)
         other, given_up = self.joiner.offer((mon.model, event.id), half)
         if given_up:
             self._give_up(given_up)
@@ -282,5 +295,5 @@ async def handle_cloudevent(request: web.Request) -> web.Response:
         raise IntakeError(503, "events", "the sidecar is shutting down", "shutting_down", headers={"Retry-After": "1"})
     body = await read_body(request, sidecar.settings.max_body_bytes)
     event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
-    outcome = intake.accept(event)
+    outcome = intake.accept(event, len(body))
     return web.json_response({"status": outcome, "id": event.id}, status=202)

@@ -53,6 +53,9 @@ class ProxySettings:
 @dataclass(frozen=True)
 class CloudEventsSettings:
     max_pending: int = 10_000
+    #: Bytes of request/response bodies held at most while halves wait (the count alone would let
+    #: 10,000 halves of up to ``max_body_bytes`` each pile up); the oldest go first, counted ``overflow``.
+    max_pending_bytes: int = 64 * 1024 * 1024
     pending_ttl_s: float = 30.0
     #: KServe's and Seldon's loggers cannot send a bearer token: ``require_token: false`` exempts
     #: the CloudEvents endpoint from the write token (protect it with a NetworkPolicy instead).
@@ -185,13 +188,14 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         engine=engine,
     )
 
-    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "pending_ttl", "require_token"}, source)
+    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "max_pending_bytes", "pending_ttl", "require_token"}, source)
     require_token = ce.get("require_token", True)
     if not isinstance(require_token, bool):
         raise ConfigError("server.cloudevents.require_token", f"must be true or false, got {require_token!r}",
                           "write require_token: false to let the inference logger post without a token", source)
     cloudevents = CloudEventsSettings(
         max_pending=_int(ce.get("max_pending", 10_000), "server.cloudevents.max_pending", source),
+        max_pending_bytes=_int(ce.get("max_pending_bytes", 64 * 1024 * 1024), "server.cloudevents.max_pending_bytes", source),
         pending_ttl_s=parse_duration(ce.get("pending_ttl", "30s"), "server.cloudevents.pending_ttl", source),
         require_token=require_token,
     )
