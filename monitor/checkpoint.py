@@ -198,6 +198,7 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CheckpointError("io", f"cannot create the checkpoint folder {path.parent}: {err.strerror}") from None
+    _sweep_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -220,6 +221,38 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
             pass
         raise CheckpointError("io", f"cannot write {path}: {err.strerror or err}") from None
     return CheckpointInfo(path, size, created, len(arrays))
+
+
+_swept: set[Path] = set()
+
+
+def _sweep_stale_temporaries(path: Path) -> None:
+    """Remove the half-written temporaries of processes that died while writing ``path`` (a
+    kill -9 mid-save leaves one behind each time), once per process and path. A process still
+    alive keeps its own."""
+    if path in _swept:
+        return
+    _swept.add(path)
+    prefix = f".{path.name}.tmp-"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's process): not ours to remove
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            (path.parent / name).unlink()
+        except OSError:
+            pass
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -204,3 +204,25 @@ def test_two_models_may_not_share_a_checkpoint_file(tmp_path):
         checkpoint_paths(agent)
     agent = parse_config({"checkpoint": {"path": "ck/{model}.ckpt"}, "models": [CFG, {**CFG, "model": "b"}]}, "m.yaml", tmp_path)
     assert {k: v.name for k, v in checkpoint_paths(agent).items()} == {"iris": "iris.ckpt", "b": "b.ckpt"}
+
+
+def test_half_written_temporaries_of_dead_processes_are_removed_on_the_first_save(tmp_path):
+    """kill -9 during a save leaves ``.<file>.tmp-<pid>`` behind; the next process to save the same
+    checkpoint removes those of dead processes, never one of a live process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.ckpt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: no such process any more (the kernel does not reuse it at once)
+    stale = tmp_path / f".m.ckpt.tmp-{dead_pid}"
+    stale.write_bytes(b"half a zip")
+    live = tmp_path / f".m.ckpt.tmp-{os.getppid()}"
+    live.write_bytes(b"someone else's save in progress")
+    other = tmp_path / f".other.ckpt.tmp-{dead_pid}"
+    other.write_bytes(b"another checkpoint's")
+    checkpoint.save(path, {"x": np.arange(3)}, model="m", state_version=STATE_VERSION)
+    assert path.exists()
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert not list(tmp_path.glob(f".m.ckpt.tmp-{os.getpid()}"))
