@@ -5,6 +5,7 @@ sidecar is away, and those counts reach the sidecar when it is back."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -232,3 +233,18 @@ def test_shared_forwarding_sink_from_the_environment(monkeypatch, tmp_path):
     assert c is not a  # a closed sink is replaced
     b.close()
     c.close()
+
+
+@pytest.mark.parametrize("addr,warned", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_udp_forwarding_off_loopback_is_warned_about(tmp_path, caplog, addr, warned):
+    """UDP datagrams carry no token: listening beyond loopback lets anyone who reaches the port
+    write events, which the operator is told at start."""
+    caplog.set_level(logging.WARNING, logger="monitor.server")
+    s = start_sidecar({**IRIS, "server": {"forward": {"udp": f"{addr}:{free_port()}"}}}, tmp_path)
+    try:
+        said = [r.getMessage() for r in caplog.records if "server.forward.udp listens on" in r.getMessage()]
+        assert bool(said) == warned
+        if warned:
+            assert "carry no token" in said[0] and "127.0.0.1" in said[0]
+    finally:
+        s.close()

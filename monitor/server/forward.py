@@ -90,6 +90,10 @@ class ForwardReceiver:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes)
             sock.bind((host, int(port)))
+            if not _is_loopback(host):
+                log.warning("server.forward.udp listens on %s: the datagrams carry no token, so anyone who can reach "
+                            "this address can write events for every model; keep it on 127.0.0.1 or ::1, or use "
+                            "server.forward.unix (file permissions) between processes of one pod", self.settings.udp)
             transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "udp"), sock=sock)
             self._transports.append(transport)
 
@@ -195,3 +199,14 @@ class ForwardReceiver:
             del self._senders[key]
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
