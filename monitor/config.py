@@ -63,6 +63,9 @@ def parse_duration(value: Any, key: str = "duration", source: str = "<config>") 
 @dataclass(frozen=True)
 class QueueConfig:
     capacity: int = 100_000
+    #: Bytes of large inputs (arrays of 16 KiB or more) queued at most: the capacity alone does not
+    #: bound memory for image-sized inputs.
+    max_bytes: int = 256 * 1024 * 1024
     sample_rate: float = 1.0
     batch_max: int = 8192
     #: How often the idle worker drains (wakes earlier on flush/close). Larger drains amortise the
@@ -264,9 +267,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     if ref_path is not None:
         ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
 
-    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "sample_rate", "batch_max", "poll", "export_interval"})
+    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "max_bytes", "sample_rate", "batch_max", "poll", "export_interval"})
     queue = QueueConfig(
         capacity=r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")),
+        max_bytes=r.integer(q_raw.get("max_bytes", 256 * 1024 * 1024), k("queue.max_bytes")),
         sample_rate=r.number(q_raw.get("sample_rate", 1.0), k("queue.sample_rate"), 0.0, 1.0),
         batch_max=r.integer(q_raw.get("batch_max", 8192), k("queue.batch_max")),
         poll_s=r.duration(q_raw.get("poll", 0.25), k("queue.poll")),

@@ -148,7 +148,7 @@ class Monitor:
         self.closed = False
         self._sample_rate = cfg.queue.sample_rate
         self._random = random.Random(cfg.seed).random
-        self.queue = EventQueue(cfg.queue.capacity)
+        self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes)
         self._lock = threading.RLock()
 
         from monitor.exporter import DEFAULT_REGISTRY, StoreCollector

@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from monitor.events import ERROR, PREDICTION
+from monitor.queue import event_bytes
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -133,9 +134,14 @@ def watch(
                     None if get_segment is None else get_segment(args, kwargs),
                     None if embedding is None else embedding(out),
                 )
+            size = event_bytes(event)
+            if size and not queue.reserve(size):
+                return
             if len(items) < capacity and not queue.closed:
                 items.append(event)
             else:
+                if size:
+                    queue.release(size)
                 queue.drop("closed" if queue.closed else "queue_full")
         except Exception:  # noqa: BLE001 - monitoring must never break the model
             queue.drop("internal_error")
@@ -176,10 +182,16 @@ def watch(
                 raise
             latency = perf_counter() - t0
             try:
+                event = (PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
+                         out, latency, None, None, None, None)
+                size = event_bytes(event)
+                if size and not queue.reserve(size):
+                    return out
                 if len(items) < capacity:
-                    items.append((PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
-                                  out, latency, None, None, None, None))
+                    items.append(event)
                 else:
+                    if size:
+                        queue.release(size)
                     queue.drop("queue_full")
             except Exception:  # noqa: BLE001
                 queue.drop("internal_error")

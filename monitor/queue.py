@@ -4,6 +4,12 @@ The caller's side is a single ``deque.append`` after a length check: it never bl
 waits for the worker. When the queue is full the event is shed and counted by reason; nothing is
 ever dropped without a count. ``deque.append`` and ``deque.popleft`` are atomic under the GIL, so
 no lock is taken on the hot path; the counters of the (rare) slow paths take one.
+
+The event count alone does not bound memory when inputs are large (100,000 queued images of
+600 KB are 60 GB while the worker is behind), so events whose inputs are an array of at least
+:data:`LARGE_EVENT_BYTES` also reserve their bytes against ``max_bytes`` (under the lock: such
+calls are rare and slow anyway) and are shed as ``queue_bytes_full`` beyond it. Small events
+keep the lock-free path; ``capacity`` bounds them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,20 @@ import threading
 from collections import deque
 from typing import Any
 
-__all__ = ["EventQueue"]
+__all__ = ["EventQueue", "LARGE_EVENT_BYTES", "event_bytes"]
+
+#: Inputs of at least this many bytes are accounted against the queue's byte budget.
+LARGE_EVENT_BYTES = 16 * 1024
+_PREDICTION = 0  # monitor.events.PREDICTION, without importing it on the hot path
+
+
+def event_bytes(event: tuple[Any, ...]) -> int:
+    """Bytes a queued event holds when its inputs are a large array (``nbytes``: numpy, torch,
+    pandas Series), else 0: the amount it reserves in the byte budget."""
+    if event[0] != _PREDICTION:
+        return 0
+    n = getattr(event[2], "nbytes", 0)
+    return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
 
 
 class EventQueue:
@@ -22,14 +41,22 @@ class EventQueue:
     ----------
     capacity
         Events held at most; further events are shed (``queue_full``) until the worker drains.
+    max_bytes
+        Bytes of large inputs held at most (see the module notes); further large events are shed
+        (``queue_bytes_full``).
     """
 
-    __slots__ = ("capacity", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake")
+    __slots__ = ("capacity", "max_bytes", "reserved", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake")
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
         if int(capacity) < 1:
             raise ValueError(f"queue capacity must be a positive integer, got {capacity!r}")
+        if int(max_bytes) < 1:
+            raise ValueError(f"queue max_bytes must be a positive integer, got {max_bytes!r}")
         self.capacity = int(capacity)
+        self.max_bytes = int(max_bytes)
+        #: Bytes of the large events now queued (written under the lock).
+        self.reserved = 0
         self.items: deque[Any] = deque()
         self.closed = False
         self._lock = threading.Lock()
@@ -42,11 +69,30 @@ class EventQueue:
 
     def put(self, event: Any) -> bool:
         """Enqueue without blocking; returns False (and counts why) when the event is shed."""
+        size = event_bytes(event)
+        if size and not self.reserve(size):
+            return False
         if len(self.items) < self.capacity and not self.closed:
             self.items.append(event)
             return True
+        if size:
+            self.release(size)
         self.drop("closed" if self.closed else "queue_full")
         return False
+
+    def reserve(self, size: int, events: int = 1) -> bool:
+        """Take ``size`` bytes of the budget for large events about to be queued; False (the
+        ``events`` counted as shed) when they do not fit."""
+        with self._lock:
+            if self.reserved + size > self.max_bytes:
+                self._dropped["queue_bytes_full"] = self._dropped.get("queue_bytes_full", 0) + events
+                return False
+            self.reserved += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.reserved -= size
 
     def drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
@@ -70,6 +116,10 @@ class EventQueue:
                 out.append(pop())
         except IndexError:
             pass
+        if self.reserved:  # large events were queued: give their bytes back
+            freed = sum(event_bytes(e) for e in out)
+            if freed:
+                self.release(freed)
         return out
 
     def wake(self) -> None:

@@ -199,6 +199,26 @@ def test_held_halves_are_bounded_in_bytes_too(tmp_path):
         s.close()
 
 
+def test_large_joined_tensors_count_against_the_queue_byte_budget(tmp_path):
+    s = start_sidecar({**IRIS, "queue": {"max_bytes": 100_000}}, tmp_path, factory=quiet_factory(start_worker=False))
+    rows = 4000  # 4000 x 4 float64 = 128,000 bytes once decoded: over the budget on its own
+    try:
+        for rid, n in (("big", rows), ("small", 1)):
+            resp = {"id": rid, "outputs": [{"name": "predict", "shape": [n], "datatype": "INT64", "data": [2] * n}]}
+            req = {"id": rid, "inputs": [{"name": "input-0", "shape": [n, 4], "datatype": "FP32", "data": [1.0] * (4 * n)}]}
+            post(s, kserve_headers(rid, "response"), resp)
+            assert post(s, kserve_headers(rid, "request"), req)["status"] == "accepted"
+        q = s.monitor().queue
+        assert len(q) == 1 and q.counters()[0] == {"queue_bytes_full": 1}
+        s.flush()
+        text = s.metrics()
+        assert sample(text, "monitor_events_dropped_total", model="sklearn-iris", reason="queue_bytes_full") == 1
+        assert sample(text, "monitor_calls_total", model="sklearn-iris") == 1
+        assert q.reserved == 0
+    finally:
+        s.close()
+
+
 def test_joiner_is_bounded_and_expires_in_age_order():
     j = Joiner(max_pending=3, ttl_s=10.0)
     mon = object()

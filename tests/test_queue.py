@@ -94,3 +94,48 @@ def test_worker_processes_in_background(registry):
         assert mon.store.value("monitor_predictions") == 100.0
     finally:
         mon.close()
+
+
+def test_large_inputs_are_bounded_in_bytes_on_every_path(registry):
+    """The count alone does not bound memory for image-sized inputs: arrays of 16 KiB or more
+    reserve their bytes, are shed as queue_bytes_full beyond queue.max_bytes, and give them back
+    when drained; small inputs never touch the budget."""
+    image = np.zeros((64, 64), dtype=np.float64)  # 32 KiB
+    cfg = MonitorConfig(model="img", queue=QueueConfig(capacity=1000, max_bytes=100_000))
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        @mon.watch
+        def predict(x):
+            return np.array([0.5, 0.5])
+
+        @mon.watch(client="user")
+        def predict_for(x, user):
+            return np.array([0.5, 0.5])
+
+        for _ in range(4):
+            predict(image)  # the inlined fast path
+        assert mon.queue.reserved == 3 * image.nbytes and len(mon.queue) == 3
+        predict_for(image, user="u")  # the general path
+        mon.observe(image, np.array([0.5, 0.5]))  # Monitor.observe
+        for _ in range(20):
+            predict(np.zeros(4))  # small: not in the budget
+        assert mon.queue.reserved == 3 * image.nbytes
+        dropped, _ = mon.queue.counters()
+        assert dropped == {"queue_bytes_full": 3}
+        mon.queue.drain(1000)
+        assert mon.queue.reserved == 0
+        predict(image)
+        assert mon.queue.reserved == image.nbytes
+    finally:
+        mon.close()
+    assert mon.queue.reserved == 0
+
+
+def test_a_large_event_refused_by_a_full_queue_gives_its_bytes_back(registry):
+    from monitor.queue import EventQueue
+
+    q = EventQueue(capacity=1, max_bytes=10**6)
+    event = (0, 0.0, np.zeros(4096), np.zeros(2), None, None, None, None, None)
+    assert q.put(event) and q.reserved == 32768
+    assert not q.put(event)
+    assert q.reserved == 32768 and q.counters()[0] == {"queue_full": 1}

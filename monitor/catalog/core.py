@@ -29,7 +29,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_predicted_class", COUNTER, "Rows by predicted class (classifiers only; capped, overflow is 'other').",
                labels=("class",), concern="core", max_series=200),
     MetricSpec("monitor_events_dropped", COUNTER,
-               "Events the monitor shed instead of processing, by reason (queue_full, closed, ...). The caller is never blocked.",
+               "Events the monitor shed instead of processing, by reason (queue_full, queue_bytes_full for large inputs over queue.max_bytes, closed, ...). The caller is never blocked.",
                labels=("reason",), concern="agent", max_series=20),
     MetricSpec("monitor_events_sampled_out", COUNTER, "Calls skipped by the configured sampling rate (by design, not a loss).",
                concern="agent"),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.catalog.sidecar import SIDECAR_MODEL
 from monitor.config import AgentConfig, ConfigError, MonitorConfig
 from monitor.events import FEEDBACK, PREDICTION
+from monitor.queue import event_bytes
 from monitor.server.errors import IntakeError
 from monitor.server.limits import Admission
 from monitor.server.settings import SidecarSettings
@@ -260,14 +261,19 @@ class Sidecar:
                 cfg = mon.config
                 events = columnar(events, inputs=not cfg.schema.categorical_names, outputs=cfg.output.kind != "labels")
             q = mon.queue
-            room = q.capacity - len(q)
+            room = max(0, q.capacity - len(q))
+            size = sum(map(event_bytes, events))
             if q.closed:
                 q.drop("closed", len(events))
+            elif size and not q.reserve(size, len(events)):
+                pass  # counted queue_bytes_full
             elif room >= len(events):
                 q.items.extend(events)  # one C call; the worker pops from the other end
             else:
-                q.items.extend(events[:max(0, room)])
-                q.drop("queue_full", len(events) - max(0, room))
+                q.items.extend(events[:room])
+                if size:
+                    q.release(sum(map(event_bytes, events[room:])))
+                q.drop("queue_full", len(events) - room)
             mon.store.inc("monitor_intake_events_accepted", len(groups[mon]), labels=(endpoint,))
         return n_all
 
