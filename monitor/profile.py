@@ -631,9 +631,14 @@ def read_table(
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path, output_columns, label_column, categorical, exclude, chunk_rows, progress)
     if suffix == ".npy":
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        if arr.ndim != 2:
-            raise ProfileError(f"{path}: a .npy reference must be 2-D (rows, features), got shape {arr.shape}")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ProfileError(f"{path}: not a readable numeric .npy ({err}); save a 2-D float array "
+                               "(numpy.save without object dtype)") from None
+        if arr.ndim != 2 or arr.dtype.kind not in "biuf":
+            raise ProfileError(f"{path}: a .npy reference must be a 2-D numeric array (rows, features), "
+                               f"got shape {arr.shape} dtype {arr.dtype}")
         names = tuple(f"f{i}" for i in range(arr.shape[1]))
 
         def gen_npy() -> Iterator[Table]:
@@ -646,24 +651,7 @@ def read_table(
 
         return names, (), gen_npy()
     if suffix == ".npz":
-        try:
-            z = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise ProfileError(f"{path}: cannot read without pickle ({err}); store strings as fixed-width unicode arrays") from None
-        key = "X" if "X" in z.files else "numeric" if "numeric" in z.files else None
-        if key is None:
-            raise ProfileError(f"{path}: an .npz reference needs an array 'X' (or 'numeric'); it has {', '.join(z.files)}")
-        x = np.asarray(z[key], dtype=np.float64)
-        if x.ndim != 2:
-            raise ProfileError(f"{path}: '{key}' must be 2-D (rows, features), got shape {x.shape}")
-        names = tuple(str(s) for s in z["feature_names"]) if "feature_names" in z.files else tuple(f"f{i}" for i in range(x.shape[1]))
-        cat = z["categorical"].astype(object) if "categorical" in z.files else np.empty((x.shape[0], 0), dtype=object)
-        cnames = tuple(str(s) for s in z["categorical_names"]) if "categorical_names" in z.files else tuple(f"c{i}" for i in range(cat.shape[1]))
-        scores = np.asarray(z["scores"], dtype=np.float64) if "scores" in z.files else None
-        labels = np.asarray(z["labels"]) if "labels" in z.files else None
-        if cat.size:
-            cat[cat == ""] = None
-        z.close()
+        x, names, cat, cnames, scores, labels = _read_npz(path)
 
         def gen_npz() -> Iterator[Table]:
             bar = Progress(x.shape[0], f"reading {path.name}", progress)
@@ -675,6 +663,60 @@ def read_table(
 
         return names, cnames, gen_npz()
     raise ProfileError(f"{path}: unsupported reference format {suffix!r}; use .csv, .parquet, .npy or .npz")
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray | None, np.ndarray | None]:
+    """The arrays of an ``.npz`` reference, checked against each other so that a wrong shape or an
+    object array is refused with the key and the fix, not a numpy traceback deep in the builder."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ProfileError(f"{path}: cannot read without pickle ({err}); store strings as fixed-width unicode arrays") from None
+    if not hasattr(z, "files"):
+        raise ProfileError(f"{path}: is a single array, not an .npz archive; rename it .npy or save it with numpy.savez(X=...)")
+    with z:
+        def get(key: str) -> np.ndarray:
+            try:
+                return np.asarray(z[key])
+            except (ValueError, OSError) as err:
+                raise ProfileError(f"{path}: array {key!r} cannot be read without pickle ({err}); store strings as "
+                                   "fixed-width unicode arrays (numpy.asarray(values, dtype=str))") from None
+
+        key = "X" if "X" in z.files else "numeric" if "numeric" in z.files else None
+        if key is None:
+            raise ProfileError(f"{path}: an .npz reference needs an array 'X' (or 'numeric'); it has {', '.join(z.files)}")
+        raw = get(key)
+        if raw.ndim != 2:
+            raise ProfileError(f"{path}: '{key}' must be 2-D (rows, features), got shape {raw.shape}")
+        try:
+            x = raw.astype(np.float64)
+        except (ValueError, TypeError):
+            raise ProfileError(f"{path}: '{key}' must hold numbers, got dtype {raw.dtype}; put string columns in "
+                               "'categorical' (with 'categorical_names')") from None
+        n = x.shape[0]
+        names = tuple(str(s) for s in get("feature_names").ravel()) if "feature_names" in z.files else tuple(f"f{i}" for i in range(x.shape[1]))
+        if len(names) != x.shape[1]:
+            raise ProfileError(f"{path}: 'feature_names' has {len(names)} names for the {x.shape[1]} columns of '{key}'")
+        cat = get("categorical").astype(object) if "categorical" in z.files else np.empty((n, 0), dtype=object)
+        if cat.ndim != 2 or cat.shape[0] != n:
+            raise ProfileError(f"{path}: 'categorical' must be 2-D with {n} rows like '{key}', got shape {cat.shape}")
+        cnames = tuple(str(s) for s in get("categorical_names").ravel()) if "categorical_names" in z.files else tuple(f"c{i}" for i in range(cat.shape[1]))
+        if len(cnames) != cat.shape[1]:
+            raise ProfileError(f"{path}: 'categorical_names' has {len(cnames)} names for the {cat.shape[1]} columns of 'categorical'")
+        scores = labels = None
+        if "scores" in z.files:
+            try:
+                scores = get("scores").astype(np.float64)
+            except (ValueError, TypeError):
+                raise ProfileError(f"{path}: 'scores' must hold numbers (the model's outputs)") from None
+        if "labels" in z.files:
+            labels = get("labels")
+        for k, a in (("scores", scores), ("labels", labels)):
+            if a is not None and (a.ndim == 0 or a.shape[0] != n):
+                raise ProfileError(f"{path}: '{k}' must have {n} rows like '{key}', got shape {a.shape}")
+    if cat.size:
+        cat[cat == ""] = None
+    return x, names, cat, cnames, scores, labels
 
 
 def _roles(header: Sequence[str], output_columns: Sequence[str], label_column: str | None, exclude: Sequence[str]) -> list[str]:
@@ -703,9 +745,17 @@ def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str],
         raw = columns[label_column]
         try:
             labels = np.asarray([int(float(v)) for v in raw], dtype=np.int64)
-        except ValueError:
+        except (ValueError, OverflowError):
             labels = np.asarray(raw, dtype=object)
     return Table(num, cat, scores, labels)
+
+
+def _decode(line: bytes, path: Path, where: str, encoding: str = "utf-8") -> str:
+    try:
+        return line.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise ProfileError(f"{path.name}, {where}: not UTF-8 ({err.reason} at byte {err.start}); re-save the file "
+                           "as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
 
 
 def _guess_categorical(columns: dict[str, list[str]], feats: list[str]) -> set[str]:
@@ -727,11 +777,20 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
               exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, "rb") as fb:
-        first = fb.readline().decode("utf-8-sig")
-    header = next(csv.reader([first], delimiter=delimiter))
+        first = _decode(fb.readline(), path, "the header", "utf-8-sig")
+    header = next(csv.reader([first], delimiter=delimiter), [])
+    if not header:
+        raise ProfileError(f"{path.name}: the first line must be a header naming the columns; the file starts with an empty line")
+    for i, h in enumerate(header):
+        if not h.strip():
+            raise ProfileError(f"{path.name}: header column {i + 1} has no name; name it, or remove the trailing "
+                               f"{'tab' if delimiter == chr(9) else 'comma'} from every line")
+        if header.index(h) != i:
+            raise ProfileError(f"{path.name}: header column {h!r} appears twice (columns {header.index(h) + 1} and "
+                               f"{i + 1}); rename one of them")
     feats = _roles(header, output_columns, label_column, exclude)
     # type guess from the first chunk
-    with open(path, "r", encoding="utf-8-sig", newline="") as f:
+    with open(path, "r", encoding="utf-8-sig", errors="replace", newline="") as f:
         rd = csv.reader(f, delimiter=delimiter)
         next(rd)
         head_rows = [r for _, r in zip(range(1000), rd)]
@@ -758,7 +817,7 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
                         break
                     done += len(line)
                     if line.strip():
-                        lines.append(line.decode("utf-8"))
+                        lines.append(_decode(line, path, f"data row {row0 + len(lines) + 1}"))
                 if not lines:
                     break
                 rows = list(csv.reader(io.StringIO("".join(lines)), delimiter=delimiter))
