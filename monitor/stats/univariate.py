@@ -367,21 +367,44 @@ def wasserstein_normalised(a: ArrayLike, b: ArrayLike, scale: float | None = Non
     return w / s if s > 0 else (0.0 if w == 0 else float("inf"))
 
 
+#: Relative size, against the mean, below which a standard deviation or a mean difference is
+#: rounding error rather than spread: a constant feature's mean and sd computed in floating point
+#: (and a window's sd from running sums, ``sqrt(E[x^2] - E[x]^2)``, which cancels to about
+#: ``sqrt(n * eps) * |mean|``) are not exact, and dividing by such an sd turned an unchanged
+#: constant feature into effects of 1e8.
+ROUNDOFF_REL = 1e-6
+
+
+def _roundoff(*means: float) -> float:
+    finite = [abs(float(m)) for m in means if np.isfinite(m)]
+    return ROUNDOFF_REL * max(finite, default=0.0)
+
+
 def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:
-    """Change of the mean in reference standard deviations (a Glass's delta)."""
+    """Change of the mean in reference standard deviations (a Glass's delta).
+
+    A reference sd within rounding error of zero (see :data:`ROUNDOFF_REL`) is a constant
+    feature: the shift is then 0 when the means agree to rounding and infinite otherwise.
+    """
     if not np.isfinite(cur_mean):
         return float("nan")
-    if ref_sd <= 0:
-        return 0.0 if cur_mean == ref_mean else float(np.sign(cur_mean - ref_mean) * np.inf)
+    tol = _roundoff(ref_mean, cur_mean)
+    if ref_sd <= tol:
+        return 0.0 if abs(cur_mean - ref_mean) <= tol else float(np.sign(cur_mean - ref_mean) * np.inf)
     return float((cur_mean - ref_mean) / ref_sd)
 
 
-def scale_ratio(ref_sd: float, cur_sd: float) -> float:
-    """Current over reference standard deviation (1 = unchanged, 10 = rescaled x10, 0 = stuck)."""
+def scale_ratio(ref_sd: float, cur_sd: float, *, mean: float = 0.0) -> float:
+    """Current over reference standard deviation (1 = unchanged, 10 = rescaled x10, 0 = stuck).
+
+    ``mean`` (the reference mean) sets the rounding floor: two sds within rounding error of zero
+    are both "constant" and give 1.
+    """
     if not np.isfinite(cur_sd):
         return float("nan")
-    if ref_sd <= 0:
-        return 1.0 if cur_sd == 0 else float("inf")
+    tol = _roundoff(mean)
+    if ref_sd <= tol:
+        return 1.0 if cur_sd <= tol else float("inf")
     return float(cur_sd / ref_sd)
 
 
@@ -420,10 +443,11 @@ def compare_counts(
     if ordered and ref_positions is not None:
         cp = ref_positions if cur_positions is None else cur_positions
         w = wasserstein_atoms(ref_positions, r, cp, c)
-        w = w / sd if sd > 0 else w
+        tol = _roundoff(ref_moments[0]) if ref_moments is not None else 0.0
+        w = w / sd if sd > tol else (0.0 if w <= tol else w)
     if ref_moments is not None and cur_moments is not None:
         shift = mean_shift_sd(ref_moments[0], ref_moments[1], cur_moments[0])
-        ratio = scale_ratio(ref_moments[1], cur_moments[1])
+        ratio = scale_ratio(ref_moments[1], cur_moments[1], mean=ref_moments[0])
     return DriftStats(
         n_ref=int(r.sum()),
         n_cur=int(c.sum()),

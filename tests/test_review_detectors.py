@@ -1,0 +1,70 @@
+"""Review: detectors on valid but unusual data export right numbers (no round-off turned into
+huge effect sizes) and never raise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.batch import Batch
+from monitor.detectors.registry import create
+from monitor.reference import Reference
+from monitor.stats.univariate import compare_counts, mean_shift_sd, scale_ratio
+from monitor.store import MetricStore
+
+NAMES = ("f0", "f1", "f2")
+CLASSES = ("a", "b", "c")
+
+
+def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.normal(size=(n, 3))
+    x[:, 1] = 0.1 + 0.2  # a constant feature whose value is not exact in binary (0.30000000000000004)
+    return x
+
+
+def _scores(n: int) -> np.ndarray:
+    return np.tile([0.7, 0.2, 0.1], (n, 1))  # the model always predicts 'a' with 0.7
+
+
+def _effects(kind: str, seed: int = 0) -> dict[tuple[str, str], float]:
+    rng = np.random.default_rng(seed)
+    ref = Reference.from_arrays(_rows(rng, 2000), numeric_names=NAMES, scores=_scores(2000), classes=CLASSES)
+    det = create(kind, reference=ref, params={})
+    store, t = MetricStore("m"), 1000.0
+    for _ in range(30):
+        b = Batch.from_arrays(_rows(rng, 200), scores=_scores(200), ts=t + np.arange(200) * 0.05,
+                              numeric_names=NAMES, classes=CLASSES)
+        t += 10
+        det.advance(t)
+        det.update(b)
+        det.on_tick(t)
+        det.export(store)
+    return {(lab["feature"], lab["measure"]): v for name, lab, v in store.samples()
+            if name == "monitor_drift_feature_effect"}
+
+
+@pytest.mark.parametrize(("kind", "feature"), [("input_drift", "f1"), ("output_drift", "max_score")])
+def test_unchanged_constant_feature_has_null_effects(kind: str, feature: str) -> None:
+    """Reference and live both constant at the same value: no shift, no rescale, no distance
+    (before the fix: mean_shift_sd -5.7, scale_ratio 1.4e8, wasserstein 7.3 for input_drift)."""
+    eff = _effects(kind)
+    assert eff[(feature, "mean_shift_sd")] == 0.0
+    assert eff[(feature, "scale_ratio")] == 1.0
+    assert eff[(feature, "wasserstein")] == 0.0
+
+
+def test_effect_sizes_treat_roundoff_sd_as_constant() -> None:
+    x = np.full(1000, 0.1 + 0.2)
+    ref_mean, ref_sd = float(x.mean()), float(x.std())
+    assert ref_sd > 0  # the premise: float arithmetic does not give exactly 0
+    assert mean_shift_sd(ref_mean, ref_sd, 0.30000000000000004) == 0.0
+    assert mean_shift_sd(ref_mean, ref_sd, 0.4) == np.inf
+    assert scale_ratio(ref_sd, 3e-9, mean=ref_mean) == 1.0
+    assert scale_ratio(ref_sd, 0.1, mean=ref_mean) == np.inf
+    # genuine spread is untouched
+    assert mean_shift_sd(10.0, 2.0, 13.0) == 1.5
+    assert scale_ratio(2.0, 4.0, mean=10.0) == 2.0
+    st = compare_counts(np.array([10.0, 0.0]), np.array([5.0, 0.0]), ref_positions=np.array([ref_mean, np.nan]),
+                        cur_positions=np.array([0.30000000000000004, np.nan]), ref_moments=(ref_mean, ref_sd),
+                        cur_moments=(0.30000000000000004, 1e-9))
+    assert (st.wasserstein, st.mean_shift_sd, st.scale_ratio) == (0.0, 0.0, 1.0)
