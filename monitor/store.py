@@ -40,6 +40,8 @@ class MetricWriter(Protocol):
 
     def observe(self, name: str, values: "np.ndarray | Sequence[float] | float", labels: LabelValues = None) -> None: ...
 
+    def observe_buckets(self, name: str, counts: "np.ndarray", total: float, labels: LabelValues = None) -> None: ...
+
     def remove(self, name: str, labels: LabelValues = None) -> None: ...
 
     def clear(self, name: str) -> None: ...
@@ -208,6 +210,32 @@ class MetricStore:
                 c[i] += float(counts[i])
             hist.sum += total
             hist.count += float(arr.size)
+
+    def observe_buckets(self, name: str, counts: Any, total: float, labels: LabelValues = None) -> None:
+        """Add observations already counted per bucket of the metric's catalog buckets (the last
+        one ``+Inf``) with their sum: a detector that bins its values itself hands the counts
+        over instead of values the store would bin a second time."""
+        import numpy as np
+
+        spec = self._spec(name)
+        if spec.type != HISTOGRAM:
+            raise catalog.SpecError(f"{name} is a {spec.type}, not a histogram")
+        c_in = np.asarray(counts, dtype=np.float64).ravel()
+        if c_in.size != len(spec.buckets) + 1:
+            raise catalog.SpecError(f"{name}: {c_in.size} bucket counts given, the catalog declares {len(spec.buckets) + 1}")
+        n = float(c_in.sum())
+        if n == 0:
+            return
+        key = self._key(spec, labels)
+        with self._lock:
+            hist = self._slot(spec, key, lambda: _Histogram(len(spec.buckets)))
+            if hist is None:
+                return
+            c = hist.counts
+            for i in np.flatnonzero(c_in).tolist():
+                c[i] += float(c_in[i])
+            hist.sum += float(total)
+            hist.count += n
 
     def remove(self, name: str, labels: LabelValues = None) -> None:
         """Make one series absent (e.g. below a figure's minimum sample size): absent, not zero."""

@@ -63,18 +63,20 @@ def test_pending_histogram_buffer_gives_the_counts_of_direct_binning() -> None:
 
 
 def test_pending_histogram_state_includes_buffered_values_and_flush_forgets_them() -> None:
-    h = PendingHistogram((0.5,), capacity=100)
+    h = PendingHistogram(names.CONFIDENCE_BUCKETS, capacity=100)
     h.add(np.array([0.2, 0.7, 0.4]))  # buffered, not yet binned
     state = h.state_dict()
-    assert state["counts"].tolist() == [2.0, 1.0]
-    other = PendingHistogram((0.5,), capacity=100)
+    expected = np.zeros(len(names.CONFIDENCE_BUCKETS) + 1)
+    expected[[1, 3, 6]] = 1.0  # "le" buckets: 0.2 in (0.1, 0.2], 0.4 in (0.3, 0.4], 0.7 in (0.6, 0.7]
+    assert state["counts"].tolist() == expected.tolist()
+    other = PendingHistogram(names.CONFIDENCE_BUCKETS, capacity=100)
     other.load_state_dict(state)
-    assert other.pending == 3 and other.counts.tolist() == [2.0, 1.0]
+    assert other.pending == 3 and other.counts.tolist() == expected.tolist()
     store = MetricStore("m")
     other.flush(store, names.CONFIDENCE)
     hist = store.value(names.CONFIDENCE)
-    assert hist.count == 3 and hist.sum == pytest.approx(1.3)
-    assert other.pending == 0 and other.counts.tolist() == [0.0, 0.0]
+    assert hist.count == 3 and hist.sum == pytest.approx(1.3) and hist.counts == expected.tolist()
+    assert other.pending == 0 and not other.counts.any()
     other.flush(store, names.CONFIDENCE)  # nothing pending: nothing written twice
     assert store.value(names.CONFIDENCE).count == 3
 
@@ -198,3 +200,32 @@ def test_pending_rows_fold_when_capacity_rows_wait() -> None:
     assert len(rows) == 3 and w.total().tolist() == [0.0, 0.0]
     rows.add(np.array([4.0, 5.0]), cls=np.array([0, 0]))  # reaches the capacity: folded
     assert len(rows) == 0 and w.total().tolist() == [3.0, 2.0]
+
+
+def test_buffered_histograms_hand_over_the_catalog_buckets_and_exact_sums():
+    """Pending histograms give the store their counts per catalog bucket: the result equals
+    observing the values themselves, and each histogram's buckets are its metric's."""
+    from monitor import catalog
+    from monitor.detectors._pending import PendingHistogram
+    from monitor.detectors.confidence import ConfidenceDetector
+    from monitor.detectors.context import DetectorContext
+    from monitor.schema import OutputSpec, Schema
+    from monitor.store import MetricStore
+
+    det = ConfidenceDetector.from_config(reference=None, context=DetectorContext(Schema.numeric(["a"]), OutputSpec("logits", ("x", "y"))))
+    for name, hist in det._hist.items():
+        assert tuple(hist.bounds.tolist()) == tuple(catalog.get(name).buckets), name
+    rng = np.random.default_rng(3)
+    values = rng.random(1000)
+    values[:10] = [0.1, 0.2, 0.5, 0.9, 0.95, 1.0, 0.0, 0.999, 0.995, 0.3]  # on the bounds
+    direct, buffered = MetricStore("m"), MetricStore("m")
+    direct.observe(names.CONFIDENCE, values)
+    h = PendingHistogram(catalog.get(names.CONFIDENCE).buckets, capacity=64)
+    for part in np.array_split(values, 7):
+        h.add(part)
+    h.flush(buffered, names.CONFIDENCE)
+    a, b = direct.value(names.CONFIDENCE), buffered.value(names.CONFIDENCE)
+    assert a.counts == b.counts and a.count == b.count == 1000
+    assert b.sum == pytest.approx(a.sum, rel=1e-15)
+    with pytest.raises(catalog.SpecError, match="bucket counts given"):
+        buffered.observe_buckets(names.CONFIDENCE, np.ones(3), 1.0)

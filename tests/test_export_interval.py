@@ -100,7 +100,10 @@ detectors: [{kind: confidence}]
 
 
 def test_config_default_and_validation():
-    assert QueueConfig().export_interval_s == 0.25
+    # figures at most a few seconds behind between scrapes, and never exported more often than drained
+    q = QueueConfig()
+    assert q.poll_s <= q.export_interval_s <= 5.0
+    assert load_config_text("model: m\n").queue.export_interval_s == q.export_interval_s
     assert isinstance(MonitorConfig().queue.export_interval_s, float)
     with pytest.raises(ConfigError, match="queue.export_interval"):
         load_config_text("model: m\nqueue: {export_interval: -1s}\n")

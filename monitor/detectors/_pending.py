@@ -3,9 +3,9 @@
 Detectors see batches in :meth:`update` but may only write metrics in :meth:`export`. Keeping
 the raw values until then would grow with traffic; this keeps, per Prometheus bucket, the count
 and the sum of the values observed since the last export, which is all a Prometheus histogram
-records. On export each bucket is replayed as its count of copies of its mean value: the mean of
-values inside a bucket lies inside that bucket, so the writer puts them in the same bucket and
-the histogram's ``_sum`` stays exact.
+records. On export the counts and the sum go to the writer as they are
+(:meth:`~monitor.store.MetricStore.observe_buckets`): the buckets are the metric's own, so
+nothing is binned twice and the histogram's ``_sum`` stays exact.
 
 Examples
 --------
@@ -47,9 +47,6 @@ class PendingHistogram:
     def __init__(self, buckets: tuple[float, ...], capacity: int = 4096) -> None:
         self.bounds = np.asarray(buckets, dtype=np.float64)
         nb = len(self.bounds) + 1
-        # each bucket's range (lower bound excluded), to keep a replayed mean inside its bucket
-        self._upper = np.append(self.bounds, np.inf)
-        self._above_lower = np.nextafter(np.append(-np.inf, self.bounds), np.inf)
         self._counts = np.zeros(nb)
         self._sums = np.zeros(nb)
         self._capacity = int(capacity)
@@ -112,11 +109,7 @@ class PendingHistogram:
         """Write the buffered observations to ``out`` and forget them."""
         if not self._observed:
             return
-        nz = np.flatnonzero(self.counts)
-        counts = self._counts[nz]
-        means = np.minimum(self._sums[nz] / counts, self._upper[nz])
-        means = np.maximum(means, self._above_lower[nz])
-        out.observe(name, np.repeat(means, counts.astype(np.int64)), labels)
+        out.observe_buckets(name, self.counts, float(self._sums.sum()), labels)
         self._counts[:] = 0.0
         self._sums[:] = 0.0
         self._observed = 0
