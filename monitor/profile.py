@@ -413,11 +413,17 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         return None
     x = np.where(np.isfinite(x), x, np.nan)
     with np.errstate(all="ignore"):
-        mean = np.nanmean(x, axis=0)
-        scale = np.nanstd(x, axis=0)
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    z = np.where(np.isfinite(x), (x - mean) / scale, 0.0)
+        # Moments of x / peak, scaled back: the sums of squares of values beyond ~1e154 overflow
+        # to inf, and a non-finite matrix makes LAPACK's SVD loop for ever (a hang at startup).
+        peak = np.nanmax(np.abs(x), axis=0) if x.shape[0] else np.ones(x.shape[1])
+        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
+        u = x / peak
+        mean = np.nanmean(u, axis=0) * peak
+        scale = np.nanstd(u, axis=0) * peak
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        z = (x - mean) / scale
+    z = np.where(np.isfinite(z), z, 0.0)
     order = rng.permutation(z.shape[0])
     half = z.shape[0] // 2
     folds = (order[:half], order[half:])
@@ -426,8 +432,12 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         f = z[rows][:50_000]
         _, s, vt = np.linalg.svd(f - f.mean(axis=0), full_matrices=False)
         ratio = np.cumsum(s**2) / max(np.sum(s**2), 1e-300)
-        k = int(min(np.searchsorted(ratio, variance) + 1, vt.shape[0], x.shape[1] - 1))
-        return vt[:k].copy(), float(ratio[k - 1])
+        # At most rank - 1 components: keeping every direction the data spans (a constant, empty
+        # or exactly collinear feature lowers the rank) leaves reference errors of pure rounding
+        # (~1e-16), against which any live variation is an effect of 1e16.
+        rank = int(np.sum(s > (s[0] if s.size else 0.0) * max(f.shape) * np.finfo(np.float64).eps))
+        k = int(min(np.searchsorted(ratio, variance) + 1, vt.shape[0], x.shape[1] - 1, max(rank - 1, 0)))
+        return vt[:k].copy(), float(ratio[k - 1]) if k else 0.0
 
     comps, explained = fit(folds[0])
     pca = PCAProfile(names, mean, scale, comps, explained, numeric_profile("pca_error", np.empty(0)))

@@ -68,3 +68,50 @@ def test_effect_sizes_treat_roundoff_sd_as_constant() -> None:
                         cur_positions=np.array([0.30000000000000004, np.nan]), ref_moments=(ref_mean, ref_sd),
                         cur_moments=(0.30000000000000004, 1e-9))
     assert (st.wasserstein, st.mean_shift_sd, st.scale_ratio) == (0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("variant", ["constant", "collinear", "two_columns_one_constant"])
+def test_pca_reference_errors_are_not_rounding_noise_on_rank_deficient_references(variant: str, tmp_path) -> None:
+    """A constant or exactly collinear feature lowers the rank: the PCA kept every direction and the
+    held-out reference errors were ~1e-16, so live data drifting on that feature exported effects of
+    1e16. At most rank - 1 components are kept now; the profile still saves and loads."""
+    from monitor.profile import Profile
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(500, 2))
+    x = {"constant": np.c_[a, np.full(500, 0.3)], "collinear": np.c_[a, 0.9 * a[:, :1]],
+         "two_columns_one_constant": np.c_[a[:, 0], np.full(500, 0.3)]}[variant]
+    prof = Profile.from_arrays(x, numeric_names=[f"f{i}" for i in range(x.shape[1])])
+    assert prof.pca is not None
+    assert prof.pca.error.std > 0.1 and prof.pca.error.mean > 0.1
+    back = Profile.load(prof.save(tmp_path / "p.npz")).pca
+    assert back is not None and back.components.shape == prof.pca.components.shape
+    live = x[:200].copy()
+    live[:, -1] = rng.normal(size=200)  # the degenerate direction now varies: a real, finite change
+    err = prof.pca.transform_error(live)
+    assert np.all(np.isfinite(err)) and float(err.mean()) / prof.pca.error.mean < 100
+
+
+def test_reference_with_values_near_float_max_does_not_hang_pca() -> None:
+    """Values beyond ~1e154 overflowed the standard deviation, the standardised matrix became
+    non-finite and LAPACK's SVD never returned: the monitor hung at startup. A subprocess bounds
+    the hang so that the test fails instead of blocking the run (not a speed assertion)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from monitor.profile import Profile\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.normal(size=(300, 3)); x[:, 0] *= 1e307\n"
+        "p = Profile.from_arrays(x, numeric_names=['a', 'b', 'c'])\n"
+        "assert np.all(np.isfinite(p.pca.scale)) and p.pca.scale[0] > 1e306, p.pca.scale\n"
+        "assert np.all(np.isfinite(p.pca.components))\n"
+        "print('ok')\n"
+    )
+    try:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("PCA on a reference with values near 1e308 did not return (LAPACK SVD on a non-finite matrix)")
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
