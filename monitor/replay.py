@@ -9,6 +9,7 @@ sent to Alertmanager: this is for trying rules on yesterday's traffic before dep
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,16 +43,36 @@ class ReplaySummary:
         return out
 
 
-def read_events(lines: Iterable[str], model: str | None, summary: ReplaySummary) -> Iterator[tuple[Any, ...]]:
-    """Parse NDJSON lines; malformed lines and other models' events are counted, not fatal."""
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
+#: A recorded event more than this far beyond the wall clock is refused (``future_timestamp``):
+#: millisecond timestamps (1.7e12 read as seconds is the year 55,000) would otherwise make the
+#: replay evaluate the rules at every interval up to that time, which never ends.
+MAX_FUTURE_S = 86_400.0
+
+
+def read_events(lines: Iterable[str | bytes], model: str | None, summary: ReplaySummary,
+                max_ts: float | None = None) -> Iterator[tuple[Any, ...]]:
+    """Parse NDJSON lines; malformed lines and other models' events are counted, not fatal.
+
+    ``lines`` may be bytes (a log opened in binary): a line that is not UTF-8 is then counted as
+    ``invalid_utf8`` instead of ending the replay. Events after ``max_ts`` (default: the wall
+    clock plus :data:`MAX_FUTURE_S`) are counted as ``future_timestamp``.
+    """
+    if max_ts is None:
+        max_ts = time.time() + MAX_FUTURE_S
+    for n, raw in enumerate(lines, 1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                summary.refused["invalid_utf8"] += 1
+                continue
+        line = raw.strip()
         if not line:
             continue
         try:
             obj = json.loads(line)
             parsed = parse_event(obj, now=0.0)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
             summary.refused["invalid_json"] += 1
             continue
         except EventFormatError as err:
@@ -62,6 +83,9 @@ def read_events(lines: Iterable[str], model: str | None, summary: ReplaySummary)
             continue
         if "timestamp" not in obj:
             summary.refused["missing_timestamp"] += 1
+            continue
+        if parsed.event[1] > max_ts:
+            summary.refused["future_timestamp"] += 1
             continue
         yield parsed.event
 
@@ -77,7 +101,7 @@ def transition_to_json(tr: Any) -> dict[str, Any]:
 
 def replay(
     config: MonitorConfig,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     *,
     reference: Any = None,
     on_transition: Callable[[dict[str, Any]], None] | None = None,

@@ -82,3 +82,47 @@ def test_csv_with_bom_quoted_commas_and_missing_values_builds(tmp_path: Path) ->
     assert prof.numeric_names == ("a", "c") and prof.categorical_names == ("b",)
     assert set(prof.feature("b").categories) == {"x,y", "z"}  # type: ignore[union-attr]
     assert prof.feature("a").n_missing == 1 and prof.feature("c").n_missing == 1  # type: ignore[union-attr]
+
+
+def _replay(tmp_path: Path, body: bytes, *, stdin: bool = False) -> tuple[int, str]:
+    from tests.conftest import REPO_ROOT
+
+    core = REPO_ROOT / "rules" / "core.yml"
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(f"model: m\nrules:\n  files: [{core}]\n  interval: 15s\n")
+    out = tmp_path / "transitions.jsonl"
+    log = tmp_path / "events.ndjson"
+    log.write_bytes(body)
+    args = ["replay", "-" if stdin else str(log), "--config", str(cfg), "--out", str(out)]
+    res = CliRunner().invoke(main, args, input=body if stdin else None)
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.output
+
+
+def _events(n: int, t0: float = 1_700_000_000.0) -> bytes:
+    import json as _json
+
+    return b"".join(_json.dumps({"timestamp": t0 + i, "inputs": {"a": float(i % 5)}, "outputs": [0.2, 0.8]}).encode() + b"\n"
+                    for i in range(n))
+
+
+@pytest.mark.parametrize("stdin", [False, True])
+def test_replay_counts_malformed_lines_and_goes_on(tmp_path: Path, stdin: bool) -> None:
+    """A line nested deeper than the JSON parser's stack (RecursionError) and a line that is not
+    UTF-8 ended the replay with a traceback; they are counted as refused like any malformed line."""
+    body = _events(20) + b"[" * 100_000 + b"]" * 100_000 + b"\n" + b'{"timestamp": 1700000030, "inputs": {"a": "caf\xe9"}}\n' + _events(5, 1_700_000_040.0)
+    code, out = _replay(tmp_path, body, stdin=stdin)
+    assert code == 0, out
+    assert "replayed 25 events" in out and "invalid_json=1" in out and "invalid_utf8=1" in out, out
+
+
+def test_replay_refuses_millisecond_timestamps_instead_of_ticking_to_them(tmp_path: Path) -> None:
+    """A millisecond timestamp read as seconds is ~55,000 years ahead: the replay evaluated the
+    rules at every 15 s interval up to it and never ended. Events beyond the wall clock + 1 day
+    are refused and counted."""
+    import json as _json
+
+    body = _events(30) + _json.dumps({"timestamp": 1_700_000_031_000, "inputs": {"a": 1.0}, "outputs": [0.2, 0.8]}).encode() + b"\n"
+    code, out = _replay(tmp_path, body)
+    assert code == 0, out
+    assert "replayed 30 events" in out and "future_timestamp=1" in out, out

@@ -35,12 +35,12 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
         cfg = dataclasses.replace(cfg, rules=dataclasses.replace(cfg.rules, files=tuple(str(Path(f)) for f in rule_files)))
     if not cfg.rules.files:
         raise click.ClickException(f"{config_path}: rules.files is empty: nothing to backtest (or pass --rules FILE)")
-    src = sys.stdin if log == "-" else open(log, encoding="utf-8")
+    src = sys.stdin.buffer if log == "-" else open(log, "rb")  # bytes: a non-UTF-8 line is counted, not fatal
     out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
     try:
         summary = run(cfg, src, on_transition=write_jsonl(out))
     finally:
-        if src is not sys.stdin:
+        if src is not sys.stdin.buffer:
             src.close()
         if out is not sys.stdout:
             out.close()
