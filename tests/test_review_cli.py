@@ -126,3 +126,33 @@ def test_replay_refuses_millisecond_timestamps_instead_of_ticking_to_them(tmp_pa
     code, out = _replay(tmp_path, body)
     assert code == 0, out
     assert "replayed 30 events" in out and "future_timestamp=1" in out, out
+
+
+def test_template_runtime_error_context_matches_promtool(tmp_path: Path) -> None:
+    """A template failing at run time renders ``<error expanding template: ... at <NODE>: ...>``
+    like Prometheus; the node was cut to 20 characters + "..." where promtool prints it whole,
+    so ``monitor rules test`` disagreed with ``promtool test rules`` on the same file."""
+    from tests.conftest import require_binary
+
+    promtool = require_binary("promtool")
+    (tmp_path / "r.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: B\n    expr: m > 0\n    annotations:\n"
+        "      c: '{{ first (query \"absent_metric\") }}'\n      f: '{{ reReplaceAll \"(x\" \"y\" \"z\" | toUpper }}'\n")
+    want = ('c="<error expanding template: error executing template __alert_B: template: __alert_B:1:115: executing '
+            '\\"__alert_B\\" at <first (query \\"absent_metric\\")>: error calling first: first() called on vector with no elements>"')
+    (tmp_path / "t.yml").write_text(
+        "rule_files: [r.yml]\nevaluation_interval: 1m\ntests:\n- interval: 1m\n  input_series:\n"
+        "  - series: 'm{job=\"api\"}'\n    values: '1 2 3'\n  alert_rule_test:\n  - {eval_time: 2m, alertname: B, exp_alerts: []}\n")
+    import subprocess
+
+    real = subprocess.run([promtool, "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert want in real.stdout + real.stderr  # the premise: what Prometheus renders
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        res = CliRunner().invoke(main, ["rules", "test", "t.yml"])
+    finally:
+        os.chdir(cwd)
+    assert want in res.output, res.output

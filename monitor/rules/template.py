@@ -228,9 +228,9 @@ class _Executor:
         line = prefix.count(b"\n") + 1
         nl = prefix.rfind(b"\n")
         col = len(prefix) if nl < 0 else len(prefix) - nl - 1
+        # The whole node, as the Go that promtool 2.42 is built with prints it (older Go cut it
+        # to 20 characters + "...": the rendered annotations then differed from Prometheus').
         ctx = str(node) if node is not None else ""
-        if len(ctx) > 20:
-            ctx = ctx[:20] + "..."
         return f"{self.tmpl.name}:{line}:{col}", ctx
 
     def error(self, msg: str, node: Node | None = None) -> TemplateExecError:
