@@ -45,7 +45,7 @@ import numpy as np
 
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
-from monitor.stats.univariate import bin_index, quantile_edges
+from monitor.stats.univariate import bin_index, column_moments, quantile_edges
 
 __all__ = [
     "PROFILE_VERSION",
@@ -412,14 +412,9 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     if x.shape[1] < 2 or x.shape[0] < 20:
         return None
     x = np.where(np.isfinite(x), x, np.nan)
+    # overflow-free moments: a non-finite matrix makes LAPACK's SVD loop for ever (a hang at startup)
+    mean, scale = column_moments(x)
     with np.errstate(all="ignore"):
-        # Moments of x / peak, scaled back: the sums of squares of values beyond ~1e154 overflow
-        # to inf, and a non-finite matrix makes LAPACK's SVD loop for ever (a hang at startup).
-        peak = np.nanmax(np.abs(x), axis=0) if x.shape[0] else np.ones(x.shape[1])
-        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
-        u = x / peak
-        mean = np.nanmean(u, axis=0) * peak
-        scale = np.nanstd(u, axis=0) * peak
         mean = np.where(np.isfinite(mean), mean, 0.0)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         z = (x - mean) / scale

@@ -92,13 +92,23 @@ def test_pca_reference_errors_are_not_rounding_noise_on_rank_deficient_reference
     assert np.all(np.isfinite(err)) and float(err.mean()) / prof.pca.error.mean < 100
 
 
+def _run_bounded(code: str, hang: str) -> None:
+    """Run ``code`` in a fresh interpreter that must print ``ok``; a hang fails with ``hang``
+    (a bound on a hang, not a speed assertion)."""
+    import subprocess
+    import sys
+
+    try:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(hang)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
 def test_reference_with_values_near_float_max_does_not_hang_pca() -> None:
     """Values beyond ~1e154 overflowed the standard deviation, the standardised matrix became
     non-finite and LAPACK's SVD never returned: the monitor hung at startup. A subprocess bounds
     the hang so that the test fails instead of blocking the run (not a speed assertion)."""
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, warnings\n"
         "warnings.simplefilter('ignore')\n"
@@ -110,8 +120,35 @@ def test_reference_with_values_near_float_max_does_not_hang_pca() -> None:
         "assert np.all(np.isfinite(p.pca.components))\n"
         "print('ok')\n"
     )
-    try:
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail("PCA on a reference with values near 1e308 did not return (LAPACK SVD on a non-finite matrix)")
-    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+    _run_bounded(code, "PCA on a reference with values near 1e308 did not return (LAPACK SVD on a non-finite matrix)")
+
+
+@pytest.mark.parametrize("n_features", [3, 20])
+def test_probing_calibrates_on_a_reference_with_values_near_float_max(n_features: int) -> None:
+    """The probing sketcher standardised with ``np.nanstd``, which overflows beyond ~1e154: the
+    scale became inf, the float32 sketches inf, and calibration failed with a misleading "too many
+    near-duplicate rows" (3 features) or LAPACK's SVD never returned (more features than the
+    sketch width). Run in a subprocess so that a hang fails the test instead of blocking the run."""
+    code = (
+        "import numpy as np, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from monitor.reference import Reference\n"
+        "from monitor.detectors.registry import create\n"
+        "rng = np.random.default_rng(0)\n"
+        f"x = rng.normal(size=(300, {n_features})); x[:, 0] *= 1e307\n"
+        "ref = Reference.from_arrays(x, scores=rng.dirichlet([1, 1], 300))\n"
+        "det = create('probing', reference=ref, params={})\n"
+        "sk = det._sketcher\n"
+        "assert np.all(np.isfinite(sk.scale)) and sk.scale[0] > 1e306, sk.scale[:3]\n"
+        "print('ok')\n"
+    )
+    _run_bounded(code, "probing calibration on values near 1e308 did not return")
+
+
+def test_column_moments_do_not_overflow() -> None:
+    from monitor.stats.univariate import column_moments
+
+    x = np.array([[1e307, 1.0, np.nan], [-1e307, 3.0, np.nan], [np.inf, np.nan, np.nan]])
+    mean, sd = column_moments(x)
+    assert mean[0] == 0.0 and sd[0] == pytest.approx(1e307) and (mean[1], sd[1]) == (2.0, 1.0)
+    assert np.isnan(mean[2]) and np.isnan(sd[2])

@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "wasserstein_atoms",
     "wasserstein_normalised",
     "mean_shift_sd",
+    "column_moments",
     "scale_ratio",
     "compare_counts",
     "two_sample",
@@ -378,6 +380,23 @@ ROUNDOFF_REL = 1e-6
 def _roundoff(*means: float) -> float:
     finite = [abs(float(m)) for m in means if np.isfinite(m)]
     return ROUNDOFF_REL * max(finite, default=0.0)
+
+
+def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-ignoring mean and standard deviation of each column of ``x``, without overflow.
+
+    ``np.nanstd`` squares the values: beyond ~1e154 that is inf, and a non-finite matrix handed
+    on to an SVD makes LAPACK loop for ever. The moments are taken of ``x / peak`` per column
+    and scaled back. Columns with no finite value give NaN (callers pick their default).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = np.where(np.isfinite(x), x, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        peak = np.nanmax(np.abs(x), axis=0) if x.shape[0] else np.full(x.shape[1], np.nan)
+        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
+        u = x / peak
+        return np.nanmean(u, axis=0) * peak, np.nanstd(u, axis=0) * peak
 
 
 def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.stats.matmul import matmul
+from monitor.stats.univariate import column_moments
 
 __all__ = ["STATISTICS", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq"]
 
@@ -64,9 +65,8 @@ class Sketcher:
         x = np.asarray(rows, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:
             raise ValueError(f"reference rows must be (n >= 2, d), got shape {x.shape}")
-        with np.errstate(all="ignore"):
-            mean = np.nanmean(x, axis=0) if x.shape[1] else np.zeros(0)
-            std = np.nanstd(x, axis=0) if x.shape[1] else np.zeros(0)
+        # overflow-free (values beyond ~1e154 made the scale inf, the sketches inf and the SVD hang)
+        mean, std = column_moments(x)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std), std, 0.0)
         positive = std[std > 0]
