@@ -45,7 +45,7 @@ import numpy as np
 
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
-from monitor.stats.univariate import bin_index, column_moments, quantile_edges
+from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, quantile_edges
 
 __all__ = [
     "PROFILE_VERSION",
@@ -398,12 +398,18 @@ def numeric_profile(name: str, values: np.ndarray, n_bins: int = DEFAULT_BINS, *
     nb = edges.size + 1
     uniq, cnt = np.unique(finite, return_counts=True)
     share = cnt / max(finite.size, 1)
+    mean, sd = float("nan"), float("nan")
+    if finite.size:
+        with np.errstate(over="ignore"):
+            mean, sd = float(finite.mean()), float(finite.std())
+        if not (np.isfinite(mean) and np.isfinite(sd)):  # beyond ~1e154 the sums overflow
+            mean, sd = (float(m[0]) for m in column_moments(finite[:, None]))
     return NumericProfile(
         name, edges, np.bincount(idx, minlength=nb).astype(np.float64), np.bincount(idx, weights=finite, minlength=nb),
         int(v.size if n is None else n), int(np.isnan(v).sum() if n_missing is None else n_missing),
         int(np.isinf(v).sum() if n_inf is None else n_inf),
         float(finite.min()) if finite.size else float("nan"), float(finite.max()) if finite.size else float("nan"),
-        float(finite.mean()) if finite.size else float("nan"), float(finite.std()) if finite.size else float("nan"),
+        mean, sd,
         float(np.sum(share**2)) if finite.size else 0.0, int(uniq.size),
     )
 
@@ -416,7 +422,8 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     mean, scale = column_moments(x)
     with np.errstate(all="ignore"):
         mean = np.where(np.isfinite(mean), mean, 0.0)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        # an sd within rounding error of the mean is a constant column (not a tiny unit)
+        scale = np.where(np.isfinite(scale) & (scale > ROUNDOFF_REL * np.abs(mean)) & (scale > 0), scale, 1.0)
         z = (x - mean) / scale
     z = np.where(np.isfinite(z), z, 0.0)
     order = rng.permutation(z.shape[0])

@@ -152,3 +152,14 @@ def test_column_moments_do_not_overflow() -> None:
     mean, sd = column_moments(x)
     assert mean[0] == 0.0 and sd[0] == pytest.approx(1e307) and (mean[1], sd[1]) == (2.0, 1.0)
     assert np.isnan(mean[2]) and np.isnan(sd[2])
+
+
+def test_numeric_profile_moments_of_values_near_float_max_are_finite() -> None:
+    """``finite.mean()``/``std()`` overflowed to inf for values beyond ~1e154 (the sum of 1e308s
+    too), so the drift effects of such a feature were computed against an infinite sd."""
+    from monitor.profile import numeric_profile
+
+    f = numeric_profile("x", np.array([1e308, -1e308, 1e308, -1e308]))
+    assert (f.mean, f.std) == (0.0, pytest.approx(1e308))
+    g = numeric_profile("y", np.array([1.0, 2.0, 3.0, np.nan]))
+    assert (g.mean, g.std) == (2.0, pytest.approx(np.std([1.0, 2.0, 3.0])))

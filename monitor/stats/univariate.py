@@ -60,6 +60,7 @@ __all__ = [
     "wasserstein_normalised",
     "mean_shift_sd",
     "column_moments",
+    "ROUNDOFF_REL",
     "scale_ratio",
     "compare_counts",
     "two_sample",
@@ -393,10 +394,14 @@ def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.where(np.isfinite(x), x, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        peak = np.nanmax(np.abs(x), axis=0) if x.shape[0] else np.full(x.shape[1], np.nan)
-        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
-        u = x / peak
-        return np.nanmean(u, axis=0) * peak, np.nanstd(u, axis=0) * peak
+        mean, sd = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        over = ~(np.isfinite(mean) & np.isfinite(sd)) & np.isfinite(x).any(axis=0)
+        if over.any():  # only then the scaled path, so that ordinary data gets the very same numbers
+            u = x[:, over]
+            peak = np.nanmax(np.abs(u), axis=0)
+            u = u / peak
+            mean[over], sd[over] = np.nanmean(u, axis=0) * peak, np.nanstd(u, axis=0) * peak
+        return mean, sd
 
 
 def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:
