@@ -156,3 +156,23 @@ def test_template_runtime_error_context_matches_promtool(tmp_path: Path) -> None
     finally:
         os.chdir(cwd)
     assert want in res.output, res.output
+
+
+def test_rules_check_accepts_a_negative_group_limit_like_promtool(tmp_path: Path) -> None:
+    """Prometheus applies a group ``limit`` only when it is > 0; promtool accepts ``limit: -1``
+    and so must ``monitor rules check`` (it refused the file)."""
+    import subprocess
+
+    from tests.conftest import require_binary
+
+    promtool = require_binary("promtool")
+    f = tmp_path / "r.yml"
+    f.write_text("groups:\n- name: x\n  limit: -1\n  rules:\n  - alert: A\n    expr: up == 0\n")
+    real = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True, timeout=120)
+    assert real.returncode == 0 and "SUCCESS: 1 rules found" in real.stdout  # the premise
+    res = CliRunner().invoke(main, ["rules", "check", str(f)])
+    assert res.exit_code == 0 and "SUCCESS: 1 rules found" in res.output, res.output
+    from monitor.rules.loader import load_rule_files
+
+    (group,) = load_rule_files([str(f)])
+    assert group.limit == 0  # no limit

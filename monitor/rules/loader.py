@@ -181,8 +181,8 @@ def _parse_group(gnode: YNode, err: _Collector, engine: Engine, syntax_only: boo
             limit = go_yaml_int(_scalar_text(lnode, "limit", err, group=name) or "0")
         except ValueError:
             err.add(f"field 'limit' must be an integer, got {lnode.describe()}", lnode, group=name)
-        if limit < 0:
-            err.add("field 'limit' must be >= 0 (0 means no limit)", lnode, group=name)
+        # A negative limit is accepted like Prometheus does (its manager only applies limit > 0):
+        # refusing it made `monitor rules check` fail files that promtool and Prometheus load.
 
     rules: list[Rule] = []
     rnode = gnode.get("rules")
