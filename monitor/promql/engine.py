@@ -441,13 +441,21 @@ class _Evaluator:
 
 
 def _go_min(a: float, values: np.ndarray) -> np.ndarray:
-    """Go's ``math.Min``: NaN if either is NaN."""
-    return np.minimum(a, values)
+    """Go's ``math.Min``: -Inf if either is -Inf (even against NaN), else NaN if either is NaN;
+    -0 is below +0."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.minimum(a, v)
+    out = np.where((out == 0) & (np.signbit(a) | np.signbit(v)), -0.0, out)
+    return np.where(np.isneginf(v) | np.isneginf(a), -np.inf, out)
 
 
 def _go_max(a: float, values: np.ndarray) -> np.ndarray:
-    """Go's ``math.Max``: NaN if either is NaN."""
-    return np.maximum(a, values)
+    """Go's ``math.Max``: +Inf if either is +Inf (even against NaN), else NaN if either is NaN;
+    +0 is above -0."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.maximum(a, v)
+    out = np.where((out == 0) & ~(np.signbit(a) & np.signbit(v)), 0.0, out)
+    return np.where(np.isposinf(v) | np.isposinf(a), np.inf, out)
 
 
 def _string_arg(node: A.Node) -> str:
