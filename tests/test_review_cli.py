@@ -217,3 +217,14 @@ def test_clamp_follows_go_math_min_max_on_infinities_nan_and_signed_zero(tmp_pat
     # promtool never matches an expected NaN, so read what it got
     report = real.stdout + real.stderr
     assert 'got: {i="0"} -Inf, {i="1"} NaN' in report and 'got: {i="0"} NaN, {i="1"} +Inf' in report, report
+
+
+def test_series_notation_keeps_negative_zero_like_promtool() -> None:
+    """promtool loads the series value ``-0`` as -0 (``count_values`` then labels it "-0" and
+    ``avg`` gives -0); the agent's unit-test runner read it as an integer and lost the sign."""
+    import math
+
+    from monitor.rules.series_notation import expand_values
+
+    vals = expand_values("-0 0 -0.0 -0x2")
+    assert [math.copysign(1.0, v) for v in vals if v is not None] == [-1.0, 1.0, -1.0, -1.0, -1.0, -1.0]

@@ -41,7 +41,7 @@ def _number(text: str) -> float:
         return STALE_NAN
     iv = go_parse_int(text)
     if iv is not None:
-        return float(iv)
+        return -0.0 if iv == 0 and text.startswith("-") else float(iv)  # "-0" is -0 in promtool
     low = text.lower().lstrip("+-")
     if low in ("inf", "nan"):
         v = float("nan") if low == "nan" else float("inf")
