@@ -334,6 +334,16 @@ class Profile:
             raise ProfileError(f"{path}: not a readable .npz profile ({err}); build one with 'monitor reference build'") from None
         if "meta.json" not in arrays:
             raise ProfileError(f"{path}: an .npz without meta.json is data, not a profile; build one with 'monitor reference build'")
+        try:
+            return cls._decode(path, arrays)
+        except ProfileError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:  # incl. JSON and UTF-8 errors
+            raise ProfileError(f"{path}: damaged profile ({type(err).__name__}: {err}); rebuild it with "
+                               "'monitor reference build'") from None
+
+    @classmethod
+    def _decode(cls, path: str | Path, arrays: dict[str, np.ndarray]) -> "Profile":
         meta = json.loads(arrays["meta.json"].tobytes().decode())
         if meta.get("format") != "model-monitor-profile":
             raise ProfileError(f"{path}: not a model-monitor profile")
@@ -917,8 +927,11 @@ def load_reference(path: str | Path) -> Reference:
     """
     p = Path(path)
     if p.suffix.lower() == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            is_profile = "meta.json" in z.files
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                is_profile = "meta.json" in z.files
+        except (OSError, ValueError) as err:
+            raise ProfileError(f"{p}: not a readable .npz ({err}); build a profile with 'monitor reference build'") from None
         if is_profile:
             return Profile.load(p).to_reference()
     return build_profile(p, progress=False).to_reference()

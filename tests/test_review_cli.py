@@ -228,3 +228,36 @@ def test_series_notation_keeps_negative_zero_like_promtool() -> None:
 
     vals = expand_values("-0 0 -0.0 -0x2")
     assert [math.copysign(1.0, v) for v in vals if v is not None] == [-1.0, 1.0, -1.0, -1.0, -1.0, -1.0]
+
+
+def test_damaged_profiles_are_refused_with_a_profile_error(tmp_path: Path) -> None:
+    """``monitor reference show`` / ``reference.path`` on a damaged profile (meta.json not JSON,
+    or an array missing) or on a file that is not an .npz at all ended in a JSONDecodeError,
+    KeyError or numpy ValueError traceback instead of the profile error with the fix."""
+    import json as _json
+
+    from monitor.profile import Profile, ProfileError, load_reference
+
+    np.savez(tmp_path / "badjson.npz", **{"meta.json": np.frombuffer(b"{not json", dtype=np.uint8)})
+    good = Profile.from_arrays(np.random.default_rng(0).normal(size=(50, 2)), numeric_names=["a", "b"])
+    good.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "num0.edges"}
+    np.savez(tmp_path / "missing.npz", **arrays)
+    meta = _json.loads(arrays["meta.json"].tobytes().decode())
+    meta["numeric"][0].pop("n")
+    np.savez(tmp_path / "meta_key.npz", **{**arrays, "meta.json": np.frombuffer(_json.dumps(meta).encode(), dtype=np.uint8)})
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    for name in ("badjson", "missing", "meta_key"):
+        with pytest.raises(ProfileError, match="damaged profile"):
+            Profile.load(tmp_path / f"{name}.npz")
+        code, out = _show(tmp_path / f"{name}.npz")
+        assert code == 1 and "damaged profile" in out and "monitor reference build" in out, out
+    with pytest.raises(ProfileError, match="not a readable .npz"):
+        load_reference(tmp_path / "junk.npz")
+
+
+def _show(path: Path) -> tuple[int, str]:
+    res = CliRunner().invoke(main, ["reference", "show", str(path)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.output
