@@ -534,7 +534,9 @@ class _Builder:
             sc = np.asarray(scores, dtype=np.float64)
             if sc.ndim == 2 and sc.shape[1] >= 2:
                 k = sc.shape[1]
-                pred = sc.argmax(axis=1)
+                # rows with a missing output have no prediction (argmax would count them as the
+                # class whose column is NaN, or class 0)
+                pred = sc[np.isfinite(sc).all(axis=1)].argmax(axis=1)
                 outputs = OutputProfile(tuple(str(c) for c in classes) or tuple(str(i) for i in range(k)),
                                         np.bincount(pred, minlength=k).astype(np.float64),
                                         numeric_profile("max_score", sc.max(axis=1), self.n_bins))

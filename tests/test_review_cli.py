@@ -261,3 +261,17 @@ def _show(path: Path) -> tuple[int, str]:
     res = CliRunner().invoke(main, ["reference", "show", str(path)])
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     return res.exit_code, res.output
+
+
+def test_reference_rows_with_missing_outputs_are_not_counted_as_a_prediction(tmp_path: Path) -> None:
+    """``argmax`` of a row with NaN returns the NaN's column (or 0): rows whose model outputs are
+    missing in the reference CSV were counted as predictions of that class, skewing the reference
+    class frequencies that prediction drift compares against."""
+    (tmp_path / "ref.csv").write_text("a,p0,p1\n1,0.2,0.8\n2,0.3,0.7\n3,,\n4,0.9,\n5,NA,NA\n")
+    code, out = build(tmp_path, tmp_path / "ref.csv", "--output-columns", "p0,p1")
+    assert code == 0, out
+    from monitor.profile import Profile
+
+    prof = Profile.load(tmp_path / "p.npz")
+    assert prof.outputs is not None and prof.outputs.predicted_counts is not None
+    assert prof.outputs.predicted_counts.tolist() == [0.0, 2.0]
