@@ -407,6 +407,8 @@ def load_config(path: str | Path) -> AgentConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError("", f"cannot read the config: {err.strerror}", "check the path", str(p)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("", f"the config is not UTF-8 (byte {err.start}: {err.reason})", "save the file as UTF-8", str(p)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

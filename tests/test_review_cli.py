@@ -275,3 +275,13 @@ def test_reference_rows_with_missing_outputs_are_not_counted_as_a_prediction(tmp
     prof = Profile.load(tmp_path / "p.npz")
     assert prof.outputs is not None and prof.outputs.predicted_counts is not None
     assert prof.outputs.predicted_counts.tolist() == [0.0, 2.0]
+
+
+def test_config_check_refuses_a_non_utf8_config_cleanly(tmp_path: Path) -> None:
+    """A monitor.yaml saved in UTF-16 or Latin-1 ended ``monitor config check`` (and the agent's
+    start) with a UnicodeDecodeError traceback instead of a ConfigError naming the fix."""
+    f = tmp_path / "monitor.yaml"
+    f.write_bytes("model: café\n".encode("latin-1"))
+    res = CliRunner().invoke(main, ["config", "check", str(f)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == 1 and "not UTF-8" in res.output and "save the file as UTF-8" in res.output, res.output
