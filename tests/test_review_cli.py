@@ -285,3 +285,23 @@ def test_config_check_refuses_a_non_utf8_config_cleanly(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["config", "check", str(f)])
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     assert res.exit_code == 1 and "not UTF-8" in res.output and "save the file as UTF-8" in res.output, res.output
+
+
+def test_config_check_fails_on_missing_or_invalid_rule_files_and_missing_reference(tmp_path: Path) -> None:
+    """``monitor config check`` said SUCCESS for a config whose rule file does not exist (the agent
+    then refuses to start with RuleLoadError) or whose reference.path is missing."""
+    (tmp_path / "broken.yml").write_text("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: sum(\n")
+    cfg = tmp_path / "monitor.yaml"
+    for body, needle in [
+        (f"model: m\nrules:\n  files: [{tmp_path / 'nope.yml'}]\n", "cannot read rule file"),
+        (f"model: m\nrules:\n  files: [{tmp_path / 'broken.yml'}]\n", "unclosed left parenthesis"),
+        (f"model: m\nreference:\n  path: {tmp_path / 'nope.npz'}\n", "reference.path"),
+    ]:
+        cfg.write_text(body)
+        res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+        assert res.exit_code == 1 and needle in res.output, res.output
+    from tests.conftest import REPO_ROOT
+
+    cfg.write_text(f"model: m\nrules:\n  files: [{REPO_ROOT / 'rules' / 'core.yml'}]\n")
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 0 and "SUCCESS" in res.output, res.output

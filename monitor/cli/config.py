@@ -26,7 +26,34 @@ def check(paths: tuple[str, ...]) -> None:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
+        problems = _file_problems(agent)
+        if problems:
+            for problem in problems:
+                click.echo(f"FAILED: {path}: {problem}", err=True)
+            failed = True
+            continue
         names = ", ".join(m.model for m in agent.models)
         click.echo(f"SUCCESS: {path}: {len(agent.models)} model(s): {names}")
     if failed:
         raise SystemExit(1)
+
+
+def _file_problems(agent: object) -> list[str]:
+    """The files a valid config points at, checked like the agent's start does: every rule file
+    must load (a missing or invalid one stops the agent), and the reference must exist. The
+    reference is not profiled here (a large CSV takes minutes); ``monitor reference show`` reads a
+    profile."""
+    from pathlib import Path
+
+    from monitor.rules.loader import parse_rule_file
+
+    out: list[str] = []
+    for m in getattr(agent, "models", ()):
+        for f in m.rules.files:
+            _, errors = parse_rule_file(f)
+            out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
+        ref = m.reference.path
+        if ref is not None and not Path(ref).is_file():
+            out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
+                       "'monitor reference build' or correct the path")
+    return out
