@@ -835,13 +835,15 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
             row0 = 0
             while True:
                 lines = []
-                for _ in range(chunk_rows):
+                quotes = 0  # an odd count: the chunk ends inside a quoted field ("" keeps the parity)
+                while len(lines) < chunk_rows or quotes % 2:
                     line = fb.readline()
                     if not line:
                         break
                     done += len(line)
-                    if line.strip():
+                    if line.strip() or quotes % 2:
                         lines.append(_decode(line, path, f"data row {row0 + len(lines) + 1}"))
+                        quotes += line.count(b'"')
                 if not lines:
                     break
                 rows = list(csv.reader(io.StringIO("".join(lines)), delimiter=delimiter))
