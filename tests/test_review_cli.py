@@ -319,3 +319,22 @@ def test_csv_quoted_newlines_survive_chunk_boundaries(tmp_path: Path, chunk_rows
     tables = list(chunks)
     assert np.concatenate([t.numeric.ravel() for t in tables]).tolist() == [1.0, 2.0, 3.0, 4.0]
     assert np.concatenate([t.categorical.ravel() for t in tables]).tolist() == ["x", "multi\nline", 'blank\n\ninside "q"', "z"]
+
+
+def test_template_number_out_of_float_range_is_a_syntax_error(tmp_path: Path) -> None:
+    """``{{ 1e400 }}`` in an annotation crashed ``monitor rules check`` (and the agent's rule
+    loading) with an OverflowError traceback; promtool reports "illegal number syntax"."""
+    f = tmp_path / "r.yml"
+    f.write_text('groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotations:\n      a: "{{ 1e400 }}"\n')
+    res = CliRunner().invoke(main, ["rules", "check", str(f)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == 1 and 'illegal number syntax: "1e400"' in res.output, res.output
+
+
+def test_printf_c_of_an_invalid_code_point_renders_the_replacement_character() -> None:
+    """``printf "%c"`` of a value outside Unicode raised ValueError out of ``expand`` (which must
+    never raise: the rule evaluation of that tick failed); Go and promtool write U+FFFD."""
+    from monitor.rules.template import AlertTemplate
+
+    t = AlertTemplate.compile('{{ printf "%c|%c|%c|%3c" 1114112 -1 55296 65 }}', "C")
+    assert t.expand({}, 1.0) == "\ufffd|\ufffd|\ufffd|  A"

@@ -308,8 +308,8 @@ def _format_int(verb: str, flags: str, width: int | None, prec: int | None, v: i
         s = format(a, "X")
         if "#" in flags:
             s = "0X" + s
-    else:  # 'c'
-        return _pad(chr(v), flags, width, False)
+    else:  # 'c': Go writes an invalid code point as U+FFFD (chr() raised out of the evaluator)
+        return _pad(chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd", flags, width, False)
     if prec is not None and len(s) < prec:
         s = "0" * (prec - len(s)) + s
     return _pad(_sign(s, neg, flags), flags, width, prec is None)

@@ -13,6 +13,8 @@ The tree is evaluated by :mod:`monitor.rules.template`.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -606,7 +608,9 @@ def _parse_number(tok: Token) -> NumberNode:
             fv = float.fromhex(clean)
         else:
             fv = float(clean)
-    except ValueError:
+    except (ValueError, OverflowError):
+        raise _ParseErr(tok, f"illegal number syntax: {go_quote(text)}")
+    if not math.isfinite(fv):  # Go's ParseFloat fails with ErrRange (an OverflowError crashed the loader)
         raise _ParseErr(tok, f"illegal number syntax: {go_quote(text)}")
     node.is_float = True
     node.float_value = fv
