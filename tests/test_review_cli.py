@@ -338,3 +338,22 @@ def test_printf_c_of_an_invalid_code_point_renders_the_replacement_character() -
 
     t = AlertTemplate.compile('{{ printf "%c|%c|%c|%3c" 1114112 -1 55296 65 }}', "C")
     assert t.expand({}, 1.0) == "\ufffd|\ufffd|\ufffd|  A"
+
+
+def test_an_unexpected_error_in_a_template_function_renders_an_error_not_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``AlertTemplate.expand`` promises never to raise: only TemplateExecError was caught, so any
+    other exception from a template function (like the %c ValueError above) aborted the whole
+    rule evaluation tick. It now renders ``<error expanding template: ...>`` like any failure."""
+    import dataclasses
+
+    from monitor.rules import template_funcs
+    from monitor.rules.template import AlertTemplate
+
+    def boom(*_: object) -> str:
+        raise ZeroDivisionError("bug")
+
+    spec = template_funcs.FUNCS["humanize"]
+    monkeypatch.setitem(template_funcs.FUNCS, "humanize", dataclasses.replace(spec, impl=boom))
+    t = AlertTemplate.compile("x {{ $value | humanize }}", "Z")
+    out = t.expand({}, 1.0)
+    assert out.startswith("<error expanding template: error executing template __alert_Z:") and "ZeroDivisionError" in out, out

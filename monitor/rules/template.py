@@ -14,6 +14,7 @@ syntax errors and functions this engine does not implement are refused then, wit
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -73,6 +74,8 @@ __all__ = [
     "QueryFn",
     "PROMETHEUS_DEFS",
 ]
+
+log = logging.getLogger(__name__)
 
 #: What Prometheus prepends to every alert label and annotation template.
 PROMETHEUS_DEFS = (
@@ -207,6 +210,9 @@ class AlertTemplate:
             return _Executor(self._parsed, ctx).run(data)
         except TemplateExecError as e:
             return f"<error expanding template: error executing template {self.name}: {e}>"
+        except Exception as e:  # noqa: BLE001 - a bug in a template function must not abort the evaluation tick
+            log.warning("template %s failed unexpectedly: %r", self.name, e)
+            return f"<error expanding template: error executing template {self.name}: {type(e).__name__}: {e}>"
 
 
 class _Executor:
