@@ -69,6 +69,8 @@ PROFILE_VERSION = 1
 DEFAULT_BINS = 20
 #: Share of variance the PCA keeps (NannyML's default for its reconstruction-error detector).
 PCA_VARIANCE = 0.65
+#: Largest integer label kept as a class index in the profile's label counts.
+MAX_LABEL_INDEX = 100_000
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
 
 
@@ -545,7 +547,9 @@ class _Builder:
         label_counts = None
         if labels is not None:
             lab = np.asarray(labels)
-            if lab.dtype.kind in "iu" and lab.size and lab.min() >= 0:
+            # class indices only: a column of large integers (ids, years, codes) would make
+            # bincount allocate max(label) counts (1e12 labels: a MemoryError after minutes)
+            if lab.dtype.kind in "iu" and lab.size and lab.min() >= 0 and lab.max() < MAX_LABEL_INDEX:
                 label_counts = np.bincount(lab.astype(np.int64)).astype(np.float64)
         pca = _fit_pca(num, self.numeric_names, self.n_bins, self.rng) if d >= 2 else None
         take = self.rng.permutation(num.shape[0])[:keep_rows] if keep_rows > 0 else np.empty(0, dtype=np.int64)

@@ -357,3 +357,14 @@ def test_an_unexpected_error_in_a_template_function_renders_an_error_not_raises(
     t = AlertTemplate.compile("x {{ $value | humanize }}", "Z")
     out = t.expand({}, 1.0)
     assert out.startswith("<error expanding template: error executing template __alert_Z:") and "ZeroDivisionError" in out, out
+
+
+def test_label_column_of_large_integers_does_not_allocate_a_count_per_value(tmp_path: Path) -> None:
+    """Label counts were ``np.bincount(labels)``: a label column of ids or codes (here up to 1e12)
+    asked for a 8 TB array. Integers beyond class-index size are not counted as classes."""
+    (tmp_path / "ref.csv").write_text("a,y\n1,1000000000000\n2,5\n3,7\n")
+    code, out = build(tmp_path, tmp_path / "ref.csv", "--label-column", "y")
+    assert code == 0 and "3 rows" in out and "labels" not in out.split("rows", 1)[1], out
+    (tmp_path / "ref2.csv").write_text("a,y\n1,0\n2,1\n3,1\n")
+    code, out = build(tmp_path, tmp_path / "ref2.csv", "--label-column", "y")
+    assert code == 0 and ", labels" in out, out
