@@ -22,12 +22,20 @@ from monitor.store import MetricStore
 if TYPE_CHECKING:
     from monitor.detectors.base import Detector
 
-__all__ = ["Pipeline"]
+__all__ = ["MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline"]
 
 log = logging.getLogger("monitor")
 
 #: Distinct exception type names kept as label values before folding into "other".
 MAX_EXCEPTION_TYPES = 40
+#: A gap in event time of more rule intervals than this (a first event stamped 0, timestamps in
+#: milliseconds, a log resumed after months) is not evaluated tick by tick, which would take hours
+#: of CPU: only its last ticks are (hours of event time, enough for every window and ``for:`` to
+#: settle), the others are counted in ``monitor_rule_ticks_skipped_total``.
+MAX_CATCH_UP_TICKS = 1_000
+#: Events stamped further ahead of the wall clock are refused (``future_timestamp``): one of them
+#: would move event time there and expire every window.
+MAX_FUTURE_S = 86_400.0
 
 
 class Pipeline:
@@ -102,6 +110,11 @@ class Pipeline:
         if self.next_tick is None:
             self.next_tick = float((np.floor(now / self.tick_s) + 1) * self.tick_s)
             return
+        due = (now - self.next_tick) // self.tick_s + 1
+        if due > MAX_CATCH_UP_TICKS:
+            skipped = due - MAX_CATCH_UP_TICKS
+            self.next_tick += skipped * self.tick_s
+            self.store.inc("monitor_rule_ticks_skipped", skipped)
         while self.next_tick <= now:
             t = self.next_tick
             self.next_tick = t + self.tick_s
@@ -117,10 +130,18 @@ class Pipeline:
         """Process events in event-time order, calling ``on_tick`` at every interval boundary."""
         if not events:
             return
+        times = np.fromiter((e[1] for e in events), dtype=np.float64, count=len(events))
+        limit = time.time() + MAX_FUTURE_S
+        if times.max() > limit:
+            keep = times <= limit
+            self.store.inc("monitor_rows_rejected", float(len(events) - keep.sum()), labels=("future_timestamp",))
+            events = [e for e, k in zip(events, keep.tolist()) if k]
+            times = times[keep]
+            if not events:
+                return
         if not self._ticking:
             self._process_chunk(events)
             return
-        times = np.fromiter((e[1] for e in events), dtype=np.float64, count=len(events))
         if len(events) > 1 and (np.diff(times) < 0).any():
             order = np.argsort(times, kind="stable")
             times = times[order]

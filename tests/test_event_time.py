@@ -91,3 +91,41 @@ def test_last_event_timestamp_is_event_time_not_wall_time(registry):
         assert mon.store.value("monitor_last_event_timestamp_seconds") == 1234.5
     finally:
         mon.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_gap_of_decades_in_event_time_costs_a_bounded_number_of_ticks():
+    """A first event stamped 0 (or in milliseconds) before real ones must not make the worker
+    evaluate the rules every 15 s across the whole gap (10^8 ticks: a hang): a gap beyond
+    MAX_CATCH_UP_TICKS evaluates only its last ticks and counts the ones it skipped."""
+    from monitor.pipeline import MAX_CATCH_UP_TICKS
+
+    store = MetricStore("m")
+    seen: list[float] = []
+    pipe = Pipeline(store, BatchBuilder(None, OutputSpec()), tick_s=15.0, on_tick=seen.append)
+    ev = lambda t: (0, t, np.ones(2), np.array([0.5, 0.5]), None, None, None, None, None)  # noqa: E731
+    pipe.process([ev(0.0)])
+    pipe.process([ev(1_700_000_000.0)])
+    assert len(seen) == MAX_CATCH_UP_TICKS
+    assert seen[-1] == 1_700_000_000.0 - 1_700_000_000.0 % 15.0 and np.all(np.diff(seen) == 15.0)
+    skipped = 1_700_000_000.0 // 15.0 - MAX_CATCH_UP_TICKS
+    assert store.value("monitor_rule_ticks_skipped") == skipped
+    assert store.value("monitor_predictions") == 2  # nothing lost: both events are processed
+    # ordinary gaps are evaluated tick by tick, as before
+    pipe.process([ev(1_700_000_000.0 + 15.0 * 100)])
+    assert len(seen) == MAX_CATCH_UP_TICKS + 100
+
+
+def test_events_stamped_more_than_a_day_ahead_are_refused_and_counted():
+    """Milliseconds sent as seconds put an event 50,000 years ahead: it would move event time
+    there and expire every window. Such events are refused, counted, and the others processed."""
+    import time as _time
+
+    store = MetricStore("m")
+    pipe = Pipeline(store, BatchBuilder(None, OutputSpec()), tick_s=15.0, on_tick=lambda t: None)
+    now = _time.time()
+    ev = lambda t: (0, t, np.ones(2), np.array([0.5, 0.5]), None, None, None, None, None)  # noqa: E731
+    pipe.process([ev(now), ev(now * 1000), ev(now + 3600)])
+    assert store.value("monitor_predictions") == 2
+    assert store.value("monitor_rows_rejected", labels=("future_timestamp",)) == 1
+    assert pipe.clock == now + 3600

@@ -28,6 +28,10 @@ METRICS: tuple[MetricSpec, ...] = (
                buckets=BATCH_BUCKETS, concern="core", unit="short"),
     MetricSpec("monitor_predicted_class", COUNTER, "Rows by predicted class (classifiers only; capped, overflow is 'other').",
                labels=("class",), concern="core", max_series=200),
+    MetricSpec("monitor_rule_ticks_skipped", COUNTER,
+               "Rule evaluations skipped across a gap in event time longer than 1,000 intervals (a timestamp "
+               "of 0 or in milliseconds, a log resumed after months); the gap's last 1,000 are evaluated.",
+               concern="agent"),
     MetricSpec("monitor_events_dropped", COUNTER,
                "Events the monitor shed instead of processing, by reason (queue_full, queue_bytes_full for large inputs over queue.max_bytes, closed, ...). The caller is never blocked.",
                labels=("reason",), concern="agent", max_series=20),
