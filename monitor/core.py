@@ -169,6 +169,7 @@ class Monitor:
         self.rules = None
         self.notifier = None
         self._series_store = None
+        self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
         self._notifiers = notifiers
@@ -340,6 +341,11 @@ class Monitor:
             for health in self.rules.rule_health():
                 if health.health == "err" and health.last_evaluation is not None and health.last_evaluation >= t:
                     store.inc("monitor_rule_evaluation_failures", labels=(health.group,))
+        for group, total in self.rules.template_errors().items():
+            new = total - self._template_errors.get(group, 0)
+            if new > 0:
+                store.inc("monitor_rule_template_errors", new, labels=(group,))
+                self._template_errors[group] = total
         counts: dict[tuple[str, str, str], int] = {}
         for alert in self.rules.alerts():
             state = str(getattr(alert.state, "value", alert.state)).lower()

@@ -19,6 +19,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_rule_evaluation_failures", COUNTER,
                "Rule evaluations that failed (an expression error at run time), by rule group.",
                labels=("rule_group",), concern="rules", max_series=200),
+    MetricSpec("monitor_rule_template_errors", COUNTER,
+               "Alert label and annotation templates that failed to expand (sent as '<error expanding template: ...>', "
+               "as Prometheus sends them), by rule group: a broken summary or runbook link on a page.",
+               labels=("rule_group",), concern="rules", max_series=200),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff.",
                labels=("receiver", "outcome"), concern="rules", max_series=30),

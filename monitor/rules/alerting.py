@@ -27,7 +27,7 @@ from typing import Iterable, Mapping
 
 from monitor.promql.types import METRIC_NAME, Labels, Sample
 from monitor.rules.model import AlertingRule
-from monitor.rules.template import AlertTemplate, QueryFn
+from monitor.rules.template import TEMPLATE_ERROR_PREFIX, AlertTemplate, QueryFn
 
 __all__ = [
     "AlertState",
@@ -237,6 +237,9 @@ class AlertingRuleState:
     external_url: str = ""
     url_for_functions: str | None = None
     active: dict[Labels, Alert] = field(default_factory=dict)
+    #: Label and annotation templates that failed to expand (rendered as Prometheus renders them,
+    #: ``<error expanding template: ...>``, and counted so that a broken runbook link is seen).
+    template_errors: int = 0
     _compiled: _Compiled | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -250,9 +253,12 @@ class AlertingRuleState:
     def _expand(self, tmpl: AlertTemplate, labels: Mapping[str, str], value: float, query: QueryFn | None) -> str:
         if tmpl.is_static:
             return tmpl.source
-        return tmpl.expand(labels, value, external_labels=self.external_labels,
+        text = tmpl.expand(labels, value, external_labels=self.external_labels,
                            external_url=self.external_url, query=query,
                            url_for_functions=self.url_for_functions)
+        if text.startswith(TEMPLATE_ERROR_PREFIX):
+            self.template_errors += 1
+        return text
 
     def eval(self, ts: float, vector: Iterable[Sample], *, limit: int = 0,
              query: QueryFn | None = None) -> tuple[list[Sample], list[AlertTransition]]:

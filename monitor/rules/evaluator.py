@@ -374,6 +374,16 @@ class RuleEvaluator:
         out.sort(key=lambda a: (a.name, sorted(a.labels.items())))
         return out
 
+    def template_errors(self) -> dict[str, int]:
+        """Label and annotation templates that failed to expand so far, by rule group."""
+        with self._lock:
+            out: dict[str, int] = {}
+            for g in self._groups:
+                n = sum(rt.alerting.template_errors for rt in g.rules if rt.alerting is not None)
+                if n:
+                    out[g.group.name] = n
+            return out
+
     def alerting_states(self) -> list[AlertingRuleState]:
         """The state machines of every alerting rule (for the unit-test runner)."""
         return [rt.alerting for g in self._groups for rt in g.rules if rt.alerting is not None]

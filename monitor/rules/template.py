@@ -66,6 +66,7 @@ from monitor.rules.template_parse import (
 )
 
 __all__ = [
+    "TEMPLATE_ERROR_PREFIX",
     "AlertTemplate",
     "AlertTemplateData",
     "TemplateSyntaxError",
@@ -76,6 +77,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How an expansion that failed begins (Prometheus's wording).
+TEMPLATE_ERROR_PREFIX = "<error expanding template:"
 
 #: What Prometheus prepends to every alert label and annotation template.
 PROMETHEUS_DEFS = (
@@ -209,10 +213,10 @@ class AlertTemplate:
         try:
             return _Executor(self._parsed, ctx).run(data)
         except TemplateExecError as e:
-            return f"<error expanding template: error executing template {self.name}: {e}>"
+            return f"{TEMPLATE_ERROR_PREFIX} error executing template {self.name}: {e}>"
         except Exception as e:  # noqa: BLE001 - a bug in a template function must not abort the evaluation tick
             log.warning("template %s failed unexpectedly: %r", self.name, e)
-            return f"<error expanding template: error executing template {self.name}: {type(e).__name__}: {e}>"
+            return f"{TEMPLATE_ERROR_PREFIX} error executing template {self.name}: {type(e).__name__}: {e}>"
 
 
 class _Executor:
