@@ -229,7 +229,8 @@ _swept: set[Path] = set()
 def _sweep_stale_temporaries(path: Path) -> None:
     """Remove the half-written temporaries of processes that died while writing ``path`` (a
     kill -9 mid-save leaves one behind each time), once per process and path. A process still
-    alive keeps its own."""
+    alive keeps its own; so does any temporary written in the last 10 minutes (a save takes
+    seconds), since a pod sharing the volume has its own process ids."""
     if path in _swept:
         return
     _swept.add(path)
@@ -238,9 +239,15 @@ def _sweep_stale_temporaries(path: Path) -> None:
         names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
     except OSError:
         return
+    now = time.time()
     for name in names:
         pid = name[len(prefix):]
         if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if now - (path.parent / name).stat().st_mtime < 600:
+                continue
+        except OSError:
             continue
         try:
             os.kill(int(pid), 0)

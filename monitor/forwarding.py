@@ -344,6 +344,7 @@ class ForwardingMonitor:
         parent's queued events stay the parent's."""
         q = self.queue  # kept in place: decorators hold references to its deque
         q.items.clear()
+        q.reserved = 0  # the parent's large events were not inherited
         q._lock, q._dropped, q._sampled_out, q._wake = threading.Lock(), {}, 0, threading.Event()
         self._send_lock = threading.Lock()
         self._sock = None

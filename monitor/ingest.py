@@ -47,8 +47,9 @@ class BatchBuilder:
         self.output = output
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
-        # for a binary model), else whatever the first readable event had. Rows of another width
-        # are refused here, before a detector holding state of the model's width sees them.
+        # for a binary model), else the width of the first batch with a row that decoded. Rows of
+        # another width are refused here, before a detector holding state of the model's width
+        # sees them.
         k = len(output.classes)
         self._score_widths: frozenset[int] | None = (
             None if output.kind not in ("probabilities", "logits") else
@@ -162,9 +163,7 @@ class BatchBuilder:
         if self.output.kind not in ("probabilities", "logits"):
             return
         width = row_shape[-1] if row_shape else 1
-        if self._score_widths is None:
-            self._score_widths = frozenset({width})
-        elif width not in self._score_widths:
+        if self._score_widths is not None and width not in self._score_widths:
             allowed = " or ".join(str(w) for w in sorted(self._score_widths))
             raise RowError("output_shape", f"outputs have {width} columns per row; this model's have {allowed}")
 
@@ -233,6 +232,8 @@ class BatchBuilder:
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
         decoded = decode_outputs(raw, self.output, self.classes)
+        if self._score_widths is None and self.output.kind in ("probabilities", "logits") and decoded.valid.any():
+            self._score_widths = frozenset({raw.shape[-1] if raw.ndim >= 2 else 1})
         for reason, n in decoded.reasons.items():
             result.rejected[reason] = result.rejected.get(reason, 0) + n
         # per-row event attributes

@@ -85,6 +85,7 @@ class Pipeline:
         self.next_tick: float | None = None
         self.clock = float("-inf")  # newest event time seen
         self._exception_types: set[str] = set()
+        self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
         self._last_export = float("-inf")
@@ -132,9 +133,15 @@ class Pipeline:
             return
         times = np.fromiter((e[1] for e in events), dtype=np.float64, count=len(events))
         limit = time.time() + MAX_FUTURE_S
-        if times.max() > limit:
-            keep = times <= limit
-            self.store.inc("monitor_rows_rejected", float(len(events) - keep.sum()), labels=("future_timestamp",))
+        finite = np.isfinite(times)
+        keep = finite & (times <= limit)
+        if not keep.all():
+            # a NaN or infinite time would stall the ticks or expire every window; counted per event
+            store = self.store
+            if not finite.all():
+                store.inc("monitor_rows_rejected", float(len(events) - finite.sum()), labels=("invalid_timestamp",))
+            if (finite & ~keep).any():
+                store.inc("monitor_rows_rejected", float((finite & ~keep).sum()), labels=("future_timestamp",))
             events = [e for e, k in zip(events, keep.tolist()) if k]
             times = times[keep]
             if not events:
@@ -198,7 +205,10 @@ class Pipeline:
                 for event in preds:
                     self._process_predictions([event])
                 return
-            log.exception("could not convert %d events", len(preds))
+            now = time.monotonic()
+            if now - self._ingest_error_logged >= 10.0:  # counted every time, logged at most every 10 s
+                self._ingest_error_logged = now
+                log.exception("could not convert %d events", len(preds))
             store.inc("monitor_internal_errors", labels=("ingest",))
             store.inc("monitor_rows_rejected", len(preds), labels=("internal_error",))
             return

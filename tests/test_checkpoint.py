@@ -217,6 +217,9 @@ def test_half_written_temporaries_of_dead_processes_are_removed_on_the_first_sav
     dead_pid = int(dead.stdout)  # exited: no such process any more (the kernel does not reuse it at once)
     stale = tmp_path / f".m.ckpt.tmp-{dead_pid}"
     stale.write_bytes(b"half a zip")
+    os.utime(stale, (os.path.getmtime(stale) - 3600,) * 2)  # written an hour ago
+    recent = tmp_path / f".m.ckpt.tmp-{dead_pid + 1}"  # maybe another pod's save in progress
+    recent.write_bytes(b"a save of a moment ago")
     live = tmp_path / f".m.ckpt.tmp-{os.getppid()}"
     live.write_bytes(b"someone else's save in progress")
     other = tmp_path / f".other.ckpt.tmp-{dead_pid}"
@@ -224,5 +227,5 @@ def test_half_written_temporaries_of_dead_processes_are_removed_on_the_first_sav
     checkpoint.save(path, {"x": np.arange(3)}, model="m", state_version=STATE_VERSION)
     assert path.exists()
     assert not stale.exists()
-    assert live.exists() and other.exists()
+    assert live.exists() and other.exists() and recent.exists()
     assert not list(tmp_path.glob(f".m.ckpt.tmp-{os.getpid()}"))

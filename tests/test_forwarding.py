@@ -248,3 +248,11 @@ def test_udp_forwarding_off_loopback_is_warned_about(tmp_path, caplog, addr, war
             assert "carry no token" in said[0] and "127.0.0.1" in said[0]
     finally:
         s.close()
+
+
+def test_a_forked_worker_does_not_inherit_the_parents_byte_reservation(tmp_path):
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'none.sock'}", start=False)
+    image = np.zeros((64, 64))
+    assert fm.observe(image, [[0.2, 0.5, 0.3]]) and fm.queue.reserved == image.nbytes
+    fm._after_fork()  # what os.register_at_fork runs in the child
+    assert len(fm.queue) == 0 and fm.queue.reserved == 0

@@ -97,3 +97,25 @@ def test_a_kind_name_given_as_a_built_detector_is_refused_at_once_with_the_fix()
 
     with pytest.raises(TypeError, match=r"detectors\[0\]: str is not a detector; name kinds in the config instead"):
         Monitor(model="m", detectors=["segments"], start_worker=False)
+
+
+def test_the_output_width_is_learned_from_a_row_that_decoded_not_from_a_refused_one():
+    builder = BatchBuilder(Schema.numeric(["a", "b"]), OutputSpec("probabilities"))
+    first = builder.build([_event(1.0, [[1, 2]], [[float("nan")] * 5])])
+    assert first.batch is None and first.rejected == {"nan_output": 1}
+    good = builder.build([_event(2.0, [[1, 2]], [P]) for _ in range(3)])
+    assert good.batch is not None and len(good.batch) == 3 and good.rejected == {}
+    narrow = builder.build([_event(3.0, [[1, 2]], [[0.5, 0.5]])])
+    assert narrow.batch is None and narrow.rejected == {"output_shape": 1}
+
+
+def test_non_finite_timestamps_are_refused_and_do_not_switch_off_the_future_check():
+    import time as _time
+
+    pipe, store = _pipeline(Schema.numeric(["a"]))
+    now = _time.time()
+    pipe.process([_event(now, [[1.0]], [P]), _event(float("nan"), [[1.0]], [P]), _event(now * 1000, [[1.0]], [P]),
+                  _event(float("-inf"), [[1.0]], [P])])
+    assert store.value("monitor_predictions") == 1
+    assert _rejected(store, "invalid_timestamp") == 2 and _rejected(store, "future_timestamp") == 1
+    assert pipe.clock == now

@@ -46,3 +46,20 @@ def test_failing_templates_are_rendered_and_counted_by_group(tmp_path):
         assert mon.store.value("monitor_rule_template_errors", labels=("fine-texts",)) is None
     finally:
         mon.close()
+
+
+def test_groups_of_one_name_in_two_files_add_up(tmp_path):
+    for name in ("a.yml", "b.yml"):
+        (tmp_path / name).write_text(RULES)
+    files = (str(tmp_path / "a.yml"), str(tmp_path / "b.yml"))
+    cfg = MonitorConfig(model="m", rules=RulesConfig(files=files, interval_s=15.0, log_alerts=False))
+    mon = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        t0 = 1_700_000_000.0
+        for i in range(3):
+            mon.observe(np.ones((1, 2)), np.array([[0.5, 0.5]]), timestamp=t0 + 15.0 * i)
+        mon.flush()
+        evaluations = mon.store.value("monitor_rule_evaluations")
+        assert mon.store.value("monitor_rule_template_errors", labels=("broken-texts",)) == 2 * evaluations
+    finally:
+        mon.close()

@@ -380,8 +380,8 @@ class RuleEvaluator:
             out: dict[str, int] = {}
             for g in self._groups:
                 n = sum(rt.alerting.template_errors for rt in g.rules if rt.alerting is not None)
-                if n:
-                    out[g.group.name] = n
+                if n:  # groups of one name in several files add up
+                    out[g.group.name] = out.get(g.group.name, 0) + n
             return out
 
     def alerting_states(self) -> list[AlertingRuleState]:
