@@ -134,15 +134,7 @@ def watch(
                     None if get_segment is None else get_segment(args, kwargs),
                     None if embedding is None else embedding(out),
                 )
-            size = event_bytes(event)
-            if size and not queue.reserve(size):
-                return
-            if len(items) < capacity and not queue.closed:
-                items.append(event)
-            else:
-                if size:
-                    queue.release(size)
-                queue.drop("closed" if queue.closed else "queue_full")
+            queue.put(event)
         except Exception:  # noqa: BLE001 - monitoring must never break the model
             queue.drop("internal_error")
 

@@ -50,10 +50,9 @@ class BatchBuilder:
         # for a binary model), else the width of the first batch with a row that decoded. Rows of
         # another width are refused here, before a detector holding state of the model's width
         # sees them.
+        self._scores = output.kind in ("probabilities", "logits")
         k = len(output.classes)
-        self._score_widths: frozenset[int] | None = (
-            None if output.kind not in ("probabilities", "logits") else
-            frozenset({k, 1} if k == 2 else {k}) if k else None)
+        self._score_widths: frozenset[int] | None = frozenset({k, 1} if k == 2 else {k}) if self._scores and k else None
 
     # -- schema ----------------------------------------------------------------------------------
     def _learn_schema(self, inputs: Any) -> Schema:
@@ -159,13 +158,15 @@ class BatchBuilder:
         self._check_width(arr.shape[1:])
         return arr
 
+    def _fits(self, row_shape: tuple[int, ...]) -> bool:
+        """Whether outputs of this row shape have a width the model's classes allow."""
+        return self._score_widths is None or (row_shape[-1] if row_shape else 1) in self._score_widths
+
     def _check_width(self, row_shape: tuple[int, ...]) -> None:
-        if self.output.kind not in ("probabilities", "logits"):
-            return
-        width = row_shape[-1] if row_shape else 1
-        if self._score_widths is not None and width not in self._score_widths:
-            allowed = " or ".join(str(w) for w in sorted(self._score_widths))
-            raise RowError("output_shape", f"outputs have {width} columns per row; this model's have {allowed}")
+        if not self._fits(row_shape):
+            allowed = " or ".join(str(w) for w in sorted(self._score_widths or ()))
+            raise RowError("output_shape", f"outputs have {row_shape[-1] if row_shape else 1} columns per row; "
+                                           f"this model's have {allowed}")
 
     # -- batch -----------------------------------------------------------------------------------
     def build(self, events: list[tuple[Any, ...]]) -> BuildResult:
@@ -232,7 +233,7 @@ class BatchBuilder:
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
         decoded = decode_outputs(raw, self.output, self.classes)
-        if self._score_widths is None and self.output.kind in ("probabilities", "logits") and decoded.valid.any():
+        if self._score_widths is None and self._scores and decoded.valid.any():
             self._score_widths = frozenset({raw.shape[-1] if raw.ndim >= 2 else 1})
         for reason, n in decoded.reasons.items():
             result.rejected[reason] = result.rejected.get(reason, 0) + n
@@ -271,15 +272,6 @@ class BatchBuilder:
             batch = _reorder(batch, order)
         result.batch = batch
         return result
-
-    def _fits(self, row_shape: tuple[int, ...]) -> bool:
-        """Whether stacked outputs of this row shape pass :meth:`_check_width` (else the slow path
-        refuses the events that do not)."""
-        try:
-            self._check_width(row_shape)
-        except RowError:
-            return False
-        return True
 
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""

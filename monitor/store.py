@@ -199,17 +199,7 @@ class MetricStore:
         if bounds is None:
             bounds = self._bounds[name] = np.asarray(spec.buckets, dtype=np.float64)
         idx = np.searchsorted(bounds, arr, side="left")  # first bucket with bound >= value ("le")
-        counts = np.bincount(idx, minlength=len(bounds) + 1)
-        total = float(arr.sum())
-        with self._lock:
-            hist = self._slot(spec, key, lambda: _Histogram(len(bounds)))
-            if hist is None:
-                return
-            c = hist.counts
-            for i in np.flatnonzero(counts).tolist():
-                c[i] += float(counts[i])
-            hist.sum += total
-            hist.count += float(arr.size)
+        self._add_buckets(spec, key, np.bincount(idx, minlength=len(bounds) + 1), float(arr.sum()), float(arr.size))
 
     def observe_buckets(self, name: str, counts: Any, total: float, labels: LabelValues = None) -> None:
         """Add observations already counted per bucket of the metric's catalog buckets (the last
@@ -224,17 +214,20 @@ class MetricStore:
         if c_in.size != len(spec.buckets) + 1:
             raise catalog.SpecError(f"{name}: {c_in.size} bucket counts given, the catalog declares {len(spec.buckets) + 1}")
         n = float(c_in.sum())
-        if n == 0:
-            return
-        key = self._key(spec, labels)
+        if n:
+            self._add_buckets(spec, self._key(spec, labels), c_in, float(total), n)
+
+    def _add_buckets(self, spec: MetricSpec, key: tuple[str, ...], counts: Any, total: float, n: float) -> None:
+        import numpy as np
+
         with self._lock:
             hist = self._slot(spec, key, lambda: _Histogram(len(spec.buckets)))
             if hist is None:
                 return
             c = hist.counts
-            for i in np.flatnonzero(c_in).tolist():
-                c[i] += float(c_in[i])
-            hist.sum += float(total)
+            for i in np.flatnonzero(counts).tolist():
+                c[i] += float(counts[i])
+            hist.sum += total
             hist.count += n
 
     def remove(self, name: str, labels: LabelValues = None) -> None:
