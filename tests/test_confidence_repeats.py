@@ -149,3 +149,14 @@ def test_canned_answers_are_detected_within_twenty_minutes(reference: Reference)
         excess = stream_excess(reference, rng, memorised=0.5, hours=2.0)
         first = min(t for t, e in excess if e > 0.1)
         assert 3600.0 < first <= 3600.0 + 1200.0
+
+
+def test_outputs_sharing_a_slot_evict_each_other_in_row_order() -> None:
+    # one slot: within a batch of different outputs the later row is the one remembered
+    table = RepeatTable(size=1, horizon=100)
+    a, b = np.uint64(11), np.uint64(22)
+    assert table.repeats(np.array([a, b]), np.array([1, 2], dtype=np.uint64)).tolist() == [False, False]
+    assert table.repeats(np.array([a]), np.array([3], dtype=np.uint64)).tolist() == [False]  # a was evicted by b
+    assert table.repeats(np.array([a]), np.array([4], dtype=np.uint64)).tolist() == [True]  # a given to input 3 just before
+    # a batch with a repeated output takes the sorting path: same eviction rule
+    assert table.repeats(np.array([b, a, a]), np.array([5, 6, 7], dtype=np.uint64)).tolist() == [False, True, True]

@@ -54,16 +54,25 @@ __all__ = ["OutputRepeatDetector", "output_fingerprints", "input_fingerprints", 
 _ROWS, _REPEATS = 0, 1
 _EMPTY = np.uint64(0)
 _MASK63 = np.uint64((1 << 63) - 1)
+_ONE = np.uint64(1)
+
+
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
-    """Finaliser of splitmix64: every input bit affects every output bit (uint64, wrapping)."""
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(30))
-        h = h * np.uint64(0xBF58476D1CE4E5B9)
-        h = h ^ (h >> np.uint64(27))
-        h = h * np.uint64(0x94D049BB133111EB)
-        return h ^ (h >> np.uint64(31))
+    """Finaliser of splitmix64, in place on ``h`` (uint64 array; products wrap, which numpy does
+    silently for arrays): every input bit affects every output bit."""
+    t = h >> _S30
+    h ^= t
+    h *= _M1
+    np.right_shift(h, _S27, out=t)
+    h ^= t
+    h *= _M2
+    np.right_shift(h, _S31, out=t)
+    h ^= t
+    return h
 
 
 _MULTIPLIERS: dict[int, np.ndarray] = {}
@@ -80,10 +89,11 @@ def _fold(words: np.ndarray, salt: int) -> np.ndarray:
     mult = _MULTIPLIERS.get(d)
     if mult is None:
         mult = _MULTIPLIERS[d] = np.random.default_rng(0x6A09E667 + d).integers(0, 1 << 63, d, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    with np.errstate(over="ignore"):
-        h = words @ mult
-    h = _mix(h ^ np.uint64(salt))
-    return h | np.uint64(1)  # never 0: 0 marks an empty table slot
+    h = words @ mult
+    h ^= np.uint64(salt)
+    h = _mix(h)
+    h |= _ONE  # never 0: 0 marks an empty table slot
+    return h
 
 
 def output_fingerprints(scores: np.ndarray, decimals: int = 6) -> np.ndarray:
@@ -180,6 +190,9 @@ class RepeatTable:
             return rep
         pos = self.count + np.arange(n, dtype=np.int64)
         self.count += n
+        ordered = np.sort(out_fp)
+        if not (ordered[1:] == ordered[:-1]).any():
+            return self._distinct(out_fp, in_fp, pos)
         order = np.argsort(out_fp, kind="stable")
         o, i, p = out_fp[order], in_fp[order], pos[order]
         first = np.ones(n, dtype=bool)
@@ -197,6 +210,19 @@ class RepeatTable:
         self.keys[s_last] = o[last][by_time]
         self.inputs[s_last] = i[last][by_time]
         self.positions[s_last] = p[last][by_time]
+        return rep
+
+    def _distinct(self, out_fp: np.ndarray, in_fp: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """:meth:`repeats` for a batch whose outputs are all different (the usual case for
+        continuous scores): each row is compared with the table only, and rows are remembered in
+        batch order, so that among outputs sharing a slot the latest row wins."""
+        slot = ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
+        rep = self.keys[slot] == out_fp
+        rep &= self.inputs[slot] != in_fp
+        rep &= pos - self.positions[slot] <= self.horizon
+        self.keys[slot] = out_fp
+        self.inputs[slot] = in_fp
+        self.positions[slot] = pos
         return rep
 
 
