@@ -28,7 +28,6 @@ from typing import Callable
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.config import QueueConfig
 from monitor.catalog import confidence as names
 from monitor.detectors.registry import create
 from monitor.reference import Reference
@@ -306,89 +305,11 @@ def power_table(quick: bool) -> str:
 
 
 # -- 5. cost per event ---------------------------------------------------------------------------------
-def cost_table(quick: bool) -> str:
-    from monitor.detectors.context import DetectorContext
-    from monitor.events import FEEDBACK, PREDICTION
-    from monitor.ingest import BatchBuilder
-    from monitor.pipeline import Pipeline
-    from monitor.schema import OutputSpec, Schema
+def cost_table(quick: bool) -> tuple[str, str]:
+    """Introduction and table of the cost section (see benchmarks/_confidence_cost.py)."""
+    from _confidence_cost import cost_table as measure
 
-    rng = np.random.default_rng(0)
-    d, k = 32, 10
-    schema = Schema.numeric([f"x{i}" for i in range(d)])
-    output = OutputSpec("probabilities", tuple(f"c{i}" for i in range(k)))
-    ref_p = rng.dirichlet(np.ones(k) * 0.3, size=5000)
-    reference = Reference.from_arrays(rng.normal(size=(5000, d)), numeric_names=schema.numeric_names, scores=ref_p,
-                                      labels=ref_p.argmax(1), classes=output.classes)
-    ctx = DetectorContext(schema, output)
-    kinds = ("confidence", "confidence_drift", "prediction_drift", "accuracy_estimation", "calibration", "segments")
-    n_events = 40_000 if quick else 200_000
-    xs = rng.normal(size=(n_events, d))
-    ps = rng.dirichlet(np.ones(k) * 0.3, size=n_events)
-    t0 = 1_700_000_000.0
-    events: list[tuple] = [(PREDICTION, t0 + i * 0.005, xs[i], ps[i], 0.001, "anonymous", f"r{i}", f"s{i % 8}", None) for i in range(n_events)]
-    # delayed labels for 20% of the rows, named as the model's classes (as a caller's feedback names them)
-    labelled = np.flatnonzero(rng.random(n_events) < 0.2)
-    rows: list[tuple[str, ...]] = []
-
-    class LiveWall:
-        """The worker's wall clock as live traffic would move it: one queue poll per drain, so a
-        drain of ``chunk`` events stands for a stream of ``chunk / poll`` events per second and
-        the export throttle fires as often as it would there (a replay runs drains back to back,
-        which would hide the exports)."""
-
-        def __init__(self, step: float) -> None:
-            self.now, self.step = 0.0, step
-
-        def __call__(self) -> float:
-            return self.now
-
-    poll = QueueConfig().poll_s
-    default_interval = QueueConfig().export_interval_s
-    intervals = (0.25, default_interval) if default_interval != 0.25 else (0.25,)
-
-    def run(with_dets: bool, interval: float, stream: list[list[tuple]]) -> float:
-        wall = LiveWall(poll)
-        dets = [create(kd, reference=reference, context=ctx) for kd in kinds] if with_dets else []
-        pipe = Pipeline(MetricStore("bench"), BatchBuilder(schema, output), dets, export_interval_s=interval, wall=wall)
-        pipe.process(stream[0])  # warm-up (imports, first allocations)
-        c0 = time.process_time()
-        for part in stream[1:]:
-            wall.now += wall.step
-            pipe.process(part)
-        return time.process_time() - c0
-
-    for chunk in (256, 1024, 8192):
-        stream: list[list[tuple]] = []
-        li = 0
-        for s in range(0, n_events, chunk):
-            part = events[s:s + chunk]
-            # feedback for the labelled rows of this chunk, arriving at its end
-            upto = int(np.searchsorted(labelled, s + chunk))
-            ids = labelled[li:upto].tolist()
-            if ids:
-                part = part + [(FEEDBACK, t0 + (s + chunk) * 0.005, [f"r{j}" for j in ids], [output.classes[int(ps[j].argmax())] for j in ids])]
-            li = upto
-            stream.append(part)
-        cells: list[str] = [f"{chunk / poll:,.0f}", str(chunk)]
-        for interval in intervals:
-            best = {False: np.inf, True: np.inf}
-            for _ in range(3 if quick else 5):  # alternate the two configurations so that machine load hits both alike
-                for with_dets in (False, True):
-                    best[with_dets] = min(best[with_dets], run(with_dets, interval, stream))
-            timings = {w: best[w] / (n_events - len(stream[0])) for w in best}
-            added = timings[True] - timings[False]
-            cells += [f"{timings[False] * 1e6:.2f}", f"{timings[True] * 1e6:.2f}", f"**{added * 1e6:.2f}**"]
-        rows.append(tuple(cells))
-    header: tuple[str, ...] = ("events/s (one drain per queue poll)", "events per drain")
-    for interval in intervals:
-        tag = "default" if interval == default_interval else "former default"
-        header += (f"export every {interval:g} s ({tag}): worker alone (us/event)", "with issue-3 detectors", "added (target < 2)")
-    return _table(rows, header) + (
-        f"\n\nThe worker drains every {poll:g} s (`queue.poll`) and exports the detectors' figures at most every "
-        f"{default_interval:g} s while events flow (`queue.export_interval`; rule ticks and flush always export). "
-        "The benchmark moves the worker's wall clock one poll per drain, as live traffic at the rate in the first "
-        "column would, so each export is paid as often as it would be there.")
+    return measure(quick, ISSUE_DETECTORS, _table)
 
 
 # -- 6. the shipped rule packs, end to end ----------------------------------------------------------
@@ -546,12 +467,8 @@ def main() -> None:
                   "", table, "",
                   f"Alerts on the unshifted streams and before the onsets: **{false_alarms}**."]
     if "cost" in only:
-        parts += ["", "## Cost in the worker", "",
-                  "CPU time per event of the worker (Pipeline: conversion, detectors, exports) with and "
-                  "without the six classifier detectors of this issue, 32 features, 10 classes, labels for 20% of rows "
-                  "(named as the model's classes, so that the calibration and per-segment label paths do their full "
-                  "work), 8 segments; best of 5 alternating runs.", "",
-                  cost_table(args.quick)]
+        intro, table = cost_table(args.quick)
+        parts += ["", "## Cost in the worker", "", intro, "", table]
     import os
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

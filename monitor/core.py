@@ -193,7 +193,8 @@ class Monitor:
         from monitor.worker import Worker
 
         self.worker = Worker(self.queue, self.pipeline, lock=self._lock, poll_s=cfg.queue.poll_s,
-                             batch_max=cfg.queue.batch_max, live=live, clock=clock, on_cycle=self._sync_queue_metrics,
+                             batch_max=cfg.queue.batch_max, batch_min=cfg.queue.batch_min,
+                             linger_s=cfg.queue.linger_s, live=live, clock=clock, on_cycle=self._sync_queue_metrics,
                              name=f"monitor-worker-{self.model}")
         if start_worker:
             self.worker.start()

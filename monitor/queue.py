@@ -126,6 +126,8 @@ class EventQueue:
         """Ask the worker to drain now instead of at its next poll (used by flush and when full)."""
         self._wake.set()
 
-    def wait(self, timeout: float) -> None:
-        self._wake.wait(timeout)
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True when :meth:`wake` was called."""
+        woken = self._wake.wait(timeout)
         self._wake.clear()
+        return woken
