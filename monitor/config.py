@@ -77,11 +77,12 @@ class QueueConfig:
     #: much per event as drains of a thousand. Figures are then up to ``linger_s`` later.
     batch_min: int = 1024
     linger_s: float = 1.0
-    #: Wall-clock seconds between detector exports while events flow (see Pipeline); rule ticks
-    #: and flush() always export. One export costs a few hundred microseconds whatever the
-    #: traffic: at 1 s a scrape sees figures at most a second old, and at ~1,000 events/s the
-    #: export no longer outweighs the detectors' work on the events themselves.
-    export_interval_s: float = 1.0
+    #: Wall-clock seconds between detector exports while events flow, for readers of the store
+    #: other than a scrape (a scrape makes the detectors export first, see
+    #: ``Monitor.export_for_scrape``; rule ticks and flush() always export). An export costs a few
+    #: hundred microseconds whatever the traffic: at low traffic, paying it every second would
+    #: cost more than the events themselves.
+    export_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         poll_s=r.duration(q_raw.get("poll", 0.25), k("queue.poll")),
         batch_min=r.integer(q_raw.get("batch_min", 1024), k("queue.batch_min")),
         linger_s=r.duration(q_raw.get("linger", 1.0), k("queue.linger")),
-        export_interval_s=r.duration(q_raw.get("export_interval", 1.0), k("queue.export_interval")),
+        export_interval_s=r.duration(q_raw.get("export_interval", 10.0), k("queue.export_interval")),
     )
     if queue.sample_rate == 0:
         raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")

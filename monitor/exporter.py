@@ -4,12 +4,17 @@ Each :class:`~monitor.core.Monitor` registers one :class:`StoreCollector` in a
 ``CollectorRegistry`` (its own by default, injectable so that tests get a fresh one, or shared so
 that one ``/metrics`` serves several models). prometheus-client does the text and OpenMetrics
 formatting; the values come from a snapshot of the store copied under its lock.
+
+A store may come with a *refresh* callable that the collector calls before reading it: the
+monitor's detectors then write their figures when a scrape asks for them (as a prometheus-client
+custom collector computes on collect), so a scrape sees every event processed so far and the
+worker does not pay for exports nobody reads.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -28,19 +33,29 @@ DEFAULT_REGISTRY = CollectorRegistry(auto_describe=False)
 
 
 class StoreCollector(Collector):
-    """Yields prometheus-client metric families from one or more metric stores."""
+    """Yields prometheus-client metric families from one or more metric stores.
 
-    def __init__(self, stores: Iterable["MetricStore"]) -> None:
+    ``refresh`` (given with the stores or with :meth:`add`) is called before each collection that
+    reads the stores; it must not raise (the monitor's own catches and counts its failures).
+    """
+
+    def __init__(self, stores: Iterable["MetricStore"], refresh: Callable[[], None] | None = None) -> None:
         self._stores = list(stores)
+        self._refresh: list[Callable[[], None]] = [] if refresh is None else [refresh]
         self._lock = threading.Lock()
 
-    def add(self, store: "MetricStore") -> None:
+    def add(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:
         with self._lock:
             self._stores.append(store)
+            if refresh is not None:
+                self._refresh.append(refresh)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             stores = list(self._stores)
+            refresh = list(self._refresh)
+        for fn in refresh:
+            fn()
         families: dict[str, Metric] = {}
         for store in stores:
             for fam in store.snapshot():

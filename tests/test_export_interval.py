@@ -100,10 +100,54 @@ detectors: [{kind: confidence}]
 
 
 def test_config_default_and_validation():
-    # figures at most a few seconds behind between scrapes, and never exported more often than drained
+    # never exported more often than drained; a scrape exports first, so the timer serves other readers
     q = QueueConfig()
-    assert q.poll_s <= q.export_interval_s <= 5.0
+    assert q.poll_s <= q.export_interval_s <= 60.0
     assert load_config_text("model: m\n").queue.export_interval_s == q.export_interval_s
     assert isinstance(MonitorConfig().queue.export_interval_s, float)
     with pytest.raises(ConfigError, match="queue.export_interval"):
         load_config_text("model: m\nqueue: {export_interval: -1s}\n")
+
+
+def _scrape(registry: CollectorRegistry) -> dict[str, float]:
+    return {s.name: s.value for fam in registry.collect() for s in fam.samples if s.name == ROWS}
+
+
+def test_a_scrape_sees_every_processed_event_without_waiting_for_the_timer():
+    cfg = load_config_text("""
+model: m
+output: {kind: probabilities, classes: [x, y, z]}
+queue: {export_interval: 1h, batch_min: 1}
+detectors: [{kind: confidence}]
+""")
+    registry = CollectorRegistry()
+    m = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        for n in (3, 4):
+            for _ in range(n):
+                m.observe([1.0, 2.0], [0.7, 0.2, 0.1])
+            m.worker.step()  # processed, the export held back by the 1 h timer
+        assert m.store.value(ROWS) == 3
+        assert _scrape(registry) == {ROWS: 7.0}
+        assert m.store.value(ROWS) == 7
+    finally:
+        m.close()
+
+
+def test_a_failing_export_does_not_fail_the_scrape():
+    class Broken(ConfidenceDetector):
+        def export(self, out):  # noqa: ANN001
+            raise RuntimeError("bug")
+
+    schema, output = Schema.numeric(["a", "b"]), OutputSpec("probabilities", ("x", "y", "z"))
+    cfg = MonitorConfig(model="m", schema=schema, output=output, queue=QueueConfig(batch_min=1))
+    registry = CollectorRegistry()
+    m = Monitor(config=cfg, registry=registry, detectors=[Broken()], start_worker=False)
+    try:
+        m.observe([1.0, 2.0], [0.7, 0.2, 0.1])
+        m.worker.step()
+        names = {s.name for fam in registry.collect() for s in fam.samples}
+        assert "monitor_predictions_total" in names
+        assert m.store.value("monitor_detector_errors", ("confidence",)) >= 1
+    finally:
+        m.close()

@@ -200,7 +200,7 @@ class Sidecar:
                 mon.store.set("monitor_checkpoint_restored", 1.0 if restored else 0.0)
                 with self._lock:
                     self.monitors[cfg.model] = mon
-                self.collector.add(mon.store)
+                self.collector.add(mon.store, refresh=mon.export_for_scrape)
             self.ready = True
         except Exception as err:  # noqa: BLE001 - reported by /readyz and the log, never a crash loop
             log.exception("the sidecar could not load its models")
