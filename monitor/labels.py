@@ -89,42 +89,58 @@ class LabelJoiner:
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
              regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
         """Join one feedback event; returns the labelled rows and counts by outcome."""
+        return self.join_many([(ts, request_ids, labels)], classes, regression)
+
+    def join_many(self, events: list[tuple[float, list[Any], list[Any]]], classes: ClassIndex,
+                  regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
+        """Join several feedback events ``(label time, request ids, labels)`` at once, in order,
+        into one labelled batch: as joining them one by one would (an id labelled twice keeps
+        its first label, the second counts as ``unknown_id``), but the detectors then see one
+        batch per drain instead of one per caller's ``feedback`` call."""
         outcome = {"joined": 0, "unknown_id": 0, "invalid": 0, "expired": 0}
-        slots, values = [], []
-        slot_of = self._slot_of
-        for rid, label in zip(request_ids, labels):
-            slot = slot_of.pop(str(rid), None) if rid is not None else None
-            if slot is None:
-                outcome["unknown_id"] += 1
-                continue
-            self._ids[slot] = None
-            if ts - self._ts[slot] > self.ttl_s:
-                outcome["expired"] += 1
-                continue
-            if regression:
-                try:
-                    value = float(label)
-                except (TypeError, ValueError):
+        slots: list[int] = []
+        values: list[Any] = []
+        label_ts: list[float] = []
+        slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
+        for ts, request_ids, labels in events:
+            for rid, label in zip(request_ids, labels):
+                slot = slot_of.pop(str(rid), None) if rid is not None else None
+                if slot is None:
+                    outcome["unknown_id"] += 1
+                    continue
+                self._ids[slot] = None
+                if ts - seen_ts[slot] > ttl:
+                    outcome["expired"] += 1
+                    continue
+                if regression:
+                    try:
+                        value = float(label)
+                    except (TypeError, ValueError):
+                        outcome["invalid"] += 1
+                        continue
+                    if not np.isfinite(value):
+                        outcome["invalid"] += 1
+                        continue
+                elif label is None or isinstance(label, (list, dict)):
                     outcome["invalid"] += 1
                     continue
-                if not np.isfinite(value):
-                    outcome["invalid"] += 1
-                    continue
-            else:
-                if label is None or isinstance(label, (list, dict)):
-                    outcome["invalid"] += 1
-                    continue
-                value = int(classes.lookup(np.array([label], dtype=object), learn=False)[0])
-            slots.append(slot)
-            values.append(value)
+                else:
+                    value = label
+                slots.append(slot)
+                values.append(value)
+                label_ts.append(ts)
         if not slots:
             return None, outcome
         outcome["joined"] = len(slots)
         idx = np.asarray(slots, dtype=np.int64)
+        if regression:
+            label_values = np.asarray(values, dtype=np.float64)
+        else:
+            label_values = classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
         labeled = LabeledBatch(
             ts=self._ts[idx].copy(),
-            label_ts=np.full(idx.size, ts, dtype=np.float64),
-            label=np.asarray(values, dtype=np.float64 if regression else np.int64),
+            label_ts=np.asarray(label_ts, dtype=np.float64),
+            label=label_values,
             segment=self._segment[idx].copy(),
             scores=None if self._scores is None else self._scores[idx].astype(np.float64),
             predicted=None if regression else self._predicted[idx].copy(),

@@ -182,8 +182,8 @@ class Pipeline:
             lat = [e[3] for e in errors if e[3] is not None]
             if lat:
                 store.observe("monitor_latency_seconds", np.asarray(lat))
-        for e in feedback:
-            self._process_feedback(e)
+        if feedback:
+            self._process_feedback(feedback)
         if newest > self.clock:
             self.clock = newest
             store.set("monitor_last_event_timestamp_seconds", newest)
@@ -234,10 +234,10 @@ class Pipeline:
         for det in self.detectors:
             self._guard(det, det.update, batch)
 
-    def _process_feedback(self, event: tuple[Any, ...]) -> None:
-        _, ts, ids, labels = event
-        labeled, outcome = self.joiner.join(ts, ids, labels, self.builder.classes,
-                                            regression=self.builder.output.kind == "regression")
+    def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
+        """Join the chunk's feedback events together: the detectors see one labelled batch."""
+        labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
+                                                 regression=self.builder.output.kind == "regression")
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
