@@ -8,9 +8,14 @@ labelling delay. Over that sliding window it exports:
 * accuracy, Brier score and log loss (at least ``min_labels`` labels);
 * the signed over-confidence gap (mean confidence minus accuracy) with a two-sided interval at
   ``gap_level`` (sample variance: valid whether or not the model is calibrated), and the
-  one-sided p-value of the calibrated null (:func:`monitor.stats.calibration.overconfidence_pvalue`),
-  which is what the default alert uses: it is more powerful than "lower bound above 0" and holds
-  its false-alarm rate (at least ``min_labels`` labels);
+  one-sided p-value of the calibrated null, which is what the default alert uses: the exact
+  test of the window's wrong answers weighted by confidence bin
+  (:func:`monitor.stats.calibration.weighted_overconfidence_pvalue` with
+  :func:`~monitor.stats.calibration.overconfidence_weights`), computed from the fine bins the
+  window keeps anyway. An error at 0.999 weighs about four at 0.9: it catches models that are
+  confidently wrong (an additive gap) more often than counting errors alike, loses nothing
+  measurable on temperature-like over-confidence, and holds its false-alarm rate (at least
+  ``min_labels`` labels);
 * top-label calibration error: the debiased L2 estimator on equal-mass bins (Kumar et al. 2019)
   and the classic 15-bin equal-width ECE (Guo et al. 2017), plus the MCE, and the temperature
   that would recalibrate the window (NLL fit) (at least ``min_labels_calibration`` labels);
@@ -51,6 +56,7 @@ _COUNT, _SCONF, _SCORR = 0, _F, 2 * _F
 _N, _BRIER, _LOGLOSS, _D2, _C2, _C3 = (3 * _F + i for i in range(6))
 _DIM = 3 * _F + 6
 _COARSE = cal.equal_width_groups(_EDGES, cal.ECE_BINS)
+_ERROR_WEIGHTS = cal.overconfidence_weights(_EDGES)
 _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i in range(cal.ECE_BINS))
 
 
@@ -223,7 +229,7 @@ class CalibrationDetector(RefreshingDetector):
             f.brier = float(t[_BRIER] / n)
             f.log_loss = float(t[_LOGLOSS] / n)
             f.gap = cal.overconfidence_interval(n, float(sconf.sum() - scorr.sum()), float(t[_D2]), self.gap_level)
-            f.gap_pvalue = cal.overconfidence_pvalue(float(sconf.sum()), float(t[_C2]), float(t[_C3]), float(scorr.sum()))
+            f.gap_pvalue = cal.weighted_overconfidence_pvalue(count, sconf, scorr, _ERROR_WEIGHTS)
         if n >= self.min_labels_calibration:
             f.ece = cal.ece_from_sums(*coarse)
             mce = cal.mce_from_sums(*coarse, min_count=self.min_bin_count)

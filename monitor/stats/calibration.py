@@ -53,6 +53,10 @@ __all__ = [
     "GapInterval",
     "overconfidence_interval",
     "overconfidence_pvalue",
+    "OVERCONFIDENCE_DESIGN_GAP",
+    "overconfidence_weights",
+    "weighted_overconfidence_pvalue",
+    "binned_overconfidence_pvalue",
     "atc_threshold",
     "isotonic_bins",
     "bbse_weights",
@@ -329,6 +333,136 @@ def overconfidence_pvalue(sum_c: float, sum_c2: float, sum_c3: float, n_correct:
     nd = NormalDist()
     p = nd.cdf(x) - gamma / 6.0 * (x * x - 1.0) * nd.pdf(x)
     return float(min(max(p, 0.0), 1.0))
+
+
+#: Over-confidence gap (in accuracy points) that the weighted test's additive part is designed for:
+#: the issue's target, "a 5-point gap".
+OVERCONFIDENCE_DESIGN_GAP = 0.05
+_WEIGHT_SCALE = 32  # the heaviest weight; integer weights make the null distribution a lattice one
+_WEIGHT_CAP = 1e-4  # confidences above 1 - this weigh as much as 1 - this
+_MAX_LATTICE = 1 << 14  # beyond this many lattice points the window is large: Edgeworth is exact enough
+
+
+def overconfidence_weights(edges: np.ndarray, design_gap: float = OVERCONFIDENCE_DESIGN_GAP, tilt: float = 7.0) -> np.ndarray:
+    """Integer weight of a wrong answer in each confidence bin, for :func:`weighted_overconfidence_pvalue`.
+
+    Two ways of being over-confident pull the weights apart. A shift of the calibration curve
+    on the logit scale (temperature-like) multiplies the odds of an error by the same factor at
+    every confidence: the most powerful test counts every error alike (weight 1, the score
+    test of :func:`overconfidence_pvalue`). An additive gap (right with probability ``c - g``)
+    multiplies the error rate of the most confident rows by ``1 + g / (1 - c)``: one error at
+    0.999 is then as telling as a dozen at 0.9, and the most powerful test against that gap
+    weighs an error by the log-likelihood ratio ``log(1 + g/(1-c)) + log(c / (c - g))``.
+    The weight here is ``1 + tilt * llr / max(llr)``, which keeps nearly all of the flat test's
+    power on temperature-like over-confidence and gains most of the way to the likelihood
+    ratio's on the additive gap (benchmarks/results/confidence.md, over-confidence section).
+
+    The likelihood ratio is taken at each bin's mid-point, with ``c - g`` floored at ``c / 2``
+    (an additive gap cannot exceed the confidence) and ``1 - c`` floored at ``1e-4`` (above
+    0.9999 the weight stops growing: a handful of errors there should not outweigh the rest of
+    the window). The weights are scaled to at most 32 and rounded to integers: they are fixed
+    by the bins alone, never by the labels, which is what keeps the test's level exact.
+    """
+    if not 0.0 < design_gap < 0.5:
+        raise ValueError(f"overconfidence_weights: design_gap must be in (0, 0.5), got {design_gap}")
+    if tilt < 0:
+        raise ValueError(f"overconfidence_weights: tilt must be >= 0, got {tilt}")
+    e = np.asarray(edges, dtype=np.float64)
+    c = np.clip(0.5 * (e[:-1] + e[1:]), 1e-6, 1.0 - _WEIGHT_CAP)
+    q = np.maximum(c - design_gap, c / 2.0)
+    llr = np.log((1.0 - q) / (1.0 - c)) + np.log(c / q)
+    w = 1.0 + tilt * llr / llr.max()
+    return np.maximum(np.round(_WEIGHT_SCALE * w / w.max()), 1.0).astype(np.int64)
+
+
+def weighted_overconfidence_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray, weights: np.ndarray) -> float:
+    """One-sided p-value of "calibrated" against "over-confident" from binned sums, errors weighted by bin.
+
+    The statistic is ``T = sum_b w_b E_b``, the weighted number of wrong answers (``E_b`` wrong
+    answers in bin ``b``, integer weights ``w_b`` fixed per bin, e.g. :func:`overconfidence_weights`);
+    the p-value is ``P(T >= observed)`` under calibration. Conditionally on the confidences,
+    calibration makes ``E_b`` a sum of independent Bernoulli(``1 - c_i``) over the bin's rows;
+    the window keeps only the bin's count and sum of confidence, so ``E_b`` is taken as
+    Binomial(``n_b``, ``1 - mean c``): the same mean, and the most spread-out sum of Bernoullis
+    with that mean (Hoeffding 1956), so the approximation errs on the side of fewer false alarms;
+    on a fine bin, whose confidences differ by less than its width, the two barely differ.
+
+    The null distribution of ``T`` is then computed exactly, not approximated: with integer
+    weights ``T`` lives on the integers, its characteristic function is the product of the bins'
+    binomial ones, and an inverse FFT over a range of ``mean +- (6 sd + 9 max w)`` gives its
+    probabilities (the mass outside that range, which the FFT would fold in, is below 2e-6 by
+    Bernstein's inequality). This matters because the weights near confidence 1 are large and
+    the errors there rare: ``T`` is far from normal (a handful of errors at 0.999 decide it),
+    and a normal or Edgeworth approximation misstates the tail. Windows so large that the range
+    exceeds 16,384 points (hundreds of thousands of labels) use the one-term Edgeworth expansion
+    with the exact cumulants instead: there the sum is close to normal.
+
+    Two bins, 400 rows at 0.9 and 100 at 0.999, with 40 errors at 0.9 (as expected) and 3 at
+    0.999 (0.1 expected): counting errors alike, 43 against 40.1 expected is unremarkable;
+    weighing an error at 0.999 four times, it is not.
+
+    >>> n, s, right = np.array([400.0, 100.0]), np.array([360.0, 99.9]), np.array([360.0, 97.0])
+    >>> round(weighted_overconfidence_pvalue(n, s, right, np.array([1, 1])), 2)
+    0.34
+    >>> round(weighted_overconfidence_pvalue(n, s, right, np.array([1, 4])), 2)
+    0.04
+    """
+    n = np.rint(np.asarray(count, dtype=np.float64))
+    live = n > 0
+    n = n[live]
+    q = np.clip(1.0 - np.asarray(sum_conf, dtype=np.float64)[live] / np.where(n > 0, n, 1.0), 0.0, 1.0)
+    w = np.asarray(weights, dtype=np.int64)[live]
+    errors = np.clip(n - np.asarray(sum_correct, dtype=np.float64)[live], 0.0, n)
+    t = int(np.rint(float(np.dot(w, errors))))
+    if n.size == 0:
+        return float("nan")
+    rand = q > 0  # bins whose confidence is exactly 1 cannot err under the null
+    n, q, w = n[rand], q[rand], w[rand]
+    if t <= 0:
+        return 1.0
+    if n.size == 0:
+        return 0.0
+    var_e = n * q * (1.0 - q)
+    mean = float(np.dot(w, n * q))
+    var = float(np.dot(w * w, var_e))
+    reach = 6.0 * np.sqrt(var) + 9.0 * float(w.max())
+    lo = int(max(0.0, np.floor(mean - reach)))
+    hi = int(min(float(np.dot(w, n)), np.ceil(mean + reach)))
+    if t > hi:
+        return 0.0
+    size = 1 << int(np.ceil(np.log2(hi - lo + 1)))
+    if size > _MAX_LATTICE:
+        return _edgeworth_upper(t, mean, var, float(np.dot(w**3, var_e * (1.0 - 2.0 * q))))
+    # characteristic function at the frequencies 2 pi j / size: each bin's factor
+    # 1 - q + q exp(-i theta w) in polar form, its angle read from a table of the size-th roots
+    # of unity (theta w mod 2 pi is an integer multiple of 2 pi / size), summed in logs
+    j = np.arange(size // 2 + 1)
+    turn = 2.0 * np.pi * np.arange(size) / size
+    at = np.outer(j, w) % size
+    re = 1.0 - q + q * np.cos(turn)[at]
+    im = -q * np.sin(turn)[at]
+    with np.errstate(divide="ignore"):  # a factor of exactly 0 (q = 1/2) is a zero of the transform
+        log_mod = 0.5 * np.log(re * re + im * im) @ n
+    angle = np.arctan2(im, re) @ n + turn[: size // 2 + 1] * lo
+    pmf = np.fft.irfft(np.exp(log_mod) * (np.cos(angle) + 1j * np.sin(angle)), n=size)
+    k = t - lo
+    return 1.0 if k <= 0 else float(min(max(pmf[k:].sum(), 0.0), 1.0))
+
+
+def _edgeworth_upper(t: int, mean: float, var: float, k3: float) -> float:
+    """``P(T >= t)`` for an integer-valued sum by a one-term Edgeworth expansion (continuity-corrected)."""
+    sd = float(np.sqrt(var))
+    x = (t - 0.5 - mean) / sd
+    nd = NormalDist()
+    # P(T <= x) ~ Phi(x) - gamma/6 (x^2 - 1) phi(x)
+    p = 1.0 - nd.cdf(x) + k3 / sd**3 / 6.0 * (x * x - 1.0) * nd.pdf(x)
+    return float(min(max(p, 0.0), 1.0))
+
+
+def binned_overconfidence_pvalue(conf: np.ndarray, correct: np.ndarray, edges: np.ndarray | None = None) -> float:
+    """:func:`weighted_overconfidence_pvalue` of labelled rows on the fine grid (what the detector exports)."""
+    e = fine_confidence_edges() if edges is None else edges
+    return weighted_overconfidence_pvalue(*reliability_sums(np.asarray(conf, dtype=np.float64), correct, e), overconfidence_weights(e))
 
 
 # -- label-free accuracy estimation -------------------------------------------------------------
