@@ -129,7 +129,7 @@ def test_weighted_pvalue_is_the_exact_tail_of_the_weighted_error_count() -> None
     assert flat == pytest.approx(score, abs=0.005)
 
 
-def test_weighted_pvalue_edge_cases_and_large_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weighted_pvalue_edge_cases() -> None:
     w = np.array([1, 32])
     assert np.isnan(cal.weighted_overconfidence_pvalue(np.zeros(2), np.zeros(2), np.zeros(2), w))
     # confidence exactly 1 cannot be wrong under calibration: right answers are unremarkable...
@@ -140,38 +140,51 @@ def test_weighted_pvalue_edge_cases_and_large_windows(monkeypatch: pytest.Monkey
         cal.overconfidence_weights(cal.fine_confidence_edges(), design_gap=0.7)
     with pytest.raises(ValueError, match="tilt"):
         cal.overconfidence_weights(cal.fine_confidence_edges(), tilt=-1.0)
-    # a window too large for the lattice (hundreds of thousands of labels) uses the Edgeworth
-    # expansion: it agrees with the lattice where both apply, and stays calibrated
-    rng = np.random.default_rng(21)
+
+
+def _null_terms(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, error rate and weight of the bins that can err under calibration."""
     edges = cal.fine_confidence_edges()
-    weights = cal.overconfidence_weights(edges)
-    conf = _confidences(rng, "weak", 20_000)
-    correct = (rng.random(20_000) < conf - 0.005).astype(np.float64)
-    sums = cal.reliability_sums(conf, correct, edges)
-    exact = cal.weighted_overconfidence_pvalue(*sums, weights)
-    limit = cal._MAX_LATTICE
-    try:
-        cal._MAX_LATTICE = 16
-        approx = cal.weighted_overconfidence_pvalue(*sums, weights)
-    finally:
-        cal._MAX_LATTICE = limit
-    assert 0.001 < exact < 0.999 and approx == pytest.approx(exact, abs=0.003)
-    calls: list[float] = []
-    edgeworth = cal._edgeworth_upper
-    monkeypatch.setattr(cal, "_edgeworth_upper", lambda *a: calls.append(edgeworth(*a)) or calls[-1])
-    pvals = []
-    for _ in range(20):
-        conf = _confidences(rng, "weak", 600_000)
-        pvals.append(cal.binned_overconfidence_pvalue(conf, (rng.random(conf.size) < conf).astype(np.float64)))
-    assert calls == pvals  # every one of these windows took the Edgeworth path
-    assert min(pvals) > 0.001 and 0.2 < float(np.mean(pvals)) < 0.8
+    count, sum_conf, _ = cal.reliability_sums(conf, np.ones_like(conf), edges)
+    live = count > 0
+    n, q = count[live], 1.0 - sum_conf[live] / count[live]
+    w = cal.overconfidence_weights(edges)[live]
+    return n[q > 0], q[q > 0], w[q > 0]
+
+
+def test_large_windows_use_an_accurate_saddlepoint_unless_lumpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond 2,048 lattice points the saddlepoint replaces the FFT: against the FFT forced to
+    run, relative error below 1e-3 wherever the exact tail is in (0.002, 0.05); on a lumpy sum
+    (400,000 answers at 0.9999+, about 16 expected errors at weights 31 and 32) the FFT stays."""
+    rng = np.random.default_rng(21)
+    for profile, rows in (("weak", 20_000), ("strong", 60_000), ("near_certain", 100_000), ("mostly_certain", 40_000)):
+        n, q, w = _null_terms(_confidences(rng, profile, rows))
+        assert cal._lattice_upper(0, n, q, w, cal._MAX_LATTICE) is None and cal._smooth(n, q, w), profile
+        mean, sd = float(w @ (n * q)), float(np.sqrt(w * w @ (n * q * (1 - q))))
+        checked = 0
+        for t in range(int(mean + 2.0 * sd), int(mean + 3.0 * sd), max(int(sd) // 20, 1)):
+            exact = cal._lattice_upper(t, n, q, w, 1 << 18)
+            if exact is not None and 0.002 < exact < 0.05:
+                assert cal._saddlepoint_upper(t, n, q, w) == pytest.approx(exact, rel=1e-3), (profile, t)
+                checked += 1
+        assert checked >= 10
+    n, q, w = _null_terms(1.0 - 10.0 ** rng.uniform(-5.0, -4.0, 400_000))
+    assert not cal._smooth(n, q, w)
+    # the public function then takes the FFT path: the saddlepoint is never called
+    monkeypatch.setattr(cal, "_saddlepoint_upper", lambda *a: pytest.fail("saddlepoint used on a lumpy sum"))
+    for _ in range(5):
+        errors = rng.binomial(n.astype(np.int64), q).astype(np.float64)
+        t = int(w @ errors)
+        exact = cal._lattice_upper(t, n, q, w, 1 << 18)
+        assert exact is not None
+        assert cal.weighted_overconfidence_pvalue(n, n * (1 - q), n - errors, w) == pytest.approx(exact, abs=1e-9)
 
 
 @pytest.mark.parametrize("profile", ["weak", "strong", "near_certain", "mostly_certain", "unsure"])
 def test_weighted_pvalue_holds_its_false_alarm_rate(profile: str) -> None:
     """Calibrated models flagged in at most 1% of 500-label windows (plus 3 Monte-Carlo standard
     errors: 0.0177 on 1,500 windows), whatever the confidences, including answers at 0.999+
-    where the weights are 4 to 8 times those of the middle confidences."""
+    where the weights are 4 to 6 times those of the middle confidences."""
     rng = np.random.default_rng(22)
     windows = 1500
     hits = 0

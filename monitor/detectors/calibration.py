@@ -12,10 +12,10 @@ labelling delay. Over that sliding window it exports:
   test of the window's wrong answers weighted by confidence bin
   (:func:`monitor.stats.calibration.weighted_overconfidence_pvalue` with
   :func:`~monitor.stats.calibration.overconfidence_weights`), computed from the fine bins the
-  window keeps anyway. An error at 0.999 weighs about four at 0.9: it catches models that are
-  confidently wrong (an additive gap) more often than counting errors alike, loses nothing
-  measurable on temperature-like over-confidence, and holds its false-alarm rate (at least
-  ``min_labels`` labels);
+  window keeps anyway. An error at 0.999 weighs as much as 3.5 errors at 0.9 (one at 0.9999,
+  5): the test catches models that are confidently wrong (an additive gap) more often than
+  counting errors alike, loses nothing measurable on temperature-like over-confidence, and
+  holds its false-alarm rate (at least ``min_labels`` labels);
 * top-label calibration error: the debiased L2 estimator on equal-mass bins (Kumar et al. 2019)
   and the classic 15-bin equal-width ECE (Guo et al. 2017), plus the MCE, and the temperature
   that would recalibrate the window (NLL fit) (at least ``min_labels_calibration`` labels);
