@@ -488,7 +488,7 @@ def main() -> None:
                   "Neyman-Pearson likelihood-ratio test, which knows the gap and its shape: no monitor does), "
                   "computed per window and averaged: where it is below 0.9, no test reaches the target at 500 "
                   "labels. The shipped test counts the window's wrong answers weighted by confidence bin (an "
-                  "error at 0.999 weighs about four at 0.9; exact null distribution, "
+                  "error at 0.999 weighs 3.5 at 0.9; exact null distribution, "
                   "`monitor.stats.calibration.weighted_overconfidence_pvalue`); the previous one counted them "
                   "alike (the score test of a logit shift, Edgeworth-corrected). The last two columns give both "
                   "tests the same 5-point mean gap made differently: by a temperature (10 classes, the model's "
