@@ -175,7 +175,6 @@ def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[
         return spent / max(handled, 1), handled / max(drains, 1)
 
     rows: list[tuple[str, ...]] = []
-    steady: list[tuple[float, float]] = []  # (events/s, added CPU seconds per second)
     for per_poll in ((64, 256) if quick else (64, 256, 1024, 8192)):
         rate = per_poll / config.poll_s
         cells = [f"{rate:,.0f}"]
@@ -203,7 +202,6 @@ def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[
             for with_dets in (False, True):
                 best[with_dets] = min(best[with_dets], measure(*states[with_dets], per_poll)[0])
         added = best[True] - best[False]
-        steady.append((rate, added * rate))
         cells += [f"{best[False] * 1e6:.2f}", f"{best[True] * 1e6:.2f}", f"**{added * 1e6:.2f}**", f"{added * rate * 1e3:.2f}"]
         rows.append(tuple(cells))
         print(" | ".join(cells), flush=True)
@@ -221,11 +219,4 @@ def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[
             "filling, so most exports recompute every windowed figure; steady state: the windows hold an hour of "
             "traffic (fed to the detectors first), and figures are recomputed when a window slides (every 5 minutes), "
             "grows by 5%, or a rule tick comes.")
-    # CPU per second = fixed + per_event * rate: least squares over the steady-state rows
-    rates, per_second = np.array(steady).T
-    per_event, fixed = np.polyfit(rates, per_second, 1)
-    split = (f"Split of the steady-state cost into a part per event and a part per second (least squares over the rows): "
-             f"**{per_event * 1e6:.2f} us per event** plus **{fixed * 1e3:.2f} ms of CPU per second** whatever the traffic "
-             f"(rule ticks recompute every windowed figure every {tick:g} s, scrapes, window slides), so the average per "
-             f"event is below 2 us from about {fixed / max(2e-6 - per_event, 1e-9):,.0f} events/s up.")
-    return intro, table(rows, header) + "\n\n" + note + "\n\n" + split
+    return intro, table(rows, header) + "\n\n" + note
