@@ -27,18 +27,26 @@ IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
 
 
 def upstream_app() -> web.Application:
-    """A small model server: OIP v2, a plain predict route, and awkward responses."""
+    """A small model server: OIP v2, a plain predict route, and awkward responses. Bodies it cannot
+    read are answered 400, as a model server does (fuzzed requests reach it through the proxy:
+    an exception here would be logged as an error in the test's own process)."""
     async def infer(request: web.Request) -> web.Response:
-        body = await request.json()
-        n = body["inputs"][0]["shape"][0]
+        try:
+            body = await request.json()
+            n = body["inputs"][0]["shape"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return web.json_response({"error": "unreadable request"}, status=400)
         return web.json_response({"model_name": request.match_info["model"], "id": body.get("id"),
                                   "outputs": [{"name": "probs", "shape": [n, 3], "datatype": "FP32", "data": [0.7, 0.2, 0.1] * n},
                                               {"name": "label", "shape": [n], "datatype": "INT64", "data": [0] * n}]},
                                  headers={"X-Upstream": "yes", "Set-Cookie": "a=b"})
 
     async def predict(request: web.Request) -> web.Response:
-        body = await request.json()
-        return web.json_response({"result": {"scores": [[0.1, 0.1, 0.8]] * len(body["data"]["rows"])}})
+        try:
+            rows = len((await request.json())["data"]["rows"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": "unreadable request"}, status=400)
+        return web.json_response({"result": {"scores": [[0.1, 0.1, 0.8]] * rows}})
 
     async def echo(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -324,3 +332,61 @@ def test_head_requests_keep_the_upstream_headers(proxied, upstream):
     via = http("HEAD", proxied.url + "/echo/h")
     assert via.status == direct.status == 201 and via.body == b""
     assert via.headers["content-length"] == direct.headers["content-length"]
+
+
+@pytest.fixture(scope="module")
+def bare_upstream():
+    """A model server that sends neither Content-Type nor Server (aiohttp's server adds both)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def serve_conn(conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            body = b"plain bytes"
+            head_only = head.startswith(b"HEAD ")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\nX-Only: 1\r\n\r\n%s"
+                         % (len(body), b"" if head_only else body))
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve_conn, args=(conn,), daemon=True).start()
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    t.join(2)
+    srv.close()
+
+
+def test_headers_the_upstream_did_not_send_are_not_added(tmp_path, bare_upstream, engine):
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=bare_upstream)
+    try:
+        for method in ("GET", "POST", "HEAD"):
+            r = http(method, s.url + "/anything", b"x" if method == "POST" else None)
+            assert r.status == 200 and r.headers.get("x-only") == "1"
+            assert "content-type" not in r.headers and "server" not in r.headers, (method, r.headers)
+            if method != "HEAD":
+                assert r.body == b"plain bytes"
+    finally:
+        s.close()

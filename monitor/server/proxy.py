@@ -87,6 +87,32 @@ def _forward_headers(headers: Any, drop_host: bool) -> CIMultiDict[str]:
     return out
 
 
+class _Relayed:
+    """A response whose headers are written as the upstream sent them: aiohttp's server adds
+    ``Content-Type: application/octet-stream`` and ``Server`` to a response that has none, which
+    a proxy must not (the lean engine adds nothing either). ``absent`` names those the upstream's
+    response did not have; they are taken out again just before the head is written. (``Date``
+    stays: RFC 9110 asks a proxy to add it to a response forwarded without one.)"""
+
+    absent: tuple[str, ...] = ()
+
+    async def _write_headers(self) -> None:
+        for name in self.absent:
+            self._headers.popall(name, None)  # type: ignore[attr-defined]
+        await super()._write_headers()  # type: ignore[misc]
+
+
+class _RelayedResponse(_Relayed, web.Response):
+    pass
+
+
+class _RelayedStreamResponse(_Relayed, web.StreamResponse):
+    pass
+
+
+_ADDED_BY_AIOHTTP = ("Content-Type", "Server")
+
+
 def _status_class(status: int) -> str:
     return f"{status // 100}xx"
 
@@ -187,11 +213,13 @@ class Proxy:
             return self._fail(502, "disconnect", f"the model server closed the connection ({type(err).__name__})")
         try:
             resp_headers = _forward_headers(upstream.headers, drop_host=False)
+            absent = tuple(name for name in _ADDED_BY_AIOHTTP if name not in upstream.headers)
             resp_body: bytes | None = None
             streaming = (upstream.content_length is None or upstream.content_length > BUFFER_LIMIT
                          or upstream.headers.get("Content-Type", "").startswith("text/event-stream"))
             if request.method == "HEAD":  # no body, but the upstream's Content-Length stays as it was
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                response = _RelayedStreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                response.absent = absent
                 await response.prepare(request)
                 await response.write_eof()
                 resp_body = None
@@ -201,13 +229,13 @@ class Proxy:
                 except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                     return self._fail(502, "disconnect", f"the model server broke off the response ({type(err).__name__})")
                 resp_headers.popall("Content-Length", None)
-                response = web.Response(status=upstream.status, reason=upstream.reason, body=resp_body, headers=resp_headers)
-                if "Content-Type" not in upstream.headers:
-                    response.headers.popall("Content-Type", None)
+                response = _RelayedResponse(status=upstream.status, reason=upstream.reason, body=resp_body, headers=resp_headers)
+                response.absent = absent
                 await response.prepare(request)
                 await response.write_eof()
             else:
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                response = _RelayedStreamResponse(status=upstream.status, reason=upstream.reason, headers=resp_headers)
+                response.absent = absent
                 if upstream.content_length is not None:
                     response.content_length = upstream.content_length
                 else:
