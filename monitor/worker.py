@@ -21,8 +21,10 @@ class Worker:
     Every drain costs the detectors a few dozen array operations whatever its size, so at low
     traffic the worker lets events gather, as a batching exporter does (OpenTelemetry's batch
     processor, Kafka's ``linger.ms``): it drains when ``batch_min`` events wait, when events have
-    waited ``linger_s`` (checked at each wake-up, so at most ``linger_s + poll_s``), when woken
-    (flush, close), or when the queue is empty (to move the clock and export). Above
+    waited ``linger_s`` (checked at each wake-up, so at most ``linger_s + poll_s``), when the
+    queue is half full (its ``capacity`` or the ``max_bytes`` of large inputs may hold fewer than
+    ``batch_min`` events: waiting longer would shed them), when woken (flush, close), or when
+    the queue is empty (to move the clock and export). Above
     ``batch_min / poll_s`` events per second every wake-up drains; below, each drain holds at
     least ``linger_s`` of traffic. Nothing waits on this but the freshness of the figures.
 
@@ -71,9 +73,12 @@ class Worker:
 
     def due(self) -> bool:
         """Whether this wake-up should drain (see the class notes)."""
-        waiting = len(self.queue)
+        q = self.queue
+        waiting = len(q)
         if waiting == 0 or waiting >= self.batch_min or self.linger_s <= 0:
             return True
+        if 2 * waiting >= q.capacity or 2 * q.reserved >= q.max_bytes:
+            return True  # half full (in events or in bytes of large inputs): gathering more would shed them
         now = self.wall()
         if self._waiting_since is None:
             self._waiting_since = now

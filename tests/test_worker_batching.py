@@ -138,3 +138,33 @@ def test_config_keys_and_their_errors() -> None:
         parse_config({"model": "m", "queue": {"batch_min": 0}})
     with pytest.raises(ConfigError, match=r"queue\.linger"):
         parse_config({"model": "m", "queue": {"linger": "soon"}})
+
+
+def test_a_queue_half_full_drains_without_waiting_for_the_linger_time(registry) -> None:
+    """A queue smaller than ``batch_min`` (or a byte budget that holds fewer large events) must
+    not shed events while the worker lets them gather: half full is due."""
+    mon = Monitor(config=MonitorConfig(model="small", queue=QueueConfig(capacity=10, batch_min=1024, linger_s=3600.0)),
+                  registry=registry, start_worker=False)
+    try:
+        _observe(mon, 5)
+        assert mon.worker.step() == 5
+        _observe(mon, 4)
+        assert mon.worker.step() == 0  # below half: still gathering
+    finally:
+        mon.close()
+
+
+def test_large_events_drain_before_the_byte_budget_sheds_them(registry) -> None:
+    image = np.zeros((64, 64), dtype=np.float64)  # 32 KiB: counted against max_bytes
+    cfg = MonitorConfig(model="img", queue=QueueConfig(capacity=100_000, max_bytes=100_000, batch_min=1024, linger_s=3600.0))
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        for _ in range(2):
+            assert mon.observe(image, np.array([0.5, 0.5]))
+        assert mon.worker.step() == 2  # 64 KiB of 100 KB reserved: more would be shed
+        assert mon.queue.reserved == 0
+        assert mon.observe(image, np.array([0.5, 0.5]))
+        assert mon.worker.step() == 0
+        assert mon.queue.counters()[0] == {}
+    finally:
+        mon.close()
