@@ -41,6 +41,9 @@ READABLE_STATE_VERSIONS = (1, 2)
 #: at zero with the process; restoring the old value would hold the series still until the new
 #: totals caught up. It resets instead, which Prometheus' ``increase()`` handles.
 NOT_CHECKPOINTED_COUNTERS = frozenset({"monitor_notifications"})
+#: Seconds a scrape waits for a drain in progress before reading the figures of the last export
+#: (see :meth:`Monitor.export_for_scrape`).
+SCRAPE_EXPORT_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -318,15 +321,21 @@ class Monitor:
         Between scrapes the worker exports only every ``queue.export_interval`` and at rule
         ticks: an export costs a few hundred microseconds whatever the traffic, and at low
         traffic paying it every second would cost more than the events themselves. Waits for a
-        drain in progress (the detectors are not thread-safe); failures are logged and counted,
-        never raised into the scrape.
+        drain in progress (the detectors are not thread-safe), but at most
+        :data:`SCRAPE_EXPORT_WAIT_S`: the worker holds the lock until the queue is empty, which
+        under sustained overload may be never, and a scrape must still answer then (with the
+        figures of the last export, at most ``queue.export_interval`` old, and current counters).
+        Failures are logged and counted, never raised into the scrape.
         """
+        if not self._lock.acquire(timeout=SCRAPE_EXPORT_WAIT_S):
+            return
         try:
-            with self._lock:
-                self.pipeline.export_pending()
+            self.pipeline.export_pending()
         except Exception:  # noqa: BLE001 - a scrape must not fail because of a detector
             log.exception("exporting for a scrape failed")
             self.store.inc("monitor_internal_errors", labels=("export",))
+        finally:
+            self._lock.release()
 
     def _sync_queue_metrics(self) -> None:
         dropped, sampled = self.queue.counters()
@@ -455,6 +464,7 @@ class Monitor:
                 "clock": self.pipeline.clock,
                 "next_tick": self.pipeline.next_tick,
                 "classes": list(self.pipeline.builder.classes.names),
+                "score_widths": self.pipeline.builder.score_widths,
                 "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
                 "joiner": self.pipeline.joiner.state_dict(),
                 "rules": None if self.rules is None else self.rules.state_dict(),
@@ -505,6 +515,7 @@ class Monitor:
             self.pipeline.next_tick = state.get("next_tick")
             for name in state.get("classes", []):
                 self.pipeline.builder.classes.add(name)
+            self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             if reason is None:
                 dets = state.get("detectors", {})
                 for i, d in enumerate(self.detectors):

@@ -151,3 +151,39 @@ def test_a_failing_export_does_not_fail_the_scrape():
         assert m.store.value("monitor_detector_errors", ("confidence",)) >= 1
     finally:
         m.close()
+
+
+def test_a_scrape_is_not_held_up_by_a_drain_in_progress():
+    """A scrape exports first, but must not wait for the worker's lock without bound: the worker
+    holds it for a whole drain (under sustained traffic, until the queue is empty, which may be
+    never), and a scrape that hangs then is one that Prometheus marks down exactly when the
+    queue and drop counters matter. Here the drain is blocked on purpose until the scrape ends."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow(ConfidenceDetector):
+        def update(self, batch):  # noqa: ANN001
+            entered.set()
+            release.wait(60)
+            super().update(batch)
+
+    schema, output = Schema.numeric(["a", "b"]), OutputSpec("probabilities", ("x", "y", "z"))
+    cfg = MonitorConfig(model="m", schema=schema, output=output, queue=QueueConfig(batch_min=1))
+    registry = CollectorRegistry()
+    m = Monitor(config=cfg, registry=registry, detectors=[Slow()], start_worker=False)
+    drain = threading.Thread(target=m.flush)
+    scraped: list[set[str]] = []
+    scrape = threading.Thread(target=lambda: scraped.append({s.name for fam in registry.collect() for s in fam.samples}))
+    try:
+        m.observe([1.0, 2.0], [0.7, 0.2, 0.1])
+        drain.start()
+        assert entered.wait(60)
+        scrape.start()
+        scrape.join(30)  # a liveness bound, not a speed figure: a blocked scrape would wait for `release`
+        assert scraped and "monitor_queue_depth" in scraped[0]
+    finally:
+        release.set()
+        drain.join(60)
+        scrape.join(60)
+        m.close()
