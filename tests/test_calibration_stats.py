@@ -327,3 +327,16 @@ def test_doctests_pin_behaviour(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_weighted_pvalue_of_non_finite_sums_is_nan_not_a_false_alarm() -> None:
+    """A bin whose sums are not finite says nothing: it must not drop out of the null while its
+    errors stay in the statistic (which made a calibrated window look significant), nor raise."""
+    w = np.array([1, 32])
+    count = np.array([1000.0, 100.0])
+    # bin 0 at 0.5 with its 500 expected errors, bin 1 at 0.9 with its 10: calibrated
+    sum_conf, sum_correct = np.array([500.0, 90.0]), np.array([500.0, 90.0])
+    assert cal.weighted_overconfidence_pvalue(count, sum_conf, sum_correct, w) > 0.3
+    assert np.isnan(cal.weighted_overconfidence_pvalue(count, np.array([np.nan, 90.0]), sum_correct, w))
+    assert np.isnan(cal.weighted_overconfidence_pvalue(count, sum_conf, np.array([np.nan, 90.0]), w))
+    assert np.isnan(cal.weighted_overconfidence_pvalue(np.array([np.inf, 100.0]), sum_conf, sum_correct, w))

@@ -415,6 +415,8 @@ def weighted_overconfidence_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_
     >>> round(weighted_overconfidence_pvalue(n, s, right, np.array([1, 4])), 2)
     0.04
     """
+    if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in (count, sum_conf, sum_correct)):
+        return float("nan")  # a bin left out of the null would keep its errors in the statistic
     n = np.rint(np.asarray(count, dtype=np.float64))
     live = n > 0
     n = n[live]
