@@ -54,6 +54,18 @@ class BatchBuilder:
         k = len(output.classes)
         self._score_widths: frozenset[int] | None = frozenset({k, 1} if k == 2 else {k}) if self._scores and k else None
 
+    @property
+    def score_widths(self) -> list[int] | None:
+        """The output widths accepted (configured or learned), None while nothing is known."""
+        return None if self._score_widths is None else sorted(self._score_widths)
+
+    def restore_score_widths(self, widths: list[int] | None) -> None:
+        """Widths learned before a restart (from a checkpoint): without them the first batch
+        after the restart would decide again, and a malformed one would lock the model out.
+        Configured classes keep precedence."""
+        if self._score_widths is None and self._scores and widths:
+            self._score_widths = frozenset(int(w) for w in widths)
+
     # -- schema ----------------------------------------------------------------------------------
     def _learn_schema(self, inputs: Any) -> Schema:
         if _is_dataframe(inputs):

@@ -229,3 +229,25 @@ def test_half_written_temporaries_of_dead_processes_are_removed_on_the_first_sav
     assert not stale.exists()
     assert live.exists() and other.exists() and recent.exists()
     assert not list(tmp_path.glob(f".m.ckpt.tmp-{os.getpid()}"))
+
+
+def test_the_learned_output_width_survives_a_restart(tmp_path):
+    """Without configured classes the width of the model's outputs is learned from the first
+    batch; after a restart a malformed first batch must not decide it again."""
+    path = tmp_path / "m.ckpt"
+    cfg = {"model": "m", "features": ["a", "b"], "output": {"kind": "probabilities"}, "detectors": [{"kind": "confidence"}]}
+    from monitor.config import parse_config
+
+    config = parse_config(cfg).model()
+    a = Monitor(config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+    a.observe([1.0, 2.0], [0.7, 0.2, 0.1], timestamp=1_700_000_000.0)
+    a.flush()
+    checkpoint.save(path, a.state_dict(), model="m", state_version=STATE_VERSION)
+    b = Monitor(config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+    assert checkpoint.restore(b, path) == (True, None)
+    for t in (1.0, 2.0):  # another width first (learned afresh, it would pin width 2)
+        b.observe([1.0, 2.0], [0.5, 0.5], timestamp=1_700_000_000.0 + t)
+    b.observe([1.0, 2.0], [0.6, 0.3, 0.1], timestamp=1_700_000_003.0)
+    b.flush()
+    assert b.store.value("monitor_rows_rejected", labels=("output_shape",)) == 2
+    assert b.store.value("monitor_predictions") == 2  # 1 restored + the one of the model's width
