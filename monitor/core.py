@@ -7,10 +7,12 @@ time-series store -> rule evaluator -> notifier.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass
@@ -28,6 +30,25 @@ if TYPE_CHECKING:
 __all__ = ["Monitor", "RestoreReport", "get_monitor"]
 
 log = logging.getLogger("monitor")
+
+#: Monitors whose worker runs: closed at interpreter exit (see :func:`_close_at_exit`).
+_RUNNING: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
+#: Seconds each still-running monitor gets at interpreter exit to process what is queued.
+EXIT_TIMEOUT_S = 2.0
+
+
+def _close_at_exit() -> None:
+    """Process what is still queued when the interpreter exits without ``close()``: the worker is
+    a daemon thread, and events waiting for it (up to ``queue.linger`` of traffic at low rates)
+    would otherwise be lost without a count."""
+    for mon in list(_RUNNING):
+        try:
+            mon.close(EXIT_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - exiting anyway
+            log.exception("closing monitor %s at exit failed", getattr(mon, "model", "?"))
+
+
+atexit.register(_close_at_exit)
 
 _MONITORS: dict[str, "Monitor"] = {}
 _MONITORS_LOCK = threading.Lock()
@@ -201,6 +222,7 @@ class Monitor:
                              name=f"monitor-worker-{self.model}")
         if start_worker:
             self.worker.start()
+            _RUNNING.add(self)
 
     # -- construction helpers --------------------------------------------------------------------
     @classmethod
@@ -440,7 +462,8 @@ class Monitor:
 
         from monitor.exporter import exposition
 
-        self._sync_queue_metrics()
+        with self._lock:  # the worker's cycle hook syncs the same counters
+            self._sync_queue_metrics()
         reg = CollectorRegistry(auto_describe=False)
         reg.register(self._collector)
         return exposition(reg, openmetrics=openmetrics).decode("utf-8")
@@ -569,6 +592,7 @@ class Monitor:
         if self.closed:
             return
         self.closed = True
+        _RUNNING.discard(self)
         self.queue.closed = True
         self.worker.stop(timeout)
         if not self.worker.alive:

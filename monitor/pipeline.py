@@ -99,6 +99,7 @@ class Pipeline:
             self.clock = now
             for det in self.detectors:
                 self._guard(det, det.advance, now)
+            self._dirty = True  # windows may have slid: the next export (timer, scrape) shows it
 
     @property
     def _ticking(self) -> bool:

@@ -102,12 +102,19 @@ class Worker:
                 self.pipeline.store.inc("monitor_internal_errors", labels=("cycle",))
 
     def drain_once(self) -> int:
-        """Process everything queued now; returns the number of events handled."""
+        """Process the events queued when it is called (those arriving meanwhile wait for the
+        next step: under sustained overload the lock is still released between drains, so
+        ``flush``, checkpoints and scrapes get their turn); returns the number handled.
+
+        The clock is read first: an event stamped while the drain runs is newer than the
+        ``advance`` at its end, so no rule tick passes it by."""
         handled = 0
         self._waiting_since = None
+        now = self.clock() if self.live else 0.0
         with self.lock:
-            while True:
-                events = self.queue.drain(self.batch_max)
+            budget = len(self.queue)
+            while handled < budget:
+                events = self.queue.drain(min(self.batch_max, budget - handled))
                 if not events:
                     break
                 handled += len(events)
@@ -124,7 +131,7 @@ class Worker:
                 self.pipeline.store.inc("monitor_internal_errors", labels=("pipeline",))
             if self.live:
                 try:
-                    self.pipeline.advance(self.clock())
+                    self.pipeline.advance(now)
                 except Exception:  # noqa: BLE001
                     log.exception("advancing the clock failed")
                     self.pipeline.store.inc("monitor_internal_errors", labels=("clock",))
@@ -132,9 +139,11 @@ class Worker:
         return handled
 
     def _run(self) -> None:
+        handled = 0
         while not self._stop.is_set():
-            woken = self.queue.wait(self.poll_s)
-            self.step(woken)
+            # overloaded (the last drain took at least a full batch and more came meanwhile): no pause
+            woken = False if handled >= self.batch_max and len(self.queue) else self.queue.wait(self.poll_s)
+            handled = self.step(woken)
         self.drain_once()
 
     def stop(self, timeout: float = 10.0) -> None:

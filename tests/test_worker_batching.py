@@ -168,3 +168,93 @@ def test_large_events_drain_before_the_byte_budget_sheds_them(registry) -> None:
         assert mon.queue.counters()[0] == {}
     finally:
         mon.close()
+
+
+class _Arrivals:
+    """A detector that, on its first batch, queues more events as callers would during a drain."""
+
+    kind = "arrivals"
+    name = None
+
+    def __init__(self, queue: EventQueue, clock: Clock, n: int) -> None:
+        self.queue, self.clock, self.n, self.done = queue, clock, n, False
+
+    def update(self, batch) -> None:  # noqa: ANN001
+        if not self.done:
+            self.done = True
+            self.clock.now = 2_000_000_000.0  # the wall clock moved on while the drain ran
+            for i in range(self.n):
+                assert self.queue.put((PREDICTION, 1_900_000_000.0 + i, np.ones(2), np.array([0.7, 0.3]), None, "anonymous", None, None, None))
+
+    def update_labels(self, labeled) -> None:  # noqa: ANN001
+        return None
+
+    def advance(self, now: float) -> None:
+        return None
+
+    def on_tick(self, now: float) -> None:
+        return None
+
+    def export(self, out) -> None:  # noqa: ANN001
+        return None
+
+
+def test_a_drain_takes_the_events_queued_when_it_starts_and_advances_to_that_time() -> None:
+    """Under sustained arrivals the lock is released between drains (flush, checkpoints and
+    scrapes get their turn), and the clock read before the drain is older than any event that
+    arrived during it, so no rule tick passes such an event by."""
+    store = MetricStore("m")
+    clock = Clock()
+    clock.now = 1_800_000_000.0
+    queue = EventQueue()
+    pipeline = Pipeline(store, BatchBuilder(Schema.numeric(["a", "b"]), OutputSpec("probabilities")), [_Arrivals(queue, clock, 7)])
+    worker = Worker(queue, pipeline, lock=threading.RLock(), batch_min=1, live=True, clock=clock)
+    _put(queue, 5)
+    assert worker.drain_once() == 5
+    assert len(queue) == 7
+    assert pipeline.clock < 1_900_000_000.0  # advanced to the entry time, not past the newcomers
+    assert worker.drain_once() == 7
+
+
+def test_windows_slide_for_scrapes_while_idle_without_rules(registry) -> None:
+    from monitor.detectors.confidence import ConfidenceDetector
+
+    cfg = MonitorConfig(model="idle", queue=QueueConfig(batch_min=1))
+    mon = Monitor(config=cfg, registry=registry, detectors=[ConfidenceDetector(window_s=3600.0, min_rows=1)], start_worker=False,
+                  live=False)
+    try:
+        for i in range(5):
+            mon.observe(np.ones(2), np.array([0.5, 0.5]), timestamp=1_700_000_000.0 + i)
+        mon.flush()
+        assert mon.store.value("monitor_confidence_rows_in_window") == 5
+        mon.advance(1_700_000_000.0 + 3 * 3600)  # an idle live worker moves the clock like this
+        mon.export_for_scrape()
+        assert mon.store.value("monitor_confidence_rows_in_window") == 0
+    finally:
+        mon.close()
+
+
+def test_events_still_queued_at_interpreter_exit_are_processed(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "seen.txt"
+    script = f"""
+import numpy as np
+from monitor import Monitor
+from monitor.config import MonitorConfig, QueueConfig
+from monitor.detectors.confidence import ConfidenceDetector
+
+class Recording(ConfidenceDetector):
+    def update(self, batch):
+        with open({str(out)!r}, "a") as f:
+            f.write(f"{{len(batch)}}\\n")
+
+mon = Monitor(config=MonitorConfig(model="exit", queue=QueueConfig(batch_min=1000, linger_s=3600.0)), detectors=[Recording()])
+for _ in range(6):
+    mon.observe(np.ones(2), np.array([0.5, 0.5]))
+# no close(), no flush(): the interpreter exits with the events queued
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert sum(int(line) for line in out.read_text().split()) == 6
