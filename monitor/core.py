@@ -344,9 +344,10 @@ class Monitor:
         ticks: an export costs a few hundred microseconds whatever the traffic, and at low
         traffic paying it every second would cost more than the events themselves. Waits for a
         drain in progress (the detectors are not thread-safe), but at most
-        :data:`SCRAPE_EXPORT_WAIT_S`: the worker holds the lock until the queue is empty, which
-        under sustained overload may be never, and a scrape must still answer then (with the
-        figures of the last export, at most ``queue.export_interval`` old, and current counters).
+        :data:`SCRAPE_EXPORT_WAIT_S`: a drain holds the lock while it processes what was queued
+        when it started (up to ``queue.capacity`` events: seconds when the worker is behind),
+        and a scrape must still answer then (with the figures of the last export, at most
+        ``queue.export_interval`` old, and current counters).
         Failures are logged and counted, never raised into the scrape.
         """
         if not self._lock.acquire(timeout=SCRAPE_EXPORT_WAIT_S):
