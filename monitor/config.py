@@ -299,7 +299,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     if det_raw is not None:
         if not isinstance(det_raw, list):
             raise r.error(k("detectors"), "must be a list of {kind: ..., <params>}", "write - kind: confidence")
-        from monitor.detectors.registry import KINDS
+        from monitor.detectors.registry import KINDS, parameter_names
 
         dets = []
         for i, d in enumerate(det_raw):
@@ -313,7 +313,14 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                 close = difflib.get_close_matches(str(dkind), KINDS, n=1)
                 raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
                               f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")
-            dets.append(DetectorConfig(dkind, {key: v for key, v in d.items() if key != "kind"}))
+            params = {key: v for key, v in d.items() if key != "kind"}
+            known = parameter_names(dkind)
+            for name in params:
+                if name not in known:
+                    close = difflib.get_close_matches(str(name), known, n=1)
+                    raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
+                                  f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
+            dets.append(DetectorConfig(dkind, params))
         detectors = tuple(dets)
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"files", "interval", "alertmanager", "webhook", "log", "external_labels", "external_url"})

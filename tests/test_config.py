@@ -106,3 +106,30 @@ def test_example_config_is_valid():
     example = Path(__file__).resolve().parent.parent / "examples" / "monitor.yaml"
     agent = load_config(example)
     assert agent.models
+
+
+def test_detector_parameters_are_checked_with_the_config():
+    """A misspelt parameter is reported when the config is read (and by `monitor config check`),
+    not when the agent builds the detector, which may need the reference first."""
+    from monitor.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"detectors\[1\]\.windw_s: detector 'calibration' has no parameter 'windw_s'.*did you mean 'window_s'"):
+        parse_config({"model": "m", "detectors": [{"kind": "confidence"}, {"kind": "calibration", "windw_s": 60}]})
+    with pytest.raises(ConfigError, match=r"its parameters: .*ert"):
+        parse_config({"model": "m", "detectors": [{"kind": "pca_drift", "zzz": 1}]})
+    cfg = parse_config({"model": "m", "detectors": [{"kind": "pca_drift", "ert": 5000, "top_k": 2}]}).model()
+    assert cfg.detectors[0].params == {"ert": 5000, "top_k": 2}
+
+
+def test_pca_drift_takes_the_sequential_parameters_of_its_parent():
+    """PCADriftDetector passes **params on to the binned drift detector: its parameters are those."""
+    import numpy as np
+
+    from monitor.detectors.registry import create
+    from monitor.reference import Reference
+
+    ref = Reference.from_arrays(np.random.default_rng(0).normal(size=(500, 3)))
+    det = create("pca_drift", reference=ref, params={"ert": 5000, "top_k": 2})
+    assert (det.kind, det.ert, det.top_k) == ("pca_drift", 5000.0, 2)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        create("pca_drift", reference=ref, params={"zzz": 1})

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -147,6 +147,22 @@ def _label_features(labeled: Any, scores: np.ndarray) -> LabelFeatures:
                          _features(scores[known], predicted))
 
 
+def constructor_parameters(cls: type) -> tuple[str, ...]:
+    """The keyword parameters ``cls(reference, ...)`` takes: those of the first constructor in its
+    MRO that names them (a subclass whose ``__init__`` passes ``**params`` on to its parent's
+    takes the parent's), less ``self`` and ``reference``."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        return tuple(n for n, p in params.items()
+                     if n not in ("self", "reference") and p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    return ()
+
+
 def config_params(cls: type, context: "DetectorContext | None", params: dict[str, Any], **from_context: str) -> dict[str, Any]:
     """Validate ``params`` against ``cls``'s constructor and fill defaults from ``context``.
 
@@ -154,8 +170,7 @@ def config_params(cls: type, context: "DetectorContext | None", params: dict[str
     ``window_s="window_s"``). Unknown names raise a ``ValueError`` that lists the known ones, so
     that a typo in a config file is reported instead of silently ignored.
     """
-    sig = inspect.signature(cls.__init__)
-    known = [n for n in sig.parameters if n not in ("self", "reference")]
+    known = list(constructor_parameters(cls))
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise ValueError(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from monitor.detectors.base import Detector
 
-__all__ = ["KINDS", "create", "detector_class"]
+__all__ = ["KINDS", "create", "detector_class", "parameter_names"]
 
 #: config ``kind`` -> "module:Class". Each detector module adds its line here.
 KINDS: dict[str, str] = {
@@ -39,6 +39,14 @@ def detector_class(kind: str) -> type["Detector"]:
         raise ValueError(f"unknown detector kind {kind!r}; known kinds: {', '.join(sorted(KINDS)) or 'none'}") from None
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def parameter_names(kind: str) -> tuple[str, ...]:
+    """The parameters a config may give detector ``kind`` (what its ``from_config`` validates
+    against): a config can be checked without building the detector, which may need the reference."""
+    from monitor.detectors._common import constructor_parameters
+
+    return constructor_parameters(detector_class(kind))
 
 
 def create(kind: str, *, reference: Any = None, params: dict[str, Any] | None = None, context: Any = None) -> "Detector":
