@@ -521,3 +521,19 @@ def test_a_seldon_tensor_of_shape_nothing_is_a_400_and_a_counted_bad_shape_in_th
         assert event[2].shape == (1, 1)  # an OIP scalar input: one row of one value
     finally:
         s.close()
+
+
+def test_unknown_paths_and_methods_are_answered_in_the_json_error_shape(tmp_path):
+    from tests.sidecar_support import http, quiet_factory, start_sidecar
+
+    s = start_sidecar({"model": "iris", "features": ["a", "b"]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        r = http("POST", s.url + "/v1/event", [])
+        assert r.status == 404 and r.headers["content-type"].startswith("application/json")
+        body = r.json()
+        assert body["reason"] == "not_found" and body["field"] == "path" and "/v1/events" in body["error"]
+        r = http("GET", s.url + "/v1/events")
+        assert r.status == 405 and r.json()["reason"] == "method_not_allowed" and r.headers["allow"] == "POST"
+        assert http("GET", s.url + "/healthz").status == 200
+    finally:
+        s.close()

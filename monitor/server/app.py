@@ -86,6 +86,8 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         return error_response(err)
     except web.HTTPException as exc:
         status = exc.status
+        if name == "unmatched" and status in (404, 405):
+            return _no_route(request, exc)
         raise
     except (asyncio.CancelledError, ConnectionResetError):
         status = 499  # the client went away
@@ -99,6 +101,17 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     finally:
         sidecar.in_flight -= 1
         sidecar.http.record((name if not name.startswith("proxy") else "proxy", str(status)), time.perf_counter() - t0)
+
+
+def _no_route(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """404/405 in the sidecar's one error shape (aiohttp answers them in plain text)."""
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        return error_response(IntakeError(405, "method", f"{request.method} is not allowed on {request.path}; use "
+                                          f"{' or '.join(allowed)}", "method_not_allowed", headers={"Allow": ", ".join(allowed)}))
+    paths = sorted({route.resource.canonical for route in request.app.router.routes() if route.resource is not None and route.name})
+    return error_response(IntakeError(404, "path", f"no endpoint {request.path}; the sidecar serves {', '.join(paths)}",
+                                      "not_found"))
 
 
 # -- read endpoints --------------------------------------------------------------------------------
