@@ -17,7 +17,7 @@ from monitor.batch import Batch
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
-__all__ = ["BatchBuilder", "BuildResult", "RowError"]
+__all__ = ["BatchBuilder", "BuildResult", "RowError", "guess_rows"]
 
 
 class RowError(ValueError):
@@ -212,7 +212,7 @@ class BatchBuilder:
                     num, cat = self._event_rows(ev[2])
                     out = self._event_outputs(ev[3], num.shape[0])
                 except RowError as err:
-                    n_guess = _guess_rows(ev[2])
+                    n_guess = guess_rows(ev[2])
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
                     result.rows_per_event.append(0)
                     continue
@@ -320,7 +320,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _guess_rows(inputs: Any) -> int:
+def guess_rows(inputs: Any) -> int:
+    """How many rows an event's inputs hold, as far as their shape tells without decoding them
+    (1 when it cannot tell): what a refused event counts in ``monitor_rows_rejected``."""
     try:
         if _is_dataframe(inputs):
             return len(inputs)

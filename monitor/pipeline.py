@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.events import ERROR, FEEDBACK, PREDICTION
-from monitor.ingest import BatchBuilder
+from monitor.ingest import BatchBuilder, guess_rows
 from monitor.labels import LabelJoiner
 from monitor.store import MetricStore
 
@@ -36,6 +36,18 @@ MAX_CATCH_UP_TICKS = 1_000
 #: Events stamped further ahead of the wall clock are refused (``future_timestamp``): one of them
 #: would move event time there and expire every window.
 MAX_FUTURE_S = 86_400.0
+
+
+def _rows_of(event: tuple[Any, ...]) -> int:
+    """Rows an event stands for: a prediction's input rows, a feedback event's labels, else 1."""
+    if event[0] == PREDICTION:
+        return guess_rows(event[2])
+    if event[0] == FEEDBACK:
+        try:
+            return max(len(event[2]), 1)
+        except TypeError:
+            return 1
+    return 1
 
 
 class Pipeline:
@@ -137,12 +149,13 @@ class Pipeline:
         finite = np.isfinite(times)
         keep = finite & (times <= limit)
         if not keep.all():
-            # a NaN or infinite time would stall the ticks or expire every window; counted per event
+            # a NaN or infinite time would stall the ticks or expire every window; counted in rows,
+            # as every other reason of monitor_rows_rejected
             store = self.store
-            if not finite.all():
-                store.inc("monitor_rows_rejected", float(len(events) - finite.sum()), labels=("invalid_timestamp",))
-            if (finite & ~keep).any():
-                store.inc("monitor_rows_rejected", float((finite & ~keep).sum()), labels=("future_timestamp",))
+            for reason, refused in (("invalid_timestamp", ~finite), ("future_timestamp", finite & ~keep)):
+                rows = sum(_rows_of(events[i]) for i in np.flatnonzero(refused).tolist())
+                if rows:
+                    store.inc("monitor_rows_rejected", float(rows), labels=(reason,))
             events = [e for e, k in zip(events, keep.tolist()) if k]
             times = times[keep]
             if not events:

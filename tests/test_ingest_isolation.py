@@ -119,3 +119,6 @@ def test_non_finite_timestamps_are_refused_and_do_not_switch_off_the_future_chec
     assert store.value("monitor_predictions") == 1
     assert _rejected(store, "invalid_timestamp") == 2 and _rejected(store, "future_timestamp") == 1
     assert pipe.clock == now
+    # counted in rows, as every reason of monitor_rows_rejected: an event of three rows is three
+    pipe.process([_event(float("nan"), [[1.0], [2.0], [3.0]], [P, P, P]), _event(now * 1000, np.ones((4, 1)), [P] * 4)])
+    assert _rejected(store, "invalid_timestamp") == 5 and _rejected(store, "future_timestamp") == 5
