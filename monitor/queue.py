@@ -123,7 +123,7 @@ class EventQueue:
         return out
 
     def wake(self) -> None:
-        """Ask the worker to drain now instead of at its next poll (used by flush and when full)."""
+        """Ask the worker to drain now instead of at its next poll (used when it stops)."""
         self._wake.set()
 
     def wait(self, timeout: float) -> bool:

@@ -135,6 +135,14 @@ def test_state_round_trip_restores_figures() -> None:
     assert (a.labels, a.accuracy, a.ece, a.debiased_ce, a.temperature) == (b.labels, b.accuracy, b.ece, b.debiased_ce, b.temperature)
     with pytest.raises(ValueError, match="temperature_rows"):
         CalibrationDetector(temperature_rows=128).load_state_dict(det.state_dict())
+    # a state saved with the two trailing sums (of c^2, c^3) earlier versions kept restores the same figures
+    old = det.state_dict()
+    data = old["windows"]["labels"]["data"]
+    old["windows"]["labels"]["data"] = np.concatenate([data, np.ones(data.shape[:-1] + (2,))], axis=-1)
+    legacy = create("calibration", params={"window_s": 1000.0, "temperature_rows": 256})
+    legacy.load_state_dict(old)
+    c = legacy.figures()
+    assert (c.labels, c.accuracy, c.ece, c.gap_pvalue) == (a.labels, a.accuracy, a.ece, a.gap_pvalue)
 
 
 def test_bad_configuration_is_refused_with_the_field_named() -> None:

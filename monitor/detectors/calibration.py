@@ -53,8 +53,10 @@ __all__ = ["CalibrationDetector", "CalibrationFigures"]
 _EDGES = cal.fine_confidence_edges()
 _F = len(_EDGES) - 1
 _COUNT, _SCONF, _SCORR = 0, _F, 2 * _F
-_N, _BRIER, _LOGLOSS, _D2, _C2, _C3 = (3 * _F + i for i in range(6))
-_DIM = 3 * _F + 6
+_N, _BRIER, _LOGLOSS, _D2 = (3 * _F + i for i in range(4))
+_DIM = 3 * _F + 4
+#: Columns of windows saved before the unused sums of c^2 and c^3 were dropped (still restored).
+_OLD_DIM = _DIM + 2
 _COARSE = cal.equal_width_groups(_EDGES, cal.ECE_BINS)
 _ERROR_WEIGHTS = cal.overconfidence_weights(_EDGES)
 _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i in range(cal.ECE_BINS))
@@ -290,7 +292,11 @@ class CalibrationDetector(RefreshingDetector):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
-        load_windows_state({"labels": self._window}, state["windows"])
+        windows = state["windows"]
+        saved = windows.get("labels")
+        if saved is not None and np.shape(saved["data"])[-1] == _OLD_DIM:  # two trailing sums no figure reads
+            windows = {**windows, "labels": {**saved, "data": np.asarray(saved["data"])[..., :_DIM]}}
+        load_windows_state({"labels": self._window}, windows)
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
         if len(state["ring_ts"]) != self.temperature_rows:
             raise ValueError("calibration state was saved with another temperature_rows")
@@ -315,6 +321,4 @@ def _label_parts(rows: dict[str, np.ndarray]) -> list[Part]:
         (_BRIER, rows["brier"]),
         (_LOGLOSS, rows["log_loss"]),
         (_D2, d * d),
-        (_C2, conf * conf),
-        (_C3, conf**3),
     ]
