@@ -353,6 +353,7 @@ class Monitor:
         if not self._lock.acquire(timeout=SCRAPE_EXPORT_WAIT_S):
             return
         try:
+            self._sync_queue_metrics()  # shed and sampled-out counts as of now, not of the last worker cycle
             self.pipeline.export_pending()
         except Exception:  # noqa: BLE001 - a scrape must not fail because of a detector
             log.exception("exporting for a scrape failed")
@@ -458,13 +459,12 @@ class Monitor:
 
     # -- export ----------------------------------------------------------------------------------
     def metrics_text(self, openmetrics: bool = False) -> str:
-        """The Prometheus exposition of this monitor's metrics (processing what is queued first)."""
+        """The Prometheus exposition of this monitor's metrics, as a scrape sees them (see
+        :meth:`export_for_scrape`; queued events are not drained: ``flush()`` does that)."""
         from prometheus_client import CollectorRegistry
 
         from monitor.exporter import exposition
 
-        with self._lock:  # the worker's cycle hook syncs the same counters
-            self._sync_queue_metrics()
         reg = CollectorRegistry(auto_describe=False)
         reg.register(self._collector)
         return exposition(reg, openmetrics=openmetrics).decode("utf-8")

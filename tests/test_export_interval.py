@@ -187,3 +187,17 @@ def test_a_scrape_is_not_held_up_by_a_drain_in_progress():
         drain.join(60)
         scrape.join(60)
         m.close()
+
+
+def test_a_scrape_sees_shed_events_without_waiting_for_a_worker_cycle():
+    cfg = MonitorConfig(model="m", queue=QueueConfig(capacity=2))
+    registry = CollectorRegistry()
+    m = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        for _ in range(5):
+            m.observe([1.0, 2.0], [0.7, 0.3])
+        shed = {s.labels["reason"]: s.value for fam in registry.collect() for s in fam.samples
+                if s.name == "monitor_events_dropped_total"}
+        assert shed == {"queue_full": 3.0}
+    finally:
+        m.close()
