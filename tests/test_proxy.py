@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import free_port
-from tests.sidecar_support import (AppServer, LoopThread, RunningSidecar, http, quiet_factory, sample, start_sidecar, total,
+from tests.sidecar_support import (AppServer, RunningSidecar, http, quiet_factory, sample, start_sidecar, total,
                                    wait_until)
 
 IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
@@ -130,11 +130,9 @@ def engine(request) -> str:
 
 @pytest.fixture(scope="module")
 def upstream():
-    lt = LoopThread()
-    srv = AppServer(upstream_app(), lt)
+    srv = AppServer(upstream_app())  # on its own loop thread, stopped by close()
     yield srv
     srv.close()
-    lt.stop()
 
 
 @pytest.fixture

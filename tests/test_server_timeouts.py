@@ -24,7 +24,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from tests.sidecar_support import AppServer, LoopThread, http, sample, total, wait_until
+from tests.sidecar_support import AppServer, http, sample, total, wait_until
 from tests.test_proxy import IRIS, engine, start_proxying  # noqa: F401 - engine is a fixture
 from tests.test_server_lifecycle import ServeProcess, events
 
@@ -207,11 +207,9 @@ def timing_app() -> web.Application:
 
 @pytest.fixture(scope="module")
 def timing_upstream():
-    lt = LoopThread()
-    srv = AppServer(timing_app(), lt)
+    srv = AppServer(timing_app())  # on its own loop thread, stopped by close()
     yield srv
     srv.close()
-    lt.stop()
 
 
 @pytest.fixture
