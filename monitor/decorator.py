@@ -15,7 +15,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from monitor.events import ERROR, PREDICTION
-from monitor.queue import event_bytes
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -112,8 +111,6 @@ def watch(
     get_segment = _extractor(segment, params)
     queue = monitor.queue
     time = monitor.clock
-    items = queue.items
-    capacity = queue.capacity
     sample_rate = monitor._sample_rate
     rand = monitor._random
     simple = get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
@@ -162,7 +159,7 @@ def watch(
         return async_wrapper
 
     if simple and sample_rate >= 1.0:
-        # the hot path, inlined: no extra call, no branch that is not needed
+        # the hot path: no extractor, no sampling; EventQueue.put does the rest (bounds, bytes, close)
 
         @functools.wraps(fn)
         def fast_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -174,17 +171,8 @@ def watch(
                 raise
             latency = perf_counter() - t0
             try:
-                event = (PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
-                         out, latency, None, None, None, None)
-                size = event_bytes(event)
-                if size and not queue.reserve(size):
-                    return out
-                if len(items) < capacity:
-                    items.append(event)
-                else:
-                    if size:
-                        queue.release(size)
-                    queue.drop("queue_full")
+                queue.put((PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
+                           out, latency, None, None, None, None))
             except Exception:  # noqa: BLE001
                 queue.drop("internal_error")
             return out

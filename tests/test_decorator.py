@@ -192,3 +192,18 @@ def test_module_level_watch_uses_a_named_monitor():
 def test_input_arg_must_exist(mon):
     with pytest.raises(ValueError, match="input_arg='features'"):
         mon.watch(lambda x: x, input_arg="features")
+
+
+def test_calls_after_close_are_counted_as_closed_not_queued(registry):
+    m = Monitor(model="closing", registry=registry, start_worker=False)
+
+    @m.watch
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.array([0.4, 0.6])
+
+    predict(np.zeros(3))
+    m.close()
+    assert predict(np.zeros(3)).tolist() == [0.4, 0.6]  # the model still answers
+    assert len(m.queue) == 0  # nothing waits for a worker that has stopped
+    assert m.queue.counters()[0] == {"closed": 1}
+    assert m.store.value("monitor_predictions") == 1.0
