@@ -482,6 +482,7 @@ class Monitor:
         :func:`monitor.reference.reference_state`) and the counters (the store's counters and
         histograms, but :data:`NOT_CHECKPOINTED_COUNTERS`)."""
         with self._lock:
+            self.pipeline.settle()  # rows held for the deferrable detectors belong in their state
             return {
                 "version": STATE_VERSION,
                 "model": self.model,
@@ -534,6 +535,7 @@ class Monitor:
         if state.get("model") != self.model:
             raise ValueError(f"state is for model {state.get('model')!r}, not {self.model!r}")
         with self._lock:
+            self.pipeline.settle()  # rows processed before the restore go where they went before it
             outcome, reason, detail = self._adopt_reference(state)
             self.pipeline.clock = float(state["clock"])
             self.pipeline.next_tick = state.get("next_tick")

@@ -48,23 +48,25 @@ def test_repeat_needs_different_inputs_and_a_recent_output() -> None:
     assert a[0] == b[0] and a[0] != output_fingerprints(np.array([[0.3 + 1e-5, 0.7 - 1e-5]]))[0]
 
 
-def test_batches_give_the_same_flags_as_rows_one_by_one() -> None:
+@pytest.mark.parametrize("size", [1 << 16, 16])
+def test_batches_give_the_same_flags_as_rows_one_by_one(size: int) -> None:
+    """Whatever the batching (one drain in a replay, many small ones live, batches held for the
+    detectors and handed over together), every row gets the flag it gets alone, also when
+    outputs share table slots and evict each other (the 16-slot table)."""
     rng = np.random.default_rng(1)
     n = 3000
     x = np.floor(rng.random((n, 3)) * 4)  # 64 distinct inputs
     p = tree_model(rng.random((n, 2)) * 0.3, rng, memorised=0.3)  # few distinct outputs
     out, inp = output_fingerprints(p), input_fingerprints(x)
-    # a table large enough that the few distinct outputs never share a slot: batching is then exact
-    # (with collisions, a row compared within its batch escapes an eviction it would suffer alone)
-    size = 1 << 16
-    assert len(np.unique(out % np.uint64(size))) == len(np.unique(out))
+    collide = len(np.unique(out % np.uint64(size))) < len(np.unique(out))
+    assert collide == (size == 16)
     whole = RepeatTable(size, 50).repeats(out, inp)
     one = RepeatTable(size, 50)
     rows = np.concatenate([one.repeats(out[i:i + 1], inp[i:i + 1]) for i in range(n)])
     chunks = RepeatTable(size, 50)
     cuts = np.sort(rng.choice(np.arange(1, n), 40, replace=False))
     parts = np.concatenate([chunks.repeats(o, i) for o, i in zip(np.split(out, cuts), np.split(inp, cuts))])
-    assert 0.1 < whole.mean() < 0.99
+    assert (0.1 if size > 16 else 0.02) < whole.mean() < 0.99  # evictions in the small table miss repeats
     assert np.array_equal(whole, rows) and np.array_equal(whole, parts)
 
 
@@ -158,5 +160,6 @@ def test_outputs_sharing_a_slot_evict_each_other_in_row_order() -> None:
     assert table.repeats(np.array([a, b]), np.array([1, 2], dtype=np.uint64)).tolist() == [False, False]
     assert table.repeats(np.array([a]), np.array([3], dtype=np.uint64)).tolist() == [False]  # a was evicted by b
     assert table.repeats(np.array([a]), np.array([4], dtype=np.uint64)).tolist() == [True]  # a given to input 3 just before
-    # a batch with a repeated output takes the sorting path: same eviction rule
-    assert table.repeats(np.array([b, a, a]), np.array([5, 6, 7], dtype=np.uint64)).tolist() == [False, True, True]
+    # a batch whose rows share a slot takes the sorting path: same eviction rule, row by row
+    # (b evicts a before the first a of the batch comes: only the second a repeats)
+    assert table.repeats(np.array([b, a, a]), np.array([5, 6, 7], dtype=np.uint64)).tolist() == [False, False, True]

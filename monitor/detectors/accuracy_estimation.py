@@ -78,6 +78,8 @@ class AccuracyEstimationDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "accuracy_estimation"
+    #: Sliding-window sums: rows may come late (see :attr:`Detector.deferrable`).
+    deferrable: ClassVar[bool] = True
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy",
                  prior_weight: float = 2.0, refresh: float = 0.05) -> None:

@@ -35,6 +35,17 @@ class Detector(abc.ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: True when handing this detector its rows later changes nothing it exports: the rows of
+    #: several batches concatenated into one (in arrival order), all held predictions before all
+    #: held labels, and :meth:`advance` calls possibly before the rows they follow. That holds
+    #: when the state is a function of the rows per event-time window slot and of the order of
+    #: the rows within each stream (sliding windows of sums, buffered histograms, a table keyed
+    #: by row position), and labels never carry anything the predictions have not shown first.
+    #: The pipeline then holds such a detector's batches and hands them over at every export
+    #: and checkpoint (see :mod:`monitor.holding`), which at low traffic saves most of the
+    #: per-batch cost. Detectors whose state depends on how rows interleave with the clock
+    #: (timers, per-call rate limits, streaming change-point statistics) leave it False.
+    deferrable: ClassVar[bool] = False
     #: Bumped when the layout of :meth:`state_dict` changes, so old checkpoints are refused cleanly.
     state_version: ClassVar[int] = 1
 

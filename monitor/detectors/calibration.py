@@ -108,6 +108,8 @@ class CalibrationDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "calibration"
+    #: Labels only, into sliding-window sums and a ring kept in label order: they may come late.
+    deferrable: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -73,6 +73,8 @@ class ConfidenceDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "confidence"
+    #: Sliding-window sums, buffered histograms and a clock taken as a maximum: rows may come late.
+    deferrable: ClassVar[bool] = True
 
     def __init__(self, abstain_threshold: float = 0.5, window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 30,
                  flush_s: float = 1.0, refresh: float = 0.05) -> None:

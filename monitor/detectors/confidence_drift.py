@@ -63,6 +63,8 @@ class ConfidenceDriftDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "confidence_drift"
+    #: Sliding-window histograms: rows may come late (see :attr:`Detector.deferrable`).
+    deferrable: ClassVar[bool] = True
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, n_bins: int = 20, min_rows: int = 200, refresh: float = 0.05) -> None:
         probs, _ = reference_probabilities(reference, self.kind)

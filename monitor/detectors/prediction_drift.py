@@ -80,6 +80,8 @@ class PredictionDriftDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "prediction_drift"
+    #: Sliding-window class counts: rows may come late (see :attr:`Detector.deferrable`).
+    deferrable: ClassVar[bool] = True
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50, refresh: float = 0.05) -> None:
         probs, labels = reference_probabilities(reference, self.kind)

@@ -180,43 +180,43 @@ class RepeatTable:
     def repeats(self, out_fp: np.ndarray, in_fp: np.ndarray) -> np.ndarray:
         """Mark rows whose output was recently given to a different input; then remember the batch.
 
-        Within the batch each row is compared with the previous row of the same output (a
-        stable sort groups them), the first of each group with the table, as if the rows had
-        been processed one by one.
+        The flags are exactly those of the rows processed one by one, whatever the batching
+        (replayed and live traffic drain differently): each row is compared with the previous
+        row of the batch that maps to the same table slot (a stable sort by slot groups them),
+        and the first of each group with the table, so that an output evicted by another one
+        sharing its slot is evicted within a batch as it would be between batches.
         """
         n = out_fp.shape[0]
-        rep = np.zeros(n, dtype=bool)
         if n == 0:
-            return rep
+            return np.zeros(0, dtype=bool)
         pos = self.count + np.arange(n, dtype=np.int64)
         self.count += n
-        ordered = np.sort(out_fp)
-        if not (ordered[1:] == ordered[:-1]).any():
-            return self._distinct(out_fp, in_fp, pos)
-        order = np.argsort(out_fp, kind="stable")
+        slot = ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
+        order = np.argsort(slot, kind="stable")
+        s = slot[order]
+        first = np.empty(n, dtype=bool)
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        if first.all():  # no two rows share a slot: each meets the table only
+            return self._distinct(slot, out_fp, in_fp, pos)
         o, i, p = out_fp[order], in_fp[order], pos[order]
-        first = np.ones(n, dtype=bool)
-        first[1:] = o[1:] != o[:-1]
-        within = np.zeros(n, dtype=bool)
-        within[1:] = ~first[1:] & (i[1:] != i[:-1]) & (p[1:] - p[:-1] <= self.horizon)
-        slot = ((o & _MASK63) % np.uint64(self.size)).astype(np.int64)
-        hit = first & (self.keys[slot] == o) & (self.inputs[slot] != i) & (p - self.positions[slot] <= self.horizon)
-        rep[order] = within | hit
-        last = np.ones(n, dtype=bool)
-        last[:-1] = o[1:] != o[:-1]
-        # each output keeps its last row; among outputs sharing a slot the latest row wins
-        by_time = np.argsort(p[last], kind="stable")
-        s_last = slot[last][by_time]
-        self.keys[s_last] = o[last][by_time]
-        self.inputs[s_last] = i[last][by_time]
-        self.positions[s_last] = p[last][by_time]
+        # the slot's previous occupant: the group's previous row, or the table for the first
+        head = s[first]
+        prev_o, prev_i, prev_p = np.empty_like(o), np.empty_like(i), np.empty_like(p)
+        prev_o[1:], prev_i[1:], prev_p[1:] = o[:-1], i[:-1], p[:-1]
+        prev_o[first], prev_i[first], prev_p[first] = self.keys[head], self.inputs[head], self.positions[head]
+        rep = np.empty(n, dtype=bool)
+        rep[order] = (prev_o == o) & (prev_i != i) & (p - prev_p <= self.horizon)
+        last = np.empty(n, dtype=bool)
+        last[-1] = True
+        np.not_equal(s[1:], s[:-1], out=last[:-1])
+        tail = s[last]  # each slot keeps the latest row that mapped to it
+        self.keys[tail], self.inputs[tail], self.positions[tail] = o[last], i[last], p[last]
         return rep
 
-    def _distinct(self, out_fp: np.ndarray, in_fp: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """:meth:`repeats` for a batch whose outputs are all different (the usual case for
-        continuous scores): each row is compared with the table only, and rows are remembered in
-        batch order, so that among outputs sharing a slot the latest row wins."""
-        slot = ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
+    def _distinct(self, slot: np.ndarray, out_fp: np.ndarray, in_fp: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """:meth:`repeats` for a batch whose rows all map to different slots (the usual case for
+        continuous scores and small batches): each row is compared with the table only."""
         rep = self.keys[slot] == out_fp
         rep &= self.inputs[slot] != in_fp
         rep &= pos - self.positions[slot] <= self.horizon
@@ -251,6 +251,9 @@ class OutputRepeatDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "output_repeats"
+    #: The repeat table gives every row the flag it would get alone, whatever the batching, and the
+    #: window keeps sums: rows may come late (see :attr:`Detector.deferrable`).
+    deferrable: ClassVar[bool] = True
 
     def __init__(
         self,

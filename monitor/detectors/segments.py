@@ -115,6 +115,10 @@ class SegmentDetector(RefreshingDetector):
     """
 
     kind: ClassVar[str] = "segments"
+    #: Sliding-window sums per segment. Segment slots are learned in the order values first appear
+    #: among the predictions (a label's segment is that of its prediction, seen before it), so
+    #: rows may come late (see :attr:`Detector.deferrable`).
+    deferrable: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,0 +1,128 @@
+"""Batches held for the detectors that may receive their rows late, handed over together.
+
+At low traffic the worker drains a few hundred events at a time (``queue.linger``), and every
+detector pays a few dozen array operations per batch whatever its size: at 256 events/s that
+fixed cost is most of what the confidence detectors add per event. Their figures are only
+published at an export (a timer, a scrape, a rule tick), so the rows of several drains can reach
+them together just before it, as one batch, at a fraction of the cost. Detectors opt in with
+:attr:`monitor.detectors.base.Detector.deferrable` (which states what that promise means); the
+pipeline (:mod:`monitor.pipeline`) holds their batches here and hands them over at every export,
+before checkpoints, and when :attr:`HeldBatches.capacity` rows wait.
+
+Held prediction batches are concatenated in arrival order, and so are the label batches; the
+detectors then see all the predictions first and the labels after them, which is the order in
+which the pipeline already processes a single larger drain (predictions, then feedback).
+Batches whose columns do not stack (a column present in one and absent from the other, another
+width of scores after a new class, other feature names) are not held together: the caller hands
+over what is held first (:meth:`HeldBatches.hold` returns False).
+
+Examples
+--------
+>>> import numpy as np
+>>> from monitor.batch import Batch
+>>> held = HeldBatches(capacity=100)
+>>> held.hold(Batch.from_arrays(np.zeros((2, 1)), np.array([[0.9, 0.1], [0.4, 0.6]]), ts=1.0))
+True
+>>> held.hold(Batch.from_arrays(np.zeros((1, 1)), np.array([[0.2, 0.8]]), ts=2.0))
+True
+>>> batch, labeled = held.take()
+>>> batch.ts.tolist(), batch.predicted.tolist(), labeled, len(held)
+([1.0, 1.0, 2.0], [0, 1, 1], None, 0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar, Union
+
+from monitor.batch import Batch, LabeledBatch
+
+__all__ = ["HeldBatches", "concat_batches", "stackable"]
+
+_B = TypeVar("_B", bound=Union["Batch", "LabeledBatch"])
+
+
+def _column_key(value: Any) -> Any:
+    """What must be equal for two batches' values of one field to stack: None, an array's dtype
+    and trailing shape, or any other value itself (names, classes)."""
+    if value is None:
+        return None
+    shape = getattr(value, "shape", None)
+    if shape is not None and getattr(value, "ndim", 0) >= 1:
+        return ("array", value.dtype.str, tuple(shape[1:]))
+    return ("value", value)
+
+
+def stackable(a: "Batch | LabeledBatch", b: "Batch | LabeledBatch") -> bool:
+    """Whether two batches of one type have the same columns, so that their rows concatenate into
+    one batch without converting anything."""
+    if type(a) is not type(b):
+        return False
+    for f in fields(a):
+        ka, kb = _column_key(getattr(a, f.name)), _column_key(getattr(b, f.name))
+        try:
+            if ka != kb:
+                return False
+        except (TypeError, ValueError):  # values that do not compare: do not stack them
+            return False
+    return True
+
+
+def concat_batches(batches: list[_B]) -> _B:
+    """One batch holding the rows of ``batches`` (all :func:`stackable` with the first) in order."""
+    if len(batches) == 1:
+        return batches[0]
+    import numpy as np
+
+    first = batches[0]
+    values: dict[str, Any] = {}
+    for f in fields(first):
+        v = getattr(first, f.name)
+        if _column_key(v) is None or _column_key(v)[0] == "value":
+            values[f.name] = v
+        else:
+            values[f.name] = np.concatenate([getattr(b, f.name) for b in batches], axis=0)
+    return type(first)(**values)
+
+
+class HeldBatches:
+    """Prediction batches and label batches waiting for the deferrable detectors.
+
+    Parameters
+    ----------
+    capacity
+        Rows (predicted and labelled) held at most: :meth:`full` says when to hand them over.
+        Bounds the memory (the held batches' arrays) and the work of one hand-over.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = int(capacity)
+        self._predictions: list[Batch] = []
+        self._labels: list[LabeledBatch] = []
+        self._rows = 0
+
+    def __len__(self) -> int:
+        """Rows held (predicted and labelled)."""
+        return self._rows
+
+    @property
+    def full(self) -> bool:
+        return self._rows >= self.capacity
+
+    def hold(self, batch: "Batch | LabeledBatch") -> bool:
+        """Keep a batch (predictions or labels, told apart by their type); False, keeping nothing,
+        when it does not stack with the batches of its kind already held."""
+        kept = self._labels if isinstance(batch, LabeledBatch) else self._predictions
+        if kept and not stackable(kept[0], batch):
+            return False
+        kept.append(batch)  # type: ignore[arg-type]
+        self._rows += len(batch)
+        return True
+
+    def take(self) -> tuple["Batch | None", "LabeledBatch | None"]:
+        """The held predictions and labels, each as one batch (None when there are none), and
+        forget them."""
+        batch = concat_batches(self._predictions) if self._predictions else None
+        labeled = concat_batches(self._labels) if self._labels else None
+        self._predictions, self._labels, self._rows = [], [], 0
+        return batch, labeled
