@@ -246,26 +246,43 @@ def _threads(pid: int) -> dict[str, float]:
     return out
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (the proxy's data path process)."""
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
 class _Target:
     """One thing the client sends requests to, with its latencies, errors and CPU."""
 
-    def __init__(self, name: str, url: str, pid: int | None) -> None:
+    def __init__(self, name: str, url: str, pid: int | None, child: bool = False) -> None:
         self.name = name
         self.url = url
         self.pid = pid
+        #: the proxy's data path runs in a child process: its CPU is added, and stands for the loop's
+        self.child = child
         self.lat: list[float] = []
         self.errors = 0
         self.cpu = 0.0
         self.loop_cpu = 0.0  # the process's main thread (event loop)
 
     def round(self, rate: float, seconds: float) -> None:
+        kids = _children(self.pid) if self.pid and self.child else []
         c0 = _cpu(self.pid) if self.pid else 0.0
+        k0 = sum(_cpu(k) for k in kids)
         t0 = _threads(self.pid) if self.pid else {}
         lat, e = asyncio.run(open_loop(self.url + "/v2/models/iris/infer", rate, seconds))
         if self.pid:
-            self.cpu += _cpu(self.pid) - c0
+            k1 = sum(_cpu(k) for k in kids)
+            self.cpu += _cpu(self.pid) - c0 + k1 - k0
             t1 = _threads(self.pid)
-            self.loop_cpu += t1.get(str(self.pid), 0.0) - t0.get(str(self.pid), 0.0)
+            self.loop_cpu += (k1 - k0) if self.child else t1.get(str(self.pid), 0.0) - t0.get(str(self.pid), 0.0)
         self.lat += lat
         self.errors += e
 
@@ -285,12 +302,13 @@ def main() -> None:
     up.start()
     upstream = f"http://127.0.0.1:{q.get(timeout=30)}"
 
-    def cfg(engine: str) -> dict:
+    def cfg(engine: str, process: bool = True) -> dict:
         return {"model": "iris", "features": ["a", "b", "c", "d"],
                 "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
-                "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": engine}}}
+                "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": engine, "process": process}}}
 
     lean = Serve(cfg("lean"), extra_args=("--proxy", upstream))
+    inproc = Serve(cfg("lean", process=False), extra_args=("--proxy", upstream))
     aio = Serve(cfg("aiohttp"), extra_args=("--proxy", upstream))
     bq: multiprocessing.Queue[int] = multiprocessing.Queue()
     bare_proc = multiprocessing.Process(target=_bare_proxy, args=(upstream, bq), daemon=True)
@@ -302,11 +320,14 @@ def main() -> None:
     relay_url = f"http://127.0.0.1:{rq.get(timeout=30)}"
     direct = _Target("upstream directly", upstream, None)
     bare = _Target("through a bare aiohttp proxy (no monitoring; baseline)", bare_url, bare_proc.pid)
-    proxied = _Target("through monitor serve --proxy (lean engine, the default)", lean.url, lean.proc.pid)
+    proxied = _Target("through monitor serve --proxy (lean engine in its own process, the default)", lean.url,
+                      lean.proc.pid, child=True)
+    proxied_inproc = _Target("through monitor serve --proxy (lean engine on the sidecar's loop: process: false)",
+                             inproc.url, inproc.proc.pid)
     proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid)
     relay = _Target("through a byte relay (no HTTP parsing, no monitoring: the floor of an asyncio proxy)", relay_url,
                     relay_proc.pid)
-    targets = [direct, relay, bare, proxied, proxied_aio]
+    targets = [direct, relay, bare, proxied, proxied_inproc, proxied_aio]
     try:
         per_round = args.seconds / args.rounds
         load_before = os.getloadavg()[0]
@@ -324,8 +345,10 @@ def main() -> None:
         time.sleep(0.5)
         tapped = metric(lean.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
         tapped_aio = metric(aio.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
+        tapped_inproc = metric(inproc.metrics(), "monitor_intake_events_accepted_total", model="iris", endpoint="proxy")
     finally:
         lean.stop()
+        inproc.stop()
         aio.stop()
         bare_proc.terminate()
         bare_proc.join(10)

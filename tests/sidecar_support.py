@@ -136,6 +136,10 @@ class RunningSidecar:
         return self.sidecar.resolve(name)
 
     def flush(self) -> None:
+        """Everything answered so far processed: the proxy's data path process (if any) synced,
+        then every monitor's queue drained."""
+        if self.sidecar.data_planes:
+            asyncio.run_coroutine_threadsafe(self.sidecar.sync_proxies(), self.server.lt.loop).result(10)
         for mon in self.sidecar.all_monitors():
             mon.flush()
 

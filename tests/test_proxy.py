@@ -92,11 +92,18 @@ def serve(app: web.Application, engine: str) -> AppServer:
     a proxying app (:func:`monitor.server.leanproxy.make_site`, the lean engine)."""
     if engine == "aiohttp":
         return AppServer(app)
+    import dataclasses
+
+    from monitor.server import keys as K
+    from monitor.server.dataplane import DataPlaneSite
     from monitor.server.leanproxy import LeanProxySite, make_site
+
+    proxy = app[K.PROXY]
+    proxy.settings = dataclasses.replace(proxy.settings, process=engine == "process")
 
     def lean(runner: web.AppRunner, port: int) -> web.BaseSite:
         site = make_site(runner, app, "127.0.0.1", port, shutdown_timeout=5)
-        assert isinstance(site, LeanProxySite)
+        assert isinstance(site, DataPlaneSite if engine == "process" else LeanProxySite)
         return site
 
     return AppServer(app, site=lean)
@@ -118,13 +125,20 @@ def start_proxying(raw: dict, folder, engine: str, **overrides) -> RunningSideca
     return RunningSidecar(sidecar, server, server.url)
 
 
-@pytest.fixture(params=["aiohttp", "lean"])
+@pytest.fixture(params=["aiohttp", "lean", "process"])
 def engine(request) -> str:
-    if request.param == "lean":
+    """The aiohttp engine, the lean engine on the sidecar's loop, and the lean engine in its own
+    process (:mod:`monitor.server.dataplane`, the default of ``monitor serve``)."""
+    if request.param != "aiohttp":
         from monitor.server.leanproxy import lean_available
 
         if not lean_available():
             pytest.skip("the lean proxy engine needs httptools (a dependency of model-monitor)")
+    if request.param == "process":
+        from monitor.server.dataplane import process_available
+
+        if not process_available():
+            pytest.skip("this platform cannot pass sockets between processes")
     return request.param
 
 

@@ -538,7 +538,7 @@ def test_the_route_table_resolves_as_aiohttp_does(method, path):
         raw = {**IRIS, "server": {"proxy": {"upstream": "http://127.0.0.1:9", "routes": [
             {"path": "/v2/models/special/infer", "model": "iris"}, {"path": "/models/{model}/predict"}]}}}
         app = _ROUTED["app"] = create_app(build_sidecar(parse_config(raw, "/tmp/m.yaml", Path("/tmp"))))
-    table = RouteTable(app.router, app[K.PROXY].taps)
+    table = RouteTable.from_router(app.router, app[K.PROXY].taps)
     match = asyncio.run(app.router.resolve(make_mocked_request(method, path, app=app)))
     name = getattr(match.route, "name", None)
     got = table.resolve(method.encode(), path.encode())

@@ -45,6 +45,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "Requests the proxy could not forward to the model server, by reason (connect, timeout, disconnect); "
                "answered 502/504 to the client.",
                labels=("reason",), concern="sidecar", max_series=20),
+    MetricSpec("monitor_proxy_process_restarts", COUNTER,
+               "Times the proxy's data path process (server.proxy.process) exited unasked and was started again.",
+               concern="sidecar"),
     MetricSpec("monitor_proxy_upstream_seconds", HISTOGRAM,
                "Time from forwarding a request to the model server until its full response arrived.",
                buckets=HTTP_BUCKETS, concern="sidecar", unit="s"),

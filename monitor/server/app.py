@@ -133,6 +133,7 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     sidecar: Sidecar = request.app[K.SIDECAR]
     om = "application/openmetrics-text" in request.headers.get("Accept", "")
+    await sidecar.sync_proxies()
     loop = asyncio.get_running_loop()
     body = await loop.run_in_executor(None, sidecar.metrics_text, om)
     resp = web.Response(body=body)

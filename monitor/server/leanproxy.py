@@ -45,6 +45,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -60,7 +62,7 @@ try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
-__all__ = ["LeanProxy", "LeanProxySite", "engine_of", "lean_available", "make_site"]
+__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "engine_of", "lean_available", "make_site"]
 
 log = logging.getLogger("monitor.server")
 
@@ -343,8 +345,8 @@ class _Exchange:
         try:
             self.lean.pool.release(up, keep)
             lean = self.lean
-            lean.store.inc("monitor_proxy_requests", labels=(self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
-            lean.sidecar.upstream.record((), elapsed)
+            lean.sink.count("monitor_proxy_requests", (self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
+            lean.sink.upstream_time(elapsed)
             self._record(self.status)
             if self.route.tap is not None:
                 self._tap(body, elapsed)
@@ -358,11 +360,9 @@ class _Exchange:
         req_body = None if self.tap_body is None else b"".join(self.tap_body)
         meta = self.meta
         header = lean.client_header
-        client = lean.proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
-        assert self.route.tap is not None
-        lean.proxy.tap(self.route.tap, self.route.model, client, _text(meta.get(b"x-request-id")), req_body,
-                       resp_body, self.status, _text(self.resp_encoding), _text(meta.get(b"content-encoding")),
-                       elapsed, self.t_start)
+        client = Proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
+        lean.sink.tap(self.route, client, _text(meta.get(b"x-request-id")), req_body, resp_body, self.status,
+                      _text(self.resp_encoding), _text(meta.get(b"content-encoding")), elapsed, self.t_start)
 
     # -- failures --------------------------------------------------------------------------------
     def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
@@ -397,8 +397,8 @@ class _Exchange:
         truncation, so its connection is closed."""
         self._finished()
         lean = self.lean
-        lean.store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
-        lean.store.inc("monitor_proxy_requests", labels=(self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
+        lean.sink.count("monitor_proxy_upstream_errors", ("disconnect",))
+        lean.sink.count("monitor_proxy_requests", (self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
         self._record(self.status)
         self._drop_upstream()
         self.conn.abort()
@@ -412,8 +412,8 @@ class _Exchange:
         self._finished()
         self._drop_upstream()
         lean = self.lean
-        lean.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
-        lean.store.inc("monitor_proxy_requests", labels=("error", f"{status // 100}xx"))
+        lean.sink.count("monitor_proxy_upstream_errors", (reason,))
+        lean.sink.count("monitor_proxy_requests", ("error", f"{status // 100}xx"))
         self._record(status)
         body = json.dumps(fail_body(reason, message)).encode()
         if not self.body_done:
@@ -468,7 +468,7 @@ class _Exchange:
             self.timer = None
 
     def _record(self, status: int) -> None:
-        self.lean.sidecar.http.record(("proxy", str(status)), time.perf_counter() - self.t_req)
+        self.lean.sink.request_time(status, time.perf_counter() - self.t_req)
 
 
 # -- the client side -------------------------------------------------------------------------------
@@ -736,32 +736,96 @@ class _Client(asyncio.Protocol):
 
 
 # -- the listener ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LeanSettings:
+    """What the lean data path needs to know of the sidecar's settings (plain values: the data
+    path may run in its own process, :mod:`monitor.server.dataplane`)."""
+
+    upstream: str
+    timeout_s: float
+    max_connections: int
+    max_body_bytes: int
+    client_header: str | None
+
+    @classmethod
+    def of(cls, proxy: Proxy) -> "LeanSettings":
+        settings = proxy.sidecar.settings
+        return cls(proxy.upstream, proxy.settings.timeout_s, proxy.settings.max_connections, settings.max_body_bytes,
+                   settings.client_header)
+
+
+class ProxySink(Protocol):
+    """Where the data path reports each exchange: the sidecar itself (:class:`SidecarSink`), or,
+    from the data path's own process, the channel to the sidecar."""
+
+    def count(self, name: str, labels: tuple[str, ...]) -> None: ...
+
+    def upstream_time(self, seconds: float) -> None: ...
+
+    def request_time(self, status: int, seconds: float) -> None: ...
+
+    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
+            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
+            elapsed: float, ts: float) -> None: ...
+
+
+class SidecarSink:
+    """The data path's reports, into the sidecar of this process: its store, its buffered
+    histograms and the proxy's tap."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self.store = proxy.sidecar.store
+        self.http = proxy.sidecar.http
+        self.upstream = proxy.sidecar.upstream
+
+    def count(self, name: str, labels: tuple[str, ...]) -> None:
+        self.store.inc(name, labels=labels)
+
+    def upstream_time(self, seconds: float) -> None:
+        self.upstream.record((), seconds)
+
+    def request_time(self, status: int, seconds: float) -> None:
+        self.http.record(("proxy", str(status)), seconds)
+
+    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
+            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
+            elapsed: float, ts: float) -> None:
+        assert route.tap is not None
+        self.proxy.tap(route.tap, route.model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
+                       elapsed, ts)
+
+
 class LeanProxy:
     """State shared by every connection of one proxy listener: the route table, the upstream
-    pool, and the aiohttp protocol factory of the sidecar's own routes."""
+    pool, where exchanges are reported, and the protocol factory of the sidecar's own routes."""
 
-    def __init__(self, proxy: Proxy, router: web.UrlDispatcher, local_protocol: Callable[[], asyncio.Protocol]) -> None:
-        parts = urlsplit(proxy.upstream)
+    def __init__(self, settings: LeanSettings, routes: RouteTable, sink: ProxySink,
+                 local_protocol: Callable[[], asyncio.Protocol]) -> None:
+        parts = urlsplit(settings.upstream)
         if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"the lean proxy engine needs an http:// upstream, got {proxy.upstream!r}")
-        self.proxy = proxy
-        self.sidecar = proxy.sidecar
-        self.store = proxy.sidecar.store
-        self.routes = RouteTable(router, proxy.taps)
+            raise ValueError(f"the lean proxy engine needs an http:// upstream, got {settings.upstream!r}")
+        self.settings = settings
+        self.sink = sink
+        self.routes = routes
         self.local_protocol = local_protocol
         self.prefix = parts.path.rstrip("/").encode()
         self.host_header = parts.netloc.rpartition("@")[2].encode("idna" if not parts.netloc.isascii() else "ascii")
-        settings = proxy.settings
         self.timeout = settings.timeout_s
         self.pool = UpstreamPool(parts.hostname, parts.port or 80, settings.max_connections, min(10.0, settings.timeout_s))
-        self.max_body = proxy.sidecar.settings.max_body_bytes
-        header = proxy.sidecar.settings.client_header
+        self.max_body = settings.max_body_bytes
+        header = settings.client_header
         self.client_header = header.lower().encode("latin-1") if header else None
         #: request headers an exchange keeps aside while re-framing (the tap's and Expect)
         self.wanted = frozenset({b"expect", b"x-request-id", b"content-encoding"} | ({self.client_header} if self.client_header else set()))
         self.loop = asyncio.get_running_loop()
         self.conns: set[_Client] = set()
         self.stopping = False
+
+    @classmethod
+    def in_process(cls, proxy: Proxy, router: web.UrlDispatcher, local_protocol: Callable[[], asyncio.Protocol]) -> "LeanProxy":
+        """The data path on this process's event loop, reporting to its sidecar."""
+        return cls(LeanSettings.of(proxy), RouteTable.from_router(router, proxy.taps), SidecarSink(proxy), local_protocol)
 
     def protocol(self) -> _Client:
         return _Client(self)
@@ -809,11 +873,11 @@ class LeanProxySite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None, "runner.setup() first"
-        self.lean = LeanProxy(self._app[K.PROXY], self._app.router, server)
+        self.lean = LeanProxy.in_process(self._app[K.PROXY], self._app.router, server)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.lean.protocol, self._host, self._port, backlog=self._backlog,
                                                 reuse_address=self._reuse_address)
-        log.info("proxy to %s on the lean engine (httptools)", self.lean.proxy.upstream)
+        log.info("proxy to %s on the lean engine (httptools)", self.lean.settings.upstream)
 
     def stop_listening(self) -> None:
         """Accept no more connections; the open ones close once their requests are answered
@@ -838,9 +902,18 @@ class LeanProxySite(web.BaseSite):
 
 def make_site(runner: web.BaseRunner, app: web.Application, host: str, port: int, *, reuse_address: bool = True,
               shutdown_timeout: float = 20.0) -> web.BaseSite:
-    """The listener for ``app``: a :class:`LeanProxySite` when the app carries the proxy and
-    its engine is the lean one, an aiohttp ``TCPSite`` otherwise."""
+    """The listener for ``app``: when the app carries the proxy and its engine is the lean one, a
+    :class:`monitor.server.dataplane.DataPlaneSite` (the data path in a child process,
+    ``server.proxy.process``, where the platform passes sockets) or a :class:`LeanProxySite`
+    (on this process's loop); an aiohttp ``TCPSite`` otherwise."""
     proxy = app.get(K.PROXY)
     if proxy is not None and engine_of(proxy) == "lean":
+        if proxy.settings.process:
+            from monitor.server.dataplane import DataPlaneSite, process_available
+
+            if process_available():
+                return DataPlaneSite(runner, app, host, port, reuse_address=reuse_address)
+            log.warning("server.proxy.process: this platform cannot pass sockets between processes; "
+                        "the proxy's data path runs on the sidecar's event loop")
         return LeanProxySite(runner, app, host, port, reuse_address=reuse_address, shutdown_timeout=shutdown_timeout)
     return web.TCPSite(runner, host, port, reuse_address=reuse_address)

@@ -266,12 +266,13 @@ async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner
     :data:`_CUT_S`); their clients see the connection close, and each is counted with code 499
     in ``monitor_http_request_duration_seconds`` (the log says how many). Keep-alive connections
     are closed once their current request is answered."""
+    from monitor.server.dataplane import DataPlaneSite
     from monitor.server.leanproxy import LeanProxySite
 
     loop = asyncio.get_running_loop()
-    lean = [s for s in sites if isinstance(s, LeanProxySite)]
+    lean = [s for s in sites if isinstance(s, (LeanProxySite, DataPlaneSite))]
     for site in sites:
-        if isinstance(site, LeanProxySite):
+        if site in lean:
             site.stop_listening()
         else:
             await site.stop()  # an aiohttp TCPSite: closes its listening socket, waits for nothing

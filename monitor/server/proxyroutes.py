@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Optional
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from monitor.server.proxy import _Tap
 
-__all__ = ["LOCAL", "RouteTable", "Target"]
+__all__ = ["LOCAL", "RouteSpec", "RouteTable", "Target", "route_specs"]
 
 _SLASH = re.compile("%2[fF]")
 _CACHE = 4096  # resolved (method, path) pairs kept; cleared when full
@@ -32,6 +32,7 @@ class Target:
     local: bool
     tap: _Tap | None = None
     model: str | None = None
+    name: str | None = None  # the proxy route's name (its tap's key)
 
 
 LOCAL = Target(True)
@@ -44,37 +45,62 @@ def _index_key(canonical: str) -> str:
     return canonical.rstrip("/") or "/"
 
 
+#: One resource of the router, in a form that can cross a process boundary: its index key, how
+#: it matches (``path``: equal to a fixed path; ``pattern``: a regular expression; ``prefix``:
+#: everything under a path), the path or expression, and its route names by method.
+RouteSpec = tuple[str, str, str, dict[str, Optional[str]]]
+
+
+def route_specs(router: web.UrlDispatcher) -> list[RouteSpec]:
+    """The application's resources in registration order, as :class:`RouteTable` reads them."""
+    out: list[RouteSpec] = []
+    for resource in router.resources():
+        info = resource.get_info()
+        if "path" in info:
+            kind, value = "path", info["path"]
+        elif "pattern" in info:
+            kind, value = "pattern", info["pattern"].pattern
+        else:  # static files or sub-applications: everything under the prefix is the sidecar's
+            kind, value = "prefix", resource.canonical.rstrip("/")
+        names: dict[str, str | None] = {route.method: route.name for route in resource}
+        out.append((_index_key(resource.canonical), kind, value, names))
+    return out
+
+
+def _matcher(kind: str, value: str) -> Callable[[str], dict[str, str] | None]:
+    if kind == "path":
+        return lambda path: {} if path == value else None
+    if kind == "pattern":
+        pattern = re.compile(value)
+
+        def match(path: str) -> dict[str, str] | None:
+            m = pattern.fullmatch(path)
+            return None if m is None else {k: unquote(v) for k, v in m.groupdict().items()}
+
+        return match
+    return lambda path: {} if path == value or path.startswith(value + "/") else None
+
+
 class RouteTable:
     """The aiohttp application's routes, resolved the way aiohttp resolves them: the resources
     indexed by their static prefix are tried from the most specific prefix of the path up to
     ``/``, in registration order within one prefix; a path that matches a resource without
     the request's method goes on to the next. Routes named in ``taps`` are the proxy's; any
-    other match, or none, is the sidecar's own (``local``)."""
+    other match, or none, is the sidecar's own (``local``).
 
-    def __init__(self, router: web.UrlDispatcher, taps: dict[str, _Tap | None]) -> None:
+    Built from the router's :func:`route_specs` (:meth:`from_router`), so that the proxy's data
+    path in its own process (:mod:`monitor.server.dataplane`) resolves exactly as in this one."""
+
+    def __init__(self, specs: list[RouteSpec], taps: dict[str, _Tap | None]) -> None:
         self.index: dict[str, list[tuple[Callable[[str], dict[str, str] | None], dict[str, str | None]]]] = {}
-        for resource in router.resources():
-            info = resource.get_info()
-            if "path" in info:
-                fixed = info["path"]
-
-                def match(path: str, fixed: str = fixed) -> dict[str, str] | None:
-                    return {} if path == fixed else None
-            elif "pattern" in info:
-                pattern = info["pattern"]
-
-                def match(path: str, pattern: Any = pattern) -> dict[str, str] | None:
-                    m = pattern.fullmatch(path)
-                    return None if m is None else {k: unquote(v) for k, v in m.groupdict().items()}
-            else:  # static files or sub-applications: everything under the prefix is the sidecar's
-                prefix = resource.canonical.rstrip("/")
-
-                def match(path: str, prefix: str = prefix) -> dict[str, str] | None:
-                    return {} if path == prefix or path.startswith(prefix + "/") else None
-            names: dict[str, str | None] = {route.method: route.name for route in resource}
-            self.index.setdefault(_index_key(resource.canonical), []).append((match, names))
+        for key, kind, value, names in specs:
+            self.index.setdefault(key, []).append((_matcher(kind, value), names))
         self.taps = taps
         self._cache: dict[tuple[bytes, bytes], Target] = {}
+
+    @classmethod
+    def from_router(cls, router: web.UrlDispatcher, taps: dict[str, _Tap | None]) -> "RouteTable":
+        return cls(route_specs(router), taps)
 
     def resolve(self, method: bytes, target: bytes) -> Target:
         key = (method, target.partition(b"?")[0])
@@ -107,7 +133,7 @@ class RouteTable:
                     continue
                 if name is None or name not in self.taps:
                     return LOCAL
-                return Target(False, self.taps[name], info.get("model"))
+                return Target(False, self.taps[name], info.get("model"), name)
             if part == "/":
                 break
             part = part.rpartition("/")[0] or "/"

@@ -48,6 +48,13 @@ class ProxySettings:
     #: "auto" (the lean httptools data path when httptools is installed and the upstream is
     #: http://), "lean" (that path, or an error) or "aiohttp" (server and client session).
     engine: str = "auto"
+    #: ``server.proxy.process``: run the lean engine's data path in a child process of its own
+    #: (:mod:`monitor.server.dataplane`), so that nothing the monitor does (the tap's parsing,
+    #: the worker's drains, rule evaluation, checkpoints, scrapes) holds the proxy's GIL; the
+    #: sidecar's own routes on the proxy's port are handed back to this process by their socket.
+    #: Needs a platform that passes sockets between processes (Linux, macOS); elsewhere, and
+    #: with ``false``, the data path runs on this process's event loop.
+    process: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,8 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     base = Path(source).parent if source and not source.startswith("<") else Path(".")
     extra = dict(srv.extra)
 
-    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections", "engine"}, source)
+    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections", "engine",
+                                                          "process"}, source)
     routes = []
     raw_routes = px.get("routes", []) or []
     if not isinstance(raw_routes, list):
@@ -178,6 +186,10 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     if engine == "lean" and upstream is not None and not upstream.startswith("http://"):
         raise ConfigError("server.proxy.engine", "the lean engine speaks plain HTTP to the model server",
                           "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
+    process = px.get("process", True)
+    if not isinstance(process, bool):
+        raise ConfigError("server.proxy.process", f"must be true or false, got {process!r}",
+                          "write process: false to run the proxy's data path on the sidecar's own event loop", source)
     proxy = ProxySettings(
         upstream=upstream,
         port=None if px.get("port") is None else _int(px.get("port"), "server.proxy.port", source, 0, 65535),
@@ -186,6 +198,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         oip_output=oip_output,
         max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
         engine=engine,
+        process=process,
     )
 
     ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "max_pending_bytes", "pending_ttl", "require_token"}, source)

@@ -8,6 +8,7 @@ with a reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -154,6 +155,8 @@ class Sidecar:
         self.registry.register(self.collector)
         self.monitors: dict[str, Monitor] = {}
         self.admission = Admission(settings.max_queued_events)
+        #: the proxy's data path processes (:mod:`monitor.server.dataplane`), synced before a scrape
+        self.data_planes: set[Any] = set()
         self.http = BufferedHistogram("monitor_http_request_duration_seconds")
         self.upstream = BufferedHistogram("monitor_proxy_upstream_seconds")
         self.ready = False
@@ -278,6 +281,12 @@ class Sidecar:
         return n_all
 
     # -- export ----------------------------------------------------------------------------------
+    async def sync_proxies(self) -> None:
+        """Wait until the proxy's data path processes have reported every request they answered
+        so far (their taps and metrics), so that a scrape right after a request counts it."""
+        if self.data_planes:
+            await asyncio.gather(*(plane.sync() for plane in list(self.data_planes)))
+
     def fold(self) -> None:
         """Move buffered request and upstream durations into their histograms."""
         self.http.fold(self.store)

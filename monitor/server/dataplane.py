@@ -1,0 +1,354 @@
+"""The reverse proxy's data path in a child process, supervised by the sidecar.
+
+Why: in one process the proxy's event loop shares the GIL with everything the monitor does:
+the tap's JSON parsing, the worker's drains, rule evaluation, checkpoints, scrapes. Each of
+those holds the GIL for a while, and a proxied request arriving then waits, which is what a
+proxy's tail latency is made of (``benchmarks/bench_proxy.py``). In its own process the data
+path (:mod:`monitor.server.leanproxy`, :mod:`monitor.server.dataplane_child`) does only HTTP:
+it parses nothing of the bodies and sends the tapped exchanges over a Unix socket, unparsed;
+this process turns them into events with the same tap as ever (:meth:`Proxy.tap`).
+
+The sidecar keeps what it had: it binds the listening socket (so a port in use is its error at
+start, and ``--port 0`` its port), serves its own routes (``/metrics``, ``/v1/events``...) on the
+proxy's port, whose connections the child hands back by their socket (``SCM_RIGHTS``) with the
+bytes it read, so auth, limits and answers there are aiohttp's in this process, and the client's
+address is the client's; the metrics of the proxied requests arrive with the batches and land
+in the same series as on the in-process engine.
+
+Supervision: a child that dies is started again on the same listening socket (connections wait
+in the kernel's backlog meanwhile), after 0.1 s, doubling up to 5 s while it keeps dying, and
+counted in ``monitor_proxy_process_restarts_total``. On shutdown the sidecar stops the child
+first (SIGTERM: it stops accepting, answers what is in flight, writes its last batch, exits)
+and then drains its queues, so nothing the child tapped is lost to the shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import marshal
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from monitor.server import keys as K
+from monitor.server.channel import FrameReader, can_pass_sockets
+from monitor.server.dataplane_child import BATCH, HANDOVER, SYNC, SYNCED, ChildConfig
+from monitor.server.leanproxy import LeanSettings
+from monitor.server.lifecycle import request_budget
+from monitor.server.proxy import ENDPOINT, Proxy
+from monitor.server.proxyroutes import route_specs
+
+if TYPE_CHECKING:
+    from monitor.server.sidecar import Sidecar
+
+__all__ = ["DataPlane", "DataPlaneSite", "process_available", "MAX_PENDING_BYTES"]
+
+log = logging.getLogger("monitor.server")
+
+#: Tapped bytes the child holds while this process does not read them, before it drops taps.
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 5.0
+_STABLE_S = 10.0  # a child that lived this long resets the backoff
+
+
+def process_available() -> bool:
+    """Whether the data path can run in a child process here (sockets passed over Unix sockets)."""
+    return can_pass_sockets() and sys.platform != "win32"
+
+
+class _Prefixed(asyncio.Protocol):
+    """Gives an accepted connection to ``inner`` with the bytes already read from it: before the
+    transport reads anything more (asyncio calls ``connection_made`` before it starts reading)."""
+
+    def __init__(self, inner: asyncio.Protocol, prefix: bytes) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.set_protocol(self.inner)
+        self.inner.connection_made(transport)
+        if self.prefix:
+            self.inner.data_received(self.prefix)  # type: ignore[attr-defined]
+
+
+@dataclass
+class _Listener:
+    sock: socket.socket
+    proxy: Proxy
+    local_protocol: Any  # the aiohttp Server of the application: a protocol factory
+
+
+class DataPlane:
+    """The child process, its channel, and what arrives on it."""
+
+    def __init__(self, sidecar: "Sidecar", stop_budget_s: float) -> None:
+        self.sidecar = sidecar
+        self.stop_budget_s = stop_budget_s
+        self.listeners: list[_Listener] = []
+        self.specs: list[tuple[list[Any], dict[str, str | None]]] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.reader: FrameReader | None = None
+        self.stopping = False
+        self.restarts = 0
+        self._backoff = _BACKOFF_MIN_S
+        self._started_at = 0.0
+        self._exited: asyncio.Event | None = None
+        self._respawn: asyncio.TimerHandle | None = None
+        self._adopting: set[asyncio.Task[Any]] = set()
+        self._syncs: list[asyncio.Future[None]] = []
+
+    def add(self, sock: socket.socket, app: web.Application, local_protocol: Any) -> None:
+        proxy: Proxy = app[K.PROXY]
+        self.listeners.append(_Listener(sock, proxy, local_protocol))
+        kinds = {name: (None if tap is None else tap.kind) for name, tap in proxy.taps.items()}
+        self.specs.append((route_specs(app.router), kinds))
+
+    # -- the child ---------------------------------------------------------------------------------
+    def spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._respawn = None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        proxy = self.listeners[0].proxy
+        cfg = ChildConfig(LeanSettings.of(proxy), theirs.fileno(),
+                          [(lst.sock.fileno(), specs, kinds) for lst, (specs, kinds) in zip(self.listeners, self.specs)],
+                          MAX_PENDING_BYTES, self.stop_budget_s, _loop_kind())
+        fds = [theirs.fileno(), *(lst.sock.fileno() for lst in self.listeners)]
+        env = dict(os.environ)
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "monitor.server.dataplane_child", cfg.dumps()],
+                                         pass_fds=fds, close_fds=True, env=env, stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self._started_at = loop.time()
+        self._exited = asyncio.Event()
+        self.reader = FrameReader(ours, loop, self._frame, self._closed)
+        self.sidecar.data_planes.add(self)
+        log.info("proxy data path: process %d, to %s on the lean engine", self.proc.pid, proxy.upstream)
+
+    def _closed(self) -> None:
+        """The channel closed: the child exited (asked to, or not)."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._exited is not None:
+            self._exited.set()
+        for waiter in self._syncs:  # nothing more comes from this child
+            if not waiter.done():
+                waiter.set_result(None)
+        self._syncs.clear()
+        if self.stopping:
+            self.sidecar.data_planes.discard(self)
+            return
+        loop = asyncio.get_running_loop()
+        code = None if proc is None else proc.returncode
+        if loop.time() - self._started_at > _STABLE_S:
+            self._backoff = _BACKOFF_MIN_S
+        self.restarts += 1
+        self.sidecar.store.inc("monitor_proxy_process_restarts")
+        log.error("proxy data path: process exited (code %s); starting it again in %.1f s", code, self._backoff)
+        self._respawn = loop.call_later(self._backoff, self.spawn)
+        self._backoff = min(_BACKOFF_MAX_S, self._backoff * 2)
+
+    # -- what the child sends ----------------------------------------------------------------------
+    def _frame(self, payload: bytes) -> None:
+        try:
+            message = marshal.loads(payload)
+            kind = message[0]
+        except (ValueError, EOFError, TypeError, IndexError):
+            log.error("proxy data path: unreadable frame of %d bytes", len(payload))
+            return
+        if kind == HANDOVER:
+            fd = None if self.reader is None else self.reader.take_fd()
+            if fd is None:
+                log.error("proxy data path: a connection was handed over without its socket")
+            else:
+                self._adopt(message[1], message[2], fd)
+        elif kind == BATCH:
+            self._batch(*message[1:])
+        elif kind == SYNCED and self._syncs:
+            waiter = self._syncs.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def sync(self, timeout: float = 0.5) -> None:
+        """Wait until the child has sent everything it answered before this call (at most
+        ``timeout``: a child that is restarting has nothing to send)."""
+        reader = self.reader
+        if reader is None or reader.closed:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncs.append(waiter)
+        try:
+            reader.sock.send(SYNC)
+        except OSError:
+            self._syncs.remove(waiter)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _batch(self, taps: list[tuple[Any, ...]], counts: list[tuple[tuple[str, tuple[str, ...]], int]],
+               upstream: list[float], requests: list[tuple[int, float]], dropped: int) -> None:
+        sidecar = self.sidecar
+        try:
+            for (name, labels), n in counts:
+                sidecar.store.inc(name, n, labels=labels)
+            for seconds in upstream:
+                sidecar.upstream.record((), seconds)
+            for status, seconds in requests:
+                sidecar.http.record(("proxy", str(status)), seconds)
+            if dropped:
+                sidecar.count_refused(ENDPOINT, "tap_backlog", dropped)
+        except Exception:  # noqa: BLE001 - the metrics of one batch are not worth the proxy
+            log.exception("proxy data path: a batch's metrics could not be recorded")
+        proxy = self.listeners[0].proxy
+        for name, model, client, rid, body, resp_body, status, resp_enc, req_enc, elapsed, ts in taps:
+            tap = proxy.taps.get(name)
+            if tap is None:
+                sidecar.count_refused(ENDPOINT, "internal_error")
+                continue
+            proxy.tap(tap, model, client, rid, body, resp_body, status, resp_enc, req_enc, elapsed, ts)
+
+    def _adopt(self, index: int, prefix: bytes, fd: int) -> None:
+        """A connection for the sidecar's own routes, with the bytes the child read from it."""
+        loop = asyncio.get_running_loop()
+        try:
+            sock = socket.socket(fileno=fd)
+            sock.setblocking(False)
+            factory = self.listeners[index].local_protocol
+        except (OSError, IndexError):
+            os.close(fd)
+            return
+
+        async def adopt() -> None:
+            try:
+                await loop.connect_accepted_socket(lambda: _Prefixed(factory(), prefix), sock)
+            except Exception:  # noqa: BLE001
+                log.exception("proxy data path: a handed-over connection could not be served")
+                sock.close()
+
+        task = loop.create_task(adopt())
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    # -- stopping ------------------------------------------------------------------------------------
+    def stop_listening(self) -> None:
+        """Ask the child to stop: it accepts no more, answers what is in flight, then exits."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._respawn is not None:
+            self._respawn.cancel()
+            self._respawn = None
+        for lst in self.listeners:
+            lst.sock.close()  # the child's copy is the one that accepts; it closes it on SIGTERM
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def in_flight(self) -> int:
+        """1 while the child still runs (it has requests in flight or a last batch to write)."""
+        return 0 if self.reader is None or self.reader.closed else 1
+
+    async def stop(self, timeout: float) -> None:
+        self.stop_listening()
+        if self._exited is not None and self.reader is not None and not self.reader.closed:
+            try:
+                await asyncio.wait_for(self._exited.wait(), timeout)
+            except asyncio.TimeoutError:
+                log.warning("proxy data path: still running %.1f s after SIGTERM; killing it", timeout)
+                if self.proc is not None:
+                    self.proc.kill()
+                self.reader.close()
+        if self._adopting:
+            await asyncio.gather(*self._adopting, return_exceptions=True)
+
+
+def _loop_kind() -> str:
+    loop = asyncio.get_running_loop()
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+class DataPlaneSite(web.BaseSite):
+    """A TCP listener bound here whose connections a child process serves (see the module's
+    docstring); with ``server.proxy.port`` both the sidecar's app and the proxy's app have one,
+    each with its own child."""
+
+    def __init__(self, runner: web.BaseRunner, app: web.Application, host: str, port: int, *,
+                 reuse_address: bool = True) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._reuse_address = reuse_address
+        self._app = app
+        #: the requests' share of the sidecar's shutdown deadline: the child's, from its SIGTERM
+        self._budget = request_budget(app[K.SIDECAR].settings.shutdown_timeout_s)
+        self.plane: DataPlane | None = None
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port} (proxy data path process)"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None, "runner.setup() first"
+        sock = socket.create_server((self._host, self._port), family=_family(self._host), backlog=self._backlog,
+                                    reuse_port=False)
+        if not self._reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        sock.set_inheritable(True)
+        self._server = _Bound(sock)
+        sidecar: Sidecar = self._app[K.SIDECAR]
+        self.plane = DataPlane(sidecar, self._budget)
+        self.plane.add(sock, self._app, server)
+        self.plane.spawn()
+
+    def stop_listening(self) -> None:
+        if self.plane is not None:
+            self.plane.stop_listening()
+
+    def in_flight(self) -> int:
+        return 0 if self.plane is None else self.plane.in_flight()
+
+    async def stop(self) -> None:
+        if self.plane is not None:
+            await self.plane.stop(self._budget + 5.0)
+        await super().stop()
+
+
+class _Bound:
+    """The listening socket as aiohttp's runner reads a site's server (``sockets``, ``close``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.address = sock.getsockname()
+        self.sockets = [_Name(self.address)]
+        self._sock = sock
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@dataclass(frozen=True)
+class _Name:
+    address: Any
+
+    def getsockname(self) -> Any:
+        return self.address
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,268 @@
+"""The proxy's data path in a process of its own: ``python -m monitor.server.dataplane_child CONFIG``.
+
+Started and supervised by :mod:`monitor.server.dataplane` (never by hand). It accepts on the
+listening sockets the sidecar bound and passed down, runs the lean engine
+(:mod:`monitor.server.leanproxy`) on them, and reports over the channel socket
+(:mod:`monitor.server.channel`): every few milliseconds one batch of the tapped exchanges,
+unparsed (the bodies as they were sent: the parsing is the sidecar's, off this process's loop),
+with the metric increments and durations of the requests answered since the last batch. A
+connection that asks for one of the sidecar's own routes (``/metrics``, ``/v1/events``...) is
+handed over whole: its socket goes to the sidecar, with the bytes already read from it.
+
+Memory is bounded: when the sidecar does not read the channel (it is busy, or stopped), the
+tapped exchanges waiting beyond ``max_pending_bytes`` are dropped, and counted
+(``monitor_intake_events_refused_total{endpoint="proxy",reason="tap_backlog"}``); the
+requests themselves are never held back. The process exits when its channel closes (the
+sidecar is gone), and on SIGTERM after the requests in flight are answered (up to
+``stop_budget_s``), with its last batch written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import marshal
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.server.channel import FrameWriter
+from monitor.server.leanproxy import LeanProxy, LeanSettings, _Client
+from monitor.server.proxy import _Tap
+from monitor.server.proxyroutes import RouteTable, Target
+
+__all__ = ["BATCH", "HANDOVER", "SYNCED", "SYNC", "ChildConfig", "main"]
+
+log = logging.getLogger("monitor.server.dataplane")
+
+BATCH, HANDOVER, SYNCED = 0, 1, 2
+#: The one thing the sidecar writes to the child: "send what you have, then say so" (before a
+#: scrape, so that it counts every request answered until then).
+SYNC = b"s"
+_BATCH_DELAY_S = 0.002  # a batch collects what is answered in this time: one write, not one per request
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    """What the sidecar tells the data path (JSON on its command line: no secret is in it)."""
+
+    settings: LeanSettings
+    channel_fd: int
+    #: per listener: its socket's fd, the application's route specs, the proxy routes' tap kinds by name
+    listeners: list[tuple[int, list[Any], dict[str, str | None]]]
+    max_pending_bytes: int
+    stop_budget_s: float
+    loop: str = "asyncio"
+
+    def dumps(self) -> str:
+        return json.dumps({"settings": vars(self.settings), "channel_fd": self.channel_fd, "listeners": self.listeners,
+                           "max_pending_bytes": self.max_pending_bytes, "stop_budget_s": self.stop_budget_s,
+                           "loop": self.loop})
+
+    @classmethod
+    def loads(cls, text: str) -> "ChildConfig":
+        raw = json.loads(text)
+        listeners = [(int(fd), [(k, kind, value, names) for k, kind, value, names in specs], dict(taps))
+                     for fd, specs, taps in raw["listeners"]]
+        return cls(LeanSettings(**raw["settings"]), int(raw["channel_fd"]), listeners, int(raw["max_pending_bytes"]),
+                   float(raw["stop_budget_s"]), raw.get("loop", "asyncio"))
+
+
+class ChannelSink:
+    """The lean engine's reports, batched for the channel (see the module's docstring)."""
+
+    def __init__(self, writer: FrameWriter, loop: asyncio.AbstractEventLoop, max_pending_bytes: int) -> None:
+        self.writer = writer
+        self.loop = loop
+        self.max_pending_bytes = max_pending_bytes
+        self._reset()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _reset(self) -> None:
+        self.taps: list[tuple[Any, ...]] = []
+        self.tap_bytes = 0
+        self.counts: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.upstream: list[float] = []
+        self.requests: list[tuple[int, float]] = []
+        self.dropped = 0
+
+    def _soon(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
+
+    def count(self, name: str, labels: tuple[str, ...]) -> None:
+        key = (name, labels)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self._soon()
+
+    def upstream_time(self, seconds: float) -> None:
+        self.upstream.append(seconds)
+        self._soon()
+
+    def request_time(self, status: int, seconds: float) -> None:
+        self.requests.append((status, seconds))
+        self._soon()
+
+    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
+            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
+            elapsed: float, ts: float) -> None:
+        size = (len(body) if body else 0) + (len(resp_body) if resp_body else 0) + 200
+        if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
+            self.dropped += 1
+        else:
+            self.taps.append((route.name, route.model, client, request_id, body, resp_body, status, resp_encoding,
+                              req_encoding, elapsed, ts))
+            self.tap_bytes += size
+        self._soon()
+
+    def flush(self) -> None:
+        self._timer = None
+        if not (self.taps or self.counts or self.upstream or self.requests or self.dropped):
+            return
+        payload = marshal.dumps((BATCH, self.taps, list(self.counts.items()), self.upstream, self.requests,
+                                 self.dropped))
+        self._reset()
+        self.writer.send(payload)
+
+
+class _Handover(asyncio.Protocol):
+    """Stands in for the sidecar's aiohttp protocol on a connection that asked for one of the
+    sidecar's routes: collects the bytes meant for it, then sends the socket and those bytes to
+    the sidecar, once this process has nothing more to write on it and the byte stream is at a
+    point the sidecar can read on from (not inside a chunked body this process re-framed)."""
+
+    def __init__(self, plane: "DataPlaneChild", listener: int) -> None:
+        self.plane = plane
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.buf: list[bytes] = []
+        self.sent = False
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.plane.loop.call_soon(self._try)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.sent:
+            self.buf.append(data)
+            self.plane.loop.call_soon(self._try)
+
+    def eof_received(self) -> bool:
+        return True  # half-closed: the sidecar still answers; it sees the EOF on its own socket
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+
+    def _try(self) -> None:
+        t = self.transport
+        if self.sent or self.lost or t is None or t.is_closing():
+            return
+        front = t.get_protocol()
+        if isinstance(front, _Client) and front.in_message and front.bridge is not None and front.bridge.chunked:
+            return  # read on to the end of the chunked message (data_received calls again)
+        if t.get_write_buffer_size():
+            self.plane.loop.call_later(0.002, self._try)  # earlier answers still going out
+            return
+        t.pause_reading()
+        sock = t.get_extra_info("socket")
+        try:
+            fd = os.dup(sock.fileno())
+        except (OSError, AttributeError):
+            t.abort()
+            return
+        self.sent = True
+        self.plane.hand_over(self.listener, b"".join(self.buf), fd)
+        self.buf = []
+        t.abort()  # closes this process's descriptor only: the sidecar holds the connection now
+
+
+class DataPlaneChild:
+    """The listeners, their lean engines and the channel."""
+
+    def __init__(self, cfg: ChildConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.loop = loop
+        self.writer = FrameWriter(socket.socket(fileno=cfg.channel_fd), loop)
+        self.sink = ChannelSink(self.writer, loop, cfg.max_pending_bytes)
+        self.leans: list[LeanProxy] = []
+        self.servers: list[asyncio.AbstractServer] = []
+        self.stop = asyncio.Event()
+
+    async def start(self) -> None:
+        for index, (fd, specs, kinds) in enumerate(self.cfg.listeners):
+            taps = {name: (None if kind is None else _Tap(kind, None)) for name, kind in kinds.items()}
+            lean = LeanProxy(self.cfg.settings, RouteTable(specs, taps), self.sink,
+                             lambda index=index: _Handover(self, index))
+            sock = socket.socket(fileno=fd)
+            sock.setblocking(False)
+            self.servers.append(await self.loop.create_server(lean.protocol, sock=sock, backlog=1024))
+            self.leans.append(lean)
+        self.loop.add_reader(self.writer.sock.fileno(), self._channel_readable)
+
+    def _channel_readable(self) -> None:
+        try:
+            data = self.writer.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the sidecar is gone: nobody takes the taps or the handed-over connections
+            self.loop.remove_reader(self.writer.sock.fileno())
+            self.writer.broken = True
+            self.stop.set()
+            return
+        for _ in range(data.count(SYNC)):
+            self.sink.flush()
+            self.writer.send(marshal.dumps((SYNCED,)))
+
+    def hand_over(self, listener: int, prefix: bytes, fd: int) -> None:
+        self.sink.flush()  # what this connection's earlier requests reported goes first
+        self.writer.send(marshal.dumps((HANDOVER, listener, prefix)), fd)
+
+    async def shutdown(self) -> None:
+        for server in self.servers:
+            server.close()
+        budget = 0.0 if self.writer.broken else self.cfg.stop_budget_s
+        await asyncio.gather(*(lean.shutdown(budget) for lean in self.leans))
+        self.sink.flush()
+        self.writer.flush_blocking(5.0)
+        self.writer.close()
+
+
+async def _run(cfg: ChildConfig) -> None:
+    loop = asyncio.get_running_loop()
+    plane = DataPlaneChild(cfg, loop)
+    loop.add_signal_handler(signal.SIGTERM, plane.stop.set)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)  # Ctrl-C reaches the sidecar, which stops us
+    await plane.start()
+    await plane.stop.wait()
+    await plane.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m monitor.server.dataplane_child CONFIG_JSON (started by monitor serve)", file=sys.stderr)
+        return 2
+    cfg = ChildConfig.loads(args[0])
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s[dataplane]: %(message)s")
+    sys.setswitchinterval(0.0005)
+    runner = asyncio.run
+    if cfg.loop == "uvloop":
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            pass
+    runner(_run(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

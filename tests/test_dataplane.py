@@ -1,0 +1,199 @@
+"""The proxy's data path in its own process (:mod:`monitor.server.dataplane`): the channel's
+frames and passed sockets, supervision (a child that dies is started again, one whose sidecar
+dies exits), taps the sidecar cannot take dropped and counted, and ``monitor serve --proxy`` as
+a real process tree. Everything the proxy does on the wire is tested on this engine too: the
+``engine`` fixture of ``tests/test_proxy.py`` includes ``process``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.sidecar_support import AppServer, http, sample, total, wait_until
+from tests.test_proxy import IRIS, oip, start_proxying, upstream_app
+from tests.test_server_lifecycle import ServeProcess
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32" or not hasattr(socket, "SCM_RIGHTS"),
+                                reason="passing sockets between processes (SCM_RIGHTS)")
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    srv = AppServer(upstream_app())
+    yield srv
+    srv.close()
+
+
+def _plane(s):
+    planes = list(s.sidecar.data_planes)
+    assert len(planes) == 1, planes
+    return planes[0]
+
+
+def test_frames_and_the_sockets_they_carry_arrive_in_order():
+    """Frames with and without a socket, written faster than they are read (partial writes,
+    several frames and a socket per read): each socket goes with its own frame."""
+    from monitor.server.channel import FrameReader, FrameWriter
+
+    async def run() -> list[tuple[bytes, bytes | None]]:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        got: list[tuple[bytes, bytes | None]] = []
+        done = asyncio.Event()
+        reader: FrameReader | None = None
+
+        def on_frame(payload: bytes) -> None:
+            assert reader is not None
+            fd = reader.take_fd() if payload.startswith(b"fd") else None
+            marker = None
+            if fd is not None:
+                with socket.socket(fileno=fd) as s:  # the peer of this socket wrote its frame's name
+                    marker = s.recv(100)
+            got.append((payload, marker))
+            if len(got) == 300:
+                done.set()
+
+        reader = FrameReader(b, loop, on_frame, done.set)
+        writer = FrameWriter(a, loop)
+        keep = []
+        for i in range(300):
+            if i % 7 == 3:
+                mine, theirs = socket.socketpair()
+                mine.sendall(b"m%d" % i)
+                keep.append(mine)
+                writer.send(b"fd%d" % i + b"x" * 3000, os.dup(theirs.fileno()))
+                theirs.close()
+            else:
+                writer.send(b"n%d" % i + b"y" * (i * 37 % 5000))
+        assert writer.pending > 0  # the socket took only part: the rest waits for the loop
+        await asyncio.wait_for(done.wait(), 10)
+        writer.close()
+        reader.close()
+        for s in keep:
+            s.close()
+        return got
+
+    got = asyncio.run(run())
+    assert [p.split(b"x")[0].split(b"y")[0] for p, _ in got] == [(b"fd%d" if i % 7 == 3 else b"n%d") % i for i in range(300)]
+    for payload, marker in got:
+        if payload.startswith(b"fd"):
+            assert marker == b"m" + payload[2:].split(b"x")[0]
+
+
+def test_the_proxy_runs_in_a_child_process_and_hands_the_sidecars_routes_back(tmp_path, upstream):
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process", proxy_upstream=upstream.url)
+    try:
+        plane = _plane(s)
+        assert plane.proc is not None and plane.proc.pid != os.getpid() and plane.proc.poll() is None
+        for i in range(5):
+            assert http("POST", s.url + "/v2/models/iris/infer", oip(2, rid=f"r{i}")).status == 200
+        # the sidecar's own routes on the proxy's port, answered by this process's aiohttp app
+        assert http("GET", s.url + "/readyz").json()["ready"] is True
+        s.flush()
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_accepted_total", endpoint="proxy") == 5
+        assert sample(text, "monitor_proxy_requests_total", route="oip_v2", code="2xx") == 5
+        assert sample(text, "monitor_proxy_upstream_seconds_count") == 5
+    finally:
+        s.close()
+    assert plane.proc.poll() is not None  # stopped with the sidecar
+
+
+def test_a_child_that_dies_is_started_again_and_counted(tmp_path, upstream):
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process", proxy_upstream=upstream.url)
+    try:
+        plane = _plane(s)
+        first = plane.proc.pid
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+        s.flush()  # its batch sent (a child killed loses what it answered in its last ~2 ms, unsent)
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None, 10)
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1, rid="after")).status == 200
+        assert sample(s.metrics(), "monitor_proxy_process_restarts_total") == 1
+        s.flush()
+        assert total(s.metrics(), "monitor_intake_events_accepted_total", endpoint="proxy") == 2
+    finally:
+        s.close()
+
+
+def test_taps_the_sidecar_cannot_take_are_dropped_and_counted(tmp_path, upstream, monkeypatch):
+    """While the sidecar's loop is blocked, the child keeps proxying; what it tapped beyond its
+    bound is dropped and counted, never held without limit, and every request is accounted for."""
+    from monitor.server import dataplane
+
+    monkeypatch.setattr(dataplane, "MAX_PENDING_BYTES", 20_000)
+    s = start_proxying({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"proxy": {"oip_output": "probs"}}},
+                       tmp_path, "process", proxy_upstream=upstream.url)
+    try:
+        _plane(s)
+        blocked = 2.0
+        s.server.lt.loop.call_soon_threadsafe(time.sleep, blocked)
+        time.sleep(0.1)
+        n = 30
+        t0 = time.monotonic()
+        for i in range(n):  # ~150 kB each: more than the channel socket's buffer holds
+            assert http("POST", s.url + "/v2/models/iris/infer", oip(6000, rid=f"big{i}")).status == 200
+        assert time.monotonic() - t0 < blocked  # answered by the child while the sidecar was blocked
+        s.flush()
+        text = s.metrics()
+        accepted = total(text, "monitor_intake_events_accepted_total", endpoint="proxy")
+        dropped = sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="tap_backlog") or 0
+        refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
+        assert dropped > 0
+        assert accepted + refused == n
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_monitor_serve_proxy_runs_a_child_stops_it_on_sigterm_and_it_never_outlives_the_sidecar(tmp_path, upstream):
+    cfg = {**IRIS, "server": {"port": 0, "proxy": {"oip_output": "probs", "upstream": upstream.url}}}
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    def child_of(pid: int) -> int:
+        def found() -> bool:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                return bool(f.read().split())
+        assert wait_until(found, 20)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            (kid,) = [int(x) for x in f.read().split()]
+        return kid
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+
+    if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        pytest.skip("/proc/PID/task/TID/children is not available")
+    serve = ServeProcess(path)
+    kid = child_of(serve.proc.pid)
+    for i in range(10):
+        assert http("POST", serve.url + "/v2/models/iris/infer", oip(1, rid=f"s{i}")).status == 200
+    text = serve.metrics()  # on the proxy's port, handed back to the sidecar; synced with the child first
+    assert total(text, "monitor_intake_events_accepted_total", endpoint="proxy") == 10
+    assert serve.stop(signal.SIGTERM) == 0
+    assert wait_until(lambda: gone(kid), 10)
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log
+
+    # kill -9 of the sidecar: the child sees its channel close and exits (it would hold the port)
+    second = ServeProcess(path)
+    kid = child_of(second.proc.pid)
+    assert http("POST", second.url + "/v2/models/iris/infer", oip(1)).status == 200
+    os.kill(second.proc.pid, signal.SIGKILL)
+    second.proc.wait(10)
+    second.log.close()
+    assert wait_until(lambda: gone(kid), 10)
