@@ -37,7 +37,7 @@ from typing import Any, TypeVar, Union
 
 from monitor.batch import Batch, LabeledBatch
 
-__all__ = ["HeldBatches", "concat_batches", "stackable"]
+__all__ = ["HeldBatches", "concat_batches", "signature", "stackable"]
 
 _B = TypeVar("_B", bound=Union["Batch", "LabeledBatch"])
 
@@ -53,19 +53,33 @@ def _column_key(value: Any) -> Any:
     return ("value", value)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _names(kind: type) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+def signature(batch: "Batch | LabeledBatch") -> tuple[Any, ...]:
+    """The batch's type and the :func:`_column_key` of each of its fields: batches with equal
+    signatures stack."""
+    return (type(batch),) + tuple(_column_key(getattr(batch, name)) for name in _names(type(batch)))
+
+
 def stackable(a: "Batch | LabeledBatch", b: "Batch | LabeledBatch") -> bool:
     """Whether two batches of one type have the same columns, so that their rows concatenate into
     one batch without converting anything."""
-    if type(a) is not type(b):
+    return _same(signature(a), signature(b))
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # values that do not compare: do not stack them
         return False
-    for f in fields(a):
-        ka, kb = _column_key(getattr(a, f.name)), _column_key(getattr(b, f.name))
-        try:
-            if ka != kb:
-                return False
-        except (TypeError, ValueError):  # values that do not compare: do not stack them
-            return False
-    return True
 
 
 def concat_batches(batches: list[_B]) -> _B:
@@ -76,12 +90,13 @@ def concat_batches(batches: list[_B]) -> _B:
 
     first = batches[0]
     values: dict[str, Any] = {}
-    for f in fields(first):
-        v = getattr(first, f.name)
-        if _column_key(v) is None or _column_key(v)[0] == "value":
-            values[f.name] = v
+    for name in _names(type(first)):
+        v = getattr(first, name)
+        key = _column_key(v)
+        if key is None or key[0] == "value":
+            values[name] = v
         else:
-            values[f.name] = np.concatenate([getattr(b, f.name) for b in batches], axis=0)
+            values[name] = np.concatenate([getattr(b, name) for b in batches], axis=0)
     return type(first)(**values)
 
 
@@ -99,6 +114,7 @@ class HeldBatches:
         self.capacity = int(capacity)
         self._predictions: list[Batch] = []
         self._labels: list[LabeledBatch] = []
+        self._signatures: dict[bool, tuple[Any, ...]] = {}  # of the first batch held, per kind
         self._rows = 0
 
     def __len__(self) -> int:
@@ -112,9 +128,13 @@ class HeldBatches:
     def hold(self, batch: "Batch | LabeledBatch") -> bool:
         """Keep a batch (predictions or labels, told apart by their type); False, keeping nothing,
         when it does not stack with the batches of its kind already held."""
-        kept = self._labels if isinstance(batch, LabeledBatch) else self._predictions
-        if kept and not stackable(kept[0], batch):
+        labels = isinstance(batch, LabeledBatch)
+        kept = self._labels if labels else self._predictions
+        sig = signature(batch)
+        if kept and not _same(self._signatures[labels], sig):
             return False
+        if not kept:
+            self._signatures[labels] = sig
         kept.append(batch)  # type: ignore[arg-type]
         self._rows += len(batch)
         return True
@@ -125,4 +145,5 @@ class HeldBatches:
         batch = concat_batches(self._predictions) if self._predictions else None
         labeled = concat_batches(self._labels) if self._labels else None
         self._predictions, self._labels, self._rows = [], [], 0
+        self._signatures.clear()
         return batch, labeled

@@ -340,3 +340,22 @@ def test_weighted_pvalue_of_non_finite_sums_is_nan_not_a_false_alarm() -> None:
     assert np.isnan(cal.weighted_overconfidence_pvalue(count, np.array([np.nan, 90.0]), sum_correct, w))
     assert np.isnan(cal.weighted_overconfidence_pvalue(count, sum_conf, np.array([np.nan, 90.0]), w))
     assert np.isnan(cal.weighted_overconfidence_pvalue(np.array([np.inf, 100.0]), sum_conf, sum_correct, w))
+
+
+def test_row_estimators_give_exactly_the_per_group_values() -> None:
+    """The segment detector computes every segment's ECE and debiased L2 error in one pass; each
+    value must be exactly (not approximately) the per-segment call's, including empty groups,
+    bins of one row and groups without rows."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        count = rng.integers(0, 30, size=(6, 15)).astype(np.float64) * (rng.random((6, 15)) < 0.6)
+        count[0] = 0.0
+        count[1, :] = np.minimum(count[1], 1.0)
+        s_conf = count * rng.random((6, 15))
+        s_corr = np.floor(count * rng.random((6, 15)))
+        ece, debiased = cal.ece_rows(count, s_conf, s_corr), cal.debiased_l2_rows(count, s_conf, s_corr)
+        for i in range(6):
+            one = cal.ece_from_sums(count[i], s_conf[i], s_corr[i]), cal.debiased_l2_from_sums(count[i], s_conf[i], s_corr[i])
+            for got, want in zip((ece[i], debiased[i]), one):
+                assert (np.isnan(got) and np.isnan(want)) or got == want
+    assert np.isnan(cal.ece_rows(np.zeros((1, 15)), np.zeros((1, 15)), np.zeros((1, 15)))[0])

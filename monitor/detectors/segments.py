@@ -302,13 +302,15 @@ class SegmentDetector(RefreshingDetector):
             put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_ok))
             put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_ok))
             put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_ok))
+        # every segment with enough labels in one pass (the reliability sums of a segment are a column)
+        cal_ok = [i for i in shown if nlab[i] >= max(self.min_labels_calibration, 2)]
+        sums = tuple(np.ascontiguousarray(lab[lo:hi, cal_ok].T) for lo, hi in
+                     ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
+        ece = dict(zip(cal_ok, cal.ece_rows(*sums).tolist()))
+        debiased = dict(zip(cal_ok, cal.debiased_l2_rows(*sums).tolist()))
         errors: list[tuple[tuple[str, ...], float | None]] = []
         for i in shown:
-            ece = debiased = None
-            if nlab[i] >= max(self.min_labels_calibration, 2):
-                sums = (lab[_BIN_N:_BIN_CONF, i], lab[_BIN_CONF:_BIN_CORR, i], lab[_BIN_CORR:, i])
-                ece, debiased = cal.ece_from_sums(*sums), cal.debiased_l2_from_sums(*sums)
-            errors += [((segs[i], "ece_equal_width"), ece), ((segs[i], "debiased_l2_equal_width"), debiased)]
+            errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i))]
         put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)

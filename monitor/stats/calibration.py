@@ -42,6 +42,8 @@ __all__ = [
     "ece_from_sums",
     "mce_from_sums",
     "debiased_l2_from_sums",
+    "debiased_l2_rows",
+    "ece_rows",
     "plugin_l2_from_sums",
     "ece_equal_width",
     "max_calibration_error",
@@ -178,6 +180,32 @@ def debiased_l2_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: 
     var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), 0.0)
     sq = float(np.sum(c / total * ((conf - acc) ** 2 - var)))
     return float(np.sqrt(max(sq, 0.0)))
+
+
+def ece_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
+    """:func:`ece_from_sums` of every row of ``(groups, bins)`` sums at once (NaN for a row
+    without counts): one pass for all the segments of a window instead of a call per segment,
+    each row's value exactly that of the call on it."""
+    c = np.ascontiguousarray(count, dtype=np.float64)
+    total = c.sum(axis=1)
+    gap = np.abs(np.ascontiguousarray(sum_conf, dtype=np.float64) - np.ascontiguousarray(sum_correct, dtype=np.float64)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, gap / np.where(total > 0, total, 1.0), np.nan)
+
+
+def debiased_l2_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
+    """:func:`debiased_l2_from_sums` of every row of ``(groups, bins)`` sums at once (NaN for a
+    row without counts), each row's value exactly that of the call on it."""
+    c = np.ascontiguousarray(count, dtype=np.float64)
+    total = c.sum(axis=1)
+    ok = c > 0
+    safe = np.where(ok, c, 1.0)
+    conf = np.where(ok, np.ascontiguousarray(sum_conf, dtype=np.float64) / safe, 0.0)
+    acc = np.where(ok, np.ascontiguousarray(sum_correct, dtype=np.float64) / safe, 0.0)
+    var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), 0.0)
+    live = total > 0
+    sq = (c / np.where(live, total, 1.0)[:, None] * ((conf - acc) ** 2 - var)).sum(axis=1)
+    return np.where(live, np.sqrt(np.maximum(sq, 0.0)), np.nan)
 
 
 # -- the same estimators on samples -------------------------------------------------------------
