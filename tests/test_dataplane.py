@@ -107,6 +107,22 @@ def test_the_proxy_runs_in_a_child_process_and_hands_the_sidecars_routes_back(tm
     assert plane.proc.poll() is not None  # stopped with the sidecar
 
 
+def test_a_child_that_cannot_start_leaves_the_proxy_on_the_sidecars_loop(tmp_path, upstream, monkeypatch, caplog):
+    from monitor.server import dataplane
+
+    monkeypatch.setattr(dataplane, "CHILD_MODULE", "monitor.server.no_such_module")
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process", proxy_upstream=upstream.url)
+    try:
+        assert not s.sidecar.data_planes
+        assert "did not start" in caplog.text and "runs on the sidecar's event loop" in caplog.text
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+        assert http("GET", s.url + "/api/v1/status").json()["data"]["proxy_processes"] == []
+        s.flush()
+        assert total(s.metrics(), "monitor_intake_events_accepted_total", endpoint="proxy") == 1
+    finally:
+        s.close()
+
+
 def test_a_child_that_dies_is_started_again_and_counted(tmp_path, upstream):
     s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process", proxy_upstream=upstream.url)
     try:
@@ -118,6 +134,8 @@ def test_a_child_that_dies_is_started_again_and_counted(tmp_path, upstream):
         assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None, 10)
         assert http("POST", s.url + "/v2/models/iris/infer", oip(1, rid="after")).status == 200
         assert sample(s.metrics(), "monitor_proxy_process_restarts_total") == 1
+        (status,) = http("GET", s.url + "/api/v1/status").json()["data"]["proxy_processes"]
+        assert status == {"pid": plane.proc.pid, "restarts": 1}
         s.flush()
         assert total(s.metrics(), "monitor_intake_events_accepted_total", endpoint="proxy") == 2
     finally:

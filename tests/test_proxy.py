@@ -313,6 +313,29 @@ def test_fuzzed_bodies_are_relayed_unchanged_and_the_tap_never_fails(proxied, bo
     assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="internal_error") == 0
 
 
+def test_an_oversized_chunked_body_for_the_sidecars_own_routes_is_refused_413(tmp_path, upstream, engine):
+    """On the proxy's port, the sidecar's routes keep their body limit however the body is framed."""
+    import http.client as httplib
+
+    s = start_proxying({"models": [IRIS], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}}, tmp_path, engine,
+                       proxy_upstream=upstream.url)
+    try:
+        line = json.dumps({"inputs": [5.0, 3.0, 1.5, 0.2], "outputs": [0.2, 0.5, 0.3]}).encode() + b"\n"
+        conn = httplib.HTTPConnection("127.0.0.1", int(s.url.rsplit(":", 1)[1]), timeout=30)
+        conn.request("POST", "/v1/events", body=iter([line * 200] * 10), headers={"Content-Type": "application/x-ndjson"},
+                     encode_chunked=True)
+        r = conn.getresponse()
+        body = json.loads(r.read())
+        conn.close()
+        assert r.status == 413 and body["field"] == "body" and body["reason"] == "too_large"
+        assert "server.max_body_bytes" in body["error"]
+        assert http("GET", s.url + "/healthz").status == 200  # and the port serves on
+        s.flush()
+        assert total(s.metrics(), "monitor_intake_events_accepted_total") == 0
+    finally:
+        s.close()
+
+
 def test_chunked_and_oversized_requests_to_tapped_routes(tmp_path, upstream, engine):
     s = start_proxying({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}},
                        tmp_path, engine, proxy_upstream=upstream.url)

@@ -39,8 +39,8 @@ from aiohttp import web
 
 from monitor.server import keys as K
 from monitor.server.channel import FrameReader, can_pass_sockets
-from monitor.server.dataplane_child import BATCH, HANDOVER, SYNC, SYNCED, ChildConfig
-from monitor.server.leanproxy import LeanSettings
+from monitor.server.dataplane_child import BATCH, HANDOVER, READY, SYNC, SYNCED, ChildConfig
+from monitor.server.leanproxy import LeanProxySite, LeanSettings
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
@@ -48,7 +48,7 @@ from monitor.server.proxyroutes import route_specs
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["DataPlane", "DataPlaneSite", "process_available", "MAX_PENDING_BYTES"]
+__all__ = ["DataPlane", "DataPlaneSite", "process_available", "MAX_PENDING_BYTES", "READY_TIMEOUT_S"]
 
 log = logging.getLogger("monitor.server")
 
@@ -56,6 +56,8 @@ log = logging.getLogger("monitor.server")
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 5.0
 _STABLE_S = 10.0  # a child that lived this long resets the backoff
+READY_TIMEOUT_S = 20.0  # for the child to import and accept, at start
+CHILD_MODULE = "monitor.server.dataplane_child"
 
 
 def process_available() -> bool:
@@ -98,11 +100,13 @@ class DataPlane:
         self.stopping = False
         self.restarts = 0
         self._backoff = _BACKOFF_MIN_S
+        self._backoff_reset = False
         self._started_at = 0.0
         self._exited: asyncio.Event | None = None
         self._respawn: asyncio.TimerHandle | None = None
         self._adopting: set[asyncio.Task[Any]] = set()
         self._syncs: list[asyncio.Future[None]] = []
+        self._ready: asyncio.Future[int] | None = None
 
     def add(self, sock: socket.socket, app: web.Application, local_protocol: Any) -> None:
         proxy: Proxy = app[K.PROXY]
@@ -124,12 +128,16 @@ class DataPlane:
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "monitor.server.dataplane_child", cfg.dumps()],
+            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, cfg.dumps()],
                                          pass_fds=fds, close_fds=True, env=env, stdin=subprocess.DEVNULL)
+        except OSError:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self._started_at = loop.time()
         self._exited = asyncio.Event()
+        self._ready = loop.create_future()
         self.reader = FrameReader(ours, loop, self._frame, self._closed)
         self.sidecar.data_planes.add(self)
         log.info("proxy data path: process %d, to %s on the lean engine", self.proc.pid, proxy.upstream)
@@ -145,6 +153,9 @@ class DataPlane:
                 proc.wait()
         if self._exited is not None:
             self._exited.set()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(ChildProcessError(f"the proxy's data path process exited (code {proc and proc.returncode})"))
+            self._ready.exception()  # retrieved: a respawned child that fails is only logged
         for waiter in self._syncs:  # nothing more comes from this child
             if not waiter.done():
                 waiter.set_result(None)
@@ -154,8 +165,9 @@ class DataPlane:
             return
         loop = asyncio.get_running_loop()
         code = None if proc is None else proc.returncode
-        if loop.time() - self._started_at > _STABLE_S:
-            self._backoff = _BACKOFF_MIN_S
+        if self._backoff_reset and loop.time() - self._started_at > _STABLE_S:
+            self._backoff = _BACKOFF_MIN_S  # it came up and ran a while: this is a new failure
+        self._backoff_reset = False
         self.restarts += 1
         self.sidecar.store.inc("monitor_proxy_process_restarts")
         log.error("proxy data path: process exited (code %s); starting it again in %.1f s", code, self._backoff)
@@ -178,10 +190,23 @@ class DataPlane:
                 self._adopt(message[1], message[2], fd)
         elif kind == BATCH:
             self._batch(*message[1:])
+        elif kind == READY:
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(message[1])
+            self._backoff_reset = True
         elif kind == SYNCED and self._syncs:
             waiter = self._syncs.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def ready(self, timeout: float) -> None:
+        """Wait for the child to be accepting; raises when it exits first or takes longer."""
+        assert self._ready is not None, "spawn() first"
+        await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+
+    def status(self) -> dict[str, Any]:
+        running = self.proc is not None and self.proc.poll() is None
+        return {"pid": self.proc.pid if running and self.proc is not None else None, "restarts": self.restarts}
 
     async def sync(self, timeout: float = 0.5) -> None:
         """Wait until the child has sent everything it answered before this call (at most
@@ -259,6 +284,17 @@ class DataPlane:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
+    async def abandon(self) -> None:
+        """Stop the child without waiting for anything (it never came up), keep the socket."""
+        self.stopping = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.reader is not None and not self.reader.closed:
+            self.reader.close()
+        elif self.proc is not None:
+            self.proc.wait()
+        self.sidecar.data_planes.discard(self)
+
     def in_flight(self) -> int:
         """1 while the child still runs (it has requests in flight or a last batch to write)."""
         return 0 if self.reader is None or self.reader.closed else 1
@@ -282,52 +318,60 @@ def _loop_kind() -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
-class DataPlaneSite(web.BaseSite):
+class DataPlaneSite(LeanProxySite):
     """A TCP listener bound here whose connections a child process serves (see the module's
     docstring); with ``server.proxy.port`` both the sidecar's app and the proxy's app have one,
-    each with its own child."""
+    each with its own child. When the child does not come up at start (it exits, or is not
+    accepting within :data:`READY_TIMEOUT_S`), the proxy runs on this process's loop instead
+    (:class:`LeanProxySite`), on the same socket, and the log says why."""
 
     def __init__(self, runner: web.BaseRunner, app: web.Application, host: str, port: int, *,
-                 reuse_address: bool = True) -> None:
-        super().__init__(runner)
-        self._host = host
-        self._port = port
-        self._reuse_address = reuse_address
-        self._app = app
+                 reuse_address: bool = True, shutdown_timeout: float = 20.0) -> None:
+        super().__init__(runner, app, host, port, reuse_address=reuse_address, shutdown_timeout=shutdown_timeout)
+        self.plane: DataPlane | None = None
         #: the requests' share of the sidecar's shutdown deadline: the child's, from its SIGTERM
         self._budget = request_budget(app[K.SIDECAR].settings.shutdown_timeout_s)
-        self.plane: DataPlane | None = None
 
     @property
     def name(self) -> str:
         return f"http://{self._host}:{self._port} (proxy data path process)"
 
     async def start(self) -> None:
-        await super().start()
+        await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None, "runner.setup() first"
-        sock = socket.create_server((self._host, self._port), family=_family(self._host), backlog=self._backlog,
-                                    reuse_port=False)
+        sock = socket.create_server((self._host, self._port), family=_family(self._host), backlog=self._backlog)
         if not self._reuse_address:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
-        sock.set_inheritable(True)
+        plane = DataPlane(self._app[K.SIDECAR], self._budget)
+        plane.add(sock, self._app, server)
+        try:
+            plane.spawn()
+            await plane.ready(READY_TIMEOUT_S)
+        except (OSError, asyncio.TimeoutError, ChildProcessError) as err:
+            log.error("proxy data path: its process did not start (%s); the proxy runs on the sidecar's event loop",
+                      err or type(err).__name__)
+            await plane.abandon()
+            await self._listen(sock)
+            return
+        self.plane = plane
         self._server = _Bound(sock)
-        sidecar: Sidecar = self._app[K.SIDECAR]
-        self.plane = DataPlane(sidecar, self._budget)
-        self.plane.add(sock, self._app, server)
-        self.plane.spawn()
 
     def stop_listening(self) -> None:
         if self.plane is not None:
             self.plane.stop_listening()
+        else:
+            super().stop_listening()
 
     def in_flight(self) -> int:
-        return 0 if self.plane is None else self.plane.in_flight()
+        return self.plane.in_flight() if self.plane is not None else super().in_flight()
 
     async def stop(self) -> None:
         if self.plane is not None:
             await self.plane.stop(self._budget + 5.0)
-        await super().stop()
+            await web.BaseSite.stop(self)
+        else:
+            await super().stop()
 
 
 class _Bound:

@@ -35,15 +35,17 @@ from monitor.server.leanproxy import LeanProxy, LeanSettings, _Client
 from monitor.server.proxy import _Tap
 from monitor.server.proxyroutes import RouteTable, Target
 
-__all__ = ["BATCH", "HANDOVER", "SYNCED", "SYNC", "ChildConfig", "main"]
+__all__ = ["BATCH", "HANDOVER", "READY", "SYNCED", "SYNC", "ChildConfig", "main"]
 
 log = logging.getLogger("monitor.server.dataplane")
 
-BATCH, HANDOVER, SYNCED = 0, 1, 2
+BATCH, HANDOVER, SYNCED, READY = 0, 1, 2, 3
 #: The one thing the sidecar writes to the child: "send what you have, then say so" (before a
 #: scrape, so that it counts every request answered until then).
 SYNC = b"s"
 _BATCH_DELAY_S = 0.002  # a batch collects what is answered in this time: one write, not one per request
+_HEAD_ROOM = 64 * 1024  # request heads and chunk framing, beyond the body limit
+_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class _Handover(asyncio.Protocol):
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.buf: list[bytes] = []
+        self.size = 0
         self.sent = False
         self.lost = False
 
@@ -148,9 +151,32 @@ class _Handover(asyncio.Protocol):
         self.plane.loop.call_soon(self._try)
 
     def data_received(self, data: bytes) -> None:
-        if not self.sent:
-            self.buf.append(data)
-            self.plane.loop.call_soon(self._try)
+        if self.sent or self.lost:
+            return
+        self.buf.append(data)
+        self.size += len(data)
+        if self.size > self.plane.cfg.settings.max_body_bytes + _HEAD_ROOM:
+            self._too_large()
+            return
+        self.plane.loop.call_soon(self._try)
+
+    def _too_large(self) -> None:
+        """A chunked body for the sidecar's routes, past the body limit before it ends: it cannot
+        be handed over mid-body (its chunks were re-framed here), so it is answered here, as
+        the sidecar would answer it."""
+        self.lost = True
+        self.buf = []
+        t = self.transport
+        if t is not None and not t.is_closing():
+            limit = self.plane.cfg.settings.max_body_bytes
+            body = json.dumps({"status": "error", "error": f"over the limit of {limit} bytes; send smaller batches or "
+                               "raise server.max_body_bytes", "field": "body", "reason": "too_large"}).encode()
+            t.write(b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json; charset=utf-8\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            # the client may still be sending: read on (and discard) a while, as closing a socket
+            # with unread bytes resets it and could take the answer with it
+            self.plane.loop.call_later(_LINGER_S, t.close)
+        self.plane.sink.count("monitor_intake_events_refused", ("sidecar", "too_large"))
 
     def eof_received(self) -> bool:
         return True  # half-closed: the sidecar still answers; it sees the EOF on its own socket
@@ -203,6 +229,7 @@ class DataPlaneChild:
             self.servers.append(await self.loop.create_server(lean.protocol, sock=sock, backlog=1024))
             self.leans.append(lean)
         self.loop.add_reader(self.writer.sock.fileno(), self._channel_readable)
+        self.writer.send(marshal.dumps((READY, os.getpid())))
 
     def _channel_readable(self) -> None:
         try:

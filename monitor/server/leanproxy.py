@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -871,12 +872,19 @@ class LeanProxySite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
+        await self._listen()
+
+    async def _listen(self, sock: "socket.socket | None" = None) -> None:
+        """Serve the lean path on this process's loop, on ``sock`` when it is already bound."""
         server = self._runner.server
         assert server is not None, "runner.setup() first"
         self.lean = LeanProxy.in_process(self._app[K.PROXY], self._app.router, server)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.lean.protocol, self._host, self._port, backlog=self._backlog,
-                                                reuse_address=self._reuse_address)
+        if sock is None:
+            self._server = await loop.create_server(self.lean.protocol, self._host, self._port, backlog=self._backlog,
+                                                    reuse_address=self._reuse_address)
+        else:
+            self._server = await loop.create_server(self.lean.protocol, sock=sock, backlog=self._backlog)
         log.info("proxy to %s on the lean engine (httptools)", self.lean.settings.upstream)
 
     def stop_listening(self) -> None:
@@ -912,7 +920,7 @@ def make_site(runner: web.BaseRunner, app: web.Application, host: str, port: int
             from monitor.server.dataplane import DataPlaneSite, process_available
 
             if process_available():
-                return DataPlaneSite(runner, app, host, port, reuse_address=reuse_address)
+                return DataPlaneSite(runner, app, host, port, reuse_address=reuse_address, shutdown_timeout=shutdown_timeout)
             log.warning("server.proxy.process: this platform cannot pass sockets between processes; "
                         "the proxy's data path runs on the sidecar's event loop")
         return LeanProxySite(runner, app, host, port, reuse_address=reuse_address, shutdown_timeout=shutdown_timeout)

@@ -325,6 +325,8 @@ class Sidecar:
             "load_error": self.load_error,
             "uptime_seconds": time.time() - self.started,
             "proxy_upstream": self.settings.proxy.upstream,
+            # the proxy's data path processes (server.proxy.process): pid (None while restarting), restarts
+            "proxy_processes": [plane.status() for plane in list(self.data_planes)],
             "auth": {"write": bool(self.settings.write_tokens), "read": bool(self.settings.metrics_tokens)},
             "models": models,
         }
