@@ -359,3 +359,19 @@ def test_row_estimators_give_exactly_the_per_group_values() -> None:
             for got, want in zip((ece[i], debiased[i]), one):
                 assert (np.isnan(got) and np.isnan(want)) or got == want
     assert np.isnan(cal.ece_rows(np.zeros((1, 15)), np.zeros((1, 15)), np.zeros((1, 15)))[0])
+
+
+@pytest.mark.parametrize("k", [3, 10, 32, 40])
+def test_top_two_is_exactly_the_two_largest_of_each_row(k: int) -> None:
+    """Up to 32 classes the top two are found column by column; the values must be exactly the
+    largest and second-largest entries of each row (ties included: then both are equal)."""
+    from monitor.stats.uncertainty import top_two
+
+    rng = np.random.default_rng(k)
+    for trial in range(30):
+        p = rng.dirichlet(np.ones(k) * 0.3, size=int(rng.integers(1, 2000)))
+        if trial % 2:
+            p = np.round(p, 1)  # many ties
+        top, second = top_two(p)
+        ordered = np.sort(p, axis=1)
+        assert np.array_equal(top, ordered[:, -1]) and np.array_equal(second, ordered[:, -2])

@@ -229,3 +229,31 @@ def test_buffered_histograms_hand_over_the_catalog_buckets_and_exact_sums():
     assert b.sum == pytest.approx(a.sum, rel=1e-15)
     with pytest.raises(catalog.SpecError, match="bucket counts given"):
         buffered.observe_buckets(names.CONFIDENCE, np.ones(3), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pending_histogram_bins_as_a_search_of_every_value_among_the_bounds(seed: int) -> None:
+    """The buffered values are binned by sorting them (the bounds are searched among the values):
+    each bucket's count is exactly, and its sum up to rounding, what searching every value among
+    the bounds gives, for values on the bounds, outside them and infinite, whatever the capacity."""
+    from monitor.detectors._pending import PendingHistogram
+
+    rng = np.random.default_rng(seed)
+    bounds = names.CONFIDENCE_BUCKETS
+    for _ in range(40):
+        n = int(rng.integers(0, 6000))
+        v = rng.random(n) ** rng.uniform(0.1, 3.0)
+        on = rng.random(n) < 0.1
+        v[on] = rng.choice(np.array(bounds + (0.0, 7.0, -3.0, np.inf, -np.inf)), size=int(on.sum()))
+        h = PendingHistogram(bounds, capacity=int(rng.integers(1, 5000)))
+        for part in np.array_split(v, int(rng.integers(1, 6))):
+            h.add(part)
+        idx = np.searchsorted(np.asarray(bounds), v, side="left")
+        assert np.array_equal(h.counts, np.bincount(idx, minlength=len(bounds) + 1))
+        finite = np.isfinite(v)
+        want = np.bincount(idx[finite], weights=v[finite], minlength=len(bounds) + 1)
+        got = h.sums.copy()
+        for i in np.unique(idx[~finite]).tolist():  # infinite values: the sum is infinite alike
+            assert np.isinf(got[i])
+            got[i] = want[i]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -100,10 +100,19 @@ class PendingHistogram:
             self._held = 0
 
     def _bin(self, v: np.ndarray) -> None:
-        idx = np.searchsorted(self.bounds, v, side="left")  # "le" buckets, as the store
+        # sorted once, the values fall into the buckets as runs: the bounds are searched among the
+        # values (a dozen searches) instead of every value among the bounds (a mispredicted binary
+        # search per value, four times the cost)
+        s = np.sort(v)
         nb = len(self._counts)
-        self._counts += np.bincount(idx, minlength=nb)
-        self._sums += np.bincount(idx, weights=v, minlength=nb)
+        edges = np.empty(nb + 1, dtype=np.intp)
+        edges[0], edges[-1] = 0, s.size
+        edges[1:-1] = np.searchsorted(s, self.bounds, side="right")  # values <= each bound: "le" buckets, as the store
+        counts = np.diff(edges)
+        self._counts += counts
+        full = counts > 0
+        # a run per non-empty bucket: each sum ends where the next non-empty bucket starts
+        self._sums[full] += np.add.reduceat(s, edges[:-1][full])
 
     def flush(self, out: "MetricWriter", name: str, labels: "LabelValues" = None) -> None:
         """Write the buffered observations to ``out`` and forget them."""
