@@ -163,3 +163,31 @@ def test_outputs_sharing_a_slot_evict_each_other_in_row_order() -> None:
     # a batch whose rows share a slot takes the sorting path: same eviction rule, row by row
     # (b evicts a before the first a of the batch comes: only the second a repeats)
     assert table.repeats(np.array([b, a, a]), np.array([5, 6, 7], dtype=np.uint64)).tolist() == [False, False, True]
+
+
+def test_input_fingerprints_are_the_multilinear_hash_of_the_exact_bits_with_one_nan() -> None:
+    """Fingerprints are kept in checkpointed tables, so their values must not change with how
+    they are computed: each is the splitmix64 finaliser of the wrapping sum of the words times
+    fixed odd constants (written out here in Python integers). NaN payloads are one NaN; 0.0 and
+    -0.0 differ; infinities are values like any other."""
+    from monitor.detectors.repetition import _MULTIPLIERS
+
+    x = np.array([[1.0, np.nan, 3.0], [1.0, -np.nan, 3.0], [0.0, np.inf, -1.0], [-0.0, np.inf, -1.0], [1e308, 1e308, 2.0]])
+    payload = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]  # another NaN
+    x[1, 1] = payload
+    fp = input_fingerprints(x)
+    assert fp[0] == fp[1] and fp[2] != fp[3] and len(set(fp.tolist())) == 4
+    mult = [int(m) for m in _MULTIPLIERS[3]]
+    mask = (1 << 64) - 1
+
+    def mix(h: int) -> int:
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) & mask
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) & mask
+        return h ^ (h >> 31)
+
+    canonical = np.where(np.isnan(x), np.nan, x).view(np.uint64)
+    for row, got in zip(canonical, fp.tolist()):
+        h = sum(int(w) * m for w, m in zip(row.tolist(), mult)) & mask
+        assert got == mix(h ^ 0x1A9) | 1

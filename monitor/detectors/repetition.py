@@ -89,7 +89,7 @@ def _fold(words: np.ndarray, salt: int) -> np.ndarray:
     mult = _MULTIPLIERS.get(d)
     if mult is None:
         mult = _MULTIPLIERS[d] = np.random.default_rng(0x6A09E667 + d).integers(0, 1 << 63, d, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    h = words @ mult
+    h = np.einsum("ij,j->i", words, mult)  # wrapping integer sums: any order gives the same bits; einsum's loop is the fastest
     h ^= np.uint64(salt)
     h = _mix(h)
     h |= _ONE  # never 0: 0 marks an empty table slot
@@ -117,7 +117,8 @@ def input_fingerprints(numeric: np.ndarray | None, categorical: np.ndarray | Non
     n = 0
     if numeric is not None and numeric.size:
         num = np.ascontiguousarray(numeric, dtype=np.float64)
-        if np.isnan(num).any():  # NaN payloads differ; one canonical NaN
+        flat = num.reshape(-1)
+        if np.isnan(np.dot(flat, flat)):  # a NaN anywhere (squares cannot make one); NaN payloads differ: one canonical NaN
             num = np.where(np.isnan(num), np.nan, num)
         cols.append(num.view(np.uint64))
         n = num.shape[0]
@@ -192,8 +193,12 @@ class RepeatTable:
         pos = self.count + np.arange(n, dtype=np.int64)
         self.count += n
         slot = ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
-        order = np.argsort(slot, kind="stable")
-        s = slot[order]
+        # stable order by slot: sorting the distinct keys slot * n + row needs no stable sort
+        key = slot * n
+        key += np.arange(n, dtype=np.int64)
+        key.sort()
+        order = key % n
+        s = key // n
         first = np.empty(n, dtype=bool)
         first[0] = True
         np.not_equal(s[1:], s[:-1], out=first[1:])
