@@ -117,8 +117,7 @@ def input_fingerprints(numeric: np.ndarray | None, categorical: np.ndarray | Non
     n = 0
     if numeric is not None and numeric.size:
         num = np.ascontiguousarray(numeric, dtype=np.float64)
-        flat = num.reshape(-1)
-        if np.isnan(np.dot(flat, flat)):  # a NaN anywhere (squares cannot make one); NaN payloads differ: one canonical NaN
+        if np.isnan(num).any():  # NaN payloads differ; one canonical NaN (no BLAS dot here: its threads would spin on the worker's CPU)
             num = np.where(np.isnan(num), np.nan, num)
         cols.append(num.view(np.uint64))
         n = num.shape[0]
