@@ -40,7 +40,7 @@ from aiohttp import web
 from monitor.server import keys as K
 from monitor.server.channel import FrameReader, can_pass_sockets
 from monitor.server.dataplane_child import BATCH, HANDOVER, READY, SYNC, SYNCED, ChildConfig
-from monitor.server.leanproxy import LeanProxySite, LeanSettings
+from monitor.server.leanproxy import LeanProxySite, LeanSettings, record_answered
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
@@ -226,14 +226,12 @@ class DataPlane:
         except asyncio.TimeoutError:
             pass
 
-    def _batch(self, taps: list[tuple[Any, ...]], counts: list[tuple[tuple[str, tuple[str, ...]], int]],
-               upstream: list[float], requests: list[tuple[int, float]], dropped: int) -> None:
+    def _batch(self, answers: list[tuple[Any, ...]], counts: list[tuple[tuple[str, tuple[str, ...]], int]],
+               requests: list[tuple[int, float]], dropped: int) -> None:
         sidecar = self.sidecar
         try:
             for (name, labels), n in counts:
                 sidecar.store.inc(name, n, labels=labels)
-            for seconds in upstream:
-                sidecar.upstream.record((), seconds)
             for status, seconds in requests:
                 sidecar.http.record(("proxy", str(status)), seconds)
             if dropped:
@@ -241,12 +239,12 @@ class DataPlane:
         except Exception:  # noqa: BLE001 - the metrics of one batch are not worth the proxy
             log.exception("proxy data path: a batch's metrics could not be recorded")
         proxy = self.listeners[0].proxy
-        for name, model, client, rid, body, resp_body, status, resp_enc, req_enc, elapsed, ts in taps:
-            tap = proxy.taps.get(name)
-            if tap is None:
-                sidecar.count_refused(ENDPOINT, "internal_error")
-                continue
-            proxy.tap(tap, model, client, rid, body, resp_body, status, resp_enc, req_enc, elapsed, ts)
+        taps = proxy.taps
+        for name, status, upstream_seconds, request_seconds, tap in answers:
+            try:
+                record_answered(proxy, taps.get(name), status, upstream_seconds, request_seconds, tap)
+            except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
+                log.exception("proxy data path: an answered exchange could not be recorded")
 
     def _adopt(self, index: int, prefix: bytes, fd: int) -> None:
         """A connection for the sidecar's own routes, with the bytes the child read from it."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.server.channel import FrameWriter
-from monitor.server.leanproxy import LeanProxy, LeanSettings, _Client
+from monitor.server.leanproxy import LeanProxy, LeanSettings, TapRecord, _Client
 from monitor.server.proxy import _Tap
 from monitor.server.proxyroutes import RouteTable, Target
 
@@ -85,14 +85,26 @@ class ChannelSink:
         self._timer: asyncio.TimerHandle | None = None
 
     def _reset(self) -> None:
-        self.taps: list[tuple[Any, ...]] = []
+        self.answers: list[tuple[Any, ...]] = []
         self.tap_bytes = 0
         self.counts: dict[tuple[str, tuple[str, ...]], int] = {}
-        self.upstream: list[float] = []
         self.requests: list[tuple[int, float]] = []
         self.dropped = 0
 
     def _soon(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
+
+    def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
+                 tap: TapRecord | None) -> None:
+        if tap is not None:
+            size = (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
+            if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
+                self.dropped += 1
+                tap = None
+            else:
+                self.tap_bytes += size
+        self.answers.append((route.name, status, upstream_seconds, request_seconds, tap))
         if self._timer is None:
             self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
 
@@ -101,32 +113,15 @@ class ChannelSink:
         self.counts[key] = self.counts.get(key, 0) + 1
         self._soon()
 
-    def upstream_time(self, seconds: float) -> None:
-        self.upstream.append(seconds)
-        self._soon()
-
     def request_time(self, status: int, seconds: float) -> None:
         self.requests.append((status, seconds))
         self._soon()
 
-    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
-            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
-            elapsed: float, ts: float) -> None:
-        size = (len(body) if body else 0) + (len(resp_body) if resp_body else 0) + 200
-        if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
-            self.dropped += 1
-        else:
-            self.taps.append((route.name, route.model, client, request_id, body, resp_body, status, resp_encoding,
-                              req_encoding, elapsed, ts))
-            self.tap_bytes += size
-        self._soon()
-
     def flush(self) -> None:
         self._timer = None
-        if not (self.taps or self.counts or self.upstream or self.requests or self.dropped):
+        if not (self.answers or self.counts or self.requests or self.dropped):
             return
-        payload = marshal.dumps((BATCH, self.taps, list(self.counts.items()), self.upstream, self.requests,
-                                 self.dropped))
+        payload = marshal.dumps((BATCH, self.answers, list(self.counts.items()), self.requests, self.dropped))
         self._reset()
         self.writer.send(payload)
 

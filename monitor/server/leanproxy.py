@@ -47,13 +47,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Optional, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from monitor.server import keys as K
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, fail_body
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body
 from monitor.server.proxyroutes import LOCAL, RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
@@ -63,7 +63,7 @@ try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
-__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "engine_of", "lean_available", "make_site"]
+__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of", "record_answered", "lean_available", "make_site"]
 
 log = logging.getLogger("monitor.server")
 
@@ -344,26 +344,23 @@ class _Exchange:
         keep = self.upstream_keep_alive and not close and self.body_done and not up.closed
         self.upstream = None
         try:
-            self.lean.pool.release(up, keep)
             lean = self.lean
-            lean.sink.count("monitor_proxy_requests", (self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
-            lean.sink.upstream_time(elapsed)
-            self._record(self.status)
-            if self.route.tap is not None:
-                self._tap(body, elapsed)
+            lean.pool.release(up, keep)
+            tap = None if self.route.tap is None else self._tap(body)
+            lean.sink.answered(self.route, self.status, elapsed, time.perf_counter() - self.t_req, tap)
         except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
             log.exception("proxy: bookkeeping after a response failed")
         finally:
             self.conn.exchange_done(self)
 
-    def _tap(self, resp_body: bytes | None, elapsed: float) -> None:
+    def _tap(self, resp_body: bytes | None) -> "TapRecord":
         lean = self.lean
         req_body = None if self.tap_body is None else b"".join(self.tap_body)
         meta = self.meta
         header = lean.client_header
         client = Proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
-        lean.sink.tap(self.route, client, _text(meta.get(b"x-request-id")), req_body, resp_body, self.status,
-                      _text(self.resp_encoding), _text(meta.get(b"content-encoding")), elapsed, self.t_start)
+        return (self.route.model, client, _text(meta.get(b"x-request-id")), req_body, resp_body,
+                _text(self.resp_encoding), _text(meta.get(b"content-encoding")), self.t_start)
 
     # -- failures --------------------------------------------------------------------------------
     def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
@@ -755,19 +752,24 @@ class LeanSettings:
                    settings.client_header)
 
 
+#: What the tap needs of a tapped exchange besides its route and status: the ``{model}`` of
+#: the path, the client, the request's ``X-Request-Id``, both bodies (None: over the limit), the
+#: response's and the request's content coding, and the wall-clock time the request came in.
+TapRecord = tuple[Optional[str], Optional[str], Optional[str], Optional[bytes], Optional[bytes], Optional[str],
+                  Optional[str], float]
+
+
 class ProxySink(Protocol):
     """Where the data path reports each exchange: the sidecar itself (:class:`SidecarSink`), or,
-    from the data path's own process, the channel to the sidecar."""
+    from the data path's own process, the channel to the sidecar. An answered exchange is one
+    call (its metrics and its tap together); the failures' counts come one by one."""
+
+    def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
+                 tap: TapRecord | None) -> None: ...
 
     def count(self, name: str, labels: tuple[str, ...]) -> None: ...
 
-    def upstream_time(self, seconds: float) -> None: ...
-
     def request_time(self, status: int, seconds: float) -> None: ...
-
-    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
-            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
-            elapsed: float, ts: float) -> None: ...
 
 
 class SidecarSink:
@@ -780,21 +782,29 @@ class SidecarSink:
         self.http = proxy.sidecar.http
         self.upstream = proxy.sidecar.upstream
 
+    def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
+                 tap: TapRecord | None) -> None:
+        record_answered(self.proxy, route.tap, status, upstream_seconds, request_seconds, tap)
+
     def count(self, name: str, labels: tuple[str, ...]) -> None:
         self.store.inc(name, labels=labels)
-
-    def upstream_time(self, seconds: float) -> None:
-        self.upstream.record((), seconds)
 
     def request_time(self, status: int, seconds: float) -> None:
         self.http.record(("proxy", str(status)), seconds)
 
-    def tap(self, route: Target, client: str | None, request_id: str | None, body: bytes | None,
-            resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
-            elapsed: float, ts: float) -> None:
-        assert route.tap is not None
-        self.proxy.tap(route.tap, route.model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
-                       elapsed, ts)
+
+def record_answered(proxy: Proxy, tap_route: "_Tap | None", status: int, upstream_seconds: float,
+                    request_seconds: float, tap: TapRecord | None) -> None:
+    """One answered exchange into the sidecar's metrics, and through the tap (whichever process
+    the data path ran in)."""
+    sidecar = proxy.sidecar
+    sidecar.store.inc("monitor_proxy_requests", labels=(tap_route.kind if tap_route else "other", f"{status // 100}xx"))
+    sidecar.upstream.record((), upstream_seconds)
+    sidecar.http.record(("proxy", str(status)), request_seconds)
+    if tap_route is not None and tap is not None:
+        model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts = tap
+        proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
+                  upstream_seconds, ts)
 
 
 class LeanProxy:
