@@ -142,8 +142,7 @@ class HeldBatches:
     def take(self) -> tuple["Batch | None", "LabeledBatch | None"]:
         """The held predictions and labels, each as one batch (None when there are none), and
         forget them."""
-        batch = concat_batches(self._predictions) if self._predictions else None
-        labeled = concat_batches(self._labels) if self._labels else None
-        self._predictions, self._labels, self._rows = [], [], 0
+        predictions, labels = self._predictions, self._labels
+        self._predictions, self._labels, self._rows = [], [], 0  # forgotten first: a failure is not repeated
         self._signatures.clear()
-        return batch, labeled
+        return (concat_batches(predictions) if predictions else None), (concat_batches(labels) if labels else None)

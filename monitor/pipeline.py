@@ -292,7 +292,12 @@ class Pipeline:
         exports, checkpoints, restores)."""
         if not len(self._held):
             return
-        batch, labeled = self._held.take()
+        try:
+            batch, labeled = self._held.take()
+        except Exception:  # noqa: BLE001 - rows that cannot be joined are lost and counted, never fatal
+            log.exception("could not join the held batches")
+            self.store.inc("monitor_internal_errors", labels=("pipeline",))
+            return
         for det in self.detectors:
             if getattr(det, "deferrable", False):
                 if batch is not None:
