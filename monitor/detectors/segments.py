@@ -254,9 +254,10 @@ class SegmentDetector(RefreshingDetector):
         s = self._s
         return self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s)
 
-    def gaps(self) -> dict[str, tuple[str, str, float, float] | None]:
-        """Largest difference between eligible segments per figure: (high, low, gap, z)."""
-        p, lab = self._fields()
+    def gaps(self, fields: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[str, str, float, float] | None]:
+        """Largest difference between eligible segments per figure: (high, low, gap, z)
+        (``fields``: the windows' totals when the caller has them already)."""
+        p, lab = self._fields() if fields is None else fields
         rows, labels = p[_ROWS], lab[_LAB]
         okr = rows >= max(self.min_rows, 1)
         okl = labels >= max(self.min_labels, 1)
@@ -314,7 +315,7 @@ class SegmentDetector(RefreshingDetector):
         put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
-        for figure, g in self.gaps().items():
+        for figure, g in self.gaps((p, lab)).items():
             if g is not None:
                 labels = (figure, g[0], g[1])
                 out.set(names.SEGMENT_MAX_GAP, g[2], labels)

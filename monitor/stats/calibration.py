@@ -472,9 +472,11 @@ def _smooth(n: np.ndarray, q: np.ndarray, w: np.ndarray) -> bool:
     clumps around the multiples of 31.5, which no smooth approximation follows (errors of 20-30%
     at p = 0.01). The rest of ``T`` blurs those clumps when its standard deviation is at least
     four times the largest lumpy weight; otherwise the lattice is used, however large."""
-    values, cls = np.unique(w, return_inverse=True)
-    var = np.bincount(cls, weights=w * w * n * q * (1.0 - q), minlength=len(values))
-    lumpy = np.bincount(cls, weights=n * q, minlength=len(values)) < _WEIGHT_SCALE
+    # per weight value (the weights are small positive integers: bincount by value, no unique)
+    present = np.bincount(w) > 0
+    var = np.bincount(w, weights=w * w * n * q * (1.0 - q))[present]
+    lumpy = np.bincount(w, weights=n * q)[present] < _WEIGHT_SCALE
+    values = np.flatnonzero(present)
     return not lumpy.any() or float(np.sqrt(var[~lumpy].sum())) >= 4.0 * float(values[lumpy].max())
 
 
