@@ -57,6 +57,7 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _names(kind: type) -> tuple[str, ...]:
+    """Field names of a batch dataclass, read once per type (``fields`` walks the class)."""
     names = _FIELDS.get(kind)
     if names is None:
         names = _FIELDS[kind] = tuple(f.name for f in fields(kind))
