@@ -167,6 +167,7 @@ def test_taps_the_sidecar_cannot_take_are_dropped_and_counted(tmp_path, upstream
         refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
         assert dropped > 0
         assert accepted + refused == n
+        assert sample(text, "monitor_proxy_requests_total", route="oip_v2", code="2xx") == n  # every request counted
     finally:
         s.close()
 

@@ -11,8 +11,9 @@ handed over whole: its socket goes to the sidecar, with the bytes already read f
 
 Memory is bounded: when the sidecar does not read the channel (it is busy, or stopped), the
 tapped exchanges waiting beyond ``max_pending_bytes`` are dropped, and counted
-(``monitor_intake_events_refused_total{endpoint="proxy",reason="tap_backlog"}``); the
-requests themselves are never held back. The process exits when its channel closes (the
+(``monitor_intake_events_refused_total{endpoint="proxy",reason="tap_backlog"}``), and the
+requests answered meanwhile are counted without their durations; the requests themselves are
+never held back. The process exits when its channel closes (the
 sidecar is gone), and on SIGTERM after the requests in flight are answered (up to
 ``stop_budget_s``), with its last batch written.
 """
@@ -97,13 +98,14 @@ class ChannelSink:
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
-        if tap is not None:
-            size = (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
-            if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
-                self.dropped += 1
-                tap = None
-            else:
-                self.tap_bytes += size
+        size = 100 if tap is None else (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
+        if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
+            # the sidecar has not read for a while: the tap is dropped (counted), the request only
+            # counted, without its durations, so that what waits here stays bounded
+            self.dropped += tap is not None
+            self.count("monitor_proxy_requests", (route.tap.kind if route.tap else "other", f"{status // 100}xx"))
+            return
+        self.tap_bytes += size
         self.answers.append((route.name, status, upstream_seconds, request_seconds, tap))
         if self._timer is None:
             self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
