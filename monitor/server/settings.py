@@ -88,6 +88,14 @@ class SidecarSettings:
     #: ``server.shutdown_timeout``: one deadline from SIGTERM to the final checkpoint (see
     #: :mod:`monitor.server.lifecycle`); keep it below the pod's termination grace period.
     shutdown_timeout_s: float = 20.0
+    #: ``server.worker_nice``: the nice value of the threads that load the models and run their
+    #: workers (detectors, rule evaluation, checkpoints, scrapes' exports), 0 to 19 (Linux: nice is
+    #: per thread). On a busy node the proxy's data path and the intake then get the CPU first and
+    #: the monitoring work waits (bounded by the queues, shed and counted when full), as a monitor
+    #: that must never slow the model it watches should. 0 leaves them as they are. The proxy's
+    #: data path gains only in its own process (``server.proxy.process``): a niced thread holding
+    #: the GIL would keep this process's event loop waiting longer, not shorter.
+    worker_nice: int = 0
     write_tokens: tuple[str, ...] = ()
     metrics_tokens: tuple[str, ...] = ()
     client_header: str | None = None
@@ -232,6 +240,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         max_batch_events=srv.max_batch_events,
         max_queued_events=_int(extra.get("max_queued_events", 1_000_000), "server.max_queued_events", source),
         shutdown_timeout_s=parse_duration(extra.get("shutdown_timeout", "20s"), "server.shutdown_timeout", source),
+        worker_nice=_int(extra.get("worker_nice", 0), "server.worker_nice", source, 0, 19),
         write_tokens=_tokens(srv.write_token_file, srv.write_token_env, "write", base, source),
         metrics_tokens=_tokens(srv.metrics_token_file, srv.metrics_token_env, "metrics", base, source),
         client_header=srv.client_header,

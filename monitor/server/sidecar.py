@@ -98,6 +98,24 @@ def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
     return out
 
 
+def lower_priority(nice: int) -> bool:
+    """Raise the calling thread's nice value to ``nice`` (threads it starts inherit it); False
+    where the platform cannot (nice is per thread on Linux; elsewhere it would be the process's)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        log.warning("server.worker_nice: thread priorities are Linux's; left unchanged on %s", sys.platform)
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+    except OSError as err:
+        log.warning("server.worker_nice: cannot lower the workers' priority (%s)", err)
+        return False
+    return True
+
+
 class BufferedHistogram:
     """Observations of one histogram buffered per label set and folded into the store in
     batches (once a second and before every scrape), so that a request pays one list append
@@ -188,6 +206,8 @@ class Sidecar:
         from monitor import checkpoint
         from monitor.server.lifecycle import build_monitor
 
+        if self.settings.worker_nice and threading.current_thread() is not threading.main_thread():
+            lower_priority(self.settings.worker_nice)  # the workers started here inherit it
         try:
             for cfg in self.agent.models:
                 path = self.checkpoint_paths.get(cfg.model)
