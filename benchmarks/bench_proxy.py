@@ -296,6 +296,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0, help="requests per second (bounded)")
     ap.add_argument("--seconds", type=float, default=10.0, help="seconds of load per target, split into rounds")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--nice", type=int, default=0,
+                    help="also measure the default with server.worker_nice at this value (the monitor's threads niced)")
     ap.add_argument("--quick", action="store_true",
                     help="only the upstream directly, the byte relay and the lean engine in and out of process (the table "
                          "is printed, not written to benchmarks/results/)")
@@ -306,13 +308,15 @@ def main() -> None:
     up.start()
     upstream = f"http://127.0.0.1:{q.get(timeout=30)}"
 
-    def cfg(engine: str, process: bool = True) -> dict:
+    def cfg(engine: str, process: bool = True, nice: int = 0) -> dict:
         return {"model": "iris", "features": ["a", "b", "c", "d"],
                 "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
-                "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": engine, "process": process}}}
+                "server": {"port": 0, "worker_nice": nice,
+                           "proxy": {"oip_output": "probs", "engine": engine, "process": process}}}
 
     lean = Serve(cfg("lean"), extra_args=("--proxy", upstream))
     inproc = Serve(cfg("lean", process=False), extra_args=("--proxy", upstream))
+    niced = Serve(cfg("lean", nice=args.nice), extra_args=("--proxy", upstream)) if args.nice else None
     aio = Serve(cfg("aiohttp"), extra_args=("--proxy", upstream))
     bq: multiprocessing.Queue[int] = multiprocessing.Queue()
     bare_proc = multiprocessing.Process(target=_bare_proxy, args=(upstream, bq), daemon=True)
@@ -332,6 +336,11 @@ def main() -> None:
     relay = _Target("through a byte relay (no HTTP parsing, no monitoring: the floor of an asyncio proxy)", relay_url,
                     relay_proc.pid, short="relay")
     targets = [direct, relay, bare, proxied, proxied_inproc, proxied_aio]
+    proxied_niced = None if niced is None else _Target(
+        f"through monitor serve --proxy (the default, with server.worker_nice: {args.nice})", niced.url, niced.proc.pid,
+        child=True, short="niced")
+    if proxied_niced is not None:
+        targets.append(proxied_niced)
     try:
         per_round = args.seconds / args.rounds
         load_before = os.getloadavg()[0]
@@ -340,7 +349,9 @@ def main() -> None:
         probe_q: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
         probe = multiprocessing.Process(target=_stall_probe, args=(stop_probe, probe_q), daemon=True)
         probe.start()
-        measured = [direct, relay, proxied, proxied_inproc] if args.quick else targets
+        measured = [direct, relay, proxied, proxied_inproc] if args.quick else list(targets)
+        if args.quick and proxied_niced is not None:
+            measured.append(proxied_niced)
         for _ in range(args.rounds):
             for t in measured:
                 t.round(args.rate, per_round)
@@ -355,6 +366,8 @@ def main() -> None:
         lean.stop()
         inproc.stop()
         aio.stop()
+        if niced is not None:
+            niced.stop()
         bare_proc.terminate()
         bare_proc.join(10)
         relay_proc.terminate()
