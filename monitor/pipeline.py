@@ -123,9 +123,16 @@ class Pipeline:
         self._ticks_through(now)
         if now > self.clock:
             self.clock = now
-            for det in self.detectors:
-                self._guard(det, det.advance, now)
+            self._advance_all(now)
             self._dirty = True  # windows may have slid: the next export (timer, scrape) shows it
+
+    def _advance_all(self, now: float) -> None:
+        """Advance the detectors to ``now``; the deferrable ones wait while rows are held for
+        them (:meth:`settle` advances them once it has handed the rows over)."""
+        held = len(self._held) > 0
+        for det in self.detectors:
+            if not (held and getattr(det, "deferrable", False)):
+                self._guard(det, det.advance, now)
 
     @property
     def _ticking(self) -> bool:
@@ -215,8 +222,7 @@ class Pipeline:
         if newest > self.clock:
             self.clock = newest
             store.set("monitor_last_event_timestamp_seconds", newest)
-        for det in self.detectors:
-            self._guard(det, det.advance, self.clock)
+        self._advance_all(self.clock)
         self._dirty = True
         self.export_if_due()
         store.observe("monitor_processing_seconds", time.perf_counter() - t0)
@@ -289,7 +295,7 @@ class Pipeline:
 
     def settle(self) -> None:
         """Hand the held rows to the deferrable detectors (before anything reads their state:
-        exports, checkpoints, restores)."""
+        exports, checkpoints, restores), then advance them to the clock."""
         if not len(self._held):
             return
         try:
@@ -304,6 +310,8 @@ class Pipeline:
                     self._guard(det, det.update, batch)
                 if labeled is not None:
                     self._guard(det, det.update_labels, labeled)
+                if self.clock > float("-inf"):
+                    self._guard(det, det.advance, self.clock)
 
     def export_if_due(self) -> bool:
         """Export if something was processed and ``export_interval_s`` has passed since the last

@@ -258,3 +258,29 @@ def test_a_checkpoint_of_a_live_monitor_holds_the_rows_not_yet_handed_over() -> 
         assert rows == 12 and len(mon.pipeline._held) == 0
     finally:
         mon.close()
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_an_idle_clock_expires_the_held_rows_as_it_expires_the_others(defer: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live agent without traffic moves event time with the wall clock: rows still held when
+    their window has passed must leave the figures, exactly as rows handed over at once do."""
+    schema, output, ref = _setup()
+    ctx = DetectorContext(schema, output)
+    dets = [create(k, reference=ref, context=ctx, params={"window_s": 600.0}) for k in ("confidence", "calibration")]
+    with monkeypatch.context() as m:
+        if not defer:
+            for d in dets:
+                m.setattr(type(d), "deferrable", False)
+        store, wall = MetricStore("m"), Wall()
+        pipe = Pipeline(store, BatchBuilder(schema, output), dets, export_interval_s=1e9, wall=wall)
+        events = _stream(5, n=800)
+        pipe.process(events[:10])  # exports: the timer starts
+        pipe.process(events[10:])
+        assert (len(pipe._held) > 0) == defer
+        pipe.advance(T0 + 400.0)  # still inside the window
+        pipe.export_pending()
+        assert store.value(names.CONFIDENCE_ROWS) == 800
+        pipe.process(events[:1])  # a late event, then the window passes without traffic
+        pipe.advance(T0 + 400.0 + 2 * 600.0)
+        pipe.export_pending()
+        assert store.value(names.CONFIDENCE_ROWS) == 0 and store.value(names.LABELS_IN_WINDOW) == 0
