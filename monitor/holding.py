@@ -47,9 +47,9 @@ def _column_key(value: Any) -> Any:
     and trailing shape, or any other value itself (names, classes)."""
     if value is None:
         return None
-    shape = getattr(value, "shape", None)
-    if shape is not None and getattr(value, "ndim", 0) >= 1:
-        return ("array", value.dtype.str, tuple(shape[1:]))
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and value.ndim >= 1:
+        return ("array", dtype, value.shape[1:])
     return ("value", value)
 
 
@@ -67,7 +67,7 @@ def _names(kind: type) -> tuple[str, ...]:
 def signature(batch: "Batch | LabeledBatch") -> tuple[Any, ...]:
     """The batch's type and the :func:`_column_key` of each of its fields: batches with equal
     signatures stack."""
-    return (type(batch),) + tuple(_column_key(getattr(batch, name)) for name in _names(type(batch)))
+    return (type(batch),) + tuple([_column_key(getattr(batch, name)) for name in _names(type(batch))])
 
 
 def stackable(a: "Batch | LabeledBatch", b: "Batch | LabeledBatch") -> bool:
