@@ -99,6 +99,8 @@ class DataPlane:
         self.reader: FrameReader | None = None
         self.stopping = False
         self.restarts = 0
+        #: respawns whose process could not be started (fork/exec refused): tried again later
+        self.failed_spawns = 0
         self._backoff = _BACKOFF_MIN_S
         self._backoff_reset = False
         self._started_at = 0.0
@@ -171,8 +173,26 @@ class DataPlane:
         self.restarts += 1
         self.sidecar.store.inc("monitor_proxy_process_restarts")
         log.error("proxy data path: process exited (code %s); starting it again in %.1f s", code, self._backoff)
-        self._respawn = loop.call_later(self._backoff, self.spawn)
+        self._schedule_respawn(loop)
+
+    def _schedule_respawn(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._respawn = loop.call_later(self._backoff, self._respawn_now)
         self._backoff = min(_BACKOFF_MAX_S, self._backoff * 2)
+
+    def _respawn_now(self) -> None:
+        """The supervisor's restart: a process that cannot be started now (fork or exec refused:
+        EAGAIN, ENOMEM, EMFILE...) is tried again after the backoff, never given up on (the
+        port's connections wait in the kernel's backlog meanwhile)."""
+        self._respawn = None
+        if self.stopping:
+            return
+        try:
+            self.spawn()
+        except OSError as err:
+            self.failed_spawns += 1
+            log.error("proxy data path: its process could not be started again (%s); trying again in %.1f s",
+                      err, self._backoff)
+            self._schedule_respawn(asyncio.get_running_loop())
 
     # -- what the child sends ----------------------------------------------------------------------
     def _frame(self, payload: bytes) -> None:

@@ -47,6 +47,8 @@ SYNC = b"s"
 _BATCH_DELAY_S = 0.002  # a batch collects what is answered in this time: one write, not one per request
 _HEAD_ROOM = 64 * 1024  # request heads and chunk framing, beyond the body limit
 _LINGER_S = 1.0
+_DURATION_BYTES = 32  # what one request's duration weighs in a batch, against the bound
+_HELD_RETRY_S = 0.05  # while the sidecar does not read: how often a held batch tries again
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,24 @@ class ChannelSink:
         self._soon()
 
     def request_time(self, status: int, seconds: float) -> None:
+        if self.writer.pending + self.tap_bytes + _DURATION_BYTES > self.max_pending_bytes:
+            return  # as for an answered exchange beyond the bound: its count (sent) without its duration
+        self.tap_bytes += _DURATION_BYTES
         self.requests.append((status, seconds))
         self._soon()
 
-    def flush(self) -> None:
-        self._timer = None
+    def flush(self, force: bool = False) -> None:
+        """Send what was collected as one batch. While the sidecar has not read what waits
+        already (beyond ``max_pending_bytes``), the timer's batches are held here instead, their
+        counts merged, so that what waits stays bounded: no new frame every 2 ms. ``force``
+        (a sync, a handover, the last batch) sends regardless."""
+        if self._timer is not None:
+            self._timer.cancel()  # (a no-op when the timer is what called)
+            self._timer = None
         if not (self.answers or self.counts or self.requests or self.dropped):
+            return
+        if not force and self.writer.pending > self.max_pending_bytes and not self.writer.broken:
+            self._timer = self.loop.call_later(_HELD_RETRY_S, self.flush)
             return
         payload = marshal.dumps((BATCH, self.answers, list(self.counts.items()), self.requests, self.dropped))
         self._reset()
@@ -241,11 +255,11 @@ class DataPlaneChild:
             self.stop.set()
             return
         for _ in range(data.count(SYNC)):
-            self.sink.flush()
+            self.sink.flush(force=True)
             self.writer.send(marshal.dumps((SYNCED,)))
 
     def hand_over(self, listener: int, prefix: bytes, fd: int) -> None:
-        self.sink.flush()  # what this connection's earlier requests reported goes first
+        self.sink.flush(force=True)  # what this connection's earlier requests reported goes first
         self.writer.send(marshal.dumps((HANDOVER, listener, prefix)), fd)
 
     async def shutdown(self) -> None:
@@ -253,7 +267,7 @@ class DataPlaneChild:
             server.close()
         budget = 0.0 if self.writer.broken else self.cfg.stop_budget_s
         await asyncio.gather(*(lean.shutdown(budget) for lean in self.leans))
-        self.sink.flush()
+        self.sink.flush(force=True)
         self.writer.flush_blocking(5.0)
         self.writer.close()
 
