@@ -231,3 +231,51 @@ def test_the_childs_batches_stay_bounded_while_the_sidecar_does_not_read():
 
     pending, bound = asyncio.run(run())
     assert pending <= bound + 64 * 1024, pending
+
+
+def _unread_big_answer(s, then: bytes = b"") -> tuple[socket.socket, bytes]:
+    """A connection whose client has not read a large proxied answer yet (it waits in the data
+    path's write buffer), with ``then`` pipelined after it."""
+    import time
+
+    # the connections accepted from now on get a small send buffer (the listening socket is the
+    # sidecar's, shared with the child), so that the kernel cannot take a 400 kB answer at once
+    # (on loopback it takes megabytes; across hosts far less)
+    _plane(s).listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = json.dumps(oip(20000, rid="big")).encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    sock.settimeout(20)
+    host, port = s.url.rsplit("/", 1)[-1].split(":")
+    sock.connect((host, int(port)))
+    sock.sendall(_post("/v2/models/mirror/infer", big) + then)
+    time.sleep(0.3)  # not a timed assertion: lets the answer back up in the data path before SIGTERM
+    return sock, big
+
+
+def test_sigterm_lets_the_child_write_out_answers_its_clients_have_not_read_yet(proc_side):
+    """SIGTERM (the sidecar stopping) while an answered request's bytes still wait in the child's
+    write buffer: the child writes them out before it exits (within its budget), so the client
+    gets the whole answer, not a truncated one."""
+    plane = _plane(proc_side)
+    sock, big = _unread_big_answer(proc_side)
+    with sock:
+        plane.proc.send_signal(15)
+        f = sock.makefile("rb")
+        status, _, body = _read_response(f)
+    assert status == 200 and body == big
+
+
+def test_sigterm_lets_a_pending_handover_complete(proc_side):
+    """A local request pipelined behind an answer the client has not read yet: its handover
+    waits for that answer to go out; SIGTERM meanwhile must not drop the connection (the child
+    finishes the handover, the sidecar answers)."""
+    plane = _plane(proc_side)
+    sock, big = _unread_big_answer(proc_side, _get("/readyz"))
+    with sock:
+        plane.proc.send_signal(15)
+        f = sock.makefile("rb")
+        first = _read_response(f)
+        second = _read_response(f)
+    assert first[0] == 200 and first[2] == big
+    assert second[0] == 200 and json.loads(second[2])["ready"] is True

@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,7 @@ class _Handover(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.plane.handovers.add(self)  # the child's shutdown waits for it to go
         self.plane.loop.call_soon(self._try)
 
     def data_received(self, data: bytes) -> None:
@@ -194,6 +196,7 @@ class _Handover(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.plane.handovers.discard(self)
 
     def _try(self) -> None:
         t = self.transport
@@ -213,6 +216,7 @@ class _Handover(asyncio.Protocol):
             t.abort()
             return
         self.sent = True
+        self.plane.handovers.discard(self)
         self.plane.hand_over(self.listener, b"".join(self.buf), fd)
         self.buf = []
         t.abort()  # closes this process's descriptor only: the sidecar holds the connection now
@@ -229,6 +233,10 @@ class DataPlaneChild:
         self.leans: list[LeanProxy] = []
         self.servers: list[asyncio.AbstractServer] = []
         self.stop = asyncio.Event()
+        #: every client connection (while its transport lives): at exit, their answers are written out first
+        self.clients: weakref.WeakSet[_Client] = weakref.WeakSet()
+        #: connections waiting to be handed over to the sidecar
+        self.handovers: set[_Handover] = set()
 
     async def start(self) -> None:
         for index, (fd, specs, kinds) in enumerate(self.cfg.listeners):
@@ -237,7 +245,13 @@ class DataPlaneChild:
                              lambda index=index: _Handover(self, index))
             sock = socket.socket(fileno=fd)
             sock.setblocking(False)
-            self.servers.append(await self.loop.create_server(lean.protocol, sock=sock, backlog=1024))
+
+            def accept(lean: LeanProxy = lean) -> _Client:
+                client = lean.protocol()
+                self.clients.add(client)
+                return client
+
+            self.servers.append(await self.loop.create_server(accept, sock=sock, backlog=1024))
             self.leans.append(lean)
         self.loop.add_reader(self.writer.sock.fileno(), self._channel_readable)
         self.writer.send(marshal.dumps((READY, os.getpid())))
@@ -262,11 +276,30 @@ class DataPlaneChild:
         self.sink.flush(force=True)  # what this connection's earlier requests reported goes first
         self.writer.send(marshal.dumps((HANDOVER, listener, prefix)), fd)
 
+    def _unsent(self) -> bool:
+        """Whether a connection still has answer bytes this process has not written out, or
+        waits to be handed over (both are lost when the process exits)."""
+        if self.handovers:
+            return True
+        for client in list(self.clients):
+            t = client.transport
+            try:
+                if t is not None and t.get_write_buffer_size():
+                    return True
+            except (AttributeError, RuntimeError):  # a transport already gone
+                continue
+        return False
+
     async def shutdown(self) -> None:
+        """Stop accepting, answer what is in flight, write out the answers the clients have not
+        read yet and hand over what waits to be, all within ``stop_budget_s``; then the last batch."""
         for server in self.servers:
             server.close()
         budget = 0.0 if self.writer.broken else self.cfg.stop_budget_s
+        deadline = self.loop.time() + budget
         await asyncio.gather(*(lean.shutdown(budget) for lean in self.leans))
+        while self._unsent() and not self.writer.broken and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
         self.sink.flush(force=True)
         self.writer.flush_blocking(5.0)
         self.writer.close()
