@@ -279,3 +279,27 @@ def test_sigterm_lets_a_pending_handover_complete(proc_side):
         second = _read_response(f)
     assert first[0] == 200 and first[2] == big
     assert second[0] == 200 and json.loads(second[2])["ready"] is True
+
+
+def test_a_channel_that_closes_while_the_child_lingers_does_not_block_the_sidecars_loop(proc_side):
+    """The channel closes and the process has not exited (it is finishing its exit: an executor
+    thread, a slow getaddrinfo...; here it is stopped): the sidecar does not wait for it on its
+    event loop (``proc.wait`` blocked the loop up to a second, then killed it there); it reaps it
+    from the loop, kills it when it lingers, and starts a new one."""
+    s = proc_side
+    plane = _plane(s)
+    first = plane.proc
+    os.kill(first.pid, 19)  # SIGSTOP: alive, but it will not exit by itself
+    seen: list[bool] = []
+
+    async def close_channel() -> None:
+        assert plane.reader is not None
+        plane.reader.close()
+        seen.append(first.poll() is None)  # the loop went on: the process was not waited for here
+
+    s.server.lt.call(close_channel())
+    assert seen == [True]
+    assert wait_until(lambda: first.poll() is not None, 10)  # killed once it lingered
+    assert wait_until(lambda: plane.proc is not first and plane.proc.poll() is None and plane.reader is not None
+                      and not plane.reader.closed, 20)
+    assert _status_ok(s)

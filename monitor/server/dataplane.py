@@ -58,6 +58,8 @@ _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.1, 5.0
 _STABLE_S = 10.0  # a child that lived this long resets the backoff
 READY_TIMEOUT_S = 20.0  # for the child to import and accept, at start
 CHILD_MODULE = "monitor.server.dataplane_child"
+_LINGER_S = 1.0  # a child still running this long after its channel closed is killed
+_REAP_POLL_S = 0.01
 
 
 def process_available() -> bool:
@@ -145,23 +147,35 @@ class DataPlane:
         log.info("proxy data path: process %d, to %s on the lean engine", self.proc.pid, proxy.upstream)
 
     def _closed(self) -> None:
-        """The channel closed: the child exited (asked to, or not)."""
-        proc = self.proc
-        if proc is not None:
-            try:
-                proc.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
+        """The channel closed: the child exited, or is exiting (asked to, or not). Nothing more
+        comes from it; the process is reaped from the loop (never waited for on it: a child that
+        lingers would stall every request of the sidecar), killed when it lingers."""
+        for waiter in self._syncs:  # nothing more comes from this child
+            if not waiter.done():
+                waiter.set_result(None)
+        self._syncs.clear()
+        loop = asyncio.get_running_loop()
+        self._reap(self.proc, loop.time() + _LINGER_S, False)
+
+    def _reap(self, proc: "subprocess.Popen[bytes] | None", deadline: float, killed: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if proc is not None and proc.poll() is None:
+            if not killed and loop.time() >= deadline:
+                log.warning("proxy data path: process %d still running after its channel closed; killing it", proc.pid)
                 proc.kill()
-                proc.wait()
+                killed = True
+            loop.call_later(_REAP_POLL_S, self._reap, proc, deadline, killed)
+            return
+        self._exited_now(proc)
+
+    def _exited_now(self, proc: "subprocess.Popen[bytes] | None") -> None:
+        """The child is gone (reaped): the start waits no more, and, unless stopping, a new one
+        is started after the backoff."""
         if self._exited is not None:
             self._exited.set()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(ChildProcessError(f"the proxy's data path process exited (code {proc and proc.returncode})"))
             self._ready.exception()  # retrieved: a respawned child that fails is only logged
-        for waiter in self._syncs:  # nothing more comes from this child
-            if not waiter.done():
-                waiter.set_result(None)
-        self._syncs.clear()
         if self.stopping:
             self.sidecar.data_planes.discard(self)
             return
@@ -309,8 +323,8 @@ class DataPlane:
             self.proc.kill()
         if self.reader is not None and not self.reader.closed:
             self.reader.close()
-        elif self.proc is not None:
-            self.proc.wait()
+        if self._exited is not None:
+            await self._exited.wait()  # reaped from the loop (it was killed)
         self.sidecar.data_planes.discard(self)
 
     def in_flight(self) -> int:
@@ -327,6 +341,7 @@ class DataPlane:
                 if self.proc is not None:
                     self.proc.kill()
                 self.reader.close()
+                await self._exited.wait()  # killed: reaped at the next poll
         if self._adopting:
             await asyncio.gather(*self._adopting, return_exceptions=True)
 
