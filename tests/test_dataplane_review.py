@@ -30,8 +30,24 @@ def upstream():
     srv.close()
 
 
-@pytest.fixture(params=["lean", "process"])
+@pytest.fixture(params=["lean", "process", "serve"])
 def side(request, tmp_path, upstream):
+    """The proxy's port on the lean engine in the sidecar's loop, in its child process, and as
+    ``monitor serve`` runs it (a real process tree, on uvloop when it is installed)."""
+    if request.param == "serve":
+        import signal
+
+        import yaml
+
+        from tests.test_server_lifecycle import ServeProcess
+
+        path = tmp_path / "monitor.yaml"
+        path.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "proxy": {"oip_output": "probs", "upstream": upstream.url}}}))
+        serve = ServeProcess(path)
+        yield serve
+        assert serve.stop(signal.SIGTERM) == 0
+        assert "Traceback" not in (tmp_path / "serve.log").read_text()
+        return
     s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, request.param,
                        proxy_upstream=upstream.url)
     yield s
