@@ -319,3 +319,47 @@ def test_a_channel_that_closes_while_the_child_lingers_does_not_block_the_sideca
     assert wait_until(lambda: plane.proc is not first and plane.proc.poll() is None and plane.reader is not None
                       and not plane.reader.closed, 20)
     assert _status_ok(s)
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="/proc/PID/fd lists a process's descriptors")
+def test_handovers_and_restarts_leave_no_descriptor_open(proc_side):
+    """Connections handed over (and closed by their clients), and a child killed and started
+    again: neither process keeps a descriptor for them."""
+    from tests.sidecar_support import http
+
+    s = proc_side
+    plane = _plane(s)
+
+    def settled_fds() -> tuple[int, int]:
+        return _fds(os.getpid()), _fds(plane.proc.pid)
+
+    for _ in range(3):  # warm: the sidecar's first scrape, the pool's first upstream connection
+        assert http("GET", s.url + "/readyz").status == 200
+        assert http("POST", s.url + INFER, oip(1)).status == 200
+    parent0, child0 = settled_fds()
+    before = set(os.listdir("/proc/self/fd"))
+    for i in range(40):
+        assert http("GET", s.url + "/readyz").status == 200
+        with _connect(s.url) as sock:  # pipelined: a proxied answer, then the handover
+            sock.sendall(_post(INFER, json.dumps(oip(1, rid=f"f{i}")).encode()) + _get("/readyz", "Connection: close\r\n"))
+            with sock.makefile("rb") as f:  # (an open file of the socket keeps its descriptor)
+                assert _read_response(f)[0] == 200 and _read_response(f)[0] == 200
+    def describe():
+        out = []
+        for fd in set(os.listdir("/proc/self/fd")) - before:
+            try:
+                with socket.socket(fileno=os.dup(int(fd))) as x:
+                    out.append((fd, os.readlink(f"/proc/self/fd/{fd}"), x.getsockname(), x.getpeername() if x.type == socket.SOCK_STREAM else None))
+            except OSError as e:
+                out.append((fd, str(e)))
+        return out
+    assert wait_until(lambda: settled_fds() == (parent0, child0), 10), (settled_fds(), (parent0, child0), describe())
+    first = plane.proc.pid
+    os.kill(first, 9)
+    assert wait_until(lambda: plane.proc.pid != first and plane.reader is not None and not plane.reader.closed, 20)
+    assert _status_ok(s)
+    assert wait_until(lambda: _fds(os.getpid()) == parent0, 10), (_fds(os.getpid()), parent0)
