@@ -189,8 +189,15 @@ def _plane(s):
     return plane
 
 
-@pytest.fixture
-def proc_side(tmp_path, upstream):
+@pytest.fixture(params=["asyncio", "uvloop"])
+def proc_side(request, tmp_path, upstream, monkeypatch):
+    """The sidecar (on asyncio, in this process) with its data path process on ``asyncio`` or
+    on ``uvloop`` (as ``monitor serve`` runs it when uvloop is installed)."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+        from monitor.server import dataplane
+
+        monkeypatch.setattr(dataplane, "_loop_kind", lambda: "uvloop")
     s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process",
                        proxy_upstream=upstream.url)
     yield s
