@@ -364,9 +364,52 @@ def test_handovers_and_restarts_leave_no_descriptor_open(proc_side):
             except OSError as e:
                 out.append((fd, str(e)))
         return out
-    assert wait_until(lambda: settled_fds() == (parent0, child0), 10), (settled_fds(), (parent0, child0), describe())
+    # a leak would be one per handover (40 or more); the upstream pool's idle connections (the
+    # upstream server runs in this process too) may come and go by one or two
+    assert wait_until(lambda: all(n <= n0 + 2 for n, n0 in zip(settled_fds(), (parent0, child0))), 10), \
+        (settled_fds(), (parent0, child0), describe())
     first = plane.proc.pid
     os.kill(first, 9)
     assert wait_until(lambda: plane.proc.pid != first and plane.reader is not None and not plane.reader.closed, 20)
     assert _status_ok(s)
-    assert wait_until(lambda: _fds(os.getpid()) == parent0, 10), (_fds(os.getpid()), parent0)
+    assert wait_until(lambda: _fds(os.getpid()) <= parent0 + 2, 10), (_fds(os.getpid()), parent0)
+
+
+def test_a_frame_whose_handler_fails_is_not_delivered_again():
+    """``on_frame`` raising (a bug in what handles one message) must not leave that frame, and
+    those before it, in the reader's buffer to be handled again with the next read: a batch
+    would be counted twice (and the failure repeat forever)."""
+    from monitor.server.channel import FrameReader, FrameWriter
+
+    async def run() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        got: list[bytes] = []
+        second = asyncio.Event()
+
+        def on_frame(payload: bytes) -> None:
+            got.append(payload)
+            if payload == b"boom":
+                raise RuntimeError("a handler's bug")
+            if payload == b"after":
+                second.set()
+
+        reader = FrameReader(b, loop, on_frame, lambda: None)
+        writer = FrameWriter(a, loop)
+        writer.send(b"one")
+        writer.send(b"boom")
+        writer.send(b"two")
+        for _ in range(500):  # (the frames after the failing one are read on)
+            if b"two" in got:
+                break
+            await asyncio.sleep(0.01)
+        writer.send(b"after")
+        try:
+            await asyncio.wait_for(second.wait(), 10)
+        finally:
+            writer.close()
+            reader.close()
+        return got
+
+    got = asyncio.run(run())
+    assert got == [b"one", b"boom", b"two", b"after"]

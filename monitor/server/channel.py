@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import logging
 import os
 import socket
 import struct
@@ -23,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 
 __all__ = ["FrameReader", "FrameWriter", "can_pass_sockets", "MAX_FRAME"]
+
+log = logging.getLogger("monitor.server")
 
 _LEN = struct.Struct("<I")
 MAX_FRAME = 1 << 30  # a frame longer than this is a broken stream, not a message
@@ -175,7 +178,11 @@ class FrameReader:
                 break
             payload = bytes(buf[pos + 4: pos + 4 + size])
             pos += 4 + size
-            self.on_frame(payload)
+            try:
+                self.on_frame(payload)
+            except Exception:  # noqa: BLE001 - one message's failure is not the stream's: it is
+                # consumed (never handled twice) and the frames after it are read on
+                log.exception("channel: a frame of %d bytes could not be handled", size)
             if self.closed:
                 return
         if pos:
