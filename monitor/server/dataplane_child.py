@@ -147,7 +147,8 @@ class _Handover(asyncio.Protocol):
     """Stands in for the sidecar's aiohttp protocol on a connection that asked for one of the
     sidecar's routes: collects the bytes meant for it, then sends the socket and those bytes to
     the sidecar, once this process has nothing more to write on it and the byte stream is at a
-    point the sidecar can read on from (not inside a chunked body this process re-framed)."""
+    point the sidecar can read on from (not inside a request head, whose bytes so far are in the
+    parser, nor inside a chunked body this process re-framed)."""
 
     def __init__(self, plane: "DataPlaneChild", listener: int) -> None:
         self.plane = plane
@@ -203,8 +204,10 @@ class _Handover(asyncio.Protocol):
         if self.sent or self.lost or t is None or t.is_closing():
             return
         front = t.get_protocol()
-        if isinstance(front, _Client) and front.in_message and front.bridge is not None and front.bridge.chunked:
-            return  # read on to the end of the chunked message (data_received calls again)
+        if isinstance(front, _Client) and front.in_message and (front.in_head or (front.bridge is not None and front.bridge.chunked)):
+            # read on to the end of the head (its bytes so far are in the parser, not in what
+            # would be handed over) or of the chunked message (data_received calls again)
+            return
         if t.get_write_buffer_size():
             self.plane.loop.call_later(0.002, self._try)  # earlier answers still going out
             return

@@ -502,6 +502,9 @@ class _Client(asyncio.Protocol):
         self.queue: deque[_Exchange | _Bridge] = deque()
         self.cur: _Exchange | None = None
         self.in_message = False
+        #: inside a request's head: its bytes so far are in the parser (and ``url``/``headers``),
+        #: not yet re-framed for the bridge
+        self.in_head = False
         self.url: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.bridge: _Bridge | None = None
@@ -583,6 +586,7 @@ class _Client(asyncio.Protocol):
     # llhttp callbacks
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.in_head = True
         self.url = []
         self.headers = []
 
@@ -593,6 +597,7 @@ class _Client(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         if self.ignore:
             return
         parser = self.parser
