@@ -191,13 +191,15 @@ class RepeatTable:
             return np.zeros(0, dtype=bool)
         pos = self.count + np.arange(n, dtype=np.int64)
         self.count += n
-        slot = ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
-        # stable order by slot: sorting the distinct keys slot * n + row needs no stable sort
-        key = slot * n
-        key += np.arange(n, dtype=np.int64)
+        slot = self._slots(out_fp)
+        # stable order by slot: sorting the distinct keys (slot, row) packed in one integer needs
+        # no stable sort
+        bits = n.bit_length()
+        key = slot << bits
+        key |= np.arange(n, dtype=np.int64)
         key.sort()
-        order = key % n
-        s = key // n
+        order = key & ((1 << bits) - 1)
+        s = key >> bits
         first = np.empty(n, dtype=bool)
         first[0] = True
         np.not_equal(s[1:], s[:-1], out=first[1:])
@@ -217,6 +219,13 @@ class RepeatTable:
         tail = s[last]  # each slot keeps the latest row that mapped to it
         self.keys[tail], self.inputs[tail], self.positions[tail] = o[last], i[last], p[last]
         return rep
+
+    def _slots(self, out_fp: np.ndarray) -> np.ndarray:
+        """Table slot of each output fingerprint (its low 63 bits modulo the size; a mask when the
+        size is a power of two, the same numbers without a division)."""
+        if self.size & (self.size - 1) == 0:
+            return (out_fp & np.uint64(self.size - 1)).astype(np.int64)
+        return ((out_fp & _MASK63) % np.uint64(self.size)).astype(np.int64)
 
     def _distinct(self, slot: np.ndarray, out_fp: np.ndarray, in_fp: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """:meth:`repeats` for a batch whose rows all map to different slots (the usual case for
