@@ -433,3 +433,26 @@ def test_a_pipelined_request_whose_head_is_split_after_a_local_one(side, cut):
             then = _read_response(f)
     assert first[0] == 200 and json.loads(first[2])["ready"] is True
     assert then[0] == 200 and json.loads(then[2])["ready"] is True, then
+
+
+def test_a_restarted_child_that_never_comes_up_is_killed_and_started_again(proc_side, tmp_path, monkeypatch):
+    """A child started again that hangs before it accepts (its import stuck: here a module that
+    sleeps) would leave the port's connections in the backlog for good: the supervisor gives it
+    the start's ``READY_TIMEOUT_S``, then kills it and starts another."""
+    from monitor.server import dataplane
+
+    s = proc_side
+    plane = _plane(s)
+    (tmp_path / "dataplane_hangs_for_this_test.py").write_text("import time\ntime.sleep(600)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(dataplane, "CHILD_MODULE", "dataplane_hangs_for_this_test")
+    monkeypatch.setattr(dataplane, "READY_TIMEOUT_S", 1.0)
+    first = plane.proc
+    os.kill(first.pid, 9)
+    assert wait_until(lambda: plane.proc is not first, 10)
+    hung = plane.proc
+    assert wait_until(lambda: hung.poll() is not None, 15), "the child that never came up is still running"
+    monkeypatch.setattr(dataplane, "CHILD_MODULE", "monitor.server.dataplane_child")
+    assert wait_until(lambda: plane.proc not in (first, hung) and plane.proc.poll() is None and plane.reader is not None
+                      and not plane.reader.closed and plane._ready is not None and plane._ready.done(), 30)
+    assert _status_ok(s)

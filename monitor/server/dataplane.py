@@ -200,13 +200,26 @@ class DataPlane:
         self._respawn = None
         if self.stopping:
             return
+        loop = asyncio.get_running_loop()
         try:
             self.spawn()
         except OSError as err:
             self.failed_spawns += 1
             log.error("proxy data path: its process could not be started again (%s); trying again in %.1f s",
                       err, self._backoff)
-            self._schedule_respawn(asyncio.get_running_loop())
+            self._schedule_respawn(loop)
+            return
+        loop.call_later(READY_TIMEOUT_S, self._not_ready, self.proc)
+
+    def _not_ready(self, proc: "subprocess.Popen[bytes] | None") -> None:
+        """A child started again that is not accepting after :data:`READY_TIMEOUT_S` (stuck
+        before it came up) is killed: its channel closes, and another is started after the
+        backoff, as for any child that dies (at start, :meth:`ready` falls back instead)."""
+        if proc is None or proc is not self.proc or self.stopping or proc.poll() is not None:
+            return
+        if self._ready is not None and not self._ready.done():
+            log.error("proxy data path: process %d not accepting %.0f s after its start; killing it", proc.pid, READY_TIMEOUT_S)
+            proc.kill()
 
     # -- what the child sends ----------------------------------------------------------------------
     def _frame(self, payload: bytes) -> None:
