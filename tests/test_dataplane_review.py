@@ -456,3 +456,21 @@ def test_a_restarted_child_that_never_comes_up_is_killed_and_started_again(proc_
     assert wait_until(lambda: plane.proc not in (first, hung) and plane.proc.poll() is None and plane.reader is not None
                       and not plane.reader.closed and plane._ready is not None and plane._ready.done(), 30)
     assert _status_ok(s)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="/proc/PID/cmdline is what ps shows")
+def test_the_childs_command_line_shows_no_credential_of_the_upstream(tmp_path, upstream):
+    """The child's configuration holds the upstream's URL, which may carry credentials
+    (``http://user:secret@model:8080``): it is not on the command line, which every local user
+    reads (``ps``), but in the child's environment (readable by its user only)."""
+    url = upstream.url.replace("http://", "http://monitor:s3cret-for-this-test@")
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process", proxy_upstream=url)
+    try:
+        plane = _plane(s)
+        with open(f"/proc/{plane.proc.pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        assert b"monitor.server.dataplane_child" in cmdline
+        assert b"s3cret-for-this-test" not in cmdline
+        assert _status_ok(s)
+    finally:
+        s.close()

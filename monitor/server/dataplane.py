@@ -39,7 +39,7 @@ from aiohttp import web
 
 from monitor.server import keys as K
 from monitor.server.channel import FrameReader, can_pass_sockets
-from monitor.server.dataplane_child import BATCH, HANDOVER, READY, SYNC, SYNCED, ChildConfig
+from monitor.server.dataplane_child import BATCH, CONFIG_ENV, HANDOVER, READY, SYNC, SYNCED, ChildConfig
 from monitor.server.leanproxy import LeanProxySite, LeanSettings, record_answered
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
@@ -131,8 +131,9 @@ class DataPlane:
         env = dict(os.environ)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env[CONFIG_ENV] = cfg.dumps()  # not on the command line: the upstream's URL may carry credentials
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, cfg.dumps()],
+            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, "-"],
                                          pass_fds=fds, close_fds=True, env=env, stdin=subprocess.DEVNULL)
         except OSError:
             ours.close()

@@ -1,4 +1,6 @@
-"""The proxy's data path in a process of its own: ``python -m monitor.server.dataplane_child CONFIG``.
+"""The proxy's data path in a process of its own: ``python -m monitor.server.dataplane_child -``
+(its configuration in the environment variable :data:`CONFIG_ENV`: the upstream's URL may carry
+credentials, and a command line is every local user's to read).
 
 Started and supervised by :mod:`monitor.server.dataplane` (never by hand). It accepts on the
 listening sockets the sidecar bound and passed down, runs the lean engine
@@ -37,11 +39,13 @@ from monitor.server.leanproxy import LeanProxy, LeanSettings, TapRecord, _Client
 from monitor.server.proxy import _Tap
 from monitor.server.proxyroutes import RouteTable, Target
 
-__all__ = ["BATCH", "HANDOVER", "READY", "SYNCED", "SYNC", "ChildConfig", "main"]
+__all__ = ["BATCH", "CONFIG_ENV", "HANDOVER", "READY", "SYNCED", "SYNC", "ChildConfig", "main"]
 
 log = logging.getLogger("monitor.server.dataplane")
 
 BATCH, HANDOVER, SYNCED, READY = 0, 1, 2, 3
+#: The environment variable that carries the configuration (JSON) when the argument is ``-``.
+CONFIG_ENV = "MONITOR_DATAPLANE_CONFIG"
 #: The one thing the sidecar writes to the child: "send what you have, then say so" (before a
 #: scrape, so that it counts every request answered until then).
 SYNC = b"s"
@@ -54,7 +58,7 @@ _HELD_RETRY_S = 0.05  # while the sidecar does not read: how often a held batch 
 
 @dataclass(frozen=True)
 class ChildConfig:
-    """What the sidecar tells the data path (JSON on its command line: no secret is in it)."""
+    """What the sidecar tells the data path (JSON in its environment: :data:`CONFIG_ENV`)."""
 
     settings: LeanSettings
     channel_fd: int
@@ -320,10 +324,11 @@ async def _run(cfg: ChildConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m monitor.server.dataplane_child CONFIG_JSON (started by monitor serve)", file=sys.stderr)
+    if len(args) != 1 or (args[0] == "-" and CONFIG_ENV not in os.environ):
+        print(f"usage: python -m monitor.server.dataplane_child CONFIG_JSON, or - with {CONFIG_ENV} set "
+              "(started by monitor serve)", file=sys.stderr)
         return 2
-    cfg = ChildConfig.loads(args[0])
+    cfg = ChildConfig.loads(os.environ.pop(CONFIG_ENV) if args[0] == "-" else args[0])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s[dataplane]: %(message)s")
     sys.setswitchinterval(0.0005)
     runner = asyncio.run
