@@ -474,3 +474,34 @@ def test_the_childs_command_line_shows_no_credential_of_the_upstream(tmp_path, u
         assert _status_ok(s)
     finally:
         s.close()
+
+
+def test_an_upgrade_request_for_a_local_route_is_answered_by_the_sidecar(side):
+    """``Connection: Upgrade`` on one of the sidecar's routes (the parser stops at the upgrade):
+    the request and the bytes after it go to the sidecar's aiohttp, which answers it as on its
+    own port (no upgrade there: a plain answer)."""
+    with _connect(side.url) as sock:
+        sock.sendall(_get("/readyz", "Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        with sock.makefile("rb") as f:
+            status, _, body = _read_response(f)
+    assert status == 200 and json.loads(body)["ready"] is True
+
+
+def test_a_sync_waiting_on_a_child_that_dies_returns_and_the_next_child_answers_syncs(proc_side):
+    """A scrape's sync waits for a child that does not answer (stopped), which is then killed:
+    the sync returns (nothing more comes from that child), and the next child answers its own."""
+    import concurrent.futures
+
+    s = proc_side
+    plane = _plane(s)
+    first = plane.proc
+    os.kill(first.pid, 19)  # SIGSTOP: it reads no SYNC
+    waiting: concurrent.futures.Future = asyncio.run_coroutine_threadsafe(plane.sync(timeout=60.0), s.server.lt.loop)
+    assert wait_until(lambda: len(plane._syncs) == 1, 10)
+    assert not waiting.done()
+    os.kill(first.pid, 9)
+    waiting.result(timeout=20)
+    assert wait_until(lambda: plane.proc is not first and plane._ready is not None and plane._ready.done(), 20)
+    assert _status_ok(s)
+    s.server.lt.call(plane.sync(timeout=60.0))  # answered by the new child (else the call times out)
+    assert plane._syncs == []
