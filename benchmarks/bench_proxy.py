@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sidecar import serve_forever, Serve, metric, write_section  # noqa: E402
+from tests.sidecar_support import child_pids  # noqa: E402
 
 BODY = json.dumps({"id": "bench", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
                                                "data": [5.1, 3.5, 1.4, 0.2]}]}).encode()
@@ -246,18 +247,6 @@ def _threads(pid: int) -> dict[str, float]:
     return out
 
 
-def _children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (the proxy's data path process)."""
-    out: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            continue
-    return out
-
-
 class _Target:
     """One thing the client sends requests to, with its latencies, errors and CPU."""
 
@@ -274,7 +263,7 @@ class _Target:
         self.loop_cpu = 0.0  # the process's main thread (event loop)
 
     def round(self, rate: float, seconds: float) -> None:
-        kids = _children(self.pid) if self.pid and self.child else []
+        kids = child_pids(self.pid) if self.pid and self.child else []
         c0 = _cpu(self.pid) if self.pid else 0.0
         k0 = sum(_cpu(k) for k in kids)
         t0 = _threads(self.pid) if self.pid else {}
@@ -332,7 +321,7 @@ def main() -> None:
                       lean.proc.pid, child=True, short="default")
     proxied_inproc = _Target("through monitor serve --proxy (lean engine on the sidecar's loop: process: false)",
                              inproc.url, inproc.proc.pid, short="in-process")
-    proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid)
+    proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid, short="aiohttp")
     relay = _Target("through a byte relay (no HTTP parsing, no monitoring: the floor of an asyncio proxy)", relay_url,
                     relay_proc.pid, short="relay")
     targets = [direct, relay, bare, proxied, proxied_inproc, proxied_aio]

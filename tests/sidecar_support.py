@@ -90,6 +90,20 @@ def http(method: str, url: str, body: bytes | str | Any = None, headers: dict[st
     return out
 
 
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid``, whichever of its threads started them (Linux ``/proc``)."""
+    import os
+
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+    return out
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
     """Poll ``predicate`` until it holds (functional waiting, not a timing assertion)."""
     deadline = time.monotonic() + timeout

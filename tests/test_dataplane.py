@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from tests.sidecar_support import AppServer, http, sample, total, wait_until
+from tests.sidecar_support import AppServer, child_pids, http, sample, total, wait_until
 from tests.test_proxy import IRIS, oip, start_proxying, upstream_app
 from tests.test_server_lifecycle import ServeProcess
 
@@ -179,12 +179,8 @@ def test_monitor_serve_proxy_runs_a_child_stops_it_on_sigterm_and_it_never_outli
     path.write_text(yaml.safe_dump(cfg))
 
     def child_of(pid: int) -> int:
-        def found() -> bool:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                return bool(f.read().split())
-        assert wait_until(found, 20)
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            (kid,) = [int(x) for x in f.read().split()]
+        assert wait_until(lambda: bool(child_pids(pid)), 20)
+        (kid,) = child_pids(pid)
         return kid
 
     def gone(pid: int) -> bool:

@@ -32,6 +32,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,7 @@ from monitor.server.leanproxy import LeanProxySite, LeanSettings, record_answere
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
+from monitor.server.sidecar import lower_process_priority
 
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
@@ -111,6 +114,11 @@ class DataPlane:
         self._adopting: set[asyncio.Task[Any]] = set()
         self._syncs: list[asyncio.Future[None]] = []
         self._ready: asyncio.Future[int] | None = None
+        #: the children are started from this thread, made now: nice is per thread and inherited
+        #: at fork, so they keep the priority the sidecar has now even once its own threads are
+        #: niced (``server.worker_nice``)
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataplane-spawner")
+        self.spawner_tid: int = self._spawner.submit(threading.get_native_id).result()
 
     def add(self, sock: socket.socket, app: web.Application, local_protocol: Any) -> None:
         proxy: Proxy = app[K.PROXY]
@@ -133,8 +141,8 @@ class DataPlane:
         env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env[CONFIG_ENV] = cfg.dumps()  # not on the command line: the upstream's URL may carry credentials
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, "-"],
-                                         pass_fds=fds, close_fds=True, env=env, stdin=subprocess.DEVNULL)
+            self.proc = self._spawner.submit(subprocess.Popen, [sys.executable, "-m", CHILD_MODULE, "-"], pass_fds=fds,
+                                             close_fds=True, env=env, stdin=subprocess.DEVNULL).result()
         except OSError:
             ours.close()
             raise
@@ -330,6 +338,9 @@ class DataPlane:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
+    def close_spawner(self) -> None:
+        self._spawner.shutdown(wait=False)
+
     async def abandon(self) -> None:
         """Stop the child without waiting for anything (it never came up), keep the socket."""
         self.stopping = True
@@ -399,10 +410,16 @@ class DataPlaneSite(LeanProxySite):
             log.error("proxy data path: its process did not start (%s); the proxy runs on the sidecar's event loop",
                       err or type(err).__name__)
             await plane.abandon()
+            plane.close_spawner()
             await self._listen(sock)
             return
         self.plane = plane
         self._server = _Bound(sock)
+        nice = self._app[K.SIDECAR].settings.worker_nice
+        if nice:
+            niced = lower_process_priority(nice, spare=plane.spawner_tid)
+            log.info("server.worker_nice: %d thread(s) of the sidecar niced to %d; the proxy's data path process keeps "
+                     "its priority", niced, nice)
 
     def stop_listening(self) -> None:
         if self.plane is not None:
@@ -416,6 +433,7 @@ class DataPlaneSite(LeanProxySite):
     async def stop(self) -> None:
         if self.plane is not None:
             await self.plane.stop(self._budget + 5.0)
+            self.plane.close_spawner()
             await web.BaseSite.stop(self)
         else:
             await super().stop()

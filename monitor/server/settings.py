@@ -88,13 +88,15 @@ class SidecarSettings:
     #: ``server.shutdown_timeout``: one deadline from SIGTERM to the final checkpoint (see
     #: :mod:`monitor.server.lifecycle`); keep it below the pod's termination grace period.
     shutdown_timeout_s: float = 20.0
-    #: ``server.worker_nice``: the nice value of the threads that load the models and run their
-    #: workers (detectors, rule evaluation, checkpoints, scrapes' exports), 0 to 19 (Linux: nice is
-    #: per thread). On a busy node the proxy's data path and the intake then get the CPU first and
-    #: the monitoring work waits (bounded by the queues, shed and counted when full), as a monitor
-    #: that must never slow the model it watches should. 0 leaves them as they are. The proxy's
-    #: data path gains only in its own process (``server.proxy.process``): a niced thread holding
-    #: the GIL would keep this process's event loop waiting longer, not shorter.
+    #: ``server.worker_nice``: the nice value of the sidecar's monitoring work, 0 to 19 (Linux,
+    #: where nice is per thread). With the proxy's data path in its own process
+    #: (``server.proxy.process``), every thread of the sidecar (its event loop with the tap's
+    #: parsing and the intake, the models' workers, scrapes) is niced and the data path process
+    #: keeps its priority; otherwise only the threads that load the models and run their workers
+    #: (a niced thread holding the GIL would keep the event loop, and a proxy on it, waiting
+    #: longer, not shorter). On a busy node the proxied requests then get the CPU first and the
+    #: monitoring work waits (bounded by the queues and the tap's backlog, shed and counted when
+    #: full), as a monitor that must never slow the model it watches should. 0 leaves all as is.
     worker_nice: int = 0
     write_tokens: tuple[str, ...] = ()
     metrics_tokens: tuple[str, ...] = ()

@@ -116,6 +116,27 @@ def lower_priority(nice: int) -> bool:
     return True
 
 
+def lower_process_priority(nice: int, *, spare: int | None = None) -> int:
+    """Raise the nice value of every thread of this process but ``spare`` (a native thread id) to
+    ``nice``; threads started later by them inherit it. Returns how many were changed (Linux)."""
+    import os
+
+    changed = 0
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return 0
+    for tid in tids:
+        if tid == spare:
+            continue
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+            changed += 1
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return changed
+
+
 class BufferedHistogram:
     """Observations of one histogram buffered per label set and folded into the store in
     batches (once a second and before every scrape), so that a request pays one list append
