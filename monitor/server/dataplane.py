@@ -138,7 +138,8 @@ class DataPlane:
         fds = [theirs.fileno(), *(lst.sock.fileno() for lst in self.listeners)]
         env = dict(os.environ)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        if here not in _default_paths():  # a source checkout: the child imports this very package
+            env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env[CONFIG_ENV] = cfg.dumps()  # not on the command line: the upstream's URL may carry credentials
         try:
             self.proc = self._spawner.submit(subprocess.Popen, [sys.executable, "-m", CHILD_MODULE, "-"], pass_fds=fds,
@@ -369,6 +370,17 @@ class DataPlane:
                 await self._exited.wait()  # killed: reaped at the next poll
         if self._adopting:
             await asyncio.gather(*self._adopting, return_exceptions=True)
+
+
+def _default_paths() -> set[str]:
+    """Where a fresh interpreter finds installed packages (site-packages): an installed package
+    needs no PYTHONPATH, and putting site-packages there would put it before the standard library."""
+    import site
+
+    paths = set(site.getsitepackages()) if hasattr(site, "getsitepackages") else set()
+    if site.ENABLE_USER_SITE:
+        paths.add(site.getusersitepackages())
+    return {os.path.abspath(p) for p in paths}
 
 
 def _loop_kind() -> str:
