@@ -10,11 +10,15 @@ latency is the difference of the percentiles. Targets: p50 added < 1 ms, p99 add
 Targets: the upstream directly; a byte relay (no HTTP parsing: the floor of any asyncio proxy on
 this machine, latency and CPU); a bare aiohttp proxy without monitoring (the baseline: what the
 aiohttp stack alone costs); ``monitor serve --proxy`` on its default lean engine (httptools,
-:mod:`monitor.server.leanproxy`); and on ``server.proxy.engine: aiohttp``. For each proxy the CPU
-time of its process per request (and of its event-loop thread alone) is reported: on a shared
+:mod:`monitor.server.leanproxy`) in its own process (:mod:`monitor.server.dataplane`, the
+default), the same engine on the sidecar's loop (``server.proxy.process: false``), and on
+``server.proxy.engine: aiohttp``. For each proxy the CPU per request of its process tree (and of
+its data path alone: the child process, or the event-loop thread) is reported: on a shared
 machine the latency percentiles are noisy, the CPU per request is not.
 
-Run: ``.venv/bin/python benchmarks/bench_proxy.py [--rate 1000] [--seconds 10]``
+Run: ``.venv/bin/python benchmarks/bench_proxy.py [--rate 1000] [--seconds 10] [--rounds 5]``;
+``--quick`` measures only the upstream, the relay and the two lean variants (printed, not
+written), ``--nice N`` adds the default with ``server.worker_nice: N``.
 """
 
 from __future__ import annotations

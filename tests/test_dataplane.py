@@ -16,22 +16,16 @@ import time
 import pytest
 import yaml
 
-from tests.sidecar_support import AppServer, child_pids, http, sample, total, wait_until
-from tests.test_proxy import IRIS, oip, start_proxying, upstream_app
+from tests.sidecar_support import child_pids, http, sample, total, wait_until
+from tests.test_proxy import IRIS, oip, start_proxying, upstream  # noqa: F401 - upstream is a fixture
 from tests.test_server_lifecycle import ServeProcess
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32" or not hasattr(socket, "SCM_RIGHTS"),
                                 reason="passing sockets between processes (SCM_RIGHTS)")
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    srv = AppServer(upstream_app())
-    yield srv
-    srv.close()
-
-
 def _plane(s):
+    """The sidecar's one data path process."""
     planes = list(s.sidecar.data_planes)
     assert len(planes) == 1, planes
     return planes[0]

@@ -16,18 +16,8 @@ import sys
 import pytest
 
 from tests.sidecar_support import sample, total, wait_until
-from tests.test_proxy import IRIS, oip, start_proxying, upstream_app
-from tests.sidecar_support import AppServer
-
-pytestmark = pytest.mark.skipif(sys.platform == "win32" or not hasattr(socket, "SCM_RIGHTS"),
-                                reason="passing sockets between processes (SCM_RIGHTS)")
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    srv = AppServer(upstream_app())
-    yield srv
-    srv.close()
+from tests.test_dataplane import _plane, pytestmark  # noqa: F401 - the same skip for the whole module
+from tests.test_proxy import IRIS, oip, start_proxying, upstream  # noqa: F401 - upstream is a fixture
 
 
 @pytest.fixture(params=["lean", "process", "serve"])
@@ -97,6 +87,15 @@ def _post(path: str, body: bytes, extra: str = "") -> bytes:
             .encode() + body)
 
 
+def _assert_big_then_ready(sock: socket.socket, big: bytes) -> None:
+    """The proxied answer ``big`` first, then ``/readyz``'s, in order on ``sock``."""
+    f = sock.makefile("rb")
+    first = _read_response(f)
+    second = _read_response(f)
+    assert first[0] == 200 and first[2] == big
+    assert second[0] == 200 and json.loads(second[2])["ready"] is True
+
+
 def _get(path: str, extra: str = "") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
 
@@ -159,11 +158,7 @@ def test_a_proxied_answer_the_client_has_not_read_yet_goes_out_before_the_local_
         sock.sendall(_post("/v2/models/mirror/infer", big) + _get("/readyz"))
         import time
         time.sleep(0.5)  # not a timed assertion: lets the answer back up before reading starts
-        f = sock.makefile("rb")
-        first = _read_response(f)
-        second = _read_response(f)
-    assert first[0] == 200 and first[2] == big
-    assert second[0] == 200 and json.loads(second[2])["ready"] is True
+        _assert_big_then_ready(sock, big)
 
 
 def test_a_chunked_local_request_after_a_proxied_one(side):
@@ -184,10 +179,6 @@ def test_a_chunked_local_request_after_a_proxied_one(side):
 
 
 # -- the data path process's lifecycle and bounds ------------------------------------------------
-def _plane(s):
-    (plane,) = list(s.sidecar.data_planes)
-    return plane
-
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def proc_side(request, tmp_path, upstream, monkeypatch):
@@ -297,11 +288,7 @@ def test_sigterm_lets_a_pending_handover_complete(proc_side):
     sock, big = _unread_big_answer(proc_side, _get("/readyz"))
     with sock:
         plane.proc.send_signal(15)
-        f = sock.makefile("rb")
-        first = _read_response(f)
-        second = _read_response(f)
-    assert first[0] == 200 and first[2] == big
-    assert second[0] == 200 and json.loads(second[2])["ready"] is True
+        _assert_big_then_ready(sock, big)
 
 
 def test_a_channel_that_closes_while_the_child_lingers_does_not_block_the_sidecars_loop(proc_side):

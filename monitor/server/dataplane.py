@@ -43,11 +43,11 @@ from aiohttp import web
 from monitor.server import keys as K
 from monitor.server.channel import FrameReader, can_pass_sockets
 from monitor.server.dataplane_child import BATCH, CONFIG_ENV, HANDOVER, READY, SYNC, SYNCED, ChildConfig
-from monitor.server.leanproxy import LeanProxySite, LeanSettings, record_answered
+from monitor.server.leanproxy import LeanProxySite, LeanSettings, SidecarSink, record_answered
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
-from monitor.server.sidecar import lower_process_priority
+from monitor.server.priority import lower_process_priority
 
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
@@ -286,17 +286,17 @@ class DataPlane:
 
     def _batch(self, answers: list[tuple[Any, ...]], counts: list[tuple[tuple[str, tuple[str, ...]], int]],
                requests: list[tuple[int, float]], dropped: int) -> None:
-        sidecar = self.sidecar
+        proxy = self.listeners[0].proxy
+        sink = SidecarSink(proxy)
         try:
             for (name, labels), n in counts:
-                sidecar.store.inc(name, n, labels=labels)
+                sink.count(name, labels, n)
             for status, seconds in requests:
-                sidecar.http.record(("proxy", str(status)), seconds)
+                sink.request_time(status, seconds)
             if dropped:
-                sidecar.count_refused(ENDPOINT, "tap_backlog", dropped)
+                self.sidecar.count_refused(ENDPOINT, "tap_backlog", dropped)
         except Exception:  # noqa: BLE001 - the metrics of one batch are not worth the proxy
             log.exception("proxy data path: a batch's metrics could not be recorded")
-        proxy = self.listeners[0].proxy
         taps = proxy.taps
         for name, status, upstream_seconds, request_seconds, tap in answers:
             try:

@@ -115,8 +115,7 @@ class ChannelSink:
             return
         self.tap_bytes += size
         self.answers.append((route.name, status, upstream_seconds, request_seconds, tap))
-        if self._timer is None:
-            self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
+        self._soon()
 
     def count(self, name: str, labels: tuple[str, ...]) -> None:
         key = (name, labels)

@@ -63,7 +63,8 @@ try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
-__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of", "record_answered", "lean_available", "make_site"]
+__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of",
+           "lean_available", "make_site", "record_answered"]
 
 log = logging.getLogger("monitor.server")
 
@@ -785,14 +786,13 @@ class SidecarSink:
         self.proxy = proxy
         self.store = proxy.sidecar.store
         self.http = proxy.sidecar.http
-        self.upstream = proxy.sidecar.upstream
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
         record_answered(self.proxy, route.tap, status, upstream_seconds, request_seconds, tap)
 
-    def count(self, name: str, labels: tuple[str, ...]) -> None:
-        self.store.inc(name, labels=labels)
+    def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
+        self.store.inc(name, n, labels=labels)
 
     def request_time(self, status: int, seconds: float) -> None:
         self.http.record(("proxy", str(status)), seconds)
@@ -805,7 +805,7 @@ def record_answered(proxy: Proxy, tap_route: "_Tap | None", status: int, upstrea
     sidecar = proxy.sidecar
     sidecar.store.inc("monitor_proxy_requests", labels=(tap_route.kind if tap_route else "other", f"{status // 100}xx"))
     sidecar.upstream.record((), upstream_seconds)
-    sidecar.http.record(("proxy", str(status)), request_seconds)
+    sidecar.http.record(("proxy", str(status)), request_seconds)  # as SidecarSink.request_time
     if tap_route is not None and tap is not None:
         model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts = tap
         proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,

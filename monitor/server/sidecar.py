@@ -98,45 +98,6 @@ def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
     return out
 
 
-def lower_priority(nice: int) -> bool:
-    """Raise the calling thread's nice value to ``nice`` (threads it starts inherit it); False
-    where the platform cannot (nice is per thread on Linux; elsewhere it would be the process's)."""
-    import os
-    import sys
-
-    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
-        log.warning("server.worker_nice: thread priorities are Linux's; left unchanged on %s", sys.platform)
-        return False
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
-    except OSError as err:
-        log.warning("server.worker_nice: cannot lower the workers' priority (%s)", err)
-        return False
-    return True
-
-
-def lower_process_priority(nice: int, *, spare: int | None = None) -> int:
-    """Raise the nice value of every thread of this process but ``spare`` (a native thread id) to
-    ``nice``; threads started later by them inherit it. Returns how many were changed (Linux)."""
-    import os
-
-    changed = 0
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        return 0
-    for tid in tids:
-        if tid == spare:
-            continue
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
-            changed += 1
-        except OSError:
-            continue  # a thread that ended meanwhile
-    return changed
-
-
 class BufferedHistogram:
     """Observations of one histogram buffered per label set and folded into the store in
     batches (once a second and before every scrape), so that a request pays one list append
@@ -228,6 +189,8 @@ class Sidecar:
         from monitor.server.lifecycle import build_monitor
 
         if self.settings.worker_nice and threading.current_thread() is not threading.main_thread():
+            from monitor.server.priority import lower_priority
+
             lower_priority(self.settings.worker_nice)  # the workers started here inherit it
         try:
             for cfg in self.agent.models:
