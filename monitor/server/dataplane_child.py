@@ -37,7 +37,7 @@ from typing import Any
 
 from monitor.server.channel import FrameWriter
 from monitor.server.leanproxy import LeanProxy, LeanSettings, TapRecord, _Client
-from monitor.server.proxy import _Tap
+from monitor.server.proxy import _Tap, request_labels
 from monitor.server.proxyroutes import RouteTable, Target
 
 __all__ = ["BATCH", "CONFIG_ENV", "HANDOVER", "READY", "SYNCED", "SYNC", "ChildConfig", "main"]
@@ -111,7 +111,7 @@ class ChannelSink:
             # the sidecar has not read for a while: the tap is dropped (counted), the request only
             # counted, without its durations, so that what waits here stays bounded
             self.dropped += tap is not None
-            self.count("monitor_proxy_requests", (route.tap.kind if route.tap else "other", f"{status // 100}xx"))
+            self.count("monitor_proxy_requests", request_labels(route.tap, status))
             return
         self.tap_bytes += size
         self.answers.append((route.name, status, upstream_seconds, request_seconds, tap))

@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from monitor.server import keys as K
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body, request_labels
 from monitor.server.proxyroutes import LOCAL, RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
@@ -397,7 +397,7 @@ class _Exchange:
         self._finished()
         lean = self.lean
         lean.sink.count("monitor_proxy_upstream_errors", ("disconnect",))
-        lean.sink.count("monitor_proxy_requests", (self.route.tap.kind if self.route.tap else "other", f"{self.status // 100}xx"))
+        lean.sink.count("monitor_proxy_requests", request_labels(self.route.tap, self.status))
         self._record(self.status)
         self._drop_upstream()
         self.conn.abort()
@@ -803,7 +803,7 @@ def record_answered(proxy: Proxy, tap_route: "_Tap | None", status: int, upstrea
     """One answered exchange into the sidecar's metrics, and through the tap (whichever process
     the data path ran in)."""
     sidecar = proxy.sidecar
-    sidecar.store.inc("monitor_proxy_requests", labels=(tap_route.kind if tap_route else "other", f"{status // 100}xx"))
+    sidecar.store.inc("monitor_proxy_requests", labels=request_labels(tap_route, status))
     sidecar.upstream.record((), upstream_seconds)
     sidecar.http.record(("proxy", str(status)), request_seconds)  # as SidecarSink.request_time
     if tap_route is not None and tap is not None:

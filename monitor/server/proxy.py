@@ -57,7 +57,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "fail_body"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "fail_body", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -115,6 +115,12 @@ _ADDED_BY_AIOHTTP = ("Content-Type", "Server")
 
 def _status_class(status: int) -> str:
     return f"{status // 100}xx"
+
+
+def request_labels(tap: "_Tap | None", status: int) -> tuple[str, str]:
+    """The labels of ``monitor_proxy_requests`` for an answered request: its route kind
+    (``other`` for a route forwarded untapped) and status class, on every engine."""
+    return (tap.kind if tap is not None else "other", _status_class(status))
 
 
 def fail_body(reason: str, message: str) -> dict[str, str]:
@@ -199,7 +205,6 @@ class Proxy:
             else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
                 teed = [] if tap is not None else None
                 data = self._tee(request, teed, limit)
-        route_kind = tap.kind if tap is not None else "other"
         t0 = time.perf_counter()
         try:
             async with _within(self.settings.timeout_s):  # to the response head (pool wait, connect, upload included)
@@ -252,7 +257,7 @@ class Proxy:
                         break
                     except (aiohttp.ClientError, asyncio.TimeoutError):
                         store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
-                        store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
+                        store.inc("monitor_proxy_requests", labels=request_labels(tap, upstream.status))
                         if request.transport is not None:
                             request.transport.close()  # the client must see the truncation, not a clean end
                         return response
@@ -276,7 +281,7 @@ class Proxy:
             elapsed = time.perf_counter() - t0
         finally:
             upstream.release()
-        store.inc("monitor_proxy_requests", labels=(route_kind, _status_class(upstream.status)))
+        store.inc("monitor_proxy_requests", labels=request_labels(tap, upstream.status))
         self.sidecar.upstream.record((), elapsed)
         if teed is not None and body is None:
             body = None if teed and teed[-1] is _OVER else b"".join(teed)
