@@ -188,8 +188,8 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float], int]:
-    """Requests at fixed start times (open loop: a slow answer does not delay the next request)."""
+async def _stream(url: str, rate: float, seconds: float, start: float) -> tuple[list[float], int]:
+    """Requests at fixed start times from ``start`` (open loop: a slow answer does not delay the next)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -199,7 +199,6 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
     idle: list[_Conn] = []
     lat: list[float] = []
     errors = 0
-    n = int(rate * seconds)
 
     async def one(record: bool) -> None:
         nonlocal errors
@@ -217,9 +216,8 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
         idle.append(conn)
 
     await asyncio.gather(*(one(False) for _ in range(16)))  # warm up the connections
-    start = time.perf_counter()
     tasks = []
-    for i in range(n):
+    for i in range(int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -229,6 +227,20 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
         if c.transport is not None:
             c.transport.close()
     return lat, errors
+
+
+async def open_loop(url: str, rate: float, seconds: float, control: str | None = None,
+                    control_rate: float = 0.0) -> tuple[list[float], int, list[float]]:
+    """``url`` at ``rate``; with ``control``, the upstream called directly at ``control_rate`` at
+    the same time, from the same client, its requests falling between the proxied ones: what a
+    direct call met at the same moments (the same stalls, the same load)."""
+    start = time.perf_counter() + 0.3  # after both streams' warm-up
+    streams = [_stream(url, rate, seconds, start)]
+    if control is not None and control_rate > 0:
+        streams.append(_stream(control, control_rate, seconds, start + 0.5 / rate))
+    results = await asyncio.gather(*streams)
+    lat, errors = results[0]
+    return lat, errors, results[1][0] if len(results) > 1 else []
 
 
 def pct(values: list[float], q: float) -> float:
@@ -262,22 +274,26 @@ class _Target:
         #: the proxy's data path runs in a child process: its CPU is added, and stands for the loop's
         self.child = child
         self.lat: list[float] = []
+        #: latencies of the direct calls made during this target's rounds (the paired control)
+        self.control: list[float] = []
         self.errors = 0
         self.cpu = 0.0
         self.loop_cpu = 0.0  # the process's main thread (event loop)
 
-    def round(self, rate: float, seconds: float) -> None:
+    def round(self, rate: float, seconds: float, control: str | None = None, control_rate: float = 0.0) -> None:
         kids = child_pids(self.pid) if self.pid and self.child else []
         c0 = _cpu(self.pid) if self.pid else 0.0
         k0 = sum(_cpu(k) for k in kids)
         t0 = _threads(self.pid) if self.pid else {}
-        lat, e = asyncio.run(open_loop(self.url + "/v2/models/iris/infer", rate, seconds))
+        path = "/v2/models/iris/infer"
+        lat, e, ctl = asyncio.run(open_loop(self.url + path, rate, seconds, control and control + path, control_rate))
         if self.pid:
             k1 = sum(_cpu(k) for k in kids)
             self.cpu += _cpu(self.pid) - c0 + k1 - k0
             t1 = _threads(self.pid)
             self.loop_cpu += (k1 - k0) if self.child else t1.get(str(self.pid), 0.0) - t0.get(str(self.pid), 0.0)
         self.lat += lat
+        self.control += ctl
         self.errors += e
 
     def us(self, cpu: float) -> str:
@@ -291,6 +307,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--nice", type=int, default=0,
                     help="also measure the default with server.worker_nice at this value (the monitor's threads niced)")
+    ap.add_argument("--control-rate", type=float, default=100.0,
+                    help="direct calls per second made during every target's rounds, at the same moments (the paired "
+                         "control; 0: none)")
     ap.add_argument("--quick", action="store_true",
                     help="only the upstream directly, the byte relay and the lean engine in and out of process (the table "
                          "is printed, not written to benchmarks/results/)")
@@ -347,7 +366,7 @@ def main() -> None:
             measured.append(proxied_niced)
         for _ in range(args.rounds):
             for t in measured:
-                t.round(args.rate, per_round)
+                t.round(args.rate, per_round, upstream, args.control_rate)
         stop_probe.set()
         late = probe_q.get(timeout=30)
         probe.join(10)
@@ -374,9 +393,11 @@ def main() -> None:
     for t in measured:
         cpu = f"{t.us(t.cpu)} ({t.us(t.loop_cpu)})" if t.pid else "-"
         added = "-" if t is direct else f"{pct(t.lat, 0.5) - d50:.3f} / {pct(t.lat, 0.99) - d99:.3f}"
+        paired = (f"{pct(t.lat, 0.5) - pct(t.control, 0.5):.3f} / {pct(t.lat, 0.99) - pct(t.control, 0.99):.3f}"
+                  if t.control else "-")
         ratio = "-" if t is direct or bare_cpu is None else f"{t.cpu / max(1, len(t.lat)) / max(1e-12, bare_cpu):.2f}"
         rows.append(f"| {t.name} | {len(t.lat):,} | {pct(t.lat, 0.5):.3f} | {pct(t.lat, 0.9):.3f} | {pct(t.lat, 0.99):.3f} | "
-                    f"{added} | {cpu} | {ratio} |")
+                    f"{added} | {paired} | {cpu} | {ratio} |")
     add50 = pct(proxied.lat, 0.5) - d50
     add99 = pct(proxied.lat, 0.99) - d99
     in99 = pct(proxied_inproc.lat, 0.99) - d99
@@ -388,6 +409,20 @@ def main() -> None:
                   f"p99 of its lateness {pct(late, 0.99):.2f} ms). The byte relay, which parses nothing and monitors nothing, "
                   f"added p99 {relay99:.3f} ms in the same rounds: the default's p99 beyond that floor is "
                   f"{add99 - relay99:.3f} ms; the lean engine on the sidecar's own loop added p99 {in99:.3f} ms.")
+    if proxied.control:
+        p50 = pct(proxied.lat, 0.5) - pct(proxied.control, 0.5)
+        p99 = pct(proxied.lat, 0.99) - pct(proxied.control, 0.99)
+        floor = pct(direct.lat, 0.99) - pct(direct.control, 0.99)
+        paired_line = (
+            f"Paired with direct calls at the same moments ({args.control_rate:,.0f}/s to the upstream during every "
+            f"round, from the same client; they see the same stalls and the same load): the default added p50 "
+            f"**{p50:.3f} ms**, p99 **{p99:.3f} ms** (target < 3 ms: {'met' if p99 < 3 else 'NOT met'}); the byte relay "
+            f"{pct(relay.lat, 0.99) - pct(relay.control, 0.99):.3f} ms at p99; the same comparison on the direct "
+            f"rounds (direct calls against direct calls: the estimator's own error) {floor:.3f} ms. The proxy's CPU "
+            "slows the paired direct calls too, so this leaves out what the proxy costs the upstream; the rounds "
+            "above do not.")
+    else:
+        paired_line = ""
     errors = ", ".join(f"{t.short} {t.errors}" for t in measured if t is not direct)
     busy = load_before > 0.5 * (os.cpu_count() or 1)  # before: the bench itself then adds ~1.5
     verdict = ("**Busy machine** (load average above the 2 cores' share this bench needs): other processes competed for "
@@ -400,13 +435,15 @@ def main() -> None:
         "runs in one; the rest is the monitor's tap parsing and worker); CPU ratio against the bare aiohttp proxy measured "
         "in the same run.",
         "",
-        "| target | requests | p50 | p90 | p99 | added p50 / p99 | CPU per request (data path) | CPU vs bare aiohttp |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | requests | p50 | p90 | p99 | added p50 / p99 | paired: added p50 / p99 | CPU per request (data path) | "
+        "CPU vs bare aiohttp |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"{verdict}Added latency (the default: lean engine in its own process): p50 **{add50:.3f} ms** (target < 1 ms: "
         f"{'met' if add50 < 1 else 'NOT met'}), p99 **{add99:.3f} ms** (target < 3 ms: {'met' if add99 < 3 else 'NOT met'}).",
         stall_line,
+        paired_line,
         f"CPU per proxied request, the default: {per_req * 1e6:.0f} us in all (data path {proxied.us(proxied.loop_cpu)} us; "
         "the rest is the sidecar parsing the taps and its worker)"
         + ("" if args.quick else f"; engine: aiohttp {proxied_aio.us(proxied_aio.cpu)} us, bare aiohttp proxy "
