@@ -206,3 +206,29 @@ def test_monitor_serve_proxy_runs_a_child_stops_it_on_sigterm_and_it_never_outli
     second.proc.wait(10)
     second.log.close()
     assert wait_until(lambda: gone(kid), 10)
+
+
+@pytest.mark.parametrize("host, family, v6only", [("127.0.0.1", socket.AF_INET, None), ("::1", socket.AF_INET6, 1),
+                                                  ("", socket.AF_INET6, 0)])
+def test_the_data_paths_socket_binds_a_host_as_asyncio_would(host, family, v6only):
+    """An empty host is every interface of both families (asyncio's ``create_server`` for the
+    in-process engine opens a socket per family; the data path process gets one socket, so it is
+    dual-stack), an IPv6 literal IPv6 only. Connected to over loopback only."""
+    from monitor.server.dataplane import listening_socket
+
+    if host == "" and not socket.has_dualstack_ipv6():
+        pytest.skip("no dual-stack IPv6 sockets here")
+    try:
+        sock = listening_socket(host, 0, 8)
+    except OSError as err:  # a machine without IPv6 loopback
+        pytest.skip(f"cannot bind {host!r}: {err}")
+    with sock:
+        assert sock.family == family
+        if v6only is not None:
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == v6only
+        port = sock.getsockname()[1]
+        peers = ["127.0.0.1", "::1"] if host == "" else [host]
+        for peer in peers:
+            with socket.create_connection((peer, port), timeout=5):
+                conn, _ = sock.accept()
+                conn.close()

@@ -411,7 +411,7 @@ class DataPlaneSite(LeanProxySite):
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None, "runner.setup() first"
-        sock = socket.create_server((self._host, self._port), family=_family(self._host), backlog=self._backlog)
+        sock = listening_socket(self._host, self._port, self._backlog)
         if not self._reuse_address:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
         plane = DataPlane(self._app[K.SIDECAR], self._budget)
@@ -472,5 +472,11 @@ class _Name:
         return self.address
 
 
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+def listening_socket(host: str | None, port: int, backlog: int) -> socket.socket:
+    """The proxy's listening socket, bound as asyncio's ``create_server`` binds the same host: an
+    empty host is every interface of both families (one dual-stack socket here, where asyncio
+    opens one socket per family), an IPv6 literal IPv6 only."""
+    if not host and socket.has_dualstack_ipv6():
+        return socket.create_server(("", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True)
+    return socket.create_server((host or "", port), family=socket.AF_INET6 if ":" in (host or "") else socket.AF_INET,
+                                backlog=backlog)
