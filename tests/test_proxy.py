@@ -331,7 +331,10 @@ def test_an_oversized_chunked_body_for_the_sidecars_own_routes_is_refused_413(tm
         assert "server.max_body_bytes" in body["error"]
         assert http("GET", s.url + "/healthz").status == 200  # and the port serves on
         s.flush()
-        assert total(s.metrics(), "monitor_intake_events_accepted_total") == 0
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_accepted_total") == 0
+        # counted under the route's endpoint, whichever process answered
+        assert total(text, "monitor_intake_events_refused_total", endpoint="events", reason="too_large") == 1
     finally:
         s.close()
 

@@ -36,7 +36,7 @@ from aiohttp import web
 from monitor.config import AgentConfig
 from monitor.server.auth import TokenAuth
 from monitor.server.cloudevents import CloudEventsIntake, handle_cloudevent
-from monitor.server.errors import IntakeError, error_response
+from monitor.server.errors import IntakeError, endpoint_of, error_response
 from monitor.server.intake import handle_events, handle_feedback
 from monitor.server.lifecycle import Checkpointer, housekeeping, shutdown
 from monitor.server.settings import SidecarSettings, settings_from
@@ -50,7 +50,6 @@ log = logging.getLogger("monitor.server")
 WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root"})
 _CLOUDEVENT_ROUTES = frozenset({"cloudevents", "cloudevents_root"})
 READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
-_ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
 _OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -80,7 +79,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         return response
     except IntakeError as err:
         status = err.status
-        endpoint = _ENDPOINT.get(name, name)
+        endpoint = endpoint_of(name)
         if err.events:
             sidecar.count_refused(endpoint, err.reason, err.events)
         return error_response(err)
@@ -94,8 +93,8 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         raise
     except Exception:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
         log.exception("handler %s failed", name)
-        if name in _ENDPOINT:
-            sidecar.count_refused(_ENDPOINT[name], "internal_error")
+        if name in WRITE_ROUTES:
+            sidecar.count_refused(endpoint_of(name), "internal_error")
         return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
                                   "reason": "internal_error"}, status=500)
     finally:

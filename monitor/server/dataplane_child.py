@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.server.channel import FrameWriter
+from monitor.server.errors import endpoint_of
 from monitor.server.leanproxy import LeanProxy, LeanSettings, TapRecord, _Client
 from monitor.server.proxy import _Tap, request_labels
 from monitor.server.proxyroutes import RouteTable, Target
@@ -162,9 +163,12 @@ class _Handover(asyncio.Protocol):
         self.size = 0
         self.sent = False
         self.lost = False
+        self.client: _Client | None = None  # the lean engine's protocol, which parsed the heads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        front = transport.get_protocol()
+        self.client = front if isinstance(front, _Client) else None
         self.plane.handovers.add(self)  # the child's shutdown waits for it to go
         self.plane.loop.call_soon(self._try)
 
@@ -194,7 +198,8 @@ class _Handover(asyncio.Protocol):
             # the client may still be sending: read on (and discard) a while, as closing a socket
             # with unread bytes resets it and could take the answer with it
             self.plane.loop.call_later(_LINGER_S, t.close)
-        self.plane.sink.count("monitor_intake_events_refused", ("sidecar", "too_large"))
+        bridge = None if self.client is None else self.client.bridge
+        self.plane.sink.count("monitor_intake_events_refused", (endpoint_of(bridge and bridge.route), "too_large"))
 
     def eof_received(self) -> bool:
         return True  # half-closed: the sidecar still answers; it sees the EOF on its own socket

@@ -7,7 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["IntakeError", "error_response"]
+__all__ = ["IntakeError", "error_response", "endpoint_of"]
+
+#: the ``endpoint`` label of the sidecar's write routes, by route name
+_ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
+
+
+def endpoint_of(route: str | None) -> str:
+    """The ``endpoint`` label a refusal on the sidecar route named ``route`` is counted under."""
+    return _ENDPOINT.get(route or "", route or "sidecar")
 
 
 class IntakeError(Exception):

@@ -54,7 +54,7 @@ from aiohttp import web
 
 from monitor.server import keys as K
 from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body, request_labels
-from monitor.server.proxyroutes import LOCAL, RouteTable, Target
+from monitor.server.proxyroutes import RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
     import httptools
@@ -481,6 +481,8 @@ class _Bridge:
         self.buf: list[bytes] = []
         self.size = 0
         self.chunked = False
+        #: the name of the sidecar route the latest request is for (its refusals' endpoint label)
+        self.route: str | None = None
 
     def write(self, data: bytes) -> None:
         if self.proto is not None:
@@ -604,9 +606,9 @@ class _Client(asyncio.Protocol):
         parser = self.parser
         method = parser.get_method()
         target = b"".join(self.url)
-        route = LOCAL if self.bridge is not None else self.lean.routes.resolve(method, target)
-        if route.local:
-            self._to_bridge(method, target, parser.get_http_version())
+        route = self.lean.routes.resolve(method, target)
+        if route.local or self.bridge is not None:
+            self._to_bridge(method, target, parser.get_http_version(), route.name if route.local else None)
             return
         ex = _Exchange(self, method, target, parser.get_http_version(), self.headers, parser.should_keep_alive(), route)
         self.cur = ex
@@ -630,11 +632,12 @@ class _Client(asyncio.Protocol):
             self.bridge.write(b"0\r\n\r\n")
 
     # the sidecar's own routes
-    def _to_bridge(self, method: bytes, target: bytes, version: str) -> None:
+    def _to_bridge(self, method: bytes, target: bytes, version: str, route: str | None) -> None:
         bridge = self.bridge
         if bridge is None:
             bridge = self.bridge = _Bridge(self)
             self.queue.append(bridge)
+        bridge.route = route
         te = _find(self.headers, b"transfer-encoding")
         bridge.chunked = te is not None and b"chunked" in te.lower()
         lines = [method, b" ", target, b" HTTP/", version.encode(), b"\r\n"]

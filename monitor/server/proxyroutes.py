@@ -32,7 +32,7 @@ class Target:
     local: bool
     tap: _Tap | None = None
     model: str | None = None
-    name: str | None = None  # the proxy route's name (its tap's key)
+    name: str | None = None  # the route's name (for the proxy's routes, its tap's key)
 
 
 LOCAL = Target(True)
@@ -131,8 +131,10 @@ class RouteTable:
                     name = names["*"]
                 else:
                     continue
-                if name is None or name not in self.taps:
+                if name is None:
                     return LOCAL
+                if name not in self.taps:
+                    return Target(True, name=name)
                 return Target(False, self.taps[name], info.get("model"), name)
             if part == "/":
                 break
