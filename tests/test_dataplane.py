@@ -166,6 +166,41 @@ def test_taps_the_sidecar_cannot_take_are_dropped_and_counted(tmp_path, upstream
         s.close()
 
 
+def test_taps_a_killed_child_never_sent_are_counted_lost(tmp_path, upstream):
+    """kill -9 while the child holds answered exchanges it has not sent (the sidecar's loop is
+    blocked, so they wait in the child's memory): the shared counter tells the sidecar how many
+    taps died with it, so that every request the client got an answer to is accounted for."""
+    s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "process",
+                       proxy_upstream=upstream.url)
+    try:
+        plane = _plane(s)
+        first = plane.proc.pid
+        blocked = 3.0
+        s.server.lt.loop.call_soon_threadsafe(time.sleep, blocked)
+        time.sleep(0.1)
+        n = 20
+        t0 = time.monotonic()
+        for i in range(n):  # ~150 kB each: more than the channel socket's buffer holds
+            assert http("POST", s.url + "/v2/models/iris/infer", oip(6000, rid=f"k{i}")).status == 200
+        os.kill(first, signal.SIGKILL)
+        assert time.monotonic() - t0 < blocked  # killed while the sidecar had not read
+        assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None, 15)
+        s.flush()
+        text = s.metrics()
+        accepted = total(text, "monitor_intake_events_accepted_total", endpoint="proxy")
+        lost = sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="process_lost") or 0
+        refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
+        assert lost > 0
+        assert accepted + refused == n
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1, rid="after")).status == 200
+        s.flush()  # the next child's taps arrive, and nothing of it is counted lost
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_accepted_total", endpoint="proxy") == accepted + 1
+        assert sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="process_lost") == lost
+    finally:
+        s.close()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_monitor_serve_proxy_runs_a_child_stops_it_on_sigterm_and_it_never_outlives_the_sidecar(tmp_path, upstream):
     cfg = {**IRIS, "server": {"port": 0, "proxy": {"oip_output": "probs", "upstream": upstream.url}}}

@@ -18,7 +18,9 @@ in the same series as on the in-process engine.
 
 Supervision: a child that dies is started again on the same listening socket (connections wait
 in the kernel's backlog meanwhile), after 0.1 s, doubling up to 5 s while it keeps dying, and
-counted in ``monitor_proxy_process_restarts_total``. On shutdown the sidecar stops the child
+counted in ``monitor_proxy_process_restarts_total``; the taps of the batch it was collecting when
+it died are counted from a counter it kept in shared memory (:mod:`monitor.server.tally`), as
+``monitor_intake_events_refused_total{endpoint="proxy",reason="process_lost"}``. On shutdown the sidecar stops the child
 first (SIGTERM: it stops accepting, answers what is in flight, writes its last batch, exits)
 and then drains its queues, so nothing the child tapped is lost to the shutdown.
 """
@@ -48,6 +50,7 @@ from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
 from monitor.server.priority import lower_process_priority
+from monitor.server.tally import SharedTally
 
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
@@ -115,6 +118,9 @@ class DataPlane:
         self._adopting: set[asyncio.Task[Any]] = set()
         self._syncs: list[asyncio.Future[None]] = []
         self._ready: asyncio.Future[int] | None = None
+        #: the running child's count of its taps, and how many of them arrived (or were dropped and counted)
+        self.tally: SharedTally | None = None
+        self.taps_received = 0
         #: the children are started from this thread, made now: nice is per thread and inherited
         #: at fork, so they keep the priority the sidecar has now even once its own threads are
         #: niced (``server.worker_nice``)
@@ -132,11 +138,16 @@ class DataPlane:
         loop = asyncio.get_running_loop()
         self._respawn = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            tally: SharedTally | None = SharedTally.create()
+        except OSError as err:  # no shared memory here: a killed child's last batch goes uncounted
+            log.warning("proxy data path: no shared counter (%s); taps lost with a killed process are not counted", err)
+            tally = None
         proxy = self.listeners[0].proxy
         cfg = ChildConfig(LeanSettings.of(proxy), theirs.fileno(),
                           [(lst.sock.fileno(), specs, kinds) for lst, (specs, kinds) in zip(self.listeners, self.specs)],
-                          MAX_PENDING_BYTES, self.stop_budget_s, _loop_kind())
-        fds = [theirs.fileno(), *(lst.sock.fileno() for lst in self.listeners)]
+                          MAX_PENDING_BYTES, self.stop_budget_s, _loop_kind(), None if tally is None else tally.fd)
+        fds = [theirs.fileno(), *(lst.sock.fileno() for lst in self.listeners), *([] if tally is None else [tally.fd])]
         env = dict(os.environ)
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         if here not in _default_paths():  # a source checkout: the child imports this very package
@@ -147,9 +158,13 @@ class DataPlane:
                                              close_fds=True, env=env, stdin=subprocess.DEVNULL).result()
         except OSError:
             ours.close()
+            if tally is not None:
+                tally.close()
             raise
         finally:
             theirs.close()
+        self.tally = tally
+        self.taps_received = 0
         self._started_at = loop.time()
         self._exited = asyncio.Event()
         self._ready = loop.create_future()
@@ -180,8 +195,9 @@ class DataPlane:
         self._exited_now(proc)
 
     def _exited_now(self, proc: "subprocess.Popen[bytes] | None") -> None:
-        """The child is gone (reaped): the start waits no more, and, unless stopping, a new one
-        is started after the backoff."""
+        """The child is gone (reaped): what it tapped and never sent is counted, the start waits
+        no more, and, unless stopping, a new one is started after the backoff."""
+        self._count_lost()
         if self._exited is not None:
             self._exited.set()
         if self._ready is not None and not self._ready.done():
@@ -199,6 +215,18 @@ class DataPlane:
         self.sidecar.store.inc("monitor_proxy_process_restarts")
         log.error("proxy data path: process exited (code %s); starting it again in %.1f s", code, self._backoff)
         self._schedule_respawn(loop)
+
+    def _count_lost(self) -> None:
+        """The taps the child made and never sent (killed while collecting a batch), counted as
+        refused: called once its channel is closed, every frame it wrote read."""
+        tally, self.tally = self.tally, None
+        if tally is None:
+            return
+        lost = tally.value - self.taps_received
+        tally.close()
+        if lost > 0:
+            self.sidecar.count_refused(ENDPOINT, "process_lost", lost)
+            log.error("proxy data path: %d tapped exchanges were lost with the process (answered, never sent)", lost)
 
     def _schedule_respawn(self, loop: asyncio.AbstractEventLoop) -> None:
         self._respawn = loop.call_later(self._backoff, self._respawn_now)
@@ -286,6 +314,7 @@ class DataPlane:
 
     def _batch(self, answers: list[tuple[Any, ...]], counts: list[tuple[tuple[str, tuple[str, ...]], int]],
                requests: list[tuple[int, float]], dropped: int) -> None:
+        self.taps_received += dropped + sum(1 for answer in answers if answer[4] is not None)
         proxy = self.listeners[0].proxy
         sink = SidecarSink(proxy)
         try:

@@ -15,7 +15,9 @@ Memory is bounded: when the sidecar does not read the channel (it is busy, or st
 tapped exchanges waiting beyond ``max_pending_bytes`` are dropped, and counted
 (``monitor_intake_events_refused_total{endpoint="proxy",reason="tap_backlog"}``), and the
 requests answered meanwhile are counted without their durations; the requests themselves are
-never held back. The process exits when its channel closes (the
+never held back. Each tap is also added to a counter in memory shared with the sidecar
+(:mod:`monitor.server.tally`): if this process is killed, the taps of the batch it was collecting
+are counted by the sidecar (``reason="process_lost"``). The process exits when its channel closes (the
 sidecar is gone), and on SIGTERM after the requests in flight are answered (up to
 ``stop_budget_s``), with its last batch written.
 """
@@ -40,6 +42,7 @@ from monitor.server.errors import endpoint_of
 from monitor.server.leanproxy import LeanProxy, LeanSettings, TapRecord, _Client
 from monitor.server.proxy import _Tap, request_labels
 from monitor.server.proxyroutes import RouteTable, Target
+from monitor.server.tally import SharedTally
 
 __all__ = ["BATCH", "CONFIG_ENV", "HANDOVER", "READY", "SYNCED", "SYNC", "ChildConfig", "main"]
 
@@ -69,28 +72,34 @@ class ChildConfig:
     max_pending_bytes: int
     stop_budget_s: float
     loop: str = "asyncio"
+    #: the shared counter of the exchanges tapped (:class:`~monitor.server.tally.SharedTally`)
+    tally_fd: int | None = None
 
     def dumps(self) -> str:
         return json.dumps({"settings": vars(self.settings), "channel_fd": self.channel_fd, "listeners": self.listeners,
                            "max_pending_bytes": self.max_pending_bytes, "stop_budget_s": self.stop_budget_s,
-                           "loop": self.loop})
+                           "loop": self.loop, "tally_fd": self.tally_fd})
 
     @classmethod
     def loads(cls, text: str) -> "ChildConfig":
         raw = json.loads(text)
         listeners = [(int(fd), [(k, kind, value, names) for k, kind, value, names in specs], dict(taps))
                      for fd, specs, taps in raw["listeners"]]
+        tally = raw.get("tally_fd")
         return cls(LeanSettings(**raw["settings"]), int(raw["channel_fd"]), listeners, int(raw["max_pending_bytes"]),
-                   float(raw["stop_budget_s"]), raw.get("loop", "asyncio"))
+                   float(raw["stop_budget_s"]), raw.get("loop", "asyncio"), None if tally is None else int(tally))
 
 
 class ChannelSink:
     """The lean engine's reports, batched for the channel (see the module's docstring)."""
 
-    def __init__(self, writer: FrameWriter, loop: asyncio.AbstractEventLoop, max_pending_bytes: int) -> None:
+    def __init__(self, writer: FrameWriter, loop: asyncio.AbstractEventLoop, max_pending_bytes: int,
+                 tally: SharedTally | None = None) -> None:
         self.writer = writer
         self.loop = loop
         self.max_pending_bytes = max_pending_bytes
+        #: every tap counted here as it is made: what this process dies with is counted by the sidecar
+        self.tally = tally
         self._reset()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -107,6 +116,8 @@ class ChannelSink:
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
+        if tap is not None and self.tally is not None:
+            self.tally.add()
         size = 100 if tap is None else (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
         if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
             # the sidecar has not read for a while: the tap is dropped (counted), the request only
@@ -241,7 +252,8 @@ class DataPlaneChild:
         self.cfg = cfg
         self.loop = loop
         self.writer = FrameWriter(socket.socket(fileno=cfg.channel_fd), loop)
-        self.sink = ChannelSink(self.writer, loop, cfg.max_pending_bytes)
+        self.sink = ChannelSink(self.writer, loop, cfg.max_pending_bytes,
+                                None if cfg.tally_fd is None else SharedTally(cfg.tally_fd))
         self.leans: list[LeanProxy] = []
         self.servers: list[asyncio.AbstractServer] = []
         self.stop = asyncio.Event()
