@@ -7,6 +7,7 @@ a real process tree. Everything the proxy does on the wire is tested on this eng
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -29,6 +30,24 @@ def _plane(s):
     planes = list(s.sidecar.data_planes)
     assert len(planes) == 1, planes
     return planes[0]
+
+
+@contextlib.contextmanager
+def _sidecar_blocked(s, seconds: float):
+    """The sidecar's event loop blocked for ``seconds`` (it reads nothing from the child); the
+    body must be done before that ends."""
+    s.server.lt.loop.call_soon_threadsafe(time.sleep, seconds)
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    yield
+    assert time.monotonic() - t0 < seconds - 0.1, "the sidecar's loop was not blocked all along"
+
+
+def _big_requests(s, n: int) -> None:
+    """``n`` tapped requests of ~150 kB each (more than the channel socket's buffer holds), each
+    answered by the child."""
+    for i in range(n):
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(6000, rid=f"big{i}")).status == 200
 
 
 def test_frames_and_the_sockets_they_carry_arrive_in_order():
@@ -146,14 +165,9 @@ def test_taps_the_sidecar_cannot_take_are_dropped_and_counted(tmp_path, upstream
                        tmp_path, "process", proxy_upstream=upstream.url)
     try:
         _plane(s)
-        blocked = 2.0
-        s.server.lt.loop.call_soon_threadsafe(time.sleep, blocked)
-        time.sleep(0.1)
         n = 30
-        t0 = time.monotonic()
-        for i in range(n):  # ~150 kB each: more than the channel socket's buffer holds
-            assert http("POST", s.url + "/v2/models/iris/infer", oip(6000, rid=f"big{i}")).status == 200
-        assert time.monotonic() - t0 < blocked  # answered by the child while the sidecar was blocked
+        with _sidecar_blocked(s, 2.0):
+            _big_requests(s, n)
         s.flush()
         text = s.metrics()
         accepted = total(text, "monitor_intake_events_accepted_total", endpoint="proxy")
@@ -175,15 +189,10 @@ def test_taps_a_killed_child_never_sent_are_counted_lost(tmp_path, upstream):
     try:
         plane = _plane(s)
         first = plane.proc.pid
-        blocked = 3.0
-        s.server.lt.loop.call_soon_threadsafe(time.sleep, blocked)
-        time.sleep(0.1)
         n = 20
-        t0 = time.monotonic()
-        for i in range(n):  # ~150 kB each: more than the channel socket's buffer holds
-            assert http("POST", s.url + "/v2/models/iris/infer", oip(6000, rid=f"k{i}")).status == 200
-        os.kill(first, signal.SIGKILL)
-        assert time.monotonic() - t0 < blocked  # killed while the sidecar had not read
+        with _sidecar_blocked(s, 3.0):
+            _big_requests(s, n)
+            os.kill(first, signal.SIGKILL)
         assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None, 15)
         s.flush()
         text = s.metrics()
