@@ -40,7 +40,7 @@ from monitor.schema import OutputSpec, Schema
 from monitor.store import MetricStore
 from monitor.worker import Worker
 
-__all__ = ["cost_table", "COST_INTRO"]
+__all__ = ["Agent", "COST_INTRO", "Setup", "cost_table"]
 
 FEATURES, CLASSES, SEGMENTS = 32, 10, 8
 LABELLED = 0.2
@@ -123,47 +123,58 @@ class _Traffic:
         pipe.export(None)
 
 
-def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[str, ...]], tuple[str, ...]], str]) -> tuple[str, str]:
-    """The introduction and the markdown table (made by ``table(rows, header)``) of the cost of
-    detectors ``kinds``."""
-    rng = np.random.default_rng(0)
-    schema = Schema.numeric([f"x{i}" for i in range(FEATURES)])
-    output = OutputSpec("probabilities", tuple(f"c{i}" for i in range(CLASSES)))
-    ref_p = rng.dirichlet(np.ones(CLASSES) * 0.3, size=5000)
-    reference = Reference.from_arrays(rng.normal(size=(5000, FEATURES)), numeric_names=schema.numeric_names, scores=ref_p,
-                                      labels=ref_p.argmax(1), classes=output.classes)
-    ctx = DetectorContext(schema, output)
-    config, tick = QueueConfig(), RulesConfig().interval_s
-    reps = 3 if quick else 5
-    measured_events = 20_000 if quick else 60_000
+@dataclass
+class Agent:
+    """A worker as a live agent runs it, without its thread: the benchmark calls
+    :meth:`Worker.step` once per queue poll, with a wall clock it moves."""
 
-    @dataclass
-    class Agent:
-        """A worker as a live agent runs it, without its thread: the benchmark calls
-        :meth:`Worker.step` once per queue poll, with a wall clock it moves."""
+    worker: Worker
+    queue: EventQueue
+    wall: _Wall
+    next_scrape: float = SCRAPE_S
 
-        worker: Worker
-        queue: EventQueue
-        wall: _Wall
-        next_scrape: float = SCRAPE_S
 
-    def agent(with_dets: bool) -> Agent:
+@dataclass(frozen=True)
+class Setup:
+    """What every agent of the cost benchmark shares: schema, outputs, reference, configuration."""
+
+    schema: Schema
+    output: OutputSpec
+    reference: Reference
+    context: DetectorContext
+    config: QueueConfig
+    tick: float
+
+    @classmethod
+    def default(cls) -> "Setup":
+        rng = np.random.default_rng(0)
+        schema = Schema.numeric([f"x{i}" for i in range(FEATURES)])
+        output = OutputSpec("probabilities", tuple(f"c{i}" for i in range(CLASSES)))
+        ref_p = rng.dirichlet(np.ones(CLASSES) * 0.3, size=5000)
+        reference = Reference.from_arrays(rng.normal(size=(5000, FEATURES)), numeric_names=schema.numeric_names, scores=ref_p,
+                                          labels=ref_p.argmax(1), classes=output.classes)
+        return cls(schema, output, reference, DetectorContext(schema, output), QueueConfig(), RulesConfig().interval_s)
+
+    def agent(self, kinds: tuple[str, ...]) -> Agent:
+        """A fresh agent running detectors ``kinds`` (none: the worker alone)."""
         wall = _Wall()
-        dets = [create(kind, reference=reference, context=ctx) for kind in kinds] if with_dets else []
-        pipe = Pipeline(MetricStore("bench"), BatchBuilder(schema, output), dets, export_interval_s=config.export_interval_s,
-                        wall=wall, tick_s=tick, on_tick=lambda t: None)
+        config = self.config
+        dets = [create(kind, reference=self.reference, context=self.context) for kind in kinds]
+        pipe = Pipeline(MetricStore("bench"), BatchBuilder(self.schema, self.output), dets, export_interval_s=config.export_interval_s,
+                        wall=wall, tick_s=self.tick, on_tick=lambda t: None)
         events = EventQueue(config.capacity)
         worker = Worker(events, pipe, lock=threading.RLock(), poll_s=config.poll_s, batch_max=config.batch_max,
                         batch_min=config.batch_min, linger_s=config.linger_s, live=False, wall=wall)
         return Agent(worker, events, wall)
 
-    def measure(a: Agent, traffic: _Traffic, per_poll: int) -> tuple[float, float]:
-        """CPU per event handled by the worker, and events per drain, over ``measured_events``."""
-        arrivals = [traffic.drain(per_poll) for _ in range(max(measured_events // per_poll, 8))]
+    def measure(self, a: Agent, traffic: _Traffic, per_poll: int, events: int) -> tuple[float, float]:
+        """CPU per event handled by the worker, and events per drain, over ``events`` events."""
+        poll_s = self.config.poll_s
+        arrivals = [traffic.drain(per_poll) for _ in range(max(events // per_poll, 8))]
         spent, handled, drains = 0.0, 0, 0
-        for events in arrivals:
-            a.wall.now += config.poll_s
-            for e in events:  # the callers' side, not timed
+        for queued in arrivals:
+            a.wall.now += poll_s
+            for e in queued:  # the callers' side, not timed
                 a.queue.put(e)
             c0 = time.process_time()
             n = a.worker.step()
@@ -173,6 +184,21 @@ def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[
             spent += time.process_time() - c0
             handled, drains = handled + n, drains + (n > 0)
         return spent / max(handled, 1), handled / max(drains, 1)
+
+
+def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[str, ...]], tuple[str, ...]], str]) -> tuple[str, str]:
+    """The introduction and the markdown table (made by ``table(rows, header)``) of the cost of
+    detectors ``kinds``."""
+    setup = Setup.default()
+    output, config, tick = setup.output, setup.config, setup.tick
+    reps = 3 if quick else 5
+    measured_events = 20_000 if quick else 60_000
+
+    def agent(with_dets: bool) -> Agent:
+        return setup.agent(kinds if with_dets else ())
+
+    def measure(a: Agent, traffic: _Traffic, per_poll: int) -> tuple[float, float]:
+        return setup.measure(a, traffic, per_poll, measured_events)
 
     rows: list[tuple[str, ...]] = []
     for per_poll in ((64, 256) if quick else (64, 256, 1024, 8192)):
