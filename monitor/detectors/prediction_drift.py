@@ -127,9 +127,10 @@ class PredictionDriftDetector(RefreshingDetector):
     def window_counts(self) -> np.ndarray:
         return self._window.total()
 
-    def label_shift_weights(self) -> np.ndarray | None:
-        """Estimated ``q(y)/p(y)`` per class (None without reference labels or below ``min_rows``)."""
-        cur = self.window_counts
+    def label_shift_weights(self, counts: np.ndarray | None = None) -> np.ndarray | None:
+        """Estimated ``q(y)/p(y)`` per class (None without reference labels or below ``min_rows``),
+        from the window's class counts (``counts`` when the caller has read them already)."""
+        cur = self.window_counts if counts is None else counts
         if self._confusion is None or cur.sum() < max(self.min_rows, 1):
             return None
         return bbse_weights(self._confusion, cur / cur.sum())
@@ -156,10 +157,9 @@ class PredictionDriftDetector(RefreshingDetector):
         label = (self._classes[top],)
         out.set(names.TOP_CLASS_SHARE, float(cur[top] / n), label)
         out.set(names.TOP_CLASS_SHARE_REFERENCE, float(self._ref_counts[top] / self._ref_counts.sum()), label)
-        w = self.label_shift_weights()
+        w = self.label_shift_weights(cur)
         if w is not None and self._k <= self.max_classes:
-            for name, value in zip(self._classes, w.tolist()):
-                out.set(names.LABEL_SHIFT_WEIGHT, value, (name,))
+            out.set_many(names.LABEL_SHIFT_WEIGHT, [((name,), value) for name, value in zip(self._classes, w.tolist())])
 
     def state_dict(self) -> dict[str, Any]:
         return {"windows": windows_state({"main": self._window})}
