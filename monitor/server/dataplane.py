@@ -20,9 +20,10 @@ Supervision: a child that dies is started again on the same listening socket (co
 in the kernel's backlog meanwhile), after 0.1 s, doubling up to 5 s while it keeps dying, and
 counted in ``monitor_proxy_process_restarts_total``; the taps of the batch it was collecting when
 it died are counted from a counter it kept in shared memory (:mod:`monitor.server.tally`), as
-``monitor_intake_events_refused_total{endpoint="proxy",reason="process_lost"}``. On shutdown the sidecar stops the child
-first (SIGTERM: it stops accepting, answers what is in flight, writes its last batch, exits)
-and then drains its queues, so nothing the child tapped is lost to the shutdown.
+``monitor_intake_events_refused_total{endpoint="proxy",reason="process_lost"}``. On shutdown
+the sidecar stops the child first (SIGTERM: it stops accepting, answers what is in flight,
+writes its last batch, exits) and then drains its queues, so nothing the child tapped is lost
+to the shutdown.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ tapped exchanges waiting beyond ``max_pending_bytes`` are dropped, and counted
 (``monitor_intake_events_refused_total{endpoint="proxy",reason="tap_backlog"}``), and the
 requests answered meanwhile are counted without their durations; the requests themselves are
 never held back. Each tap is also added to a counter in memory shared with the sidecar
-(:mod:`monitor.server.tally`): if this process is killed, the taps of the batch it was collecting
-are counted by the sidecar (``reason="process_lost"``). The process exits when its channel closes (the
-sidecar is gone), and on SIGTERM after the requests in flight are answered (up to
-``stop_budget_s``), with its last batch written.
+(:mod:`monitor.server.tally`): if this process is killed, the taps of the batch it was
+collecting are counted by the sidecar (``reason="process_lost"``). The process exits when its
+channel closes (the sidecar is gone), and on SIGTERM after the requests in flight are answered
+(up to ``stop_budget_s``), with its last batch written.
 """
 
 from __future__ import annotations
