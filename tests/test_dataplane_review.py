@@ -492,3 +492,38 @@ def test_a_sync_waiting_on_a_child_that_dies_returns_and_the_next_child_answers_
     assert _status_ok(s)
     s.server.lt.call(plane.sync(timeout=60.0))  # answered by the new child (else the call times out)
     assert plane._syncs == []
+
+
+def _wakeups(pid: int) -> int:
+    """How many times the process's threads went to sleep and woke up (voluntary switches)."""
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            n += sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+    return n
+
+
+def test_a_handover_waiting_on_a_client_that_does_not_read_costs_no_polling(proc_side):
+    """A local request queued behind a proxied answer the client does not read: the child waits
+    for its write buffer to drain (the transport tells it), it does not wake up every few
+    milliseconds to look, however long the client takes; then both answers arrive in order."""
+    import time
+
+    if not os.path.exists(f"/proc/{os.getpid()}/task"):
+        pytest.skip("/proc is not available")
+    s = proc_side
+    plane = _plane(s)
+    child = plane.proc.pid
+    # a small kernel send buffer for the connections accepted from now on (they inherit it from
+    # the listening socket): most of the answer then waits in the child's own write buffer
+    plane.listeners[0].sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = json.dumps(oip(5000, rid="big")).encode()  # ~100 kB
+    with _connect(s.url) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(_post("/v2/models/mirror/infer", big) + _get("/readyz"))
+        time.sleep(0.5)  # the answer backs up in the child's write buffer, the handover waits
+        before = _wakeups(child)
+        time.sleep(1.0)
+        woke = _wakeups(child) - before
+        _assert_big_then_ready(sock, big)
+    assert woke < 50, f"the child woke {woke} times in 1 s while waiting (polling every 2 ms wakes it ~500 times)"

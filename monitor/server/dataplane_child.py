@@ -215,6 +215,9 @@ class _Handover(asyncio.Protocol):
     def eof_received(self) -> bool:
         return True  # half-closed: the sidecar still answers; it sees the EOF on its own socket
 
+    def resume_writing(self) -> None:
+        self.plane.loop.call_soon(self._try)  # the earlier answers are out: the connection can go
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.plane.handovers.discard(self)
@@ -229,7 +232,10 @@ class _Handover(asyncio.Protocol):
             # would be handed over) or of the chunked message (data_received calls again)
             return
         if t.get_write_buffer_size():
-            self.plane.loop.call_later(0.002, self._try)  # earlier answers still going out
+            # earlier answers still going out (the client is slow, or not reading): with no
+            # high-water mark the transport pauses this protocol now and resumes it once its
+            # buffer is empty (resume_writing tries again), instead of this process polling
+            t.set_write_buffer_limits(high=0, low=0)
             return
         t.pause_reading()
         sock = t.get_extra_info("socket")
