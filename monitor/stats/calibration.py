@@ -131,11 +131,14 @@ def merge_bins(groups: np.ndarray, *stats: np.ndarray) -> tuple[np.ndarray, ...]
 
 
 def ece_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
-    """Expected calibration error ``sum_b n_b/N * |conf_b - acc_b|`` (plug-in, biased upwards)."""
-    total = float(np.sum(count))
-    if total <= 0:
-        return float("nan")
-    return float(np.abs(np.asarray(sum_conf) - np.asarray(sum_correct)).sum() / total)
+    """Expected calibration error ``sum_b n_b/N * |conf_b - acc_b|`` (plug-in, biased upwards;
+    NaN without counts). One row of :func:`ece_rows`, so that a segment's value and the whole
+    window's come from the same arithmetic."""
+    return float(ece_rows(*_one_row(count, sum_conf, sum_correct))[0])
+
+
+def _one_row(*sums: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(s, dtype=np.float64).reshape(1, -1) for s in sums)
 
 
 def mce_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray, min_count: int = 1) -> float:
@@ -172,20 +175,14 @@ def debiased_l2_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: 
     ``acc_b (1 - acc_b) / (n_b - 1)`` removes that bias, which dominates at a few hundred labels
     and makes a calibrated model look miscalibrated. Bins with fewer than 2 rows contribute their
     plug-in term. The squared estimate may be negative for a calibrated model; it is clipped at
-    0 before the square root.
+    0 before the square root. NaN without counts. One row of :func:`debiased_l2_rows`.
     """
-    c, conf, acc, total = _l2_terms(count, sum_conf, sum_correct)
-    if total <= 0:
-        return float("nan")
-    var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), 0.0)
-    sq = float(np.sum(c / total * ((conf - acc) ** 2 - var)))
-    return float(np.sqrt(max(sq, 0.0)))
+    return float(debiased_l2_rows(*_one_row(count, sum_conf, sum_correct))[0])
 
 
 def ece_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
     """:func:`ece_from_sums` of every row of ``(groups, bins)`` sums at once (NaN for a row
-    without counts): one pass for all the segments of a window instead of a call per segment,
-    each row's value exactly that of the call on it."""
+    without counts): one pass for all the segments of a window instead of a call per segment."""
     c = np.ascontiguousarray(count, dtype=np.float64)
     total = c.sum(axis=1)
     gap = np.abs(np.ascontiguousarray(sum_conf, dtype=np.float64) - np.ascontiguousarray(sum_correct, dtype=np.float64)).sum(axis=1)
@@ -195,7 +192,7 @@ def ece_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -
 
 def debiased_l2_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
     """:func:`debiased_l2_from_sums` of every row of ``(groups, bins)`` sums at once (NaN for a
-    row without counts), each row's value exactly that of the call on it."""
+    row without counts)."""
     c = np.ascontiguousarray(count, dtype=np.float64)
     total = c.sum(axis=1)
     ok = c > 0
