@@ -527,3 +527,76 @@ def test_a_handover_waiting_on_a_client_that_does_not_read_costs_no_polling(proc
         woke = _wakeups(child) - before
         _assert_big_then_ready(sock, big)
     assert woke < 50, f"the child woke {woke} times in 1 s while waiting (polling every 2 ms wakes it ~500 times)"
+
+
+# -- the shared tally of the taps (session 6's review) ----------------------------------------------
+
+def test_the_shared_tally_is_not_inherited_by_other_children():
+    """The counter's descriptor goes to the data path process by ``pass_fds`` only: any other
+    process the sidecar starts (or a fork) must not inherit it (PEP 446; ``memfd_create`` with
+    flags 0 makes an inheritable descriptor)."""
+    from monitor.server.tally import SharedTally
+
+    tally = SharedTally.create()
+    try:
+        assert os.get_inheritable(tally.fd) is False
+        tally.add(3)
+        assert tally.value == 3
+    finally:
+        tally.close()
+
+
+def _tallies(pid: int) -> int:
+    """How many tallies' shared memory files the process ``pid`` holds descriptors of (an
+    ``mmap`` keeps a descriptor of its own: one file, two descriptors)."""
+    files = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "monitor-dataplane-tally" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                files.add(os.stat(f"/proc/{pid}/fd/{fd}").st_ino)
+        except OSError:  # closed meanwhile
+            continue
+    return len(files)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or not hasattr(os, "memfd_create"),
+                    reason="/proc/PID/fd names a memfd")
+def test_restarts_keep_one_tally_open_in_each_process(proc_side):
+    """Every child gets a new shared counter; the sidecar closes the previous one once it has
+    counted it, so however many times the child dies, the sidecar holds as many as before (the
+    running child's), and the child one (the descriptor-count test above tolerates a leak of one
+    per restart)."""
+    s = proc_side
+    plane = _plane(s)
+    held = _tallies(os.getpid())  # this one's, and those of any other sidecar this process runs
+    assert held >= 1 and _tallies(plane.proc.pid) == 1
+    for _ in range(3):
+        first = plane.proc.pid
+        os.kill(first, 9)
+        assert wait_until(lambda: plane.proc.pid != first and plane.reader is not None and not plane.reader.closed
+                          and plane.tally is not None, 20)
+        assert _status_ok(s)
+    assert plane.restarts >= 3
+    assert _tallies(os.getpid()) == held
+    assert _tallies(plane.proc.pid) == 1
+
+
+def test_stop_returns_once_the_child_is_reaped_and_its_tally_counted(proc_side):
+    """The child closes its channel before it exits (its last batch written, then the
+    interpreter's exit): the shutdown (``in_flight`` is 0 once the channel is closed) must still
+    wait for the process to be gone, so that what it tapped and never sent is counted before
+    the sidecar's last drain and checkpoint, not after (or never, once its loop is gone). Here
+    the child is stopped (SIGSTOP) between the two, and the channel closed."""
+    s = proc_side
+    plane = _plane(s)
+    child = plane.proc
+    os.kill(child.pid, 19)  # SIGSTOP: it cannot exit until it is killed
+
+    async def close_then_stop() -> tuple[bool, bool, bool]:
+        assert plane.reader is not None
+        plane.reader.close()  # as when the child has closed its end
+        await plane.stop(10.0)
+        assert plane._exited is not None
+        return plane._exited.is_set(), child.poll() is not None, plane.tally is None
+
+    assert s.server.lt.call(close_then_stop()) == (True, True, True)

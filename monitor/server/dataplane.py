@@ -399,6 +399,11 @@ class DataPlane:
                     self.proc.kill()
                 self.reader.close()
                 await self._exited.wait()  # killed: reaped at the next poll
+        elif self._exited is not None and not self._exited.is_set():
+            # the channel closed before the process exited (its last batch written, its exit not
+            # done yet): it is reaped (killed if it lingers) and what it never sent counted before
+            # the sidecar's last drain and checkpoint
+            await self._exited.wait()
         if self._adopting:
             await asyncio.gather(*self._adopting, return_exceptions=True)
 

@@ -34,7 +34,8 @@ class SharedTally:
     @classmethod
     def create(cls) -> "SharedTally":
         if hasattr(os, "memfd_create"):
-            fd = os.memfd_create("monitor-dataplane-tally", 0)
+            # close-on-exec: the data path process gets it by ``pass_fds`` only, no other child
+            fd = os.memfd_create("monitor-dataplane-tally", os.MFD_CLOEXEC)
         else:
             fd, path = tempfile.mkstemp(prefix="monitor-dataplane-tally-")
             os.unlink(path)
