@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -188,8 +189,10 @@ class _Conn(asyncio.Protocol):
         return await self.waiter
 
 
-async def _stream(url: str, rate: float, seconds: float, start: float) -> tuple[list[float], int]:
-    """Requests at fixed start times from ``start`` (open loop: a slow answer does not delay the next)."""
+async def _stream(url: str, rate: float, seconds: float,
+                  start_at: Callable[[], Awaitable[float]]) -> tuple[list[float], int]:
+    """Requests at fixed start times (open loop: a slow answer does not delay the next), from the
+    time ``start_at()`` gives once this stream's connections are warm."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -216,6 +219,7 @@ async def _stream(url: str, rate: float, seconds: float, start: float) -> tuple[
         idle.append(conn)
 
     await asyncio.gather(*(one(False) for _ in range(16)))  # warm up the connections
+    start = await start_at()
     tasks = []
     for i in range(int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
@@ -234,11 +238,22 @@ async def open_loop(url: str, rate: float, seconds: float, control: str | None =
     """``url`` at ``rate``; with ``control``, the upstream called directly at ``control_rate`` at
     the same time, from the same client, its requests falling between the proxied ones: what a
     direct call met at the same moments (the same stalls, the same load)."""
-    start = time.perf_counter() + 0.3  # after both streams' warm-up
-    streams = [_stream(url, rate, seconds, start)]
+    plan = [(url, rate, 0.0)]
     if control is not None and control_rate > 0:
-        streams.append(_stream(control, control_rate, seconds, start + 0.5 / rate))
-    results = await asyncio.gather(*streams)
+        plan.append((control, control_rate, 0.5 / rate))
+    # both schedules start once both streams are warm: a start fixed beforehand would let one run
+    # while the other warms, and make a stream whose warm-up overran send what it is behind on at once
+    go: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    warm = 0
+
+    async def start_at(offset: float) -> float:
+        nonlocal warm
+        warm += 1
+        if warm == len(plan):
+            go.set_result(time.perf_counter() + 0.01)
+        return await go + offset
+
+    results = await asyncio.gather(*(_stream(u, r, seconds, lambda o=offset: start_at(o)) for u, r, offset in plan))
     lat, errors = results[0]
     return lat, errors, results[1][0] if len(results) > 1 else []
 
