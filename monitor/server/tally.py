@@ -7,8 +7,8 @@ tapped the moment it answers it, the sidecar compares that with what arrived onc
 is closed and every frame read, and counts the difference as refused
 (``reason="process_lost"``), so that nothing is lost without a counter.
 
-One writer (the child) and one reader that reads only after the writer is gone (or, for the
-figures in ``/api/v1/status``, may read a value one increment behind): no lock is needed.
+One writer (the child) and one reader that reads only after the writer is gone (reaped): no
+lock is needed.
 """
 
 from __future__ import annotations
