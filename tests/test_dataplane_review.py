@@ -600,3 +600,26 @@ def test_stop_returns_once_the_child_is_reaped_and_its_tally_counted(proc_side):
         return plane._exited.is_set(), child.poll() is not None, plane.tally is None
 
     assert s.server.lt.call(close_then_stop()) == (True, True, True)
+
+
+def test_a_failure_counting_a_dead_childs_taps_does_not_stop_its_supervision(proc_side, monkeypatch):
+    """What a dead child never sent is counted before it is started again; a failure there (the
+    counter's descriptor already gone: EBADF) is logged, and the child is started again all the
+    same (else the port's connections wait in the backlog for good, and a shutdown for a reap
+    that never ends)."""
+    from monitor.server.tally import SharedTally
+
+    real = SharedTally.close
+
+    def close(self) -> None:
+        real(self)
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(SharedTally, "close", close)
+    s = proc_side
+    plane = _plane(s)
+    first = plane.proc.pid
+    os.kill(first, 9)
+    assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None and plane.reader is not None
+                      and not plane.reader.closed, 20)
+    assert _status_ok(s)

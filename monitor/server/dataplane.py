@@ -198,7 +198,10 @@ class DataPlane:
     def _exited_now(self, proc: "subprocess.Popen[bytes] | None") -> None:
         """The child is gone (reaped): what it tapped and never sent is counted, the start waits
         no more, and, unless stopping, a new one is started after the backoff."""
-        self._count_lost()
+        try:
+            self._count_lost()
+        except Exception:  # noqa: BLE001 - a count is not worth the supervision (nor the shutdown's wait)
+            log.exception("proxy data path: the taps lost with the process could not be counted")
         if self._exited is not None:
             self._exited.set()
         if self._ready is not None and not self._ready.done():
@@ -223,8 +226,10 @@ class DataPlane:
         tally, self.tally = self.tally, None
         if tally is None:
             return
-        lost = tally.value - self.taps_received
-        tally.close()
+        try:
+            lost = tally.value - self.taps_received
+        finally:
+            tally.close()
         if lost > 0:
             self.sidecar.count_refused(ENDPOINT, "process_lost", lost)
             log.error("proxy data path: %d tapped exchanges were lost with the process (answered, never sent)", lost)
