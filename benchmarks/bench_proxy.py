@@ -235,9 +235,10 @@ async def _stream(url: str, rate: float, seconds: float,
 
 async def open_loop(url: str, rate: float, seconds: float, control: str | None = None,
                     control_rate: float = 0.0) -> tuple[list[float], int, list[float]]:
-    """``url`` at ``rate``; with ``control``, the upstream called directly at ``control_rate`` at
-    the same time, from the same client, its requests falling between the proxied ones: what a
-    direct call met at the same moments (the same stalls, the same load)."""
+    """``url`` at ``rate``; with ``control``, the upstream called directly at ``control_rate`` in
+    the same round, from the same client, each of its requests half-way between two proxied ones:
+    what a direct call met meanwhile (the same stalls, the same load). The errors are both
+    streams'."""
     plan = [(url, rate, 0.0)]
     if control is not None and control_rate > 0:
         plan.append((control, control_rate, 0.5 / rate))
@@ -255,7 +256,9 @@ async def open_loop(url: str, rate: float, seconds: float, control: str | None =
 
     results = await asyncio.gather(*(_stream(u, r, seconds, lambda o=offset: start_at(o)) for u, r, offset in plan))
     lat, errors = results[0]
-    return lat, errors, results[1][0] if len(results) > 1 else []
+    if len(results) > 1:
+        return lat, errors + results[1][1], results[1][0]
+    return lat, errors, []
 
 
 def pct(values: list[float], q: float) -> float:
@@ -323,7 +326,7 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0,
                     help="also measure the default with server.worker_nice at this value (the monitor's threads niced)")
     ap.add_argument("--control-rate", type=float, default=100.0,
-                    help="direct calls per second made during every target's rounds, at the same moments (the paired "
+                    help="direct calls per second made during every target's rounds, interleaved with its requests (the paired "
                          "control; 0: none)")
     ap.add_argument("--quick", action="store_true",
                     help="only the upstream directly, the byte relay and the lean engine in and out of process (the table "
@@ -429,8 +432,9 @@ def main() -> None:
         p99 = pct(proxied.lat, 0.99) - pct(proxied.control, 0.99)
         floor = pct(direct.lat, 0.99) - pct(direct.control, 0.99)
         paired_line = (
-            f"Paired with direct calls at the same moments ({args.control_rate:,.0f}/s to the upstream during every "
-            f"round, from the same client; they see the same stalls and the same load): the default added p50 "
+            f"Paired with direct calls interleaved with the proxied ones ({args.control_rate:,.0f}/s to the upstream "
+            f"during every round, from the same client, each half-way between two proxied requests; they meet the same "
+            f"stalls and the same load; the difference of the two streams' percentiles): the default added p50 "
             f"**{p50:.3f} ms**, p99 **{p99:.3f} ms** (target < 3 ms: {'met' if p99 < 3 else 'NOT met'}); the byte relay "
             f"{pct(relay.lat, 0.99) - pct(relay.control, 0.99):.3f} ms at p99; the same comparison on the direct "
             f"rounds (direct calls against direct calls: the estimator's own error) {floor:.3f} ms. The proxy's CPU "

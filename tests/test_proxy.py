@@ -339,6 +339,28 @@ def test_an_oversized_chunked_body_for_the_sidecars_own_routes_is_refused_413(tm
         s.close()
 
 
+def test_an_oversized_body_on_a_route_that_takes_no_events_is_not_counted_as_refused_events(tmp_path, upstream, engine):
+    """A big chunked body sent to ``/metrics`` (a route that takes no events): however the engine
+    answers it (the data path process refuses what it cannot hand over, 413), no event was
+    refused, so ``monitor_intake_events_refused_total`` does not move."""
+    import http.client as httplib
+
+    s = start_proxying({"models": [IRIS], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}}, tmp_path, engine,
+                       proxy_upstream=upstream.url)
+    try:
+        conn = httplib.HTTPConnection("127.0.0.1", int(s.url.rsplit(":", 1)[1]), timeout=30)
+        conn.request("GET", "/metrics", body=iter([b"x" * 20000] * 10), encode_chunked=True)  # past the limit and the head room
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status in (200, 413)
+        assert http("GET", s.url + "/healthz").status == 200
+        s.flush()
+        assert total(s.metrics(), "monitor_intake_events_refused_total") == 0
+    finally:
+        s.close()
+
+
 def test_chunked_and_oversized_requests_to_tapped_routes(tmp_path, upstream, engine):
     s = start_proxying({"models": [IRIS, {**IRIS, "model": "mirror"}], "server": {"max_body_bytes": 4096, "proxy": {"oip_output": "probs"}}},
                        tmp_path, engine, proxy_upstream=upstream.url)

@@ -79,7 +79,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         return response
     except IntakeError as err:
         status = err.status
-        endpoint = endpoint_of(name)
+        endpoint = endpoint_of(name) or name
         if err.events:
             sidecar.count_refused(endpoint, err.reason, err.events)
         return error_response(err)
@@ -94,7 +94,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     except Exception:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
         log.exception("handler %s failed", name)
         if name in WRITE_ROUTES:
-            sidecar.count_refused(endpoint_of(name), "internal_error")
+            sidecar.count_refused(endpoint_of(name) or name, "internal_error")
         return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
                                   "reason": "internal_error"}, status=500)
     finally:

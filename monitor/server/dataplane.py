@@ -513,9 +513,10 @@ class _Name:
 
 
 def listening_socket(host: str | None, port: int, backlog: int) -> socket.socket:
-    """The proxy's listening socket, bound as asyncio's ``create_server`` binds the same host: an
-    empty host is every interface of both families (one dual-stack socket here, where asyncio
-    opens one socket per family), an IPv6 literal IPv6 only."""
+    """The proxy's listening socket. An empty host is every interface of both families, as
+    asyncio's ``create_server`` binds it (one dual-stack socket here, where asyncio opens one
+    socket per family); an IPv6 literal is IPv6 only; a host name binds its first IPv4 address
+    (asyncio would bind every address it resolves to)."""
     if not host and socket.has_dualstack_ipv6():
         return socket.create_server(("", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True)
     return socket.create_server((host or "", port), family=socket.AF_INET6 if ":" in (host or "") else socket.AF_INET,

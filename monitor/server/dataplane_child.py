@@ -210,7 +210,9 @@ class _Handover(asyncio.Protocol):
             # with unread bytes resets it and could take the answer with it
             self.plane.loop.call_later(_LINGER_S, t.close)
         bridge = None if self.client is None else self.client.bridge
-        self.plane.sink.count("monitor_intake_events_refused", (endpoint_of(bridge and bridge.route), "too_large"))
+        endpoint = endpoint_of(None if bridge is None else bridge.route)
+        if endpoint is not None:  # as the sidecar, which counts refused events on the routes that take events
+            self.plane.sink.count("monitor_intake_events_refused", (endpoint, "too_large"))
 
     def eof_received(self) -> bool:
         return True  # half-closed: the sidecar still answers; it sees the EOF on its own socket

@@ -13,9 +13,10 @@ __all__ = ["IntakeError", "error_response", "endpoint_of"]
 _ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
 
 
-def endpoint_of(route: str | None) -> str:
-    """The ``endpoint`` label a refusal on the sidecar route named ``route`` is counted under."""
-    return _ENDPOINT.get(route or "", route or "sidecar")
+def endpoint_of(route: str | None) -> str | None:
+    """The ``endpoint`` label of events refused on the sidecar route named ``route``; None for a
+    route that takes no events (nothing refused there is an event)."""
+    return _ENDPOINT.get(route) if route else None
 
 
 class IntakeError(Exception):
