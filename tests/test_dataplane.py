@@ -271,6 +271,10 @@ def test_the_data_paths_socket_binds_a_host_as_asyncio_would(host, family, v6onl
         if v6only is not None:
             assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == v6only
         port = sock.getsockname()[1]
+        from monitor.server.dataplane import _Bound
+
+        names = [name.getsockname()[:2] for name in _Bound(sock).sockets]  # what the log and --ready-file show
+        assert names == ([("0.0.0.0", port), ("::", port)] if host == "" else [(host, port)])
         peers = ["127.0.0.1", "::1"] if host == "" else [host]
         for peer in peers:
             with socket.create_connection((peer, port), timeout=5):

@@ -498,6 +498,11 @@ class _Bound:
     def __init__(self, sock: socket.socket) -> None:
         self.address = sock.getsockname()
         self.sockets = [_Name(self.address)]
+        if sock.family == socket.AF_INET6 and self.address[0] == "::" and not sock.getsockopt(socket.IPPROTO_IPV6,
+                                                                                               socket.IPV6_V6ONLY):
+            # dual-stack on every interface: listed as asyncio lists its two sockets, IPv4 first
+            # (the log, --ready-file)
+            self.sockets.insert(0, _Name(("0.0.0.0", self.address[1])))
         self._sock = sock
 
     def close(self) -> None:
