@@ -43,6 +43,16 @@ def _sidecar_blocked(s, seconds: float):
     assert time.monotonic() - t0 < seconds - 0.1, "the sidecar's loop was not blocked all along"
 
 
+def _proxy_tally(s, reason: str) -> tuple[str, float, float, float]:
+    """After a flush: the metrics text, the proxy's accepted events, those refused for ``reason``,
+    and all it refused."""
+    s.flush()
+    text = s.metrics()
+    return (text, total(text, "monitor_intake_events_accepted_total", endpoint="proxy"),
+            sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason=reason) or 0,
+            total(text, "monitor_intake_events_refused_total", endpoint="proxy"))
+
+
 def _big_requests(s, n: int) -> None:
     """``n`` tapped requests of ~150 kB each (more than the channel socket's buffer holds), each
     answered by the child."""
@@ -168,11 +178,7 @@ def test_taps_the_sidecar_cannot_take_are_dropped_and_counted(tmp_path, upstream
         n = 30
         with _sidecar_blocked(s, 2.0):
             _big_requests(s, n)
-        s.flush()
-        text = s.metrics()
-        accepted = total(text, "monitor_intake_events_accepted_total", endpoint="proxy")
-        dropped = sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="tap_backlog") or 0
-        refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
+        text, accepted, dropped, refused = _proxy_tally(s, "tap_backlog")
         assert dropped > 0
         assert accepted + refused == n
         assert sample(text, "monitor_proxy_requests_total", route="oip_v2", code="2xx") == n  # every request counted
@@ -194,11 +200,7 @@ def test_taps_a_killed_child_never_sent_are_counted_lost(tmp_path, upstream):
             _big_requests(s, n)
             os.kill(first, signal.SIGKILL)
         assert wait_until(lambda: plane.proc.pid != first and plane.proc.poll() is None, 15)
-        s.flush()
-        text = s.metrics()
-        accepted = total(text, "monitor_intake_events_accepted_total", endpoint="proxy")
-        lost = sample(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="process_lost") or 0
-        refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
+        _, accepted, lost, refused = _proxy_tally(s, "process_lost")
         assert lost > 0
         assert accepted + refused == n
         assert http("POST", s.url + "/v2/models/iris/infer", oip(1, rid="after")).status == 200
