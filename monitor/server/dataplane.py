@@ -4,8 +4,8 @@ Why: in one process the proxy's event loop shares the GIL with everything the mo
 the tap's JSON parsing, the worker's drains, rule evaluation, checkpoints, scrapes. Each of
 those holds the GIL for a while, and a proxied request arriving then waits (in
 ``benchmarks/bench_proxy.py`` the data path in its own process added less at p99 than on the
-sidecar's loop in four runs of five, the same in the fifth; see the README). In its own process the data
-path (:mod:`monitor.server.leanproxy`, :mod:`monitor.server.dataplane_child`) does only HTTP:
+sidecar's loop in 10 runs of 13, the same in one, more in two; see the README). In its own
+process the data path (:mod:`monitor.server.leanproxy`, :mod:`monitor.server.dataplane_child`) does only HTTP:
 it parses nothing of the bodies and sends the tapped exchanges over a Unix socket, unparsed;
 this process turns them into events with the same tap as ever (:meth:`Proxy.tap`).
 
@@ -46,7 +46,7 @@ from aiohttp import web
 from monitor.server import keys as K
 from monitor.server.channel import FrameReader, can_pass_sockets
 from monitor.server.dataplane_child import BATCH, CONFIG_ENV, HANDOVER, READY, SYNC, SYNCED, ChildConfig
-from monitor.server.leanproxy import LeanProxySite, LeanSettings, SidecarSink, record_answered
+from monitor.server.leanproxy import LeanProxySite, LeanSettings, SidecarSink
 from monitor.server.lifecycle import request_budget
 from monitor.server.proxy import ENDPOINT, Proxy
 from monitor.server.proxyroutes import route_specs
@@ -335,7 +335,7 @@ class DataPlane:
         taps = proxy.taps
         for name, status, upstream_seconds, request_seconds, tap in answers:
             try:
-                record_answered(proxy, taps.get(name), status, upstream_seconds, request_seconds, tap)
+                sink.record(taps.get(name), status, upstream_seconds, request_seconds, tap)
             except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
                 log.exception("proxy data path: an answered exchange could not be recorded")
 

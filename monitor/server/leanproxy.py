@@ -64,7 +64,7 @@ except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
 __all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of",
-           "lean_available", "make_site", "record_answered"]
+           "lean_available", "make_site"]
 
 log = logging.getLogger("monitor.server")
 
@@ -792,27 +792,25 @@ class SidecarSink:
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
-        record_answered(self.proxy, route.tap, status, upstream_seconds, request_seconds, tap)
+        self.record(route.tap, status, upstream_seconds, request_seconds, tap)
+
+    def record(self, tap_route: "_Tap | None", status: int, upstream_seconds: float, request_seconds: float,
+               tap: TapRecord | None) -> None:
+        """One answered exchange into the sidecar's metrics, and through the tap (whichever
+        process the data path ran in: the data path process's batches name the route's tap)."""
+        self.count("monitor_proxy_requests", request_labels(tap_route, status))
+        self.proxy.sidecar.upstream.record((), upstream_seconds)
+        self.request_time(status, request_seconds)
+        if tap_route is not None and tap is not None:
+            model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts = tap
+            self.proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
+                           upstream_seconds, ts)
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
         self.store.inc(name, n, labels=labels)
 
     def request_time(self, status: int, seconds: float) -> None:
         self.http.record(("proxy", str(status)), seconds)
-
-
-def record_answered(proxy: Proxy, tap_route: "_Tap | None", status: int, upstream_seconds: float,
-                    request_seconds: float, tap: TapRecord | None) -> None:
-    """One answered exchange into the sidecar's metrics, and through the tap (whichever process
-    the data path ran in)."""
-    sidecar = proxy.sidecar
-    sidecar.store.inc("monitor_proxy_requests", labels=request_labels(tap_route, status))
-    sidecar.upstream.record((), upstream_seconds)
-    sidecar.http.record(("proxy", str(status)), request_seconds)  # as SidecarSink.request_time
-    if tap_route is not None and tap is not None:
-        model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts = tap
-        proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
-                  upstream_seconds, ts)
 
 
 class LeanProxy:
