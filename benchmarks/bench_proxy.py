@@ -7,8 +7,9 @@ rounds so that all see the same machine load; it records every request's latency
 latency is the difference of the percentiles. Targets: p50 added < 1 ms, p99 added < 3 ms at
 1,000 requests/s. Every proxied request is also tapped into the monitor, which is checked at the end.
 
-Targets: the upstream directly; a byte relay (no HTTP parsing: the floor of any asyncio proxy on
-this machine, latency and CPU); a bare aiohttp proxy without monitoring (the baseline: what the
+Targets: the upstream directly; nginx when installed (a compiled reverse proxy that monitors
+nothing: what any data path, however written, adds on this machine); a byte relay (no HTTP
+parsing: the floor of any asyncio proxy on this machine, latency and CPU); a bare aiohttp proxy without monitoring (the baseline: what the
 aiohttp stack alone costs); ``monitor serve --proxy`` on its default lean engine (httptools,
 :mod:`monitor.server.leanproxy`) in its own process (:mod:`monitor.server.dataplane`, the
 default), the same engine on the sidecar's loop (``server.proxy.process: false``), and on
@@ -17,7 +18,7 @@ its data path alone: the child process, or the event-loop thread) is reported: o
 machine the latency percentiles are noisy, the CPU per request is not.
 
 Run: ``.venv/bin/python benchmarks/bench_proxy.py [--rate 1000] [--seconds 10] [--rounds 5]``;
-``--quick`` measures only the upstream, the relay and the two lean variants (printed, not
+``--quick`` measures only the upstream, nginx, the relay and the two lean variants (printed, not
 written), ``--nice N`` adds the default with ``server.worker_nice: N``.
 """
 
@@ -28,7 +29,11 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -125,6 +130,59 @@ def _relay_proxy(upstream: str, port_q: "multiprocessing.Queue[int]") -> None:
         uvloop.run(main())
     except ImportError:
         asyncio.run(main())
+
+
+_NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    upstream model {{ server 127.0.0.1:{up_port}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://model;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def _nginx_proxy(upstream: str) -> "tuple[subprocess.Popen[bytes], str] | None":
+    """nginx in front of the upstream (one worker, pooled keep-alive upstream connections, no
+    access log): what a compiled reverse proxy adds on this machine, the floor of any data path
+    however it is written. None when nginx is not installed (Debian: ``apt-get install nginx-light``)."""
+    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+    if binary is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="monitor-bench-nginx-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = os.path.join(folder, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(_NGINX_CONF.format(folder=folder, up_port=int(upstream.rsplit(":", 1)[1]), port=port))
+    proc = subprocess.Popen([binary, "-p", folder, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    proc.kill()
+    return None
 
 
 def _stall_probe(stop: "multiprocessing.synchronize.Event", out: "multiprocessing.Queue[list[float]]") -> None:
@@ -329,7 +387,7 @@ def main() -> None:
                     help="direct calls per second made during every target's rounds, interleaved with its requests (the paired "
                          "control; 0: none)")
     ap.add_argument("--quick", action="store_true",
-                    help="only the upstream directly, the byte relay and the lean engine in and out of process (the table "
+                    help="only the upstream directly, nginx (when installed), the byte relay and the lean engine in and out of process (the table "
                          "is printed, not written to benchmarks/results/)")
     args = ap.parse_args()
 
@@ -365,7 +423,13 @@ def main() -> None:
     proxied_aio = _Target("through monitor serve --proxy (engine: aiohttp)", aio.url, aio.proc.pid, short="aiohttp")
     relay = _Target("through a byte relay (no HTTP parsing, no monitoring: the floor of an asyncio proxy)", relay_url,
                     relay_proc.pid, short="relay")
+    nginx = _nginx_proxy(upstream)
+    nginx_t = None if nginx is None else _Target(
+        "through nginx (a compiled reverse proxy, one worker, keep-alive upstream, no monitoring: the floor of any data "
+        "path)", nginx[1], nginx[0].pid, child=True, short="nginx")
     targets = [direct, relay, bare, proxied, proxied_inproc, proxied_aio]
+    if nginx_t is not None:
+        targets.insert(1, nginx_t)
     proxied_niced = None if niced is None else _Target(
         f"through monitor serve --proxy (the default, with server.worker_nice: {args.nice})", niced.url, niced.proc.pid,
         child=True, short="niced")
@@ -380,6 +444,8 @@ def main() -> None:
         probe = multiprocessing.Process(target=_stall_probe, args=(stop_probe, probe_q), daemon=True)
         probe.start()
         measured = [direct, relay, proxied, proxied_inproc] if args.quick else list(targets)
+        if args.quick and nginx_t is not None:
+            measured.insert(1, nginx_t)
         if args.quick and proxied_niced is not None:
             measured.append(proxied_niced)
         for _ in range(args.rounds):
@@ -402,6 +468,9 @@ def main() -> None:
         bare_proc.join(10)
         relay_proc.terminate()
         relay_proc.join(10)
+        if nginx is not None:
+            nginx[0].terminate()
+            nginx[0].wait(10)
         up.terminate()
         up.join(10)
 
@@ -426,7 +495,10 @@ def main() -> None:
                   f"{len(stalls)} times in {sum(late) + 0.001 * len(late):.0f} s (longest {max(late, default=0) * 1e3:.1f} ms; "
                   f"p99 of its lateness {pct(late, 0.99):.2f} ms). The byte relay, which parses nothing and monitors nothing, "
                   f"added p99 {relay99:.3f} ms in the same rounds: the default's p99 beyond that floor is "
-                  f"{add99 - relay99:.3f} ms; the lean engine on the sidecar's own loop added p99 {in99:.3f} ms.")
+                  f"{add99 - relay99:.3f} ms; the lean engine on the sidecar's own loop added p99 {in99:.3f} ms."
+                  + ("" if nginx_t is None else
+                     f" nginx, a compiled proxy that monitors nothing, added p99 {pct(nginx_t.lat, 0.99) - d99:.3f} ms in the "
+                     "same rounds."))
     if proxied.control:
         p50 = pct(proxied.lat, 0.5) - pct(proxied.control, 0.5)
         p99 = pct(proxied.lat, 0.99) - pct(proxied.control, 0.99)
@@ -436,7 +508,10 @@ def main() -> None:
             f"during every round, from the same client, each half-way between two proxied requests; they meet the same "
             f"stalls and the same load; the difference of the two streams' percentiles): the default added p50 "
             f"**{p50:.3f} ms**, p99 **{p99:.3f} ms** (target < 3 ms: {'met' if p99 < 3 else 'NOT met'}); the byte relay "
-            f"{pct(relay.lat, 0.99) - pct(relay.control, 0.99):.3f} ms at p99; the same comparison on the direct "
+            f"{pct(relay.lat, 0.99) - pct(relay.control, 0.99):.3f} ms at p99"
+            + ("" if nginx_t is None or not nginx_t.control else
+               f", nginx {pct(nginx_t.lat, 0.99) - pct(nginx_t.control, 0.99):.3f} ms")
+            + "; the same comparison on the direct "
             f"rounds (direct calls against direct calls: the estimator's own error) {floor:.3f} ms. The proxy's CPU "
             "slows the paired direct calls too, so this leaves out what the proxy costs the upstream; the rounds "
             "above do not.")
