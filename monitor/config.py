@@ -233,14 +233,15 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
 
     # schema: either schema.features or a top-level features list
     features_raw = raw.get("features")
+    features_key = "features"  # errors name the key as the file spells it
     schema_raw = r.mapping(raw.get("schema"), k("schema"), {"features"})
     if features_raw is None:
-        features_raw = schema_raw.get("features", [])
+        features_raw, features_key = schema_raw.get("features", []), "schema.features"
     if not isinstance(features_raw, list):
-        raise r.error(k("schema.features"), "must be a list of features", "write - {name: age, kind: numeric}")
+        raise r.error(k(features_key), "must be a list of features", "write - {name: age, kind: numeric}")
     feats, seen = [], set()
     for i, f in enumerate(features_raw):
-        fk = k(f"schema.features[{i}]")
+        fk = k(f"{features_key}[{i}]")
         if isinstance(f, str):
             f = {"name": f}
         f = r.mapping(f, fk, {"name", "kind", "type"})

@@ -112,6 +112,22 @@ def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
         return mon
 
 
+def _named_reference(reference: "Reference | None", classes: tuple[str, ...]) -> "Reference | None":
+    """The reference the detectors calibrate on: given the config's ``output.classes`` when its
+    labels are class names and it names no classes itself (``Reference.from_arrays(X, scores=p,
+    labels=y)`` with ``y`` of names), so that they map to score columns. Only then: the monitor
+    keeps (and checkpoints) the reference as given, and a reference that names its classes or
+    labels its rows by index is passed on as it is."""
+    labels = None if reference is None else reference.labels
+    if reference is None or labels is None or reference.classes or not classes:
+        return reference
+    if getattr(labels, "dtype", None) is None or labels.dtype.kind not in "OUS":
+        return reference
+    import dataclasses
+
+    return dataclasses.replace(reference, classes=tuple(classes))
+
+
 class Monitor:
     """Watches one model.
 
@@ -247,13 +263,14 @@ class Monitor:
         cfg = self.config
         ctx = DetectorContext(cfg.schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
         specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
+        reference = _named_reference(self.reference, cfg.output.classes)
         detectors = []
         for d in specs:
             params = dict(d.params)
             if d.kind == "probing":  # client ids leave the process hashed with the config's salt
                 params.setdefault("client_id_salt", cfg.client_id_salt or None)
                 params.setdefault("raw_client_ids", cfg.raw_client_ids)
-            detectors.append(create(d.kind, reference=self.reference, params=params, context=ctx))
+            detectors.append(create(d.kind, reference=reference, params=params, context=ctx))
         return detectors
 
     def _setup_rules(self, cfg: MonitorConfig) -> None:

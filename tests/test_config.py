@@ -49,8 +49,9 @@ def test_good_config_loads(tmp_path):
         ("output: {classes: [a, a]}", "output.classes", "remove the duplicate"),
         ("window: 5 minutes", "window", "30s, 5m or 1h"),
         ("window: -5", "window", "above zero"),
-        ("features: [{name: a}, {name: a}]", "schema.features[1].name", "unique name"),
-        ("features: [{name: a, kind: text}]", "schema.features[0].kind", "numeric or kind: categorical"),
+        ("features: [{name: a}, {name: a}]", "features[1].name", "unique name"),  # the key as the file spells it
+        ("features: [{name: a, kind: text}]", "features[0].kind", "numeric or kind: categorical"),
+        ("schema: {features: [{name: a, kind: text}]}", "schema.features[0].kind", "numeric or kind: categorical"),
         ("detectors: [{kind: no-such-detector}]", "detectors[0].kind", "kind"),
         ("rules: {alertmanager: [localhost:9093]}", "rules.alertmanager", "http://"),
         ("rules: {external_labels: {a: 1}}", "rules.external_labels", "string values"),

@@ -26,7 +26,7 @@ def check(paths: tuple[str, ...]) -> None:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
-        problems = _file_problems(agent)
+        problems = _server_problems(agent) + _file_problems(agent)
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
@@ -36,6 +36,21 @@ def check(paths: tuple[str, ...]) -> None:
         click.echo(f"SUCCESS: {path}: {len(agent.models)} model(s): {names}")
     if failed:
         raise SystemExit(1)
+
+
+def _server_problems(agent: object) -> list[str]:
+    """The ``server`` section as ``monitor serve`` reads it (its ``proxy``, ``cloudevents`` and
+    ``forward`` parts, tokens, limits): without this a file that the sidecar refuses to start
+    with passed the check. Token files and variables are read as the sidecar would: run the
+    check where (or with the environment with which) the sidecar runs."""
+    from monitor.config import ConfigError
+    from monitor.server.settings import settings_from
+
+    try:
+        settings_from(agent)  # type: ignore[arg-type]
+    except ConfigError as err:
+        return [f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else "")]
+    return []
 
 
 def _file_problems(agent: object) -> list[str]:

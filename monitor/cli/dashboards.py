@@ -16,14 +16,26 @@ def dashboards() -> None:
 
 @dashboards.command("build")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write <uid>.json into (default: the repository's grafana/dashboards).")
+              help="Folder to write <uid>.json into (default: grafana/dashboards of the source checkout the package runs from).")
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 if the committed files differ from what the catalog generates.")
 def build(out_dir: Path | None, check: bool) -> None:
     """Write every dashboard as Grafana 10 JSON, or check the committed ones (--check)."""
     from monitor.dashboards import build as builder
 
+    if out_dir is None and not _in_checkout(builder.DEFAULT_DIR):
+        raise click.ClickException(
+            f"no repository checkout around the installed package: the default folder ({builder.DEFAULT_DIR}) "
+            "would be inside the Python installation. Fix: pass --out DIR (e.g. --out grafana/dashboards), or install "
+            "the package from a checkout in editable mode (pip install -e .), whose grafana/dashboards holds the "
+            "committed files"
+        )
     target = out_dir if out_dir is not None else builder.DEFAULT_DIR
+    from monitor.dashboards.packs import RULES_DIR
+
+    if not RULES_DIR.is_dir():
+        click.echo(f"note: the rule packs ({RULES_DIR}) are not installed with the package, so the panels listing "
+                   "each pack's alerts are empty; build from a checkout for the committed dashboards", err=True)
     if check:
         problems = builder.check(target)
         for p in problems:
@@ -34,3 +46,12 @@ def build(out_dir: Path | None, check: bool) -> None:
         return
     for path in builder.write(target):
         click.echo(f"wrote {path}")
+
+
+def _in_checkout(default_dir: Path) -> bool:
+    """Whether the package runs from a source checkout (``pip install -e .`` or the repository
+    itself): the default folder is then the repository's ``grafana/dashboards``. From an
+    installed wheel the same relative path lands in site-packages, where nothing should be written
+    or compared."""
+    root = default_dir.parent.parent
+    return (root / "pyproject.toml").is_file() and (root / "monitor").is_dir()

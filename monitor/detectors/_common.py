@@ -251,13 +251,47 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
         return probs, None
     y = np.asarray(labels)
     if y.dtype.kind not in "iu":
-        try:
-            y = y.astype(np.int64)
-        except (TypeError, ValueError):
-            raise ValueError(f"detector {kind!r}: reference labels must be class indices 0..k-1") from None
+        y = _label_indices(y, tuple(getattr(reference, "classes", ()) or ()), kind, probs.shape[1])
     if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
         raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}")
     return probs, y
+
+
+def _label_indices(y: np.ndarray, classes: tuple[str, ...], kind: str, k: int) -> np.ndarray:
+    """Reference labels as score-column indices: class names mapped through the reference's
+    ``classes`` (a CSV's label column holds names; ``monitor reference build --classes`` or
+    ``Reference.from_arrays(..., classes=...)`` says which column each one is), else whole
+    numbers. Why here: the detectors compare each label with the argmax of its row's scores,
+    which only an index can be."""
+    names = tuple(str(c) for c in classes[:k])
+    if names and y.size:
+        index = {c: i for i, c in enumerate(names)}
+        mapped = [index.get(str(v)) for v in y.tolist()]
+        if None not in mapped:
+            return np.asarray(mapped, dtype=np.int64)
+    try:
+        f = y.astype(np.float64)
+    except (TypeError, ValueError):
+        f = None
+    if f is not None and np.all(np.isfinite(f)) and np.all(f == np.round(f)):
+        return f.astype(np.int64)
+    if y.dtype.kind in "fb":
+        raise ValueError(
+            f"detector {kind!r}: reference labels must be class indices 0..{k - 1}, got missing (NaN) or "
+            "fractional values. Fix: drop the unlabelled rows or give each label as its score column's index"
+        )
+    unknown = ", ".join(repr(v) for v in sorted({str(v) for v in y.tolist()} - set(names))[:3])
+    if names:
+        raise ValueError(
+            f"detector {kind!r}: reference labels {unknown} are neither class names ({', '.join(names)}) nor "
+            f"indices 0..{k - 1}. Fix: give the labels as those names or as the indices of the score columns"
+        )
+    raise ValueError(
+        f"detector {kind!r}: reference labels are names (e.g. {unknown}), but the reference names no classes to "
+        f"map them to its {k} score columns. Fix: pass the class names in column order "
+        "(Reference.from_arrays(..., classes=[...]), or `monitor reference build --classes a,b,c`), or give the "
+        f"labels as indices 0..{k - 1}"
+    )
 
 
 class Refresh:

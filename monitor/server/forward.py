@@ -175,6 +175,7 @@ class ForwardReceiver:
             if len(senders) >= _MAX_SENDERS:
                 self._forget(now)
             s = senders[sender_id] = _Sender()
+            self.sidecar.store.set("monitor_forward_senders", len(senders))  # a new worker shows at once
         s.seen = now
         store = self.sidecar.store
         seq = msg.get("seq")
@@ -192,6 +193,13 @@ class ForwardReceiver:
                         s.dropped[reason] = total
         if now - self._last_gauge > 5.0:
             self._forget(now)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Forget the workers not heard from for five minutes and set ``monitor_forward_senders``
+        (the sidecar's housekeeping calls this every second). Why not only on arrival: when every
+        worker has gone quiet or away no datagram comes to update the gauge, and it would show
+        the last count for ever."""
+        self._forget(time.monotonic() if now is None else now)
 
     def _forget(self, now: float) -> None:
         cutoff = now - _SENDER_TTL

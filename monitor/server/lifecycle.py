@@ -194,7 +194,8 @@ async def freeze_heap_when_ready(sidecar: "Sidecar", poll_s: float = 0.05) -> bo
 
 
 async def housekeeping(app: "web.Application") -> None:
-    """Once a second: fold buffered request durations into the histogram, expire CloudEvents."""
+    """Once a second: fold buffered request durations into the histogram, expire CloudEvents
+    and forwarding workers gone quiet."""
     sidecar: Sidecar = app[K.SIDECAR]
     while True:
         await asyncio.sleep(1.0)
@@ -203,6 +204,9 @@ async def housekeeping(app: "web.Application") -> None:
             intake = app.get(K.CLOUDEVENTS)
             if intake is not None:
                 intake.sweep()
+            receiver = app.get(K.FORWARD)
+            if receiver is not None:
+                receiver.sweep()
         except Exception:  # noqa: BLE001
             log.exception("housekeeping failed")
 

@@ -1,0 +1,223 @@
+"""Defects a first-time user hit in session 7's walkthrough of the README and examples/.
+
+Each test reproduces what the user did (a command, a snippet, a config) and fails on the code as
+it was before the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
+
+from monitor.cli import main
+from tests.sidecar_support import sample, start_sidecar, wait_until
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS = {"model": "iris", "features": FEATURES, "output": {"kind": "probabilities", "classes": CLASSES}}
+
+
+def _iris_like(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, a softmax model's probabilities on them and labels drawn from those probabilities
+    (as class names, as a CSV's label column holds them)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal([5.8, 3.0, 3.7, 1.2], [0.8, 0.4, 1.7, 0.7], size=(n, 4))
+    z = x @ np.array([[0.4, 1.4, -2.2, -1.0], [0.5, -1.6, 0.6, -1.3], [-0.9, -1.4, 2.6, 2.4]]).T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.asarray(CLASSES, dtype=object)[[rng.choice(3, p=row) for row in p]]
+    return x, p, y
+
+
+def _monitor(raw: dict, **kwargs):
+    from monitor.core import Monitor
+
+    return Monitor(config=raw, registry=CollectorRegistry(auto_describe=False), start_worker=False, live=False, **kwargs)
+
+
+def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.asarray(CLASSES, dtype=object)[p.argmax(axis=1)] == y))
+
+
+# -- reference labels given as class names ------------------------------------------------------
+def test_a_reference_built_from_a_csv_with_class_name_labels_starts_the_monitor(tmp_path: Path) -> None:
+    """`monitor reference build data.csv --label-column species --classes ...` on a CSV whose
+    labels are names wrote a profile with which `monitor serve` could not build its detectors
+    ("reference labels must be class indices 0..k-1"): /readyz stayed 503 for ever."""
+    x, p, y = _iris_like(600)
+    data = tmp_path / "iris.csv"
+    with data.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*FEATURES, "p_setosa", "p_versicolor", "p_virginica", "species"])
+        for xi, pi, yi in zip(x, p, y):
+            w.writerow([*xi, *pi, yi])
+    res = CliRunner().invoke(main, ["reference", "build", str(data), "-o", str(tmp_path / "ref.npz"), "--quiet",
+                                    "--output-columns", "p_setosa,p_versicolor,p_virginica",
+                                    "--label-column", "species", "--classes", ",".join(CLASSES)])
+    assert res.exit_code == 0, res.output
+    mon = _monitor({**IRIS, "reference": {"path": str(tmp_path / "ref.npz")}})
+    try:
+        est = next(d for d in mon.detectors if d.kind == "accuracy_estimation")
+        assert est.reference_accuracy == pytest.approx(_accuracy(p, y))
+        xs, ps, _ = _iris_like(300, seed=1)
+        mon.observe(xs, ps)
+        mon.flush()
+        assert sample(mon.metrics_text(), "monitor_estimated_accuracy_ratio", model="iris", estimator="cbpe") is not None
+    finally:
+        mon.close()
+
+
+def test_the_quick_start_reference_with_label_names_maps_them_through_the_config_classes() -> None:
+    """README Quick start: `Reference.from_arrays(X, numeric_names=names, scores=..., labels=y)`
+    with `Monitor.from_config("monitor.yaml", reference=ref)`, the config naming the classes; y
+    of class names (what a labelled data frame holds) raised in the detectors' constructors."""
+    x, p, y = _iris_like(500)
+    from monitor import Reference
+
+    ref = Reference.from_arrays(x, numeric_names=FEATURES, scores=p, labels=y)
+    mon = _monitor(IRIS, reference=ref)
+    try:
+        assert mon.reference is ref and ref.classes == ()  # kept (and checkpointed) as given
+        kinds = {d.kind for d in mon.detectors}
+        assert {"accuracy_estimation", "prediction_drift", "confidence_drift"} <= kinds
+        est = next(d for d in mon.detectors if d.kind == "accuracy_estimation")
+        assert est.reference_accuracy == pytest.approx(_accuracy(p, y))
+    finally:
+        mon.close()
+
+
+def test_reference_labels_that_cannot_be_mapped_name_the_fix() -> None:
+    from monitor.detectors.registry import create
+    from monitor.reference import Reference
+
+    x, p, y = _iris_like(300)
+    with pytest.raises(ValueError, match=r"names no classes.*Fix: pass the class names in column order.*classes=\["):
+        create("accuracy_estimation", reference=Reference.from_arrays(x, scores=p, labels=y))
+    with pytest.raises(ValueError, match=r"'setosa'.*neither class names \(a, b, c\) nor indices 0\.\.2"):
+        create("accuracy_estimation", reference=Reference.from_arrays(x, scores=p, labels=y, classes=["a", "b", "c"]))
+    missing = np.where(np.arange(300) % 7 == 0, np.nan, p.argmax(axis=1).astype(float))
+    with pytest.raises(ValueError, match=r"missing \(NaN\) or fractional.*Fix: drop the unlabelled rows"):
+        create("accuracy_estimation", reference=Reference.from_arrays(x, scores=p, labels=missing))
+    # indices as whole floats or digit strings are still indices
+    idx = p.argmax(axis=1)
+    for labels in (idx.astype(float), idx.astype(str)):
+        det = create("accuracy_estimation", reference=Reference.from_arrays(x, scores=p, labels=labels))
+        assert det.reference_accuracy == 1.0
+
+
+# -- monitor config check reads the server section as monitor serve does ------------------------
+@pytest.mark.parametrize("server, key, fix", [
+    ({"proxy": {"upstream": "127.0.0.1:8080"}}, "server.proxy.upstream", "http://127.0.0.1:8080"),
+    ({"proxy": {"routes": [{"path": "predict"}]}}, "server.proxy.routes[0].path", "path: /predict"),
+    ({"proxy": {"engine": "fast"}}, "server.proxy.engine", "engine: auto"),
+    ({"cloudevents": {"pending_ttl": "forever"}}, "server.cloudevents.pending_ttl", "30s, 5m or 1h"),
+    ({"forward": {"udp": "9109"}}, "server.forward.udp", "127.0.0.1:9109"),
+    ({"write_token_env": "MONITOR_WALKTHROUGH_UNSET_TOKEN"}, "server.write_token_env", "export MONITOR_WALKTHROUGH_UNSET_TOKEN"),
+])
+def test_config_check_fails_where_monitor_serve_refuses_the_server_section(tmp_path: Path, monkeypatch, server, key, fix) -> None:
+    """`monitor config check` said SUCCESS for these files; `monitor serve` then stopped with
+    "Error: monitor.yaml: server.proxy.upstream: must be an http(s) URL...". Same message now."""
+    import yaml
+
+    monkeypatch.delenv("MONITOR_WALKTHROUGH_UNSET_TOKEN", raising=False)
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump({**IRIS, "server": server}))
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exit_code == 1, res.output
+    assert f"FAILED: {path}: {key}: " in res.output and fix in res.output.split(". Fix: ", 1)[-1]
+    assert "SUCCESS" not in res.output
+
+
+def test_config_check_accepts_the_sidecar_examples() -> None:
+    root = Path(__file__).resolve().parent.parent / "examples"
+    res = CliRunner().invoke(main, ["config", "check", str(root / "monitor.yaml"), str(root / "gunicorn_app" / "sidecar.yaml")])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("SUCCESS") == 2
+
+
+# -- monitor_forward_senders ---------------------------------------------------------------------
+def test_forward_senders_counts_new_workers_at_once_and_forgets_workers_gone_quiet(tmp_path: Path, monkeypatch) -> None:
+    """Four gunicorn workers forwarding: the gauge read 1 after the first requests (it was set
+    only on a datagram more than 5 s after the last update) and, once the workers stopped, it
+    kept its last value for ever (nothing came to update it)."""
+    from monitor.server import forward
+
+    sock_path = str(tmp_path / "f.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path)
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        event = {"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}
+        for worker in range(4):
+            c.sendto(json.dumps({"v": 1, "sender": f"host:{100 + worker}:abcd", "seq": 1, "model": "iris",
+                                 "events": [event]}).encode(), sock_path)
+        c.close()
+        assert wait_until(lambda: sample(s.metrics(), "monitor_forward_events_received_total", model="iris", transport="unix") == 4)
+        assert sample(s.metrics(), "monitor_forward_senders", model="_sidecar") == 4
+        monkeypatch.setattr(forward, "_SENDER_TTL", 0.2)  # five minutes of silence, shortened
+        assert wait_until(lambda: sample(s.metrics(), "monitor_forward_senders", model="_sidecar") == 0), \
+            "the gauge still counts workers not heard from"
+    finally:
+        s.close()
+
+
+# -- monitor dashboards build from an installed package -----------------------------------------
+def test_dashboards_build_does_not_write_into_an_installed_package(tmp_path: Path, monkeypatch) -> None:
+    """`pip install model-monitor` then `monitor dashboards build` wrote five JSON files into
+    site-packages/grafana/dashboards (and --check compared with that folder, even in a checkout)."""
+    from monitor.dashboards import build as builder
+
+    installed = tmp_path / "site-packages" / "grafana" / "dashboards"
+    (tmp_path / "site-packages" / "monitor").mkdir(parents=True)
+    monkeypatch.setattr(builder, "DEFAULT_DIR", installed)
+    for args in (["dashboards", "build"], ["dashboards", "build", "--check"]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 1, res.output
+        assert "Fix: pass --out DIR" in res.output
+    assert not installed.parent.exists()
+    out = tmp_path / "mine"
+    res = CliRunner().invoke(main, ["dashboards", "build", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("*.json")) == sorted(f"{uid}.json" for uid in builder.BUILDERS)
+
+
+def test_dashboards_build_defaults_to_the_checkouts_folder() -> None:
+    from monitor.cli.dashboards import _in_checkout
+    from monitor.dashboards import build as builder
+
+    assert _in_checkout(builder.DEFAULT_DIR)  # the tests run from the repository
+    res = CliRunner().invoke(main, ["dashboards", "build", "--check"])
+    assert res.exit_code == 0, res.output
+
+
+# -- feedback outcomes as the catalog documents them ---------------------------------------------
+def test_feedback_outcomes_in_the_catalog_are_the_ones_counted() -> None:
+    """The metrics table listed outcome "duplicate" (never counted) and not "expired" (counted
+    for labels that come after the join's time limit): on-call could not read the series."""
+    from monitor import catalog
+    from monitor.labels import LabelJoiner
+
+    mon = _monitor(IRIS)
+    try:
+        t0 = 1_700_000_000.0
+        for i, ts in enumerate((t0, t0, t0 - 8 * 86400.0)):
+            mon.observe([[5.1, 3.5, 1.4, 0.2]], [[0.9, 0.05, 0.05]], request_id=f"r{i}", timestamp=ts)
+        mon.feedback(["r0", "nope", "r1", "r2", "r0"], ["setosa", "setosa", None, "setosa", "setosa"], timestamp=t0 + 60)
+        mon.flush()
+        text = mon.metrics_text()
+    finally:
+        mon.close()
+    counted = {m.group(1): float(m.group(2)) for m in
+               re.finditer(r'^monitor_feedback_labels_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$', text, re.M)}
+    assert counted == {"joined": 1.0, "unknown_id": 2.0, "invalid": 1.0, "expired": 1.0}
+    help_text = catalog.get("monitor_feedback_labels").help
+    listed = {part.split(":")[0].strip() for part in help_text.split("by outcome (", 1)[1].rstrip(".)").split(";")}
+    assert listed == set(counted)
+    assert "7 days" in help_text and LabelJoiner().ttl_s == 7 * 86400.0
