@@ -221,3 +221,61 @@ def test_feedback_outcomes_in_the_catalog_are_the_ones_counted() -> None:
     listed = {part.split(":")[0].strip() for part in help_text.split("by outcome (", 1)[1].rstrip(".)").split(";")}
     assert listed == set(counted)
     assert "7 days" in help_text and LabelJoiner().ttl_s == 7 * 86400.0
+
+
+# -- examples/monitor.yaml: "every key commented" ------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "monitor.yaml"
+
+
+def _allowed_keys(raw: dict, server: bool = False) -> set[str]:
+    """The keys a config section accepts, as the code's own unknown-key error lists them."""
+    from monitor.config import ConfigError, parse_config
+    from monitor.server.settings import settings_from
+
+    with pytest.raises(ConfigError) as info:
+        agent = parse_config(raw)
+        if server:
+            settings_from(agent)
+    found = re.search(r"allowed keys: (.*)$", info.value.fix)
+    assert found, info.value
+    return set(found.group(1).split(", "))
+
+
+def test_the_example_config_shows_every_key_the_code_accepts() -> None:
+    """The README says of examples/monitor.yaml "every key commented"; a platform team looking
+    there for how to tap a plain /predict route (server.proxy.routes), set tokens, the
+    CloudEvents limits or forwarding found none of them."""
+    z = {"no_such_key_qq": 1}
+    sections = {
+        "top level": _allowed_keys(z),
+        "output": _allowed_keys({"output": z}),
+        "queue": _allowed_keys({"queue": z}),
+        "rules": _allowed_keys({"rules": z}),
+        "checkpoint": _allowed_keys({"checkpoint": z}),
+        "probing": _allowed_keys({"probing": z}),
+        "server": _allowed_keys({"server": z}),
+        "server.proxy": _allowed_keys({"server": {"proxy": z}}, server=True),
+        "server.proxy.routes[]": _allowed_keys({"server": {"proxy": {"routes": [z]}}}, server=True),
+        "server.cloudevents": _allowed_keys({"server": {"cloudevents": z}}, server=True),
+        "server.forward": _allowed_keys({"server": {"forward": z}}, server=True),
+    }
+    text = EXAMPLE.read_text()
+    missing = {name: sorted(k for k in keys if not re.search(rf"(^|[\s{{,#]){re.escape(k)}:", text, re.M))
+               for name, keys in sections.items()}
+    assert not {k: v for k, v in missing.items() if v}, missing
+
+
+def test_the_example_configs_commented_server_sections_are_valid() -> None:
+    """Uncommented, the example's proxy / cloudevents / forward block is what serve accepts."""
+    import yaml
+
+    from monitor.config import parse_config
+    from monitor.server.settings import settings_from
+
+    text = EXAMPLE.read_text()
+    block = text[text.index("  # proxy:"):]
+    doc = yaml.safe_load("server:\n" + "\n".join(re.sub(r"^  # ", "  ", line) for line in block.splitlines()))
+    settings = settings_from(parse_config({**IRIS, **doc}))
+    (route,) = settings.proxy.routes
+    assert (route.path, route.inputs, route.outputs) == ("/predict", "instances", "predictions")
+    assert settings.cloudevents.pending_ttl_s == 30.0 and settings.forward.unix
