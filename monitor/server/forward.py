@@ -33,7 +33,11 @@ __all__ = ["ForwardReceiver"]
 log = logging.getLogger("monitor.server")
 ENDPOINT = "forward"
 _SENDER_TTL = 300.0
+#: Senders tracked at most. Beyond it the least recently heard from is forgotten, even within
+#: ``_SENDER_TTL``: the ids come from the datagrams, so a flood of fresh ids must not grow the table.
 _MAX_SENDERS = 10_000
+#: Drop reasons tracked per sender (a worker reports a handful; the names come from the datagram).
+_MAX_REASONS = 16
 
 
 class _Sender:
@@ -169,13 +173,17 @@ class ForwardReceiver:
         if not isinstance(sender_id, str) or len(sender_id) > 200:
             return
         senders = self._senders
-        s = senders.get(sender_id)
+        s = senders.pop(sender_id, None)  # put back at the end: the table's order is recency
         now = time.monotonic()
         if s is None:
             if len(senders) >= _MAX_SENDERS:
                 self._forget(now)
-            s = senders[sender_id] = _Sender()
+            while len(senders) >= _MAX_SENDERS:
+                del senders[next(iter(senders))]  # the least recently heard from
+            senders[sender_id] = s = _Sender()
             self.sidecar.store.set("monitor_forward_senders", len(senders))  # a new worker shows at once
+        else:
+            senders[sender_id] = s
         s.seen = now
         store = self.sidecar.store
         seq = msg.get("seq")
@@ -187,9 +195,12 @@ class ForwardReceiver:
         if isinstance(dropped, dict):
             for reason, total in dropped.items():
                 if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool):
+                    reason = reason[:40]
+                    if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
+                        continue
                     delta = total - s.dropped.get(reason, 0)
                     if delta > 0:
-                        store.inc("monitor_forward_events_dropped", delta, labels=(reason[:40],))
+                        store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
                         s.dropped[reason] = total
         if now - self._last_gauge > 5.0:
             self._forget(now)
