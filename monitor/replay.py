@@ -25,6 +25,9 @@ __all__ = ["ReplaySummary", "read_events", "replay", "transition_to_json"]
 class ReplaySummary:
     events: int = 0
     refused: Counter = field(default_factory=Counter)
+    #: reason -> where it first happened and what was wrong ("line 4: timestamp: cannot read ..."):
+    #: a count alone does not say which line of a large log to look at
+    first_refused: dict[str, str] = field(default_factory=dict)
     first_ts: float | None = None
     last_ts: float | None = None
     transitions: int = 0
@@ -36,11 +39,17 @@ class ReplaySummary:
                f"{self.transitions} alert transitions"]
         if self.refused:
             out.append("refused lines: " + ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items())))
+            out.extend(f"  first {k}: {self.first_refused[k]}" for k in sorted(self.refused) if k in self.first_refused)
         for name, n in sorted(self.fired.items()):
             out.append(f"  {name}: fired {n} time(s)")
         if not self.fired:
             out.append("  no alert fired")
         return out
+
+    def refuse(self, reason: str, line: int, detail: str) -> None:
+        """Count a refused line; the first of each reason is kept with its line number."""
+        self.refused[reason] += 1
+        self.first_refused.setdefault(reason, f"line {line}: {detail[:200]}")
 
 
 #: A recorded event more than this far beyond the wall clock is refused (``future_timestamp``):
@@ -64,7 +73,7 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                summary.refused["invalid_utf8"] += 1
+                summary.refuse("invalid_utf8", n, "not UTF-8 text")
                 continue
         line = raw.strip()
         if not line:
@@ -72,20 +81,24 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
         try:
             obj = json.loads(line)
             parsed = parse_event(obj, now=0.0)
-        except (json.JSONDecodeError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-            summary.refused["invalid_json"] += 1
+        except json.JSONDecodeError as err:
+            summary.refuse("invalid_json", n, f"not JSON ({err.msg} at column {err.colno})")
+            continue
+        except RecursionError:  # nesting deeper than the parser's stack
+            summary.refuse("invalid_json", n, "JSON nested too deeply")
             continue
         except EventFormatError as err:
-            summary.refused[err.reason] += 1
+            summary.refuse(err.reason, n, str(err))
             continue
         if model is not None and parsed.model not in (None, model):
-            summary.refused["other_model"] += 1
+            summary.refuse("other_model", n, f"an event of model {str(parsed.model)[:100]!r}; this replay is of {model!r}")
             continue
         if "timestamp" not in obj:
-            summary.refused["missing_timestamp"] += 1
+            summary.refuse("missing_timestamp", n, "no timestamp: a replay needs each event's time (Unix seconds or RFC 3339)")
             continue
         if parsed.event[1] > max_ts:
-            summary.refused["future_timestamp"] += 1
+            summary.refuse("future_timestamp", n, f"timestamp {parsed.event[1]:.0f} is more than a day ahead of the "
+                                                  "clock; milliseconds? write Unix seconds")
             continue
         yield parsed.event
 

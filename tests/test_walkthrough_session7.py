@@ -279,3 +279,20 @@ def test_the_example_configs_commented_server_sections_are_valid() -> None:
     (route,) = settings.proxy.routes
     assert (route.path, route.inputs, route.outputs) == ("/predict", "instances", "predictions")
     assert settings.cloudevents.pending_ttl_s == 30.0 and settings.forward.unix
+
+
+# -- monitor replay: which line was refused ------------------------------------------------------
+def test_replay_says_where_the_first_refused_line_of_each_reason_is() -> None:
+    """`monitor replay` printed "refused lines: bad_timestamp=1, invalid_json=1, unknown_key=1":
+    in a log of a million lines nothing said which line, nor what was wrong with it."""
+    good = json.dumps({"timestamp": 1_700_000_000.0, "inputs": [1.0, 2.0, 3.0], "outputs": [0.3, 0.7]})
+    log = "\n".join([good, '{"inputs": [1, 2], "timestamp": "yesterday"}', good, "not json", '{"inputz": [1]}',
+                     '{"inputs": [1, 2], "outputs": [1, 0]}', '{"inputs": [1, 2], "timestamp": "later"}']) + "\n"
+    config = Path(__file__).resolve().parent.parent / "examples" / "replay" / "monitor.yaml"
+    res = CliRunner().invoke(main, ["replay", "-", "--config", str(config)], input=log)
+    assert res.exit_code == 0, res.output
+    assert "refused lines: bad_timestamp=2, invalid_json=1, missing_timestamp=1, unknown_key=1" in res.output
+    assert "first bad_timestamp: line 2: timestamp: cannot read 'yesterday'; use Unix seconds or RFC 3339" in res.output
+    assert "first invalid_json: line 4: not JSON" in res.output
+    assert "first unknown_key: line 5: inputz: unknown key" in res.output
+    assert "first missing_timestamp: line 6: no timestamp" in res.output
