@@ -63,6 +63,7 @@ def test_a_reference_built_from_a_csv_with_class_name_labels_starts_the_monitor(
                                     "--output-columns", "p_setosa,p_versicolor,p_virginica",
                                     "--label-column", "species", "--classes", ",".join(CLASSES)])
     assert res.exit_code == 0, res.output
+    assert "warning" not in res.output
     mon = _monitor({**IRIS, "reference": {"path": str(tmp_path / "ref.npz")}})
     try:
         est = next(d for d in mon.detectors if d.kind == "accuracy_estimation")
@@ -73,6 +74,22 @@ def test_a_reference_built_from_a_csv_with_class_name_labels_starts_the_monitor(
         assert sample(mon.metrics_text(), "monitor_estimated_accuracy_ratio", model="iris", estimator="cbpe") is not None
     finally:
         mon.close()
+
+
+def test_reference_build_warns_when_label_names_are_not_among_the_classes(tmp_path: Path) -> None:
+    """Without --classes the classes are the output columns' names (p_setosa...): the profile
+    was written without a word, and the sidecar then refused it. The build says so now."""
+    x, p, y = _iris_like(200)
+    data = tmp_path / "iris.csv"
+    with data.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*FEATURES, "p_setosa", "p_versicolor", "p_virginica", "species"])
+        w.writerows([*xi, *pi, yi] for xi, pi, yi in zip(x, p, y))
+    res = CliRunner().invoke(main, ["reference", "build", str(data), "-o", str(tmp_path / "ref.npz"), "--quiet",
+                                    "--output-columns", "p_setosa,p_versicolor,p_virginica", "--label-column", "species"])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"warning: reference labels .*'setosa'.* are neither class names \(p_setosa, p_versicolor, p_virginica\)"
+                     r".*monitor reference build --classes", res.output), res.output
 
 
 def test_the_quick_start_reference_with_label_names_maps_them_through_the_config_classes() -> None:

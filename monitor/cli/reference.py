@@ -59,6 +59,26 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
                f"categorical features" + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
                + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else ""))
+    problem = _label_problem(prof)
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+
+
+def _label_problem(prof: object) -> str | None:
+    """What the classifier detectors would refuse in the profile's labels (e.g. names that are
+    not among ``--classes``, which default to the output column names), said now rather than when
+    ``monitor serve`` builds its detectors from the profile."""
+    sample = getattr(prof, "sample", None)
+    scores = None if sample is None else sample.scores
+    if sample is None or sample.labels is None or scores is None or getattr(scores, "ndim", 0) != 2 or scores.shape[1] < 2:
+        return None
+    from monitor.detectors._common import reference_probabilities
+
+    try:
+        reference_probabilities(prof.to_reference(), "reference build")  # type: ignore[attr-defined]
+    except ValueError as err:
+        return str(err).replace("detector 'reference build': ", "", 1)
+    return None
 
 
 @reference.command("show")

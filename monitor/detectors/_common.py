@@ -284,7 +284,9 @@ def _label_indices(y: np.ndarray, classes: tuple[str, ...], kind: str, k: int) -
     if names:
         raise ValueError(
             f"detector {kind!r}: reference labels {unknown} are neither class names ({', '.join(names)}) nor "
-            f"indices 0..{k - 1}. Fix: give the labels as those names or as the indices of the score columns"
+            f"indices 0..{k - 1}. Fix: name the classes in score-column order as the labels spell them "
+            "(Reference.from_arrays(..., classes=[...]), or `monitor reference build --classes a,b,c`), or give the "
+            "labels as indices"
         )
     raise ValueError(
         f"detector {kind!r}: reference labels are names (e.g. {unknown}), but the reference names no classes to "
