@@ -313,3 +313,29 @@ def test_replay_says_where_the_first_refused_line_of_each_reason_is() -> None:
     assert "first invalid_json: line 4: not JSON" in res.output
     assert "first unknown_key: line 5: inputz: unknown key" in res.output
     assert "first missing_timestamp: line 6: no timestamp" in res.output
+
+
+# -- monitor rules check on a rule querying a metric the agent does not export --------------------
+def test_rules_check_notes_a_monitor_metric_the_agent_does_not_export(tmp_path: Path) -> None:
+    """A custom rule on `rate(monitor_calls[5m])` (the counter is monitor_calls_total) passed the
+    check and never fired. The verdict stays promtool's; a note names the metric and the fix."""
+    path = tmp_path / "mine.yml"
+    path.write_text(
+        "groups:\n- name: mine\n  rules:\n"
+        "  - {record: 'monitor_mine:calls:rate5m', expr: 'sum by (model) (rate(monitor_calls_total[5m]))'}\n"
+        "  - {alert: TooManyCalls, expr: 'rate(monitor_calls[5m]) > 10 or monitor_mine:calls:rate5m > 10'}\n"
+        "  - {alert: SlowModel, expr: 'rate(monitor_latncy_seconds_sum[5m]) > 1 and on() up == 1'}\n"
+    )
+    res = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "SUCCESS: 3 rules found" in res.output
+    notes = [line.strip() for line in res.output.splitlines() if "note:" in line]
+    assert notes == [
+        'note: group "mine", rule "TooManyCalls" queries monitor_calls, which the agent does not export '
+        "(did you mean monitor_calls_total?): the rule can never match the agent's metrics",
+        'note: group "mine", rule "SlowModel" queries monitor_latncy_seconds_sum, which the agent does not export '
+        "(did you mean monitor_latency_seconds_sum?): the rule can never match the agent's metrics",
+    ]
+    shipped = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "rules").glob("*.yml"))
+    res = CliRunner().invoke(main, ["rules", "check", *shipped])
+    assert res.exit_code == 0 and "note:" not in res.output, res.output

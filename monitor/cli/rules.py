@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-__all__ = ["rules"]
+__all__ = ["rules", "unexported_metrics"]
 
 _LINT_CHOICES = ("all", "duplicate-rules", "none")
 
@@ -64,11 +64,43 @@ def check(files: tuple[str, ...], lint: str, lint_fatal: bool, syntax_only: bool
         else:
             n = sum(len(g.rules) for g in groups)
             click.echo(f"  SUCCESS: {n} rules found")
+            for note in unexported_metrics(groups):
+                click.echo(f"  note: {note}", err=True)
         click.echo()
     if failed and has_errors:
         sys.exit(1)
     if failed and lint_fatal:
         sys.exit(3)
+
+
+def unexported_metrics(groups: Any) -> list[str]:
+    """Rules that query a ``monitor_*`` series the agent does not export (``monitor_calls`` for
+    ``monitor_calls_total``, a typo): valid PromQL, so promtool and the check accept them, but they
+    can never fire on the agent's metrics. Said as a note (the verdict and exit code stay
+    promtool's); other names may come from other exporters when Prometheus loads the file."""
+    import difflib
+
+    from monitor import catalog
+    from monitor.promql import ast as promql_ast
+
+    exported = {n for spec in catalog.CATALOG.values() for n in spec.series_names()}
+    recorded = {getattr(r, "record", None) for g in groups for r in g.rules}
+    notes = []
+    for g in groups:
+        for r in g.rules:
+            try:
+                tree = promql_ast.parse_expr(r.expr)
+            except Exception:  # noqa: BLE001 - already reported by the check
+                continue
+            names = {node.name for node in promql_ast.walk(tree) if isinstance(node, promql_ast.VectorSel) and node.name}
+            for name in sorted(n for n in names if n.startswith("monitor_") and n not in exported and n not in recorded):
+                close = sorted(e for e in exported if e.startswith(name + "_"))[:1]  # a counter without _total
+                close = close or difflib.get_close_matches(name, exported, n=1, cutoff=0.8)
+                hint = f" (did you mean {close[0]}?)" if close else " (`monitor metrics` lists what it exports)"
+                rule = getattr(r, "alert", None) or getattr(r, "record", None)
+                notes.append(f'group "{g.name}", rule "{rule}" queries {name}, which the agent does not export'
+                             f"{hint}: the rule can never match the agent's metrics")
+    return notes
 
 
 @rules.command("test")
