@@ -25,12 +25,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 Extractor = Union[str, Callable[..., Any], None]
 
 
-def _extractor(spec: Extractor, params: list[str]) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
+def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: Any = None,
+               var_keyword: bool = False) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
     """``client=`` / ``request_id=`` / ``segment=``: a parameter name of the predict function, or
-    a callable receiving the same arguments as the predict function."""
+    a callable receiving the same arguments as the predict function. A name that is not a
+    parameter is refused at decoration (unless the function takes ``**kwargs``, where it may come
+    by keyword): it would silently give None on every call, every client "anonymous"."""
     if spec is None:
         return None
     if isinstance(spec, str):
+        if spec not in params and not var_keyword:
+            name = getattr(fn, "__qualname__", "the predict function")
+            raise ValueError(f"{what}={spec!r} is not a parameter of {name}{tuple(params)}. Fix: name one of its "
+                             f"parameters, or pass a callable taking the same arguments (e.g. {what}=lambda X, **kw: ...)")
         pos = params.index(spec) if spec in params else None
 
         def by_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -98,7 +105,9 @@ def watch(
         from monitor.core import get_monitor
 
         monitor = get_monitor(model or getattr(fn, "__name__", "default"))
-    params = list(inspect.signature(fn).parameters)
+    signature = inspect.signature(fn)
+    params = list(signature.parameters)
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     if input_arg is not None:
         if input_arg not in params:
             raise ValueError(f"input_arg={input_arg!r} is not a parameter of {fn.__qualname__}{tuple(params)}")
@@ -106,9 +115,9 @@ def watch(
     else:
         idx = 1 if params and params[0] in ("self", "cls") else 0
     arg_name = params[idx] if idx < len(params) else None
-    get_client = _extractor(client, params)
-    get_request = _extractor(request_id, params)
-    get_segment = _extractor(segment, params)
+    get_client = _extractor(client, params, "client", fn, var_keyword)
+    get_request = _extractor(request_id, params, "request_id", fn, var_keyword)
+    get_segment = _extractor(segment, params, "segment", fn, var_keyword)
     queue = monitor.queue
     time = monitor.clock
     sample_rate = monitor._sample_rate

@@ -339,3 +339,34 @@ def test_rules_check_notes_a_monitor_metric_the_agent_does_not_export(tmp_path: 
     shipped = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "rules").glob("*.yml"))
     res = CliRunner().invoke(main, ["rules", "check", *shipped])
     assert res.exit_code == 0 and "note:" not in res.output, res.output
+
+
+# -- @watch(client="apikey") on predict(X, api_key=None) -----------------------------------------
+def test_watch_refuses_an_extractor_name_that_is_not_a_parameter() -> None:
+    """A misspelt `client="apikey"` was accepted: every call then had no client, all traffic was
+    one "anonymous" client and per-client probing detection saw nothing. input_arg was already
+    checked this way."""
+    mon = _monitor(IRIS)
+    try:
+        with pytest.raises(ValueError, match=r"client='apikey' is not a parameter of .*predict\('X', 'api_key'\)\. "
+                                             r"Fix: name one of its parameters, or pass a callable"):
+            @mon.watch(client="apikey")
+            def predict(X, api_key=None):
+                return [[0.9, 0.05, 0.05]]
+        with pytest.raises(ValueError, match=r"request_id='rid' is not a parameter"):
+            mon.watch(lambda X, request_id=None: [[0.9, 0.05, 0.05]], request_id="rid")
+
+        @mon.watch(client="api_key", segment="region")  # **kwargs: the names may come by keyword
+        def predict_kw(X, **kwargs):
+            return [[0.9, 0.05, 0.05]]
+
+        @mon.watch(client="api_key")
+        def predict_ok(X, api_key=None):
+            return [[0.9, 0.05, 0.05]]
+
+        predict_kw([[5.1, 3.5, 1.4, 0.2]], api_key="k1", region="eu")
+        predict_ok([[5.1, 3.5, 1.4, 0.2]], api_key="k2")
+        events = mon.queue.drain(10)  # (kind, ts, inputs, outputs, latency, client, request_id, segment, ...)
+        assert [(e[5], e[7]) for e in events] == [("k1", "eu"), ("k2", None)]
+    finally:
+        mon.close()
