@@ -370,3 +370,23 @@ def test_watch_refuses_an_extractor_name_that_is_not_a_parameter() -> None:
         assert [(e[5], e[7]) for e in events] == [("k1", "eu"), ("k2", None)]
     finally:
         mon.close()
+
+
+# -- monitor serve --proxy without a scheme --------------------------------------------------------
+def test_a_proxy_url_without_a_scheme_on_the_command_line_is_refused_like_in_the_file(tmp_path: Path) -> None:
+    """`monitor serve --config monitor.yaml --proxy 127.0.0.1:8080` started, and answered every
+    proxied request 502 "the model server closed the connection (NonHttpUrlClientError)"; the
+    same URL in server.proxy.upstream was refused at start with a fix."""
+    from monitor.config import ConfigError, parse_config
+    from monitor.server.settings import settings_from
+
+    agent = parse_config(IRIS, str(tmp_path / "monitor.yaml"), tmp_path)
+    with pytest.raises(ConfigError, match=r"--proxy: must be an http\(s\) URL, got '127\.0\.0\.1:8080'\. Fix: write e\.g\. http://127\.0\.0\.1:8080"):
+        settings_from(agent, proxy_upstream="127.0.0.1:8080")
+    lean = parse_config({**IRIS, "server": {"proxy": {"engine": "lean"}}})
+    with pytest.raises(ConfigError, match=r"server\.proxy\.engine: the lean engine speaks plain HTTP"):
+        settings_from(lean, proxy_upstream="https://models.example:8443")
+    assert settings_from(agent, proxy_upstream="http://127.0.0.1:8080").proxy.upstream == "http://127.0.0.1:8080"
+    (tmp_path / "monitor.yaml").write_text(json.dumps(IRIS))
+    res = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "monitor.yaml"), "--port", "0", "--proxy", "127.0.0.1:8080"])
+    assert res.exit_code == 1 and "--proxy: must be an http(s) URL" in res.output, res.output

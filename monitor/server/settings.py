@@ -155,6 +155,18 @@ def _tokens(file: str | None, env: str | None, key: str, base: Path, source: str
     return tuple(out)
 
 
+def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
+    """The model server's URL, from the file or from ``monitor serve --proxy`` alike: without a
+    scheme (``127.0.0.1:8080``) every proxied request would be answered 502."""
+    if upstream is None:
+        return
+    if not isinstance(upstream, str) or not upstream.startswith(("http://", "https://")):
+        raise ConfigError(key, f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
+    if engine == "lean" and not upstream.startswith("http://"):
+        raise ConfigError("server.proxy.engine", "the lean engine speaks plain HTTP to the model server",
+                          "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
+
+
 def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     """Validate ``agent.server`` (and its ``extra`` sections) into :class:`SidecarSettings`.
     Keyword arguments (from the command line) override the file."""
@@ -187,15 +199,11 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         raise ConfigError("server.proxy.oip_output", f"must be the name of an output tensor, got {oip_output!r}",
                           "write e.g. oip_output: probabilities", source)
     upstream = px.get("upstream")
-    if upstream is not None and (not isinstance(upstream, str) or not upstream.startswith(("http://", "https://"))):
-        raise ConfigError("server.proxy.upstream", f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
     engine = px.get("engine", "auto")
     if engine not in ("auto", "lean", "aiohttp"):
         raise ConfigError("server.proxy.engine", f"must be auto, lean or aiohttp, got {engine!r}",
                           "write engine: auto (or aiohttp to use the aiohttp client session)", source)
-    if engine == "lean" and upstream is not None and not upstream.startswith("http://"):
-        raise ConfigError("server.proxy.engine", "the lean engine speaks plain HTTP to the model server",
-                          "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
+    _check_upstream(upstream, "server.proxy.upstream", engine, source)
     process = px.get("process", True)
     if not isinstance(process, bool):
         raise ConfigError("server.proxy.process", f"must be true or false, got {process!r}",
@@ -253,6 +261,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     if overrides:
         proxy_url = overrides.pop("proxy_upstream", None)
         if proxy_url is not None:
+            _check_upstream(proxy_url, "--proxy", settings.proxy.engine, source)
             settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
         settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
     return settings
