@@ -390,3 +390,26 @@ def test_a_proxy_url_without_a_scheme_on_the_command_line_is_refused_like_in_the
     (tmp_path / "monitor.yaml").write_text(json.dumps(IRIS))
     res = CliRunner().invoke(main, ["serve", "--config", str(tmp_path / "monitor.yaml"), "--port", "0", "--proxy", "127.0.0.1:8080"])
     assert res.exit_code == 1 and "--proxy: must be an http(s) URL" in res.output, res.output
+
+
+# -- monitor serve --host 0.0.0.0 without tokens ---------------------------------------------------
+def test_serving_beyond_loopback_without_tokens_is_warned_about(tmp_path: Path) -> None:
+    """`monitor serve --host 0.0.0.0` with no token started without a word, though anyone who can
+    reach the port may then post events and labels for every model (UDP forwarding off loopback
+    was already warned about)."""
+    from monitor.cli.serve import exposure_warnings
+    from monitor.config import parse_config
+    from monitor.server.settings import settings_from
+
+    def warnings_for(addr: str, **server: str) -> list[str]:
+        return exposure_warnings(settings_from(parse_config({**IRIS, "server": {"addr": addr, **server}})))
+
+    for addr in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert warnings_for(addr) == []
+    write, read = warnings_for("0.0.0.0")
+    assert write.startswith("listening on 0.0.0.0, beyond loopback, with no write token") and "server.write_token_file" in write
+    assert "no metrics token" in read and "server.metrics_token_env" in read
+    assert len(warnings_for("::")) == 2 and len(warnings_for("model-monitor.default.svc")) == 2
+    (tmp_path / "w.token").write_text("0123456789abcdef0123\n")
+    (tmp_path / "m.token").write_text("fedcba9876543210fedc\n")
+    assert warnings_for("0.0.0.0", write_token_file=str(tmp_path / "w.token"), metrics_token_file=str(tmp_path / "m.token")) == []

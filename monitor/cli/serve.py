@@ -8,7 +8,33 @@ import sys
 
 import click
 
-__all__ = ["serve"]
+__all__ = ["serve", "exposure_warnings"]
+
+
+def exposure_warnings(settings: object) -> list[str]:
+    """What an address beyond loopback exposes without a token: the write endpoints (anyone who
+    reaches the port can post events and labels for every model, skewing its figures and alerts)
+    and the read ones (metrics, alerts, suspicious clients). Said at start, as for UDP forwarding:
+    a network policy may well protect the port, but nothing here can tell."""
+    import ipaddress
+
+    addr = str(getattr(settings, "addr", "127.0.0.1"))
+    try:
+        if addr == "localhost" or ipaddress.ip_address(addr.strip("[]")).is_loopback:
+            return []
+    except ValueError:
+        pass  # a host name: it may resolve beyond loopback
+    addr = addr or "every interface"
+    out = []
+    if not getattr(settings, "write_tokens", ()):
+        out.append(f"listening on {addr}, beyond loopback, with no write token: anyone who can reach it can post events and "
+                   "labels for every model. Fix: set server.write_token_file or server.write_token_env, or keep a "
+                   "network policy in front of the port")
+    if not getattr(settings, "metrics_tokens", ()):
+        out.append(f"listening on {addr}, beyond loopback, with no metrics token: /metrics and /api/v1/* (alerts, suspicious "
+                   "clients) are open to anyone who can reach it. Fix: set server.metrics_token_file or "
+                   "server.metrics_token_env, or keep a network policy in front of the port")
+    return out
 
 
 @click.command("serve")
@@ -53,6 +79,8 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
     settings = sidecar.settings
     if settings.proxy.port is not None and not settings.proxy.upstream:
         raise click.ClickException("--proxy-port needs --proxy URL (or server.proxy.upstream)")
+    for warning in exposure_warnings(settings):
+        logging.getLogger("monitor.server").warning("%s", warning)
     app = create_app(sidecar)
     apps = [(app, settings.addr, settings.port)]
     if settings.proxy.upstream and settings.proxy.port is not None:
