@@ -33,6 +33,9 @@ class BuildResult:
     batch: Batch | None
     rejected: dict[str, int] = field(default_factory=dict)
     rows_per_event: list[int] = field(default_factory=list)
+    #: reason -> what was wrong with the first such event (e.g. "expected rows of 4 features,
+    #: got shape (1, 2)"), for the one log line a reason gets (counts alone do not say why)
+    details: dict[str, str] = field(default_factory=dict)
 
 
 def _is_dataframe(obj: Any) -> bool:
@@ -214,6 +217,7 @@ class BatchBuilder:
                 except RowError as err:
                     n_guess = guess_rows(ev[2])
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
+                    result.details.setdefault(err.reason, str(err))
                     result.rows_per_event.append(0)
                     continue
                 nums.append(num)

@@ -29,6 +29,18 @@ __all__ = ["HOLD_ROWS", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline"]
 
 log = logging.getLogger("monitor")
 
+#: What to change when rows are refused for a reason that usually means a configuration mistake
+#: rather than a bad client (logged with the first refusal of that reason).
+REJECTION_HINTS: dict[str, str] = {
+    "non_numeric_output": "for a model that returns class labels (predict rather than predict_proba) set "
+                          "output.kind: labels in the config",
+    "probabilities_not_normalised": "rows of probabilities must sum to 1; for raw scores set output.kind: logits",
+    "probability_out_of_range": "probabilities must lie in [0, 1]; for raw scores set output.kind: logits",
+    "output_shape": "check output.kind and output.classes against what the model returns",
+    "wrong_shape": "check the features in the config against the model's inputs",
+    "too_many_classes": "list the classes under output.classes",
+}
+
 #: Distinct exception type names kept as label values before folding into "other".
 MAX_EXCEPTION_TYPES = 40
 #: A gap in event time of more rule intervals than this (a first event stamped 0, timestamps in
@@ -111,6 +123,7 @@ class Pipeline:
         self.clock = float("-inf")  # newest event time seen
         self._exception_types: set[str] = set()
         self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
+        self._rejections_logged: set[str] = set()  # reasons of monitor_rows_rejected logged once
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
         self._last_export = float("-inf")
@@ -228,6 +241,18 @@ class Pipeline:
         store.observe("monitor_processing_seconds", time.perf_counter() - t0)
         store.observe("monitor_worker_rows_per_batch", len(events))
 
+    def _log_rejection(self, reason: str, n: int, detail: str | None) -> None:
+        """Log the first rejection of each reason once, with what to change: a model whose every
+        row is refused (a decorated ``predict`` that returns labels, raw scores where
+        probabilities are expected) otherwise shows nothing but a counter nobody looks at yet."""
+        if len(self._rejections_logged) >= 64:
+            return
+        self._rejections_logged.add(reason)
+        hint = REJECTION_HINTS.get(reason)
+        log.warning("model %r: %d row(s) refused (%s)%s%s; counted in monitor_rows_rejected_total{reason=\"%s\"}, "
+                    "further ones are counted without a log line", self.store.model, n, reason,
+                    f": {detail}" if detail else "", f". Fix: {hint}" if hint else "", reason)
+
     def _process_predictions(self, preds: list[tuple[Any, ...]]) -> None:
         store = self.store
         try:
@@ -254,6 +279,8 @@ class Pipeline:
         store.observe("monitor_batch_size_rows", rows[rows > 0])
         for reason, n in result.rejected.items():
             store.inc("monitor_rows_rejected", n, labels=(reason,))
+            if reason not in self._rejections_logged:
+                self._log_rejection(reason, n, result.details.get(reason))
         batch = result.batch
         if batch is None:
             return

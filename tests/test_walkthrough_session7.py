@@ -413,3 +413,31 @@ def test_serving_beyond_loopback_without_tokens_is_warned_about(tmp_path: Path) 
     (tmp_path / "w.token").write_text("0123456789abcdef0123\n")
     (tmp_path / "m.token").write_text("fedcba9876543210fedc\n")
     assert warnings_for("0.0.0.0", write_token_file=str(tmp_path / "w.token"), metrics_token_file=str(tmp_path / "m.token")) == []
+
+
+# -- rows refused for a configuration mistake are said once in the log -----------------------------
+def test_the_first_refused_rows_of_each_reason_are_logged_once_with_the_fix(caplog) -> None:
+    """`@monitor.watch` on a `predict` that returns class labels: every row was refused as
+    non_numeric_output, and nothing but a counter said so (no log line, no hint)."""
+    import logging
+
+    mon = _monitor({"model": "labels-model"})
+    try:
+        @mon.watch
+        def predict(X):
+            return np.array(["fraud" if row[0] > 0 else "legit" for row in X])
+
+        rng = np.random.default_rng(0)
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for _ in range(2):
+                for _ in range(5):
+                    predict(rng.normal(size=(3, 2)))
+                mon.flush()
+        assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 30.0
+        lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert lines == ["model 'labels-model': 15 row(s) refused (non_numeric_output): outputs must be numbers for this "
+                         "output kind. Fix: for a model that returns class labels (predict rather than predict_proba) set "
+                         "output.kind: labels in the config; counted in monitor_rows_rejected_total"
+                         '{reason="non_numeric_output"}, further ones are counted without a log line']
+    finally:
+        mon.close()
