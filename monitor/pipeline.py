@@ -302,7 +302,30 @@ class Pipeline:
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
         if labeled is not None:
+            if "unknown_class" not in self._rejections_logged and self.builder.output.kind != "regression":
+                self._log_unknown_labels(labeled, [v for e in events for v in e[3]])
             self._deliver(labeled)
+
+    def _log_unknown_labels(self, labeled: LabeledBatch, given: list[Any]) -> None:
+        """Say once when joined labels name no class of the model's outputs: ``feedback(ids,
+        ["fraud"])`` for a model whose columns are only known as 0 and 1 is joined, then skipped by
+        every labelled figure (``monitor_calibration_labels_skipped_total``), which nothing else
+        tells the user."""
+        width = labeled.scores.shape[1] if labeled.scores is not None and labeled.scores.ndim == 2 else None
+        label = np.asarray(labeled.label)
+        if width is None or label.dtype.kind not in "iu":
+            return
+        bad = (label < 0) | (label >= width)
+        if not bad.any():
+            return
+        self._rejections_logged.add("unknown_class")
+        names = list(labeled.classes[:width]) or [str(i) for i in range(width)]
+        shown = sorted({str(v)[:50] for v in given} - set(names))[:3]
+        log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "
+                    "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}). "
+                    "Fix: give each label as one of those classes (a column index when output.classes is not "
+                    "configured), or list the class names under output.classes in the config",
+                    self.store.model, int(bad.sum()), ", ".join(map(repr, shown)), ", ".join(names))
 
     def _deliver(self, batch: "Batch | LabeledBatch") -> None:
         """Hand a batch of predictions or labels to the detectors: now to those that need it

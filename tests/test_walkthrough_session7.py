@@ -441,3 +441,35 @@ def test_the_first_refused_rows_of_each_reason_are_logged_once_with_the_fix(capl
                          '{reason="non_numeric_output"}, further ones are counted without a log line']
     finally:
         mon.close()
+
+
+def test_labels_that_name_no_class_of_the_outputs_are_logged_once_with_the_fix(caplog) -> None:
+    """README Quick start: `feedback(["r-17"], ["fraud"])` for a `predict_proba` model with no
+    classes configured (its columns are known as 0 and 1): the label was joined, then skipped by
+    calibration, accuracy and the segments, with nothing but a counter to say so."""
+    import logging
+
+    mon = _monitor({"model": "fraud-v3"})
+    try:
+        @mon.watch(request_id="request_id")
+        def predict(X, request_id=None):
+            return np.array([[0.8, 0.2]] * len(X))
+
+        for i in range(4):
+            predict([[0.1, 0.2]], request_id=f"r-{i}")
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.feedback(["r-0"], [1])  # a column index: a class
+            mon.flush()
+            assert not [r for r in caplog.records if "label" in r.getMessage()]
+            mon.feedback(["r-1", "r-2"], ["fraud", "fraud"])
+            mon.flush()
+            mon.feedback(["r-3"], ["fraud"])
+            mon.flush()
+        lines = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
+        assert lines == ["model 'fraud-v3': 2 joined label(s) name no class of the model's outputs (e.g. 'fraud'; its "
+                         "classes: 0, 1): the labelled figures skip them (monitor_calibration_labels_skipped_total"
+                         '{reason="unknown_class"}). Fix: give each label as one of those classes (a column index when '
+                         "output.classes is not configured), or list the class names under output.classes in the config"]
+        assert mon.store.value("monitor_calibration_labels_skipped", ("unknown_class",)) == 3.0
+    finally:
+        mon.close()
