@@ -473,3 +473,30 @@ def test_labels_that_name_no_class_of_the_outputs_are_logged_once_with_the_fix(c
         assert mon.store.value("monitor_calibration_labels_skipped", ("unknown_class",)) == 3.0
     finally:
         mon.close()
+
+
+# -- monitor_proxy_requests_total{route="error"} ---------------------------------------------------
+@pytest.mark.parametrize("engine", ["aiohttp", "lean"])
+def test_every_route_label_of_proxied_requests_is_documented(tmp_path: Path, engine: str) -> None:
+    """The model server down: requests were counted with route="error", a label value the
+    metrics table did not mention (it listed oip_v2, predict, other)."""
+    from monitor import catalog
+    from tests.conftest import free_port
+    from tests.sidecar_support import http
+    from tests.test_proxy import oip, start_proxying
+
+    if engine == "lean":
+        from monitor.server.leanproxy import lean_available
+
+        if not lean_available():
+            pytest.skip("httptools is not installed")
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{free_port()}")
+    try:
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 502
+        text = s.metrics()
+    finally:
+        s.close()
+    routes = set(re.findall(r'^monitor_proxy_requests_total\{[^}]*route="(\w+)"', text, re.M))
+    assert routes == {"error"}
+    documented = re.search(r"by route kind \(([^)]*)\)", catalog.get("monitor_proxy_requests").help).group(1)
+    assert {"oip_v2", "predict", "other", "error"} <= set(re.findall(r"\w+", documented))
