@@ -500,3 +500,17 @@ def test_every_route_label_of_proxied_requests_is_documented(tmp_path: Path, eng
     assert routes == {"error"}
     documented = re.search(r"by route kind \(([^)]*)\)", catalog.get("monitor_proxy_requests").help).group(1)
     assert {"oip_v2", "predict", "other", "error"} <= set(re.findall(r"\w+", documented))
+
+
+def test_config_check_says_how_to_fix_a_missing_rule_file(tmp_path: Path) -> None:
+    """Copying examples/replay out of the repository (or a pip install, which has no rules/):
+    "rules.files: .../../rules/core.yml: cannot read rule file: No such file or directory", with
+    no word on where relative paths start or where the packs are."""
+    (tmp_path / "replay").mkdir()
+    cfg = tmp_path / "replay" / "monitor.yaml"
+    cfg.write_text("model: m\nrules:\n  files: [../../rules/core.yml]\n")
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1
+    assert "rules.files: " in res.output and "core.yml: cannot read rule file: it does not exist. Fix: correct the path " \
+        "(a relative one resolves against the config file's folder); the shipped packs are in the repository's rules/ " \
+        "folder, which pip does not install" in res.output, res.output

@@ -65,6 +65,11 @@ def _file_problems(agent: object) -> list[str]:
     out: list[str] = []
     for m in getattr(agent, "models", ()):
         for f in m.rules.files:
+            if not Path(f).is_file():
+                out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: it does not exist. Fix: correct the path (a relative "
+                           "one resolves against the config file's folder); the shipped packs are in the "
+                           "repository's rules/ folder, which pip does not install")
+                continue
             _, errors = parse_rule_file(f)
             out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
         ref = m.reference.path
