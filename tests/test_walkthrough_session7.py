@@ -514,3 +514,14 @@ def test_config_check_says_how_to_fix_a_missing_rule_file(tmp_path: Path) -> Non
     assert "rules.files: " in res.output and "core.yml: cannot read rule file: it does not exist. Fix: correct the path " \
         "(a relative one resolves against the config file's folder); the shipped packs are in the repository's rules/ " \
         "folder, which pip does not install" in res.output, res.output
+
+
+def test_replay_of_a_multi_model_config_names_the_option_to_choose_one(tmp_path: Path) -> None:
+    """The error read "Fix: pass model=NAME to choose one" (the Python API's keyword); the
+    command's option is --model."""
+    cfg = tmp_path / "monitor.yaml"
+    core = Path(__file__).resolve().parent.parent / "rules" / "core.yml"
+    cfg.write_text(f"models:\n  - model: m\n  - model: n\nrules: {{files: [{core}]}}\n")
+    res = CliRunner().invoke(main, ["replay", "-", "--config", str(cfg)], input="")
+    assert res.exit_code == 1
+    assert "the config defines 2 models (m, n). Fix: pass --model NAME to choose one" in res.output, res.output

@@ -30,7 +30,8 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
     try:
         cfg = load_config(config_path).model(model)
     except ConfigError as err:
-        raise click.ClickException(str(err)) from None
+        # the API's fix reads "pass model=NAME": on the command line that is --model NAME
+        raise click.ClickException(str(err).replace("pass model=NAME", "pass --model NAME")) from None
     if rule_files:
         cfg = dataclasses.replace(cfg, rules=dataclasses.replace(cfg.rules, files=tuple(str(Path(f)) for f in rule_files)))
     if not cfg.rules.files:
