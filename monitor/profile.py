@@ -917,6 +917,14 @@ def build_profile(
     progress: bool = True,
 ) -> Profile:
     """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats)."""
+    if classes and len(output_columns) > 1 and len(classes) != len(output_columns):
+        # the detectors name the score columns after the classes, in order: a list of another
+        # length would name some columns wrongly or not at all
+        raise ProfileError(f"--classes names {len(classes)} classes ({', '.join(classes)}) for {len(output_columns)} "
+                           f"output columns ({', '.join(output_columns)}). Fix: name one class per output column, "
+                           "in the same order")
+    if len(set(classes)) != len(tuple(classes)):
+        raise ProfileError(f"--classes names a class twice ({', '.join(classes)}). Fix: give each class once")
     num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
                                               categorical=categorical, exclude=exclude, progress=progress)
     b = _Builder(num_names, cat_names, n_bins=n_bins, max_rows=max_rows, seed=seed)

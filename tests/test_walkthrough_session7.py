@@ -525,3 +525,23 @@ def test_replay_of_a_multi_model_config_names_the_option_to_choose_one(tmp_path:
     res = CliRunner().invoke(main, ["replay", "-", "--config", str(cfg)], input="")
     assert res.exit_code == 1
     assert "the config defines 2 models (m, n). Fix: pass --model NAME to choose one" in res.output, res.output
+
+
+def test_reference_build_refuses_classes_that_do_not_name_every_output_column(tmp_path: Path) -> None:
+    """`--classes a,b` for three output columns wrote a profile whose classes named two of the
+    three score columns; the detectors then fell back to naming them 0, 1, 2."""
+    data = tmp_path / "ref.csv"
+    data.write_text("x,p_a,p_b,p_c\n" + "".join(f"{i},0.2,0.3,0.5\n" for i in range(20)))
+    base = ["reference", "build", str(data), "-o", str(tmp_path / "ref.npz"), "--quiet", "--output-columns", "p_a,p_b,p_c"]
+    res = CliRunner().invoke(main, [*base, "--classes", "a,b"])
+    assert res.exit_code == 1
+    assert ("--classes names 2 classes (a, b) for 3 output columns (p_a, p_b, p_c). Fix: name one class per output "
+            "column, in the same order") in res.output, res.output
+    res = CliRunner().invoke(main, [*base, "--classes", "a,b,a"])
+    assert res.exit_code == 1 and "names a class twice" in res.output
+    assert not (tmp_path / "ref.npz").exists()
+    res = CliRunner().invoke(main, [*base, "--classes", "a,b,c"])
+    assert res.exit_code == 0, res.output
+    from monitor.profile import load_reference
+
+    assert load_reference(tmp_path / "ref.npz").classes == ("a", "b", "c")
