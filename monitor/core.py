@@ -264,6 +264,14 @@ class Monitor:
         ctx = DetectorContext(cfg.schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
         specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
         reference = _named_reference(self.reference, cfg.output.classes)
+        ref_classes = tuple(getattr(reference, "classes", ()) or ())
+        if ref_classes and cfg.output.classes and ref_classes[:len(cfg.output.classes)] != tuple(cfg.output.classes):
+            # the class label of monitor_predicted_class_total comes from the config, that of the
+            # detectors' per-class figures from the reference: two names for one column
+            log.warning("model %r: the reference names its classes %s, the config's output.classes %s: metrics by class "
+                        "would name the same column differently. Fix: make them the same, in score-column order "
+                        "(monitor reference build --classes ...)", self.model, ", ".join(ref_classes),
+                        ", ".join(cfg.output.classes))
         detectors = []
         for d in specs:
             params = dict(d.params)

@@ -545,3 +545,22 @@ def test_reference_build_refuses_classes_that_do_not_name_every_output_column(tm
     from monitor.profile import load_reference
 
     assert load_reference(tmp_path / "ref.npz").classes == ("a", "b", "c")
+
+
+def test_a_reference_and_a_config_naming_the_classes_differently_are_warned_about(caplog) -> None:
+    """Classes named by the reference (a profile built with default --classes: the output column
+    names) and differently by the config: monitor_predicted_class_total{class="setosa"} beside
+    monitor_output_top_class_share_ratio{class="p_setosa"} for the same column, without a word."""
+    import logging
+
+    from monitor import Reference
+
+    x, p, y = _iris_like(300)
+    idx = np.asarray([CLASSES.index(v) for v in y])
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        for classes in (CLASSES, ["p_setosa", "p_versicolor", "p_virginica"]):
+            _monitor(IRIS, reference=Reference.from_arrays(x, scores=p, labels=idx, classes=classes)).close()
+    lines = [r.getMessage() for r in caplog.records if "names its classes" in r.getMessage()]
+    assert lines == ["model 'iris': the reference names its classes p_setosa, p_versicolor, p_virginica, the config's "
+                     "output.classes setosa, versicolor, virginica: metrics by class would name the same column "
+                     "differently. Fix: make them the same, in score-column order (monitor reference build --classes ...)"]
