@@ -5,10 +5,17 @@ rows (score row as float32, predicted class, segment, event time) with a dict fr
 to slot; when the ring wraps, the oldest predictions are forgotten (counted in
 :attr:`LabelJoiner.evicted`). Labels for unknown, expired or already-labelled ids are counted by
 outcome, never an error: late and missing labels are normal.
+
+The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
+:data:`MAX_ID_CHARS` (one sent by a client, up to the body limit) is kept as a digest of itself, so
+that 100,000 remembered ids cannot hold gigabytes of text. The digest is taken of the id as
+received, on both sides of the join, so a label sent with the same long id still finds its
+prediction.
 """
 
 from __future__ import annotations
 
+from hashlib import blake2b
 from typing import Any
 
 import numpy as np
@@ -16,7 +23,19 @@ import numpy as np
 from monitor.batch import Batch, LabeledBatch
 from monitor.outputs import ClassIndex
 
-__all__ = ["LabelJoiner"]
+__all__ = ["LabelJoiner", "MAX_ID_CHARS", "id_key"]
+
+#: Request ids up to this length are kept as they are; longer ones as a 64-character digest.
+MAX_ID_CHARS = 256
+
+
+def id_key(rid: str) -> str:
+    """The key under which a request id is remembered: the id itself, or for an id longer than
+    :data:`MAX_ID_CHARS` a digest of it (``#`` and 64 hex digits: 256 bits, so two ids never share
+    one in practice; the ``#`` keeps it apart from the short ids that would not be digested)."""
+    if len(rid) <= MAX_ID_CHARS:
+        return rid
+    return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
 class LabelJoiner:
@@ -71,8 +90,16 @@ class LabelJoiner:
                 del slot_of[old_id]
                 self.evicted += 1
         new_ids = ids[has]
+        keys = new_ids.tolist()
+        try:
+            long = max(map(len, keys)) > MAX_ID_CHARS  # one C-level pass; long ids are rare
+        except TypeError:  # ids that are not text (arrays built in code): keyed by their text, as join() looks them up
+            long = True
+        if long:
+            keys = [id_key(k if k.__class__ is str else str(k)) for k in keys]
+            new_ids = np.array(keys + [None], dtype=object)[:-1]
         self._ids[slots] = new_ids
-        slot_of.update(zip(new_ids.tolist(), slots.tolist()))
+        slot_of.update(zip(keys, slots.tolist()))
         self._ts[slots] = batch.ts[has]
         self._segment[slots] = batch.segment[has]
         self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
@@ -104,7 +131,7 @@ class LabelJoiner:
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         for ts, request_ids, labels in events:
             for rid, label in zip(request_ids, labels):
-                slot = slot_of.pop(str(rid), None) if rid is not None else None
+                slot = slot_of.pop(id_key(str(rid)), None) if rid is not None else None
                 if slot is None:
                     outcome["unknown_id"] += 1
                     continue

@@ -57,3 +57,33 @@ def test_forward_drop_reasons_per_sender_stay_at_their_cap(tmp_path):
         assert sample(text, "monitor_forward_events_dropped_total", model="_sidecar", reason="queue_full") == 5
     finally:
         s.close()
+
+
+def test_label_joiner_holds_a_bounded_amount_of_id_text_whatever_the_ids_length():
+    """Ids of 50,000 characters (a body of a few MB holds a hundred): the joiner keeps ``capacity``
+    of them, each as a short digest, and a label sent with the same long id still joins."""
+    import numpy as np
+
+    from monitor.batch import Batch
+    from monitor.labels import LabelJoiner
+    from monitor.outputs import ClassIndex
+
+    joiner = LabelJoiner(capacity=100)
+    rng = np.random.default_rng(0)
+    long_ids = []
+    for b in range(10):
+        ids = [f"{b}-{i}-" + "x" * 50_000 for i in range(100)]
+        long_ids += ids
+        joiner.remember(Batch.from_arrays(np.zeros((100, 1)), rng.dirichlet(np.ones(3), size=100),
+                                          ts=np.full(100, float(b)), request_id=ids, segment=["s"] * 100))
+        held = [k for k in joiner._ids.tolist() if k is not None]
+        assert len(held) <= 100 and len(joiner) <= 100
+        assert sum(map(len, held)) <= 100 * 300  # of 5,000,000 characters remembered
+        assert sum(map(len, joiner._slot_of)) <= 100 * 300
+    short = "short-id"
+    joiner.remember(Batch.from_arrays(np.zeros((1, 1)), np.array([[0.2, 0.3, 0.5]]), ts=np.array([20.0]),
+                                      request_id=[short], segment=["s"]))
+    labeled, outcome = joiner.join_many([(30.0, [long_ids[-1], long_ids[0], short], ["a", "b", "c"])],
+                                        ClassIndex(("a", "b", "c")), regression=False)
+    assert outcome["joined"] == 2 and outcome["unknown_id"] == 1  # the newest long id and the short one; the oldest was evicted
+    assert labeled is not None and labeled.label.tolist() == [0, 2]
