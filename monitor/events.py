@@ -14,7 +14,10 @@ converts them to columnar batches. The same events, written as JSON lines, are t
 
 ``type`` defaults to ``prediction``; ``model`` may be omitted when one model is served; inputs
 are a row (list or object of feature name to value) or a list of rows; ``timestamp`` is Unix
-seconds (or an RFC 3339 string) and defaults to the time of receipt.
+seconds (or an RFC 3339 string) and defaults to the time of receipt. ``client`` and ``segment``
+are cut to :data:`MAX_LABEL_CHARS` characters, as the proxy and the CloudEvents intake cut the
+client: the monitor keeps up to 10,000 clients and a segment per remembered prediction, so their
+length must be bounded as well as their number.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "ERROR",
     "FEEDBACK",
     "EventFormatError",
+    "MAX_LABEL_CHARS",
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
@@ -40,6 +44,9 @@ __all__ = [
 PREDICTION = 0
 ERROR = 1
 FEEDBACK = 2
+
+#: Characters of ``client`` and ``segment`` kept (the proxy's client header is cut to as many).
+MAX_LABEL_CHARS = 200
 
 _KINDS = {"prediction": PREDICTION, "error": ERROR, "feedback": FEEDBACK}
 _KEYS = {
@@ -87,12 +94,12 @@ def parse_timestamp(value: Any, default: float) -> float:
     return ts
 
 
-def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+def _opt_str(obj: dict[str, Any], key: str, cut: int | None = None) -> str | None:
     v = obj.get(key)
     if v is None:
         return None
     if isinstance(v, (str, int)) and not isinstance(v, bool):
-        return str(v)
+        return str(v)[:cut]
     raise EventFormatError(key, f"must be a string, got {type(v).__name__}", f"bad_{key}")
 
 
@@ -117,13 +124,13 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
             raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")
         if "outputs" not in obj:
             raise EventFormatError("outputs", "is required (the model's output for the inputs)", "missing_outputs")
-        event = (PREDICTION, ts, obj["inputs"], obj["outputs"], latency, _opt_str(obj, "client"),
-                 obj.get("request_id"), _opt_str(obj, "segment"), obj.get("embedding"))
+        event = (PREDICTION, ts, obj["inputs"], obj["outputs"], latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
+                 obj.get("request_id"), _opt_str(obj, "segment", MAX_LABEL_CHARS), obj.get("embedding"))
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:
             raise EventFormatError("exception", "must be the exception type name", "bad_exception")
-        event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client"))
+        event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client", MAX_LABEL_CHARS))
     else:
         ids = obj.get("request_ids", obj.get("request_id"))
         labels = obj.get("labels", obj.get("label"))

@@ -87,3 +87,27 @@ def test_label_joiner_holds_a_bounded_amount_of_id_text_whatever_the_ids_length(
                                         ClassIndex(("a", "b", "c")), regression=False)
     assert outcome["joined"] == 2 and outcome["unknown_id"] == 1  # the newest long id and the short one; the oldest was evicted
     assert labeled is not None and labeled.label.tolist() == [0, 2]
+
+
+def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
+    """Clients and segments of 100,000 characters each, through the event format into a monitor:
+    what it keeps of them (the segments tracked, each remembered prediction's segment, the
+    queued events' clients) is cut, as the proxy cuts the client header."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.core import Monitor
+    from monitor.events import parse_event
+
+    mon = Monitor(config=IRIS, registry=CollectorRegistry(), start_worker=False, live=False)
+    for i in range(60):
+        obj = {"inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.3, 0.5], "request_id": f"r{i}",
+               "client": f"{i}-" + "c" * 100_000, "segment": f"{i}-" + "s" * 100_000}
+        event = parse_event(obj, 1_700_000_000.0 + i).event
+        assert len(event[5]) <= 200 and len(event[7]) <= 200
+        mon.queue.put(event)
+    mon.flush()
+    seg = next(d for d in mon.detectors if type(d).__name__ == "SegmentDetector")
+    assert len(seg._names) == 20 and sum(map(len, seg._names)) <= 20 * 200  # the cap's 20 values, each cut
+    remembered = [s for s in mon.pipeline.joiner._segment.tolist() if s is not None]
+    assert len(remembered) == 60 and max(map(len, remembered)) <= 200
+    mon.close()
