@@ -111,3 +111,24 @@ def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
     remembered = [s for s in mon.pipeline.joiner._segment.tolist() if s is not None]
     assert len(remembered) == 60 and max(map(len, remembered)) <= 200
     mon.close()
+
+
+def test_categorical_value_codes_are_bounded_in_number_and_in_text():
+    """The output-repeat detector memoises a code per categorical value: distinct values beyond
+    the cap clear the memo, and long values are never kept in it (hashed at each sight, to the
+    same code)."""
+    import numpy as np
+
+    from monitor.detectors import repetition
+    from monitor.detectors.repetition import _CODES, _text_codes
+
+    _CODES.clear()
+    for chunk in range(50):  # 250,000 distinct short values
+        values = np.array([f"v{chunk}-{i}" for i in range(5_000)], dtype=object)
+        _text_codes(values)
+        assert len(_CODES) <= repetition._CODES_CAP + 5_000
+    long_values = np.array([f"{i}-" + "x" * 10_000 for i in range(2_000)], dtype=object)
+    first = _text_codes(long_values)
+    assert max(map(len, map(str, _CODES))) <= 300  # of 20,000,000 characters seen
+    assert np.array_equal(first, _text_codes(long_values.copy()))  # the same value, the same code
+    _CODES.clear()

@@ -131,6 +131,9 @@ def input_fingerprints(numeric: np.ndarray | None, categorical: np.ndarray | Non
 
 _CODES: dict[Any, int] = {}
 _CODES_CAP = 100_000
+#: Values whose text is longer than this are hashed at every sight, never memoised: the cap bounds
+#: the number of entries, this their size (a categorical value comes from the caller's inputs).
+_CODES_KEY_CHARS = 256
 
 
 def _text_codes(values: np.ndarray) -> np.ndarray:
@@ -151,7 +154,10 @@ def _text_codes(values: np.ndarray) -> np.ndarray:
         except TypeError:  # unhashable value
             code, v = None, str(v)
         if code is None:
-            code = _CODES[v] = zlib.crc32(str(v).encode())
+            text = str(v)
+            code = zlib.crc32(text.encode())
+            if len(text) <= _CODES_KEY_CHARS:
+                _CODES[v] = code
         out[i] = code
     return out
 
