@@ -303,10 +303,10 @@ class Pipeline:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
         if labeled is not None:
             if "unknown_class" not in self._rejections_logged and self.builder.output.kind != "regression":
-                self._log_unknown_labels(labeled, [v for e in events for v in e[3]])
+                self._log_unknown_labels(labeled, events)
             self._deliver(labeled)
 
-    def _log_unknown_labels(self, labeled: LabeledBatch, given: list[Any]) -> None:
+    def _log_unknown_labels(self, labeled: LabeledBatch, events: list[tuple[Any, ...]]) -> None:
         """Say once when joined labels name no class of the model's outputs: ``feedback(ids,
         ["fraud"])`` for a model whose columns are only known as 0 and 1 is joined, then skipped by
         every labelled figure (``monitor_calibration_labels_skipped_total``), which nothing else
@@ -320,7 +320,7 @@ class Pipeline:
             return
         self._rejections_logged.add("unknown_class")
         names = list(labeled.classes[:width]) or [str(i) for i in range(width)]
-        shown = sorted({str(v)[:50] for v in given} - set(names))[:3]
+        shown = sorted({str(v)[:50] for e in events for v in e[3]} - set(names))[:3]
         log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "
                     "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}). "
                     "Fix: give each label as one of those classes (a column index when output.classes is not "
