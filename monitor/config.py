@@ -324,8 +324,16 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
             dets.append(DetectorConfig(dkind, params))
         detectors = tuple(dets)
 
-    rules_raw = r.mapping(raw.get("rules"), k("rules"), {"files", "interval", "alertmanager", "webhook", "log", "external_labels", "external_url"})
+    rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
+                                                          "external_url"})
     files = tuple(str(base_dir / f) if not os.path.isabs(f) else f for f in r.strings(rules_raw.get("files", []), k("rules.files")))
+    if rules_raw.get("packs"):
+        from monitor.shipped import rule_pack_files
+
+        try:
+            files = rule_pack_files(r.strings(rules_raw["packs"], k("rules.packs"))) + files
+        except ValueError as err:
+            raise r.error(k("rules.packs"), str(err), "write e.g. packs: [core, confidence], or packs: [all]") from None
     ext = rules_raw.get("external_labels", {}) or {}
     if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
         raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")

@@ -45,9 +45,10 @@ class DemoSettings:
 
 
 def shipped_rule_files() -> list[str]:
-    """The rule packs in the repository's ``rules/`` folder (next to the package)."""
-    folder = Path(__file__).resolve().parent.parent / "rules"
-    return sorted(str(p) for p in folder.glob("*.yml")) if folder.is_dir() else []
+    """Every shipped rule pack (see :mod:`monitor.shipped`)."""
+    from monitor.shipped import rule_packs
+
+    return [str(p) for p in rule_packs().values()]
 
 
 class SimClock:

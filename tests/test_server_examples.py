@@ -94,8 +94,9 @@ def test_kubernetes_sidecar_example_is_wired_and_runs(tmp_path, monkeypatch):
         assert containers["monitor"][probe]["httpGet"]["path"] in ("/readyz", "/healthz")
     args = containers["monitor"]["args"]
     assert args[0] == "serve" and CliRunner().invoke(serve, args[1:] + ["--help"]).exit_code == 0
-    # the rule file it names ships in rules/
-    assert (REPO_ROOT / "rules" / os.path.basename(raw["rules"]["files"][0])).exists()
+    # the packs it names ship with the package
+    rule_files = parse_config(raw, "monitor.yaml", tmp_path).model().rules.files
+    assert [os.path.basename(f) for f in rule_files] == ["core.yml", "confidence.yml"]
 
     lt = LoopThread()
     up = AppServer(upstream_app(), lt)

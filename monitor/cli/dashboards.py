@@ -24,17 +24,21 @@ def build(out_dir: Path | None, check: bool) -> None:
     from monitor.dashboards import build as builder
 
     if out_dir is None and not _in_checkout(builder.DEFAULT_DIR):
+        from monitor.shipped import grafana_dir
+
+        shipped = grafana_dir()
         raise click.ClickException(
             f"no repository checkout around the installed package: the default folder ({builder.DEFAULT_DIR}) "
             "would be inside the Python installation. Fix: pass --out DIR (e.g. --out grafana/dashboards), or install "
             "the package from a checkout in editable mode (pip install -e .), whose grafana/dashboards holds the "
             "committed files"
+            + ("" if shipped is None else f"; the dashboards and provisioning files this version ships are in {shipped}")
         )
     target = out_dir if out_dir is not None else builder.DEFAULT_DIR
-    from monitor.dashboards.packs import RULES_DIR
+    from monitor.shipped import rules_dir
 
-    if not RULES_DIR.is_dir():
-        click.echo(f"note: the rule packs ({RULES_DIR}) are not installed with the package, so the panels listing "
+    if rules_dir() is None:
+        click.echo("note: no rule packs are installed with the package, so the panels listing "
                    "each pack's alerts are empty; build from a checkout for the committed dashboards", err=True)
     if check:
         problems = builder.check(target)

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["RULES_DIR", "pack_alerts"]
+from monitor.shipped import rules_dir as shipped_rules_dir
 
-RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
+__all__ = ["pack_alerts"]
 
 
-def pack_alerts(pack: str, rules_dir: Path = RULES_DIR) -> tuple[str, ...]:
-    """Sorted alert names of ``rules_dir/<pack>.yml``; empty when the pack does not exist (yet)."""
+def pack_alerts(pack: str, rules_dir: Path | None = None) -> tuple[str, ...]:
+    """Sorted alert names of ``rules_dir/<pack>.yml`` (by default the shipped packs, see
+    :mod:`monitor.shipped`); empty when the pack does not exist (yet)."""
     import yaml
 
-    path = rules_dir / f"{pack}.yml"
-    if not path.exists():
+    folder = rules_dir if rules_dir is not None else shipped_rules_dir()
+    path = None if folder is None else folder / f"{pack}.yml"
+    if path is None or not path.exists():
         return ()
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     names = {rule["alert"] for group in doc.get("groups", []) for rule in group.get("rules", []) if "alert" in rule}
