@@ -128,6 +128,70 @@ def _named_reference(reference: "Reference | None", classes: tuple[str, ...]) ->
     return dataclasses.replace(reference, classes=tuple(classes))
 
 
+def _input_schema(schema: Any, reference: "Reference | None") -> Any:
+    """The features inputs are read as: the config's ``features``, else the reference's names.
+
+    Without either the schema is learned from the first rows (``f0..`` for arrays); a
+    reference with named features (``numeric_names=``, a DataFrame's columns, a profile file)
+    would then be compared with ``f0..``: every reference feature missing live, input drift on
+    all of them. Array inputs are read in the reference's order, numeric features first, then
+    categorical ones (dict and DataFrame inputs by name). A reference whose names are the
+    defaults ``f0..f{d-1}`` imposes nothing (the learned schema is the same, and DataFrame inputs
+    keep their column names)."""
+    if schema.features or reference is None:
+        return schema
+    from monitor.schema import Feature, Schema
+
+    num, cat = tuple(reference.numeric_names), tuple(reference.categorical_names)
+    if not num and not cat or (not cat and num == tuple(f"f{i}" for i in range(len(num)))):
+        return schema
+    return Schema(tuple(Feature(n) for n in num) + tuple(Feature(c, "categorical") for c in cat))
+
+
+def _decoded_reference(reference: "Reference | None", output: Any) -> "Reference | None":
+    """The reference with its scores as the detectors read them: class probabilities ``(n, k)``.
+
+    A reference holds "the model's outputs on these rows", and for a model configured with
+    ``output.kind: logits`` or ``output.samples_axis: true`` those are logits or per-member
+    outputs ``(n, samples, k)``: they are decoded as live outputs are (softmax / sigmoid, the
+    members' mean), instead of logits being read as probabilities (ATC at 0, a reference
+    accuracy of the wrong column) or members refused. Scores that already are probabilities
+    (every row in [0, 1] summing to one, or one column in [0, 1]) are kept as given."""
+    scores = None if reference is None else reference.scores
+    if scores is None or not output.is_classifier or output.kind == "labels":
+        return reference
+    import numpy as np
+
+    x = np.asarray(scores, dtype=np.float64)
+    if output.samples_axis:
+        if x.ndim != 3:
+            return reference
+    elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
+        return reference
+    elif _are_probabilities(x):
+        return reference
+    import dataclasses
+
+    from monitor.outputs import ClassIndex, decode_outputs
+
+    decoded = decode_outputs(x, output, ClassIndex(output.classes))
+    return dataclasses.replace(reference, scores=decoded.scores)
+
+
+def _are_probabilities(x: Any) -> bool:
+    import numpy as np
+
+    finite = x[np.isfinite(x)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        return False
+    if x.ndim == 1 or x.shape[1] == 1:
+        return True
+    from monitor.outputs import SUM_TOLERANCE
+
+    sums = x.sum(axis=1)
+    return bool(np.all(np.abs(sums[np.isfinite(sums)] - 1.0) <= SUM_TOLERANCE))
+
+
 class Monitor:
     """Watches one model.
 
@@ -200,6 +264,8 @@ class Monitor:
         self.store.set("monitor_queue_capacity", cfg.queue.capacity)
         self.store.set("monitor_queue_depth", 0)
         self.reference = reference if reference is not None else self._load_reference()
+        #: The input features: the config's, else the reference's named ones (see :func:`_input_schema`).
+        self.input_schema = _input_schema(cfg.schema, self.reference)
         if detectors is not None:
             _check_detectors(detectors)
         self.detectors = detectors if detectors is not None else self._build_detectors()
@@ -219,7 +285,7 @@ class Monitor:
             tick_s = min(cfg.rules.interval_s, self.rules.min_interval_s)
         self.pipeline: Pipeline = Pipeline(
             self.store,
-            BatchBuilder(cfg.schema, cfg.output),
+            BatchBuilder(self.input_schema, cfg.output),
             self.detectors,
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
@@ -261,9 +327,9 @@ class Monitor:
         from monitor.detectors.registry import create
 
         cfg = self.config
-        ctx = DetectorContext(cfg.schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
+        ctx = DetectorContext(self.input_schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
         specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
-        reference = _named_reference(self.reference, cfg.output.classes)
+        reference = _decoded_reference(_named_reference(self.reference, cfg.output.classes), cfg.output)
         ref_classes = tuple(getattr(reference, "classes", ()) or ())
         if ref_classes and cfg.output.classes and ref_classes[:len(cfg.output.classes)] != tuple(cfg.output.classes):
             # the class label of monitor_predicted_class_total comes from the config, that of the
@@ -580,6 +646,7 @@ class Monitor:
             counters = state.get("counters")
             if counters is not None:
                 skipped = self.store.load_counter_state(counters)
+            self.pipeline.mark_changed()  # a scrape right after the restore shows the restored figures
         report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version))
         self.restore_report = report
         return report

@@ -105,7 +105,7 @@ class BatchBuilder:
                         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
             for j, name in enumerate(cat_names):
                 v = row.get(name)
-                cat[i, j] = None if v is None else str(v)
+                cat[i, j] = None if v is None or _nan_like(v) else str(v)
         return num, cat
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +140,7 @@ class BatchBuilder:
             except (TypeError, ValueError):
                 raise RowError("wrong_type", "a numeric feature holds a non-numeric value") from None
             cat = arr[:, cat_idx]
-            cat = np.where(cat == None, None, cat.astype(str)).astype(object)  # noqa: E711
+            cat = np.where(_missing_cells(cat), None, cat.astype(str)).astype(object)
             return num, cat
         try:
             arr = np.asarray(inputs, dtype=np.float64)
@@ -317,6 +317,25 @@ class BatchBuilder:
         except (TypeError, ValueError):
             return None
         return None
+
+
+def _nan_like(v: Any) -> bool:
+    """A missing categorical value other than None: float NaN (how pandas writes a missing
+    string), NaT, pandas' NA; never a category named "nan"."""
+    if isinstance(v, str):
+        return False
+    try:
+        return bool(v != v)
+    except TypeError:  # pd.NA: its truth value is ambiguous
+        return True
+
+
+def _missing_cells(cat: np.ndarray) -> np.ndarray:
+    """Which cells of an object array are missing (None, NaN, NaT, pd.NA), in one comparison."""
+    try:
+        return np.asarray((cat == None) | (cat != cat), dtype=bool)  # noqa: E711 - elementwise
+    except TypeError:  # pd.NA among the cells
+        return np.frompyfunc(lambda v: v is None or _nan_like(v), 1, 1)(cat).astype(bool)
 
 
 def _short(value: Any) -> str:

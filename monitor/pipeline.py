@@ -371,6 +371,11 @@ class Pipeline:
             return True
         return False
 
+    def mark_changed(self) -> None:
+        """The detectors' state changed outside a batch (a checkpoint was restored): the next
+        export (flush, scrape, timer) writes their figures, even before any new event."""
+        self._dirty = True
+
     def export_pending(self) -> None:
         """Export now if anything was processed since the last export (flush, shutdown)."""
         if self._dirty:

@@ -76,17 +76,35 @@ class Reference:
         classes: "tuple[str, ...] | list[str]" = (),
         embedding: "np.ndarray | None" = None,
     ) -> "Reference":
-        """Build from in-memory arrays, validating shapes with errors that name the argument."""
+        """Build from in-memory arrays, validating shapes with errors that name the argument.
+
+        ``numeric`` may be a pandas DataFrame: its column names become the feature names (the
+        names the monitor learns from DataFrame inputs) and, unless ``categorical`` is given,
+        its non-numeric columns (strings, ``category``) become the categorical features, as
+        ``observe`` reads a DataFrame. Missing categorical values (None, NaN, ``pd.NA``) are
+        missing, not a category named "nan"; other values are compared as text.
+        """
         import numpy as np
 
-        num = np.asarray(numeric, dtype=np.float64)
+        try:
+            if _is_dataframe(numeric):
+                numeric, numeric_names, categorical, categorical_names = _split_frame(
+                    numeric, numeric_names, categorical, categorical_names)
+            num = np.asarray(numeric, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"reference numeric must hold numbers only ({exc}). Fix: pass text columns as "
+                             "categorical=..., categorical_names=..., or pass the pandas DataFrame itself "
+                             "(its non-numeric columns become categorical features)") from None
         if num.ndim != 2:
             raise ValueError(f"reference numeric must be 2-D (rows, features), got shape {num.shape}")
         n = num.shape[0]
         names = tuple(numeric_names) if numeric_names is not None else tuple(f"f{i}" for i in range(num.shape[1]))
         if len(names) != num.shape[1]:
             raise ValueError(f"reference numeric_names has {len(names)} names for {num.shape[1]} columns")
-        cat = np.empty((n, 0), dtype=object) if categorical is None else np.asarray(categorical, dtype=object)
+        if _is_dataframe(categorical):
+            categorical_names = tuple(categorical_names) or tuple(str(c) for c in categorical.columns)
+            categorical = categorical.to_numpy(dtype=object)
+        cat = np.empty((n, 0), dtype=object) if categorical is None else _categorical_values(np.asarray(categorical, dtype=object))
         if cat.ndim != 2 or cat.shape[0] != n or cat.shape[1] != len(tuple(categorical_names)):
             raise ValueError(f"reference categorical must be (rows={n}, {len(tuple(categorical_names))}), got {cat.shape}")
         sc = None if scores is None else np.asarray(scores, dtype=np.float64)
@@ -99,6 +117,50 @@ class Reference:
         if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
         return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb)
+
+
+def _is_dataframe(obj: Any) -> bool:
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
+
+
+def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
+    """A DataFrame's numeric columns and (unless given apart) its other columns as categorical,
+    by the rule ``observe`` learns a schema from DataFrame inputs with
+    (:meth:`monitor.ingest.BatchBuilder._learn_schema`), named after the columns."""
+    columns = [str(c) for c in frame.columns]
+    kinds = [getattr(dt, "kind", "O") in "biuf" for dt in frame.dtypes]
+    if categorical is None and not tuple(categorical_names):
+        cat_cols = [c for c, is_num in zip(frame.columns, kinds) if not is_num]
+        if cat_cols:
+            categorical = frame[cat_cols]
+            categorical_names = tuple(str(c) for c in cat_cols)
+        frame = frame[[c for c, is_num in zip(frame.columns, kinds) if is_num]]
+        columns = [str(c) for c in frame.columns]
+    if numeric_names is None:
+        numeric_names = tuple(columns)
+    return frame.to_numpy(dtype="float64", na_value=float("nan")), numeric_names, categorical, categorical_names
+
+
+def _categorical_values(cat: "np.ndarray") -> "np.ndarray":
+    """Categorical cells as text, missing ones (None, NaN, pandas' NA/NaT) as None: the profile
+    counts None as missing and every other value by its text."""
+    import numpy as np
+
+    if cat.size == 0:
+        return cat
+    missing = np.frompyfunc(_is_missing, 1, 1)(cat).astype(bool)
+    out = cat.astype(str).astype(object)
+    out[missing] = None
+    return out
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(v != v)  # NaN, pd.NA (raises), NaT
+    except TypeError:
+        return True  # pd.NA: its truth value is ambiguous
 
 
 # -- checkpointing -------------------------------------------------------------------------------

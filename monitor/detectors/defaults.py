@@ -7,6 +7,7 @@ reference still gets the confidence, calibration, segment and data-quality figur
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from monitor.config import DetectorConfig
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors", "DEFAULTS"]
+__all__ = ["default_detectors", "DEFAULTS", "MIN_REFERENCE_ROWS"]
+
+log = logging.getLogger("monitor")
 
 # requirement: what the reference must hold ("none", "inputs", "inputs2" = >= 2 numeric
 # features, "scores", "labels" = scores and labels)
@@ -38,6 +41,13 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
     ("output_repeats", "none", BOTH),
     ("probing", "scores", CLF),
 )
+
+
+#: Reference rows a default detector needs to calibrate, where it needs more than the others:
+#: ``probing``'s PRADA test, at its default ``prada_window`` of 100, calibrates on at least 110.
+#: Below it the default set leaves the detector out with a warning (a config that names it gets
+#: the detector's own error, with the fix).
+MIN_REFERENCE_ROWS: dict[str, int] = {"probing": 110}
 
 
 def _meets(requirement: str, ref: "Reference | None") -> bool:
@@ -63,5 +73,11 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tu
         if kind not in KINDS or not _meets(requirement, reference):
             continue
         if applies == BOTH or (applies == CLF) == output.is_classifier:
+            need = MIN_REFERENCE_ROWS.get(kind, 0)
+            if reference is not None and len(reference) < need:
+                log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
+                            "has %d. Fix: a larger held-out reference, or list it in detectors: with smaller windows",
+                            kind, need, len(reference))
+                continue
             out.append(DetectorConfig(kind))
     return tuple(out)

@@ -266,7 +266,7 @@ class Sidecar:
                 events = keep
             if len(events) > 1:
                 cfg = mon.config
-                events = columnar(events, inputs=not cfg.schema.categorical_names, outputs=cfg.output.kind != "labels")
+                events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.kind != "labels")
             q = mon.queue
             room = max(0, q.capacity - len(q))
             size = sum(map(event_bytes, events))

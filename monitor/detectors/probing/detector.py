@@ -324,7 +324,8 @@ class ProbingDetector(Detector):
         if rows.ndim != 2 or rows.shape[1] == 0:
             raise ValueError("detector 'probing' needs numeric features in the reference (similarity is measured on them)")
         if rows.shape[0] <= max(self.k + 1, 20):
-            raise ValueError(f"detector 'probing': the reference has {rows.shape[0]} rows; at least {max(self.k + 2, 21)} are needed")
+            raise ValueError(f"detector 'probing': the reference has {rows.shape[0]} rows; at least {max(self.k + 2, 21)} are needed. "
+                             "Fix: a larger held-out reference, or leave 'probing' out of detectors:")
         self.n_features_ = rows.shape[1]
         self._sketcher = Sketcher(rows, dim=self.sketch_dim)
         z = self._sketcher.standardise(rows)
@@ -351,6 +352,11 @@ class ProbingDetector(Detector):
         self._boundary = boundary
         prada_cal = None
         if self.prada:
+            if sk.shape[0] < self.prada_window + 10:
+                raise ValueError(
+                    f"detector 'probing': PRADA (model-stealing test) calibrates on at least prada_window + 10 = "
+                    f"{self.prada_window + 10} reference rows, the reference has {sk.shape[0]}. Fix: a larger reference "
+                    f"(held-out rows), or prada_window: {max(3, sk.shape[0] - 10)} (at most rows - 10), or prada: false")
             prada_cal = calibrate_prada(sk, self.prada_window, self.history, self._near, self.prada_fpr, rng)
             self._prada_a = shapiro_coefficients(self.prada_window)
         self._prada_cal = prada_cal

@@ -107,7 +107,7 @@ def prada_min_distances(sketches: np.ndarray, start: int, near: float) -> np.nda
     mask = np.arange(s.shape[0])[None, :] >= (start + np.arange(n_new))[:, None]
     d2[mask] = np.inf
     dmin = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return dmin[dmin >= near]
+    return dmin[(dmin >= near) & np.isfinite(dmin)]  # the first row of a cold start has no earlier row
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,290 @@
+"""Defects an ML engineer hit in session 7's walkthrough of the Python API on real models.
+
+scikit-learn models trained on the data sets it ships (iris, breast_cancer, digits), monitored
+through ``Monitor`` / ``Reference`` as README's Quick start and "Confidence, calibration and
+accuracy without labels" / "Input drift and data quality" show. Each test fails on the code as it
+was before its fix.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor, Reference
+
+sklearn = pytest.importorskip("sklearn")
+pd = pytest.importorskip("pandas")
+
+from sklearn.datasets import load_breast_cancer, load_iris  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+T0 = 1_700_000_000.0
+
+
+def _monitor(reference: Reference | None, config: dict | None = None, model: str = "walk") -> Monitor:
+    return Monitor(model=model, config=config, reference=reference, registry=CollectorRegistry(), live=False,
+                   start_worker=False)
+
+
+def _value(mon: Monitor, name: str, **labels: str) -> float | None:
+    """A sample of the exposition (what a scrape reads), or None when the series is absent."""
+    for line in mon.metrics_text().splitlines():
+        if line.startswith("#") or not line.startswith(name + "{"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            return float(value)
+    return None
+
+
+@pytest.fixture(scope="module")
+def cancer() -> dict:
+    """breast_cancer split into train / reference / live, a logistic regression on it."""
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.drop(columns="target")
+    y = data.target.to_numpy()
+    x_tr, x_te, y_tr, y_te = train_test_split(frame, y, test_size=0.6, random_state=0, stratify=y)
+    x_ref, x_live, y_ref, y_live = train_test_split(x_te, y_te, test_size=0.5, random_state=0, stratify=y_te)
+    clf = LogisticRegression(max_iter=5000).fit(x_tr.to_numpy(), y_tr)
+    return {"frame": frame, "x_tr": x_tr, "y_tr": y_tr, "x_ref": x_ref, "y_ref": y_ref, "x_live": x_live,
+            "y_live": y_live, "clf": clf}
+
+
+def _stream(mon: Monitor, x: np.ndarray | object, outputs, labels: np.ndarray | None = None, batch: int = 5) -> None:
+    n = len(x)
+    for i in range(0, n, batch):
+        xb = x.iloc[i:i + batch] if hasattr(x, "iloc") else x[i:i + batch]
+        ids = [f"r{i + j}" for j in range(len(xb))]
+        mon.observe(xb, outputs(xb), request_id=ids, timestamp=T0 + i)
+        if labels is not None:
+            mon.feedback(ids, labels[i:i + batch], timestamp=T0 + i + 1)
+    mon.flush()
+
+
+# -- 1. a reference with feature names and no `features:` in the config ------------------------------
+def test_reference_names_are_the_input_schema_when_the_config_has_none(cancer: dict) -> None:
+    """README's ``Reference.from_arrays(X_heldout, numeric_names=names, ...)`` with a config that
+    lists no features: the live arrays were read as ``f0..``, every reference feature was missing
+    live and input drift flagged all of them (score 3.33 each) while the shifted one was not told
+    apart, and data quality checked ``f0..`` against nothing."""
+    names = [c.replace(" ", "_") for c in cancer["frame"].columns[:5]]
+    clf = LogisticRegression(max_iter=5000).fit(cancer["x_tr"].to_numpy()[:, :5], cancer["y_tr"])
+    x_ref = cancer["x_ref"].to_numpy()[:, :5]
+    ref = Reference.from_arrays(x_ref, numeric_names=names, scores=clf.predict_proba(x_ref), labels=cancer["y_ref"])
+    mon = _monitor(ref)
+    live = cancer["x_live"].to_numpy()[:, :5].copy()
+    live[:, 0] *= 3.0  # a unit change on the first feature only
+    _stream(mon, live, clf.predict_proba)
+    assert mon.pipeline.builder.schema.names == tuple(names)
+    scores = {n: _value(mon, "monitor_drift_feature_score_ratio", detector="input_drift", feature=n) for n in names}
+    assert scores[names[0]] is not None and scores[names[0]] >= 1.0  # the shifted feature
+    assert all(scores[n] is not None and scores[n] < 1.0 for n in names[1:]), scores
+    assert _value(mon, "monitor_data_invalid_ratio", feature=names[0], reason="out_of_range") > 0.5
+    mon.close()
+
+
+def test_default_f_names_impose_no_schema_so_dataframe_inputs_keep_their_columns() -> None:
+    ref = Reference.from_arrays(np.random.default_rng(0).normal(size=(50, 3)))
+    mon = _monitor(ref, {"detectors": [{"kind": "data_quality"}]})
+    assert mon.input_schema.features == ()
+    mon.close()
+
+
+# -- 2. a reference from a pandas DataFrame ---------------------------------------------------------
+def test_reference_from_a_dataframe_takes_its_column_names(cancer: dict) -> None:
+    """``Reference.from_arrays(df, ...)`` named the columns ``f0..`` while ``observe(df)`` learns
+    the DataFrame's column names: no feature in common, input drift on every feature."""
+    cols = list(cancer["frame"].columns[:5])
+    clf = LogisticRegression(max_iter=5000).fit(cancer["x_tr"][cols].to_numpy(), cancer["y_tr"])
+    proba = lambda df: clf.predict_proba(df.to_numpy())  # noqa: E731
+    ref = Reference.from_arrays(cancer["x_ref"][cols], scores=proba(cancer["x_ref"][cols]), labels=cancer["y_ref"])
+    assert ref.numeric_names == tuple(cols)
+    mon = _monitor(ref)
+    live = cancer["x_live"][cols].copy()
+    live[cols[0]] *= 3.0
+    _stream(mon, live, proba)
+    assert _value(mon, "monitor_drift_feature_score_ratio", detector="input_drift", feature=cols[0]) >= 1.0
+    assert all(_value(mon, "monitor_drift_feature_score_ratio", detector="input_drift", feature=c) < 1.0 for c in cols[1:])
+    mon.close()
+
+
+def test_reference_from_a_dataframe_with_categorical_columns(cancer: dict) -> None:
+    """A DataFrame with ``category`` / string columns failed with numpy's "could not convert
+    string to float: 'medium'", naming neither the argument nor the fix."""
+    df = cancer["x_ref"].iloc[:, :3].copy()
+    df["size_band"] = pd.cut(df.iloc[:, 0], [0, 12, 16, 100], labels=["small", "medium", "large"])
+    df["site"] = np.where(np.arange(len(df)) % 3 == 0, "A", None)
+    ref = Reference.from_arrays(df)
+    assert ref.numeric_names == tuple(df.columns[:3])
+    assert ref.categorical_names == ("size_band", "site")
+    assert set(ref.categorical[:, 0]) <= {"small", "medium", "large"}
+    assert set(ref.categorical[:, 1]) == {"A", None}
+    with pytest.raises(ValueError, match=r"numeric must hold numbers only.*categorical=.*DataFrame"):
+        Reference.from_arrays(df.to_numpy())
+
+
+# -- 3. missing categorical values ------------------------------------------------------------------
+def test_missing_categorical_values_are_missing_not_a_category_named_nan(cancer: dict) -> None:
+    """pandas writes a missing string as NaN: ``observe(df)`` counted it as an unseen category
+    "nan" (``unseen_category`` 0.25, ``missing`` 0) and a reference built with NaN held a
+    category "nan"."""
+    cols = list(cancer["frame"].columns[:3])
+    ref_df = cancer["x_ref"][cols].copy()
+    ref_df["site"] = np.where(np.arange(len(ref_df)) % 3 == 0, "A", "B")
+    ref_df.loc[ref_df.index[::10], "site"] = np.nan
+    ref = Reference.from_arrays(ref_df)
+    assert None in set(ref.categorical[:, 0]) and "nan" not in set(ref.categorical[:, 0])
+    config = {"features": [{"name": c} for c in cols] + [{"name": "site", "kind": "categorical"}],
+              "detectors": [{"kind": "data_quality"}]}
+    mon = _monitor(ref, config)
+    live = cancer["x_live"][cols].copy()
+    live["site"] = np.where(np.arange(len(live)) % 3 == 0, "A", "B").astype(object)
+    live.loc[live.index[::4], "site"] = np.nan
+    _stream(mon, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
+    missing = _value(mon, "monitor_data_invalid_ratio", feature="site", reason="missing")
+    assert missing == pytest.approx(len(live.index[::4]) / len(live))
+    assert _value(mon, "monitor_data_invalid_ratio", feature="site", reason="unseen_category") == 0.0
+    # the same rows as an object array (positional, the sidecar's rows) and with pandas' NA
+    from monitor.ingest import BatchBuilder
+    from monitor.schema import Feature, OutputSpec, Schema
+
+    builder = BatchBuilder(Schema((Feature("x"), Feature("site", "categorical"))), OutputSpec())
+    _, cat = builder._event_rows(np.array([[1.0, "A"], [2.0, float("nan")], [3.0, None]], dtype=object))
+    assert cat[:, 0].tolist() == ["A", None, None]
+    _, cat = builder._event_rows(np.array([[1.0, pd.NA], [2.0, "B"]], dtype=object))
+    assert cat[:, 0].tolist() == [None, "B"]
+    mon.close()
+
+
+# -- 4. the reference's outputs as the model gives them ---------------------------------------------
+def test_reference_scores_given_as_logits_are_read_as_logits(cancer: dict) -> None:
+    """``output.kind: logits`` and the reference's outputs from the same ``decision_function``:
+    the one column of logits was read as P(positive), ATC estimated an accuracy of 0.0 and the
+    reference accuracy came from the wrong column."""
+    x_ref, x_live = cancer["x_ref"].to_numpy(), cancer["x_live"].to_numpy()
+    clf = cancer["clf"]
+    by_proba = _monitor(Reference.from_arrays(x_ref, scores=clf.predict_proba(x_ref), labels=cancer["y_ref"]))
+    by_logit = _monitor(Reference.from_arrays(x_ref, scores=clf.decision_function(x_ref), labels=cancer["y_ref"]),
+                        {"output": {"kind": "logits"}})
+    _stream(by_proba, x_live, clf.predict_proba)
+    _stream(by_logit, x_live, clf.decision_function)
+    for estimator in ("atc", "cbpe", "bbse"):
+        want = _value(by_proba, "monitor_estimated_accuracy_ratio", estimator=estimator)
+        assert want is not None and want > 0.8
+        assert _value(by_logit, "monitor_estimated_accuracy_ratio", estimator=estimator) == pytest.approx(want, abs=0.02)
+    assert _value(by_logit, "monitor_reference_accuracy_ratio") == pytest.approx(
+        _value(by_proba, "monitor_reference_accuracy_ratio"))
+    # probabilities given for a logits model are kept as they are
+    kept = _monitor(Reference.from_arrays(x_ref, scores=clf.predict_proba(x_ref), labels=cancer["y_ref"]),
+                    {"output": {"kind": "logits"}})
+    _stream(kept, x_live, clf.decision_function)
+    assert _value(kept, "monitor_estimated_accuracy_ratio", estimator="atc") == pytest.approx(
+        _value(by_proba, "monitor_estimated_accuracy_ratio", estimator="atc"), abs=0.02)
+    for mon in (by_proba, by_logit, kept):
+        mon.close()
+
+
+def test_reference_scores_given_per_ensemble_member(cancer: dict) -> None:
+    """``output.samples_axis: true`` (a random forest's per-tree probabilities, ``(n, trees, k)``)
+    with the reference's outputs in the same shape: the monitor refused to start ("reference
+    scores must be class probabilities (rows, classes), got shape (171, 20, 2)")."""
+    x_tr, x_ref, x_live = (cancer[k].to_numpy() for k in ("x_tr", "x_ref", "x_live"))
+    rf = RandomForestClassifier(n_estimators=20, random_state=0).fit(x_tr, cancer["y_tr"])
+
+    def members(x: np.ndarray) -> np.ndarray:
+        return np.stack([tree.predict_proba(x) for tree in rf.estimators_], axis=1)
+
+    config = {"output": {"kind": "probabilities", "samples_axis": True}}
+    by_members = _monitor(Reference.from_arrays(x_ref, scores=members(x_ref), labels=cancer["y_ref"]), config)
+    by_mean = _monitor(Reference.from_arrays(x_ref, scores=members(x_ref).mean(axis=1), labels=cancer["y_ref"]), config)
+    for mon in (by_members, by_mean):
+        _stream(mon, x_live, members, cancer["y_live"])
+    assert _value(by_members, "monitor_ensemble_mutual_information_nats_count") == len(x_live)
+    for estimator in ("atc", "cbpe"):
+        want = _value(by_mean, "monitor_estimated_accuracy_ratio", estimator=estimator)
+        assert want is not None and _value(by_members, "monitor_estimated_accuracy_ratio", estimator=estimator) == pytest.approx(want)
+    by_members.close()
+    by_mean.close()
+
+
+# -- 5. a small reference and the default probing detector ------------------------------------------
+def _iris_reference(n: int) -> Reference:
+    x, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=1000).fit(x, y)
+    idx = np.random.default_rng(0).permutation(len(x))[:n]
+    return Reference.from_arrays(x[idx], scores=clf.predict_proba(x[idx]), labels=y[idx])
+
+
+def test_a_small_reference_leaves_probing_out_of_the_defaults(caplog: pytest.LogCaptureFixture) -> None:
+    """Half of iris's held-out rows (37) as the reference: ``Monitor(reference=ref)`` raised
+    "PRADA calibration needs more than window + 10 = 110 reference rows, got 37", a detector the
+    user never named, with no fix; the README's default set was unusable below 110 rows."""
+    from monitor.detectors.defaults import MIN_REFERENCE_ROWS
+
+    need = MIN_REFERENCE_ROWS["probing"]
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        small = _monitor(_iris_reference(37))
+    kinds = [getattr(d, "kind", type(d).__name__) for d in small.detectors]
+    assert "probing" not in kinds and "accuracy_estimation" in kinds and "input_drift" in kinds
+    assert any("'probing' is left out" in r.getMessage() and "37" in r.getMessage() for r in caplog.records)
+    small.close()
+    at_edge = _monitor(_iris_reference(need))  # the constant is the detector's real minimum
+    assert any(type(d).__name__ == "ProbingDetector" for d in at_edge.detectors)
+    at_edge.close()
+
+
+def test_probing_named_with_a_small_reference_says_what_to_change() -> None:
+    with pytest.raises(ValueError, match=r"detector 'probing'.*has 37.*prada_window: 27.*prada: false"):
+        _monitor(_iris_reference(37), {"detectors": [{"kind": "probing"}]})
+    mon = _monitor(_iris_reference(37), {"detectors": [{"kind": "probing", "prada_window": 27}]})  # the fix works
+    assert type(mon.detectors[0]).__name__ == "ProbingDetector"
+    mon.close()
+    with pytest.raises(ValueError, match=r"detector 'probing'.*110 reference rows.*has 109"):
+        _monitor(_iris_reference(109), {"detectors": [{"kind": "probing"}]})
+
+
+def test_prada_calibrated_at_the_minimum_reference_is_not_degenerate() -> None:
+    """At exactly prada_window + 10 reference rows the simulated clients start cold (no warm
+    history): the first row's distance to "the nearest earlier row" was infinite, every
+    simulated W was NaN -> 1, and delta came out as 0.999999999999: every client that sent
+    prada_window queries would have been flagged as stealing."""
+    from monitor.detectors.registry import create
+
+    det = create("probing", reference=_iris_reference(110), params={})
+    cal = det._prada_cal
+    assert cal.simulations >= 20 and cal.log1mw_std > 1e-3
+    assert 0.0 < cal.delta < 0.9
+
+
+# -- 6. checkpoints in-process ----------------------------------------------------------------------
+def test_a_restored_monitor_shows_its_figures_before_any_new_event(cancer: dict) -> None:
+    """``state_dict()`` -> a new ``Monitor`` -> ``load_state_dict()`` -> ``flush()``: the
+    restore report said ``detectors_restored=True``, yet the exposition held no detector figure
+    (no accuracy, no labels in window, no estimated accuracy) until the next event arrived, as
+    if the windows were empty (a ``live=False`` monitor, or any scrape before the worker's next
+    cycle)."""
+    x_ref, x_live = cancer["x_ref"].to_numpy(), cancer["x_live"].to_numpy()
+    clf = cancer["clf"]
+    ref = Reference.from_arrays(x_ref, scores=clf.predict_proba(x_ref), labels=cancer["y_ref"])
+    first = _monitor(ref)
+    _stream(first, x_live, clf.predict_proba, cancer["y_live"])
+    names = ("monitor_labels_in_window", "monitor_accuracy_ratio", "monitor_brier_score", "monitor_confidence_mean_ratio")
+    before = {n: _value(first, n) for n in names}
+    before["cbpe"] = _value(first, "monitor_estimated_accuracy_ratio", estimator="cbpe")
+    assert all(v is not None for v in before.values()), before
+    state = first.state_dict()
+    first.close()
+    second = _monitor(ref)
+    report = second.load_state_dict(state)
+    assert report.detectors_restored and report.reference == "same"
+    second.flush()
+    after = {n: _value(second, n) for n in names}
+    after["cbpe"] = _value(second, "monitor_estimated_accuracy_ratio", estimator="cbpe")
+    assert after == pytest.approx(before)
+    second.close()
