@@ -288,3 +288,37 @@ def test_a_restored_monitor_shows_its_figures_before_any_new_event(cancer: dict)
     after["cbpe"] = _value(second, "monitor_estimated_accuracy_ratio", estimator="cbpe")
     assert after == pytest.approx(before)
     second.close()
+
+
+# -- 7. a model that returns labels only ------------------------------------------------------------
+def test_a_labels_only_model_gets_its_accuracy_from_delayed_labels(cancer: dict) -> None:
+    """``output.kind: labels`` (``predict`` instead of ``predict_proba``) and ``feedback``: every
+    label joined, yet ``monitor_labels_in_window`` stayed 0 and no accuracy was exported (the
+    calibration detector skipped labels without scores)."""
+    names = np.array(["malignant", "benign"])
+    clf = cancer["clf"]
+    x_live, y_live = cancer["x_live"].to_numpy(), cancer["y_live"]
+    config = {"output": {"kind": "labels", "classes": list(names)}}
+    mon = _monitor(None, config)
+    _stream(mon, x_live[:90], lambda x: names[clf.predict(x)], names[y_live[:90]])
+    assert _value(mon, "monitor_labels_in_window") == 90.0
+    assert _value(mon, "monitor_accuracy_ratio") is None  # below min_labels: absent, not zero
+    mon2 = _monitor(None, config)
+    _stream(mon2, x_live, lambda x: names[clf.predict(x)], names[y_live])
+    assert _value(mon2, "monitor_labels_in_window") == len(x_live)
+    assert _value(mon2, "monitor_accuracy_ratio") == pytest.approx(clf.score(x_live, y_live))
+    for figure in ("monitor_brier_score", "monitor_overconfidence_gap_ratio", "monitor_reliability_count"):
+        assert _value(mon2, figure) is None, figure  # no confidence: nothing else
+    state = mon2.state_dict()
+    mon3 = _monitor(None, config)
+    mon3.load_state_dict(state)
+    mon3.flush()
+    assert _value(mon3, "monitor_accuracy_ratio") == pytest.approx(clf.score(x_live, y_live))
+    # a state saved before this window existed still loads
+    det = next(d for d in mon3.detectors if type(d).__name__ == "CalibrationDetector")
+    old = det.state_dict()
+    old["windows"].pop("hard")
+    det.load_state_dict(old)
+    assert det.figures().labels == 0 and det.figures().accuracy is None
+    for m in (mon, mon2, mon3):
+        m.close()

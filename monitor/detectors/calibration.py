@@ -5,7 +5,8 @@ detector receives them as :class:`~monitor.batch.LabeledBatch` and files each on
 time of its *prediction*, so the window describes the traffic the model served, whatever the
 labelling delay. Over that sliding window it exports:
 
-* accuracy, Brier score and log loss (at least ``min_labels`` labels);
+* accuracy, Brier score and log loss (at least ``min_labels`` labels); for a model that returns
+  labels only (``output.kind: labels``) the accuracy alone, under the same minimum;
 * the signed over-confidence gap (mean confidence minus accuracy) with a two-sided interval at
   ``gap_level`` (sample variance: valid whether or not the model is calibrated), and the
   one-sided p-value of the calibrated null, which is what the default alert uses: the exact
@@ -65,10 +66,11 @@ _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i
 class CalibrationFigures:
     """Read-only figures of one window (None where below the minimum count)."""
 
-    __slots__ = ("labels", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability")
+    __slots__ = ("labels", "scored", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability")
 
     def __init__(self) -> None:
         self.labels = 0
+        self.scored = True  # False: labels of a labels-only model (no confidence, no reliability bins)
         self.accuracy: float | None = None
         self.brier: float | None = None
         self.log_loss: float | None = None
@@ -144,6 +146,9 @@ class CalibrationDetector(RefreshingDetector):
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
+        # models that return labels only (output.kind: labels): labels and correct answers, for
+        # the accuracy (no confidence: every other figure stays absent)
+        self._hard = SlidingWindow(self.window_s, (2,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
@@ -168,7 +173,10 @@ class CalibrationDetector(RefreshingDetector):
         if n == 0:
             return
         if labeled.scores is None:
-            self._skip("no_scores", n)
+            if labeled.predicted is None:
+                self._skip("no_scores", n)
+            else:
+                self._update_hard(labeled)
             return
         lab = label_features(labeled)
         if lab is None:
@@ -179,6 +187,19 @@ class CalibrationDetector(RefreshingDetector):
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._remember(lab.ts, lab.label, lab.scores)
         self._refresh.add(lab.label.size)
+
+    def _update_hard(self, labeled: "LabeledBatch") -> None:
+        """Labels of a model that returns predicted labels only: whether each answer was right."""
+        label = np.asarray(labeled.label)
+        if label.dtype.kind not in "iu":
+            label = label.astype(np.int64)
+        known = label >= 0
+        self._skip("unknown_class", int(known.size - np.count_nonzero(known)))
+        if not known.any():
+            return
+        correct = (np.asarray(labeled.predicted)[known] == label[known]).astype(np.float64)
+        self._hard.add(labeled.ts[known], values=np.column_stack([np.ones_like(correct), correct]))
+        self._refresh.add(int(correct.size))
 
     def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
         cap = self.temperature_rows
@@ -199,6 +220,7 @@ class CalibrationDetector(RefreshingDetector):
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
+        self._hard.advance(now)
 
     # -- results ------------------------------------------------------------------------------
     def _temperature(self, n_window: int) -> float | None:
@@ -228,6 +250,13 @@ class CalibrationDetector(RefreshingDetector):
         count, sconf, scorr = t[_COUNT:_COUNT + _F], t[_SCONF:_SCONF + _F], t[_SCORR:_SCORR + _F]
         coarse = cal.merge_bins(_COARSE, count, sconf, scorr)
         f.reliability = coarse
+        if n == 0:  # a labels-only model: its accuracy, under the same minimum count
+            hard = self._hard.total()
+            f.labels = int(round(hard[0]))
+            f.scored = f.labels == 0
+            if f.labels >= self.min_labels:
+                f.accuracy = float(hard[1] / f.labels)
+            return f
         if n >= self.min_labels:
             f.accuracy = float(scorr.sum() / n)
             f.brier = float(t[_BRIER] / n)
@@ -271,7 +300,7 @@ class CalibrationDetector(RefreshingDetector):
         for i, label in enumerate(_BIN_LABELS):
             c = float(count[i]) if i < len(count) else 0.0
             enough = c >= max(self.min_bin_count, 1)
-            bins_count.append(((label,), c if f.labels else None))
+            bins_count.append(((label,), c if f.labels and f.scored else None))
             bins_conf.append(((label,), sconf[i] / c if enough else None))
             bins_acc.append(((label,), scorr[i] / c if enough else None))
         put_figures(out, names.RELIABILITY_COUNT, bins_count)
@@ -282,7 +311,7 @@ class CalibrationDetector(RefreshingDetector):
     def state_dict(self) -> dict[str, Any]:
         self._pending.fold()
         state: dict[str, Any] = {
-            "windows": windows_state({"labels": self._window}),
+            "windows": windows_state({"labels": self._window, "hard": self._hard}),
             "skipped": dict(self._skipped),
             "ring_ts": self._ring_ts.copy(),
             "ring_label": self._ring_label.copy(),
@@ -299,6 +328,8 @@ class CalibrationDetector(RefreshingDetector):
         if saved is not None and np.shape(saved["data"])[-1] == _OLD_DIM:  # two trailing sums no figure reads
             windows = {**windows, "labels": {**saved, "data": np.asarray(saved["data"])[..., :_DIM]}}
         load_windows_state({"labels": self._window}, windows)
+        if "hard" in windows:  # saved before labels-only accuracy: empty
+            self._hard.load_state_dict(windows["hard"])
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
         if len(state["ring_ts"]) != self.temperature_rows:
             raise ValueError("calibration state was saved with another temperature_rows")

@@ -902,7 +902,9 @@ def resolve_ert(ert: float | None, alarms_per_day: float | None, events_per_day:
         raise ValueError("give either ert or alarms_per_day (with events_per_day), not both")
     if alarms_per_day is not None:
         if events_per_day is None or events_per_day <= 0 or alarms_per_day <= 0:
-            raise ValueError("alarms_per_day needs events_per_day > 0 (rows per day) and a rate > 0")
+            raise ValueError(f"alarms_per_day needs events_per_day > 0 (rows per day) and a rate > 0, got events_per_day="
+                             f"{events_per_day}, alarms_per_day={alarms_per_day}. Fix: give events_per_day: the rows the "
+                             "model sees per day beside alarms_per_day (the ERT is their ratio), or ert: rows between false alarms")
         return float(events_per_day) / float(alarms_per_day)
     value = DEFAULT_ERT if ert is None else float(ert)
     if value < 1000:
