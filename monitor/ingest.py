@@ -361,6 +361,23 @@ def guess_rows(inputs: Any) -> int:
     return 1
 
 
+_ID_COUNT_WARNED: list[bool] = []
+
+
+def _warn_id_count(ids: int, rows: int) -> None:
+    """A call whose request ids do not match its rows gets no ids (its labels cannot join, and
+    ``feedback`` counts them as ``unknown_id``); said once per process, with the fix."""
+    if _ID_COUNT_WARNED:
+        return
+    _ID_COUNT_WARNED.append(True)
+    import logging
+
+    logging.getLogger("monitor").warning(
+        "request_id: a call gave %d ids for %d rows, so its rows have no request id and feedback for them cannot join "
+        "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the call (its rows become <id>/0, <id>/1, ...)",
+        ids, rows)
+
+
 def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
     """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
     ``"<id>/<row>"`` (documented) so that feedback can address single rows."""
@@ -377,6 +394,8 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
             vals = [str(r) for r in rid]
             if len(vals) == c:
                 out[pos:pos + c] = vals
+            else:
+                _warn_id_count(len(vals), c)
         elif c == 1:
             out[pos] = str(rid)
         else:

@@ -322,3 +322,26 @@ def test_a_labels_only_model_gets_its_accuracy_from_delayed_labels(cancer: dict)
     assert det.figures().labels == 0 and det.figures().accuracy is None
     for m in (mon, mon2, mon3):
         m.close()
+
+
+# -- 8. request ids that do not match the rows ------------------------------------------------------
+def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``observe(X[:5], p, request_id=ids[:4])`` (an off-by-one in the caller): the rows got no
+    request id at all, and every later ``feedback`` for them was counted as ``unknown_id``, with nothing
+    saying why."""
+    import monitor.ingest as ingest
+
+    monkeypatch.setattr(ingest, "_ID_COUNT_WARNED", [])
+    x = cancer["x_live"].to_numpy()
+    mon = _monitor(None, {"detectors": [{"kind": "calibration"}]})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        for i in range(3):
+            mon.observe(x[:5], cancer["clf"].predict_proba(x[:5]), request_id=[f"c{i}-{j}" for j in range(4)],
+                        timestamp=T0 + i)
+        mon.feedback(["c0-0"], [1], timestamp=T0 + 5)
+        mon.flush()
+    said = [r.getMessage() for r in caplog.records if "request_id:" in r.getMessage()]
+    assert len(said) == 1 and "4 ids for 5 rows" in said[0] and "one id per row" in said[0]
+    assert _value(mon, "monitor_feedback_labels_total", outcome="unknown_id") == 1.0
+    mon.close()
