@@ -22,11 +22,16 @@ class ClassIndex:
         self.names: list[str] = [str(c) for c in classes]
         self._index = {n: i for i, n in enumerate(self.names)}
         self.cap = cap
+        # names 0..positional-1 are columns (configured, or named after their index): an integer
+        # label below it may be a column index. Names learned from predicted labels are not: the
+        # label 0 of a labels-only model is the class "0", not the first label it happened to return
+        self.positional = len(self.names)
 
     def ensure(self, k: int) -> None:
         """Make sure columns 0..k-1 have names (learned as their index when not configured)."""
         while len(self.names) < k:
             self.add(str(len(self.names)))
+        self.positional = max(self.positional, min(k, len(self.names)))
 
     def add(self, name: str) -> int:
         idx = self._index.get(name)
@@ -39,12 +44,17 @@ class ClassIndex:
 
     def lookup(self, values: np.ndarray, learn: bool = True) -> np.ndarray:
         """Column index of each label: by class name first; an integer that names no class is
-        taken as the column index itself (labels sent as 0..k-1 for named classes)."""
+        taken as the column index itself (labels sent as 0..k-1 for named classes), but only
+        among columns (configured classes or score columns), never among names learned from a
+        labels-only model's answers. An integral float (1.0, as pandas and JSON often write a
+        class index) is that integer."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
             name = str(v)
             idx = self._index.get(name)
-            if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(self.names):
+            if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < self.positional:
                 idx = int(v)
             if idx is None:
                 idx = self.add(name) if learn else -1

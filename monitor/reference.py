@@ -36,7 +36,11 @@ class Reference:
     numeric_names, categorical_names
         Column names, matching the monitor's schema.
     scores
-        The model's outputs on these rows: probabilities ``(n, k)`` or regression values ``(n,)``.
+        The model's outputs on these rows: probabilities ``(n, k)`` (one column ``(n,)`` =
+        P(positive) for a binary model) or regression values ``(n,)`` (``(n, 3)`` value, lower,
+        upper, or ``(n, q)`` quantiles). For a monitor configured with ``output.kind: logits`` or
+        ``output.samples_axis: true`` they may be given as the model returns them (logits,
+        ``(n, samples, k)`` members): the monitor decodes them as it decodes live outputs.
     labels
         Ground truth: class indices ``(n,)`` or regression targets, when known.
     classes

@@ -345,3 +345,34 @@ def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pyte
     assert len(said) == 1 and "4 ids for 5 rows" in said[0] and "one id per row" in said[0]
     assert _value(mon, "monitor_feedback_labels_total", outcome="unknown_id") == 1.0
     mon.close()
+
+
+# -- 9. integer and float labels --------------------------------------------------------------------
+def test_a_labels_only_model_without_classes_keeps_each_label_apart() -> None:
+    """``output.kind: labels`` with scikit-learn's ``predict`` (integers 0..9) and no
+    ``output.classes``: the first answers seen (4, 8, 9) were learned as classes 0, 1, 2, and then
+    the label 0 was read as "column 0" = class "4": predictions of 0 and 4 were counted
+    together, 1 with 8, 2 with 9, and the accuracy was computed against the wrong classes."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=3000).fit(x[:900], y[:900])
+    mon = _monitor(None, {"output": {"kind": "labels"}})
+    _stream(mon, x[900:], clf.predict, y[900:], batch=7)
+    counts = np.bincount(clf.predict(x[900:]), minlength=10)
+    for digit in range(10):
+        assert _value(mon, "monitor_predicted_class_total", **{"class": str(digit)}) == counts[digit]
+    assert _value(mon, "monitor_accuracy_ratio") == pytest.approx(clf.score(x[900:], y[900:]))
+    mon.close()
+
+
+def test_labels_given_as_integral_floats_join_their_class(cancer: dict) -> None:
+    """``feedback(ids, y.astype(float))`` (a pandas column with a NaN somewhere is float): every
+    label 0.0 / 1.0 "named no class" (classes 0, 1) and was skipped; no accuracy."""
+    x, y = cancer["x_live"].to_numpy(), cancer["y_live"]
+    clf = cancer["clf"]
+    mon = _monitor(None, {"detectors": [{"kind": "calibration"}]})
+    _stream(mon, x, clf.predict_proba, y.astype(np.float64))
+    assert _value(mon, "monitor_calibration_labels_skipped_total", reason="unknown_class") is None
+    assert _value(mon, "monitor_accuracy_ratio") == pytest.approx(clf.score(x, y))
+    mon.close()
