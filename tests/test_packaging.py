@@ -87,3 +87,19 @@ def test_a_wheel_carries_the_packs_and_the_dashboards(tmp_path: Path) -> None:
     assert [Path(f).stem for f in got["files"]] == PACKS and got["groups"] >= len(PACKS)
     assert got["dashboards"] == sorted(p.name for p in (REPO / "grafana" / "dashboards").glob("*.json"))
     assert got["provisioning"] == ["model-monitor.yml", "model-monitor.yml"]
+
+
+def test_rules_packs_lists_the_shipped_packs_with_their_alerts() -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli.rules import rules
+
+    listed = CliRunner().invoke(rules, ["packs"])
+    assert listed.exit_code == 0, listed.output
+    for name in PACKS:
+        doc = yaml.safe_load((REPO / "rules" / f"{name}.yml").read_text())
+        alerts = sorted(r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r)
+        assert f"{name}: {REPO / 'rules' / (name + '.yml')}\n  {len(alerts)} alerts: {', '.join(alerts)}" in listed.output
+    only = CliRunner().invoke(rules, ["packs", "--paths"])
+    assert only.exit_code == 0 and only.output.split() == [str(REPO / "rules" / f"{n}.yml") for n in PACKS]

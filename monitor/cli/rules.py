@@ -7,6 +7,8 @@
 * ``monitor rules test FILES`` runs promtool's unit-test files with the agent's evaluator.
 * ``monitor rules export FILES`` writes the groups as one Prometheus rule file or as a
   Prometheus Operator ``PrometheusRule``, for fleets where Prometheus evaluates the rules.
+* ``monitor rules packs`` lists the rule packs shipped with the package (``rules.packs`` in the
+  config names them), with their files and alerts.
 """
 
 from __future__ import annotations
@@ -101,6 +103,28 @@ def unexported_metrics(groups: Any) -> list[str]:
                 notes.append(f'group "{g.name}", rule "{rule}" queries {name}, which the agent does not export'
                              f"{hint}: the rule can never match the agent's metrics")
     return notes
+
+
+@rules.command("packs")
+@click.option("--paths", is_flag=True, help="Print only the packs' files, one per line (e.g. for `monitor rules export`).")
+def packs(paths: bool) -> None:
+    """List the rule packs shipped with the package: name, file and alerts."""
+    from monitor.dashboards.packs import pack_alerts
+    from monitor.shipped import rule_packs
+
+    found = rule_packs()
+    if not found:
+        raise click.ClickException("no rule packs are installed with this package (neither a checkout's rules/ nor the "
+                                   "monitor._rules data of a wheel)")
+    for name, path in found.items():
+        if paths:
+            click.echo(str(path))
+            continue
+        alerts = pack_alerts(name, path.parent)
+        click.echo(f"{name}: {path}\n  {len(alerts)} alerts: {', '.join(alerts)}")
+    if not paths:
+        click.echo("Name them in monitor.yaml: rules: {packs: [core, confidence]} (or [all]); "
+                   "for Prometheus: monitor rules export $(monitor rules packs --paths)")
 
 
 @rules.command("test")
