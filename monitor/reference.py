@@ -83,18 +83,29 @@ class Reference:
         """Build from in-memory arrays, validating shapes with errors that name the argument.
 
         ``numeric`` may be a pandas DataFrame: its column names become the feature names (the
-        names the monitor learns from DataFrame inputs) and, unless ``categorical`` is given,
-        its non-numeric columns (strings, ``category``) become the categorical features, as
-        ``observe`` reads a DataFrame. Missing categorical values (None, NaN, ``pd.NA``) are
-        missing, not a category named "nan"; other values are compared as text.
+        names the monitor learns from DataFrame inputs); the columns ``categorical_names``
+        names, else its non-numeric columns (strings, ``category``, as ``observe`` reads a
+        DataFrame), become the categorical features, and columns given apart as
+        ``categorical=`` are left out of the numeric ones. Missing categorical values (None,
+        NaN, ``pd.NA``) are missing, not a category named "nan"; other values are compared as
+        text.
+
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"amount": [9.5, 120.0], "zip": [75001, 75002], "channel": ["web", None]})
+        >>> ref = Reference.from_arrays(df, categorical_names=["channel", "zip"])
+        >>> ref.numeric_names, ref.categorical_names, ref.categorical.tolist()
+        (('amount',), ('channel', 'zip'), [['web', '75001'], [None, '75002']])
         """
         import numpy as np
 
+        if _is_dataframe(numeric):
+            numeric, numeric_names, categorical, categorical_names = _split_frame(
+                numeric, numeric_names, categorical, categorical_names)
         try:
-            if _is_dataframe(numeric):
-                numeric, numeric_names, categorical, categorical_names = _split_frame(
-                    numeric, numeric_names, categorical, categorical_names)
-            num = np.asarray(numeric, dtype=np.float64)
+            if _is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
+                num = numeric.to_numpy(dtype="float64", na_value=float("nan"))
+            else:
+                num = np.asarray(numeric, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"reference numeric must hold numbers only ({exc}). Fix: pass text columns as "
                              "categorical=..., categorical_names=..., or pass the pandas DataFrame itself "
@@ -128,21 +139,38 @@ def _is_dataframe(obj: Any) -> bool:
 
 
 def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
-    """A DataFrame's numeric columns and (unless given apart) its other columns as categorical,
-    by the rule ``observe`` learns a schema from DataFrame inputs with
-    (:meth:`monitor.ingest.BatchBuilder._learn_schema`), named after the columns."""
+    """A DataFrame's numeric columns and its categorical ones, named after the columns: those
+    named by ``categorical_names``, else those that are not numbers (the rule ``observe`` learns
+    a schema from DataFrame inputs with, :meth:`monitor.ingest.BatchBuilder._learn_schema`).
+    Categorical columns given apart (``categorical=``) are left out of the numeric ones."""
     columns = [str(c) for c in frame.columns]
-    kinds = [getattr(dt, "kind", "O") in "biuf" for dt in frame.dtypes]
-    if categorical is None and not tuple(categorical_names):
-        cat_cols = [c for c, is_num in zip(frame.columns, kinds) if not is_num]
+    if categorical is None:
+        if tuple(categorical_names):  # the columns named categorical (integer codes, say)
+            named = {str(n) for n in categorical_names}
+            absent = sorted(named - set(columns))
+            if absent:
+                raise ValueError(f"reference categorical_names {absent} are not columns of the DataFrame "
+                                 f"({', '.join(columns)}). Fix: name columns it has")
+            is_cat = [c in named for c in columns]
+            categorical_names = tuple(str(c) for c in categorical_names)
+            cat_cols = [next(c for c in frame.columns if str(c) == n) for n in categorical_names]
+        else:
+            is_cat = [getattr(dt, "kind", "O") not in "biuf" for dt in frame.dtypes]
+            cat_cols = [c for c, cat in zip(frame.columns, is_cat) if cat]
+            categorical_names = tuple(str(c) for c in cat_cols)
         if cat_cols:
             categorical = frame[cat_cols]
-            categorical_names = tuple(str(c) for c in cat_cols)
-        frame = frame[[c for c, is_num in zip(frame.columns, kinds) if is_num]]
+        frame = frame[[c for c, cat in zip(frame.columns, is_cat) if not cat]]
+        columns = [str(c) for c in frame.columns]
+    else:  # given apart: the frame's columns of those names are not numeric
+        if not tuple(categorical_names) and _is_dataframe(categorical):
+            categorical_names = tuple(str(c) for c in categorical.columns)
+        named = {str(n) for n in categorical_names}
+        frame = frame[[c for c in frame.columns if str(c) not in named]]
         columns = [str(c) for c in frame.columns]
     if numeric_names is None:
         numeric_names = tuple(columns)
-    return frame.to_numpy(dtype="float64", na_value=float("nan")), numeric_names, categorical, categorical_names
+    return frame, numeric_names, categorical, categorical_names
 
 
 def _categorical_values(cat: "np.ndarray") -> "np.ndarray":

@@ -376,3 +376,21 @@ def test_labels_given_as_integral_floats_join_their_class(cancer: dict) -> None:
     assert _value(mon, "monitor_calibration_labels_skipped_total", reason="unknown_class") is None
     assert _value(mon, "monitor_accuracy_ratio") == pytest.approx(clf.score(x, y))
     mon.close()
+
+
+def test_reference_dataframe_columns_named_categorical_or_given_apart() -> None:
+    """Integer codes (a zip code) are categorical only when named; ``categorical_names`` alone
+    takes those columns from the DataFrame, ``categorical=`` given apart leaves its columns out of
+    the numeric ones (before, both failed converting the text column to float), and a name that
+    is not a column says so."""
+    df = pd.DataFrame({"amount": [9.5, 120.0, 31.0], "zip": [75001, 75002, 75001], "channel": ["web", None, "app"],
+                       "n": pd.array([1, None, 3], dtype="Int64")})
+    ref = Reference.from_arrays(df)
+    assert ref.numeric_names == ("amount", "zip", "n") and ref.categorical_names == ("channel",)
+    assert np.isnan(ref.numeric[1, 2])  # pandas' NA in a nullable integer column: missing
+    ref = Reference.from_arrays(df, categorical_names=["channel", "zip"])
+    assert ref.numeric_names == ("amount", "n") and ref.categorical[:, 1].tolist() == ["75001", "75002", "75001"]
+    ref = Reference.from_arrays(df, categorical=df[["channel"]])
+    assert ref.numeric_names == ("amount", "zip", "n") and ref.categorical_names == ("channel",)
+    with pytest.raises(ValueError, match=r"categorical_names \['chanel'\] are not columns.*amount, zip, channel, n"):
+        Reference.from_arrays(df, categorical_names=["chanel"])
