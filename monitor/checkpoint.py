@@ -54,6 +54,7 @@ __all__ = [
     "read_manifest",
     "restore",
     "set_aside",
+    "model_path",
 ]
 
 log = logging.getLogger("monitor.checkpoint")
@@ -360,6 +361,17 @@ def set_aside(path: str | Path, reason: str) -> Path | None:
         log.error("could not move the bad checkpoint %s aside: %s", path, err)
         return None
     return target
+
+
+def model_path(raw: str, model: str) -> Path:
+    """The checkpoint file of ``model`` for a configured ``checkpoint.path``: ``{model}`` in the
+    path is replaced by the model name; a path that is a folder (or ends with ``/``) gets
+    ``<model>.ckpt`` inside it."""
+    if "{model}" in raw:
+        return Path(raw.replace("{model}", model))
+    if raw.endswith("/") or Path(raw).is_dir():
+        return Path(raw) / f"{model}.ckpt"
+    return Path(raw)
 
 
 def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:

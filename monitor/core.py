@@ -311,7 +311,44 @@ class Monitor:
     def from_config(cls, path: str | Path, model: str | None = None, **kwargs: Any) -> "Monitor":
         """Build from ``monitor.yaml`` (the one model it defines, or ``model`` among several)."""
         agent: AgentConfig = load_config(path)
-        return cls(config=agent.model(model), **kwargs)
+        mon = cls(config=agent.model(model), **kwargs)
+        if mon.config.checkpoint.path is not None:
+            log.warning("model %r: checkpoint.path in %s is written and restored by `monitor serve`; a Monitor built in "
+                        "code does neither by itself. Fix: call mon.restore_checkpoint() after building it and "
+                        "mon.save_checkpoint() (e.g. at shutdown, or on a timer), or remove checkpoint: from the file",
+                        mon.model, path)
+        return mon
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _checkpoint_file(self, path: str | Path | None) -> Path:
+        if path is not None:
+            return Path(path)
+        raw = self.config.checkpoint.path
+        if raw is None:
+            raise ValueError(f"model {self.model!r}: no checkpoint path. Fix: pass one (mon.save_checkpoint('state/"
+                             f"{self.model}.ckpt')) or set checkpoint.path in the config")
+        from monitor.checkpoint import model_path
+
+        return model_path(raw, self.model)
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Any:
+        """Write :meth:`state_dict` atomically to ``path`` (default: the config's
+        ``checkpoint.path``, as ``monitor serve`` names it) in the sidecar's checkpoint format
+        (plain arrays and JSON, no pickle). Returns a :class:`monitor.checkpoint.CheckpointInfo`;
+        raises :class:`monitor.checkpoint.CheckpointError` when the file cannot be written."""
+        from monitor import checkpoint
+
+        return checkpoint.save(self._checkpoint_file(path), self.state_dict(), model=self.model, state_version=STATE_VERSION)
+
+    def restore_checkpoint(self, path: str | Path | None = None) -> bool:
+        """Load a checkpoint written by :meth:`save_checkpoint` or by ``monitor serve`` (default
+        path: the config's ``checkpoint.path``). False when there is none yet, or when it could
+        not be read (then it is moved aside with the reason logged, as the sidecar does);
+        :attr:`restore_report` says what was restored."""
+        from monitor import checkpoint
+
+        restored, _failure = checkpoint.restore(self, self._checkpoint_file(path))
+        return restored
 
     def _load_reference(self) -> "Reference | None":
         path = self.config.reference.path

@@ -394,3 +394,35 @@ def test_reference_dataframe_columns_named_categorical_or_given_apart() -> None:
     assert ref.numeric_names == ("amount", "zip", "n") and ref.categorical_names == ("channel",)
     with pytest.raises(ValueError, match=r"categorical_names \['chanel'\] are not columns.*amount, zip, channel, n"):
         Reference.from_arrays(df, categorical_names=["chanel"])
+
+
+def test_checkpoint_in_the_config_of_a_monitor_built_in_code(cancer: dict, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """``checkpoint: {path: ...}`` in monitor.yaml read by ``Monitor.from_config``: nothing was
+    written or restored and nothing said so (only ``monitor serve`` reads that key). Now the
+    monitor says it at start, and ``save_checkpoint()`` / ``restore_checkpoint()`` use that path."""
+    import yaml
+
+    x_ref, x_live = cancer["x_ref"].to_numpy(), cancer["x_live"].to_numpy()
+    clf = cancer["clf"]
+    ref = Reference.from_arrays(x_ref, scores=clf.predict_proba(x_ref), labels=cancer["y_ref"])
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({"model": "cancer", "checkpoint": {"path": "state/{model}.ckpt"}}))
+    kw = {"reference": ref, "registry": CollectorRegistry(), "live": False, "start_worker": False}
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        first = Monitor.from_config(cfg, **kw)
+    assert any("checkpoint.path" in r.getMessage() and "restore_checkpoint" in r.getMessage() for r in caplog.records)
+    assert first.restore_checkpoint() is False  # none yet
+    _stream(first, x_live, clf.predict_proba, cancer["y_live"])
+    info = first.save_checkpoint()
+    assert info.path == tmp_path / "state" / "cancer.ckpt" and info.path.exists()
+    want = _value(first, "monitor_accuracy_ratio")
+    calls = _value(first, "monitor_calls_total")
+    first.close()
+    second = Monitor.from_config(cfg, **{**kw, "registry": CollectorRegistry()})
+    assert second.restore_checkpoint() is True and second.restore_report.detectors_restored
+    second.flush()
+    assert _value(second, "monitor_accuracy_ratio") == pytest.approx(want)
+    assert _value(second, "monitor_calls_total") == calls > 0  # counters carry on
+    second.close()
+    with pytest.raises(ValueError, match="no checkpoint path.*save_checkpoint"):
+        _monitor(None).save_checkpoint()

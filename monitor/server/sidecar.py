@@ -79,17 +79,14 @@ def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
     """Checkpoint file of each model that has one. ``{model}`` in the path is replaced by the
     model name; a path that is a folder (or ends with ``/``) gets ``<model>.ckpt`` inside it.
     Two models may not share a file."""
+    from monitor import checkpoint
+
     out: dict[str, Path] = {}
     for cfg in agent.models:
         raw = cfg.checkpoint.path
         if raw is None:
             continue
-        if "{model}" in raw:
-            path = Path(raw.replace("{model}", cfg.model))
-        elif raw.endswith("/") or Path(raw).is_dir():
-            path = Path(raw) / f"{cfg.model}.ckpt"
-        else:
-            path = Path(raw)
+        path = checkpoint.model_path(raw, cfg.model)
         for other, p in out.items():
             if p == path:
                 raise ConfigError("checkpoint.path", f"models {other!r} and {cfg.model!r} would share the checkpoint {path}",
