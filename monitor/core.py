@@ -414,13 +414,16 @@ class Monitor:
         client: str | None = None,
         request_id: Any = None,
         latency_s: float | None = None,
-        segment: str | None = None,
+        segment: Any = None,
         timestamp: float | None = None,
         embedding: Any = None,
     ) -> bool:
         """Record one call (a row or a batch of rows) and its outputs. Never blocks, never raises
         for bad data (bad rows are counted when the worker reads them). Returns False when the
-        event was shed (queue full, closed) or sampled out."""
+        event was shed (queue full, closed) or sampled out.
+
+        ``request_id`` and ``segment`` are one value for the call's rows or a list with one
+        value per row (a single request id on a batch becomes ``<id>/0``, ``<id>/1``, ...)."""
         try:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()

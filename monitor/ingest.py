@@ -259,7 +259,7 @@ class BatchBuilder:
         used_counts = counts[counts > 0]
         ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
         client = np.repeat(np.array([ev[5] if ev[5] is not None else "anonymous" for ev in used], dtype=object), used_counts)
-        segment = np.repeat(np.array([ev[7] for ev in used], dtype=object), used_counts)
+        segment = _row_segments(used, used_counts)
         request_id = _row_ids(used, used_counts)
         embedding = _embeddings(used, used_counts)
         valid = decoded.valid
@@ -361,21 +361,49 @@ def guess_rows(inputs: Any) -> int:
     return 1
 
 
-_ID_COUNT_WARNED: list[bool] = []
+_SCALAR_SEGMENT = frozenset({str, type(None)})
 
 
-def _warn_id_count(ids: int, rows: int) -> None:
-    """A call whose request ids do not match its rows gets no ids (its labels cannot join, and
-    ``feedback`` counts them as ``unknown_id``); said once per process, with the fix."""
-    if _ID_COUNT_WARNED:
+def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
+    """Per-row segments: one value for the call's rows, or (a list / array) one per row, as
+    request ids may be. A list of another length gives the call's rows no segment (said once)."""
+    segs = [ev[7] for ev in events]
+    if set(map(type, segs)) <= _SCALAR_SEGMENT:  # one segment per call, the usual case (a C-level scan)
+        return np.repeat(np.array(segs, dtype=object), counts)
+    out = np.empty(int(counts.sum()), dtype=object)
+    pos = 0
+    for seg, c in zip(segs, counts.tolist()):
+        if isinstance(seg, (list, tuple, np.ndarray)):
+            if len(seg) == c:
+                out[pos:pos + c] = [None if v is None else str(v) for v in seg]
+            else:
+                _warn_count("segment", len(seg), c)
+        elif seg is not None:
+            out[pos:pos + c] = str(seg)
+        pos += c
+    return out
+
+
+_COUNT_WARNED: list[str] = []  # the arguments already warned about
+
+
+_COUNT_MESSAGES = {
+    "request_id": "so its rows have no request id and feedback for them cannot join "
+                  "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the "
+                  "call (its rows become <id>/0, <id>/1, ...)",
+    "segment": "so its rows have no segment (counted as \"unset\"). Fix: one segment per row, or a single segment "
+               "for the call",
+}
+
+
+def _warn_count(what: str, given: int, rows: int) -> None:
+    """Said once per process and per argument: a per-row list of the wrong length."""
+    if what in _COUNT_WARNED:
         return
-    _ID_COUNT_WARNED.append(True)
+    _COUNT_WARNED.append(what)
     import logging
 
-    logging.getLogger("monitor").warning(
-        "request_id: a call gave %d ids for %d rows, so its rows have no request id and feedback for them cannot join "
-        "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the call (its rows become <id>/0, <id>/1, ...)",
-        ids, rows)
+    logging.getLogger("monitor").warning("%s: a call gave %d values for %d rows, %s", what, given, rows, _COUNT_MESSAGES[what])
 
 
 def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
@@ -395,7 +423,7 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
             if len(vals) == c:
                 out[pos:pos + c] = vals
             else:
-                _warn_id_count(len(vals), c)
+                _warn_count("request_id", len(vals), c)
         elif c == 1:
             out[pos] = str(rid)
         else:

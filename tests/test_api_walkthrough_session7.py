@@ -332,7 +332,7 @@ def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pyte
     saying why."""
     import monitor.ingest as ingest
 
-    monkeypatch.setattr(ingest, "_ID_COUNT_WARNED", [])
+    monkeypatch.setattr(ingest, "_COUNT_WARNED", [])
     x = cancer["x_live"].to_numpy()
     mon = _monitor(None, {"detectors": [{"kind": "calibration"}]})
     with caplog.at_level(logging.WARNING, logger="monitor"):
@@ -342,7 +342,7 @@ def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pyte
         mon.feedback(["c0-0"], [1], timestamp=T0 + 5)
         mon.flush()
     said = [r.getMessage() for r in caplog.records if "request_id:" in r.getMessage()]
-    assert len(said) == 1 and "4 ids for 5 rows" in said[0] and "one id per row" in said[0]
+    assert len(said) == 1 and "4 values for 5 rows" in said[0] and "one id per row" in said[0]
     assert _value(mon, "monitor_feedback_labels_total", outcome="unknown_id") == 1.0
     mon.close()
 
@@ -426,3 +426,36 @@ def test_checkpoint_in_the_config_of_a_monitor_built_in_code(cancer: dict, tmp_p
     second.close()
     with pytest.raises(ValueError, match="no checkpoint path.*save_checkpoint"):
         _monitor(None).save_checkpoint()
+
+
+# -- 10. one segment per row -------------------------------------------------------------------------
+def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``observe(X_batch, p, segment=df["channel"].to_numpy())`` (one per row, as request ids may
+    be given): the segment detector failed on every batch ("The weights and list don't have the
+    same length", counted in monitor_detector_errors_total) and every segment showed 0 rows."""
+    import monitor.ingest as ingest
+
+    monkeypatch.setattr(ingest, "_COUNT_WARNED", [])
+    x, y = cancer["x_live"].to_numpy(), cancer["y_live"]
+    clf = cancer["clf"]
+    channel = np.where(np.arange(len(x)) % 3 == 0, "app", "web")
+    mon = _monitor(None, {"detectors": [{"kind": "segments"}]})
+    for i in range(0, len(x), 6):
+        ids = [f"s{i + j}" for j in range(len(x[i:i + 6]))]
+        seg = channel[i:i + 6] if i % 12 == 0 else list(channel[i:i + 6])  # an array, or a list
+        mon.observe(x[i:i + 6], clf.predict_proba(x[i:i + 6]), request_id=ids, segment=seg, timestamp=T0 + i)
+        mon.feedback(ids, y[i:i + 6], timestamp=T0 + i + 1)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe(x[:3], clf.predict_proba(x[:3]), segment=["web", "app"], timestamp=T0 + 999)
+        mon.observe(x[:2], clf.predict_proba(x[:2]), segment="app", timestamp=T0 + 999)  # one for the call
+    mon.flush()
+    assert _value(mon, "monitor_detector_errors_total") is None
+    assert _value(mon, "monitor_segment_rows_in_window", segment="app") == (channel == "app").sum() + 2
+    assert _value(mon, "monitor_segment_rows_in_window", segment="web") == (channel == "web").sum()
+    assert _value(mon, "monitor_segment_rows_in_window", segment="unset") == 3.0
+    app = channel == "app"
+    assert _value(mon, "monitor_segment_labels_in_window", segment="app") == app.sum()
+    assert _value(mon, "monitor_segment_accuracy_ratio", segment="web") == pytest.approx(clf.score(x[~app], y[~app]))
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("segment:")]
+    assert len(said) == 1 and "2 values for 3 rows" in said[0]
+    mon.close()
