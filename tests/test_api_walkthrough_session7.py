@@ -459,3 +459,25 @@ def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture, 
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("segment:")]
     assert len(said) == 1 and "2 values for 3 rows" in said[0]
     mon.close()
+
+
+# -- 11. a reference too short for the repeated-outputs comparison ---------------------------------
+def test_a_reference_shorter_than_the_repeat_horizon_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """digits' held-out 539 rows as the reference: ``monitor_output_repeat_ratio`` read 0.12 (a
+    confident model rounds many answers to the same one-hot vector) with no reference share
+    beside it, so ModelOutputsRepeated could never fire, and nothing said why. The fix the
+    message gives works."""
+    x, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=1000).fit(x, y)
+    rng = np.random.default_rng(0)
+    rows = x[rng.integers(0, len(x), 600)] + rng.normal(0, 0.01, (600, 4))
+    ref = Reference.from_arrays(rows, scores=clf.predict_proba(rows))
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(ref, {"detectors": [{"kind": "output_repeats"}]})
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("output_repeats:")]
+    assert len(said) == 1 and "600 rows" in said[0] and "horizon_rows: 300" in said[0]
+    assert mon.detectors[0].reference_ratio is None
+    mon.close()
+    fixed = _monitor(ref, {"detectors": [{"kind": "output_repeats", "horizon_rows": 300}]})
+    assert fixed.detectors[0].reference_ratio is not None
+    fixed.close()

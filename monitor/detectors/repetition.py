@@ -298,6 +298,14 @@ class OutputRepeatDetector(RefreshingDetector):
         scores = None if reference is None else reference.scores
         if scores is not None and len(reference) > self.horizon_rows and len(reference) == np.asarray(scores).shape[0]:  # type: ignore[arg-type]
             self._reference_ratio = self._reference_share(reference)
+        elif scores is not None and len(reference) <= self.horizon_rows:  # type: ignore[arg-type]
+            import logging
+
+            logging.getLogger("monitor").warning(
+                "output_repeats: the reference has %d rows, not more than horizon_rows (%d): the share of repeated "
+                "outputs is not measured on it (monitor_output_repeat_reference_ratio absent, so ModelOutputsRepeated "
+                "cannot fire). Fix: a reference of more than %d rows, or horizon_rows: %d (below its length)",
+                len(reference), self.horizon_rows, self.horizon_rows, max(1, len(reference) // 2))  # type: ignore[arg-type]
         self._reset()
 
     def _reference_share(self, reference: "Reference") -> float:
