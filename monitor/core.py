@@ -462,10 +462,12 @@ class Monitor:
     # -- the worker's side -----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
         """Process everything queued so far, synchronously (tests, batch jobs, before exit), and
-        bring every exported figure up to date."""
+        bring every exported figure up to date: as of exactly the events processed, as a rule
+        tick sees them (queries the probing detector holds to batch its similarity step are
+        analysed, throttled figures recomputed)."""
         self.worker.drain_once()
         with self._lock:
-            self.pipeline.export_pending()
+            self.pipeline.export_exact()
 
     def export_for_scrape(self) -> None:
         """Bring the exported figures up to the last processed event, without draining the queue

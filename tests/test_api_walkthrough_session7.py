@@ -481,3 +481,30 @@ def test_a_reference_shorter_than_the_repeat_horizon_is_said(caplog: pytest.LogC
     fixed = _monitor(ref, {"detectors": [{"kind": "output_repeats", "horizon_rows": 300}]})
     assert fixed.detectors[0].reference_ratio is not None
     fixed.close()
+
+
+# -- 12. flush() in a batch job -----------------------------------------------------------------------
+def test_flush_analyses_the_queries_probing_holds() -> None:
+    """A batch job (``live=False``) sends 600 queries from 6 clients within 6 s of event time
+    and calls ``flush()``, documented to "bring every exported figure up to date": the probing
+    detector still held 300 of them (``monitor_probing_pending_queries`` 300, ``analysed`` 300)
+    waiting for 64 per client or 30 s of event time, and ``suspicious_clients()`` judged half the
+    traffic."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(max_iter=3000).fit(x[:900], y[:900])
+    ref = Reference.from_arrays(x[900:1400], scores=clf.predict_proba(x[900:1400]), labels=y[900:1400])
+    mon = _monitor(ref, {"detectors": [{"kind": "probing"}]})
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        row = x[1400 + i % 397][None]
+        mon.observe(row, clf.predict_proba(row), client=f"u{i % 5}", timestamp=T0 + i * 0.01)
+        probe = (x[1400] + rng.normal(0, 0.2, 64))[None]
+        mon.observe(probe, clf.predict_proba(probe), client="attacker", timestamp=T0 + i * 0.01)
+    mon.flush()
+    assert _value(mon, "monitor_probing_pending_queries") == 0.0
+    assert _value(mon, "monitor_probing_queries_total", outcome="analysed") == 600.0
+    verdicts = mon.suspicious_clients()
+    assert len(verdicts) == 1 and verdicts[0].queries == 300
+    mon.close()
