@@ -132,20 +132,21 @@ def _input_schema(schema: Any, reference: "Reference | None") -> Any:
     """The features inputs are read as: the config's ``features``, else the reference's names.
 
     Without either the schema is learned from the first rows (``f0..`` for arrays); a
-    reference with named features (``numeric_names=``, a DataFrame's columns, a profile file)
-    would then be compared with ``f0..``: every reference feature missing live, input drift on
-    all of them. Array inputs are read in the reference's order, numeric features first, then
-    categorical ones (dict and DataFrame inputs by name). A reference whose names are the
-    defaults ``f0..f{d-1}`` imposes nothing (the learned schema is the same, and DataFrame inputs
-    keep their column names)."""
-    if schema.features or reference is None:
+    reference with named numeric features (``numeric_names=``, a DataFrame's columns, a profile
+    file) would then be compared with ``f0..``: every reference feature missing live, input drift
+    on all of them. Array inputs are read in the reference's column order (dict and DataFrame
+    inputs by name, as before). A reference with categorical features imposes nothing: its
+    column order among the numeric ones is not known (dict and DataFrame inputs, the way such
+    rows come, are read by name anyway), nor does one whose names are the defaults
+    ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names)."""
+    if schema.features or reference is None or tuple(reference.categorical_names):
         return schema
-    from monitor.schema import Feature, Schema
+    from monitor.schema import Schema
 
-    num, cat = tuple(reference.numeric_names), tuple(reference.categorical_names)
-    if not num and not cat or (not cat and num == tuple(f"f{i}" for i in range(len(num)))):
+    num = tuple(reference.numeric_names)
+    if not num or num == tuple(f"f{i}" for i in range(len(num))):
         return schema
-    return Schema(tuple(Feature(n) for n in num) + tuple(Feature(c, "categorical") for c in cat))
+    return Schema.numeric(num)
 
 
 def _decoded_reference(reference: "Reference | None", output: Any) -> "Reference | None":

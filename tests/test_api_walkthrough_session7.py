@@ -508,3 +508,18 @@ def test_flush_analyses_the_queries_probing_holds() -> None:
     verdicts = mon.suspicious_clients()
     assert len(verdicts) == 1 and verdicts[0].queries == 300
     mon.close()
+
+
+def test_a_reference_with_categorical_features_leaves_the_schema_to_the_inputs(cancer: dict) -> None:
+    """Its column order among the numeric features is unknown, so array rows are not read by
+    it; DataFrame rows are read by their column names and meet the reference's features."""
+    cols = list(cancer["frame"].columns[:3])
+    ref_df = cancer["x_ref"][cols].copy()
+    ref_df["site"] = np.where(np.arange(len(ref_df)) % 3 == 0, "A", "B")
+    mon = _monitor(Reference.from_arrays(ref_df), {"detectors": [{"kind": "data_quality"}]})
+    assert mon.input_schema.features == ()
+    live = cancer["x_live"][cols].copy()
+    live["site"] = np.where(np.arange(len(live)) % 2 == 0, "A", "C")  # "C" was never seen
+    _stream(mon, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
+    assert _value(mon, "monitor_data_invalid_ratio", feature="site", reason="unseen_category") == pytest.approx(0.5, abs=0.01)
+    mon.close()
