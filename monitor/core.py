@@ -286,7 +286,8 @@ class Monitor:
             tick_s = min(cfg.rules.interval_s, self.rules.min_interval_s)
         self.pipeline: Pipeline = Pipeline(
             self.store,
-            BatchBuilder(self.input_schema, cfg.output),
+            BatchBuilder(self.input_schema, cfg.output, reference_names=() if self.reference is None else
+                         tuple(self.reference.numeric_names) + tuple(self.reference.categorical_names)),
             self.detectors,
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,

@@ -45,8 +45,12 @@ def _is_dataframe(obj: Any) -> bool:
 class BatchBuilder:
     """Converts events for one model. Learns the schema from the first rows if none is configured."""
 
-    def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None) -> None:
+    def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
+                 reference_names: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
+        #: The reference's feature names: a schema learned from the inputs that shares none of
+        #: them is said once (every reference feature would read as missing live)
+        self.reference_names = tuple(reference_names)
         self.output = output
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
@@ -192,6 +196,7 @@ class BatchBuilder:
         if self.schema is None:
             try:
                 self.schema = self._learn_schema(events[0][2])
+                _check_reference_names(self.schema, self.reference_names)
             except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
                 result.rejected["wrong_type"] = 1
                 result.rows_per_event.append(0)
@@ -359,6 +364,20 @@ def guess_rows(inputs: Any) -> int:
     except Exception:  # noqa: BLE001
         pass
     return 1
+
+
+def _check_reference_names(schema: Schema, reference_names: tuple[str, ...]) -> None:
+    """Said once, when the schema is learned: inputs whose features share no name with the
+    reference's (a reference of unnamed arrays, ``f0..``, and DataFrame inputs; or the reverse)."""
+    if not reference_names or set(schema.names) & set(reference_names):
+        return
+    import logging
+
+    logging.getLogger("monitor").warning(
+        "the inputs' features (%s) share no name with the reference's (%s): every reference feature reads as "
+        "missing live, and input drift and data quality compare nothing. Fix: list the features in the config "
+        "(features:), or name the reference's columns as the inputs name them (Reference.from_arrays(..., "
+        "numeric_names=...), or pass the DataFrame itself)", _short(", ".join(schema.names)), _short(", ".join(reference_names)))
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})

@@ -523,3 +523,23 @@ def test_a_reference_with_categorical_features_leaves_the_schema_to_the_inputs(c
     _stream(mon, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
     assert _value(mon, "monitor_data_invalid_ratio", feature="site", reason="unseen_category") == pytest.approx(0.5, abs=0.01)
     mon.close()
+
+
+def test_inputs_that_share_no_feature_name_with_the_reference_are_said(cancer: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """A reference of unnamed arrays (``f0..``) and DataFrame inputs (named columns): every
+    reference feature read as missing live and input drift flagged them all, silently."""
+    cols = list(cancer["frame"].columns[:4])
+    ref = Reference.from_arrays(cancer["x_ref"][cols].to_numpy())  # f0..f3
+    live = cancer["x_live"][cols]
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(ref, {"detectors": [{"kind": "data_quality"}]})
+        _stream(mon, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
+    said = [r.getMessage() for r in caplog.records if "share no name with the reference" in r.getMessage()]
+    assert len(said) == 1 and "f0" in said[0] and "features:" in said[0]
+    mon.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        named = _monitor(Reference.from_arrays(cancer["x_ref"][cols]), {"detectors": [{"kind": "data_quality"}]})
+        _stream(named, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
+    assert not [r for r in caplog.records if "share no name" in r.getMessage()]
+    named.close()
