@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
 from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.queue import EventQueue
+from monitor.reference_view import detector_reference, input_schema
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -112,87 +113,6 @@ def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
         return mon
 
 
-def _named_reference(reference: "Reference | None", classes: tuple[str, ...]) -> "Reference | None":
-    """The reference the detectors calibrate on: given the config's ``output.classes`` when its
-    labels are class names and it names no classes itself (``Reference.from_arrays(X, scores=p,
-    labels=y)`` with ``y`` of names), so that they map to score columns. Only then: the monitor
-    keeps (and checkpoints) the reference as given, and a reference that names its classes or
-    labels its rows by index is passed on as it is."""
-    labels = None if reference is None else reference.labels
-    if reference is None or labels is None or reference.classes or not classes:
-        return reference
-    if getattr(labels, "dtype", None) is None or labels.dtype.kind not in "OUS":
-        return reference
-    import dataclasses
-
-    return dataclasses.replace(reference, classes=tuple(classes))
-
-
-def _input_schema(schema: Any, reference: "Reference | None") -> Any:
-    """The features inputs are read as: the config's ``features``, else the reference's names.
-
-    Without either the schema is learned from the first rows (``f0..`` for arrays); a
-    reference with named numeric features (``numeric_names=``, a DataFrame's columns, a profile
-    file) would then be compared with ``f0..``: every reference feature missing live, input drift
-    on all of them. Array inputs are read in the reference's column order (dict and DataFrame
-    inputs by name, as before). A reference with categorical features imposes nothing: its
-    column order among the numeric ones is not known (dict and DataFrame inputs, the way such
-    rows come, are read by name anyway), nor does one whose names are the defaults
-    ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names)."""
-    if schema.features or reference is None or tuple(reference.categorical_names):
-        return schema
-    from monitor.schema import Schema
-
-    num = tuple(reference.numeric_names)
-    if not num or num == tuple(f"f{i}" for i in range(len(num))):
-        return schema
-    return Schema.numeric(num)
-
-
-def _decoded_reference(reference: "Reference | None", output: Any) -> "Reference | None":
-    """The reference with its scores as the detectors read them: class probabilities ``(n, k)``.
-
-    A reference holds "the model's outputs on these rows", and for a model configured with
-    ``output.kind: logits`` or ``output.samples_axis: true`` those are logits or per-member
-    outputs ``(n, samples, k)``: they are decoded as live outputs are (softmax / sigmoid, the
-    members' mean), instead of logits being read as probabilities (ATC at 0, a reference
-    accuracy of the wrong column) or members refused. Scores that already are probabilities
-    (every row in [0, 1] summing to one, or one column in [0, 1]) are kept as given."""
-    scores = None if reference is None else reference.scores
-    if scores is None or not output.is_classifier or output.kind == "labels":
-        return reference
-    import numpy as np
-
-    x = np.asarray(scores, dtype=np.float64)
-    if output.samples_axis:
-        if x.ndim != 3:
-            return reference
-    elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
-        return reference
-    elif _are_probabilities(x):
-        return reference
-    import dataclasses
-
-    from monitor.outputs import ClassIndex, decode_outputs
-
-    decoded = decode_outputs(x, output, ClassIndex(output.classes))
-    return dataclasses.replace(reference, scores=decoded.scores)
-
-
-def _are_probabilities(x: Any) -> bool:
-    import numpy as np
-
-    finite = x[np.isfinite(x)]
-    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
-        return False
-    if x.ndim == 1 or x.shape[1] == 1:
-        return True
-    from monitor.outputs import SUM_TOLERANCE
-
-    sums = x.sum(axis=1)
-    return bool(np.all(np.abs(sums[np.isfinite(sums)] - 1.0) <= SUM_TOLERANCE))
-
-
 class Monitor:
     """Watches one model.
 
@@ -265,8 +185,9 @@ class Monitor:
         self.store.set("monitor_queue_capacity", cfg.queue.capacity)
         self.store.set("monitor_queue_depth", 0)
         self.reference = reference if reference is not None else self._load_reference()
-        #: The input features: the config's, else the reference's named ones (see :func:`_input_schema`).
-        self.input_schema = _input_schema(cfg.schema, self.reference)
+        #: The input features: the config's, else the reference's named ones (see
+        #: :func:`monitor.reference_view.input_schema`).
+        self.input_schema = input_schema(cfg.schema, self.reference)
         if detectors is not None:
             _check_detectors(detectors)
         self.detectors = detectors if detectors is not None else self._build_detectors()
@@ -368,7 +289,7 @@ class Monitor:
         cfg = self.config
         ctx = DetectorContext(self.input_schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
         specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
-        reference = _decoded_reference(_named_reference(self.reference, cfg.output.classes), cfg.output)
+        reference = detector_reference(self.reference, cfg.output)
         ref_classes = tuple(getattr(reference, "classes", ()) or ())
         if ref_classes and cfg.output.classes and ref_classes[:len(cfg.output.classes)] != tuple(cfg.output.classes):
             # the class label of monitor_predicted_class_total comes from the config, that of the

@@ -1,0 +1,105 @@
+"""The reference as the monitor uses it: the detectors' view of it and the input features it names.
+
+A reference holds "held-out rows with the model's outputs on them", in whatever form the user
+had at hand (labels as class names, outputs as logits or per-member samples, named columns).
+The detectors need class probabilities ``(n, k)`` and labels they can map to score columns, and
+array inputs need a column order: these functions derive both without changing the reference the
+monitor keeps and checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.schema import OutputSpec
+    from monitor.reference import Reference
+
+__all__ = ["detector_reference", "input_schema"]
+
+
+def detector_reference(reference: "Reference | None", output: "OutputSpec") -> "Reference | None":
+    """The reference the detectors are built on: its labels mapped through the config's classes
+    when it names none (:func:`_named`), its scores decoded as live outputs are (:func:`_decoded`)."""
+    return _decoded(_named(reference, output.classes), output)
+
+
+def _named(reference: "Reference | None", classes: tuple[str, ...]) -> "Reference | None":
+    """The reference the detectors calibrate on: given the config's ``output.classes`` when its
+    labels are class names and it names no classes itself (``Reference.from_arrays(X, scores=p,
+    labels=y)`` with ``y`` of names), so that they map to score columns. Only then: the monitor
+    keeps (and checkpoints) the reference as given, and a reference that names its classes or
+    labels its rows by index is passed on as it is."""
+    labels = None if reference is None else reference.labels
+    if reference is None or labels is None or reference.classes or not classes:
+        return reference
+    if getattr(labels, "dtype", None) is None or labels.dtype.kind not in "OUS":
+        return reference
+    import dataclasses
+
+    return dataclasses.replace(reference, classes=tuple(classes))
+
+
+def input_schema(schema: Any, reference: "Reference | None") -> Any:
+    """The features inputs are read as: the config's ``features``, else the reference's names.
+
+    Without either the schema is learned from the first rows (``f0..`` for arrays); a
+    reference with named numeric features (``numeric_names=``, a DataFrame's columns, a profile
+    file) would then be compared with ``f0..``: every reference feature missing live, input drift
+    on all of them. Array inputs are read in the reference's column order (dict and DataFrame
+    inputs by name, as before). A reference with categorical features imposes nothing: its
+    column order among the numeric ones is not known (dict and DataFrame inputs, the way such
+    rows come, are read by name anyway), nor does one whose names are the defaults
+    ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names)."""
+    if schema.features or reference is None or tuple(reference.categorical_names):
+        return schema
+    from monitor.schema import Schema
+
+    num = tuple(reference.numeric_names)
+    if not num or num == tuple(f"f{i}" for i in range(len(num))):
+        return schema
+    return Schema.numeric(num)
+
+
+def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
+    """The reference with its scores as the detectors read them: class probabilities ``(n, k)``.
+
+    A reference holds "the model's outputs on these rows", and for a model configured with
+    ``output.kind: logits`` or ``output.samples_axis: true`` those are logits or per-member
+    outputs ``(n, samples, k)``: they are decoded as live outputs are (softmax / sigmoid, the
+    members' mean), instead of logits being read as probabilities (ATC at 0, a reference
+    accuracy of the wrong column) or members refused. Scores that already are probabilities
+    (every row in [0, 1] summing to one, or one column in [0, 1]) are kept as given."""
+    scores = None if reference is None else reference.scores
+    if scores is None or not output.is_classifier or output.kind == "labels":
+        return reference
+    import numpy as np
+
+    x = np.asarray(scores, dtype=np.float64)
+    if output.samples_axis:
+        if x.ndim != 3:
+            return reference
+    elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
+        return reference
+    elif _are_probabilities(x):
+        return reference
+    import dataclasses
+
+    from monitor.outputs import ClassIndex, decode_outputs
+
+    decoded = decode_outputs(x, output, ClassIndex(output.classes))
+    return dataclasses.replace(reference, scores=decoded.scores)
+
+
+def _are_probabilities(x: Any) -> bool:
+    import numpy as np
+
+    finite = x[np.isfinite(x)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        return False
+    if x.ndim == 1 or x.shape[1] == 1:
+        return True
+    from monitor.outputs import SUM_TOLERANCE
+
+    sums = x.sum(axis=1)
+    return bool(np.all(np.abs(sums[np.isfinite(sums)] - 1.0) <= SUM_TOLERANCE))
