@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from monitor.server import forward
 from monitor.server.forward import ForwardReceiver
 from tests.sidecar_support import quiet_factory, sample, start_sidecar
@@ -132,3 +134,18 @@ def test_categorical_value_codes_are_bounded_in_number_and_in_text():
     assert max(map(len, map(str, _CODES))) <= 300  # of 20,000,000 characters seen
     assert np.array_equal(first, _text_codes(long_values.copy()))  # the same value, the same code
     _CODES.clear()
+
+
+def test_probing_client_ids_are_bounded_in_text_and_still_tell_clients_apart():
+    """The decorator hands client ids to the probing detector as the caller gives them (the event
+    format cuts them, the decorator does not): long ids are tracked by digest."""
+    from monitor.detectors.probing.clients import ClientTable
+    from monitor.labels import MAX_ID_CHARS
+
+    table = ClientTable(100, salt="s", raw_ids=True)
+    ids = np.array(["k" * 100_000 + str(i) for i in range(50)] + ["short"], dtype=object)
+    first = table.lookup(ids).slots
+    assert len(set(first.tolist())) == 51  # every client its own slot
+    assert table.lookup(ids).slots.tolist() == first.tolist()  # and the same one when seen again
+    assert max(len(k) for k in table._lru) <= MAX_ID_CHARS + 1
+    assert table.slot_of("k" * 100_000 + "7") == first[7] and table.slot_of("short") == first[50]

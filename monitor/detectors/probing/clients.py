@@ -5,6 +5,8 @@ Per-client state must stay bounded whatever the traffic, because client ids come
 seen one is evicted when a new one arrives (and the evictions are counted, so that a Sybil flood
 shows up instead of silently erasing state), and each client keeps at most ``history`` queries in
 ring buffers that grow on demand (a client that sent 10 queries costs 10 rows, not ``history``).
+Ids longer than :data:`monitor.labels.MAX_ID_CHARS` are tracked by digest (as the label joiner
+keeps request ids), so that 10,000 clients cannot hold gigabytes of id text.
 
 Ids leave the process (metrics, the sidecar API) only as salted hashes unless raw ids are
 allowed, so that an exported top-k never leaks an API key or an IP address.
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from monitor.labels import MAX_ID_CHARS, id_key
 
 __all__ = ["ClientTable", "ClientRing", "Lookup", "hash_client_id"]
 
@@ -107,6 +111,7 @@ class ClientTable:
 
     def slot_of(self, client: str) -> int | None:
         """Slot of a raw client id, or None when it is not tracked."""
+        client = id_key(client) if len(client) > MAX_ID_CHARS else client
         slot = self._lru.get(client)
         if slot is None and self._restored:
             slot = self._lru.get(_PLACEHOLDER + hash_client_id(client, self.salt))
@@ -126,6 +131,8 @@ class ClientTable:
             s = seen.get(c)
             if s is None:
                 key = "anonymous" if c is None else (c if isinstance(c, str) else str(c))
+                if len(key) > MAX_ID_CHARS:  # ids come from callers: bounded in length as in number
+                    key = id_key(key)
                 s = lru.get(key)
                 if s is None:
                     s = self._adopt(key)
