@@ -69,6 +69,7 @@ class ForwardReceiver:
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
+        self._said: set[str] = set()  # refusal reasons already logged (once each: no one gets a 4xx)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -149,9 +150,13 @@ class ForwardReceiver:
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             except EventFormatError as err:
                 sidecar.count_refused(ENDPOINT, err.reason)
+                self._say(err.reason, str(err))
                 continue
             except IntakeError as err:
                 sidecar.count_refused(ENDPOINT, err.reason)
+                self._say(err.reason, str(err) + (
+                    ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
+                    if err.reason in ("unknown_model", "missing_model") else ""))
                 continue
             items.append((mon, parsed.event))
         if not items:
@@ -167,6 +172,16 @@ class ForwardReceiver:
             counts[mon] = counts.get(mon, 0) + 1
         for mon, n in counts.items():
             mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
+
+    def _say(self, reason: str, what: str) -> None:
+        """Log the first refusal of each reason with what was wrong: a forwarding worker gets no
+        answer, so a misnamed model (a typo in ``ForwardingMonitor("irsi")``) would otherwise
+        show only as a counter while every event it sends is refused."""
+        if reason in self._said or len(self._said) >= _MAX_REASONS:
+            return
+        self._said.add(reason)
+        log.warning("forwarded events refused (%s): %s; counted in monitor_intake_events_refused_total"
+                    "{endpoint=\"forward\",reason=\"%s\"}, further ones without a log line", reason, what, reason)
 
     def _account(self, msg: dict[str, Any]) -> None:
         sender_id = msg.get("sender")

@@ -158,7 +158,11 @@ def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
     return [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in columns.items()} for i in range(n)]
 
 
-def _seldon_data(data: Any, field: str) -> Any:
+def _seldon_data(data: Any, field: str, *, named_rows: bool = True) -> Any:
+    """The rows of a Seldon ``data`` object. With ``named_rows`` (inputs) rows whose length
+    matches ``names`` become ``{name: value}`` dicts (the features by name); outputs keep their
+    rows as lists, because there ``names`` label the output columns (``t:0``, ``t:1``... or the
+    class names) and a dict row is not a row of scores."""
     import numpy as np
 
     if not isinstance(data, dict):
@@ -179,7 +183,7 @@ def _seldon_data(data: Any, field: str) -> Any:
             raise PayloadError(f"{field}.tensor.shape", "must have at least one dimension (the rows), got []", "bad_shape")
     else:
         raise PayloadError(field, "has neither ndarray nor tensor (jsonData/strData are not monitored)", "unsupported_payload")
-    if isinstance(names, list) and names and isinstance(rows, (list, np.ndarray)) and len(rows) and \
+    if named_rows and isinstance(names, list) and names and isinstance(rows, (list, np.ndarray)) and len(rows) and \
             isinstance(rows[0], (list, np.ndarray)) and len(rows[0]) == len(names):
         for i, r in enumerate(rows):
             if not isinstance(r, (list, np.ndarray)) or len(r) != len(names):
@@ -230,7 +234,7 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
     if "outputs" in body:
         return body["outputs"]
     if "data" in body:
-        return _seldon_data(body["data"], "data")
+        return _seldon_data(body["data"], "data", named_rows=False)
     raise PayloadError("outputs", "no outputs found: expected OIP v2 outputs, v1 predictions or Seldon data", "missing_outputs")
 
 

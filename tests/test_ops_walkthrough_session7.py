@@ -1,0 +1,109 @@
+"""Defects a platform team hit in session 7's walkthrough of the sidecar in production (README
+"The sidecar", examples/monitor.yaml, ``monitor serve``): a multi-model config behind tokens, the
+proxy on its own port, KServe's and Seldon's CloudEvents, forwarding workers, SIGTERM, kill -9,
+corrupt checkpoints and a real Alertmanager.
+
+Each test reproduces what the team did, on real sockets on 127.0.0.1, and fails on the code as it
+was before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, total, wait_until
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+IRIS = {"features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        "output": {"kind": "probabilities", "classes": CLASSES}}
+TWO_MODELS = {**IRIS, "models": [{"model": "iris"}, {"model": "iris2"}]}
+
+
+def _seldon(ce_id: str, ce_type: str, model: str) -> dict[str, str]:
+    """The headers Seldon Core's request logger sends (binary-mode CloudEvents)."""
+    return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": ce_id, "Ce-Type": ce_type,
+            "Ce-Source": f"http://{model}-default.models:8000/", "Ce-Inferenceservicename": model}
+
+
+# -- Seldon responses name their output columns ---------------------------------------------------
+def test_a_seldon_response_with_names_is_monitored_and_its_feedback_joined(tmp_path: Path) -> None:
+    """Seldon's responses carry ``data.names`` for their output columns (``t:0``, ``t:1``... or the
+    class names). The sidecar read those rows as ``{name: score}`` dicts, as it reads named input
+    rows, and the model refused every one (``monitor_rows_rejected_total{reason="non_numeric_output"}``):
+    no Seldon prediction was ever monitored and every feedback counted ``unknown_id``."""
+    s = start_sidecar(TWO_MODELS, tmp_path, factory=quiet_factory())
+    try:
+        for puid, names in (("p-1", CLASSES), ("p-2", ["t:0", "t:1", "t:2"])):
+            r = http("POST", s.url + "/v1/cloudevents",
+                     {"data": {"names": IRIS["features"], "ndarray": [[5.1, 3.5, 1.4, 0.2]]}},
+                     _seldon(puid, "io.seldon.serving.inference.request", "iris2"))
+            assert r.status == 202, r.body
+            r = http("POST", s.url + "/v1/cloudevents",
+                     {"data": {"names": names, "ndarray": [[0.9, 0.05, 0.05]]}, "meta": {"puid": puid}},
+                     _seldon(puid, "io.seldon.serving.inference.response", "iris2"))
+            assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        s.flush()
+        for puid in ("p-1", "p-2"):
+            r = http("POST", s.url + "/v1/cloudevents",
+                     {"response": {"meta": {"puid": puid}}, "truth": {"data": {"ndarray": [[1, 0, 0]]}}},
+                     _seldon(f"fb-{puid}", "io.seldon.serving.feedback", "iris2"))
+            assert r.status == 202, r.body
+        s.flush()
+        text = s.metrics()
+        assert total(text, "monitor_rows_rejected_total", model="iris2") == 0
+        assert sample(text, "monitor_predictions_total", model="iris2") == 2
+        assert sample(text, "monitor_feedback_labels_total", model="iris2", outcome="joined") == 2
+        assert total(text, "monitor_feedback_labels_total", model="iris2", outcome="unknown_id") == 0
+    finally:
+        s.close()
+
+
+# -- forwarding workers that name no served model --------------------------------------------------
+def test_forwarded_events_for_a_model_not_served_are_logged_once_with_the_fix(tmp_path: Path, caplog) -> None:
+    """A worker's ``ForwardingMonitor("irsi")`` (a typo) sends datagrams nobody answers: every
+    event was refused and counted in ``monitor_intake_events_refused_total{endpoint="forward",
+    reason="unknown_model"}``, with nothing in the log; the worker's own counters said all sent."""
+    from monitor.forwarding import ForwardingMonitor
+
+    sock = str(tmp_path / "fwd.sock")
+    s = start_sidecar({**TWO_MODELS, "server": {"forward": {"unix": sock}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            fm = ForwardingMonitor("irsi", f"unix://{sock}", start=False)
+            for _ in range(2):
+                for _ in range(20):
+                    fm.observe([[5.1, 3.5, 1.4, 0.2]], [[0.9, 0.05, 0.05]])
+                fm.flush()
+            assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="forward",
+                                            reason="unknown_model") == 40)
+            fm.close()
+        said = [r.getMessage() for r in caplog.records if "forwarded events refused" in r.getMessage()]
+        assert len(said) == 1, said  # once, not once per datagram or event
+        assert "'irsi'" in said[0] and "iris, iris2" in said[0] and "ForwardingMonitor(model=" in said[0]
+        assert 'reason="unknown_model"' in said[0]
+    finally:
+        s.close()
+
+
+def test_malformed_forwarded_events_are_logged_once_per_reason(tmp_path: Path, caplog) -> None:
+    """An event without outputs in a datagram is refused and counted; the first of each reason is
+    now said in the log with the field, as the HTTP intake answers it in its 400."""
+    sock = str(tmp_path / "m.sock")
+    s = start_sidecar({**IRIS, "model": "iris", "server": {"forward": {"unix": sock}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            for seq in (1, 2):
+                c.sendto(json.dumps({"v": 1, "sender": "w", "seq": seq, "events": [{"inputs": [1, 2, 3, 4]}]}).encode(), sock)
+            c.close()
+            assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="forward",
+                                            reason="missing_outputs") == 2)
+        said = [r.getMessage() for r in caplog.records if "forwarded events refused (missing_outputs)" in r.getMessage()]
+        assert len(said) == 1 and "outputs" in said[0], said
+    finally:
+        s.close()
