@@ -107,3 +107,26 @@ def test_malformed_forwarded_events_are_logged_once_per_reason(tmp_path: Path, c
         assert len(said) == 1 and "outputs" in said[0], said
     finally:
         s.close()
+
+
+# -- SIGTERM says what it wrote ---------------------------------------------------------------------
+def test_sigterm_logs_the_final_checkpoints_and_that_it_stopped(tmp_path: Path) -> None:
+    """After a rollout the platform team reads ``kubectl logs --previous`` to know whether the
+    final checkpoint was written before the pod's SIGKILL: the log said "signal SIGTERM: stopping
+    intake, draining, checkpointing" and nothing after it, whether the checkpoint was written,
+    failed, or never came."""
+    import signal
+
+    from tests.test_server_lifecycle import ServeProcess, Webhook, events, write_config
+
+    hook = Webhook()
+    try:
+        serve = ServeProcess(write_config(tmp_path, hook.url, rule_interval="1h"))
+        assert http("POST", serve.url + "/v1/events", events(0, 20)).status == 202
+        assert serve.stop(signal.SIGTERM) == 0
+    finally:
+        hook.close()
+    log = (tmp_path / "serve.log").read_text()
+    said = log[log.index("stopping intake"):]
+    assert f"final checkpoint: iris written to {tmp_path / 'state' / 'iris.ckpt'}" in said, said
+    assert said.rstrip().endswith("stopped"), said

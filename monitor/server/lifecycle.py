@@ -240,7 +240,17 @@ def _drain_and_checkpoint(app: "web.Application") -> None:
         except Exception:  # noqa: BLE001 - shut down the others anyway
             log.exception("draining %s failed", mon.model)
     if checkpointer is not None and sidecar.ready:
-        checkpointer.save_all(final=True)
+        saved = checkpointer.save_all(final=True)
+        # said in the log: after a rollout, `kubectl logs --previous` is the only place that tells
+        # whether the final checkpoint came before the pod's SIGKILL (nothing said so before)
+        failed = sorted(m for m, ok in saved.items() if not ok)
+        if saved:
+            (log.error if failed else log.info)(
+                "final checkpoint%s: %s", "s" if len(saved) > 1 else "",
+                ", ".join(f"{m} {'FAILED (see above)' if m in failed else 'written to ' + str(sidecar.checkpoint_paths.get(m))}"
+                          for m in sorted(saved)))
+    elif checkpointer is not None:
+        log.warning("no final checkpoint: the models had not finished loading (the previous checkpoints stay as they were)")
     deadline = sidecar.shutdown_deadline
     for mon in sidecar.all_monitors():
         try:
@@ -249,6 +259,7 @@ def _drain_and_checkpoint(app: "web.Application") -> None:
             mon.close(10.0 if deadline is None else max(0.5, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001
             log.exception("closing %s failed", mon.model)
+    log.info("stopped")
 
 
 def request_budget(shutdown_timeout: float) -> float:
