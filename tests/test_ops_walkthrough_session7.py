@@ -130,3 +130,24 @@ def test_sigterm_logs_the_final_checkpoints_and_that_it_stopped(tmp_path: Path) 
     said = log[log.index("stopping intake"):]
     assert f"final checkpoint: iris written to {tmp_path / 'state' / 'iris.ckpt'}" in said, said
     assert said.rstrip().endswith("stopped"), said
+
+
+# -- monitor config check reads the checkpoint files as monitor serve does ---------------------------
+def test_config_check_refuses_two_models_sharing_one_checkpoint_file(tmp_path: Path) -> None:
+    """A multi-model file with the single-model example's ``checkpoint: {path: state/iris.ckpt}``
+    at the top level: ``monitor config check`` said SUCCESS, ``monitor serve`` then refused to
+    start ("models 'iris' and 'iris2' would share the checkpoint")."""
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**TWO_MODELS, "checkpoint": {"path": "state/iris.ckpt"}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1, res.output
+    assert "checkpoint.path: models 'iris' and 'iris2' would share the checkpoint" in res.output
+    assert "put {model} in the path" in res.output
+    cfg.write_text(yaml.safe_dump({**TWO_MODELS, "checkpoint": {"path": "state/{model}.ckpt"}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 0 and "2 model(s): iris, iris2" in res.output, res.output

@@ -512,8 +512,8 @@ def test_config_check_says_how_to_fix_a_missing_rule_file(tmp_path: Path) -> Non
     res = CliRunner().invoke(main, ["config", "check", str(cfg)])
     assert res.exit_code == 1
     assert "rules.files: " in res.output and "core.yml: cannot read rule file: it does not exist. Fix: correct the path " \
-        "(a relative one resolves against the config file's folder); the shipped packs are in the repository's rules/ " \
-        "folder, which pip does not install" in res.output, res.output
+        "(a relative one resolves against the config file's folder); for the shipped packs, name them under rules.packs " \
+        "instead (e.g. packs: [core]; `monitor rules packs` lists them)" in res.output, res.output
 
 
 def test_replay_of_a_multi_model_config_names_the_option_to_choose_one(tmp_path: Path) -> None:

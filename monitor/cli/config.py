@@ -46,11 +46,17 @@ def _server_problems(agent: object) -> list[str]:
     from monitor.config import ConfigError
     from monitor.server.settings import settings_from
 
-    try:
-        settings_from(agent)  # type: ignore[arg-type]
-    except ConfigError as err:
-        return [f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else "")]
-    return []
+    from monitor.server.sidecar import checkpoint_paths
+
+    out: list[str] = []
+    # the checkpoint files are the sidecar's too: two models sharing one (a top-level
+    # checkpoint.path without {model} under models:) passed the check and stopped `monitor serve`
+    for check in (settings_from, checkpoint_paths):
+        try:
+            check(agent)  # type: ignore[arg-type]
+        except ConfigError as err:
+            out.append(f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+    return out
 
 
 def _file_problems(agent: object) -> list[str]:
@@ -67,8 +73,8 @@ def _file_problems(agent: object) -> list[str]:
         for f in m.rules.files:
             if not Path(f).is_file():
                 out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: it does not exist. Fix: correct the path (a relative "
-                           "one resolves against the config file's folder); the shipped packs are in the "
-                           "repository's rules/ folder, which pip does not install")
+                           "one resolves against the config file's folder); for the shipped packs, name them under rules.packs "
+                           "instead (e.g. packs: [core]; `monitor rules packs` lists them), which a pip install carries too")
                 continue
             _, errors = parse_rule_file(f)
             out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
