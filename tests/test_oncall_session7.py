@@ -12,6 +12,7 @@ own rule engine (``monitor rules test``), on the same unit-test files.
 
 from __future__ import annotations
 
+import ast as pyast
 import re
 import subprocess
 import textwrap
@@ -238,3 +239,35 @@ def test_panels_rate_only_counters_and_legends_name_labels_their_series_carry(ui
     assert labels is not None, f"{query.where}: labels unknown"
     legend = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", query.legend))
     assert legend <= labels, f"{query.where}: legend names {sorted(legend - labels)}, not on its series ({sorted(labels)})"
+
+
+def _unconditional_writes(func: "pyast.FunctionDef") -> set[str]:
+    """Metric names a method writes with ``out.set`` / ``out.inc`` outside any ``if``/loop/``try``."""
+    names: set[str] = set()
+    for stmt in func.body:
+        call = stmt.value if isinstance(stmt, pyast.Expr) else None
+        if (isinstance(call, pyast.Call) and isinstance(call.func, pyast.Attribute) and call.func.attr in ("set", "inc")
+                and call.args and isinstance(call.args[0], pyast.Constant)):
+            names.add(call.args[0].value)
+    return names
+
+
+def test_drift_detector_variable_lists_every_drift_detector() -> None:
+    # The Drift dashboard's $detector drop-down read monitor_drift_ert_events, which alibi's offline
+    # detectors (KSDrift, MMDDrift) never export: they could not be picked alone.
+    from monitor.dashboards import drift as drift_dashboard
+
+    variable = next(v for v in build.dashboards() if v.uid == drift_dashboard.UID).to_json()["templating"]["list"]
+    detector = next(v for v in variable if v["name"] == "detector")
+    metric = detector["definition"][len("label_values("):].split(",")[0].split("{")[0]
+    alarm_writers = 0
+    for path in sorted((REPO_ROOT / "monitor" / "detectors").glob("*.py")):
+        for cls in (n for n in pyast.walk(pyast.parse(path.read_text())) if isinstance(n, pyast.ClassDef)):
+            export = next((f for f in cls.body if isinstance(f, pyast.FunctionDef) and f.name == "export"), None)
+            if export is None or not any(isinstance(c, pyast.Constant) and c.value == "monitor_drift_detected"
+                                         for c in pyast.walk(export)):
+                continue
+            alarm_writers += 1
+            assert metric in _unconditional_writes(export), (
+                f"{path.name}: {cls.name}.export does not always write {metric}, which the $detector variable lists")
+    assert alarm_writers >= 2, "expected the sequential drift core and the alibi backend"

@@ -7,10 +7,14 @@ from monitor.dashboards.dashboard import Dashboard, label_variable
 from monitor.dashboards.panels import Panel, Query, Row, pack_alerts_panel, stat, timeseries
 from monitor.dashboards.promql import rate, selector, zero_fill
 
-__all__ = ["UID", "build"]
+__all__ = ["DETECTOR_VARIABLE_METRIC", "UID", "build"]
 
 UID = "monitor-drift"
 _DETECTOR = 'detector=~"$detector"'
+#: The series the detector variable lists: the one every drift detector exports unconditionally
+#: (monitor_drift_ert_events is only the sequential ones': alibi's offline KSDrift / MMDDrift were
+#: missing from the drop-down).
+DETECTOR_VARIABLE_METRIC = "monitor_drift_detected"
 _FEATURE = 'feature=~"$feature"'
 
 
@@ -88,5 +92,5 @@ def build() -> Dashboard:
     return Dashboard(UID, "Model monitor / Drift & data quality",
                      "Input and output drift per feature and multivariate, with explanations, and data quality.",
                      tuple(i for i in items if i is not None),
-                     variables=(label_variable("detector", "Detector", "monitor_drift_ert_events"),
+                     variables=(label_variable("detector", "Detector", DETECTOR_VARIABLE_METRIC),
                                 label_variable("feature", "Feature", "monitor_drift_feature_score_ratio")))
