@@ -6,7 +6,9 @@ fails when an alert has no runbook or a runbook has no alert.
 
 from __future__ import annotations
 
-__all__ = ["RUNBOOKS", "RUNBOOK_BASE", "runbook_url", "markdown"]
+import re
+
+__all__ = ["RUNBOOKS", "RUNBOOK_BASE", "runbook_url", "markdown", "readable"]
 
 RUNBOOK_BASE = "https://github.com/model-monitor/model-monitor/blob/main/README.md#"
 
@@ -38,7 +40,7 @@ RUNBOOKS: dict[str, str] = {
     # drift
     "ModelInputDrift": "The alert names the top features and what changed (scaled, shifted, missing). Check the upstream source of those features (unit changes, a new pipeline, a broken sensor); if the change is real and lasting, rebuild the reference and consider retraining.",
     "ModelOutputDrift": "The model's outputs drifted: read the channel named (predicted_class, max_score, value) and correlate with input drift.",
-    "ModelMultivariateDrift": "The joint distribution of the inputs changed (PCA reconstruction error) even if each feature alone looks normal: look for broken correlations between features (a join that mixes rows, a feature from another entity).",
+    "ModelMultivariateDrift": "The joint distribution of the inputs changed even if each feature alone looks normal (pca_drift: the PCA reconstruction error; alibi_drift: the alibi-detect test configured): the Drift & data quality dashboard's \"Multivariate score against its threshold\" panel shows since when. Look for broken correlations between features (a join that mixes rows, a feature from another entity).",
     "ModelFeaturesDriftedOverWindow": "Several features differ significantly and materially over the window: check the per-feature effect sizes in the Drift dashboard and the common upstream of those features.",
     # data quality
     "ModelFeatureMissingValues": "Missing values rose for the named feature: check its upstream source or join; the model may be imputing silently.",
@@ -58,12 +60,45 @@ def runbook_url(alert: str) -> str:
     return RUNBOOK_BASE + alert.lower()
 
 
+_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_BLOCK_START = re.compile(r"^(with|range|if)\b")
+
+
+def readable(description: str) -> str:
+    """An alert's description template as on-call reads it in the README, not as Go templates.
+
+    ``{{ $labels.x }}`` becomes ``‹x›``, ``{{ $value ... }}`` ``‹value›``, and a ``with`` /
+    ``range`` / ``if`` block (a query's result spliced in) ``‹given in the alert›``: the page
+    itself carries the rendered text. Guillemets, not ``<x>``, which Markdown takes for HTML tags
+    and hides.
+    """
+    out: list[str] = []
+    depth, pos = 0, 0
+    for match in _ACTION.finditer(description):
+        action = match.group(1)
+        if depth == 0:
+            out.append(description[pos:match.start()])
+        pos = match.end()
+        if _BLOCK_START.match(action):
+            if depth == 0:
+                out.append("‹given in the alert›")
+            depth += 1
+        elif action == "end":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            label = re.match(r"\$labels\.(\w+)", action)
+            out.append(f"‹{label.group(1)}›" if label else "‹value›" if action.startswith("$value") else "‹…›")
+    out.append(description[pos:] if depth == 0 else "")
+    return re.sub(r"\s+", " ", "".join(out)).strip()
+
+
 def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
     """The README's runbooks: ``alerts`` maps name -> (pack file, severity, description)."""
     out = []
     for name in sorted(alerts):
         pack, severity, description = alerts[name]
-        out.append(f"### {name}\n\n`{pack}`, severity `{severity}`. {description.strip()}\n\n**First steps:** {RUNBOOKS[name]}\n")
+        out.append(f"### {name}\n\n`{pack}`, severity `{severity}`. {readable(description)}\n\n"
+                   f"**First steps:** {RUNBOOKS[name]}\n")
     return "\n".join(out)
 
 

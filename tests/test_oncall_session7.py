@@ -271,3 +271,16 @@ def test_drift_detector_variable_lists_every_drift_detector() -> None:
             assert metric in _unconditional_writes(export), (
                 f"{path.name}: {cls.name}.export does not always write {metric}, which the $detector variable lists")
     assert alarm_writers >= 2, "expected the sequential drift core and the alibi backend"
+
+
+def test_readme_runbooks_read_as_text_not_go_templates() -> None:
+    # The runbooks showed each description's raw template: ModelFeatureStuck's read "for {{ with
+    # printf "monitor_data_stuck_run_rows{model=%q,..." | query }}{{ with first . }}{{ value . }}
+    # {{ end }}{{ end }} consecutive rows".
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("<!-- runbooks:start -->"):readme.index("<!-- runbooks:end -->")]
+    assert "{{" not in section and "}}" not in section
+    assert "`‹feature›` has repeated the same value for ‹given in the alert› consecutive rows" in section
+    assert "<value>" not in section, "Markdown hides <value> as an HTML tag"
+    nested = 'a {{ with query "x" }}{{ range . }}{{ .Value }}{{ end }}{{ end }} b {{ $labels.model }} {{ $value | humanize }}.'
+    assert runbooks.readable(nested) == "a ‹given in the alert› b ‹model› ‹value›."
