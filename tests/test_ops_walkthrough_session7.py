@@ -151,3 +151,27 @@ def test_config_check_refuses_two_models_sharing_one_checkpoint_file(tmp_path: P
     cfg.write_text(yaml.safe_dump({**TWO_MODELS, "checkpoint": {"path": "state/{model}.ckpt"}}))
     res = CliRunner().invoke(main, ["config", "check", str(cfg)])
     assert res.exit_code == 0 and "2 model(s): iris, iris2" in res.output, res.output
+
+
+# -- a batch that can never fit is 413, not "retry" ----------------------------------------------
+def test_a_batch_larger_than_the_queue_is_413_not_a_retry_for_ever(tmp_path: Path) -> None:
+    """``queue.capacity: 20`` (or ``server.max_queued_events: 30``) and a batch of 25 (35) events
+    in one request: the answer was 429 "the queue of model 'iris' is full (0/20); retry after a
+    short delay" (503 "holds 0 queued events") with Retry-After: 1, on an empty queue, so a client
+    that honours it retried for ever. A batch that fits still gets 429 when the queue is full."""
+    row = {"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}
+    s = start_sidecar({**IRIS, "model": "iris", "queue": {"capacity": 20}, "server": {"max_queued_events": 30}},
+                      tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        for n, setting in ((25, "queue.capacity 20"), (35, "server.max_queued_events 30")):
+            r = http("POST", s.url + "/v1/events", [row] * n)
+            assert r.status == 413 and "retry-after" not in r.headers, (r.status, r.body)
+            body = r.json()
+            assert body["reason"] == "too_many_events" and setting in body["error"] and "split the batch" in body["error"]
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", endpoint="events", reason="too_many_events") == 60
+        assert http("POST", s.url + "/v1/events", [row] * 15).status == 202
+        r = http("POST", s.url + "/v1/events", [row] * 10)  # fits the queue, not what is left of it
+        assert r.status == 429 and r.headers.get("retry-after") == "1" and r.json()["reason"] == "queue_full"
+    finally:
+        s.close()

@@ -62,6 +62,19 @@ class Admission:
     def check(self, wanted: Mapping["Monitor", int], all_monitors: Iterable["Monitor"]) -> None:
         """Raise :class:`IntakeError` (429 or 503) unless every ``wanted[m]`` events fit."""
         total = sum(wanted.values())
+        # a batch larger than the bound itself never fits, however long the client waits: 413
+        # (do not retry: split), not 429/503 with Retry-After, which a client retries for ever
+        if total > self.max_queued_events:
+            raise IntakeError(413, "events", f"{total} events in one request are more than the sidecar queues in all "
+                                             f"(server.max_queued_events {self.max_queued_events}), so no retry can "
+                                             "succeed; split the batch or raise server.max_queued_events",
+                              "too_many_events", events=total)
+        for mon, n in wanted.items():
+            if n > mon.queue.capacity:
+                raise IntakeError(413, "events", f"{n} events for model {mon.model!r} in one request are more than its "
+                                                 f"queue holds (queue.capacity {mon.queue.capacity}), so no retry can "
+                                                 "succeed; split the batch or raise queue.capacity",
+                                  "too_many_events", events=total)
         queued = sum(len(m.queue) for m in all_monitors)
         if queued + total > self.max_queued_events:
             raise IntakeError(503, "events", f"the sidecar holds {queued} queued events (limit {self.max_queued_events}); "
