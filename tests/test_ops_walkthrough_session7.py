@@ -175,3 +175,32 @@ def test_a_batch_larger_than_the_queue_is_413_not_a_retry_for_ever(tmp_path: Pat
         assert r.status == 429 and r.headers.get("retry-after") == "1" and r.json()["reason"] == "queue_full"
     finally:
         s.close()
+
+
+# -- KServe's logger and write tokens -----------------------------------------------------------------
+def test_cloudevents_without_a_token_name_require_token_in_the_answer_and_the_log(tmp_path: Path, caplog) -> None:
+    """Write tokens set (as the k8s example does) and KServe's logger pointed at the sidecar:
+    every CloudEvent was answered 401 "a valid bearer token is required (Authorization: Bearer
+    <token>)", which the logger cannot send, and nothing was logged; the fix
+    (``server.cloudevents.require_token: false``) was said nowhere."""
+    (tmp_path / "write.token").write_text("w" * 32 + "\n")
+    s = start_sidecar({**IRIS, "model": "iris", "server": {"write_token_file": "write.token"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "kserve", "Ce-Id": "k1",
+               "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+    body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            for _ in range(2):
+                r = http("POST", s.url + "/v1/cloudevents", body, headers)
+                assert r.status == 401 and "server.cloudevents.require_token: false" in r.json()["error"], r.body
+        said = [r.getMessage() for r in caplog.records if "CloudEvents without a token" in r.getMessage()]
+        assert len(said) == 1 and "require_token: false" in said[0], said
+        # a wrong token is still the plain 401, and the token still lets the event in
+        r = http("POST", s.url + "/v1/cloudevents", body, {**headers, "Authorization": "Bearer nope"})
+        assert r.status == 401 and "require_token" not in r.json()["error"]
+        r = http("POST", s.url + "/v1/cloudevents", body, {**headers, "Authorization": "Bearer " + "w" * 32})
+        assert r.status == 202
+        assert total(s.metrics(), "monitor_intake_events_refused_total", endpoint="cloudevents", reason="unauthorized") == 3
+    finally:
+        s.close()

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,6 +61,26 @@ def build_sidecar(agent: AgentConfig, *, monitor_factory: MonitorFactory | None 
     return Sidecar(agent, settings_from(agent, **overrides), monitor_factory=monitor_factory)
 
 
+_SAID_LOGGER_TOKEN: "weakref.WeakSet[Sidecar]" = weakref.WeakSet()
+
+
+def _logger_without_token(sidecar: Sidecar) -> IntakeError:
+    """The 401 of a CloudEvent posted without a token while write tokens are set. KServe's and
+    Seldon's inference loggers cannot send one, so every event they post is refused: the answer
+    goes to a logger that only retries, hence the fix is also logged (once per sidecar); before,
+    only ``monitor_intake_events_refused_total{endpoint="cloudevents",reason="unauthorized"}``
+    said so."""
+    fix = ("KServe's and Seldon's inference loggers cannot send a bearer token: set "
+           "server.cloudevents.require_token: false (and let only the model's pods reach this port, "
+           "e.g. with a NetworkPolicy), or send Authorization: Bearer <write token>")
+    if sidecar not in _SAID_LOGGER_TOKEN:
+        _SAID_LOGGER_TOKEN.add(sidecar)
+        log.warning("CloudEvents without a token refused (401: write tokens are set). Fix: %s; counted in "
+                    "monitor_intake_events_refused_total{endpoint=\"cloudevents\",reason=\"unauthorized\"}", fix)
+    return IntakeError(401, "Authorization", f"a valid bearer token is required. Fix: {fix}", "unauthorized",
+                       headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
+
+
 @web.middleware
 async def _middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     sidecar: Sidecar = request.app[K.SIDECAR]
@@ -71,7 +92,12 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     try:
         if name in WRITE_ROUTES:
             if sidecar.settings.cloudevents.require_token or name not in _CLOUDEVENT_ROUTES:
-                request.app[K.WRITE_AUTH].check(request)
+                try:
+                    request.app[K.WRITE_AUTH].check(request)
+                except IntakeError:
+                    if name in _CLOUDEVENT_ROUTES and "Authorization" not in request.headers:
+                        raise _logger_without_token(sidecar) from None
+                    raise
         elif name in READ_ROUTES:
             request.app[K.READ_AUTH].check(request)
         response = await handler(request)
