@@ -204,3 +204,23 @@ def test_cloudevents_without_a_token_name_require_token_in_the_answer_and_the_lo
         assert total(s.metrics(), "monitor_intake_events_refused_total", endpoint="cloudevents", reason="unauthorized") == 3
     finally:
         s.close()
+
+
+# -- a sidecar that could not load says so to its clients ---------------------------------------------
+def test_events_sent_to_a_sidecar_that_failed_to_load_are_not_told_to_retry(tmp_path: Path) -> None:
+    """A reference file that is not a profile: /readyz said the error, but every event was
+    answered 503 "the sidecar is still loading its models; retry shortly" with Retry-After: 1,
+    for ever (loading is not retried), so senders retried and queued behind a dead sidecar."""
+    (tmp_path / "bad.npz").write_text("not a profile\n")
+    s = start_sidecar({**IRIS, "model": "iris", "reference": {"path": "bad.npz"}}, tmp_path, wait_ready=False)
+    try:
+        assert wait_until(lambda: s.sidecar.load_error is not None)
+        ready = http("GET", s.url + "/readyz")
+        assert ready.status == 503 and "bad.npz" in ready.json()["error"]
+        r = http("POST", s.url + "/v1/events", {"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]})
+        assert r.status == 503 and "retry-after" not in r.headers, r.headers
+        body = r.json()
+        assert body["reason"] == "load_failed" and "bad.npz" in body["error"] and "retry" not in body["error"], body
+        assert total(s.metrics(), "monitor_intake_events_refused_total", endpoint="events", reason="load_failed") == 1
+    finally:
+        s.close()

@@ -217,6 +217,12 @@ class Sidecar:
     def resolve(self, name: str | None, field: str = "model") -> "Monitor":
         """The monitor of ``name``; the only one when ``name`` is None and one model is served."""
         if not self.ready:
+            if self.load_error is not None:
+                # loading failed for good (it is not retried): "still loading; retry shortly" had
+                # clients retry against a sidecar that would never take an event
+                raise IntakeError(503, "model", f"the sidecar could not load its models ({self.load_error[:300]}); it "
+                                                "takes no events until the config is fixed and it is restarted (see "
+                                                "/readyz and its log)", "load_failed")
             raise IntakeError(503, "model", "the sidecar is still loading its models; retry shortly", "not_ready",
                               headers={"Retry-After": "1"})
         if name is None:
