@@ -224,3 +224,80 @@ def test_events_sent_to_a_sidecar_that_failed_to_load_are_not_told_to_retry(tmp_
         assert total(s.metrics(), "monitor_intake_events_refused_total", endpoint="events", reason="load_failed") == 1
     finally:
         s.close()
+
+
+# -- the proxy's own port ------------------------------------------------------------------------------
+def _serve(args: list[str], cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    return subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_proxy_route_naming_no_served_model_is_a_config_error(tmp_path: Path) -> None:
+    """``server.proxy.routes: [{path: /predict, model: iris3}]`` with iris and iris2 served: the
+    check said SUCCESS, and every request proxied on the route was answered by the model server
+    while its tap was refused (unknown_model), counted only."""
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**TWO_MODELS, "server": {"proxy": {
+        "upstream": "http://127.0.0.1:9", "routes": [{"path": "/predict", "model": "iris3"}]}}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1, res.output
+    assert "server.proxy.routes[0].model: names no served model: 'iris3' (served: iris, iris2)" in res.output, res.output
+
+
+def test_a_proxy_port_equal_to_the_sidecar_port_is_refused_before_loading(tmp_path: Path) -> None:
+    """``server.proxy.port`` equal to ``server.port`` (or ``--proxy-port`` equal to ``--port``):
+    ``monitor serve`` bound the sidecar, loaded and restored the models, then failed on the second
+    bind with "cannot listen on 127.0.0.1:PORT: Address already in use", as if another process held
+    the sidecar's port; ``monitor config check`` said SUCCESS."""
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from tests.conftest import free_port
+
+    port = free_port()
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "model": "iris", "server": {"port": port, "proxy": {
+        "upstream": "http://127.0.0.1:9", "port": port}}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1 and f"server.proxy.port: is the sidecar's own port ({port}" in res.output, res.output
+    done = _serve(["--config", str(cfg)], tmp_path)
+    assert done.returncode != 0 and "server.proxy.port: is the sidecar's own port" in done.stderr, done.stderr
+    assert "listening on" not in done.stderr
+    cfg.write_text(yaml.safe_dump({**IRIS, "model": "iris", "server": {"port": port}}))
+    done = _serve(["--config", str(cfg), "--proxy", "http://127.0.0.1:9", "--proxy-port", str(port)], tmp_path)
+    assert done.returncode != 0 and "is the sidecar's own port" in done.stderr, done.stderr
+
+
+def test_a_proxy_port_held_by_another_process_is_named_as_the_proxy_port(tmp_path: Path) -> None:
+    """The proxy's own port taken by another process: the error named the sidecar's port
+    ("cannot listen on 127.0.0.1:<server.port>"), which was free and already bound by the sidecar."""
+    import yaml
+
+    from tests.conftest import free_port
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    port = free_port()
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "model": "iris", "server": {"port": port, "proxy": {
+        "upstream": "http://127.0.0.1:9", "port": taken, "process": False}}}))
+    try:
+        done = _serve(["--config", str(cfg)], tmp_path)
+    finally:
+        holder.close()
+    assert done.returncode != 0
+    assert f"cannot listen: 127.0.0.1:{taken} (server.proxy.port, --proxy-port)" in done.stderr, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" not in done.stderr

@@ -73,7 +73,10 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
         if proxy_port is not None:
             import dataclasses
 
+            from monitor.server.settings import check_ports
+
             sidecar.settings = sidecar.settings.replace(proxy=dataclasses.replace(sidecar.settings.proxy, port=proxy_port))
+            check_ports(sidecar.settings, agent.source)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
     settings = sidecar.settings
@@ -102,4 +105,4 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
     try:
         runner(run(apps, shutdown_timeout=settings.shutdown_timeout_s, ready_file=ready_file))
     except OSError as err:
-        raise click.ClickException(f"cannot listen on {settings.addr}:{settings.port}: {err.strerror or err}") from None
+        raise click.ClickException(f"cannot listen: {err.strerror or err}") from None

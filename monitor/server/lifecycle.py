@@ -349,7 +349,12 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
             await runner.setup()
             runners.append(runner)
             site = make_site(runner, app, host, port, shutdown_timeout=0.0)  # the lean proxy path, or TCPSite
-            await site.start()
+            try:
+                await site.start()
+            except OSError as err:
+                # name the listener: the proxy's own port failing was reported as the sidecar's
+                setting = "server.port, --port" if not sites else "server.proxy.port, --proxy-port"
+                raise OSError(err.errno, f"{host}:{port} ({setting}): {err.strerror or err}") from err
             sites.append(site)
             bound = [a for a in runner.addresses if isinstance(a, tuple)]
             log.info("listening on %s", ", ".join(f"http://{b[0]}:{b[1]}" for b in bound))

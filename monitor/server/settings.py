@@ -15,7 +15,8 @@ from typing import Any
 
 from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration
 
-__all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from"]
+__all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
+           "check_ports"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,11 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         for k in ("model", "inputs", "outputs", "request_id"):
             if k in r and r[k] is not None and (not isinstance(r[k], str) or not r[k]):
                 raise ConfigError(f"{key}.{k}", f"must be a non-empty string, got {r[k]!r}", "quote the value", source)
+        served = [m.model for m in agent.models]
+        if r.get("model") is not None and r["model"] not in served:
+            # every request tapped on it was refused (unknown_model) while the proxy answered it
+            raise ConfigError(f"{key}.model", f"names no served model: {r['model']!r} (served: {', '.join(served)})",
+                              "write one of the served names (model: in the file, or under models:)", source)
         routes.append(PredictRoute(path, r.get("model"), r.get("inputs", "instances"), r.get("outputs", "predictions"), r.get("request_id")))
     oip_output = px.get("oip_output")
     if oip_output is not None and (not isinstance(oip_output, str) or not oip_output):
@@ -264,4 +270,15 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
             _check_upstream(proxy_url, "--proxy", settings.proxy.engine, source)
             settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
         settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+    check_ports(settings, source)
     return settings
+
+
+def check_ports(settings: SidecarSettings, source: str = "<config>") -> None:
+    """Refuse a proxy port that is the sidecar's own: the second listener failed to bind with
+    "Address already in use", after the models had loaded, and the error named the sidecar's
+    port as if something else held it."""
+    if settings.proxy.port is not None and settings.proxy.port != 0 and settings.proxy.port == settings.port:
+        raise ConfigError("server.proxy.port", f"is the sidecar's own port ({settings.port}, server.port / --port)",
+                          "leave server.proxy.port (--proxy-port) out to serve the proxy behind the sidecar's routes "
+                          "on that port, or give it a port of its own", source)
