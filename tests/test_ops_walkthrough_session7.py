@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from pathlib import Path
 
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, total, wait_until
@@ -301,3 +302,37 @@ def test_a_proxy_port_held_by_another_process_is_named_as_the_proxy_port(tmp_pat
     assert done.returncode != 0
     assert f"cannot listen: 127.0.0.1:{taken} (server.proxy.port, --proxy-port)" in done.stderr, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" not in done.stderr
+
+
+# -- rules.log: "every alert transition" ---------------------------------------------------------------
+def test_rules_log_writes_transitions_not_every_resend(tmp_path: Path, caplog) -> None:
+    """``rules.log: true  # also log every alert transition``: the log got the same firing alert
+    at every resend to Alertmanager (once a minute while it fires) and, after a restart, a burst
+    of them as the rules caught up on event time (four identical lines in 0.2 s). Alertmanager
+    still gets every resend; the log gets the firing, the resolution and a new episode."""
+    import yaml
+    from prometheus_client import CollectorRegistry
+
+    from monitor.core import Monitor
+    from tests.test_server_lifecycle import Webhook
+
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
+        {"alert": "Busy", "expr": "sum(monitor_calls_total) > 0", "for": "0s"}]}]}))
+    hook = Webhook()
+    cfg = {**IRIS, "model": "iris", "rules": {"files": [str(tmp_path / "rules.yml")], "interval": "10s",
+                                              "webhook": [hook.url], "log": True}}
+    mon = Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), start_worker=False, live=False)
+    t0 = float(int(time.time()) - 3600)  # an hour ago: event time, never in the future
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.alerts"):
+            mon.observe([[5.1, 3.5, 1.4, 0.2]], [[0.9, 0.05, 0.05]], timestamp=t0)
+            mon.flush()
+            mon.advance(t0 + 300)  # 5 minutes of event time at a 10 s interval: firing throughout
+            assert mon.notifier.flush(10)
+            firing_sends = len(hook.alerts("Busy"))
+            lines = [r.getMessage() for r in caplog.records if r.name == "monitor.alerts" and '"Busy"' in r.getMessage()]
+    finally:
+        mon.close(5)
+        hook.close()
+    assert firing_sends >= 4  # Alertmanager got the resends
+    assert len(lines) == 1 and '"status": "firing"' in lines[0], lines

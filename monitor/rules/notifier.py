@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -243,15 +243,31 @@ def _common(maps: Any) -> dict[str, str]:
 
 @dataclass
 class LogSink:
-    """Write each alert as one JSON line to a logger (``monitor.alerts`` by default)."""
+    """Write each alert transition as one JSON line to a logger (``monitor.alerts`` by default):
+    an alert that starts firing (a new ``startsAt``) or resolves. Re-sends of an alert in the same
+    state (every resend delay while it fires, for a while after it resolved, and the burst of
+    them when the rules catch up on event time after a restart) go to Alertmanager, which expects
+    them, but not to the log: ``rules.log`` is documented as "every alert transition", and it
+    wrote the same firing alert once a minute, four times in 0.2 s after a restart."""
 
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("monitor.alerts"))
     level: int = logging.WARNING
     name: str = "log"
+    #: fingerprint -> (status, startsAt) last logged; bounded (least recently logged go first)
+    _said: "OrderedDict[str, tuple[str, str]]" = field(default_factory=OrderedDict, repr=False)
+    max_remembered: int = 10_000
 
     def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
         for a in alerts:
-            self.logger.log(self.level, "alert %s", json.dumps(a.to_webhook_alert(), sort_keys=True))
+            body = a.to_webhook_alert()
+            key, state = body["fingerprint"], (body["status"], body["startsAt"])
+            if self._said.get(key) == state:
+                continue
+            self._said.pop(key, None)
+            self._said[key] = state
+            while len(self._said) > self.max_remembered:
+                self._said.popitem(last=False)
+            self.logger.log(self.level, "alert %s", json.dumps(body, sort_keys=True))
 
 
 @dataclass
