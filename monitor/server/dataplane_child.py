@@ -114,10 +114,12 @@ class ChannelSink:
         if self._timer is None:
             self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
 
+    def tapping(self) -> None:
+        if self.tally is not None:
+            self.tally.add()
+
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
-        if tap is not None and self.tally is not None:
-            self.tally.add()
         size = 100 if tap is None else (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
         if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
             # the sidecar has not read for a while: the tap is dropped (counted), the request only

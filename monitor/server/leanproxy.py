@@ -329,6 +329,8 @@ class _Exchange:
     def response_done(self, up: UpstreamConnection, close: bool) -> None:
         if self.done:
             return
+        if self.route.tap is not None:
+            self.lean.sink.tapping()  # before the answer's last bytes: a tap is never owed unannounced
         elapsed = time.perf_counter() - self.t0
         body: bytes | None = None
         if self.mode == "buffer":
@@ -773,6 +775,13 @@ class ProxySink(Protocol):
     from the data path's own process, the channel to the sidecar. An answered exchange is one
     call (its metrics and its tap together); the failures' counts come one by one."""
 
+    def tapping(self) -> None:
+        """An exchange of a tapped route is being answered: its tap follows (or, should the
+        process die first, is owed). Called before the answer's last bytes are written (a body
+        relayed as it arrives with its length: just after), so that a client never holds a
+        whole answer whose tap nothing counted."""
+        ...
+
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None: ...
 
@@ -789,6 +798,9 @@ class SidecarSink:
         self.proxy = proxy
         self.store = proxy.sidecar.store
         self.http = proxy.sidecar.http
+
+    def tapping(self) -> None:
+        return None  # in this process the tap follows in the same call
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:

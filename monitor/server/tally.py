@@ -3,8 +3,8 @@
 The data path process (:mod:`monitor.server.dataplane_child`) sends what it answered in batches
 every few milliseconds; killed (``kill -9``, the OOM killer), it takes the batch it was
 collecting with it. A count in shared memory outlives it: the process adds each exchange it
-tapped the moment it answers it, the sidecar compares that with what arrived once the channel
-is closed and every frame read, and counts the difference as refused
+taps just before the answer's last bytes go to the client (see ``ProxySink.tapping``), the
+sidecar compares that with what arrived once the channel is closed and every frame read, and counts the difference as refused
 (``reason="process_lost"``), so that nothing is lost without a counter.
 
 One writer (the child) and one reader that reads only after the writer is gone (reaped): no
