@@ -38,7 +38,8 @@ class BuildResult:
     details: dict[str, str] = field(default_factory=dict)
 
 
-def _is_dataframe(obj: Any) -> bool:
+def is_dataframe(obj: Any) -> bool:
+    """A pandas DataFrame, told without importing pandas."""
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
@@ -75,7 +76,7 @@ class BatchBuilder:
 
     # -- schema ----------------------------------------------------------------------------------
     def _learn_schema(self, inputs: Any) -> Schema:
-        if _is_dataframe(inputs):
+        if is_dataframe(inputs):
             feats = []
             for name, dtype in zip(inputs.columns, inputs.dtypes):
                 kind = "numeric" if getattr(dtype, "kind", "O") in "biuf" else "categorical"
@@ -116,7 +117,7 @@ class BatchBuilder:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
         schema = self.schema
         assert schema is not None
-        if _is_dataframe(inputs):
+        if is_dataframe(inputs):
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
             values = list(inputs.values())
@@ -144,8 +145,7 @@ class BatchBuilder:
             except (TypeError, ValueError):
                 raise RowError("wrong_type", "a numeric feature holds a non-numeric value") from None
             cat = arr[:, cat_idx]
-            cat = np.where(_missing_cells(cat), None, cat.astype(str)).astype(object)
-            return num, cat
+            return num, categorical_text(cat)
         try:
             arr = np.asarray(inputs, dtype=np.float64)
         except (TypeError, ValueError):
@@ -335,6 +335,12 @@ def _nan_like(v: Any) -> bool:
         return True
 
 
+def categorical_text(cat: np.ndarray) -> np.ndarray:
+    """Categorical cells as text (every value compared by its text), missing ones (None, NaN,
+    NaT, pd.NA) as None: how live inputs and the reference are read alike."""
+    return np.where(_missing_cells(cat), None, cat.astype(str)).astype(object)
+
+
 def _missing_cells(cat: np.ndarray) -> np.ndarray:
     """Which cells of an object array are missing (None, NaN, NaT, pd.NA), in one comparison."""
     try:
@@ -352,7 +358,7 @@ def guess_rows(inputs: Any) -> int:
     """How many rows an event's inputs hold, as far as their shape tells without decoding them
     (1 when it cannot tell): what a refused event counts in ``monitor_rows_rejected``."""
     try:
-        if _is_dataframe(inputs):
+        if is_dataframe(inputs):
             return len(inputs)
         if isinstance(inputs, dict):
             v = next(iter(inputs.values()), None)

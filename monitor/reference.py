@@ -98,11 +98,13 @@ class Reference:
         """
         import numpy as np
 
-        if _is_dataframe(numeric):
+        from monitor.ingest import categorical_text, is_dataframe
+
+        if is_dataframe(numeric):
             numeric, numeric_names, categorical, categorical_names = _split_frame(
                 numeric, numeric_names, categorical, categorical_names)
         try:
-            if _is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
+            if is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
                 num = numeric.to_numpy(dtype="float64", na_value=float("nan"))
             else:
                 num = np.asarray(numeric, dtype=np.float64)
@@ -116,10 +118,10 @@ class Reference:
         names = tuple(numeric_names) if numeric_names is not None else tuple(f"f{i}" for i in range(num.shape[1]))
         if len(names) != num.shape[1]:
             raise ValueError(f"reference numeric_names has {len(names)} names for {num.shape[1]} columns")
-        if _is_dataframe(categorical):
+        if is_dataframe(categorical):
             categorical_names = tuple(categorical_names) or tuple(str(c) for c in categorical.columns)
             categorical = categorical.to_numpy(dtype=object)
-        cat = np.empty((n, 0), dtype=object) if categorical is None else _categorical_values(np.asarray(categorical, dtype=object))
+        cat = np.empty((n, 0), dtype=object) if categorical is None else categorical_text(np.asarray(categorical, dtype=object))
         if cat.ndim != 2 or cat.shape[0] != n or cat.shape[1] != len(tuple(categorical_names)):
             raise ValueError(f"reference categorical must be (rows={n}, {len(tuple(categorical_names))}), got {cat.shape}")
         sc = None if scores is None else np.asarray(scores, dtype=np.float64)
@@ -132,10 +134,6 @@ class Reference:
         if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
         return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb)
-
-
-def _is_dataframe(obj: Any) -> bool:
-    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
 def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
@@ -163,7 +161,9 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
         frame = frame[[c for c, cat in zip(frame.columns, is_cat) if not cat]]
         columns = [str(c) for c in frame.columns]
     else:  # given apart: the frame's columns of those names are not numeric
-        if not tuple(categorical_names) and _is_dataframe(categorical):
+        from monitor.ingest import is_dataframe
+
+        if not tuple(categorical_names) and is_dataframe(categorical):
             categorical_names = tuple(str(c) for c in categorical.columns)
         named = {str(n) for n in categorical_names}
         frame = frame[[c for c in frame.columns if str(c) not in named]]
@@ -171,28 +171,6 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
     if numeric_names is None:
         numeric_names = tuple(columns)
     return frame, numeric_names, categorical, categorical_names
-
-
-def _categorical_values(cat: "np.ndarray") -> "np.ndarray":
-    """Categorical cells as text, missing ones (None, NaN, pandas' NA/NaT) as None: the profile
-    counts None as missing and every other value by its text."""
-    import numpy as np
-
-    if cat.size == 0:
-        return cat
-    missing = np.frompyfunc(_is_missing, 1, 1)(cat).astype(bool)
-    out = cat.astype(str).astype(object)
-    out[missing] = None
-    return out
-
-
-def _is_missing(v: Any) -> bool:
-    if v is None:
-        return True
-    try:
-        return bool(v != v)  # NaN, pd.NA (raises), NaT
-    except TypeError:
-        return True  # pd.NA: its truth value is ambiguous
 
 
 # -- checkpointing -------------------------------------------------------------------------------
