@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
+from monitor.once import Once
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -409,7 +410,7 @@ def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarr
     return out
 
 
-_COUNT_WARNED: list[str] = []  # the arguments already warned about
+_COUNT_WARNED = Once(8)  # the arguments already warned about
 
 
 _COUNT_MESSAGES = {
@@ -423,9 +424,8 @@ _COUNT_MESSAGES = {
 
 def _warn_count(what: str, given: int, rows: int) -> None:
     """Said once per process and per argument: a per-row list of the wrong length."""
-    if what in _COUNT_WARNED:
+    if not _COUNT_WARNED.first(what):
         return
-    _COUNT_WARNED.append(what)
     import logging
 
     logging.getLogger("monitor").warning("%s: a call gave %d values for %d rows, %s", what, given, rows, _COUNT_MESSAGES[what])

@@ -19,6 +19,7 @@ from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, guess_rows
 from monitor.labels import LabelJoiner
+from monitor.once import Once
 from monitor.store import MetricStore
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Pipeline:
         self.clock = float("-inf")  # newest event time seen
         self._exception_types: set[str] = set()
         self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
-        self._rejections_logged: set[str] = set()  # reasons of monitor_rows_rejected logged once
+        self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
         self._last_export = float("-inf")
@@ -245,9 +246,8 @@ class Pipeline:
         """Log the first rejection of each reason once, with what to change: a model whose every
         row is refused (a decorated ``predict`` that returns labels, raw scores where
         probabilities are expected) otherwise shows nothing but a counter nobody looks at yet."""
-        if len(self._rejections_logged) >= 64:
+        if not self._rejections_logged.first(reason):
             return
-        self._rejections_logged.add(reason)
         hint = REJECTION_HINTS.get(reason)
         log.warning("model %r: %d row(s) refused (%s)%s%s; counted in monitor_rows_rejected_total{reason=\"%s\"}, "
                     "further ones are counted without a log line", self.store.model, n, reason,
@@ -318,7 +318,8 @@ class Pipeline:
         bad = (label < 0) | (label >= width)
         if not bad.any():
             return
-        self._rejections_logged.add("unknown_class")
+        if not self._rejections_logged.first("unknown_class"):
+            return
         names = list(labeled.classes[:width]) or [str(i) for i in range(width)]
         shown = sorted({str(v)[:50] for e in events for v in e[3]} - set(names))[:3]
         log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "

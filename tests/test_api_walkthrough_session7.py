@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
+from monitor.once import Once
 
 sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
@@ -332,7 +333,7 @@ def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pyte
     saying why."""
     import monitor.ingest as ingest
 
-    monkeypatch.setattr(ingest, "_COUNT_WARNED", [])
+    monkeypatch.setattr(ingest, "_COUNT_WARNED", Once(8))
     x = cancer["x_live"].to_numpy()
     mon = _monitor(None, {"detectors": [{"kind": "calibration"}]})
     with caplog.at_level(logging.WARNING, logger="monitor"):
@@ -435,7 +436,7 @@ def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture, 
     same length", counted in monitor_detector_errors_total) and every segment showed 0 rows."""
     import monitor.ingest as ingest
 
-    monkeypatch.setattr(ingest, "_COUNT_WARNED", [])
+    monkeypatch.setattr(ingest, "_COUNT_WARNED", Once(8))
     x, y = cancer["x_live"].to_numpy(), cancer["y_live"]
     clf = cancer["clf"]
     channel = np.where(np.arange(len(x)) % 3 == 0, "app", "web")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
+from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.payloads import unsafe_json
 from monitor.server.settings import ForwardSettings
@@ -69,7 +70,7 @@ class ForwardReceiver:
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
-        self._said: set[str] = set()  # refusal reasons already logged (once each: no one gets a 4xx)
+        self._said = Once(_MAX_REASONS)  # refusal reasons logged (once each: no one gets a 4xx)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -177,9 +178,8 @@ class ForwardReceiver:
         """Log the first refusal of each reason with what was wrong: a forwarding worker gets no
         answer, so a misnamed model (a typo in ``ForwardingMonitor("irsi")``) would otherwise
         show only as a counter while every event it sends is refused."""
-        if reason in self._said or len(self._said) >= _MAX_REASONS:
+        if not self._said.first(reason):
             return
-        self._said.add(reason)
         log.warning("forwarded events refused (%s): %s; counted in monitor_intake_events_refused_total"
                     "{endpoint=\"forward\",reason=\"%s\"}, further ones without a log line", reason, what, reason)
 
