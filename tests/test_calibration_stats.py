@@ -308,28 +308,6 @@ def test_uncertainty_scores() -> None:
     assert var[0] == pytest.approx(0.0) and var[1] > 0.2
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "monitor.stats.calibration",
-        "monitor.stats.uncertainty",
-        "monitor.detectors._accumulate",
-        "monitor.detectors._pending",
-        "monitor.detectors.confidence",
-        "monitor.detectors.segments",
-        "monitor.detectors.data_quality",
-        "monitor.stats.score_tests",
-        "monitor.stats.univariate",
-    ],
-)
-def test_doctests_pin_behaviour(module: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_weighted_pvalue_of_non_finite_sums_is_nan_not_a_false_alarm() -> None:
     """A bin whose sums are not finite says nothing: it must not drop out of the null while its
     errors stay in the statistic (which made a calibrated window look significant), nor raise."""
