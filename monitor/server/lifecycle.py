@@ -121,7 +121,6 @@ class Checkpointer:
 
     def _save(self, model: str) -> bool:
         from monitor import checkpoint
-        from monitor.core import STATE_VERSION
 
         sidecar = self.sidecar
         mon = sidecar.monitors.get(model)
@@ -132,8 +131,7 @@ class Checkpointer:
             # process what is queued first: every event accepted before the checkpoint is in it, so a
             # kill -9 loses at most what arrived after (the queue itself is not checkpointed)
             mon.flush()
-            state = mon.state_dict()
-            info = checkpoint.save(path, state, model=model, state_version=STATE_VERSION)
+            info = mon.save_checkpoint(path)
         except checkpoint.CheckpointError as err:
             log.error("checkpoint of %s failed (%s): %s", model, err.reason, err)
             sidecar.count_checkpoint_failure(mon, "save", err.reason)
