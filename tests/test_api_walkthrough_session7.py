@@ -226,16 +226,16 @@ def test_a_small_reference_leaves_probing_out_of_the_defaults(caplog: pytest.Log
     """Half of iris's held-out rows (37) as the reference: ``Monitor(reference=ref)`` raised
     "PRADA calibration needs more than window + 10 = 110 reference rows, got 37", a detector the
     user never named, with no fix; the README's default set was unusable below 110 rows."""
-    from monitor.detectors.defaults import MIN_REFERENCE_ROWS
+    from monitor.detectors.probing.detector import ProbingDetector
 
-    need = MIN_REFERENCE_ROWS["probing"]
+    need = ProbingDetector.min_reference_rows()
     with caplog.at_level(logging.WARNING, logger="monitor"):
         small = _monitor(_iris_reference(37))
     kinds = [getattr(d, "kind", type(d).__name__) for d in small.detectors]
     assert "probing" not in kinds and "accuracy_estimation" in kinds and "input_drift" in kinds
     assert any("'probing' is left out" in r.getMessage() and "37" in r.getMessage() for r in caplog.records)
     small.close()
-    at_edge = _monitor(_iris_reference(need))  # the constant is the detector's real minimum
+    at_edge = _monitor(_iris_reference(need))  # the minimum the defaults use is the detector's real one
     assert any(type(d).__name__ == "ProbingDetector" for d in at_edge.detectors)
     at_edge.close()
 

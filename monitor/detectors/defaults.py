@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors", "DEFAULTS", "MIN_REFERENCE_ROWS"]
+__all__ = ["default_detectors", "DEFAULTS"]
 
 log = logging.getLogger("monitor")
 
@@ -43,11 +43,15 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-#: Reference rows a default detector needs to calibrate, where it needs more than the others:
-#: ``probing``'s PRADA test, at its default ``prada_window`` of 100, calibrates on at least 110.
-#: Below it the default set leaves the detector out with a warning (a config that names it gets
-#: the detector's own error, with the fix).
-MIN_REFERENCE_ROWS: dict[str, int] = {"probing": 110}
+def _min_reference_rows(kind: str) -> int:
+    """Reference rows a default detector needs to calibrate, where it needs more than the others
+    (``probing``'s PRADA test, at its default window). Below it the default set leaves the
+    detector out with a warning; a config that names it gets the detector's own error, with the fix."""
+    if kind != "probing":
+        return 0
+    from monitor.detectors.probing.detector import ProbingDetector
+
+    return ProbingDetector.min_reference_rows()
 
 
 def _meets(requirement: str, ref: "Reference | None") -> bool:
@@ -73,7 +77,7 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tu
         if kind not in KINDS or not _meets(requirement, reference):
             continue
         if applies == BOTH or (applies == CLF) == output.is_classifier:
-            need = MIN_REFERENCE_ROWS.get(kind, 0)
+            need = 0 if reference is None else _min_reference_rows(kind)
             if reference is not None and len(reference) < need:
                 log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
                             "has %d. Fix: a larger held-out reference, or list it in detectors: with smaller windows",

@@ -74,6 +74,11 @@ _COUNT_COLUMNS = np.array([0, 1, 2, 4])
 _COUNT_SIGNALS = np.array([_S_NEAR, _S_BOUNDARY, _S_OOD, _S_FLIPS])
 _ROWS4 = np.arange(4)
 #: per-query flag counters exported by name
+#: PRADA's window when the config does not set one, and the reference rows its calibration needs
+#: beyond the window (see :meth:`ProbingDetector.min_reference_rows`)
+DEFAULT_PRADA_WINDOW = 100
+_PRADA_CALIBRATION_EXTRA = 10
+
 _FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
 _NEAR_DUPLICATES = ("knn", "hash", "both")
 #: Python objects per tracked client (LRU entry, id strings, ring object and its array headers),
@@ -184,6 +189,13 @@ class ProbingDetector(Detector):
     #: for the many clients that never send more), then through its index, built at that point
     hash_scan_up_to = 256
 
+    @staticmethod
+    def min_reference_rows(prada_window: int = DEFAULT_PRADA_WINDOW) -> int:
+        """Reference rows the detector calibrates on at least, with PRADA on (its test needs a
+        window of distances plus a few rows before it); the defaults leave the detector out
+        below it (:func:`monitor.detectors.defaults.default_detectors`)."""
+        return int(prada_window) + _PRADA_CALIBRATION_EXTRA
+
     def __init__(
         self,
         reference: "Reference",
@@ -204,7 +216,7 @@ class ProbingDetector(Detector):
         ood_backend: str = "mahalanobis",
         ood_shrinkage: float = 0.1,
         prada: bool = True,
-        prada_window: int = 100,
+        prada_window: int = DEFAULT_PRADA_WINDOW,
         prada_every: int = 50,
         prada_fpr: float = 1e-4,
         campaign_window: int = 2048,
@@ -352,11 +364,13 @@ class ProbingDetector(Detector):
         self._boundary = boundary
         prada_cal = None
         if self.prada:
-            if sk.shape[0] < self.prada_window + 10:
+            need = self.min_reference_rows(self.prada_window)
+            if sk.shape[0] < need:
                 raise ValueError(
-                    f"detector 'probing': PRADA (model-stealing test) calibrates on at least prada_window + 10 = "
-                    f"{self.prada_window + 10} reference rows, the reference has {sk.shape[0]}. Fix: a larger reference "
-                    f"(held-out rows), or prada_window: {max(3, sk.shape[0] - 10)} (at most rows - 10), or prada: false")
+                    f"detector 'probing': PRADA (model-stealing test) calibrates on at least prada_window + "
+                    f"{_PRADA_CALIBRATION_EXTRA} = {need} reference rows, the reference has {sk.shape[0]}. Fix: a larger "
+                    f"reference (held-out rows), or prada_window: {max(3, sk.shape[0] - _PRADA_CALIBRATION_EXTRA)} "
+                    f"(at most rows - {_PRADA_CALIBRATION_EXTRA}), or prada: false")
             prada_cal = calibrate_prada(sk, self.prada_window, self.history, self._near, self.prada_fpr, rng)
             self._prada_a = shapiro_coefficients(self.prada_window)
         self._prada_cal = prada_cal
