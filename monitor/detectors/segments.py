@@ -4,7 +4,9 @@ Each row may carry a low-cardinality ``segment`` (region, customer tier, device.
 over sliding event-time windows, this detector exports the row count, the mean confidence, the
 abstain rate and the positive-prediction rate, and with labels the accuracy and the
 over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE and
-its debiased L2 counterpart on the same bins). The first ``segment_cap`` distinct values are tracked; later ones are
+its debiased L2 counterpart on the same bins). A model that returns labels only
+(``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
+and, with labels, the accuracy per segment, and their gaps. The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
 cannot blow up memory or the scrape. Rows without a segment form the segment ``unset``.
 
@@ -157,8 +159,13 @@ class SegmentDetector(RefreshingDetector):
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending_labels = PendingRows(self._labels, self._label_parts)
+        # labels of a model that returns labels only: count and correctness (no confidence)
+        self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
         self._overflow = 0
         self._positive_seen: int | None = None
+        # whether the model returns class probabilities: a labels-only model's confidence sums
+        # stay zero, and its confidence figures are absent rather than 0
+        self._scored = False
         self._refresh = Refresh(self.refresh)
 
     @property
@@ -196,10 +203,23 @@ class SegmentDetector(RefreshingDetector):
             return self.positive_class
         return 1 if k == 2 else None
 
+    def _positive_label(self, classes: tuple[str, ...]) -> int | None:
+        """Positive class of a labels-only model: the configured one, else for two classes the one
+        named ``1`` (class names learned from the answers come in the order first seen), else the
+        second."""
+        if self.positive_class is not None:
+            return self.positive_class
+        if len(classes) != 2:
+            return None
+        return classes.index("1") if "1" in classes else 1
+
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
         if feats is None:
+            if batch.scores is None and batch.predicted is not None:
+                self._update_hard(batch)
             return
+        self._scored = True
         seg = self._segments(batch.segment)
         s = self._s
         parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [
@@ -215,10 +235,26 @@ class SegmentDetector(RefreshingDetector):
         self._refresh.add(len(batch))
         accumulate(self._pred, batch.ts, parts, time_span(batch))
 
+    def _update_hard(self, batch: "Batch") -> None:
+        """Rows of a model that returns labels only: per segment the row count and the positive rate."""
+        seg = self._segments(batch.segment)
+        s = self._s
+        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [(seg + _ROWS * s, 1.0)]
+        pos = self._positive_seen if self._positive_seen is not None else self._positive_label(batch.classes)
+        if pos is not None:
+            self._positive_seen = pos
+            parts.append((seg + _POS * s, (np.asarray(batch.predicted) == pos).astype(np.float64)))
+        self._refresh.add(len(batch))
+        accumulate(self._pred, batch.ts, parts, time_span(batch))
+
     def update_labels(self, labeled: "LabeledBatch") -> None:
+        if labeled.scores is None and labeled.predicted is not None:
+            self._update_hard_labels(labeled)
+            return
         lab = label_features(labeled)
         if lab is None:
             return
+        self._scored = True
         seg = self._segments(labeled.segment)  # learns the segments of every row, known label or not
         if lab.known is not None:
             # -1 or >= k: a label outside the model's classes, counted by the calibration detector
@@ -227,6 +263,29 @@ class SegmentDetector(RefreshingDetector):
                 return
         self._refresh.add(len(lab.ts))
         self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
+
+    def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
+        """Labels of a labels-only model: per segment the label count and the correct answers."""
+        seg = self._segments(labeled.segment)
+        label = np.asarray(labeled.label)
+        if label.dtype.kind not in "iu":
+            label = label.astype(np.int64)
+        known = label >= 0  # the others are counted by the calibration detector
+        if not known.all():
+            seg, label = seg[known], label[known]
+        if seg.size == 0:
+            return
+        correct = (np.asarray(labeled.predicted)[known] == label).astype(np.float64)
+        self._refresh.add(int(seg.size))
+        self._pending_hard.add(np.asarray(labeled.ts)[known], seg=seg, correct=correct)
+
+    def _hard_label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
+        s, seg = self._s, rows["seg"]
+        return [(seg + _LAB * s, 1.0), (seg + _CORRECT * s, rows["correct"])]
+
+    def _fold_labels(self) -> None:
+        self._pending_labels.fold()
+        self._pending_hard.fold()
 
     def _label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
         """What labelled rows add to the label window: per segment count, correctness,
@@ -250,7 +309,7 @@ class SegmentDetector(RefreshingDetector):
         return tuple(self._names) + (OTHER,)
 
     def _fields(self) -> tuple[np.ndarray, np.ndarray]:
-        self._pending_labels.fold()
+        self._fold_labels()
         s = self._s
         return self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s)
 
@@ -265,7 +324,7 @@ class SegmentDetector(RefreshingDetector):
         conf = p[_CONF] / safe_r
         conf_var = np.maximum(p[_CONF2] / safe_r - conf**2, 0.0) * rows / np.maximum(rows - 1.0, 1.0)
         found: dict[str, tuple[int, int, float, float] | None] = {
-            "confidence": largest_gap(conf, rows, okr, conf_var),
+            "confidence": largest_gap(conf, rows, okr, conf_var) if self._scored else None,
             "accuracy": largest_gap(lab[_CORRECT] / safe_l, labels, okl),
             "positive_rate": largest_gap(p[_POS] / safe_r, rows, okr) if self._positive_seen is not None else None,
         }
@@ -276,7 +335,7 @@ class SegmentDetector(RefreshingDetector):
         if self._overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
             self._overflow = 0
-        self._pending_labels.fold()
+        self._fold_labels()
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
             return
@@ -289,6 +348,7 @@ class SegmentDetector(RefreshingDetector):
         shown = [i for i in range(len(segs)) if i < len(self._names) or rows[i] > 0 or nlab[i] > 0]
         keys = [(segs[i],) for i in shown]
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
+        scored, lab_scored = enough & self._scored, lab_ok & self._scored
 
         def series(values: np.ndarray | None, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
             return [(key, float(values[i]) if values is not None and ok[i] else None) for key, i in zip(keys, shown)]
@@ -296,15 +356,15 @@ class SegmentDetector(RefreshingDetector):
         out.set_many(names.SEGMENT_ROWS, [(key, float(rows[i])) for key, i in zip(keys, shown)])
         out.set_many(names.SEGMENT_LABELS, [(key, float(nlab[i])) for key, i in zip(keys, shown)])
         with np.errstate(divide="ignore", invalid="ignore"):  # segments without rows are not shown (masked)
-            put_figures(out, names.SEGMENT_CONFIDENCE, series(p[_CONF] / rows, enough))
-            put_figures(out, names.SEGMENT_ABSTAIN, series(p[_ABST] / rows, enough))
+            put_figures(out, names.SEGMENT_CONFIDENCE, series(p[_CONF] / rows, scored))
+            put_figures(out, names.SEGMENT_ABSTAIN, series(p[_ABST] / rows, scored))
             put_figures(out, names.SEGMENT_POSITIVE_RATE, series(None if self._positive_seen is None else p[_POS] / rows, enough))
             put_figures(out, names.SEGMENT_ACCURACY, series(lab[_CORRECT] / nlab, lab_ok))
-            put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_ok))
-            put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_ok))
-            put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_ok))
+            put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored))
+            put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_scored))
+            put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_scored))
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
-        cal_ok = [i for i in shown if nlab[i] >= max(self.min_labels_calibration, 2)]
+        cal_ok = [i for i in shown if self._scored and nlab[i] >= max(self.min_labels_calibration, 2)]
         sums = tuple(np.ascontiguousarray(lab[lo:hi, cal_ok].T) for lo, hi in
                      ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
         ece = dict(zip(cal_ok, cal.ece_rows(*sums).tolist()))
@@ -324,13 +384,14 @@ class SegmentDetector(RefreshingDetector):
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        self._pending_labels.fold()
+        self._fold_labels()
         return {
             "windows": windows_state({"pred": self._pred, "labels": self._labels}),
             "names": list(self._names),
             "none_slot": self._index.get(None, -1),
             "overflow": self._overflow,
             "positive_seen": self._positive_seen,
+            "scored": self._scored,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -342,3 +403,5 @@ class SegmentDetector(RefreshingDetector):
         self._overflow = int(state.get("overflow", 0))
         pos = state.get("positive_seen")
         self._positive_seen = None if pos is None else int(pos)
+        # saved before labels-only models were handled: every model then had confidence sums
+        self._scored = bool(state.get("scored", True))
