@@ -37,10 +37,12 @@ def kserve_headers(ce_id: str, part: str, isvc: str = "sklearn-iris", **extra: s
     }
 
 
-def seldon_headers(ce_id: str, ce_type: str, sdep: str = "sklearn-iris") -> dict[str, str]:
-    return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": ce_id, "Ce-Type": ce_type,
+def seldon_headers(puid: str, ce_type: str, sdep: str = "sklearn-iris") -> dict[str, str]:
+    """What Seldon Core's executor sends (executor/logger): a fresh ``ce-id`` for every event, the
+    prediction's ``puid`` in the ``ce-requestid`` extension, the deployment, node and predictor."""
+    return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": str(uuid.uuid4()), "Ce-Type": ce_type,
             "Ce-Source": "http://seldon-executor", "Ce-Modelid": "classifier", "Ce-Inferenceservicename": sdep,
-            "Ce-Namespace": "seldon", "Ce-Endpoint": "default", "Ce-Requestid": "x-" + ce_id}
+            "Ce-Namespace": "seldon", "Ce-Endpoint": "default", "Ce-Requestid": puid, "Ce-Protocol": "seldon"}
 
 
 @pytest.fixture
@@ -147,6 +149,9 @@ def test_bad_type_body_and_specversion_are_refused_and_counted(sc):
 
 
 def test_seldon_request_response_and_feedback(sc):
+    """Seldon's two halves have different ``ce-id``s and share ``ce-requestid`` (the puid): joined by
+    it, and the feedback (``response.meta.puid``) joins the prediction. Before, halves were joined
+    by ``ce-id`` only: every Seldon request and response waited and was counted unmatched."""
     puid = "p-123"
     post(sc, seldon_headers(puid, "io.seldon.serving.inference.request"),
          {"data": {"names": ["a", "b", "c", "d"], "ndarray": [[5.1, 3.5, 1.4, 0.2]]}})
@@ -159,7 +164,9 @@ def test_seldon_request_response_and_feedback(sc):
           "reward": 1.0, "truth": {"data": {"ndarray": [[1, 0, 0]]}}}
     assert post(sc, seldon_headers("fb-1", "io.seldon.serving.feedback"), fb)["status"] == "accepted"
     sc.flush()
-    assert sample(sc.metrics(), "monitor_feedback_labels_total", model="sklearn-iris", outcome="joined") == 1
+    text = sc.metrics()
+    assert sample(text, "monitor_feedback_labels_total", model="sklearn-iris", outcome="joined") == 1
+    assert total(text, "monitor_cloudevents_unmatched_total") == 0
 
 
 def test_structured_mode_is_accepted(sc):

@@ -30,7 +30,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Time the sidecar spent answering an HTTP request, by handler and status code.",
                labels=("handler", "code"), buckets=HTTP_BUCKETS, concern="sidecar", unit="s", max_series=200),
     MetricSpec("monitor_cloudevents_pending", GAUGE,
-               "CloudEvents requests or responses held while waiting for their other half (joined by ce-id).",
+               "CloudEvents requests or responses held while waiting for their other half (joined by ce-requestid when the event has one, as Seldon's, else ce-id, as KServe's).",
                concern="sidecar"),
     MetricSpec("monitor_cloudevents_pending_bytes", GAUGE,
                "Bytes of the bodies of the CloudEvents halves held (bounded by server.cloudevents.max_pending_bytes).",

@@ -1,8 +1,12 @@
 """CloudEvents intake: KServe's and Seldon's inference loggers, with zero code on the model side.
 
 Both loggers send each inference as two binary-mode CloudEvents (``ce-*`` headers, the payload
-as the body) with the same ``ce-id``: the request (``org.kubeflow.serving.inference.request`` /
-``io.seldon.serving.inference.request``) and the response (``...inference.response``). They may
+as the body): the request (``org.kubeflow.serving.inference.request`` /
+``io.seldon.serving.inference.request``) and the response (``...inference.response``). KServe's
+two halves share their ``ce-id`` (the request's id); Seldon Core's executor gives every event a
+fresh ``ce-id`` and carries the prediction's id (its ``puid``) in the ``ce-requestid`` extension,
+so halves are joined, and the prediction is known, by ``ce-requestid`` when the event has one and
+by ``ce-id`` otherwise. They may
 arrive in either order, from different connections. The :class:`Joiner` holds the first half in
 a bounded, time-limited table until its other half arrives; halves that wait longer than
 ``server.cloudevents.pending_ttl`` (or are pushed out when ``max_pending`` halves or
@@ -170,6 +174,8 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
             raise IntakeError(400, f"{prefix}{name}", "is required by the CloudEvents spec", f"missing_ce_{name}")
     if len(attrs["id"]) > 256:
         raise IntakeError(400, f"{prefix}id", "is longer than 256 characters", "bad_ce_id")
+    if len(attrs.get("requestid") or "") > 256:
+        raise IntakeError(400, f"{prefix}requestid", "is longer than 256 characters", "bad_ce_id")
     return CloudEvent(attrs["id"], attrs["type"], attrs["source"], attrs.get("time"), attrs, data)
 
 
@@ -258,7 +264,8 @@ class CloudEventsIntake:
         except PayloadError as err:
             raise IntakeError(400, err.field, err.message, err.reason) from None
         half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, sidecar.settings.client_header), size)
-        other, given_up = self.joiner.offer((mon.model, event.id), half)
+        request_id = event.attributes.get("requestid") or event.id
+        other, given_up = self.joiner.offer((mon.model, request_id), half)
         if given_up:
             self._give_up(given_up)
         if other is None:
@@ -269,7 +276,7 @@ class CloudEventsIntake:
         if req.rows == 1 and getattr(outputs, "ndim", 0) == 1 and outputs.shape[0] > 1:
             outputs = outputs.reshape(1, -1)  # OIP v2: a single row's vector came without its batch axis
         client = req.client or resp.client
-        event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, event.id, None, None)
+        event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, request_id, None, None)
         self._gauge()
         try:
             sidecar.enqueue([(mon, event_tuple)], ENDPOINT)
