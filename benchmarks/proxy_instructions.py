@@ -1,0 +1,404 @@
+"""Instructions (and CPU) per proxied request of the proxy's data path process, against a byte relay.
+
+Why: on this shared 2-core machine wall-clock timings are noisy, and hardware counters are not
+available; valgrind's callgrind counts the instructions a process executes, deterministically.
+This measures the data path process exactly as ``monitor serve`` starts it
+(``python -m monitor.server.dataplane_child -``, :mod:`monitor.server.dataplane_child`, on uvloop,
+with the sidecar application's routes and taps, a channel socket and the shared tally) and, in
+the same run, the byte relay of ``benchmarks/bench_proxy.py`` (no HTTP parsing, no monitoring:
+the floor of an asyncio proxy), each:
+
+- under ``valgrind --tool=callgrind``: after a warm-up, the counters are zeroed
+  (``callgrind_control -z``), N closed-loop OIP v2 infer requests are sent (the payload of
+  ``bench_proxy.py``), and the counters dumped (``callgrind_control -d``): instructions per
+  request, without start-up;
+- without valgrind: the CPU seconds (user + system, ``/proc/PID/stat``) the process spent on the
+  same N requests after the same warm-up.
+
+It prints both per-request figures and the ratio data path / relay, checks that every request
+was answered 200 and that the data path sent a tap for each one over its channel, and with
+``--write`` writes the table to ``benchmarks/results/proxy_instructions.md``; ``--annotate``
+keeps the callgrind files and prints the top functions (``callgrind_annotate``).
+
+Loopback only, bounded: a few thousand requests per target (a few minutes in all under valgrind).
+
+Run: ``.venv/bin/python benchmarks/proxy_instructions.py [--requests 2000] [--conns 4] [--write]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import marshal
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+RESULTS = HERE / "results" / "proxy_instructions.md"
+PATH = "/v2/models/iris/infer"
+
+
+# -- the processes under test ----------------------------------------------------------------------
+def _sidecar_routes(upstream: str) -> tuple[object, list, dict]:
+    """The lean settings, route specs and tap kinds ``monitor serve --proxy`` hands its data path
+    (the same configuration as ``bench_proxy.py``)."""
+    from monitor.config import parse_config
+    from monitor.server import keys as K
+    from monitor.server.app import build_sidecar, create_app
+    from monitor.server.leanproxy import LeanSettings
+    from monitor.server.proxyroutes import route_specs
+
+    folder = tempfile.mkdtemp(prefix="monitor-bench-instr-")
+    raw = {"model": "iris", "features": ["a", "b", "c", "d"],
+           "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
+           "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": "lean", "process": True}}}
+    sidecar = build_sidecar(parse_config(raw, os.path.join(folder, "monitor.yaml"), Path(folder)), proxy_upstream=upstream)
+    app = create_app(sidecar, load_in_thread=False)
+    proxy = app[K.PROXY]
+    kinds = {name: (None if tap is None else tap.kind) for name, tap in proxy.taps.items()}
+    return LeanSettings.of(proxy), route_specs(app.router), kinds
+
+
+class _PortQueue:
+    def put(self, port: int) -> None:
+        print(f"PORT {port}", flush=True)
+
+
+def _run_relay(upstream: str) -> None:
+    """Entry of the relay process (``--relay UPSTREAM``): bench_proxy's byte relay."""
+    from bench_proxy import _relay_proxy
+
+    _relay_proxy(upstream, _PortQueue())
+
+
+@dataclass
+class Proc:
+    """One process under test: its Popen, the port it serves on, and (the data path) its channel."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    taps: list[int] = field(default_factory=lambda: [0])
+    cleanup: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for fn in self.cleanup:
+            fn()
+
+
+def _valgrind(out_dir: str | None) -> list[str]:
+    if out_dir is None:
+        return []
+    if out_dir.startswith("cprofile:"):
+        return ["-m", "cProfile", "-o", out_dir.partition(":")[2]]
+    return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
+
+
+def start_relay(upstream: str, out_dir: str | None) -> Proc:
+    proc = subprocess.Popen([*_valgrind(out_dir), sys.executable, str(Path(__file__).resolve()), "--relay", upstream],
+                            stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    m = re.match(r"PORT (\d+)", line)
+    if m is None:
+        proc.kill()
+        raise RuntimeError(f"the relay did not start: {line!r}")
+    return Proc("relay", proc, int(m.group(1)))
+
+
+def _drain_channel(sock: socket.socket, taps: list[int], answers: list[int]) -> None:
+    """Reads the child's frames (as the sidecar would), counting the answered exchanges and taps."""
+    buf = b""
+    while True:
+        try:
+            data = sock.recv(1 << 18)
+        except OSError:
+            return
+        if not data:
+            return
+        buf += data
+        while len(buf) >= 4:
+            (size,) = struct.unpack_from("<I", buf)
+            if len(buf) < 4 + size:
+                break
+            msg = marshal.loads(buf[4:4 + size])
+            buf = buf[4 + size:]
+            if msg[0] == 0:  # BATCH: (BATCH, answers, counts, requests, dropped)
+                answers[0] += len(msg[1])
+                taps[0] += sum(1 for a in msg[1] if a[4] is not None)
+
+
+def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | None) -> Proc:
+    from monitor.server.dataplane import MAX_PENDING_BYTES
+    from monitor.server.dataplane_child import CONFIG_ENV, ChildConfig
+    from monitor.server.tally import SharedTally
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    tally = SharedTally.create()
+    cfg = ChildConfig(settings, theirs.fileno(), [(listener.fileno(), specs, kinds)], MAX_PENDING_BYTES, 5.0,
+                      "uvloop", tally.fd)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env[CONFIG_ENV] = cfg.dumps()
+    wrap = _valgrind(out_dir)
+    cmd = ([sys.executable, *wrap] if wrap[:1] == ["-m"] else [*wrap, sys.executable]) + ["-m", "monitor.server.dataplane_child", "-"]
+    proc = subprocess.Popen(cmd,
+                            pass_fds=[theirs.fileno(), listener.fileno(), tally.fd], env=env, cwd=REPO,
+                            stdin=subprocess.DEVNULL)
+    theirs.close()
+    port = listener.getsockname()[1]
+    listener.close()  # the child holds its own descriptor
+    # READY first
+    head = b""
+    ours.settimeout(300)
+    while len(head) < 4:
+        head += ours.recv(4 - len(head))
+    (size,) = struct.unpack("<I", head)
+    body = b""
+    while len(body) < size:
+        body += ours.recv(size - len(body))
+    assert marshal.loads(body)[0] == 3, "the data path did not say READY"
+    ours.settimeout(None)
+    p = Proc("data path", proc, port)
+    answers = [0]
+    threading.Thread(target=_drain_channel, args=(ours, p.taps, answers), daemon=True).start()
+    p.cleanup += [ours.close, tally.close]
+    return p
+
+
+# -- the load -------------------------------------------------------------------------------------
+def _raw_request(port: int) -> bytes:
+    from bench_proxy import BODY
+
+    return (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+
+
+async def _closed_loop(port: int, total: int, conns: int) -> int:
+    """``total`` requests over ``conns`` keep-alive connections, each sending its next request
+    when the last is answered; the count of non-200 answers."""
+    from bench_proxy import _Conn
+
+    loop = asyncio.get_running_loop()
+    raw = _raw_request(port)
+    bad = 0
+    left = total
+
+    async def worker() -> None:
+        nonlocal bad, left
+        _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
+        while left > 0:
+            left -= 1
+            if await conn.request(raw) != 200:
+                bad += 1
+        conn.transport.close()
+
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return bad
+
+
+def drive(port: int, total: int, conns: int) -> None:
+    bad = asyncio.run(_closed_loop(port, total, conns))
+    if bad:
+        raise RuntimeError(f"{bad} of {total} requests were not answered 200")
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _callgrind_control(flag: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", flag, str(pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=300)
+
+
+def _dumped_instructions(out_dir: str, pid: int) -> tuple[int, str]:
+    """The instruction count of the dump ``callgrind_control -d`` wrote (the first one: ``.1``)."""
+    path = os.path.join(out_dir, f"callgrind.out.{pid}.1")
+    deadline = time.monotonic() + 120
+    while True:
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+            if m:
+                return int(m.group(1)), path
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no callgrind dump at {path}")
+        time.sleep(0.2)
+
+
+@dataclass
+class Figure:
+    instructions: float = 0.0  # per request
+    cpu_us: float = 0.0  # per request
+    taps: int | None = None
+    dump: str = ""
+
+
+def measure(name: str, start, requests: int, warmup: int, conns: int, cpu_requests: int, keep: str | None) -> Figure:
+    fig = Figure()
+    out_dir = tempfile.mkdtemp(prefix="monitor-callgrind-")
+    p = start(out_dir)
+    try:
+        drive(p.port, warmup, conns)
+        time.sleep(1.0)  # the warm-up's last batch is in
+        _callgrind_control("-z", p.proc.pid)
+        taps0 = p.taps[0]
+        drive(p.port, requests, conns)
+        _callgrind_control("-d", p.proc.pid)
+        ir, path = _dumped_instructions(out_dir, p.proc.pid)
+        fig.instructions = ir / requests
+        if keep:
+            fig.dump = os.path.join(keep, f"callgrind.{name.replace(' ', '_')}.out")
+            shutil.copy(path, fig.dump)
+    finally:
+        p.stop()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    if name == "data path":
+        time.sleep(1.0)
+        fig.taps = p.taps[0] - taps0
+    p = start(None)
+    try:
+        drive(p.port, warmup, conns)
+        c0 = _cpu(p.proc.pid)
+        drive(p.port, cpu_requests, conns)
+        fig.cpu_us = (_cpu(p.proc.pid) - c0) / cpu_requests * 1e6
+    finally:
+        p.stop()
+    return fig
+
+
+def profile(settings: object, specs: list, kinds: dict, requests: int, warmup: int, conns: int) -> None:
+    """The data path under cProfile (no valgrind): Python calls per request, by function (the
+    warm-up included, a few hundred requests out of thousands)."""
+    import pstats
+
+    out = tempfile.mktemp(prefix="monitor-cprofile-")
+    p = start_dataplane(settings, specs, kinds, "cprofile:" + out)
+    try:
+        drive(p.port, warmup + requests, conns)
+    finally:
+        p.stop()
+    stats = pstats.Stats(out)
+    total = warmup + requests
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][1])  # by primitive+recursive calls
+    calls = sum(v[1] for _, v in rows)
+    print(f"Python-visible calls per request: {calls / total:.1f}")
+    for (file, line, fn), (cc, nc, tt, ct, _) in rows[:45]:
+        print(f"{nc / total:7.2f}  {tt / total * 1e6:7.2f} us  {Path(file).name}:{line}({fn})")
+    os.unlink(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=2000, help="requests counted under callgrind, per target")
+    ap.add_argument("--warmup", type=int, default=300, help="requests before counting (connections, caches, pools)")
+    ap.add_argument("--conns", type=int, default=1, help="client connections, each closed-loop")
+    ap.add_argument("--cpu-requests", type=int, default=10000, help="requests for the CPU figure (no valgrind)")
+    ap.add_argument("--write", action="store_true", help=f"write the table to {RESULTS.relative_to(REPO)}")
+    ap.add_argument("--annotate", metavar="DIR", help="keep the callgrind dumps in DIR and print the top functions")
+    ap.add_argument("--profile", action="store_true", help="instead: the data path under cProfile, calls per request")
+    ap.add_argument("--only", choices=["relay", "dataplane"], help="measure one target only")
+    ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)  # entry of the relay process
+    args = ap.parse_args()
+    if args.relay:
+        _run_relay(args.relay)
+        return
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
+    from bench_proxy import _upstream
+
+    q: multiprocessing.Queue[int] = multiprocessing.Queue()
+    up = multiprocessing.Process(target=_upstream, args=(q,), daemon=True)
+    up.start()
+    upstream = f"http://127.0.0.1:{q.get(timeout=30)}"
+    if args.annotate:
+        os.makedirs(args.annotate, exist_ok=True)
+    t0 = time.monotonic()
+    load = os.getloadavg()
+    figs: dict[str, Figure] = {}
+    try:
+        settings, specs, kinds = _sidecar_routes(upstream)
+        if args.profile:
+            profile(settings, specs, kinds, args.cpu_requests, args.warmup, args.conns)
+            return
+        if args.only != "dataplane":
+            figs["relay"] = measure("relay", lambda d: start_relay(upstream, d), args.requests, args.warmup, args.conns,
+                                    args.cpu_requests, args.annotate)
+        if args.only != "relay":
+            figs["data path"] = measure("data path", lambda d: start_dataplane(settings, specs, kinds, d), args.requests,
+                                        args.warmup, args.conns, args.cpu_requests, args.annotate)
+    finally:
+        up.terminate()
+        up.join(10)
+    relay = figs.get("relay")
+    dp = figs.get("data path")
+    rows = []
+    for name, fig in figs.items():
+        ratio_i = f"{fig.instructions / relay.instructions:.2f}" if relay else "-"
+        ratio_c = f"{fig.cpu_us / relay.cpu_us:.2f}" if relay and relay.cpu_us else "-"
+        rows.append(f"| {name} | {fig.instructions:,.0f} | {ratio_i} | {fig.cpu_us:.1f} | {ratio_c} |")
+    lines = [
+        f"OIP v2 infer requests (the payload of `bench_proxy.py`), {args.conns} closed-loop keep-alive connections on "
+        f"127.0.0.1, {args.warmup} warm-up requests then {args.requests:,} counted under `valgrind --tool=callgrind` "
+        f"(instructions of the whole process, start-up excluded) and {args.cpu_requests:,} timed without valgrind "
+        "(user + system CPU of the process). The data path is `python -m monitor.server.dataplane_child` on uvloop, as "
+        "`monitor serve --proxy` starts it (the sidecar's routes and taps, the channel read as the sidecar reads it, "
+        "the shared tally); the relay is `bench_proxy.py`'s byte relay (uvloop, no HTTP parsing, no monitoring).",
+        "",
+        "| process | instructions per request | vs relay | CPU us per request | vs relay |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    if dp is not None:
+        ok = dp.taps == args.requests
+        lines.append(f"Taps the data path sent over its channel for the {args.requests:,} counted requests: {dp.taps:,}"
+                     f" ({'all' if ok else 'NOT all'}).")
+    lines.append(f"Machine load average before the run: {', '.join(f'{v:.1f}' for v in load)} on {os.cpu_count()} cores "
+                 f"(the instruction counts do not depend on it; the CPU figures a little). Took {time.monotonic() - t0:.0f} s.")
+    lines.append("")
+    lines.append("Reproduce: `.venv/bin/python benchmarks/proxy_instructions.py --write`")
+    body = "\n".join(lines)
+    print(body)
+    if args.write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text("# Instructions per proxied request: the data path process against a byte relay\n\n"
+                           "Generated by `benchmarks/proxy_instructions.py`.\n\n" + body + "\n")
+    if args.annotate:
+        for name, fig in figs.items():
+            if fig.dump:
+                print(f"\n## {name}: top functions ({fig.dump})")
+                out = subprocess.run(["callgrind_annotate", "--inclusive=no", fig.dump], capture_output=True, text=True)
+                print("\n".join(out.stdout.splitlines()[:60]))
+
+
+if __name__ == "__main__":
+    main()
