@@ -21,14 +21,7 @@ import time
 import pytest
 
 from tests.sidecar_support import http, sample, wait_until
-from tests.test_server_lifecycle import ServeProcess, Webhook, write_config
-
-
-@pytest.fixture
-def webhook():
-    w = Webhook()
-    yield w
-    w.close()
+from tests.test_server_lifecycle import ServeProcess, webhook, write_config  # noqa: F401 - webhook is a fixture
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
