@@ -26,7 +26,7 @@ def check(paths: tuple[str, ...]) -> None:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
-        problems = _server_problems(agent) + _file_problems(agent)
+        problems = _server_problems(agent) + _file_problems(agent) + _detector_problems(agent)
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
@@ -56,6 +56,32 @@ def _server_problems(agent: object) -> list[str]:
             check(agent)  # type: ignore[arg-type]
         except ConfigError as err:
             out.append(f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+    return out
+
+
+#: detectors built without a reference (the defaults that need none): their parameters' values
+#: are checked by building them as the agent's start does
+_NO_REFERENCE = ("confidence", "calibration", "segments", "regression", "data_quality", "output_repeats")
+
+
+def _detector_problems(agent: object) -> list[str]:
+    """Values of the listed detectors' parameters, checked by building the detectors that need no
+    reference (a ``positive_class`` that is no class passed the check, then every start of
+    ``monitor serve`` failed to load the model). Those that need the reference are built when it
+    is loaded (``monitor reference show`` reads it)."""
+    from monitor.detectors.context import DetectorContext
+    from monitor.detectors.registry import create
+
+    out: list[str] = []
+    for m in getattr(agent, "models", ()):
+        ctx = DetectorContext(m.schema, m.output, window_s=m.window_s, segment_cap=m.segment_cap, seed=m.seed)
+        for i, d in enumerate(m.detectors or ()):
+            if d.kind not in _NO_REFERENCE:
+                continue
+            try:
+                create(d.kind, params=dict(d.params), context=ctx)
+            except (ValueError, TypeError) as err:
+                out.append(f"model {m.model!r}: detectors[{i}] ({d.kind}): {err}")
     return out
 
 

@@ -57,6 +57,20 @@ _L_FIELDS = 5 + 3 * cal.ECE_BINS
 _ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
 
 
+def _class_index(value: int | str | None) -> int | None:
+    """``positive_class`` as a column index: an integer, or a name already turned into its index
+    by :meth:`SegmentDetector.from_config` (a name that is not a class cannot be placed)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.isdigit()):
+        raise ValueError(f"segments: positive_class {value!r} is not a class: give a name listed under output.classes "
+                         "or a column index (0 is the first output column)")
+    index = int(value)
+    if index < 0:
+        raise ValueError(f"segments: positive_class {value!r} must be a class name or a column index >= 0")
+    return index
+
+
 def _hashable(v: Any) -> bool:
     try:
         hash(v)
@@ -99,8 +113,9 @@ class SegmentDetector(RefreshingDetector):
         Distinct segment values tracked (defaults to the monitor's ``segment_cap``); later values
         count as ``other``.
     positive_class
-        Class index whose prediction rate is compared across segments. Defaults to 1 for binary
-        models; for multi-class models no positive rate is exported unless one is given.
+        Class whose prediction rate is compared across segments: a name from ``output.classes``
+        or a column index. Defaults to 1 for binary models; for multi-class models no positive
+        rate is exported unless one is given.
     abstain_threshold
         Max probability below which a row counts as abstain.
     window_s, n_slots
@@ -125,7 +140,7 @@ class SegmentDetector(RefreshingDetector):
     def __init__(
         self,
         segment_cap: int = 20,
-        positive_class: int | None = None,
+        positive_class: int | str | None = None,
         abstain_threshold: float = 0.5,
         window_s: float = 3600.0,
         n_slots: int = 12,
@@ -137,7 +152,7 @@ class SegmentDetector(RefreshingDetector):
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
         self.segment_cap = int(segment_cap)
-        self.positive_class = None if positive_class is None else int(positive_class)
+        self.positive_class = _class_index(positive_class)
         self.abstain_threshold = float(abstain_threshold)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
@@ -149,6 +164,13 @@ class SegmentDetector(RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "SegmentDetector":
+        classes = context.output.classes if context is not None else ()
+        pos = params.get("positive_class")
+        if isinstance(pos, str) and pos in classes:
+            params = {**params, "positive_class": classes.index(pos)}
+        elif classes and isinstance(pos, int) and not 0 <= pos < len(classes):
+            raise ValueError(f"segments: positive_class {pos} is not a column of output.classes ({len(classes)} classes: "
+                             f"{', '.join(classes)}); give one of those names or an index from 0 to {len(classes) - 1}")
         return cls(**config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))
 
     def _reset(self) -> None:
@@ -228,7 +250,11 @@ class SegmentDetector(RefreshingDetector):
             (seg + _CONF2 * s, feats.conf * feats.conf),
             (seg + _ABST * s, (feats.conf < self.abstain_threshold).astype(np.float64)),
         ]
-        pos = self._positive(batch.scores.shape[1])  # type: ignore[union-attr]
+        k = batch.scores.shape[1]  # type: ignore[union-attr]
+        pos = self._positive(k)
+        if pos is not None and pos >= k:
+            raise ValueError(f"segments: positive_class {pos} is not a column of the model's {k} outputs: give a class "
+                             f"name from output.classes or an index from 0 to {k - 1}")
         if pos is not None:
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
