@@ -186,3 +186,31 @@ def quiet_factory(**kwargs: Any) -> Callable[..., Any]:
         return Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), **kwargs)
 
     return make
+
+
+def in_process_data_plane(raw: dict[str, Any], folder: Any) -> tuple[Any, Any]:
+    """A loaded sidecar (monitors without a worker thread, so that tests and benchmarks run the
+    worker themselves) with its proxy and a data plane that has no child process: the data
+    path's frames are fed to ``plane._frame`` by the caller. Close with :func:`close_data_plane`."""
+    import socket
+
+    from monitor.config import parse_config
+    from monitor.server.app import build_sidecar, create_app
+    from monitor.server.dataplane import DataPlane
+
+    agent = parse_config(raw, str(folder / "monitor.yaml"), folder)
+    sidecar = build_sidecar(agent, monitor_factory=quiet_factory(start_worker=False))
+    app = create_app(sidecar, load_in_thread=False)
+    sidecar.load()
+    assert sidecar.ready, sidecar.load_error
+    plane = DataPlane(sidecar, 1.0)
+    sock = socket.socket()
+    plane.add(sock, app, None)
+    sock.close()
+    return sidecar, plane
+
+
+def close_data_plane(sidecar: Any, plane: Any) -> None:
+    for mon in sidecar.all_monitors():
+        mon.close()
+    plane.close_spawner()

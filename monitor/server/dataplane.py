@@ -322,7 +322,7 @@ class DataPlane:
                requests: list[tuple[int, float]], dropped: int) -> None:
         self.taps_received += dropped + sum(1 for answer in answers if answer[4] is not None)
         proxy = self.listeners[0].proxy
-        sink = SidecarSink(proxy)
+        sink = _BatchSink(proxy)
         try:
             for (name, labels), n in counts:
                 sink.count(name, labels, n)
@@ -333,11 +333,16 @@ class DataPlane:
         except Exception:  # noqa: BLE001 - the metrics of one batch are not worth the proxy
             log.exception("proxy data path: a batch's metrics could not be recorded")
         taps = proxy.taps
-        for name, status, upstream_seconds, request_seconds, tap in answers:
-            try:
-                sink.record(taps.get(name), status, upstream_seconds, request_seconds, tap)
-            except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
-                log.exception("proxy data path: an answered exchange could not be recorded")
+        with proxy.batched():  # the batch's events enqueued together, as each would have been alone
+            for name, status, upstream_seconds, request_seconds, tap in answers:
+                try:
+                    sink.record(taps.get(name), status, upstream_seconds, request_seconds, tap)
+                except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
+                    log.exception("proxy data path: an answered exchange could not be recorded")
+        try:
+            sink.flush()
+        except Exception:  # noqa: BLE001
+            log.exception("proxy data path: a batch's metrics could not be recorded")
 
     def _adopt(self, index: int, prefix: bytes, fd: int) -> None:
         """A connection for the sidecar's own routes, with the bytes the child read from it."""
@@ -411,6 +416,24 @@ class DataPlane:
             await self._exited.wait()
         if self._adopting:
             await asyncio.gather(*self._adopting, return_exceptions=True)
+
+
+class _BatchSink(SidecarSink):
+    """:class:`SidecarSink` for one batch of the data path's process: its counters summed over
+    the batch and added once each (:meth:`flush`), not once per exchange."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        super().__init__(proxy)
+        self.counts: dict[tuple[str, tuple[str, ...]], int] = {}
+
+    def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
+        key = (name, labels)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, {}
+        for (name, labels), n in counts.items():
+            self.store.inc(name, n, labels=labels)
 
 
 def _default_paths() -> set[str]:

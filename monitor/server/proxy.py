@@ -32,11 +32,12 @@ connection is closed and the request counted with code 499.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import sys
 import time
 import zlib
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -46,7 +47,8 @@ from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
 from monitor.server.errors import IntakeError
-from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, oip_request_id, unsafe_json
+from monitor.queue import event_bytes
+from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, loads, oip_request_id, unsafe_json
 from monitor.server.settings import PredictRoute, ProxySettings
 
 if sys.version_info >= (3, 11):
@@ -141,6 +143,8 @@ class Proxy:
         self._tasks: set[asyncio.Task[None]] = set()
         #: route name -> its tap (None: forwarded untapped); the lean engine resolves requests with it
         self.taps: dict[str, _Tap | None] = {}
+        #: the taps' events waiting for the end of a batch (:meth:`batched`), else None
+        self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
@@ -328,7 +332,8 @@ class Proxy:
 
         ``path_model`` is the ``{model}`` part of the matched route, ``header_request_id`` the
         request's ``X-Request-Id`` (used when the body carries no id); ``body``/``resp_body`` are
-        None when they were over the size limit. Both engines call this, so they tap alike."""
+        None when they were over the size limit. Both engines call this, so they tap alike.
+        Inside :meth:`batched` the event is enqueued when the batch ends, with the others."""
         sidecar = self.sidecar
         try:
             model = tap.route.model if tap.route is not None and tap.route.model else path_model
@@ -337,51 +342,120 @@ class Proxy:
             sidecar.count_refused(ENDPOINT, getattr(err, "reason", "unknown_model"))
             return
         try:
-            if status >= 500:
-                sidecar.enqueue([(mon, (ERROR, ts, f"HTTP{status}", latency, client))], ENDPOINT, admit=False)
+            event = self._event(tap, mon, client, header_request_id, body, resp_body, status, resp_encoding,
+                                req_encoding, latency, ts)
+            if event is None:
                 return
-            if status >= 400:
-                sidecar.count_refused(ENDPOINT, "client_error", mon=mon)
+            if self._pending is not None:
+                self._pending.append((mon, event))
                 return
-            if body is None or resp_body is None:
-                sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
-                return
-            limit = sidecar.settings.max_body_bytes
-            req_raw, resp_raw = _decode(body, req_encoding, limit), _decode(resp_body, resp_encoding, limit)
-            if req_raw is None or resp_raw is None:
-                sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
-                return
-            req_obj = json.loads(req_raw)
-            resp_obj = json.loads(resp_raw)
-            unsafe = unsafe_json(req_raw, req_obj) or unsafe_json(resp_raw, resp_obj)
-            if unsafe is not None:
-                sidecar.count_refused(ENDPOINT, unsafe, mon=mon)
-                return
-            if tap.kind == "oip_v2":
-                inputs = decode_inputs(req_obj)
-                rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
-                outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
-                rid: Any = oip_request_id(req_obj) or header_request_id
+            sidecar.enqueue_to(mon, [event], ENDPOINT)
+        except Exception as err:  # noqa: BLE001 - the tap must never hurt the proxy
+            sidecar.count_refused(ENDPOINT, _refusal(err), mon=mon)
+
+    def _event(self, tap: _Tap, mon: Any, client: str | None, header_request_id: str | None, body: bytes | None,
+               resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
+               latency: float, ts: float) -> tuple[Any, ...] | None:
+        """The event of one exchange, or None when it is refused here (counted)."""
+        sidecar = self.sidecar
+        if status >= 500:
+            return (ERROR, ts, f"HTTP{status}", latency, client)
+        if status >= 400:
+            sidecar.count_refused(ENDPOINT, "client_error", mon=mon)
+            return None
+        if body is None or resp_body is None:
+            sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+            return None
+        limit = sidecar.settings.max_body_bytes
+        req_raw, resp_raw = _decode(body, req_encoding, limit), _decode(resp_body, resp_encoding, limit)
+        if req_raw is None or resp_raw is None:
+            sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+            return None
+        req_obj = loads(req_raw)
+        resp_obj = loads(resp_raw)
+        unsafe = unsafe_json(req_raw, req_obj) or unsafe_json(resp_raw, resp_obj)
+        if unsafe is not None:
+            sidecar.count_refused(ENDPOINT, unsafe, mon=mon)
+            return None
+        if tap.kind == "oip_v2":
+            inputs = decode_inputs(req_obj)
+            rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
+            outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
+            rid: Any = oip_request_id(req_obj) or header_request_id
+        else:
+            route = tap.route
+            assert route is not None
+            inputs = decode_inputs(req_obj, route.inputs)
+            outputs = decode_outputs(resp_obj, route.outputs)
+            rid = None
+            if route.request_id:
+                try:
+                    rid = dotted(req_obj, route.request_id)
+                except PayloadError:
+                    rid = None
+            rid = rid if rid is not None else header_request_id
+        return (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Taps made inside are enqueued together when it ends: one call per model for a batch
+        of the data path's process (:meth:`DataPlane._batch`) instead of one per exchange, with
+        the same events in the same order and the same counters. An exchange whose inputs are large
+        (``event_bytes``: reserved in the queue's byte budget, all or nothing per call) is
+        enqueued alone as ever, so that one of them shed does not take the others along."""
+        if self._pending is not None:  # already batching: the outer batch enqueues
+            yield
+            return
+        pending: list[tuple[Any, tuple[Any, ...]]] = []
+        self._pending = pending
+        try:
+            yield
+        finally:
+            self._pending = None
+            self._enqueue_batch(pending)
+
+    def _enqueue_batch(self, items: list[tuple[Any, tuple[Any, ...]]]) -> None:
+        groups: dict[Any, list[tuple[Any, ...]]] = {}
+        for mon, event in items:
+            group = groups.get(mon)
+            if group is None:
+                groups[mon] = [event]
             else:
-                route = tap.route
-                assert route is not None
-                inputs = decode_inputs(req_obj, route.inputs)
-                outputs = decode_outputs(resp_obj, route.outputs)
-                rid = None
-                if route.request_id:
-                    try:
-                        rid = dotted(req_obj, route.request_id)
-                    except PayloadError:
-                        rid = None
-                rid = rid if rid is not None else header_request_id
-            event = (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
-            sidecar.enqueue([(mon, event)], ENDPOINT, admit=False)
-        except (PayloadError, IntakeError) as err:
-            sidecar.count_refused(ENDPOINT, err.reason, mon=mon)
-        except (ValueError, UnicodeDecodeError, RecursionError, zlib.error):
-            sidecar.count_refused(ENDPOINT, "bad_json", mon=mon)
-        except Exception:  # noqa: BLE001 - the tap must never hurt the proxy
-            sidecar.count_refused(ENDPOINT, "internal_error", mon=mon)
+                group.append(event)
+        sidecar = self.sidecar
+        for mon, events in groups.items():
+            for part in _runs(events) if len(events) > 1 and any(map(event_bytes, events)) else (events,):
+                try:
+                    sidecar.enqueue_to(mon, part, ENDPOINT, stack=False)
+                except Exception as err:  # noqa: BLE001 - the tap must never hurt the proxy
+                    sidecar.count_refused(ENDPOINT, _refusal(err), len(part), mon=mon)
+
+
+def _runs(events: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """``events`` in order, each one with large inputs alone, the others in runs between them."""
+    out: list[list[tuple[Any, ...]]] = []
+    run: list[tuple[Any, ...]] = []
+    for event in events:
+        if event_bytes(event):
+            if run:
+                out.append(run)
+                run = []
+            out.append([event])
+        else:
+            run.append(event)
+    if run:
+        out.append(run)
+    return out
+
+
+def _refusal(err: Exception) -> str:
+    """The reason a tap is refused for ``err``: the payload's own, else undecodable JSON, else
+    an internal error."""
+    if isinstance(err, (PayloadError, IntakeError)):
+        return err.reason
+    if isinstance(err, (ValueError, UnicodeDecodeError, RecursionError, zlib.error)):
+        return "bad_json"
+    return "internal_error"
 
 
 def _decode(body: bytes, encoding: str | None, limit: int) -> bytes | None:

@@ -256,36 +256,57 @@ class Sidecar:
             groups.setdefault(mon, []).append(event)
         n_all = sum(len(g) for g in groups.values())
         if not self.accepting:
-            raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance",
-                              "shutting_down", events=n_all, headers={"Retry-After": "1"})
+            raise self._shutting_down(n_all)
         if admit:
             self.admission.check({m: len(g) for m, g in groups.items()}, self.all_monitors())
         for mon, events in groups.items():
-            rate = mon._sample_rate
-            if rate < 1.0:
-                keep = [e for e in events if e[0] == FEEDBACK or mon._random() < rate]
-                if len(keep) < len(events):
-                    mon.queue.sampled_out(len(events) - len(keep))
-                events = keep
-            if len(events) > 1:
-                cfg = mon.config
-                events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.kind != "labels")
-            q = mon.queue
-            room = max(0, q.capacity - len(q))
-            size = sum(map(event_bytes, events))
-            if q.closed:
-                q.drop("closed", len(events))
-            elif size and not q.reserve(size, len(events)):
-                pass  # counted queue_bytes_full
-            elif room >= len(events):
-                q.items.extend(events)  # one C call; the worker pops from the other end
-            else:
-                q.items.extend(events[:room])
-                if size:
-                    q.release(sum(map(event_bytes, events[room:])))
-                q.drop("queue_full", len(events) - room)
-            mon.store.inc("monitor_intake_events_accepted", len(groups[mon]), labels=(endpoint,))
+            self._put(mon, events, endpoint, True)
         return n_all
+
+    def enqueue_to(self, mon: "Monitor", events: list[tuple[Any, ...]], endpoint: str, *, stack: bool = True) -> int:
+        """:meth:`enqueue` of events of one monitor, without admission (``admit=False``): the
+        proxy's taps of one batch, without the grouping by monitor. ``stack=False`` leaves the
+        events exactly as they came (no :func:`columnar`): the taps of several exchanges
+        enqueued together are then the very events each would have been alone."""
+        if not self.accepting:
+            raise self._shutting_down(len(events))
+        self._put(mon, events, endpoint, stack)
+        return len(events)
+
+    @staticmethod
+    def _shutting_down(n: int) -> IntakeError:
+        return IntakeError(503, "events", "the sidecar is shutting down; retry against another instance",
+                           "shutting_down", events=n, headers={"Retry-After": "1"})
+
+    @staticmethod
+    def _put(mon: "Monitor", events: list[tuple[Any, ...]], endpoint: str, stack: bool) -> None:
+        """One monitor's events into its queue: sampled, stacked (see :func:`columnar`), shed
+        with a counter when the queue has no room; all counted as accepted."""
+        accepted = len(events)
+        rate = mon._sample_rate
+        if rate < 1.0:
+            keep = [e for e in events if e[0] == FEEDBACK or mon._random() < rate]
+            if len(keep) < len(events):
+                mon.queue.sampled_out(len(events) - len(keep))
+            events = keep
+        if stack and len(events) > 1:
+            cfg = mon.config
+            events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.kind != "labels")
+        q = mon.queue
+        room = max(0, q.capacity - len(q))
+        size = sum(map(event_bytes, events))
+        if q.closed:
+            q.drop("closed", len(events))
+        elif size and not q.reserve(size, len(events)):
+            pass  # counted queue_bytes_full
+        elif room >= len(events):
+            q.items.extend(events)  # one C call; the worker pops from the other end
+        else:
+            q.items.extend(events[:room])
+            if size:
+                q.release(sum(map(event_bytes, events[room:])))
+            q.drop("queue_full", len(events) - room)
+        mon.store.inc("monitor_intake_events_accepted", accepted, labels=(endpoint,))
 
     # -- export ----------------------------------------------------------------------------------
     async def sync_proxies(self) -> None:
