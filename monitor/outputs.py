@@ -140,6 +140,9 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         bad = ~np.isfinite(members).all(axis=(1, 2))
         _reject(valid, reasons, bad, "nan_output")
         logits = None
+        if spec.kind == "logits":  # the members' mean logits, for the energy score
+            mean = np.where(np.isfinite(x), x, 0.0).mean(axis=1)
+            logits = mean if mean.shape[1] > 1 else np.concatenate([np.zeros_like(mean), mean], axis=1)
     else:
         if x.ndim == 1:
             x = x[:, None]

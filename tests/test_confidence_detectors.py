@@ -271,3 +271,21 @@ def test_prediction_drift_round_trip_and_minimum() -> None:
     clone.load_state_dict(det.state_dict())
     assert clone.window_counts.tolist() == det.window_counts.tolist()
     assert clone.label_shift_weights() == pytest.approx(det.label_shift_weights())
+
+
+def test_ensemble_logits_get_the_energy_of_their_mean_logits() -> None:
+    """``output: {kind: logits, samples_axis: true}``: the mutual information was exported but no
+    energy score (the decoder dropped the logits of ensembles)."""
+    z = np.array([[[2.0, -1.0, 0.0], [4.0, 1.0, 0.0]], [[0.5, 0.5, 0.4], [0.1, 0.2, 0.3]]])
+    dec = decode_outputs(z, OutputSpec("logits", samples_axis=True), ClassIndex())
+    np.testing.assert_allclose(dec.logits, z.mean(axis=1))
+    det = create("confidence", params={"min_rows": 1})
+    det.update(Batch.from_arrays(np.zeros((2, 1)), dec.scores, predicted=dec.predicted, logits=dec.logits, members=dec.members))
+    store = MetricStore("m")
+    det.export(store)
+    energy = store.value(names.ENERGY)
+    assert energy.count == 2 and energy.sum == pytest.approx(unc.energy_score(z.mean(axis=1)).sum())
+    assert store.value(names.MUTUAL_INFORMATION).count == 2
+    # one logit per member (binary): the mean logit against a zero column, as for one model
+    one = decode_outputs(np.array([[[1.0], [3.0]]]), OutputSpec("logits", samples_axis=True), ClassIndex())
+    np.testing.assert_allclose(one.logits, [[0.0, 2.0]])

@@ -112,7 +112,7 @@ METRICS: tuple[MetricSpec, ...] = (
                buckets=CONFIDENCE_BUCKETS, concern=_C, unit="percentunit"),
     MetricSpec(ENTROPY, HISTOGRAM, "Entropy of each row's probabilities divided by log(classes): 0 is one-hot, 1 is uniform.",
                buckets=ENTROPY_BUCKETS, concern=_C, unit="percentunit"),
-    MetricSpec(ENERGY, HISTOGRAM, "Energy score -logsumexp(logits) of each row (logit outputs only): higher means less familiar input.",
+    MetricSpec(ENERGY, HISTOGRAM, "Energy score -logsumexp(logits) of each row (logit outputs only; an ensemble's: of its members' mean logits): higher means less familiar input. Buckets only: OpenMetrics has no _sum or _count for a histogram with negative buckets.",
                buckets=ENERGY_BUCKETS, concern=_C, unit="none"),
     MetricSpec(MUTUAL_INFORMATION, HISTOGRAM,
                "Mutual information between ensemble/MC-dropout members and the prediction (epistemic uncertainty): members disagree.",
