@@ -119,6 +119,22 @@ def test_oip_readers_fast_checks_read_as_the_general_path(tensor):
                 == _read(decode_outputs, {"outputs": [general]}, output_name=tensor.get("name"), rows=rows))
 
 
+def test_the_output_tensor_is_chosen_by_name_among_one_or_several():
+    probs = {"name": "probs", "shape": [1, 3], "datatype": "FP32", "data": [0.7, 0.2, 0.1]}
+    label = {"name": "label", "shape": [1], "datatype": "INT64", "data": [0]}
+    assert decode_outputs({"outputs": [probs]}, output_name="probs", rows=1).tolist() == [[0.7, 0.2, 0.1]]
+    assert decode_outputs({"outputs": [label, probs]}, output_name="probs", rows=1).tolist() == [[0.7, 0.2, 0.1]]
+    assert decode_outputs({"outputs": [label, probs]}, rows=1).tolist() == [0]
+    for tensors in ([label], [label, label]):
+        with pytest.raises(PayloadError) as err:
+            decode_outputs({"outputs": tensors}, output_name="probs", rows=1)
+        assert (err.value.field, err.value.reason) == ("outputs", "missing_outputs")
+        assert err.value.message == f"no output tensor named 'probs' (have {['label'] * len(tensors)})"
+    with pytest.raises(PayloadError) as err:
+        decode_outputs({"outputs": [label, {**probs, "data": [1]}]}, output_name="probs", rows=1)
+    assert (err.value.field, err.value.reason) == ("outputs[1].data", "bad_data")
+
+
 @pytest.mark.parametrize(("shape", "rows"), [([3], (1, 3)), ([], (1, 1)), ([2, 3], (2, 3)), ([2, 3, 2], (2, 6)),
                                              ([0, 3, 2], (0, 6))])
 def test_one_input_tensor_gives_its_rows_along_the_first_axis(shape, rows):

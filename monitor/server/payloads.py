@@ -171,8 +171,6 @@ def _split_rows(arr: Any, n: int, field: str, name: str) -> Any:
 
 
 def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
-    import numpy as np
-
     if len(tensors) == 1:
         name, arr = str(tensors[0].get("name", "input-0")), _tensor(tensors[0], "inputs[0]")
         if arr.ndim <= 1:  # one row (a scalar: one row of one value, as with several tensors)
@@ -180,6 +178,8 @@ def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
         if arr.ndim > 2:
             return _split_rows(arr, arr.shape[0], "inputs[0]", name)
         return arr
+    import numpy as np
+
     arrays = [(str(t.get("name", f"input-{i}")), _tensor(t, f"inputs[{i}]")) for i, t in enumerate(tensors)]
     # several named tensors: one feature (or a few columns) each, rows along axis 0
     n = arrays[0][1].shape[0] if arrays[0][1].ndim else 1
@@ -256,12 +256,12 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
     if "outputs" in body and _is_oip_tensors(body["outputs"]):
         tensors = body["outputs"]
         chosen = 0
-        if output_name is not None:
+        if output_name is not None and not (len(tensors) == 1 and tensors[0].get("name") == output_name):
             names = [t.get("name") for t in tensors]
             if output_name not in names:
                 raise PayloadError("outputs", f"no output tensor named {output_name!r} (have {names})", "missing_outputs")
             chosen = names.index(output_name)
-        arr = _tensor(tensors[chosen], f"outputs[{chosen}]")
+        arr = _tensor(tensors[chosen], "outputs[0]" if chosen == 0 else f"outputs[{chosen}]")
         if arr.ndim == 1 and rows == 1 and arr.shape[0] > 1:
             return arr.reshape(1, -1)
         if arr.ndim > 2:
