@@ -69,6 +69,10 @@ RELIABILITY_COUNT = "monitor_reliability_labels"
 SEGMENT_ROWS = "monitor_segment_rows_in_window"
 SEGMENT_LABELS = "monitor_segment_labels_in_window"
 SEGMENT_CONFIDENCE = "monitor_segment_confidence_mean_ratio"
+SEGMENT_MARGIN = "monitor_segment_margin_mean_ratio"
+SEGMENT_ENTROPY = "monitor_segment_entropy_mean_ratio"
+SEGMENT_ESTIMATED_ACCURACY = "monitor_segment_estimated_accuracy_ratio"
+SEGMENT_MAX_CALIBRATION_ERROR = "monitor_segment_max_calibration_error_ratio"
 SEGMENT_POSITIVE_RATE = "monitor_segment_positive_rate_ratio"
 SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
 SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
@@ -199,6 +203,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_LABELS, GAUGE, "Labelled rows in the window per segment.", labels=("segment",), concern=_SEG, max_series=200),
     MetricSpec(SEGMENT_CONFIDENCE, GAUGE, "Mean max probability in the window per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_MARGIN, GAUGE, "Mean margin (top-1 minus top-2 probability) in the window per segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ENTROPY, GAUGE, "Mean normalised entropy of the predicted distribution in the window per segment (0 certain, 1 uniform).",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ESTIMATED_ACCURACY, GAUGE,
+               "Accuracy estimated without labels per segment (cbpe, atc: the whole window's estimators, fitted on the labelled reference, "
+               "on the segment's rows).",
+               labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=400),
     MetricSpec(SEGMENT_POSITIVE_RATE, GAUGE, "Share of the window's rows predicted as the positive class, per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_ABSTAIN, GAUGE, "Share of the window's rows under the abstain threshold, per segment.",
@@ -214,11 +226,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_CALIBRATION_ERROR, GAUGE,
                "Top-label calibration error per segment, by estimator: 15-bin equal-width ECE or its debiased L2 counterpart on the same bins.",
                labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=400),
+    MetricSpec(SEGMENT_MAX_CALIBRATION_ERROR, GAUGE,
+               "Largest gap between confidence and accuracy in one of the 15 equal-width bins holding enough labels, per segment (MCE).",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_MAX_GAP, GAUGE,
-               "Largest difference of a figure (positive_rate, accuracy, confidence) between two segments, naming the high and low one.",
-               labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=3),
+               "Largest difference of a figure (positive_rate, accuracy, confidence, estimated_accuracy: ATC's) between two segments, "
+               "naming the high and low one.",
+               labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=4),
     MetricSpec(SEGMENT_MAX_GAP_Z, GAUGE, "z statistic of that largest segment difference (two-proportion test): above 4 is not noise.",
-               labels=("figure", "high", "low"), concern=_SEG, unit="none", max_series=3),
+               labels=("figure", "high", "low"), concern=_SEG, unit="none", max_series=4),
     MetricSpec(SEGMENT_OVERFLOW, COUNTER, "Rows whose segment value arrived after the cap was reached and were counted as 'other'.",
                concern=_SEG),
     MetricSpec(SEGMENTS_TRACKED, GAUGE, "Distinct segment values tracked (at most the configured cap, plus 'other').", concern=_SEG),

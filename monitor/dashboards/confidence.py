@@ -106,6 +106,11 @@ def build() -> Dashboard:
         timeseries("Accuracy by segment",
                    Query(f"max by (model, segment) ({selector('monitor_segment_accuracy_ratio', _SEGMENT)})", "{{model}} {{segment}}"),
                    metrics=("monitor_segment_accuracy_ratio",), minimum=0, maximum=1),
+        timeseries("Estimated accuracy by segment (no labels)",
+                   Query(f"max by (model, segment, estimator) "
+                         f"({selector('monitor_segment_estimated_accuracy_ratio', _SEGMENT)})",
+                         "{{estimator}} {{model}} {{segment}}"),
+                   metrics=("monitor_segment_estimated_accuracy_ratio",), minimum=0, maximum=1),
         timeseries("Mean confidence by segment",
                    Query(f"max by (model, segment) ({selector('monitor_segment_confidence_mean_ratio', _SEGMENT)})",
                          "{{model}} {{segment}}"),

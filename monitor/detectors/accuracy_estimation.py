@@ -39,7 +39,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors.prediction_drift import reference_confusion
 from monitor.stats import calibration as cal
-from monitor.stats.uncertainty import normalized_entropy, top_two
+from monitor.detectors._label_free import ATC_SCORES, LabelFreeEstimators
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ __all__ = ["AccuracyEstimationDetector", "ESTIMATORS"]
 
 ESTIMATORS = ("cbpe", "atc", "bbse")
 _N, _CBPE, _ATC, _PRED = 0, 1, 2, 3
-_EDGES = cal.fine_confidence_edges()
 
 
 class AccuracyEstimationDetector(RefreshingDetector):
@@ -83,7 +82,7 @@ class AccuracyEstimationDetector(RefreshingDetector):
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy",
                  prior_weight: float = 2.0, refresh: float = 0.05) -> None:
-        if atc_score not in ("entropy", "confidence"):
+        if atc_score not in ATC_SCORES:
             raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
         probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
         assert labels is not None
@@ -94,26 +93,14 @@ class AccuracyEstimationDetector(RefreshingDetector):
         self.prior_weight = float(prior_weight)
         self.refresh = float(refresh)
         self._k = probs.shape[1]
-        conf, _ = top_two(probs)
-        pred = probs.argmax(axis=1)
-        correct = (pred == labels).astype(np.float64)
-        self.reference_accuracy = float(correct.mean())
-        count, sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
-        mid = 0.5 * (_EDGES[:-1] + _EDGES[1:])
-        own = np.where(count > 0, sconf / np.maximum(count, 1.0), mid)
-        self._calibrated = cal.isotonic_bins(count, scorr, prior=own, prior_weight=self.prior_weight)
-        self._atc_t = cal.atc_threshold(self._atc_values(probs, conf), correct)
-        self._confusion = reference_confusion(pred, labels, self._k)
+        self._estimators = LabelFreeEstimators.fit(probs, labels, atc_score, self.prior_weight)
+        self.reference_accuracy = self._estimators.reference_accuracy
+        self._confusion = reference_confusion(probs.argmax(axis=1), labels, self._k)
         self._reset()
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "AccuracyEstimationDetector":
         return cls(reference, **config_params(cls, context, params, window_s="window_s"))  # type: ignore[arg-type]
-
-    def _atc_values(self, probs: np.ndarray | None, conf: np.ndarray, entropy: np.ndarray | None = None) -> np.ndarray:
-        if self.atc_score == "confidence":
-            return conf
-        return -(entropy if entropy is not None else normalized_entropy(probs))  # type: ignore[arg-type]
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_PRED + self._k,), self.n_slots)
@@ -123,8 +110,9 @@ class AccuracyEstimationDetector(RefreshingDetector):
         feats = output_features(batch)
         if feats is None or batch.scores is None or batch.scores.shape[1] != self._k:
             return
-        calibrated = self._calibrated[cal.bin_index(feats.conf, _EDGES)]
-        above = (self._atc_values(None, feats.conf, feats.entropy) > self._atc_t).astype(np.float64)
+        est = self._estimators
+        calibrated = est.cbpe_rows(feats.conf)
+        above = est.atc_rows(feats)
         self._refresh.add(len(batch))
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)],
                    time_span(batch))

@@ -1,10 +1,12 @@
 """Confidence and accuracy per segment, and the largest gap between segments (the fairness view).
 
 Each row may carry a low-cardinality ``segment`` (region, customer tier, device...). Per segment,
-over sliding event-time windows, this detector exports the row count, the mean confidence, the
-abstain rate and the positive-prediction rate, and with labels the accuracy and the
-over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE and
-its debiased L2 counterpart on the same bins). A model that returns labels only
+over sliding event-time windows, this detector exports the row count, the mean confidence, margin
+and normalised entropy, the abstain rate and the positive-prediction rate, with a labelled
+reference the accuracy estimated without labels (the CBPE and ATC estimators of the
+accuracy-estimation detector, applied to the segment's rows), and with labels the accuracy and the
+over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE, its
+debiased L2 counterpart on the same bins, and the MCE). A model that returns labels only
 (``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
 and, with labels, the accuracy per segment, and their gaps. The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
@@ -30,11 +32,13 @@ from monitor.detectors._common import (
     load_windows_state,
     output_features,
     put_figures,
+    reference_probabilities,
     Refresh,
     RefreshingDetector,
     time_span,
     windows_state,
 )
+from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -55,6 +59,11 @@ _LAB, _CORRECT, _LCONF, _LBRIER, _LLOSS = 0, 1, 2, 3, 4
 _BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
 _L_FIELDS = 5 + 3 * cal.ECE_BINS
 _ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
+# more prediction-window fields, in a window of their own with its own row count: a state saved
+# without them loads, and these figures are absent until that window holds enough rows again
+_X_ROWS, _MARGIN, _ENTROPY, _CBPE, _ATC, _X_FIELDS = 0, 1, 2, 3, 4, 5
+#: labels in a bin for it to count in a segment's MCE (as the calibration detector's default)
+MCE_MIN_BIN = 10
 
 
 def _class_index(value: int | str | None) -> int | None:
@@ -109,6 +118,10 @@ class SegmentDetector(RefreshingDetector):
 
     Parameters
     ----------
+    reference
+        Optional. With the model's probabilities and labels on it, the label-free accuracy
+        estimators are fitted on it (as the accuracy-estimation detector's) and each segment gets
+        its estimated accuracy.
     segment_cap
         Distinct segment values tracked (defaults to the monitor's ``segment_cap``); later values
         count as ``other``.
@@ -139,6 +152,7 @@ class SegmentDetector(RefreshingDetector):
 
     def __init__(
         self,
+        reference: "Reference | None" = None,
         segment_cap: int = 20,
         positive_class: int | str | None = None,
         abstain_threshold: float = 0.5,
@@ -160,6 +174,11 @@ class SegmentDetector(RefreshingDetector):
         self.min_labels = int(min_labels)
         self.min_labels_calibration = int(min_labels_calibration)
         self.refresh = float(refresh)
+        self._estimators: LabelFreeEstimators | None = None
+        if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
+            probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
+            assert labels is not None
+            self._estimators = LabelFreeEstimators.fit(probs, labels)
         self._reset()
 
     @classmethod
@@ -171,13 +190,14 @@ class SegmentDetector(RefreshingDetector):
         elif classes and isinstance(pos, int) and not 0 <= pos < len(classes):
             raise ValueError(f"segments: positive_class {pos} is not a column of output.classes ({len(classes)} classes: "
                              f"{', '.join(classes)}); give one of those names or an index from 0 to {len(classes) - 1}")
-        return cls(**config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))
+        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))
 
     def _reset(self) -> None:
         s = self.segment_cap + 1  # the last slot is "other"
         self._names: list[str] = []
         self._index: dict[Any, int] = {}
         self._pred = SlidingWindow(self.window_s, (_P_FIELDS * s,), self.n_slots)
+        self._extra = SlidingWindow(self.window_s, (_X_FIELDS * s,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending_labels = PendingRows(self._labels, self._label_parts)
@@ -259,7 +279,14 @@ class SegmentDetector(RefreshingDetector):
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
         self._refresh.add(len(batch))
-        accumulate(self._pred, batch.ts, parts, time_span(batch))
+        span = time_span(batch)
+        accumulate(self._pred, batch.ts, parts, span)
+        extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
+            (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
+        est = self._estimators
+        if est is not None and k == est.n_classes:
+            extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
+        accumulate(self._extra, batch.ts, extra, span)
 
     def _update_hard(self, batch: "Batch") -> None:
         """Rows of a model that returns labels only: per segment the row count and the positive rate."""
@@ -326,6 +353,7 @@ class SegmentDetector(RefreshingDetector):
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
+        self._extra.advance(now)
         self._labels.advance(now)
 
     # -- results ------------------------------------------------------------------------------
@@ -334,15 +362,16 @@ class SegmentDetector(RefreshingDetector):
         """Tracked segment names, then ``other``."""
         return tuple(self._names) + (OTHER,)
 
-    def _fields(self) -> tuple[np.ndarray, np.ndarray]:
+    def _fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._fold_labels()
         s = self._s
-        return self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s)
+        return (self._pred.total().reshape(_P_FIELDS, s), self._labels.total().reshape(_L_FIELDS, s),
+                self._extra.total().reshape(_X_FIELDS, s))
 
-    def gaps(self, fields: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[str, str, float, float] | None]:
+    def gaps(self, fields: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, tuple[str, str, float, float] | None]:
         """Largest difference between eligible segments per figure: (high, low, gap, z)
         (``fields``: the windows' totals when the caller has them already)."""
-        p, lab = self._fields() if fields is None else fields
+        p, lab, x = self._fields() if fields is None else fields
         rows, labels = p[_ROWS], lab[_LAB]
         okr = rows >= max(self.min_rows, 1)
         okl = labels >= max(self.min_labels, 1)
@@ -353,6 +382,8 @@ class SegmentDetector(RefreshingDetector):
             "confidence": largest_gap(conf, rows, okr, conf_var) if self._scored else None,
             "accuracy": largest_gap(lab[_CORRECT] / safe_l, labels, okl),
             "positive_rate": largest_gap(p[_POS] / safe_r, rows, okr) if self._positive_seen is not None else None,
+            "estimated_accuracy": (largest_gap(x[_ATC] / np.maximum(x[_X_ROWS], 1.0), x[_X_ROWS], x[_X_ROWS] >= max(self.min_rows, 1))
+                                   if self._estimators is not None and self._scored else None),
         }
         names_ = self.segment_names
         return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
@@ -365,7 +396,7 @@ class SegmentDetector(RefreshingDetector):
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
             return
-        p, lab = self._fields()
+        p, lab, x = self._fields()
         self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
         out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
         # one list of series per metric, written with one store call each ("other" appears only once it has rows)
@@ -375,6 +406,8 @@ class SegmentDetector(RefreshingDetector):
         keys = [(segs[i],) for i in shown]
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
         scored, lab_scored = enough & self._scored, lab_ok & self._scored
+        x_rows = x[_X_ROWS]
+        x_ok = (x_rows >= max(self.min_rows, 1)) & self._scored
 
         def series(values: np.ndarray | None, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
             return [(key, float(values[i]) if values is not None and ok[i] else None) for key, i in zip(keys, shown)]
@@ -384,6 +417,12 @@ class SegmentDetector(RefreshingDetector):
         with np.errstate(divide="ignore", invalid="ignore"):  # segments without rows are not shown (masked)
             put_figures(out, names.SEGMENT_CONFIDENCE, series(p[_CONF] / rows, scored))
             put_figures(out, names.SEGMENT_ABSTAIN, series(p[_ABST] / rows, scored))
+            put_figures(out, names.SEGMENT_MARGIN, series(x[_MARGIN] / x_rows, x_ok))
+            put_figures(out, names.SEGMENT_ENTROPY, series(x[_ENTROPY] / x_rows, x_ok))
+            if self._estimators is not None:
+                estimated = [((segs[i], est), float(x[col, i] / x_rows[i]) if x_ok[i] else None)
+                             for i in shown for est, col in (("cbpe", _CBPE), ("atc", _ATC))]
+                put_figures(out, names.SEGMENT_ESTIMATED_ACCURACY, estimated)
             put_figures(out, names.SEGMENT_POSITIVE_RATE, series(None if self._positive_seen is None else p[_POS] / rows, enough))
             put_figures(out, names.SEGMENT_ACCURACY, series(lab[_CORRECT] / nlab, lab_ok))
             put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored))
@@ -395,13 +434,16 @@ class SegmentDetector(RefreshingDetector):
                      ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
         ece = dict(zip(cal_ok, cal.ece_rows(*sums).tolist()))
         debiased = dict(zip(cal_ok, cal.debiased_l2_rows(*sums).tolist()))
+        mce = {i: cal.mce_from_sums(*(a[j] for a in sums), min_count=MCE_MIN_BIN) for j, i in enumerate(cal_ok)}
         errors: list[tuple[tuple[str, ...], float | None]] = []
         for i in shown:
             errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i))]
         put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
+        put_figures(out, names.SEGMENT_MAX_CALIBRATION_ERROR,
+                    [((segs[i],), None if i not in mce or np.isnan(mce[i]) else mce[i]) for i in shown])
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
-        for figure, g in self.gaps((p, lab)).items():
+        for figure, g in self.gaps((p, lab, x)).items():
             if g is not None:
                 labels = (figure, g[0], g[1])
                 out.set(names.SEGMENT_MAX_GAP, g[2], labels)
@@ -412,7 +454,7 @@ class SegmentDetector(RefreshingDetector):
     def state_dict(self) -> dict[str, Any]:
         self._fold_labels()
         return {
-            "windows": windows_state({"pred": self._pred, "labels": self._labels}),
+            "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra}),
             "names": list(self._names),
             "none_slot": self._index.get(None, -1),
             "overflow": self._overflow,
@@ -423,6 +465,8 @@ class SegmentDetector(RefreshingDetector):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
+        if "extra" in state["windows"]:  # saved before the margin, entropy and estimates per segment: they refill
+            self._extra.load_state_dict(state["windows"]["extra"])
         self._names = [str(n) for n in state["names"]]
         none_slot = int(state.get("none_slot", -1))
         self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}

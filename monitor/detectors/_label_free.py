@@ -1,0 +1,64 @@
+"""The label-free accuracy estimators fitted on the labelled reference, shared by the
+accuracy-estimation detector (the whole window) and the segments detector (per segment), so
+that a segment's estimate is the whole window's estimator applied to that segment's rows.
+
+* CBPE-style: each fine confidence bin mapped to the reference's probability of being right
+  (isotonic, with a prior at "calibrated" where the reference has few rows); a row contributes
+  its calibrated confidence.
+* ATC (Garg et al. 2022): a threshold on the score (negative normalised entropy by default,
+  ATC-NE) set on the reference so that the share above it equals the reference accuracy; a row
+  contributes 1 when its score is above it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from monitor.stats import calibration as cal
+from monitor.stats.uncertainty import normalized_entropy, top_two
+
+if TYPE_CHECKING:
+    from monitor.detectors._common import OutputFeatures
+
+__all__ = ["LabelFreeEstimators", "ATC_SCORES"]
+
+ATC_SCORES = ("entropy", "confidence")
+_EDGES = cal.fine_confidence_edges()
+
+
+@dataclass(frozen=True)
+class LabelFreeEstimators:
+    """Fitted CBPE calibration and ATC threshold (see the module notes)."""
+
+    calibrated: np.ndarray
+    atc_threshold: float
+    atc_score: str
+    reference_accuracy: float
+    n_classes: int
+
+    @classmethod
+    def fit(cls, probs: np.ndarray, labels: np.ndarray, atc_score: str = "entropy", prior_weight: float = 2.0) -> "LabelFreeEstimators":
+        """Fit on the reference's probabilities ``(n, k)`` and class-index labels."""
+        if atc_score not in ATC_SCORES:
+            raise ValueError(f"atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
+        conf, _ = top_two(probs)
+        correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+        count, sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
+        mid = 0.5 * (_EDGES[:-1] + _EDGES[1:])
+        own = np.where(count > 0, sconf / np.maximum(count, 1.0), mid)
+        calibrated = cal.isotonic_bins(count, scorr, prior=own, prior_weight=float(prior_weight))
+        score = conf if atc_score == "confidence" else -normalized_entropy(probs)
+        return cls(calibrated, float(cal.atc_threshold(score, correct)), atc_score, float(correct.mean()), int(probs.shape[1]))
+
+    def cbpe_rows(self, conf: np.ndarray) -> np.ndarray:
+        """Each row's calibrated confidence: its probability of being right by the reference."""
+        return self.calibrated[cal.bin_index(conf, _EDGES)]
+
+    def atc_rows(self, features: "OutputFeatures") -> np.ndarray:
+        """1.0 for each row whose score is above the ATC threshold (the entropy is read only
+        for ATC-NE: it is computed on first use)."""
+        score = features.conf if self.atc_score == "confidence" else -features.entropy
+        return (score > self.atc_threshold).astype(np.float64)
