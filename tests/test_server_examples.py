@@ -260,6 +260,9 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     assert ms["implementation"] == "mlserver_sklearn.SKLearnModel"
     assert (settings_file.parent / ms["parameters"]["uri"]).is_file(), "parameters.uri (relative to model-settings.json) names no file"
     assert ms["parameters"]["extra"]["predict_fn"] in ("predict", "predict_proba")
+    model_probe = model["readinessProbe"]["exec"]["command"]
+    probe_url = re.search(r"http://127\.0\.0\.1:(\d+)/v2/models/([^/]+)/ready", model_probe[-1])
+    assert model_probe[:2] == ["python", "-c"] and probe_url and int(probe_url.group(1)) == model_port and probe_url.group(2) == ms["name"]
 
     # the sidecar: its config, ports and names against the model server's, the Service's, the ServiceMonitor's
     monkeypatch.setenv("MONITOR_WRITE_TOKEN", "w" * 32)
@@ -294,6 +297,10 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     if server == "mlserver":
         proc, upstream_url = _mlserver(pod.local("model", "/mnt/models"), tmp_path)
         lt = up = None
+        # the model container's readiness probe, with its python, on this machine's port
+        ran = subprocess.run([python, "-c", model_probe[-1].replace(f":{model_port}/", f":{upstream_url.rsplit(':', 1)[1]}/")],
+                             capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr[-2000:]
     else:
         proc = None
         lt = LoopThread()
