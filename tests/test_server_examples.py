@@ -190,14 +190,26 @@ def sklearn_runtime_app(folder: Path) -> Any:
     return app
 
 
-def _mlserver(models: Path, tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    """Real MLServer on the model folder (MONITOR_TEST_MLSERVER: its ``mlserver`` executable)."""
+def _mlserver(models: Path, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Real MLServer on the model folder (MONITOR_TEST_MLSERVER: its ``mlserver`` executable),
+    stopped when the test ends whatever its outcome; its URL."""
     exe = os.environ["MONITOR_TEST_MLSERVER"]
     port = free_port()
     env = {**os.environ, "MLSERVER_HOST": "127.0.0.1", "MLSERVER_HTTP_PORT": str(port), "MLSERVER_GRPC_PORT": str(free_port()),
            "MLSERVER_METRICS_PORT": str(free_port()), "MLSERVER_PARALLEL_WORKERS": "0"}
     log = open(tmp_path / "mlserver.log", "wb")
     proc = subprocess.Popen([exe, "start", str(models)], env=env, stdout=log, stderr=log, cwd=tmp_path)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+    request.addfinalizer(stop)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -207,7 +219,7 @@ def _mlserver(models: Path, tmp_path: Path) -> tuple[subprocess.Popen, str]:
             return False
 
     assert wait_until(ready, 120), (tmp_path / "mlserver.log").read_text()[-3000:]
-    return proc, url
+    return url
 
 
 def _documented_request(path: Path) -> dict:
@@ -218,7 +230,8 @@ def _documented_request(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("server", ["sklearn-runtime", "mlserver"])
-def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str) -> None:
+def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+                                               server: str) -> None:
     from click.testing import CliRunner
 
     from monitor.cli import main
@@ -295,16 +308,16 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     # served: the documented request through the sidecar's proxy to the model
     folder = settings_file.parent
     if server == "mlserver":
-        proc, upstream_url = _mlserver(pod.local("model", "/mnt/models"), tmp_path)
-        lt = up = None
+        upstream_url = _mlserver(pod.local("model", "/mnt/models"), tmp_path, request)
         # the model container's readiness probe, with its python, on this machine's port
         ran = subprocess.run([python, "-c", model_probe[-1].replace(f":{model_port}/", f":{upstream_url.rsplit(':', 1)[1]}/")],
                              capture_output=True, text=True, timeout=60)
         assert ran.returncode == 0, ran.stderr[-2000:]
     else:
-        proc = None
         lt = LoopThread()
+        request.addfinalizer(lt.stop)
         up = AppServer(sklearn_runtime_app(folder), lt)
+        request.addfinalizer(up.close)
         upstream_url = up.url
     raw = _local(raw, tmp_path)
     raw["server"]["proxy"] = {**raw["server"]["proxy"], "upstream": upstream_url, "port": None}
@@ -330,12 +343,6 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
         assert {"FeatureDriftDetector", "PredictionDriftDetector", "ConfidenceDetector"} <= set(status["detectors"])
     finally:
         s.close()
-        if up is not None:
-            up.close()
-            lt.stop()
-        if proc is not None:
-            proc.terminate()
-            proc.wait(30)
 
 
 # -- KServe: the InferenceService's logger posts to the monitor ------------------------------------
