@@ -50,6 +50,7 @@ class BatchBuilder:
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
                  reference_names: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
+        self._names_cache: tuple[Schema, tuple[str, ...], tuple[str, ...]] | None = None
         #: The reference's feature names: a schema learned from the inputs that shares none of
         #: them is said once (every reference feature would read as missing live)
         self.reference_names = tuple(reference_names)
@@ -96,23 +97,34 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
-        num_names, cat_names = schema.numeric_names, schema.categorical_names
+        num_names, cat_names = self._names(schema)
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
+        num_cols = tuple(enumerate(num_names))
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise RowError("wrong_type", "rows must all be objects of feature name to value")
-            for j, name in enumerate(num_names):
-                v = row.get(name)
+            get = row.get
+            line = num[i]
+            for j, name in num_cols:
+                v = get(name)
                 if v is not None:
                     try:
-                        num[i, j] = float(v) if isinstance(v, (str, bytes)) else v
+                        line[j] = float(v) if isinstance(v, (str, bytes)) else v
                     except (TypeError, ValueError, OverflowError):
                         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
             for j, name in enumerate(cat_names):
-                v = row.get(name)
+                v = get(name)
                 cat[i, j] = None if v is None or _nan_like(v) else str(v)
         return num, cat
+
+    def _names(self, schema: Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The schema's numeric and categorical names, computed once per schema (the properties
+        build them anew at every call)."""
+        cached = self._names_cache
+        if cached is None or cached[0] is not schema:
+            cached = self._names_cache = (schema, schema.numeric_names, schema.categorical_names)
+        return cached[1], cached[2]
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
@@ -210,11 +222,16 @@ class BatchBuilder:
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
         fast = self._fast_stack(events)
+        dict_rows = None if fast is not None else self._fast_dict_rows(events)
         if fast is not None:
             num, raw_out, rows = fast
             nums, outs = [num], [raw_out]
             cats = [np.empty((num.shape[0], 0), dtype=object)]
             result.rows_per_event = rows
+        elif dict_rows is not None:
+            num, cat, raw_out = dict_rows
+            nums, cats, outs = [num], [cat], [raw_out]
+            result.rows_per_event = [1] * len(events)
         else:
             for ev in events:
                 try:
@@ -295,16 +312,74 @@ class BatchBuilder:
         result.batch = batch
         return result
 
+    def _fast_dict_rows(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Every event one row given as a ``{feature: value}`` dict (JSON events, CloudEvents,
+        decorated functions called with a dict), with outputs of one shape: every row read in one
+        pass and the outputs stacked in one go, instead of a few arrays per event. None (the
+        event-by-event path, which refuses bad events one by one) when any event is otherwise or
+        a row or output does not read."""
+        if self.output.samples_axis:
+            return None
+        ins = [ev[2] for ev in events]
+        if {type(x) for x in ins} != {dict}:
+            return None
+        for row in ins:
+            for first in row.values():
+                if isinstance(first, (list, tuple, np.ndarray)):  # a columnar dict: rows of lists
+                    return None
+                break
+            else:
+                return None  # an empty dict
+        raw = self._stack_row_outputs([ev[3] for ev in events])
+        if raw is None:
+            return None
+        try:
+            num, cat = self._rows_from_dicts(ins)
+        except RowError:
+            return None
+        return num, cat, raw
+
+    def _stack_row_outputs(self, outs: list[Any]) -> np.ndarray | None:
+        """The outputs of one-row events stacked as the event-by-event path would concatenate
+        them: each a list of ``k >= 2`` numbers (``(n, k)``) or each a scalar (``(n,)``); None
+        for any other shape (one-element lists, ragged or nested ones), left to that path."""
+        kinds = {type(o) for o in outs}
+        if kinds <= {list, tuple}:
+            width = len(outs[0])
+            if width < 2 or any(len(o) != width for o in outs):
+                return None
+        elif not kinds <= {int, float, str} or (str in kinds and self.output.kind != "labels"):
+            return None
+        try:
+            raw = np.array(outs, dtype=object if self.output.kind == "labels" else np.float64)
+        except (TypeError, ValueError):
+            return None
+        if raw.ndim not in (1, 2) or raw.shape[0] != len(outs) or not self._fits(raw.shape[1:]):
+            return None
+        return raw
+
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
         if schema is None or schema.categorical_names or self.output.kind == "labels" or self.output.samples_axis:
             return None
         ins = [ev[2] for ev in events]
-        outs = [ev[3] for ev in events]
-        if {type(x) for x in ins} != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
-            return None
         width = len(schema)
+        in_types = {type(x) for x in ins}
+        if in_types <= {list, tuple}:  # each event one row as a list of numbers (JSON events)
+            if any(len(x) != width for x in ins):
+                return None
+            raw = self._stack_row_outputs([ev[3] for ev in events])
+            if raw is None:
+                return None
+            try:
+                num = np.array(ins, dtype=np.float64)
+            except (TypeError, ValueError):
+                return None
+            return (num, raw, [1] * len(events)) if num.ndim == 2 else None
+        outs = [ev[3] for ev in events]
+        if in_types != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
+            return None
         first = ins[0]
         try:
             if first.ndim == 1:
