@@ -150,7 +150,7 @@ def _drain_channel(sock: socket.socket, taps: list[int], answers: list[int]) -> 
                 taps[0] += sum(1 for a in msg[1] if a[4] is not None)
 
 
-def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | None) -> Proc:
+def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | None, source: Path = REPO) -> Proc:
     from monitor.server.dataplane import MAX_PENDING_BYTES
     from monitor.server.dataplane_child import CONFIG_ENV, ChildConfig
     from monitor.server.tally import SharedTally
@@ -162,12 +162,12 @@ def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | N
     tally = SharedTally.create()
     cfg = ChildConfig(settings, theirs.fileno(), [(listener.fileno(), specs, kinds)], MAX_PENDING_BYTES, 5.0,
                       "uvloop", tally.fd)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(source))
     env[CONFIG_ENV] = cfg.dumps()
     wrap = _valgrind(out_dir)
     cmd = ([sys.executable, *wrap] if wrap[:1] == ["-m"] else [*wrap, sys.executable]) + ["-m", "monitor.server.dataplane_child", "-"]
     proc = subprocess.Popen(cmd,
-                            pass_fds=[theirs.fileno(), listener.fileno(), tally.fd], env=env, cwd=REPO,
+                            pass_fds=[theirs.fileno(), listener.fileno(), tally.fd], env=env, cwd=source,
                             stdin=subprocess.DEVNULL)
     theirs.close()
     port = listener.getsockname()[1]
@@ -198,9 +198,9 @@ def _raw_request(port: int) -> bytes:
             f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
 
 
-async def _closed_loop(port: int, total: int, conns: int) -> int:
+async def _closed_loop(port: int, total: int, conns: int, gap: float = 0.0) -> int:
     """``total`` requests over ``conns`` keep-alive connections, each sending its next request
-    when the last is answered; the count of non-200 answers."""
+    when the last is answered (and ``gap`` seconds have passed); the count of non-200 answers."""
     from bench_proxy import _Conn
 
     loop = asyncio.get_running_loop()
@@ -215,22 +215,26 @@ async def _closed_loop(port: int, total: int, conns: int) -> int:
             left -= 1
             if await conn.request(raw) != 200:
                 bad += 1
+            if gap:
+                await asyncio.sleep(gap)
         conn.transport.close()
 
     await asyncio.gather(*(worker() for _ in range(conns)))
     return bad
 
 
-def drive(port: int, total: int, conns: int) -> None:
-    bad = asyncio.run(_closed_loop(port, total, conns))
+def drive(port: int, total: int, conns: int, gap: float = 0.0) -> None:
+    bad = asyncio.run(_closed_loop(port, total, conns, gap))
     if bad:
         raise RuntimeError(f"{bad} of {total} requests were not answered 200")
 
 
-def _cpu(pid: int) -> float:
+def _cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def _callgrind_control(flag: str, pid: int) -> None:
@@ -258,11 +262,14 @@ def _dumped_instructions(out_dir: str, pid: int) -> tuple[int, str]:
 class Figure:
     instructions: float = 0.0  # per request
     cpu_us: float = 0.0  # per request
+    user_us: float = 0.0
+    sys_us: float = 0.0
     taps: int | None = None
     dump: str = ""
 
 
-def measure(name: str, start, requests: int, warmup: int, conns: int, cpu_requests: int, keep: str | None) -> Figure:
+def measure(name: str, start, requests: int, warmup: int, conns: int, keep: str | None, gap: float) -> Figure:
+    """Instructions per request under callgrind, start-up and warm-up excluded."""
     fig = Figure()
     out_dir = tempfile.mkdtemp(prefix="monitor-callgrind-")
     p = start(out_dir)
@@ -271,7 +278,7 @@ def measure(name: str, start, requests: int, warmup: int, conns: int, cpu_reques
         time.sleep(1.0)  # the warm-up's last batch is in
         _callgrind_control("-z", p.proc.pid)
         taps0 = p.taps[0]
-        drive(p.port, requests, conns)
+        drive(p.port, requests, conns, gap)
         _callgrind_control("-d", p.proc.pid)
         ir, path = _dumped_instructions(out_dir, p.proc.pid)
         fig.instructions = ir / requests
@@ -281,18 +288,35 @@ def measure(name: str, start, requests: int, warmup: int, conns: int, cpu_reques
     finally:
         p.stop()
         shutil.rmtree(out_dir, ignore_errors=True)
-    if name == "data path":
+    if name.startswith("data path"):
         time.sleep(1.0)
         fig.taps = p.taps[0] - taps0
-    p = start(None)
-    try:
-        drive(p.port, warmup, conns)
-        c0 = _cpu(p.proc.pid)
-        drive(p.port, cpu_requests, conns)
-        fig.cpu_us = (_cpu(p.proc.pid) - c0) / cpu_requests * 1e6
-    finally:
-        p.stop()
     return fig
+
+
+def measure_cpu(starts: dict, figs: dict, requests: int, warmup: int, conns: int, rounds: int, gap: float) -> None:
+    """CPU per request without valgrind: every target running at once, driven in alternating
+    rounds (so that all meet the same machine load), user and system time apart."""
+    procs = {name: start(None) for name, start in starts.items()}
+    try:
+        for p in procs.values():
+            drive(p.port, warmup, conns)
+        used = {name: [0.0, 0.0] for name in procs}
+        for _ in range(rounds):
+            for name, p in procs.items():
+                u0, s0 = _cpu(p.proc.pid)
+                drive(p.port, requests // rounds, conns, gap)
+                u1, s1 = _cpu(p.proc.pid)
+                used[name][0] += u1 - u0
+                used[name][1] += s1 - s0
+        for name, (user, system) in used.items():
+            n = requests // rounds * rounds
+            figs[name].cpu_us = (user + system) / n * 1e6
+            figs[name].user_us = user / n * 1e6
+            figs[name].sys_us = system / n * 1e6
+    finally:
+        for p in procs.values():
+            p.stop()
 
 
 def profile(settings: object, specs: list, kinds: dict, requests: int, warmup: int, conns: int) -> None:
@@ -308,7 +332,7 @@ def profile(settings: object, specs: list, kinds: dict, requests: int, warmup: i
         p.stop()
     stats = pstats.Stats(out)
     total = warmup + requests
-    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][1])  # by primitive+recursive calls
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])  # by time in the function itself
     calls = sum(v[1] for _, v in rows)
     print(f"Python-visible calls per request: {calls / total:.1f}")
     for (file, line, fn), (cc, nc, tt, ct, _) in rows[:45]:
@@ -322,9 +346,19 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=300, help="requests before counting (connections, caches, pools)")
     ap.add_argument("--conns", type=int, default=1, help="client connections, each closed-loop")
     ap.add_argument("--cpu-requests", type=int, default=10000, help="requests for the CPU figure (no valgrind)")
+    ap.add_argument("--gap-ms", type=float, default=5.0,
+                    help="under callgrind, the pause between a connection's answer and its next request: longer than the "
+                         "data path's batch delay (2 ms), so that every request is reported in a batch of its own whatever "
+                         "the machine's speed (at 1,000 requests/s a batch carries about two)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of the CPU measure")
+    ap.add_argument("--cpu-gap-ms", type=float, default=0.0,
+                    help="the pause between an answer and the next request in the CPU measure")
     ap.add_argument("--write", action="store_true", help=f"write the table to {RESULTS.relative_to(REPO)}")
     ap.add_argument("--annotate", metavar="DIR", help="keep the callgrind dumps in DIR and print the top functions")
     ap.add_argument("--profile", action="store_true", help="instead: the data path under cProfile, calls per request")
+    ap.add_argument("--baseline", metavar="COMMIT",
+                    help="also measure the data path of this commit (its monitor/ package extracted with git archive), in "
+                         "the same run: before and after on the same machine state")
     ap.add_argument("--only", choices=["relay", "dataplane"], help="measure one target only")
     ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)  # entry of the relay process
     args = ap.parse_args()
@@ -343,19 +377,31 @@ def main() -> None:
         os.makedirs(args.annotate, exist_ok=True)
     t0 = time.monotonic()
     load = os.getloadavg()
+    cleanup: list = []
     figs: dict[str, Figure] = {}
     try:
         settings, specs, kinds = _sidecar_routes(upstream)
         if args.profile:
             profile(settings, specs, kinds, args.cpu_requests, args.warmup, args.conns)
             return
+        starts = {}
         if args.only != "dataplane":
-            figs["relay"] = measure("relay", lambda d: start_relay(upstream, d), args.requests, args.warmup, args.conns,
-                                    args.cpu_requests, args.annotate)
+            starts["relay"] = lambda d: start_relay(upstream, d)
+        if args.baseline:
+            base = Path(tempfile.mkdtemp(prefix="monitor-baseline-"))
+            cleanup.append(lambda: shutil.rmtree(base, ignore_errors=True))
+            archive = subprocess.run(["git", "archive", args.baseline, "monitor"], cwd=REPO, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            starts[f"data path at {args.baseline[:7]}"] = lambda d: start_dataplane(settings, specs, kinds, d, base)
         if args.only != "relay":
-            figs["data path"] = measure("data path", lambda d: start_dataplane(settings, specs, kinds, d), args.requests,
-                                        args.warmup, args.conns, args.cpu_requests, args.annotate)
+            starts["data path"] = lambda d: start_dataplane(settings, specs, kinds, d)
+        for name, start in starts.items():
+            figs[name] = measure(name, start, args.requests, args.warmup, args.conns, args.annotate, args.gap_ms / 1e3)
+        if args.cpu_requests > 0:
+            measure_cpu(starts, figs, args.cpu_requests, args.warmup, args.conns, args.rounds, args.cpu_gap_ms / 1e3)
     finally:
+        for fn in cleanup:
+            fn()
         up.terminate()
         up.join(10)
     relay = figs.get("relay")
@@ -364,16 +410,19 @@ def main() -> None:
     for name, fig in figs.items():
         ratio_i = f"{fig.instructions / relay.instructions:.2f}" if relay else "-"
         ratio_c = f"{fig.cpu_us / relay.cpu_us:.2f}" if relay and relay.cpu_us else "-"
-        rows.append(f"| {name} | {fig.instructions:,.0f} | {ratio_i} | {fig.cpu_us:.1f} | {ratio_c} |")
+        rows.append(f"| {name} | {fig.instructions:,.0f} | {ratio_i} | {fig.cpu_us:.1f} ({fig.user_us:.1f} + {fig.sys_us:.1f}) "
+                    f"| {ratio_c} |")
     lines = [
         f"OIP v2 infer requests (the payload of `bench_proxy.py`), {args.conns} closed-loop keep-alive connections on "
         f"127.0.0.1, {args.warmup} warm-up requests then {args.requests:,} counted under `valgrind --tool=callgrind` "
+        f"({args.gap_ms:g} ms between an answer and the next request: one tap batch per request) "
         f"(instructions of the whole process, start-up excluded) and {args.cpu_requests:,} timed without valgrind "
-        "(user + system CPU of the process). The data path is `python -m monitor.server.dataplane_child` on uvloop, as "
+        f"(user + system CPU of the process; all processes running at once, in {args.rounds} alternating rounds, "
+        f"{args.cpu_gap_ms:g} ms between an answer and the next request). The data path is `python -m monitor.server.dataplane_child` on uvloop, as "
         "`monitor serve --proxy` starts it (the sidecar's routes and taps, the channel read as the sidecar reads it, "
         "the shared tally); the relay is `bench_proxy.py`'s byte relay (uvloop, no HTTP parsing, no monitoring).",
         "",
-        "| process | instructions per request | vs relay | CPU us per request | vs relay |",
+        "| process | instructions per request | vs relay | CPU us per request (user + system) | vs relay |",
         "|---|---|---|---|---|",
         *rows,
         "",

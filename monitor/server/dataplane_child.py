@@ -120,7 +120,11 @@ class ChannelSink:
 
     def answered(self, route: Target, status: int, upstream_seconds: float, request_seconds: float,
                  tap: TapRecord | None) -> None:
-        size = 100 if tap is None else (len(tap[3]) if tap[3] else 0) + (len(tap[4]) if tap[4] else 0) + 200
+        if tap is None:
+            size = 100
+        else:
+            body, resp_body = tap[3], tap[4]
+            size = (len(body) if body else 0) + (len(resp_body) if resp_body else 0) + 200
         if self.writer.pending + self.tap_bytes + size > self.max_pending_bytes:
             # the sidecar has not read for a while: the tap is dropped (counted), the request only
             # counted, without its durations, so that what waits here stays bounded
@@ -129,7 +133,8 @@ class ChannelSink:
             return
         self.tap_bytes += size
         self.answers.append((route.name, status, upstream_seconds, request_seconds, tap))
-        self._soon()
+        if self._timer is None:
+            self._timer = self.loop.call_later(_BATCH_DELAY_S, self.flush)
 
     def count(self, name: str, labels: tuple[str, ...]) -> None:
         key = (name, labels)

@@ -69,6 +69,10 @@ __all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSi
 log = logging.getLogger("monitor.server")
 
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
+_HOP_OR_HOST = _HOP | {b"host"}  # request headers not forwarded as they are (Host is the upstream's)
+#: response headers that the re-framing looks at: the hop-by-hop ones, and those that decide
+#: how the body is relayed
+_RESP_SPECIAL = _HOP | {b"content-length", b"content-type", b"content-encoding"}
 #: Message framing: a ``Connection`` header may not remove these (the proxy frames bodies itself;
 #: honouring ``Connection: Content-Length`` would forward a body without its length and let its
 #: bytes be read upstream as a second, smuggled request).
@@ -106,6 +110,17 @@ def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
     return None
 
 
+_LOWER: dict[bytes, bytes] = {}  # header names as sent -> lower case: the same few names come in every request
+_LOWER_MAX = 1024  # names remembered; beyond, lowered each time
+
+
+def _lower(name: bytes) -> bytes:
+    lname = name.lower()
+    if len(_LOWER) < _LOWER_MAX:
+        _LOWER[name] = lname
+    return lname
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
@@ -115,6 +130,12 @@ def _text(value: bytes | None) -> str | None:
 class _Exchange:
     """One proxied request: its head re-framed for the upstream, its body relayed as it
     arrives, the upstream's answer relayed back, then metrics and the tap."""
+
+    # one is made per request: slots make it, and reading its fields, cheaper
+    __slots__ = ("body_done", "chunked", "close_client", "conn", "deadline", "done", "head_sent", "headers", "keep_alive",
+                 "last_read", "lean", "meta", "method", "mode", "out", "out_size", "reason", "resp", "resp_encoding",
+                 "resp_lines", "resp_size", "retried", "route", "sent", "sent_size", "started", "status", "t0", "t_req",
+                 "t_start", "tap_body", "tap_size", "timer", "until_close", "upstream", "upstream_keep_alive", "version")
 
     def __init__(self, conn: "_Client", method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]],
                  keep_alive: bool, route: Target) -> None:
@@ -133,17 +154,21 @@ class _Exchange:
         self.started = False
         self.body_done = False
         self.upstream: UpstreamConnection | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # once the first deadline has passed mid-body: the next one
+        self.deadline: list | None = None  # this exchange's entry in the listener's deadline queue
         self.last_read = 0.0  # loop time of the response's last bytes (its head, then each body chunk)
         self.retried = False
         chunked = False
         listed: set[bytes] | None = None  # headers the Connection header names: hop-by-hop too
-        kept: list[tuple[bytes, bytes, bytes]] = []
         meta: dict[bytes, bytes] = {}
         wanted = lean.wanted
+        # the head is framed as the headers are read; should the Connection header name some of
+        # them (rare), it is framed again without those
+        lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
+        lowered = _LOWER.get
         for name, value in headers:
-            lname = name.lower()
-            if lname in _HOP or lname == b"host":
+            lname = lowered(name) or _lower(name)
+            if lname in _HOP_OR_HOST:
                 if lname == b"transfer-encoding":
                     chunked = chunked or b"chunked" in value.lower()
                 elif lname == b"connection":
@@ -151,14 +176,16 @@ class _Exchange:
                 continue
             if lname in wanted and lname not in meta:
                 meta[lname] = value
-            kept.append((lname, name, value))
+            lines += (name, b": ", value, b"\r\n")
         self.meta = meta
         if listed:
             listed -= _FRAMING
-        lines = [method, b" ", lean.prefix, target, b" HTTP/1.1\r\nHost: ", lean.host_header, b"\r\n"]
-        for lname, name, value in kept:
-            if listed is None or lname not in listed:
-                lines += (name, b": ", value, b"\r\n")
+            if listed:
+                del lines[7:]
+                for name, value in headers:
+                    lname = name.lower()
+                    if lname not in _HOP_OR_HOST and lname not in listed:
+                        lines += (name, b": ", value, b"\r\n")
         if chunked:
             lines.append(b"Transfer-Encoding: chunked\r\n")
         lines.append(b"\r\n")
@@ -176,15 +203,14 @@ class _Exchange:
         self.head_sent = False
         self.resp: list[bytes] = []
         self.resp_size = 0
-        self.resp_headers: list[tuple[bytes, bytes]] = []
+        self.resp_lines = b""  # the response's header lines as they are relayed (framing and Connection apart)
         self.close_client = not keep_alive
 
     # -- the request -----------------------------------------------------------------------------
     def start(self) -> None:
         """Called when this exchange reaches the front of its connection's queue."""
         self.started = True
-        loop = self.lean.loop
-        self.timer = loop.call_at(loop.time() + self.lean.timeout, self.timed_out)
+        self.deadline = self.lean.deadlines.add(self)
         if not self.body_done and self.version == "1.1" and self.meta.get(b"expect", b"").lower() == b"100-continue":
             self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.t0 = time.perf_counter()
@@ -207,7 +233,8 @@ class _Exchange:
                 self.sent_size += len(data)
             assert up.transport is not None
             up.transport.write(data)
-        self.conn.resume("buffer")
+        if conn.pauses:
+            conn.resume("buffer")
 
     def _send(self, data: bytes) -> None:
         if self.out is not None:
@@ -228,13 +255,22 @@ class _Exchange:
     def request_body(self, data: bytes) -> None:
         if self.done:
             return
-        if self.tap_body is not None:
+        tap_body = self.tap_body
+        if tap_body is not None:
             self.tap_size += len(data)
             if self.tap_size > self.lean.max_body:
                 self.tap_body = None
             else:
-                self.tap_body.append(data)
-        self._send(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+                tap_body.append(data)
+        if self.chunked:
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        elif self.sent is None and self.out is not None:  # the common case, as _send does it
+            self.out.append(data)
+            self.out_size += len(data)
+            if self.out_size > _PAUSE_BYTES:
+                self.conn.pause("buffer")
+            return
+        self._send(data)
 
     def request_done(self) -> None:
         self.body_done = True
@@ -252,23 +288,28 @@ class _Exchange:
         encoding = None
         te_chunked = False
         listed: set[bytes] | None = None
-        kept: list[tuple[bytes, bytes, bytes]] = []
+        # the header lines but Content-Length's, framed as they are read: what a buffered answer
+        # (the common case) sends, with its length written anew; the other cases frame again below
+        lines: list[bytes] = []
+        lowered = _LOWER.get
         for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname == b"content-type":
-                sse = value.lower().startswith(b"text/event-stream")
-            elif lname == b"content-encoding":
-                encoding = encoding or value
-            elif lname in _HOP:
-                if lname == b"transfer-encoding":
-                    chunked = True
-                    te_chunked = te_chunked or b"chunked" in value.lower()
-                elif lname == b"connection":
-                    listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
-                continue
-            kept.append((lname, name, value))
+            lname = lowered(name) or _lower(name)
+            if lname in _RESP_SPECIAL:
+                if lname == b"content-length":
+                    length = int(value)
+                    continue
+                elif lname == b"content-type":
+                    sse = value.lower().startswith(b"text/event-stream")
+                elif lname == b"content-encoding":
+                    encoding = encoding or value
+                else:
+                    if lname == b"transfer-encoding":
+                        chunked = True
+                        te_chunked = te_chunked or b"chunked" in value.lower()
+                    elif lname == b"connection":
+                        listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
+                    continue
+            lines += (name, b": ", value, b"\r\n")
         if listed:
             listed -= _FRAMING
         # no length and not chunked upstream: the body ends when the model server closes
@@ -277,8 +318,7 @@ class _Exchange:
             self.mode = "none"
             self.close_client = self.close_client or status == 101
         elif length is not None and not chunked and length <= BUFFER_LIMIT and not sse:
-            self.mode = "buffer"
-            listed = (listed or set()) | {b"content-length"}  # written anew with the body
+            self.mode = "buffer"  # its Content-Length is written anew with the body
         elif length is not None and not chunked:
             self.mode = "length"
         else:
@@ -286,7 +326,16 @@ class _Exchange:
             if self.mode == "close":
                 self.close_client = True
         self.reason = reason
-        self.resp_headers = [(n, v) for ln, n, v in kept if ln not in listed] if listed else [(n, v) for _, n, v in kept]
+        buffered = self.mode == "buffer"
+        if listed or (length is not None and not buffered):
+            # a header the Connection header names, or a Content-Length that stays where it was
+            lines = []
+            for name, value in headers:
+                lname = name.lower()
+                if lname in _HOP or (listed and lname in listed) or (buffered and lname == b"content-length"):
+                    continue
+                lines += (name, b": ", value, b"\r\n")
+        self.resp_lines = b"".join(lines)
         self.resp_encoding = encoding
         if self.mode in ("length", "chunked", "close"):
             self.conn.write(self._head())
@@ -296,19 +345,18 @@ class _Exchange:
         v11 = self.version == "1.1"
         if not self.body_done:
             self.close_client = True  # the rest of the request body is not read
-        lines = [b"HTTP/1.1 " if v11 else b"HTTP/1.0 ", b"%d " % self.status, self.reason, b"\r\n"]
-        for name, value in self.resp_headers:
-            lines += (name, b": ", value, b"\r\n")
         if body_length is not None:
-            lines.append(b"Content-Length: %d\r\n" % body_length)
+            framing = b"Content-Length: %d\r\n" % body_length
         elif self.mode == "chunked":
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            framing = b""
         if self.close_client:
-            lines.append(b"Connection: close\r\n")
-        elif not v11:
-            lines.append(b"Connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines)
+            connection = b"Connection: close\r\n"
+        else:
+            connection = b"" if v11 else b"Connection: keep-alive\r\n"
+        return b"%s %d %s\r\n%s%s%s\r\n" % (b"HTTP/1.1" if v11 else b"HTTP/1.0", self.status, self.reason, self.resp_lines,
+                                             framing, connection)
 
     def response_body(self, data: bytes) -> None:
         if self.done:
@@ -329,16 +377,19 @@ class _Exchange:
     def response_done(self, up: UpstreamConnection, close: bool) -> None:
         if self.done:
             return
-        if self.route.tap is not None:
-            self.lean.sink.tapping()  # before the answer's last bytes: a tap is never owed unannounced
+        route = self.route
+        lean = self.lean
+        if route.tap is not None:
+            lean.sink.tapping()  # before the answer's last bytes: a tap is never owed unannounced
         elapsed = time.perf_counter() - self.t0
         body: bytes | None = None
-        if self.mode == "buffer":
+        mode = self.mode
+        if mode == "buffer":
             body = b"".join(self.resp)
             self.conn.write(self._head(len(body)) + body)
-        elif self.mode == "none":
+        elif mode == "none":
             self.conn.write(self._head())
-        elif self.mode == "chunked":
+        elif mode == "chunked":
             self.conn.write(b"0\r\n\r\n")
             body = None if self.resp_size < 0 else b"".join(self.resp)
         else:
@@ -347,23 +398,25 @@ class _Exchange:
         keep = self.upstream_keep_alive and not close and self.body_done and not up.closed
         self.upstream = None
         try:
-            lean = self.lean
             lean.pool.release(up, keep)
-            tap = None if self.route.tap is None else self._tap(body)
-            lean.sink.answered(self.route, self.status, elapsed, time.perf_counter() - self.t_req, tap)
+            tap = None if route.tap is None else self._tap(body)
+            lean.sink.answered(route, self.status, elapsed, time.perf_counter() - self.t_req, tap)
         except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
             log.exception("proxy: bookkeeping after a response failed")
         finally:
             self.conn.exchange_done(self)
 
     def _tap(self, resp_body: bytes | None) -> "TapRecord":
-        lean = self.lean
         req_body = None if self.tap_body is None else b"".join(self.tap_body)
         meta = self.meta
-        header = lean.client_header
+        encoding = self.resp_encoding
+        resp_encoding = None if encoding is None else encoding.decode("latin-1")
+        if not meta:  # the common case: no header the tap reads
+            return (self.route.model, self.conn.peer, None, req_body, resp_body, resp_encoding, None, self.t_start)
+        header = self.lean.client_header
         client = Proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
         return (self.route.model, client, _text(meta.get(b"x-request-id")), req_body, resp_body,
-                _text(self.resp_encoding), _text(meta.get(b"content-encoding")), self.t_start)
+                resp_encoding, _text(meta.get(b"content-encoding")), self.t_start)
 
     # -- failures --------------------------------------------------------------------------------
     def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
@@ -464,6 +517,9 @@ class _Exchange:
 
     def _finished(self) -> None:
         self.done = True
+        if self.deadline is not None:
+            self.deadline[1] = None  # its entry in the deadline queue is now void
+            self.deadline = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -580,8 +636,14 @@ class _Client(asyncio.Protocol):
             self.bad(500, b"Internal Server Error")
         except httptools.HttpParserError:
             self.bad(400, b"Bad Request")
-        if self.queue and not self.closing:
-            self._start_front()  # after the whole read: a request's head and body go upstream in one write
+        queue = self.queue
+        if queue and not self.closing:  # after the whole read: a request's head and body go upstream in one write
+            front = queue[0]
+            if type(front) is _Exchange:
+                if not front.started:
+                    front.start()
+            else:
+                self._start_front()
         bridge = self.bridge
         if bridge is not None and bridge.proto is not None and not self.in_message and not self.handed_over:
             self.handed_over = True  # from now on the bytes go to aiohttp's protocol directly
@@ -688,9 +750,10 @@ class _Client(asyncio.Protocol):
         if ex.close_client:
             self._close_after()
             return
-        self.resume("pipeline")
-        self.resume("upstream")
-        self.resume("buffer")
+        if self.pauses:
+            self.resume("pipeline")
+            self.resume("upstream")
+            self.resume("buffer")
         if self.queue:
             self._start_front()
             bridge = self.bridge
@@ -745,6 +808,58 @@ class _Client(asyncio.Protocol):
 
 
 # -- the listener ----------------------------------------------------------------------------------
+_EARLY_S = 0.001  # a loop's timer may run up to its clock's resolution before its time (asyncio: clock_resolution)
+
+
+class Deadlines:
+    """The first deadline of every exchange of one listener (``server.proxy.timeout`` after its
+    start), in one queue served by one loop timer, instead of a timer per exchange (each a
+    handle made, scheduled and cancelled per request).
+
+    Every exchange gets the same timeout, so the deadlines come in the order they are added:
+    the queue is first in, first out, and its timer waits for the oldest live one. An entry is
+    ``[deadline, exchange]``; a finished exchange voids its own (``[deadline, None]``), and void
+    entries are dropped as they reach the front. An exchange whose deadline passes is called
+    (``timed_out``) at that time, as its own timer did; a later deadline of the same exchange
+    (a silence while its body streams) is its own timer, as before."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.queue: deque[list] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, ex: "_Exchange") -> list:
+        queue = self.queue
+        while queue and queue[0][1] is None:
+            queue.popleft()
+        entry = [self.loop.time() + self.timeout, ex]
+        queue.append(entry)
+        if self.timer is None:
+            self.timer = self.loop.call_at(entry[0], self._expire)
+        return entry
+
+    def _expire(self) -> None:
+        self.timer = None
+        queue = self.queue
+        now = self.loop.time() + _EARLY_S
+        while queue:
+            deadline, ex = queue[0]
+            if ex is not None:
+                if deadline > now:
+                    break
+                ex.deadline = None
+                ex.timed_out()
+            queue.popleft()
+        if queue and self.timer is None:
+            self.timer = self.loop.call_at(queue[0][0], self._expire)
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 @dataclass(frozen=True)
 class LeanSettings:
     """What the lean data path needs to know of the sidecar's settings (plain values: the data
@@ -850,6 +965,7 @@ class LeanProxy:
         self.loop = asyncio.get_running_loop()
         self.conns: set[_Client] = set()
         self.stopping = False
+        self.deadlines = Deadlines(self.loop, self.timeout)
 
     @classmethod
     def in_process(cls, proxy: Proxy, router: web.UrlDispatcher, local_protocol: Callable[[], asyncio.Protocol]) -> "LeanProxy":
@@ -878,6 +994,7 @@ class LeanProxy:
         for conn in list(self.conns):
             conn._close_after()
         self.pool.close()
+        self.deadlines.close()
 
 
 class LeanProxySite(web.BaseSite):

@@ -112,11 +112,8 @@ class UpstreamConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
-    # llhttp callbacks
-    def on_message_begin(self) -> None:
-        self.reason = []
-        self.headers = []
-
+    # llhttp callbacks (no on_message_begin: ``reason`` and ``headers`` are emptied once a head
+    # is handled, for the next one)
     def on_status(self, reason: bytes) -> None:
         self.reason.append(reason)
 
@@ -124,14 +121,17 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
+        parser = self.parser
+        status = parser.get_status_code()
+        reason, headers = self.reason, self.headers
+        self.reason, self.headers = [], []
         if 100 <= status < 200 and status != 101:
             self.interim = True  # 100 Continue, 103 Early Hints...: not relayed, as aiohttp's client
             return
         ex = self.exchange
         if ex is None:
             raise ConnectionError("an answer from the model server to no request")
-        ex.response_head(status, b"".join(self.reason), self.headers, self.parser.should_keep_alive())
+        ex.response_head(status, b"".join(reason), headers, parser.should_keep_alive())
         if ex.method == b"HEAD":
             raise _HeadDone
 
@@ -143,7 +143,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self.interim:
             self.interim = False
             return
-        self.finish_message()
+        ex = self.exchange  # finish_message, inline: once per answer
+        if ex is not None:
+            self.exchange = None
+            ex.response_done(self, False)
 
     def finish_message(self, close: bool = False) -> None:
         ex = self.exchange
@@ -220,7 +223,8 @@ class UpstreamPool:
         self._next_waiter()
 
     def release(self, up: UpstreamConnection, keep: bool) -> None:
-        up.unhold()
+        if up.holders:
+            up.unhold()
         if not keep or up.closed:
             up.close()  # its connection_lost will count it out
             return
