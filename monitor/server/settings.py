@@ -203,7 +203,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     oip_output = px.get("oip_output")
     if oip_output is not None and (not isinstance(oip_output, str) or not oip_output):
         raise ConfigError("server.proxy.oip_output", f"must be the name of an output tensor, got {oip_output!r}",
-                          "write e.g. oip_output: probabilities", source)
+                          "write the name of the output tensor holding the probabilities, e.g. oip_output: predict_proba (MLServer's scikit-learn runtime)", source)
     upstream = px.get("upstream")
     engine = px.get("engine", "auto")
     if engine not in ("auto", "lean", "aiohttp"):

@@ -1,0 +1,57 @@
+"""MonitorIntakeRefused: traffic the sidecar refuses is traffic nobody monitors. A proxied client
+that asks MLServer for ``predict`` only (no ``predict_proba`` tensor: ``missing_outputs``) was
+counted in ``monitor_intake_events_refused_total`` and nothing watched that counter. Checked with
+the real ``promtool test rules`` and with the agent's own engine, on the same unit-test file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_oncall_session7 import _run_unit_test
+
+_URL = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
+_DESC = ("More than 1% of the events (or proxied exchanges) of {m} arriving by {e} were refused by the sidecar over 10 "
+         "minutes with reason {r}: that traffic is not monitored. Back-pressure (queue_full, overloaded, shutting_down, "
+         "not_ready) is left to MonitorShedsEvents and MonitorQueueNearlyFull.")
+
+
+def test_refused_share_fires_per_model_endpoint_and_reason(tmp_path: Path) -> None:
+    # "iris" over the proxy: 5% of exchanges lack the output tensor -> fires at 5%;
+    # "iris" over /v1/events: 0.5% bad JSON -> silent; "busy": 30% refused as queue_full -> silent
+    # (back-pressure); "_sidecar" (no model known): every event names an unknown model -> fires at 100%.
+    _run_unit_test(tmp_path, "core.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_intake_events_accepted_total{{model="iris",endpoint="proxy"}}'
+                values: '0+570x30'
+              - series: 'monitor_intake_events_refused_total{{model="iris",endpoint="proxy",reason="missing_outputs"}}'
+                values: '0+30x30'
+              - series: 'monitor_intake_events_accepted_total{{model="iris",endpoint="events"}}'
+                values: '0+995x30'
+              - series: 'monitor_intake_events_refused_total{{model="iris",endpoint="events",reason="bad_json"}}'
+                values: '0+5x30'
+              - series: 'monitor_intake_events_accepted_total{{model="busy",endpoint="events"}}'
+                values: '0+700x30'
+              - series: 'monitor_intake_events_refused_total{{model="busy",endpoint="events",reason="queue_full"}}'
+                values: '0+300x30'
+              - series: 'monitor_intake_events_refused_total{{model="_sidecar",endpoint="events",reason="unknown_model"}}'
+                values: '0+50x30'
+            alert_rule_test:
+              - eval_time: 25m
+                alertname: MonitorIntakeRefused
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: iris, endpoint: proxy, reason: missing_outputs}}
+                    exp_annotations:
+                      summary: "5% of what proxy sends for iris is refused (missing_outputs)."
+                      description: "{_DESC.format(m="iris", e="proxy", r="missing_outputs")}"
+                      runbook_url: "{_URL}"
+                  - exp_labels: {{severity: warning, model: _sidecar, endpoint: events, reason: unknown_model}}
+                    exp_annotations:
+                      summary: "100% of what events sends for _sidecar is refused (unknown_model)."
+                      description: "{_DESC.format(m="_sidecar", e="events", r="unknown_model")}"
+                      runbook_url: "{_URL}"
+              - eval_time: 8m
+                alertname: MonitorIntakeRefused
+                exp_alerts: []
+    """)
