@@ -348,3 +348,57 @@ def test_large_inputs_in_a_batch_are_enqueued_alone(tmp_path, monkeypatch):
         assert len(sidecar.monitors["iris"].queue) == 5
     finally:
         close_data_plane(sidecar, plane)
+
+
+# -- batches held and handled together ----------------------------------------------------------------
+def test_held_batches_are_handled_on_a_sync_a_bound_and_the_channels_close(tmp_path, monkeypatch):
+    """Over a real channel: batches are held (the timer is made too long to fire here), then
+    handled before the child's next other message (the answer to a sync), at once beyond
+    ``HOLD_MAX_TAPS`` exchanges, and when the channel closes; each exchange exactly once."""
+    import asyncio
+    import socket
+
+    from monitor.server import dataplane
+    from monitor.server.channel import FrameReader, FrameWriter
+    from monitor.server.dataplane_child import SYNCED
+
+    monkeypatch.setattr(dataplane, "HOLD_S", 3600.0)
+    monkeypatch.setattr(dataplane, "HOLD_MAX_TAPS", 5)
+    sidecar, plane = _sidecar(tmp_path)
+    iris = sidecar.monitors["iris"]
+    good = [e for e in _exchanges() if e[2][0] == "iris" and e[1] == 200][:2]  # two read, one per frame
+
+    async def until(predicate: Any) -> None:
+        for _ in range(1000):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the frames did not arrive")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        plane.reader = FrameReader(ours, loop, plane._frame, plane._closed)
+        child = FrameWriter(theirs, loop)
+        for frame in _frames(good, 1):
+            child.send(frame)
+        await until(lambda: len(plane._held) == 2)
+        assert len(iris.queue) == 0 and plane.taps_received == 0
+        child.send(marshal.dumps((SYNCED,)))
+        await until(lambda: not plane._held)
+        assert len(iris.queue) == 2 and plane.taps_received == 2
+        child.send(_frames(good * 3, 6)[0])  # 6 exchanges: beyond the bound, handled on arrival
+        await until(lambda: len(iris.queue) == 8)
+        assert not plane._held
+        child.send(_frames(good, 2)[0])
+        await until(lambda: len(plane._held) == 1)
+        plane.stopping = True  # (no child to start again)
+        child.close()
+        await until(lambda: plane.reader.closed)
+        assert len(iris.queue) == 10 and plane.taps_received == 10 and not plane._held
+
+    try:
+        asyncio.run(run())
+        assert iris.store.value("monitor_intake_events_accepted", ("proxy",)) == 10
+    finally:
+        close_data_plane(sidecar, plane)
