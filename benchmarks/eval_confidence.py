@@ -357,12 +357,15 @@ ISSUE_DETECTORS = ("confidence", "confidence_drift", "prediction_drift", "accura
 
 
 def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float = 60.0,
-                   hours: tuple[float, float] = RULE_PACK_HOURS) -> tuple[dict[str, float], list[str]]:
-    """Stream through a :class:`~monitor.Monitor` with the default detectors of this issue and the
-    rule packs that watch the model's outputs (``rules/confidence.yml``, ``rules/core.yml``),
+                   hours: tuple[float, float] = RULE_PACK_HOURS, packs: tuple[str, ...] = RULE_PACKS,
+                   kinds: tuple[str, ...] | None = ISSUE_DETECTORS) -> tuple[dict[str, float], list[str], tuple[float, float]]:
+    """Stream through a :class:`~monitor.Monitor` with the default detectors of this issue (or, with
+    ``kinds`` None, every default detector but probing and PCA drift: see :data:`ALL_PACKS`) and
+    the given shipped rule packs (by
+    default those that watch the model's outputs, ``rules/confidence.yml`` and ``rules/core.yml``),
     ``for:`` durations as shipped, labels for every row ``label_delay_s`` later (delivered every
-    10 s). Returns the alerts that fired after the onset (name -> minutes after it) and the names
-    of any that fired before it."""
+    10 s). Returns the alerts that fired after the onset (name -> minutes after it), the names
+    of any that fired before it, and the model's true accuracy before and after the onset."""
     from prometheus_client import CollectorRegistry
 
     from monitor import Monitor
@@ -371,11 +374,12 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
     from monitor.schema import OutputSpec, Schema
 
     rules_dir = Path(__file__).resolve().parent.parent / "rules"
-    packs = tuple(str(rules_dir / f) for f in RULE_PACKS)
+    files = tuple(str(rules_dir / f) for f in packs)
     output = OutputSpec("probabilities")
-    detectors = tuple(d for d in default_detectors(output, setup.reference) if d.kind in ISSUE_DETECTORS)
+    detectors = tuple(d for d in default_detectors(output, setup.reference)
+                      if (d.kind in kinds if kinds is not None else d.kind not in ("probing", "pca_drift")))
     cfg = MonitorConfig(model=setup.name, schema=Schema.numeric(setup.reference.numeric_names), output=output,
-                        detectors=detectors, rules=RulesConfig(files=packs, interval_s=30.0, log_alerts=False))
+                        detectors=detectors, rules=RulesConfig(files=files, interval_s=30.0, log_alerts=False))
     mon = Monitor(config=cfg, reference=setup.reference, registry=CollectorRegistry(), start_worker=False, live=False)
     rng = np.random.default_rng(seed)
     warm, after = int(hours[0] * 3600), int(hours[1] * 3600)
@@ -383,6 +387,8 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
     x1, y1 = draw(setup, shift, after, rng)
     x, y = np.concatenate([x0, x1]), np.concatenate([y0, y1])
     probs = setup.predict(x)
+    right = probs.argmax(axis=1) == y
+    accuracy = (float(right[:warm].mean()), float(right[warm:].mean()))
     t0 = 1_700_000_000.0
     onset = t0 + warm
     fired: dict[str, float] = {}
@@ -411,28 +417,50 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
         mon.flush()
     finally:
         mon.close()
-    return fired, early
+    return fired, early, accuracy
 
 
-def rule_pack_table(quick: bool) -> tuple[str, int]:
+#: every shipped pack but probing's: these streams resample a pool, so every query repeats an
+#: earlier one exactly, which is what that pack is for (benchmarks/eval_probing.py evaluates it).
+#: The PCA drift detector is left out of that run too: it is fitted on half of its reference and
+#: calibrated on the other half's reconstruction errors, and with the pool as the reference the
+#: stream's rows are its own fitting rows, which reconstruct better than any new row would (it
+#: flags them, correctly, as unlike the held-out half); benchmarks/eval_drift.py evaluates it.
+ALL_PACKS = ("confidence.yml", "core.yml", "drift.yml", "data_quality.yml")
+
+
+def pool_reference(setup: Setup) -> Setup:
+    """The same model and streams with the pool itself as the reference: the unshifted streams are
+    then draws from exactly the population the reference describes, as the input-drift and
+    data-quality detectors assume (see :func:`rule_pack_table`)."""
+    from dataclasses import replace
+
+    ref = Reference.from_arrays(setup.pool_x, scores=setup.predict(setup.pool_x), labels=setup.pool_y)
+    return replace(setup, reference=ref)
+
+
+def rule_pack_table(quick: bool, *, all_packs: bool = False) -> tuple[str, int]:
     seeds = (0,) if quick else (0, 1)
     rows: list[tuple[str, ...]] = []
     false_alarms = 0
+    packs, kinds = (ALL_PACKS, None) if all_packs else (RULE_PACKS, ISSUE_DETECTORS)
     for ds in DATASETS:
-        setup = make_setup(ds)
+        setup = pool_reference(make_setup(ds)) if all_packs else make_setup(ds)
         for shift in SHIFTS:
             per_alert: dict[str, list[float]] = {}
             early_names: set[str] = set()
+            drops: list[float] = []
             for seed in seeds:
-                fired, early = run_rule_packs(setup, shift, seed)
+                fired, early, (before, after) = run_rule_packs(setup, shift, seed, packs=packs, kinds=kinds)
+                drops.append(before - after)
                 early_names |= set(early)
                 false_alarms += len(early) + (len(fired) if shift == "none" else 0)
                 for name, minutes in fired.items():
                     per_alert.setdefault(name, []).append(minutes)
             cell = ", ".join(f"{n} ({np.median(m):.0f} min, {len(m)}/{len(seeds)})" for n, m in sorted(per_alert.items(), key=lambda kv: np.median(kv[1])))
-            rows.append((ds, SHIFTS[shift], cell or "none", ", ".join(sorted(early_names)) or "none"))
-    table = _table(rows, ("dataset", "stream", "alerts firing after the onset (median minutes after it, seeds)",
-                          "alerts firing before the onset"))
+            rows.append((ds, SHIFTS[shift], f"{100 * np.mean(drops):+.1f}", cell or "none", ", ".join(sorted(early_names)) or "none"))
+    table = _table(rows, ("dataset", "stream", "accuracy lost after the onset (points)",
+                          "alerts firing after the onset (median minutes after it, seeds)", "alerts firing before the onset"))
     return table, false_alarms
 
 
@@ -446,9 +474,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer seeds and shorter streams (smoke run)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="markdown output file")
-    ap.add_argument("--only", choices=("detection", "estimation", "bias", "power", "cost", "rules"), action="append")
+    sections = ("detection", "estimation", "bias", "power", "cost", "rules", "all_rules")
+    ap.add_argument("--only", choices=sections, action="append")
     args = ap.parse_args()
-    only = set(args.only or ("detection", "estimation", "bias", "power", "cost", "rules"))
+    only = set(args.only or sections)
     parts = [
         "# Confidence, calibration and accuracy estimation: evaluation",
         "",
@@ -511,6 +540,21 @@ def main() -> None:
                   f"data-quality packs are left out here on purpose: these streams resample pools of 45 to 450 rows, "
                   f"and a window of thousands of draws from a few dozen rows is, correctly, not the population the "
                   f"reference was drawn from (benchmarks/eval_drift.py evaluates those detectors on their own streams).",
+                  "", table, "",
+                  f"Alerts on the unshifted streams and before the onsets: **{false_alarms}**."]
+    if "all_rules" in only:
+        table, false_alarms = rule_pack_table(args.quick, all_packs=True)
+        parts += ["", "## Every shipped pack, the pool as the reference", "",
+                  f"The same streams through a `Monitor` with every default detector but probing and PCA drift (input "
+                  f"drift, data quality and output repeats besides this issue's) and every shipped pack but "
+                  f"probing's ({', '.join(f'`rules/{p}`' for p in ALL_PACKS)}), with one change: the reference is "
+                  f"the pool the streams resample (its rows, the model's outputs on them and their labels) instead of "
+                  f"the other held-out quarter, so that an unshifted window is drawn from exactly the population the "
+                  f"reference describes, as the input detectors assume. The probing pack is left out because "
+                  f"resampling makes every query an exact repeat of an earlier one, the pattern that pack is for "
+                  f"(benchmarks/eval_probing.py evaluates it); the PCA drift detector too, because with the pool as "
+                  f"its reference the stream's rows are the rows its PCA was fitted on, which reconstruct better than "
+                  f"its held-out half (benchmarks/eval_drift.py evaluates it on fresh rows). Same timing as above.",
                   "", table, "",
                   f"Alerts on the unshifted streams and before the onsets: **{false_alarms}**."]
     if "cost" in only:

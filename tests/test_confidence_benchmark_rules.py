@@ -28,12 +28,13 @@ def wine(bench):
 
 
 def test_silent_on_unshifted_wine_traffic(bench, wine) -> None:
-    fired, early = bench.run_rule_packs(wine, "none", seed=3, hours=(1.0, 1.0))
+    fired, early, _ = bench.run_rule_packs(wine, "none", seed=3, hours=(1.0, 1.0))
     assert fired == {} and early == []
 
 
 def test_fires_on_noisy_wine_traffic(bench, wine) -> None:
-    fired, early = bench.run_rule_packs(wine, "noise_2", seed=3, hours=(1.0, 1.0))
+    fired, early, accuracy = bench.run_rule_packs(wine, "noise_2", seed=3, hours=(1.0, 1.0))
     assert early == []
     assert {"ModelOverconfident", "ModelAccuracyDrop"} <= set(fired), fired
     assert max(fired["ModelOverconfident"], fired["ModelAccuracyDrop"]) <= 60.0
+    assert accuracy[0] - accuracy[1] > 0.1  # the shift really costs accuracy (the table's column)
