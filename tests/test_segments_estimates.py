@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
 from monitor.batch import Batch
+from monitor.catalog import confidence as names
+from monitor.store import MetricStore
 from monitor.detectors._common import _features
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors.segments import MCE_MIN_BIN, SegmentDetector
@@ -104,3 +106,13 @@ def test_without_a_labelled_reference_no_estimate_and_old_states_load(digits: di
     old.load_state_dict(state)
     assert old.gaps()["confidence"] == pytest.approx(with_ref.gaps()["confidence"])
     assert old.gaps()["estimated_accuracy"] is None  # nothing yet in the new window: absent, refills
+
+
+def test_outputs_of_another_width_than_the_reference_are_an_error_not_an_estimate_of_zero(digits: dict) -> None:
+    det = SegmentDetector(digits["ref"], min_rows=1)  # the reference has 10 classes
+    p = np.full((5, 3), 1.0 / 3)
+    with pytest.raises(ValueError, match="outputs have 3 columns, the reference's probabilities 10: rebuild the reference"):
+        det.update(Batch.from_arrays(np.zeros((5, 1)), p, ts=T0, segment="a"))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("a",)) == 0.0  # nothing half-added

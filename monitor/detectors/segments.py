@@ -275,6 +275,10 @@ class SegmentDetector(RefreshingDetector):
         if pos is not None and pos >= k:
             raise ValueError(f"segments: positive_class {pos} is not a column of the model's {k} outputs: give a class "
                              f"name from output.classes or an index from 0 to {k - 1}")
+        est = self._estimators
+        if est is not None and k != est.n_classes:
+            raise ValueError(f"segments: the model's outputs have {k} columns, the reference's probabilities "
+                             f"{est.n_classes}: rebuild the reference with this model's outputs")
         if pos is not None:
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
@@ -283,8 +287,7 @@ class SegmentDetector(RefreshingDetector):
         accumulate(self._pred, batch.ts, parts, span)
         extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
             (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
-        est = self._estimators
-        if est is not None and k == est.n_classes:
+        if est is not None:
             extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
         accumulate(self._extra, batch.ts, extra, span)
 
