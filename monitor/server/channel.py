@@ -58,6 +58,21 @@ class FrameWriter:
                 os.close(fd)
             return
         frame = _LEN.pack(len(payload)) + payload
+        if fd is None and not self._items:
+            # nothing waits: straight to the socket (the common case), queued only for what it does not take
+            try:
+                sent = self.sock.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._break()
+                return
+            if sent == len(frame):
+                return
+            self._items.append([memoryview(frame)[sent:], None])
+            self.pending += len(frame) - sent
+            self._watch(True)
+            return
         self._items.append([memoryview(frame), fd])
         self.pending += len(frame)
         if not self._watching:

@@ -63,16 +63,13 @@ try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
 except ImportError:  # pragma: no cover - httptools is a dependency
     httptools = None
 
-__all__ = ["LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of",
+__all__ = ["Deadlines", "LeanProxy", "LeanProxySite", "LeanSettings", "ProxySink", "SidecarSink", "TapRecord", "engine_of",
            "lean_available", "make_site"]
 
 log = logging.getLogger("monitor.server")
 
 _HOP = frozenset(h.encode() for h in HOP_BY_HOP)
 _HOP_OR_HOST = _HOP | {b"host"}  # request headers not forwarded as they are (Host is the upstream's)
-#: response headers that the re-framing looks at: the hop-by-hop ones, and those that decide
-#: how the body is relayed
-_RESP_SPECIAL = _HOP | {b"content-length", b"content-type", b"content-encoding"}
 #: Message framing: a ``Connection`` header may not remove these (the proxy frames bodies itself;
 #: honouring ``Connection: Content-Length`` would forward a body without its length and let its
 #: bytes be read upstream as a second, smuggled request).
@@ -121,6 +118,22 @@ def _lower(name: bytes) -> bytes:
     return lname
 
 
+#: what the response re-framing does with a header, by its name as sent: 0 relay it, 1 its
+#: Content-Length, 2 its Content-Type, 3 its Content-Encoding (relayed, and looked at), 4 its
+#: Transfer-Encoding, 5 its Connection, 6 another hop-by-hop header (not relayed)
+_RESP_CODES: dict[bytes, int] = {}
+_RESP_CODE_OF = {b"content-length": 1, b"content-type": 2, b"content-encoding": 3, b"transfer-encoding": 4,
+                 b"connection": 5}
+
+
+def _resp_code(name: bytes) -> int:
+    lname = name.lower()
+    code = _RESP_CODE_OF.get(lname, 6 if lname in _HOP else 0)
+    if len(_RESP_CODES) < _LOWER_MAX:
+        _RESP_CODES[name] = code
+    return code
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
@@ -132,7 +145,7 @@ class _Exchange:
     arrives, the upstream's answer relayed back, then metrics and the tap."""
 
     # one is made per request: slots make it, and reading its fields, cheaper
-    __slots__ = ("body_done", "chunked", "close_client", "conn", "deadline", "done", "head_sent", "headers", "keep_alive",
+    __slots__ = ("body_done", "chunked", "close_client", "conn", "deadline", "done", "head_sent",
                  "last_read", "lean", "meta", "method", "mode", "out", "out_size", "reason", "resp", "resp_encoding",
                  "resp_lines", "resp_size", "retried", "route", "sent", "sent_size", "started", "status", "t0", "t_req",
                  "t_start", "tap_body", "tap_size", "timer", "until_close", "upstream", "upstream_keep_alive", "version")
@@ -144,8 +157,6 @@ class _Exchange:
         self.lean = lean
         self.method = method
         self.version = version
-        self.headers = headers
-        self.keep_alive = keep_alive
         self.route = route
         self.t_start = time.time()
         self.t_req = time.perf_counter()
@@ -291,22 +302,24 @@ class _Exchange:
         # the header lines but Content-Length's, framed as they are read: what a buffered answer
         # (the common case) sends, with its length written anew; the other cases frame again below
         lines: list[bytes] = []
-        lowered = _LOWER.get
+        code_of = _RESP_CODES.get
         for name, value in headers:
-            lname = lowered(name) or _lower(name)
-            if lname in _RESP_SPECIAL:
-                if lname == b"content-length":
+            code = code_of(name)
+            if code is None:
+                code = _resp_code(name)
+            if code:
+                if code == 1:
                     length = int(value)
                     continue
-                elif lname == b"content-type":
+                elif code == 2:
                     sse = value.lower().startswith(b"text/event-stream")
-                elif lname == b"content-encoding":
+                elif code == 3:
                     encoding = encoding or value
                 else:
-                    if lname == b"transfer-encoding":
+                    if code == 4:
                         chunked = True
                         te_chunked = te_chunked or b"chunked" in value.lower()
-                    elif lname == b"connection":
+                    elif code == 5:
                         listed = (listed or set()) | {t.strip().lower() for t in value.split(b",") if t.strip()}
                     continue
             lines += (name, b": ", value, b"\r\n")
@@ -381,7 +394,8 @@ class _Exchange:
         lean = self.lean
         if route.tap is not None:
             lean.sink.tapping()  # before the answer's last bytes: a tap is never owed unannounced
-        elapsed = time.perf_counter() - self.t0
+        now = time.perf_counter()  # the answer is complete: both durations end here
+        elapsed = now - self.t0
         body: bytes | None = None
         mode = self.mode
         if mode == "buffer":
@@ -394,13 +408,19 @@ class _Exchange:
             body = None if self.resp_size < 0 else b"".join(self.resp)
         else:
             body = None if self.resp_size < 0 else b"".join(self.resp)
-        self._finished()
+        self.done = True  # _finished, inline: once per answer
+        if self.deadline is not None:
+            self.deadline[1] = None
+            self.deadline = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         keep = self.upstream_keep_alive and not close and self.body_done and not up.closed
         self.upstream = None
         try:
             lean.pool.release(up, keep)
             tap = None if route.tap is None else self._tap(body)
-            lean.sink.answered(route, self.status, elapsed, time.perf_counter() - self.t_req, tap)
+            lean.sink.answered(route, self.status, elapsed, now - self.t_req, tap)
         except Exception:  # noqa: BLE001 - Proxy.tap counts its own failures; this is a last guard
             log.exception("proxy: bookkeeping after a response failed")
         finally:

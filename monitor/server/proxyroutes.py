@@ -103,7 +103,7 @@ class RouteTable:
         return cls(route_specs(router), taps)
 
     def resolve(self, method: bytes, target: bytes) -> Target:
-        key = (method, target.partition(b"?")[0])
+        key = (method, target.partition(b"?")[0] if b"?" in target else target)
         hit = self._cache.get(key)
         if hit is not None:
             return hit

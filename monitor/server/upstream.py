@@ -136,8 +136,13 @@ class UpstreamConnection(asyncio.Protocol):
             raise _HeadDone
 
     def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.response_body(body)
+        ex = self.exchange
+        if ex is not None:
+            if ex.mode == "buffer" and not ex.done:  # response_body's common case, inline
+                ex.last_read = self.pool.loop.time()
+                ex.resp.append(body)
+            else:
+                ex.response_body(body)
 
     def on_message_complete(self) -> None:
         if self.interim:
