@@ -10,19 +10,24 @@ the floor of an asyncio proxy), each:
 
 - under ``valgrind --tool=callgrind``: after a warm-up, the counters are zeroed
   (``callgrind_control -z``), N closed-loop OIP v2 infer requests are sent (the payload of
-  ``bench_proxy.py``), and the counters dumped (``callgrind_control -d``): instructions per
-  request, without start-up;
-- without valgrind: the CPU seconds (user + system, ``/proc/PID/stat``) the process spent on the
-  same N requests after the same warm-up.
+  ``bench_proxy.py``, 5 ms apart so that each is reported to the sidecar in a batch of its own,
+  whatever the machine's speed), and the counters dumped (``callgrind_control -d``):
+  instructions per request, without start-up (user space only: the kernel's share, the same
+  for every target, is not counted);
+- without valgrind: the CPU seconds (user and system, ``/proc/PID/stat``) each process spent on
+  M requests, all processes running at once and driven in alternating rounds.
 
-It prints both per-request figures and the ratio data path / relay, checks that every request
-was answered 200 and that the data path sent a tap for each one over its channel, and with
-``--write`` writes the table to ``benchmarks/results/proxy_instructions.md``; ``--annotate``
-keeps the callgrind files and prints the top functions (``callgrind_annotate``).
+It prints both per-request figures and the ratios to the relay, checks that every request was
+answered 200 and that the data path sent a tap for each one over its channel. ``--baseline
+COMMIT`` measures that commit's data path too, in the same run (before and after on the same
+machine state); ``--write`` writes the table to ``benchmarks/results/proxy_instructions.md``
+(keeping its hand-written ``## Notes``); ``--annotate DIR`` keeps the callgrind files and prints
+each one's instructions per request by shared object and by function (self cost);
+``--profile`` runs the data path under cProfile instead (Python-level time by function).
 
-Loopback only, bounded: a few thousand requests per target (a few minutes in all under valgrind).
+Loopback only, bounded: a few thousand requests per target (a few minutes in all).
 
-Run: ``.venv/bin/python benchmarks/proxy_instructions.py [--requests 2000] [--conns 4] [--write]``
+Run: ``.venv/bin/python benchmarks/proxy_instructions.py [--requests 2000] [--baseline COMMIT] [--write]``
 """
 
 from __future__ import annotations
@@ -237,6 +242,51 @@ def _cpu(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def self_costs(path: str) -> "tuple[collections.Counter[str], collections.Counter[str]]":
+    """Instructions by shared object and by function, each function's own (not its callees'),
+    read from a callgrind file (``callgrind_annotate`` folds the interpreter's recursion into
+    cycles and reports inclusive costs here)."""
+    import collections
+
+    names: dict[tuple[str, str], str] = {}
+
+    def named(kind: str, text: str) -> str:
+        m = re.match(r"\((\d+)\)(?: (.*))?", text)
+        if m is None:
+            return text
+        if m.group(2) is not None:
+            names[(kind, m.group(1))] = m.group(2)
+        return names.get((kind, m.group(1)), text)
+
+    by_object: collections.Counter[str] = collections.Counter()
+    by_function: collections.Counter[str] = collections.Counter()
+    obj = fn = ""
+    after_call = False
+    with open(path) as f:
+        for line in f:
+            head = line[:4]
+            if head.startswith("ob="):
+                obj = named("ob", line[3:].strip())
+            elif head.startswith("fn="):
+                fn = named("fn", line[3:].strip())
+            elif head.startswith(("cob", )):
+                named("ob", line[4:].strip())
+            elif head.startswith("cfn"):
+                named("fn", line[4:].strip())
+            elif head.startswith("call"):
+                after_call = True  # the next cost line is the call's inclusive cost: not this function's
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if after_call:
+                    after_call = False
+                    continue
+                parts = line.split()
+                if len(parts) >= 2:
+                    cost = int(parts[1])
+                    by_object[obj.rsplit("/", 1)[-1]] += cost
+                    by_function[f"{obj.rsplit('/', 1)[-1]}: {fn}"] += cost
+    return by_object, by_function
+
+
 def _callgrind_control(flag: str, pid: int) -> None:
     subprocess.run(["callgrind_control", flag, str(pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=300)
@@ -439,14 +489,17 @@ def main() -> None:
     print(body)
     if args.write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        old = RESULTS.read_text() if RESULTS.exists() else ""
+        notes = old[old.index("\n## Notes"):] if "\n## Notes" in old else ""  # written by hand: kept
         RESULTS.write_text("# Instructions per proxied request: the data path process against a byte relay\n\n"
-                           "Generated by `benchmarks/proxy_instructions.py`.\n\n" + body + "\n")
+                           "Generated by `benchmarks/proxy_instructions.py`.\n\n" + body + "\n" + notes)
     if args.annotate:
         for name, fig in figs.items():
             if fig.dump:
-                print(f"\n## {name}: top functions ({fig.dump})")
-                out = subprocess.run(["callgrind_annotate", "--inclusive=no", fig.dump], capture_output=True, text=True)
-                print("\n".join(out.stdout.splitlines()[:60]))
+                print(f"\n## {name}: instructions per request by object and by function, self cost ({fig.dump})")
+                by_object, by_function = self_costs(fig.dump)
+                for (key, cost) in [*by_object.most_common(6), *by_function.most_common(30)]:
+                    print(f"{cost / args.requests:10,.0f}  {key}")
 
 
 if __name__ == "__main__":
