@@ -23,7 +23,8 @@ COMMIT`` measures that commit's data path too, in the same run (before and after
 machine state); ``--write`` writes the table to ``benchmarks/results/proxy_instructions.md``
 (keeping its hand-written ``## Notes``); ``--annotate DIR`` keeps the callgrind files and prints
 each one's instructions per request by shared object and by function (self cost);
-``--profile`` runs the data path under cProfile instead (Python-level time by function).
+``--profile`` runs the data path under cProfile instead (Python-level time by function), and
+``--opcodes`` under an opcode tracer (Python opcodes per request by function, deterministic).
 
 Loopback only, bounded: a few thousand requests per target (a few minutes in all).
 
@@ -116,6 +117,8 @@ class Proc:
 def _valgrind(out_dir: str | None) -> list[str]:
     if out_dir is None:
         return []
+    if out_dir.startswith("opcodes:"):
+        return [str(Path(__file__).resolve()), "--trace-child", out_dir.partition(":")[2]]
     if out_dir.startswith("cprofile:"):
         return ["-m", "cProfile", "-o", out_dir.partition(":")[2]]
     return ["valgrind", "--tool=callgrind", "--quiet", f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
@@ -170,7 +173,10 @@ def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | N
     env = dict(os.environ, PYTHONPATH=str(source))
     env[CONFIG_ENV] = cfg.dumps()
     wrap = _valgrind(out_dir)
-    cmd = ([sys.executable, *wrap] if wrap[:1] == ["-m"] else [*wrap, sys.executable]) + ["-m", "monitor.server.dataplane_child", "-"]
+    if "--trace-child" in wrap:  # this script, tracing the child's opcodes: it runs the module itself
+        cmd = [sys.executable, *wrap]
+    else:
+        cmd = ([sys.executable, *wrap] if wrap[:1] == ["-m"] else [*wrap, sys.executable]) + ["-m", "monitor.server.dataplane_child", "-"]
     proc = subprocess.Popen(cmd,
                             pass_fds=[theirs.fileno(), listener.fileno(), tally.fd], env=env, cwd=source,
                             stdin=subprocess.DEVNULL)
@@ -390,6 +396,58 @@ def profile(settings: object, specs: list, kinds: dict, requests: int, warmup: i
     os.unlink(out)
 
 
+def _trace_child(out: str) -> None:
+    """Entry of the data path under an opcode tracer (``--trace-child FILE``): every Python
+    opcode it executes, counted by function, written to FILE when it exits."""
+    import atexit
+    import collections
+    import runpy
+
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tracer(frame, event, arg):  # noqa: ANN001, ANN202 - sys.settrace's signature
+        if event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+        elif event == "opcode":
+            code = frame.f_code
+            counts[f"{Path(code.co_filename).name}:{code.co_firstlineno}({code.co_name})"] += 1
+        return tracer
+
+    def dump() -> None:
+        sys.settrace(None)
+        with open(out, "w") as f:
+            f.writelines(f"{n}\t{key}\n" for key, n in counts.items())
+
+    atexit.register(dump)
+    sys.argv = [sys.argv[0], "-"]
+    sys.settrace(tracer)
+    runpy.run_module("monitor.server.dataplane_child", run_name="__main__")
+
+
+def opcodes(settings: object, specs: list, kinds: dict, requests: int, warmup: int, conns: int) -> None:
+    """Python opcodes per request of the data path, by function: two runs of ``warmup`` and
+    ``warmup + requests`` requests, the difference (start-up and warm-up cancel out)."""
+    import collections
+
+    counted = []
+    for total in (warmup, warmup + requests):
+        out = tempfile.mktemp(prefix="monitor-opcodes-")
+        p = start_dataplane(settings, specs, kinds, "opcodes:" + out)
+        try:
+            drive(p.port, total, conns, 0.005)
+        finally:
+            p.stop()
+        with open(out) as f:
+            counted.append(collections.Counter({key: int(n) for n, key in (line.rstrip("\n").split("\t") for line in f)}))
+        os.unlink(out)
+    diff = collections.Counter({key: (n - counted[0][key]) / requests for key, n in counted[1].items()})
+    print(f"Python opcodes per request: {sum(diff.values()):,.0f}")
+    for key, n in diff.most_common(40):
+        if n >= 0.5:
+            print(f"{n:8.1f}  {key}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=2000, help="requests counted under callgrind, per target")
@@ -410,10 +468,16 @@ def main() -> None:
                     help="also measure the data path of this commit (its monitor/ package extracted with git archive), in "
                          "the same run: before and after on the same machine state")
     ap.add_argument("--only", choices=["relay", "dataplane"], help="measure one target only")
+    ap.add_argument("--opcodes", action="store_true",
+                    help="instead: the data path under an opcode tracer, Python opcodes per request by function")
     ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)  # entry of the relay process
+    ap.add_argument("--trace-child", metavar="FILE", help=argparse.SUPPRESS)  # entry of the traced data path
     args = ap.parse_args()
     if args.relay:
         _run_relay(args.relay)
+        return
+    if args.trace_child:
+        _trace_child(args.trace_child)
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
@@ -433,6 +497,9 @@ def main() -> None:
         settings, specs, kinds = _sidecar_routes(upstream)
         if args.profile:
             profile(settings, specs, kinds, args.cpu_requests, args.warmup, args.conns)
+            return
+        if args.opcodes:
+            opcodes(settings, specs, kinds, args.requests, args.warmup, args.conns)
             return
         starts = {}
         if args.only != "dataplane":

@@ -327,19 +327,21 @@ class _Exchange:
             listed -= _FRAMING
         # no length and not chunked upstream: the body ends when the model server closes
         self.until_close = length is None and not te_chunked
+        buffered = False
         if self.method == b"HEAD" or status in (101, 204, 304):
-            self.mode = "none"
+            mode = "none"
             self.close_client = self.close_client or status == 101
         elif length is not None and not chunked and length <= BUFFER_LIMIT and not sse:
-            self.mode = "buffer"  # its Content-Length is written anew with the body
+            mode = "buffer"  # its Content-Length is written anew with the body
+            buffered = True
         elif length is not None and not chunked:
-            self.mode = "length"
+            mode = "length"
         else:
-            self.mode = "chunked" if self.version == "1.1" else "close"
-            if self.mode == "close":
+            mode = "chunked" if self.version == "1.1" else "close"
+            if mode == "close":
                 self.close_client = True
+        self.mode = mode
         self.reason = reason
-        buffered = self.mode == "buffer"
         if listed or (length is not None and not buffered):
             # a header the Connection header names, or a Content-Length that stays where it was
             lines = []
@@ -350,7 +352,7 @@ class _Exchange:
                 lines += (name, b": ", value, b"\r\n")
         self.resp_lines = b"".join(lines)
         self.resp_encoding = encoding
-        if self.mode in ("length", "chunked", "close"):
+        if not buffered and mode != "none":  # length, chunked, close: the head goes now, the body as it comes
             self.conn.write(self._head())
             self.head_sent = True
 
