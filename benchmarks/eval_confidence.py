@@ -539,7 +539,8 @@ def main() -> None:
                   f"reached firing, with the minutes from the onset (the rules' `for:` included). The input-drift and "
                   f"data-quality packs are left out here on purpose: these streams resample pools of 45 to 450 rows, "
                   f"and a window of thousands of draws from a few dozen rows is, correctly, not the population the "
-                  f"reference was drawn from (benchmarks/eval_drift.py evaluates those detectors on their own streams).",
+                  f"reference was drawn from (benchmarks/eval_drift.py evaluates those detectors on their own streams; the "
+                  f"next table runs them with the pool as the reference).",
                   "", table, "",
                   f"Alerts on the unshifted streams and before the onsets: **{false_alarms}**."]
     if "all_rules" in only:
