@@ -532,8 +532,8 @@ def main() -> None:
     lines = [
         f"OIP v2 infer requests (the payload of `bench_proxy.py`), {args.conns} closed-loop keep-alive connections on "
         f"127.0.0.1, {args.warmup} warm-up requests then {args.requests:,} counted under `valgrind --tool=callgrind` "
-        f"({args.gap_ms:g} ms between an answer and the next request: one tap batch per request) "
-        f"(instructions of the whole process, start-up excluded) and {args.cpu_requests:,} timed without valgrind "
+        f"({args.gap_ms:g} ms between an answer and the next request: one tap batch per request; "
+        f"instructions of the whole process in user space, start-up excluded) and {args.cpu_requests:,} timed without valgrind "
         f"(user + system CPU of the process; all processes running at once, in {args.rounds} alternating rounds, "
         f"{args.cpu_gap_ms:g} ms between an answer and the next request). The data path is `python -m monitor.server.dataplane_child` on uvloop, as "
         "`monitor serve --proxy` starts it (the sidecar's routes and taps, the channel read as the sidecar reads it, "
@@ -551,7 +551,8 @@ def main() -> None:
     lines.append(f"Machine load average before the run: {', '.join(f'{v:.1f}' for v in load)} on {os.cpu_count()} cores "
                  f"(the instruction counts do not depend on it; the CPU figures a little). Took {time.monotonic() - t0:.0f} s.")
     lines.append("")
-    lines.append("Reproduce: `.venv/bin/python benchmarks/proxy_instructions.py --write`")
+    lines.append("Reproduce: `.venv/bin/python benchmarks/proxy_instructions.py "
+                 + " ".join(a for a in sys.argv[1:] if not a.startswith("--annotate") and a != args.annotate) + "`")
     body = "\n".join(lines)
     print(body)
     if args.write:
