@@ -360,6 +360,19 @@ def test_row_estimators_give_each_groups_value() -> None:
     assert np.isnan(cal.ece_rows(np.zeros((1, 15)), np.zeros((1, 15)), np.zeros((1, 15)))[0])
 
 
+def test_mce_rows_give_each_groups_mce() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        count = rng.integers(0, 30, size=(5, 15)).astype(np.float64) * (rng.random((5, 15)) < 0.6)
+        count[0] = 0.0
+        s_conf, s_corr = count * rng.random((5, 15)), np.floor(count * rng.random((5, 15)))
+        for min_count in (1, 10):
+            got = cal.mce_rows(count, s_conf, s_corr, min_count=min_count)
+            for i in range(5):
+                want = cal.mce_from_sums(count[i], s_conf[i], s_corr[i], min_count=min_count)
+                assert (np.isnan(got[i]) and np.isnan(want)) or got[i] == pytest.approx(want, rel=1e-12)
+
+
 @pytest.mark.parametrize("k", [3, 10, 32, 40])
 def test_top_two_is_exactly_the_two_largest_of_each_row(k: int) -> None:
     """Up to 32 classes the top two are found column by column; the values must be exactly the

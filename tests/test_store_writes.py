@@ -90,3 +90,17 @@ def test_inc_many_equals_a_sequence_of_inc_and_refuses_negative_amounts() -> Non
     with pytest.raises(ValueError, match="counters only go up"):
         bulk.inc_many(name, [(("age", "missing"), 1.0), (("age", "nan"), -1.0)])
     assert bulk.value(name, ("age", "missing")) == 5.5
+
+
+def test_remove_many_is_a_sequence_of_removes() -> None:
+    one, many = _store(), _store()
+    for store in (one, many):
+        store.set_many(NAME, [(("a", "missing"), 0.1), (("b", "missing"), 0.2), (("c", "nan"), 0.3)])
+    gone = [("a", "missing"), ("zz", "missing"), (Tagged("c"), "nan"), ("c", "nan")]
+    for labels in gone:
+        one.remove(NAME, labels)
+    many.remove_many(NAME, gone)
+    assert one.snapshot() == many.snapshot()
+    assert many.value(NAME, ("b", "missing")) == 0.2 and many.value(NAME, ("a", "missing")) is None
+    with pytest.raises(SpecError):
+        many.remove_many("monitor_no_such_metric", [("a",)])

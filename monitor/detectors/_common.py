@@ -216,11 +216,14 @@ def put_figures(out: "MetricWriter", name: str, items: Iterable[tuple[tuple[str,
     """:func:`put_figure` for many series of one metric, the values written in one store call
     (a detector exporting one figure per segment or per bin pays the per-call cost once)."""
     present: list[tuple[tuple[str, ...], float]] = []
+    absent: list[tuple[str, ...]] = []
     for labels, value in items:
         if value is None or not math.isfinite(value):
-            out.remove(name, labels)
+            absent.append(labels)
         else:
             present.append((labels, float(value)))
+    if absent:
+        out.remove_many(name, absent)
     if present:
         out.set_many(name, present)
 

@@ -437,7 +437,7 @@ class SegmentDetector(RefreshingDetector):
                      ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
         ece = dict(zip(cal_ok, cal.ece_rows(*sums).tolist()))
         debiased = dict(zip(cal_ok, cal.debiased_l2_rows(*sums).tolist()))
-        mce = {i: cal.mce_from_sums(*(a[j] for a in sums), min_count=MCE_MIN_BIN) for j, i in enumerate(cal_ok)}
+        mce = dict(zip(cal_ok, cal.mce_rows(*sums, min_count=MCE_MIN_BIN).tolist()))
         errors: list[tuple[tuple[str, ...], float | None]] = []
         for i in shown:
             errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i))]

@@ -63,6 +63,7 @@ __all__ = [
     "isotonic_bins",
     "bbse_weights",
     "label_shift_accuracy",
+    "mce_rows",
 ]
 
 #: Number of equal-width bins of the classic expected calibration error (Guo et al. 2017).
@@ -188,6 +189,23 @@ def ece_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -
     gap = np.abs(np.ascontiguousarray(sum_conf, dtype=np.float64) - np.ascontiguousarray(sum_correct, dtype=np.float64)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, gap / np.where(total > 0, total, 1.0), np.nan)
+
+
+def mce_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray, min_count: int = 1) -> np.ndarray:
+    """:func:`mce_from_sums` of every row of ``(groups, bins)`` sums at once (NaN for a row
+    without a bin of ``min_count`` rows).
+
+    >>> mce_rows(np.array([[10.0, 20.0], [1.0, 0.0]]), np.array([[9.0, 10.0], [1.0, 0.0]]),
+    ...          np.array([[8.0, 12.0], [0.0, 0.0]]), min_count=2).tolist()
+    [0.1, nan]
+    """
+    c = np.ascontiguousarray(count, dtype=np.float64)
+    ok = c >= max(min_count, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(ok, np.abs(np.asarray(sum_conf, dtype=np.float64) - np.asarray(sum_correct, dtype=np.float64))
+                       / np.where(ok, c, 1.0), -np.inf)
+    out = gap.max(axis=1) if gap.shape[1] else np.full(gap.shape[0], -np.inf)
+    return np.where(ok.any(axis=1), out, np.nan)
 
 
 def debiased_l2_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> np.ndarray:
