@@ -108,12 +108,13 @@ def _find(headers: list[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
 
 
 _LOWER: dict[bytes, bytes] = {}  # header names as sent -> lower case: the same few names come in every request
-_LOWER_MAX = 1024  # names remembered; beyond, lowered each time
+_LOWER_MAX = 1024  # names remembered (any client may send any names: bounded, as is each name's length);
+_LOWER_NAME_MAX = 64  # beyond, lowered each time
 
 
 def _lower(name: bytes) -> bytes:
     lname = name.lower()
-    if len(_LOWER) < _LOWER_MAX:
+    if len(_LOWER) < _LOWER_MAX and len(name) <= _LOWER_NAME_MAX:
         _LOWER[name] = lname
     return lname
 
@@ -129,7 +130,7 @@ _RESP_CODE_OF = {b"content-length": 1, b"content-type": 2, b"content-encoding": 
 def _resp_code(name: bytes) -> int:
     lname = name.lower()
     code = _RESP_CODE_OF.get(lname, 6 if lname in _HOP else 0)
-    if len(_RESP_CODES) < _LOWER_MAX:
+    if len(_RESP_CODES) < _LOWER_MAX and len(name) <= _LOWER_NAME_MAX:
         _RESP_CODES[name] = code
     return code
 
