@@ -89,3 +89,67 @@ def test_an_exchange_added_from_inside_a_call_is_served_and_the_timer_is_not_dou
     names, idle = asyncio.run(run())
     assert names == ["first", "next"]
     assert idle  # nothing left: no timer armed
+
+
+def test_finished_exchanges_behind_a_long_lived_one_do_not_pile_up() -> None:
+    """A stream open for the whole timeout holds the front of the queue: the many requests
+    answered meanwhile leave void entries behind it, which are dropped once the queue doubles."""
+
+    async def run() -> tuple[int, list[str]]:
+        loop = asyncio.get_running_loop()
+        calls: list[tuple[str, float]] = []
+        dl = Deadlines(loop, 60.0)
+        stream = _Ex("stream", calls, loop)
+        stream.deadline = dl.add(stream)
+        for i in range(50_000):
+            ex = _Ex(str(i), calls, loop)
+            ex.deadline = dl.add(ex)
+            ex.finish()
+        live = _Ex("live", calls, loop)
+        live.deadline = dl.add(live)
+        size = len(dl.queue)
+        names = [entry[1].name for entry in dl.queue if entry[1] is not None]
+        dl.close()
+        return size, names
+
+    size, names = asyncio.run(run())
+    assert size <= 2 * 4096 + 2, size
+    assert names == ["stream", "live"]  # the live ones kept, in order
+
+
+class _Clock:
+    """A loop whose time is set by hand: which timer the queue arms, exactly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.armed: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: object) -> asyncio.TimerHandle:
+        self.armed.append(when)
+        return asyncio.TimerHandle(when, lambda: None, (), asyncio.new_event_loop())
+
+
+def test_an_exchange_added_from_inside_a_call_does_not_delay_the_deadlines_before_its_own() -> None:
+    """a times out and its connection's next request (c) starts then; b, started before c, is due
+    before c: the timer must wait for b, not for c."""
+    clock = _Clock()
+    calls: list[tuple[str, float]] = []
+    dl = Deadlines(clock, 10.0)  # type: ignore[arg-type]
+    c = _Ex("c", calls, clock)  # type: ignore[arg-type]
+    a = _Ex("a", calls, clock, then=[c])  # type: ignore[arg-type]
+    b = _Ex("b", calls, clock)  # type: ignore[arg-type]
+    a.queue = c.queue = dl
+    a.deadline = dl.add(a)
+    clock.now = 4.0
+    b.deadline = dl.add(b)
+    clock.now = 10.0
+    dl._expire()
+    assert [name for name, _ in calls] == ["a"]
+    assert clock.armed[-1] == 14.0  # b's deadline (c's is 20.0)
+    clock.now = 14.0
+    dl._expire()
+    assert [name for name, _ in calls] == ["a", "b"]
+    assert clock.armed[-1] == 20.0

@@ -832,6 +832,7 @@ class _Client(asyncio.Protocol):
 
 # -- the listener ----------------------------------------------------------------------------------
 _EARLY_S = 0.001  # a loop's timer may run up to its clock's resolution before its time (asyncio: clock_resolution)
+_COMPACT_MIN = 4096  # entries in the deadline queue before void ones behind a live one are dropped
 
 
 class Deadlines:
@@ -842,40 +843,56 @@ class Deadlines:
     Every exchange gets the same timeout, so the deadlines come in the order they are added:
     the queue is first in, first out, and its timer waits for the oldest live one. An entry is
     ``[deadline, exchange]``; a finished exchange voids its own (``[deadline, None]``), and void
-    entries are dropped as they reach the front. An exchange whose deadline passes is called
-    (``timed_out``) at that time, as its own timer did; a later deadline of the same exchange
-    (a silence while its body streams) is its own timer, as before."""
+    entries are dropped as they reach the front, or, behind a live one (a long stream), all at
+    once when the queue has doubled. An exchange whose deadline passes is called (``timed_out``)
+    at that time, as its own timer did; a later deadline of the same exchange (a silence while
+    its body streams) is its own timer, as before."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
         self.queue: deque[list] = deque()
         self.timer: asyncio.TimerHandle | None = None
+        self.compact_at = _COMPACT_MIN
+        self.expiring = False  # in _expire: what is added meanwhile is timed from there, once it is done
 
     def add(self, ex: "_Exchange") -> list:
         queue = self.queue
         while queue and queue[0][1] is None:
             queue.popleft()
+        if len(queue) >= self.compact_at:  # in place: _expire may be adding from inside a call
+            live = [entry for entry in queue if entry[1] is not None]
+            queue.clear()
+            queue.extend(live)
+            self.compact_at = max(_COMPACT_MIN, 2 * len(queue))
         entry = [self.loop.time() + self.timeout, ex]
         queue.append(entry)
-        if self.timer is None:
+        if self.timer is None and not self.expiring:
             self.timer = self.loop.call_at(entry[0], self._expire)
         return entry
 
     def _expire(self) -> None:
         self.timer = None
+        self.expiring = True
         queue = self.queue
         now = self.loop.time() + _EARLY_S
-        while queue:
-            deadline, ex = queue[0]
-            if ex is not None:
-                if deadline > now:
-                    break
-                ex.deadline = None
-                ex.timed_out()
-            queue.popleft()
-        if queue and self.timer is None:
-            self.timer = self.loop.call_at(queue[0][0], self._expire)
+        try:
+            while queue:
+                entry = queue[0]
+                ex = entry[1]
+                if ex is not None:
+                    if entry[0] > now:
+                        break
+                    queue.popleft()  # before the call, which may add (and compact)
+                    entry[1] = None
+                    ex.deadline = None
+                    ex.timed_out()
+                    continue
+                queue.popleft()
+        finally:
+            self.expiring = False
+            if queue and self.timer is None:
+                self.timer = self.loop.call_at(queue[0][0], self._expire)  # the oldest deadline left
 
     def close(self) -> None:
         if self.timer is not None:
