@@ -454,10 +454,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=300, help="requests before counting (connections, caches, pools)")
     ap.add_argument("--conns", type=int, default=1, help="client connections, each closed-loop")
     ap.add_argument("--cpu-requests", type=int, default=10000, help="requests for the CPU figure (no valgrind)")
-    ap.add_argument("--gap-ms", type=float, default=5.0,
+    ap.add_argument("--gap-ms", type=float, default=15.0,
                     help="under callgrind, the pause between a connection's answer and its next request: longer than the "
-                         "data path's batch delay (2 ms), so that every request is reported in a batch of its own whatever "
-                         "the machine's speed (at 1,000 requests/s a batch carries about two)")
+                         "data path's batch delay (10 ms), so that every request is reported in a batch of its own whatever "
+                         "the machine's speed (at 1,000 requests/s a batch carries about ten)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of the CPU measure")
     ap.add_argument("--cpu-gap-ms", type=float, default=0.0,
                     help="the pause between an answer and the next request in the CPU measure")

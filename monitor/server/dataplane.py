@@ -63,8 +63,9 @@ log = logging.getLogger("monitor.server")
 
 #: Tapped bytes the child holds while this process does not read them, before it drops taps.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
-#: The child's batches (one every 2 ms under load) are handled together this long after the
-#: first arrives: at 1,000 requests/s that is about 20 exchanges at a time instead of 2 or 3,
+#: The child's batches (one every 10 ms under load; 2 ms when this was measured) are handled
+#: together this long after the first arrives: at 1,000 requests/s that is about 20 exchanges at a
+#: time instead of 2 or 3 (measured with 2 ms batches),
 #: which the tap parses with its code and data still in the CPU's caches, on a machine where the
 #: client, the model server and the data path run in between: about a third less CPU per
 #: exchange than handling each batch as it arrives (``benchmarks/bench_tap_cost.py --live``).

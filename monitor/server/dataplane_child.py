@@ -158,7 +158,7 @@ class ChannelSink:
     def flush(self, force: bool = False) -> None:
         """Send what was collected as one batch. While the sidecar has not read what waits
         already (beyond ``max_pending_bytes``), the timer's batches are held here instead, their
-        counts merged, so that what waits stays bounded: no new frame every 2 ms. ``force``
+        counts merged, so that what waits stays bounded: no new frame every batch delay. ``force``
         (a sync, a handover, the last batch) sends regardless."""
         if self._timer is not None:
             self._timer.cancel()  # (a no-op when the timer is what called)
