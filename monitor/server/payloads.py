@@ -36,7 +36,12 @@ class PayloadError(ValueError):
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_LONG_DIGITS = re.compile(rb"[0-9]{309}")  # the largest float, 1.8e308, has 309 digits
+#: Every digit as ``1``, every other byte as ``0``: a run of 309 digits (the largest float,
+#: 1.8e308, has 309) is then one ``bytes.find`` of 309 ones, in C, linear in the body. The regular
+#: expression ``[0-9]{309}`` retried its match at every digit of every run: 244 us for an NDJSON
+#: body of 100 events (12 KB), a quarter of the intake's time, against 14 us.
+_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_RUN = b"1" * 309
 _FLOAT_MAX = 1.7976931348623157e308
 
 #: What :func:`unsafe_json` finds, by reason, as the message of the 400 (or the refusal counter).
@@ -92,7 +97,7 @@ def unsafe_json(raw: bytes, value: Any) -> str | None:
             return "bad_unicode"
         except (TypeError, ValueError, RecursionError):
             pass
-    if _LONG_DIGITS.search(raw) is not None and _huge_int(value):
+    if len(raw) >= 309 and raw.translate(_DIGITS_AS_ONES).find(_LONG_RUN) >= 0 and _huge_int(value):
         return "number_too_large"
     return None
 
