@@ -50,7 +50,6 @@ class BatchBuilder:
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
                  reference_names: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
-        self._names_cache: tuple[Schema, tuple[str, ...], tuple[str, ...]] | None = None
         #: The reference's feature names: a schema learned from the inputs that shares none of
         #: them is said once (every reference feature would read as missing live)
         self.reference_names = tuple(reference_names)
@@ -97,7 +96,7 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
-        num_names, cat_names = self._names(schema)
+        num_names, cat_names = schema.numeric_names, schema.categorical_names
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
         num_cols = tuple(enumerate(num_names))
@@ -117,14 +116,6 @@ class BatchBuilder:
                 v = get(name)
                 cat[i, j] = None if v is None or _nan_like(v) else str(v)
         return num, cat
-
-    def _names(self, schema: Schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The schema's numeric and categorical names, computed once per schema (the properties
-        build them anew at every call)."""
-        cached = self._names_cache
-        if cached is None or cached[0] is not schema:
-            cached = self._names_cache = (schema, schema.numeric_names, schema.categorical_names)
-        return cached[1], cached[2]
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
@@ -221,17 +212,11 @@ class BatchBuilder:
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
-        fast = self._fast_stack(events)
-        dict_rows = None if fast is not None else self._fast_dict_rows(events)
+        fast = self._fast_stack(events) or self._fast_dict_rows(events)
         if fast is not None:
-            num, raw_out, rows = fast
-            nums, outs = [num], [raw_out]
-            cats = [np.empty((num.shape[0], 0), dtype=object)]
-            result.rows_per_event = rows
-        elif dict_rows is not None:
-            num, cat, raw_out = dict_rows
+            num, cat, raw_out, rows = fast
             nums, cats, outs = [num], [cat], [raw_out]
-            result.rows_per_event = [1] * len(events)
+            result.rows_per_event = rows
         else:
             for ev in events:
                 try:
@@ -312,7 +297,7 @@ class BatchBuilder:
         result.batch = batch
         return result
 
-    def _fast_dict_rows(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _fast_dict_rows(self, events: list[tuple[Any, ...]]) -> _Stacked | None:
         """Every event one row given as a ``{feature: value}`` dict (JSON events, CloudEvents,
         decorated functions called with a dict), with outputs of one shape: every row read in one
         pass and the outputs stacked in one go, instead of a few arrays per event. None (the
@@ -337,7 +322,7 @@ class BatchBuilder:
             num, cat = self._rows_from_dicts(ins)
         except RowError:
             return None
-        return num, cat, raw
+        return num, cat, raw, [1] * len(events)
 
     def _stack_row_outputs(self, outs: list[Any]) -> np.ndarray | None:
         """The outputs of one-row events stacked as the event-by-event path would concatenate
@@ -358,7 +343,7 @@ class BatchBuilder:
             return None
         return raw
 
-    def _fast_stack(self, events: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    def _fast_stack(self, events: list[tuple[Any, ...]]) -> _Stacked | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
         if schema is None or schema.categorical_names or self.output.kind == "labels" or self.output.samples_axis:
@@ -376,7 +361,7 @@ class BatchBuilder:
                 num = np.array(ins, dtype=np.float64)
             except (TypeError, ValueError):
                 return None
-            return (num, raw, [1] * len(events)) if num.ndim == 2 else None
+            return (num, _no_categorical(num), raw, [1] * len(events)) if num.ndim == 2 else None
         outs = [ev[3] for ev in events]
         if in_types != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
             return None
@@ -387,17 +372,25 @@ class BatchBuilder:
                 out = np.array(outs, dtype=np.float64)
                 if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
                     return None
-                return num, out, [1] * len(events)
+                return num, _no_categorical(num), out, [1] * len(events)
             if first.ndim == 2:
                 num = np.concatenate(ins).astype(np.float64, copy=False)
                 out = np.concatenate(outs).astype(np.float64, copy=False)
                 rows = [x.shape[0] for x in ins]
                 if num.shape[1] != width or [o.shape[0] for o in outs] != rows or not self._fits(out.shape[1:]):
                     return None
-                return num, out, rows
+                return num, _no_categorical(num), out, rows
         except (TypeError, ValueError):
             return None
         return None
+
+
+#: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.
+_Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
+
+
+def _no_categorical(num: np.ndarray) -> np.ndarray:
+    return np.empty((num.shape[0], 0), dtype=object)
 
 
 def _nan_like(v: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = ["Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
 
@@ -31,11 +32,12 @@ class Schema:
 
     features: tuple[Feature, ...] = ()
 
-    @property
+    # computed once per schema (frozen): ingest reads them for every drained batch
+    @cached_property
     def numeric_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "numeric")
 
-    @property
+    @cached_property
     def categorical_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "categorical")
 
