@@ -59,24 +59,21 @@ def _server_problems(agent: object) -> list[str]:
     return out
 
 
-#: detectors built without a reference (the defaults that need none): their parameters' values
-#: are checked by building them as the agent's start does
-_NO_REFERENCE = ("confidence", "calibration", "segments", "regression", "data_quality", "output_repeats")
-
-
 def _detector_problems(agent: object) -> list[str]:
     """Values of the listed detectors' parameters, checked by building the detectors that need no
     reference (a ``positive_class`` that is no class passed the check, then every start of
     ``monitor serve`` failed to load the model). Those that need the reference are built when it
     is loaded (``monitor reference show`` reads it)."""
     from monitor.detectors.context import DetectorContext
+    from monitor.detectors.defaults import DEFAULTS
     from monitor.detectors.registry import create
 
+    no_reference = {kind for kind, requirement, _ in DEFAULTS if requirement == "none"}
     out: list[str] = []
     for m in getattr(agent, "models", ()):
         ctx = DetectorContext(m.schema, m.output, window_s=m.window_s, segment_cap=m.segment_cap, seed=m.seed)
         for i, d in enumerate(m.detectors or ()):
-            if d.kind not in _NO_REFERENCE:
+            if d.kind not in no_reference:
                 continue
             try:
                 create(d.kind, params=dict(d.params), context=ctx)

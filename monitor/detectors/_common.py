@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
 _LABEL_CACHE_KEY = "_monitor_label_features"
+_HARD_CACHE_KEY = "_monitor_hard_label_features"
 _SPAN_KEY = "_monitor_time_span"
 
 
@@ -145,6 +146,34 @@ def _label_features(labeled: Any, scores: np.ndarray) -> LabelFeatures:
     predicted = None if labeled.predicted is None else labeled.predicted[known]
     return LabelFeatures(known, int(known.size - np.count_nonzero(known)), labeled.ts[known], label[known], scores[known],
                          _features(scores[known], predicted))
+
+
+@dataclass
+class HardLabels:
+    """The labelled rows of a model that returns labels only (no scores) whose label is one of the
+    classes: their mask in the batch (``known``), event times and whether each answer was right."""
+
+    known: np.ndarray
+    ts: np.ndarray
+    correct: np.ndarray
+
+    @property
+    def unknown(self) -> int:
+        return int(self.known.size - self.correct.size)
+
+
+def hard_labels(labeled: Any) -> HardLabels:
+    """:class:`HardLabels` of a labelled batch without scores, computed once and shared (the
+    calibration and the segment detectors score the same rows), as :func:`label_features`."""
+    found = labeled.__dict__.get(_HARD_CACHE_KEY)
+    if found is None:
+        label = np.asarray(labeled.label)
+        if label.dtype.kind not in "iu":
+            label = label.astype(np.int64)
+        known = label >= 0
+        correct = (np.asarray(labeled.predicted)[known] == label[known]).astype(np.float64)
+        found = labeled.__dict__[_HARD_CACHE_KEY] = HardLabels(known, np.asarray(labeled.ts)[known], correct)
+    return found
 
 
 def constructor_parameters(cls: type) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
-from monitor.detectors._common import config_params, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import config_params, hard_labels, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -190,16 +190,12 @@ class CalibrationDetector(RefreshingDetector):
 
     def _update_hard(self, labeled: "LabeledBatch") -> None:
         """Labels of a model that returns predicted labels only: whether each answer was right."""
-        label = np.asarray(labeled.label)
-        if label.dtype.kind not in "iu":
-            label = label.astype(np.int64)
-        known = label >= 0
-        self._skip("unknown_class", int(known.size - np.count_nonzero(known)))
-        if not known.any():
+        hard = hard_labels(labeled)
+        self._skip("unknown_class", hard.unknown)
+        if hard.correct.size == 0:
             return
-        correct = (np.asarray(labeled.predicted)[known] == label[known]).astype(np.float64)
-        self._hard.add(labeled.ts[known], values=np.column_stack([np.ones_like(correct), correct]))
-        self._refresh.add(int(correct.size))
+        self._hard.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
+        self._refresh.add(int(hard.correct.size))
 
     def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
         cap = self.temperature_rows

@@ -28,6 +28,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows, accumulate
 from monitor.detectors._common import (
     config_params,
+    hard_labels,
     label_features,
     load_windows_state,
     output_features,
@@ -323,17 +324,11 @@ class SegmentDetector(RefreshingDetector):
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
         """Labels of a labels-only model: per segment the label count and the correct answers."""
         seg = self._segments(labeled.segment)
-        label = np.asarray(labeled.label)
-        if label.dtype.kind not in "iu":
-            label = label.astype(np.int64)
-        known = label >= 0  # the others are counted by the calibration detector
-        if not known.all():
-            seg, label = seg[known], label[known]
-        if seg.size == 0:
+        hard = hard_labels(labeled)  # labels naming no class are counted by the calibration detector
+        if hard.correct.size == 0:
             return
-        correct = (np.asarray(labeled.predicted)[known] == label).astype(np.float64)
-        self._refresh.add(int(seg.size))
-        self._pending_hard.add(np.asarray(labeled.ts)[known], seg=seg, correct=correct)
+        self._refresh.add(int(hard.correct.size))
+        self._pending_hard.add(hard.ts, seg=seg[hard.known], correct=hard.correct)
 
     def _hard_label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
         s, seg = self._s, rows["seg"]

@@ -63,12 +63,12 @@ log = logging.getLogger("monitor.server")
 
 #: Tapped bytes the child holds while this process does not read them, before it drops taps.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
-#: The child's batches (one every 10 ms under load; 2 ms when this was measured) are handled
-#: together this long after the first arrives: at 1,000 requests/s that is about 20 exchanges at a
-#: time instead of 2 or 3 (measured with 2 ms batches),
-#: which the tap parses with its code and data still in the CPU's caches, on a machine where the
-#: client, the model server and the data path run in between: about a third less CPU per
-#: exchange than handling each batch as it arrives (``benchmarks/bench_tap_cost.py --live``).
+#: The child's batches are handled together this long after the first arrives, so that the tap
+#: parses many exchanges with its code and data still in the CPU's caches, on a machine where the
+#: client, the model server and the data path run in between. Measured when the child sent a
+#: batch every 2 ms (2-3 exchanges at 1,000 requests/s; ~20 held together): about a third less CPU
+#: per exchange than handling each batch as it arrives (``benchmarks/bench_tap_cost.py --live``).
+#: Its batches now come every 10 ms (~10 exchanges): what the hold adds on top is not measured.
 #: Events reach the queue up to this much later (the worker drains about once a second anyway);
 #: a scrape, a sync or any other message from the child has them handled first.
 HOLD_S = 0.02
