@@ -57,6 +57,7 @@ def test_dict_rows_read_in_one_pass_equal_event_by_event() -> None:
     fast, slow = _both(SCHEMA, OutputSpec(classes=("n", "m", "o")), events)
     assert fast.batch is not None and len(fast.batch) == 50
     _same(fast, slow)
+    assert BatchBuilder(SCHEMA, OutputSpec(classes=("n", "m", "o")))._fast_dict_rows(events) is not None  # the one pass ran
 
 
 def test_list_rows_and_scalar_outputs_equal_event_by_event() -> None:
@@ -64,6 +65,7 @@ def test_list_rows_and_scalar_outputs_equal_event_by_event() -> None:
     fast, slow = _both(NUMERIC, OutputSpec(), events)
     assert fast.batch is not None
     _same(fast, slow)
+    assert BatchBuilder(NUMERIC, OutputSpec())._fast_stack(events) is not None  # the one pass ran
     regression = [_event(i, [float(i), 1.0], float(i) * 3) for i in range(10)]
     _same(*_both(NUMERIC, OutputSpec("regression"), regression))
     labels = [_event(i, {"a": 1.0, "b": 2.0}, ["cat", "dog"][i % 2]) for i in range(10)]
