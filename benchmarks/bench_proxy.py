@@ -144,7 +144,8 @@ http {{
     fastcgi_temp_path {folder}/fastcgi;
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
-    upstream model {{ server 127.0.0.1:{up_port}; keepalive 32; }}
+    keepalive_requests 1000000;
+    upstream model {{ server 127.0.0.1:{up_port}; keepalive 32; keepalive_requests 1000000; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -218,6 +219,10 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
     def data_received(self, data: bytes) -> None:
         self.buf += data
         head_end = self.buf.find(b"\r\n\r\n")
@@ -241,6 +246,8 @@ class _Conn(asyncio.Protocol):
             self.waiter.set_exception(ConnectionError("closed"))
 
     async def request(self, raw: bytes) -> int:
+        if not self.open:  # a write to a closed transport is dropped: its answer would never come
+            raise ConnectionError("closed")
         self.waiter = asyncio.get_running_loop().create_future()
         assert self.transport is not None
         self.transport.write(raw)
@@ -263,6 +270,8 @@ async def _stream(url: str, rate: float, seconds: float,
 
     async def one(record: bool) -> None:
         nonlocal errors
+        while idle and not idle[-1].open:  # closed by the server while idle (keep-alive limits)
+            idle.pop()
         conn = idle.pop() if idle else (await loop.create_connection(_Conn, parts.hostname, parts.port))[1]
         t0 = time.perf_counter()
         try:
