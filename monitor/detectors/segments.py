@@ -215,8 +215,10 @@ class SegmentDetector(RefreshingDetector):
     def _s(self) -> int:
         return self.segment_cap + 1
 
-    def _segments(self, values: np.ndarray) -> np.ndarray:
-        """Segment slot of each value, learning new values up to the cap."""
+    def _segments(self, values: np.ndarray, rows: bool = True) -> np.ndarray:
+        """Segment slot of each value, learning new values up to the cap. ``rows``: the values
+        are predicted rows, whose overflow into ``other`` is counted; labels (``False``) belong to
+        rows already counted when they were predicted."""
         index = self._index
         items = values.tolist()
         try:  # fast path: every value already known (one C-level lookup for the whole batch)
@@ -237,7 +239,7 @@ class SegmentDetector(RefreshingDetector):
                     self._names.append(UNSET if v is None else str(v))
                 else:
                     slot = self.segment_cap
-                    self._overflow += 1
+                    self._overflow += rows
             out[i] = slot
         return out
 
@@ -312,7 +314,7 @@ class SegmentDetector(RefreshingDetector):
         if lab is None:
             return
         self._scored = True
-        seg = self._segments(labeled.segment)  # learns the segments of every row, known label or not
+        seg = self._segments(labeled.segment, rows=False)  # learns the segments of every row, known label or not
         if lab.known is not None:
             # -1 or >= k: a label outside the model's classes, counted by the calibration detector
             seg = seg[lab.known]
@@ -323,7 +325,7 @@ class SegmentDetector(RefreshingDetector):
 
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
         """Labels of a labels-only model: per segment the label count and the correct answers."""
-        seg = self._segments(labeled.segment)
+        seg = self._segments(labeled.segment, rows=False)
         hard = hard_labels(labeled)  # labels naming no class are counted by the calibration detector
         if hard.correct.size == 0:
             return
