@@ -129,7 +129,8 @@ def test_the_output_tensor_is_chosen_by_name_among_one_or_several():
         with pytest.raises(PayloadError) as err:
             decode_outputs({"outputs": tensors}, output_name="probs", rows=1)
         assert (err.value.field, err.value.reason) == ("outputs", "missing_outputs")
-        assert err.value.message == f"no output tensor named 'probs' (have {['label'] * len(tensors)})"
+        assert err.value.message == (f"no output tensor named 'probs' (have {['label'] * len(tensors)}); "
+                                     "set server.proxy.oip_output to the one holding the scores")
     with pytest.raises(PayloadError) as err:
         decode_outputs({"outputs": [label, {**probs, "data": [1]}]}, output_name="probs", rows=1)
     assert (err.value.field, err.value.reason) == ("outputs[1].data", "bad_data")

@@ -14,6 +14,8 @@ a bounded, time-limited table until its other half arrives; halves that wait lon
 still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total``.
 
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
+An OIP v2 response's scores are read from the output tensor ``server.proxy.oip_output`` names, as
+the proxy reads them (the first tensor when it names none).
 Seldon's feedback events (``io.seldon.serving.feedback``) become delayed labels, joined to the
 prediction by ``response.meta.puid``. Structured mode (``application/cloudevents+json``) is
 accepted too.
@@ -258,8 +260,8 @@ class CloudEventsIntake:
             if part == "request":
                 payload = decode_inputs(event.data)
                 rows = _rows(payload)
-            else:
-                payload = decode_outputs(event.data)
+            else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
+                payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output)
                 rows = None
         except PayloadError as err:
             raise IntakeError(400, err.field, err.message, err.reason) from None

@@ -264,7 +264,8 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
         if output_name is not None and not (len(tensors) == 1 and tensors[0].get("name") == output_name):
             names = [t.get("name") for t in tensors]
             if output_name not in names:
-                raise PayloadError("outputs", f"no output tensor named {output_name!r} (have {names})", "missing_outputs")
+                raise PayloadError("outputs", f"no output tensor named {output_name!r} (have {names}); set "
+                                              "server.proxy.oip_output to the one holding the scores", "missing_outputs")
             chosen = names.index(output_name)
         arr = _tensor(tensors[chosen], "outputs[0]" if chosen == 0 else f"outputs[{chosen}]")
         if arr.ndim == 1 and rows == 1 and arr.shape[0] > 1:

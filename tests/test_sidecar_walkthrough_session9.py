@@ -1,0 +1,59 @@
+"""Walkthrough (session 9) of the sidecar as a platform engineer deploys it from the README: each
+test is a defect found by doing what the README says against real processes and pinned here over
+real HTTP on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+
+IRIS = {"model": "iris", "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def _kserve(ce_id: str, part: str) -> dict[str, str]:
+    """Binary-mode headers as KServe's logger sends them (pkg/logger/worker.go)."""
+    return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": ce_id,
+            "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Source": "http://localhost:9081/",
+            "Ce-Inferenceservicename": "iris", "Ce-Namespace": "default", "Ce-Component": "predictor",
+            "Ce-Endpoint": "", "Ce-Metadata": "{}"}
+
+
+def test_cloudevents_read_the_scores_tensor_that_server_proxy_oip_output_names(tmp_path) -> None:
+    """An MLServer answer logged by KServe holds ``predict`` (labels) before ``predict_proba``
+    when the client asks for both. The proxy read ``predict_proba`` (``server.proxy.oip_output``)
+    but the CloudEvents intake read the first tensor, so every logged exchange was refused as
+    ``output_shape`` by a probabilities model, with a fix pointing at ``output.kind``."""
+    sc = start_sidecar({**IRIS, "server": {"proxy": {"oip_output": "predict_proba"}}}, tmp_path, factory=quiet_factory())
+    try:
+        ce_id = str(uuid.uuid4())
+        request = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [6.8, 2.8, 4.8, 1.4]}],
+                   "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+        response = {"model_name": "iris", "id": ce_id, "outputs": [
+            {"name": "predict", "shape": [1], "datatype": "INT64", "data": [1]},
+            {"name": "predict_proba", "shape": [1, 3], "datatype": "FP64", "data": [0.1, 0.8, 0.1]}]}
+        assert http("POST", sc.url + "/v1/cloudevents", json.dumps(request), _kserve(ce_id, "request")).status == 202
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps(response), _kserve(ce_id, "response"))
+        assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        sc.flush()
+        text = sc.metrics()
+        assert sample(text, "monitor_predictions_total", model="iris") == 1
+        assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "versicolor"}) == 1
+        assert sample(text, "monitor_rows_rejected_total", model="iris", reason="output_shape") is None
+
+        # an answer without that tensor is refused naming the key to set
+        ce_id = str(uuid.uuid4())
+        assert http("POST", sc.url + "/v1/cloudevents", json.dumps(request), _kserve(ce_id, "request")).status == 202
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"outputs": response["outputs"][:1]}), _kserve(ce_id, "response"))
+        assert r.status == 400
+        body = r.json()
+        assert (body["field"], body["reason"]) == ("outputs", "missing_outputs")
+        assert "server.proxy.oip_output" in body["error"]
+        assert sample(sc.metrics(), "monitor_intake_events_refused_total", endpoint="cloudevents",
+                      reason="missing_outputs") == 1
+    finally:
+        sc.close()
