@@ -57,3 +57,24 @@ def test_cloudevents_read_the_scores_tensor_that_server_proxy_oip_output_names(t
                       reason="missing_outputs") == 1
     finally:
         sc.close()
+
+
+def test_a_401_says_which_tokens_open_the_endpoint(tmp_path) -> None:
+    """With write and metrics tokens set, a client sending the write token to ``/metrics`` (or the
+    metrics token to ``/v1/events``) was told only "a valid bearer token is required": the answer
+    now names the scope and the keys its tokens come from."""
+    (tmp_path / "write.token").write_text("w" * 32 + "\n")
+    (tmp_path / "metrics.token").write_text("m" * 32 + "\n")
+    server = {"write_token_file": str(tmp_path / "write.token"), "metrics_token_file": str(tmp_path / "metrics.token")}
+    sc = start_sidecar({**IRIS, "server": server}, tmp_path, factory=quiet_factory())
+    try:
+        r = http("GET", sc.url + "/metrics", headers={"Authorization": "Bearer " + "w" * 32})
+        assert r.status == 401 and r.json()["field"] == "Authorization"
+        assert "metrics tokens (server.metrics_token_file / metrics_token_env" in r.json()["error"]
+        event = {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}
+        r = http("POST", sc.url + "/v1/events", event, {"Authorization": "Bearer " + "m" * 32})
+        assert r.status == 401 and "write tokens (server.write_token_file / write_token_env)" in r.json()["error"]
+        assert http("POST", sc.url + "/v1/events", event, {"Authorization": "Bearer " + "w" * 32}).status == 202
+        assert http("GET", sc.url + "/metrics", headers={"Authorization": "Bearer " + "m" * 32}).status == 200
+    finally:
+        sc.close()

@@ -222,8 +222,9 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     settings: SidecarSettings = sidecar.settings
     app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1)
     app[K.SIDECAR] = sidecar
-    app[K.WRITE_AUTH] = TokenAuth(settings.write_tokens)
-    app[K.READ_AUTH] = TokenAuth(settings.metrics_tokens)
+    app[K.WRITE_AUTH] = TokenAuth(settings.write_tokens, "the write tokens (server.write_token_file / write_token_env)")
+    app[K.READ_AUTH] = TokenAuth(settings.metrics_tokens, "the metrics tokens (server.metrics_token_file / metrics_token_env; "
+                                                          "a write token does not read)")
     app[K.CLOUDEVENTS] = CloudEventsIntake(sidecar)
     app[K.CHECKPOINTER] = Checkpointer(sidecar)
     r = app.router

@@ -25,10 +25,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class TokenAuth:
-    """Checks ``Authorization: Bearer <token>`` against a set of tokens; disabled when empty."""
+    """Checks ``Authorization: Bearer <token>`` against a set of tokens; disabled when empty.
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    ``keys`` names the config keys the tokens come from, for the 401's fix: with two scopes, a
+    client holding a token of the other one (the write token on ``/metrics``) was only told that
+    "a valid bearer token" was required, not which."""
+
+    def __init__(self, tokens: Sequence[str], keys: str = "the configured tokens") -> None:
         self._tokens = tuple(t.encode("utf-8") for t in tokens)
+        self.keys = keys
 
     @property
     def enabled(self) -> bool:
@@ -51,5 +56,6 @@ class TokenAuth:
     def check(self, request: web.Request) -> None:
         """Raise a 401 :class:`IntakeError` unless the request carries a valid token."""
         if not self.allows(request.headers.get("Authorization")):
-            raise IntakeError(401, "Authorization", "a valid bearer token is required (Authorization: Bearer <token>)",
-                              "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
+            raise IntakeError(401, "Authorization", f"a valid bearer token is required (Authorization: Bearer <token>), "
+                                                    f"one of {self.keys}", "unauthorized",
+                              headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
