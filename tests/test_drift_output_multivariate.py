@@ -9,6 +9,7 @@ from monitor.batch import Batch
 from monitor.detectors.multivariate import PCADriftDetector
 from monitor.detectors.output_drift import OutputDriftDetector
 from monitor.detectors.registry import create
+from monitor.profile import profile_of
 from monitor.reference import Reference
 from monitor.store import MetricStore
 
@@ -104,3 +105,57 @@ def test_pca_drift_is_one_sided(reference: Reference) -> None:
         x = np.repeat(z, 4, axis=1)  # rank one: reconstruction error near zero
         det.update(Batch.from_arrays(x, ts=s + np.arange(100.0)))
     assert not det.drift_detected
+
+
+def _factor_rows(rng: np.random.Generator, n: int, loadings: np.ndarray) -> np.ndarray:
+    """Features driven by shared factors plus their own noise (sd 0.4)."""
+    return rng.normal(size=(n, loadings.shape[0])) @ loadings + 0.4 * rng.normal(size=(n, loadings.shape[1]))
+
+
+def _pair_loadings() -> np.ndarray:
+    """Twelve features: a broad factor shared by ten of them (86% of the variance), and features 5
+    and 6 tied by a factor of their own (a pair such as a price and its tax)."""
+    loadings = np.zeros((2, 12))
+    loadings[0] = 2.0
+    loadings[0, [5, 6]] = 0.0
+    loadings[1, [5, 6]] = 1.5
+    return loadings
+
+
+def test_pca_drift_sees_one_feature_taken_from_other_rows() -> None:
+    """A bad join: feature 5's values come from other rows, its distribution unchanged. The PCA
+    keeps 90% of the variance, so the pair's own factor is among the directions it reconstructs
+    and the broken pair's error jumps (here 3 sd of a row's error). At NannyML's 0.65 only the
+    broad factor would be kept: the pair would be all residual either way, and only the shape of
+    the error's distribution would change (found after 250-500 rows on these seeds). Bounds:
+    silent on 20,000 unshifted rows, alarm within 100 rows of the onset, on each of three seeds."""
+    loadings = _pair_loadings()
+    reference = Reference.from_arrays(_factor_rows(np.random.default_rng(11), 2000, loadings))
+    for seed in (1, 2, 3):
+        det = PCADriftDetector(reference)
+        rng = np.random.default_rng(seed)
+        for s in range(0, 20_000, 200):
+            det.update(Batch.from_arrays(_factor_rows(rng, 200, loadings), ts=s + np.arange(200.0)))
+            assert not det.drift_detected, (seed, s)
+        seen = 0
+        while seen < 100 and not det.drift_detected:
+            x = _factor_rows(rng, 50, loadings)
+            x[:, 5] = _factor_rows(rng, 50, loadings)[:, 5]
+            det.update(Batch.from_arrays(x, ts=20_000 + seen + np.arange(50.0)))
+            seen += 50
+        assert det.drift_detected, seed
+
+
+def test_pca_reference_errors_are_held_out() -> None:
+    """The reference's reconstruction errors are those of rows the scoring PCA was not fitted on:
+    on a small, wide reference they match fresh rows' errors, where errors of the rows the PCA was
+    fitted on would be markedly lower (overfitting), and the test would then alarm on every
+    unshifted stream."""
+    loadings = np.random.default_rng(20).normal(size=(3, 12))
+    rows = _factor_rows(np.random.default_rng(21), 120, loadings)  # twelve features, three factors
+    pca = profile_of(Reference.from_arrays(rows)).pca
+    assert pca is not None
+    fresh = pca.transform_error(_factor_rows(np.random.default_rng(22), 20_000, loadings)).mean()
+    in_sample = pca.transform_error(rows).mean()
+    assert in_sample < 0.9 * fresh
+    assert abs(pca.error.mean - fresh) < 0.1 * fresh
