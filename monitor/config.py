@@ -43,6 +43,8 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: An HTTP header name (RFC 9110 token characters).
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def parse_duration(value: Any, key: str = "duration", source: str = "<config>") -> float:
@@ -386,6 +388,18 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
     port = s.get("port", 9108)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise r.error("server.port", f"must be a TCP port 0-65535, got {port!r}", "write port: 9108")
+    # a number or a list here crashed `monitor config check` and `monitor serve` with a traceback
+    for key, fix in (("write_token_file", "write the path of a file holding the tokens, one per line"),
+                     ("metrics_token_file", "write the path of a file holding the tokens, one per line"),
+                     ("write_token_env", "write the name of one environment variable, e.g. MONITOR_WRITE_TOKEN"),
+                     ("metrics_token_env", "write the name of one environment variable, e.g. MONITOR_METRICS_TOKEN")):
+        value = s.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise r.error(f"server.{key}", f"must be a non-empty string, got {value!r}", fix)
+    header = s.get("client_header")
+    if header is not None and (not isinstance(header, str) or not _HEADER_NAME.match(header)):
+        raise r.error("server.client_header", f"must be one HTTP header name, got {header!r}",
+                      "write e.g. client_header: X-Api-Key (no spaces), or leave it out to use the peer address")
     return ServerConfig(
         addr=r.string(s.get("addr", "127.0.0.1"), "server.addr"),
         port=port,

@@ -5,10 +5,15 @@ real HTTP on 127.0.0.1 (no mocks)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from monitor.cli import main
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
 
 IRIS = {"model": "iris", "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
@@ -78,3 +83,26 @@ def test_a_401_says_which_tokens_open_the_endpoint(tmp_path) -> None:
         assert http("GET", sc.url + "/metrics", headers={"Authorization": "Bearer " + "m" * 32}).status == 200
     finally:
         sc.close()
+
+
+@pytest.mark.parametrize("server, key", [
+    ({"client_header": 5, "proxy": {"upstream": "http://127.0.0.1:9"}}, "server.client_header"),
+    ({"client_header": "X Api"}, "server.client_header"),
+    ({"client_header": ["X-Api-Key"]}, "server.client_header"),
+    ({"write_token_env": 5}, "server.write_token_env"),
+    ({"metrics_token_file": True}, "server.metrics_token_file"),
+])
+def test_server_keys_of_the_wrong_type_are_config_errors_not_tracebacks(tmp_path, server, key) -> None:
+    """``client_header: 5`` passed ``monitor config check`` and crashed the proxy's data path
+    process at start (``'int' object has no attribute 'lower'``), leaving the proxy on the
+    sidecar's loop; a token key that is not a string crashed ``config check`` and ``serve`` with a
+    TypeError traceback; ``client_header: "X Api"`` (no header can be named so) was silently
+    never matched. Each is now the config error naming the key and the fix, in both commands."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, **server}}))
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exit_code == 1 and f"FAILED: {path}: {key}: " in res.output and ". Fix: " in res.output, res.output
+    proc = subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config", str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0
+    assert f"{key}: " in proc.stderr and "Fix: " in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
