@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
-from monitor.events import ERROR, FEEDBACK, PREDICTION
+from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
 from monitor.queue import EventQueue
 from monitor.reference_view import detector_reference, input_schema
 
@@ -367,12 +367,7 @@ class Monitor:
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         """Delayed ground truth for earlier predictions, joined by request id (late and missing
         labels are normal; unknown ids are counted, never an error)."""
-        if isinstance(request_ids, (str, int)):
-            request_ids, labels = [request_ids], [labels]
-        ids = list(request_ids)
-        labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
-        if len(ids) != len(labs):
-            raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
+        ids, labs = feedback_lists(request_ids, labels)
         ts = self.clock() if timestamp is None else float(timestamp)
         return self.queue.put((FEEDBACK, ts, ids, labs))
 

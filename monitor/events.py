@@ -35,6 +35,7 @@ __all__ = [
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
+    "feedback_lists",
 ]
 
 # Tuple layouts (index 0 is the kind):
@@ -54,6 +55,21 @@ _KEYS = {
     ERROR: {"type", "model", "timestamp", "exception", "latency_s", "client"},
     FEEDBACK: {"type", "model", "timestamp", "request_ids", "labels", "request_id", "label"},
 }
+
+
+def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:
+    """The ids and labels of a ``feedback(request_ids, labels)`` call as two lists of one length.
+
+    One id (a str or int, a numpy scalar taken from an array, or None, which is counted as an
+    unknown id) goes with one label; a sequence of ids with as many labels, else a ValueError
+    naming the fix (a programming mistake, not a late or missing label)."""
+    if isinstance(request_ids, (str, bytes)) or not hasattr(request_ids, "__iter__") or getattr(request_ids, "ndim", 1) == 0:
+        request_ids, labels = [request_ids], [labels]
+    ids = list(request_ids)
+    labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
+    if len(ids) != len(labs):
+        raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
+    return ids, labs
 
 
 class EventFormatError(ValueError):

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import ERROR, FEEDBACK, PREDICTION
+from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
 from monitor.queue import EventQueue
 
 __all__ = ["WIRE_VERSION", "ENV_TARGET", "ForwardingMonitor", "ForwardStats", "get_forwarding_monitor", "parse_target",
@@ -226,11 +226,7 @@ class ForwardingMonitor:
         return self.queue.put((ERROR, self.clock() if timestamp is None else float(timestamp), name, latency_s, client))
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
-        if isinstance(request_ids, (str, int)):
-            request_ids, labels = [request_ids], [labels]
-        ids, labs = list(request_ids), list(labels.tolist() if hasattr(labels, "tolist") else labels)
-        if len(ids) != len(labs):
-            raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
+        ids, labs = feedback_lists(request_ids, labels)
         return self.queue.put((FEEDBACK, self.clock() if timestamp is None else float(timestamp), ids, labs))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

@@ -66,6 +66,8 @@ class LabelJoiner:
         self._intervals: np.ndarray | None = None
         self._head = 0
         self.evicted = 0
+        #: The last label counted ``invalid`` (for the log line that says what was wrong with it).
+        self.invalid_example: Any = None
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -143,13 +145,14 @@ class LabelJoiner:
                     try:
                         value = float(label)
                     except (TypeError, ValueError):
-                        outcome["invalid"] += 1
-                        continue
+                        value = float("nan")
                     if not np.isfinite(value):
                         outcome["invalid"] += 1
+                        self.invalid_example = label
                         continue
                 elif label is None or isinstance(label, (list, dict)):
                     outcome["invalid"] += 1
+                    self.invalid_example = label
                     continue
                 else:
                     value = label

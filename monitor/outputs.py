@@ -8,7 +8,7 @@ import numpy as np
 
 from monitor.schema import OutputSpec
 
-__all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex"]
+__all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
 
 #: Probability rows may deviate from summing to one by this much (float32 models) before they
 #: are refused; within it they are renormalised.
@@ -60,6 +60,21 @@ class ClassIndex:
                 idx = self.add(name) if learn else -1
             out[i] = idx
         return out
+
+
+def are_probabilities(x: np.ndarray) -> bool:
+    """Whether scores read as probabilities: every finite value in [0, 1] and, with two columns or
+    more, every finite row summing to one. Why: raw scores and probabilities are told apart by
+    this, for a reference's scores (kept as given or decoded as logits) and for live outputs of a
+    model configured with ``output.kind: logits`` that returns probabilities (softmaxed again,
+    every confidence flattened towards 1/k)."""
+    finite = x[np.isfinite(x)]
+    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+        return False
+    if x.ndim == 1 or x.shape[1] == 1:
+        return True
+    sums = x.sum(axis=1)
+    return bool(np.all(np.abs(sums[np.isfinite(sums)] - 1.0) <= SUM_TOLERANCE))
 
 
 @dataclass

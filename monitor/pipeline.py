@@ -40,6 +40,12 @@ REJECTION_HINTS: dict[str, str] = {
     "output_shape": "check output.kind and output.classes against what the model returns",
     "wrong_shape": "check the features in the config against the model's inputs",
     "too_many_classes": "list the classes under output.classes",
+    "nan_output": "the model returned NaN or infinite values for these rows: look at the inputs that produced them "
+                  "(missing values the model does not handle) or at the model's numerics",
+    "rows_mismatch": "predict must return one output per input row; if it returns more (a dict, a tuple), pick the "
+                     "per-row outputs with watch(..., outputs=lambda result: ...)",
+    "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value, and declare "
+                  "text features as kind: categorical under features in the config",
 }
 
 #: Distinct exception type names kept as label values before folding into "other".
@@ -125,6 +131,9 @@ class Pipeline:
         self._exception_types: set[str] = set()
         self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
         self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
+        #: Whether the first decoded batch of a ``logits`` model is still to be checked for
+        #: probabilities (see :meth:`_check_logits`).
+        self._logits_unchecked = builder.output.kind == "logits"
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
         self._last_export = float("-inf")
@@ -284,6 +293,8 @@ class Pipeline:
         batch = result.batch
         if batch is None:
             return
+        if self._logits_unchecked and batch.logits is not None:
+            self._check_logits(batch.logits)
         store.inc("monitor_predictions", len(batch))
         if batch.predicted is not None:
             counts = np.bincount(batch.predicted[batch.predicted >= 0], minlength=0)
@@ -294,6 +305,21 @@ class Pipeline:
         self.joiner.remember(batch)
         self._deliver(batch)
 
+    def _check_logits(self, logits: np.ndarray) -> None:
+        """Say once when a model configured with ``output.kind: logits`` returns probabilities
+        (``predict_proba`` where ``decision_function`` was meant): nothing refuses those rows, they
+        are softmaxed a second time and every confidence flattens towards 1/k, so the figures are
+        wrong without a word. The first batch decides (raw scores almost never all lie in [0, 1]
+        with rows summing to one); later batches are not checked."""
+        from monitor.outputs import are_probabilities
+
+        self._logits_unchecked = False
+        if logits.shape[1] >= 2 and are_probabilities(logits):
+            log.warning("model %r: output.kind is logits but the model's outputs look like probabilities (every row in "
+                        "[0, 1] and summing to 1): softmaxed again, every confidence flattens towards 1/%d and the "
+                        "confidence and calibration figures are wrong. Fix: set output.kind: probabilities, or return "
+                        "the raw scores (decision_function)", self.store.model, logits.shape[1])
+
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
@@ -301,6 +327,13 @@ class Pipeline:
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
+        if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
+            what = ("one finite number per request id" if self.builder.output.kind == "regression" else
+                    "one class per request id (a name from output.classes or a column index), not a list, a one-hot row "
+                    "or None")
+            log.warning("model %r: %d label(s) refused as invalid (e.g. %.60r): a label must be %s; counted in "
+                        "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
+                        self.store.model, outcome["invalid"], self.joiner.invalid_example, what)
         if labeled is not None:
             if "unknown_class" not in self._rejections_logged and self.builder.output.kind != "regression":
                 self._log_unknown_labels(labeled, events)

@@ -73,7 +73,11 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     scores = None if reference is None else reference.scores
     if scores is None or not output.is_classifier or output.kind == "labels":
         return reference
+    import dataclasses
+
     import numpy as np
+
+    from monitor.outputs import ClassIndex, are_probabilities, decode_outputs
 
     x = np.asarray(scores, dtype=np.float64)
     if output.samples_axis:
@@ -81,25 +85,7 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
             return reference
     elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
         return reference
-    elif _are_probabilities(x):
+    elif are_probabilities(x):
         return reference
-    import dataclasses
-
-    from monitor.outputs import ClassIndex, decode_outputs
-
     decoded = decode_outputs(x, output, ClassIndex(output.classes))
     return dataclasses.replace(reference, scores=decoded.scores)
-
-
-def _are_probabilities(x: Any) -> bool:
-    import numpy as np
-
-    finite = x[np.isfinite(x)]
-    if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
-        return False
-    if x.ndim == 1 or x.shape[1] == 1:
-        return True
-    from monitor.outputs import SUM_TOLERANCE
-
-    sums = x.sum(axis=1)
-    return bool(np.all(np.abs(sums[np.isfinite(sums)] - 1.0) <= SUM_TOLERANCE))

@@ -43,3 +43,132 @@ def test_segment_overflow_counts_each_row_once_whatever_its_labels(kind: str) ->
     assert sample(text, "monitor_feedback_labels_total", outcome="joined") == n
     assert sample(text, "monitor_segment_overflow_rows_total") == other
     mon.close()
+
+
+def _reference(scores: np.ndarray, labels: np.ndarray) -> "object":
+    from monitor import Reference
+
+    x = np.random.default_rng(1).normal(size=(len(labels), 3))
+    return Reference.from_arrays(x, numeric_names=["a", "b", "c"], scores=scores, labels=labels)
+
+
+def test_reference_scores_with_nan_are_refused_with_the_row_and_the_fix() -> None:
+    """One NaN row in the reference's probabilities made the ATC threshold NaN: an estimated
+    accuracy of exactly 0 on every window (ModelEstimatedAccuracyDrop firing on a healthy
+    model), with no word anywhere. It is refused at start, naming the row and the fix."""
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([2, 2, 2], 300)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    p[61, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite scores \(first: row 61\)\. Fix: drop those rows"):
+        _monitor({}, reference=_reference(p, y))
+
+
+def test_raw_scores_as_a_probabilities_reference_are_refused() -> None:
+    """Logits given as the reference of a model configured with probabilities (the default
+    kind) were read as probabilities: ATC at 0 and a reference accuracy of nonsense."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 3)) * 3
+    y = z.argmax(axis=1)
+    with pytest.raises(ValueError, match=r"not class probabilities.*set output\.kind: logits"):
+        _monitor({}, reference=_reference(z, y))
+    mon = _monitor({"output": {"kind": "logits"}}, reference=_reference(z, y))  # as configured: decoded, accepted
+    mon.observe(rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) * 3, timestamp=T0)
+    mon.flush()
+    assert sample(mon.metrics_text(), "monitor_estimated_accuracy_ratio", estimator="atc") > 0.3
+    mon.close()
+
+
+def test_reference_labels_beyond_the_score_columns_say_why() -> None:
+    """Multi-class labels with one column of scores (read as P(positive) of a binary model): the
+    error said only "class indices in 0..1"; it now says how the scores were read and the fix."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"one column of scores is read as P\(positive\).*got 300 labels from 0 to 2\. Fix"):
+        _monitor({}, reference=_reference(rng.uniform(size=300), rng.integers(0, 3, 300)))
+
+
+@pytest.mark.parametrize(("outputs", "reason", "fix"), [
+    (np.array([[np.nan, 0.5, 0.5]] * 2), "nan_output", "NaN or infinite values"),
+    (np.array([[0.2, 0.3, 0.5]] * 3), "rows_mismatch", "outputs=lambda result"),
+])
+def test_refused_outputs_are_logged_with_their_fix(caplog: pytest.LogCaptureFixture, outputs: np.ndarray, reason: str,
+                                                   fix: str) -> None:
+    """nan_output and rows_mismatch were logged with no fix at all (only the reason's name)."""
+    mon = _monitor({"output": {"classes": ["a", "b", "c"]}})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe(np.ones((2, 4)), outputs, timestamp=T0)
+        mon.flush()
+    assert sample(mon.metrics_text(), "monitor_rows_rejected_total", reason=reason) == 2
+    assert [r for r in caplog.records if f"({reason})" in r.getMessage() and f"Fix: " in r.getMessage()
+            and fix in r.getMessage()]
+    mon.close()
+
+
+def test_unreadable_inputs_are_logged_with_their_fix(caplog: pytest.LogCaptureFixture) -> None:
+    mon = _monitor({"features": [{"name": f"x{i}", "kind": "numeric"} for i in range(3)]})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe([[1.0, "high", 3.0]], np.array([[0.4, 0.6]]), timestamp=T0)
+        mon.flush()
+    assert sample(mon.metrics_text(), "monitor_rows_rejected_total", reason="wrong_type") == 1
+    assert [r for r in caplog.records if "(wrong_type)" in r.getMessage() and "Fix: " in r.getMessage()
+            and "kind: categorical" in r.getMessage()]
+    mon.close()
+
+
+@pytest.mark.parametrize(("kind", "label", "what"), [
+    ("probabilities", [0, 1], "one class per request id"),
+    ("regression", "twelve", "one finite number"),
+])
+def test_invalid_labels_are_logged_once_with_an_example(caplog: pytest.LogCaptureFixture, kind: str, label: object,
+                                                        what: str) -> None:
+    """Labels refused as invalid (a one-hot row, a list, text for a regression model) were only
+    counted: nothing said what was wrong with them or what a label should be."""
+    outputs = np.array([[0.4, 0.6]] * 3) if kind == "probabilities" else np.array([1.0, 2.0, 3.0])
+    mon = _monitor({"output": {"kind": kind}})
+    mon.observe(np.ones((3, 2)), outputs, request_id=["a", "b", "c"], timestamp=T0)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.feedback(["a", "b"], [label, label], timestamp=T0 + 1)
+        mon.feedback(["c"], [label], timestamp=T0 + 2)
+        mon.flush()
+    assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="invalid") == 3
+    said = [r.getMessage() for r in caplog.records if "refused as invalid" in r.getMessage()]
+    assert len(said) == 1 and repr(label) in said[0] and what in said[0] and 'outcome="invalid"' in said[0]
+    mon.close()
+
+
+def test_probabilities_from_a_logits_model_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    """output.kind: logits with predict_proba's outputs: softmaxed again, every confidence near
+    1/k, and not a word. The first batch is checked and the mistake is logged with the fix; raw
+    scores are not flagged."""
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([0.3] * 3, 50)
+    mon = _monitor({"output": {"kind": "logits"}})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe(rng.normal(size=(50, 2)), p, timestamp=T0)
+        mon.flush()
+    said = [r.getMessage() for r in caplog.records if "look like probabilities" in r.getMessage()]
+    assert len(said) == 1 and "Fix: set output.kind: probabilities" in said[0]
+    mon.close()
+    caplog.clear()
+    mon = _monitor({"output": {"kind": "logits"}})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe(rng.normal(size=(50, 2)), rng.normal(size=(50, 3)), timestamp=T0)
+        mon.flush()
+    assert not [r for r in caplog.records if "look like probabilities" in r.getMessage()]
+    mon.close()
+
+
+@pytest.mark.parametrize("rid", [np.int64(7), np.array("r7")[()], np.array(7)])
+def test_feedback_takes_one_id_as_numpy_scalar(rid: object) -> None:
+    """``feedback(request_id, label)`` with an id taken from a numpy array raised TypeError
+    ("'numpy.int64' object is not iterable") in the caller's code."""
+    mon = _monitor({})
+    mon.observe(np.ones((1, 2)), np.array([[0.3, 0.7]]), request_id=str(rid.item()) if hasattr(rid, "item") else rid,
+                timestamp=T0)
+    assert mon.feedback(rid, 1, timestamp=T0 + 1)
+    assert mon.feedback(None, 1, timestamp=T0 + 1)  # no id at all: counted as unknown, not a TypeError
+    mon.flush()
+    text = mon.metrics_text()
+    assert sample(text, "monitor_feedback_labels_total", outcome="joined") == 1
+    assert sample(text, "monitor_feedback_labels_total", outcome="unknown_id") == 1
+    mon.close()

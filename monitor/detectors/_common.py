@@ -274,6 +274,7 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
         probs = np.stack([1.0 - probs, probs], axis=1)
     if probs.ndim != 2 or probs.shape[0] < 2:
         raise ValueError(f"detector {kind!r}: reference scores must be class probabilities (rows, classes), got shape {probs.shape}")
+    _check_probabilities(probs, kind)
     labels = getattr(reference, "labels", None)
     if labels is None:
         if need_labels:
@@ -285,8 +286,37 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
     if y.dtype.kind not in "iu":
         y = _label_indices(y, tuple(getattr(reference, "classes", ()) or ()), kind, probs.shape[1])
     if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
-        raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}")
+        one_column = " (one column of scores is read as P(positive) of a binary model)" if np.ndim(scores) == 1 else ""
+        raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}, "
+                         f"one per row of the {probs.shape[1]} score columns{one_column}; got {y.shape[0]} labels from {y.min()} "
+                         f"to {y.max()}. Fix: give the model's outputs on the reference rows with one column per class, and "
+                         "each label as its column's index (or names with classes=[...])")
     return probs, y
+
+
+def _check_probabilities(probs: np.ndarray, kind: str) -> None:
+    """Refuse reference scores that are not class probabilities, naming the row and the fix.
+
+    Why: the label-free figures are calibrated on them. One NaN row made the ATC threshold NaN
+    (an estimated accuracy of 0, which fires ModelEstimatedAccuracyDrop), and raw scores given
+    for a model configured with ``output.kind: probabilities`` did the same; live rows like
+    these are refused and counted, a reference's are refused at start."""
+    from monitor.outputs import SUM_TOLERANCE
+
+    finite = np.isfinite(probs).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(f"detector {kind!r}: {bad.size} reference row(s) have NaN or infinite scores (first: row {bad[0]}). "
+                         "Fix: drop those rows from the reference (with their inputs and labels), or fix the outputs they "
+                         "came from")
+    sums = probs.sum(axis=1)
+    bad = np.flatnonzero((probs < -1e-9).any(axis=1) | (probs > 1 + 1e-9).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE))
+    if bad.size:
+        i = int(bad[0])
+        row = ", ".join(f"{v:.4g}" for v in probs[i, :6]) + (", ..." if probs.shape[1] > 6 else "")
+        raise ValueError(f"detector {kind!r}: reference scores are not class probabilities: {bad.size} row(s) lie outside "
+                         f"[0, 1] or do not sum to 1 (row {i}: [{row}], sum {sums[i]:.4g}). Fix: give the model's probabilities "
+                         "(predict_proba) on the reference rows, or set output.kind: logits if the model returns raw scores")
 
 
 def _label_indices(y: np.ndarray, classes: tuple[str, ...], kind: str, k: int) -> np.ndarray:
