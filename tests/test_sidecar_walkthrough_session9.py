@@ -106,3 +106,19 @@ def test_server_keys_of_the_wrong_type_are_config_errors_not_tracebacks(tmp_path
                           text=True, timeout=60)
     assert proc.returncode != 0
     assert f"{key}: " in proc.stderr and "Fix: " in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("path", ["/models/{model/predict", "/{model:[}/predict", "/m/{model}/{model}"])
+def test_a_proxy_route_aiohttp_cannot_compile_is_a_config_error(tmp_path, path) -> None:
+    """These route paths passed ``monitor config check``; ``monitor serve`` then bound its port
+    and stopped with aiohttp's ``ValueError: Invalid path`` / ``Bad pattern`` traceback."""
+    server = {"port": 0, "proxy": {"upstream": "http://127.0.0.1:9", "routes": [{"path": path, "model": "iris"}]}}
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "server": server}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1 and f"FAILED: {cfg}: server.proxy.routes[0].path: " in res.output, res.output
+    assert "Fix: write a path such as /predict or /models/{model}/predict" in res.output
+    proc = subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "server.proxy.routes[0].path: " in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

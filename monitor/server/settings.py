@@ -156,6 +156,20 @@ def _tokens(file: str | None, env: str | None, key: str, base: Path, source: str
     return tuple(out)
 
 
+def _check_route_pattern(path: str, key: str, source: str) -> None:
+    """A route path as aiohttp's router compiles it (the proxy adds it there): an unbalanced
+    ``{``, a bad ``{name:regex}`` or ``{model}`` twice passed ``config check`` and stopped
+    ``monitor serve`` with aiohttp's ValueError traceback after the listeners were bound."""
+    from aiohttp import web
+
+    try:
+        web.UrlDispatcher().add_resource(path)
+    except ValueError as err:
+        raise ConfigError(key, f"is not a route pattern the proxy can match ({err})",
+                          "write a path such as /predict or /models/{model}/predict (each {name} once, braces balanced)",
+                          source) from None
+
+
 def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
     """The model server's URL, from the file or from ``monitor serve --proxy`` alike: without a
     scheme (``127.0.0.1:8080``) every proxied request would be answered 502."""
@@ -188,6 +202,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         path = r.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"{key}.path", f"must be a URL path starting with /, got {path!r}", "write path: /predict", source)
+        _check_route_pattern(path, f"{key}.path", source)
         if r.get("model") is None and "{model}" not in path and len(agent.models) != 1:
             raise ConfigError(f"{key}.model", "is required when the path has no {model} part and several models are served",
                               "write model: <name>", source)
