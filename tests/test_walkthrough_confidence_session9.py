@@ -172,3 +172,20 @@ def test_feedback_takes_one_id_as_numpy_scalar(rid: object) -> None:
     assert sample(text, "monitor_feedback_labels_total", outcome="joined") == 1
     assert sample(text, "monitor_feedback_labels_total", outcome="unknown_id") == 1
     mon.close()
+
+
+def test_segment_gap_between_equal_segments_names_two_segments() -> None:
+    """Two segments with the same positive rate: the largest gap (0) was exported with
+    high="x", low="x", one segment named as both ends of the gap."""
+    rng = np.random.default_rng(0)
+    p1 = np.tile([0.8, 0.2, 0.7, 0.3], 50)  # each segment gets the same outputs: rates equal
+    mon = _monitor({"detectors": [{"kind": "segments"}]})
+    mon.observe(rng.normal(size=(200, 2)), np.column_stack([1 - p1, p1]), segment=["x", "x", "y", "y"] * 50,
+                timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    assert sample(text, "monitor_segment_positive_rate_ratio", segment="x") == sample(
+        text, "monitor_segment_positive_rate_ratio", segment="y")
+    assert sample(text, "monitor_segment_max_gap_ratio", figure="positive_rate", high="x", low="y") == 0.0
+    assert sample(text, "monitor_segment_max_gap_ratio", figure="positive_rate", high="x", low="x") is None
+    mon.close()

@@ -103,6 +103,8 @@ def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variance
         return None
     hi = int(idx[np.argmax(values[idx])])
     lo = int(idx[np.argmin(values[idx])])
+    if lo == hi:  # every eligible group has the same value: name two of them (gap 0), not one twice
+        lo = int(idx[idx != hi][0])
     gap = float(values[hi] - values[lo])
     n1, n2 = float(counts[hi]), float(counts[lo])
     if variances is None:
