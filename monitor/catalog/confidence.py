@@ -73,6 +73,10 @@ SEGMENT_MARGIN = "monitor_segment_margin_mean_ratio"
 SEGMENT_ENTROPY = "monitor_segment_entropy_mean_ratio"
 SEGMENT_ESTIMATED_ACCURACY = "monitor_segment_estimated_accuracy_ratio"
 SEGMENT_MAX_CALIBRATION_ERROR = "monitor_segment_max_calibration_error_ratio"
+SEGMENT_TEMPERATURE = "monitor_segment_recalibration_temperature"
+SEGMENT_RELIABILITY_CONFIDENCE = "monitor_segment_reliability_confidence_ratio"
+SEGMENT_RELIABILITY_ACCURACY = "monitor_segment_reliability_accuracy_ratio"
+SEGMENT_RELIABILITY_COUNT = "monitor_segment_reliability_labels"
 SEGMENT_POSITIVE_RATE = "monitor_segment_positive_rate_ratio"
 SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
 SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
@@ -229,6 +233,21 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_MAX_CALIBRATION_ERROR, GAUGE,
                "Largest gap between confidence and accuracy in one of the 15 equal-width bins holding enough labels, per segment (MCE).",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_TEMPERATURE, GAUGE,
+               "Temperature that would recalibrate the segment's labelled predictions (NLL fit; segments detector with temperature_rows).",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_RELIABILITY_CONFIDENCE, GAUGE,
+               "Reliability diagram per segment: mean confidence of the segment's labelled rows in each equal-width bin "
+               "(segments detector with reliability_bins: true).",
+               labels=("segment", "bin"), concern=_SEG, unit="percentunit", max_series=3200),
+    MetricSpec(SEGMENT_RELIABILITY_ACCURACY, GAUGE,
+               "Reliability diagram per segment: accuracy of the segment's labelled rows in each equal-width bin "
+               "(segments detector with reliability_bins: true).",
+               labels=("segment", "bin"), concern=_SEG, unit="percentunit", max_series=3200),
+    MetricSpec(SEGMENT_RELIABILITY_COUNT, GAUGE,
+               "Reliability diagram per segment: labelled rows of the segment in each equal-width bin (segments detector with "
+               "reliability_bins: true).",
+               labels=("segment", "bin"), concern=_SEG, max_series=3200),
     MetricSpec(SEGMENT_MAX_GAP, GAUGE,
                "Largest difference of a figure (positive_rate, accuracy, confidence, estimated_accuracy: ATC's) between two segments, "
                "naming the high and low one.",

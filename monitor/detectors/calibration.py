@@ -39,6 +39,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
+from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import config_params, hard_labels, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["CalibrationDetector", "CalibrationFigures"]
+__all__ = ["CalibrationDetector", "CalibrationFigures", "reliability_series"]
 
 _EDGES = cal.fine_confidence_edges()
 _F = len(_EDGES) - 1
@@ -153,10 +154,7 @@ class CalibrationDetector(RefreshingDetector):
         self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
         self._skipped: dict[str, int] = {}
-        self._ring_ts = np.full(self.temperature_rows, -np.inf)
-        self._ring_label = np.zeros(self.temperature_rows, dtype=np.int64)
-        self._ring_logp: np.ndarray | None = None
-        self._ring_pos = 0
+        self._recent = RecentLabelled(self.temperature_rows)
         self._temp_value: float | None = None
         self._temp_start, self._temp_rows = float("nan"), 0
 
@@ -185,7 +183,7 @@ class CalibrationDetector(RefreshingDetector):
         if lab.label.size == 0:
             return
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
-        self._remember(lab.ts, lab.label, lab.scores)
+        self._recent.add(lab.ts, lab.label, lab.scores)
         self._refresh.add(lab.label.size)
 
     def _update_hard(self, labeled: "LabeledBatch") -> None:
@@ -197,23 +195,6 @@ class CalibrationDetector(RefreshingDetector):
         self._hard.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
         self._refresh.add(int(hard.correct.size))
 
-    def _remember(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray) -> None:
-        cap = self.temperature_rows
-        if cap <= 0:
-            return
-        k = scores.shape[1]
-        if self._ring_logp is None or self._ring_logp.shape[1] != k:
-            self._ring_logp = np.zeros((cap, k))
-            self._ring_ts[:] = -np.inf
-        take = min(len(ts), cap)
-        start = self._ring_pos
-        # contiguous unless the batch wraps around the end of the ring
-        pos: slice | np.ndarray = slice(start, start + take) if start + take <= cap else (start + np.arange(take)) % cap
-        self._ring_ts[pos] = ts[-take:]
-        self._ring_label[pos] = label[-take:]
-        self._ring_logp[pos] = np.log(np.maximum(scores[-take:], 1e-12))
-        self._ring_pos = int((self._ring_pos + take) % cap)
-
     def advance(self, now: float) -> None:
         self._window.advance(now)
         self._hard.advance(now)
@@ -223,16 +204,17 @@ class CalibrationDetector(RefreshingDetector):
         """Temperature fitted on the buffered rows inside the window; refitted only when the
         window slid or the number of those rows changed by more than 20% (a fit costs a few
         softmax passes over up to ``temperature_rows`` rows)."""
-        if self._ring_logp is None:
+        recent = self._recent
+        if recent.logp is None:
             return None
         start = self._window.newest_slot_end - self.window_s
-        live = self._ring_ts >= start
+        live = recent.live(start)
         m = int(live.sum())
         if m < min(self.min_labels_calibration, n_window):
             self._temp_value = None
             return None
         if self._temp_value is None or start != self._temp_start or abs(m - self._temp_rows) > 0.2 * self._temp_rows:
-            self._temp_value = cal.fit_temperature(self._ring_logp[live], self._ring_label[live])
+            self._temp_value = cal.fit_temperature(recent.logp[live], recent.label[live])
             self._temp_start, self._temp_rows = start, m
         return self._temp_value
 
@@ -291,14 +273,7 @@ class CalibrationDetector(RefreshingDetector):
         put_figure(out, names.MAX_CALIBRATION_ERROR, f.mce)
         put_figure(out, names.TEMPERATURE, f.temperature)
         assert f.reliability is not None
-        count, sconf, scorr = f.reliability
-        bins_count, bins_conf, bins_acc = [], [], []
-        for i, label in enumerate(_BIN_LABELS):
-            c = float(count[i]) if i < len(count) else 0.0
-            enough = c >= max(self.min_bin_count, 1)
-            bins_count.append(((label,), c if f.labels and f.scored else None))
-            bins_conf.append(((label,), sconf[i] / c if enough else None))
-            bins_acc.append(((label,), scorr[i] / c if enough else None))
+        bins_count, bins_conf, bins_acc = reliability_series(*f.reliability, self.min_bin_count, counted=bool(f.labels and f.scored))
         put_figures(out, names.RELIABILITY_COUNT, bins_count)
         put_figures(out, names.RELIABILITY_CONFIDENCE, bins_conf)
         put_figures(out, names.RELIABILITY_ACCURACY, bins_acc)
@@ -309,12 +284,8 @@ class CalibrationDetector(RefreshingDetector):
         state: dict[str, Any] = {
             "windows": windows_state({"labels": self._window, "hard": self._hard}),
             "skipped": dict(self._skipped),
-            "ring_ts": self._ring_ts.copy(),
-            "ring_label": self._ring_label.copy(),
-            "ring_pos": self._ring_pos,
+            **self._recent.state_dict(),
         }
-        if self._ring_logp is not None:
-            state["ring_logp"] = self._ring_logp.copy()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -327,13 +298,27 @@ class CalibrationDetector(RefreshingDetector):
         if "hard" in windows:  # saved before labels-only accuracy: empty
             self._hard.load_state_dict(windows["hard"])
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
-        if len(state["ring_ts"]) != self.temperature_rows:
-            raise ValueError("calibration state was saved with another temperature_rows")
-        self._ring_ts = np.asarray(state["ring_ts"], dtype=np.float64).copy()
-        self._ring_label = np.asarray(state["ring_label"], dtype=np.int64).copy()
-        self._ring_pos = int(state["ring_pos"])
-        if "ring_logp" in state:
-            self._ring_logp = np.asarray(state["ring_logp"], dtype=np.float64).copy()
+        self._recent.load_state_dict(state, "calibration")
+
+
+Series = list[tuple[tuple[str, ...], "float | None"]]
+
+
+def reliability_series(count: np.ndarray, sconf: np.ndarray, scorr: np.ndarray, min_bin_count: int, *,
+                       key: tuple[str, ...] = (), counted: bool = True) -> tuple[Series, Series, Series]:
+    """The reliability diagram's series (count, mean confidence, accuracy per equal-width bin,
+    labelled ``key + (bin,)``): a bin's confidence and accuracy are absent below ``min_bin_count``
+    labels, its count absent unless ``counted``."""
+    bins_count: Series = []
+    bins_conf: Series = []
+    bins_acc: Series = []
+    for i, label in enumerate(_BIN_LABELS):
+        c = float(count[i]) if i < len(count) else 0.0
+        enough = c >= max(min_bin_count, 1)
+        bins_count.append((key + (label,), c if counted else None))
+        bins_conf.append((key + (label,), sconf[i] / c if enough else None))
+        bins_acc.append((key + (label,), scorr[i] / c if enough else None))
+    return bins_count, bins_conf, bins_acc
 
 
 def _label_parts(rows: dict[str, np.ndarray]) -> list[Part]:

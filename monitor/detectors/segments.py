@@ -6,7 +6,9 @@ and normalised entropy, the abstain rate and the positive-prediction rate, with 
 reference the accuracy estimated without labels (the CBPE and ATC estimators of the
 accuracy-estimation detector, applied to the segment's rows), and with labels the accuracy and the
 over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE, its
-debiased L2 counterpart on the same bins, and the MCE). A model that returns labels only
+debiased L2 counterpart on the same bins, and the MCE); on request (``reliability_bins: true``)
+the reliability diagram's bins and (``temperature_rows: N``) the recalibrating temperature, which
+multiply the series by the segments and keep the last N labelled rows. A model that returns labels only
 (``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
 and, with labels, the accuracy per segment, and their gaps. The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
@@ -40,6 +42,8 @@ from monitor.detectors._common import (
     windows_state,
 )
 from monitor.detectors._label_free import LabelFreeEstimators
+from monitor.detectors._recent import RecentLabelled
+from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -145,6 +149,15 @@ class SegmentDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+    reliability_bins
+        Also export each segment's reliability diagram (15 bins: count, mean confidence, accuracy;
+        a bin's confidence and accuracy from 10 labels), for segments holding
+        ``min_labels_calibration`` labels: 45 series per segment, hence off by default.
+    temperature_rows
+        Keep the last ``temperature_rows`` labelled rows (of all segments together) and export each
+        segment's recalibrating temperature, fitted on its rows among them inside the window once
+        it has ``min_labels_calibration`` of them; 0 (the default) keeps none. Size it so that the
+        smallest segment of interest has that many labels among the last ``temperature_rows``.
     """
 
     kind: ClassVar[str] = "segments"
@@ -165,6 +178,8 @@ class SegmentDetector(RefreshingDetector):
         min_labels: int = 50,
         min_labels_calibration: int = 200,
         refresh: float = 0.05,
+        reliability_bins: bool = False,
+        temperature_rows: int = 0,
     ) -> None:
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
@@ -177,6 +192,10 @@ class SegmentDetector(RefreshingDetector):
         self.min_labels = int(min_labels)
         self.min_labels_calibration = int(min_labels_calibration)
         self.refresh = float(refresh)
+        self.reliability_bins = bool(reliability_bins)
+        if temperature_rows < 0:
+            raise ValueError(f"segments: temperature_rows must be 0 (no temperature) or more, got {temperature_rows}")
+        self.temperature_rows = int(temperature_rows)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
             probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
@@ -212,6 +231,7 @@ class SegmentDetector(RefreshingDetector):
         # stay zero, and its confidence figures are absent rather than 0
         self._scored = False
         self._refresh = Refresh(self.refresh)
+        self._recent = RecentLabelled(self.temperature_rows)
 
     @property
     def _s(self) -> int:
@@ -324,6 +344,7 @@ class SegmentDetector(RefreshingDetector):
                 return
         self._refresh.add(len(lab.ts))
         self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
+        self._recent.add(lab.ts, lab.label, lab.scores, seg)
 
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
         """Labels of a labels-only model: per segment the label count and the correct answers."""
@@ -443,6 +464,10 @@ class SegmentDetector(RefreshingDetector):
         put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
         put_figures(out, names.SEGMENT_MAX_CALIBRATION_ERROR,
                     [((segs[i],), None if i not in mce or np.isnan(mce[i]) else mce[i]) for i in shown])
+        if self.reliability_bins:
+            self._export_reliability(out, lab, shown, set(cal_ok))
+        if self.temperature_rows:
+            put_figures(out, names.SEGMENT_TEMPERATURE, self._temperatures(shown, set(cal_ok), nlab))
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
         for figure, g in self.gaps((p, lab, x)).items():
@@ -452,10 +477,42 @@ class SegmentDetector(RefreshingDetector):
                 if np.isfinite(g[3]):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
 
+    def _export_reliability(self, out: "MetricWriter", lab: np.ndarray, shown: list[int], ok: set[int]) -> None:
+        segs = self.segment_names
+        count: list[tuple[tuple[str, ...], float | None]] = []
+        conf: list[tuple[tuple[str, ...], float | None]] = []
+        acc: list[tuple[tuple[str, ...], float | None]] = []
+        none = np.zeros(cal.ECE_BINS)
+        for i in shown:
+            sums = (lab[_BIN_N:_BIN_CONF, i], lab[_BIN_CONF:_BIN_CORR, i], lab[_BIN_CORR:_L_FIELDS, i]) if i in ok else (none, none, none)
+            c, m, a = reliability_series(*sums, MCE_MIN_BIN, key=(segs[i],), counted=i in ok)
+            count += c
+            conf += m
+            acc += a
+        put_figures(out, names.SEGMENT_RELIABILITY_COUNT, count)
+        put_figures(out, names.SEGMENT_RELIABILITY_CONFIDENCE, conf)
+        put_figures(out, names.SEGMENT_RELIABILITY_ACCURACY, acc)
+
+    def _temperatures(self, shown: list[int], ok: set[int], nlab: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
+        """Each segment's temperature, fitted on its kept rows inside the window (absent below
+        ``min_labels_calibration`` of them, or the segment's labels in the window if fewer)."""
+        recent, segs = self._recent, self.segment_names
+        if recent.logp is None:
+            return [((segs[i],), None) for i in shown]
+        live = recent.live(self._labels.newest_slot_end - self.window_s)
+        out: list[tuple[tuple[str, ...], float | None]] = []
+        for i in shown:
+            rows = live & (recent.group == i)
+            m = int(rows.sum())
+            enough = i in ok and m >= min(self.min_labels_calibration, int(nlab[i]))
+            out.append(((segs[i],), cal.fit_temperature(recent.logp[rows], recent.label[rows]) if enough else None))
+        return out
+
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         self._fold_labels()
         return {
+            **(self._recent.state_dict(with_group=True) if self.temperature_rows else {}),
             "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra}),
             "names": list(self._names),
             "none_slot": self._index.get(None, -1),
@@ -473,6 +530,8 @@ class SegmentDetector(RefreshingDetector):
         none_slot = int(state.get("none_slot", -1))
         self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}
         self._overflow = int(state.get("overflow", 0))
+        if self.temperature_rows and "ring_ts" in state:  # saved without a ring: temperatures refill
+            self._recent.load_state_dict(state, "segments")
         pos = state.get("positive_seen")
         self._positive_seen = None if pos is None else int(pos)
         # saved before labels-only models were handled: every model then had confidence sums

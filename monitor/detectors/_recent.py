@@ -1,0 +1,71 @@
+"""The most recent labelled rows, kept whole for the one figure that sums cannot give: the temperature.
+
+Every other calibration figure is a sum over rows (counts, confidences, correct answers per bin),
+kept in sliding-window slots. Fitting a temperature minimises a negative log-likelihood over the
+rows themselves, so the detectors that export one keep the last ``capacity`` labelled rows (event
+time, label, log-probabilities and, for per-segment fits, the row's segment slot) in a ring:
+memory stays bounded whatever the traffic, and the fit uses the ring's rows inside the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RecentLabelled"]
+
+
+class RecentLabelled:
+    """Ring of the last ``capacity`` labelled rows (0 keeps none)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.ts = np.full(self.capacity, -np.inf)
+        self.label = np.zeros(self.capacity, dtype=np.int64)
+        self.group = np.zeros(self.capacity, dtype=np.int64)
+        self.logp: np.ndarray | None = None
+        self.pos = 0
+
+    def add(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray, group: np.ndarray | None = None) -> None:
+        """Remember rows (the newest ``capacity`` of them when more come at once). A change in the
+        number of classes starts the ring afresh: rows of another width cannot be fitted together."""
+        cap = self.capacity
+        if cap <= 0:
+            return
+        k = scores.shape[1]
+        if self.logp is None or self.logp.shape[1] != k:
+            self.logp = np.zeros((cap, k))
+            self.ts[:] = -np.inf
+        take = min(len(ts), cap)
+        start = self.pos
+        # contiguous unless the batch wraps around the end of the ring
+        at: slice | np.ndarray = slice(start, start + take) if start + take <= cap else (start + np.arange(take)) % cap
+        self.ts[at] = ts[-take:]
+        self.label[at] = label[-take:]
+        if group is not None:
+            self.group[at] = group[-take:]
+        self.logp[at] = np.log(np.maximum(scores[-take:], 1e-12))
+        self.pos = int((start + take) % cap)
+
+    def live(self, start: float) -> np.ndarray:
+        """Mask of the rows at or after event time ``start`` (the window's)."""
+        return self.ts >= start
+
+    def state_dict(self, with_group: bool = False) -> dict[str, Any]:
+        state: dict[str, Any] = {"ring_ts": self.ts.copy(), "ring_label": self.label.copy(), "ring_pos": self.pos}
+        if with_group:
+            state["ring_group"] = self.group.copy()
+        if self.logp is not None:
+            state["ring_logp"] = self.logp.copy()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], owner: str) -> None:
+        if len(state["ring_ts"]) != self.capacity:
+            raise ValueError(f"{owner} state was saved with another temperature_rows")
+        self.ts = np.asarray(state["ring_ts"], dtype=np.float64).copy()
+        self.label = np.asarray(state["ring_label"], dtype=np.int64).copy()
+        self.pos = int(state["ring_pos"])
+        if "ring_group" in state:
+            self.group = np.asarray(state["ring_group"], dtype=np.int64).copy()
+        self.logp = np.asarray(state["ring_logp"], dtype=np.float64).copy() if "ring_logp" in state else None

@@ -1,0 +1,120 @@
+"""Per-segment reliability diagrams and recalibrating temperatures (segments detector options)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.batch import LabeledBatch
+from monitor.catalog import confidence as names
+from monitor.detectors.calibration import CalibrationDetector
+from monitor.detectors.registry import create
+from monitor.detectors.segments import SegmentDetector
+from monitor.stats import calibration as cal
+from monitor.store import MetricStore
+
+
+def tempered_labels(rng: np.random.Generator, n: int, segments: dict[str, float], k: int = 5, t0: float = 0.0) -> LabeledBatch:
+    """Rows of each segment whose labels are drawn from softmax(logits / T): the model's own
+    probabilities (softmax(logits)) are then over-confident by exactly temperature T."""
+    probs, labels, segs = [], [], []
+    for name, temperature in segments.items():
+        logits = rng.normal(size=(n, k)) * 3.0
+        own = np.exp(logits - logits.max(axis=1, keepdims=True))
+        own /= own.sum(axis=1, keepdims=True)
+        true = np.exp(logits / temperature - (logits / temperature).max(axis=1, keepdims=True))
+        true /= true.sum(axis=1, keepdims=True)
+        labels.append((rng.random((n, 1)) > np.cumsum(true, axis=1)).sum(axis=1))
+        probs.append(own)
+        segs += [name] * n
+    scores = np.vstack(probs)
+    ts = t0 + np.arange(len(segs)) * 0.01
+    return LabeledBatch(ts=ts, label_ts=ts + 1.0, label=np.concatenate(labels), segment=np.array(segs, dtype=object),
+                        scores=scores, predicted=scores.argmax(axis=1))
+
+
+def test_segment_reliability_bins_match_each_segments_rows() -> None:
+    rng = np.random.default_rng(1)
+    lab = tempered_labels(rng, 1500, {"calm": 1.0, "sharp": 2.5})
+    small = tempered_labels(rng, 80, {"tiny": 1.0}, t0=100.0)
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200, reliability_bins=True)
+    det.update_labels(lab)
+    det.update_labels(small)
+    store = MetricStore("m")
+    det.export(store)
+    conf, correct = lab.scores.max(axis=1), (lab.predicted == lab.label).astype(float)
+    edges = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
+    idx = cal.bin_index(conf, edges)
+    checked = 0
+    for seg in ("calm", "sharp"):
+        m = lab.segment == seg
+        for b in range(cal.ECE_BINS):
+            label = f"{b / cal.ECE_BINS:.2f}-{(b + 1) / cal.ECE_BINS:.2f}"
+            rows = m & (idx == b)
+            assert store.value(names.SEGMENT_RELIABILITY_COUNT, (seg, label)) == rows.sum()
+            got_conf = store.value(names.SEGMENT_RELIABILITY_CONFIDENCE, (seg, label))
+            got_acc = store.value(names.SEGMENT_RELIABILITY_ACCURACY, (seg, label))
+            if rows.sum() >= 10:
+                assert got_conf == pytest.approx(conf[rows].mean()) and got_acc == pytest.approx(correct[rows].mean())
+                checked += 1
+            else:  # too few labels in the bin: absent, not 0
+                assert got_conf is None and got_acc is None
+    assert checked >= 10
+    # the over-confident segment's upper bins are less accurate than confident
+    top = f"{(cal.ECE_BINS - 1) / cal.ECE_BINS:.2f}-1.00"
+    assert store.value(names.SEGMENT_RELIABILITY_ACCURACY, ("sharp", top)) < store.value(names.SEGMENT_RELIABILITY_CONFIDENCE, ("sharp", top)) - 0.1
+    # a segment below min_labels_calibration has no diagram at all
+    assert not [s for s in store.samples() if s[0].startswith("monitor_segment_reliability") and s[1]["segment"] == "tiny"]
+    # off by default: the 45 series per segment are asked for
+    plain = SegmentDetector(window_s=1e6, min_labels_calibration=200)
+    plain.update_labels(lab)
+    other = MetricStore("m")
+    plain.export(other)
+    assert not [s for s in other.samples() if s[0].startswith("monitor_segment_reliability")]
+
+
+def test_segment_temperature_recovers_each_segments_own_temperature() -> None:
+    """Seeded: 3,000 labels per segment drawn at temperatures 1 and 2.5; each segment's fitted
+    temperature is within 15% of its truth, equals the whole-window fit on that segment's rows, and
+    survives a checkpoint."""
+    rng = np.random.default_rng(2)
+    lab = tempered_labels(rng, 3000, {"calm": 1.0, "sharp": 2.5})
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200, temperature_rows=8192)
+    det.update_labels(lab)
+    store = MetricStore("m")
+    det.export(store)
+    for seg, truth in (("calm", 1.0), ("sharp", 2.5)):
+        got = store.value(names.SEGMENT_TEMPERATURE, (seg,))
+        assert got == pytest.approx(truth, rel=0.15)
+        alone = CalibrationDetector(window_s=1e6, temperature_rows=8192)
+        m = lab.segment == seg
+        alone.update_labels(LabeledBatch(ts=lab.ts[m], label_ts=lab.label_ts[m], label=lab.label[m], segment=lab.segment[m],
+                                         scores=lab.scores[m], predicted=lab.predicted[m]))
+        assert got == pytest.approx(alone.figures().temperature, rel=1e-9)
+    clone = create("segments", params={"window_s": 1e6, "min_labels_calibration": 200, "temperature_rows": 8192})
+    clone.load_state_dict(det.state_dict())
+    again = MetricStore("m")
+    clone.export(again)
+    assert again.value(names.SEGMENT_TEMPERATURE, ("sharp",)) == store.value(names.SEGMENT_TEMPERATURE, ("sharp",))
+
+
+def test_segment_temperature_absent_below_minimum_and_when_not_asked() -> None:
+    rng = np.random.default_rng(3)
+    lab = tempered_labels(rng, 150, {"a": 1.0})
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200, temperature_rows=4096)
+    det.update_labels(lab)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_LABELS, ("a",)) == 150
+    assert store.value(names.SEGMENT_TEMPERATURE, ("a",)) is None
+    det.update_labels(tempered_labels(rng, 150, {"a": 1.0}, t0=10.0))
+    det.export(store)
+    assert store.value(names.SEGMENT_TEMPERATURE, ("a",)) is not None
+    plain = SegmentDetector(window_s=1e6, min_labels_calibration=200)
+    plain.update_labels(lab)
+    plain.update_labels(tempered_labels(rng, 150, {"a": 1.0}, t0=10.0))
+    other = MetricStore("m")
+    plain.export(other)
+    assert other.value(names.SEGMENT_TEMPERATURE, ("a",)) is None
+    with pytest.raises(ValueError, match="temperature_rows"):
+        SegmentDetector(temperature_rows=-1)
