@@ -105,11 +105,22 @@ class RestoreReport:
 
 
 def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
-    """The process-wide monitor of ``model``, created on first use (used by ``monitor.watch``)."""
+    """The process-wide monitor of ``model``, created on first use (used by ``monitor.watch``).
+
+    ``kwargs`` (``reference=``, ``config=``...) build it, so they must come with the first call,
+    before ``@monitor.watch(model=...)`` creates it with the defaults: once it exists they would
+    be ignored (a reference silently missing, every reference-based detector off), so they are
+    refused with the fix."""
     with _MONITORS_LOCK:
         mon = _MONITORS.get(model)
         if mon is None or mon.closed:
             mon = _MONITORS[model] = Monitor(model=model, **kwargs)
+        elif kwargs:
+            raise ValueError(
+                f"get_monitor({model!r}, {', '.join(f'{k}=...' for k in kwargs)}): the monitor of {model!r} already exists "
+                "(created by @monitor.watch or an earlier get_monitor call), and these arguments only build a new one. "
+                f"Fix: call monitor.get_monitor({model!r}, ...) with them before the decorator runs, or build "
+                "mon = Monitor(...) yourself and decorate with @mon.watch(...)")
         return mon
 
 

@@ -189,3 +189,33 @@ def test_segment_gap_between_equal_segments_names_two_segments() -> None:
     assert sample(text, "monitor_segment_max_gap_ratio", figure="positive_rate", high="x", low="y") == 0.0
     assert sample(text, "monitor_segment_max_gap_ratio", figure="positive_rate", high="x", low="x") is None
     mon.close()
+
+
+def test_get_monitor_refuses_arguments_it_would_ignore() -> None:
+    """``monitor.get_monitor("m", reference=ref)`` after ``@monitor.watch(model="m")`` returned
+    the decorator's monitor without the reference, silently: no drift, no estimated accuracy.
+    Given first, the arguments build the monitor the decorator then uses."""
+    import monitor
+
+    rng = np.random.default_rng(0)
+    ref = _reference(rng.dirichlet([1, 1], 300), rng.integers(0, 2, 300))
+    name = "wt9-get-monitor"
+    first = monitor.get_monitor(name, registry=CollectorRegistry(), start_worker=False)
+    try:
+        with pytest.raises(ValueError, match=r"already exists.*Fix: call monitor.get_monitor\('wt9-get-monitor', \.\.\.\) "
+                                             r"with them before the decorator runs"):
+            monitor.get_monitor(name, reference=ref)
+        assert monitor.get_monitor(name) is first  # without arguments: the existing one, as the decorator asks
+
+        @monitor.watch(model=name)
+        def predict(x: np.ndarray) -> np.ndarray:
+            return np.tile([0.3, 0.7], (len(x), 1))
+
+        assert predict.monitor is first
+    finally:
+        first.close()
+    second = monitor.get_monitor(name, reference=ref, registry=CollectorRegistry(), start_worker=False)
+    try:
+        assert second is not first and second.reference is ref  # a closed one is replaced, with the arguments
+    finally:
+        second.close()
