@@ -23,6 +23,14 @@ def _by_model(name: str, *matchers: str) -> str:
     return f"max by (model) ({selector(name, *matchers)})"
 
 
+def _reliability(title: str, prefix: str, description: str, *matchers: str) -> Panel:
+    """A reliability diagram: mean confidence against accuracy per equal-width bin."""
+    conf, acc = f"{prefix}_confidence_ratio", f"{prefix}_accuracy_ratio"
+    return barchart(title, Query(f"avg by (bin) ({selector(conf, *matchers)})", "confidence"),
+                    Query(f"avg by (bin) ({selector(acc, *matchers)})", "accuracy"),
+                    x_field="bin", metrics=(conf, acc), description=description)
+
+
 def build() -> Dashboard:
     """The Confidence & calibration dashboard (metrics of monitor/catalog/confidence.py)."""
     joined = rate("monitor_feedback_labels", 'outcome="joined"')
@@ -85,12 +93,9 @@ def build() -> Dashboard:
         timeseries("Over-confidence p-value",
                    Query(_by_model("monitor_overconfidence_pvalue"), "{{model}}"),
                    metrics=("monitor_overconfidence_pvalue",), threshold=0.01, minimum=0, maximum=1),
-        barchart("Reliability diagram",
-                 Query(f"avg by (bin) ({selector('monitor_reliability_confidence_ratio')})", "confidence"),
-                 Query(f"avg by (bin) ({selector('monitor_reliability_accuracy_ratio')})", "accuracy"),
-                 x_field="bin", metrics=("monitor_reliability_confidence_ratio", "monitor_reliability_accuracy_ratio"),
-                 description="Per equal-width confidence bin: mean confidence against accuracy of the labelled rows; "
-                             "accuracy bars below the confidence bars mean over-confidence in that range."),
+        _reliability("Reliability diagram", "monitor_reliability",
+                     "Per equal-width confidence bin: mean confidence against accuracy of the labelled rows; "
+                     "accuracy bars below the confidence bars mean over-confidence in that range."),
         timeseries("Calibration error",
                    Query(f"max by (model, estimator) ({selector('monitor_calibration_error_ratio')})", "{{estimator}} {{model}}"),
                    Query(_by_model("monitor_max_calibration_error_ratio"), "max bin error {{model}}"),
@@ -132,12 +137,9 @@ def build() -> Dashboard:
                          "{{model}} {{segment}}"),
                    metrics=("monitor_segment_recalibration_temperature",), threshold=1.0,
                    note="Exported when the segments detector has temperature_rows; above 1: the segment is over-confident."),
-        barchart("Reliability diagram of the selected segments",
-                 Query(f"avg by (bin) ({selector('monitor_segment_reliability_confidence_ratio', _SEGMENT)})", "confidence"),
-                 Query(f"avg by (bin) ({selector('monitor_segment_reliability_accuracy_ratio', _SEGMENT)})", "accuracy"),
-                 x_field="bin", metrics=("monitor_segment_reliability_confidence_ratio", "monitor_segment_reliability_accuracy_ratio"),
-                 description="As the reliability diagram, for the segments chosen above (pick one to read it alone); exported "
-                             "when the segments detector has reliability_bins: true."),
+        _reliability("Reliability diagram of the selected segments", "monitor_segment_reliability",
+                     "As the reliability diagram, for the segments chosen above (pick one to read it alone); exported "
+                     "when the segments detector has reliability_bins: true.", _SEGMENT),
         timeseries("Largest gap between segments",
                    Query(f"max by (model, figure, high, low) ({selector('monitor_segment_max_gap_ratio')})",
                          "{{figure}}: {{high}} over {{low}} ({{model}})"),
