@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from monitor.cli import main
-from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, total, wait_until
 
 IRIS = {"model": "iris", "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
@@ -122,3 +122,86 @@ def test_a_proxy_route_aiohttp_cannot_compile_is_a_config_error(tmp_path, path) 
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "server.proxy.routes[0].path: " in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def _serve(cfg, *args: str) -> subprocess.CompletedProcess:
+    """``monitor serve`` as a real process (it is expected to stop by itself)."""
+    return subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config", str(cfg), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_second_sidecar_leaves_the_running_ones_forwarding_socket_alone(tmp_path) -> None:
+    """A second ``monitor serve`` of the same config (run by mistake, or a restart racing the old
+    process) unlinked the running sidecar's forwarding socket as if it were stale, bound its own,
+    and on failing to bind the port unlinked that too: every worker's datagrams were dropped from
+    then on, with nothing in the running sidecar's log. It now refuses to start, naming the key."""
+    from monitor.forwarding import ForwardingMonitor
+
+    sock = tmp_path / "forward.sock"
+    raw = {**IRIS, "server": {"forward": {"unix": str(sock)}}}
+    sc = start_sidecar(raw, tmp_path)
+    try:
+        cfg = tmp_path / "second.yaml"
+        cfg.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "forward": {"unix": str(sock)}}}))
+        proc = _serve(cfg)
+        assert proc.returncode != 0
+        assert f"{sock} (server.forward.unix) is bound by another running process" in proc.stderr, proc.stderr
+        assert sock.is_socket()
+        fm = ForwardingMonitor("iris", f"unix://{sock}", flush_interval_s=0.01)
+        try:
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
+            fm.flush()
+            assert wait_until(lambda: total(sc.metrics(), "monitor_forward_events_received_total") == 1)
+            assert fm.counters().dropped == {}
+        finally:
+            fm.close()
+    finally:
+        sc.close()
+
+
+def test_a_stale_forwarding_socket_left_by_a_killed_sidecar_is_replaced(tmp_path) -> None:
+    """The other side of the check above: a socket file nobody is bound to (the sidecar was killed
+    with -9 and never unlinked it) is still replaced at start."""
+    import socket as socket_module
+
+    sock = tmp_path / "forward.sock"
+    stale = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    stale.bind(str(sock))
+    stale.close()  # the file stays, nobody is bound to it
+    sc = start_sidecar({**IRIS, "server": {"forward": {"unix": str(sock)}}}, tmp_path)
+    try:
+        from monitor.forwarding import ForwardingMonitor
+
+        fm = ForwardingMonitor("iris", f"unix://{sock}", flush_interval_s=0.01)
+        try:
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
+            fm.flush()
+            assert wait_until(lambda: total(sc.metrics(), "monitor_forward_events_received_total") == 1)
+        finally:
+            fm.close()
+    finally:
+        sc.close()
+
+
+def test_a_sidecar_that_cannot_bind_its_port_writes_no_checkpoint_over_the_running_ones(tmp_path) -> None:
+    """A second ``monitor serve`` of the same config failed to bind the port, yet restored the
+    running sidecar's checkpoint and wrote it back as its "final checkpoint" (a stale state over
+    the live one's file: after a kill -9 of the live one, its state rolled back that far)."""
+    from monitor.server import keys as K
+
+    raw = {**IRIS, "checkpoint": {"path": str(tmp_path / "state" / "{model}.ckpt"), "interval": "1h"}}
+    sc = start_sidecar(raw, tmp_path, factory=quiet_factory())
+    try:
+        assert http("POST", sc.url + "/v1/events", {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}).status == 202
+        sc.flush()
+        assert sc.server.app[K.CHECKPOINTER].save("iris")
+        ckpt = tmp_path / "state" / "iris.ckpt"
+        before = ckpt.read_bytes()
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(yaml.safe_dump(raw))
+        proc = _serve(cfg, "--port", str(sc.server.port))
+        assert proc.returncode != 0 and "cannot listen" in proc.stderr and "server.port" in proc.stderr, proc.stderr
+        assert "no final checkpoint: the sidecar's port could not be bound" in proc.stderr, proc.stderr
+        assert ckpt.read_bytes() == before
+    finally:
+        sc.close()

@@ -10,6 +10,7 @@ and a sequence number; the receiver turns those into ``monitor_forward_events_dr
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -78,6 +79,10 @@ class ForwardReceiver:
             path = self.settings.unix
             try:
                 if stat.S_ISSOCK(os.stat(path).st_mode):
+                    if _bound(path):  # unlinking it cut a running sidecar off from its workers
+                        raise OSError(errno.EADDRINUSE, f"{path} (server.forward.unix) is bound by another running "
+                                                        "process, e.g. a sidecar of the same config; stop that one "
+                                                        "or give this one a socket path of its own")
                     os.unlink(path)  # a stale socket from a previous run
             except FileNotFoundError:
                 pass
@@ -95,7 +100,11 @@ class ForwardReceiver:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.settings.receive_buffer_bytes)
-            sock.bind((host, int(port)))
+            try:
+                sock.bind((host, int(port)))
+            except OSError as err:
+                sock.close()
+                raise OSError(err.errno, f"{self.settings.udp} (server.forward.udp): {err.strerror or err}") from err
             if not _is_loopback(host):
                 log.warning("server.forward.udp listens on %s: the datagrams carry no token, so anyone who can reach "
                             "this address can write events for every model; keep it on 127.0.0.1 or ::1, or use "
@@ -244,3 +253,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _bound(path: str) -> bool:
+    """Whether a process is bound to the datagram socket at ``path`` (a stale file left by a run
+    that died refuses the connection)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()

@@ -237,7 +237,10 @@ def _drain_and_checkpoint(app: "web.Application") -> None:
                 mon.evaluate_rules(now)
         except Exception:  # noqa: BLE001 - shut down the others anyway
             log.exception("draining %s failed", mon.model)
-    if checkpointer is not None and sidecar.ready:
+    if checkpointer is not None and sidecar.bind_failed:
+        log.warning("no final checkpoint: the sidecar's port could not be bound, so it served nothing "
+                    "(the previous checkpoints stay as they were)")
+    elif checkpointer is not None and sidecar.ready:
         saved = checkpointer.save_all(final=True)
         # said in the log: after a rollout, `kubectl logs --previous` is the only place that tells
         # whether the final checkpoint came before the pod's SIGKILL (nothing said so before)
@@ -350,6 +353,7 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
             try:
                 await site.start()
             except OSError as err:
+                sidecar.bind_failed = not sites
                 # name the listener: the proxy's own port failing was reported as the sidecar's
                 setting = "server.port, --port" if not sites else "server.proxy.port, --proxy-port"
                 raise OSError(err.errno, f"{host}:{port} ({setting}): {err.strerror or err}") from err

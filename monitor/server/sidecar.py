@@ -163,6 +163,10 @@ class Sidecar:
         self.in_flight = 0
         #: ``time.monotonic()`` by which shutdown should be over (set on SIGTERM by ``monitor serve``)
         self.shutdown_deadline: float | None = None
+        #: the sidecar's own port could not be bound (``monitor serve``): nothing was served, so
+        #: shutdown writes no checkpoint over the files of whatever holds that port (a second
+        #: instance of the same config would overwrite the running one's with its stale restore)
+        self.bind_failed = False
         self.load_error: str | None = None
         self.started = time.time()
         self.checkpoint_paths = checkpoint_paths(agent)
