@@ -354,8 +354,13 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
 
     ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), {"path", "interval"})
     ck_path = ck_raw.get("path")
+    if ck_path is not None:
+        # a trailing "/" says "a folder" (checkpoint.model_path: <model>.ckpt inside it) even before
+        # it exists; joining with base_dir dropped it, so `path: state/` with several models was
+        # refused as a shared file, and with one model the checkpoint was a file named "state"
+        ck_path = str(base_dir / r.string(ck_path, k("checkpoint.path"))) + ("/" if ck_path.endswith("/") else "")
     checkpoint = CheckpointConfig(
-        path=None if ck_path is None else str(base_dir / r.string(ck_path, k("checkpoint.path"))),
+        path=ck_path,
         interval_s=r.duration(ck_raw.get("interval", "60s"), k("checkpoint.interval")),
     )
     pr_raw = r.mapping(raw.get("probing"), k("probing"), {"client_id_salt", "raw_client_ids"})

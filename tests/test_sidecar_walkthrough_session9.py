@@ -205,3 +205,24 @@ def test_a_sidecar_that_cannot_bind_its_port_writes_no_checkpoint_over_the_runni
         assert ckpt.read_bytes() == before
     finally:
         sc.close()
+
+
+def test_a_checkpoint_path_ending_with_a_slash_is_a_folder_before_it_exists(tmp_path) -> None:
+    """README: "with several models put {model} in it or name a folder"; ``checkpoint.path:
+    state/`` was refused by ``config check`` and ``serve`` ("models 'iris' and 'iris-v2' would
+    share the checkpoint state. Fix: ... point it at a folder") because resolving it against the
+    config's folder dropped the slash; with one model the checkpoint became a file named state."""
+    models = [{**IRIS, "model": "iris"}, {**IRIS, "model": "iris-v2"}]
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({"models": models, "checkpoint": {"path": "state/", "interval": "1h"}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 0 and "SUCCESS" in res.output, res.output
+    sc = start_sidecar({"models": models, "checkpoint": {"path": "state/", "interval": "1h"}}, tmp_path, factory=quiet_factory())
+    try:
+        for model in ("iris", "iris-v2"):
+            r = http("POST", sc.url + f"/v1/events?model={model}", {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]})
+            assert r.status == 202
+        sc.flush()
+    finally:
+        sc.close()  # the final checkpoints
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["iris-v2.ckpt", "iris.ckpt"]
