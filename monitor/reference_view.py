@@ -25,15 +25,15 @@ def detector_reference(reference: "Reference | None", output: "OutputSpec") -> "
 
 
 def _named(reference: "Reference | None", classes: tuple[str, ...]) -> "Reference | None":
-    """The reference the detectors calibrate on: given the config's ``output.classes`` when its
-    labels are class names and it names no classes itself (``Reference.from_arrays(X, scores=p,
-    labels=y)`` with ``y`` of names), so that they map to score columns. Only then: the monitor
-    keeps (and checkpoints) the reference as given, and a reference that names its classes or
-    labels its rows by index is passed on as it is."""
-    labels = None if reference is None else reference.labels
-    if reference is None or labels is None or reference.classes or not classes:
-        return reference
-    if getattr(labels, "dtype", None) is None or labels.dtype.kind not in "OUS":
+    """The reference the detectors calibrate on: given the config's ``output.classes`` when it
+    names no classes itself, so that labels given as class names (``Reference.from_arrays(X,
+    scores=p, labels=y)`` with ``y`` of names) map to score columns, and so that the detectors'
+    per-class series (``monitor_label_shift_weight``, ``monitor_output_top_class_share_ratio``)
+    name each column as ``monitor_predicted_class_total`` does: with labels given by index or
+    none at all they said ``class="1"`` where the predicted-class counter said ``class="b"``.
+    Labels by index still read as indices (names are tried first, as live labels are, and only
+    when every label is one). The monitor keeps (and checkpoints) the reference as given."""
+    if reference is None or reference.classes or not classes:
         return reference
     import dataclasses
 

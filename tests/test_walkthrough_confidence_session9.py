@@ -219,3 +219,26 @@ def test_get_monitor_refuses_arguments_it_would_ignore() -> None:
         assert second is not first and second.reference is ref  # a closed one is replaced, with the arguments
     finally:
         second.close()
+
+
+def test_per_class_series_name_classes_as_the_config_does() -> None:
+    """``output.classes: [a, b, c]`` with a reference labelled by index (``labels=y`` of 0..2):
+    ``monitor_predicted_class_total`` said ``class="b"`` while ``monitor_label_shift_weight`` and
+    ``monitor_output_top_class_share_ratio`` said ``class="1"`` for the same column, so
+    ModelOutputCollapse named a class no other panel shows."""
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([1, 1, 1], 400)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    mon = _monitor({"output": {"classes": ["a", "b", "c"]}}, reference=_reference(p, y))
+    live = rng.dirichlet([1, 1, 1], 400)
+    mon.observe(rng.normal(size=(400, 3)), live, timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    top = "abc"[int(np.bincount(live.argmax(axis=1), minlength=3).argmax())]
+    assert sample(text, "monitor_predicted_class_total", **{"class": top}) is not None
+    assert sample(text, "monitor_output_top_class_share_ratio", **{"class": top}) is not None
+    for name in "abc":
+        assert sample(text, "monitor_label_shift_weight", **{"class": name}) is not None
+    assert sample(text, "monitor_label_shift_weight", **{"class": "1"}) is None
+    assert sample(text, "monitor_reference_accuracy_ratio") == pytest.approx((p.argmax(axis=1) == y).mean())
+    mon.close()
