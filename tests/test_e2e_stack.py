@@ -110,7 +110,7 @@ def _sidecar_config(world, others: UncertaintyModels) -> dict:
             "features": [{"name": n, "kind": "numeric"} for n in world.names],
             "output": {"kind": "probabilities", "classes": list(world.classes)},
             "detectors": [{"kind": "confidence"}, {"kind": "calibration"},
-                          {"kind": "segments", "reliability_bins": True, "temperature_rows": 8192}],
+                          {"kind": "segments", "histograms": True, "reliability_bins": True, "temperature_rows": 8192}],
         }, *others.sidecar_models()],
     }
 

@@ -118,3 +118,77 @@ def test_segment_temperature_absent_below_minimum_and_when_not_asked() -> None:
     assert other.value(names.SEGMENT_TEMPERATURE, ("a",)) is None
     with pytest.raises(ValueError, match="temperature_rows"):
         SegmentDetector(temperature_rows=-1)
+
+
+def test_segment_histograms_add_up_to_the_whole_windows() -> None:
+    """Per-segment histograms of max probability, margin and entropy: each segment's buckets are
+    its rows', and together they are the confidence detector's histograms of the same rows; rows
+    not yet exported survive a checkpoint."""
+    from monitor.batch import Batch
+    from monitor.detectors.confidence import ConfidenceDetector
+
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(900, 4)) * 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    seg = np.array(["a", "b", "c"] * 300, dtype=object)
+    seg[:50] = None  # rows without a segment: "unset"
+    batch = Batch.from_arrays(np.zeros((900, 1)), probs, ts=np.arange(900.0), segment=seg)
+    det = SegmentDetector(window_s=1e6, histograms=True)
+    whole = ConfidenceDetector(flush_s=0)  # histograms written at every export
+    det.update(batch)
+    whole.update(batch)
+    mine, theirs = MetricStore("m"), MetricStore("m")
+    det.export(mine)
+    whole.export(theirs)
+
+    def buckets(store: MetricStore, name: str, segment: str | None = None) -> dict[str, float]:
+        return {labels["le"]: v for n, labels, v in store.samples()
+                if n == name + "_bucket" and (segment is None or labels.get("segment") == segment)}
+
+    conf = probs.max(axis=1)
+    seg_names = np.array(["unset" if s is None else s for s in seg])
+    for s in ("a", "b", "c", "unset"):
+        got = buckets(mine, names.SEGMENT_CONFIDENCE_HISTOGRAM, s)
+        assert got["0.9"] == np.sum(conf[seg_names == s] <= 0.9) and got["+Inf"] == np.sum(seg_names == s)
+        total = [v for n, labels, v in mine.samples() if n == names.SEGMENT_CONFIDENCE_HISTOGRAM + "_sum" and labels["segment"] == s]
+        assert total == [pytest.approx(conf[seg_names == s].sum())]
+    for mine_name, whole_name in ((names.SEGMENT_CONFIDENCE_HISTOGRAM, names.CONFIDENCE),
+                                  (names.SEGMENT_MARGIN_HISTOGRAM, names.MARGIN),
+                                  (names.SEGMENT_ENTROPY_HISTOGRAM, names.ENTROPY)):
+        per_segment = [buckets(mine, mine_name, s) for s in ("a", "b", "c", "unset")]
+        summed = {le: sum(b[le] for b in per_segment) for le in per_segment[0]}
+        assert summed == buckets(theirs, whole_name) and summed["+Inf"] == 900
+    # observations made after the last export are in the checkpoint
+    det.update(batch)
+    clone = create("segments", params={"window_s": 1e6, "histograms": True})
+    clone.load_state_dict(det.state_dict())
+    later = MetricStore("m")
+    clone.export(later)
+    assert buckets(later, names.SEGMENT_CONFIDENCE_HISTOGRAM, "a")["+Inf"] == np.sum(seg_names == "a") == 283
+    plain = SegmentDetector(window_s=1e6)
+    plain.update(batch)
+    none = MetricStore("m")
+    plain.export(none)
+    assert not [n for n, _, _ in none.samples() if n.startswith(names.SEGMENT_CONFIDENCE_HISTOGRAM + "_")]
+
+
+def test_segment_options_survive_a_checkpoint_file(tmp_path) -> None:
+    """The options' state (the labelled-row ring with its segments, the unexported histogram
+    counts) goes through the checkpoint file format (no pickle) and back unchanged."""
+    from monitor import checkpoint
+    from monitor.batch import Batch
+
+    rng = np.random.default_rng(5)
+    lab = tempered_labels(rng, 400, {"a": 1.0, "b": 2.0})
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200, histograms=True, reliability_bins=True, temperature_rows=2048)
+    det.update(Batch.from_arrays(np.zeros((800, 1)), lab.scores, ts=lab.ts, segment=lab.segment))
+    det.update_labels(lab)
+    checkpoint.save(tmp_path / "s.ckpt", {"segments": det.state_dict()}, model="m", state_version=1)
+    state, _ = checkpoint.load(tmp_path / "s.ckpt", model="m")
+    clone = SegmentDetector(window_s=1e6, min_labels_calibration=200, histograms=True, reliability_bins=True, temperature_rows=2048)
+    clone.load_state_dict(state["segments"])
+    a, b = MetricStore("m"), MetricStore("m")
+    det.export(a)
+    clone.export(b)
+    assert a.samples() == b.samples()
+    assert b.value(names.SEGMENT_TEMPERATURE, ("b",)) is not None

@@ -74,6 +74,9 @@ SEGMENT_ENTROPY = "monitor_segment_entropy_mean_ratio"
 SEGMENT_ESTIMATED_ACCURACY = "monitor_segment_estimated_accuracy_ratio"
 SEGMENT_MAX_CALIBRATION_ERROR = "monitor_segment_max_calibration_error_ratio"
 SEGMENT_TEMPERATURE = "monitor_segment_recalibration_temperature"
+SEGMENT_CONFIDENCE_HISTOGRAM = "monitor_segment_confidence_ratio"
+SEGMENT_MARGIN_HISTOGRAM = "monitor_segment_confidence_margin_ratio"
+SEGMENT_ENTROPY_HISTOGRAM = "monitor_segment_prediction_entropy_ratio"
 SEGMENT_RELIABILITY_CONFIDENCE = "monitor_segment_reliability_confidence_ratio"
 SEGMENT_RELIABILITY_ACCURACY = "monitor_segment_reliability_accuracy_ratio"
 SEGMENT_RELIABILITY_COUNT = "monitor_segment_reliability_labels"
@@ -233,6 +236,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_MAX_CALIBRATION_ERROR, GAUGE,
                "Largest gap between confidence and accuracy in one of the 15 equal-width bins holding enough labels, per segment (MCE).",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_CONFIDENCE_HISTOGRAM, HISTOGRAM,
+               "Max class probability of each predicted row, per segment (segments detector with histograms: true).",
+               labels=("segment",), buckets=CONFIDENCE_BUCKETS, concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_MARGIN_HISTOGRAM, HISTOGRAM,
+               "Top-1 minus top-2 probability of each row, per segment (segments detector with histograms: true).",
+               labels=("segment",), buckets=CONFIDENCE_BUCKETS, concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ENTROPY_HISTOGRAM, HISTOGRAM,
+               "Normalised entropy of each row's probabilities, per segment (segments detector with histograms: true).",
+               labels=("segment",), buckets=ENTROPY_BUCKETS, concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_TEMPERATURE, GAUGE,
                "Temperature that would recalibrate the segment's labelled predictions (NLL fit; segments detector with temperature_rows).",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),

@@ -15,8 +15,8 @@ UID = "monitor-confidence"
 _SEGMENT = 'segment=~"$segment"'
 
 
-def _dist(name: str) -> str:
-    return f"sum by (le) ({increase(name, suffix='_bucket')})"
+def _dist(name: str, *matchers: str) -> str:
+    return f"sum by (le) ({increase(name, *matchers, suffix='_bucket')})"
 
 
 def _by_model(name: str, *matchers: str) -> str:
@@ -132,6 +132,10 @@ def build() -> Dashboard:
                          "{{estimator}} {{model}} {{segment}}"),
                    metrics=("monitor_segment_calibration_error_ratio",), threshold=0.1, minimum=0,
                    note="The dashed line is the whole-window ModelCalibrationErrorHigh bound, for scale."),
+        heatmap("Confidence of the selected segments over time", _dist("monitor_segment_confidence_ratio", _SEGMENT),
+                metrics=("monitor_segment_confidence_ratio",),
+                note="As 'Confidence over time', for the segments chosen above; exported when the segments detector "
+                     "has histograms: true."),
         timeseries("Recalibration temperature by segment",
                    Query(f"max by (model, segment) ({selector('monitor_segment_recalibration_temperature', _SEGMENT)})",
                          "{{model}} {{segment}}"),

@@ -6,9 +6,10 @@ and normalised entropy, the abstain rate and the positive-prediction rate, with 
 reference the accuracy estimated without labels (the CBPE and ATC estimators of the
 accuracy-estimation detector, applied to the segment's rows), and with labels the accuracy and the
 over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE, its
-debiased L2 counterpart on the same bins, and the MCE); on request (``reliability_bins: true``)
-the reliability diagram's bins and (``temperature_rows: N``) the recalibrating temperature, which
-multiply the series by the segments and keep the last N labelled rows. A model that returns labels only
+debiased L2 counterpart on the same bins, and the MCE); on request the histograms of max
+probability, margin and entropy (``histograms: true``), the reliability diagram's bins
+(``reliability_bins: true``) and the recalibrating temperature (``temperature_rows: N``), which
+multiply their series by the segments (and the last keeps the last N labelled rows). A model that returns labels only
 (``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
 and, with labels, the accuracy per segment, and their gaps. The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
@@ -64,6 +65,11 @@ _LAB, _CORRECT, _LCONF, _LBRIER, _LLOSS = 0, 1, 2, 3, 4
 _BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
 _L_FIELDS = 5 + 3 * cal.ECE_BINS
 _ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
+#: per-segment histograms (``histograms: true``): metric, buckets, and the output feature binned
+_HISTOGRAMS = ((names.SEGMENT_CONFIDENCE_HISTOGRAM, names.CONFIDENCE_BUCKETS, "conf"),
+               (names.SEGMENT_MARGIN_HISTOGRAM, names.CONFIDENCE_BUCKETS, "margin"),
+               (names.SEGMENT_ENTROPY_HISTOGRAM, names.ENTROPY_BUCKETS, "entropy"))
+_HISTOGRAM_BOUNDS = tuple(np.asarray(b, dtype=np.float64) for _, b, _ in _HISTOGRAMS)
 # more prediction-window fields, in a window of their own with its own row count: a state saved
 # without them loads, and these figures are absent until that window holds enough rows again
 _X_ROWS, _MARGIN, _ENTROPY, _CBPE, _ATC, _X_FIELDS = 0, 1, 2, 3, 4, 5
@@ -149,6 +155,9 @@ class SegmentDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+    histograms
+        Also export the histograms of max probability, margin and normalised entropy per segment
+        (as the confidence detector's, with a ``segment`` label: about 50 series per segment).
     reliability_bins
         Also export each segment's reliability diagram (15 bins: count, mean confidence, accuracy;
         a bin's confidence and accuracy from 10 labels), for segments holding
@@ -178,6 +187,7 @@ class SegmentDetector(RefreshingDetector):
         min_labels: int = 50,
         min_labels_calibration: int = 200,
         refresh: float = 0.05,
+        histograms: bool = False,
         reliability_bins: bool = False,
         temperature_rows: int = 0,
     ) -> None:
@@ -192,6 +202,7 @@ class SegmentDetector(RefreshingDetector):
         self.min_labels = int(min_labels)
         self.min_labels_calibration = int(min_labels_calibration)
         self.refresh = float(refresh)
+        self.histograms = bool(histograms)
         self.reliability_bins = bool(reliability_bins)
         if temperature_rows < 0:
             raise ValueError(f"segments: temperature_rows must be 0 (no temperature) or more, got {temperature_rows}")
@@ -232,6 +243,9 @@ class SegmentDetector(RefreshingDetector):
         self._scored = False
         self._refresh = Refresh(self.refresh)
         self._recent = RecentLabelled(self.temperature_rows)
+        # per histogram, segment and bucket: counts and the values' sum since the last export
+        self._hist_counts = [np.zeros((s, len(b) + 1)) for b in _HISTOGRAM_BOUNDS] if self.histograms else []
+        self._hist_sums = np.zeros((len(_HISTOGRAMS), s)) if self.histograms else np.zeros((0, s))
 
     @property
     def _s(self) -> int:
@@ -315,6 +329,27 @@ class SegmentDetector(RefreshingDetector):
         if est is not None:
             extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
         accumulate(self._extra, batch.ts, extra, span)
+        if self.histograms:
+            self._bin(seg, feats)
+
+    def _bin(self, seg: np.ndarray, feats: Any) -> None:
+        s = self._s
+        for j, (_, _, field) in enumerate(_HISTOGRAMS):
+            values = getattr(feats, field)
+            counts = self._hist_counts[j]
+            nb = counts.shape[1]
+            idx = np.searchsorted(_HISTOGRAM_BOUNDS[j], values, side="left")  # first bound >= value: "le" buckets
+            counts += np.bincount(seg * nb + idx, minlength=s * nb).reshape(s, nb)
+            self._hist_sums[j] += np.bincount(seg, weights=values, minlength=s)
+
+    def _flush_histograms(self, out: "MetricWriter") -> None:
+        segs = self.segment_names
+        for j, (name, _, _) in enumerate(_HISTOGRAMS):
+            counts = self._hist_counts[j]
+            for i in np.flatnonzero(counts.sum(axis=1)).tolist():
+                out.observe_buckets(name, counts[i], float(self._hist_sums[j, i]), (segs[i],))
+            counts[:] = 0.0
+        self._hist_sums[:] = 0.0
 
     def _update_hard(self, batch: "Batch") -> None:
         """Rows of a model that returns labels only: per segment the row count and the positive rate."""
@@ -415,6 +450,8 @@ class SegmentDetector(RefreshingDetector):
         if self._overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
             self._overflow = 0
+        if self.histograms:
+            self._flush_histograms(out)
         self._fold_labels()
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
@@ -513,6 +550,7 @@ class SegmentDetector(RefreshingDetector):
         self._fold_labels()
         return {
             **(self._recent.state_dict(with_group=True) if self.temperature_rows else {}),
+            **({"hist_counts": [c.copy() for c in self._hist_counts], "hist_sums": self._hist_sums.copy()} if self.histograms else {}),
             "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra}),
             "names": list(self._names),
             "none_slot": self._index.get(None, -1),
@@ -532,6 +570,12 @@ class SegmentDetector(RefreshingDetector):
         self._overflow = int(state.get("overflow", 0))
         if self.temperature_rows and "ring_ts" in state:  # saved without a ring: temperatures refill
             self._recent.load_state_dict(state, "segments")
+        if self.histograms and "hist_counts" in state:  # observations not yet exported when it was saved
+            counts = [np.asarray(c, dtype=np.float64) for c in state["hist_counts"]]
+            if [c.shape for c in counts] != [c.shape for c in self._hist_counts]:
+                raise ValueError("segments state was saved with another segment_cap")
+            self._hist_counts = [c.copy() for c in counts]
+            self._hist_sums = np.asarray(state["hist_sums"], dtype=np.float64).copy()
         pos = state.get("positive_seen")
         self._positive_seen = None if pos is None else int(pos)
         # saved before labels-only models were handled: every model then had confidence sums
