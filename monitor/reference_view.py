@@ -69,9 +69,14 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     outputs ``(n, samples, k)``: they are decoded as live outputs are (softmax / sigmoid, the
     members' mean), instead of logits being read as probabilities (ATC at 0, a reference
     accuracy of the wrong column) or members refused. Scores that already are probabilities
-    (every row in [0, 1] summing to one, or one column in [0, 1]) are kept as given."""
+    (every row in [0, 1] summing to one, or one column in [0, 1]) are kept as given.
+
+    A regression reference of ``(value, lower, upper)`` or quantile outputs ``(n, q)`` becomes
+    its predictions ``(n,)``, as live outputs do: read as ``(n, k)`` it was profiled as class
+    probabilities, and the output drift detector, which then looked for predicted classes in a
+    regression model's rows, never saw one (its window stayed empty, no drift ever found)."""
     scores = None if reference is None else reference.scores
-    if scores is None or not output.is_classifier or output.kind == "labels":
+    if scores is None or output.kind == "labels":
         return reference
     import dataclasses
 
@@ -80,7 +85,10 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     from monitor.outputs import ClassIndex, are_probabilities, decode_outputs
 
     x = np.asarray(scores, dtype=np.float64)
-    if output.samples_axis:
+    if not output.is_classifier:
+        if x.ndim != 2 or x.shape[1] < 2 or x.size == 0:
+            return reference
+    elif output.samples_axis:
         if x.ndim != 3:
             return reference
     elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
@@ -88,4 +96,6 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     elif are_probabilities(x):
         return reference
     decoded = decode_outputs(x, output, ClassIndex(output.classes))
+    if decoded.scores is None:  # a shape live outputs would not have either: left to the detectors' own errors
+        return reference
     return dataclasses.replace(reference, scores=decoded.scores)

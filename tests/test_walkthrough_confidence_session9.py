@@ -242,3 +242,51 @@ def test_per_class_series_name_classes_as_the_config_does() -> None:
     assert sample(text, "monitor_label_shift_weight", **{"class": "1"}) is None
     assert sample(text, "monitor_reference_accuracy_ratio") == pytest.approx((p.argmax(axis=1) == y).mean())
     mon.close()
+
+
+@pytest.mark.parametrize("layout", ["quantiles", "interval"])
+def test_output_drift_of_a_regression_model_with_intervals_sees_its_predictions(layout: str) -> None:
+    """A regression model returning quantiles ``(n, q)`` or ``(value, lower, upper)`` with a
+    reference of the same outputs: the reference was profiled as class probabilities, and the
+    output drift detector looked for predicted classes in its rows: window empty, predictions
+    doubled in scale never flagged. The reference's predictions are profiled as live ones are."""
+    from monitor import Reference
+
+    rng = np.random.default_rng(0)
+
+    def outputs(v: np.ndarray) -> np.ndarray:
+        return np.column_stack([v - 1, v, v + 1]) if layout == "quantiles" else np.column_stack([v, v - 1, v + 1])
+
+    x = rng.normal(size=(2000, 3))
+    ref = Reference.from_arrays(x, numeric_names=["a", "b", "c"], scores=outputs(x.sum(axis=1)))
+    output = {"kind": "regression", **({"quantiles": [0.1, 0.5, 0.9]} if layout == "quantiles" else {})}
+    mon = _monitor({"output": output, "detectors": ["output_drift"]}, reference=ref)
+    live = rng.normal(size=(3000, 3))
+    mon.observe(live, outputs(2 * live.sum(axis=1)), timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    assert sample(text, "monitor_drift_window_rows", detector="output_drift") == 3000
+    assert sample(text, "monitor_drift_detected", detector="output_drift") == 1
+    mon.close()
+
+
+def test_reference_build_of_regression_quantiles_warns_of_nothing(tmp_path: "object") -> None:
+    """``monitor reference build`` of a regression reference with quantile columns and a target
+    checked its labels as class indices of "class probabilities" and printed a warning that
+    names no real problem (the labels are targets, the columns quantiles)."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    v = np.round(100 + 10 * x.sum(axis=1))
+    data = Path(str(tmp_path)) / "reg.csv"
+    rows = ["a,b,q05,q50,q95,target"] + [f"{a},{b},{m - 15},{m},{m + 15},{m + rng.integers(-9, 9)}" for (a, b), m in zip(x, v)]
+    data.write_text("\n".join(rows) + "\n")
+    res = CliRunner().invoke(main, ["reference", "build", str(data), "-o", str(Path(str(tmp_path)) / "ref.npz"), "--quiet",
+                                    "--output-columns", "q05,q50,q95", "--label-column", "target"])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.output, res.output

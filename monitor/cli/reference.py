@@ -73,7 +73,10 @@ def _label_problem(prof: object) -> str | None:
     if sample is None or sample.labels is None or scores is None or getattr(scores, "ndim", 0) != 2 or scores.shape[1] < 2:
         return None
     from monitor.detectors._common import reference_probabilities
+    from monitor.outputs import are_probabilities
 
+    if not are_probabilities(scores):
+        return None  # regression quantiles or intervals, or logits (decoded per the config): no class probabilities to check
     try:
         reference_probabilities(prof.to_reference(), "reference build")  # type: ignore[attr-defined]
     except ValueError as err:
