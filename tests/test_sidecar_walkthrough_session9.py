@@ -226,3 +226,47 @@ def test_a_checkpoint_path_ending_with_a_slash_is_a_folder_before_it_exists(tmp_
     finally:
         sc.close()  # the final checkpoints
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["iris-v2.ckpt", "iris.ckpt"]
+
+
+def test_sigterm_answers_an_upload_in_flight_and_a_keep_alive_request_instead_of_hanging_them(tmp_path) -> None:
+    """README: on SIGTERM "requests on open keep-alive connections are answered 503" and
+    "requests in flight ... are waited for". ``pre_shutdown()`` of aiohttp's server, called at the
+    signal, marked every connection closing, and a closing connection drops what it receives: a
+    request whose body was still arriving never finished (waited for until the deadline, then cut
+    without an answer), and a request on an idle keep-alive connection met a closed connection.
+    Both are now answered (503 ``shutting_down`` with Retry-After, ``Connection: close``)."""
+    import http.client as httplib
+    import os
+    import signal
+    import socket
+
+    from tests.test_server_lifecycle import ServeProcess
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "checkpoint": {"path": "state/iris.ckpt"},
+                                   "server": {"port": 0, "shutdown_timeout": "4s"}}))
+    serve = ServeProcess(cfg)
+    host, port = serve.url[len("http://"):].rsplit(":", 1)
+    event = json.dumps({"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}).encode()
+    keep_alive = httplib.HTTPConnection(host, int(port), timeout=30)
+    keep_alive.request("POST", "/v1/events", event, {"Content-Type": "application/json"})
+    first = keep_alive.getresponse()
+    assert first.status == 202 and first.read()
+    upload = socket.create_connection((host, int(port)), timeout=30)
+    upload.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                   + str(len(event)).encode() + b"\r\n\r\n" + event[:5])
+    os.kill(serve.proc.pid, signal.SIGTERM)
+    assert wait_until(lambda: "stopping intake" in (tmp_path / "serve.log").read_text(), 30)
+    keep_alive.request("POST", "/v1/events", event, {"Content-Type": "application/json"})
+    second = keep_alive.getresponse()
+    assert (second.status, second.getheader("Retry-After")) == (503, "1")
+    assert json.loads(second.read())["reason"] == "shutting_down"
+    upload.sendall(event[5:])
+    answer = b""
+    while chunk := upload.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"shutting_down" in answer, answer
+    assert serve.proc.wait(60) == 0
+    serve.log.close()
+    log = (tmp_path / "serve.log").read_text()
+    assert "cutting" not in log and "final checkpoint: iris written" in log, log

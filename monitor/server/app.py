@@ -102,13 +102,18 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
             request.app[K.READ_AUTH].check(request)
         response = await handler(request)
         status = response.status
+        if not sidecar.accepting:
+            response.force_close()  # shutting down: this connection takes no further request
         return response
     except IntakeError as err:
         status = err.status
         endpoint = endpoint_of(name) or name
         if err.events:
             sidecar.count_refused(endpoint, err.reason, err.events)
-        return error_response(err)
+        response = error_response(err)
+        if not sidecar.accepting:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         status = exc.status
         if name == "unmatched" and status in (404, 405):

@@ -281,7 +281,7 @@ async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner
     listener closes its connections, aiohttp's cleanup cancels its handlers after
     :data:`_CUT_S`); their clients see the connection close, and each is counted with code 499
     in ``monitor_http_request_duration_seconds`` (the log says how many). Keep-alive connections
-    are closed once their current request is answered."""
+    are closed once their current request is answered (the middleware's ``Connection: close``)."""
     from monitor.server.dataplane import DataPlaneSite
     from monitor.server.leanproxy import LeanProxySite
 
@@ -292,9 +292,12 @@ async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner
             site.stop_listening()
         else:
             await site.stop()  # an aiohttp TCPSite: closes its listening socket, waits for nothing
-    for runner in runners:
-        if runner.server is not None:
-            runner.server.pre_shutdown()  # keep-alive connections close after their current request
+    # No ``pre_shutdown()`` of aiohttp's servers here: it marks every connection closing, and a
+    # closing connection drops the bytes it receives, so a request whose body was still arriving
+    # could never finish (it was waited for until the deadline, then cut), and a new request on an
+    # idle keep-alive connection met a closed connection instead of the 503 that tells a client to
+    # retry elsewhere. The middleware answers with ``Connection: close`` once intake is closed;
+    # aiohttp's cleanup closes what is left after this wait.
     await asyncio.sleep(0)  # requests accepted just before get their handlers started
 
     def in_flight() -> int:
