@@ -270,3 +270,37 @@ def test_sigterm_answers_an_upload_in_flight_and_a_keep_alive_request_instead_of
     serve.log.close()
     log = (tmp_path / "serve.log").read_text()
     assert "cutting" not in log and "final checkpoint: iris written" in log, log
+
+
+def test_structured_cloudevents_name_the_data_attribute_and_read_data_base64(tmp_path) -> None:
+    """Structured mode (``application/cloudevents+json``): a payload under ``data_base64`` (the
+    spec's form for data that is not JSON text) was refused as "body: must be a JSON object, got
+    NoneType", a payload sent as a JSON string as "body: ... got str" (the body was an object),
+    and a batch (``application/cloudevents-batch+json``) as "ce-specversion is required: this is
+    not a CloudEvent". Each now names the attribute and the fix; data_base64 is read."""
+    import base64
+
+    sc = start_sidecar(IRIS, tmp_path, factory=quiet_factory())
+    try:
+        def post(envelope: object, ctype: str = "application/cloudevents+json"):
+            return http("POST", sc.url + "/v1/cloudevents", json.dumps(envelope), {"Content-Type": ctype})
+
+        head = {"specversion": "1.0", "source": "test", "id": "s1"}
+        r = post({**head, "type": "org.kubeflow.serving.inference.request", "data": {"instances": [[1, 2, 3, 4]]}})
+        assert r.status == 202 and r.json()["status"] == "pending"
+        encoded = base64.b64encode(json.dumps({"predictions": [[0.9, 0.05, 0.05]]}).encode()).decode()
+        r = post({**head, "type": "org.kubeflow.serving.inference.response", "data_base64": encoded})
+        assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        sc.flush()
+        assert sample(sc.metrics(), "monitor_predictions_total", model="iris") == 1
+
+        response = {**head, "id": "s2", "type": "org.kubeflow.serving.inference.response"}
+        for envelope, field in (({**response, "data": json.dumps({"predictions": [[1, 0, 0]]})}, "data"),
+                                (response, "data"), ({**response, "data_base64": "not base64!"}, "data_base64")):
+            r = post(envelope)
+            assert r.status == 400 and r.json()["field"] == field, r.body
+        r = post([response], "application/cloudevents-batch+json")
+        assert r.status == 400 and (r.json()["field"], r.json()["reason"]) == ("Content-Type", "unsupported_payload")
+        assert "send each event on its own" in r.json()["error"]
+    finally:
+        sc.close()

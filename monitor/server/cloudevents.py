@@ -23,6 +23,7 @@ accepted too.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections import OrderedDict
@@ -144,6 +145,10 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
     """Validate a CloudEvent (binary mode: ``ce-*`` attributes; structured mode: a JSON envelope)."""
     attrs = dict(headers_attrs)
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/cloudevents-batch+json":
+        raise IntakeError(400, "Content-Type", "batched CloudEvents are not read; send each event on its own, in binary "
+                                               "mode (ce-* headers) or structured mode (application/cloudevents+json)",
+                          "unsupported_payload")
     if ctype == "application/cloudevents+json":
         try:
             env = json.loads(body)
@@ -152,6 +157,19 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
         if not isinstance(env, dict):
             raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json")
         data = env.get("data")
+        if data is None and env.get("data_base64") is not None:
+            # the spec's form for data that is not JSON text: here it must still hold a JSON payload
+            try:
+                body = base64.b64decode(str(env["data_base64"]), validate=True)
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                raise IntakeError(400, "data_base64", "must be the base64 of a JSON inference payload", "bad_json") from None
+        if data is None:
+            raise IntakeError(400, "data", "is required: the inference request or response (or data_base64)", "missing_data")
+        if not isinstance(data, dict):
+            # a payload sent as a JSON string ("data": "{...}") was refused as "body: must be a JSON object"
+            raise IntakeError(400, "data", f"must be the inference payload as a JSON object, got {type(data).__name__}; "
+                                           "put the object itself under data, not its text", "not_an_object")
         attrs = {k: str(v) for k, v in env.items() if k not in ("data", "data_base64") and isinstance(v, (str, int, float))}
         prefix = ""
     else:
