@@ -7,6 +7,7 @@ serves more than one). See ``examples/monitor.yaml`` for a commented example of 
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -220,6 +221,30 @@ class _Reader:
         return parse_duration(value, key, self.source)
 
 
+def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any) -> Any:
+    """A detector parameter's config value, checked against the type of its default: a number
+    where the default is one (a duration such as ``1h`` for the ``..._s`` ones, as ``window:``
+    takes; a number written as text, e.g. YAML's ``1e6``, as that number), true or false where
+    it is a flag. Others (names, lists, None defaults) are the detector's to check."""
+    if value is None or default is inspect.Parameter.empty or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise r.error(key, f"must be true or false, got {value!r}", "write true or false")
+        return value
+    if not isinstance(default, (int, float)) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        if name.endswith("_s"):
+            return r.duration(value, key)
+        try:
+            return float(value) if isinstance(default, float) or not value.strip().lstrip("+-").isdigit() else int(value)
+        except ValueError:
+            pass
+    fix = "write a number of seconds or a duration such as 30s, 5m or 1h" if name.endswith("_s") else f"write a number, e.g. {default}"
+    raise r.error(key, f"must be a number, got {value!r}", fix)
+
+
 _MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "detectors",
                "rules", "checkpoint", "probing", "seed"}
 _TOP_KEYS = _MODEL_KEYS | {"models", "server"}
@@ -302,7 +327,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     if det_raw is not None:
         if not isinstance(det_raw, list):
             raise r.error(k("detectors"), "must be a list of {kind: ..., <params>}", "write - kind: confidence")
-        from monitor.detectors.registry import KINDS, parameter_names
+        from monitor.detectors.registry import KINDS, parameter_defaults
 
         dets = []
         for i, d in enumerate(det_raw):
@@ -317,12 +342,14 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                 raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
                               f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")
             params = {key: v for key, v in d.items() if key != "kind"}
-            known = parameter_names(dkind)
+            defaults = parameter_defaults(dkind)
+            known = tuple(defaults)
             for name in params:
                 if name not in known:
                     close = difflib.get_close_matches(str(name), known, n=1)
                     raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
                                   f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
+                params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
             dets.append(DetectorConfig(dkind, params))
         detectors = tuple(dets)
 

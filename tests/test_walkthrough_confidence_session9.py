@@ -290,3 +290,29 @@ def test_reference_build_of_regression_quantiles_warns_of_nothing(tmp_path: "obj
                                     "--output-columns", "q05,q50,q95", "--label-column", "target"])
     assert res.exit_code == 0, res.output
     assert "warning" not in res.output, res.output
+
+
+@pytest.mark.parametrize(("params", "key", "fix"), [
+    ({"kind": "calibration", "min_labels": "many"}, "detectors[0].min_labels", "write a number, e.g. 100"),
+    ({"kind": "confidence", "abstain_threshold": [0.7]}, "detectors[0].abstain_threshold", "write a number, e.g. 0.5"),
+    ({"kind": "data_quality", "stuck_categorical": "yes"}, "detectors[0].stuck_categorical", "write true or false"),
+    ({"kind": "calibration", "window_s": "an hour"}, "detectors[0].window_s", "write e.g. 30s, 5m or 1h"),
+])
+def test_detector_parameters_of_the_wrong_type_name_the_key_and_the_fix(params: dict, key: str, fix: str) -> None:
+    """``min_labels: many`` failed in the detector's constructor with Python's own message
+    ("'<' not supported between instances of 'str' and 'int'"), naming neither the key nor the fix."""
+    from monitor.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"model": "m", "detectors": [params]})
+    assert key in str(err.value) and fix in str(err.value), str(err.value)
+
+
+def test_detector_durations_and_numbers_written_as_text_are_read() -> None:
+    """``window_s: 2h`` (as the top-level ``window: 2h``), YAML's ``1e6`` (text to YAML 1.1) and a
+    quoted ``"50"`` are the values they say, not constructor errors."""
+    mon = _monitor({"detectors": [{"kind": "calibration", "window_s": "2h", "min_labels": "50"},
+                                  {"kind": "confidence", "abstain_threshold": "0.7", "window_s": 600}]})
+    cal, conf = mon.detectors
+    assert (cal.window_s, cal.min_labels, conf.abstain_threshold, conf.window_s) == (7200.0, 50, 0.7, 600.0)
+    mon.close()

@@ -180,6 +180,12 @@ def constructor_parameters(cls: type) -> tuple[str, ...]:
     """The keyword parameters ``cls(reference, ...)`` takes: those of the first constructor in its
     MRO that names them (a subclass whose ``__init__`` passes ``**params`` on to its parent's
     takes the parent's), less ``self`` and ``reference``."""
+    return tuple(constructor_defaults(cls))
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """:func:`constructor_parameters` with each one's default (``inspect.Parameter.empty`` when it
+    has none): what a config value for it is checked against."""
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -187,9 +193,9 @@ def constructor_parameters(cls: type) -> tuple[str, ...]:
         params = inspect.signature(init).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             continue
-        return tuple(n for n, p in params.items()
-                     if n not in ("self", "reference") and p.kind is not inspect.Parameter.VAR_POSITIONAL)
-    return ()
+        return {n: p.default for n, p in params.items()
+                if n not in ("self", "reference") and p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    return {}
 
 
 def config_params(cls: type, context: "DetectorContext | None", params: dict[str, Any], **from_context: str) -> dict[str, Any]:
