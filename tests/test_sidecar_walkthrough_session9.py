@@ -304,3 +304,23 @@ def test_structured_cloudevents_name_the_data_attribute_and_read_data_base64(tmp
         assert "send each event on its own" in r.json()["error"]
     finally:
         sc.close()
+
+
+def test_an_event_without_its_model_on_a_multi_model_sidecar_is_told_how_to_name_it(tmp_path) -> None:
+    """"model: is required: this sidecar serves 2 models (iris, iris-v2)" named the field but not
+    how to give it (the ``?model=`` query is documented only in the code); a CloudEvent without
+    ``ce-inferenceservicename`` got the same words."""
+    sc = start_sidecar({"models": [{**IRIS, "model": "iris"}, {**IRIS, "model": "iris-v2"}]}, tmp_path,
+                       factory=quiet_factory())
+    try:
+        r = http("POST", sc.url + "/v1/events", {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]})
+        assert r.status == 400 and (r.json()["field"], r.json()["reason"]) == ("model", "missing_model")
+        assert '("model": NAME) or in the query (?model=NAME)' in r.json()["error"]
+        assert http("POST", sc.url + "/v1/events?model=iris-v2", {"inputs": [1, 2, 3, 4], "outputs": [1, 0, 0]}).status == 202
+        headers = {**_kserve("c1", "request")}
+        del headers["Ce-Inferenceservicename"]
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"instances": [[1, 2, 3, 4]]}), headers)
+        assert r.status == 400 and r.json()["field"] == "ce-inferenceservicename"
+        assert "send the InferenceService's name in ce-inferenceservicename" in r.json()["error"]
+    finally:
+        sc.close()

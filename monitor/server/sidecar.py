@@ -232,8 +232,10 @@ class Sidecar:
         if name is None:
             if len(self.monitors) == 1:
                 return next(iter(self.monitors.values()))
+            fix = ("send the InferenceService's name in ce-inferenceservicename" if field.startswith("ce-") else
+                   'name it in each event ("model": NAME) or in the query (?model=NAME)')
             raise IntakeError(400, field, f"is required: this sidecar serves {len(self.monitors)} models "
-                                          f"({', '.join(sorted(self.monitors))})", "missing_model")
+                                          f"({', '.join(sorted(self.monitors))}); {fix}", "missing_model")
         mon = self.monitors.get(name)
         if mon is None:
             raise IntakeError(404, field, f"no model named {name[:100]!r} here; served: {', '.join(sorted(self.monitors))}",
