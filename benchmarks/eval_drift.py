@@ -15,6 +15,9 @@ error -- which the detectors must tolerate. Shifted streams have a known onset (
 * ``selection``: only rows above the population median of one feature;
 * ``missing``: one feature missing, rate rising by 5 points every 100 rows;
 * ``ramp``: one feature moves by one reference sd every 1,000 rows;
+* ``decorrelate``: one feature takes its value from another random row (its distribution
+  unchanged, its relation to the other features broken: a bad join; only the multivariate
+  ``pca_drift`` can see it);
 * ``label_shift``: class proportions changed (breast_cancer: 70% malignant instead of 37%;
   digits: only digits 0-4; wine: 80% class 0).
 
@@ -155,6 +158,8 @@ def shifted_stream(d: Data, kind: str, feat: int, rng: np.random.Generator) -> n
             post[rng.random(n) < np.minimum(1.0, t * 0.0005), feat] = np.nan
         elif kind == "ramp":
             post[:, feat] += t / 1000.0 * sd[feat]
+        elif kind == "decorrelate":
+            post[:, feat] = d.x[rng.integers(0, d.x.shape[0], n), feat]
         else:
             raise ValueError(kind)
     return np.concatenate([pre, post])
@@ -191,6 +196,8 @@ NOTES = """## Reading these numbers
 
 SINGLE = ("x1.3", "x10", "stuck", "selection", "missing", "ramp")
 MULTI = ("noise", "label_shift")
+#: Run on the single-feature shifts' features, but no marginal changes: no feature to name.
+JOINT = ("decorrelate",)
 
 
 # -- runners ---------------------------------------------------------------------------------------
@@ -426,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     pre_onset_alarms = 0
     for d in datasets:
         ref, ks, cvm = dets[d.name]
-        for kind in SINGLE + MULTI:
-            feats = d.shift_features if kind in SINGLE else [-1]
+        for kind in SINGLE + JOINT + MULTI:
+            feats = d.shift_features if kind in SINGLE + JOINT else [-1]
             od, kd, cd, oright, kright = [], [], [], 0, 0
             for fi, feat in enumerate(feats):
                 rng = np.random.default_rng(args.seed * 1000 + fi + 17 * len(kind))
