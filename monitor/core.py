@@ -68,6 +68,16 @@ NOT_CHECKPOINTED_COUNTERS = frozenset({"monitor_notifications"})
 SCRAPE_EXPORT_WAIT_S = 0.5
 
 
+def _shape_text(shape: Any) -> str:
+    """``Monitor._state_shape()`` for a log line: ``(a, b, c; probabilities [x, y])``."""
+    try:
+        features, (kind, classes, _, quantiles) = shape
+        names = ", ".join(str(name) for name, _ in features)
+        return f"({names}; {kind} {list(classes) or ''}{list(quantiles) or ''})".replace(" )", ")")
+    except (TypeError, ValueError):
+        return repr(shape)
+
+
 @dataclass(frozen=True)
 class RestoreReport:
     """What :meth:`Monitor.load_state_dict` restored.
@@ -80,11 +90,12 @@ class RestoreReport:
         ``changed`` (another reference: detector states set aside), ``missing`` (no reference in
         the monitor and none stored in the checkpoint, e.g. one too large to store: detector
         states set aside), ``unverified`` (a format 1 checkpoint without fingerprint, or
-        detectors passed in code: restored as before).
+        detectors passed in code: restored as before), ``config_changed`` (the configured
+        features or outputs differ from the checkpoint's: detector states set aside).
     detectors_restored
         Whether the detectors' windows and calibration state were loaded.
     set_aside_reason
-        ``reference_changed`` / ``reference_missing`` when they were not, else None.
+        ``reference_changed`` / ``reference_missing`` / ``config_changed`` when they were not, else None.
     detail
         One sentence for the log (fingerprints, sizes).
     counters_restored
@@ -557,7 +568,15 @@ class Monitor:
                 "rules": None if self.rules is None else self.rules.state_dict(),
                 "reference": self._reference_state(),
                 "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
+                "shape": self._state_shape(),
             }
+
+    def _state_shape(self) -> list[Any]:
+        """The configured features and outputs the detectors' states are laid out by (JSON-plain,
+        compared on restore)."""
+        out = self.config.output
+        return [[[f.name, f.kind] for f in self.config.schema.features],
+                [out.kind, list(out.classes), bool(out.samples_axis), [float(q) for q in out.quantiles]]]
 
     def _reference_state(self) -> dict[str, Any] | None:
         """The reference's checkpoint tree, computed once per reference (it is read-only once the
@@ -598,12 +617,19 @@ class Monitor:
             raise ValueError(f"state is for model {state.get('model')!r}, not {self.model!r}")
         with self._lock:
             self.pipeline.settle()  # rows processed before the restore go where they went before it
-            outcome, reason, detail = self._adopt_reference(state)
+            shape = state.get("shape")
+            if shape is not None and shape != self._state_shape():
+                # features or outputs changed in the config: windows, bins and per-feature state of
+                # the old layout were restored as they were (a removed feature kept its series)
+                outcome, reason = "config_changed", "config_changed"
+                detail = f"the checkpoint's (features, outputs) {_shape_text(shape)} are now {_shape_text(self._state_shape())}"
+            else:
+                outcome, reason, detail = self._adopt_reference(state)
+                for name in state.get("classes", []):
+                    self.pipeline.builder.classes.add(name)
+                self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             self.pipeline.clock = float(state["clock"])
             self.pipeline.next_tick = state.get("next_tick")
-            for name in state.get("classes", []):
-                self.pipeline.builder.classes.add(name)
-            self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             if reason is None:
                 dets = state.get("detectors", {})
                 for i, d in enumerate(self.detectors):

@@ -324,3 +324,38 @@ def test_an_event_without_its_model_on_a_multi_model_sidecar_is_told_how_to_name
         assert "send the InferenceService's name in ce-inferenceservicename" in r.json()["error"]
     finally:
         sc.close()
+
+
+def test_a_checkpoint_of_other_features_or_outputs_restores_without_its_detector_states(tmp_path) -> None:
+    """A model's features or classes changed in the config (a new version under the same name,
+    no reference): the checkpoint was restored "reference same" with every detector state of the
+    old layout, so a removed feature kept exporting its data-quality gauges for ever and the
+    windows mixed rows of both layouts. The detector states are now set aside (counted
+    ``config_changed``, as for a changed reference) while alerts, clock and counters carry on;
+    the same config restores everything as before."""
+    ckpt = {"path": "state/{model}.ckpt", "interval": "1h"}
+    old = {"model": "iris", "features": ["a", "b", "c", "d"], "output": {"kind": "probabilities", "classes": ["x", "y", "z"]},
+           "checkpoint": ckpt}
+    new = {**old, "features": ["a", "b", "c"], "output": {"kind": "probabilities", "classes": ["x", "y"]}}
+    event = {"inputs": [[1, 2, 3, 4], [1, 2, 3, 4]], "outputs": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1]]}
+
+    def run(raw: dict, body: dict | None) -> str:
+        sc = start_sidecar(raw, tmp_path, factory=quiet_factory())
+        try:
+            if body is not None:
+                assert http("POST", sc.url + "/v1/events", body).status == 202
+            sc.flush()
+            return sc.metrics()
+        finally:
+            sc.close()
+
+    text = run(old, event)
+    assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="d") == 2
+    text = run(old, None)  # same config: everything restored
+    assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="d") == 2
+    assert sample(text, "monitor_checkpoint_failures_total", model="iris", operation="restore", reason="config_changed") is None
+    text = run(new, {"inputs": [[1, 2, 3]], "outputs": [[0.7, 0.3]]})
+    assert sample(text, "monitor_checkpoint_failures_total", model="iris", operation="restore", reason="config_changed") == 1
+    assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="d") is None
+    assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="c") == 1
+    assert sample(text, "monitor_predictions_total", model="iris") == 3  # counters carried on: 2 before, 1 now
