@@ -359,3 +359,21 @@ def test_a_checkpoint_of_other_features_or_outputs_restores_without_its_detector
     assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="d") is None
     assert sample(text, "monitor_data_stuck_run_rows", model="iris", feature="c") == 1
     assert sample(text, "monitor_predictions_total", model="iris") == 3  # counters carried on: 2 before, 1 now
+
+
+def test_a_forwarding_udp_port_in_use_is_named_at_start(tmp_path) -> None:
+    """``Error: cannot listen: Address already in use`` did not say which of the sidecar's
+    listeners (its port, the proxy's, the forwarding socket) was taken."""
+    import socket as socket_module
+
+    taken = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        udp = f"127.0.0.1:{taken.getsockname()[1]}"
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "forward": {"udp": udp}}}))
+        proc = _serve(cfg)
+        assert proc.returncode != 0
+        assert f"{udp} (server.forward.udp): " in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    finally:
+        taken.close()
