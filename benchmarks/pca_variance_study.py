@@ -1,0 +1,79 @@
+"""How much variance the PCA drift detector should keep: false alarms and decorrelations found.
+
+On benchmarks/eval_drift.py's streams (reference: a random half of each dataset; rows drawn with
+replacement from the whole dataset), for each share of variance kept: alarms on 20,000 unshifted
+rows per dataset and seed, and, per dataset and seed, four "decorrelate" streams (eval_drift's
+three single-feature shift features plus the feature of largest sd/mean; from row 2,000 the
+feature's value comes from another random row: every marginal unchanged) and one 25%-noise stream.
+Each stream runs the PCA drift detector alone with its defaults but the variance share.
+
+Run: ``.venv/bin/python benchmarks/pca_variance_study.py [--seeds 6] [--variance 0.65 0.9]``
+(about 10 s per variance share; numbers printed, not written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import eval_drift as ed  # noqa: E402
+from monitor import profile  # noqa: E402
+from monitor.detectors.multivariate import PCADriftDetector  # noqa: E402
+from monitor.reference import Reference  # noqa: E402
+
+
+def decorrelated(d: ed.Data, feat: int, rng: np.random.Generator) -> np.ndarray:
+    pre, post = ed.null_rows(d, rng, ed.ONSET), ed.null_rows(d, rng, ed.AFTER)
+    post[:, feat] = d.x[rng.integers(0, d.x.shape[0], ed.AFTER), feat]
+    return np.concatenate([pre, post])
+
+
+def study(variance: float, seeds: int) -> tuple[int, int, int, int, int, list[int]]:
+    """(false alarms, unshifted rows, decorrelations found, decorrelation streams, noise found, delays)."""
+    defaults = profile._fit_pca.__defaults__
+    profile._fit_pca.__defaults__ = (variance, profile.PCA_FOLDS)
+    try:
+        alarms = rows = found = streams = noise = 0
+        delays: list[int] = []
+        for seed in range(seeds):
+            for d in ed.load(seed):
+                det = PCADriftDetector(Reference.from_arrays(d.ref, numeric_names=d.names))
+                rng = np.random.default_rng(seed)
+                alarms += ed.run_ours(det, ed.null_rows(d, rng, 20_000), d.names, None).false_alarms
+                rows += 20_000
+                spread = d.x.std(axis=0) / (np.abs(d.x.mean(axis=0)) + 1e-9)
+                for feat in [*d.shift_features, int(np.argmax(spread))]:
+                    det.reset()
+                    delay = ed.run_ours(det, decorrelated(d, feat, rng), d.names, ed.ONSET).delay
+                    streams += 1
+                    if delay is not None:
+                        found += 1
+                        delays.append(delay)
+                det.reset()
+                noise += ed.run_ours(det, ed.shifted_stream(d, "noise", 0, rng), d.names, ed.ONSET).delay is not None
+        return alarms, rows, found, streams, noise, delays
+    finally:
+        profile._fit_pca.__defaults__ = defaults
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--variance", type=float, nargs="+", default=[0.65, profile.PCA_VARIANCE])
+    args = ap.parse_args()
+    print("| variance kept | false alarms (unshifted rows) | decorrelations found | median delay | 25%-noise streams found |")
+    print("|---|---|---|---|---|")
+    for v in args.variance:
+        alarms, rows, found, streams, noise, delays = study(v, args.seeds)
+        median = f"{np.median(delays):.0f}" if delays else "-"
+        print(f"| {v:.2f} | {alarms} ({rows:,}) | {found} of {streams} | {median} | {noise} of {3 * args.seeds} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
