@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, Union
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
 
 __all__ = ["watch"]
+
+log = logging.getLogger("monitor")
+
+#: The reason an event is dropped when an extractor given to ``watch()`` raised.
+EXTRACTOR_ERROR = "extractor_error"
 
 F = TypeVar("F", bound=Callable[..., Any])
 Extractor = Union[str, Callable[..., Any], None]
@@ -123,6 +129,21 @@ def watch(
     sample_rate = monitor._sample_rate
     rand = monitor._random
     simple = get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
+    said = [False]  # whether an extractor's failure was logged (once per decorated function)
+
+    def extractor_failed(which: str, exc: Exception) -> None:
+        """An extractor the user gave raised: the call is answered unchanged, its event dropped and
+        counted as ``extractor_error`` (not ``internal_error``: the monitor is fine, the extractor
+        does not fit what the function receives or returns), and the first one is logged."""
+        queue.drop(EXTRACTOR_ERROR)
+        if not said[0]:
+            said[0] = True
+            log.warning("model %r: the %s= extractor given to watch() for %s raised %s: %s; the call was answered "
+                        "unchanged, its event dropped and counted in monitor_events_dropped_total{reason=\"%s\"}, "
+                        "further ones without a log line. Fix: make %s= accept what %s %s", monitor.model, which,
+                        getattr(fn, "__qualname__", "the predict function"), type(exc).__name__, exc, EXTRACTOR_ERROR,
+                        which, getattr(fn, "__qualname__", "the predict function"),
+                        "returns" if which in ("outputs", "embedding") else "is called with")
 
     def record(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, latency: float) -> None:
         try:
@@ -133,20 +154,32 @@ def watch(
             if simple:
                 event = (PREDICTION, time(), x, out, latency, None, None, None, None)
             else:
-                event = (
-                    PREDICTION, time(), x, out if outputs is None else outputs(out), latency,
-                    None if get_client is None else get_client(args, kwargs),
-                    None if get_request is None else get_request(args, kwargs),
-                    None if get_segment is None else get_segment(args, kwargs),
-                    None if embedding is None else embedding(out),
-                )
+                which = "outputs"
+                try:
+                    o = out if outputs is None else outputs(out)
+                    which = "client"
+                    c = None if get_client is None else get_client(args, kwargs)
+                    which = "request_id"
+                    r = None if get_request is None else get_request(args, kwargs)
+                    which = "segment"
+                    g = None if get_segment is None else get_segment(args, kwargs)
+                    which = "embedding"
+                    e = None if embedding is None else embedding(out)
+                except Exception as exc:  # noqa: BLE001 - the user's extractor, never the model's answer
+                    extractor_failed(which, exc)
+                    return
+                event = (PREDICTION, time(), x, o, latency, c, r, g, e)
             queue.put(event)
         except Exception:  # noqa: BLE001 - monitoring must never break the model
             queue.drop("internal_error")
 
     def record_error(args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException, latency: float) -> None:
         try:
-            cl = None if get_client is None else get_client(args, kwargs)
+            try:
+                cl = None if get_client is None else get_client(args, kwargs)
+            except Exception as err:  # noqa: BLE001
+                extractor_failed("client", err)
+                return
             queue.put((ERROR, time(), type(exc).__name__, latency, cl))
         except Exception:  # noqa: BLE001
             queue.drop("internal_error")

@@ -316,3 +316,29 @@ def test_detector_durations_and_numbers_written_as_text_are_read() -> None:
     cal, conf = mon.detectors
     assert (cal.window_s, cal.min_labels, conf.abstain_threshold, conf.window_s) == (7200.0, 50, 0.7, 600.0)
     mon.close()
+
+
+@pytest.mark.parametrize("which", ["outputs", "request_id", "segment"])
+def test_a_failing_extractor_is_named_and_counted_apart(caplog: pytest.LogCaptureFixture, which: str) -> None:
+    """``watch(outputs=lambda r: r["probs"])`` on a function returning ``{"probabilities": ...}``:
+    every event was dropped as ``internal_error`` (MonitorShedsEvents then said to raise
+    queue.capacity) and nothing said which extractor failed or why. The call's answer was and is
+    unchanged."""
+    mon = _monitor({})
+    broken = {"outputs": lambda r: r["probs"], "request_id": lambda x: x.ids, "segment": lambda x: x["site"]}
+    good = {"outputs": lambda r: r["probabilities"], "request_id": lambda x: None, "segment": lambda x: None}
+
+    def predict(x: np.ndarray) -> dict:
+        return {"probabilities": np.tile([0.3, 0.7], (len(x), 1))}
+
+    wrapped = mon.watch(predict, **{**good, which: broken[which]})
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        answers = [wrapped(np.ones((2, 2))) for _ in range(3)]
+    assert all(set(a) == {"probabilities"} for a in answers)
+    mon.flush()
+    text = mon.metrics_text()
+    assert sample(text, "monitor_events_dropped_total", reason="extractor_error") == 3
+    assert sample(text, "monitor_events_dropped_total", reason="internal_error") is None
+    said = [r.getMessage() for r in caplog.records if "extractor given to watch()" in r.getMessage()]
+    assert len(said) == 1 and f"the {which}= extractor" in said[0] and "Fix: make" in said[0]
+    mon.close()
