@@ -221,6 +221,19 @@ class _Reader:
         return parse_duration(value, key, self.source)
 
 
+def _shared_abstain_threshold(dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
+    """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
+    to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
+    own default of 0.5, so ``abstain_threshold: 0.7`` on one made the whole window's abstain rate
+    and the segments' count different rows)."""
+    given = [d.params["abstain_threshold"] for d in dets
+             if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is not None]
+    if not given:
+        return dets
+    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": given[0]})
+                 if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is None else d for d in dets)
+
+
 def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any) -> Any:
     """A detector parameter's config value, checked against the type of its default: a number
     where the default is one (a duration such as ``1h`` for the ``..._s`` ones, as ``window:``
@@ -351,7 +364,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                                   f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
                 params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
             dets.append(DetectorConfig(dkind, params))
-        detectors = tuple(dets)
+        detectors = _shared_abstain_threshold(tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
                                                           "external_url"})

@@ -342,3 +342,20 @@ def test_a_failing_extractor_is_named_and_counted_apart(caplog: pytest.LogCaptur
     said = [r.getMessage() for r in caplog.records if "extractor given to watch()" in r.getMessage()]
     assert len(said) == 1 and f"the {which}= extractor" in said[0] and "Fix: make" in said[0]
     mon.close()
+
+
+@pytest.mark.parametrize("given_to", ["confidence", "segments"])
+def test_one_abstain_threshold_for_the_window_and_the_segments(given_to: str) -> None:
+    """``abstain_threshold: 0.7`` on one of the two detectors left the other at its own default
+    0.5: ``monitor_abstain_ratio`` and ``monitor_segment_abstain_ratio`` counted different rows
+    for one segment holding every row."""
+    dets = ["confidence", "segments"]
+    mon = _monitor({"detectors": [{"kind": d, **({"abstain_threshold": 0.7} if d == given_to else {})} for d in dets]})
+    conf = np.linspace(0.5, 1.0, 101)
+    mon.observe(np.ones((101, 2)), np.column_stack([conf, 1 - conf]), segment="all", timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    expected = float((conf < 0.7).mean())
+    assert sample(text, "monitor_abstain_ratio") == pytest.approx(expected)
+    assert sample(text, "monitor_segment_abstain_ratio", segment="all") == pytest.approx(expected)
+    mon.close()
