@@ -68,6 +68,9 @@ class LabelJoiner:
         self.evicted = 0
         #: The last label counted ``invalid`` (for the log line that says what was wrong with it).
         self.invalid_example: Any = None
+        #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
+        #: label sent for the call instead of one per row (for the log line that says so).
+        self.batch_id_example: str | None = None
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -136,6 +139,8 @@ class LabelJoiner:
                 slot = slot_of.pop(id_key(str(rid)), None) if rid is not None else None
                 if slot is None:
                     outcome["unknown_id"] += 1
+                    if self.batch_id_example is None and rid is not None and id_key(f"{rid}/0") in slot_of:
+                        self.batch_id_example = str(rid)  # the id of a batch call, whose rows are <id>/0, <id>/1...
                     continue
                 self._ids[slot] = None
                 if ts - seen_ts[slot] > ttl:

@@ -327,6 +327,13 @@ class Pipeline:
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
+        batch_id = self.joiner.batch_id_example
+        if batch_id is not None and self._rejections_logged.first("batch_request_id"):
+            log.warning("model %r: a label for request id %.80r found no prediction under that id, but its call's rows are "
+                        "held as %.80r, %.80r...: one request id for a call of several rows names each row <id>/<row>. Fix: "
+                        "send one label per row with those ids (or one id per row with the call); counted in "
+                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}", self.store.model, batch_id,
+                        f"{batch_id}/0", f"{batch_id}/1")
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id" if self.builder.output.kind == "regression" else
                     "one class per request id (a name from output.classes or a column index), not a list, a one-hot row "

@@ -359,3 +359,22 @@ def test_one_abstain_threshold_for_the_window_and_the_segments(given_to: str) ->
     assert sample(text, "monitor_abstain_ratio") == pytest.approx(expected)
     assert sample(text, "monitor_segment_abstain_ratio", segment="all") == pytest.approx(expected)
     mon.close()
+
+
+def test_a_label_for_a_batch_calls_id_says_the_rows_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """``predict(X_batch, request_id="r-17")`` then ``feedback("r-17", 1)``: the rows are held as
+    r-17/0, r-17/1..., so the label was counted unknown_id and nothing said why."""
+    mon = _monitor({})
+    predict = mon.watch(lambda x, request_id=None: np.tile([0.3, 0.7], (len(x), 1)), request_id="request_id")
+    predict(np.ones((3, 2)), request_id="r-17")
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.feedback("r-17", 1)
+        mon.feedback("r-99", 1)  # an id never seen: normal, not logged
+        mon.flush()
+    assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="unknown_id") == 2
+    said = [r.getMessage() for r in caplog.records if "found no prediction under that id" in r.getMessage()]
+    assert len(said) == 1 and "'r-17/0', 'r-17/1'" in said[0] and "Fix: send one label per row" in said[0]
+    mon.feedback(["r-17/0", "r-17/1", "r-17/2"], [1, 0, 1])
+    mon.flush()
+    assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="joined") == 3
+    mon.close()
