@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 import zlib
@@ -46,9 +47,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
+from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.queue import event_bytes
-from monitor.server.payloads import PayloadError, decode_inputs, decode_outputs, dotted, loads, oip_request_id, unsafe_json
+from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, dotted, loads,
+                                     oip_request_id, unsafe_json)
 from monitor.server.settings import PredictRoute, ProxySettings
 
 if sys.version_info >= (3, 11):
@@ -62,6 +65,16 @@ if TYPE_CHECKING:
 __all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "fail_body", "request_labels"]
 
 ENDPOINT = "proxy"
+
+log = logging.getLogger("monitor.server")
+
+#: What a refusal without a message of its own means, for the one log line of its reason.
+_REFUSALS = {
+    "client_error": "the model server answered 4xx, so the exchange holds no prediction",
+    "too_large": "the request or response body is over server.max_body_bytes (raise it to monitor larger exchanges)",
+    "bad_json": "the request or response body is not JSON (the tap reads JSON tensors; Triton's binary tensor "
+                "extension, Inference-Header-Content-Length, is not read: have clients send JSON, binary_data=False)",
+}
 
 #: Headers that describe one connection, not the message (RFC 9110 section 7.6.1): never forwarded.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -145,6 +158,19 @@ class Proxy:
         self.taps: dict[str, _Tap | None] = {}
         #: the taps' events waiting for the end of a batch (:meth:`batched`), else None
         self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
+        #: refusal reasons logged: the proxy's client gets the model server's answer, so the field
+        #: and the fix of a refused tap reach nobody but the log (once per reason)
+        self._said = Once(64)
+
+    def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
+        """Count ``n`` refused taps; the first of each reason is logged with what was wrong (before
+        it is counted, so that whoever sees the count finds the line)."""
+        if self._said.first(reason):
+            log.warning("proxy: exchange%s not monitored (%s): %s; counted in monitor_intake_events_refused_total"
+                        "{endpoint=\"proxy\",reason=\"%s\"}, further ones without a log line",
+                        "" if mon is None else f" of model {mon.model!r}", reason,
+                        detail or _REFUSALS.get(reason, reason), reason)
+        self.sidecar.count_refused(ENDPOINT, reason, n, mon=mon)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
@@ -339,7 +365,7 @@ class Proxy:
             model = tap.route.model if tap.route is not None and tap.route.model else path_model
             mon = sidecar.resolve(model, field="model")
         except Exception as err:  # noqa: BLE001
-            sidecar.count_refused(ENDPOINT, getattr(err, "reason", "unknown_model"))
+            self._refuse(getattr(err, "reason", "unknown_model"), _detail(err))
             return
         try:
             event = self._event(tap, mon, client, header_request_id, body, resp_body, status, resp_encoding,
@@ -351,7 +377,7 @@ class Proxy:
                 return
             sidecar.enqueue_to(mon, [event], ENDPOINT)
         except Exception as err:  # noqa: BLE001 - the tap must never hurt the proxy
-            sidecar.count_refused(ENDPOINT, _refusal(err), mon=mon)
+            self._refuse(_refusal(err), _detail(err), mon=mon)
 
     def _event(self, tap: _Tap, mon: Any, client: str | None, header_request_id: str | None, body: bytes | None,
                resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
@@ -361,21 +387,21 @@ class Proxy:
         if status >= 500:
             return (ERROR, ts, f"HTTP{status}", latency, client)
         if status >= 400:
-            sidecar.count_refused(ENDPOINT, "client_error", mon=mon)
+            self._refuse("client_error", mon=mon)
             return None
         if body is None or resp_body is None:
-            sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+            self._refuse("too_large", mon=mon)
             return None
         limit = sidecar.settings.max_body_bytes
         req_raw, resp_raw = _decode(body, req_encoding, limit), _decode(resp_body, resp_encoding, limit)
         if req_raw is None or resp_raw is None:
-            sidecar.count_refused(ENDPOINT, "too_large", mon=mon)
+            self._refuse("too_large", mon=mon)
             return None
         req_obj = loads(req_raw)
         resp_obj = loads(resp_raw)
         unsafe = unsafe_json(req_raw, req_obj) or unsafe_json(resp_raw, resp_obj)
         if unsafe is not None:
-            sidecar.count_refused(ENDPOINT, unsafe, mon=mon)
+            self._refuse(unsafe, UNSAFE_JSON_MESSAGES[unsafe], mon=mon)
             return None
         if tap.kind == "oip_v2":
             inputs = decode_inputs(req_obj)
@@ -428,7 +454,7 @@ class Proxy:
                 try:
                     sidecar.enqueue_to(mon, part, ENDPOINT, stack=False)
                 except Exception as err:  # noqa: BLE001 - the tap must never hurt the proxy
-                    sidecar.count_refused(ENDPOINT, _refusal(err), len(part), mon=mon)
+                    self._refuse(_refusal(err), _detail(err), len(part), mon=mon)
 
 
 def _runs(events: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
@@ -446,6 +472,15 @@ def _runs(events: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     if run:
         out.append(run)
     return out
+
+
+def _detail(err: Exception) -> str | None:
+    """What a refused tap's exception says, naming the field (None: the reason's own words)."""
+    if isinstance(err, (PayloadError, IntakeError)):
+        return f"{err.field}: {err.message}"
+    if isinstance(err, (ValueError, UnicodeDecodeError, RecursionError, zlib.error)):
+        return None
+    return f"{type(err).__name__}: {err}"
 
 
 def _refusal(err: Exception) -> str:
