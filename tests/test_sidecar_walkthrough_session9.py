@@ -423,3 +423,26 @@ def test_a_refused_proxy_tap_is_logged_once_per_reason_with_what_was_wrong(tmp_p
     finally:
         sc.close()
         upstream.close()
+
+
+def test_a_refused_cloudevent_is_logged_once_per_reason(tmp_path, caplog) -> None:
+    """The 400 of a CloudEvent goes back to KServe's or Seldon's logger, which logs only its status
+    in the model's pod; the sidecar said nothing, so "no output tensor named predict_proba" or a
+    body that is not JSON was a bare counter. The first of each reason is now logged."""
+    import logging
+
+    sc = start_sidecar({**IRIS, "server": {"proxy": {"oip_output": "predict_proba"}}}, tmp_path, factory=quiet_factory())
+    try:
+        caplog.set_level(logging.WARNING, logger="monitor.server")
+        for i in range(2):
+            r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"outputs": [
+                {"name": "predict", "shape": [1], "datatype": "INT64", "data": [1]}]}), _kserve(f"c{i}", "response"))
+            assert r.status == 400
+        r = http("POST", sc.url + "/v1/cloudevents", "not json", _kserve("c3", "request"))
+        assert r.status == 400
+        said = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("CloudEvent refused")]
+        assert len(said) == 2, said
+        assert "(missing_outputs): outputs: no output tensor named 'predict_proba'" in said[0]
+        assert "(bad_json): body: " in said[1]
+    finally:
+        sc.close()
