@@ -446,3 +446,25 @@ def test_a_refused_cloudevent_is_logged_once_per_reason(tmp_path, caplog) -> Non
         assert "(bad_json): body: " in said[1]
     finally:
         sc.close()
+
+
+def test_a_failing_periodic_checkpoint_is_retried_once_an_interval(tmp_path) -> None:
+    """A checkpoint that cannot be written (a full or read-only volume) was retried, logged as an
+    ERROR and counted at every wake-up of the checkpoint task, four times per ``checkpoint.interval``
+    (every 7.5 s with the examples' 30 s). No timing is asserted: a save cannot come before one
+    interval has passed since the last attempt, so within less than an interval after the first
+    failure the count stays at one (a slow machine only makes the old behaviour pass, never this)."""
+    import time
+
+    (tmp_path / "not-a-folder").write_text("")
+    raw = {**IRIS, "checkpoint": {"path": str(tmp_path / "not-a-folder" / "iris.ckpt"), "interval": "1s"}}
+    sc = start_sidecar(raw, tmp_path, factory=quiet_factory())
+    try:
+        def failures() -> float:
+            return total(sc.metrics(), "monitor_checkpoint_failures_total", operation="save")
+
+        assert wait_until(lambda: failures() >= 1, 30)
+        time.sleep(0.6)  # more than two wake-ups of the task (every interval / 4), less than an interval
+        assert failures() == 1
+    finally:
+        sc.close()

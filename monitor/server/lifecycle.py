@@ -140,7 +140,10 @@ class Checkpointer:
             log.exception("checkpoint of %s failed", model)
             sidecar.count_checkpoint_failure(mon, "save", type(err).__name__[:40])
             return False
-        self._last[model] = time.monotonic()
+        finally:
+            # the next periodic attempt one interval later, failed or not: a failing save (a full or
+            # read-only volume) was retried, logged and counted at every wake-up, four times an interval
+            self._last[model] = time.monotonic()
         mon.store.set("monitor_checkpoint_last_success_timestamp_seconds", info.created)
         mon.store.set("monitor_checkpoint_size_bytes", info.size_bytes)
         return True
