@@ -468,3 +468,24 @@ def test_a_failing_periodic_checkpoint_is_retried_once_an_interval(tmp_path) -> 
         assert failures() == 1
     finally:
         sc.close()
+
+
+def test_config_check_loads_a_reference_profile_as_serve_does(tmp_path) -> None:
+    """``monitor config check`` said SUCCESS for a ``reference.path`` that exists but is not a
+    readable profile; ``monitor serve`` then never became ready (503 ``load_failed``)."""
+    import numpy as np
+
+    from monitor.profile import Profile
+
+    (tmp_path / "broken.npz").write_text("not a profile")
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "reference": {"path": "broken.npz"}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1 and "reference.path: " in res.output and "monitor reference build" in res.output, res.output
+    rng = np.random.default_rng(0)
+    scores = rng.dirichlet([1, 1, 1], 150)
+    Profile.from_arrays(numeric=rng.normal(size=(150, 4)), numeric_names=IRIS["features"], scores=scores,
+                        classes=IRIS["output"]["classes"]).save(tmp_path / "good.npz")
+    cfg.write_text(yaml.safe_dump({**IRIS, "reference": {"path": "good.npz"}}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 0 and "SUCCESS" in res.output, res.output

@@ -84,9 +84,9 @@ def _detector_problems(agent: object) -> list[str]:
 
 def _file_problems(agent: object) -> list[str]:
     """The files a valid config points at, checked like the agent's start does: every rule file
-    must load (a missing or invalid one stops the agent), and the reference must exist. The
-    reference is not profiled here (a large CSV takes minutes); ``monitor reference show`` reads a
-    profile."""
+    must load (a missing or invalid one stops the agent), and the reference must exist; a profile
+    (``.npz``) must load. Raw reference data is not profiled here (a large CSV takes minutes);
+    ``monitor reference show`` reads a profile."""
     from pathlib import Path
 
     from monitor.rules.loader import parse_rule_file
@@ -105,4 +105,15 @@ def _file_problems(agent: object) -> list[str]:
         if ref is not None and not Path(ref).is_file():
             out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
                        "'monitor reference build' or correct the path")
+        elif ref is not None and Path(ref).suffix.lower() == ".npz":
+            # a profile loads in moments (only raw data is profiled at start): one that cannot be read
+            # passed this check, then `monitor serve` never became ready
+            from monitor.profile import load_reference
+
+            try:
+                load_reference(ref)
+            except Exception as err:  # noqa: BLE001 - whatever stops the agent's start stops the check
+                text = str(err) if "Fix" in str(err) or "monitor reference build" in str(err) else \
+                    f"{ref} cannot be read ({type(err).__name__}: {err}). Fix: build it with 'monitor reference build'"
+                out.append(f"model {m.model!r}: reference.path: {text}")
     return out
