@@ -98,4 +98,16 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     decoded = decode_outputs(x, output, ClassIndex(output.classes))
     if decoded.scores is None:  # a shape live outputs would not have either: left to the detectors' own errors
         return reference
-    return dataclasses.replace(reference, scores=decoded.scores)
+    view = dataclasses.replace(reference, scores=decoded.scores)
+    profile = reference.profile
+    if profile is not None and getattr(profile, "outputs", None) is not None:
+        # a profile file (`monitor reference build --output-columns`) describes the outputs as given:
+        # logits' largest value as the "max score", quantile columns as classes. The output drift
+        # detector reads that profile, so it compared live probabilities with logits (drift on the
+        # reference's own rows) or found no predicted class in a regression model's rows (no rows
+        # at all). Its outputs are profiled again from the decoded rows; its inputs are kept.
+        from monitor.profile import Profile
+
+        outputs = Profile.from_reference(dataclasses.replace(view, profile=None), keep_rows=0).outputs
+        view.profile = dataclasses.replace(profile, outputs=outputs)
+    return view

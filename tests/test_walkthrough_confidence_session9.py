@@ -378,3 +378,33 @@ def test_a_label_for_a_batch_calls_id_says_the_rows_ids(caplog: pytest.LogCaptur
     mon.flush()
     assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="joined") == 3
     mon.close()
+
+
+@pytest.mark.parametrize("kind", ["logits", "quantiles"])
+def test_output_drift_on_a_profile_of_raw_outputs_reads_them_as_live_outputs(kind: str) -> None:
+    """A profile file of the model's outputs as returned (``monitor reference build
+    --output-columns``: logits, or quantile columns) described them raw: the output drift
+    detector compared live probabilities with the logits' largest value (drift flagged on the
+    reference's own rows), or looked for classes in a regression model's rows (none ever seen)."""
+    from monitor import Reference
+    from monitor.profile import Profile
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3))
+    if kind == "logits":
+        raw = np.column_stack([x[:, 0] * 3, x[:, 1] * 3, x[:, 2]])
+        output = {"kind": "logits"}
+    else:
+        v = x.sum(axis=1)
+        raw = np.column_stack([v - 1, v, v + 1])
+        output = {"kind": "regression", "quantiles": [0.1, 0.5, 0.9]}
+    profiled = Profile.from_reference(Reference.from_arrays(x, numeric_names=["a", "b", "c"], scores=raw)).to_reference()
+    mon = _monitor({"output": output, "detectors": ["output_drift"]}, reference=profiled)
+    for i in range(10):  # the reference's own rows, again and again: no drift
+        mon.observe(x, raw, timestamp=T0 + 60 * i)
+    mon.flush()
+    text = mon.metrics_text()
+    assert sample(text, "monitor_drift_window_rows", detector="output_drift") == 6000
+    assert sample(text, "monitor_drift_detected", detector="output_drift") == 0
+    assert sample(text, "monitor_drift_alarms_total", detector="output_drift") == 0
+    mon.close()
