@@ -474,6 +474,9 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
         shared = {k: v for k, v in top.items() if k not in ("models", "server")}
         models = []
         for i, m in enumerate(models_raw):
+            if isinstance(m, dict) and "server" in m:  # difflib's nearest key was 'seed'
+                raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
+                              "move server: to the top level of the file, beside models:")
             m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
             models.append(_parse_model(r, {**shared, **m}, f"models[{i}].", base))
         names = [m.model for m in models]

@@ -489,3 +489,13 @@ def test_config_check_loads_a_reference_profile_as_serve_does(tmp_path) -> None:
     cfg.write_text(yaml.safe_dump({**IRIS, "reference": {"path": "good.npz"}}))
     res = CliRunner().invoke(main, ["config", "check", str(cfg)])
     assert res.exit_code == 0 and "SUCCESS" in res.output, res.output
+
+
+def test_a_server_section_inside_a_model_entry_says_where_it_goes(tmp_path) -> None:
+    """``models: [{model: iris, server: {...}}]`` was refused with "unknown key. Fix: did you mean
+    'seed'?"; the sidecar's settings are shared and belong at the top level."""
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({"models": [{**IRIS, "server": {"port": 9999}}]}))
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1 and f"FAILED: {cfg}: models[0].server: " in res.output, res.output
+    assert "move server: to the top level of the file" in res.output and "seed" not in res.output
