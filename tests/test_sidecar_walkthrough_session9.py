@@ -499,3 +499,31 @@ def test_a_server_section_inside_a_model_entry_says_where_it_goes(tmp_path) -> N
     res = CliRunner().invoke(main, ["config", "check", str(cfg)])
     assert res.exit_code == 1 and f"FAILED: {cfg}: models[0].server: " in res.output, res.output
     assert "move server: to the top level of the file" in res.output and "seed" not in res.output
+
+
+def test_an_ipv6_listener_is_logged_as_a_url_that_works(tmp_path) -> None:
+    """``--host ::1`` was logged as "listening on http://::1:PORT", which no client can open."""
+    import signal
+    import socket as socket_module
+
+    probe = socket_module.socket(socket_module.AF_INET6, socket_module.SOCK_STREAM)
+    try:
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    finally:
+        probe.close()
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "addr": "::1"}}))
+    ready, log = tmp_path / "ready", tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config", str(cfg),
+                                 "--ready-file", str(ready)], stdout=out, stderr=out)
+        try:
+            assert wait_until(lambda: ready.exists() and ready.read_text().strip() != "" or proc.poll() is not None, 30)
+            port = ready.read_text().split()[0].rsplit(":", 1)[1]
+            assert wait_until(lambda: f"listening on http://[::1]:{port}" in log.read_text(), 30), log.read_text()
+            assert http("GET", f"http://[::1]:{port}/healthz").status == 200
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)

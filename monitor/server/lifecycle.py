@@ -365,7 +365,8 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
                 raise OSError(err.errno, f"{host}:{port} ({setting}): {err.strerror or err}") from err
             sites.append(site)
             bound = [a for a in runner.addresses if isinstance(a, tuple)]
-            log.info("listening on %s", ", ".join(f"http://{b[0]}:{b[1]}" for b in bound))
+            log.info("listening on %s", ", ".join(f"http://[{b[0]}]:{b[1]}" if ":" in b[0] else f"http://{b[0]}:{b[1]}"
+                                                  for b in bound))  # an IPv6 address in brackets, as URLs write it
             if ready_file is not None:
                 with open(ready_file, "a", encoding="utf-8") as fh:
                     for b in bound:
