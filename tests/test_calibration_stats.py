@@ -323,7 +323,8 @@ def test_weighted_pvalue_of_non_finite_sums_is_nan_not_a_false_alarm() -> None:
 
 def _reference_ece_and_debiased(count, s_conf, s_corr) -> tuple[float, float]:
     """The two estimators written out bin by bin, as the papers state them (Guo et al. 2017;
-    Kumar et al. 2019): the reference the vectorised rows are checked against."""
+    Kumar et al. 2019; a bin of one row, which the paper leaves undefined, subtracts its
+    confidence's Bernoulli variance): the reference the vectorised rows are checked against."""
     total = sum(count)
     if total == 0:
         return float("nan"), float("nan")
@@ -333,7 +334,7 @@ def _reference_ece_and_debiased(count, s_conf, s_corr) -> tuple[float, float]:
             continue
         conf, acc = c / n, k / n
         ece += abs(c - k) / total
-        var = acc * (1 - acc) / (n - 1) if n >= 2 else 0.0
+        var = acc * (1 - acc) / (n - 1) if n >= 2 else conf * (1 - conf)
         sq += n / total * ((conf - acc) ** 2 - var)
     return ece, math.sqrt(max(sq, 0.0))
 
@@ -387,3 +388,17 @@ def test_top_two_is_exactly_the_two_largest_of_each_row(k: int) -> None:
         top, second = top_two(p)
         ordered = np.sort(p, axis=1)
         assert np.array_equal(top, ordered[:, -1]) and np.array_equal(second, ordered[:, -2])
+
+
+def test_debiased_l2_subtracts_a_one_row_bins_noise() -> None:
+    """A bin holding one row: its squared distance (conf - answer)^2 is, for a calibrated model,
+    pure Bernoulli noise of expectation conf (1 - conf); that is what is subtracted (the bin's
+    accuracy variance cannot be estimated from one answer). Here every other bin is exactly
+    calibrated, so the estimate is 0; counting the lone row's plug-in term gave sqrt(0.25 / 101)."""
+    from monitor.stats import calibration as cal
+
+    count = np.array([100.0, 1.0])
+    sum_conf = np.array([80.0, 0.5])
+    sum_correct = np.array([80.0, 1.0])
+    assert cal.debiased_l2_from_sums(count, sum_conf, sum_correct) < 0.02
+    assert cal.debiased_l2_rows(count[None, :], sum_conf[None, :], sum_correct[None, :])[0] < 0.02

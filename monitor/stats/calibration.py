@@ -174,8 +174,8 @@ def debiased_l2_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: 
     The plug-in ``(conf_b - acc_b)^2`` overestimates the squared error by the variance of the
     bin's accuracy, ``acc_b (1 - acc_b) / n_b``; subtracting its unbiased estimate
     ``acc_b (1 - acc_b) / (n_b - 1)`` removes that bias, which dominates at a few hundred labels
-    and makes a calibrated model look miscalibrated. Bins with fewer than 2 rows contribute their
-    plug-in term. The squared estimate may be negative for a calibrated model; it is clipped at
+    and makes a calibrated model look miscalibrated. A bin of one row subtracts its confidence's
+    variance ``conf (1 - conf)`` instead (its accuracy's cannot be estimated from one answer). The squared estimate may be negative for a calibrated model; it is clipped at
     0 before the square root. NaN without counts. One row of :func:`debiased_l2_rows`.
     """
     return float(debiased_l2_rows(*_one_row(count, sum_conf, sum_correct))[0])
@@ -217,7 +217,10 @@ def debiased_l2_rows(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.nd
     safe = np.where(ok, c, 1.0)
     conf = np.where(ok, np.ascontiguousarray(sum_conf, dtype=np.float64) / safe, 0.0)
     acc = np.where(ok, np.ascontiguousarray(sum_correct, dtype=np.float64) / safe, 0.0)
-    var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), 0.0)
+    # a bin of one row cannot estimate its accuracy's variance: its confidence's Bernoulli variance
+    # stands in (exact when the model is calibrated, the null that matters); its plug-in term alone
+    # (the squared distance of one 0/1 answer) was pure noise of ~conf(1 - conf) per such bin
+    var = np.where(c >= 2, acc * (1.0 - acc) / np.maximum(c - 1.0, 1.0), np.where(c == 1, conf * (1.0 - conf), 0.0))
     live = total > 0
     sq = (c / np.where(live, total, 1.0)[:, None] * ((conf - acc) ** 2 - var)).sum(axis=1)
     return np.where(live, np.sqrt(np.maximum(sq, 0.0)), np.nan)
