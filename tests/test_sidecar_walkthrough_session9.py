@@ -527,3 +527,14 @@ def test_an_ipv6_listener_is_logged_as_a_url_that_works(tmp_path) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+
+
+def test_a_proxy_port_without_an_upstream_names_the_key_the_file_set(tmp_path) -> None:
+    """``server.proxy.port`` in the file without an upstream stopped ``monitor serve`` with
+    "--proxy-port needs --proxy URL", an option the command line did not use."""
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "proxy": {"port": 0}}}))
+    proc = _serve(cfg)
+    assert proc.returncode != 0
+    assert f"{cfg}: server.proxy.port needs a model server to forward to. Fix: start with --proxy URL" in proc.stderr, proc.stderr
+    assert "--proxy-port" not in proc.stderr

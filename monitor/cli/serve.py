@@ -81,7 +81,9 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
         raise click.ClickException(str(err)) from None
     settings = sidecar.settings
     if settings.proxy.port is not None and not settings.proxy.upstream:
-        raise click.ClickException("--proxy-port needs --proxy URL (or server.proxy.upstream)")
+        given = "--proxy-port" if proxy_port is not None else f"{agent.source}: server.proxy.port"
+        raise click.ClickException(f"{given} needs a model server to forward to. Fix: start with --proxy URL or set "
+                                   "server.proxy.upstream (e.g. http://127.0.0.1:8080)")
     for warning in exposure_warnings(settings):
         logging.getLogger("monitor.server").warning("%s", warning)
     app = create_app(sidecar)
