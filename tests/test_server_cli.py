@@ -26,7 +26,7 @@ def test_proxy_port_needs_a_proxy(tmp_path):
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text("model: iris\n")
     result = CliRunner().invoke(serve, ["--config", str(cfg), "--proxy-port", "8081"])
-    assert result.exit_code == 1 and "--proxy-port needs --proxy" in result.output
+    assert result.exit_code == 1 and "--proxy-port needs a model server to forward to. Fix: start with --proxy URL" in result.output
 
 
 def test_missing_config_file(tmp_path):
