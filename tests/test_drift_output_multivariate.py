@@ -105,6 +105,13 @@ def test_pca_drift_is_one_sided(reference: Reference) -> None:
         x = np.repeat(z, 4, axis=1)  # rank one: reconstruction error near zero
         det.update(Batch.from_arrays(x, ts=s + np.arange(100.0)))
     assert not det.drift_detected
+    # the windowed figure is one-sided too: errors that fell are not a drifted channel (they made
+    # ModelFeaturesDriftedOverWindow fire on rows the PCA had been fitted on)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_drift_window_rows", ("pca_drift",)) > 0
+    assert store.value("monitor_drift_features_drifted", ("pca_drift",)) == 0
+    assert store.value("monitor_drift_feature_pvalue", ("pca_drift", "reconstruction_error", "ks")) < 1e-6
 
 
 def _factor_rows(rng: np.random.Generator, n: int, loadings: np.ndarray) -> np.ndarray:

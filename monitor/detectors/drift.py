@@ -377,6 +377,9 @@ class DriftCore:
         self.binner = binner if binner is not None else FeatureBinner(channels)
         #: optional filter of flagged channels (e.g. one-sided tests): ``accept(result) -> bool mask``
         self.accept = accept
+        #: one-sided windowed figures too: a numeric channel counts as drifted over the window only
+        #: when its mean rose (what ``accept`` says of the sequential test's alarms)
+        self.window_upward = False
         self.channels = self.binner.channels
         self.name = name
         self.top_k = int(top_k)
@@ -584,7 +587,10 @@ class DriftCore:
         if present.any():
             rej = reject(pvals[present], self.alpha, self.correction)
             js = np.array([s.js for s in per if s is not None])
-            drifted = int((rej & (js >= self.min_js)).sum())
+            counted = rej & (js >= self.min_js)
+            if self.window_upward:
+                counted &= np.array([s.mean_shift_sd > 0 for s in per if s is not None], dtype=bool)
+            drifted = int(counted.sum())
         self.figures = {"rows": rows, "stats": per, "drifted": drifted if present.any() else None}
         self._figures_at = self.now
         return self.figures

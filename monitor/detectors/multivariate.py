@@ -9,7 +9,9 @@ reconstruct badly. The per-row reconstruction error is then one more channel for
 ERT-calibrated sequential test as the features (its reference distribution comes from the half of
 the reference the PCA was *not* fitted on, so it is not biased low), and the window's mean error is
 exported as ``monitor_drift_statistic{detector="pca_drift"}`` with the threshold
-``reference mean + 3 sd / sqrt(window rows)``.
+``reference mean + 3 sd / sqrt(window rows)``. The test is one-sided, its alarm and its windowed
+count of drifted channels alike: rows that reconstruct *better* than the reference (rows the PCA
+was fitted on, or more tightly correlated than ever) are not drift.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class PCADriftDetector(BinnedDriftDetector):
     def __init__(self, reference: Any, **params: Any) -> None:
         super().__init__(reference, **params)
         self._core.accept = self._upward
+        self._core.window_upward = True
 
     def _upward(self, result: Any) -> np.ndarray:
         """One-sided: only rows reconstructing *worse* than the reference are drift (errors that
