@@ -24,11 +24,14 @@ def _by_model(name: str, *matchers: str) -> str:
 
 
 def _reliability(title: str, prefix: str, description: str, *matchers: str) -> Panel:
-    """A reliability diagram: mean confidence against accuracy per equal-width bin."""
+    """A reliability diagram: mean confidence against accuracy per equal-width bin (one bar pair
+    per bin: with several models or segments selected, their bins' plain average)."""
     conf, acc = f"{prefix}_confidence_ratio", f"{prefix}_accuracy_ratio"
     return barchart(title, Query(f"avg by (bin) ({selector(conf, *matchers)})", "confidence"),
                     Query(f"avg by (bin) ({selector(acc, *matchers)})", "accuracy"),
-                    x_field="bin", metrics=(conf, acc), description=description)
+                    x_field="bin", metrics=(conf, acc),
+                    description=description + " With several models (or segments) selected the bars average them: "
+                                              "select one model to read its own diagram.")
 
 
 def build() -> Dashboard:
