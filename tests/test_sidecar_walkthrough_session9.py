@@ -538,3 +538,58 @@ def test_a_proxy_port_without_an_upstream_names_the_key_the_file_set(tmp_path) -
     assert proc.returncode != 0
     assert f"{cfg}: server.proxy.port needs a model server to forward to. Fix: start with --proxy URL" in proc.stderr, proc.stderr
     assert "--proxy-port" not in proc.stderr
+
+
+def test_an_exchange_the_proxy_answers_after_sigterm_is_monitored_and_checkpointed(tmp_path) -> None:
+    """README: on SIGTERM the proxy's data path "answers what is in flight ... and its last batch"
+    reaches the sidecar before the drain and the checkpoint. The taps of those answers were
+    refused ``shutting_down`` (the sidecar's intake had closed), so every rollout dropped the
+    exchanges in flight from the monitor; taps are no client intake and are now enqueued."""
+    import asyncio
+    import os
+    import signal
+    import threading
+
+    from aiohttp import web
+
+    from tests.sidecar_support import AppServer
+    from tests.test_server_lifecycle import ServeProcess
+
+    arrived = threading.Event()
+
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.json()
+        arrived.set()
+        await asyncio.sleep(0.5)  # in flight when the test sends SIGTERM
+        n = body["inputs"][0]["shape"][0]
+        return web.json_response({"outputs": [{"name": "probs", "shape": [n, 3], "datatype": "FP64", "data": [0.8, 0.1, 0.1] * n}]})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/{name}/infer", infer)
+    upstream = AppServer(app)
+    try:
+        cfg = tmp_path / "monitor.yaml"
+        cfg.write_text(yaml.safe_dump({**IRIS, "checkpoint": {"path": "state/iris.ckpt", "interval": "1h"},
+                                       "server": {"port": 0, "proxy": {"upstream": upstream.url}}}))
+        serve = ServeProcess(cfg)
+        request = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+        answer: list[int] = []
+        client = threading.Thread(target=lambda: answer.append(http("POST", serve.url + "/v2/models/iris/infer", request).status))
+        client.start()
+        assert arrived.wait(30)
+        os.kill(serve.proc.pid, signal.SIGTERM)
+        client.join(30)
+        assert answer == [200]
+        assert serve.proc.wait(60) == 0
+        serve.log.close()
+        log = (tmp_path / "serve.log").read_text()
+        assert "not monitored (shutting_down)" not in log and "final checkpoint: iris written" in log, log
+        again = ServeProcess(cfg)  # the final checkpoint holds the exchange
+        try:
+            text = again.metrics()
+            assert sample(text, "monitor_predictions_total", model="iris") == 1
+            assert total(text, "monitor_intake_events_refused_total", endpoint="proxy") == 0
+        finally:
+            again.stop(signal.SIGTERM)
+    finally:
+        upstream.close()

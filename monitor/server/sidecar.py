@@ -273,9 +273,12 @@ class Sidecar:
         """:meth:`enqueue` of events of one monitor, without admission (``admit=False``): the
         proxy's taps of one batch, without the grouping by monitor. ``stack=False`` leaves the
         events exactly as they came (no :func:`columnar`): the taps of several exchanges
-        enqueued together are then the very events each would have been alone."""
-        if not self.accepting:
-            raise self._shutting_down(len(events))
+        enqueued together are then the very events each would have been alone.
+
+        Not refused when intake closes on SIGTERM (no client can retry a tap elsewhere): the
+        exchanges the proxy still answers then, the requests in flight at the signal, are
+        monitored and in the final checkpoint like the others; once a queue is closed, taps are
+        dropped and counted there (``reason="closed"``)."""
         self._put(mon, events, endpoint, stack)
         return len(events)
 
