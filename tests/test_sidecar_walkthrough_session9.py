@@ -253,8 +253,13 @@ def test_sigterm_answers_an_upload_in_flight_and_a_keep_alive_request_instead_of
     first = keep_alive.getresponse()
     assert first.status == 202 and first.read()
     upload = socket.create_connection((host, int(port)), timeout=30)
-    upload.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                   + str(len(event)).encode() + b"\r\n\r\n" + event[:5])
+    upload.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                   b"Content-Length: " + str(len(event)).encode() + b"\r\n\r\n")
+    interim = b""
+    while b"\r\n\r\n" not in interim:  # "100 Continue": its handler has started, so it is in flight
+        interim += upload.recv(1)
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    upload.sendall(event[:5])
     os.kill(serve.proc.pid, signal.SIGTERM)
     assert wait_until(lambda: "stopping intake" in (tmp_path / "serve.log").read_text(), 30)
     keep_alive.request("POST", "/v1/events", event, {"Content-Type": "application/json"})
