@@ -50,9 +50,11 @@ class BatchBuilder:
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
                  reference_names: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
-        #: The reference's feature names: a schema learned from the inputs that shares none of
-        #: them is said once (every reference feature would read as missing live)
+        #: The reference's feature names: a schema (configured, or learned from the inputs) that
+        #: shares none of them is said once (every reference feature would read as missing live)
         self.reference_names = tuple(reference_names)
+        if self.schema is not None:
+            _check_reference_names(self.schema, self.reference_names, configured=True)
         self.output = output
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
@@ -441,13 +443,21 @@ def guess_rows(inputs: Any) -> int:
     return 1
 
 
-def _check_reference_names(schema: Schema, reference_names: tuple[str, ...]) -> None:
-    """Said once, when the schema is learned: inputs whose features share no name with the
-    reference's (a reference of unnamed arrays, ``f0..``, and DataFrame inputs; or the reverse)."""
+def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], configured: bool = False) -> None:
+    """Said once, when the schema is configured or learned: features that share no name with the
+    reference's (a reference of unnamed arrays, ``f0..``, and DataFrame inputs; or the reverse; or a
+    config's ``features:`` and a reference built from other columns)."""
     if not reference_names or set(schema.names) & set(reference_names):
         return
     import logging
 
+    if configured:
+        logging.getLogger("monitor").warning(
+            "the config's features (%s) share no name with the reference's (%s): every reference feature reads as "
+            "missing live, and input drift and data quality compare nothing. Fix: build the reference from the "
+            "columns the config lists (monitor reference build), or list the reference's feature names under "
+            "features:", _short(", ".join(schema.names)), _short(", ".join(reference_names)))
+        return
     logging.getLogger("monitor").warning(
         "the inputs' features (%s) share no name with the reference's (%s): every reference feature reads as "
         "missing live, and input drift and data quality compare nothing. Fix: list the features in the config "

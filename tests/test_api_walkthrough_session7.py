@@ -544,3 +544,20 @@ def test_inputs_that_share_no_feature_name_with_the_reference_are_said(cancer: d
         _stream(named, live, lambda df: np.tile([0.5, 0.5], (len(df), 1)))
     assert not [r for r in caplog.records if "share no name" in r.getMessage()]
     named.close()
+
+
+def test_config_features_that_share_no_name_with_the_reference_are_said(cancer: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """A config listing features p..s beside a reference built from columns a..d started ready and
+    silent (found by the session-9 sidecar walkthrough); it is said once, at construction."""
+    cols = list(cancer["frame"].columns[:4])
+    ref = Reference.from_arrays(cancer["x_ref"][cols])
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(ref, {"features": ["p", "q", "r", "s"], "detectors": [{"kind": "data_quality"}]})
+    said = [r.getMessage() for r in caplog.records if "config's features" in r.getMessage()]
+    assert len(said) == 1 and "p, q, r, s" in said[0] and cols[0] in said[0] and "monitor reference build" in said[0]
+    mon.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        same = _monitor(ref, {"features": cols, "detectors": [{"kind": "data_quality"}]})
+    assert not [r for r in caplog.records if "share no name" in r.getMessage()]
+    same.close()
