@@ -347,7 +347,8 @@ class Profile:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as err:
-            raise ProfileError(f"{path}: not a readable .npz profile ({err}); build one with 'monitor reference build'") from None
+            raise ProfileError(f"{path}: not a readable .npz profile ({_without_pickle_advice(err)}); build one with "
+                               "'monitor reference build'") from None
         if "meta.json" not in arrays:
             raise ProfileError(f"{path}: an .npz without meta.json is data, not a profile; build one with 'monitor reference build'")
         try:
@@ -395,6 +396,15 @@ class Profile:
                                arrays.get("sample.labels") if sm.get("has_labels") else None, tuple(sm.get("classes", ())))
         return cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca, sample,
                    dict(meta.get("meta", {})), int(meta["version"]))
+
+
+def _without_pickle_advice(err: Exception) -> str:
+    """numpy's reason for refusing a file, without its advice to pass ``allow_pickle=True``: a
+    file that is not plain arrays may hold code, and is never loaded so here."""
+    text = str(err)
+    if "allow_pickle" in text or "pickled" in text:
+        return "it holds pickled objects, or no arrays at all: such files are never loaded, as they may run code"
+    return text
 
 
 def _numeric_meta(f: NumericProfile) -> dict[str, Any]:
@@ -681,7 +691,7 @@ def read_table(
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as err:
-            raise ProfileError(f"{path}: not a readable numeric .npy ({err}); save a 2-D float array "
+            raise ProfileError(f"{path}: not a readable numeric .npy ({_without_pickle_advice(err)}); save a 2-D float array "
                                "(numpy.save without object dtype)") from None
         if arr.ndim != 2 or arr.dtype.kind not in "biuf":
             raise ProfileError(f"{path}: a .npy reference must be a 2-D numeric array (rows, features), "

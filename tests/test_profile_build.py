@@ -130,3 +130,18 @@ def test_profile_of_builds_once_per_reference() -> None:
     assert profile_of(ref) is profile_of(ref)
     with pytest.raises(ProfileError, match="does not exist"):
         build_profile("/nonexistent/file.csv", progress=False)
+
+
+def test_unreadable_profile_files_do_not_advise_allow_pickle(tmp_path) -> None:
+    """numpy refuses a pickled or non-array file with advice to pass allow_pickle=True; a profile
+    from an untrusted path must never be loaded so, and the error says why instead."""
+    from monitor.profile import Profile, ProfileError
+
+    garbage = tmp_path / "g.npz"
+    garbage.write_bytes(b"garbage, not a zip")
+    pickled = tmp_path / "o.npz"
+    np.savez(pickled, x=np.array([{"a": 1}], dtype=object))
+    for path in (garbage, pickled):
+        with pytest.raises(ProfileError) as info:
+            Profile.load(path)
+        assert "allow_pickle" not in str(info.value) and "monitor reference build" in str(info.value)
