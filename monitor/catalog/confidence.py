@@ -84,6 +84,7 @@ SEGMENT_POSITIVE_RATE = "monitor_segment_positive_rate_ratio"
 SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
 SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
 SEGMENT_GAP = "monitor_segment_overconfidence_gap_ratio"
+SEGMENT_GAP_PVALUE = "monitor_segment_overconfidence_pvalue"
 SEGMENT_BRIER = "monitor_segment_brier_score"
 SEGMENT_LOG_LOSS = "monitor_segment_log_loss"
 SEGMENT_CALIBRATION_ERROR = "monitor_segment_calibration_error_ratio"
@@ -224,6 +225,10 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_ACCURACY, GAUGE, "Accuracy of labelled rows in the window, per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_GAP_PVALUE, GAUGE,
+               "One-sided p-value of 'the segment is calibrated' against 'over-confident' (the whole window's weighted test on "
+               "the segment's 15 equal-width bins; conservative): below 0.01 divided by the segments is significant.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_GAP, GAUGE, "Over-confidence gap (mean confidence minus accuracy) of labelled rows, per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_BRIER, GAUGE, "Mean multi-class Brier score of labelled rows in the window, per segment (0 best, 2 worst).",

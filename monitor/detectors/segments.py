@@ -5,7 +5,7 @@ over sliding event-time windows, this detector exports the row count, the mean c
 and normalised entropy, the abstain rate and the positive-prediction rate, with a labelled
 reference the accuracy estimated without labels (the CBPE and ATC estimators of the
 accuracy-estimation detector, applied to the segment's rows), and with labels the accuracy and the
-over-confidence gap, Brier score, log loss and calibration error (15-bin equal-width ECE, its
+over-confidence gap with its p-value, Brier score, log loss and calibration error (15-bin equal-width ECE, its
 debiased L2 counterpart on the same bins, and the MCE); on request the histograms of max
 probability, margin and entropy (``histograms: true``), the reliability diagram's bins
 (``reliability_bins: true``) and the recalibrating temperature (``temperature_rows: N``), which
@@ -65,6 +65,8 @@ _LAB, _CORRECT, _LCONF, _LBRIER, _LLOSS = 0, 1, 2, 3, 4
 _BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
 _L_FIELDS = 5 + 3 * cal.ECE_BINS
 _ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
+#: weights of a wrong answer per equal-width bin in the per-segment over-confidence test
+_ERROR_WEIGHTS = cal.overconfidence_weights(_ECE_EDGES)
 #: per-segment histograms (``histograms: true``): metric, buckets, and the output feature binned
 _HISTOGRAMS = ((names.SEGMENT_CONFIDENCE_HISTOGRAM, names.CONFIDENCE_BUCKETS, "conf"),
                (names.SEGMENT_MARGIN_HISTOGRAM, names.CONFIDENCE_BUCKETS, "margin"),
@@ -486,6 +488,8 @@ class SegmentDetector(RefreshingDetector):
             put_figures(out, names.SEGMENT_POSITIVE_RATE, series(None if self._positive_seen is None else p[_POS] / rows, enough))
             put_figures(out, names.SEGMENT_ACCURACY, series(lab[_CORRECT] / nlab, lab_ok))
             put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored))
+            put_figures(out, names.SEGMENT_GAP_PVALUE, [((segs[i],), self._gap_pvalue(lab[:, i]) if lab_scored[i] else None)
+                                                        for i in shown])
             put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_scored))
             put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_scored))
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
@@ -513,6 +517,16 @@ class SegmentDetector(RefreshingDetector):
                 out.set(names.SEGMENT_MAX_GAP, g[2], labels)
                 if np.isfinite(g[3]):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
+
+    @staticmethod
+    def _gap_pvalue(column: np.ndarray) -> float | None:
+        """The calibration detector's weighted over-confidence test on one segment's reliability sums.
+        Its bins are the 15 equal-width ones (the whole window's are finer): the test takes each
+        bin's errors as binomial at the bin's mean confidence, the most spread-out choice, so the
+        coarser bins cost power, never false alarms."""
+        p = cal.weighted_overconfidence_pvalue(column[_BIN_N:_BIN_CONF], column[_BIN_CONF:_BIN_CORR],
+                                               column[_BIN_CORR:_L_FIELDS], _ERROR_WEIGHTS)
+        return None if np.isnan(p) else p
 
     def _export_reliability(self, out: "MetricWriter", lab: np.ndarray, shown: list[int], ok: set[int]) -> None:
         segs = self.segment_names
