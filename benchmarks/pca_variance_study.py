@@ -36,8 +36,8 @@ def decorrelated(d: ed.Data, feat: int, rng: np.random.Generator) -> np.ndarray:
 
 def study(variance: float, seeds: int) -> tuple[int, int, int, int, int, list[int]]:
     """(false alarms, unshifted rows, decorrelations found, decorrelation streams, noise found, delays)."""
-    defaults = profile._fit_pca.__defaults__
-    profile._fit_pca.__defaults__ = (variance, profile.PCA_FOLDS)
+    kept = profile.PCA_VARIANCE
+    profile.PCA_VARIANCE = variance
     try:
         alarms = rows = found = streams = noise = 0
         delays: list[int] = []
@@ -59,7 +59,7 @@ def study(variance: float, seeds: int) -> tuple[int, int, int, int, int, list[in
                 noise += ed.run_ours(det, ed.shifted_stream(d, "noise", 0, rng), d.names, ed.ONSET).delay is not None
         return alarms, rows, found, streams, noise, delays
     finally:
-        profile._fit_pca.__defaults__ = defaults
+        profile.PCA_VARIANCE = kept
 
 
 def main() -> None:

@@ -450,8 +450,10 @@ def numeric_profile(name: str, values: np.ndarray, n_bins: int = DEFAULT_BINS, *
     )
 
 
-def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float = PCA_VARIANCE,
+def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
              folds: int = PCA_FOLDS) -> PCAProfile | None:
+    """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None."""
+    variance = PCA_VARIANCE if variance is None else variance
     if x.shape[1] < 2 or x.shape[0] < 20:
         return None
     if x.shape[0] > PCA_MAX_ROWS:

@@ -523,7 +523,7 @@ class SegmentDetector(RefreshingDetector):
         if self.reliability_bins:
             self._export_reliability(out, lab, shown, set(cal_ok))
         if self.temperature_rows:
-            put_figures(out, names.SEGMENT_TEMPERATURE, self._temperatures(shown, set(cal_ok), nlab))
+            put_figures(out, names.SEGMENT_TEMPERATURE, self._temperatures(shown, set(cal_ok)))
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
         for figure, g in self.gaps((p, lab, x)).items():
@@ -549,9 +549,9 @@ class SegmentDetector(RefreshingDetector):
         put_figures(out, names.SEGMENT_RELIABILITY_CONFIDENCE, conf)
         put_figures(out, names.SEGMENT_RELIABILITY_ACCURACY, acc)
 
-    def _temperatures(self, shown: list[int], ok: set[int], nlab: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
+    def _temperatures(self, shown: list[int], ok: set[int]) -> list[tuple[tuple[str, ...], float | None]]:
         """Each segment's temperature, fitted on its kept rows inside the window (absent below
-        ``min_labels_calibration`` of them, or the segment's labels in the window if fewer)."""
+        ``min_labels_calibration`` of them)."""
         recent, segs = self._recent, self.segment_names
         if recent.logp is None:
             return [((segs[i],), None) for i in shown]
@@ -560,7 +560,7 @@ class SegmentDetector(RefreshingDetector):
         for i in shown:
             rows = live & (recent.group == i)
             m = int(rows.sum())
-            enough = i in ok and m >= min(self.min_labels_calibration, int(nlab[i]))
+            enough = i in ok and m >= self.min_labels_calibration
             out.append(((segs[i],), cal.fit_temperature(recent.logp[rows], recent.label[rows]) if enough else None))
         return out
 
