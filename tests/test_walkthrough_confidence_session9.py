@@ -158,7 +158,7 @@ def test_probabilities_from_a_logits_model_are_named(caplog: pytest.LogCaptureFi
     mon.close()
 
 
-@pytest.mark.parametrize("rid", [np.int64(7), np.array("r7")[()], np.array(7)])
+@pytest.mark.parametrize("rid", [np.int64(7), np.array("r7", dtype=object), np.array(7)])
 def test_feedback_takes_one_id_as_numpy_scalar(rid: object) -> None:
     """``feedback(request_id, label)`` with an id taken from a numpy array raised TypeError
     ("'numpy.int64' object is not iterable") in the caller's code."""
