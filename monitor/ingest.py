@@ -452,17 +452,15 @@ def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], con
     import logging
 
     if configured:
-        logging.getLogger("monitor").warning(
-            "the config's features (%s) share no name with the reference's (%s): every reference feature reads as "
-            "missing live, and input drift and data quality compare nothing. Fix: build the reference from the "
-            "columns the config lists (monitor reference build), or list the reference's feature names under "
-            "features:", _short(", ".join(schema.names)), _short(", ".join(reference_names)))
-        return
+        whose, fix = ("config's", "build the reference from the columns the config lists (monitor reference build), or "
+                                  "list the reference's feature names under features:")
+    else:
+        whose, fix = ("inputs'", "list the features in the config (features:), or name the reference's columns as the "
+                                 "inputs name them (Reference.from_arrays(..., numeric_names=...), or pass the DataFrame itself)")
     logging.getLogger("monitor").warning(
-        "the inputs' features (%s) share no name with the reference's (%s): every reference feature reads as "
-        "missing live, and input drift and data quality compare nothing. Fix: list the features in the config "
-        "(features:), or name the reference's columns as the inputs name them (Reference.from_arrays(..., "
-        "numeric_names=...), or pass the DataFrame itself)", _short(", ".join(schema.names)), _short(", ".join(reference_names)))
+        "the %s features (%s) share no name with the reference's (%s): every reference feature reads as missing live, "
+        "and input drift and data quality compare nothing. Fix: %s",
+        whose, _short(", ".join(schema.names)), _short(", ".join(reference_names)), fix)
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from monitor.detectors.base import Detector
 
-__all__ = ["KINDS", "create", "detector_class", "parameter_names", "parameter_defaults"]
+__all__ = ["KINDS", "create", "detector_class", "parameter_defaults"]
 
 #: config ``kind`` -> "module:Class". Each detector module adds its line here.
 KINDS: dict[str, str] = {
@@ -41,18 +41,12 @@ def detector_class(kind: str) -> type["Detector"]:
     return getattr(importlib.import_module(module), name)
 
 
-def parameter_names(kind: str) -> tuple[str, ...]:
-    """The parameters a config may give detector ``kind`` (what its ``from_config`` validates
-    against): a config can be checked without building the detector, which may need the reference."""
-    from monitor.detectors._common import constructor_parameters
-
-    return constructor_parameters(detector_class(kind))
-
-
 def parameter_defaults(kind: str) -> dict[str, Any]:
-    """:func:`parameter_names` with each parameter's default, so that a config value of the wrong
-    type is refused with its key (``min_labels: many``) rather than by the constructor's own
-    arithmetic (``'<' not supported between instances of 'str' and 'int'``)."""
+    """The parameters a config may give detector ``kind`` (what its ``from_config`` validates
+    against) with each one's default: a config can be checked without building the detector,
+    which may need the reference, and a value of the wrong type is refused with its key
+    (``min_labels: many``) rather than by the constructor's own arithmetic (``'<' not supported
+    between instances of 'str' and 'int'``)."""
     from monitor.detectors._common import constructor_defaults
 
     return constructor_defaults(detector_class(kind))
