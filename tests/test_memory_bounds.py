@@ -109,7 +109,7 @@ def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
         mon.queue.put(event)
     mon.flush()
     seg = next(d for d in mon.detectors if type(d).__name__ == "SegmentDetector")
-    assert len(seg._names) == 20 and sum(map(len, seg._names)) <= 20 * 200  # the cap's 20 values, each cut
+    assert seg._slots.learned == 20 and sum(map(len, seg._slots.names[:-1])) <= 20 * 200  # the cap's 20 values, each cut
     remembered = [s for s in mon.pipeline.joiner._segment.tolist() if s is not None]
     assert len(remembered) == 60 and max(map(len, remembered)) <= 200
     mon.close()

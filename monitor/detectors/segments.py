@@ -22,7 +22,6 @@ mean confidence), so that an alert can fire on a difference that is both large a
 
 from __future__ import annotations
 
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -44,6 +43,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors._recent import RecentLabelled
+from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SegmentDetector", "largest_gap"]
 
-OTHER = "other"
-UNSET = "unset"
 # prediction-window fields, label-window fields (each repeated per segment)
 _ROWS, _CONF, _CONF2, _POS, _ABST, _P_FIELDS = 0, 1, 2, 3, 4, 5
 # label window: count, correct, confidence, Brier, log loss, then per ECE bin: count, confidence, correct
@@ -107,14 +105,6 @@ def _gap_pvalue(column: np.ndarray) -> float | None:
     p = cal.overconfidence_pvalue(float(sum_conf.sum()), float((count * mean**2).sum()), float((count * mean**3).sum()),
                                   float(column[_BIN_CORR:_L_FIELDS].sum()))
     return None if np.isnan(p) else p
-
-
-def _hashable(v: Any) -> bool:
-    try:
-        hash(v)
-    except TypeError:
-        return False
-    return True
 
 
 def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None) -> tuple[int, int, float, float] | None:
@@ -245,8 +235,7 @@ class SegmentDetector(RefreshingDetector):
 
     def _reset(self) -> None:
         s = self.segment_cap + 1  # the last slot is "other"
-        self._names: list[str] = []
-        self._index: dict[Any, int] = {}
+        self._slots = SegmentSlots(self.segment_cap)
         self._pred = SlidingWindow(self.window_s, (_P_FIELDS * s,), self.n_slots)
         self._extra = SlidingWindow(self.window_s, (_X_FIELDS * s,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
@@ -254,7 +243,6 @@ class SegmentDetector(RefreshingDetector):
         self._pending_labels = PendingRows(self._labels, self._label_parts)
         # labels of a model that returns labels only: count and correctness (no confidence)
         self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
-        self._overflow = 0
         self._positive_seen: int | None = None
         # whether the model returns class probabilities: a labels-only model's confidence sums
         # stay zero, and its confidence figures are absent rather than 0
@@ -270,32 +258,7 @@ class SegmentDetector(RefreshingDetector):
         return self.segment_cap + 1
 
     def _segments(self, values: np.ndarray, rows: bool = True) -> np.ndarray:
-        """Segment slot of each value, learning new values up to the cap. ``rows``: the values
-        are predicted rows, whose overflow into ``other`` is counted; labels (``False``) belong to
-        rows already counted when they were predicted."""
-        index = self._index
-        items = values.tolist()
-        try:  # fast path: every value already known (one C-level lookup for the whole batch)
-            found = itemgetter(*items)(index) if items else ()
-            return np.array([found] if len(items) == 1 else found, dtype=np.int64)
-        except KeyError:
-            pass
-        except TypeError:  # unhashable segment values: fall through to the per-row path
-            pass
-        out = np.fromiter((index.get(v, -1) if _hashable(v) else -1 for v in items), dtype=np.int64, count=len(items))
-        missing = np.flatnonzero(out < 0)
-        for i in missing.tolist():
-            v = values[i] if _hashable(values[i]) else str(values[i])
-            slot = index.get(v, -1)
-            if slot < 0:
-                if len(self._names) < self.segment_cap:
-                    slot = index[v] = len(self._names)
-                    self._names.append(UNSET if v is None else str(v))
-                else:
-                    slot = self.segment_cap
-                    self._overflow += rows
-            out[i] = slot
-        return out
+        return self._slots.assign(values, rows)
 
     def _positive(self, k: int) -> int | None:
         if self.positive_class is not None:
@@ -436,7 +399,7 @@ class SegmentDetector(RefreshingDetector):
     @property
     def segment_names(self) -> tuple[str, ...]:
         """Tracked segment names, then ``other``."""
-        return tuple(self._names) + (OTHER,)
+        return self._slots.names
 
     def _fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._fold_labels()
@@ -465,9 +428,9 @@ class SegmentDetector(RefreshingDetector):
         return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
 
     def export(self, out: "MetricWriter") -> None:
-        if self._overflow:
-            out.inc(names.SEGMENT_OVERFLOW, float(self._overflow))
-            self._overflow = 0
+        overflow = self._slots.take_overflow()
+        if overflow:
+            out.inc(names.SEGMENT_OVERFLOW, float(overflow))
         if self.histograms:
             self._flush_histograms(out)
         self._fold_labels()
@@ -476,11 +439,11 @@ class SegmentDetector(RefreshingDetector):
             return
         p, lab, x = self._fields()
         self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
-        out.set(names.SEGMENTS_TRACKED, float(len(self._names) + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
+        out.set(names.SEGMENTS_TRACKED, float(self._slots.learned + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
         # one list of series per metric, written with one store call each ("other" appears only once it has rows)
         rows, nlab = p[_ROWS], lab[_LAB]
         segs = self.segment_names
-        shown = [i for i in range(len(segs)) if i < len(self._names) or rows[i] > 0 or nlab[i] > 0]
+        shown = [i for i in range(len(segs)) if i < self._slots.learned or rows[i] > 0 or nlab[i] > 0]
         keys = [(segs[i],) for i in shown]
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
         scored, lab_scored = enough & self._scored, lab_ok & self._scored
@@ -572,9 +535,7 @@ class SegmentDetector(RefreshingDetector):
             **(self._recent.state_dict(with_group=True) if self.temperature_rows else {}),
             **({"hist_counts": [c.copy() for c in self._hist_counts], "hist_sums": self._hist_sums.copy()} if self.histograms else {}),
             "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra}),
-            "names": list(self._names),
-            "none_slot": self._index.get(None, -1),
-            "overflow": self._overflow,
+            **self._slots.state_dict(),
             "positive_seen": self._positive_seen,
             "scored": self._scored,
         }
@@ -584,10 +545,7 @@ class SegmentDetector(RefreshingDetector):
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
         if "extra" in state["windows"]:  # saved before the margin, entropy and estimates per segment: they refill
             self._extra.load_state_dict(state["windows"]["extra"])
-        self._names = [str(n) for n in state["names"]]
-        none_slot = int(state.get("none_slot", -1))
-        self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}
-        self._overflow = int(state.get("overflow", 0))
+        self._slots.load_state_dict(state)
         if self.temperature_rows and "ring_ts" in state:  # saved without a ring: temperatures refill
             self._recent.load_state_dict(state, "segments")
         if self.histograms and "hist_counts" in state:  # observations not yet exported when it was saved

@@ -1,0 +1,107 @@
+"""Segment values to window slots, learned in the order they first appear, up to a cap.
+
+Every detector that slices a figure by ``segment`` needs the same mapping: the first ``cap``
+distinct values get a slot each, later ones share the last slot, ``other``, so that a bug or an
+attacker sending unique segment values cannot blow up memory or the scrape. Detectors that see
+the same batches learn the same slots (first-seen order is deterministic), and the exported
+series carry the segment's name, never its slot, so each detector keeps its own instance.
+Rows without a segment form the segment ``unset``.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OTHER", "UNSET", "SegmentSlots"]
+
+OTHER = "other"
+UNSET = "unset"
+
+
+def _hashable(v: Any) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+class SegmentSlots:
+    """Slot of each segment value: ``0 .. cap - 1`` for the values learned, ``cap`` for ``other``.
+
+    Parameters
+    ----------
+    cap
+        Distinct segment values given a slot of their own.
+
+    >>> slots = SegmentSlots(2)
+    >>> slots.assign(np.array(["eu", "us", "eu", "asia", None], dtype=object)).tolist()
+    [0, 1, 0, 2, 2]
+    >>> slots.names, slots.overflow
+    (('eu', 'us', 'other'), 2)
+    """
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError(f"segment_cap must be at least 1, got {cap}")
+        self.cap = int(cap)
+        self._names: list[str] = []
+        self._index: dict[Any, int] = {}
+        self.overflow = 0
+
+    @property
+    def size(self) -> int:
+        """Slots, ``other`` included."""
+        return self.cap + 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Learned segment names, then ``other``."""
+        return tuple(self._names) + (OTHER,)
+
+    @property
+    def learned(self) -> int:
+        """Segment values learned so far (at most ``cap``)."""
+        return len(self._names)
+
+    def assign(self, values: np.ndarray, rows: bool = True) -> np.ndarray:
+        """Slot of each value, learning new values up to the cap. ``rows``: the values are
+        predicted rows, whose overflow into ``other`` is counted; labels (``False``) belong to
+        rows already counted when they were predicted."""
+        index = self._index
+        items = values.tolist()
+        try:  # fast path: every value already known (one C-level lookup for the whole batch)
+            found = itemgetter(*items)(index) if items else ()
+            return np.array([found] if len(items) == 1 else found, dtype=np.int64)
+        except (KeyError, TypeError):  # a new value, or an unhashable one: the per-row path
+            pass
+        out = np.fromiter((index.get(v, -1) if _hashable(v) else -1 for v in items), dtype=np.int64, count=len(items))
+        for i in np.flatnonzero(out < 0).tolist():
+            v = items[i] if _hashable(items[i]) else str(items[i])
+            slot = index.get(v, -1)
+            if slot < 0:
+                if len(self._names) < self.cap:
+                    slot = index[v] = len(self._names)
+                    self._names.append(UNSET if v is None else str(v))
+                else:
+                    slot = self.cap
+                    self.overflow += rows
+            out[i] = slot
+        return out
+
+    def take_overflow(self) -> int:
+        """Rows folded into ``other`` since the last call (for a counter)."""
+        n, self.overflow = self.overflow, 0
+        return n
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"names": list(self._names), "none_slot": self._index.get(None, -1), "overflow": self.overflow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._names = [str(n) for n in state["names"]]
+        none_slot = int(state.get("none_slot", -1))
+        self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}
+        self.overflow = int(state.get("overflow", 0))
