@@ -85,6 +85,14 @@ SEGMENT_ABSTAIN = "monitor_segment_abstain_ratio"
 SEGMENT_ACCURACY = "monitor_segment_accuracy_ratio"
 SEGMENT_GAP = "monitor_segment_overconfidence_gap_ratio"
 SEGMENT_GAP_PVALUE = "monitor_segment_overconfidence_pvalue"
+SEGMENT_GAP_LOWER = "monitor_segment_overconfidence_gap_lower_ratio"
+SEGMENT_GAP_UPPER = "monitor_segment_overconfidence_gap_upper_ratio"
+SEGMENT_ENERGY = "monitor_segment_energy_mean"
+SEGMENT_MUTUAL_INFORMATION = "monitor_segment_mutual_information_mean_nats"
+SEGMENT_TOP_CLASS_VARIANCE = "monitor_segment_top_class_variance_mean"
+SEGMENT_ENERGY_HISTOGRAM = "monitor_segment_prediction_energy"
+SEGMENT_MI_HISTOGRAM = "monitor_segment_ensemble_mutual_information_nats"
+SEGMENT_VARIANCE_HISTOGRAM = "monitor_segment_ensemble_top_class_variance"
 SEGMENT_BRIER = "monitor_segment_brier_score"
 SEGMENT_LOG_LOSS = "monitor_segment_log_loss"
 SEGMENT_CALIBRATION_ERROR = "monitor_segment_calibration_error_ratio"
@@ -92,6 +100,13 @@ SEGMENT_MAX_GAP = "monitor_segment_max_gap_ratio"
 SEGMENT_MAX_GAP_Z = "monitor_segment_max_gap_zscore"
 SEGMENT_OVERFLOW = "monitor_segment_overflow_rows"
 SEGMENTS_TRACKED = "monitor_segments_tracked"
+SEGMENT_CONFIDENCE_DRIFT_PVALUE = "monitor_segment_confidence_drift_pvalue"
+SEGMENT_CONFIDENCE_DRIFT_DISTANCE = "monitor_segment_confidence_drift_distance"
+SEGMENT_PREDICTION_DRIFT_PVALUE = "monitor_segment_prediction_drift_pvalue"
+SEGMENT_PREDICTION_DRIFT_DISTANCE = "monitor_segment_prediction_drift_distance"
+SEGMENT_OUTPUT_ENTROPY = "monitor_segment_output_diversity_ratio"
+SEGMENT_TOP_CLASS_SHARE = "monitor_segment_output_top_class_share_ratio"
+SEGMENT_TOP_CLASS_SHARE_REFERENCE = "monitor_segment_output_top_class_share_reference_ratio"
 
 REGRESSION_DRIFT_PVALUE = "monitor_regression_prediction_drift_pvalue"
 REGRESSION_DRIFT_PSI = "monitor_regression_prediction_psi"
@@ -110,6 +125,18 @@ QUANTILE_COVERAGE_Z = "monitor_quantile_coverage_zscore"
 INTERVAL_COVERAGE_GAP = "monitor_interval_coverage_gap_ratio"
 INTERVAL_COVERAGE_Z = "monitor_interval_coverage_zscore"
 REGRESSION_REFERENCE_MAE = "monitor_regression_reference_mae"
+REGRESSION_SEGMENT_ROWS = "monitor_regression_segment_rows_in_window"
+REGRESSION_SEGMENT_LABELS = "monitor_regression_segment_labels_in_window"
+REGRESSION_SEGMENT_MEAN = "monitor_regression_segment_prediction_mean"
+REGRESSION_SEGMENT_MAE = "monitor_regression_segment_mae"
+REGRESSION_SEGMENT_RMSE = "monitor_regression_segment_rmse"
+REGRESSION_SEGMENT_BIAS = "monitor_regression_segment_bias"
+REGRESSION_SEGMENT_INTERVAL_COVERAGE = "monitor_regression_segment_interval_coverage_ratio"
+REGRESSION_SEGMENT_INTERVAL_COVERAGE_GAP = "monitor_regression_segment_interval_coverage_gap_ratio"
+REGRESSION_SEGMENT_INTERVAL_COVERAGE_Z = "monitor_regression_segment_interval_coverage_zscore"
+REGRESSION_SEGMENT_QUANTILE_COVERAGE = "monitor_regression_segment_quantile_coverage_ratio"
+REGRESSION_SEGMENT_MAX_MAE_GAP = "monitor_regression_segment_max_mae_gap"
+REGRESSION_SEGMENT_MAX_MAE_GAP_Z = "monitor_regression_segment_max_mae_gap_zscore"
 
 _C = "confidence"
 _CAL = "calibration"
@@ -231,6 +258,23 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_GAP, GAUGE, "Over-confidence gap (mean confidence minus accuracy) of labelled rows, per segment.",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_GAP_LOWER, GAUGE,
+               "Lower bound of the segment's over-confidence gap interval (gap_level, 98% by default: 1% per side): above 0 means "
+               "the segment is significantly over-confident (one segment; with many, prefer the p-value divided by the segments).",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_GAP_UPPER, GAUGE,
+               "Upper bound of the segment's over-confidence gap interval: below 0 means the segment is significantly under-confident.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ENERGY, GAUGE,
+               "Mean energy score -logsumexp(logits) of the window's rows per segment (logit outputs only): higher means less familiar input.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_MUTUAL_INFORMATION, GAUGE,
+               "Mean mutual information between ensemble/MC-dropout members and the prediction in the window per segment "
+               "(epistemic uncertainty; ensemble outputs only).",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_TOP_CLASS_VARIANCE, GAUGE,
+               "Mean variance across ensemble members of the predicted class's probability in the window per segment (ensemble outputs only).",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_BRIER, GAUGE, "Mean multi-class Brier score of labelled rows in the window, per segment (0 best, 2 worst).",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_LOG_LOSS, GAUGE, "Mean negative log-likelihood of the true class of labelled rows in the window, per segment, in nats.",
@@ -250,6 +294,18 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_ENTROPY_HISTOGRAM, HISTOGRAM,
                "Normalised entropy of each row's probabilities, per segment (segments detector with histograms: true).",
                labels=("segment",), buckets=ENTROPY_BUCKETS, concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_ENERGY_HISTOGRAM, HISTOGRAM,
+               "Energy score of each row, per segment (logit outputs; segments detector with histograms: true). Buckets only, as "
+               "the whole model's.",
+               labels=("segment",), buckets=ENERGY_BUCKETS, concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_MI_HISTOGRAM, HISTOGRAM,
+               "Mutual information between ensemble members and the prediction of each row, per segment (ensemble outputs; "
+               "segments detector with histograms: true).",
+               labels=("segment",), buckets=MI_BUCKETS, concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_VARIANCE_HISTOGRAM, HISTOGRAM,
+               "Variance across ensemble members of the predicted class's probability of each row, per segment (ensemble outputs; "
+               "segments detector with histograms: true).",
+               labels=("segment",), buckets=VARIANCE_BUCKETS, concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_TEMPERATURE, GAUGE,
                "Temperature that would recalibrate the segment's labelled predictions (NLL fit; segments detector with temperature_rows).",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
@@ -274,6 +330,35 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_OVERFLOW, COUNTER, "Rows whose segment value arrived after the cap was reached and were counted as 'other'.",
                concern=_SEG),
     MetricSpec(SEGMENTS_TRACKED, GAUGE, "Distinct segment values tracked (at most the configured cap, plus 'other').", concern=_SEG),
+    # label-free signals per segment against the whole reference (confidence_drift / prediction_drift with by_segment: true)
+    MetricSpec(SEGMENT_CONFIDENCE_DRIFT_PVALUE, GAUGE,
+               "p-value of the KS test of the segment's confidence (or entropy) distribution against the whole reference (not sliced: "
+               "a segment unlike the population is low from the start); absent below min_rows rows of the segment. With many "
+               "segments, compare with alpha divided by the segments tested.",
+               labels=("segment", "score"), concern=_SEG, unit="none", max_series=400),
+    MetricSpec(SEGMENT_CONFIDENCE_DRIFT_DISTANCE, GAUGE,
+               "Kolmogorov-Smirnov distance between the segment's and the whole reference's confidence (or entropy) distribution "
+               "(effect size); absent below min_rows rows of the segment.",
+               labels=("segment", "score"), concern=_SEG, unit="none", max_series=400),
+    MetricSpec(SEGMENT_PREDICTION_DRIFT_PVALUE, GAUGE,
+               "p-value of the chi-squared test of the segment's predicted-class counts against the whole reference's; absent "
+               "below min_rows rows of the segment. With many segments, compare with alpha divided by the segments tested.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_PREDICTION_DRIFT_DISTANCE, GAUGE,
+               "Jensen-Shannon distance (base 2, 0..1) between the segment's and the whole reference's predicted-class "
+               "distribution; absent below min_rows rows of the segment.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
+    MetricSpec(SEGMENT_OUTPUT_ENTROPY, GAUGE,
+               "Entropy of the segment's predicted-class distribution / log(classes), to compare with "
+               "monitor_output_diversity_reference_ratio; absent below min_rows rows of the segment.",
+               labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_TOP_CLASS_SHARE, GAUGE,
+               "Share of the segment's predictions given to its most frequent class (named in the label); absent below min_rows "
+               "rows of the segment.",
+               labels=("segment", "class"), concern=_SEG, unit="percentunit", max_series=200),
+    MetricSpec(SEGMENT_TOP_CLASS_SHARE_REFERENCE, GAUGE,
+               "Share of the whole reference's predictions given to that segment's most frequent class.",
+               labels=("segment", "class"), concern=_SEG, unit="percentunit", max_series=200),
     # regression outputs
     MetricSpec(REGRESSION_DRIFT_PVALUE, GAUGE,
                "p-value of the chi-squared test of the window's predictions (reference-quantile bins) against the reference.",
@@ -309,4 +394,42 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(REGRESSION_REFERENCE_MAE, GAUGE,
                "Mean absolute error of the model on the labelled reference data: the baseline the window's MAE is held against.",
                concern=_REG, unit="none"),
+    # regression outputs per segment (regression detector with by_segment: true)
+    MetricSpec(REGRESSION_SEGMENT_ROWS, GAUGE,
+               "Regression predictions in the window per segment (regression detector with by_segment: true; values beyond the cap "
+               "are folded into 'other').",
+               labels=("segment",), concern=_REG, max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_LABELS, GAUGE, "Labelled regression predictions in the window per segment.",
+               labels=("segment",), concern=_REG, max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_MEAN, GAUGE, "Mean prediction over the window per segment (absent below the detector's min_rows).",
+               labels=("segment",), concern=_REG, unit="none", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_MAE, GAUGE,
+               "Mean absolute error of the segment's labelled predictions in the window (target units; absent below min_labels).",
+               labels=("segment",), concern=_REG, unit="none", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_RMSE, GAUGE,
+               "Root mean squared error of the segment's labelled predictions in the window (target units; absent below min_labels).",
+               labels=("segment",), concern=_REG, unit="none", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_BIAS, GAUGE,
+               "Mean of prediction minus target of the segment's labelled rows in the window (absent below min_labels).",
+               labels=("segment",), concern=_REG, unit="none", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_INTERVAL_COVERAGE, GAUGE,
+               "Share of the segment's labelled targets inside the model's prediction interval (absent below min_labels rows "
+               "with an interval).",
+               labels=("segment",), concern=_REG, unit="percentunit", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_INTERVAL_COVERAGE_GAP, GAUGE,
+               "The segment's interval coverage minus its nominal level (the spread of the quantile levels, or interval_level).",
+               labels=("segment",), concern=_REG, unit="percentunit", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_INTERVAL_COVERAGE_Z, GAUGE,
+               "Binomial z statistic of the segment's coverage gap: below -4 the segment's intervals are too narrow.",
+               labels=("segment",), concern=_REG, unit="none", max_series=200),
+    MetricSpec(REGRESSION_SEGMENT_QUANTILE_COVERAGE, GAUGE,
+               "Share of the segment's labelled targets at or below the predicted quantile, by level (absent below min_labels).",
+               labels=("segment", "level"), concern=_REG, unit="percentunit", max_series=4000),
+    MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP, GAUGE,
+               "Largest MAE difference between two segments with min_labels labels each, naming the high and low one "
+               "(target units).",
+               labels=("high", "low"), concern=_REG, unit="none", max_series=1),
+    MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP_Z, GAUGE,
+               "Welch's z statistic of that largest MAE difference between segments: above 4 is not noise.",
+               labels=("high", "low"), concern=_REG, unit="none", max_series=1),
 )

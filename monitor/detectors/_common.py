@@ -13,20 +13,21 @@ import numpy as np
 
 from monitor.detectors.base import Detector
 from monitor.stats.calibration import brier_terms, log_loss_terms
-from monitor.stats.uncertainty import normalized_entropy, top_two
+from monitor.stats.uncertainty import energy_score, mutual_information, normalized_entropy, top_class_variance, top_two
 
 if TYPE_CHECKING:
     from monitor.detectors.context import DetectorContext
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
 _LABEL_CACHE_KEY = "_monitor_label_features"
 _HARD_CACHE_KEY = "_monitor_hard_label_features"
 _SPAN_KEY = "_monitor_time_span"
+_UNCERTAINTY_KEY = "_monitor_uncertainty_features"
 
 
 @dataclass
@@ -49,6 +50,35 @@ class OutputFeatures:
     @cached_property
     def entropy(self) -> np.ndarray:
         return normalized_entropy(self.scores)
+
+
+@dataclass
+class UncertaintyFeatures:
+    """Per-row uncertainty the probabilities alone do not give: the energy score of logit outputs,
+    and an ensemble's disagreement (mutual information, variance of the top class across members).
+    A field is None when the outputs do not carry it."""
+
+    energy: np.ndarray | None
+    mutual_information: np.ndarray | None
+    top_class_variance: np.ndarray | None
+
+
+def uncertainty_features(batch: Any) -> UncertaintyFeatures | None:
+    """:class:`UncertaintyFeatures` of a batch with logits or ensemble members, computed once per
+    batch object and shared by the detectors (None for plain probabilities)."""
+    found = batch.__dict__.get(_UNCERTAINTY_KEY)
+    if found is not None:
+        return found
+    logits, members = getattr(batch, "logits", None), getattr(batch, "members", None)
+    ensemble = members is not None and members.ndim == 3
+    if logits is None and not ensemble:
+        return None
+    found = batch.__dict__[_UNCERTAINTY_KEY] = UncertaintyFeatures(
+        energy_score(logits) if logits is not None else None,
+        mutual_information(members) if ensemble else None,
+        top_class_variance(members) if ensemble else None,
+    )
+    return found
 
 
 def time_span(batch: Any) -> tuple[float, float]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from monitor.stats.calibration import fit_temperature
+
 __all__ = ["RecentLabelled"]
 
 
@@ -26,6 +28,8 @@ class RecentLabelled:
         self.group = np.zeros(self.capacity, dtype=np.int64)
         self.logp: np.ndarray | None = None
         self.pos = 0
+        # last fit per key: (window start, rows fitted, temperature)
+        self._fits: dict[int, tuple[float, int, float]] = {}
 
     def add(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray, group: np.ndarray | None = None) -> None:
         """Remember rows (the newest ``capacity`` of them when more come at once). A change in the
@@ -37,6 +41,7 @@ class RecentLabelled:
         if self.logp is None or self.logp.shape[1] != k:
             self.logp = np.zeros((cap, k))
             self.ts[:] = -np.inf
+            self._fits.clear()
         take = min(len(ts), cap)
         start = self.pos
         # contiguous unless the batch wraps around the end of the ring
@@ -51,6 +56,18 @@ class RecentLabelled:
     def live(self, start: float) -> np.ndarray:
         """Mask of the rows at or after event time ``start`` (the window's)."""
         return self.ts >= start
+
+    def temperature(self, rows: np.ndarray, start: float, key: int = 0) -> float:
+        """Temperature fitted on the ring's ``rows`` (a mask), cached under ``key``: refitted only
+        when the window slid (its ``start`` moved) or the number of rows changed by more than 20%
+        since the last fit. A fit costs a few softmax passes over the rows; exports come after
+        every drained batch, and a handful of new rows cannot move the temperature measurably."""
+        assert self.logp is not None
+        m = int(rows.sum())
+        last = self._fits.get(key)
+        if last is None or last[0] != start or abs(m - last[1]) > 0.2 * last[1]:
+            last = self._fits[key] = (start, m, fit_temperature(self.logp[rows], self.label[rows]))
+        return last[2]
 
     def state_dict(self, with_group: bool = False) -> dict[str, Any]:
         state: dict[str, Any] = {"ring_ts": self.ts.copy(), "ring_label": self.label.copy(), "ring_pos": self.pos}
@@ -69,3 +86,4 @@ class RecentLabelled:
         if "ring_group" in state:
             self.group = np.asarray(state["ring_group"], dtype=np.int64).copy()
         self.logp = np.asarray(state["ring_logp"], dtype=np.float64).copy() if "ring_logp" in state else None
+        self._fits.clear()

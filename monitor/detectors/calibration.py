@@ -155,8 +155,6 @@ class CalibrationDetector(RefreshingDetector):
         self._refresh = Refresh(self.refresh)
         self._skipped: dict[str, int] = {}
         self._recent = RecentLabelled(self.temperature_rows)
-        self._temp_value: float | None = None
-        self._temp_start, self._temp_rows = float("nan"), 0
 
     def update(self, batch: "Batch") -> None:
         """Predictions alone say nothing about calibration; only labels are used."""
@@ -211,12 +209,8 @@ class CalibrationDetector(RefreshingDetector):
         live = recent.live(start)
         m = int(live.sum())
         if m < min(self.min_labels_calibration, n_window):
-            self._temp_value = None
             return None
-        if self._temp_value is None or start != self._temp_start or abs(m - self._temp_rows) > 0.2 * self._temp_rows:
-            self._temp_value = cal.fit_temperature(recent.logp[live], recent.label[live])
-            self._temp_start, self._temp_rows = start, m
-        return self._temp_value
+        return recent.temperature(live, start)
 
     def figures(self) -> CalibrationFigures:
         """Compute the window's figures (what :meth:`export` writes)."""

@@ -31,9 +31,8 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, time_span, windows_state, RefreshingDetector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, output_features, time_span, uncertainty_features, windows_state, RefreshingDetector
 from monitor.detectors._pending import PendingHistogram
-from monitor.stats.uncertainty import energy_score, mutual_information, top_class_variance
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -113,11 +112,12 @@ class ConfidenceDetector(RefreshingDetector):
         self._hist[names.CONFIDENCE].add(feats.conf)
         self._hist[names.MARGIN].add(feats.margin)
         self._hist[names.ENTROPY].add(feats.entropy)
-        if batch.logits is not None:
-            self._hist[names.ENERGY].add(energy_score(batch.logits))
-        if batch.members is not None and batch.members.ndim == 3:
-            self._hist[names.MUTUAL_INFORMATION].add(mutual_information(batch.members))
-            self._hist[names.TOP_CLASS_VARIANCE].add(top_class_variance(batch.members))
+        unc = uncertainty_features(batch)
+        if unc is not None:
+            for name, values in ((names.ENERGY, unc.energy), (names.MUTUAL_INFORMATION, unc.mutual_information),
+                                 (names.TOP_CLASS_VARIANCE, unc.top_class_variance)):
+                if values is not None:
+                    self._hist[name].add(values)
         abstain = (feats.conf < self.abstain_threshold).astype(np.float64)
         span = time_span(batch)
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CONF, feats.conf), (_ABSTAIN, abstain)], span)

@@ -4,10 +4,12 @@ Each row may carry a low-cardinality ``segment`` (region, customer tier, device.
 over sliding event-time windows, this detector exports the row count, the mean confidence, margin
 and normalised entropy, the abstain rate and the positive-prediction rate, with a labelled
 reference the accuracy estimated without labels (the CBPE and ATC estimators of the
-accuracy-estimation detector, applied to the segment's rows), and with labels the accuracy and the
-over-confidence gap with its p-value, Brier score, log loss and calibration error (15-bin equal-width ECE, its
-debiased L2 counterpart on the same bins, and the MCE); on request the histograms of max
-probability, margin and entropy (``histograms: true``), the reliability diagram's bins
+accuracy-estimation detector, applied to the segment's rows), for logit outputs the mean energy
+score and for ensembles the mean mutual information and top-class variance, and with labels the
+accuracy and the over-confidence gap with its interval and p-value, Brier score, log loss and
+calibration error (15-bin equal-width ECE, its debiased L2 counterpart on the same bins, and the
+MCE); on request the histograms of max probability, margin, entropy (and energy, mutual
+information, top-class variance when the outputs carry them: ``histograms: true``), the reliability diagram's bins
 (``reliability_bins: true``) and the recalibrating temperature (``temperature_rows: N``), which
 multiply their series by the segments (and the last keeps the last N labelled rows). A model that returns labels only
 (``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
@@ -32,6 +34,7 @@ from monitor.detectors._common import (
     config_params,
     hard_labels,
     label_features,
+    uncertainty_features,
     load_windows_state,
     output_features,
     put_figures,
@@ -42,6 +45,7 @@ from monitor.detectors._common import (
     windows_state,
 )
 from monitor.detectors._label_free import LabelFreeEstimators
+from monitor.detectors._pending import GroupedPendingHistogram
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
@@ -63,11 +67,20 @@ _LAB, _CORRECT, _LCONF, _LBRIER, _LLOSS = 0, 1, 2, 3, 4
 _BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
 _L_FIELDS = 5 + 3 * cal.ECE_BINS
 _ECE_EDGES = np.linspace(0.0, 1.0, cal.ECE_BINS + 1)
-#: per-segment histograms (``histograms: true``): metric, buckets, and the output feature binned
+#: per-segment histograms (``histograms: true``): metric, buckets, and the row feature binned
+#: (of :class:`OutputFeatures`, then of :class:`UncertaintyFeatures` when the outputs carry it)
 _HISTOGRAMS = ((names.SEGMENT_CONFIDENCE_HISTOGRAM, names.CONFIDENCE_BUCKETS, "conf"),
                (names.SEGMENT_MARGIN_HISTOGRAM, names.CONFIDENCE_BUCKETS, "margin"),
                (names.SEGMENT_ENTROPY_HISTOGRAM, names.ENTROPY_BUCKETS, "entropy"))
-_HISTOGRAM_BOUNDS = tuple(np.asarray(b, dtype=np.float64) for _, b, _ in _HISTOGRAMS)
+_UNCERTAINTY_HISTOGRAMS = ((names.SEGMENT_ENERGY_HISTOGRAM, names.ENERGY_BUCKETS, "energy"),
+                           (names.SEGMENT_MI_HISTOGRAM, names.MI_BUCKETS, "mutual_information"),
+                           (names.SEGMENT_VARIANCE_HISTOGRAM, names.VARIANCE_BUCKETS, "top_class_variance"))
+# uncertainty beyond the probabilities, in a window of its own: rows with logits and their energy
+# sum, rows with ensemble members and their mutual information and top-class variance sums
+_U_EN, _U_ENERGY, _U_MN, _U_MI, _U_VAR, _U_FIELDS = 0, 1, 2, 3, 4, 5
+# the over-confidence gap's terms d = confidence - correct (count, sum, sum of squares), for its
+# interval, in a window of its own (a state saved without it loads; the interval refills)
+_D_N, _D_SUM, _D_SQ, _D_FIELDS = 0, 1, 2, 3
 # more prediction-window fields, in a window of their own with its own row count: a state saved
 # without them loads, and these figures are absent until that window holds enough rows again
 _X_ROWS, _MARGIN, _ENTROPY, _CBPE, _ATC, _X_FIELDS = 0, 1, 2, 3, 4, 5
@@ -170,6 +183,9 @@ class SegmentDetector(RefreshingDetector):
         Also export each segment's reliability diagram (15 bins: count, mean confidence, accuracy;
         a bin's confidence and accuracy from 10 labels), for segments holding
         ``min_labels_calibration`` labels: 45 series per segment, hence off by default.
+    gap_level
+        Two-sided level of each segment's over-confidence gap interval (0.98: 1% per side, as the
+        calibration detector's).
     temperature_rows
         Keep the last ``temperature_rows`` labelled rows (of all segments together) and export each
         segment's recalibrating temperature, fitted on its rows among them inside the window once
@@ -198,6 +214,7 @@ class SegmentDetector(RefreshingDetector):
         histograms: bool = False,
         reliability_bins: bool = False,
         temperature_rows: int = 0,
+        gap_level: float = 0.98,
     ) -> None:
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
@@ -215,6 +232,9 @@ class SegmentDetector(RefreshingDetector):
         if temperature_rows < 0:
             raise ValueError(f"segments: temperature_rows must be 0 (no temperature) or more, got {temperature_rows}")
         self.temperature_rows = int(temperature_rows)
+        if not 0.5 < gap_level < 1.0:
+            raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
+        self.gap_level = float(gap_level)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
             probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
@@ -239,8 +259,11 @@ class SegmentDetector(RefreshingDetector):
         self._pred = SlidingWindow(self.window_s, (_P_FIELDS * s,), self.n_slots)
         self._extra = SlidingWindow(self.window_s, (_X_FIELDS * s,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
+        self._uncertainty = SlidingWindow(self.window_s, (_U_FIELDS * s,), self.n_slots)
+        self._gap_terms = SlidingWindow(self.window_s, (_D_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending_labels = PendingRows(self._labels, self._label_parts)
+        self._pending_gap = PendingRows(self._gap_terms, self._gap_parts)
         # labels of a model that returns labels only: count and correctness (no confidence)
         self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
         self._positive_seen: int | None = None
@@ -249,9 +272,11 @@ class SegmentDetector(RefreshingDetector):
         self._scored = False
         self._refresh = Refresh(self.refresh)
         self._recent = RecentLabelled(self.temperature_rows)
-        # per histogram, segment and bucket: counts and the values' sum since the last export
-        self._hist_counts = [np.zeros((s, len(b) + 1)) for b in _HISTOGRAM_BOUNDS] if self.histograms else []
-        self._hist_sums = np.zeros((len(_HISTOGRAMS), s)) if self.histograms else np.zeros((0, s))
+        # whether rows with logits (energy) or with ensemble members came: their figures are
+        # written only then, absent otherwise
+        self._seen_energy = self._seen_ensemble = False
+        # per histogram, segment and bucket: observations since the last export
+        self._hist = {name: GroupedPendingHistogram(buckets, s) for name, buckets, _ in _HISTOGRAMS + _UNCERTAINTY_HISTOGRAMS} if self.histograms else {}
 
     @property
     def _s(self) -> int:
@@ -310,27 +335,33 @@ class SegmentDetector(RefreshingDetector):
         if est is not None:
             extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
         accumulate(self._extra, batch.ts, extra, span)
+        unc = uncertainty_features(batch)
+        if unc is not None:
+            self._update_uncertainty(seg, unc, batch.ts, span)
         if self.histograms:
-            self._bin(seg, feats)
+            for name, _, field in _HISTOGRAMS:
+                self._hist[name].add(getattr(feats, field), seg)
+            if unc is not None:
+                for name, _, field in _UNCERTAINTY_HISTOGRAMS:
+                    values = getattr(unc, field)
+                    if values is not None:
+                        self._hist[name].add(values, seg)
 
-    def _bin(self, seg: np.ndarray, feats: Any) -> None:
+    def _update_uncertainty(self, seg: np.ndarray, unc: Any, ts: np.ndarray, span: tuple[float, float]) -> None:
         s = self._s
-        for j, (_, _, field) in enumerate(_HISTOGRAMS):
-            values = getattr(feats, field)
-            counts = self._hist_counts[j]
-            nb = counts.shape[1]
-            idx = np.searchsorted(_HISTOGRAM_BOUNDS[j], values, side="left")  # first bound >= value: "le" buckets
-            counts += np.bincount(seg * nb + idx, minlength=s * nb).reshape(s, nb)
-            self._hist_sums[j] += np.bincount(seg, weights=values, minlength=s)
+        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = []
+        if unc.energy is not None:
+            self._seen_energy = True
+            parts += [(seg + _U_EN * s, 1.0), (seg + _U_ENERGY * s, unc.energy)]
+        if unc.mutual_information is not None:
+            self._seen_ensemble = True
+            parts += [(seg + _U_MN * s, 1.0), (seg + _U_MI * s, unc.mutual_information), (seg + _U_VAR * s, unc.top_class_variance)]
+        accumulate(self._uncertainty, ts, parts, span)
 
     def _flush_histograms(self, out: "MetricWriter") -> None:
         segs = self.segment_names
-        for j, (name, _, _) in enumerate(_HISTOGRAMS):
-            counts = self._hist_counts[j]
-            for i in np.flatnonzero(counts.sum(axis=1)).tolist():
-                out.observe_buckets(name, counts[i], float(self._hist_sums[j, i]), (segs[i],))
-            counts[:] = 0.0
-        self._hist_sums[:] = 0.0
+        for name, hist in self._hist.items():
+            hist.flush(out, name, segs)
 
     def _update_hard(self, batch: "Batch") -> None:
         """Rows of a model that returns labels only: per segment the row count and the positive rate."""
@@ -360,6 +391,7 @@ class SegmentDetector(RefreshingDetector):
                 return
         self._refresh.add(len(lab.ts))
         self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
+        self._pending_gap.add(lab.ts, seg=seg, d=lab.conf - lab.correct)
         self._recent.add(lab.ts, lab.label, lab.scores, seg)
 
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
@@ -377,7 +409,12 @@ class SegmentDetector(RefreshingDetector):
 
     def _fold_labels(self) -> None:
         self._pending_labels.fold()
+        self._pending_gap.fold()
         self._pending_hard.fold()
+
+    def _gap_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
+        s, seg, d = self._s, rows["seg"], rows["d"]
+        return [(seg + _D_N * s, 1.0), (seg + _D_SUM * s, d), (seg + _D_SQ * s, d * d)]
 
     def _label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
         """What labelled rows add to the label window: per segment count, correctness,
@@ -394,6 +431,8 @@ class SegmentDetector(RefreshingDetector):
         self._pred.advance(now)
         self._extra.advance(now)
         self._labels.advance(now)
+        self._uncertainty.advance(now)
+        self._gap_terms.advance(now)
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -470,6 +509,8 @@ class SegmentDetector(RefreshingDetector):
             put_figures(out, names.SEGMENT_GAP_PVALUE, [((segs[i],), _gap_pvalue(lab[:, i]) if lab_scored[i] else None)
                                                         for i in shown])
             put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_scored))
+            self._export_gap_intervals(out, shown, lab_scored)
+            self._export_uncertainty(out, shown)
             put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_scored))
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
         cal_ok = [i for i in shown if self._scored and nlab[i] >= max(self.min_labels_calibration, 2)]
@@ -497,6 +538,34 @@ class SegmentDetector(RefreshingDetector):
                 if np.isfinite(g[3]):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
 
+    def _export_gap_intervals(self, out: "MetricWriter", shown: list[int], ok: np.ndarray) -> None:
+        """Each segment's gap interval (:func:`monitor.stats.calibration.overconfidence_interval`),
+        from its own window of the gap's terms, for segments with ``min_labels`` labels there."""
+        g = self._gap_terms.total().reshape(_D_FIELDS, self._s)
+        segs, least = self.segment_names, max(self.min_labels, 2)
+        lower: list[tuple[tuple[str, ...], float | None]] = []
+        upper: list[tuple[tuple[str, ...], float | None]] = []
+        for i in shown:
+            n = int(round(g[_D_N, i]))
+            gi = cal.overconfidence_interval(n, float(g[_D_SUM, i]), float(g[_D_SQ, i]), self.gap_level) if ok[i] and n >= least else None
+            lower.append(((segs[i],), None if gi is None else gi.lower))
+            upper.append(((segs[i],), None if gi is None else gi.upper))
+        put_figures(out, names.SEGMENT_GAP_LOWER, lower)
+        put_figures(out, names.SEGMENT_GAP_UPPER, upper)
+
+    def _export_uncertainty(self, out: "MetricWriter", shown: list[int]) -> None:
+        """Mean energy (logit outputs) and mean ensemble disagreement per segment, written only
+        for models whose outputs carry them (``min_rows`` such rows per segment)."""
+        if not (self._seen_energy or self._seen_ensemble):
+            return
+        u = self._uncertainty.total().reshape(_U_FIELDS, self._s)
+        segs, least = self.segment_names, max(self.min_rows, 1)
+        figures = ([(names.SEGMENT_ENERGY, _U_EN, _U_ENERGY)] if self._seen_energy else []) + (
+            [(names.SEGMENT_MUTUAL_INFORMATION, _U_MN, _U_MI), (names.SEGMENT_TOP_CLASS_VARIANCE, _U_MN, _U_VAR)]
+            if self._seen_ensemble else [])
+        for name, count, total in figures:
+            put_figures(out, name, [((segs[i],), float(u[total, i] / u[count, i]) if u[count, i] >= least else None) for i in shown])
+
     def _export_reliability(self, out: "MetricWriter", lab: np.ndarray, shown: list[int], ok: set[int]) -> None:
         segs = self.segment_names
         count: list[tuple[tuple[str, ...], float | None]] = []
@@ -519,13 +588,14 @@ class SegmentDetector(RefreshingDetector):
         recent, segs = self._recent, self.segment_names
         if recent.logp is None:
             return [((segs[i],), None) for i in shown]
-        live = recent.live(self._labels.newest_slot_end - self.window_s)
+        start = self._labels.newest_slot_end - self.window_s
+        live = recent.live(start)
         out: list[tuple[tuple[str, ...], float | None]] = []
         for i in shown:
             rows = live & (recent.group == i)
             m = int(rows.sum())
             enough = i in ok and m >= self.min_labels_calibration
-            out.append(((segs[i],), cal.fit_temperature(recent.logp[rows], recent.label[rows]) if enough else None))
+            out.append(((segs[i],), recent.temperature(rows, start, key=i) if enough else None))
         return out
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -533,8 +603,11 @@ class SegmentDetector(RefreshingDetector):
         self._fold_labels()
         return {
             **(self._recent.state_dict(with_group=True) if self.temperature_rows else {}),
-            **({"hist_counts": [c.copy() for c in self._hist_counts], "hist_sums": self._hist_sums.copy()} if self.histograms else {}),
-            "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra}),
+            **({"histograms": {name: h.state_dict() for name, h in self._hist.items()}} if self.histograms else {}),
+            "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra,
+                                      "uncertainty": self._uncertainty, "gap_terms": self._gap_terms}),
+            "seen_energy": self._seen_energy,
+            "seen_ensemble": self._seen_ensemble,
             **self._slots.state_dict(),
             "positive_seen": self._positive_seen,
             "scored": self._scored,
@@ -543,17 +616,26 @@ class SegmentDetector(RefreshingDetector):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
-        if "extra" in state["windows"]:  # saved before the margin, entropy and estimates per segment: they refill
-            self._extra.load_state_dict(state["windows"]["extra"])
+        # windows added later: a state saved before them loads, and their figures refill
+        for key, window in (("extra", self._extra), ("uncertainty", self._uncertainty), ("gap_terms", self._gap_terms)):
+            if key in state["windows"]:
+                window.load_state_dict(state["windows"][key])
+        self._seen_energy = bool(state.get("seen_energy", False))
+        self._seen_ensemble = bool(state.get("seen_ensemble", False))
         self._slots.load_state_dict(state)
         if self.temperature_rows and "ring_ts" in state:  # saved without a ring: temperatures refill
             self._recent.load_state_dict(state, "segments")
-        if self.histograms and "hist_counts" in state:  # observations not yet exported when it was saved
-            counts = [np.asarray(c, dtype=np.float64) for c in state["hist_counts"]]
-            if [c.shape for c in counts] != [c.shape for c in self._hist_counts]:
-                raise ValueError("segments state was saved with another segment_cap")
-            self._hist_counts = [c.copy() for c in counts]
-            self._hist_sums = np.asarray(state["hist_sums"], dtype=np.float64).copy()
+        if self.histograms:  # observations not yet exported when it was saved
+            saved = state.get("histograms", {})
+            if "hist_counts" in state:  # the layout of the first three histograms' state before the others came
+                saved = {name: {"counts": c, "sums": sums} for (name, _, _), c, sums in
+                         zip(_HISTOGRAMS, state["hist_counts"], state["hist_sums"])}
+            for name, hist_state in saved.items():
+                if name in self._hist:
+                    try:
+                        self._hist[name].load_state_dict(hist_state)
+                    except ValueError:
+                        raise ValueError("segments state was saved with another segment_cap") from None
         pos = state.get("positive_seen")
         self._positive_seen = None if pos is None else int(pos)
         # saved before labels-only models were handled: every model then had confidence sums

@@ -1,0 +1,253 @@
+"""Per segment: the over-confidence gap's interval, and the uncertainty figures beyond the
+probabilities (energy of logits, an ensemble's disagreement), as mean gauges and opt-in histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.batch import Batch, LabeledBatch
+from monitor.catalog import confidence as names
+from monitor.detectors.calibration import CalibrationDetector
+from monitor.detectors.confidence import ConfidenceDetector
+from monitor.detectors.registry import create
+from monitor.detectors.segments import SegmentDetector
+from monitor.outputs import ClassIndex, decode_outputs
+from monitor.schema import OutputSpec
+from monitor.stats import uncertainty as unc
+from monitor.store import MetricStore
+
+
+def labelled(rng: np.random.Generator, n: int, segments: dict[str, float], k: int = 4, t0: float = 0.0) -> LabeledBatch:
+    """``n`` labelled rows per segment whose model is over-confident by ``gap`` in that segment:
+    the label is the predicted class with probability ``confidence - gap`` (0 is calibrated)."""
+    scores, labels, segs = [], [], []
+    for name, gap in segments.items():
+        logits = rng.normal(size=(n, k)) * 2.0
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        top = p.argmax(axis=1)
+        right = rng.random(n) < np.clip(p.max(axis=1) - gap, 0.0, 1.0)
+        wrong = (top + rng.integers(1, k, size=n)) % k
+        labels.append(np.where(right, top, wrong))
+        scores.append(p)
+        segs += [name] * n
+    s = np.vstack(scores)
+    ts = t0 + np.arange(len(segs)) * 0.01
+    return LabeledBatch(ts=ts, label_ts=ts + 1.0, label=np.concatenate(labels), segment=np.array(segs, dtype=object),
+                        scores=s, predicted=s.argmax(axis=1))
+
+
+def test_segment_gap_interval_is_the_calibration_detectors_interval_on_the_segments_rows() -> None:
+    rng = np.random.default_rng(5)
+    lab = labelled(rng, 600, {"calm": 0.0, "bold": 0.12})
+    det = SegmentDetector(window_s=1e6, min_labels=50)
+    det.update_labels(lab)
+    store = MetricStore("m")
+    det.export(store)
+    for seg in ("calm", "bold"):
+        m = lab.segment == seg
+        alone = CalibrationDetector(window_s=1e6, min_labels=50)
+        alone.update_labels(LabeledBatch(ts=lab.ts[m], label_ts=lab.label_ts[m], label=lab.label[m], segment=lab.segment[m],
+                                         scores=lab.scores[m], predicted=lab.predicted[m]))
+        whole = MetricStore("m")
+        alone.export(whole)
+        for mine, theirs in ((names.SEGMENT_GAP_LOWER, names.GAP_LOWER), (names.SEGMENT_GAP_UPPER, names.GAP_UPPER)):
+            assert store.value(mine, (seg,)) == pytest.approx(whole.value(theirs), abs=1e-12)
+    # the over-confident segment's interval lies above 0; the calibrated one's covers 0
+    assert store.value(names.SEGMENT_GAP_LOWER, ("bold",)) > 0.0
+    assert store.value(names.SEGMENT_GAP_LOWER, ("calm",)) < 0.0 < store.value(names.SEGMENT_GAP_UPPER, ("calm",))
+
+
+def test_segment_gap_interval_false_alarms_and_power_seeded() -> None:
+    """180 calibrated segments of 300 labels each (the metric's cardinality limit is 200 series):
+    the 98% interval's lower bound is above 0 (a one-sided 1% test) in at most 4 of them (expected
+    1.8: binomial(180, 0.01) exceeds 4 with probability ~0.04, and the seed is fixed); 20 segments
+    over-confident by 10 points with 300 labels (power ~0.9 per segment): the lower bound is above 0
+    in at least 16 of them (17 to 20 in seeds 11-20)."""
+    rng = np.random.default_rng(11)
+    calm = labelled(rng, 300, {f"c{i}": 0.0 for i in range(180)})
+    det = SegmentDetector(window_s=1e6, segment_cap=180, min_labels=50)
+    det.update_labels(calm)
+    store = MetricStore("m")
+    det.export(store)
+    lower = [store.value(names.SEGMENT_GAP_LOWER, (f"c{i}",)) for i in range(180)]
+    assert all(v is not None for v in lower)
+    assert sum(v > 0 for v in lower) <= 4
+    bold = labelled(rng, 300, {f"b{i}": 0.10 for i in range(20)})
+    det = SegmentDetector(window_s=1e6, segment_cap=20, min_labels=50)
+    det.update_labels(bold)
+    store = MetricStore("m")
+    det.export(store)
+    assert sum(store.value(names.SEGMENT_GAP_LOWER, (f"b{i}",)) > 0 for i in range(20)) >= 16
+
+
+def test_segment_gap_interval_absent_below_min_labels_and_survives_a_checkpoint() -> None:
+    rng = np.random.default_rng(6)
+    lab = labelled(rng, 120, {"big": 0.0})
+    few = labelled(rng, 30, {"small": 0.0}, t0=50.0)
+    det = SegmentDetector(window_s=1e6, min_labels=50)
+    det.update_labels(lab)
+    det.update_labels(few)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_GAP_LOWER, ("big",)) is not None
+    assert store.value(names.SEGMENT_GAP_LOWER, ("small",)) is None and store.value(names.SEGMENT_GAP_UPPER, ("small",)) is None
+    clone = create("segments", params={"window_s": 1e6, "min_labels": 50})
+    clone.load_state_dict(det.state_dict())
+    again = MetricStore("m")
+    clone.export(again)
+    assert again.value(names.SEGMENT_GAP_LOWER, ("big",)) == store.value(names.SEGMENT_GAP_LOWER, ("big",))
+    # a state saved before the interval's window existed loads; the interval is absent until labels refill it
+    old = det.state_dict()
+    old["windows"] = {k: v for k, v in old["windows"].items() if k not in ("gap_terms", "uncertainty")}
+    older = create("segments", params={"window_s": 1e6, "min_labels": 50})
+    older.load_state_dict(old)
+    refill = MetricStore("m")
+    older.export(refill)
+    assert refill.value(names.SEGMENT_GAP, ("big",)) is not None and refill.value(names.SEGMENT_GAP_LOWER, ("big",)) is None
+
+
+def _logit_batch(rng: np.random.Generator, scale: dict[str, float], n: int) -> tuple[Batch, np.ndarray]:
+    logits, segs = [], []
+    for name, s in scale.items():
+        logits.append(rng.normal(size=(n, 3)) * s)
+        segs += [name] * n
+    z = np.vstack(logits)
+    dec = decode_outputs(z, OutputSpec("logits"), ClassIndex())
+    batch = Batch.from_arrays(np.zeros((len(segs), 1)), dec.scores, predicted=dec.predicted, logits=dec.logits,
+                              ts=np.arange(len(segs), dtype=float), segment=np.array(segs, dtype=object))
+    return batch, dec.logits
+
+
+def test_segment_energy_mean_and_histogram_are_each_segments_own() -> None:
+    rng = np.random.default_rng(7)
+    batch, logits = _logit_batch(rng, {"near": 1.0, "far": 6.0, "few": 1.0}, 150)
+    batch2, _ = _logit_batch(rng, {"near": 1.0}, 0)  # no rows: nothing changes
+    det = SegmentDetector(window_s=1e6, min_rows=100, histograms=True)
+    whole = ConfidenceDetector(flush_s=0)
+    det.update(batch)
+    whole.update(batch)
+    det.update(batch2) if len(batch2) else None
+    store, theirs = MetricStore("m"), MetricStore("m")
+    det.export(store)
+    whole.export(theirs)
+    energy = unc.energy_score(logits)
+    for seg in ("near", "far", "few"):
+        m = batch.segment == seg
+        assert store.value(names.SEGMENT_ENERGY, (seg,)) == pytest.approx(energy[m].mean())
+    # larger logits: lower energy (more familiar by the score's convention)
+    assert store.value(names.SEGMENT_ENERGY, ("far",)) < store.value(names.SEGMENT_ENERGY, ("near",))
+
+    def buckets(s: MetricStore, name: str, segment: str | None = None) -> dict[str, float]:
+        return {labels["le"]: v for n, labels, v in s.samples()
+                if n == name + "_bucket" and (segment is None or labels.get("segment") == segment)}
+
+    per_segment = [buckets(store, names.SEGMENT_ENERGY_HISTOGRAM, s) for s in ("near", "far", "few")]
+    summed = {le: sum(b[le] for b in per_segment) for le in per_segment[0]}
+    assert summed == buckets(theirs, names.ENERGY) and summed["+Inf"] == 450
+    # probabilities without logits or members: no energy or ensemble series at all
+    plain = SegmentDetector(window_s=1e6, min_rows=100, histograms=True)
+    plain.update(Batch.from_arrays(np.zeros((200, 1)), batch.scores[:200], ts=np.arange(200.0), segment=batch.segment[:200]))
+    none = MetricStore("m")
+    plain.export(none)
+    got = {n for n, _, _ in none.samples()}
+    assert not any(n.startswith((names.SEGMENT_ENERGY, names.SEGMENT_MUTUAL_INFORMATION, names.SEGMENT_TOP_CLASS_VARIANCE,
+                                 names.SEGMENT_ENERGY_HISTOGRAM, names.SEGMENT_MI_HISTOGRAM)) for n in got)
+
+
+def test_segment_ensemble_disagreement_means_and_min_rows() -> None:
+    """Segment "split" has members that disagree (mutual information high), "agree" members that
+    are the same model; each segment's mean equals the figure computed on its rows."""
+    rng = np.random.default_rng(8)
+    n = 200
+    base = rng.dirichlet(np.ones(3), size=n)
+    agree = np.repeat(base[:, None, :], 5, axis=1)
+    split = rng.dirichlet(np.ones(3) * 0.3, size=(n, 5))
+    members = np.concatenate([agree, split, split[:40]])
+    segs = np.array(["agree"] * n + ["split"] * n + ["tiny"] * 40, dtype=object)
+    dec = decode_outputs(members, OutputSpec("probabilities", samples_axis=True), ClassIndex())
+    batch = Batch.from_arrays(np.zeros((len(segs), 1)), dec.scores, predicted=dec.predicted, members=dec.members,
+                              ts=np.arange(len(segs), dtype=float), segment=segs)
+    det = SegmentDetector(window_s=1e6, min_rows=100)
+    det.update(batch)
+    store = MetricStore("m")
+    det.export(store)
+    mi, var = unc.mutual_information(dec.members), unc.top_class_variance(dec.members)
+    for seg in ("agree", "split"):
+        m = segs == seg
+        assert store.value(names.SEGMENT_MUTUAL_INFORMATION, (seg,)) == pytest.approx(mi[m].mean())
+        assert store.value(names.SEGMENT_TOP_CLASS_VARIANCE, (seg,)) == pytest.approx(var[m].mean())
+    assert store.value(names.SEGMENT_MUTUAL_INFORMATION, ("agree",)) == pytest.approx(0.0, abs=1e-9)
+    assert store.value(names.SEGMENT_MUTUAL_INFORMATION, ("split",)) > 0.2
+    assert store.value(names.SEGMENT_MUTUAL_INFORMATION, ("tiny",)) is None  # 40 rows < min_rows
+    assert store.value(names.SEGMENT_ENERGY, ("agree",)) is None  # probabilities: no energy
+    # the means and the flag that they exist survive a checkpoint
+    clone = create("segments", params={"window_s": 1e6, "min_rows": 100})
+    clone.load_state_dict(det.state_dict())
+    again = MetricStore("m")
+    clone.export(again)
+    assert again.value(names.SEGMENT_MUTUAL_INFORMATION, ("split",)) == store.value(names.SEGMENT_MUTUAL_INFORMATION, ("split",))
+
+
+def test_histogram_state_saved_in_the_earlier_layout_still_loads() -> None:
+    """States saved before the energy and ensemble histograms kept the first three histograms as
+    ``hist_counts`` / ``hist_sums`` arrays: their unexported observations are not lost."""
+    rng = np.random.default_rng(9)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    seg = np.array(["a", "b"] * 150, dtype=object)
+    det = SegmentDetector(window_s=1e6, histograms=True)
+    det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.arange(300.0), segment=seg))
+    state = det.state_dict()
+    hist = state.pop("histograms")
+    order = (names.SEGMENT_CONFIDENCE_HISTOGRAM, names.SEGMENT_MARGIN_HISTOGRAM, names.SEGMENT_ENTROPY_HISTOGRAM)
+    state["hist_counts"] = [hist[n]["counts"] for n in order]
+    state["hist_sums"] = np.stack([hist[n]["sums"] for n in order])
+    clone = create("segments", params={"window_s": 1e6, "histograms": True})
+    clone.load_state_dict(state)
+    store = MetricStore("m")
+    clone.export(store)
+    got = {labels["segment"]: v for n, labels, v in store.samples()
+           if n == names.SEGMENT_CONFIDENCE_HISTOGRAM + "_bucket" and labels["le"] == "+Inf"}
+    assert got == {"a": 150.0, "b": 150.0}
+    wrong = SegmentDetector(window_s=1e6, histograms=True, segment_cap=5)
+    with pytest.raises(ValueError, match="segment_cap|shape"):
+        wrong.load_state_dict(state)
+
+
+def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
+    """One segment of three (a third of the traffic) becomes over-confident by 12 points after an
+    hour: ModelSegmentOverconfident fires for that segment (and no other). The unshifted stream's
+    silence over 4 hours is tested for every rule of the pack in tests/test_confidence_rules.py."""
+    from monitor.promql import SeriesStore
+    from monitor.reference import Reference
+    from monitor.rules.evaluator import RuleEvaluator
+    from tests.test_confidence_rules import HOUR, K, RULES, outputs, segments
+
+    rng = np.random.default_rng(42)
+    probs, y = outputs(rng, 3000)
+    reference = Reference.from_arrays(np.zeros((3000, 1)), scores=probs, labels=y, classes=[f"c{i}" for i in range(K)])
+    det = create("segments", reference=reference, params={"window_s": 1800.0})
+    store = MetricStore("m")
+    series = SeriesStore(retention_s=2 * HOUR)
+    evaluator = RuleEvaluator.from_files([RULES], storage=series, default_interval_s=30.0)
+    firing: set[tuple[str, str]] = set()
+    rng = np.random.default_rng(0)
+    for t0 in range(0, int(3 * HOUR), 30):
+        probs, y = outputs(rng, 30)
+        seg = segments(rng, 30)
+        if t0 >= HOUR:
+            bad_probs, bad_y = outputs(rng, 30, gap=0.12)
+            apac = seg == "apac"
+            probs[apac], y[apac] = bad_probs[apac], bad_y[apac]
+        ts = t0 + np.arange(30, dtype=np.float64)
+        det.update(Batch.from_arrays(np.zeros((30, 1)), probs, ts=ts, segment=seg))
+        det.update_labels(LabeledBatch(ts=ts, label_ts=ts, label=y, segment=seg, scores=probs, predicted=probs.argmax(axis=1)))
+        det.advance(float(t0 + 30))
+        det.export(store)
+        now = float(t0 + 30)
+        series.append_scrape(now, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
+        evaluator.evaluate(now)
+        firing |= {(a.name, a.labels.get("segment", "")) for a in evaluator.alerts() if a.state.name.lower() == "firing"}
+    assert ("ModelSegmentOverconfident", "apac") in firing
+    assert {s for name, s in firing if name == "ModelSegmentOverconfident"} == {"apac"}
