@@ -18,7 +18,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -26,6 +26,41 @@ if TYPE_CHECKING:
     from monitor.store import LabelValues, MetricWriter
 
 __all__ = ["GroupedPendingHistogram", "PendingHistogram"]
+
+
+class _Held:
+    """Values (with their group, for grouped histograms) copied into buffers allocated on first
+    use, handed to ``bin`` in one call when ``capacity`` wait or when the owner drains them."""
+
+    __slots__ = ("capacity", "count", "_values", "_group")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.count = 0
+        self._values: np.ndarray | None = None
+        self._group: np.ndarray | None = None
+
+    def add(self, v: np.ndarray, group: np.ndarray | None, bin: Callable[[np.ndarray, np.ndarray | None], None]) -> None:
+        n = v.size
+        if self.count + n > self.capacity:
+            self.drain(bin)
+            if n > self.capacity:
+                bin(v, group)
+                return
+        if self._values is None:
+            self._values = np.empty(self.capacity)
+            if group is not None:
+                self._group = np.empty(self.capacity, dtype=np.int64)
+        self._values[self.count:self.count + n] = v
+        if self._group is not None:
+            self._group[self.count:self.count + n] = group
+        self.count += n
+
+    def drain(self, bin: Callable[[np.ndarray, np.ndarray | None], None]) -> None:
+        if self.count:
+            assert self._values is not None
+            n, self.count = self.count, 0
+            bin(self._values[:n], None if self._group is None else self._group[:n])
 
 
 class PendingHistogram:
@@ -49,9 +84,7 @@ class PendingHistogram:
         nb = len(self.bounds) + 1
         self._counts = np.zeros(nb)
         self._sums = np.zeros(nb)
-        self._capacity = int(capacity)
-        self._buffer: np.ndarray | None = None
-        self._held = 0  # values in the buffer, not yet binned
+        self._held = _Held(capacity)  # values not yet binned
         self._observed = 0  # values since the last flush, binned or not
 
     @property
@@ -79,27 +112,14 @@ class PendingHistogram:
         """Buffer finite values (the output decoder has already refused rows with NaN or inf,
         so the scores derived from them need no second check on the hot path)."""
         v = np.asarray(values, dtype=np.float64).ravel()
-        n = v.size
-        if n == 0:
-            return
-        self._observed += n
-        if self._held + n > self._capacity:
-            self._bin_held()
-            if n > self._capacity:
-                self._bin(v)
-                return
-        if self._buffer is None:
-            self._buffer = np.empty(self._capacity)
-        self._buffer[self._held:self._held + n] = v
-        self._held += n
+        if v.size:
+            self._observed += v.size
+            self._held.add(v, None, self._bin)
 
     def _bin_held(self) -> None:
-        if self._held:
-            assert self._buffer is not None
-            self._bin(self._buffer[:self._held])
-            self._held = 0
+        self._held.drain(self._bin)
 
-    def _bin(self, v: np.ndarray) -> None:
+    def _bin(self, v: np.ndarray, group: np.ndarray | None = None) -> None:
         # sorted once, the values fall into the buckets as runs: the bounds are searched among the
         # values (a dozen searches) instead of every value among the bounds (a mispredicted binary
         # search per value, four times the cost)
@@ -129,7 +149,7 @@ class PendingHistogram:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._counts = np.asarray(state["counts"], dtype=np.float64).copy()
         self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
-        self._held = 0
+        self._held = _Held(self._held.capacity)
         self._observed = int(round(float(self._counts.sum())))
 
 
@@ -160,10 +180,7 @@ class GroupedPendingHistogram:
         self._nb = len(self.bounds) + 1
         self._counts = np.zeros((self.groups, self._nb))
         self._sums = np.zeros(self.groups)
-        self._capacity = int(capacity)
-        self._values: np.ndarray | None = None
-        self._group: np.ndarray | None = None
-        self._held = 0
+        self._held = _Held(capacity)
 
     @property
     def counts(self) -> np.ndarray:
@@ -179,29 +196,14 @@ class GroupedPendingHistogram:
 
     def add(self, values: np.ndarray, group: np.ndarray) -> None:
         v = np.asarray(values, dtype=np.float64).ravel()
-        n = v.size
-        if n == 0:
-            return
-        if self._held + n > self._capacity:
-            self._bin_held()
-            if n > self._capacity:
-                self._bin(v, group)
-                return
-        if self._values is None:
-            self._values = np.empty(self._capacity)
-            self._group = np.empty(self._capacity, dtype=np.int64)
-        assert self._group is not None
-        self._values[self._held:self._held + n] = v
-        self._group[self._held:self._held + n] = group
-        self._held += n
+        if v.size:
+            self._held.add(v, np.asarray(group, dtype=np.int64), self._bin)
 
     def _bin_held(self) -> None:
-        if self._held:
-            assert self._values is not None and self._group is not None
-            self._bin(self._values[:self._held], self._group[:self._held])
-            self._held = 0
+        self._held.drain(self._bin)
 
-    def _bin(self, v: np.ndarray, group: np.ndarray) -> None:
+    def _bin(self, v: np.ndarray, group: np.ndarray | None) -> None:
+        assert group is not None
         nb, g = self._nb, self.groups
         idx = np.searchsorted(self.bounds, v, side="left")  # first bound >= value: "le" buckets, as the store
         self._counts += np.bincount(group * nb + idx, minlength=g * nb).reshape(g, nb)
@@ -225,4 +227,4 @@ class GroupedPendingHistogram:
             raise ValueError("histogram state was saved with another number of groups or buckets")
         self._counts = counts.copy()
         self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
-        self._held = 0
+        self._held = _Held(self._held.capacity)
