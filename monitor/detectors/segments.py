@@ -24,6 +24,7 @@ mean confidence), so that an alert can fire on a difference that is both large a
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -235,6 +236,7 @@ class SegmentDetector(RefreshingDetector):
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
+        self._gap_z = NormalDist().inv_cdf(0.5 + self.gap_level / 2.0)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
             probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
@@ -539,19 +541,18 @@ class SegmentDetector(RefreshingDetector):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
 
     def _export_gap_intervals(self, out: "MetricWriter", shown: list[int], ok: np.ndarray) -> None:
-        """Each segment's gap interval (:func:`monitor.stats.calibration.overconfidence_interval`),
-        from its own window of the gap's terms, for segments with ``min_labels`` labels there."""
+        """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
+        for all segments at once), from its own window of the gap's terms, for segments with
+        ``min_labels`` labels there."""
         g = self._gap_terms.total().reshape(_D_FIELDS, self._s)
-        segs, least = self.segment_names, max(self.min_labels, 2)
-        lower: list[tuple[tuple[str, ...], float | None]] = []
-        upper: list[tuple[tuple[str, ...], float | None]] = []
-        for i in shown:
-            n = int(round(g[_D_N, i]))
-            gi = cal.overconfidence_interval(n, float(g[_D_SUM, i]), float(g[_D_SQ, i]), self.gap_level) if ok[i] and n >= least else None
-            lower.append(((segs[i],), None if gi is None else gi.lower))
-            upper.append(((segs[i],), None if gi is None else gi.upper))
-        put_figures(out, names.SEGMENT_GAP_LOWER, lower)
-        put_figures(out, names.SEGMENT_GAP_UPPER, upper)
+        n = np.round(g[_D_N])
+        valid = ok & (n >= max(self.min_labels, 2))
+        safe = np.maximum(n, 2.0)
+        mean = g[_D_SUM] / safe
+        half = self._gap_z * np.sqrt(np.maximum((g[_D_SQ] - safe * mean * mean) / (safe - 1.0), 0.0) / safe)
+        segs = self.segment_names
+        put_figures(out, names.SEGMENT_GAP_LOWER, [((segs[i],), float(mean[i] - half[i]) if valid[i] else None) for i in shown])
+        put_figures(out, names.SEGMENT_GAP_UPPER, [((segs[i],), float(mean[i] + half[i]) if valid[i] else None) for i in shown])
 
     def _export_uncertainty(self, out: "MetricWriter", shown: list[int]) -> None:
         """Mean energy (logit outputs) and mean ensemble disagreement per segment, written only
