@@ -11,7 +11,10 @@ Over sliding event-time windows:
   90% but covers 70% is seen;
 * when the model returns quantiles (``output.quantiles`` configured, ``(n, q)`` outputs): per
   level, the share of targets at or below the predicted quantile (a calibrated 0.95 quantile has
-  95% below it), and the interval between the lowest and highest level as above.
+  95% below it), and the interval between the lowest and highest level as above;
+* on request (``by_segment: true``), the same figures per ``segment`` of the rows, and the
+  largest gap in MAE between two segments (the fairness view: a model whose errors are twice as
+  large for one group is seen even when the overall MAE is fine).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, windows_state, RefreshingDetector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, put_figures, windows_state, RefreshingDetector
+from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
 from monitor.windows import SlidingWindow
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["RegressionDetector"]
+__all__ = ["RegressionDetector", "mae_gap"]
 
 _N, _SUM = 0, 1  # then bins
 _LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _NQ, _BELOW = range(9)  # then one "below" per quantile level
@@ -63,6 +67,19 @@ class RegressionDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+    by_segment
+        Also export the window's figures per ``segment`` of the rows: rows and prediction mean,
+        with labels the label count, MAE, RMSE and bias, the interval coverage with its gap to the
+        nominal level and z statistic, the quantile coverage per level, and the largest MAE gap
+        between segments with ``min_labels`` labels each (Welch's z). Off by default: it
+        multiplies the series by the segments (about 10 per segment, plus one per quantile level)
+        and adds a slot lookup and a second window update per batch, which a model whose callers
+        send no segment would pay for nothing. The segments detector, which slices classifiers'
+        figures, runs for classifiers only (it reads class probabilities), so for a regression
+        model this option is the one place where rows folded into ``other`` are counted.
+    segment_cap
+        Distinct segment values tracked (defaults to the monitor's ``segment_cap``); later values
+        count as ``other``.
     """
 
     kind: ClassVar[str] = "regression"
@@ -78,7 +95,13 @@ class RegressionDetector(RefreshingDetector):
         min_rows: int = 200,
         min_labels: int = 50,
         refresh: float = 0.05,
+        by_segment: bool = False,
+        segment_cap: int = 20,
     ) -> None:
+        if segment_cap < 1:
+            raise ValueError(f"regression: segment_cap must be at least 1, got {segment_cap}")
+        self.by_segment = bool(by_segment)
+        self.segment_cap = int(segment_cap)
         self.quantiles = tuple(float(q) for q in (quantiles or ()))
         if any(not 0.0 < q < 1.0 for q in self.quantiles) or any(b <= a for a, b in zip(self.quantiles, self.quantiles[1:])):
             raise ValueError(f"regression: quantiles must be increasing levels in (0, 1), got {list(self.quantiles)}")
@@ -118,7 +141,7 @@ class RegressionDetector(RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "RegressionDetector":
-        params = config_params(cls, context, params, window_s="window_s")
+        params = config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap")
         if params.get("quantiles") is None and context is not None:
             params["quantiles"] = getattr(context.output, "quantiles", ()) or None
         return cls(reference, **params)
@@ -127,6 +150,9 @@ class RegressionDetector(RefreshingDetector):
         self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_BELOW + len(self.quantiles),), self.n_slots)
         self._refresh = Refresh(self.refresh)
+        # per segment: rows and sum of predictions; the label window's fields (None when off)
+        self._segments = (SegmentSums(self.segment_cap, self.window_s, self.n_slots, {"pred": 2, "labels": _BELOW + len(self.quantiles)})
+                          if self.by_segment else None)
 
     @staticmethod
     def _values(scores: np.ndarray | None) -> np.ndarray | None:
@@ -141,10 +167,13 @@ class RegressionDetector(RefreshingDetector):
             return
         ok = np.isfinite(v)
         ts = batch.ts
-        if not ok.all():
+        all_ok = ok.all()
+        if not all_ok:
             v, ts = v[ok], ts[ok]
         self._refresh.add(len(v))
         accumulate(self._pred, ts, [(_N, 1.0), (_SUM, v), (uni.bin_index(v, self._edges) + 2, 1.0)])
+        if self._segments is not None:
+            self._segments.add("pred", ts, batch.segment if all_ok else batch.segment[ok], [(_N, 1.0), (_SUM, v)])
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
         v = self._values(labeled.scores)
@@ -153,7 +182,8 @@ class RegressionDetector(RefreshingDetector):
         y = np.asarray(labeled.label, dtype=np.float64)
         ok = np.isfinite(v) & np.isfinite(y)
         ts, iv = labeled.ts, labeled.intervals
-        if not ok.all():
+        all_ok = ok.all()
+        if not all_ok:
             v, y, ts = v[ok], y[ok], ts[ok]
             iv = None if iv is None else iv[ok]
         err = v - y
@@ -174,12 +204,20 @@ class RegressionDetector(RefreshingDetector):
             ]
         self._refresh.add(len(v))
         accumulate(self._labels, ts, parts)
+        if self._segments is not None:
+            self._segments.add("labels", ts, labeled.segment if all_ok else labeled.segment[ok], parts, rows=False)
 
     def advance(self, now: float) -> None:
         self._pred.advance(now)
         self._labels.advance(now)
+        if self._segments is not None:
+            self._segments.advance(now)
 
     def export(self, out: "MetricWriter") -> None:
+        if self._segments is not None:
+            overflow = self._segments.slots.take_overflow()
+            if overflow:
+                out.inc(names.SEGMENT_OVERFLOW, float(overflow))
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
             return
@@ -213,13 +251,90 @@ class RegressionDetector(RefreshingDetector):
             gap = _coverage_gap(lab[_BELOW + j], nq, self.quantiles[j]) if q_ok else None
             put_figure(out, names.QUANTILE_COVERAGE_GAP, None if gap is None else gap[0], (level,))
             put_figure(out, names.QUANTILE_COVERAGE_Z, None if gap is None else gap[1], (level,))
+        if self._segments is not None:
+            self._export_segments(out, self._segments)
+
+    def _export_segments(self, out: "MetricWriter", sums: SegmentSums) -> None:
+        """Each segment's figures (absent below the same minimum counts as the whole window's)
+        and the largest MAE gap between segments with enough labels."""
+        p, lab = sums.totals("pred"), sums.totals("labels")
+        rows, nl, ni, nq = p[_N], lab[_LN], lab[_NINT], lab[_NQ]
+        segs = sums.names
+        # "other" is shown once it can hold rows (every slot learned), so that its series are
+        # updated (to absent) when its rows leave the window rather than left at a stale value
+        shown = list(range(sums.slots.learned)) + ([len(segs) - 1] if sums.slots.learned == sums.slots.cap else [])
+        keys = [(segs[i],) for i in shown]
+        enough = rows >= max(self.min_rows, 1)
+        lab_ok = nl >= max(self.min_labels, 1)
+        int_ok = ni >= max(self.min_labels, 1)
+        q_ok = nq >= max(self.min_labels, 1)
+
+        def series(values: np.ndarray, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
+            return [(key, float(values[i]) if ok[i] else None) for key, i in zip(keys, shown)]
+
+        out.set_many(names.REGRESSION_SEGMENT_ROWS, [(key, float(rows[i])) for key, i in zip(keys, shown)])
+        out.set_many(names.REGRESSION_SEGMENT_LABELS, [(key, float(nl[i])) for key, i in zip(keys, shown)])
+        with np.errstate(divide="ignore", invalid="ignore"):  # empty segments are masked by their ok
+            mae = lab[_ABS] / nl
+            put_figures(out, names.REGRESSION_SEGMENT_MEAN, series(p[_SUM] / rows, enough))
+            put_figures(out, names.REGRESSION_SEGMENT_MAE, series(mae, lab_ok))
+            put_figures(out, names.REGRESSION_SEGMENT_RMSE, series(np.sqrt(lab[_SQ] / nl), lab_ok))
+            put_figures(out, names.REGRESSION_SEGMENT_BIAS, series(lab[_ERR] / nl, lab_ok))
+            put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE, series(lab[_COVER] / ni, int_ok))
+            gaps = [_coverage_gap(lab[_COVER, i], ni[i], self._nominal_interval) if int_ok[i] else None for i in shown]
+            put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE_GAP,
+                        [(key, None if g is None else g[0]) for key, g in zip(keys, gaps)])
+            put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE_Z,
+                        [(key, None if g is None else g[1]) for key, g in zip(keys, gaps)])
+            put_figures(out, names.REGRESSION_SEGMENT_QUANTILE_COVERAGE,
+                        [((segs[i], level), float(lab[_BELOW + j, i] / nq[i]) if q_ok[i] else None)
+                         for i in shown for j, level in enumerate(self._quantile_labels)])
+        out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP)
+        out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z)
+        gap = mae_gap(lab[_ABS], lab[_SQ], nl, lab_ok)
+        if gap is not None:
+            labels = (segs[gap[0]], segs[gap[1]])
+            out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP, gap[2], labels)
+            if np.isfinite(gap[3]):
+                out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, gap[3], labels)
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Tracked segment names, then ``other`` (empty when ``by_segment`` is off)."""
+        return () if self._segments is None else self._segments.names
 
     def state_dict(self) -> dict[str, Any]:
-        return {"windows": windows_state({"pred": self._pred, "labels": self._labels})}
+        state: dict[str, Any] = {"windows": windows_state({"pred": self._pred, "labels": self._labels})}
+        if self._segments is not None:
+            state["segments"] = self._segments.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
+        if self._segments is not None and "segments" in state:  # saved without them (option off, or older): they refill
+            self._segments.load_state_dict(state["segments"])
+
+
+def mae_gap(abs_sum: np.ndarray, sq_sum: np.ndarray, n: np.ndarray, ok: np.ndarray) -> tuple[int, int, float, float] | None:
+    """Largest MAE difference between eligible segments: ``(high, low, gap, z)`` or None.
+
+    From per-segment sums of absolute and squared errors (``|e|^2 = e^2``, so the variance of the
+    absolute errors needs no sum of its own), Welch's z of the difference of two means, as the
+    segments detector's gaps: a gap that is large but noise at the segments' label counts has a
+    small z.
+
+    >>> n = np.array([100.0, 100.0, 10.0])  # the third segment (MAE 5) has too few labels to take part
+    >>> high, low, gap, z = mae_gap(np.array([100.0, 200.0, 50.0]), np.array([150.0, 500.0, 300.0]), n, n >= 50)
+    >>> (high, low, round(gap, 6), round(z, 2))
+    (1, 0, 1.0, 8.12)
+    """
+    from monitor.detectors.segments import largest_gap  # loaded only by monitors slicing by segment
+
+    safe = np.maximum(n, 1.0)
+    mae = abs_sum / safe
+    var = np.maximum(sq_sum / safe - mae**2, 0.0) * n / np.maximum(n - 1.0, 1.0)
+    return largest_gap(mae, n, ok, var)
 
 
 def _coverage_gap(hits: float, n: float, nominal: float | None) -> tuple[float, float] | None:
