@@ -8,6 +8,23 @@ reference's quantiles and compared with the reference by the two-sample Kolmogor
 on bins (:func:`monitor.stats.univariate.ks_binned`, exact for moderate counts and correct with
 ties). Both the p-value and the KS distance (effect size) are exported, so that an alert can
 require a minimum effect and large windows do not turn trivial differences into alarms.
+
+With ``by_segment: true`` the same test runs per segment (each with ``min_rows`` rows in the
+window): the segment's window against the **whole reference**, which is not sliced, since a
+reference rarely carries segment values. That answers "does this segment look like the
+population the model was validated on?", not "has this segment changed?": a segment that always
+differed from the population (a harder region, a device whose inputs are noisier) shows as
+drifted from its first full window and stays so. Its p-value history tells the two apart (drifted
+since the start: a standing difference, to read as "not validated on this segment"; drifted from
+some time on: a change). A comparison of each segment with its own first window was left out on
+purpose: that baseline is whatever traffic came first (already shifted, or a few quiet minutes),
+it is lost or must be kept per segment across restarts, and a slow drift becomes its new normal.
+Segment p-values use the asymptotic KS distribution (Stephens' correction) even where the whole
+window's are exact: the exact lattice recursion costs 2-16 ms per test against a reference under
+~1,400 rows, times two scores and up to ``segment_cap + 1`` segments at every refresh; on binned
+data (ties) the asymptotic p-value is conservative, i.e. errs towards silence. With up to
+``segment_cap + 1`` p-values per score, an alert must correct for multiple tests: Bonferroni,
+p < alpha / (segments with a p-value), as the shipped rule does.
 """
 
 from __future__ import annotations
@@ -26,9 +43,11 @@ from monitor.detectors._common import (
     Refresh,
     time_span,
     put_figure,
+    put_figures,
     reference_probabilities,
     windows_state,
 )
+from monitor.detectors._segment_counts import SegmentCounts, segment_values
 from monitor.stats import univariate as uni
 from monitor.stats.uncertainty import normalized_entropy, top_two
 from monitor.windows import SlidingWindow
@@ -60,14 +79,27 @@ class ConfidenceDriftDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+        The per-segment figures are recomputed with the whole window's.
+    by_segment
+        Also test each segment's window against the (whole) reference: off by default, as it
+        multiplies the series (2 figures x 2 scores per segment), adds per-row work (a segment
+        look-up and a second window) and up to ``2 x (segment_cap + 1)`` tests per refresh.
+    segment_cap
+        Distinct segment values tested on their own (defaults to the monitor's ``segment_cap``,
+        as the segments detector's); later values share ``other``.
     """
 
     kind: ClassVar[str] = "confidence_drift"
     #: Sliding-window histograms: rows may come late (see :attr:`Detector.deferrable`).
     deferrable: ClassVar[bool] = True
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, n_bins: int = 20, min_rows: int = 200, refresh: float = 0.05) -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, n_bins: int = 20, min_rows: int = 200, refresh: float = 0.05,
+                 by_segment: bool = False, segment_cap: int = 20) -> None:
         probs, _ = reference_probabilities(reference, self.kind)
+        if segment_cap < 1:
+            raise ValueError(f"confidence_drift: segment_cap must be at least 1, got {segment_cap}")
+        self.by_segment = bool(by_segment)
+        self.segment_cap = int(segment_cap)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.n_bins = int(n_bins)
@@ -82,13 +114,14 @@ class ConfidenceDriftDetector(RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "ConfidenceDriftDetector":
-        return cls(reference, **config_params(cls, context, params, window_s="window_s"))  # type: ignore[arg-type]
+        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))  # type: ignore[arg-type]
 
     def _reset(self) -> None:
         self._nb = {s: len(self._edges[s]) + 1 for s in SCORES}
         self._offset = {"confidence": 0, "entropy": self._nb["confidence"]}
         self._window = SlidingWindow(self.window_s, (sum(self._nb.values()),), self.n_slots)
         self._refresh = Refresh(self.refresh)
+        self._segments = SegmentCounts(self.segment_cap, sum(self._nb.values()), self.window_s, self.n_slots) if self.by_segment else None
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
@@ -97,18 +130,17 @@ class ConfidenceDriftDetector(RefreshingDetector):
         self._refresh.add(len(batch))
         # the bins of uni.bin_index; the scores are finite (the output decoder refuses NaN rows),
         # so its NaN check is skipped on the hot path
-        accumulate(
-            self._window,
-            batch.ts,
-            [
-                (np.searchsorted(self._edges["confidence"], feats.conf, side="right") + self._offset["confidence"], 1.0),
-                (np.searchsorted(self._edges["entropy"], feats.entropy, side="right") + self._offset["entropy"], 1.0),
-            ],
-            time_span(batch),
-        )
+        conf_bin = np.searchsorted(self._edges["confidence"], feats.conf, side="right") + self._offset["confidence"]
+        entropy_bin = np.searchsorted(self._edges["entropy"], feats.entropy, side="right") + self._offset["entropy"]
+        span = time_span(batch)
+        accumulate(self._window, batch.ts, [(conf_bin, 1.0), (entropy_bin, 1.0)], span)
+        if self._segments is not None:
+            self._segments.add(segment_values(batch, len(conf_bin)), batch.ts, [conf_bin, entropy_bin], span)
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
+        if self._segments is not None:
+            self._segments.advance(now)
 
     def results(self) -> dict[str, uni.TestResult | None]:
         """KS result per score over the current window (None below ``min_rows``)."""
@@ -117,6 +149,20 @@ class ConfidenceDriftDetector(RefreshingDetector):
         for s in SCORES:
             cur = total[self._offset[s]:self._offset[s] + self._nb[s]]
             out[s] = uni.ks_binned(self._ref[s], cur) if cur.sum() >= max(self.min_rows, 1) else None
+        return out
+
+    def segment_results(self) -> dict[str, dict[str, uni.TestResult | None]]:
+        """KS result per segment and score, each segment's window against the whole reference
+        (None below ``min_rows`` rows of the segment; asymptotic p-values, see the module notes).
+        Empty without ``by_segment``."""
+        if self._segments is None:
+            return {}
+        totals = self._segments.totals()
+        enough = totals[:, :self._nb["confidence"]].sum(axis=1) >= max(self.min_rows, 1)
+        out: dict[str, dict[str, uni.TestResult | None]] = {}
+        for i, name in enumerate(self._segments.names):
+            out[name] = {s: uni.ks_binned(self._ref[s], totals[i, self._offset[s]:self._offset[s] + self._nb[s]], exact_budget=0)
+                         if enough[i] else None for s in SCORES}
         return out
 
     def export(self, out: "MetricWriter") -> None:
@@ -128,10 +174,17 @@ class ConfidenceDriftDetector(RefreshingDetector):
         for s, res in results.items():
             put_figure(out, names.CONFIDENCE_DRIFT_PVALUE, None if res is None else res.pvalue, (s,))
             put_figure(out, names.CONFIDENCE_DRIFT_DISTANCE, None if res is None else res.statistic, (s,))
+        if self._segments is not None:
+            found = [((seg, s), res) for seg, by_score in self.segment_results().items() for s, res in by_score.items()]
+            put_figures(out, names.SEGMENT_CONFIDENCE_DRIFT_PVALUE, [(key, None if res is None else res.pvalue) for key, res in found])
+            put_figures(out, names.SEGMENT_CONFIDENCE_DRIFT_DISTANCE, [(key, None if res is None else res.statistic) for key, res in found])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"windows": windows_state({"main": self._window})}
+        return {"windows": windows_state({"main": self._window}),
+                **({"segments": self._segments.state_dict()} if self._segments is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"main": self._window}, state["windows"])
+        if self._segments is not None:  # saved without segments (before by_segment, or off): they refill
+            self._segments.load_state_dict(state.get("segments"))

@@ -11,10 +11,22 @@ Over a sliding event-time window of predicted-class counts, against the referenc
 * output diversity: the entropy of the window's predicted-class distribution (normalised by
   ``log k``) and the share of its most frequent class, each next to the reference's value, so
   that a model collapsing onto one answer is seen even when its confidence looks normal.
+
+With ``by_segment: true`` the drift test, its distance, the diversity and the top-class share
+are also exported per segment (each with ``min_rows`` rows in the window), each segment's counts
+against the **whole reference**, which is not sliced since a reference rarely carries segment
+values: a segment whose class mix always differed from the population's (a region where one
+class is more common) shows as drifted from its first full window, a standing difference rather
+than a change (see :mod:`monitor.detectors.confidence_drift` for why a segment is not compared
+with its own first window). Label-shift weights stay whole-window only: black-box shift
+estimation needs a few hundred rows per class to be stable, more than a segment usually has.
+With up to ``segment_cap + 1`` p-values, an alert must correct for multiple tests (Bonferroni:
+p < alpha / segments with a p-value).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -28,10 +40,12 @@ from monitor.detectors._common import (
     load_windows_state,
     Refresh,
     put_figure,
+    put_figures,
     reference_probabilities,
     time_span,
     windows_state,
 )
+from monitor.detectors._segment_counts import SegmentCounts, segment_values
 from monitor.stats import univariate as uni
 from monitor.stats.calibration import bbse_weights
 from monitor.windows import SlidingWindow
@@ -42,7 +56,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["PredictionDriftDetector", "class_distribution_entropy", "reference_confusion"]
+__all__ = ["PredictionDriftDetector", "SegmentPredictionFigures", "class_distribution_entropy", "reference_confusion"]
 
 
 def class_distribution_entropy(counts: np.ndarray) -> float:
@@ -61,6 +75,20 @@ def reference_confusion(predicted: np.ndarray, labels: np.ndarray, k: int) -> np
     return c / max(c.sum(), 1.0)
 
 
+@dataclass(frozen=True)
+class SegmentPredictionFigures:
+    """One segment's predicted-class figures against the whole reference (see
+    :meth:`PredictionDriftDetector.segment_figures`)."""
+
+    rows: float
+    pvalue: float
+    distance: float
+    diversity: float
+    top_class: str
+    top_share: float
+    top_share_reference: float
+
+
 class PredictionDriftDetector(RefreshingDetector):
     """Predicted-class frequencies against the reference: drift, label-shift weights, diversity.
 
@@ -77,14 +105,27 @@ class PredictionDriftDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+        The per-segment figures are recomputed with the whole window's.
+    by_segment
+        Also export each segment's drift p-value and distance, diversity and top-class share:
+        off by default, as it multiplies the series (6 per segment), adds per-row work (a segment
+        look-up and a second window) and ``segment_cap + 1`` tests per refresh.
+    segment_cap
+        Distinct segment values sliced on their own (defaults to the monitor's ``segment_cap``,
+        as the segments detector's); later values share ``other``.
     """
 
     kind: ClassVar[str] = "prediction_drift"
     #: Sliding-window class counts: rows may come late (see :attr:`Detector.deferrable`).
     deferrable: ClassVar[bool] = True
 
-    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50, refresh: float = 0.05) -> None:
+    def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50, refresh: float = 0.05,
+                 by_segment: bool = False, segment_cap: int = 20) -> None:
         probs, labels = reference_probabilities(reference, self.kind)
+        if segment_cap < 1:
+            raise ValueError(f"prediction_drift: segment_cap must be at least 1, got {segment_cap}")
+        self.by_segment = bool(by_segment)
+        self.segment_cap = int(segment_cap)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
@@ -100,11 +141,14 @@ class PredictionDriftDetector(RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "PredictionDriftDetector":
-        return cls(reference, **config_params(cls, context, params, window_s="window_s"))  # type: ignore[arg-type]
+        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))  # type: ignore[arg-type]
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (self._k,), self.n_slots)
         self._refresh = Refresh(self.refresh)
+        self._segments = SegmentCounts(self.segment_cap, self._k, self.window_s, self.n_slots) if self.by_segment else None
+        #: the class named in each segment's top-class series, to remove when another class leads
+        self._segment_top: dict[str, str] = {}
 
     def update(self, batch: "Batch") -> None:
         pred = batch.predicted
@@ -112,15 +156,21 @@ class PredictionDriftDetector(RefreshingDetector):
             return
         pred = np.asarray(pred, dtype=np.int64)
         ok = (pred >= 0) & (pred < self._k)
+        segments = None if self._segments is None else segment_values(batch, len(ok))
         if not ok.all():  # classes unknown to the reference cannot be compared with it
             pred, ts, span = pred[ok], batch.ts[ok], None
+            segments = None if segments is None else segments[ok]
         else:
             ts, span = batch.ts, time_span(batch)
         self._refresh.add(len(pred))
         accumulate(self._window, ts, [(pred, 1.0)], span)
+        if self._segments is not None and len(pred):
+            self._segments.add(segments, ts, [pred], span)  # type: ignore[arg-type]
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
+        if self._segments is not None:
+            self._segments.advance(now)
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -142,6 +192,8 @@ class PredictionDriftDetector(RefreshingDetector):
         cur = self.window_counts
         n = cur.sum()
         self._refresh.done(slot_end, float(n))
+        if self._segments is not None:
+            self._export_segments(out)
         out.clear(names.TOP_CLASS_SHARE)
         out.clear(names.TOP_CLASS_SHARE_REFERENCE)
         if n < max(self.min_rows, 1):
@@ -161,9 +213,47 @@ class PredictionDriftDetector(RefreshingDetector):
         if w is not None and self._k <= self.max_classes:
             out.set_many(names.LABEL_SHIFT_WEIGHT, [((name,), value) for name, value in zip(self._classes, w.tolist())])
 
+    def segment_figures(self) -> dict[str, SegmentPredictionFigures | None]:
+        """Per segment (learned ones, then ``other``) its figures against the whole reference,
+        None below ``min_rows`` rows of the segment. Empty without ``by_segment``."""
+        if self._segments is None:
+            return {}
+        ref_share = self._ref_counts / self._ref_counts.sum()
+        out: dict[str, SegmentPredictionFigures | None] = {}
+        for name, cur in zip(self._segments.names, self._segments.totals()):
+            n = float(cur.sum())
+            if n < max(self.min_rows, 1):
+                out[name] = None
+                continue
+            top = int(np.argmax(cur))
+            out[name] = SegmentPredictionFigures(
+                rows=n, pvalue=uni.chi2_test(self._ref_counts, cur).pvalue, distance=uni.js_distance(self._ref_counts, cur),
+                diversity=class_distribution_entropy(cur), top_class=self._classes[top], top_share=float(cur[top] / n),
+                top_share_reference=float(ref_share[top]))
+        return out
+
+    def _export_segments(self, out: "MetricWriter") -> None:
+        found = self.segment_figures()
+        put_figures(out, names.SEGMENT_PREDICTION_DRIFT_PVALUE, [((s,), None if f is None else f.pvalue) for s, f in found.items()])
+        put_figures(out, names.SEGMENT_PREDICTION_DRIFT_DISTANCE, [((s,), None if f is None else f.distance) for s, f in found.items()])
+        put_figures(out, names.SEGMENT_OUTPUT_ENTROPY, [((s,), None if f is None else f.diversity) for s, f in found.items()])
+        # the top class is a label: a segment whose leading class changed (or that fell below
+        # min_rows) loses its old series, the others are overwritten in place (never cleared, so
+        # that a rule evaluated between two store calls does not see them vanish)
+        stale = [(s, c) for s, c in self._segment_top.items() if found.get(s) is None or found[s].top_class != c]  # type: ignore[union-attr]
+        for name in (names.SEGMENT_TOP_CLASS_SHARE, names.SEGMENT_TOP_CLASS_SHARE_REFERENCE):
+            out.remove_many(name, stale)
+        self._segment_top = {s: f.top_class for s, f in found.items() if f is not None}
+        out.set_many(names.SEGMENT_TOP_CLASS_SHARE, [((s, f.top_class), f.top_share) for s, f in found.items() if f is not None])
+        out.set_many(names.SEGMENT_TOP_CLASS_SHARE_REFERENCE,
+                     [((s, f.top_class), f.top_share_reference) for s, f in found.items() if f is not None])
+
     def state_dict(self) -> dict[str, Any]:
-        return {"windows": windows_state({"main": self._window})}
+        return {"windows": windows_state({"main": self._window}),
+                **({"segments": self._segments.state_dict()} if self._segments is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"main": self._window}, state["windows"])
+        if self._segments is not None:  # saved without segments (before by_segment, or off): they refill
+            self._segments.load_state_dict(state.get("segments"))
