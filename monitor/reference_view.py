@@ -108,6 +108,9 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
         # at all). Its outputs are profiled again from the decoded rows; its inputs are kept.
         from monitor.profile import Profile
 
-        outputs = Profile.from_reference(dataclasses.replace(view, profile=None), keep_rows=0).outputs
+        n = len(decoded.scores)
+        no_inputs = dataclasses.replace(view, profile=None, numeric=np.empty((n, 0)), categorical=np.empty((n, 0), dtype=object),
+                                        numeric_names=(), categorical_names=())
+        outputs = Profile.from_reference(no_inputs, keep_rows=0).outputs  # the inputs' profile (and PCA) is kept as it is
         view.profile = dataclasses.replace(profile, outputs=outputs)
     return view
