@@ -135,6 +135,10 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             valid[:] = False
             return DecodedOutputs(valid, {"output_shape": n})
         _reject(valid, reasons, ~np.isfinite(values), "nan_output")
+        if intervals is not None:
+            _reject(valid, reasons, ~np.isfinite(intervals).all(axis=1), "nan_output")
+            if not spec.quantiles:  # quantile columns may cross (quantile regression does); bounds may not
+                _reject(valid, reasons, intervals[:, 0] > intervals[:, 1], "reversed_interval")
         return DecodedOutputs(valid, reasons, scores=values, intervals=intervals)
 
     members = None

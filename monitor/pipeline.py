@@ -42,6 +42,9 @@ REJECTION_HINTS: dict[str, str] = {
     "too_many_classes": "list the classes under output.classes",
     "nan_output": "the model returned NaN or infinite values for these rows: look at the inputs that produced them "
                   "(missing values the model does not handle) or at the model's numerics",
+    "reversed_interval": "regression outputs of three columns are read as (value, lower, upper): a lower bound above "
+                         "its upper bound means the columns come in another order; pick them in that order with "
+                         "watch(..., outputs=lambda result: ...) or fix the model's output",
     "rows_mismatch": "predict must return one output per input row; if it returns more (a dict, a tuple), pick the "
                      "per-row outputs with watch(..., outputs=lambda result: ...)",
     "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value, and declare "

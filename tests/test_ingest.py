@@ -125,3 +125,23 @@ def test_label_joiner_is_bounded_counts_outcomes_and_round_trips():
     late.remember(batch)
     _, outcome = late.join(100.0, ["r1"], [1], classes, regression=False)
     assert outcome["expired"] == 1
+
+
+@pytest.mark.parametrize(
+    "spec, bad, reason",
+    [
+        (OutputSpec("regression"), [[3.0, 4.0, 2.0]], "reversed_interval"),  # (value, lower, upper) with lower > upper
+        (OutputSpec("regression"), [[3.0, float("nan"), 4.0]], "nan_output"),  # an interval bound missing
+        (OutputSpec("regression", quantiles=(0.05, 0.5, 0.95)), [[2.0, 3.0, float("inf")]], "nan_output"),
+    ],
+)
+def test_regression_intervals_that_cannot_be_intervals_are_refused(spec, bad, reason):
+    """A reversed (value, lower, upper) row used to count as a miss of the coverage with a
+    negative width, a NaN bound as a miss; both are refused with a reason. Quantile columns that
+    cross are kept (quantile regression produces them): only non-finite ones are refused."""
+    b = BatchBuilder(None, spec)
+    r = b.build([ev(np.ones((1, 1)), np.array(bad)), ev(np.ones((1, 1)), np.array([[3.0, 2.0, 4.0]]))])
+    assert r.rejected == {reason: 1}
+    assert len(r.batch) == 1 and r.batch.intervals.tolist() in ([[2.0, 4.0]], [[3.0, 2.0, 4.0]])
+    crossing = b.build([ev(np.ones((1, 1)), np.array([[3.0, 2.0, 1.0]]))])
+    assert (crossing.rejected == {"reversed_interval": 1}) == (not spec.quantiles)
