@@ -251,3 +251,23 @@ def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
         firing |= {(a.name, a.labels.get("segment", "")) for a in evaluator.alerts() if a.state.name.lower() == "firing"}
     assert ("ModelSegmentOverconfident", "apac") in firing
     assert {s for name, s in firing if name == "ModelSegmentOverconfident"} == {"apac"}
+
+
+def test_no_segment_series_until_a_row_carries_a_segment() -> None:
+    """A model whose rows carry no segment got every per-segment figure again under
+    segment="unset", repeating the whole model's; none is written until a segment comes, and
+    then the rows without one appear as "unset" beside it."""
+    rng = np.random.default_rng(10)
+    probs = rng.dirichlet(np.ones(3), size=400)
+    det = SegmentDetector(window_s=1e6, min_rows=100, histograms=True)
+    det.update(Batch.from_arrays(np.zeros((400, 1)), probs, ts=np.arange(400.0)))
+    store = MetricStore("m")
+    det.export(store)
+    assert not [n for n, _, _ in store.samples() if n.startswith("monitor_segment")]
+    seg = np.array(["eu"] * 200 + [None] * 200, dtype=object)
+    det.update(Batch.from_arrays(np.zeros((400, 1)), probs, ts=400.0 + np.arange(400.0), segment=seg))
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("eu",)) == 200 and store.value(names.SEGMENT_ROWS, ("unset",)) == 600
+    counts = {labels["segment"]: v for n, labels, v in store.samples()
+              if n == names.SEGMENT_CONFIDENCE_HISTOGRAM + "_bucket" and labels["le"] == "+Inf"}
+    assert counts == {"eu": 200.0, "unset": 200.0}  # the histograms start when the segments do

@@ -218,6 +218,12 @@ class GroupedPendingHistogram:
         counts[:] = 0.0
         sums[:] = 0.0
 
+    def discard(self) -> None:
+        """Forget the observations since the last flush."""
+        self._held.count = 0
+        self._counts[:] = 0.0
+        self._sums[:] = 0.0
+
     def state_dict(self) -> dict[str, Any]:
         return {"counts": self.counts.copy(), "sums": self.sums.copy()}
 

@@ -15,7 +15,8 @@ multiply their series by the segments (and the last keeps the last N labelled ro
 (``output.kind: labels``) has no confidence: it gets the row count, the positive-prediction rate
 and, with labels, the accuracy per segment, and their gaps. The first ``segment_cap`` distinct values are tracked; later ones are
 folded into ``other`` and counted, so that a bug or an attacker sending unique segment values
-cannot blow up memory or the scrape. Rows without a segment form the segment ``unset``.
+cannot blow up memory or the scrape. Rows without a segment form the segment ``unset``; a model
+whose rows never carry one gets no per-segment series (they would repeat the whole model's).
 
 For each figure the largest difference between two segments (each with enough rows) is exported
 with the names of the high and the low segment and a two-proportion z statistic (Welch's for the
@@ -48,7 +49,7 @@ from monitor.detectors._common import (
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors._pending import GroupedPendingHistogram
 from monitor.detectors._recent import RecentLabelled
-from monitor.detectors._segment_slots import SegmentSlots
+from monitor.detectors._segment_slots import UNSET, SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -472,6 +473,12 @@ class SegmentDetector(RefreshingDetector):
         overflow = self._slots.take_overflow()
         if overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(overflow))
+        if self._slots.names[:-1] in ((), (UNSET,)):
+            # no row has carried a segment: every figure would repeat the whole model's under
+            # segment="unset" (some 30 series for nothing); written once a segment comes
+            for hist in self._hist.values():
+                hist.discard()
+            return
         if self.histograms:
             self._flush_histograms(out)
         self._fold_labels()
