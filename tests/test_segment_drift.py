@@ -181,6 +181,37 @@ def test_figures_are_absent_below_min_rows_and_leave_with_the_rows(reference: Re
     assert left == set(), left
 
 
+def test_the_per_segment_figures_are_the_one_sample_functions_on_each_segments_counts(reference: Reference) -> None:
+    """The tests run for every segment in one array operation; each equals the univariate
+    function applied to that segment's window counts alone (KS asymptotic, chi-squared, JS
+    distance, diversity), on a window where one segment is shifted and one is tiny (absent)."""
+    from monitor.detectors.prediction_drift import class_distribution_entropy
+    from monitor.stats import univariate as uni
+
+    rng = np.random.default_rng(10)
+    batch = window(rng, temperature=1.3)
+    conf, pred = confidence_drift(reference), prediction_drift(reference)
+    conf.update(batch)
+    pred.update(batch)
+    totals = conf._segments.totals()
+    for i, (seg, by_score) in enumerate(conf.segment_results().items()):
+        for score in ("confidence", "entropy"):
+            lo = conf._offset[score]
+            want = uni.ks_binned(conf._ref[score], totals[i, lo:lo + conf._nb[score]], exact_budget=0)
+            got = by_score[score]
+            assert (got is None) == (seg == "other") and (got is None or (got.statistic, got.pvalue) == (want.statistic, want.pvalue))
+    counts = pred._segments.totals()
+    for i, (seg, f) in enumerate(pred.segment_figures().items()):
+        if seg == "other":
+            assert f is None
+            continue
+        cur = counts[i]
+        assert f.rows == cur.sum() and f.top_class == CLASSES[int(cur.argmax())]
+        assert np.allclose([f.pvalue, f.distance, f.diversity],
+                           [uni.chi2_test(pred._ref_counts, cur).pvalue, uni.js_distance(pred._ref_counts, cur),
+                            class_distribution_entropy(cur)], rtol=1e-12, atol=0.0)
+
+
 # -- checkpoints --------------------------------------------------------------------------------------
 def test_state_round_trip_gives_the_same_figures(reference: Reference) -> None:
     rng = np.random.default_rng(6)

@@ -7,6 +7,12 @@ segment gets its own copy of that vector, laid out segment after segment in one 
 :class:`~monitor.windows.SlidingWindow` (position ``slot * width + i``), so that one
 :func:`~monitor.detectors._accumulate.accumulate` call per batch fills every segment.
 
+The tests of every segment against the reference are computed together, one array operation
+over the segments (:func:`ks_rows`, :func:`chi2_rows`, :func:`js_distance_rows`): the same
+figures as :mod:`monitor.stats.univariate`'s one-sample functions, which called per segment cost
+~45 us each (two KS tests and a chi-squared test with its distance for each of 21 segments, at
+every rule tick, took ~1.5 ms: 0.4 us/event at 256 events/s).
+
 Segment values get their slots from a :class:`~monitor.detectors._segment_slots.SegmentSlots`
 of their own (the same cap and, for the same batches, the same names as the segments
 detector's). Overflow into ``other`` is not counted here: the segments detector counts it in
@@ -26,7 +32,7 @@ from monitor.windows import SlidingWindow
 if TYPE_CHECKING:
     from monitor.batch import Batch
 
-__all__ = ["SegmentCounts", "segment_values"]
+__all__ = ["SegmentCounts", "chi2_rows", "class_entropy_rows", "js_distance_rows", "ks_rows", "segment_values"]
 
 
 def segment_values(batch: "Batch", n: int) -> np.ndarray:
@@ -98,3 +104,84 @@ class SegmentCounts:
         self.window.load_state_dict(state["window"])
         self.slots.load_state_dict(state["slots"])
         return True
+
+
+def ks_rows(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binned two-sample KS test of each row of ``cur`` ``(m, bins)`` against ``ref`` ``(bins,)``:
+    ``(distance, pvalue)`` per row, as :func:`monitor.stats.univariate.ks_binned` with
+    ``exact_budget=0`` (the asymptotic distribution with Stephens' correction: conservative on
+    binned data, whose ties make the exact distribution of the distance smaller). Rows without
+    counts get NaN.
+
+    >>> from monitor.stats.univariate import ks_binned
+    >>> ref, cur = np.array([30.0, 30.0, 40.0]), np.array([[10.0, 30.0, 60.0], [3.0, 3.0, 4.0], [0.0, 0.0, 0.0]])
+    >>> d, p = ks_rows(ref, cur)
+    >>> [ks_binned(ref, c, exact_budget=0).pvalue for c in cur[:2]] == p[:2].tolist(), bool(np.isnan(p[2]))
+    (True, True)
+    """
+    from scipy.special import kolmogorov
+
+    n1, n2 = float(ref.sum()), cur.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.abs(np.cumsum(ref) / n1 - np.cumsum(cur, axis=1) / n2[:, None]).max(axis=1)
+        en = n1 * n2 / (n1 + n2)
+        lam = (np.sqrt(en) + 0.12 + 0.11 / np.sqrt(en)) * d
+        p = np.minimum(1.0, kolmogorov(lam))
+    same = d <= 1e-12
+    d, p = np.where(same, 0.0, d), np.where(same, 1.0, p)
+    empty = (n2 == 0) | (n1 == 0)
+    return np.where(empty, np.nan, d), np.where(empty, np.nan, p)
+
+
+def chi2_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """p-value of Pearson's chi-squared test of homogeneity of ``ref`` and each row of ``cur``, as
+    :func:`monitor.stats.univariate.chi2_test` (classes empty in both dropped, per row).
+
+    >>> from monitor.stats.univariate import chi2_test
+    >>> ref, cur = np.array([50.0, 50.0, 0.0]), np.array([[60.0, 40.0, 0.0], [10.0, 20.0, 5.0]])
+    >>> np.allclose(chi2_rows(ref, cur), [chi2_test(ref, c).pvalue for c in cur], rtol=1e-12)
+    True
+    """
+    from scipy.special import chdtrc
+
+    tot = ref[None, :] + cur
+    keep = tot > 0
+    n1, n2 = float(ref.sum()), cur.sum(axis=1, keepdims=True)
+    n = n1 + n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e1, e2 = tot * n1 / n, tot * n2 / n
+        terms = np.where(keep, (ref[None, :] - e1) ** 2 / e1 + (cur - e2) ** 2 / e2, 0.0)
+    df = keep.sum(axis=1) - 1
+    ok = (df >= 1) & (n2[:, 0] > 0) & (n1 > 0)
+    return np.where(ok, chdtrc(np.maximum(df, 1), terms.sum(axis=1)), 1.0)
+
+
+def js_distance_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (base 2) of ``ref`` and each row of ``cur``, as
+    :func:`monitor.stats.univariate.js_distance`.
+
+    >>> from monitor.stats.univariate import js_distance
+    >>> ref, cur = np.array([50.0, 50.0, 0.0]), np.array([[60.0, 40.0, 0.0], [10.0, 20.0, 5.0]])
+    >>> np.allclose(js_distance_rows(ref, cur), [js_distance(ref, c) for c in cur], rtol=1e-12)
+    True
+    """
+    p = ref / ref.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = cur / cur.sum(axis=1, keepdims=True)
+        m = 0.5 * (p[None, :] + q)
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    return np.sqrt(np.maximum(0.0, 0.5 * kl_p + 0.5 * kl_q))
+
+
+def class_entropy_rows(cur: np.ndarray) -> np.ndarray:
+    """Entropy of each row's class distribution divided by ``log k``, as
+    :func:`monitor.detectors.prediction_drift.class_distribution_entropy`.
+
+    >>> class_entropy_rows(np.array([[5.0, 5.0], [10.0, 0.0]])).tolist()
+    [1.0, 0.0]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = cur / cur.sum(axis=1, keepdims=True)
+        h = 0.0 - np.where(q > 0, q * np.log(q), 0.0).sum(axis=1)  # a one-class row: 0, not -0
+    return h / np.log(cur.shape[1]) if cur.shape[1] >= 2 else np.full(cur.shape[0], np.nan)

@@ -45,7 +45,7 @@ from monitor.detectors._common import (
     time_span,
     windows_state,
 )
-from monitor.detectors._segment_counts import SegmentCounts, segment_values
+from monitor.detectors._segment_counts import SegmentCounts, chi2_rows, class_entropy_rows, js_distance_rows, segment_values
 from monitor.stats import univariate as uni
 from monitor.stats.calibration import bbse_weights
 from monitor.windows import SlidingWindow
@@ -218,18 +218,19 @@ class PredictionDriftDetector(RefreshingDetector):
         None below ``min_rows`` rows of the segment. Empty without ``by_segment``."""
         if self._segments is None:
             return {}
-        ref_share = self._ref_counts / self._ref_counts.sum()
-        out: dict[str, SegmentPredictionFigures | None] = {}
-        for name, cur in zip(self._segments.names, self._segments.totals()):
-            n = float(cur.sum())
-            if n < max(self.min_rows, 1):
-                out[name] = None
-                continue
-            top = int(np.argmax(cur))
-            out[name] = SegmentPredictionFigures(
-                rows=n, pvalue=uni.chi2_test(self._ref_counts, cur).pvalue, distance=uni.js_distance(self._ref_counts, cur),
-                diversity=class_distribution_entropy(cur), top_class=self._classes[top], top_share=float(cur[top] / n),
-                top_share_reference=float(ref_share[top]))
+        ref, cur = self._ref_counts, self._segments.totals()
+        rows = cur.sum(axis=1)
+        enough = rows >= max(self.min_rows, 1)
+        out: dict[str, SegmentPredictionFigures | None] = {name: None for name in self._segments.names}
+        if not enough.any():
+            return out
+        cur, rows = cur[enough], rows[enough]  # every test in one array operation over the segments
+        top = cur.argmax(axis=1)
+        figures = zip(rows.tolist(), chi2_rows(ref, cur).tolist(), js_distance_rows(ref, cur).tolist(),
+                      class_entropy_rows(cur).tolist(), top.tolist(), (cur[np.arange(len(top)), top] / rows).tolist(),
+                      (ref[top] / ref.sum()).tolist())
+        for i, (n, p, d, h, t, share, ref_share) in zip(np.flatnonzero(enough).tolist(), figures):
+            out[self._segments.names[i]] = SegmentPredictionFigures(n, p, d, h, self._classes[t], share, ref_share)
         return out
 
     def _export_segments(self, out: "MetricWriter") -> None:
