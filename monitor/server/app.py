@@ -81,6 +81,16 @@ def _logger_without_token(sidecar: Sidecar) -> IntakeError:
                        headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
 
 
+def _unread_refusal(route: str, err: IntakeError) -> str | None:
+    """What a refused CloudEvent was told, for the log (:meth:`Sidecar.count_refused` logs the first
+    of each reason): its 4xx goes back to KServe's or Seldon's inference logger, which logs only the
+    status, in the model's pod. None on the other routes, whose clients read the answer, for
+    back-pressure (429, 503: the logger retries) and for the 401 (:func:`_logger_without_token`)."""
+    if route in _CLOUDEVENT_ROUTES and 400 <= err.status < 500 and err.status not in (401, 429):
+        return f"{err.field}: {err.message}"
+    return None
+
+
 @web.middleware
 async def _middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     sidecar: Sidecar = request.app[K.SIDECAR]
@@ -109,7 +119,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         status = err.status
         endpoint = endpoint_of(name) or name
         if err.events:
-            sidecar.count_refused(endpoint, err.reason, err.events)
+            sidecar.count_refused(endpoint, err.reason, err.events, detail=_unread_refusal(name, err))
         response = error_response(err)
         if not sidecar.accepting:
             response.force_close()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
-from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback,
@@ -51,8 +49,6 @@ REQUEST_TYPES = frozenset({"org.kubeflow.serving.inference.request", "io.seldon.
 RESPONSE_TYPES = frozenset({"org.kubeflow.serving.inference.response", "io.seldon.serving.inference.response"})
 FEEDBACK_TYPES = frozenset({"io.seldon.serving.feedback", "org.kubeflow.serving.feedback"})
 ENDPOINT = "cloudevents"
-
-log = logging.getLogger("monitor.server")
 
 
 @dataclass
@@ -233,16 +229,6 @@ class CloudEventsIntake:
         self.sidecar = sidecar
         cfg = sidecar.settings.cloudevents
         self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s, cfg.max_pending_bytes)
-        #: refusal reasons logged: the 4xx goes back to an inference logger, which only logs its
-        #: status in its own pod, so the field and the fix are said here too (once per reason)
-        self.said = Once(64)
-
-    def say_refused(self, err: IntakeError) -> None:
-        """Log the first refusal of each reason (not back-pressure, which the client retries)."""
-        if 400 <= err.status < 500 and self.said.first(err.reason):
-            log.warning("CloudEvent refused (%s): %s: %s; counted in monitor_intake_events_refused_total"
-                        "{endpoint=\"cloudevents\",reason=\"%s\"}, further ones without a log line",
-                        err.reason, err.field, err.message, err.reason)
 
     def _give_up(self, halves: list[tuple[_Half, str]]) -> None:
         for half, reason in halves:
@@ -334,11 +320,8 @@ async def handle_cloudevent(request: web.Request) -> web.Response:
     intake: CloudEventsIntake = request.app[K.CLOUDEVENTS]
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down", "shutting_down", headers={"Retry-After": "1"})
-    try:
-        body = await read_body(request, sidecar.settings.max_body_bytes)
-        event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
-        outcome = intake.accept(event, len(body))
-    except IntakeError as err:
-        intake.say_refused(err)
-        raise
+    # a refusal raises IntakeError: the middleware answers, counts it and logs the first of each reason
+    body = await read_body(request, sidecar.settings.max_body_bytes)
+    event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
+    outcome = intake.accept(event, len(body))
     return web.json_response({"status": outcome, "id": event.id}, status=202)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
-from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.payloads import unsafe_json
 from monitor.server.settings import ForwardSettings
@@ -71,7 +70,6 @@ class ForwardReceiver:
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
-        self._said = Once(_MAX_REASONS)  # refusal reasons logged (once each: no one gets a 4xx)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -155,16 +153,16 @@ class ForwardReceiver:
             if unsafe is not None:
                 sidecar.count_refused(ENDPOINT, unsafe)
                 continue
+            # a forwarding worker gets no answer: the first refusal of each reason is logged with what
+            # was wrong, else a misnamed model (ForwardingMonitor("irsi")) shows only as a counter
             try:
                 parsed = parse_event(obj, now)
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             except EventFormatError as err:
-                sidecar.count_refused(ENDPOINT, err.reason)
-                self._say(err.reason, str(err))
+                sidecar.count_refused(ENDPOINT, err.reason, detail=str(err))
                 continue
             except IntakeError as err:
-                sidecar.count_refused(ENDPOINT, err.reason)
-                self._say(err.reason, str(err) + (
+                sidecar.count_refused(ENDPOINT, err.reason, detail=str(err) + (
                     ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
                     if err.reason in ("unknown_model", "missing_model") else ""))
                 continue
@@ -182,15 +180,6 @@ class ForwardReceiver:
             counts[mon] = counts.get(mon, 0) + 1
         for mon, n in counts.items():
             mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
-
-    def _say(self, reason: str, what: str) -> None:
-        """Log the first refusal of each reason with what was wrong: a forwarding worker gets no
-        answer, so a misnamed model (a typo in ``ForwardingMonitor("irsi")``) would otherwise
-        show only as a counter while every event it sends is refused."""
-        if not self._said.first(reason):
-            return
-        log.warning("forwarded events refused (%s): %s; counted in monitor_intake_events_refused_total"
-                    "{endpoint=\"forward\",reason=\"%s\"}, further ones without a log line", reason, what, reason)
 
     def _account(self, msg: dict[str, Any]) -> None:
         sender_id = msg.get("sender")

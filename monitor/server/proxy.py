@@ -47,7 +47,6 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
-from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.queue import event_bytes
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, dotted, loads,
@@ -158,19 +157,12 @@ class Proxy:
         self.taps: dict[str, _Tap | None] = {}
         #: the taps' events waiting for the end of a batch (:meth:`batched`), else None
         self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
-        #: refusal reasons logged: the proxy's client gets the model server's answer, so the field
-        #: and the fix of a refused tap reach nobody but the log (once per reason)
-        self._said = Once(64)
 
     def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
-        """Count ``n`` refused taps; the first of each reason is logged with what was wrong (before
-        it is counted, so that whoever sees the count finds the line)."""
-        if self._said.first(reason):
-            log.warning("proxy: exchange%s not monitored (%s): %s; counted in monitor_intake_events_refused_total"
-                        "{endpoint=\"proxy\",reason=\"%s\"}, further ones without a log line",
-                        "" if mon is None else f" of model {mon.model!r}", reason,
-                        detail or _REFUSALS.get(reason, reason), reason)
-        self.sidecar.count_refused(ENDPOINT, reason, n, mon=mon)
+        """Count ``n`` refused taps. The proxy's client gets the model server's answer, so the
+        field and the fix of a refused tap reach nobody but the log: the first of each reason is
+        logged with ``detail`` (the reason's own words when None), see :meth:`Sidecar.count_refused`."""
+        self.sidecar.count_refused(ENDPOINT, reason, n, mon=mon, detail=detail or _REFUSALS.get(reason, reason))
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.catalog.sidecar import SIDECAR_MODEL
 from monitor.config import AgentConfig, ConfigError, MonitorConfig
 from monitor.events import FEEDBACK, PREDICTION
+from monitor.once import Once
 from monitor.queue import event_bytes
 from monitor.server.errors import IntakeError
 from monitor.server.limits import Admission
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["Sidecar", "checkpoint_paths", "columnar"]
 
 log = logging.getLogger("monitor.server")
+
+#: how the log line of a refusal starts, by endpoint (:meth:`Sidecar.count_refused`)
+_REFUSED_SUBJECT = {"proxy": "proxy: exchange not monitored", "cloudevents": "CloudEvent refused",
+                    "forward": "forwarded events refused"}
 
 MonitorFactory = Callable[[MonitorConfig], "Monitor"]
 
@@ -173,6 +178,8 @@ class Sidecar:
         self.restored: dict[str, bool] = {}
         self._factory = monitor_factory or self._default_factory
         self._lock = threading.Lock()
+        #: (endpoint, reason) pairs whose first refusal was logged (:meth:`count_refused`)
+        self._said_refused = Once(256)
 
     # -- monitors --------------------------------------------------------------------------------
     @staticmethod
@@ -246,8 +253,23 @@ class Sidecar:
         return self.store if mon is None else mon.store
 
     # -- accounting ------------------------------------------------------------------------------
-    def count_refused(self, endpoint: str, reason: str, n: int = 1, mon: "Monitor | None" = None) -> None:
-        self.store_for(mon).inc("monitor_intake_events_refused", max(1, n), labels=(endpoint, reason[:40]))
+    def count_refused(self, endpoint: str, reason: str, n: int = 1, mon: "Monitor | None" = None, *,
+                      detail: str | None = None) -> None:
+        """Count ``n`` refused events in ``monitor_intake_events_refused_total{endpoint, reason}``.
+
+        ``detail`` (what was wrong, naming the field and the fix) is for refusals whose answer
+        reaches no one who reads it: a proxied exchange (its client gets the model server's
+        answer), a forwarded datagram (no answer at all), a CloudEvent (its 4xx goes to an
+        inference logger that logs only the status, in another pod). The first refusal of each
+        (endpoint, reason) with a detail is logged, before it is counted so that whoever sees the
+        count finds the line; the rest are only counted (one line per event would flood the log).
+        """
+        reason = reason[:40]
+        if detail is not None and self._said_refused.first((endpoint, reason)):
+            log.warning("%s (%s)%s: %s; counted in monitor_intake_events_refused_total{endpoint=\"%s\",reason=\"%s\"}, "
+                        "further ones without a log line", _REFUSED_SUBJECT.get(endpoint, f"{endpoint} events refused"),
+                        reason, "" if mon is None else f" for model {mon.model!r}", detail, endpoint, reason)
+        self.store_for(mon).inc("monitor_intake_events_refused", max(1, n), labels=(endpoint, reason))
 
     def count_checkpoint_failure(self, mon: "Monitor | None", operation: str, reason: str) -> None:
         self.store_for(mon).inc("monitor_checkpoint_failures", labels=(operation, reason))
