@@ -24,6 +24,9 @@ WANTED_DETECTORS = (
     "input_drift", "output_drift", "pca_drift", "data_quality", "probing",
 )
 
+#: Options of some detectors: their figures per segment too (the traffic carries two segments).
+SEGMENTED: dict[str, dict[str, Any]] = {"confidence_drift": {"by_segment": True}, "prediction_drift": {"by_segment": True}}
+
 
 def _importable(kind: str) -> bool:
     module = KINDS.get(kind, "").partition(":")[0]
@@ -47,7 +50,7 @@ def build_app(world: World, *, rule_files: list[str], alertmanager_urls: tuple[s
         schema=Schema.numeric(world.names),
         output=OutputSpec("probabilities", world.classes),
         window_s=window_s,
-        detectors=tuple(DetectorConfig(k) for k in available_detectors()),
+        detectors=tuple(DetectorConfig(k, dict(SEGMENTED.get(k, {}))) for k in available_detectors()),
         rules=RulesConfig(files=tuple(rule_files), interval_s=interval_s, alertmanager_urls=alertmanager_urls,
                           log_alerts=False),
     )

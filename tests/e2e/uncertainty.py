@@ -68,12 +68,12 @@ class UncertaintyModels:
             {"model": self.names["regression"], "features": [{"name": n, "kind": "numeric"} for n in self.reg_features],
              "output": {"kind": "regression", "quantiles": list(QUANTILES)},
              "reference": {"path": str(self.reference_path)},
-             "detectors": [{"kind": "regression"}]},
+             "detectors": [{"kind": "regression", "by_segment": True}]},
             {"model": self.names["logits"], "features": clf_features, "output": {"kind": "logits", "classes": classes},
-             "detectors": [{"kind": "confidence"}]},
+             "detectors": [{"kind": "confidence"}, {"kind": "segments", "histograms": True}]},
             {"model": self.names["ensemble"], "features": clf_features,
              "output": {"kind": "probabilities", "classes": classes, "samples_axis": True},
-             "detectors": [{"kind": "confidence"}]},
+             "detectors": [{"kind": "confidence"}, {"kind": "segments"}]},
         ]
 
     def events(self, x_clf: np.ndarray, now: float, rid: str) -> list[dict[str, Any]]:
@@ -85,15 +85,16 @@ class UncertaintyModels:
         names = self.names
         logits = self.logit_model.decision_function(x_clf[None, :])
         member_p = np.stack([m.predict_proba(x_clf[None, :])[0] for m in self.members])
+        segment = "eu" if self.rng.random() < 0.5 else "us"
         return [
             {"model": names["regression"], "timestamp": now, "inputs": x_reg.tolist(),
-             "outputs": self.quantiles(x_reg[None, :])[0].tolist(), "request_id": rid},
+             "outputs": self.quantiles(x_reg[None, :])[0].tolist(), "request_id": rid, "segment": segment},
             {"type": "feedback", "model": names["regression"], "timestamp": now, "request_ids": [rid],
              "labels": [float(self.y_reg[i])]},
             {"model": names["logits"], "timestamp": now, "inputs": x_clf.tolist(), "outputs": logits.tolist(),
-             "request_id": rid},
+             "request_id": rid, "segment": segment},
             {"model": names["ensemble"], "timestamp": now, "inputs": x_clf.tolist(), "outputs": member_p.tolist(),
-             "request_id": rid},
+             "request_id": rid, "segment": segment},
         ]
 
 
