@@ -96,6 +96,24 @@ def test_a_segment_whose_confidences_shift_is_flagged_and_the_others_stay_quiet(
     assert quiet_tests == 400 and quiet_05 <= 20 and quiet_bonferroni <= 2, (quiet_05, quiet_bonferroni)
 
 
+def test_a_shift_confined_to_a_small_segment_is_seen_per_segment_only(reference: Reference) -> None:
+    """Why slice: a segment with 8% of the traffic at temperature 1.3, 50 seeded windows of 4,000
+    rows. The whole window's KS distance stays under ModelConfidenceDrift's 0.1 (measured at most
+    0.063), the segment's is far above it (at least 0.49) with p < 0.001 / 3 in every window."""
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        n = 4000
+        seg = np.array(["eu", "us", "rare"], dtype=object)[rng.choice(3, n, p=[0.46, 0.46, 0.08])]
+        probs, _ = outputs(rng, n)
+        rare = seg == "rare"
+        probs[rare] = tempered(probs[rare], 1.3)
+        det = confidence_drift(reference)
+        det.update(Batch.from_arrays(np.zeros((n, 1)), probs, ts=T0 + np.arange(n) * 0.5, segment=seg))
+        whole, alone = det.results()["confidence"], det.segment_results()["rare"]["confidence"]
+        assert whole is not None and alone is not None
+        assert whole.statistic < 0.1 and alone.statistic > 0.3 and alone.pvalue < 0.001 / 3, (whole, alone)
+
+
 def test_entropy_is_tested_per_segment_too(reference: Reference) -> None:
     """The entropy score has its own per-segment test (the same shift moves it: apac is flagged
     in each of 20 windows, eu never below the Bonferroni level)."""
@@ -416,3 +434,43 @@ def test_segment_rules_fire_on_a_seeded_drifted_segment(reference: Reference, by
     apac and for no other segment."""
     fired = by_segment_fired(segment_stream(**shift), KINDS, reference, hours=3.0)
     assert {seg for name, seg in fired if name == alert} == {"apac"}, fired
+
+
+def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_agent(tmp_path: Any) -> None:
+    """The rules' Bonferroni correction, checked with the real ``promtool test rules`` and the
+    agent's engine on one unit-test file. Model m has four segments with a p-value per score:
+    apac (p 1e-4 < 0.001 / 4, distance 0.3) fires; eu (p 5e-4: below 0.001 but not below
+    0.001 / 4) does not; us (p 1e-9 but distance 0.05, noise-sized) does not. Model n has one
+    segment tested, so its p 5e-4 is below 0.001 / 1 and fires: the count is per model and score."""
+    import yaml
+
+    from tests.test_oncall_session7 import _run_unit_test
+
+    conf_desc = ("The distribution of the model's confidence on segment {s} over the window differs from the whole reference's "
+                 "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the segments tested). The reference is not sliced by "
+                 "segment: a segment that always differed from the population fires from its first full window (a standing "
+                 "difference, not a change).")
+    pred_desc = ("The predicted-class distribution of segment {s} over the window differs from the whole reference's "
+                 "(Jensen-Shannon distance 0.30, p < 0.001 divided by the segments tested): label shift, a change of inputs or "
+                 "a model collapsing onto few answers for that segment (monitor_segment_output_top_class_share_ratio says "
+                 "which). The reference is not sliced by segment: a segment whose class mix always differed fires from its "
+                 "first full window.")
+    rules = {"ModelSegmentConfidenceDrift": ("confidence_drift", {"score": "confidence"}, conf_desc,
+                                             "Model {m}'s confidence on segment {s} differs from the reference"),
+             "ModelSegmentPredictionDrift": ("prediction_drift", {}, pred_desc,
+                                             "Model {m} predicts classes in different proportions on segment {s}")}
+    series, alert_tests = [], []
+    for alert, (metric, extra, desc, summary) in rules.items():
+        for model, seg, p, d in (("m", "apac", 1e-4, 0.3), ("m", "eu", 5e-4, 0.3), ("m", "us", 1e-9, 0.05),
+                                 ("m", "other", 0.5, 0.02), ("n", "eu", 5e-4, 0.3)):
+            labels = ",".join(f'{k}="{v}"' for k, v in {"model": model, "segment": seg, **extra}.items())
+            series += [{"series": f"monitor_segment_{metric}_pvalue{{{labels}}}", "values": f"{p!r}x30"},
+                       {"series": f"monitor_segment_{metric}_distance{{{labels}}}", "values": f"{d!r}x30"}]
+        fired = [{"exp_labels": {"severity": "warning", "model": m, "segment": s, **extra},
+                  "exp_annotations": {"summary": summary.format(m=m, s=s), "description": desc.format(s=s),
+                                      "runbook_url": f"https://github.com/model-monitor/model-monitor/blob/main/README.md#{alert.lower()}"}}
+                 for m, s in (("m", "apac"), ("n", "eu"))]
+        alert_tests += [{"eval_time": "20m", "alertname": alert, "exp_alerts": fired},
+                        {"eval_time": "10m", "alertname": alert, "exp_alerts": []}]  # before `for: 15m`
+    doc = {"tests": [{"interval": "1m", "input_series": series, "alert_rule_test": alert_tests}]}
+    _run_unit_test(tmp_path, "confidence.yml", yaml.safe_dump(doc, sort_keys=False, width=1000))
