@@ -23,6 +23,10 @@ def _by_model(name: str, *matchers: str) -> str:
     return f"max by (model) ({selector(name, *matchers)})"
 
 
+def _by_segment(name: str, *by: str) -> str:
+    return f"max by (model, segment{''.join(', ' + b for b in by)}) ({selector(name, _SEGMENT)})"
+
+
 def _reliability(title: str, prefix: str, description: str, *matchers: str) -> Panel:
     """A reliability diagram: mean confidence against accuracy per equal-width bin (one bar pair
     per bin: with several models or segments selected, their bins' plain average)."""
@@ -112,26 +116,24 @@ def build() -> Dashboard:
                    metrics=("monitor_brier_score", "monitor_log_loss"), minimum=0),
         Row("Segments"),
         timeseries("Accuracy by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_accuracy_ratio', _SEGMENT)})", "{{model}} {{segment}}"),
+                   Query(_by_segment("monitor_segment_accuracy_ratio"), "{{model}} {{segment}}"),
                    metrics=("monitor_segment_accuracy_ratio",), minimum=0, maximum=1),
         timeseries("Estimated accuracy by segment (no labels)",
-                   Query(f"max by (model, segment, estimator) "
-                         f"({selector('monitor_segment_estimated_accuracy_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_estimated_accuracy_ratio", "estimator"),
                          "{{estimator}} {{model}} {{segment}}"),
                    metrics=("monitor_segment_estimated_accuracy_ratio",), minimum=0, maximum=1),
         timeseries("Mean confidence by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_confidence_mean_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_confidence_mean_ratio"),
                          "{{model}} {{segment}}"),
                    metrics=("monitor_segment_confidence_mean_ratio",), minimum=0, maximum=1),
         timeseries("Brier score and log loss by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_brier_score', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_brier_score"),
                          "Brier {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) ({selector('monitor_segment_log_loss', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_log_loss"),
                          "log loss {{model}} {{segment}}"),
                    metrics=("monitor_segment_brier_score", "monitor_segment_log_loss"), minimum=0),
         timeseries("Calibration error by segment",
-                   Query(f"max by (model, segment, estimator) "
-                         f"({selector('monitor_segment_calibration_error_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_calibration_error_ratio", "estimator"),
                          "{{estimator}} {{model}} {{segment}}"),
                    metrics=("monitor_segment_calibration_error_ratio",), threshold=0.1, minimum=0,
                    note="The dashed line is the whole-window ModelCalibrationErrorHigh bound, for scale."),
@@ -140,7 +142,7 @@ def build() -> Dashboard:
                 note="As 'Confidence over time', for the segments chosen above; exported when the segments detector "
                      "has histograms: true."),
         timeseries("Recalibration temperature by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_recalibration_temperature', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_recalibration_temperature"),
                          "{{model}} {{segment}}"),
                    metrics=("monitor_segment_recalibration_temperature",), threshold=1.0,
                    note="Exported when the segments detector has temperature_rows; above 1: the segment is over-confident."),
@@ -155,9 +157,9 @@ def build() -> Dashboard:
                    Query(f"max by (model, figure) ({selector('monitor_segment_max_gap_zscore')})", "{{figure}} {{model}}"),
                    metrics=("monitor_segment_max_gap_zscore",), threshold=4.0),
         timeseries("Over-confidence gap by segment with its interval",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_overconfidence_gap_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_overconfidence_gap_ratio"),
                          "gap {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) ({selector('monitor_segment_overconfidence_gap_lower_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_overconfidence_gap_lower_ratio"),
                          "lower {{model}} {{segment}}"),
                    metrics=("monitor_segment_overconfidence_gap_ratio", "monitor_segment_overconfidence_gap_lower_ratio",
                             "monitor_segment_overconfidence_gap_upper_ratio", "monitor_segment_overconfidence_pvalue"),
@@ -166,7 +168,7 @@ def build() -> Dashboard:
                         "ModelSegmentOverconfident asks the p-value times the segments to be below 1% (and the gap above the "
                         "dashed line)."),
         timeseries("Confidence drift by segment",
-                   Query(f"max by (model, segment, score) ({selector('monitor_segment_confidence_drift_distance', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_confidence_drift_distance", "score"),
                          "{{score}} {{model}} {{segment}}"),
                    metrics=("monitor_segment_confidence_drift_distance", "monitor_segment_confidence_drift_pvalue"),
                    threshold=0.1, minimum=0, maximum=1,
@@ -174,12 +176,11 @@ def build() -> Dashboard:
                         "with by_segment: true): a segment unlike the population sits high from the start; watch for a "
                         "change."),
         timeseries("Prediction drift and top-class share by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_prediction_drift_distance', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_prediction_drift_distance"),
                          "JS distance {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) ({selector('monitor_segment_output_top_class_share_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_output_top_class_share_ratio"),
                          "top-class share {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) "
-                         f"({selector('monitor_segment_output_top_class_share_reference_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_output_top_class_share_reference_ratio"),
                          "reference share {{model}} {{segment}}"),
                    metrics=("monitor_segment_prediction_drift_distance", "monitor_segment_prediction_drift_pvalue",
                             "monitor_segment_output_top_class_share_ratio",
@@ -188,14 +189,14 @@ def build() -> Dashboard:
                    note="Predicted-class frequencies of each segment against the whole reference (prediction_drift with "
                         "by_segment: true); a share far above the reference's is a segment collapsing onto one answer."),
         timeseries("Mean energy by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_energy_mean', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_energy_mean"),
                          "{{model}} {{segment}}"),
                    metrics=("monitor_segment_energy_mean",), width=12,
                    note="Models returning logits: a segment whose energy rises is getting less familiar inputs."),
         timeseries("Ensemble disagreement by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_segment_mutual_information_mean_nats', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_mutual_information_mean_nats"),
                          "mutual information {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) ({selector('monitor_segment_top_class_variance_mean', _SEGMENT)})",
+                   Query(_by_segment("monitor_segment_top_class_variance_mean"),
                          "top-class variance {{model}} {{segment}}"),
                    metrics=("monitor_segment_mutual_information_mean_nats", "monitor_segment_top_class_variance_mean"),
                    minimum=0, width=12,
@@ -235,15 +236,15 @@ def build() -> Dashboard:
                         "+-4 it is not noise (RegressionQuantileMiscalibrated, RegressionIntervalTooNarrow also need a "
                         "5-point gap)."),
         timeseries("Regression error by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_regression_segment_mae', _SEGMENT)})",
+                   Query(_by_segment("monitor_regression_segment_mae"),
                          "MAE {{model}} {{segment}}"),
-                   Query(f"max by (model, segment) ({selector('monitor_regression_segment_bias', _SEGMENT)})",
+                   Query(_by_segment("monitor_regression_segment_bias"),
                          "bias {{model}} {{segment}}"),
                    metrics=("monitor_regression_segment_mae", "monitor_regression_segment_bias",
                             "monitor_regression_segment_rmse", "monitor_regression_segment_prediction_mean"),
                    note="Regression detector with by_segment: true."),
         timeseries("Interval coverage by segment",
-                   Query(f"max by (model, segment) ({selector('monitor_regression_segment_interval_coverage_ratio', _SEGMENT)})",
+                   Query(_by_segment("monitor_regression_segment_interval_coverage_ratio"),
                          "{{model}} {{segment}}"),
                    metrics=("monitor_regression_segment_interval_coverage_ratio",
                             "monitor_regression_segment_interval_coverage_gap_ratio",
