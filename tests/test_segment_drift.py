@@ -199,6 +199,37 @@ def test_figures_are_absent_below_min_rows_and_leave_with_the_rows(reference: Re
     assert left == set(), left
 
 
+def test_others_figures_leave_with_its_rows(reference: Reference) -> None:
+    """``other`` (values beyond the cap) is written or removed at every export like the learned
+    segments: once its rows have left the window while a learned segment still has rows, its
+    series are gone (not kept at their last values)."""
+    rng = np.random.default_rng(12)
+    store = MetricStore("m")
+    dets = [ConfidenceDriftDetector(reference, window_s=600.0, min_rows=50, refresh=0.0, by_segment=True, segment_cap=1),
+            PredictionDriftDetector(reference, window_s=600.0, min_rows=50, refresh=0.0, by_segment=True, segment_cap=1)]
+
+    def feed(t0: float, segs: list[str]) -> None:
+        probs, _ = outputs(rng, len(segs))
+        batch = Batch.from_arrays(np.zeros((len(segs), 1)), probs, ts=t0 + np.arange(len(segs)) * 0.01,
+                                  segment=np.array(segs, dtype=object))
+        for d in dets:
+            d.update(batch)
+            d.advance(t0 + len(segs) * 0.01)
+            d.export(store)
+
+    def segments_of(name: str) -> set[str]:
+        return {labels["segment"] for n, labels, _ in store.samples() if n == name}
+
+    feed(0.0, ["a"] * 100 + ["b"] * 100 + ["c"] * 100)  # b and c beyond the cap of 1: "other"
+    for name in (names.SEGMENT_CONFIDENCE_DRIFT_PVALUE, names.SEGMENT_PREDICTION_DRIFT_PVALUE, names.SEGMENT_TOP_CLASS_SHARE):
+        assert segments_of(name) == {"a", "other"}, name
+    feed(2000.0, ["a"] * 100)
+    for name in (names.SEGMENT_CONFIDENCE_DRIFT_PVALUE, names.SEGMENT_CONFIDENCE_DRIFT_DISTANCE, names.SEGMENT_PREDICTION_DRIFT_PVALUE,
+                 names.SEGMENT_PREDICTION_DRIFT_DISTANCE, names.SEGMENT_OUTPUT_ENTROPY, names.SEGMENT_TOP_CLASS_SHARE,
+                 names.SEGMENT_TOP_CLASS_SHARE_REFERENCE):
+        assert segments_of(name) == {"a"}, name
+
+
 def test_the_per_segment_figures_are_the_one_sample_functions_on_each_segments_counts(reference: Reference) -> None:
     """The tests run for every segment in one array operation; each equals the univariate
     function applied to that segment's window counts alone (KS asymptotic, chi-squared, JS
