@@ -112,23 +112,17 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
             request.app[K.READ_AUTH].check(request)
         response = await handler(request)
         status = response.status
-        if not sidecar.accepting:
-            response.force_close()  # shutting down: this connection takes no further request
-        return response
     except IntakeError as err:
         status = err.status
         endpoint = endpoint_of(name) or name
         if err.events:
             sidecar.count_refused(endpoint, err.reason, err.events, detail=_unread_refusal(name, err))
         response = error_response(err)
-        if not sidecar.accepting:
-            response.force_close()
-        return response
     except web.HTTPException as exc:
         status = exc.status
-        if name == "unmatched" and status in (404, 405):
-            return _no_route(request, exc)
-        raise
+        if name != "unmatched" or status not in (404, 405):
+            raise
+        response = _no_route(request, exc)
     except (asyncio.CancelledError, ConnectionResetError):
         status = 499  # the client went away
         raise
@@ -136,11 +130,14 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         log.exception("handler %s failed", name)
         if name in WRITE_ROUTES:
             sidecar.count_refused(endpoint_of(name) or name, "internal_error")
-        return web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
-                                  "reason": "internal_error"}, status=500)
+        response = web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
+                                      "reason": "internal_error"}, status=500)
     finally:
         sidecar.in_flight -= 1
         sidecar.http.record((name if not name.startswith("proxy") else "proxy", str(status)), time.perf_counter() - t0)
+    if not sidecar.accepting:
+        response.force_close()  # shutting down: this connection takes no further request, whatever the answer
+    return response
 
 
 def _no_route(request: web.Request, exc: web.HTTPException) -> web.Response:
