@@ -4,7 +4,9 @@ Runs the cost benchmark's agents (``_confidence_cost.py``: the same traffic, clo
 export cadence, 10 classes, 8 segments, the reference's 5,000 rows) with only these two
 detectors, their per-segment figures off and on, alternating in the same run, and reports the
 best CPU time per event of each (``time.process_time``: the worker's whole cost with them,
-hand-overs, exports at rule ticks and scrapes included) and their difference. It also times
+hand-overs, exports at rule ticks and scrapes included) and their difference (the off row also
+pays the rows' output features, max probability and entropy, that a full agent shares with the
+confidence and segments detectors). It also times
 one recomputation of each detector's figures on filled windows (what a rule tick or a slid
 window costs), off and on, which is where the per-segment tests go.
 
@@ -16,6 +18,7 @@ percent between runs: read the difference against the worker-alone column of the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from confidence_cost_breakdown import _fresh, _recomputation  # noqa: E402
 from monitor.detectors import registry  # noqa: E402
 
 KINDS = ("confidence_drift", "prediction_drift")
+RESULTS = Path(__file__).resolve().parent / "results" / "segment_drift_cost.md"
 
 
 def _by_segment(on: bool) -> None:
@@ -79,9 +83,19 @@ def main() -> None:
     ap.add_argument("--phase", choices=("first", "steady"), action="append", help="first hour, steady state (default first)")
     ap.add_argument("--reps", type=int, default=5, help="alternating runs (best of)")
     ap.add_argument("--events", type=int, default=60_000, help="events per measured run")
+    ap.add_argument("--write", action="store_true", help=f"also write the report to {RESULTS.relative_to(RESULTS.parents[2])}")
     args = ap.parse_args()
+    parts = []
     for phase in args.phase or ("first",):
-        print(run(args.rate, phase, args.reps, args.events), end="\n\n", flush=True)
+        parts.append(run(args.rate, phase, args.reps, args.events))
+        print(parts[-1], end="\n\n", flush=True)
+    if args.write:
+        RESULTS.write_text(f"# Cost of by_segment on confidence_drift and prediction_drift\n\n"
+                           f"`python benchmarks/segment_drift_cost.py{' --write' if args.write else ''}` "
+                           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ran: CPU time, but a "
+                           f"shared machine still moves it). The off row includes the rows' output features (max "
+                           f"probability, entropy), which a full agent computes once for these and the confidence and "
+                           f"segments detectors; the on minus off difference is what the option adds.\n\n" + "\n\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":
