@@ -68,8 +68,16 @@ NOT_CHECKPOINTED_COUNTERS = frozenset({"monitor_notifications"})
 SCRAPE_EXPORT_WAIT_S = 0.5
 
 
+def _state_shape(cfg: MonitorConfig) -> list[Any]:
+    """The configured features and outputs a monitor's detector states are laid out by (JSON-plain:
+    saved with every checkpoint, compared on restore)."""
+    out = cfg.output
+    return [[[f.name, f.kind] for f in cfg.schema.features],
+            [out.kind, list(out.classes), bool(out.samples_axis), [float(q) for q in out.quantiles]]]
+
+
 def _shape_text(shape: Any) -> str:
-    """``Monitor._state_shape()`` for a log line: ``(a, b, c; probabilities [x, y])``."""
+    """A :func:`_state_shape` for a log line: ``(a, b, c; probabilities [x, y])``."""
     try:
         features, (kind, classes, _, quantiles) = shape
         names = ", ".join(str(name) for name, _ in features)
@@ -190,6 +198,9 @@ class Monitor:
             cfg = dataclasses.replace(cfg, model=model)
         self.config = cfg
         self.model = cfg.model
+        #: :func:`_state_shape` of the config, which is frozen: computed once, not at every checkpoint
+        #: (shared by the state dicts, which are written out, never changed)
+        self._shape = _state_shape(cfg)
         self.live = live
         self.clock = clock
         self.closed = False
@@ -568,15 +579,8 @@ class Monitor:
                 "rules": None if self.rules is None else self.rules.state_dict(),
                 "reference": self._reference_state(),
                 "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
-                "shape": self._state_shape(),
+                "shape": self._shape,
             }
-
-    def _state_shape(self) -> list[Any]:
-        """The configured features and outputs the detectors' states are laid out by (JSON-plain,
-        compared on restore)."""
-        out = self.config.output
-        return [[[f.name, f.kind] for f in self.config.schema.features],
-                [out.kind, list(out.classes), bool(out.samples_axis), [float(q) for q in out.quantiles]]]
 
     def _reference_state(self) -> dict[str, Any] | None:
         """The reference's checkpoint tree, computed once per reference (it is read-only once the
@@ -618,11 +622,11 @@ class Monitor:
         with self._lock:
             self.pipeline.settle()  # rows processed before the restore go where they went before it
             shape = state.get("shape")
-            if shape is not None and shape != self._state_shape():
+            if shape is not None and shape != self._shape:
                 # features or outputs changed in the config: windows, bins and per-feature state of
                 # the old layout were restored as they were (a removed feature kept its series)
                 outcome, reason = "config_changed", "config_changed"
-                detail = f"the checkpoint's (features, outputs) {_shape_text(shape)} are now {_shape_text(self._state_shape())}"
+                detail = f"the checkpoint's (features, outputs) {_shape_text(shape)} are now {_shape_text(self._shape)}"
             else:
                 outcome, reason, detail = self._adopt_reference(state)
                 for name in state.get("classes", []):
