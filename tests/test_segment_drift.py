@@ -332,8 +332,20 @@ def test_a_monitor_checkpoint_from_before_the_option_restores(reference: Referen
     assert sample(restored, "monitor_segment_prediction_drift_pvalue", segment="eu") is None
     after.observe(np.zeros((900, 1)), probs, segment=seg, timestamp=T0 + 10)
     after.flush()
-    assert sample(after.metrics_text(), "monitor_segment_prediction_drift_pvalue", segment="eu") is not None
+    text = after.metrics_text()
+    assert sample(text, "monitor_segment_prediction_drift_pvalue", segment="eu") is not None
+    # and the per-segment state goes through the checkpoint file format (arrays and JSON) and back
+    after.save_checkpoint(path)
     after.close()
+    again = _monitor(reference, by_segment=True)
+    assert again.restore_checkpoint(path) and again.restore_report is not None and again.restore_report.detectors_restored
+    again.flush()
+    restored = again.metrics_text()
+    again.close()
+    for s in ("eu", "us", "apac"):
+        for metric, labels in (("monitor_segment_prediction_drift_pvalue", {}), ("monitor_segment_confidence_drift_distance", {"score": "entropy"})):
+            value = sample(text, metric, segment=s, **labels)
+            assert value is not None and sample(restored, metric, segment=s, **labels) == value, (metric, s)
 
 
 # -- config and the public path -------------------------------------------------------------------------
