@@ -271,3 +271,21 @@ def test_no_segment_series_until_a_row_carries_a_segment() -> None:
     counts = {labels["segment"]: v for n, labels, v in store.samples()
               if n == names.SEGMENT_CONFIDENCE_HISTOGRAM + "_bucket" and labels["le"] == "+Inf"}
     assert counts == {"eu": 200.0, "unset": 200.0}  # the histograms start when the segments do
+
+
+def test_other_segment_series_do_not_keep_stale_values_when_its_rows_leave_the_window() -> None:
+    """Found by the drift-per-segment helper: with cap 1, ``other`` was listed only while it had
+    rows, so when they left the window its series kept their last values (rows 150 forever)."""
+    rng = np.random.default_rng(12)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    det = SegmentDetector(window_s=100.0, n_slots=4, segment_cap=1, min_rows=100)
+    seg = np.array(["a"] * 150 + ["b"] * 150, dtype=object)
+    det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.linspace(0.0, 10.0, 300), segment=seg))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("other",)) == 150 and store.value(names.SEGMENT_CONFIDENCE, ("other",)) is not None
+    det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.linspace(200.0, 210.0, 300), segment=np.array(["a"] * 300, dtype=object)))
+    det.advance(210.0)
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("a",)) == 300
+    assert store.value(names.SEGMENT_ROWS, ("other",)) == 0 and store.value(names.SEGMENT_CONFIDENCE, ("other",)) is None

@@ -278,6 +278,7 @@ class SegmentDetector(RefreshingDetector):
         # whether rows with logits (energy) or with ensemble members came: their figures are
         # written only then, absent otherwise
         self._seen_energy = self._seen_ensemble = False
+        self._other_shown = False
         # per histogram, segment and bucket: observations since the last export
         self._hist = {name: GroupedPendingHistogram(buckets, s) for name, buckets, _ in _HISTOGRAMS + _UNCERTAINTY_HISTOGRAMS} if self.histograms else {}
 
@@ -491,7 +492,11 @@ class SegmentDetector(RefreshingDetector):
         # one list of series per metric, written with one store call each ("other" appears only once it has rows)
         rows, nlab = p[_ROWS], lab[_LAB]
         segs = self.segment_names
-        shown = [i for i in range(len(segs)) if i < self._slots.learned or rows[i] > 0 or nlab[i] > 0]
+        if rows[-1] > 0 or nlab[-1] > 0:
+            self._other_shown = True
+        # "other" appears once it has rows, and stays (its figures absent) when they leave the
+        # window: dropped from the list, its series would keep their last values
+        shown = [i for i in range(len(segs)) if i < self._slots.learned or self._other_shown]
         keys = [(segs[i],) for i in shown]
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
         scored, lab_scored = enough & self._scored, lab_ok & self._scored
