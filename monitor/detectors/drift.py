@@ -367,7 +367,7 @@ class DriftCore:
         clear_after: int | None,
         windowed: bool = True,
         binner: Any = None,
-        accept: Any = None,
+        upward: bool = False,
         score_tests: bool = False,
         score_share: float = 0.5,
         samples: dict[str, np.ndarray] | None = None,
@@ -375,11 +375,10 @@ class DriftCore:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, not {correction!r}")
         self.binner = binner if binner is not None else FeatureBinner(channels)
-        #: optional filter of flagged channels (e.g. one-sided tests): ``accept(result) -> bool mask``
-        self.accept = accept
-        #: one-sided windowed figures too: a numeric channel counts as drifted over the window only
-        #: when its mean rose (what ``accept`` says of the sequential test's alarms)
-        self.window_upward = False
+        #: one-sided: a numeric channel is drifted, for the sequential alarm and over the window
+        #: alike, only when its mean rose above the reference's (the PCA detector's reconstruction
+        #: error: errors that fall are no drift); categorical channels have no direction
+        self.upward = bool(upward)
         self.channels = self.binner.channels
         self.name = name
         self.top_k = int(top_k)
@@ -442,8 +441,8 @@ class DriftCore:
         if starts.size:
             self._block_ts[(pos[starts] // step) % self._block_ts.size] = ts[starts]
         flagged = t.update(idx, vals)
-        if flagged.any() and t.last is not None and self.accept is not None:
-            flagged = flagged & self.accept(t.last)
+        if self.upward and flagged.any() and t.last is not None:
+            flagged = flagged & self._rose(t.last)
         if flagged.any() and t.last is not None:
             last = t.last
             self.last_flag_event = last.event
@@ -466,6 +465,19 @@ class DriftCore:
         if self.windowed:
             self._accumulate(ts, idx, vals)
         self.now = max(self.now, float(ts.max()))
+
+    def _rose(self, result: Any) -> np.ndarray:
+        """Which channels may alarm under :attr:`upward`: the numeric ones whose mean over the
+        test's window (its finite count and sum) lies above the reference mean, and those without
+        a direction (categorical, or no finite value in the window)."""
+        rose = np.ones(len(self.channels), dtype=bool)
+        m = result.moments
+        if m is None:
+            return rose
+        for j, ch in enumerate(self.channels):
+            if ch.kind == "numeric" and m[j, 0] > 0:
+                rose[j] = m[j, 1] / m[j, 0] > ch.mean
+        return rose
 
     def _explain(self, last: Any) -> None:
         """Rank flagged channels and describe them; descriptions freeze once a flagged window lies
@@ -588,8 +600,9 @@ class DriftCore:
             rej = reject(pvals[present], self.alpha, self.correction)
             js = np.array([s.js for s in per if s is not None])
             counted = rej & (js >= self.min_js)
-            if self.window_upward:
-                counted &= np.array([s.mean_shift_sd > 0 for s in per if s is not None], dtype=bool)
+            if self.upward:
+                counted &= np.array([ch.kind != "numeric" or s.mean_shift_sd > 0
+                                     for ch, s in zip(self.channels, per) if s is not None], dtype=bool)
             drifted = int(counted.sum())
         self.figures = {"rows": rows, "stats": per, "drifted": drifted if present.any() else None}
         self._figures_at = self.now
@@ -727,6 +740,8 @@ class BinnedDriftDetector(Detector):
     kind = ""
     #: Whether the rank and rescaling score tests run when ``score_tests`` is not given.
     score_tests_default = False
+    #: One-sided: only channels whose mean rose are drift (:attr:`DriftCore.upward`).
+    upward = False
 
     def __init__(
         self,
@@ -777,7 +792,7 @@ class BinnedDriftDetector(Detector):
             channels, name=self.name, ert=self.ert, step=self.step, scales=self.scales, correction=self.correction,
             min_effect=self.min_effect, top_k=self.top_k, window_s=self.window_s, n_slots=self.n_slots,
             alpha=self.alpha, min_js=self.min_js, min_rows=self.min_rows, clear_after=self.clear_after, binner=binner,
-            score_tests=self.score_tests, samples=_sample_columns(self.profile) if self.score_tests else None)
+            upward=self.upward, score_tests=self.score_tests, samples=_sample_columns(self.profile) if self.score_tests else None)
 
     def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
         raise NotImplementedError

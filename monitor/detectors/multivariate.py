@@ -62,6 +62,9 @@ class PCADriftDetector(BinnedDriftDetector):
     :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features."""
 
     kind = "pca_drift"
+    #: One-sided: only rows reconstructing *worse* than the reference are drift (errors that fall,
+    #: e.g. on rows the PCA was fitted on, are not), for the alarm and the windowed count alike.
+    upward = True
 
     def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
         pca = profile.pca
@@ -70,19 +73,6 @@ class PCADriftDetector(BinnedDriftDetector):
         chan = Channel.numeric(pca.error, self.n_bins)
         chan.name = "reconstruction_error"
         return [chan], PCABinner(pca, chan)
-
-    def __init__(self, reference: Any, **params: Any) -> None:
-        super().__init__(reference, **params)
-        self._core.accept = self._upward
-        self._core.window_upward = True
-
-    def _upward(self, result: Any) -> np.ndarray:
-        """One-sided: only rows reconstructing *worse* than the reference are drift (errors that
-        fall, e.g. on rows the PCA was fitted on, are not)."""
-        m = result.moments
-        if m is None or m[0, 0] <= 0:
-            return np.ones(1, dtype=bool)
-        return np.array([m[0, 1] / m[0, 0] > self._core.channels[0].mean])
 
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
