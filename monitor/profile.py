@@ -203,9 +203,13 @@ class PCAProfile:
     def transform_error(self, x: np.ndarray) -> np.ndarray:
         """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        z = np.where(np.isfinite(z), z, 0.0)
-        proj = matmul(matmul(z, self.components.T), self.components)
-        return np.sqrt(((z - proj) ** 2).sum(axis=1))
+        return _residual_norm(np.where(np.isfinite(z), z, 0.0), self.components)
+
+
+def _residual_norm(z: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Per row of standardised ``z``, the norm of what ``components`` (orthonormal rows) leave out."""
+    proj = matmul(matmul(z, components.T), components)
+    return np.sqrt(((z - proj) ** 2).sum(axis=1))
 
 
 @dataclass
@@ -469,7 +473,7 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         z = (x - mean) / scale
     z = np.where(np.isfinite(z), z, 0.0)
     n, d = z.shape
-    parts = np.array_split(rng.permutation(n), min(folds, n))
+    parts = np.array_split(rng.permutation(n), folds)  # n >= 20 rows, PCA_FOLDS 5: no fold is empty
     # Each fold's PCA comes from the scatter of the other folds: the whole scatter minus the fold's,
     # one pass over the rows instead of one decomposition of the rows per fold.
     total_sum, total_scatter = z.sum(axis=0), matmul(z.T, z)
@@ -488,15 +492,13 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     rank = int(np.sum(var > (var[0] if var.size else 0.0) * max(n, d) * np.finfo(np.float64).eps))
     k = int(min(np.searchsorted(ratio, variance) + 1, d - 1, max(rank - 1, 0)))
     explained = float(ratio[k - 1]) if k else 0.0
-    pca = PCAProfile(names, mean, scale, vec[:k], explained, numeric_profile("pca_error", np.empty(0)))
     held_out = []
-    for rows in parts:
+    for rows in parts:  # each fold's rows scored by the k directions of the other folds
         part = z[rows]
         _, fold_vec = directions(n - len(rows), total_sum - part.sum(axis=0), total_scatter - matmul(part.T, part))
-        fold_pca = PCAProfile(names, mean, scale, fold_vec[:k], explained, pca.error)
-        held_out.append(fold_pca.transform_error(x[rows]))
-    pca.error = numeric_profile("reconstruction_error", np.concatenate(held_out), n_bins)
-    return pca
+        held_out.append(_residual_norm(part, fold_vec[:k]))
+    return PCAProfile(names, mean, scale, vec[:k], explained,
+                      numeric_profile("reconstruction_error", np.concatenate(held_out), n_bins))
 
 
 # -- streaming builder ------------------------------------------------------------------------------
