@@ -164,7 +164,8 @@ def sklearn_runtime_app(folder: Path) -> Any:
     for the model in ``folder`` (its model-settings.json and the joblib file it names): the outputs
     the request names, else ``parameters.extra.predict_fn``, else ``predict``; each tensor named
     after the model's method, 2-D, FP64 or INT64. Checked by hand against MLServer 1.6.1 serving
-    this example's model; the real server runs instead with MONITOR_TEST_MLSERVER set."""
+    this example's model; the real server (MLServer 1.7.1 in CI, `.ci/run`) runs instead with
+    MONITOR_TEST_MLSERVER set."""
     import joblib
     import numpy as np
     from aiohttp import web
