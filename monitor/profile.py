@@ -37,6 +37,8 @@ import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -57,6 +59,7 @@ __all__ = [
     "ProfileError",
     "profile_of",
     "load_reference",
+    "check_npz_reference",
     "read_table",
     "Table",
     "Progress",
@@ -78,6 +81,9 @@ PCA_VARIANCE = 0.9
 PCA_FOLDS = 5
 #: Rows the PCA is fitted on at most (a uniform sample of the profile's rows).
 PCA_MAX_ROWS = 50_000
+#: What numpy raises for an .npz that is not a whole zip archive of arrays (a truncated or damaged
+#: file: the zip module's and zlib's own errors are neither OSError nor ValueError)
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 #: Largest integer label kept as a class index in the profile's label counts.
 MAX_LABEL_INDEX = 100_000
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
@@ -351,7 +357,7 @@ class Profile:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as err:
+        except _NPZ_ERRORS as err:
             raise ProfileError(f"{path}: not a readable .npz profile ({_without_pickle_advice(err)}); build one with "
                                "'monitor reference build'") from None
         if "meta.json" not in arrays:
@@ -368,7 +374,7 @@ class Profile:
     def _decode(cls, path: str | Path, arrays: dict[str, np.ndarray]) -> "Profile":
         meta = json.loads(arrays["meta.json"].tobytes().decode())
         if meta.get("format") != "model-monitor-profile":
-            raise ProfileError(f"{path}: not a model-monitor profile")
+            raise ProfileError(f"{path}: not a model-monitor profile; build one with 'monitor reference build'")
         if int(meta.get("version", -1)) > PROFILE_VERSION:
             raise ProfileError(f"{path}: profile version {meta.get('version')} is newer than this monitor reads "
                                f"({PROFILE_VERSION}); upgrade model-monitor or rebuild the profile")
@@ -732,7 +738,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
     object array is refused with the key and the fix, not a numpy traceback deep in the builder."""
     try:
         z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+    except _NPZ_ERRORS as err:
         raise ProfileError(f"{path}: cannot read without pickle ({err}); store strings as fixed-width unicode arrays") from None
     if not hasattr(z, "files"):
         raise ProfileError(f"{path}: is a single array, not an .npz archive; rename it .npy or save it with numpy.savez(X=...)")
@@ -976,12 +982,34 @@ def load_reference(path: str | Path) -> Reference:
     This is what ``reference.path`` in ``monitor.yaml`` points at.
     """
     p = Path(path)
-    if p.suffix.lower() == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                is_profile = "meta.json" in z.files
-        except (OSError, ValueError) as err:
-            raise ProfileError(f"{p}: not a readable .npz ({err}); build a profile with 'monitor reference build'") from None
-        if is_profile:
-            return Profile.load(p).to_reference()
+    if p.suffix.lower() == ".npz" and _is_profile(p):
+        return Profile.load(p).to_reference()
     return build_profile(p, progress=False).to_reference()
+
+
+def check_npz_reference(path: str | Path) -> None:
+    """Raise the :class:`ProfileError` that :func:`load_reference` raises for the ``.npz`` at
+    ``path``, without profiling raw data (``monitor config check``): a saved profile is loaded (in
+    moments); raw data is read and its arrays checked against each other, which is all that the
+    profile builder refuses but for an archive without rows."""
+    p = Path(path)
+    if _is_profile(p):
+        Profile.load(p)
+        return
+    x = _read_npz(p)[0]
+    if x.shape[0] == 0:
+        raise ProfileError(f"{p}: no data rows")
+
+
+def _is_profile(p: Path) -> bool:
+    """Whether the ``.npz`` at ``p`` is a saved profile (else raw data: a single array saved as
+    ``.npz`` too, which :func:`_read_npz` refuses with its fix); :class:`ProfileError` when it is
+    no readable ``.npz`` at all."""
+    try:
+        z = np.load(p, allow_pickle=False)
+        if not hasattr(z, "files"):
+            return False
+        with z:
+            return "meta.json" in z.files
+    except _NPZ_ERRORS as err:
+        raise ProfileError(f"{p}: not a readable .npz ({err}); build a profile with 'monitor reference build'") from None

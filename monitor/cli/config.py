@@ -84,9 +84,10 @@ def _detector_problems(agent: object) -> list[str]:
 
 def _file_problems(agent: object) -> list[str]:
     """The files a valid config points at, checked like the agent's start does: every rule file
-    must load (a missing or invalid one stops the agent), and the reference must exist; a profile
-    (``.npz``) must load. Raw reference data is not profiled here (a large CSV takes minutes);
-    ``monitor reference show`` reads a profile."""
+    must load (a missing or invalid one stops the agent), and the reference must exist; an ``.npz``
+    must load as the agent loads it: a profile is read, raw data in an ``.npz`` is read and checked
+    but not profiled (:func:`monitor.profile.check_npz_reference`). Other raw reference data is not
+    read here (a large CSV takes minutes); ``monitor reference show`` reads a profile."""
     from pathlib import Path
 
     from monitor.rules.loader import parse_rule_file
@@ -106,14 +107,14 @@ def _file_problems(agent: object) -> list[str]:
             out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
                        "'monitor reference build' or correct the path")
         elif ref is not None and Path(ref).suffix.lower() == ".npz":
-            # a profile loads in moments (only raw data is profiled at start): one that cannot be read
-            # passed this check, then `monitor serve` never became ready
-            from monitor.profile import load_reference
+            # one that cannot be read passed this check, then `monitor serve` never became ready
+            from monitor.profile import ProfileError, check_npz_reference
 
             try:
-                load_reference(ref)
+                check_npz_reference(ref)
+            except ProfileError as err:  # its message names what is wrong and the fix
+                out.append(f"model {m.model!r}: reference.path: {err}")
             except Exception as err:  # noqa: BLE001 - whatever stops the agent's start stops the check
-                text = str(err) if "Fix" in str(err) or "monitor reference build" in str(err) else \
-                    f"{ref} cannot be read ({type(err).__name__}: {err}). Fix: build it with 'monitor reference build'"
-                out.append(f"model {m.model!r}: reference.path: {text}")
+                out.append(f"model {m.model!r}: reference.path: {ref} cannot be read ({type(err).__name__}: {err}). "
+                           "Fix: build it with 'monitor reference build'")
     return out
