@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import PREDICTION, EventFormatError, parse_event
+from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, parse_event
 from monitor.server.errors import IntakeError
 from monitor.server.limits import read_body
 from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
@@ -111,11 +111,13 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
             client = str(client)
         elif type(client) is not str:
             return None
+        client = client[:MAX_LABEL_CHARS]  # as parse_event cuts it (a slice of a short string is itself)
     if segment is not None:
         if type(segment) is int:
             segment = str(segment)
         elif type(segment) is not str:
             return None
+        segment = segment[:MAX_LABEL_CHARS]
     ts = get("timestamp")
     if ts is None:
         ts = now
