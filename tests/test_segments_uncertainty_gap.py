@@ -38,6 +38,16 @@ def labelled(rng: np.random.Generator, n: int, segments: dict[str, float], k: in
                         scores=s, predicted=s.argmax(axis=1))
 
 
+def _calibration_alone(lab: LabeledBatch, rows: np.ndarray, **params: int) -> MetricStore:
+    """The whole-window calibration detector's figures on ``rows`` of ``lab`` alone."""
+    alone = CalibrationDetector(window_s=1e6, **params)
+    alone.update_labels(LabeledBatch(ts=lab.ts[rows], label_ts=lab.label_ts[rows], label=lab.label[rows], segment=lab.segment[rows],
+                                     scores=lab.scores[rows], predicted=lab.predicted[rows]))
+    store = MetricStore("m")
+    alone.export(store)
+    return store
+
+
 def test_segment_gap_interval_is_the_calibration_detectors_interval_on_the_segments_rows() -> None:
     rng = np.random.default_rng(5)
     lab = labelled(rng, 600, {"calm": 0.0, "bold": 0.12})
@@ -47,11 +57,7 @@ def test_segment_gap_interval_is_the_calibration_detectors_interval_on_the_segme
     det.export(store)
     for seg in ("calm", "bold"):
         m = lab.segment == seg
-        alone = CalibrationDetector(window_s=1e6, min_labels=50)
-        alone.update_labels(LabeledBatch(ts=lab.ts[m], label_ts=lab.label_ts[m], label=lab.label[m], segment=lab.segment[m],
-                                         scores=lab.scores[m], predicted=lab.predicted[m]))
-        whole = MetricStore("m")
-        alone.export(whole)
+        whole = _calibration_alone(lab, m, min_labels=50)
         for mine, theirs in ((names.SEGMENT_GAP_LOWER, names.GAP_LOWER), (names.SEGMENT_GAP_UPPER, names.GAP_UPPER)):
             assert store.value(mine, (seg,)) == pytest.approx(whole.value(theirs), abs=1e-12)
     # the over-confident segment's interval lies above 0; the calibrated one's covers 0
@@ -100,7 +106,7 @@ def test_segment_gap_interval_absent_below_min_labels_and_survives_a_checkpoint(
     assert again.value(names.SEGMENT_GAP_LOWER, ("big",)) == store.value(names.SEGMENT_GAP_LOWER, ("big",))
     # a state saved before the interval's window existed loads; the interval is absent until labels refill it
     old = det.state_dict()
-    old["windows"] = {k: v for k, v in old["windows"].items() if k not in ("gap_terms", "uncertainty")}
+    old["windows"] = {k: v for k, v in old["windows"].items() if k not in ("label_terms", "uncertainty")}
     older = create("segments", params={"window_s": 1e6, "min_labels": 50})
     older.load_state_dict(old)
     refill = MetricStore("m")
@@ -289,3 +295,27 @@ def test_other_segment_series_do_not_keep_stale_values_when_its_rows_leave_the_w
     det.export(store)
     assert store.value(names.SEGMENT_ROWS, ("a",)) == 300
     assert store.value(names.SEGMENT_ROWS, ("other",)) == 0 and store.value(names.SEGMENT_CONFIDENCE, ("other",)) is None
+
+
+def test_segment_equal_mass_calibration_error_is_the_calibration_detectors_on_the_segments_rows() -> None:
+    """The issue's primary estimator (debiased L2 on equal-mass bins, Kumar et al. 2019) per
+    segment: each segment groups the same fine confidence grid into its own equal-mass bins, so
+    its value equals the whole-window estimator run on that segment's rows alone; absent below
+    min_labels_calibration; larger for the over-confident segment."""
+    rng = np.random.default_rng(13)
+    lab = labelled(rng, 1500, {"calm": 0.0, "bold": 0.15})
+    few = labelled(rng, 120, {"few": 0.0}, t0=100.0)
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200)
+    det.update_labels(lab)
+    det.update_labels(few)
+    store = MetricStore("m")
+    det.export(store)
+    for seg in ("calm", "bold"):
+        m = lab.segment == seg
+        whole = _calibration_alone(lab, m, min_labels_calibration=200)
+        key = (seg, "debiased_l2_equal_mass")
+        assert store.value(names.SEGMENT_CALIBRATION_ERROR, key) == pytest.approx(
+            whole.value(names.CALIBRATION_ERROR, ("debiased_l2_equal_mass",)), abs=1e-12)
+    assert store.value(names.SEGMENT_CALIBRATION_ERROR, ("bold", "debiased_l2_equal_mass")) > \
+        store.value(names.SEGMENT_CALIBRATION_ERROR, ("calm", "debiased_l2_equal_mass")) + 0.05
+    assert store.value(names.SEGMENT_CALIBRATION_ERROR, ("few", "debiased_l2_equal_mass")) is None

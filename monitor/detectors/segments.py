@@ -80,9 +80,14 @@ _UNCERTAINTY_HISTOGRAMS = ((names.SEGMENT_ENERGY_HISTOGRAM, names.ENERGY_BUCKETS
 # uncertainty beyond the probabilities, in a window of its own: rows with logits and their energy
 # sum, rows with ensemble members and their mutual information and top-class variance sums
 _U_EN, _U_ENERGY, _U_MN, _U_MI, _U_VAR, _U_FIELDS = 0, 1, 2, 3, 4, 5
-# the over-confidence gap's terms d = confidence - correct (count, sum, sum of squares), for its
-# interval, in a window of its own (a state saved without it loads; the interval refills)
-_D_N, _D_SUM, _D_SQ, _D_FIELDS = 0, 1, 2, 3
+# labelled rows' terms in a window of their own (a state saved without it loads; these figures
+# refill): the over-confidence gap's d = confidence - correct (count, sum, sum of squares) for its
+# interval, and per fine confidence bin (the calibration detector's grid) the count, confidence
+# and correct sums, which each segment groups into its own equal-mass bins
+_FINE_EDGES = cal.fine_confidence_edges()
+_NF = len(_FINE_EDGES) - 1
+_D_N, _D_SUM, _D_SQ = 0, 1, 2
+_F_N, _F_CONF, _F_CORR, _T_FIELDS = 3, 3 + _NF, 3 + 2 * _NF, 3 + 3 * _NF
 # more prediction-window fields, in a window of their own with its own row count: a state saved
 # without them loads, and these figures are absent until that window holds enough rows again
 _X_ROWS, _MARGIN, _ENTROPY, _CBPE, _ATC, _X_FIELDS = 0, 1, 2, 3, 4, 5
@@ -263,10 +268,10 @@ class SegmentDetector(RefreshingDetector):
         self._extra = SlidingWindow(self.window_s, (_X_FIELDS * s,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_L_FIELDS * s,), self.n_slots)
         self._uncertainty = SlidingWindow(self.window_s, (_U_FIELDS * s,), self.n_slots)
-        self._gap_terms = SlidingWindow(self.window_s, (_D_FIELDS * s,), self.n_slots)
+        self._label_terms = SlidingWindow(self.window_s, (_T_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending_labels = PendingRows(self._labels, self._label_parts)
-        self._pending_gap = PendingRows(self._gap_terms, self._gap_parts)
+        self._pending_terms = PendingRows(self._label_terms, self._term_parts)
         # labels of a model that returns labels only: count and correctness (no confidence)
         self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
         self._positive_seen: int | None = None
@@ -395,7 +400,7 @@ class SegmentDetector(RefreshingDetector):
                 return
         self._refresh.add(len(lab.ts))
         self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
-        self._pending_gap.add(lab.ts, seg=seg, d=lab.conf - lab.correct)
+        self._pending_terms.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct)
         self._recent.add(lab.ts, lab.label, lab.scores, seg)
 
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
@@ -413,12 +418,15 @@ class SegmentDetector(RefreshingDetector):
 
     def _fold_labels(self) -> None:
         self._pending_labels.fold()
-        self._pending_gap.fold()
+        self._pending_terms.fold()
         self._pending_hard.fold()
 
-    def _gap_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
-        s, seg, d = self._s, rows["seg"], rows["d"]
-        return [(seg + _D_N * s, 1.0), (seg + _D_SUM * s, d), (seg + _D_SQ * s, d * d)]
+    def _term_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
+        s, seg, conf, correct = self._s, rows["seg"], rows["conf"], rows["correct"]
+        d = conf - correct
+        fine = cal.bin_index(conf, _FINE_EDGES) * s + seg
+        return [(seg + _D_N * s, 1.0), (seg + _D_SUM * s, d), (seg + _D_SQ * s, d * d),
+                (fine + _F_N * s, 1.0), (fine + _F_CONF * s, conf), (fine + _F_CORR * s, correct)]
 
     def _label_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
         """What labelled rows add to the label window: per segment count, correctness,
@@ -436,7 +444,7 @@ class SegmentDetector(RefreshingDetector):
         self._extra.advance(now)
         self._labels.advance(now)
         self._uncertainty.advance(now)
-        self._gap_terms.advance(now)
+        self._label_terms.advance(now)
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -523,7 +531,8 @@ class SegmentDetector(RefreshingDetector):
             put_figures(out, names.SEGMENT_GAP_PVALUE, [((segs[i],), _gap_pvalue(lab[:, i]) if lab_scored[i] else None)
                                                         for i in shown])
             put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_scored))
-            self._export_gap_intervals(out, shown, lab_scored)
+            terms = self._label_terms.total().reshape(_T_FIELDS, self._s)
+            self._export_gap_intervals(out, terms, shown, lab_scored)
             self._export_uncertainty(out, shown)
             put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_scored))
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
@@ -534,8 +543,14 @@ class SegmentDetector(RefreshingDetector):
         debiased = dict(zip(cal_ok, cal.debiased_l2_rows(*sums).tolist()))
         mce = dict(zip(cal_ok, cal.mce_rows(*sums, min_count=MCE_MIN_BIN).tolist()))
         errors: list[tuple[tuple[str, ...], float | None]] = []
+        # the debiased estimator on each segment's own equal-mass bins, as the whole window's
+        mass_ok = [i for i in cal_ok if terms[_D_N, i] >= max(self.min_labels_calibration, 2)]
+        merged = cal.equal_mass_rows(*(np.ascontiguousarray(terms[lo:hi, mass_ok].T) for lo, hi in
+                                       ((_F_N, _F_CONF), (_F_CONF, _F_CORR), (_F_CORR, _T_FIELDS))))
+        mass = dict(zip(mass_ok, cal.debiased_l2_rows(*merged).tolist()))
         for i in shown:
-            errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i))]
+            errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i)),
+                       ((segs[i], "debiased_l2_equal_mass"), mass.get(i))]
         put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
         put_figures(out, names.SEGMENT_MAX_CALIBRATION_ERROR,
                     [((segs[i],), None if i not in mce or np.isnan(mce[i]) else mce[i]) for i in shown])
@@ -552,11 +567,10 @@ class SegmentDetector(RefreshingDetector):
                 if np.isfinite(g[3]):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
 
-    def _export_gap_intervals(self, out: "MetricWriter", shown: list[int], ok: np.ndarray) -> None:
+    def _export_gap_intervals(self, out: "MetricWriter", g: np.ndarray, shown: list[int], ok: np.ndarray) -> None:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
-        for all segments at once), from its own window of the gap's terms, for segments with
+        for all segments at once), from the labelled rows' terms ``g``, for segments with
         ``min_labels`` labels there."""
-        g = self._gap_terms.total().reshape(_D_FIELDS, self._s)
         n = np.round(g[_D_N])
         valid = ok & (n >= max(self.min_labels, 2))
         safe = np.maximum(n, 2.0)
@@ -618,7 +632,7 @@ class SegmentDetector(RefreshingDetector):
             **(self._recent.state_dict(with_group=True) if self.temperature_rows else {}),
             **({"histograms": {name: h.state_dict() for name, h in self._hist.items()}} if self.histograms else {}),
             "windows": windows_state({"pred": self._pred, "labels": self._labels, "extra": self._extra,
-                                      "uncertainty": self._uncertainty, "gap_terms": self._gap_terms}),
+                                      "uncertainty": self._uncertainty, "label_terms": self._label_terms}),
             "seen_energy": self._seen_energy,
             "seen_ensemble": self._seen_ensemble,
             **self._slots.state_dict(),
@@ -630,7 +644,7 @@ class SegmentDetector(RefreshingDetector):
         self._reset()
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
         # windows added later: a state saved before them loads, and their figures refill
-        for key, window in (("extra", self._extra), ("uncertainty", self._uncertainty), ("gap_terms", self._gap_terms)):
+        for key, window in (("extra", self._extra), ("uncertainty", self._uncertainty), ("label_terms", self._label_terms)):
             if key in state["windows"]:
                 window.load_state_dict(state["windows"][key])
         self._seen_energy = bool(state.get("seen_energy", False))

@@ -131,6 +131,27 @@ def merge_bins(groups: np.ndarray, *stats: np.ndarray) -> tuple[np.ndarray, ...]
     return tuple(np.bincount(groups, weights=s, minlength=n) for s in stats)
 
 
+def equal_mass_rows(count: np.ndarray, *stats: np.ndarray, n_bins: int = ECE_BINS) -> tuple[np.ndarray, ...]:
+    """:func:`equal_mass_groups` and :func:`merge_bins` for every row of ``(rows, fine bins)``
+    sums at once: each row's fine bins grouped into ``n_bins`` of roughly equal count (its own
+    grouping), returned as ``(rows, n_bins)`` sums, ``count`` first. A row without counts comes
+    out as zeros.
+
+    >>> c = np.array([[1.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    >>> equal_mass_rows(c, n_bins=2)[0].tolist()
+    [[2.0, 2.0], [0.0, 0.0]]
+    """
+    c = np.asarray(count, dtype=np.float64)
+    rows = c.shape[0]
+    total = c.sum(axis=1, keepdims=True)
+    mid = np.cumsum(c, axis=1) - c / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        groups = np.where(total > 0, np.minimum(np.floor(mid / total * n_bins), n_bins - 1), 0).astype(np.int64)
+    flat = (groups + np.arange(rows)[:, None] * n_bins).ravel()
+    return tuple(np.bincount(flat, weights=np.asarray(x, dtype=np.float64).ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
+                 for x in (c, *stats))
+
+
 def ece_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
     """Expected calibration error ``sum_b n_b/N * |conf_b - acc_b|`` (plug-in, biased upwards;
     NaN without counts). One row of :func:`ece_rows`, so that a segment's value and the whole
