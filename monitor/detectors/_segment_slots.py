@@ -5,7 +5,10 @@ distinct values get a slot each, later ones share the last slot, ``other``, so t
 attacker sending unique segment values cannot blow up memory or the scrape. Detectors that see
 the same batches learn the same slots (first-seen order is deterministic), and the exported
 series carry the segment's name, never its slot, so each detector keeps its own instance.
-Rows without a segment form the segment ``unset``.
+Rows without a segment (or with an empty one, which Prometheus reads as no label) form the
+segment ``unset``. Values are told apart by the label they are exported under: ``1`` and
+``"1"``, or no segment and ``"unset"``, share a slot (a slot each wrote two series with one
+label set, of which the store kept one).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ __all__ = ["OTHER", "UNSET", "SegmentSlots"]
 
 OTHER = "other"
 UNSET = "unset"
+
+
+def _label(v: Any) -> str:
+    """The ``segment`` label a value is exported under."""
+    return UNSET if v is None or (isinstance(v, str) and not v) else str(v)
 
 
 def _hashable(v: Any) -> bool:
@@ -42,6 +50,8 @@ class SegmentSlots:
     [0, 1, 0, 2, 2]
     >>> slots.names, slots.overflow
     (('eu', 'us', 'other'), 2)
+    >>> SegmentSlots(3).assign(np.array([None, "", "unset", 1, "1"], dtype=object)).tolist()
+    [0, 0, 0, 1, 1]
     """
 
     def __init__(self, cap: int) -> None:
@@ -81,14 +91,18 @@ class SegmentSlots:
         out = np.fromiter((index.get(v, -1) if _hashable(v) else -1 for v in items), dtype=np.int64, count=len(items))
         for i in np.flatnonzero(out < 0).tolist():
             v = items[i] if _hashable(items[i]) else str(items[i])
-            slot = index.get(v, -1)
+            label = _label(v)
+            slot = index.get(v, index.get(label, -1))
             if slot < 0:
                 if len(self._names) < self.cap:
-                    slot = index[v] = len(self._names)
-                    self._names.append(UNSET if v is None else str(v))
+                    slot = index[label] = len(self._names)
+                    self._names.append(label)
                 else:
                     slot = self.cap
                     self.overflow += rows
+                    out[i] = slot
+                    continue  # not remembered: unique values beyond the cap must not grow the index
+            index[v] = slot  # another value of a known label (None, 1 for "1"): found at once next time
             out[i] = slot
         return out
 
@@ -102,6 +116,8 @@ class SegmentSlots:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._names = [str(n) for n in state["names"]]
+        self._index = {n: i for i, n in enumerate(self._names)}
         none_slot = int(state.get("none_slot", -1))
-        self._index = {(None if i == none_slot else n): i for i, n in enumerate(self._names)}
+        if none_slot >= 0 or UNSET in self._index:
+            self._index[None] = self._index[""] = none_slot if none_slot >= 0 else self._index[UNSET]
         self.overflow = int(state.get("overflow", 0))
