@@ -9,6 +9,10 @@ process (so that a variant can import ``monitor`` from another checkout: ``--bas
 
 Run: ``python benchmarks/bench_regression_segments.py [--baseline-tree /tmp/old] [--batch 32]``.
 Prints one line per variant: ns/event and the ratio to ``off`` measured in the same run.
+``--instructions`` counts instructions instead (valgrind's callgrind, deterministic whatever the
+machine's load): each variant runs twice, with ``--batches`` and twice as many, and the
+difference divided by the added events is the update path's instructions per event (start-up
+and imports cancel out). A few minutes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,16 +61,37 @@ def run(tree: Path, on: bool, n_batches: int, batch: int) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def instructions(tree: Path, on: bool, n_batches: int, batch: int) -> float:
+    """Instructions per event of the update path under callgrind (two run lengths, differenced)."""
+    counts = []
+    for n in (n_batches, 2 * n_batches):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "callgrind.out"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", CHILD,
+                            "on" if on else "off", str(n), str(batch)],
+                           env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}, cwd=str(tree), capture_output=True, text=True, check=True)
+            total = next(line for line in out.read_text().splitlines() if line.startswith("summary:") or line.startswith("totals:"))
+            counts.append(float(total.split()[1]))
+    return (counts[1] - counts[0]) / (n_batches * batch)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-tree", type=Path, help="checkout of an older commit: its update path, option off")
     ap.add_argument("--batch", type=int, default=32, help="rows per batch (default 32)")
     ap.add_argument("--batches", type=int, default=20000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--instructions", action="store_true", help="callgrind instructions per event (deterministic)")
     args = ap.parse_args()
     variants: list[tuple[str, Path, bool]] = [("off", ROOT, False), ("on", ROOT, True)]
     if args.baseline_tree is not None:
         variants.insert(0, ("baseline (older tree)", args.baseline_tree.resolve(), False))
+    if args.instructions:
+        n = min(args.batches, 2000)
+        counted = {name: instructions(tree, on, n, args.batch) for name, tree, on in variants}
+        for name, _, _ in variants:
+            print(f"{name:24s} {counted[name]:10.0f} instructions/event  ratio to off {counted[name] / counted['off']:.4f}")
+        return
     best = {name: float("inf") for name, _, _ in variants}
     for _ in range(args.reps):
         for name, tree, on in variants:

@@ -342,3 +342,27 @@ def test_config_accepts_the_option_from_yaml_and_refuses_a_wrong_type(tmp_path: 
     assert info.match("did you mean 'by_segment'")
     with pytest.raises(ValueError, match="segment_cap must be at least 1"):
         create("regression", params={"by_segment": True, "segment_cap": 0})
+
+
+def test_segment_figures_slide_out_with_the_window() -> None:
+    """Rows (held or already added) leave each segment's figures as they leave the whole window's:
+    after one window without traffic every segment, ``other`` included, shows 0 rows and no MAE
+    (absent, not the old value), while a segment with new rows shows only those."""
+    rng = np.random.default_rng(21)
+    det = RegressionDetector(window_s=600.0, n_slots=6, min_rows=10, min_labels=10, by_segment=True, segment_cap=2)
+    labelled(det, *two_sigma_stream(rng, 100, {"a": 1.0, "b": 1.0, "c": 3.0}))  # c after the cap: other
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.REGRESSION_SEGMENT_MAE, ("other",)) == pytest.approx(3.0 * HALF_NORMAL, rel=0.3)
+    later = T0 + 5000.0
+    ts, seg, pred, y = two_sigma_stream(rng, 50, {"a": 2.0})
+    labelled(det, ts - T0 + later, seg, pred, y)  # held, not yet added
+    det.advance(later + 10.0)
+    det.export(store)
+    assert store.value(names.REGRESSION_ROWS) == 50
+    assert store.value(names.REGRESSION_SEGMENT_ROWS, ("a",)) == 50
+    assert store.value(names.REGRESSION_SEGMENT_MAE, ("a",)) == pytest.approx(np.abs(pred - y).mean())
+    for s in ("b", "other"):
+        assert store.value(names.REGRESSION_SEGMENT_ROWS, (s,)) == 0
+        assert store.value(names.REGRESSION_SEGMENT_MAE, (s,)) is None
+    assert series(store, names.REGRESSION_SEGMENT_MAX_MAE_GAP) == {}
