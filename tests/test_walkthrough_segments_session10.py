@@ -109,3 +109,33 @@ def test_segment_slots_learn_one_slot_per_name() -> None:
     again = SegmentSlots(3)
     again.load_state_dict(slots.state_dict())
     assert again.assign(np.array([None, "", "unset", 7, "eu"], dtype=object)).tolist() == [1, 1, 1, 2, 0]
+
+
+@pytest.mark.parametrize("which", ["confidence_drift", "prediction_drift", "regression"])
+def test_by_segment_writes_no_series_until_a_row_carries_a_segment(which: str) -> None:
+    """``by_segment: true`` on a model whose rows carry no segment wrote every figure a second
+    time under ``segment="unset"`` (the segments detector stopped doing so today), and
+    ModelSegmentConfidenceDrift / ModelSegmentPredictionDrift then fired beside the whole
+    model's alert for the same rows. Once a row carries a segment, ``unset`` is written too."""
+    rng = np.random.default_rng(1)
+    n = 400
+    x = rng.normal(size=(n, 3))
+    if which == "regression":
+        config = {"output": {"kind": "regression"}, "detectors": [{"kind": "regression", "by_segment": True, "min_rows": 10}]}
+        outputs, ref, prefix = x.sum(axis=1), None, "monitor_regression_segment_"
+    else:
+        config = {"detectors": [{"kind": which, "by_segment": True, "min_rows": 10}]}
+        outputs, ref, prefix = rng.dirichlet([2, 2, 2], n), _classifier_reference(rng), "monitor_segment_"
+    mon = _monitor(config, reference=ref)
+    mon.observe(x, outputs, timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    written = sorted({fam.name for fam in text_string_to_metric_families(text) if fam.name.startswith(prefix) and fam.samples})
+    assert written == [], written
+    mon.observe(x[:50], outputs[:50], segment="eu", timestamp=T0 + 1)
+    mon.flush()
+    text = mon.metrics_text()
+    segs = {s.labels.get("segment") for fam in text_string_to_metric_families(text) if fam.name.startswith(prefix)
+            for s in fam.samples}
+    assert {"unset", "eu"} <= segs, segs
+    mon.close()

@@ -61,6 +61,9 @@ class SegmentSlots:
         self._names: list[str] = []
         self._index: dict[Any, int] = {}
         self.overflow = 0
+        #: whether a row has carried a segment (detectors write no per-segment series before:
+        #: they would repeat the whole model's under ``unset``)
+        self.carried = False
 
     @property
     def size(self) -> int:
@@ -101,8 +104,10 @@ class SegmentSlots:
                     slot = self.cap
                     self.overflow += rows
                     out[i] = slot
+                    self.carried = True
                     continue  # not remembered: unique values beyond the cap must not grow the index
             index[v] = slot  # another value of a known label (None, 1 for "1"): found at once next time
+            self.carried = self.carried or label != UNSET
             out[i] = slot
         return out
 
@@ -112,7 +117,8 @@ class SegmentSlots:
         return n
 
     def state_dict(self) -> dict[str, Any]:
-        return {"names": list(self._names), "none_slot": self._index.get(None, -1), "overflow": self.overflow}
+        return {"names": list(self._names), "none_slot": self._index.get(None, -1), "overflow": self.overflow,
+                "carried": self.carried}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._names = [str(n) for n in state["names"]]
@@ -121,3 +127,5 @@ class SegmentSlots:
         if none_slot >= 0 or UNSET in self._index:
             self._index[None] = self._index[""] = none_slot if none_slot >= 0 else self._index[UNSET]
         self.overflow = int(state.get("overflow", 0))
+        # saved without them (earlier today): a learned name other than unset, or a full cap
+        self.carried = bool(state.get("carried", any(n != UNSET for n in self._names) or len(self._names) == self.cap))

@@ -175,7 +175,7 @@ class ConfidenceDriftDetector(RefreshingDetector):
         for s, res in results.items():
             put_figure(out, names.CONFIDENCE_DRIFT_PVALUE, None if res is None else res.pvalue, (s,))
             put_figure(out, names.CONFIDENCE_DRIFT_DISTANCE, None if res is None else res.statistic, (s,))
-        if self._segments is not None:
+        if self._segments is not None and self._segments.slots.carried:  # none before a row carries a segment
             found = [((seg, s), res) for seg, by_score in self.segment_results().items() for s, res in by_score.items()]
             put_figures(out, names.SEGMENT_CONFIDENCE_DRIFT_PVALUE, [(key, None if res is None else res.pvalue) for key, res in found])
             put_figures(out, names.SEGMENT_CONFIDENCE_DRIFT_DISTANCE, [(key, None if res is None else res.statistic) for key, res in found])

@@ -192,7 +192,7 @@ class PredictionDriftDetector(RefreshingDetector):
         cur = self.window_counts
         n = cur.sum()
         self._refresh.done(slot_end, float(n))
-        if self._segments is not None:
+        if self._segments is not None and self._segments.slots.carried:  # none before a row carries a segment
             self._export_segments(out)
         out.clear(names.TOP_CLASS_SHARE)
         out.clear(names.TOP_CLASS_SHARE_REFERENCE)

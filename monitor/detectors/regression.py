@@ -251,7 +251,7 @@ class RegressionDetector(RefreshingDetector):
             gap = _coverage_gap(lab[_BELOW + j], nq, self.quantiles[j]) if q_ok else None
             put_figure(out, names.QUANTILE_COVERAGE_GAP, None if gap is None else gap[0], (level,))
             put_figure(out, names.QUANTILE_COVERAGE_Z, None if gap is None else gap[1], (level,))
-        if self._segments is not None:
+        if self._segments is not None and self._segments.slots.carried:  # none before a row carries a segment
             self._export_segments(out, self._segments)
 
     def _export_segments(self, out: "MetricWriter", sums: SegmentSums) -> None:
