@@ -241,6 +241,8 @@ def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any)
     it is a flag. Others (names, lists, None defaults) are the detector's to check."""
     if value is None or default is inspect.Parameter.empty or default is None:
         return value
+    if name == "segment_cap":  # as segments.cap (the detectors that need the reference are built only at start)
+        return r.integer(_detector_value(r, key, "cap", value, default) if isinstance(value, str) else value, key)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise r.error(key, f"must be true or false, got {value!r}", "write true or false")

@@ -139,3 +139,22 @@ def test_by_segment_writes_no_series_until_a_row_carries_a_segment(which: str) -
             for s in fam.samples}
     assert {"unset", "eu"} <= segs, segs
     mon.close()
+
+
+@pytest.mark.parametrize("kind", ["confidence_drift", "prediction_drift", "regression", "segments"])
+@pytest.mark.parametrize("cap", [0, -2, 2.5])
+def test_a_detector_segment_cap_below_one_is_refused_by_the_config(tmp_path: "object", kind: str, cap: object) -> None:
+    """``segment_cap: 0`` on ``confidence_drift`` or ``prediction_drift`` (detectors that need the
+    reference, which ``monitor config check`` does not build) passed the check with SUCCESS; then
+    ``monitor serve`` never became ready (readyz: "segment_cap must be at least 1"). It is
+    refused where the config is read, with its key and the fix, as ``segments.cap: 0`` is."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    path = tmp_path / "monitor.yaml"  # type: ignore[operator]
+    path.write_text(f"model: m\ndetectors:\n  - {{kind: {kind}, by_segment: true, segment_cap: {cap}}}\n"
+                    if kind != "segments" else f"model: m\ndetectors:\n  - {{kind: segments, segment_cap: {cap}}}\n")
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code != 0, result.output
+    assert f"detectors[0].segment_cap: must be an integer >= 1, got {cap}. Fix: write a whole number, at least 1" in result.output
