@@ -366,3 +366,22 @@ def test_segment_figures_slide_out_with_the_window() -> None:
         assert store.value(names.REGRESSION_SEGMENT_ROWS, (s,)) == 0
         assert store.value(names.REGRESSION_SEGMENT_MAE, (s,)) is None
     assert series(store, names.REGRESSION_SEGMENT_MAX_MAE_GAP) == {}
+
+
+def test_no_segment_series_until_a_row_carries_a_segment() -> None:
+    """With by_segment on but rows without a segment, every per-segment figure would repeat the
+    whole window's under segment="unset": none is written until a segment comes, then ``unset``
+    is one segment among the others."""
+    rng = np.random.default_rng(22)
+    det = RegressionDetector(window_s=1e6, min_rows=10, min_labels=10, by_segment=True)
+    ts, _, pred, y = two_sigma_stream(rng, 100, {"x": 1.0})
+    labelled(det, ts, np.full(ts.size, None, dtype=object), pred, y)
+    store = exported(det)
+    assert store.value(names.REGRESSION_MAE) is not None
+    assert not [s for s in store.samples() if "segment" in s[0]]
+    ts2, seg, p2, y2 = two_sigma_stream(rng, 100, {"eu": 3.0})
+    labelled(det, ts2 + 10.0, seg, p2, y2)
+    det.export(store)
+    assert store.value(names.REGRESSION_SEGMENT_ROWS, ("unset",)) == 100
+    assert store.value(names.REGRESSION_SEGMENT_ROWS, ("eu",)) == 100
+    assert store.value(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, ("eu", "unset")) > 4.0

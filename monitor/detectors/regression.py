@@ -26,6 +26,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, put_figures, windows_state, RefreshingDetector
+from monitor.detectors._segment_slots import UNSET
 from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
@@ -76,7 +77,9 @@ class RegressionDetector(RefreshingDetector):
         and adds a slot lookup and a second window update per batch, which a model whose callers
         send no segment would pay for nothing. The segments detector, which slices classifiers'
         figures, runs for classifiers only (it reads class probabilities), so for a regression
-        model this option is the one place where rows folded into ``other`` are counted.
+        model this option is the one place where rows folded into ``other`` are counted. Rows
+        without a segment form the segment ``unset``; until a row carries one, no per-segment
+        series is written (they would repeat the whole window's).
     segment_cap
         Distinct segment values tracked (defaults to the monitor's ``segment_cap``); later values
         count as ``other``.
@@ -257,9 +260,13 @@ class RegressionDetector(RefreshingDetector):
     def _export_segments(self, out: "MetricWriter", sums: SegmentSums) -> None:
         """Each segment's figures (absent below the same minimum counts as the whole window's)
         and the largest MAE gap between segments with enough labels."""
+        segs = sums.names
+        if segs[:-1] in ((), (UNSET,)):
+            # no row has carried a segment: every figure would repeat the whole window's under
+            # segment="unset" (as the segments detector, written once a segment comes)
+            return
         p, lab = sums.totals("pred"), sums.totals("labels")
         rows, nl, ni, nq = p[_N], lab[_LN], lab[_NINT], lab[_NQ]
-        segs = sums.names
         # "other" is shown once it can hold rows (every slot learned), so that its series are
         # updated (to absent) when its rows leave the window rather than left at a stale value
         shown = list(range(sums.slots.learned)) + ([len(segs) - 1] if sums.slots.learned == sums.slots.cap else [])
