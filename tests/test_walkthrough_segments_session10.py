@@ -158,3 +158,39 @@ def test_a_detector_segment_cap_below_one_is_refused_by_the_config(tmp_path: "ob
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code != 0, result.output
     assert f"detectors[0].segment_cap: must be an integer >= 1, got {cap}. Fix: write a whole number, at least 1" in result.output
+
+
+def test_raising_segments_cap_keeps_the_checkpoint(tmp_path: "object") -> None:
+    """An operator who raises ``segments.cap`` (MonitorSeriesCapReached's runbook points at it)
+    and restarts lost the whole checkpoint: the segments detector, a default of every classifier,
+    refused its windows' new width, so the file was moved aside as incompatible with every
+    detector's windows, the label joins, the alert states and the counters (``increase()`` saw a
+    reset). The per-segment figures now refill, as the per-segment regression and drift ones do,
+    and everything else is restored."""
+    import os
+
+    rng = np.random.default_rng(0)
+    path = os.path.join(str(tmp_path), "w.ckpt")
+
+    def make(cap: int) -> Monitor:
+        return _monitor({"segments": {"cap": cap}, "checkpoint": {"path": path},
+                         "detectors": ["confidence", {"kind": "segments", "histograms": True, "temperature_rows": 100}]})
+
+    mon = make(3)
+    n = 1000
+    mon.observe(rng.normal(size=(n, 3)), rng.dirichlet([2, 2, 2], n), segment=rng.choice(list("abcde"), n).tolist(),
+                timestamp=T0)
+    mon.flush()
+    mon.save_checkpoint()
+    mon.close()
+    again = make(5)
+    assert again.restore_checkpoint()
+    assert again.restore_report is not None and again.restore_report.detectors_restored
+    again.flush()
+    text = again.metrics_text()
+    assert total(text, "monitor_confidence_ratio_count") == n  # the whole model's state came back
+    assert total(text, "monitor_segment_rows_in_window") == 0  # the segments refill
+    again.observe(rng.normal(size=(10, 3)), rng.dirichlet([2, 2, 2], 10), segment="f", timestamp=T0 + 1)
+    again.flush()
+    assert total(again.metrics_text(), "monitor_segment_rows_in_window", segment="f") == 10
+    again.close()

@@ -642,6 +642,12 @@ class SegmentDetector(RefreshingDetector):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
+        saved = np.shape(state["windows"]["pred"]["data"])
+        if len(saved) == 2 and saved[0] == self.n_slots and saved[1] != _P_FIELDS * self._s and saved[1] % _P_FIELDS == 0:
+            # saved with another segment_cap (raised after MonitorSeriesCapReached): the
+            # per-segment figures refill within one window, as the regression and drift ones do,
+            # rather than the whole checkpoint being refused (counters and alert states with it)
+            return
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
         # windows added later: a state saved before them loads, and their figures refill
         for key, window in (("extra", self._extra), ("uncertainty", self._uncertainty), ("label_terms", self._label_terms)):
