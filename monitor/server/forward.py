@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
 from monitor.server.errors import IntakeError
-from monitor.server.payloads import unsafe_json
+from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server.settings import ForwardSettings
 
 if TYPE_CHECKING:
@@ -39,6 +39,22 @@ _SENDER_TTL = 300.0
 _MAX_SENDERS = 10_000
 #: Drop reasons tracked per sender (a worker reports a handful; the names come from the datagram).
 _MAX_REASONS = 16
+
+
+_NOT_JSON = ("the datagram is not UTF-8 JSON; only monitor.forwarding.ForwardingMonitor writes to this socket "
+             "(server.forward.unix / udp): check what else sends to it")
+
+
+def _bad_datagram(msg: object) -> str:
+    """Why a JSON datagram is not one of :class:`ForwardingMonitor`'s, with the fix. A wire version
+    other than this sidecar's is the likely one (workers and sidecar from different releases):
+    every datagram of those workers is refused, so the log must say so."""
+    if not isinstance(msg, dict):
+        return f"the datagram is a JSON {type(msg).__name__}, not a forwarding message; only ForwardingMonitor writes here"
+    if msg.get("v") != WIRE_VERSION:
+        return (f"wire version v={str(msg.get('v'))[:20]}, this sidecar reads {WIRE_VERSION}: run the same "
+                "model-monitor version in the workers (ForwardingMonitor) and in the sidecar")
+    return "the datagram's 'events' is not a list; only ForwardingMonitor writes here"
 
 
 class _Sender:
@@ -132,13 +148,14 @@ class ForwardReceiver:
     # -- one datagram --------------------------------------------------------------------------------
     def receive(self, data: bytes, transport: str) -> None:
         sidecar = self.sidecar
+        # no one reads an answer here: the first refusal of each reason is logged with its cause
         try:
             msg = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            sidecar.count_refused(ENDPOINT, "bad_json")
+            sidecar.count_refused(ENDPOINT, "bad_json", detail=_NOT_JSON)
             return
         if not isinstance(msg, dict) or msg.get("v") != WIRE_VERSION or not isinstance(msg.get("events"), list):
-            sidecar.count_refused(ENDPOINT, "bad_datagram")
+            sidecar.count_refused(ENDPOINT, "bad_datagram", detail=_bad_datagram(msg))
             return
         self._account(msg)
         events = msg["events"]
@@ -151,7 +168,7 @@ class ForwardReceiver:
         for obj in events:
             unsafe = unsafe_json(data, obj) if check else None
             if unsafe is not None:
-                sidecar.count_refused(ENDPOINT, unsafe)
+                sidecar.count_refused(ENDPOINT, unsafe, detail=f"an event {UNSAFE_JSON_MESSAGES[unsafe]}")
                 continue
             # a forwarding worker gets no answer: the first refusal of each reason is logged with what
             # was wrong, else a misnamed model (ForwardingMonitor("irsi")) shows only as a counter

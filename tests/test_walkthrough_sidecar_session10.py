@@ -1,0 +1,62 @@
+"""Session 10 walkthrough of the sidecar (issue 7) by an on-call platform engineer: what the README
+says, done with real processes and real HTTP/datagrams, and each defect found pinned here.
+
+Each test names what was wrong before its fix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from monitor.forwarding import WIRE_VERSION
+from tests.sidecar_support import quiet_factory, start_sidecar, total, wait_until
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+REFUSED = "monitor_intake_events_refused_total"
+
+
+def _said(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if needle in r.getMessage()]
+
+
+def test_forwarded_datagrams_refused_whole_are_logged_once_with_the_fix(tmp_path: Path, caplog) -> None:
+    """A worker whose monitor package speaks another wire version (a rollout that updated the
+    model image but not the sidecar's), or anything else that is not a forwarding datagram, gets
+    every datagram refused: the README says the first refusal of each reason is logged, but only
+    the per-event reasons were (unknown_model, a bad field); ``bad_json`` and ``bad_datagram``
+    were counted with no log line, so nothing said why the model's traffic was not monitored."""
+    sock = str(tmp_path / "fwd.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        caplog.set_level(logging.WARNING, logger="monitor.server")
+        event = {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1]}
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            for seq in (1, 2):
+                c.sendto(json.dumps({"v": WIRE_VERSION + 1, "sender": "w", "seq": seq, "model": "iris",
+                                     "events": [event]}).encode(), sock)
+                c.sendto(b"\xff\xfe not a datagram of ForwardingMonitor", sock)
+            c.sendto(b'{"v": %d, "sender": "w", "seq": 3, "model": "iris", "events": [{"inputs": [1e400, 2, 3, 4], '
+                     b'"outputs": [0.8, 0.1, 0.1], "client": "\\ud800"}]}' % WIRE_VERSION, sock)
+        finally:
+            c.close()
+        assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="forward") == 5)
+        text = s.metrics()
+        assert total(text, REFUSED, endpoint="forward", reason="bad_datagram") == 2
+        assert total(text, REFUSED, endpoint="forward", reason="bad_json") == 2
+        version = _said(caplog, "forwarded events refused (bad_datagram)")
+        assert len(version) == 1, version
+        assert f"v={WIRE_VERSION + 1}" in version[0] and f"reads {WIRE_VERSION}" in version[0], version[0]
+        assert "model-monitor" in version[0], version[0]  # the fix: the same package version on both sides
+        not_json = _said(caplog, "forwarded events refused (bad_json)")
+        assert len(not_json) == 1 and "ForwardingMonitor" in not_json[0], not_json
+        unsafe = [m for m in caplog.records if 'endpoint="forward"' in m.getMessage()
+                  and "bad_unicode" in m.getMessage()]
+        assert len(unsafe) == 1 and "UTF-8" in unsafe[0].getMessage(), [m.getMessage() for m in unsafe]
+    finally:
+        s.close()
