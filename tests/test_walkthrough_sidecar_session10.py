@@ -60,3 +60,47 @@ def test_forwarded_datagrams_refused_whole_are_logged_once_with_the_fix(tmp_path
         assert len(unsafe) == 1 and "UTF-8" in unsafe[0].getMessage(), [m.getMessage() for m in unsafe]
     finally:
         s.close()
+
+
+def _scraped_counters(text: str, *names: str) -> dict[str, float]:
+    """``{series: value}`` of the named counters in an exposition text, as promtool input series."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(names):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_refused(tmp_path: Path) -> None:
+    """MonitorIntakeRefused promises "more than 1% of a model's traffic by one endpoint": a
+    refusal whose model the sidecar does not know yet (a body that is not JSON, an event for an
+    unknown model) is counted under ``model="_sidecar"``, where nothing is ever accepted, so its
+    share was 100% whatever the traffic: one malformed request in 200 paged that everything
+    sent to /v1/events was refused. The counters come from a real sidecar fed that mix; the
+    rule runs on them in promtool and in the agent's engine (the same per-minute increments)."""
+    from tests.test_oncall_session7 import _run_unit_test
+    from tests.sidecar_support import http
+
+    s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        event = {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1]}
+        assert http("POST", s.url + "/v1/events", [event] * 199).status == 202
+        assert http("POST", s.url + "/v1/events", b'{"inputs": [1, 2').status == 400
+        counters = _scraped_counters(s.metrics(), "monitor_intake_events_accepted_total",
+                                     "monitor_intake_events_refused_total")
+    finally:
+        s.close()
+    assert counters == {'monitor_intake_events_accepted_total{endpoint="events",model="iris"}': 199.0,
+                        'monitor_intake_events_refused_total{endpoint="events",model="_sidecar",reason="bad_json"}': 1.0}
+    series = "".join(f"\n              - series: '{name}'\n                values: '0+{value:g}x30'"
+                     for name, value in counters.items())
+    _run_unit_test(tmp_path, "core.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:{series}
+            alert_rule_test:
+              - eval_time: 25m
+                alertname: MonitorIntakeRefused
+                exp_alerts: []
+    """)
