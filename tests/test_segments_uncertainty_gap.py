@@ -321,3 +321,17 @@ def test_segment_equal_mass_calibration_error_is_the_calibration_detectors_on_th
     assert store.value(names.SEGMENT_CALIBRATION_ERROR, ("bold", "debiased_l2_equal_mass")) > \
         store.value(names.SEGMENT_CALIBRATION_ERROR, ("calm", "debiased_l2_equal_mass")) + 0.05
     assert store.value(names.SEGMENT_CALIBRATION_ERROR, ("few", "debiased_l2_equal_mass")) is None
+
+
+def test_segments_arriving_after_unset_rows_with_cap_one_are_written() -> None:
+    """With ``segment_cap: 1`` and a first row without a segment, "unset" takes the only slot and
+    every later segment overflows into "other": the per-segment series must still start (found by
+    the walkthrough: the detector looked for a learned name other than unset)."""
+    rng = np.random.default_rng(14)
+    probs = rng.dirichlet(np.ones(3), size=300)
+    det = SegmentDetector(window_s=1e6, segment_cap=1, min_rows=100)
+    seg = np.array([None] * 150 + ["eu"] * 150, dtype=object)
+    det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.arange(300.0), segment=seg))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("unset",)) == 150 and store.value(names.SEGMENT_ROWS, ("other",)) == 150

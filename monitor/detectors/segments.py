@@ -49,7 +49,7 @@ from monitor.detectors._common import (
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors._pending import GroupedPendingHistogram
 from monitor.detectors._recent import RecentLabelled
-from monitor.detectors._segment_slots import UNSET, SegmentSlots
+from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
@@ -482,7 +482,7 @@ class SegmentDetector(RefreshingDetector):
         overflow = self._slots.take_overflow()
         if overflow:
             out.inc(names.SEGMENT_OVERFLOW, float(overflow))
-        if self._slots.names[:-1] in ((), (UNSET,)):
+        if not self._slots.carried:
             # no row has carried a segment: every figure would repeat the whole model's under
             # segment="unset" (some 30 series for nothing); written once a segment comes
             for hist in self._hist.values():
