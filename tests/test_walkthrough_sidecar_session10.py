@@ -104,3 +104,23 @@ def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_ref
                 alertname: MonitorIntakeRefused
                 exp_alerts: []
     """)
+
+
+def test_an_empty_body_is_counted_as_a_refused_payload(tmp_path: Path) -> None:
+    """README: every refusal is "counted in monitor_intake_events_refused_total" (the metric's
+    help: "Events or payloads the sidecar refused"). An empty body on /v1/events or /v1/feedback
+    (a client that lost its body on the way, a logger posting empty batches) was answered 400
+    ``empty_body`` and counted nowhere: it carries no event, so it counted zero events."""
+    from tests.sidecar_support import http
+
+    s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        for path, ctype in (("/v1/events", "application/json"), ("/v1/events", "application/x-ndjson"),
+                            ("/v1/feedback", "application/json")):
+            r = http("POST", s.url + path, b" \n", {"Content-Type": ctype})
+            assert r.status == 400 and r.json()["reason"] == "empty_body" and r.json()["field"] == "body", r.body
+        text = s.metrics()
+        assert total(text, REFUSED, endpoint="events", reason="empty_body") == 2
+        assert total(text, REFUSED, endpoint="feedback", reason="empty_body") == 1
+    finally:
+        s.close()
