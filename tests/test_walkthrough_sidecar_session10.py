@@ -79,7 +79,6 @@ def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_ref
     share was 100% whatever the traffic: one malformed request in 200 paged that everything
     sent to /v1/events was refused. The counters come from a real sidecar fed that mix; the
     rule runs on them in promtool and in the agent's engine (the same per-minute increments)."""
-    from tests.test_oncall_session7 import _run_unit_test
     from tests.sidecar_support import http
 
     s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
@@ -93,6 +92,14 @@ def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_ref
         s.close()
     assert counters == {'monitor_intake_events_accepted_total{endpoint="events",model="iris"}': 199.0,
                         'monitor_intake_events_refused_total{endpoint="events",model="_sidecar",reason="bad_json"}': 1.0}
+    _assert_intake_refused_silent(tmp_path, counters)
+
+
+def _assert_intake_refused_silent(tmp_path: Path, counters: dict[str, float]) -> None:
+    """MonitorIntakeRefused stays silent (promtool and the agent's engine) when every counter
+    grows by its scraped value each minute for half an hour."""
+    from tests.test_oncall_session7 import _run_unit_test
+
     series = "".join(f"\n              - series: '{name}'\n                values: '0+{value:g}x30'"
                      for name, value in counters.items())
     _run_unit_test(tmp_path, "core.yml", f"""
@@ -104,6 +111,33 @@ def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_ref
                 alertname: MonitorIntakeRefused
                 exp_alerts: []
     """)
+
+
+def test_a_read_without_its_token_does_not_page_as_refused_intake(tmp_path: Path, monkeypatch) -> None:
+    """A 401 on /metrics or /api/v1/* (someone curling the status without the metrics token, a
+    scraper whose token was rotated) is counted in monitor_intake_events_refused_total with
+    endpoint="metrics"/"status" under model="_sidecar": nothing is accepted there, so
+    MonitorIntakeRefused paged at "100% of what status sends for _sidecar is refused
+    (unauthorized)... that traffic is not monitored", which is not so: no event was refused
+    (a scrape that fails shows as Prometheus's own up == 0)."""
+    from tests.sidecar_support import http
+
+    monkeypatch.setenv("TEST_WALKTHROUGH_METRICS_TOKEN", "m" * 24)
+    s = start_sidecar({**IRIS, "server": {"metrics_token_env": "TEST_WALKTHROUGH_METRICS_TOKEN"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        event = {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1]}
+        assert http("POST", s.url + "/v1/events", [event] * 50).status == 202
+        assert http("GET", s.url + "/api/v1/status").status == 401
+        assert http("GET", s.url + "/metrics").status == 401
+        text = http("GET", s.url + "/metrics", headers={"Authorization": "Bearer " + "m" * 24}).body.decode()
+        counters = _scraped_counters(text, "monitor_intake_events_accepted_total", "monitor_intake_events_refused_total")
+    finally:
+        s.close()
+    assert counters == {'monitor_intake_events_accepted_total{endpoint="events",model="iris"}': 50.0,
+                        'monitor_intake_events_refused_total{endpoint="status",model="_sidecar",reason="unauthorized"}': 1.0,
+                        'monitor_intake_events_refused_total{endpoint="metrics",model="_sidecar",reason="unauthorized"}': 1.0}
+    _assert_intake_refused_silent(tmp_path, counters)
 
 
 def test_an_empty_body_is_counted_as_a_refused_payload(tmp_path: Path) -> None:
