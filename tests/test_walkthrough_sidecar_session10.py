@@ -158,3 +158,39 @@ def test_an_empty_body_is_counted_as_a_refused_payload(tmp_path: Path) -> None:
         assert total(text, REFUSED, endpoint="feedback", reason="empty_body") == 1
     finally:
         s.close()
+
+
+def test_a_model_name_nobody_serves_is_logged_with_where_the_name_comes_from(tmp_path: Path, caplog) -> None:
+    """The model server names its model in the URL (``/v2/models/iris-sklearn/infer``) and
+    KServe in ``ce-inferenceservicename``; when the config's ``model:`` differs, every exchange
+    is refused ``unknown_model`` and the one log line said only "no model named 'iris-sklearn'
+    here; served: iris", with no fix, where the README promises the field and the fix. It now
+    says where the name came from and what to change (the forwarding path had its own fix)."""
+    from tests.sidecar_support import AppServer, http
+    from tests.test_proxy import oip, start_proxying, upstream_app
+
+    caplog.set_level(logging.WARNING, logger="monitor.server")
+    up = AppServer(upstream_app())
+    try:
+        s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "aiohttp",
+                           proxy_upstream=up.url)
+        try:
+            for _ in range(2):
+                assert http("POST", s.url + "/v2/models/iris-sklearn/infer", oip(1)).status == 200
+            headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "c1",
+                       "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Source": "http://localhost:9081/",
+                       "Ce-Inferenceservicename": "iris-sklearn"}
+            r = http("POST", s.url + "/v1/cloudevents", {"instances": [[1, 2, 3, 4]]}, headers)
+            assert r.status == 404 and r.json()["field"] == "ce-inferenceservicename", r.body
+            assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="proxy", reason="unknown_model") == 2)
+        finally:
+            s.close()
+    finally:
+        up.close()
+    proxy = _said(caplog, "proxy: exchange not monitored (unknown_model)")
+    assert len(proxy) == 1, proxy
+    assert "'iris-sklearn'" in proxy[0] and "/v2/models/" in proxy[0] and "model:" in proxy[0], proxy[0]
+    ce = _said(caplog, "CloudEvent refused (unknown_model)")
+    assert len(ce) == 1, ce
+    assert "InferenceService" in ce[0] and "model:" in ce[0], ce[0]
+    assert "InferenceService" in r.json()["error"], r.body  # the answer says it too

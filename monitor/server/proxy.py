@@ -357,7 +357,13 @@ class Proxy:
             model = tap.route.model if tap.route is not None and tap.route.model else path_model
             mon = sidecar.resolve(model, field="model")
         except Exception as err:  # noqa: BLE001
-            self._refuse(getattr(err, "reason", "unknown_model"), _detail(err))
+            reason = getattr(err, "reason", "unknown_model")
+            detail = _detail(err)
+            if reason == "unknown_model":  # the model server's name for its model is not the config's
+                detail = (f"{detail}. Fix: the model is named by the request path (/v2/models/NAME/infer, a route's "
+                          "{model}) or server.proxy.routes[].model; give the config's model: the name the model "
+                          "server uses")
+            self._refuse(reason, detail)
             return
         try:
             event = self._event(tap, mon, client, header_request_id, body, resp_body, status, resp_encoding,

@@ -245,8 +245,10 @@ class Sidecar:
                                           f"({', '.join(sorted(self.monitors))}); {fix}", "missing_model")
         mon = self.monitors.get(name)
         if mon is None:
-            raise IntakeError(404, field, f"no model named {name[:100]!r} here; served: {', '.join(sorted(self.monitors))}",
-                              "unknown_model")
+            fix = ("; the InferenceService (Seldon: the SeldonDeployment) must be named as a model: of this sidecar's "
+                   "config, or add a model of that name" if field.startswith("ce-") else "")
+            raise IntakeError(404, field, f"no model named {name[:100]!r} here; served: {', '.join(sorted(self.monitors))}"
+                                          f"{fix}", "unknown_model")
         return mon
 
     def store_for(self, mon: "Monitor | None") -> "MetricStore":
