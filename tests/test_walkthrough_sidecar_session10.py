@@ -5,10 +5,13 @@ Each test names what was wrong before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,24 @@ from tests.sidecar_support import quiet_factory, start_sidecar, total, wait_unti
 IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
 REFUSED = "monitor_intake_events_refused_total"
+
+
+@contextlib.contextmanager
+def _proxying(tmp_path: Path, engine: str) -> Iterator[Any]:
+    """A sidecar serving iris in proxy mode on ``engine`` in front of the proxy tests' real
+    upstream (OIP v2, scores in the ``probs`` tensor); both stopped at the end."""
+    from tests.sidecar_support import AppServer
+    from tests.test_proxy import start_proxying, upstream_app
+
+    up = AppServer(upstream_app())
+    try:
+        s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, engine, proxy_upstream=up.url)
+        try:
+            yield s
+        finally:
+            s.close()
+    finally:
+        up.close()
 
 
 def _said(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
@@ -166,27 +187,19 @@ def test_a_model_name_nobody_serves_is_logged_with_where_the_name_comes_from(tmp
     is refused ``unknown_model`` and the one log line said only "no model named 'iris-sklearn'
     here; served: iris", with no fix, where the README promises the field and the fix. It now
     says where the name came from and what to change (the forwarding path had its own fix)."""
-    from tests.sidecar_support import AppServer, http
-    from tests.test_proxy import oip, start_proxying, upstream_app
+    from tests.sidecar_support import http
+    from tests.test_proxy import oip
 
     caplog.set_level(logging.WARNING, logger="monitor.server")
-    up = AppServer(upstream_app())
-    try:
-        s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "aiohttp",
-                           proxy_upstream=up.url)
-        try:
-            for _ in range(2):
-                assert http("POST", s.url + "/v2/models/iris-sklearn/infer", oip(1)).status == 200
-            headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "c1",
-                       "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Source": "http://localhost:9081/",
-                       "Ce-Inferenceservicename": "iris-sklearn"}
-            r = http("POST", s.url + "/v1/cloudevents", {"instances": [[1, 2, 3, 4]]}, headers)
-            assert r.status == 404 and r.json()["field"] == "ce-inferenceservicename", r.body
-            assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="proxy", reason="unknown_model") == 2)
-        finally:
-            s.close()
-    finally:
-        up.close()
+    with _proxying(tmp_path, "aiohttp") as s:
+        for _ in range(2):
+            assert http("POST", s.url + "/v2/models/iris-sklearn/infer", oip(1)).status == 200
+        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "c1",
+                   "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Source": "http://localhost:9081/",
+                   "Ce-Inferenceservicename": "iris-sklearn"}
+        r = http("POST", s.url + "/v1/cloudevents", {"instances": [[1, 2, 3, 4]]}, headers)
+        assert r.status == 404 and r.json()["field"] == "ce-inferenceservicename", r.body
+        assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="proxy", reason="unknown_model") == 2)
     proxy = _said(caplog, "proxy: exchange not monitored (unknown_model)")
     assert len(proxy) == 1, proxy
     assert "'iris-sklearn'" in proxy[0] and "/v2/models/" in proxy[0] and "model:" in proxy[0], proxy[0]
@@ -194,3 +207,26 @@ def test_a_model_name_nobody_serves_is_logged_with_where_the_name_comes_from(tmp
     assert len(ce) == 1, ce
     assert "InferenceService" in ce[0] and "model:" in ce[0], ce[0]
     assert "InferenceService" in r.json()["error"], r.body  # the answer says it too
+
+
+def test_taps_dropped_for_the_backlog_are_logged_once_with_the_cause(tmp_path: Path, monkeypatch, caplog) -> None:
+    """README: tapped exchanges waiting beyond 64 MB while the sidecar cannot read are dropped and
+    counted ``reason="tap_backlog"``; the runbook of MonitorIntakeRefused says the first proxy
+    refusal of each reason is logged. That one was counted only: the exchanges were answered, so
+    nothing but a counter said that the sidecar was too slow to monitor them, nor what to do."""
+    from monitor.server import dataplane
+    from tests.test_dataplane import _big_requests, _plane, _proxy_tally, _sidecar_blocked
+
+    if not dataplane.process_available():
+        pytest.skip("this platform cannot pass sockets between processes")
+    monkeypatch.setattr(dataplane, "MAX_PENDING_BYTES", 20_000)
+    caplog.set_level(logging.WARNING, logger="monitor.server")
+    with _proxying(tmp_path, "process") as s:
+        _plane(s)
+        with _sidecar_blocked(s, 2.0):
+            _big_requests(s, 20)
+        _, _, dropped, _ = _proxy_tally(s, "tap_backlog")
+    assert dropped > 0
+    said = _said(caplog, "proxy: exchange not monitored (tap_backlog)")
+    assert len(said) == 1, said
+    assert "CPU" in said[0] and "sample_rate" in said[0], said[0]

@@ -63,6 +63,10 @@ log = logging.getLogger("monitor.server")
 
 #: Tapped bytes the child holds while this process does not read them, before it drops taps.
 MAX_PENDING_BYTES = 64 * 1024 * 1024
+#: the log line of the first taps dropped for the backlog (answered, so nobody else hears of it)
+_BACKLOG = ("the data path process answered these exchanges but dropped their taps: more than 64 MB of them waited "
+            "while the sidecar's loop did not read them, so the sidecar is short of CPU for this traffic; give the pod "
+            "more CPU, lower queue.sample_rate, or leave costly detectors (probing) out of detectors:")
 #: The child's batches are handled together this long after the first arrives, so that the tap
 #: parses many exchanges with its code and data still in the CPU's caches, on a machine where the
 #: client, the model server and the data path run in between. Measured when the child sent a
@@ -376,7 +380,7 @@ class DataPlane:
             for status, seconds in requests:
                 sink.request_time(status, seconds)
             if dropped:
-                self.sidecar.count_refused(ENDPOINT, "tap_backlog", dropped)
+                self.sidecar.count_refused(ENDPOINT, "tap_backlog", dropped, detail=_BACKLOG)
         except Exception:  # noqa: BLE001 - the metrics of one batch are not worth the proxy
             log.exception("proxy data path: a batch's metrics could not be recorded")
         taps = proxy.taps
