@@ -27,6 +27,12 @@ def _by_segment(name: str, *by: str) -> str:
     return f"max by (model, segment{''.join(', ' + b for b in by)}) ({selector(name, _SEGMENT)})"
 
 
+def _by_regression_segment(name: str) -> str:
+    """Per segment of a regression model: not filtered by $segment, whose values are the
+    classifiers' segments (monitor_segment_rows_in_window)."""
+    return f"max by (model, segment) ({selector(name)})"
+
+
 def _reliability(title: str, prefix: str, description: str, *matchers: str) -> Panel:
     """A reliability diagram: mean confidence against accuracy per equal-width bin (one bar pair
     per bin: with several models or segments selected, their bins' plain average)."""
@@ -161,6 +167,8 @@ def build() -> Dashboard:
                          "gap {{model}} {{segment}}"),
                    Query(_by_segment("monitor_segment_overconfidence_gap_lower_ratio"),
                          "lower {{model}} {{segment}}"),
+                   Query(_by_segment("monitor_segment_overconfidence_gap_upper_ratio"),
+                         "upper {{model}} {{segment}}"),
                    metrics=("monitor_segment_overconfidence_gap_ratio", "monitor_segment_overconfidence_gap_lower_ratio",
                             "monitor_segment_overconfidence_gap_upper_ratio", "monitor_segment_overconfidence_pvalue"),
                    threshold=0.02,
@@ -178,10 +186,10 @@ def build() -> Dashboard:
         timeseries("Prediction drift and top-class share by segment",
                    Query(_by_segment("monitor_segment_prediction_drift_distance"),
                          "JS distance {{model}} {{segment}}"),
-                   Query(_by_segment("monitor_segment_output_top_class_share_ratio"),
-                         "top-class share {{model}} {{segment}}"),
-                   Query(_by_segment("monitor_segment_output_top_class_share_reference_ratio"),
-                         "reference share {{model}} {{segment}}"),
+                   Query(_by_segment("monitor_segment_output_top_class_share_ratio", "class"),
+                         "share of {{class}} {{model}} {{segment}}"),
+                   Query(_by_segment("monitor_segment_output_top_class_share_reference_ratio", "class"),
+                         "reference share of {{class}} {{model}} {{segment}}"),
                    metrics=("monitor_segment_prediction_drift_distance", "monitor_segment_prediction_drift_pvalue",
                             "monitor_segment_output_top_class_share_ratio",
                             "monitor_segment_output_top_class_share_reference_ratio", "monitor_segment_output_diversity_ratio"),
@@ -236,15 +244,16 @@ def build() -> Dashboard:
                         "+-4 it is not noise (RegressionQuantileMiscalibrated, RegressionIntervalTooNarrow also need a "
                         "5-point gap)."),
         timeseries("Regression error by segment",
-                   Query(_by_segment("monitor_regression_segment_mae"),
+                   Query(_by_regression_segment("monitor_regression_segment_mae"),
                          "MAE {{model}} {{segment}}"),
-                   Query(_by_segment("monitor_regression_segment_bias"),
+                   Query(_by_regression_segment("monitor_regression_segment_bias"),
                          "bias {{model}} {{segment}}"),
                    metrics=("monitor_regression_segment_mae", "monitor_regression_segment_bias",
                             "monitor_regression_segment_rmse", "monitor_regression_segment_prediction_mean"),
-                   note="Regression detector with by_segment: true."),
+                   note="Regression detector with by_segment: true; every segment is shown (the Segment picker above "
+                        "lists the classifiers' segments)."),
         timeseries("Interval coverage by segment",
-                   Query(_by_segment("monitor_regression_segment_interval_coverage_ratio"),
+                   Query(_by_regression_segment("monitor_regression_segment_interval_coverage_ratio"),
                          "{{model}} {{segment}}"),
                    metrics=("monitor_regression_segment_interval_coverage_ratio",
                             "monitor_regression_segment_interval_coverage_gap_ratio",
