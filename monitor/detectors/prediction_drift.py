@@ -108,7 +108,7 @@ class PredictionDriftDetector(RefreshingDetector):
         The per-segment figures are recomputed with the whole window's.
     by_segment
         Also export each segment's drift p-value and distance, diversity and top-class share:
-        off by default, as it multiplies the series (6 per segment), adds per-row work (a segment
+        off by default, as it multiplies the series (5 per segment), adds per-row work (a segment
         look-up and a second window) and ``segment_cap + 1`` tests per refresh.
     segment_cap
         Distinct segment values sliced on their own (defaults to the monitor's ``segment_cap``,
