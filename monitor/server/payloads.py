@@ -162,7 +162,22 @@ def _tensor(t: dict[str, Any], field: str) -> Any:
         arr = np.asarray(data, dtype=np.int64 if kind == "i" else np.float64 if kind == "f" else object)
         return arr.reshape(shape)
     except (ValueError, TypeError):
-        raise PayloadError(f"{field}.data", f"cannot be read as {dtype} of shape {shape}", "bad_data") from None
+        raise PayloadError(f"{field}.data", _unreadable_tensor(data, dtype, shape, kind), "bad_data") from None
+
+
+def _unreadable_tensor(data: list[Any], dtype: str, shape: list[int], kind: str) -> str:
+    """Why a tensor's ``data`` is not ``shape`` of ``dtype``, with the fix (the proxy's and the
+    CloudEvents' refusals reach the log only): a count that does not fill the shape, else values
+    that are not numbers (or nested unevenly)."""
+    import math
+
+    need = math.prod(shape)
+    if kind != "O" and len(data) != need and all(isinstance(v, (int, float)) for v in data[:1000]):
+        return (f"holds {len(data)} values; shape {shape} needs {' x '.join(map(str, shape))} = {need}: send the "
+                "tensor's values flattened in row-major order, as many as the shape says")
+    what = "integers" if kind == "i" else "numbers" if kind == "f" else "values"
+    return (f"cannot be read as {dtype} of shape {shape}: send {what} only, flattened in row-major order "
+            "(or nested as the shape says)")
 
 
 def _split_rows(arr: Any, n: int, field: str, name: str) -> Any:
