@@ -45,6 +45,9 @@ for i in range(64):
     b.intervals = iv
     lab = LabeledBatch(ts=ts, label_ts=ts + 5.0, label=pred + rng.normal(size=batch), segment=seg, scores=pred, intervals=iv)
     batches.append((b, lab))
+import gc
+gc.collect()
+gc.disable()  # collections at run-length-dependent moments made the callgrind difference swing by 10%
 t0 = time.process_time()
 for k in range(n_batches):
     b, lab = batches[k % 64]
@@ -69,7 +72,7 @@ def instructions(tree: Path, on: bool, n_batches: int, batch: int) -> float:
             out = Path(tmp) / "callgrind.out"
             subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", CHILD,
                             "on" if on else "off", str(n), str(batch)],
-                           env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}, cwd=str(tree), capture_output=True, text=True, check=True)
+                           env={**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}, cwd=str(tree), capture_output=True, text=True, check=True)
             total = next(line for line in out.read_text().splitlines() if line.startswith("summary:") or line.startswith("totals:"))
             counts.append(float(total.split()[1]))
     return (counts[1] - counts[0]) / (n_batches * batch)
