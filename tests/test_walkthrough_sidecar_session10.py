@@ -257,3 +257,38 @@ def test_a_tensor_whose_data_does_not_fill_its_shape_says_how_many_values_it_nee
         s.close()
     said = _said(caplog, "CloudEvent refused (bad_data)")
     assert len(said) == 1 and "2 x 4 = 8" in said[0], said
+
+
+def test_a_cloudevent_told_429_joins_its_other_half_when_it_is_retried(tmp_path: Path) -> None:
+    """The half that completes a CloudEvents pair while the model's queue is full is answered 429
+    with Retry-After ("retry after a short delay"), but its other half, accepted earlier with a
+    202, was thrown away with the refusal (counted unmatched part="pair", a label the metric's help
+    does not list): the retry the 429 asks for could never join and waited to be counted unmatched
+    a second time. The waiting half is now kept, so the retry joins; without a retry it times out
+    and is counted as any half whose other half never came."""
+    from tests.sidecar_support import http
+
+    s = start_sidecar({**IRIS, "queue": {"capacity": 5}}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        event = {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1]}
+        assert http("POST", s.url + "/v1/events", [event] * 5).status == 202  # the queue is full
+
+        def kserve(part: str) -> dict[str, str]:
+            return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "pair-1",
+                    "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Source": "http://localhost:9081/",
+                    "Ce-Inferenceservicename": "iris"}
+
+        response = {"predictions": [[0.7, 0.2, 0.1]]}
+        r = http("POST", s.url + "/v1/cloudevents", {"instances": [[5.1, 3.5, 1.4, 0.2]]}, kserve("request"))
+        assert r.status == 202 and r.json()["status"] == "pending", r.body
+        r = http("POST", s.url + "/v1/cloudevents", response, kserve("response"))
+        assert r.status == 429 and r.headers.get("retry-after") == "1" and r.json()["reason"] == "queue_full", r.body
+        s.flush()  # the queue drains
+        r = http("POST", s.url + "/v1/cloudevents", response, kserve("response"))  # the retry
+        assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        text = s.metrics()
+        assert total(text, "monitor_cloudevents_unmatched_total") == 0
+        assert total(text, "monitor_intake_events_accepted_total", endpoint="cloudevents") == 1
+        assert total(text, REFUSED, endpoint="cloudevents", reason="queue_full") == 1
+    finally:
+        s.close()

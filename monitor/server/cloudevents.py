@@ -297,12 +297,17 @@ class CloudEventsIntake:
             outputs = outputs.reshape(1, -1)  # OIP v2: a single row's vector came without its batch axis
         client = req.client or resp.client
         event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, request_id, None, None)
-        self._gauge()
         try:
             sidecar.enqueue([(mon, event_tuple)], ENDPOINT)
         except IntakeError:
-            mon.store.inc("monitor_cloudevents_unmatched", labels=("pair", "refused"))
+            # the other half (answered 202 before) waits again: the retry this refusal's 429/503 asks
+            # for joins it, else it is counted unmatched when its time is up, as any lone half
+            _, given_up = self.joiner.offer((mon.model, request_id), other)
+            if given_up:
+                self._give_up(given_up)
             raise
+        finally:
+            self._gauge()
         return "accepted"
 
 
