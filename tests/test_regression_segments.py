@@ -385,3 +385,41 @@ def test_no_segment_series_until_a_row_carries_a_segment() -> None:
     assert store.value(names.REGRESSION_SEGMENT_ROWS, ("unset",)) == 100
     assert store.value(names.REGRESSION_SEGMENT_ROWS, ("eu",)) == 100
     assert store.value(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, ("eu", "unset")) > 4.0
+
+
+def _fired(shift_after: float, seed: int, hours: float = 3.0) -> set[str]:
+    """1 row/s over 3 segments, labels at once, through the regression detector with by_segment and
+    the shipped rules (the agent's evaluator, ``for:`` included, a scrape every 30 s of event
+    time). Residual sd 1 everywhere; from ``shift_after`` seconds on, 3 in segment ``apac``."""
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from tests.conftest import REPO_ROOT
+
+    rng = np.random.default_rng(seed)
+    det = RegressionDetector(window_s=1800.0, by_segment=True)
+    store = MetricStore("m")
+    store_series = SeriesStore(retention_s=7200.0)
+    evaluator = RuleEvaluator.from_files([REPO_ROOT / "rules" / "confidence.yml"], storage=store_series, default_interval_s=30.0)
+    fired: set[str] = set()
+    for t0 in range(0, int(hours * 3600), 30):
+        ts = t0 + np.arange(30, dtype=np.float64)
+        seg = np.array(["eu", "us", "apac"], dtype=object)[rng.integers(0, 3, 30)]
+        sd = np.where((seg == "apac") & (ts >= shift_after), 3.0, 1.0)
+        pred = rng.normal(10.0, 2.0, 30)
+        labelled(det, ts, seg, pred, pred + sd * rng.normal(size=30))
+        det.advance(float(t0 + 30))
+        det.export(store)
+        now = float(t0 + 30)
+        store_series.append_scrape(now, [({**lab, "__name__": n}, v) for n, lab, v in store.samples()])
+        evaluator.evaluate(now)
+        fired |= {a.name for a in evaluator.alerts() if a.state.name.lower() == "firing"}
+    return fired
+
+
+def test_segment_error_gap_rule_fires_on_a_worse_segment_and_is_silent_on_equal_ones() -> None:
+    """RegressionSegmentErrorGap (gap > a quarter of the whole MAE, z > 4, for 30 m): silent over
+    3 hours of equal segments (two seeds); fires when one segment's residual sd triples from
+    hour 1 (its MAE 2.4 against 0.8: gap 1.6, whole MAE about 1.3, z about 20 at 600 labels each)."""
+    for seed in (0, 1):
+        assert "RegressionSegmentErrorGap" not in _fired(float("inf"), seed)
+        assert "RegressionSegmentErrorGap" in _fired(3600.0, seed)
