@@ -335,3 +335,18 @@ def test_segments_arriving_after_unset_rows_with_cap_one_are_written() -> None:
     store = MetricStore("m")
     det.export(store)
     assert store.value(names.SEGMENT_ROWS, ("unset",)) == 150 and store.value(names.SEGMENT_ROWS, ("other",)) == 150
+
+
+def test_a_segment_named_other_takes_the_overflow_rather_than_hiding_it() -> None:
+    """Found by the walkthrough: with cap 2, 200 rows of the value "other" and 400 overflowed
+    rows wrote two series under segment="other"; the store kept one (200 rows unseen)."""
+    rng = np.random.default_rng(15)
+    probs = rng.dirichlet(np.ones(3), size=800)
+    seg = np.array(["other"] * 200 + ["eu"] * 200 + ["us"] * 200 + ["asia"] * 200, dtype=object)
+    det = SegmentDetector(window_s=1e6, segment_cap=2, min_rows=100)
+    det.update(Batch.from_arrays(np.zeros((800, 1)), probs, ts=np.arange(800.0), segment=seg))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENT_ROWS, ("other",)) == 600 and store.value(names.SEGMENT_ROWS, ("eu",)) == 200
+    assert sum(v for n, _, v in store.samples() if n == names.SEGMENT_ROWS) == 800
+    assert store.value(names.SEGMENT_CONFIDENCE, ("other",)) == pytest.approx(probs[np.isin(seg, ["other", "us", "asia"])].max(axis=1).mean())

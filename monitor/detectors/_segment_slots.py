@@ -101,7 +101,9 @@ class SegmentSlots:
                     slot = index[label] = len(self._names)
                     self._names.append(label)
                 else:
-                    slot = self.cap
+                    # a segment the caller named "other" holds the overflow too: two series
+                    # under one label would leave one of them unseen
+                    slot = index.get(OTHER, self.cap)
                     self.overflow += rows
                     out[i] = slot
                     self.carried = True
