@@ -350,3 +350,32 @@ def test_a_segment_named_other_takes_the_overflow_rather_than_hiding_it() -> Non
     assert store.value(names.SEGMENT_ROWS, ("other",)) == 600 and store.value(names.SEGMENT_ROWS, ("eu",)) == 200
     assert sum(v for n, _, v in store.samples() if n == names.SEGMENT_ROWS) == 800
     assert store.value(names.SEGMENT_CONFIDENCE, ("other",)) == pytest.approx(probs[np.isin(seg, ["other", "us", "asia"])].max(axis=1).mean())
+
+
+def test_a_segment_named_other_holds_the_overflow_in_the_drift_and_regression_detectors_too() -> None:
+    """The per-segment drift counts and regression sums name their columns from the same slots:
+    with a learned segment named "other" the overflow slot stays empty and is not written (it
+    would have removed, or overwritten, the real "other" series)."""
+    from monitor.detectors.confidence_drift import ConfidenceDriftDetector
+    from monitor.detectors.regression import RegressionDetector
+    from monitor.reference import Reference
+
+    rng = np.random.default_rng(16)
+    ref_p = rng.dirichlet(np.ones(3), size=2000)
+    reference = Reference.from_arrays(np.zeros((2000, 1)), scores=ref_p, labels=ref_p.argmax(axis=1))
+    seg = np.array(["other"] * 200 + ["eu"] * 200 + ["us"] * 200 + ["asia"] * 200, dtype=object)
+    probs = rng.dirichlet(np.ones(3), size=800)
+    drift = ConfidenceDriftDetector(reference, window_s=1e6, min_rows=100, by_segment=True, segment_cap=2)
+    drift.update(Batch.from_arrays(np.zeros((800, 1)), probs, ts=np.arange(800.0), segment=seg))
+    store = MetricStore("m")
+    drift.export(store)
+    others = [v for n, labels, v in store.samples()
+              if n == names.SEGMENT_CONFIDENCE_DRIFT_PVALUE and labels["segment"] == "other" and labels["score"] == "confidence"]
+    assert len(others) == 1 and others[0] is not None
+    reg = RegressionDetector(window_s=1e6, min_rows=10, min_labels=10, by_segment=True, segment_cap=2)
+    pred = rng.normal(size=800)
+    reg.update(Batch.from_arrays(np.zeros((800, 1)), pred, ts=np.arange(800.0), segment=seg))
+    store = MetricStore("m")
+    reg.export(store)
+    rows = {labels["segment"]: v for n, labels, v in store.samples() if n == names.REGRESSION_SEGMENT_ROWS}
+    assert rows == {"other": 600.0, "eu": 200.0}

@@ -90,7 +90,7 @@ class SegmentCounts:
         """Window totals, one row per name of :attr:`names` (the learned segments, then ``other``,
         whose slot is the last whatever the number learned)."""
         t = self.window.total().reshape(self.slots.size, self.width)
-        return t[list(range(self.slots.learned)) + [self.slots.cap]]
+        return t[self.slots.columns]
 
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window.state_dict(), "slots": self.slots.state_dict()}

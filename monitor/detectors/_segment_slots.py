@@ -72,8 +72,19 @@ class SegmentSlots:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Learned segment names, then ``other``."""
-        return tuple(self._names) + (OTHER,)
+        """Learned segment names, then ``other`` (the overflow slot's), unless a learned segment
+        is named ``other``: that one then holds the overflow and the slot stays empty."""
+        return tuple(self._names) if self.other_learned else tuple(self._names) + (OTHER,)
+
+    @property
+    def other_learned(self) -> bool:
+        """Whether a segment value is named ``other`` (it takes the rows beyond the cap)."""
+        return OTHER in self._index
+
+    @property
+    def columns(self) -> list[int]:
+        """Slot of each of :attr:`names`: the learned ones, then the overflow slot when it is named."""
+        return list(range(len(self._names))) + ([] if self.other_learned else [self.cap])
 
     @property
     def learned(self) -> int:

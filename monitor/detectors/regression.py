@@ -26,7 +26,6 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, put_figures, windows_state, RefreshingDetector
-from monitor.detectors._segment_slots import UNSET
 from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
@@ -261,15 +260,13 @@ class RegressionDetector(RefreshingDetector):
         """Each segment's figures (absent below the same minimum counts as the whole window's)
         and the largest MAE gap between segments with enough labels."""
         segs = sums.names
-        if segs[:-1] in ((), (UNSET,)):
-            # no row has carried a segment: every figure would repeat the whole window's under
-            # segment="unset" (as the segments detector, written once a segment comes)
-            return
         p, lab = sums.totals("pred"), sums.totals("labels")
         rows, nl, ni, nq = p[_N], lab[_LN], lab[_NINT], lab[_NQ]
         # "other" is shown once it can hold rows (every slot learned), so that its series are
         # updated (to absent) when its rows leave the window rather than left at a stale value
-        shown = list(range(sums.slots.learned)) + ([len(segs) - 1] if sums.slots.learned == sums.slots.cap else [])
+        # (a learned segment named "other" holds the overflow itself: the slot then stays empty)
+        shown = list(range(sums.slots.learned)) + (
+            [sums.slots.cap] if sums.slots.learned == sums.slots.cap and not sums.slots.other_learned else [])
         keys = [(segs[i],) for i in shown]
         enough = rows >= max(self.min_rows, 1)
         lab_ok = nl >= max(self.min_labels, 1)
