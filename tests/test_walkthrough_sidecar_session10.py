@@ -292,3 +292,35 @@ def test_a_cloudevent_told_429_joins_its_other_half_when_it_is_retried(tmp_path:
         assert total(text, REFUSED, endpoint="cloudevents", reason="queue_full") == 1
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("engine", ["aiohttp", "lean", "process"])
+def test_a_model_server_the_proxy_cannot_reach_is_logged(tmp_path: Path, caplog, engine: str) -> None:
+    """``--proxy`` pointing at the wrong port (or a model server that is down): every client got
+    the proxy's own 502 ``upstream_connect`` and the sidecar's log said nothing at all, on every
+    engine; only monitor_proxy_upstream_errors_total counted them (and no shipped rule reads it,
+    nor are such requests tapped as the model's errors). The first of each reason is logged, with
+    the upstream's URL and the fix; the rest are counted, with a reminder at most once a minute."""
+    from monitor.server import dataplane, leanproxy
+    from tests.conftest import free_port
+    from tests.sidecar_support import http
+    from tests.test_proxy import oip, start_proxying
+
+    if engine != "aiohttp" and not leanproxy.lean_available():
+        pytest.skip("the lean proxy engine needs httptools (a dependency of model-monitor)")
+    if engine == "process" and not dataplane.process_available():
+        pytest.skip("this platform cannot pass sockets between processes")
+    caplog.set_level(logging.WARNING, logger="monitor.server")
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=dead)
+    try:
+        for _ in range(3):
+            r = http("POST", s.url + "/v2/models/iris/infer", oip(1))
+            assert r.status == 502 and r.json()["reason"] == "upstream_connect", r.body
+        s.flush()
+        assert total(s.metrics(), "monitor_proxy_upstream_errors_total", reason="connect") == 3
+    finally:
+        s.close()
+    said = _said(caplog, "cannot connect to the model server")
+    assert len(said) == 1, said
+    assert dead in said[0] and "server.proxy.upstream" in said[0] and "502" in said[0], said[0]

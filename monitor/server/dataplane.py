@@ -484,7 +484,7 @@ class _BatchSink(SidecarSink):
     def flush(self) -> None:
         counts, self.counts = self.counts, {}
         for (name, labels), n in counts.items():
-            self.store.inc(name, n, labels=labels)
+            super().count(name, labels, n)
 
 
 def _default_paths() -> set[str]:

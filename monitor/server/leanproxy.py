@@ -974,7 +974,10 @@ class SidecarSink:
                            upstream_seconds, ts)
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
-        self.store.inc(name, n, labels=labels)
+        if name == "monitor_proxy_upstream_errors":  # counted and said by the proxy (the log's one place)
+            self.proxy.upstream_failed(labels[0], n)
+        else:
+            self.store.inc(name, n, labels=labels)
 
     def request_time(self, status: int, seconds: float) -> None:
         self.http.record(("proxy", str(status)), seconds)

@@ -68,6 +68,17 @@ ENDPOINT = "proxy"
 log = logging.getLogger("monitor.server")
 
 #: What a refusal without a message of its own means, for the one log line of its reason.
+#: the proxy's own 502/504 answers, for the log (:meth:`Proxy.upstream_failed`)
+_UPSTREAM_FAILURES = {
+    "connect": "cannot connect to the model server at {url}: check --proxy / server.proxy.upstream (host and port) and "
+               "that the model server is up",
+    "timeout": "the model server at {url} did not answer within server.proxy.timeout ({timeout:g} s): it is stuck or "
+               "overloaded (or raise the timeout)",
+    "disconnect": "the model server at {url} closed the connection before its answer was complete: see its log (a "
+                  "crash, an OOM kill, a restart)",
+}
+_UPSTREAM_LOG_EVERY_S = 60.0
+
 _REFUSALS = {
     "client_error": "the model server answered 4xx, so the exchange holds no prediction",
     "too_large": "the request or response body is over server.max_body_bytes (raise it to monitor larger exchanges)",
@@ -157,6 +168,8 @@ class Proxy:
         self.taps: dict[str, _Tap | None] = {}
         #: the taps' events waiting for the end of a batch (:meth:`batched`), else None
         self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
+        #: upstream failure reason -> (monotonic time of its last log line, failures since then)
+        self._upstream_said: dict[str, tuple[float, int]] = {}
 
     def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
         """Count ``n`` refused taps. The proxy's client gets the model server's answer, so the
@@ -327,8 +340,28 @@ class Proxy:
                     keep.append(chunk)
             yield chunk
 
+    def upstream_failed(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` requests the proxy answered itself (502/504) because the model server could
+        not be reached, did not answer in time or broke off, whichever engine or process answered
+        them. Their clients got the proxy's error and the model server may have logged nothing, so
+        the first of each reason is logged with the upstream and the fix, then at most one line a
+        minute per reason with the count since (an outage that starts later is said again)."""
+        self.sidecar.store.inc("monitor_proxy_upstream_errors", n, labels=(reason,))
+        now = time.monotonic()
+        last, unsaid = self._upstream_said.get(reason, (None, 0))
+        if last is not None and now - last < _UPSTREAM_LOG_EVERY_S:
+            self._upstream_said[reason] = (last, unsaid + n)
+            return
+        self._upstream_said[reason] = (now, 0)
+        what = _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
+            url=self.upstream, timeout=self.settings.timeout_s, reason=reason)
+        log.warning("proxy: %s; its clients were answered %d upstream_%s by the proxy; counted in "
+                    "monitor_proxy_upstream_errors_total{reason=\"%s\"}, %s", what, 504 if reason == "timeout" else 502,
+                    reason, reason, f"{unsaid} more since the last line" if last is not None else
+                    "further ones logged at most once a minute")
+
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
-        self.sidecar.store.inc("monitor_proxy_upstream_errors", labels=(reason,))
+        self.upstream_failed(reason)
         self.sidecar.store.inc("monitor_proxy_requests", labels=("error", _status_class(status)))
         return web.json_response(fail_body(reason, message), status=status)
 
