@@ -324,3 +324,67 @@ def test_a_model_server_the_proxy_cannot_reach_is_logged(tmp_path: Path, caplog,
     said = _said(caplog, "cannot connect to the model server")
     assert len(said) == 1, said
     assert dead in said[0] and "server.proxy.upstream" in said[0] and "502" in said[0], said[0]
+
+
+def test_a_model_server_behind_the_proxy_that_fails_pages(tmp_path: Path) -> None:
+    """Nothing paged when the proxy answered its clients 502 because the model server was down or
+    on another port: its own answers are not tapped as the model's errors (ModelErrorRateHigh
+    never sees them) and no shipped rule read monitor_proxy_upstream_errors_total. The counters of
+    a real sidecar whose upstream fails one request in five fire MonitorProxyUpstreamFailing
+    (promtool and the agent's engine); one failure in a hundred does not."""
+    from monitor.server import keys as K
+    from tests.conftest import free_port
+    from tests.sidecar_support import AppServer, http
+    from tests.test_oncall_session7 import _run_unit_test
+    from tests.test_proxy import oip, start_proxying, upstream_app
+
+    up = AppServer(upstream_app())
+    try:
+        s = start_proxying({**IRIS, "server": {"proxy": {"oip_output": "probs"}}}, tmp_path, "aiohttp",
+                           proxy_upstream=up.url)
+        try:
+            for _ in range(4):
+                assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+            s.server.app[K.PROXY].upstream = f"http://127.0.0.1:{free_port()}"  # the model server goes away
+            assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 502
+            counters = _scraped_counters(s.metrics(), "monitor_proxy_upstream_errors_total", "monitor_proxy_requests_total")
+        finally:
+            s.close()
+    finally:
+        up.close()
+    assert counters == {'monitor_proxy_requests_total{code="2xx",model="_sidecar",route="oip_v2"}': 4.0,
+                        'monitor_proxy_requests_total{code="5xx",model="_sidecar",route="error"}': 1.0,
+                        'monitor_proxy_upstream_errors_total{model="_sidecar",reason="connect"}': 1.0}, counters
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorproxyupstreamfailing"
+    description = ("The sidecar's reverse proxy answered more than 5% of requests itself over 5 minutes with 502/504 (the "
+                   "model server could not be reached, did not answer within server.proxy.timeout, or broke off): those "
+                   "clients got no prediction.")
+
+    def series(scale: dict[str, float]) -> str:
+        return "".join(f"\n              - series: '{name}'\n                values: '0+{value * scale.get(name, 1):g}x30'"
+                       for name, value in counters.items())
+
+    ok = 'monitor_proxy_requests_total{code="2xx",model="_sidecar",route="oip_v2"}'
+    _run_unit_test(tmp_path, "core.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:{series({})}
+            alert_rule_test:
+              - eval_time: 3m
+                alertname: MonitorProxyUpstreamFailing
+                exp_alerts: []
+              - eval_time: 15m
+                alertname: MonitorProxyUpstreamFailing
+                exp_alerts:
+                  - exp_labels: {{severity: critical, model: _sidecar}}
+                    exp_annotations:
+                      summary: "20% of the requests proxied to the model server fail before it answers."
+                      description: "{description}"
+                      runbook_url: "{url}"
+          - interval: 1m
+            input_series:{series({ok: 24.75})}
+            alert_rule_test:
+              - eval_time: 15m
+                alertname: MonitorProxyUpstreamFailing
+                exp_alerts: []
+    """)
