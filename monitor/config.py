@@ -114,6 +114,9 @@ class ReferenceConfig:
 class DetectorConfig:
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: The entry's key path as the file spells it (``models[0].detectors[2]``; empty for one
+    #: built in code): a detector that refuses its values when it is built is told at this key.
+    key: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def _shared_abstain_threshold(dets: tuple[DetectorConfig, ...]) -> tuple[Detecto
              if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is not None]
     if not given:
         return dets
-    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": given[0]})
+    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": given[0]}, d.key)
                  if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is None else d for d in dets)
 
 
@@ -247,6 +250,13 @@ def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any)
         if not isinstance(value, bool):
             raise r.error(key, f"must be true or false, got {value!r}", "write true or false")
         return value
+    if name.startswith("min_") and isinstance(default, int):
+        # a least count (rows, labels, evidence) below which a figure is left out: the detectors
+        # take max(count, 1), so `min_rows: -3` was taken silently as 1
+        count = _detector_value(r, key, "count", value, default) if isinstance(value, str) else value
+        if isinstance(count, float) and count.is_integer():  # YAML's 1e3
+            count = int(count)
+        return r.integer(count, key, minimum=0)
     if not isinstance(default, (int, float)) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return value
     if isinstance(value, str):
@@ -365,7 +375,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                     raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
                                   f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
                 params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
-            dets.append(DetectorConfig(dkind, params))
+            dets.append(DetectorConfig(dkind, params, dk))
         detectors = _shared_abstain_threshold(tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
 from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
 from monitor.queue import EventQueue
-from monitor.reference_view import detector_reference, input_schema
+from monitor.reference_view import input_schema
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -315,15 +315,13 @@ class Monitor:
         return load_reference(path)
 
     def _build_detectors(self) -> list[Any]:
-        from monitor.detectors.context import DetectorContext
-        from monitor.detectors.defaults import default_detectors
-        from monitor.detectors.registry import create
+        """The configured detectors, built as ``monitor config check`` builds them: a value one
+        refuses raises a :class:`ConfigError` naming its key and the fix
+        (:func:`monitor.detector_build.build_detectors`)."""
+        from monitor.detector_build import build_detectors
 
         cfg = self.config
-        ctx = DetectorContext(self.input_schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
-        specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, self.reference)
-        reference = detector_reference(self.reference, cfg.output)
-        ref_classes = tuple(getattr(reference, "classes", ()) or ())
+        ref_classes = tuple(getattr(self.reference, "classes", ()) or ())  # a reference without names takes the config's
         if ref_classes and cfg.output.classes and ref_classes[:len(cfg.output.classes)] != tuple(cfg.output.classes):
             # the class label of monitor_predicted_class_total comes from the config, that of the
             # detectors' per-class figures from the reference: two names for one column
@@ -331,14 +329,7 @@ class Monitor:
                         "would name the same column differently. Fix: make them the same, in score-column order "
                         "(monitor reference build --classes ...)", self.model, ", ".join(ref_classes),
                         ", ".join(cfg.output.classes))
-        detectors = []
-        for d in specs:
-            params = dict(d.params)
-            if d.kind == "probing":  # client ids leave the process hashed with the config's salt
-                params.setdefault("client_id_salt", cfg.client_id_salt or None)
-                params.setdefault("raw_client_ids", cfg.raw_client_ids)
-            detectors.append(create(d.kind, reference=reference, params=params, context=ctx))
-        return detectors
+        return build_detectors(cfg, self.reference, self.input_schema)
 
     def _setup_rules(self, cfg: MonitorConfig) -> None:
         from monitor.promql.engine import Engine

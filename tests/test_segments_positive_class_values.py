@@ -62,7 +62,7 @@ def test_config_check_refuses_what_is_no_class(tmp_path: Path, value: object, sa
     path.write_text(yaml.safe_dump(_config(value)))
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 1, result.output
-    assert "detectors[0] (segments)" in result.output and said in result.output
+    assert "detectors[0].positive_class: " in result.output and said in result.output
     assert "output.classes" in result.output  # the fix is named
     path.write_text(yaml.safe_dump(_config("review")))
     ok = CliRunner().invoke(main, ["config", "check", str(path)])

@@ -1,0 +1,105 @@
+"""A model's detectors built from its config, with a detector's refusal told as a config error.
+
+``Monitor(...)`` (so ``monitor serve`` at start) and ``monitor config check`` both build the
+detectors here, so that the check builds them exactly as the agent does and both say the same
+thing about a value a detector refuses. The detectors validate their own parameters (a range such
+as ``gap_level`` in (0.5, 1), a class name that must be a class); their ``ValueError`` or
+``TypeError`` is turned into a :class:`monitor.config.ConfigError` here, in one place, naming the
+entry's key path (``models[0].detectors[2].gap_level``, ``detectors[2]`` in a one-model file), the
+detector's own message and a fix, as the config loader's errors read. Before, the check did not
+build the detectors that need the reference, and the agent's start failed with the bare
+constructor text ("segments: gap_level must be in (0.5, 1), got 2"), which named no key and no fix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from monitor.config import ConfigError, DetectorConfig, MonitorConfig
+
+if TYPE_CHECKING:
+    from monitor.reference import Reference
+    from monitor.schema import Schema
+
+__all__ = ["build_detectors", "detector_error"]
+
+
+def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "Schema") -> list[Any]:
+    """The detectors of ``cfg`` (its listed ones, else the defaults for its output kind and
+    ``reference``), built on ``reference`` as the agent builds them.
+
+    Parameters
+    ----------
+    cfg
+        The model's config.
+    reference
+        The reference as loaded from ``reference.path`` (or given in code); None without one.
+    schema
+        The input features the monitor reads (:func:`monitor.reference_view.input_schema`).
+
+    Raises
+    ------
+    ConfigError
+        When a detector refuses its values (or the reference): see :func:`detector_error`.
+    """
+    from monitor.detectors.context import DetectorContext
+    from monitor.detectors.defaults import default_detectors
+    from monitor.detectors.registry import create
+    from monitor.reference_view import detector_reference
+
+    ctx = DetectorContext(schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
+    listed = cfg.detectors is not None
+    specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference)
+    det_reference = detector_reference(reference, cfg.output)
+    detectors = []
+    for i, d in enumerate(specs):
+        params = dict(d.params)
+        if d.kind == "probing":  # client ids leave the process hashed with the config's salt
+            params.setdefault("client_id_salt", cfg.client_id_salt or None)
+            params.setdefault("raw_client_ids", cfg.raw_client_ids)
+        try:
+            detectors.append(create(d.kind, reference=det_reference, params=params, context=ctx))
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as err:
+            raise detector_error(cfg, i, d, err, listed=listed, has_reference=reference is not None) from err
+    return detectors
+
+
+def detector_error(cfg: MonitorConfig, index: int, entry: DetectorConfig, err: Exception, *, listed: bool = True,
+                   has_reference: bool = True) -> ConfigError:
+    """``err``, raised by the detector of ``entry`` (the ``index``-th of ``cfg``) when it was
+    built, as a :class:`ConfigError` at the entry's key path.
+
+    The key names the parameter when the message names one of the entry's keys (the first it
+    names: "min_labels and min_labels_calibration must be at least 2" is told at ``min_labels``);
+    else the entry itself. The problem is the detector's message unchanged (tests and people
+    search for it); the fix says what to write. ``listed`` is False for a detector the config did
+    not list (the defaults for the output kind), told at ``detectors`` with its kind.
+    """
+    message = str(err) or type(err).__name__
+    if not listed:
+        return ConfigError("detectors", f"the default detector {entry.kind!r} cannot be built: {message}",
+                           "list the detectors you want under detectors: (e.g. - kind: confidence), leaving this one "
+                           "out, or give a reference it can use", cfg.source)
+    entry_key = entry.key or f"detectors[{index}]"
+    named = [(m.start(), name) for name in entry.params
+             if (m := re.search(rf"(?<![A-Za-z0-9_]){re.escape(str(name))}(?![A-Za-z0-9_])", message))]
+    if named:
+        name = min(named)[1]
+        from monitor.detectors.registry import parameter_defaults
+
+        default = parameter_defaults(entry.kind).get(name)
+        otherwise = (f"remove {name}: to use its default ({default!r})" if default is not None
+                     else f"remove {name}: to leave it unset")
+        fix = f"give {name} under {entry_key} (kind: {entry.kind}) a value the message allows, or {otherwise}"
+        return ConfigError(f"{entry_key}.{name}", message, fix, cfg.source)
+    if "reference" in message:
+        fix = (f"build the reference with what the message asks for ('monitor reference build') and name it in "
+               f"reference.path, or remove the entry {entry_key} (kind: {entry.kind})")
+        if not has_reference:
+            fix = f"the model has no reference: {fix}"
+    else:
+        fix = f"change the values of {entry_key} (kind: {entry.kind}) as the message says, or remove the entry"
+    return ConfigError(entry_key, message, fix, cfg.source)

@@ -1,0 +1,168 @@
+"""``monitor config check`` builds every configured detector as ``monitor serve`` builds it, and a
+value a detector refuses is told as a config error (the entry's key path with the parameter, the
+detector's message, a fix), in the same words by the check, by ``Monitor.from_config`` and by the
+sidecar's ``/readyz``. Found by a walkthrough: the check did not build the detectors that need the
+reference, so their bad values surfaced only when the agent started (and never became ready), and
+a detector's refusal named no key and no fix ("segments: gap_level must be in (0.5, 1), got 2")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.config import ConfigError, DetectorConfig, MonitorConfig
+from monitor.core import Monitor
+from monitor.profile import Profile
+
+CLASSES = ["legit", "fraud"]
+
+
+def _classifier(detectors: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES},
+            "detectors": detectors, **extra}
+
+
+def _check(tmp_path: Path, raw: dict[str, Any]) -> tuple[int, str, Path]:
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.output, path
+
+
+def _saved_profile(folder: Path, *, labels: bool = True) -> Path:
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet([2.0, 2.0], 400)
+    prof = Profile.from_arrays(rng.normal(size=(400, 2)), numeric_names=["a", "b"], scores=probs,
+                               labels=probs.argmax(axis=1) if labels else None, classes=CLASSES)
+    return prof.save(folder / "reference.npz")
+
+
+# (config, the value that fixes it, the key path told, the detector's words, words of the fix)
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = {
+    "segments gap_level": (
+        _classifier(["confidence", {"kind": "segments", "gap_level": 2}]),
+        _classifier(["confidence", {"kind": "segments", "gap_level": 0.95}]),
+        "detectors[1].gap_level: ", "segments: gap_level must be in (0.5, 1), got 2",
+        "Fix: give gap_level under detectors[1] (kind: segments) a value the message allows, or remove gap_level: to use "
+        "its default (0.98)"),
+    "regression interval_level, two models": (
+        {"models": [{"model": "r", "output": {"kind": "regression"},
+                     "detectors": [{"kind": "regression", "interval_level": 1.5}]},
+                    _classifier(["confidence"], model="c")]},
+        {"models": [{"model": "r", "output": {"kind": "regression"},
+                     "detectors": [{"kind": "regression", "interval_level": 0.9}]},
+                    _classifier(["confidence"], model="c")]},
+        "models[0].detectors[0].interval_level: ", "regression: interval_level must be a coverage in (0, 1), e.g. 0.9; got 1.5",
+        "Fix: give interval_level under models[0].detectors[0] (kind: regression) a value the message allows"),
+    "confidence_drift segment_cap 0 (the loader's)": (
+        _classifier([{"kind": "confidence_drift", "segment_cap": 0}], reference={"path": "reference.npz"}),
+        _classifier([{"kind": "confidence_drift", "segment_cap": 5}], reference={"path": "reference.npz"}),
+        "detectors[0].segment_cap: ", "must be an integer >= 1, got 0", "Fix: write a whole number, at least 1"),
+    "negative min_rows": (
+        _classifier([{"kind": "confidence", "min_rows": -3}]),
+        _classifier([{"kind": "confidence", "min_rows": 0}]),
+        "detectors[0].min_rows: ", "must be an integer >= 0, got -3", "Fix: write a whole number, at least 0"),
+    "positive_class that is no class": (
+        _classifier([{"kind": "segments", "positive_class": "fruad"}]),
+        _classifier([{"kind": "segments", "positive_class": "fraud"}]),
+        "detectors[0].positive_class: ", "segments: positive_class 'fruad' is not a class",
+        "Fix: give positive_class under detectors[0] (kind: segments) a value the message allows, or remove positive_class:"),
+    "accuracy_estimation atc_score, built on the saved profile": (
+        _classifier([{"kind": "accuracy_estimation", "atc_score": "entropie"}], reference={"path": "reference.npz"}),
+        _classifier([{"kind": "accuracy_estimation", "atc_score": "entropy"}], reference={"path": "reference.npz"}),
+        "detectors[0].atc_score: ", "accuracy_estimation: atc_score must be 'entropy' or 'confidence', not 'entropie'",
+        "Fix: give atc_score under detectors[0] (kind: accuracy_estimation) a value the message allows, or remove atc_score: "
+        "to use its default ('entropy')"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_refused_value_fails_the_check_with_its_key_and_fix(tmp_path: Path, case: str) -> None:
+    bad, good, key, said, fix = CASES[case]
+    _saved_profile(tmp_path)
+    code, output, path = _check(tmp_path, bad)
+    assert code == 1 and output.startswith(f"FAILED: {path}"), output
+    line = next(ln for ln in output.splitlines() if said in ln)
+    assert key in line and fix in line and "SUCCESS" not in output, output
+    assert line.index(key) < line.index(said) < line.index("Fix: "), line  # key, problem, fix: as the loader's errors
+    code, output, _ = _check(tmp_path, good)
+    assert code == 0 and "SUCCESS" in output, output
+
+
+def test_detectors_that_need_the_reference_are_built_on_it(tmp_path: Path) -> None:
+    """Without a reference the agent cannot build ``accuracy_estimation`` (it needs the model's
+    outputs and labels on reference data): the check says so as the agent's start would; with a
+    profile holding scores but no labels as well; with one holding both it passes."""
+    raw = _classifier([{"kind": "accuracy_estimation"}])
+    code, output, _ = _check(tmp_path, raw)
+    assert code == 1 and "detectors[0]: detector 'accuracy_estimation' needs a reference" in output, output
+    assert "Fix: the model has no reference: " in output, output
+    _saved_profile(tmp_path, labels=False)
+    code, output, _ = _check(tmp_path, {**raw, "reference": {"path": "reference.npz"}})
+    assert code == 1 and "accuracy_estimation" in output and "labels" in output, output
+    assert "Fix: the model has no reference" not in output and "Fix: build the reference with what" in output, output
+    _saved_profile(tmp_path)
+    code, output, _ = _check(tmp_path, {**raw, "reference": {"path": "reference.npz"}})
+    assert code == 0 and "SUCCESS" in output, output
+
+
+def test_raw_reference_data_builds_those_that_need_none_and_says_which_not(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "raw.npz", X=rng.normal(size=(100, 2)), feature_names=np.array(["a", "b"]))
+    raw = _classifier([{"kind": "segments", "gap_level": 2}, {"kind": "confidence_drift"}], reference={"path": "raw.npz"})
+    code, output, _ = _check(tmp_path, raw)
+    assert code == 1 and "detectors[0].gap_level: segments: gap_level must be in (0.5, 1), got 2" in output, output
+    assert "NOTE: model 'm': confidence_drift not built: the reference is raw data" in output, output
+    raw["detectors"][0]["gap_level"] = 0.9
+    code, output, _ = _check(tmp_path, raw)
+    assert code == 0 and "SUCCESS" in output and "confidence_drift not built" in output, output
+
+
+def _said_by_check(output: str, path: Path) -> str:
+    """The check's line without its ``FAILED: <file>: model '<m>': `` head."""
+    line = next(ln for ln in output.splitlines() if ln.startswith("FAILED: "))
+    head = f"FAILED: {path}: model 'm': "
+    assert line.startswith(head), line
+    return line[len(head):]
+
+
+def test_monitor_from_config_says_what_the_check_says(tmp_path: Path) -> None:
+    bad = CASES["segments gap_level"][0]
+    code, output, path = _check(tmp_path, bad)
+    assert code == 1
+    with pytest.raises(ConfigError) as built:
+        Monitor.from_config(path, start_worker=False)
+    assert str(built.value) == f"{path}: {_said_by_check(output, path)}"
+    assert built.value.key == "detectors[1].gap_level"
+
+
+def test_a_detector_config_built_in_code_is_told_at_its_index() -> None:
+    cfg = MonitorConfig(detectors=(DetectorConfig("confidence"), DetectorConfig("segments", {"positive_class": -2})))
+    with pytest.raises(ConfigError) as built:
+        Monitor(config=cfg, start_worker=False)
+    assert built.value.key == "detectors[1].positive_class"
+    assert "positive_class -2" in built.value.problem and "remove positive_class:" in built.value.fix
+
+
+def test_the_sidecar_readyz_says_what_the_check_says(tmp_path: Path) -> None:
+    """``monitor serve``'s start path (the sidecar loading its models, ``/readyz`` over real HTTP)."""
+    from tests.sidecar_support import http, quiet_factory, start_sidecar, wait_until
+
+    bad = CASES["positive_class that is no class"][0]
+    code, output, path = _check(tmp_path, bad)
+    assert code == 1
+    running = start_sidecar(bad, tmp_path, factory=quiet_factory(start_worker=False), wait_ready=False)
+    try:
+        assert wait_until(lambda: running.sidecar.load_error is not None), "the sidecar loaded a config the check refused"
+        reply = http("GET", running.url + "/readyz")
+        assert reply.status == 503
+        assert reply.json()["error"] == f"ConfigError: {path}: {_said_by_check(output, path)}"
+    finally:
+        running.close()
