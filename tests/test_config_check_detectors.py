@@ -166,3 +166,13 @@ def test_the_sidecar_readyz_says_what_the_check_says(tmp_path: Path) -> None:
         assert reply.json()["error"] == f"ConfigError: {path}: {_said_by_check(output, path)}"
     finally:
         running.close()
+
+
+def test_a_reference_that_cannot_be_read_is_told_once(tmp_path: Path) -> None:
+    """A missing reference is told by its own line; the detectors that need it are not built on
+    nothing (that would add "needs a reference" lines for a config that names one)."""
+    raw = _classifier([{"kind": "segments", "gap_level": 0.2}, {"kind": "confidence_drift"}], reference={"path": "gone.npz"})
+    code, output, _ = _check(tmp_path, raw)
+    assert code == 1 and "reference.path: " in output and "gone.npz does not exist" in output, output
+    assert "detectors[0].gap_level: segments: gap_level must be in (0.5, 1), got 0.2" in output, output
+    assert "needs a reference" not in output and "NOTE" not in output, output

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from monitor.config import AgentConfig
+    from monitor.reference import Reference
 
 __all__ = ["config"]
 
@@ -59,33 +65,40 @@ def _server_problems(agent: object) -> list[str]:
     return out
 
 
-def _detector_problems(agent: object) -> list[str]:
+def _detector_problems(agent: AgentConfig) -> list[str]:
     """Every model's detectors, built as the agent builds them at start
     (:func:`monitor.detector_build.build_detectors`, which ``Monitor`` uses): a value a detector
-    refuses (``gap_level: 2``, a ``positive_class`` that is no class) passed the check and then
-    kept ``monitor serve`` from loading the model. Its error names the entry's key, the detector's
-    message and the fix, as the agent's start says it.
+    refuses (``gap_level: 2``, a ``positive_class`` that is no class, an ``atc_score`` of
+    ``accuracy_estimation``, which needs the reference) passed the check and then kept ``monitor
+    serve`` from loading the model. Its error names the entry's key, the detector's message and
+    the fix, as the agent's start says it.
 
     The reference is loaded as the agent loads it when it is a saved profile (in moments) and
     the detectors are built on it; without ``reference.path`` they are built without one, as the
     agent would. Raw reference data (CSV, Parquet, arrays in an ``.npz``) is not profiled here (it
     can take minutes, see :func:`_file_problems`): then only the detectors that need no reference
-    are built, and a note says so."""
-    from pathlib import Path
+    are built, and a note says which were not. A reference that cannot be read is told by
+    :func:`_file_problems`; the detectors that need it are not built then."""
+    import dataclasses
 
     from monitor.config import ConfigError
     from monitor.detector_build import build_detectors
+    from monitor.detectors.defaults import DEFAULTS
     from monitor.reference_view import input_schema
 
+    no_reference = {kind for kind, requirement, _ in DEFAULTS if requirement == "none"}
     out: list[str] = []
-    for m in getattr(agent, "models", ()):
-        ref_path = m.reference.path
-        reference = None
-        if ref_path is not None:
-            reference = _saved_profile(Path(ref_path))
-            if reference is None:  # raw data, or a file _file_problems reports
-                _build_without_reference(m, out)
-                continue
+    for m in agent.models:
+        state, reference = _reference_for_check(m.reference.path)
+        if state in ("raw", "unreadable"):
+            if m.detectors is None:
+                continue  # the default set depends on what the reference holds
+            left = sorted({d.kind for d in m.detectors if d.kind not in no_reference})
+            m = dataclasses.replace(m, detectors=tuple(d for d in m.detectors if d.kind in no_reference))
+            if left and state == "raw":
+                click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} not built: the reference is raw data, which the agent "
+                           "profiles at start and the check does not. Fix: build a profile with 'monitor reference build' and "
+                           "name it in reference.path (the agent then starts faster too) for a check of every detector")
         try:
             build_detectors(m, reference, input_schema(m.schema, reference))
         except ConfigError as err:
@@ -93,45 +106,25 @@ def _detector_problems(agent: object) -> list[str]:
     return out
 
 
-def _saved_profile(path: object) -> object:
-    """The reference at ``path`` loaded as the agent loads it when it is a saved profile; None for
-    raw reference data or a file that cannot be read (told by :func:`_file_problems`)."""
+def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
+    """``("none", None)`` without a reference; ``("profile", reference)`` for a saved profile,
+    loaded as the agent loads it; ``("raw", None)`` for raw reference data, which the check does
+    not profile; ``("unreadable", None)`` for a file :func:`_file_problems` reports."""
     from pathlib import Path
 
-    from monitor.profile import ProfileError, _is_profile, load_reference
+    from monitor.profile import _is_profile, load_reference
 
-    p = Path(str(path))
+    if path is None:
+        return "none", None
+    p = Path(path)
     try:
-        if p.suffix.lower() != ".npz" or not p.is_file() or not _is_profile(p):
-            return None
-        return load_reference(p)
-    except (ProfileError, OSError, ValueError):
-        return None
-
-
-def _build_without_reference(m: object, out: list[str]) -> None:
-    """The detectors of ``m`` that need no reference, built without it (the model's reference is
-    raw data, not profiled by the check); a note on stdout names the others."""
-    import dataclasses
-
-    from monitor.config import ConfigError
-    from monitor.detector_build import build_detectors
-    from monitor.detectors.defaults import DEFAULTS
-
-    listed = getattr(m, "detectors", None)
-    if listed is None:
-        return  # the defaults depend on what the reference holds
-    no_reference = {kind for kind, requirement, _ in DEFAULTS if requirement == "none"}
-    built = tuple(d for d in listed if d.kind in no_reference)
-    left = sorted({d.kind for d in listed if d.kind not in no_reference})
-    try:
-        build_detectors(dataclasses.replace(m, detectors=built), None, m.schema)  # type: ignore[type-var]
-    except ConfigError as err:
-        out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))  # type: ignore[attr-defined]
-    if left:
-        click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} not built: the reference is raw data, which the agent "  # type: ignore[attr-defined]
-                   "profiles at start and the check does not. Fix: build a profile with 'monitor reference build' and "
-                   "name it in reference.path (the agent then starts faster too) for a check of every detector")
+        if not p.is_file():
+            return "unreadable", None
+        if p.suffix.lower() != ".npz" or not _is_profile(p):
+            return "raw", None
+        return "profile", load_reference(p)
+    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+        return "unreadable", None
 
 
 def _file_problems(agent: object) -> list[str]:
