@@ -119,6 +119,12 @@ def test_a_trickle_of_bad_requests_on_v1_events_does_not_page_as_all_traffic_ref
 def _assert_intake_refused_silent(tmp_path: Path, counters: dict[str, float]) -> None:
     """MonitorIntakeRefused stays silent (promtool and the agent's engine) when every counter
     grows by its scraped value each minute for half an hour."""
+    _assert_intake_refused(tmp_path, counters, " []")
+
+
+def _assert_intake_refused(tmp_path: Path, counters: dict[str, float], exp_alerts: str) -> None:
+    """MonitorIntakeRefused at 25 minutes is ``exp_alerts`` (promtool's YAML, indented to follow
+    ``exp_alerts:``) when every counter grows by its scraped value each minute."""
     from tests.test_oncall_session7 import _run_unit_test
 
     series = "".join(f"\n              - series: '{name}'\n                values: '0+{value:g}x30'"
@@ -130,7 +136,7 @@ def _assert_intake_refused_silent(tmp_path: Path, counters: dict[str, float]) ->
             alert_rule_test:
               - eval_time: 25m
                 alertname: MonitorIntakeRefused
-                exp_alerts: []
+                exp_alerts:{exp_alerts}
     """)
 
 
@@ -387,4 +393,38 @@ def test_a_model_server_behind_the_proxy_that_fails_pages(tmp_path: Path) -> Non
               - eval_time: 15m
                 alertname: MonitorProxyUpstreamFailing
                 exp_alerts: []
+    """)
+
+
+def test_events_refused_for_a_named_model_count_against_that_model(tmp_path: Path) -> None:
+    """A sidecar serving two models, one busy and one whose sender stamps every event with a
+    timestamp nobody can read: the refusals were counted under model="_sidecar" although each
+    event named its model, so MonitorIntakeRefused weighed them against all of /v1/events'
+    traffic (20 refused next to 2,000 accepted for the other model: 1%, silent) while all of
+    iris-v2's traffic was refused. Events whose model is known are counted under it (and the
+    valid events of a refused batch under theirs); only refusals whose model cannot be told
+    stay under "_sidecar"."""
+    from tests.sidecar_support import http
+
+    models = {"models": [IRIS, {**IRIS, "model": "iris-v2"}], "queue": {"capacity": 5000}}
+    s = start_sidecar(models, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        event = {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1]}
+        assert http("POST", s.url + "/v1/events", [{**event, "model": "iris"}] * 2000).status == 202
+        stale = {**event, "model": "iris-v2", "timestamp": "yesterday"}
+        assert http("POST", s.url + "/v1/events", [stale] * 19 + [{**event, "model": "iris"}]).status == 400
+        assert http("POST", s.url + "/v1/events?model=iris-v2", [{**event, "timestamp": "yesterday"}]).status == 400
+        counters = _scraped_counters(s.metrics(), "monitor_intake_events_accepted_total", "monitor_intake_events_refused_total")
+    finally:
+        s.close()
+    assert counters == {
+        'monitor_intake_events_accepted_total{endpoint="events",model="iris"}': 2000.0,
+        'monitor_intake_events_refused_total{endpoint="events",model="iris-v2",reason="bad_timestamp"}': 20.0,
+        'monitor_intake_events_refused_total{endpoint="events",model="iris",reason="batch_refused"}': 1.0}, counters
+    _assert_intake_refused(tmp_path, counters, """
+                  - exp_labels: {severity: warning, model: iris-v2, endpoint: events, reason: bad_timestamp}
+                    exp_annotations:
+                      summary: "100% of what events sends for iris-v2 is refused (bad_timestamp)."
+                      description: "More than 1% of the events (or proxied exchanges) of iris-v2 arriving by events were refused by the sidecar over 10 minutes with reason bad_timestamp: that traffic is not monitored. Back-pressure (queue_full, overloaded, shutting_down, not_ready) is left to MonitorShedsEvents and MonitorQueueNearlyFull."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
     """)

@@ -155,7 +155,9 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
     out: list[tuple[Monitor, tuple[Any, ...]]] = []
     errors: list[dict[str, Any]] = []
     first: IntakeError | None = None
-    reasons: dict[str, int] = {}
+    #: refused events by (their model when it is known, reason): counted under that model, so that
+    #: its share of the model's own traffic is what MonitorIntakeRefused weighs
+    reasons: dict[tuple[Monitor | None, str], int] = {}
     monitors: dict[str | None, Monitor] = {}
     for i, obj in enumerate(values):
         if force_type is None:
@@ -182,7 +184,8 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             out.append((mon, parsed.event))
         except EventFormatError as err:
-            reasons[err.reason] = reasons.get(err.reason, 0) + 1
+            key = (_known_model(sidecar, obj, default_model), err.reason)
+            reasons[key] = reasons.get(key, 0) + 1
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append({"index": i, "field": err.field, "error": str(err), "reason": err.reason})
             if first is None:
@@ -190,21 +193,35 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
         except IntakeError as err:
             if err.status == 503:
                 raise IntakeError(503, err.field, err.message, err.reason, events=len(values), headers=err.headers) from None
-            reasons[err.reason] = reasons.get(err.reason, 0) + 1
+            reasons[(None, err.reason)] = reasons.get((None, err.reason), 0) + 1  # no model it names is served
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append({"index": i, "field": err.field, "error": err.message, "reason": err.reason})
             if first is None:
                 first = IntakeError(err.status, err.field, f"event {i}: {err.message}", err.reason)
     if first is not None:
-        for reason, n in reasons.items():
-            sidecar.count_refused(endpoint, reason, n)
-        valid = len(values) - sum(reasons.values())
-        if valid:
-            sidecar.count_refused(endpoint, "batch_refused", valid)  # valid events refused with their batch
+        for (mon, reason), n in reasons.items():
+            sidecar.count_refused(endpoint, reason, n, mon=mon)
+        valid: dict[Monitor, int] = {}
+        for mon, _ in out:  # valid events refused with their batch
+            valid[mon] = valid.get(mon, 0) + 1
+        for mon, n in valid.items():
+            sidecar.count_refused(endpoint, "batch_refused", n, mon=mon)
         first.details = errors
         first.events = 0  # already counted above, by reason
         raise first
     return out
+
+
+def _known_model(sidecar: "Sidecar", obj: Any, default_model: str | None) -> "Monitor | None":
+    """The served model a malformed event is for (its ``model``, else ``?model=``, else the only
+    one served), or None when that cannot be told."""
+    name = obj.get("model") if isinstance(obj, dict) else None
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    try:
+        return sidecar.resolve(name if isinstance(name, str) else default_model)
+    except IntakeError:
+        return None
 
 
 async def _intake(request: web.Request, endpoint: str, force_type: str | None) -> web.Response:
