@@ -92,7 +92,7 @@ def detector_error(cfg: MonitorConfig, index: int, entry: DetectorConfig, err: E
 
         default = parameter_defaults(entry.kind).get(name)
         otherwise = (f"remove {name}: to use its default ({default!r})" if default is not None
-                     else f"remove {name}: to leave it unset")
+                     else f"remove {name}: to leave it unset, as by default")
         fix = f"give {name} under {entry_key} (kind: {entry.kind}) a value the message allows, or {otherwise}"
         return ConfigError(f"{entry_key}.{name}", message, fix, cfg.source)
     if "reference" in message:
