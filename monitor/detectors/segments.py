@@ -25,6 +25,7 @@ mean confidence), so that an alert can fire on a difference that is both large a
 
 from __future__ import annotations
 
+from itertools import compress
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -157,6 +158,60 @@ def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variance
     return hi, lo, gap, float(z)
 
 
+class _Columns:
+    """Writes per-segment figures, one store call per metric: given ``values`` and ``ok`` indexed
+    by segment slot, writes the shown segments' finite values and removes the others' series
+    (as :func:`monitor.detectors._common.put_figures`, whose per-series Python checks cost more
+    than the figures' arithmetic at every rule tick; here the masks of all figures are one array
+    operation).
+
+    ``segments`` are the names of the shown segments, the first slots (the learned ones, then
+    ``other`` once it is shown); their series keys are built once for every family and every
+    export until the shown segments change. ``out`` is set before each export's writes."""
+
+    __slots__ = ("out", "segments", "keys", "n", "_pair_keys")
+
+    def __init__(self, segments: tuple[str, ...]) -> None:
+        self.out: MetricWriter | None = None
+        self.segments = segments
+        self.keys = [(name,) for name in segments]
+        self.n = len(segments)  # the shown segments are the first slots
+        self._pair_keys: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+
+    def many(self, figures: list[tuple[str, np.ndarray | None, np.ndarray]]) -> None:
+        """``(name, values, ok)`` of many one-label figures (``values`` None: absent everywhere),
+        their masks taken in one array pass."""
+        n = len(figures)
+        values = np.full((n, len(figures[0][2])), np.nan)
+        ok = np.empty(values.shape, dtype=bool)
+        for j, (_, v, o) in enumerate(figures):
+            if v is not None:
+                values[j] = v
+            ok[j] = o
+        values, ok = values[:, :self.n], ok[:, :self.n]
+        flags = (ok & np.isfinite(values)).tolist()
+        for (name, _, _), v, f in zip(figures, values.tolist(), flags):
+            self._write(name, self.keys, v, f)
+
+    def pairs(self, name: str, second: tuple[str, ...], values: np.ndarray, ok: np.ndarray) -> None:
+        """A figure with a second label: ``values[j]`` the figure of label value ``second[j]``,
+        written per segment in the order of ``second``."""
+        keys = self._pair_keys.get(second)
+        if keys is None:
+            keys = self._pair_keys[second] = [(key[0], label) for key in self.keys for label in second]
+        v = values[:, :self.n].T.ravel()
+        flags = np.repeat(ok[:self.n], len(second)) & np.isfinite(v)
+        self._write(name, keys, v.tolist(), flags.tolist())
+
+    def _write(self, name: str, keys: list[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
+        out = self.out
+        assert out is not None
+        if not all(flags):
+            out.remove_many(name, list(compress(keys, [not f for f in flags])))
+        if any(flags):
+            out.set_many(name, list(zip(compress(keys, flags), compress(values, flags))))
+
+
 class SegmentDetector(RefreshingDetector):
     """Per-segment confidence, abstain, positive rate, accuracy and gap; largest segment gaps.
 
@@ -287,6 +342,7 @@ class SegmentDetector(RefreshingDetector):
         # written only then, absent otherwise
         self._seen_energy = self._seen_ensemble = False
         self._other_shown = False
+        self._columns: _Columns | None = None
         # per histogram, segment and bucket: observations since the last export
         self._hist = {name: GroupedPendingHistogram(buckets, s) for name, buckets, _ in _HISTOGRAMS + _UNCERTAINTY_HISTOGRAMS} if self.histograms else {}
 
@@ -508,54 +564,57 @@ class SegmentDetector(RefreshingDetector):
         # "other" appears once it has rows, and stays (its figures absent) when they leave the
         # window: dropped from the list, its series would keep their last values
         shown = [i for i in range(len(segs)) if i < self._slots.learned or self._other_shown]
-        keys = [(segs[i],) for i in shown]
+        # the shown segments' series keys and columns, built once for every family below (and
+        # kept while the shown segments stay the same: from one export to the next, mostly)
+        put = self._columns
+        if put is None or put.segments != segs[:len(shown)]:
+            put = self._columns = _Columns(segs[:len(shown)])
+        put.out = out
+        keys = put.keys
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
         scored, lab_scored = enough & self._scored, lab_ok & self._scored
         x_rows = x[_X_ROWS]
         x_ok = (x_rows >= max(self.min_rows, 1)) & self._scored
-
-        def series(values: np.ndarray | None, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
-            return [(key, float(values[i]) if values is not None and ok[i] else None) for key, i in zip(keys, shown)]
-
-        out.set_many(names.SEGMENT_ROWS, [(key, float(rows[i])) for key, i in zip(keys, shown)])
-        out.set_many(names.SEGMENT_LABELS, [(key, float(nlab[i])) for key, i in zip(keys, shown)])
+        out.set_many(names.SEGMENT_ROWS, list(zip(keys, rows[:put.n].tolist())))
+        out.set_many(names.SEGMENT_LABELS, list(zip(keys, nlab[:put.n].tolist())))
         with np.errstate(divide="ignore", invalid="ignore"):  # segments without rows are not shown (masked)
-            put_figures(out, names.SEGMENT_CONFIDENCE, series(p[_CONF] / rows, scored))
-            put_figures(out, names.SEGMENT_ABSTAIN, series(p[_ABST] / rows, scored))
-            put_figures(out, names.SEGMENT_MARGIN, series(x[_MARGIN] / x_rows, x_ok))
-            put_figures(out, names.SEGMENT_ENTROPY, series(x[_ENTROPY] / x_rows, x_ok))
-            if self._estimators is not None:
-                estimated = [((segs[i], est), float(x[col, i] / x_rows[i]) if x_ok[i] else None)
-                             for i in shown for est, col in (("cbpe", _CBPE), ("atc", _ATC))]
-                put_figures(out, names.SEGMENT_ESTIMATED_ACCURACY, estimated)
-            put_figures(out, names.SEGMENT_POSITIVE_RATE, series(None if self._positive_seen is None else p[_POS] / rows, enough))
-            put_figures(out, names.SEGMENT_ACCURACY, series(lab[_CORRECT] / nlab, lab_ok))
-            put_figures(out, names.SEGMENT_GAP, series((lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored))
-            put_figures(out, names.SEGMENT_GAP_PVALUE, series(_gap_pvalues(lab), lab_scored))
-            put_figures(out, names.SEGMENT_BRIER, series(lab[_LBRIER] / nlab, lab_scored))
+            figures = [
+                (names.SEGMENT_CONFIDENCE, p[_CONF] / rows, scored),
+                (names.SEGMENT_ABSTAIN, p[_ABST] / rows, scored),
+                (names.SEGMENT_MARGIN, x[_MARGIN] / x_rows, x_ok),
+                (names.SEGMENT_ENTROPY, x[_ENTROPY] / x_rows, x_ok),
+                (names.SEGMENT_POSITIVE_RATE, None if self._positive_seen is None else p[_POS] / rows, enough),
+                (names.SEGMENT_ACCURACY, lab[_CORRECT] / nlab, lab_ok),
+                (names.SEGMENT_GAP, (lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored),
+                (names.SEGMENT_GAP_PVALUE, _gap_pvalues(lab), lab_scored),
+                (names.SEGMENT_BRIER, lab[_LBRIER] / nlab, lab_scored),
+                (names.SEGMENT_LOG_LOSS, lab[_LLOSS] / nlab, lab_scored),
+            ]
+            if self._estimators is not None:  # per segment: cbpe, then atc
+                put.pairs(names.SEGMENT_ESTIMATED_ACCURACY, ("cbpe", "atc"), x[[_CBPE, _ATC]] / x_rows, x_ok)
             terms = self._label_terms.total().reshape(_T_FIELDS, self._s)
-            self._export_gap_intervals(out, terms, shown, lab_scored)
-            self._export_uncertainty(out, shown)
-            put_figures(out, names.SEGMENT_LOG_LOSS, series(lab[_LLOSS] / nlab, lab_scored))
+            figures += self._gap_intervals(terms, lab_scored) + self._uncertainty_means()
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
         cal_ok = [i for i in shown if self._scored and nlab[i] >= max(self.min_labels_calibration, 2)]
         sums = tuple(np.ascontiguousarray(lab[lo:hi, cal_ok].T) for lo, hi in
                      ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
-        ece = dict(zip(cal_ok, cal.ece_rows(*sums).tolist()))
-        debiased = dict(zip(cal_ok, cal.debiased_l2_rows(*sums).tolist()))
-        mce = dict(zip(cal_ok, cal.mce_rows(*sums, min_count=MCE_MIN_BIN).tolist()))
-        errors: list[tuple[tuple[str, ...], float | None]] = []
-        # the debiased estimator on each segment's own equal-mass bins, as the whole window's
+        # per segment (NaN: absent) the equal-width ECE, its debiased L2 counterpart, and the
+        # debiased estimator on each segment's own equal-mass bins (as the whole window's)
+        errors = np.full((3, self._s), np.nan)
+        errors[0, cal_ok] = cal.ece_rows(*sums)
         mass_ok = [i for i in cal_ok if terms[_D_N, i] >= max(self.min_labels_calibration, 2)]
         merged = cal.equal_mass_rows(*(np.ascontiguousarray(terms[lo:hi, mass_ok].T) for lo, hi in
                                        ((_F_N, _F_CONF), (_F_CONF, _F_CORR), (_F_CORR, _T_FIELDS))))
-        mass = dict(zip(mass_ok, cal.debiased_l2_rows(*merged).tolist()))
-        for i in shown:
-            errors += [((segs[i], "ece_equal_width"), ece.get(i)), ((segs[i], "debiased_l2_equal_width"), debiased.get(i)),
-                       ((segs[i], "debiased_l2_equal_mass"), mass.get(i))]
-        put_figures(out, names.SEGMENT_CALIBRATION_ERROR, errors)
-        put_figures(out, names.SEGMENT_MAX_CALIBRATION_ERROR,
-                    [((segs[i],), None if i not in mce or np.isnan(mce[i]) else mce[i]) for i in shown])
+        # both debiased estimators in one call (rows are independent): equal-width rows, then equal-mass
+        debiased = cal.debiased_l2_rows(*(np.concatenate(pair) for pair in zip(sums, merged)))
+        errors[1, cal_ok], errors[2, mass_ok] = debiased[:len(cal_ok)], debiased[len(cal_ok):]
+        everywhere = np.ones(self._s, dtype=bool)
+        put.pairs(names.SEGMENT_CALIBRATION_ERROR, ("ece_equal_width", "debiased_l2_equal_width", "debiased_l2_equal_mass"),
+                  errors, everywhere)
+        mce = np.full(self._s, np.nan)
+        mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
+        put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere)])
+        put.out = None  # the writer is not kept between exports
         if self.reliability_bins:
             self._export_reliability(out, lab, shown, set(cal_ok))
         if self.temperature_rows:
@@ -569,31 +628,28 @@ class SegmentDetector(RefreshingDetector):
                 if np.isfinite(g[3]):
                     out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
 
-    def _export_gap_intervals(self, out: "MetricWriter", g: np.ndarray, shown: list[int], ok: np.ndarray) -> None:
+    def _gap_intervals(self, g: np.ndarray, ok: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
         for all segments at once), from the labelled rows' terms ``g``, for segments with
-        ``min_labels`` labels there."""
+        ``min_labels`` labels there: the lower and upper bounds' figures."""
         n = np.round(g[_D_N])
         valid = ok & (n >= max(self.min_labels, 2))
         safe = np.maximum(n, 2.0)
         mean = g[_D_SUM] / safe
         half = self._gap_z * np.sqrt(np.maximum((g[_D_SQ] - safe * mean * mean) / (safe - 1.0), 0.0) / safe)
-        segs = self.segment_names
-        put_figures(out, names.SEGMENT_GAP_LOWER, [((segs[i],), float(mean[i] - half[i]) if valid[i] else None) for i in shown])
-        put_figures(out, names.SEGMENT_GAP_UPPER, [((segs[i],), float(mean[i] + half[i]) if valid[i] else None) for i in shown])
+        return [(names.SEGMENT_GAP_LOWER, mean - half, valid), (names.SEGMENT_GAP_UPPER, mean + half, valid)]
 
-    def _export_uncertainty(self, out: "MetricWriter", shown: list[int]) -> None:
-        """Mean energy (logit outputs) and mean ensemble disagreement per segment, written only
+    def _uncertainty_means(self) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
+        """Mean energy (logit outputs) and mean ensemble disagreement per segment, figures only
         for models whose outputs carry them (``min_rows`` such rows per segment)."""
         if not (self._seen_energy or self._seen_ensemble):
-            return
+            return []
         u = self._uncertainty.total().reshape(_U_FIELDS, self._s)
-        segs, least = self.segment_names, max(self.min_rows, 1)
+        least = max(self.min_rows, 1)
         figures = ([(names.SEGMENT_ENERGY, _U_EN, _U_ENERGY)] if self._seen_energy else []) + (
             [(names.SEGMENT_MUTUAL_INFORMATION, _U_MN, _U_MI), (names.SEGMENT_TOP_CLASS_VARIANCE, _U_MN, _U_VAR)]
             if self._seen_ensemble else [])
-        for name, count, total in figures:
-            put_figures(out, name, [((segs[i],), float(u[total, i] / u[count, i]) if u[count, i] >= least else None) for i in shown])
+        return [(name, u[total] / u[count], u[count] >= least) for name, count, total in figures]
 
     def _export_reliability(self, out: "MetricWriter", lab: np.ndarray, shown: list[int], ok: set[int]) -> None:
         segs = self.segment_names

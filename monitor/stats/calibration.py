@@ -419,23 +419,19 @@ def overconfidence_pvalue_rows(sum_c: np.ndarray, sum_c2: np.ndarray, sum_c3: np
     >>> round(float(p[0]), 2), bool(p[1] < 0.01), bool(np.isnan(p[2]))  # 90% right, 84% right, no variance
     (0.52, True, True)
     """
-    c, c2, c3, right = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (sum_c, sum_c2, sum_c3, n_correct)))
-    out = np.full(c.shape, np.nan)
-    var = c - c2
-    ok = var > 0  # NaN and a null variance <= 0 give NaN, as the scalar test
-    if not ok.any():
-        return out
-    c, c3, right, var = c[ok], c3[ok], right[ok], var[ok]
-    sd = np.sqrt(var)
-    k3 = c - 3.0 * c2[ok] + 2.0 * c3
-    with np.errstate(invalid="ignore", over="ignore"):
+    c, c2, c3, right = (np.asarray(a, dtype=np.float64) for a in (sum_c, sum_c2, sum_c3, n_correct))
+    if not c.shape == c2.shape == c3.shape == right.shape:
+        c, c2, c3, right = np.broadcast_arrays(c, c2, c3, right)
+    # every row computed, those without a null variance (or with NaN sums) masked at the end
+    with np.errstate(all="ignore"):
+        var = c - c2
+        sd = np.sqrt(var)
         x = (right + 0.5 - c) / sd
-        gamma = k3 / sd**3
-        cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in (x / _SQRT2).tolist()]))
+        gamma = (c - 3.0 * c2 + 2.0 * c3) / sd**3
+        cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in (x / _SQRT2).tolist()]).reshape(x.shape))
         pdf = np.exp(x * x / -2.0) / _SQRT_TAU
         p = cdf - gamma / 6.0 * (x * x - 1.0) * pdf
-    out[ok] = np.clip(p, 0.0, 1.0)
-    return out
+        return np.where(var > 0, np.clip(p, 0.0, 1.0), np.nan)
 
 
 #: Over-confidence gap (in accuracy points) that the weighted test's additive part is designed for:
