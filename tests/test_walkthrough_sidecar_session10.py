@@ -17,6 +17,7 @@ import pytest
 
 from monitor.forwarding import WIRE_VERSION
 from tests.sidecar_support import quiet_factory, start_sidecar, total, wait_until
+from tests.test_cloudevents import kserve_headers
 
 IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
@@ -200,10 +201,7 @@ def test_a_model_name_nobody_serves_is_logged_with_where_the_name_comes_from(tmp
     with _proxying(tmp_path, "aiohttp") as s:
         for _ in range(2):
             assert http("POST", s.url + "/v2/models/iris-sklearn/infer", oip(1)).status == 200
-        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "c1",
-                   "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Source": "http://localhost:9081/",
-                   "Ce-Inferenceservicename": "iris-sklearn"}
-        r = http("POST", s.url + "/v1/cloudevents", {"instances": [[1, 2, 3, 4]]}, headers)
+        r = http("POST", s.url + "/v1/cloudevents", {"instances": [[1, 2, 3, 4]]}, kserve_headers("c1", "request", "iris-sklearn"))
         assert r.status == 404 and r.json()["field"] == "ce-inferenceservicename", r.body
         assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="proxy", reason="unknown_model") == 2)
     proxy = _said(caplog, "proxy: exchange not monitored (unknown_model)")
@@ -248,9 +246,7 @@ def test_a_tensor_whose_data_does_not_fill_its_shape_says_how_many_values_it_nee
     caplog.set_level(logging.WARNING, logger="monitor.server")
     s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
     try:
-        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "short",
-                   "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Source": "http://localhost:9081/",
-                   "Ce-Inferenceservicename": "iris"}
+        headers = kserve_headers("short", "request", "iris")
         short = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3]}]}
         r = http("POST", s.url + "/v1/cloudevents", short, headers)
         assert r.status == 400 and r.json()["field"] == "inputs[0].data" and r.json()["reason"] == "bad_data", r.body
@@ -280,9 +276,7 @@ def test_a_cloudevent_told_429_joins_its_other_half_when_it_is_retried(tmp_path:
         assert http("POST", s.url + "/v1/events", [event] * 5).status == 202  # the queue is full
 
         def kserve(part: str) -> dict[str, str]:
-            return {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "pair-1",
-                    "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Source": "http://localhost:9081/",
-                    "Ce-Inferenceservicename": "iris"}
+            return kserve_headers("pair-1", part, "iris")
 
         response = {"predictions": [[0.7, 0.2, 0.1]]}
         r = http("POST", s.url + "/v1/cloudevents", {"instances": [[5.1, 3.5, 1.4, 0.2]]}, kserve("request"))
@@ -428,3 +422,35 @@ def test_events_refused_for_a_named_model_count_against_that_model(tmp_path: Pat
                       description: "More than 1% of the events (or proxied exchanges) of iris-v2 arriving by events were refused by the sidecar over 10 minutes with reason bad_timestamp: that traffic is not monitored. Back-pressure (queue_full, overloaded, shutting_down, not_ready) is left to MonitorShedsEvents and MonitorQueueNearlyFull."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
     """)
+
+
+def test_cloudevents_and_forwarded_events_refused_for_a_served_model_count_against_it(tmp_path: Path) -> None:
+    """As for /v1/events: a CloudEvent whose ce-inferenceservicename names a served model but whose
+    body cannot be read, and a forwarded event of a served model with a bad field, were counted
+    under model="_sidecar" and weighed against the whole endpoint's traffic."""
+    from tests.sidecar_support import http
+
+    sock = str(tmp_path / "fwd.sock")
+    models = {"models": [IRIS, {**IRIS, "model": "iris-v2"}], "server": {"forward": {"unix": sock}}}
+    s = start_sidecar(models, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        headers = kserve_headers("x", "request", "iris-v2")
+        bad = {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [1, 2, 3]}]}
+        assert http("POST", s.url + "/v1/cloudevents", bad, headers).status == 400
+        assert http("POST", s.url + "/v1/cloudevents", bad, {**headers, "Ce-Inferenceservicename": "nope"}).status == 404
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            c.sendto(json.dumps({"v": WIRE_VERSION, "sender": "w", "seq": 1, "model": "iris-v2", "events": [
+                {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1], "timestamp": "yesterday"},
+                {"model": "iris", "inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1], "latency_s": -1}]}).encode(), sock)
+        finally:
+            c.close()
+        assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="forward") == 2)
+        counters = _scraped_counters(s.metrics(), "monitor_intake_events_refused_total")
+    finally:
+        s.close()
+    assert counters == {
+        'monitor_intake_events_refused_total{endpoint="cloudevents",model="iris-v2",reason="bad_data"}': 1.0,
+        'monitor_intake_events_refused_total{endpoint="cloudevents",model="_sidecar",reason="unknown_model"}': 1.0,
+        'monitor_intake_events_refused_total{endpoint="forward",model="iris-v2",reason="bad_timestamp"}': 1.0,
+        'monitor_intake_events_refused_total{endpoint="forward",model="iris",reason="bad_latency"}': 1.0}, counters

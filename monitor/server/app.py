@@ -116,7 +116,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         status = err.status
         endpoint = endpoint_of(name) or name
         if err.events:
-            sidecar.count_refused(endpoint, err.reason, err.events, detail=_unread_refusal(name, err))
+            sidecar.count_refused(endpoint, err.reason, err.events, err.monitor, detail=_unread_refusal(name, err))
         response = error_response(err)
     except web.HTTPException as exc:
         status = exc.status

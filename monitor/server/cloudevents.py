@@ -249,8 +249,16 @@ class CloudEventsIntake:
     def accept(self, event: CloudEvent, size: int = 0) -> str:
         """Process one validated CloudEvent (``size``: the bytes of the body it came in); returns
         ``pending`` or ``accepted``."""
+        mon = self.sidecar.resolve(event.attributes.get("inferenceservicename") or None, field="ce-inferenceservicename")
+        try:
+            return self._accept(event, size, mon)
+        except IntakeError as err:
+            if err.monitor is None:
+                err.monitor = mon  # counted under the model the event was for
+            raise
+
+    def _accept(self, event: CloudEvent, size: int, mon: "Monitor") -> str:
         sidecar = self.sidecar
-        mon = sidecar.resolve(event.attributes.get("inferenceservicename") or None, field="ce-inferenceservicename")
         now = time.time()
         try:
             ts = parse_timestamp(event.time, now)

@@ -21,10 +21,12 @@ def endpoint_of(route: str | None) -> str | None:
 
 class IntakeError(Exception):
     """A request the sidecar refuses. ``events`` is how many events it carried (for the refused
-    counter; 1 when unknown)."""
+    counter; 1 when unknown); ``monitor`` the served model they were for when that is known (they
+    are counted under it, so that alerts weigh them against that model's own traffic)."""
 
     def __init__(self, status: int, field: str, message: str, reason: str, *, events: int = 1,
-                 details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> None:
+                 details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+                 monitor: Any = None) -> None:
         super().__init__(f"{field}: {message}")
         self.status = status
         self.field = field
@@ -33,6 +35,7 @@ class IntakeError(Exception):
         self.events = events
         self.details = details
         self.headers = headers
+        self.monitor = monitor
 
 
 def error_response(err: IntakeError) -> web.Response:

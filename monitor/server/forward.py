@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
 from monitor.server.errors import IntakeError
+from monitor.server.intake import known_model
 from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server.settings import ForwardSettings
 
@@ -168,7 +169,8 @@ class ForwardReceiver:
         for obj in events:
             unsafe = unsafe_json(data, obj) if check else None
             if unsafe is not None:
-                sidecar.count_refused(ENDPOINT, unsafe, detail=f"an event {UNSAFE_JSON_MESSAGES[unsafe]}")
+                sidecar.count_refused(ENDPOINT, unsafe, mon=known_model(sidecar, obj, default_model),
+                                      detail=f"an event {UNSAFE_JSON_MESSAGES[unsafe]}")
                 continue
             # a forwarding worker gets no answer: the first refusal of each reason is logged with what
             # was wrong, else a misnamed model (ForwardingMonitor("irsi")) shows only as a counter
@@ -176,7 +178,7 @@ class ForwardReceiver:
                 parsed = parse_event(obj, now)
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             except EventFormatError as err:
-                sidecar.count_refused(ENDPOINT, err.reason, detail=str(err))
+                sidecar.count_refused(ENDPOINT, err.reason, mon=known_model(sidecar, obj, default_model), detail=str(err))
                 continue
             except IntakeError as err:
                 sidecar.count_refused(ENDPOINT, err.reason, detail=str(err) + (

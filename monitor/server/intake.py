@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["decode_events", "parse_fast", "parse_batch", "handle_events", "handle_feedback", "MAX_REPORTED_ERRORS"]
+__all__ = ["decode_events", "parse_fast", "parse_batch", "known_model", "handle_events", "handle_feedback",
+           "MAX_REPORTED_ERRORS"]
 
 MAX_REPORTED_ERRORS = 20
 _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
@@ -184,7 +185,7 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             out.append((mon, parsed.event))
         except EventFormatError as err:
-            key = (_known_model(sidecar, obj, default_model), err.reason)
+            key = (known_model(sidecar, obj, default_model), err.reason)
             reasons[key] = reasons.get(key, 0) + 1
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append({"index": i, "field": err.field, "error": str(err), "reason": err.reason})
@@ -212,7 +213,7 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
     return out
 
 
-def _known_model(sidecar: "Sidecar", obj: Any, default_model: str | None) -> "Monitor | None":
+def known_model(sidecar: "Sidecar", obj: Any, default_model: str | None) -> "Monitor | None":
     """The served model a malformed event is for (its ``model``, else ``?model=``, else the only
     one served), or None when that cannot be told."""
     name = obj.get("model") if isinstance(obj, dict) else None
