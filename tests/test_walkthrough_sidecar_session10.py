@@ -454,3 +454,32 @@ def test_cloudevents_and_forwarded_events_refused_for_a_served_model_count_again
         'monitor_intake_events_refused_total{endpoint="cloudevents",model="_sidecar",reason="unknown_model"}': 1.0,
         'monitor_intake_events_refused_total{endpoint="forward",model="iris-v2",reason="bad_timestamp"}': 1.0,
         'monitor_intake_events_refused_total{endpoint="forward",model="iris",reason="bad_latency"}': 1.0}, counters
+
+
+def test_a_sidecar_that_cannot_start_says_why_without_an_asyncio_error(tmp_path: Path) -> None:
+    """``monitor serve --proxy`` whose forwarding socket is bound by another process (a second
+    sidecar of the same config) stops with "cannot listen: ... server.forward.unix ...", as it
+    should, but first logged ``ERROR asyncio: Unclosed client session``: the proxy's client
+    session, opened before the receiver failed, was never closed, and on-call reads an ERROR
+    that looks like a bug of its own."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO_ROOT, free_port
+
+    sock_path = tmp_path / "fwd.sock"
+    taken = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    taken.bind(str(sock_path))  # "another sidecar" bound to it
+    try:
+        config = tmp_path / "monitor.yaml"
+        config.write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "forward": {"unix": str(sock_path)}}}))
+        done = subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config",
+                               str(config), "--proxy", f"http://127.0.0.1:{free_port()}"],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close()
+    assert done.returncode != 0
+    assert "cannot listen" in done.stderr and "server.forward.unix" in done.stderr, done.stderr
+    assert "Unclosed client session" not in done.stderr, done.stderr

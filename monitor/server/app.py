@@ -272,7 +272,14 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
             from monitor.server.forward import ForwardReceiver
 
             receiver = ForwardReceiver(sidecar, fw)
-            await receiver.start()
+            try:
+                await receiver.start()
+            except BaseException:
+                # the start stops here and this app's cleanup never runs: the proxy's client session
+                # is closed now, else asyncio logs it at ERROR next to the real cause
+                if K.PROXY in app:
+                    await app[K.PROXY].close()
+                raise
             app[K.FORWARD] = receiver
         app[K.TASKS] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app[K.CHECKPOINTER].run())]
 
