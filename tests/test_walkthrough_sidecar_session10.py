@@ -483,3 +483,51 @@ def test_a_sidecar_that_cannot_start_says_why_without_an_asyncio_error(tmp_path:
     assert done.returncode != 0
     assert "cannot listen" in done.stderr and "server.forward.unix" in done.stderr, done.stderr
     assert "Unclosed client session" not in done.stderr, done.stderr
+
+
+def test_checkpoints_that_keep_failing_page(tmp_path: Path) -> None:
+    """checkpoint.path on a volume the sidecar cannot write (read-only, missing, another user's)
+    passes ``monitor config check``; every save fails, each an ERROR line and a count in
+    monitor_checkpoint_failures_total{operation="save"}, and no shipped rule read that counter:
+    nobody learnt that the state would not survive the next restart (windows lost, alerts re-sent
+    as new) until it happened. MonitorCheckpointFailing fires when saves keep failing (more than
+    two in an hour), not for one failure that the next save repairs. The labels come from a real
+    sidecar whose checkpoint folder cannot be created."""
+    from tests.test_oncall_session7 import _run_unit_test
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the checkpoint's folder should be")
+    s = start_sidecar({**IRIS, "checkpoint": {"path": str(blocker / "iris.ckpt"), "interval": "200ms"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        assert wait_until(lambda: total(s.metrics(), "monitor_checkpoint_failures_total") >= 1)
+        failures = [name for name in _scraped_counters(s.metrics(), "monitor_checkpoint_failures_total")]
+    finally:
+        s.close()
+    assert len(failures) == 1 and 'operation="save"' in failures[0] and 'model="iris"' in failures[0], failures
+    (series,) = failures
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorcheckpointfailing"
+    _run_unit_test(tmp_path, "core.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: '{series}'
+                values: '0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20'
+            alert_rule_test:
+              - eval_time: 20m
+                alertname: MonitorCheckpointFailing
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: iris}}
+                    exp_annotations:
+                      summary: "Checkpoints of iris keep failing: its state will not survive a restart."
+                      description: "Saving the checkpoint of iris failed more than twice in the last hour (monitor_checkpoint_failures_total{{operation=\\"save\\"}}): a restart now loses its detector windows and re-sends its firing alerts as new."
+                      runbook_url: "{url}"
+          - interval: 1m
+            input_series:
+              - series: '{series}'
+                values: '0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+            alert_rule_test:
+              - eval_time: 20m
+                alertname: MonitorCheckpointFailing
+                exp_alerts: []
+    """)
