@@ -121,14 +121,14 @@ def _gap_pvalues(lab: np.ndarray) -> np.ndarray:
     window's weighted test costs ~0.5 ms per call: per segment at every rule tick it took a tenth
     of the 2 us/event budget at 256 events/s.) All segments in one array pass: the scalar test per
     segment was the largest part of a recomputation's arithmetic."""
-    # segments by bins, each row contiguous: a row's sum adds its bins in the order a segment's
-    # own 1-D sum does (the figures stay those of the per-segment test to the last bits)
-    count = np.ascontiguousarray(lab[_BIN_N:_BIN_CONF].T)
-    sum_conf = np.ascontiguousarray(lab[_BIN_CONF:_BIN_CORR].T)
+    # segments by bins (one copy), each segment's bins contiguous: a row's sum adds its bins in
+    # the order a segment's own 1-D sum does (the figures stay those of the per-segment test)
+    bins = np.ascontiguousarray(lab[_BIN_N:_L_FIELDS].T)
+    count, sum_conf, sum_correct = bins[:, :cal.ECE_BINS], bins[:, cal.ECE_BINS:2 * cal.ECE_BINS], bins[:, 2 * cal.ECE_BINS:]
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(count > 0, sum_conf / count, 0.0)
     return cal.overconfidence_pvalue_rows(sum_conf.sum(axis=1), (count * mean**2).sum(axis=1), (count * mean**3).sum(axis=1),
-                                          np.ascontiguousarray(lab[_BIN_CORR:_L_FIELDS].T).sum(axis=1))
+                                          sum_correct.sum(axis=1))
 
 
 def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None) -> tuple[int, int, float, float] | None:
@@ -621,12 +621,10 @@ class SegmentDetector(RefreshingDetector):
             put_figures(out, names.SEGMENT_TEMPERATURE, self._temperatures(shown, set(cal_ok)))
         out.clear(names.SEGMENT_MAX_GAP)
         out.clear(names.SEGMENT_MAX_GAP_Z)
-        for figure, g in self.gaps((p, lab, x)).items():
-            if g is not None:
-                labels = (figure, g[0], g[1])
-                out.set(names.SEGMENT_MAX_GAP, g[2], labels)
-                if np.isfinite(g[3]):
-                    out.set(names.SEGMENT_MAX_GAP_Z, g[3], labels)
+        found = [((figure, g[0], g[1]), g[2], g[3]) for figure, g in self.gaps((p, lab, x)).items() if g is not None]
+        if found:
+            out.set_many(names.SEGMENT_MAX_GAP, [(labels, gap) for labels, gap, _ in found])
+            out.set_many(names.SEGMENT_MAX_GAP_Z, [(labels, z) for labels, _, z in found if np.isfinite(z)])
 
     def _gap_intervals(self, g: np.ndarray, ok: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
