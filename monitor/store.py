@@ -125,6 +125,24 @@ class MetricStore:
             )
         return key
 
+    def _pairs(self, spec: MetricSpec, items: Iterable[tuple[LabelValues, float]]) -> list[tuple[tuple[str, ...], float]]:
+        """``(_key(spec, labels), float(value))`` of each pair, in order, :meth:`_key`'s common
+        case inline (a tuple of str of the right length, used as given): a detector writes a
+        hundred series or more per export, and a call per series cost as much as the check."""
+        key, arity = self._key, len(spec.labels)
+        out: list[tuple[tuple[str, ...], float]] = []
+        append = out.append
+        for labels, value in items:
+            if labels.__class__ is tuple and len(labels) == arity:  # type: ignore[arg-type]
+                for v in labels:  # type: ignore[union-attr]
+                    if v.__class__ is not str:
+                        break
+                else:
+                    append((labels, float(value)))  # type: ignore[arg-type]
+                    continue
+            append((key(spec, labels), float(value)))
+        return out
+
     def _slot(self, spec: MetricSpec, key: tuple[str, ...], factory: Any) -> Any:
         """The series' value holder, created if the series cap allows; None when refused."""
         series = self._values[spec.name]
@@ -153,8 +171,7 @@ class MetricStore:
         look-up and one lock: a detector exporting one figure per feature (or per feature and
         reason) writes hundreds of series per drained batch, and per-call overhead dominated."""
         spec = self._spec(name)
-        key = self._key
-        pairs = [(key(spec, labels), float(value)) for labels, value in items]
+        pairs = self._pairs(spec, items)
         with self._lock:
             series = self._values[name]
             for k, value in pairs:
@@ -165,8 +182,7 @@ class MetricStore:
         """``inc(name, amount, labels)`` for every ``(labels, amount)`` pair, in order (as
         :meth:`set_many`); a negative amount is refused before anything is written."""
         spec = self._spec(name)
-        key = self._key
-        pairs = [(key(spec, labels), float(amount)) for labels, amount in items]
+        pairs = self._pairs(spec, items)
         for k, amount in pairs:
             if amount < 0:
                 raise ValueError(f"{name}: counters only go up (got {amount} for {k})")
@@ -243,7 +259,7 @@ class MetricStore:
         """``remove(name, l)`` for every ``l``, with one catalog look-up and one lock (a detector
         with figures below their minimum count in every segment removes dozens at each export)."""
         spec = self._spec(name)
-        keys = [self._key(spec, l) for l in labels]
+        keys = [k for k, _ in self._pairs(spec, ((l, 0.0) for l in labels))]
         with self._lock:
             series = self._values[name]
             if series:
