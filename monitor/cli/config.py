@@ -65,6 +65,12 @@ def _server_problems(agent: object) -> list[str]:
     return out
 
 
+#: the end of the check's note on detectors it did not build on raw reference data
+_RAW_NOT_BUILT = ("not built: the reference is raw data, which the agent profiles at start and the check does not. Fix: "
+                  "build a profile with 'monitor reference build' and name it in reference.path (the agent then starts "
+                  "faster too) for a check of every detector")
+
+
 def _detector_problems(agent: AgentConfig) -> list[str]:
     """Every model's detectors, built as the agent builds them at start
     (:func:`monitor.detector_build.build_detectors`, which ``Monitor`` uses): a value a detector
@@ -91,14 +97,14 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     for m in agent.models:
         state, reference = _reference_for_check(m.reference.path)
         if state in ("raw", "unreadable"):
-            if m.detectors is None:
-                continue  # the default set depends on what the reference holds
+            if m.detectors is None:  # the default set depends on what the reference holds
+                if state == "raw":  # said as for listed detectors: "SUCCESS" alone read as all checked
+                    click.echo(f"NOTE: model {m.model!r}: the default detectors that need the reference {_RAW_NOT_BUILT}")
+                continue
             left = sorted({d.kind for d in m.detectors if d.kind not in no_reference})
             m = dataclasses.replace(m, detectors=tuple(d for d in m.detectors if d.kind in no_reference))
             if left and state == "raw":
-                click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} not built: the reference is raw data, which the agent "
-                           "profiles at start and the check does not. Fix: build a profile with 'monitor reference build' and "
-                           "name it in reference.path (the agent then starts faster too) for a check of every detector")
+                click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} {_RAW_NOT_BUILT}")
         try:
             build_detectors(m, reference, input_schema(m.schema, reference))
         except ConfigError as err:
