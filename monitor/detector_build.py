@@ -63,7 +63,16 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         except ConfigError:
             raise
         except (ValueError, TypeError) as err:
+            if isinstance(err, TypeError) and not any(k in str(err) for k in d.params):
+                raise  # a bug in the detector, not a value of the config: not to be blamed on the entry
             raise detector_error(cfg, i, d, err, listed=listed, has_reference=reference is not None) from err
+    if not any(getattr(det, "kind", "") == "segments" for det in detectors):
+        # rows folded into "other" are counted once per model: by the segments detector, else by
+        # the first detector that slices by segment and can count them
+        for det in detectors:
+            count = getattr(det, "count_segment_overflow", None)
+            if count is not None and count():
+                break
     return detectors
 
 

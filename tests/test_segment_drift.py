@@ -484,15 +484,15 @@ def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_a
     agent's engine on one unit-test file. Model m has four segments with a p-value per score:
     apac (p 1e-4 < 0.001 / 4, distance 0.3) fires; eu (p 5e-4: below 0.001 but not below
     0.001 / 4) does not; us (p 1e-9 but distance 0.05, noise-sized) does not. Model n has one
-    segment tested, so its p 5e-4 is below 0.001 / 1 and fires: the count is per model and score."""
+    segment tested, so its p 5e-4 is below 0.001 / 1 and fires: the count is per model."""
     import yaml
 
     from tests.test_oncall_session7 import _run_unit_test
 
     conf_desc = ("The distribution of the model's confidence on segment {s} over the window differs from the whole reference's "
-                 "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the segments tested). The reference is not sliced by "
-                 "segment: a segment that always differed from the population fires from its first full window (a standing "
-                 "difference, not a change).")
+                 "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the tests made: segments times scores). The reference "
+                 "is not sliced by segment: a segment that always differed from the population fires from its first full window "
+                 "(a standing difference, not a change).")
     pred_desc = ("The predicted-class distribution of segment {s} over the window differs from the whole reference's "
                  "(Jensen-Shannon distance 0.30, p < 0.001 divided by the segments tested): label shift, a change of inputs or "
                  "a model collapsing onto few answers for that segment (monitor_segment_output_top_class_share_ratio says "
@@ -517,3 +517,59 @@ def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_a
                         {"eval_time": "10m", "alertname": alert, "exp_alerts": []}]  # before `for: 15m`
     doc = {"tests": [{"interval": "1m", "input_series": series, "alert_rule_test": alert_tests}]}
     _run_unit_test(tmp_path, "confidence.yml", yaml.safe_dump(doc, sort_keys=False, width=1000))
+
+
+def test_segment_confidence_drift_rule_divides_by_segments_times_scores(tmp_path) -> None:
+    """Found by the final review: the divisor counted the segments per score, so each segment was
+    tested twice (confidence, entropy) at 0.001 / segments. Two segments and two scores are four
+    tests: apac's confidence p 3e-4 is below 0.001 / 2 but not below 0.001 / 4, so it stays silent;
+    at 2e-4 it fires (promtool and the agent's evaluator, as the test above)."""
+    import yaml
+
+    from tests.test_oncall_session7 import _run_unit_test
+
+    def series(p_apac: float) -> list[dict]:
+        out = []
+        for seg in ("apac", "eu"):
+            for score in ("confidence", "entropy"):
+                p = p_apac if (seg, score) == ("apac", "confidence") else 0.5
+                labels = f'model="m",segment="{seg}",score="{score}"'
+                out += [{"series": f"monitor_segment_confidence_drift_pvalue{{{labels}}}", "values": f"{p!r}x30"},
+                        {"series": f"monitor_segment_confidence_drift_distance{{{labels}}}", "values": "0.3x30"}]
+        return out
+
+    desc = ("The distribution of the model's confidence on segment apac over the window differs from the whole reference's "
+            "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the tests made: segments times scores). The reference "
+            "is not sliced by segment: a segment that always differed from the population fires from its first full window "
+            "(a standing difference, not a change).")
+    fired = [{"exp_labels": {"severity": "warning", "model": "m", "segment": "apac", "score": "confidence"},
+              "exp_annotations": {"summary": "Model m's confidence on segment apac differs from the reference", "description": desc,
+                                  "runbook_url": "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentconfidencedrift"}}]
+    doc = {"tests": [
+        {"interval": "1m", "input_series": series(3e-4),
+         "alert_rule_test": [{"eval_time": "20m", "alertname": "ModelSegmentConfidenceDrift", "exp_alerts": []}]},
+        {"interval": "1m", "input_series": series(2e-4),
+         "alert_rule_test": [{"eval_time": "20m", "alertname": "ModelSegmentConfidenceDrift", "exp_alerts": fired}]},
+    ]}
+    _run_unit_test(tmp_path, "confidence.yml", yaml.safe_dump(doc, sort_keys=False, width=1000))
+
+
+@pytest.mark.parametrize("with_segments", [True, False])
+def test_overflow_is_counted_once_with_or_without_the_segments_detector(reference: Reference, with_segments: bool) -> None:
+    """Found by the final review: with only confidence_drift / prediction_drift listed (by_segment
+    on, no segments detector), ~600 rows went to segment="other" and the overflow counter stayed
+    absent: nothing counted them. Now the first detector slicing by segment counts them when the
+    segments detector does not run; with it, it alone does (never twice)."""
+    rng = np.random.default_rng(10)
+    raw = _config(True, cap=2)
+    if not with_segments:
+        raw["detectors"] = raw["detectors"][:2]
+    mon = Monitor(model="segdrift", config=raw, reference=reference, registry=CollectorRegistry(), live=False, start_worker=False)
+    n = 1000
+    seg = np.array(["eu", "us", "apac", "latam", "emea"], dtype=object)[np.arange(n) % 5]
+    probs, _ = outputs(rng, n)
+    mon.observe(np.zeros((n, 1)), probs, segment=seg.tolist(), timestamp=T0)
+    mon.flush()
+    text = mon.metrics_text()
+    mon.close()
+    assert sample(text, "monitor_segment_overflow_rows_total") == 600

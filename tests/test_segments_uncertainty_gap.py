@@ -379,3 +379,17 @@ def test_a_segment_named_other_holds_the_overflow_in_the_drift_and_regression_de
     reg.export(store)
     rows = {labels["segment"]: v for n, labels, v in store.samples() if n == names.REGRESSION_SEGMENT_ROWS}
     assert rows == {"other": 600.0, "eu": 200.0}
+
+
+def test_nan_segment_values_are_unset_and_do_not_grow_the_slot_index() -> None:
+    """Found by the final review: each NaN float is a new dict key (NaN != NaN), so a float column
+    with missing values grew the slot index by one entry per row, forever, and NaN became a
+    segment "nan". NaN is a missing segment: ``unset``."""
+    from monitor.detectors._segment_slots import SegmentSlots
+
+    slots = SegmentSlots(5)
+    for _ in range(100):
+        values = np.array([1.0, float("nan"), 2.0] * 100, dtype=object)
+        got = slots.assign(values)
+    assert slots.names == ("1.0", "unset", "2.0", "other")
+    assert got[1] == got[4] == 1 and len(slots._index) <= 8

@@ -282,7 +282,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(SEGMENT_CALIBRATION_ERROR, GAUGE,
                "Top-label calibration error per segment, by estimator: 15-bin equal-width ECE, its debiased L2 counterpart on the same bins, "
                "or the debiased L2 on the segment's own equal-mass bins (Kumar 2019, as the whole window's).",
-               labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=400),
+               labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=600),
     MetricSpec(SEGMENT_MAX_CALIBRATION_ERROR, GAUGE,
                "Largest gap between confidence and accuracy in one of the 15 equal-width bins holding enough labels, per segment (MCE).",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),

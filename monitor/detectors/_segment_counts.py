@@ -15,8 +15,9 @@ every rule tick, took ~1.5 ms: 0.4 us/event at 256 events/s).
 
 Segment values get their slots from a :class:`~monitor.detectors._segment_slots.SegmentSlots`
 of their own (the same cap and, for the same batches, the same names as the segments
-detector's). Overflow into ``other`` is not counted here: the segments detector counts it in
-``monitor_segment_overflow_rows``, and counting it again would double that counter.
+detector's). Overflow into ``other`` is counted here only when no segments detector runs beside
+(``counts_overflow``): the segments detector counts it in ``monitor_segment_overflow_rows``, and
+counting it twice would double that counter.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, accumulate
 from monitor.detectors._segment_slots import SegmentSlots
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
+    from monitor.store import MetricWriter
 
 __all__ = ["SegmentCounts", "chi2_rows", "class_entropy_rows", "js_distance_rows", "ks_rows", "segment_values"]
 
@@ -68,6 +71,10 @@ class SegmentCounts:
         self.width = int(width)
         self.slots = SegmentSlots(cap)
         self.window = SlidingWindow(window_s, (self.slots.size * self.width,), n_slots)
+        #: whether rows folded into ``other`` are counted here (``monitor_segment_overflow_rows``):
+        #: the segments detector counts them when it runs; when it does not, one detector
+        #: slicing by segment is given the count (:func:`monitor.detector_build.build_detectors`)
+        self.counts_overflow = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -78,13 +85,18 @@ class SegmentCounts:
 
     def add(self, segments: np.ndarray, ts: np.ndarray, positions: list[np.ndarray], span: tuple[float, float] | None = None) -> None:
         """Count each row at each of its ``positions`` (indices into the width) in its segment's copy."""
-        # rows=False: overflow into "other" is the segments detector's to count, not this one's
-        base = self.slots.assign(segments, rows=False) * self.width
+        base = self.slots.assign(segments, rows=self.counts_overflow) * self.width
         parts: list[Part] = [(base + pos, 1.0) for pos in positions]
         accumulate(self.window, ts, parts, span)
 
     def advance(self, now: float) -> None:
         self.window.advance(now)
+
+    def export_overflow(self, out: "MetricWriter") -> None:
+        """Add the rows folded into ``other`` since the last export to the counter, when counted here."""
+        n = self.slots.take_overflow() if self.counts_overflow else 0
+        if n:
+            out.inc(names.SEGMENT_OVERFLOW, float(n))
 
     def totals(self) -> np.ndarray:
         """Window totals, one row per name of :attr:`names` (the learned segments, then ``other``,

@@ -26,7 +26,9 @@ UNSET = "unset"
 
 def _label(v: Any) -> str:
     """The ``segment`` label a value is exported under."""
-    return UNSET if v is None or (isinstance(v, str) and not v) else str(v)
+    if v is None or (isinstance(v, str) and not v) or (isinstance(v, float) and v != v):  # NaN: a missing value
+        return UNSET
+    return str(v)
 
 
 def _hashable(v: Any) -> bool:
@@ -119,7 +121,8 @@ class SegmentSlots:
                     out[i] = slot
                     self.carried = True
                     continue  # not remembered: unique values beyond the cap must not grow the index
-            index[v] = slot  # another value of a known label (None, 1 for "1"): found at once next time
+            if v == v:  # another value of a known label (None, 1 for "1"): found at once next time (a NaN
+                index[v] = slot  # never equals itself: remembering each one would grow the index forever)
             self.carried = self.carried or label != UNSET
             out[i] = slot
         return out

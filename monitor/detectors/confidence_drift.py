@@ -166,7 +166,17 @@ class ConfidenceDriftDetector(RefreshingDetector):
                        for s in SCORES}
                 for i, name in enumerate(self._segments.names)}
 
+    def count_segment_overflow(self) -> bool:
+        """Count the rows folded into ``other`` here (when no segments detector runs to count
+        them); False without ``by_segment``."""
+        if self._segments is None:
+            return False
+        self._segments.counts_overflow = True
+        return True
+
     def export(self, out: "MetricWriter") -> None:
+        if self._segments is not None:
+            self._segments.export_overflow(out)
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):
             return

@@ -185,7 +185,17 @@ class PredictionDriftDetector(RefreshingDetector):
             return None
         return bbse_weights(self._confusion, cur / cur.sum())
 
+    def count_segment_overflow(self) -> bool:
+        """Count the rows folded into ``other`` here (when no segments detector runs to count
+        them); False without ``by_segment``."""
+        if self._segments is None:
+            return False
+        self._segments.counts_overflow = True
+        return True
+
     def export(self, out: "MetricWriter") -> None:
+        if self._segments is not None:
+            self._segments.export_overflow(out)
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):
             return
