@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from monitor.batch import Batch
     from monitor.store import MetricWriter
 
-__all__ = ["SegmentCounts", "chi2_rows", "class_entropy_rows", "js_distance_rows", "ks_rows", "segment_values"]
+__all__ = ["SegmentCounts", "SegmentCounting", "chi2_rows", "class_entropy_rows", "js_distance_rows", "ks_rows", "segment_values"]
 
 
 def segment_values(batch: "Batch", n: int) -> np.ndarray:
@@ -197,3 +197,18 @@ def class_entropy_rows(cur: np.ndarray) -> np.ndarray:
         q = cur / cur.sum(axis=1, keepdims=True)
         h = 0.0 - np.where(q > 0, q * np.log(q), 0.0).sum(axis=1)  # a one-class row: 0, not -0
     return h / np.log(cur.shape[1]) if cur.shape[1] >= 2 else np.full(cur.shape[0], np.nan)
+
+
+class SegmentCounting:
+    """What a detector counting rows per segment in a :class:`SegmentCounts` (``_segments``, None
+    without ``by_segment``) offers :func:`monitor.detector_build.build_detectors`."""
+
+    _segments: SegmentCounts | None
+
+    def count_segment_overflow(self) -> bool:
+        """Count the rows folded into ``other`` here (when no segments detector runs to count
+        them); False without ``by_segment``."""
+        if self._segments is None:
+            return False
+        self._segments.counts_overflow = True
+        return True

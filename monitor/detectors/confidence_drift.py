@@ -49,7 +49,7 @@ from monitor.detectors._common import (
     reference_probabilities,
     windows_state,
 )
-from monitor.detectors._segment_counts import SegmentCounts, ks_rows, segment_values
+from monitor.detectors._segment_counts import SegmentCounting, SegmentCounts, ks_rows, segment_values
 from monitor.stats import univariate as uni
 from monitor.stats.uncertainty import normalized_entropy, top_two
 from monitor.windows import SlidingWindow
@@ -65,7 +65,7 @@ __all__ = ["ConfidenceDriftDetector"]
 SCORES = ("confidence", "entropy")
 
 
-class ConfidenceDriftDetector(RefreshingDetector):
+class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
     """KS test of the window's confidence and entropy distributions against the reference.
 
     Parameters
@@ -165,14 +165,6 @@ class ConfidenceDriftDetector(RefreshingDetector):
         return {name: {s: uni.TestResult(float(found[s][0][i]), float(found[s][1][i]), "asymptotic") if enough[i] else None
                        for s in SCORES}
                 for i, name in enumerate(self._segments.names)}
-
-    def count_segment_overflow(self) -> bool:
-        """Count the rows folded into ``other`` here (when no segments detector runs to count
-        them); False without ``by_segment``."""
-        if self._segments is None:
-            return False
-        self._segments.counts_overflow = True
-        return True
 
     def export(self, out: "MetricWriter") -> None:
         if self._segments is not None:

@@ -45,7 +45,7 @@ from monitor.detectors._common import (
     time_span,
     windows_state,
 )
-from monitor.detectors._segment_counts import SegmentCounts, chi2_rows, class_entropy_rows, js_distance_rows, segment_values
+from monitor.detectors._segment_counts import SegmentCounting, SegmentCounts, chi2_rows, class_entropy_rows, js_distance_rows, segment_values
 from monitor.stats import univariate as uni
 from monitor.stats.calibration import bbse_weights
 from monitor.windows import SlidingWindow
@@ -89,7 +89,7 @@ class SegmentPredictionFigures:
     top_share_reference: float
 
 
-class PredictionDriftDetector(RefreshingDetector):
+class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
     """Predicted-class frequencies against the reference: drift, label-shift weights, diversity.
 
     Parameters
@@ -184,14 +184,6 @@ class PredictionDriftDetector(RefreshingDetector):
         if self._confusion is None or cur.sum() < max(self.min_rows, 1):
             return None
         return bbse_weights(self._confusion, cur / cur.sum())
-
-    def count_segment_overflow(self) -> bool:
-        """Count the rows folded into ``other`` here (when no segments detector runs to count
-        them); False without ``by_segment``."""
-        if self._segments is None:
-            return False
-        self._segments.counts_overflow = True
-        return True
 
     def export(self, out: "MetricWriter") -> None:
         if self._segments is not None:
