@@ -78,7 +78,8 @@ class SegmentCounts:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every slot's segment name, ``other`` last: the series a detector writes or removes
+        """Every slot's segment name, the overflow's ``other`` last (unless a learned segment is named
+        ``other``, which then holds the overflow): the series a detector writes or removes
         (all of them at each export, so that a segment whose rows left the window loses its
         figures instead of keeping stale ones)."""
         return self.slots.names
@@ -99,8 +100,8 @@ class SegmentCounts:
             out.inc(names.SEGMENT_OVERFLOW, float(n))
 
     def totals(self) -> np.ndarray:
-        """Window totals, one row per name of :attr:`names` (the learned segments, then ``other``,
-        whose slot is the last whatever the number learned)."""
+        """Window totals, one row per name of :attr:`names` (the learned segments' slots, then the
+        overflow slot, the last whatever the number learned: :attr:`SegmentSlots.columns`)."""
         t = self.window.total().reshape(self.slots.size, self.width)
         return t[self.slots.columns]
 

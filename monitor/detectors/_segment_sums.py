@@ -64,7 +64,7 @@ class SegmentSums:
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Learned segment names, then ``other``."""
+        """Learned segment names, then the overflow's ``other`` (see :attr:`SegmentSlots.names`)."""
         return self.slots.names
 
     def add(self, name: str, ts: np.ndarray, segments: np.ndarray, parts: list[Part], rows: bool = True) -> None:
@@ -101,7 +101,7 @@ class SegmentSums:
             w.advance(now)
 
     def totals(self, name: str) -> np.ndarray:
-        """Window ``name``'s sums as ``(fields, segments)``: one column per slot, ``other`` last."""
+        """Window ``name``'s sums as ``(fields, segments)``: one column per slot, the overflow slot last."""
         self.fold()
         return self.windows[name].total().reshape(self.widths[name], self.slots.size)
 
