@@ -281,8 +281,15 @@ def test_a_cloudevent_told_429_joins_its_other_half_when_it_is_retried(tmp_path:
         response = {"predictions": [[0.7, 0.2, 0.1]]}
         r = http("POST", s.url + "/v1/cloudevents", {"instances": [[5.1, 3.5, 1.4, 0.2]]}, kserve("request"))
         assert r.status == 202 and r.json()["status"] == "pending", r.body
+        from monitor.server import keys as K
+
+        joiner = s.server.app[K.CLOUDEVENTS].joiner
+        first = joiner._pending[("iris", "pair-1")].received
         r = http("POST", s.url + "/v1/cloudevents", response, kserve("response"))
         assert r.status == 429 and r.headers.get("retry-after") == "1" and r.json()["reason"] == "queue_full", r.body
+        # kept with its time reset (final review): at its first arrival it would sit behind younger
+        # halves in the joiner's age order and could time out before the retry came
+        assert joiner._pending[("iris", "pair-1")].received > first
         s.flush()  # the queue drains
         r = http("POST", s.url + "/v1/cloudevents", response, kserve("response"))  # the retry
         assert r.status == 202 and r.json()["status"] == "accepted", r.body
@@ -553,3 +560,48 @@ def test_config_check_of_raw_reference_data_with_the_default_detectors_says_what
     result = CliRunner().invoke(main, ["config", "check", str(config)])
     assert "NOTE: model 'iris': " in result.output and "raw data" in result.output, result.output
     assert "monitor reference build" in result.output, result.output
+
+
+@pytest.mark.parametrize("engine", ["aiohttp", "lean"])
+def test_a_model_server_that_breaks_off_mid_answer_is_logged_on_every_engine(tmp_path: Path, caplog, engine: str) -> None:
+    """Found by the final review: the aiohttp engine counted a model server that broke off after
+    its answer head (reason="disconnect") without a log line, the lean engine logged it; both do
+    now, and the line says the client got a cut answer (not a 502)."""
+    from aiohttp import web
+
+    from monitor.server import leanproxy
+    from tests.sidecar_support import AppServer, http
+    from tests.test_proxy import oip, start_proxying
+
+    if engine == "lean" and not leanproxy.lean_available():
+        pytest.skip("the lean proxy engine needs httptools (a dependency of model-monitor)")
+
+    async def infer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b'{"outputs": [')
+        assert request.transport is not None
+        request.transport.close()  # the model server dies mid-answer
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v2/models/iris/infer", infer)
+    caplog.set_level(logging.WARNING, logger="monitor.server")
+    up = AppServer(app)
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=up.url)
+    try:
+        for _ in range(3):
+            try:
+                http("POST", s.url + "/v2/models/iris/infer", oip(1))
+            except Exception:  # the cut answer: the client sees its connection end early
+                pass
+        s.flush()
+        assert total(s.metrics(), "monitor_proxy_upstream_errors_total", reason="disconnect") == 3
+    finally:
+        s.close()
+        up.close()
+    said = _said(caplog, "closed the connection before its answer was complete")
+    assert len(said) == 1, said
+    assert up.url in said[0] and "cut short" in said[0], said[0]

@@ -27,7 +27,7 @@ import base64
 import json
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -310,7 +310,9 @@ class CloudEventsIntake:
         except IntakeError:
             # the other half (answered 202 before) waits again: the retry this refusal's 429/503 asks
             # for joins it, else it is counted unmatched when its time is up, as any lone half
-            _, given_up = self.joiner.offer((mon.model, request_id), other)
+            # with its time reset: kept at its first arrival it would sit behind younger halves
+            # (the joiner's expiry reads insertion order as age) and could time out before the retry
+            _, given_up = self.joiner.offer((mon.model, request_id), replace(other, received=time.monotonic()))
             if given_up:
                 self._give_up(given_up)
             raise

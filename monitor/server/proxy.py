@@ -67,18 +67,19 @@ ENDPOINT = "proxy"
 
 log = logging.getLogger("monitor.server")
 
-#: What a refusal without a message of its own means, for the one log line of its reason.
 #: the proxy's own 502/504 answers, for the log (:meth:`Proxy.upstream_failed`)
 _UPSTREAM_FAILURES = {
     "connect": "cannot connect to the model server at {url}: check --proxy / server.proxy.upstream (host and port) and "
                "that the model server is up",
     "timeout": "the model server at {url} did not answer within server.proxy.timeout ({timeout:g} s): it is stuck or "
                "overloaded (or raise the timeout)",
-    "disconnect": "the model server at {url} closed the connection before its answer was complete: see its log (a "
-                  "crash, an OOM kill, a restart)",
+    "disconnect": "the model server at {url} closed the connection before its answer was complete, or went silent "
+                  "for server.proxy.timeout ({timeout:g} s) in the middle of it: see its log (a crash, an OOM kill, a "
+                  "restart, a stuck stream)",
 }
 _UPSTREAM_LOG_EVERY_S = 60.0
 
+#: What a refusal without a message of its own means, for the one log line of its reason.
 _REFUSALS = {
     "client_error": "the model server answered 4xx, so the exchange holds no prediction",
     "too_large": "the request or response body is over server.max_body_bytes (raise it to monitor larger exchanges)",
@@ -291,7 +292,7 @@ class Proxy:
                     except StopAsyncIteration:
                         break
                     except (aiohttp.ClientError, asyncio.TimeoutError):
-                        store.inc("monitor_proxy_upstream_errors", labels=("disconnect",))
+                        self.upstream_failed("disconnect")
                         store.inc("monitor_proxy_requests", labels=request_labels(tap, upstream.status))
                         if request.transport is not None:
                             request.transport.close()  # the client must see the truncation, not a clean end
@@ -355,9 +356,11 @@ class Proxy:
         self._upstream_said[reason] = (now, 0)
         what = _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
             url=self.upstream, timeout=self.settings.timeout_s, reason=reason)
-        log.warning("proxy: %s; its clients were answered %d upstream_%s by the proxy; counted in "
-                    "monitor_proxy_upstream_errors_total{reason=\"%s\"}, %s", what, 504 if reason == "timeout" else 502,
-                    reason, reason, f"{unsaid} more since the last line" if last is not None else
+        answered = ("answered 504 upstream_timeout by the proxy" if reason == "timeout" else
+                    "answered 502 upstream_disconnect by the proxy, or, when the answer had begun, cut short"
+                    if reason == "disconnect" else f"answered 502 upstream_{reason} by the proxy")
+        log.warning("proxy: %s; its clients were %s; counted in "
+                    "monitor_proxy_upstream_errors_total{reason=\"%s\"}, %s", what, answered, reason, f"{unsaid} more since the last line" if last is not None else
                     "further ones logged at most once a minute")
 
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
