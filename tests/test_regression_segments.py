@@ -423,3 +423,29 @@ def test_segment_error_gap_rule_fires_on_a_worse_segment_and_is_silent_on_equal_
     for seed in (0, 1):
         assert "RegressionSegmentErrorGap" not in _fired(float("inf"), seed)
         assert "RegressionSegmentErrorGap" in _fired(3600.0, seed)
+
+
+def test_a_small_noisy_segment_at_the_top_does_not_hide_a_significant_gap() -> None:
+    """Found by the final review: the largest gap paired the highest MAE with the lowest, so a
+    segment of 60 labels with heavy-tailed errors at the top (its gap over "a" noise) stood for
+    every difference and RegressionSegmentErrorGap stayed silent while "b" had twice the error of
+    "a" on 2,000 labels each (z ~26). The widest significant pair is reported instead; with no
+    significant pair, the widest of all (its z below 4)."""
+    rng = np.random.default_rng(31)
+    # "c": 58 small errors and two huge ones (MAE ~4.1, z ~1.1 over "a")
+    errors = {"a": rng.normal(0.0, 1.25, 2000), "b": rng.normal(0.0, 2.5, 2000), "c": np.r_[np.full(58, 0.1), 120.0, -120.0]}
+    names_ = list(errors)
+    abs_sum = np.array([np.abs(errors[s]).sum() for s in names_])
+    sq_sum = np.array([(errors[s] ** 2).sum() for s in names_])
+    n = np.array([float(errors[s].size) for s in names_])
+    from monitor.detectors.regression import mae_gap
+    from monitor.detectors.segments import _pair  # the plain highest-against-lowest figures, for the record
+
+    mae = abs_sum / n
+    assert int(np.argmax(mae)) == 2  # the noisy small segment is the highest
+    var = np.maximum(sq_sum / n - mae**2, 0.0) * n / (n - 1.0)
+    assert _pair(mae, n, var, 2, 0)[1] < 4.0  # ...and its gap over "a" is noise
+    high, low, gap, z = mae_gap(abs_sum, sq_sum, n, n >= 50)
+    assert (names_[high], names_[low]) == ("b", "a") and z > 4.0 and gap == pytest.approx(mae[1] - mae[0])
+    quiet = mae_gap(abs_sum[[0, 2]], sq_sum[[0, 2]], n[[0, 2]], np.ones(2, dtype=bool))
+    assert quiet is not None and quiet[3] < 4.0  # no significant pair: the widest, said to be noise

@@ -324,7 +324,8 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment", "bin"), concern=_SEG, max_series=3200),
     MetricSpec(SEGMENT_MAX_GAP, GAUGE,
                "Largest difference of a figure (positive_rate, accuracy, confidence, estimated_accuracy: ATC's) between two segments, "
-               "naming the high and low one.",
+               "naming the high and low one: the widest pair whose z reaches 4 when one does (a small noisy segment at an extreme "
+               "does not hide it), else the widest of all.",
                labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=4),
     MetricSpec(SEGMENT_MAX_GAP_Z, GAUGE, "z statistic of that largest segment difference (two-proportion test): above 4 is not noise.",
                labels=("figure", "high", "low"), concern=_SEG, unit="none", max_series=4),
@@ -428,7 +429,7 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment", "level"), concern=_REG, unit="percentunit", max_series=4000),
     MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP, GAUGE,
                "Largest MAE difference between two segments with min_labels labels each, naming the high and low one "
-               "(target units).",
+               "(target units): the widest pair whose z reaches 4 when one does, else the widest of all.",
                labels=("high", "low"), concern=_REG, unit="none", max_series=1),
     MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP_Z, GAUGE,
                "Welch's z statistic of that largest MAE difference between segments: above 4 is not noise.",
