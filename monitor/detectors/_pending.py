@@ -56,6 +56,10 @@ class _Held:
             self._group[self.count:self.count + n] = group
         self.count += n
 
+    def clear(self) -> None:
+        """Forget the held values."""
+        self.count = 0
+
     def drain(self, bin: Callable[[np.ndarray, np.ndarray | None], None]) -> None:
         if self.count:
             assert self._values is not None
@@ -63,7 +67,50 @@ class _Held:
             bin(self._values[:n], None if self._group is None else self._group[:n])
 
 
-class PendingHistogram:
+class _Binned:
+    """What the two histograms share: counts and sums binned from values held in a :class:`_Held`
+    until they are read (:meth:`_bin` is each one's binning)."""
+
+    def __init__(self, buckets: tuple[float, ...], counts_shape: tuple[int, ...], sums_shape: tuple[int, ...], capacity: int) -> None:
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        self._counts = np.zeros(counts_shape)
+        self._sums = np.zeros(sums_shape)
+        self._held = _Held(capacity)  # values not yet binned
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Values per bucket (per group and bucket) since the last flush; the last bucket is ``+Inf``."""
+        self._bin_held()
+        return self._counts
+
+    @property
+    def sums(self) -> np.ndarray:
+        """Sum of the values per bucket (per group) since the last flush."""
+        self._bin_held()
+        return self._sums
+
+    def _bin_held(self) -> None:
+        self._held.drain(self._bin)
+
+    def _bin(self, v: np.ndarray, group: np.ndarray | None) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Forget the observations since the last flush."""
+        self._held.clear()
+        self._counts[:] = 0.0
+        self._sums[:] = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts.copy(), "sums": self.sums.copy()}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._counts = np.asarray(state["counts"], dtype=np.float64).copy()
+        self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
+        self._held.clear()
+
+
+class PendingHistogram(_Binned):
     """Per-bucket counts and sums of values observed since the last :meth:`flush`.
 
     Values are copied into a buffer of ``capacity`` and binned in one pass when it is full or
@@ -80,24 +127,9 @@ class PendingHistogram:
     """
 
     def __init__(self, buckets: tuple[float, ...], capacity: int = 4096) -> None:
-        self.bounds = np.asarray(buckets, dtype=np.float64)
-        nb = len(self.bounds) + 1
-        self._counts = np.zeros(nb)
-        self._sums = np.zeros(nb)
-        self._held = _Held(capacity)  # values not yet binned
+        nb = len(buckets) + 1
+        super().__init__(buckets, (nb,), (nb,), capacity)
         self._observed = 0  # values since the last flush, binned or not
-
-    @property
-    def counts(self) -> np.ndarray:
-        """Values per bucket since the last flush (the last bucket is ``+Inf``)."""
-        self._bin_held()
-        return self._counts
-
-    @property
-    def sums(self) -> np.ndarray:
-        """Sum of the values per bucket since the last flush."""
-        self._bin_held()
-        return self._sums
 
     @property
     def total(self) -> float:
@@ -115,9 +147,6 @@ class PendingHistogram:
         if v.size:
             self._observed += v.size
             self._held.add(v, None, self._bin)
-
-    def _bin_held(self) -> None:
-        self._held.drain(self._bin)
 
     def _bin(self, v: np.ndarray, group: np.ndarray | None = None) -> None:
         # sorted once, the values fall into the buckets as runs: the bounds are searched among the
@@ -139,21 +168,15 @@ class PendingHistogram:
         if not self._observed:
             return
         out.observe_buckets(name, self.counts, float(self._sums.sum()), labels)
-        self._counts[:] = 0.0
-        self._sums[:] = 0.0
+        self.discard()
         self._observed = 0
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts.copy(), "sums": self.sums.copy()}
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._counts = np.asarray(state["counts"], dtype=np.float64).copy()
-        self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
-        self._held = _Held(self._held.capacity)
+        self._load(state)
         self._observed = int(round(float(self._counts.sum())))
 
 
-class GroupedPendingHistogram:
+class GroupedPendingHistogram(_Binned):
     """:class:`PendingHistogram` with one histogram per group (a segment slot): values and their
     groups are buffered together and binned in one pass when the buffer is full or the counts
     are read, so that slicing by segment costs two copies per batch instead of a search and
@@ -175,32 +198,14 @@ class GroupedPendingHistogram:
     """
 
     def __init__(self, buckets: tuple[float, ...], groups: int, capacity: int = 4096) -> None:
-        self.bounds = np.asarray(buckets, dtype=np.float64)
         self.groups = int(groups)
-        self._nb = len(self.bounds) + 1
-        self._counts = np.zeros((self.groups, self._nb))
-        self._sums = np.zeros(self.groups)
-        self._held = _Held(capacity)
-
-    @property
-    def counts(self) -> np.ndarray:
-        """Values per group and bucket since the last flush (the last bucket is ``+Inf``)."""
-        self._bin_held()
-        return self._counts
-
-    @property
-    def sums(self) -> np.ndarray:
-        """Sum of the values per group since the last flush."""
-        self._bin_held()
-        return self._sums
+        self._nb = len(buckets) + 1
+        super().__init__(buckets, (self.groups, self._nb), (self.groups,), capacity)
 
     def add(self, values: np.ndarray, group: np.ndarray) -> None:
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size:
             self._held.add(v, np.asarray(group, dtype=np.int64), self._bin)
-
-    def _bin_held(self) -> None:
-        self._held.drain(self._bin)
 
     def _bin(self, v: np.ndarray, group: np.ndarray | None) -> None:
         assert group is not None
@@ -215,22 +220,10 @@ class GroupedPendingHistogram:
         counts, sums = self.counts, self.sums
         for i in np.flatnonzero(counts.sum(axis=1)).tolist():
             out.observe_buckets(name, counts[i], float(sums[i]), (names[i],))
-        counts[:] = 0.0
-        sums[:] = 0.0
-
-    def discard(self) -> None:
-        """Forget the observations since the last flush."""
-        self._held.count = 0
-        self._counts[:] = 0.0
-        self._sums[:] = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"counts": self.counts.copy(), "sums": self.sums.copy()}
+        self.discard()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         counts = np.asarray(state["counts"], dtype=np.float64)
         if counts.shape != self._counts.shape:
             raise ValueError("histogram state was saved with another number of groups or buckets")
-        self._counts = counts.copy()
-        self._sums = np.asarray(state["sums"], dtype=np.float64).copy()
-        self._held = _Held(self._held.capacity)
+        self._load(state)
