@@ -169,6 +169,9 @@ class PendingHistogram(_Binned):
             return
         out.observe_buckets(name, self.counts, float(self._sums.sum()), labels)
         self.discard()
+
+    def discard(self) -> None:
+        super().discard()
         self._observed = 0
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
