@@ -38,13 +38,19 @@ def labelled(rng: np.random.Generator, n: int, segments: dict[str, float], k: in
                         scores=s, predicted=s.argmax(axis=1))
 
 
+def _exported(det: object) -> MetricStore:
+    """A fresh store holding what ``det`` exports now."""
+    store = MetricStore("m")
+    det.export(store)  # type: ignore[attr-defined]
+    return store
+
+
 def _calibration_alone(lab: LabeledBatch, rows: np.ndarray, **params: int) -> MetricStore:
     """The whole-window calibration detector's figures on ``rows`` of ``lab`` alone."""
     alone = CalibrationDetector(window_s=1e6, **params)
     alone.update_labels(LabeledBatch(ts=lab.ts[rows], label_ts=lab.label_ts[rows], label=lab.label[rows], segment=lab.segment[rows],
                                      scores=lab.scores[rows], predicted=lab.predicted[rows]))
-    store = MetricStore("m")
-    alone.export(store)
+    store = _exported(alone)
     return store
 
 
@@ -53,8 +59,7 @@ def test_segment_gap_interval_is_the_calibration_detectors_interval_on_the_segme
     lab = labelled(rng, 600, {"calm": 0.0, "bold": 0.12})
     det = SegmentDetector(window_s=1e6, min_labels=50)
     det.update_labels(lab)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     for seg in ("calm", "bold"):
         m = lab.segment == seg
         whole = _calibration_alone(lab, m, min_labels=50)
@@ -75,16 +80,14 @@ def test_segment_gap_interval_false_alarms_and_power_seeded() -> None:
     calm = labelled(rng, 300, {f"c{i}": 0.0 for i in range(180)})
     det = SegmentDetector(window_s=1e6, segment_cap=180, min_labels=50)
     det.update_labels(calm)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     lower = [store.value(names.SEGMENT_GAP_LOWER, (f"c{i}",)) for i in range(180)]
     assert all(v is not None for v in lower)
     assert sum(v > 0 for v in lower) <= 4
     bold = labelled(rng, 300, {f"b{i}": 0.10 for i in range(20)})
     det = SegmentDetector(window_s=1e6, segment_cap=20, min_labels=50)
     det.update_labels(bold)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert sum(store.value(names.SEGMENT_GAP_LOWER, (f"b{i}",)) > 0 for i in range(20)) >= 16
 
 
@@ -95,22 +98,19 @@ def test_segment_gap_interval_absent_below_min_labels_and_survives_a_checkpoint(
     det = SegmentDetector(window_s=1e6, min_labels=50)
     det.update_labels(lab)
     det.update_labels(few)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert store.value(names.SEGMENT_GAP_LOWER, ("big",)) is not None
     assert store.value(names.SEGMENT_GAP_LOWER, ("small",)) is None and store.value(names.SEGMENT_GAP_UPPER, ("small",)) is None
     clone = create("segments", params={"window_s": 1e6, "min_labels": 50})
     clone.load_state_dict(det.state_dict())
-    again = MetricStore("m")
-    clone.export(again)
+    again = _exported(clone)
     assert again.value(names.SEGMENT_GAP_LOWER, ("big",)) == store.value(names.SEGMENT_GAP_LOWER, ("big",))
     # a state saved before the interval's window existed loads; the interval is absent until labels refill it
     old = det.state_dict()
     old["windows"] = {k: v for k, v in old["windows"].items() if k not in ("label_terms", "uncertainty")}
     older = create("segments", params={"window_s": 1e6, "min_labels": 50})
     older.load_state_dict(old)
-    refill = MetricStore("m")
-    older.export(refill)
+    refill = _exported(older)
     assert refill.value(names.SEGMENT_GAP, ("big",)) is not None and refill.value(names.SEGMENT_GAP_LOWER, ("big",)) is None
 
 
@@ -155,8 +155,7 @@ def test_segment_energy_mean_and_histogram_are_each_segments_own() -> None:
     # probabilities without logits or members: no energy or ensemble series at all
     plain = SegmentDetector(window_s=1e6, min_rows=100, histograms=True)
     plain.update(Batch.from_arrays(np.zeros((200, 1)), batch.scores[:200], ts=np.arange(200.0), segment=batch.segment[:200]))
-    none = MetricStore("m")
-    plain.export(none)
+    none = _exported(plain)
     got = {n for n, _, _ in none.samples()}
     assert not any(n.startswith((names.SEGMENT_ENERGY, names.SEGMENT_MUTUAL_INFORMATION, names.SEGMENT_TOP_CLASS_VARIANCE,
                                  names.SEGMENT_ENERGY_HISTOGRAM, names.SEGMENT_MI_HISTOGRAM)) for n in got)
@@ -177,8 +176,7 @@ def test_segment_ensemble_disagreement_means_and_min_rows() -> None:
                               ts=np.arange(len(segs), dtype=float), segment=segs)
     det = SegmentDetector(window_s=1e6, min_rows=100)
     det.update(batch)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     mi, var = unc.mutual_information(dec.members), unc.top_class_variance(dec.members)
     for seg in ("agree", "split"):
         m = segs == seg
@@ -191,8 +189,7 @@ def test_segment_ensemble_disagreement_means_and_min_rows() -> None:
     # the means and the flag that they exist survive a checkpoint
     clone = create("segments", params={"window_s": 1e6, "min_rows": 100})
     clone.load_state_dict(det.state_dict())
-    again = MetricStore("m")
-    clone.export(again)
+    again = _exported(clone)
     assert again.value(names.SEGMENT_MUTUAL_INFORMATION, ("split",)) == store.value(names.SEGMENT_MUTUAL_INFORMATION, ("split",))
 
 
@@ -211,15 +208,13 @@ def test_histogram_state_saved_in_the_earlier_layout_still_loads() -> None:
     state["hist_sums"] = np.stack([hist[n]["sums"] for n in order])
     clone = create("segments", params={"window_s": 1e6, "histograms": True})
     clone.load_state_dict(state)
-    store = MetricStore("m")
-    clone.export(store)
+    store = _exported(clone)
     got = {labels["segment"]: v for n, labels, v in store.samples()
            if n == names.SEGMENT_CONFIDENCE_HISTOGRAM + "_bucket" and labels["le"] == "+Inf"}
     assert got == {"a": 150.0, "b": 150.0}
     other_cap = SegmentDetector(window_s=1e6, histograms=True, segment_cap=5)
     other_cap.load_state_dict(state)  # saved with another segment_cap: the per-segment figures refill
-    store = MetricStore("m")
-    other_cap.export(store)
+    store = _exported(other_cap)
     assert not [n for n, _, _ in store.samples() if n.startswith("monitor_segment_")]
 
 
@@ -269,8 +264,7 @@ def test_no_segment_series_until_a_row_carries_a_segment() -> None:
     probs = rng.dirichlet(np.ones(3), size=400)
     det = SegmentDetector(window_s=1e6, min_rows=100, histograms=True)
     det.update(Batch.from_arrays(np.zeros((400, 1)), probs, ts=np.arange(400.0)))
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert not [n for n, _, _ in store.samples() if n.startswith("monitor_segment")]
     seg = np.array(["eu"] * 200 + [None] * 200, dtype=object)
     det.update(Batch.from_arrays(np.zeros((400, 1)), probs, ts=400.0 + np.arange(400.0), segment=seg))
@@ -289,8 +283,7 @@ def test_other_segment_series_do_not_keep_stale_values_when_its_rows_leave_the_w
     det = SegmentDetector(window_s=100.0, n_slots=4, segment_cap=1, min_rows=100)
     seg = np.array(["a"] * 150 + ["b"] * 150, dtype=object)
     det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.linspace(0.0, 10.0, 300), segment=seg))
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert store.value(names.SEGMENT_ROWS, ("other",)) == 150 and store.value(names.SEGMENT_CONFIDENCE, ("other",)) is not None
     det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.linspace(200.0, 210.0, 300), segment=np.array(["a"] * 300, dtype=object)))
     det.advance(210.0)
@@ -310,8 +303,7 @@ def test_segment_equal_mass_calibration_error_is_the_calibration_detectors_on_th
     det = SegmentDetector(window_s=1e6, min_labels_calibration=200)
     det.update_labels(lab)
     det.update_labels(few)
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     for seg in ("calm", "bold"):
         m = lab.segment == seg
         whole = _calibration_alone(lab, m, min_labels_calibration=200)
@@ -332,8 +324,7 @@ def test_segments_arriving_after_unset_rows_with_cap_one_are_written() -> None:
     det = SegmentDetector(window_s=1e6, segment_cap=1, min_rows=100)
     seg = np.array([None] * 150 + ["eu"] * 150, dtype=object)
     det.update(Batch.from_arrays(np.zeros((300, 1)), probs, ts=np.arange(300.0), segment=seg))
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert store.value(names.SEGMENT_ROWS, ("unset",)) == 150 and store.value(names.SEGMENT_ROWS, ("other",)) == 150
 
 
@@ -345,8 +336,7 @@ def test_a_segment_named_other_takes_the_overflow_rather_than_hiding_it() -> Non
     seg = np.array(["other"] * 200 + ["eu"] * 200 + ["us"] * 200 + ["asia"] * 200, dtype=object)
     det = SegmentDetector(window_s=1e6, segment_cap=2, min_rows=100)
     det.update(Batch.from_arrays(np.zeros((800, 1)), probs, ts=np.arange(800.0), segment=seg))
-    store = MetricStore("m")
-    det.export(store)
+    store = _exported(det)
     assert store.value(names.SEGMENT_ROWS, ("other",)) == 600 and store.value(names.SEGMENT_ROWS, ("eu",)) == 200
     assert sum(v for n, _, v in store.samples() if n == names.SEGMENT_ROWS) == 800
     assert store.value(names.SEGMENT_CONFIDENCE, ("other",)) == pytest.approx(probs[np.isin(seg, ["other", "us", "asia"])].max(axis=1).mean())
@@ -367,16 +357,14 @@ def test_a_segment_named_other_holds_the_overflow_in_the_drift_and_regression_de
     probs = rng.dirichlet(np.ones(3), size=800)
     drift = ConfidenceDriftDetector(reference, window_s=1e6, min_rows=100, by_segment=True, segment_cap=2)
     drift.update(Batch.from_arrays(np.zeros((800, 1)), probs, ts=np.arange(800.0), segment=seg))
-    store = MetricStore("m")
-    drift.export(store)
+    store = _exported(drift)
     others = [v for n, labels, v in store.samples()
               if n == names.SEGMENT_CONFIDENCE_DRIFT_PVALUE and labels["segment"] == "other" and labels["score"] == "confidence"]
     assert len(others) == 1 and others[0] is not None
     reg = RegressionDetector(window_s=1e6, min_rows=10, min_labels=10, by_segment=True, segment_cap=2)
     pred = rng.normal(size=800)
     reg.update(Batch.from_arrays(np.zeros((800, 1)), pred, ts=np.arange(800.0), segment=seg))
-    store = MetricStore("m")
-    reg.export(store)
+    store = _exported(reg)
     rows = {labels["segment"]: v for n, labels, v in store.samples() if n == names.REGRESSION_SEGMENT_ROWS}
     assert rows == {"other": 600.0, "eu": 200.0}
 
