@@ -439,12 +439,12 @@ def test_a_small_noisy_segment_at_the_top_does_not_hide_a_significant_gap() -> N
     sq_sum = np.array([(errors[s] ** 2).sum() for s in names_])
     n = np.array([float(errors[s].size) for s in names_])
     from monitor.detectors.regression import mae_gap
-    from monitor.detectors.segments import _pair  # the plain highest-against-lowest figures, for the record
+    from monitor.stats.gaps import pair_gap  # the plain highest-against-lowest figures, for the record
 
     mae = abs_sum / n
     assert int(np.argmax(mae)) == 2  # the noisy small segment is the highest
     var = np.maximum(sq_sum / n - mae**2, 0.0) * n / (n - 1.0)
-    assert _pair(mae, n, var, 2, 0)[1] < 4.0  # ...and its gap over "a" is noise
+    assert pair_gap(mae, n, var, 2, 0)[1] < 4.0  # ...and its gap over "a" is noise
     high, low, gap, z = mae_gap(abs_sum, sq_sum, n, n >= 50)
     assert (names_[high], names_[low]) == ("b", "a") and z > 4.0 and gap == pytest.approx(mae[1] - mae[0])
     quiet = mae_gap(abs_sum[[0, 2]], sq_sum[[0, 2]], n[[0, 2]], np.ones(2, dtype=bool))

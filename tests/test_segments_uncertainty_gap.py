@@ -50,8 +50,7 @@ def _calibration_alone(lab: LabeledBatch, rows: np.ndarray, **params: int) -> Me
     alone = CalibrationDetector(window_s=1e6, **params)
     alone.update_labels(LabeledBatch(ts=lab.ts[rows], label_ts=lab.label_ts[rows], label=lab.label[rows], segment=lab.segment[rows],
                                      scores=lab.scores[rows], predicted=lab.predicted[rows]))
-    store = _exported(alone)
-    return store
+    return _exported(alone)
 
 
 def test_segment_gap_interval_is_the_calibration_detectors_interval_on_the_segments_rows() -> None:

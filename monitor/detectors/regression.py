@@ -29,6 +29,7 @@ from monitor.detectors._common import Refresh, config_params, load_windows_state
 from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
+from monitor.stats.gaps import largest_gap
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -333,8 +334,6 @@ def mae_gap(abs_sum: np.ndarray, sq_sum: np.ndarray, n: np.ndarray, ok: np.ndarr
     >>> (high, low, round(gap, 6), round(z, 2))
     (1, 0, 1.0, 8.12)
     """
-    from monitor.detectors.segments import largest_gap  # loaded only by monitors slicing by segment
-
     safe = np.maximum(n, 1.0)
     mae = abs_sum / safe
     var = np.maximum(sq_sum / safe - mae**2, 0.0) * n / np.maximum(n - 1.0, 1.0)
