@@ -66,19 +66,15 @@ class UncertaintyFeatures:
 def uncertainty_features(batch: Any) -> UncertaintyFeatures | None:
     """:class:`UncertaintyFeatures` of a batch with logits or ensemble members, computed once per
     batch object and shared by the detectors (None for plain probabilities)."""
-    found = batch.__dict__.get(_UNCERTAINTY_KEY)
-    if found is not None:
-        return found
     logits, members = getattr(batch, "logits", None), getattr(batch, "members", None)
     ensemble = members is not None and members.ndim == 3
     if logits is None and not ensemble:
         return None
-    found = batch.__dict__[_UNCERTAINTY_KEY] = UncertaintyFeatures(
+    return _cached(batch, _UNCERTAINTY_KEY, lambda b, scores: UncertaintyFeatures(
         energy_score(logits) if logits is not None else None,
         mutual_information(members) if ensemble else None,
         top_class_variance(members) if ensemble else None,
-    )
-    return found
+    ))
 
 
 def time_span(batch: Any) -> tuple[float, float]:
