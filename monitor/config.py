@@ -31,10 +31,23 @@ __all__ = [
 ]
 
 
+_OWN_FIX = re.compile(r"\.? Fix: ")
+
+
 class ConfigError(ValueError):
-    """A config is invalid. The message reads ``<file>: <key>: <what is wrong>. Fix: <how>``."""
+    """A config is invalid. The message reads ``<file>: <key>: <what is wrong>. Fix: <how>``.
+
+    A ``problem`` that already ends in a fix of its own (a detector's refusal wrapped as the
+    entry's error: ``... (row 3). Fix: drop those rows``) has it moved into ``fix``, first, with
+    ``fix`` after it as the other way out: the message read ``... Fix: drop those rows. Fix: list
+    the detectors you want...``, two fixes where the format promises one."""
 
     def __init__(self, key: str, problem: str, fix: str = "", source: str = "<config>") -> None:
+        m = _OWN_FIX.search(problem)
+        if m is not None:
+            own = problem[m.end():].rstrip(". ")
+            problem = problem[:m.start()]
+            fix = f"{own}; or {fix}" if fix else own
         self.key, self.problem, self.fix, self.source = key, problem, fix, source
         msg = f"{source}: {key}: {problem}" if key else f"{source}: {problem}"
         super().__init__(msg + (f". Fix: {fix}" if fix else ""))

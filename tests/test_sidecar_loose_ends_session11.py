@@ -1,0 +1,49 @@
+"""Issue #7, the sidecar's loose ends (session 11): each test fails without its fix, over real
+HTTP (or a real socket, or the CLI) where the behaviour is there."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.sidecar_support import http, quiet_factory, start_sidecar, total
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def _config_check(tmp_path: Path, raw: dict) -> tuple[int, str]:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["config", "check", str(config)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, result.output
+
+
+# -- 5. a detector's own fix, wrapped as a config error, read once ------------------------------------
+def test_a_detectors_own_fix_is_told_once_in_the_config_error(tmp_path: Path) -> None:
+    """A detector refusing the reference ends its message with its own fix, and the config error
+    that names the entry added another: "... (first: row 3). Fix: drop those rows ... . Fix:
+    list the detectors you want ...". Both fixes stay, in one "Fix:", the detector's first."""
+    from monitor.profile import Profile
+
+    rng = np.random.default_rng(0)
+    scores = rng.dirichlet([1, 1, 1], size=200)
+    scores[3] = np.nan
+    Profile.from_arrays(rng.normal(size=(200, 4)), numeric_names=list("abcd"), scores=scores).save(tmp_path / "ref.npz")
+    for detectors, other_fix in ((None, "list the detectors you want under detectors:"),
+                                 ([{"kind": "confidence_drift"}], "remove the entry detectors[0]")):
+        raw = {**IRIS, "reference": {"path": "ref.npz"}, **({"detectors": detectors} if detectors else {})}
+        code, output = _config_check(tmp_path, raw)
+        failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+        assert code == 1 and len(failed) == 1, output
+        assert "NaN or infinite scores (first: row 3)" in failed[0], failed[0]
+        assert failed[0].count("Fix:") == 1, failed[0]
+        fix = failed[0].split("Fix: ", 1)[1]
+        assert fix.startswith("drop those rows from the reference") and other_fix in fix, fix
