@@ -14,6 +14,16 @@ counts ride along in every datagram, so the sidecar exports them
 (``monitor_forward_events_dropped_total``) once it hears from the worker again; each datagram
 also carries a sequence number, so datagrams lost in transit are counted too.
 
+Those totals are cumulative per *session* (one ``sender`` id): a sidecar counts what a sender's
+totals grew by since it last heard from it, and a sidecar that does not know the sender counts
+them whole. A new sidecar (restarted: its counter starts again at zero) or one that forgot the
+sender (silent for five minutes) would therefore count again what an earlier one had counted.
+So the worker opens a new session, with totals counted from what it had reported, whenever the
+receiver may be another one: after a send found no sidecar, when the Unix socket's file is not
+the one the last datagram reached (a sidecar restarted while the worker was idle), and after
+:data:`SESSION_IDLE_S` without a datagram. Over UDP a sidecar restarted while the worker was
+idle cannot be told from the old one; its first datagram's totals are then counted again.
+
 Wire format (one UTF-8 JSON object per datagram)::
 
     {"v": 1, "sender": "<host>:<pid>:<random>", "seq": 17, "model": "iris",
@@ -52,6 +62,10 @@ WIRE_VERSION = 1
 #: more, but the receiver's buffer is shared, so batches are kept small either way.
 UDP_MAX = 65_000
 UNIX_MAX = 200_000
+#: Seconds without a datagram after which the next one opens a new session: the sidecar forgets
+#: a sender it has not heard from for 300 s (``monitor/server/forward.py``), and would count the
+#: totals of a sender it does not know in full, a second time.
+SESSION_IDLE_S = 240.0
 
 
 def parse_target(target: str) -> tuple[str, Any]:
@@ -197,6 +211,9 @@ class ForwardingMonitor:
         self._seq = 0
         self._dropped_local: dict[str, int] = {}
         self._reported: dict[str, int] = {}
+        self._reset_session_state()
+        #: Monotonic clock of the session's idle check (tests move it).
+        self._now: Callable[[], float] = time.monotonic
         self._send_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
@@ -261,10 +278,53 @@ class ForwardingMonitor:
             out[k] = out.get(k, 0) + v
         return out
 
+    def _reset_session_state(self) -> None:
+        """No datagram sent yet: what the receiving sidecar knows of this process starts here."""
+        #: Drop totals that earlier sessions reported (subtracted from the totals sent now).
+        self._baseline: dict[str, int] = {}
+        #: When a datagram was last sent without error (``self._now()``), and to which socket file.
+        self._last_sent: float | None = None
+        self._peer: tuple[int, int, int] | None = None
+        #: A send found no sidecar: the next one that succeeds reaches another process.
+        self._peer_lost = False
+
+    def _peer_file(self) -> tuple[int, int, int] | None:
+        """The Unix socket file's identity (device, inode, modification time): a restarted sidecar
+        binds a new file. None over UDP, or when there is no file (the send then fails)."""
+        if self.transport != "unix":
+            return None
+        try:
+            st = os.stat(self.address)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_mtime_ns
+
+    def _new_session(self) -> None:
+        """Start a new sender id: the receiver may be a sidecar that never heard of this one or
+        forgot it, and counts a new sender's totals in full, so they restart from what the last
+        datagram sent without error had reported."""
+        self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._seq = 0
+        self._baseline = dict(self._reported)
+        self._peer_lost = False
+
+    def _session_totals(self, totals: dict[str, int]) -> dict[str, int]:
+        """The drop totals of this session: what the process dropped (``totals``) since earlier
+        sessions' reports."""
+        base = self._baseline
+        if not base:
+            return totals
+        return {k: v - base.get(k, 0) for k, v in totals.items() if v > base.get(k, 0)}
+
     def _send(self, pieces: list[str]) -> bool:
+        peer = self._peer_file()
+        if self._seq and (self._peer_lost or (peer is not None and self._peer is not None and peer != self._peer)
+                          or (self._last_sent is not None and self._now() - self._last_sent > SESSION_IDLE_S)):
+            self._new_session()
         self._seq += 1
+        totals = self._dropped_totals()
         head = json.dumps({"v": WIRE_VERSION, "sender": self.sender_id, "seq": self._seq, "model": self.model,
-                           "dropped": self._dropped_totals()}, separators=(",", ":"))
+                           "dropped": self._session_totals(totals)}, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
             sock = self._socket()
@@ -274,6 +334,7 @@ class ForwardingMonitor:
                 sock.send(payload)
         except (FileNotFoundError, ConnectionRefusedError):
             self._count_drop("sidecar_unavailable", len(pieces))
+            self._peer_lost = True
             self._reset_socket()
             return False
         except (BlockingIOError, socket.timeout):
@@ -285,7 +346,8 @@ class ForwardingMonitor:
             return False
         self.stats.events_sent += len(pieces)
         self.stats.datagrams_sent += 1
-        self._reported = self._dropped_totals()
+        self._reported = totals
+        self._last_sent, self._peer = self._now(), peer
         return True
 
     def _reset_socket(self) -> None:
@@ -349,6 +411,7 @@ class ForwardingMonitor:
         self.stats = ForwardStats()
         self._seq = 0
         self._dropped_local, self._reported = {}, {}
+        self._reset_session_state()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{self.model}", daemon=True)
         if not self.closed:

@@ -1,0 +1,103 @@
+"""Session 11's ML-engineer walkthrough: defects found by adopting the monitor from the README and
+``--help`` alone (a digits classifier in FastAPI, gunicorn workers forwarding to a sidecar that is
+killed and restarted, regression / segments / MC-dropout / logits / binary outputs, bad inputs,
+``monitor replay`` and the CLI's exit codes), each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.forwarding import ForwardingMonitor
+from monitor.server import keys as K
+from tests.sidecar_support import sample, start_sidecar, wait_until
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+ROW, PROBS = [[5.1, 3.5, 1.4, 0.2]], [[0.9, 0.05, 0.05]]
+
+
+def _dropped(s) -> float:
+    return sample(s.metrics(), "monitor_forward_events_dropped_total", model="_sidecar",
+                  reason="sidecar_unavailable") or 0.0
+
+
+def _away(fm: ForwardingMonitor, n: int) -> None:
+    """``n`` calls while no sidecar listens: each dropped as sidecar_unavailable in the worker."""
+    for _ in range(n):
+        fm.observe(ROW, PROBS)
+    fm.flush()
+
+
+def _one(fm: ForwardingMonitor) -> None:
+    fm.observe(ROW, PROBS)
+    fm.flush()
+
+
+def test_sidecar_restarts_count_each_dropped_event_once(tmp_path):
+    """A sidecar killed and restarted under traffic (seen for real with gunicorn workers): the
+    workers' cumulative drop totals were counted again in full by each new sidecar, whose
+    counter had restarted at zero, so Prometheus' increase() over the restarts added the drops
+    of the first outage twice (2,403 + 4,521 for 4,521 drops). Each sidecar must count only what
+    no earlier one did: their counts add up to the worker's total, after a restart under traffic
+    and after one with no traffic in between."""
+    sock = str(tmp_path / "fwd.sock")
+    cfg = {**IRIS, "server": {"forward": {"unix": sock}}}
+    fm = ForwardingMonitor("iris", f"unix://{sock}", start=False)
+    try:
+        _away(fm, 30)                       # the workers start before the sidecar
+        counted = []
+        a = start_sidecar(cfg, tmp_path)
+        _one(fm)
+        assert wait_until(lambda: _dropped(a) == 30)
+        counted.append(_dropped(a))
+        a.close()
+        _away(fm, 20)                       # killed: the next calls are dropped
+        b = start_sidecar(cfg, tmp_path)
+        _one(fm)
+        assert wait_until(lambda: sample(b.metrics(), "monitor_forward_events_received_total", model="iris",
+                                         transport="unix") == 1)
+        counted.append(_dropped(b))
+        b.close()
+        c = start_sidecar(cfg, tmp_path)    # restarted while the workers were idle
+        _one(fm)
+        assert wait_until(lambda: sample(c.metrics(), "monitor_forward_events_received_total", model="iris",
+                                         transport="unix") == 1)
+        counted.append(_dropped(c))
+        c.close()
+        assert fm.counters().dropped == {"sidecar_unavailable": 50}
+        assert counted == [30, 20, 0]
+    finally:
+        fm.close()
+
+
+def test_a_sender_forgotten_by_the_sidecar_after_a_quiet_spell_is_not_counted_twice(tmp_path):
+    """The sidecar forgets a worker not heard from for five minutes (a night without traffic);
+    the worker's next datagram carried its cumulative drop totals, which the sidecar then counted
+    a second time within one process."""
+    sock = str(tmp_path / "fwd.sock")
+    fm = ForwardingMonitor("iris", f"unix://{sock}", start=False)
+    clock = [1000.0]
+    fm._now = lambda: clock[0]
+    try:
+        _away(fm, 7)
+        s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+        try:
+            _one(fm)
+            assert wait_until(lambda: _dropped(s) == 7)
+            receiver = s.server.app[K.FORWARD]
+            s.server.lt.call(_sweep(receiver, 301.0))   # five minutes without a datagram: forgotten
+            clock[0] += 301.0
+            _one(fm)
+            assert wait_until(lambda: sample(s.metrics(), "monitor_forward_events_received_total", model="iris",
+                                             transport="unix") == 2)
+            assert _dropped(s) == 7
+        finally:
+            s.close()
+    finally:
+        fm.close()
+
+
+async def _sweep(receiver, ahead: float) -> None:
+    import time
+
+    receiver.sweep(time.monotonic() + ahead)
