@@ -96,7 +96,10 @@ def readable(description: str) -> str:
             label = re.match(r"\$labels\.(\w+)", action)
             out.append(f"‹{label.group(1)}›" if label else "‹value›" if action.startswith("$value") else "‹…›")
     out.append(description[pos:] if depth == 0 else "")
-    return re.sub(r"\s+", " ", "".join(out)).strip()
+    text = re.sub(r"\s+", " ", "".join(out)).strip()
+    # Blocks that follow one another (several queried figures in a row) read as one placeholder.
+    text = re.sub(r"‹given in the alert›(?:\s*‹given in the alert›)+", "‹given in the alert›", text)
+    return re.sub(r"(?<=[.;:,])‹given in the alert›", " ‹given in the alert›", text)
 
 
 def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
