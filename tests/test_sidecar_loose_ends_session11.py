@@ -47,3 +47,32 @@ def test_a_detectors_own_fix_is_told_once_in_the_config_error(tmp_path: Path) ->
         assert failed[0].count("Fix:") == 1, failed[0]
         fix = failed[0].split("Fix: ", 1)[1]
         assert fix.startswith("drop those rows from the reference") and other_fix in fix, fix
+
+
+# -- 1. a CloudEvent with a wrong token is logged as well as counted ----------------------------------
+_CE_HEADERS = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "kserve", "Ce-Id": "k1",
+               "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Inferenceservicename": "iris"}
+
+
+def test_a_cloudevent_with_a_wrong_token_is_logged_once_and_counted(tmp_path: Path, caplog) -> None:
+    """Every other refused CloudEvent is logged (the first of its reason, with the fix): its 4xx goes
+    to an inference logger that logs only the status, in another pod. A 401 for a token that is
+    none of the write tokens (an old one, after a rotation) was only counted."""
+    (tmp_path / "write.token").write_text("w" * 32 + "\n")
+    s = start_sidecar({**IRIS, "server": {"write_token_file": "write.token"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            for _ in range(3):
+                r = http("POST", s.url + "/v1/cloudevents", body, {**_CE_HEADERS, "Authorization": "Bearer old-token-1234"})
+                assert r.status == 401 and r.json()["reason"] == "unauthorized", r.body
+        counted = total(s.metrics(), "monitor_intake_events_refused_total", endpoint="cloudevents", reason="unauthorized")
+    finally:
+        s.close()
+    said = [r.getMessage() for r in caplog.records if "unauthorized" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "CloudEvent refused (unauthorized) for model" not in said[0]  # no model is read before the token
+    assert "none of the write tokens" in said[0] and "Fix: give the sender a current write token" in said[0], said[0]
+    assert "old-token-1234" not in said[0]
+    assert counted == 3

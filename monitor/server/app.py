@@ -81,14 +81,23 @@ def _logger_without_token(sidecar: Sidecar) -> IntakeError:
                        headers={"WWW-Authenticate": 'Bearer realm="monitor"'})
 
 
-def _unread_refusal(route: str, err: IntakeError) -> str | None:
+def _unread_refusal(route: str, err: IntakeError, request: web.Request) -> str | None:
     """What a refused CloudEvent was told, for the log (:meth:`Sidecar.count_refused` logs the first
     of each reason): its 4xx goes back to KServe's or Seldon's inference logger, which logs only the
     status, in the model's pod. None on the other routes, whose clients read the answer, for
-    back-pressure (429, 503: the logger retries) and for the 401 (:func:`_logger_without_token`)."""
-    if route in _CLOUDEVENT_ROUTES and 400 <= err.status < 500 and err.status not in (401, 429):
-        return f"{err.field}: {err.message}"
-    return None
+    back-pressure (429, 503: the logger retries) and for the 401 of an event without a token
+    (:func:`_logger_without_token` logs that one with its own fix). A 401 for a token that is
+    none of the write tokens (a logger or proxy configured with an old or wrong one) was only
+    counted: nothing in the sidecar's log said why its CloudEvents were refused."""
+    if route not in _CLOUDEVENT_ROUTES or not 400 <= err.status < 500 or err.status == 429:
+        return None
+    if err.status == 401:
+        if "Authorization" not in request.headers:
+            return None
+        return (f"Authorization: the bearer token sent is none of {request.app[K.WRITE_AUTH].keys} (or not 'Bearer "
+                "<token>'). Fix: give the sender a current write token, or set server.cloudevents.require_token: "
+                "false if it is KServe's or Seldon's inference logger (they send none)")
+    return f"{err.field}: {err.message}"
 
 
 @web.middleware
@@ -116,7 +125,7 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         status = err.status
         endpoint = endpoint_of(name) or name
         if err.events:
-            sidecar.count_refused(endpoint, err.reason, err.events, err.monitor, detail=_unread_refusal(name, err))
+            sidecar.count_refused(endpoint, err.reason, err.events, err.monitor, detail=_unread_refusal(name, err, request))
         response = error_response(err)
     except web.HTTPException as exc:
         status = exc.status
