@@ -101,3 +101,24 @@ async def _sweep(receiver, ahead: float) -> None:
     import time
 
     receiver.sweep(time.monotonic() + ahead)
+
+
+def test_metrics_write_names_the_missing_markers_and_file(tmp_path):
+    """``monitor metrics --write`` on a file without the table's markers printed a ValueError
+    traceback ('substring not found') and exited 1 with no word of the markers; on a path that
+    does not exist, a FileNotFoundError traceback."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    doc = tmp_path / "DOC.md"
+    doc.write_text("# my model\n")
+    res = CliRunner().invoke(main, ["metrics", "--write", str(doc)])
+    assert res.exit_code == 1 and res.exc_info[0] is SystemExit
+    assert "<!-- metrics:start -->" in res.output and "Fix:" in res.output
+    assert doc.read_text() == "# my model\n"
+    res = CliRunner().invoke(main, ["metrics", "--write", str(tmp_path / "missing" / "README.md")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    doc.write_text("a\n<!-- metrics:start -->\nSTALE-TABLE\n<!-- metrics:end -->\nb\n")
+    res = CliRunner().invoke(main, ["metrics", "--write", str(doc)])
+    assert res.exit_code == 0 and "STALE-TABLE" not in doc.read_text() and "`monitor_calls_total`" in doc.read_text()
