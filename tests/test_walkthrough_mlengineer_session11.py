@@ -122,3 +122,21 @@ def test_metrics_write_names_the_missing_markers_and_file(tmp_path):
     doc.write_text("a\n<!-- metrics:start -->\nSTALE-TABLE\n<!-- metrics:end -->\nb\n")
     res = CliRunner().invoke(main, ["metrics", "--write", str(doc)])
     assert res.exit_code == 0 and "STALE-TABLE" not in doc.read_text() and "`monitor_calls_total`" in doc.read_text()
+
+
+def test_replay_without_rules_names_the_packs(tmp_path):
+    """``monitor replay`` with a config that has no rules said 'rules.files is empty', though the
+    README's way to name rules is ``rules.packs``: the fix names both, and ``--rules``."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("model: m\n")
+    log = tmp_path / "events.ndjson"
+    log.write_text('{"timestamp": 1700000000, "inputs": [1.0], "outputs": [0.4, 0.6]}\n')
+    res = CliRunner().invoke(main, ["replay", str(log), "--config", str(cfg)])
+    assert res.exit_code == 1 and "rules.packs" in res.output and "--rules FILE" in res.output and "Fix:" in res.output
+    cfg.write_text("model: m\nrules: {packs: [core]}\n")
+    res = CliRunner().invoke(main, ["replay", str(log), "--config", str(cfg)])
+    assert res.exit_code == 0, res.output

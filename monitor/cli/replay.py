@@ -35,7 +35,9 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
     if rule_files:
         cfg = dataclasses.replace(cfg, rules=dataclasses.replace(cfg.rules, files=tuple(str(Path(f)) for f in rule_files)))
     if not cfg.rules.files:
-        raise click.ClickException(f"{config_path}: rules.files is empty: nothing to backtest (or pass --rules FILE)")
+        raise click.ClickException(f"{config_path}: no alert rules (rules.packs and rules.files are empty): nothing to "
+                                   "backtest. Fix: name shipped packs (rules: {packs: [core, confidence]}; `monitor rules "
+                                   "packs` lists them) or your rule files under rules.files, or pass --rules FILE")
     src = sys.stdin.buffer if log == "-" else open(log, "rb")  # bytes: a non-UTF-8 line is counted, not fatal
     out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
     try:
