@@ -76,3 +76,66 @@ def test_a_cloudevent_with_a_wrong_token_is_logged_once_and_counted(tmp_path: Pa
     assert "none of the write tokens" in said[0] and "Fix: give the sender a current write token" in said[0], said[0]
     assert "old-token-1234" not in said[0]
     assert counted == 3
+
+
+# -- 4. the throttled upstream-failure log says the failures of its last, partial minute -------------
+from tests.test_proxy import engine, start_proxying, upstream, upstream_app  # noqa: E402,F401 - fixtures
+
+_INFER = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+
+
+def _upstream_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "monitor_proxy_upstream_errors_total" in r.getMessage()]
+
+
+def _said(lines: list[str]) -> int:
+    """Failures the log lines account for: one each for the lines of a failure, plus the N of
+    'N more ...' (the held-back ones)."""
+    import re
+
+    n = 0
+    for line in lines:
+        m = re.search(r"proxy: (\d+) more request\(s\) since the last line", line)
+        n += int(m.group(1)) if m else 1
+    return n
+
+
+def test_upstream_failures_of_a_short_outage_are_all_logged_by_shutdown(tmp_path: Path, engine: str, caplog) -> None:
+    """The proxy logs the first failure of a reason, then at most a line a minute with the count
+    since, and that count waited for the next failure after the minute: an outage of a few
+    seconds logged its first failure and never the others (they were counted only)."""
+    from tests.conftest import free_port
+
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=f"http://127.0.0.1:{free_port()}")
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            for _ in range(4):
+                assert http("POST", s.url + "/v2/models/iris/infer", _INFER).status == 502
+            s.flush()
+            assert total(s.metrics(), "monitor_proxy_upstream_errors_total", reason="connect") == 4
+            assert len(_upstream_lines(caplog)) == 1, _upstream_lines(caplog)
+    finally:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            s.close()
+    lines = _upstream_lines(caplog)
+    assert len(lines) == 2 and "proxy: 3 more request(s) since the last line" in lines[1], lines
+    assert "cannot connect to the model server" in lines[1] and 'reason="connect"' in lines[1], lines[1]
+
+
+def test_upstream_failures_held_back_are_logged_when_their_minute_ends(tmp_path: Path, monkeypatch, caplog) -> None:
+    """The same, on a running sidecar: the held-back failures are said once the minute (here
+    shortened to 3 s) is over, without another failure to carry them."""
+    from monitor.server import proxy as proxy_module
+    from tests.conftest import free_port
+    from tests.sidecar_support import wait_until
+
+    monkeypatch.setattr(proxy_module, "_UPSTREAM_LOG_EVERY_S", 3.0)
+    s = start_proxying(IRIS, tmp_path, "aiohttp", proxy_upstream=f"http://127.0.0.1:{free_port()}")
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            for _ in range(4):
+                assert http("POST", s.url + "/v2/models/iris/infer", _INFER).status == 502
+            assert wait_until(lambda: _said(_upstream_lines(caplog)) == 4, timeout=15), _upstream_lines(caplog)
+    finally:
+        s.close()
+    assert any("more request(s) since the last line" in line for line in _upstream_lines(caplog))

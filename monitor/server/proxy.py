@@ -149,6 +149,15 @@ def request_labels(tap: "_Tap | None", status: int) -> tuple[str, str]:
     return (tap.kind if tap is not None else "other", _status_class(status))
 
 
+def _answered(reason: str) -> str:
+    """What the clients of a request failed for ``reason`` got, for the log."""
+    if reason == "timeout":
+        return "answered 504 upstream_timeout by the proxy"
+    if reason == "disconnect":
+        return "answered 502 upstream_disconnect by the proxy, or, when the answer had begun, cut short"
+    return f"answered 502 upstream_{reason} by the proxy"
+
+
 def fail_body(reason: str, message: str) -> dict[str, str]:
     """The JSON body of the proxy's own error answers (502/504), the same from both engines."""
     return {"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}
@@ -171,6 +180,8 @@ class Proxy:
         self._pending: list[tuple[Any, tuple[Any, ...]]] | None = None
         #: upstream failure reason -> (monotonic time of its last log line, failures since then)
         self._upstream_said: dict[str, tuple[float, int]] = {}
+        #: upstream failure reason -> the timer that logs its failures left unsaid at the end of the minute
+        self._upstream_timers: dict[str, asyncio.TimerHandle] = {}
 
     def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
         """Count ``n`` refused taps. The proxy's client gets the model server's answer, so the
@@ -189,6 +200,8 @@ class Proxy:
         )
 
     async def close(self) -> None:
+        for reason in list(self._upstream_said):  # failures of the last, partial minute: said before the exit
+            self._say_unsaid(reason)
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -346,22 +359,58 @@ class Proxy:
         not be reached, did not answer in time or broke off, whichever engine or process answered
         them. Their clients got the proxy's error and the model server may have logged nothing, so
         the first of each reason is logged with the upstream and the fix, then at most one line a
-        minute per reason with the count since (an outage that starts later is said again)."""
+        minute per reason with the count since (an outage that starts later is said again).
+
+        Failures held back within a minute are said when it ends (a timer on the event loop), or
+        when the proxy closes: before, they waited for the next failure after the minute, so a
+        short outage (ten failures in twenty seconds) logged its first and never the other nine."""
         self.sidecar.store.inc("monitor_proxy_upstream_errors", n, labels=(reason,))
         now = time.monotonic()
         last, unsaid = self._upstream_said.get(reason, (None, 0))
         if last is not None and now - last < _UPSTREAM_LOG_EVERY_S:
             self._upstream_said[reason] = (last, unsaid + n)
+            self._say_later(reason, last + _UPSTREAM_LOG_EVERY_S - now)
             return
-        self._upstream_said[reason] = (now, 0)
-        what = _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
+        # this line says one failure; the rest of a batch (the data path process reports its
+        # failures in batches) is held back as the minute's next ones are
+        self._upstream_said[reason] = (now, n - 1)
+        timer = self._upstream_timers.pop(reason, None)
+        if timer is not None:  # due now: this line says what it held
+            timer.cancel()
+        if n > 1:
+            self._say_later(reason, _UPSTREAM_LOG_EVERY_S)
+        log.warning("proxy: %s; its clients were %s; counted in monitor_proxy_upstream_errors_total{reason=\"%s\"}, %s",
+                    self._upstream_what(reason), _answered(reason), reason, f"{unsaid} more since the last line"
+                    if unsaid else "further ones logged at most once a minute")
+
+    def _say_later(self, reason: str, delay: float) -> None:
+        """Have the failures of ``reason`` held back said in ``delay`` seconds (once a timer is set,
+        the failures that follow are said with them)."""
+        if reason in self._upstream_timers:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop: said by the next failure after the minute, or at close
+            return
+        self._upstream_timers[reason] = loop.call_later(delay, self._say_unsaid, reason)
+
+    def _say_unsaid(self, reason: str) -> None:
+        """Log the failures of ``reason`` held back since its last line, if any (its minute is over,
+        or the proxy closes); the next minute's are held back again."""
+        timer = self._upstream_timers.pop(reason, None)
+        if timer is not None:
+            timer.cancel()
+        last, unsaid = self._upstream_said.get(reason, (None, 0))
+        if not unsaid:
+            return
+        self._upstream_said[reason] = (time.monotonic(), 0)
+        log.warning("proxy: %d more request(s) since the last line: %s; its clients were %s; counted in "
+                    "monitor_proxy_upstream_errors_total{reason=\"%s\"}", unsaid, self._upstream_what(reason),
+                    _answered(reason), reason)
+
+    def _upstream_what(self, reason: str) -> str:
+        return _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
             url=self.upstream, timeout=self.settings.timeout_s, reason=reason)
-        answered = ("answered 504 upstream_timeout by the proxy" if reason == "timeout" else
-                    "answered 502 upstream_disconnect by the proxy, or, when the answer had begun, cut short"
-                    if reason == "disconnect" else f"answered 502 upstream_{reason} by the proxy")
-        log.warning("proxy: %s; its clients were %s; counted in "
-                    "monitor_proxy_upstream_errors_total{reason=\"%s\"}, %s", what, answered, reason, f"{unsaid} more since the last line" if last is not None else
-                    "further ones logged at most once a minute")
 
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
         self.upstream_failed(reason)
