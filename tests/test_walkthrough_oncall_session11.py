@@ -58,3 +58,24 @@ def test_runbook_text_reads_adjacent_query_blocks_as_one_placeholder() -> None:
                     '{{ with "b" | query }}{{ with first . }}\n on {{ value . }} labels{{ end }}{{ end }}; see {{ $labels.model }}.')
     assert text == "Below the reference. ‹given in the alert›; see ‹model›."
     assert readable("Done.{{ with \"a\" | query }}{{ . }}{{ end }}") == "Done. ‹given in the alert›"
+
+
+def test_a_full_queue_counts_its_429s_under_the_model(tmp_path: Path) -> None:
+    # The README: refusals are counted "under the model the events were for when the event says it".
+    # A 429 for a full queue names its model in its own message, yet was counted under
+    # model="_sidecar": an alert on back-pressure could not say (or route by) which model lost events.
+    from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+
+    raw = {"model": "iris", "features": ["a", "b", "c", "d"], "queue": {"capacity": 5},
+           "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        events = [{"inputs": [1.0, 1.0, 2.0, 3.0], "outputs": [0.2, 0.5, 0.3]}] * 4
+        assert http("POST", s.url + "/v1/events", events).status == 202
+        r = http("POST", s.url + "/v1/events", events[:2])
+        assert r.status == 429 and r.json()["reason"] == "queue_full"
+        text = s.metrics()
+        assert sample(text, "monitor_intake_events_refused_total", model="iris", endpoint="events", reason="queue_full") == 2
+        assert sample(text, "monitor_intake_events_refused_total", model="_sidecar", endpoint="events", reason="queue_full") is None
+    finally:
+        s.close()

@@ -88,4 +88,4 @@ class Admission:
             if len(q) + n > q.capacity:
                 raise IntakeError(429, "events", f"the queue of model {mon.model!r} is full ({len(q)}/{q.capacity}); "
                                                  "retry after a short delay or raise queue.capacity", "queue_full",
-                                  events=total, headers={"Retry-After": "1"})
+                                  events=total, headers={"Retry-After": "1"}, monitor=mon)
