@@ -91,6 +91,8 @@ class BatchBuilder:
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             return self._learn_schema(inputs[0])
         arr = np.asarray(inputs)
+        if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
+            raise RowError("wrong_type", "inputs must be numeric rows")
         width = arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
 

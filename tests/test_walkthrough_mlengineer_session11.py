@@ -140,3 +140,44 @@ def test_replay_without_rules_names_the_packs(tmp_path):
     cfg.write_text("model: m\nrules: {packs: [core]}\n")
     res = CliRunner().invoke(main, ["replay", str(log), "--config", str(cfg)])
     assert res.exit_code == 0, res.output
+
+
+
+class _Req:
+    """A web framework's request object (as a pydantic model would be): not rows."""
+
+    def __init__(self, instances: list[list[float]], request_id: str | None = None) -> None:
+        self.instances, self.request_id = instances, request_id
+
+
+def _handler(req: _Req) -> dict:
+    return {"probabilities": [[0.3, 0.7] for _ in req.instances]}
+
+
+def _fresh_monitor(model: str):
+    import prometheus_client
+
+    from monitor import Monitor
+
+    return Monitor(model=model, config={"output": {"kind": "probabilities"}},
+                   registry=prometheus_client.CollectorRegistry(), start_worker=False)
+
+
+def test_an_unreadable_first_call_does_not_fix_the_learned_features():
+    """A monitor without configured features learns them from the first event. A first call whose
+    input was a request object (a decorated web handler) was read as one feature: that event was
+    refused as wrong_type, and every later call with real rows of two features as wrong_shape,
+    for the life of the process. The features are learnt from the first readable event."""
+    mon = _fresh_monitor("first")
+    try:
+        predict = mon.watch(lambda X: [[0.3, 0.7]] * (len(X) if isinstance(X, list) else 1))
+        predict(_Req([[1.0, 2.0]]))
+        mon.flush()
+        for _ in range(3):
+            predict([[1.0, 2.0], [3.0, 4.0]])
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", ("wrong_type",)) == 1.0
+        assert mon.store.value("monitor_rows_rejected", ("wrong_shape",)) is None
+        assert mon.store.value("monitor_predictions") == 6.0
+    finally:
+        mon.close()
