@@ -11,8 +11,8 @@ from tests.test_oncall_session7 import _run_unit_test
 
 _URL = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
 _DESC = ("More than 1% of the events (or proxied exchanges) of {m} arriving by {e} were refused by the sidecar over 10 "
-         "minutes with reason {r}: that traffic is not monitored. Back-pressure (queue_full, overloaded, shutting_down, "
-         "not_ready) is left to MonitorShedsEvents and MonitorQueueNearlyFull, and the model server's 4xx answers to bad "
+         "minutes with reason {r}: that traffic is not monitored. Back-pressure (queue_full, overloaded) is left to "
+         "MonitorIntakeOverloaded, a restart's refusals (shutting_down, not_ready) page nobody, and the model server's 4xx answers to bad "
          "requests (client_error) to the model server's own metrics.")
 
 

@@ -79,3 +79,51 @@ def test_a_full_queue_counts_its_429s_under_the_model(tmp_path: Path) -> None:
         assert sample(text, "monitor_intake_events_refused_total", model="_sidecar", endpoint="events", reason="queue_full") is None
     finally:
         s.close()
+
+
+_OVERLOAD_DESC = ("Over 10 minutes, more than 5% of the events of {m} arriving by events were answered 429 (its queue full, "
+                  "queue.capacity) or 503 (all queues together at server.max_queued_events; counted under _sidecar) with "
+                  "Retry-After: 1. Senders that retry get in later; events refused to senders that do not retry are lost. "
+                  "The worker does not drain as fast as the events arrive.")
+
+
+def test_intake_back_pressure_pages(tmp_path: Path) -> None:
+    # Walkthrough: a sidecar whose queue stays full refused 90% of the events posted to it (429,
+    # queue_full) for minutes, and no alert of the core pack fired: back-pressure refusals are
+    # excluded from MonitorIntakeRefused, are not shed events (MonitorShedsEvents), and the queue sat
+    # at 75% (a batch of 150 does not fit in the 50 left of 200), under MonitorQueueNearlyFull's 80%.
+    # Here "busy" loses 30% to queue_full: fires; "iris" 1%: silent (retries absorb short bursts);
+    # 503s "overloaded" (all queues together full, counted under _sidecar) weigh against every
+    # model's accepted events: 100 / (100 + 1,690) fires at 5.6%.
+    _run_unit_test(tmp_path, "core.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_intake_events_accepted_total{{model="busy",endpoint="events"}}'
+                values: '0+700x30'
+              - series: 'monitor_intake_events_refused_total{{model="busy",endpoint="events",reason="queue_full"}}'
+                values: '0+300x30'
+              - series: 'monitor_intake_events_accepted_total{{model="iris",endpoint="events"}}'
+                values: '0+990x30'
+              - series: 'monitor_intake_events_refused_total{{model="iris",endpoint="events",reason="queue_full"}}'
+                values: '0+10x30'
+              - series: 'monitor_intake_events_refused_total{{model="_sidecar",endpoint="events",reason="overloaded"}}'
+                values: '0+100x30'
+            alert_rule_test:
+              - eval_time: 25m
+                alertname: MonitorIntakeOverloaded
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: busy, endpoint: events}}
+                    exp_annotations:
+                      summary: "The sidecar refuses 30% of what events sends for busy: it does not keep up."
+                      description: "{_OVERLOAD_DESC.format(m="busy")}"
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakeoverloaded"
+                  - exp_labels: {{severity: warning, model: _sidecar, endpoint: events}}
+                    exp_annotations:
+                      summary: "The sidecar refuses 5.587% of what events sends for _sidecar: it does not keep up."
+                      description: "{_OVERLOAD_DESC.format(m="_sidecar")}"
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakeoverloaded"
+              - eval_time: 15m
+                alertname: MonitorIntakeRefused
+                exp_alerts: []
+    """)
