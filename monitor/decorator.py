@@ -63,6 +63,7 @@ def watch(
     monitor: "Monitor | None" = None,
     model: str | None = None,
     input_arg: str | None = None,
+    inputs: Extractor = None,
     client: Extractor = None,
     request_id: Extractor = None,
     segment: Extractor = None,
@@ -78,6 +79,11 @@ def watch(
         (named after the function when not given).
     input_arg
         Name of the parameter holding the inputs (default: the first one, after ``self``/``cls``).
+    inputs
+        Where the rows are when no parameter holds them as they are: a callable taking the same
+        arguments as the predict function (e.g. ``inputs=lambda req: req.instances`` for a web
+        handler whose parameter is a request object, else every row is refused as ``wrong_type``),
+        or a parameter name (as ``input_arg``).
     client, request_id, segment
         Where to find the client identity, the request id and the segment: a parameter name, or a
         callable taking the same arguments as the predict function.
@@ -103,7 +109,7 @@ def watch(
     >>> mon.close()
     """
     if fn is None:
-        return functools.partial(watch, monitor=monitor, model=model, input_arg=input_arg, client=client,
+        return functools.partial(watch, monitor=monitor, model=model, input_arg=input_arg, inputs=inputs, client=client,
                                  request_id=request_id, segment=segment, embedding=embedding, outputs=outputs)
     if not callable(fn):
         raise TypeError(f"watch() decorates a callable, got {type(fn).__name__}")
@@ -121,6 +127,9 @@ def watch(
     else:
         idx = 1 if params and params[0] in ("self", "cls") else 0
     arg_name = params[idx] if idx < len(params) else None
+    if inputs is not None and input_arg is not None:
+        raise ValueError("watch() takes input_arg= or inputs=, not both. Fix: keep inputs= (a parameter name or a callable)")
+    get_inputs = _extractor(inputs, params, "inputs", fn, var_keyword)
     get_client = _extractor(client, params, "client", fn, var_keyword)
     get_request = _extractor(request_id, params, "request_id", fn, var_keyword)
     get_segment = _extractor(segment, params, "segment", fn, var_keyword)
@@ -128,7 +137,8 @@ def watch(
     time = monitor.clock
     sample_rate = monitor._sample_rate
     rand = monitor._random
-    simple = get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
+    simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
+              and get_inputs is None)
     said = [False]  # whether an extractor's failure was logged (once per decorated function)
 
     def extractor_failed(which: str, exc: Exception) -> None:
@@ -150,12 +160,17 @@ def watch(
             if sample_rate < 1.0 and rand() >= sample_rate:
                 queue.sampled_out()
                 return
-            x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
             if simple:
+                x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
                 event = (PREDICTION, time(), x, out, latency, None, None, None, None)
             else:
-                which = "outputs"
+                which = "inputs"
                 try:
+                    if get_inputs is None:
+                        x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
+                    else:
+                        x = get_inputs(args, kwargs)
+                    which = "outputs"
                     o = out if outputs is None else outputs(out)
                     which = "client"
                     c = None if get_client is None else get_client(args, kwargs)

@@ -48,7 +48,8 @@ REJECTION_HINTS: dict[str, str] = {
     "rows_mismatch": "predict must return one output per input row; if it returns more (a dict, a tuple), pick the "
                      "per-row outputs with watch(..., outputs=lambda result: ...)",
     "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value, and declare "
-                  "text features as kind: categorical under features in the config",
+                  "text features as kind: categorical under features in the config; a decorated predict whose argument "
+                  "is a request object, not the rows, needs watch(..., inputs=lambda req: req.rows)",
 }
 
 #: Distinct exception type names kept as label values before folding into "other".

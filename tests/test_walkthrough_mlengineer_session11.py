@@ -181,3 +181,41 @@ def test_an_unreadable_first_call_does_not_fix_the_learned_features():
         assert mon.store.value("monitor_predictions") == 6.0
     finally:
         mon.close()
+
+
+def test_a_handler_taking_a_request_object_names_its_rows_with_inputs(caplog):
+    """A web handler decorated as it is (its parameter a request object, its answer a dict):
+    ``watch`` read the request object as the rows, every row was refused as wrong_type, and the
+    log's fix spoke of sending numeric rows; watch had ``outputs=`` but no way to say where the
+    rows are but a parameter holding them as they are. ``inputs=`` takes a callable (or a
+    parameter name) as the other extractors do, and the wrong_type log names it."""
+    import logging
+
+    plain_mon, mon = _fresh_monitor("plain"), _fresh_monitor("api")
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            assert plain_mon.watch(_handler)(_Req([[1.0, 2.0]])) == {"probabilities": [[0.3, 0.7]]}
+            plain_mon.flush()
+        assert plain_mon.store.value("monitor_rows_rejected", ("wrong_type",)) == 1.0
+        assert any("inputs=lambda req" in r.getMessage() for r in caplog.records)
+        named = mon.watch(inputs=lambda req: req.instances, outputs=lambda r: r["probabilities"],
+                          request_id=lambda req: req.request_id)(_handler)
+        broken = mon.watch(inputs=lambda req: req.rows)(_handler)
+        for i in range(3):
+            assert named(req=_Req([[1.0, 2.0], [3.0, 4.0]], f"r{i}"))["probabilities"][1] == [0.3, 0.7]
+        assert broken(_Req([[1.0, 2.0]])) == {"probabilities": [[0.3, 0.7]]}  # answered unchanged
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 6.0
+        assert mon.store.value("monitor_rows_rejected", ("wrong_type",)) is None
+        assert mon.store.value("monitor_events_dropped", ("extractor_error",)) == 1.0
+        mon.feedback(["r2/1"], [1])
+        mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 1.0
+        with pytest.raises(ValueError, match="input_arg= or inputs="):
+            mon.watch(input_arg="req", inputs="req")(_handler)
+        with pytest.raises(ValueError, match="inputs='rows' is not a parameter"):
+            mon.watch(inputs="rows")(_handler)
+        assert mon.watch(inputs="req")(_handler)(_Req([[1.0]])) == {"probabilities": [[0.3, 0.7]]}
+    finally:
+        plain_mon.close()
+        mon.close()
