@@ -332,6 +332,12 @@ class ForwardingMonitor:
                 sock.sendto(payload, self.address)
             else:
                 sock.send(payload)
+                # a closed port answers with an ICMP error that the kernel reports on the *next*
+                # send, which it then refuses: every other datagram would go nowhere uncounted. On
+                # loopback the error is already pending when send returns; reading it clears it
+                pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if pending:
+                    raise OSError(pending, os.strerror(pending))  # ConnectionRefusedError for ECONNREFUSED
         except (FileNotFoundError, ConnectionRefusedError):
             self._count_drop("sidecar_unavailable", len(pieces))
             self._peer_lost = True

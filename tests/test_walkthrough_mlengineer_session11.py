@@ -219,3 +219,25 @@ def test_a_handler_taking_a_request_object_names_its_rows_with_inputs(caplog):
     finally:
         plain_mon.close()
         mon.close()
+
+
+def test_udp_forwarding_counts_every_datagram_the_absent_sidecar_refused():
+    """Over UDP with the sidecar away (killed under gunicorn traffic), the kernel reports the
+    closed port on the send after the one that hit it, and closing the socket then started the
+    cycle again: every other datagram went nowhere uncounted (10 of 20 events counted, a 3 s
+    outage at ~560 requests/s reported as 29 drops). On loopback the refusal is there as soon
+    as the send returns: each one is counted."""
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on it now
+    fm = ForwardingMonitor("iris", f"udp://127.0.0.1:{port}", start=False)
+    try:
+        for _ in range(20):
+            _one(fm)
+        c = fm.counters()
+        assert c.dropped == {"sidecar_unavailable": 20} and c.events_sent == 0
+    finally:
+        fm.close()
