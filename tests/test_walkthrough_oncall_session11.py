@@ -127,3 +127,66 @@ def test_intake_back_pressure_pages(tmp_path: Path) -> None:
                 alertname: MonitorIntakeRefused
                 exp_alerts: []
     """)
+
+
+def _alternating(values: str, period: int, n: int, first: bool) -> str:
+    """``values`` on the minutes of every other run of ``period`` minutes (from the first run when
+    ``first``), stale markers on the others: a series whose labels the exporter keeps changing."""
+    out = []
+    for minute in range(n):
+        on = (minute // period) % 2 == (0 if first else 1)
+        out.append(values if on else "stale")
+    return " ".join(out)
+
+
+def test_segment_gaps_are_one_alert_while_the_widest_pair_changes(tmp_path: Path) -> None:
+    # Walkthrough: segment apac's accuracy fell 34 points under eu's and us's (z = 29); eu and us,
+    # alike, took turns as the best segment, and the metrics' high label moved between them every few
+    # scrapes (seen in Prometheus). The alert carried high and low, so each change ended one alert
+    # and started another, pending again: with the shipped for: 30m it never fired. Same for the
+    # regression gap. Here the pair changes every 4 minutes for 50 minutes: one alert per model
+    # and figure fires, naming the pair of the moment (the last minutes: us over apac).
+    gap = lambda first: _alternating("0.34", 4, 50, first)  # noqa: E731
+    z = lambda first: _alternating("29", 4, 50, first)  # noqa: E731
+    mae = lambda first: _alternating("3", 4, 50, first)  # noqa: E731
+    mz = lambda first: _alternating("12", 4, 50, first)  # noqa: E731
+    _run_unit_test(tmp_path, "confidence.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_segment_max_gap_ratio{{model="m",figure="accuracy",high="eu",low="apac"}}'
+                values: '{gap(True)}'
+              - series: 'monitor_segment_max_gap_zscore{{model="m",figure="accuracy",high="eu",low="apac"}}'
+                values: '{z(True)}'
+              - series: 'monitor_segment_max_gap_ratio{{model="m",figure="accuracy",high="us",low="apac"}}'
+                values: '{gap(False)}'
+              - series: 'monitor_segment_max_gap_zscore{{model="m",figure="accuracy",high="us",low="apac"}}'
+                values: '{z(False)}'
+              - series: 'monitor_regression_mae{{model="r"}}'
+                values: '4x50'
+              - series: 'monitor_regression_segment_max_mae_gap{{model="r",high="b",low="a"}}'
+                values: '{mae(True)}'
+              - series: 'monitor_regression_segment_max_mae_gap_zscore{{model="r",high="b",low="a"}}'
+                values: '{mz(True)}'
+              - series: 'monitor_regression_segment_max_mae_gap{{model="r",high="b",low="c"}}'
+                values: '{mae(False)}'
+              - series: 'monitor_regression_segment_max_mae_gap_zscore{{model="r",high="b",low="c"}}'
+                values: '{mz(False)}'
+            alert_rule_test:
+              - eval_time: 45m
+                alertname: ModelSegmentGap
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: m, figure: accuracy}}
+                    exp_annotations:
+                      summary: "Model m treats segments differently (accuracy)"
+                      description: "The accuracy of two segments differs by 34% over the window (z > 4): segment us above segment apac now. The two segments widest apart may change while the gap lasts; the Confidence dashboard's \\"Largest gap between segments\\" panel shows them over time."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentgap"
+              - eval_time: 45m
+                alertname: RegressionSegmentErrorGap
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: r}}
+                    exp_annotations:
+                      summary: "Model r makes larger errors for one segment (b)"
+                      description: "The mean absolute error of one segment exceeds that of another by 3 (target units) over the window (now segment b over segment c): more than a quarter of the whole window's MAE, z > 4 (regression detector with by_segment: true)."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#regressionsegmenterrorgap"
+    """)
