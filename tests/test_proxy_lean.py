@@ -525,7 +525,9 @@ def test_shutdown_lets_a_request_in_flight_finish(tmp_path, servers, engine):
                                max_size=6).map(lambda parts: "/" + "/".join(parts))))
 def test_the_route_table_resolves_as_aiohttp_does(method, path):
     """Each request goes where the application's aiohttp router sends it: the sidecar's own
-    handler, or the proxy route with its tap and {model}."""
+    handler, or the proxy route with its tap and {model}; but for a path of the sidecar's own with
+    another method, which the router gives to the proxy's catch-all and the table to the sidecar
+    (its 405, with the methods of that path)."""
     from aiohttp.test_utils import make_mocked_request
 
     from monitor.config import parse_config
@@ -542,7 +544,11 @@ def test_the_route_table_resolves_as_aiohttp_does(method, path):
     match = asyncio.run(app.router.resolve(make_mocked_request(method, path, app=app)))
     name = getattr(match.route, "name", None)
     got = table.resolve(method.encode(), path.encode())
-    if name in app[K.PROXY].taps:
+    own = {r.canonical: {route.method for route in r} for r in app.router.resources()
+           if all(route.name not in app[K.PROXY].taps for route in r)}
+    if path in own and method not in own[path]:
+        assert name == "proxy" and got.local and set(got.allowed) == own[path], (name, got)
+    elif name in app[K.PROXY].taps:
         assert not got.local and got.tap is app[K.PROXY].taps[name] and got.model == match.get("model")
     else:
         assert got.local

@@ -139,3 +139,35 @@ def test_upstream_failures_held_back_are_logged_when_their_minute_ends(tmp_path:
     finally:
         s.close()
     assert any("more request(s) since the last line" in line for line in _upstream_lines(caplog))
+
+
+# -- 2. in proxy mode, the sidecar's own paths are the sidecar's whatever the method -----------------
+def test_a_wrong_method_on_a_sidecar_path_is_answered_405_by_the_sidecar_not_forwarded(tmp_path: Path, engine: str,
+                                                                                       upstream) -> None:
+    """Proxy mode on one port: ``GET /v1/events`` or ``POST /metrics`` went to the proxy's catch-all
+    route (aiohttp's router, and the lean engines' resolution of it, try the next route when the
+    method does not match), so the model server answered them (404 here), saying nothing of the
+    sidecar's endpoint. They are the sidecar's 405, with Allow, as without the proxy; other paths
+    and the tapped routes are forwarded as before."""
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=upstream.url)
+    try:
+        for method, path, allow in (("GET", "/v1/events", "POST"), ("PUT", "/v1/cloudevents", "POST"),
+                                    ("POST", "/metrics", "GET, HEAD"), ("DELETE", "/api/v1/status?x=1", "GET, HEAD"),
+                                    ("POST", "/healthz", "GET, HEAD")):
+            r = http(method, s.url + path, b"{}" if method in ("POST", "PUT") else None)
+            assert r.status == 405, (method, path, r.status, r.body)
+            assert r.headers.get("allow") == allow and r.json()["reason"] == "method_not_allowed", (r.headers, r.body)
+            assert "x-upstream" not in r.headers and path.split("?")[0] in r.json()["error"], r.body
+        # what is not the sidecar's still goes to the model server, and its own routes answer as ever
+        echoed = http("GET", s.url + "/echo/v1/events")
+        assert echoed.status == 201 and echoed.json()["path_qs"] == "/echo/v1/events", echoed.body
+        assert http("GET", s.url + "/v1/events/").status == 404  # not the sidecar's path: the model server's 404
+        assert http("POST", s.url + "/v2/models/iris/infer", _INFER).status == 200
+        assert http("GET", s.url + "/healthz").status == 200
+        s.flush()
+        text = s.metrics()
+    finally:
+        s.close()
+    assert total(text, "monitor_http_request_duration_seconds_count", handler="unmatched", code="405") == 5
+    assert total(text, "monitor_proxy_requests_total") == 3  # the echo, the model server's 404 and the infer
+

@@ -19,7 +19,9 @@ Endpoints (see :func:`create_app`):
 ========================  =========  ===================================================
 
 "write" and "read" are the two optional bearer-token scopes (``server.write_token_*`` and
-``server.metrics_token_*``).
+``server.metrics_token_*``). In proxy mode on this port, every other request is forwarded to the
+model server, but for these paths with another method: answered 405 here (see
+:class:`monitor.server.proxyroutes.RouteTable`).
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     status = 500
     sidecar.in_flight += 1
     try:
+        if name.startswith("proxy") and K.PROXY in request.app:
+            allowed = request.app[K.PROXY].sidecar_methods(request)
+            if allowed:  # the sidecar's own path with another method: its 405, not the model server's
+                name = "unmatched"
+                raise web.HTTPMethodNotAllowed(request.method, allowed)
         if name in WRITE_ROUTES:
             if sidecar.settings.cloudevents.require_token or name not in _CLOUDEVENT_ROUTES:
                 try:

@@ -24,7 +24,8 @@ The sidecar's own endpoints keep their precedence: each request is resolved agai
 application's routes, the way aiohttp resolves them (:mod:`monitor.server.proxyroutes`), and a
 request for one of the sidecar's own routes (``/metrics``, ``/v1/events``...) hands the
 connection over to the application's aiohttp protocol, with the bytes of that request, so auth,
-limits and answers there are aiohttp's as before. The upstream connections and their pool are in
+limits and answers there are aiohttp's as before; so does one of those paths asked for with another
+method (``GET /v1/events``), which the sidecar answers 405 rather than the model server. The upstream connections and their pool are in
 :mod:`monitor.server.upstream`.
 
 Differences from the aiohttp engine, all on the wire: a request body with a ``Content-Length``

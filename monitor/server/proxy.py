@@ -182,6 +182,8 @@ class Proxy:
         self._upstream_said: dict[str, tuple[float, int]] = {}
         #: upstream failure reason -> the timer that logs its failures left unsaid at the end of the minute
         self._upstream_timers: dict[str, asyncio.TimerHandle] = {}
+        #: the application's routes as the lean engine resolves them (:meth:`sidecar_methods`), built on first use
+        self._routes: Any = None
 
     def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
         """Count ``n`` refused taps. The proxy's client gets the model server's answer, so the
@@ -218,6 +220,18 @@ class Proxy:
     def _add(self, app: web.Application, method: str, path: str, tap: _Tap | None, name: str) -> None:
         app.router.add_route(method, path, self._handler(tap), name=name)
         self.taps[name] = tap
+
+    def sidecar_methods(self, request: web.Request) -> tuple[str, ...]:
+        """The methods of the sidecar's own route at ``request``'s path when the request is not one
+        of them (then the sidecar answers 405, it is not forwarded), else ``()``: the lean engine's
+        resolution (:class:`monitor.server.proxyroutes.RouteTable`), for the aiohttp engine, whose
+        router would hand ``GET /v1/events`` to the proxy's catch-all route."""
+        if self._routes is None:
+            from monitor.server.proxyroutes import RouteTable
+
+            self._routes = RouteTable.from_router(request.app.router, self.taps)
+        return self._routes.resolve(request.method.encode("latin-1", "replace"),
+                                    request.raw_path.encode("utf-8", "surrogateescape")).allowed
 
     def _handler(self, tap: _Tap | None) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:

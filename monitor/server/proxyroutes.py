@@ -33,6 +33,9 @@ class Target:
     tap: _Tap | None = None
     model: str | None = None
     name: str | None = None  # the route's name (for the proxy's routes, its tap's key)
+    #: the methods of the sidecar's own route at this path, when the request's method is not one
+    #: of them: answered 405 by the sidecar (:meth:`RouteTable.resolve`), never forwarded
+    allowed: tuple[str, ...] = ()
 
 
 LOCAL = Target(True)
@@ -88,6 +91,14 @@ class RouteTable:
     the request's method goes on to the next. Routes named in ``taps`` are the proxy's; any
     other match, or none, is the sidecar's own (``local``).
 
+    One exception to aiohttp's order: a path of the sidecar's own (``/v1/events``, ``/metrics``...)
+    asked for with another method is not forwarded by the proxy's catch-all route (the untapped
+    one) but answered 405 by the sidecar, as without the proxy: ``GET /v1/events`` or ``POST
+    /metrics`` reached the model server, whose 404 or 405 said nothing of the sidecar's endpoint
+    and its methods. The target is then ``local`` with the ``allowed`` methods; the aiohttp
+    engine asks the same (:func:`monitor.server.app._middleware`). A route listed under
+    ``server.proxy.routes`` on such a path is still the proxy's (it was asked for by name).
+
     Built from the router's :func:`route_specs` (:meth:`from_router`), so that the proxy's data
     path in its own process (:mod:`monitor.server.dataplane`) resolves exactly as in this one."""
 
@@ -120,6 +131,7 @@ class RouteTable:
         if "%" in path:
             path = "%2F".join(unquote(p) for p in _SLASH.split(path))
         part = path
+        own: set[str] = set()  # methods of the sidecar's own routes whose path matched
         while part:
             for match, names in self.index.get(part, ()):
                 info = match(path)
@@ -130,11 +142,15 @@ class RouteTable:
                 elif "*" in names:
                     name = names["*"]
                 else:
+                    if not any(n in self.taps for n in names.values() if n is not None):
+                        own.update(names)
                     continue
                 if name is None:
                     return LOCAL
                 if name not in self.taps:
                     return Target(True, name=name)
+                if own and self.taps[name] is None:
+                    return Target(True, allowed=tuple(sorted(own)))
                 return Target(False, self.taps[name], info.get("model"), name)
             if part == "/":
                 break
