@@ -171,3 +171,35 @@ def test_a_wrong_method_on_a_sidecar_path_is_answered_405_by_the_sidecar_not_for
     assert total(text, "monitor_http_request_duration_seconds_count", handler="unmatched", code="405") == 5
     assert total(text, "monitor_proxy_requests_total") == 3  # the echo, the model server's 404 and the infer
 
+
+# -- 3. forwarded drop totals: deltas per sender, a restarted sender counted from zero ---------------
+def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from_zero(tmp_path: Path) -> None:
+    """Workers report cumulative drop totals. A sender whose totals went down (restarted under the
+    same id: its sequence starts again, or a total restarts) kept the old totals as the mark, and
+    its new drops went uncounted until they passed it: 7 dropped, restart, 3 dropped counted 0."""
+    import json
+    import socket
+
+    from tests.sidecar_support import wait_until
+
+    sock_path = str(tmp_path / "fwd.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    datagrams = [(1, {"queue_full": 5}), (2, {"queue_full": 7, "too_large": 1}),  # 7 + 1
+                 (1, {"queue_full": 2}),                       # restarted: seq back to 1, 2 new drops
+                 (2, {"queue_full": 3}),                       # 1 more
+                 (3, {"queue_full": 1, "too_large": 4})]       # queue_full restarted (1 new), too_large grew by 4
+    try:
+        for seq, dropped in datagrams:
+            msg = {"v": 1, "sender": "host:1:abcd", "seq": seq, "model": "iris", "dropped": dropped,
+                   "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
+            client.sendto(json.dumps(msg).encode(), sock_path)
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == len(datagrams))
+        text = s.metrics()
+    finally:
+        client.close()
+        s.close()
+    assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 7 + 2 + 1 + 1
+    assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 4
+    assert total(text, "monitor_forward_datagrams_lost_total") == 0  # a sequence that restarts loses nothing

@@ -5,6 +5,14 @@ Each datagram is validated like ``POST /v1/events`` (per event; a datagram has n
 so bad events are counted and the good ones kept). Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
+
+Drops are counted per sender as what its totals grew by since the last datagram heard from it,
+so the counter only grows. A sender whose sequence goes back, or one of whose totals goes down,
+restarted under the same id: its totals are counted from zero again (kept at the old ones, the
+restarted sender's drops went uncounted until they passed them). A sender this sidecar does not
+know is counted whole: :class:`monitor.forwarding.ForwardingMonitor` opens a new sender id, its
+totals counted from what it had reported, whenever the receiver may be another sidecar (restarted,
+its counter at zero) or one that forgot it, so that no drop is counted twice across restarts.
 """
 
 from __future__ import annotations
@@ -220,20 +228,30 @@ class ForwardReceiver:
         store = self.sidecar.store
         seq = msg.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
-            if s.seq and seq > s.seq + 1:
+            if seq <= s.seq:
+                # the sequence went back: the sender restarted under the same id (a reordered
+                # datagram is not told apart: Unix and loopback datagrams keep their order), so its
+                # totals start again from zero and are counted from there
+                s.dropped = {}
+            elif s.seq and seq > s.seq + 1:
                 store.inc("monitor_forward_datagrams_lost", seq - s.seq - 1)
-            s.seq = max(s.seq, seq)
+            s.seq = seq
         dropped = msg.get("dropped")
         if isinstance(dropped, dict):
             for reason, total in dropped.items():
-                if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool):
+                if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
                     reason = reason[:40]
                     if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
                         continue
-                    delta = total - s.dropped.get(reason, 0)
-                    if delta > 0:
+                    last = s.dropped.get(reason, 0)
+                    # what the total grew by since the last one heard; a total that went down restarted
+                    # from zero (a new worker under the old id): all of it is new. Kept either way, so
+                    # the next growth is counted from it (a lower total left the old one in place,
+                    # and drops went uncounted until the new total passed it)
+                    delta = total - last if total >= last else total
+                    if delta:
                         store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
-                        s.dropped[reason] = total
+                    s.dropped[reason] = total
         if now - self._last_gauge > 5.0:
             self._forget(now)
 
