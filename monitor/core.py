@@ -211,6 +211,7 @@ class Monitor:
 
         from monitor.exporter import DEFAULT_REGISTRY, StoreCollector
         from monitor.ingest import BatchBuilder
+        from monitor.labels import LabelJoiner
         from monitor.pipeline import Pipeline
         from monitor.store import MetricStore
 
@@ -246,6 +247,7 @@ class Monitor:
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
+            joiner=LabelJoiner(window_s=cfg.window_s),  # labels later than the window counted as late
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self._collector = StoreCollector([self.store], refresh=self.export_for_scrape)

@@ -48,11 +48,17 @@ class LabelJoiner:
     ttl_s
         Labels arriving more than this long (event time) after their prediction are refused as
         ``expired``.
+    window_s
+        The model's ``window``: a label arriving more than this long after its prediction is
+        joined and handed on, but counted as ``late`` rather than ``joined``, since the windowed
+        figures, which count a label in the window of its prediction, never see it. Without it
+        (None) every label joined counts as ``joined``, and the outcomes have no ``late``.
     """
 
-    def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0) -> None:
+    def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0, window_s: float | None = None) -> None:
         self.capacity = int(capacity)
         self.ttl_s = float(ttl_s)
+        self.window_s = None if window_s is None else float(window_s)
         self._reset()
 
     def _reset(self) -> None:
@@ -130,6 +136,7 @@ class LabelJoiner:
         its first label, the second counts as ``unknown_id``), but the detectors then see one
         batch per drain instead of one per caller's ``feedback`` call."""
         outcome = {"joined": 0, "unknown_id": 0, "invalid": 0, "expired": 0}
+        window, late = self.window_s, 0
         slots: list[int] = []
         values: list[Any] = []
         label_ts: list[float] = []
@@ -161,12 +168,16 @@ class LabelJoiner:
                     continue
                 else:
                     value = label
+                if window is not None and ts - seen_ts[slot] > window:
+                    late += 1
                 slots.append(slot)
                 values.append(value)
                 label_ts.append(ts)
+        if window is not None:
+            outcome["late"] = late
         if not slots:
             return None, outcome
-        outcome["joined"] = len(slots)
+        outcome["joined"] = len(slots) - late
         idx = np.asarray(slots, dtype=np.int64)
         if regression:
             label_values = np.asarray(values, dtype=np.float64)

@@ -127,7 +127,7 @@ class Pipeline:
         self.store = store
         self.builder = builder
         self.detectors = list(detectors)
-        self.joiner = joiner or LabelJoiner()
+        self.joiner = joiner if joiner is not None else LabelJoiner()  # an empty joiner is falsy (len 0)
         self.tick_s = float(tick_s)
         self.on_tick = on_tick
         self.next_tick: float | None = None

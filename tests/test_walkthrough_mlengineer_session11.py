@@ -241,3 +241,31 @@ def test_udp_forwarding_counts_every_datagram_the_absent_sidecar_refused():
         assert c.dropped == {"sidecar_unavailable": 20} and c.events_sent == 0
     finally:
         fm.close()
+
+
+def test_labels_later_than_the_window_are_counted_as_late():
+    """Labels that came two hours after their predictions (a labelling delay above the default
+    1 h window) were counted as joined, and then no figure ever saw them: accuracy absent,
+    labels_in_window 0, and nothing said why. They are counted as late (what the window would
+    need says the metric's help), those within the window as joined."""
+    import prometheus_client
+
+    from monitor import Monitor, catalog
+
+    t = [1_700_000_000.0]
+    mon = Monitor(model="late", config={"output": {"kind": "probabilities"}, "window": "1h"},
+                  registry=prometheus_client.CollectorRegistry(), start_worker=False, clock=lambda: t[0])
+    try:
+        mon.observe([[1.0]] * 300, [[0.8, 0.2]] * 300, request_id=[f"r{i}" for i in range(300)])
+        mon.flush()
+        t[0] += 2 * 3600.0
+        mon.observe([[1.0]] * 10, [[0.8, 0.2]] * 10, request_id=[f"s{i}" for i in range(10)])
+        mon.flush()
+        mon.feedback([f"r{i}" for i in range(300)] + [f"s{i}" for i in range(10)], [0] * 310)
+        mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("late",)) == 300.0
+        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 10.0
+        assert mon.store.value("monitor_labels_in_window") == 10.0
+    finally:
+        mon.close()
+    assert "late: joined more than the model's window" in catalog.get("monitor_feedback_labels").help
