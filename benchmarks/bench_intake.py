@@ -11,7 +11,7 @@ Then the sidecar's queue is drained and every accepted event is accounted for: p
 (``monitor_calls_total``) plus shed (``monitor_events_dropped_total``) must equal accepted.
 Target: at least 50,000 events/s accepted.
 
-Run: ``.venv/bin/python benchmarks/bench_intake.py [--events N] [--seconds S]``
+Run: ``.venv/bin/python benchmarks/bench_intake.py [--events N] [--seconds S] [--only light|full]``
 """
 
 from __future__ import annotations
@@ -157,12 +157,33 @@ def run_sidecar(cfg: dict, args: argparse.Namespace, folder: Path | None = None)
         serve.stop()
 
 
+def _configs() -> dict[str, tuple[dict, Path | None]]:
+    """The two sidecar configurations measured: ``light`` (no reference, no rules) and ``full`` (a
+    reference profile written to a fresh folder, every default detector, every shipped rule pack)."""
+    light = {"model": "iris", "features": FEATURES,
+             "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
+             "queue": {"capacity": 200_000}, "server": {"port": 0, "max_queued_events": 400_000}}
+    folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+    write_reference(folder / "ref.npz")
+    full = {**light, "reference": {"path": "ref.npz"}, "rules": {"packs": ["all"]}}
+    return {"light": (light, None), "full": (full, folder)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=600_000, help="events to send to each server (bounded)")
     ap.add_argument("--seconds", type=float, default=20.0, help="time limit per server")
+    ap.add_argument("--only", choices=("light", "full"),
+                    help="measure only this sidecar configuration (no baseline; prints, does not write the results)")
     args = ap.parse_args()
     payloads = bodies(200)
+    if args.only:
+        cfg, folder = _configs()[args.only]
+        r = run_sidecar(cfg, args, folder)
+        print(f"{args.only}: {r.rate:,.0f} events/s, {r.sent:,.0f} accepted, {r.retried:,.0f} retries, "
+              f"accepted = processed + shed: {r.accepted:,.0f} = {r.processed:,.0f} + {r.shed:,.0f} "
+              f"({'yes' if r.balanced else 'NO'}), sidecar CPU per event {r.cpu_us:.1f} us")
+        return
 
     q: multiprocessing.Queue[int] = multiprocessing.Queue()
     null = multiprocessing.Process(target=_null_server, args=(q,), daemon=True)
@@ -172,15 +193,11 @@ def main() -> None:
     null.terminate()
     null.join(10)
 
-    light = {"model": "iris", "features": FEATURES,
-             "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
-             "queue": {"capacity": 200_000}, "server": {"port": 0, "max_queued_events": 400_000}}
-    folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-    write_reference(folder / "ref.npz")
-    full = {**light, "reference": {"path": "ref.npz"}, "rules": {"packs": ["all"]}}
-    runs = [("monitor serve /v1/events (no reference, no rules: the detectors that need neither)", run_sidecar(light, args)),
+    configs = _configs()
+    runs = [("monitor serve /v1/events (no reference, no rules: the detectors that need neither)",
+             run_sidecar(*configs["light"], args)),
             ("monitor serve /v1/events (a reference, every default detector, every shipped rule pack)",
-             run_sidecar(full, args, folder))]
+             run_sidecar(*configs["full"], args))]
     rows = [("baseline: bare aiohttp handler", f"{base['rate']:,.0f}", f"{base['accepted']:,.0f}", "-", "-", "-", "-")]
     for name, r in runs:
         rows.append((name, f"{r.rate:,.0f}", f"{r.sent:,.0f}", f"{r.retried:,.0f}", f"{r.rate / base['rate']:.2f}",
