@@ -27,9 +27,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, ...], tuple[
     seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     real = mm._np_matmul
 
-    def spy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def spy(a: np.ndarray, b: np.ndarray, **kw: np.ndarray) -> np.ndarray:
         seen.append((a.shape, b.shape))
-        return real(a, b)
+        return real(a, b, **kw)
 
     monkeypatch.setattr(mm, "_np_matmul", spy)
     return seen

@@ -69,8 +69,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 out[s, c:c + cols] = _matvec(bc.T, ab[0])
             elif bc.shape[1] == 1:
                 out[s:s + rows, c] = _matvec(ab, bc[:, 0])
-            else:
-                out[s:s + rows, c:c + cols] = _np_matmul(ab, bc)
+            else:  # straight into the output (no block-sized temporary and copy); the same BLAS call
+                _np_matmul(ab, bc, out=out[s:s + rows, c:c + cols])
     return out
 
 
@@ -82,5 +82,5 @@ def _matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     rows = SINGLE_THREAD_MN // k
     out = np.empty(m, dtype=np.result_type(a, x))
     for s in range(0, m, rows):
-        out[s:s + rows] = _np_matmul(a[s:s + rows], x)
+        _np_matmul(a[s:s + rows], x, out=out[s:s + rows])
     return out
