@@ -10,7 +10,7 @@ from scipy import stats
 from monitor.detectors.probing.boundary import calibrate_boundary, margins
 from monitor.detectors.probing.clients import ClientRing, ClientTable, hash_client_id
 from monitor.detectors.probing.hashing import Fingerprinter, exact_hash, shared_counts
-from monitor.detectors.probing.neighbours import Sketcher, calibrate_knn, group_neighbours
+from monitor.detectors.probing.neighbours import Sketcher, calibrate_knn, group_neighbours, row_counts
 from monitor.detectors.probing.ood import fit_ood
 from monitor.detectors.probing.stealing import calibrate_prada, prada_min_distances, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import CampaignIndex, critical_counts
@@ -105,6 +105,49 @@ def test_group_neighbours_match_brute_force(statistic: str) -> None:
             assert g.hit[i] == (kth < 1.2)
         elif d.min() < 1.2:
             assert g.knn[i] == pytest.approx(np.sort(d)[:3].mean(), abs=1e-3)
+
+
+@pytest.mark.parametrize("statistic", ["kth", "mean"])
+def test_large_group_with_repeats_matches_brute_force(statistic: str) -> None:
+    """A group of 150 rows (past the cached triangle's first size, with repeats whose columns are
+    masked) and a second, larger one (the cached triangle grows): each row sees exactly the
+    stored queries and the earlier non-repeat rows of its group."""
+    rng = np.random.default_rng(3)
+    stored = (rng.normal(size=(80, 3)) * 0.3).astype(np.float32)
+    for m in (150, 300):
+        x = (rng.normal(size=(m, 3)) * 0.3).astype(np.float32)
+        x[10] = x[2]
+        ex = rng.integers(0, 2**31, size=m).astype(np.uint32)
+        ex[10] = ex[2]
+        g = group_neighbours(x, (x * x).sum(1), stored.T.copy(), (stored * stored).sum(1), k=4, tau=0.25,
+                             statistic=statistic, exact=ex, stored_exact=np.arange(80, dtype=np.uint32))
+        assert g.repeat.tolist() == [i == 10 for i in range(m)]
+        for i in range(m):
+            if g.repeat[i]:
+                continue
+            earlier = np.concatenate([stored, x[:i][~g.repeat[:i]]]).astype(np.float64)
+            d = np.sqrt(((earlier - x[i]) ** 2).sum(axis=1))
+            assert g.dmin[i] == pytest.approx(d.min(), abs=1e-3)
+            kth = np.sort(d)[3]
+            if statistic == "kth" and abs(kth - 0.25) > 1e-3:
+                assert g.hit[i] == (kth < 0.25)
+
+
+def test_upper_mask_is_the_complement_of_the_strict_lower_triangle() -> None:
+    from monitor.detectors.probing import neighbours as nb
+
+    for m in (1, 5, 64, 65, 200, 130, nb._UPPER_MAX + 3):
+        assert np.array_equal(nb._upper(m), ~np.tri(m, k=-1, dtype=bool))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 255), (64, 1000), (3, 70_000)])
+def test_row_counts_are_count_nonzero(shape: tuple[int, int]) -> None:
+    """The byte-sum count of the kNN step gives count_nonzero's integers, also past 255 and past
+    the uint16 bound (which falls back), and on masks that are not contiguous."""
+    rng = np.random.default_rng(shape[1])
+    mask = rng.random(shape) < 0.9
+    for m, bound in ((mask, shape[1]), (mask, 1 << 16), (np.asfortranarray(mask), shape[1]), (mask[:, ::2], shape[1])):
+        assert row_counts(m, bound).tolist() == np.count_nonzero(m, axis=1).tolist()
 
 
 def test_knn_threshold_holds_its_false_positive_rate_on_fresh_rows() -> None:

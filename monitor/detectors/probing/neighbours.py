@@ -31,7 +31,8 @@ import numpy as np
 from monitor.stats.matmul import matmul
 from monitor.stats.univariate import column_moments
 
-__all__ = ["STATISTICS", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq"]
+__all__ = ["STATISTICS", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq",
+           "row_counts"]
 
 
 #: kNN statistics: distance to the k-th nearest earlier query, or mean distance to the k nearest
@@ -203,10 +204,10 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     inner = matmul(x * np.float32(-2.0), x.T)
     inner += x_norm
     inner += x_norm[:, None]
-    mask = _LOWER[m] if m < _LOWER_MAX else np.tri(m, k=-1, dtype=bool)
+    # earlier, non-repeat rows of the group only: the diagonal and above, and repeats' columns, out
+    np.copyto(inner, np.inf, where=_upper(m))
     if repeat.any():
-        mask = mask & ~repeat[None, :]
-    inner[~mask] = np.inf  # earlier, non-repeat rows of the group only
+        inner[:, repeat] = np.inf
     nearest = inner.argmin(axis=1)
     d2min = inner[rows, nearest]
     if stored is not None:
@@ -216,9 +217,9 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     dmin = np.sqrt(np.maximum(d2min, 0.0).astype(np.float64))
     tau2 = np.float32(tau) ** 2
     if statistic == "kth":
-        close = np.count_nonzero(inner < tau2, axis=1)
+        close = row_counts(inner < tau2, m + f)
         if stored is not None:
-            close += np.count_nonzero(stored < (tau2 - x_norm)[:, None], axis=1)
+            close = close + row_counts(stored < (tau2 - x_norm)[:, None], m + f)
         return GroupNeighbours(dmin=dmin, nearest=nearest, hit=(close >= k) & ~repeat, knn=np.full(m, np.nan), repeat=repeat)
     knn = np.full(m, np.inf)
     cand = (dmin < tau) & (f + rows - np.cumsum(repeat) >= k) & ~repeat
@@ -229,6 +230,35 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     return GroupNeighbours(dmin=dmin, nearest=nearest, hit=knn < tau, knn=knn, repeat=repeat)
 
 
-_LOWER_MAX = 65
-#: strictly-lower-triangular masks for small groups (built once: np.tri per group costs more than the product)
-_LOWER = [np.tri(m, k=-1, dtype=bool) for m in range(_LOWER_MAX)]
+def row_counts(mask: np.ndarray, bound: int) -> np.ndarray:
+    """``np.count_nonzero(mask, axis=1)`` of a C-contiguous 2-D boolean mask, the same integers in
+    an unsigned type that holds ``bound`` (the largest sum the caller adds up from such counts).
+
+    Why: ``count_nonzero`` along an axis casts the booleans to ``intp`` and sums them through a
+    buffered cast; summing the bytes as ``uint8`` into a ``uint16`` accumulator is about 4x faster,
+    and the mask of the stored queries within ``tau`` (a row per new query, a column per stored
+    one, ``history`` wide) is counted for every query the probing detector analyses.
+
+    >>> row_counts(np.array([[True, False, True], [False, False, False]]), 6).tolist()
+    [2, 0]
+    """
+    if bound < 1 << 16 and mask.dtype == np.bool_ and mask.ndim == 2 and mask.flags.c_contiguous:
+        return mask.view(np.uint8).sum(axis=1, dtype=np.uint16)
+    return np.count_nonzero(mask, axis=1)
+
+
+#: the diagonal-and-above mask of the largest group seen (up to ``_UPPER_MAX`` rows, 4 MB): a group's
+#: mask is its top-left corner (building one per group, an ``m x m`` pass, cost as much as the product)
+_UPPER_MAX = 2048
+_UPPER = np.ones((0, 0), dtype=bool)
+
+
+def _upper(m: int) -> np.ndarray:
+    """Boolean ``(m, m)`` mask of the diagonal and above (``~np.tri(m, k=-1)``), a cached view."""
+    global _UPPER
+    if m > _UPPER_MAX:
+        return ~np.tri(m, k=-1, dtype=bool)
+    if m > _UPPER.shape[0]:
+        _UPPER = ~np.tri(min(max(m, 2 * _UPPER.shape[0], 64), _UPPER_MAX), k=-1, dtype=bool)
+        _UPPER.flags.writeable = False
+    return _UPPER[:m, :m]
