@@ -175,7 +175,7 @@ class BatchBuilder:
                 raise RowError("non_numeric_output", "outputs must be numbers for this output kind") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
-        if n_rows == 1 and arr.shape[0] != 1:
+        if n_rows == 1 and arr.shape[0] != 1 and arr.ndim <= 1 + bool(self.output.samples_axis):
             # a single row whose output is a vector of k classes (or samples x k)
             arr = arr[None, ...]
         if arr.shape[0] != n_rows:
@@ -265,6 +265,7 @@ class BatchBuilder:
             self._score_widths = frozenset({raw.shape[-1] if raw.ndim >= 2 else 1})
         for reason, n in decoded.reasons.items():
             result.rejected[reason] = result.rejected.get(reason, 0) + n
+            result.details.setdefault(reason, decoded.details.get(reason, ""))
         # per-row event attributes
         counts = np.asarray(result.rows_per_event, dtype=np.int64)
         used = [ev for ev, c in zip(events, result.rows_per_event) if c]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,6 +88,8 @@ class DecodedOutputs:
     members: np.ndarray | None = None
     predicted: np.ndarray | None = None
     intervals: np.ndarray | None = None
+    #: What was wrong, by reason, for the log line of the first refusal (e.g. the shape received).
+    details: dict[str, str] = field(default_factory=dict)
 
 
 def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -133,7 +135,10 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             values, intervals = x[:, 0].copy(), x[:, 1:3].copy()
         else:
             valid[:] = False
-            return DecodedOutputs(valid, {"output_shape": n})
+            q = f"; output.quantiles lists {len(spec.quantiles)}" if spec.quantiles else ""
+            return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+                f"regression outputs of shape {x.shape[1:]} per row; read are one value, (value, lower, upper) without "
+                f"output.quantiles, or one column per quantile{q}")})
         _reject(valid, reasons, ~np.isfinite(values), "nan_output")
         if intervals is not None:
             _reject(valid, reasons, ~np.isfinite(intervals).all(axis=1), "nan_output")
@@ -145,7 +150,8 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
     if spec.samples_axis:
         if x.ndim != 3:
             valid[:] = False
-            return DecodedOutputs(valid, {"output_shape": n})
+            return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+                f"outputs of shape {x.shape[1:]} per row; output.samples_axis: true reads (samples, classes) per row")})
         if spec.kind == "logits":
             members = _softmax(x) if x.shape[2] > 1 else None
         else:
@@ -167,7 +173,9 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             x = x[:, None]
         if x.ndim != 2:
             valid[:] = False
-            return DecodedOutputs(valid, {"output_shape": n})
+            return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+                f"outputs of shape {x.shape[1:]} per row, where one score per class is read; for ensembles or MC-dropout "
+                "samples set output.samples_axis: true")})
         bad = ~np.isfinite(x).all(axis=1)
         _reject(valid, reasons, bad, "nan_output")
         x = np.where(np.isfinite(x), x, 0.0)

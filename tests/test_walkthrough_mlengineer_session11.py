@@ -269,3 +269,39 @@ def test_labels_later_than_the_window_are_counted_as_late():
     finally:
         mon.close()
     assert "late: joined more than the model's window" in catalog.get("monitor_feedback_labels").help
+
+
+def test_output_shape_refusals_say_what_shape_came(caplog):
+    """A one-row call whose predict returned four rows (a feature vector the model read as four
+    samples) was refused as output_shape, 'check output.kind and output.classes', without the
+    shape: it is a rows mismatch, said as one. A regression model returning two columns, or a
+    classifier returning a 3-D array, was refused with no word of the shape received either."""
+    import logging
+
+    import prometheus_client
+
+    from monitor import Monitor
+
+    def make(model: str, output: dict) -> Monitor:
+        return Monitor(model=model, config={"output": output}, registry=prometheus_client.CollectorRegistry(),
+                       start_worker=False)
+
+    cls, reg = make("cls", {"kind": "probabilities"}), make("reg", {"kind": "regression"})
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            cls.watch(lambda x: [[0.2, 0.8]] * 4)([1.0, 2.0, 3.0, 4.0])
+            cls.flush()
+            cls.watch(lambda x: [[[0.2, 0.8]] * 3] * len(x))([[1.0, 2.0, 3.0, 4.0]] * 2)
+            cls.flush()
+            reg.watch(lambda x: [[1.0, 2.0]] * len(x))([[1.0], [2.0]])
+            reg.flush()
+        assert cls.store.value("monitor_rows_rejected", ("rows_mismatch",)) == 1.0
+        assert cls.store.value("monitor_rows_rejected", ("output_shape",)) == 2.0
+        assert reg.store.value("monitor_rows_rejected", ("output_shape",)) == 2.0
+        said = "\n".join(r.getMessage() for r in caplog.records)
+        assert "1 input rows but 4 outputs" in said
+        assert "outputs of shape (3, 2) per row" in said and "output.samples_axis: true" in said
+        assert "regression outputs of shape (2,) per row" in said
+    finally:
+        cls.close()
+        reg.close()
