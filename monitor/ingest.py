@@ -172,7 +172,8 @@ class BatchBuilder:
             try:
                 arr = np.asarray(outputs, dtype=np.float64)
             except (TypeError, ValueError):
-                raise RowError("non_numeric_output", "outputs must be numbers for this output kind") from None
+                raise RowError("non_numeric_output",
+                               f"outputs must be numbers for this output kind, got {type(outputs).__name__}") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if n_rows == 1 and arr.shape[0] != 1 and arr.ndim <= 1 + bool(self.output.samples_axis):

@@ -305,3 +305,21 @@ def test_output_shape_refusals_say_what_shape_came(caplog):
     finally:
         cls.close()
         reg.close()
+
+
+def test_a_predict_returning_a_dict_is_told_to_pick_its_scores(caplog):
+    """A handler returning ``{"probabilities": ...}`` (what a web route returns) had every row
+    refused as non_numeric_output, whose only fix was ``output.kind: labels``: the log names the
+    type received and ``outputs=``."""
+    import logging
+
+    mon = _fresh_monitor("dict")
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.watch(inputs=lambda req: req.instances)(_handler)(_Req([[1.0, 2.0]]))
+            mon.flush()
+        assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 1.0
+        said = "\n".join(r.getMessage() for r in caplog.records)
+        assert "got dict" in said and "outputs=lambda result" in said
+    finally:
+        mon.close()
