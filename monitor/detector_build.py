@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["build_detectors", "detector_error"]
 
 
-def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "Schema") -> list[Any]:
+def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "Schema", *,
+                    kinds: "frozenset[str] | None" = None) -> list[Any]:
     """The detectors of ``cfg`` (its listed ones, else the defaults for its output kind and
     ``reference``), built on ``reference`` as the agent builds them.
 
@@ -37,6 +38,11 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         The reference as loaded from ``reference.path`` (or given in code); None without one.
     schema
         The input features the monitor reads (:func:`monitor.reference_view.input_schema`).
+    kinds
+        Build only the detectors of these kinds (None: all). ``monitor config check`` builds
+        those that read only the reference's scores and labels on raw reference data, which it
+        does not profile; the others' entries keep their place, so an error names the entry's key
+        and reads as the agent's start says it.
 
     Raises
     ------
@@ -54,6 +60,8 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     det_reference = detector_reference(reference, cfg.output)
     detectors = []
     for i, d in enumerate(specs):
+        if kinds is not None and d.kind not in kinds:
+            continue
         params = dict(d.params)
         if d.kind == "probing":  # client ids leave the process hashed with the config's salt
             params.setdefault("client_id_salt", cfg.client_id_salt or None)

@@ -116,13 +116,18 @@ def test_detectors_that_need_the_reference_are_built_on_it(tmp_path: Path) -> No
 def test_raw_reference_data_builds_those_that_need_none_and_says_which_not(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     np.savez(tmp_path / "raw.npz", X=rng.normal(size=(100, 2)), feature_names=np.array(["a", "b"]))
-    raw = _classifier([{"kind": "segments", "gap_level": 2}, {"kind": "confidence_drift"}], reference={"path": "raw.npz"})
+    raw = _classifier([{"kind": "segments", "gap_level": 2}, {"kind": "input_drift"}], reference={"path": "raw.npz"})
     code, output, _ = _check(tmp_path, raw)
     assert code == 1 and "detectors[0].gap_level: segments: gap_level must be in (0.5, 1), got 2" in output, output
-    assert "NOTE: model 'm': confidence_drift not built: the reference is raw data" in output, output
+    assert "NOTE: model 'm': input_drift not built: the reference is raw data" in output, output
     raw["detectors"][0]["gap_level"] = 0.9
     code, output, _ = _check(tmp_path, raw)
-    assert code == 0 and "SUCCESS" in output and "confidence_drift not built" in output, output
+    assert code == 0 and "SUCCESS" in output and "input_drift not built" in output, output
+    # one that reads only the reference's scores is built on the raw arrays (session 11): these have
+    # none, which the agent's start refuses, and so does the check now
+    raw["detectors"].append({"kind": "confidence_drift"})
+    code, output, _ = _check(tmp_path, raw)
+    assert code == 1 and "detectors[2]: detector 'confidence_drift' needs a reference with the model's outputs" in output, output
 
 
 def _said_by_check(output: str, path: Path) -> str:

@@ -203,3 +203,70 @@ def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 7 + 2 + 1 + 1
     assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 4
     assert total(text, "monitor_forward_datagrams_lost_total") == 0  # a sequence that restarts loses nothing
+
+
+# -- 6. config check on raw reference data: the scores and labels the agent would refuse ------------
+def _agent_start_error(config: Path) -> str:
+    """What ``monitor serve`` says when it builds the model (``Monitor`` from the config), minus the
+    file name it starts with: the text the check must print after ``model 'NAME': ``."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import ConfigError, load_config
+    from monitor.core import Monitor
+
+    cfg = load_config(config).models[0]
+    with pytest.raises(ConfigError) as err:
+        Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), live=False)
+    return str(err.value).split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("case", ["two_columns_for_three_classes", "not_probabilities", "nan_row", "labels_out_of_range",
+                                  "csv_without_scores"])
+def test_config_check_of_raw_reference_data_refuses_the_scores_the_agent_refuses(tmp_path: Path, case: str,
+                                                                                 monkeypatch) -> None:
+    """Raw reference data is not profiled by the check (minutes on a large file), and the detectors
+    that need the reference were not built at all: "NOTE ... not built" and exit 0, then ``monitor
+    serve`` refused the scores at start and never became ready. The detectors that read only the
+    scores and labels are now built on them as read, with the agent's own error text."""
+    import pandas as pd
+
+    from monitor import profile
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x, scores, labels = rng.normal(size=(n, 4)), rng.dirichlet([1, 1, 1], size=n), rng.integers(0, 3, size=n)
+    raw = {**IRIS, "reference": {"path": "ref.npz"}}
+    if case == "two_columns_for_three_classes":
+        scores = scores[:, :2]
+    elif case == "not_probabilities":
+        scores = rng.normal(size=(n, 3))
+    elif case == "nan_row":
+        scores[17] = np.nan
+    elif case == "labels_out_of_range":
+        labels[5] = 7
+        raw["detectors"] = [{"kind": "confidence"}, {"kind": "accuracy_estimation"}, {"kind": "input_drift"}]
+    if case == "csv_without_scores":  # the agent reads no scores from a CSV (reference build --output-columns does)
+        pd.DataFrame(x, columns=list("abcd")).to_csv(tmp_path / "ref.csv", index=False)
+        raw = {**raw, "reference": {"path": "ref.csv"}, "detectors": [{"kind": "segments"}, {"kind": "confidence_drift"}]}
+    else:
+        np.savez(tmp_path / "ref.npz", X=x, scores=scores, labels=labels, feature_names=np.array(list("abcd")))
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    said = _agent_start_error(config)
+
+    def no_build(*_: object, **__: object) -> None:
+        raise AssertionError("config check profiled the reference")
+
+    monkeypatch.setattr(profile, "build_profile", no_build)
+    monkeypatch.setattr(profile, "_fit_pca", no_build)
+    code, output = _config_check(tmp_path, raw)
+    assert code == 1 and f"FAILED: {config}: model 'iris': {said}" in output.splitlines(), (said, output)
+
+
+def test_config_check_of_raw_reference_data_passes_what_the_agent_takes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "ref.npz", X=rng.normal(size=(300, 4)), scores=rng.dirichlet([1, 1, 1], size=300),
+             labels=rng.integers(0, 3, size=300), feature_names=np.array(list("abcd")))
+    code, output = _config_check(tmp_path, {**IRIS, "reference": {"path": "ref.npz"}})
+    assert code == 0 and "SUCCESS" in output and "NOTE: model 'iris': the default detectors that need the reference's" \
+        in output, output

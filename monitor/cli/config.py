@@ -66,9 +66,15 @@ def _server_problems(agent: object) -> list[str]:
 
 
 #: the end of the check's note on detectors it did not build on raw reference data
-_RAW_NOT_BUILT = ("not built: the reference is raw data, which the agent profiles at start and the check does not. Fix: "
-                  "build a profile with 'monitor reference build' and name it in reference.path (the agent then starts "
-                  "faster too) for a check of every detector")
+_RAW_NOT_BUILT = ("not built: the reference is raw data, which the agent profiles at start and the check does not "
+                  "(the detectors that read only its scores and labels were built on them). Fix: build a profile with "
+                  "'monitor reference build' and name it in reference.path (the agent then starts faster too) for a "
+                  "check of every detector")
+
+#: Detectors that read only the reference's scores and labels, never its profile: the check builds
+#: them on raw reference data as it is read (see :func:`_raw_reference`), without profiling it.
+_SCORES_ONLY = frozenset({"confidence", "calibration", "segments", "regression", "confidence_drift", "prediction_drift",
+                          "accuracy_estimation"})
 
 
 def _detector_problems(agent: AgentConfig) -> list[str]:
@@ -82,8 +88,12 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     The reference is loaded as the agent loads it when it is a saved profile (in moments) and
     the detectors are built on it; without ``reference.path`` they are built without one, as the
     agent would. Raw reference data (CSV, Parquet, arrays in an ``.npz``) is not profiled here (it
-    can take minutes, see :func:`_file_problems`): then only the detectors that need no reference
-    are built, and a note says which were not. A reference that cannot be read is told by
+    can take minutes, see :func:`_file_problems`); the detectors that read only its scores and
+    labels (:data:`_SCORES_ONLY`: the confidence and prediction drift, the accuracy estimate, the
+    segments' estimates) are built on them as read (:func:`_raw_reference`), so that scores the
+    agent would refuse at start (of 2 columns for 3 classes, outside [0, 1], NaN; labels that are
+    no class) fail the check with the agent's words; the others that need the reference are not
+    built, and a note says which. A reference that cannot be read is told by
     :func:`_file_problems`; the detectors that need it are not built then."""
     import dataclasses
 
@@ -92,24 +102,64 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     from monitor.detectors.defaults import DEFAULTS
     from monitor.reference_view import input_schema
 
-    no_reference = {kind for kind, requirement, _ in DEFAULTS if requirement == "none"}
+    no_reference = frozenset(kind for kind, requirement, _ in DEFAULTS if requirement == "none")
     out: list[str] = []
     for m in agent.models:
         state, reference = _reference_for_check(m.reference.path)
-        if state in ("raw", "unreadable"):
+        builds: list[tuple[Reference | None, frozenset[str] | None]] = [(reference, None)]
+        if state == "raw":
+            reference = _raw_reference(m.reference.path)
+            state = "unreadable" if reference is None else state
+        if state == "raw":
             if m.detectors is None:  # the default set depends on what the reference holds
-                if state == "raw":  # said as for listed detectors: "SUCCESS" alone read as all checked
-                    click.echo(f"NOTE: model {m.model!r}: the default detectors that need the reference {_RAW_NOT_BUILT}")
+                # said as for listed detectors: "SUCCESS" alone read as all checked
+                click.echo(f"NOTE: model {m.model!r}: the default detectors that need the reference's profile (input, "
+                           f"output and data-quality drift, probing) {_RAW_NOT_BUILT}")
+                builds = [(reference, _SCORES_ONLY)]
+            else:
+                left = sorted({d.kind for d in m.detectors if d.kind not in no_reference | _SCORES_ONLY})
+                if left:
+                    click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} {_RAW_NOT_BUILT}")
+                builds = [(reference, _SCORES_ONLY), (None, no_reference - _SCORES_ONLY)]
+        elif state == "unreadable":
+            if m.detectors is None:
                 continue
-            left = sorted({d.kind for d in m.detectors if d.kind not in no_reference})
             m = dataclasses.replace(m, detectors=tuple(d for d in m.detectors if d.kind in no_reference))
-            if left and state == "raw":
-                click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} {_RAW_NOT_BUILT}")
-        try:
-            build_detectors(m, reference, input_schema(m.schema, reference))
-        except ConfigError as err:
-            out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+            builds = [(None, None)]
+        for ref, kinds in builds:
+            try:
+                build_detectors(m, ref, input_schema(m.schema, ref), kinds=kinds)
+            except ConfigError as err:
+                out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+                break
     return out
+
+
+def _raw_reference(path: str | None) -> Reference | None:
+    """Raw reference data as the agent's start reads its scores and labels, without profiling it:
+    an ``.npz``'s arrays as they are (the agent calibrates on a sample of up to 5,000 of its rows, in
+    file order: the same rows up to that size, and every row here beyond it); for CSV, Parquet and
+    ``.npy`` data no rows, no scores and no labels, which the agent does not read from them either
+    (``monitor reference build --output-columns / --label-column`` does). None when the ``.npz``
+    cannot be read (:func:`_file_problems` says why)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from monitor.reference import Reference
+
+    if path is None:
+        return None
+    p = Path(path)
+    if p.suffix.lower() != ".npz":
+        return Reference(np.empty((0, 0)), np.empty((0, 0), dtype=object), ())
+    from monitor.profile import _read_npz
+
+    try:
+        x, names, cat, cat_names, scores, labels = _read_npz(p)
+    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+        return None
+    return Reference(x, cat, names, cat_names, scores, labels)
 
 
 def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
