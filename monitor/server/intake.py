@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["decode_events", "parse_fast", "parse_batch", "known_model", "handle_events", "handle_feedback",
+__all__ = ["decode_events", "parse_fast", "parse_fast_batch", "parse_batch", "known_model", "handle_events", "handle_feedback",
            "MAX_REPORTED_ERRORS"]
 
 MAX_REPORTED_ERRORS = 20
@@ -142,6 +142,80 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
 
 _INF = float("inf")
 _MISSING = object()
+_NONE = type(None)
+#: column types the batch parser passes through unchanged: labels, optional numbers
+_STR_OR_NONE = frozenset({str, _NONE})
+_NUMBER_OR_NONE = frozenset({float, int, _NONE})
+
+
+def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | None, list[tuple[Any, ...]]] | None:
+    """:func:`parse_fast` of a whole batch whose events all carry the same fields, a column at a
+    time: ``(models, events)`` with ``models`` None when no event names one, else the per-event
+    model as :func:`parse_fast` gives it; None when any event is not such a prediction (the
+    caller then parses event by event, and reports each failure with its index).
+
+    Why: an NDJSON batch from one producer repeats the same fields in every line. Checked and
+    extracted per column (a list comprehension and a set of types per field, no per-event call),
+    a batch costs about a third of the per-event parser, whose results it reproduces exactly (a
+    property test holds the two to identical results).
+    """
+    n = len(values)
+    if not n or set(map(type, values)) != {dict}:
+        return None
+    first = values[0]
+    keys = first.keys()
+    nk = len(keys)
+    if not keys <= _FAST_KEYS or "inputs" not in keys or "outputs" not in keys or set(map(len, values)) != {nk}:
+        return None
+    try:  # same count of keys, and every key of the first: the same keys
+        cols = {k: [o[k] for o in values] for k in keys}
+    except KeyError:
+        return None
+    absent = [None] * n
+    models = cols.get("model")
+    if models is not None:
+        models = _labels(models, None)
+        if models is None:
+            return None
+        if set(models) == {None}:
+            models = None
+    client = _labels(cols["client"], MAX_LABEL_CHARS) if "client" in keys else absent
+    segment = _labels(cols["segment"], MAX_LABEL_CHARS) if "segment" in keys else absent
+    if client is None or segment is None:
+        return None
+    ts = cols.get("timestamp")
+    if ts is None:
+        ts = [now] * n
+    else:
+        kinds = set(map(type, ts))
+        if not kinds <= _NUMBER_OR_NONE:
+            return None
+        try:
+            ts = [now if t is None else float(t) for t in ts] if kinds != {float} else ts
+        except OverflowError:  # an integer past float range: the per-event parser says what happens
+            return None
+        if not all(0 <= t < _INF for t in ts):
+            return None
+    latency = cols.get("latency_s", absent)
+    if latency is not absent:
+        if not set(map(type, latency)) <= _NUMBER_OR_NONE or not all(v is None or v >= 0 for v in latency):
+            return None
+    events = list(zip([PREDICTION] * n, ts, cols["inputs"], cols["outputs"], latency, client,
+                      cols.get("request_id", absent), segment, cols.get("embedding", absent)))
+    return models, events
+
+
+def _labels(col: list[Any], limit: int | None) -> list[str | None] | None:
+    """A column of optional labels as :func:`parse_fast` reads each (integers become strings,
+    cut to ``limit`` characters), or None when one is of another type."""
+    kinds = set(map(type, col))
+    if not kinds <= _STR_OR_NONE:
+        if not kinds <= _STR_OR_NONE | {int}:
+            return None
+        col = [str(v) if type(v) is int else v for v in col]
+    if limit is not None and any(v is not None and len(v) > limit for v in col):
+        col = [v[:limit] if v is not None else None for v in col]
+    return col
 
 
 def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | None, endpoint: str,
@@ -160,6 +234,21 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
     #: its share of the model's own traffic is what MonitorIntakeRefused weighs
     reasons: dict[tuple[Monitor | None, str], int] = {}
     monitors: dict[str | None, Monitor] = {}
+    if force_type is None:
+        batch = parse_fast_batch(values, now)
+        if batch is not None:
+            names, events = batch
+            try:
+                if names is None:
+                    mon = sidecar.resolve(default_model)
+                    return [(mon, e) for e in events]
+                for name in set(names):
+                    key = name if name is not None else default_model
+                    if key not in monitors:
+                        monitors[key] = sidecar.resolve(key)
+                return [(monitors[name if name is not None else default_model], e) for name, e in zip(names, events)]
+            except IntakeError:
+                monitors.clear()  # reported with its index by the event-by-event path below
     for i, obj in enumerate(values):
         if force_type is None:
             fast = parse_fast(obj, now)

@@ -1,0 +1,98 @@
+"""Session 11, intake throughput (issue #7): the batch fast parser of ``POST /v1/events``.
+
+``parse_fast_batch`` parses an NDJSON batch whose events carry the same fields a column at a
+time; whatever it returns must be exactly what :func:`parse_fast` returns event by event (which a
+property test of ``test_server_fuzz`` holds to ``parse_event``), and it must be taken whenever
+every event of such a batch is a fast-path prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.events import MAX_LABEL_CHARS
+from monitor.server.intake import parse_batch, parse_fast, parse_fast_batch
+
+NOW = 1_700_000_000.0
+KEYS = ["model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding", "type", "x"]
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10), st.integers(10**307, 10**309), st.floats(),
+    st.text(max_size=3), st.text(min_size=MAX_LABEL_CHARS - 1, max_size=MAX_LABEL_CHARS + 2),
+    st.lists(st.floats(), max_size=3), st.sampled_from(["iris", "other", 7]),
+)
+
+
+@st.composite
+def batches(draw: Any) -> list[Any]:
+    """Batches of events with one key set (mostly with inputs and outputs), now and then a stray
+    event of other keys or another type."""
+    keys = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=6))
+    if draw(st.booleans()):
+        keys = list(dict.fromkeys(["inputs", "outputs", *keys]))
+    n = draw(st.integers(1, 6))
+    out: list[Any] = [{k: draw(values) for k in keys} for _ in range(n)]
+    if draw(st.integers(0, 5)) == 0:
+        out.insert(draw(st.integers(0, n)), draw(st.one_of(st.dictionaries(st.sampled_from(KEYS), values, max_size=4),
+                                                             values)))
+    return out
+
+
+def _types(events: list[tuple[Any, ...]]) -> list[tuple[type, ...]]:
+    return [tuple(map(type, e)) for e in events]
+
+
+@settings(max_examples=600, deadline=None)
+@given(batch=batches())
+def test_batch_parser_is_the_event_parser_column_by_column(batch: list[Any]) -> None:
+    got = parse_fast_batch(batch, NOW)
+    try:
+        singles = [parse_fast(obj, NOW) for obj in batch]
+    except OverflowError:  # an integer timestamp past float range (unsafe_json refuses it before)
+        assert got is None  # the event-by-event path then does what it does
+        return
+    same_keys = all(isinstance(o, dict) for o in batch) and len({frozenset(o) for o in batch}) == 1
+    if all(s is not None for s in singles) and same_keys:
+        assert got is not None, "a batch of fast-path predictions with the same fields took the slow path"
+    if got is None:
+        return
+    models, events = got
+    assert all(s is not None for s in singles)
+    assert events == [s[1] for s in singles] and _types(events) == _types([s[1] for s in singles])
+    assert (models or [None] * len(batch)) == [s[0] for s in singles]
+
+
+class _Sidecar:
+    """What parse_batch asks of the sidecar: its settings and model resolution (two models)."""
+
+    class settings:  # noqa: N801 - attribute access as on SidecarSettings
+        max_batch_events = 10_000
+
+    def resolve(self, name: str | None, field: str = "model") -> str:
+        from monitor.server.errors import IntakeError
+
+        if name not in (None, "iris", "7"):
+            raise IntakeError(404, field, f"no model named {name!r} here", "unknown_model")
+        return "iris" if name is None else name
+
+
+def test_parse_batch_gives_the_same_pairs_through_the_batch_parser(monkeypatch: Any) -> None:
+    """The pairs parse_batch returns (and the models they resolve to) are the same with the batch
+    parser and event by event, for one model and for per-event models."""
+    import monitor.server.intake as intake
+
+    side = _Sidecar()
+    rows = [{"inputs": [1.0, 2.0], "outputs": [0.3, 0.7], "client": f"c{i}", "request_id": f"r{i}", "timestamp": 5 + i}
+            for i in range(5)]
+    cases = [rows, [{**r, "model": m} for r, m in zip(rows, ["iris", 7, "iris", None, "7"])]]
+    for values in cases:
+        fast = parse_batch(side, values, default_model=None, endpoint="events")  # type: ignore[arg-type]
+        monkeypatch.setattr(intake, "parse_fast_batch", lambda values, now: None)
+        slow = parse_batch(side, values, default_model=None, endpoint="events")  # type: ignore[arg-type]
+        monkeypatch.undo()
+        assert [(m, e[:1] + e[2:]) for m, e in fast] == [(m, e[:1] + e[2:]) for m, e in slow]
+        assert [e[1] for _, e in fast] == [float(5 + i) for i in range(5)]
+    assert [m for m, _ in parse_batch(side, cases[1], default_model=None, endpoint="events")] == [  # type: ignore[arg-type]
+        "iris", "7", "iris", "iris", "7"]
