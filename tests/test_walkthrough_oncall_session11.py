@@ -190,3 +190,26 @@ def test_segment_gaps_are_one_alert_while_the_widest_pair_changes(tmp_path: Path
                       description: "The mean absolute error of one segment exceeds that of another by 3 (target units) over the window (now segment b over segment c): more than a quarter of the whole window's MAE, z > 4 (regression detector with by_segment: true)."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#regressionsegmenterrorgap"
     """)
+
+
+def test_generator_url_advice_points_at_a_prometheus_not_the_sidecar(tmp_path: Path) -> None:
+    # Walkthrough: with rules.external_url at the sidecar, as examples/monitor.yaml suggested ("a link
+    # to this sidecar"), Alertmanager's "Source" link of every alert (generatorURL, external_url +
+    # /graph?g0.expr=...) answered 404: the sidecar has no /graph. The README and the example now say
+    # what the URL is built from and where to point it.
+    from monitor.rules.template_funcs import table_link
+    from tests.conftest import REPO_ROOT
+    from tests.sidecar_support import http, start_sidecar
+
+    raw = {"model": "iris", "features": ["a", "b", "c", "d"],
+           "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+    s = start_sidecar(raw, tmp_path)
+    try:
+        assert http("GET", s.url + table_link("monitor_queue_capacity > 0")).status == 404
+    finally:
+        s.close()
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`rules.external_url` followed by `/graph?g0.expr=" in readme and "not at the sidecar" in readme
+    example = [line for line in (REPO_ROOT / "examples" / "monitor.yaml").read_text(encoding="utf-8").splitlines()
+               if line.strip().startswith("external_url:")]
+    assert len(example) == 1 and "generatorURL" in example[0] and "Prometheus" in example[0], example
