@@ -323,3 +323,31 @@ def test_a_predict_returning_a_dict_is_told_to_pick_its_scores(caplog):
         assert "got dict" in said and "outputs=lambda result" in said
     finally:
         mon.close()
+
+
+def test_reference_build_says_what_the_profile_lacks(tmp_path):
+    """``monitor reference build data.csv -o ref.npz`` without --output-columns wrote a profile
+    whose every column (the probabilities and the labels too) was an input feature, and said only
+    '8 numeric features': the agent then left out every output detector without a word, and
+    refused every live row of 4 features as wrong_shape. The build says what is missing, with
+    the option that fixes it."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    rows = ["a,b,c,d,p0,p1,label"] + [f"{i % 7},{i % 5},{i % 3},{i % 11},0.{i % 9 + 1},0.{9 - i % 9},{i % 2}"
+                                       for i in range(120)]
+    data = tmp_path / "ref.csv"
+    data.write_text("\n".join(rows) + "\n")
+
+    def build(*opts: str) -> str:
+        res = CliRunner().invoke(main, ["reference", "build", str(data), "-o", str(tmp_path / "r.npz"), "--quiet", *opts])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    said = build()
+    assert "no --output-columns" in said and "Fix: name the columns" in said
+    said = build("--output-columns", "p0,p1")
+    assert "no --output-columns" not in said and "no --label-column" in said and "Fix: --label-column NAME" in said
+    said = build("--output-columns", "p0,p1", "--label-column", "label")
+    assert "warning" not in said

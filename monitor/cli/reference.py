@@ -62,6 +62,27 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
     problem = _label_problem(prof)
     if problem:
         click.echo(f"warning: {problem}", err=True)
+    for missing in _missing_parts(prof, output_columns, label_column):
+        click.echo(f"warning: {missing}", err=True)
+
+
+def _missing_parts(prof: object, output_columns: str, label_column: str | None) -> list[str]:
+    """What the profile lacks that detectors need, said at build time: without the model's outputs
+    (no ``--output-columns``) every output detector is left out when the agent starts, and every
+    column, the outputs and the labels too, is profiled as a feature, which the live inputs then
+    never match."""
+    out = []
+    if not getattr(prof, "outputs", None):
+        out.append("no --output-columns: the profile holds no model outputs, so the detectors that compare outputs with "
+                   "the reference (confidence_drift, prediction_drift, accuracy_estimation, output_drift) are left out, "
+                   "and every column" + (f" but {label_column}" if label_column else "") + " is profiled as an input "
+                   "feature. Fix: name the columns of the model's outputs, e.g. --output-columns p_setosa,p_versicolor "
+                   "(one regression value: --output-columns prediction)")
+    elif getattr(prof, "label_counts", None) is None and label_column is None:
+        out.append("no --label-column: accuracy_estimation and the reference accuracy (ModelAccuracyDrop, "
+                   "ModelEstimatedAccuracyDrop) need the ground truth, and a label column left in the data is profiled as an input feature. Fix: "
+                   "--label-column NAME (or --exclude it when there is none)")
+    return out
 
 
 def _label_problem(prof: object) -> str | None:
