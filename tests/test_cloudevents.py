@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +19,14 @@ IRIS = {"model": "sklearn-iris", "features": ["a", "b", "c", "d"],
         "output": {"kind": "labels", "classes": ["setosa", "versicolor", "virginica"]}}
 
 
+def recent_ce_time() -> str:
+    """A ``ce-time`` a moment ago, with microseconds. Recent: labels later than the model's window
+    after their prediction are counted ``late``, not joined (a fixed date made the tests that join
+    labels to these events fail once it was a day old)."""
+    t = (datetime.now(timezone.utc) - timedelta(seconds=5)).replace(microsecond=123456)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def kserve_headers(ce_id: str, part: str, isvc: str = "sklearn-iris", **extra: str) -> dict[str, str]:
     """What KServe's agent sends (pkg/logger: binary-mode CloudEvents over HTTP)."""
     return {
@@ -27,7 +35,7 @@ def kserve_headers(ce_id: str, part: str, isvc: str = "sklearn-iris", **extra: s
         "Ce-Id": ce_id,
         "Ce-Type": f"org.kubeflow.serving.inference.{part}",
         "Ce-Source": "http://localhost:9081/",
-        "Ce-Time": "2026-11-29T12:00:00.123456Z",
+        "Ce-Time": recent_ce_time(),
         "Ce-Inferenceservicename": isvc,
         "Ce-Namespace": "default",
         "Ce-Component": "predictor",
@@ -61,13 +69,14 @@ def post(sc, headers, body) -> dict:
 def test_kserve_v1_request_and_response_are_joined_by_ce_id(sc):
     rid = str(uuid.uuid4())
     meta = json.dumps({"X-Client-Id": ["tenant-7"]})
-    assert post(sc, kserve_headers(rid, "request", **{"Ce-Metadata": meta}), {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]})["status"] == "pending"
+    request_headers = kserve_headers(rid, "request", **{"Ce-Metadata": meta})
+    assert post(sc, request_headers, {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]})["status"] == "pending"
     assert len(sc.monitor().queue) == 0
     assert post(sc, kserve_headers(rid, "response"), {"predictions": [1, 1]})["status"] == "accepted"
     (event,) = list(sc.monitor().queue.items)
     assert event[2] == [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] and event[3] == [1, 1]
     assert event[5] == "tenant-7" and event[6] == rid
-    ce_time = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=timezone.utc).timestamp()
+    ce_time = datetime.strptime(request_headers["Ce-Time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
     assert event[1] == pytest.approx(ce_time, abs=1e-6)  # ce-time of the request is the event time
     sc.flush()
     r = http("POST", sc.url + "/v1/feedback", {"request_ids": [f"{rid}/0", f"{rid}/1"], "labels": ["versicolor", "virginica"]})
