@@ -39,7 +39,9 @@ def test_live_exchanges_are_called_once_at_their_deadline_in_order_and_finished_
     async def run() -> tuple[list[tuple[str, float]], dict[str, float], int]:
         loop = asyncio.get_running_loop()
         calls: list[tuple[str, float]] = []
-        dl = Deadlines(loop, 0.05)
+        # a timeout long against the 4 x 10 ms of adding them: on a loaded machine "a" reached its
+        # deadline of 50 ms before it was finished, and was called
+        dl = Deadlines(loop, 0.5)
         due: dict[str, float] = {}
         exs = {}
         for name in ("a", "b", "c", "d"):
@@ -49,7 +51,7 @@ def test_live_exchanges_are_called_once_at_their_deadline_in_order_and_finished_
             await asyncio.sleep(0.01)
         exs["a"].finish()  # answered in time: its entry is void
         exs["c"].finish()
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.8)
         return calls, due, len(dl.queue)
 
     calls, due, left = asyncio.run(run())
