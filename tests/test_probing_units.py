@@ -108,20 +108,25 @@ def test_group_neighbours_match_brute_force(statistic: str) -> None:
 
 
 @pytest.mark.parametrize("statistic", ["kth", "mean"])
-def test_large_group_with_repeats_matches_brute_force(statistic: str) -> None:
-    """A group of 150 rows (past the cached triangle's first size, with repeats whose columns are
-    masked) and a second, larger one (the cached triangle grows): each row sees exactly the
-    stored queries and the earlier non-repeat rows of its group."""
+@pytest.mark.parametrize("share", [0.0, 0.8, 1.0])
+def test_large_group_with_repeats_matches_brute_force(statistic: str, share: float) -> None:
+    """A group of 150 rows (past the cached triangle's first size, with one repeat, or with most
+    or all rows retries of stored queries: the k-th statistic then compares with the non-repeat
+    rows only) and a second, larger one (the cached triangle grows): each non-repeat row sees
+    exactly the stored queries and the earlier non-repeat rows of its group."""
     rng = np.random.default_rng(3)
     stored = (rng.normal(size=(80, 3)) * 0.3).astype(np.float32)
     for m in (150, 300):
         x = (rng.normal(size=(m, 3)) * 0.3).astype(np.float32)
-        x[10] = x[2]
         ex = rng.integers(0, 2**31, size=m).astype(np.uint32)
-        ex[10] = ex[2]
+        x[10], ex[10] = x[2], ex[2]
+        retried = np.flatnonzero(rng.random(m) < share)
+        retried = retried[retried != 2]
+        pick = rng.integers(0, 80, size=retried.size)
+        x[retried], ex[retried] = stored[pick], pick
         g = group_neighbours(x, (x * x).sum(1), stored.T.copy(), (stored * stored).sum(1), k=4, tau=0.25,
                              statistic=statistic, exact=ex, stored_exact=np.arange(80, dtype=np.uint32))
-        assert g.repeat.tolist() == [i == 10 for i in range(m)]
+        assert g.repeat.tolist() == [i == 10 or i in set(retried.tolist()) for i in range(m)]
         for i in range(m):
             if g.repeat[i]:
                 continue

@@ -202,14 +202,30 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
         if exact is not None and stored_exact is not None:
             repeat |= (d_s <= 1e-5 * (x_norm + 1.0)) & (stored_exact[nn_s] == exact)
     inner = matmul(x * np.float32(-2.0), x.T)
-    inner += x_norm
-    inner += x_norm[:, None]
-    # earlier, non-repeat rows of the group only: the diagonal and above, and repeats' columns, out
-    np.copyto(inner, np.inf, where=_upper(m))
-    if repeat.any():
-        inner[:, repeat] = np.inf
-    nearest = inner.argmin(axis=1)
-    d2min = inner[rows, nearest]
+    # the group rows each row is compared with: all, or (the k-th statistic, with repeats) only
+    # the non-repeat ones -- a retried batch makes most rows repeats, and every later pass then
+    # reads the non-repeat columns only (their values are the same elements of the same product)
+    cols = np.flatnonzero(~repeat) if statistic == "kth" and repeat.any() else None
+    if cols is None:
+        inner += x_norm
+        inner += x_norm[:, None]
+        # earlier, non-repeat rows of the group only: the diagonal and above, and repeats' columns, out
+        np.copyto(inner, np.inf, where=_upper(m))
+        if repeat.any():
+            inner[:, repeat] = np.inf
+    else:
+        inner = inner[:, cols]
+        inner += x_norm[cols]
+        inner += x_norm[:, None]
+        np.copyto(inner, np.inf, where=cols[None, :] >= rows[:, None])
+    if inner.shape[1]:
+        nearest = inner.argmin(axis=1)
+        d2min = inner[rows, nearest]
+        if cols is not None:  # back to group rows; a row with none earlier: 0, as argmin over all infinities
+            nearest = np.where(d2min == np.inf, 0, cols[nearest])
+    else:  # every row of the group a repeat
+        nearest = np.zeros(m, dtype=np.intp)
+        d2min = np.full(m, np.inf, dtype=inner.dtype)
     if stored is not None:
         closer = d_s <= d2min
         nearest = np.where(closer, nn_s, f + nearest)
@@ -218,7 +234,11 @@ def group_neighbours(x: np.ndarray, x_norm: np.ndarray, stored_t: np.ndarray, st
     tau2 = np.float32(tau) ** 2
     if statistic == "kth":
         close = row_counts(inner < tau2, m + f)
-        if stored is not None:
+        if stored is not None and cols is not None and 4 * cols.size < 3 * m:  # only the rows that can be hits
+            part = np.zeros(m, dtype=close.dtype)
+            part[cols] = row_counts(stored[cols] < (tau2 - x_norm[cols])[:, None], m + f)
+            close = close + part
+        elif stored is not None:
             close = close + row_counts(stored < (tau2 - x_norm)[:, None], m + f)
         return GroupNeighbours(dmin=dmin, nearest=nearest, hit=(close >= k) & ~repeat, knn=np.full(m, np.nan), repeat=repeat)
     knn = np.full(m, np.inf)
