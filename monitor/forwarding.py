@@ -37,6 +37,7 @@ from __future__ import annotations
 import atexit
 import errno
 import json
+import logging
 import os
 import random
 import socket
@@ -50,6 +51,8 @@ from typing import Any
 
 from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
 from monitor.queue import EventQueue
+
+log = logging.getLogger("monitor.forwarding")
 
 __all__ = ["WIRE_VERSION", "ENV_TARGET", "ForwardingMonitor", "ForwardStats", "get_forwarding_monitor", "parse_target",
            "encode_event"]
@@ -287,6 +290,9 @@ class ForwardingMonitor:
         self._peer: tuple[int, int, int] | None = None
         #: A send found no sidecar: the next one that succeeds reaches another process.
         self._peer_lost = False
+        #: Events dropped as sidecar_unavailable when the current outage began (None: no outage),
+        #: for the two log lines of an outage (see :meth:`_say_away`).
+        self._away_since: int | None = None
 
     def _peer_file(self) -> tuple[int, int, int] | None:
         """The Unix socket file's identity (device, inode, modification time): a restarted sidecar
@@ -338,7 +344,8 @@ class ForwardingMonitor:
                 pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if pending:
                     raise OSError(pending, os.strerror(pending))  # ConnectionRefusedError for ECONNREFUSED
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError) as err:
+            self._say_away(err)
             self._count_drop("sidecar_unavailable", len(pieces))
             self._peer_lost = True
             self._reset_socket()
@@ -354,7 +361,27 @@ class ForwardingMonitor:
         self.stats.datagrams_sent += 1
         self._reported = totals
         self._last_sent, self._peer = self._now(), peer
+        if self._away_since is not None:
+            log.info("forwarding to %s: the sidecar is reached again; %d event(s) dropped while it was away, counted in "
+                     "monitor_forward_events_dropped_total{reason=\"sidecar_unavailable\"}", self.target,
+                     self._dropped_local.get("sidecar_unavailable", 0) - self._away_since)
+            self._away_since = None
         return True
+
+    def _say_away(self, err: OSError) -> None:
+        """Log the first send of an outage that finds no sidecar (one line per outage, and one
+        when a send reaches it again): a worker pointed at another socket than the sidecar's drops
+        every event, and the drop counts ride on datagrams that never arrive, so this line is
+        the only place that says so."""
+        if self._away_since is not None:
+            return
+        self._away_since = self._dropped_local.get("sidecar_unavailable", 0)
+        key = "server.forward.unix" if self.transport == "unix" else "server.forward.udp"
+        log.warning("forwarding to %s: no sidecar listens there (%s); events are dropped and counted as "
+                    "sidecar_unavailable until one does (the model is not affected). Fix: start `monitor serve` with "
+                    "%s: %s, or point %s (or ForwardingMonitor's target) at the socket of the running sidecar",
+                    self.target, err.strerror or type(err).__name__, key,
+                    self.address if self.transport == "unix" else "%s:%d" % self.address, ENV_TARGET)
 
     def _reset_socket(self) -> None:
         if self._sock is not None and self.transport == "udp":

@@ -351,3 +351,33 @@ def test_reference_build_says_what_the_profile_lacks(tmp_path):
     assert "no --output-columns" not in said and "no --label-column" in said and "Fix: --label-column NAME" in said
     said = build("--output-columns", "p0,p1", "--label-column", "label")
     assert "warning" not in said
+
+
+def test_a_worker_says_when_its_sidecar_is_away_and_when_it_is_back(tmp_path, caplog):
+    """MONITOR_FORWARD naming another socket than the sidecar's (or a sidecar not started) had
+    every event dropped in every worker with no line in any log: the sidecar never hears of the
+    workers, and the drops are counted only in datagrams that never arrive. The worker logs the
+    first send that finds no sidecar, naming the target and the fix, and the first that reaches
+    one again, with what was dropped meanwhile; nothing in between."""
+    import logging
+
+    sock = str(tmp_path / "fwd.sock")
+    fm = ForwardingMonitor("iris", f"unix://{sock}", start=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="monitor"):
+            _away(fm, 3)
+            _away(fm, 2)
+            s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+            try:
+                _one(fm)
+                _one(fm)
+            finally:
+                s.close()
+        said = [r for r in caplog.records if r.name == "monitor.forwarding"]
+        assert len(said) == 2, [r.getMessage() for r in said]
+        away, back = said
+        assert away.levelno == logging.WARNING and sock in away.getMessage() and "server.forward.unix" in away.getMessage()
+        assert "sidecar_unavailable" in away.getMessage()
+        assert back.levelno == logging.INFO and "5 event(s) dropped" in back.getMessage()
+    finally:
+        fm.close()
