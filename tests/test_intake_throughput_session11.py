@@ -96,3 +96,26 @@ def test_parse_batch_gives_the_same_pairs_through_the_batch_parser(monkeypatch: 
         assert [e[1] for _, e in fast] == [float(5 + i) for i in range(5)]
     assert [m for m, _ in parse_batch(side, cases[1], default_model=None, endpoint="events")] == [  # type: ignore[arg-type]
         "iris", "7", "iris", "iris", "7"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 40), d=st.integers(1, 5), width=st.sampled_from([1, 3, 11, 300]), seed=st.integers(0, 2**16))
+def test_edge_counts_are_the_broadcast_comparison_sum(n: int, d: int, width: int, seed: int) -> None:
+    """The drift binner's counts of edges at or below each value: the same integers as the
+    (n, d, width) comparison summed, with NaN, infinities, ties with an edge and inf padding."""
+    import numpy as np
+
+    from monitor.detectors.drift import edge_counts
+
+    rng = np.random.default_rng(seed)
+    edges = np.sort(rng.normal(size=(d, width)), axis=1)
+    edges[:, width // 2:] = np.inf if seed % 2 else edges[:, width // 2:]
+    v = rng.normal(size=(n, d))
+    if n:
+        v[0, 0] = edges[0, 0]
+        v[rng.random(size=(n, d)) < 0.1] = np.nan
+        v[rng.random(size=(n, d)) < 0.05] = np.inf
+        v[rng.random(size=(n, d)) < 0.05] = -np.inf
+    got = edge_counts(v, edges)
+    assert got.dtype == np.int64
+    assert np.array_equal(got, (v[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64))

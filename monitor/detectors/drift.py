@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "edge_counts", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
@@ -204,7 +204,7 @@ class FeatureBinner:
         if chans.size == d:
             v = batch.numeric[:, cols] if not (cols.size == batch.numeric.shape[1] and (cols == np.arange(cols.size)).all()) else batch.numeric
             vals = np.asarray(v, dtype=np.float64)
-            idx = (vals[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64)
+            idx = edge_counts(vals, edges)
             nan = np.isnan(vals)
             if nan.any():
                 idx = np.where(nan, missing[None, :], idx)
@@ -213,13 +213,32 @@ class FeatureBinner:
         vals = np.full((n, d), np.nan)
         if chans.size:
             v = np.asarray(batch.numeric[:, cols], dtype=np.float64)
-            ix = (v[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64)
+            ix = edge_counts(v, edges)
             idx[:, chans] = np.where(np.isnan(v), missing[None, :], ix)
             vals[:, chans] = v
         for j, (src, col) in enumerate(mapping):
             if src == "cat":
                 idx[:, j] = self.channels[j].bin_categorical(batch.categorical[:, col])
         return idx, vals
+
+
+def edge_counts(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``(v[:, :, None] >= edges[None]).sum(axis=2)`` as int64: per value, the edges of its column
+    at or below it (``edges`` one row per column, padded with ``inf``), i.e. its bin.
+
+    Why: summing an ``(n, d, width)`` boolean array along its short last axis casts it through a
+    buffer; one comparison per edge column added into a ``uint8`` count (``width`` is at most a
+    few dozen) is the same integers at about a quarter of the time, with no ``(n, d, width)``
+    temporary, for every row every drift detector bins.
+
+    >>> edge_counts(np.array([[0.5, 3.0], [-1.0, np.nan]]), np.array([[0.0, 1.0], [2.0, np.inf]])).tolist()
+    [[1, 1], [0, 0]]
+    """
+    width = edges.shape[1]
+    out = np.zeros(v.shape, dtype=np.uint8 if width < 256 else np.int64)
+    for k in range(width):
+        out += v >= edges[:, k]
+    return out.astype(np.int64, copy=False)
 
 
 def channels_from_profile(profile: Profile, *, n_bins: int = 10, max_categories: int = 20,
