@@ -143,6 +143,7 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
 _INF = float("inf")
 _MISSING = object()
 _NONE = type(None)
+_STR = {str}
 #: column types the batch parser passes through unchanged: labels, optional numbers
 _STR_OR_NONE = frozenset({str, _NONE})
 _NUMBER_OR_NONE = frozenset({float, int, _NONE})
@@ -213,7 +214,9 @@ def _labels(col: list[Any], limit: int | None) -> list[str | None] | None:
         if not kinds <= _STR_OR_NONE | {int}:
             return None
         col = [str(v) if type(v) is int else v for v in col]
-    if limit is not None and any(v is not None and len(v) > limit for v in col):
+    if limit is None:
+        return col
+    if max(map(len, col)) > limit if kinds == _STR else any(v is not None and len(v) > limit for v in col):
         col = [v[:limit] if v is not None else None for v in col]
     return col
 
