@@ -381,3 +381,30 @@ def test_a_worker_says_when_its_sidecar_is_away_and_when_it_is_back(tmp_path, ca
         assert back.levelno == logging.INFO and "5 event(s) dropped" in back.getMessage()
     finally:
         fm.close()
+
+
+def test_replay_reads_a_gzip_log_and_fails_when_no_line_is_an_event(tmp_path):
+    """A recorded log as log rotation leaves it (gzip) was replayed as 0 events with every line
+    refused as not UTF-8, and exit 0, as if the backtest had found no alert: it is read, and a
+    log of which no line is an event exits 1 with the fix."""
+    import gzip
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from tests.conftest import REPO_ROOT
+
+    cfg = str(REPO_ROOT / "examples" / "replay" / "monitor.yaml")
+    plain = (REPO_ROOT / "examples" / "replay" / "events.ndjson").read_bytes()
+    packed = tmp_path / "events.ndjson.gz"
+    packed.write_bytes(gzip.compress(plain))
+    res = CliRunner().invoke(main, ["replay", str(packed), "--config", cfg])
+    assert res.exit_code == 0, res.output
+    assert "replayed 3,600 events" in res.output and "ModelErrorRateHigh: fired 1 time(s)" in res.output
+    junk = tmp_path / "junk.log"
+    junk.write_bytes(b"\xff\xfe not an event\n{not json\n")
+    res = CliRunner().invoke(main, ["replay", str(junk), "--config", cfg])
+    assert res.exit_code == 1 and "no line could be read as an event" in res.output and "Fix:" in res.output
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    assert CliRunner().invoke(main, ["replay", str(empty), "--config", cfg]).exit_code == 0

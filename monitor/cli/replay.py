@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -20,7 +21,7 @@ __all__ = ["replay"]
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               show_default=True, help="Where to write alert transitions as JSON lines.")
 def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str, ...], out_path: str) -> None:
-    """Feed LOG (NDJSON events with timestamps; '-' for stdin) through the config at full speed in
+    """Feed LOG (NDJSON events with timestamps, gzip-compressed or not; '-' for stdin) through the config at full speed in
     event time and write every alert transition (time, alert, state, labels, annotations, value)."""
     import dataclasses
 
@@ -38,7 +39,7 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
         raise click.ClickException(f"{config_path}: no alert rules (rules.packs and rules.files are empty): nothing to "
                                    "backtest. Fix: name shipped packs (rules: {packs: [core, confidence]}; `monitor rules "
                                    "packs` lists them) or your rule files under rules.files, or pass --rules FILE")
-    src = sys.stdin.buffer if log == "-" else open(log, "rb")  # bytes: a non-UTF-8 line is counted, not fatal
+    src = sys.stdin.buffer if log == "-" else _open_log(log)  # bytes: a non-UTF-8 line is counted, not fatal
     out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
     try:
         summary = run(cfg, src, on_transition=write_jsonl(out))
@@ -49,3 +50,17 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
             out.close()
     for line in summary.lines():
         click.echo(line, err=True)
+    if summary.refused and not summary.events:
+        raise click.ClickException(f"{log}: no line could be read as an event (see the reasons above); nothing was "
+                                   "replayed. Fix: give the NDJSON event log of the README's event format, one JSON "
+                                   "object per line (gzip-compressed is read too)")
+
+
+def _open_log(path: str) -> "IO[bytes]":
+    """The log's bytes, decompressed when it is gzip (recorded logs are often rotated and
+    compressed: each of its compressed lines was refused as not UTF-8, and nothing replayed)."""
+    import gzip
+
+    with open(path, "rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
