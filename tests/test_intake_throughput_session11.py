@@ -119,3 +119,55 @@ def test_edge_counts_are_the_broadcast_comparison_sum(n: int, d: int, width: int
     got = edge_counts(v, edges)
     assert got.dtype == np.int64
     assert np.array_equal(got, (v[:, :, None] >= edges[None, :, :]).sum(axis=2, dtype=np.int64))
+
+
+def _reference_lookup(lru: Any, max_clients: int, free: list[int], clients: list[Any]) -> tuple[list[int], list[int], list[str]]:
+    """The client table's lookup walked row by row (what it did before resolving each distinct id
+    once): slots, created slots, evicted ids, on a plain ordered dict."""
+    slots, created, evicted, seen, keys, last = [], [], [], {}, {}, {}
+    for i, c in enumerate(clients):
+        s = seen.get(c)
+        if s is None:
+            key = "anonymous" if c is None else c
+            s = lru.get(key)
+            if s is None:
+                if free:
+                    s = free.pop()
+                else:
+                    old, s = lru.popitem(last=False)
+                    evicted.append(old)
+                lru[key] = s
+                created.append(s)
+            else:
+                lru.move_to_end(key)
+            seen[c], keys[c] = s, key
+        last[c] = i
+        slots.append(s)
+    for c in sorted(last, key=last.__getitem__):
+        lru.move_to_end(keys[c])
+    return slots, created, evicted
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(st.sampled_from(["a", "b", "c", "d", "e", None, "anonymous"]), max_size=12), max_size=6),
+       max_clients=st.integers(1, 4))
+def test_client_lookup_resolves_each_id_once_as_row_by_row(batches: list[list[Any]], max_clients: int) -> None:
+    """Slots, new slots, evictions and the recency order after each batch are those of the
+    row-by-row walk, with evictions of earlier clients and None next to "anonymous"."""
+    from collections import OrderedDict
+
+    import numpy as np
+
+    from monitor.detectors.probing.clients import ClientTable
+
+    table = ClientTable(max_clients, salt="s", raw_ids=True)
+    lru: OrderedDict[str, int] = OrderedDict()
+    free = list(range(max_clients - 1, -1, -1))
+    for batch in batches:
+        if len({"anonymous" if c is None else c for c in batch}) > max_clients:
+            continue  # the detector hands over at most max_clients rows at a time (more ids: a KeyError, as before)
+        got = table.lookup(np.array(batch, dtype=object))
+        slots, created, evicted = _reference_lookup(lru, max_clients, free, batch)
+        assert got.slots.tolist() == slots and got.created == created
+        assert [name for _, _, name in got.evicted] == evicted
+        assert list(table._lru.items()) == list(lru.items())

@@ -120,31 +120,30 @@ class ClientTable:
     def lookup(self, clients: np.ndarray) -> Lookup:
         """Slots for a batch of ids (``None`` is the anonymous client), updating recency."""
         n = len(clients)
-        slots = np.empty(n, dtype=np.int64)
         seen: dict[Any, int] = {}
         created: list[int] = []
         evicted: list[tuple[int, int, str]] = []
         lru = self._lru
         keys: dict[Any, str] = {}
-        last: dict[Any, int] = {}
-        for i, c in enumerate(clients.tolist()):
-            s = seen.get(c)
+        ids = clients.tolist()
+        # the distinct ids in order of first appearance (a batch holds few clients, many rows each):
+        # each is resolved once, in the order a row-by-row walk would meet them
+        for c in dict.fromkeys(ids):
+            key = "anonymous" if c is None else (c if isinstance(c, str) else str(c))
+            if len(key) > MAX_ID_CHARS:  # ids come from callers: bounded in length as in number
+                key = id_key(key)
+            s = lru.get(key)
             if s is None:
-                key = "anonymous" if c is None else (c if isinstance(c, str) else str(c))
-                if len(key) > MAX_ID_CHARS:  # ids come from callers: bounded in length as in number
-                    key = id_key(key)
-                s = lru.get(key)
+                s = self._adopt(key)
                 if s is None:
-                    s = self._adopt(key)
-                    if s is None:
-                        s = self._allocate(key, evicted)
-                        created.append(s)
-                else:
-                    lru.move_to_end(key)  # now, so that a new client of this batch cannot evict it
-                seen[c] = s
-                keys[c] = key
-            last[c] = i
-            slots[i] = s
+                    s = self._allocate(key, evicted)
+                    created.append(s)
+            else:
+                lru.move_to_end(key)  # now, so that a new client of this batch cannot evict it
+            seen[c] = s
+            keys[c] = key
+        slots = np.fromiter(map(seen.__getitem__, ids), dtype=np.int64, count=n)
+        last = {c: i for i, c in enumerate(ids)} if len(seen) > 1 else seen
         if len(last) > 1:  # recency follows each client's last row in the batch
             for c in sorted(last, key=last.__getitem__):
                 lru.move_to_end(keys[c])
