@@ -213,3 +213,36 @@ def test_generator_url_advice_points_at_a_prometheus_not_the_sidecar(tmp_path: P
     example = [line for line in (REPO_ROOT / "examples" / "monitor.yaml").read_text(encoding="utf-8").splitlines()
                if line.strip().startswith("external_url:")]
     assert len(example) == 1 and "generatorURL" in example[0] and "Prometheus" in example[0], example
+
+
+def test_confidence_drift_summaries_name_the_score(tmp_path: Path) -> None:
+    # Walkthrough: a confidence drift fires one alert per score (confidence, entropy); Alertmanager
+    # groups them into one notification whose two summaries read the same, "Model fraud confidence
+    # distribution changed". Each summary now names its score.
+    _run_unit_test(tmp_path, "confidence.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_confidence_drift_distance{model="m",score="confidence"}'
+                values: '0.3x30'
+              - series: 'monitor_confidence_drift_pvalue{model="m",score="confidence"}'
+                values: '0x30'
+              - series: 'monitor_confidence_drift_distance{model="m",score="entropy"}'
+                values: '0.39x30'
+              - series: 'monitor_confidence_drift_pvalue{model="m",score="entropy"}'
+                values: '0x30'
+            alert_rule_test:
+              - eval_time: 20m
+                alertname: ModelConfidenceDrift
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: m, score: confidence}
+                    exp_annotations:
+                      summary: "Model m: the distribution of its confidence changed"
+                      description: "The distribution of the model's confidence over the window differs from the reference (Kolmogorov-Smirnov distance 0.30, p < 0.001): the inputs probably moved away from what the model knows."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
+                  - exp_labels: {severity: warning, model: m, score: entropy}
+                    exp_annotations:
+                      summary: "Model m: the distribution of its entropy changed"
+                      description: "The distribution of the model's entropy over the window differs from the reference (Kolmogorov-Smirnov distance 0.39, p < 0.001): the inputs probably moved away from what the model knows."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
+    """)
