@@ -404,7 +404,14 @@ class ForwardingMonitor:
                 for ev in events:
                     try:
                         piece = encode_event(ev)
-                    except Exception:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
+                    except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
+                        if "unserializable" not in self._dropped_local:
+                            log.warning("model %r: an event could not be written as JSON to forward it (%s: %s); such "
+                                        "events are dropped and counted as unserializable, further ones without a log "
+                                        "line. Fix: make the inputs and outputs plain rows (lists, numpy arrays, "
+                                        "DataFrames), e.g. watch(..., inputs=lambda req: req.instances, "
+                                        "outputs=lambda answer: answer['probabilities']) for a request object or a "
+                                        "dict", self.model, type(err).__name__, str(err)[:200])
                         self._count_drop("unserializable", 1)
                         continue
                     if len(piece) + 200 > self.max_datagram_bytes:

@@ -408,3 +408,23 @@ def test_replay_reads_a_gzip_log_and_fails_when_no_line_is_an_event(tmp_path):
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
     assert CliRunner().invoke(main, ["replay", str(empty), "--config", cfg]).exit_code == 0
+
+
+def test_a_worker_says_once_why_an_event_cannot_be_forwarded(tmp_path, caplog):
+    """In forwarding mode a handler decorated without inputs= (its argument a request object)
+    had every event dropped as unserializable, counted only in the sidecar's metrics, with no
+    word of why or of the fix in either log."""
+    import logging
+
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'fwd.sock'}", start=False)
+    try:
+        handler = fm.watch(_handler)
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for _ in range(3):
+                handler(_Req([[1.0, 2.0]]))
+            fm.flush()
+        assert fm.counters().dropped.get("unserializable") == 3
+        said = [r.getMessage() for r in caplog.records if "unserializable" in r.getMessage()]
+        assert len(said) == 1 and "_Req" in said[0] and "inputs=" in said[0]
+    finally:
+        fm.close()
