@@ -210,7 +210,7 @@ class Pipeline:
             if not events:
                 return
         if not self._ticking:
-            self._process_chunk(events)
+            self._process_chunk(events, times)
             return
         if len(events) > 1 and (np.diff(times) < 0).any():
             order = np.argsort(times, kind="stable")
@@ -222,18 +222,23 @@ class Pipeline:
         while start < n:
             cut = int(np.searchsorted(times, self.next_tick, side="left"))
             if cut > start:
-                self._process_chunk(events[start:cut])
+                self._process_chunk(events[start:cut], times[start:cut])
                 start = cut
             if start < n:
                 self._ticks_through(float(times[start]))
 
-    def _process_chunk(self, events: list[tuple[Any, ...]]) -> None:
+    def _process_chunk(self, events: list[tuple[Any, ...]], times: np.ndarray) -> None:
+        """Process events whose times (``times``, the same order) lie before the next tick."""
         t0 = time.perf_counter()
         store = self.store
         preds = [e for e in events if e[0] == PREDICTION]
-        errors = [e for e in events if e[0] == ERROR]
-        feedback = [e for e in events if e[0] == FEEDBACK]
-        newest = max(e[1] for e in events)
+        if len(preds) == len(events):  # the common drain: predictions only
+            errors: list[tuple[Any, ...]] = []
+            feedback: list[tuple[Any, ...]] = []
+        else:
+            errors = [e for e in events if e[0] == ERROR]
+            feedback = [e for e in events if e[0] == FEEDBACK]
+        newest = float(times.max())
         if preds:
             self._process_predictions(preds)
         for e in errors:

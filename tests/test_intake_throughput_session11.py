@@ -171,3 +171,24 @@ def test_client_lookup_resolves_each_id_once_as_row_by_row(batches: list[list[An
         assert got.slots.tolist() == slots and got.created == created
         assert [name for _, _, name in got.evicted] == evicted
         assert list(table._lru.items()) == list(lru.items())
+
+
+def test_a_drain_of_mixed_kinds_and_one_of_predictions_only() -> None:
+    """The pipeline splits a drain by kind once (predictions only: no other pass) and takes the
+    newest time from the drain's times: errors, feedback and predictions are each counted, and
+    the clock is the newest event's, whichever kind it is."""
+    from monitor.core import Monitor
+    from monitor.events import ERROR, FEEDBACK, PREDICTION
+
+    mon = Monitor(config={"model": "m", "features": ["a", "b"], "output": {"kind": "probabilities"}}, live=False,
+                  start_worker=False, registry=__import__("prometheus_client").CollectorRegistry())
+    try:
+        preds = [(PREDICTION, 100.0 + i, [1.0, 2.0], [0.2, 0.8], None, "c", f"r{i}", None, None) for i in range(5)]
+        mon.pipeline.process(preds)
+        assert mon.store.value("monitor_calls") == 5 and mon.pipeline.clock == 104.0
+        mon.pipeline.process([(ERROR, 107.5, "ValueError", None, "c"), *preds[:2],
+                              (FEEDBACK, 106.0, ["r0", "r1"], [1, 0])])
+        assert mon.store.value("monitor_errors", ("ValueError",)) == 1 and mon.store.value("monitor_calls") == 8
+        assert mon.pipeline.clock == 107.5 and mon.store.value("monitor_last_event_timestamp_seconds") == 107.5
+    finally:
+        mon.close()
