@@ -246,3 +246,28 @@ def test_confidence_drift_summaries_name_the_score(tmp_path: Path) -> None:
                       description: "The distribution of the model's entropy over the window differs from the reference (Kolmogorov-Smirnov distance 0.39, p < 0.001): the inputs probably moved away from what the model knows."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
     """)
+
+
+def test_shipped_ratio_rules_hold_for_at_least_their_range() -> None:
+    # Walkthrough: 3 minutes after a sidecar restart, the agent read ModelErrorRateHigh at 6.5% where
+    # Prometheus read 3.7%: its sample history starts at the restart, so the 5m rate of the calls
+    # (an old counter) covered 3 minutes and that of a new exception's errors all of them. A ratio
+    # rule whose for: is at least its range cannot fire on that alone (README, Alert rules).
+    import re
+
+    import yaml
+
+    from monitor.rules.duration import parse_duration
+    from tests.conftest import REPO_ROOT
+
+    checked = []
+    for path in sorted((REPO_ROOT / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                expr = rule["expr"]
+                if "/" not in expr or not re.search(r"\b(rate|increase|irate)\(", expr):
+                    continue
+                longest = max(parse_duration(r) for r in re.findall(r"\[(\d+[smhdwy])\]", expr))
+                assert parse_duration(str(rule.get("for", "0s"))) >= longest, f"{path.name}: {rule['alert']}"
+                checked.append(rule["alert"])
+    assert "ModelErrorRateHigh" in checked and "MonitorIntakeOverloaded" in checked
