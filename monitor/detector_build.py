@@ -58,6 +58,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     listed = cfg.detectors is not None
     specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference)
     det_reference = detector_reference(reference, cfg.output)
+    _check_score_columns(cfg, det_reference, specs, kinds)
     detectors = []
     for i, d in enumerate(specs):
         if kinds is not None and d.kind not in kinds:
@@ -82,6 +83,38 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
             if count is not None and count():
                 break
     return detectors
+
+
+#: Detectors that compare the reference's class scores column by column with live ones.
+_PER_CLASS = frozenset({"confidence_drift", "prediction_drift", "accuracy_estimation"})
+
+
+def _check_score_columns(cfg: MonitorConfig, reference: "Reference | None", specs: Any, kinds: "frozenset[str] | None") -> None:
+    """Refuse reference scores with another number of columns than ``output.classes`` names, when
+    a detector that compares them class by class with live scores is built. Why: such a reference
+    (scores of 4 classes for 3, or 2 that happen to sum to one) was accepted, and then the
+    confidence drift and the accuracy estimate passed over every live batch (its width is not the
+    reference's: no figure ever) and the prediction drift compared classes that are not the live
+    ones, with nothing said. One score column (``(n,)``) is P(positive) of a binary model."""
+    classes = cfg.output.classes
+    scores = None if reference is None else reference.scores
+    if scores is None or not classes or cfg.output.kind not in ("probabilities", "logits") or cfg.output.samples_axis:
+        return
+    if not any(d.kind in _PER_CLASS and (kinds is None or d.kind in kinds) for d in specs):
+        return
+    shape = getattr(scores, "shape", None)
+    if shape is None or len(shape) not in (1, 2):
+        return  # another shape: the detectors' own errors say it
+    width = 2 if len(shape) == 1 else int(shape[1])
+    if width == len(classes):
+        return
+    given = "one column (read as P(positive) of a binary model)" if len(shape) == 1 else f"{width} columns"
+    raise ConfigError("reference.path", f"the reference's scores have {given}, but output.classes names {len(classes)} classes "
+                           f"({', '.join(classes)}): the detectors that compare them class by class with live scores "
+                           f"({', '.join(sorted(_PER_CLASS))}) would compare nothing (live rows of another width are "
+                           "passed over) or the wrong classes",
+                      "give the model's outputs on the reference rows with one column per class of output.classes, in "
+                      "its order (or correct output.classes)", cfg.source)
 
 
 def detector_error(cfg: MonitorConfig, index: int, entry: DetectorConfig, err: Exception, *, listed: bool = True,

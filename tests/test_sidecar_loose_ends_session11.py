@@ -270,3 +270,29 @@ def test_config_check_of_raw_reference_data_passes_what_the_agent_takes(tmp_path
     code, output = _config_check(tmp_path, {**IRIS, "reference": {"path": "ref.npz"}})
     assert code == 0 and "SUCCESS" in output and "NOTE: model 'iris': the default detectors that need the reference's" \
         in output, output
+
+
+@pytest.mark.parametrize("columns", [4, 2, 1])
+def test_reference_scores_of_another_width_than_the_classes_are_refused_by_serve_and_the_check(tmp_path: Path,
+                                                                                               columns: int) -> None:
+    """Scores of 4 columns for 3 classes, 2 that sum to one, or one column (P(positive) of a binary
+    model) for 3 classes passed the check and the agent's start: then confidence_drift and
+    accuracy_estimation passed over every live row (another width) and prediction_drift compared
+    classes that are not the live ones, with nothing said. Both refuse them now, in the same words."""
+    rng = np.random.default_rng(2)
+    n = 300
+    scores = rng.dirichlet(np.ones(max(columns, 2)), size=n)
+    scores = scores[:, 1] if columns == 1 else scores
+    np.savez(tmp_path / "ref.npz", X=rng.normal(size=(n, 4)), scores=scores, labels=rng.integers(0, 2, size=n),
+             feature_names=np.array(list("abcd")))
+    raw = {**IRIS, "reference": {"path": "ref.npz"}}
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    said = _agent_start_error(config)
+    assert said.startswith("reference.path: the reference's scores have ") and "output.classes names 3 classes" in said
+    code, output = _config_check(tmp_path, raw)
+    assert code == 1 and f"FAILED: {config}: model 'iris': {said}" in output.splitlines(), (said, output)
+    # the same reference for a model of that many classes is taken
+    classes = ["a", "b"] if columns == 1 else [f"c{i}" for i in range(columns)]
+    code, output = _config_check(tmp_path, {**raw, "output": {"kind": "probabilities", "classes": classes}})
+    assert code == 0, output
