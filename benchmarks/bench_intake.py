@@ -195,9 +195,9 @@ def main() -> None:
 
     configs = _configs()
     runs = [("monitor serve /v1/events (no reference, no rules: the detectors that need neither)",
-             run_sidecar(*configs["light"], args)),
+             run_sidecar(configs["light"][0], args, configs["light"][1])),
             ("monitor serve /v1/events (a reference, every default detector, every shipped rule pack)",
-             run_sidecar(*configs["full"], args))]
+             run_sidecar(configs["full"][0], args, configs["full"][1]))]
     rows = [("baseline: bare aiohttp handler", f"{base['rate']:,.0f}", f"{base['accepted']:,.0f}", "-", "-", "-", "-")]
     for name, r in runs:
         rows.append((name, f"{r.rate:,.0f}", f"{r.sent:,.0f}", f"{r.retried:,.0f}", f"{r.rate / base['rate']:.2f}",
