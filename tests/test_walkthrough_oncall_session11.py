@@ -271,3 +271,47 @@ def test_shipped_ratio_rules_hold_for_at_least_their_range() -> None:
                 assert parse_duration(str(rule.get("for", "0s"))) >= longest, f"{path.name}: {rule['alert']}"
                 checked.append(rule["alert"])
     assert "ModelErrorRateHigh" in checked and "MonitorIntakeOverloaded" in checked
+
+
+_FORWARD_DESC = ("{n} events were dropped in 5 minutes by the processes forwarding to this sidecar (ForwardingMonitor, "
+                 "MONITOR_FORWARD), with reason socket_full: that traffic is not monitored. socket_full: the sidecar does "
+                 "not read its socket as fast as the workers send; sidecar_unavailable: nothing listens at the forwarding "
+                 "address; too_large, send_error, unserializable: an event or datagram could not be sent; queue_full and "
+                 "the other reasons of MonitorShedsEvents: a worker's own queue.")
+
+
+def test_forwarding_workers_drops_page_when_they_go_on(tmp_path: Path) -> None:
+    # Walkthrough: the events gunicorn workers drop before they reach the sidecar (their reports land in
+    # monitor_forward_events_dropped_total under model="_sidecar") were read by no rule and no panel:
+    # a sidecar that could not keep up with its forwarding socket lost traffic silently. socket_full
+    # drops going on for half an hour fire; the lump a restarted sidecar receives once (the workers'
+    # sidecar_unavailable drops of its restart) does not.
+    _run_unit_test(tmp_path, "core.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_forward_events_dropped_total{model="_sidecar",reason="socket_full"}'
+                values: '0+10x30'
+              - series: 'monitor_forward_events_dropped_total{model="_sidecar",reason="sidecar_unavailable"}'
+                values: '0 0 0 0 0 500x25'
+            alert_rule_test:""" + "".join(f"""
+              - eval_time: {m}m
+                alertname: MonitorForwardingDrops
+                exp_alerts:
+                  - exp_labels: {{severity: warning, model: _sidecar, reason: socket_full}}
+                    exp_annotations:
+                      summary: "Forwarding workers drop events before they reach the sidecar (socket_full)."
+                      description: "{_FORWARD_DESC.format(n=50)}"
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorforwardingdrops"
+    """ for m in (9, 10, 11, 20)))
+
+
+def test_agent_health_shows_forwarding_drops() -> None:
+    # The runbook of MonitorForwardingDrops sends on-call to the Agent health dashboard.
+    import json
+
+    from tests.conftest import REPO_ROOT
+
+    board = json.loads((REPO_ROOT / "grafana" / "dashboards" / "monitor-agent.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", []) if "monitor_forward_events_dropped_total" in t["expr"]]
+    assert exprs and all("[$__rate_interval]" in e and "_sidecar" in e for e in exprs), exprs
