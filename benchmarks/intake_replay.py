@@ -70,20 +70,66 @@ def _factory(cfg):  # noqa: ANN001, ANN202
     return Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), live=True, start_worker=False)
 
 
-def feed(sidecar, payloads: list[bytes], drain_every: int) -> int:  # noqa: ANN001
+class Stages:
+    """CPU time (``time.process_time``) per stage of the replay: the intake's four steps, and in
+    the worker each detector's calls through the pipeline's guard (update, advance, export...),
+    the rest of the worker being the conversion, the queue and the pipeline's own work."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
+    def watch_detectors(self, pipeline) -> None:  # noqa: ANN001
+        guard = pipeline._guard
+
+        def timed(det, fn, arg):  # noqa: ANN001, ANN202
+            t0 = time.process_time()
+            try:
+                return guard(det, fn, arg)
+            finally:
+                self.add(f"worker: detector {det.kind}", time.process_time() - t0)
+        pipeline._guard = timed
+
+    def table(self, events: int) -> str:
+        total = self.cpu.get("total", 0.0)
+        rows = ["| stage | CPU us per event | share |", "|---|---|---|"]
+        for name, sec in sorted(self.cpu.items(), key=lambda kv: -kv[1]):
+            if name != "total":
+                rows.append(f"| {name} | {sec / events * 1e6:.2f} | {sec / total:.1%} |")
+        rows.append(f"| total | {total / events * 1e6:.2f} | 100% |")
+        return "\n".join(rows)
+
+
+def feed(sidecar, payloads: list[bytes], drain_every: int, stages: Stages | None = None) -> int:  # noqa: ANN001
     from monitor.server.intake import decode_events, parse_batch
     from monitor.server.payloads import unsafe_json
 
     mon = next(iter(sidecar.monitors.values()))
+    clock = time.process_time
+    add = stages.add if stages is not None else (lambda name, seconds: None)
     n = 0
     for i, body in enumerate(payloads, 1):
+        t0 = clock()
         values = decode_events(body, "application/x-ndjson")
+        t1 = clock()
         assert unsafe_json(body, values) is None
+        t2 = clock()
         items = parse_batch(sidecar, values, default_model=None, endpoint="events")
+        t3 = clock()
         n += sidecar.enqueue(items, "events", admit=False)
+        t4 = clock()
+        add("intake: JSON decode", t1 - t0)
+        add("intake: unsafe_json", t2 - t1)
+        add("intake: validation (parse_batch)", t3 - t2)
+        add("intake: enqueue (columnar, queue)", t4 - t3)
         if i % drain_every == 0:
             mon.worker.drain_once()
+            add("worker", clock() - t4)
+    t4 = clock()
     mon.worker.drain_once()
+    add("worker", clock() - t4)
     return n
 
 
@@ -96,6 +142,7 @@ def main() -> None:
                     help="bodies between two drains of the worker (the live worker drains ~7,400 events at a time "
                          "when bench_intake saturates it: monitor_worker_rows_per_batch)")
     ap.add_argument("--profile", action="store_true", help="print cProfile's cumulative shares of the measured part")
+    ap.add_argument("--stages", action="store_true", help="print the CPU time per intake stage and per detector")
     ap.add_argument("--toggle", metavar="LIB", help="a library whose cg_toggle() toggles callgrind's collection, "
                                                     "called around the measured bodies")
     args = ap.parse_args()
@@ -110,13 +157,27 @@ def main() -> None:
     t0 = time.process_time()
     if prof:
         prof.enable()
-    n = feed(sidecar, seq[args.warm:], args.drain_every) if args.bodies else 0
+    stages = Stages() if args.stages else None
+    if stages is not None:
+        stages.watch_detectors(mon.pipeline)
+    n = feed(sidecar, seq[args.warm:], args.drain_every, stages) if args.bodies else 0
+    t_export = time.process_time()
     mon.export_for_scrape()
+    if stages is not None:
+        stages.add("worker", time.process_time() - t_export)
     if prof:
         prof.disable()
     cpu = time.process_time() - t0
     toggle()
     print(f"{args.config}: {n:,} events measured, CPU {cpu / max(n, 1) * 1e6:.2f} us per event")
+    if stages is not None:
+        worker = stages.cpu.get("worker", 0.0)
+        dets = sum(v for k, v in stages.cpu.items() if k.startswith("worker: detector"))
+        stages.cpu["worker"] = worker - dets
+        stages.cpu = {("worker: the rest (batch build, labels, queue, pipeline)" if k == "worker" else k): v
+                      for k, v in stages.cpu.items()}
+        stages.cpu["total"] = cpu
+        print(stages.table(max(n, 1)))
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(60)
 
