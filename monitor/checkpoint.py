@@ -11,7 +11,8 @@ A checkpoint is a zip file holding
 Format 2 (state version 2) adds the reference itself (its rows or profile, bounded: see
 :data:`monitor.reference.MAX_CHECKPOINT_REFERENCE_BYTES`) and the metric store's counters and
 histograms to the state, so that a restart keeps the reference the detectors were calibrated on
-(even if ``reference.path`` is gone) and counters continue instead of resetting. Format 1 files
+(even if ``reference.path`` is gone) and, after a clean stop, counters continue instead of
+resetting (a periodic checkpoint's counters are not restored: see :meth:`Monitor.state_dict`). Format 1 files
 still load: their detector states are restored as before (unverified against the reference),
 counters start at zero.
 
@@ -384,7 +385,7 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     checkpoint's reference (same fingerprint, or none configured: the checkpoint's is adopted)
     everything; with another one (``reference_changed``), or none anywhere
     (``reference_missing``), the detector states calibrated on the old one are set aside while
-    alert states, the event clock, label joins and counters are restored. That partial restore
+    alert states, the event clock, label joins and (from a final checkpoint) counters are restored. That partial restore
     counts as restored, is logged as a warning and counted in
     ``monitor_checkpoint_failures_total{operation="restore",reason=...}``; the details are in
     ``monitor.restore_report``."""
@@ -408,9 +409,13 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     age = time.time() - created if isinstance(created, (int, float)) and not isinstance(created, bool) else float("nan")
     if report.set_aside_reason is not None:
         log.warning("checkpoint %s of %s restored without its detector states (%s): %s; alert states, event clock, "
-                    "label joins and counters restored", path, monitor.model, report.set_aside_reason.replace("_", " "),
-                    report.detail)
+                    "label joins%s restored", path, monitor.model, report.set_aside_reason.replace("_", " "),
+                    report.detail, " and counters" if report.counters_restored else "")
         monitor.store.inc("monitor_checkpoint_failures", labels=("restore", report.set_aside_reason))
+    if not report.counters_restored and report.state_version >= 2:
+        log.info("checkpoint %s of %s was a periodic one (the process did not stop cleanly): counters start at zero, "
+                 "as Prometheus expects after a crash (its values are older than what was already scraped)",
+                 path, monitor.model)
     if report.counter_families_skipped:
         log.warning("checkpoint %s: counters of %s not restored (the catalog changed them)", path,
                     ", ".join(report.counter_families_skipped))

@@ -107,7 +107,10 @@ class RestoreReport:
     detail
         One sentence for the log (fingerprints, sizes).
     counters_restored
-        Whether counters and histograms continue from the checkpoint (state version 2).
+        Whether counters and histograms continue from the checkpoint: only from one written at
+        shutdown (``final``). A periodic checkpoint's counters are older than what Prometheus
+        has already scraped, so after a crash they would read as a reset and ``increase()``
+        would count them again: they start at zero instead, which Prometheus handles.
     counter_families_skipped
         Families whose checkpointed values did not fit the current catalog.
     state_version
@@ -289,14 +292,18 @@ class Monitor:
 
         return model_path(raw, self.model)
 
-    def save_checkpoint(self, path: str | Path | None = None) -> Any:
+    def save_checkpoint(self, path: str | Path | None = None, *, final: bool = False) -> Any:
         """Write :meth:`state_dict` atomically to ``path`` (default: the config's
         ``checkpoint.path``, as ``monitor serve`` names it) in the sidecar's checkpoint format
         (plain arrays and JSON, no pickle). Returns a :class:`monitor.checkpoint.CheckpointInfo`;
-        raises :class:`monitor.checkpoint.CheckpointError` when the file cannot be written."""
+        raises :class:`monitor.checkpoint.CheckpointError` when the file cannot be written.
+
+        ``final``: this is the last save before the process stops (no event is counted after
+        it), so the restart continues the counters; see :meth:`state_dict`."""
         from monitor import checkpoint
 
-        return checkpoint.save(self._checkpoint_file(path), self.state_dict(), model=self.model, state_version=STATE_VERSION)
+        return checkpoint.save(self._checkpoint_file(path), self.state_dict(final=final), model=self.model,
+                               state_version=STATE_VERSION)
 
     def restore_checkpoint(self, path: str | Path | None = None) -> bool:
         """Load a checkpoint written by :meth:`save_checkpoint` or by ``monitor serve`` (default
@@ -553,11 +560,16 @@ class Monitor:
         return serve(self.registry, port, addr)
 
     # -- state -----------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, *, final: bool = False) -> dict[str, Any]:
         """Everything needed to resume after a restart: detector windows, label joins, alerts, the
         reference the detectors were calibrated on (with its fingerprint; see
         :func:`monitor.reference.reference_state`) and the counters (the store's counters and
-        histograms, but :data:`NOT_CHECKPOINTED_COUNTERS`)."""
+        histograms, but :data:`NOT_CHECKPOINTED_COUNTERS`).
+
+        The counters are restored only from a ``final`` state (written when nothing more will be
+        counted): a periodic state is behind what was scraped by the time a crash comes, and a
+        counter that goes down reads as a reset to Prometheus, whose ``increase()`` would then
+        count the restored total again."""
         with self._lock:
             self.pipeline.settle()  # rows held for the deferrable detectors belong in their state
             return {
@@ -572,6 +584,7 @@ class Monitor:
                 "rules": None if self.rules is None else self.rules.state_dict(),
                 "reference": self._reference_state(),
                 "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
+                "final": bool(final),
                 "shape": self._shape,
             }
 
@@ -603,8 +616,9 @@ class Monitor:
         ``reference.path`` is gone or unset), the checkpoint's is adopted, the detectors are
         rebuilt on it and then restored (the monitor keeps running on the reference it was
         calibrated on); if the reference differs (a new one was shipped), the new one is kept and
-        the old detector states are set aside. Alert states, the event clock, label joins and
-        counters are restored in every case. Raises ``ValueError`` for a state of another model
+        the old detector states are set aside. Alert states, the event clock and label joins are
+        restored in every case, the counters when the state is ``final`` (see :meth:`state_dict`).
+        Raises ``ValueError`` for a state of another model
         or an unreadable version.
         """
         version = state.get("version")
@@ -637,7 +651,7 @@ class Monitor:
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"])
             skipped: list[str] = []
-            counters = state.get("counters")
+            counters = state.get("counters") if state.get("final") is True else None
             if counters is not None:
                 skipped = self.store.load_counter_state(counters)
             self.pipeline.mark_changed()  # a scrape right after the restore shows the restored figures

@@ -414,7 +414,7 @@ def test_checkpoint_in_the_config_of_a_monitor_built_in_code(cancer: dict, tmp_p
     assert any("checkpoint.path" in r.getMessage() and "restore_checkpoint" in r.getMessage() for r in caplog.records)
     assert first.restore_checkpoint() is False  # none yet
     _stream(first, x_live, clf.predict_proba, cancer["y_live"])
-    info = first.save_checkpoint()
+    info = first.save_checkpoint(final=True)
     assert info.path == tmp_path / "state" / "cancer.ckpt" and info.path.exists()
     want = _value(first, "monitor_accuracy_ratio")
     calls = _value(first, "monitor_calls_total")

@@ -91,7 +91,7 @@ def test_save_is_atomic_and_load_reads_back(tmp_path):
 def test_bad_checkpoints_are_reported_and_set_aside(tmp_path, damage, reason):
     path = tmp_path / "iris.ckpt"
     mon = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False)
-    checkpoint.save(path, mon.state_dict(), model="iris", state_version=STATE_VERSION)
+    checkpoint.save(path, mon.state_dict(final=True), model="iris", state_version=STATE_VERSION)
     damage(path)
     with pytest.raises(CheckpointError) as err:
         checkpoint.load(path, model="iris", state_version=STATE_VERSION)
@@ -129,17 +129,17 @@ def test_a_monitor_restored_from_a_checkpoint_continues_where_it_stopped(tmp_pat
     path = tmp_path / "iris.ckpt"
     a = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False, live=False)
     _feed(a, 300, seed=1)
-    checkpoint.save(path, a.state_dict(), model="iris", state_version=STATE_VERSION)
+    checkpoint.save(path, a.state_dict(final=True), model="iris", state_version=STATE_VERSION)
     b = Monitor(config=CFG, registry=CollectorRegistry(), start_worker=False, live=False)
     assert checkpoint.restore(b, path) == (True, None)
-    sa, _ = encode_state(a.state_dict())
-    sb, _ = encode_state(b.state_dict())
+    sa, _ = encode_state(a.state_dict(final=True))
+    sb, _ = encode_state(b.state_dict(final=True))
     assert sa == sb  # same structure and scalars
-    assert all(same(x, y) for x, y in zip(encode_state(a.state_dict())[1], encode_state(b.state_dict())[1]))
+    assert all(same(x, y) for x, y in zip(encode_state(a.state_dict(final=True))[1], encode_state(b.state_dict(final=True))[1]))
     # both continue identically on the same new traffic, and old request ids still join
     _feed(a, 50, seed=2)
     _feed(b, 50, seed=2)
-    ta, tb = encode_state(a.state_dict())[0], encode_state(b.state_dict())[0]
+    ta, tb = encode_state(a.state_dict(final=True))[0], encode_state(b.state_dict(final=True))[0]
     # histograms are flushed from the detectors at export, whose pacing is not checkpointed
     # (the restored one exports at once): compare them elsewhere, the counters here
     assert ta.pop("counters")["counters"] == tb.pop("counters")["counters"]
@@ -242,7 +242,7 @@ def test_the_learned_output_width_survives_a_restart(tmp_path):
     a = Monitor(config=config, registry=CollectorRegistry(), start_worker=False, live=False)
     a.observe([1.0, 2.0], [0.7, 0.2, 0.1], timestamp=1_700_000_000.0)
     a.flush()
-    checkpoint.save(path, a.state_dict(), model="m", state_version=STATE_VERSION)
+    checkpoint.save(path, a.state_dict(final=True), model="m", state_version=STATE_VERSION)
     b = Monitor(config=config, registry=CollectorRegistry(), start_worker=False, live=False)
     assert checkpoint.restore(b, path) == (True, None)
     for t in (1.0, 2.0):  # another width first (learned afresh, it would pin width 2)

@@ -1,5 +1,5 @@
 """Checkpoint format 2: the reference travels in the checkpoint (with a fingerprint) and the metric
-store's counters continue across restarts.
+store's counters continue across clean restarts (a crash starts them at zero).
 
 Restoring with the same reference restores everything; with the reference gone the monitor adopts
 the checkpoint's and answers exactly as before; with a changed reference the old detector states
@@ -98,7 +98,7 @@ def same_detector_states(a: Monitor, b: Monitor) -> bool:
 
 
 def save(mon: Monitor, path: Path) -> None:
-    checkpoint.save(path, mon.state_dict(), model=mon.model, state_version=STATE_VERSION)
+    checkpoint.save(path, mon.state_dict(final=True), model=mon.model, state_version=STATE_VERSION)
 
 
 # -- the reference in the checkpoint -----------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_a_monitor_without_reference_restores_detectors_passed_in_code_as_before
 def test_reference_omitted_and_none_configured_sets_detector_states_aside(tmp_path):
     a = monitor(tmp_path, reference=Reference.from_arrays(**reference_arrays(1)))
     feed(a, 200, seed=10)
-    state = a.state_dict()
+    state = a.state_dict(final=True)
     state["reference"] = reference_state(a.reference, max_bytes=10)
     checkpoint.save(tmp_path / "m.ckpt", state, model="iris", state_version=STATE_VERSION)
     assert checkpoint.read_manifest(tmp_path / "m.ckpt")["reference_stored"] is False
@@ -242,6 +242,36 @@ def test_reference_omitted_and_none_configured_sets_detector_states_aside(tmp_pa
 
 
 # -- counters ------------------------------------------------------------------------------------------
+def test_a_periodic_checkpoints_counters_start_at_zero_after_a_crash(tmp_path, caplog):
+    """A periodic checkpoint is behind what Prometheus scraped before a crash: its counters,
+    restored, would go down but not to zero, a reset whose new value ``increase()`` counts as
+    new events. Only a final (shutdown) checkpoint's counters continue; the state itself is
+    restored either way."""
+    a = monitor(tmp_path, rules=True)
+    feed(a, 300, seed=4)
+    checkpoint.save(tmp_path / "m.ckpt", a.state_dict(), model=a.model, state_version=STATE_VERSION)  # periodic
+    at_checkpoint = a.store.value("monitor_calls")
+    feed(a, 100, seed=5)  # counted and scraped after the checkpoint, then the process is killed
+    scraped = sample(a.metrics_text(), "monitor_calls_total", model="iris")
+    assert scraped > at_checkpoint > 0
+
+    b = monitor(tmp_path, rules=True)
+    with caplog.at_level(logging.INFO, logger="monitor.checkpoint"):
+        assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
+    report = b.restore_report
+    assert report.detectors_restored and not report.counters_restored
+    assert "counters start at zero" in caplog.text
+    assert b.store.value("monitor_calls") is None and b.store.value("monitor_predictions") is None
+    b.flush()
+    assert b.store.value("monitor_calls") is None  # nothing new counted: zero, not 300 of 400
+    # the same state written at shutdown continues them
+    checkpoint.save(tmp_path / "final.ckpt", a.state_dict(final=True), model=a.model, state_version=STATE_VERSION)
+    c = monitor(tmp_path, rules=True)
+    assert checkpoint.restore(c, tmp_path / "final.ckpt") == (True, None)
+    assert c.restore_report.counters_restored
+    assert sample(c.metrics_text(), "monitor_calls_total", model="iris") == scraped
+
+
 def test_counters_and_histograms_continue_and_gauges_are_not_carried(tmp_path):
     a = monitor(tmp_path, rules=True)
     feed(a, 300, seed=4)

@@ -111,8 +111,8 @@ def test_a_periodic_checkpoint_in_flight_at_shutdown_cannot_overwrite_the_final_
     entered, release, armed = threading.Event(), threading.Event(), threading.Event()
 
     class SlowSave(Monitor):
-        def state_dict(self):  # the state is taken, then writing it is slow (a big state, a slow disk)
-            state = super().state_dict()
+        def state_dict(self, *, final: bool = False):  # the state is taken, then writing it is slow (a big state, a slow disk)
+            state = super().state_dict(final=final)
             if armed.is_set() and threading.current_thread() is not threading.main_thread() and not entered.is_set():
                 entered.set()
                 release.wait(30)

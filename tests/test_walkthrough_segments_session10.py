@@ -181,7 +181,7 @@ def test_raising_segments_cap_keeps_the_checkpoint(tmp_path: "object") -> None:
     mon.observe(rng.normal(size=(n, 3)), rng.dirichlet([2, 2, 2], n), segment=rng.choice(list("abcde"), n).tolist(),
                 timestamp=T0)
     mon.flush()
-    mon.save_checkpoint()
+    mon.save_checkpoint(final=True)
     mon.close()
     again = make(5)
     assert again.restore_checkpoint()

@@ -117,9 +117,9 @@ class Checkpointer:
         with self._saving:
             if self._final and not final:
                 return False
-            return self._save(model)
+            return self._save(model, final)
 
-    def _save(self, model: str) -> bool:
+    def _save(self, model: str, final: bool) -> bool:
         from monitor import checkpoint
 
         sidecar = self.sidecar
@@ -131,7 +131,7 @@ class Checkpointer:
             # process what is queued first: every event accepted before the checkpoint is in it, so a
             # kill -9 loses at most what arrived after (the queue itself is not checkpointed)
             mon.flush()
-            info = mon.save_checkpoint(path)
+            info = mon.save_checkpoint(path, final=final)
         except checkpoint.CheckpointError as err:
             log.error("checkpoint of %s failed (%s): %s", model, err.reason, err)
             sidecar.count_checkpoint_failure(mon, "save", err.reason)
