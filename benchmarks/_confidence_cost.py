@@ -20,6 +20,8 @@ the row's rate in large batches (the measured phase then continues that stream).
 
 from __future__ import annotations
 
+import argparse
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +42,7 @@ from monitor.schema import OutputSpec, Schema
 from monitor.store import MetricStore
 from monitor.worker import Worker
 
-__all__ = ["Agent", "COST_INTRO", "Setup", "cost_table"]
+__all__ = ["Agent", "COST_INTRO", "Setup", "cost_table", "heading", "report_args", "write_report"]
 
 FEATURES, CLASSES, SEGMENTS = 32, 10, 8
 LABELLED = 0.2
@@ -246,3 +248,38 @@ def cost_table(quick: bool, kinds: tuple[str, ...], table: Callable[[list[tuple[
             "traffic (fed to the detectors first), and figures are recomputed when a window slides (every 5 minutes), "
             "grows by 5%, or a rule tick comes.")
     return intro, table(rows, header) + "\n\n" + note
+
+
+def report_args(doc: str, results: "os.PathLike[str]", phases: tuple[str, ...], reps: int = 5) -> argparse.Namespace:
+    """The command line shared by the cost reports that split or vary this benchmark at one rate
+    (``confidence_cost_breakdown.py``, ``segment_drift_cost.py``): ``--rate``, ``--phase`` (default
+    ``phases``), ``--reps``, ``--events``, ``--write`` (to ``results``)."""
+    from pathlib import Path
+
+    results = Path(results)
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=256.0, help="events per second (a multiple of 4: events per 0.25 s poll)")
+    ap.add_argument("--phase", choices=("first", "steady"), action="append",
+                    help=f"first hour, steady state (default {' and '.join(phases)})")
+    ap.add_argument("--reps", type=int, default=reps, help="alternating runs (best of)")
+    ap.add_argument("--events", type=int, default=60_000, help="events per measured run")
+    ap.add_argument("--write", action="store_true", help=f"also write the report to {results.relative_to(results.parents[2])}")
+    args = ap.parse_args()
+    args.phase = tuple(args.phase or phases)
+    return args
+
+
+def heading(rate: float, phase: str) -> str:
+    """A report section's title: the rate and the phase."""
+    return f"## {rate:,.0f} events/s, {'first hour' if phase == 'first' else 'steady state'}"
+
+
+def write_report(results: "os.PathLike[str]", title: str, intro: str, parts: list[str], started: float) -> None:
+    """Write a report: its title, introduction, the sections of each phase, and the run's time and
+    the machine's load (CPU time still moves when the machine is shared)."""
+    from pathlib import Path
+
+    Path(results).write_text(
+        f"# {title}\n\n{intro}\n\n" + "\n\n".join(parts)
+        + f"\n\n_Run time {time.monotonic() - started:.0f} s; load average at the end {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores (timings are inflated when the machine is shared)._\n")

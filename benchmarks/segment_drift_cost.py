@@ -17,9 +17,8 @@ percent between runs: read the difference against the worker-alone column of the
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ def run(rate: float, phase: str, reps: int, events: int) -> str:
         iso[on] = _recomputation(setup, KINDS, rate, phase, events, reps=100)
     alone = best["worker alone"]
     lines = [
-        f"## {rate:,.0f} events/s, {'first hour' if phase == 'first' else 'steady state'} ({cost.SEGMENTS} segments, "
+        f"{cost.heading(rate, phase)} ({cost.SEGMENTS} segments, "
         f"{cost.CLASSES} classes; best of {reps}, {events:,} events per run)",
         "",
         "| variant | us/event (whole worker) | added to the worker alone |",
@@ -78,24 +77,18 @@ def run(rate: float, phase: str, reps: int, events: int) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rate", type=float, default=256.0, help="events per second (a multiple of 4: events per 0.25 s poll)")
-    ap.add_argument("--phase", choices=("first", "steady"), action="append", help="first hour, steady state (default first)")
-    ap.add_argument("--reps", type=int, default=5, help="alternating runs (best of)")
-    ap.add_argument("--events", type=int, default=60_000, help="events per measured run")
-    ap.add_argument("--write", action="store_true", help=f"also write the report to {RESULTS.relative_to(RESULTS.parents[2])}")
-    args = ap.parse_args()
+    args = cost.report_args(__doc__, RESULTS, ("first",))
+    start = time.monotonic()
     parts = []
-    for phase in args.phase or ("first",):
+    for phase in args.phase:
         parts.append(run(args.rate, phase, args.reps, args.events))
         print(parts[-1], end="\n\n", flush=True)
     if args.write:
-        RESULTS.write_text(f"# Cost of by_segment on confidence_drift and prediction_drift\n\n"
-                           f"`python benchmarks/segment_drift_cost.py{' --write' if args.write else ''}` "
-                           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when it ran: CPU time, but a "
-                           f"shared machine still moves it). The off row includes the rows' output features (max "
-                           f"probability, entropy), which a full agent computes once for these and the confidence and "
-                           f"segments detectors; the on minus off difference is what the option adds.\n\n" + "\n\n".join(parts) + "\n")
+        cost.write_report(RESULTS, "Cost of by_segment on confidence_drift and prediction_drift",
+                          "`python benchmarks/segment_drift_cost.py --write` (CPU time, but a shared machine still moves "
+                          "it). The off row includes the rows' output features (max probability, entropy), which a full "
+                          "agent computes once for these and the confidence and segments detectors; the on minus off "
+                          "difference is what the option adds.", parts, start)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from itertools import compress
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -276,17 +277,78 @@ def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tupl
 def put_figures(out: "MetricWriter", name: str, items: Iterable[tuple[tuple[str, ...], float | None]]) -> None:
     """:func:`put_figure` for many series of one metric, the values written in one store call
     (a detector exporting one figure per segment or per bin pays the per-call cost once)."""
-    present: list[tuple[tuple[str, ...], float]] = []
-    absent: list[tuple[str, ...]] = []
+    keys: list[tuple[str, ...]] = []
+    values: list[float] = []
+    flags: list[bool] = []
     for labels, value in items:
-        if value is None or not math.isfinite(value):
-            absent.append(labels)
-        else:
-            present.append((labels, float(value)))
-    if absent:
-        out.remove_many(name, absent)
-    if present:
-        out.set_many(name, present)
+        keys.append(labels)
+        present = value is not None and math.isfinite(value)
+        values.append(float(value) if present else 0.0)  # type: ignore[arg-type]
+        flags.append(present)
+    write_series(out, name, keys, values, flags)
+
+
+def put_columns(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: np.ndarray,
+                ok: np.ndarray | None = None) -> None:
+    """:func:`put_figures` for figures computed as an array: ``values[j]`` is series ``keys[j]``'s
+    figure, written where ``ok[j]`` holds and it is finite, its series removed elsewhere. The
+    mask is one array operation instead of a check per series."""
+    v = np.asarray(values, dtype=np.float64)
+    flags = np.isfinite(v) if ok is None else np.isfinite(v) & ok
+    write_series(out, name, keys, v.tolist(), flags.tolist())
+
+
+def write_series(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
+    """The one writer of per-series figures (:func:`put_figures`, :func:`put_columns`,
+    :class:`SeriesColumns`): the series whose flag is False are removed (absent, not zero), the
+    others set to their value, with one store call each."""
+    if not all(flags):
+        out.remove_many(name, list(compress(keys, [not f for f in flags])))
+    if any(flags):
+        out.set_many(name, list(zip(compress(keys, flags), compress(values, flags))))
+
+
+class SeriesColumns:
+    """Writes per-segment figures of many metrics, one store call per metric: given ``values``
+    and ``ok`` indexed by segment slot, writes the shown segments' finite values and removes the
+    others' series (through :func:`write_series`; the masks of all figures are one array operation).
+
+    ``segments`` are the names of the shown segments, the first slots; their series keys are
+    built once for every family and every export until the shown segments change. ``out`` is set
+    before each export's writes."""
+
+    __slots__ = ("out", "segments", "keys", "n", "_pair_keys")
+
+    def __init__(self, segments: tuple[str, ...]) -> None:
+        self.out: MetricWriter | None = None
+        self.segments = segments
+        self.keys = [(name,) for name in segments]
+        self.n = len(segments)  # the shown segments are the first slots
+        self._pair_keys: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+
+    def many(self, figures: list[tuple[str, np.ndarray | None, np.ndarray]]) -> None:
+        """``(name, values, ok)`` of many one-label figures (``values`` None: absent everywhere),
+        their masks taken in one array pass."""
+        assert self.out is not None
+        values = np.full((len(figures), len(figures[0][2])), np.nan)
+        ok = np.empty(values.shape, dtype=bool)
+        for j, (_, v, o) in enumerate(figures):
+            if v is not None:
+                values[j] = v
+            ok[j] = o
+        values, ok = values[:, :self.n], ok[:, :self.n]
+        flags = (ok & np.isfinite(values)).tolist()
+        for (name, _, _), v, f in zip(figures, values.tolist(), flags):
+            write_series(self.out, name, self.keys, v, f)
+
+    def pairs(self, name: str, second: tuple[str, ...], values: np.ndarray, ok: np.ndarray) -> None:
+        """A figure with a second label: ``values[j]`` the figure of label value ``second[j]``,
+        written per segment in the order of ``second``."""
+        assert self.out is not None
+        keys = self._pair_keys.get(second)
+        if keys is None:
+            keys = self._pair_keys[second] = [(key[0], label) for key in self.keys for label in second]
+        put_columns(self.out, name, keys, values[:, :self.n].T.ravel(), np.repeat(ok[:self.n], len(second)))
 
 
 def reference_probabilities(reference: Any, kind: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -25,11 +25,11 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, put_figure, put_figures, windows_state, RefreshingDetector
+from monitor.detectors._common import Refresh, config_params, load_windows_state, put_columns, put_figure, put_figures, windows_state, RefreshingDetector
 from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
-from monitor.stats.gaps import largest_gap
+from monitor.stats.gaps import group_means, largest_gap
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -274,26 +274,23 @@ class RegressionDetector(RefreshingDetector):
         int_ok = ni >= max(self.min_labels, 1)
         q_ok = nq >= max(self.min_labels, 1)
 
-        def series(values: np.ndarray, ok: np.ndarray) -> list[tuple[tuple[str, ...], float | None]]:
-            return [(key, float(values[i]) if ok[i] else None) for key, i in zip(keys, shown)]
-
         out.set_many(names.REGRESSION_SEGMENT_ROWS, [(key, float(rows[i])) for key, i in zip(keys, shown)])
         out.set_many(names.REGRESSION_SEGMENT_LABELS, [(key, float(nl[i])) for key, i in zip(keys, shown)])
         with np.errstate(divide="ignore", invalid="ignore"):  # empty segments are masked by their ok
             mae = lab[_ABS] / nl
-            put_figures(out, names.REGRESSION_SEGMENT_MEAN, series(p[_SUM] / rows, enough))
-            put_figures(out, names.REGRESSION_SEGMENT_MAE, series(mae, lab_ok))
-            put_figures(out, names.REGRESSION_SEGMENT_RMSE, series(np.sqrt(lab[_SQ] / nl), lab_ok))
-            put_figures(out, names.REGRESSION_SEGMENT_BIAS, series(lab[_ERR] / nl, lab_ok))
-            put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE, series(lab[_COVER] / ni, int_ok))
+            put_columns(out, names.REGRESSION_SEGMENT_MEAN, keys, (p[_SUM] / rows)[shown], enough[shown])
+            put_columns(out, names.REGRESSION_SEGMENT_MAE, keys, mae[shown], lab_ok[shown])
+            put_columns(out, names.REGRESSION_SEGMENT_RMSE, keys, np.sqrt(lab[_SQ] / nl)[shown], lab_ok[shown])
+            put_columns(out, names.REGRESSION_SEGMENT_BIAS, keys, (lab[_ERR] / nl)[shown], lab_ok[shown])
+            put_columns(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE, keys, (lab[_COVER] / ni)[shown], int_ok[shown])
             gaps = [_coverage_gap(lab[_COVER, i], ni[i], self._nominal_interval) if int_ok[i] else None for i in shown]
             put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE_GAP,
                         [(key, None if g is None else g[0]) for key, g in zip(keys, gaps)])
             put_figures(out, names.REGRESSION_SEGMENT_INTERVAL_COVERAGE_Z,
                         [(key, None if g is None else g[1]) for key, g in zip(keys, gaps)])
-            put_figures(out, names.REGRESSION_SEGMENT_QUANTILE_COVERAGE,
-                        [((segs[i], level), float(lab[_BELOW + j, i] / nq[i]) if q_ok[i] else None)
-                         for i in shown for j, level in enumerate(self._quantile_labels)])
+            levels = self._quantile_labels
+            put_columns(out, names.REGRESSION_SEGMENT_QUANTILE_COVERAGE, [(segs[i], level) for i in shown for level in levels],
+                        (lab[_BELOW:_BELOW + len(levels)] / nq)[:, shown].T.ravel(), np.repeat(q_ok[shown], len(levels)))
         out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP)
         out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z)
         gap = mae_gap(lab[_ABS], lab[_SQ], nl, lab_ok)
@@ -334,9 +331,7 @@ def mae_gap(abs_sum: np.ndarray, sq_sum: np.ndarray, n: np.ndarray, ok: np.ndarr
     >>> (high, low, round(gap, 6), round(z, 2))
     (1, 0, 1.0, 8.12)
     """
-    safe = np.maximum(n, 1.0)
-    mae = abs_sum / safe
-    var = np.maximum(sq_sum / safe - mae**2, 0.0) * n / np.maximum(n - 1.0, 1.0)
+    mae, var = group_means(abs_sum, sq_sum, n)
     return largest_gap(mae, n, ok, var)
 
 

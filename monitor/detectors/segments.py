@@ -25,7 +25,6 @@ mean confidence), so that an alert can fire on a difference that is both large a
 
 from __future__ import annotations
 
-from itertools import compress
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +40,7 @@ from monitor.detectors._common import (
     load_windows_state,
     output_features,
     put_figures,
+    SeriesColumns,
     reference_probabilities,
     Refresh,
     RefreshingDetector,
@@ -53,7 +53,7 @@ from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
-from monitor.stats.gaps import largest_gap
+from monitor.stats.gaps import group_means, largest_gap
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -130,60 +130,6 @@ def _gap_pvalues(lab: np.ndarray) -> np.ndarray:
         mean = np.where(count > 0, sum_conf / count, 0.0)
     return cal.overconfidence_pvalue_rows(sum_conf.sum(axis=1), (count * mean**2).sum(axis=1), (count * mean**3).sum(axis=1),
                                           sum_correct.sum(axis=1))
-
-
-class _Columns:
-    """Writes per-segment figures, one store call per metric: given ``values`` and ``ok`` indexed
-    by segment slot, writes the shown segments' finite values and removes the others' series
-    (as :func:`monitor.detectors._common.put_figures`, whose per-series Python checks cost more
-    than the figures' arithmetic at every rule tick; here the masks of all figures are one array
-    operation).
-
-    ``segments`` are the names of the shown segments, the first slots (the learned ones, then
-    ``other`` once it is shown); their series keys are built once for every family and every
-    export until the shown segments change. ``out`` is set before each export's writes."""
-
-    __slots__ = ("out", "segments", "keys", "n", "_pair_keys")
-
-    def __init__(self, segments: tuple[str, ...]) -> None:
-        self.out: MetricWriter | None = None
-        self.segments = segments
-        self.keys = [(name,) for name in segments]
-        self.n = len(segments)  # the shown segments are the first slots
-        self._pair_keys: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-
-    def many(self, figures: list[tuple[str, np.ndarray | None, np.ndarray]]) -> None:
-        """``(name, values, ok)`` of many one-label figures (``values`` None: absent everywhere),
-        their masks taken in one array pass."""
-        n = len(figures)
-        values = np.full((n, len(figures[0][2])), np.nan)
-        ok = np.empty(values.shape, dtype=bool)
-        for j, (_, v, o) in enumerate(figures):
-            if v is not None:
-                values[j] = v
-            ok[j] = o
-        values, ok = values[:, :self.n], ok[:, :self.n]
-        flags = (ok & np.isfinite(values)).tolist()
-        for (name, _, _), v, f in zip(figures, values.tolist(), flags):
-            self._write(name, self.keys, v, f)
-
-    def pairs(self, name: str, second: tuple[str, ...], values: np.ndarray, ok: np.ndarray) -> None:
-        """A figure with a second label: ``values[j]`` the figure of label value ``second[j]``,
-        written per segment in the order of ``second``."""
-        keys = self._pair_keys.get(second)
-        if keys is None:
-            keys = self._pair_keys[second] = [(key[0], label) for key in self.keys for label in second]
-        v = values[:, :self.n].T.ravel()
-        flags = np.repeat(ok[:self.n], len(second)) & np.isfinite(v)
-        self._write(name, keys, v.tolist(), flags.tolist())
-
-    def _write(self, name: str, keys: list[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
-        out = self.out
-        assert out is not None
-        if not all(flags):
-            out.remove_many(name, list(compress(keys, [not f for f in flags])))
-        if any(flags):
-            out.set_many(name, list(zip(compress(keys, flags), compress(values, flags))))
 
 
 class SegmentDetector(RefreshingDetector):
@@ -316,7 +262,7 @@ class SegmentDetector(RefreshingDetector):
         # written only then, absent otherwise
         self._seen_energy = self._seen_ensemble = False
         self._other_shown = False
-        self._columns: _Columns | None = None
+        self._columns: SeriesColumns | None = None
         # per histogram, segment and bucket: observations since the last export
         self._hist = {name: GroupedPendingHistogram(buckets, s) for name, buckets, _ in _HISTOGRAMS + _UNCERTAINTY_HISTOGRAMS} if self.histograms else {}
 
@@ -499,8 +445,7 @@ class SegmentDetector(RefreshingDetector):
         okr = rows >= max(self.min_rows, 1)
         okl = labels >= max(self.min_labels, 1)
         safe_r, safe_l = np.maximum(rows, 1.0), np.maximum(labels, 1.0)
-        conf = p[_CONF] / safe_r
-        conf_var = np.maximum(p[_CONF2] / safe_r - conf**2, 0.0) * rows / np.maximum(rows - 1.0, 1.0)
+        conf, conf_var = group_means(p[_CONF], p[_CONF2], rows)
         found: dict[str, tuple[int, int, float, float] | None] = {
             "confidence": largest_gap(conf, rows, okr, conf_var) if self._scored else None,
             "accuracy": largest_gap(lab[_CORRECT] / safe_l, labels, okl),
@@ -542,7 +487,7 @@ class SegmentDetector(RefreshingDetector):
         # kept while the shown segments stay the same: from one export to the next, mostly)
         put = self._columns
         if put is None or put.segments != segs[:len(shown)]:
-            put = self._columns = _Columns(segs[:len(shown)])
+            put = self._columns = SeriesColumns(segs[:len(shown)])
         put.out = out
         keys = put.keys
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)

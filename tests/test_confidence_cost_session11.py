@@ -1,0 +1,77 @@
+"""Session 11, the confidence detectors' cost at low traffic: the segments export's largest gaps
+weighed in Python floats for a few groups give exactly the array computation's figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from monitor.stats import gaps
+
+
+def _same(a: tuple | None, b: tuple | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a[:3] == b[:3] and (a[3] == b[3] or (math.isnan(a[3]) and math.isnan(b[3])))
+
+
+def test_largest_gap_in_floats_equals_the_array_computation() -> None:
+    rng = np.random.default_rng(11)
+    scalar = 0
+    for t in range(4000):
+        k = int(rng.integers(2, 12))
+        counts = rng.integers(1, 500, size=k).astype(float) if t % 3 else rng.integers(1, 50, size=k)
+        values = rng.uniform(0, 1, size=k) if t % 5 else np.round(rng.uniform(0, 1, size=k), 1)  # ties too
+        variances = None if t % 2 else rng.uniform(0, 0.3, size=k)
+        if t % 7 == 0 and variances is not None:
+            variances[0] = 0.0
+        ok = rng.random(k) < 0.8
+        z_min = float(rng.choice([gaps.GAP_Z, 1.0, 0.5]))
+        idx = np.flatnonzero(ok)
+        expected = gaps._largest_gap_arrays(values, counts, ok, variances, z_min, idx) if idx.size >= 2 else None
+        assert _same(gaps.largest_gap(values, counts, ok, variances, z_min), expected), (values, counts, ok, variances, z_min)
+        scalar += idx.size >= 2
+    assert scalar > 3000  # the float path was taken (the groups are fewer than its bound)
+
+
+def test_largest_gap_takes_the_arrays_for_values_floats_cannot_weigh() -> None:
+    # a NaN variance: the arrays read its z as infinite (no spread), which the float path would not
+    values, counts = np.array([0.2, 0.5, 0.9]), np.array([100.0, 100.0, 100.0])
+    variances = np.array([0.01, np.nan, 0.01])
+    ok = np.ones(3, dtype=bool)
+    assert _same(gaps.largest_gap(values, counts, ok, variances),
+                 gaps._largest_gap_arrays(values, counts, ok, variances, gaps.GAP_Z, np.flatnonzero(ok)))
+
+
+def test_per_series_figures_have_one_writer() -> None:
+    """put_columns (arrays, one mask) leaves the store as put_figures (pairs) does, and every
+    detector writing per-segment figures goes through them (no writer of its own)."""
+    from pathlib import Path
+
+    from monitor.catalog import confidence as names
+    from monitor.detectors import _common
+    from monitor.store import MetricStore
+
+    rng = np.random.default_rng(3)
+    keys = [(f"s{i}",) for i in range(9)]
+    for _ in range(50):
+        values = rng.normal(size=9)
+        values[rng.random(9) < 0.2] = np.nan
+        ok = rng.random(9) < 0.7
+        a, b = MetricStore("m"), MetricStore("m")
+        for store in (a, b):
+            store.set_many(names.SEGMENT_CONFIDENCE, [(k, 1.0) for k in keys])  # stale series to remove
+        _common.put_figures(a, names.SEGMENT_CONFIDENCE, [(k, float(v) if o else None) for k, v, o in zip(keys, values, ok)])
+        _common.put_columns(b, names.SEGMENT_CONFIDENCE, keys, values, ok)
+        assert a.snapshot() == b.snapshot()
+    root = Path(_common.__file__).parent
+    for module in ("segments", "regression", "confidence_drift"):  # (prediction_drift removes top-class labels that changed)
+        text = (root / f"{module}.py").read_text()
+        assert "remove_many" not in text and "compress(" not in text, module  # removing absent series is write_series' job
+
+
+def test_welch_variance_written_once() -> None:
+    from monitor.detectors import regression, segments
+
+    assert regression.group_means is gaps.group_means and segments.group_means is gaps.group_means
