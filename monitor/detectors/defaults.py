@@ -73,15 +73,37 @@ def _meets(requirement: str, ref: "Reference | None") -> bool:
 def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tuple[DetectorConfig, ...]:
     """The default set for this output kind and reference."""
     out = []
+    missing: dict[str, list[str]] = {}
     for kind, requirement, applies in DEFAULTS:
-        if kind not in KINDS or not _meets(requirement, reference):
+        if kind not in KINDS or not (applies == BOTH or (applies == CLF) == output.is_classifier):
             continue
-        if applies == BOTH or (applies == CLF) == output.is_classifier:
-            need = 0 if reference is None else _min_reference_rows(kind)
-            if reference is not None and len(reference) < need:
-                log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
-                            "has %d. Fix: a larger held-out reference, or list it in detectors: with smaller windows",
-                            kind, need, len(reference))
-                continue
-            out.append(DetectorConfig(kind))
+        if not _meets(requirement, reference):
+            if reference is not None:  # reported by what the reference lacks first
+                lacks = "scores" if requirement == "labels" and reference.scores is None else requirement
+                missing.setdefault(lacks, []).append(kind)
+            continue
+        need = 0 if reference is None else _min_reference_rows(kind)
+        if reference is not None and len(reference) < need:
+            log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
+                        "has %d. Fix: a larger held-out reference, or list it in detectors: with smaller windows",
+                        kind, need, len(reference))
+            continue
+        out.append(DetectorConfig(kind))
+    for requirement, kinds in missing.items():
+        log.warning("detector%s %s left out of the defaults: the reference has %s. Fix: %s", "s" if len(kinds) > 1 else "",
+                    ", ".join(repr(k) for k in kinds), *_MISSING[requirement])
     return tuple(out)
+
+
+#: what the reference lacks, and the fix, by requirement (a reference without them is legal: the
+#: detectors that need them are left out, which the operator should hear of)
+_MISSING: dict[str, tuple[str, str]] = {
+    "scores": ("no model outputs (scores)",
+               "build it with the model's outputs on the reference rows (monitor reference build --output-columns, "
+               "or Reference.from_arrays(scores=...))"),
+    "labels": ("no labels", "build it with the true labels of the reference rows (monitor reference build --label-column, "
+               "or Reference.from_arrays(labels=...))"),
+    "inputs": ("no rows", "build it from held-out rows of the model's inputs"),
+    "inputs2": ("fewer than 2 numeric features (or no rows)", "nothing to do if the model has one numeric input: "
+                "input_drift still watches it"),
+}
