@@ -297,6 +297,8 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
                     await app[K.PROXY].close()
                 raise
             app[K.FORWARD] = receiver
+            if K.LOADER in app:
+                receiver.hold_until(app[K.LOADER])
         app[K.TASKS] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app[K.CHECKPOINTER].run())]
 
     async def cleanup(app: web.Application) -> None:

@@ -135,6 +135,25 @@ class ForwardReceiver:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "udp"), sock=sock)
             self._transports.append(transport)
 
+    def hold_until(self, loaded: "asyncio.Future[Any]") -> None:
+        """Leave the datagrams in the sockets' receive buffers until ``loaded`` (the models'
+        loading) is done. Read before, every event would be refused as ``not_ready``, and a
+        forwarding worker, who gets no answer, cannot retry; held, they are processed once the
+        models are there (what overflows the buffer is counted by the workers, ``socket_full``,
+        or as lost datagrams by sequence number). Bound at start all the same, so that a socket
+        path or port in use stops the start at once."""
+        if loaded.done():
+            return
+        for t in self._transports:
+            t.pause_reading()  # type: ignore[attr-defined]  # the selector loop's datagram transports have it
+
+        def resume(_f: "asyncio.Future[Any]") -> None:
+            for t in self._transports:
+                if not t.is_closing():
+                    t.resume_reading()  # type: ignore[attr-defined]
+
+        loaded.add_done_callback(resume)
+
     @property
     def udp_address(self) -> tuple[str, int] | None:
         for t in self._transports:
