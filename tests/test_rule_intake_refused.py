@@ -12,8 +12,9 @@ from tests.test_oncall_session7 import _run_unit_test
 _URL = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
 _DESC = ("More than 1% of the events (or proxied exchanges) of {m} arriving by {e} were refused by the sidecar over 10 "
          "minutes with reason {r}: that traffic is not monitored. Back-pressure (queue_full, overloaded) is left to "
-         "MonitorIntakeOverloaded, a restart's refusals (shutting_down, not_ready) page nobody, and the model server's 4xx answers to bad "
-         "requests (client_error) to the model server's own metrics.")
+         "MonitorIntakeOverloaded, a restart's refusals (shutting_down, not_ready) page nobody, the model server's 4xx answers to bad "
+         "requests (client_error) to the model server's own metrics, and the models listed in server.unmonitored_models "
+         "(unmonitored) are not monitored on purpose.")
 
 
 def test_refused_share_fires_per_model_endpoint_and_reason(tmp_path: Path) -> None:

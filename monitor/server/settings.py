@@ -102,6 +102,10 @@ class SidecarSettings:
     write_tokens: tuple[str, ...] = ()
     metrics_tokens: tuple[str, ...] = ()
     client_header: str | None = None
+    #: ``server.unmonitored_models``: models the model server also serves that this sidecar
+    #: deliberately does not monitor; their proxied exchanges and CloudEvents are counted
+    #: (``reason="unmonitored"``) without a warning and page nobody, where an unknown model would.
+    unmonitored_models: frozenset[str] = frozenset()
     proxy: ProxySettings = field(default_factory=ProxySettings)
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
     forward: ForwardSettings = field(default_factory=ForwardSettings)
@@ -264,6 +268,16 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     forward = ForwardSettings(unix=unix, udp=None if udp is None else str(udp),
                               receive_buffer_bytes=_int(fw.get("receive_buffer_bytes", 4 * 1024 * 1024), "server.forward.receive_buffer_bytes", source, 65536))
 
+    unmonitored = extra.get("unmonitored_models", [])
+    if not isinstance(unmonitored, list) or not all(isinstance(n, str) and n for n in unmonitored):
+        raise ConfigError("server.unmonitored_models", f"must be a list of model names, got {unmonitored!r}",
+                          "write e.g. unmonitored_models: [resnet-canary, tokenizer]", source)
+    served = {m.model for m in agent.models}
+    both = sorted(served.intersection(unmonitored))
+    if both:
+        raise ConfigError("server.unmonitored_models", f"names {', '.join(map(repr, both))}, which this config monitors",
+                          "remove it from unmonitored_models, or its models: entry", source)
+
     settings = SidecarSettings(
         addr=srv.addr,
         port=srv.port,
@@ -275,6 +289,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         write_tokens=_tokens(srv.write_token_file, srv.write_token_env, "write", base, source),
         metrics_tokens=_tokens(srv.metrics_token_file, srv.metrics_token_env, "metrics", base, source),
         client_header=srv.client_header,
+        unmonitored_models=frozenset(unmonitored),
         proxy=proxy,
         cloudevents=cloudevents,
         forward=forward,

@@ -244,6 +244,9 @@ class Sidecar:
             raise IntakeError(400, field, f"is required: this sidecar serves {len(self.monitors)} models "
                                           f"({', '.join(sorted(self.monitors))}); {fix}", "missing_model")
         mon = self.monitors.get(name)
+        if mon is None and name in self.settings.unmonitored_models:
+            raise IntakeError(404, field, f"model {name[:100]!r} is not monitored here (server.unmonitored_models)",
+                              "unmonitored")
         if mon is None:
             fix = ("; the InferenceService (Seldon: the SeldonDeployment) must be named as a model: of this sidecar's "
                    "config, or add a model of that name" if field.startswith("ce-") else "")
@@ -268,9 +271,11 @@ class Sidecar:
         """
         reason = reason[:40]
         if detail is not None and self._said_refused.first((endpoint, reason)):
-            log.warning("%s (%s)%s: %s; counted in monitor_intake_events_refused_total{endpoint=\"%s\",reason=\"%s\"}, "
-                        "further ones without a log line", _REFUSED_SUBJECT.get(endpoint, f"{endpoint} events refused"),
-                        reason, "" if mon is None else f" for model {mon.model!r}", detail, endpoint, reason)
+            # a model left unmonitored on purpose is said once, not warned about
+            log.log(logging.INFO if reason == "unmonitored" else logging.WARNING,
+                    "%s (%s)%s: %s; counted in monitor_intake_events_refused_total{endpoint=\"%s\",reason=\"%s\"}, "
+                    "further ones without a log line", _REFUSED_SUBJECT.get(endpoint, f"{endpoint} events refused"),
+                    reason, "" if mon is None else f" for model {mon.model!r}", detail, endpoint, reason)
         self.store_for(mon).inc("monitor_intake_events_refused", max(1, n), labels=(endpoint, reason))
 
     def count_checkpoint_failure(self, mon: "Monitor | None", operation: str, reason: str) -> None:
