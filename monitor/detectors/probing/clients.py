@@ -143,12 +143,11 @@ class ClientTable:
             seen[c] = s
             keys[c] = key
         slots = np.fromiter(map(seen.__getitem__, ids), dtype=np.int64, count=n)
-        last = {c: i for i, c in enumerate(ids)} if len(seen) > 1 else seen
-        if len(last) > 1:  # recency follows each client's last row in the batch
-            for c in sorted(last, key=last.__getitem__):
+        if len(seen) > 1:  # recency follows each client's last row in the batch (latest last)
+            for c in reversed(list(dict.fromkeys(reversed(ids)))):
                 lru.move_to_end(keys[c])
-        elif last:
-            lru.move_to_end(keys[next(iter(last))])
+        elif seen:
+            lru.move_to_end(keys[next(iter(seen))])
         return Lookup(slots, created, evicted)
 
     def _adopt(self, key: str) -> int | None:
