@@ -315,3 +315,53 @@ def test_agent_health_shows_forwarding_drops() -> None:
     board = json.loads((REPO_ROOT / "grafana" / "dashboards" / "monitor-agent.json").read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", []) if "monitor_forward_events_dropped_total" in t["expr"]]
     assert exprs and all("[$__rate_interval]" in e and "_sidecar" in e for e in exprs), exprs
+
+
+def test_overconfidence_alerts_need_p_below_a_thousandth(tmp_path: Path) -> None:
+    # Walkthrough (replays of a healthy model, ~540 labels an hour, 136 h of event time in all):
+    # ModelOverconfident fired once, on a gap of 5 points at p about 0.005, and ModelSegmentOverconfident
+    # stayed pending for its whole 15 minutes once: a sliding window's p-value stays low for many
+    # minutes, so at 1% the for: gave no second look. "noise" (p 0.005; 0.002 x 3 segments) is silent
+    # now and paged before; "bad" (p 1e-5) fires.
+    _run_unit_test(tmp_path, "confidence.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_overconfidence_gap_ratio{model="noise"}'
+                values: '0.05x40'
+              - series: 'monitor_overconfidence_pvalue{model="noise"}'
+                values: '0.005x40'
+              - series: 'monitor_overconfidence_gap_ratio{model="bad"}'
+                values: '0.12x40'
+              - series: 'monitor_overconfidence_pvalue{model="bad"}'
+                values: '0.00001x40'
+              - series: 'monitor_segment_overconfidence_gap_ratio{model="noise",segment="eu"}'
+                values: '0.09x40'
+              - series: 'monitor_segment_overconfidence_pvalue{model="noise",segment="eu"}'
+                values: '0.002x40'
+              - series: 'monitor_segments_tracked{model="noise"}'
+                values: '3x40'
+              - series: 'monitor_segment_overconfidence_gap_ratio{model="bad",segment="eu"}'
+                values: '0.2x40'
+              - series: 'monitor_segment_overconfidence_pvalue{model="bad",segment="eu"}'
+                values: '0.00001x40'
+              - series: 'monitor_segments_tracked{model="bad"}'
+                values: '3x40'
+            alert_rule_test:
+              - eval_time: 35m
+                alertname: ModelOverconfident
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: bad}
+                    exp_annotations:
+                      summary: "Model bad is over-confident"
+                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 12% (significant at 0.1%). Its probabilities should not be trusted as they are: see monitor_recalibration_temperature for the temperature that would recalibrate it."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modeloverconfident"
+              - eval_time: 35m
+                alertname: ModelSegmentOverconfident
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: bad, segment: eu}
+                    exp_annotations:
+                      summary: "Model bad is over-confident on segment eu"
+                      description: "On the labelled predictions of segment eu, mean confidence exceeds accuracy by 20% (significant at 0.1% after dividing by the number of segments tracked). The model as a whole may look calibrated: its probabilities should not be trusted for this segment."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentoverconfident"
+    """)
