@@ -419,6 +419,8 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     if report.counter_families_skipped:
         log.warning("checkpoint %s: counters of %s not restored (the catalog changed them)", path,
                     ", ".join(report.counter_families_skipped))
+    if age == age:  # the restored file is the last checkpoint that succeeded (age panels, alerts read it at once)
+        monitor.store.set("monitor_checkpoint_last_success_timestamp_seconds", float(created))
     log.info("restored %s from %s (format %s, written %.0f s ago; reference %s)", monitor.model, path,
              manifest.get("format_version"), age, report.reference)
     return True, None

@@ -76,7 +76,7 @@ def gauges(mon: Monitor, at: float) -> dict:
     mon.evaluate_rules(at) if mon.rules is not None else mon.pipeline.export(at)
     types = {fam.spec.name: fam.spec.type for fam in mon.store.snapshot()}
     return {(name, tuple(sorted(labels.items()))): value for name, labels, value in mon.store.samples()
-            if types.get(name) == "gauge" and name not in PACED}
+            if types.get(name) == "gauge" and name not in PACED and not name.startswith("monitor_checkpoint_")}
 
 
 #: Gauges whose re-export is paced by state outside the checkpoint (the drift detectors re-score
@@ -446,3 +446,18 @@ def test_free_form_profile_metadata_does_not_break_checkpoints(tmp_path):
     back = reference_from_state(checkpoint.load(tmp_path / "r.ckpt")[0]["reference"])
     assert reference_fingerprint(back) == state["fingerprint"] == reference_fingerprint(ref)
     assert back.profile.meta["built_from"] == repr(tmp_path / "data.csv")
+
+
+def test_a_restore_says_when_the_last_checkpoint_succeeded(tmp_path):
+    """Helper D's walkthrough: the Agent dashboard's "Checkpoint age" panel (time() minus
+    monitor_checkpoint_last_success_timestamp_seconds) was empty after every restart until the
+    first periodic save, one checkpoint interval later. The restored file is the last checkpoint
+    that succeeded: the gauge holds its creation time as soon as it is restored."""
+    a = monitor(tmp_path)
+    feed(a, 50, seed=3)
+    info = checkpoint.save(tmp_path / "m.ckpt", a.state_dict(), model=a.model, state_version=STATE_VERSION)
+    b = monitor(tmp_path)
+    assert b.store.value("monitor_checkpoint_last_success_timestamp_seconds") is None
+    assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
+    assert b.store.value("monitor_checkpoint_last_success_timestamp_seconds") == pytest.approx(info.created)
+    assert sample(b.metrics_text(), "monitor_checkpoint_last_success_timestamp_seconds", model="iris") == pytest.approx(info.created)
