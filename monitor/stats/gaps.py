@@ -93,6 +93,16 @@ def _pair_z(v1: float, v2: float, n1: float, n2: float, w1: float | None, w2: fl
     return gap, (gap / se if se > 0 else (0.0 if gap == 0 else math.inf))
 
 
+def _least_se(v_min: float, v_max: float, n: list[float], w: list[float] | None) -> float:
+    """A lower bound of the standard error of any pair of the groups: Welch's from the two
+    smallest variances over counts; for proportions, the pooled ``p (1 - p)`` at least its value
+    at an end of ``[v_min, v_max]`` (it is concave) and ``1/n1 + 1/n2`` at least ``2 / max(n)``."""
+    if w is not None:
+        a, b = sorted(w)[:2]
+        return math.sqrt(a + b)
+    return math.sqrt(max(min(v_min * (1.0 - v_min), v_max * (1.0 - v_max)), 0.0) * 2.0 / max(n))
+
+
 def _largest_gap_scalar(v: list[float], n: list[float], var: list[float] | None,
                         z_min: float) -> tuple[int, int, float, float]:
     """:func:`largest_gap` on finite values as lists (positions among them)."""
@@ -104,7 +114,10 @@ def _largest_gap_scalar(v: list[float], n: list[float], var: list[float] | None,
     w = None if var is None else [x / c for x, c in zip(var, n)]
     w_hi, w_lo = (None, None) if w is None else (w[hi], w[lo])
     gap, z = _pair_z(v[hi], v[lo], n[hi], n[lo], w_hi, w_lo)
-    if z >= z_min or k == 2:
+    if z >= z_min or k == 2 or gap < z_min * _least_se(v[lo], v[hi], n, w) * (1.0 - 1e-9):
+        # the widest gap is below z_min standard errors of the least noisy pair any two groups can
+        # make (with a margin for rounding): no pair is significant, none need be weighed (when
+        # the groups differ by noise only, the usual case, this saves the k^2 pairs)
         return hi, lo, gap, z
     best, bi, bj = -math.inf, -1, -1
     inv = [1.0 / c for c in n]
