@@ -6,7 +6,9 @@ attacker sending unique segment values cannot blow up memory or the scrape. Dete
 the same batches learn the same slots (first-seen order is deterministic), and the exported
 series carry the segment's name, never its slot, so each detector keeps its own instance.
 Rows without a segment (or with an empty one, which Prometheus reads as no label) form the
-segment ``unset``. Values are told apart by the label they are exported under: ``1`` and
+segment ``unset``, which takes a slot under the cap like any value: first seen once the cap is
+full, they go to ``other`` with the rest of the overflow (a slot of its own beyond the cap would
+change every detector's window layout and its checkpoints). Values are told apart by the label they are exported under: ``1`` and
 ``"1"``, or no segment and ``"unset"``, share a slot (a slot each wrote two series with one
 label set, of which the store kept one).
 """
@@ -54,6 +56,9 @@ class SegmentSlots:
     (('eu', 'us', 'other'), 2)
     >>> SegmentSlots(3).assign(np.array([None, "", "unset", 1, "1"], dtype=object)).tolist()
     [0, 0, 0, 1, 1]
+    >>> full = SegmentSlots(1)
+    >>> full.assign(np.array(["eu", None, None], dtype=object)).tolist(), full.names  # unset after the cap
+    ([0, 1, 1], ('eu', 'other'))
     """
 
     def __init__(self, cap: int) -> None:
