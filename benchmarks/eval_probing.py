@@ -48,8 +48,8 @@ if str(ROOT) not in sys.path:
 from monitor.batch import Batch  # noqa: E402
 from monitor.reference import Reference  # noqa: E402
 
-__all__ = ["World", "build_world", "record_attacks", "benign_clients", "compose", "Traffic", "evaluate", "ClientResult",
-           "markdown", "BUDGETS"]
+__all__ = ["World", "build_world", "record_attacks", "benign_clients", "compose", "drifted", "Traffic", "evaluate",
+           "ClientResult", "markdown", "BUDGETS"]
 
 CLIP = (0.0, 16.0)
 
@@ -305,6 +305,21 @@ def compose(attacks: dict[str, np.ndarray], benign: dict[str, np.ndarray], world
     x, c, t = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
     order = np.argsort(t, kind="stable")
     return Traffic(x=x[order], client=c[order], ts=t[order], kinds=kinds)
+
+
+def drifted(traffic: Traffic, world: World, start: float = 600.0, factor: float = 0.3, share: float = 0.75,
+            seed: int = 0) -> Traffic:
+    """The same traffic under a population-wide input drift from ``start`` (event time): ``share`` of
+    the pixels (seeded choice) scaled by ``factor`` around the pool's mean, for every client,
+    attackers included (an upstream change reaches every query). Benign traffic then sits closer
+    together than the reference's, the case the probing detector's population step is for."""
+    mean = world.pool.mean(axis=0)
+    d = traffic.x.shape[1]
+    cols = np.random.default_rng(seed + 4).permutation(d)[: int(round(share * d))]
+    rows = np.flatnonzero(traffic.ts >= start)
+    x = traffic.x.copy()
+    x[np.ix_(rows, cols)] = mean[cols] + factor * (x[np.ix_(rows, cols)] - mean[cols])
+    return Traffic(x=x, client=traffic.client, ts=traffic.ts, kinds=traffic.kinds, attack_of=traffic.attack_of)
 
 
 # -- evaluation --------------------------------------------------------------------------------------

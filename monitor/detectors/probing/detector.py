@@ -50,6 +50,7 @@ from monitor.detectors.probing.neighbours import (
 )
 from monitor.detectors.probing.ood import OODModel, fit_ood
 from monitor.detectors.probing.pending import PendingQueue, Rows
+from monitor.detectors.probing.population import PopulationScale, reference_spacing
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
 from monitor.windows import SlidingWindow
@@ -79,6 +80,9 @@ _ROWS4 = np.arange(4)
 DEFAULT_PRADA_WINDOW = 100
 _PRADA_CALIBRATION_EXTRA = 10
 
+#: flag bits whose population rates the per-client tests take into account, and their signals
+_POP_BITS = (_HIT, _SMALL, _OOD)
+_POP_SIGNALS = (_S_NEAR, _S_BOUNDARY, _S_OOD)
 _FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
 _NEAR_DUPLICATES = ("knn", "hash", "both")
 #: Python objects per tracked client (LRU entry, id strings, ring object and its array headers),
@@ -168,6 +172,13 @@ class ProbingDetector(Detector):
         fingerprint's bucket: beyond that an old match may be missed, which only ever lowers
         the count (sensitivity, never a false positive); it answers exactly as the scan when no
         more than ``hash_bucket_cap`` earlier queries hold one fingerprint.
+    population_window, population_stride
+        Queries of all clients kept to measure the current population's spacing (every
+        ``population_stride``-th analysed query of each client; 0 turns it off), and the sampling
+        stride. ``tau``, the near-duplicate radius and the campaign radius are multiplied by the
+        ratio of the population's spacing (k-th nearest query of *other* clients) to the
+        reference's, at most 1: a population-wide drift that squeezes the inputs contracts the
+        thresholds with it instead of making every client a prober (see :mod:`.population`).
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
@@ -183,7 +194,8 @@ class ProbingDetector(Detector):
     """
 
     kind = "probing"
-    state_version = 1
+    #: 2: the population ring (session 11); a version-1 state loads with a fresh ring (scale 1)
+    state_version = 2
     #: with ``hash_lookup: index``, a client's fingerprints are compared directly while it stores
     #: at most this many queries (faster than walking an index at that size, and no index memory
     #: for the many clients that never send more), then through its index, built at that point
@@ -227,6 +239,8 @@ class ProbingDetector(Detector):
         hash_window: int = 8,
         hash_lookup: str = "index",
         hash_bucket_cap: int = 32,
+        population_window: int = 512,
+        population_stride: int = 4,
         flush_rows: int = 64,
         max_delay_s: float = 30.0,
         top_k: int = 20,
@@ -262,6 +276,8 @@ class ProbingDetector(Detector):
         self.hash_window = int(hash_window)
         self.hash_lookup = hash_lookup
         self.hash_bucket_cap = int(hash_bucket_cap)
+        self.population_window = int(population_window)
+        self.population_stride = int(population_stride)
         self.flush_rows = int(flush_rows)
         self.max_delay_s = float(max_delay_s)
         self.top_k = int(top_k)
@@ -320,6 +336,9 @@ class ProbingDetector(Detector):
         need(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}")
         need(self.hash_lookup in ("index", "scan"), f"hash_lookup must be 'index' or 'scan', not {self.hash_lookup!r}")
         need(self.hash_bucket_cap >= 1, f"hash_bucket_cap must be >= 1, got {self.hash_bucket_cap}")
+        need(self.population_window == 0 or self.population_window > 2 * self.k,
+             f"population_window must be 0 (off) or > 2k = {2 * self.k}, got {self.population_window}")
+        need(self.population_stride >= 1, f"population_stride must be >= 1, got {self.population_stride}")
         need(self.window_s > 0, f"window_s must be > 0, got {self.window_s}")
 
     def _calibrate(self, reference: "Reference") -> None:
@@ -345,6 +364,9 @@ class ProbingDetector(Detector):
         knn = calibrate_knn(sk, self.k, self.query_fpr, rng, statistic=self.knn_statistic)
         self._tau = knn.tau
         self._near = knn.near
+        # the population's spacing is compared with the reference's at the same number of rows
+        self._pop_size = min(self.population_window, sk.shape[0])
+        self._pop_baseline = reference_spacing(sk, self._pop_size, self.k, rng) if self.population_window else float("nan")
         ood = fit_ood(z, self.ood_fpr, rng, backend=self.ood_backend, shrinkage=self.ood_shrinkage)
         self._ood = ood
         # boundary: margins and labels of the reference, flips among its closest natural pairs
@@ -396,6 +418,7 @@ class ProbingDetector(Detector):
         self._crit = np.stack([critical_counts(self.history, self._null[s], self.client_alpha, self.min_evidence)
                                for s in _COUNT_SIGNALS.tolist()])
         self._count_enabled = np.array([True, boundary is not None, True, boundary is not None])
+        self._null_ref, self._crit_ref = self._null.copy(), self._crit.copy()
 
     def _reset(self) -> None:
         mc = self.max_clients
@@ -428,16 +451,28 @@ class ProbingDetector(Detector):
         self._retry_total = 0
         self._ood_window = SlidingWindow(self.window_s, shape=(2,), n_slots=12)
         self._clock = -np.inf
+        self._pop = (PopulationScale(self._pop_size, self._sketcher.dim, self.k, self._pop_baseline, bits=_POP_BITS,
+                                     distinct_bits=(_SMALL, _OOD), near_bit=_NEAR) if self.population_window else None)
+        self._pop_gen = 0
+        self._null, self._crit = self._null_ref.copy(), self._crit_ref.copy()
 
     # -- read-only results -----------------------------------------------------------------------
     @property
+    def population_scale(self) -> float:
+        """The current population's spacing over the reference's, in [:data:`.population.MIN_SCALE`, 1]
+        (1 when off): queries are divided by it before the per-client step, which is the same as
+        multiplying ``tau`` and the near-duplicate radius by it, and keeps queries stored under one
+        scale comparable with later ones."""
+        return 1.0 if self._pop is None else self._pop.scale
+
+    @property
     def tau(self) -> float:
-        """kNN statistic threshold (sketch units), at ``query_fpr`` on the reference."""
+        """kNN statistic threshold (sketch units, divided by :attr:`population_scale`), at ``query_fpr`` on the reference."""
         return self._tau
 
     @property
     def near_radius(self) -> float:
-        """Near-duplicate radius (sketch units)."""
+        """Near-duplicate radius (sketch units, divided by :attr:`population_scale`)."""
         return self._near
 
     @property
@@ -467,15 +502,17 @@ class ProbingDetector(Detector):
                       + 2 * (self.flush_rows + 1) * pending_row  # the shared pending buffer doubles up to its bound
                       + 8 * (8 + 3 * len(SIGNALS) + 5)  # per-slot scalars
                       + _OBJECT_BYTES_PER_CLIENT)
-        return int(self.max_clients * per_client + self._campaigns.nbytes)
+        pop = 0 if self._pop is None else self._pop.nbytes
+        return int(self.max_clients * per_client + self._campaigns.nbytes + pop)
 
     @property
     def state_nbytes(self) -> int:
-        """Array memory held now (rings, pending buffers, per-slot arrays, campaign ring)."""
+        """Array memory held now (rings, pending buffers, per-slot arrays, campaign and population rings)."""
         rings = self._ring_bytes  # kept incrementally: summing 10,000 rings at every export cost ~6 ms
         pend = self._pending.nbytes
         slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS)
-        return int(rings + pend + slots + self._campaigns.nbytes)
+        pop = 0 if self._pop is None else self._pop.nbytes
+        return int(rings + pend + slots + self._campaigns.nbytes + pop)
 
     @property
     def pending_queries(self) -> int:
@@ -621,7 +658,11 @@ class ProbingDetector(Detector):
         q0 = int(self._queries[slot])
         self._queries[slot] = q0 + m
         f = ring.filled
-        x, xn = rows.sketch, rows.norm
+        # in the population's units: a drift that squeezes everybody's inputs leaves the spacing the
+        # thresholds were calibrated on (and the stored queries were divided by the scale of their time)
+        raw = rows.sketch
+        scale = self.population_scale
+        x, xn = (raw, rows.norm) if scale == 1.0 else (raw * np.float32(1.0 / scale), rows.norm * np.float32(1.0 / scale ** 2))
         # 1. neighbours among the client's earlier distinct queries; exact repeats (retries) are
         # recognised on the way and kept out of everything but their own counter
         nb = group_neighbours(x, xn, ring.sketch_t[:, :f], ring.norm[:f], self.k, self._tau, self.knn_statistic,
@@ -639,6 +680,7 @@ class ProbingDetector(Detector):
             if keep.size == 0:
                 return
             x, xn, flags, lab, ts_k, qn_k, ex_k = x[keep], xn[keep], flags[keep], lab[keep], ts[keep], qn_k[keep], ex[keep]
+            raw = raw[keep]
             fps = fps[keep] if fps is not None else None
             # group positions shift once repeats are dropped: re-map nearest indices into the kept rows
             shift = np.cumsum(nb.repeat)
@@ -693,14 +735,45 @@ class ProbingDetector(Detector):
             self._prada_w[slot] = w
             raised = w < self._prada_cal.delta  # type: ignore[union-attr]
             self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[-1]), int(qn_k[-1]))
+        owner = self._clients.serial[slot] if serial is None else serial
+        if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later groups
+            sample = raw[::self.population_stride]
+            self._pop.add(sample, np.full(sample.shape[0], owner, dtype=np.int64), stored_flags[::self.population_stride])
+            if self._pop.generation != self._pop_gen:
+                self._population_nulls()
         # 5. candidates for the global campaign ring: queries with a near-duplicate in their own
         # client's history (natural traffic rarely has one, so the ring keeps a long memory of
         # what matters and the global step stays cheap)
         if any_near:
-            owner = self._clients.serial[slot] if serial is None else serial
             self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
                                         (flags[near] & _HIT) > 0))
+
+    def _population_nulls(self) -> None:
+        """Null rates of the hit, small-margin and OOD tests: ``null_slack x max(reference rate,
+        population rate)``; critical counts recomputed where the null moved by more than 10%.
+
+        Why: a client is a prober when it differs from the clients around it, not only from the
+        reference; when a drift makes everybody's queries small-margin (or OOD, or near-duplicate),
+        the share every client shows is the population's, and a test against the reference's
+        rate would flag them all. Probing from fewer than a quarter of the accounts does not move
+        the population's rate (a low quantile over accounts, :data:`.population.RATE_QUANTILE`)."""
+        self._pop_gen = self._pop.generation  # type: ignore[union-attr]
+        rates = self._pop.rates  # type: ignore[union-attr]
+        for j, s in enumerate(_POP_SIGNALS):
+            ref = self._null_ref[s]
+            live = min(0.5, self.null_slack * float(rates[j])) if np.isfinite(rates[j]) else ref
+            new = max(ref, live)
+            if new == self._null[s] or (new != ref and abs(new - self._null[s]) <= 0.1 * self._null[s]):
+                continue
+            self._null[s] = new
+            row = int(np.flatnonzero(_COUNT_SIGNALS == s)[0])
+            self._crit[row] = self._crit_ref[row] if new == ref else critical_counts(self.history, new, self.client_alpha, self.min_evidence)
+
+    @property
+    def population_rates(self) -> dict[str, float]:
+        """The null rate each count test uses now (reference rate, or the population's when higher), by signal."""
+        return {SIGNALS[s]: float(self._null[s] / self.null_slack) for s in _POP_SIGNALS}
 
     def _index_of(self, slot: int, ring: ClientRing) -> FingerprintIndex | None:
         """The client's fingerprint index, built from its ring once it stores more than
@@ -946,11 +1019,13 @@ class ProbingDetector(Detector):
                 "flag_totals": self._flag_totals.copy(), "analysed": self._analysed, "retry_total": self._retry_total,
                 "ood_window": self._ood_window.state_dict(),
                 "clock": float(self._clock) if np.isfinite(self._clock) else None,
+                "population": None if self._pop is None else self._pop.state_dict(),
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state.get("version", -1)) != self.state_version:
-            raise ValueError(f"probing state version {state.get('version')!r} is not {self.state_version}; start from a fresh state")
+        version = int(state.get("version", -1))
+        if version not in (1, self.state_version):
+            raise ValueError(f"probing state version {state.get('version')!r} is not {self.state_version} (or 1); start from a fresh state")
         with self._lock:
             self._salt = str(state["salt"])
             self._reset()
@@ -974,3 +1049,7 @@ class ProbingDetector(Detector):
             self._analysed, self._retry_total = int(state["analysed"]), int(state["retry_total"])
             self._ood_window.load_state_dict(state["ood_window"])
             self._clock = -np.inf if state.get("clock") is None else float(state["clock"])
+            # version 1 had no population ring: it starts empty (scale 1, the reference's thresholds)
+            if self._pop is not None and state.get("population") is not None:
+                self._pop.load_state_dict(state["population"])
+                self._population_nulls()

@@ -291,8 +291,24 @@ class CampaignIndex:
                         result.joined.append((c, int(a)))
             self.cid[:f] = all_cid[:f]
             result.cids = all_cid[f:].copy()
+            result.joined = self._resolve(result)
         self._write(x, x_norm, owners, result.cids, new_hits)
         return result
+
+    def _resolve(self, result: CampaignUpdate) -> list[tuple[int, int]]:
+        """Joins in terms of the campaigns that still exist at the end of an update: an account that
+        joined a campaign merged into an older one later in the same update joined the older one,
+        and one that joined a campaign dropped from the table (``max_campaigns``) joined nothing.
+        (They were reported under the vanished id, and the detector's lookup of it raised KeyError:
+        seen on a population-wide drift that made many near-duplicate clusters at once.)"""
+        into = dict(result.merged)
+        out: list[tuple[int, int]] = []
+        for c, a in result.joined:
+            while c in into:
+                c = into[c]
+            if c in self.campaigns and (c, a) not in out:
+                out.append((c, a))
+        return out
 
     def _assign(self, all_cid: np.ndarray, nb: np.ndarray, ts: float, result: CampaignUpdate) -> int:
         """The campaign a hit belongs to: its neighbours' (merged into the oldest), or a new one."""

@@ -1,0 +1,310 @@
+"""Probing under a population-wide input drift (session 11, on-call walkthrough).
+
+The defect: an input drift that squeezed the spread of 3 of the 4 features made 19-23 benign clients
+look like probers (near-duplicates), and ModelProbingManySuspiciousClients (critical) paged for
+~15 minutes: the distance thresholds are quantiles of the *reference's* spacing, so when the whole
+population contracts every client's queries look near-duplicate. The fix judges a client against
+the current population of other clients (:mod:`monitor.detectors.probing.population`).
+
+Stated bounds, on a seeded stream of 40 benign clients (0.5 queries/s each, one hour) whose inputs
+are squeezed (3 of 4 features scaled by 0.3 around the mean) from minute 20 to 35:
+
+* before the fix (``population_window: 0``, the old behaviour) at least 20 benign clients are
+  flagged and the agent's rule engine fires ModelProbingManySuspiciousClients (the reproduction);
+* with the fix at most 3 benign clients are flagged at any scrape over the whole hour, none of them
+  for near-duplicates or a campaign, and the rule never fires;
+* attacks sent into the drifted population (a probing walk, boundary bisection, out-of-distribution
+  noise, squeezed by the same drift) are each flagged within 60 of their queries;
+* on the probing evaluation's real ART attack traffic against digits, with 48 of 64 pixels squeezed
+  by 0.3 from t = 600 s: at most 3 of 15 benign clients flagged (at least 10 before: 12), every
+  attack client and the 1-in-10 mixed attacker still flagged, median queries until detection <= 50;
+* the state is versioned: a version-1 state (no population ring) loads with the reference's
+  thresholds, a version-2 state restores the ring, its scale and rates exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from monitor.batch import Batch
+from monitor.detectors.probing import ProbingDetector
+from monitor.detectors.probing.population import MIN_SCALE, PopulationScale, reference_spacing
+from monitor.detectors.probing.verdict import CampaignIndex
+from monitor.reference import Reference
+from monitor.store import MetricStore
+from tests.conftest import REPO_ROOT, load_benchmark
+
+RULES = REPO_ROOT / "rules" / "probing.yml"
+
+# -- a 4-feature world: correlated Gaussian inputs, a linear softmax model over 3 classes ------------
+D = 4
+_W = np.random.default_rng(5)
+MIX = _W.normal(size=(D, D)) / 2 + np.eye(D)
+MEAN = _W.normal(size=D) * 2
+WEIGHTS = _W.normal(size=(D, 3)) * 1.5
+SQUEEZED = [0, 1, 2]
+DRIFT_START, DRIFT_END, END = 1200.0, 2100.0, 3600.0
+
+
+def natural(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.normal(size=(n, D)) @ MIX + MEAN
+
+
+def scores(x: np.ndarray) -> np.ndarray:
+    from scipy.special import softmax
+
+    return softmax(x @ WEIGHTS, axis=1)
+
+
+def squeeze(x: np.ndarray, factor: float = 0.3) -> np.ndarray:
+    """The drift: 3 of the 4 features scaled by ``factor`` around the population mean."""
+    out = x.copy()
+    out[:, SQUEEZED] = MEAN[SQUEEZED] + factor * (out[:, SQUEEZED] - MEAN[SQUEEZED])
+    return out
+
+
+def reference() -> Reference:
+    x = natural(np.random.default_rng(1), 2000)
+    return Reference.from_arrays(x, scores=scores(x))
+
+
+def population(seed: int = 2, clients: int = 40, rate: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Benign clients' natural queries over the hour, squeezed during the drift: (rows, clients, ts)."""
+    rng = np.random.default_rng(seed)
+    xs, cs, ts = [], [], []
+    for i in range(clients):
+        t = np.cumsum(rng.exponential(1.0 / rate, int(END * rate * 1.5)))
+        t = t[t < END]
+        xs.append(natural(rng, len(t)))
+        cs.append(np.full(len(t), f"benign-{i}", dtype=object))
+        ts.append(t)
+    x, c, t = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
+    order = np.argsort(t, kind="stable")
+    x, c, t = x[order], c[order], t[order]
+    during = (t >= DRIFT_START) & (t < DRIFT_END)
+    x[during] = squeeze(x[during])
+    return x, c, t
+
+
+def attacks(rng: np.random.Generator, start: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Attack clients sent during the drift, 1 query/s, in what the model receives (squeezed)."""
+    x0 = natural(rng, 1)[0]
+    walk = x0 + np.cumsum(rng.normal(0.0, 0.02, (300, D)), axis=0) * 0.3 + rng.normal(0.0, 0.02, (300, D))
+    bisected = []  # on the boundary of what the model now receives: between two squeezed natural rows
+    while len(bisected) < 200:
+        a, b = squeeze(natural(rng, 2))
+        ca, cb = scores(np.stack([a, b])).argmax(axis=1)
+        if ca == cb:
+            continue
+        lo, hi = 0.0, 1.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if scores((a + mid * (b - a))[None])[0].argmax() == ca else (lo, mid)
+        bisected.append(a + lo * (b - a))
+    noise = rng.uniform(-15.0, 15.0, size=(200, D))
+    out = {}
+    for name, rows in (("attack-walk", squeeze(walk)), ("attack-boundary", np.array(bisected)), ("attack-ood", squeeze(noise))):
+        out[name] = (rows, start + np.arange(len(rows), dtype=np.float64))
+    return out
+
+
+def replay(x: np.ndarray, clients: np.ndarray, ts: np.ndarray, **params) -> tuple[ProbingDetector, list, list[float]]:
+    """Feed the stream, scrape every 15 s of event time into the agent's rule evaluator; return the
+    detector, the alert transitions and the ``suspicious_clients{signal="any"}`` series."""
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+
+    det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0, **params)
+    store = MetricStore("m")
+    series = SeriesStore(retention_s=7200)
+    ev = RuleEvaluator.from_files([RULES], storage=series, default_interval_s=15.0)
+    transitions, any_series = [], []
+    for now in np.arange(15.0, END + 15.0, 15.0):
+        sel = (ts >= now - 15.0) & (ts < now)
+        if sel.any():
+            det.update(Batch.from_arrays(x[sel], scores(x[sel]), ts=ts[sel], client=clients[sel]))
+        det.advance(float(now))
+        det.export(store)
+        series.append_scrape(float(now), [({"__name__": n, **lab}, v) for n, lab, v in store.samples()], source="scrape:m")
+        any_series.append(store.value("monitor_probing_suspicious_clients", ("any",)))
+        transitions.extend(ev.evaluate(float(now)))
+    return det, transitions, any_series
+
+
+def _fired(transitions: list, name: str) -> list:
+    return [t for t in transitions if t.to_state == "firing" and t.alertname == name]
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return population()
+
+
+def test_reproduction_without_the_population_step_pages_on_benign_traffic(stream) -> None:
+    """The defect as the walkthrough saw it: the reference's thresholds alone (the old behaviour)."""
+    det, transitions, any_series = replay(*stream, population_window=0)
+    assert max(any_series) >= 20
+    flagged = {v.client for v in det.suspicious_clients(100)}
+    assert len(flagged) >= 20 and all(c.startswith("benign-") for c in flagged)
+    assert _fired(transitions, "ModelProbingManySuspiciousClients")
+
+
+def test_population_wide_drift_flags_at_most_a_few_benign_clients_and_does_not_page(stream) -> None:
+    det, transitions, any_series = replay(*stream)
+    assert max(any_series) <= 3
+    assert not _fired(transitions, "ModelProbingManySuspiciousClients")
+    assert not _fired(transitions, "ModelProbingCampaign")
+    for v in det.suspicious_clients(100):  # what remains is at the tests' stated rates, never near-duplicates
+        assert not {"near_duplicates", "campaign"} & set(v.signal_names), v
+    assert det.population_scale == 1.0  # back to the reference's spacing once the drift is over
+
+
+def test_the_scale_follows_the_squeeze_and_comes_back(stream) -> None:
+    x, c, t = stream
+    det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+    seen = {}
+    for now in np.arange(60.0, END + 60.0, 60.0):
+        sel = (t >= now - 60.0) & (t < now)
+        det.update(Batch.from_arrays(x[sel], scores(x[sel]), ts=t[sel], client=c[sel]))
+        seen[now] = det.population_scale
+    before = [s for n, s in seen.items() if n <= DRIFT_START]
+    during = [s for n, s in seen.items() if DRIFT_START + 300 <= n <= DRIFT_END]
+    after = [s for n, s in seen.items() if n >= DRIFT_END + 300]
+    assert before and set(before) == {1.0} and set(after) == {1.0}
+    # a 0.3 squeeze of 3 of 4 axes shrinks natural spacing to about 0.3^(3/4) = 0.41
+    assert during and all(0.3 <= s <= 0.55 for s in during)
+
+
+def test_attacks_in_the_drifted_population_are_still_detected(stream) -> None:
+    x, c, t = stream
+    start = DRIFT_START + 300.0  # the population ring has followed the drift by then
+    atk = attacks(np.random.default_rng(3), start)
+    xs, cs, ts = [x], [c], [t]
+    for name, (rows, times) in atk.items():
+        xs.append(rows)
+        cs.append(np.full(len(rows), name, dtype=object))
+        ts.append(times)
+    xa, ca, ta = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
+    order = np.argsort(ta, kind="stable")
+    det, transitions, _ = replay(xa[order], ca[order], ta[order])
+    for name in atk:
+        v = det.verdict(name)
+        assert v is not None and v.first_flagged_query > 0, name
+        assert v.first_flagged_query <= 60, (name, v.first_flagged_query, v.signal_names)
+    assert det.verdict("attack-walk").signals and "near_duplicates" in det.verdict("attack-walk").signal_names
+    assert {a.labels["client"] for a in _fired(transitions, "ModelProbingSuspiciousClient")} >= set(atk)
+    assert not _fired(transitions, "ModelProbingManySuspiciousClients")
+
+
+# -- real attack traffic (benchmarks/eval_probing.py's generators) ----------------------------------------
+def test_real_attacks_under_a_squeeze_of_most_pixels() -> None:
+    pytest.importorskip("sklearn", reason="scikit-learn (dev extra) runs the evaluation model")
+    pytest.importorskip("art", reason="adversarial-robustness-toolbox (dev extra) generates the attack traffic")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    E = load_benchmark("eval_probing")
+    world = E.build_world(0)
+    traffic = E.drifted(E.compose(E.record_attacks(world, "small", 0), E.benign_clients(world, 5, 250, 0), world, 0), world,
+                        start=600.0)
+    results = {}
+    for pw in (0, 512):
+        ev = E.evaluate(E.make_detector(world, 0, population_window=pw), traffic, world)
+        results[pw] = ev
+    benign_before = [r for r in results[0].clients.values() if r.kind == "benign" and r.flagged]
+    ev = results[512]
+    benign = [r for r in ev.clients.values() if r.kind == "benign"]
+    attacks_ = [r for r in ev.clients.values() if r.kind == "attack"]
+    assert len(benign) == 15 and len(benign_before) >= 10
+    # what is left: clients resubmitting each item 2-6 times with sensor noise, linked by the
+    # campaign ring at their last queries (3 of them with this seed's pixels; 0-2 with others)
+    assert sum(r.flagged for r in benign) <= 3
+    assert len(attacks_) == 7 and all(r.flagged for r in attacks_)
+    assert np.median([r.queries_to_detection for r in attacks_]) <= 50
+    assert ev.clients["attack_mixed_1_in_10"].flagged
+
+
+# -- state ---------------------------------------------------------------------------------------------------
+def _drifted_detector(stream, until: float) -> ProbingDetector:
+    x, c, t = stream
+    det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0, flush_rows=16)
+    sel = t < until
+    for i in range(0, int(sel.sum()), 512):
+        det.update(Batch.from_arrays(x[sel][i:i + 512], scores(x[sel][i:i + 512]), ts=t[sel][i:i + 512], client=c[sel][i:i + 512]))
+    return det
+
+
+def _rest(det: ProbingDetector, stream, since: float) -> list[dict]:
+    x, c, t = stream
+    sel = (t >= since) & (t < since + 600.0)
+    for i in range(0, int(sel.sum()), 512):
+        det.update(Batch.from_arrays(x[sel][i:i + 512], scores(x[sel][i:i + 512]), ts=t[sel][i:i + 512], client=c[sel][i:i + 512]))
+    det.flush()
+    return [v.to_dict() for v in det.suspicious_clients(100)]
+
+
+def test_version_2_state_restores_the_population_through_the_checkpoint_file(stream, tmp_path) -> None:
+    checkpoint = pytest.importorskip("monitor.checkpoint")
+    a = _drifted_detector(stream, DRIFT_START + 600.0)
+    assert a.population_scale < 1.0
+    path = tmp_path / "probing.ckpt"
+    checkpoint.save(path, {"probing": a.state_dict()}, model="m", state_version=1)
+    state, _ = checkpoint.load(path, model="m", state_version=1)
+    assert state["probing"]["version"] == 2
+    b = ProbingDetector(reference(), client_id_salt="other", raw_client_ids=True, seed=0, flush_rows=16)
+    b.load_state_dict(state["probing"])
+    assert b.population_scale == a.population_scale and b.population_rates == a.population_rates
+    assert _rest(a, stream, DRIFT_START + 600.0) == _rest(b, stream, DRIFT_START + 600.0)
+
+
+def test_version_1_state_loads_with_the_reference_thresholds(stream) -> None:
+    a = _drifted_detector(stream, DRIFT_START)
+    state = a.state_dict()
+    state.pop("population")
+    state["version"] = 1  # what session 10's agent wrote
+    b = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0, flush_rows=16)
+    b.load_state_dict(state)
+    assert b.population_scale == 1.0 and b.state_dict()["population"]["owner"].size == 0
+    assert [v.to_dict() for v in b.suspicious_clients(100)] == [v.to_dict() for v in a.suspicious_clients(100)]
+    state["version"] = 3
+    with pytest.raises(ValueError, match="version"):
+        b.load_state_dict(state)
+
+
+def test_population_window_is_validated() -> None:
+    with pytest.raises(ValueError, match="population_window"):
+        ProbingDetector(reference(), population_window=5)
+    with pytest.raises(ValueError, match="population_stride"):
+        ProbingDetector(reference(), population_stride=0)
+
+
+# -- units -----------------------------------------------------------------------------------------------------
+def test_one_owner_cannot_move_the_scale() -> None:
+    """Spacing is measured against other owners only: one account's near-identical walk leaves it at 1."""
+    rng = np.random.default_rng(4)
+    ref = rng.normal(size=(2000, 4)).astype(np.float32)
+    pop = PopulationScale(256, 4, 10, reference_spacing(ref, 256, 10, rng))
+    for i in range(64):  # 40 natural accounts, and one prober sending tiny steps around one point
+        pop.add(rng.normal(size=(4, 4)).astype(np.float32), np.full(4, i % 40))
+        pop.add((0.001 * rng.normal(size=(4, 4))).astype(np.float32), np.full(4, 99))
+    assert pop.scale == 1.0
+    for i in range(64):  # everybody squeezed tenfold: the floor
+        pop.add((0.01 * rng.normal(size=(8, 4))).astype(np.float32), np.full(8, i % 40))
+    assert pop.scale == MIN_SCALE
+
+
+def test_an_account_joining_a_campaign_merged_later_in_the_same_update_joins_the_survivor() -> None:
+    """A join reported under a campaign that a later query of the same update merged into an older
+    one made the detector look up the vanished id (KeyError, seen on the digits drift replay)."""
+    idx = CampaignIndex(64, 1, radius=1.0, min_queries=1, min_clients=2)
+    name = str
+    first = idx.update(np.array([[0.0], [0.1], [1.8], [1.95]], dtype=np.float32), np.array([0.0, 0.01, 3.24, 3.8025], dtype=np.float32),
+                       np.array([1, 2, 3, 4]), np.arange(4.0), name)
+    assert sorted(idx.campaigns) == [1, 2] and {c for c, _ in first.joined} == {1, 2}
+    # 2.0 joins campaign 2 (account 5), then 0.9 bridges both: campaign 2 is merged into 1
+    x = np.array([[2.0], [0.9]], dtype=np.float32)
+    second = idx.update(x, (x * x).sum(axis=1), np.array([5, 6]), np.array([5.0, 6.0]), name)
+    assert (2, 1) in second.merged and list(idx.campaigns) == [1]
+    assert all(c in idx.campaigns for c, _ in second.joined)
+    assert (1, 5) in second.joined
