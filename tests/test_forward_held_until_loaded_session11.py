@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from monitor.forwarding import ForwardingMonitor
 from tests.sidecar_support import sample, start_sidecar, total, wait_until
 
@@ -50,3 +52,55 @@ def test_datagrams_sent_while_the_models_load_are_processed_not_refused(tmp_path
         release.set()
         fm.close()
         s.close()
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("transport", ["unix", "udp"])
+def test_monitor_serve_with_forwarding_starts_and_receives_on_every_event_loop(tmp_path, loop, transport):
+    """The final review: holding the datagrams by pausing the transports crashed ``monitor serve``
+    at start under uvloop (the default loop), whose datagram transports cannot pause reading.
+    The real command, on both loops and both transports."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.conftest import REPO_ROOT, free_port
+
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    if transport == "unix":
+        target, forward = f"unix://{tmp_path / 'fw.sock'}", {"unix": str(tmp_path / "fw.sock")}
+    else:
+        port = free_port()  # a TCP port number nobody holds; its UDP twin is free alike on loopback in practice
+        target, forward = f"udp://127.0.0.1:{port}", {"udp": f"127.0.0.1:{port}"}
+    (tmp_path / "monitor.yaml").write_text(yaml.safe_dump({**IRIS, "server": {"port": 0, "forward": forward}}))
+    ready = tmp_path / "ready"
+    with open(tmp_path / "serve.log", "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config",
+                                 str(tmp_path / "monitor.yaml"), "--ready-file", str(ready), "--loop", loop],
+                                cwd=REPO_ROOT, stdout=out, stderr=out)
+    fm = None
+    try:
+        assert wait_until(lambda: (ready.exists() and ready.read_text().strip() != "") or proc.poll() is not None, 30)
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        host, http_port = ready.read_text().split()[0].rsplit(":", 1)
+        url = f"http://{host}:{http_port}"
+        fm = ForwardingMonitor("iris", target, flush_interval_s=0.01)
+        for i in range(20):
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]], request_id=f"r{i}")
+        fm.flush()
+        from tests.sidecar_support import http
+
+        def received() -> float:
+            return total(http("GET", url + "/metrics").body.decode(), "monitor_forward_events_received_total") or 0
+
+        assert wait_until(lambda: received() == 20, 20), (tmp_path / "serve.log").read_text()
+        time.sleep(0.05)
+    finally:
+        if fm is not None:
+            fm.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, (tmp_path / "serve.log").read_text()

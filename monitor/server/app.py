@@ -289,7 +289,7 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
 
             receiver = ForwardReceiver(sidecar, fw)
             try:
-                await receiver.start()
+                await receiver.start(app.get(K.LOADER))
             except BaseException:
                 # the start stops here and this app's cleanup never runs: the proxy's client session
                 # is closed now, else asyncio logs it at ERROR next to the real cause
@@ -297,8 +297,6 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
                     await app[K.PROXY].close()
                 raise
             app[K.FORWARD] = receiver
-            if K.LOADER in app:
-                receiver.hold_until(app[K.LOADER])
         app[K.TASKS] = [asyncio.create_task(housekeeping(app)), asyncio.create_task(app[K.CHECKPOINTER].run())]
 
     async def cleanup(app: web.Application) -> None:

@@ -92,12 +92,21 @@ class ForwardReceiver:
         self.sidecar = sidecar
         self.settings = settings
         self._transports: list[asyncio.BaseTransport] = []
+        #: sockets bound and not read yet (the models are loading), and the task that opens them
+        self._bound: list[tuple[socket.socket, str]] = []
+        self._opening: list[asyncio.Future[None]] = []
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def start(self, loaded: "asyncio.Future[Any] | None" = None) -> None:
+        """Bind the sockets now, so that a socket path or port in use stops the start at once,
+        and read them once ``loaded`` (the models' loading) is done: read before, every event
+        would be refused as ``not_ready``, and a forwarding worker, who gets no answer, cannot
+        retry. Meanwhile the datagrams wait in the sockets' receive buffers (what overflows them
+        is counted by the workers, ``socket_full``, or as lost datagrams by sequence number).
+        Reading starts by creating the datagram endpoints then, which every event loop supports
+        (uvloop's datagram transports cannot pause reading)."""
         if self.settings.unix:
             path = self.settings.unix
             try:
@@ -115,8 +124,7 @@ class ForwardReceiver:
             sock.bind(path)
             os.chmod(path, 0o660)
             self._unix_path = path
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "unix"), sock=sock)
-            self._transports.append(transport)
+            self._bound.append((sock, "unix"))
         if self.settings.udp:
             host, _, port = self.settings.udp.rpartition(":")
             host = host.strip("[]")
@@ -132,37 +140,33 @@ class ForwardReceiver:
                 log.warning("server.forward.udp listens on %s: the datagrams carry no token, so anyone who can reach "
                             "this address can write events for every model; keep it on 127.0.0.1 or ::1, or use "
                             "server.forward.unix (file permissions) between processes of one pod", self.settings.udp)
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, "udp"), sock=sock)
+            self._bound.append((sock, "udp"))
+        if loaded is None or loaded.done():
+            await self._open()
+        else:
+            loaded.add_done_callback(lambda _f: self._opening.append(asyncio.ensure_future(self._open())))
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._bound:
+            sock, name = self._bound.pop(0)
+            transport, _ = await loop.create_datagram_endpoint(lambda name=name: _Protocol(self, name), sock=sock)
             self._transports.append(transport)
-
-    def hold_until(self, loaded: "asyncio.Future[Any]") -> None:
-        """Leave the datagrams in the sockets' receive buffers until ``loaded`` (the models'
-        loading) is done. Read before, every event would be refused as ``not_ready``, and a
-        forwarding worker, who gets no answer, cannot retry; held, they are processed once the
-        models are there (what overflows the buffer is counted by the workers, ``socket_full``,
-        or as lost datagrams by sequence number). Bound at start all the same, so that a socket
-        path or port in use stops the start at once."""
-        if loaded.done():
-            return
-        for t in self._transports:
-            t.pause_reading()  # type: ignore[attr-defined]  # the selector loop's datagram transports have it
-
-        def resume(_f: "asyncio.Future[Any]") -> None:
-            for t in self._transports:
-                if not t.is_closing():
-                    t.resume_reading()  # type: ignore[attr-defined]
-
-        loaded.add_done_callback(resume)
 
     @property
     def udp_address(self) -> tuple[str, int] | None:
-        for t in self._transports:
-            sock = t.get_extra_info("socket")
+        socks = [t.get_extra_info("socket") for t in self._transports] + [sock for sock, _ in self._bound]
+        for sock in socks:
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 return sock.getsockname()[:2]
         return None
 
     def close(self) -> None:
+        for task in self._opening:
+            task.cancel()
+        for sock, _ in self._bound:  # closed before the models were loaded: never read
+            sock.close()
+        self._bound.clear()
         for t in self._transports:
             t.close()
         self._transports.clear()
