@@ -375,6 +375,20 @@ def model_path(raw: str, model: str) -> Path:
     return Path(raw)
 
 
+def _consume_final(monitor: "Monitor", path: str | Path) -> None:
+    """Rewrite a final checkpoint whose counters were just restored as a periodic one: a crash
+    before the next save would restore the same counters again, below what was scraped since (a
+    reset to a non-zero value, counted twice by ``increase()``). A failure is logged, not raised:
+    the restore itself succeeded."""
+    from monitor.core import STATE_VERSION
+
+    try:
+        save(path, monitor.state_dict(), model=monitor.model, state_version=STATE_VERSION)
+    except CheckpointError as err:
+        log.warning("checkpoint %s of %s could not be rewritten after its counters were restored (%s): a crash before "
+                    "the next checkpoint would restore them again", path, monitor.model, err)
+
+
 def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     """Load ``path`` into ``monitor``. Returns ``(restored, failure_reason)``: ``(False, None)``
     when there is no checkpoint yet; on any failure the file is moved aside, the reason returned
@@ -413,9 +427,11 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
                     report.detail, " and counters" if report.counters_restored else "")
         monitor.store.inc("monitor_checkpoint_failures", labels=("restore", report.set_aside_reason))
     if not report.counters_restored and report.state_version >= 2:
-        log.info("checkpoint %s of %s was a periodic one (the process did not stop cleanly): counters start at zero, "
-                 "as Prometheus expects after a crash (its values are older than what was already scraped)",
-                 path, monitor.model)
+        log.info("checkpoint %s of %s was not written at a clean stop (a periodic one: the process crashed; or one "
+                 "written before counters were marked): counters start at zero, as Prometheus expects after a crash "
+                 "(its values are older than what was already scraped)", path, monitor.model)
+    elif report.counters_restored:
+        _consume_final(monitor, path)
     if report.counter_families_skipped:
         log.warning("checkpoint %s: counters of %s not restored (the catalog changed them)", path,
                     ", ".join(report.counter_families_skipped))

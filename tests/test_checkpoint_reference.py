@@ -461,3 +461,22 @@ def test_a_restore_says_when_the_last_checkpoint_succeeded(tmp_path):
     assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
     assert b.store.value("monitor_checkpoint_last_success_timestamp_seconds") == pytest.approx(info.created)
     assert sample(b.metrics_text(), "monitor_checkpoint_last_success_timestamp_seconds", model="iris") == pytest.approx(info.created)
+
+
+def test_a_final_checkpoints_counters_are_restored_once(tmp_path):
+    """The final review: a process that restored a final checkpoint and was killed before its
+    first periodic save left the final file in place, and the next start restored the same
+    counters again, below what had been scraped since (300 after 500: a reset to a non-zero
+    value that increase() counts as 300 new events). Restoring a final checkpoint's counters
+    rewrites it as a periodic one."""
+    a = monitor(tmp_path)
+    feed(a, 300, seed=4)
+    checkpoint.save(tmp_path / "m.ckpt", a.state_dict(final=True), model=a.model, state_version=STATE_VERSION)
+    b = monitor(tmp_path)
+    assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
+    assert b.restore_report.counters_restored and b.store.value("monitor_calls") == a.store.value("monitor_calls")
+    feed(b, 200, seed=5)  # counted, scraped, then kill -9 before any periodic save
+    c = monitor(tmp_path)
+    assert checkpoint.restore(c, tmp_path / "m.ckpt") == (True, None)
+    assert c.restore_report.detectors_restored and not c.restore_report.counters_restored
+    assert c.store.value("monitor_calls") is None
