@@ -19,6 +19,7 @@ from aiohttp import web
 
 from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, parse_event
 from monitor.server.errors import IntakeError
+from monitor.server.jsonbody import NOT_DECODED, try_loads, try_loads_lines
 from monitor.server.limits import read_body
 from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server import keys as K
@@ -40,7 +41,10 @@ def _ndjson(body: bytes) -> list[Any]:
     if not lines:
         raise _empty_body()
     try:  # fast path: the whole batch as one array (one C call instead of one per line)
-        out = json.loads(b"[" + b",".join(lines) + b"]")
+        joined = b"[" + b",".join(lines) + b"]"
+        out = try_loads_lines(joined, body, lines)  # orjson's value where it is json's
+        if out is NOT_DECODED:
+            out = json.loads(joined)
         if len(out) == len(lines):
             return out
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -74,7 +78,9 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
     if not body.strip():
         raise _empty_body()
     try:
-        value = json.loads(body)
+        value = try_loads(body)  # orjson's value where it is json's
+        if value is NOT_DECODED:
+            value = json.loads(body)
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several documents: NDJSON without the content type
             return _ndjson(body)
