@@ -157,9 +157,10 @@ class PopulationScale:
         f = self.filled
         sp = np.full(m, np.nan)
         if f > self.k:
-            d2 = pairwise_sq(x, xn, self.sketch[:f], self.norm[:f]).astype(np.float64)
-            d2[owner[:, None] == self.owner[None, :f]] = np.inf  # other owners only
-            part = np.partition(d2, self.k - 1, axis=1)[:, self.k - 1]
+            d2 = pairwise_sq(x, xn, self.sketch[:f], self.norm[:f])  # float32: a spacing needs no more
+            np.copyto(d2, np.float32(np.inf), where=owner[:, None] == self.owner[None, :f])  # other owners only
+            d2.partition(self.k - 1, axis=1)
+            part = d2[:, self.k - 1].astype(np.float64)
             sp = np.where(np.isfinite(part), np.sqrt(part), np.nan)
         pos = (self.head + np.arange(m)) % self.size
         self.sketch[pos], self.norm[pos], self.owner[pos], self.spacing[pos], self.flags[pos] = x, xn, owner, sp, flags
