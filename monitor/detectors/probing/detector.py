@@ -7,6 +7,8 @@ It ties together, per client (see the sibling modules for each idea and its cali
 * boundary probing: small-margin queries and label flips between near-duplicates;
 * model stealing: PRADA's normality test on minimum distances, and out-of-distribution queries;
 * campaigns: near-duplicate clusters spread over several accounts (a small global ring);
+* the population: a sample of every client's queries, so that a client is judged against the
+  clients around it as well as the reference (a population-wide drift moves the yardstick);
 * a verdict with its evidence, and low-cardinality metrics (counts by signal, a hashed top-k).
 
 It runs in the monitor's worker, on copies of what the model already answered: it never changes
@@ -173,12 +175,14 @@ class ProbingDetector(Detector):
         the count (sensitivity, never a false positive); it answers exactly as the scan when no
         more than ``hash_bucket_cap`` earlier queries hold one fingerprint.
     population_window, population_stride
-        Queries of all clients kept to measure the current population's spacing (every
-        ``population_stride``-th analysed query of each client; 0 turns it off), and the sampling
-        stride. ``tau``, the near-duplicate radius and the campaign radius are multiplied by the
-        ratio of the population's spacing (k-th nearest query of *other* clients) to the
-        reference's, at most 1: a population-wide drift that squeezes the inputs contracts the
-        thresholds with it instead of making every client a prober (see :mod:`.population`).
+        Queries of all clients kept to measure the current population (every
+        ``population_stride``-th analysed query of each client; 0 turns it off, the
+        reference-only behaviour). Each query's sketch is divided by the ratio of the population's
+        spacing (k-th nearest query of *other* clients) to the reference's, at most 1, which is
+        the same as contracting ``tau``, the near-duplicate radius and the campaign radius; the
+        hit, small-margin and OOD tests use the larger of the reference's rate and the
+        population's. A population-wide drift that squeezes the inputs then moves the yardstick
+        with it instead of making every client a prober (see :mod:`.population`).
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
