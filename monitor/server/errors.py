@@ -22,11 +22,13 @@ def endpoint_of(route: str | None) -> str | None:
 class IntakeError(Exception):
     """A request the sidecar refuses. ``events`` is how many events it carried (for the refused
     counter; 1 when unknown); ``monitor`` the served model they were for when that is known (they
-    are counted under it, so that alerts weigh them against that model's own traffic)."""
+    are counted under it, so that alerts weigh them against that model's own traffic);
+    ``others``: the events of other models refused with them (a batch refused as a whole for one
+    model's full queue), counted under their own models as ``batch_refused``."""
 
     def __init__(self, status: int, field: str, message: str, reason: str, *, events: int = 1,
                  details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
-                 monitor: Any = None) -> None:
+                 monitor: Any = None, others: dict[Any, int] | None = None) -> None:
         super().__init__(f"{field}: {message}")
         self.status = status
         self.field = field
@@ -36,6 +38,7 @@ class IntakeError(Exception):
         self.details = details
         self.headers = headers
         self.monitor = monitor
+        self.others = others
 
 
 def error_response(err: IntakeError) -> web.Response:

@@ -88,4 +88,5 @@ class Admission:
             if len(q) + n > q.capacity:
                 raise IntakeError(429, "events", f"the queue of model {mon.model!r} is full ({len(q)}/{q.capacity}); "
                                                  "retry after a short delay or raise queue.capacity", "queue_full",
-                                  events=total, headers={"Retry-After": "1"}, monitor=mon)
+                                  events=n, headers={"Retry-After": "1"}, monitor=mon,
+                                  others={m: k for m, k in wanted.items() if m is not mon})
