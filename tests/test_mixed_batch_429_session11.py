@@ -3,8 +3,10 @@
 The final review: one NDJSON batch for two models, refused whole because iris's queue was full,
 was counted as 100 ``queue_full`` under iris, and nothing under fraud, whose 98 events were
 lost to that client's retry policy unseen by MonitorIntakeOverloaded and by the README's "counted
-under the model they were for". Now iris counts its own 2 as ``queue_full`` and fraud its 98 as
-``batch_refused``, as the valid events of a batch refused for another reason are. Real HTTP.
+under the model they were for". Now each model counts its own share, 2 and 98, as ``queue_full``:
+back-pressure refused them all, which MonitorIntakeOverloaded watches (``batch_refused``, the
+reason of the valid events of a batch refused for a bad event, would page MonitorIntakeRefused
+for a queue that is not fraud's fault). Real HTTP.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def test_a_mixed_batch_refused_for_one_full_queue_counts_each_models_share(tmp_p
         text = s.metrics()
         assert sample(text, "monitor_intake_events_refused_total", model="iris", endpoint="events", reason="queue_full") == 2
         assert sample(text, "monitor_intake_events_refused_total", model="fraud", endpoint="events",
-                      reason="batch_refused") == 98
+                      reason="queue_full") == 98
         assert sample(text, "monitor_intake_events_refused_total", model="fraud", endpoint="events",
-                      reason="queue_full") is None
+                      reason="batch_refused") is None
     finally:
         s.close()

@@ -133,8 +133,8 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         endpoint = endpoint_of(name) or name
         if err.events:
             sidecar.count_refused(endpoint, err.reason, err.events, err.monitor, detail=_unread_refusal(name, err, request))
-        for other, n in (err.others or {}).items():  # another model's full queue refused them
-            sidecar.count_refused(endpoint, "batch_refused", n, other)
+        for other, n in (err.others or {}).items():  # back-pressure refused them too (another model's full queue)
+            sidecar.count_refused(endpoint, err.reason, n, other)
         response = error_response(err)
     except web.HTTPException as exc:
         status = exc.status

@@ -24,7 +24,8 @@ class IntakeError(Exception):
     counter; 1 when unknown); ``monitor`` the served model they were for when that is known (they
     are counted under it, so that alerts weigh them against that model's own traffic);
     ``others``: the events of other models refused with them (a batch refused as a whole for one
-    model's full queue), counted under their own models as ``batch_refused``."""
+    model's full queue), counted under their own models with the same reason: back-pressure
+    refused them too, which MonitorIntakeOverloaded (not MonitorIntakeRefused) watches."""
 
     def __init__(self, status: int, field: str, message: str, reason: str, *, events: int = 1,
                  details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
