@@ -14,7 +14,8 @@ are squeezed (3 of 4 features scaled by 0.3 around the mean) from minute 20 to 3
 * with the fix at most 3 benign clients are flagged at any scrape over the whole hour, none of them
   for near-duplicates or a campaign, and the rule never fires;
 * attacks sent into the drifted population (a probing walk, boundary bisection, out-of-distribution
-  noise, squeezed by the same drift) are each flagged within 60 of their queries;
+  noise, squeezed by the same drift) are each flagged within 60 of their queries; twelve accounts
+  probing at once (30% of those active, no drift) are all flagged and the rule still fires;
 * on the probing evaluation's real ART attack traffic against digits, with 48 of 64 pixels squeezed
   by 0.3 from t = 600 s: at most 3 of 15 benign clients flagged (at least 10 before: 12), every
   attack client and the 1-in-10 mixed attacker still flagged, median queries until detection <= 50;
@@ -197,6 +198,29 @@ def test_attacks_in_the_drifted_population_are_still_detected(stream) -> None:
     assert det.verdict("attack-walk").signals and "near_duplicates" in det.verdict("attack-walk").signal_names
     assert {a.labels["client"] for a in _fired(transitions, "ModelProbingSuspiciousClient")} >= set(atk)
     assert not _fired(transitions, "ModelProbingManySuspiciousClients")
+
+
+def test_many_attacking_accounts_still_page(stream) -> None:
+    """Twelve accounts probing at once (30% of those active) are still a page: neither the spacing
+    (measured against other accounts) nor the rates (a rate three accounts in four show) follow them."""
+    x, c, t = stream
+    keep = t < DRIFT_START  # no drift here: the population is reference-like
+    rng = np.random.default_rng(6)
+    xs, cs, ts = [x[keep]], [c[keep]], [t[keep]]
+    for a in range(12):
+        x0 = natural(rng, 1)[0]
+        walk = x0 + np.cumsum(rng.normal(0.0, 0.02, (200, D)), axis=0) * 0.3 + rng.normal(0.0, 0.02, (200, D))
+        xs.append(walk)
+        cs.append(np.full(200, f"attacker-{a}", dtype=object))
+        ts.append(300.0 + a + np.arange(200) * 2.0)
+    xa, ca, ta = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
+    order = np.argsort(ta, kind="stable")
+    det, transitions, _ = replay(xa[order], ca[order], ta[order])
+    assert det.population_scale == 1.0
+    flagged = {v.client for v in det.suspicious_clients(100)}
+    assert {f"attacker-{a}" for a in range(12)} <= flagged
+    assert not {f for f in flagged if f.startswith("benign-")}
+    assert _fired(transitions, "ModelProbingManySuspiciousClients")
 
 
 # -- real attack traffic (benchmarks/eval_probing.py's generators) ----------------------------------------

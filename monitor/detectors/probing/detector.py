@@ -770,8 +770,8 @@ class ProbingDetector(Detector):
         Why: a client is a prober when it differs from the clients around it, not only from the
         reference; when a drift makes everybody's queries small-margin (or OOD, or near-duplicate),
         the share every client shows is the population's, and a test against the reference's
-        rate would flag them all. Probing from fewer than a quarter of the accounts does not move
-        the population's rate (a low quantile over accounts, :data:`.population.RATE_QUANTILE`)."""
+        rate would flag them all. Probing does not move the population's rate unless three accounts
+        in four show it (a low quantile over accounts, :data:`.population.RATE_QUANTILE`)."""
         self._pop_gen = self._pop.generation  # type: ignore[union-attr]
         rates = self._pop.rates  # type: ignore[union-attr]
         for j, s in enumerate(_POP_SIGNALS):

@@ -38,7 +38,7 @@ share: a rate is the population's when three accounts in four show it (the media
 raise the OOD rate and hide the Jacobian stealing client). The detector tests each client against ``max(reference rate, population rate)``: a drift that pushes
 everybody's inputs towards the decision boundary (digits squeezed towards the mean image: 13 of
 15 benign clients flagged for boundary probing) raises the population's share with it, while
-probing from fewer than a quarter of the accounts cannot move it.
+probing cannot move it unless three accounts in four (of those with enough sampled queries) probe.
 
 Limits (stated in the README): moving the spacing quantile needs a tenth of the sampled traffic
 to sit densely *across* accounts (a many-account flood of near-duplicates, which the campaign signal
