@@ -572,7 +572,7 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
                     f"{np.median(hit) if hit else float('nan'):.0f} | {mixed.queries_to_detection if mixed.flagged else 'no'} | "
                     f"{sum(r.campaign is not None for r in split)}/{len(split)} accounts | {det.population_scale:.2f} |")
     rows += ["", "The benign clients left flagged with the population step are the hardest case (each item resubmitted "
-             "2-6 times with sensor noise), linked by the campaign ring near the end of their streams; the step adapts "
+             "2-6 times with sensor noise), linked into campaigns in the second half of their streams; the step adapts "
              "after about one ring of sampled queries (512 x 4 analysed queries), so a drift already under way when the "
              "detector starts is not covered until then."]
     return "\n".join(rows) + "\n"
