@@ -49,6 +49,39 @@ def test_accuracy_drop_needs_significance_on_the_window_labels(tmp_path: Path) -
     """)
 
 
+def test_accuracy_drop_against_a_perfect_reference_still_needs_significance(tmp_path: Path) -> None:
+    # The final review: with the reference at 100% the variance under it is 0 and z infinite, so
+    # "perfect" (0.90 on 50 labels, z = 2.4 under the window's own variance) paged as "significant
+    # at z > 3"; the larger of the two variances is used now. "busy" (2,000,000 labels) renders
+    # its label count as a number, not 2e+06.
+    _run_unit_test(tmp_path, "confidence.yml", f"""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_reference_accuracy_ratio{{model="perfect"}}'
+                values: '1x40'
+              - series: 'monitor_accuracy_ratio{{model="perfect"}}'
+                values: '0.9x40'
+              - series: 'monitor_labels_in_window{{model="perfect"}}'
+                values: '50x40'
+              - series: 'monitor_reference_accuracy_ratio{{model="busy"}}'
+                values: '0.9x40'
+              - series: 'monitor_accuracy_ratio{{model="busy"}}'
+                values: '0.8x40'
+              - series: 'monitor_labels_in_window{{model="busy"}}'
+                values: '2000000x40'
+            alert_rule_test:
+              - eval_time: 30m
+                alertname: ModelAccuracyDrop
+                exp_alerts:
+                  - exp_labels: {{severity: critical, model: busy}}
+                    exp_annotations:
+                      summary: "Model busy accuracy dropped"
+                      description: "Accuracy on the labelled predictions of the window is 10% (percentage points) below the accuracy on the reference data, significant at z > 3. Window: 80% on 2000000 labels; reference: 90%."
+                      runbook_url: "{_ACCURACY_URL}"
+    """)
+
+
 def test_runbook_text_reads_adjacent_query_blocks_as_one_placeholder() -> None:
     # ModelAccuracyDrop's description splices three queried figures in a row; the README's runbook
     # read "data‹given in the alert›‹given in the alert›‹given in the alert›".
