@@ -36,12 +36,15 @@ def test_largest_gap_in_floats_equals_the_array_computation() -> None:
 
 
 def test_largest_gap_takes_the_arrays_for_values_floats_cannot_weigh() -> None:
-    # a NaN variance: the arrays read its z as infinite (no spread), which the float path would not
-    values, counts = np.array([0.2, 0.5, 0.9]), np.array([100.0, 100.0, 100.0])
-    variances = np.array([0.01, np.nan, 0.01])
+    # a NaN variance: the arrays read its z as infinite (no spread), which the float path would
+    # not; the data are such that the two paths disagree (the final review found that the first
+    # data gave one answer on both paths, so the test passed without the guard)
+    values, counts = np.array([0.2, 0.5, 0.6]), np.array([100.0, 100.0, 100.0])
+    variances = np.array([100.0, np.nan, 100.0])
     ok = np.ones(3, dtype=bool)
-    assert _same(gaps.largest_gap(values, counts, ok, variances),
-                 gaps._largest_gap_arrays(values, counts, ok, variances, gaps.GAP_Z, np.flatnonzero(ok)))
+    expected = gaps._largest_gap_arrays(values, counts, ok, variances, gaps.GAP_Z, np.flatnonzero(ok))
+    assert expected is not None and expected[:2] == (1, 0) and math.isinf(expected[3])
+    assert _same(gaps.largest_gap(values, counts, ok, variances), expected)
 
 
 def test_per_series_figures_have_one_writer() -> None:
