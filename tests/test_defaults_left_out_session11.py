@@ -47,3 +47,14 @@ def test_no_reference_at_all_is_not_reported_as_a_reference_lacking_parts(caplog
         kinds = _kinds(OutputSpec(classes=("a", "b", "c")), None)
     assert "confidence" in kinds and "input_drift" not in kinds
     assert not [r for r in caplog.records if "left out of the defaults" in r.getMessage()]
+
+
+def test_one_numeric_input_is_said_at_info_not_warned(caplog) -> None:
+    rng = np.random.default_rng(2)
+    ref = Reference.from_arrays(rng.normal(size=(500, 1)), scores=rng.dirichlet([1, 1], size=500),
+                                labels=rng.integers(0, 2, size=500))
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        kinds = _kinds(OutputSpec(classes=("a", "b")), ref)
+    assert "pca_drift" not in kinds and "input_drift" in kinds
+    (record,) = [r for r in caplog.records if "left out of the defaults" in r.getMessage()]
+    assert record.levelno == logging.INFO and "'pca_drift'" in record.getMessage()

@@ -95,10 +95,11 @@ def build() -> Dashboard:
                          "{{model}} {{endpoint}} {{reason}}"),
                    metrics=("monitor_intake_events_refused",), unit="cps", stack=True, note="Per second; 0 when none."),
         timeseries("Forwarding drops per second",
-                   Query(zero_fill(_sum_rate("monitor_forward_events_dropped", "model, reason", process=True)),
-                         "{{model}} {{reason}}"),
+                   # the workers report their drops to the sidecar as a whole (model _sidecar): a 0 line per
+                   # watched model (zero_fill) would name models these series never carry
+                   Query(f'{_sum_rate("monitor_forward_events_dropped", "reason", process=True)} or vector(0)', "{{reason}}"),
                    metrics=("monitor_forward_events_dropped",), unit="cps",
-                   note="Events the forwarding workers could not hand to the sidecar, as they report them; 0 when none."),
+                   note="By reason, as the workers report them; 0 when none."),
         timeseries("HTTP p99 by handler",
                    Query(quantile(0.99, "monitor_http_request_duration_seconds", by=("handler",), process=True), "{{handler}}"),
                    metrics=("monitor_http_request_duration_seconds",), note="99th percentile over the rate interval."),

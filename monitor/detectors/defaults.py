@@ -90,8 +90,10 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tu
             continue
         out.append(DetectorConfig(kind))
     for requirement, kinds in missing.items():
-        log.warning("detector%s %s left out of the defaults: the reference has %s. Fix: %s", "s" if len(kinds) > 1 else "",
-                    ", ".join(repr(k) for k in kinds), *_MISSING[requirement])
+        # one numeric input is a model's shape, not a mistake: said, not warned about
+        log.log(logging.INFO if requirement == "inputs2" else logging.WARNING,
+                "detector%s %s left out of the defaults: the reference has %s. Fix: %s", "s" if len(kinds) > 1 else "",
+                ", ".join(repr(k) for k in kinds), *_MISSING[requirement])
     return tuple(out)
 
 
