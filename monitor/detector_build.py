@@ -56,7 +56,10 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
 
     ctx = DetectorContext(schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
     listed = cfg.detectors is not None
-    specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference)
+    # a partial build (the config check's, on raw data read without its profile) does not know what
+    # the agent's reference will hold: what the defaults leave out is the agent's to say
+    specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference,
+                                                                              report=kinds is None)
     det_reference = detector_reference(reference, cfg.output)
     _check_score_columns(cfg, det_reference, specs, kinds)
     detectors = []

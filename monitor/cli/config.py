@@ -137,8 +137,8 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
 
 def _raw_reference(path: str | None) -> Reference | None:
     """Raw reference data as the agent's start reads its scores and labels, without profiling it:
-    an ``.npz``'s arrays as they are (the agent calibrates on a sample of up to 5,000 of its rows, in
-    file order: the same rows up to that size, and every row here beyond it); for CSV, Parquet and
+    an ``.npz``'s arrays as they are up to 5,000 rows (the agent calibrates on all of them then), its
+    in-memory profile beyond (the agent's sample of 5,000, the same rows); for CSV, Parquet and
     ``.npy`` data no rows, no scores and no labels, which the agent does not read from them either
     (``monitor reference build --output-columns / --label-column`` does). None when the ``.npz``
     cannot be read (:func:`_file_problems` says why)."""
@@ -159,7 +159,21 @@ def _raw_reference(path: str | None) -> Reference | None:
         x, names, cat, cat_names, scores, labels = _read_npz(p)
     except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
         return None
+    if len(x) > _AGENT_SAMPLE_ROWS:
+        # the agent calibrates on a sample of these rows: judged on all of them, a bad row the sample
+        # leaves out failed a config the agent runs (the final review); profiled as the agent does
+        from monitor.profile import load_reference
+
+        try:
+            return load_reference(p)
+        except Exception:  # noqa: BLE001 - the agent's own error is _file_problems' to tell
+            return None
     return Reference(x, cat, names, cat_names, scores, labels)
+
+
+#: rows of raw reference data the agent keeps to calibrate on (``monitor reference build
+#: --keep-rows``' default, which the in-memory profile of raw data uses); up to it, all of them
+_AGENT_SAMPLE_ROWS = 5000
 
 
 def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:

@@ -70,15 +70,18 @@ def _meets(requirement: str, ref: "Reference | None") -> bool:
     raise ValueError(f"unknown requirement {requirement!r}")
 
 
-def default_detectors(output: "OutputSpec", reference: "Reference | None") -> tuple[DetectorConfig, ...]:
-    """The default set for this output kind and reference."""
+def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
+                      report: bool = True) -> tuple[DetectorConfig, ...]:
+    """The default set for this output kind and reference; ``report``: log what it leaves out for
+    what the reference lacks (off for a partial view of a reference, as ``monitor config check``
+    reads raw data)."""
     out = []
     missing: dict[str, list[str]] = {}
     for kind, requirement, applies in DEFAULTS:
         if kind not in KINDS or not (applies == BOTH or (applies == CLF) == output.is_classifier):
             continue
         if not _meets(requirement, reference):
-            if reference is not None:  # reported by what the reference lacks first
+            if reference is not None and report:  # reported by what the reference lacks first
                 lacks = "scores" if requirement == "labels" and reference.scores is None else requirement
                 missing.setdefault(lacks, []).append(kind)
             continue
