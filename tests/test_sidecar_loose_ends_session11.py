@@ -296,3 +296,32 @@ def test_reference_scores_of_another_width_than_the_classes_are_refused_by_serve
     classes = ["a", "b"] if columns == 1 else [f"c{i}" for i in range(columns)]
     code, output = _config_check(tmp_path, {**raw, "output": {"kind": "probabilities", "classes": classes}})
     assert code == 0, output
+
+
+def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tmp_path: Path) -> None:
+    """The final review: over UDP between hosts datagrams can arrive out of order. A sequence that
+    went back was read as a restarted sender, whose whole drop total then counted again: 10, 12,
+    11, 13, each reporting queue_full 1000, gave 2,000 drops for 1,000. Only a sequence starting
+    again at 1 is a restart now; an older datagram's totals are older, and counted already. (The
+    late one was counted lost when the next arrived: counters do not go back.)"""
+    import json
+    import socket
+
+    from tests.sidecar_support import wait_until
+
+    sock_path = str(tmp_path / "fwd.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for seq in (10, 12, 11, 13):
+            msg = {"v": 1, "sender": "host:1:abcd", "seq": seq, "model": "iris", "dropped": {"queue_full": 1000},
+                   "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
+            client.sendto(json.dumps(msg).encode(), sock_path)
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 4)
+        text = s.metrics()
+    finally:
+        client.close()
+        s.close()
+    assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 1000
+    assert total(text, "monitor_forward_datagrams_lost_total") == 1

@@ -253,17 +253,22 @@ class ForwardReceiver:
         s.seen = now
         store = self.sidecar.store
         seq = msg.get("seq")
+        stale = False
         if isinstance(seq, int) and not isinstance(seq, bool):
-            if seq <= s.seq:
-                # the sequence went back: the sender restarted under the same id (a reordered
-                # datagram is not told apart: Unix and loopback datagrams keep their order), so its
-                # totals start again from zero and are counted from there
+            if seq <= s.seq and seq == 1:
+                # the sequence starts again: the sender restarted under the same id, so its totals
+                # start again from zero and are counted from there
                 s.dropped = {}
+            elif seq <= s.seq:
+                # a datagram older than one already read (reordered or duplicated on the way, as UDP
+                # between hosts may): its totals are older too, and counted already
+                stale = True
             elif s.seq and seq > s.seq + 1:
                 store.inc("monitor_forward_datagrams_lost", seq - s.seq - 1)
-            s.seq = seq
+            if not stale:
+                s.seq = seq
         dropped = msg.get("dropped")
-        if isinstance(dropped, dict):
+        if isinstance(dropped, dict) and not stale:
             for reason, total in dropped.items():
                 if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
                     reason = reason[:40]
