@@ -399,42 +399,58 @@ class ForwardingMonitor:
                 if not events:
                     break
                 handled += len(events)
-                pieces: list[str] = []
-                size = 200
-                for ev in events:
-                    try:
-                        piece = encode_event(ev)
-                    except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
-                        if "unserializable" not in self._dropped_local:
-                            log.warning("model %r: an event could not be written as JSON to forward it (%s: %s); such "
-                                        "events are dropped and counted as unserializable, further ones without a log "
-                                        "line. Fix: make the inputs and outputs plain rows (lists, numpy arrays, "
-                                        "DataFrames), e.g. watch(..., inputs=lambda req: req.instances, "
-                                        "outputs=lambda answer: answer['probabilities']) for a request object or a "
-                                        "dict", self.model, type(err).__name__, str(err)[:200])
-                        self._count_drop("unserializable", 1)
-                        continue
-                    if len(piece) + 200 > self.max_datagram_bytes:
-                        self._count_drop("too_large", 1)
-                        continue
-                    if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
-                        self._send(pieces)
-                        pieces, size = [], 200
-                    pieces.append(piece)
-                    size += len(piece) + 1
-                if pieces:
-                    self._send(pieces)
+                done = [0]  # events of this drain sent or counted as dropped so far
+                try:
+                    self._send_events(events, done)
+                except Exception:  # noqa: BLE001 - what this drain still held is counted, never lost unseen
+                    if "internal_error" not in self._dropped_local:
+                        log.exception("model %r: forwarding failed; the events it held are dropped and counted as "
+                                      "internal_error, further ones without a log line", self.model)
+                    self._count_drop("internal_error", len(events) - done[0])
             if not handled and self._dropped_totals() != self._reported:
                 self._send([])  # report new drop counts even when nothing else flows
         return handled
+
+    def _send_events(self, events: list[Any], done: list[int]) -> None:
+        """Encode ``events`` into datagrams and send them, adding to ``done[0]`` each event sent or
+        counted as dropped (so that a failure half-way counts only the rest)."""
+        pieces: list[str] = []
+        size = 200
+        for ev in events:
+            try:
+                piece = encode_event(ev)
+            except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
+                if "unserializable" not in self._dropped_local:
+                    log.warning("model %r: an event could not be written as JSON to forward it (%s: %s); such "
+                                "events are dropped and counted as unserializable, further ones without a log "
+                                "line. Fix: make the inputs and outputs plain rows (lists, numpy arrays, "
+                                "DataFrames), e.g. watch(..., inputs=lambda req: req.instances, "
+                                "outputs=lambda answer: answer['probabilities']) for a request object or a "
+                                "dict", self.model, type(err).__name__, str(err)[:200])
+                self._count_drop("unserializable", 1)
+                done[0] += 1
+                continue
+            if len(piece) + 200 > self.max_datagram_bytes:
+                self._count_drop("too_large", 1)
+                done[0] += 1
+                continue
+            if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
+                self._send(pieces)
+                done[0] += len(pieces)
+                pieces, size = [], 200
+            pieces.append(piece)
+            size += len(piece) + 1
+        if pieces:
+            self._send(pieces)
+            done[0] += len(pieces)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.queue.wait(self.flush_interval_s)
             try:
                 self.send_pending()
-            except Exception:  # noqa: BLE001 - the sender thread must survive anything
-                self._count_drop("internal_error", 0)
+            except Exception:  # noqa: BLE001 - the sender thread must survive anything (send_pending counts its events)
+                log.debug("forwarding sender step failed", exc_info=True)
         self.send_pending()
 
     def _after_fork(self) -> None:

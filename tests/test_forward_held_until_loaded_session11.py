@@ -104,3 +104,32 @@ def test_monitor_serve_with_forwarding_starts_and_receives_on_every_event_loop(t
             fm.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, (tmp_path / "serve.log").read_text()
+
+
+def test_a_failure_while_forwarding_counts_the_events_it_held(tmp_path, monkeypatch):
+    """The final review: an unexpected exception in the sender (not an OSError, which is counted
+    by reason) was counted with n=0, a no-op: the events drained from the queue were lost unseen.
+    Now what the failing drain still held is counted as internal_error, and what it had sent is
+    not."""
+    sock = str(tmp_path / "fw.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("iris", f"unix://{sock}", start=False, max_datagram_bytes=2_000)
+    try:
+        real_send, calls = fm._send, []
+
+        def flaky(pieces):
+            calls.append(len(pieces))
+            if len(calls) == 2:
+                raise RuntimeError("a bug in the sender")
+            return real_send(pieces)
+
+        monkeypatch.setattr(fm, "_send", flaky)
+        for i in range(60):
+            fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]], request_id=f"r{i}")
+        fm.send_pending()
+        c = fm.counters()
+        assert calls[0] < 60 and c.dropped.get("internal_error") == 60 - calls[0], (calls, c)
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == calls[0])
+    finally:
+        fm.close()
+        s.close()
