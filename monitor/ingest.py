@@ -202,17 +202,20 @@ class BatchBuilder:
         result = BuildResult(None)
         if not events:
             return result
-        if self.schema is None:
+        unreadable = 0  # leading events whose inputs no schema could be learnt from
+        while self.schema is None and unreadable < len(events):
             try:
-                self.schema = self._learn_schema(events[0][2])
+                self.schema = self._learn_schema(events[unreadable][2])
                 _check_reference_names(self.schema, self.reference_names)
             except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
-                result.rejected["wrong_type"] = 1
-                result.rows_per_event.append(0)
-                rest = self.build(events[1:])
-                rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + 1
-                rest.rows_per_event.insert(0, 0)
-                return rest
+                unreadable += 1
+        if unreadable:
+            # counted one by one, in a loop: a drain of thousands of them (a decorated handler's
+            # request objects) recursed once per event, into a RecursionError
+            rest = self.build(events[unreadable:]) if unreadable < len(events) else BuildResult(None)
+            rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + unreadable
+            rest.rows_per_event[:0] = [0] * unreadable
+            return rest
         schema = self.schema
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
