@@ -405,9 +405,16 @@ def test_replay_reads_a_gzip_log_and_fails_when_no_line_is_an_event(tmp_path):
     junk.write_bytes(b"\xff\xfe not an event\n{not json\n")
     res = CliRunner().invoke(main, ["replay", str(junk), "--config", cfg])
     assert res.exit_code == 1 and "no line could be read as an event" in res.output and "Fix:" in res.output
+    # an empty log backtests nothing: exit 1 (the final review), not "no alert fired" with 0
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
-    assert CliRunner().invoke(main, ["replay", str(empty), "--config", cfg]).exit_code == 0
+    res = CliRunner().invoke(main, ["replay", str(empty), "--config", cfg])
+    assert res.exit_code == 1 and "holds no event" in res.output and "Fix:" in res.output
+    # a compressed log cut short (a rotation in progress): named, with the fix, not a bare "Aborted!"
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(gzip.compress(plain)[: len(gzip.compress(plain)) // 2])
+    res = CliRunner().invoke(main, ["replay", str(cut), "--config", cfg])
+    assert res.exit_code == 1 and "cut short or damaged" in res.output and "zcat" in res.output, res.output
 
 
 def test_a_worker_says_once_why_an_event_cannot_be_forwarded(tmp_path, caplog):

@@ -41,8 +41,15 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
                                    "packs` lists them) or your rule files under rules.files, or pass --rules FILE")
     src = sys.stdin.buffer if log == "-" else _open_log(log)  # bytes: a non-UTF-8 line is counted, not fatal
     out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
+    import gzip
+
     try:
         summary = run(cfg, src, on_transition=write_jsonl(out))
+    except (EOFError, gzip.BadGzipFile) as err:  # a rotation in progress, a copy cut short
+        raise click.ClickException(f"{log}: the compressed log is cut short or damaged ({type(err).__name__}: {err}); "
+                                   "the alerts written so far stop there. Fix: replay it once it is complete, or "
+                                   f"replay what can be read: zcat {log} > part.ndjson (its last line may be cut and is "
+                                   "then counted as refused)") from None
     finally:
         if src is not sys.stdin.buffer:
             src.close()
@@ -50,6 +57,9 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
             out.close()
     for line in summary.lines():
         click.echo(line, err=True)
+    if not summary.events and not summary.refused:
+        raise click.ClickException(f"{log}: the log holds no event: nothing was replayed. Fix: give the NDJSON event log "
+                                   "of the README's event format, one JSON object per line")
     if summary.refused and not summary.events:
         raise click.ClickException(f"{log}: no line could be read as an event (see the reasons above); nothing was "
                                    "replayed. Fix: give the NDJSON event log of the README's event format, one JSON "
