@@ -76,6 +76,17 @@ def _state_shape(cfg: MonitorConfig) -> list[Any]:
             [out.kind, list(out.classes), bool(out.samples_axis), [float(q) for q in out.quantiles]]]
 
 
+def _label_window(model_window_s: float, detectors: list[Any]) -> float:
+    """How late a label may come and still count: the longest window among the detectors that
+    read labels (a calibration window of 24 h takes labels a 1-hour model window would call
+    late), the model's window when none reads them."""
+    from monitor.detectors.base import Detector
+
+    windows = [float(getattr(d, "window_s", 0.0) or 0.0) for d in detectors
+               if getattr(type(d), "update_labels", Detector.update_labels) is not Detector.update_labels]
+    return max(windows) if windows else float(model_window_s)
+
+
 def _shape_text(shape: Any) -> str:
     """A :func:`_state_shape` for a log line: ``(a, b, c; probabilities [x, y])``."""
     try:
@@ -250,7 +261,7 @@ class Monitor:
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
-            joiner=LabelJoiner(window_s=cfg.window_s),  # labels later than the window counted as late
+            joiner=LabelJoiner(window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self._collector = StoreCollector([self.store], refresh=self.export_for_scrape)

@@ -268,7 +268,34 @@ def test_labels_later_than_the_window_are_counted_as_late():
         assert mon.store.value("monitor_labels_in_window") == 10.0
     finally:
         mon.close()
-    assert "late: joined more than the model's window" in catalog.get("monitor_feedback_labels").help
+    assert "late: joined more than the longest window" in catalog.get("monitor_feedback_labels").help
+
+
+def test_a_label_within_a_detectors_own_longer_window_is_joined_not_late():
+    """The final review: "late" was measured against the model's window, while a detector reading
+    labels may set a longer window of its own (calibration over 3 h under a 1-hour model window):
+    a label 2 h late counts in that detector's figures, yet was reported late."""
+    import prometheus_client
+
+    from monitor import Monitor
+
+    t = [1_700_000_000.0]
+    mon = Monitor(model="cal", config={"output": {"kind": "probabilities"}, "window": "1h",
+                                       "detectors": [{"kind": "calibration", "window_s": 3 * 3600.0}]},
+                  registry=prometheus_client.CollectorRegistry(), start_worker=False, clock=lambda: t[0])
+    try:
+        mon.observe([[1.0]] * 300, [[0.8, 0.2]] * 300, request_id=[f"r{i}" for i in range(300)])
+        mon.flush()
+        t[0] += 2 * 3600.0
+        mon.observe([[1.0]] * 10, [[0.8, 0.2]] * 10, request_id=[f"s{i}" for i in range(10)])
+        mon.flush()
+        mon.feedback([f"r{i}" for i in range(300)] + [f"s{i}" for i in range(10)], [0] * 310)
+        mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("late",)) in (None, 0.0)
+        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 310.0
+        assert mon.store.value("monitor_labels_in_window") == 310.0
+    finally:
+        mon.close()
 
 
 def test_output_shape_refusals_say_what_shape_came(caplog):

@@ -54,9 +54,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_last_event_timestamp_seconds", GAUGE, "Event time of the newest event processed (Unix seconds).",
                concern="agent", unit="dateTimeAsIso"),
     MetricSpec("monitor_feedback_labels", COUNTER,
-               "Delayed labels received through feedback, by outcome (joined; late: joined more than the model's window "
-               "(1 h by default) after its prediction, so that no windowed figure counts it: set window above the "
-               "labelling delay; unknown_id: no prediction is held under "
+               "Delayed labels received through feedback, by outcome (joined; late: joined more than the longest window "
+               "of the detectors that read labels (the model's window, 1 h by default, unless one sets its own) after "
+               "its prediction, so that no windowed figure counts it: set window above the labelling delay; unknown_id: no prediction is held under "
                "that id, or it was labelled already; expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
