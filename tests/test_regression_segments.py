@@ -449,3 +449,30 @@ def test_a_small_noisy_segment_at_the_top_does_not_hide_a_significant_gap() -> N
     assert (names_[high], names_[low]) == ("b", "a") and z > 4.0 and gap == pytest.approx(mae[1] - mae[0])
     quiet = mae_gap(abs_sum[[0, 2]], sq_sum[[0, 2]], n[[0, 2]], np.ones(2, dtype=bool))
     assert quiet is not None and quiet[3] < 4.0  # no significant pair: the widest, said to be noise
+
+
+def test_a_gap_with_no_spread_is_exported_as_infinite_z_and_pages() -> None:
+    """Every error in segment ``a`` is 1, every error in ``b`` is 3: Welch's z of the MAE gap
+    divides by zero spread. The gap is certain, so z is +Inf (written ``+Inf`` in the exposition,
+    where it used to be left out and RegressionSegmentErrorGap stayed silent on the clearest gap
+    there is); the shipped rule takes it past ``> 4`` and is pending after its first evaluation."""
+    n = 200
+    seg = np.array(["a", "b"] * n, dtype=object)
+    pred = (np.arange(seg.size) % 7).astype(float)  # integers: every error exactly 1 or 3
+    y = pred + np.where(seg == "a", 1.0, 3.0)
+    det = RegressionDetector(window_s=1e6, by_segment=True)
+    labelled(det, T0 + np.arange(seg.size) * 0.01, seg, pred, y)
+    store = exported(det)
+    assert store.value(names.REGRESSION_SEGMENT_MAX_MAE_GAP, ("b", "a")) == pytest.approx(2.0)
+    assert store.value(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, ("b", "a")) == float("inf")
+
+    mon = _monitor({**_regression_config(), "rules": {"packs": ["confidence"]}})
+    x = np.zeros((seg.size, 2))
+    ids = [f"r{i}" for i in range(seg.size)]
+    mon.observe(x, pred, request_id=ids, segment=list(seg), timestamp=T0)
+    mon.feedback(ids, y.tolist(), timestamp=T0 + 5.0)
+    mon.flush()
+    assert 'monitor_regression_segment_max_mae_gap_zscore{high="b",low="a",model="rs"} +Inf' in mon.metrics_text()
+    for now in (T0 + 60.0, T0 + 120.0):  # the first call starts the group's schedule; the second ticks it
+        mon.evaluate_rules(now)
+    assert [(a.name, a.state.value) for a in mon.alerts()] == [("RegressionSegmentErrorGap", "pending")]

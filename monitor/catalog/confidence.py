@@ -327,7 +327,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "naming the high and low one: the widest pair whose z reaches 4 when one does (a small noisy segment at an extreme "
                "does not hide it), else the widest of all.",
                labels=("figure", "high", "low"), concern=_SEG, unit="percentunit", max_series=4),
-    MetricSpec(SEGMENT_MAX_GAP_Z, GAUGE, "z statistic of that largest segment difference (two-proportion test): above 4 is not noise.",
+    MetricSpec(SEGMENT_MAX_GAP_Z, GAUGE, "z statistic of that largest segment difference (two-proportion test for rates, Welch's for means): above 4 is not noise; +Inf when neither segment's values vary and they differ.",
                labels=("figure", "high", "low"), concern=_SEG, unit="none", max_series=4),
     MetricSpec(SEGMENT_OVERFLOW, COUNTER, "Rows whose segment value arrived after the cap was reached and were counted as 'other'.",
                concern=_SEG),
@@ -432,6 +432,6 @@ METRICS: tuple[MetricSpec, ...] = (
                "(target units): the widest pair whose z reaches 4 when one does, else the widest of all.",
                labels=("high", "low"), concern=_REG, unit="none", max_series=1),
     MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP_Z, GAUGE,
-               "Welch's z statistic of that largest MAE difference between segments: above 4 is not noise.",
+               "Welch's z statistic of that largest MAE difference between segments: above 4 is not noise; +Inf when neither segment's errors vary and they differ.",
                labels=("high", "low"), concern=_REG, unit="none", max_series=1),
 )

@@ -297,7 +297,7 @@ class RegressionDetector(RefreshingDetector):
         if gap is not None:
             labels = (segs[gap[0]], segs[gap[1]])
             out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP, gap[2], labels)
-            if np.isfinite(gap[3]):
+            if not np.isnan(gap[3]):  # +Inf: neither segment's errors vary and they differ
                 out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, gap[3], labels)
 
     @property

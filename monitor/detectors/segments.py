@@ -543,7 +543,7 @@ class SegmentDetector(RefreshingDetector):
         found = [((figure, g[0], g[1]), g[2], g[3]) for figure, g in self.gaps((p, lab, x)).items() if g is not None]
         if found:
             out.set_many(names.SEGMENT_MAX_GAP, [(labels, gap) for labels, gap, _ in found])
-            out.set_many(names.SEGMENT_MAX_GAP_Z, [(labels, z) for labels, _, z in found if np.isfinite(z)])
+            out.set_many(names.SEGMENT_MAX_GAP_Z, [(labels, z) for labels, _, z in found if not np.isnan(z)])
 
     def _gap_intervals(self, g: np.ndarray, ok: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
