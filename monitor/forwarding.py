@@ -22,12 +22,17 @@ So the worker opens a new session, with totals counted from what it had reported
 receiver may be another one: after a send found no sidecar, when the Unix socket's file is not
 the one the last datagram reached (a sidecar restarted while the worker was idle), and after
 :data:`SESSION_IDLE_S` without a datagram. Over UDP a sidecar restarted while the worker was
-idle cannot be told from the old one; its first datagram's totals are then counted again.
+idle cannot be told from the old one, so every datagram after a session's first also carries
+``counted``: the totals its last datagram sent without error reported, which a sidecar had
+counted if it got it. A sidecar that does not know the sender counts the totals from there, not
+whole (a datagram lost on its way leaves its drops uncounted there, and the loss counted).
 
-Wire format (one UTF-8 JSON object per datagram)::
+Wire format (one UTF-8 JSON object per datagram; ``counted`` absent when empty, as in a
+session's first datagram, and from senders of earlier releases: then the totals count whole)::
 
     {"v": 1, "sender": "<host>:<pid>:<random>", "seq": 17, "model": "iris",
-     "dropped": {"queue_full": 3}, "events": [<event objects in the documented format>]}
+     "dropped": {"queue_full": 3}, "counted": {"queue_full": 2},
+     "events": [<event objects in the documented format>]}
 
 This module imports only the standard library (numpy values are converted when present).
 """
@@ -329,8 +334,12 @@ class ForwardingMonitor:
             self._new_session()
         self._seq += 1
         totals = self._dropped_totals()
-        head = json.dumps({"v": WIRE_VERSION, "sender": self.sender_id, "seq": self._seq, "model": self.model,
-                           "dropped": self._session_totals(totals)}, separators=(",", ":"))
+        fields: dict[str, Any] = {"v": WIRE_VERSION, "sender": self.sender_id, "seq": self._seq, "model": self.model,
+                                  "dropped": self._session_totals(totals)}
+        counted = self._session_totals(self._reported) if self._seq > 1 else {}
+        if counted:
+            fields["counted"] = counted
+        head = json.dumps(fields, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
             sock = self._socket()

@@ -256,3 +256,40 @@ def test_a_forked_worker_does_not_inherit_the_parents_byte_reservation(tmp_path)
     assert fm.observe(image, [[0.2, 0.5, 0.3]]) and fm.queue.reserved == image.nbytes
     fm._after_fork()  # what os.register_at_fork runs in the child
     assert len(fm.queue) == 0 and fm.queue.reserved == 0
+
+
+def test_a_sidecar_restarted_while_a_udp_worker_idles_counts_only_the_new_drops(tmp_path):
+    """Over UDP a worker cannot tell that the sidecar restarted while it sent nothing (no send
+    found the port closed; the idle limit, 240 s, was not reached), so its next datagram comes
+    under the old sender id to a sidecar that does not know it. That sidecar counted the id's
+    drop totals whole, the ones the sidecar before it had counted too: 1 event too large before
+    the restart, 1 after, and the two sidecars' counters added up to 3. Each datagram now says
+    what its predecessor reported (``counted``), and the new sidecar counts from there: 1 + 1."""
+    port = free_port()
+    config = {**IRIS, "server": {"forward": {"udp": f"127.0.0.1:{port}"}}}
+    fm = ForwardingMonitor("iris", f"udp://127.0.0.1:{port}", max_datagram_bytes=2_000, start=False)
+    row, big = [[1.0, 2.0, 3.0, 4.0]], np.zeros((1, 1000))
+
+    def too_large_then_one(s) -> float | None:
+        fm.observe(big, [[1, 0, 0]])  # larger than a datagram: dropped and counted by the worker
+        fm.observe(row, [[0.2, 0.5, 0.3]])  # its datagram reports the drop total
+        fm.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 1)
+        return sample(s.metrics(), "monitor_forward_events_dropped_total", model="_sidecar", reason="too_large")
+
+    try:
+        first = start_sidecar(config, tmp_path / "a", factory=quiet_factory(start_worker=False))
+        try:
+            assert too_large_then_one(first) == 1
+        finally:
+            first.close()
+        sender = fm.sender_id
+        second = start_sidecar(config, tmp_path / "b", factory=quiet_factory(start_worker=False))
+        try:
+            assert too_large_then_one(second) == 1
+        finally:
+            second.close()
+        assert fm.sender_id == sender  # the worker saw no sign of the restart: the same session
+        assert fm.counters().dropped == {"too_large": 2}
+    finally:
+        fm.close()

@@ -10,9 +10,11 @@ Drops are counted per sender as what its totals grew by since the last datagram 
 so the counter only grows. A sender whose sequence goes back, or one of whose totals goes down,
 restarted under the same id: its totals are counted from zero again (kept at the old ones, the
 restarted sender's drops went uncounted until they passed them). A sender this sidecar does not
-know is counted whole: :class:`monitor.forwarding.ForwardingMonitor` opens a new sender id, its
-totals counted from what it had reported, whenever the receiver may be another sidecar (restarted,
-its counter at zero) or one that forgot it, so that no drop is counted twice across restarts.
+know is counted from the totals its datagram says were ``counted`` already (those of the last
+datagram it sent without error, which the sidecar before this one, or this one before it forgot
+the sender, had counted), whole when it says none: :class:`monitor.forwarding.ForwardingMonitor`
+also opens a new sender id, its totals counted from what it had reported, whenever it can tell
+that the receiver may be another sidecar, so that no drop is counted twice across restarts.
 """
 
 from __future__ import annotations
@@ -247,6 +249,7 @@ class ForwardReceiver:
             while len(senders) >= _MAX_SENDERS:
                 del senders[next(iter(senders))]  # the least recently heard from
             senders[sender_id] = s = _Sender()
+            s.dropped = _totals(msg.get("counted"))  # what an earlier receiver counted: the mark to count from
             self.sidecar.store.set("monitor_forward_senders", len(senders))  # a new worker shows at once
         else:
             senders[sender_id] = s
@@ -267,22 +270,19 @@ class ForwardReceiver:
                 store.inc("monitor_forward_datagrams_lost", seq - s.seq - 1)
             if not stale:
                 s.seq = seq
-        dropped = msg.get("dropped")
-        if isinstance(dropped, dict) and not stale:
-            for reason, total in dropped.items():
-                if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
-                    reason = reason[:40]
-                    if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
-                        continue
-                    last = s.dropped.get(reason, 0)
-                    # what the total grew by since the last one heard; a total that went down restarted
-                    # from zero (a new worker under the old id): all of it is new. Kept either way, so
-                    # the next growth is counted from it (a lower total left the old one in place,
-                    # and drops went uncounted until the new total passed it)
-                    delta = total - last if total >= last else total
-                    if delta:
-                        store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
-                    s.dropped[reason] = total
+        if not stale:
+            for reason, total in _totals(msg.get("dropped")).items():
+                if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
+                    continue
+                last = s.dropped.get(reason, 0)
+                # what the total grew by since the last one heard; a total that went down restarted
+                # from zero (a new worker under the old id): all of it is new. Kept either way, so
+                # the next growth is counted from it (a lower total left the old one in place,
+                # and drops went uncounted until the new total passed it)
+                delta = total - last if total >= last else total
+                if delta:
+                    store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
+                s.dropped[reason] = total
         if now - self._last_gauge > 5.0:
             self._forget(now)
 
@@ -299,6 +299,20 @@ class ForwardReceiver:
             del self._senders[key]
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
+
+
+def _totals(value: object) -> dict[str, int]:
+    """A datagram's drop totals by reason: non-negative integers under names cut to 40
+    characters, at most :data:`_MAX_REASONS` of them (names and counts come from the datagram)."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, int] = {}
+    for reason, total in value.items():
+        if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            if len(out) >= _MAX_REASONS and reason[:40] not in out:
+                continue
+            out[reason[:40]] = total
+    return out
 
 
 def _is_loopback(host: str) -> bool:
