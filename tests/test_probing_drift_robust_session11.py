@@ -171,6 +171,9 @@ def test_the_scale_follows_the_squeeze_and_comes_back(stream) -> None:
         sel = (t >= now - 60.0) & (t < now)
         det.update(Batch.from_arrays(x[sel], scores(x[sel]), ts=t[sel], client=c[sel]))
         seen[now] = det.population_scale
+        store = MetricStore("m")
+        det.export(store)  # what the Probing dashboard draws is the scale in force
+        assert store.value("monitor_probing_population_scale") == seen[now]
     before = [s for n, s in seen.items() if n <= DRIFT_START]
     during = [s for n, s in seen.items() if DRIFT_START + 300 <= n <= DRIFT_END]
     after = [s for n, s in seen.items() if n >= DRIFT_END + 300]
@@ -294,6 +297,13 @@ def test_version_1_state_loads_with_the_reference_thresholds(stream) -> None:
     state["version"] = 3
     with pytest.raises(ValueError, match="version"):
         b.load_state_dict(state)
+
+
+def test_no_population_step_exports_no_scale() -> None:
+    det = ProbingDetector(reference(), client_id_salt="drift", seed=0, population_window=0)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_probing_population_scale") is None and det.population_scale == 1.0
 
 
 def test_population_window_is_validated() -> None:

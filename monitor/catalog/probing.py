@@ -44,6 +44,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_probing_state_bytes", GAUGE,
                "Memory of the probing detector's per-client and global state; bounded by max_clients x history.",
                concern="probing", unit="bytes"),
+    MetricSpec("monitor_probing_population_scale", GAUGE,
+               "Factor the near-duplicate thresholds are scaled by, from the spacing of all clients' recent queries against the "
+               "reference's: 1 on reference-like traffic, below 1 when the whole population's inputs sit closer together "
+               "(a population-wide input drift, which would otherwise flag every client); absent when population_window is 0.",
+               concern="probing", unit="none"),
     MetricSpec("monitor_probing_ood_ratio", GAUGE,
                "Share of queries in the window scored out of distribution against the reference (expected about ood_fpr).",
                concern="probing", unit="percentunit"),

@@ -49,6 +49,12 @@ def build() -> Dashboard:
         timeseries("Queries analysed per second",
                    Query(f"sum by (model, outcome) ({rate('monitor_probing_queries')})", "{{model}} {{outcome}}"),
                    metrics=("monitor_probing_queries",), unit="cps", stack=True),
+        timeseries("Population spacing scale",
+                   Query(f"min by (model) ({selector('monitor_probing_population_scale')})", "{{model}}"),
+                   metrics=("monitor_probing_population_scale",), minimum=0, maximum=1,
+                   description="Factor the near-duplicate thresholds are scaled by: 1 on reference-like traffic, lower "
+                               "when everybody's inputs sit closer together than the reference's (a population-wide "
+                               "drift; see the Drift dashboard), so that natural clients are not flagged."),
         Row("Campaigns and state"),
         timeseries("Accounts per campaign",
                    Query(zero_fill(f"max by (model, campaign) ({selector('monitor_probing_campaign_accounts')})"),

@@ -1011,6 +1011,8 @@ class ProbingDetector(Detector):
             for c in reported[: self.top_k]:
                 out.set("monitor_probing_campaign_accounts", float(c.n_accounts), (c.id,))
             out.set("monitor_probing_state_bytes", float(self.state_nbytes))
+            if self._pop is not None:
+                out.set("monitor_probing_population_scale", self._pop.scale)
             total = self._ood_window.total()
             seen = float(total.sum())
             if seen >= 50:
