@@ -106,8 +106,8 @@ def test_missing_values_alert_fires_for_a_model_without_a_reference(tmp_path: Pa
                 exp_alerts:
                   - exp_labels: {severity: warning, model: m, feature: age, reason: missing}
                     exp_annotations:
-                      summary: "Feature `age` of model m has 50% more missing values than the reference"
-                      description: "The share of rows where `age` is missing (NaN/None) exceeds the reference's rate (0 for a model without a reference) by 50% over the window: an upstream join, a renamed field or a broken sensor."
+                      summary: "Feature `age` of model m: missing values 50 percentage points above the reference's share"
+                      description: "The share of rows where `age` is missing (NaN/None) exceeds the reference's rate (0 for a model without a reference) by 50 percentage points over the window: an upstream join, a renamed field or a broken sensor."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturemissingvalues"
     """)
 

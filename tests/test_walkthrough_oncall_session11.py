@@ -212,7 +212,7 @@ def test_segment_gaps_are_one_alert_while_the_widest_pair_changes(tmp_path: Path
                   - exp_labels: {{severity: warning, model: m, figure: accuracy}}
                     exp_annotations:
                       summary: "Model m treats segments differently (accuracy)"
-                      description: "The accuracy of two segments differs by 34% over the window (z > 4): segment us above segment apac now. The two segments widest apart may change while the gap lasts; the Confidence dashboard's \\"Largest gap between segments\\" panel shows them over time."
+                      description: "The accuracy of two segments differs by 34 percentage points over the window (z > 4): segment us above segment apac now. The two segments widest apart may change while the gap lasts; the Confidence dashboard's \\"Largest gap between segments\\" panel shows them over time."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentgap"
               - eval_time: 45m
                 alertname: RegressionSegmentErrorGap
@@ -389,7 +389,7 @@ def test_overconfidence_alerts_need_p_below_a_hundredth_and_per_segment_a_thousa
                   - exp_labels: {severity: warning, model: bad}
                     exp_annotations:
                       summary: "Model bad is over-confident"
-                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 12% (significant at 1%). Its probabilities should not be trusted as they are: see monitor_recalibration_temperature for the temperature that would recalibrate it."
+                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 12 percentage points (significant at 1%). Its probabilities should not be trusted as they are: see monitor_recalibration_temperature for the temperature that would recalibrate it."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modeloverconfident"
               - eval_time: 35m
                 alertname: ModelSegmentOverconfident
@@ -397,6 +397,6 @@ def test_overconfidence_alerts_need_p_below_a_hundredth_and_per_segment_a_thousa
                   - exp_labels: {severity: warning, model: bad, segment: eu}
                     exp_annotations:
                       summary: "Model bad is over-confident on segment eu"
-                      description: "On the labelled predictions of segment eu, mean confidence exceeds accuracy by 20% (significant at 0.1% after dividing by the number of segments tracked). The model as a whole may look calibrated: its probabilities should not be trusted for this segment."
+                      description: "On the labelled predictions of segment eu, mean confidence exceeds accuracy by 20 percentage points (significant at 0.1% after dividing by the number of segments tracked). The model as a whole may look calibrated: its probabilities should not be trusted for this segment."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentoverconfident"
     """)
