@@ -371,6 +371,7 @@ class Monitor:
             notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
         )
         self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * cfg.rules.interval_s)
+        self.store.set("monitor_rule_last_reload_successful", 1.0)
 
     # -- the caller's side -----------------------------------------------------------------------
     def observe(
@@ -538,6 +539,35 @@ class Monitor:
             self.pipeline.export(now)
             self._scrape(now)
             return self._publish(self._evaluate(now))
+
+    def reload_rules(self) -> int:
+        """Read the rule files again (``rules.files`` and ``rules.packs``, as named at start) and
+        evaluate them from the next tick on; returns the number of rules.
+
+        Alerts of the rules that are still there carry over (a firing alert is not sent again as
+        new, a pending one keeps its ``for:`` timer), as when Prometheus reloads. Files that do not
+        load raise :class:`~monitor.rules.model.RuleLoadError` naming each problem, and the rules
+        evaluated before stay in place; ``monitor_rule_last_reload_successful`` says which happened.
+        A change to the monitor's own config (which files, the interval, receivers) needs a restart.
+        """
+        if self.rules is None:
+            return 0
+        from monitor.rules.loader import load_rule_files
+
+        try:
+            groups = load_rule_files(list(self.config.rules.files), engine=self.rules.engine)
+            with self._lock:
+                n = self.rules.replace_groups(groups)
+                if self._series_store is not None:
+                    self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * self.config.rules.interval_s)
+        except Exception:
+            self.store.inc("monitor_rule_reloads", labels=("failure",))
+            self.store.set("monitor_rule_last_reload_successful", 0.0)
+            raise
+        self.store.inc("monitor_rule_reloads", labels=("success",))
+        self.store.set("monitor_rule_last_reload_successful", 1.0)
+        log.info("model %r: rules reloaded: %d rule(s) in %d group(s)", self.model, n, len(groups))
+        return n
 
     def alerts(self) -> list[Any]:
         """Active (pending and firing) alerts as typed objects."""

@@ -23,6 +23,14 @@ METRICS: tuple[MetricSpec, ...] = (
                "Alert label and annotation templates that failed to expand (sent as '<error expanding template: ...>', "
                "as Prometheus sends them), by rule group: a broken summary or runbook link on a page.",
                labels=("rule_group",), concern="rules", max_series=200),
+    MetricSpec("monitor_rule_reloads", COUNTER,
+               "Reloads of the rule files (SIGHUP or POST /-/reload) by outcome (success, failure); a failed reload "
+               "keeps the rules evaluated before it.",
+               labels=("outcome",), concern="rules", max_series=2),
+    MetricSpec("monitor_rule_last_reload_successful", GAUGE,
+               "1 when the last reload of the rule files succeeded (or none was asked for), 0 when it failed: the "
+               "files on disk are not the rules evaluated (as Prometheus's prometheus_config_last_reload_successful).",
+               concern="rules"),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff.",
                labels=("receiver", "outcome"), concern="rules", max_series=30),

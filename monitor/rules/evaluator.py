@@ -174,8 +174,11 @@ class RuleEvaluator:
         self._template_queries: dict[str, Query] = {}
         # Evaluation runs on the agent's worker thread while the sidecar reads alerts().
         self._lock = threading.RLock()
-        url_for_functions = external_url if template_url == "" else template_url
-        self._groups: list[_GroupRuntime] = []
+        self._url_for_functions = external_url if template_url == "" else template_url
+        self._groups: list[_GroupRuntime] = self._build(groups)
+
+    def _build(self, groups: Sequence[RuleGroup]) -> list[_GroupRuntime]:
+        built: list[_GroupRuntime] = []
         for gi, g in enumerate(groups):
             interval_s = g.interval_s or self.default_interval_s
             gr = _GroupRuntime(group=g, interval_ms=max(_to_ms(interval_s), 1))
@@ -185,9 +188,34 @@ class RuleEvaluator:
                 if isinstance(rule, AlertingRule):
                     rt.alerting = AlertingRuleState(
                         rule, group=g.name, external_labels=self.external_labels,
-                        external_url=external_url, url_for_functions=url_for_functions)
+                        external_url=self.external_url, url_for_functions=self._url_for_functions)
                 gr.rules.append(rt)
-            self._groups.append(gr)
+            built.append(gr)
+        return built
+
+    def replace_groups(self, groups: Sequence[RuleGroup]) -> int:
+        """Evaluate ``groups`` from now on (a reload of the rule files), keeping what Prometheus
+        keeps when it reloads: the alerts of every rule matched by group and alert name and labels
+        (pending ones keep their ``for:`` timer, firing ones are not sent again as new), and each
+        matched group's evaluation schedule when its interval is unchanged. Alerts of rules that are
+        gone are dropped without a resolution, as in Prometheus. Returns the number of rules.
+
+        Compiling happens before the swap: an expression that does not compile raises and leaves
+        the current rules in place."""
+        built = self._build(groups)
+        with self._lock:
+            old, self._groups = self._groups, built
+            try:
+                self._load_state_dict(self._state_dict_of(old))
+            except Exception:
+                self._groups = old
+                raise
+            for g in built:
+                prev = [o for o in old if o.group.name == g.group.name and o.group.file == g.group.file]
+                if prev and prev[0].interval_ms == g.interval_ms:
+                    g.last_eval_ms = prev[0].last_eval_ms
+            self._template_queries.clear()
+        return sum(len(g.rules) for g in built)
 
     @classmethod
     def from_files(cls, paths: Iterable[str | os.PathLike[str]], *, engine: Engine | None = None,
@@ -415,8 +443,12 @@ class RuleEvaluator:
             return self._state_dict()
 
     def _state_dict(self) -> dict[str, Any]:
+        return self._state_dict_of(self._groups)
+
+    @staticmethod
+    def _state_dict_of(runtimes: list[_GroupRuntime]) -> dict[str, Any]:
         groups = []
-        for g in self._groups:
+        for g in runtimes:
             rules = []
             for rt in g.rules:
                 if rt.alerting is None:

@@ -14,6 +14,7 @@ Endpoints (see :func:`create_app`):
 ``GET /api/v1/alerts``    read       active alerts in Prometheus's JSON shape
 ``GET /api/v1/status``    read       models, queues, checkpoints, readiness
 ``GET /api/v1/clients``   read       clients the probing detectors find suspicious
+``POST /-/reload``        write      read the rule files again (also on SIGHUP)
 ``GET /healthz``          open       the process is alive
 ``GET /readyz``           open       models and references loaded, intake open
 ========================  =========  ===================================================
@@ -50,7 +51,7 @@ __all__ = ["create_app", "build_sidecar", "alerts_payload"]
 
 log = logging.getLogger("monitor.server")
 
-WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root"})
+WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root", "reload"})
 _CLOUDEVENT_ROUTES = frozenset({"cloudevents", "cloudevents_root"})
 READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
 _OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -245,6 +246,26 @@ async def _clients(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "data": {"clients": out}})
 
 
+async def _reload(request: web.Request) -> web.Response:
+    """Prometheus's ``POST /-/reload`` for the rule files (what configmap-reload and the Prometheus
+    Operator's config reloader call when a mounted ConfigMap changes): 200 with the rules per
+    model, or 400 naming each file's problems, the rules evaluated before left in place."""
+    from monitor.server.sidecar import RulesReloadError
+
+    sidecar: Sidecar = request.app[K.SIDECAR]
+    if not sidecar.ready:
+        raise IntakeError(503, "models", "are still loading (their rules with them); retry when /readyz answers 200",
+                          "not_ready", events=0, headers={"Retry-After": "1"})
+    try:
+        loaded = await asyncio.get_running_loop().run_in_executor(None, sidecar.reload_rules)
+    except RulesReloadError as err:
+        raise IntakeError(400, "rules.files", f"the rule files of {', '.join(sorted(err.failed))} did not load; their "
+                          "rules loaded before stay in place. Fix the files (`monitor rules check FILE`) and reload again",
+                          "rules_invalid", events=0,
+                          details=[{"model": m, "error": e} for m, e in sorted(err.failed.items())]) from None
+    return web.json_response({"status": "success", "data": {"rules": loaded}})
+
+
 # -- the application ---------------------------------------------------------------------------------
 def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_in_thread: bool = True) -> web.Application:
     """The sidecar's application. With a proxy upstream and no separate ``server.proxy.port``,
@@ -267,6 +288,7 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     r.add_post("/v1/events", handle_events, name="events")
     r.add_post("/v1/feedback", handle_feedback, name="feedback")
     r.add_post("/v1/cloudevents", handle_cloudevent, name="cloudevents")
+    r.add_post("/-/reload", _reload, name="reload")
     with_proxy = bool(settings.proxy.upstream) and (settings.proxy.port is None if proxy_on_this_app is None else proxy_on_this_app)
     if with_proxy:
         from monitor.server.proxy import Proxy

@@ -356,6 +356,7 @@ async def _run(cfg: ChildConfig) -> None:
     plane = DataPlaneChild(cfg, loop)
     loop.add_signal_handler(signal.SIGTERM, plane.stop.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # Ctrl-C reaches the sidecar, which stops us
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the sidecar's rules reload; a group's hangup is its
     await plane.start()
     # what start-up made lives as long as the process: out of the collector's reach, so that a
     # full collection never walks it while requests wait (as the sidecar does once loaded)

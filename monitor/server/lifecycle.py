@@ -314,6 +314,21 @@ async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner
     return left
 
 
+def _reload_rules(sidecar: "Sidecar") -> None:
+    """SIGHUP's reload, off the event loop (reading and compiling the files); failures are logged
+    by :meth:`Sidecar.reload_rules` and shown by ``monitor_rule_last_reload_successful``."""
+    from monitor.server.sidecar import RulesReloadError
+
+    try:
+        loaded = sidecar.reload_rules()
+    except RulesReloadError:
+        return
+    except Exception:  # noqa: BLE001 - a reload must never take the sidecar down
+        log.exception("SIGHUP: reloading the rules failed")
+        return
+    log.info("SIGHUP: rules reloaded (%s)", ", ".join(f"{m}: {n}" for m, n in sorted(loaded.items())))
+
+
 async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeout: float = 20.0,
               ready_file: Any = None) -> None:
     """Serve ``(app, host, port)`` listeners until SIGTERM/SIGINT, then shut down gracefully
@@ -343,8 +358,16 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
         sidecar.accepting = False
         stop.set()
 
+    def on_hangup() -> None:
+        if sidecar.ready:
+            log.info("SIGHUP: reloading the rule files")
+            loop.run_in_executor(None, _reload_rules, sidecar)
+        else:
+            log.warning("SIGHUP while the models load: the rules they load are read now; nothing to reload")
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     freezer = asyncio.create_task(freeze_heap_when_ready(sidecar))
     runners: list[web.AppRunner] = []
     sites: list[web.BaseSite] = []
@@ -378,5 +401,5 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
         await stop_serving(sites, runners, sidecar, start + request_budget(shutdown_timeout))
         for runner in reversed(runners):
             await runner.cleanup()  # the sidecar's last: its cleanup hook drains, evaluates, checkpoints
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

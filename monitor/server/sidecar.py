@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
     from monitor.store import MetricStore
 
-__all__ = ["Sidecar", "checkpoint_paths", "columnar"]
+__all__ = ["RulesReloadError", "Sidecar", "checkpoint_paths", "columnar"]
 
 log = logging.getLogger("monitor.server")
 
@@ -128,6 +128,16 @@ class BufferedHistogram:
                 store.observe(self.metric, chunk, labels=key)
 
 
+class RulesReloadError(Exception):
+    """Some models' rule files did not load on reload: ``failed`` maps each to its errors
+    (``loaded``: the rules of the models that did reload)."""
+
+    def __init__(self, loaded: dict[str, int], failed: dict[str, str]) -> None:
+        super().__init__("; ".join(f"model {m!r}: {e}" for m, e in failed.items()))
+        self.loaded = loaded
+        self.failed = failed
+
+
 class Sidecar:
     """One process serving one or more models.
 
@@ -178,6 +188,7 @@ class Sidecar:
         self.restored: dict[str, bool] = {}
         self._factory = monitor_factory or self._default_factory
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         #: (endpoint, reason) pairs whose first refusal was logged (:meth:`count_refused`)
         self._said_refused = Once(256)
 
@@ -224,6 +235,25 @@ class Sidecar:
     def all_monitors(self) -> list["Monitor"]:
         with self._lock:
             return list(self.monitors.values())
+
+    def reload_rules(self) -> dict[str, int]:
+        """Read every model's rule files again (SIGHUP, ``POST /-/reload``); returns the number of
+        rules per model. A model whose files do not load keeps the rules it evaluated, the others
+        take their new ones, and :class:`RulesReloadError` names each failure (also logged)."""
+        loaded: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        with self._reload_lock:  # a signal and a request at once: one reload after the other
+            for mon in self.all_monitors():
+                try:
+                    loaded[mon.model] = mon.reload_rules()
+                except Exception as err:  # noqa: BLE001 - a broken file is reported, never a crash
+                    failed[mon.model] = str(err)
+                    log.error("model %r: the rule files were not reloaded; the rules loaded before stay in place "
+                              "(monitor_rule_last_reload_successful 0). Fix the files (`monitor rules check`) and "
+                              "reload again:\n%s", mon.model, err)
+        if failed:
+            raise RulesReloadError(loaded, failed)
+        return loaded
 
     def resolve(self, name: str | None, field: str = "model") -> "Monitor":
         """The monitor of ``name``; the only one when ``name`` is None and one model is served."""

@@ -1,0 +1,164 @@
+"""Reloading the rule files without a restart: ``POST /-/reload`` and SIGHUP, as Prometheus.
+
+Platform teams mount rule files from a ConfigMap and expect an edit to take effect the way it does
+in Prometheus (configmap-reload or the Prometheus Operator's reloader calls ``/-/reload``); before,
+only a restart read them. A reload keeps the alerts of the rules that are still there (a firing
+alert is not sent again as new), and a broken file keeps the rules evaluated before it, says so
+in the answer, the log and ``monitor_rule_last_reload_successful``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, wait_until
+
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+T0 = 1_800_000_000.0
+
+ONE = textwrap.dedent("""
+    groups:
+      - name: g
+        interval: 10s
+        rules:
+          - alert: AlwaysOn
+            expr: vector(1)
+            for: 20s
+            labels: {severity: warning}
+""")
+TWO = ONE + """\
+      - alert: AlsoOn
+        expr: vector(2)
+        labels: {severity: info}
+"""
+
+
+def _states(mon) -> dict[str, tuple[str, float]]:
+    return {a.name: (a.state.value, a.active_at) for a in mon.alerts()}
+
+
+def test_reload_over_http_takes_new_rules_keeps_firing_alerts_and_survives_a_broken_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ONE)
+    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "10s"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        mon = s.monitor()
+        for k in range(4):
+            mon.evaluate_rules(T0 + 10 * k)
+        before = _states(mon)
+        assert before == {"AlwaysOn": ("firing", before["AlwaysOn"][1])}
+
+        rules.write_text(TWO)
+        r = http("POST", s.url + "/-/reload")
+        assert r.status == 200 and r.json() == {"status": "success", "data": {"rules": {"iris": 2}}}
+        assert _states(mon) == before  # carried over: same state, same activeAt
+        transitions = mon.evaluate_rules(T0 + 40)
+        assert [(t.alertname, t.to_state) for t in transitions] == [("AlsoOn", "firing")]  # AlwaysOn not new again
+        text = s.metrics()
+        assert sample(text, "monitor_rule_reloads_total", model="iris", outcome="success") == 1
+        assert sample(text, "monitor_rule_last_reload_successful", model="iris") == 1
+
+        rules.write_text(TWO.replace("expr: vector(2)", "expr: vector(2"))  # a PromQL syntax error
+        r = http("POST", s.url + "/-/reload")
+        body = r.json()
+        assert r.status == 400 and body["reason"] == "rules_invalid" and body["field"] == "rules.files"
+        assert body["errors"][0]["model"] == "iris" and str(rules) in body["errors"][0]["error"]
+        assert "monitor rules check" in body["error"]
+        mon.evaluate_rules(T0 + 50)
+        assert set(_states(mon)) == {"AlwaysOn", "AlsoOn"}  # the rules loaded before are still evaluated
+        text = s.metrics()
+        assert sample(text, "monitor_rule_reloads_total", model="iris", outcome="failure") == 1
+        assert sample(text, "monitor_rule_last_reload_successful", model="iris") == 0
+
+        rules.write_text(ONE)  # AlsoOn removed: its alert goes with it, as in Prometheus
+        assert http("POST", s.url + "/-/reload").status == 200
+        assert sample(s.metrics(), "monitor_rule_last_reload_successful", model="iris") == 1
+        assert set(_states(mon)) == {"AlwaysOn"}
+        assert http("GET", s.url + "/-/reload").status == 405
+    finally:
+        s.close()
+
+
+def test_reload_needs_the_write_token_when_one_is_set(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ONE)
+    (tmp_path / "token").write_text("s3cret-reload-token\n")
+    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)]}, "server": {"write_token_file": str(tmp_path / "token")}},
+                      tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        assert http("POST", s.url + "/-/reload").status == 401
+        assert http("POST", s.url + "/-/reload", headers={"Authorization": "Bearer s3cret-reload-token"}).status == 200
+    finally:
+        s.close()
+
+
+def test_sighup_reloads_the_rules_of_a_running_monitor_serve(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ONE)
+    (tmp_path / "monitor.yaml").write_text(yaml.safe_dump({**IRIS, "server": {"port": 0},
+                                                           "rules": {"files": [str(rules)]}}))
+    ready = tmp_path / "ready"
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config",
+                                 str(tmp_path / "monitor.yaml"), "--ready-file", str(ready)],
+                                cwd=REPO_ROOT, stdout=out, stderr=out)
+    try:
+        assert wait_until(lambda: (ready.exists() and ready.read_text().strip() != "") or proc.poll() is not None, 30)
+        assert proc.poll() is None, log.read_text()
+        host, port = ready.read_text().split()[0].rsplit(":", 1)
+        url = f"http://{host}:{port}"
+        assert wait_until(lambda: http("GET", url + "/readyz").status == 200, 30), log.read_text()
+
+        def reloads(outcome: str) -> float:
+            return sample(http("GET", url + "/metrics").body.decode(), "monitor_rule_reloads_total", model="iris",
+                          outcome=outcome) or 0.0
+
+        rules.write_text(TWO)
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: reloads("success") == 1, 20), log.read_text()
+        rules.write_text("groups: [")  # broken YAML: logged, the process carries on
+        proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: reloads("failure") == 1, 20), log.read_text()
+        assert proc.poll() is None and http("GET", url + "/readyz").status == 200
+        assert "the rule files were not reloaded" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+
+
+def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tmp_path: Path) -> None:
+    """MonitorRuleReloadFailed (core pack), run by the real promtool and by the agent's engine."""
+    from tests.test_oncall_session7 import _run_unit_test
+
+    _run_unit_test(tmp_path, "core.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_rule_last_reload_successful{model="iris"}'
+                values: '1 1 0x12 1x5'
+            alert_rule_test:
+              - eval_time: 9m
+                alertname: MonitorRuleReloadFailed
+                exp_alerts: []
+              - eval_time: 12m
+                alertname: MonitorRuleReloadFailed
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: iris}
+                    exp_annotations:
+                      summary: "The rule files of iris did not reload: the rules loaded before are still evaluated."
+                      description: "The last reload of the rule files of iris (SIGHUP or POST /-/reload) failed and no reload has succeeded since: the edit is not in force, nor any fix it carried. The reload's answer and the agent's log name each file's errors."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorrulereloadfailed"
+              - eval_time: 16m
+                alertname: MonitorRuleReloadFailed
+                exp_alerts: []
+    """)
