@@ -573,8 +573,9 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
                     f"{sum(r.campaign is not None for r in split)}/{len(split)} accounts | {det.population_scale:.2f} |")
     rows += ["", "The benign clients left flagged with the population step are the hardest case (each item resubmitted "
              "2-6 times with sensor noise), linked into campaigns in the second half of their streams; the step adapts "
-             "after about one ring of sampled queries (512 x 4 analysed queries), so a drift already under way when the "
-             "detector starts is not covered until then."]
+             "after about one ring of sampled queries (512 x 4 analysed queries) and two periods of max_delay_s (a query "
+             "is analysed with the population of two periods before its own, so that replay and live traffic agree), so "
+             "a drift already under way when the detector starts is not covered until then."]
     return "\n".join(rows) + "\n"
 
 

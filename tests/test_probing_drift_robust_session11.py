@@ -342,3 +342,30 @@ def test_an_account_joining_a_campaign_merged_later_in_the_same_update_joins_the
     assert (2, 1) in second.merged and list(idx.campaigns) == [1]
     assert all(c in idx.campaigns for c, _ in second.joined)
     assert (1, 5) in second.joined
+
+
+def test_the_population_step_gives_the_same_verdicts_whatever_the_batching(stream) -> None:
+    """Session 12's CI run: the population was updated once per batch, in the order the clients'
+    groups happened to be analysed, so a replay in large batches and live traffic in small ones
+    analysed the same queries with different scales and rates (test_event_time's replay flagged two
+    clients fewer). It now changes only when event time enters a new period of ``max_delay_s``,
+    with every waiting query analysed first and the sample added in time order: batches of 7 and
+    of 5,000 rows end with the same population and the same verdicts, through the squeeze."""
+    x, c, t = stream
+    dets = []
+    for size in (7, 5000):
+        det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+        scales = []
+        for i in range(0, len(t), size):
+            det.update(Batch.from_arrays(x[i:i + size], scores(x[i:i + size]), ts=t[i:i + size], client=c[i:i + size]))
+            if (i + size) % 35_000 == 0:  # a common boundary of both batchings
+                scales.append(det.population_scale)
+        det.flush()
+        dets.append((det, scales))
+    (small, small_scales), (large, large_scales) = dets
+    assert small_scales == large_scales and min(small_scales) < 0.6  # the squeeze was followed, identically
+    assert small.population_scale == large.population_scale and small.population_rates == large.population_rates
+    assert ([(v.client, v.signal_names) for v in small.suspicious_clients(100)]
+            == [(v.client, v.signal_names) for v in large.suspicious_clients(100)])
+    a, b = small.state_dict()["population"], large.state_dict()["population"]
+    assert all(np.array_equal(a[k], b[k]) for k in ("owner", "flags", "spacing"))

@@ -182,7 +182,12 @@ class ProbingDetector(Detector):
         the same as contracting ``tau``, the near-duplicate radius and the campaign radius; the
         hit, small-margin and OOD tests use the larger of the reference's rate and the
         population's. A population-wide drift that squeezes the inputs then moves the yardstick
-        with it instead of making every client a prober (see :mod:`.population`).
+        with it instead of making every client a prober (see :mod:`.population`). Event time is
+        cut in periods of ``max_delay_s``; a query is analysed with the population as it stood
+        two periods before the one it arrived in (the sample of every earlier period added in
+        time order, its waiting queries analysed first), whenever its group is analysed: a replay
+        in large batches flags the clients live traffic flagged, and the wait costs no extra
+        similarity steps (a query two periods old has waited ``max_delay_s`` already).
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
@@ -458,7 +463,15 @@ class ProbingDetector(Detector):
         self._pop = (PopulationScale(self._pop_size, self._sketcher.dim, self.k, self._pop_baseline, every=128, bits=_POP_BITS,
                                      distinct_bits=(_SMALL, _OOD), near_bit=_NEAR) if self.population_window else None)
         self._pop_gen = 0
-        self._pop_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        #: sampled queries (sketch, owner, flags, ts, query number) by the period they arrived in,
+        #: added to the population when that period is closed (:meth:`_close_through`)
+        self._pop_rows: dict[float, list[tuple[np.ndarray, ...]]] = {}
+        #: the period event time is in (arrival order), and the last one closed
+        self._pop_period: float | None = None
+        self._pop_closed: float | None = None
+        #: the population's (scale, null rates, critical counts) for queries of each period from the
+        #: key on (after closing the key minus 2); older periods: the reference's
+        self._pop_stats: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
         self._null, self._crit = self._null_ref.copy(), self._crit_ref.copy()
 
     # -- read-only results -----------------------------------------------------------------------
@@ -536,10 +549,72 @@ class ProbingDetector(Detector):
             return
         with self._lock:
             step = self.max_clients  # a batch never holds more distinct clients than the LRU
-            for start in range(0, n, step):
-                self._update_rows(batch, slice(start, min(start + step, n)))
+            for part, period in self._periods(np.asarray(batch.ts, dtype=np.float64)):
+                if period is not None:
+                    self._enter_period(period)
+                for start in range(part.start, part.stop, step):
+                    self._update_rows(batch, slice(start, min(start + step, part.stop)))
             self._campaign_step()
             self._flush_due(float(np.max(batch.ts)))
+
+    def _periods(self, ts: np.ndarray) -> list[tuple[slice, float | None]]:
+        """The batch's rows cut where event time (the running maximum, in arrival order) enters a
+        new population period, each part with the period it starts (None: the current one)."""
+        n = ts.shape[0]
+        if self._pop is None:
+            return [(slice(0, n), None)]
+        length = self.max_delay_s if self.max_delay_s > 0 else 30.0
+        if self._pop_period is not None:
+            last = float(ts.max()) if n > 1 else float(ts[0])
+            if not last >= (self._pop_period + 1.0) * length:  # the usual case: still in the current period
+                return [(slice(0, n), None)]
+        running = np.fmax.accumulate(np.where(np.isfinite(ts), ts, -np.inf))
+        period = np.floor(running / length)
+        current = -np.inf if self._pop_period is None else self._pop_period
+        if self._pop_period is None and np.isfinite(period[0]):
+            self._pop_period = current = float(period[0])  # the first period starts with the first row
+        starts = np.flatnonzero(np.diff(np.concatenate([[current], period])) > 0)
+        if starts.size == 0:
+            return [(slice(0, n), None)]
+        out: list[tuple[slice, float | None]] = [(slice(0, int(starts[0])), None)] if starts[0] > 0 else []
+        bounds = np.append(starts, n)
+        out += [(slice(int(a), int(b)), float(period[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+        return out
+
+    def _enter_period(self, period: float) -> None:
+        """Event time entered ``period``: the periods up to two before it are closed."""
+        self._pop_period = period
+        self._close_through(period - 2.0)
+
+    def _close_through(self, last: float) -> None:
+        """Close every period up to ``last``: its waiting queries analysed (each with its own
+        period's population), then its sample added to the population in time order, and the
+        population that results recorded for the queries of two periods later."""
+        if self._pop is None:
+            return
+        todo = sorted({p for p in self._pop_rows if p <= last} | set(self._pending.periods_upto(last)))
+        for p in todo:
+            self._run(self._pending.slots_upto(p))
+            self._population_step(p)
+            self._pop_stats[p + 2.0] = (self._pop.scale, self._null, self._crit)
+        self._pop_closed = last if self._pop_closed is None else max(self._pop_closed, last)
+        # what queries still to be analysed can need: periods from last + 1 on, and the one before
+        keep = [k for k in self._pop_stats if k > last + 1.0]
+        older = [k for k in self._pop_stats if k <= last + 1.0]
+        if older:
+            keep.append(max(older))
+        self._pop_stats = {k: self._pop_stats[k] for k in sorted(keep)}
+
+    def _stats_for(self, period: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """(scale, null rates, critical counts) for queries that arrived in ``period``."""
+        best = None
+        for k in self._pop_stats:  # a handful of keys, in increasing order
+            if k > period:
+                break
+            best = k
+        if best is None:
+            return 1.0, self._null_ref, self._crit_ref
+        return self._pop_stats[best]
 
     def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """The rows in the similarity space, and what the exact-repeat hash reads."""
@@ -588,7 +663,8 @@ class ProbingDetector(Detector):
         slots = lookup.slots
         np.fmin.at(self._first_ts, slots, ts)
         np.fmax.at(self._last_ts, slots, ts)
-        self._pending.append(slots, ts, sk, skn, ex, labels, flags, fps)
+        self._pending.append(slots, ts, sk, skn, ex, labels, flags, fps,
+                             0.0 if self._pop_period is None else self._pop_period)
         self._run(self._pending.due(self.flush_rows, -np.inf))
 
     def _fresh(self, slot: int) -> None:
@@ -651,10 +727,23 @@ class ProbingDetector(Detector):
     # -- the per-client similarity step ------------------------------------------------------------
     def _process(self, slot: int, rows: Rows, serial: int | None = None) -> None:
         """The similarity step of one client's waiting queries (``serial``: its id when the slot
-        was just given to another client)."""
+        was just given to another client), each with the population of the period it arrived in
+        (queries arrive in order, so a group is at most a few runs of one period each; analysing
+        a client's queries in several groups gives what one group gives)."""
+        period = rows.period
+        if period.shape[0] and period[0] != period[-1]:
+            cuts = (np.flatnonzero(np.diff(period)) + 1).tolist()
+            for a, b in zip([0, *cuts], [*cuts, period.shape[0]]):
+                self._process_part(slot, rows.part(slice(a, b)), serial)
+        else:
+            self._process_part(slot, rows, serial)
+
+    def _process_part(self, slot: int, rows: Rows, serial: int | None) -> None:
         m = len(rows)
         if m == 0:
             return
+        period = float(rows.period[0])
+        scale, _, crit = self._stats_for(period)
         ring = self._rings[slot]
         if ring is None:
             ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
@@ -666,7 +755,6 @@ class ProbingDetector(Detector):
         # in the population's units: a drift that squeezes everybody's inputs leaves the spacing the
         # thresholds were calibrated on (and the stored queries were divided by the scale of their time)
         raw = rows.sketch
-        scale = self.population_scale
         x, xn = (raw, rows.norm) if scale == 1.0 else (raw * np.float32(1.0 / scale), rows.norm * np.float32(1.0 / scale ** 2))
         # 1. neighbours among the client's earlier distinct queries; exact repeats (retries) are
         # recognised on the way and kept out of everything but their own counter
@@ -733,7 +821,7 @@ class ProbingDetector(Detector):
         new_b = _BIT_TABLE[stored_flags]
         run = self._counts[slot] + np.cumsum(new_b if old is None else new_b - _BIT_TABLE[old], axis=0)
         self._counts[slot] = run[-1]
-        self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k)
+        self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k, crit)
         if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
             ring.prada_new = 0
             w = float(shapiro_w(ring.prada, self._prada_a))
@@ -741,9 +829,11 @@ class ProbingDetector(Detector):
             raised = w < self._prada_cal.delta  # type: ignore[union-attr]
             self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[-1]), int(qn_k[-1]))
         owner = self._clients.serial[slot] if serial is None else serial
-        if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later groups
-            sample = raw[::self.population_stride]
-            self._pop_rows.append((sample, np.full(sample.shape[0], owner, dtype=np.int64), stored_flags[::self.population_stride]))
+        if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later periods
+            take = np.flatnonzero(qn_k % self.population_stride == 0)  # by query number: whatever the grouping
+            if take.size:
+                self._pop_rows.setdefault(period, []).append((raw[take], np.full(take.size, owner, dtype=np.int64), stored_flags[take],
+                                       np.asarray(ts_k, dtype=np.float64)[take], np.asarray(qn_k, dtype=np.int64)[take]))
         # 5. candidates for the global campaign ring: queries with a near-duplicate in their own
         # client's history (natural traffic rarely has one, so the ring keeps a long memory of
         # what matters and the global step stays cheap)
@@ -752,14 +842,18 @@ class ProbingDetector(Detector):
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
                                         (flags[near] & _HIT) > 0))
 
-    def _population_step(self) -> None:
-        """The sampled queries of the groups just analysed into the population ring, in one call
-        per batch (a call per client group cost a fifth of the detector's time on the evaluation)."""
-        if not self._pop_rows or self._pop is None:
+    def _population_step(self, period: float) -> None:
+        """The sampled queries of ``period`` (and any earlier one left) into the population ring,
+        in one call, in event-time order (then client, then query number): the order the clients'
+        groups were analysed in depends on the batching, this one does not."""
+        if self._pop is None:
             return
-        parts, self._pop_rows = self._pop_rows, []
-        self._pop.add(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                      np.concatenate([p[2] for p in parts]))
+        parts = [part for p in sorted(k for k in self._pop_rows if k <= period) for part in self._pop_rows.pop(p)]
+        if not parts:
+            return
+        sketch, owner, flags, ts, qn = (np.concatenate(col) for col in zip(*parts))
+        order = np.lexsort((qn, owner, ts))
+        self._pop.add(sketch[order], owner[order], flags[order])
         if self._pop.generation != self._pop_gen:
             self._population_nulls()
 
@@ -774,6 +868,8 @@ class ProbingDetector(Detector):
         in four show it (a low quantile over accounts, :data:`.population.RATE_QUANTILE`)."""
         self._pop_gen = self._pop.generation  # type: ignore[union-attr]
         rates = self._pop.rates  # type: ignore[union-attr]
+        # new arrays, never changed in place: the periods' recorded populations hold the old ones
+        self._null, self._crit = self._null.copy(), self._crit.copy()
         for j, s in enumerate(_POP_SIGNALS):
             ref = self._null_ref[s]
             live = min(0.5, self.null_slack * float(rates[j])) if np.isfinite(rates[j]) else ref
@@ -816,7 +912,8 @@ class ProbingDetector(Detector):
                 close[start:start + 256] += (shared_counts(fps[start:start + 256], ring.fps[:f]) >= t).sum(axis=1)
         return close
 
-    def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray) -> None:
+    def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray,
+              crit_table: np.ndarray) -> None:
         """Binomial tests of the count signals for each query of a group, vectorised over signals.
 
         A signal is raised at the first query where its count reaches the critical count, and
@@ -829,15 +926,15 @@ class ProbingDetector(Detector):
             # fast path: critical counts only grow with the window, so if no count reaches the
             # critical count of the group's first query, none is raised in this group
             first = run[0]
-            c0 = self._crit[_ROWS4, np.minimum(np.array([window[0], window[0] - first[3], window[0] - first[3], first[3]]),
+            c0 = crit_table[_ROWS4, np.minimum(np.array([window[0], window[0] - first[3], window[0] - first[3], first[3]]),
                                                self.history)]
-            if (count.max(axis=0) < np.minimum(c0, self._crit[:, -1])).all() and (run[:, 3] == first[3]).all():
+            if (count.max(axis=0) < np.minimum(c0, crit_table[:, -1])).all() and (run[:, 3] == first[3]).all():
                 return
         den = np.empty_like(count)
         den[:, 0] = window
         den[:, 1] = den[:, 2] = window - run[:, 3]  # small margins and OOD: over queries that are not near-duplicates
         den[:, 3] = run[:, 3]  # flips: over near-duplicate pairs
-        crit = self._crit[_ROWS4[None, :], np.minimum(den, self.history)]
+        crit = crit_table[_ROWS4[None, :], np.minimum(den, self.history)]
         passed = count >= crit
         for j in np.flatnonzero(~active & passed.any(axis=0) & self._count_enabled).tolist():
             i = int(np.argmax(passed[:, j]))
@@ -868,7 +965,6 @@ class ProbingDetector(Detector):
 
     # -- the global step: campaigns across accounts -------------------------------------------------
     def _campaign_step(self) -> None:
-        self._population_step()
         if not self._campaign_rows:
             return
         parts = self._campaign_rows
@@ -1037,7 +1133,35 @@ class ProbingDetector(Detector):
                 "ood_window": self._ood_window.state_dict(),
                 "clock": float(self._clock) if np.isfinite(self._clock) else None,
                 "population": None if self._pop is None else self._pop.state_dict(),
+                **self._population_periods_state(),
             }
+
+    def _population_periods_state(self) -> dict[str, Any]:
+        """The population's periods: where event time is, what was closed, the samples waiting,
+        the recorded populations of the periods still to be analysed, the null rates in force."""
+        if self._pop is None:
+            return {}
+        samples = None
+        if self._pop_rows:
+            keys = sorted(self._pop_rows)
+            cols = [np.concatenate(col) for col in zip(*(part for k in keys for part in self._pop_rows[k]))]
+            period = np.concatenate([np.full(sum(len(part[3]) for part in self._pop_rows[k]), k) for k in keys])
+            samples = {"period": period, **dict(zip(("sketch", "owner", "flags", "ts", "qn"), cols))}
+        stats = None
+        if self._pop_stats:
+            keys = sorted(self._pop_stats)
+            stats = {"period": np.array(keys), "scale": np.array([self._pop_stats[k][0] for k in keys]),
+                     "null": np.stack([self._pop_stats[k][1] for k in keys])}
+        return {"population_period": self._pop_period, "population_closed": self._pop_closed,
+                "population_samples": samples, "population_stats": stats, "population_null": self._null.copy()}
+
+    def _crit_for(self, null: np.ndarray) -> np.ndarray:
+        """Critical counts of the count tests at these null rates (the reference's where equal)."""
+        crit = self._crit_ref.copy()
+        for row, s in enumerate(_COUNT_SIGNALS.tolist()):
+            if not (null[s] == self._null_ref[s] or (np.isnan(null[s]) and np.isnan(self._null_ref[s]))):
+                crit[row] = critical_counts(self.history, float(null[s]), self.client_alpha, self.min_evidence)
+        return crit
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         version = int(state.get("version", -1))
@@ -1051,7 +1175,8 @@ class ProbingDetector(Detector):
                 ring = self._rings[int(key)] = ClientRing.from_state(self.history, rs)
                 self._ring_bytes += ring.nbytes
                 self._index_of(int(key), ring)  # derived state: rebuilt from the stored fingerprints, never saved
-            self._pending.load_state_dict(state["pending"])
+            period = state.get("population_period")
+            self._pending.load_state_dict(state["pending"], period=-np.inf if period is None else float(period))
             for name in _SLOT_ARRAYS:
                 cur = getattr(self, "_" + name)
                 arr = np.asarray(state[name], dtype=cur.dtype)
@@ -1069,4 +1194,31 @@ class ProbingDetector(Detector):
             # version 1 had no population ring: it starts empty (scale 1, the reference's thresholds)
             if self._pop is not None and state.get("population") is not None:
                 self._pop.load_state_dict(state["population"])
-                self._population_nulls()
+                if state.get("population_null") is not None:
+                    self._pop_gen = self._pop.generation
+                    self._null = np.asarray(state["population_null"], dtype=np.float64).copy()
+                    self._crit = self._crit_for(self._null)
+                else:  # saved before the periods: the rates the ring implies
+                    self._population_nulls()
+            if self._pop is not None:
+                self._load_population_periods(state)
+
+    def _load_population_periods(self, state: dict[str, Any]) -> None:
+        period, closed = state.get("population_period"), state.get("population_closed")
+        self._pop_period = None if period is None else float(period)
+        self._pop_closed = None if closed is None else float(closed)
+        samples = state.get("population_samples")
+        if samples is not None:
+            per = np.asarray(samples["period"], dtype=np.float64)
+            cols = (np.asarray(samples["sketch"], dtype=np.float32).reshape(-1, self._sketcher.dim),
+                    np.asarray(samples["owner"], dtype=np.int64), np.asarray(samples["flags"], dtype=np.uint8),
+                    np.asarray(samples["ts"], dtype=np.float64), np.asarray(samples["qn"], dtype=np.int64))
+            for k in np.unique(per).tolist():
+                sel = per == k
+                self._pop_rows[float(k)] = [tuple(c[sel] for c in cols)]
+        stats = state.get("population_stats")
+        if stats is not None:
+            nulls = np.asarray(stats["null"], dtype=np.float64)
+            for k, scale, null in zip(np.asarray(stats["period"], dtype=np.float64).tolist(),
+                                      np.asarray(stats["scale"], dtype=np.float64).tolist(), nulls):
+                self._pop_stats[float(k)] = (float(scale), null.copy(), self._crit_for(null))

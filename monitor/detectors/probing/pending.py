@@ -33,15 +33,18 @@ class Rows:
     label: np.ndarray
     flags: np.ndarray
     fps: np.ndarray
+    #: the population period each query arrived in (see ``ProbingDetector``'s population step)
+    period: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
     def part(self, sl: slice) -> "Rows":
-        return Rows(self.ts[sl], self.sketch[sl], self.norm[sl], self.exact[sl], self.label[sl], self.flags[sl], self.fps[sl])
+        return Rows(self.ts[sl], self.sketch[sl], self.norm[sl], self.exact[sl], self.label[sl], self.flags[sl], self.fps[sl],
+                    self.period[sl])
 
 
-_FIELDS = ("slot", "ts", "sketch", "norm", "exact", "label", "flags", "fps")
+_FIELDS = ("slot", "ts", "sketch", "norm", "exact", "label", "flags", "fps", "period")
 
 
 class PendingQueue:
@@ -78,6 +81,7 @@ class PendingQueue:
         self.label = np.zeros(cap, dtype=np.int16)
         self.flags = np.zeros(cap, dtype=np.uint8)
         self.fps = np.zeros((cap, self.n_fps), dtype=np.uint32)
+        self.period = np.zeros(cap)
 
     def __len__(self) -> int:
         return self.n
@@ -88,10 +92,10 @@ class PendingQueue:
 
     @property
     def row_bytes(self) -> int:
-        return 8 + 8 + 4 * self.dim + 4 + 4 + 2 + 1 + 4 * self.n_fps
+        return 8 + 8 + 4 * self.dim + 4 + 4 + 2 + 1 + 4 * self.n_fps + 8
 
     def append(self, slots: np.ndarray, ts: np.ndarray, sketch: np.ndarray, norm: np.ndarray, exact: np.ndarray,
-               label: np.ndarray, flags: np.ndarray, fps: np.ndarray) -> None:
+               label: np.ndarray, flags: np.ndarray, fps: np.ndarray, period: float | np.ndarray = 0.0) -> None:
         m = slots.shape[0]
         if self.n + m > self.cap:
             cap = self.cap
@@ -106,6 +110,7 @@ class PendingQueue:
         self.exact[j], self.label[j], self.flags[j] = exact, label, flags
         if self.n_fps:
             self.fps[j] = fps
+        self.period[j] = period
         self.n += m
         np.add.at(self.count, slots, 1)
         np.minimum.at(self.first_ts, slots, ts)
@@ -116,6 +121,15 @@ class PendingQueue:
 
     def waiting(self) -> np.ndarray:
         return np.flatnonzero(self.count > 0)
+
+    def slots_upto(self, period: float) -> np.ndarray:
+        """Clients with a waiting query that arrived in ``period`` or before."""
+        return np.unique(self.slot[: self.n][self.period[: self.n] <= period])
+
+    def periods_upto(self, period: float) -> list[float]:
+        """The periods at or before ``period`` that waiting queries arrived in, in order."""
+        p = self.period[: self.n]
+        return np.unique(p[p <= period]).tolist()
 
     def take(self, slots: np.ndarray) -> list[tuple[int, Rows]]:
         """Remove the waiting queries of ``slots``; return them per client (slot order, arrival order)."""
@@ -137,7 +151,7 @@ class PendingQueue:
         self.first_ts[slots] = np.inf
         cuts = np.flatnonzero(np.diff(got["slot"])) + 1
         bounds = np.concatenate([[0], cuts, [idx.size]]).tolist()
-        all_rows = Rows(got["ts"], got["sketch"], got["norm"], got["exact"], got["label"], got["flags"], got["fps"])
+        all_rows = Rows(got["ts"], got["sketch"], got["norm"], got["exact"], got["label"], got["flags"], got["fps"], got["period"])
         return [(int(got["slot"][a]), all_rows.part(slice(a, b))) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def drop(self, slot: int) -> None:
@@ -148,7 +162,8 @@ class PendingQueue:
     def state_dict(self) -> dict[str, Any]:
         return {"cap": self.cap, **{f: getattr(self, f)[: self.n].copy() for f in _FIELDS}}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], period: float = 0.0) -> None:
+        """``period``: the one given to queries of a state saved without periods."""
         n = int(np.asarray(state["slot"]).shape[0])
         self._alloc(int(state.get("cap", self.cap)))
         self.n = 0
@@ -159,4 +174,5 @@ class PendingQueue:
                         np.asarray(state["sketch"], dtype=np.float32).reshape(n, self.dim),
                         np.asarray(state["norm"], dtype=np.float32), np.asarray(state["exact"], dtype=np.uint32),
                         np.asarray(state["label"], dtype=np.int16), np.asarray(state["flags"], dtype=np.uint8),
-                        np.asarray(state["fps"], dtype=np.uint32).reshape(n, self.n_fps))
+                        np.asarray(state["fps"], dtype=np.uint32).reshape(n, self.n_fps),
+                        np.asarray(state["period"], dtype=np.float64) if "period" in state else period)
