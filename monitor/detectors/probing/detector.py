@@ -571,6 +571,7 @@ class ProbingDetector(Detector):
         running = np.fmax.accumulate(np.where(np.isfinite(ts), ts, -np.inf))
         period = np.floor(running / length)
         current = -np.inf if self._pop_period is None else self._pop_period
+        period = np.maximum(period, current)  # late rows (older timestamps) arrive in the current period
         if self._pop_period is None and np.isfinite(period[0]):
             self._pop_period = current = float(period[0])  # the first period starts with the first row
         starts = np.flatnonzero(np.diff(np.concatenate([[current], period])) > 0)
