@@ -225,8 +225,9 @@ def test_memory_stops_growing_at_the_caps(ref) -> None:
     sizes = []
     for rep in range(3):
         S.feed(det, {f"c{i}": S.natural(rng, 250) for i in range(10)}, seed=rep)
-        sizes.append(det.state_nbytes)
-    assert sizes[1] == sizes[2] <= det.memory_bound_bytes
+        assert det.state_nbytes <= det.memory_bound_bytes
+        sizes.append(det.state_nbytes - det.population_waiting_bytes)  # those come and go with the periods
+    assert sizes[1] == sizes[2]
     assert all(r is None or r.filled <= 200 for r in det._rings)  # noqa: SLF001
 
 

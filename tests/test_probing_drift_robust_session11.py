@@ -369,3 +369,58 @@ def test_the_population_step_gives_the_same_verdicts_whatever_the_batching(strea
             == [(v.client, v.signal_names) for v in large.suspicious_clients(100)])
     a, b = small.state_dict()["population"], large.state_dict()["population"]
     assert all(np.array_equal(a[k], b[k]) for k in ("owner", "flags", "spacing"))
+
+
+def _fed(x: np.ndarray, c: np.ndarray, t: np.ndarray, size: int = 50, det: ProbingDetector | None = None) -> ProbingDetector:
+    det = det or ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+    for i in range(0, len(t), size):
+        det.update(Batch.from_arrays(x[i:i + size], scores(x[i:i + size]), ts=t[i:i + size], client=c[i:i + size]))
+    det.flush()
+    return det
+
+
+def test_one_row_stamped_an_hour_ahead_does_not_stop_the_population(stream) -> None:
+    """Session 12's review: periods ended only with event time, so one client with a clock an hour
+    ahead moved the period an hour on; no period closed after it, the population stood still through
+    the squeeze (37 of 40 benign clients flagged by its end) and its waiting samples grew. A row now
+    moves a period's end by one period at most."""
+    x, c, t = stream
+    sel = t < DRIFT_END  # until the squeeze ends
+    x, c, t = x[sel], c[sel], t[sel]
+    cut = int((t < 700.0).sum())
+    skewed = (np.concatenate([x[:cut], x[cut:cut + 1], x[cut:]]), np.concatenate([c[:cut], ["skewed-clock"], c[cut:]]),
+              np.concatenate([t[:cut], [t[cut] + 3600.0], t[cut:]]))
+    det = _fed(*skewed)
+    benign = [v.client for v in det.suspicious_clients(100) if v.client.startswith("benign")]
+    assert len(benign) <= 3 and det.population_scale < 0.6  # the squeeze was followed
+    waiting = sum(len(part[0]) for parts in det._pop_rows.values() for part in parts)  # noqa: SLF001
+    assert waiting <= 3 * 2 * det.population_window
+
+
+def test_a_clock_that_stalls_still_moves_the_population_within_bounded_memory() -> None:
+    rng = np.random.default_rng(5)
+    det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+    for _ in range(20):
+        xx = natural(rng, 2000)
+        det.update(Batch.from_arrays(xx, scores(xx), ts=np.full(2000, 1000.0),
+                                     client=np.array([f"c{j}" for j in rng.integers(0, 200, 2000)], dtype=object)))
+    assert det._pop.filled == det.population_window  # noqa: SLF001 - periods closed although time never moved
+    assert det.state_nbytes <= det.memory_bound_bytes
+    assert sum(len(part[0]) for parts in det._pop_rows.values() for part in parts) <= 3 * 2 * det.population_window  # noqa: SLF001
+
+
+def test_a_state_saved_before_the_periods_restores_its_population_for_the_next_queries(stream) -> None:
+    """A session-11 state has the ring but no periods: its queries were analysed with the
+    reference's thresholds (scale 1) until a period closed, although the ring said 0.44."""
+    x, c, t = stream
+    cut = int((t < DRIFT_START + 600).sum())
+    a = _fed(x[:cut], c[:cut], t[:cut])
+    state = a.state_dict()
+    for key in ("population_period", "population_closed", "population_samples", "population_stats", "population_null",
+                "population_period_end", "population_period_rows"):
+        state.pop(key)
+    state["pending"].pop("period")
+    b = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+    b.load_state_dict(state)
+    assert a.population_scale < 0.6
+    assert b._stats_for(float(b._pop_period or 0.0))[0] == a.population_scale  # noqa: SLF001

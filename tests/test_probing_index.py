@@ -330,9 +330,10 @@ def test_detector_memory_stays_bounded_with_evictions(ref) -> None:
         assert det._ring_bytes == sum(r.nbytes for r in rings) + sum(i.nbytes for i in built)  # noqa: SLF001
         assert all(i.live_heads(r.filled) <= det._n_fps * r.filled  # noqa: SLF001
                    for i, r in zip(det._fp_index, det._rings) if i is not None)  # noqa: SLF001
-        sizes.append(det.state_nbytes)
+        assert det.state_nbytes <= det.memory_bound_bytes
+        sizes.append(det.state_nbytes - det.population_waiting_bytes)  # those come and go with the periods
     assert det.evictions > 0
-    assert sizes[-1] == sizes[-2] <= det.memory_bound_bytes
+    assert sizes[-1] == sizes[-2]
 
 
 @pytest.mark.parametrize("params, match", [

@@ -375,6 +375,8 @@ class ProbingDetector(Detector):
         self._near = knn.near
         # the population's spacing is compared with the reference's at the same number of rows
         self._pop_size = min(self.population_window, sk.shape[0])
+        #: rows after which a population period ends even if event time has not moved on
+        self._pop_period_cap = 2 * max(self.population_window, 1) * self.population_stride
         self._pop_baseline = reference_spacing(sk, self._pop_size, self.k, rng) if self.population_window else float("nan")
         ood = fit_ood(z, self.ood_fpr, rng, backend=self.ood_backend, shrinkage=self.ood_shrinkage)
         self._ood = ood
@@ -468,6 +470,8 @@ class ProbingDetector(Detector):
         self._pop_rows: dict[float, list[tuple[np.ndarray, ...]]] = {}
         #: the period event time is in (arrival order), and the last one closed
         self._pop_period: float | None = None
+        self._pop_period_end: float | None = None  # event time from which the next period begins
+        self._pop_period_rows = 0  # rows that arrived in the current period
         self._pop_closed: float | None = None
         #: the population's (scale, null rates, critical counts) for queries of each period from the
         #: key on (after closing the key minus 2); older periods: the reference's
@@ -521,6 +525,8 @@ class ProbingDetector(Detector):
                       + 8 * (8 + 3 * len(SIGNALS) + 5)  # per-slot scalars
                       + _OBJECT_BYTES_PER_CLIENT)
         pop = 0 if self._pop is None else self._pop.nbytes
+        if self._pop is not None:  # samples waiting for their period to close: at most 2 x size in each of 3 periods
+            pop += 3 * 2 * (self._pop.size + 1) * (4 * self._sketcher.dim + 8 + 1 + 8 + 8)
         return int(self.max_clients * per_client + self._campaigns.nbytes + pop)
 
     @property
@@ -530,7 +536,13 @@ class ProbingDetector(Detector):
         pend = self._pending.nbytes
         slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS)
         pop = 0 if self._pop is None else self._pop.nbytes
-        return int(rings + pend + slots + self._campaigns.nbytes + pop)
+        return int(rings + pend + slots + self._campaigns.nbytes + pop + self.population_waiting_bytes)
+
+    @property
+    def population_waiting_bytes(self) -> int:
+        """Sampled queries waiting for their period to close (at most twice ``population_window``
+        in each of the three open periods): they come and go with the periods."""
+        return int(sum(a.nbytes for parts in self._pop_rows.values() for part in parts for a in part))
 
     @property
     def pending_queries(self) -> int:
@@ -558,28 +570,44 @@ class ProbingDetector(Detector):
             self._flush_due(float(np.max(batch.ts)))
 
     def _periods(self, ts: np.ndarray) -> list[tuple[slice, float | None]]:
-        """The batch's rows cut where event time (the running maximum, in arrival order) enters a
-        new population period, each part with the period it starts (None: the current one)."""
+        """The batch's rows cut where a new population period begins, each part with the period it
+        starts (None: the current one). Periods are numbered 0, 1, 2... in arrival order; one ends
+        when a row's timestamp reaches the period's end (the next multiple of ``max_delay_s``, and
+        one ``max_delay_s`` later at most than the previous end, so that one row stamped hours ahead
+        does not move the periods hours on), or when it has taken :attr:`_pop_period_cap` rows (a
+        clock that stalls). Only the arrival order decides, never the batching."""
         n = ts.shape[0]
-        if self._pop is None:
+        if self._pop is None or n == 0:
             return [(slice(0, n), None)]
         length = self.max_delay_s if self.max_delay_s > 0 else 30.0
-        if self._pop_period is not None:
-            last = float(ts.max()) if n > 1 else float(ts[0])
-            if not last >= (self._pop_period + 1.0) * length:  # the usual case: still in the current period
-                return [(slice(0, n), None)]
-        running = np.fmax.accumulate(np.where(np.isfinite(ts), ts, -np.inf))
-        period = np.floor(running / length)
-        current = -np.inf if self._pop_period is None else self._pop_period
-        period = np.maximum(period, current)  # late rows (older timestamps) arrive in the current period
-        if self._pop_period is None and np.isfinite(period[0]):
-            self._pop_period = current = float(period[0])  # the first period starts with the first row
-        starts = np.flatnonzero(np.diff(np.concatenate([[current], period])) > 0)
-        if starts.size == 0:
+        if self._pop_period is None:
+            self._pop_period, self._pop_period_rows = 0.0, 0
+        if self._pop_period_end is None:  # the first row (or a state saved without it)
+            t0 = float(ts[0])
+            self._pop_period_end = (np.floor(t0 / length) + 1.0) * length if np.isfinite(t0) else np.inf
+        cap = self._pop_period_cap
+        last = float(ts.max()) if n > 1 else float(ts[0])
+        if not last >= self._pop_period_end and self._pop_period_rows + n < cap:  # the usual case
+            self._pop_period_rows += n
             return [(slice(0, n), None)]
-        out: list[tuple[slice, float | None]] = [(slice(0, int(starts[0])), None)] if starts[0] > 0 else []
-        bounds = np.append(starts, n)
-        out += [(slice(int(a), int(b)), float(period[a])) for a, b in zip(bounds[:-1], bounds[1:])]
+        out: list[tuple[slice, float | None]] = []
+        period, end, rows = self._pop_period, self._pop_period_end, self._pop_period_rows
+        start, new = 0, None
+        while True:
+            hits = np.flatnonzero(ts[start:] >= end)
+            stop = min(start + int(hits[0]) if hits.size else n, start + cap - rows)
+            if stop > start:
+                out.append((slice(start, stop), new))
+            rows += stop - start
+            if stop >= n:
+                break
+            period += 1.0  # a new period begins with row ``stop``
+            if ts[stop] >= end:
+                # one period of event time at most: a row stamped hours ahead (a client's clock) ends
+                # one period, not the next few hundred; after a real gap, time catches up a period a row
+                end = min((np.floor(float(ts[stop]) / length) + 1.0) * length, end + length)
+            rows, start, new = 0, stop, period
+        self._pop_period_end, self._pop_period_rows = end, rows
         return out
 
     def _enter_period(self, period: float) -> None:
@@ -833,8 +861,12 @@ class ProbingDetector(Detector):
         if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later periods
             take = np.flatnonzero(qn_k % self.population_stride == 0)  # by query number: whatever the grouping
             if take.size:
-                self._pop_rows.setdefault(period, []).append((raw[take], np.full(take.size, owner, dtype=np.int64), stored_flags[take],
+                bucket = self._pop_rows.setdefault(period, [])
+                bucket.append((raw[take], np.full(take.size, owner, dtype=np.int64), stored_flags[take],
                                        np.asarray(ts_k, dtype=np.float64)[take], np.asarray(qn_k, dtype=np.int64)[take]))
+                if sum(len(part[3]) for part in bucket) > 2 * self._pop.size:
+                    # the ring keeps the last ``size`` of a period's sample in time order: the rest never counts
+                    bucket[:] = [_last_in_time_order(bucket, self._pop.size)]
         # 5. candidates for the global campaign ring: queries with a near-duplicate in their own
         # client's history (natural traffic rarely has one, so the ring keeps a long memory of
         # what matters and the global step stays cheap)
@@ -852,9 +884,8 @@ class ProbingDetector(Detector):
         parts = [part for p in sorted(k for k in self._pop_rows if k <= period) for part in self._pop_rows.pop(p)]
         if not parts:
             return
-        sketch, owner, flags, ts, qn = (np.concatenate(col) for col in zip(*parts))
-        order = np.lexsort((qn, owner, ts))
-        self._pop.add(sketch[order], owner[order], flags[order])
+        sketch, owner, flags, ts, qn = _last_in_time_order(parts, self._pop.size)
+        self._pop.add(sketch, owner, flags)
         if self._pop.generation != self._pop_gen:
             self._population_nulls()
 
@@ -1154,6 +1185,7 @@ class ProbingDetector(Detector):
             stats = {"period": np.array(keys), "scale": np.array([self._pop_stats[k][0] for k in keys]),
                      "null": np.stack([self._pop_stats[k][1] for k in keys])}
         return {"population_period": self._pop_period, "population_closed": self._pop_closed,
+                "population_period_end": self._pop_period_end, "population_period_rows": self._pop_period_rows,
                 "population_samples": samples, "population_stats": stats, "population_null": self._null.copy()}
 
     def _crit_for(self, null: np.ndarray) -> np.ndarray:
@@ -1199,8 +1231,9 @@ class ProbingDetector(Detector):
                     self._pop_gen = self._pop.generation
                     self._null = np.asarray(state["population_null"], dtype=np.float64).copy()
                     self._crit = self._crit_for(self._null)
-                else:  # saved before the periods: the rates the ring implies
+                else:  # saved before the periods: the rates the ring implies, for every query until a period closes
                     self._population_nulls()
+                    self._pop_stats[-np.inf] = (self._pop.scale, self._null, self._crit)
             if self._pop is not None:
                 self._load_population_periods(state)
 
@@ -1208,6 +1241,9 @@ class ProbingDetector(Detector):
         period, closed = state.get("population_period"), state.get("population_closed")
         self._pop_period = None if period is None else float(period)
         self._pop_closed = None if closed is None else float(closed)
+        end = state.get("population_period_end")
+        self._pop_period_end = None if end is None else float(end)
+        self._pop_period_rows = int(state.get("population_period_rows") or 0)
         samples = state.get("population_samples")
         if samples is not None:
             per = np.asarray(samples["period"], dtype=np.float64)
@@ -1223,3 +1259,12 @@ class ProbingDetector(Detector):
             for k, scale, null in zip(np.asarray(stats["period"], dtype=np.float64).tolist(),
                                       np.asarray(stats["scale"], dtype=np.float64).tolist(), nulls):
                 self._pop_stats[float(k)] = (float(scale), null.copy(), self._crit_for(null))
+
+
+def _last_in_time_order(parts: list[tuple[np.ndarray, ...]], keep: int) -> tuple[np.ndarray, ...]:
+    """Sampled queries ``(sketch, owner, flags, ts, query number)`` from ``parts``, sorted by
+    time, then owner, then query number, the last ``keep`` of them: what the population ring takes
+    of a period (it keeps its last ``size`` rows), in an order the batching cannot change."""
+    cols = [np.concatenate(col) for col in zip(*parts)]
+    order = np.lexsort((cols[4], cols[1], cols[3]))[-keep:]
+    return tuple(c[order] for c in cols)
