@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import random
 import threading
 import time
@@ -560,6 +561,8 @@ class Monitor:
                 n = self.rules.replace_groups(groups)
                 if self._series_store is not None:
                     self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * self.config.rules.interval_s)
+                self._template_errors.clear()  # the new rules count their template errors from zero
+                self._retick(min(self.config.rules.interval_s, self.rules.min_interval_s))
         except Exception:
             self.store.inc("monitor_rule_reloads", labels=("failure",))
             self.store.set("monitor_rule_last_reload_successful", 0.0)
@@ -568,6 +571,17 @@ class Monitor:
         self.store.set("monitor_rule_last_reload_successful", 1.0)
         log.info("model %r: rules reloaded: %d rule(s) in %d group(s)", self.model, n, len(groups))
         return n
+
+    def _retick(self, tick_s: float) -> None:
+        """Rule ticks every ``tick_s`` from now on (a reloaded group with a shorter interval), the
+        next one the first multiple of it after the last tick fired."""
+        pipe = self.pipeline
+        if tick_s == pipe.tick_s or not pipe.tick_s:
+            return
+        if pipe.next_tick is not None:
+            last = pipe.next_tick - pipe.tick_s
+            pipe.next_tick = float((math.floor(last / tick_s) + 1) * tick_s)
+        pipe.tick_s = tick_s
 
     def alerts(self) -> list[Any]:
         """Active (pending and firing) alerts as typed objects."""

@@ -162,3 +162,48 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
                 alertname: MonitorRuleReloadFailed
                 exp_alerts: []
     """)
+
+
+def test_a_reload_to_a_shorter_group_interval_ticks_at_it(tmp_path: Path) -> None:
+    """Session 12's review: the rule ticks kept the interval of the rules loaded at start (60 s),
+    so a reloaded group of 10 s with ``for: 20s`` was evaluated every 60 s and fired late."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ONE.replace("interval: 10s", "interval: 60s"))
+    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "60s"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        mon = s.monitor()
+        mon.advance(T0)
+        rules.write_text(ONE)  # interval 10s, for 20s
+        assert http("POST", s.url + "/-/reload").status == 200
+        seen = []
+        for k in range(1, 7):
+            mon.advance(T0 + 10 * k)
+            health = mon.rules.rule_health()[0]
+            seen.append((10 * k, None if health.last_evaluation is None else health.last_evaluation - T0, health.state))
+        assert seen[-1] == (60, 60.0, "firing") and [e for _, e, _ in seen] == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0], seen
+    finally:
+        s.close()
+
+
+def test_template_errors_after_a_reload_are_counted(tmp_path: Path) -> None:
+    """The reloaded rules count their template errors from zero; the counter kept the totals from
+    before and added nothing until the new ones passed them (5, then 4 more: stayed at 5)."""
+    broken = ONE.replace("labels: {severity: warning}", "annotations: {summary: '{{ with query \"vector(1\" }}x{{ end }}'}")
+    rules = tmp_path / "rules.yml"
+    rules.write_text(broken.replace("for: 20s", "for: 0s"))
+    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "10s"}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        mon = s.monitor()
+        for k in range(5):
+            mon.evaluate_rules(T0 + 10 * k)
+        before = sample(s.metrics(), "monitor_rule_template_errors_total", model="iris", rule_group="g")
+        rules.write_text(broken.replace("for: 20s", "for: 0s") + TWO[len(ONE):])
+        assert http("POST", s.url + "/-/reload").status == 200
+        for k in range(5, 9):
+            mon.evaluate_rules(T0 + 10 * k)
+        after = sample(s.metrics(), "monitor_rule_template_errors_total", model="iris", rule_group="g")
+        assert before and after == before + 4
+    finally:
+        s.close()
