@@ -32,3 +32,20 @@ def test_constant_confidence_per_segment_gives_an_infinite_z_for_the_confidence_
     assert sample(text, "monitor_segment_max_gap_ratio", **labels) == 0.25
     assert sample(text, "monitor_segment_max_gap_zscore", **labels) == float("inf")
     assert 'monitor_segment_max_gap_zscore{figure="confidence",high="web",low="app",model="m"} +Inf' in text
+
+
+def test_the_same_constant_in_two_segments_is_no_gap_whatever_the_rounding() -> None:
+    """Session 12's review: 3 and 10 rows of 0.1 give means that differ in the last bit
+    (2.8e-17) and a variance clipped to 0, and that rounding was exported as an infinitely
+    significant gap. Both the float path (few groups) and the array path (many) say z = 0."""
+    from monitor.stats.gaps import group_means, largest_gap
+
+    sums, sq, n = np.array([0.1 * 3, 0.1 * 10]), np.array([0.01 * 3, 0.01 * 10]), np.array([3.0, 10.0])
+    for k in (1, 20):  # 2 groups (floats), 40 groups (arrays)
+        mean, var = group_means(np.tile(sums, k), np.tile(sq, k), np.tile(n, k))
+        found = largest_gap(mean, np.tile(n, k), np.ones(2 * k, dtype=bool), var)
+        assert found is not None and abs(found[2]) < 1e-15 and found[3] == 0.0, found
+    mean, var = group_means(np.array([0.3, 0.5]), np.array([0.03, 0.05]), np.array([3.0, 5.0]))  # 0.1 and 0.1
+    assert abs(largest_gap(mean, np.array([3.0, 5.0]), np.ones(2, dtype=bool), var)[3]) < 1.0  # rounding only
+    mean, var = group_means(np.array([0.3, 1.0]), np.array([0.03, 0.2]), np.array([3.0, 5.0]))  # 0.1 and 0.2: a real gap
+    assert largest_gap(mean, np.array([3.0, 5.0]), np.ones(2, dtype=bool), var)[3] == float("inf")

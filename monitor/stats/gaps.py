@@ -41,7 +41,7 @@ def pair_gap(values: np.ndarray, counts: np.ndarray, variances: np.ndarray | Non
         se = np.sqrt(max(p * (1.0 - p), 0.0) * (1.0 / n1 + 1.0 / n2))
     else:
         se = np.sqrt(variances[hi] / n1 + variances[lo] / n2)
-    return gap, float(gap / se if se > 0 else (0.0 if gap == 0 else float("inf")))
+    return gap, float(gap / se if se > 0 else _no_spread_z(gap, float(values[hi]), float(values[lo])))
 
 
 def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None,
@@ -90,7 +90,14 @@ def _pair_z(v1: float, v2: float, n1: float, n2: float, w1: float | None, w2: fl
         se = math.sqrt(max(p * (1.0 - p), 0.0) * (1.0 / n1 + 1.0 / n2))
     else:
         se = math.sqrt(w1 + w2)
-    return gap, (gap / se if se > 0 else (0.0 if gap == 0 else math.inf))
+    return gap, (gap / se if se > 0 else _no_spread_z(gap, v1, v2))
+
+
+def _no_spread_z(gap: float, v1: float, v2: float) -> float:
+    """z of a difference between two groups whose values do not vary: +Inf when the means really
+    differ, 0 when they differ by rounding only (the same constant summed over different counts:
+    ``3 x 0.1 / 3`` is not ``10 x 0.1 / 10`` to the last bit, and that is no gap)."""
+    return math.inf if abs(gap) > 1e-9 * max(abs(v1), abs(v2), 1e-300) else 0.0
 
 
 def _least_se(v_min: float, v_max: float, n: list[float], w: list[float] | None) -> float:
@@ -131,7 +138,7 @@ def _largest_gap_scalar(v: list[float], n: list[float], var: list[float] | None,
                     se = math.sqrt(max(q * (1.0 - q), 0.0) * (inv_i + inv[j]))
                 else:
                     se = math.sqrt(w[i] + w[j])
-                if se <= 0 or g / se >= z_min:  # no spread: z is infinite
+                if (g / se >= z_min) if se > 0 else _no_spread_z(g, vi, v[j]) >= z_min:  # no spread: z infinite or 0
                     best, bi, bj = g, i, j
     if bi < 0:
         return hi, lo, gap, z
@@ -157,7 +164,8 @@ def _largest_gap_arrays(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, 
         w = variances[idx] / n
         se = np.sqrt(w[:, None] + w[None, :])
     with np.errstate(divide="ignore", invalid="ignore"):
-        zs = np.where(se > 0, gaps / se, np.where(gaps > 0, np.inf, 0.0))
+        scale = np.maximum(np.maximum(np.abs(v)[:, None], np.abs(v)[None, :]), 1e-300)
+        zs = np.where(se > 0, gaps / se, np.where(gaps > 1e-9 * scale, np.inf, 0.0))  # as _no_spread_z
     significant = (gaps > 0) & (zs >= z_min)
     if not significant.any():
         return hi, lo, gap, z
