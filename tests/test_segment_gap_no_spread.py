@@ -48,4 +48,4 @@ def test_the_same_constant_in_two_segments_is_no_gap_whatever_the_rounding() -> 
     mean, var = group_means(np.array([0.3, 0.5]), np.array([0.03, 0.05]), np.array([3.0, 5.0]))  # 0.1 and 0.1
     assert abs(largest_gap(mean, np.array([3.0, 5.0]), np.ones(2, dtype=bool), var)[3]) < 1.0  # rounding only
     mean, var = group_means(np.array([0.3, 1.0]), np.array([0.03, 0.2]), np.array([3.0, 5.0]))  # 0.1 and 0.2: a real gap
-    assert largest_gap(mean, np.array([3.0, 5.0]), np.ones(2, dtype=bool), var)[3] == float("inf")
+    assert largest_gap(mean, np.array([3.0, 5.0]), np.ones(2, dtype=bool), var)[3] > 1e6  # +Inf or rounding-sized se
