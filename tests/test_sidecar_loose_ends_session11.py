@@ -325,3 +325,28 @@ def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tm
         s.close()
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 1000
     assert total(text, "monitor_forward_datagrams_lost_total") == 1
+
+
+def test_a_duplicated_first_forwarding_datagram_is_not_read_as_a_restart(tmp_path: Path) -> None:
+    """Session 12's review: a second copy of a sender's datagram 1 (duplicated on the way) was read
+    as the sender starting again, and its drop total counted a second time (4 for 3)."""
+    import json
+    import socket
+
+    from tests.sidecar_support import wait_until
+
+    sock_path = str(tmp_path / "fwd.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for seq, dropped in ((1, 1), (1, 1), (2, 3)):
+            msg = {"v": 1, "sender": "host:1:dup", "seq": seq, "model": "iris", "dropped": {"queue_full": dropped},
+                   "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
+            client.sendto(json.dumps(msg).encode(), sock_path)
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 3)
+        text = s.metrics()
+    finally:
+        client.close()
+        s.close()
+    assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 3

@@ -258,7 +258,7 @@ class ForwardReceiver:
         seq = msg.get("seq")
         stale = False
         if isinstance(seq, int) and not isinstance(seq, bool):
-            if seq <= s.seq and seq == 1:
+            if seq == 1 and s.seq > 1:
                 # the sequence starts again: the sender restarted under the same id, so its totals
                 # start again from zero and are counted from there
                 s.dropped = {}
