@@ -207,3 +207,47 @@ def test_template_errors_after_a_reload_are_counted(tmp_path: Path) -> None:
         assert before and after == before + 4
     finally:
         s.close()
+
+
+def test_the_series_of_a_removed_rule_go_stale_at_the_reload(tmp_path: Path) -> None:
+    """Session 12's review: a removed recording rule's series answered queries for the 5-minute
+    lookback after the reload, so an alert reading it kept firing that long; Prometheus marks them
+    stale on reload. A rule that is kept writes under the same source, so what it stops writing
+    goes stale at its next evaluation too."""
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from monitor.rules.loader import load_rule_files
+
+    both = textwrap.dedent("""
+        groups:
+          - name: g
+            interval: 10s
+            rules:
+              - alert: Foo
+                expr: job:foo > 0
+          - name: rec
+            interval: 10s
+            rules:
+              - record: job:foo
+                expr: vector(1)
+              - record: job:bar
+                expr: vector(2)
+    """)
+    rules = tmp_path / "r.yml"
+    rules.write_text(both)
+    store = SeriesStore(retention_s=3600)
+    ev = RuleEvaluator.from_files([rules], storage=store, default_interval_s=10)
+    for k in range(3):
+        ev.evaluate(T0 + 10 * k)
+    assert [(a.name, a.state.value) for a in ev.alerts()] == [("Foo", "firing")]
+    removed = both.replace("      - record: job:foo\n        expr: vector(1)\n", "").replace("expr: vector(2)", "expr: vector(2) < 0")
+    assert "job:foo\n" not in removed and "vector(2) < 0" in removed  # job:foo removed, job:bar now empty
+    rules.write_text(removed)
+    ev.replace_groups(load_rule_files([rules], engine=ev.engine))
+
+    def now(expr: str, t: float) -> list[float]:
+        return [s.value for s in ev.engine.compile(expr).instant(store, t)]
+
+    assert now("job:foo", T0 + 21) == []  # stale just after the last evaluation of its group
+    ev.evaluate(T0 + 30)
+    assert ev.alerts() == [] and now("job:bar", T0 + 30) == []

@@ -204,6 +204,7 @@ class RuleEvaluator:
         the current rules in place."""
         built = self._build(groups)
         with self._lock:
+            self._carry_series(self._groups, built)
             old, self._groups = self._groups, built
             try:
                 self._load_state_dict(self._state_dict_of(old))
@@ -441,6 +442,35 @@ class RuleEvaluator:
         restarted agent continues ``for`` timers and does not page again."""
         with self._lock:
             return self._state_dict()
+
+    def _carry_series(self, old: list[_GroupRuntime], built: list[_GroupRuntime]) -> None:
+        """What the rules wrote, across a reload: a rule still there (same group, kind, name and
+        labels) keeps writing under its series source, so that what it stops writing goes stale;
+        the series of a rule that is gone are marked stale just after its group's last evaluation,
+        as Prometheus does on reload (they answered queries for the 5-minute lookback, and an
+        alert reading a removed recording rule kept firing that long)."""
+        self._reloads = getattr(self, "_reloads", 0) + 1
+
+        def keyed(groups: list[_GroupRuntime]) -> dict[tuple[Any, ...], tuple[_RuleRuntime, _GroupRuntime]]:
+            out: dict[tuple[Any, ...], tuple[_RuleRuntime, _GroupRuntime]] = {}
+            for g in groups:
+                for rt in g.rules:
+                    key = (g.group.file, g.group.name, type(rt.rule).__name__, rt.rule.name,
+                           tuple(sorted(rt.rule.labels.items())))
+                    n = sum(1 for k in out if k[:-1] == key)  # duplicates in order
+                    out[(*key, n)] = (rt, g)
+            return out
+
+        before = keyed(old)
+        for key, (rt, _) in keyed(built).items():
+            hit = before.pop(key, None)
+            if hit is not None:
+                rt.source, rt.wrote = hit[0].source, hit[0].wrote
+            else:  # a source no earlier rule wrote under (positions move when rules are added)
+                rt.source = f"{rt.source}#reload{self._reloads}"
+        for rt, g in before.values():
+            if rt.wrote and g.last_eval_ms is not None:
+                self.storage.append_scrape((g.last_eval_ms + 1) / 1000.0, [], source=rt.source)
 
     def _state_dict(self) -> dict[str, Any]:
         return self._state_dict_of(self._groups)
