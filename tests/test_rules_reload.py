@@ -251,3 +251,24 @@ def test_the_series_of_a_removed_rule_go_stale_at_the_reload(tmp_path: Path) -> 
     assert now("job:foo", T0 + 21) == []  # stale just after the last evaluation of its group
     ev.evaluate(T0 + 30)
     assert ev.alerts() == [] and now("job:bar", T0 + 30) == []
+
+
+def test_a_reload_does_not_hand_a_removed_files_alerts_to_a_group_of_the_same_name(tmp_path: Path) -> None:
+    """Review: groups were matched by file and name, or by name alone when one group had it (what a
+    restore needs when paths move); on reload, a file removed and another holding a group of the
+    same name took over its firing alert, as if it had been firing all along."""
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from monitor.rules.loader import load_rule_files
+
+    a, b = tmp_path / "a.yml", tmp_path / "b.yml"
+    a.write_text(ONE)
+    b.write_text(ONE.replace("for: 20s", "for: 30s"))
+    ev = RuleEvaluator.from_files([a], storage=SeriesStore(retention_s=3600), default_interval_s=10)
+    for k in range(4):
+        ev.evaluate(T0 + 10 * k)
+    assert [(x.name, x.state.value) for x in ev.alerts()] == [("AlwaysOn", "firing")]
+    ev.replace_groups(load_rule_files([b], engine=ev.engine))  # a.yml gone, b.yml has a group "g" too
+    assert ev.alerts() == []
+    ev.evaluate(T0 + 40)
+    assert [(x.name, x.state.value) for x in ev.alerts()] == [("AlwaysOn", "pending")]

@@ -207,7 +207,9 @@ class RuleEvaluator:
             self._carry_series(self._groups, built)
             old, self._groups = self._groups, built
             try:
-                self._load_state_dict(self._state_dict_of(old))
+                # by file and name only, as Prometheus reloads: a group of a removed file does not hand
+                # its alerts to a group of the same name elsewhere (a restore, where paths move, may)
+                self._load_state_dict(self._state_dict_of(old), same_file=True)
             except Exception:
                 self._groups = old
                 raise
@@ -503,10 +505,10 @@ class RuleEvaluator:
         with self._lock:
             return self._load_state_dict(state)
 
-    def _load_state_dict(self, state: Mapping[str, Any]) -> int:
+    def _load_state_dict(self, state: Mapping[str, Any], *, same_file: bool = False) -> int:
         restored = 0
         for gs in state.get("groups", []):
-            gr = self._match_group(str(gs.get("file", "")), str(gs.get("name", "")))
+            gr = self._match_group(str(gs.get("file", "")), str(gs.get("name", "")), same_file=same_file)
             if gr is None:
                 continue
             pool: dict[tuple[str, tuple[tuple[str, str], ...]], list[_RuleRuntime]] = {}
@@ -526,10 +528,10 @@ class RuleEvaluator:
                     restored += 1
         return restored
 
-    def _match_group(self, file: str, name: str) -> _GroupRuntime | None:
+    def _match_group(self, file: str, name: str, *, same_file: bool = False) -> _GroupRuntime | None:
         exact = [g for g in self._groups if g.group.name == name and g.group.file == file]
-        if exact:
-            return exact[0]
+        if exact or same_file:
+            return exact[0] if exact else None
         by_name = [g for g in self._groups if g.group.name == name]
         return by_name[0] if len(by_name) == 1 else None
 
