@@ -365,8 +365,8 @@ def test_the_population_step_gives_the_same_verdicts_whatever_the_batching(strea
     (small, small_scales), (large, large_scales) = dets
     assert small_scales == large_scales and min(small_scales) < 0.6  # the squeeze was followed, identically
     assert small.population_scale == large.population_scale and small.population_rates == large.population_rates
-    assert ([(v.client, v.signal_names) for v in small.suspicious_clients(100)]
-            == [(v.client, v.signal_names) for v in large.suspicious_clients(100)])
+    assert ([(v.client, v.signal_names, v.first_flagged_query) for v in small.suspicious_clients(100)]
+            == [(v.client, v.signal_names, v.first_flagged_query) for v in large.suspicious_clients(100)])
     a, b = small.state_dict()["population"], large.state_dict()["population"]
     assert all(np.array_equal(a[k], b[k]) for k in ("owner", "flags", "spacing"))
 
@@ -424,3 +424,23 @@ def test_a_state_saved_before_the_periods_restores_its_population_for_the_next_q
     b.load_state_dict(state)
     assert a.population_scale < 0.6
     assert b._stats_for(float(b._pop_period or 0.0))[0] == a.population_scale  # noqa: SLF001
+
+
+def test_prada_tests_at_the_same_query_whatever_the_grouping(stream) -> None:
+    """Session 12's review: PRADA's normality test ran once per group when ``prada_every`` new
+    distances had come, so where a client's queries were cut into groups moved the test (batches
+    of 50 flagged benign-21 for stealing, the same batches after a first one of 3 did not). It now
+    runs at the query where they come, as if queries came one at a time."""
+    x, c, t = stream
+    sel = t < DRIFT_START + 900
+    x, c, t = x[sel], c[sel], t[sel]
+
+    def verdicts(first: int, size: int) -> list:
+        det = ProbingDetector(reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+        for lo, hi in [(0, first)] + [(i, min(i + size, len(t))) for i in range(first, len(t), size)]:
+            det.update(Batch.from_arrays(x[lo:hi], scores(x[lo:hi]), ts=t[lo:hi], client=c[lo:hi]))
+        det.flush()
+        return [(v.client, v.signal_names, v.first_flagged_query) for v in det.suspicious_clients(100)]
+
+    base = verdicts(50, 50)
+    assert verdicts(3, 50) == base and verdicts(7, 7) == base

@@ -824,11 +824,21 @@ class ProbingDetector(Detector):
             in_group = lab[np.clip(nb.nearest - f, 0, mk - 1)]
             nn_lab = np.where(nb.nearest < f, ring.label[np.minimum(nb.nearest, f - 1)], in_group) if f else in_group
             flags[near & (lab >= 0) & (nn_lab != lab)] |= _FLIP
-        # 3. PRADA's distance set: minimum distances that are not near-duplicates
+        # 3. PRADA's distance set: minimum distances that are not near-duplicates, tested at the
+        # query where ``prada_every`` new ones are in (as if queries came one at a time: where a
+        # client's queries are cut into groups must not move the test)
+        prada_tests: list[tuple[float, int]] = []
         if self.prada:
-            far = (~near) & np.isfinite(nb.dmin)
-            if far.any():
-                ring.push_prada(nb.dmin[far].astype(np.float32))
+            far_idx = np.flatnonzero((~near) & np.isfinite(nb.dmin))
+            dist = nb.dmin[far_idx].astype(np.float32)
+            start = 0
+            while start < dist.size:
+                stop = min(dist.size, start + max(self.prada_every - ring.prada_new, self.prada_window - ring.prada_n, 1))
+                ring.push_prada(dist[start:stop])
+                start = stop
+                if ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
+                    ring.prada_new = 0
+                    prada_tests.append((float(shapiro_w(ring.prada, self._prada_a)), int(far_idx[stop - 1])))
         # 4. store, and windowed counts query by query
         self._ring_bytes += ring.reserve(mk)
         if index is not None:
@@ -851,12 +861,10 @@ class ProbingDetector(Detector):
         run = self._counts[slot] + np.cumsum(new_b if old is None else new_b - _BIT_TABLE[old], axis=0)
         self._counts[slot] = run[-1]
         self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k, crit)
-        if self.prada and ring.prada_n >= self.prada_window and ring.prada_new >= self.prada_every:
-            ring.prada_new = 0
-            w = float(shapiro_w(ring.prada, self._prada_a))
+        for w, i in prada_tests:
             self._prada_w[slot] = w
             raised = w < self._prada_cal.delta  # type: ignore[union-attr]
-            self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[-1]), int(qn_k[-1]))
+            self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[i]), int(qn_k[i]))
         owner = self._clients.serial[slot] if serial is None else serial
         if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later periods
             take = np.flatnonzero(qn_k % self.population_stride == 0)  # by query number: whatever the grouping
