@@ -416,7 +416,7 @@ def test_a_state_saved_before_the_periods_restores_its_population_for_the_next_q
     cut = int((t < DRIFT_START + 600).sum())
     a = _fed(x[:cut], c[:cut], t[:cut])
     state = a.state_dict()
-    for key in ("population_period", "population_closed", "population_samples", "population_stats", "population_null",
+    for key in ("population_period", "population_samples", "population_stats", "population_null",
                 "population_period_end", "population_period_rows"):
         state.pop(key)
     state["pending"].pop("period")

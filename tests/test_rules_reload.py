@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,15 +42,21 @@ TWO = ONE + """\
 """
 
 
+def _serve(tmp_path: Path, text: str, interval: str = "10s", **raw: object) -> tuple[Path, Any]:
+    """A sidecar (monitor without a worker: tests tick its rules) on a rule file holding ``text``."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(text)
+    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": interval}, **raw}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    return rules, s
+
+
 def _states(mon) -> dict[str, tuple[str, float]]:
     return {a.name: (a.state.value, a.active_at) for a in mon.alerts()}
 
 
 def test_reload_over_http_takes_new_rules_keeps_firing_alerts_and_survives_a_broken_file(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(ONE)
-    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "10s"}}, tmp_path,
-                      factory=quiet_factory(start_worker=False))
+    rules, s = _serve(tmp_path, ONE)
     try:
         mon = s.monitor()
         for k in range(4):
@@ -89,11 +96,8 @@ def test_reload_over_http_takes_new_rules_keeps_firing_alerts_and_survives_a_bro
 
 
 def test_reload_needs_the_write_token_when_one_is_set(tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(ONE)
     (tmp_path / "token").write_text("s3cret-reload-token\n")
-    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)]}, "server": {"write_token_file": str(tmp_path / "token")}},
-                      tmp_path, factory=quiet_factory(start_worker=False))
+    _, s = _serve(tmp_path, ONE, server={"write_token_file": str(tmp_path / "token")})
     try:
         assert http("POST", s.url + "/-/reload").status == 401
         assert http("POST", s.url + "/-/reload", headers={"Authorization": "Bearer s3cret-reload-token"}).status == 200
@@ -167,10 +171,7 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
 def test_a_reload_to_a_shorter_group_interval_ticks_at_it(tmp_path: Path) -> None:
     """Session 12's review: the rule ticks kept the interval of the rules loaded at start (60 s),
     so a reloaded group of 10 s with ``for: 20s`` was evaluated every 60 s and fired late."""
-    rules = tmp_path / "rules.yml"
-    rules.write_text(ONE.replace("interval: 10s", "interval: 60s"))
-    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "60s"}}, tmp_path,
-                      factory=quiet_factory(start_worker=False))
+    rules, s = _serve(tmp_path, ONE.replace("interval: 10s", "interval: 60s"), interval="60s")
     try:
         mon = s.monitor()
         mon.advance(T0)
@@ -190,10 +191,7 @@ def test_template_errors_after_a_reload_are_counted(tmp_path: Path) -> None:
     """The reloaded rules count their template errors from zero; the counter kept the totals from
     before and added nothing until the new ones passed them (5, then 4 more: stayed at 5)."""
     broken = ONE.replace("labels: {severity: warning}", "annotations: {summary: '{{ with query \"vector(1\" }}x{{ end }}'}")
-    rules = tmp_path / "rules.yml"
-    rules.write_text(broken.replace("for: 20s", "for: 0s"))
-    s = start_sidecar({**IRIS, "rules": {"files": [str(rules)], "interval": "10s"}}, tmp_path,
-                      factory=quiet_factory(start_worker=False))
+    rules, s = _serve(tmp_path, broken.replace("for: 20s", "for: 0s"))
     try:
         mon = s.monitor()
         for k in range(5):

@@ -173,10 +173,9 @@ def test_a_wrong_method_on_a_sidecar_path_is_answered_405_by_the_sidecar_not_for
 
 
 # -- 3. forwarded drop totals: deltas per sender, a restarted sender counted from zero ---------------
-def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from_zero(tmp_path: Path) -> None:
-    """Workers report cumulative drop totals. A sender whose totals went down (restarted under the
-    same id: its sequence starts again, or a total restarts) kept the old totals as the mark, and
-    its new drops went uncounted until they passed it: 7 dropped, restart, 3 dropped counted 0."""
+def _forwarded(tmp_path: Path, datagrams: list[tuple[int, dict[str, int]]], sender: str = "host:1:abcd") -> str:
+    """``/metrics`` of a sidecar after one sender's ``(seq, dropped)`` datagrams, sent in that order
+    over its Unix socket, each with one event (waited for until all are received)."""
     import json
     import socket
 
@@ -186,20 +185,26 @@ def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from
     s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
                       factory=quiet_factory(start_worker=False))
     client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    datagrams = [(1, {"queue_full": 5}), (2, {"queue_full": 7, "too_large": 1}),  # 7 + 1
-                 (1, {"queue_full": 2}),                       # restarted: seq back to 1, 2 new drops
-                 (2, {"queue_full": 3}),                       # 1 more
-                 (3, {"queue_full": 1, "too_large": 4})]       # queue_full restarted (1 new), too_large grew by 4
     try:
         for seq, dropped in datagrams:
-            msg = {"v": 1, "sender": "host:1:abcd", "seq": seq, "model": "iris", "dropped": dropped,
+            msg = {"v": 1, "sender": sender, "seq": seq, "model": "iris", "dropped": dropped,
                    "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
             client.sendto(json.dumps(msg).encode(), sock_path)
         assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == len(datagrams))
-        text = s.metrics()
+        return s.metrics()
     finally:
         client.close()
         s.close()
+
+
+def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from_zero(tmp_path: Path) -> None:
+    """Workers report cumulative drop totals. A sender whose totals went down (restarted under the
+    same id: its sequence starts again, or a total restarts) kept the old totals as the mark, and
+    its new drops went uncounted until they passed it: 7 dropped, restart, 3 dropped counted 0."""
+    text = _forwarded(tmp_path, [(1, {"queue_full": 5}), (2, {"queue_full": 7, "too_large": 1}),  # 7 + 1
+                                 (1, {"queue_full": 2}),                       # restarted: seq back to 1, 2 new drops
+                                 (2, {"queue_full": 3}),                       # 1 more
+                                 (3, {"queue_full": 1, "too_large": 4})])      # queue_full restarted (1 new), too_large grew by 4
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 7 + 2 + 1 + 1
     assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 4
     assert total(text, "monitor_forward_datagrams_lost_total") == 0  # a sequence that restarts loses nothing
@@ -304,25 +309,7 @@ def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tm
     11, 13, each reporting queue_full 1000, gave 2,000 drops for 1,000. Only a sequence starting
     again at 1 is a restart now; an older datagram's totals are older, and counted already. (The
     late one was counted lost when the next arrived: counters do not go back.)"""
-    import json
-    import socket
-
-    from tests.sidecar_support import wait_until
-
-    sock_path = str(tmp_path / "fwd.sock")
-    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
-                      factory=quiet_factory(start_worker=False))
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        for seq in (10, 12, 11, 13):
-            msg = {"v": 1, "sender": "host:1:abcd", "seq": seq, "model": "iris", "dropped": {"queue_full": 1000},
-                   "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
-            client.sendto(json.dumps(msg).encode(), sock_path)
-        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 4)
-        text = s.metrics()
-    finally:
-        client.close()
-        s.close()
+    text = _forwarded(tmp_path, [(seq, {"queue_full": 1000}) for seq in (10, 12, 11, 13)])
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 1000
     assert total(text, "monitor_forward_datagrams_lost_total") == 1
 
@@ -330,23 +317,5 @@ def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tm
 def test_a_duplicated_first_forwarding_datagram_is_not_read_as_a_restart(tmp_path: Path) -> None:
     """Session 12's review: a second copy of a sender's datagram 1 (duplicated on the way) was read
     as the sender starting again, and its drop total counted a second time (4 for 3)."""
-    import json
-    import socket
-
-    from tests.sidecar_support import wait_until
-
-    sock_path = str(tmp_path / "fwd.sock")
-    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock_path}}}, tmp_path,
-                      factory=quiet_factory(start_worker=False))
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        for seq, dropped in ((1, 1), (1, 1), (2, 3)):
-            msg = {"v": 1, "sender": "host:1:dup", "seq": seq, "model": "iris", "dropped": {"queue_full": dropped},
-                   "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
-            client.sendto(json.dumps(msg).encode(), sock_path)
-        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 3)
-        text = s.metrics()
-    finally:
-        client.close()
-        s.close()
+    text = _forwarded(tmp_path, [(1, {"queue_full": 1}), (1, {"queue_full": 1}), (2, {"queue_full": 3})], sender="host:1:dup")
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 3

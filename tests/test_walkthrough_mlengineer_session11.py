@@ -248,26 +248,9 @@ def test_labels_later_than_the_window_are_counted_as_late():
     1 h window) were counted as joined, and then no figure ever saw them: accuracy absent,
     labels_in_window 0, and nothing said why. They are counted as late (what the window would
     need says the metric's help), those within the window as joined."""
-    import prometheus_client
+    from monitor import catalog
 
-    from monitor import Monitor, catalog
-
-    t = [1_700_000_000.0]
-    mon = Monitor(model="late", config={"output": {"kind": "probabilities"}, "window": "1h"},
-                  registry=prometheus_client.CollectorRegistry(), start_worker=False, clock=lambda: t[0])
-    try:
-        mon.observe([[1.0]] * 300, [[0.8, 0.2]] * 300, request_id=[f"r{i}" for i in range(300)])
-        mon.flush()
-        t[0] += 2 * 3600.0
-        mon.observe([[1.0]] * 10, [[0.8, 0.2]] * 10, request_id=[f"s{i}" for i in range(10)])
-        mon.flush()
-        mon.feedback([f"r{i}" for i in range(300)] + [f"s{i}" for i in range(10)], [0] * 310)
-        mon.flush()
-        assert mon.store.value("monitor_feedback_labels", ("late",)) == 300.0
-        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 10.0
-        assert mon.store.value("monitor_labels_in_window") == 10.0
-    finally:
-        mon.close()
+    assert _labels_two_hours_later({"output": {"kind": "probabilities"}, "window": "1h"}) == (300.0, 10.0, 10.0)
     assert "late: joined more than the longest window" in catalog.get("monitor_feedback_labels").help
 
 
@@ -275,14 +258,21 @@ def test_a_label_within_a_detectors_own_longer_window_is_joined_not_late():
     """The final review: "late" was measured against the model's window, while a detector reading
     labels may set a longer window of its own (calibration over 3 h under a 1-hour model window):
     a label 2 h late counts in that detector's figures, yet was reported late."""
+    late, joined, in_window = _labels_two_hours_later({"output": {"kind": "probabilities"}, "window": "1h",
+                                                       "detectors": [{"kind": "calibration", "window_s": 3 * 3600.0}]})
+    assert late in (None, 0.0) and joined == 310.0 and in_window == 310.0
+
+
+def _labels_two_hours_later(config: dict) -> tuple[float | None, float | None, float | None]:
+    """300 predictions, then 10 more two hours later, then labels for all 310: the late and
+    joined label counts and the labels in the window."""
     import prometheus_client
 
     from monitor import Monitor
 
     t = [1_700_000_000.0]
-    mon = Monitor(model="cal", config={"output": {"kind": "probabilities"}, "window": "1h",
-                                       "detectors": [{"kind": "calibration", "window_s": 3 * 3600.0}]},
-                  registry=prometheus_client.CollectorRegistry(), start_worker=False, clock=lambda: t[0])
+    mon = Monitor(model="late", config=config, registry=prometheus_client.CollectorRegistry(), start_worker=False,
+                  clock=lambda: t[0])
     try:
         mon.observe([[1.0]] * 300, [[0.8, 0.2]] * 300, request_id=[f"r{i}" for i in range(300)])
         mon.flush()
@@ -291,9 +281,8 @@ def test_a_label_within_a_detectors_own_longer_window_is_joined_not_late():
         mon.flush()
         mon.feedback([f"r{i}" for i in range(300)] + [f"s{i}" for i in range(10)], [0] * 310)
         mon.flush()
-        assert mon.store.value("monitor_feedback_labels", ("late",)) in (None, 0.0)
-        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 310.0
-        assert mon.store.value("monitor_labels_in_window") == 310.0
+        return (mon.store.value("monitor_feedback_labels", ("late",)), mon.store.value("monitor_feedback_labels", ("joined",)),
+                mon.store.value("monitor_labels_in_window"))
     finally:
         mon.close()
 

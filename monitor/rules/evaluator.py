@@ -455,11 +455,12 @@ class RuleEvaluator:
 
         def keyed(groups: list[_GroupRuntime]) -> dict[tuple[Any, ...], tuple[_RuleRuntime, _GroupRuntime]]:
             out: dict[tuple[Any, ...], tuple[_RuleRuntime, _GroupRuntime]] = {}
+            seen: dict[tuple[Any, ...], int] = {}
             for g in groups:
                 for rt in g.rules:
                     key = (g.group.file, g.group.name, type(rt.rule).__name__, rt.rule.name,
                            tuple(sorted(rt.rule.labels.items())))
-                    n = sum(1 for k in out if k[:-1] == key)  # duplicates in order
+                    seen[key] = n = seen.get(key, -1) + 1  # duplicates in order
                     out[(*key, n)] = (rt, g)
             return out
 

@@ -468,11 +468,10 @@ class ProbingDetector(Detector):
         #: sampled queries (sketch, owner, flags, ts, query number) by the period they arrived in,
         #: added to the population when that period is closed (:meth:`_close_through`)
         self._pop_rows: dict[float, list[tuple[np.ndarray, ...]]] = {}
-        #: the period event time is in (arrival order), and the last one closed
+        #: the period event time is in (arrival order)
         self._pop_period: float | None = None
         self._pop_period_end: float | None = None  # event time from which the next period begins
         self._pop_period_rows = 0  # rows that arrived in the current period
-        self._pop_closed: float | None = None
         #: the population's (scale, null rates, critical counts) for queries of each period from the
         #: key on (after closing the key minus 2); older periods: the reference's
         self._pop_stats: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
@@ -626,7 +625,6 @@ class ProbingDetector(Detector):
             self._run(self._pending.slots_upto(p))
             self._population_step(p)
             self._pop_stats[p + 2.0] = (self._pop.scale, self._null, self._crit)
-        self._pop_closed = last if self._pop_closed is None else max(self._pop_closed, last)
         # what queries still to be analysed can need: periods from last + 1 on, and the one before
         keep = [k for k in self._pop_stats if k > last + 1.0]
         older = [k for k in self._pop_stats if k <= last + 1.0]
@@ -1177,7 +1175,7 @@ class ProbingDetector(Detector):
             }
 
     def _population_periods_state(self) -> dict[str, Any]:
-        """The population's periods: where event time is, what was closed, the samples waiting,
+        """The population's periods: where event time is, the samples waiting,
         the recorded populations of the periods still to be analysed, the null rates in force."""
         if self._pop is None:
             return {}
@@ -1192,8 +1190,7 @@ class ProbingDetector(Detector):
             keys = sorted(self._pop_stats)
             stats = {"period": np.array(keys), "scale": np.array([self._pop_stats[k][0] for k in keys]),
                      "null": np.stack([self._pop_stats[k][1] for k in keys])}
-        return {"population_period": self._pop_period, "population_closed": self._pop_closed,
-                "population_period_end": self._pop_period_end, "population_period_rows": self._pop_period_rows,
+        return {"population_period": self._pop_period, "population_period_end": self._pop_period_end, "population_period_rows": self._pop_period_rows,
                 "population_samples": samples, "population_stats": stats, "population_null": self._null.copy()}
 
     def _crit_for(self, null: np.ndarray) -> np.ndarray:
@@ -1246,9 +1243,8 @@ class ProbingDetector(Detector):
                 self._load_population_periods(state)
 
     def _load_population_periods(self, state: dict[str, Any]) -> None:
-        period, closed = state.get("population_period"), state.get("population_closed")
+        period = state.get("population_period")
         self._pop_period = None if period is None else float(period)
-        self._pop_closed = None if closed is None else float(closed)
         end = state.get("population_period_end")
         self._pop_period_end = None if end is None else float(end)
         self._pop_period_rows = int(state.get("population_period_rows") or 0)
