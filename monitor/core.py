@@ -253,7 +253,7 @@ class Monitor:
         tick_s = 0.0
         if cfg.rules.files:
             self._setup_rules(cfg)
-            tick_s = min(cfg.rules.interval_s, self.rules.min_interval_s)
+            tick_s = self._rule_tick_s()
         self.pipeline: Pipeline = Pipeline(
             self.store,
             BatchBuilder(self.input_schema, cfg.output, reference_names=() if self.reference is None else
@@ -371,8 +371,18 @@ class Monitor:
             external_labels=dict(cfg.rules.external_labels), external_url=cfg.rules.external_url,
             notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
         )
-        self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * cfg.rules.interval_s)
+        self._size_series_store()
         self.store.set("monitor_rule_last_reload_successful", 1.0)
+
+    def _size_series_store(self) -> None:
+        """Keep the history the longest rule reads (plus two intervals), an hour at least."""
+        assert self.rules is not None and self._series_store is not None
+        self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * self.config.rules.interval_s)
+
+    def _rule_tick_s(self) -> float:
+        """How often rules are evaluated: the configured interval, or a group's shorter one."""
+        assert self.rules is not None
+        return min(self.config.rules.interval_s, self.rules.min_interval_s)
 
     # -- the caller's side -----------------------------------------------------------------------
     def observe(
@@ -559,10 +569,9 @@ class Monitor:
             groups = load_rule_files(list(self.config.rules.files), engine=self.rules.engine)
             with self._lock:
                 n = self.rules.replace_groups(groups)
-                if self._series_store is not None:
-                    self._series_store.retention_s = max(3600.0, self.rules.max_range_s + 2 * self.config.rules.interval_s)
+                self._size_series_store()
                 self._template_errors.clear()  # the new rules count their template errors from zero
-                self._retick(min(self.config.rules.interval_s, self.rules.min_interval_s))
+                self._retick(self._rule_tick_s())
         except Exception:
             self.store.inc("monitor_rule_reloads", labels=("failure",))
             self.store.set("monitor_rule_last_reload_successful", 0.0)
