@@ -34,7 +34,7 @@ from aiohttp import web
 
 from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
 from monitor.server.errors import IntakeError
-from monitor.server.jsonbody import NOT_DECODED, try_loads
+from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback,
                                      unsafe_json)
@@ -152,9 +152,7 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
                           "unsupported_payload")
     if ctype == "application/cloudevents+json":
         try:
-            env = try_loads(body)  # orjson's value where it is json's
-            if env is NOT_DECODED:
-                env = json.loads(body)
+            env = loads(body)  # json.loads's value and errors, by orjson where it agrees
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise IntakeError(400, "body", "a structured CloudEvent must be a JSON object", "bad_json") from None
         if not isinstance(env, dict):
@@ -164,9 +162,7 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
             # the spec's form for data that is not JSON text: here it must still hold a JSON payload
             try:
                 body = base64.b64decode(str(env["data_base64"]), validate=True)
-                data = try_loads(body)
-                if data is NOT_DECODED:
-                    data = json.loads(body)
+                data = loads(body)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise IntakeError(400, "data_base64", "must be the base64 of a JSON inference payload", "bad_json") from None
         if data is None:
@@ -182,9 +178,7 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
         data = None
         if body.strip():
             try:
-                data = try_loads(body)
-                if data is NOT_DECODED:
-                    data = json.loads(body)
+                data = loads(body)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 raise IntakeError(400, "body", "the event data must be JSON (content-type application/json)", "bad_json") from None
     unsafe = unsafe_json(body, data)

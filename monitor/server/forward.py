@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import os
 import socket
@@ -33,7 +32,7 @@ from monitor.events import EventFormatError, parse_event
 from monitor.forwarding import WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
-from monitor.server.jsonbody import NOT_DECODED, try_loads
+from monitor.server.jsonbody import loads
 from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server.settings import ForwardSettings
 
@@ -185,9 +184,7 @@ class ForwardReceiver:
         sidecar = self.sidecar
         # no one reads an answer here: the first refusal of each reason is logged with its cause
         try:
-            msg = try_loads(data)  # orjson's value where it is json's
-            if msg is NOT_DECODED:
-                msg = json.loads(data)
+            msg = loads(data)  # json.loads's value and errors, by orjson where it agrees
         except (ValueError, UnicodeDecodeError, RecursionError):
             sidecar.count_refused(ENDPOINT, "bad_json", detail=_NOT_JSON)
             return

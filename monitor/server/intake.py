@@ -19,7 +19,7 @@ from aiohttp import web
 
 from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, parse_event
 from monitor.server.errors import IntakeError
-from monitor.server.jsonbody import NOT_DECODED, try_loads, try_loads_lines
+from monitor.server.jsonbody import NOT_DECODED, loads, try_loads_lines
 from monitor.server.limits import read_body
 from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server import keys as K
@@ -78,9 +78,7 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
     if not body.strip():
         raise _empty_body()
     try:
-        value = try_loads(body)  # orjson's value where it is json's
-        if value is NOT_DECODED:
-            value = json.loads(body)
+        value = loads(body)  # json.loads's value and errors, by orjson where it agrees
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several documents: NDJSON without the content type
             return _ndjson(body)
