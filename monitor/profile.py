@@ -5,7 +5,8 @@ edges with the reference counts and value sums per bin, missing and non-finite c
 mean and standard deviation, the probability that two values are equal (for the stuck-feature
 detector), category frequencies with the number of singletons (for the Good-Turing rate of unseen
 categories); for the multivariate detector a PCA fitted on the rows with the reconstruction
-error distribution of rows it was not fitted on (5-fold); for output drift the predicted-class counts and the max-score
+error distribution of rows it was not fitted on (5-fold), or a PCA fitted on other rows (the
+training set: :class:`PCABasis`) with every row's error; for output drift the predicted-class counts and the max-score
 (or regression value) distribution; label counts; and a bounded random sample of rows, so that
 detectors that need rows (the confidence estimators, the alibi-detect backend) still work from a
 profile.
@@ -54,6 +55,8 @@ __all__ = [
     "NumericProfile",
     "CategoricalProfile",
     "PCAProfile",
+    "PCABasis",
+    "fit_pca_basis",
     "OutputProfile",
     "Profile",
     "ProfileError",
@@ -288,7 +291,7 @@ class Profile:
         b = _Builder(reference.numeric_names, reference.categorical_names, n_bins=n_bins, max_rows=max(len(reference), 1),
                      seed=seed)
         b.add(reference.numeric, reference.categorical, reference.scores, reference.labels)
-        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta)
+        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis)
 
     def to_reference(self) -> Reference:
         """A :class:`Reference` of the kept sample rows, carrying this profile (exact statistics)."""
@@ -461,47 +464,104 @@ def numeric_profile(name: str, values: np.ndarray, n_bins: int = DEFAULT_BINS, *
     )
 
 
-def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
-             folds: int = PCA_FOLDS) -> PCAProfile | None:
-    """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None."""
-    variance = PCA_VARIANCE if variance is None else variance
-    if x.shape[1] < 2 or x.shape[0] < 20:
-        return None
-    if x.shape[0] > PCA_MAX_ROWS:
-        x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
+@dataclass
+class PCABasis:
+    """A PCA fitted on rows other than the reference's -- typically the training set -- for the
+    multivariate drift detector.
+
+    A held-out reference of a few hundred rows gives the detector two handicaps when its PCA is
+    fitted on the reference itself: few rows to find the directions in, and calibration errors that
+    must come from cross-fitting (each fold scored by a PCA of the other folds), which live rows
+    never meet. Directions fitted on the (large) training set, with *every* reference row's error
+    under exactly those directions as the calibration, remove both: live rows meet the very PCA the
+    calibration was scored with, and the training rows, which the model has seen, never calibrate
+    anything (they only choose the directions).
+    """
+
+    names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray  # (k, d)
+    explained: float
+    rows: int  # rows the directions were fitted on
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, scale, z)``: column moments that ignore missing and non-finite values (a non-finite
+    matrix makes LAPACK loop for ever: a hang at startup), and the rows standardised by them,
+    missing values at the mean."""
     x = np.where(np.isfinite(x), x, np.nan)
-    # overflow-free moments: a non-finite matrix makes LAPACK loop for ever (a hang at startup)
     mean, scale = column_moments(x)
     with np.errstate(all="ignore"):
         mean = np.where(np.isfinite(mean), mean, 0.0)
         # an sd within rounding error of the mean is a constant column (not a tiny unit)
         scale = np.where(np.isfinite(scale) & (scale > ROUNDOFF_REL * np.abs(mean)) & (scale > 0), scale, 1.0)
         z = (x - mean) / scale
-    z = np.where(np.isfinite(z), z, 0.0)
-    n, d = z.shape
-    parts = np.array_split(rng.permutation(n), folds)  # n >= 20 rows, PCA_FOLDS 5: no fold is empty
-    # Each fold's PCA comes from the scatter of the other folds: the whole scatter minus the fold's,
-    # one pass over the rows instead of one decomposition of the rows per fold.
-    total_sum, total_scatter = z.sum(axis=0), matmul(z.T, z)
+    return mean, scale, np.where(np.isfinite(z), z, 0.0)
 
-    def directions(count: int, col_sum: np.ndarray, scatter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu = col_sum / count
-        cov = (scatter - count * np.outer(mu, mu)) / max(count - 1, 1)
-        var, vec = np.linalg.eigh((cov + cov.T) / 2)
-        return np.clip(var[::-1], 0.0, None), vec[:, ::-1].T.copy()
 
-    var, vec = directions(n, total_sum, total_scatter)
+def _directions(count: int, col_sum: np.ndarray, scatter: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Variances (descending) and principal directions (rows) of rows given by their sum and scatter."""
+    mu = col_sum / count
+    cov = (scatter - count * np.outer(mu, mu)) / max(count - 1, 1)
+    var, vec = np.linalg.eigh((cov + cov.T) / 2)
+    return np.clip(var[::-1], 0.0, None), vec[:, ::-1].T.copy()
+
+
+def _kept(var: np.ndarray, n: int, d: int, variance: float) -> tuple[int, float]:
+    """Components kept, and the share of variance they explain."""
     ratio = np.cumsum(var) / max(float(var.sum()), 1e-300)
     # At most rank - 1 components: keeping every direction the data spans (a constant, empty or
     # exactly collinear feature lowers the rank) leaves reference errors of pure rounding (~1e-16),
     # against which any live variation is an effect of 1e16.
     rank = int(np.sum(var > (var[0] if var.size else 0.0) * max(n, d) * np.finfo(np.float64).eps))
     k = int(min(np.searchsorted(ratio, variance) + 1, d - 1, max(rank - 1, 0)))
-    explained = float(ratio[k - 1]) if k else 0.0
+    return k, float(ratio[k - 1]) if k else 0.0
+
+
+def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None = None, seed: int = 0) -> PCABasis | None:
+    """The PCA directions of ``x`` (e.g. the training rows), keeping ``variance`` of the variance
+    (:data:`PCA_VARIANCE` when None), on a uniform sample of at most :data:`PCA_MAX_ROWS` rows. None
+    when ``x`` has fewer than 20 rows or 2 columns (no PCA to speak of)."""
+    variance = PCA_VARIANCE if variance is None else variance
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < 20:
+        return None
+    if x.shape[0] > PCA_MAX_ROWS:
+        x = x[np.random.default_rng(seed).choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
+    mean, scale, z = _standardise(x)
+    n, d = z.shape
+    var, vec = _directions(n, z.sum(axis=0), matmul(z.T, z))
+    k, explained = _kept(var, n, d, variance)
+    return PCABasis(tuple(names), mean, scale, vec[:k], explained, n)
+
+
+def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
+             folds: int = PCA_FOLDS, basis: PCABasis | None = None) -> PCAProfile | None:
+    """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None.
+    With a ``basis`` (directions fitted elsewhere), every row of ``x`` is scored by it instead."""
+    variance = PCA_VARIANCE if variance is None else variance
+    if x.shape[1] < 2 or x.shape[0] < 20:
+        return None
+    if x.shape[0] > PCA_MAX_ROWS:
+        x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
+    if basis is not None:
+        z = (np.where(np.isfinite(x), x, np.nan) - basis.mean) / basis.scale
+        err = _residual_norm(np.where(np.isfinite(z), z, 0.0), basis.components)
+        return PCAProfile(names, basis.mean, basis.scale, basis.components, basis.explained,
+                          numeric_profile("reconstruction_error", err, n_bins))
+    mean, scale, z = _standardise(x)
+    n, d = z.shape
+    parts = np.array_split(rng.permutation(n), folds)  # n >= 20 rows, PCA_FOLDS 5: no fold is empty
+    # Each fold's PCA comes from the scatter of the other folds: the whole scatter minus the fold's,
+    # one pass over the rows instead of one decomposition of the rows per fold.
+    total_sum, total_scatter = z.sum(axis=0), matmul(z.T, z)
+    var, vec = _directions(n, total_sum, total_scatter)
+    k, explained = _kept(var, n, d, variance)
     held_out = []
     for rows in parts:  # each fold's rows scored by the k directions of the other folds
         part = z[rows]
-        _, fold_vec = directions(n - len(rows), total_sum - part.sum(axis=0), total_scatter - matmul(part.T, part))
+        _, fold_vec = _directions(n - len(rows), total_sum - part.sum(axis=0), total_scatter - matmul(part.T, part))
         held_out.append(_residual_norm(part, fold_vec[:k]))
     return PCAProfile(names, mean, scale, vec[:k], explained,
                       numeric_profile("reconstruction_error", np.concatenate(held_out), n_bins))
@@ -555,7 +615,8 @@ class _Builder:
             self._rows[name] = merged if keep is None else merged[keep]
         self._keys = all_keys if keep is None else all_keys[keep]
 
-    def finish(self, *, classes: Sequence[str] = (), keep_rows: int = 5000, meta: dict[str, Any] | None = None) -> Profile:
+    def finish(self, *, classes: Sequence[str] = (), keep_rows: int = 5000, meta: dict[str, Any] | None = None,
+               pca_basis: PCABasis | None = None) -> Profile:
         d = len(self.numeric_names)
         num = self._rows["numeric"] if self._rows["numeric"] is not None else np.empty((0, d))
         cat = self._rows["categorical"] if self._rows["categorical"] is not None else np.empty((0, len(self.categorical_names)), dtype=object)
@@ -591,7 +652,7 @@ class _Builder:
             # bincount allocate max(label) counts (1e12 labels: a MemoryError after minutes)
             if lab.dtype.kind in "iu" and lab.size and lab.min() >= 0 and lab.max() < MAX_LABEL_INDEX:
                 label_counts = np.bincount(lab.astype(np.int64)).astype(np.float64)
-        pca = _fit_pca(num, self.numeric_names, self.n_bins, self.rng) if d >= 2 else None
+        pca = _fit_pca(num, self.numeric_names, self.n_bins, self.rng, basis=pca_basis) if d >= 2 else None
         take = self.rng.permutation(num.shape[0])[:keep_rows] if keep_rows > 0 else np.empty(0, dtype=np.int64)
         take.sort()
         sample = None
@@ -601,6 +662,8 @@ class _Builder:
                                None if labels is None else np.asarray(labels)[take], tuple(str(c) for c in classes))
         info = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows_read": self.n,
                 "rows_sampled": int(num.shape[0]), "n_bins": self.n_bins, **(meta or {})}
+        if pca is not None and pca_basis is not None:
+            info["pca_fit_rows"] = pca_basis.rows
         return Profile(numeric, tuple(categorical), self.n, outputs, label_counts, pca, sample, info)
 
 
@@ -955,8 +1018,14 @@ def build_profile(
     keep_rows: int = 5000,
     seed: int = 0,
     progress: bool = True,
+    pca_fit: str | Path | None = None,
 ) -> Profile:
-    """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats)."""
+    """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats).
+
+    ``pca_fit``: a second file (typically the training set, same formats) whose rows the
+    multivariate drift detector's PCA is fitted on; only its columns named as the reference's
+    numeric features are read (see :class:`PCABasis`).
+    """
     if classes and len(output_columns) > 1 and len(classes) != len(output_columns):
         # the detectors name the score columns after the classes, in order: a list of another
         # length would name some columns wrongly or not at all
@@ -973,7 +1042,42 @@ def build_profile(
     if b.n == 0:
         raise ProfileError(f"{path}: no data rows")
     names = tuple(classes) or (tuple(output_columns) if len(output_columns) > 1 else ())
-    return b.finish(classes=names, keep_rows=keep_rows, meta={"source": Path(path).name})
+    meta: dict[str, Any] = {"source": Path(path).name}
+    basis = None
+    if pca_fit is not None:
+        basis = _read_pca_basis(pca_fit, num_names, seed=seed, progress=progress)
+        meta["pca_fit_source"] = Path(pca_fit).name
+    return b.finish(classes=names, keep_rows=keep_rows, meta=meta, pca_basis=basis)
+
+
+def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, progress: bool) -> PCABasis:
+    """The PCA directions of the columns ``names`` of a file, on a uniform sample of at most
+    :data:`PCA_MAX_ROWS` rows (random priorities, one pass: a training set of any length)."""
+    file_names, text_names, chunks = read_table(path, progress=progress)
+    missing = [n for n in names if n not in file_names]
+    if missing:
+        text = [n for n in missing if n in text_names]
+        raise ProfileError(f"--pca-fit {Path(path).name} lacks the numeric feature(s) {', '.join(missing)} of the "
+                           "reference" + (f" ({', '.join(text)} read as text there)" if text else "")
+                           + ". Fix: give it every feature column of the reference data (the training set's "
+                           "features, say), under the same names, holding numbers")
+    if len(names) < 2:
+        raise ProfileError("--pca-fit: the reference has fewer than 2 numeric features, so there is no PCA to fit. "
+                           "Fix: leave --pca-fit out")
+    cols = np.array([file_names.index(n) for n in names], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    kept, keys = np.empty((0, len(names))), np.empty(0)
+    for t in chunks:
+        kept = np.concatenate([kept, t.numeric[:, cols]])
+        keys = np.concatenate([keys, rng.random(t.numeric.shape[0])])
+        if keys.size > PCA_MAX_ROWS:
+            top = np.argpartition(keys, PCA_MAX_ROWS)[:PCA_MAX_ROWS]
+            kept, keys = kept[top], keys[top]
+    basis = fit_pca_basis(kept, names, seed=seed)
+    if basis is None:
+        raise ProfileError(f"--pca-fit {Path(path).name} has {kept.shape[0]} rows: a PCA needs at least 20. Fix: give "
+                           "it more rows (the training set), or leave --pca-fit out")
+    return basis
 
 
 def load_reference(path: str | Path) -> Reference:

@@ -52,6 +52,10 @@ class Reference:
     embedding
         A user-supplied representation of these rows ``(n, e)`` (e.g. the model's penultimate
         layer), for detectors that measure similarity there (``probing`` with ``space: embedding``).
+    pca_basis
+        A :class:`monitor.profile.PCABasis` fitted on other rows (``from_arrays(pca_fit=...)``,
+        typically the training set), or None: the multivariate drift detector's PCA is then fitted
+        on these rows themselves.
     """
 
     numeric: "np.ndarray"
@@ -63,6 +67,7 @@ class Reference:
     classes: tuple[str, ...] = field(default=())
     profile: Any = field(default=None, repr=False, compare=False)
     embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
+    pca_basis: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(max(self.numeric.shape[0], self.categorical.shape[0]))
@@ -79,8 +84,16 @@ class Reference:
         labels: "np.ndarray | None" = None,
         classes: "tuple[str, ...] | list[str]" = (),
         embedding: "np.ndarray | None" = None,
+        pca_fit: Any = None,
     ) -> "Reference":
         """Build from in-memory arrays, validating shapes with errors that name the argument.
+
+        ``pca_fit``: rows to fit the multivariate drift detector's PCA on instead of the
+        reference's own, typically the training set (an array with the numeric features' columns
+        in order, or a DataFrame holding them by name). Only the PCA's directions come from them;
+        its false-alarm calibration stays on the reference rows, every one of them, so that a small
+        reference loses neither rows to cross-fitting nor power to a PCA found in a few hundred
+        rows (see :class:`monitor.profile.PCABasis`).
 
         ``numeric`` may be a pandas DataFrame: its column names become the feature names (the
         names the monitor learns from DataFrame inputs); the columns ``categorical_names``
@@ -133,7 +146,42 @@ class Reference:
         emb = None if embedding is None else np.asarray(embedding, dtype=np.float64)
         if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
-        return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb)
+        basis = None if pca_fit is None else _pca_basis(pca_fit, names)
+        return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb,
+                   pca_basis=basis)
+
+
+def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
+    """The :class:`~monitor.profile.PCABasis` of ``pca_fit`` rows, refused with the fix named."""
+    import numpy as np
+
+    from monitor.ingest import is_dataframe
+    from monitor.profile import fit_pca_basis
+
+    if is_dataframe(rows):
+        missing = [n for n in names if n not in rows.columns]
+        if missing:
+            raise ValueError(f"reference pca_fit lacks the numeric feature(s) {', '.join(missing)}. Fix: pass rows "
+                             "with every numeric feature of the reference (e.g. the training set's feature columns)")
+        rows = rows[list(names)]
+        try:
+            x = rows.to_numpy(dtype="float64", na_value=float("nan"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"reference pca_fit must hold numbers in the numeric features' columns ({exc})") from None
+    else:
+        try:
+            x = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"reference pca_fit must hold numbers only ({exc})") from None
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise ValueError(f"reference pca_fit must be (rows, {len(names)} numeric features in the reference's order), "
+                         f"got shape {x.shape}")
+    basis = fit_pca_basis(x, names)
+    if basis is None:
+        raise ValueError(f"reference pca_fit has {x.shape[0]} rows of {x.shape[1]} features: a PCA needs at least 20 "
+                         "rows and 2 numeric features. Fix: pass more rows, or leave pca_fit out (the PCA is then "
+                         "fitted on the reference)")
+    return basis
 
 
 def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
@@ -212,6 +260,8 @@ def _payload(reference: Reference) -> dict[str, Any]:
         "labels": reference.labels,
         "classes": tuple(reference.classes),
     }
+    if reference.pca_basis is not None:  # only then: references without one keep their fingerprints
+        rows["pca_basis"] = _to_tree(reference.pca_basis)
     return {"profile": None, "rows": rows, "embedding": reference.embedding}
 
 
@@ -219,7 +269,7 @@ def _classes() -> dict[str, type]:
     from monitor import profile as P
 
     return {c.__name__: c for c in (P.Profile, P.NumericProfile, P.CategoricalProfile, P.PCAProfile,
-                                      P.OutputProfile, Reference)}
+                                      P.PCABasis, P.OutputProfile, Reference)}
 
 
 def _to_tree(obj: Any) -> Any:
@@ -371,4 +421,5 @@ def reference_from_state(state: dict[str, Any]) -> Reference | None:
     if not isinstance(rows, dict):
         raise ValueError("checkpointed reference has neither rows nor a profile")
     return Reference(rows["numeric"], rows["categorical"], tuple(rows["numeric_names"]), tuple(rows["categorical_names"]),
-                     rows.get("scores"), rows.get("labels"), tuple(rows.get("classes", ())), embedding=embedding)
+                     rows.get("scores"), rows.get("labels"), tuple(rows.get("classes", ())), embedding=embedding,
+                     pca_basis=_from_tree(rows["pca_basis"], classes) if rows.get("pca_basis") is not None else None)

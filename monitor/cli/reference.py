@@ -35,14 +35,20 @@ def reference() -> None:
               help="Rows sampled (uniformly) for quantiles and PCA; counts stay exact.")
 @click.option("--keep-rows", default=5000, show_default=True, type=click.IntRange(0),
               help="Random rows kept in the profile for detectors that need rows.")
+@click.option("--pca-fit", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Data to fit the multivariate drift detector's PCA on (typically the training set; its columns "
+                   "named as the reference's numeric features are read). Its errors are still calibrated on "
+                   "every reference row. Default: the PCA is fitted on the reference itself.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
-          exclude: str, classes: str, n_bins: int, max_rows: int, keep_rows: int, seed: int, quiet: bool) -> None:
+          exclude: str, classes: str, n_bins: int, max_rows: int, keep_rows: int, pca_fit: Path | None, seed: int,
+          quiet: bool) -> None:
     """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
 
     The reference should be held-out, in-distribution data with the model's outputs on it, never
-    the training set.
+    the training set. The training set may still give the PCA its directions (--pca-fit): with a
+    reference of a few hundred rows, that finds them better and calibrates on every reference row.
     """
     from monitor.profile import ProfileError, build_profile
 
@@ -51,14 +57,16 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
             data, output_columns=_names(output_columns), label_column=label_column,
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
             classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
-            progress=not quiet)
+            progress=not quiet, pca_fit=pca_fit)
     except ProfileError as err:
         raise click.ClickException(str(err)) from None
     path = prof.save(output)
     click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric)} numeric and {len(prof.categorical)} "
                f"categorical features" + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
-               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else ""))
+               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else "")
+               + (f" fitted on {prof.meta['pca_fit_rows']} rows of {pca_fit.name}"
+                  if prof.pca and pca_fit is not None and "pca_fit_rows" in prof.meta else ""))
     problem = _label_problem(prof)
     if problem:
         click.echo(f"warning: {problem}", err=True)

@@ -6,8 +6,10 @@ to every feature of some rows -- can leave each feature's marginal distribution 
 PCA fitted on the standardised reference features keeps the directions that explain
 ``PCA_VARIANCE`` of the variance; rows that do not follow the reference's correlation structure
 reconstruct badly. The per-row reconstruction error is then one more channel for the same
-ERT-calibrated sequential test as the features (its reference distribution comes from the half of
-the reference the PCA was *not* fitted on, so it is not biased low), and the window's mean error is
+ERT-calibrated sequential test as the features (its reference distribution is made of errors of
+rows the scoring PCA was *not* fitted on, so it is not biased low: 5-fold cross-fitted errors, or,
+when the directions come from other rows such as the training set (``pca_fit``), every reference
+row's error under them), and the window's mean error is
 exported as ``monitor_drift_statistic{detector="pca_drift"}`` with the threshold
 ``reference mean + 3 sd / sqrt(window rows)``. The test is one-sided, its alarm and its windowed
 count of drifted channels alike: rows that reconstruct *better* than the reference (rows the PCA

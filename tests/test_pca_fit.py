@@ -1,0 +1,131 @@
+"""The multivariate drift detector's PCA fitted on other rows (``pca_fit``, typically the training
+set), its errors calibrated on every reference row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from monitor.batch import Batch
+from monitor.cli import main
+from monitor.detectors.multivariate import PCADriftDetector
+from monitor.profile import Profile, fit_pca_basis, profile_of
+from monitor.reference import Reference, reference_fingerprint, reference_from_state, reference_state
+
+LOADINGS = np.random.default_rng(20).normal(size=(3, 12))  # twelve features, three factors
+
+
+def rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.normal(size=(n, 3)) @ LOADINGS + 0.4 * rng.normal(size=(n, 12))
+
+
+def test_directions_come_from_the_fit_rows_and_every_reference_row_calibrates() -> None:
+    ref_rows, train = rows(np.random.default_rng(1), 80), rows(np.random.default_rng(2), 5000)
+    pca = profile_of(Reference.from_arrays(ref_rows, pca_fit=train)).pca
+    basis = fit_pca_basis(train, [f"f{i}" for i in range(12)])
+    assert pca is not None and basis is not None and basis.rows == 5000
+    np.testing.assert_allclose(pca.mean, train.mean(axis=0))
+    np.testing.assert_allclose(pca.components, basis.components)
+    assert pca.components.shape[0] == 3  # three factors hold 90% of this variance
+    errors = pca.transform_error(ref_rows)
+    assert pca.error.n == 80
+    assert pca.error.mean == pytest.approx(errors.mean())
+
+
+def test_resampled_reference_rows_meet_their_own_calibration() -> None:
+    """A stream that replays reference-like rows (here the reference's own rows, as a benchmark
+    that resamples a small pool does) meets exactly the errors the PCA is calibrated on when the
+    directions come from other rows. Fitted on the reference itself, those rows reconstruct well
+    below their cross-fitted calibration, which a shift must first make up."""
+    ref_rows, train = rows(np.random.default_rng(3), 80), rows(np.random.default_rng(4), 5000)
+    with_fit = profile_of(Reference.from_arrays(ref_rows, pca_fit=train)).pca
+    own = profile_of(Reference.from_arrays(ref_rows)).pca
+    assert with_fit is not None and own is not None
+    assert with_fit.transform_error(ref_rows).mean() == pytest.approx(with_fit.error.mean, rel=1e-9)
+    # 5% below here (0.17 of the errors' sd; on eval_confidence's wine pool, 0.64 sd)
+    assert own.transform_error(ref_rows).mean() < 0.97 * own.error.mean
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_small_reference_with_training_directions_is_silent_then_detects(seed: int) -> None:
+    """Bounds, five seeds, an 80-row reference and 5,000 training rows: no alarm on 20,000
+    unshifted rows, fresh or resampled from the reference; Gaussian noise of 0.5 sd on half the
+    rows found within 300 rows of the onset (100 on every seed when measured)."""
+    ref_rows, train = rows(np.random.default_rng(100 + seed), 80), rows(np.random.default_rng(200 + seed), 5000)
+    sd = train.std(axis=0)
+    for resample in (False, True):
+        det = PCADriftDetector(Reference.from_arrays(ref_rows, pca_fit=train))
+        rng = np.random.default_rng(seed)
+
+        def draw(n: int) -> np.ndarray:
+            return ref_rows[rng.integers(0, 80, n)] if resample else rows(rng, n)
+
+        for s in range(0, 20_000, 200):
+            det.update(Batch.from_arrays(draw(200), ts=s + np.arange(200.0)))
+            assert not det.drift_detected, (resample, s)
+        seen = 0
+        while seen < 300 and not det.drift_detected:
+            x = draw(50)
+            hit = rng.random(50) < 0.5
+            x[hit] += 0.5 * sd * rng.normal(size=(int(hit.sum()), 12))
+            det.update(Batch.from_arrays(x, ts=20_000 + seen + np.arange(50.0)))
+            seen += 50
+        assert det.drift_detected, resample
+
+
+def test_the_basis_is_part_of_the_reference_identity_and_checkpoint() -> None:
+    ref_rows, train = rows(np.random.default_rng(5), 60), rows(np.random.default_rng(6), 1000)
+    plain, fitted = Reference.from_arrays(ref_rows), Reference.from_arrays(ref_rows, pca_fit=train)
+    assert reference_fingerprint(plain) != reference_fingerprint(fitted)
+    back = reference_from_state(reference_state(fitted))
+    assert back is not None and reference_fingerprint(back) == reference_fingerprint(fitted)
+    np.testing.assert_array_equal(profile_of(back).pca.components, profile_of(fitted).pca.components)
+
+
+def test_bad_fit_rows_are_refused_naming_pca_fit() -> None:
+    import pandas as pd
+
+    ref_rows = rows(np.random.default_rng(7), 60)
+    with pytest.raises(ValueError, match=r"pca_fit must be \(rows, 12"):
+        Reference.from_arrays(ref_rows, pca_fit=np.zeros((100, 11)))
+    with pytest.raises(ValueError, match="pca_fit has 10 rows.*at least 20"):
+        Reference.from_arrays(ref_rows, pca_fit=rows(np.random.default_rng(8), 10))
+    frame = pd.DataFrame(ref_rows, columns=[f"c{i}" for i in range(12)])
+    train = pd.DataFrame(rows(np.random.default_rng(9), 500), columns=[f"c{i}" for i in range(12)])
+    with pytest.raises(ValueError, match="pca_fit lacks the numeric feature.*c3"):
+        Reference.from_arrays(frame, pca_fit=train.drop(columns=["c3"]))
+    # by name, in any column order, extra columns ignored
+    shuffled = train[list(reversed(train.columns))].assign(label=1)
+    pca = profile_of(Reference.from_arrays(frame, pca_fit=shuffled)).pca
+    np.testing.assert_allclose(pca.mean, train.to_numpy().mean(axis=0))
+
+
+def _csv(path: Path, x: np.ndarray, extra: str = "") -> Path:
+    names = [f"f{i}" for i in range(x.shape[1])]
+    lines = [",".join(names) + ("," + extra if extra else "")]
+    lines += [",".join(f"{v:.6f}" for v in row) + (",1" if extra else "") for row in x]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_builds_a_profile_whose_pca_comes_from_the_training_file(tmp_path: Path) -> None:
+    ref_rows, train = rows(np.random.default_rng(10), 100), rows(np.random.default_rng(11), 3000)
+    ref_csv, train_csv = _csv(tmp_path / "ref.csv", ref_rows), _csv(tmp_path / "train.csv", train, extra="label")
+    out = tmp_path / "ref.npz"
+    res = CliRunner().invoke(main, ["reference", "build", str(ref_csv), "-o", str(out), "--pca-fit", str(train_csv),
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "PCA keeping 3 components fitted on 3000 rows of train.csv" in res.output
+    prof = Profile.load(out)
+    assert prof.pca is not None and prof.pca.error.n == 100
+    np.testing.assert_allclose(prof.pca.mean, train.mean(axis=0), atol=1e-5)
+    assert prof.meta["pca_fit_rows"] == 3000 and prof.meta["pca_fit_source"] == "train.csv"
+
+    short = _csv(tmp_path / "short.csv", train[:, :11])
+    res = CliRunner().invoke(main, ["reference", "build", str(ref_csv), "-o", str(out), "--pca-fit", str(short),
+                                    "--quiet"])
+    assert res.exit_code == 1
+    assert "--pca-fit short.csv lacks the numeric feature(s) f11" in res.output
