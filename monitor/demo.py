@@ -52,7 +52,8 @@ def shipped_rule_files() -> list[str]:
 
 
 class SimClock:
-    """Event time = start + wall time elapsed x speed."""
+    """Event time = start + wall time elapsed x speed (the demo starts it ``duration x speed`` in
+    the past, so that it ends at the wall clock: the agent refuses events stamped ahead of it)."""
 
     def __init__(self, speed: float, start: float | None = None) -> None:
         self.speed = speed
@@ -218,7 +219,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dic
 
     echo("training a logistic regression on scikit-learn's breast-cancer data (no download)...")
     world = _train(settings.seed)
-    clock = SimClock(settings.speed)
+    clock = SimClock(settings.speed, start=time.time() - settings.duration_s * settings.speed)
     rule_files = shipped_rule_files()
     config = MonitorConfig(
         model="breast-cancer",

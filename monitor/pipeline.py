@@ -61,8 +61,10 @@ MAX_EXCEPTION_TYPES = 40
 #: settle), the others are counted in ``monitor_rule_ticks_skipped_total``.
 MAX_CATCH_UP_TICKS = 1_000
 #: Events stamped further ahead of the wall clock are refused (``future_timestamp``): one of them
-#: would move event time there and expire every window.
-MAX_FUTURE_S = 86_400.0
+#: would move event time there and expire every window, so that a single client whose clock is an
+#: hour ahead (a time zone read as UTC) would blind every windowed figure for an hour. Ten minutes,
+#: as Loki's and Mimir's ``creation_grace_period``, covers clocks that drift without a sync.
+MAX_FUTURE_S = 600.0
 #: Rows (predicted and labelled) held for the deferrable detectors before they are handed over
 #: without waiting for an export (see :mod:`monitor.holding`): past a few thousand rows a batch's
 #: fixed cost is small against its rows, and the held arrays stay a few megabytes.
