@@ -121,6 +121,9 @@ class CheckpointConfig:
 @dataclass(frozen=True)
 class ReferenceConfig:
     path: str | None = None
+    #: Rows (a file: the training set) the multivariate drift detector's PCA takes its directions
+    #: from when ``path`` is raw reference data (see :class:`monitor.profile.PCABasis`).
+    pca_fit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -337,10 +340,16 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     except ValueError as err:
         raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) with kind: regression") from None
 
-    ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path"})
+    ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path", "pca_fit"})
     ref_path = ref_raw.get("path")
     if ref_path is not None:
         ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
+    pca_fit = ref_raw.get("pca_fit")
+    if pca_fit is not None:
+        if ref_path is None:
+            raise r.error(k("reference.pca_fit"), "needs reference.path (the reference whose PCA it fits)",
+                          "add reference.path, or remove pca_fit")
+        pca_fit = str(base_dir / r.string(pca_fit, k("reference.pca_fit")))
 
     q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",
                                                           "export_interval"})
@@ -436,7 +445,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         model=model,
         schema=Schema(tuple(feats)),
         output=output,
-        reference=ReferenceConfig(ref_path),
+        reference=ReferenceConfig(ref_path, pca_fit),
         queue=queue,
         window_s=r.duration(raw.get("window", "1h"), k("window")),
         segment_cap=segment_cap,

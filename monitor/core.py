@@ -333,7 +333,7 @@ class Monitor:
             return None
         from monitor.profile import load_reference  # built by the drift/profile module
 
-        return load_reference(path)
+        return load_reference(path, pca_fit=self.config.reference.pca_fit)
 
     def _build_detectors(self) -> list[Any]:
         """The configured detectors, built as ``monitor config check`` builds them: a value one

@@ -1080,15 +1080,23 @@ def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, prog
     return basis
 
 
-def load_reference(path: str | Path) -> Reference:
-    """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory).
+def load_reference(path: str | Path, *, pca_fit: str | Path | None = None) -> Reference:
+    """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
+    the PCA's directions from ``pca_fit`` when given).
 
-    This is what ``reference.path`` in ``monitor.yaml`` points at.
+    This is what ``reference.path`` (and ``reference.pca_fit``) in ``monitor.yaml`` point at.
     """
     p = Path(path)
     if p.suffix.lower() == ".npz" and _is_profile(p):
+        if pca_fit is not None:
+            raise ProfileError(_PCA_FIT_ON_PROFILE.format(path=p.name))
         return Profile.load(p).to_reference()
-    return build_profile(p, progress=False).to_reference()
+    return build_profile(p, progress=False, pca_fit=pca_fit).to_reference()
+
+
+_PCA_FIT_ON_PROFILE = ("reference.pca_fit: {path} is a saved profile, whose PCA was fitted when it was built. Fix: "
+                       "rebuild it with 'monitor reference build ... --pca-fit TRAINING_DATA', and remove pca_fit "
+                       "(or point reference.path at the raw reference data)")
 
 
 def check_npz_reference(path: str | Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
 
 from monitor.batch import Batch
 from monitor.cli import main
@@ -129,3 +130,51 @@ def test_cli_builds_a_profile_whose_pca_comes_from_the_training_file(tmp_path: P
                                     "--quiet"])
     assert res.exit_code == 1
     assert "--pca-fit short.csv lacks the numeric feature(s) f11" in res.output
+
+
+def _config(tmp_path: Path, reference: str) -> Path:
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(f"model: m\nreference:\n{reference}")
+    return cfg
+
+
+def test_the_config_key_fits_the_pca_of_raw_reference_data(tmp_path: Path) -> None:
+    """``reference.pca_fit`` in monitor.yaml, relative to the file's folder, for raw reference data
+    (the sidecar profiles it at start); ``monitor config check`` accepts it."""
+    from monitor.config import load_config
+    from monitor.core import Monitor
+
+    ref_rows, train = rows(np.random.default_rng(12), 100), rows(np.random.default_rng(13), 2000)
+    _csv(tmp_path / "ref.csv", ref_rows)
+    _csv(tmp_path / "train.csv", train)
+    cfg = _config(tmp_path, "  path: ref.csv\n  pca_fit: train.csv\n")
+    assert CliRunner().invoke(main, ["config", "check", str(cfg)]).exit_code == 0
+    loaded = load_config(cfg).model()
+    assert loaded.reference.pca_fit == str(tmp_path / "train.csv")
+    mon = Monitor(config=loaded, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        pca = profile_of(mon.reference).pca
+        assert pca is not None and pca.error.n == 100
+        np.testing.assert_allclose(pca.mean, train.mean(axis=0), atol=1e-5)
+    finally:
+        mon.close()
+
+
+def test_the_config_key_is_refused_where_it_cannot_apply(tmp_path: Path) -> None:
+    from monitor.config import ConfigError, load_config
+    from monitor.core import Monitor
+    from monitor.profile import ProfileError
+
+    ref_rows, train = rows(np.random.default_rng(14), 100), rows(np.random.default_rng(15), 2000)
+    _csv(tmp_path / "train.csv", train)
+    with pytest.raises(ConfigError, match="reference.pca_fit.*needs reference.path"):
+        load_config(_config(tmp_path, "  pca_fit: train.csv\n"))
+    # a saved profile carries its own PCA: told at the check and at the start, with the rebuild
+    Profile.from_arrays(ref_rows, numeric_names=[f"f{i}" for i in range(12)]).save(tmp_path / "ref.npz")
+    cfg = _config(tmp_path, "  path: ref.npz\n  pca_fit: train.csv\n")
+    res = CliRunner().invoke(main, ["config", "check", str(cfg)])
+    assert res.exit_code == 1 and "ref.npz is a saved profile" in res.output and "--pca-fit" in res.output, res.output
+    with pytest.raises(ProfileError, match="saved profile"):
+        Monitor(config=load_config(cfg).model(), registry=CollectorRegistry(), start_worker=False, live=False)
+    res = CliRunner().invoke(main, ["config", "check", str(_config(tmp_path, "  path: ref.npz\n  pca_fit: nope.csv\n"))])
+    assert res.exit_code == 1 and "reference.pca_fit:" in res.output and "nope.csv does not exist" in res.output, res.output

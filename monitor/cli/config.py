@@ -218,6 +218,15 @@ def _file_problems(agent: object) -> list[str]:
             _, errors = parse_rule_file(f)
             out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
         ref = m.reference.path
+        fit = m.reference.pca_fit
+        if fit is not None and not Path(fit).is_file():
+            out.append(f"model {m.model!r}: reference.pca_fit: {fit} does not exist. Fix: correct the path (a relative "
+                       "one resolves against the config file's folder)")
+        elif fit is not None and ref is not None and Path(ref).is_file():
+            from monitor.profile import _PCA_FIT_ON_PROFILE, _is_profile
+
+            if Path(ref).suffix.lower() == ".npz" and _is_profile(Path(ref)):
+                out.append(f"model {m.model!r}: " + _PCA_FIT_ON_PROFILE.format(path=Path(ref).name))
         if ref is not None and not Path(ref).is_file():
             out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
                        "'monitor reference build' or correct the path")
