@@ -263,6 +263,7 @@ class Monitor:
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
             joiner=LabelJoiner(window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
+            now=clock,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         self._collector = StoreCollector([self.store], refresh=self.export_for_scrape)

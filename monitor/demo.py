@@ -52,15 +52,23 @@ def shipped_rule_files() -> list[str]:
 
 
 class SimClock:
-    """Event time = start + wall time elapsed x speed (the demo starts it ``duration x speed`` in
-    the past, so that it ends at the wall clock: the agent refuses events stamped ahead of it)."""
+    """Event time = start + wall time elapsed x speed, from :meth:`go` on when built with
+    ``running=False`` (it stands at ``start`` until then). The demo starts it ``duration x speed``
+    in the past and runs it from the first call on, so that it ends at or before the wall clock
+    however long the set-up took: the agent refuses events stamped ahead of that."""
 
-    def __init__(self, speed: float, start: float | None = None) -> None:
+    def __init__(self, speed: float, start: float | None = None, *, running: bool = True) -> None:
         self.speed = speed
-        self.t0_wall = time.monotonic()
+        self.t0_wall: float | None = time.monotonic() if running else None
         self.t0_event = time.time() if start is None else start
 
+    def go(self) -> None:
+        if self.t0_wall is None:
+            self.t0_wall = time.monotonic()
+
     def __call__(self) -> float:
+        if self.t0_wall is None:
+            return self.t0_event
         return self.t0_event + (time.monotonic() - self.t0_wall) * self.speed
 
 
@@ -219,7 +227,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dic
 
     echo("training a logistic regression on scikit-learn's breast-cancer data (no download)...")
     world = _train(settings.seed)
-    clock = SimClock(settings.speed, start=time.time() - settings.duration_s * settings.speed)
+    clock = SimClock(settings.speed, start=time.time() - settings.duration_s * settings.speed, running=False)
     rule_files = shipped_rule_files()
     config = MonitorConfig(
         model="breast-cancer",
@@ -250,6 +258,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> dic
     echo(f"event time runs x{settings.speed:g}; {settings.duration_s:g} s of wall time = "
          f"{settings.duration_s * settings.speed / 60:.0f} min of traffic\n")
     start = time.monotonic()
+    clock.go()
     thread.start()
     try:
         next_print = 0.0

@@ -107,6 +107,9 @@ class Pipeline:
         figures; only a scrape may see figures up to this interval old.
     wall
         Monotonic clock for ``export_interval_s`` (injected in tests).
+    now
+        The time events are judged against for :data:`MAX_FUTURE_S` (the later of it and the
+        wall clock): a monitor whose clock runs ahead of real time (a simulation) passes its own.
 
     Detectors that declare themselves :attr:`~monitor.detectors.base.Detector.deferrable`
     receive their batches when the pipeline exports (timer, scrape, rule tick, flush), when a
@@ -126,6 +129,7 @@ class Pipeline:
         on_tick: Callable[[float], None] | None = None,
         export_interval_s: float = 0.0,
         wall: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.builder = builder
@@ -143,6 +147,7 @@ class Pipeline:
         self._logits_unchecked = builder.output.kind == "logits"
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
+        self._now = now
         self._last_export = float("-inf")
         self._dirty = False  # processed since the last export
         self._held = HeldBatches(HOLD_ROWS)  # rows not yet handed to the deferrable detectors
@@ -196,7 +201,7 @@ class Pipeline:
         if not events:
             return
         times = np.fromiter((e[1] for e in events), dtype=np.float64, count=len(events))
-        limit = time.time() + MAX_FUTURE_S
+        limit = max(time.time(), self._now()) + MAX_FUTURE_S
         finite = np.isfinite(times)
         keep = finite & (times <= limit)
         if not keep.all():

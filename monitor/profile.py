@@ -484,6 +484,29 @@ class PCABasis:
     components: np.ndarray  # (k, d)
     explained: float
     rows: int  # rows the directions were fitted on
+    #: Columns without spread in the fit rows (all missing, or constant: a feature added since
+    #: the training set was cut): standardised by the reference's own moments instead, or their
+    #: raw units would swamp every other column's error.
+    flat: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: sha256 of the fit rows (as sampled), names and share of variance: what identifies the
+    #: basis in a reference's fingerprint. Its float results (eigenvectors) may differ in their
+    #: last bits on another CPU, which a restart there would read as another reference.
+    digest: str = ""
+
+    def aligned(self, names: Sequence[str]) -> "PCABasis":
+        """This basis with its columns in the order of ``names``; ``ValueError`` naming both
+        lists when they are not the same features."""
+        names = tuple(names)
+        if names == self.names:
+            return self
+        if sorted(names) != sorted(self.names):
+            raise ValueError(f"reference pca_basis was fitted on the features {', '.join(self.names)}; the reference's "
+                             f"numeric features are {', '.join(names) or 'none'}. Fix: fit it (pca_fit=) on rows with "
+                             "exactly the reference's numeric features")
+        pos = np.array([self.names.index(n) for n in names], dtype=np.int64)
+        flat = self.flat[pos] if self.flat.size else self.flat
+        return PCABasis(names, self.mean[pos], self.scale[pos], self.components[:, pos], self.explained, self.rows, flat,
+                        self.digest)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -529,11 +552,16 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[np.random.default_rng(seed).choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
+    x = np.ascontiguousarray(x)
+    import hashlib
+
+    h = hashlib.sha256(json.dumps([list(map(str, names)), float(variance), list(x.shape)]).encode())
+    h.update(x.tobytes())
     mean, scale, z = _standardise(x)
     n, d = z.shape
     var, vec = _directions(n, z.sum(axis=0), matmul(z.T, z))
     k, explained = _kept(var, n, d, variance)
-    return PCABasis(tuple(names), mean, scale, vec[:k], explained, n)
+    return PCABasis(tuple(names), mean, scale, vec[:k], explained, n, ~(z != 0).any(axis=0), "sha256:" + h.hexdigest())
 
 
 def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
@@ -546,6 +574,12 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
     if basis is not None:
+        basis = basis.aligned(names)
+        if basis.flat.any():
+            own_mean, own_scale, _ = _standardise(x)
+            basis = PCABasis(basis.names, np.where(basis.flat, own_mean, basis.mean),
+                             np.where(basis.flat, own_scale, basis.scale), basis.components, basis.explained, basis.rows,
+                             basis.flat, basis.digest)
         z = (np.where(np.isfinite(x), x, np.nan) - basis.mean) / basis.scale
         err = _residual_norm(np.where(np.isfinite(z), z, 0.0), basis.components)
         return PCAProfile(names, basis.mean, basis.scale, basis.components, basis.explained,

@@ -69,6 +69,23 @@ class Reference:
     embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
     pca_basis: Any = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.pca_basis is None:
+            return
+        import numpy as np
+
+        self.pca_basis = self.pca_basis.aligned(self.numeric_names)
+        prof = self.profile
+        if prof is None:
+            return
+        if _profile_is_source(self):
+            raise ValueError("reference pca_basis: this reference was read from a saved profile, whose PCA was fitted "
+                             "when it was built. Fix: rebuild the profile with 'monitor reference build ... --pca-fit "
+                             "TRAINING_DATA'")
+        pca = getattr(prof, "pca", None)
+        if pca is None or not np.array_equal(pca.components, self.pca_basis.components):
+            self.profile = None  # derived without this basis (dataclasses.replace): derived again on use
+
     def __len__(self) -> int:
         return int(max(self.numeric.shape[0], self.categorical.shape[0]))
 
@@ -159,11 +176,12 @@ def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
     from monitor.profile import fit_pca_basis
 
     if is_dataframe(rows):
-        missing = [n for n in names if n not in rows.columns]
+        by_name = {str(c): c for c in rows.columns}  # the reference names a frame's columns as text
+        missing = [n for n in names if n not in by_name]
         if missing:
             raise ValueError(f"reference pca_fit lacks the numeric feature(s) {', '.join(missing)}. Fix: pass rows "
                              "with every numeric feature of the reference (e.g. the training set's feature columns)")
-        rows = rows[list(names)]
+        rows = rows[[by_name[n] for n in names]]
         try:
             x = rows.to_numpy(dtype="float64", na_value=float("nan"))
         except (TypeError, ValueError) as exc:
@@ -365,6 +383,14 @@ def _nbytes(obj: Any) -> int:
     return 0
 
 
+def _identity(reference: Reference) -> dict[str, Any]:
+    """:func:`_payload`, with a PCA basis stood for by the digest of the rows it was fitted on."""
+    payload = _payload(reference)
+    if payload.get("rows") and "pca_basis" in payload["rows"]:
+        payload["rows"] = {**payload["rows"], "pca_basis": reference.pca_basis.digest}
+    return payload
+
+
 def reference_fingerprint(reference: Reference) -> str:
     """``sha256:<hex>`` of the reference's content: its rows, column names, classes and
     embedding, or, for a reference read from a profile, that profile (bins, counts, PCA, sample).
@@ -377,7 +403,7 @@ def reference_fingerprint(reference: Reference) -> str:
     import hashlib
 
     h = hashlib.sha256(b"model-monitor-reference/1;")
-    _hash_into(h, _payload(reference))
+    _hash_into(h, _identity(reference))
     return "sha256:" + h.hexdigest()
 
 

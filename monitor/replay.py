@@ -67,9 +67,10 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
     ``invalid_utf8`` instead of ending the replay. Events after ``max_ts`` (default: the wall
     clock plus :data:`MAX_FUTURE_S`) are counted as ``future_timestamp``.
     """
-    if max_ts is None:
-        max_ts = time.time() + MAX_FUTURE_S
+    moving = max_ts is None  # a log still being written (``-``) is read for as long as it grows
     for n, raw in enumerate(lines, 1):
+        if moving:
+            max_ts = time.time() + MAX_FUTURE_S
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")

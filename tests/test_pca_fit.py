@@ -178,3 +178,90 @@ def test_the_config_key_is_refused_where_it_cannot_apply(tmp_path: Path) -> None
         Monitor(config=load_config(cfg).model(), registry=CollectorRegistry(), start_worker=False, live=False)
     res = CliRunner().invoke(main, ["config", "check", str(_config(tmp_path, "  path: ref.npz\n  pca_fit: nope.csv\n"))])
     assert res.exit_code == 1 and "reference.pca_fit:" in res.output and "nope.csv does not exist" in res.output, res.output
+
+
+def test_a_column_without_spread_in_the_fit_rows_is_scaled_by_the_reference() -> None:
+    """A feature added since the training set was cut (all missing there), in units of thousands:
+    standardised by the fit rows' defaults (mean 0, sd 1) its raw values swamped every other
+    column's error, and 0.5-sd noise on the other eleven went unseen after 5,000 rows (review).
+    Bound: found within 300 rows, as with complete training rows."""
+    rng = np.random.default_rng(30)
+    ref_rows, train = rows(rng, 300), rows(rng, 5000)
+    ref_rows[:, 11] = 1000.0 + 50.0 * rng.normal(size=300)
+    train[:, 11] = np.nan
+    basis_ref = Reference.from_arrays(ref_rows, pca_fit=train)
+    assert basis_ref.pca_basis.flat.tolist() == [False] * 11 + [True]
+    pca = profile_of(basis_ref).pca
+    assert pca.error.mean < 5.0  # standardised: errors of a few units, not of a thousand
+    det = PCADriftDetector(basis_ref)
+    sd = ref_rows.std(axis=0)
+    for s in range(0, 5000, 250):
+        x = rows(rng, 250)
+        x[:, 11] = 1000.0 + 50.0 * rng.normal(size=250)
+        det.update(Batch.from_arrays(x, ts=s + np.arange(250.0)))
+    assert not det.drift_detected
+    seen = 0
+    while seen < 300 and not det.drift_detected:
+        x = rows(rng, 50)
+        x[:, 11] = 1000.0 + 50.0 * rng.normal(size=50)
+        hit = rng.random(50) < 0.5
+        x[hit, :11] += 0.5 * sd[:11] * rng.normal(size=(int(hit.sum()), 11))
+        det.update(Batch.from_arrays(x, ts=5000 + seen + np.arange(50.0)))
+        seen += 50
+    assert det.drift_detected
+
+
+def test_a_basis_is_aligned_by_name_or_refused() -> None:
+    import dataclasses
+
+    ref_rows, train = rows(np.random.default_rng(31), 60), rows(np.random.default_rng(32), 1000)
+    names = [f"f{i}" for i in range(12)]
+    basis = fit_pca_basis(train[:, ::-1], names[::-1])
+    ref = Reference.from_arrays(ref_rows)
+    aligned = dataclasses.replace(ref, pca_basis=basis)
+    assert aligned.pca_basis.names == tuple(names)
+    np.testing.assert_allclose(aligned.pca_basis.mean, train.mean(axis=0))
+    with pytest.raises(ValueError, match="pca_basis was fitted on the features f11, f10.*Fix"):
+        dataclasses.replace(ref, numeric=ref_rows[:, :4], numeric_names=tuple(names[:4]), pca_basis=basis)
+
+
+def test_replacing_the_basis_drops_a_profile_derived_without_it() -> None:
+    """A profile cached before the basis was set would keep the reference's own PCA while the
+    fingerprint said otherwise (a restart, deriving it afresh, then restored states calibrated on
+    another PCA). A profile read from a file carries its PCA: a basis on it is refused."""
+    import dataclasses
+
+    ref_rows, train = rows(np.random.default_rng(33), 80), rows(np.random.default_rng(34), 1000)
+    ref = Reference.from_arrays(ref_rows)
+    own = profile_of(ref).pca
+    fitted = dataclasses.replace(ref, pca_basis=fit_pca_basis(train, [f"f{i}" for i in range(12)]))
+    pca = profile_of(fitted).pca
+    assert not np.array_equal(pca.components, own.components)
+    np.testing.assert_array_equal(pca.components, fitted.pca_basis.components)
+    saved = Profile.from_arrays(ref_rows, numeric_names=[f"f{i}" for i in range(12)]).to_reference()
+    with pytest.raises(ValueError, match="saved profile.*--pca-fit"):
+        dataclasses.replace(saved, pca_basis=fitted.pca_basis)
+
+
+def test_the_fingerprint_names_the_fit_rows_not_the_float_results() -> None:
+    """Eigenvectors may differ in their last bits on another CPU; the fingerprint hashes the rows
+    the basis was fitted on, so a restart elsewhere still recognises its reference."""
+    import dataclasses
+
+    ref_rows, train = rows(np.random.default_rng(35), 60), rows(np.random.default_rng(36), 1000)
+    fitted = Reference.from_arrays(ref_rows, pca_fit=train)
+    other_bits = dataclasses.replace(fitted.pca_basis, components=fitted.pca_basis.components * (1 + 1e-15))
+    again = Reference.from_arrays(ref_rows)
+    again.pca_basis = other_bits
+    assert reference_fingerprint(again) == reference_fingerprint(fitted)
+    other_rows = Reference.from_arrays(ref_rows, pca_fit=train[:-1])
+    assert reference_fingerprint(other_rows) != reference_fingerprint(fitted)
+
+
+def test_integer_column_labels_are_matched_as_the_reference_names_them() -> None:
+    import pandas as pd
+
+    ref_rows, train = rows(np.random.default_rng(37), 60), rows(np.random.default_rng(38), 500)
+    ref = Reference.from_arrays(pd.DataFrame(ref_rows), pca_fit=pd.DataFrame(train))
+    assert ref.numeric_names == tuple(str(i) for i in range(12))
+    np.testing.assert_allclose(profile_of(ref).pca.mean, train.mean(axis=0))
