@@ -34,14 +34,12 @@ def group_means(sums: np.ndarray, sq_sums: np.ndarray, counts: np.ndarray) -> tu
 def pair_gap(values: np.ndarray, counts: np.ndarray, variances: np.ndarray | None, hi: int, lo: int) -> tuple[float, float]:
     """``(gap, z)`` of group ``hi`` over group ``lo``: the pooled two-proportion z for proportions
     (``variances`` None), else Welch's."""
-    gap = float(values[hi] - values[lo])
     n1, n2 = float(counts[hi]), float(counts[lo])
-    if variances is None:
-        p = (values[hi] * n1 + values[lo] * n2) / (n1 + n2)
-        se = np.sqrt(max(p * (1.0 - p), 0.0) * (1.0 / n1 + 1.0 / n2))
-    else:
-        se = np.sqrt(variances[hi] / n1 + variances[lo] / n2)
-    return gap, float(gap / se if se > 0 else _no_spread_z(gap, float(values[hi]), float(values[lo])))
+    w1 = w2 = None
+    if variances is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):  # an empty group: an infinite se, z 0
+            w1, w2 = float(variances[hi] / counts[hi]), float(variances[lo] / counts[lo])
+    return _pair_z(float(values[hi]), float(values[lo]), n1, n2, w1, w2)
 
 
 def largest_gap(values: np.ndarray, counts: np.ndarray, ok: np.ndarray, variances: np.ndarray | None = None,
