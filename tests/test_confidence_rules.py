@@ -268,3 +268,51 @@ def test_error_rate_rule_is_silent_on_half_a_day_of_a_stationary_model(reference
     about once a year at 24 pairs a day, and `for: 15m` asks more. Bound: it never fires in 12
     hours of labelled traffic (1 label/s, 30-minute windows), on each of three seeds."""
     assert "ModelErrorRateRose" not in fired(shifted(), ("calibration",), reference, hours=12.0, seed=seed)
+
+
+def test_error_rate_rule_with_promtool_and_the_agent(tmp_path) -> None:
+    """ModelErrorRateRose's PromQL (offset 1h, two binomial windows) and its text, as real
+    promtool and the agent's engine evaluate them: accuracy 0.95 -> 0.90 on 1,800 labels fires
+    (z 5.7) 15 minutes on; the same drop on 200 labels (z 1.9) and a rise of the error rate by a
+    third on 100,000 labels (significant, but under half) do not."""
+    import textwrap
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    test = tmp_path / "test.yml"
+    test.write_text(f"rule_files:\n  - {RULES}\nevaluation_interval: 1m\n" + textwrap.dedent("""
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_accuracy_ratio{model="m"}'
+                values: '0.95x89 0.90x60'
+              - series: 'monitor_labels_in_window{model="m"}'
+                values: '1800x150'
+              - series: 'monitor_accuracy_ratio{model="few"}'
+                values: '0.95x89 0.90x60'
+              - series: 'monitor_labels_in_window{model="few"}'
+                values: '200x150'
+              - series: 'monitor_accuracy_ratio{model="slight"}'
+                values: '0.95x89 0.935x60'
+              - series: 'monitor_labels_in_window{model="slight"}'
+                values: '100000x150'
+            alert_rule_test:
+              - eval_time: 100m
+                alertname: ModelErrorRateRose
+                exp_alerts: []
+              - eval_time: 110m
+                alertname: ModelErrorRateRose
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: m}
+                    exp_annotations:
+                      summary: "Model m makes more errors than an hour ago"
+                      description: "The error rate on the labelled predictions of the window is 10%, against 5% an hour earlier: up by half or more, significant at z > 4. Window: 1800 labels."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelerrorraterose"
+    """))
+    promtool = require_binary("promtool")
+    result = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, "promtool: " + result.stdout + result.stderr
+    agent = CliRunner().invoke(main, ["rules", "test", str(test)])
+    assert agent.exit_code == 0, "monitor rules test: " + agent.output
