@@ -124,6 +124,9 @@ def test_cli_builds_a_profile_whose_pca_comes_from_the_training_file(tmp_path: P
     assert prof.pca is not None and prof.pca.error.n == 100
     np.testing.assert_allclose(prof.pca.mean, train.mean(axis=0), atol=1e-5)
     assert prof.meta["pca_fit_rows"] == 3000 and prof.meta["pca_fit_source"] == "train.csv"
+    shown = CliRunner().invoke(main, ["reference", "show", str(out)])
+    assert "PCA (multivariate drift): 3 components" in shown.output
+    assert "fitted on 3000 rows of train.csv, its errors calibrated on the reference" in shown.output
 
     short = _csv(tmp_path / "short.csv", train[:, :11])
     res = CliRunner().invoke(main, ["reference", "build", str(ref_csv), "-o", str(out), "--pca-fit", str(short),

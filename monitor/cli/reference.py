@@ -142,3 +142,9 @@ def show(profile: Path, as_json: bool) -> None:
         extra = (f"range [{r['min']:.4g}, {r['max']:.4g}]" if r["type"] == "numeric"
                  else f"{r['categories']} categories, top {r['top']}")
         click.echo(f"  {r['feature']:<24} {r['type']:<12} missing {r['missing']:.2%}  {extra}")
+    if prof.pca is not None:
+        fitted = (f"fitted on {prof.meta['pca_fit_rows']} rows of {prof.meta.get('pca_fit_source', 'other data')}, "
+                  f"its errors calibrated on the reference" if "pca_fit_rows" in prof.meta
+                  else "fitted on the reference (5-fold held-out errors)")
+        click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
+                   f"{prof.pca.explained:.0%} of the variance, {fitted}")
