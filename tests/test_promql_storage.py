@@ -162,3 +162,33 @@ def test_bad_input_is_refused_with_clear_errors_or_counted() -> None:
     assert [s.labels.name for s in store.select({"__name__": "ok"}, 0, 20_000)] == ["ok"]
     with pytest.raises(ValueError, match="evaluation time must be finite"):
         ENGINE.compile("ok").instant(store, float("inf"))
+
+
+def test_the_agent_keeps_the_history_its_longest_rule_reads(tmp_path):
+    """``Monitor`` sizes the series store's retention to its rules' reach (an ``offset 1h`` reads 65
+    minutes back). Setting ``retention_s`` used to change nothing (the store read a millisecond
+    copy made at construction), so history was cut at an hour: an ``offset 1h`` rule evaluated
+    every 70 s never saw its sample (review). Bound: active from its 52nd evaluation (one hour on)
+    at 70 and 80 s intervals, as at 15 s."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from monitor.config import MonitorConfig, RulesConfig
+
+    rules = tmp_path / "off.yml"
+    rules.write_text("groups:\n  - name: g\n    rules:\n      - alert: SeesAnHourAgo\n"
+                     "        expr: monitor_queue_capacity offset 1h\n")
+    t0 = 1_700_000_000.0 - 1_700_000_000.0 % 5040.0
+    for interval in (15.0, 70.0, 80.0):
+        cfg = MonitorConfig(model="m", rules=RulesConfig(files=(str(rules),), interval_s=interval, log_alerts=False))
+        mon = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False, live=False)
+        try:
+            assert mon._series_store.retention_s >= 3900.0
+            active = []
+            for k in range(int(2.0 * 3600 // interval)):
+                mon.evaluate_rules(t0 + k * interval)
+                if any(a.name == "SeesAnHourAgo" for a in mon.alerts()):
+                    active.append(k * interval)
+            assert active and active[0] <= 3600.0 + interval, (interval, active[:1])
+        finally:
+            mon.close()

@@ -117,6 +117,18 @@ class SeriesStore:
         self.trimmed_samples = 0
         self.clear()
 
+    @property
+    def retention_s(self) -> float:
+        """Seconds of history kept; settable (the agent sizes it to its longest rule's reach, and
+        again on a rule reload)."""
+        return self.retention_ms / 1000.0
+
+    @retention_s.setter
+    def retention_s(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"retention_s must be > 0 seconds, got {seconds!r}")
+        self.retention_ms = _to_ms(seconds)
+
     # ------------------------------------------------------------------ lifecycle
     def clear(self) -> None:
         """Remove every series and sample (counters are kept)."""
