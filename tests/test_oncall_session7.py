@@ -44,10 +44,19 @@ def _annotation_labels(rule: dict) -> set[str]:
     return used
 
 
+#: Labels Prometheus's scrape attaches to every series (absent in the agent's own evaluation, where
+#: a selector on ``instance=""`` matches): an expression that aggregates nothing keeps them.
+_TARGET_LABELS = {"instance", "job"}
+
+
 def _missing_annotation_labels(rule: dict) -> set[str]:
-    labels = output_labels(ast.parse_expr(rule["expr"]))
+    tree = ast.parse_expr(rule["expr"])
+    labels = output_labels(tree)
     assert labels is not None, f"{rule['alert']}: the labels of its expression are unknown (a series outside the catalog?)"
-    return _annotation_labels(rule) - labels
+    missing = _annotation_labels(rule) - labels
+    if not any(isinstance(node, ast.Aggregate) for node in ast.walk(tree)):
+        missing -= _TARGET_LABELS
+    return missing
 
 
 # -- annotations ---------------------------------------------------------------------------------
@@ -70,6 +79,12 @@ def test_the_label_check_catches_a_label_aggregated_away() -> None:
     rule["expr"] = ("sum by (model, reason) (rate(monitor_rows_rejected_total[5m])) / on (model) "
                     "sum by (model) (rate(monitor_calls_total[5m])) > 0")
     assert _missing_annotation_labels(rule) == {"reason"}, "one-to-one on() keeps only the matching labels"
+    # the scrape's instance: kept where nothing is aggregated, gone where it is
+    rule = {"alert": "Y", "expr": "monitor_accuracy_ratio < 0.9",
+            "annotations": {"summary": "{{ $labels.model }} on {{ $labels.instance }}"}}
+    assert _missing_annotation_labels(rule) == set()
+    rule["expr"] = "max by (model) (monitor_accuracy_ratio) < 0.9"
+    assert _missing_annotation_labels(rule) == {"instance"}
 
 
 # -- rule behaviour, with promtool and with the agent's engine -----------------------------------

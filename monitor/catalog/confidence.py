@@ -51,6 +51,8 @@ ESTIMATED_ACCURACY = "monitor_estimated_accuracy_ratio"
 REFERENCE_ACCURACY = "monitor_reference_accuracy_ratio"
 
 LABELS_IN_WINDOW = "monitor_labels_in_window"
+LABELS_PREVIOUS_WINDOW = "monitor_labels_in_previous_window"
+ACCURACY_PREVIOUS_WINDOW = "monitor_accuracy_previous_window_ratio"
 LABELS_SKIPPED = "monitor_calibration_labels_skipped"
 ACCURACY = "monitor_accuracy_ratio"
 BRIER = "monitor_brier_score"
@@ -205,6 +207,12 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("reason",), concern=_CAL, max_series=5),
     MetricSpec(ACCURACY, GAUGE, "Accuracy of labelled predictions in the window (absent below the minimum label count).",
                concern=_CAL, unit="percentunit"),
+    MetricSpec(LABELS_PREVIOUS_WINDOW, GAUGE,
+               "Labelled predictions in the window of the same length just before the calibration window (what "
+               "ModelErrorRateRose compares the window with).", concern=_CAL),
+    MetricSpec(ACCURACY_PREVIOUS_WINDOW, GAUGE,
+               "Accuracy of labelled predictions in the window just before the calibration window (absent below the "
+               "minimum label count).", concern=_CAL, unit="percentunit"),
     MetricSpec(BRIER, GAUGE, "Mean multi-class Brier score of labelled predictions in the window (0 best, 2 worst).",
                concern=_CAL, unit="none"),
     MetricSpec(LOG_LOSS, GAUGE, "Mean negative log-likelihood of the true class in the window, in nats.",

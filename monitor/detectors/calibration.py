@@ -67,10 +67,13 @@ _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i
 class CalibrationFigures:
     """Read-only figures of one window (None where below the minimum count)."""
 
-    __slots__ = ("labels", "scored", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability")
+    __slots__ = ("labels", "scored", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability",
+                 "previous_labels", "previous_accuracy")
 
     def __init__(self) -> None:
         self.labels = 0
+        self.previous_labels = 0  # in the window of the same length just before this one
+        self.previous_accuracy: float | None = None
         self.scored = True  # False: labels of a labels-only model (no confidence, no reliability bins)
         self.accuracy: float | None = None
         self.brier: float | None = None
@@ -150,6 +153,10 @@ class CalibrationDetector(RefreshingDetector):
         # models that return labels only (output.kind: labels): labels and correct answers, for
         # the accuracy (no confidence: every other figure stays absent)
         self._hard = SlidingWindow(self.window_s, (2,), self.n_slots)
+        # labels and right answers over two windows, scored or not: the window before this one is
+        # their difference (ModelErrorRateRose compares the two; checkpointed, so that a restart
+        # does not blind the comparison for a window's length)
+        self._pair = SlidingWindow(2.0 * self.window_s, (2,), 2 * self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
@@ -181,6 +188,7 @@ class CalibrationDetector(RefreshingDetector):
         if lab.label.size == 0:
             return
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
+        self._pair.add(lab.ts, values=np.column_stack([np.ones(lab.label.size), lab.correct]))
         self._recent.add(lab.ts, lab.label, lab.scores)
         self._refresh.add(lab.label.size)
 
@@ -191,11 +199,20 @@ class CalibrationDetector(RefreshingDetector):
         if hard.correct.size == 0:
             return
         self._hard.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
+        self._pair.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
         self._refresh.add(int(hard.correct.size))
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
         self._hard.advance(now)
+        self._pair.advance(now)
+
+    def _previous(self, f: CalibrationFigures, correct: float) -> None:
+        """The window just before this one: the two-window sums less this window's."""
+        both = self._pair.total()
+        f.previous_labels = max(int(round(both[0])) - f.labels, 0)
+        if f.previous_labels >= self.min_labels:
+            f.previous_accuracy = float(min(max((both[1] - correct) / f.previous_labels, 0.0), 1.0))
 
     # -- results ------------------------------------------------------------------------------
     def _temperature(self, n_window: int) -> float | None:
@@ -228,7 +245,9 @@ class CalibrationDetector(RefreshingDetector):
             f.scored = f.labels == 0
             if f.labels >= self.min_labels:
                 f.accuracy = float(hard[1] / f.labels)
+            self._previous(f, float(hard[1]))
             return f
+        self._previous(f, float(scorr.sum()))
         if n >= self.min_labels:
             f.accuracy = float(scorr.sum() / n)
             f.brier = float(t[_BRIER] / n)
@@ -256,6 +275,8 @@ class CalibrationDetector(RefreshingDetector):
         self._refresh.done(slot_end, float(f.labels))
         out.set(names.LABELS_IN_WINDOW, float(f.labels))
         put_figure(out, names.ACCURACY, f.accuracy)
+        out.set(names.LABELS_PREVIOUS_WINDOW, float(f.previous_labels))
+        put_figure(out, names.ACCURACY_PREVIOUS_WINDOW, f.previous_accuracy)
         put_figure(out, names.BRIER, f.brier)
         put_figure(out, names.LOG_LOSS, f.log_loss)
         put_figure(out, names.GAP, None if f.gap is None else f.gap.gap)
@@ -276,7 +297,7 @@ class CalibrationDetector(RefreshingDetector):
     def state_dict(self) -> dict[str, Any]:
         self._pending.fold()
         state: dict[str, Any] = {
-            "windows": windows_state({"labels": self._window, "hard": self._hard}),
+            "windows": windows_state({"labels": self._window, "hard": self._hard, "pair": self._pair}),
             "skipped": dict(self._skipped),
             **self._recent.state_dict(),
         }
@@ -291,6 +312,8 @@ class CalibrationDetector(RefreshingDetector):
         load_windows_state({"labels": self._window}, windows)
         if "hard" in windows:  # saved before labels-only accuracy: empty
             self._hard.load_state_dict(windows["hard"])
+        if "pair" in windows:  # saved before the previous window was kept: it fills in a window's time
+            self._pair.load_state_dict(windows["pair"])
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
         self._recent.load_state_dict(state, "calibration")
 
