@@ -103,7 +103,7 @@ def readable(description: str) -> str:
     text = re.sub(r"\s+", " ", "".join(out)).strip()
     # Blocks that follow one another (several queried figures in a row) read as one placeholder.
     text = re.sub(r"‹given in the alert›(?:\s*‹given in the alert›)+", "‹given in the alert›", text)
-    return re.sub(r"(?<=[.;:,])‹given in the alert›", " ‹given in the alert›", text)
+    return re.sub(r"(?<=[.;:,›])‹given in the alert›", " ‹given in the alert›", text)
 
 
 def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
