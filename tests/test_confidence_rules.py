@@ -278,7 +278,7 @@ def test_error_rate_rule_is_silent_on_half_a_day_of_a_stationary_model(reference
 
 def test_error_rate_rule_with_promtool_and_the_agent(tmp_path) -> None:
     """ModelErrorRateRose's PromQL and text, as real promtool and the agent's engine evaluate
-    them: accuracy 0.90 against 0.95 in the window before, 1,800 labels each (z 5.0), fires 15
+    them: accuracy 0.90 against 0.95 in the window before, 1,800 labels each (z 5.0), fires 10
     minutes on, naming its own instance's figures where one model has several series; silent on
     200 labels (z 1.7), on a rise of a third (100,000 labels), on a rise of half a point (0.995 ->
     0.99 at 100,000 labels: z 11, under the one-point floor), and after a window without errors
@@ -314,7 +314,7 @@ def test_error_rate_rule_with_promtool_and_the_agent(tmp_path) -> None:
 
     unit = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": series, "alert_rule_test": [
-            {"eval_time": "10m", "alertname": "ModelErrorRateRose", "exp_alerts": []},
+            {"eval_time": "5m", "alertname": "ModelErrorRateRose", "exp_alerts": []},
             {"eval_time": "20m", "alertname": "ModelErrorRateRose",
              "exp_alerts": [expected("m", "5%"), expected("multi", "1%", instance="a")]}]}]}
     test = tmp_path / "test.yml"
