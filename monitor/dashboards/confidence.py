@@ -79,10 +79,14 @@ def build() -> Dashboard:
         timeseries("Estimated vs measured accuracy",
                    Query(f"max by (model, estimator) ({selector('monitor_estimated_accuracy_ratio')})", "estimated ({{estimator}}) {{model}}"),
                    Query(_by_model("monitor_accuracy_ratio"), "measured {{model}}"),
+                   Query(_by_model("monitor_accuracy_previous_window_ratio"), "measured, window before {{model}}"),
                    Query(_by_model("monitor_reference_accuracy_ratio"), "reference {{model}}"),
-                   metrics=("monitor_estimated_accuracy_ratio", "monitor_accuracy_ratio", "monitor_reference_accuracy_ratio"),
-                   description="Accuracy estimated from confidence alone (cbpe, atc, bbse), measured on delayed labels, "
-                               "and on the reference data: estimates move first, labels confirm later.", maximum=1),
+                   metrics=("monitor_estimated_accuracy_ratio", "monitor_accuracy_ratio",
+                            "monitor_accuracy_previous_window_ratio", "monitor_reference_accuracy_ratio"),
+                   description="Accuracy estimated from confidence alone (cbpe, atc, bbse), measured on delayed labels "
+                               "(in the window, and in the window just before it, which ModelErrorRateRose compares "
+                               "it with), and on the reference data: estimates move first, labels confirm later.",
+                   maximum=1),
         timeseries("Label coverage",
                    Query(f"{_by_model('monitor_labels_in_window')} / {_by_model('monitor_confidence_rows_in_window')}",
                          "labelled share {{model}}"),
