@@ -353,3 +353,43 @@ def test_the_previous_window_is_the_window_before_and_survives_a_checkpoint(refe
         assert store.value("monitor_accuracy_previous_window_ratio") == pytest.approx(0.8)
         assert store.value("monitor_labels_in_window") == 300
         assert store.value("monitor_accuracy_ratio") == pytest.approx(1.0)
+
+
+def test_segment_error_gap_text_names_its_own_replicas_segments(tmp_path) -> None:
+    """RegressionSegmentErrorGap's text queries the segments of its own series: with one model
+    scraped from two replicas (instance x alerting, y not), it reads x's segments, in real
+    promtool and in the agent's engine (whose own series have no instance, which instance=""
+    matches: model m)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    series = []
+    for labels, gap, z in (('model="m",high="apac",low="eu"', 2, 5), ('model="r",instance="x",high="us",low="eu"', 2, 5),
+                           ('model="r",instance="y",high="apac",low="us"', 0.1, 0.5)):
+        series += [{"series": f"monitor_regression_segment_max_mae_gap{{{labels}}}", "values": f"{gap}x40"},
+                   {"series": f"monitor_regression_segment_max_mae_gap_zscore{{{labels}}}", "values": f"{z}x40"}]
+    series += [{"series": 'monitor_regression_mae{model="m"}', "values": "1x40"},
+               {"series": 'monitor_regression_mae{model="r",instance="x"}', "values": "1x40"},
+               {"series": 'monitor_regression_mae{model="r",instance="y"}', "values": "1x40"}]
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#regressionsegmenterrorgap"
+
+    def expected(model: str, high: str, low: str, **extra: str) -> dict:
+        return {"exp_labels": {"severity": "warning", "model": model, **extra}, "exp_annotations": {
+            "summary": f"Model {model} makes larger errors for one segment ({high})",
+            "description": f"The mean absolute error of one segment exceeds that of another by 2 (target units) over the "
+                           f"window (now segment {high} over segment {low}): more than a quarter of the whole window's MAE, "
+                           "z > 4 (regression detector with by_segment: true).",
+            "runbook_url": url}}
+
+    unit = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "35m", "alertname": "RegressionSegmentErrorGap",
+             "exp_alerts": [expected("m", "apac", "eu"), expected("r", "us", "eu", instance="x")]}]}]}
+    test = tmp_path / "test.yml"
+    test.write_text(yaml.safe_dump(unit, sort_keys=False))
+    promtool = require_binary("promtool")
+    result = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, "promtool: " + result.stdout + result.stderr
+    agent = CliRunner().invoke(main, ["rules", "test", str(test)])
+    assert agent.exit_code == 0, "monitor rules test: " + agent.output

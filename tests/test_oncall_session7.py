@@ -45,18 +45,43 @@ def _annotation_labels(rule: dict) -> set[str]:
 
 
 #: Labels Prometheus's scrape attaches to every series (absent in the agent's own evaluation, where
-#: a selector on ``instance=""`` matches): an expression that aggregates nothing keeps them.
+#: a selector on ``instance=""`` matches), which the catalog therefore does not list.
 _TARGET_LABELS = {"instance", "job"}
+
+
+def _keeps(node: ast.Node, label: str) -> bool:
+    """Whether a label every input series carries is still on the expression's output (PromQL's
+    rules: an aggregation keeps it under ``without`` unless listed, under ``by`` if listed; a
+    one-to-one match ``on`` keeps only the listed labels, ``ignoring`` drops them; set operators
+    and group_left keep the left side's)."""
+    if isinstance(node, (ast.Paren, ast.Unary, ast.Subquery)):
+        return _keeps(node.expr, label)
+    if isinstance(node, ast.Aggregate):
+        kept = (label not in node.grouping) if node.without else (label in node.grouping)
+        return kept and _keeps(node.expr, label)
+    if isinstance(node, ast.Binary):
+        lhs_scalar, rhs_scalar = node.lhs.type == ast.SCALAR, node.rhs.type == ast.SCALAR
+        if lhs_scalar or rhs_scalar:
+            return _keeps(node.rhs if lhs_scalar else node.lhs, label)
+        if node.op in ("and", "unless"):
+            return _keeps(node.lhs, label)
+        if node.op == "or":
+            return _keeps(node.lhs, label) and _keeps(node.rhs, label)
+        if node.card == "one-to-many":
+            return _keeps(node.rhs, label)
+        if node.card == "one-to-one" and node.has_matching and (label in node.matching) != node.on:
+            return False
+        return _keeps(node.lhs, label)
+    if isinstance(node, ast.Call):
+        return all(_keeps(arg, label) for arg in node.args if arg.type in (ast.VECTOR, ast.MATRIX))
+    return True  # selectors and literals
 
 
 def _missing_annotation_labels(rule: dict) -> set[str]:
     tree = ast.parse_expr(rule["expr"])
     labels = output_labels(tree)
     assert labels is not None, f"{rule['alert']}: the labels of its expression are unknown (a series outside the catalog?)"
-    missing = _annotation_labels(rule) - labels
-    if not any(isinstance(node, ast.Aggregate) for node in ast.walk(tree)):
-        missing -= _TARGET_LABELS
-    return missing
+    return _annotation_labels(rule) - labels - {t for t in _TARGET_LABELS if _keeps(tree, t)}
 
 
 # -- annotations ---------------------------------------------------------------------------------
@@ -85,6 +110,12 @@ def test_the_label_check_catches_a_label_aggregated_away() -> None:
     assert _missing_annotation_labels(rule) == set()
     rule["expr"] = "max by (model) (monitor_accuracy_ratio) < 0.9"
     assert _missing_annotation_labels(rule) == {"instance"}
+    rule["expr"] = "max without (high, low) (monitor_regression_segment_max_mae_gap) > 1"
+    assert _missing_annotation_labels(rule) == set()
+    rule["expr"] = "monitor_accuracy_ratio / on (model) monitor_reference_accuracy_ratio < 0.9"
+    assert _missing_annotation_labels(rule) == {"instance"}
+    rule["expr"] = "monitor_accuracy_ratio < 0.9 and on (model) sum by (model) (monitor_labels_in_window) > 100"
+    assert _missing_annotation_labels(rule) == set()
 
 
 # -- rule behaviour, with promtool and with the agent's engine -----------------------------------
