@@ -211,8 +211,15 @@ class PCAProfile:
 
     def transform_error(self, x: np.ndarray) -> np.ndarray:
         """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        return _residual_norm(np.where(np.isfinite(z), z, 0.0), self.components)
+        return _errors(x, self.mean, self.scale, self.components)
+
+
+def _errors(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Reconstruction error of each row standardised by ``mean`` and ``scale`` (missing and
+    non-finite values at the mean)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (np.asarray(x, dtype=np.float64) - mean) / scale
+    return _residual_norm(np.where(np.isfinite(z), z, 0.0), components)
 
 
 def _residual_norm(z: np.ndarray, components: np.ndarray) -> np.ndarray:
@@ -487,11 +494,11 @@ class PCABasis:
     #: Columns without spread in the fit rows (all missing, or constant: a feature added since
     #: the training set was cut): standardised by the reference's own moments instead, or their
     #: raw units would swamp every other column's error.
-    flat: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    flat: np.ndarray
     #: sha256 of the fit rows (as sampled), names and share of variance: what identifies the
     #: basis in a reference's fingerprint. Its float results (eigenvectors) may differ in their
     #: last bits on another CPU, which a restart there would read as another reference.
-    digest: str = ""
+    digest: str
 
     def aligned(self, names: Sequence[str]) -> "PCABasis":
         """This basis with its columns in the order of ``names``; ``ValueError`` naming both
@@ -504,9 +511,8 @@ class PCABasis:
                              f"numeric features are {', '.join(names) or 'none'}. Fix: fit it (pca_fit=) on rows with "
                              "exactly the reference's numeric features")
         pos = np.array([self.names.index(n) for n in names], dtype=np.int64)
-        flat = self.flat[pos] if self.flat.size else self.flat
-        return PCABasis(names, self.mean[pos], self.scale[pos], self.components[:, pos], self.explained, self.rows, flat,
-                        self.digest)
+        return PCABasis(names, self.mean[pos], self.scale[pos], self.components[:, pos], self.explained, self.rows,
+                        self.flat[pos], self.digest)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -575,14 +581,12 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
     if basis is not None:
         basis = basis.aligned(names)
+        mean, scale = basis.mean, basis.scale
         if basis.flat.any():
             own_mean, own_scale, _ = _standardise(x)
-            basis = PCABasis(basis.names, np.where(basis.flat, own_mean, basis.mean),
-                             np.where(basis.flat, own_scale, basis.scale), basis.components, basis.explained, basis.rows,
-                             basis.flat, basis.digest)
-        z = (np.where(np.isfinite(x), x, np.nan) - basis.mean) / basis.scale
-        err = _residual_norm(np.where(np.isfinite(z), z, 0.0), basis.components)
-        return PCAProfile(names, basis.mean, basis.scale, basis.components, basis.explained,
+            mean, scale = np.where(basis.flat, own_mean, mean), np.where(basis.flat, own_scale, scale)
+        err = _errors(x, mean, scale, basis.components)
+        return PCAProfile(names, mean, scale, basis.components, basis.explained,
                           numeric_profile("reconstruction_error", err, n_bins))
     mean, scale, z = _standardise(x)
     n, d = z.shape

@@ -17,6 +17,9 @@ from typing import IO, Any
 
 from monitor.config import MonitorConfig
 from monitor.events import EventFormatError, parse_event
+# the live pipeline's bound on events ahead of the wall clock: millisecond timestamps (1.7e12 read
+# as seconds is the year 55,000) would make a replay evaluate the rules at every interval up to then
+from monitor.pipeline import MAX_FUTURE_S
 
 __all__ = ["ReplaySummary", "read_events", "replay", "transition_to_json"]
 
@@ -50,13 +53,6 @@ class ReplaySummary:
         """Count a refused line; the first of each reason is kept with its line number."""
         self.refused[reason] += 1
         self.first_refused.setdefault(reason, f"line {line}: {detail[:200]}")
-
-
-#: A recorded event more than this far beyond the wall clock is refused (``future_timestamp``):
-#: millisecond timestamps (1.7e12 read as seconds is the year 55,000) would otherwise make the
-#: replay evaluate the rules at every interval up to that time, which never ends. The live
-#: pipeline's bound (a recorded log is in the past; the replay's monitor applies it again).
-MAX_FUTURE_S = 600.0
 
 
 def read_events(lines: Iterable[str | bytes], model: str | None, summary: ReplaySummary,

@@ -91,7 +91,7 @@ class SlidingWindow:
         if ts.size == 0:
             return
         slots = np.floor(ts / self._slot_s).astype(np.int64)
-        if index is None and self.shape != () and np.ndim(values) > len(self.shape) and slots[0] == slots.max() == slots.min():
+        if index is None and self.shape != () and np.ndim(values) > len(self.shape) and slots.min() == slots.max():
             # whole rows of one slot (labels delivered a few seconds at a time): one vector sum
             self.add_summed(float(ts.max()), np.asarray(values, dtype=np.float64).sum(axis=0), int(ts.size))
             return

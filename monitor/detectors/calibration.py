@@ -198,8 +198,9 @@ class CalibrationDetector(RefreshingDetector):
         self._skip("unknown_class", hard.unknown)
         if hard.correct.size == 0:
             return
-        self._hard.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
-        self._pair.add(hard.ts, values=np.column_stack([np.ones_like(hard.correct), hard.correct]))
+        rows = np.column_stack([np.ones_like(hard.correct), hard.correct])
+        self._hard.add(hard.ts, values=rows)
+        self._pair.add(hard.ts, values=rows)
         self._refresh.add(int(hard.correct.size))
 
     def advance(self, now: float) -> None:
