@@ -12,7 +12,8 @@ When the sidecar is away, slow or the datagram too large, events are dropped and
 reason, never retried into unbounded memory and never blocking the model. The cumulative drop
 counts ride along in every datagram, so the sidecar exports them
 (``monitor_forward_events_dropped_total``) once it hears from the worker again; each datagram
-also carries a sequence number, so datagrams lost in transit are counted too.
+also carries a sequence number, so datagrams lost in transit are counted too, and a copy made on
+the way is processed once (see ``monitor/server/forward.py``).
 
 Those totals are cumulative per *session* (one ``sender`` id): a sidecar counts what a sender's
 totals grew by since it last heard from it, and a sidecar that does not know the sender counts

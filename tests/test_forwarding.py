@@ -15,6 +15,7 @@ import pytest
 
 from monitor.events import ERROR, FEEDBACK, PREDICTION, parse_event
 from monitor.forwarding import ForwardingMonitor, encode_event, parse_target
+from monitor.server.forward import REORDER_S
 from tests.conftest import REPO_ROOT, free_port
 from tests.sidecar_support import quiet_factory, sample, start_sidecar, total, wait_until
 
@@ -134,8 +135,10 @@ def test_datagram_limits_and_lost_datagrams(tmp_path):
         fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
         fm.flush()
         assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 101)
+        # counted lost once they stayed missing for REORDER_S (a late one would still be processed)
+        assert wait_until(lambda: sample(s.metrics(), "monitor_forward_datagrams_lost_total", model="_sidecar") == 3,
+                          timeout=REORDER_S + 10)
         text = s.metrics()
-        assert sample(text, "monitor_forward_datagrams_lost_total", model="_sidecar") == 3
         assert sample(text, "monitor_forward_events_dropped_total", model="_sidecar", reason="too_large") == 1
         fm.close()
     finally:

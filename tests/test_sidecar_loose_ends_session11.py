@@ -173,9 +173,11 @@ def test_a_wrong_method_on_a_sidecar_path_is_answered_405_by_the_sidecar_not_for
 
 
 # -- 3. forwarded drop totals: deltas per sender, a restarted sender counted from zero ---------------
-def _forwarded(tmp_path: Path, datagrams: list[tuple[int, dict[str, int]]], sender: str = "host:1:abcd") -> str:
+def _forwarded(tmp_path: Path, datagrams: list[tuple[int, dict[str, int]]], sender: str = "host:1:abcd",
+               received: int | None = None) -> str:
     """``/metrics`` of a sidecar after one sender's ``(seq, dropped)`` datagrams, sent in that order
-    over its Unix socket, each with one event (waited for until all are received)."""
+    over its Unix socket, each with one event (waited for until ``received`` events, all by
+    default, are received, and the datagrams not processed counted)."""
     import json
     import socket
 
@@ -190,24 +192,31 @@ def _forwarded(tmp_path: Path, datagrams: list[tuple[int, dict[str, int]]], send
             msg = {"v": 1, "sender": sender, "seq": seq, "model": "iris", "dropped": dropped,
                    "events": [{"inputs": [5.1, 3.5, 1.4, 0.2], "outputs": [0.9, 0.05, 0.05]}]}
             client.sendto(json.dumps(msg).encode(), sock_path)
-        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == len(datagrams))
+        expected = len(datagrams) if received is None else received
+
+        def arrived() -> bool:
+            text = s.metrics()
+            return (total(text, "monitor_forward_events_received_total") == expected
+                    and total(text, "monitor_forward_datagrams_discarded_total") == len(datagrams) - expected)
+
+        assert wait_until(arrived)
         return s.metrics()
     finally:
         client.close()
         s.close()
 
 
-def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_sender_from_zero(tmp_path: Path) -> None:
-    """Workers report cumulative drop totals. A sender whose totals went down (restarted under the
-    same id: its sequence starts again, or a total restarts) kept the old totals as the mark, and
-    its new drops went uncounted until they passed it: 7 dropped, restart, 3 dropped counted 0."""
+def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_total_from_zero(tmp_path: Path) -> None:
+    """Workers report cumulative drop totals. A total that went down (it started again from zero)
+    kept the old total as the mark, and the new drops went uncounted until they passed it: 7
+    dropped, a restart, 2 dropped counted 0. A total that goes down is counted whole now."""
     text = _forwarded(tmp_path, [(1, {"queue_full": 5}), (2, {"queue_full": 7, "too_large": 1}),  # 7 + 1
-                                 (1, {"queue_full": 2}),                       # restarted: seq back to 1, 2 new drops
-                                 (2, {"queue_full": 3}),                       # 1 more
-                                 (3, {"queue_full": 1, "too_large": 4})])      # queue_full restarted (1 new), too_large grew by 4
+                                 (3, {"queue_full": 2}),                       # queue_full restarted: 2 new drops
+                                 (4, {"queue_full": 3}),                       # 1 more
+                                 (5, {"queue_full": 1, "too_large": 4})])      # queue_full restarted (1 new), too_large grew by 3
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 7 + 2 + 1 + 1
-    assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 4
-    assert total(text, "monitor_forward_datagrams_lost_total") == 0  # a sequence that restarts loses nothing
+    assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 3
+    assert total(text, "monitor_forward_datagrams_lost_total") == 0
 
 
 # -- 6. config check on raw reference data: the scores and labels the agent would refuse ------------
@@ -306,16 +315,20 @@ def test_reference_scores_of_another_width_than_the_classes_are_refused_by_serve
 def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tmp_path: Path) -> None:
     """The final review: over UDP between hosts datagrams can arrive out of order. A sequence that
     went back was read as a restarted sender, whose whole drop total then counted again: 10, 12,
-    11, 13, each reporting queue_full 1000, gave 2,000 drops for 1,000. Only a sequence starting
-    again at 1 is a restart now; an older datagram's totals are older, and counted already. (The
-    late one was counted lost when the next arrived: counters do not go back.)"""
+    11, 13, each reporting queue_full 1000, gave 2,000 drops for 1,000. An older datagram's totals
+    are older, and counted already; its events are processed, and it is not counted lost (it
+    filled its gap within REORDER_S)."""
     text = _forwarded(tmp_path, [(seq, {"queue_full": 1000}) for seq in (10, 12, 11, 13)])
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 1000
-    assert total(text, "monitor_forward_datagrams_lost_total") == 1
+    assert total(text, "monitor_forward_datagrams_lost_total") == 0
 
 
-def test_a_duplicated_first_forwarding_datagram_is_not_read_as_a_restart(tmp_path: Path) -> None:
+def test_a_duplicated_forwarding_datagram_is_processed_once(tmp_path: Path) -> None:
     """Session 12's review: a second copy of a sender's datagram 1 (duplicated on the way) was read
-    as the sender starting again, and its drop total counted a second time (4 for 3)."""
-    text = _forwarded(tmp_path, [(1, {"queue_full": 1}), (1, {"queue_full": 1}), (2, {"queue_full": 3})], sender="host:1:dup")
+    as the sender starting again, and its drop total counted a second time (4 for 3); and a copy of
+    any datagram had its events processed twice. The copies are discarded and counted now."""
+    text = _forwarded(tmp_path, [(1, {"queue_full": 1}), (1, {"queue_full": 1}), (2, {"queue_full": 3}), (2, {"queue_full": 3}),
+                                 (3, {"queue_full": 3})], sender="host:1:dup", received=3)
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 3
+    assert total(text, "monitor_forward_datagrams_discarded_total") == 2
+    assert total(text, "monitor_forward_datagrams_lost_total") == 0

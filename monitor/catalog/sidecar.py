@@ -72,7 +72,14 @@ METRICS: tuple[MetricSpec, ...] = (
                "report it (queue_full, sidecar_unavailable, too_large, socket_full).",
                labels=("reason",), concern="sidecar", max_series=20),
     MetricSpec("monitor_forward_datagrams_lost", COUNTER,
-               "Forwarding datagrams missing from a worker's sequence (lost in the kernel between worker and sidecar).",
+               "Forwarding datagrams missing from a worker's sequence (lost in the kernel or on the network between "
+               "worker and sidecar), counted once 5 s have passed without them: one arriving within that time "
+               "after a later one is processed.",
+               concern="sidecar"),
+    MetricSpec("monitor_forward_datagrams_discarded", COUNTER,
+               "Forwarding datagrams not processed because their sequence number was processed already (a copy made "
+               "on the way) or counted lost already (more than 5 s late): their events are processed once, or "
+               "counted in monitor_forward_datagrams_lost_total.",
                concern="sidecar"),
     MetricSpec("monitor_forward_senders", GAUGE,
                "Distinct forwarding worker processes heard from in the last five minutes.",

@@ -6,10 +6,18 @@ so bad events are counted and the good ones kept). Workers report their cumulati
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
 
-Drops are counted per sender as what its totals grew by since the last datagram heard from it,
-so the counter only grows. A sender whose sequence goes back, or one of whose totals goes down,
-restarted under the same id: its totals are counted from zero again (kept at the old ones, the
-restarted sender's drops went uncounted until they passed them). A sender this sidecar does not
+Each datagram's events are processed once: the receiver keeps, per sender, the highest sequence
+number heard and the numbers skipped below it for :data:`REORDER_S` seconds. A datagram that fills
+such a gap (reordered on the way, as UDP between hosts may) is processed; one whose number was
+processed already (a copy) or was counted lost already (later than that) is discarded and counted
+(``monitor_forward_datagrams_discarded_total``). A gap still open after :data:`REORDER_S` is
+counted in ``monitor_forward_datagrams_lost_total``. Sender ids are per session
+(``host:pid:random``, a new one for every process and session), so a number heard again is a
+copy, never a sender that started again under the same id.
+
+Drops are counted per sender as what its totals grew by since the newest datagram heard from it,
+so the counter only grows. A sender one of whose totals goes down counted that reason from zero
+again (kept at the old one, its new drops went uncounted until they passed it). A sender this sidecar does not
 know is counted from the totals its datagram says were ``counted`` already (those of the last
 datagram it sent without error, which the sidecar before this one, or this one before it forgot
 the sender, had counted), whole when it says none: :class:`monitor.forwarding.ForwardingMonitor`
@@ -37,6 +45,8 @@ from monitor.server.payloads import UNSAFE_JSON_MESSAGES, unsafe_json
 from monitor.server.settings import ForwardSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
@@ -50,6 +60,13 @@ _SENDER_TTL = 300.0
 _MAX_SENDERS = 10_000
 #: Drop reasons tracked per sender (a worker reports a handful; the names come from the datagram).
 _MAX_REASONS = 16
+#: Seconds a datagram may arrive after a later one of its sender and still be processed; a gap in
+#: the sequence still open then is counted lost. Reordering on a network lasts milliseconds; a
+#: datagram later than this was counted lost, and is discarded so that nothing counts twice.
+REORDER_S = 5.0
+#: Gaps tracked per sender at most (the newest ones): a jump of the sequence beyond it counts the
+#: older numbers lost at once, so that a datagram's number cannot grow the table.
+_MAX_GAPS = 64
 
 
 _NOT_JSON = ("the datagram is not UTF-8 JSON; only monitor.forwarding.ForwardingMonitor writes to this socket "
@@ -69,12 +86,30 @@ def _bad_datagram(msg: object) -> str:
 
 
 class _Sender:
-    __slots__ = ("seq", "dropped", "seen")
+    """What the receiver knows of one sender session.
+
+    ``gaps`` maps each number skipped between the first datagram heard and ``seq`` (at most
+    :data:`_MAX_GAPS`) to when the skip was seen. Numbers below the first one heard were sent
+    before this sidecar knew the sender (to another sidecar, or delayed on the way): one of them
+    arriving within :data:`REORDER_S` of the first is processed (``early`` holds those already
+    processed), and none is ever counted lost here. ``low`` is the oldest datagram heard and
+    ``low_counted`` the drop totals its ``counted`` said an earlier receiver had counted: an older
+    datagram arriving late lowers that mark, and the drops between the two are counted then
+    (they rode on that datagram only, and nobody else counted them).
+    """
+
+    __slots__ = ("seq", "dropped", "seen", "gaps", "first_seq", "first_at", "early", "low", "low_counted")
 
     def __init__(self) -> None:
         self.seq = 0
         self.dropped: dict[str, int] = {}
         self.seen = 0.0
+        self.gaps: dict[int, float] = {}
+        self.first_seq = 0
+        self.first_at = 0.0
+        self.early: set[int] = set()
+        self.low = 0
+        self.low_counted: dict[str, int] = {}
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -90,9 +125,13 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class ForwardReceiver:
-    def __init__(self, sidecar: "Sidecar", settings: ForwardSettings) -> None:
+    """The sidecar's forwarding sockets and the per-sender accounting of what arrives on them
+    (``clock``: the monotonic clock of the senders' table and of :data:`REORDER_S`)."""
+
+    def __init__(self, sidecar: "Sidecar", settings: ForwardSettings, clock: "Callable[[], float]" = time.monotonic) -> None:
         self.sidecar = sidecar
         self.settings = settings
+        self._clock = clock
         self._transports: list[asyncio.BaseTransport] = []
         #: sockets bound and not read yet (the models are loading), and the task that opens them
         self._bound: list[tuple[socket.socket, str]] = []
@@ -191,7 +230,8 @@ class ForwardReceiver:
         if not isinstance(msg, dict) or msg.get("v") != WIRE_VERSION or not isinstance(msg.get("events"), list):
             sidecar.count_refused(ENDPOINT, "bad_datagram", detail=_bad_datagram(msg))
             return
-        self._account(msg)
+        if not self._account(msg):
+            return
         events = msg["events"]
         if not events:
             return
@@ -233,67 +273,113 @@ class ForwardReceiver:
         for mon, n in counts.items():
             mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
 
-    def _account(self, msg: dict[str, Any]) -> None:
+    def _account(self, msg: dict[str, Any]) -> bool:
+        """Count a datagram's drops and gaps; whether its events are to be processed (False: its
+        number was processed already, or counted lost already)."""
         sender_id = msg.get("sender")
         if not isinstance(sender_id, str) or len(sender_id) > 200:
-            return
+            return True
         senders = self._senders
         s = senders.pop(sender_id, None)  # put back at the end: the table's order is recency
-        now = time.monotonic()
+        now = self._clock()
         if s is None:
             if len(senders) >= _MAX_SENDERS:
                 self._forget(now)
             while len(senders) >= _MAX_SENDERS:
-                del senders[next(iter(senders))]  # the least recently heard from
+                self._count_lost(len(senders.pop(next(iter(senders))).gaps))  # the least recently heard from
             senders[sender_id] = s = _Sender()
             s.dropped = _totals(msg.get("counted"))  # what an earlier receiver counted: the mark to count from
             self.sidecar.store.set("monitor_forward_senders", len(senders))  # a new worker shows at once
         else:
             senders[sender_id] = s
         s.seen = now
-        store = self.sidecar.store
         seq = msg.get("seq")
-        stale = False
-        if isinstance(seq, int) and not isinstance(seq, bool):
-            if seq == 1 and s.seq > 1:
-                # the sequence starts again: the sender restarted under the same id, so its totals
-                # start again from zero and are counted from there
-                s.dropped = {}
-            elif seq <= s.seq:
-                # a datagram older than one already read (reordered or duplicated on the way, as UDP
-                # between hosts may): its totals are older too, and counted already
-                stale = True
-            elif s.seq and seq > s.seq + 1:
-                store.inc("monitor_forward_datagrams_lost", seq - s.seq - 1)
-            if not stale:
-                s.seq = seq
-        if not stale:
-            for reason, total in _totals(msg.get("dropped")).items():
-                if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
-                    continue
-                last = s.dropped.get(reason, 0)
-                # what the total grew by since the last one heard; a total that went down restarted
-                # from zero (a new worker under the old id): all of it is new. Kept either way, so
-                # the next growth is counted from it (a lower total left the old one in place,
-                # and drops went uncounted until the new total passed it)
-                delta = total - last if total >= last else total
-                if delta:
-                    store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
-                s.dropped[reason] = total
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            return True  # no sequence (not a ForwardingMonitor's datagram): processed, its totals not counted
+        self._expire(s, now)
+        if seq <= s.seq:
+            return self._late(s, seq, msg, now)
+        if not s.seq:
+            s.first_seq = s.low = seq
+            s.first_at = now
+            s.low_counted = dict(s.dropped)
+        else:
+            skipped = seq - s.seq - 1
+            for n in range(max(s.seq + 1, seq - _MAX_GAPS), seq):
+                s.gaps[n] = now
+            lost = max(skipped - _MAX_GAPS, 0)
+            if len(s.gaps) > _MAX_GAPS:  # numbers ascend in insertion order: the oldest come first
+                for n in list(s.gaps)[:len(s.gaps) - _MAX_GAPS]:
+                    del s.gaps[n]
+                    lost += 1
+            self._count_lost(lost)
+        s.seq = seq
+        self._count_drops(s, _totals(msg.get("dropped")))
         if now - self._last_gauge > 5.0:
             self._forget(now)
+        return True
+
+    def _late(self, s: _Sender, seq: int, msg: dict[str, Any], now: float) -> bool:
+        """A datagram numbered at or below the newest one heard: processed when it fills a gap (its
+        drop totals are older than those counted already), discarded when its number was processed
+        or counted lost already."""
+        if seq in s.gaps:
+            del s.gaps[seq]
+            return True
+        if seq < s.first_seq and seq not in s.early and seq >= s.first_seq - _MAX_GAPS and now - s.first_at <= REORDER_S:
+            s.early.add(seq)
+            if seq < s.low:
+                counted = _totals(msg.get("counted"))
+                for reason, mark in s.low_counted.items():
+                    if mark > counted.get(reason, 0):
+                        self.sidecar.store.inc("monitor_forward_events_dropped", mark - counted.get(reason, 0), labels=(reason,))
+                s.low, s.low_counted = seq, counted
+            return True
+        self.sidecar.store.inc("monitor_forward_datagrams_discarded")
+        return False
+
+    def _count_drops(self, s: _Sender, totals: dict[str, int]) -> None:
+        """Count what a sender's drop totals grew by since its newest datagram before this one."""
+        store = self.sidecar.store
+        for reason, total in totals.items():
+            if reason not in s.dropped and len(s.dropped) >= _MAX_REASONS:
+                continue
+            last = s.dropped.get(reason, 0)
+            # a total that went down restarted from zero: all of it is new. Kept either way, so the
+            # next growth is counted from it (a lower total left the old one in place, and drops
+            # went uncounted until the new total passed it)
+            delta = total - last if total >= last else total
+            if delta:
+                store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
+            s.dropped[reason] = total
+
+    def _expire(self, s: _Sender, now: float) -> None:
+        """Count the sender's gaps older than :data:`REORDER_S` lost."""
+        if s.early and now - s.first_at > REORDER_S:
+            s.early = set()
+        old = [n for n, t in s.gaps.items() if now - t > REORDER_S]
+        for n in old:
+            del s.gaps[n]
+        self._count_lost(len(old))
+
+    def _count_lost(self, n: int) -> None:
+        if n:
+            self.sidecar.store.inc("monitor_forward_datagrams_lost", n)
 
     def sweep(self, now: float | None = None) -> None:
-        """Forget the workers not heard from for five minutes and set ``monitor_forward_senders``
-        (the sidecar's housekeeping calls this every second). Why not only on arrival: when every
-        worker has gone quiet or away no datagram comes to update the gauge, and it would show
-        the last count for ever."""
-        self._forget(time.monotonic() if now is None else now)
+        """Forget the workers not heard from for five minutes, count the gaps older than
+        :data:`REORDER_S` lost, and set ``monitor_forward_senders`` (the sidecar's housekeeping
+        calls this every second). Why not only on arrival: when every worker has gone quiet or
+        away no datagram comes to update the gauge, and it would show the last count for ever."""
+        self._forget(self._clock() if now is None else now)
 
     def _forget(self, now: float) -> None:
         cutoff = now - _SENDER_TTL
         for key in [k for k, v in self._senders.items() if v.seen < cutoff]:
-            del self._senders[key]
+            self._count_lost(len(self._senders.pop(key).gaps))
+        for s in self._senders.values():
+            if s.gaps or s.early:
+                self._expire(s, now)
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
 
