@@ -16,6 +16,10 @@ resetting (a periodic checkpoint's counters are not restored: see :meth:`Monitor
 still load: their detector states are restored as before (unverified against the reference),
 counters start at zero.
 
+The state also holds the rules' sample history (:meth:`monitor.promql.storage.SeriesStore.state_dict`,
+bounded by :data:`monitor.core.MAX_CHECKPOINT_SERIES_CELLS`); a state without it (written before it
+was added) restores everything else.
+
 Loading one can therefore never execute code, which matters because a checkpoint path may sit on a
 shared volume. Writes go to a temporary file in the same folder, are fsynced and then renamed over
 the old checkpoint (``os.replace`` is atomic on POSIX), so a crash or ``kill -9`` mid-write leaves

@@ -64,6 +64,10 @@ READABLE_STATE_VERSIONS = (1, 2)
 #: at zero with the process; restoring the old value would hold the series still until the new
 #: totals caught up. It resets instead, which Prometheus' ``increase()`` handles.
 NOT_CHECKPOINTED_COUNTERS = frozenset({"monitor_notifications"})
+#: Series x timestamps of the rules' series history a checkpoint holds at most (9 bytes a cell,
+#: some 36 MB before compression): an hour at 15 s of 16,000 series. A larger store keeps the
+#: newest history that fits (see :meth:`monitor.promql.storage.SeriesStore.state_dict`).
+MAX_CHECKPOINT_SERIES_CELLS = 4_000_000
 #: Seconds a scrape waits for a drain in progress before reading the figures of the last export
 #: (see :meth:`Monitor.export_for_scrape`).
 SCRAPE_EXPORT_WAIT_S = 0.5
@@ -647,6 +651,9 @@ class Monitor:
                 "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
                 "joiner": self.pipeline.joiner.state_dict(),
                 "rules": None if self.rules is None else self.rules.state_dict(),
+                # what the rules read back over (ranges, offset): Prometheus keeps its TSDB across
+                # restarts, and a rule reading an hour back would otherwise be blind for an hour
+                "series": None if self._series_store is None else self._series_store.state_dict(MAX_CHECKPOINT_SERIES_CELLS),
                 "reference": self._reference_state(),
                 "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
                 "final": bool(final),
@@ -715,6 +722,12 @@ class Monitor:
             self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"])
+            if self._series_store is not None and state.get("series") is not None:
+                try:
+                    self._series_store.load_state_dict(state["series"])
+                except ValueError as err:  # the history only: alerts and detectors are restored all the same
+                    log.warning("%s: the rules' series history in the checkpoint was not restored (%s); rules reading "
+                                "back over time see only what comes from now on", self.model, err)
             skipped: list[str] = []
             counters = state.get("counters") if state.get("final") is True else None
             if counters is not None:

@@ -24,7 +24,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -455,6 +455,91 @@ class SeriesStore:
             self._last_by_source[src] = prev[keep[keep < prev.size]]
         self.version += 1
         self._select_cache.clear()
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self, max_cells: int | None = None) -> dict[str, Any]:
+        """The samples held and what each source's last snapshot reported, as plain arrays, so
+        that a restarted agent's rules read the history before the restart (ranges, ``offset``)
+        and series that vanished across it are marked stale at its first snapshot.
+
+        ``max_cells`` bounds series x timestamps of the state (9 bytes a cell): beyond it only the
+        newest timestamps that fit are kept, so that a store of many series costs a checkpoint
+        a bounded size and keeps its most recent history."""
+        n = len(self._labels)
+        c0, c1 = self._c0, self._c1
+        if max_cells is not None and n and n * (c1 - c0) > max_cells:
+            c0 = max(c1 - max(max_cells // n, 1), c0)
+        keep = np.flatnonzero(self._state[:n, c0:c1].any(axis=1)) if c1 > c0 else np.zeros(0, dtype=np.int64)
+        position = np.full(n, -1, dtype=np.int64)
+        position[keep] = np.arange(keep.size)
+        sources = {}
+        for src, mask in self._last_by_source.items():
+            ids = np.flatnonzero(mask)
+            ids = position[ids[ids < n]]
+            sources[src] = ids[ids >= 0]
+        return {
+            "version": 1,
+            "labels": [[list(pair) for pair in self._labels[i]._items] for i in keep.tolist()],
+            "ts_ms": self._ts[c0:c1].copy(),
+            "values": self._vals[keep, c0:c1],
+            "state": self._state[keep, c0:c1],
+            "sources": sources,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace what the store holds with :meth:`state_dict`'s samples (this store's bounds
+        apply: series beyond ``max_series`` are refused and the oldest timestamps beyond
+        ``max_cells`` dropped, both counted; retention applies at the next snapshot).
+
+        Raises ``ValueError`` for a state this version cannot read, leaving the store as it was."""
+        version = state.get("version") if isinstance(state, Mapping) else None
+        if version != 1:
+            raise ValueError(f"unsupported series store state version {version!r} (expected 1)")
+        try:
+            ts = np.asarray(state["ts_ms"], dtype=np.int64)
+            vals = np.asarray(state["values"], dtype=np.float64)
+            cells = np.asarray(state["state"], dtype=np.uint8)
+            labels = [Labels([(str(k), str(v)) for k, v in pairs]) for pairs in state["labels"]]
+            sources = {str(src): np.asarray(ids, dtype=np.int64) for src, ids in dict(state["sources"]).items()}
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"series store state is malformed: {err}") from None
+        m = ts.size
+        if vals.shape != (len(labels), m) or cells.shape != vals.shape or np.any(np.diff(ts) <= 0) \
+                or np.any(cells > STALE) or any(ids.size and (ids.min() < 0 or ids.max() >= len(labels)) for ids in sources.values()):
+            raise ValueError("series store state is malformed: its arrays do not match")
+        self.clear()
+        self._column_block(ts)
+        rows = np.full(len(labels), -1, dtype=np.int64)
+        for i, lab in enumerate(labels):
+            sid = self._sid(lab)
+            if sid == -1:
+                self.dropped_series_limit += int(np.count_nonzero(cells[i]))
+            elif sid == -2:
+                self.dropped_invalid += int(np.count_nonzero(cells[i]))
+            else:
+                rows[i] = sid
+        ok = rows >= 0
+        c0, c1 = self._c0, self._c1
+        self._vals[rows[ok], c0:c1] = vals[ok]
+        self._state[rows[ok], c0:c1] = cells[ok]
+        for src, ids in sources.items():
+            mask = np.zeros(len(self._labels), dtype=bool)
+            mask[rows[ids][rows[ids] >= 0]] = True
+            self._last_by_source[src] = mask
+        self._enforce_cells()
+
+    def _column_block(self, ts: np.ndarray) -> None:
+        """Columns for the ascending timestamps ``ts`` in an empty store, at once."""
+        m = ts.size
+        if not m:
+            return
+        t_cap = max(64, m)
+        self._vals = np.zeros((self._vals.shape[0], t_cap), dtype=np.float64)
+        self._state = np.zeros((self._vals.shape[0], t_cap), dtype=np.uint8)
+        self._ts = np.zeros(t_cap, dtype=np.int64)
+        self._ts[:m] = ts
+        self._c0, self._c1 = 0, m
+        self._max_ts_ms = int(ts[-1])
 
     # ------------------------------------------------------------------ reading
     def labels_of(self, sid: int) -> Labels:
