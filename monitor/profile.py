@@ -63,6 +63,8 @@ __all__ = [
     "profile_of",
     "load_reference",
     "check_npz_reference",
+    "check_pca_fit_target",
+    "is_profile",
     "read_table",
     "Table",
     "Progress",
@@ -1125,16 +1127,22 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None) -> Re
     This is what ``reference.path`` (and ``reference.pca_fit``) in ``monitor.yaml`` point at.
     """
     p = Path(path)
-    if p.suffix.lower() == ".npz" and _is_profile(p):
-        if pca_fit is not None:
-            raise ProfileError(_PCA_FIT_ON_PROFILE.format(path=p.name))
+    if pca_fit is not None:
+        check_pca_fit_target(p)
+    if p.suffix.lower() == ".npz" and is_profile(p):
         return Profile.load(p).to_reference()
     return build_profile(p, progress=False, pca_fit=pca_fit).to_reference()
 
 
-_PCA_FIT_ON_PROFILE = ("reference.pca_fit: {path} is a saved profile, whose PCA was fitted when it was built. Fix: "
-                       "rebuild it with 'monitor reference build ... --pca-fit TRAINING_DATA', and remove pca_fit "
-                       "(or point reference.path at the raw reference data)")
+def check_pca_fit_target(path: str | Path) -> None:
+    """Raise :class:`ProfileError` when ``reference.pca_fit`` cannot apply to the reference at
+    ``path``: a saved profile's PCA was fitted when it was built (the agent's start and
+    ``monitor config check`` say so in the same words)."""
+    p = Path(path)
+    if p.suffix.lower() == ".npz" and is_profile(p):
+        raise ProfileError(f"reference.pca_fit: {p.name} is a saved profile, whose PCA was fitted when it was built. Fix: "
+                           "rebuild it with 'monitor reference build ... --pca-fit TRAINING_DATA', and remove pca_fit "
+                           "(or point reference.path at the raw reference data)")
 
 
 def check_npz_reference(path: str | Path) -> None:
@@ -1143,7 +1151,7 @@ def check_npz_reference(path: str | Path) -> None:
     moments); raw data is read and its arrays checked against each other, which is all that the
     profile builder refuses but for an archive without rows."""
     p = Path(path)
-    if _is_profile(p):
+    if is_profile(p):
         Profile.load(p)
         return
     x = _read_npz(p)[0]
@@ -1151,7 +1159,7 @@ def check_npz_reference(path: str | Path) -> None:
         raise ProfileError(f"{p}: no data rows")
 
 
-def _is_profile(p: Path) -> bool:
+def is_profile(p: Path) -> bool:
     """Whether the ``.npz`` at ``p`` is a saved profile (else raw data: a single array saved as
     ``.npz`` too, which :func:`_read_npz` refuses with its fix); :class:`ProfileError` when it is
     no readable ``.npz`` at all."""

@@ -182,7 +182,7 @@ def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
     not profile; ``("unreadable", None)`` for a file :func:`_file_problems` reports."""
     from pathlib import Path
 
-    from monitor.profile import _is_profile, load_reference
+    from monitor.profile import is_profile, load_reference
 
     if path is None:
         return "none", None
@@ -190,7 +190,7 @@ def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
     try:
         if not p.is_file():
             return "unreadable", None
-        if p.suffix.lower() != ".npz" or not _is_profile(p):
+        if p.suffix.lower() != ".npz" or not is_profile(p):
             return "raw", None
         return "profile", load_reference(p)
     except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
@@ -223,10 +223,12 @@ def _file_problems(agent: object) -> list[str]:
             out.append(f"model {m.model!r}: reference.pca_fit: {fit} does not exist. Fix: correct the path (a relative "
                        "one resolves against the config file's folder)")
         elif fit is not None and ref is not None and Path(ref).is_file():
-            from monitor.profile import _PCA_FIT_ON_PROFILE, _is_profile
+            from monitor.profile import ProfileError, check_pca_fit_target
 
-            if Path(ref).suffix.lower() == ".npz" and _is_profile(Path(ref)):
-                out.append(f"model {m.model!r}: " + _PCA_FIT_ON_PROFILE.format(path=Path(ref).name))
+            try:
+                check_pca_fit_target(ref)
+            except ProfileError as err:
+                out.append(f"model {m.model!r}: {err}")
         if ref is not None and not Path(ref).is_file():
             out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
                        "'monitor reference build' or correct the path")
