@@ -482,7 +482,8 @@ class PCABasis:
     fitted on the reference itself: few rows to find the directions in, and calibration errors that
     must come from cross-fitting (each fold scored by a PCA of the other folds), which live rows
     never meet. Directions fitted on the (large) training set, with *every* reference row's error
-    under exactly those directions as the calibration, remove both: live rows meet the very PCA the
+    under exactly those directions as the calibration (a uniform sample of :data:`PCA_MAX_ROWS`
+    rows of a larger reference), remove both: live rows meet the very PCA the
     calibration was scored with, and the training rows, which the model has seen, never calibrate
     anything (they only choose the directions).
     """
@@ -575,7 +576,8 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
 def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
              folds: int = PCA_FOLDS, basis: PCABasis | None = None) -> PCAProfile | None:
     """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None.
-    With a ``basis`` (directions fitted elsewhere), every row of ``x`` is scored by it instead."""
+    With a ``basis`` (directions fitted elsewhere), every row of ``x`` (up to :data:`PCA_MAX_ROWS`,
+    sampled beyond) is scored by it instead."""
     variance = PCA_VARIANCE if variance is None else variance
     if x.shape[1] < 2 or x.shape[0] < 20:
         return None
