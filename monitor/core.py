@@ -641,6 +641,14 @@ class Monitor:
         count the restored total again."""
         with self._lock:
             self.pipeline.settle()  # rows held for the deferrable detectors belong in their state
+            series = None
+            if self._series_store is not None:
+                from monitor.promql.storage import SCRAPE_SOURCE
+
+                # the scrape's last snapshot marks what vanished across a restart stale; the rules'
+                # own outputs restart unmarked, as in a restarted Prometheus (their sources are
+                # named by position, which a reload moves)
+                series = self._series_store.state_dict(MAX_CHECKPOINT_SERIES_CELLS, sources=(SCRAPE_SOURCE,))
             return {
                 "version": STATE_VERSION,
                 "model": self.model,
@@ -653,7 +661,7 @@ class Monitor:
                 "rules": None if self.rules is None else self.rules.state_dict(),
                 # what the rules read back over (ranges, offset): Prometheus keeps its TSDB across
                 # restarts, and a rule reading an hour back would otherwise be blind for an hour
-                "series": None if self._series_store is None else self._series_store.state_dict(MAX_CHECKPOINT_SERIES_CELLS),
+                "series": series,
                 "reference": self._reference_state(),
                 "counters": self.store.counter_state(exclude=NOT_CHECKPOINTED_COUNTERS),
                 "final": bool(final),
@@ -725,7 +733,7 @@ class Monitor:
             if self._series_store is not None and state.get("series") is not None:
                 try:
                     self._series_store.load_state_dict(state["series"])
-                except ValueError as err:  # the history only: alerts and detectors are restored all the same
+                except Exception as err:  # noqa: BLE001 - the history only: alerts and detectors are restored all the same
                     log.warning("%s: the rules' series history in the checkpoint was not restored (%s); rules reading "
                                 "back over time see only what comes from now on", self.model, err)
             skipped: list[str] = []

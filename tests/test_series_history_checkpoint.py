@@ -116,21 +116,86 @@ def test_a_large_store_checkpoints_its_newest_history_within_the_bound() -> None
     small = SeriesStore(retention_s=3600.0, max_series=4)
     small.load_state_dict(a.state_dict())
     assert small.num_series == 4 and small.stats().dropped_series_limit == 6 * 50  # series 4-9, 50 samples each
+    # a store with room for fewer cells keeps the newest timestamps and counts the rest (the
+    # review: it refused the state after clearing itself)
+    wide = _store(100, 100)
+    narrow = SeriesStore(retention_s=3600.0, max_cells=10_000)
+    narrow.load_state_dict(wide.state_dict())
+    ts, vals, _ = narrow.window(np.arange(100), 0, 2**62)
+    assert ts.size == 99 and ts[-1] == int((T0 + 15 * 99) * 1000) and narrow.num_series == 100
+    assert narrow.stats().dropped_capacity == 100 and narrow.stats().samples == 100 * 99
+    narrow.append_scrape(T0 + 15 * 100, [({"__name__": "x", "i": "0"}, 1.0)])  # and it goes on as any store
+    assert narrow.window(np.arange(100), 0, 2**62)[0][-1] == int((T0 + 15 * 100) * 1000)
 
 
-@pytest.mark.parametrize("damage", ["version", "shape", "order", "source", "cells"])
+def test_a_malformed_history_in_a_checkpoint_leaves_the_rest_of_it_restored(tmp_path) -> None:
+    path = tmp_path / "m.ckpt"
+    a = _monitor(tmp_path)
+    _feed(a, T0, 600)
+    state = a.state_dict(final=True)
+    cells = state["series"]["state"].astype(np.int64)
+    cells[0, 0] = -1  # it was: the whole checkpoint set aside, counters and all
+    state["series"]["state"] = cells
+    checkpoint.save(path, state, model="m", state_version=STATE_VERSION)
+    a.close()
+    b = _monitor(tmp_path)
+    try:
+        assert checkpoint.restore(b, path) == (True, None)
+        assert b._series_store.num_series == 0 and b.store.value("monitor_predictions") == 120
+    finally:
+        b.close()
+
+
+def test_recording_rules_moved_by_a_reload_are_not_marked_stale_after_a_restart(tmp_path) -> None:
+    """The review's: rules' series sources are named by position, which a reload moves and a
+    restart renames; restored, the moved rule's first output after the restart was marked stale
+    at once (absent from queries until its next evaluation). Only the scrape's last snapshot is
+    restored now."""
+    rules = tmp_path / "rules.yml"
+    head = "groups:\n  - name: g\n    rules:\n"
+    one = "      - record: {name}:preds\n        expr: monitor_predictions_total * {k}\n"
+    ab, ba = one.format(name="a", k=1) + one.format(name="b", k=2), one.format(name="b", k=2) + one.format(name="a", k=1)
+    rules.write_text(head + ab)
+    cfg = MonitorConfig(model="m", rules=RulesConfig(files=(str(rules),), interval_s=15.0, log_alerts=False))
+    a = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False, live=False)
+    _feed(a, T0, 300)
+    rules.write_text(head + ba)  # the same rules, their order swapped
+    a.reload_rules()
+    _feed(a, T0 + 300, 300)
+    path = tmp_path / "m.ckpt"
+    checkpoint.save(path, a.state_dict(), model="m", state_version=STATE_VERSION)
+    a.close()
+    b = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        assert checkpoint.restore(b, path) == (True, None)
+        _feed(b, T0 + 600, 20)
+        query = Engine().compile("b:preds")
+        for t in (T0 + 600, T0 + 605, T0 + 610, T0 + 615):  # around the first evaluations after the restart
+            assert query.instant(b._series_store, t), t - T0
+    finally:
+        b.close()
+
+
+DAMAGES = {
+    "version": lambda st: st.update(version=2),
+    "shape": lambda st: st.update(values=st["values"][:, :-1]),
+    "order": lambda st: st.update(ts_ms=st["ts_ms"][::-1].copy()),
+    "source": lambda st: st["sources"].update(scrape=np.array([7])),
+    "cells": lambda st: st.update(state=st["state"] + 5),
+    # the review's: errors other than ValueError, and one raised after the store was cleared
+    "negative cell": lambda st: st.update(state=np.where(np.arange(st["state"].size).reshape(st["state"].shape) == 0, -1,
+                                                        st["state"].astype(np.int64))),
+    "huge time": lambda st: st.update(ts_ms=[1e300] * st["ts_ms"].size),
+    "2-D times": lambda st: st.update(ts_ms=st["ts_ms"][:, None]),
+    "huge source id": lambda st: st["sources"].update(scrape=[10**30]),
+    "labels": lambda st: st.update(labels=[1, 2, 3]),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
 def test_a_malformed_history_is_refused_and_leaves_the_store_as_it_was(damage: str) -> None:
     state = _store(3, 5).state_dict()
-    if damage == "version":
-        state["version"] = 2
-    elif damage == "shape":
-        state["values"] = state["values"][:, :-1]
-    elif damage == "order":
-        state["ts_ms"] = state["ts_ms"][::-1].copy()
-    elif damage == "source":
-        state["sources"]["scrape"] = np.array([7])
-    else:
-        state["state"] = state["state"] + 5
+    DAMAGES[damage](state)
     b = _store(2, 3)
     before = b.stats()
     with pytest.raises(ValueError, match="series store state"):

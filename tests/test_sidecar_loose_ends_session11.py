@@ -216,7 +216,6 @@ def test_forwarded_drop_totals_are_counted_as_deltas_and_a_restarted_total_from_
                                  (5, {"queue_full": 1, "too_large": 4})])      # queue_full restarted (1 new), too_large grew by 3
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 7 + 2 + 1 + 1
     assert total(text, "monitor_forward_events_dropped_total", reason="too_large") == 1 + 3
-    assert total(text, "monitor_forward_datagrams_lost_total") == 0
 
 
 # -- 6. config check on raw reference data: the scores and labels the agent would refuse ------------
@@ -320,7 +319,7 @@ def test_a_reordered_forwarding_datagram_does_not_count_a_senders_drops_again(tm
     filled its gap within REORDER_S)."""
     text = _forwarded(tmp_path, [(seq, {"queue_full": 1000}) for seq in (10, 12, 11, 13)])
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 1000
-    assert total(text, "monitor_forward_datagrams_lost_total") == 0
+    # (that none is counted lost 5 s on: tests/test_forward_sequence.py, on the receiver's own clock)
 
 
 def test_a_duplicated_forwarding_datagram_is_processed_once(tmp_path: Path) -> None:
@@ -331,4 +330,3 @@ def test_a_duplicated_forwarding_datagram_is_processed_once(tmp_path: Path) -> N
                                  (3, {"queue_full": 3})], sender="host:1:dup", received=3)
     assert total(text, "monitor_forward_events_dropped_total", reason="queue_full") == 3
     assert total(text, "monitor_forward_datagrams_discarded_total") == 2
-    assert total(text, "monitor_forward_datagrams_lost_total") == 0

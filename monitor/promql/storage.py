@@ -35,6 +35,7 @@ from monitor.promql.values import has_none
 __all__ = [
     "STALE_NAN",
     "STALE_NAN_BITS",
+    "SCRAPE_SOURCE",
     "is_stale_nan",
     "StoreStats",
     "invalid_labels_reason",
@@ -45,6 +46,8 @@ STALE_NAN_BITS = 0x7FF0000000000002
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 
 ABSENT, PRESENT, STALE = 0, 1, 2
+#: The source of :meth:`SeriesStore.append_scrape` when none is named: the scrape of a target.
+SCRAPE_SOURCE = "scrape"
 
 
 def is_stale_nan(value: float) -> bool:
@@ -325,7 +328,7 @@ class SeriesStore:
         self._state[sid, col] = STALE if (value != value and is_stale_nan(value)) else PRESENT
 
     def append_scrape(self, t: float, samples: Iterable[tuple[Labels | Mapping[str, str], float]],
-                      *, source: str = "scrape") -> None:
+                      *, source: str = SCRAPE_SOURCE) -> None:
         """Append one snapshot of series taken at ``t`` seconds.
 
         Series that were part of the previous snapshot of the same ``source`` but are missing from
@@ -457,14 +460,16 @@ class SeriesStore:
         self._select_cache.clear()
 
     # ------------------------------------------------------------------ persistence
-    def state_dict(self, max_cells: int | None = None) -> dict[str, Any]:
+    def state_dict(self, max_cells: int | None = None, sources: Iterable[str] | None = None) -> dict[str, Any]:
         """The samples held and what each source's last snapshot reported, as plain arrays, so
         that a restarted agent's rules read the history before the restart (ranges, ``offset``)
         and series that vanished across it are marked stale at its first snapshot.
 
         ``max_cells`` bounds series x timestamps of the state (9 bytes a cell): beyond it only the
         newest timestamps that fit are kept, so that a store of many series costs a checkpoint
-        a bounded size and keeps its most recent history."""
+        a bounded size and keeps its most recent history. ``sources`` names the sources whose
+        last snapshot is kept (all when None): only those whose names mean the same after a
+        restart (a rule's source is named by its position, which a reload moves)."""
         n = len(self._labels)
         c0, c1 = self._c0, self._c1
         if max_cells is not None and n and n * (c1 - c0) > max_cells:
@@ -472,18 +477,20 @@ class SeriesStore:
         keep = np.flatnonzero(self._state[:n, c0:c1].any(axis=1)) if c1 > c0 else np.zeros(0, dtype=np.int64)
         position = np.full(n, -1, dtype=np.int64)
         position[keep] = np.arange(keep.size)
-        sources = {}
+        kept = {}
         for src, mask in self._last_by_source.items():
+            if sources is not None and src not in sources:
+                continue
             ids = np.flatnonzero(mask)
             ids = position[ids[ids < n]]
-            sources[src] = ids[ids >= 0]
+            kept[src] = ids[ids >= 0]
         return {
             "version": 1,
             "labels": [[list(pair) for pair in self._labels[i]._items] for i in keep.tolist()],
             "ts_ms": self._ts[c0:c1].copy(),
             "values": self._vals[keep, c0:c1],
             "state": self._state[keep, c0:c1],
-            "sources": sources,
+            "sources": kept,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -498,17 +505,31 @@ class SeriesStore:
         try:
             ts = np.asarray(state["ts_ms"], dtype=np.int64)
             vals = np.asarray(state["values"], dtype=np.float64)
-            cells = np.asarray(state["state"], dtype=np.uint8)
+            cells = np.asarray(state["state"])
             labels = [Labels([(str(k), str(v)) for k, v in pairs]) for pairs in state["labels"]]
             sources = {str(src): np.asarray(ids, dtype=np.int64) for src, ids in dict(state["sources"]).items()}
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
             raise ValueError(f"series store state is malformed: {err}") from None
         m = ts.size
-        if vals.shape != (len(labels), m) or cells.shape != vals.shape or np.any(np.diff(ts) <= 0) \
-                or np.any(cells > STALE) or any(ids.size and (ids.min() < 0 or ids.max() >= len(labels)) for ids in sources.values()):
+        if ts.ndim != 1 or vals.shape != (len(labels), m) or cells.shape != vals.shape or cells.dtype.kind not in "iu" \
+                or np.any(np.diff(ts) <= 0) or (cells.size and (cells.min() < ABSENT or cells.max() > STALE)) \
+                or any(ids.ndim != 1 or (ids.size and (ids.min() < 0 or ids.max() >= len(labels))) for ids in sources.values()):
             raise ValueError("series store state is malformed: its arrays do not match")
+        # the series this store takes, and the newest timestamps that fit max_cells with them (room
+        # for one more, as _enforce_cells leaves), before anything is allocated
+        taken = min(len(labels), self.max_series)
+        s_cap = max(64, taken)
+        keep = min(m, max(self.max_cells // s_cap, 2) - 1)
+        if keep < m:
+            self.dropped_capacity += int(np.count_nonzero(cells[:taken, :m - keep]))
+            ts, vals, cells = ts[m - keep:], vals[:, m - keep:], cells[:, m - keep:]
         self.clear()
-        self._column_block(ts)
+        self._vals = np.zeros((s_cap, max(64, keep)), dtype=np.float64)
+        self._state = np.zeros((s_cap, max(64, keep)), dtype=np.uint8)
+        self._ts = np.zeros(self._vals.shape[1], dtype=np.int64)
+        self._ts[:keep] = ts
+        self._c0, self._c1 = 0, keep
+        self._max_ts_ms = int(ts[-1]) if keep else None
         rows = np.full(len(labels), -1, dtype=np.int64)
         for i, lab in enumerate(labels):
             sid = self._sid(lab)
@@ -519,27 +540,13 @@ class SeriesStore:
             else:
                 rows[i] = sid
         ok = rows >= 0
-        c0, c1 = self._c0, self._c1
-        self._vals[rows[ok], c0:c1] = vals[ok]
-        self._state[rows[ok], c0:c1] = cells[ok]
+        self._vals[rows[ok], :keep] = vals[ok]
+        self._state[rows[ok], :keep] = cells[ok]
         for src, ids in sources.items():
             mask = np.zeros(len(self._labels), dtype=bool)
             mask[rows[ids][rows[ids] >= 0]] = True
             self._last_by_source[src] = mask
         self._enforce_cells()
-
-    def _column_block(self, ts: np.ndarray) -> None:
-        """Columns for the ascending timestamps ``ts`` in an empty store, at once."""
-        m = ts.size
-        if not m:
-            return
-        t_cap = max(64, m)
-        self._vals = np.zeros((self._vals.shape[0], t_cap), dtype=np.float64)
-        self._state = np.zeros((self._vals.shape[0], t_cap), dtype=np.uint8)
-        self._ts = np.zeros(t_cap, dtype=np.int64)
-        self._ts[:m] = ts
-        self._c0, self._c1 = 0, m
-        self._max_ts_ms = int(ts[-1])
 
     # ------------------------------------------------------------------ reading
     def labels_of(self, sid: int) -> Labels:

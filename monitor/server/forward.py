@@ -67,6 +67,14 @@ REORDER_S = 5.0
 #: Gaps tracked per sender at most (the newest ones): a jump of the sequence beyond it counts the
 #: older numbers lost at once, so that a datagram's number cannot grow the table.
 _MAX_GAPS = 64
+#: Sequence numbers tracked (gaps, and numbers below a sender's first datagram processed late)
+#: over all senders at most, some 7 MB: with many senders each keeps fewer (at least
+#: :data:`_MIN_GAPS`), so that a flood of sender ids with gaps cannot hold 10,000 x 64 of them.
+_GAP_BUDGET = 100_000
+_MIN_GAPS = 4
+#: Largest sequence number or drop total read: integers beyond it are not exact as the floats
+#: the counters hold (and one of 10**400 does not convert at all).
+_MAX_INT = 2**53
 
 
 _NOT_JSON = ("the datagram is not UTF-8 JSON; only monitor.forwarding.ForwardingMonitor writes to this socket "
@@ -230,7 +238,13 @@ class ForwardReceiver:
         if not isinstance(msg, dict) or msg.get("v") != WIRE_VERSION or not isinstance(msg.get("events"), list):
             sidecar.count_refused(ENDPOINT, "bad_datagram", detail=_bad_datagram(msg))
             return
-        if not self._account(msg):
+        try:
+            process = self._account(msg)
+        except Exception:  # noqa: BLE001 - the sender table's bookkeeping must never stop the events
+            log.exception("forwarding: a datagram's sequence accounting failed; its events are processed")
+            sidecar.store.inc("monitor_internal_errors", labels=("forward",))
+            process = True
+        if not process:
             return
         events = msg["events"]
         if not events:
@@ -284,7 +298,7 @@ class ForwardReceiver:
         now = self._clock()
         if s is None:
             if len(senders) >= _MAX_SENDERS:
-                self._forget(now)
+                self._forget(now, expire_gaps=False)  # a flood of new ids must not walk every gap each time
             while len(senders) >= _MAX_SENDERS:
                 self._count_lost(len(senders.pop(next(iter(senders))).gaps))  # the least recently heard from
             senders[sender_id] = s = _Sender()
@@ -294,7 +308,7 @@ class ForwardReceiver:
             senders[sender_id] = s
         s.seen = now
         seq = msg.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= _MAX_INT:
             return True  # no sequence (not a ForwardingMonitor's datagram): processed, its totals not counted
         self._expire(s, now)
         if seq <= s.seq:
@@ -304,19 +318,20 @@ class ForwardReceiver:
             s.first_at = now
             s.low_counted = dict(s.dropped)
         else:
+            cap = self._gap_cap()
             skipped = seq - s.seq - 1
-            for n in range(max(s.seq + 1, seq - _MAX_GAPS), seq):
+            for n in range(max(s.seq + 1, seq - cap), seq):
                 s.gaps[n] = now
-            lost = max(skipped - _MAX_GAPS, 0)
-            if len(s.gaps) > _MAX_GAPS:  # numbers ascend in insertion order: the oldest come first
-                for n in list(s.gaps)[:len(s.gaps) - _MAX_GAPS]:
+            lost = max(skipped - cap, 0)
+            if len(s.gaps) > cap:  # numbers (and times) ascend in insertion order: the oldest come first
+                for n in list(s.gaps)[:len(s.gaps) - cap]:
                     del s.gaps[n]
                     lost += 1
             self._count_lost(lost)
         s.seq = seq
         self._count_drops(s, _totals(msg.get("dropped")))
         if now - self._last_gauge > 5.0:
-            self._forget(now)
+            self._forget(now, expire_gaps=False)  # the housekeeping's sweep closes the gaps, every second
         return True
 
     def _late(self, s: _Sender, seq: int, msg: dict[str, Any], now: float) -> bool:
@@ -326,7 +341,8 @@ class ForwardReceiver:
         if seq in s.gaps:
             del s.gaps[seq]
             return True
-        if seq < s.first_seq and seq not in s.early and seq >= s.first_seq - _MAX_GAPS and now - s.first_at <= REORDER_S:
+        if seq < s.first_seq and seq not in s.early and seq >= s.first_seq - _MAX_GAPS and now - s.first_at <= REORDER_S \
+                and len(s.early) < self._gap_cap():
             s.early.add(seq)
             if seq < s.low:
                 counted = _totals(msg.get("counted"))
@@ -353,14 +369,24 @@ class ForwardReceiver:
                 store.inc("monitor_forward_events_dropped", delta, labels=(reason,))
             s.dropped[reason] = total
 
+    def _gap_cap(self) -> int:
+        """Sequence numbers each sender may track now (see :data:`_GAP_BUDGET`)."""
+        return max(_MIN_GAPS, min(_MAX_GAPS, _GAP_BUDGET // max(len(self._senders), 1)))
+
     def _expire(self, s: _Sender, now: float) -> None:
-        """Count the sender's gaps older than :data:`REORDER_S` lost."""
+        """Count the sender's gaps older than :data:`REORDER_S` lost. The gaps' times ascend in
+        insertion order, so the old ones are found from the front, without reading the others."""
         if s.early and now - s.first_at > REORDER_S:
             s.early = set()
-        old = [n for n, t in s.gaps.items() if now - t > REORDER_S]
-        for n in old:
-            del s.gaps[n]
-        self._count_lost(len(old))
+        lost = 0
+        for n, t in s.gaps.items():
+            if now - t <= REORDER_S:
+                break
+            lost += 1
+        if lost:
+            for n in list(s.gaps)[:lost]:
+                del s.gaps[n]
+            self._count_lost(lost)
 
     def _count_lost(self, n: int) -> None:
         if n:
@@ -373,13 +399,14 @@ class ForwardReceiver:
         away no datagram comes to update the gauge, and it would show the last count for ever."""
         self._forget(self._clock() if now is None else now)
 
-    def _forget(self, now: float) -> None:
+    def _forget(self, now: float, expire_gaps: bool = True) -> None:
         cutoff = now - _SENDER_TTL
         for key in [k for k, v in self._senders.items() if v.seen < cutoff]:
             self._count_lost(len(self._senders.pop(key).gaps))
-        for s in self._senders.values():
-            if s.gaps or s.early:
-                self._expire(s, now)
+        if expire_gaps:
+            for s in self._senders.values():
+                if s.gaps or s.early:
+                    self._expire(s, now)
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
 
@@ -391,7 +418,7 @@ def _totals(value: object) -> dict[str, int]:
         return {}
     out: dict[str, int] = {}
     for reason, total in value.items():
-        if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+        if isinstance(reason, str) and isinstance(total, int) and not isinstance(total, bool) and 0 <= total <= _MAX_INT:
             if len(out) >= _MAX_REASONS and reason[:40] not in out:
                 continue
             out[reason[:40]] = total
