@@ -26,20 +26,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 # the monitor's worker does small matrix products on a shared machine: multithreaded BLAS makes
 # them 20x slower there (thread hand-off dominates), so measure with one BLAS thread, as deployed
+# (these act only when numpy is first imported here: see _one_blas_thread for the rest)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
+_R = TypeVar("_R")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -64,6 +70,23 @@ BUDGETS = {
 }
 
 
+def _one_blas_thread(fn: Callable[..., _R]) -> Callable[..., _R]:
+    """Run ``fn`` with one BLAS thread whenever numpy was imported: the environment variables above
+    act only at numpy's first import, and a test process imports it before this module. With two
+    threads a product's sums are split differently, the model's fit and every attack's path move
+    in their last bits, and an attack path is chaotic: the recorded traffic, and the outcomes the
+    tests bound, depended on how many cores the machine had."""
+
+    @functools.wraps(fn)
+    def limited(*args: object, **kwargs: object) -> _R:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return limited
+
+
 @dataclass
 class World:
     """The model, the reference the detector calibrates on, and the pool of natural items."""
@@ -78,6 +101,7 @@ class World:
         return self.model.predict_proba(np.asarray(x, dtype=np.float64).reshape(len(x), -1))  # type: ignore[attr-defined]
 
 
+@_one_blas_thread
 def build_world(seed: int = 0) -> World:
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
@@ -183,6 +207,7 @@ def _seeded_numpy(seed: int):
         np.random.set_state(state)
 
 
+@_one_blas_thread
 def record_attacks(world: World, budget_name: str = "full", seed: int = 0) -> dict[str, np.ndarray]:
     """Query streams of every attack client (rows in the order the model received them)."""
     budget = BUDGETS[budget_name]
@@ -347,6 +372,7 @@ class Evaluation:
         return 1e6 * self.seconds / max(1, self.queries)
 
 
+@_one_blas_thread
 def evaluate(detector: object, traffic: Traffic, world: World, batch_rows: int = 256) -> Evaluation:
     """Feed the traffic in worker-sized batches; collect each client's verdict."""
     scores = world.predict_proba(traffic.x)
@@ -462,6 +488,7 @@ def _prada_delta(detector: object) -> str:
     return "n/a" if cal is None else f"{cal.delta:.2f}"
 
 
+@_one_blas_thread
 def make_detector(world: World, seed: int = 0, **params: object):
     from monitor.detectors.probing import ProbingDetector
 
@@ -558,9 +585,12 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
             "| detector | benign flagged | signals of the benign flagged | attacks flagged | median queries until detection | "
             "mixed 1-in-10 (queries until detection) | split as campaign | population scale at the end |",
             "|---|---|---|---|---|---|---|---|"]
+    missed_with_step: list[str] = []
     for name, params in (("default (population step)", {}), ("population_window: 0 (before)", {"population_window": 0})):
         det = make_detector(world, seed, **params)
         ev = evaluate(det, tr, world)
+        if not params:
+            missed_with_step = [r.client for r in ev.clients.values() if r.kind == "attack" and not r.flagged]
         benign = [r for r in ev.clients.values() if r.kind == "benign"]
         flagged = [r for r in benign if r.flagged]
         sig = sorted({s for r in flagged for s in r.signals})
@@ -576,6 +606,16 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
              "after about one ring of sampled queries (512 x 4 analysed queries) and two periods of max_delay_s (a query "
              "is analysed with the population of two periods before its own, so that replay and live traffic agree), so "
              "a drift already under way when the detector starts is not covered until then."]
+    if missed_with_step:
+        rows += ["", f"Missed with the population step: {', '.join(missed_with_step)}. A client found only by its share of "
+                 "out-of-distribution queries (the Jacobian stealing client, near the end of its 320 queries without the "
+                 "drift) is lost in the drifted population's OOD rate, which the OOD test follows by design: when every "
+                 "client's queries look out of distribution, that share no longer sets one apart."]
+    rows += ["", "These figures move with the machine's arithmetic: the model's fit and the attack paths are chaotic, and "
+             "the BLAS kernels a CPU selects move their last bits (one BLAS thread is used throughout). Session 11's machine "
+             "gave 28 -> 6 benign flagged and 7/7 attacks; session 14's AMD EPYC gives the table above, and on the "
+             "small budget of the test suite 8-11 -> 4-5 of 15 benign under its six OpenBLAS kernels, the Jacobian "
+             "stealing client missed under four of them."]
     return "\n".join(rows) + "\n"
 
 
