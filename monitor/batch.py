@@ -147,6 +147,10 @@ class LabeledBatch:
     predicted: "np.ndarray | None" = None
     intervals: "np.ndarray | None" = None
     classes: tuple[str, ...] = field(default=())
+    #: The rows' log-probabilities (classifiers): kept by the joiner instead of the probabilities
+    #: (which are ``exp`` of them), so that a temperature fit sees the logits' scale where an
+    #: over-confident model's small probabilities underflow.
+    log_scores: "np.ndarray | None" = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

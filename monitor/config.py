@@ -147,6 +147,9 @@ class MonitorConfig:
     queue: QueueConfig = field(default_factory=QueueConfig)
     window_s: float = 3600.0
     segment_cap: int = 20
+    #: Predictions with a request id held for their label at most (``labels.pending``); the oldest
+    #: are forgotten beyond it (counted in ``monitor_labels_evicted_total``).
+    labels_pending: int = 100_000
     detectors: tuple[DetectorConfig, ...] | None = None  # None: the defaults for the output kind
     rules: RulesConfig = field(default_factory=RulesConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -286,7 +289,7 @@ def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any)
     raise r.error(key, f"must be a number, got {value!r}", fix)
 
 
-_MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "detectors",
+_MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "labels", "detectors",
                "rules", "checkpoint", "probing", "seed"}
 _TOP_KEYS = _MODEL_KEYS | {"models", "server"}
 
@@ -368,6 +371,11 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
 
     seg_raw = r.mapping(raw.get("segments"), k("segments"), {"cap"})
     segment_cap = r.integer(seg_raw.get("cap", 20), k("segments.cap"))
+    lab_raw = r.mapping(raw.get("labels"), k("labels"), {"pending"})
+    labels_pending = r.integer(lab_raw.get("pending", 100_000), k("labels.pending"))
+    if labels_pending < 1:
+        raise r.error(k("labels.pending"), f"must be at least 1, got {labels_pending}",
+                      "hold at least (predictions per second with a request id) x (labelling delay in seconds)")
 
     det_raw = raw.get("detectors")
     detectors: tuple[DetectorConfig, ...] | None = None
@@ -449,6 +457,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         queue=queue,
         window_s=r.duration(raw.get("window", "1h"), k("window")),
         segment_cap=segment_cap,
+        labels_pending=labels_pending,
         detectors=detectors,
         rules=rules,
         checkpoint=checkpoint,

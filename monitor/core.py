@@ -266,7 +266,7 @@ class Monitor:
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
-            joiner=LabelJoiner(window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
+            joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
             now=clock,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY

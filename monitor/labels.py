@@ -1,7 +1,8 @@
 """Joining delayed ground truth to the predictions it belongs to, in bounded memory.
 
 Predictions that carry a request id are remembered in a columnar ring buffer of ``capacity``
-rows (score row as float32, predicted class, segment, event time) with a dict from request id
+rows (a classifier's log-probabilities as float32, a regression value as float64, predicted
+class, segment, event time) with a dict from request id
 to slot; when the ring wraps, the oldest predictions are forgotten (counted in
 :attr:`LabelJoiner.evicted`). Labels for unknown, expired or already-labelled ids are counted by
 outcome, never an error: late and missing labels are normal.
@@ -36,6 +37,22 @@ def id_key(rid: str) -> str:
     if len(rid) <= MAX_ID_CHARS:
         return rid
     return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
+
+
+#: The floor of a probability before its logarithm (float64's smallest normal number): a
+#: probability that is exactly 0 keeps a finite log-probability.
+_TINY = 2.2250738585072014e-308
+
+
+def log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:
+    """The log-probabilities of ``rows`` of a classifier's batch: from its logits when the model
+    returns logits (exact where the probabilities underflow), else the log of its probabilities."""
+    logits = batch.logits
+    if logits is not None and batch.members is None and logits.shape == batch.scores.shape:
+        z = logits[rows]
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return np.log(np.maximum(batch.scores[rows], _TINY))
 
 
 class LabelJoiner:
@@ -81,13 +98,15 @@ class LabelJoiner:
     def __len__(self) -> int:
         return len(self._slot_of)
 
-    def remember(self, batch: Batch) -> None:
-        """Keep what a later label needs for every row that has a request id."""
+    def remember(self, batch: Batch) -> int:
+        """Keep what a later label needs for every row that has a request id; returns how many
+        predictions still waiting for their label this forgot (the ring was full)."""
         ids = batch.request_id
         has = np.flatnonzero(ids != None)  # noqa: E711
         n = has.size
         if n == 0:
-            return
+            return 0
+        evicted_before = self.evicted
         if n > self.capacity:
             self.evicted += n - self.capacity
             has = has[-self.capacity:]
@@ -116,13 +135,17 @@ class LabelJoiner:
         self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
         if batch.scores is not None:
             width = batch.scores.shape[1:] if batch.scores.ndim > 1 else ()
-            if self._scores is None or self._scores.shape[1:] != width:
-                self._scores = np.full((self.capacity,) + width, np.nan, dtype=np.float32)
-            self._scores[slots] = batch.scores[has]
+            # a regression value keeps its float64: rounded to float32, a prediction of 1e8 is off
+            # by up to 4, and MAE / RMSE against labels measure that rounding
+            dtype = np.float32 if width else np.float64
+            if self._scores is None or self._scores.shape[1:] != width or self._scores.dtype != dtype:
+                self._scores = np.full((self.capacity,) + width, np.nan, dtype=dtype)
+            self._scores[slots] = log_probabilities(batch, has) if width else batch.scores[has]
         if batch.intervals is not None:
             if self._intervals is None or self._intervals.shape[1] != batch.intervals.shape[1]:
                 self._intervals = np.full((self.capacity, batch.intervals.shape[1]), np.nan)
             self._intervals[slots] = batch.intervals[has]
+        return self.evicted - evicted_before
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
              regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
@@ -162,7 +185,7 @@ class LabelJoiner:
                         outcome["invalid"] += 1
                         self.invalid_example = label
                         continue
-                elif label is None or isinstance(label, (list, dict)):
+                elif label is None or isinstance(label, (list, dict)) or (isinstance(label, float) and not np.isfinite(label)):
                     outcome["invalid"] += 1
                     self.invalid_example = label
                     continue
@@ -179,16 +202,20 @@ class LabelJoiner:
             return None, outcome
         outcome["joined"] = len(slots) - late
         idx = np.asarray(slots, dtype=np.int64)
+        log_scores = None if self._scores is None else self._scores[idx].astype(np.float64)
         if regression:
             label_values = np.asarray(values, dtype=np.float64)
         else:
-            label_values = classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
+            # a model that returns labels only learns its classes from what it answered; a label
+            # it never answered (a model collapsed onto one class) is a class all the same
+            label_values = classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=self._scores is None)
         labeled = LabeledBatch(
             ts=self._ts[idx].copy(),
             label_ts=np.asarray(label_ts, dtype=np.float64),
             label=label_values,
             segment=self._segment[idx].copy(),
-            scores=None if self._scores is None else self._scores[idx].astype(np.float64),
+            scores=None if log_scores is None else np.exp(log_scores) if not regression else log_scores,
+            log_scores=None if regression else log_scores,
             predicted=None if regression else self._predicted[idx].copy(),
             intervals=None if self._intervals is None else self._intervals[idx].copy(),
             classes=tuple(classes.names),
@@ -205,6 +232,7 @@ class LabelJoiner:
             "predicted": self._predicted[live],
             "segment": [None if s is None else str(s) for s in self._segment[live].tolist()],
             "scores": None if self._scores is None else self._scores[live],
+            "log_scores": True,  # a classifier's rows are log-probabilities (before: probabilities)
             "intervals": None if self._intervals is None else self._intervals[live],
             "head": self._head,
             "evicted": self.evicted,
@@ -220,8 +248,11 @@ class LabelJoiner:
         self._predicted[slots] = state["predicted"]
         self._segment[slots] = np.array(list(state["segment"]) + [None], dtype=object)[:-1]
         if state.get("scores") is not None:
-            sc = np.asarray(state["scores"], dtype=np.float32)
-            self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=np.float32)
+            sc = np.asarray(state["scores"])
+            dtype = np.float32 if sc.ndim > 1 else np.float64
+            if sc.ndim > 1 and not state.get("log_scores"):  # saved by an earlier release: probabilities
+                sc = np.log(np.maximum(sc.astype(np.float64), _TINY))
+            self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=dtype)
             self._scores[slots] = sc
         if state.get("intervals") is not None:
             iv = np.asarray(state["intervals"], dtype=np.float64)

@@ -21,17 +21,22 @@ class ClassIndex:
     def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000) -> None:
         self.names: list[str] = [str(c) for c in classes]
         self._index = {n: i for i, n in enumerate(self.names)}
-        self.cap = cap
+        self.cap = max(cap, len(self.names))  # configured classes are never over the cap
         # names 0..positional-1 are columns (configured, or named after their index): an integer
         # label below it may be a column index. Names learned from predicted labels are not: the
         # label 0 of a labels-only model is the class "0", not the first label it happened to return
         self.positional = len(self.names)
 
-    def ensure(self, k: int) -> None:
-        """Make sure columns 0..k-1 have names (learned as their index when not configured)."""
+    def ensure(self, k: int) -> bool:
+        """Make sure columns 0..k-1 have names (learned as their index when not configured);
+        False when that would pass the cap (nothing is learned then: the rows are refused)."""
+        if k > self.cap:
+            return False
         while len(self.names) < k:
-            self.add(str(len(self.names)))
-        self.positional = max(self.positional, min(k, len(self.names)))
+            if self.add(str(len(self.names))) < 0:  # names learned from labels filled the cap
+                return False
+        self.positional = max(self.positional, k)
+        return True
 
     def add(self, name: str) -> int:
         idx = self._index.get(name)
@@ -47,13 +52,20 @@ class ClassIndex:
         taken as the column index itself (labels sent as 0..k-1 for named classes), but only
         among columns (configured classes or score columns), never among names learned from a
         labels-only model's answers. An integral float (1.0, as pandas and JSON often write a
-        class index) is that integer."""
+        class index) is that integer, and so is a boolean (True is 1) unless the classes are
+        named "True" and "False"."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
+            if isinstance(v, np.generic):  # numpy scalars inside an object array
+                v = v.item()
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             name = str(v)
             idx = self._index.get(name)
+            if idx is None and isinstance(v, bool):
+                v = int(v)
+                name = str(v)
+                idx = self._index.get(name)
             if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < self.positional:
                 idx = int(v)
             if idx is None:
@@ -164,6 +176,10 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         x_scores = members.mean(axis=1)
         bad = ~np.isfinite(members).all(axis=(1, 2))
         _reject(valid, reasons, bad, "nan_output")
+        if spec.kind == "probabilities":  # each member, not only their mean: [1.5, -0.5] and [-0.5, 1.5] average to a fine row
+            with np.errstate(invalid="ignore"):
+                _reject(valid, reasons, ((members < -1e-9) | (members > 1 + 1e-9)).any(axis=(1, 2)), "probability_out_of_range")
+                _reject(valid, reasons, (np.abs(members.sum(axis=2) - 1.0) > SUM_TOLERANCE).any(axis=1), "probabilities_not_normalised")
         logits = None
         if spec.kind == "logits":  # the members' mean logits, for the energy score
             mean = np.where(np.isfinite(x), x, 0.0).mean(axis=1)
@@ -191,6 +207,11 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         _reject(valid, reasons, np.abs(sums - 1.0) > SUM_TOLERANCE, "probabilities_not_normalised")
         safe = np.where(sums > 0, sums, 1.0)
         x_scores = np.clip(x_scores, 0.0, 1.0) / safe[:, None]
-    classes.ensure(x_scores.shape[1])
+    if not classes.ensure(x_scores.shape[1]):
+        valid[:] = False
+        return DecodedOutputs(valid, {"too_many_classes": n}, details={"too_many_classes": (
+            f"outputs of {x_scores.shape[1]} columns, and without output.classes at most {classes.cap} classes are "
+            f"learned (each class is a series of the per-class metrics); list the model's {x_scores.shape[1]} classes "
+            "under output.classes")})
     predicted = x_scores.argmax(axis=1)
     return DecodedOutputs(valid, reasons, scores=x_scores, logits=logits, members=members, predicted=predicted)

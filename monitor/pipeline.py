@@ -319,7 +319,10 @@ class Pipeline:
             for idx in np.flatnonzero(counts).tolist():
                 name = names[idx] if idx < len(names) else str(idx)
                 store.inc("monitor_predicted_class", float(counts[idx]), labels=(name,))
-        self.joiner.remember(batch)
+        evicted = self.joiner.remember(batch)
+        if evicted:
+            store.inc("monitor_labels_evicted", evicted)
+        store.set("monitor_labels_pending", len(self.joiner))
         self._deliver(batch)
 
     def _check_logits(self, logits: np.ndarray) -> None:
@@ -344,6 +347,7 @@ class Pipeline:
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
+        self.store.set("monitor_labels_pending", len(self.joiner))
         batch_id = self.joiner.batch_id_example
         if batch_id is not None and self._rejections_logged.first("batch_request_id"):
             log.warning("model %r: a label for request id %.80r found no prediction under that id, but its call's rows are "

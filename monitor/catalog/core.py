@@ -60,6 +60,14 @@ METRICS: tuple[MetricSpec, ...] = (
                "that id, or it was labelled already; expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
+    MetricSpec("monitor_labels_pending", GAUGE,
+               "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",
+               concern="core"),
+    MetricSpec("monitor_labels_evicted", COUNTER,
+               "Predictions with a request id forgotten before their label came, because labels.pending were held: a label "
+               "that comes for one later counts as unknown_id. Fix: raise labels.pending above (predictions per second with "
+               "an id) x (labelling delay in seconds); each costs about 100 bytes plus 4 per class.",
+               concern="core"),
     MetricSpec("monitor_series_refused", COUNTER,
                "Label combinations refused because a metric reached its series cap, by metric.",
                labels=("metric",), concern="agent", max_series=500),

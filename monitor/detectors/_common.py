@@ -134,6 +134,15 @@ class LabelFeatures:
     label: np.ndarray
     scores: np.ndarray
     output: OutputFeatures
+    #: The rows' log-probabilities when the joiner kept them (see ``LabeledBatch.log_scores``).
+    log_scores: np.ndarray | None = None
+
+    @property
+    def logp(self) -> np.ndarray:
+        """Log-probabilities for a temperature fit: the kept ones, else the log of the scores."""
+        if self.log_scores is not None:
+            return self.log_scores
+        return np.log(np.maximum(self.scores, 1e-300))
 
     @property
     def conf(self) -> np.ndarray:
@@ -168,11 +177,12 @@ def _label_features(labeled: Any, scores: np.ndarray) -> LabelFeatures:
     if label.dtype.kind not in "iu":
         label = label.astype(np.int64)
     known = (label >= 0) & (label < scores.shape[1])
+    logp = getattr(labeled, "log_scores", None)
     if known.all():
-        return LabelFeatures(None, 0, labeled.ts, label, scores, output_features(labeled))  # type: ignore[arg-type]
+        return LabelFeatures(None, 0, labeled.ts, label, scores, output_features(labeled), logp)  # type: ignore[arg-type]
     predicted = None if labeled.predicted is None else labeled.predicted[known]
     return LabelFeatures(known, int(known.size - np.count_nonzero(known)), labeled.ts[known], label[known], scores[known],
-                         _features(scores[known], predicted))
+                         _features(scores[known], predicted), None if logp is None else logp[known])
 
 
 @dataclass

@@ -3,11 +3,12 @@ accuracy-estimation detector (the whole window) and the segments detector (per s
 that a segment's estimate is the whole window's estimator applied to that segment's rows.
 
 * CBPE-style: each fine confidence bin mapped to the reference's probability of being right
-  (isotonic, with a prior at "calibrated" where the reference has few rows); a row contributes
-  its calibrated confidence.
+  (isotonic, with a prior where the reference has few rows: its Platt-scaled confidence, see
+  :func:`monitor.stats.calibration.platt_prior`); a row contributes its calibrated confidence.
 * ATC (Garg et al. 2022): a threshold on the score (negative normalised entropy by default,
   ATC-NE) set on the reference so that the share above it equals the reference accuracy; a row
-  contributes 1 when its score is above it.
+  contributes 1 when its score is above it, and a row whose score ties with it the share that
+  makes the reference's own estimate exact (:func:`monitor.stats.calibration.atc_tie_weight`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class LabelFreeEstimators:
     atc_score: str
     reference_accuracy: float
     n_classes: int
+    atc_tie_weight: float = 0.0
 
     @classmethod
     def fit(cls, probs: np.ndarray, labels: np.ndarray, atc_score: str = "entropy", prior_weight: float = 2.0) -> "LabelFreeEstimators":
@@ -49,16 +51,22 @@ class LabelFreeEstimators:
         count, sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
         mid = 0.5 * (_EDGES[:-1] + _EDGES[1:])
         own = np.where(count > 0, sconf / np.maximum(count, 1.0), mid)
-        calibrated = cal.isotonic_bins(count, scorr, prior=own, prior_weight=float(prior_weight))
+        calibrated = cal.isotonic_bins(count, scorr, prior=cal.platt_prior(conf, correct, own), prior_weight=float(prior_weight))
         score = conf if atc_score == "confidence" else -normalized_entropy(probs)
-        return cls(calibrated, float(cal.atc_threshold(score, correct)), atc_score, float(correct.mean()), int(probs.shape[1]))
+        threshold = cal.atc_threshold(score, correct)
+        return cls(calibrated, threshold, atc_score, float(correct.mean()), int(probs.shape[1]),
+                   cal.atc_tie_weight(score, correct, threshold))
 
     def cbpe_rows(self, conf: np.ndarray) -> np.ndarray:
         """Each row's calibrated confidence: its probability of being right by the reference."""
         return self.calibrated[cal.bin_index(conf, _EDGES)]
 
     def atc_rows(self, features: "OutputFeatures") -> np.ndarray:
-        """1.0 for each row whose score is above the ATC threshold (the entropy is read only
-        for ATC-NE: it is computed on first use)."""
+        """1.0 for each row whose score is above the ATC threshold, the tie weight for each row
+        whose score ties with it (the entropy is read only for ATC-NE: it is computed on first use)."""
         score = features.conf if self.atc_score == "confidence" else -features.entropy
-        return (score > self.atc_threshold).astype(np.float64)
+        high = self.atc_threshold + cal.ATC_TIE_TOLERANCE
+        rows = (score > high).astype(np.float64)
+        if self.atc_tie_weight > 0.0:
+            rows[(score <= high) & (score >= self.atc_threshold - cal.ATC_TIE_TOLERANCE)] = self.atc_tie_weight
+        return rows

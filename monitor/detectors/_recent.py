@@ -31,13 +31,14 @@ class RecentLabelled:
         # last fit per key: (window start, rows fitted, temperature)
         self._fits: dict[int, tuple[float, int, float]] = {}
 
-    def add(self, ts: np.ndarray, label: np.ndarray, scores: np.ndarray, group: np.ndarray | None = None) -> None:
-        """Remember rows (the newest ``capacity`` of them when more come at once). A change in the
-        number of classes starts the ring afresh: rows of another width cannot be fitted together."""
+    def add(self, ts: np.ndarray, label: np.ndarray, logp: np.ndarray, group: np.ndarray | None = None) -> None:
+        """Remember rows and their log-probabilities ``logp`` (the newest ``capacity`` of them when
+        more come at once). A change in the number of classes starts the ring afresh: rows of
+        another width cannot be fitted together."""
         cap = self.capacity
         if cap <= 0:
             return
-        k = scores.shape[1]
+        k = logp.shape[1]
         if self.logp is None or self.logp.shape[1] != k:
             self.logp = np.zeros((cap, k))
             self.ts[:] = -np.inf
@@ -50,7 +51,9 @@ class RecentLabelled:
         self.label[at] = label[-take:]
         if group is not None:
             self.group[at] = group[-take:]
-        self.logp[at] = np.log(np.maximum(scores[-take:], 1e-12))
+        # log-probabilities as the joiner kept them: clipping them (at log 1e-12, as before) cut an
+        # over-confident model's logit gaps short, and its temperature came out too low
+        self.logp[at] = logp[-take:]
         self.pos = int((start + take) % cap)
 
     def live(self, start: float) -> np.ndarray:

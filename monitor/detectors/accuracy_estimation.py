@@ -68,9 +68,9 @@ class AccuracyEstimationDetector(RefreshingDetector):
     atc_score
         ``"entropy"`` (ATC-NE, the default) or ``"confidence"`` (ATC-MC).
     prior_weight
-        Pseudo-rows per fine confidence bin at "calibrated" in the CBPE calibrator, so that
-        confidences the reference rarely shows are not extrapolated (see
-        :func:`monitor.stats.calibration.isotonic_bins`).
+        Pseudo-rows per fine confidence bin at the reference's Platt-scaled confidence in the
+        CBPE calibrator, so that confidences the reference rarely shows are not extrapolated from
+        a few rows (see :func:`monitor.stats.calibration.platt_prior`).
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.

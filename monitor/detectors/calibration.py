@@ -189,7 +189,7 @@ class CalibrationDetector(RefreshingDetector):
             return
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._pair.add(lab.ts, values=np.column_stack([np.ones(lab.label.size), lab.correct]))
-        self._recent.add(lab.ts, lab.label, lab.scores)
+        self._recent.add(lab.ts, lab.label, lab.logp)
         self._refresh.add(lab.label.size)
 
     def _update_hard(self, labeled: "LabeledBatch") -> None:

@@ -380,7 +380,7 @@ class SegmentDetector(RefreshingDetector):
         self._refresh.add(len(lab.ts))
         self._pending_labels.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._pending_terms.add(lab.ts, seg=seg, conf=lab.conf, correct=lab.correct)
-        self._recent.add(lab.ts, lab.label, lab.scores, seg)
+        self._recent.add(lab.ts, lab.label, lab.logp, seg)
 
     def _update_hard_labels(self, labeled: "LabeledBatch") -> None:
         """Labels of a labels-only model: per segment the label count and the correct answers."""

@@ -1,0 +1,224 @@
+"""What session 15's two reviews of the confidence issue found, each with a test that fails
+without its fix: ATC on tied scores, CBPE's prior on a model that is not calibrated, outputs of
+more than 1,000 columns, labels a labels-only model never answered, boolean and NaN labels, the
+temperature of an over-confident logits model, regression values rounded to float32, ensemble
+members that are not probabilities, and the table of predictions waiting for their labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor, Reference
+from monitor.batch import Batch
+from monitor.catalog import confidence as names
+from monitor.config import ConfigError, parse_config
+from monitor.labels import LabelJoiner
+from monitor.outputs import ClassIndex
+from monitor.stats import calibration as cal
+
+
+def _monitor(config: dict | None = None, reference: Reference | None = None) -> Monitor:
+    return Monitor("m", config=config, reference=reference, registry=CollectorRegistry(), live=False, start_worker=False)
+
+
+def _split(loader, seed: int = 0):
+    from sklearn.model_selection import train_test_split
+
+    x, y = loader(return_X_y=True)
+    x_train, x_rest, y_train, y_rest = train_test_split(x, y, test_size=0.5, random_state=seed)
+    x_ref, x_live, y_ref, y_live = train_test_split(x_rest, y_rest, test_size=0.5, random_state=seed)
+    return x_train, y_train, x_ref, y_ref, x_live, y_live
+
+
+# -- ATC with tied scores ---------------------------------------------------------------------
+def test_atc_tie_weight_makes_the_reference_estimate_exact() -> None:
+    rng = np.random.default_rng(0)
+    correct = (rng.random(500) < 0.93).astype(float)
+    tied = np.zeros(500)  # every score equal (a 1-nearest-neighbour model: every confidence 1)
+    t = cal.atc_threshold(tied, correct)
+    w = cal.atc_tie_weight(tied, correct, t)
+    assert w == pytest.approx(correct.mean())
+    continuous = rng.random(500)
+    t = cal.atc_threshold(continuous, correct)
+    assert cal.atc_tie_weight(continuous, correct, t) == pytest.approx(0.0, abs=0.01)  # at most the row at t itself
+
+
+def test_atc_of_a_decision_tree_on_its_own_reference_is_its_accuracy() -> None:
+    """Every confidence of a fully grown tree is 1: counting only rows strictly above the
+    threshold estimated an accuracy of 0 (and ModelEstimatedAccuracyDrop fired on normal traffic)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    x_train, y_train, x_ref, y_ref, x_live, y_live = _split(load_breast_cancer)
+    tree = DecisionTreeClassifier(random_state=0).fit(x_train, y_train)
+    ref_scores = tree.predict_proba(x_ref)
+    assert (ref_scores.max(axis=1) == 1.0).all()
+    mon = _monitor({"detectors": ["accuracy_estimation"]}, Reference.from_arrays(x_ref, scores=ref_scores, labels=y_ref))
+    mon.observe(x_ref, ref_scores, timestamp=1000.0)
+    mon.flush()
+    ref_accuracy = float(np.mean(ref_scores.argmax(axis=1) == y_ref))
+    assert mon.store.value(names.ESTIMATED_ACCURACY, ("atc",)) == pytest.approx(ref_accuracy, abs=1e-9)
+    assert mon.store.value(names.ESTIMATED_ACCURACY, ("cbpe",)) == pytest.approx(ref_accuracy, abs=0.01)
+
+
+# -- CBPE's prior -----------------------------------------------------------------------------
+def test_platt_prior_is_the_identity_on_a_calibrated_reference_and_finite_on_a_one_sided_one() -> None:
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.3, 1.0, 20_000)
+    correct = (rng.random(20_000) < conf).astype(float)
+    at = np.array([0.4, 0.6, 0.8, 0.95])
+    assert cal.platt_prior(conf, correct, at) == pytest.approx(at, abs=0.02)
+    ones = np.ones(142)  # every confidence 1: only the accuracy there is known
+    got = cal.platt_prior(ones, np.r_[np.ones(132), np.zeros(10)], np.array([1.0]))
+    assert np.isfinite(got).all() and got[0] == pytest.approx(132 / 142, abs=0.01)
+
+
+def test_cbpe_follows_an_under_confident_model_not_its_confidence() -> None:
+    """A random forest right 97% of the time with a mean confidence of 0.75: two pseudo-rows
+    "at calibrated" in each of 132 fine bins estimated 0.90 on unshifted traffic."""
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
+    x_train, y_train, x_ref, y_ref, x_live, y_live = _split(load_digits)
+    forest = RandomForestClassifier(n_estimators=50, random_state=0).fit(x_train, y_train)
+    live = forest.predict_proba(x_live)
+    assert live.max(axis=1).mean() < 0.8
+    mon = _monitor({"detectors": ["accuracy_estimation"]},
+                   Reference.from_arrays(x_ref, scores=forest.predict_proba(x_ref), labels=y_ref))
+    mon.observe(x_live, live, timestamp=1000.0)
+    mon.flush()
+    true = float(np.mean(live.argmax(axis=1) == y_live))
+    assert mon.store.value(names.ESTIMATED_ACCURACY, ("cbpe",)) == pytest.approx(true, abs=0.02)
+
+
+# -- outputs of more classes than the cap -----------------------------------------------------
+@pytest.mark.timeout(60)
+def test_outputs_wider_than_the_class_cap_are_refused_and_monitoring_goes_on() -> None:
+    """Naming the 1,001st column looped for ever: the worker hung on the first such event."""
+    mon = _monitor()
+    mon.observe(np.zeros((2, 3)), np.full((2, 1001), 1.0 / 1001), timestamp=1000.0)
+    mon.flush()
+    assert mon.store.value("monitor_rows_rejected", ("too_many_classes",)) == 2
+    mon.observe(np.zeros((3, 3)), np.array([[0.2, 0.8]] * 3), timestamp=1001.0)
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 3
+    classes = tuple(f"c{i}" for i in range(1500))  # listed classes are never over the cap
+    mon = _monitor({"output": {"classes": list(classes)}})
+    mon.observe(np.zeros((2, 3)), np.full((2, 1500), 1.0 / 1500), timestamp=1000.0)
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 2
+
+
+def test_class_index_ensure_stops_at_the_cap() -> None:
+    index = ClassIndex(cap=5)
+    assert not index.ensure(6) and index.names == []
+    assert index.ensure(5) and index.names == ["0", "1", "2", "3", "4"]
+
+
+# -- labels -----------------------------------------------------------------------------------
+def test_a_labels_only_model_collapsed_onto_one_class_is_not_perfect() -> None:
+    """Labels of a class the model never answered were skipped as unknown: accuracy 1.0."""
+    mon = _monitor({"output": {"kind": "labels"}})
+    ids = [f"r{i}" for i in range(1000)]
+    mon.observe(np.zeros((1000, 3)), [0] * 1000, request_id=ids, timestamp=1000.0)
+    mon.flush()
+    mon.feedback(ids, [1 if i % 10 == 0 else 0 for i in range(1000)], timestamp=1100.0)
+    mon.flush()
+    assert mon.store.value(names.ACCURACY) == pytest.approx(0.9)
+    assert mon.store.value("monitor_calibration_labels_skipped", ("unknown_class",)) is None
+
+
+def test_boolean_labels_are_classes_one_and_zero_and_nan_is_invalid() -> None:
+    mon = _monitor()
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.05, 0.95, 300)
+    ids = [f"r{i}" for i in range(300)]
+    mon.observe(np.zeros((300, 2)), np.column_stack([1 - p, p]), request_id=ids, timestamp=1000.0)
+    mon.flush()
+    truth = rng.random(300) < p
+    mon.feedback(ids[:299], truth[:299], timestamp=1100.0)  # a numpy bool array
+    mon.feedback(ids[299:], [float("nan")], timestamp=1100.0)
+    mon.flush()
+    assert mon.store.value(names.LABELS_IN_WINDOW) == 299
+    assert mon.store.value(names.ACCURACY) == pytest.approx(float(np.mean((p[:299] > 0.5) == truth[:299])))
+    assert mon.store.value("monitor_feedback_labels", ("invalid",)) == 1
+    index = ClassIndex(("False", "True"))  # classes named so keep their names
+    assert index.lookup(np.array([True, False], dtype=object), learn=False).tolist() == [1, 0]
+
+
+def test_the_temperature_of_an_over_confident_logits_model_is_the_nll_optimum() -> None:
+    """Refitted on probabilities kept as float32 and clipped at 1e-12, logits scaled by 10 gave
+    7.9 instead of 10: the logit gaps beyond 27.6 were cut."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(10)
+    z = rng.normal(size=(2000, 10)) * 2
+    y = np.array([rng.choice(10, p=row) for row in softmax(z, axis=1)])
+    scaled = z * 10
+    mon = _monitor({"output": {"kind": "logits"}, "detectors": ["calibration"]})
+    ids = [f"r{i}" for i in range(2000)]
+    mon.observe(np.zeros((2000, 2)), scaled, request_id=ids, timestamp=1000.0)
+    mon.flush()
+    mon.feedback(ids, y.tolist(), timestamp=1100.0)
+    mon.flush()
+    optimum = cal.fit_temperature(scaled, y)
+    assert optimum == pytest.approx(10.0, rel=0.05)
+    assert mon.store.value(names.TEMPERATURE) == pytest.approx(optimum, rel=1e-3)
+
+
+def test_regression_errors_are_not_float32_rounding() -> None:
+    mon = _monitor({"output": {"kind": "regression"}, "detectors": ["regression"]})
+    rng = np.random.default_rng(3)
+    pred = 1e8 + rng.normal(0, 1000, 500)
+    ids = [f"r{i}" for i in range(500)]
+    mon.observe(np.zeros((500, 2)), pred, request_id=ids, timestamp=1000.0)
+    mon.flush()
+    mon.feedback(ids, (pred + 0.1).tolist(), timestamp=1100.0)
+    mon.flush()
+    assert mon.store.value(names.REGRESSION_MAE) == pytest.approx(0.1, abs=1e-6)
+
+
+def test_ensemble_members_must_each_be_probabilities() -> None:
+    mon = _monitor({"output": {"samples_axis": True}})
+    good = np.array([[[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]]])
+    bad = np.array([[[1.5, -0.5, 0.0], [-0.5, 1.5, 0.0]]])  # their mean is a fine row
+    unnormalised = np.array([[[0.5, 0.4, 0.4], [0.5, 0.2, 0.0]]])
+    mon.observe(np.zeros((3, 2)), np.concatenate([good, bad, unnormalised]), timestamp=1000.0)
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 1
+    assert mon.store.value("monitor_rows_rejected", ("probability_out_of_range",)) == 1
+    assert mon.store.value("monitor_rows_rejected", ("probabilities_not_normalised",)) == 1
+
+
+# -- predictions waiting for labels -----------------------------------------------------------
+def test_predictions_forgotten_before_their_label_are_counted_and_the_table_is_configurable() -> None:
+    mon = _monitor({"labels": {"pending": 100}})
+    p = np.tile([[0.3, 0.7]], (150, 1))
+    mon.observe(np.zeros((150, 2)), p, request_id=[f"r{i}" for i in range(150)], timestamp=1000.0)
+    mon.flush()
+    assert mon.store.value("monitor_labels_evicted") == 50
+    assert mon.store.value("monitor_labels_pending") == 100
+    mon.feedback(["r0", "r149"], [1, 1], timestamp=1100.0)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) == 1  # r0 was forgotten
+    assert mon.store.value("monitor_labels_pending") == 99
+    with pytest.raises(ConfigError, match="labels.pending"):
+        parse_config({"model": "m", "labels": {"pending": 0}})
+
+
+def test_a_checkpoint_of_probabilities_from_an_earlier_release_loads_as_log_probabilities() -> None:
+    joiner = LabelJoiner(capacity=10)
+    scores = np.array([[0.25, 0.75], [0.9, 0.1]])
+    joiner.remember(Batch.from_arrays(np.zeros((2, 1)), scores, ts=np.array([1.0, 2.0]), request_id=["a", "b"]))
+    state = joiner.state_dict()
+    old = dict(state, scores=scores.astype(np.float32))
+    del old["log_scores"]
+    for saved in (state, old):
+        restored = LabelJoiner(capacity=10)
+        restored.load_state_dict(saved)
+        labeled, _ = restored.join(3.0, ["a", "b"], [1, 0], ClassIndex(("x", "y")), regression=False)
+        assert labeled is not None
+        assert labeled.scores == pytest.approx(scores, abs=1e-6)
+        assert labeled.log_scores == pytest.approx(np.log(scores), abs=1e-6)
