@@ -316,9 +316,12 @@ class Monitor:
         raises :class:`monitor.checkpoint.CheckpointError` when the file cannot be written.
 
         ``final``: this is the last save before the process stops (no event is counted after
-        it), so the restart continues the counters; see :meth:`state_dict`."""
+        it), so the restart continues the counters; see :meth:`state_dict`. The queue is drained
+        into it first: events still queued then would be lost with the process, uncounted."""
         from monitor import checkpoint
 
+        if final:
+            self.worker.drain_once()
         return checkpoint.save(self._checkpoint_file(path), self.state_dict(final=final), model=self.model,
                                state_version=STATE_VERSION)
 

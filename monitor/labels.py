@@ -166,6 +166,21 @@ class LabelJoiner:
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         for ts, request_ids, labels in events:
             for rid, label in zip(request_ids, labels):
+                # an unreadable label leaves its prediction waiting: the log says to fix the
+                # label, and the corrected one must still find it
+                if regression:
+                    try:
+                        value = float(label)
+                    except (TypeError, ValueError):
+                        value = float("nan")
+                    bad = not np.isfinite(value)
+                else:
+                    value = label
+                    bad = label is None or isinstance(label, (list, dict)) or (isinstance(label, float) and not np.isfinite(label))
+                if bad:
+                    outcome["invalid"] += 1
+                    self.invalid_example = label
+                    continue
                 slot = slot_of.pop(id_key(str(rid)), None) if rid is not None else None
                 if slot is None:
                     outcome["unknown_id"] += 1
@@ -176,21 +191,6 @@ class LabelJoiner:
                 if ts - seen_ts[slot] > ttl:
                     outcome["expired"] += 1
                     continue
-                if regression:
-                    try:
-                        value = float(label)
-                    except (TypeError, ValueError):
-                        value = float("nan")
-                    if not np.isfinite(value):
-                        outcome["invalid"] += 1
-                        self.invalid_example = label
-                        continue
-                elif label is None or isinstance(label, (list, dict)) or (isinstance(label, float) and not np.isfinite(label)):
-                    outcome["invalid"] += 1
-                    self.invalid_example = label
-                    continue
-                else:
-                    value = label
                 if window is not None and ts - seen_ts[slot] > window:
                     late += 1
                 slots.append(slot)
@@ -223,10 +223,14 @@ class LabelJoiner:
         return labeled, outcome
 
     def state_dict(self) -> dict[str, Any]:
-        live = np.flatnonzero(self._ids != None)  # noqa: E711
+        # the ids still waiting, as the table maps them: a slot may still hold an id that a newer
+        # prediction under the same id took over (and a label then consumed), and restoring it
+        # would join a second label to the old prediction
+        waiting = sorted(self._slot_of.items(), key=lambda item: item[1])
+        live = np.array([slot for _, slot in waiting], dtype=np.int64)
         return {
             "capacity": self.capacity,
-            "ids": [str(x) for x in self._ids[live].tolist()],
+            "ids": [key for key, _ in waiting],
             "slots": live,
             "ts": self._ts[live],
             "predicted": self._predicted[live],

@@ -8,8 +8,9 @@ no lock is taken on the hot path; the counters of the (rare) slow paths take one
 The event count alone does not bound memory when inputs are large (100,000 queued images of
 600 KB are 60 GB while the worker is behind), so events whose inputs are an array of at least
 :data:`LARGE_EVENT_BYTES` also reserve their bytes against ``max_bytes`` (under the lock: such
-calls are rare and slow anyway) and are shed as ``queue_bytes_full`` beyond it. Small events
-keep the lock-free path; ``capacity`` bounds them.
+calls are rare and slow anyway) and are shed as ``queue_bytes_full`` beyond it; so do feedback
+events of 128 labels or more (a few hundred thousand labels in one call are as large as an
+image). Small events keep the lock-free path; ``capacity`` bounds them.
 """
 
 from __future__ import annotations
@@ -25,10 +26,24 @@ LARGE_EVENT_BYTES = 16 * 1024
 _PREDICTION = 0  # monitor.events.PREDICTION, without importing it on the hot path
 
 
+_FEEDBACK = 2  # monitor.events.FEEDBACK
+#: What one label of a queued feedback event holds, about: its request id and label as Python
+#: objects, and the two list slots that point at them.
+FEEDBACK_ROW_BYTES = 128
+
+
 def event_bytes(event: tuple[Any, ...]) -> int:
     """Bytes a queued event holds when its inputs are a large array (``nbytes``: numpy, torch,
-    pandas Series), else 0: the amount it reserves in the byte budget."""
-    if event[0] != _PREDICTION:
+    pandas Series), or when it is a feedback event of many labels (``FEEDBACK_ROW_BYTES`` each),
+    else 0: the amount it reserves in the byte budget."""
+    kind = event[0]
+    if kind == _FEEDBACK:
+        try:
+            n = len(event[2]) * FEEDBACK_ROW_BYTES
+        except TypeError:
+            return 0
+        return n if n >= LARGE_EVENT_BYTES else 0
+    if kind != _PREDICTION:
         return 0
     n = getattr(event[2], "nbytes", 0)
     return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0

@@ -62,6 +62,15 @@ class SlidingWindow:
     def newest_slot_end(self) -> float:
         return (self._head + 1) * self._slot_s
 
+    def outside(self, ts: np.ndarray, now: np.ndarray | None = None) -> int:
+        """How many of the event times ``ts`` fall before the window as it stands, or as it will
+        stand once it ends at ``now`` (per row: a label's arrival time, which the window will
+        reach): rows that no figure of it will count."""
+        if ts.size == 0:
+            return 0
+        head = self._head if now is None else np.maximum(self._head, np.floor(now / self._slot_s))
+        return int(np.count_nonzero(np.floor(ts / self._slot_s) <= head - self.n_slots))
+
     def advance(self, now: float) -> None:
         """Slide the window so that it ends at ``now`` (expired slots are zeroed)."""
         slot = int(np.floor(now / self._slot_s))

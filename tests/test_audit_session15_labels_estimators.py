@@ -222,3 +222,76 @@ def test_a_checkpoint_of_probabilities_from_an_earlier_release_loads_as_log_prob
         assert labeled is not None
         assert labeled.scores == pytest.approx(scores, abs=1e-6)
         assert labeled.log_scores == pytest.approx(np.log(scores), abs=1e-6)
+
+
+def test_labels_joined_after_their_prediction_left_the_window_are_counted() -> None:
+    """A labelling delay just under the window (3,590 s of 3,600) joined the labels, counted
+    them ``joined``, and the window, which slides by 5-minute slots, had let their predictions
+    go: no figure counted them, and no metric said so."""
+    mon = _monitor({"detectors": ["calibration"]})
+    ids = [f"r{i}" for i in range(150)]
+    mon.observe(np.zeros((150, 2)), np.tile([[0.3, 0.7]], (150, 1)), request_id=ids, timestamp=1000.0)
+    mon.flush()
+    mon.feedback(ids, [1] * 150, timestamp=4590.0)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 150
+    assert mon.store.value(names.LABELS_IN_WINDOW) == 0
+    assert mon.store.value("monitor_calibration_labels_skipped", ("outside_window",)) == 150
+
+
+def test_a_restored_checkpoint_holds_only_the_ids_still_waiting() -> None:
+    """A retry under the same id, then its label: the older slot still held the id, the
+    checkpoint saved it, and the restored agent joined a second label to the old prediction."""
+    joiner = LabelJoiner(capacity=10)
+    for ts, p in ((1.0, [0.9, 0.1]), (2.0, [0.1, 0.9])):
+        joiner.remember(Batch.from_arrays(np.zeros((1, 1)), np.array([p]), ts=np.array([ts]), request_id=["x"]))
+    classes = ClassIndex(("a", "b"))
+    labeled, outcome = joiner.join(3.0, ["x"], ["b"], classes, regression=False)
+    assert outcome["joined"] == 1 and labeled is not None and labeled.ts.tolist() == [2.0]
+    restored = LabelJoiner(capacity=10)
+    restored.load_state_dict(joiner.state_dict())
+    assert len(restored) == 0
+    _, outcome = restored.join(4.0, ["x"], ["b"], classes, regression=False)
+    assert outcome["unknown_id"] == 1
+
+
+def test_feedback_of_many_labels_reserves_queue_bytes() -> None:
+    """Queued feedback was bounded by its event count only: 20 calls of 250,000 labels held
+    460 MB under a 1 MiB byte budget."""
+    mon = _monitor({"queue": {"max_bytes": 1024 * 1024}})
+    ids = [f"r{i}" for i in range(5000)]  # 5,000 x 128 bytes reserved: one fits, two do not
+    assert mon.feedback(ids, [0] * 5000) is True
+    assert mon.feedback(ids, [0] * 5000) is False
+    assert mon.queue.reserved == 5000 * 128
+    assert mon.feedback(ids[:10], [0] * 10) is True  # small ones take the lock-free path
+    mon.flush()
+    assert mon.queue.reserved == 0
+    assert mon.store.value("monitor_events_dropped", ("queue_bytes_full",)) == 1
+
+
+def test_a_final_checkpoint_holds_what_was_still_queued(tmp_path) -> None:
+    """save_checkpoint(final=True) saved the state without draining the queue: predictions and
+    labels queued a moment before were lost with the process, counted nowhere."""
+    mon = _monitor({"output": {"classes": ["a", "b"]}})
+    ids = [f"r{i}" for i in range(150)]
+    mon.observe(np.zeros((150, 3)), np.tile([[0.3, 0.7]], (150, 1)), request_id=ids, timestamp=1000.0)
+    mon.feedback(ids[:100], ["b"] * 100, timestamp=1010.0)
+    assert len(mon.queue) == 2  # nothing processed yet
+    mon.save_checkpoint(tmp_path / "m.ckpt", final=True)
+    restored = _monitor({"output": {"classes": ["a", "b"]}})
+    assert restored.restore_checkpoint(tmp_path / "m.ckpt")
+    restored.flush()
+    assert restored.store.value("monitor_predictions") == 150
+    assert restored.store.value(names.LABELS_IN_WINDOW) == 100
+    assert len(restored.pipeline.joiner) == 50
+
+
+def test_an_invalid_label_leaves_its_prediction_for_the_corrected_one() -> None:
+    joiner = LabelJoiner(capacity=10)
+    joiner.remember(Batch.from_arrays(np.zeros((2, 1)), np.array([[0.2, 0.8], [0.6, 0.4]]), ts=np.array([1.0, 2.0]),
+                                      request_id=["a", "b"]))
+    classes = ClassIndex(("x", "y"))
+    _, outcome = joiner.join(3.0, ["a", "b"], [[0, 1], None], classes, regression=False)
+    assert outcome["invalid"] == 2 and len(joiner) == 2
+    labeled, outcome = joiner.join(4.0, ["a", "b"], ["y", "x"], classes, regression=False)
+    assert outcome["joined"] == 2 and labeled is not None and labeled.label.tolist() == [1, 0]

@@ -187,6 +187,10 @@ class CalibrationDetector(RefreshingDetector):
         self._skip("unknown_class", lab.unknown)
         if lab.label.size == 0:
             return
+        # joined, but their predictions have left the window already (a labelling delay near the
+        # window's length, or traffic that moved event time on): counted, not silently lost
+        arrived = labeled.label_ts if lab.known is None else labeled.label_ts[lab.known]
+        self._skip("outside_window", self._window.outside(lab.ts, arrived))
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._pair.add(lab.ts, values=np.column_stack([np.ones(lab.label.size), lab.correct]))
         self._recent.add(lab.ts, lab.label, lab.logp)
@@ -198,6 +202,7 @@ class CalibrationDetector(RefreshingDetector):
         self._skip("unknown_class", hard.unknown)
         if hard.correct.size == 0:
             return
+        self._skip("outside_window", self._hard.outside(hard.ts, labeled.label_ts[hard.known]))
         rows = np.column_stack([np.ones_like(hard.correct), hard.correct])
         self._hard.add(hard.ts, values=rows)
         self._pair.add(hard.ts, values=rows)
