@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
-from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
+from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists
 from monitor.queue import EventQueue
 from monitor.reference_view import input_schema
 
@@ -253,6 +253,9 @@ class Monitor:
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
+        from monitor.once import Once
+
+        self._bad_timestamp_logged = Once(max_keys=2)
         self._notifiers = notifiers
         tick_s = 0.0
         if cfg.rules.files:
@@ -415,7 +418,15 @@ class Monitor:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()
                 return False
-            ts = self.clock() if timestamp is None else float(timestamp)
+            try:
+                ts = self.clock() if timestamp is None else event_time(timestamp)
+            except ValueError:
+                self.queue.drop("invalid_timestamp")
+                if self._bad_timestamp_logged.first("observe"):
+                    log.warning("model %r: observe(timestamp=%.40r) is not a time: the call is not recorded (counted in "
+                                "monitor_events_dropped_total{reason=\"invalid_timestamp\"}). Fix: pass Unix seconds or a "
+                                "datetime", self.model, timestamp)
+                return False
             return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller
             self.queue.drop("internal_error")
@@ -425,14 +436,23 @@ class Monitor:
                       client: str | None = None, timestamp: float | None = None) -> bool:
         """Record a call where the model raised (the decorator does this for you)."""
         name = exception if isinstance(exception, str) else type(exception).__name__
-        ts = self.clock() if timestamp is None else float(timestamp)
+        try:
+            ts = self.clock() if timestamp is None else event_time(timestamp)
+        except ValueError:
+            self.queue.drop("invalid_timestamp")
+            return False
         return self.queue.put((ERROR, ts, name, latency_s, client))
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         """Delayed ground truth for earlier predictions, joined by request id (late and missing
-        labels are normal; unknown ids are counted, never an error)."""
+        labels are normal; unknown ids are counted, never an error). A ValueError says what is
+        wrong with the call itself (ids and labels of different lengths, a timestamp that is not a
+        time): a mistake in the calling code, not a late or missing label."""
         ids, labs = feedback_lists(request_ids, labels)
-        ts = self.clock() if timestamp is None else float(timestamp)
+        try:
+            ts = self.clock() if timestamp is None else event_time(timestamp)
+        except ValueError as err:
+            raise ValueError(f"feedback: {err}") from None
         return self.queue.put((FEEDBACK, ts, ids, labs))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

@@ -57,15 +57,38 @@ _KEYS = {
 }
 
 
+def _one_value(x: Any) -> bool:
+    """Whether a feedback argument is one value (a str, a number, a numpy scalar), not a sequence."""
+    return isinstance(x, (str, bytes)) or not hasattr(x, "__iter__") or getattr(x, "ndim", 1) == 0
+
+
+def event_time(timestamp: Any) -> float:
+    """Unix seconds from what a caller passed as ``timestamp=``: a number, or a ``datetime``
+    (aware; a naive one is local time, as ``datetime.timestamp`` reads it); a ValueError naming
+    the fix otherwise."""
+    if hasattr(timestamp, "timestamp") and callable(timestamp.timestamp):
+        return float(timestamp.timestamp())
+    if isinstance(timestamp, bool):
+        raise ValueError("timestamp must be Unix seconds (a number) or a datetime, not a boolean")
+    try:
+        return float(timestamp)
+    except (TypeError, ValueError):
+        raise ValueError(f"timestamp must be Unix seconds (a number) or a datetime, got {timestamp!r:.40}") from None
+
+
 def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:
     """The ids and labels of a ``feedback(request_ids, labels)`` call as two lists of one length.
 
     One id (a str or int, a numpy scalar taken from an array, or None, which is counted as an
     unknown id) goes with one label; a sequence of ids with as many labels, else a ValueError
     naming the fix (a programming mistake, not a late or missing label)."""
-    if isinstance(request_ids, (str, bytes)) or not hasattr(request_ids, "__iter__") or getattr(request_ids, "ndim", 1) == 0:
+    if _one_value(request_ids):
         request_ids, labels = [request_ids], [labels]
     ids = list(request_ids)
+    if _one_value(labels):  # "fraud" is one label, not five
+        if len(ids) != 1:
+            raise ValueError(f"feedback: {len(ids)} request_ids but one label ({labels!r:.40}); give a list of one label per id")
+        labels = [labels]
     labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
     if len(ids) != len(labs):
         raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.once import Once
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -37,6 +36,13 @@ class BuildResult:
     #: reason -> what was wrong with the first such event (e.g. "expected rows of 4 features,
     #: got shape (1, 2)"), for the one log line a reason gets (counts alone do not say why)
     details: dict[str, str] = field(default_factory=dict)
+    #: argument (request_id, segment) -> rows that lost it: a per-row list of another length
+    #: than the call's rows (the rows are processed, without that attribute)
+    arguments_dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop_argument(self, argument: str, given: int, rows: int) -> None:
+        self.arguments_dropped[argument] = self.arguments_dropped.get(argument, 0) + rows
+        self.details.setdefault(f"argument:{argument}", f"a call gave {given} values for {rows} rows")
 
 
 def is_dataframe(obj: Any) -> bool:
@@ -276,8 +282,8 @@ class BatchBuilder:
         used_counts = counts[counts > 0]
         ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
         client = np.repeat(np.array([ev[5] if ev[5] is not None else "anonymous" for ev in used], dtype=object), used_counts)
-        segment = _row_segments(used, used_counts)
-        request_id = _row_ids(used, used_counts)
+        segment = _row_segments(used, used_counts, result)
+        request_id = _row_ids(used, used_counts, result)
         embedding = _embeddings(used, used_counts)
         valid = decoded.valid
         if not valid.all():
@@ -473,7 +479,7 @@ def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], con
 _SCALAR_SEGMENT = frozenset({str, type(None)})
 
 
-def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
+def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
     """Per-row segments: one value for the call's rows, or (a list / array) one per row, as
     request ids may be. A list of another length gives the call's rows no segment (said once)."""
     segs = [ev[7] for ev in events]
@@ -486,17 +492,16 @@ def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarr
             if len(seg) == c:
                 out[pos:pos + c] = [None if v is None else str(v) for v in seg]
             else:
-                _warn_count("segment", len(seg), c)
+                result.drop_argument("segment", len(seg), c)
         elif seg is not None:
             out[pos:pos + c] = str(seg)
         pos += c
     return out
 
 
-_COUNT_WARNED = Once(8)  # the arguments already warned about
-
-
-_COUNT_MESSAGES = {
+#: What a per-row list of the wrong length costs the call's rows, and the fix (the pipeline logs
+#: it the first time, and counts the rows in monitor_row_arguments_dropped_total).
+ARGUMENT_DROPPED_MESSAGES = {
     "request_id": "so its rows have no request id and feedback for them cannot join "
                   "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the "
                   "call (its rows become <id>/0, <id>/1, ...)",
@@ -505,16 +510,7 @@ _COUNT_MESSAGES = {
 }
 
 
-def _warn_count(what: str, given: int, rows: int) -> None:
-    """Said once per process and per argument: a per-row list of the wrong length."""
-    if not _COUNT_WARNED.first(what):
-        return
-    import logging
-
-    logging.getLogger("monitor").warning("%s: a call gave %d values for %d rows, %s", what, given, rows, _COUNT_MESSAGES[what])
-
-
-def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
+def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
     """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
     ``"<id>/<row>"`` (documented) so that feedback can address single rows."""
     rids = [ev[6] for ev in events]
@@ -531,7 +527,7 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray:
             if len(vals) == c:
                 out[pos:pos + c] = vals
             else:
-                _warn_count("request_id", len(vals), c)
+                result.drop_argument("request_id", len(vals), c)
         elif c == 1:
             out[pos] = str(rid)
         else:

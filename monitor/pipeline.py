@@ -307,6 +307,14 @@ class Pipeline:
             store.inc("monitor_rows_rejected", n, labels=(reason,))
             if reason not in self._rejections_logged:
                 self._log_rejection(reason, n, result.details.get(reason))
+        for argument, n in result.arguments_dropped.items():
+            store.inc("monitor_row_arguments_dropped", n, labels=(argument,))
+            if self._rejections_logged.first(f"argument:{argument}"):
+                from monitor.ingest import ARGUMENT_DROPPED_MESSAGES
+
+                log.warning("model %r: %s: %s, %s; counted in monitor_row_arguments_dropped_total", store.model, argument,
+                            result.details.get(f"argument:{argument}", "a per-row list of another length than the call's rows"),
+                            ARGUMENT_DROPPED_MESSAGES[argument])
         batch = result.batch
         if batch is None:
             return

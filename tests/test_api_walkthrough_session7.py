@@ -15,7 +15,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
-from monitor.once import Once
 
 sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
@@ -326,14 +325,10 @@ def test_a_labels_only_model_gets_its_accuracy_from_delayed_labels(cancer: dict)
 
 
 # -- 8. request ids that do not match the rows ------------------------------------------------------
-def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pytest.LogCaptureFixture,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pytest.LogCaptureFixture) -> None:
     """``observe(X[:5], p, request_id=ids[:4])`` (an off-by-one in the caller): the rows got no
     request id at all, and every later ``feedback`` for them was counted as ``unknown_id``, with nothing
     saying why."""
-    import monitor.ingest as ingest
-
-    monkeypatch.setattr(ingest, "_COUNT_WARNED", Once(8))
     x = cancer["x_live"].to_numpy()
     mon = _monitor(None, {"detectors": [{"kind": "calibration"}]})
     with caplog.at_level(logging.WARNING, logger="monitor"):
@@ -345,6 +340,7 @@ def test_request_ids_of_the_wrong_count_are_said_once(cancer: dict, caplog: pyte
     said = [r.getMessage() for r in caplog.records if "request_id:" in r.getMessage()]
     assert len(said) == 1 and "4 values for 5 rows" in said[0] and "one id per row" in said[0]
     assert _value(mon, "monitor_feedback_labels_total", outcome="unknown_id") == 1.0
+    assert _value(mon, "monitor_row_arguments_dropped_total", argument="request_id") == 15.0
     mon.close()
 
 
@@ -430,13 +426,10 @@ def test_checkpoint_in_the_config_of_a_monitor_built_in_code(cancer: dict, tmp_p
 
 
 # -- 10. one segment per row -------------------------------------------------------------------------
-def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture) -> None:
     """``observe(X_batch, p, segment=df["channel"].to_numpy())`` (one per row, as request ids may
     be given): the segment detector failed on every batch ("The weights and list don't have the
     same length", counted in monitor_detector_errors_total) and every segment showed 0 rows."""
-    import monitor.ingest as ingest
-
-    monkeypatch.setattr(ingest, "_COUNT_WARNED", Once(8))
     x, y = cancer["x_live"].to_numpy(), cancer["y_live"]
     clf = cancer["clf"]
     channel = np.where(np.arange(len(x)) % 3 == 0, "app", "web")
@@ -457,7 +450,7 @@ def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture, 
     app = channel == "app"
     assert _value(mon, "monitor_segment_labels_in_window", segment="app") == app.sum()
     assert _value(mon, "monitor_segment_accuracy_ratio", segment="web") == pytest.approx(clf.score(x[~app], y[~app]))
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("segment:")]
+    said = [r.getMessage() for r in caplog.records if "segment: a call gave" in r.getMessage()]
     assert len(said) == 1 and "2 values for 3 rows" in said[0]
     mon.close()
 

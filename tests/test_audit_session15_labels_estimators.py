@@ -295,3 +295,18 @@ def test_an_invalid_label_leaves_its_prediction_for_the_corrected_one() -> None:
     assert outcome["invalid"] == 2 and len(joiner) == 2
     labeled, outcome = joiner.join(4.0, ["a", "b"], ["y", "x"], classes, regression=False)
     assert outcome["joined"] == 2 and labeled is not None and labeled.label.tolist() == [1, 0]
+
+
+def test_feedback_and_observe_say_what_is_wrong_with_the_call() -> None:
+    mon = _monitor()
+    with pytest.raises(ValueError, match="feedback: timestamp must be Unix seconds"):
+        mon.feedback(["a"], [1], timestamp="abc")
+    with pytest.raises(ValueError, match="2 request_ids but one label"):
+        mon.feedback(["a", "b"], 1)
+    assert mon.feedback(["r-17"], "fraud") is True  # one id, one label: not five characters
+    from datetime import datetime, timezone
+
+    assert mon.feedback(["a"], [1], timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc)) is True
+    assert mon.observe(np.zeros((1, 2)), np.array([[0.5, 0.5]]), timestamp="abc") is False  # observe never raises
+    mon.flush()
+    assert mon.store.value("monitor_events_dropped", ("invalid_timestamp",)) == 1

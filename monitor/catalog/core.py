@@ -60,6 +60,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "that id, or it was labelled already; expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
+    MetricSpec("monitor_row_arguments_dropped", COUNTER,
+               "Rows processed without a request_id or segment that their call gave as a per-row list of another length "
+               "than its rows, by argument (the log says the fix once): feedback for them cannot join, or they count as "
+               "segment unset.",
+               labels=("argument",), concern="core", max_series=5),
     MetricSpec("monitor_labels_pending", GAUGE,
                "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",
                concern="core"),
