@@ -263,7 +263,8 @@ class Monitor:
             tick_s = self._rule_tick_s()
         self.pipeline: Pipeline = Pipeline(
             self.store,
-            BatchBuilder(self.input_schema, cfg.output, reference_names=() if self.reference is None else
+            BatchBuilder(self.input_schema, cfg.output, classes=self._class_index(),
+                         reference_names=() if self.reference is None else
                          tuple(self.reference.numeric_names) + tuple(self.reference.categorical_names)),
             self.detectors,
             tick_s=tick_s,
@@ -345,6 +346,18 @@ class Monitor:
         from monitor.profile import load_reference  # built by the drift/profile module
 
         return load_reference(path, pca_fit=self.config.reference.pca_fit)
+
+    def _class_index(self) -> Any:
+        """The model's class names: the config's ``output.classes``, else the reference's (a
+        reference built with names and labels under them: feedback then joins by those names, and
+        every metric by class names a column alike), else learned as column indices."""
+        from monitor.outputs import ClassIndex
+
+        cfg = self.config
+        ref_classes = tuple(str(c) for c in (getattr(self.reference, "classes", ()) or ()))
+        if cfg.output.classes or not ref_classes or cfg.output.kind == "regression":
+            return ClassIndex(cfg.output.classes)
+        return ClassIndex(ref_classes)
 
     def _build_detectors(self) -> list[Any]:
         """The configured detectors, built as ``monitor config check`` builds them: a value one

@@ -310,3 +310,23 @@ def test_feedback_and_observe_say_what_is_wrong_with_the_call() -> None:
     assert mon.observe(np.zeros((1, 2)), np.array([[0.5, 0.5]]), timestamp="abc") is False  # observe never raises
     mon.flush()
     assert mon.store.value("monitor_events_dropped", ("invalid_timestamp",)) == 1
+
+
+def test_class_names_given_on_the_reference_name_the_live_classes() -> None:
+    """A reference built with class names, and no output.classes: feedback under those names
+    was skipped as unknown_class, and metrics by class named one column "1" here and "pos" there."""
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.05, 0.95, 400)
+    scores = np.column_stack([1 - p, p])
+    truth = np.where(rng.random(400) < p, "pos", "neg")
+    ref = Reference.from_arrays(rng.normal(size=(400, 2)), scores=scores, labels=truth, classes=["neg", "pos"])
+    mon = _monitor({"detectors": ["calibration", "prediction_drift"]}, ref)
+    ids = [f"r{i}" for i in range(400)]
+    mon.observe(rng.normal(size=(400, 2)), scores, request_id=ids, timestamp=1000.0)
+    mon.flush()
+    mon.feedback(ids, truth.tolist(), timestamp=1100.0)
+    mon.flush()
+    assert mon.store.value(names.LABELS_IN_WINDOW) == 400
+    assert mon.store.value(names.ACCURACY) == pytest.approx(float(np.mean(np.where(p > 0.5, "pos", "neg") == truth)))
+    assert mon.store.value("monitor_predicted_class", ("pos",)) == float(np.sum(p > 0.5))
+    assert mon.store.value("monitor_predicted_class", ("1",)) is None
