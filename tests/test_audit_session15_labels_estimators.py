@@ -330,3 +330,15 @@ def test_class_names_given_on_the_reference_name_the_live_classes() -> None:
     assert mon.store.value(names.ACCURACY) == pytest.approx(float(np.mean(np.where(p > 0.5, "pos", "neg") == truth)))
     assert mon.store.value("monitor_predicted_class", ("pos",)) == float(np.sum(p > 0.5))
     assert mon.store.value("monitor_predicted_class", ("1",)) is None
+
+
+def test_seldon_truth_rows_that_are_not_one_hot_are_not_read_as_their_argmax() -> None:
+    from monitor.server.payloads import decode_seldon_feedback
+
+    body = {"response": {"meta": {"puid": "p1"}},
+            "truth": {"data": {"ndarray": [[0, 0, 1], [0.0, 1.0, 0.0], [0, 0, 0], [0.3, 0.7, 0], [1, 1, 0], [2]]}}}
+    puid, labels = decode_seldon_feedback(body)
+    assert puid == "p1"
+    assert labels == [2, 1, [0, 0, 0], [0.3, 0.7, 0], [1, 1, 0], 2]  # the lists are counted invalid by the join
+    _, outcome = LabelJoiner().join(1.0, ["x"] * 3, labels[2:5], ClassIndex(("a", "b", "c")), regression=False)
+    assert outcome["invalid"] == 3

@@ -279,7 +279,9 @@ def oip_request_id(body: Any) -> str | None:
 
 def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
     """``(request id, labels)`` of a Seldon feedback message: the prediction's id is the
-    ``response.meta.puid``; labels are the ``truth`` rows (one-hot rows become class indices)."""
+    ``response.meta.puid``; labels are the ``truth`` rows (one-hot rows become class indices; a
+    row that is not one-hot, all zeros or soft, is left as it is and counted ``invalid`` by the
+    join, not read as its argmax)."""
     import numpy as np
 
     if not isinstance(body, dict):
@@ -298,8 +300,9 @@ def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
             r = next(iter(r.values()), None)
         if isinstance(r, list) and len(r) == 1:
             r = r[0]
-        if isinstance(r, list) and r and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r):
-            r = int(np.argmax(r))
+        if isinstance(r, list) and r and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) \
+                and r.count(1) == 1 and r.count(0) == len(r) - 1:
+            r = int(np.argmax(r))  # a one-hot row; any other row (all zeros, soft, NaN) stays a list: counted invalid
         labels.append(r)
     response = body.get("response")
     puid = None
