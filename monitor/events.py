@@ -142,6 +142,87 @@ def _opt_str(obj: dict[str, Any], key: str, cut: int | None = None) -> str | Non
     raise EventFormatError(key, f"must be a string, got {type(v).__name__}", f"bad_{key}")
 
 
+_ID_FIX = "a string or an integer (one per row as a list)"
+
+
+def _json_id(value: Any, field: str) -> str | int:
+    """A request id read from JSON: a string, or an integer (an integral float such as 17.0, as
+    a pandas column with a missing value writes 17, is that integer, so that it joins 17)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise EventFormatError(field, f"must be {_ID_FIX}, got {json_kind(value)}", "bad_request_id")
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in an error: its JSON type, and the value when it is short."""
+    kind = {bool: "a boolean", dict: "an object", list: "a list", type(None): "null", float: "a number"}.get(type(value), type(value).__name__)
+    return f"{kind} ({value!r:.30})" if isinstance(value, (bool, float)) else kind
+
+
+def _prediction_ids(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [None if v is None else _json_id(v, f"request_id[{i}]") for i, v in enumerate(value)]
+    return _json_id(value, "request_id")
+
+
+def _segments(value: Any) -> Any:
+    """One segment for the call, or a list of one per row (null: the row has none)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        out: list[str | None] = []
+        for i, v in enumerate(value):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                raise EventFormatError(f"segment[{i}]", f"must be a string, got {json_kind(v)}", "bad_segment")
+            out.append(None if v is None else str(v)[:MAX_LABEL_CHARS])
+        return out
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)[:MAX_LABEL_CHARS]
+    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {json_kind(value)}", "bad_segment")
+
+
+def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The ids and labels of a JSON feedback event, each checked: an id is a string or an
+    integer, a label one class name, index or value (not a list, an object or null)."""
+    if "request_id" in obj and "request_ids" in obj:
+        raise EventFormatError("request_ids", "give request_id (one) or request_ids (a list), not both", "bad_request_id")
+    if "label" in obj and "labels" in obj:
+        raise EventFormatError("labels", "give label (one) or labels (a list), not both", "bad_label")
+    many = "request_ids" in obj
+    if many and "label" in obj or not many and "labels" in obj and "request_id" in obj:
+        field = "label" if many else "labels"
+        raise EventFormatError(field, "request_id goes with label (one of each), request_ids with labels (two lists of "
+                                      "one length)", "bad_label")
+    ids = obj.get("request_ids", obj.get("request_id"))
+    labels = obj.get("labels", obj.get("label"))
+    if ids is None or labels is None:
+        raise EventFormatError("request_ids" if ids is None else "labels", "feedback needs request_ids and labels", "missing_feedback")
+    if many:
+        if not isinstance(ids, list):
+            raise EventFormatError("request_ids", f"must be a list of ids, got {json_kind(ids)}; for one id write request_id",
+                                   "bad_request_id")
+        if not isinstance(labels, list):
+            raise EventFormatError("labels", f"must be a list of one label per request id, got {json_kind(labels)}", "bad_label")
+        ids = [_json_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
+    else:
+        if isinstance(ids, list):
+            raise EventFormatError("request_id", "is one id; for several write request_ids", "bad_request_id")
+        ids, labels = [_json_id(ids, "request_id")], [labels]
+    if len(labels) != len(ids):
+        raise EventFormatError("labels", f"needs one label per request id ({len(ids)})", "feedback_length")
+    for i, label in enumerate(labels):
+        if label is None or isinstance(label, (list, dict)):
+            raise EventFormatError(f"labels[{i}]" if many else "label",
+                                   f"must be one class (a name or an index) or value, got {json_kind(label)}", "bad_label")
+    return ids, labels
+
+
 def parse_event(obj: Any, now: float) -> ParsedEvent:
     """Validate one decoded JSON event and turn it into the queue's tuple form."""
     if not isinstance(obj, dict):
@@ -164,20 +245,13 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         if "outputs" not in obj:
             raise EventFormatError("outputs", "is required (the model's output for the inputs)", "missing_outputs")
         event = (PREDICTION, ts, obj["inputs"], obj["outputs"], latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
-                 obj.get("request_id"), _opt_str(obj, "segment", MAX_LABEL_CHARS), obj.get("embedding"))
+                 _prediction_ids(obj.get("request_id")), _segments(obj.get("segment")), obj.get("embedding"))
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:
             raise EventFormatError("exception", "must be the exception type name", "bad_exception")
         event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client", MAX_LABEL_CHARS))
     else:
-        ids = obj.get("request_ids", obj.get("request_id"))
-        labels = obj.get("labels", obj.get("label"))
-        if ids is None or labels is None:
-            raise EventFormatError("request_ids" if ids is None else "labels", "feedback needs request_ids and labels", "missing_feedback")
-        if not isinstance(ids, list):
-            ids, labels = [ids], [labels]
-        if not isinstance(labels, list) or len(labels) != len(ids):
-            raise EventFormatError("labels", f"needs one label per request id ({len(ids)})", "feedback_length")
+        ids, labels = _feedback_lists(obj)
         event = (FEEDBACK, ts, ids, labels)
     return ParsedEvent(model, event)

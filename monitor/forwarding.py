@@ -118,8 +118,8 @@ def encode_event(event: tuple[Any, ...]) -> str:
             obj["client"] = str(client)
         if rid is not None:
             obj["request_id"] = rid
-        if segment is not None:
-            obj["segment"] = str(segment)
+        if segment is not None:  # one per call, or one per row (a list the sidecar reads as such)
+            obj["segment"] = segment if isinstance(segment, (list, tuple)) or hasattr(segment, "tolist") else str(segment)
         if embedding is not None:
             obj["embedding"] = embedding
     elif kind == ERROR:

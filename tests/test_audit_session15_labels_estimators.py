@@ -342,3 +342,58 @@ def test_seldon_truth_rows_that_are_not_one_hot_are_not_read_as_their_argmax() -
     assert labels == [2, 1, [0, 0, 0], [0.3, 0.7, 0], [1, 1, 0], 2]  # the lists are counted invalid by the join
     _, outcome = LabelJoiner().join(1.0, ["x"] * 3, labels[2:5], ClassIndex(("a", "b", "c")), regression=False)
     assert outcome["invalid"] == 3
+
+
+# -- what arrives over HTTP (session 15's review of the sidecar's label paths) --------------------
+def test_seldon_truth_with_class_names_is_read_by_column() -> None:
+    """``truth.data.names`` (the classes of its one-hot columns) made each row a mapping of
+    name to value, of which the first value was kept: [0, 1, 0] was read as class 0."""
+    from monitor.server.payloads import decode_seldon_feedback
+
+    names_ = ["setosa", "versicolor", "virginica"]
+    _, labels = decode_seldon_feedback({"response": {"meta": {"puid": "p"}},
+                                        "truth": {"data": {"names": names_, "ndarray": [[0, 1, 0], [0, 0, 1]]}}})
+    assert labels == [1, 2]
+    _, labels = decode_seldon_feedback({"response": {"meta": {"puid": "p"}}, "truth": {"data": {
+        "names": ["t:0", "t:1", "t:2"], "tensor": {"shape": [1, 3], "values": [0, 0, 1]}}}})
+    assert labels == [2]
+
+
+def test_json_events_check_request_ids_labels_and_per_row_segments() -> None:
+    from monitor.events import EventFormatError, parse_event
+
+    row = {"inputs": [[1, 2]], "outputs": [[0.2, 0.8]]}
+    assert parse_event({**row, "request_id": 17.0}, 0.0).event[6] == 17  # joins the label sent as 17
+    assert parse_event({**row, "inputs": [[1, 2], [3, 4]], "outputs": [[0.2, 0.8]] * 2, "segment": ["eu", None]},
+                       0.0).event[7] == ["eu", None]
+    for body, field in (({**row, "request_id": {"id": 5}}, "request_id"), ({**row, "request_id": True}, "request_id"),
+                        ({**row, "request_id": ["a", {"x": 1}]}, "request_id[1]"), ({**row, "segment": [{"a": 1}]}, "segment[0]")):
+        with pytest.raises(EventFormatError) as err:
+            parse_event(body, 0.0)
+        assert err.value.field == field
+    feedback = {"type": "feedback"}
+    for body, field in (({"request_id": "m5", "labels": ["setosa"]}, "labels"),
+                        ({"request_ids": {"m4": 1}, "labels": ["setosa"]}, "request_ids"),
+                        ({"request_ids": [["m3"]], "labels": ["setosa"]}, "request_ids[0]"),
+                        ({"request_ids": [None], "labels": ["setosa"]}, "request_ids[0]"),
+                        ({"request_id": "m0", "label": {"a": 1}}, "label"),
+                        ({"request_ids": ["m1"], "labels": [None]}, "labels[0]"),
+                        ({"request_id": "m1", "request_ids": ["m1"], "labels": [1]}, "request_ids")):
+        with pytest.raises(EventFormatError) as err:
+            parse_event({**feedback, **body}, 0.0)
+        assert err.value.field == field, body
+    ok = parse_event({**feedback, "request_ids": ["a", 7, 8.0], "labels": ["x", True, 2.5]}, 0.0)
+    assert ok.event[2:] == (["a", 7, 8], ["x", True, 2.5])
+
+
+def test_forwarded_per_row_segments_stay_per_row() -> None:
+    import json
+
+    from monitor.events import PREDICTION
+    from monitor.forwarding import encode_event
+
+    for segment in (["eu", "us"], np.array(["eu", "us"])):
+        obj = json.loads(encode_event((PREDICTION, 1.0, [[1], [2]], [[0.5, 0.5]] * 2, None, None, [17, 18], segment, None)))
+        assert obj["segment"] == ["eu", "us"]
+    obj = json.loads(encode_event((PREDICTION, 1.0, [[1]], [[0.5, 0.5]], None, None, None, "eu", None)))
+    assert obj["segment"] == "eu"

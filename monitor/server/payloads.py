@@ -289,7 +289,8 @@ def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
     truth = body.get("truth")
     if truth is None:
         raise PayloadError("truth", "is required to learn the ground truth (reward alone is not monitored)", "missing_feedback")
-    rows = _seldon_data(truth.get("data") if isinstance(truth, dict) else None, "truth.data")
+    # the truth's names are the classes of its one-hot columns, not features: rows stay rows
+    rows = _seldon_data(truth.get("data") if isinstance(truth, dict) else None, "truth.data", named_rows=False)
     if isinstance(rows, np.ndarray):
         rows = rows.tolist()
     if not isinstance(rows, list):
