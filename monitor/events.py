@@ -123,9 +123,14 @@ def parse_timestamp(value: Any, default: float) -> float:
         from datetime import datetime
 
         try:
-            ts = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            # RFC 3339 allows a lower-case t and z
+            parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
         except ValueError:
             raise EventFormatError("timestamp", f"cannot read {value[:40]!r}; use Unix seconds or RFC 3339", "bad_timestamp") from None
+        if parsed.tzinfo is None:  # read in the agent's own time zone, it would move with the host's
+            raise EventFormatError("timestamp", f"{value[:40]!r} has no UTC offset; write it as RFC 3339 does, e.g. "
+                                                "2024-01-01T00:00:00Z or +02:00", "bad_timestamp")
+        ts = parsed.timestamp()
     else:
         raise EventFormatError("timestamp", f"must be a number or a string, got {type(value).__name__}", "bad_timestamp")
     if not math.isfinite(ts) or ts < 0:

@@ -397,3 +397,12 @@ def test_forwarded_per_row_segments_stay_per_row() -> None:
         assert obj["segment"] == ["eu", "us"]
     obj = json.loads(encode_event((PREDICTION, 1.0, [[1]], [[0.5, 0.5]], None, None, None, "eu", None)))
     assert obj["segment"] == "eu"
+
+
+def test_rfc3339_timestamps_need_an_offset_and_may_be_lower_case() -> None:
+    from monitor.events import EventFormatError, parse_timestamp
+
+    assert parse_timestamp("2024-01-01t00:00:00z", 0.0) == parse_timestamp("2024-01-01T00:00:00Z", 0.0) == 1704067200.0
+    assert parse_timestamp("2024-01-01T02:00:00+02:00", 0.0) == 1704067200.0
+    with pytest.raises(EventFormatError, match="no UTC offset"):
+        parse_timestamp("2024-01-01T00:00:00", 0.0)  # the host's time zone would decide
