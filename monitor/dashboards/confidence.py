@@ -98,6 +98,19 @@ def build() -> Dashboard:
              metrics=("monitor_feedback_labels",), unit="cps", width=12),
         stat("Labels in the calibration window", Query(_by_model("monitor_labels_in_window"), "{{model}}"),
              metrics=("monitor_labels_in_window",), width=12),
+        timeseries("Labels that counted in no figure",
+                   Query(f"sum by (model, outcome) ({rate('monitor_feedback_labels', 'outcome!=' + chr(34) + 'joined' + chr(34))})",
+                         "{{outcome}} {{model}}"),
+                   Query(f"sum by (model, reason) ({rate('monitor_calibration_labels_skipped')})", "skipped: {{reason}} {{model}}"),
+                   Query(f"sum by (model) ({rate('monitor_labels_evicted')})", "forgotten before their label {{model}}"),
+                   metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted"),
+                   unit="cps", minimum=0, width=16,
+                   description="Per second: labels for ids never seen or labelled already (unknown_id), more than the "
+                               "window late (late), invalid or expired; joined labels the calibration window could not "
+                               "use (unknown_class, outside_window); predictions forgotten before their label came "
+                               "(labels.pending full). Missing labels are normal; a steady stream here is a join to fix."),
+        stat("Predictions waiting for a label", Query(_by_model("monitor_labels_pending"), "{{model}}"),
+             metrics=("monitor_labels_pending",), width=8),
         Row("Calibration"),
         timeseries("Over-confidence gap with its interval",
                    Query(_by_model("monitor_overconfidence_gap_ratio"), "gap {{model}}"),
