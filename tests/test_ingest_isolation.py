@@ -63,10 +63,10 @@ def test_a_conversion_failure_after_stacking_falls_back_to_one_event_at_a_time(m
 
     real = ingest._row_ids
 
-    def fragile(events, counts):  # a conversion bug that only one event's request id triggers
+    def fragile(events, counts, result):  # a conversion bug that only one event's request id triggers
         if any(ev[6] == "boom" for ev in events):
             raise RuntimeError("conversion bug")
-        return real(events, counts)
+        return real(events, counts, result)
 
     monkeypatch.setattr(ingest, "_row_ids", fragile)
     events = [_event(1.0, [[1.0]], [P]), (PREDICTION, 2.0, [[2.0]], [P], None, None, "boom", None, None),
