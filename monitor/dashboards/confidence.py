@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from monitor.dashboards.dashboard import Dashboard, label_variable
 from monitor.dashboards.panels import Panel, Query, Row, barchart, heatmap, pack_alerts_panel, stat, timeseries
-from monitor.dashboards.promql import increase, rate, selector
+from monitor.dashboards.promql import increase, rate, selector, zero_fill
 
 __all__ = ["UID", "build"]
 
@@ -99,12 +99,13 @@ def build() -> Dashboard:
         stat("Labels in the calibration window", Query(_by_model("monitor_labels_in_window"), "{{model}}"),
              metrics=("monitor_labels_in_window",), width=12),
         timeseries("Labels that counted in no figure",
-                   Query(f"sum by (model, outcome) ({rate('monitor_feedback_labels', 'outcome!=' + chr(34) + 'joined' + chr(34))})",
+                   Query(zero_fill(f"sum by (model, outcome) ({rate('monitor_feedback_labels', 'outcome!=' + chr(34) + 'joined' + chr(34))})"),
                          "{{outcome}} {{model}}"),
-                   Query(f"sum by (model, reason) ({rate('monitor_calibration_labels_skipped')})", "skipped: {{reason}} {{model}}"),
-                   Query(f"sum by (model) ({rate('monitor_labels_evicted')})", "forgotten before their label {{model}}"),
+                   Query(zero_fill(f"sum by (model, reason) ({rate('monitor_calibration_labels_skipped')})"),
+                         "skipped: {{reason}} {{model}}"),
+                   Query(zero_fill(f"sum by (model) ({rate('monitor_labels_evicted')})"), "forgotten before their label {{model}}"),
                    metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted"),
-                   unit="cps", minimum=0, width=16,
+                   unit="cps", minimum=0, width=16, note="0 when every label counted.",
                    description="Per second: labels for ids never seen or labelled already (unknown_id), more than the "
                                "window late (late), invalid or expired; joined labels the calibration window could not "
                                "use (unknown_class, outside_window); predictions forgotten before their label came "
