@@ -226,6 +226,10 @@ class ForwardingMonitor:
         self._send_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
+        #: Set when close() has waited its timeout: what is not sent yet is counted as dropped
+        #: (``shutdown_timeout``) instead of being sent, so that the counters are whole when the
+        #: process exits (a daemon thread dies with it, and what it held would go uncounted).
+        self._give_up = False
         self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{model}", daemon=True)
         self._pid = os.getpid()
         _LIVE.add(self)
@@ -409,6 +413,9 @@ class ForwardingMonitor:
                 if not events:
                     break
                 handled += len(events)
+                if self._give_up:
+                    self._count_drop("shutdown_timeout", len(events))
+                    continue
                 done = [0]  # events of this drain sent or counted as dropped so far
                 try:
                     self._send_events(events, done)
@@ -445,12 +452,17 @@ class ForwardingMonitor:
                 done[0] += 1
                 continue
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
+                if self._give_up:
+                    break
                 self._send(pieces)
                 done[0] += len(pieces)
                 pieces, size = [], 200
             pieces.append(piece)
             size += len(piece) + 1
-        if pieces:
+        if self._give_up:
+            self._count_drop("shutdown_timeout", len(events) - done[0])
+            done[0] = len(events)
+        elif pieces:
             self._send(pieces)
             done[0] += len(pieces)
 
@@ -478,6 +490,7 @@ class ForwardingMonitor:
         self._seq = 0
         self._dropped_local, self._reported = {}, {}
         self._reset_session_state()
+        self._give_up = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{self.model}", daemon=True)
         if not self.closed:
@@ -491,6 +504,9 @@ class ForwardingMonitor:
         return ForwardStats(self.stats.events_sent, self.stats.datagrams_sent, self._dropped_totals())
 
     def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, waiting ``timeout`` seconds at most; what is still unsent then is
+        counted as dropped (``shutdown_timeout``), so that :meth:`counters` are whole when the
+        process exits."""
         if self.closed:
             return
         self.closed = True
@@ -498,6 +514,14 @@ class ForwardingMonitor:
         self.queue.wake()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # still sending: count the rest instead (one datagram may finish)
+                before = self._dropped_local.get("shutdown_timeout", 0)
+                self._give_up = True
+                self._thread.join(self.send_timeout_s + 5.0)
+                log.warning("model %r: close() waited %.1f s for the forwarding sender; %d event(s) not sent are "
+                            "dropped, counted as shutdown_timeout in this process's counters (the sidecar does not "
+                            "hear of them). Fix: close(timeout=...) longer, or a less loaded host", self.model, timeout,
+                            self._dropped_local.get("shutdown_timeout", 0) - before + len(self.queue.items))
         else:
             self.send_pending()
         self.queue.closed = True

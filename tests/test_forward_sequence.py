@@ -192,3 +192,33 @@ def test_with_many_senders_each_tracks_fewer_gaps(monkeypatch) -> None:
     rig.clock.now += REORDER_S + 1
     rig.receiver.sweep()
     assert rig.lost == 58 - 1
+
+
+def test_close_counts_what_it_could_not_send_in_time(tmp_path) -> None:
+    """close() waited 5 s for the sender thread, then returned with events still unsent: the
+    process exited, the daemon thread with it, and those events were counted nowhere (a loaded
+    CI machine starved a worker's sender: 128 of 1,208 events missing from its counters)."""
+    import time as _time
+
+    from monitor.forwarding import ForwardingMonitor
+
+    fm = ForwardingMonitor("m", f"unix://{tmp_path / 'none.sock'}", batch_max=1, start=False)
+    sent: list[int] = []
+
+    def slow_send(pieces: list[str]) -> bool:
+        _time.sleep(0.1)
+        sent.append(len(pieces))
+        fm.stats.events_sent += len(pieces)
+        return True
+
+    fm._send = slow_send  # type: ignore[method-assign]
+    for i in range(200):
+        fm.observe([[float(i)]], [[0.5, 0.5]])
+    fm._thread.start()
+    t0 = _time.monotonic()
+    fm.close(timeout=0.5)
+    took = _time.monotonic() - t0
+    c = fm.counters()
+    assert 0 < c.events_sent < 200
+    assert c.events_sent + c.dropped.get("shutdown_timeout", 0) == 200
+    assert took < 5.0
