@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
 from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists
+from monitor.once import Once
 from monitor.queue import EventQueue
 from monitor.reference_view import input_schema
 
@@ -253,8 +254,6 @@ class Monitor:
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
-        from monitor.once import Once
-
         self._bad_timestamp_logged = Once(max_keys=2)
         self._notifiers = notifiers
         tick_s = 0.0
@@ -354,10 +353,14 @@ class Monitor:
         from monitor.outputs import ClassIndex
 
         cfg = self.config
-        ref_classes = tuple(str(c) for c in (getattr(self.reference, "classes", ()) or ()))
+        ref_classes = self._reference_classes()
         if cfg.output.classes or not ref_classes or cfg.output.kind == "regression":
             return ClassIndex(cfg.output.classes)
         return ClassIndex(ref_classes)
+
+    def _reference_classes(self) -> tuple[str, ...]:
+        """The class names the reference was built with (none when it has none, or no reference)."""
+        return tuple(str(c) for c in (getattr(self.reference, "classes", ()) or ()))
 
     def _build_detectors(self) -> list[Any]:
         """The configured detectors, built as ``monitor config check`` builds them: a value one
@@ -366,7 +369,7 @@ class Monitor:
         from monitor.detector_build import build_detectors
 
         cfg = self.config
-        ref_classes = tuple(getattr(self.reference, "classes", ()) or ())  # a reference without names takes the config's
+        ref_classes = self._reference_classes()  # a reference without names takes the config's
         if ref_classes and cfg.output.classes and ref_classes[:len(cfg.output.classes)] != tuple(cfg.output.classes):
             # the class label of monitor_predicted_class_total comes from the config, that of the
             # detectors' per-class figures from the reference: two names for one column

@@ -159,10 +159,10 @@ def _json_id(value: Any, field: str) -> str | int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise EventFormatError(field, f"must be {_ID_FIX}, got {json_kind(value)}", "bad_request_id")
+    raise EventFormatError(field, f"must be {_ID_FIX}, got {_json_kind(value)}", "bad_request_id")
 
 
-def json_kind(value: Any) -> str:
+def _json_kind(value: Any) -> str:
     """How a JSON value is named in an error: its JSON type, and the value when it is short."""
     kind = {bool: "a boolean", dict: "an object", list: "a list", type(None): "null", float: "a number"}.get(type(value), type(value).__name__)
     return f"{kind} ({value!r:.30})" if isinstance(value, (bool, float)) else kind
@@ -184,12 +184,12 @@ def _segments(value: Any) -> Any:
         out: list[str | None] = []
         for i, v in enumerate(value):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                raise EventFormatError(f"segment[{i}]", f"must be a string, got {json_kind(v)}", "bad_segment")
+                raise EventFormatError(f"segment[{i}]", f"must be a string, got {_json_kind(v)}", "bad_segment")
             out.append(None if v is None else str(v)[:MAX_LABEL_CHARS])
         return out
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)[:MAX_LABEL_CHARS]
-    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {json_kind(value)}", "bad_segment")
+    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {_json_kind(value)}", "bad_segment")
 
 
 def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -210,10 +210,10 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         raise EventFormatError("request_ids" if ids is None else "labels", "feedback needs request_ids and labels", "missing_feedback")
     if many:
         if not isinstance(ids, list):
-            raise EventFormatError("request_ids", f"must be a list of ids, got {json_kind(ids)}; for one id write request_id",
+            raise EventFormatError("request_ids", f"must be a list of ids, got {_json_kind(ids)}; for one id write request_id",
                                    "bad_request_id")
         if not isinstance(labels, list):
-            raise EventFormatError("labels", f"must be a list of one label per request id, got {json_kind(labels)}", "bad_label")
+            raise EventFormatError("labels", f"must be a list of one label per request id, got {_json_kind(labels)}", "bad_label")
         ids = [_json_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
     else:
         if isinstance(ids, list):
@@ -224,7 +224,7 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     for i, label in enumerate(labels):
         if label is None or isinstance(label, (list, dict)):
             raise EventFormatError(f"labels[{i}]" if many else "label",
-                                   f"must be one class (a name or an index) or value, got {json_kind(label)}", "bad_label")
+                                   f"must be one class (a name or an index) or value, got {_json_kind(label)}", "bad_label")
     return ids, labels
 
 

@@ -521,7 +521,7 @@ class ForwardingMonitor:
                 log.warning("model %r: close() waited %.1f s for the forwarding sender; %d event(s) not sent are "
                             "dropped, counted as shutdown_timeout in this process's counters (the sidecar does not "
                             "hear of them). Fix: close(timeout=...) longer, or a less loaded host", self.model, timeout,
-                            self._dropped_local.get("shutdown_timeout", 0) - before + len(self.queue.items))
+                            self._dropped_local.get("shutdown_timeout", 0) - before)
         else:
             self.send_pending()
         self.queue.closed = True

@@ -23,6 +23,7 @@ import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
 from monitor.outputs import ClassIndex
+from monitor.stats.uncertainty import log_probabilities
 
 __all__ = ["LabelJoiner", "MAX_ID_CHARS", "id_key"]
 
@@ -39,20 +40,15 @@ def id_key(rid: str) -> str:
     return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
-#: The floor of a probability before its logarithm (float64's smallest normal number): a
-#: probability that is exactly 0 keeps a finite log-probability.
-_TINY = 2.2250738585072014e-308
-
-
-def log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:
+def _log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:
     """The log-probabilities of ``rows`` of a classifier's batch: from its logits when the model
     returns logits (exact where the probabilities underflow), else the log of its probabilities."""
     logits = batch.logits
     if logits is not None and batch.members is None and logits.shape == batch.scores.shape:
-        z = logits[rows]
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return np.log(np.maximum(batch.scores[rows], _TINY))
+        from scipy.special import log_softmax
+
+        return log_softmax(logits[rows], axis=1)
+    return log_probabilities(batch.scores[rows])
 
 
 class LabelJoiner:
@@ -140,7 +136,7 @@ class LabelJoiner:
             dtype = np.float32 if width else np.float64
             if self._scores is None or self._scores.shape[1:] != width or self._scores.dtype != dtype:
                 self._scores = np.full((self.capacity,) + width, np.nan, dtype=dtype)
-            self._scores[slots] = log_probabilities(batch, has) if width else batch.scores[has]
+            self._scores[slots] = _log_probabilities(batch, has) if width else batch.scores[has]
         if batch.intervals is not None:
             if self._intervals is None or self._intervals.shape[1] != batch.intervals.shape[1]:
                 self._intervals = np.full((self.capacity, batch.intervals.shape[1]), np.nan)
@@ -202,7 +198,7 @@ class LabelJoiner:
             return None, outcome
         outcome["joined"] = len(slots) - late
         idx = np.asarray(slots, dtype=np.int64)
-        log_scores = None if self._scores is None else self._scores[idx].astype(np.float64)
+        kept = None if self._scores is None else self._scores[idx].astype(np.float64)  # regression values, or log-probabilities
         if regression:
             label_values = np.asarray(values, dtype=np.float64)
         else:
@@ -214,8 +210,8 @@ class LabelJoiner:
             label_ts=np.asarray(label_ts, dtype=np.float64),
             label=label_values,
             segment=self._segment[idx].copy(),
-            scores=None if log_scores is None else np.exp(log_scores) if not regression else log_scores,
-            log_scores=None if regression else log_scores,
+            scores=kept if regression or kept is None else np.exp(kept),
+            log_scores=None if regression else kept,
             predicted=None if regression else self._predicted[idx].copy(),
             intervals=None if self._intervals is None else self._intervals[idx].copy(),
             classes=tuple(classes.names),
@@ -255,7 +251,7 @@ class LabelJoiner:
             sc = np.asarray(state["scores"])
             dtype = np.float32 if sc.ndim > 1 else np.float64
             if sc.ndim > 1 and not state.get("log_scores"):  # saved by an earlier release: probabilities
-                sc = np.log(np.maximum(sc.astype(np.float64), _TINY))
+                sc = log_probabilities(sc.astype(np.float64))
             self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=dtype)
             self._scores[slots] = sc
         if state.get("intervals") is not None:

@@ -390,14 +390,10 @@ class Pipeline:
         if not self._rejections_logged.first("unknown_class"):
             return
         names = list(labeled.classes[:width]) or [str(i) for i in range(width)]
-        shown: list[str] = []  # labels the join really refused (1.0 is column 1, not an example)
-        for value in (v for e in events for v in e[3]):
-            if len(shown) == 3:
-                break
-            text = str(value)[:50]
-            if text not in shown and not 0 <= int(self.builder.classes.lookup(np.array([value, None], dtype=object)[:1],
-                                                                               learn=False)[0]) < width:
-                shown.append(text)
+        values = [v for e in events for v in e[3]]
+        index = self.builder.classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
+        refused = (index < 0) | (index >= width)  # the labels the join refused (1.0 is column 1, not an example)
+        shown = list(dict.fromkeys(str(v)[:50] for v, r in zip(values, refused.tolist()) if r))[:3]
         log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "
                     "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}). "
                     "Fix: give each label as one of those classes (a column index when output.classes is not "

@@ -37,16 +37,16 @@ def event_bytes(event: tuple[Any, ...]) -> int:
     pandas Series), or when it is a feedback event of many labels (``FEEDBACK_ROW_BYTES`` each),
     else 0: the amount it reserves in the byte budget."""
     kind = event[0]
+    if kind == _PREDICTION:  # the caller's hot path: one comparison before the prediction's own check
+        n = getattr(event[2], "nbytes", 0)
+        return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
     if kind == _FEEDBACK:
         try:
             n = len(event[2]) * FEEDBACK_ROW_BYTES
         except TypeError:
             return 0
         return n if n >= LARGE_EVENT_BYTES else 0
-    if kind != _PREDICTION:
-        return 0
-    n = getattr(event[2], "nbytes", 0)
-    return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
+    return 0
 
 
 class EventQueue:

@@ -215,10 +215,7 @@ def test_close_counts_what_it_could_not_send_in_time(tmp_path) -> None:
     for i in range(200):
         fm.observe([[float(i)]], [[0.5, 0.5]])
     fm._thread.start()
-    t0 = _time.monotonic()
-    fm.close(timeout=0.5)
-    took = _time.monotonic() - t0
+    fm.close(timeout=0.5)  # 200 sends of 0.1 s cannot all be done
     c = fm.counters()
-    assert 0 < c.events_sent < 200
-    assert c.events_sent + c.dropped.get("shutdown_timeout", 0) == 200
-    assert took < 5.0
+    assert c.dropped.get("shutdown_timeout", 0) > 0
+    assert c.events_sent + c.dropped["shutdown_timeout"] == 200

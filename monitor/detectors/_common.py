@@ -14,7 +14,8 @@ import numpy as np
 
 from monitor.detectors.base import Detector
 from monitor.stats.calibration import brier_terms, log_loss_terms
-from monitor.stats.uncertainty import energy_score, mutual_information, normalized_entropy, top_class_variance, top_two
+from monitor.stats.uncertainty import (energy_score, log_probabilities, mutual_information, normalized_entropy, top_class_variance,
+                                      top_two)
 
 if TYPE_CHECKING:
     from monitor.detectors.context import DetectorContext
@@ -140,9 +141,7 @@ class LabelFeatures:
     @property
     def logp(self) -> np.ndarray:
         """Log-probabilities for a temperature fit: the kept ones, else the log of the scores."""
-        if self.log_scores is not None:
-            return self.log_scores
-        return np.log(np.maximum(self.scores, 1e-300))
+        return self.log_scores if self.log_scores is not None else log_probabilities(self.scores)
 
     @property
     def conf(self) -> np.ndarray:

@@ -719,7 +719,7 @@ def platt_prior(conf: np.ndarray, correct: np.ndarray, at: np.ndarray, ridge: fl
 
 
 def isotonic_bins(
-    count: np.ndarray, sum_correct: np.ndarray, prior: np.ndarray | None = None, prior_weight: float | np.ndarray = 0.0
+    count: np.ndarray, sum_correct: np.ndarray, prior: np.ndarray | None = None, prior_weight: float = 0.0
 ) -> np.ndarray:
     """Non-decreasing accuracy per confidence bin by weighted pool-adjacent-violators.
 
@@ -729,15 +729,13 @@ def isotonic_bins(
     every bin gets ``prior_weight`` pseudo-rows at the prior: where the reference has no rows
     (low confidences a good model rarely produces, but a shifted stream does) the estimate falls
     back to "the model is calibrated" instead of extrapolating the nearest populated bin.
-    ``prior_weight`` may be one weight per bin. Without a prior, empty bins take the value of the
-    nearest non-empty bin below (or above).
+    Without a prior, empty bins take the value of the nearest non-empty bin below (or above).
     """
     c = np.asarray(count, dtype=np.float64)
     y = np.asarray(sum_correct, dtype=np.float64)
-    w = np.broadcast_to(np.asarray(prior_weight, dtype=np.float64), c.shape)
-    if prior is not None and (w > 0).any():
-        c = c + w
-        y = y + w * np.asarray(prior, dtype=np.float64)
+    if prior is not None and prior_weight > 0:
+        c = c + prior_weight
+        y = y + prior_weight * np.asarray(prior, dtype=np.float64)
     nz = np.flatnonzero(c > 0)
     out = np.full(len(c), np.nan)
     if nz.size == 0:

@@ -25,9 +25,15 @@ __all__ = [
     "energy_score",
     "mutual_information",
     "top_class_variance",
+    "log_probabilities",
 ]
 
 _TINY = 1e-300
+
+
+def log_probabilities(probs: np.ndarray) -> np.ndarray:
+    """``log(probs)`` with a probability of exactly 0 kept finite (floored at 1e-300)."""
+    return np.log(np.maximum(probs, _TINY))
 
 
 #: Up to this many classes :func:`top_two` works column by column.
