@@ -4,7 +4,9 @@ Predictions that carry a request id are remembered in a columnar ring buffer of 
 rows (a classifier's log-probabilities as float32, a regression value as float64, predicted
 class, segment, event time) with a dict from request id
 to slot; when the ring wraps, the oldest predictions are forgotten (counted in
-:attr:`LabelJoiner.evicted`). Labels for unknown, expired or already-labelled ids are counted by
+:attr:`LabelJoiner.evicted`). A prediction under an id still waiting for its label replaces the
+earlier one, whose label would otherwise join a prediction the caller never got (a retry), and is
+counted in :attr:`LabelJoiner.replaced`: ids that are not unique show there. Labels for unknown, expired or already-labelled ids are counted by
 outcome, never an error: late and missing labels are normal.
 
 The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
@@ -85,6 +87,7 @@ class LabelJoiner:
         self._intervals: np.ndarray | None = None
         self._head = 0
         self.evicted = 0
+        self.replaced = 0
         #: The last label counted ``invalid`` (for the log line that says what was wrong with it).
         self.invalid_example: Any = None
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
@@ -125,7 +128,9 @@ class LabelJoiner:
             keys = [id_key(k if k.__class__ is str else str(k)) for k in keys]
             new_ids = np.array(keys + [None], dtype=object)[:-1]
         self._ids[slots] = new_ids
+        held = len(slot_of)
         slot_of.update(zip(keys, slots.tolist()))
+        self.replaced += held + n - len(slot_of)  # ids that were waiting already, or came twice
         self._ts[slots] = batch.ts[has]
         self._segment[slots] = batch.segment[has]
         self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
@@ -236,6 +241,7 @@ class LabelJoiner:
             "intervals": None if self._intervals is None else self._intervals[live],
             "head": self._head,
             "evicted": self.evicted,
+            "replaced": self.replaced,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -261,3 +267,4 @@ class LabelJoiner:
         self._slot_of = dict(zip(state["ids"], slots.tolist()))
         self._head = int(state["head"])
         self.evicted = int(state["evicted"])
+        self.replaced = int(state.get("replaced", 0))

@@ -327,9 +327,12 @@ class Pipeline:
             for idx in np.flatnonzero(counts).tolist():
                 name = names[idx] if idx < len(names) else str(idx)
                 store.inc("monitor_predicted_class", float(counts[idx]), labels=(name,))
+        replaced = self.joiner.replaced
         evicted = self.joiner.remember(batch)
         if evicted:
             store.inc("monitor_labels_evicted", evicted)
+        if self.joiner.replaced > replaced:
+            store.inc("monitor_labels_replaced", self.joiner.replaced - replaced)
         store.set("monitor_labels_pending", len(self.joiner))
         self._deliver(batch)
 

@@ -141,3 +141,40 @@ def test_a_scored_model_keeps_its_confidence_figures_after_an_old_checkpoint(str
     fresh = SegmentDetector(min_rows=5)
     fresh.load_state_dict(state)
     assert fresh.gaps()["confidence"] == pytest.approx(before)
+
+
+@pytest.mark.parametrize(("names", "positive"), [(("no", "yes"), "yes"), (("spam", "ham"), "spam"),
+                                                 (("10", "2"), "10"), (("True", "False"), "True")])
+@pytest.mark.parametrize("first", [0, 1])
+def test_learned_binary_names_take_the_greater_as_positive_whatever_came_first(names: tuple[str, str], positive: str,
+                                                                               first: int) -> None:
+    """Without ``output.classes`` the positive class of learned names is the greater, as
+    scikit-learn orders ``classes_`` (numerically for numbers), not whichever the model happened
+    to answer second: the same traffic gives the same positive rate in either order of arrival."""
+    rng = np.random.default_rng(7)
+    answers = np.array(names, dtype=object)[(rng.random(400) < 0.3).astype(int)]
+    answers[0] = names[first]
+    segment = np.where(rng.random(400) < 0.5, "web", "app")
+    mon = _monitor({"output": {"kind": "labels"}, "detectors": [{"kind": "segments", "min_rows": 50}]})
+    for i in range(0, 400, 8):
+        mon.observe(np.zeros((8, 2)), list(answers[i:i + 8]), segment=list(segment[i:i + 8]), timestamp=T0 + i)
+    mon.flush()
+    for name in ("web", "app"):
+        m = segment == name
+        assert _value(mon, "monitor_segment_positive_rate_ratio", segment=name) == \
+            pytest.approx(float(np.mean(answers[m] == positive)))
+    mon.close()
+
+
+def test_configured_binary_classes_keep_the_second_as_positive() -> None:
+    """With ``output.classes`` the user's order decides, as for a scored model's second column:
+    ``[yes, no]`` makes ``no`` positive even though ``yes`` sorts after it."""
+    rng = np.random.default_rng(8)
+    answers = np.array(["yes", "no"], dtype=object)[(rng.random(200) < 0.3).astype(int)]
+    mon = _monitor({"output": {"kind": "labels", "classes": ["yes", "no"]},
+                    "detectors": [{"kind": "segments", "min_rows": 50}]})
+    for i in range(0, 200, 8):
+        mon.observe(np.zeros((8, 2)), list(answers[i:i + 8]), segment="web", timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_segment_positive_rate_ratio", segment="web") == pytest.approx(float(np.mean(answers == "no")))
+    mon.close()

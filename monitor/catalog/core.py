@@ -73,6 +73,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "that comes for one later counts as unknown_id. Fix: raise labels.pending above (predictions per second with "
                "an id) x (labelling delay in seconds); each costs about 100 bytes plus 4 per class.",
                concern="core"),
+    MetricSpec("monitor_labels_replaced", COUNTER,
+               "Predictions with a request id replaced, before their label came, by a later prediction under the same id "
+               "(a retry): the label joins the newest. Many mean the ids are not unique per prediction (a constant, a "
+               "session id): fix the id the caller sends, else labels join the wrong predictions.",
+               concern="core"),
     MetricSpec("monitor_series_refused", COUNTER,
                "Label combinations refused because a metric reached its series cap, by metric.",
                labels=("metric",), concern="agent", max_series=500),

@@ -104,12 +104,16 @@ def build() -> Dashboard:
                    Query(zero_fill(f"sum by (model, reason) ({rate('monitor_calibration_labels_skipped')})"),
                          "skipped: {{reason}} {{model}}"),
                    Query(zero_fill(f"sum by (model) ({rate('monitor_labels_evicted')})"), "forgotten before their label {{model}}"),
-                   metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted"),
+                   Query(zero_fill(f"sum by (model) ({rate('monitor_labels_replaced')})"), "replaced under their id {{model}}"),
+                   metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted",
+                            "monitor_labels_replaced"),
                    unit="cps", minimum=0, width=16, note="0 when every label counted.",
                    description="Per second: labels for ids never seen or labelled already (unknown_id), more than the "
                                "window late (late), invalid or expired; joined labels the calibration window could not "
                                "use (unknown_class, outside_window); predictions forgotten before their label came "
-                               "(labels.pending full). Missing labels are normal; a steady stream here is a join to fix."),
+                               "(labels.pending full) or replaced by a later one under the same id (a retry; a steady "
+                               "stream means ids that are not unique). Missing labels are normal; a steady stream here "
+                               "is a join to fix."),
         stat("Predictions waiting for a label", Query(_by_model("monitor_labels_pending"), "{{model}}"),
              metrics=("monitor_labels_pending",), width=8),
         Row("Calibration"),

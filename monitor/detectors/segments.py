@@ -232,7 +232,11 @@ class SegmentDetector(RefreshingDetector):
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "SegmentDetector":
         classes = context.output.classes if context is not None else ()
         pos = params.get("positive_class")
-        if isinstance(pos, str) and pos in classes:
+        if pos is None and len(classes) == 2:
+            # configured classes are in the user's order, whose second is positive, as a scored
+            # binary model's second column (only learned names are ordered as scikit-learn's)
+            params = {**params, "positive_class": 1}
+        elif isinstance(pos, str) and pos in classes:
             params = {**params, "positive_class": classes.index(pos)}
         elif classes and isinstance(pos, int) and not 0 <= pos < len(classes):
             raise ValueError(f"segments: positive_class {pos} is not a column of output.classes ({len(classes)} classes: "
@@ -279,14 +283,21 @@ class SegmentDetector(RefreshingDetector):
         return 1 if k == 2 else None
 
     def _positive_label(self, classes: tuple[str, ...]) -> int | None:
-        """Positive class of a labels-only model: the configured one, else for two classes the one
-        named ``1`` (class names learned from the answers come in the order first seen), else the
-        second."""
+        """Positive class of a labels-only model: the configured one, else for two classes the
+        greater, as scikit-learn orders ``classes_`` (numerically when both names are numbers:
+        ``1`` over ``0``; else by their text: ``yes`` over ``no``, ``spam`` over ``ham``). Class
+        names learned from the answers come in the order first seen, which must not decide it."""
         if self.positive_class is not None:
             return self.positive_class
         if len(classes) != 2:
             return None
-        return classes.index("1") if "1" in classes else 1
+        try:
+            keys: list[Any] = [float(c) for c in classes]
+            if any(k != k for k in keys):  # "nan" names
+                raise ValueError
+        except ValueError:
+            keys = [(c.casefold(), c) for c in classes]
+        return 1 if keys[1] > keys[0] else 0
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
