@@ -50,6 +50,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "READABLE_FORMAT_VERSIONS",
+    "SAVE_FAILURE_REASONS",
     "CheckpointError",
     "CheckpointInfo",
     "encode_state",
@@ -68,6 +69,12 @@ FORMAT = "model-monitor-checkpoint"
 #: Bumped when the container layout changes (not when a detector's state changes: those carry
 #: their own versions inside the state and refuse to load on mismatch).
 FORMAT_VERSION = 2
+#: The reasons :func:`save` fails with (:class:`CheckpointError`): the folder or file cannot be
+#: written (``io``), the state holds what the format cannot carry (``unserializable``). The sidecar
+#: exports ``monitor_checkpoint_failures_total{operation="save"}`` at 0 for each when a model has a
+#: checkpoint path, so that MonitorCheckpointFailing counts the first failure too (a counter born at
+#: 1 at its first failure shows an increase of one less); a test keeps this list complete.
+SAVE_FAILURE_REASONS: tuple[str, ...] = ("io", "unserializable")
 #: Versions :func:`load` accepts: 1 (no reference, no counters) and 2.
 READABLE_FORMAT_VERSIONS = (1, 2)
 

@@ -264,7 +264,7 @@ def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any)
     if value is None or default is inspect.Parameter.empty or default is None:
         return value
     if name == "segment_cap":  # as segments.cap (the detectors that need the reference are built only at start)
-        return r.integer(_detector_value(r, key, "cap", value, default) if isinstance(value, str) else value, key)
+        return _segment_cap(r, _detector_value(r, key, "cap", value, default) if isinstance(value, str) else value, key)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise r.error(key, f"must be true or false, got {value!r}", "write true or false")
@@ -287,6 +287,26 @@ def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any)
             pass
     fix = "write a number of seconds or a duration such as 30s, 5m or 1h" if name.endswith("_s") else f"write a number, e.g. {default}"
     raise r.error(key, f"must be a number, got {value!r}", fix)
+
+
+def max_segment_cap() -> int:
+    """The largest ``segments.cap``: each per-segment metric (one series per segment) holds at most
+    its catalog ``max_series`` series, and a cap of ``n`` segments writes ``n + 1`` (the rows beyond
+    the cap go to ``other``). A larger cap was accepted, and the segments past the metrics' limit,
+    ``other`` among them, were refused series by series (``monitor_series_refused_total``)."""
+    from monitor import catalog
+
+    return min(s.max_series for s in catalog.CATALOG.values() if s.labels == ("segment",)) - 1
+
+
+def _segment_cap(r: "_Reader", value: Any, key: str) -> int:
+    cap = r.integer(value, key)
+    most = max_segment_cap()
+    if cap > most:
+        raise r.error(key, f"must be at most {most}, got {cap}: a per-segment metric holds at most {most + 1} series, "
+                           f"the {most} segments and 'other' (the rows of every segment beyond the cap)",
+                      f"write {key.rsplit('.', 1)[-1]}: {most} or less")
+    return cap
 
 
 _MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "labels", "detectors",
@@ -338,10 +358,13 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     quantiles_raw = out_raw.get("quantiles", [])
     if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):
         raise r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}", "write quantiles: [0.05, 0.5, 0.95]")
+    if samples_axis and kind not in ("probabilities", "logits"):
+        raise r.error(k("output.samples_axis"), f"ensemble members per row apply to probabilities or logits, not to kind: {kind}",
+                      "remove samples_axis, or send the members' mean")
     try:
         output = OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis, tuple(float(q) for q in quantiles_raw))
     except ValueError as err:
-        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) with kind: regression") from None
+        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
 
     ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path", "pca_fit"})
     ref_path = ref_raw.get("path")
@@ -370,7 +393,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")
 
     seg_raw = r.mapping(raw.get("segments"), k("segments"), {"cap"})
-    segment_cap = r.integer(seg_raw.get("cap", 20), k("segments.cap"))
+    segment_cap = _segment_cap(r, seg_raw.get("cap", 20), k("segments.cap"))
     lab_raw = r.mapping(raw.get("labels"), k("labels"), {"pending"})
     labels_pending = r.integer(lab_raw.get("pending", 100_000), k("labels.pending"))
     if labels_pending < 1:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
 from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists
 from monitor.once import Once
-from monitor.queue import EventQueue
+from monitor.queue import SHED_REASONS, EventQueue
 from monitor.reference_view import input_schema
 
 if TYPE_CHECKING:
@@ -238,6 +238,9 @@ class Monitor:
         self.store: MetricStore = MetricStore(self.model)
         self.store.set("monitor_queue_capacity", cfg.queue.capacity)
         self.store.set("monitor_queue_depth", 0)
+        # every shed reason at 0 from the start: the first shed event is then an increase that
+        # MonitorShedsEvents sees, not the birth of a series at its first value
+        self.store.zero("monitor_events_dropped", [(reason,) for reason in SHED_REASONS])
         self.reference = reference if reference is not None else self._load_reference()
         #: The input features: the config's, else the reference's named ones (see
         #: :func:`monitor.reference_view.input_schema`).

@@ -52,7 +52,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     from monitor.detectors.context import DetectorContext
     from monitor.detectors.defaults import default_detectors
     from monitor.detectors.registry import create
-    from monitor.reference_view import detector_reference
+    from monitor.reference_view import InvalidReferenceScores, detector_reference
 
     ctx = DetectorContext(schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
     listed = cfg.detectors is not None
@@ -60,7 +60,10 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     # the agent's reference will hold: what the defaults leave out is the agent's to say
     specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference,
                                                                               report=kinds is None)
-    det_reference = detector_reference(reference, cfg.output)
+    try:
+        det_reference = detector_reference(reference, cfg.output)
+    except InvalidReferenceScores as err:
+        raise ConfigError("reference.path", err.problem, err.fix, cfg.source) from err
     _check_score_columns(cfg, det_reference, specs, kinds)
     detectors = []
     for i, d in enumerate(specs):

@@ -36,6 +36,7 @@ __all__ = [
     "parse_event",
     "parse_timestamp",
     "feedback_lists",
+    "is_missing",
 ]
 
 # Tuple layouts (index 0 is the kind):
@@ -174,6 +175,19 @@ def _prediction_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [None if v is None else _json_id(v, f"request_id[{i}]") for i, v in enumerate(value)]
     return _json_id(value, "request_id")
+
+
+def is_missing(v: Any) -> bool:
+    """A value that stands for "none" in the caller's data (None, NaN: a float column's gap,
+    pandas' NA and NaT): a segment or request id given so is unset, not the text ``nan``."""
+    if v is None:
+        return True
+    if isinstance(v, float) or (type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0):
+        try:
+            return bool(v != v)
+        except (TypeError, ValueError):
+            return False
+    return type(v).__name__ in ("NAType", "NaTType")
 
 
 def _segments(value: Any) -> Any:

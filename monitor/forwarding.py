@@ -55,18 +55,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists
-from monitor.queue import EventQueue
+from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists, is_missing
+from monitor.queue import SHED_REASONS, EventQueue
 
 log = logging.getLogger("monitor.forwarding")
 
-__all__ = ["WIRE_VERSION", "ENV_TARGET", "ForwardingMonitor", "ForwardStats", "get_forwarding_monitor", "parse_target",
-           "encode_event"]
+__all__ = ["WIRE_VERSION", "ENV_TARGET", "FORWARD_DROP_REASONS", "ForwardingMonitor", "ForwardStats",
+           "get_forwarding_monitor", "parse_target", "encode_event"]
 
 #: Environment variable naming the sidecar to forward to (e.g. ``unix:///run/monitor/forward.sock``).
 ENV_TARGET = "MONITOR_FORWARD"
 
 WIRE_VERSION = 1
+#: Every reason a forwarding worker reports dropped events under: its own queue's
+#: (:data:`monitor.queue.SHED_REASONS`) and its sender's (nothing listens: ``sidecar_unavailable``;
+#: the sidecar's socket full: ``socket_full``; an event larger than a datagram: ``too_large``;
+#: another send error: ``send_error``; not sent before shutdown: ``shutdown_timeout``; not JSON:
+#: ``unserializable``; a failure of the sender: ``internal_error``). The sidecar exports each at 0
+#: (``monitor_forward_events_dropped_total``) once it listens for workers, so that their first
+#: drops are an increase MonitorForwardingDrops sees; a test keeps this list complete.
+FORWARD_DROP_REASONS: tuple[str, ...] = SHED_REASONS + tuple(
+    r for r in ("sidecar_unavailable", "socket_full", "too_large", "send_error", "shutdown_timeout", "unserializable",
+                "internal_error") if r not in SHED_REASONS)
 #: Largest datagram sent: UDP on loopback carries at most 65,507 bytes; a Unix datagram socket
 #: more, but the receiver's buffer is shared, so batches are kept small either way.
 UDP_MAX = 65_000
@@ -119,7 +129,8 @@ def encode_event(event: tuple[Any, ...]) -> str:
         if rid is not None:
             obj["request_id"] = rid
         if segment is not None:  # one per call, or one per row (a list the sidecar reads as such)
-            obj["segment"] = segment if isinstance(segment, (list, tuple)) or hasattr(segment, "tolist") else str(segment)
+            rows = segment.tolist() if hasattr(segment, "tolist") else segment
+            obj["segment"] = [None if is_missing(v) else str(v) for v in rows] if isinstance(rows, (list, tuple)) else str(segment)
         if embedding is not None:
             obj["embedding"] = embedding
     elif kind == ERROR:

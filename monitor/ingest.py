@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
+from monitor.events import MAX_LABEL_CHARS, is_missing
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
-__all__ = ["BatchBuilder", "BuildResult", "RowError", "guess_rows"]
+__all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "guess_rows"]
 
 
 class RowError(ValueError):
@@ -43,6 +44,17 @@ class BuildResult:
     def drop_argument(self, argument: str, given: int, rows: int) -> None:
         self.arguments_dropped[argument] = self.arguments_dropped.get(argument, 0) + rows
         self.details.setdefault(f"argument:{argument}", f"a call gave {given} values for {rows} rows")
+
+
+class MixedOutputWidths(Exception):
+    """Outputs of different widths in one drain (a binary model's one and two columns, ensembles
+    of 5 and 7 members, regression values with and without intervals): each is valid alone, and
+    the events are to be built again, one group per width, in ``groups``. Which events share a
+    drain is chance; refusing the minority would make the figures depend on it."""
+
+    def __init__(self, groups: list[list[tuple[Any, ...]]]) -> None:
+        super().__init__(f"outputs of {len(groups)} widths in one drain")
+        self.groups = groups
 
 
 def is_dataframe(obj: Any) -> bool:
@@ -177,9 +189,13 @@ class BatchBuilder:
         else:
             try:
                 arr = np.asarray(outputs, dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError) as err:
+                if "inhomogeneous" in str(err):  # numbers, in rows or members of different lengths
+                    raise RowError("output_shape", "outputs whose rows (or ensemble members) have different lengths; every "
+                                                   "row needs one score per class, every member the same classes") from None
                 raise RowError("non_numeric_output",
-                               f"outputs must be numbers for this output kind, got {type(outputs).__name__}") from None
+                               f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
+                               f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if n_rows == 1 and arr.shape[0] != 1 and arr.ndim <= 1 + bool(self.output.samples_axis):
@@ -218,7 +234,11 @@ class BatchBuilder:
         if unreadable:
             # counted one by one, in a loop: a drain of thousands of them (a decorated handler's
             # request objects) recursed once per event, into a RecursionError
-            rest = self.build(events[unreadable:]) if unreadable < len(events) else BuildResult(None)
+            try:
+                rest = self.build(events[unreadable:]) if unreadable < len(events) else BuildResult(None)
+            except MixedOutputWidths as mixed:  # built again by groups: the unreadable ones with the first
+                mixed.groups[0][:0] = events[:unreadable]
+                raise
             rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + unreadable
             rest.rows_per_event[:0] = [0] * unreadable
             return rest
@@ -226,13 +246,14 @@ class BatchBuilder:
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
+        parsed: list[int] = []  # the events whose rows and outputs were read, in order
         fast = self._fast_stack(events) or self._fast_dict_rows(events)
         if fast is not None:
             num, cat, raw_out, rows = fast
             nums, cats, outs = [num], [cat], [raw_out]
             result.rows_per_event = rows
         else:
-            for ev in events:
+            for i, ev in enumerate(events):
                 try:
                     num, cat = self._event_rows(ev[2])
                     out = self._event_outputs(ev[3], num.shape[0])
@@ -245,34 +266,26 @@ class BatchBuilder:
                 nums.append(num)
                 cats.append(cat)
                 outs.append(out)
+                parsed.append(i)
                 result.rows_per_event.append(num.shape[0])
         if not nums:
             return result
-        try:
-            raw = np.concatenate(outs, axis=0) if len(outs) > 1 else outs[0]
-        except ValueError:
-            # outputs of differing widths within one drain: keep the most common width
-            widths = [o.shape[1:] for o in outs]
-            common = max(set(widths), key=widths.count)
-            keep = [i for i, w in enumerate(widths) if w == common]
-            for i, w in enumerate(widths):
-                if w != common:
-                    result.rejected["output_shape"] = result.rejected.get("output_shape", 0) + outs[i].shape[0]
-            kept_rows = {i for i in keep}
-            nums = [nums[i] for i in keep]
-            cats = [cats[i] for i in keep]
-            raw = np.concatenate([outs[i] for i in keep], axis=0)
-            idx = 0
-            for j, r in enumerate(result.rows_per_event):
-                if r:
-                    if idx not in kept_rows:
-                        result.rows_per_event[j] = 0
-                    idx += 1
+        if len(outs) > 1 and len({o.shape[1:] for o in outs}) > 1:
+            groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+            for i, o in zip(parsed, outs):
+                groups.setdefault(o.shape[1:], []).append(events[i])
+            first = next(iter(groups.values()))
+            read = set(parsed)
+            first[:0] = [ev for i, ev in enumerate(events) if i not in read]  # refused again there, and counted
+            raise MixedOutputWidths(list(groups.values()))
+        raw = np.concatenate(outs, axis=0) if len(outs) > 1 else outs[0]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
         decoded = decode_outputs(raw, self.output, self.classes)
         if self._score_widths is None and self._scores and decoded.valid.any():
-            self._score_widths = frozenset({raw.shape[-1] if raw.ndim >= 2 else 1})
+            width = raw.shape[-1] if raw.ndim >= 2 else 1
+            # a binary model's P(positive) alone or both columns: either, as with two configured classes
+            self._score_widths = frozenset({1, 2} if width in (1, 2) else {width})
         for reason, n in decoded.reasons.items():
             result.rejected[reason] = result.rejected.get(reason, 0) + n
             result.details.setdefault(reason, decoded.details.get(reason, ""))
@@ -477,24 +490,57 @@ def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], con
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})
+_TEXT = {str}
+
+
+def _text(v: Any, limit: int | None = None) -> str | None:
+    """One row's segment or request id as text: missing values are none, bytes are decoded
+    (``b"eu"`` is ``eu``, not ``b'eu'``), segments are cut as the HTTP intakes cut them."""
+    if is_missing(v):
+        return None
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8", "replace")
+    text = v if isinstance(v, str) else str(v)
+    return text if limit is None else text[:limit]
+
+
+def _per_row(v: Any) -> list[Any] | None:
+    """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
+    sized, iterable value that is not text), None for one value for the whole call."""
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    if isinstance(v, np.ndarray):
+        return None if v.ndim == 0 else v.tolist()
+    if v is None or isinstance(v, (str, bytes, bytearray, dict, set, frozenset)):
+        return None
+    if hasattr(v, "__len__") and hasattr(v, "__iter__"):
+        try:
+            return list(v)
+        except TypeError:
+            return None
+    return None
 
 
 def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
-    """Per-row segments: one value for the call's rows, or (a list / array) one per row, as
-    request ids may be. A list of another length gives the call's rows no segment (said once)."""
+    """Per-row segments: one value for the call's rows, or (a list, an array, a pandas Series) one
+    per row, as request ids may be. A list of another length gives the call's rows no segment
+    (said once)."""
     segs = [ev[7] for ev in events]
-    if set(map(type, segs)) <= _SCALAR_SEGMENT:  # one segment per call, the usual case (a C-level scan)
+    # one short segment name per call, the usual case (C-level scans)
+    if set(map(type, segs)) <= _SCALAR_SEGMENT and max(map(len, filter(None, segs)), default=0) <= MAX_LABEL_CHARS:
         return np.repeat(np.array(segs, dtype=object), counts)
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for seg, c in zip(segs, counts.tolist()):
-        if isinstance(seg, (list, tuple, np.ndarray)):
-            if len(seg) == c:
-                out[pos:pos + c] = [None if v is None else str(v) for v in seg]
+        rows = _per_row(seg)
+        if rows is not None:
+            if len(rows) == c:
+                plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
+                out[pos:pos + c] = rows if plain else [_text(v, MAX_LABEL_CHARS) for v in rows]
             else:
-                result.drop_argument("segment", len(seg), c)
-        elif seg is not None:
-            out[pos:pos + c] = str(seg)
+                result.drop_argument("segment", len(rows), c)
+        else:
+            out[pos:pos + c] = _text(seg, MAX_LABEL_CHARS)
         pos += c
     return out
 
@@ -519,19 +565,20 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):
-        rid = ev[6]
-        if rid is None:
-            pass
-        elif isinstance(rid, (list, tuple, np.ndarray)):
-            vals = [str(r) for r in rid]
-            if len(vals) == c:
-                out[pos:pos + c] = vals
+        rows = _per_row(ev[6])
+        if rows is not None:
+            if len(rows) == c:
+                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [_text(r) for r in rows]
             else:
-                result.drop_argument("request_id", len(vals), c)
-        elif c == 1:
-            out[pos] = str(rid)
+                result.drop_argument("request_id", len(rows), c)
         else:
-            out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
+            rid = _text(ev[6])
+            if rid is None:
+                pass
+            elif c == 1:
+                out[pos] = rid
+            else:
+                out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
         pos += c
     return out
 

@@ -146,6 +146,8 @@ class LabelJoiner:
             if self._intervals is None or self._intervals.shape[1] != batch.intervals.shape[1]:
                 self._intervals = np.full((self.capacity, batch.intervals.shape[1]), np.nan)
             self._intervals[slots] = batch.intervals[has]
+        elif self._intervals is not None:  # slots reused by predictions without intervals: none, not the old ones'
+            self._intervals[slots] = np.nan
         return self.evicted - evicted_before
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,

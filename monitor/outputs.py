@@ -128,6 +128,11 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
     n = raw.shape[0]
     valid = np.ones(n, dtype=bool)
     reasons: dict[str, int] = {}
+    if 0 in raw.shape[1:]:  # no class, no member, no value: nothing to read (and means of nothing are NaN)
+        valid[:] = False
+        return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+            f"outputs of shape {raw.shape[1:]} per row have an empty axis; send one score per class (and with "
+            "output.samples_axis: true, one row of scores per member)")})
     if spec.kind == "labels":
         flat = raw.reshape(n, -1)[:, 0] if raw.ndim > 1 else raw
         predicted = classes.lookup(flat)
@@ -140,7 +145,7 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         return DecodedOutputs(valid, {"non_numeric_output": n})
     if spec.kind == "regression":
         if spec.quantiles and x.ndim == 2 and x.shape[1] == len(spec.quantiles):
-            values, intervals = x[:, spec.median_column].copy(), x.copy()  # every quantile column
+            values, intervals = spec.median(x), x.copy()  # every quantile column
         elif x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
             values, intervals = x.reshape(n), None
         elif x.ndim == 2 and x.shape[1] == 3 and not spec.quantiles:
@@ -182,7 +187,9 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
                 _reject(valid, reasons, (np.abs(members.sum(axis=2) - 1.0) > SUM_TOLERANCE).any(axis=1), "probabilities_not_normalised")
         logits = None
         if spec.kind == "logits":  # the members' mean logits, for the energy score
-            mean = np.where(np.isfinite(x), x, 0.0).mean(axis=1)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = (x / x.shape[1]).sum(axis=1)  # a masked class (-inf in every member) stays -inf
+            mean[np.isnan(mean) | np.isposinf(mean)] = 0.0  # rows refused above (NaN, +inf members)
             logits = mean if mean.shape[1] > 1 else np.concatenate([np.zeros_like(mean), mean], axis=1)
     else:
         if x.ndim == 1:

@@ -17,7 +17,7 @@ import numpy as np
 from monitor.batch import LabeledBatch
 from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.holding import HeldBatches
-from monitor.ingest import BatchBuilder, guess_rows
+from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.labels import LabelJoiner
 from monitor.once import Once
 from monitor.store import MetricStore
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from monitor.batch import Batch
     from monitor.detectors.base import Detector
 
-__all__ = ["HOLD_ROWS", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline"]
+__all__ = ["HOLD_ROWS", "INTERNAL_ERROR_STAGES", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline", "detector_label"]
 
 log = logging.getLogger("monitor")
 
@@ -69,6 +69,20 @@ MAX_FUTURE_S = 600.0
 #: without waiting for an export (see :mod:`monitor.holding`): past a few thousand rows a batch's
 #: fixed cost is small against its rows, and the held arrays stay a few megabytes.
 HOLD_ROWS = 4096
+
+
+#: Every stage ``monitor_internal_errors_total`` counts a model's failures under: the worker's cycle
+#: hook (``cycle``), a drain or the held rows (``pipeline``), advancing the clock (``clock``), an
+#: export for a scrape (``export``), rule evaluation (``rules``), converting events (``ingest``). The
+#: pipeline exports each at 0 from its start, so that a one-off failure is an increase the rule
+#: MonitorInternalErrors sees (a counter born at 1 is none); a test keeps this list complete.
+INTERNAL_ERROR_STAGES: tuple[str, ...] = ("cycle", "pipeline", "clock", "export", "rules", "ingest")
+
+
+def detector_label(det: "Detector") -> str:
+    """The ``detector`` label of ``det``'s series in ``monitor_detector_errors_total``: its name,
+    else its kind, else its class name."""
+    return getattr(det, "name", None) or det.kind or type(det).__name__
 
 
 def _rows_of(event: tuple[Any, ...]) -> int:
@@ -133,6 +147,7 @@ class Pipeline:
     ) -> None:
         self.store = store
         self.builder = builder
+        store.zero("monitor_internal_errors", [(stage,) for stage in INTERNAL_ERROR_STAGES])
         self.detectors = list(detectors)
         self.joiner = joiner if joiner is not None else LabelJoiner()  # an empty joiner is falsy (len 0)
         self.tick_s = float(tick_s)
@@ -151,6 +166,18 @@ class Pipeline:
         self._last_export = float("-inf")
         self._dirty = False  # processed since the last export
         self._held = HeldBatches(HOLD_ROWS)  # rows not yet handed to the deferrable detectors
+
+    @property
+    def detectors(self) -> list["Detector"]:
+        """The detectors, updated in order. Setting them (at start, or when a restore rebuilds
+        them on an adopted reference) exports each one's ``monitor_detector_errors_total`` series
+        at 0, so that MonitorDetectorFailing sees its first failure as an increase."""
+        return self._detectors
+
+    @detectors.setter
+    def detectors(self, detectors: Sequence["Detector"]) -> None:
+        self._detectors = list(detectors)
+        self.store.zero("monitor_detector_errors", [(detector_label(det),) for det in self._detectors])
 
     # -- clock -----------------------------------------------------------------------------------
     def advance(self, now: float) -> None:
@@ -283,6 +310,10 @@ class Pipeline:
         store = self.store
         try:
             result = self.builder.build(preds)
+        except MixedOutputWidths as mixed:  # each width is valid: one batch per width
+            for group in mixed.groups:
+                self._process_predictions(group)
+            return
         except Exception:  # noqa: BLE001 - never let a conversion bug kill the worker
             if len(preds) > 1:
                 # one event broke the drain's conversion: convert them one at a time, so that only
@@ -486,4 +517,4 @@ class Pipeline:
             fn(arg)
         except Exception:  # noqa: BLE001 - a detector bug is counted, never fatal
             log.exception("detector %s failed in %s", type(det).__name__, getattr(fn, "__name__", fn))
-            self.store.inc("monitor_detector_errors", labels=(getattr(det, "name", None) or det.kind or type(det).__name__,))
+            self.store.inc("monitor_detector_errors", labels=(detector_label(det),))

@@ -19,7 +19,16 @@ import threading
 from collections import deque
 from typing import Any
 
-__all__ = ["EventQueue", "LARGE_EVENT_BYTES", "event_bytes"]
+__all__ = ["EventQueue", "LARGE_EVENT_BYTES", "SHED_REASONS", "event_bytes"]
+
+#: Every reason a monitor's queue counts a shed event under (``monitor_events_dropped_total``):
+#: full (``queue_full``, ``queue_bytes_full``), closed, the decorator's extractor raising
+#: (``extractor_error``, ``monitor.decorator.EXTRACTOR_ERROR``), a failure inside the monitor
+#: (``internal_error``), a timestamp that is not a time (``invalid_timestamp``). The monitor exports
+#: each at 0 from its start, so that the first shed event is an increase a rule sees (a counter
+#: born at 1 is none); a test keeps this list complete.
+SHED_REASONS: tuple[str, ...] = ("queue_full", "queue_bytes_full", "closed", "extractor_error", "internal_error",
+                                 "invalid_timestamp")
 
 #: Inputs of at least this many bytes are accounted against the queue's byte budget.
 LARGE_EVENT_BYTES = 16 * 1024

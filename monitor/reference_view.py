@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from monitor.schema import OutputSpec
     from monitor.reference import Reference
 
-__all__ = ["detector_reference", "input_schema"]
+__all__ = ["InvalidReferenceScores", "detector_reference", "input_schema"]
 
 
 def detector_reference(reference: "Reference | None", output: "OutputSpec") -> "Reference | None":
@@ -61,6 +61,15 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
     return Schema.numeric(num)
 
 
+class InvalidReferenceScores(ValueError):
+    """Reference scores with rows that live traffic would refuse; ``problem`` and ``fix`` for the
+    configuration error that names ``reference.path``."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}: {fix}")
+        self.problem, self.fix = problem, fix
+
+
 def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     """The reference with its scores as the detectors read them: class probabilities ``(n, k)``.
 
@@ -91,13 +100,20 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     elif output.samples_axis:
         if x.ndim != 3:
             return reference
-    elif output.kind != "logits" or x.ndim > 2 or x.size == 0:
-        return reference
-    elif are_probabilities(x):
+    elif x.ndim > 2 or x.size == 0 or are_probabilities(x):
         return reference
     decoded = decode_outputs(x, output, ClassIndex(output.classes))
     if decoded.scores is None:  # a shape live outputs would not have either: left to the detectors' own errors
         return reference
+    if decoded.valid.any() and not decoded.valid.all():  # none valid: raw scores, which the detectors' errors explain
+        # rows live traffic would refuse (a member out of [0, 1], probabilities that do not sum to
+        # one, NaN): kept, one of them moved ATC's threshold by 6 points in a reference of 300
+        first = int(np.flatnonzero(~decoded.valid)[0])
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(decoded.reasons.items()))
+        raise InvalidReferenceScores(
+            f"the reference's scores hold {int((~decoded.valid).sum())} rows the monitor would refuse live ({why}; the "
+            f"first is row {first})",
+            f"rebuild the reference from the model's outputs as it returns them (output.kind: {output.kind})")
     view = dataclasses.replace(reference, scores=decoded.scores)
     profile = reference.profile
     if profile is not None and getattr(profile, "outputs", None) is not None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
 
@@ -86,12 +90,24 @@ class OutputSpec:
                 raise ValueError("output quantiles apply to regression outputs only: set kind: regression or remove quantiles")
             if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in zip(q, q[1:])):
                 raise ValueError(f"output quantiles must be increasing levels in (0, 1), e.g. [0.05, 0.5, 0.95]; got {list(q)}")
+            if 0.5 not in q and not (q[0] < 0.5 < q[-1]):
+                raise ValueError(f"output quantiles {list(q)} give no prediction: list 0.5 (the column MAE, RMSE and drift "
+                                 "are measured on), or levels on both sides of it")
+        if self.samples_axis and self.kind not in ("probabilities", "logits"):
+            raise ValueError(f"output samples_axis (ensemble members per row) applies to probabilities or logits, not to "
+                             f"kind {self.kind}: remove samples_axis, or send the members' mean")
 
-    @property
-    def median_column(self) -> int:
-        """Column of the prediction among quantile outputs: the 0.5 level, else the middle one."""
+    def median(self, quantiles: np.ndarray) -> np.ndarray:
+        """The prediction of quantile outputs ``(n, q)``: the 0.5 column, else the median read off
+        the two levels around it by linear interpolation (``[0.1, 0.9]`` gives their midpoint, not
+        the upper quantile, whose errors would read as a bias)."""
         q = self.quantiles
-        return q.index(0.5) if 0.5 in q else len(q) // 2
+        if 0.5 in q:
+            return quantiles[:, q.index(0.5)].copy()
+        hi = next(i for i, level in enumerate(q) if level > 0.5)
+        a, b = q[hi - 1], q[hi]
+        w = (0.5 - a) / (b - a)
+        return (1.0 - w) * quantiles[:, hi - 1] + w * quantiles[:, hi]
 
     @property
     def is_classifier(self) -> bool:

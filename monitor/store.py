@@ -202,6 +202,26 @@ class MetricStore:
             if key in series or self._slot(spec, key, float) is not None:
                 series[key] = series[key] + float(amount)
 
+    def zero(self, name: str, labels: Iterable[LabelValues]) -> None:
+        """Create each of these series of the counter ``name`` at 0, leaving those that exist as
+        they are.
+
+        A labelled counter is otherwise created at its first increment, born at 1: Prometheus'
+        ``increase()`` then reads 0 for that first event (there is no earlier sample to grow
+        from), so a rule such as ``increase(x[10m]) > 0`` never sees a one-off event. Prometheus'
+        instrumentation guidance is to export at 0, from the start, the series whose label
+        values are known in advance; this is how the callers do it.
+        """
+        spec = self._spec(name)
+        if spec.type != COUNTER:
+            raise catalog.SpecError(f"{name} is a {spec.type}, not a counter: only counters start at 0")
+        keys = [self._key(spec, labels_) for labels_ in labels]
+        with self._lock:
+            series = self._values[name]
+            for k in keys:
+                if k not in series:
+                    self._slot(spec, k, float)
+
     def observe(self, name: str, values: Any, labels: LabelValues = None) -> None:
         import numpy as np
 

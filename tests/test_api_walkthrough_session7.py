@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
+from monitor.pipeline import detector_label
 
 sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
@@ -443,7 +444,7 @@ def test_segments_given_per_row(cancer: dict, caplog: pytest.LogCaptureFixture) 
         mon.observe(x[:3], clf.predict_proba(x[:3]), segment=["web", "app"], timestamp=T0 + 999)
         mon.observe(x[:2], clf.predict_proba(x[:2]), segment="app", timestamp=T0 + 999)  # one for the call
     mon.flush()
-    assert _value(mon, "monitor_detector_errors_total") is None
+    assert {_value(mon, "monitor_detector_errors_total", detector=detector_label(d)) for d in mon.detectors} == {0.0}
     assert _value(mon, "monitor_segment_rows_in_window", segment="app") == (channel == "app").sum() + 2
     assert _value(mon, "monitor_segment_rows_in_window", segment="web") == (channel == "web").sum()
     assert _value(mon, "monitor_segment_rows_in_window", segment="unset") == 3.0

@@ -393,3 +393,32 @@ def test_segment_error_gap_text_names_its_own_replicas_segments(tmp_path) -> Non
     assert result.returncode == 0, "promtool: " + result.stdout + result.stderr
     agent = CliRunner().invoke(main, ["rules", "test", str(test)])
     assert agent.exit_code == 0, "monitor rules test: " + agent.output
+
+
+def test_segment_gap_text_names_its_own_replicas_segments(tmp_path) -> None:
+    """ModelSegmentGap's text queries the segments of its own series, as RegressionSegmentErrorGap's
+    does: with one model scraped from two replicas (instance a alerting, b not), it named b's pair
+    when b's series came first. Real promtool and the agent's engine (whose own series have no
+    instance, which instance="" matches: model m)."""
+    from tests.test_oncall_session7 import _run_unit_test
+
+    series = []
+    for labels, gap, z in (('model="m",figure="accuracy",high="eu",low="us"', 0.2, 5),
+                           ('model="r",figure="accuracy",instance="a:1",high="eu",low="us"', 0.2, 5),
+                           ('model="r",figure="accuracy",instance="b:1",high="apac",low="latam"', 0.01, 0.5)):
+        series += [{"series": f"monitor_segment_max_gap_ratio{{{labels}}}", "values": f"{gap}x40"},
+                   {"series": f"monitor_segment_max_gap_zscore{{{labels}}}", "values": f"{z}x40"}]
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentgap"
+
+    def expected(model: str, **extra: str) -> dict:
+        return {"exp_labels": {"severity": "warning", "model": model, "figure": "accuracy", **extra}, "exp_annotations": {
+            "summary": f"Model {model} treats segments differently (accuracy)",
+            "description": "The accuracy of two segments differs by 20 percentage points over the window (z > 4): segment "
+                           "eu above segment us now. The two segments widest apart may change while the gap lasts; the "
+                           "Confidence dashboard's \"Largest gap between segments\" panel shows them over time.",
+            "runbook_url": url}}
+
+    _run_unit_test(tmp_path, "confidence.yml", yaml.safe_dump({"tests": [{
+        "interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "35m", "alertname": "ModelSegmentGap",
+             "exp_alerts": [expected("m"), expected("r", instance="a:1")]}]}]}, sort_keys=False))

@@ -181,3 +181,40 @@ def test_a_reference_that_cannot_be_read_is_told_once(tmp_path: Path) -> None:
     assert code == 1 and "reference.path: " in output and "gone.npz does not exist" in output, output
     assert "detectors[0].gap_level: segments: gap_level must be in (0.5, 1), got 0.2" in output, output
     assert "needs a reference" not in output and "NOTE" not in output, output
+
+
+@pytest.mark.parametrize("where, key", [("model", "segments.cap"), ("detector", "detectors[0].segment_cap")])
+def test_a_segment_cap_beyond_the_per_segment_series_is_refused(tmp_path: Path, where: str, key: str) -> None:
+    """A per-segment metric holds at most its catalog ``max_series`` series (200): a cap of 250
+    was accepted, and the segments past 199 (``other`` among them, where every further segment's
+    rows go) were refused series by series. The check says the largest cap, 199 (the 199
+    segments and ``other``), which a real monitor then exports in full."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import catalog
+    from monitor.config import max_segment_cap, parse_config
+
+    most = max_segment_cap()
+    assert most + 1 == catalog.get("monitor_segment_rows_in_window").max_series
+    for cap, ok in ((most + 1, False), (250, False), (most, True)):
+        raw = (_classifier([{"kind": "segments", "min_rows": 1}], segments={"cap": cap}) if where == "model" else
+               _classifier([{"kind": "segments", "min_rows": 1, "segment_cap": cap}]))
+        code, out, _ = _check(tmp_path, raw)
+        if ok:
+            assert code == 0, out
+        else:
+            assert code != 0 and f"{key}: must be at most {most}, got {cap}" in out, out
+            assert f"Fix: write {key.rsplit('.', 1)[-1]}: {most} or less" in out, out
+    # the largest cap allowed fits: every segment and `other` get their series, none is refused
+    mon = Monitor(config=parse_config(raw).model(), registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        n = (most + 60) * 2
+        segs = [f"s{i % (most + 60):03d}" for i in range(n)]
+        mon.observe(np.zeros((n, 2)), np.tile([0.3, 0.7], (n, 1)), segment=segs, timestamp=1_700_000_000.0)
+        mon.flush()
+        samples = mon.store.samples()
+    finally:
+        mon.close()
+    rows = {labels["segment"] for name, labels, _ in samples if name == "monitor_segment_rows_in_window"}
+    assert len(rows) == most + 1 and "other" in rows
+    assert not [labels for name, labels, v in samples if name == "monitor_series_refused_total" and v]

@@ -193,3 +193,63 @@ def test_variable_substitution_as_grafana_does() -> None:
     assert substitute(expr, {"model": ".*", "detector": "pca"}, rate_window="4s") == 'rate(x{model=~".*", d="pca"}[4s])'
     with pytest.raises(KeyError, match=r"\$detector"):
         substitute(expr, {"model": ".*"})
+
+
+@pytest.mark.parametrize("title, prefix", [("Reliability diagram", "monitor_reliability"),
+                                           ("Reliability diagram of the selected segments", "monitor_segment_reliability")])
+def test_reliability_diagrams_pool_the_selected_rows_per_bin(title: str, prefix: str) -> None:
+    """With two segments (or two models) selected, each bar is the figure of their pooled rows in
+    that bin, and the count bars the bin's labelled rows: a plain average of the two let 400
+    coin-flip rows of a small segment weigh as much as 6,000 calibrated rows of a large one. The
+    panel's queries run in the project's PromQL engine over the series two real monitors export,
+    against numpy on the rows themselves."""
+    import numpy as np
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from monitor.promql import Engine, Labels, SeriesStore
+
+    rng = np.random.default_rng(99)
+    t0 = 1_700_000_000.0
+    groups = {"big": 6000, "small": 400}
+    store = SeriesStore()
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    scrape: list[tuple[Labels, float]] = []
+    for name, n in groups.items():
+        cfg = {"segments": {"cap": 5}, "output": {"kind": "probabilities", "classes": ["a", "b"]},
+               "detectors": [{"kind": "segments", "reliability_bins": True, "min_labels_calibration": 200},
+                             {"kind": "calibration"}]}
+        # one monitor per group: two models for the whole-window diagram, two segments for the other
+        mon = Monitor(model=name if prefix == "monitor_reliability" else "m", config=cfg, registry=CollectorRegistry(),
+                      live=False, start_worker=False)
+        p1 = rng.uniform(0.5, 1.0, n)
+        y = (rng.random(n) < (p1 if name == "big" else 0.5)).astype(int)  # the small group: over-confident
+        ids = [f"{name}{i}" for i in range(n)]
+        mon.observe(np.zeros((n, 1)), np.c_[1 - p1, p1], segment=name, request_id=ids, timestamp=t0)
+        mon.flush()
+        mon.feedback(ids, list(map(int, y)), timestamp=t0 + 1)
+        mon.flush()
+        scrape += [(Labels({"__name__": s, **labels, "instance": name}), v) for s, labels, v in mon.store.samples()]
+        mon.close()
+        rows[name] = (p1, y == 1)
+    store.append_scrape(t0 + 2, scrape)
+    (panel,) = [p for p in DASHBOARDS["monitor-confidence"]["panels"] if p.get("title") == title]
+    got = {}
+    for target in panel["targets"]:
+        expr = substitute(target["expr"], VARIABLES)
+        got[target["legendFormat"]] = {s.labels["bin"]: s.value for s in Engine().compile(expr).instant(store, t0 + 2)}
+    conf = np.concatenate([c for c, _ in rows.values()])
+    correct = np.concatenate([k for _, k in rows.values()])
+    index = np.minimum((conf * 15).astype(int), 14)
+    assert set(got) == {"confidence", "accuracy", "labelled rows"}
+    assert len(got["accuracy"]) >= 7 and set(got["accuracy"]) == set(got["confidence"]) <= set(got["labelled rows"])
+    for b, count in got["labelled rows"].items():  # every bin, those without a row (or a figure) too
+        assert count == (index == int(round(float(b.split("-")[0]) * 15))).sum()
+    unweighted_off = 0.0
+    for b, value in got["accuracy"].items():
+        in_bin = index == int(round(float(b.split("-")[0]) * 15))
+        assert value == pytest.approx(correct[in_bin].mean(), abs=1e-9)
+        assert got["confidence"][b] == pytest.approx(conf[in_bin].mean(), abs=1e-9)
+        plain = np.mean([k[np.minimum((c * 15).astype(int), 14) == index[in_bin][0]].mean() for c, k in rows.values()])
+        unweighted_off = max(unweighted_off, abs(plain - value))
+    assert unweighted_off > 0.1  # the plain average of the two would be far off: the data tells them apart

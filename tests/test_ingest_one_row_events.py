@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from monitor.events import PREDICTION
-from monitor.ingest import BatchBuilder, BuildResult
+from monitor.ingest import BatchBuilder, BuildResult, MixedOutputWidths
 from monitor.schema import Feature, OutputSpec, Schema
 
 SCHEMA = Schema((Feature("a"), Feature("b"), Feature("c", "categorical")))
@@ -84,9 +84,23 @@ def test_a_drain_with_one_odd_event_is_read_event_by_event(bad: dict) -> None:
     _same(fast, slow)
 
 
-@pytest.mark.parametrize("outputs", [[[0.2, 0.8]], [0.2, 0.8, 0.0], [0.3], "x"])
+@pytest.mark.parametrize("outputs", [[[0.2, 0.8]], [0.2, 0.8, 0.0], "x"])
 def test_outputs_of_another_shape_go_event_by_event(outputs: Any) -> None:
     events = [_event(i, [1.0, 2.0], [0.2, 0.8]) for i in range(4)] + [_event(9, [1.0, 2.0], outputs)]
     fast, slow = _both(NUMERIC, OutputSpec(classes=("n", "y")), events)
     _same(fast, slow)
     assert sum(slow.rejected.values()) + sum(slow.rows_per_event) == 5
+
+
+def test_a_binary_models_one_column_among_two_is_built_apart_not_refused() -> None:
+    """P(y) alone (one column) and both columns are both valid for two classes: in one drain they
+    were concatenated, failed, and the minority was refused as output_shape, so the figures
+    depended on which events shared a drain. The builder now asks for one build per width."""
+    events = [_event(i, [1.0, 2.0], [0.2, 0.8]) for i in range(4)] + [_event(9, [1.0, 2.0], [0.3])]
+    builder = BatchBuilder(NUMERIC, OutputSpec(classes=("n", "y")))
+    with pytest.raises(MixedOutputWidths) as info:
+        builder.build(events)
+    assert [len(g) for g in info.value.groups] == [4, 1]
+    built = [builder.build(g) for g in info.value.groups]
+    assert [r.rejected for r in built] == [{}, {}]
+    assert built[1].batch is not None and built[1].batch.scores.tolist() == [[0.7, 0.3]]

@@ -26,13 +26,18 @@ Z = np.array([NormalDist().inv_cdf(q) for q in LEVELS])
 def test_config_reads_quantiles_and_names_the_field_on_errors() -> None:
     cfg = parse_config({"model": "m", "output": {"kind": "regression", "quantiles": [0.05, 0.5, 0.95]}})
     assert cfg.models[0].output.quantiles == LEVELS
-    assert cfg.models[0].output.median_column == 1
-    assert OutputSpec("regression", quantiles=(0.1, 0.9)).median_column == 1  # no 0.5: the middle one
+    q = np.array([[1.0, 2.0, 4.0]])
+    assert cfg.models[0].output.median(q).tolist() == [2.0]
+    # no 0.5: read off the two levels around it, not the upper one (whose errors would read as a bias)
+    assert OutputSpec("regression", quantiles=(0.1, 0.9)).median(np.array([[1.0, 3.0]])).tolist() == [2.0]
+    assert OutputSpec("regression", quantiles=(0.1, 0.3, 0.9)).median(np.array([[0.0, 1.0, 4.0]])).tolist() == \
+        pytest.approx([1.0 + 0.2 / 0.6 * 3.0])
     bad = [
         ({"kind": "regression", "quantiles": "0.5"}, "must be a list"),
         ({"kind": "regression", "quantiles": [0.5, 0.05]}, "increasing"),
         ({"kind": "regression", "quantiles": [0.0, 0.5]}, "increasing levels in \\(0, 1\\)"),
         ({"kind": "probabilities", "quantiles": [0.5]}, "regression outputs only"),
+        ({"kind": "regression", "quantiles": [0.6, 0.9]}, "give no prediction"),
     ]
     for output, message in bad:
         with pytest.raises(ConfigError, match="output.quantiles") as info:

@@ -436,8 +436,8 @@ def test_the_first_refused_rows_of_each_reason_are_logged_once_with_the_fix(capl
                 mon.flush()
         assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 30.0
         lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-        assert lines == ["model 'labels-model': 15 row(s) refused (non_numeric_output): outputs must be numbers for this "
-                         "output kind, got ndarray. Fix: for a model that returns class labels (predict rather than "
+        assert lines == ["model 'labels-model': 15 row(s) refused (non_numeric_output): outputs must be numbers for "
+                         "output.kind: probabilities, got ndarray. Fix: for a model that returns class labels (predict rather than "
                          "predict_proba) set output.kind: labels in the config; for one that returns a dict or an object, "
                          "pick its scores with watch(..., outputs=lambda result: ...); counted in monitor_rows_rejected_total"
                          '{reason="non_numeric_output"}, further ones are counted without a log line']

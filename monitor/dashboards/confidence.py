@@ -33,15 +33,28 @@ def _by_regression_segment(name: str) -> str:
     return f"max by (model, segment) ({selector(name)})"
 
 
-def _reliability(title: str, prefix: str, description: str, *matchers: str) -> Panel:
-    """A reliability diagram: mean confidence against accuracy per equal-width bin (one bar pair
-    per bin: with several models or segments selected, their bins' plain average)."""
+def _reliability(title: str, prefix: str, count: str, description: str, *matchers: str) -> Panel:
+    """A reliability diagram: mean confidence against accuracy per equal-width bin, with the
+    bin's labelled rows.
+
+    With several models, segments or replicas selected, each bin's figures are pooled weighted by
+    their labelled rows (``sum(figure * rows) / sum(rows)``, the rows of the series that have the
+    figure: a bin below its minimum count exports rows but no figure), which is the figure of the
+    pooled rows; a plain average let a small miscalibrated segment weigh as much as a large one.
+    """
     conf, acc = f"{prefix}_confidence_ratio", f"{prefix}_accuracy_ratio"
-    return barchart(title, Query(f"avg by (bin) ({selector(conf, *matchers)})", "confidence"),
-                    Query(f"avg by (bin) ({selector(acc, *matchers)})", "accuracy"),
-                    x_field="bin", metrics=(conf, acc),
-                    description=description + " With several models (or segments) selected the bars average them: "
-                                              "select one model to read its own diagram.")
+    rows = selector(count, *matchers)
+
+    def pooled(figure: str) -> str:
+        fig = selector(figure, *matchers)
+        return f"sum by (bin) ({fig} * {rows}) / sum by (bin) ({rows} and {fig})"
+
+    return barchart(title, Query(pooled(conf), "confidence"), Query(pooled(acc), "accuracy"),
+                    Query(f"sum by (bin) ({rows})", "labelled rows"),
+                    x_field="bin", metrics=(conf, acc, count), counts=("labelled rows",),
+                    description=description + " With several models (or segments) selected, each bin pools their "
+                                              "labelled rows (figures weighted by the bin's rows); the bars on the right "
+                                              "axis count the bin's labelled rows.")
 
 
 def build() -> Dashboard:
@@ -128,7 +141,7 @@ def build() -> Dashboard:
         timeseries("Over-confidence p-value",
                    Query(_by_model("monitor_overconfidence_pvalue"), "{{model}}"),
                    metrics=("monitor_overconfidence_pvalue",), threshold=0.01, minimum=0, maximum=1),
-        _reliability("Reliability diagram", "monitor_reliability",
+        _reliability("Reliability diagram", "monitor_reliability", "monitor_reliability_labels",
                      "Per equal-width confidence bin: mean confidence against accuracy of the labelled rows; "
                      "accuracy bars below the confidence bars mean over-confidence in that range."),
         timeseries("Calibration error",
@@ -175,6 +188,7 @@ def build() -> Dashboard:
                    metrics=("monitor_segment_recalibration_temperature",), threshold=1.0,
                    note="Exported when the segments detector has temperature_rows; above 1: the segment is over-confident."),
         _reliability("Reliability diagram of the selected segments", "monitor_segment_reliability",
+                     "monitor_segment_reliability_labels",
                      "As the reliability diagram, for the segments chosen above (pick one to read it alone); exported "
                      "when the segments detector has reliability_bins: true.", _SEGMENT),
         timeseries("Largest gap between segments",

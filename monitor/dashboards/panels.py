@@ -88,6 +88,8 @@ class Panel:
     options: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     transformations: tuple[dict[str, Any], ...] = ()
+    #: Grafana field overrides (e.g. one field of a bar chart on its own axis and unit).
+    overrides: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.title or not self.description or not self.unit:
@@ -104,7 +106,7 @@ class Panel:
         return {
             "datasource": DATASOURCE,
             "description": self.description,
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": list(self.overrides)},
             "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
             "id": panel_id,
             "options": self.options,
@@ -243,11 +245,19 @@ def heatmap(title: str, expr: str, *, metrics: tuple[str, ...], **text: Unpack[T
     )
 
 
-def barchart(title: str, *queries: Query, x_field: str, metrics: tuple[str, ...], **text: Unpack[Text]) -> Panel:
+def barchart(title: str, *queries: Query, x_field: str, metrics: tuple[str, ...], counts: tuple[str, ...] = (),
+             **text: Unpack[Text]) -> Panel:
     """Bars per value of label ``x_field`` (instant table queries joined on it), e.g. the
     reliability diagram: confidence and accuracy side by side per confidence bin. Queries should
-    aggregate to ``by (<x_field>)`` so that the joined table has one row per bar."""
+    aggregate to ``by (<x_field>)`` so that the joined table has one row per bar.
+
+    ``counts`` names the legends of queries that count (rows, not ratios): their bars go on a
+    right-hand axis of plain numbers, so that hundreds of rows do not flatten bars of 0 to 1.
+    """
     qs = tuple(Query(q.expr, q.legend, instant=True, format="table") for q in queries)
+    overrides = tuple({"matcher": {"id": "byName", "options": legend},
+                       "properties": [{"id": "unit", "value": "short"}, {"id": "custom.axisPlacement", "value": "right"}]}
+                      for legend in counts)
     return _panel(
         "barchart", title, qs, metrics, text,
         options={
@@ -263,11 +273,12 @@ def barchart(title: str, *queries: Query, x_field: str, metrics: tuple[str, ...]
         defaults={"color": {"mode": "palette-classic"}, "min": 0},
         transformations=(
             {"id": "joinByField", "options": {"byField": x_field, "mode": "outer"}},
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Time 1": True, "Time 2": True},
+            {"id": "organize", "options": {"excludeByName": {"Time": True, **{f"Time {i + 1}": True for i in range(len(qs))}},
                                            "renameByName": {f"Value #{_REF_IDS[i]}": q.legend or f"Value #{_REF_IDS[i]}"
                                                             for i, q in enumerate(qs)}}},
             {"id": "sortBy", "options": {"sort": [{"field": x_field}]}},
         ),
+        overrides=overrides,
     )
 
 

@@ -125,9 +125,14 @@ class RegressionDetector(RefreshingDetector):
         if scores is not None:
             ref = np.asarray(scores, dtype=np.float64)
             if ref.ndim == 2 and self.quantiles and ref.shape[1] == len(self.quantiles):
-                ref = ref[:, OutputSpec("regression", quantiles=self.quantiles).median_column]  # the prediction
-            elif ref.ndim == 2 and ref.shape[1] >= 1:
+                ref = OutputSpec("regression", quantiles=self.quantiles).median(ref)  # the prediction
+            elif ref.ndim == 2 and (ref.shape[1] == 1 or (ref.shape[1] == 3 and not self.quantiles)):
                 ref = ref[:, 0]  # (value, lower, upper) outputs: the value
+            elif ref.ndim == 2:
+                read = f"one column per quantile of output.quantiles ({len(self.quantiles)})" if self.quantiles else \
+                    "one value or (value, lower, upper) per row"
+                raise ValueError(f"regression: reference scores have {ref.shape[1]} columns where {read} are read: rebuild "
+                                 "the reference with this model's outputs")
             if ref.ndim != 1:
                 raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
             self._ref_mae = _reference_mae(ref, reference.labels)

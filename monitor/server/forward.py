@@ -37,7 +37,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from monitor.events import EventFormatError, parse_event
-from monitor.forwarding import WIRE_VERSION
+from monitor.forwarding import FORWARD_DROP_REASONS, WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
 from monitor.server.jsonbody import loads
@@ -147,6 +147,10 @@ class ForwardReceiver:
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
+        # what the workers may report, and this receiver's own failures, at 0 from the start: a
+        # first report is then an increase the rules see, not a series born at its first value
+        sidecar.store.zero("monitor_forward_events_dropped", [(reason,) for reason in FORWARD_DROP_REASONS])
+        sidecar.store.zero("monitor_internal_errors", [("forward",)])
 
     async def start(self, loaded: "asyncio.Future[Any] | None" = None) -> None:
         """Bind the sockets now, so that a socket path or port in use stops the start at once,

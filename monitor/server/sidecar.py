@@ -224,6 +224,8 @@ class Sidecar:
                         self.count_checkpoint_failure(mon, "restore", failure)
                 self.restored[cfg.model] = restored
                 mon.store.set("monitor_checkpoint_restored", 1.0 if restored else 0.0)
+                if path is not None:  # the first failed save is then an increase the rule sees
+                    mon.store.zero("monitor_checkpoint_failures", [("save", r) for r in checkpoint.SAVE_FAILURE_REASONS])
                 with self._lock:
                     self.monitors[cfg.model] = mon
                 self.collector.add(mon.store, refresh=mon.export_for_scrape)
