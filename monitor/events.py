@@ -90,6 +90,8 @@ def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]
         if len(ids) != 1:
             raise ValueError(f"feedback: {len(ids)} request_ids but one label ({labels!r:.40}); give a list of one label per id")
         labels = [labels]
+    if getattr(labels, "ndim", 1) == 2 and labels.shape[1] == 1:  # a column vector (y.reshape(-1, 1), a model's targets)
+        labels = labels.reshape(-1)
     labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
     if len(ids) != len(labs):
         raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")

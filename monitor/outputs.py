@@ -199,9 +199,19 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
                 f"outputs of shape {x.shape[1:]} per row, where one score per class is read; for ensembles or MC-dropout "
                 "samples set output.samples_axis: true")})
-        bad = ~np.isfinite(x).all(axis=1)
-        _reject(valid, reasons, bad, "nan_output")
-        x = np.where(np.isfinite(x), x, 0.0)
+        if spec.kind == "logits":
+            # -inf is a masked class (probability 0), as in an ensemble's members; NaN, +inf and a
+            # row with every class masked are not scores
+            masked = np.isneginf(x)
+            broken = np.isnan(x) | np.isposinf(x)
+            if x.shape[1] > 1:  # one column of -inf is P(positive) = 0: its other class is the zero logit
+                broken |= masked.all(axis=1, keepdims=True)
+            _reject(valid, reasons, broken.any(axis=1), "nan_output")
+            x = np.where(broken, 0.0, x)
+        else:
+            bad = ~np.isfinite(x).all(axis=1)
+            _reject(valid, reasons, bad, "nan_output")
+            x = np.where(np.isfinite(x), x, 0.0)
         if spec.kind == "logits":
             logits = x if x.shape[1] > 1 else np.concatenate([np.zeros_like(x), x], axis=1)
             x_scores = _softmax(logits)

@@ -182,3 +182,32 @@ def test_reference_scores_live_traffic_would_refuse_are_refused(samples_axis: bo
         Monitor("m", config=config, reference=Reference.from_arrays(x, scores=bad, labels=y, classes=["a", "b", "c"]),
                 registry=CollectorRegistry(), live=False, start_worker=False)
     assert info.match("1 rows the monitor would refuse live") and info.match("row 4")
+
+
+def test_plain_logits_with_a_masked_class_are_read_as_ensembles_are() -> None:
+    """-inf in a plain logit row was refused as nan_output, while an ensemble's members with the
+    same masked class were read: a masked class is probability 0. NaN, +inf and a row with every
+    class masked are still refused."""
+    z = np.array([[2.0, 1.0, -np.inf], [np.nan, 0.0, 1.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf]])
+    dec = decode_outputs(z, OutputSpec("logits"), ClassIndex())
+    assert dec.valid.tolist() == [True, False, False, False]
+    assert dec.reasons == {"nan_output": 3}
+    e = np.exp([2.0, 1.0])
+    assert dec.scores[0].tolist() == pytest.approx([e[0] / e.sum(), e[1] / e.sum(), 0.0])
+    assert -logsumexp(dec.logits[0]) == pytest.approx(-logsumexp([2.0, 1.0]))
+    one_column = decode_outputs(np.array([[-np.inf]]), OutputSpec("logits"), ClassIndex())
+    assert one_column.valid.all() and one_column.scores.tolist() == [[1.0, 0.0]]
+
+
+def test_regression_labels_given_as_a_column_vector_join() -> None:
+    """Targets shaped ``(n, 1)`` (as many regressors take and return them) were read as one list
+    per label and every one counted invalid."""
+    mon = _monitor({"kind": "regression"}, [{"kind": "regression", "min_labels": 5}])
+    ids = [f"r{i}" for i in range(10)]
+    mon.observe(np.zeros((10, 1)), np.arange(10.0), request_id=ids, timestamp=T0)
+    mon.flush()
+    mon.feedback(ids, (np.arange(10.0) + 0.5).reshape(-1, 1), timestamp=T0 + 1)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 10
+    assert mon.store.value("monitor_regression_mae") == pytest.approx(0.5)
+    mon.close()
