@@ -145,7 +145,11 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         return DecodedOutputs(valid, {"non_numeric_output": n})
     if spec.kind == "regression":
         if spec.quantiles and x.ndim == 2 and x.shape[1] == len(spec.quantiles):
-            values, intervals = spec.median(x), x.copy()  # every quantile column
+            # Quantile regression fits each level apart, so predicted quantiles may cross; sorting
+            # them per row (monotone rearrangement, Chernozhukov, Fernandez-Val & Galichon 2010) is
+            # never farther from the true quantiles, and keeps widths and coverages meaningful.
+            intervals = np.sort(x, axis=1)  # NaN sorts last; such rows are refused below
+            values = spec.median(intervals)
         elif x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
             values, intervals = x.reshape(n), None
         elif x.ndim == 2 and x.shape[1] == 3 and not spec.quantiles:
@@ -159,7 +163,7 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         _reject(valid, reasons, ~np.isfinite(values), "nan_output")
         if intervals is not None:
             _reject(valid, reasons, ~np.isfinite(intervals).all(axis=1), "nan_output")
-            if not spec.quantiles:  # quantile columns may cross (quantile regression does); bounds may not
+            if not spec.quantiles:  # bounds may not cross; quantile columns were rearranged above
                 _reject(valid, reasons, intervals[:, 0] > intervals[:, 1], "reversed_interval")
         return DecodedOutputs(valid, reasons, scores=values, intervals=intervals)
 

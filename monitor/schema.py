@@ -72,8 +72,10 @@ class OutputSpec:
         row) have their members on this axis.
     quantiles
         Regression models that return quantiles: the levels of the ``(n, q)`` output columns, in
-        increasing order (e.g. ``(0.05, 0.5, 0.95)``). The prediction is the 0.5 column (the
-        middle one when 0.5 is absent); the empirical coverage of each level is monitored.
+        increasing order (e.g. ``(0.05, 0.5, 0.95)``). A row whose quantiles cross is sorted
+        (monotone rearrangement); the prediction is then the 0.5 column, else the median
+        interpolated between the levels around 0.5. The empirical coverage of each level is
+        monitored.
     """
 
     kind: str = "probabilities"

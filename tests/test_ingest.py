@@ -138,10 +138,25 @@ def test_label_joiner_is_bounded_counts_outcomes_and_round_trips():
 def test_regression_intervals_that_cannot_be_intervals_are_refused(spec, bad, reason):
     """A reversed (value, lower, upper) row used to count as a miss of the coverage with a
     negative width, a NaN bound as a miss; both are refused with a reason. Quantile columns that
-    cross are kept (quantile regression produces them): only non-finite ones are refused."""
+    cross are kept (quantile regression produces them), rearranged: only non-finite ones are refused."""
     b = BatchBuilder(None, spec)
     r = b.build([ev(np.ones((1, 1)), np.array(bad)), ev(np.ones((1, 1)), np.array([[3.0, 2.0, 4.0]]))])
     assert r.rejected == {reason: 1}
-    assert len(r.batch) == 1 and r.batch.intervals.tolist() in ([[2.0, 4.0]], [[3.0, 2.0, 4.0]])
+    assert len(r.batch) == 1 and r.batch.intervals.tolist() == ([[2.0, 3.0, 4.0]] if spec.quantiles else [[2.0, 4.0]])
     crossing = b.build([ev(np.ones((1, 1)), np.array([[3.0, 2.0, 1.0]]))])
     assert (crossing.rejected == {"reversed_interval": 1}) == (not spec.quantiles)
+
+
+def test_crossing_quantiles_are_rearranged_into_order():
+    """Quantile regression fits each level apart, so a row's 0.05 quantile can come out above its
+    0.95 one. Read as given, such a row's interval had a negative width (pulling the mean width
+    down) and covered no target, and its median came from the wrong column. Sorting each row
+    (monotone rearrangement) gives an ordered set of quantiles with the same values."""
+    spec = OutputSpec("regression", quantiles=(0.05, 0.5, 0.95))
+    r = BatchBuilder(None, spec).build([ev(np.ones((2, 1)), np.array([[5.0, 1.0, 3.0], [1.0, 2.0, 3.0]]))])
+    assert r.rejected == {}
+    assert r.batch.intervals.tolist() == [[1.0, 3.0, 5.0], [1.0, 2.0, 3.0]]
+    assert r.batch.scores.tolist() == [3.0, 2.0]  # the middle value, not the 0.5 column's 1.0
+    no_median = OutputSpec("regression", quantiles=(0.1, 0.9))
+    r = BatchBuilder(None, no_median).build([ev(np.ones((1, 1)), np.array([[4.0, 2.0]]))])
+    assert r.batch.intervals.tolist() == [[2.0, 4.0]] and r.batch.scores.tolist() == [3.0]
