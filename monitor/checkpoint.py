@@ -70,11 +70,13 @@ FORMAT = "model-monitor-checkpoint"
 #: their own versions inside the state and refuse to load on mismatch).
 FORMAT_VERSION = 2
 #: The reasons :func:`save` fails with (:class:`CheckpointError`): the folder or file cannot be
-#: written (``io``), the state holds what the format cannot carry (``unserializable``). The sidecar
+#: written (``io``), the state holds what the format cannot carry (``unserializable``); the sidecar
+#: counts any other exception of a save as ``unexpected`` (its type and traceback go to the log: a
+#: label value per exception type would be born at 1, and its first failure missed). The sidecar
 #: exports ``monitor_checkpoint_failures_total{operation="save"}`` at 0 for each when a model has a
 #: checkpoint path, so that MonitorCheckpointFailing counts the first failure too (a counter born at
 #: 1 at its first failure shows an increase of one less); a test keeps this list complete.
-SAVE_FAILURE_REASONS: tuple[str, ...] = ("io", "unserializable")
+SAVE_FAILURE_REASONS: tuple[str, ...] = ("io", "unserializable", "unexpected")
 #: Versions :func:`load` accepts: 1 (no reference, no counters) and 2.
 READABLE_FORMAT_VERSIONS = (1, 2)
 

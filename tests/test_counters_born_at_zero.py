@@ -156,6 +156,33 @@ def test_a_sidecar_with_checkpoints_exports_every_save_failure_reason_at_zero(tm
                    for r in checkpoint.SAVE_FAILURE_REASONS}
 
 
+def test_an_unexpected_save_failure_is_counted_under_a_reason_exported_at_zero(tmp_path: Path, monkeypatch) -> None:
+    """A save that fails with an exception other than :class:`CheckpointError` (a detector's
+    state_dict with a bug) was counted under its exception type's name: a label value born at 1,
+    whose first failure MonitorCheckpointFailing's ``increase()`` never saw. It is now counted as
+    ``unexpected`` (exported at 0 from the start), the type going to the log."""
+    from monitor.server import keys as K
+
+    s = start_sidecar({"model": "iris", "checkpoint": {"path": str(tmp_path / "iris.ckpt"), "interval": "1h"}},
+                      tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        series = 'monitor_checkpoint_failures_total{model="iris",operation="save",reason="unexpected"}'
+        assert _samples(s.metrics(), "monitor_checkpoint_failures_total")[series] == 0.0
+        mon = s.sidecar.monitors["iris"]
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise ZeroDivisionError("a detector's state_dict divided by zero")
+
+        monkeypatch.setattr(mon, "save_checkpoint", broken)
+        assert s.server.app[K.CHECKPOINTER].save("iris") is False
+        got = _samples(s.metrics(), "monitor_checkpoint_failures_total")
+    finally:
+        s.close()
+    assert got[series] == 1.0
+    assert set(got) == {f'monitor_checkpoint_failures_total{{model="iris",operation="save",reason="{r}"}}'
+                        for r in checkpoint.SAVE_FAILURE_REASONS}
+
+
 def _literals(node: ast.AST) -> set[str]:
     return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 

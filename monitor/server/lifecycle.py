@@ -137,8 +137,8 @@ class Checkpointer:
             sidecar.count_checkpoint_failure(mon, "save", err.reason)
             return False
         except Exception as err:  # noqa: BLE001 - a failing state_dict must not kill the sidecar
-            log.exception("checkpoint of %s failed", model)
-            sidecar.count_checkpoint_failure(mon, "save", type(err).__name__[:40])
+            log.exception("checkpoint of %s failed (unexpected: %s)", model, type(err).__name__)
+            sidecar.count_checkpoint_failure(mon, "save", "unexpected")
             return False
         finally:
             # the next periodic attempt one interval later, failed or not: a failing save (a full or
