@@ -239,6 +239,21 @@ def test_labels_joined_after_their_prediction_left_the_window_are_counted() -> N
     assert mon.store.value("monitor_calibration_labels_skipped", ("outside_window",)) == 150
 
 
+def test_regression_labels_joined_after_their_prediction_left_the_window_are_counted() -> None:
+    """The same for a regression model: the regression detector's window had let the
+    predictions go, MAE counted none of them, and only the calibration detector (not run for
+    regression) counted such labels."""
+    mon = _monitor({"detectors": ["regression"], "output": {"kind": "regression"}})
+    ids = [f"r{i}" for i in range(150)]
+    mon.observe(np.zeros((150, 2)), np.linspace(0.0, 1.0, 150), request_id=ids, timestamp=1000.0)
+    mon.feedback(ids[:40], [0.5] * 40, timestamp=1100.0)  # in time
+    mon.flush()
+    mon.feedback(ids[40:], [0.5] * 110, timestamp=4590.0)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 150
+    assert mon.store.value("monitor_calibration_labels_skipped", ("outside_window",)) == 110
+
+
 def test_a_restored_checkpoint_holds_only_the_ids_still_waiting() -> None:
     """A retry under the same id, then its label: the older slot still held the id, the
     checkpoint saved it, and the restored agent joined a second label to the old prediction."""

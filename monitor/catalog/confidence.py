@@ -203,7 +203,7 @@ METRICS: tuple[MetricSpec, ...] = (
     # with delayed labels
     MetricSpec(LABELS_IN_WINDOW, GAUGE, "Labelled predictions in the calibration window; figures below their minimum count are absent.",
                concern=_CAL),
-    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector could not use, by reason (unknown_class; no_scores; outside_window: "
+    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector (for regression models, the regression detector) could not use, by reason (unknown_class; no_scores; outside_window: "
                "joined, but their prediction had left the window when they came: set window above the labelling delay).",
                labels=("reason",), concern=_CAL, max_series=5),
     MetricSpec(ACCURACY, GAUGE, "Accuracy of labelled predictions in the window (absent below the minimum label count).",

@@ -158,6 +158,7 @@ class RegressionDetector(RefreshingDetector):
         self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_BELOW + len(self.quantiles),), self.n_slots)
         self._refresh = Refresh(self.refresh)
+        self._outside = 0
         # per segment: rows and sum of predictions; the label window's fields (None when off)
         self._segments = (SegmentSums(self.segment_cap, self.window_s, self.n_slots, {"pred": 2, "labels": _BELOW + len(self.quantiles)})
                           if self.by_segment else None)
@@ -194,6 +195,8 @@ class RegressionDetector(RefreshingDetector):
         if not all_ok:
             v, y, ts = v[ok], y[ok], ts[ok]
             iv = None if iv is None else iv[ok]
+        arrived = labeled.label_ts if all_ok else labeled.label_ts[ok]
+        self._outside += self._labels.outside(ts, arrived)  # their predictions left the window: counted, not lost
         err = v - y
         parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [(_LN, 1.0), (_ABS, np.abs(err)), (_SQ, err * err), (_ERR, err)]
         nq = len(self.quantiles)
@@ -222,6 +225,9 @@ class RegressionDetector(RefreshingDetector):
             self._segments.advance(now)
 
     def export(self, out: "MetricWriter") -> None:
+        if self._outside:
+            out.inc(names.LABELS_SKIPPED, float(self._outside), ("outside_window",))
+            self._outside = 0
         if self._segments is not None:
             overflow = self._segments.slots.take_overflow()
             if overflow:
