@@ -697,6 +697,7 @@ class Monitor:
                 "clock": self.pipeline.clock,
                 "next_tick": self.pipeline.next_tick,
                 "classes": list(self.pipeline.builder.classes.names),
+                "classes_from_labels": self.pipeline.builder.classes.learned_from_labels,
                 "score_widths": self.pipeline.builder.score_widths,
                 "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
                 "joiner": self.pipeline.joiner.state_dict(),
@@ -760,6 +761,7 @@ class Monitor:
                 outcome, reason, detail = self._adopt_reference(state)
                 for name in state.get("classes", []):
                     self.pipeline.builder.classes.add(name)
+                self.pipeline.builder.classes.learned_from_labels = int(state.get("classes_from_labels", 0))
                 self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             self.pipeline.clock = float(state["clock"])
             self.pipeline.next_tick = state.get("next_tick")
@@ -769,7 +771,10 @@ class Monitor:
                     key = f"{i}:{type(d).__name__}"
                     if key in dets:
                         d.load_state_dict(dets[key])
-            self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
+            forgotten = self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
+            if forgotten:  # labels.pending lowered across the restart: the oldest waiting predictions
+                self.store.inc("monitor_labels_evicted", forgotten)
+            self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"])
             if self._series_store is not None and state.get("series") is not None:

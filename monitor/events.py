@@ -32,6 +32,7 @@ __all__ = [
     "FEEDBACK",
     "EventFormatError",
     "MAX_LABEL_CHARS",
+    "row_text",
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
@@ -192,6 +193,18 @@ def is_missing(v: Any) -> bool:
     return type(v).__name__ in ("NAType", "NaTType")
 
 
+def row_text(v: Any, limit: int | None = None) -> str | None:
+    """One row's segment or request id as text: missing values are none, bytes are decoded
+    (``b"eu"`` is ``eu``, not ``b'eu'``), segments are cut as the HTTP intakes cut them. The
+    same on both sides of a label join: a prediction's id and its label's id read alike."""
+    if is_missing(v):
+        return None
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8", "replace")
+    text = v if isinstance(v, str) else str(v)
+    return text if limit is None else text[:limit]
+
+
 def _segments(value: Any) -> Any:
     """One segment for the call, or a list of one per row (null: the row has none)."""
     if value is None:
@@ -220,10 +233,17 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         field = "label" if many else "labels"
         raise EventFormatError(field, "request_id goes with label (one of each), request_ids with labels (two lists of "
                                       "one length)", "bad_label")
-    ids = obj.get("request_ids", obj.get("request_id"))
-    labels = obj.get("labels", obj.get("label"))
-    if ids is None or labels is None:
-        raise EventFormatError("request_ids" if ids is None else "labels", "feedback needs request_ids and labels", "missing_feedback")
+    id_key = "request_ids" if many else "request_id"
+    label_key = "labels" if "labels" in obj else "label"
+    ids, labels = obj.get(id_key), obj.get(label_key)
+    if id_key not in obj or label_key not in obj:
+        raise EventFormatError(id_key if id_key not in obj else label_key,
+                               "feedback needs request_id and label (or request_ids and labels)", "missing_feedback")
+    if ids is None:  # sent, but null: named as sent, not as a missing key
+        raise EventFormatError(id_key, "is null; give the id the prediction was sent with", "bad_request_id")
+    if labels is None:
+        raise EventFormatError(label_key, "is null; a missing label is not sent (late and missing labels are normal)",
+                               "bad_label")
     if many:
         if not isinstance(ids, list):
             raise EventFormatError("request_ids", f"must be a list of ids, got {_json_kind(ids)}; for one id write request_id",

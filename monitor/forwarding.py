@@ -55,7 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import ERROR, FEEDBACK, PREDICTION, feedback_lists, is_missing
+from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists, is_missing
 from monitor.queue import SHED_REASONS, EventQueue
 
 log = logging.getLogger("monitor.forwarding")
@@ -255,7 +255,11 @@ class ForwardingMonitor:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()
                 return False
-            ts = self.clock() if timestamp is None else float(timestamp)
+            try:
+                ts = self.clock() if timestamp is None else event_time(timestamp)  # a datetime, as Monitor takes
+            except ValueError:
+                self.queue.drop("invalid_timestamp")
+                return False
             return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001
             self.queue.drop("internal_error")
@@ -264,11 +268,20 @@ class ForwardingMonitor:
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
         name = exception if isinstance(exception, str) else type(exception).__name__
-        return self.queue.put((ERROR, self.clock() if timestamp is None else float(timestamp), name, latency_s, client))
+        try:
+            ts = self.clock() if timestamp is None else event_time(timestamp)
+        except ValueError:
+            self.queue.drop("invalid_timestamp")
+            return False
+        return self.queue.put((ERROR, ts, name, latency_s, client))
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         ids, labs = feedback_lists(request_ids, labels)
-        return self.queue.put((FEEDBACK, self.clock() if timestamp is None else float(timestamp), ids, labs))
+        try:
+            ts = self.clock() if timestamp is None else event_time(timestamp)
+        except ValueError as err:
+            raise ValueError(f"feedback: {err}") from None
+        return self.queue.put((FEEDBACK, ts, ids, labs))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         from monitor.decorator import watch

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, is_missing
+from monitor.events import MAX_LABEL_CHARS, is_missing, row_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -493,17 +493,6 @@ _SCALAR_SEGMENT = frozenset({str, type(None)})
 _TEXT = {str}
 
 
-def _text(v: Any, limit: int | None = None) -> str | None:
-    """One row's segment or request id as text: missing values are none, bytes are decoded
-    (``b"eu"`` is ``eu``, not ``b'eu'``), segments are cut as the HTTP intakes cut them."""
-    if is_missing(v):
-        return None
-    if isinstance(v, (bytes, bytearray)):
-        v = bytes(v).decode("utf-8", "replace")
-    text = v if isinstance(v, str) else str(v)
-    return text if limit is None else text[:limit]
-
-
 def _per_row(v: Any) -> list[Any] | None:
     """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
     sized, iterable value that is not text), None for one value for the whole call."""
@@ -536,11 +525,11 @@ def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Bui
         if rows is not None:
             if len(rows) == c:
                 plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
-                out[pos:pos + c] = rows if plain else [_text(v, MAX_LABEL_CHARS) for v in rows]
+                out[pos:pos + c] = rows if plain else [row_text(v, MAX_LABEL_CHARS) for v in rows]
             else:
                 result.drop_argument("segment", len(rows), c)
         else:
-            out[pos:pos + c] = _text(seg, MAX_LABEL_CHARS)
+            out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
         pos += c
     return out
 
@@ -568,11 +557,11 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
         rows = _per_row(ev[6])
         if rows is not None:
             if len(rows) == c:
-                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [_text(r) for r in rows]
+                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [row_text(r) for r in rows]
             else:
                 result.drop_argument("request_id", len(rows), c)
         else:
-            rid = _text(ev[6])
+            rid = row_text(ev[6])
             if rid is None:
                 pass
             elif c == 1:

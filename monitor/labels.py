@@ -18,12 +18,14 @@ prediction.
 
 from __future__ import annotations
 
+import math
 from hashlib import blake2b
 from typing import Any
 
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
+from monitor.events import is_missing, row_text
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
 
@@ -51,6 +53,39 @@ def _log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:
 
         return log_softmax(logits[rows], axis=1)
     return log_probabilities(batch.scores[rows])
+
+
+_INVALID = object()
+#: Integers with more bits than this are no class (a class index, or a numeric class name, is far
+#: shorter): refused as invalid before ``str()``, which Python refuses past 4,300 digits.
+_MAX_LABEL_BITS = 256
+
+
+def _read_label(label: Any, regression: bool) -> Any:
+    """One label as the join keeps it, or ``_INVALID``: a regression target as a finite float; a
+    class as given (names and indices are looked up later), unless it stands for none (None,
+    NaN, pandas' NA) or cannot be one class (a list, an array, a mapping, a number too large to
+    name one). Never raises: whatever a caller passes, one label is at most one ``invalid``."""
+    try:
+        if regression:
+            value = float(label)
+            return value if math.isfinite(value) else _INVALID
+        if is_missing(label) or isinstance(label, (list, tuple, dict, set, np.ndarray)):
+            return _INVALID
+        if isinstance(label, (int, np.integer)) and int(label).bit_length() > _MAX_LABEL_BITS:
+            return _INVALID
+        if isinstance(label, (float, np.floating)) and not math.isfinite(label):
+            return _INVALID
+        return label
+    except Exception:  # noqa: BLE001 - float() of an arbitrary object: TypeError, ValueError, OverflowError...
+        return _INVALID
+
+
+def _describe(label: Any) -> str:
+    try:
+        return repr(label)[:60]
+    except Exception:  # noqa: BLE001
+        return f"a {type(label).__name__} that cannot be printed"
 
 
 class LabelJoiner:
@@ -88,8 +123,9 @@ class LabelJoiner:
         self._head = 0
         self.evicted = 0
         self.replaced = 0
-        #: The last label counted ``invalid`` (for the log line that says what was wrong with it).
-        self.invalid_example: Any = None
+        #: The last label counted ``invalid``, as text (for the log line that says what was wrong
+        #: with it; ``repr`` of some values raises, e.g. an int of over 4,300 digits).
+        self.invalid_example: str | None = None
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
         #: label sent for the call instead of one per row (for the log line that says so).
         self.batch_id_example: str | None = None
@@ -171,24 +207,20 @@ class LabelJoiner:
             for rid, label in zip(request_ids, labels):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
-                if regression:
-                    try:
-                        value = float(label)
-                    except (TypeError, ValueError):
-                        value = float("nan")
-                    bad = not np.isfinite(value)
-                else:
-                    value = label
-                    bad = label is None or isinstance(label, (list, dict)) or (isinstance(label, float) and not np.isfinite(label))
-                if bad:
+                value = _read_label(label, regression)
+                if value is _INVALID:
                     outcome["invalid"] += 1
-                    self.invalid_example = label
+                    self.invalid_example = _describe(label)
                     continue
-                slot = slot_of.pop(id_key(str(rid)), None) if rid is not None else None
+                try:
+                    key = row_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
+                except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
+                    key = None
+                slot = slot_of.pop(id_key(key), None) if key is not None else None
                 if slot is None:
                     outcome["unknown_id"] += 1
-                    if self.batch_id_example is None and rid is not None and id_key(f"{rid}/0") in slot_of:
-                        self.batch_id_example = str(rid)  # the id of a batch call, whose rows are <id>/0, <id>/1...
+                    if self.batch_id_example is None and key is not None and id_key(f"{key}/0") in slot_of:
+                        self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
                     continue
                 self._ids[slot] = None
                 if ts - seen_ts[slot] > ttl:
@@ -211,7 +243,8 @@ class LabelJoiner:
         else:
             # a model that returns labels only learns its classes from what it answered; a label
             # it never answered (a model collapsed onto one class) is a class all the same
-            label_values = classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=self._scores is None)
+            label_values = classes.lookup(np.fromiter(values, dtype=object, count=len(values)),
+                                          learn=self._scores is None, from_labels=True)
         labeled = LabeledBatch(
             ts=self._ts[idx].copy(),
             label_ts=np.asarray(label_ts, dtype=np.float64),
@@ -246,27 +279,47 @@ class LabelJoiner:
             "replaced": self.replaced,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore the predictions waiting for their label; returns how many of them a smaller
+        ``capacity`` than the checkpoint's could not hold (the oldest, counted in
+        :attr:`evicted`). A different capacity (``labels.pending`` changed across the restart,
+        as its metric's help advises when predictions are forgotten) lays the waiting rows into
+        the new ring oldest first, instead of forgetting every one of them."""
         self._reset()
-        if not state or int(state.get("capacity", -1)) != self.capacity:
-            return  # a different capacity: start empty rather than guess a layout
+        if not state or "slots" not in state:
+            return 0
         slots = np.asarray(state["slots"], dtype=np.int64)
-        self._ids[slots] = np.array(list(state["ids"]) + [None], dtype=object)[:-1]
-        self._ts[slots] = state["ts"]
-        self._predicted[slots] = state["predicted"]
-        self._segment[slots] = np.array(list(state["segment"]) + [None], dtype=object)[:-1]
+        ids = list(state["ids"])
+        saved_capacity = int(state.get("capacity", self.capacity))
+        head = int(state["head"])
+        dropped = 0
+        if saved_capacity != self.capacity:
+            order = np.argsort((slots - head) % max(saved_capacity, 1), kind="stable")  # oldest first
+            dropped = max(order.size - self.capacity, 0)
+            order = order[dropped:]
+            ids = [ids[i] for i in order.tolist()]
+            rows, slots = order, np.arange(order.size, dtype=np.int64)
+            head = int(order.size % self.capacity)
+        else:
+            rows = np.arange(slots.size)
+        self._ids[slots] = np.array(ids + [None], dtype=object)[:-1]
+        self._ts[slots] = np.asarray(state["ts"])[rows]
+        self._predicted[slots] = np.asarray(state["predicted"])[rows]
+        segments = list(state["segment"])
+        self._segment[slots] = np.array([segments[i] for i in rows.tolist()] + [None], dtype=object)[:-1]
         if state.get("scores") is not None:
-            sc = np.asarray(state["scores"])
+            sc = np.asarray(state["scores"])[rows]
             dtype = np.float32 if sc.ndim > 1 else np.float64
             if sc.ndim > 1 and not state.get("log_scores"):  # saved by an earlier release: probabilities
                 sc = log_probabilities(sc.astype(np.float64))
             self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=dtype)
             self._scores[slots] = sc
         if state.get("intervals") is not None:
-            iv = np.asarray(state["intervals"], dtype=np.float64)
+            iv = np.asarray(state["intervals"], dtype=np.float64)[rows]
             self._intervals = np.full((self.capacity, iv.shape[1]), np.nan)
             self._intervals[slots] = iv
-        self._slot_of = dict(zip(state["ids"], slots.tolist()))
-        self._head = int(state["head"])
-        self.evicted = int(state["evicted"])
+        self._slot_of = dict(zip(ids, slots.tolist()))
+        self._head = head
+        self.evicted = int(state["evicted"]) + dropped
         self.replaced = int(state.get("replaced", 0))
+        return dropped

@@ -10,6 +10,11 @@ from monitor.schema import OutputSpec
 
 __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
 
+#: Class names learned from a model's answers or labels are cut to this many characters (a
+#: label column of free text must not fill memory with megabyte-long class names).
+MAX_CLASS_CHARS = 200
+#: Classes a labels-only model learns from labels it never answered, at most (see ClassIndex).
+LABEL_CLASSES_MAX = 64
 #: Probability rows may deviate from summing to one by this much (float32 models) before they
 #: are refused; within it they are renormalised.
 SUM_TOLERANCE = 1e-3
@@ -18,10 +23,15 @@ SUM_TOLERANCE = 1e-3
 class ClassIndex:
     """Maps label values to column indices, learning new labels up to a cap (overflow -> -1)."""
 
-    def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000) -> None:
+    def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000, label_cap: int = LABEL_CLASSES_MAX) -> None:
         self.names: list[str] = [str(c) for c in classes]
         self._index = {n: i for i, n in enumerate(self.names)}
         self.cap = max(cap, len(self.names))  # configured classes are never over the cap
+        # a labels-only model also learns the classes of labels it never answered (a model that
+        # collapsed onto one class), but only this many: free text in a label column must not
+        # take the places of the model's own answers, which are refused once the cap is full
+        self.label_cap = int(label_cap)
+        self.learned_from_labels = 0
         # names 0..positional-1 are columns (configured, or named after their index): an integer
         # label below it may be a column index. Names learned from predicted labels are not: the
         # label 0 of a labels-only model is the class "0", not the first label it happened to return
@@ -38,30 +48,40 @@ class ClassIndex:
         self.positional = max(self.positional, k)
         return True
 
-    def add(self, name: str) -> int:
+    def add(self, name: str, from_labels: bool = False) -> int:
         idx = self._index.get(name)
         if idx is None:
-            if len(self.names) >= self.cap:
+            if len(self.names) >= self.cap or (from_labels and self.learned_from_labels >= self.label_cap):
                 return -1
+            self.learned_from_labels += from_labels
             idx = self._index[name] = len(self.names)
             self.names.append(name)
         return idx
 
-    def lookup(self, values: np.ndarray, learn: bool = True) -> np.ndarray:
+    def lookup(self, values: np.ndarray, learn: bool = True, from_labels: bool = False) -> np.ndarray:
         """Column index of each label: by class name first; an integer that names no class is
         taken as the column index itself (labels sent as 0..k-1 for named classes), but only
         among columns (configured classes or score columns), never among names learned from a
         labels-only model's answers. An integral float (1.0, as pandas and JSON often write a
         class index) is that integer, and so is a boolean (True is 1) unless the classes are
-        named "True" and "False"."""
+        named "True" and "False". A name longer than :data:`MAX_CLASS_CHARS` that is not a
+        configured class is cut to that length before it is looked up or learned; a value whose
+        text cannot be taken (``str()`` refuses it) is no class (-1)."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
             if isinstance(v, np.generic):  # numpy scalars inside an object array
                 v = v.item()
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
-            name = str(v)
+            try:
+                name = v if v.__class__ is str else str(v)
+            except Exception:  # noqa: BLE001 - an int of over 4,300 digits, an object whose __str__ fails
+                out[i] = -1
+                continue
             idx = self._index.get(name)
+            if idx is None and len(name) > MAX_CLASS_CHARS:
+                name = name[:MAX_CLASS_CHARS]
+                idx = self._index.get(name)
             if idx is None and isinstance(v, bool):
                 v = int(v)
                 name = str(v)
@@ -69,7 +89,7 @@ class ClassIndex:
             if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < self.positional:
                 idx = int(v)
             if idx is None:
-                idx = self.add(name) if learn else -1
+                idx = self.add(name, from_labels) if learn else -1
             out[i] = idx
         return out
 

@@ -401,7 +401,7 @@ class Pipeline:
             what = ("one finite number per request id" if self.builder.output.kind == "regression" else
                     "one class per request id (a name from output.classes or a column index), not a list, a one-hot row "
                     "or None")
-            log.warning("model %r: %d label(s) refused as invalid (e.g. %.60r): a label must be %s; counted in "
+            log.warning("model %r: %d label(s) refused as invalid (e.g. %s): a label must be %s; counted in "
                         "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
                         self.store.model, outcome["invalid"], self.joiner.invalid_example, what)
         if labeled is not None:
