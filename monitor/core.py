@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
-from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists
+from monitor.events import FEEDBACK, PREDICTION, error_event, event_time, feedback_lists
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.reference_view import input_schema
@@ -454,13 +454,11 @@ class Monitor:
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
         """Record a call where the model raised (the decorator does this for you)."""
-        name = exception if isinstance(exception, str) else type(exception).__name__
-        try:
-            ts = self.clock() if timestamp is None else event_time(timestamp)
-        except ValueError:
+        event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
+        if event is None:
             self.queue.drop("invalid_timestamp")
             return False
-        return self.queue.put((ERROR, ts, name, latency_s, client))
+        return self.queue.put(event)
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         """Delayed ground truth for earlier predictions, joined by request id (late and missing

@@ -37,6 +37,7 @@ __all__ = [
     "parse_event",
     "parse_timestamp",
     "feedback_lists",
+    "error_event",
     "is_missing",
 ]
 
@@ -76,6 +77,18 @@ def event_time(timestamp: Any) -> float:
         return float(timestamp)
     except (TypeError, ValueError):
         raise ValueError(f"timestamp must be Unix seconds (a number) or a datetime, got {timestamp!r:.40}") from None
+
+
+def error_event(exception: BaseException | str, latency_s: float | None, client: str | None,
+                when: Any) -> tuple[Any, ...] | None:
+    """The queue tuple of a call where the model raised, at ``when`` (a ``timestamp=`` as a
+    caller passes it, or a clock to read), or None when that is not a time."""
+    name = exception if isinstance(exception, str) else type(exception).__name__
+    try:
+        ts = when() if callable(when) else event_time(when)
+    except ValueError:
+        return None
+    return (ERROR, ts, name, latency_s, client)
 
 
 def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:

@@ -55,7 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import ERROR, FEEDBACK, PREDICTION, event_time, feedback_lists, is_missing
+from monitor.events import ERROR, FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, is_missing
 from monitor.queue import SHED_REASONS, EventQueue
 
 log = logging.getLogger("monitor.forwarding")
@@ -267,13 +267,11 @@ class ForwardingMonitor:
 
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
-        name = exception if isinstance(exception, str) else type(exception).__name__
-        try:
-            ts = self.clock() if timestamp is None else event_time(timestamp)
-        except ValueError:
+        event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
+        if event is None:
             self.queue.drop("invalid_timestamp")
             return False
-        return self.queue.put((ERROR, ts, name, latency_s, client))
+        return self.queue.put(event)
 
     def feedback(self, request_ids: Any, labels: Any, *, timestamp: float | None = None) -> bool:
         ids, labs = feedback_lists(request_ids, labels)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, is_missing, row_text
+from monitor.events import MAX_LABEL_CHARS, row_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
