@@ -249,6 +249,44 @@ def test_temperature_fit_recovers_the_distortion() -> None:
     assert cal.fit_temperature(logp, labels) == pytest.approx(cal.fit_temperature(logits, labels), rel=1e-3)
 
 
+def _labelled_at(rng: np.random.Generator, n: int, k: int, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    logits = rng.normal(0.0, 2.0, (n, k))
+    p_true = np.exp(logits / temperature)
+    p_true /= p_true.sum(axis=1, keepdims=True)
+    return logits, (p_true.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
+
+
+def test_a_masked_class_takes_no_part_in_the_temperature_fit() -> None:
+    """A class masked with a logit of -inf has probability 0 at every temperature: the fit is
+    the one without that column (before: NaN gradients walked T to its lower bound, 0.05)."""
+    logits, labels = _labelled_at(np.random.default_rng(11), 400, 3, 2.0)
+    expected = cal.fit_temperature(logits, labels)
+    assert 1.5 < expected < 3.0
+    masked = np.column_stack([logits, np.full(400, -np.inf)])
+    assert cal.fit_temperature(masked, labels) == pytest.approx(expected, rel=1e-6)
+    logp = masked - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # the joiner's log_softmax keeps the -inf
+    assert cal.fit_temperature(logp, labels) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_true_class_of_probability_zero_does_not_pin_the_temperature() -> None:
+    """A one-hot wrong answer (a tree, a kNN, a saturated float32 softmax) gives the true class
+    probability 0, floored at 1e-300 before its log: read as a finite logit of -690 it pinned T
+    at the upper bound, 20. Its likelihood is 0 at every T: the fit is the one without it."""
+    rng = np.random.default_rng(12)
+    logits, labels = _labelled_at(rng, 400, 3, 1.0)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[0] = np.eye(3)[(labels[0] + 1) % 3]  # confidently wrong, probability 0 on the true class
+    logp = unc.log_probabilities(probs)
+    expected = cal.fit_temperature(logp[1:], labels[1:])
+    assert 0.7 < expected < 1.5
+    assert cal.fit_temperature(logp, labels) == pytest.approx(expected, rel=1e-6)
+    probs[1] = np.eye(3)[labels[1]]  # one-hot and right: its zeros are masked classes, the row still counts
+    logp = unc.log_probabilities(probs)
+    rows = np.r_[1:400]
+    assert cal.fit_temperature(logp, labels) == pytest.approx(cal.fit_temperature(logp[rows], labels[rows]), rel=1e-6)
+    assert np.isnan(cal.fit_temperature(logp[:1], labels[:1]))  # nothing to fit on
+
+
 def test_proper_scores() -> None:
     p = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
     y = np.array([0, 1, 0])
@@ -287,9 +325,22 @@ def test_bbse_recovers_known_class_weights() -> None:
     w = cal.bbse_weights(joint, freq)
     assert w == pytest.approx(prior_new / prior_ref, abs=0.08)
     assert cal.label_shift_accuracy(joint, w) == pytest.approx(0.8, abs=0.01)
-    # knocked-out class: its weight goes to 0 (non-negative solution)
+    # knocked-out class: its weight goes to 0 (non-negative solution; the ridge towards no shift
+    # leaves 3e-5 of it, with singular values of about 0.15 here)
     freq0 = cond[:, 1:] @ np.full(k - 1, 1.0 / (k - 1))
-    assert cal.bbse_weights(joint, freq0)[0] == pytest.approx(0.0, abs=1e-9)
+    assert cal.bbse_weights(joint, freq0)[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_bbse_weights_settle_what_a_singular_confusion_matrix_cannot_tell_at_no_shift() -> None:
+    """A model that cannot tell classes 1 and 2 apart (it predicts each with probability 1/2
+    whatever the truth) and a window with the reference's own mix: plain least squares gave
+    weights [1, 2, 0] (class 2 "vanished", class 1 doubled) for no shift at all."""
+    joint = np.array([[0.30, 0.0, 0.0], [0.0, 0.175, 0.175], [0.0, 0.175, 0.175]])
+    w = cal.bbse_weights(joint, joint.sum(axis=1))
+    assert w == pytest.approx(np.ones(3), abs=1e-6)
+    shifted = joint[:, 0] * 0.5 / 0.3 + joint[:, 1:].sum(axis=1) * 0.5 / 0.7  # class 0's share 0.3 -> 0.5
+    w = cal.bbse_weights(joint, shifted)
+    assert w[0] == pytest.approx(0.5 / 0.3, rel=1e-3) and w[1] == pytest.approx(w[2], rel=1e-6)
 
 
 def test_uncertainty_scores() -> None:

@@ -300,6 +300,14 @@ def log_loss_terms(probs: np.ndarray, labels: np.ndarray, eps: float = _LOG_EPS)
     return -np.log(np.maximum(p[np.arange(p.shape[0]), labels], eps))
 
 
+#: Log-probabilities at or below this (relative to the row's top class) are read as 0: the
+#: log of a probability of 0 floored at 1e-300 is -690.8, and float64 holds nothing below ~1e-308.
+_MASKED_LOG = -690.0
+#: What a masked class's logit becomes in the fit: finite (so that ``z * z`` is), and ``exp(b * z)``
+#: underflows to exactly 0 for every ``b >= 1 / 20``.
+_MASK_VALUE = -1.0e6
+
+
 def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """Temperature ``T`` minimising the NLL of ``softmax(z / T)`` (Guo et al. 2017).
 
@@ -309,12 +317,26 @@ def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[flo
     ``mean(E_b[z] - z_y)`` and second derivative ``mean(Var_b[z])``, so a safeguarded Newton
     iteration (bisection whenever a step leaves the bracket) converges in a handful of softmax
     passes; the result is clipped to ``bounds``.
+
+    A class of probability 0 (a masked logit of ``-inf``, or a probability of 0 floored at
+    1e-300 before its log: anything below ``exp(_MASKED_LOG)`` relative to the row's top class)
+    stays 0 at every temperature, so it takes no part in the fit, and a row whose *true* class
+    is such has a likelihood of 0 whatever ``T`` is and says nothing of it: left out. Read as a
+    finite logit of -690 instead, one such row (a tree's one-hot wrong answer) pinned ``T`` at the
+    upper bound, and a masked class gave NaN gradients that walked it to the lower one.
     """
     z = np.asarray(log_probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     if z.shape[0] == 0:
         return float("nan")
     z = z - z.max(axis=1, keepdims=True)
+    masked = ~(z > _MASKED_LOG)
+    if masked.any():
+        informative = ~masked[np.arange(z.shape[0]), y]
+        z, y, masked = z[informative], y[informative], masked[informative]
+        if z.shape[0] == 0:
+            return float("nan")
+        z = np.where(masked, _MASK_VALUE, z)  # exp(b * z) is exactly 0 for every b in the bracket
     zy = z[np.arange(z.shape[0]), y]
     mean_zy = float(zy.mean())
 
@@ -764,20 +786,30 @@ def isotonic_bins(
     return filled
 
 
+#: Weight of BBSE's ridge towards no shift (the square root of its penalty; see bbse_weights).
+BBSE_RIDGE = 1e-3
+
+
 def bbse_weights(confusion: np.ndarray, pred_freq: np.ndarray) -> np.ndarray:
     """Black-box shift estimation of class weights ``q(y) / p(y)`` (Lipton et al. 2018).
 
     ``confusion[i, j]`` is the reference joint probability of predicting ``i`` when the truth is
     ``j``; ``pred_freq`` the predicted-class frequencies of the current window. Under label
-    shift ``pred_freq = confusion @ w``; the system is solved by non-negative least squares
-    (stable when the reference confusion matrix is ill-conditioned) and rescaled so that the
-    implied target prior sums to one.
+    shift ``pred_freq = confusion @ w``; the system is solved by non-negative least squares with
+    a small ridge towards no shift (``w = 1``), as in regularised learning under label shift
+    (RLLS, Azizzadenesheli et al. 2019), and rescaled so that the implied target prior sums to
+    one. Why the ridge: a model that cannot tell two classes apart makes the confusion matrix
+    singular, and plain least squares then picks any split between them (``[1, 2, 0]`` with no
+    shift at all); the ridge settles what the data cannot decide at "unchanged", and costs
+    nothing measurable where the matrix is well conditioned (its weight, :data:`BBSE_RIDGE`,
+    is far below a confusion matrix's singular values, about accuracy / classes).
     """
     from scipy.optimize import nnls
 
     c = np.asarray(confusion, dtype=np.float64)
     mu = np.asarray(pred_freq, dtype=np.float64)
-    w, _ = nnls(c, mu)
+    k = c.shape[1]
+    w, _ = nnls(np.vstack([c, BBSE_RIDGE * np.eye(k)]), np.concatenate([mu, np.full(k, BBSE_RIDGE)]))
     prior_ref = c.sum(axis=0)
     implied = float(np.dot(w, prior_ref))
     if implied > 0:
