@@ -199,7 +199,9 @@ def watch(
         except Exception:  # noqa: BLE001
             queue.drop("internal_error")
 
-    if inspect.iscoroutinefunction(fn):
+    # an object with ``async def __call__`` (a model class) is awaited too: wrapped as a plain
+    # function, the monitor recorded the coroutine instead of the outputs
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.events import is_missing
 from monitor.schema import OutputSpec
 
 __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
@@ -154,8 +155,16 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             f"outputs of shape {raw.shape[1:]} per row have an empty axis; send one score per class (and with "
             "output.samples_axis: true, one row of scores per member)")})
     if spec.kind == "labels":
-        flat = raw.reshape(n, -1)[:, 0] if raw.ndim > 1 else raw
-        predicted = classes.lookup(flat)
+        if raw.ndim > 1 and int(np.prod(raw.shape[1:])) != 1:  # scores, or (label, score) pairs: not one label
+            valid[:] = False
+            return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+                f"outputs of shape {raw.shape[1:]} per row; output.kind: labels reads one label per row (a model "
+                "returning scores needs output.kind: probabilities or logits)")})
+        flat = raw.reshape(n) if raw.ndim > 1 else raw
+        missing = np.fromiter((is_missing(v) for v in flat.tolist()), dtype=bool, count=n)
+        _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
+        predicted = np.full(n, -1, dtype=np.int64)
+        predicted[valid] = classes.lookup(flat[valid])
         _reject(valid, reasons, predicted < 0, "too_many_classes")
         return DecodedOutputs(valid, reasons, predicted=predicted)
     try:
@@ -218,6 +227,8 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
     else:
         if x.ndim == 1:
             x = x[:, None]
+        elif x.ndim == 3 and x.shape[1] == 1:  # a (batch, 1, classes) tensor: one row of scores each
+            x = x[:, 0]
         if x.ndim != 2:
             valid[:] = False
             return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (

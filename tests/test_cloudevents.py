@@ -165,7 +165,7 @@ def test_seldon_request_response_and_feedback(sc):
     post(sc, seldon_headers(puid, "io.seldon.serving.inference.request"),
          {"data": {"names": ["a", "b", "c", "d"], "ndarray": [[5.1, 3.5, 1.4, 0.2]]}})
     post(sc, seldon_headers(puid, "io.seldon.serving.inference.response"),
-         {"data": {"names": ["t:0", "t:1", "t:2"], "tensor": {"shape": [1, 3], "values": [0.9, 0.05, 0.05]}}, "meta": {"puid": puid}})
+         {"data": {"names": ["t:0"], "tensor": {"shape": [1, 1], "values": [0]}}, "meta": {"puid": puid}})  # a labels model
     (event,) = list(sc.monitor().queue.items)
     assert event[2] == [{"a": 5.1, "b": 3.5, "c": 1.4, "d": 0.2}] and event[6] == puid
     sc.flush()

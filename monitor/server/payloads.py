@@ -134,10 +134,39 @@ def _tensor(t: dict[str, Any], field: str) -> Any:
     try:
         if kind is None:  # any other spelling (lower case...) or type: what the names say, as ever
             kind = "i" if dtype.startswith(("INT", "UINT")) else "f" if dtype in _OIP_NUMERIC else "O"
-        arr = np.asarray(data, dtype=np.int64 if kind == "i" else np.float64 if kind == "f" else object)
+        if kind == "i":
+            arr = _integer_tensor(data, dtype, field)
+        else:
+            arr = np.asarray(data, dtype=np.float64 if kind == "f" else object)
         return arr.reshape(shape)
-    except (ValueError, TypeError):
+    except PayloadError:
+        raise
+    except (ValueError, TypeError, OverflowError):
         raise PayloadError(f"{field}.data", _unreadable_tensor(data, dtype, shape, kind), "bad_data") from None
+
+
+def _integer_tensor(data: list[Any], dtype: str, field: str) -> Any:
+    """An ``INT*`` / ``UINT*`` tensor's values: integers, read exactly. numpy's int64 conversion
+    cuts 2.7 to 2 without a word (logits sent under the wrong datatype were monitored as other
+    numbers), and a UINT64 above 2**63 overflowed into a 500: a fraction is refused naming the
+    datatype, and integers beyond int64 are kept as float64."""
+    import numpy as np
+
+    values = np.asarray(data, dtype=np.float64)
+    whole = np.isfinite(values) & (values == np.trunc(values))
+    if not whole.all():
+        bad = values[~whole].flat[0]
+        raise PayloadError(f"{field}.data", f"datatype {dtype} holds whole numbers, got {bad!r}; send scores as FP32 "
+                                            "or FP64", "bad_data")
+    if not values.size:
+        return values.astype(np.int64)
+    low, high = (0.0, 2.0**64) if dtype.startswith("UINT") else (-(2.0**63), 2.0**63)
+    if values.min() < low or values.max() > high:  # (2**63 - 1 and 2**64 - 1 round up to these in float64)
+        bad = values[(values < low) | (values > high)].flat[0]
+        raise PayloadError(f"{field}.data", f"{bad!r} is out of the range of datatype {dtype}", "bad_data")
+    if values.max() >= 2.0**63:  # a UINT64 beyond int64
+        return values
+    return np.asarray(data, dtype=np.int64)
 
 
 def _unreadable_tensor(data: list[Any], dtype: str, shape: list[int], kind: str) -> str:
@@ -260,9 +289,7 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
         arr = _tensor(tensors[chosen], "outputs[0]" if chosen == 0 else f"outputs[{chosen}]")
         if arr.ndim == 1 and rows == 1 and arr.shape[0] > 1:
             return arr.reshape(1, -1)
-        if arr.ndim > 2:
-            return _split_rows(arr, arr.shape[0], f"outputs[{chosen}]", str(tensors[chosen].get("name")))
-        return arr
+        return arr  # rows along axis 0; more axes are an ensemble's members (output.samples_axis), read as such
     if "predictions" in body:
         return body["predictions"]
     if "outputs" in body:
