@@ -27,7 +27,8 @@ def _series() -> dict[str, tuple[str, frozenset[str]]]:
         for name in spec.series_names():
             extra = {"le"} if name.endswith("_bucket") else set()
             kind = spec.type if spec.type != HISTOGRAM else f"histogram{name[len(spec.name):]}"
-            out[name] = (kind, frozenset(spec.labels) | {"model"} | extra)
+            # instance and job: what Prometheus gives every series of a scrape target (dashboards read those)
+            out[name] = (kind, frozenset(spec.labels) | {"model", "instance", "job"} | extra)
     return out
 
 

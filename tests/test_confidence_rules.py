@@ -232,6 +232,52 @@ def test_regression_label_rules_fire_on_shifted_streams_and_are_silent_unshifted
         assert regression_label_rules <= run(2.0, seed)
 
 
+def _rule(name: str) -> dict:
+    doc = yaml.safe_load(RULES.read_text())
+    return next(r for g in doc["groups"] for r in g["rules"] if r.get("alert") == name)
+
+
+@pytest.mark.parametrize("errors", ["student_t3", "lognormal"])
+def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(errors: str) -> None:
+    """RegressionErrorHigh's expression, evaluated by the agent's PromQL engine on 4,000 windows of
+    a healthy model (errors as on the reference) and 4,000 of one whose errors doubled, each
+    window a series of its own. Heavy-tailed errors: the bare "MAE above 1.5 x the reference's"
+    flagged 1-2% of healthy windows of 50 labels (one large error); with its z condition the
+    rule flags none of the 4,000 (bound: at most 0.1%), and still most doubled-error windows
+    (bound: at least 50% at 50 labels, 90% at 200)."""
+    from monitor.promql import Engine, Labels, SeriesStore
+
+    rng = np.random.default_rng(17)
+
+    def draw(size: tuple[int, int]) -> np.ndarray:
+        if errors == "student_t3":
+            return rng.standard_t(3, size=size)
+        return rng.lognormal(0.0, 1.0, size=size) - np.exp(0.5)
+
+    reference_mae = float(np.abs(draw((1, 400_000))).mean())
+    query = Engine().compile(_rule("RegressionErrorHigh")["expr"])
+    bare = Engine().compile("monitor_regression_mae > 1.5 * monitor_regression_reference_mae")
+    windows = 4_000
+    for n, min_power in ((50, 0.5), (200, 0.9)):
+        rates = {}
+        for scale in (1.0, 2.0):
+            e = draw((windows, n)) * scale
+            mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
+            store = SeriesStore(retention_s=HOUR)
+            samples = []
+            for i in range(windows):
+                for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
+                                      ("monitor_regression_labels_in_window", float(n)),
+                                      ("monitor_regression_reference_mae", reference_mae)):
+                    samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
+            store.append_scrape(1000.0, samples)
+            rates[scale] = (len(query.instant(store, 1000.0)) / windows, len(bare.instant(store, 1000.0)) / windows)
+        assert rates[1.0][0] <= 0.001, (n, rates)
+        assert rates[2.0][0] >= min_power, (n, rates)
+        if n == 50:
+            assert rates[1.0][1] >= 0.005, rates  # what the z condition is for: the bare bound did flag healthy windows
+
+
 def test_coverage_gap_z_statistic_matches_the_binomial_and_reference_mae_is_exported() -> None:
     from monitor.detectors.regression import RegressionDetector
     from monitor.store import MetricStore

@@ -20,11 +20,11 @@ from monitor.dashboards import build
 from monitor.dashboards.dashboard import DATASOURCE_UID
 from monitor.dashboards.packs import pack_alerts
 from monitor.dashboards.panels import Panel, Query, timeseries
-from monitor.dashboards.promql import rate, selector
+from monitor.dashboards.promql import TARGET_LABELS, rate, selector
 from monitor.dashboards.queries import iter_queries, substitute
 
 SENTINEL = "7777s"  # stands for $__rate_interval, to find ranges that do not use it
-VARIABLES = {"model": ".*", "segment": ".*", "detector": ".*", "feature": ".*", "datasource": DATASOURCE_UID}
+VARIABLES = {"model": ".*", "instance": ".*", "segment": ".*", "detector": ".*", "feature": ".*", "datasource": DATASOURCE_UID}
 #: Series Prometheus itself produces from loaded rules; the only names outside the catalog allowed.
 PROMETHEUS_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
 
@@ -71,7 +71,8 @@ def test_every_query_reads_only_catalog_series_with_their_labels(uid: str, query
             assert name in SERIES or name in PROMETHEUS_SERIES, f"{query.where} reads {name!r}, which is not in the catalog"
             if name in SERIES:
                 for m in node.matchers.matchers:
-                    assert m.name in SERIES[name], f"{query.where}: {name} has no label {m.name!r}"
+                    # instance and job: the labels Prometheus gives every series of a target
+                    assert m.name in SERIES[name] or m.name in TARGET_LABELS, f"{query.where}: {name} has no label {m.name!r}"
         if isinstance(node, pp.MatrixSelector):
             assert str(pp.parse(f"x[{SENTINEL}]").range) == str(node.range), \
                 f"{query.where}: a range other than $__rate_interval: {query.expr}"

@@ -255,7 +255,7 @@ def test_runbook_and_description_name_only_metrics_that_exist(alert: str) -> Non
 
 # -- dashboards -----------------------------------------------------------------------------------
 
-_VARS = {"model": ".*", "segment": ".*", "detector": ".*", "feature": ".*", "datasource": "x"}
+_VARS = {"model": ".*", "instance": ".*", "segment": ".*", "detector": ".*", "feature": ".*", "datasource": "x"}
 _RATE_FUNCS = {"rate", "irate", "increase", "resets"}
 _PANEL_QUERIES = [(d.uid, q) for d in build.dashboards() for q in iter_queries(d.to_json()) if q.kind == "panel"]
 

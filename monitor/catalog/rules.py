@@ -10,7 +10,8 @@ EVAL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_alerts", GAUGE,
-               "Alerts of the in-agent rule evaluation by name and state (pending, firing), like Prometheus's ALERTS.",
+               "Number of alerts of the in-agent rule evaluation by name and state (pending, firing): unlike Prometheus's "
+               "ALERTS (1 per alert), one series counts every alert of that name and state (sum it, do not count it).",
                labels=("alertname", "alertstate", "severity"), concern="rules", max_series=500),
     MetricSpec("monitor_rule_evaluation_seconds", HISTOGRAM, "Time one evaluation of all rule groups took.",
                buckets=EVAL_BUCKETS, concern="rules", unit="s"),

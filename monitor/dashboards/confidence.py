@@ -7,12 +7,29 @@ from __future__ import annotations
 
 from monitor.dashboards.dashboard import Dashboard, label_variable
 from monitor.dashboards.panels import Panel, Query, Row, barchart, heatmap, pack_alerts_panel, stat, timeseries
-from monitor.dashboards.promql import increase, rate, selector, zero_fill
+from monitor.dashboards import promql
+from monitor.dashboards.promql import zero_fill
 
 __all__ = ["UID", "build"]
 
 UID = "monitor-confidence"
 _SEGMENT = 'segment=~"$segment"'
+#: Every query is of the chosen replicas, and figures are kept per replica: the alerts are per
+#: instance, and a maximum over replicas showed the healthy one's accuracy while the other's
+#: ModelAccuracyDrop fired (and pooled a gap from one with the interval of another).
+_INSTANCE = 'instance=~"$instance"'
+
+
+def selector(name: str, *matchers: str) -> str:
+    return promql.selector(name, *matchers, _INSTANCE)
+
+
+def rate(name: str, *matchers: str) -> str:
+    return promql.rate(name, *matchers, _INSTANCE)
+
+
+def increase(name: str, *matchers: str, suffix: str = "") -> str:
+    return promql.increase(name, *matchers, _INSTANCE, suffix=suffix)
 
 
 def _dist(name: str, *matchers: str) -> str:
@@ -20,17 +37,17 @@ def _dist(name: str, *matchers: str) -> str:
 
 
 def _by_model(name: str, *matchers: str) -> str:
-    return f"max by (model) ({selector(name, *matchers)})"
+    return f"max by (model, instance) ({selector(name, *matchers)})"
 
 
 def _by_segment(name: str, *by: str) -> str:
-    return f"max by (model, segment{''.join(', ' + b for b in by)}) ({selector(name, _SEGMENT)})"
+    return f"max by (model, instance, segment{''.join(', ' + b for b in by)}) ({selector(name, _SEGMENT)})"
 
 
 def _by_regression_segment(name: str) -> str:
     """Per segment of a regression model: not filtered by $segment, whose values are the
     classifiers' segments (monitor_segment_rows_in_window)."""
-    return f"max by (model, segment) ({selector(name)})"
+    return f"max by (model, instance, segment) ({selector(name)})"
 
 
 def _reliability(title: str, prefix: str, count: str, description: str, *matchers: str) -> Panel:
@@ -67,33 +84,42 @@ def build() -> Dashboard:
         heatmap("Prediction entropy over time", _dist("monitor_prediction_entropy_ratio"),
                 metrics=("monitor_prediction_entropy_ratio",), note="Rows per entropy bucket in each interval."),
         timeseries("Mean confidence and abstain share",
-                   Query(_by_model("monitor_confidence_mean_ratio"), "mean confidence {{model}}"),
-                   Query(_by_model("monitor_abstain_ratio"), "abstain {{model}}"),
+                   Query(_by_model("monitor_confidence_mean_ratio"), "mean confidence {{model}} {{instance}}"),
+                   Query(_by_model("monitor_abstain_ratio"), "abstain {{model}} {{instance}}"),
                    metrics=("monitor_confidence_mean_ratio", "monitor_abstain_ratio"), minimum=0, maximum=1),
         timeseries("Confidence drift against the reference",
-                   Query(f"max by (model, score) ({selector('monitor_confidence_drift_distance')})", "KS distance {{model}} {{score}}"),
+                   Query(f"max by (model, instance, score) ({selector('monitor_confidence_drift_distance')})", "KS distance {{model}} {{instance}} {{score}}"),
                    metrics=("monitor_confidence_drift_distance",), threshold=0.1, minimum=0,
                    note="The dashed line is the ModelConfidenceDrift bound (with p < 0.001)."),
         timeseries("Prediction drift (label shift)",
-                   Query(_by_model("monitor_prediction_drift_distance"), "JS distance {{model}}"),
+                   Query(_by_model("monitor_prediction_drift_distance"), "JS distance {{model}} {{instance}}"),
                    metrics=("monitor_prediction_drift_distance",), minimum=0),
         timeseries("Output diversity against the reference",
-                   Query(_by_model("monitor_output_diversity_ratio"), "window {{model}}"),
-                   Query(_by_model("monitor_output_diversity_reference_ratio"), "reference {{model}}"),
+                   Query(_by_model("monitor_output_diversity_ratio"), "window {{model}} {{instance}}"),
+                   Query(_by_model("monitor_output_diversity_reference_ratio"), "reference {{model}} {{instance}}"),
                    metrics=("monitor_output_diversity_ratio", "monitor_output_diversity_reference_ratio"),
                    minimum=0, maximum=1),
+        timeseries("Top-class share against the reference",
+                   Query(f"max by (model, instance, class) ({selector('monitor_output_top_class_share_ratio')})",
+                         "window {{class}} {{model}} {{instance}}"),
+                   Query(f"max by (model, instance, class) ({selector('monitor_output_top_class_share_reference_ratio')})",
+                         "reference {{class}} {{model}} {{instance}}"),
+                   metrics=("monitor_output_top_class_share_ratio", "monitor_output_top_class_share_reference_ratio"),
+                   note="Share of the window's answers taken by its most frequent class, and that class's share on the "
+                        "reference: ModelOutputCollapse fires when the window's exceeds the reference's by 0.25.",
+                   minimum=0, maximum=1),
         timeseries("Repeated answers against the reference",
-                   Query(_by_model("monitor_output_repeat_ratio"), "window {{model}}"),
-                   Query(_by_model("monitor_output_repeat_reference_ratio"), "reference {{model}}"),
+                   Query(_by_model("monitor_output_repeat_ratio"), "window {{model}} {{instance}}"),
+                   Query(_by_model("monitor_output_repeat_reference_ratio"), "reference {{model}} {{instance}}"),
                    metrics=("monitor_output_repeat_ratio", "monitor_output_repeat_reference_ratio"),
                    note="ModelOutputsRepeated fires when the window's share exceeds the reference's by 0.1.",
                    minimum=0, maximum=1),
         Row("Accuracy"),
         timeseries("Estimated vs measured accuracy",
-                   Query(f"max by (model, estimator) ({selector('monitor_estimated_accuracy_ratio')})", "estimated ({{estimator}}) {{model}}"),
-                   Query(_by_model("monitor_accuracy_ratio"), "measured {{model}}"),
-                   Query(_by_model("monitor_accuracy_previous_window_ratio"), "measured, window before {{model}}"),
-                   Query(_by_model("monitor_reference_accuracy_ratio"), "reference {{model}}"),
+                   Query(f"max by (model, instance, estimator) ({selector('monitor_estimated_accuracy_ratio')})", "estimated ({{estimator}}) {{model}} {{instance}}"),
+                   Query(_by_model("monitor_accuracy_ratio"), "measured {{model}} {{instance}}"),
+                   Query(_by_model("monitor_accuracy_previous_window_ratio"), "measured, window before {{model}} {{instance}}"),
+                   Query(_by_model("monitor_reference_accuracy_ratio"), "reference {{model}} {{instance}}"),
                    metrics=("monitor_estimated_accuracy_ratio", "monitor_accuracy_ratio",
                             "monitor_accuracy_previous_window_ratio", "monitor_reference_accuracy_ratio"),
                    description="Accuracy estimated from confidence alone (cbpe, atc, bbse), measured on delayed labels "
@@ -102,22 +128,22 @@ def build() -> Dashboard:
                    maximum=1),
         timeseries("Label coverage",
                    Query(f"{_by_model('monitor_labels_in_window')} / {_by_model('monitor_confidence_rows_in_window')}",
-                         "labelled share {{model}}"),
+                         "labelled share {{model}} {{instance}}"),
                    metrics=("monitor_labels_in_window", "monitor_confidence_rows_in_window"), unit="percentunit",
                    description="Share of the window's predictions that have received their delayed label: below the "
                                "calibration detector's minimum, label-based figures are absent.", minimum=0, maximum=1),
         stat("Labels joined per second",
-             Query(f"sum by (model) ({joined})", "{{model}}"),
+             Query(f"sum by (model, instance) ({joined})", "{{model}} {{instance}}"),
              metrics=("monitor_feedback_labels",), unit="cps", width=12),
-        stat("Labels in the calibration window", Query(_by_model("monitor_labels_in_window"), "{{model}}"),
+        stat("Labels in the calibration window", Query(_by_model("monitor_labels_in_window"), "{{model}} {{instance}}"),
              metrics=("monitor_labels_in_window",), width=12),
         timeseries("Labels that counted in no figure",
-                   Query(zero_fill(f"sum by (model, outcome) ({rate('monitor_feedback_labels', 'outcome!=' + chr(34) + 'joined' + chr(34))})"),
-                         "{{outcome}} {{model}}"),
-                   Query(zero_fill(f"sum by (model, reason) ({rate('monitor_calibration_labels_skipped')})"),
-                         "skipped: {{reason}} {{model}}"),
-                   Query(zero_fill(f"sum by (model) ({rate('monitor_labels_evicted')})"), "forgotten before their label {{model}}"),
-                   Query(zero_fill(f"sum by (model) ({rate('monitor_labels_replaced')})"), "replaced under their id {{model}}"),
+                   Query(zero_fill(f"sum by (model, instance, outcome) ({rate('monitor_feedback_labels', 'outcome!=' + chr(34) + 'joined' + chr(34))})"),
+                         "{{outcome}} {{model}} {{instance}}"),
+                   Query(zero_fill(f"sum by (model, instance, reason) ({rate('monitor_calibration_labels_skipped')})"),
+                         "skipped: {{reason}} {{model}} {{instance}}"),
+                   Query(zero_fill(f"sum by (model, instance) ({rate('monitor_labels_evicted')})"), "forgotten before their label {{model}} {{instance}}"),
+                   Query(zero_fill(f"sum by (model, instance) ({rate('monitor_labels_replaced')})"), "replaced under their id {{model}} {{instance}}"),
                    metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted",
                             "monitor_labels_replaced"),
                    unit="cps", minimum=0, width=16, note="0 when every label counted.",
@@ -127,55 +153,55 @@ def build() -> Dashboard:
                                "(labels.pending full) or replaced by a later one under the same id (a retry; a steady "
                                "stream means ids that are not unique). Missing labels are normal; a steady stream here "
                                "is a join to fix."),
-        stat("Predictions waiting for a label", Query(_by_model("monitor_labels_pending"), "{{model}}"),
+        stat("Predictions waiting for a label", Query(_by_model("monitor_labels_pending"), "{{model}} {{instance}}"),
              metrics=("monitor_labels_pending",), width=8),
         Row("Calibration"),
         timeseries("Over-confidence gap with its interval",
-                   Query(_by_model("monitor_overconfidence_gap_ratio"), "gap {{model}}"),
-                   Query(_by_model("monitor_overconfidence_gap_lower_ratio"), "lower {{model}}"),
-                   Query(_by_model("monitor_overconfidence_gap_upper_ratio"), "upper {{model}}"),
+                   Query(_by_model("monitor_overconfidence_gap_ratio"), "gap {{model}} {{instance}}"),
+                   Query(_by_model("monitor_overconfidence_gap_lower_ratio"), "lower {{model}} {{instance}}"),
+                   Query(_by_model("monitor_overconfidence_gap_upper_ratio"), "upper {{model}} {{instance}}"),
                    metrics=("monitor_overconfidence_gap_ratio", "monitor_overconfidence_gap_lower_ratio",
                             "monitor_overconfidence_gap_upper_ratio"), threshold=0.02,
                    description="Mean confidence minus accuracy on the labelled window, with its interval: a lower bound "
                                "above 0 is significant over-confidence. The dashed line is the ModelOverconfident bound."),
         timeseries("Over-confidence p-value",
-                   Query(_by_model("monitor_overconfidence_pvalue"), "{{model}}"),
+                   Query(_by_model("monitor_overconfidence_pvalue"), "{{model}} {{instance}}"),
                    metrics=("monitor_overconfidence_pvalue",), threshold=0.01, minimum=0, maximum=1),
         _reliability("Reliability diagram", "monitor_reliability", "monitor_reliability_labels",
                      "Per equal-width confidence bin: mean confidence against accuracy of the labelled rows; "
                      "accuracy bars below the confidence bars mean over-confidence in that range."),
         timeseries("Calibration error",
-                   Query(f"max by (model, estimator) ({selector('monitor_calibration_error_ratio')})", "{{estimator}} {{model}}"),
-                   Query(_by_model("monitor_max_calibration_error_ratio"), "max bin error {{model}}"),
+                   Query(f"max by (model, instance, estimator) ({selector('monitor_calibration_error_ratio')})", "{{estimator}} {{model}} {{instance}}"),
+                   Query(_by_model("monitor_max_calibration_error_ratio"), "max bin error {{model}} {{instance}}"),
                    metrics=("monitor_calibration_error_ratio", "monitor_max_calibration_error_ratio"), threshold=0.1,
                    minimum=0),
-        timeseries("Recalibration temperature", Query(_by_model("monitor_recalibration_temperature"), "{{model}}"),
+        timeseries("Recalibration temperature", Query(_by_model("monitor_recalibration_temperature"), "{{model}} {{instance}}"),
                    metrics=("monitor_recalibration_temperature",), threshold=1.0),
         timeseries("Brier score and log loss",
-                   Query(_by_model("monitor_brier_score"), "Brier {{model}}"),
-                   Query(_by_model("monitor_log_loss"), "log loss {{model}}"),
+                   Query(_by_model("monitor_brier_score"), "Brier {{model}} {{instance}}"),
+                   Query(_by_model("monitor_log_loss"), "log loss {{model}} {{instance}}"),
                    metrics=("monitor_brier_score", "monitor_log_loss"), minimum=0),
         Row("Segments"),
         timeseries("Accuracy by segment",
-                   Query(_by_segment("monitor_segment_accuracy_ratio"), "{{model}} {{segment}}"),
+                   Query(_by_segment("monitor_segment_accuracy_ratio"), "{{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_accuracy_ratio",), minimum=0, maximum=1),
         timeseries("Estimated accuracy by segment (no labels)",
                    Query(_by_segment("monitor_segment_estimated_accuracy_ratio", "estimator"),
-                         "{{estimator}} {{model}} {{segment}}"),
+                         "{{estimator}} {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_estimated_accuracy_ratio",), minimum=0, maximum=1),
         timeseries("Mean confidence by segment",
                    Query(_by_segment("monitor_segment_confidence_mean_ratio"),
-                         "{{model}} {{segment}}"),
+                         "{{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_confidence_mean_ratio",), minimum=0, maximum=1),
         timeseries("Brier score and log loss by segment",
                    Query(_by_segment("monitor_segment_brier_score"),
-                         "Brier {{model}} {{segment}}"),
+                         "Brier {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_log_loss"),
-                         "log loss {{model}} {{segment}}"),
+                         "log loss {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_brier_score", "monitor_segment_log_loss"), minimum=0),
         timeseries("Calibration error by segment",
                    Query(_by_segment("monitor_segment_calibration_error_ratio", "estimator"),
-                         "{{estimator}} {{model}} {{segment}}"),
+                         "{{estimator}} {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_calibration_error_ratio",), threshold=0.1, minimum=0,
                    note="The dashed line is the whole-window ModelCalibrationErrorHigh bound, for scale."),
         heatmap("Confidence of the selected segments over time", _dist("monitor_segment_confidence_ratio", _SEGMENT),
@@ -184,7 +210,7 @@ def build() -> Dashboard:
                      "has histograms: true."),
         timeseries("Recalibration temperature by segment",
                    Query(_by_segment("monitor_segment_recalibration_temperature"),
-                         "{{model}} {{segment}}"),
+                         "{{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_recalibration_temperature",), threshold=1.0,
                    note="Exported when the segments detector has temperature_rows; above 1: the segment is over-confident."),
         _reliability("Reliability diagram of the selected segments", "monitor_segment_reliability",
@@ -192,28 +218,35 @@ def build() -> Dashboard:
                      "As the reliability diagram, for the segments chosen above (pick one to read it alone); exported "
                      "when the segments detector has reliability_bins: true.", _SEGMENT),
         timeseries("Largest gap between segments",
-                   Query(f"max by (model, figure, high, low) ({selector('monitor_segment_max_gap_ratio')})",
-                         "{{figure}}: {{high}} over {{low}} ({{model}})"),
+                   Query(f"max by (model, instance, figure, high, low) ({selector('monitor_segment_max_gap_ratio')})",
+                         "{{figure}}: {{high}} over {{low}} ({{model}} {{instance}})"),
                    metrics=("monitor_segment_max_gap_ratio",), minimum=0),
         timeseries("Segment gap z statistic",
-                   Query(f"max by (model, figure) ({selector('monitor_segment_max_gap_zscore')})", "{{figure}} {{model}}"),
+                   Query(f"max by (model, instance, figure) ({selector('monitor_segment_max_gap_zscore')})", "{{figure}} {{model}} {{instance}}"),
                    metrics=("monitor_segment_max_gap_zscore",), threshold=4.0),
         timeseries("Over-confidence gap by segment with its interval",
                    Query(_by_segment("monitor_segment_overconfidence_gap_ratio"),
-                         "gap {{model}} {{segment}}"),
+                         "gap {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_overconfidence_gap_lower_ratio"),
-                         "lower {{model}} {{segment}}"),
+                         "lower {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_overconfidence_gap_upper_ratio"),
-                         "upper {{model}} {{segment}}"),
+                         "upper {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_overconfidence_gap_ratio", "monitor_segment_overconfidence_gap_lower_ratio",
                             "monitor_segment_overconfidence_gap_upper_ratio", "monitor_segment_overconfidence_pvalue"),
                    threshold=0.02,
                    note="A lower bound above 0 is one segment's significant over-confidence; with many segments "
-                        "ModelSegmentOverconfident asks the p-value times the segments to be below 1% (and the gap above the "
-                        "dashed line)."),
+                        "ModelSegmentOverconfident asks the p-value times the segments to be below 0.1% (next panel) and "
+                        "the gap above the dashed line."),
+        timeseries("Segment over-confidence p-value, times the segments",
+                   Query(f"{_by_segment('monitor_segment_overconfidence_pvalue')} * ignoring(segment) group_left "
+                         f"{_by_model('monitor_segments_tracked')}", "{{model}} {{instance}} {{segment}}"),
+                   metrics=("monitor_segment_overconfidence_pvalue", "monitor_segments_tracked"),
+                   threshold=0.001, minimum=0, maximum=1,
+                   note="What ModelSegmentOverconfident tests (Bonferroni over the segments tracked): below the dashed "
+                        "line, 0.1%, the segment's over-confidence is significant."),
         timeseries("Confidence drift by segment",
                    Query(_by_segment("monitor_segment_confidence_drift_distance", "score"),
-                         "{{score}} {{model}} {{segment}}"),
+                         "{{score}} {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_confidence_drift_distance", "monitor_segment_confidence_drift_pvalue"),
                    threshold=0.1, minimum=0, maximum=1,
                    note="KS distance of each segment's confidence (entropy) against the whole reference (confidence_drift "
@@ -221,11 +254,11 @@ def build() -> Dashboard:
                         "change."),
         timeseries("Prediction drift and top-class share by segment",
                    Query(_by_segment("monitor_segment_prediction_drift_distance"),
-                         "JS distance {{model}} {{segment}}"),
+                         "JS distance {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_output_top_class_share_ratio", "class"),
-                         "share of {{class}} {{model}} {{segment}}"),
+                         "share of {{class}} {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_output_top_class_share_reference_ratio", "class"),
-                         "reference share of {{class}} {{model}} {{segment}}"),
+                         "reference share of {{class}} {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_prediction_drift_distance", "monitor_segment_prediction_drift_pvalue",
                             "monitor_segment_output_top_class_share_ratio",
                             "monitor_segment_output_top_class_share_reference_ratio", "monitor_segment_output_diversity_ratio"),
@@ -234,63 +267,63 @@ def build() -> Dashboard:
                         "by_segment: true); a share far above the reference's is a segment collapsing onto one answer."),
         timeseries("Mean energy by segment",
                    Query(_by_segment("monitor_segment_energy_mean"),
-                         "{{model}} {{segment}}"),
+                         "{{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_energy_mean",), width=12,
                    note="Models returning logits: a segment whose energy rises is getting less familiar inputs."),
         timeseries("Ensemble disagreement by segment",
                    Query(_by_segment("monitor_segment_mutual_information_mean_nats"),
-                         "mutual information {{model}} {{segment}}"),
+                         "mutual information {{model}} {{instance}} {{segment}}"),
                    Query(_by_segment("monitor_segment_top_class_variance_mean"),
-                         "top-class variance {{model}} {{segment}}"),
+                         "top-class variance {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_mutual_information_mean_nats", "monitor_segment_top_class_variance_mean"),
                    minimum=0, width=12,
                    note="Ensembles and MC dropout: members disagreeing more on one segment (epistemic uncertainty)."),
         Row("Regression outputs"),
         timeseries("Regression prediction mean against the reference",
-                   Query(_by_model("monitor_regression_prediction_mean"), "window {{model}}"),
-                   Query(_by_model("monitor_regression_prediction_reference_mean"), "reference {{model}}"),
+                   Query(_by_model("monitor_regression_prediction_mean"), "window {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_prediction_reference_mean"), "reference {{model}} {{instance}}"),
                    metrics=("monitor_regression_prediction_mean", "monitor_regression_prediction_reference_mean")),
         timeseries("Regression prediction drift",
-                   Query(_by_model("monitor_regression_prediction_psi"), "PSI {{model}}"),
-                   Query(_by_model("monitor_regression_prediction_drift_pvalue"), "p-value {{model}}"),
+                   Query(_by_model("monitor_regression_prediction_psi"), "PSI {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_prediction_drift_pvalue"), "p-value {{model}} {{instance}}"),
                    metrics=("monitor_regression_prediction_psi", "monitor_regression_prediction_drift_pvalue"),
                    threshold=0.25, minimum=0, note="The dashed line is the conventional 'large shift' PSI of 0.25."),
         timeseries("Regression error",
-                   Query(_by_model("monitor_regression_mae"), "MAE {{model}}"),
-                   Query(_by_model("monitor_regression_rmse"), "RMSE {{model}}"),
-                   Query(_by_model("monitor_regression_bias"), "bias {{model}}"),
-                   Query(_by_model("monitor_regression_reference_mae"), "reference MAE {{model}}"),
+                   Query(_by_model("monitor_regression_mae"), "MAE {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_rmse"), "RMSE {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_bias"), "bias {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_reference_mae"), "reference MAE {{model}} {{instance}}"),
                    metrics=("monitor_regression_mae", "monitor_regression_rmse", "monitor_regression_bias",
                             "monitor_regression_reference_mae"),
                    note="RegressionErrorHigh fires when the window's MAE exceeds 1.5 times the reference MAE for 30 minutes."),
         timeseries("Prediction interval and quantile coverage",
-                   Query(_by_model("monitor_interval_coverage_ratio"), "interval {{model}}"),
-                   Query(f"max by (model, level) ({selector('monitor_quantile_coverage_ratio')})",
-                         "quantile {{level}} {{model}}"),
+                   Query(_by_model("monitor_interval_coverage_ratio"), "interval {{model}} {{instance}}"),
+                   Query(f"max by (model, instance, level) ({selector('monitor_quantile_coverage_ratio')})",
+                         "quantile {{level}} {{model}} {{instance}}"),
                    metrics=("monitor_interval_coverage_ratio", "monitor_quantile_coverage_ratio"), minimum=0, maximum=1,
                    note="A calibrated quantile's line sits at its level; an interval between levels a and b covers b - a."),
         timeseries("Quantile and interval coverage gap (z)",
-                   Query(f"max by (model, level) ({selector('monitor_quantile_coverage_zscore')})",
-                         "quantile {{level}} {{model}}"),
-                   Query(_by_model("monitor_interval_coverage_zscore"), "interval {{model}}"),
+                   Query(f"max by (model, instance, level) ({selector('monitor_quantile_coverage_zscore')})",
+                         "quantile {{level}} {{model}} {{instance}}"),
+                   Query(_by_model("monitor_interval_coverage_zscore"), "interval {{model}} {{instance}}"),
                    metrics=("monitor_quantile_coverage_zscore", "monitor_interval_coverage_zscore",
                             "monitor_quantile_coverage_gap_ratio", "monitor_interval_coverage_gap_ratio"),
-                   threshold=-4.0,
+                   threshold=(-4.0, 4.0),
                    note="Coverage minus the claimed level, in binomial standard errors of the window's labels: beyond "
                         "+-4 it is not noise (RegressionQuantileMiscalibrated, RegressionIntervalTooNarrow also need a "
                         "5-point gap)."),
         timeseries("Regression error by segment",
                    Query(_by_regression_segment("monitor_regression_segment_mae"),
-                         "MAE {{model}} {{segment}}"),
+                         "MAE {{model}} {{instance}} {{segment}}"),
                    Query(_by_regression_segment("monitor_regression_segment_bias"),
-                         "bias {{model}} {{segment}}"),
+                         "bias {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_regression_segment_mae", "monitor_regression_segment_bias",
                             "monitor_regression_segment_rmse", "monitor_regression_segment_prediction_mean"),
                    note="Regression detector with by_segment: true; every segment is shown (the Segment picker above "
                         "lists the classifiers' segments)."),
         timeseries("Interval coverage by segment",
                    Query(_by_regression_segment("monitor_regression_segment_interval_coverage_ratio"),
-                         "{{model}} {{segment}}"),
+                         "{{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_regression_segment_interval_coverage_ratio",
                             "monitor_regression_segment_interval_coverage_gap_ratio",
                             "monitor_regression_segment_interval_coverage_zscore",
@@ -299,15 +332,15 @@ def build() -> Dashboard:
                    note="Share of each segment's targets inside its prediction intervals (or between the lowest and highest "
                         "quantile): one segment far below the others is where the intervals lie."),
         timeseries("Largest MAE gap between segments",
-                   Query(f"max by (model, high, low) ({selector('monitor_regression_segment_max_mae_gap')})",
-                         "{{high}} - {{low}} {{model}}"),
+                   Query(f"max by (model, instance, high, low) ({selector('monitor_regression_segment_max_mae_gap')})",
+                         "{{high}} - {{low}} {{model}} {{instance}}"),
                    metrics=("monitor_regression_segment_max_mae_gap", "monitor_regression_segment_max_mae_gap_zscore"),
                    minimum=0),
-        timeseries("Prediction interval width", Query(_by_model("monitor_interval_width_mean"), "{{model}}"),
+        timeseries("Prediction interval width", Query(_by_model("monitor_interval_width_mean"), "{{model}} {{instance}}"),
                    metrics=("monitor_interval_width_mean",), minimum=0),
         timeseries("Regression rows and labels in the window",
-                   Query(_by_model("monitor_regression_rows_in_window"), "rows {{model}}"),
-                   Query(_by_model("monitor_regression_labels_in_window"), "labels {{model}}"),
+                   Query(_by_model("monitor_regression_rows_in_window"), "rows {{model}} {{instance}}"),
+                   Query(_by_model("monitor_regression_labels_in_window"), "labels {{model}} {{instance}}"),
                    metrics=("monitor_regression_rows_in_window", "monitor_regression_labels_in_window"), minimum=0),
         Row("Uncertainty of logits and ensembles"),
         heatmap("Energy score over time", _dist("monitor_prediction_energy"), metrics=("monitor_prediction_energy",),
@@ -324,4 +357,5 @@ def build() -> Dashboard:
     return Dashboard(UID, "Model monitor / Confidence & calibration",
                      "Confidence distributions, label-free accuracy estimates, calibration against delayed labels, "
                      "segments, regression outputs and the uncertainty of logits and ensembles.", tuple(i for i in items if i is not None),
-                     variables=(label_variable("segment", "Segment", "monitor_segment_rows_in_window"),))
+                     variables=(label_variable("instance", "Instance", promql.ALWAYS_PRESENT),
+                                label_variable("segment", "Segment", "monitor_segment_rows_in_window")))

@@ -21,7 +21,7 @@ def build() -> Dashboard:
     calls = _per_model("monitor_calls")
     errors = _per_model("monitor_errors", by="model, exception")
     firing_alerts = selector("monitor_alerts", 'alertstate="firing"')
-    firing = zero_fill(f"count by (model) ({firing_alerts})")
+    firing = zero_fill(f"sum by (model) ({firing_alerts})")  # each series counts its alerts
     items = (
         Row("At a glance"),
         stat("Traffic now", Query(calls, "{{model}}"), metrics=("monitor_calls",), unit="reqps",
@@ -69,7 +69,7 @@ def build() -> Dashboard:
                    description="Share of rows predicted as each class over the rate interval (classifiers)."),
         Row("Alerts"),
         timeseries("Alerts by name",
-                   Query(zero_fill(f'count by (model, alertname, alertstate) ({selector("monitor_alerts")})'),
+                   Query(zero_fill(f'sum by (model, alertname, alertstate) ({selector("monitor_alerts")})'),
                          "{{model}} {{alertname}} {{alertstate}}"),
                    metrics=("monitor_alerts",), bars=True, width=24,
                    description="Pending and firing alerts of the agent's rule evaluation (0 when none)."),

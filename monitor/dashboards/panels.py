@@ -173,11 +173,12 @@ def timeseries(
     stack: bool = False,
     minimum: float | None = None,
     maximum: float | None = None,
-    threshold: float | None = None,
+    threshold: float | tuple[float, ...] | None = None,
     bars: bool = False,
     **text: Unpack[Text],
 ) -> Panel:
-    """A time series panel; ``threshold`` draws a dashed red line (e.g. an alert bound)."""
+    """A time series panel; ``threshold`` draws a dashed red line (e.g. an alert bound), one per
+    value when several (a two-sided bound)."""
     custom: dict[str, Any] = {
         "drawStyle": "bars" if bars else "line",
         "fillOpacity": 20 if stack or bars else 8,
@@ -189,7 +190,8 @@ def timeseries(
     defaults: dict[str, Any] = {"custom": custom, "color": {"mode": "palette-classic"}}
     if threshold is not None:
         custom["thresholdsStyle"] = {"mode": "dashed"}
-        defaults["thresholds"] = _thresholds(((None, "transparent"), (threshold, "red")))
+        bounds = threshold if isinstance(threshold, tuple) else (threshold,)
+        defaults["thresholds"] = _thresholds(((None, "transparent"), *((b, "red") for b in sorted(bounds))))
     if minimum is not None:
         defaults["min"] = minimum
     if maximum is not None:
@@ -293,7 +295,7 @@ def pack_alerts_panel(packs: str | tuple[str, ...], title: str, width: int = 24)
     files = ", ".join(f"rules/{p}.yml" for p in packs)
     return timeseries(
         title,
-        Query(zero_fill(f"count by (model, alertname, alertstate) ({alerts})"), "{{model}} {{alertname}} {{alertstate}}"),
+        Query(zero_fill(f"sum by (model, alertname, alertstate) ({alerts})"), "{{model}} {{alertname}} {{alertstate}}"),
         metrics=("monitor_alerts",), bars=True, width=width,
         description=f"Pending and firing alerts of {files}, as the agent evaluates them ({', '.join(names)}); 0 when none.",
     )

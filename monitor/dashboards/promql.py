@@ -31,6 +31,8 @@ MODEL = 'model=~"$model"'
 PROCESS_MODEL = 'model=~"$model|_sidecar"'
 #: Grafana's rate window: max(4 x scrape interval, step + scrape interval).
 RATE_INTERVAL = "$__rate_interval"
+#: Labels Prometheus gives every series of a scrape target: a selector may match them on any metric.
+TARGET_LABELS = frozenset({"instance", "job"})
 #: A gauge every monitor sets at creation; the model variable and zero-filled queries read it.
 ALWAYS_PRESENT = "monitor_queue_capacity"
 
@@ -61,6 +63,7 @@ def selector(name: str, *matchers: str, suffix: str = "", process: bool = False)
     """
     s = spec(name)
     allowed = set(s.labels) | {"le"} if s.type == HISTOGRAM else set(s.labels)
+    allowed |= TARGET_LABELS
     for m in matchers:
         label = m.split("=", 1)[0].rstrip("!~").strip()
         if label not in allowed:
