@@ -201,7 +201,7 @@ def watch(
 
     # an object with ``async def __call__`` (a model class) is awaited too: wrapped as a plain
     # function, the monitor recorded the coroutine instead of the outputs
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+    if inspect.iscoroutinefunction(fn) or (not inspect.isclass(fn) and inspect.iscoroutinefunction(getattr(fn, "__call__", None))):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

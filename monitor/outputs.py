@@ -154,6 +154,12 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
         return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
             f"outputs of shape {raw.shape[1:]} per row have an empty axis; send one score per class (and with "
             "output.samples_axis: true, one row of scores per member)")})
+    if raw.ndim > 2 and not spec.samples_axis:
+        # (rows, 1, k), (rows, k, 1), (rows, 1, 1): a framework's extra axes of one (Keras, TF
+        # Serving), read without them; a row of several axes (members without samples_axis) is refused below
+        kept = tuple(d for d in raw.shape[1:] if d != 1)
+        if len(kept) <= 1:
+            raw = raw.reshape((n,) + (kept or (1,)))
     if spec.kind == "labels":
         if raw.ndim > 1 and int(np.prod(raw.shape[1:])) != 1:  # scores, or (label, score) pairs: not one label
             valid[:] = False
@@ -161,8 +167,10 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
                 f"outputs of shape {raw.shape[1:]} per row; output.kind: labels reads one label per row (a model "
                 "returning scores needs output.kind: probabilities or logits)")})
         flat = raw.reshape(n) if raw.ndim > 1 else raw
-        missing = np.fromiter((is_missing(v) for v in flat.tolist()), dtype=bool, count=n)
-        _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
+        rows = flat.tolist()
+        if flat.dtype.kind in "OfcmM" and not set(map(type, rows)) <= {str}:  # text answers can be none
+            missing = np.fromiter((is_missing(v) for v in rows), dtype=bool, count=n)
+            _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
         predicted = np.full(n, -1, dtype=np.int64)
         predicted[valid] = classes.lookup(flat[valid])
         _reject(valid, reasons, predicted < 0, "too_many_classes")
@@ -227,8 +235,6 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
     else:
         if x.ndim == 1:
             x = x[:, None]
-        elif x.ndim == 3 and x.shape[1] == 1:  # a (batch, 1, classes) tensor: one row of scores each
-            x = x[:, 0]
         if x.ndim != 2:
             valid[:] = False
             return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (

@@ -343,6 +343,24 @@ def test_bbse_weights_settle_what_a_singular_confusion_matrix_cannot_tell_at_no_
     assert w[0] == pytest.approx(0.5 / 0.3, rel=1e-3) and w[1] == pytest.approx(w[2], rel=1e-6)
 
 
+def test_bbse_ridge_leaves_a_rare_class_weight_where_the_data_put_it() -> None:
+    """A ridge of one absolute weight shrank a 0.2%-prior class's x5 shift to x4 (its confusion
+    column is about 1e-3); scaled by each column's norm it costs nothing measurable."""
+    k = 10
+    prior = np.full(k, 0.998 / (k - 1))
+    prior[0] = 0.002
+    cond = np.full((k, k), 0.1 / (k - 1)) + np.eye(k) * (0.9 - 0.1 / (k - 1))
+    joint = cond * prior
+    w = np.ones(k)
+    w[0] = 5.0
+    w[1:] = (1.0 - 5.0 * prior[0]) / (1.0 - prior[0])
+    got = cal.bbse_weights(joint, joint @ w)
+    assert got == pytest.approx(w, rel=1e-3)
+    binary = np.array([[0.99, 0.2], [0.01, 0.8]]) * np.array([0.995, 0.005])  # fraud at 0.5%, then 2.5%
+    shift = np.array([0.975 / 0.995, 5.0])
+    assert cal.bbse_weights(binary, binary @ shift) == pytest.approx(shift, rel=1e-3)
+
+
 def test_uncertainty_scores() -> None:
     p = np.array([[0.7, 0.2, 0.1], [1 / 3, 1 / 3, 1 / 3], [1.0, 0.0, 0.0]])
     top, second = unc.top_two(p)

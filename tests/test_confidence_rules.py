@@ -278,6 +278,29 @@ def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(e
             assert rates[1.0][1] >= 0.005, rates  # what the z condition is for: the bare bound did flag healthy windows
 
 
+def test_regression_error_rule_fires_on_rare_huge_errors() -> None:
+    """A failure made of rare huge errors (5% of predictions off by 100: MAE about 7 x the
+    reference's) lifts its own standard error, and the z condition alone fired in none of the
+    50-label windows; beyond 3 x the reference's MAE the rule asks for no z (bound: every window)."""
+    from monitor.promql import Engine, Labels, SeriesStore
+
+    rng = np.random.default_rng(18)
+    windows, n = 1_000, 50
+    e = rng.normal(size=(windows, n))
+    e[rng.random((windows, n)) < 0.05] += 100.0
+    e[:, 0] += 100.0  # at least one in every window
+    mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
+    store = SeriesStore(retention_s=HOUR)
+    samples = []
+    for i in range(windows):
+        for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
+                              ("monitor_regression_labels_in_window", float(n)),
+                              ("monitor_regression_reference_mae", 0.8)):
+            samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
+    store.append_scrape(1000.0, samples)
+    assert len(Engine().compile(_rule("RegressionErrorHigh")["expr"]).instant(store, 1000.0)) == windows
+
+
 def test_coverage_gap_z_statistic_matches_the_binomial_and_reference_mae_is_exported() -> None:
     from monitor.detectors.regression import RegressionDetector
     from monitor.store import MetricStore

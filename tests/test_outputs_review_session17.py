@@ -122,7 +122,9 @@ def test_oip_integer_tensors_are_read_exactly_and_fractions_in_them_refused() ->
     assert (err.value.field, err.value.reason) == ("outputs[0].data", "bad_data")
     assert "INT64" in str(err.value) and "FP32" in str(err.value)
     big = {"outputs": [{"name": "out", "shape": [1, 1], "datatype": "UINT64", "data": [18446744073709551615]}]}
-    assert decode_outputs(big).tolist() == [[float(2**64 - 1)]]  # was an OverflowError: a 500
+    assert decode_outputs(big).tolist() == [[2**64 - 1]]  # was an OverflowError: a 500
+    ids = {"outputs": [{"name": "out", "shape": [2], "datatype": "INT64", "data": [2**63 - 1, 2**53 + 1]}]}
+    assert decode_outputs(ids).tolist() == [2**63 - 1, 2**53 + 1]  # exact, not rounded through float64
     with pytest.raises(PayloadError):
         decode_outputs({"outputs": [{"name": "out", "shape": [1, 1], "datatype": "INT64", "data": [1e300]}]})
 
@@ -155,14 +157,49 @@ def test_an_ensembles_oip_tensor_reaches_its_members_over_cloudevents(tmp_path: 
         sc.close()
 
 
-def test_a_batch_by_one_by_classes_tensor_is_one_row_of_scores_each() -> None:
-    """What the flattening used to do for (rows, 1, classes) tensors, the reading does now."""
+@pytest.mark.parametrize("output, shape", [
+    ({"kind": "probabilities"}, (3, 1, 2)),  # (batch, 1, classes)
+    ({"kind": "probabilities"}, (3, 2, 1)),  # (batch, classes, 1): a Keras / TF Serving shape
+    ({"kind": "regression"}, (3, 1, 1)),
+    ({"kind": "regression", "quantiles": [0.1, 0.5, 0.9]}, (3, 1, 3)),
+])
+def test_extra_axes_of_one_are_read_without_them(output: dict, shape: tuple[int, ...]) -> None:
+    """What flattening every tensor did for the proxy's rank-3 outputs, the reading does now for
+    every intake: axes of one are dropped (the first version of this fix read only (rows, 1, k))."""
+    mon = _monitor({"output": output})
+    values = np.sort(np.random.default_rng(2).random(shape), axis=-1)
+    if output["kind"] == "probabilities":
+        values = values / values.sum(axis=tuple(range(1, len(shape))), keepdims=True)
+    try:
+        mon.observe(np.zeros((3, 2)), values, timestamp=T0)
+        mon.flush()
+        assert _rejected(mon) == {}
+        assert mon.store.value("monitor_predictions") == 3
+    finally:
+        mon.close()
+
+
+def test_members_without_samples_axis_are_refused_not_flattened() -> None:
     mon = _monitor()
     try:
-        mon.observe(np.zeros((3, 2)), np.tile([[[0.2, 0.8]]], (3, 1, 1)), timestamp=T0)
-        mon.observe(np.zeros((3, 2)), np.full((3, 2, 2), 0.5), timestamp=T0)  # members without samples_axis
+        mon.observe(np.zeros((3, 2)), np.full((3, 2, 2), 0.5), timestamp=T0)
         mon.flush()
         assert _rejected(mon) == {"output_shape": 3}
-        assert mon.store.value("monitor_predictions") == 3
+    finally:
+        mon.close()
+
+
+def test_watching_a_class_whose_instances_are_async_keeps_the_constructor_sync() -> None:
+    class Model:
+        def __init__(self, x: np.ndarray) -> None:
+            self.x = x
+
+        async def __call__(self) -> None:
+            return None
+
+    mon = _monitor()
+    try:
+        made = mon.watch(Model, outputs=lambda m: np.tile([[0.5, 0.5]], (len(m.x), 1)))(np.zeros((2, 2)))
+        assert isinstance(made, Model)
     finally:
         mon.close()

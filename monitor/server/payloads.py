@@ -149,24 +149,32 @@ def _integer_tensor(data: list[Any], dtype: str, field: str) -> Any:
     """An ``INT*`` / ``UINT*`` tensor's values: integers, read exactly. numpy's int64 conversion
     cuts 2.7 to 2 without a word (logits sent under the wrong datatype were monitored as other
     numbers), and a UINT64 above 2**63 overflowed into a 500: a fraction is refused naming the
-    datatype, and integers beyond int64 are kept as float64."""
+    datatype, integers are read as int64 (uint64 for a UINT64 beyond it), exactly, and a value
+    outside the datatype's range is refused."""
+    import warnings
+
     import numpy as np
 
-    values = np.asarray(data, dtype=np.float64)
+    values = np.asarray(data, dtype=np.float64)  # only to find fractions, NaN and infinities
     whole = np.isfinite(values) & (values == np.trunc(values))
     if not whole.all():
         bad = values[~whole].flat[0]
         raise PayloadError(f"{field}.data", f"datatype {dtype} holds whole numbers, got {bad!r}; send scores as FP32 "
                                             "or FP64", "bad_data")
-    if not values.size:
-        return values.astype(np.int64)
-    low, high = (0.0, 2.0**64) if dtype.startswith("UINT") else (-(2.0**63), 2.0**63)
-    if values.min() < low or values.max() > high:  # (2**63 - 1 and 2**64 - 1 round up to these in float64)
-        bad = values[(values < low) | (values > high)].flat[0]
-        raise PayloadError(f"{field}.data", f"{bad!r} is out of the range of datatype {dtype}", "bad_data")
-    if values.max() >= 2.0**63:  # a UINT64 beyond int64
-        return values
-    return np.asarray(data, dtype=np.int64)
+    out_of_range = PayloadError(f"{field}.data", f"a value is out of the range of datatype {dtype}", "bad_data")
+    for target in (np.int64, np.uint64) if dtype.startswith("UINT") else (np.int64,):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a float beyond the type casts to garbage with a warning
+                arr = np.asarray(data, dtype=target)
+        except OverflowError:  # a Python int beyond the type
+            continue
+        if not np.array_equal(arr.astype(np.float64), values):  # that garbage
+            continue
+        if dtype.startswith("UINT") and arr.size and arr.min() < 0:
+            raise out_of_range
+        return arr
+    raise out_of_range
 
 
 def _unreadable_tensor(data: list[Any], dtype: str, shape: list[int], kind: str) -> str:
