@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import yaml
@@ -17,6 +17,9 @@ from monitor.batch import Batch, LabeledBatch
 from monitor.detectors.registry import create
 from monitor.reference import Reference
 from tests.conftest import REPO_ROOT, require_binary
+
+if TYPE_CHECKING:
+    from monitor.promql import SeriesStore
 
 RULES = REPO_ROOT / "rules" / "confidence.yml"
 K = 10
@@ -237,6 +240,21 @@ def _rule(name: str) -> dict:
     return next(r for g in doc["groups"] for r in g["rules"] if r.get("alert") == name)
 
 
+def _windows(mae: np.ndarray, rmse: np.ndarray, n: int, reference_mae: float) -> "SeriesStore":
+    """One scrape at t=1000 holding each window's regression figures as a model of its own."""
+    from monitor.promql import Labels, SeriesStore
+
+    store = SeriesStore(retention_s=HOUR)
+    samples = []
+    for i in range(len(mae)):
+        for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
+                              ("monitor_regression_labels_in_window", float(n)),
+                              ("monitor_regression_reference_mae", reference_mae)):
+            samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
+    store.append_scrape(1000.0, samples)
+    return store
+
+
 @pytest.mark.parametrize("errors", ["student_t3", "lognormal"])
 def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(errors: str) -> None:
     """RegressionErrorHigh's expression, evaluated by the agent's PromQL engine on 4,000 windows of
@@ -245,7 +263,7 @@ def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(e
     flagged 1-2% of healthy windows of 50 labels (one large error); with its z condition the
     rule flags none of the 4,000 (bound: at most 0.1%), and still most doubled-error windows
     (bound: at least 50% at 50 labels, 90% at 200)."""
-    from monitor.promql import Engine, Labels, SeriesStore
+    from monitor.promql import Engine
 
     rng = np.random.default_rng(17)
 
@@ -263,14 +281,7 @@ def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(e
         for scale in (1.0, 2.0):
             e = draw((windows, n)) * scale
             mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
-            store = SeriesStore(retention_s=HOUR)
-            samples = []
-            for i in range(windows):
-                for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
-                                      ("monitor_regression_labels_in_window", float(n)),
-                                      ("monitor_regression_reference_mae", reference_mae)):
-                    samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
-            store.append_scrape(1000.0, samples)
+            store = _windows(mae, rmse, n, reference_mae)
             rates[scale] = (len(query.instant(store, 1000.0)) / windows, len(bare.instant(store, 1000.0)) / windows)
         assert rates[1.0][0] <= 0.001, (n, rates)
         assert rates[2.0][0] >= min_power, (n, rates)
@@ -282,7 +293,7 @@ def test_regression_error_rule_fires_on_rare_huge_errors() -> None:
     """A failure made of rare huge errors (5% of predictions off by 100: MAE about 7 x the
     reference's) lifts its own standard error, and the z condition alone fired in none of the
     50-label windows; beyond 3 x the reference's MAE the rule asks for no z (bound: every window)."""
-    from monitor.promql import Engine, Labels, SeriesStore
+    from monitor.promql import Engine
 
     rng = np.random.default_rng(18)
     windows, n = 1_000, 50
@@ -290,14 +301,7 @@ def test_regression_error_rule_fires_on_rare_huge_errors() -> None:
     e[rng.random((windows, n)) < 0.05] += 100.0
     e[:, 0] += 100.0  # at least one in every window
     mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
-    store = SeriesStore(retention_s=HOUR)
-    samples = []
-    for i in range(windows):
-        for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
-                              ("monitor_regression_labels_in_window", float(n)),
-                              ("monitor_regression_reference_mae", 0.8)):
-            samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
-    store.append_scrape(1000.0, samples)
+    store = _windows(mae, rmse, n, 0.8)
     assert len(Engine().compile(_rule("RegressionErrorHigh")["expr"]).instant(store, 1000.0)) == windows
 
 
