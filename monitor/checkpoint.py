@@ -439,6 +439,11 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
                     "label joins%s restored", path, monitor.model, report.set_aside_reason.replace("_", " "),
                     report.detail, " and counters" if report.counters_restored else "")
         monitor.store.inc("monitor_checkpoint_failures", labels=("restore", report.set_aside_reason))
+    if report.detectors_set_aside:
+        log.warning("checkpoint %s of %s: the saved state of %s did not fit the configuration; they start empty and "
+                    "refill over one window, everything else is restored", path, monitor.model,
+                    "; ".join(report.detectors_set_aside))
+        monitor.store.inc("monitor_checkpoint_failures", labels=("restore", "detector_changed"))
     if not report.counters_restored and report.state_version >= 2:
         log.info("checkpoint %s of %s was not written at a clean stop (a periodic one: the process crashed; or one "
                  "written before counters were marked): counters start at zero, as Prometheus expects after a crash "

@@ -130,6 +130,9 @@ class RestoreReport:
         would count them again: they start at zero instead, which Prometheus handles.
     counter_families_skipped
         Families whose checkpointed values did not fit the current catalog.
+    detectors_set_aside
+        Detectors whose saved state did not fit their configuration (a window length, bin count
+        or ring size changed), each with why: they start empty, the others are restored.
     state_version
         The version of the state that was read.
     """
@@ -141,6 +144,7 @@ class RestoreReport:
     counters_restored: bool = False
     counter_families_skipped: tuple[str, ...] = ()
     state_version: int = STATE_VERSION
+    detectors_set_aside: tuple[str, ...] = ()
 
 
 def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
@@ -697,7 +701,7 @@ class Monitor:
                 "classes": list(self.pipeline.builder.classes.names),
                 "classes_from_labels": self.pipeline.builder.classes.learned_from_labels,
                 "score_widths": self.pipeline.builder.score_widths,
-                "detectors": {f"{i}:{type(d).__name__}": d.state_dict() for i, d in enumerate(self.detectors)},
+                "detectors": self._detector_states(),
                 "joiner": self.pipeline.joiner.state_dict(),
                 "rules": None if self.rules is None else self.rules.state_dict(),
                 # what the rules read back over (ranges, offset): Prometheus keeps its TSDB across
@@ -757,20 +761,27 @@ class Monitor:
                 detail = f"the checkpoint's (features, outputs) {_shape_text(shape)} are now {_shape_text(self._shape)}"
             else:
                 outcome, reason, detail = self._adopt_reference(state)
+            outputs_kept = shape is None or shape[1:] == self._shape[1:]
+            if outputs_kept:  # the classes learned (a labels-only model's answers) keep their columns
                 for name in state.get("classes", []):
                     self.pipeline.builder.classes.add(name)
                 self.pipeline.builder.classes.learned_from_labels = int(state.get("classes_from_labels", 0))
                 self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             self.pipeline.clock = float(state["clock"])
             self.pipeline.next_tick = state.get("next_tick")
+            set_aside: list[str] = []
             if reason is None:
-                dets = state.get("detectors", {})
-                for i, d in enumerate(self.detectors):
-                    key = f"{i}:{type(d).__name__}"
-                    if key in dets:
-                        d.load_state_dict(dets[key])
-            forgotten = self.pipeline.joiner.load_state_dict(state.get("joiner", {}))
-            if forgotten:  # labels.pending lowered across the restart: the oldest waiting predictions
+                set_aside = self._load_detector_states(state.get("detectors", {}))
+            joiner_state = state.get("joiner", {})
+            if not outputs_kept:
+                # outputs changed (kind, classes, their order, quantile levels): a waiting prediction's
+                # class indices and columns are of the old layout, and joined to a label they scored a
+                # model whose classes were reordered as wrong on every row
+                forgotten = len(joiner_state.get("ids", [])) if joiner_state else 0
+                self.pipeline.joiner.load_state_dict({})
+            else:
+                forgotten = self.pipeline.joiner.load_state_dict(joiner_state)
+            if forgotten:  # labels.pending lowered across the restart, or the outputs' layout changed
                 self.store.inc("monitor_labels_evicted", forgotten)
             self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
             if self.rules is not None and state.get("rules") is not None:
@@ -786,9 +797,43 @@ class Monitor:
             if counters is not None:
                 skipped = self.store.load_counter_state(counters)
             self.pipeline.mark_changed()  # a scrape right after the restore shows the restored figures
-        report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version))
+        report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version),
+                               tuple(set_aside))
         self.restore_report = report
         return report
+
+    def _detector_states(self) -> dict[str, Any]:
+        seen: dict[str, int] = {}
+        out: dict[str, Any] = {}
+        for d in self.detectors:
+            kind = type(d).__name__
+            n = seen[kind] = seen.get(kind, -1) + 1
+            out[f"{kind}#{n}"] = d.state_dict()
+        return out
+
+    def _load_detector_states(self, states: dict[str, Any]) -> list[str]:
+        """Load each detector's saved state; returns the detectors whose state did not fit (they
+        start empty and refill over one window, the others keep theirs).
+
+        States are keyed by kind (``CalibrationDetector#0``; the number tells repeats of one kind
+        apart): keyed by position, as before, a detector added at the front or removed from
+        ``detectors:`` made every later one find no state, or another's. A state that does not fit
+        (a window length, bin count or ring size changed) used to refuse the whole checkpoint, or
+        leave the monitor half loaded."""
+        seen: dict[str, int] = {}
+        set_aside: list[str] = []
+        for i, d in enumerate(self.detectors):
+            kind = type(d).__name__
+            n = seen[kind] = seen.get(kind, -1) + 1
+            saved = states.get(f"{kind}#{n}", states.get(f"{i}:{kind}"))  # the latter: checkpoints keyed by position
+            if saved is None:
+                continue  # a detector added since: it starts empty, as at a first start
+            try:
+                d.load_state_dict(saved)
+            except Exception as err:  # noqa: BLE001 - any misfit: that detector starts empty, the rest is restored
+                d._reset()
+                set_aside.append(f"{getattr(d, 'name', None) or d.kind} ({err})")
+        return set_aside
 
     def _adopt_reference(self, state: dict[str, Any]) -> tuple[str, str | None, str]:
         """Compare the checkpoint's reference with this monitor's; adopt it when this monitor

@@ -157,12 +157,22 @@ class SlidingWindow:
         return self._data[live].sum(axis=0)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self._data.copy(), "slot_ids": self._slot_ids.copy(), "head": int(self._head), "expired": self.expired}
+        return {"data": self._data.copy(), "slot_ids": self._slot_ids.copy(), "head": int(self._head), "expired": self.expired,
+                "slot_s": self._slot_s}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved window. Slots are numbered from the epoch in units of the slot length,
+        so a state saved with another length (``window`` changed across a restart) is refused: read
+        as this window's, its newest slot lay hours ahead, every new row fell "before" the window
+        and the figures froze for good. (States saved before the length was recorded are taken
+        as they are.)"""
         data = np.asarray(state["data"], dtype=np.float64)
         if data.shape != self._data.shape:
             raise ValueError(f"window state has shape {data.shape}, expected {self._data.shape}")
+        saved_slot = state.get("slot_s")
+        if saved_slot is not None and not np.isclose(float(saved_slot), self._slot_s, rtol=1e-9, atol=0.0):
+            raise ValueError(f"window state has slots of {float(saved_slot):g} s, this window's are {self._slot_s:g} s "
+                             "(its length changed)")
         self._data = data.copy()
         self._slot_ids = np.asarray(state["slot_ids"], dtype=np.int64).copy()
         self._head = int(state["head"])

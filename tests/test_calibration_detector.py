@@ -134,7 +134,9 @@ def test_state_round_trip_restores_figures() -> None:
     a, b = det.figures(), clone.figures()
     assert (a.labels, a.accuracy, a.ece, a.debiased_ce, a.temperature) == (b.labels, b.accuracy, b.ece, b.debiased_ce, b.temperature)
     with pytest.raises(ValueError, match="temperature_rows"):
-        CalibrationDetector(temperature_rows=128).load_state_dict(det.state_dict())
+        CalibrationDetector(window_s=1000.0, temperature_rows=128).load_state_dict(det.state_dict())
+    with pytest.raises(ValueError, match="length changed"):  # read as this window's, its slots froze every figure
+        CalibrationDetector(window_s=2000.0, temperature_rows=256).load_state_dict(det.state_dict())
     # a state saved with the two trailing sums (of c^2, c^3) earlier versions kept restores the same figures
     old = det.state_dict()
     data = old["windows"]["labels"]["data"]

@@ -95,7 +95,7 @@ def test_memory_is_bounded_and_the_state_round_trips(reference: Reference) -> No
     copy.export(s2)
     assert s1.samples() == s2.samples() and s1.value(names.OUTPUT_REPEAT) is not None
     with pytest.raises(ValueError, match="table_size"):
-        create("output_repeats", params={"table_size": 256}).load_state_dict(state)
+        create("output_repeats", params={"window_s": 1e6, "table_size": 256}).load_state_dict(state)
     with pytest.raises(ValueError, match="unknown parameter"):
         create("output_repeats", params={"horizon": 5})
 

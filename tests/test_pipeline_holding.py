@@ -254,7 +254,7 @@ def test_a_checkpoint_of_a_live_monitor_holds_the_rows_not_yet_handed_over() -> 
         mon.worker.drain_once()
         assert len(mon.pipeline._held) == 7  # within the export interval: held
         state = mon.state_dict()
-        rows = np.asarray(state["detectors"]["0:ConfidenceDetector"]["windows"]["main"]["data"])[:, 0].sum()
+        rows = np.asarray(state["detectors"]["ConfidenceDetector#0"]["windows"]["main"]["data"])[:, 0].sum()
         assert rows == 12 and len(mon.pipeline._held) == 0
     finally:
         mon.close()
