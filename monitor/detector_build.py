@@ -77,7 +77,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
             detectors.append(create(d.kind, reference=det_reference, params=params, context=ctx))
         except ConfigError:
             raise
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, ImportError) as err:  # ImportError: an optional extra (alibi-detect) missing
             if isinstance(err, TypeError) and not any(k in str(err) for k in d.params):
                 raise  # a bug in the detector, not a value of the config: not to be blamed on the entry
             raise detector_error(cfg, i, d, err, listed=listed, has_reference=reference is not None) from err

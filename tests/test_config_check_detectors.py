@@ -218,3 +218,18 @@ def test_a_segment_cap_beyond_the_per_segment_series_is_refused(tmp_path: Path, 
     rows = {labels["segment"] for name, labels, _ in samples if name == "monitor_segment_rows_in_window"}
     assert len(rows) == most + 1 and "other" in rows
     assert not [labels for name, labels, v in samples if name == "monitor_series_refused_total" and v]
+
+
+def test_a_missing_optional_extra_fails_the_check_with_its_key_not_a_traceback(tmp_path: Path) -> None:
+    """``ood_backend: "alibi:IForest"`` without alibi-detect printed a traceback (an ImportError
+    escaped the check) where every other refusal is a FAILED line with the key and the fix."""
+    import importlib.util
+
+    if importlib.util.find_spec("alibi_detect") is not None:
+        pytest.skip("alibi-detect is installed here: the backend builds")
+    _saved_profile(tmp_path)
+    code, out, path = _check(tmp_path, _classifier([{"kind": "probing", "ood_backend": "alibi:IForest"}],
+                                                   reference={"path": "reference.npz"}))
+    assert code == 1
+    assert "FAILED:" in out and "detectors[0].ood_backend" in out and "alibi" in out, out
+    assert "Traceback" not in out, out
