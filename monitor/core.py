@@ -28,6 +28,7 @@ from monitor.reference_view import input_schema
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from monitor.detectors.base import Detector
     from monitor.reference import Reference
 
 __all__ = ["Monitor", "RestoreReport", "get_monitor"]
@@ -802,30 +803,31 @@ class Monitor:
         self.restore_report = report
         return report
 
-    def _detector_states(self) -> dict[str, Any]:
+    def _keyed_detectors(self) -> list[tuple[str, str, "Detector"]]:
+        """``(key, positional key, detector)``: states are keyed by kind (``CalibrationDetector#0``;
+        the number tells repeats of one kind apart), and were keyed by position before."""
         seen: dict[str, int] = {}
-        out: dict[str, Any] = {}
-        for d in self.detectors:
+        out = []
+        for i, d in enumerate(self.detectors):
             kind = type(d).__name__
             n = seen[kind] = seen.get(kind, -1) + 1
-            out[f"{kind}#{n}"] = d.state_dict()
+            out.append((f"{kind}#{n}", f"{i}:{kind}", d))
         return out
+
+    def _detector_states(self) -> dict[str, Any]:
+        return {key: d.state_dict() for key, _, d in self._keyed_detectors()}
 
     def _load_detector_states(self, states: dict[str, Any]) -> list[str]:
         """Load each detector's saved state; returns the detectors whose state did not fit (they
         start empty and refill over one window, the others keep theirs).
 
-        States are keyed by kind (``CalibrationDetector#0``; the number tells repeats of one kind
-        apart): keyed by position, as before, a detector added at the front or removed from
-        ``detectors:`` made every later one find no state, or another's. A state that does not fit
-        (a window length, bin count or ring size changed) used to refuse the whole checkpoint, or
-        leave the monitor half loaded."""
-        seen: dict[str, int] = {}
+        Keyed by position, as before, a detector added at the front or removed from ``detectors:``
+        made every later one find no state, or another's (older checkpoints are still read by
+        position). A state that does not fit (a window length, bin count or ring size changed)
+        used to refuse the whole checkpoint, or leave the monitor half loaded."""
         set_aside: list[str] = []
-        for i, d in enumerate(self.detectors):
-            kind = type(d).__name__
-            n = seen[kind] = seen.get(kind, -1) + 1
-            saved = states.get(f"{kind}#{n}", states.get(f"{i}:{kind}"))  # the latter: checkpoints keyed by position
+        for key, positional, d in self._keyed_detectors():
+            saved = states.get(key, states.get(positional))
             if saved is None:
                 continue  # a detector added since: it starts empty, as at a first start
             try:

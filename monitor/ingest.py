@@ -398,9 +398,7 @@ class BatchBuilder:
             if first.ndim == 1:
                 num = np.array(ins, dtype=np.float64)
                 out = np.array(outs, dtype=np.float64)
-                if out.ndim == 3 and out.shape[1] == 1:  # one row in, scikit-learn's (1, k) out
-                    out = out[:, 0]
-                if out.ndim > 2 or num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
+                if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
                     return None
                 return num, _no_categorical(num), out, [1] * len(events)
             if first.ndim == 2:
