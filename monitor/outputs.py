@@ -24,14 +24,13 @@ SUM_TOLERANCE = 1e-3
 class ClassIndex:
     """Maps label values to column indices, learning new labels up to a cap (overflow -> -1)."""
 
-    def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000, label_cap: int = LABEL_CLASSES_MAX) -> None:
+    def __init__(self, classes: tuple[str, ...] = (), cap: int = 1000) -> None:
         self.names: list[str] = [str(c) for c in classes]
         self._index = {n: i for i, n in enumerate(self.names)}
         self.cap = max(cap, len(self.names))  # configured classes are never over the cap
         # a labels-only model also learns the classes of labels it never answered (a model that
         # collapsed onto one class), but only this many: free text in a label column must not
         # take the places of the model's own answers, which are refused once the cap is full
-        self.label_cap = int(label_cap)
         self.learned_from_labels = 0
         # names 0..positional-1 are columns (configured, or named after their index): an integer
         # label below it may be a column index. Names learned from predicted labels are not: the
@@ -52,7 +51,7 @@ class ClassIndex:
     def add(self, name: str, from_labels: bool = False) -> int:
         idx = self._index.get(name)
         if idx is None:
-            if len(self.names) >= self.cap or (from_labels and self.learned_from_labels >= self.label_cap):
+            if len(self.names) >= self.cap or (from_labels and self.learned_from_labels >= LABEL_CLASSES_MAX):
                 return -1
             self.learned_from_labels += from_labels
             idx = self._index[name] = len(self.names)
