@@ -29,7 +29,7 @@ class ClassIndex:
         self._index = {n: i for i, n in enumerate(self.names)}
         self.cap = max(cap, len(self.names))  # configured classes are never over the cap
         # a labels-only model also learns the classes of labels it never answered (a model that
-        # collapsed onto one class), but only this many: free text in a label column must not
+        # collapsed onto one class), but only LABEL_CLASSES_MAX of them: free text in a label column must not
         # take the places of the model's own answers, which are refused once the cap is full
         self.learned_from_labels = 0
         # names 0..positional-1 are columns (configured, or named after their index): an integer
