@@ -10,9 +10,10 @@ import difflib
 import inspect
 import os
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
 
@@ -124,6 +125,15 @@ class ReferenceConfig:
     #: Rows (a file: the training set) the multivariate drift detector's PCA takes its directions
     #: from when ``path`` is raw reference data (see :class:`monitor.profile.PCABasis`).
     pca_fit: str | None = None
+    #: Roles of raw CSV / Parquet reference columns, as ``monitor reference build`` takes them
+    #: (``--output-columns``, ``--label-column``, ``--exclude``, ``--categorical``): without
+    #: them every column of such a file is read as an input feature, the model's outputs and
+    #: labels included. An ``.npz`` names its ``scores`` and ``labels`` arrays itself, and a saved
+    #: profile was given its roles when it was built.
+    output_columns: tuple[str, ...] = ()
+    label_column: str | None = None
+    exclude: tuple[str, ...] = ()
+    categorical: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,34 @@ class _Reader:
         return parse_duration(value, key, self.source)
 
 
+def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], str],
+                       base: ReferenceConfig) -> ReferenceConfig:
+    """The column roles of a raw CSV / Parquet reference, checked against each other here (a
+    column given two roles would be read twice); whether the file has them is the reference
+    loader's to say, at start and in ``monitor config check``."""
+    outputs = r.strings(ref_raw["output_columns"], k("reference.output_columns")) if "output_columns" in ref_raw else ()
+    label = r.string(ref_raw["label_column"], k("reference.label_column")) if "label_column" in ref_raw else None
+    exclude = r.strings(ref_raw["exclude"], k("reference.exclude")) if "exclude" in ref_raw else ()
+    categorical = r.strings(ref_raw["categorical"], k("reference.categorical")) if "categorical" in ref_raw else None
+    cfg = dataclasses.replace(base, output_columns=outputs, label_column=label, exclude=exclude, categorical=categorical)
+    given = [key for key in ("output_columns", "label_column", "exclude", "categorical") if key in ref_raw]
+    if given and base.path is None:
+        raise r.error(k(f"reference.{given[0]}"), "needs reference.path (the raw reference data whose columns it names)",
+                      f"add reference.path, or remove {given[0]}")
+    roles = [("output_columns", c) for c in outputs] + ([("label_column", label)] if label else []) + [("exclude", c) for c in exclude]
+    seen: dict[str, str] = {}
+    for key, col in roles:
+        if col in seen:
+            raise r.error(k(f"reference.{key}"), f"column {col!r} is also under reference.{seen[col]}",
+                          "give each column one role")
+        seen[col] = key
+    for col in categorical or ():
+        if col in seen:
+            raise r.error(k("reference.categorical"), f"column {col!r} is under reference.{seen[col]}, not an input feature",
+                          "list only input columns under categorical")
+    return cfg
+
+
 def _shared_abstain_threshold(dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
     """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
     to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
@@ -351,7 +389,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
     classes_raw = out_raw.get("classes", [])
     if not isinstance(classes_raw, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes_raw):
-        raise r.error(k("output.classes"), f"must be a list of class names, got {classes_raw!r}", "write classes: [cat, dog]")
+        booleans = isinstance(classes_raw, list) and any(isinstance(c, bool) for c in classes_raw)
+        # YAML reads bare yes/no, true/false, on/off as booleans: the class names were meant
+        raise r.error(k("output.classes"), f"must be a list of class names, got {classes_raw!r}",
+                      'quote names YAML reads as true/false: classes: ["no", "yes"]' if booleans else "write classes: [cat, dog]")
     if len(set(map(str, classes_raw))) != len(classes_raw):
         raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
     samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
@@ -366,7 +407,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     except ValueError as err:
         raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
 
-    ref_raw = r.mapping(raw.get("reference"), k("reference"), {"path", "pca_fit"})
+    ref_raw = r.mapping(raw.get("reference"), k("reference"),
+                        {"path", "pca_fit", "output_columns", "label_column", "exclude", "categorical"})
     ref_path = ref_raw.get("path")
     if ref_path is not None:
         ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
@@ -376,6 +418,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
             raise r.error(k("reference.pca_fit"), "needs reference.path (the reference whose PCA it fits)",
                           "add reference.path, or remove pca_fit")
         pca_fit = str(base_dir / r.string(pca_fit, k("reference.pca_fit")))
+    reference = _reference_columns(r, ref_raw, k, ReferenceConfig(ref_path, pca_fit))
 
     q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",
                                                           "export_interval"})
@@ -476,7 +519,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         model=model,
         schema=Schema(tuple(feats)),
         output=output,
-        reference=ReferenceConfig(ref_path, pca_fit),
+        reference=reference,
         queue=queue,
         window_s=r.duration(raw.get("window", "1h"), k("window")),
         segment_cap=segment_cap,

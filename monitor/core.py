@@ -352,7 +352,9 @@ class Monitor:
             return None
         from monitor.profile import load_reference  # built by the drift/profile module
 
-        return load_reference(path, pca_fit=self.config.reference.pca_fit)
+        ref = self.config.reference
+        return load_reference(path, pca_fit=ref.pca_fit, output_columns=ref.output_columns, label_column=ref.label_column,
+                              exclude=ref.exclude, categorical=ref.categorical, classes=self.config.output.classes)
 
     def _class_index(self) -> Any:
         """The model's class names: the config's ``output.classes``, else the reference's (a

@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import os
@@ -63,6 +64,8 @@ __all__ = [
     "profile_of",
     "load_reference",
     "check_npz_reference",
+    "check_column_roles_target",
+    "check_pca_fit_columns",
     "check_pca_fit_target",
     "is_profile",
     "read_table",
@@ -892,10 +895,17 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
     return x, names, cat, cnames, scores, labels
 
 
-def _roles(header: Sequence[str], output_columns: Sequence[str], label_column: str | None, exclude: Sequence[str]) -> list[str]:
-    for name in (*output_columns, *([label_column] if label_column else []), *exclude):
+def _roles(header: Sequence[str], output_columns: Sequence[str], label_column: str | None, exclude: Sequence[str],
+           source: str = "") -> list[str]:
+    roles = ([("output column", "--output-columns / reference.output_columns", c) for c in output_columns]
+             + ([("label column", "--label-column / reference.label_column", label_column)] if label_column else [])
+             + [("excluded column", "--exclude / reference.exclude", c) for c in exclude])
+    for role, option, name in roles:
         if name not in header:
-            raise ProfileError(f"column {name!r} is not in the header ({', '.join(header)})")
+            close = difflib.get_close_matches(name, header, n=1)
+            raise ProfileError(f"{role} {name!r} is not in the header of {source or 'the reference data'} ({', '.join(header)}). "
+                               f"Fix: name a column of that header in {option}"
+                               + (f" (did you mean {close[0]!r}?)" if close else ""))
     skip = set(output_columns) | set(exclude) | ({label_column} if label_column else set())
     return [h for h in header if h not in skip]
 
@@ -961,7 +971,7 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
         if header.index(h) != i:
             raise ProfileError(f"{path.name}: header column {h!r} appears twice (columns {header.index(h) + 1} and "
                                f"{i + 1}); rename one of them")
-    feats = _roles(header, output_columns, label_column, exclude)
+    feats = _roles(header, output_columns, label_column, exclude, path.name)
     # type guess from the first chunk
     with open(path, "r", encoding="utf-8-sig", errors="replace", newline="") as f:
         rd = csv.reader(f, delimiter=delimiter)
@@ -1016,7 +1026,7 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
         raise ProfileError(f"{path.name}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV/.npz") from None
     pf = pq.ParquetFile(path)
     header = list(pf.schema_arrow.names)
-    feats = _roles(header, output_columns, label_column, exclude)
+    feats = _roles(header, output_columns, label_column, exclude, path.name)
     types = {f.name: f.type for f in pf.schema_arrow}
     import pyarrow as pa
 
@@ -1096,16 +1106,7 @@ def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, prog
     """The PCA directions of the columns ``names`` of a file, on a uniform sample of at most
     :data:`PCA_MAX_ROWS` rows (random priorities, one pass: a training set of any length)."""
     file_names, text_names, chunks = read_table(path, progress=progress)
-    missing = [n for n in names if n not in file_names]
-    if missing:
-        text = [n for n in missing if n in text_names]
-        raise ProfileError(f"--pca-fit {Path(path).name} lacks the numeric feature(s) {', '.join(missing)} of the "
-                           "reference" + (f" ({', '.join(text)} read as text there)" if text else "")
-                           + ". Fix: give it every feature column of the reference data (the training set's "
-                           "features, say), under the same names, holding numbers")
-    if len(names) < 2:
-        raise ProfileError("--pca-fit: the reference has fewer than 2 numeric features, so there is no PCA to fit. "
-                           "Fix: leave --pca-fit out")
+    _check_pca_fit_names(path, names, file_names, text_names)
     cols = np.array([file_names.index(n) for n in names], dtype=np.int64)
     rng = np.random.default_rng(seed)
     kept, keys = np.empty((0, len(names))), np.empty(0)
@@ -1122,18 +1123,77 @@ def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, prog
     return basis
 
 
-def load_reference(path: str | Path, *, pca_fit: str | Path | None = None) -> Reference:
-    """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
-    the PCA's directions from ``pca_fit`` when given).
+def check_pca_fit_columns(path: str | Path, names: Sequence[str]) -> None:
+    """Raise the :class:`ProfileError` that fitting the PCA on the file at ``path`` would raise for
+    its columns, given the reference's numeric feature ``names``, from its header and first rows
+    alone (``monitor config check``: the fit itself reads the whole file)."""
+    file_names, text_names, _chunks = read_table(path, progress=False)
+    _check_pca_fit_names(path, names, file_names, text_names)
 
-    This is what ``reference.path`` (and ``reference.pca_fit``) in ``monitor.yaml`` point at.
+
+def _check_pca_fit_names(path: str | Path, names: Sequence[str], file_names: Sequence[str], text_names: Sequence[str]) -> None:
+    missing = [n for n in names if n not in file_names]
+    if missing:
+        text = [n for n in missing if n in text_names]
+        raise ProfileError(f"--pca-fit {Path(path).name} lacks the numeric feature(s) {', '.join(missing)} of the "
+                           "reference" + (f" ({', '.join(text)} read as text there)" if text else "")
+                           + ". Fix: give it every feature column of the reference data (the training set's "
+                           "features, say), under the same names, holding numbers; a reference whose model outputs "
+                           "or labels are columns of it names them (reference.output_columns, reference.label_column "
+                           "or --output-columns, --label-column), else they are read as features")
+    if len(names) < 2:
+        raise ProfileError("--pca-fit: the reference has fewer than 2 numeric features, so there is no PCA to fit. "
+                           "Fix: leave --pca-fit out")
+
+
+def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, output_columns: Sequence[str] = (),
+                   label_column: str | None = None, exclude: Sequence[str] = (),
+                   categorical: Sequence[str] | None = None, classes: Sequence[str] = ()) -> Reference:
+    """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
+    the PCA's directions from ``pca_fit`` when given; the column roles of a CSV / Parquet file as
+    :func:`read_table` takes them, its output columns named ``classes`` when there are as many).
+
+    This is what ``reference.path`` (and ``reference.pca_fit``, ``reference.output_columns`` ...)
+    in ``monitor.yaml`` point at.
     """
     p = Path(path)
     if pca_fit is not None:
         check_pca_fit_target(p)
+    check_column_roles_target(p, output_columns=output_columns, label_column=label_column, exclude=exclude,
+                              categorical=categorical)
     if p.suffix.lower() == ".npz" and is_profile(p):
         return Profile.load(p).to_reference()
-    return build_profile(p, progress=False, pca_fit=pca_fit).to_reference()
+    # classes name the output columns as the config's output.classes does (the columns' own names
+    # otherwise); a count that differs is the caller's to tell against its scores
+    names = tuple(classes) if len(output_columns) > 1 and len(classes) == len(output_columns) else ()
+    return build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
+                         exclude=exclude, categorical=categorical, classes=names).to_reference()
+
+
+def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,
+                              exclude: Sequence[str] = (), categorical: Sequence[str] | None = None) -> None:
+    """Raise :class:`ProfileError` when column roles (``reference.label_column`` ...) are given
+    for a reference that has no named columns to give them to: a saved profile took its roles
+    when it was built, an ``.npz`` names its ``scores`` and ``labels`` arrays, a ``.npy`` is
+    features only. Said alike at the agent's start and in ``monitor config check``."""
+    given = (("output_columns", bool(output_columns)), ("label_column", label_column is not None),
+             ("exclude", bool(exclude)), ("categorical", categorical is not None))
+    keys = [f"reference.{key}" for key, on in given if on]
+    if not keys:
+        return
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".txt", ".tsv", ".parquet", ".pq"):
+        return
+    if suffix == ".npz" and is_profile(p):
+        what, fix = ("a saved profile, whose columns were given their roles when it was built",
+                     "rebuild it with 'monitor reference build ... --output-columns ... --label-column ...', and remove")
+    elif suffix == ".npz":
+        what, fix = ("an .npz, whose arrays name their roles (X, scores, labels)", "put the outputs in 'scores' and the "
+                     "labels in 'labels', and remove")
+    else:
+        what, fix = (f"a {suffix or 'file without suffix'}, which has no named columns", "use a CSV or Parquet file, or remove")
+    raise ProfileError(f"{keys[0]}: {p.name} is {what}. Fix: {fix} {', '.join(keys)}")
 
 
 def check_pca_fit_target(path: str | Path) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from monitor.config import AgentConfig
+    from monitor.config import AgentConfig, ReferenceConfig
     from monitor.reference import Reference
 
 __all__ = ["config"]
@@ -108,7 +108,7 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
         state, reference = _reference_for_check(m.reference.path)
         builds: list[tuple[Reference | None, frozenset[str] | None]] = [(reference, None)]
         if state == "raw":
-            reference = _raw_reference(m.reference.path)
+            reference = _raw_reference(m.reference, m.output.classes)
             state = "unreadable" if reference is None else state
         if state == "raw":
             if m.detectors is None:  # the default set depends on what the reference holds
@@ -135,22 +135,26 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     return out
 
 
-def _raw_reference(path: str | None) -> Reference | None:
+def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Reference | None:
     """Raw reference data as the agent's start reads its scores and labels, without profiling it:
     an ``.npz``'s arrays as they are up to 5,000 rows (the agent calibrates on all of them then), its
-    in-memory profile beyond (the agent's sample of 5,000, the same rows); for CSV, Parquet and
-    ``.npy`` data no rows, no scores and no labels, which the agent does not read from them either
-    (``monitor reference build --output-columns / --label-column`` does). None when the ``.npz``
-    cannot be read (:func:`_file_problems` says why)."""
+    in-memory profile beyond (the agent's sample of 5,000, the same rows); for CSV and Parquet
+    data whose outputs or labels are named (``reference.output_columns``, ``label_column``), its
+    first 5,000 rows (the agent samples them from the whole file, which the check does not read);
+    otherwise no rows, no scores and no labels, which the agent does not read from them either.
+    None when the file cannot be read (:func:`_file_problems` says why)."""
     from pathlib import Path
 
     import numpy as np
 
     from monitor.reference import Reference
 
+    path = config.path
     if path is None:
         return None
     p = Path(path)
+    if p.suffix.lower() in _TABLE_SUFFIXES and (config.output_columns or config.label_column):
+        return _table_head(config, classes)
     if p.suffix.lower() != ".npz":
         return Reference(np.empty((0, 0)), np.empty((0, 0), dtype=object), ())
     from monitor.profile import _read_npz
@@ -169,6 +173,54 @@ def _raw_reference(path: str | None) -> Reference | None:
         except Exception:  # noqa: BLE001 - the agent's own error is _file_problems' to tell
             return None
     return Reference(x, cat, names, cat_names, scores, labels)
+
+
+#: the suffixes of reference data read as a table of named columns (CSV, Parquet)
+_TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq")
+
+
+def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference | None:
+    """The first rows of a CSV / Parquet reference with its configured column roles, as a
+    :class:`Reference` whose classes are named as the agent's start names them
+    (:func:`monitor.profile.load_reference`: ``output.classes`` when as many, else the columns)."""
+    from monitor.profile import read_table
+    from monitor.reference import Reference
+
+    try:
+        num_names, cat_names, chunks = read_table(config.path, output_columns=config.output_columns,
+                                                  label_column=config.label_column, exclude=config.exclude,
+                                                  categorical=config.categorical, chunk_rows=_AGENT_SAMPLE_ROWS,
+                                                  progress=False)
+        head = next(chunks, None)
+    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+        return None
+    if head is None:
+        return None
+    outputs = tuple(config.output_columns)
+    names = (classes if len(classes) == len(outputs) else outputs) if len(outputs) > 1 else ()
+    return Reference(head.numeric, head.categorical, num_names, cat_names, head.scores, head.labels, names)
+
+
+def _table_problems(config: ReferenceConfig) -> list[str]:
+    """What the agent's start would refuse in a CSV / Parquet reference's header and first rows:
+    a configured column role naming no column, a ``pca_fit`` file lacking the reference's numeric
+    features (their outputs and labels read as features unless named)."""
+    from pathlib import Path
+
+    from monitor.profile import ProfileError, check_pca_fit_columns, read_table
+
+    try:
+        num_names, _, _ = read_table(config.path, output_columns=config.output_columns, label_column=config.label_column,
+                                     exclude=config.exclude, categorical=config.categorical, progress=False)
+    except ProfileError as err:
+        return [f"reference.path: {err}"]
+    if config.pca_fit is None or not Path(config.pca_fit).is_file():
+        return []
+    try:
+        check_pca_fit_columns(config.pca_fit, num_names)
+    except ProfileError as err:
+        return [f"reference.pca_fit: {err}"]
+    return []
 
 
 #: rows of raw reference data the agent keeps to calibrate on (``monitor reference build
@@ -229,6 +281,17 @@ def _file_problems(agent: object) -> list[str]:
                 check_pca_fit_target(ref)
             except ProfileError as err:
                 out.append(f"model {m.model!r}: {err}")
+        if ref is not None and Path(ref).is_file():
+            from monitor.profile import ProfileError, check_column_roles_target
+
+            rc = m.reference
+            try:
+                check_column_roles_target(ref, output_columns=rc.output_columns, label_column=rc.label_column,
+                                          exclude=rc.exclude, categorical=rc.categorical)
+            except ProfileError as err:
+                out.append(f"model {m.model!r}: {err}")
+            if Path(ref).suffix.lower() in _TABLE_SUFFIXES:
+                out.extend(f"model {m.model!r}: {problem}" for problem in _table_problems(m.reference))
         if ref is not None and not Path(ref).is_file():
             out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
                        "'monitor reference build' or correct the path")
