@@ -700,6 +700,7 @@ class Monitor:
                 "version": STATE_VERSION,
                 "model": self.model,
                 "clock": self.pipeline.clock,
+                "last_event": self.pipeline.last_event,
                 "next_tick": self.pipeline.next_tick,
                 "classes": list(self.pipeline.builder.classes.names),
                 "classes_from_labels": self.pipeline.builder.classes.learned_from_labels,
@@ -771,6 +772,13 @@ class Monitor:
                 self.pipeline.builder.classes.learned_from_labels = int(state.get("classes_from_labels", 0))
                 self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             self.pipeline.clock = float(state["clock"])
+            newest = state.get("last_event")
+            if newest is not None:
+                # the newest event before the restart (the clock above may have moved on with the wall
+                # clock while idle): without it the gauge was absent until the next event, so "time
+                # since the last event" had no value right when a restarted model stayed quiet
+                self.pipeline.last_event = float(newest)
+                self.store.set("monitor_last_event_timestamp_seconds", float(newest))
             self.pipeline.next_tick = state.get("next_tick")
             set_aside: list[str] = []
             if reason is None:

@@ -153,7 +153,8 @@ class Pipeline:
         self.tick_s = float(tick_s)
         self.on_tick = on_tick
         self.next_tick: float | None = None
-        self.clock = float("-inf")  # newest event time seen
+        self.clock = float("-inf")  # event time: the newest event's, or the wall clock's while idle
+        self.last_event: float | None = None  # the newest event's time (checkpointed for its gauge)
         self._exception_types: set[str] = set()
         self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
         self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
@@ -286,9 +287,11 @@ class Pipeline:
                 store.observe("monitor_latency_seconds", np.asarray(lat))
         if feedback:
             self._process_feedback(feedback)
+        if self.last_event is None or newest > self.last_event:
+            self.last_event = newest
+            store.set("monitor_last_event_timestamp_seconds", newest)
         if newest > self.clock:
             self.clock = newest
-            store.set("monitor_last_event_timestamp_seconds", newest)
         self._advance_all(self.clock)
         self._dirty = True
         self.export_if_due()

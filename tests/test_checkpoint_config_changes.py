@@ -127,3 +127,29 @@ def test_old_positional_checkpoints_still_restore(tmp_path: Path) -> None:
         assert _value(after, "monitor_labels_in_window") == 300
     finally:
         after.close()
+
+
+def test_the_last_event_time_is_restored_not_the_idle_clock(tmp_path: Path) -> None:
+    """``monitor_last_event_timestamp_seconds`` was absent after a restore until the next event:
+    "time since the last event" (the agent dashboard, a quiet-model alert) had no value right when
+    a restarted model stayed quiet. It is the newest event's time, not the event clock, which an
+    idle live agent moves on with the wall clock."""
+    before = _monitor()
+    _feed(before, 120, T0, 3)
+    newest = T0 + 120  # the feedback, the last event fed
+    assert _value(before, "monitor_last_event_timestamp_seconds") == newest
+    before.pipeline.advance(T0 + 5000)  # idle: the clock moves on, the last event does not
+    before.save_checkpoint(tmp_path / "m.ckpt", final=True)
+    before.close()
+    after = _monitor()
+    try:
+        assert _value(after, "monitor_last_event_timestamp_seconds") is None
+        assert after.restore_checkpoint(tmp_path / "m.ckpt")
+        assert _value(after, "monitor_last_event_timestamp_seconds") == newest
+        assert after.pipeline.clock == T0 + 5000
+        # an event older than the clock but newer than the last one still moves the gauge
+        after.observe(np.zeros((1, 2)), np.array([[0.2, 0.3, 0.5]]), timestamp=T0 + 4000)
+        after.flush()
+        assert _value(after, "monitor_last_event_timestamp_seconds") == T0 + 4000
+    finally:
+        after.close()
