@@ -62,10 +62,17 @@ WINDOW_EXACT_BUDGET = 200_000
 class Channel:
     """One monitored stream (a feature or a model output) and its reference bins.
 
-    Numeric bins: ``len(edges) + 1`` value bins then one for missing values. Categorical bins: the
-    ``categories`` (most frequent reference ones), one for the other reference categories, one for
-    missing values, one for values never seen in the reference (reference pseudo-count: the number
-    of singletons, the Good-Turing estimate of the unseen rate).
+    Numeric bins: ``len(edges) + 1`` value bins then one for missing values, which also holds the
+    infinite ones: the profile's value bins count finite values only and its ``n_inf`` goes to
+    this bin (binned by value, a reference's usual share of inf read as drift in the top bin).
+    Categorical bins: the ``categories`` (most frequent reference ones), one for the other
+    reference categories, one for missing values, one for values never seen in the reference
+    (reference pseudo-count: the number of singletons, the Good-Turing estimate of the unseen
+    rate). When the profile kept only its most frequent categories (``n_other`` rows beyond its
+    cap), a live value outside them may be a reference category as well as a new one, so every
+    such value goes to the "other" bin (``capped``), whose reference count holds the rows
+    beyond the cap, and the unseen bin stays empty: read as unseen, the rows of categories the
+    profile dropped raised false alarms on unchanged traffic.
     """
 
     name: str
@@ -78,6 +85,7 @@ class Channel:
     categories: tuple[str, ...] = ()
     lookup: dict[str, int] | None = None  # every reference category -> bin
     fine: NumericProfile | None = None  # the reference profile at its own (finer) resolution
+    capped: bool = False  # categorical: the profile dropped categories, so none is known unseen
 
     @property
     def n_bins(self) -> int:
@@ -108,22 +116,24 @@ class Channel:
     @classmethod
     def numeric(cls, p: NumericProfile, n_bins: int) -> "Channel":
         c = p.coarsen(n_bins)
-        ref = np.concatenate([c.counts, [float(c.n_missing)]])
+        ref = np.concatenate([c.counts, [float(c.n_missing + c.n_inf)]])
         return cls(p.name, "numeric", ref, c.edges.copy(), c.positions, p.mean, p.std, fine=p)
 
     @classmethod
     def categorical(cls, p: CategoricalProfile, max_categories: int) -> "Channel":
         top = p.categories[:max_categories]
         rest = float(p.counts[max_categories:].sum()) + p.n_other
-        ref = np.concatenate([p.counts[:max_categories], [rest, float(p.n_missing), float(p.n_singletons)]])
+        capped = p.n_other > 0
+        unseen = 0.0 if capped else float(p.n_singletons)
+        ref = np.concatenate([p.counts[:max_categories], [rest, float(p.n_missing), unseen]])
         lookup = {c: min(i, len(top)) for i, c in enumerate(p.categories)}
-        return cls(p.name, "categorical", ref, categories=tuple(top), lookup=lookup)
+        return cls(p.name, "categorical", ref, categories=tuple(top), lookup=lookup, capped=capped)
 
     def bin_numeric(self, v: np.ndarray) -> np.ndarray:
         idx = np.searchsorted(self.edges, v, side="right")
-        nan = np.isnan(v)
-        if nan.any():
-            idx[nan] = self.missing_bin
+        bad = ~np.isfinite(v)  # NaN and +-inf: the missing bin, as in the reference counts
+        if bad.any():
+            idx[bad] = self.missing_bin
         return idx
 
     def bin_categorical(self, col: np.ndarray) -> np.ndarray:
@@ -134,7 +144,8 @@ class Channel:
         if present.any():
             vals, inv = np.unique(np.asarray([str(v) for v in col[present]], dtype=object).astype(str), return_inverse=True)
             lk = self.lookup or {}
-            mapped = np.asarray([lk.get(v, self.unseen_bin) for v in vals.tolist()], dtype=np.int64)
+            absent = len(self.categories) if self.capped else self.unseen_bin
+            mapped = np.asarray([lk.get(v, absent) for v in vals.tolist()], dtype=np.int64)
             out[present] = mapped[inv]
         return out
 
@@ -205,16 +216,16 @@ class FeatureBinner:
             v = batch.numeric[:, cols] if not (cols.size == batch.numeric.shape[1] and (cols == np.arange(cols.size)).all()) else batch.numeric
             vals = np.asarray(v, dtype=np.float64)
             idx = edge_counts(vals, edges)
-            nan = np.isnan(vals)
-            if nan.any():
-                idx = np.where(nan, missing[None, :], idx)
+            bad = ~np.isfinite(vals)  # NaN and +-inf go to the missing bin (see Channel)
+            if bad.any():
+                idx = np.where(bad, missing[None, :], idx)
             return idx, vals
         idx = np.full((n, d), -1, dtype=np.int64)
         vals = np.full((n, d), np.nan)
         if chans.size:
             v = np.asarray(batch.numeric[:, cols], dtype=np.float64)
             ix = edge_counts(v, edges)
-            idx[:, chans] = np.where(np.isnan(v), missing[None, :], ix)
+            idx[:, chans] = np.where(np.isfinite(v), ix, missing[None, :])
             vals[:, chans] = v
         for j, (src, col) in enumerate(mapping):
             if src == "cat":
