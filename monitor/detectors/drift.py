@@ -669,6 +669,12 @@ class DriftCore:
                 written.append(labels)
             self._written_top = written
             self.top_dirty = False
+        elif self.in_alarm and self.top:
+            # same features and words (a frozen description), newer score ratios: written too, or
+            # the series kept the ratio of the last relabelling (and a restored monitor, which
+            # writes its top afresh, exported other values than the one that ran on)
+            for labels, (_, _, score) in zip(getattr(self, "_written_top", []), self.top):
+                out.set("monitor_drift_top_feature", score, labels)
         if not self.windowed:
             return
         fig = self.compute_figures()
