@@ -466,10 +466,6 @@ class DriftCore:
         t = self.test
         step = t.step
         g0 = t.n_seen
-        pos = g0 + np.arange(n)
-        starts = np.flatnonzero(pos % step == 0)
-        if starts.size:
-            self._block_ts[(pos[starts] // step) % self._block_ts.size] = ts[starts]
         flagged = t.update(idx, vals)
         if self.upward and flagged.any() and t.last is not None:
             flagged = flagged & self._rose(t.last)
@@ -477,24 +473,39 @@ class DriftCore:
             last = t.last
             self.last_flag_event = last.event
             if not self.in_alarm:
+                # the alarm dates from the batch's first flagged test, not its last: a batch of
+                # thousands of rows put the onset (and the "since" label) at its end otherwise
+                first = t.first if t.first is not None and (not self.upward or self._rose(t.first).any()) else last
                 self.in_alarm = True
                 self.frozen = False
-                self.alarm_event = last.event
+                self.alarm_event = first.event
                 self.pending_alarms += 1
-                onset_block = max(last.event - last.scale, 0) // step
-                if onset_block > t.n_seen // step - self._block_ts.size + 1:
-                    self.onset_ts = float(self._block_ts[onset_block % self._block_ts.size])
-                else:
-                    self.onset_ts = float(ts[0])
+                self.onset_ts = self._event_ts(max(first.event - first.scale, 0), g0, ts)
                 self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.onset_ts)) if np.isfinite(self.onset_ts) else ""
             self._explain(last)
         elif self.in_alarm and t.n_seen - self.last_flag_event >= self.clear_after:
             self.in_alarm = False
             self.top = []
             self.top_dirty = True
+        pos = g0 + np.arange(n)
+        starts = np.flatnonzero(pos % step == 0)
+        if starts.size:
+            self._block_ts[(pos[starts] // step) % self._block_ts.size] = ts[starts]
         if self.windowed:
             self._accumulate(ts, idx, vals)
         self.now = max(self.now, float(ts.max()))
+
+    def _event_ts(self, position: int, g0: int, ts: np.ndarray) -> float:
+        """Event time of the row at stream ``position`` (a block start): from ``ts`` when it is in
+        the batch that starts at ``g0``, else from the ring of earlier block starts (read before
+        the batch's own are written), else the batch's first time."""
+        if position >= g0:
+            return float(ts[position - g0])
+        block, size = position // self.test.step, self._block_ts.size
+        newest = (g0 - 1) // self.test.step  # the newest block start written so far
+        if block > newest - size:
+            return float(self._block_ts[block % size])
+        return float(ts[0])
 
     def _rose(self, result: Any) -> np.ndarray:
         """Which channels may alarm under :attr:`upward`: the numeric ones whose mean over the

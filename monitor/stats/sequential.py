@@ -422,6 +422,10 @@ class BinnedSequentialTest:
         self._partial_n = 0
         self.n_seen = 0
         self.last: SequentialResult | None = None
+        #: the earliest flagged test of the latest :meth:`update` call (the shortest window at
+        #: that test time), None when it flagged nothing: where a drift that starts within a
+        #: batch was first seen, whatever the batch size (:attr:`last` is the batch's latest)
+        self.first: SequentialResult | None = None
         self.n_alarm_tests = 0
 
     @property
@@ -455,6 +459,7 @@ class BinnedSequentialTest:
         n = idx.shape[0]
         d, b = self.ref_counts.shape
         flagged_any = np.zeros(d, dtype=bool)
+        self.first = None
         if n == 0:
             return flagged_any
         pos = self._partial_n + np.arange(n)
@@ -500,6 +505,8 @@ class BinnedSequentialTest:
                         self.n_alarm_tests += 1
                         if self.last is None or ev > self.last.event:  # same test time: keep the shortest window
                             self.last = self._result(ev, si, fl, self._win[si], self._mwin[si])
+                        if self.first is None:
+                            self.first = self.last
         if complete < n_blocks:
             self._partial = counts[-1].copy()
             self._mpartial = mom[-1].copy()
@@ -532,6 +539,10 @@ class BinnedSequentialTest:
             if hit.size:
                 flagged_any |= fl.any(axis=0)
                 self.n_alarm_tests += int(hit.size)
+                i0 = int(hit[0])
+                ev0 = event0 + (i0 + 1) * self.step
+                if self.first is None or ev0 < self.first.event:  # scales ascend: a tie keeps the shorter
+                    self.first = self._result(ev0, si, fl[i0], wins[i0], mcum[ends[i0]] - mcum[ends[i0] - k])
                 i = int(hit[-1])
                 ev = event0 + (i + 1) * self.step
                 if self.last is None or ev > self.last.event:
@@ -645,3 +656,4 @@ class BinnedSequentialTest:
         self.n_seen = int(state["n_seen"])
         self.n_alarm_tests = int(state.get("n_alarm_tests", 0))
         self.last = None
+        self.first = None
