@@ -565,14 +565,19 @@ class Monitor:
         for key, n in counts.items():
             store.set("monitor_alerts", n, labels=key)
         if self.notifier is not None:
-            stats = self.notifier.stats
-            receiver = "+".join(sorted({getattr(s, "name", type(s).__name__) for s in self.notifier.sinks})) or "none"
-            for outcome in ("sent", "failed", "dropped"):
-                total = float(getattr(stats, outcome))
-                current = store.value("monitor_notifications", (receiver, outcome)) or 0.0
-                if total > current:
-                    store.inc("monitor_notifications", total - current, labels=(receiver, outcome))
-            store.set("monitor_notification_queue_length", stats.queued)
+            # by receiver kind: with one series for all sinks ("alertmanager+log"), the log's
+            # deliveries counted as sent while the Alertmanager failed, and no series said which failed
+            by_kind: dict[str, dict[str, int]] = {}
+            for kind, s in self.notifier.stats_by_sink():
+                totals = by_kind.setdefault(kind, dict.fromkeys(("sent", "failed", "dropped"), 0))
+                for outcome in totals:
+                    totals[outcome] += getattr(s, outcome)
+            for kind, totals in by_kind.items():
+                for outcome, total in totals.items():
+                    current = store.value("monitor_notifications", (kind, outcome)) or 0.0
+                    if total > current:
+                        store.inc("monitor_notifications", total - current, labels=(kind, outcome))
+            store.set("monitor_notification_queue_length", self.notifier.stats.queued)
         return transitions
 
     def _publish(self, transitions: list[Any]) -> list[Any]:

@@ -1,15 +1,16 @@
 """Alert delivery: Alertmanager API v2, a generic webhook in Alertmanager's format, and the log.
 
 The rule evaluator hands finished notifications (:class:`OutgoingAlert`) to a :class:`Notifier`,
-which queues them and returns immediately: evaluation never waits on the network. One background
-thread drains the queue in batches of at most 64 alerts (Prometheus's batch size) and posts each
-batch to every sink, retrying failures with exponential backoff. When the queue is full the oldest
-alerts are dropped in favour of newer ones, as Prometheus's notifier does; every outcome is
-counted (:class:`NotifierStats`) so the agent can export delivery health as metrics.
+which queues them and returns immediately: evaluation never waits on the network. Each sink has
+its own queue and background thread, as Prometheus sends to each Alertmanager on its own (a sink
+that is down delays no other), draining it in batches of at most 64 alerts (Prometheus's batch
+size) and retrying failures with exponential backoff. When a queue is full the oldest alerts are
+dropped in favour of newer ones, as Prometheus's notifier does; every outcome is counted per sink
+(:class:`NotifierStats`) so the agent can export delivery health as metrics.
 
-Why ``urllib.request`` and a thread rather than aiohttp: delivery is a few small POSTs per
+Why ``urllib.request`` and threads rather than aiohttp: delivery is a few small POSTs per
 evaluation interval, the agent's evaluator is synchronous and may run inside a host application
-that owns (or lacks) an event loop, and a dedicated thread with blocking stdlib calls cannot
+that owns (or lacks) an event loop, and dedicated threads with blocking stdlib calls cannot
 interfere with anyone's loop. aiohttp stays the sidecar's server stack.
 
 Payloads are Prometheus's: ``labels``, ``annotations``, ``startsAt`` (when the alert fired),
@@ -281,11 +282,11 @@ class NotifierStats:
     failed : int
         Alerts given up on after all retries, once per sink.
     dropped : int
-        Alerts dropped because the queue was full (oldest first).
+        Alerts dropped because a sink's queue was full (oldest first), once per sink.
     errors : int
         Failed delivery attempts (including ones retried successfully later).
     queued : int
-        Alerts waiting in the queue now.
+        Alerts waiting now, once per sink that has yet to deliver them.
     """
 
     sent: int = 0
@@ -295,15 +296,36 @@ class NotifierStats:
     queued: int = 0
 
 
+@dataclass
+class _Lane:
+    """One sink's own queue, counters and delivery thread (see :class:`Notifier`)."""
+
+    sink: AlertSink
+    queue: deque[OutgoingAlert] = field(default_factory=deque)
+    stats: NotifierStats = field(default_factory=NotifierStats)
+    busy: bool = False
+    thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.sink, "name", type(self.sink).__name__))
+
+
 class Notifier:
-    """Queue + background thread delivering alert batches to sinks, with retries.
+    """Queues + background threads delivering alert batches to sinks, with retries.
+
+    Each sink has its own queue and thread (a *lane*), as Prometheus sends to each Alertmanager
+    independently: a sink that is down or hangs (timeouts, retries with backoff: about a minute
+    per batch with the defaults) delays only its own deliveries. With one shared thread, an
+    unreachable first Alertmanager held every batch back from the healthy second one and from the
+    log, a minute per batch and growing, past the alerts' ``endsAt``.
 
     Parameters
     ----------
     sinks : sequence of AlertSink
-        Where to deliver (Alertmanager, webhook, log...). Each batch goes to every sink.
+        Where to deliver (Alertmanager, webhook, log...). Every alert goes to every sink.
     queue_capacity : int
-        Maximum queued alerts; beyond it the oldest are dropped and counted.
+        Maximum queued alerts per sink; beyond it the oldest are dropped and counted.
     max_retries : int
         Retries per batch and sink after the first failed attempt.
     backoff_initial_s, backoff_max_s : float
@@ -323,50 +345,67 @@ class Notifier:
         self.backoff_initial_s = float(backoff_initial_s)
         self.backoff_max_s = float(backoff_max_s)
         self.max_batch_size = int(max_batch_size)
-        self._queue: deque[OutgoingAlert] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._busy = 0
-        self._stats = NotifierStats()
+        self._closed_drops = 0  # alerts handed in after close (no lane takes them)
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name="monitor-notifier", daemon=True)
-        self._thread.start()
+        self._lanes = [_Lane(sink) for sink in self.sinks]
+        for i, lane in enumerate(self._lanes):
+            lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"monitor-notifier-{i}-{lane.name}",
+                                           daemon=True)
+            lane.thread.start()
 
     # ------------------------------------------------------------------ producer side
     def send(self, alerts: Sequence[OutgoingAlert]) -> None:
-        """Queue alerts for delivery and return immediately (never blocks on the network)."""
+        """Queue alerts for delivery to every sink and return immediately (never blocks on the
+        network)."""
         if not alerts:
             return
         with self._cond:
             if self._stop.is_set():
-                self._stats.dropped += len(alerts)
+                self._closed_drops += len(alerts)
                 return
             alerts = list(alerts)
-            over = len(alerts) - self.queue_capacity
-            if over > 0:
-                alerts = alerts[over:]
-                self._stats.dropped += over
-            over = len(self._queue) + len(alerts) - self.queue_capacity
-            for _ in range(max(over, 0)):
-                self._queue.popleft()
-            if over > 0:
-                self._stats.dropped += over
-            self._queue.extend(alerts)
+            for lane in self._lanes:
+                batch = alerts
+                over = len(batch) - self.queue_capacity
+                if over > 0:
+                    batch = batch[over:]
+                    lane.stats.dropped += over
+                over = len(lane.queue) + len(batch) - self.queue_capacity
+                for _ in range(max(over, 0)):
+                    lane.queue.popleft()
+                if over > 0:
+                    lane.stats.dropped += over
+                lane.queue.extend(batch)
             self._cond.notify_all()
 
     @property
     def stats(self) -> NotifierStats:
-        """A snapshot of the counters."""
+        """A snapshot of the counters, summed over sinks (see :meth:`stats_by_sink`)."""
+        total = NotifierStats()
+        for _, s in self.stats_by_sink():
+            for k in ("sent", "failed", "dropped", "errors", "queued"):
+                setattr(total, k, getattr(total, k) + getattr(s, k))
         with self._cond:
-            s = NotifierStats(**self._stats.__dict__)
-            s.queued = len(self._queue)
-            return s
+            total.dropped += self._closed_drops
+        return total
+
+    def stats_by_sink(self) -> list[tuple[str, NotifierStats]]:
+        """``(sink name, counters)`` of each sink, in the order given: which receiver fails."""
+        with self._cond:
+            out = []
+            for lane in self._lanes:
+                s = NotifierStats(**lane.stats.__dict__)
+                s.queued = len(lane.queue)
+                out.append((lane.name, s))
+            return out
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued so far was delivered or given up; False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._queue or self._busy:
+            while any(lane.queue or lane.busy for lane in self._lanes):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -374,11 +413,14 @@ class Notifier:
         return True
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread (pending retries are abandoned and counted as failed)."""
+        """Stop the threads (pending retries are abandoned and counted as failed)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for lane in self._lanes:
+            if lane.thread is not None:
+                lane.thread.join(max(deadline - time.monotonic(), 0.0))
 
     def __enter__(self) -> Notifier:
         return self
@@ -387,46 +429,45 @@ class Notifier:
         self.close()
 
     # ------------------------------------------------------------------ worker side
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stop.is_set():
+                while not lane.queue and not self._stop.is_set():
                     self._cond.wait()
-                if self._stop.is_set() and not self._queue:
+                if self._stop.is_set() and not lane.queue:
                     return
-                n = min(self.max_batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(n)]
-                self._busy += 1
+                n = min(self.max_batch_size, len(lane.queue))
+                batch = [lane.queue.popleft() for _ in range(n)]
+                lane.busy = True
             try:
-                for sink in self.sinks:
-                    self._deliver_with_retries(sink, batch)
+                self._deliver_with_retries(lane, batch)
             finally:
                 with self._cond:
-                    self._busy -= 1
+                    lane.busy = False
                     self._cond.notify_all()
 
-    def _deliver_with_retries(self, sink: AlertSink, batch: list[OutgoingAlert]) -> None:
+    def _deliver_with_retries(self, lane: _Lane, batch: list[OutgoingAlert]) -> None:
         delay = self.backoff_initial_s
         for attempt in range(self.max_retries + 1):
             try:
-                sink.deliver(batch)
+                lane.sink.deliver(batch)
             except DeliveryError as e:
-                self._record_error(sink, e, attempt)
+                self._record_error(lane, e, attempt)
             except Exception as e:  # a sink bug must not kill the delivery thread
-                self._record_error(sink, e, attempt)
+                self._record_error(lane, e, attempt)
             else:
                 with self._cond:
-                    self._stats.sent += len(batch)
+                    lane.stats.sent += len(batch)
                 return
             if attempt == self.max_retries or self._stop.wait(delay):
                 break
             delay = min(delay * 2, self.backoff_max_s)
         with self._cond:
-            self._stats.failed += len(batch)
+            lane.stats.failed += len(batch)
 
-    def _record_error(self, sink: AlertSink, e: Exception, attempt: int) -> None:
+    def _record_error(self, lane: _Lane, e: Exception, attempt: int) -> None:
         with self._cond:
-            self._stats.errors += 1
-            self.last_error = f"{getattr(sink, 'name', type(sink).__name__)}: {e}"
+            lane.stats.errors += 1
+            self.last_error = f"{lane.name}: {e}"
         log.warning("alert delivery to %s failed (attempt %d/%d): %s",
-                    getattr(sink, "name", type(sink).__name__), attempt + 1, self.max_retries + 1, e)
+                    lane.name, attempt + 1, self.max_retries + 1, e)
