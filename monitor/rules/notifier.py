@@ -23,13 +23,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 __all__ = [
     "OutgoingAlert",
@@ -190,7 +191,13 @@ class WebhookSink:
     """POST Alertmanager's webhook payload (``version: "4"``) to any URL, without an Alertmanager.
 
     Alerts of a batch are grouped by ``alertname`` (one request per group), like an Alertmanager
-    route with ``group_by: [alertname]``.
+    route with ``group_by: [alertname]``. What the receiver is sent is what an Alertmanager would
+    send it: an alert that starts firing or resolves, and a still-firing one again every
+    ``repeat_interval_s`` (Alertmanager's default ``repeat_interval``, 4 h). The evaluator re-sends
+    every firing alert each resend delay and every resolved one for 15 minutes, which Alertmanager
+    absorbs; posted as they came, a chat or paging relay behind the webhook said one firing alert
+    every minute and its resolution a dozen times. A post that fails is not remembered, so the
+    evaluator's next re-send of the alert delivers it.
     """
 
     url: str
@@ -199,6 +206,10 @@ class WebhookSink:
     timeout_s: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)
     name: str = "webhook"
+    repeat_interval_s: float = 4 * 3600.0
+    #: monotonic seconds, for ``repeat_interval_s`` (tests pass their own)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _delivered: "_Delivered" = field(default_factory=lambda: _Delivered(), repr=False)
 
     def payloads(self, alerts: Sequence[OutgoingAlert]) -> list[dict[str, Any]]:
         """The webhook bodies for a batch (one per alert name)."""
@@ -225,8 +236,18 @@ class WebhookSink:
         return out
 
     def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
-        for body in self.payloads(alerts):
+        now = self.clock()
+        latest: dict[str, OutgoingAlert] = {}  # a batch may hold several sends of one alert: the newest
+        for a in alerts:
+            key = alertmanager_fingerprint(a.labels)
+            latest.pop(key, None)
+            latest[key] = a
+        news = [a for a in latest.values()
+                if self._delivered.is_news(a.to_webhook_alert(), now, self.repeat_interval_s)]
+        for body in self.payloads(news):
             _post_json(self.url, body, self.timeout_s, self.headers)
+            for item in body["alerts"]:
+                self._delivered.remember(item, now)
 
 
 def _common(maps: Any) -> dict[str, str]:
@@ -254,21 +275,41 @@ class LogSink:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("monitor.alerts"))
     level: int = logging.WARNING
     name: str = "log"
-    #: fingerprint -> (status, startsAt) last logged; bounded (least recently logged go first)
-    _said: "OrderedDict[str, tuple[str, str]]" = field(default_factory=OrderedDict, repr=False)
-    max_remembered: int = 10_000
+    _said: "_Delivered" = field(default_factory=lambda: _Delivered(), repr=False)
 
     def deliver(self, alerts: Sequence[OutgoingAlert]) -> None:
         for a in alerts:
             body = a.to_webhook_alert()
-            key, state = body["fingerprint"], (body["status"], body["startsAt"])
-            if self._said.get(key) == state:
+            if not self._said.is_news(body, 0.0, math.inf):
                 continue
-            self._said.pop(key, None)
-            self._said[key] = state
-            while len(self._said) > self.max_remembered:
-                self._said.popitem(last=False)
+            self._said.remember(body, 0.0)
             self.logger.log(self.level, "alert %s", json.dumps(body, sort_keys=True))
+
+
+@dataclass
+class _Delivered:
+    """The state (status, ``startsAt``) last delivered of each alert, by fingerprint, and when:
+    what tells an alert's transition (it fired, fired anew, resolved) from the evaluator's re-send
+    of it in the same state. Bounded: the least recently delivered are forgotten first."""
+
+    max_remembered: int = 10_000
+    _states: "OrderedDict[str, tuple[tuple[str, str], float]]" = field(default_factory=OrderedDict)
+
+    def is_news(self, body: Mapping[str, Any], now: float, repeat_s: float) -> bool:
+        """Whether ``body`` (a webhook alert) is a transition, or a firing alert last delivered
+        ``repeat_s`` or more before ``now``."""
+        said = self._states.get(body["fingerprint"])
+        if said is None or said[0] != (body["status"], body["startsAt"]):
+            return True
+        return body["status"] == "firing" and now - said[1] >= repeat_s
+
+    def remember(self, body: Mapping[str, Any], now: float) -> None:
+        """Record ``body`` as delivered at ``now``."""
+        key = body["fingerprint"]
+        self._states.pop(key, None)
+        self._states[key] = ((body["status"], body["startsAt"]), now)
+        while len(self._states) > self.max_remembered:
+            self._states.popitem(last=False)
 
 
 @dataclass
