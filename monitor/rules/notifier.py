@@ -20,6 +20,7 @@ firing alerts, so Alertmanager expires alerts of a dead agent) and ``generatorUR
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import json
 import logging
@@ -27,6 +28,7 @@ import math
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -137,12 +139,30 @@ class AlertSink(Protocol):
     def deliver(self, alerts: Sequence[OutgoingAlert]) -> None: ...
 
 
+def _credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its ``user:password@`` part, and the basic-auth header that part says.
+
+    ``urllib`` neither sends URL credentials nor strips them: ``http://user:pass@am:9093`` (the
+    only way ``rules.alertmanager`` names an Alertmanager behind basic auth) was looked up as the
+    host ``user:pass@am`` and failed at every send, with the password in each logged error."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
 def _post_json(url: str, payload: Any, timeout_s: float, headers: Mapping[str, str]) -> None:
     body = json.dumps(payload).encode("utf-8")
+    url, auth = _credentials(url)  # errors below name the URL without its password
     req = urllib.request.Request(url, data=body, method="POST")
     req.add_header("Content-Type", "application/json")
     req.add_header("User-Agent", _USER_AGENT)
-    for k, v in headers.items():
+    for k, v in {**auth, **headers}.items():  # an Authorization header given wins over the URL's
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
