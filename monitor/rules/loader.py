@@ -37,6 +37,12 @@ __all__ = [
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
+#: A template that starts a YAML value unquoted (``summary: {{ $labels.job }} is down``): YAML reads
+#: ``{`` there as the start of a mapping, and the error it gives names no template.
+_UNQUOTED_TEMPLATE = re.compile(r":\s+\{\{")
+_QUOTE_HINT = (" (a value that starts with a template must be quoted: "
+               "summary: \"{{ $labels.job }} is down\")")
+
 _FILE_KEYS = ("groups",)
 _GROUP_KEYS = ("name", "interval", "query_offset", "limit", "rules")
 _RULE_KEYS = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
@@ -94,7 +100,9 @@ def _string_map(node: YNode | None, field: str, err: _Collector, **ctx: object) 
     out: dict[str, str] = {}
     for k, v in node.items:
         if v.kind in ("map", "seq"):
-            err.add(f"{field} {k.text!r}: value must be a string, got {v.describe()}", v, **ctx)  # type: ignore[arg-type]
+            # `{{ $labels.job }}` unquoted is a YAML mapping whose key is a mapping
+            hint = _QUOTE_HINT if v.kind == "map" and any(key.kind == "map" for key, _ in v.items) else ""
+            err.add(f"{field} {k.text!r}: value must be a string, got {v.describe()}{hint}", v, **ctx)  # type: ignore[arg-type]
             continue
         out[k.text] = v.text
     return out
@@ -131,7 +139,11 @@ def parse_rules_text(
     try:
         root = compose_yaml(text)
     except YamlError as e:
-        err.add(str(e) if not e.line else f"yaml: {e.message}", None if not e.line else YNode("null", e.line, e.col))
+        message = str(e) if not e.line else f"yaml: {e.message}"
+        lines = text.split("\n")
+        if 0 < e.line <= len(lines) and _UNQUOTED_TEMPLATE.search(lines[e.line - 1]):
+            message += _QUOTE_HINT
+        err.add(message, None if not e.line else YNode("null", e.line, e.col))
         return [], err.errors
     if root is None or root.is_null:
         return [], []
