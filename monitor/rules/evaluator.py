@@ -84,6 +84,10 @@ class _GroupRuntime:
     last_eval_ms: int | None = None
 
 
+#: Compiled ``{{ query }}`` expressions of templates kept for reuse (one per distinct text).
+TEMPLATE_QUERY_CACHE_SIZE = 1024
+
+
 def required_history_s(node: A.Node, lookback_s: float) -> float:
     """How far back from the evaluation time an expression reads samples, in seconds.
 
@@ -364,6 +368,10 @@ class RuleEvaluator:
             try:
                 q = self._template_queries.get(expr)
                 if q is None:
+                    if len(self._template_queries) >= TEMPLATE_QUERY_CACHE_SIZE:
+                        # the oldest out: a query written with printf from $labels is one entry per
+                        # label set, and alerts over churning labels (clients, segments) grew it for good
+                        del self._template_queries[next(iter(self._template_queries))]
                     q = self._template_queries[expr] = self.engine.compile(expr)
                 res = self._query_vector(q, ts_ms)
             except (PromQLError, RuleEvalError) as e:
