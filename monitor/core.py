@@ -427,7 +427,7 @@ class Monitor:
         inputs: Any,
         outputs: Any,
         *,
-        client: str | None = None,
+        client: Any = None,
         request_id: Any = None,
         latency_s: float | None = None,
         segment: Any = None,
@@ -438,8 +438,9 @@ class Monitor:
         for bad data (bad rows are counted when the worker reads them). Returns False when the
         event was shed (queue full, closed) or sampled out.
 
-        ``request_id`` and ``segment`` are one value for the call's rows or a list with one
-        value per row (a single request id on a batch becomes ``<id>/0``, ``<id>/1``, ...)."""
+        ``client``, ``request_id`` and ``segment`` are one value for the call's rows or a list with
+        one value per row (a single request id on a batch becomes ``<id>/0``, ``<id>/1``, ...; a
+        batching server scoring several callers' requests in one call gives one client per row)."""
         try:
             if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
                 self.queue.sampled_out()

@@ -37,7 +37,7 @@ class BuildResult:
     #: reason -> what was wrong with the first such event (e.g. "expected rows of 4 features,
     #: got shape (1, 2)"), for the one log line a reason gets (counts alone do not say why)
     details: dict[str, str] = field(default_factory=dict)
-    #: argument (request_id, segment) -> rows that lost it: a per-row list of another length
+    #: argument (request_id, segment, client) -> rows that lost it: a per-row list of another length
     #: than the call's rows (the rows are processed, without that attribute)
     arguments_dropped: dict[str, int] = field(default_factory=dict)
 
@@ -294,7 +294,7 @@ class BatchBuilder:
         used = [ev for ev, c in zip(events, result.rows_per_event) if c]
         used_counts = counts[counts > 0]
         ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
-        client = np.repeat(np.array([ev[5] if ev[5] is not None else "anonymous" for ev in used], dtype=object), used_counts)
+        client = _row_clients(used, used_counts, result)
         segment = _row_segments(used, used_counts, result)
         request_id = _row_ids(used, used_counts, result)
         embedding = _embeddings(used, used_counts)
@@ -534,6 +534,45 @@ def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Bui
     return out
 
 
+#: The client of rows whose call gave none (the probing detector's single client without ids).
+ANONYMOUS = "anonymous"
+
+
+def _client_text(v: Any) -> str:
+    """One row's client id as text (bytes decoded, as request ids and segments are read), never
+    cut: the probing detector tracks long ids by digest, and a cut would merge two of them."""
+    text = row_text(v)
+    return ANONYMOUS if text is None else text
+
+
+def _row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
+    """Per-row client ids: one for the call's rows (none: ``anonymous``), or (a list, an array, a
+    pandas Series) one per row, as a batching server that scores several callers' requests in one
+    call gives them. A list of another length gives the call's rows the anonymous client (said
+    once, counted).
+
+    Why: the ids went into ``np.array(..., dtype=object)`` as they came; a list there made the
+    array two-dimensional or ragged, so that the batch's client column was longer than its rows
+    (the rows of one caller and of the calls after it read other callers' ids) or held lists, which
+    the probing detector could not look up (its whole batch lost, every caller's rows in it)."""
+    clients = [ev[5] for ev in events]
+    if set(map(type, clients)) <= _SCALAR_SEGMENT:  # one id (or none) per call, the usual case
+        return np.repeat(np.array([ANONYMOUS if c is None else c for c in clients] + [None], dtype=object)[:-1], counts)
+    out = np.empty(int(counts.sum()), dtype=object)
+    pos = 0
+    for c, n in zip(clients, counts.tolist()):
+        rows = _per_row(c)
+        if rows is None:
+            out[pos:pos + n] = _client_text(c)
+        elif len(rows) == n:
+            out[pos:pos + n] = [_client_text(v) for v in rows]
+        else:
+            result.drop_argument("client", len(rows), n)
+            out[pos:pos + n] = ANONYMOUS
+        pos += n
+    return out
+
+
 #: What a per-row list of the wrong length costs the call's rows, and the fix (the pipeline logs
 #: it the first time, and counts the rows in monitor_row_arguments_dropped_total).
 ARGUMENT_DROPPED_MESSAGES = {
@@ -542,6 +581,8 @@ ARGUMENT_DROPPED_MESSAGES = {
                   "call (its rows become <id>/0, <id>/1, ...)",
     "segment": "so its rows have no segment (counted as \"unset\"). Fix: one segment per row, or a single segment "
                "for the call",
+    "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
+              "single client for the call",
 }
 
 

@@ -45,6 +45,13 @@ def hash_client_id(client: str, salt: str) -> str:
     return hashlib.blake2b(client.encode("utf-8", "surrogatepass"), digest_size=6, key=key).hexdigest()
 
 
+def _key(client: Any) -> str:
+    """The LRU key of a raw client id: ``anonymous`` for None, the text of any other value, a
+    digest beyond :data:`MAX_ID_CHARS` (ids come from callers: bounded in length as in number)."""
+    key = "anonymous" if client is None else (client if isinstance(client, str) else str(client))
+    return id_key(key) if len(key) > MAX_ID_CHARS else key
+
+
 @dataclass
 class Lookup:
     """Slots of one batch's rows, and what the lookup changed."""
@@ -106,12 +113,17 @@ class ClientTable:
         name = self._names[slot]
         return "" if name is None else name
 
+    def display_key(self, client: Any) -> str:
+        """The id a raw client id is shown under outside the process, tracked or not."""
+        key = _key(client)
+        return key if self.raw_ids else hash_client_id(key, self.salt)
+
     def raw(self, slot: int) -> str | None:
         return self._ids[slot]
 
-    def slot_of(self, client: str) -> int | None:
+    def slot_of(self, client: Any) -> int | None:
         """Slot of a raw client id, or None when it is not tracked."""
-        client = id_key(client) if len(client) > MAX_ID_CHARS else client
+        client = _key(client)
         slot = self._lru.get(client)
         if slot is None and self._restored:
             slot = self._lru.get(_PLACEHOLDER + hash_client_id(client, self.salt))
@@ -126,12 +138,15 @@ class ClientTable:
         lru = self._lru
         keys: dict[Any, str] = {}
         ids = clients.tolist()
+        try:
+            distinct = dict.fromkeys(ids)
+        except TypeError:  # an unhashable id (a list, a dict) from a caller: tracked by its text
+            ids = [c if c is None or isinstance(c, str) else str(c) for c in ids]
+            distinct = dict.fromkeys(ids)
         # the distinct ids in order of first appearance (a batch holds few clients, many rows each):
         # each is resolved once, in the order a row-by-row walk would meet them
-        for c in dict.fromkeys(ids):
-            key = "anonymous" if c is None else (c if isinstance(c, str) else str(c))
-            if len(key) > MAX_ID_CHARS:  # ids come from callers: bounded in length as in number
-                key = id_key(key)
+        for c in distinct:
+            key = _key(c)
             s = lru.get(key)
             if s is None:
                 s = self._adopt(key)
@@ -173,7 +188,7 @@ class ClientTable:
             evicted.append((slot, int(self.serial[slot]), self.display(slot)))
             self.evictions += 1
         self._ids[slot] = key
-        self._names[slot] = key if self.raw_ids else hash_client_id(key, self.salt)
+        self._names[slot] = self.display_key(key)
         self.serial[slot] = self._next_serial
         self._next_serial += 1
         self._lru[key] = slot

@@ -547,11 +547,11 @@ class ProbingDetector(Detector):
     def pending_queries(self) -> int:
         return len(self._pending)
 
-    def client_key(self, client: str) -> str:
-        """The id under which ``client`` appears in metrics and verdicts (salted hash or raw)."""
-        from monitor.detectors.probing.clients import hash_client_id
-
-        return client if self.raw_client_ids else hash_client_id(client, self._salt)
+    def client_key(self, client: Any) -> str:
+        """The id under which ``client`` appears in metrics and verdicts (salted hash or raw),
+        through the client table's own key, so that an id longer than
+        :data:`monitor.labels.MAX_ID_CHARS` (a bearer token) maps to the digest it is tracked by."""
+        return self._clients.display_key(client)
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, batch: "Batch") -> None:
@@ -1102,7 +1102,7 @@ class ProbingDetector(Detector):
             out = live + list(reversed(self._evicted_verdicts))
             return out[: max(0, int(limit))]
 
-    def verdict(self, client: str) -> ClientVerdict | None:
+    def verdict(self, client: Any) -> ClientVerdict | None:
         """The current verdict of one client by its raw id (None when not tracked)."""
         with self._lock:
             slot = self._clients.slot_of(client)
