@@ -15,6 +15,7 @@ allowed, so that an exported top-k never leaks an API key or an IP address.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ __all__ = ["ClientTable", "ClientRing", "Lookup", "hash_client_id"]
 
 #: LRU key prefix of clients restored under their hashed id (a raw id never starts with NUL).
 _PLACEHOLDER = "\x00"
+#: the name a campaign gives a member whose slot was reused before it joined (see the detector)
+_EVICTED = re.compile(r"evicted-\d+")
 
 
 def hash_client_id(client: str, salt: str) -> str:
@@ -118,6 +121,12 @@ class ClientTable:
         key = _key(client)
         return key if self.raw_ids else hash_client_id(key, self.salt)
 
+    def hide_raw(self, name: str) -> str:
+        """A display id saved while raw ids were allowed, as shown now that they are not (the
+        placeholder of a client evicted before it joined a campaign, ``evicted-<serial>``, says
+        nothing of the client and is kept)."""
+        return name if self.raw_ids or _EVICTED.fullmatch(name) else self.display_key(name)
+
     def raw(self, slot: int) -> str | None:
         return self._ids[slot]
 
@@ -175,6 +184,7 @@ class ClientTable:
         self._restored.discard(hashed)
         slot = self._lru.pop(_PLACEHOLDER + hashed)
         self._ids[slot] = key
+        self._names[slot] = self.display_key(key)  # the raw id, when raw ids were turned on since the save
         self._lru[key] = slot
         return slot
 
@@ -226,9 +236,14 @@ class ClientTable:
         self._next_serial = int(state["next_serial"])
         self.evictions = int(state["evictions"])
         slots = [int(s) for s in np.asarray(state["slots"]).tolist()]
-        raw = bool(state.get("raw_ids", False)) and self.raw_ids
+        saved_raw = bool(state.get("raw_ids", False))
+        raw = saved_raw and self.raw_ids
         for key, slot, name in zip(state["keys"], slots, state["names"]):
             self._names[slot] = str(name)
+            if saved_raw and not raw:
+                # raw ids turned off since the save: neither kept nor shown (they were, until each
+                # client was evicted, and the clients were never recognised again)
+                key = self._names[slot] = self.display_key(key)
             if raw:
                 self._ids[slot] = str(key)
                 self._lru[str(key)] = slot

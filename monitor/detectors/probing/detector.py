@@ -1205,6 +1205,8 @@ class ProbingDetector(Detector):
         version = int(state.get("version", -1))
         if version not in (1, self.state_version):
             raise ValueError(f"probing state version {state.get('version')!r} is not {self.state_version} (or 1); start from a fresh state")
+        for rs in state["rings"].values():
+            self._check_ring(rs)
         with self._lock:
             self._salt = str(state["salt"])
             self._reset()
@@ -1222,9 +1224,16 @@ class ProbingDetector(Detector):
                     raise ValueError(f"probing state field {name!r} has shape {arr.shape}, expected {cur.shape} (same max_clients)")
                 setattr(self, "_" + name, arr.copy())
             self._suspicious = set(np.flatnonzero((self._since_q > 0).any(axis=1)).tolist())
+            hide = bool(state["clients"].get("raw_ids", False)) and not self.raw_client_ids
             for v in state["evicted_verdicts"]:
-                self._evicted_verdicts.append(ClientVerdict.from_dict(v))
+                verdict = ClientVerdict.from_dict(v)
+                if hide:
+                    verdict = ClientVerdict(**{**verdict.__dict__, "client": self._clients.hide_raw(verdict.client)})
+                self._evicted_verdicts.append(verdict)
             self._campaigns.load_state_dict(state["campaigns"])
+            if hide:
+                for camp in self._campaigns.campaigns.values():
+                    camp.names = {o: self._clients.hide_raw(n) for o, n in camp.names.items()}
             self._flag_totals = np.asarray(state["flag_totals"], dtype=np.int64).copy()
             self._analysed, self._retry_total = int(state["analysed"]), int(state["retry_total"])
             self._ood_window.load_state_dict(state["ood_window"])
@@ -1241,6 +1250,29 @@ class ProbingDetector(Detector):
                     self._pop_stats[-np.inf] = (self._pop.scale, self._null, self._crit)
             if self._pop is not None:
                 self._load_population_periods(state)
+
+    def _check_ring(self, rs: dict[str, Any]) -> None:
+        """Refuse a client's saved ring that does not fit this configuration (ValueError: the
+        monitor then starts this detector empty and restores the rest).
+
+        Why: a ring saved with a longer ``history``, another ``prada_window``, ``sketch_dim`` or
+        hash segmentation loaded without complaint, and every later update raised (an index past
+        the new history, a Shapiro-Wilk window of the old length): the detector saw nothing for
+        good, and each checkpoint saved the misfit again."""
+        cap, filled = int(rs["cap"]), int(rs["filled"])
+        dim, width = np.shape(rs["sketch_t"]), np.shape(rs["fps"])
+        prada = np.shape(rs["prada"])
+        fits = {
+            "history": cap <= self.history and filled <= cap,
+            "sketch_dim": len(dim) == 2 and dim == (self._sketcher.dim, cap),
+            "near_duplicates / hash_window": len(width) == 2 and width == (cap, self._n_fps),
+            "prada_window": prada == (self.prada_window,),
+        }
+        wrong = [name for name, ok in fits.items() if not ok]
+        if wrong:
+            raise ValueError(f"probing state: a client's stored queries were saved with another {', '.join(wrong)} "
+                             f"(ring of {cap} queries, sketch {dim}, fingerprints {width}, PRADA window {prada}); "
+                             "this detector starts from a fresh state")
 
     def _load_population_periods(self, state: dict[str, Any]) -> None:
         period = state.get("population_period")
