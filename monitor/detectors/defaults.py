@@ -22,7 +22,7 @@ __all__ = ["default_detectors", "DEFAULTS"]
 log = logging.getLogger("monitor")
 
 # requirement: what the reference must hold ("none", "inputs", "inputs2" = >= 2 numeric
-# features, "scores", "labels" = scores and labels)
+# features, "scores", "labels" = scores and labels, "numeric" = scores and >= 1 numeric feature)
 CLF, REG, BOTH = "classifier", "regression", "both"
 
 #: (kind, requirement, applies to)
@@ -39,7 +39,7 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
     ("pca_drift", "inputs2", BOTH),
     ("output_drift", "scores", REG),
     ("output_repeats", "none", BOTH),
-    ("probing", "scores", CLF),
+    ("probing", "numeric", CLF),
 )
 
 
@@ -67,6 +67,8 @@ def _meets(requirement: str, ref: "Reference | None") -> bool:
         return ref.scores is not None
     if requirement == "labels":
         return ref.scores is not None and ref.labels is not None
+    if requirement == "numeric":  # probing measures similarity on numeric features: none, it cannot be built
+        return ref.scores is not None and len(ref.numeric_names) >= 1
     raise ValueError(f"unknown requirement {requirement!r}")
 
 
@@ -82,7 +84,7 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
             continue
         if not _meets(requirement, reference):
             if reference is not None and report:  # reported by what the reference lacks first
-                lacks = "scores" if requirement == "labels" and reference.scores is None else requirement
+                lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
                 missing.setdefault(lacks, []).append(kind)
             continue
         need = 0 if reference is None else _min_reference_rows(kind)
@@ -111,4 +113,6 @@ _MISSING: dict[str, tuple[str, str]] = {
     "inputs": ("no rows", "build it from held-out rows of the model's inputs"),
     "inputs2": ("fewer than 2 numeric features (or no rows)", "nothing to do if the model has one numeric input: "
                 "input_drift still watches it"),
+    "numeric": ("no numeric features (its queries are compared on them)", "nothing to do if the model's inputs are all "
+                "categorical; or list probing in detectors: with space: embedding and reference embeddings"),
 }

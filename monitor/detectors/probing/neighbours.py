@@ -31,12 +31,15 @@ import numpy as np
 from monitor.stats.matmul import matmul
 from monitor.stats.univariate import column_moments
 
-__all__ = ["STATISTICS", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq",
+__all__ = ["STATISTICS", "Z_LIMIT", "Sketcher", "KnnCalibration", "calibrate_knn", "GroupNeighbours", "group_neighbours", "pairwise_sq",
            "row_counts"]
 
 
 #: kNN statistics: distance to the k-th nearest earlier query, or mean distance to the k nearest
 STATISTICS = ("kth", "mean")
+#: largest standardised value a sketch is made of (reference scales): far out of distribution, and
+#: its squares still finite in float32 whatever the sketch width
+Z_LIMIT = 1e6
 
 
 class Sketcher:
@@ -86,9 +89,17 @@ class Sketcher:
             self.dim = int(dim)
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        """Standardised rows; NaN becomes 0 (the reference mean), infinities are clipped."""
+        """Standardised rows; NaN becomes 0 (the reference mean), infinities and values beyond
+        :data:`Z_LIMIT` reference scales are clipped to it.
+
+        Why clip finite values too: one beyond float32's range (1e39 scales) became an infinite
+        sketch, and every later distance to it NaN, which ``argmin`` returns first: the client's
+        nearest stored query was that one for about half of its later queries, so exact retries
+        went unrecognised (counted as distinct near-duplicates) and label flips, PRADA's distances
+        and campaign candidates lost their nearest neighbour."""
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        z = np.nan_to_num(z, nan=0.0, posinf=1e6, neginf=-1e6)
+        z = np.nan_to_num(z, nan=0.0, posinf=Z_LIMIT, neginf=-Z_LIMIT)
+        np.clip(z, -Z_LIMIT, Z_LIMIT, out=z)
         return z
 
     def project(self, z: np.ndarray) -> np.ndarray:
