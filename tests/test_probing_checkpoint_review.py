@@ -6,7 +6,9 @@ Each test is a bug the review reproduced: a state saved with a longer ``history`
 saw nothing for good, each checkpoint saving the misfit again; and a state saved with
 ``raw_client_ids: true`` restored into a detector configured without them kept exporting the raw
 ids (metrics, ``GET /api/v1/clients``, campaigns) until each client was evicted, while the clients
-themselves, never recognised again, were tracked twice.
+themselves, never recognised again, were tracked twice; and a configured ``client_id_salt`` was
+replaced by the one in the state, so that replicas given one salt to agree on the exported ids
+disagreed after a restore (and a salt rotated after a leak came back).
 """
 
 from __future__ import annotations
@@ -111,3 +113,22 @@ def test_raw_ids_do_not_outlive_raw_client_ids_being_turned_off(ref) -> None:
     hashed.update(Batch.from_arrays(x, S.scores(x), ts=np.full(5, 1e6), client="alice@example.com"))
     hashed.flush()
     assert hashed.clients_tracked == tracked and hashed.verdict("alice@example.com").queries == before.queries + 5
+
+
+def test_a_configured_salt_is_not_replaced_by_the_saved_one(ref) -> None:
+    old = ProbingDetector(ref, client_id_salt="old")
+    S.feed(old, _streams(6, 200))
+    state = pickle.loads(pickle.dumps(old.state_dict()))
+    new = ProbingDetector(ref, client_id_salt="new")
+    with pytest.raises(ValueError, match="client_id_salt"):
+        new.load_state_dict(state)  # the monitor starts it empty: its clients are known by the old salt's hashes
+    assert new.client_key("attacker") == hash_client_id("attacker", "new")
+    random_salt = ProbingDetector(ref)  # no salt configured: the saved one (random at first) is kept
+    random_salt.load_state_dict(state)
+    assert random_salt.client_key("attacker") == hash_client_id("attacker", "old")
+    assert [v.client for v in random_salt.suspicious_clients()] == [hash_client_id("attacker", "old")]
+    raw = ProbingDetector(ref, client_id_salt="old", raw_client_ids=True)
+    S.feed(raw, _streams(7, 200))
+    from_raw = ProbingDetector(ref, client_id_salt="new")  # raw ids saved: hashed with the configured salt
+    from_raw.load_state_dict(pickle.loads(pickle.dumps(raw.state_dict())))
+    assert [v.client for v in from_raw.suspicious_clients()] == [hash_client_id("attacker", "new")]

@@ -1207,8 +1207,14 @@ class ProbingDetector(Detector):
             raise ValueError(f"probing state version {state.get('version')!r} is not {self.state_version} (or 1); start from a fresh state")
         for rs in state["rings"].values():
             self._check_ring(rs)
+        saved_salt = str(state["salt"])
+        if self.client_id_salt and saved_salt != self.client_id_salt and not state["clients"].get("raw_ids", False):
+            # the saved clients are known by ids hashed with the old salt, which cannot be hashed again;
+            # loading them under it made the configured salt (replicas agreeing on ids, a rotated salt) silently lose
+            raise ValueError("probing state was saved with another client_id_salt: its clients are known by ids "
+                             "hashed with that one; this detector starts from a fresh state")
         with self._lock:
-            self._salt = str(state["salt"])
+            self._salt = self.client_id_salt or saved_salt  # a configured salt wins; a random one is kept across restarts
             self._reset()
             self._clients.load_state_dict(state["clients"])
             for key, rs in state["rings"].items():
