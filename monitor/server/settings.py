@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration
 
@@ -181,6 +182,18 @@ def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
         return
     if not isinstance(upstream, str) or not upstream.startswith(("http://", "https://")):
         raise ConfigError(key, f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
+    # a host or port that cannot be read passed here and stopped `monitor serve` with a traceback
+    # from the proxy's start (the data path process's, then the sidecar's) after config check said SUCCESS
+    parts = urlsplit(upstream)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or beyond 65535
+        port_ok = False
+    if not parts.hostname or not port_ok:
+        # (the URL itself is not repeated: it may carry credentials)
+        what = "names no host" if not parts.hostname else f"has no valid port ({parts.netloc.rpartition(':')[2]!r})"
+        raise ConfigError(key, f"the URL {what}", "write the model server's address with a port from 1 to 65535, "
+                                                  "e.g. http://127.0.0.1:8080", source)
     if engine == "lean" and not upstream.startswith("http://"):
         raise ConfigError("server.proxy.engine", "the lean engine speaks plain HTTP to the model server",
                           "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
