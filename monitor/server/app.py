@@ -56,6 +56,11 @@ _CLOUDEVENT_ROUTES = frozenset({"cloudevents", "cloudevents_root"})
 READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
 _OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _TEXT = "text/plain; version=0.0.4; charset=utf-8"
+#: aiohttp's request decompression off, on every connection of the sidecar's applications: it
+#: refused a coding it cannot read (br, zstd) with a plain-text 400 before any handler, counter or
+#: log line of the sidecar saw the request; the intake inflates bodies itself, bounded
+#: (:func:`monitor.server.limits.read_body`), and the proxy forwards them as sent
+_HANDLER_ARGS = {"auto_decompress": False}
 
 
 def build_sidecar(agent: AgentConfig, *, monitor_factory: MonitorFactory | None = None, **overrides: Any) -> Sidecar:
@@ -271,7 +276,8 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     """The sidecar's application. With a proxy upstream and no separate ``server.proxy.port``,
     the proxy's routes are added behind the sidecar's own (which take precedence)."""
     settings: SidecarSettings = sidecar.settings
-    app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1,
+                          handler_args=_HANDLER_ARGS)
     app[K.SIDECAR] = sidecar
     app[K.WRITE_AUTH] = TokenAuth(settings.write_tokens, "the write tokens (server.write_token_file / write_token_env)")
     app[K.READ_AUTH] = TokenAuth(settings.metrics_tokens, "the metrics tokens (server.metrics_token_file / metrics_token_env; "
@@ -345,7 +351,8 @@ def create_proxy_app(sidecar: Sidecar) -> web.Application:
     """The proxy alone, for a separate listener (``server.proxy.port``)."""
     from monitor.server.proxy import Proxy
 
-    app = web.Application(middlewares=[_middleware], client_max_size=sidecar.settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[_middleware], client_max_size=sidecar.settings.max_body_bytes + 1,
+                          handler_args=_HANDLER_ARGS)
     app[K.SIDECAR] = sidecar
     proxy = Proxy(sidecar, sidecar.settings.proxy)
     proxy.add_routes(app)

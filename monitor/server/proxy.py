@@ -47,6 +47,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
+from monitor.server.coding import decode_body
 from monitor.server.errors import IntakeError
 from monitor.queue import event_bytes
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, dotted, loads,
@@ -92,8 +93,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "proxy-connection"})
 BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
 _OVER = b"\x00over-the-limit"  # marker: a streamed body grew past the tap's limit
-#: Request content codings aiohttp's server inflates before a handler reads the body.
-_SERVER_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
 
 
 @dataclass(frozen=True)
@@ -246,23 +245,16 @@ class Proxy:
         t_start = time.time()
         url = URL(self.upstream + request.raw_path, encoded=True)  # path and query exactly as sent
         headers = _forward_headers(request.headers, drop_host=True)
+        # the body as sent, compressed or not (the application does not inflate request bodies:
+        # create_app): forwarded under its own headers, inflated by the tap
         req_encoding = request.headers.get("Content-Encoding")
-        if req_encoding is not None and req_encoding.isascii() and req_encoding.lower() in _SERVER_DECODED:
-            # aiohttp's server has inflated this body: forward what is read with headers that
-            # describe it, and let the tap read it as it is
-            headers.popall("Content-Encoding", None)
-            headers.popall("Content-Length", None)
-            req_encoding = None
-            decoded = True
-        else:
-            decoded = False
         body: bytes | None = None
         data: Any = None
         teed: list[bytes] | None = None
         if request.body_exists:
             limit = self.sidecar.settings.max_body_bytes
             length = request.content_length
-            if not decoded and length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
+            if length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
                 body = await request.read()
                 data = body
             else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
@@ -490,7 +482,7 @@ class Proxy:
             self._refuse("too_large", mon=mon)
             return None
         limit = sidecar.settings.max_body_bytes
-        req_raw, resp_raw = _decode(body, req_encoding, limit), _decode(resp_body, resp_encoding, limit)
+        req_raw, resp_raw = decode_body(body, req_encoding, limit), decode_body(resp_body, resp_encoding, limit)
         if req_raw is None or resp_raw is None:
             self._refuse("too_large", mon=mon)
             return None
@@ -588,29 +580,3 @@ def _refusal(err: Exception) -> str:
     if isinstance(err, (ValueError, UnicodeDecodeError, RecursionError, zlib.error)):
         return "bad_json"
     return "internal_error"
-
-
-def _decode(body: bytes, encoding: str | None, limit: int) -> bytes | None:
-    """``body`` without its content coding; None when it inflates past ``limit`` bytes (a few
-    kB of gzip can hold gigabytes: the tap never inflates more than the body limit)."""
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("identity", ""):
-        return body
-    if enc in ("gzip", "x-gzip"):
-        return _inflate(body, 16 + zlib.MAX_WBITS, limit)
-    if enc == "deflate":
-        try:
-            return _inflate(body, zlib.MAX_WBITS, limit)
-        except zlib.error:
-            return _inflate(body, -zlib.MAX_WBITS, limit)
-    raise ValueError(f"content encoding {enc!r} is not read by the tap")
-
-
-def _inflate(body: bytes, wbits: int, limit: int) -> bytes | None:
-    d = zlib.decompressobj(wbits)
-    out = d.decompress(body, limit + 1)
-    if len(out) > limit:
-        return None
-    if not d.eof:
-        raise zlib.error("incomplete or truncated stream")
-    return out
