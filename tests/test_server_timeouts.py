@@ -197,7 +197,15 @@ def timing_app() -> web.Application:
             pass  # the proxy gave up on this exchange
         return resp
 
+    async def upload(request: web.Request) -> web.Response:
+        try:
+            body = await request.read()  # waits for the whole body, as a model server does
+        except (ConnectionError, aiohttp.ClientPayloadError, web.HTTPException):
+            return web.Response(status=400)
+        return web.Response(text=str(len(body)))
+
     app = web.Application()
+    app.router.add_post("/upload", upload)
     app.router.add_get("/firehose", firehose)
     app.router.add_get("/drip", drip)
     app.router.add_get("/stall", stall)
@@ -281,3 +289,43 @@ def test_a_client_that_stops_reading_is_cut_as_its_own_stall_not_an_upstream_err
         assert total(text, "monitor_proxy_upstream_errors_total") == 0
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("engine_name", ["lean", "process"])
+def test_a_request_body_that_stops_arriving_is_the_clients_408_not_an_upstream_timeout(tmp_path, timing_upstream,
+                                                                                       engine_name):
+    """A client that declares a Content-Length and stops sending before its end (a stalled
+    upload, a wrong length): the model server waits for the rest of the body, so no head comes
+    within the timeout. The lean engine answered 504 upstream_timeout, counted it in
+    monitor_proxy_upstream_errors_total{reason="timeout"} and logged the model server as stuck,
+    which pages MonitorProxyUpstreamFailing for the clients' broken uploads; it is the client's
+    408 now, and nothing is counted against the model server. A complete body still gets the
+    model server's answer on the same listener."""
+    if engine_name == "process":
+        from monitor.server.dataplane import process_available
+
+        if not process_available():
+            pytest.skip("this platform cannot pass sockets between processes")
+    s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "1s"}}}, tmp_path, engine_name,
+                       proxy_upstream=timing_upstream.url)
+    try:
+        host, port = s.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=20) as c:
+            c.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), answer
+        assert b"Connection: close" in head and b'"reason": "client_timeout"' in body
+        r = http("POST", s.url + "/upload", b"y" * 1000)
+        assert r.status == 200 and r.body == b"1000"
+        text = s.metrics()
+        assert total(text, "monitor_proxy_upstream_errors_total") == 0
+        assert sample(text, "monitor_http_request_duration_seconds_count", model="_sidecar", handler="proxy", code="408") == 1
+        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="error", code="4xx") == 1
+    finally:
+        s.close()

@@ -32,8 +32,10 @@ Differences from the aiohttp engine, all on the wire: a request body with a ``Co
 is forwarded with it (the aiohttp engine re-chunked large ones) and a request without a body
 without the ``Content-Length: 0`` aiohttp's client adds to e.g. DELETE; no ``Date``/``Server``
 header is added to an upstream response that has none; a malformed request is answered ``400``
-and the connection closed; an upgrade request (WebSocket) is forwarded without its ``Upgrade``
-header as before, and its connection closed after the answer. Once a connection has carried a
+and the connection closed; a request body that stops arriving is answered 408 once
+``server.proxy.timeout`` has passed (the aiohttp engine waits without a bound for a body it
+buffers, and answers 504 for one it streams); an upgrade request (WebSocket) is forwarded
+without its ``Upgrade`` header as before, and its connection closed after the answer. Once a connection has carried a
 request for the sidecar's own routes, aiohttp serves the rest of it (its proxied requests on the
 aiohttp engine).
 """
@@ -77,6 +79,9 @@ _HOP_OR_HOST = _HOP | {b"host"}  # request headers not forwarded as they are (Ho
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PAUSE_BYTES = 1 << 20  # request bytes held while no upstream connection is ready, before reading pauses
+#: the client's connection paused because the model server's side is not taking the request's bytes
+#: (its connection does not read, or none is free): a body not all sent then is not the client's fault
+_UPSTREAM_PAUSES = frozenset({"upstream", "buffer"})
 
 
 def lean_available() -> bool:
@@ -509,6 +514,9 @@ class _Exchange:
         if self.done:
             return
         if self.status == 0:
+            if not self.body_done and not (self.conn.pauses & _UPSTREAM_PAUSES):
+                self.client_body_timed_out()
+                return
             self.fail(504, "timeout", "the model server did not answer in time")
             return
         loop = self.lean.loop
@@ -522,6 +530,26 @@ class _Exchange:
             self.conn.abort()
         else:
             self.fail(502, "disconnect", "the model server broke off the response (TimeoutError)")
+
+    def client_body_timed_out(self) -> None:
+        """No response head within the timeout because the client has not sent all of its request
+        body (a stalled upload, or a Content-Length larger than the body sent) while the proxy was
+        reading it: the model server is waiting for that body. Answered 408 and the connection
+        closed, counted as the client's (``code="408"``): it was answered 504 upstream_timeout,
+        counted in ``monitor_proxy_upstream_errors_total`` and logged as the model server being
+        stuck, which pages MonitorProxyUpstreamFailing for clients that break off their uploads."""
+        self._finished()
+        self._drop_upstream()
+        lean = self.lean
+        lean.sink.count("monitor_proxy_requests", ("error", "4xx"))
+        self._record(408)
+        body = json.dumps({"error": f"the request body did not arrive within server.proxy.timeout ({lean.timeout:g} s): "
+                                    "send the whole body, as long as its Content-Length says",
+                           "reason": "client_timeout", "source": "monitor-proxy"}).encode()
+        self.close_client = True
+        self.conn.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        self.conn.exchange_done(self)
 
     def client_lost(self) -> None:
         """The client went away (or its connection is given up) before the answer."""
