@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.server.cloudevents import Joiner, _Half
+from monitor.server.cloudevents import Joiner, _Half, held_bytes
+from monitor.server.jsonbody import loads
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar, total, wait_until
 
 IRIS = {"model": "sklearn-iris", "features": ["a", "b", "c", "d"],
@@ -195,15 +196,18 @@ def test_root_path_takes_cloudevents_for_logger_urls_without_a_path(sc):
 def test_held_halves_are_bounded_in_bytes_too(tmp_path):
     """Up to 10,000 halves of up to max_body_bytes each would be gigabytes: the bodies held are
     bounded in bytes as well, the oldest pushed out and counted, the gauge following."""
-    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending_bytes": 20_000}}}, tmp_path,
+    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending_bytes": 200_000}}}, tmp_path,
                       factory=quiet_factory(start_worker=False))
-    big = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 300}  # ~8 KB of JSON
-    size = len(json.dumps(big).encode())
+    big = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 300}  # ~8 KB of JSON, ~55 KB held as Python lists
+    body = json.dumps(big).encode()
+    size = held_bytes(loads(body)["instances"], len(body))  # decoded as the sidecar decodes it
+    assert size > 3 * len(body)
     try:
         for i in range(5):
             post(s, kserve_headers(f"b{i}", "request"), big)
         text = s.metrics()
-        held = 20_000 // size
+        held = 200_000 // size
+        assert 1 <= held < 5
         assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="request", reason="overflow") == 5 - held
         assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == held
         assert sample(text, "monitor_cloudevents_pending_bytes", model="_sidecar") == held * size
@@ -277,3 +281,27 @@ def test_cloudevents_can_be_exempted_from_the_write_token(tmp_path, monkeypatch)
             assert http("POST", s.url + "/v1/events", {"inputs": [1, 2, 3, 4], "outputs": [1]}).status == 401
         finally:
             s.close()
+
+
+@pytest.mark.parametrize("instances", [
+    [[float(i) + 0.5, 2.25, -3.125, 4.0] for i in range(3000)],  # KServe v1 rows of numbers
+    [{"amount": float(i), "channel": f"web-{i % 7}", "zip": 75000 + i} for i in range(2000)],  # rows as objects
+    [[[[0.1 * c + r] * 3 for c in range(8)] for _ in range(8)] for r in range(50)],  # a small image batch
+])
+def test_a_held_half_is_counted_at_the_memory_it_takes(instances):
+    """max_pending_bytes counted the bodies' bytes, but a v1 ``instances`` half is held as Python
+    lists, about ten times its JSON (a 3 MB body held 28 MB): the table could hold ten times its
+    bound. Its estimate is now within a third of what decoding it really allocates."""
+    import tracemalloc
+
+    body = json.dumps({"instances": instances}).encode()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        decoded = loads(body)["instances"]
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    estimate = held_bytes(decoded, len(body))
+    assert used > 2 * len(body)  # why bodies' bytes were not the bound
+    assert 0.67 * used <= estimate <= 1.5 * used, (estimate, used, len(body))
