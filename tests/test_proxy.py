@@ -450,3 +450,20 @@ def test_headers_the_upstream_did_not_send_are_not_added(tmp_path, bare_upstream
                 assert r.body == b"plain bytes"
     finally:
         s.close()
+
+
+def test_several_output_tensors_without_oip_output_say_which_is_read(tmp_path, upstream, engine, caplog):
+    """MLServer's scikit-learn runtime answers ``predict`` (labels) before ``predict_proba``: read
+    first, the labels were refused as output_shape, and the logged fix named output.kind, not
+    server.proxy.oip_output. The proxy now says once per model which tensor it reads."""
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=upstream.url)
+    try:
+        with caplog.at_level("WARNING", logger="monitor.server"):
+            for _ in range(3):
+                assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+            tapped(s.monitor("iris"), 3)
+        said = [r.getMessage() for r in caplog.records if "output tensors" in r.getMessage()]
+        assert len(said) == 1
+        assert "(probs, label)" in said[0] and "server.proxy.oip_output" in said[0]
+    finally:
+        s.close()

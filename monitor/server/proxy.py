@@ -47,6 +47,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
+from monitor.once import Once
 from monitor.server.coding import decode_body
 from monitor.server.errors import IntakeError
 from monitor.queue import event_bytes
@@ -183,6 +184,8 @@ class Proxy:
         self._upstream_timers: dict[str, asyncio.TimerHandle] = {}
         #: the application's routes as the lean engine resolves them (:meth:`sidecar_methods`), built on first use
         self._routes: Any = None
+        #: models whose OIP v2 answers hold several output tensors, told which one is read (once each)
+        self._tensors_said = Once(max_keys=256)
 
     def _refuse(self, reason: str, detail: str | None = None, n: int = 1, mon: Any = None) -> None:
         """Count ``n`` refused taps. The proxy's client gets the model server's answer, so the
@@ -496,6 +499,8 @@ class Proxy:
             inputs = decode_inputs(req_obj)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
             outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
+            if self.settings.oip_output is None:
+                self._say_tensor_read(mon, resp_obj)
             rid: Any = oip_request_id(req_obj) or header_request_id
         else:
             route = tap.route
@@ -510,6 +515,22 @@ class Proxy:
                     rid = None
             rid = rid if rid is not None else header_request_id
         return (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
+
+    def _say_tensor_read(self, mon: Any, resp_obj: Any) -> None:
+        """Log, once per model, which output tensor is read when an OIP v2 answer holds several and
+        ``server.proxy.oip_output`` names none. MLServer's scikit-learn runtime answers ``predict``
+        (labels) before ``predict_proba`` when asked for both: read first, the labels were refused
+        as ``output_shape``, whose logged fix points at ``output.kind``, not at this setting."""
+        tensors = resp_obj.get("outputs") if isinstance(resp_obj, dict) else None
+        if not isinstance(tensors, list) or len(tensors) < 2:
+            return
+        model = getattr(mon, "model", "")
+        if not self._tensors_said.first(model):
+            return
+        names = [str(t.get("name"))[:100] if isinstance(t, dict) else "?" for t in tensors[:20]]
+        log.warning("proxy: model %r answers %d output tensors (%s); the monitor reads the first, %r. If the scores are "
+                    "in another (MLServer: predict_proba), set server.proxy.oip_output to its name", model, len(tensors),
+                    ", ".join(names), names[0])
 
     @contextlib.contextmanager
     def batched(self) -> Iterator[None]:
