@@ -13,6 +13,7 @@ constructor text ("segments: gap_level must be in (0.5, 1), got 2"), which named
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from monitor.schema import Schema
 
 __all__ = ["build_detectors", "detector_error"]
+
+log = logging.getLogger("monitor")
 
 
 def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "Schema", *,
@@ -65,11 +68,30 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     except InvalidReferenceScores as err:
         raise ConfigError("reference.path", err.problem, err.fix, cfg.source) from err
     _check_score_columns(cfg, det_reference, specs, kinds)
+    unread = _unread_reference_features(schema, reference)
+    if unread and kinds is None and any(d.kind in _INPUT_KINDS for d in specs):
+        pca = any(d.kind == "pca_drift" for d in specs) and bool(set(unread) & set(reference.numeric_names))
+        log.warning("model %r: features the reference has and the config's features do not list: %s (the config lists "
+                    "%s). They never arrive: input_drift does not watch them (else read as \"no data\", drift for good)%s. "
+                    "Fix: list them under features, or build the reference without them", cfg.model, ", ".join(unread),
+                    ", ".join(schema.names), ", and pca_drift is left out, its PCA needing every numeric feature of the "
+                    "reference" if pca else "")
     detectors = []
     for i, d in enumerate(specs):
         if kinds is not None and d.kind not in kinds:
             continue
         params = dict(d.params)
+        if unread and d.kind == "input_drift" and "features" not in params:
+            params["features"] = [n for n in (*reference.numeric_names, *reference.categorical_names) if n not in unread]
+        if unread and d.kind == "pca_drift" and set(unread) & set(reference.numeric_names):
+            if cfg.detectors is None:
+                continue  # a default: left out, as the warning above says
+            lacking = ", ".join(n for n in unread if n in reference.numeric_names)
+            raise ConfigError(d.key or f"detectors[{i}]",
+                              f"pca_drift: its PCA needs the reference's numeric features {', '.join(reference.numeric_names)}; "
+                              f"the config's features lack {lacking}, so it would never see a row",
+                              f"list {lacking} under features, or build the reference without {lacking}, or remove this "
+                              "entry", cfg.source)
         if d.kind == "probing":  # client ids leave the process hashed with the config's salt
             params.setdefault("client_id_salt", cfg.client_id_salt or None)
             params.setdefault("raw_client_ids", cfg.raw_client_ids)
@@ -89,6 +111,20 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
             if count is not None and count():
                 break
     return detectors
+
+
+#: Detectors that read the inputs by the reference's feature names.
+_INPUT_KINDS = frozenset({"input_drift", "pca_drift"})
+
+
+def _unread_reference_features(schema: "Schema", reference: "Reference | None") -> tuple[str, ...]:
+    """The reference's features that the configured ``features`` do not list: inputs are read by
+    that schema, so these never arrive. (Without configured features the schema is the
+    reference's own, and nothing is left out.)"""
+    if reference is None or not schema.features:
+        return ()
+    read = set(schema.names)
+    return tuple(n for n in (*reference.numeric_names, *reference.categorical_names) if n not in read)
 
 
 #: Detectors that compare the reference's class scores column by column with live ones.
