@@ -372,7 +372,8 @@ class Profile:
 
     # -- saving and loading --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write one ``.npz`` (arrays + JSON metadata as bytes); no pickle."""
+        """Write one ``.npz`` (arrays + JSON metadata as bytes); no pickle. Atomic: a failed write
+        (:class:`ProfileError` naming the file) leaves an existing profile at ``path`` as it was."""
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"format": "model-monitor-profile", "version": self.version, "n_rows": self.n_rows,
                                 "meta": self.meta, "numeric": [], "categorical": []}
@@ -416,8 +417,15 @@ class Profile:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **arrays)
+        from monitor.atomic_file import OutputFileError, atomic_output
+
+        # whole or not at all: written in place, a failed write left a cut profile where the good
+        # one was, which the agent's next start refused
+        try:
+            with atomic_output(path, "wb", make_parents=True) as fh:
+                np.savez_compressed(fh, **arrays)
+        except OutputFileError as err:
+            raise ProfileError(str(err)) from None
         return path
 
     @classmethod
@@ -903,9 +911,20 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
-        raise ProfileError(f"{path}: cannot read without pickle ({err}); store strings as fixed-width unicode arrays") from None
+        reason = _without_pickle_advice(err)
+        if reason != str(err):  # numpy refused pickled objects
+            raise ProfileError(f"{path}: cannot read without pickle ({reason}); store strings as fixed-width unicode "
+                               "arrays (numpy.asarray(values, dtype=str))") from None
+        # a file cut short or no archive at all: the pickle advice sent the user after strings
+        raise ProfileError(f"{path}: not a readable .npz ({err}); it may be cut short or not an .npz at all. Fix: save "
+                           "the reference data again with numpy.savez(path, X=..., ...), or give it as CSV") from None
     if not hasattr(z, "files"):
         raise ProfileError(f"{path}: is a single array, not an .npz archive; rename it .npy or save it with numpy.savez(X=...)")
+    if "meta.json" in z.files:
+        z.close()
+        # was "needs an array 'X'; it has num0.edges, num0.counts, ..." (the profile's own arrays)
+        raise ProfileError(f"{path}: is a saved profile, not data: it keeps summaries, not the rows read here. Fix: give "
+                           "the data it was built from (a profile is named in reference.path as it is)")
     with z:
         def get(key: str) -> np.ndarray:
             try:

@@ -21,7 +21,7 @@ def config() -> None:
 @config.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def check(paths: tuple[str, ...]) -> None:
-    """Validate config files; exit 1 on the first invalid one."""
+    """Validate config files as `monitor serve` reads them; each is checked, exit 1 if any is invalid."""
     from monitor.config import ConfigError, load_config
 
     failed = False

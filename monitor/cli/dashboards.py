@@ -45,11 +45,17 @@ def build(out_dir: Path | None, check: bool) -> None:
         for p in problems:
             click.echo(f"{p.path}: {p.problem}", err=True)
         if problems:
-            raise click.ClickException("dashboards are out of date: run `monitor dashboards build`")
+            again = "" if out_dir is None else f" --out {out_dir}"
+            raise click.ClickException(f"dashboards are out of date: run `monitor dashboards build{again}`")
         click.echo(f"{len(builder.BUILDERS)} dashboards in {target} are up to date")
         return
-    for path in builder.write(target):
-        click.echo(f"wrote {path}")
+    from monitor.atomic_file import OutputFileError
+
+    try:
+        for path in builder.write(target):
+            click.echo(f"wrote {path}")
+    except OutputFileError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _in_checkout(default_dir: Path) -> bool:

@@ -7,11 +7,17 @@ import click
 __all__ = ["demo"]
 
 
+# positive: --rate 0 died in the traffic thread (division by zero) and the demo ran on with no
+# traffic; a zero or negative duration or speed ran nothing and exited 0
+_POSITIVE = click.FloatRange(0.0, min_open=True)
+
+
 @click.command()
-@click.option("--duration", type=float, default=60.0, show_default=True, help="Wall-clock seconds to run.")
-@click.option("--speed", type=float, default=30.0, show_default=True, help="Event seconds per wall second.")
-@click.option("--rate", type=float, default=150.0, show_default=True, help="Calls per wall-clock second.")
-@click.option("--port", type=int, default=9108, show_default=True, help="Serve /metrics here (0: do not serve).")
+@click.option("--duration", type=_POSITIVE, default=60.0, show_default=True, help="Wall-clock seconds to run.")
+@click.option("--speed", type=_POSITIVE, default=30.0, show_default=True, help="Event seconds per wall second.")
+@click.option("--rate", type=_POSITIVE, default=150.0, show_default=True, help="Calls per wall-clock second.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True,
+              help="Serve /metrics here (0: do not serve).")
 @click.option("--alertmanager", multiple=True, help="Also send alerts to this Alertmanager URL.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(duration: float, speed: float, rate: float, port: int, alertmanager: tuple[str, ...], seed: int) -> None:

@@ -41,7 +41,13 @@ def metrics(fmt: str, write_path: Path | None) -> None:
             text = replace_between(write_path.read_text(), START, END, table)
         except ValueError as err:
             raise click.ClickException(f"{write_path}: {err}") from None
-        write_path.write_text(text)
+        from monitor.atomic_file import OutputFileError, atomic_output
+
+        try:  # a write cut short would leave the README truncated
+            with atomic_output(write_path) as fh:
+                fh.write(text)
+        except OutputFileError as err:
+            raise click.ClickException(str(err)) from None
         click.echo(f"wrote {len(catalog.CATALOG)} metrics to {write_path}")
     else:
         click.echo(table)

@@ -58,9 +58,9 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
             classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
             progress=not quiet, pca_fit=pca_fit)
+        path = prof.save(output)
     except ProfileError as err:
         raise click.ClickException(str(err)) from None
-    path = prof.save(output)
     click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric)} numeric and {len(prof.categorical)} "
                f"categorical features" + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
@@ -113,6 +113,25 @@ def _label_problem(prof: object) -> str | None:
     return None
 
 
+def _strict_json(value: object) -> object:
+    """``value`` as strict JSON: numpy scalars as Python numbers, NaN and infinities as null.
+    A feature that is always missing has no min, max, mean or std (NaN): ``json.dumps`` wrote
+    them as ``NaN``, which strict JSON parsers (JavaScript's ``JSON.parse``, Go's
+    ``encoding/json``) refuse, so ``--json`` broke the scripts it is for."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalars
+    if item is not None and not isinstance(value, (str, bytes)):
+        value = item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 @reference.command("show")
 @click.argument("profile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -135,7 +154,7 @@ def show(profile: Path, as_json: bool) -> None:
             "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
             "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0])}
     if as_json:
-        click.echo(json.dumps(info, indent=2, default=float))
+        click.echo(json.dumps(_strict_json(info), indent=2, allow_nan=False))
         return
     click.echo(f"profile v{prof.version}: {prof.n_rows} rows ({prof.meta.get('source', 'in-memory')})")
     for r in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
@@ -26,7 +26,6 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
     import dataclasses
 
     from monitor.config import ConfigError, load_config
-    from monitor.replay import replay as run, write_jsonl
 
     try:
         cfg = load_config(config_path).model(model)
@@ -40,21 +39,25 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
                                    "backtest. Fix: name shipped packs (rules: {packs: [core, confidence]}; `monitor rules "
                                    "packs` lists them) or your rule files under rules.files, or pass --rules FILE")
     src = sys.stdin.buffer if log == "-" else _open_log(log)  # bytes: a non-UTF-8 line is counted, not fatal
-    out = sys.stdout if out_path == "-" else open(out_path, "w", encoding="utf-8")
-    import gzip
-
     try:
-        summary = run(cfg, src, on_transition=write_jsonl(out))
-    except (EOFError, gzip.BadGzipFile) as err:  # a rotation in progress, a copy cut short
-        raise click.ClickException(f"{log}: the compressed log is cut short or damaged ({type(err).__name__}: {err}); "
-                                   "the alerts written so far stop there. Fix: replay it once it is complete, or "
-                                   f"replay what can be read: zcat {log} > part.ndjson (its last line may be cut and is "
-                                   "then counted as refused)") from None
+        if out_path == "-":
+            summary, damaged = _run(cfg, src, sys.stdout)
+        else:
+            from monitor.atomic_file import OutputFileError, atomic_output
+
+            try:  # whole or not at all: a replay that fails leaves an earlier --out file as it was
+                with atomic_output(out_path) as out:
+                    summary, damaged = _run(cfg, src, out)
+            except OutputFileError as err:
+                raise click.ClickException(f"--out: {err}") from None
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-        if out is not sys.stdout:
-            out.close()
+    if damaged is not None:  # a rotation in progress, a copy cut short
+        raise click.ClickException(f"{log}: the compressed log is cut short or damaged ({type(damaged).__name__}: "
+                                   f"{damaged}); the alerts written so far stop there. Fix: replay it once it is "
+                                   f"complete, or replay what can be read: zcat {log} > part.ndjson (its last line may "
+                                   "be cut and is then counted as refused)")
     for line in summary.lines():
         click.echo(line, err=True)
     if not summary.events and not summary.refused:
@@ -64,6 +67,28 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
         raise click.ClickException(f"{log}: no line could be read as an event (see the reasons above); nothing was "
                                    "replayed. Fix: give the NDJSON event log of the README's event format, one JSON "
                                    "object per line (gzip-compressed is read too)")
+
+
+def _run(cfg: Any, src: IO[bytes], out: IO[str]) -> tuple[Any, Exception | None]:
+    """Replay ``src`` into ``out``: the summary and None, or None and the error that cut a damaged
+    compressed log short (the transitions written before it are kept: they are what the log held).
+
+    What stops the monitor from being built (a rule file or reference that cannot be read, a
+    detector value it refuses) is the agent's own start error, said in one line: it was a
+    traceback."""
+    import gzip
+
+    from monitor.config import ConfigError
+    from monitor.profile import ProfileError
+    from monitor.replay import replay as run, write_jsonl
+    from monitor.rules.model import RuleLoadError
+
+    try:
+        return run(cfg, src, on_transition=write_jsonl(out)), None
+    except (EOFError, gzip.BadGzipFile) as err:
+        return None, err
+    except (ConfigError, ProfileError, RuleLoadError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _open_log(path: str) -> "IO[bytes]":

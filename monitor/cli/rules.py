@@ -180,6 +180,11 @@ def export(files: tuple[str, ...], fmt: str, name: str, namespace: str | None, l
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
     if output == "-":
         click.echo(text, nl=False)
-    else:
-        with open(output, "w", encoding="utf-8") as fh:
+        return
+    from monitor.atomic_file import OutputFileError, atomic_output
+
+    try:  # whole or not at all: a rule file cut short would stop the Prometheus that loads it
+        with atomic_output(output) as fh:
             fh.write(text)
+    except OutputFileError as err:
+        raise click.ClickException(str(err)) from None

@@ -42,11 +42,12 @@ def exposure_warnings(settings: object) -> list[str]:
               help="monitor.yaml (one model, or several under models:).")
 @click.option("--host", default=None, help="Address to bind (default: server.addr, i.e. 127.0.0.1). "
                                           "Use 0.0.0.0 only behind a network policy or with tokens.")
-@click.option("--port", default=None, type=int, help="Port of the sidecar (default: server.port, 9108).")
+# ranged as server.port is: an int past 65535 was bound modulo 65536 (--port 70000 listened on 4464)
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port of the sidecar (default: server.port, 9108).")
 @click.option("--proxy", "proxy_url", default=None, metavar="URL",
               help="Reverse-proxy mode: forward every request to this model server (e.g. http://127.0.0.1:8080) "
                    "and tap its inference requests.")
-@click.option("--proxy-port", default=None, type=int,
+@click.option("--proxy-port", default=None, type=click.IntRange(0, 65535),
               help="Serve the proxy on its own port (default: the sidecar's port, behind its own routes).")
 @click.option("--loop", "loop_kind", default="auto", type=click.Choice(["auto", "asyncio", "uvloop"]), show_default=True,
               help="Event loop: uvloop when installed (auto; a dependency except on Windows: ~20% less CPU "

@@ -49,12 +49,17 @@ def render(dash: Dashboard | dict[str, Any]) -> str:
 
 
 def write(out_dir: Path = DEFAULT_DIR) -> list[Path]:
-    """Write every dashboard to ``out_dir/<uid>.json``; returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write every dashboard to ``out_dir/<uid>.json``; returns the paths written.
+    :class:`monitor.atomic_file.OutputFileError` when one cannot be written (it is left as it was)."""
+    from monitor.atomic_file import atomic_output
+
     paths = []
     for dash in dashboards():
         path = out_dir / f"{dash.uid}.json"
-        path.write_text(render(dash), encoding="utf-8")
+        text = render(dash)
+        # each file whole or not at all: Grafana's provisioning reloads a half-written one as broken
+        with atomic_output(path, make_parents=True) as fh:
+            fh.write(text)
         paths.append(path)
     return paths
 

@@ -459,6 +459,8 @@ def run_unit_test_file(path: str, *, warn: Callable[[str], None] | None = None) 
             text = fh.read()
     except OSError as e:
         return [f"open {path}: {e.strerror or e}"]
+    except UnicodeDecodeError as e:  # was a traceback; said as `monitor rules check` says it of a rule file
+        return [f"{path}: test file is not valid UTF-8: {e}"]
     try:
         spec = parse_unit_test_text(text)
     except UnitTestFileError as e:

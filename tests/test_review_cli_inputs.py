@@ -1,0 +1,75 @@
+"""Review of the command line as a user and a script see it: bad arguments and unreadable inputs
+are one line naming the argument or file and the fix (exit 1, or click's 2 for an option out of
+range), never a traceback, and ``--json`` output is strict JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from tests.test_review_cli_outputs import _reference_csv, run
+
+
+# -- arguments out of range ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("serve", "--config", "monitor.yaml", "--port", "70000"),  # was bound as 70000 % 65536 = 4464
+    ("serve", "--config", "monitor.yaml", "--proxy-port", "70000"),  # was an OverflowError traceback
+    ("demo", "--port", "70000"),
+    ("demo", "--rate", "0"),  # was a ZeroDivisionError in the traffic thread, and the demo ran on without traffic
+    ("demo", "--duration", "-5"),  # ran nothing and exited 0
+    ("demo", "--speed", "0"),
+])
+def test_out_of_range_options_are_usage_errors(args: tuple[str, ...]) -> None:
+    res = run(*args)
+    assert res.exit_code == 2 and "is not in the range" in res.output, res.output
+
+
+# -- unreadable inputs ---------------------------------------------------------------------------
+
+
+def test_rules_test_on_a_non_utf8_file_is_a_failure_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "t.yml").write_bytes(b"\xff\xfe rule_files: []\n")
+    res = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "t.yml")])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == 1 and "test file is not valid UTF-8" in res.output, res.output
+
+
+def test_reference_build_of_a_cut_npz_does_not_talk_of_pickles(tmp_path: Path) -> None:
+    np.savez(tmp_path / "ref.npz", X=np.random.default_rng(0).random((300, 3)))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "ref.npz").read_bytes()[:500])
+    res = run("reference", "build", str(tmp_path / "cut.npz"), "-o", str(tmp_path / "p.npz"), "--quiet")
+    assert res.exit_code == 1 and "cut short" in res.output and "pickle" not in res.output, res.output
+
+
+def test_reference_build_of_a_profile_says_it_is_a_profile(tmp_path: Path) -> None:
+    data = _reference_csv(tmp_path / "ref.csv")
+    assert run("reference", "build", str(data), "-o", str(tmp_path / "p.npz"), "--output-columns", "p0,p1",
+               "--label-column", "label", "--quiet").exit_code == 0
+    res = run("reference", "build", str(tmp_path / "p.npz"), "-o", str(tmp_path / "q.npz"), "--quiet")
+    assert res.exit_code == 1 and "is a saved profile, not data" in res.output, res.output
+
+
+def test_reference_show_json_is_strict_json_for_an_all_missing_feature(tmp_path: Path) -> None:
+    """A feature that is always missing has NaN for min, max, mean and std: written as ``NaN``,
+    which strict JSON parsers refuse."""
+    rng = np.random.default_rng(0)
+    lines = ["a,b,p0,p1"] + [f"{rng.normal()},,{p},{1 - p}" for p in rng.random(200)]
+    (tmp_path / "ref.csv").write_text("\n".join(lines) + "\n")
+    assert run("reference", "build", str(tmp_path / "ref.csv"), "-o", str(tmp_path / "p.npz"), "--output-columns",
+               "p0,p1", "--quiet").exit_code == 0
+    res = CliRunner().invoke(main, ["reference", "show", str(tmp_path / "p.npz"), "--json"])
+    assert res.exit_code == 0, res.output
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    info = json.loads(res.stdout, parse_constant=refuse)
+    b = next(f for f in info["features"] if f["feature"] == "b")
+    assert b["missing"] == 1.0 and b["min"] is None and b["mean"] is None
