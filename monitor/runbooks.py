@@ -137,13 +137,26 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
+    from monitor.atomic_file import OutputFileError, atomic_output
+
     args = sys.argv[1:] if argv is None else argv
     readme = Path(args[0] if args else "README.md")
     rules_dir = str(readme.resolve().parent / "rules")
-    text = readme.read_text()
     start, end = "<!-- runbooks:start -->", "<!-- runbooks:end -->"
-    i, j = text.index(start) + len(start), text.index(end)
-    readme.write_text(text[:i] + "\n" + markdown(_pack_alerts(rules_dir)) + "\n" + text[j:])
+    try:
+        # UTF-8 whatever the locale; markers missing said with the fix (was "substring not found");
+        # written whole or not at all (a failed write cut the README short)
+        text = readme.read_text(encoding="utf-8")
+        i, j = text.find(start), text.find(end)
+        if i < 0 or j < i:
+            raise ValueError(f"no {start} line followed by a {end} line. Fix: put the two lines where the runbooks go")
+        i += len(start)
+        text = text[:i] + "\n" + markdown(_pack_alerts(rules_dir)) + "\n" + text[j:]
+        with atomic_output(readme) as fh:
+            fh.write(text)
+    except (OSError, ValueError, OutputFileError) as err:
+        print(f"{readme}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -73,3 +73,13 @@ def test_reference_show_json_is_strict_json_for_an_all_missing_feature(tmp_path:
     info = json.loads(res.stdout, parse_constant=refuse)
     b = next(f for f in info["features"] if f["feature"] == "b")
     assert b["missing"] == 1.0 and b["min"] is None and b["mean"] is None
+
+
+def test_runbooks_tool_on_a_file_without_markers_says_so_and_leaves_it(tmp_path: Path, capsys) -> None:
+    """``python -m monitor.runbooks FILE`` raised ``ValueError: substring not found``."""
+    from monitor.runbooks import main as runbooks
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    assert runbooks([str(readme)]) == 1
+    assert "no <!-- runbooks:start --> line" in capsys.readouterr().err and readme.read_text() == "# no markers\n"
