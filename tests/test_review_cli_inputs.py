@@ -83,3 +83,20 @@ def test_runbooks_tool_on_a_file_without_markers_says_so_and_leaves_it(tmp_path:
     readme.write_text("# no markers\n")
     assert runbooks([str(readme)]) == 1
     assert "no <!-- runbooks:start --> line" in capsys.readouterr().err and readme.read_text() == "# no markers\n"
+
+
+def test_serve_ready_file_in_a_missing_folder_is_named_not_told_as_a_port(tmp_path: Path) -> None:
+    """The ready file's folder missing stopped the sidecar with "cannot listen: No such file or
+    directory", which sent the user after the port."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("model: m\nserver: {port: 0}\n")
+    ready = tmp_path / "missing" / "ready.txt"
+    done = subprocess.run([sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--config", str(cfg),
+                           "--ready-file", str(ready)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"--ready-file {ready}: No such file or directory" in done.stderr and "cannot listen" not in done.stderr

@@ -91,7 +91,7 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
     apps = [(app, settings.addr, settings.port)]
     if settings.proxy.upstream and settings.proxy.port is not None:
         apps.append((create_proxy_app(sidecar), settings.addr, settings.proxy.port))
-    from monitor.server.lifecycle import run
+    from monitor.server.lifecycle import ReadyFileError, run
 
     # The monitor's worker thread shares the GIL with the event loop; by default a thread keeps
     # the GIL for up to 5 ms, which would show up in the proxy's tail latency. Hand it over sooner.
@@ -107,5 +107,8 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
                 raise click.ClickException("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
     try:
         runner(run(apps, shutdown_timeout=settings.shutdown_timeout_s, ready_file=ready_file))
+    except ReadyFileError as err:
+        raise click.ClickException(f"{err.strerror}. Fix: name a file in a folder that exists and that you may "
+                                   "write to") from None
     except OSError as err:
         raise click.ClickException(f"cannot listen: {err.strerror or err}") from None

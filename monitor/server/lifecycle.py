@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from monitor.core import Monitor
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Checkpointer", "build_monitor", "freeze_heap_when_ready", "housekeeping", "request_budget", "run", "shutdown",
-           "stop_serving"]
+__all__ = ["Checkpointer", "ReadyFileError", "build_monitor", "freeze_heap_when_ready", "housekeeping", "request_budget",
+           "run", "shutdown", "stop_serving"]
 
 log = logging.getLogger("monitor.server")
 
@@ -65,6 +65,11 @@ _RESERVE_MAX_S = 5.0
 #: What aiohttp's own connection shutdown waits for a handler (and then for its cancellation) once
 #: :func:`stop_serving` has waited for the requests: the deadline has already passed by then.
 _CUT_S = 0.05
+
+
+class ReadyFileError(OSError):
+    """``--ready-file`` could not be written (its folder missing, not writable): told apart from a
+    port that cannot be bound, which ``monitor serve`` reports as "cannot listen"."""
 
 
 def build_monitor(factory: Callable[["MonitorConfig"], "Monitor"], cfg: "MonitorConfig",
@@ -391,9 +396,12 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
             log.info("listening on %s", ", ".join(f"http://[{b[0]}]:{b[1]}" if ":" in b[0] else f"http://{b[0]}:{b[1]}"
                                                   for b in bound))  # an IPv6 address in brackets, as URLs write it
             if ready_file is not None:
-                with open(ready_file, "a", encoding="utf-8") as fh:
-                    for b in bound:
-                        fh.write(f"{b[0]}:{b[1]}\n")
+                try:
+                    with open(ready_file, "a", encoding="utf-8") as fh:
+                        for b in bound:
+                            fh.write(f"{b[0]}:{b[1]}\n")
+                except OSError as err:  # was told as "cannot listen: No such file or directory"
+                    raise ReadyFileError(err.errno, f"--ready-file {ready_file}: {err.strerror or err}") from err
         await stop.wait()
     finally:
         freezer.cancel()
