@@ -100,3 +100,19 @@ def test_serve_ready_file_in_a_missing_folder_is_named_not_told_as_a_port(tmp_pa
                            "--ready-file", str(ready)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert f"--ready-file {ready}: No such file or directory" in done.stderr and "cannot listen" not in done.stderr
+
+
+def test_help_states_the_exit_codes_scripts_branch_on() -> None:
+    res = run("--help")
+    assert res.exit_code == 0 and "Exit codes: 0 success; 1 a check failed" in res.output and "2 a usage error" in res.output
+
+
+def test_config_check_names_a_folder_given_for_a_file(tmp_path: Path) -> None:
+    """A folder named as a rule file or reference was reported as not existing."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "monitor.yaml").write_text("model: m\nrules: {files: [rules]}\nreference: {path: ref}\n")
+    res = run("config", "check", str(tmp_path / "monitor.yaml"))
+    assert res.exit_code == 1, res.output
+    assert "rules.files: " in res.output and "it is a folder, not a file" in res.output
+    assert "reference.path: " in res.output and "ref is a folder, not a file" in res.output

@@ -1,6 +1,8 @@
 """The ``monitor`` command. Subcommands load lazily so that ``monitor --help`` stays fast.
 
-Exit codes: 0 success, 1 a check failed (rules, config), 2 usage error (click's own).
+Exit codes: 0 success, 1 a check failed (rules, config) or a file could not be used, 2 usage error
+(click's own), 3 lint findings with ``rules check --lint-fatal`` (as promtool); ``monitor --help``
+says so.
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ def _unavailable(name: str, err: Exception) -> Any:
     return callback
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+#: said by ``monitor --help``: scripts branch on these, and the module docstring is not shown
+_EPILOG = ("Exit codes: 0 success; 1 a check failed (rules, config, dashboards --check) or an input or output file "
+           "could not be used; 2 a usage error (an unknown option, or a value or file argument click refuses); "
+           "3 lint findings with 'rules check --lint-fatal'.")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(package_name="model-monitor", prog_name="monitor")
 def main() -> None:
     """monitor: runtime monitoring for deployed ML models."""

@@ -263,7 +263,8 @@ def _file_problems(agent: object) -> list[str]:
     for m in getattr(agent, "models", ()):
         for f in m.rules.files:
             if not Path(f).is_file():
-                out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: it does not exist. Fix: correct the path (a relative "
+                what = "it is a folder, not a file" if Path(f).is_dir() else "it does not exist"  # a folder was "does not exist"
+                out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: {what}. Fix: correct the path (a relative "
                            "one resolves against the config file's folder); for the shipped packs, name them under rules.packs "
                            "instead (e.g. packs: [core]; `monitor rules packs` lists them), which a pip install carries too")
                 continue
@@ -293,7 +294,8 @@ def _file_problems(agent: object) -> list[str]:
             if Path(ref).suffix.lower() in _TABLE_SUFFIXES:
                 out.extend(f"model {m.model!r}: {problem}" for problem in _table_problems(m.reference))
         if ref is not None and not Path(ref).is_file():
-            out.append(f"model {m.model!r}: reference.path: {ref} does not exist. Fix: build one with "
+            what = "is a folder, not a file" if Path(ref).is_dir() else "does not exist"
+            out.append(f"model {m.model!r}: reference.path: {ref} {what}. Fix: build one with "
                        "'monitor reference build' or correct the path")
         elif ref is not None and Path(ref).suffix.lower() == ".npz":
             # one that cannot be read passed this check, then `monitor serve` never became ready
