@@ -116,3 +116,23 @@ def test_config_check_names_a_folder_given_for_a_file(tmp_path: Path) -> None:
     assert res.exit_code == 1, res.output
     assert "rules.files: " in res.output and "it is a folder, not a file" in res.output
     assert "reference.path: " in res.output and "ref is a folder, not a file" in res.output
+
+
+@pytest.mark.parametrize("module", ["monitor", "monitor.cli"])
+def test_python_dash_m_runs_the_command(module: str) -> None:
+    """Where the console script is not on PATH (a venv's python by its full path), ``python -m``
+    runs the same command; ``monitor.cli`` had no ``__main__`` ("cannot be directly executed")."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", module, "rules", "packs"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "confidence" in res.stdout
+
+
+def test_demo_refuses_an_alertmanager_that_is_no_url() -> None:
+    """Checked as rules.alertmanager is: it was taken, and every alert then failed to send five
+    times while the demo ran."""
+    res = CliRunner().invoke(main, ["demo", "--alertmanager", "notaurl"])
+    assert res.exit_code == 2
+    assert "--alertmanager" in res.output and "not an http(s) URL" in res.output
