@@ -1163,6 +1163,11 @@ def build_profile(
         raise ProfileError(f"--classes names a class twice ({', '.join(classes)}). Fix: give each class once")
     num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
                                               categorical=categorical, exclude=exclude, progress=progress)
+    if not (num_names or cat_names or output_columns or label_column):
+        # a profile of nothing was written and passed as a reference, every detector then left out
+        raise ProfileError(f"{Path(path).name}: no column left to profile (every one excluded). Fix: exclude only ids "
+                           "and the like (--exclude / reference.exclude), keeping the model's input features, or name "
+                           "its outputs (--output-columns) and labels (--label-column)")
     b = _Builder(num_names, cat_names, n_bins=n_bins, max_rows=max_rows, seed=seed)
     for t in chunks:
         b.add(t.numeric, t.categorical, t.scores, t.labels)

@@ -159,3 +159,13 @@ def test_class_names_yaml_reads_as_booleans_get_a_quoting_fix(tmp_path: Path) ->
     assert 'classes: ["no", "yes"]' in out
     path.write_text('model: m\noutput:\n  classes: ["no", "yes"]\n')
     assert _check(path)[0] == 0
+
+
+def test_excluding_every_column_is_refused(tmp_path: Path) -> None:
+    """A profile of no column was written (exit 0) and then served as a reference on which every
+    detector is left out."""
+    _write_reference(tmp_path)
+    res = CliRunner().invoke(main, ["reference", "build", str(tmp_path / "train.csv"), "--exclude", "a,b,c",
+                                    "-o", str(tmp_path / "none.npz")])
+    assert res.exit_code == 1
+    assert "no column left to profile" in res.output and not (tmp_path / "none.npz").exists()
