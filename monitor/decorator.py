@@ -111,6 +111,14 @@ def watch(
     if fn is None:
         return functools.partial(watch, monitor=monitor, model=model, input_arg=input_arg, inputs=inputs, client=client,
                                  request_id=request_id, segment=segment, embedding=embedding, outputs=outputs)
+    if isinstance(fn, (staticmethod, classmethod)):
+        # ``@watch`` above ``@staticmethod`` / ``@classmethod``: the function inside is watched and
+        # wrapped again in its kind. Wrapped as it was, a staticmethod became a plain function in
+        # the class, bound to the instance: every call passed the instance as the inputs and
+        # raised TypeError (a classmethod, not callable, was refused at decoration).
+        return type(fn)(watch(fn.__func__, monitor=monitor, model=model, input_arg=input_arg, inputs=inputs,
+                              client=client, request_id=request_id, segment=segment, embedding=embedding,
+                              outputs=outputs))
     if not callable(fn):
         raise TypeError(f"watch() decorates a callable, got {type(fn).__name__}")
     if monitor is None:

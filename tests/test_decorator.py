@@ -208,3 +208,35 @@ def test_calls_after_close_are_counted_as_closed_not_queued(registry):
     assert len(m.queue) == 0  # nothing waits for a worker that has stopped
     assert m.queue.counters()[0] == {"closed": 1}
     assert m.store.value("monitor_predictions") == 1.0
+
+
+def test_watch_above_staticmethod_and_classmethod_keeps_the_method_kind(mon):
+    """``@mon.watch`` written above ``@staticmethod`` / ``@classmethod``: the method is still a
+    static or class method (wrapped as a plain function, a staticmethod was bound to the instance
+    and every call raised TypeError; a classmethod was refused at decoration), and the rows are
+    read from the first argument after ``cls``."""
+
+    class Model:
+        @mon.watch
+        @staticmethod
+        def predict(x):
+            """Static."""
+            return np.tile([0.25, 0.75], (len(x), 1))
+
+        @mon.watch
+        @classmethod
+        def predict_cls(cls, x):
+            assert cls is Model
+            return np.tile([0.25, 0.75], (len(x), 1))
+
+    rows = np.zeros((2, 3))
+    assert Model().predict(rows).shape == (2, 2)
+    assert Model.predict(rows).shape == (2, 2)
+    assert Model().predict_cls(rows).shape == (2, 2)
+    assert Model.predict_cls(rows).shape == (2, 2)
+    assert Model.predict.__doc__ == "Static."
+    assert isinstance(inspect.getattr_static(Model, "predict"), staticmethod)
+    assert isinstance(inspect.getattr_static(Model, "predict_cls"), classmethod)
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 8.0  # every call's two rows, none refused
+    assert mon.store.value("monitor_errors", ("TypeError",)) is None
