@@ -227,7 +227,12 @@ class BatchBuilder:
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
             try:
-                self.schema = self._learn_schema(events[unreadable][2])
+                learned = self._learn_schema(events[unreadable][2])
+                if not len(learned):
+                    # an empty batch ([], {}, rows of no column): a schema of no feature learnt from it
+                    # refused every later row as wrong_shape ("expected rows of 0 features"), for good
+                    raise RowError("wrong_shape", "no feature to learn the inputs' schema from")
+                self.schema = learned
                 _check_reference_names(self.schema, self.reference_names)
             except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
                 unreadable += 1

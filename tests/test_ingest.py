@@ -160,3 +160,16 @@ def test_crossing_quantiles_are_rearranged_into_order():
     no_median = OutputSpec("regression", quantiles=(0.1, 0.9))
     r = BatchBuilder(None, no_median).build([ev(np.ones((1, 1)), np.array([[4.0, 2.0]]))])
     assert r.batch.intervals.tolist() == [[2.0, 4.0]] and r.batch.scores.tolist() == [3.0]
+
+
+@pytest.mark.parametrize("empty", [[], np.zeros(0), [[]], {}, ()], ids=["list", "array", "empty_row", "dict", "tuple"])
+def test_an_empty_first_batch_does_not_become_the_learned_schema(empty):
+    """A first call with no rows (a health check's ``predict([])``) gave a schema of no feature
+    when none is configured, and every later row was refused as wrong_shape for good: the schema
+    is learnt from the first event that has a feature."""
+    builder = BatchBuilder(None, OutputSpec(kind="probabilities"))
+    first = builder.build([(PREDICTION, 1.0, empty, [], None, None, None, None, None)])
+    assert first.batch is None and builder.schema is None
+    later = builder.build([(PREDICTION, 2.0, [[1.0, 2.0]], [[0.3, 0.7]], None, None, None, None, None)])
+    assert later.rejected == {} and later.batch is not None and len(later.batch) == 1
+    assert builder.schema.names == ("f0", "f1")
