@@ -234,7 +234,7 @@ class Monitor:
         self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes)
         self._lock = threading.RLock()
 
-        from monitor.exporter import DEFAULT_REGISTRY, StoreCollector
+        from monitor.exporter import DEFAULT_REGISTRY, StoreCollector, attach
         from monitor.ingest import BatchBuilder
         from monitor.labels import LabelJoiner
         from monitor.pipeline import Pipeline
@@ -281,8 +281,10 @@ class Monitor:
             now=clock,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
+        #: this monitor's own collector (:meth:`metrics_text`); the registry gets the store through
+        #: the collector its monitors share, which writes each family once for every model
         self._collector = StoreCollector([self.store], refresh=self.export_for_scrape)
-        self.registry.register(self._collector)
+        attach(self.registry, self.store, self.export_for_scrape)
         self._synced_dropped: dict[str, int] = {}
         self._synced_sampled = 0
         from monitor.worker import Worker
@@ -899,10 +901,9 @@ class Monitor:
         if self.notifier is not None:
             self.notifier.flush(timeout)
             self.notifier.close()
-        try:
-            self.registry.unregister(self._collector)
-        except KeyError:
-            pass
+        from monitor.exporter import detach
+
+        detach(self.registry, self.store, self.export_for_scrape)
 
     def __enter__(self) -> "Monitor":
         return self

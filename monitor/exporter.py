@@ -1,9 +1,12 @@
 """Prometheus exposition of the metric stores, through prometheus-client.
 
-Each :class:`~monitor.core.Monitor` registers one :class:`StoreCollector` in a
-``CollectorRegistry`` (its own by default, injectable so that tests get a fresh one, or shared so
-that one ``/metrics`` serves several models). prometheus-client does the text and OpenMetrics
-formatting; the values come from a snapshot of the store copied under its lock.
+Each :class:`~monitor.core.Monitor` exports its store into a ``CollectorRegistry`` (the package's
+shared one by default, injectable so that tests get a fresh one) through :func:`attach`: the
+monitors of one registry share one :class:`StoreCollector`, so that one ``/metrics`` serves
+several models with each family written once (a collector per monitor wrote every family once per
+model, which the text format and OpenMetrics forbid: promtool and OpenMetrics parsers refuse the
+whole exposition). prometheus-client does the text and OpenMetrics formatting; the values come
+from a snapshot of the store copied under its lock.
 
 A store may come with a *refresh* callable that the collector calls before reading it: the
 monitor's detectors then write their figures when a scrape asks for them (as a prometheus-client
@@ -14,6 +17,7 @@ worker does not pay for exports nobody reads.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -26,7 +30,7 @@ from monitor.catalog import COUNTER, GAUGE
 if TYPE_CHECKING:
     from monitor.store import MetricStore
 
-__all__ = ["StoreCollector", "DEFAULT_REGISTRY", "exposition", "serve"]
+__all__ = ["StoreCollector", "DEFAULT_REGISTRY", "attach", "detach", "exposition", "serve"]
 
 #: The registry monitors register in unless given another; ``Monitor.start_http_server`` serves it.
 DEFAULT_REGISTRY = CollectorRegistry(auto_describe=False)
@@ -49,6 +53,14 @@ class StoreCollector(Collector):
             self._stores.append(store)
             if refresh is not None:
                 self._refresh.append(refresh)
+
+    def remove(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> bool:
+        """Stop exporting ``store`` (and calling ``refresh``); returns whether stores remain."""
+        with self._lock:
+            self._stores = [s for s in self._stores if s is not store]
+            if refresh is not None and refresh in self._refresh:
+                self._refresh.remove(refresh)
+            return bool(self._stores)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -81,6 +93,36 @@ class StoreCollector(Collector):
                             buckets.append((_le(bound), cum))
                         metric.add_metric(label_values, buckets, value.sum)
         yield from families.values()
+
+
+#: The collector each registry's monitors share (see :func:`attach`).
+_SHARED: "weakref.WeakKeyDictionary[CollectorRegistry, StoreCollector]" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def attach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:
+    """Export ``store`` in ``registry`` through the one collector its monitors share (registered
+    with the first): every family is then written once, with the series of every model in it."""
+    with _SHARED_LOCK:
+        collector = _SHARED.get(registry)
+        if collector is None:
+            collector = _SHARED[registry] = StoreCollector([])
+            registry.register(collector)
+        collector.add(store, refresh)
+
+
+def detach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:
+    """Undo :func:`attach` (a monitor closing); the shared collector leaves the registry with the
+    last store."""
+    with _SHARED_LOCK:
+        collector = _SHARED.get(registry)
+        if collector is None or collector.remove(store, refresh):
+            return
+        del _SHARED[registry]
+        try:
+            registry.unregister(collector)
+        except KeyError:  # unregistered by its owner meanwhile
+            pass
 
 
 def _utf8(value: str) -> str:

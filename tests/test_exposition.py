@@ -110,3 +110,33 @@ def test_a_label_value_that_is_not_unicode_does_not_break_the_exposition(registr
     segments = {s.labels.get("segment") for fam in text_string_to_metric_families(text) for s in fam.samples}
     assert "été" in segments
     assert any(v is not None and v.startswith("bad") and v != "bad\ud800" for v in segments)
+
+
+def test_two_models_in_one_registry_write_each_family_once(registry):
+    """Two monitors exporting into one registry (two decorated models in one process, the
+    package's shared registry): each family is written once with both models' series. A collector
+    per monitor wrote every family twice, which OpenMetrics parsers and promtool refuse whole."""
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+    first = busy_monitor(registry)
+    second = Monitor(model="other", registry=registry, start_worker=False)
+    try:
+        second.observe(np.ones((2, 2)), np.ones((2, 3)) / 3)
+        second.flush()
+        families = list(parse_openmetrics(generate_openmetrics(registry).decode()))
+        names = [f.name for f in families]
+        assert len(names) == len(set(names))
+        calls = next(f for f in families if f.name == "monitor_calls")
+        assert {s.labels["model"] for s in calls.samples if s.name == "monitor_calls_total"} == {"expo", "other"}
+        text = generate_latest(registry).decode()
+        helps = [line for line in text.splitlines() if line.startswith("# HELP ")]
+        assert len(helps) == len(set(helps))
+        first.close()
+        text = generate_latest(registry).decode()
+        assert 'model="other"' in text and 'model="expo"' not in text
+    finally:
+        first.close()
+        second.close()
+    assert generate_latest(registry).decode() == ""  # the last monitor closed takes the collector along
