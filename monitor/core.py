@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import math
+import os
 import random
 import threading
 import time
@@ -53,6 +54,41 @@ def _close_at_exit() -> None:
 
 
 atexit.register(_close_at_exit)
+
+#: Seconds ``os.fork`` waits for a running monitor's drain to end (see :func:`_hold_for_fork`).
+FORK_LOCK_WAIT_S = 2.0
+_HELD_FOR_FORK: "list[Monitor]" = []
+
+
+def _hold_for_fork() -> None:
+    """Before ``os.fork`` (gunicorn ``--preload`` forks its workers after importing the app, whose
+    decorators built the monitors): take each running monitor's lock, so that the child gets its
+    detectors and store between two drains, not half way through one. A drain that outlasts
+    :data:`FORK_LOCK_WAIT_S` does not hold the fork any longer."""
+    for mon in list(_RUNNING):
+        if mon._lock.acquire(timeout=FORK_LOCK_WAIT_S):
+            _HELD_FOR_FORK.append(mon)
+
+
+def _release_after_fork() -> None:
+    """In the parent, after ``os.fork``: give back what :func:`_hold_for_fork` took."""
+    while _HELD_FOR_FORK:
+        _HELD_FOR_FORK.pop()._lock.release()
+
+
+def _restart_in_child() -> None:
+    """In a forked child, only the forking thread runs: every running monitor gets fresh locks and
+    its own worker (see :meth:`Monitor._after_fork`)."""
+    _HELD_FOR_FORK.clear()
+    for mon in list(_RUNNING):
+        try:
+            mon._after_fork()
+        except Exception:  # noqa: BLE001 - a fork must go on whatever a monitor does
+            log.exception("restarting monitor %s in the forked process failed", getattr(mon, "model", "?"))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_hold_for_fork, after_in_parent=_release_after_fork, after_in_child=_restart_in_child)
 
 _MONITORS: dict[str, "Monitor"] = {}
 _MONITORS_LOCK = threading.Lock()
@@ -886,6 +922,18 @@ class Monitor:
         return "adopted", None, f"reference {stored_fp} adopted from the checkpoint"
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's threads (worker, alert delivery) do not run here and the
+        locks they or the callers held at the fork would stay held, so this process gets its own.
+        Without it a decorated model in a gunicorn ``--preload`` worker queued its events until
+        the queue was full and then shed them all, its figures frozen at the fork."""
+        self._lock = threading.RLock()
+        self.store._lock = threading.Lock()
+        self.queue.after_fork()
+        if self.notifier is not None:
+            self.notifier.after_fork()
+        self.worker.after_fork(self._lock)
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop intake, drain the queue, stop the worker, unregister the metrics."""
         if self.closed:

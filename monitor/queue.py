@@ -146,6 +146,15 @@ class EventQueue:
                 self.release(freed)
         return out
 
+    def after_fork(self) -> None:
+        """In a forked child: the events queued are the parent's (its worker processes them), and
+        a lock a parent's thread held at the fork would stay held for good, blocking every caller
+        of large inputs; so the child starts empty, with a fresh lock and wake-up event."""
+        self.items.clear()
+        self.reserved = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
     def wake(self) -> None:
         """Ask the worker to drain now instead of at its next poll (used when it stops)."""
         self._wake.set()

@@ -473,6 +473,17 @@ class Notifier:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def after_fork(self) -> None:
+        """In a forked child: the alerts queued are the parent's to deliver; a new delivery thread
+        (the parent's does not run in the child, whose alerts would wait for good)."""
+        self._queue.clear()
+        self._busy = 0
+        self._cond = threading.Condition()
+        stopped = self._stop.is_set()
+        self._thread = threading.Thread(target=self._run, name="monitor-notifier", daemon=True)
+        if not stopped:
+            self._thread.start()
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the threads (pending retries are abandoned and counted as failed)."""
         self._stop.set()

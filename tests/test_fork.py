@@ -1,0 +1,81 @@
+"""A monitor built before ``os.fork`` (gunicorn ``--preload``: the app, and its decorators, are
+imported once and the workers forked from it) works in the child: its own worker thread, its own
+locks, and none of the parent's queued events."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from monitor import Monitor
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+
+
+def _in_child(mon: Monitor, predict) -> dict:
+    """What the child sees, as plain values for the pipe."""
+    took_queue_lock = mon.queue._lock.acquire(blocking=False)  # held by a parent's thread at the fork
+    if took_queue_lock:
+        mon.queue._lock.release()
+    seen = {"worker_alive": mon.worker.alive, "queued": len(mon.queue), "queue_lock_free": took_queue_lock}
+    if not took_queue_lock:
+        return seen  # closing would wait for that lock for good
+    predict(np.ones((1, 2)))
+    predict(np.ones((1, 2)))
+    mon.close()
+    seen["predictions"] = mon.store.value("monitor_predictions")
+    return seen
+
+
+def test_a_forked_child_runs_its_own_worker_on_its_own_events(registry):
+    # events linger in the parent's queue (no drain before close), so that the child inherits them
+    mon = Monitor(model="forked", registry=registry, config={"queue": {"linger": 3600, "batch_min": 100_000}})
+
+    @mon.watch
+    def predict(x):
+        return np.tile([0.3, 0.7], (len(x), 1))
+
+    try:
+        for _ in range(3):
+            predict(np.ones((1, 2)))
+        held, release = threading.Event(), threading.Event()
+
+        def hold_queue_lock() -> None:  # a caller of a large input, inside the queue's lock at the fork
+            with mon.queue._lock:
+                held.set()
+                release.wait()
+
+        holder = threading.Thread(target=hold_queue_lock)
+        holder.start()
+        held.wait()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave without running the parent's test machinery
+            code = 0
+            try:
+                os.close(read)
+                os.write(write, json.dumps(_in_child(mon, predict)).encode())
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write)
+        release.set()
+        holder.join()
+        with os.fdopen(read, "rb") as pipe:
+            report = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0 and report
+        seen = json.loads(report)
+        assert seen["worker_alive"] is True  # the parent's thread does not exist in the child
+        assert seen["queue_lock_free"] is True
+        assert seen["queued"] == 0  # the parent's three events are the parent's to process
+        assert seen["predictions"] == 2.0
+        assert mon.worker.alive and len(mon.queue) == 3
+    finally:
+        mon.close()
+    assert mon.store.value("monitor_predictions") == 3.0
