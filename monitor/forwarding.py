@@ -501,9 +501,8 @@ class ForwardingMonitor:
         """In a forked worker (gunicorn --preload): a fresh queue, socket and sender thread; the
         parent's queued events stay the parent's."""
         q = self.queue  # kept in place: decorators hold references to its deque
-        q.items.clear()
-        q.reserved = 0  # the parent's large events were not inherited
-        q._lock, q._dropped, q._sampled_out, q._wake = threading.Lock(), {}, 0, threading.Event()
+        q.after_fork()  # the parent's events (and their bytes) were not inherited; fresh lock
+        q._dropped, q._sampled_out = {}, 0
         self._send_lock = threading.Lock()
         self._sock = None
         self._pid = os.getpid()

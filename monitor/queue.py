@@ -6,8 +6,9 @@ ever dropped without a count. ``deque.append`` and ``deque.popleft`` are atomic 
 no lock is taken on the hot path; the counters of the (rare) slow paths take one.
 
 The event count alone does not bound memory when inputs are large (100,000 queued images of
-600 KB are 60 GB while the worker is behind), so events whose inputs are an array of at least
-:data:`LARGE_EVENT_BYTES` also reserve their bytes against ``max_bytes`` (under the lock: such
+600 KB are 60 GB while the worker is behind), so events whose inputs hold at least
+:data:`LARGE_EVENT_BYTES` (an array, a DataFrame, a list of arrays or of rows: see
+:func:`unsized_bytes`) also reserve their bytes against ``max_bytes`` (under the lock: such
 calls are rare and slow anyway) and are shed as ``queue_bytes_full`` beyond it; so do feedback
 events of 128 labels or more (a few hundred thousand labels in one call are as large as an
 image). Small events keep the lock-free path; ``capacity`` bounds them.
@@ -19,7 +20,7 @@ import threading
 from collections import deque
 from typing import Any
 
-__all__ = ["EventQueue", "LARGE_EVENT_BYTES", "SHED_REASONS", "event_bytes"]
+__all__ = ["EventQueue", "LARGE_EVENT_BYTES", "SHED_REASONS", "event_bytes", "unsized_bytes"]
 
 #: Every reason a monitor's queue counts a shed event under (``monitor_events_dropped_total``):
 #: full (``queue_full``, ``queue_bytes_full``), closed, the decorator's extractor raising
@@ -39,6 +40,38 @@ _FEEDBACK = 2  # monitor.events.FEEDBACK
 #: What one label of a queued feedback event holds, about: its request id and label as Python
 #: objects, and the two list slots that point at them.
 FEEDBACK_ROW_BYTES = 128
+
+
+#: Bytes counted per cell of a table without ``nbytes`` (a pandas or polars DataFrame) and of rows
+#: given as lists: a float64's, the least such a cell holds.
+CELL_BYTES = 8
+
+
+def unsized_bytes(inputs: Any) -> int:
+    """About the bytes of a caller's inputs without ``nbytes``, from their shape alone (no walk
+    over the rows): a DataFrame's cells, or a list of arrays (a batch of images) or of rows (lists
+    or dicts), counted as ``len`` times its first element.
+
+    Without it a DataFrame or a list of images reserved nothing, and ``queue.capacity`` of them
+    were held while the worker was behind (a DataFrame of 1,000 rows takes the worker some 10 ms:
+    a few callers outpace it, at 160 KB an event). Such inputs may change after the call (a column
+    added to the DataFrame), so :meth:`EventQueue.put` remembers what it reserved instead of
+    measuring again when the event is drained."""
+    kind = inputs.__class__
+    if kind is list or kind is tuple:  # rows as lists (JSON-like) first: the common case, no attribute lookup
+        if not inputs:
+            return 0
+        first = inputs[0]
+        kind = first.__class__
+        if kind is list or kind is tuple or kind is dict:
+            return len(inputs) * len(first) * CELL_BYTES
+        n = getattr(first, "nbytes", None)
+        return len(inputs) * n if n.__class__ is int else 0
+    shape = getattr(inputs, "shape", None)
+    if shape.__class__ is tuple and len(shape) == 2:  # pandas, polars
+        rows, cols = shape
+        return rows * cols * CELL_BYTES if rows.__class__ is int and cols.__class__ is int else 0
+    return 0
 
 
 def event_bytes(event: tuple[Any, ...]) -> int:
@@ -70,7 +103,8 @@ class EventQueue:
         (``queue_bytes_full``).
     """
 
-    __slots__ = ("capacity", "max_bytes", "reserved", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake")
+    __slots__ = ("capacity", "max_bytes", "reserved", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake",
+                 "_sizes")
 
     def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
         if int(capacity) < 1:
@@ -87,19 +121,31 @@ class EventQueue:
         self._dropped: dict[str, int] = {}
         self._sampled_out = 0
         self._wake = threading.Event()
+        #: id of a large event queued by :meth:`put` -> the bytes it reserved (given back when it is
+        #: drained, whatever its inputs have become since)
+        self._sizes: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self.items)
 
     def put(self, event: Any) -> bool:
         """Enqueue without blocking; returns False (and counts why) when the event is shed."""
-        size = event_bytes(event)
-        if size and not self.reserve(size):
-            return False
+        if event[0] == _PREDICTION:  # the caller's hot path: one attribute read for an array's inputs
+            n = getattr(event[2], "nbytes", None)
+            if n is None:
+                n = unsized_bytes(event[2])
+            size = n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
+        else:
+            size = event_bytes(event)
+        if size:
+            if not self.reserve(size):
+                return False
+            self._sizes[id(event)] = size  # the event is alive while queued: its id is its own
         if len(self.items) < self.capacity and not self.closed:
             self.items.append(event)
             return True
         if size:
+            self._sizes.pop(id(event), None)
             self.release(size)
         self.drop("closed" if self.closed else "queue_full")
         return False
@@ -141,7 +187,9 @@ class EventQueue:
         except IndexError:
             pass
         if self.reserved:  # large events were queued: give their bytes back
-            freed = sum(event_bytes(e) for e in out)
+            sizes = self._sizes
+            # what put() reserved; the events a server enqueued in bulk are measured again
+            freed = sum([sizes.pop(id(e), None) or event_bytes(e) for e in out]) if sizes else sum(map(event_bytes, out))
             if freed:
                 self.release(freed)
         return out
@@ -151,6 +199,7 @@ class EventQueue:
         a lock a parent's thread held at the fork would stay held for good, blocking every caller
         of large inputs; so the child starts empty, with a fresh lock and wake-up event."""
         self.items.clear()
+        self._sizes.clear()
         self.reserved = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()

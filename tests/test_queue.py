@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from monitor import Monitor
 from monitor.config import MonitorConfig, QueueConfig
@@ -139,3 +140,28 @@ def test_a_large_event_refused_by_a_full_queue_gives_its_bytes_back(registry):
     assert q.put(event) and q.reserved == 32768
     assert not q.put(event)
     assert q.reserved == 32768 and q.counters()[0] == {"queue_full": 1}
+
+
+def test_dataframes_and_lists_of_arrays_are_bounded_in_bytes_too(registry):
+    """Inputs without ``nbytes`` (a DataFrame, a list of images, a list of rows) reserved nothing:
+    the worker reads a DataFrame of 1,000 rows in some 10 ms, and ``queue.capacity`` of them were
+    held while it was behind. They reserve about their bytes, and give back what they reserved
+    when drained even if the caller changed them meanwhile (a column added to the DataFrame)."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.zeros((512, 8)))  # 32 KiB of cells
+    images = [np.zeros((32, 32))] * 4  # 32 KiB
+    rows = [[0.0] * 8] * 512  # 32 KiB as float64
+    cfg = MonitorConfig(model="frames", queue=QueueConfig(capacity=1000, max_bytes=100_000))
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        for inputs in (frame, images, rows, frame):
+            mon.observe(inputs, np.full((len(inputs), 2), 0.5))
+        assert len(mon.queue) == 3 and mon.queue.reserved == 3 * 32 * 1024
+        assert mon.queue.counters()[0] == {"queue_bytes_full": 1}
+        mon.observe(pd.DataFrame(np.zeros((2, 2))), np.full((2, 2), 0.5))  # small: not in the budget
+        assert len(mon.queue) == 4 and mon.queue.reserved == 3 * 32 * 1024
+        frame["score"] = 0.5  # the caller's DataFrame grows after the call
+        mon.queue.drain(1000)
+        assert mon.queue.reserved == 0
+    finally:
+        mon.close()
