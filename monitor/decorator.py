@@ -121,6 +121,14 @@ def watch(
                               outputs=outputs))
     if not callable(fn):
         raise TypeError(f"watch() decorates a callable, got {type(fn).__name__}")
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        # its call returns a generator, recorded as the outputs: every row was refused as
+        # non_numeric_output with a fix that did not apply, the latency was that of creating it,
+        # and an exception raised while iterating was never counted
+        raise TypeError(f"watch() records what {getattr(fn, '__qualname__', 'the function')} returns, and a generator "
+                        "function returns a generator, whose outputs come later, as the caller iterates. Fix: decorate the "
+                        "function that returns a batch's outputs (the one the generator calls), or record each batch "
+                        "with mon.observe(inputs, outputs)")
     if monitor is None:
         from monitor.core import get_monitor
 

@@ -240,3 +240,20 @@ def test_watch_above_staticmethod_and_classmethod_keeps_the_method_kind(mon):
     mon.flush()
     assert mon.store.value("monitor_predictions") == 8.0  # every call's two rows, none refused
     assert mon.store.value("monitor_errors", ("TypeError",)) is None
+
+
+def test_a_generator_function_is_refused_at_decoration_with_the_fix(mon):
+    """A generator's outputs come as the caller iterates, after the call: recorded, the generator
+    object was refused on every call as non_numeric_output with a fix that did not apply."""
+
+    def stream(x):
+        for row in x:
+            yield [0.25, 0.75]
+
+    async def astream(x):
+        for row in x:
+            yield [0.25, 0.75]
+
+    for fn in (stream, astream):
+        with pytest.raises(TypeError, match="generator function.*Fix: decorate the function that returns"):
+            mon.watch(fn)
