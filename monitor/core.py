@@ -499,7 +499,11 @@ class Monitor:
 
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
-        """Record a call where the model raised (the decorator does this for you)."""
+        """Record a call where the model raised (the decorator does this for you); sampled as
+        :meth:`observe` is, so that errors over calls stays the model's error rate."""
+        if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
+            self.queue.sampled_out()
+            return False
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:
             self.queue.drop("invalid_timestamp")

@@ -54,6 +54,35 @@ def test_sampling_rate_counts_what_it_skips(registry):
         mon.close()
 
 
+def test_calls_that_raise_are_sampled_as_the_others(registry):
+    """A call that raised is a call: kept whole while the others were sampled, errors over calls
+    read ten times the model's error rate at sample_rate 0.1 (ModelErrorRateHigh fired on 1%)."""
+    cfg = MonitorConfig(model="sampled-errors", queue=QueueConfig(sample_rate=0.1), seed=3)
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        @mon.watch
+        def predict(x, fail=False):
+            if fail:
+                raise ValueError("the model failed")
+            return np.array([0.2, 0.8])
+
+        for i in range(4000):
+            try:
+                predict(np.ones(2), fail=i % 2 == 0)
+            except ValueError:
+                pass
+        kept_by_observe = sum(mon.observe_error("ValueError") for _ in range(2000))
+        mon.flush()
+        errors = mon.store.value("monitor_errors", ("ValueError",))
+        calls = mon.store.value("monitor_calls")
+        assert calls + mon.store.value("monitor_events_sampled_out") == 6000  # every call accounted
+        assert 80 < kept_by_observe < 320  # binomial(2000, 0.1): mean 200, sd 13
+        assert 0.3 < (errors - kept_by_observe) / (calls - kept_by_observe) < 0.7  # half the decorated calls raised
+        assert calls < 1000  # binomial(6000, 0.1): mean 600, sd 23
+    finally:
+        mon.close()
+
+
 def test_concurrent_callers_lose_nothing(registry):
     """8 threads x 5,000 calls with the worker draining concurrently: every call is accounted."""
     mon = Monitor(model="threads", registry=registry)
