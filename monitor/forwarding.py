@@ -267,6 +267,9 @@ class ForwardingMonitor:
 
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
+        if self._sample_rate < 1.0 and self._random() >= self._sample_rate:  # a call, sampled as the others
+            self.queue.sampled_out()
+            return False
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:
             self.queue.drop("invalid_timestamp")

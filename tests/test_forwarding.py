@@ -296,3 +296,15 @@ def test_a_sidecar_restarted_while_a_udp_worker_idles_counts_only_the_new_drops(
         assert fm.counters().dropped == {"too_large": 2}
     finally:
         fm.close()
+
+
+def test_forwarded_errors_are_sampled_as_the_calls(tmp_path):
+    """``observe_error`` is a call, sampled at ``sample_rate`` as ``observe`` is: kept whole, the
+    sidecar read errors over calls at ten times the model's error rate at 0.1."""
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'none.sock'}", sample_rate=0.1, seed=3, start=False)
+    try:
+        kept = sum(fm.observe_error("ValueError") for _ in range(2000))
+        assert 80 < kept < 320  # binomial(2000, 0.1): mean 200, sd 13
+        assert len(fm.queue) == kept and fm.queue.counters()[1] == 2000 - kept
+    finally:
+        fm.close(timeout=0.1)
