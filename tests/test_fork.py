@@ -79,3 +79,45 @@ def test_a_forked_child_runs_its_own_worker_on_its_own_events(registry):
     finally:
         mon.close()
     assert mon.store.value("monitor_predictions") == 3.0
+
+
+def test_a_forked_childs_alerts_are_delivered_by_its_own_threads():
+    """The notifier's delivery threads (one per sink) do not exist in a forked child: its alerts
+    waited for good. After the fork the child starts its own, without the parent's queued alerts."""
+    from monitor.rules.notifier import Notifier, OutgoingAlert
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.got: list[str] = []
+
+        def deliver(self, alerts) -> None:
+            self.got.extend(a.labels["alertname"] for a in alerts)
+
+    sinks = [Counting(), Counting()]
+    notifier = Notifier(sinks)
+    alert = OutgoingAlert(labels={"alertname": "InChild"}, annotations={}, starts_at=1_700_000_000.0, ends_at=None)
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read)
+                notifier.after_fork()
+                notifier.send([alert])
+                delivered = notifier.flush(timeout_s=10)
+                os.write(write, json.dumps({"flushed": delivered, "got": [s.got for s in sinks]}).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            report = json.loads(pipe.read())
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert report == {"flushed": True, "got": [["InChild"], ["InChild"]]}
+        assert [s.got for s in sinks] == [[], []]  # the parent's sinks saw nothing of the child's
+    finally:
+        notifier.close()

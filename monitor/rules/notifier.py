@@ -411,6 +411,9 @@ class Notifier:
         self._closed_drops = 0  # alerts handed in after close (no lane takes them)
         self.last_error: str | None = None
         self._lanes = [_Lane(sink) for sink in self.sinks]
+        self._start_lanes()
+
+    def _start_lanes(self) -> None:
         for i, lane in enumerate(self._lanes):
             lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"monitor-notifier-{i}-{lane.name}",
                                            daemon=True)
@@ -474,15 +477,14 @@ class Notifier:
         return True
 
     def after_fork(self) -> None:
-        """In a forked child: the alerts queued are the parent's to deliver; a new delivery thread
-        (the parent's does not run in the child, whose alerts would wait for good)."""
-        self._queue.clear()
-        self._busy = 0
+        """In a forked child: the alerts queued are the parent's to deliver; new delivery threads
+        (the parent's do not run in the child, whose alerts would wait for good)."""
         self._cond = threading.Condition()
-        stopped = self._stop.is_set()
-        self._thread = threading.Thread(target=self._run, name="monitor-notifier", daemon=True)
-        if not stopped:
-            self._thread.start()
+        for lane in self._lanes:
+            lane.queue.clear()
+            lane.busy = False
+        if not self._stop.is_set():
+            self._start_lanes()
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the threads (pending retries are abandoned and counted as failed)."""
