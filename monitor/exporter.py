@@ -16,6 +16,7 @@ worker does not pay for exports nobody reads.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StoreCollector", "DEFAULT_REGISTRY", "attach", "detach", "exposition", "serve"]
 
+log = logging.getLogger("monitor")
+
 #: The registry monitors register in unless given another; ``Monitor.start_http_server`` serves it.
 DEFAULT_REGISTRY = CollectorRegistry(auto_describe=False)
 
@@ -46,21 +49,36 @@ class StoreCollector(Collector):
     def __init__(self, stores: Iterable["MetricStore"], refresh: Callable[[], None] | None = None) -> None:
         self._stores = list(stores)
         self._refresh: list[Callable[[], None]] = [] if refresh is None else [refresh]
+        #: the refresh that came with each store added (by the store's id), to leave with it
+        self._refresh_of: dict[int, Callable[[], None]] = {}
         self._lock = threading.Lock()
 
-    def add(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:
+    def add(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> "MetricStore | None":
+        """Export ``store`` too. A store of the same model already here (a monitor built again
+        without closing the first, as a notebook cell run twice does) stops being exported and is
+        returned: both wrote the same series, which the text format forbids."""
         with self._lock:
+            replaced = next((s for s in self._stores if s.model == store.model), None)
+            if replaced is not None:
+                self._drop(replaced)
             self._stores.append(store)
             if refresh is not None:
                 self._refresh.append(refresh)
+                self._refresh_of[id(store)] = refresh
+            return replaced
 
     def remove(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> bool:
         """Stop exporting ``store`` (and calling ``refresh``); returns whether stores remain."""
         with self._lock:
-            self._stores = [s for s in self._stores if s is not store]
-            if refresh is not None and refresh in self._refresh:
-                self._refresh.remove(refresh)
+            if any(s is store for s in self._stores):
+                self._drop(store)
             return bool(self._stores)
+
+    def _drop(self, store: "MetricStore") -> None:
+        self._stores = [s for s in self._stores if s is not store]
+        refresh = self._refresh_of.pop(id(store), None)
+        if refresh is not None and refresh in self._refresh:
+            self._refresh.remove(refresh)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -108,7 +126,11 @@ def attach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[
         if collector is None:
             collector = _SHARED[registry] = StoreCollector([])
             registry.register(collector)
-        collector.add(store, refresh)
+        replaced = collector.add(store, refresh)
+    if replaced is not None:
+        log.warning("model %r: another monitor of this model, never closed, was exporting in this registry; its metrics "
+                    "are no longer exported, this one's are. Fix: close() the first (or build it in a with block), or "
+                    "give each a model name of its own", store.model)
 
 
 def detach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:

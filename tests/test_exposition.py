@@ -140,3 +140,28 @@ def test_two_models_in_one_registry_write_each_family_once(registry):
         first.close()
         second.close()
     assert generate_latest(registry).decode() == ""  # the last monitor closed takes the collector along
+
+
+def test_a_model_built_again_without_closing_replaces_the_first_in_the_registry(registry, caplog):
+    """A notebook cell run twice builds ``Monitor(model="x")`` again with the first never closed:
+    both exported the same series (samples twice over, which Prometheus refuses as duplicates).
+    The newest is exported, with a warning saying why and the fix; closing the first later does
+    not take the second's metrics along."""
+    from prometheus_client import generate_latest
+
+    first = Monitor(model="again", registry=registry, start_worker=False)
+    with caplog.at_level("WARNING", logger="monitor"):
+        second = Monitor(model="again", registry=registry, start_worker=False)
+    try:
+        assert any("never closed" in r.getMessage() for r in caplog.records)
+        second.observe(np.ones((3, 2)), np.ones((3, 3)) / 3)
+        second.flush()
+        samples = [s for f in text_string_to_metric_families(generate_latest(registry).decode())
+                   for s in f.samples if s.name == "monitor_predictions_total"]
+        assert [(s.labels["model"], s.value) for s in samples] == [("again", 3.0)]
+        first.close()
+        assert 'monitor_predictions_total{model="again"} 3.0' in generate_latest(registry).decode()
+    finally:
+        first.close()
+        second.close()
+    assert generate_latest(registry).decode() == ""
