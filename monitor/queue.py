@@ -6,9 +6,9 @@ ever dropped without a count. ``deque.append`` and ``deque.popleft`` are atomic 
 no lock is taken on the hot path; the counters of the (rare) slow paths take one.
 
 The event count alone does not bound memory when inputs are large (100,000 queued images of
-600 KB are 60 GB while the worker is behind), so events whose inputs hold at least
+600 KB are 60 GB while the worker is behind), so events whose inputs and outputs hold at least
 :data:`LARGE_EVENT_BYTES` (an array, a DataFrame, a list of arrays or of rows: see
-:func:`unsized_bytes`) also reserve their bytes against ``max_bytes`` (under the lock: such
+:func:`unsized_bytes`; outputs as arrays, such as an ensemble's members) also reserve their bytes against ``max_bytes`` (under the lock: such
 calls are rare and slow anyway) and are shed as ``queue_bytes_full`` beyond it; so do feedback
 events of 128 labels or more (a few hundred thousand labels in one call are as large as an
 image). Small events keep the lock-free path; ``capacity`` bounds them.
@@ -75,12 +75,15 @@ def unsized_bytes(inputs: Any) -> int:
 
 
 def event_bytes(event: tuple[Any, ...]) -> int:
-    """Bytes a queued event holds when its inputs are a large array (``nbytes``: numpy, torch,
-    pandas Series), or when it is a feedback event of many labels (``FEEDBACK_ROW_BYTES`` each),
-    else 0: the amount it reserves in the byte budget."""
+    """Bytes a queued event holds when its inputs and outputs are large arrays (``nbytes``: numpy,
+    torch, pandas Series), or when it is a feedback event of many labels (``FEEDBACK_ROW_BYTES``
+    each), else 0: the amount it reserves in the byte budget."""
     kind = event[0]
     if kind == _PREDICTION:  # the caller's hot path: one comparison before the prediction's own check
         n = getattr(event[2], "nbytes", 0)
+        out = getattr(event[3], "nbytes", 0)
+        if out.__class__ is int and n.__class__ is int:
+            n += out
         return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
     if kind == _FEEDBACK:
         try:
@@ -134,6 +137,9 @@ class EventQueue:
             n = getattr(event[2], "nbytes", None)
             if n is None:
                 n = unsized_bytes(event[2])
+            out = getattr(event[3], "nbytes", 0)  # outputs too: an ensemble's (rows, members, classes)
+            if out.__class__ is int and n.__class__ is int:
+                n += out
             size = n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
         else:
             size = event_bytes(event)

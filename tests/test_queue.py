@@ -9,6 +9,7 @@ import pytest
 
 from monitor import Monitor
 from monitor.config import MonitorConfig, QueueConfig
+from monitor.schema import OutputSpec
 
 
 def test_full_queue_sheds_and_counts_without_blocking(registry):
@@ -131,6 +132,7 @@ def test_large_inputs_are_bounded_in_bytes_on_every_path(registry):
     reserve their bytes, are shed as queue_bytes_full beyond queue.max_bytes, and give them back
     when drained; small inputs never touch the budget."""
     image = np.zeros((64, 64), dtype=np.float64)  # 32 KiB
+    per = image.nbytes + 16  # with its two float64 outputs
     cfg = MonitorConfig(model="img", queue=QueueConfig(capacity=1000, max_bytes=100_000))
     mon = Monitor(config=cfg, registry=registry, start_worker=False)
     try:
@@ -144,18 +146,18 @@ def test_large_inputs_are_bounded_in_bytes_on_every_path(registry):
 
         for _ in range(4):
             predict(image)  # the inlined fast path
-        assert mon.queue.reserved == 3 * image.nbytes and len(mon.queue) == 3
+        assert mon.queue.reserved == 3 * per and len(mon.queue) == 3
         predict_for(image, user="u")  # the general path
         mon.observe(image, np.array([0.5, 0.5]))  # Monitor.observe
         for _ in range(20):
             predict(np.zeros(4))  # small: not in the budget
-        assert mon.queue.reserved == 3 * image.nbytes
+        assert mon.queue.reserved == 3 * per
         dropped, _ = mon.queue.counters()
         assert dropped == {"queue_bytes_full": 3}
         mon.queue.drain(1000)
         assert mon.queue.reserved == 0
         predict(image)
-        assert mon.queue.reserved == image.nbytes
+        assert mon.queue.reserved == per
     finally:
         mon.close()
     assert mon.queue.reserved == 0
@@ -166,9 +168,9 @@ def test_a_large_event_refused_by_a_full_queue_gives_its_bytes_back(registry):
 
     q = EventQueue(capacity=1, max_bytes=10**6)
     event = (0, 0.0, np.zeros(4096), np.zeros(2), None, None, None, None, None)
-    assert q.put(event) and q.reserved == 32768
+    assert q.put(event) and q.reserved == 32768 + 16  # inputs and outputs
     assert not q.put(event)
-    assert q.reserved == 32768 and q.counters()[0] == {"queue_full": 1}
+    assert q.reserved == 32768 + 16 and q.counters()[0] == {"queue_full": 1}
 
 
 def test_dataframes_and_lists_of_arrays_are_bounded_in_bytes_too(registry):
@@ -180,17 +182,35 @@ def test_dataframes_and_lists_of_arrays_are_bounded_in_bytes_too(registry):
     frame = pd.DataFrame(np.zeros((512, 8)))  # 32 KiB of cells
     images = [np.zeros((32, 32))] * 4  # 32 KiB
     rows = [[0.0] * 8] * 512  # 32 KiB as float64
-    cfg = MonitorConfig(model="frames", queue=QueueConfig(capacity=1000, max_bytes=100_000))
+    cfg = MonitorConfig(model="frames", queue=QueueConfig(capacity=1000, max_bytes=150_000))
     mon = Monitor(config=cfg, registry=registry, start_worker=False)
     try:
         for inputs in (frame, images, rows, frame):
             mon.observe(inputs, np.full((len(inputs), 2), 0.5))
-        assert len(mon.queue) == 3 and mon.queue.reserved == 3 * 32 * 1024
+        held = 3 * 32 * 1024 + 16 * (512 + 4 + 512)  # the inputs, and the outputs' float64 pairs
+        assert len(mon.queue) == 3 and mon.queue.reserved == held
         assert mon.queue.counters()[0] == {"queue_bytes_full": 1}
         mon.observe(pd.DataFrame(np.zeros((2, 2))), np.full((2, 2), 0.5))  # small: not in the budget
-        assert len(mon.queue) == 4 and mon.queue.reserved == 3 * 32 * 1024
+        assert len(mon.queue) == 4 and mon.queue.reserved == held
         frame["score"] = 0.5  # the caller's DataFrame grows after the call
         mon.queue.drain(1000)
         assert mon.queue.reserved == 0
+    finally:
+        mon.close()
+
+
+def test_large_outputs_count_against_the_byte_budget(registry):
+    """An ensemble's outputs (rows x members x classes) can outweigh its inputs many times; only
+    the inputs were counted, so ``queue.capacity`` such events were held while the worker was
+    behind (100,000 x 800 KB)."""
+    cfg = MonitorConfig(model="ensemble", output=OutputSpec("probabilities", samples_axis=True),
+                        queue=QueueConfig(capacity=1000, max_bytes=2_000_000))
+    mon = Monitor(config=cfg, registry=registry, start_worker=False)
+    try:
+        members = np.full((100, 100, 10), 0.1)  # 800 KB of outputs for 100 rows of 2 features
+        for _ in range(3):
+            mon.observe(np.zeros((100, 2)), members)
+        assert len(mon.queue) == 2 and mon.queue.reserved == 2 * (members.nbytes + 1600)
+        assert mon.queue.counters()[0] == {"queue_bytes_full": 1}
     finally:
         mon.close()

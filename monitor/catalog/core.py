@@ -33,7 +33,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "of 0 or in milliseconds, a log resumed after months); the gap's last 1,000 are evaluated.",
                concern="agent"),
     MetricSpec("monitor_events_dropped", COUNTER,
-               "Events the monitor shed instead of processing, by reason (queue_full, queue_bytes_full for large inputs or feedback of many labels over queue.max_bytes, closed, ...). The caller is never blocked.",
+               "Events the monitor shed instead of processing, by reason (queue_full, queue_bytes_full for large inputs or outputs or feedback of many labels over queue.max_bytes, closed, ...). The caller is never blocked.",
                labels=("reason",), concern="agent", max_series=20),
     MetricSpec("monitor_events_sampled_out", COUNTER, "Calls skipped by the configured sampling rate (by design, not a loss).",
                concern="agent"),
