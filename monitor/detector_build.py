@@ -69,29 +69,32 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         raise ConfigError("reference.path", err.problem, err.fix, cfg.source) from err
     _check_score_columns(cfg, det_reference, specs, kinds)
     unread = _unread_reference_features(schema, reference)
+    everything = bool(unread) and len(unread) == len(reference.numeric_names) + len(reference.categorical_names)
+    fix = _unread_fix(reference, unread) if unread else ""
     if unread and kinds is None and any(d.kind in _INPUT_KINDS for d in specs):
-        pca = any(d.kind == "pca_drift" for d in specs) and bool(set(unread) & set(reference.numeric_names))
+        left_out = [k for k in ("input_drift", "pca_drift") if any(d.kind == k for d in specs)
+                    and (everything or (k == "pca_drift" and bool(set(unread) & set(reference.numeric_names))))]
         log.warning("model %r: features the reference has and the config's features do not list: %s (the config lists "
-                    "%s). They never arrive: input_drift does not watch them (else read as \"no data\", drift for good)%s. "
-                    "Fix: list them under features, or build the reference without them", cfg.model, ", ".join(unread),
-                    ", ".join(schema.names), ", and pca_drift is left out, its PCA needing every numeric feature of the "
-                    "reference" if pca else "")
+                    "%s). They never arrive: input drift does not watch them (else read as \"no data\", drift for "
+                    "good)%s. Fix: %s", cfg.model, ", ".join(unread), ", ".join(schema.names),
+                    f"; left out: {', '.join(left_out)}" if left_out and cfg.detectors is None else "", fix)
     detectors = []
     for i, d in enumerate(specs):
         if kinds is not None and d.kind not in kinds:
             continue
         params = dict(d.params)
-        if unread and d.kind == "input_drift" and "features" not in params:
-            params["features"] = [n for n in (*reference.numeric_names, *reference.categorical_names) if n not in unread]
-        if unread and d.kind == "pca_drift" and set(unread) & set(reference.numeric_names):
+        blind = unread and ((d.kind == "input_drift" and everything and "features" not in params)
+                            or (d.kind == "pca_drift" and bool(set(unread) & set(reference.numeric_names))))
+        if blind:
             if cfg.detectors is None:
                 continue  # a default: left out, as the warning above says
-            lacking = ", ".join(n for n in unread if n in reference.numeric_names)
+            lacking = ", ".join(n for n in unread if d.kind == "input_drift" or n in reference.numeric_names)
             raise ConfigError(d.key or f"detectors[{i}]",
-                              f"pca_drift: its PCA needs the reference's numeric features {', '.join(reference.numeric_names)}; "
-                              f"the config's features lack {lacking}, so it would never see a row",
-                              f"list {lacking} under features, or build the reference without {lacking}, or remove this "
-                              "entry", cfg.source)
+                              f"{d.kind}: it reads the reference's features by name, and the config's features "
+                              f"({', '.join(schema.names)}) lack {lacking}: it would never see a row",
+                              f"{fix}, or remove this entry", cfg.source)
+        if unread and d.kind == "input_drift" and "features" not in params:
+            params["features"] = [n for n in (*reference.numeric_names, *reference.categorical_names) if n not in unread]
         if d.kind == "probing":  # client ids leave the process hashed with the config's salt
             params.setdefault("client_id_salt", cfg.client_id_salt or None)
             params.setdefault("raw_client_ids", cfg.raw_client_ids)
@@ -115,6 +118,16 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
 
 #: Detectors that read the inputs by the reference's feature names.
 _INPUT_KINDS = frozenset({"input_drift", "pca_drift"})
+
+
+def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:
+    """What to do about reference features the configured ones do not list: a reference whose
+    columns kept numpy's default names (``f0``.., from an array without names) is to be named."""
+    names = tuple(reference.numeric_names)
+    if names and names == tuple(f"f{i}" for i in range(len(names))):
+        return ("name the reference's columns as the config's features, in the inputs' order "
+                "(Reference.from_arrays(X, numeric_names=[...]), or a file with a header row)")
+    return "list them under features, or build the reference without them"
 
 
 def _unread_reference_features(schema: "Schema", reference: "Reference | None") -> tuple[str, ...]:

@@ -36,7 +36,7 @@ def test_unchanged_traffic_of_the_configured_features_raises_no_drift(caplog: py
         mon = _monitor()
     try:
         said = [r.getMessage() for r in caplog.records if "features the reference has" in r.getMessage()]
-        assert len(said) == 1 and ": c (the config lists a, b)" in said[0] and "pca_drift is left out" in said[0]
+        assert len(said) == 1 and ": c (the config lists a, b)" in said[0] and "left out: pca_drift" in said[0]
         kinds = [d.kind for d in mon.detectors]
         assert "input_drift" in kinds and "pca_drift" not in kinds
         rng = np.random.default_rng(1)
@@ -55,7 +55,7 @@ def test_a_listed_pca_drift_is_refused_at_its_entry() -> None:
     with pytest.raises(ConfigError) as err:
         _monitor(detectors=["input_drift", "pca_drift"])
     assert err.value.key == "detectors[1]"
-    assert "lack c" in err.value.problem and "list c under features" in err.value.fix
+    assert "lack c" in err.value.problem and "list them under features" in err.value.fix
 
 
 def test_features_that_cover_the_reference_change_nothing(caplog: pytest.LogCaptureFixture) -> None:
@@ -66,3 +66,25 @@ def test_features_that_cover_the_reference_change_nothing(caplog: pytest.LogCapt
         assert {"input_drift", "pca_drift"} <= {d.kind for d in mon.detectors}
     finally:
         mon.close()
+
+
+def test_a_reference_of_unnamed_columns_is_told_to_be_named(caplog: pytest.LogCaptureFixture) -> None:
+    """``Reference.from_arrays(X)`` names its columns f0.., which configured features never match:
+    input drift watched every one as "no data" (in alarm from the first rows). The default input
+    and PCA drift are left out, said with the fix; the monitor starts (it was refused at first,
+    a walkthrough test of session 7 showed)."""
+    rng = np.random.default_rng(0)
+    ref = Reference.from_arrays(rng.normal(size=(500, 2)), scores=rng.dirichlet([1.0, 1.0], 500))
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"}}, reference=ref,
+                      registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        said = [r.getMessage() for r in caplog.records if "features the reference has" in r.getMessage()]
+        assert len(said) == 1 and "left out: input_drift, pca_drift" in said[0] and "numeric_names=" in said[0]
+        assert not {"input_drift", "pca_drift"} & {d.kind for d in mon.detectors}
+    finally:
+        mon.close()
+    with pytest.raises(ConfigError) as err:
+        Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"}, "detectors": ["input_drift"]},
+                reference=ref, registry=CollectorRegistry(), live=False, start_worker=False)
+    assert err.value.key == "detectors[0]" and "numeric_names=" in err.value.fix
