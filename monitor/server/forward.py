@@ -141,9 +141,13 @@ class ForwardReceiver:
         self.settings = settings
         self._clock = clock
         self._transports: list[asyncio.BaseTransport] = []
-        #: sockets bound and not read yet (the models are loading), and the task that opens them
+        #: sockets bound and not read yet (between binding and :meth:`_open`)
         self._bound: list[tuple[socket.socket, str]] = []
-        self._opening: list[asyncio.Future[None]] = []
+        #: datagrams read while the models load, processed once they are loaded (None: processed
+        #: as they come), and their bytes (at most ``settings.receive_buffer_bytes``)
+        self._held: list[tuple[bytes, str]] | None = None
+        self._held_bytes = 0
+        self._overflowed = False
         self._senders: dict[str, _Sender] = {}
         self._unix_path: str | None = None
         self._last_gauge = 0.0
@@ -153,13 +157,16 @@ class ForwardReceiver:
         sidecar.store.zero("monitor_internal_errors", [("forward",)])
 
     async def start(self, loaded: "asyncio.Future[Any] | None" = None) -> None:
-        """Bind the sockets now, so that a socket path or port in use stops the start at once,
-        and read them once ``loaded`` (the models' loading) is done: read before, every event
-        would be refused as ``not_ready``, and a forwarding worker, who gets no answer, cannot
-        retry. Meanwhile the datagrams wait in the sockets' receive buffers (what overflows them
-        is counted by the workers, ``socket_full``, or as lost datagrams by sequence number).
-        Reading starts by creating the datagram endpoints then, which every event loop supports
-        (uvloop's datagram transports cannot pause reading)."""
+        """Bind and read the sockets now (a socket path or port in use stops the start at once),
+        and hold what arrives until ``loaded`` (the models' loading) is done: processed before,
+        every event would be refused as ``not_ready``, and a forwarding worker, who gets no
+        answer, cannot retry. Why not leave them in the kernel: a Unix datagram socket queues
+        ``net.unix.max_dgram_qlen`` datagrams (10 by default, and in every new network namespace,
+        i.e. every pod) whatever its receive buffer, and each worker's send buffer holds about
+        200 KB of unread ones: a few seconds of loading under traffic made the workers drop most
+        events as ``socket_full``. So they are read into memory, up to
+        ``server.forward.receive_buffer_bytes``; one beyond that is not held, and counted lost by
+        its sender's sequence number once a later one is processed."""
         if self.settings.unix:
             path = self.settings.unix
             try:
@@ -194,10 +201,10 @@ class ForwardReceiver:
                             "this address can write events for every model; keep it on 127.0.0.1 or ::1, or use "
                             "server.forward.unix (file permissions) between processes of one pod", self.settings.udp)
             self._bound.append((sock, "udp"))
-        if loaded is None or loaded.done():
-            await self._open()
-        else:
-            loaded.add_done_callback(lambda _f: self._opening.append(asyncio.ensure_future(self._open())))
+        if loaded is not None and not loaded.done():
+            self._held = []
+            loaded.add_done_callback(lambda _f: self._release())
+        await self._open()
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,10 +221,19 @@ class ForwardReceiver:
                 return sock.getsockname()[:2]
         return None
 
+    def _release(self) -> None:
+        """The models are loaded: process the datagrams held meanwhile, in the order they came."""
+        held, self._held, self._held_bytes = self._held or [], None, 0
+        for data, transport in held:
+            try:
+                self.receive(data, transport)
+            except Exception:  # noqa: BLE001 - one datagram's failure must not lose the others
+                log.exception("forwarding: a datagram held while the models loaded could not be processed")
+                self.sidecar.store.inc("monitor_internal_errors", labels=("forward",))
+
     def close(self) -> None:
-        for task in self._opening:
-            task.cancel()
-        for sock, _ in self._bound:  # closed before the models were loaded: never read
+        self._held = None  # closed before the models were loaded: never processed
+        for sock, _ in self._bound:  # closed before they were read
             sock.close()
         self._bound.clear()
         for t in self._transports:
@@ -232,6 +248,18 @@ class ForwardReceiver:
 
     # -- one datagram --------------------------------------------------------------------------------
     def receive(self, data: bytes, transport: str) -> None:
+        held = self._held
+        if held is not None:  # the models are loading (see start)
+            if self._held_bytes + len(data) <= self.settings.receive_buffer_bytes:
+                held.append((data, transport))
+                self._held_bytes += len(data)
+            elif not self._overflowed:
+                self._overflowed = True
+                log.warning("forwarding: the models are still loading and %d bytes of datagrams wait for them "
+                            "(server.forward.receive_buffer_bytes); further ones are not held, counted in "
+                            "monitor_forward_datagrams_lost_total once their senders are heard from again. Fix: "
+                            "raise server.forward.receive_buffer_bytes", self._held_bytes)
+            return
         sidecar = self.sidecar
         # no one reads an answer here: the first refusal of each reason is logged with its cause
         try:
