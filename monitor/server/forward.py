@@ -141,8 +141,9 @@ class ForwardReceiver:
         self.settings = settings
         self._clock = clock
         self._transports: list[asyncio.BaseTransport] = []
-        #: sockets bound and not read yet (between binding and :meth:`_open`)
+        #: sockets bound and not read yet (between binding and :meth:`_open`), and those read
         self._bound: list[tuple[socket.socket, str]] = []
+        self._reading: list[tuple[socket.socket, str]] = []
         #: datagrams read while the models load, processed once they are loaded (None: processed
         #: as they come), and their bytes (at most ``settings.receive_buffer_bytes``)
         self._held: list[tuple[bytes, str]] | None = None
@@ -212,6 +213,7 @@ class ForwardReceiver:
             sock, name = self._bound.pop(0)
             transport, _ = await loop.create_datagram_endpoint(lambda name=name: _Protocol(self, name), sock=sock)
             self._transports.append(transport)
+            self._reading.append((sock, name))
 
     @property
     def udp_address(self) -> tuple[str, int] | None:
@@ -232,6 +234,21 @@ class ForwardReceiver:
                 self.sidecar.store.inc("monitor_internal_errors", labels=("forward",))
 
     def close(self) -> None:
+        """Stop listening, and process what the workers sent before that: the socket file goes
+        first (a worker's next send finds no sidecar, and counts its events as
+        ``sidecar_unavailable``), then the datagrams the kernel still queues are read and
+        processed (call this while the sidecar still accepts events), then the sockets close.
+        Closed with them, those datagrams were lost uncounted: their worker had sent them, and
+        the next sidecar hears the worker under a new session, with no gap in its numbers."""
+        if self._unix_path:
+            try:
+                os.unlink(self._unix_path)
+            except OSError:
+                pass
+            self._unix_path = None
+        for sock, name in self._reading:
+            self._drain(sock, name)
+        self._reading.clear()
         self._held = None  # closed before the models were loaded: never processed
         for sock, _ in self._bound:  # closed before they were read
             sock.close()
@@ -239,12 +256,19 @@ class ForwardReceiver:
         for t in self._transports:
             t.close()
         self._transports.clear()
-        if self._unix_path:
+
+    def _drain(self, sock: socket.socket, name: str) -> None:
+        """Process the datagrams queued in ``sock`` now, without waiting for more."""
+        for _ in range(100_000):  # bounded: senders that keep sending to a UDP port are not waited for
             try:
-                os.unlink(self._unix_path)
-            except OSError:
-                pass
-            self._unix_path = None
+                data = sock.recv(1 << 18, socket.MSG_DONTWAIT)
+            except OSError:  # BlockingIOError: nothing left; or the socket is closed already
+                return
+            try:
+                self.receive(data, name)
+            except Exception:  # noqa: BLE001 - the shutdown goes on
+                log.exception("forwarding: a datagram read at shutdown could not be processed")
+                self.sidecar.store.inc("monitor_internal_errors", labels=("forward",))
 
     # -- one datagram --------------------------------------------------------------------------------
     def receive(self, data: bytes, transport: str) -> None:

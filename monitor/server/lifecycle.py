@@ -223,10 +223,10 @@ async def shutdown(app: "web.Application") -> None:
     if sidecar.shut_down:
         return
     sidecar.shut_down = True
-    sidecar.accepting = False
     receiver = app.get(K.FORWARD)
     if receiver is not None:
-        receiver.close()
+        receiver.close()  # processes what the workers sent before it closed: while events are accepted
+    sidecar.accepting = False
     intake = app.get(K.CLOUDEVENTS)
     if intake is not None:
         intake.close()
@@ -360,6 +360,13 @@ async def run(apps: list[tuple["web.Application", str, int]], *, shutdown_timeou
         signalled = loop.time()
         sidecar.shutdown_deadline = time.monotonic() + shutdown_timeout
         log.info("signal %s: stopping intake, draining, checkpointing", signal.Signals(signum).name)
+        # forwarding stops with the other intake, before it refuses: the datagrams read until then
+        # were refused as shutting_down, in a counter gone with the process, after their workers
+        # had counted them sent; now the workers' next sends find no sidecar and count their
+        # events (sidecar_unavailable) for the next one, and what they sent before is processed
+        receiver = apps[0][0].get(K.FORWARD)
+        if receiver is not None:
+            receiver.close()
         sidecar.accepting = False
         stop.set()
 
