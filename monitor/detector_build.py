@@ -55,12 +55,13 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     from monitor.detectors.context import DetectorContext
     from monitor.detectors.defaults import default_detectors
     from monitor.detectors.registry import create
-    from monitor.reference_view import InvalidReferenceScores, detector_reference
+    from monitor.reference_view import InvalidReferenceScores, detector_reference, positional_names
 
     ctx = DetectorContext(schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
     listed = cfg.detectors is not None
     # a partial build (the config check's, on raw data read without its profile) does not know what
     # the agent's reference will hold: what the defaults leave out is the agent's to say
+    reference = positional_names(reference, schema)
     specs = cfg.detectors if cfg.detectors is not None else default_detectors(cfg.output, reference,
                                                                               report=kinds is None)
     try:

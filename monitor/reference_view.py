@@ -9,13 +9,16 @@ monitor keeps and checkpoints.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from monitor.schema import OutputSpec
     from monitor.reference import Reference
 
-__all__ = ["InvalidReferenceScores", "detector_reference", "input_schema"]
+__all__ = ["InvalidReferenceScores", "detector_reference", "input_schema", "positional_names"]
+
+log = logging.getLogger("monitor")
 
 
 def detector_reference(reference: "Reference | None", output: "OutputSpec") -> "Reference | None":
@@ -59,6 +62,35 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
     if not num or num == tuple(f"f{i}" for i in range(len(num))):
         return schema
     return Schema.numeric(num)
+
+
+def positional_names(reference: "Reference | None", schema: Any) -> "Reference | None":
+    """The reference with its unnamed columns (``f0``.., as ``Reference.from_arrays(X)`` names an
+    array's) named after the configured ``features``, in order, when they are as many and all
+    numeric: array inputs are read in that order, so column i of the reference is feature i.
+    Without it the detectors that read features by name (input and PCA drift, data quality) met
+    none of them live. A reference read from a file keeps its names (its profile was built under
+    them): the detectors' build then says how to name them."""
+    if reference is None or not schema.features or tuple(reference.categorical_names):
+        return reference
+    num = tuple(reference.numeric_names)
+    names = tuple(schema.numeric_names)
+    if not num or num != tuple(f"f{i}" for i in range(len(num))) or names == num:
+        return reference
+    if len(names) != len(num) or len(schema.features) != len(num):
+        return reference
+    from monitor.reference import _profile_is_source
+
+    if _profile_is_source(reference):
+        return reference
+    import dataclasses
+
+    basis = reference.pca_basis
+    if basis is not None:  # aligned to the columns' order at construction: renamed in place
+        basis = dataclasses.replace(basis, names=names)
+    log.info("the reference's unnamed columns %s are read as the config's features %s, in order", ", ".join(num),
+             ", ".join(names))
+    return dataclasses.replace(reference, numeric_names=names, profile=None, pca_basis=basis)
 
 
 class InvalidReferenceScores(ValueError):

@@ -69,12 +69,13 @@ def test_features_that_cover_the_reference_change_nothing(caplog: pytest.LogCapt
 
 
 def test_a_reference_of_unnamed_columns_is_told_to_be_named(caplog: pytest.LogCaptureFixture) -> None:
-    """``Reference.from_arrays(X)`` names its columns f0.., which configured features never match:
-    input drift watched every one as "no data" (in alarm from the first rows). The default input
-    and PCA drift are left out, said with the fix; the monitor starts (it was refused at first,
-    a walkthrough test of session 7 showed)."""
+    """``Reference.from_arrays(X)`` names its columns f0.., which configured features never match
+    by name: input drift watched every one as "no data" (in alarm from the first rows). With as
+    many features as columns they are named in order (next test); otherwise the default input and
+    PCA drift are left out, said with the fix, and the monitor starts (it was refused at first, a
+    walkthrough test of session 7 showed)."""
     rng = np.random.default_rng(0)
-    ref = Reference.from_arrays(rng.normal(size=(500, 2)), scores=rng.dirichlet([1.0, 1.0], 500))
+    ref = Reference.from_arrays(rng.normal(size=(500, 3)), scores=rng.dirichlet([1.0, 1.0], 500))
     with caplog.at_level(logging.WARNING, logger="monitor"):
         mon = Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"}}, reference=ref,
                       registry=CollectorRegistry(), live=False, start_worker=False)
@@ -88,3 +89,32 @@ def test_a_reference_of_unnamed_columns_is_told_to_be_named(caplog: pytest.LogCa
         Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"}, "detectors": ["input_drift"]},
                 reference=ref, registry=CollectorRegistry(), live=False, start_worker=False)
     assert err.value.key == "detectors[0]" and "numeric_names=" in err.value.fix
+
+
+@pytest.mark.parametrize("pca_fit", [False, True])
+def test_as_many_unnamed_columns_as_features_are_read_in_order(pca_fit: bool) -> None:
+    """Array inputs are read in the configured features' order, so column i of an unnamed
+    reference is feature i: input and PCA drift watch them under the configured names, and a
+    shift of the second column is named as feature b."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 3))
+    ref = Reference.from_arrays(x, scores=rng.dirichlet([1.0, 1.0], 3000),
+                                pca_fit=rng.normal(size=(2000, 3)) if pca_fit else None)
+    mon = Monitor("m", config={"features": ["a", "b", "c"], "output": {"kind": "probabilities"},
+                               "detectors": ["input_drift", "pca_drift"]},
+                  reference=ref, registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        for i in range(20):
+            rows = rng.normal(size=(500, 3))
+            rows[:, 1] = rows[:, 1] * 3.0 + 2.0  # b drifts
+            mon.observe(rows, rng.dirichlet([1.0, 1.0], 500), timestamp=T0 + 60 * i)
+            mon.flush()
+        mon.pipeline.export(T0 + 1200)
+        assert mon.store.value("monitor_drift_detected", ("input_drift",)) == 1
+        top = [labels["feature"] for name, labels, _ in mon.store.samples()
+               if name == "monitor_drift_top_feature" and labels.get("detector") == "input_drift" and labels["rank"] == "1"]
+        assert top == ["b"]
+        assert mon.store.value("monitor_drift_window_rows", ("pca_drift",)) == 10_000
+        assert ref.numeric_names == ("f0", "f1", "f2")  # the monitor's own reference is kept as given
+    finally:
+        mon.close()
