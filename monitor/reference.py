@@ -383,11 +383,37 @@ def _nbytes(obj: Any) -> int:
     return 0
 
 
+#: Fields of the profile's dataclasses added after fingerprints were introduced that are summaries
+#: of the same data (not what the detectors' states are counted against): left out of a profile's
+#: identity. Hashed with the rest, ``CategoricalProfile.n_beyond`` (a field even when ``None``, in a
+#: profile saved before it was recorded) gave every profile with a categorical feature a new
+#: fingerprint after an upgrade: each restart then set the detectors' states aside as calibrated
+#: on another reference, and a checkpoint whose reference file was gone was refused whole ("does
+#: not match its fingerprint").
+_NOT_IDENTITY: dict[str, frozenset[str]] = {"CategoricalProfile": frozenset({"n_beyond"})}
+
+
+def _without_summaries(tree: Any) -> Any:
+    """``tree`` (of :func:`_to_tree`) without the dataclass fields of :data:`_NOT_IDENTITY`."""
+    if isinstance(tree, dict):
+        if set(tree) == {_DATACLASS, "fields"}:
+            drop = _NOT_IDENTITY.get(tree[_DATACLASS], frozenset())
+            return {_DATACLASS: tree[_DATACLASS],
+                    "fields": {k: _without_summaries(v) for k, v in tree["fields"].items() if k not in drop}}
+        return {k: _without_summaries(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_without_summaries(v) for v in tree)
+    return tree
+
+
 def _identity(reference: Reference) -> dict[str, Any]:
-    """:func:`_payload`, with a PCA basis stood for by the digest of the rows it was fitted on."""
+    """:func:`_payload`, with a PCA basis stood for by the digest of the rows it was fitted on,
+    and a source profile without the summaries of :data:`_NOT_IDENTITY`."""
     payload = _payload(reference)
     if payload.get("rows") and "pca_basis" in payload["rows"]:
         payload["rows"] = {**payload["rows"], "pca_basis": reference.pca_basis.digest}
+    if payload.get("profile") is not None:
+        payload["profile"] = _without_summaries(payload["profile"])
     return payload
 
 

@@ -480,3 +480,47 @@ def test_a_final_checkpoints_counters_are_restored_once(tmp_path):
     assert checkpoint.restore(c, tmp_path / "m.ckpt") == (True, None)
     assert c.restore_report.detectors_restored and not c.restore_report.counters_restored
     assert c.store.value("monitor_calls") is None
+
+
+def categorical_profile() -> Profile:
+    """A profile with a categorical feature, built the same in every run (its creation time fixed)."""
+    x = (np.arange(60, dtype=np.float64).reshape(30, 2) % 7) / 7.0
+    cat = np.array([["a"], ["b"], ["a"], ["c"], ["a"], ["d"]] * 5, dtype=object)
+    p = np.tile([[0.25, 0.75], [0.6, 0.4], [0.9, 0.1]], (10, 1))
+    prof = Profile.from_arrays(x, numeric_names=["x0", "x1"], categorical=cat, categorical_names=["city"], scores=p,
+                               classes=["n", "y"])
+    prof.meta = {"source": "test"}
+    return prof
+
+
+def test_a_profiles_fingerprint_is_the_one_versions_before_n_beyond_gave_it():
+    """CategoricalProfile.n_beyond (recorded since the leave-one-out unseen rate) is a summary of
+    the same rows, not part of the reference's identity: hashed, every profile with a categorical
+    feature got a new fingerprint after the upgrade, so that the first restart set every
+    detector's state aside as calibrated on another reference. The fingerprint below is the one
+    the version before n_beyond gave this profile."""
+    prof = categorical_profile()
+    assert prof.categorical[0].n_beyond is not None  # recorded by this version
+    assert reference_fingerprint(prof.to_reference()) == (
+        "sha256:25170ada1ef3419a7c5c7f351356e8521011137b6a74804f23d81e2c33e66f46")
+
+
+def test_a_profile_saved_before_n_beyond_restores_a_checkpoint_written_with_one_built_after(tmp_path):
+    """A profile file saved before n_beyond loads with it None; the same data profiled now has it:
+    both are one reference to a checkpoint, whose detector states are then restored."""
+    import dataclasses
+
+    new = categorical_profile()
+    old = dataclasses.replace(new, categorical=tuple(dataclasses.replace(c, n_beyond=None) for c in new.categorical))
+    raw = {"model": "m", "features": ["x0", "x1", {"name": "city", "type": "categorical"}],
+           "output": {"kind": "probabilities", "classes": ["n", "y"]}, "detectors": ["data_quality", "input_drift"]}
+    first = Monitor(config=raw, reference=old.to_reference(), registry=CollectorRegistry(), start_worker=False, live=False)
+    rows = [{"x0": 0.1 * i, "x1": 0.5, "city": "abcde"[i % 5]} for i in range(40)]
+    first.observe(rows, np.tile([0.3, 0.7], (40, 1)), timestamp=T0)
+    first.flush()
+    first.save_checkpoint(tmp_path / "m.ckpt")
+    first.close()
+    same = Monitor(config=raw, reference=new.to_reference(), registry=CollectorRegistry(), start_worker=False, live=False)
+    assert same.restore_checkpoint(tmp_path / "m.ckpt")
+    assert same.restore_report.reference == "same" and same.restore_report.detectors_restored
+    same.close()
