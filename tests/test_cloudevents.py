@@ -305,3 +305,20 @@ def test_a_held_half_is_counted_at_the_memory_it_takes(instances):
     estimate = held_bytes(decoded, len(body))
     assert used > 2 * len(body)  # why bodies' bytes were not the bound
     assert 0.67 * used <= estimate <= 1.5 * used, (estimate, used, len(body))
+
+
+def test_a_half_larger_than_the_byte_bound_is_given_up_alone():
+    """Halves count their decoded memory: a max_body_bytes instances body (10 MB of JSON lists,
+    some 66 MB held) is over the default max_pending_bytes (64 MB) on its own. Offered like the
+    others, it pushed every held half out before itself (each counted overflow): one large request
+    emptied the table. It is given up alone; the others stay and still join."""
+    j = Joiner(max_pending=100, ttl_s=10.0, max_bytes=1000)
+    mon = object()
+    for i in range(3):
+        j.offer(("m", str(i)), _Half("request", mon, float(i), 0.0, None, 1, None, size=200))  # type: ignore[arg-type]
+    other, given_up = j.offer(("m", "big"), _Half("request", mon, 3.0, 0.0, None, 1, None, size=5000))  # type: ignore[arg-type]
+    assert other is None
+    assert [(h.size, reason) for h, reason in given_up] == [(5000, "overflow")]
+    assert len(j) == 3 and j.bytes == 600
+    other, _ = j.offer(("m", "1"), _Half("response", mon, 4.0, 0.0, None, None, None))  # type: ignore[arg-type]
+    assert other is not None and other.received == 1.0

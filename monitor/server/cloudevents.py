@@ -89,7 +89,8 @@ class Joiner:
     max_bytes
         Bytes held at most (the sum of the halves' ``size``: their decoded payloads' memory,
         at least their bodies', see :func:`held_bytes`); the oldest are pushed out beyond it, as
-        for ``max_pending``.
+        for ``max_pending``. A half larger than this on its own is given up (``overflow``)
+        without pushing out the others.
     """
 
     def __init__(self, max_pending: int, ttl_s: float, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -116,6 +117,13 @@ class Joiner:
             if other.part != half.part:
                 return other, given_up
             given_up.append((other, "duplicate"))  # the same half twice (a retry): keep the newest
+        if half.size > self.max_bytes:
+            # it could never be held: given up alone. Pushed in first, it pushed every held half
+            # out before itself, which a decoded max_body_bytes instances body can do since
+            # halves count their decoded memory (10 MB of JSON lists hold some 66 MB, over the
+            # default 64 MB): each such request emptied the table of every other model's halves
+            given_up.append((half, "overflow"))
+            return None, given_up
         self._pending[key] = half
         self.bytes += half.size
         while self._pending and (len(self._pending) > self.max_pending or self.bytes > self.max_bytes):
