@@ -72,9 +72,22 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     unread = _unread_reference_features(schema, reference)
     everything = bool(unread) and len(unread) == len(reference.numeric_names) + len(reference.categorical_names)
     fix = _unread_fix(reference, unread) if unread else ""
+
+    def blind(d: Any) -> bool:
+        """Whether the detector of entry ``d`` would never see a row of the configured features."""
+        if not unread:
+            return False
+        if d.kind == "input_drift":
+            return everything and "features" not in d.params
+        if d.kind == "pca_drift":
+            return bool(set(unread) & set(reference.numeric_names))
+        # probing reads the rows' numeric columns as the reference's, by position: with fewer of
+        # them every update raised (its whole batch lost, a traceback each time), as pca_drift's
+        return (d.kind == "probing" and d.params.get("space", "input") == "input"
+                and len(schema.numeric_names) != len(reference.numeric_names))
+
     if unread and kinds is None and any(d.kind in _INPUT_KINDS for d in specs):
-        left_out = [k for k in ("input_drift", "pca_drift") if any(d.kind == k for d in specs)
-                    and (everything or (k == "pca_drift" and bool(set(unread) & set(reference.numeric_names))))]
+        left_out = list(dict.fromkeys(d.kind for d in specs if blind(d)))
         log.warning("model %r: features the reference has and the config's features do not list: %s (the config lists "
                     "%s). They never arrive: input drift does not watch them (else read as \"no data\", drift for "
                     "good)%s. Fix: %s", cfg.model, ", ".join(unread), ", ".join(schema.names),
@@ -84,9 +97,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         if kinds is not None and d.kind not in kinds:
             continue
         params = dict(d.params)
-        blind = unread and ((d.kind == "input_drift" and everything and "features" not in params)
-                            or (d.kind == "pca_drift" and bool(set(unread) & set(reference.numeric_names))))
-        if blind:
+        if blind(d):
             if cfg.detectors is None:
                 continue  # a default: left out, as the warning above says
             lacking = ", ".join(n for n in unread if d.kind == "input_drift" or n in reference.numeric_names)
@@ -117,8 +128,8 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     return detectors
 
 
-#: Detectors that read the inputs by the reference's feature names.
-_INPUT_KINDS = frozenset({"input_drift", "pca_drift"})
+#: Detectors that read the inputs as the reference's features (by name; probing by position).
+_INPUT_KINDS = frozenset({"input_drift", "pca_drift", "probing"})
 
 
 def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:

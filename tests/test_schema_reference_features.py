@@ -118,3 +118,39 @@ def test_as_many_unnamed_columns_as_features_are_read_in_order(pca_fit: bool) ->
         assert ref.numeric_names == ("f0", "f1", "f2")  # the monitor's own reference is kept as given
     finally:
         mon.close()
+
+
+def test_the_default_probing_is_left_out_too_and_no_detector_fails(caplog: pytest.LogCaptureFixture) -> None:
+    """probing reads the rows' numeric columns as the reference's, by position: with the config's
+    two of the reference's three, every update raised (monitor_detector_errors_total, a traceback
+    in the log per batch) and it saw nothing, while the warning said only pca_drift was left out."""
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor()
+    try:
+        said = [r.getMessage() for r in caplog.records if "features the reference has" in r.getMessage()]
+        assert len(said) == 1 and "left out: pca_drift, probing" in said[0]
+        assert "probing" not in [d.kind for d in mon.detectors]
+        rng = np.random.default_rng(2)
+        for i in range(3):
+            mon.observe(rng.normal(size=(50, 2)), rng.dirichlet([1.0, 1.0], 50), client=f"c{i}", timestamp=T0 + i)
+        mon.flush()
+        errors = {labels["detector"]: v for name, labels, v in mon.store.samples() if name == "monitor_detector_errors_total"}
+        assert not any(errors.values()), errors
+    finally:
+        mon.close()
+
+
+def test_a_listed_probing_is_refused_at_its_entry_and_one_on_embeddings_is_kept() -> None:
+    with pytest.raises(ConfigError) as err:
+        _monitor(detectors=["input_drift", "probing"])
+    assert err.value.key == "detectors[1]" and "lack c" in err.value.problem
+    rng = np.random.default_rng(3)
+    ref = Reference.from_arrays(rng.normal(size=(3000, 3)), numeric_names=["a", "b", "c"],
+                                scores=rng.dirichlet([1.0, 1.0], 3000), embedding=rng.normal(size=(3000, 4)))
+    mon = Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"},
+                               "detectors": [{"kind": "probing", "space": "embedding"}]},
+                  reference=ref, registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        assert [d.kind for d in mon.detectors] == ["probing"]
+    finally:
+        mon.close()
