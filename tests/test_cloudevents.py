@@ -75,7 +75,8 @@ def test_kserve_v1_request_and_response_are_joined_by_ce_id(sc):
     assert len(sc.monitor().queue) == 0
     assert post(sc, kserve_headers(rid, "response"), {"predictions": [1, 1]})["status"] == "accepted"
     (event,) = list(sc.monitor().queue.items)
-    assert event[2] == [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] and event[3] == [1, 1]
+    # rows of numbers held as one float array while the response was awaited
+    assert event[2].tolist() == [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] and event[3] == [1, 1]
     assert event[5] == "tenant-7" and event[6] == rid
     ce_time = datetime.strptime(request_headers["Ce-Time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
     assert event[1] == pytest.approx(ce_time, abs=1e-6)  # ce-time of the request is the event time
@@ -196,17 +197,17 @@ def test_root_path_takes_cloudevents_for_logger_urls_without_a_path(sc):
 def test_held_halves_are_bounded_in_bytes_too(tmp_path):
     """Up to 10,000 halves of up to max_body_bytes each would be gigabytes: the bodies held are
     bounded in bytes as well, the oldest pushed out and counted, the gauge following."""
-    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending_bytes": 200_000}}}, tmp_path,
+    s = start_sidecar({**IRIS, "server": {"cloudevents": {"max_pending_bytes": 30_000}}}, tmp_path,
                       factory=quiet_factory(start_worker=False))
-    big = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 300}  # ~8 KB of JSON, ~55 KB held as Python lists
+    big = {"instances": [[1.5, 2.5, 3.5, 4.5]] * 300}  # ~8 KB of JSON, ~55 KB as Python lists
     body = json.dumps(big).encode()
-    size = held_bytes(loads(body)["instances"], len(body))  # decoded as the sidecar decodes it
-    assert size > 3 * len(body)
+    assert held_bytes(loads(body)["instances"], len(body)) > 3 * len(body)  # decoded as the sidecar decodes it
+    size = 300 * 4 * 8 + 128  # held as one float array (rows of numbers)
     try:
         for i in range(5):
             post(s, kserve_headers(f"b{i}", "request"), big)
         text = s.metrics()
-        held = 200_000 // size
+        held = 30_000 // size
         assert 1 <= held < 5
         assert sample(text, "monitor_cloudevents_unmatched_total", model="sklearn-iris", part="request", reason="overflow") == 5 - held
         assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == held
@@ -322,3 +323,27 @@ def test_a_half_larger_than_the_byte_bound_is_given_up_alone():
     assert len(j) == 3 and j.bytes == 600
     other, _ = j.offer(("m", "1"), _Half("response", mon, 4.0, 0.0, None, None, None))  # type: ignore[arg-type]
     assert other is not None and other.received == 1.0
+
+
+def test_a_large_request_of_numbers_waits_for_its_answer_within_the_default_bound(tmp_path):
+    """Held as Python lists, a KServe v1 request of 6.5 MB took all of the default 64 MB and was
+    given up (never joined, never monitored); rows of numbers are held as one float array, a
+    tenth of that. Rows holding text are kept as sent (a category "1" is not made a number)."""
+    s = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
+    rows = 300_000
+    big = {"instances": [[1.25 + i % 7, 2.5, 3.5, 4.5] for i in range(rows)]}
+    assert len(json.dumps(big)) > 6_000_000
+    try:
+        post(s, kserve_headers("large", "request"), big)
+        text = s.metrics()
+        assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == 1
+        assert sample(text, "monitor_cloudevents_pending_bytes", model="_sidecar") == rows * 4 * 8 + 128
+        post(s, kserve_headers("large", "response"), {"predictions": [0] * rows})
+        (event,) = list(s.monitor().queue.items)
+        assert event[2].shape == (rows, 4) and event[2][1, 0] == 2.25
+        post(s, kserve_headers("text", "request"), {"instances": [["1", 2.5, 3.5, 4.5]] * 10})
+        post(s, kserve_headers("text", "response"), {"predictions": [0] * 10})
+        held = list(s.monitor().queue.items)[1][2]
+        assert isinstance(held, list) and held[0][0] == "1"
+    finally:
+        s.close()

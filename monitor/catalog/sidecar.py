@@ -33,7 +33,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "CloudEvents requests or responses held while waiting for their other half (joined by ce-requestid when the event has one, as Seldon's, else ce-id, as KServe's).",
                concern="sidecar"),
     MetricSpec("monitor_cloudevents_pending_bytes", GAUGE,
-               "Memory of the CloudEvents halves held, their decoded payloads estimated, at least their bodies' bytes (bounded by server.cloudevents.max_pending_bytes).",
+               "Memory of the CloudEvents halves held, their decoded payloads estimated (bounded by server.cloudevents.max_pending_bytes).",
                concern="sidecar", unit="bytes"),
     MetricSpec("monitor_cloudevents_unmatched", COUNTER,
                "CloudEvents whose other half never came, by part (request, response) and reason (timeout, overflow, shutdown).",
