@@ -935,8 +935,19 @@ class Monitor:
         self.store._lock = threading.Lock()
         self.queue.after_fork()
         if self.notifier is not None:
-            self.notifier.after_fork()
-        self.worker.after_fork(self._lock)
+            self.notifier.after_fork(start=False)
+        if self.worker.after_fork(self._lock, start=False):
+            # started when this process first uses the monitor: a child that never does (a
+            # multiprocessing pool's worker, a DataLoader's) runs no thread, evaluates no rule and
+            # sends no alert (its windows, empty, would resolve the parent's firing ones)
+            self.queue.on_first_event = self._start_after_fork
+
+    def _start_after_fork(self) -> None:
+        if self.closed:
+            return
+        if self.notifier is not None:
+            self.notifier.start_after_fork()
+        self.worker.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop intake, drain the queue, stop the worker, unregister the metrics."""

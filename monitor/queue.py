@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["EventQueue", "LARGE_EVENT_BYTES", "SHED_REASONS", "event_bytes", "unsized_bytes"]
@@ -107,7 +108,7 @@ class EventQueue:
     """
 
     __slots__ = ("capacity", "max_bytes", "reserved", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake",
-                 "_sizes")
+                 "_sizes", "on_first_event")
 
     def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
         if int(capacity) < 1:
@@ -127,12 +128,17 @@ class EventQueue:
         #: id of a large event queued by :meth:`put` -> the bytes it reserved (given back when it is
         #: drained, whatever its inputs have become since)
         self._sizes: dict[int, int] = {}
+        #: called once, before the next event is queued, then cleared: a forked child's monitor
+        #: starts its threads when it is first used (see :meth:`after_fork`)
+        self.on_first_event: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def put(self, event: Any) -> bool:
         """Enqueue without blocking; returns False (and counts why) when the event is shed."""
+        if self.on_first_event is not None:
+            self._first_event()
         if event[0] == _PREDICTION:  # the caller's hot path: one attribute read for an array's inputs
             n = getattr(event[2], "nbytes", None)
             if n is None:
@@ -209,6 +215,12 @@ class EventQueue:
         self.reserved = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
+
+    def _first_event(self) -> None:
+        with self._lock:
+            start, self.on_first_event = self.on_first_event, None
+        if start is not None:
+            start()
 
     def wake(self) -> None:
         """Ask the worker to drain now instead of at its next poll (used when it stops)."""

@@ -67,17 +67,19 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
-    def after_fork(self, lock: threading.RLock) -> None:
+    def after_fork(self, lock: threading.RLock, *, start: bool = True) -> bool:
         """In a forked child (gunicorn ``--preload``), whose only thread is the one that forked: a
-        new thread under the child's ``lock``, started if the parent's ran. Without it the child's
-        events were queued and never processed, and then shed as ``queue_full``."""
+        new thread under the child's ``lock``, started now (``start``) or by :meth:`start` if the
+        parent's ran; returns whether it did. Without it the child's events were queued and never
+        processed, and then shed as ``queue_full``."""
         running = self._thread.ident is not None and not self._stop.is_set()
         self.lock = lock
         self._stop = threading.Event()
         self._waiting_since = None
         self._thread = threading.Thread(target=self._run, name=self._thread.name, daemon=True)
-        if running:
+        if running and start:
             self._thread.start()
+        return running
 
     @property
     def alive(self) -> bool:

@@ -21,10 +21,12 @@ def _in_child(mon: Monitor, predict) -> dict:
     took_queue_lock = mon.queue._lock.acquire(blocking=False)  # held by a parent's thread at the fork
     if took_queue_lock:
         mon.queue._lock.release()
-    seen = {"worker_alive": mon.worker.alive, "queued": len(mon.queue), "queue_lock_free": took_queue_lock}
+    seen = {"idle_before_use": not mon.worker.alive and threading.active_count() == 1, "queued": len(mon.queue),
+            "queue_lock_free": took_queue_lock}
     if not took_queue_lock:
         return seen  # closing would wait for that lock for good
     predict(np.ones((1, 2)))
+    seen["worker_alive"] = mon.worker.alive  # started by the child's first event
     predict(np.ones((1, 2)))
     mon.close()
     seen["predictions"] = mon.store.value("monitor_predictions")
@@ -72,6 +74,9 @@ def test_a_forked_child_runs_its_own_worker_on_its_own_events(registry):
         assert os.WEXITSTATUS(status) == 0 and report
         seen = json.loads(report)
         assert seen["worker_alive"] is True  # the parent's thread does not exist in the child
+        # until then the child ran no thread: a pool's worker that never uses the monitor evaluates
+        # no rule and sends no alert (its empty windows would resolve the parent's firing ones)
+        assert seen["idle_before_use"] is True
         assert seen["queue_lock_free"] is True
         assert seen["queued"] == 0  # the parent's three events are the parent's to process
         assert seen["predictions"] == 2.0

@@ -476,14 +476,20 @@ class Notifier:
                 self._cond.wait(min(left, 0.05))
         return True
 
-    def after_fork(self) -> None:
+    def after_fork(self, *, start: bool = True) -> None:
         """In a forked child: the alerts queued are the parent's to deliver; new delivery threads
         (the parent's do not run in the child, whose alerts would wait for good)."""
         self._cond = threading.Condition()
         for lane in self._lanes:
             lane.queue.clear()
             lane.busy = False
-        if not self._stop.is_set():
+            lane.thread = None
+        if start and not self._stop.is_set():
+            self._start_lanes()
+
+    def start_after_fork(self) -> None:
+        """Start the delivery threads that :meth:`after_fork` left unstarted (``start=False``)."""
+        if not self._stop.is_set() and any(lane.thread is None for lane in self._lanes):
             self._start_lanes()
 
     def close(self, timeout_s: float = 5.0) -> None:
