@@ -66,6 +66,12 @@ def upstream_app() -> web.Application:
         payload = gzip.compress(json.dumps({"outputs": [{"name": "probs", "shape": [1, 3], "datatype": "FP32", "data": [0.3, 0.3, 0.4]}]}).encode())
         return web.Response(body=payload, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
+    async def coded(request: web.Request) -> web.Response:
+        coding = request.match_info["coding"]
+        # a gzip body cut before its end; bytes in a coding the tap does not read
+        payload = gzip.compress(b'{"outputs": []}')[:-6] if coding == "gzip" else b"\x8b\x05\x80" + b"not json either"
+        return web.Response(body=payload, headers={"Content-Encoding": coding, "Content-Type": "application/json"})
+
     async def broken(request: web.Request) -> web.Response:
         return web.json_response({"error": "model exploded"}, status=503, headers={"Retry-After": "7"})
 
@@ -80,6 +86,7 @@ def upstream_app() -> web.Application:
     app.router.add_post("/v2/models/{model}/infer", infer)
     app.router.add_post("/v2/models/gzmodel/versions/1/infer", gz)
     app.router.add_post("/v2/models/broken/infer", broken)
+    app.router.add_post("/coded/{coding}/v2/models/iris/infer", coded)
     app.router.add_post("/v2/models/picky/infer", bad_request)
     app.router.add_post("/api/predict", predict)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
@@ -465,5 +472,26 @@ def test_several_output_tensors_without_oip_output_say_which_is_read(tmp_path, u
         said = [r.getMessage() for r in caplog.records if "output tensors" in r.getMessage()]
         assert len(said) == 1
         assert "(probs, label)" in said[0] and "server.proxy.oip_output" in said[0]
+    finally:
+        s.close()
+
+
+def test_a_response_in_a_coding_the_tap_cannot_read_is_counted_as_such(tmp_path, upstream, engine):
+    """A ``br`` answer (or a truncated gzip one) was counted ``bad_json`` with the log's "not JSON"
+    words, pointing at the body's format instead of its coding."""
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=upstream.url + "/coded/br")
+    try:
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+        assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="proxy") >= 1)
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="unsupported_encoding") == 1
+        assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="bad_json") == 0
+    finally:
+        s.close()
+    s = start_proxying({"models": [IRIS]}, tmp_path, engine, proxy_upstream=upstream.url + "/coded/gzip")
+    try:
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 200
+        assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", endpoint="proxy") >= 1)
+        assert total(s.metrics(), "monitor_intake_events_refused_total", endpoint="proxy", reason="bad_body") == 1
     finally:
         s.close()

@@ -48,7 +48,7 @@ from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
 from monitor.once import Once
-from monitor.server.coding import decode_body
+from monitor.server.coding import UnsupportedCoding, decode_body
 from monitor.server.errors import IntakeError
 from monitor.queue import event_bytes
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, dotted, loads,
@@ -87,6 +87,10 @@ _REFUSALS = {
     "too_large": "the request or response body is over server.max_body_bytes (raise it to monitor larger exchanges)",
     "bad_json": "the request or response body is not JSON (the tap reads JSON tensors; Triton's binary tensor "
                 "extension, Inference-Header-Content-Length, is not read: have clients send JSON, binary_data=False)",
+    "unsupported_encoding": "the request or response body is in a content coding the tap does not read (it reads "
+                            "gzip and deflate: have the model server or its clients use one of those, or none)",
+    "bad_body": "the request or response body is not in the content coding its Content-Encoding names "
+                "(truncated or corrupt gzip/deflate)",
 }
 
 #: Headers that describe one connection, not the message (RFC 9110 section 7.6.1): never forwarded.
@@ -598,6 +602,10 @@ def _refusal(err: Exception) -> str:
     an internal error."""
     if isinstance(err, (PayloadError, IntakeError)):
         return err.reason
-    if isinstance(err, (ValueError, UnicodeDecodeError, RecursionError, zlib.error)):
+    if isinstance(err, UnsupportedCoding):  # a ValueError: said apart, the body may be JSON in br
+        return "unsupported_encoding"
+    if isinstance(err, zlib.error):
+        return "bad_body"
+    if isinstance(err, (ValueError, UnicodeDecodeError, RecursionError)):
         return "bad_json"
     return "internal_error"
