@@ -966,7 +966,7 @@ class Monitor:
             self.notifier.close()
         from monitor.exporter import detach
 
-        detach(self.registry, self.store, self.export_for_scrape)
+        detach(self.registry, self.store)
 
     def __enter__(self) -> "Monitor":
         return self

@@ -47,10 +47,9 @@ class StoreCollector(Collector):
     """
 
     def __init__(self, stores: Iterable["MetricStore"], refresh: Callable[[], None] | None = None) -> None:
-        self._stores = list(stores)
-        self._refresh: list[Callable[[], None]] = [] if refresh is None else [refresh]
-        #: the refresh that came with each store added (by the store's id), to leave with it
-        self._refresh_of: dict[int, Callable[[], None]] = {}
+        #: each store with the refresh that came with it (the constructor's goes with its first)
+        self._entries: list[tuple["MetricStore", Callable[[], None] | None]] = [
+            (store, refresh if i == 0 else None) for i, store in enumerate(stores)]
         self._lock = threading.Lock()
 
     def add(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> "MetricStore | None":
@@ -58,34 +57,25 @@ class StoreCollector(Collector):
         without closing the first, as a notebook cell run twice does) stops being exported and is
         returned: both wrote the same series, which the text format forbids."""
         with self._lock:
-            replaced = next((s for s in self._stores if s.model == store.model), None)
+            replaced = next((s for s, _ in self._entries if s.model == store.model), None)
             if replaced is not None:
-                self._drop(replaced)
-            self._stores.append(store)
-            if refresh is not None:
-                self._refresh.append(refresh)
-                self._refresh_of[id(store)] = refresh
+                self._entries = [e for e in self._entries if e[0] is not replaced]
+            self._entries.append((store, refresh))
             return replaced
 
-    def remove(self, store: "MetricStore", refresh: Callable[[], None] | None = None) -> bool:
-        """Stop exporting ``store`` (and calling ``refresh``); returns whether stores remain."""
+    def remove(self, store: "MetricStore") -> bool:
+        """Stop exporting ``store`` (and calling its refresh); returns whether stores remain."""
         with self._lock:
-            if any(s is store for s in self._stores):
-                self._drop(store)
-            return bool(self._stores)
-
-    def _drop(self, store: "MetricStore") -> None:
-        self._stores = [s for s in self._stores if s is not store]
-        refresh = self._refresh_of.pop(id(store), None)
-        if refresh is not None and refresh in self._refresh:
-            self._refresh.remove(refresh)
+            self._entries = [e for e in self._entries if e[0] is not store]
+            return bool(self._entries)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            stores = list(self._stores)
-            refresh = list(self._refresh)
-        for fn in refresh:
-            fn()
+            entries = list(self._entries)
+        for _, fn in entries:
+            if fn is not None:
+                fn()
+        stores = [store for store, _ in entries]
         families: dict[str, Metric] = {}
         for store in stores:
             for fam in store.snapshot():
@@ -133,12 +123,12 @@ def attach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[
                     "give each a model name of its own", store.model)
 
 
-def detach(registry: CollectorRegistry, store: "MetricStore", refresh: Callable[[], None] | None = None) -> None:
+def detach(registry: CollectorRegistry, store: "MetricStore") -> None:
     """Undo :func:`attach` (a monitor closing); the shared collector leaves the registry with the
     last store."""
     with _SHARED_LOCK:
         collector = _SHARED.get(registry)
-        if collector is None or collector.remove(store, refresh):
+        if collector is None or collector.remove(store):
             return
         del _SHARED[registry]
         try:
