@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -179,18 +179,24 @@ def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Re
 _TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq")
 
 
+def _read_with_roles(config: ReferenceConfig) -> Any:
+    """:func:`monitor.profile.read_table` of a CSV / Parquet reference with its configured column
+    roles, as the agent's start reads it (chunks of the rows the agent keeps)."""
+    from monitor.profile import read_table
+
+    return read_table(config.path, output_columns=config.output_columns, label_column=config.label_column,
+                      exclude=config.exclude, categorical=config.categorical, chunk_rows=_AGENT_SAMPLE_ROWS,
+                      progress=False)
+
+
 def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference | None:
     """The first rows of a CSV / Parquet reference with its configured column roles, as a
     :class:`Reference` whose classes are named as the agent's start names them
     (:func:`monitor.profile.load_reference`: ``output.classes`` when as many, else the columns)."""
-    from monitor.profile import read_table
     from monitor.reference import Reference
 
     try:
-        num_names, cat_names, chunks = read_table(config.path, output_columns=config.output_columns,
-                                                  label_column=config.label_column, exclude=config.exclude,
-                                                  categorical=config.categorical, chunk_rows=_AGENT_SAMPLE_ROWS,
-                                                  progress=False)
+        num_names, cat_names, chunks = _read_with_roles(config)
         head = next(chunks, None)
     except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
         return None
@@ -207,11 +213,10 @@ def _table_problems(config: ReferenceConfig) -> list[str]:
     features (their outputs and labels read as features unless named)."""
     from pathlib import Path
 
-    from monitor.profile import ProfileError, check_pca_fit_columns, read_table
+    from monitor.profile import ProfileError, check_pca_fit_columns
 
     try:
-        num_names, _, _ = read_table(config.path, output_columns=config.output_columns, label_column=config.label_column,
-                                     exclude=config.exclude, categorical=config.categorical, progress=False)
+        num_names, _, _ = _read_with_roles(config)
     except ProfileError as err:
         return [f"reference.path: {err}"]
     if config.pca_fit is None or not Path(config.pca_fit).is_file():
