@@ -11,7 +11,6 @@ import atexit
 import logging
 import math
 import os
-import random
 import threading
 import time
 import weakref
@@ -265,9 +264,8 @@ class Monitor:
         self.live = live
         self.clock = clock
         self.closed = False
-        self._sample_rate = cfg.queue.sample_rate
-        self._random = random.Random(cfg.seed).random
-        self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes)
+        self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes, sample_rate=cfg.queue.sample_rate,
+                                seed=cfg.seed)
         self._lock = threading.RLock()
 
         from monitor.exporter import DEFAULT_REGISTRY, StoreCollector, attach
@@ -480,19 +478,19 @@ class Monitor:
         one value per row (a single request id on a batch becomes ``<id>/0``, ``<id>/1``, ...; a
         batching server scoring several callers' requests in one call gives one client per row)."""
         try:
-            if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
-                self.queue.sampled_out()
+            queue = self.queue
+            if queue.sample_rate < 1.0 and queue.skip_by_sampling():
                 return False
             try:
                 ts = self.clock() if timestamp is None else event_time(timestamp)
             except ValueError:
-                self.queue.drop("invalid_timestamp")
+                queue.drop("invalid_timestamp")
                 if self._bad_timestamp_logged.first("observe"):
                     log.warning("model %r: observe(timestamp=%.40r) is not a time: the call is not recorded (counted in "
                                 "monitor_events_dropped_total{reason=\"invalid_timestamp\"}). Fix: pass Unix seconds or a "
                                 "datetime", self.model, timestamp)
                 return False
-            return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
+            return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller
             self.queue.drop("internal_error")
             return False
@@ -501,8 +499,7 @@ class Monitor:
                       client: str | None = None, timestamp: float | None = None) -> bool:
         """Record a call where the model raised (the decorator does this for you); sampled as
         :meth:`observe` is, so that errors over calls stays the model's error rate."""
-        if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
-            self.queue.sampled_out()
+        if self.queue.skip_by_sampling():
             return False
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:

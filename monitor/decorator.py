@@ -151,8 +151,8 @@ def watch(
     get_segment = _extractor(segment, params, "segment", fn, var_keyword)
     queue = monitor.queue
     time = monitor.clock
-    sample_rate = monitor._sample_rate
-    rand = monitor._random
+    sampling = queue.sample_rate < 1.0
+    skip_by_sampling = queue.skip_by_sampling
     simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
               and get_inputs is None)
     said = [False]  # whether an extractor's failure was logged (once per decorated function)
@@ -173,8 +173,7 @@ def watch(
 
     def record(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, latency: float) -> None:
         try:
-            if sample_rate < 1.0 and rand() >= sample_rate:
-                queue.sampled_out()
+            if sampling and skip_by_sampling():
                 return
             if simple:
                 x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
@@ -206,10 +205,7 @@ def watch(
 
     def record_error(args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException, latency: float) -> None:
         try:
-            # a call that raised is sampled as the others: kept whole, errors over calls read ten
-            # times the model's error rate at sample_rate 0.1 (ModelErrorRateHigh fired on 1%)
-            if sample_rate < 1.0 and rand() >= sample_rate:
-                queue.sampled_out()
+            if sampling and skip_by_sampling():  # sampled as the others (see EventQueue.skip_by_sampling)
                 return
             try:
                 cl = None if get_client is None else get_client(args, kwargs)
@@ -238,7 +234,7 @@ def watch(
         async_wrapper.monitor = monitor  # type: ignore[attr-defined]
         return async_wrapper
 
-    if simple and sample_rate >= 1.0:
+    if simple and not sampling:
         # the hot path: no extractor, no sampling; EventQueue.put does the rest (bounds, bytes, close)
 
         @functools.wraps(fn)

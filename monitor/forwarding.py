@@ -45,7 +45,6 @@ import errno
 import json
 import logging
 import os
-import random
 import socket
 import sys
 import threading
@@ -230,19 +229,15 @@ class ForwardingMonitor:
                  capacity: int = 100_000, batch_max: int = 500, flush_interval_s: float = 0.05,
                  max_datagram_bytes: int | None = None, sample_rate: float = 1.0, seed: int | None = None,
                  clock: Callable[[], float] = time.time, send_timeout_s: float = 0.25, start: bool = True) -> None:
-        if not 0 < sample_rate <= 1:
-            raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
         self.model = model
         self.target = target
         self.clock = clock
         self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
-        self.queue = EventQueue(capacity)
+        self.queue = EventQueue(capacity, sample_rate=sample_rate, seed=seed)
         self.batch_max = int(batch_max)
         self.flush_interval_s = float(flush_interval_s)
         self.max_datagram_bytes = int(max_datagram_bytes or (UDP_MAX if self.transport == "udp" else UNIX_MAX))
-        self._sample_rate = float(sample_rate)
-        self._random = random.Random(seed).random
         self.closed = False
         self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = ForwardStats()
@@ -270,23 +265,22 @@ class ForwardingMonitor:
                 latency_s: float | None = None, segment: str | None = None, timestamp: float | None = None,
                 embedding: Any = None) -> bool:
         try:
-            if self._sample_rate < 1.0 and self._random() >= self._sample_rate:
-                self.queue.sampled_out()
+            queue = self.queue
+            if queue.sample_rate < 1.0 and queue.skip_by_sampling():
                 return False
             try:
                 ts = self.clock() if timestamp is None else event_time(timestamp)  # a datetime, as Monitor takes
             except ValueError:
-                self.queue.drop("invalid_timestamp")
+                queue.drop("invalid_timestamp")
                 return False
-            return self.queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
+            return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001
             self.queue.drop("internal_error")
             return False
 
     def observe_error(self, exception: BaseException | str, *, latency_s: float | None = None,
                       client: str | None = None, timestamp: float | None = None) -> bool:
-        if self._sample_rate < 1.0 and self._random() >= self._sample_rate:  # a call, sampled as the others
-            self.queue.sampled_out()
+        if self.queue.skip_by_sampling():  # a call, sampled as the others
             return False
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:
@@ -519,8 +513,8 @@ class ForwardingMonitor:
         self.send_pending()
 
     def _after_fork(self) -> None:
-        """In a forked worker (gunicorn --preload): a fresh queue, socket and sender thread; the
-        parent's queued events stay the parent's."""
+        """In a forked worker (gunicorn --preload): a fresh queue, socket and sender thread (started
+        at the child's first event); the parent's queued events stay the parent's."""
         q = self.queue  # kept in place: decorators hold references to its deque
         q.after_fork()  # the parent's events (and their bytes) were not inherited; fresh lock
         q._dropped, q._sampled_out = {}, 0
@@ -535,6 +529,12 @@ class ForwardingMonitor:
         self._give_up = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{self.model}", daemon=True)
+        if not self.closed:
+            # started when this process first forwards an event: a child that never does (a
+            # multiprocessing pool's worker, a DataLoader's) runs no thread
+            q.on_first_event = self._start_after_fork
+
+    def _start_after_fork(self) -> None:
         if not self.closed:
             self._thread.start()
 

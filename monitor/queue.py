@@ -16,6 +16,7 @@ image). Small events keep the lock-free path; ``capacity`` bounds them.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -105,18 +106,29 @@ class EventQueue:
     max_bytes
         Bytes of large inputs held at most (see the module notes); further large events are shed
         (``queue_bytes_full``).
+    sample_rate
+        Share of calls kept (``queue.sample_rate``): every way in (:meth:`Monitor.observe`, its
+        ``observe_error``, the decorator, the sidecar, :class:`ForwardingMonitor`) asks
+        :meth:`skip_by_sampling` or :meth:`sample_events`, so that all of them sample alike.
+    seed
+        Seed of the sampling draws (``seed`` of the monitor's config), for reproducible tests.
     """
 
-    __slots__ = ("capacity", "max_bytes", "reserved", "items", "closed", "_lock", "_dropped", "_sampled_out", "_wake",
-                 "_sizes", "on_first_event")
+    __slots__ = ("capacity", "max_bytes", "sample_rate", "reserved", "items", "closed", "_lock", "_dropped",
+                 "_sampled_out", "_wake", "_sizes", "_random", "on_first_event")
 
-    def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024, *, sample_rate: float = 1.0,
+                 seed: int | None = None) -> None:
         if int(capacity) < 1:
             raise ValueError(f"queue capacity must be a positive integer, got {capacity!r}")
         if int(max_bytes) < 1:
             raise ValueError(f"queue max_bytes must be a positive integer, got {max_bytes!r}")
+        if not 0 < sample_rate <= 1:
+            raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
         self.capacity = int(capacity)
         self.max_bytes = int(max_bytes)
+        self.sample_rate = float(sample_rate)
+        self._random = random.Random(seed).random
         #: Bytes of the large events now queued (written under the lock).
         self.reserved = 0
         self.items: deque[Any] = deque()
@@ -183,6 +195,28 @@ class EventQueue:
     def sampled_out(self, n: int = 1) -> None:
         with self._lock:
             self._sampled_out += n
+
+    def skip_by_sampling(self) -> bool:
+        """Whether this call is left out by the sampling rate (then counted as sampled out).
+
+        A call the model answered and one where it raised are sampled alike: were errors always
+        kept, errors over calls would read ten times the model's error rate at ``sample_rate``
+        0.1. Callers on a hot path test ``sample_rate < 1`` first and skip the call entirely."""
+        if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
+            self.sampled_out()
+            return True
+        return False
+
+    def sample_events(self, events: list[Any]) -> list[Any]:
+        """The events of a batch the sampling rate keeps, the others counted as sampled out.
+        Feedback is always kept: a label dropped here would leave its prediction unlabelled."""
+        if self.sample_rate >= 1.0:
+            return events
+        rand, rate = self._random, self.sample_rate
+        keep = [e for e in events if e[0] == _FEEDBACK or rand() < rate]
+        if len(keep) < len(events):
+            self.sampled_out(len(events) - len(keep))
+        return keep
 
     def counters(self) -> tuple[dict[str, int], int]:
         """Totals since creation: dropped by reason, and sampled out."""

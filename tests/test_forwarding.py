@@ -259,6 +259,22 @@ def test_a_forked_worker_does_not_inherit_the_parents_byte_reservation(tmp_path)
     assert fm.observe(image, [[0.2, 0.5, 0.3]]) and fm.queue.reserved == image.nbytes
     fm._after_fork()  # what os.register_at_fork runs in the child
     assert len(fm.queue) == 0 and fm.queue.reserved == 0
+    fm.close()
+
+
+def test_a_forked_child_starts_its_sender_at_its_first_event(tmp_path):
+    """A child that never forwards (a multiprocessing pool's worker, a DataLoader's) runs no
+    sender thread; the thread started in every forked child at once (seen as a stray thread in the
+    child of an unrelated monitor's fork test)."""
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'none.sock'}", start=False)
+    try:
+        fm._after_fork()  # what os.register_at_fork runs in the child
+        assert not fm._thread.is_alive()
+        assert fm.observe([[1.0, 2.0]], [[0.2, 0.8]])
+        assert fm._thread.is_alive()
+    finally:
+        fm.close()
+    assert not fm._thread.is_alive()
 
 
 def test_a_sidecar_restarted_while_a_udp_worker_idles_counts_only_the_new_drops(tmp_path):

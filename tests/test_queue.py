@@ -7,8 +7,11 @@ import threading
 import numpy as np
 import pytest
 
+from prometheus_client import CollectorRegistry
+
 from monitor import Monitor
 from monitor.config import MonitorConfig, QueueConfig
+from monitor.queue import EventQueue
 from monitor.schema import OutputSpec
 
 
@@ -214,3 +217,47 @@ def test_large_outputs_count_against_the_byte_budget(registry):
         assert mon.queue.counters()[0] == {"queue_bytes_full": 1}
     finally:
         mon.close()
+
+
+def test_every_way_in_draws_from_the_queue_s_one_sampler(registry):
+    """The decorator, ``observe`` and ``observe_error`` ask the queue (one stream of draws for the
+    monitor): the same seed keeps the same calls whichever way each call came in."""
+    def kept_pattern(mixed: bool) -> list[bool]:
+        cfg = MonitorConfig(model="one-sampler", queue=QueueConfig(sample_rate=0.5), seed=11)
+        mon = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False)
+        try:
+            predict = mon.watch(lambda x: np.array([0.4, 0.6]))
+            pattern = []
+            for i in range(300):
+                before = mon.queue.counters()[1]
+                if not mixed or i % 3 == 0:
+                    mon.observe([1.0], [0.4, 0.6])
+                elif i % 3 == 1:
+                    predict(np.ones(1))
+                else:
+                    mon.observe_error("ValueError")
+                pattern.append(mon.queue.counters()[1] == before)
+            return pattern
+        finally:
+            mon.close()
+
+    plain, mixed = kept_pattern(False), kept_pattern(True)
+    assert plain == mixed
+    assert 100 < sum(plain) < 200  # binomial(300, 0.5): mean 150, sd 8.7
+
+
+def test_sampled_batches_keep_every_label():
+    q = EventQueue(100, sample_rate=0.2, seed=5)
+    events = [(0, float(i), [1.0], [0.5, 0.5], None, None, None, None, None) for i in range(500)]
+    events += [(2, 0.0, ["r1"], [1])] * 50  # FEEDBACK
+    kept = q.sample_events(events)
+    assert sum(1 for e in kept if e[0] == 2) == 50
+    predictions = sum(1 for e in kept if e[0] == 0)
+    assert 60 < predictions < 140  # binomial(500, 0.2): mean 100, sd 9
+    assert q.counters()[1] == 500 - predictions
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.1, 1.5, float("nan")])
+def test_queue_refuses_a_sampling_rate_outside_0_1(rate):
+    with pytest.raises(ValueError, match="sample_rate"):
+        EventQueue(10, sample_rate=rate)

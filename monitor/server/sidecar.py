@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.catalog.sidecar import SIDECAR_MODEL
 from monitor.config import AgentConfig, ConfigError, MonitorConfig
-from monitor.events import FEEDBACK, PREDICTION
+from monitor.events import PREDICTION
 from monitor.once import Once
 from monitor.queue import event_bytes
 from monitor.server.errors import IntakeError
@@ -353,12 +353,7 @@ class Sidecar:
         """One monitor's events into its queue: sampled, stacked (see :func:`columnar`), shed
         with a counter when the queue has no room; all counted as accepted."""
         accepted = len(events)
-        rate = mon._sample_rate
-        if rate < 1.0:
-            keep = [e for e in events if e[0] == FEEDBACK or mon._random() < rate]
-            if len(keep) < len(events):
-                mon.queue.sampled_out(len(events) - len(keep))
-            events = keep
+        events = mon.queue.sample_events(events)
         if stack and len(events) > 1:
             cfg = mon.config
             events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.kind != "labels")
