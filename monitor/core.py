@@ -389,8 +389,13 @@ class Monitor:
         from monitor.profile import load_reference  # built by the drift/profile module
 
         ref = self.config.reference
+        schema = self.config.schema
+        # an array file's columns have no names: read as the config's features, in order, as
+        # array inputs are (else the detectors that read features by name meet none of them)
+        unnamed_as = schema.numeric_names if schema.features and not schema.categorical_names else ()
         return load_reference(path, pca_fit=ref.pca_fit, output_columns=ref.output_columns, label_column=ref.label_column,
-                              exclude=ref.exclude, categorical=ref.categorical, classes=self.config.output.classes)
+                              exclude=ref.exclude, categorical=ref.categorical, classes=self.config.output.classes,
+                              unnamed_as=unnamed_as)
 
     def _class_index(self) -> Any:
         """The model's class names: the config's ``output.classes``, else the reference's (a

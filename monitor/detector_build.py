@@ -138,7 +138,8 @@ def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:
     names = tuple(reference.numeric_names)
     if names and names == tuple(f"f{i}" for i in range(len(names))):
         return ("name the reference's columns as the config's features, in the inputs' order "
-                "(Reference.from_arrays(X, numeric_names=[...]), or a file with a header row)")
+                "(Reference.from_arrays(X, numeric_names=[...]), a file with a header row, or a profile built with "
+                "'monitor reference build DATA --feature-names ...'), or list as many features as its columns")
     return "list them under features, or build the reference without them"
 
 

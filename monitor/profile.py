@@ -852,6 +852,7 @@ def read_table(
     exclude: Sequence[str] = (),
     chunk_rows: int = 50_000,
     progress: bool = True,
+    unnamed_as: Sequence[str] = (),
 ) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     """Open CSV, Parquet (when pyarrow is installed), ``.npy`` or ``.npz`` reference data.
 
@@ -861,6 +862,9 @@ def read_table(
     does not parse as numbers are categorical unless ``categorical`` lists them explicitly.
     A ``.npy`` is a numeric matrix; an ``.npz`` has ``X`` (or ``numeric``), optionally
     ``feature_names``, ``categorical`` + ``categorical_names`` (strings), ``scores`` and ``labels``.
+    Their columns are named ``f0, f1, ...`` unless ``unnamed_as`` gives as many names: the
+    config's ``features``, in the order array inputs are read live, so that the detectors that
+    read features by name meet them (a file with names keeps its own).
     """
     path = Path(path)
     if not path.exists():
@@ -879,7 +883,7 @@ def read_table(
         if arr.ndim != 2 or arr.dtype.kind not in "biuf":
             raise ProfileError(f"{path}: a .npy reference must be a 2-D numeric array (rows, features), "
                                f"got shape {arr.shape} dtype {arr.dtype}")
-        names = tuple(f"f{i}" for i in range(arr.shape[1]))
+        names = _positional(arr.shape[1], (), unnamed_as)
 
         def gen_npy() -> Iterator[Table]:
             bar = Progress(arr.shape[0], f"reading {path.name}", progress)
@@ -892,6 +896,8 @@ def read_table(
         return names, (), gen_npy()
     if suffix == ".npz":
         x, names, cat, cnames, scores, labels = _read_npz(path)
+        if not cnames:
+            names = _positional(x.shape[1], names, unnamed_as)
 
         def gen_npz() -> Iterator[Table]:
             bar = Progress(x.shape[0], f"reading {path.name}", progress)
@@ -903,6 +909,17 @@ def read_table(
 
         return names, cnames, gen_npz()
     raise ProfileError(f"{path}: unsupported reference format {suffix!r}; use .csv, .parquet, .npy or .npz")
+
+
+def _positional(n_columns: int, names: tuple[str, ...], unnamed_as: Sequence[str]) -> tuple[str, ...]:
+    """Names of the numeric columns of an array file: its own (``names``), else ``unnamed_as``
+    when as many, else ``f0, f1, ...``."""
+    default = tuple(f"f{i}" for i in range(n_columns))
+    if names and names != default:
+        return names
+    if len(unnamed_as) == n_columns and len(set(unnamed_as)) == n_columns:
+        return tuple(unnamed_as)
+    return default
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray | None, np.ndarray | None]:
@@ -1146,12 +1163,14 @@ def build_profile(
     seed: int = 0,
     progress: bool = True,
     pca_fit: str | Path | None = None,
+    unnamed_as: Sequence[str] = (),
 ) -> Profile:
     """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats).
 
     ``pca_fit``: a second file (typically the training set, same formats) whose rows the
     multivariate drift detector's PCA is fitted on; only its columns named as the reference's
-    numeric features are read (see :class:`PCABasis`).
+    numeric features are read (see :class:`PCABasis`). ``unnamed_as``: names for the columns of
+    an array file that has none (see :func:`read_table`), the ``pca_fit`` file's included.
     """
     if classes and len(output_columns) > 1 and len(classes) != len(output_columns):
         # the detectors name the score columns after the classes, in order: a list of another
@@ -1162,7 +1181,8 @@ def build_profile(
     if len(set(classes)) != len(tuple(classes)):
         raise ProfileError(f"--classes names a class twice ({', '.join(classes)}). Fix: give each class once")
     num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
-                                              categorical=categorical, exclude=exclude, progress=progress)
+                                              categorical=categorical, exclude=exclude, progress=progress,
+                                              unnamed_as=unnamed_as)
     if not (num_names or cat_names or output_columns or label_column):
         # a profile of nothing was written and passed as a reference, every detector then left out
         raise ProfileError(f"{Path(path).name}: no column left to profile (every one excluded). Fix: exclude only ids "
@@ -1185,7 +1205,7 @@ def build_profile(
 def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, progress: bool) -> PCABasis:
     """The PCA directions of the columns ``names`` of a file, on a uniform sample of at most
     :data:`PCA_MAX_ROWS` rows (random priorities, one pass: a training set of any length)."""
-    file_names, text_names, chunks = read_table(path, progress=progress)
+    file_names, text_names, chunks = read_table(path, progress=progress, unnamed_as=names)
     _check_pca_fit_names(path, names, file_names, text_names)
     cols = np.array([file_names.index(n) for n in names], dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -1228,10 +1248,12 @@ def _check_pca_fit_names(path: str | Path, names: Sequence[str], file_names: Seq
 
 def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, output_columns: Sequence[str] = (),
                    label_column: str | None = None, exclude: Sequence[str] = (),
-                   categorical: Sequence[str] | None = None, classes: Sequence[str] = ()) -> Reference:
+                   categorical: Sequence[str] | None = None, classes: Sequence[str] = (),
+                   unnamed_as: Sequence[str] = ()) -> Reference:
     """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
     the PCA's directions from ``pca_fit`` when given; the column roles of a CSV / Parquet file as
-    :func:`read_table` takes them, its output columns named ``classes`` when there are as many).
+    :func:`read_table` takes them, its output columns named ``classes`` when there are as many,
+    the columns of an array file without names named ``unnamed_as`` when as many).
 
     This is what ``reference.path`` (and ``reference.pca_fit``, ``reference.output_columns`` ...)
     in ``monitor.yaml`` point at.
@@ -1247,7 +1269,7 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
     # otherwise); a count that differs is the caller's to tell against its scores
     names = tuple(classes) if len(output_columns) > 1 and len(classes) == len(output_columns) else ()
     return build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
-                         exclude=exclude, categorical=categorical, classes=names).to_reference()
+                         exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as).to_reference()
 
 
 def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,

@@ -69,8 +69,10 @@ def positional_names(reference: "Reference | None", schema: Any) -> "Reference |
     array's) named after the configured ``features``, in order, when they are as many and all
     numeric: array inputs are read in that order, so column i of the reference is feature i.
     Without it the detectors that read features by name (input and PCA drift, data quality) met
-    none of them live. A reference read from a file keeps its names (its profile was built under
-    them): the detectors' build then says how to name them."""
+    none of them live. A saved profile keeps its names (its parts were built under them): the
+    detectors' build then says how to name them (``monitor reference build --feature-names``); raw
+    array files named in ``reference.path`` are named so when read (``load_reference``'s
+    ``unnamed_as``)."""
     if reference is None or not schema.features or tuple(reference.categorical_names):
         return reference
     num = tuple(reference.numeric_names)

@@ -91,6 +91,21 @@ def test_a_reference_of_unnamed_columns_is_told_to_be_named(caplog: pytest.LogCa
     assert err.value.key == "detectors[0]" and "numeric_names=" in err.value.fix
 
 
+def _stream_with_b_drifting(mon: Monitor, rng: np.random.Generator) -> None:
+    """10,000 rows of three features, the second one shifted, in 20 batches a minute apart."""
+    for i in range(20):
+        rows = rng.normal(size=(500, 3))
+        rows[:, 1] = rows[:, 1] * 3.0 + 2.0
+        mon.observe(rows, rng.dirichlet([1.0, 1.0], 500), timestamp=T0 + 60 * i)
+        mon.flush()
+    mon.pipeline.export(T0 + 1200)
+
+
+def _top_input_drift_feature(mon: Monitor) -> list[str]:
+    return [labels["feature"] for name, labels, _ in mon.store.samples()
+            if name == "monitor_drift_top_feature" and labels.get("detector") == "input_drift" and labels["rank"] == "1"]
+
+
 @pytest.mark.parametrize("pca_fit", [False, True])
 def test_as_many_unnamed_columns_as_features_are_read_in_order(pca_fit: bool) -> None:
     """Array inputs are read in the configured features' order, so column i of an unnamed
@@ -104,16 +119,9 @@ def test_as_many_unnamed_columns_as_features_are_read_in_order(pca_fit: bool) ->
                                "detectors": ["input_drift", "pca_drift"]},
                   reference=ref, registry=CollectorRegistry(), live=False, start_worker=False)
     try:
-        for i in range(20):
-            rows = rng.normal(size=(500, 3))
-            rows[:, 1] = rows[:, 1] * 3.0 + 2.0  # b drifts
-            mon.observe(rows, rng.dirichlet([1.0, 1.0], 500), timestamp=T0 + 60 * i)
-            mon.flush()
-        mon.pipeline.export(T0 + 1200)
+        _stream_with_b_drifting(mon, rng)
         assert mon.store.value("monitor_drift_detected", ("input_drift",)) == 1
-        top = [labels["feature"] for name, labels, _ in mon.store.samples()
-               if name == "monitor_drift_top_feature" and labels.get("detector") == "input_drift" and labels["rank"] == "1"]
-        assert top == ["b"]
+        assert _top_input_drift_feature(mon) == ["b"]
         assert mon.store.value("monitor_drift_window_rows", ("pca_drift",)) == 10_000
         assert ref.numeric_names == ("f0", "f1", "f2")  # the monitor's own reference is kept as given
     finally:
@@ -154,3 +162,77 @@ def test_a_listed_probing_is_refused_at_its_entry_and_one_on_embeddings_is_kept(
         assert [d.kind for d in mon.detectors] == ["probing"]
     finally:
         mon.close()
+
+
+def _array_file(tmp_path, kind: str, x: np.ndarray, scores: np.ndarray):
+    if kind == "npy":
+        np.save(tmp_path / "ref.npy", x)
+        return tmp_path / "ref.npy"
+    np.savez(tmp_path / "ref.npz", X=x, scores=scores)
+    return tmp_path / "ref.npz"
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz"])
+@pytest.mark.parametrize("pca_fit", [False, True])
+def test_an_array_file_in_reference_path_is_read_in_the_features_order(tmp_path, kind: str, pca_fit: bool) -> None:
+    """A ``.npy`` (or an ``.npz`` without ``feature_names``) named in ``reference.path`` has no
+    column names: it was profiled under f0.., which the configured features never match, and the
+    default input and PCA drift were left out (the case left alone when in-memory references
+    were named in order). Its columns are now the configured features, a ``pca_fit`` array file's
+    too, and a shift of the second column is named as feature b."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 3))
+    path = _array_file(tmp_path, kind, x, rng.dirichlet([1.0, 1.0], 3000))
+    reference: dict[str, object] = {"path": str(path)}
+    if pca_fit:
+        np.save(tmp_path / "train.npy", rng.normal(size=(2000, 3)))
+        reference["pca_fit"] = str(tmp_path / "train.npy")
+    mon = Monitor("m", config={"features": ["a", "b", "c"], "output": {"kind": "probabilities"},
+                               "detectors": ["input_drift", "pca_drift"], "reference": reference},
+                  registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        assert mon.reference.numeric_names == ("a", "b", "c")
+        _stream_with_b_drifting(mon, rng)
+        assert _top_input_drift_feature(mon) == ["b"]
+        assert mon.store.value("monitor_drift_window_rows", ("pca_drift",)) == 10_000
+    finally:
+        mon.close()
+
+
+def test_an_array_file_of_another_width_keeps_its_positional_names(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    np.save(tmp_path / "ref.npy", np.random.default_rng(0).normal(size=(500, 3)))
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = Monitor("m", config={"features": ["a", "b"], "output": {"kind": "probabilities"},
+                                   "reference": {"path": str(tmp_path / "ref.npy")}},
+                      registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        assert mon.reference.numeric_names == ("f0", "f1", "f2")
+        assert any("features the reference has" in r.getMessage() for r in caplog.records)
+    finally:
+        mon.close()
+
+
+def test_reference_build_names_an_array_file_s_columns(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from monitor.profile import Profile
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "ref.npy", rng.normal(size=(400, 3)))
+    run = CliRunner().invoke
+    res = run(main, ["reference", "build", str(tmp_path / "ref.npy"), "-o", str(tmp_path / "p.npz"), "--quiet",
+                     "--feature-names", "a,b,c"])
+    assert res.exit_code == 0, res.output
+    assert Profile.load(tmp_path / "p.npz").numeric_names == ("a", "b", "c")
+    res = run(main, ["reference", "build", str(tmp_path / "ref.npy"), "-o", str(tmp_path / "q.npz"), "--quiet",
+                     "--feature-names", "a,b"])
+    assert res.exit_code == 1 and "--feature-names names 2 columns" in res.output and "f0, f1, f2" in res.output
+    assert not (tmp_path / "q.npz").exists()
+    (tmp_path / "ref.csv").write_text("x,y\n1,2\n3,4\n")
+    res = run(main, ["reference", "build", str(tmp_path / "ref.csv"), "-o", str(tmp_path / "r.npz"), "--quiet",
+                     "--feature-names", "a,b"])
+    assert res.exit_code == 1 and "names its columns in its header" in res.output
+    res = run(main, ["reference", "build", str(tmp_path / "ref.npy"), "-o", str(tmp_path / "s.npz"), "--quiet",
+                     "--feature-names", "a,a,b"])
+    assert res.exit_code == 1 and "names a column twice" in res.output

@@ -29,6 +29,8 @@ def reference() -> None:
 @click.option("--categorical", default=None, help="Comma-separated categorical columns (default: guessed).")
 @click.option("--exclude", default="", help="Comma-separated columns to ignore (ids, timestamps).")
 @click.option("--classes", default="", help="Comma-separated class names (default: the output column names).")
+@click.option("--feature-names", default="", help="Comma-separated names of the columns of a .npy (or an .npz without "
+              "feature_names), in order: the config's features, as array inputs are read live (default: f0, f1, ...).")
 @click.option("--bins", "n_bins", default=20, show_default=True, type=click.IntRange(2, 1000),
               help="Quantile bins stored per numeric feature.")
 @click.option("--max-rows", default=1_000_000, show_default=True, type=click.IntRange(100),
@@ -42,8 +44,8 @@ def reference() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
-          exclude: str, classes: str, n_bins: int, max_rows: int, keep_rows: int, pca_fit: Path | None, seed: int,
-          quiet: bool) -> None:
+          exclude: str, classes: str, feature_names: str, n_bins: int, max_rows: int, keep_rows: int,
+          pca_fit: Path | None, seed: int, quiet: bool) -> None:
     """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
 
     The reference should be held-out, in-distribution data with the model's outputs on it, never
@@ -52,12 +54,20 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
     """
     from monitor.profile import ProfileError, build_profile
 
+    names = _names(feature_names)
     try:
+        if names:
+            _check_feature_names(data, names)
         prof = build_profile(
             data, output_columns=_names(output_columns), label_column=label_column,
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
             classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
-            progress=not quiet, pca_fit=pca_fit)
+            progress=not quiet, pca_fit=pca_fit, unnamed_as=names)
+        if names and prof.numeric_names != names:
+            raise ProfileError(f"--feature-names names {len(names)} columns ({', '.join(names)}); {data.name}'s "
+                               f"{len(prof.numeric_names)} numeric columns are named {', '.join(prof.numeric_names)} "
+                               "(an .npz's own feature_names, or f0, f1, ... when the count differs). Fix: name each "
+                               "numeric column once, in order, or leave --feature-names out for an .npz that names them")
         path = prof.save(output)
     except ProfileError as err:
         raise click.ClickException(str(err)) from None
@@ -72,6 +82,19 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
         click.echo(f"warning: {problem}", err=True)
     for missing in _missing_parts(prof, output_columns, label_column):
         click.echo(f"warning: {missing}", err=True)
+
+
+def _check_feature_names(data: Path, names: tuple[str, ...]) -> None:
+    """``--feature-names`` is for array files, whose columns have no names: a CSV or Parquet file
+    names its columns in its header, an ``.npz`` with ``feature_names`` or categorical columns
+    in its own arrays."""
+    from monitor.profile import ProfileError
+
+    if len(set(names)) != len(names):
+        raise ProfileError(f"--feature-names names a column twice ({', '.join(names)}). Fix: give each name once")
+    if data.suffix.lower() not in (".npy", ".npz"):
+        raise ProfileError(f"--feature-names: {data.name} names its columns in its header. Fix: rename them there, "
+                           "or leave --feature-names out")
 
 
 def _missing_parts(prof: object, output_columns: str, label_column: str | None) -> list[str]:
