@@ -113,6 +113,16 @@ def test_export_prometheus_round_trips(tmp_path: Path) -> None:
     assert errs == [] and [g.to_dict() for g in exported] == [g.to_dict() for g in original]
 
 
+def test_export_keeps_a_group_s_query_offset(tmp_path: Path) -> None:
+    """``query_offset`` (Prometheus >= 2.53) is not applied by the agent, whose metrics have no
+    ingestion delay, but the Prometheus the rules are exported to applies it: it was dropped."""
+    src = write(tmp_path, "offset.yml", "groups:\n- name: g\n  interval: 30s\n  query_offset: 1m\n  rules:\n"
+                "  - record: r\n    expr: vector(1)\n")
+    code, out, _ = invoke("export", str(src))
+    assert code == 0
+    assert yaml.safe_load(out)["groups"][0]["query_offset"] == "1m"
+
+
 def test_export_operator(tmp_path: Path) -> None:
     src = write(tmp_path, "good.yml", GOOD)
     code, out, _ = invoke("export", str(src), "--format", "operator", "--namespace", "monitoring",

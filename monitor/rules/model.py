@@ -145,6 +145,8 @@ class RuleGroup:
         out: dict[str, Any] = {"name": self.name}
         if self.interval_s:
             out["interval"] = format_duration(self.interval_s)
+        if self.query_offset_s is not None:  # not applied by the agent, but the Prometheus it is exported to does
+            out["query_offset"] = format_duration(self.query_offset_s)
         if self.limit:
             out["limit"] = self.limit
         out["rules"] = [r.to_dict() for r in self.rules]
