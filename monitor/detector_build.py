@@ -163,7 +163,7 @@ def _check_score_columns(cfg: MonitorConfig, reference: "Reference | None", spec
     (scores of 4 classes for 3, or 2 that happen to sum to one) was accepted, and then the
     confidence drift and the accuracy estimate passed over every live batch (its width is not the
     reference's: no figure ever) and the prediction drift compared classes that are not the live
-    ones, with nothing said. One score column (``(n,)``) is P(positive) of a binary model."""
+    ones, with nothing said. One score column (``(n,)`` or ``(n, 1)``) is P(positive) of a binary model."""
     classes = cfg.output.classes
     scores = None if reference is None else reference.scores
     if scores is None or not classes or cfg.output.kind not in ("probabilities", "logits") or cfg.output.samples_axis:
@@ -173,10 +173,11 @@ def _check_score_columns(cfg: MonitorConfig, reference: "Reference | None", spec
     shape = getattr(scores, "shape", None)
     if shape is None or len(shape) not in (1, 2):
         return  # another shape: the detectors' own errors say it
-    width = 2 if len(shape) == 1 else int(shape[1])
+    one_column = len(shape) == 1 or int(shape[1]) == 1  # (n,) or a CSV's single output column (n, 1)
+    width = 2 if one_column else int(shape[1])
     if width == len(classes):
         return
-    given = "one column (read as P(positive) of a binary model)" if len(shape) == 1 else f"{width} columns"
+    given = "one column (read as P(positive) of a binary model)" if one_column else f"{width} columns"
     raise ConfigError("reference.path", f"the reference's scores have {given}, but output.classes names {len(classes)} classes "
                            f"({', '.join(classes)}): the detectors that compare them class by class with live scores "
                            f"({', '.join(sorted(_PER_CLASS))}) would compare nothing (live rows of another width are "

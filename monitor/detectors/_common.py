@@ -373,7 +373,11 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
             "(Reference.from_arrays(..., scores=model_probabilities)) or disable this detector"
         )
     probs = np.asarray(scores, dtype=np.float64)
-    if probs.ndim == 1:
+    one_column = probs.ndim == 1 or (probs.ndim == 2 and probs.shape[1] == 1)
+    if one_column:
+        # P(positive) of a binary model, as live outputs of one column are read: a CSV reference's
+        # single output column arrives as (n, 1) and was refused as "not summing to 1"
+        probs = probs.reshape(-1)
         probs = np.stack([1.0 - probs, probs], axis=1)
     if probs.ndim != 2 or probs.shape[0] < 2:
         raise ValueError(f"detector {kind!r}: reference scores must be class probabilities (rows, classes), got shape {probs.shape}")
@@ -389,9 +393,9 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
     if y.dtype.kind not in "iu":
         y = _label_indices(y, tuple(getattr(reference, "classes", ()) or ()), kind, probs.shape[1])
     if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
-        one_column = " (one column of scores is read as P(positive) of a binary model)" if np.ndim(scores) == 1 else ""
+        hint = " (one column of scores is read as P(positive) of a binary model)" if one_column else ""
         raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}, "
-                         f"one per row of the {probs.shape[1]} score columns{one_column}; got {y.shape[0]} labels from {y.min()} "
+                         f"one per row of the {probs.shape[1]} score columns{hint}; got {y.shape[0]} labels from {y.min()} "
                          f"to {y.max()}. Fix: give the model's outputs on the reference rows with one column per class, and "
                          "each label as its column's index (or names with classes=[...])")
     return probs, y
