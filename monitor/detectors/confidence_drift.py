@@ -51,6 +51,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors._segment_counts import SegmentCounting, SegmentCounts, ks_rows, segment_values
 from monitor.stats import univariate as uni
+from monitor.stats.calibration import ATC_TIE_TOLERANCE as SCORE_TIE_TOLERANCE
 from monitor.stats.uncertainty import normalized_entropy, top_two
 from monitor.windows import SlidingWindow
 
@@ -109,7 +110,13 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         self.refresh = float(refresh)
         conf, _second = top_two(probs)
         ent = normalized_entropy(probs)
-        self._edges = {"confidence": uni.quantile_edges(conf, n_bins), "entropy": uni.quantile_edges(ent, n_bins)}
+        # The edges are reference values (quantiles), and a model with few distinct scores (a tree's
+        # leaves, a k-NN vote) puts most rows exactly on them; the same row live differs in the 8th
+        # digit (float32, renormalised by the output decoder) and fell in the bin below, drifted
+        # (KS distance 0.40 on the reference's own rows). A value within the tolerance below an edge
+        # counts as on it, for the reference's rows and the live ones alike.
+        self._edges = {"confidence": uni.quantile_edges(conf, n_bins) - SCORE_TIE_TOLERANCE,
+                       "entropy": uni.quantile_edges(ent, n_bins) - SCORE_TIE_TOLERANCE}
         self._ref = {"confidence": uni.histogram(conf, self._edges["confidence"]), "entropy": uni.histogram(ent, self._edges["entropy"])}
         self._k = probs.shape[1]
         self._reset()
