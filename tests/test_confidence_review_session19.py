@@ -5,7 +5,8 @@ Each test is a bug the review reproduced: a binary model's reference given as it
 column from a CSV (``(n, 1)``, as live outputs of one column are read) refused as "not class
 probabilities"; a k-NN's float32 votes, exactly the reference's own rows, found drifted by the
 confidence drift test (KS distance 0.40, p ~ 1e-213) because renormalised live scores moved 3e-8
-below the reference's quantile edges, which are its atoms.
+below the reference's quantile edges, which are its atoms; a forest's tenths read from a CSV
+reference (0.7) and live as float32 (0.69999999) calibrated by CBPE in different bins.
 """
 
 from __future__ import annotations
@@ -106,3 +107,28 @@ def test_a_model_of_few_distinct_scores_is_not_drifted_from_its_own_reference() 
             else:
                 assert res.statistic < 0.05 and res.pvalue > 0.01, (score, res)
         mon.close()
+
+
+def test_cbpe_reads_a_forests_tenths_alike_from_a_csv_reference_and_live_float32() -> None:
+    """A 10-tree forest scores in tenths; its reference read from a CSV holds 0.7, live float32
+    rows hold 0.69999999, a fine-grid edge apart: CBPE gave them the calibration of the empty bin
+    below 0.7 (its prior, pooled with the 0.6 rows', right 62% of the time, against 97% at 0.7).
+    Seeded, 3,000 reference rows, the same rows live: CBPE is the reference accuracy to 0.005 (it
+    was 2.9 points low)."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    votes = rng.choice([6, 7, 8, 9, 10], size=n, p=[0.2, 0.4, 0.2, 0.1, 0.1])
+    p1 = votes / 10.0
+    right = rng.uniform(size=n) < np.select([votes == 6, votes == 7], [0.62, 0.97], 0.99)
+    p_text = np.round(np.stack([1.0 - p1, p1], axis=1), 6)  # as a CSV holds them
+    y = np.where(right, 1, 0)
+    ref = Reference.from_arrays(np.zeros((n, 1)), scores=p_text, labels=y)
+    mon = Monitor("m", config={"detectors": [{"kind": "accuracy_estimation", "min_rows": 100}]}, reference=ref,
+                  registry=CollectorRegistry(), live=False, start_worker=False)
+    mon.observe(np.zeros((n, 1)), p_text.astype(np.float32), timestamp=T0)
+    mon.flush()
+    est = _estimates(mon)
+    accuracy = mon.detectors[0].reference_accuracy
+    assert abs(est["cbpe"] - accuracy) < 0.005, (est, accuracy)
+    assert abs(est["atc"] - accuracy) < 0.005, (est, accuracy)
+    mon.close()

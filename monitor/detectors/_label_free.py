@@ -28,6 +28,12 @@ __all__ = ["LabelFreeEstimators", "ATC_SCORES"]
 
 ATC_SCORES = ("entropy", "confidence")
 _EDGES = cal.fine_confidence_edges()
+#: The bins CBPE reads confidences in: the fine grid's, each edge lowered by the tie tolerance.
+#: Scores of a model with few distinct values (a forest's tenths) sit on grid edges (0.7), and the
+#: same score arrives live a few units of the 8th digit away (float32's 0.7 is 0.69999999, a
+#: reference read from a CSV holds 0.7): it fell in the bin below, calibrated as another
+#: confidence. Within the tolerance below an edge a confidence counts as on it, on both sides.
+_BINS = _EDGES - cal.ATC_TIE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class LabelFreeEstimators:
             raise ValueError(f"atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
         conf, _ = top_two(probs)
         correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-        count, sconf, scorr = cal.reliability_sums(conf, correct, _EDGES)
+        count, sconf, scorr = cal.reliability_sums(conf, correct, _BINS)
         mid = 0.5 * (_EDGES[:-1] + _EDGES[1:])
         own = np.where(count > 0, sconf / np.maximum(count, 1.0), mid)
         calibrated = cal.isotonic_bins(count, scorr, prior=cal.platt_prior(conf, correct, own), prior_weight=float(prior_weight))
@@ -59,7 +65,7 @@ class LabelFreeEstimators:
 
     def cbpe_rows(self, conf: np.ndarray) -> np.ndarray:
         """Each row's calibrated confidence: its probability of being right by the reference."""
-        return self.calibrated[cal.bin_index(conf, _EDGES)]
+        return self.calibrated[cal.bin_index(conf, _BINS)]
 
     def atc_rows(self, features: "OutputFeatures") -> np.ndarray:
         """1.0 for each row whose score is above the ATC threshold, the tie weight for each row
