@@ -144,7 +144,18 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
     ``raw`` is ``(n,)`` or ``(n, k)`` (or ``(n, s, k)`` with ``spec.samples_axis``); for
     ``labels`` it may hold strings. Rows with NaN/inf, negative or unnormalised probabilities are
     marked invalid with a reason instead of poisoning the detectors.
+
+    Floating-point warnings are silenced: every row whose arithmetic overflows to inf or NaN is
+    refused by its checks, and a valid one may overflow on the way (a member's logit of -1000 in
+    ``exp``, logits of 1e308 in softmax). Why: under a warnings-as-errors filter (``pytest -W
+    error``, ``PYTHONWARNINGS=error``) numpy's RuntimeWarning is an exception, and the whole event
+    was lost as an internal error instead of its rows read or refused and counted.
     """
+    with np.errstate(all="ignore"):
+        return _decode(raw, spec, classes)
+
+
+def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOutputs:
     n = raw.shape[0]
     valid = np.ones(n, dtype=bool)
     reasons: dict[str, int] = {}
@@ -220,15 +231,15 @@ def decode_outputs(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> De
             members = np.concatenate([1.0 - members, members], axis=2)
         x_scores = members.mean(axis=1)
         bad = ~np.isfinite(members).all(axis=(1, 2))
+        if spec.kind == "logits":  # a member's +inf (or NaN) logit is no score, as in a row of one member
+            bad |= (np.isnan(x) | np.isposinf(x)).any(axis=(1, 2))
         _reject(valid, reasons, bad, "nan_output")
         if spec.kind == "probabilities":  # each member, not only their mean: [1.5, -0.5] and [-0.5, 1.5] average to a fine row
-            with np.errstate(invalid="ignore"):
-                _reject(valid, reasons, ((members < -1e-9) | (members > 1 + 1e-9)).any(axis=(1, 2)), "probability_out_of_range")
-                _reject(valid, reasons, (np.abs(members.sum(axis=2) - 1.0) > SUM_TOLERANCE).any(axis=1), "probabilities_not_normalised")
+            _reject(valid, reasons, ((members < -1e-9) | (members > 1 + 1e-9)).any(axis=(1, 2)), "probability_out_of_range")
+            _reject(valid, reasons, (np.abs(members.sum(axis=2) - 1.0) > SUM_TOLERANCE).any(axis=1), "probabilities_not_normalised")
         logits = None
         if spec.kind == "logits":  # the members' mean logits, for the energy score
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = (x / x.shape[1]).sum(axis=1)  # a masked class (-inf in every member) stays -inf
+            mean = (x / x.shape[1]).sum(axis=1)  # a masked class (-inf in every member) stays -inf
             mean[np.isnan(mean) | np.isposinf(mean)] = 0.0  # rows refused above (NaN, +inf members)
             logits = mean if mean.shape[1] > 1 else np.concatenate([np.zeros_like(mean), mean], axis=1)
     else:

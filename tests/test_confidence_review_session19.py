@@ -6,12 +6,16 @@ column from a CSV (``(n, 1)``, as live outputs of one column are read) refused a
 probabilities"; a k-NN's float32 votes, exactly the reference's own rows, found drifted by the
 confidence drift test (KS distance 0.40, p ~ 1e-213) because renormalised live scores moved 3e-8
 below the reference's quantile edges, which are its atoms; a forest's tenths read from a CSV
-reference (0.7) and live as float32 (0.69999999) calibrated by CBPE in different bins.
+reference (0.7) and live as float32 (0.69999999) calibrated by CBPE in different bins; under a warnings-as-errors filter an ensemble's logit of
+-1000 (numpy's overflow warning in ``exp``) lost its whole event as an internal error, and a
+member's +inf logit of a one-column ensemble was read as P(positive) = 1 (refused without
+``samples_axis``).
 """
 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
 from monitor.reference import Reference
+from monitor.stats.uncertainty import energy_score
 
 T0 = 1_700_000_000.0
 
@@ -132,3 +137,41 @@ def test_cbpe_reads_a_forests_tenths_alike_from_a_csv_reference_and_live_float32
     assert abs(est["cbpe"] - accuracy) < 0.005, (est, accuracy)
     assert abs(est["atc"] - accuracy) < 0.005, (est, accuracy)
     mon.close()
+
+
+def _samples(mon: Monitor, prefix: str) -> dict[tuple[str, str], float]:
+    return {(name, ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "model")): v
+            for name, labels, v in mon.store.samples() if name.startswith(prefix) and v}
+
+
+def test_ensemble_logits_that_overflow_are_read_or_refused_under_warnings_as_errors() -> None:
+    """``pytest -W error`` or ``PYTHONWARNINGS=error`` makes numpy's RuntimeWarning an exception.
+    A member's logit of -1000 (``exp`` overflows: P(positive) is 0) lost the event's two good rows
+    as ``internal_error``; members of +inf or all -inf (softmax of inf - inf) did the same instead
+    of being refused as ``nan_output``. A one-column member of +inf is refused as it is without
+    ``samples_axis``."""
+    outputs = np.array([
+        [[-1000.0], [0.0]],  # good: members say P = 0 and 0.5
+        [[1.0], [2.0]],  # good
+        [[np.inf], [0.0]],  # +inf logit: refused
+        [[np.nan], [0.0]],  # refused
+    ])
+    multi = np.array([
+        [[1e308, -1e308], [0.0, 1.0]],  # good: softmax of the first member overflows to exactly [1, 0]
+        [[np.inf, 0.0], [0.0, 1.0]],  # refused
+        [[-np.inf, -np.inf], [0.0, 1.0]],  # every class masked: refused
+    ])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for out, good in ((outputs, 2), (multi, 1)):
+            mon = Monitor("m", config={"output": {"kind": "logits", "samples_axis": True}, "detectors": ["confidence"]},
+                          registry=CollectorRegistry(), live=False, start_worker=False)
+            mon.observe(np.zeros((len(out), 1)), out, timestamp=T0)
+            mon.flush()
+            rejected = _samples(mon, "monitor_rows_rejected")
+            assert rejected == {("monitor_rows_rejected_total", "reason=nan_output"): float(len(out) - good)}, rejected
+            assert not _samples(mon, "monitor_internal_errors"), _samples(mon, "monitor_internal_errors")
+            assert mon.detectors[0].rows_in_window == good
+            mon.close()
+        # logits 2e308 apart: z - max overflows to -inf, whose exp is an exact 0
+        assert energy_score(np.array([[1e308, -1e308]])).tolist() == [-1e308]

@@ -88,9 +88,10 @@ def energy_score(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     which softmax throws away, so an input far from the training data (large or tiny logits)
     is visible even when its softmax looks ordinary.
     """
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    m = z.max(axis=1)
-    return -temperature * (m + np.log(np.exp(z - m[:, None]).sum(axis=1)))
+    with np.errstate(over="ignore"):  # logits of +-1e308: z - m overflows to -inf, whose exp is 0 (no warning to raise)
+        z = np.asarray(logits, dtype=np.float64) / temperature
+        m = z.max(axis=1)
+        return -temperature * (m + np.log(np.exp(z - m[:, None]).sum(axis=1)))
 
 
 def mutual_information(members: np.ndarray) -> np.ndarray:
