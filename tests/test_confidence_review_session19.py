@@ -175,3 +175,22 @@ def test_ensemble_logits_that_overflow_are_read_or_refused_under_warnings_as_err
             mon.close()
         # logits 2e308 apart: z - max overflows to -inf, whose exp is an exact 0
         assert energy_score(np.array([[1e308, -1e308]])).tolist() == [-1e308]
+
+
+def test_live_scores_of_another_width_than_the_reference_are_counted_not_passed_over() -> None:
+    """Without output.classes, a reference of 3 classes and a model answering 4: the accuracy
+    estimate and the confidence drift passed over every batch (their figures absent for good,
+    nothing logged or counted), and the prediction drift dropped the fourth class's rows. Each now
+    raises, which the pipeline logs and counts (MonitorDetectorFailing), as the segments detector did."""
+    rng = np.random.default_rng(9)
+    p = rng.dirichlet([1.0, 1.0, 1.0], size=400)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    ref = Reference.from_arrays(rng.normal(size=(400, 2)), scores=p, labels=y)
+    kinds = ["accuracy_estimation", "confidence_drift", "prediction_drift", "segments"]
+    mon = Monitor("m", config={"detectors": [{"kind": k, "min_rows": 10} for k in kinds]}, reference=ref,
+                  registry=CollectorRegistry(), live=False, start_worker=False)
+    mon.observe(rng.normal(size=(300, 2)), rng.dirichlet([1.0] * 4, size=300), timestamp=T0)
+    mon.flush()
+    errors = _samples(mon, "monitor_detector_errors")
+    assert errors == {("monitor_detector_errors_total", f"detector={k}"): 1.0 for k in kinds}, errors
+    mon.close()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -399,6 +399,20 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
                          f"to {y.max()}. Fix: give the model's outputs on the reference rows with one column per class, and "
                          "each label as its column's index (or names with classes=[...])")
     return probs, y
+
+
+def check_reference_width(kind: str, width: int, reference_width: int) -> None:
+    """Raise when live scores have another number of columns than the reference's probabilities.
+
+    Why raise: a detector that compares live scores with the reference's class by class has nothing
+    to compare them with, and passing the batch over left its figures absent for good with nothing
+    said (a reference of another model, when ``output.classes`` is not configured: with it, such a
+    reference is refused at start and such rows at intake). Raised, it is logged and counted in
+    ``monitor_detector_errors_total`` (MonitorDetectorFailing), as the segments detector does."""
+    if width != reference_width:
+        raise ValueError(f"{kind}: the model's outputs have {width} columns, the reference's probabilities {reference_width}: "
+                         "rebuild the reference with this model's outputs (these rows are not compared with it; listing "
+                         "the classes under output.classes refuses rows of another width at intake)")
 
 
 def _check_probabilities(probs: np.ndarray, kind: str) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
+    check_reference_width,
     RefreshingDetector,
     config_params,
     load_windows_state,
@@ -108,8 +109,9 @@ class AccuracyEstimationDetector(RefreshingDetector):
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
-        if feats is None or batch.scores is None or batch.scores.shape[1] != self._k:
+        if feats is None or batch.scores is None:
             return
+        check_reference_width(self.kind, batch.scores.shape[1], self._k)
         est = self._estimators
         calibrated = est.cbpe_rows(feats.conf)
         above = est.atc_rows(feats)

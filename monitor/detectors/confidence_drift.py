@@ -38,6 +38,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
+    check_reference_width,
     RefreshingDetector,
     config_params,
     load_windows_state,
@@ -134,8 +135,9 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
 
     def update(self, batch: "Batch") -> None:
         feats = output_features(batch)
-        if feats is None or batch.scores is None or batch.scores.shape[1] != self._k:
+        if feats is None or batch.scores is None:
             return
+        check_reference_width(self.kind, batch.scores.shape[1], self._k)
         self._refresh.add(len(batch))
         # the bins of uni.bin_index; the scores are finite (the output decoder refuses NaN rows),
         # so its NaN check is skipped on the hot path

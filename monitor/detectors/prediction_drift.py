@@ -35,6 +35,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
 from monitor.detectors._common import (
     RefreshingDetector,
+    check_reference_width,
     class_names,
     config_params,
     load_windows_state,
@@ -154,6 +155,8 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         pred = batch.predicted
         if pred is None or len(pred) == 0:
             return
+        if batch.scores is not None and batch.scores.ndim == 2:  # scores: their width is the model's classes
+            check_reference_width(self.kind, batch.scores.shape[1], self._k)
         pred = np.asarray(pred, dtype=np.int64)
         ok = (pred >= 0) & (pred < self._k)
         segments = None if self._segments is None else segment_values(batch, len(ok))

@@ -33,6 +33,7 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows, accumulate
 from monitor.detectors._common import (
+    check_reference_width,
     config_params,
     hard_labels,
     label_features,
@@ -320,9 +321,8 @@ class SegmentDetector(RefreshingDetector):
             raise ValueError(f"segments: positive_class {pos} is not a column of the model's {k} outputs: give a class "
                              f"name from output.classes or an index from 0 to {k - 1}")
         est = self._estimators
-        if est is not None and k != est.n_classes:
-            raise ValueError(f"segments: the model's outputs have {k} columns, the reference's probabilities "
-                             f"{est.n_classes}: rebuild the reference with this model's outputs")
+        if est is not None:
+            check_reference_width(self.kind, k, est.n_classes)
         if pos is not None:
             self._positive_seen = pos
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
