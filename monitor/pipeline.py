@@ -26,7 +26,11 @@ if TYPE_CHECKING:
     from monitor.batch import Batch
     from monitor.detectors.base import Detector
 
-__all__ = ["HOLD_ROWS", "INTERNAL_ERROR_STAGES", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline", "detector_label"]
+__all__ = ["DETECTOR_FAILURE_LOG_S", "HOLD_ROWS", "INTERNAL_ERROR_STAGES", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline", "detector_label"]
+
+#: Seconds between two log lines of the same detector failure (the first is logged at once; every
+#: one is counted in ``monitor_detector_errors_total``).
+DETECTOR_FAILURE_LOG_S = 600.0
 
 log = logging.getLogger("monitor")
 
@@ -157,6 +161,8 @@ class Pipeline:
         self.last_event: float | None = None  # the newest event's time (checkpointed for its gauge)
         self._exception_types: set[str] = set()
         self._ingest_error_logged = -1e9  # monotonic time of the last logged conversion failure
+        #: (detector, stage, exception type) -> [monotonic time last logged, failures since]
+        self._detector_failures_logged: dict[tuple[str, str, str], list[float]] = {}
         self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
         #: Whether the first decoded batch of a ``logits`` model is still to be checked for
         #: probabilities (see :meth:`_check_logits`).
@@ -518,6 +524,26 @@ class Pipeline:
     def _guard(self, det: "Detector", fn: Callable[..., Any], arg: Any) -> None:
         try:
             fn(arg)
-        except Exception:  # noqa: BLE001 - a detector bug is counted, never fatal
-            log.exception("detector %s failed in %s", type(det).__name__, getattr(fn, "__name__", fn))
-            self.store.inc("monitor_detector_errors", labels=(detector_label(det),))
+        except Exception as exc:  # noqa: BLE001 - a detector bug is counted, never fatal
+            label = detector_label(det)
+            self.store.inc("monitor_detector_errors", labels=(label,))
+            self._log_detector_failure(det, label, getattr(fn, "__name__", str(fn)), exc)
+
+    def _log_detector_failure(self, det: "Detector", label: str, stage: str, exc: Exception) -> None:
+        """Log a detector's failure with its traceback the first time, then at most every
+        :data:`DETECTOR_FAILURE_LOG_S` per detector, stage and exception type with how many came
+        between: a failure that repeats on every batch (reference scores of another width) logged
+        a traceback per batch and detector, flooding the log; each one is still counted."""
+        key = (label, stage, type(exc).__name__)
+        now = time.monotonic()
+        seen = self._detector_failures_logged.get(key)
+        if seen is not None and now - seen[0] < DETECTOR_FAILURE_LOG_S:
+            seen[1] += 1
+            return
+        if seen is None and len(self._detector_failures_logged) >= 256:
+            return  # bounded: past that many kinds of failure, they are counted only
+        since = "" if seen is None else (f" ({int(seen[1])} more such failure(s) since the last log line, counted in "
+                                         "monitor_detector_errors_total)")
+        self._detector_failures_logged[key] = [now, 0.0]
+        log.error("detector %s failed in %s%s; the batch is left out of its figures, further such failures are logged "
+                  "at most every %d s", type(det).__name__, stage, since, int(DETECTOR_FAILURE_LOG_S), exc_info=exc)

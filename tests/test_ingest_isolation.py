@@ -122,3 +122,32 @@ def test_non_finite_timestamps_are_refused_and_do_not_switch_off_the_future_chec
     # counted in rows, as every reason of monitor_rows_rejected: an event of three rows is three
     pipe.process([_event(float("nan"), [[1.0], [2.0], [3.0]], [P, P, P]), _event(now * 1000, np.ones((4, 1)), [P] * 4)])
     assert _rejected(store, "invalid_timestamp") == 5 and _rejected(store, "future_timestamp") == 5
+
+
+def test_a_detector_failing_on_every_batch_is_counted_each_time_and_logged_once(monkeypatch, caplog):
+    """A failure that repeats on every batch (reference scores of another width) logged a
+    traceback per batch and detector; each is counted, the log says it once per 10 minutes with
+    how many came between."""
+    import logging
+
+    from monitor import pipeline as pipeline_module
+
+    pipe, store = _pipeline(Schema.numeric(["a"]))
+    det = pipe.detectors[0]
+
+    def broken(batch):
+        raise ValueError("reference scores have 2 columns, live ones 3")
+
+    monkeypatch.setattr(det, "update", broken)
+    clock = [1000.0]
+    monkeypatch.setattr(pipeline_module.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.ERROR, logger="monitor"):
+        for i in range(30):
+            pipe.process([_event(float(i), {"a": [1.0]}, [P])])
+        clock[0] += pipeline_module.DETECTOR_FAILURE_LOG_S
+        pipe.process([_event(31.0, {"a": [1.0]}, [P])])
+    said = [r for r in caplog.records if "ConfidenceDetector failed" in r.getMessage()]
+    assert store.value("monitor_detector_errors", labels=("confidence",)) == 31
+    assert len(said) == 2
+    assert said[0].exc_info is not None and "live ones 3" in caplog.text  # with its traceback
+    assert "29 more such failure(s)" in said[1].getMessage()
