@@ -80,6 +80,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str, str, str]] = {
         "detectors[0].atc_score: ", "accuracy_estimation: atc_score must be 'entropy' or 'confidence', not 'entropie'",
         "Fix: give atc_score under detectors[0] (kind: accuracy_estimation) a value the message allows, or remove atc_score: "
         "to use its default ('entropy')"),
+    "accuracy_estimation negative prior_weight (read as none before)": (
+        _classifier([{"kind": "accuracy_estimation", "prior_weight": -1}], reference={"path": "reference.npz"}),
+        _classifier([{"kind": "accuracy_estimation", "prior_weight": 0}], reference={"path": "reference.npz"}),
+        "detectors[0].prior_weight: ", "accuracy_estimation: prior_weight must be >= 0", "Fix: give prior_weight under "
+        "detectors[0] (kind: accuracy_estimation) a value the message allows"),
 }
 
 

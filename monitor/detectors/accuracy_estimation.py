@@ -85,6 +85,9 @@ class AccuracyEstimationDetector(RefreshingDetector):
                  prior_weight: float = 2.0, refresh: float = 0.05) -> None:
         if atc_score not in ATC_SCORES:
             raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
+        if not prior_weight >= 0:  # a negative weight was read as none: say so rather than run another estimator
+            raise ValueError(f"accuracy_estimation: prior_weight must be >= 0 (pseudo-rows per calibration bin; 0 "
+                             f"for none), not {prior_weight!r}")
         probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
         assert labels is not None
         self.window_s = float(window_s)
