@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
@@ -206,6 +207,7 @@ def timing_app() -> web.Application:
 
     app = web.Application()
     app.router.add_post("/upload", upload)
+    app.router.add_post("/v2/models/{name}/infer", upload)  # a tapped route (its answer is no prediction)
     app.router.add_get("/firehose", firehose)
     app.router.add_get("/drip", drip)
     app.router.add_get("/stall", stall)
@@ -291,41 +293,87 @@ def test_a_client_that_stops_reading_is_cut_as_its_own_stall_not_an_upstream_err
         c.close()
 
 
-@pytest.mark.parametrize("engine_name", ["lean", "process"])
+def _stalled_upload(url: str, request: bytes) -> bytes:
+    """Send ``request`` (a head and part of its body) and read the answer until the connection
+    closes: the proxy closes it after its 408 (the rest of the body will never come)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=20) as c:
+        c.sendall(request)
+        answer = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def _skip_unless_available(engine_name: str) -> None:
+    if engine_name == "process":
+        from monitor.server.dataplane import process_available
+
+        if not process_available():
+            pytest.skip("this platform cannot pass sockets between processes")
+    if engine_name != "aiohttp":
+        from monitor.server.leanproxy import lean_available
+
+        if not lean_available():
+            pytest.skip("the lean proxy engine needs httptools (a dependency of model-monitor)")
+
+
+@pytest.mark.parametrize("engine_name", ["aiohttp", "lean", "process"])
 def test_a_request_body_that_stops_arriving_is_the_clients_408_not_an_upstream_timeout(tmp_path, timing_upstream,
                                                                                        engine_name):
     """A client that declares a Content-Length and stops sending before its end (a stalled
     upload, a wrong length): the model server waits for the rest of the body, so no head comes
     within the timeout. The lean engine answered 504 upstream_timeout, counted it in
     monitor_proxy_upstream_errors_total{reason="timeout"} and logged the model server as stuck,
-    which pages MonitorProxyUpstreamFailing for the clients' broken uploads; it is the client's
-    408 now, and nothing is counted against the model server. A complete body still gets the
-    model server's answer on the same listener."""
-    if engine_name == "process":
-        from monitor.server.dataplane import process_available
-
-        if not process_available():
-            pytest.skip("this platform cannot pass sockets between processes")
+    which pages MonitorProxyUpstreamFailing for the clients' broken uploads; the aiohttp engine,
+    which reads such a body whole before forwarding it, waited for it without any bound (this
+    test's client gave up after 20 s). It is the client's 408 on every engine now, the connection
+    closed after it, and nothing is counted against the model server. A complete body still gets
+    the model server's answer on the same listener."""
+    _skip_unless_available(engine_name)
     s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "1s"}}}, tmp_path, engine_name,
                        proxy_upstream=timing_upstream.url)
     try:
-        host, port = s.url.removeprefix("http://").rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=20) as c:
-            c.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
-            answer = b""
-            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
+        answer = _stalled_upload(s.url, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), answer
-        assert b"Connection: close" in head and b'"reason": "client_timeout"' in body
+        assert b"Connection: close" in head
+        assert json.loads(body)["reason"] == "client_timeout"
         r = http("POST", s.url + "/upload", b"y" * 1000)
         assert r.status == 200 and r.body == b"1000"
         text = s.metrics()
         assert total(text, "monitor_proxy_upstream_errors_total") == 0
         assert sample(text, "monitor_http_request_duration_seconds_count", model="_sidecar", handler="proxy", code="408") == 1
         assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="error", code="4xx") == 1
+        assert total(text, "monitor_intake_events_refused_total") == 0  # an untapped route: nothing to monitor
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("engine_name", ["aiohttp", "lean", "process"])
+def test_a_chunked_inference_request_that_stops_arriving_is_a_408_counted_as_refused(tmp_path, timing_upstream,
+                                                                                     engine_name):
+    """The same stall on a tapped route, in chunked transfer coding (a body of unknown length,
+    which the aiohttp engine streams to the model server rather than reading it first): the
+    aiohttp engine answered 504 upstream_timeout and counted it against the model server. Both
+    engines answer the client's 408 now, and count the exchange the monitor never saw in the
+    refusal metric under its own reason (neither counted it before)."""
+    _skip_unless_available(engine_name)
+    s = start_proxying({**IRIS, "server": {"proxy": {"timeout": "1s"}}}, tmp_path, engine_name,
+                       proxy_upstream=timing_upstream.url)
+    try:
+        answer = _stalled_upload(s.url, b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\n"
+                                        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        b"a\r\n{\"inputs\":\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), answer
+        assert json.loads(body)["reason"] == "client_timeout"
+        assert wait_until(lambda: sample(s.metrics(), "monitor_intake_events_refused_total", model="_sidecar",
+                                         endpoint="proxy", reason="client_timeout") == 1)
+        text = s.metrics()
+        assert total(text, "monitor_proxy_upstream_errors_total") == 0
+        assert sample(text, "monitor_http_request_duration_seconds_count", model="_sidecar", handler="proxy", code="408") == 1
     finally:
         s.close()

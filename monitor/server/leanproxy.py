@@ -32,12 +32,11 @@ Differences from the aiohttp engine, all on the wire: a request body with a ``Co
 is forwarded with it (the aiohttp engine re-chunked large ones) and a request without a body
 without the ``Content-Length: 0`` aiohttp's client adds to e.g. DELETE; no ``Date``/``Server``
 header is added to an upstream response that has none; a malformed request is answered ``400``
-and the connection closed; a request body that stops arriving is answered 408 once
-``server.proxy.timeout`` has passed (the aiohttp engine waits without a bound for a body it
-buffers, and answers 504 for one it streams); an upgrade request (WebSocket) is forwarded
+and the connection closed; an upgrade request (WebSocket) is forwarded
 without its ``Upgrade`` header as before, and its connection closed after the answer. Once a connection has carried a
 request for the sidecar's own routes, aiohttp serves the rest of it (its proxied requests on the
-aiohttp engine).
+aiohttp engine). Alike on both: a request body that stops arriving is answered 408
+``client_timeout`` once ``server.proxy.timeout`` has passed, and the connection closed.
 """
 
 from __future__ import annotations
@@ -56,7 +55,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from monitor.server import keys as K
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, fail_body, request_labels
+from monitor.server.proxy import (BUFFER_LIMIT, CLIENT_TIMEOUT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body,
+                                  request_labels)
 from monitor.server.proxyroutes import RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
@@ -537,15 +537,17 @@ class _Exchange:
         reading it: the model server is waiting for that body. Answered 408 and the connection
         closed, counted as the client's (``code="408"``): it was answered 504 upstream_timeout,
         counted in ``monitor_proxy_upstream_errors_total`` and logged as the model server being
-        stuck, which pages MonitorProxyUpstreamFailing for clients that break off their uploads."""
+        stuck, which pages MonitorProxyUpstreamFailing for clients that break off their uploads.
+        On a tapped route the exchange is also counted refused (``reason="client_timeout"``), as
+        the aiohttp engine counts it."""
         self._finished()
         self._drop_upstream()
         lean = self.lean
         lean.sink.count("monitor_proxy_requests", ("error", "4xx"))
+        if self.route.tap is not None:
+            lean.sink.count("monitor_intake_events_refused", ("proxy", CLIENT_TIMEOUT))
         self._record(408)
-        body = json.dumps({"error": f"the request body did not arrive within server.proxy.timeout ({lean.timeout:g} s): "
-                                    "send the whole body, as long as its Content-Length says",
-                           "reason": "client_timeout", "source": "monitor-proxy"}).encode()
+        body = json.dumps(client_timeout_body(lean.timeout)).encode()
         self.close_client = True
         self.conn.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))

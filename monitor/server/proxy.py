@@ -63,7 +63,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "fail_body", "request_labels"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "CLIENT_TIMEOUT", "client_timeout_body", "fail_body", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -98,6 +98,16 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "proxy-connection"})
 BUFFER_LIMIT = 1 << 20  # bodies up to this size with a Content-Length are relayed in one write
 _OVER = b"\x00over-the-limit"  # marker: a streamed body grew past the tap's limit
+
+
+class _Upload:
+    """A streamed request body on its way to the model server (:meth:`Proxy._tee`)."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        #: waiting for the client's next bytes (else for the model server to take the last ones)
+        self.waiting = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,17 @@ def _answered(reason: str) -> str:
 def fail_body(reason: str, message: str) -> dict[str, str]:
     """The JSON body of the proxy's own error answers (502/504), the same from both engines."""
     return {"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}
+
+
+#: The reason of the 408 both engines answer when a request body stops arriving, and of the
+#: refusal a tapped route counts for it (``monitor_intake_events_refused_total{endpoint="proxy"}``).
+CLIENT_TIMEOUT = "client_timeout"
+
+
+def client_timeout_body(timeout_s: float) -> dict[str, str]:
+    """The JSON body of that 408, the same from both engines."""
+    return {"error": f"the request body did not arrive within server.proxy.timeout ({timeout_s:g} s): send the whole "
+                     "body, as long as its Content-Length says", "reason": CLIENT_TIMEOUT, "source": "monitor-proxy"}
 
 
 class Proxy:
@@ -258,21 +279,32 @@ class Proxy:
         body: bytes | None = None
         data: Any = None
         teed: list[bytes] | None = None
+        upload: _Upload | None = None
+        timeout_s = self.settings.timeout_s
+        t_body = time.perf_counter()
         if request.body_exists:
             limit = self.sidecar.settings.max_body_bytes
             length = request.content_length
             if length is not None and length <= min(limit, BUFFER_LIMIT if tap is None else limit):
-                body = await request.read()
+                try:
+                    async with _within(timeout_s):  # a client that stops sending: its 408, as on the lean engine
+                        body = await request.read()
+                except asyncio.TimeoutError:
+                    return await self._client_timed_out(request, tap)
                 data = body
             else:  # large or of unknown length: streamed to the upstream, kept for the tap up to the limit
                 teed = [] if tap is not None else None
-                data = self._tee(request, teed, limit)
+                upload = _Upload()
+                data = self._tee(request, teed, limit, upload)
         t0 = time.perf_counter()
         try:
-            async with _within(self.settings.timeout_s):  # to the response head (pool wait, connect, upload included)
+            # to the response head (pool wait, connect, upload included), from the request's start
+            async with _within(max(0.0, timeout_s - (t0 - t_body))):
                 upstream = await self.session.request(request.method, url, headers=headers, data=data,
                                                       allow_redirects=False, compress=None)
         except asyncio.TimeoutError:
+            if upload is not None and upload.waiting:  # the model server waits for the rest of the body
+                return await self._client_timed_out(request, tap)
             return self._fail(504, "timeout", "the model server did not answer in time")
         except aiohttp.ClientConnectorError:
             return self._fail(502, "connect", "cannot connect to the model server")
@@ -354,10 +386,20 @@ class Proxy:
         return response
 
     @staticmethod
-    async def _tee(request: web.Request, keep: list[bytes] | None, limit: int) -> Any:
-        """Relay the request body chunk by chunk, keeping a copy (up to ``limit``) for the tap."""
+    async def _tee(request: web.Request, keep: list[bytes] | None, limit: int, upload: "_Upload") -> Any:
+        """Relay the request body chunk by chunk, keeping a copy (up to ``limit``) for the tap;
+        ``upload.waiting`` says whether it is waiting for the client's next bytes (rather than
+        for the model server to take the last ones)."""
         size = 0
-        async for chunk in request.content.iter_any():
+        chunks = request.content.iter_any().__aiter__()
+        while True:
+            upload.waiting = True
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                upload.waiting = False
             if keep is not None and (not keep or keep[-1] is not _OVER):
                 size += len(chunk)
                 if size > limit:
@@ -424,6 +466,26 @@ class Proxy:
     def _upstream_what(self, reason: str) -> str:
         return _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
             url=self.upstream, timeout=self.settings.timeout_s, reason=reason)
+
+    async def _client_timed_out(self, request: web.Request, tap: _Tap | None) -> web.Response:
+        """No response head within ``server.proxy.timeout`` because the client has not sent all
+        of its request body (a stalled upload, a Content-Length larger than the body sent): the
+        client's 408 ``client_timeout``, counted as the lean engine counts it (``code="408"``,
+        and a refused exchange on a tapped route), never as the model server's failure. Before,
+        a buffered body was waited for without a bound, and a streamed one was answered 504
+        upstream_timeout. The connection is closed once the answer is written: what the client
+        sends after it is the rest of a body nobody reads (aiohttp would linger reading it)."""
+        self.sidecar.store.inc("monitor_proxy_requests", labels=("error", "4xx"))
+        if tap is not None:
+            self._refuse(CLIENT_TIMEOUT, "a client stopped sending its request body before its end: the proxy answered "
+                                         "408 and the exchange was not forwarded whole (a stalled upload, or a "
+                                         "Content-Length larger than the body sent)")
+        response = web.json_response(client_timeout_body(self.settings.timeout_s), status=408)
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()
+        return response
 
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
         self.upstream_failed(reason)
