@@ -427,7 +427,7 @@ def test_events_refused_for_a_named_model_count_against_that_model(tmp_path: Pat
                   - exp_labels: {severity: warning, model: iris-v2, endpoint: events, reason: bad_timestamp}
                     exp_annotations:
                       summary: "100% of what events sends for iris-v2 is refused (bad_timestamp)."
-                      description: "More than 1% of the events (or proxied exchanges) of iris-v2 arriving by events were refused by the sidecar over 10 minutes with reason bad_timestamp: that traffic is not monitored. Back-pressure (queue_full, overloaded) is left to MonitorIntakeOverloaded, a restart's refusals (shutting_down, not_ready) page nobody, the model server's 4xx answers to bad requests (client_error) to the model server's own metrics, and the models listed in server.unmonitored_models (unmonitored) are not monitored on purpose."
+                      description: "More than 1% of the events (or proxied exchanges) of iris-v2 arriving by events were refused by the sidecar over 10 minutes with reason bad_timestamp: that traffic is not monitored. Back-pressure (queue_full, overloaded) is left to MonitorIntakeOverloaded, a restart's refusals (shutting_down, not_ready) page nobody, the model server's 4xx answers to bad requests (client_error) to the model server's own metrics, request bodies that stopped arriving (client_timeout: the clients' broken uploads, answered 408, no prediction) to the clients, and the models listed in server.unmonitored_models (unmonitored) are not monitored on purpose."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorintakerefused"
     """)
 
