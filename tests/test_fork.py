@@ -126,3 +126,80 @@ def test_a_forked_childs_alerts_are_delivered_by_its_own_threads():
         assert [s.got for s in sinks] == [[], []]  # the parent's sinks saw nothing of the child's
     finally:
         notifier.close()
+
+
+def test_a_fork_waits_for_the_batch_in_progress_not_the_whole_drain(registry):
+    """``os.fork`` takes each running monitor's lock (so the child gets its state between two
+    batches). The worker held that lock for its whole drain (everything queued when it began,
+    then the rules) and took it again at once under load, so a fork waited up to its 2 s bound
+    per monitor. Now the drain stops after the batch in progress and the worker waits for the
+    fork; the events it left are processed after it, none lost. Checked without timing: the
+    before-fork hook gets the lock after exactly one batch of the four queued."""
+    from monitor import core
+
+    mon = Monitor(model="fork-wait", registry=registry, config={"queue": {"batch_max": 2}})
+    in_batch, go_on = threading.Event(), threading.Event()
+    batches: list[int] = []
+    process = mon.pipeline.process
+
+    def one_batch(events):
+        batches.append(len(events))
+        if len(batches) == 1:
+            in_batch.set()
+            go_on.wait(30)
+        return process(events)
+
+    mon.pipeline.process = one_batch
+    waits = threading.Event()
+
+    class Spied:  # the monitor's lock, telling when the forking thread starts waiting for it
+        def __init__(self, lock) -> None:
+            self.lock = lock
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if threading.current_thread() is fork:
+                waits.set()
+            return self.lock.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            self.lock.release()
+
+        def __enter__(self) -> bool:
+            return self.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.release()
+
+    mon._lock = mon.worker.lock = Spied(mon._lock)
+    seen: dict = {}
+    forked = threading.Event()
+
+    def forking_thread() -> None:  # what os.fork runs around the fork, in the thread that forks
+        core._hold_for_fork()
+        try:
+            seen.update(held=mon in core._HELD_FOR_FORK, batches=list(batches), queued=len(mon.queue))
+            forked.wait(30)
+        finally:
+            core._release_after_fork()
+
+    fork = threading.Thread(target=forking_thread)
+    try:
+        with mon._lock:  # the four events are queued before the worker's next drain starts
+            for _ in range(4):
+                mon.observe(np.ones((1, 2)), np.array([[0.3, 0.7]]))
+        assert in_batch.wait(30)  # the worker is inside its first batch of two
+        fork.start()
+        assert waits.wait(30)  # the before-fork hook waits for the lock
+        go_on.set()
+        while not seen and fork.is_alive():
+            threading.Event().wait(0.001)
+        assert seen == {"held": True, "batches": [2], "queued": 2}  # the lock came after one batch of two
+    finally:
+        go_on.set()
+        forked.set()
+        if fork.ident is not None:
+            fork.join(30)
+    mon.flush()
+    mon.close()
+    assert batches == [2, 2]  # the two left were processed after the fork
+    assert mon.store.value("monitor_predictions") == 4.0
