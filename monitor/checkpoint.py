@@ -61,6 +61,8 @@ __all__ = [
     "restore",
     "set_aside",
     "model_path",
+    "process_path",
+    "claim",
 ]
 
 log = logging.getLogger("monitor.checkpoint")
@@ -241,6 +243,17 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
 _swept: set[Path] = set()
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (another user's counts as running: it is not ours to take)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _sweep_stale_temporaries(path: Path) -> None:
     """Remove the half-written temporaries of processes that died while writing ``path`` (a
     kill -9 mid-save leaves one behind each time), once per process and path. A process still
@@ -264,13 +277,8 @@ def _sweep_stale_temporaries(path: Path) -> None:
                 continue
         except OSError:
             continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive (or another user's process): not ours to remove
-        except ProcessLookupError:
-            pass
-        except OSError:
-            continue
+        if _alive(int(pid)):
+            continue  # (or another user's process): not ours to remove
         try:
             (path.parent / name).unlink()
         except OSError:
@@ -386,6 +394,60 @@ def model_path(raw: str, model: str) -> Path:
     if raw.endswith("/") or Path(raw).is_dir():
         return Path(raw) / f"{model}.ckpt"
     return Path(raw)
+
+
+#: What names one process's checkpoint among several forked from one monitor: ``<file>.process-<pid>``.
+PROCESS_INFIX = ".process-"
+
+
+def process_path(path: str | Path, pid: int | None = None) -> Path:
+    """The checkpoint file of process ``pid`` (default: this one) among the processes forked
+    from one monitor (gunicorn ``--preload``): ``<file>.process-<pid>`` beside ``path``, as
+    prometheus_client's multiprocess mode names one file per process. Sharing ``path`` itself,
+    each process overwrote the others' states and after a restart every one restored the same."""
+    path = Path(path)
+    return path.with_name(f"{path.name}{PROCESS_INFIX}{os.getpid() if pid is None else pid}")
+
+
+def claim(path: str | Path) -> Path | None:
+    """Make one saved state of ``path``'s processes this process's own, for it to restore; returns
+    its file (:func:`process_path`), or None when there is none to take.
+
+    Process ids change with a restart, so a new process rarely finds a file of its own pid: it
+    takes the newest file of a process that no longer runs (a worker that exited or the previous
+    run's), else the file ``path`` itself (written by one process before several ran), renaming
+    it to its own name. ``os.rename`` is atomic and the loser of a race finds the file gone and
+    tries the next, so each saved state is restored by one process only, never by several."""
+    path = Path(path)
+    own = process_path(path)
+    if own.exists():
+        return own
+    prefix = path.name + PROCESS_INFIX
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    except OSError:
+        names = []
+    candidates = []
+    for name in names:
+        pid = int(name[len(prefix):])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            candidates.append(((path.parent / name).stat().st_mtime, path.parent / name))
+        except OSError:
+            continue
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    for _, file in [*candidates, (0.0, path)]:
+        try:
+            os.rename(file, own)
+        except FileNotFoundError:
+            continue  # another process took it first, or there is none
+        except OSError as err:
+            log.warning("checkpoint %s could not be taken over as %s: %s", file, own, err)
+            continue
+        log.info("checkpoint %s taken over by process %d as %s", file, os.getpid(), own)
+        return own
+    return None
 
 
 def _consume_final(monitor: "Monitor", path: str | Path) -> None:

@@ -310,6 +310,13 @@ class Monitor:
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
         self._bad_timestamp_logged = Once(max_keys=2)
+        #: the pid of the process this monitor was forked from (see :meth:`_after_fork`), else None:
+        #: its checkpoints are then this process's own files (:func:`monitor.checkpoint.process_path`)
+        self._forked_from: int | None = None
+        #: a forked copy still holding the state its parent restored from a checkpoint (as every
+        #: sibling does), told at its first event unless it restored its own since
+        self._inherited_restore = False
+        self._said_per_process = False
         self._notifiers = notifiers
         tick_s = 0.0
         if cfg.rules.files:
@@ -358,7 +365,8 @@ class Monitor:
         return mon
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def _checkpoint_file(self, path: str | Path | None) -> Path:
+    def _checkpoint_base(self, path: str | Path | None) -> Path:
+        """The checkpoint file named by ``path`` or the config."""
         if path is not None:
             return Path(path)
         raw = self.config.checkpoint.path
@@ -369,6 +377,24 @@ class Monitor:
 
         return model_path(raw, self.model)
 
+    def _checkpoint_file(self, path: str | Path | None) -> Path:
+        """:meth:`_checkpoint_base`; in a process forked from the one that built this monitor,
+        that process's own file beside it (see :meth:`_after_fork`)."""
+        from monitor.checkpoint import process_path
+
+        file = self._checkpoint_base(path)
+        if self._forked_from is None:
+            return file
+        own = process_path(file)
+        if not self._said_per_process:
+            self._said_per_process = True
+            log.warning("model %r: this process (%d) was forked from %d with its monitor built (gunicorn --preload), and "
+                        "each forked process runs one: its checkpoint is %s, not %s, which all of them would overwrite; "
+                        "after a restart each process takes one saved state (see Monitor.restore_checkpoint). To keep "
+                        "one state for all processes, forward their events to one sidecar (ForwardingMonitor)",
+                        self.model, os.getpid(), self._forked_from, own, file)
+        return own
+
     def save_checkpoint(self, path: str | Path | None = None, *, final: bool = False) -> Any:
         """Write :meth:`state_dict` atomically to ``path`` (default: the config's
         ``checkpoint.path``, as ``monitor serve`` names it) in the sidecar's checkpoint format
@@ -377,7 +403,11 @@ class Monitor:
 
         ``final``: this is the last save before the process stops (no event is counted after
         it), so the restart continues the counters; see :meth:`state_dict`. The queue is drained
-        into it first: events still queued then would be lost with the process, uncounted."""
+        into it first: events still queued then would be lost with the process, uncounted.
+
+        In a process forked after this monitor was built (gunicorn ``--preload`` workers), the
+        file is that process's own, ``<path>.process-<pid>``: several processes writing one file
+        kept only the last one's state (a warning says so once per process)."""
         from monitor import checkpoint
 
         if final:
@@ -389,10 +419,21 @@ class Monitor:
         """Load a checkpoint written by :meth:`save_checkpoint` or by ``monitor serve`` (default
         path: the config's ``checkpoint.path``). False when there is none yet, or when it could
         not be read (then it is moved aside with the reason logged, as the sidecar does);
-        :attr:`restore_report` says what was restored."""
+        :attr:`restore_report` says what was restored.
+
+        In a forked process (see :meth:`save_checkpoint`) call it after the fork, in each process
+        (gunicorn's ``post_fork`` hook): it restores that process's own file, else takes over one
+        that a process no longer running wrote (pids change with a restart), else the file of
+        ``path`` itself, so that each saved state is restored by one process. A state restored
+        before the fork is a copy in every process: counted at each one's first event in
+        ``monitor_checkpoint_failures_total{operation="restore",reason="forked_copy"}``."""
         from monitor import checkpoint
 
-        restored, _failure = checkpoint.restore(self, self._checkpoint_file(path))
+        file = self._checkpoint_file(path)
+        if self._forked_from is not None:
+            # another process's state (a worker that exited, the previous run's), each taken by one
+            file = checkpoint.claim(self._checkpoint_base(path)) or file
+        restored, _failure = checkpoint.restore(self, file)
         return restored
 
     def _load_reference(self) -> "Reference | None":
@@ -874,6 +915,7 @@ class Monitor:
         report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version),
                                tuple(set_aside))
         self.restore_report = report
+        self._inherited_restore = False
         return report
 
     def _keyed_detectors(self) -> list[tuple[str, str, "Detector"]]:
@@ -946,6 +988,9 @@ class Monitor:
         locks they or the callers held at the fork would stay held, so this process gets its own.
         Without it a decorated model in a gunicorn ``--preload`` worker queued its events until
         the queue was full and then shed them all, its figures frozen at the fork."""
+        self._forked_from = os.getppid()
+        self._said_per_process = False
+        self._inherited_restore = self.restore_report is not None
         self._lock = threading.RLock()
         self.store._lock = threading.Lock()
         self.queue.after_fork()
@@ -960,6 +1005,16 @@ class Monitor:
     def _start_after_fork(self) -> None:
         if self.closed:
             return
+        if self._inherited_restore:
+            self._inherited_restore = False
+            # counted, not undone: the copy is what this process has, and its figures start there
+            self.store.inc("monitor_checkpoint_failures", labels=("restore", "forked_copy"))
+            log.warning("model %r: this process (%d) runs on the state its parent (%d) restored from a checkpoint before "
+                        "forking it, as every process forked from it does: their windows hold the same events and, from "
+                        "a final checkpoint, their counters the same totals (summed over the processes, counted once "
+                        "per process). Fix: call mon.restore_checkpoint() in each process after the fork (gunicorn's "
+                        "post_fork hook), not before it; counted in monitor_checkpoint_failures_total{operation=\"restore\","
+                        "reason=\"forked_copy\"}", self.model, os.getpid(), self._forked_from)
         if self.notifier is not None:
             self.notifier.start_after_fork()
         self.worker.start()

@@ -203,3 +203,106 @@ def test_a_fork_waits_for_the_batch_in_progress_not_the_whole_drain(registry):
     mon.close()
     assert batches == [2, 2]  # the two left were processed after the fork
     assert mon.store.value("monitor_predictions") == 4.0
+
+
+def _in_forks(*works) -> list[dict]:
+    """Run each of ``works`` in a forked child, all of them alive together (as a server's
+    workers are), and return what each returned (a JSON-plain dict); they exit once all have."""
+    children = []
+    hold_read, hold_write = os.pipe()
+    for work in works:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read)
+                os.close(hold_write)
+                os.write(write, json.dumps(work()).encode())
+                os.close(write)
+                os.read(hold_read, 1)  # until the parent has every report
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        children.append((pid, read))
+    os.close(hold_read)
+    reports = []
+    for _, read in children:
+        with os.fdopen(read, "rb") as pipe:
+            reports.append(pipe.read())
+    os.close(hold_write)
+    for (pid, _), report in zip(children, reports):
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0 and report
+    return [json.loads(r) for r in reports]
+
+
+def _in_fork(work) -> dict:
+    return _in_forks(work)[0]
+
+
+def _observe(mon: Monitor, n: int) -> None:
+    for _ in range(n):
+        mon.observe(np.ones((1, 2)), np.array([[0.3, 0.7]]))
+
+
+def test_forked_processes_keep_one_checkpoint_each_and_a_restart_restores_each_once(registry, tmp_path):
+    """Every process forked from a monitor (gunicorn --preload workers) saved to the one
+    ``checkpoint.path``: the last writer's state was all that was kept, and after a restart every
+    process restored that same state. Each saves its own ``<path>.process-<pid>`` now, and a
+    process of the next run (other pids) takes one of those files whose process is gone, so each
+    saved state is restored by exactly one process."""
+    mon = Monitor(model="iris", registry=registry, config={"checkpoint": {"path": str(tmp_path / "iris.ckpt")}})
+    try:
+        def serve(n: int) -> dict:
+            _observe(mon, n)
+            mon.flush()
+            info = mon.save_checkpoint(final=True)  # as a worker_exit hook would
+            return {"pid": os.getpid(), "file": info.path.name}
+
+        first, second = _in_fork(lambda: serve(2)), _in_fork(lambda: serve(3))
+        assert sorted(os.listdir(tmp_path)) == sorted([f"iris.ckpt.process-{first['pid']}",
+                                                       f"iris.ckpt.process-{second['pid']}"])
+        assert first["file"] == f"iris.ckpt.process-{first['pid']}"
+
+        def restart() -> dict:  # gunicorn's post_fork hook in the next run's workers
+            restored = mon.restore_checkpoint()
+            return {"pid": os.getpid(), "restored": restored, "predictions": mon.store.value("monitor_predictions")}
+
+        again = _in_forks(restart, restart, restart)  # one more process than states saved
+        assert sorted(r["restored"] for r in again) == [False, True, True]
+        assert sorted(r["predictions"] or 0.0 for r in again) == [0.0, 2.0, 3.0]  # each state once, none twice
+        assert sorted(os.listdir(tmp_path)) == sorted(f"iris.ckpt.process-{r['pid']}" for r in again if r["restored"])
+    finally:
+        mon.close()
+    assert mon.store.value("monitor_predictions") is None  # the parent saw none of its children's events
+
+
+def test_a_state_restored_before_the_fork_is_counted_as_a_copy_in_each_process(registry, tmp_path):
+    """Restoring in the parent before forking (at import, under --preload) gives every process the
+    same state: the same windows, and from a final checkpoint the same counters, counted again by
+    each. Counted at each process's first event and said once; a process that restores after the
+    fork takes a state of its own instead and counts nothing."""
+    mon = Monitor(model="iris", registry=registry, config={"checkpoint": {"path": str(tmp_path / "iris.ckpt")}})
+    try:
+        _observe(mon, 1)
+        mon.save_checkpoint(final=True)
+        assert mon.restore_checkpoint()
+
+        def copy() -> dict:
+            _observe(mon, 1)
+            _observe(mon, 1)
+            mon.flush()
+            return {"copies": mon.store.value("monitor_checkpoint_failures", ("restore", "forked_copy"))}
+
+        def own() -> dict:
+            restored = mon.restore_checkpoint()
+            _observe(mon, 1)
+            mon.flush()
+            return {"restored": restored, "copies": mon.store.value("monitor_checkpoint_failures", ("restore", "forked_copy"))}
+
+        assert _in_fork(copy) == {"copies": 1.0}
+        assert _in_fork(own) == {"restored": True, "copies": None}
+    finally:
+        mon.close()
