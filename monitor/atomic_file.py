@@ -4,8 +4,10 @@ replayed transitions, the README's metrics table).
 Written in place, a run that fails mid-write (a full disk, a file-size limit, Ctrl-C, a damaged
 input found half-way) left a truncated file where the previous good one was: a profile that
 ``monitor serve`` then refused, a README cut short. Here the bytes go to a temporary file beside
-the target, which replaces it (``os.replace``, atomic on POSIX) only once everything is written;
-on any failure the temporary file is removed and the target is left as it was.
+the target, which replaces it (``os.replace``, atomic on POSIX) only once everything is written
+and fsynced (the folder too, so that the rename survives a power loss); on any failure the
+temporary file is removed and the target is left as it was. Checkpoints are written through it as
+well (:func:`monitor.checkpoint.save`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,21 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["OutputFileError", "atomic_output"]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable: without it a power loss soon after may bring back the old
+    file (or none) although the new one was fsynced. Best effort: some file systems refuse it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class OutputFileError(Exception):
@@ -97,6 +114,7 @@ def atomic_output(path: str | Path, mode: str = "w", *, make_parents: bool = Fal
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException as err:  # Ctrl-C too: the target stays whole
         try:
             tmp.unlink()

@@ -21,9 +21,9 @@ bounded by :data:`monitor.core.MAX_CHECKPOINT_SERIES_CELLS`); a state without it
 was added) restores everything else.
 
 Loading one can therefore never execute code, which matters because a checkpoint path may sit on a
-shared volume. Writes go to a temporary file in the same folder, are fsynced and then renamed over
-the old checkpoint (``os.replace`` is atomic on POSIX), so a crash or ``kill -9`` mid-write leaves
-the previous checkpoint intact. A checkpoint that cannot be read (corrupt, truncated, another
+shared volume. Writes go through :func:`monitor.atomic_file.atomic_output`: a temporary file in the
+same folder, fsynced and then renamed over the old checkpoint (``os.replace`` is atomic on POSIX),
+the folder fsynced, so a crash or ``kill -9`` mid-write leaves the previous checkpoint intact. A checkpoint that cannot be read (corrupt, truncated, another
 format version, another model) raises :class:`CheckpointError` with a reason; the caller
 (:func:`restore`) moves it aside and the monitor starts fresh, so a bad file can never cause a
 crash loop.
@@ -216,9 +216,10 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
     except OSError as err:
         raise CheckpointError("io", f"cannot create the checkpoint folder {path.parent}: {err.strerror}") from None
     _sweep_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    from monitor.atomic_file import OutputFileError, atomic_output
+
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_output(path, "wb") as fh:  # its temporary file is the one the sweep above looks for
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 zf.writestr("manifest.json", json.dumps(manifest))
                 zf.writestr("state.json", json.dumps(tree, separators=(",", ":")))
@@ -226,17 +227,10 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
                     buf = io.BytesIO()
                     np.save(buf, arr, allow_pickle=False)
                     zf.writestr(f"arrays/{i}.npy", buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as err:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise CheckpointError("io", f"cannot write {path}: {err.strerror or err}") from None
+        size = path.stat().st_size
+    except (OutputFileError, OSError) as err:
+        raise CheckpointError("io", str(err) if isinstance(err, OutputFileError) else
+                              f"cannot write {path}: {err.strerror or err}") from None
     return CheckpointInfo(path, size, created, len(arrays))
 
 
@@ -283,19 +277,6 @@ def _sweep_stale_temporaries(path: Path) -> None:
             (path.parent / name).unlink()
         except OSError:
             pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_manifest(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:

@@ -80,6 +80,42 @@ def test_save_is_atomic_and_load_reads_back(tmp_path):
     assert same(back, state)
 
 
+def test_a_save_keeps_the_files_mode_and_leaves_nothing_behind_when_interrupted(tmp_path, monkeypatch):
+    """Checkpoints are written through monitor.atomic_file (they had their own copy of it): an
+    operator's ``chmod 600`` of a checkpoint (it may hold the reference's rows) is kept by the next
+    save, where the file was replaced by one of the default mode; and a save interrupted by
+    anything (Ctrl-C mid-write) removes its temporary file and leaves the last checkpoint whole,
+    where only an OSError did."""
+    path = tmp_path / "m.ckpt"
+    state = {"version": STATE_VERSION, "w": np.ones(3)}
+    checkpoint.save(path, state, model="m", state_version=STATE_VERSION)
+    os.chmod(path, 0o600)
+    checkpoint.save(path, {**state, "w": np.zeros(3)}, model="m", state_version=STATE_VERSION)
+    assert path.stat().st_mode & 0o777 == 0o600
+    real_save = np.save
+
+    def interrupted(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, {**state, "w": np.full(3, 7.0)}, model="m", state_version=STATE_VERSION)
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt"]
+    monkeypatch.setattr(np, "save", real_save)
+    back, _ = checkpoint.load(path, model="m")
+    assert same(back, {**state, "w": np.zeros(3)})
+
+
+def test_a_checkpoint_that_cannot_be_written_is_an_io_error_naming_the_file_and_the_fix(tmp_path):
+    target = tmp_path / "m.ckpt"
+    target.mkdir()  # a folder where the file should be (root may write anywhere, not over a folder)
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.save(target, {"version": STATE_VERSION}, model="m", state_version=STATE_VERSION)
+    assert err.value.reason == "io" and str(target) in str(err.value) and "Fix:" in str(err.value)
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt"]
+
+
 @pytest.mark.parametrize("damage, reason", [
     (lambda p: p.write_bytes(b"not a zip at all"), "corrupt"),
     (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "corrupt"),
