@@ -538,7 +538,7 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
     s = r.mapping(raw, "server", {"addr", "port", "max_body_bytes", "max_batch_events", "write_token_file",
                                   "write_token_env", "metrics_token_file", "metrics_token_env", "client_header", "proxy",
                                   "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
-                                  "worker_nice", "unmonitored_models"})
+                                  "client_body_timeout", "worker_nice", "unmonitored_models"})
     port = s.get("port", 9108)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise r.error("server.port", f"must be a TCP port 0-65535, got {port!r}", "write port: 9108")
@@ -565,7 +565,7 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
         metrics_token_env=s.get("metrics_token_env"),
         client_header=s.get("client_header"),
         extra={k: v for k, v in s.items() if k in ("proxy", "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
-                                                        "worker_nice", "unmonitored_models")},
+                                                        "client_body_timeout", "worker_nice", "unmonitored_models")},
     )
 
 

@@ -40,7 +40,7 @@ from aiohttp import web
 from monitor.config import AgentConfig
 from monitor.server.auth import TokenAuth
 from monitor.server.cloudevents import CloudEventsIntake, handle_cloudevent
-from monitor.server.errors import IntakeError, endpoint_of, error_response
+from monitor.server.errors import CLIENT_TIMEOUT, IntakeError, answer_and_close, endpoint_of, error_response
 from monitor.server.intake import handle_events, handle_feedback
 from monitor.server.lifecycle import Checkpointer, housekeeping, shutdown
 from monitor.server.settings import SidecarSettings, settings_from
@@ -142,6 +142,8 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         for other, n in (err.others or {}).items():  # back-pressure refused them too (another model's full queue)
             sidecar.count_refused(endpoint, err.reason, n, other)
         response = error_response(err)
+        if err.reason == CLIENT_TIMEOUT:
+            response = await answer_and_close(request, response)
     except web.HTTPException as exc:
         status = exc.status
         if name != "unmatched" or status not in (404, 405):

@@ -398,7 +398,7 @@ async def handle_cloudevent(request: web.Request) -> web.Response:
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down", "shutting_down", headers={"Retry-After": "1"})
     # a refusal raises IntakeError: the middleware answers, counts it and logs the first of each reason
-    body = await read_body(request, sidecar.settings.max_body_bytes)
+    body = await read_body(request, sidecar.settings.max_body_bytes, sidecar.settings.client_body_timeout_s)
     event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
     outcome = intake.accept(event, len(body))
     return web.json_response({"status": outcome, "id": event.id}, status=202)

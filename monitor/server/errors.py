@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["IntakeError", "error_response", "endpoint_of"]
+__all__ = ["CLIENT_TIMEOUT", "IntakeError", "answer_and_close", "error_response", "endpoint_of"]
 
 #: the ``endpoint`` label of the sidecar's write routes, by route name
 _ENDPOINT = {"events": "events", "feedback": "feedback", "cloudevents": "cloudevents", "cloudevents_root": "cloudevents"}
@@ -40,6 +40,22 @@ class IntakeError(Exception):
         self.headers = headers
         self.monitor = monitor
         self.others = others
+
+
+#: The reason of the 408 answered when a request body stops arriving (the intake's and both proxy
+#: engines'), and of the refusal counted for it (``monitor_intake_events_refused_total``).
+CLIENT_TIMEOUT = "client_timeout"
+
+
+async def answer_and_close(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Send ``response`` whole, then close the connection: after a stalled request body, what
+    the client sends later is the rest of a body nobody reads, which aiohttp would otherwise
+    linger reading (10 s) before closing."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def error_response(err: IntakeError) -> web.Response:

@@ -326,7 +326,7 @@ async def _intake(request: web.Request, endpoint: str, force_type: str | None) -
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance", "shutting_down",
                           headers={"Retry-After": "1"})
-    body = await read_body(request, sidecar.settings.max_body_bytes)
+    body = await read_body(request, sidecar.settings.max_body_bytes, sidecar.settings.client_body_timeout_s)
     values = decode_events(body, request.headers.get("Content-Type", "application/json"))
     unsafe = unsafe_json(body, values)
     if unsafe is not None:

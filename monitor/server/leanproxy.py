@@ -55,8 +55,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from monitor.server import keys as K
-from monitor.server.proxy import (BUFFER_LIMIT, CLIENT_TIMEOUT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body,
-                                  request_labels)
+from monitor.server.errors import CLIENT_TIMEOUT
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body, request_labels
 from monitor.server.proxyroutes import RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine

@@ -8,6 +8,7 @@ fits, so a client that is told 2xx knows that each of its events was enqueued, a
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.web import RequestPayloadError
 
 from monitor.server.coding import READ_CODINGS, decode_body
-from monitor.server.errors import IntakeError
+from monitor.server.errors import CLIENT_TIMEOUT, IntakeError
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -24,7 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["read_body", "Admission"]
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+class _BodyStalled(Exception):
+    """Set on a request's body stream when no byte came within ``server.client_body_timeout``."""
+
+
+async def read_body(request: web.Request, limit: int, idle_timeout_s: float = 60.0) -> bytes:
     """The request body without its content coding, refused with 413 once it exceeds ``limit``
     bytes (checked against Content-Length first, then while reading, so a lying or chunked client
     is caught too, and again once inflated: a few kB of gzip can hold gigabytes).
@@ -33,7 +38,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     :mod:`monitor.server.coding`), so that every body that cannot be read is a JSON 4xx naming the
     field and the fix, counted in ``monitor_intake_events_refused_total``: a coding not read
     (``br``, ``zstd``) is 415 ``unsupported_encoding``, a body that is not in its coding 400
-    ``bad_body``."""
+    ``bad_body``. A body that stops arriving for ``idle_timeout_s`` (``server.client_body_timeout``)
+    is the client's 408 ``client_timeout``, the connection then closed: without a deadline a
+    stalled upload held its connection and buffer for good."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(f"{declared} bytes is over the limit of {limit}", limit)
@@ -45,14 +52,30 @@ async def read_body(request: web.Request, limit: int) -> bytes:
                           headers={"Accept-Encoding": "gzip, deflate"})
     chunks: list[bytes] = []
     size = 0
+    content = request.content
+    loop = asyncio.get_running_loop()
+    # one timer, moved on at each chunk (cheaper than a wait_for task per chunk): when it fires,
+    # the read waiting for the next chunk raises
+    stall = loop.call_later(idle_timeout_s, content.set_exception, _BodyStalled())
     try:
-        async for chunk in request.content.iter_any():
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                break
             size += len(chunk)
             if size > limit:
                 raise _too_large(f"over the limit of {limit} bytes", limit)
             chunks.append(chunk)
+            stall.cancel()
+            stall = loop.call_later(idle_timeout_s, content.set_exception, _BodyStalled())
     except RequestPayloadError as err:  # the body's framing (chunked encoding) is broken
         raise _unreadable(err.__cause__ or err) from None
+    except _BodyStalled:  # answered, then the connection closed (see errors.answer_and_close)
+        raise IntakeError(408, "body", f"no byte of the request body arrived for {idle_timeout_s:g} s "
+                                       f"(server.client_body_timeout); send the whole body, as long as its "
+                                       "Content-Length says", CLIENT_TIMEOUT) from None
+    finally:
+        stall.cancel()
     body = b"".join(chunks)
     if encoding is None:
         return body

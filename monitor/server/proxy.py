@@ -49,7 +49,7 @@ from yarl import URL
 from monitor.events import ERROR, PREDICTION
 from monitor.once import Once
 from monitor.server.coding import UnsupportedCoding, decode_body
-from monitor.server.errors import IntakeError
+from monitor.server.errors import CLIENT_TIMEOUT, IntakeError, answer_and_close
 from monitor.queue import event_bytes
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, dotted, loads,
                                      oip_request_id, unsafe_json)
@@ -63,7 +63,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "CLIENT_TIMEOUT", "client_timeout_body", "fail_body", "request_labels"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "fail_body", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -176,10 +176,6 @@ def fail_body(reason: str, message: str) -> dict[str, str]:
     """The JSON body of the proxy's own error answers (502/504), the same from both engines."""
     return {"error": message, "reason": f"upstream_{reason}", "source": "monitor-proxy"}
 
-
-#: The reason of the 408 both engines answer when a request body stops arriving, and of the
-#: refusal a tapped route counts for it (``monitor_intake_events_refused_total{endpoint="proxy"}``).
-CLIENT_TIMEOUT = "client_timeout"
 
 
 def client_timeout_body(timeout_s: float) -> dict[str, str]:
@@ -480,12 +476,7 @@ class Proxy:
             self._refuse(CLIENT_TIMEOUT, "a client stopped sending its request body before its end: the proxy answered "
                                          "408 and the exchange was not forwarded whole (a stalled upload, or a "
                                          "Content-Length larger than the body sent)")
-        response = web.json_response(client_timeout_body(self.settings.timeout_s), status=408)
-        response.force_close()
-        await response.prepare(request)
-        await response.write_eof()
-        request.protocol.force_close()
-        return response
+        return await answer_and_close(request, web.json_response(client_timeout_body(self.settings.timeout_s), status=408))
 
     def _fail(self, status: int, reason: str, message: str) -> web.Response:
         self.upstream_failed(reason)

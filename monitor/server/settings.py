@@ -90,6 +90,11 @@ class SidecarSettings:
     #: ``server.shutdown_timeout``: one deadline from SIGTERM to the final checkpoint (see
     #: :mod:`monitor.server.lifecycle`); keep it below the pod's termination grace period.
     shutdown_timeout_s: float = 20.0
+    #: ``server.client_body_timeout``: the longest silence while an intake request's body (events,
+    #: feedback, CloudEvents) arrives, as nginx's ``client_body_timeout``; then 408
+    #: ``client_timeout`` and the connection closed (a stalled upload held its connection, and up
+    #: to ``max_body_bytes`` of buffer, for good).
+    client_body_timeout_s: float = 60.0
     #: ``server.worker_nice``: the nice value of the sidecar's monitoring work, 0 to 19 (Linux,
     #: where nice is per thread). With the proxy's data path in its own process
     #: (``server.proxy.process``), every thread of the sidecar (its event loop with the tap's
@@ -298,6 +303,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         max_batch_events=srv.max_batch_events,
         max_queued_events=_int(extra.get("max_queued_events", 1_000_000), "server.max_queued_events", source),
         shutdown_timeout_s=parse_duration(extra.get("shutdown_timeout", "20s"), "server.shutdown_timeout", source),
+        client_body_timeout_s=parse_duration(extra.get("client_body_timeout", "60s"), "server.client_body_timeout", source),
         worker_nice=_int(extra.get("worker_nice", 0), "server.worker_nice", source, 0, 19),
         write_tokens=_tokens(srv.write_token_file, srv.write_token_env, "write", base, source),
         metrics_tokens=_tokens(srv.metrics_token_file, srv.metrics_token_env, "metrics", base, source),
