@@ -44,7 +44,7 @@ from monitor.detectors._common import Refresh, config_params, load_windows_state
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
-    from monitor.batch import Batch, LabeledBatch
+    from monitor.batch import Batch
     from monitor.detectors.context import DetectorContext
     from monitor.reference import Reference
     from monitor.store import MetricWriter
@@ -334,9 +334,6 @@ class OutputRepeatDetector(RefreshingDetector):
         rep = self._table.repeats(output_fingerprints(scores, self.decimals), input_fingerprints(batch.numeric, batch.categorical))
         self._refresh.add(len(rep))
         accumulate(self._window, batch.ts, [(_ROWS, 1.0), (_REPEATS, rep.astype(np.float64))])
-
-    def update_labels(self, labeled: "LabeledBatch") -> None:
-        return None
 
     def advance(self, now: float) -> None:
         self._window.advance(now)
