@@ -78,6 +78,9 @@ class RecentLabelled:
             state["ring_group"] = self.group.copy()
         if self.logp is not None:
             state["ring_logp"] = self.logp.copy()
+        # the last fits: restored without them, the first export refitted on the rows of the moment
+        # and gave another temperature than the monitor that did not restart
+        state["ring_fits"] = np.array([[key, *fit] for key, fit in sorted(self._fits.items())], dtype=np.float64).reshape(-1, 4)
         return state
 
     def load_state_dict(self, state: dict[str, Any], owner: str) -> None:
@@ -90,3 +93,6 @@ class RecentLabelled:
             self.group = np.asarray(state["ring_group"], dtype=np.int64).copy()
         self.logp = np.asarray(state["ring_logp"], dtype=np.float64).copy() if "ring_logp" in state else None
         self._fits.clear()
+        if self.logp is not None:  # saved before the fits were kept: refitted at the first export
+            for key, start, rows, temperature in np.asarray(state.get("ring_fits", np.empty((0, 4))), dtype=np.float64).reshape(-1, 4).tolist():
+                self._fits[int(key)] = (start, int(rows), temperature)
