@@ -393,7 +393,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "Share of labelled targets at or below the model's predicted quantile, by level: a calibrated quantile covers its level.",
                labels=("level",), concern=_REG, unit="percentunit", max_series=20),
     MetricSpec(QUANTILE_COVERAGE_GAP, GAUGE,
-               "Coverage of the predicted quantile minus its level: below 0 the quantile is too low (targets above it more often than claimed).",
+               "Coverage of the predicted quantile minus its level: below 0 the quantile is too low (targets above it more often than "
+               "claimed). A quantile that targets equal (a count model's whole numbers) is met, 0, when its level lies between the "
+               "shares of targets below it and at or below it.",
                labels=("level",), concern=_REG, unit="percentunit", max_series=20),
     MetricSpec(QUANTILE_COVERAGE_Z, GAUGE,
                "Binomial z statistic of that coverage gap over the window's labels: beyond +-4 it is not noise.",

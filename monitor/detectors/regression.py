@@ -157,6 +157,9 @@ class RegressionDetector(RefreshingDetector):
     def _reset(self) -> None:
         self._pred = SlidingWindow(self.window_s, (2 + len(self._edges) + 1,), self.n_slots)
         self._labels = SlidingWindow(self.window_s, (_BELOW + len(self.quantiles),), self.n_slots)
+        # per quantile level, the labelled targets equal to the predicted quantile (a count model's
+        # whole numbers): in a window of its own, so that a state saved without it loads
+        self._ties = SlidingWindow(self.window_s, (max(len(self.quantiles), 1),), self.n_slots)
         self._refresh = Refresh(self.refresh)
         self._outside = 0
         # per segment: rows and sum of predictions; the label window's fields (None when off)
@@ -205,6 +208,10 @@ class RegressionDetector(RefreshingDetector):
             below = has_q[:, None] & (y[:, None] <= iv)
             parts.append((_NQ, has_q.astype(np.float64)))
             parts += [(_BELOW + j, below[:, j].astype(np.float64)) for j in range(nq)]
+            tied = has_q[:, None] & (y[:, None] == iv)
+            if tied.any():  # continuous predictions never tie: no second window update for them
+                rows, level = np.nonzero(tied)
+                accumulate(self._ties, ts[rows], [(level, 1.0)])
         if iv is not None and iv.ndim == 2 and (iv.shape[1] == 2 or (nq >= 2 and iv.shape[1] == nq)):
             lo, hi = iv[:, 0], iv[:, -1]  # quantile outputs: the lowest to the highest level
             has = np.isfinite(lo) & np.isfinite(hi)
@@ -221,6 +228,7 @@ class RegressionDetector(RefreshingDetector):
     def advance(self, now: float) -> None:
         self._pred.advance(now)
         self._labels.advance(now)
+        self._ties.advance(now)
         if self._segments is not None:
             self._segments.advance(now)
 
@@ -260,9 +268,10 @@ class RegressionDetector(RefreshingDetector):
         put_figure(out, names.INTERVAL_COVERAGE_Z, None if gap is None else gap[1])
         nq = lab[_NQ]
         q_ok = nq >= max(self.min_labels, 1)
+        ties = self._ties.total()
         for j, level in enumerate(self._quantile_labels):
             put_figure(out, names.QUANTILE_COVERAGE, lab[_BELOW + j] / nq if q_ok else None, (level,))
-            gap = _coverage_gap(lab[_BELOW + j], nq, self.quantiles[j]) if q_ok else None
+            gap = _coverage_gap(lab[_BELOW + j], nq, self.quantiles[j], tied=float(ties[j])) if q_ok else None
             put_figure(out, names.QUANTILE_COVERAGE_GAP, None if gap is None else gap[0], (level,))
             put_figure(out, names.QUANTILE_COVERAGE_Z, None if gap is None else gap[1], (level,))
         if self._segments is not None and self._segments.slots.carried:  # none before a row carries a segment
@@ -317,7 +326,7 @@ class RegressionDetector(RefreshingDetector):
         return () if self._segments is None else self._segments.names
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"windows": windows_state({"pred": self._pred, "labels": self._labels})}
+        state: dict[str, Any] = {"windows": windows_state({"pred": self._pred, "labels": self._labels, "ties": self._ties})}
         if self._segments is not None:
             state["segments"] = self._segments.state_dict()
         return state
@@ -325,6 +334,8 @@ class RegressionDetector(RefreshingDetector):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._reset()
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
+        if "ties" in state["windows"]:  # saved before ties were counted: read as none until the window refills
+            self._ties.load_state_dict(state["windows"]["ties"])
         if self._segments is not None and "segments" in state:  # saved without them (option off, or older): they refill
             self._segments.load_state_dict(state["segments"])
 
@@ -346,17 +357,25 @@ def mae_gap(abs_sum: np.ndarray, sq_sum: np.ndarray, n: np.ndarray, ok: np.ndarr
     return largest_gap(mae, n, ok, var)
 
 
-def _coverage_gap(hits: float, n: float, nominal: float | None) -> tuple[float, float] | None:
+def _coverage_gap(hits: float, n: float, nominal: float | None, tied: float = 0.0) -> tuple[float, float] | None:
     """Coverage minus its nominal level, and the binomial z statistic of that difference.
 
     Under a calibrated model each labelled target falls inside (or below) with probability
     ``nominal``, so the hits are binomial: the z statistic says whether the gap is noise at the
     window's label count, which the raw gap cannot (5 points off is noise at 50 labels and a
     certainty at 5,000).
+
+    ``tied`` of the ``hits`` (targets at or below a quantile) equal the quantile. A whole-number
+    quantile of a count model is met when its level lies between the share strictly below it and
+    the share at or below it (a discrete target has mass on the quantile itself: a calibrated
+    median of a Poisson mean of 2 has 41% below it and 68% at or below); the gap is the distance
+    from the level to that range, 0 within it. Continuous predictions never tie: the plain gap.
     """
     if nominal is None or n <= 0:
         return None
     gap = hits / n - nominal
+    if tied > 0 and gap > 0:
+        gap = max((hits - tied) / n - nominal, 0.0)
     return gap, gap / float(np.sqrt(nominal * (1.0 - nominal) / n))
 
 
