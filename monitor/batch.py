@@ -151,6 +151,10 @@ class LabeledBatch:
     #: (which are ``exp`` of them), so that a temperature fit sees the logits' scale where an
     #: over-confident model's small probabilities underflow.
     log_scores: "np.ndarray | None" = None
+    #: Rows the joiner counted ``late`` (``monitor_feedback_labels_total``): beyond the window of
+    #: every detector that reads labels, so a detector does not count them a second time as
+    #: outside its window (None: no row is).
+    late: "np.ndarray | None" = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -202,6 +202,7 @@ class LabelJoiner:
         slots: list[int] = []
         values: list[Any] = []
         label_ts: list[float] = []
+        late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         for ts, request_ids, labels in events:
             for rid, label in zip(request_ids, labels):
@@ -226,8 +227,9 @@ class LabelJoiner:
                 if ts - seen_ts[slot] > ttl:
                     outcome["expired"] += 1
                     continue
-                if window is not None and ts - seen_ts[slot] > window:
-                    late += 1
+                is_late = window is not None and ts - seen_ts[slot] > window
+                late += is_late
+                late_rows.append(is_late)
                 slots.append(slot)
                 values.append(value)
                 label_ts.append(ts)
@@ -255,6 +257,7 @@ class LabelJoiner:
             predicted=None if regression else self._predicted[idx].copy(),
             intervals=None if self._intervals is None else self._intervals[idx].copy(),
             classes=tuple(classes.names),
+            late=np.asarray(late_rows, dtype=bool),
         )
         return labeled, outcome
 

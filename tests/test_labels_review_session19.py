@@ -151,3 +151,37 @@ def test_integer_quantiles_of_a_calibrated_count_model_are_not_miscalibrated():
                 assert abs(gap) < 0.02 and abs(z) < 4, (level, gap, z)
             else:
                 assert gap < -0.035 and z < -4, (level, gap, z)
+
+
+def test_a_late_label_is_not_counted_again_as_outside_the_window():
+    """A label later than every labelled detector's window is counted late by the join, and was
+    handed on and counted a second time, as outside_window, by the calibration detector (and, for
+    a regression model, by the regression detector): 300 labels two hours late under the 1-hour
+    window read 300 late and 300 skipped, and the dashboard's "labels that counted in no figure"
+    showed each twice. A label outside the calibration window but within another detector's
+    (segments over 3 h) is not late: it still counts as outside_window."""
+
+    def counts(config: dict) -> tuple[float | None, float | None]:
+        t = [1_700_000_000.0]
+        mon = Monitor(model="late2", config=config, registry=prometheus_client.CollectorRegistry(), start_worker=False,
+                      clock=lambda: t[0])
+        try:
+            regression = config["output"]["kind"] == "regression"
+            out = [[0.5]] * 300 if regression else [[0.8, 0.2]] * 300
+            mon.observe([[1.0]] * 300, out, request_id=[f"r{i}" for i in range(300)], segment="eu")
+            mon.flush()
+            t[0] += 2 * 3600.0
+            mon.feedback([f"r{i}" for i in range(300)], [0.25 if regression else 0] * 300)
+            mon.flush()
+            return (mon.store.value("monitor_feedback_labels", ("late",)),
+                    mon.store.value("monitor_calibration_labels_skipped", ("outside_window",)))
+        finally:
+            mon.close()
+
+    late, skipped = counts({"output": {"kind": "probabilities"}, "window": "1h"})
+    assert late == 300.0 and skipped in (None, 0.0)
+    late, skipped = counts({"output": {"kind": "regression"}, "window": "1h"})
+    assert late == 300.0 and skipped in (None, 0.0)
+    late, skipped = counts({"output": {"kind": "probabilities"}, "window": "1h",
+                            "detectors": [{"kind": "calibration"}, {"kind": "segments", "window_s": 3 * 3600.0}]})
+    assert late in (None, 0.0) and skipped == 300.0

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -273,6 +273,16 @@ def load_windows_state(windows: dict[str, "SlidingWindow"], state: dict[str, Any
         if name not in state:
             raise ValueError(f"detector state lacks window {name!r}; it was saved by another configuration")
         w.load_state_dict(state[name])
+
+
+def outside_not_late(window: "SlidingWindow", ts: np.ndarray, arrived: np.ndarray, late: np.ndarray | None) -> int:
+    """Labelled rows (prediction times ``ts``, label times ``arrived``) that fall before ``window``
+    when their label came, less those the joiner counted late (``late``, the rows' mask): those are
+    counted already, and counting them again as outside the window showed each late label twice."""
+    if late is not None and late.any():
+        keep = ~late
+        ts, arrived = ts[keep], arrived[keep]
+    return window.outside(ts, arrived)
 
 
 def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tuple[str, ...] | None = None) -> None:

@@ -40,7 +40,8 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
-from monitor.detectors._common import config_params, hard_labels, label_features, load_windows_state, put_figure, put_figures, Refresh, windows_state, RefreshingDetector
+from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
+                                       put_figures, Refresh, windows_state, RefreshingDetector)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -189,8 +190,12 @@ class CalibrationDetector(RefreshingDetector):
             return
         # joined, but their predictions have left the window already (a labelling delay near the
         # window's length, or traffic that moved event time on): counted, not silently lost
-        arrived = labeled.label_ts if lab.known is None else labeled.label_ts[lab.known]
-        self._skip("outside_window", self._window.outside(lab.ts, arrived))
+        late = labeled.late
+        if lab.known is None:
+            arrived = labeled.label_ts
+        else:
+            arrived, late = labeled.label_ts[lab.known], None if late is None else late[lab.known]
+        self._skip("outside_window", outside_not_late(self._window, lab.ts, arrived, late))
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
         self._pair.add(lab.ts, values=np.column_stack([np.ones(lab.label.size), lab.correct]))
         self._recent.add(lab.ts, lab.label, lab.logp)
@@ -202,7 +207,8 @@ class CalibrationDetector(RefreshingDetector):
         self._skip("unknown_class", hard.unknown)
         if hard.correct.size == 0:
             return
-        self._skip("outside_window", self._hard.outside(hard.ts, labeled.label_ts[hard.known]))
+        late = None if labeled.late is None else labeled.late[hard.known]
+        self._skip("outside_window", outside_not_late(self._hard, hard.ts, labeled.label_ts[hard.known], late))
         rows = np.column_stack([np.ones_like(hard.correct), hard.correct])
         self._hard.add(hard.ts, values=rows)
         self._pair.add(hard.ts, values=rows)

@@ -25,7 +25,8 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import accumulate
-from monitor.detectors._common import Refresh, config_params, load_windows_state, put_columns, put_figure, put_figures, windows_state, RefreshingDetector
+from monitor.detectors._common import (Refresh, config_params, load_windows_state, outside_not_late, put_columns, put_figure, put_figures,
+                                       windows_state, RefreshingDetector)
 from monitor.detectors._segment_sums import SegmentSums
 from monitor.schema import OutputSpec
 from monitor.stats import univariate as uni
@@ -198,8 +199,8 @@ class RegressionDetector(RefreshingDetector):
         if not all_ok:
             v, y, ts = v[ok], y[ok], ts[ok]
             iv = None if iv is None else iv[ok]
-        arrived = labeled.label_ts if all_ok else labeled.label_ts[ok]
-        self._outside += self._labels.outside(ts, arrived)  # their predictions left the window: counted, not lost
+        arrived, late = (labeled.label_ts, labeled.late) if all_ok else (labeled.label_ts[ok], None if labeled.late is None else labeled.late[ok])
+        self._outside += outside_not_late(self._labels, ts, arrived, late)  # their predictions left the window: counted, not lost
         err = v - y
         parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [(_LN, 1.0), (_ABS, np.abs(err)), (_SQ, err * err), (_ERR, err)]
         nq = len(self.quantiles)
