@@ -32,6 +32,7 @@ __all__ = [
     "FEEDBACK",
     "EventFormatError",
     "MAX_LABEL_CHARS",
+    "request_id_text",
     "row_text",
     "ParsedEvent",
     "parse_event",
@@ -216,6 +217,23 @@ def row_text(v: Any, limit: int | None = None) -> str | None:
         v = bytes(v).decode("utf-8", "replace")
     text = v if isinstance(v, str) else str(v)
     return text if limit is None else text[:limit]
+
+
+def request_id_text(v: Any) -> str | None:
+    """One row's request id as text, as :func:`row_text` reads it, except that a float holding a
+    whole number reads as that integer: ids pass through pandas columns with a missing value (a
+    column of ints becomes float64), so a prediction's id ``5.0`` and its label's id ``5`` are the
+    same call (they never joined)."""
+    kind = v.__class__
+    if kind is float or kind.__name__ in _FLOAT_TYPES:
+        f = float(v)
+        if f.is_integer() and abs(f) < 2.0 ** 53:
+            return str(int(f))
+    return row_text(v)
+
+
+#: numpy's float scalar types, by name (not imported on the caller's path)
+_FLOAT_TYPES = frozenset({"float64", "float32", "float16", "longdouble"})
 
 
 def _segments(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, row_text
+from monitor.events import MAX_LABEL_CHARS, request_id_text, row_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -603,11 +603,11 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
         rows = _per_row(ev[6])
         if rows is not None:
             if len(rows) == c:
-                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [row_text(r) for r in rows]
+                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [request_id_text(r) for r in rows]
             else:
                 result.drop_argument("request_id", len(rows), c)
         else:
-            rid = row_text(ev[6])
+            rid = request_id_text(ev[6])
             if rid is None:
                 pass
             elif c == 1:

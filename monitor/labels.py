@@ -18,6 +18,7 @@ prediction.
 
 from __future__ import annotations
 
+import logging
 import math
 from hashlib import blake2b
 from typing import Any
@@ -25,11 +26,18 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import is_missing, row_text
+from monitor.events import is_missing, request_id_text
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
 
-__all__ = ["LabelJoiner", "MAX_ID_CHARS", "id_key"]
+__all__ = ["LabelJoiner", "LARGE_SCORE_TABLE_BYTES", "MAX_ID_CHARS", "id_key"]
+
+log = logging.getLogger("monitor")
+
+#: A table of held scores at least this large is said in the log when it is allocated: it is
+#: ``labels.pending x classes x 4`` bytes, taken at the first prediction with a request id (a
+#: 1,000-class model at the default 100,000 pending: 400 MB), which a config rarely shows.
+LARGE_SCORE_TABLE_BYTES = 256 * 1024 * 1024
 
 #: Request ids up to this length are kept as they are; longer ones as a 64-character digest.
 MAX_ID_CHARS = 256
@@ -176,7 +184,7 @@ class LabelJoiner:
             # by up to 4, and MAE / RMSE against labels measure that rounding
             dtype = np.float32 if width else np.float64
             if self._scores is None or self._scores.shape[1:] != width or self._scores.dtype != dtype:
-                self._scores = np.full((self.capacity,) + width, np.nan, dtype=dtype)
+                self._scores = self._score_table(width, dtype)
             self._scores[slots] = _log_probabilities(batch, has) if width else batch.scores[has]
         if batch.intervals is not None:
             if self._intervals is None or self._intervals.shape[1] != batch.intervals.shape[1]:
@@ -185,6 +193,15 @@ class LabelJoiner:
         elif self._intervals is not None:  # slots reused by predictions without intervals: none, not the old ones'
             self._intervals[slots] = np.nan
         return self.evicted - evicted_before
+
+    def _score_table(self, width: tuple[int, ...], dtype: type) -> np.ndarray:
+        table = np.full((self.capacity,) + width, np.nan, dtype=dtype)
+        if table.nbytes >= LARGE_SCORE_TABLE_BYTES:
+            log.warning("the label join holds the scores of up to %d predictions (labels.pending) of %s values each: %d "
+                        "MiB. Fix: lower labels.pending to about (predictions per second with a request id) x "
+                        "(labelling delay in seconds), if that is less", self.capacity,
+                        "x".join(map(str, width)) or "1", table.nbytes >> 20)
+        return table
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
              regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
@@ -214,7 +231,7 @@ class LabelJoiner:
                     self.invalid_example = _describe(label)
                     continue
                 try:
-                    key = row_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
+                    key = request_id_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
                 except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
                     key = None
                 slot = slot_of.pop(id_key(key), None) if key is not None else None
@@ -315,7 +332,7 @@ class LabelJoiner:
             dtype = np.float32 if sc.ndim > 1 else np.float64
             if sc.ndim > 1 and not state.get("log_scores"):  # saved by an earlier release: probabilities
                 sc = log_probabilities(sc.astype(np.float64))
-            self._scores = np.full((self.capacity,) + sc.shape[1:], np.nan, dtype=dtype)
+            self._scores = self._score_table(sc.shape[1:], dtype)
             self._scores[slots] = sc
         if state.get("intervals") is not None:
             iv = np.asarray(state["intervals"], dtype=np.float64)[rows]

@@ -58,3 +58,43 @@ def test_regression_labels_join_many() -> None:
                                         ClassIndex(), regression=True)
     assert outcome == {"joined": 1, "unknown_id": 1, "invalid": 2, "expired": 0}
     assert labeled is not None and labeled.label.tolist() == [0.5] and labeled.label_ts.tolist() == [10.0]
+
+
+def test_a_large_table_of_held_scores_is_said_with_its_size_and_fix(monkeypatch, caplog) -> None:
+    """The held scores take ``labels.pending x classes x 4`` bytes at the first prediction with a
+    request id (a 1,000-class model at the default 100,000: 400 MB), which nothing said."""
+    import logging
+
+    from monitor import labels
+
+    monkeypatch.setattr(labels, "LARGE_SCORE_TABLE_BYTES", 1000 * 50 * 4)
+    rng = np.random.default_rng(0)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        for classes in (10, 50):
+            joiner = LabelJoiner(capacity=1000)
+            joiner.remember(Batch.from_arrays(np.zeros((5, 1)), rng.dirichlet(np.ones(classes), size=5),
+                                              ts=np.arange(5, dtype=np.float64), request_id=[f"r{i}" for i in range(5)]))
+    said = [r.getMessage() for r in caplog.records if "label join holds" in r.getMessage()]
+    assert len(said) == 1  # 50 classes, not 10
+    assert "1000 predictions (labels.pending) of 50 values" in said[0] and "lower labels.pending" in said[0]
+
+
+def test_an_id_that_went_through_a_float_column_joins_its_integer_label() -> None:
+    """Ids of a pandas column with a missing value are float64 (``5.0``), read ``"5.0"``: the
+    labels sent under the integer ids never joined them. A whole-number float reads as the
+    integer on both sides; other floats keep their text."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+
+    mon = Monitor("ids", config={"output": {"kind": "probabilities", "classes": ["a", "b"]}},
+                  registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        ids = np.array([5.0, 6.0, np.nan, 7.5, 9.0])
+        mon.observe(np.zeros((5, 2)), np.full((5, 2), 0.5), request_id=ids, timestamp=1000.0)
+        mon.feedback([5, np.int64(6), "7.5", np.float32(9.0)], ["a", "b", "a", "b"], timestamp=1010.0)
+        mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 4
+        assert (mon.store.value("monitor_feedback_labels", ("unknown_id",)) or 0) == 0
+    finally:
+        mon.close()
