@@ -56,7 +56,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_feedback_labels", COUNTER,
                "Delayed labels received through feedback, by outcome (joined; late: joined more than the longest window "
                "of the detectors that read labels (the model's window, 1 h by default, unless one sets its own) after "
-               "its prediction, so that no windowed figure counts it: set window above the labelling delay; unknown_id: no prediction is held under "
+               "its prediction, so that no figure of the current window counts it (the previous window's, which ModelErrorRateRose compares with, does up to two windows late): set window above the labelling delay; unknown_id: no prediction is held under "
                "that id (its call was sampled out by queue.sample_rate, shed or refused, or it was forgotten: "
                "monitor_labels_evicted_total), or it was labelled already; expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
