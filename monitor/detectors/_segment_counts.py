@@ -146,16 +146,23 @@ def ks_rows(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(empty, np.nan, d), np.where(empty, np.nan, p)
 
 
-def chi2_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+def chi2_rows(ref: np.ndarray, cur: np.ndarray, *, draws: int = 0, seed: int = 0) -> np.ndarray:
     """p-value of Pearson's chi-squared test of homogeneity of ``ref`` and each row of ``cur``, as
-    :func:`monitor.stats.univariate.chi2_test` (classes empty in both dropped, per row).
+    :func:`monitor.stats.univariate.chi2_test` with the same ``draws`` and ``seed`` (classes empty
+    in both dropped, per row): the asymptotic p-values of all rows in one array operation, then
+    the Monte-Carlo one of each row that needs it by that same function, so a row and the same
+    table given to :func:`~monitor.stats.univariate.chi2_test` get the same p-value.
 
     >>> from monitor.stats.univariate import chi2_test
     >>> ref, cur = np.array([50.0, 50.0, 0.0]), np.array([[60.0, 40.0, 0.0], [10.0, 20.0, 5.0]])
     >>> np.allclose(chi2_rows(ref, cur), [chi2_test(ref, c).pvalue for c in cur], rtol=1e-12)
     True
+    >>> chi2_rows(ref, cur, draws=999).tolist() == [chi2_test(ref, c, draws=999).pvalue for c in cur]
+    True
     """
     from scipy.special import chdtrc
+
+    from monitor.stats.univariate import CHI2_MC_BELOW, CHI2_MIN_EXPECTED, chi2_test
 
     tot = ref[None, :] + cur
     keep = tot > 0
@@ -164,9 +171,15 @@ def chi2_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         e1, e2 = tot * n1 / n, tot * n2 / n
         terms = np.where(keep, (ref[None, :] - e1) ** 2 / e1 + (cur - e2) ** 2 / e2, 0.0)
+        smallest = np.where(keep, tot, np.inf).min(axis=1) * np.minimum(n1, n2[:, 0]) / n[:, 0]
     df = keep.sum(axis=1) - 1
     ok = (df >= 1) & (n2[:, 0] > 0) & (n1 > 0)
-    return np.where(ok, chdtrc(np.maximum(df, 1), terms.sum(axis=1)), 1.0)
+    p = np.where(ok, chdtrc(np.maximum(df, 1), terms.sum(axis=1)), 1.0)
+    if draws > 0:  # chi2_test decides for the rows near either threshold too (rounding differs)
+        near = ok & (p < CHI2_MC_BELOW * (1 + 1e-9)) & (smallest < CHI2_MIN_EXPECTED * (1 + 1e-9))
+        for i in np.flatnonzero(near).tolist():
+            p[i] = chi2_test(ref, cur[i], draws=draws, seed=seed).pvalue
+    return p
 
 
 def js_distance_rows(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:

@@ -22,6 +22,27 @@ with its own first window). Label-shift weights stay whole-window only: black-bo
 estimation needs a few hundred rows per class to be stable, more than a segment usually has.
 With up to ``segment_cap + 1`` p-values, an alert must correct for multiple tests (Bonferroni:
 p < alpha / segments with a p-value).
+
+The drift p-value is the probability, were the window's rows and the reference's drawn from
+one class distribution, of a chi-squared statistic at least as large as the observed. Pearson's
+chi-squared distribution gives it when every expected count is at least
+:data:`~monitor.stats.univariate.CHI2_MIN_EXPECTED` (10). A sparser table -- many classes, rare
+classes, a short window or a small reference -- has a heavier tail than that distribution, so
+there the asymptotic p-value is too small: seeded, with 50 Zipf classes, 200 rows against 2,000,
+0.25% of such windows fell under 0.001 (and 1.5% under 0.01), and a class absent from the
+reference that appears once in the window gets ~1e-40 where the truth is the window's share of
+all rows. For such a table whose asymptotic p-value is under 0.05 the exported p-value is the
+Monte-Carlo one conditional on the table's margins
+(:func:`~monitor.stats.univariate.chi2_monte_carlo`: valid at every level, seeded by ``seed``
+and the table, so one table always gets the same p-value, whether it is the whole window's or a
+segment's): 0.115% of the same windows under 0.001, 1.04% under 0.01
+(``tests/test_prediction_drift_pvalue.py``). It resolves p-values down to ``alpha / 10`` (9,999
+tables at the default ``alpha`` 0.001) for the whole window and to ``0.8 alpha / m`` for each of
+``m`` segments tested (the Bonferroni level the segment rule uses, below ``alpha / 10`` from
+``m`` = 9 on: 26,249 tables at 21). Drawing stops at the 20th table as extreme as the observed,
+so a large p-value costs a few hundred tables; a small one costs them all (~3 us each with 50
+classes and 200 rows: ~33 ms for the whole window, up to ~1.8 s for 21 sparse segments that all
+drifted, the worst case of one refresh; ``benchmarks/prediction_drift_pvalue_cost.py``).
 """
 
 from __future__ import annotations
@@ -114,6 +135,12 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
     segment_cap
         Distinct segment values sliced on their own (defaults to the monitor's ``segment_cap``,
         as the segments detector's); later values share ``other``.
+    alpha
+        The smallest level the drift p-value is compared with (the shipped rules' 0.001; for
+        segments, divided by the segments tested): the Monte-Carlo p-values of sparse tables
+        resolve down to a tenth of it (see the module docstring), their cost grows as ``1 / alpha``.
+    seed
+        Seeds the Monte-Carlo p-values, with each table (defaults to the monitor's ``seed``).
     """
 
     kind: ClassVar[str] = "prediction_drift"
@@ -121,10 +148,15 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
     deferrable: ClassVar[bool] = True
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 200, max_classes: int = 50, refresh: float = 0.05,
-                 by_segment: bool = False, segment_cap: int = 20) -> None:
+                 by_segment: bool = False, segment_cap: int = 20, alpha: float = 0.001, seed: int = 0) -> None:
         probs, labels = reference_probabilities(reference, self.kind)
         if segment_cap < 1:
             raise ValueError(f"prediction_drift: segment_cap must be at least 1, got {segment_cap}")
+        if not 1e-5 <= alpha <= 0.1:
+            raise ValueError(f"prediction_drift: alpha must be between 1e-05 and 0.1 (the level the drift p-value is "
+                             f"compared with, 0.001 by default; the test's cost grows as 1 / alpha), got {alpha}")
+        self.alpha = float(alpha)
+        self.seed = int(seed)
         self.by_segment = bool(by_segment)
         self.segment_cap = int(segment_cap)
         self.window_s = float(window_s)
@@ -142,7 +174,7 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "PredictionDriftDetector":
-        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))  # type: ignore[arg-type]
+        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap", seed="seed"))  # type: ignore[arg-type]
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (self._k,), self.n_slots)
@@ -206,7 +238,7 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
                 out.remove(name)
             out.clear(names.LABEL_SHIFT_WEIGHT)
             return
-        put_figure(out, names.PREDICTION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur).pvalue)
+        put_figure(out, names.PREDICTION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur, draws=self.draws(1), seed=self.seed).pvalue)
         put_figure(out, names.PREDICTION_DRIFT_DISTANCE, uni.js_distance(self._ref_counts, cur))
         put_figure(out, names.OUTPUT_ENTROPY, class_distribution_entropy(cur))
         put_figure(out, names.OUTPUT_ENTROPY_REFERENCE, self._ref_entropy)
@@ -217,6 +249,18 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         w = self.label_shift_weights(cur)
         if w is not None and self._k <= self.max_classes:
             out.set_many(names.LABEL_SHIFT_WEIGHT, [((name,), value) for name, value in zip(self._classes, w.tolist())])
+
+    def draws(self, tests: int) -> int:
+        """Most tables a Monte-Carlo p-value draws when ``tests`` p-values are compared with
+        ``alpha / tests``: its smallest value, ``1 / (draws + 1)``, is at most a tenth of ``alpha``
+        and at most ``0.8 alpha / tests``, so a drifted table (no drawn table as extreme) is
+        below the Bonferroni level.
+
+        >>> from types import SimpleNamespace
+        >>> [PredictionDriftDetector.draws(SimpleNamespace(alpha=0.001), m) for m in (1, 8, 9, 21)]
+        [9999, 9999, 11249, 26249]
+        """
+        return int(np.ceil(max(10.0, 1.25 * tests) / self.alpha - 1e-6)) - 1
 
     def segment_figures(self) -> dict[str, SegmentPredictionFigures | None]:
         """Per segment (learned ones, then ``other``) its figures against the whole reference,
@@ -231,7 +275,8 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
             return out
         cur, rows = cur[enough], rows[enough]  # every test in one array operation over the segments
         top = cur.argmax(axis=1)
-        figures = zip(rows.tolist(), chi2_rows(ref, cur).tolist(), js_distance_rows(ref, cur).tolist(),
+        pvalues = chi2_rows(ref, cur, draws=self.draws(len(cur)), seed=self.seed)
+        figures = zip(rows.tolist(), pvalues.tolist(), js_distance_rows(ref, cur).tolist(),
                       class_entropy_rows(cur).tolist(), top.tolist(), (cur[np.arange(len(top)), top] / rows).tolist(),
                       (ref[top] / ref.sum()).tolist())
         for i, (n, p, d, h, t, share, ref_share) in zip(np.flatnonzero(enough).tolist(), figures):
