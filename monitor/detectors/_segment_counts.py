@@ -146,12 +146,14 @@ def ks_rows(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(empty, np.nan, d), np.where(empty, np.nan, p)
 
 
-def chi2_rows(ref: np.ndarray, cur: np.ndarray, *, draws: int = 0, seed: int = 0) -> np.ndarray:
+def chi2_rows(ref: np.ndarray, cur: np.ndarray, *, draws: int = 0, seed: int = 0, memo: dict[tuple[int, bytes], float] | None = None) -> np.ndarray:
     """p-value of Pearson's chi-squared test of homogeneity of ``ref`` and each row of ``cur``, as
     :func:`monitor.stats.univariate.chi2_test` with the same ``draws`` and ``seed`` (classes empty
     in both dropped, per row): the asymptotic p-values of all rows in one array operation, then
     the Monte-Carlo one of each row that needs it by that same function, so a row and the same
-    table given to :func:`~monitor.stats.univariate.chi2_test` get the same p-value.
+    table given to :func:`~monitor.stats.univariate.chi2_test` get the same p-value. ``memo`` (a
+    caller's dict, for one ``ref`` and ``seed``) keeps the drawn p-values by row: a row unchanged
+    since the last call (no new rows in its window) is not drawn again.
 
     >>> from monitor.stats.univariate import chi2_test
     >>> ref, cur = np.array([50.0, 50.0, 0.0]), np.array([[60.0, 40.0, 0.0], [10.0, 20.0, 5.0]])
@@ -178,7 +180,13 @@ def chi2_rows(ref: np.ndarray, cur: np.ndarray, *, draws: int = 0, seed: int = 0
     if draws > 0:  # chi2_test decides for the rows near either threshold too (rounding differs)
         near = ok & (p < CHI2_MC_BELOW * (1 + 1e-9)) & (smallest < CHI2_MIN_EXPECTED * (1 + 1e-9))
         for i in np.flatnonzero(near).tolist():
-            p[i] = chi2_test(ref, cur[i], draws=draws, seed=seed).pvalue
+            key = (draws, cur[i].tobytes())
+            found = memo.get(key) if memo is not None else None
+            if found is None:
+                found = chi2_test(ref, cur[i], draws=draws, seed=seed).pvalue
+                if memo is not None:
+                    memo[key] = found
+            p[i] = found
     return p
 
 

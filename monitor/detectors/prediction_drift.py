@@ -182,6 +182,8 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         self._segments = SegmentCounts(self.segment_cap, self._k, self.window_s, self.n_slots) if self.by_segment else None
         #: the class named in each segment's top-class series, to remove when another class leads
         self._segment_top: dict[str, str] = {}
+        #: drawn p-values by (draws, window counts): a function of those, for this reference and seed
+        self._memo: dict[tuple[int, bytes], float] = {}
 
     def update(self, batch: "Batch") -> None:
         pred = batch.predicted
@@ -238,7 +240,7 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
                 out.remove(name)
             out.clear(names.LABEL_SHIFT_WEIGHT)
             return
-        put_figure(out, names.PREDICTION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur, draws=self.draws(1), seed=self.seed).pvalue)
+        put_figure(out, names.PREDICTION_DRIFT_PVALUE, float(self._pvalues(cur[None, :], 1)[0]))
         put_figure(out, names.PREDICTION_DRIFT_DISTANCE, uni.js_distance(self._ref_counts, cur))
         put_figure(out, names.OUTPUT_ENTROPY, class_distribution_entropy(cur))
         put_figure(out, names.OUTPUT_ENTROPY_REFERENCE, self._ref_entropy)
@@ -262,6 +264,13 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         """
         return int(np.ceil(max(10.0, 1.25 * tests) / self.alpha - 1e-6)) - 1
 
+    def _pvalues(self, cur: np.ndarray, tests: int) -> np.ndarray:
+        """Drift p-value of each row of ``cur`` (one per test of ``tests``), drawn p-values kept
+        while their window is unchanged (a quiet segment is not drawn again at every tick)."""
+        if len(self._memo) > 4 * (self.segment_cap + 2):
+            self._memo.clear()
+        return chi2_rows(self._ref_counts, cur, draws=self.draws(tests), seed=self.seed, memo=self._memo)
+
     def segment_figures(self) -> dict[str, SegmentPredictionFigures | None]:
         """Per segment (learned ones, then ``other``) its figures against the whole reference,
         None below ``min_rows`` rows of the segment. Empty without ``by_segment``."""
@@ -275,7 +284,7 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
             return out
         cur, rows = cur[enough], rows[enough]  # every test in one array operation over the segments
         top = cur.argmax(axis=1)
-        pvalues = chi2_rows(ref, cur, draws=self.draws(len(cur)), seed=self.seed)
+        pvalues = self._pvalues(cur, len(cur))
         figures = zip(rows.tolist(), pvalues.tolist(), js_distance_rows(ref, cur).tolist(),
                       class_entropy_rows(cur).tolist(), top.tolist(), (cur[np.arange(len(top)), top] / rows).tolist(),
                       (ref[top] / ref.sum()).tolist())

@@ -58,6 +58,7 @@ __all__ = [
     "CHI2_MIN_EXPECTED",
     "CHI2_MC_BELOW",
     "CHI2_MC_STOP",
+    "CHI2_DENSE_ENOUGH",
     "psi",
     "js_distance",
     "wasserstein_atoms",
@@ -84,6 +85,15 @@ CHI2_MC_BELOW = 0.05
 #: Besag-Clifford stop of the Monte-Carlo test: tables as extreme as the observed before stopping
 #: (the p-value's relative standard error there is about ``1 / sqrt(20)``, 22%).
 CHI2_MC_STOP = 20
+#: A sparse table whose classes with every expected count at least :data:`CHI2_MIN_EXPECTED`
+#: already reject homogeneity on their own at this asymptotic p-value is not drawn (a plain
+#: shift of frequent classes, or a segment's standing difference, would otherwise cost every draw
+#: at every refresh): that sub-table's p-value is reported. Either p-value is valid, so a level
+#: ``a`` keeps its rate within ``a`` plus the chance of the sub-table's under 1e-12: tiny, as the
+#: asymptotic tail of such tables is only somewhat too light (seeded, 10 million null tables of
+#: expected counts 10, 5 and 10 classes: 1.1-1.3 times nominal under 1e-4, 1.5 under 1e-5,
+#: 1.7-2.5 under 1e-6).
+CHI2_DENSE_ENOUGH = 1e-12
 #: Additive smoothing of bin shares in PSI (Jeffreys' half count), so empty bins stay finite.
 PSI_PSEUDOCOUNT = 0.5
 
@@ -306,7 +316,9 @@ def chi2_test(ref_counts: ArrayLike, cur_counts: ArrayLike, *, draws: int = 0, s
     200 rows against 2,000: 0.25% of null windows under 0.001), so the p-value is the
     Monte-Carlo one conditional on both margins (:func:`chi2_monte_carlo`, up to ``draws`` tables
     from a generator seeded by ``seed`` and the table: the same table always gets the same
-    p-value), ``method`` ``"monte-carlo"``.
+    p-value), ``method`` ``"monte-carlo"``; unless the classes whose expected counts are all at
+    least :data:`CHI2_MIN_EXPECTED` reject on their own at :data:`CHI2_DENSE_ENOUGH`: that
+    sub-table's asymptotic p-value, ``method`` ``"asymptotic-dense"`` (no draws for a plain shift).
 
     >>> chi2_test([50, 50], [50, 50]).pvalue
     1.0
@@ -325,14 +337,25 @@ def chi2_test(ref_counts: ArrayLike, cur_counts: ArrayLike, *, draws: int = 0, s
     df = int(keep.sum()) - 1
     if n1 == 0 or n2 == 0 or df < 1:
         return TestResult(0.0, 1.0, "asymptotic", max(df, 0))
-    tot = r + c
-    n = n1 + n2
-    e1, e2 = tot * n1 / n, tot * n2 / n
-    stat = float(((r - e1) ** 2 / e1).sum() + ((c - e2) ** 2 / e2).sum())
+    stat = _pearson(r, c)
     p = float(chdtrc(df, stat))
-    if draws > 0 and p < CHI2_MC_BELOW and tot.min() * min(n1, n2) / n < CHI2_MIN_EXPECTED and _integral(r, c):
+    expected = (r + c) * min(n1, n2) / (n1 + n2)  # the smaller of each class's two expected counts
+    if draws > 0 and p < CHI2_MC_BELOW and expected.min() < CHI2_MIN_EXPECTED and _integral(r, c):
+        dense = expected >= CHI2_MIN_EXPECTED
+        if dense.sum() >= 2:
+            p_dense = float(chdtrc(int(dense.sum()) - 1, _pearson(r[dense], c[dense])))
+            if p_dense < CHI2_DENSE_ENOUGH:
+                return TestResult(stat, p_dense, "asymptotic-dense", int(dense.sum()) - 1)
         return TestResult(stat, chi2_monte_carlo(r, c, draws, seed), "monte-carlo", df)
     return TestResult(stat, p, "asymptotic", df)
+
+
+def _pearson(r: np.ndarray, c: np.ndarray) -> float:
+    """Pearson's statistic of the 2 x bins table of two count rows (no bin empty in both)."""
+    tot = r + c
+    n1, n2 = r.sum(), c.sum()
+    e1, e2 = tot * n1 / (n1 + n2), tot * n2 / (n1 + n2)
+    return float(((r - e1) ** 2 / e1).sum() + ((c - e2) ** 2 / e2).sum())
 
 
 def _integral(*counts: np.ndarray) -> bool:
@@ -388,7 +411,7 @@ def chi2_monte_carlo(ref_counts: np.ndarray, cur_counts: np.ndarray, draws: int,
             return CHI2_MC_STOP / float(done + hits[CHI2_MC_STOP - extreme - 1] + 1)
         extreme += len(hits)
         done += size
-        chunk = min(2 * chunk, max(1024, 2**20 // len(t)))  # a drawn block of ~8 MB at most
+        chunk = min(2 * chunk, max(1024, 2**18 // len(t)))  # a drawn block stays in cache (~2 MB)
     return (extreme + 1) / (draws + 1)
 
 
