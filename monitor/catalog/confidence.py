@@ -173,7 +173,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "Kolmogorov-Smirnov distance between the window's and the reference's confidence (or entropy) distribution (effect size).",
                labels=("score",), concern=_C, unit="none", max_series=4),
     MetricSpec(PREDICTION_DRIFT_PVALUE, GAUGE,
-               "p-value of the chi-squared test of the window's predicted-class counts against the reference (label shift).",
+               "p-value of the chi-squared test of the window's predicted-class counts against the reference (label shift); "
+               "with expected counts under 10, Monte-Carlo conditional on the margins (the asymptotic one is too small there).",
                concern=_C, unit="none"),
     MetricSpec(PREDICTION_DRIFT_DISTANCE, GAUGE,
                "Jensen-Shannon distance (base 2, 0..1) between the window's and the reference's predicted-class distribution.",
@@ -353,8 +354,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "(effect size); absent below min_rows rows of the segment.",
                labels=("segment", "score"), concern=_SEG, unit="none", max_series=400),
     MetricSpec(SEGMENT_PREDICTION_DRIFT_PVALUE, GAUGE,
-               "p-value of the chi-squared test of the segment's predicted-class counts against the whole reference's; absent "
-               "below min_rows rows of the segment. With many segments, compare with alpha divided by the segments tested.",
+               "p-value of the chi-squared test of the segment's predicted-class counts against the whole reference's (Monte-Carlo "
+               "with expected counts under 10, as the whole window's); absent below min_rows rows of the segment. With many "
+               "segments, compare with alpha divided by the segments tested.",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_PREDICTION_DRIFT_DISTANCE, GAUGE,
                "Jensen-Shannon distance (base 2, 0..1) between the segment's and the whole reference's predicted-class "

@@ -29,20 +29,27 @@ chi-squared distribution gives it when every expected count is at least
 :data:`~monitor.stats.univariate.CHI2_MIN_EXPECTED` (10). A sparser table -- many classes, rare
 classes, a short window or a small reference -- has a heavier tail than that distribution, so
 there the asymptotic p-value is too small: seeded, with 50 Zipf classes, 200 rows against 2,000,
-0.25% of such windows fell under 0.001 (and 1.5% under 0.01), and a class absent from the
-reference that appears once in the window gets ~1e-40 where the truth is the window's share of
-all rows. For such a table whose asymptotic p-value is under 0.05 the exported p-value is the
-Monte-Carlo one conditional on the table's margins
+0.25% of unshifted windows fell under 0.001 (1.5% under 0.01), and against 50,000 reference rows
+a class the reference never predicted, seen once in the window, gets 1e-37 where the truth is
+about the window's share of all rows (0.4%). For such a table whose asymptotic p-value is under
+0.05 the exported p-value is the Monte-Carlo one conditional on the table's margins
 (:func:`~monitor.stats.univariate.chi2_monte_carlo`: valid at every level, seeded by ``seed``
 and the table, so one table always gets the same p-value, whether it is the whole window's or a
-segment's): 0.115% of the same windows under 0.001, 1.04% under 0.01
-(``tests/test_prediction_drift_pvalue.py``). It resolves p-values down to ``alpha / 10`` (9,999
-tables at the default ``alpha`` 0.001) for the whole window and to ``0.8 alpha / m`` for each of
-``m`` segments tested (the Bonferroni level the segment rule uses, below ``alpha / 10`` from
-``m`` = 9 on: 26,249 tables at 21). Drawing stops at the 20th table as extreme as the observed,
-so a large p-value costs a few hundred tables; a small one costs them all (~3 us each with 50
-classes and 200 rows: ~33 ms for the whole window, up to ~1.8 s for 21 sparse segments that all
-drifted, the worst case of one refresh; ``benchmarks/prediction_drift_pvalue_cost.py``).
+segment's): 0.085% of 20,000 such windows under 0.001 and 1.03% under 0.01, 0.115% and 1.04%
+of 100,000 others (``tests/test_prediction_drift_pvalue.py``). Unless the frequent classes
+(expected counts of 10 and more) reject on their own at 1e-12: then that sub-table's asymptotic
+p-value, without draws.
+
+The draws resolve p-values down to ``alpha / 10`` (9,999 tables at the default ``alpha``, 0.001)
+for the whole window and down to ``0.8 alpha / m`` for each of ``m`` segments tested (the
+Bonferroni level of the segment rule; more draws than 9,999 from ``m`` = 9 on: 26,249 at the
+default cap's 21). Drawing stops at the 20th table as extreme as the observed, so a large
+p-value costs a few hundred tables, and a window or segment without new rows since the last
+refresh is not drawn again; a table beyond every drawn one costs them all, ~3-5 us each with 50
+classes and 200 rows. Worst case of one refresh, when every segment is sparse and shifted among
+its rare classes only: ``9,999 + (segment_cap + 1) * 26,249`` tables, measured ~3 s of CPU for 21
+segments (against 0.4 ms), ~26 ms for the whole window alone
+(``benchmarks/prediction_drift_pvalue_cost.py``); unshifted, 0.25 ms and 4.9 ms on average.
 """
 
 from __future__ import annotations
