@@ -74,7 +74,7 @@ def test_the_sparse_tables_draw_and_the_dense_ones_do_not() -> None:
     shifted = chi2_test(ref, cur, draws=9999)
     frequent = (ref + cur) * 300 / 2300 >= 10
     assert shifted.method == "asymptotic-dense" and shifted.df == frequent.sum() - 1 < 49
-    assert shifted.pvalue == chi2_test(ref[frequent], cur[frequent]).pvalue < 1e-12
+    assert shifted.pvalue == chi2_test(ref[frequent], cur[frequent]).pvalue < 1e-8
 
 
 def test_a_class_absent_from_the_reference_seen_once_is_not_drift() -> None:
@@ -135,9 +135,9 @@ def tail_reversed(k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("prior", "n_window", "method", "shortest_path"), [
-    # frequent classes (expected counts of 10 and more) reject on their own, no draws: measured 43
-    # of the 50 windows (the 7 others drawn)
-    (head_swapped(50), 300, "asymptotic-dense", 35),
+    # frequent classes (expected counts of 10 and more) reject on their own, no draws: measured in
+    # all 50 windows (43 had the threshold been 1e-12)
+    (head_swapped(50), 300, "asymptotic-dense", 45),
     # only sparse classes moved: all drawn (measured 50), no drawn table as extreme
     (tail_reversed(50), 200, "monte-carlo", 50),
 ])
@@ -201,7 +201,7 @@ def test_whole_window_and_segments_give_one_table_the_same_p_value() -> None:
         assert f.pvalue == want.pvalue if want.method == "monte-carlo" else f.pvalue == pytest.approx(want.pvalue, rel=1e-12), s
     assert methods == {"monte-carlo", "asymptotic", "asymptotic-dense"}
     assert tested["s0"].pvalue == 1 / 15000 < 0.001 / 12  # drawn, and below the Bonferroni level
-    assert tested["s1"].pvalue < 1e-12
+    assert tested["s1"].pvalue < 1e-8
 
 
 def test_alpha_out_of_range_is_refused_naming_it() -> None:
@@ -214,25 +214,26 @@ def test_a_window_without_new_rows_is_not_drawn_again(monkeypatch: pytest.Monkey
     model, a quiet segment) is kept, as it is a function of the window's counts."""
     from monitor.stats import univariate as uni
 
-    calls: list[int] = []
+    drawn: list[int] = []  # the rows of each table drawn
     draw = uni.chi2_monte_carlo
 
-    def counted(*args: object, **kw: object) -> float:
-        calls.append(1)
-        return draw(*args, **kw)  # type: ignore[arg-type]
+    def counted(ref: np.ndarray, cur: np.ndarray, *args: object, **kw: object) -> float:
+        drawn.append(int(cur.sum()))
+        return draw(ref, cur, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(uni, "chi2_monte_carlo", counted)
     rng = np.random.default_rng(12)
     det = PredictionDriftDetector(reference(50, 2000, 13), window_s=1e6, by_segment=True)
-    det.update(window(rng, 50, 600, tail_reversed(50), np.array(["a", "b"], dtype=object)[rng.integers(0, 2, 600)]))
+    det.update(window(rng, 50, 210, tail_reversed(50), np.full(210, "a", dtype=object)))
+    det.update(window(rng, 50, 230, tail_reversed(50), np.full(230, "b", dtype=object)))
     exported = []
     for _ in range(3):
         det.on_tick(0.0)
         store = MetricStore("m")
         det.export(store)
-        exported.append((store.value(names.PREDICTION_DRIFT_PVALUE), store.value(names.SEGMENT_PREDICTION_DRIFT_PVALUE, ("a",))))
-    assert len(calls) == 3 and exported[0] == exported[1] == exported[2]  # the window and both segments, once
+        exported.append([store.value(names.SEGMENT_PREDICTION_DRIFT_PVALUE, (s,)) for s in ("a", "b")])
+    assert sorted(drawn) == [210, 230, 440] and exported[0] == exported[1] == exported[2]  # each segment and the window once
     det.update(window(rng, 50, 10, tail_reversed(50), np.full(10, "a", dtype=object)))
     det.on_tick(0.0)
     det.export(MetricStore("m"))
-    assert len(calls) == 5  # the window and segment a changed, b did not
+    assert sorted(drawn) == [210, 220, 230, 440, 450]  # segment a and the window changed and are drawn again, b is not

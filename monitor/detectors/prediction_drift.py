@@ -37,7 +37,7 @@ about the window's share of all rows (0.4%). For such a table whose asymptotic p
 and the table, so one table always gets the same p-value, whether it is the whole window's or a
 segment's): 0.085% of 20,000 such windows under 0.001 and 1.03% under 0.01, 0.115% and 1.04%
 of 100,000 others (``tests/test_prediction_drift_pvalue.py``). Unless the frequent classes
-(expected counts of 10 and more) reject on their own at 1e-12: then that sub-table's asymptotic
+(expected counts of 10 and more) reject on their own at 1e-8: then that sub-table's asymptotic
 p-value, without draws.
 
 The draws resolve p-values down to ``alpha / 10`` (9,999 tables at the default ``alpha``, 0.001)
@@ -46,10 +46,13 @@ Bonferroni level of the segment rule; more draws than 9,999 from ``m`` = 9 on: 2
 default cap's 21). Drawing stops at the 20th table as extreme as the observed, so a large
 p-value costs a few hundred tables, and a window or segment without new rows since the last
 refresh is not drawn again; a table beyond every drawn one costs them all, ~3-5 us each with 50
-classes and 200 rows. Worst case of one refresh, when every segment is sparse and shifted among
-its rare classes only: ``9,999 + (segment_cap + 1) * 26,249`` tables, measured ~3 s of CPU for 21
-segments (against 0.4 ms), ~26 ms for the whole window alone
-(``benchmarks/prediction_drift_pvalue_cost.py``); unshifted, 0.25 ms and 4.9 ms on average.
+classes and 200 rows. Worst case of one refresh, when the window and every segment are sparse
+and shifted among their rare classes only (a shift of frequent classes is mostly rejected by
+those alone, without draws): ``draws(1) + (segment_cap + 1) * draws(segment_cap + 1)`` tables
+(9,999 + 21 x 26,249 at the defaults), measured 1.3-3 s of CPU for 21 segments of 200 rows
+(against 0.4 ms; the spread is the shared machine's load), ~25 ms for the whole window alone
+(``benchmarks/prediction_drift_pvalue_cost.py``); unshifted, 0.24 ms and 4.9 ms on average.
+Fewer segments (``segment_cap``) or a larger ``alpha`` bound it lower.
 """
 
 from __future__ import annotations
