@@ -110,7 +110,9 @@ class TestResult:
     pvalue
         Probability under "same distribution" of a statistic at least as large.
     method
-        ``"exact"`` or ``"asymptotic"`` (how the p-value was obtained).
+        How the p-value was obtained: ``"exact"`` or ``"asymptotic"``; for :func:`chi2_test` on a
+        sparse table also ``"monte-carlo"`` (conditional on the margins) or ``"asymptotic-dense"``
+        (its frequent classes alone, ``df`` theirs).
     df
         Degrees of freedom (chi-squared), else 0.
     """
