@@ -230,3 +230,51 @@ def test_config_errors_are_clear(reference: Reference) -> None:
     assert resolve_ert(None, 1.0, 1e6) == 1e6
     det = create("input_drift", reference=reference, params={"alarms_per_day": 0.5, "events_per_day": 1e6})
     assert det.thresholds.ert == 2e6
+
+
+def _zipf_categories(k: int) -> tuple[list[str], np.ndarray]:
+    p = 1.0 / np.arange(1, k + 1) ** 1.2
+    return [f"c{i:02d}" for i in range(k)], p / p.sum()
+
+
+def test_a_sparse_categorical_feature_s_windowed_pvalue_holds_its_level() -> None:
+    """A categorical feature's windowed p-value (monitor_drift_feature_pvalue, which
+    ModelFeaturesDriftedOverWindow counts) was the asymptotic chi-squared one, too small when the
+    window is short and some categories rare: 21 Zipf categories, 100 rows against 1,000, 79 of
+    20,000 null windows under 0.001 (4x; the Jensen-Shannon floor of 0.1 filters none of them at
+    that size). It is the Monte-Carlo one for sparse tables now, as prediction drift's."""
+    from scipy.stats import binom
+
+    from monitor.stats.univariate import chi2_draws, compare_counts
+
+    _, p = _zipf_categories(21)
+    rng = np.random.default_rng(4)
+    windows = 20_000
+    ref, cur = rng.multinomial(1000, p, size=windows), rng.multinomial(100, p, size=windows)
+    drawn = sum(compare_counts(ref[i], cur[i], ordered=False, chi2_draws=9999, chi2_seed=i).pvalue < 0.001
+                for i in range(windows))
+    asymptotic = sum(compare_counts(ref[i], cur[i], ordered=False).pvalue < 0.001 for i in range(windows))
+    hi = binom.ppf(1 - 1e-4, windows, 0.001)  # 38
+    assert drawn <= hi < asymptotic, (drawn, hi, asymptotic)
+
+    # the detector's windowed figure is that p-value, at the resolution of its correction
+    names, p = _zipf_categories(21)
+    cats = rng.choice(names, size=(2000, 1), p=p).astype(object)
+    det = FeatureDriftDetector(Reference.from_arrays(rng.normal(size=(2000, 1)), numeric_names=["x"], categorical=cats,
+                                                     categorical_names=["city"]), max_categories=25, min_rows=100)
+    for _ in range(500):  # a null window whose asymptotic p-value is small enough to be drawn again
+        c = rng.choice(names, size=(150, 1), p=p).astype(object)
+        channel = det._core.binner.channels[1]
+        trial = FeatureDriftDetector(det.profile, max_categories=25, min_rows=100)
+        trial.update(Batch.from_arrays(rng.normal(size=(150, 1)), categorical=c, categorical_names=("city",),
+                                       numeric_names=("x",), ts=1000.0 + np.arange(150.0)))
+        st = trial._core.compute_figures()["stats"][1]
+        if st.chi2.method == "monte-carlo":
+            break
+    else:
+        pytest.fail("no window of 500 got a Monte-Carlo p-value")
+    assert channel.kind == "categorical"
+    window_counts = trial._core.window_total()[trial._core._b: trial._core._b + channel.n_bins]
+    expected = compare_counts(channel.ref, window_counts, ordered=False, chi2_draws=chi2_draws(trial.alpha, 2), chi2_seed=1)
+    assert st.chi2.pvalue == expected.chi2.pvalue
+    assert st.chi2.pvalue > compare_counts(channel.ref, window_counts, ordered=False).chi2.pvalue

@@ -264,15 +264,8 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
 
     def draws(self, tests: int) -> int:
         """Most tables a Monte-Carlo p-value draws when ``tests`` p-values are compared with
-        ``alpha / tests``: its smallest value, ``1 / (draws + 1)``, is at most a tenth of ``alpha``
-        and at most ``0.8 alpha / tests``, so a drifted table (no drawn table as extreme) is
-        below the Bonferroni level.
-
-        >>> from types import SimpleNamespace
-        >>> [PredictionDriftDetector.draws(SimpleNamespace(alpha=0.001), m) for m in (1, 8, 9, 21)]
-        [9999, 9999, 11249, 26249]
-        """
-        return int(np.ceil(max(10.0, 1.25 * tests) / self.alpha - 1e-6)) - 1
+        ``alpha / tests`` (see :func:`monitor.stats.univariate.chi2_draws`)."""
+        return uni.chi2_draws(self.alpha, tests)
 
     def _pvalues(self, cur: np.ndarray, tests: int) -> np.ndarray:
         """Drift p-value of each row of ``cur`` (one per test of ``tests``), drawn p-values kept
