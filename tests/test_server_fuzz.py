@@ -119,3 +119,15 @@ def test_fast_parser_agrees_with_the_general_parser(obj):
     except EventFormatError as err:  # pragma: no cover - this is the failure the test looks for
         raise AssertionError(f"fast path accepted what parse_event refuses: {err}") from None
     assert (general.model, general.event) == fast
+
+
+def test_fast_parser_leaves_boolean_and_float_request_ids_to_the_general_parser() -> None:
+    """A boolean request id is refused by parse_event, and 17.0 becomes 17: the fast path must
+    not accept either unchanged (hypothesis found ``request_id: False`` passing it)."""
+    from monitor.server.intake import parse_fast
+
+    now = 1_700_000_000.0
+    for rid in (False, True, 17.0, [1, False], [2.0]):
+        assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": rid}, now) is None, rid
+    assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": ["a", 3, None]}, now)[1][6] == ["a", 3, None]
+    assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": 5}, now)[1][6] == 5

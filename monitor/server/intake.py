@@ -141,7 +141,12 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     latency = get("latency_s")
     if latency is not None and not ((type(latency) is float or type(latency) is int) and latency >= 0):
         return None
-    return model, (PREDICTION, ts, inputs, outputs, latency, client, get("request_id"), segment, get("embedding"))
+    request_id = get("request_id")
+    if request_id is not None and type(request_id) is not str and type(request_id) is not int:
+        # booleans and floats (17.0 joins 17) go to parse_event, as does a list holding either
+        if type(request_id) is not list or not all(type(v) is str or type(v) is int or v is None for v in request_id):
+            return None
+    return model, (PREDICTION, ts, inputs, outputs, latency, client, request_id, segment, get("embedding"))
 
 
 _INF = float("inf")
