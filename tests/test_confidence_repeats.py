@@ -48,7 +48,7 @@ def test_repeat_needs_different_inputs_and_a_recent_output() -> None:
     assert a[0] == b[0] and a[0] != output_fingerprints(np.array([[0.3 + 1e-5, 0.7 - 1e-5]]))[0]
 
 
-@pytest.mark.parametrize("size", [1 << 16, 16, 24])
+@pytest.mark.parametrize("size", [1 << 20, 16, 24])  # 1 << 20: ~200 outputs share no slot (P of a shared one ~2%)
 def test_batches_give_the_same_flags_as_rows_one_by_one(size: int) -> None:
     """Whatever the batching (one drain in a replay, many small ones live, batches held for the
     detectors and handed over together), every row gets the flag it gets alone, also when
@@ -167,16 +167,17 @@ def test_outputs_sharing_a_slot_evict_each_other_in_row_order() -> None:
 
 def test_input_fingerprints_are_the_multilinear_hash_of_the_exact_bits_with_one_nan() -> None:
     """Fingerprints are kept in checkpointed tables, so their values must not change with how
-    they are computed: each is the splitmix64 finaliser of the wrapping sum of the words times
-    fixed odd constants (written out here in Python integers). NaN payloads are one NaN; 0.0 and
-    -0.0 differ; infinities are values like any other."""
+    they are computed: each is the splitmix64 finaliser of the wrapping sum of the words (each
+    with its high half folded into its low one) times fixed odd constants (written out here in
+    Python integers). NaN payloads
+    are one NaN; 0.0 and -0.0 are one value; infinities are values like any other."""
     from monitor.detectors.repetition import _MULTIPLIERS
 
     x = np.array([[1.0, np.nan, 3.0], [1.0, -np.nan, 3.0], [0.0, np.inf, -1.0], [-0.0, np.inf, -1.0], [1e308, 1e308, 2.0]])
     payload = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]  # another NaN
     x[1, 1] = payload
     fp = input_fingerprints(x)
-    assert fp[0] == fp[1] and fp[2] != fp[3] and len(set(fp.tolist())) == 4
+    assert fp[0] == fp[1] and fp[2] == fp[3] and len(set(fp.tolist())) == 3
     mult = [int(m) for m in _MULTIPLIERS[3]]
     mask = (1 << 64) - 1
 
@@ -187,7 +188,7 @@ def test_input_fingerprints_are_the_multilinear_hash_of_the_exact_bits_with_one_
         h = (h * 0x94D049BB133111EB) & mask
         return h ^ (h >> 31)
 
-    canonical = np.where(np.isnan(x), np.nan, x).view(np.uint64)
+    canonical = (np.where(np.isnan(x), np.nan, x) + 0.0).view(np.uint64)
     for row, got in zip(canonical, fp.tolist()):
-        h = sum(int(w) * m for w, m in zip(row.tolist(), mult)) & mask
+        h = sum((int(w) ^ (int(w) >> 32)) * m for w, m in zip(row.tolist(), mult)) & mask
         assert got == mix(h ^ 0x1A9) | 1
