@@ -28,7 +28,15 @@ threshold is the smallest ``L`` with ``features x q^(L-1) <= 1 / ert`` (at least
 ``min_stuck_run``), so a binary feature is not "stuck" after three equal values while a continuous
 one is after a handful. Missing values break a run (they are counted as missing instead).
 
-Works without a reference too: then only missing / inf / wrong-type ratios are exported.
+Works without a reference too: then only missing / inf / wrong-type ratios are exported (no
+out-of-range or unseen ratio of 0, as if checked). Likewise a reference feature that has no
+finite (numeric) or present (categorical) value gives no range, categories or run threshold to
+judge by: its out-of-range / unseen ratios are absent and it is never "stuck".
+
+Counts are kept per feature *name*: batches may list the features in another order or leave
+some out (a schema learnt again after a restart), and a saved state is refused, with the
+difference named, when it was made for other ``features`` or against a reference that gives
+its features other reasons.
 """
 
 from __future__ import annotations
@@ -156,48 +164,70 @@ class DataQualityDetector(Detector):
         for f in p.numeric:
             if wanted is not None and f.name not in wanted:
                 continue
-            span = (f.max - f.min) if np.isfinite(f.max - f.min) else 0.0
-            self._num_ref[f.name] = {
-                "lo": f.min - self.range_margin * span, "hi": f.max + self.range_margin * span,
-                "expected": {"missing": f.missing_ratio, "inf": f.inf_ratio,
-                             "out_of_range": out_of_range_bound(f.n_finite)},
-                "stuck_after": stuck_threshold(f.repeat_prob, n_checked, self.ert, self.min_stuck_run),
-            }
+            expected = {"missing": f.missing_ratio, "inf": f.inf_ratio}
+            ref: dict[str, Any] = {"lo": None, "hi": None, "expected": expected, "stuck_after": None}
+            if f.n_finite:  # a feature the reference never saw finite has no range nor run length to judge by
+                span = (f.max - f.min) if np.isfinite(f.max - f.min) else 0.0
+                ref["lo"], ref["hi"] = f.min - self.range_margin * span, f.max + self.range_margin * span
+                expected["out_of_range"] = out_of_range_bound(f.n_finite)
+                ref["stuck_after"] = stuck_threshold(f.repeat_prob, n_checked, self.ert, self.min_stuck_run)
+            self._num_ref[f.name] = ref
         for c in p.categorical:
             if wanted is not None and c.name not in wanted:
                 continue
-            self._cat_ref[c.name] = {"categories": frozenset(c.categories) if not c.n_other else None,
-                                     "known": set(c.categories),
-                                     "expected": {"missing": c.missing_ratio, "unseen_category": c.unseen_ratio,
-                                                  "wrong_type": 0.0},
+            present = c.n > c.n_missing  # else: no category to compare with, nor run length to judge by
+            expected = {"missing": c.missing_ratio, "wrong_type": 0.0}
+            if present:
+                expected["unseen_category"] = c.unseen_ratio
+            self._cat_ref[c.name] = {"known": set(c.categories) if present else None, "expected": expected,
                                      "stuck_after": (stuck_threshold(_categorical_repeat_prob(c), n_checked, self.ert,
-                                                                     self.min_stuck_run) if self.stuck_categorical else None)}
+                                                                     self.min_stuck_run)
+                                                     if self.stuck_categorical and present else None)}
+
+    def _reasons(self, name: str, numeric: bool) -> tuple[str, ...]:
+        """The reasons counted for a feature: out-of-range values and unseen categories only
+        against a reference that saw the feature (without one they would be exported as a
+        ratio of 0, as if checked)."""
+        if numeric:
+            ref = self._num_ref.get(name)
+            return _NUM_REASONS if ref is not None and ref["lo"] is not None else ("missing", "inf")
+        ref = self._cat_ref.get(name)
+        return _CAT_REASONS if ref is not None and ref["known"] is not None else ("missing", "wrong_type")
 
     def _reset(self) -> None:
-        self._names: tuple[str, ...] = ()
+        self._seen: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # the last batch's feature names
         self._window: SlidingWindow | None = None
         self._pending: dict[tuple[str, str], float] = {}
         self._run: dict[str, int] = {}
         self._last: dict[str, Any] = {}
-        self._layout: dict[tuple[str, str], int] = {}
+        self._layout: dict[tuple[str, str], int] = {}  # (feature, reason) -> column of the window (0: rows)
 
     def _ensure_layout(self, batch: "Batch") -> None:
-        names = tuple(batch.numeric_names) + tuple(batch.categorical_names)
-        if names == self._names and self._window is not None:
+        """Give every (feature, reason) of the batch a column of the window, by name.
+
+        Columns are only ever added (the window widened, its counts kept), never renumbered:
+        a batch whose features come in another order, or without some of them (a schema learnt
+        again after a restart from an event that lacked a field or listed it elsewhere), used to
+        rebuild the layout and empty the window."""
+        names = (tuple(batch.numeric_names), tuple(batch.categorical_names))
+        if names == self._seen and self._window is not None:
             return
         wanted = None if self.features is None else set(self.features)
-        layout: dict[tuple[str, str], int] = {}
-        for n in batch.numeric_names:
-            if wanted is None or n in wanted:
-                for r in _NUM_REASONS:
-                    layout[(n, r)] = len(layout) + 1
-        for n in batch.categorical_names:
-            if wanted is None or n in wanted:
-                for r in _CAT_REASONS:
-                    layout[(n, r)] = len(layout) + 1
-        self._names = names
-        self._layout = layout
-        self._window = SlidingWindow(self.window_s, (len(layout) + 1,), self.n_slots)  # slot 0: rows
+        for group, numeric in ((names[0], True), (names[1], False)):
+            for n in group:
+                if wanted is None or n in wanted:
+                    for r in self._reasons(n, numeric):
+                        self._layout.setdefault((n, r), len(self._layout) + 1)
+        self._seen = names
+        width = len(self._layout) + 1  # slot 0: rows
+        if self._window is None:
+            self._window = SlidingWindow(self.window_s, (width,), self.n_slots)
+        elif self._window.shape[0] < width:
+            state = self._window.state_dict()
+            data = np.zeros((self.n_slots, width))
+            data[:, :self._window.shape[0]] = state["data"]
+            self._window = SlidingWindow(self.window_s, (width,), self.n_slots)
+            self._window.load_state_dict({**state, "data": data})
 
     # -- update ----------------------------------------------------------------------------------------
     def update(self, batch: "Batch") -> None:
@@ -206,52 +236,70 @@ class DataQualityDetector(Detector):
             return
         self._ensure_layout(batch)
         assert self._window is not None
-        counts = np.zeros(len(self._layout) + 1)
-        counts[0] = n
         ts = np.asarray(batch.ts, dtype=np.float64)
         wanted = None if self.features is None else set(self.features)
         num_cols = [(j, name) for j, name in enumerate(batch.numeric_names) if wanted is None or name in wanted]
-        if num_cols:
-            cols = [j for j, _ in num_cols]
-            v = batch.numeric[:, cols]
-            nan = np.isnan(v)
-            inf = np.isinf(v)
-            miss_c = nan.sum(axis=0)
-            inf_c = inf.sum(axis=0)
-            lo = np.array([self._num_ref.get(name, {}).get("lo", -np.inf) for _, name in num_cols])
-            hi = np.array([self._num_ref.get(name, {}).get("hi", np.inf) for _, name in num_cols])
+        v = batch.numeric[:, [j for j, _ in num_cols]] if num_cols else None
+        slot_s = self.window_s / self.n_slots
+        slots = np.floor(ts / slot_s)
+        if slots.min() == slots.max():
+            counts = self._counts(batch, v, num_cols, None)
+            self._window.add(np.array([ts.max()]), None, counts[None, :])
+        else:  # a batch across a slot edge (rare): each slot gets its own rows' counts
+            uniq, which = np.unique(slots, return_inverse=True)
+            per_slot = np.array([self._counts(batch, v, num_cols, which == k) for k in range(uniq.size)])
+            self._window.add((uniq + 0.5) * slot_s, None, per_slot)
+            counts = per_slot.sum(axis=0)
+        if v is not None:
+            self._track_runs(v, [name for _, name in num_cols])
+        if self.stuck_categorical:
+            for j, name in enumerate(batch.categorical_names):
+                if wanted is None or name in wanted:
+                    col = batch.categorical[:, j]
+                    self._track_category_run(col, np.fromiter((x is None for x in col), dtype=bool, count=n), name)
+        for key, pos in self._layout.items():
+            if counts[pos]:
+                self._pending[key] = self._pending.get(key, 0.0) + float(counts[pos])
+
+    def _counts(self, batch: "Batch", v: np.ndarray | None, num_cols: list[tuple[int, str]],
+                rows: np.ndarray | None) -> np.ndarray:
+        """Window row for the batch's ``rows`` (all when None): rows, then bad values per column."""
+        counts = np.zeros(len(self._layout) + 1)
+        counts[0] = len(batch) if rows is None else int(rows.sum())
+        layout = self._layout
+        if v is not None:
+            if rows is not None:
+                v = v[rows]
+            miss_c = np.isnan(v).sum(axis=0)
+            inf_c = np.isinf(v).sum(axis=0)
+            refs = [self._num_ref.get(name, {}) for _, name in num_cols]
+            lo = np.array([np.nan if r.get("lo") is None else r["lo"] for r in refs])
+            hi = np.array([np.nan if r.get("hi") is None else r["hi"] for r in refs])
             with np.errstate(invalid="ignore"):
                 oor_c = (np.isfinite(v) & ((v < lo) | (v > hi))).sum(axis=0)
             for k, (_, name) in enumerate(num_cols):
-                counts[self._layout[(name, "missing")]] = miss_c[k]
-                counts[self._layout[(name, "inf")]] = inf_c[k]
-                counts[self._layout[(name, "out_of_range")]] = oor_c[k]
-            self._track_runs(v, [name for _, name in num_cols])
+                counts[layout[(name, "missing")]] = miss_c[k]
+                counts[layout[(name, "inf")]] = inf_c[k]
+                pos = layout.get((name, "out_of_range"))
+                if pos is not None:
+                    counts[pos] = oor_c[k]
+        wanted = None if self.features is None else set(self.features)
+        cats = batch.categorical if rows is None else batch.categorical[rows]
         for j, name in enumerate(batch.categorical_names):
             if wanted is not None and name not in wanted:
                 continue
-            col = batch.categorical[:, j]
-            is_none = np.fromiter((x is None for x in col), dtype=bool, count=n)
-            is_str = np.fromiter((isinstance(x, str) for x in col), dtype=bool, count=n)
-            counts[self._layout[(name, "missing")]] = is_none.sum()
-            counts[self._layout[(name, "wrong_type")]] = (~is_none & ~is_str).sum()
-            ref = self._cat_ref.get(name)
-            if ref is not None and is_str.any():
-                known = ref["known"]
+            col = cats[:, j]
+            m = col.shape[0]
+            is_none = np.fromiter((x is None for x in col), dtype=bool, count=m)
+            is_str = np.fromiter((isinstance(x, str) for x in col), dtype=bool, count=m)
+            counts[layout[(name, "missing")]] = is_none.sum()
+            counts[layout[(name, "wrong_type")]] = (~is_none & ~is_str).sum()
+            pos = layout.get((name, "unseen_category"))
+            if pos is not None and is_str.any():
+                known = self._cat_ref[name]["known"]
                 vals, cnt = np.unique(col[is_str].astype(str), return_counts=True)
-                unseen = sum(c for v_, c in zip(vals.tolist(), cnt.tolist()) if v_ not in known)
-                counts[self._layout[(name, "unseen_category")]] = unseen
-            if self.stuck_categorical:
-                self._track_category_run(col, is_none, name)
-        slot_s = self.window_s / self.n_slots
-        if np.floor(ts.min() / slot_s) == np.floor(ts.max() / slot_s):
-            self._window.add(np.array([ts.max()]), None, counts[None, :])
-        else:  # split the batch's counts in proportion to rows per slot (rare: batch across a slot edge)
-            slots, rows = np.unique(np.floor(ts / slot_s), return_counts=True)
-            self._window.add((slots + 0.5) * slot_s, None, np.outer(rows / n, counts))
-        for (name, reason), pos in self._layout.items():
-            if counts[pos]:
-                self._pending[(name, reason)] = self._pending.get((name, reason), 0.0) + float(counts[pos])
+                counts[pos] = sum(c for v_, c in zip(vals.tolist(), cnt.tolist()) if v_ not in known)
+        return counts
 
     def _track_runs(self, v: np.ndarray, names: list[str]) -> None:
         """Length of the current run of identical values per column, carried across batches."""
@@ -339,9 +387,13 @@ class DataQualityDetector(Detector):
                                             for name in self._run if self._stuck_after(name) is not None])
 
     # -- state ---------------------------------------------------------------------------------------
+    #: 2: the configured ``features`` are saved and checked, the layout grows by name.
+    state_version = 2
+
     def state_dict(self) -> dict[str, Any]:
         return {
-            "version": self.state_version, "names": list(self._names),
+            "version": self.state_version,
+            "features": None if self.features is None else list(self.features),
             "layout": [[a, b, int(p)] for (a, b), p in self._layout.items()],
             "window": self._window.state_dict() if self._window is not None else None,
             "pending": [[a, b, v] for (a, b), v in self._pending.items()],
@@ -349,11 +401,28 @@ class DataQualityDetector(Detector):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state; one saved for other features, or whose counts do not fit this
+        detector's reference, is refused (``ValueError`` naming the difference: the checkpoint
+        restore then starts this detector empty, and it refills over one window) rather than
+        applied to the wrong columns."""
         if int(state.get("version", -1)) != self.state_version:
-            raise ValueError(f"{self.kind}: state version {state.get('version')} is not {self.state_version}")
+            raise ValueError(f"{self.kind}: the state was saved by another version of the detector "
+                             f"({state.get('version')}, this one reads {self.state_version})")
+        saved = state.get("features")
+        mine = None if self.features is None else list(self.features)
+        if (saved is None) != (mine is None) or (saved is not None and set(saved) != set(mine or ())):
+            raise ValueError(f"{self.kind}: the state was saved watching features {saved or 'all'}, this detector "
+                             f"watches {mine or 'all'} (features changed in the configuration)")
+        layout = {(str(a), str(b)): int(p) for a, b, p in state["layout"]}
+        if sorted(layout.values()) != list(range(1, len(layout) + 1)):
+            raise ValueError(f"{self.kind}: the state's columns are not numbered 1..{len(layout)}")
+        for name, reason in layout:
+            numeric = reason in ("inf", "out_of_range") or (reason == "missing" and name in self._num_ref)
+            if reason not in REASONS or reason not in self._reasons(name, numeric):
+                raise ValueError(f"{self.kind}: the state counts {reason!r} for feature {name!r}, which this detector "
+                                 "does not (saved against another reference, or other features)")
         self._reset()
-        self._names = tuple(state["names"])
-        self._layout = {(a, b): int(p) for a, b, p in state["layout"]}
+        self._layout = layout
         if state["window"] is not None:
             self._window = SlidingWindow(self.window_s, (len(self._layout) + 1,), self.n_slots)
             self._window.load_state_dict(state["window"])

@@ -1,0 +1,115 @@
+"""Review of the data-quality detector: counts stay with their feature whatever the order or
+presence of features in a batch, states of other features are refused, a reference feature that
+was always missing judges nothing, and nothing is exported as checked that was not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.batch import Batch
+from monitor.detectors.data_quality import DataQualityDetector
+from monitor.reference import Reference
+from monitor.store import MetricStore
+
+
+def _ref(seed: int = 0, *, b_missing: bool = False, city_missing: bool = False) -> Reference:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2000, 2))
+    if b_missing:
+        x[:, 1] = np.nan
+    cats = rng.choice(["a", "b", "c"], size=(2000, 1)).astype(object)
+    if city_missing:
+        cats[:, 0] = None
+    return Reference.from_arrays(x, numeric_names=["a", "b"], categorical=cats, categorical_names=["city"])
+
+
+def _batch(x: np.ndarray, names: tuple[str, ...], ts: np.ndarray, cats: np.ndarray | None = None) -> Batch:
+    if cats is None:
+        return Batch.from_arrays(x, numeric_names=names, ts=ts)
+    return Batch.from_arrays(x, numeric_names=names, categorical=cats, categorical_names=("city",), ts=ts)
+
+
+def test_counts_follow_the_feature_names_when_batches_reorder_or_drop_features() -> None:
+    """A schema learnt again after a restart can list the features in another order or without
+    one: the window kept its counts by name (it used to be emptied)."""
+    det = DataQualityDetector(_ref(), min_rows=10)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(100, 2))
+    x[:30, 0] = np.nan  # 30 missing a
+    det.update(_batch(x, ("a", "b"), np.arange(100.0)))
+    y = rng.normal(size=(100, 2))
+    y[:10, 0] = np.nan  # 10 missing b (first column now)
+    det.update(_batch(y, ("b", "a"), 100 + np.arange(100.0)))
+    det.update(_batch(rng.normal(size=(100, 1)), ("a",), 200 + np.arange(100.0)))  # b absent: counts nothing for b
+    assert det.rows_in_window == 300
+    assert det.ratio("a", "missing") == pytest.approx(30 / 300)
+    assert det.ratio("b", "missing") == pytest.approx(10 / 300)
+
+
+def test_a_batch_across_a_slot_edge_gives_each_slot_its_own_rows() -> None:
+    """Its counts were split in proportion to rows per slot: missing values of the older slot
+    stayed in the window after it expired."""
+    det = DataQualityDetector(_ref(), min_rows=10, window_s=60.0, n_slots=6)  # 10 s slots
+    x = np.random.default_rng(2).normal(size=(100, 2))
+    x[:50, 0] = np.nan  # the 50 rows of slot [0, 10) are missing
+    det.update(_batch(x, ("a", "b"), np.concatenate([np.linspace(0, 9, 50), np.linspace(10, 19, 50)])))
+    assert det.ratio("a", "missing") == pytest.approx(0.5)
+    det.advance(65.0)  # slot [0, 10) leaves the window
+    det.update(_batch(np.random.default_rng(3).normal(size=(10, 2)), ("a", "b"), np.full(10, 62.0)))
+    assert det.rows_in_window == 60 and det.ratio("a", "missing") == 0.0
+
+
+def test_a_state_saved_for_other_features_or_another_reference_is_refused() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(100, 2))
+    only_a = DataQualityDetector(_ref(), features=["a"])
+    only_a.update(_batch(x, ("a", "b"), np.arange(100.0)))
+    with pytest.raises(ValueError, match=r"saved watching features \['a'\], this detector watches all"):
+        DataQualityDetector(_ref()).load_state_dict(only_a.state_dict())
+    full = DataQualityDetector(_ref())
+    full.update(_batch(x, ("a", "b"), np.arange(100.0)))
+    with pytest.raises(ValueError, match="counts 'out_of_range' for feature 'b'"):  # b has no range in this one
+        DataQualityDetector(_ref(b_missing=True)).load_state_dict(full.state_dict())
+    with pytest.raises(ValueError, match="another version"):
+        DataQualityDetector(_ref()).load_state_dict({**full.state_dict(), "version": 1})
+    same = DataQualityDetector(_ref(), features=["b", "a"])  # the same features in another order
+    same.load_state_dict(DataQualityDetector(_ref(), features=["a", "b"]).state_dict())
+    back = DataQualityDetector(_ref())
+    back.load_state_dict(full.state_dict())
+    assert back.ratio("a", "out_of_range") == full.ratio("a", "out_of_range") and back.rows_in_window == 100
+
+
+def test_a_feature_always_missing_in_the_reference_is_neither_stuck_nor_out_of_range() -> None:
+    """Its reference has no value: the run threshold used to be the floor (5), so a feature
+    that became populated with a default was "stuck" after five rows for good."""
+    det = DataQualityDetector(_ref(b_missing=True, city_missing=True), min_rows=10, stuck_categorical=True)
+    rng = np.random.default_rng(5)
+    for i in range(10):
+        x = rng.normal(size=(100, 2))
+        x[:, 1] = 0.0
+        cats = np.full((100, 1), "x", dtype=object)
+        det.update(_batch(x, ("a", "b"), i * 100 + np.arange(100.0), cats))
+    assert not det.stuck("b") and not det.stuck("city")
+    assert det.ratio("b", "out_of_range") is None and det.ratio("city", "unseen_category") is None
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_data_stuck", ("b",)) is None
+    assert store.value("monitor_data_reference_invalid_ratio", ("b", "out_of_range")) is None
+    assert store.value("monitor_data_reference_invalid_ratio", ("b", "missing")) == 1.0
+    assert store.value("monitor_data_invalid_ratio", ("a", "out_of_range")) is not None  # a has a range
+
+
+def test_without_a_reference_no_out_of_range_or_unseen_ratio_is_exported() -> None:
+    """They were exported as 0, as if checked; now absent, as the module docstring said."""
+    det = DataQualityDetector(None, min_rows=10)
+    x = np.random.default_rng(6).normal(size=(100, 2))
+    x[:5, 0] = np.inf
+    det.update(_batch(x, ("a", "b"), np.arange(100.0), np.full((100, 1), "q", dtype=object)))
+    store = MetricStore("m")
+    det.export(store)
+    names = {(name, labels.get("reason")) for name, labels, _ in store.samples()}
+    assert ("monitor_data_invalid_ratio", "inf") in names and ("monitor_data_invalid_ratio", "missing") in names
+    assert not {r for n, r in names if n.startswith("monitor_data_invalid")} & {"out_of_range", "unseen_category"}
+    assert not [n for n, _ in names if n == "monitor_data_reference_invalid_ratio"]
+    assert store.value("monitor_data_invalid_ratio", ("a", "inf")) == pytest.approx(0.05)
