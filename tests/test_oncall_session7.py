@@ -146,6 +146,10 @@ def test_missing_values_alert_fires_for_a_model_without_a_reference(tmp_path: Pa
                 values: '0.30x20'
               - series: 'monitor_data_reference_invalid_ratio{model="r",feature="age",reason="missing"}'
                 values: '0.28x20'
+              - series: 'monitor_data_window_rows{model="m"}'
+                values: '1000x20'
+              - series: 'monitor_data_window_rows{model="r"}'
+                values: '1000x20'
             alert_rule_test:
               - eval_time: 15m
                 alertname: ModelFeatureMissingValues
