@@ -179,3 +179,32 @@ def test_a_feature_whose_reference_has_infs_does_not_fire_forever() -> None:
     reference: a feature with 2% infs in the reference fired in 60% of 100-row windows and every
     large one. It is now compared with the reference's own share."""
     assert _share_firing(_rule_exprs()["ModelFeatureInvalidValues"], "inf", 0.02, 5000, 0.02, seed=13, windows=500) == 0.0
+
+
+# -- categorical values given as numbers ------------------------------------------------------------
+def test_categorical_values_given_as_numbers_are_compared_by_their_text() -> None:
+    """The intake reads every categorical value as its text, as the reference is read: a code sent
+    as a number is seen when the reference holds the same text and unseen otherwise; it is never
+    ``wrong_type`` (that counts only non-text values handed to the detector in a Batch built in
+    code). ``7`` and ``7.0`` are different texts, so a reference of integer codes sees ``7.0`` as
+    unseen (README: Input drift and data quality)."""
+    from monitor.events import PREDICTION
+    from monitor.ingest import BatchBuilder
+    from monitor.schema import Feature, OutputSpec, Schema
+
+    ref = Reference.from_arrays(np.zeros((300, 1)), numeric_names=["x"],
+                                categorical=np.array([[7], ["8"], [9]] * 100, dtype=object), categorical_names=["zip"])
+    assert set(ref.categorical[:, 0]) == {"7", "8", "9"}
+    builder = BatchBuilder(Schema((Feature("x"), Feature("zip", "categorical"))), OutputSpec())
+    live = [{"x": 0.0, "zip": v} for v in (7, "7", 8, "9", 7.0, True)]
+    batch = builder.build([(PREDICTION, float(i), row, [0.5, 0.5], None, None, None, None, None)
+                           for i, row in enumerate(live)]).batch
+    assert batch is not None and batch.categorical[:, 0].tolist() == ["7", "7", "8", "9", "7.0", "True"]
+    det = DataQualityDetector(ref, min_rows=1)
+    det.update(batch)
+    assert det.ratio("zip", "unseen_category") == pytest.approx(2 / 6)  # 7.0 and True
+    assert det.ratio("zip", "wrong_type") == 0.0
+    direct = DataQualityDetector(ref, min_rows=1)  # a Batch built in code keeps the numbers
+    direct.update(Batch.from_arrays(np.zeros((2, 1)), numeric_names=("x",), categorical=np.array([[7], ["7"]], dtype=object),
+                                    categorical_names=("zip",), ts=np.zeros(2)))
+    assert direct.ratio("zip", "wrong_type") == 0.5 and direct.ratio("zip", "unseen_category") == 0.0

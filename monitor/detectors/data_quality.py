@@ -14,7 +14,10 @@ Reasons (label ``reason``) and their reference expectation (``monitor_data_refer
   merely never happened to see; for discrete features it is an upper bound anyway.
 * ``unseen_category`` -- a categorical value absent from the reference; expected: the Good-Turing
   rate (reference categories seen once / rows).
-* ``wrong_type`` -- a categorical value that is not a string (a number where a code was expected).
+* ``wrong_type`` -- a categorical value that is not a string, in a :class:`Batch` built in code.
+  The agent's intake reads every categorical value as its text, as the reference is read, so a
+  code sent as a number (``7``) is *seen* when the reference holds that text and an
+  ``unseen_category`` otherwise; ``7`` and ``7.0`` (or ``true`` and ``True``) are different texts.
 
 Ratios are over the event-time window and absent (not zero) below ``min_rows`` rows. Counters of
 bad values since start are exported too. Rows that cannot be read at all never reach detectors:
