@@ -131,3 +131,16 @@ def test_fast_parser_leaves_boolean_and_float_request_ids_to_the_general_parser(
         assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": rid}, now) is None, rid
     assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": ["a", 3, None]}, now)[1][6] == ["a", 3, None]
     assert parse_fast({"inputs": [1.0], "outputs": [0.5], "request_id": 5}, now)[1][6] == 5
+
+
+def test_batch_parser_leaves_boolean_and_float_request_ids_to_the_event_parser() -> None:
+    """The batch path reads request ids a column at a time: a boolean or float among them sends
+    the batch to the event-by-event path, as parse_fast does for one event."""
+    from monitor.server.intake import parse_fast_batch
+
+    now = 1_700_000_000.0
+    for rid in (False, 17.0, [1, True]):
+        batch = [{"inputs": [1.0], "outputs": [0.5], "request_id": v} for v in (None, "a", rid)]
+        assert parse_fast_batch(batch, now) is None, rid
+    batch = [{"inputs": [1.0], "outputs": [0.5], "request_id": v} for v in (None, "a", 3, [4, "b", None])]
+    assert [e[6] for e in parse_fast_batch(batch, now)[1]] == [None, "a", 3, [4, "b", None]]

@@ -142,14 +142,21 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     if latency is not None and not ((type(latency) is float or type(latency) is int) and latency >= 0):
         return None
     request_id = get("request_id")
-    if request_id is not None and type(request_id) is not str and type(request_id) is not int:
-        # booleans and floats (17.0 joins 17) go to parse_event, as does a list holding either
-        if type(request_id) is not list or not all(type(v) is str or type(v) is int or v is None for v in request_id):
-            return None
+    if request_id is not None and type(request_id) is not str and type(request_id) is not int \
+            and not _plain_id_list(request_id):
+        return None
     return model, (PREDICTION, ts, inputs, outputs, latency, client, request_id, segment, get("embedding"))
 
 
+def _plain_id_list(value: Any) -> bool:
+    """A list of request ids that parse_event keeps as they are (strings, integers, None):
+    booleans, which it refuses, and floats, which it turns into integers (17.0 joins 17), are
+    left to it."""
+    return type(value) is list and all(type(v) is str or type(v) is int or v is None for v in value)
+
+
 _INF = float("inf")
+_ID_OR_NONE = {str, int, type(None)}
 _MISSING = object()
 _NONE = type(None)
 _STR = {str}
@@ -210,8 +217,14 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
     if latency is not absent:
         if not set(map(type, latency)) <= _NUMBER_OR_NONE or not all(v is None or v >= 0 for v in latency):
             return None
+    request_ids = cols.get("request_id", absent)
+    if request_ids is not absent:
+        kinds = set(map(type, request_ids))
+        if not kinds <= _ID_OR_NONE and not (kinds <= _ID_OR_NONE | {list} and all(
+                type(v) is not list or _plain_id_list(v) for v in request_ids)):
+            return None
     events = list(zip([PREDICTION] * n, ts, cols["inputs"], cols["outputs"], latency, client,
-                      cols.get("request_id", absent), segment, cols.get("embedding", absent)))
+                      request_ids, segment, cols.get("embedding", absent)))
     return models, events
 
 
