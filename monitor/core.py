@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from monitor.detectors.base import Detector
     from monitor.reference import Reference
+    from monitor.store import MetricStore
 
 __all__ = ["Monitor", "RestoreReport", "get_monitor"]
 
@@ -306,6 +307,8 @@ class Monitor:
         self.rules = None
         self.notifier = None
         self._series_store = None
+        #: other processes' metric stores this monitor's rule scrapes also read (see :meth:`rules_also_read`)
+        self._rule_sources: list[MetricStore] = []
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
@@ -686,11 +689,27 @@ class Monitor:
         return transitions
 
     def _scrape(self, t: float) -> None:
-        """What a Prometheus scrape at ``t`` would store: every sample, with ``__name__``."""
+        """What a Prometheus scrape at ``t`` would store: every sample, with ``__name__``,
+        this model's and those of the stores given to :meth:`rules_also_read`."""
         assert self._series_store is not None
         self._sync_queue_metrics()
         samples = [({**labels, "__name__": name}, value) for name, labels, value in self.store.samples()]
+        for other in self._rule_sources:
+            samples += [({**labels, "__name__": name}, value) for name, labels, value in other.samples()]
         self._series_store.append_scrape(t, samples)
+
+    def rules_also_read(self, store: "MetricStore") -> None:
+        """Let this monitor's rule evaluation read ``store``'s series too, as a Prometheus scraping
+        the process would see them next to the model's.
+
+        The sidecar gives its own store (``model="_sidecar"``: the proxy's requests and upstream
+        errors, its HTTP durations, refusals it cannot attribute to a model) to one of its monitors;
+        without it the shipped rules on those series (MonitorProxyUpstreamFailing) fired only in a
+        Prometheus, never in the agent. The store must carry its own ``model`` label, so that its
+        series never collide with this model's.
+        """
+        if store is not self.store and all(store is not s for s in self._rule_sources):
+            self._rule_sources.append(store)
 
     def advance(self, now: float) -> None:
         """Move event time forward without events (replay ends, tests)."""

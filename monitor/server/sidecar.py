@@ -229,10 +229,23 @@ class Sidecar:
                 with self._lock:
                     self.monitors[cfg.model] = mon
                 self.collector.add(mon.store, refresh=mon.export_for_scrape)
+            self._give_rules_the_sidecar_series()
             self.ready = True
         except Exception as err:  # noqa: BLE001 - reported by /readyz and the log, never a crash loop
             log.exception("the sidecar could not load its models")
             self.load_error = f"{type(err).__name__}: {err}"
+
+    def _give_rules_the_sidecar_series(self) -> None:
+        """The sidecar's own series (``model="_sidecar"``: proxy requests and upstream errors, HTTP
+        durations, refusals of no known model) into the rule scrapes of the first model, in config
+        order, that evaluates rules. One model only: the same alert from every model's evaluator
+        would be listed and sent once per model. Without this, MonitorProxyUpstreamFailing and the
+        other rules on those series fired only in a Prometheus scraping the sidecar."""
+        for cfg in self.agent.models:
+            mon = self.monitors.get(cfg.model)
+            if mon is not None and mon.rules is not None:
+                mon.rules_also_read(self.store)
+                return
 
     def all_monitors(self) -> list["Monitor"]:
         with self._lock:
