@@ -54,6 +54,21 @@ def _min_reference_rows(kind: str) -> int:
     return ProbingDetector.min_reference_rows()
 
 
+def _smaller_fix(kind: str, rows: int) -> str:
+    """The settings that let ``kind`` run on a reference of ``rows`` rows, as an entry of
+    ``detectors:`` to write. Only probing needs more rows than the others (its PRADA test
+    calibrates on ``prada_window`` + 10 rows): "list it with smaller windows" named no setting,
+    and a ``detectors:`` list replaces the defaults, which the fix must say or the operator loses
+    every other detector by following it."""
+    from monitor.detectors.probing.detector import ProbingDetector
+
+    extra = ProbingDetector.min_reference_rows(0)  # the rows its calibration needs beyond the window
+    window = rows - extra
+    smaller = f"{{kind: {kind}, prada_window: {window}}} (at most rows - {extra}) or " if window >= 3 else ""
+    return (f"list it in detectors: as {smaller}{{kind: {kind}, prada: false}} (without the model-stealing test); "
+            "a detectors: list replaces the defaults, so name the other detectors to run in it too")
+
+
 def _meets(requirement: str, ref: "Reference | None") -> bool:
     if requirement == "none":
         return True
@@ -90,8 +105,8 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
         need = 0 if reference is None else _min_reference_rows(kind)
         if reference is not None and len(reference) < need:
             log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
-                        "has %d. Fix: a larger held-out reference, or list it in detectors: with smaller windows",
-                        kind, need, len(reference))
+                        "has %d. Fix: a larger held-out reference, or %s", kind, need, len(reference),
+                        _smaller_fix(kind, len(reference)))
             continue
         out.append(DetectorConfig(kind))
     for requirement, kinds in missing.items():

@@ -368,7 +368,9 @@ class OutputRepeatDetector(RefreshingDetector):
             logging.getLogger("monitor").warning(
                 "output_repeats: the reference has %d rows, not more than horizon_rows (%d): the share of repeated "
                 "outputs is not measured on it (monitor_output_repeat_reference_ratio absent, so ModelOutputsRepeated "
-                "cannot fire). Fix: a reference of more than %d rows, or horizon_rows: %d (below its length)",
+                "cannot fire). Fix: a reference of more than %d rows, or the entry {kind: output_repeats, horizon_rows: "
+                "%d} in detectors: (below its length; a detectors: list replaces the defaults, so name the other "
+                "detectors to run in it too)",
                 len(reference), self.horizon_rows, self.horizon_rows, max(1, len(reference) // 2))  # type: ignore[arg-type]
         self._reset()
 

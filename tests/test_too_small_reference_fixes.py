@@ -1,0 +1,75 @@
+"""Warnings about a reference too small for a detector name the settings that fix it, as an entry of
+``detectors:`` to write, and the fix they give works.
+
+Before, a default probing detector left out for a short reference said "list it in detectors: with
+smaller windows" (which setting? PRADA's ``prada_window``, or ``prada: false``), and the repeated
+outputs warning said ``horizon_rows: N`` without the entry it belongs to; neither said that a
+``detectors:`` list replaces the defaults, so following them silently dropped every other default.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.core import Monitor
+from monitor.reference import Reference
+
+CONFIG = {"features": ["a", "b", "c", "d"], "output": {"kind": "probabilities", "classes": ["x", "y", "z"]}}
+
+
+def _reference(rows: int, features: int = 4) -> Reference:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(rows, features))
+    logits = x[:, :1] * np.array([2.0, 0.0, -2.0])
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return Reference.from_arrays(x, scores=scores, numeric_names=CONFIG["features"][:features])
+
+
+def _monitor(reference: Reference, **config: object) -> Monitor:
+    features = {"features": list(reference.numeric_names)}
+    return Monitor(model="small", config={**CONFIG, **features, **config}, reference=reference,
+                   registry=CollectorRegistry(), live=False, start_worker=False)
+
+
+def _said(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+
+
+def test_probing_left_out_of_the_defaults_names_prada_window_and_prada_false(caplog: pytest.LogCaptureFixture) -> None:
+    ref = _reference(60)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(ref)
+    (said,) = _said(caplog, "detector 'probing' is left out of the defaults")
+    assert "the reference has 60" in said and "{kind: probing, prada_window: 50}" in said, said
+    assert "{kind: probing, prada: false}" in said and "replaces the defaults" in said, said
+    assert "probing" not in {d.kind for d in mon.detectors}
+    mon.close()
+    for entry in ({"kind": "probing", "prada_window": 50}, {"kind": "probing", "prada": False}):
+        fixed = _monitor(ref, detectors=[entry])
+        assert [d.kind for d in fixed.detectors] == ["probing"]
+        fixed.close()
+
+
+def test_a_reference_too_short_for_any_prada_window_offers_only_prada_false(caplog: pytest.LogCaptureFixture) -> None:
+    # one feature: the multivariate detector, which needs 20 rows of two, is not a default then
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        _monitor(_reference(12, features=1)).close()
+    (said,) = _said(caplog, "detector 'probing' is left out of the defaults")
+    assert "prada_window" not in said and "{kind: probing, prada: false}" in said, said
+
+
+def test_the_repeated_outputs_warning_names_its_entry(caplog: pytest.LogCaptureFixture) -> None:
+    ref = _reference(400)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(ref, detectors=[{"kind": "output_repeats"}])
+    (said,) = _said(caplog, "output_repeats:")
+    assert "{kind: output_repeats, horizon_rows: 200} in detectors:" in said and "replaces the defaults" in said, said
+    assert mon.detectors[0].reference_ratio is None
+    mon.close()
+    fixed = _monitor(ref, detectors=[{"kind": "output_repeats", "horizon_rows": 200}])
+    assert fixed.detectors[0].reference_ratio is not None
+    fixed.close()
