@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import IN_CI, REPO_ROOT, free_port
-from tests.sidecar_support import http, sample, wait_until
+from tests.sidecar_support import http, sample, total, wait_until
 
 EXAMPLES = REPO_ROOT / "examples"
 
@@ -420,6 +420,93 @@ def test_kserve_example_runs_as_written(tmp_path: Path) -> None:
         assert sample(s.metrics(), "monitor_predicted_class_total", model="sklearn-iris", **{"class": "1"}) == 1
     finally:
         s.close()
+
+
+KSERVE_V1 = KSERVE / "monitor-v1-proxy.yaml"
+
+
+def kserve_v1_app(name: str, probabilities: bool) -> Any:
+    """KServe's v1 protocol as its ModelServer answers it (``POST /v1/models/<name>:predict``,
+    ``{"instances": rows}`` in, ``{"predictions": ...}`` out; ``GET /v1/models/<name>``), for an
+    iris classifier: ``predict_proba`` rows with the scikit-learn runtime's ``PREDICT_PROBA=true``,
+    else ``predict``'s class indices. Checked by hand against KServe 0.21.0's ``ModelServer``
+    serving such a model behind ``monitor serve`` with this example's config."""
+    from aiohttp import web
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=1000).fit(x, y)
+
+    async def predict(request: web.Request) -> web.Response:
+        rows = (await request.json())["instances"]
+        out = clf.predict_proba(rows) if probabilities else clf.predict(rows)
+        return web.json_response({"predictions": out.tolist()})
+
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response({"name": name, "ready": True})
+
+    app = web.Application()
+    app.router.add_post(f"/v1/models/{name}:predict", predict)
+    app.router.add_get(f"/v1/models/{name}", metadata)
+    return app
+
+
+@pytest.mark.parametrize("probabilities", [True, False], ids=["PREDICT_PROBA", "predict"])
+def test_kserve_v1_proxy_example_runs_as_written(tmp_path: Path, request: pytest.FixtureRequest, probabilities: bool) -> None:
+    """The KServe v1 protocol has no fixed shape, so the proxy taps it only through a route of
+    ``server.proxy.routes``; the example's route, config and documented request, over real HTTP
+    through the sidecar on the engine ``monitor serve`` uses, to a v1 model server: answered
+    unchanged, every row monitored under the model the path names; the metadata path forwarded
+    and not monitored; without PREDICT_PROBA, the config the header gives for class indices."""
+    from tests.sidecar_support import AppServer, LoopThread
+    from tests.test_proxy import serve
+
+    _need("sklearn")
+    _config_check(KSERVE_V1)
+    raw = yaml.safe_load(KSERVE_V1.read_text())
+    (route,) = raw["server"]["proxy"]["routes"]
+    assert route["path"] == "/v1/models/{model}:predict" and raw["server"]["proxy"]["upstream"] == "http://127.0.0.1:8080"
+    if not probabilities:  # the header's config for the runtime without PREDICT_PROBA
+        header = KSERVE_V1.read_text()
+        assert 'output: {kind: labels, classes: ["0", "1", "2"]}' in header
+        raw["output"] = {"kind": "labels", "classes": ["0", "1", "2"]}
+    lt = LoopThread()
+    request.addfinalizer(lt.stop)
+    up = AppServer(kserve_v1_app(raw["model"], probabilities), lt)
+    request.addfinalizer(up.close)
+    raw = _local(raw, tmp_path)
+    raw["server"]["proxy"]["upstream"] = up.url
+    raw["rules"]["alertmanager"] = []
+
+    from monitor.config import parse_config
+    from monitor.server.app import build_sidecar, create_app
+    from tests.sidecar_support import RunningSidecar
+
+    sidecar = build_sidecar(parse_config(raw, str(tmp_path / "monitor.yaml"), tmp_path))
+    server = serve(create_app(sidecar), "process")
+    s = RunningSidecar(sidecar, server, server.url)
+    try:
+        assert wait_until(lambda: sidecar.ready), sidecar.load_error
+        body = _documented_request(KSERVE_V1)
+        path = f"/v1/models/{raw['model']}:predict"
+        for _ in range(10):
+            r = http("POST", s.url + path, body, {"X-Api-Key": "team-a"})
+            assert r.status == 200, r.body
+            assert r.json() == json.loads(http("POST", up.url + path, body).body)
+        assert http("GET", s.url + f"/v1/models/{raw['model']}").json() == {"name": raw["model"], "ready": True}
+        s.flush()
+        text = s.metrics()
+        classes = ("versicolor", "setosa") if probabilities else ("1", "0")
+        for c in classes:  # the documented request's two rows, ten times
+            assert sample(text, "monitor_predicted_class_total", model=raw["model"], **{"class": c}) == 10, c
+        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="predict", code="2xx") == 10
+        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="other", code="2xx") == 1
+        assert total(text, "monitor_intake_events_refused_total") == 0
+    finally:
+        s.close()
+        for mon in sidecar.all_monitors():
+            mon.close()
 
 
 # -- every example ----------------------------------------------------------------------------------
