@@ -780,6 +780,20 @@ class Monitor:
                 out.extend(fn(limit))
         return out[:limit]
 
+    def watches_clients(self) -> bool:
+        """Whether a detector of this monitor judges clients (probing): without one,
+        :meth:`suspicious_clients` is empty whatever the traffic."""
+        return any(getattr(det, "suspicious_clients", None) is not None for det in self.detectors)
+
+    def why_no_probing(self) -> str:
+        """Why this monitor runs no probing detector, and the fix (what ``GET /api/v1/clients``
+        says of a model it lists no client for because nothing watches them)."""
+        from monitor.detectors.defaults import why_not_run
+
+        cfg = self.config
+        listed = None if cfg.detectors is None else tuple(d.kind for d in cfg.detectors)
+        return why_not_run("probing", cfg.output, self.reference, listed)
+
     # -- export ----------------------------------------------------------------------------------
     def metrics_text(self, openmetrics: bool = False) -> str:
         """The Prometheus exposition of this monitor's metrics, as a scrape sees them (see

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors", "DEFAULTS"]
+__all__ = ["default_detectors", "DEFAULTS", "why_not_run"]
 
 log = logging.getLogger("monitor")
 
@@ -115,6 +115,34 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
                 "detector%s %s left out of the defaults: the reference has %s. Fix: %s", "s" if len(kinds) > 1 else "",
                 ", ".join(repr(k) for k in kinds), *_MISSING[requirement])
     return tuple(out)
+
+
+def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", listed: tuple[str, ...] | None) -> str:
+    """Why a monitor runs no detector of ``kind``, with the fix: for a caller asking what it
+    shows (``GET /api/v1/clients`` lists no client of a model without probing, which looked the
+    same as a model with no suspicious client). ``listed``: the kinds of the config's
+    ``detectors:``, None when it lists none (the defaults run). The same tests as
+    :func:`default_detectors`, which logs the reason once at start."""
+    if listed is not None:
+        return f"{kind} is not in the config's detectors: list (it replaces the defaults); add {{kind: {kind}}} to it"
+    applies = next((a for k, _, a in DEFAULTS if k == kind), None)
+    requirement = next((r for k, r, _ in DEFAULTS if k == kind), "none")
+    if applies is None:
+        return f"{kind} is never a default: list it under detectors: (with the other detectors to run)"
+    if not (applies == BOTH or (applies == CLF) == output.is_classifier):
+        what = "classifiers" if applies == CLF else "regression models"
+        return f"{kind} is a default for {what} only; list it under detectors: to run it on this model"
+    if reference is None:
+        return f"{kind} calibrates on a reference and none is configured. Fix: reference.path (held-out rows and the model's outputs on them)"
+    if not _meets(requirement, reference):
+        lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
+        missing, fix = _MISSING[lacks]
+        return f"{kind} is left out of the defaults: the reference has {missing}. Fix: {fix}"
+    need = _min_reference_rows(kind)
+    if len(reference) < need:
+        return (f"{kind} is left out of the defaults: it needs at least {need} reference rows, the reference has "
+                f"{len(reference)}. Fix: a larger held-out reference, or {_smaller_fix(kind, len(reference))}")
+    return f"{kind} could not be built for this model (see the log at start)"
 
 
 #: what the reference lacks, and the fix, by requirement (a reference without them is legal: the

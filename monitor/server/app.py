@@ -13,7 +13,8 @@ Endpoints (see :func:`create_app`):
 ``GET /metrics``          read       Prometheus text, or OpenMetrics by ``Accept``
 ``GET /api/v1/alerts``    read       active alerts in Prometheus's JSON shape
 ``GET /api/v1/status``    read       models, queues, checkpoints, readiness
-``GET /api/v1/clients``   read       clients the probing detectors find suspicious
+``GET /api/v1/clients``   read       clients the probing detectors find suspicious, and the
+                                     models no probing detector watches (with why)
 ``POST /-/reload``        write      read the rule files again (also on SIGHUP)
 ``GET /healthz``          open       the process is alive
 ``GET /readyz``           open       models and references loaded, intake open
@@ -246,11 +247,17 @@ async def _clients(request: web.Request) -> web.Response:
     except ValueError:
         raise IntakeError(400, "limit", "must be an integer between 1 and 1000", "bad_limit", events=0) from None
     out = []
+    without: list[dict[str, str]] = []
     for mon in sidecar.all_monitors():
+        if not mon.watches_clients():
+            # no client of such a model is ever listed: said, or "no suspicious client" and "not
+            # watched" answer the same
+            without.append({"model": mon.model, "reason": mon.why_no_probing()})
+            continue
         for item in mon.suspicious_clients(limit):
             d = item.to_dict() if hasattr(item, "to_dict") else item
             out.append({"model": mon.model, **(d if isinstance(d, dict) else {"client": str(d)})})
-    return web.json_response({"status": "success", "data": {"clients": out}})
+    return web.json_response({"status": "success", "data": {"clients": out, "models_without_probing": without}})
 
 
 async def _reload(request: web.Request) -> web.Response:
