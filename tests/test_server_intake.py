@@ -262,6 +262,34 @@ def test_token_misconfiguration_is_a_config_error(tmp_path, monkeypatch):
         settings_from(agent)
 
 
+def test_a_short_token_is_blamed_on_where_it_is_and_the_readme_states_the_minimum(tmp_path, monkeypatch):
+    """With a token file and a variable both set, a short token of the variable was reported at
+    ``server.write_token_file`` (whose tokens were fine), and the README gave no minimum length
+    where it lists the token settings: operators met it only as a failed start."""
+    import re
+
+    from monitor.config import ConfigError, parse_config
+    from monitor.server.settings import MIN_TOKEN_CHARS, settings_from
+    from tests.conftest import REPO_ROOT
+
+    (tmp_path / "write.token").write_text("# current and next\n" + "a" * 32 + "\n" + "b" * 32 + "\n")
+    monkeypatch.setenv("TEST_MONITOR_WRITE_TOKEN", "c" * 32 + ",x9q7z")
+    agent = parse_config({**IRIS, "server": {"write_token_file": "write.token", "write_token_env": "TEST_MONITOR_WRITE_TOKEN"}},
+                         str(tmp_path / "m.yaml"), tmp_path)
+    with pytest.raises(ConfigError) as err:
+        settings_from(agent)
+    assert err.value.key == "server.write_token_env" and "token 2 of TEST_MONITOR_WRITE_TOKEN has 5" in str(err.value)
+    assert "x9q7z" not in str(err.value)  # the token itself is never printed
+    (tmp_path / "write.token").write_text("a" * 32 + "\n\n" + "b" * 15 + "\n")
+    monkeypatch.setenv("TEST_MONITOR_WRITE_TOKEN", "c" * 32)
+    with pytest.raises(ConfigError) as err:
+        settings_from(agent)
+    assert err.value.key == "server.write_token_file" and "line 3 of" in str(err.value) and "has 15" in str(err.value)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("server.write_token_file"):][:600]
+    assert re.search(rf"at least {MIN_TOKEN_CHARS} characters", section), section
+
+
 def test_binds_loopback_by_default():
     from monitor.config import parse_config
     from monitor.server.settings import settings_from

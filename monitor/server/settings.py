@@ -150,20 +150,35 @@ def _tokens(file: str | None, env: str | None, key: str, base: Path, source: str
             text = p.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"server.{key}_token_file", f"cannot read {p}: {err.strerror}", "check the path and permissions", source) from None
-        out += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        if not out:
+        lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1)
+                 if line.strip() and not line.lstrip().startswith("#")]
+        if not lines:
             raise ConfigError(f"server.{key}_token_file", f"{p} holds no token", "write the token on the first line", source)
+        _check_token_lengths([(t, f"line {i} of {p}") for i, t in lines], f"server.{key}_token_file", source)
+        out += [t for _, t in lines]
     if env:
         value = os.environ.get(env)
         if not value or not value.strip():
             raise ConfigError(f"server.{key}_token_env", f"environment variable {env} is not set or empty",
                               f"export {env}=<token> before starting", source)
-        out += [t.strip() for t in value.split(",") if t.strip()]
-    for t in out:
-        if len(t) < 16:
-            raise ConfigError(f"server.{key}_token_file" if file else f"server.{key}_token_env",
-                              "a token must be at least 16 characters", "generate one with: openssl rand -hex 32", source)
+        tokens = [t.strip() for t in value.split(",") if t.strip()]
+        _check_token_lengths([(t, f"token {i} of {env}") for i, t in enumerate(tokens, 1)], f"server.{key}_token_env", source)
+        out += tokens
     return tuple(out)
+
+
+#: The shortest bearer token accepted (the README says it where tokens are configured).
+MIN_TOKEN_CHARS = 16
+
+
+def _check_token_lengths(tokens: list[tuple[str, str]], key: str, source: str) -> None:
+    """Refuse a token shorter than :data:`MIN_TOKEN_CHARS`, naming where it is (a line of the file,
+    the n-th of the variable; never the token) under the key it came from: with both a file and a
+    variable set, a short token of the variable was blamed on the file."""
+    for token, where in tokens:
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ConfigError(key, f"a token must be at least {MIN_TOKEN_CHARS} characters; {where} has {len(token)}",
+                              "generate one with: openssl rand -hex 32", source)
 
 
 def _check_route_pattern(path: str, key: str, source: str) -> None:
