@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
-from monitor.events import FEEDBACK, PREDICTION, error_event, event_time, feedback_lists
+from monitor.events import FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, say_unreadable_timestamp
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.reference_view import input_schema
@@ -547,10 +547,7 @@ class Monitor:
                 ts = self.clock() if timestamp is None else event_time(timestamp)
             except ValueError:
                 queue.drop("invalid_timestamp")
-                if self._bad_timestamp_logged.first("observe"):
-                    log.warning("model %r: observe(timestamp=%.40r) is not a time: the call is not recorded (counted in "
-                                "monitor_events_dropped_total{reason=\"invalid_timestamp\"}). Fix: pass Unix seconds or a "
-                                "datetime", self.model, timestamp)
+                say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe", timestamp)
                 return False
             return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller
@@ -566,6 +563,7 @@ class Monitor:
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:
             self.queue.drop("invalid_timestamp")
+            say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe_error", timestamp)
             return False
         return self.queue.put(event)
 

@@ -22,9 +22,13 @@ length must be bounded as well as their number.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.once import Once
 
 __all__ = [
     "PREDICTION",
@@ -40,6 +44,7 @@ __all__ = [
     "feedback_lists",
     "error_event",
     "is_missing",
+    "say_unreadable_timestamp",
 ]
 
 # Tuple layouts (index 0 is the kind):
@@ -78,6 +83,19 @@ def event_time(timestamp: Any) -> float:
         return float(timestamp)
     except (TypeError, ValueError):
         raise ValueError(f"timestamp must be Unix seconds (a number) or a datetime, got {timestamp!r:.40}") from None
+
+
+def say_unreadable_timestamp(said: "Once", model: str, call: str, timestamp: Any) -> None:
+    """Log, the first time for ``call`` (``observe``, ``observe_error``), that a caller's
+    ``timestamp=`` is not a time and the call was dropped (the caller counts it in
+    ``monitor_events_dropped_total{reason="invalid_timestamp"}``). One line per process and call,
+    not per event: the same bad argument comes with every call. ``ForwardingMonitor`` and
+    ``observe_error`` dropped such calls with no line at all, only ``Monitor.observe`` said it."""
+    if said.first(call):
+        logging.getLogger("monitor").warning(
+            "model %r: %s(timestamp=%.40r) is not a time: the call is not recorded (counted in "
+            "monitor_events_dropped_total{reason=\"invalid_timestamp\"}), further ones without a log line. Fix: pass "
+            "Unix seconds or a datetime", model, call, timestamp)
 
 
 def error_event(exception: BaseException | str, latency_s: float | None, client: str | None,

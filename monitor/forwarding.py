@@ -55,7 +55,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import ERROR, FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, is_missing
+from monitor.events import (ERROR, FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, is_missing,
+                            say_unreadable_timestamp)
+from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 
 log = logging.getLogger("monitor.forwarding")
@@ -232,6 +234,7 @@ class ForwardingMonitor:
         self.model = model
         self.target = target
         self.clock = clock
+        self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
         self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
         self.queue = EventQueue(capacity, sample_rate=sample_rate, seed=seed)
@@ -272,6 +275,7 @@ class ForwardingMonitor:
                 ts = self.clock() if timestamp is None else event_time(timestamp)  # a datetime, as Monitor takes
             except ValueError:
                 queue.drop("invalid_timestamp")
+                say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe", timestamp)
                 return False
             return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001
@@ -285,6 +289,7 @@ class ForwardingMonitor:
         event = error_event(exception, latency_s, client, self.clock if timestamp is None else timestamp)
         if event is None:
             self.queue.drop("invalid_timestamp")
+            say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe_error", timestamp)
             return False
         return self.queue.put(event)
 

@@ -55,6 +55,10 @@ REJECTION_HINTS: dict[str, str] = {
     "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value, and declare "
                   "text features as kind: categorical under features in the config; a decorated predict whose argument "
                   "is a request object, not the rows, needs watch(..., inputs=lambda req: req.rows)",
+    "future_timestamp": "send Unix seconds in UTC (not milliseconds, not local time read as UTC) and keep the "
+                        "sender's clock synchronised (NTP); more than 10 minutes ahead of the agent's clock is refused, "
+                        "as one such row would move event time there and empty every window",
+    "invalid_timestamp": "send a finite Unix time in seconds (a number, or RFC 3339 text in an event)",
 }
 
 #: Distinct exception type names kept as label values before folding into "other".
@@ -243,8 +247,14 @@ class Pipeline:
             # as every other reason of monitor_rows_rejected
             store = self.store
             for reason, refused in (("invalid_timestamp", ~finite), ("future_timestamp", finite & ~keep)):
-                rows = sum(_rows_of(events[i]) for i in np.flatnonzero(refused).tolist())
+                where = np.flatnonzero(refused).tolist()
+                rows = sum(_rows_of(events[i]) for i in where)
                 if rows:
+                    # logged before it is counted, once per reason (the runbook of ModelInputsUnreadable
+                    # sends on-call to that line), with an example: only the count said it before
+                    ts = float(times[where[0]])
+                    ahead = f", {ts - limit + MAX_FUTURE_S:.0f} s ahead of the agent's clock" if reason == "future_timestamp" else ""
+                    self._log_rejection(reason, rows, f"e.g. timestamp {ts!r}{ahead}")
                     store.inc("monitor_rows_rejected", float(rows), labels=(reason,))
             events = [e for e, k in zip(events, keep.tolist()) if k]
             times = times[keep]

@@ -133,6 +133,32 @@ def test_events_stamped_more_than_ten_minutes_ahead_are_refused_and_counted():
     assert pipe.clock == now + 300
 
 
+def test_refused_timestamps_are_logged_once_per_reason_with_an_example_and_counted(caplog):
+    """Rows refused for a time ahead of the clock or not finite were only counted: the runbook of
+    ModelInputsUnreadable sends on-call to the agent's log for the fix, where nothing was said. The
+    first refusal of each reason is logged with an example and the fix; the rest, in this batch or
+    later ones, are counted without a line."""
+    import logging
+    import time as _time
+
+    store = MetricStore("m")
+    pipe = Pipeline(store, BatchBuilder(None, OutputSpec()), tick_s=15.0, on_tick=lambda t: None)
+    now = _time.time()
+    ev = lambda t: (0, t, np.ones(2), np.array([0.5, 0.5]), None, None, None, None, None)  # noqa: E731
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        for _ in range(3):
+            pipe.process([ev(now), ev(now * 1000), ev(now * 1000), ev(float("nan")), ev(float("inf"))])
+    lines = [r.getMessage() for r in caplog.records if "row(s) refused" in r.getMessage()]
+    assert len(lines) == 2, lines
+    future = next(m for m in lines if "(future_timestamp)" in m)
+    assert "2 row(s)" in future and f"timestamp {now * 1000!r}" in future and "milliseconds" in future, future
+    invalid = next(m for m in lines if "(invalid_timestamp)" in m)
+    assert "2 row(s)" in invalid and "timestamp nan" in invalid, invalid
+    assert store.value("monitor_rows_rejected", labels=("future_timestamp",)) == 6
+    assert store.value("monitor_rows_rejected", labels=("invalid_timestamp",)) == 6
+    assert store.value("monitor_predictions") == 3
+
+
 def test_a_monitor_whose_clock_runs_ahead_accepts_its_own_events():
     """A simulation passes its own clock to the Monitor (the demo runs event time 30 times faster):
     the future bound is judged against that clock when it is ahead of the wall clock, or the
@@ -174,3 +200,33 @@ def test_replay_of_a_growing_log_moves_its_future_bound_with_the_wall_clock(monk
     summary = replay.ReplaySummary()
     events = list(replay.read_events(growing(), "m", summary))
     assert len(events) == 3 and not summary.refused, summary
+
+
+def test_unreadable_timestamps_of_every_call_are_logged_once_each_and_counted(caplog):
+    """``Monitor.observe`` said once that its ``timestamp=`` was not a time; ``observe_error`` and
+    the ``ForwardingMonitor`` of a multi-worker server dropped such calls with a counter and no line."""
+    import logging
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor.forwarding import ForwardingMonitor
+
+    mon = Monitor(config={"model": "m"}, registry=CollectorRegistry(), live=False, start_worker=False)
+    fwd = ForwardingMonitor("f", "unix:///nonexistent/monitor.sock", start=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for m in (mon, fwd):
+                for _ in range(3):
+                    assert m.observe([1.0, 2.0], [0.5, 0.5], timestamp="yesterday") is False
+                    assert m.observe_error(ValueError("x"), timestamp=[1]) is False
+        lines = [r.getMessage() for r in caplog.records if "is not a time" in r.getMessage()]
+        assert len(lines) == 4, lines
+        for model in ("'m'", "'f'"):
+            assert any(model in m and "observe(timestamp='yesterday')" in m for m in lines), lines
+            assert any(model in m and "observe_error(timestamp=[1])" in m for m in lines), lines
+        for m in (mon, fwd):
+            dropped, _ = m.queue.counters()
+            assert dropped["invalid_timestamp"] == 6
+    finally:
+        mon.close()
+        fwd.close()
