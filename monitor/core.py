@@ -805,7 +805,9 @@ class Monitor:
         return exposition(reg, openmetrics=openmetrics).decode("utf-8")
 
     def start_http_server(self, port: int = 9108, addr: str = "127.0.0.1") -> tuple[Any, Any]:
-        """Serve ``/metrics`` of this monitor's registry on ``addr:port`` (loopback by default)."""
+        """Serve ``/metrics`` of this monitor's registry on ``addr:port`` (loopback by default);
+        called again for a registry already served there, it returns the running server and its
+        thread instead of failing to bind (see :func:`monitor.exporter.serve`)."""
         from monitor.exporter import serve
 
         return serve(self.registry, port, addr)

@@ -164,9 +164,35 @@ def exposition(registry: CollectorRegistry, openmetrics: bool = False) -> bytes:
     return generate_latest(registry)
 
 
+#: The servers :func:`serve` started in this process: (registry, addr, port asked, port bound,
+#: server, thread), so that a second call for the same registry returns the running one
+_SERVED: list[tuple[CollectorRegistry, str, int, int, object, threading.Thread]] = []
+_SERVED_LOCK = threading.Lock()
+
+
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> tuple[object, threading.Thread]:
     """Serve ``/metrics`` of ``registry`` from a daemon thread (prometheus-client's WSGI server).
-    Binds to loopback unless told otherwise. Returns the server and its thread."""
+    Binds to loopback unless told otherwise. Returns the server and its thread.
+
+    Called again for a registry this process already serves at ``addr`` (on ``port``, or any port
+    when ``port`` is 0), it returns that server: an app that starts its monitor's server where it
+    builds the monitor (a module imported twice, a FastAPI startup hook run per app, two models on
+    the shared default registry) failed with "Address already in use", or with port 0 started a
+    second server. A port this process serves for another registry is a ValueError saying so."""
     from prometheus_client import start_http_server
 
-    return start_http_server(port, addr=addr, registry=registry)
+    with _SERVED_LOCK:
+        _SERVED[:] = [entry for entry in _SERVED if entry[5].is_alive()]
+        for reg, at, asked, bound, server, thread in _SERVED:
+            if at != addr or (port and port not in (asked, bound)):
+                continue
+            if reg is registry:
+                return server, thread
+            if port:
+                raise ValueError(f"port {port} on {addr} already serves another registry's /metrics in this process; "
+                                 "give this monitor another port, or build both monitors on one registry (the default) "
+                                 "so that one /metrics serves both")
+        server, thread = start_http_server(port, addr=addr, registry=registry)
+        bound = int(getattr(server, "server_port", port))
+        _SERVED.append((registry, addr, port, bound, server, thread))
+        return server, thread

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import Monitor, catalog
@@ -165,3 +166,40 @@ def test_a_model_built_again_without_closing_replaces_the_first_in_the_registry(
         first.close()
         second.close()
     assert generate_latest(registry).decode() == ""
+
+
+def test_start_http_server_twice_returns_the_running_server() -> None:
+    """An app that starts its monitor's server where it builds the monitor (a module imported
+    twice, a startup hook per app, two models on one registry) failed the second time with
+    "Address already in use" (with port 0 it started a second server). The running server is
+    returned; a port serving another registry is a ValueError naming the fix; a stopped server is
+    started again."""
+    import urllib.request
+
+    from prometheus_client import CollectorRegistry
+
+    from tests.conftest import free_port
+
+    registry = CollectorRegistry(auto_describe=False)
+    a = Monitor(config={"model": "a"}, registry=registry, live=False, start_worker=False)
+    b = Monitor(config={"model": "b"}, registry=registry, live=False, start_worker=False)
+    other = Monitor(config={"model": "c"}, registry=CollectorRegistry(auto_describe=False), live=False, start_worker=False)
+    port = free_port()
+    try:
+        first = a.start_http_server(port)
+        assert a.start_http_server(port) == first and b.start_http_server(port) == first
+        assert a.start_http_server(0) == first  # any port: the one already serving this registry
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'monitor_queue_capacity{model="a"}' in text and 'monitor_queue_capacity{model="b"}' in text
+        with pytest.raises(ValueError, match=f"port {port} .* another registry"):
+            other.start_http_server(port)
+        first[0].shutdown()
+        first[1].join(10)
+        first[0].server_close()
+        again = a.start_http_server(port)
+        assert again[0] is not first[0] and again[1].is_alive()
+        again[0].shutdown()
+        again[0].server_close()
+    finally:
+        for m in (a, b, other):
+            m.close()
