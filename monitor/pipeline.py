@@ -20,6 +20,7 @@ from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.labels import LabelJoiner
 from monitor.once import Once
+from monitor.outputs import LABEL_CLASSES_MAX
 from monitor.store import MetricStore
 
 if TYPE_CHECKING:
@@ -435,23 +436,31 @@ class Pipeline:
         tells the user."""
         width = labeled.scores.shape[1] if labeled.scores is not None and labeled.scores.ndim == 2 else None
         label = np.asarray(labeled.label)
-        if width is None or label.dtype.kind not in "iu":
+        if label.dtype.kind not in "iu":
             return
-        bad = (label < 0) | (label >= width)
+        # a labels-only model has no score columns: a label is unknown when no class could be
+        # learned for it (LABEL_CLASSES_MAX learned from labels): it was skipped with no line at all
+        bad = (label < 0) if width is None else (label < 0) | (label >= width)
         if not bad.any():
             return
         if not self._rejections_logged.first("unknown_class"):
             return
-        names = list(labeled.classes[:width]) or [str(i) for i in range(width)]
+        known = self.builder.classes.names if width is None else labeled.classes[:width]
+        names = list(known) or [str(i) for i in range(width or 0)]
         values = [v for e in events for v in e[3]]
         index = self.builder.classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
-        refused = (index < 0) | (index >= width)  # the labels the join refused (1.0 is column 1, not an example)
+        refused = (index < 0) if width is None else (index < 0) | (index >= width)  # (1.0 is column 1, not an example)
         shown = list(dict.fromkeys(str(v)[:50] for v, r in zip(values, refused.tolist()) if r))[:3]
+        listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        fix = ("give each label as one of those classes (a column index when output.classes is not configured), or "
+               "list the class names under output.classes in the config" if width is not None else
+               f"a labels-only model learns at most {LABEL_CLASSES_MAX} classes from labels beyond its own answers: "
+               "send the labels as the class names the model answers (not free text), or list the classes under "
+               "output.classes in the config")
         log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "
                     "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}). "
-                    "Fix: give each label as one of those classes (a column index when output.classes is not "
-                    "configured), or list the class names under output.classes in the config",
-                    self.store.model, int(bad.sum()), ", ".join(map(repr, shown)), ", ".join(names))
+                    "Fix: %s", self.store.model, int(bad.sum()), ", ".join(map(repr, shown)) or "none in this batch",
+                    listed, fix)
 
     def _deliver(self, batch: "Batch | LabeledBatch") -> None:
         """Hand a batch of predictions or labels to the detectors: now to those that need it

@@ -477,6 +477,37 @@ def test_labels_that_name_no_class_of_the_outputs_are_logged_once_with_the_fix(c
         mon.close()
 
 
+def test_labels_a_labels_only_model_cannot_place_are_logged_once_with_an_example(caplog) -> None:
+    """A labels-only model (``output.kind: labels``) learns at most 64 classes from labels it never
+    answered; the labels beyond them (a free-text column sent as the label) were skipped as
+    ``unknown_class`` with no log line at all: the warning above returned early for a model without
+    score columns. It is said once, with an example of the offending values and the fix."""
+    import logging
+    import time
+
+    from monitor.outputs import LABEL_CLASSES_MAX
+
+    mon = _monitor({"model": "tagger", "output": {"kind": "labels", "classes": ["a", "b", "c"]}})
+    n = LABEL_CLASSES_MAX + 16
+    t = time.time() - 100
+    try:
+        mon.observe(np.ones((n, 2)), ["a"] * n, request_id=[f"r{i}" for i in range(n)], timestamp=t)
+        mon.flush()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for start in (0, n // 2):
+                ids = [f"r{i}" for i in range(start, start + n // 2)]
+                mon.feedback(ids, [f"note {i}" for i in range(start, start + n // 2)], timestamp=t + 1)
+                mon.flush()
+        (line,) = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
+        first = f"'note {LABEL_CLASSES_MAX}'"  # the first label no class was learned for
+        assert "model 'tagger': 16 joined label(s)" in line and f"(e.g. {first}, " in line, line
+        assert "its classes: a, b, c, note 0, " in line and "and 47 more" in line, line
+        assert f"at most {LABEL_CLASSES_MAX} classes from labels" in line, line
+        assert mon.store.value("monitor_calibration_labels_skipped", ("unknown_class",)) == 16.0
+    finally:
+        mon.close()
+
+
 # -- monitor_proxy_requests_total{route="error"} ---------------------------------------------------
 @pytest.mark.parametrize("engine", ["aiohttp", "lean"])
 def test_every_route_label_of_proxied_requests_is_documented(tmp_path: Path, engine: str) -> None:
