@@ -91,8 +91,17 @@ def _huge_int(value: Any) -> bool:
     return False
 
 
+#: The dotted path of the whole body (as jq writes it): a model server that takes or answers a bare
+#: JSON list (a FastAPI route declared ``rows: list[list[float]]`` returning ``predict_proba(...).tolist()``)
+#: has no field to name, and no path reached its rows: such a route could not be tapped at all.
+WHOLE_BODY = "."
+
+
 def dotted(obj: Any, path: str) -> Any:
-    """``obj["a"]["b"][0]`` for ``"a.b.0"``; :class:`PayloadError` naming the path when absent."""
+    """``obj["a"]["b"][0]`` for ``"a.b.0"``, ``obj`` itself for :data:`WHOLE_BODY`;
+    :class:`PayloadError` naming the path when absent."""
+    if path == WHOLE_BODY:
+        return obj
     cur = obj
     for part in path.split("."):
         if isinstance(cur, dict) and part in cur:

@@ -26,8 +26,8 @@ class PredictRoute:
 
     ``path`` is an aiohttp route pattern (``/predict``, ``/models/{model}/predict``); the model is
     the ``{model}`` part of the path or ``model``; ``inputs``/``outputs`` are dotted paths into the
-    request and response JSON (``instances``, ``data.rows``); ``request_id`` optionally one into the
-    request."""
+    request and response JSON (``instances``, ``data.rows``; ``.`` is the whole body, a bare list of
+    rows); ``request_id`` optionally one into the request."""
 
     path: str
     model: str | None = None
