@@ -69,3 +69,26 @@ def test_a_route_answering_a_bare_list_is_tapped_with_the_whole_body_path(tmp_pa
     assert total(text, "monitor_intake_events_refused_total") == 0
     assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "setosa"}) == 10
     assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "virginica"}) == 5
+
+
+def test_a_route_path_the_body_lacks_is_logged_under_the_setting_to_change(tmp_path: Path, fastapi_server: str,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """The default ``inputs: instances`` against that server: the first refusal was logged as
+    "instances: not found in the JSON body", naming neither the route's setting nor the request or
+    answer, nor the whole-body path that fixes it."""
+    import logging
+
+    from tests.test_proxy import start_proxying
+
+    raw = {**CONFIG, "server": {"proxy": {"routes": [{"path": "/predict"}]}}}
+    s = start_proxying(raw, tmp_path, "aiohttp", proxy_upstream=fastapi_server)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.server"):
+            for _ in range(3):
+                assert http("POST", s.url + "/predict", [[5.1, 3.5, 1.4, 0.2]]).status == 200
+            assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total", reason="missing_field") == 3)
+    finally:
+        s.close()
+    (line,) = [r.getMessage() for r in caplog.records if "missing_field" in r.getMessage()]
+    assert "server.proxy.routes[0].inputs: 'instances' is not in the request body of /predict" in line, line
+    assert "it is a JSON list" in line and "'.' for the whole body" in line, line

@@ -37,7 +37,7 @@ import logging
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -562,8 +562,9 @@ class Proxy:
         else:
             route = tap.route
             assert route is not None
-            inputs = decode_inputs(req_obj, route.inputs)
-            outputs = decode_outputs(resp_obj, route.outputs)
+            inputs = self._route_field(route, "inputs", "request", lambda: decode_inputs(req_obj, route.inputs), req_obj)
+            outputs = self._route_field(route, "outputs", "answer", lambda: decode_outputs(resp_obj, route.outputs),
+                                        resp_obj)
             rid = None
             if route.request_id:
                 try:
@@ -572,6 +573,24 @@ class Proxy:
                     rid = None
             rid = rid if rid is not None else header_request_id
         return (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
+
+    def _route_field(self, route: PredictRoute, key: str, body: str, read: Callable[[], Any], obj: Any) -> Any:
+        """``read()``, the rows a predict route's dotted path names; a path the body does not hold
+        is refused under the setting to change, with what the body does hold. Only the path was
+        said ("instances: not found in the JSON body"): not which route, whether in the request or
+        the answer, nor that a bare list of rows is ``.``."""
+        try:
+            return read()
+        except PayloadError as err:
+            if err.reason != "missing_field":
+                raise
+            index = self.settings.routes.index(route)
+            top = (f"its keys: {', '.join(map(str, list(obj)[:10]))}" if isinstance(obj, dict) else
+                   f"it is a JSON {type(obj).__name__}")
+            raise PayloadError(f"server.proxy.routes[{index}].{key}",
+                               f"{err.field!r} is not in the {body} body of {route.path} ({err.message}; {top}). Fix: "
+                               f"the dotted path of the rows in the {body} ('.' for the whole body, a bare list)",
+                               "missing_field") from None
 
     def _say_tensor_read(self, mon: Any, resp_obj: Any) -> None:
         """Log, once per model, which output tensor is read when an OIP v2 answer holds several and
