@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port
-from tests.sidecar_support import AppServer, RunningSidecar, http
+from tests.sidecar_support import AppServer, RunningSidecar, http, total, wait_until
 from tests.test_proxy import IRIS, oip, start_proxying, upstream_app
 
 T0 = 1_800_000_000.0
@@ -38,6 +38,8 @@ def _rule_evaluations(s: RunningSidecar, minutes: int) -> list[Any]:
         http("POST", s.url + "/v2/models/iris/infer", oip(1))
         if s.sidecar.data_planes:  # the data path process's counts, as a scrape syncs them
             asyncio.run_coroutine_threadsafe(s.sidecar.sync_proxies(), s.server.lt.loop).result(10)
+        # the proxy counts a request once its answer is written: the client may read it first
+        assert wait_until(lambda: total(s.metrics(), "monitor_proxy_requests_total", model="_sidecar") >= k + 1)
         transitions += mon.evaluate_rules(T0 + 15 * k)
     return transitions
 
