@@ -90,6 +90,8 @@ PCA_VARIANCE = 0.9
 PCA_FOLDS = 5
 #: Rows the PCA is fitted on at most (a uniform sample of the profile's rows).
 PCA_MAX_ROWS = 50_000
+#: reference rows a PCA is fitted on at least (its folds and components are noise below)
+PCA_MIN_ROWS = 20
 #: What numpy raises for an .npz that is not a whole zip archive of arrays (a truncated or damaged
 #: file: the zip module's and zlib's own errors are neither OSError nor ValueError)
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -623,7 +625,7 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
     when ``x`` has fewer than 20 rows or 2 columns (no PCA to speak of)."""
     variance = PCA_VARIANCE if variance is None else variance
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < 20:
+    if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < PCA_MIN_ROWS:
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[np.random.default_rng(seed).choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
@@ -645,7 +647,7 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     With a ``basis`` (directions fitted elsewhere), every row of ``x`` (up to :data:`PCA_MAX_ROWS`,
     sampled beyond) is scored by it instead."""
     variance = PCA_VARIANCE if variance is None else variance
-    if x.shape[1] < 2 or x.shape[0] < 20:
+    if x.shape[1] < 2 or x.shape[0] < PCA_MIN_ROWS:
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]

@@ -43,10 +43,15 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _min_reference_rows(kind: str) -> int:
+def _min_reference_rows(kind: str, reference: "Reference") -> int:
     """Reference rows a default detector needs to calibrate, where it needs more than the others
-    (``probing``'s PRADA test, at its default window). Below it the default set leaves the
-    detector out with a warning; a config that names it gets the detector's own error, with the fix."""
+    (``probing``'s PRADA test, at its default window; ``pca_drift``'s PCA, unless the reference's
+    profile already holds one). Below it the default set leaves the detector out with a warning;
+    a config that names it gets the detector's own error, with the fix."""
+    if kind == "pca_drift":
+        from monitor.profile import PCA_MIN_ROWS
+
+        return 0 if reference.profile is not None and reference.profile.pca is not None else PCA_MIN_ROWS
     if kind != "probing":
         return 0
     from monitor.detectors.probing.detector import ProbingDetector
@@ -60,6 +65,8 @@ def _smaller_fix(kind: str, rows: int) -> str:
     calibrates on ``prada_window`` + 10 rows): "list it with smaller windows" named no setting,
     and a ``detectors:`` list replaces the defaults, which the fix must say or the operator loses
     every other detector by following it."""
+    if kind == "pca_drift":
+        return "leave it out: a PCA fitted on fewer rows is noise, and input_drift still watches each feature"
     from monitor.detectors.probing.detector import ProbingDetector
 
     extra = ProbingDetector.min_reference_rows(0)  # the rows its calibration needs beyond the window
@@ -102,7 +109,7 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
                 lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
                 missing.setdefault(lacks, []).append(kind)
             continue
-        need = 0 if reference is None else _min_reference_rows(kind)
+        need = 0 if reference is None else _min_reference_rows(kind, reference)
         if reference is not None and len(reference) < need:
             log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
                         "has %d. Fix: a larger held-out reference, or %s", kind, need, len(reference),
@@ -138,7 +145,7 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
         lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
         missing, fix = _MISSING[lacks]
         return f"{kind} is left out of the defaults: the reference has {missing}. Fix: {fix}"
-    need = _min_reference_rows(kind)
+    need = _min_reference_rows(kind, reference)
     if len(reference) < need:
         return (f"{kind} is left out of the defaults: it needs at least {need} reference rows, the reference has "
                 f"{len(reference)}. Fix: a larger held-out reference, or {_smaller_fix(kind, len(reference))}")
