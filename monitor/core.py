@@ -475,6 +475,7 @@ class Monitor:
         refuses raises a :class:`ConfigError` naming its key and the fix
         (:func:`monitor.detector_build.build_detectors`)."""
         from monitor.detector_build import build_detectors
+        from monitor.log_model import model_named_in_log
 
         cfg = self.config
         ref_classes = self._reference_classes()  # a reference without names takes the config's
@@ -485,7 +486,8 @@ class Monitor:
                         "would name the same column differently. Fix: make them the same, in score-column order "
                         "(monitor reference build --classes ...)", self.model, ", ".join(ref_classes),
                         ", ".join(cfg.output.classes))
-        return build_detectors(cfg, self.reference, self.input_schema)
+        with model_named_in_log(self.model):
+            return build_detectors(cfg, self.reference, self.input_schema)
 
     def _setup_rules(self, cfg: MonitorConfig) -> None:
         from monitor.promql.engine import Engine

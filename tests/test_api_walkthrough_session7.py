@@ -469,7 +469,7 @@ def test_a_reference_shorter_than_the_repeat_horizon_is_said(caplog: pytest.LogC
     ref = Reference.from_arrays(rows, scores=clf.predict_proba(rows))
     with caplog.at_level(logging.WARNING, logger="monitor"):
         mon = _monitor(ref, {"detectors": [{"kind": "output_repeats"}]})
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("output_repeats:")]
+    said = [r.getMessage() for r in caplog.records if "output_repeats: the reference" in r.getMessage()]
     assert len(said) == 1 and "600 rows" in said[0] and "horizon_rows: 300" in said[0]
     assert mon.detectors[0].reference_ratio is None
     mon.close()

@@ -44,3 +44,24 @@ def test_a_monitor_on_a_15_row_reference_starts_and_watches() -> None:
         assert 'monitor_calls_total{model="m"} 1.0' in mon.metrics_text()
     finally:
         mon.close()
+
+
+def test_the_warnings_of_a_monitors_set_up_name_its_model(caplog: pytest.LogCaptureFixture) -> None:
+    """A sidecar loads several models: "output_repeats: the reference has 15 rows" must say whose."""
+    import threading
+
+    from monitor.log_model import model_named_in_log
+
+    cfg = {"model": "fraud", "features": ["a", "b"], "output": {"kind": "probabilities", "classes": ["x", "y", "z"]}}
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        Monitor(config=cfg, reference=_reference(15), registry=CollectorRegistry(), start_worker=False, live=False).close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("model 'fraud': detector 'pca_drift' is left out") for m in lines), lines
+    assert any(m.startswith("model 'fraud': output_repeats: the reference has 15 rows") for m in lines), lines
+    caplog.clear()
+    other = threading.Thread(target=lambda: logging.getLogger("monitor").warning("another model's line"))
+    with caplog.at_level(logging.WARNING, logger="monitor"), model_named_in_log("fraud"):
+        other.start()
+        other.join()
+        logging.getLogger("monitor").warning("model 'x' already named")
+    assert [r.getMessage() for r in caplog.records] == ["another model's line", "model 'x' already named"]

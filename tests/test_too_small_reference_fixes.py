@@ -36,7 +36,9 @@ def _monitor(reference: Reference, **config: object) -> Monitor:
 
 
 def _said(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
+    """The lines that start with ``start`` after the model's name (model 'small': ...)."""
+    prefix = "model 'small': "
+    return [m[len(prefix):] for m in (r.getMessage() for r in caplog.records) if m.startswith(prefix + start)]
 
 
 def test_probing_left_out_of_the_defaults_names_prada_window_and_prada_false(caplog: pytest.LogCaptureFixture) -> None:
