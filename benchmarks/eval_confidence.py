@@ -5,8 +5,10 @@ reference split, then stream the remaining rows (resampled) with injected shifts
 at several strengths on half of the rows, a knocked-out class, one corrupted feature -- and with
 no shift. Prints, and writes as markdown to ``benchmarks/results/confidence.md``:
 
-1. how soon each label-free signal detects each shift (events after onset), and false alarms on
-   the unshifted streams, with the thresholds of ``rules/confidence.yml`` (without their ``for:``);
+1. how soon each label-free signal detects each shift (events after onset until its condition
+   first holds after it), and false alarms: every alarm on the unshifted streams and every alarm
+   before the onset of the shifted ones (never a detection), with the thresholds of
+   ``rules/confidence.yml`` (without their ``for:``); :func:`book_alarms` does the bookkeeping;
 2. the absolute error of each accuracy estimator against the true accuracy of each window;
 3. the bias of the calibration-error estimators against a large-sample truth at 100, 500 and
    2,000 labels;
@@ -127,14 +129,90 @@ def alarms(store: MetricStore) -> dict[str, bool]:
 SIGNALS = ("confidence drift", "prediction drift", "accuracy drop (atc)", "accuracy drop (cbpe)", "output collapse")
 
 
-def run_stream(setup: Setup, shift: str, rng: np.random.Generator, *, warm: int, after: int, window: float, every: int) -> dict[str, list[int]]:
-    """Stream ``warm`` unshifted then ``after`` shifted events (1 per second); return, per signal,
-    the event indices (relative to the onset) at which its condition held."""
+@dataclass(frozen=True)
+class AlarmBook:
+    """One signal's alarms on one stream, split at the shift's onset.
+
+    An evaluation at clock ``t`` (events seen so far, 1 per second) is *after the onset* when it
+    has seen at least one shifted event (``t > onset``); at or before it, its windows hold unshifted
+    events only, so a condition holding there is a false alarm whatever the stream does later.
+
+    Attributes
+    ----------
+    pre_alarms, pre_evaluations
+        Evaluations before the onset at which the condition held, and all evaluations before it
+        (every evaluation of an unshifted stream, whose onset is ``None``).
+    post_alarms, post_evaluations
+        The same after the onset.
+    delay
+        Events after the onset seen at the first alarm after it; ``None`` when none came (an
+        alarm before the onset is never a detection, even when the condition goes on holding).
+    """
+
+    pre_alarms: int
+    pre_evaluations: int
+    post_alarms: int
+    post_evaluations: int
+    delay: int | None
+
+
+def book_alarms(evaluations: list[int], alarms: list[int], onset: int | None) -> AlarmBook:
+    """Split one signal's alarms at the onset (see :class:`AlarmBook`).
+
+    Parameters
+    ----------
+    evaluations
+        Clock of every evaluation of the stream (events seen when it was made).
+    alarms
+        Clock of the evaluations at which the signal's condition held (a subset of ``evaluations``).
+    onset
+        Events before the first shifted one; ``None`` for an unshifted stream (every alarm false).
+    """
+    unknown = sorted(set(alarms) - set(evaluations))
+    if unknown:
+        raise ValueError(f"alarms at clocks {unknown[:3]} match no evaluation: pass the clocks run_stream evaluated at")
+    cut = float("inf") if onset is None else onset
+    pre = [t for t in alarms if t <= cut]
+    post = sorted(t for t in alarms if t > cut)
+    n_pre = sum(1 for t in evaluations if t <= cut)
+    return AlarmBook(pre_alarms=len(pre), pre_evaluations=n_pre, post_alarms=len(post),
+                     post_evaluations=len(evaluations) - n_pre, delay=(post[0] - int(cut)) if post else None)
+
+
+def delay_cell(books: list[AlarmBook], horizon: int) -> str:
+    """Table cell for one signal over the seeds of one shifted stream: the median delay when most
+    seeds detected, ``> horizon`` when only some did; alarms before the onset are appended, so that
+    a delay that may only continue a false alarm is never read alone."""
+    delays = np.array([np.inf if b.delay is None else float(b.delay) for b in books])
+    found = int(np.isfinite(delays).sum())
+    if found == 0:
+        cell = "not detected"
+    elif 2 * found > len(books):
+        cell = f"{np.median(delays):.0f} ({found}/{len(books)})"
+    else:
+        cell = f"> {horizon} ({found}/{len(books)})"
+    pre = sum(b.pre_alarms for b in books)
+    seeds_pre = sum(1 for b in books if b.pre_alarms)
+    return cell + (f"; **{pre} alarm{'s' if pre > 1 else ''} before the onset** ({seeds_pre}/{len(books)} seeds)" if pre else "")
+
+
+def false_alarm_cell(books: list[AlarmBook]) -> str:
+    """Alarms over evaluations before the onset, summed over streams (all of an unshifted stream)."""
+    return f"{sum(b.pre_alarms for b in books)} / {sum(b.pre_evaluations for b in books)}"
+
+
+def run_stream(setup: Setup, shift: str, rng: np.random.Generator, *, warm: int, after: int, window: float,
+               every: int) -> tuple[list[int], dict[str, list[int]]]:
+    """Stream ``warm`` unshifted then ``after`` shifted events (1 per second), evaluating every
+    ``every`` events from the first; return the clock of every evaluation (events seen) and, per
+    signal, the clocks at which its condition held: before and after the onset alike (see
+    :func:`book_alarms`, which splits them)."""
     dets = [create(k, reference=setup.reference, params={"window_s": window, "n_slots": 10}) for k in LABEL_FREE]
     store = MetricStore(setup.name)
     x0, _ = draw(setup, "none", warm, rng)
     x1, _ = draw(setup, shift, after, rng)
     probs = setup.predict(np.concatenate([x0, x1]))
+    clocks: list[int] = []
     hits: dict[str, list[int]] = {s: [] for s in SIGNALS}
     for start in range(0, warm + after, every):
         p = probs[start:start + every]
@@ -143,53 +221,54 @@ def run_stream(setup: Setup, shift: str, rng: np.random.Generator, *, warm: int,
             d.update(b)
             d.advance(float(start + len(p)))
             d.export(store)
-        if start + every <= warm:
-            continue
+        clock = start + len(p)
+        clocks.append(clock)
         for s, on in alarms(store).items():
             if on:
-                hits[s].append(start + every - warm)
-    return hits
+                hits[s].append(clock)
+    return clocks, hits
+
+
+DETECTION_SEEDS = (0, 1, 2, 3, 4)  # shifted streams (the first 3 with --quick)
+FALSE_ALARM_SEEDS = (100, 101, 102, 103, 104)  # unshifted streams
 
 
 def detection_tables(quick: bool) -> tuple[str, str]:
-    seeds = 3 if quick else 5
+    seeds = DETECTION_SEEDS[:3] if quick else DETECTION_SEEDS
+    fa_seeds = FALSE_ALARM_SEEDS[:3] if quick else FALSE_ALARM_SEEDS
     window, every, warm, after = 500.0, 25, 600, 2000
     rows: list[tuple[str, ...]] = []
     fa_rows: list[tuple[str, ...]] = []
     for ds in DATASETS:
         setup = make_setup(ds)
+        before_onset: dict[str, list[AlarmBook]] = {s: [] for s in SIGNALS}
         for shift in SHIFTS:
             if shift == "none":
                 continue
-            delays: dict[str, list[float]] = {s: [] for s in SIGNALS}
-            for seed in range(seeds):
-                hits = run_stream(setup, shift, np.random.default_rng(seed), warm=warm, after=after, window=window, every=every)
+            books: dict[str, list[AlarmBook]] = {s: [] for s in SIGNALS}
+            for seed in seeds:
+                clocks, hits = run_stream(setup, shift, np.random.default_rng(seed), warm=warm, after=after, window=window, every=every)
                 for s in SIGNALS:
-                    delays[s].append(float(hits[s][0]) if hits[s] else np.inf)
-            cells = []
-            for s in SIGNALS:
-                d = np.array(delays[s])
-                found = np.isfinite(d).sum()
-                if found == 0:
-                    cells.append("not detected")
-                elif 2 * found > seeds:
-                    cells.append(f"{np.median(d):.0f} ({found}/{seeds})")
-                else:
-                    cells.append(f"> {after} ({found}/{seeds})")
-            rows.append((ds, SHIFTS[shift], *cells))
-        # false alarms: long unshifted streams
+                    books[s].append(book_alarms(clocks, hits[s], warm))
+            if not before_onset[SIGNALS[0]]:
+                # a seed's unshifted events are its generator's first draws, the same for every shift:
+                # its evaluations before the onset are counted once, from the first shifted stream
+                for s in SIGNALS:
+                    before_onset[s] += books[s]
+            rows.append((ds, SHIFTS[shift], *(delay_cell(books[s], after) for s in SIGNALS)))
+        # false alarms: long unshifted streams, every evaluation of them (the first `warm` events too)
         n_long = 3000 if quick else 10_000
-        evals = 0
-        counts = {s: 0 for s in SIGNALS}
-        for seed in range(seeds):
-            hits = run_stream(setup, "none", np.random.default_rng(100 + seed), warm=warm, after=n_long, window=window, every=every)
-            evals += n_long // every
+        unshifted: dict[str, list[AlarmBook]] = {s: [] for s in SIGNALS}
+        for seed in fa_seeds:
+            clocks, hits = run_stream(setup, "none", np.random.default_rng(seed), warm=warm, after=n_long, window=window, every=every)
             for s in SIGNALS:
-                counts[s] += len(hits[s])
-        fa_rows.append((ds, f"{seeds} x {n_long:,}", *(f"{counts[s]} / {evals}" for s in SIGNALS)))
+                unshifted[s].append(book_alarms(clocks, hits[s], None))
+        fa_rows.append((ds, f"unshifted: {len(fa_seeds)} x {warm + n_long:,} events", *(false_alarm_cell(unshifted[s]) for s in SIGNALS)))
+        fa_rows.append((ds, f"shifted, before the onset: {len(seeds)} x {warm:,} events",
+                        *(false_alarm_cell(before_onset[s]) for s in SIGNALS)))
     header = ("dataset", "shift", *SIGNALS)
     delay_md = _table(rows, header)
-    fa_md = _table(fa_rows, ("dataset", "unshifted events", *SIGNALS))
+    fa_md = _table(fa_rows, ("dataset", "streams", *SIGNALS))
     return delay_md, fa_md
 
 
@@ -358,6 +437,48 @@ ISSUE_DETECTORS = ("confidence", "confidence_drift", "prediction_drift", "accura
                    "output_repeats")
 
 
+@dataclass(frozen=True)
+class AlertBook:
+    """The alerts of one stream through the rule engine, split at the onset.
+
+    Attributes
+    ----------
+    fired
+        Alert name -> minutes from the onset to its first firing whose condition began to hold
+        after the onset (its ``pending`` state, or the firing itself for a rule without ``for:``).
+    early
+        One name per firing whose condition already held before the onset: fired before it, or
+        fired after it from a ``pending`` state entered before it (the ``for:`` ran out after the
+        onset, but what set it off was unshifted data). These are false alarms, never detections.
+    """
+
+    fired: dict[str, float]
+    early: list[str]
+
+
+def book_transitions(transitions: list[tuple[str, tuple[tuple[str, str], ...], str, float]], onset: float) -> AlertBook:
+    """Book the rule engine's transitions ``(alertname, labels, to_state, time)`` of one stream
+    (see :class:`AlertBook`); each alert instance (name and labels) is followed on its own."""
+    since: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    fired: dict[str, float] = {}
+    early: list[str] = []
+    for name, labels, to, at in sorted(transitions, key=lambda tr: tr[3]):
+        key = (name, labels)
+        if to == "pending":
+            since[key] = at
+        elif to == "firing":
+            began = since.pop(key, at)
+            if began < onset:
+                early.append(name)
+            else:
+                fired.setdefault(name, (at - onset) / 60.0)
+        elif to == "inactive":
+            since.pop(key, None)
+        else:
+            raise ValueError(f"transition of {name} to {to!r}: the rule engine's states are pending, firing, inactive")
+    return AlertBook(fired=fired, early=early)
+
+
 def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float = 60.0,
                    hours: tuple[float, float] = RULE_PACK_HOURS, packs: tuple[str, ...] = RULE_PACKS,
                    kinds: tuple[str, ...] | None = ISSUE_DETECTORS) -> tuple[dict[str, float], list[str], tuple[float, float]]:
@@ -366,8 +487,9 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
     the given shipped rule packs (by
     default those that watch the model's outputs, ``rules/confidence.yml`` and ``rules/core.yml``),
     ``for:`` durations as shipped, labels for every row ``label_delay_s`` later (delivered every
-    10 s). Returns the alerts that fired after the onset (name -> minutes after it), the names
-    of any that fired before it, and the model's true accuracy before and after the onset."""
+    10 s). Returns the alerts that fired from a condition that began after the onset (name ->
+    minutes after it), the names of any whose condition held before it (:func:`book_transitions`),
+    and the model's true accuracy before and after the onset."""
     from prometheus_client import CollectorRegistry
 
     from monitor import Monitor
@@ -393,18 +515,11 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
     accuracy = (float(right[:warm].mean()), float(right[warm:].mean()))
     t0 = 1_700_000_000.0
     onset = t0 + warm
-    fired: dict[str, float] = {}
-    early: list[str] = []
+    transitions: list[tuple[str, tuple[tuple[str, str], ...], str, float]] = []
 
     def listen(tr: object) -> None:
         d = tr.to_dict()  # type: ignore[attr-defined]
-        if d["to"] != "firing":
-            return
-        at = float(d["time"])
-        if at < onset:
-            early.append(d["alertname"])
-        else:
-            fired.setdefault(d["alertname"], (at - onset) / 60.0)
+        transitions.append((str(d["alertname"]), tuple(sorted(d["labels"].items())), str(d["to"]), float(d["time"])))
 
     mon.transition_listeners.append(listen)
     delay = int(label_delay_s)
@@ -419,7 +534,8 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
         mon.flush()
     finally:
         mon.close()
-    return fired, early, accuracy
+    book = book_transitions(transitions, onset)
+    return book.fired, book.early, accuracy
 
 
 #: every shipped pack but probing's: these streams resample a pool, so every query repeats an
@@ -463,7 +579,8 @@ def rule_pack_table(quick: bool, *, all_packs: bool = False) -> tuple[str, int]:
             cell = ", ".join(f"{n} ({np.median(m):.0f} min, {len(m)}/{len(seeds)})" for n, m in sorted(per_alert.items(), key=lambda kv: np.median(kv[1])))
             rows.append((ds, SHIFTS[shift], f"{100 * np.mean(drops):+.1f}", cell or "none", ", ".join(sorted(early_names)) or "none"))
     table = _table(rows, ("dataset", "stream", "accuracy lost after the onset (points)",
-                          "alerts firing after the onset (median minutes after it, seeds)", "alerts firing before the onset"))
+                          "alerts firing after the onset (median minutes after it, seeds)",
+                          "alerts whose condition held before the onset (false alarms)"))
     return table, false_alarms
 
 
@@ -494,11 +611,21 @@ def main() -> None:
         delay_md, fa_md = detection_tables(args.quick)
         parts += ["", "## Detection delay of the label-free signals",
                   "",
-                  "Events after the onset until the signal's rule condition first holds (median over seeds, "
-                  "detected/seeds), window 500 events, evaluated every 25 events; 600 unshifted events before the onset.",
+                  "Events after the onset until the signal's rule condition first holds after it (median over seeds, "
+                  "detected/seeds; \"> 2000\" when fewer than half of the seeds detected within the 2,000 shifted events), "
+                  f"window 500 events, evaluated every 25 events; 600 unshifted events before the onset; seeds "
+                  f"{', '.join(map(str, DETECTION_SEEDS[:3] if args.quick else DETECTION_SEEDS))} of numpy's default_rng. "
+                  "An evaluation counts as after the onset once it has seen a shifted event; a condition holding "
+                  "before that is a false alarm, never a detection, and is stated in the cell (and counted in the next "
+                  "table) when it happened.",
                   "", delay_md,
-                  "", "## False alarms on unshifted streams",
-                  "", "Evaluations (every 25 events) at which a rule condition held, without the rules' `for:`.",
+                  "", "## False alarms",
+                  "", "Evaluations (every 25 events) at which a rule condition held, without the rules' `for:`, out of "
+                  "all evaluations: every evaluation of the unshifted streams (their first 600 events included; seeds "
+                  f"{', '.join(map(str, FALSE_ALARM_SEEDS[:3] if args.quick else FALSE_ALARM_SEEDS))}), and those of the "
+                  "shifted streams of the previous table made before their onset (a seed's 600 unshifted events are the "
+                  "same draws whatever the shift that follows, so they are counted once per seed; the delay table "
+                  "repeats an alarm among them on every shift of that seed).",
                   "", fa_md]
     if "estimation" in only:
         est_md, summary = estimation_table(args.quick)
@@ -539,7 +666,9 @@ def main() -> None:
                   f"the model's outputs (`rules/{RULE_PACKS[0]}`, `rules/{RULE_PACKS[1]}`) with their shipped `for:` "
                   f"durations, evaluated every 30 s of event time: {RULE_PACK_HOURS[0]:g} h unshifted, then "
                   f"{RULE_PACK_HOURS[1]:g} h shifted (1 event per second), every row labelled 60 s later. Alerts that "
-                  f"reached firing, with the minutes from the onset (the rules' `for:` included). The input-drift and "
+                  f"reached firing, with the minutes from the onset (the rules' `for:` included); an alert that fired "
+                  f"before the onset, or after it from a `pending` state entered before it, is a false alarm (last "
+                  f"column), never a detection. The input-drift and "
                   f"data-quality packs are left out here on purpose: these streams resample pools of 45 to 450 rows, "
                   f"and a window of thousands of draws from a few dozen rows is, correctly, not the population the "
                   f"reference was drawn from (benchmarks/eval_drift.py evaluates those detectors on their own streams; the "
@@ -588,7 +717,18 @@ def _splice(old: str, new: str) -> str:
 
     old_head, old_secs = sections("\n".join(ln for ln in old.splitlines() if not ln.startswith("_Last run") and not ln.startswith("_Run time")))
     _, new_secs = sections(new)
-    merged = {**old_secs, **new_secs}
+    merged: dict[str, str] = {}
+    pending = list(new_secs)  # a section new to the file goes after the new section before it
+    for title, body in old_secs.items():
+        merged[title] = new_secs.get(title, body)
+        if title in new_secs:
+            i = pending.index(title)
+            for fresh in pending[i + 1:]:
+                if fresh in old_secs:
+                    break
+                merged[fresh] = new_secs[fresh]
+    for title in pending:
+        merged.setdefault(title, new_secs[title])
     return "\n## ".join([old_head.rstrip("\n") + "\n", *(body.rstrip("\n") + "\n" for body in merged.values())])
 
 

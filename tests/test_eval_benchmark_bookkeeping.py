@@ -1,0 +1,111 @@
+"""The bookkeeping of the evaluation benchmarks, on hand-made alarm sequences.
+
+``benchmarks/eval_confidence.py`` reports detection delays and false alarms; before this test its
+streams dropped every alarm raised before the shift's onset (neither a false alarm nor a
+detection) and evaluated the false-alarm streams only after their first 600 events. These tests
+pin what each alarm counts as, without running a stream.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load_benchmark
+
+ev = load_benchmark("eval_confidence")
+
+EVALS = list(range(25, 2625, 25))  # every 25 events of 600 unshifted + 2,000 shifted ones
+ONSET = 600
+
+
+def test_an_alarm_before_the_onset_is_a_false_alarm_and_never_the_detection() -> None:
+    book = ev.book_alarms(EVALS, [100, 575, 600, 625, 650], ONSET)
+    assert (book.pre_alarms, book.post_alarms) == (3, 2)
+    # the evaluation at clock 600 has seen events 0..599, all unshifted: still before the onset
+    assert book.delay == 25
+    assert book.pre_evaluations == 24 and book.post_evaluations == len(EVALS) - 24
+
+
+def test_the_delay_is_the_first_alarm_after_the_onset_whatever_the_order_given() -> None:
+    book = ev.book_alarms(EVALS, [1000, 700], ONSET)
+    assert book.delay == 100 and book.pre_alarms == 0 and book.post_alarms == 2
+
+
+def test_only_alarms_before_the_onset_leave_the_stream_undetected() -> None:
+    book = ev.book_alarms(EVALS, [25, 50, 600], ONSET)
+    assert book.delay is None and book.pre_alarms == 3 and book.post_alarms == 0
+
+
+def test_every_alarm_of_an_unshifted_stream_is_false_and_every_evaluation_counts() -> None:
+    book = ev.book_alarms(EVALS, [25, 600, 2600], None)
+    assert (book.pre_alarms, book.pre_evaluations) == (3, len(EVALS))
+    assert (book.post_alarms, book.post_evaluations, book.delay) == (0, 0, None)
+
+
+def test_an_alarm_at_a_clock_never_evaluated_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match="match no evaluation"):
+        ev.book_alarms(EVALS, [610], ONSET)
+
+
+def test_the_delay_cell_states_alarms_before_the_onset_beside_the_delay() -> None:
+    books = [ev.book_alarms(EVALS, a, ONSET) for a in ([625], [650, 25], [700])]
+    cell = ev.delay_cell(books, 2000)
+    assert cell.startswith("50 (3/3)")
+    assert "1 alarm before the onset** (1/3 seeds)" in cell
+
+
+def test_the_delay_cell_names_a_minority_detection_and_no_detection() -> None:
+    minority = [ev.book_alarms(EVALS, a, ONSET) for a in ([625], [], [])]
+    assert ev.delay_cell(minority, 2000) == "> 2000 (1/3)"
+    early_only = [ev.book_alarms(EVALS, a, ONSET) for a in ([100], [], [])]
+    assert ev.delay_cell(early_only, 2000) == "not detected; **1 alarm before the onset** (1/3 seeds)"
+
+
+def test_the_false_alarm_cell_sums_alarms_and_evaluations_before_the_onset() -> None:
+    books = [ev.book_alarms(EVALS, [25, 50, 650], ONSET), ev.book_alarms(EVALS, [2600], None)]
+    assert ev.false_alarm_cell(books) == f"3 / {24 + len(EVALS)}"
+
+
+def test_a_section_new_to_the_results_file_goes_after_the_one_before_it() -> None:
+    old = "# T\n\nhead\n\n## A\n\na\n\n## Old false alarms\n\nx\n\n## B\n\nb\n"
+    new = "# T\n\nhead\n\n## A\n\na2\n\n## False alarms\n\nf\n"
+    merged = ev._splice(old, new)
+    titles = [ln for ln in merged.splitlines() if ln.startswith("## ")]
+    assert titles == ["## A", "## False alarms", "## Old false alarms", "## B"]
+    assert "a2" in merged and "\na\n" not in merged
+
+
+LABELS = (("model", "m"),)
+T0 = 1_000.0
+
+
+def test_a_firing_whose_pending_began_before_the_onset_is_a_false_alarm() -> None:
+    book = ev.book_transitions([("A", LABELS, "pending", T0 - 300), ("A", LABELS, "firing", T0 + 600)], T0)
+    assert book.early == ["A"] and book.fired == {}
+
+
+def test_a_firing_from_a_condition_after_the_onset_is_a_detection_in_minutes() -> None:
+    trs = [("A", LABELS, "pending", T0 + 60), ("A", LABELS, "firing", T0 + 960), ("B", LABELS, "firing", T0 + 120)]
+    book = ev.book_transitions(trs, T0)
+    assert book.fired == {"A": 16.0, "B": 2.0} and book.early == []
+
+
+def test_an_early_alarm_that_resolves_and_fires_again_after_the_onset_counts_twice_apart() -> None:
+    trs = [("A", LABELS, "firing", T0 - 60), ("A", LABELS, "inactive", T0 - 30),
+           ("A", LABELS, "pending", T0 + 30), ("A", LABELS, "firing", T0 + 330)]
+    book = ev.book_transitions(list(reversed(trs)), T0)  # any order: booked in time order
+    assert book.early == ["A"] and book.fired == {"A": 5.5}
+
+
+def test_a_pending_that_resolves_is_no_alarm_and_instances_are_followed_apart() -> None:
+    other = (("estimator", "atc"),)
+    trs = [("A", LABELS, "pending", T0 - 60), ("A", LABELS, "inactive", T0 + 30),
+           ("A", other, "pending", T0 + 60), ("A", other, "firing", T0 + 120)]
+    book = ev.book_transitions(trs, T0)
+    assert book.early == [] and book.fired == {"A": 2.0}
+
+
+def test_an_unknown_state_is_refused_with_the_states_named() -> None:
+    with pytest.raises(ValueError, match="pending, firing, inactive"):
+        ev.book_transitions([("A", LABELS, "resolved", T0)], T0)
+
