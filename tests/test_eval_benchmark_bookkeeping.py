@@ -109,3 +109,20 @@ def test_an_unknown_state_is_refused_with_the_states_named() -> None:
     with pytest.raises(ValueError, match="pending, firing, inactive"):
         ev.book_transitions([("A", LABELS, "resolved", T0)], T0)
 
+
+def test_each_calibration_estimator_is_judged_against_its_own_target() -> None:
+    """Over-confident by a constant 0.1 in one half of the confidence range and calibrated in the
+    other: the 15-bin ECE is the mean absolute gap (0.05), the binned L2 gap sqrt(0.5 * 0.01)."""
+    import numpy as np
+
+    conf = np.repeat(np.linspace(0.5, 0.99, 15), 10_000)  # one confidence per equal-width bin above 0.5
+    acc = np.where(conf >= 0.75, conf - 0.1, conf)
+    share = float(np.mean(conf >= 0.75))
+    t = ev.large_sample_truths(conf, acc)
+    assert t[ev.ECE_EW] == pytest.approx(0.1 * share, abs=1e-12)
+    assert t[ev.L2_PLUGIN] == t[ev.L2_DEBIASED] == pytest.approx(np.sqrt(share * 0.01), abs=1e-12)
+    assert t["unbinned L2 CE"] == pytest.approx(np.sqrt(share * 0.01), abs=1e-12)
+    # a gap that changes sign within an equal-mass bin: binning can only lower the L2 error
+    wavy = np.clip(conf + 0.05 * np.sign(np.sin(np.arange(conf.size))), 0, 1)
+    t2 = ev.large_sample_truths(conf, wavy)
+    assert t2[ev.L2_DEBIASED] < t2["unbinned L2 CE"]
