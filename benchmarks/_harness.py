@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-__all__ = ["per_call_ns", "per_call_samples_ns", "rss_mib", "table"]
+__all__ = ["machine", "per_call_ns", "per_call_samples_ns", "rss_mib", "table"]
 
 
 def per_call_ns(fn: Callable[[], object], n: int = 200_000, repeats: int = 7) -> float:
@@ -44,3 +44,16 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def machine() -> str:
+    """The CPU model and core count, stated in results files: figures from different machines
+    differ (speed, and the BLAS kernels' last bits), so each file says which one it comes from."""
+    from pathlib import Path
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        model = "an unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
