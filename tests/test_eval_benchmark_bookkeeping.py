@@ -126,3 +126,34 @@ def test_each_calibration_estimator_is_judged_against_its_own_target() -> None:
     wavy = np.clip(conf + 0.05 * np.sign(np.sin(np.arange(conf.size))), 0, 1)
     t2 = ev.large_sample_truths(conf, wavy)
     assert t2[ev.L2_DEBIASED] < t2["unbinned L2 CE"]
+
+
+def test_a_rule_whose_metric_never_had_a_series_cannot_fire() -> None:
+    present = {"monitor_output_repeat_ratio", "monitor_accuracy_ratio", "monitor_reference_accuracy_ratio"}
+    assert not ev.can_have_series("monitor_output_repeat_ratio - monitor_output_repeat_reference_ratio > 0.1", present)
+    assert ev.can_have_series("monitor_reference_accuracy_ratio - monitor_accuracy_ratio > 0.05", present)
+    # either side of `or` suffices; `unless` needs its left side only; absent() needs nothing
+    assert ev.can_have_series("monitor_missing_ratio > 0.1 or monitor_accuracy_ratio < 0.5", present)
+    assert not ev.can_have_series("monitor_missing_ratio > 0.1 unless monitor_accuracy_ratio < 0.5", present)
+    assert ev.can_have_series("absent(monitor_missing_ratio)", present)
+    assert not ev.can_have_series("max by (model) (rate(monitor_missing_total[5m])) > 0", present)
+
+
+def test_the_rules_that_cannot_fire_are_named_with_the_reason() -> None:
+    rules = [("ModelOutputsRepeated", "monitor_output_repeat_ratio - monitor_output_repeat_reference_ratio > 0.1", 900.0),
+             ("ModelAccuracyDrop", "monitor_reference_accuracy_ratio - monitor_accuracy_ratio > 0.05", 900.0),
+             ("SlowRule", "monitor_accuracy_ratio < 0.5", 3 * 3600.0)]
+    why = ev.rules_that_cannot_fire(rules, {"monitor_output_repeat_ratio", "monitor_accuracy_ratio",
+                                            "monitor_reference_accuracy_ratio"}, 2 * 3600.0)
+    assert set(why) == {"ModelOutputsRepeated", "SlowRule"}
+    assert why["ModelOutputsRepeated"] == "needs `monitor_output_repeat_reference_ratio`"
+    assert "`for:` 180 min, longer than the 120 min after the onset" == why["SlowRule"]
+    note = ev.unreachable_note({("ModelOutputsRepeated", why["ModelOutputsRepeated"]): ["digits", "wine"]}, 3)
+    assert "**cannot fire**" in note and "neither silent nor missed" in note and ": digits, wine)" in note
+
+
+def test_a_signal_no_rule_tests_is_not_reached_rather_than_not_detected() -> None:
+    books = [ev.book_alarms(EVALS, [], ONSET)]
+    assert ev.delay_cell(books, 2000) == "not detected"
+    assert ev.delay_cell(books, 2000, rule=False) == "not reached"
+    assert "accuracy drop (cbpe)" in ev.NO_RULE and "accuracy drop (atc)" not in ev.NO_RULE
