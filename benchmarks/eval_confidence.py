@@ -818,7 +818,10 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     footer = (f"_Last run: {', '.join(sorted(only))}; run time {time.time() - t_start:.0f} s; load average at the end "
               f"{load:.1f} on {os.cpu_count()} cores (timings are inflated when the machine is shared)._")
-    text = "\n".join(parts)
+    from _harness import machine
+
+    text = _stamp_sections("\n".join(parts), f"_Section run {time.strftime('%Y-%m-%d')} on {machine()}, load average "
+                                                f"{load:.1f} at the end of the run{' (--quick)' if args.quick else ''}._")
     if args.only and args.out.exists():
         text = _splice(args.out.read_text(), text)
     text = text.rstrip("\n") + "\n\n" + footer + "\n"
@@ -827,14 +830,28 @@ def main() -> None:
     args.out.write_text(text)
 
 
+#: what a section run before sections were dated says about itself
+UNDATED = "_Section run: not recorded (before 2026-12-03; the file's git history tells when)._"
+
+
+def _stamp_sections(text: str, stamp: str) -> str:
+    """``text`` with ``stamp`` (when and where the run was) at the end of each ``## `` section:
+    a results file spliced from several runs says which figures come from which machine."""
+    head, *secs = text.split("\n## ")
+    return "\n## ".join([head, *(sec.rstrip("\n") + "\n\n" + stamp + "\n" for sec in secs)])
+
+
 def _splice(old: str, new: str) -> str:
-    """The old results with the sections re-run now (same ``## `` titles) replaced in place."""
+    """The old results with the sections re-run now (same ``## `` titles) replaced in place; an old
+    section without its run's stamp (:func:`_stamp_sections`) is marked :data:`UNDATED`."""
     def sections(text: str) -> tuple[str, dict[str, str]]:
         head, *rest = text.split("\n## ")
         return head, {r.split("\n", 1)[0]: r for r in rest}
 
     old_head, old_secs = sections("\n".join(ln for ln in old.splitlines() if not ln.startswith("_Last run") and not ln.startswith("_Run time")))
     _, new_secs = sections(new)
+    old_secs = {title: body if "\n_Section run" in body else body.rstrip("\n") + "\n\n" + UNDATED + "\n"
+                for title, body in old_secs.items()}
     merged: dict[str, str] = {}
     pending = list(new_secs)  # a section new to the file goes after the new section before it
     for title, body in old_secs.items():

@@ -45,6 +45,8 @@ Run in a virtualenv that has alibi-detect (it needs numpy<2):
 
     python3 -m venv .bench-venv && .bench-venv/bin/pip install -e . alibi-detect
     .bench-venv/bin/python benchmarks/eval_drift.py            # writes benchmarks/results/drift.md
+                                                               # and the README's drift blocks
+    .venv/bin/python benchmarks/eval_drift.py --readme-only    # the README's blocks from the results files
 
 Without alibi-detect the script runs the monitor's detectors alone and says so.
 """

@@ -157,3 +157,14 @@ def test_a_signal_no_rule_tests_is_not_reached_rather_than_not_detected() -> Non
     assert ev.delay_cell(books, 2000) == "not detected"
     assert ev.delay_cell(books, 2000, rule=False) == "not reached"
     assert "accuracy drop (cbpe)" in ev.NO_RULE and "accuracy drop (atc)" not in ev.NO_RULE
+
+
+def test_each_section_says_which_run_it_comes_from_and_old_ones_say_they_are_undated() -> None:
+    new = ev._stamp_sections("# T\n\nhead\n\n## A\n\na2\n", "_Section run 2026-12-03 on X, load average 1.0._")
+    assert new.endswith("## A\n\na2\n\n_Section run 2026-12-03 on X, load average 1.0._\n")
+    merged = ev._splice("# T\n\nhead\n\n## A\n\na\n\n## B\n\nb\n", new)
+    a, b = merged.split("\n## ")[1:]
+    assert "a2" in a and "2026-12-03 on X" in a and ev.UNDATED not in a
+    assert b.rstrip().endswith(ev.UNDATED)
+    again = ev._splice(merged, new)  # a section marked undated is not marked twice
+    assert again.count(ev.UNDATED) == 1

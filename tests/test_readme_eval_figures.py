@@ -70,3 +70,62 @@ def test_the_readme_probing_blocks_are_rendered_from_the_results_file() -> None:
     for name, body in want.items():
         assert blocks.block(_readme(), name) == body, (
             f"the README's {name} block is not what results/probing.md gives: run python benchmarks/eval_probing.py")
+
+
+def _readme_row(start: str) -> str:
+    return next(ln for ln in _readme().splitlines() if ln.startswith(start))
+
+
+def test_the_readme_quotes_the_over_confidence_tests_power_from_the_results() -> None:
+    rows = blocks.md_tables((RESULTS / "confidence.md").read_text())["Over-confidence test at 500 labels"]
+    row = _readme_row("| 5-point over-confidence gap flagged with power >= 0.9")
+    fix = ": run benchmarks/eval_confidence.py --only power and copy the figures"
+    gap = "flagged with a 5-point gap (target >= 0.9)"
+    for r in rows:
+        assert f"{r[gap]} at {r['mean confidence']}" in row, f"power {r[gap]} at {r['mean confidence']} is not in the README{fix}"
+        if float(r[gap]) < 0.9:
+            bound = r["best power any 1% test can have (Neyman-Pearson, knows the gap)"]
+            assert f"{bound} at {r['mean confidence']}" in row, f"the Neyman-Pearson bound {bound} is not in the README{fix}"
+    previous = "/".join(r["previous test (errors counted alike): calibrated / 5-point gap"].split(" / ")[1] for r in rows)
+    assert f"{previous} at {'/'.join(r['mean confidence'] for r in rows)}" in row, f"previous test's powers differ{fix}"
+    calibrated = [100 * float(r["flagged when calibrated (target <= 0.01)"]) for r in rows]
+    assert f"Calibrated: {min(calibrated):.2f}-{max(calibrated):.2f}% flagged" in row, f"calibrated rates differ{fix}"
+
+
+def test_the_readme_quotes_the_accuracy_estimators_errors_from_the_results() -> None:
+    text = (RESULTS / "confidence.md").read_text()
+    rows = blocks.md_tables(text)["Accuracy estimated without labels"]
+    mean = {r["dataset"]: {k: r[f"abs. error {k}"].strip("*") for k in ("CBPE", "ATC-NE")}
+            for r in rows if r["shift"] == "**mean over covariate shifts**"}
+    row = _readme_row("| accuracy estimated without labels within 5 points")
+    want = (f"mean CBPE error {mean['breast_cancer']['CBPE']} (breast_cancer), {mean['wine']['CBPE']} (wine); "
+            f"digits {mean['digits']['CBPE']} (ATC {mean['digits']['ATC-NE']})")
+    assert want in row, f"the README should read {want!r}: run benchmarks/eval_confidence.py --only estimation"
+    verdict = "NOT met" if "Target (within 5 points" in text and ": NOT met" in text else "met"
+    assert row.split(" | ")[1].startswith(verdict), f"the results say the target is {verdict}"
+
+
+def _rule_tables() -> tuple[list[dict[str, str]], list[dict[str, str]], list[int]]:
+    text = (RESULTS / "confidence.md").read_text()
+    tables = blocks.md_tables(text)
+    counts = [int(n) for n in re.findall(r"Alerts on the unshifted streams and before the onsets: \*\*(\d+)\*\*", text)]
+    return (tables["The shipped rule packs on these streams"], tables["Every shipped pack, the pool as the reference"], counts)
+
+
+def _after_onset(row: dict[str, str]) -> str:
+    return next(v for k, v in row.items() if k.startswith("alerts firing after the onset"))
+
+
+def test_the_readme_quotes_the_rule_pack_outcomes_from_the_results() -> None:
+    output_packs, every_pack, false_alarms = _rule_tables()
+    row = _readme_row("| the default rules fire on the benchmark's shifted streams")
+    fix = ": copy them from the rule sections of results/confidence.md"
+    assert len(false_alarms) == 2 and f"**{sum(false_alarms)} alerts** on the unshifted streams and before the onsets" in row, (
+        f"the results count {false_alarms} alerts on the unshifted streams and before the onsets{fix}")
+    for table, phrase in ((every_pack, "**{} of the {}** shifted streams"), (output_packs, "{} of {}, silent on")):
+        shifted = [r for r in table if r["stream"] != "no shift"]
+        alerted = sum(_after_onset(r) != "none" for r in shifted)
+        assert phrase.format(alerted, len(shifted)) in row, f"{alerted} of {len(shifted)} shifted streams alert{fix}"
+    for alert, quoted in (("ModelErrorRateRose", "alerts {}-{} min after the onset"), ("ModelAccuracyDrop", "({}-{} min)")):
+        minutes = [int(m) for r in output_packs for m in re.findall(alert + r" \((\d+) min", _after_onset(r))]
+        assert quoted.format(min(minutes), max(minutes)) in row, f"{alert} fired {min(minutes)}-{max(minutes)} min after{fix}"
