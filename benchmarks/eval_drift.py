@@ -688,7 +688,7 @@ def readme_blocks(results: str, reference_error: str) -> dict[str, str]:
     when = (f"From one run of `eval_drift.py` ({run.group(1)}, {run.group(2)}), "
             if run else "From one run of `eval_drift.py` (its results file does not record the date or machine: before 2026-12-03), ")
     label = when + "[`benchmarks/results/drift.md`](benchmarks/results/drift.md); figures of other runs are dated."
-    return {"drift-eval": "\n" + label + "\n\n" + table + "\n", "drift-x13": x13_line}
+    return {"drift-eval": "\n" + label + "\n\n" + table + "\n\n", "drift-x13": x13_line}  # a blank line ends the table
 
 
 def update_readme(results: Path = RESULTS / "drift.md", reference_error: Path = RESULTS / "drift_reference_error.md",
