@@ -152,3 +152,41 @@ def test_bad_configuration_is_refused_with_the_field_named() -> None:
         CalibrationDetector(gap_level=1.5)
     with pytest.raises(ValueError, match="unknown parameter.*windw_s.*known parameters"):
         create("calibration", params={"windw_s": 10})
+
+
+def test_calibration_error_pvalue_comes_and_goes_with_the_error() -> None:
+    """The p-value is exported beside the debiased error, absent below min_labels_calibration as
+    the error is, small on a 15-point miscalibration and repeatable with the same seed."""
+    det = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3)
+    store = MetricStore("m")
+    rng = np.random.default_rng(4)
+    det.update_labels(labeled(rng, 200, gap=0.15))
+    det.export(store)
+    assert store.value(names.CALIBRATION_ERROR, ("debiased_l2_equal_mass",)) is None
+    assert store.value(names.CALIBRATION_ERROR_PVALUE) is None
+    batch = labeled(rng, 600, gap=0.15)
+    det.update_labels(batch)
+    det.export(store)
+    assert store.value(names.CALIBRATION_ERROR, ("debiased_l2_equal_mass",)) > 0.1
+    assert store.value(names.CALIBRATION_ERROR_PVALUE) == pytest.approx(1.0 / 2000.0)
+    again = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=99)
+    twin = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=99)
+    calm = labeled(np.random.default_rng(5), 800)
+    for d in (again, twin):
+        d.update_labels(calm)
+    assert again.figures().debiased_ce_pvalue == twin.figures().debiased_ce_pvalue > 0.01
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"resamples": 50}, "resamples must be a whole number from 99"),
+    ({"resamples": 5000}, "resamples must be a whole number from 99"),
+    ({"resamples": True}, "resamples must be a whole number"),
+    ({"resamples": 999.5}, "resamples must be a whole number"),
+    ({"seed": -1}, "seed must be a whole number, 0 or more"),
+    ({"seed": "x"}, "seed must be a whole number"),
+])
+def test_bad_resampling_parameters_are_refused_with_the_fix(params: dict, match: str) -> None:
+    for kind in ("calibration", "segments"):
+        with pytest.raises(ValueError, match=match) as ei:
+            create(kind, params=params)
+        assert "Fix:" in str(ei.value) and str(ei.value).startswith(f"{kind}:")

@@ -380,3 +380,19 @@ def test_nan_segment_values_are_unset_and_do_not_grow_the_slot_index() -> None:
         got = slots.assign(values)
     assert slots.names == ("1.0", "unset", "2.0", "other")
     assert got[1] == got[4] == 1 and len(slots._index) <= 8
+
+
+def test_segment_calibration_error_pvalue_separates_a_miscalibrated_segment() -> None:
+    """Per segment, the equal-mass error's p-value (consistency resampling on the segment's fine
+    bins): 1/2000 for the segment 15 points over-confident, above 0.01 for the calibrated one on
+    this seed, absent with the error below min_labels_calibration."""
+    rng = np.random.default_rng(13)
+    lab = labelled(rng, 1500, {"calm": 0.0, "bold": 0.15})
+    few = labelled(rng, 120, {"few": 0.0}, t0=100.0)
+    det = SegmentDetector(window_s=1e6, min_labels_calibration=200, seed=1)
+    det.update_labels(lab)
+    det.update_labels(few)
+    store = _exported(det)
+    assert store.value(names.SEGMENT_CALIBRATION_ERROR_PVALUE, ("bold",)) == pytest.approx(1.0 / 2000.0)
+    assert store.value(names.SEGMENT_CALIBRATION_ERROR_PVALUE, ("calm",)) > 0.01
+    assert store.value(names.SEGMENT_CALIBRATION_ERROR_PVALUE, ("few",)) is None

@@ -58,6 +58,7 @@ ACCURACY = "monitor_accuracy_ratio"
 BRIER = "monitor_brier_score"
 LOG_LOSS = "monitor_log_loss"
 CALIBRATION_ERROR = "monitor_calibration_error_ratio"
+CALIBRATION_ERROR_PVALUE = "monitor_calibration_error_pvalue"
 MAX_CALIBRATION_ERROR = "monitor_max_calibration_error_ratio"
 GAP = "monitor_overconfidence_gap_ratio"
 GAP_LOWER = "monitor_overconfidence_gap_lower_ratio"
@@ -98,6 +99,7 @@ SEGMENT_VARIANCE_HISTOGRAM = "monitor_segment_ensemble_top_class_variance"
 SEGMENT_BRIER = "monitor_segment_brier_score"
 SEGMENT_LOG_LOSS = "monitor_segment_log_loss"
 SEGMENT_CALIBRATION_ERROR = "monitor_segment_calibration_error_ratio"
+SEGMENT_CALIBRATION_ERROR_PVALUE = "monitor_segment_calibration_error_pvalue"
 SEGMENT_MAX_GAP = "monitor_segment_max_gap_ratio"
 SEGMENT_MAX_GAP_Z = "monitor_segment_max_gap_zscore"
 SEGMENT_OVERFLOW = "monitor_segment_overflow_rows"
@@ -222,6 +224,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(CALIBRATION_ERROR, GAUGE,
                "Top-label calibration error over the window, by estimator: debiased L2 on equal-mass bins (Kumar 2019) or 15-bin equal-width ECE.",
                labels=("estimator",), concern=_CAL, unit="percentunit", max_series=4),
+    MetricSpec(CALIBRATION_ERROR_PVALUE, GAUGE,
+               "P-value of 'the model is calibrated' for the debiased equal-mass calibration error over the window (consistency "
+               "resampling: labels redrawn from the confidences, up to resamples draws): below 0.01 the error is not chance.",
+               concern=_CAL, unit="none"),
     MetricSpec(MAX_CALIBRATION_ERROR, GAUGE, "Largest |confidence - accuracy| over the 15 equal-width bins holding enough labels.",
                concern=_CAL, unit="percentunit"),
     MetricSpec(GAP, GAUGE, "Mean confidence minus accuracy over the window: positive means over-confident.",
@@ -294,6 +300,10 @@ METRICS: tuple[MetricSpec, ...] = (
                "Top-label calibration error per segment, by estimator: 15-bin equal-width ECE, its debiased L2 counterpart on the same bins, "
                "or the debiased L2 on the segment's own equal-mass bins (Kumar 2019, as the whole window's).",
                labels=("segment", "estimator"), concern=_SEG, unit="percentunit", max_series=600),
+    MetricSpec(SEGMENT_CALIBRATION_ERROR_PVALUE, GAUGE,
+               "P-value of 'the segment is calibrated' for its debiased equal-mass calibration error (consistency resampling, as "
+               "the whole window's): with many segments, compare it with a level divided by the segments.",
+               labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_MAX_CALIBRATION_ERROR, GAUGE,
                "Largest gap between confidence and accuracy in one of the 15 equal-width bins holding enough labels, per segment (MCE).",
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -409,6 +409,27 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
                          f"to {y.max()}. Fix: give the model's outputs on the reference rows with one column per class, and "
                          "each label as its column's index (or names with classes=[...])")
     return probs, y
+
+
+#: Fewest and most draws of the calibration error's p-value: 99 is the fewest that can give
+#: p < 0.01 (the alert's level), 1,999 bounds the cost of a window the model is miscalibrated on
+#: (every draw is made then: 2-4 ms at 2,000 labels; benchmarks/calibration_rule_false_alarms.py).
+RESAMPLES_RANGE = (99, 1999)
+
+
+def resampling_params(kind: str, resamples: Any, seed: Any) -> tuple[int, int]:
+    """Validate a detector's ``resamples`` and ``seed`` (the calibration error's p-value).
+
+    Whole numbers only (a YAML ``true`` or ``2e3`` is refused, not read as 1 or rounded), so that a
+    typo is reported at start instead of changing the p-value's resolution or its draws."""
+    lo, hi = RESAMPLES_RANGE
+    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or not lo <= int(resamples) <= hi:
+        raise ValueError(f"{kind}: resamples must be a whole number from {lo} (the fewest that can give p < 0.01) to {hi}, "
+                         f"got {resamples!r}. Fix: give resamples: 1999 (the default) or fewer draws within that range")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+        raise ValueError(f"{kind}: seed must be a whole number, 0 or more, got {seed!r}. Fix: give seed: 0, or leave it out "
+                         "to take the monitor's seed")
+    return int(resamples), int(seed)
 
 
 def check_reference_width(kind: str, width: int, reference_width: int) -> None:

@@ -19,7 +19,14 @@ labelling delay. Over that sliding window it exports:
   holds its false-alarm rate (at least ``min_labels`` labels);
 * top-label calibration error: the debiased L2 estimator on equal-mass bins (Kumar et al. 2019)
   and the classic 15-bin equal-width ECE (Guo et al. 2017), plus the MCE, and the temperature
-  that would recalibrate the window (NLL fit) (at least ``min_labels_calibration`` labels);
+  that would recalibrate the window (NLL fit) (at least ``min_labels_calibration`` labels); with
+  the debiased error its p-value under "the model is calibrated" by consistency resampling
+  (:func:`monitor.stats.calibration.debiased_l2_pvalue`: the window's labels redrawn from its
+  confidences, up to ``resamples`` times, from a generator of the detector's own seeded by
+  ``seed``), so that the alert tells a real calibration error from a calibrated model's chance
+  excursion above the bound (about one window in a hundred at a few hundred labels). It is drawn
+  when the figures are recomputed, not per label: a calibrated window stops after a few dozen
+  draws;
 * the reliability diagram's 15 bins (mean confidence, accuracy, count; a bin's confidence and
   accuracy need ``min_bin_count`` labels);
 * the number of labels in the window, always.
@@ -41,7 +48,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
-                                       put_figures, Refresh, windows_state, RefreshingDetector)
+                                       put_figures, Refresh, resampling_params, windows_state, RefreshingDetector)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -68,8 +75,8 @@ _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i
 class CalibrationFigures:
     """Read-only figures of one window (None where below the minimum count)."""
 
-    __slots__ = ("labels", "scored", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "mce", "temperature", "reliability",
-                 "previous_labels", "previous_accuracy")
+    __slots__ = ("labels", "scored", "accuracy", "brier", "log_loss", "gap", "gap_pvalue", "ece", "debiased_ce", "debiased_ce_pvalue", "mce",
+                 "temperature", "reliability", "previous_labels", "previous_accuracy")
 
     def __init__(self) -> None:
         self.labels = 0
@@ -83,6 +90,7 @@ class CalibrationFigures:
         self.gap_pvalue: float | None = None
         self.ece: float | None = None
         self.debiased_ce: float | None = None
+        self.debiased_ce_pvalue: float | None = None
         self.mce: float | None = None
         self.temperature: float | None = None
         self.reliability: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -112,6 +120,12 @@ class CalibrationDetector(RefreshingDetector):
     refresh
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
+    resamples
+        Most draws of the calibration error's p-value (99 to 1,999): its smallest value is
+        ``1 / (1 + resamples)``; drawing stops after 10 draws at or above the window's error.
+    seed
+        Seed of the detector's own generator for those draws (defaults to the monitor's
+        ``seed``): a replay of the same labels gives the same p-values.
     """
 
     kind: ClassVar[str] = "calibration"
@@ -129,9 +143,13 @@ class CalibrationDetector(RefreshingDetector):
         n_bins: int = cal.ECE_BINS,
         temperature_rows: int = 4096,
         refresh: float = 0.05,
+        resamples: int = cal.CALIBRATION_PVALUE_DRAWS,
+        seed: int = 0,
     ) -> None:
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"calibration: gap_level must be in (0.5, 1), got {gap_level}")
+        self.resamples, self.seed = resampling_params("calibration", resamples, seed)
+        self._rng = np.random.default_rng(self.seed)
         if min_labels < 2 or min_labels_calibration < 2:
             raise ValueError("calibration: min_labels and min_labels_calibration must be at least 2")
         self.window_s = float(window_s)
@@ -147,7 +165,7 @@ class CalibrationDetector(RefreshingDetector):
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "CalibrationDetector":
-        return cls(**config_params(cls, context, params, window_s="window_s"))
+        return cls(**config_params(cls, context, params, window_s="window_s", seed="seed"))
 
     def _reset(self) -> None:
         self._window = SlidingWindow(self.window_s, (_DIM,), self.n_slots)
@@ -272,6 +290,7 @@ class CalibrationDetector(RefreshingDetector):
             f.mce = None if np.isnan(mce) else mce
             groups = cal.equal_mass_groups(count, self.n_bins)
             f.debiased_ce = cal.debiased_l2_from_sums(*cal.merge_bins(groups, count, sconf, scorr))
+            f.debiased_ce_pvalue = cal.debiased_l2_pvalue(count, sconf, scorr, self._rng, n_bins=self.n_bins, draws=self.resamples).pvalue
             f.temperature = self._temperature(n)
         return f
 
@@ -297,6 +316,7 @@ class CalibrationDetector(RefreshingDetector):
         put_figure(out, names.GAP_PVALUE, f.gap_pvalue)
         put_figure(out, names.CALIBRATION_ERROR, f.debiased_ce, ("debiased_l2_equal_mass",))
         put_figure(out, names.CALIBRATION_ERROR, f.ece, ("ece_equal_width",))
+        put_figure(out, names.CALIBRATION_ERROR_PVALUE, f.debiased_ce_pvalue)
         put_figure(out, names.MAX_CALIBRATION_ERROR, f.mce)
         put_figure(out, names.TEMPERATURE, f.temperature)
         assert f.reliability is not None

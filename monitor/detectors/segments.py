@@ -7,8 +7,9 @@ reference the accuracy estimated without labels (the CBPE and ATC estimators of 
 accuracy-estimation detector, applied to the segment's rows), for logit outputs the mean energy
 score and for ensembles the mean mutual information and top-class variance, and with labels the
 accuracy and the over-confidence gap with its interval and p-value, Brier score, log loss and
-calibration error (15-bin equal-width ECE, its debiased L2 counterpart on the same bins, and the
-MCE); on request the histograms of max probability, margin, entropy (and energy, mutual
+calibration error (15-bin equal-width ECE, its debiased L2 counterpart on the same bins, the
+debiased L2 on the segment's own equal-mass bins with its p-value by consistency resampling, as
+the calibration detector's, and the MCE); on request the histograms of max probability, margin, entropy (and energy, mutual
 information, top-class variance when the outputs carry them: ``histograms: true``), the reliability diagram's bins
 (``reliability_bins: true``) and the recalibrating temperature (``temperature_rows: N``), which
 multiply their series by the segments (and the last keeps the last N labelled rows). A model that returns labels only
@@ -44,6 +45,7 @@ from monitor.detectors._common import (
     SeriesColumns,
     reference_probabilities,
     Refresh,
+    resampling_params,
     RefreshingDetector,
     time_span,
     windows_state,
@@ -177,6 +179,10 @@ class SegmentDetector(RefreshingDetector):
         segment's recalibrating temperature, fitted on its rows among them inside the window once
         it has ``min_labels_calibration`` of them; 0 (the default) keeps none. Size it so that the
         smallest segment of interest has that many labels among the last ``temperature_rows``.
+    resamples, seed
+        Most draws of each segment's calibration-error p-value (99 to 1,999) and the seed of the
+        detector's own generator for them (defaults to the monitor's ``seed``), as the
+        calibration detector's.
     """
 
     kind: ClassVar[str] = "segments"
@@ -201,6 +207,8 @@ class SegmentDetector(RefreshingDetector):
         reliability_bins: bool = False,
         temperature_rows: int = 0,
         gap_level: float = 0.98,
+        resamples: int = cal.CALIBRATION_PVALUE_DRAWS,
+        seed: int = 0,
     ) -> None:
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
@@ -221,6 +229,8 @@ class SegmentDetector(RefreshingDetector):
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
+        self.resamples, self.seed = resampling_params("segments", resamples, seed)
+        self._rng = np.random.default_rng(self.seed)
         self._gap_z = NormalDist().inv_cdf(0.5 + self.gap_level / 2.0)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
@@ -242,7 +252,7 @@ class SegmentDetector(RefreshingDetector):
         elif classes and isinstance(pos, int) and not 0 <= pos < len(classes):
             raise ValueError(f"segments: positive_class {pos} is not a column of output.classes ({len(classes)} classes: "
                              f"{', '.join(classes)}); give one of those names or an index from 0 to {len(classes) - 1}")
-        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap"))
+        return cls(reference, **config_params(cls, context, params, window_s="window_s", segment_cap="segment_cap", seed="seed"))
 
     def _reset(self) -> None:
         s = self.segment_cap + 1  # the last slot is "other"
@@ -541,9 +551,15 @@ class SegmentDetector(RefreshingDetector):
         everywhere = np.ones(self._s, dtype=bool)
         put.pairs(names.SEGMENT_CALIBRATION_ERROR, ("ece_equal_width", "debiased_l2_equal_width", "debiased_l2_equal_mass"),
                   errors, everywhere)
+        # the equal-mass error's p-value, drawn per segment from its own fine bins (absent with the error)
+        pvalues = np.full(self._s, np.nan)
+        for i in mass_ok:
+            pvalues[i] = cal.debiased_l2_pvalue(terms[_F_N:_F_CONF, i], terms[_F_CONF:_F_CORR, i], terms[_F_CORR:_T_FIELDS, i],
+                                                self._rng, draws=self.resamples).pvalue
         mce = np.full(self._s, np.nan)
         mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
-        put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere)])
+        put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere),
+                            (names.SEGMENT_CALIBRATION_ERROR_PVALUE, pvalues, everywhere)])
         put.out = None  # the writer is not kept between exports
         if self.reliability_bins:
             self._export_reliability(out, lab, shown, set(cal_ok))
