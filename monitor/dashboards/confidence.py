@@ -175,6 +175,14 @@ def build() -> Dashboard:
                    Query(_by_model("monitor_max_calibration_error_ratio"), "max bin error {{model}} {{instance}}"),
                    metrics=("monitor_calibration_error_ratio", "monitor_max_calibration_error_ratio"), threshold=0.1,
                    minimum=0),
+        timeseries("Calibration error p-value",
+                   Query(_by_model("monitor_calibration_error_pvalue"), "{{model}} {{instance}}"),
+                   metrics=("monitor_calibration_error_pvalue",), threshold=0.01, minimum=0, maximum=1,
+                   description="P-value of 'the model is calibrated' for the debiased equal-mass error beside it: "
+                               "how often a calibrated model with these confidences and this many labels reaches that "
+                               "error (labels redrawn from the confidences). ModelCalibrationErrorHigh needs the error "
+                               "above 0.1 and this under the dashed 0.01; an error above 0.1 with a large p-value is "
+                               "the sample's noise, not the model."),
         timeseries("Recalibration temperature", Query(_by_model("monitor_recalibration_temperature"), "{{model}} {{instance}}"),
                    metrics=("monitor_recalibration_temperature",), threshold=1.0),
         timeseries("Brier score and log loss",
@@ -204,6 +212,11 @@ def build() -> Dashboard:
                          "{{estimator}} {{model}} {{instance}} {{segment}}"),
                    metrics=("monitor_segment_calibration_error_ratio",), threshold=0.1, minimum=0,
                    note="The dashed line is the whole-window ModelCalibrationErrorHigh bound, for scale."),
+        timeseries("Calibration error p-value by segment",
+                   Query(_by_segment("monitor_segment_calibration_error_pvalue"), "{{model}} {{instance}} {{segment}}"),
+                   metrics=("monitor_segment_calibration_error_pvalue",), threshold=0.01, minimum=0, maximum=1,
+                   note="Of each segment's equal-mass calibration error (as the whole window's). The dashed line is "
+                        "0.01, for scale: with many segments, compare with 0.01 divided by the segments shown."),
         heatmap("Confidence of the selected segments over time", _dist("monitor_segment_confidence_ratio", _SEGMENT),
                 metrics=("monitor_segment_confidence_ratio",),
                 note="As 'Confidence over time', for the segments chosen above; exported when the segments detector "
