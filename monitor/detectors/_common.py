@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "Refresh", "RefreshingDetector"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -430,6 +431,12 @@ def resampling_params(kind: str, resamples: Any, seed: Any) -> tuple[int, int]:
         raise ValueError(f"{kind}: seed must be a whole number, 0 or more, got {seed!r}. Fix: give seed: 0, or leave it out "
                          "to take the monitor's seed")
     return int(resamples), int(seed)
+
+
+def detector_rng(kind: str, seed: int) -> np.random.Generator:
+    """A detector's own generator: from its ``seed`` and its kind, so that two detectors given the
+    monitor's seed (the calibration and the segments detectors) do not draw the same numbers."""
+    return np.random.default_rng([seed, zlib.crc32(kind.encode())])
 
 
 def check_reference_width(kind: str, width: int, reference_width: int) -> None:

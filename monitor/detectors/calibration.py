@@ -48,7 +48,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
-                                       put_figures, Refresh, resampling_params, windows_state, RefreshingDetector)
+                                       put_figures, Refresh, resampling_params, detector_rng, windows_state, RefreshingDetector)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -149,7 +149,7 @@ class CalibrationDetector(RefreshingDetector):
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"calibration: gap_level must be in (0.5, 1), got {gap_level}")
         self.resamples, self.seed = resampling_params("calibration", resamples, seed)
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = detector_rng("calibration", self.seed)
         if min_labels < 2 or min_labels_calibration < 2:
             raise ValueError("calibration: min_labels and min_labels_calibration must be at least 2")
         self.window_s = float(window_s)

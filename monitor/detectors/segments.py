@@ -46,6 +46,7 @@ from monitor.detectors._common import (
     reference_probabilities,
     Refresh,
     resampling_params,
+    detector_rng,
     RefreshingDetector,
     time_span,
     windows_state,
@@ -230,7 +231,7 @@ class SegmentDetector(RefreshingDetector):
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
         self.resamples, self.seed = resampling_params("segments", resamples, seed)
-        self._rng = np.random.default_rng(self.seed)
+        self._rng = detector_rng("segments", self.seed)
         self._gap_z = NormalDist().inv_cdf(0.5 + self.gap_level / 2.0)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:

@@ -384,10 +384,10 @@ def debiased_l2_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.
     them reached the observed statistic: a calibrated window, whose p-value is spread over (0, 1),
     costs a few dozen draws, not ``draws``. Each group's right answers are drawn at once from its
     exact distribution (:class:`_GroupSums`): at 2,000 labels 0.6-0.8 ms for a calibrated window,
-    1.6-1.9 ms for one that makes every draw (numpy's binomials per fine bin: 10-12 ms). The p-value is Besag and
-    Clifford's (1991) sequential one, valid as it stands: ``exceedances / l`` when the last
-    exceedance came at draw ``l``, else ``(1 + exceedances seen) / (1 + draws)``. A draw equal to
-    the observation counts as an exceedance. NaN without counts.
+    1.6-1.9 ms for one that makes every draw (numpy's binomials per fine bin: 10-12 ms). The
+    p-value is Besag and Clifford's (1991) sequential one, valid as it stands: ``exceedances / l``
+    when the last exceedance came at draw ``l``, else ``(1 + exceedances seen) / (1 + draws)``. A
+    draw equal to the observation counts as an exceedance. NaN without counts.
 
     >>> rng = np.random.default_rng(0)
     >>> count, conf, right = np.array([100.0, 100.0]), np.array([70.0, 90.0]), np.array([70.0, 90.0])
