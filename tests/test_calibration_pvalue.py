@@ -92,3 +92,38 @@ def test_seeded_draws_repeat_and_bad_arguments_are_refused() -> None:
     assert math.isnan(cal.debiased_l2_pvalue(np.zeros(3), np.zeros(3), np.zeros(3), np.random.default_rng(1)).pvalue)
     with pytest.raises(ValueError, match="draws and exceedances must be at least 1"):
         cal.debiased_l2_pvalue(*sums, np.random.default_rng(1), draws=0)
+
+
+def test_large_windows_draw_their_groups_from_the_normal_law_and_stay_uniform() -> None:
+    """Past NORMAL_GROUP_VARIANCE a group's right answers are drawn normal (its exact table grows
+    with the labels: 18-20 ms a p-value at 180,000). Calibrated windows of 20,000 labels keep
+    uniform p-values, and a miscalibrated window's p-value is the exact way's within the draws'
+    error."""
+    edges = np.linspace(0.0, 1.0, 133)
+
+    def sums(rng: np.random.Generator, n: int, gap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        conf = 0.1 + 0.9 * rng.beta(3.0, 1.5, n)
+        right = rng.random(n) < conf - gap
+        idx = np.clip(np.searchsorted(edges, conf) - 1, 0, 131)
+        return (np.bincount(idx, minlength=132).astype(float), np.bincount(idx, conf, 132),
+                np.bincount(idx, right.astype(float), 132))
+
+    rng, draws = np.random.default_rng(5), np.random.default_rng(6)
+    count, conf, _ = sums(np.random.default_rng(0), 20_000, 0.0)
+    mean = np.divide(conf, count, out=np.zeros_like(conf), where=count > 0)
+    variance = np.bincount(cal.equal_mass_groups(count, 15), weights=count * mean * (1.0 - mean))
+    assert (variance >= cal.NORMAL_GROUP_VARIANCE).sum() >= 10  # the normal draws are really taken
+    p = np.array([cal.debiased_l2_pvalue(*sums(rng, 20_000, 0.0), draws).pvalue for _ in range(400)])
+    for level in (0.01, 0.05, 0.5):
+        lo, hi = band(400, level)
+        assert lo <= (p < level).sum() <= hi, (level, (p < level).sum())
+    window = sums(np.random.default_rng(9), 20_000, 0.01)
+    normal = cal.debiased_l2_pvalue(*window, np.random.default_rng(1), exceedances=10**9).pvalue
+    saved = cal.NORMAL_GROUP_VARIANCE
+    try:
+        cal.NORMAL_GROUP_VARIANCE = float("inf")
+        exact = cal.debiased_l2_pvalue(*window, np.random.default_rng(1), exceedances=10**9).pvalue
+    finally:
+        cal.NORMAL_GROUP_VARIANCE = saved
+    se = np.sqrt(exact * (1.0 - exact) / 1999)
+    assert 0.0 < exact < 0.5 and abs(normal - exact) <= 4.0 * np.sqrt(2.0) * se, (normal, exact)

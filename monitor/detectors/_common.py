@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "Refresh", "RefreshingDetector"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -548,6 +548,41 @@ class Refresh:
 
     def reset(self) -> None:
         self._slot_end, self._n, self._added = float("nan"), 0.0, 0
+
+
+class DearFigure:
+    """A figure too dear to recompute at every refresh, kept per key (a segment, or None for the
+    whole window) until its window slides to a new slot (``window_s / n_slots``: 5 minutes by
+    default) or the labels it rests on change by more than ``growth`` times their count then
+    (1.0: doubled).
+
+    Why: a resampled p-value (:func:`monitor.stats.calibration.debiased_l2_pvalue`) costs
+    0.3-2 ms, and every refresh recomputed it, per segment and for the whole window: at a rule
+    tick every 15 s, and after every 5% more labels while a fresh agent's windows fill (the cost
+    benchmark's first minutes at 256 events/s: about 3 us per event more). The figure it gates
+    (the p-value of an alert with ``for: 30m``) may be a slot old; a rule tick does not make it
+    due, unlike :class:`Refresh`.
+    """
+
+    __slots__ = ("growth", "_kept")
+
+    def __init__(self, growth: float = 1.0) -> None:
+        self.growth = float(growth)
+        self._kept: dict[Any, tuple[float, float, Any]] = {}
+
+    def get(self, key: Any, slot_end: float, labels: float, compute: Callable[[], _T]) -> _T:
+        """The figure for ``key``: the kept one while its slot and label count hold, else
+        ``compute()`` (then kept)."""
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == slot_end and abs(labels - kept[1]) <= self.growth * kept[1]:
+            return kept[2]
+        value = compute()
+        self._kept[key] = (slot_end, labels, value)
+        return value
+
+    def forget(self) -> None:
+        """Drop every kept figure (state restored or reset)."""
+        self._kept.clear()
 
 
 class RefreshingDetector(Detector):

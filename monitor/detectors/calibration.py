@@ -48,7 +48,7 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
-                                       put_figures, Refresh, resampling_params, detector_rng, windows_state, RefreshingDetector)
+                                       put_figures, Refresh, DearFigure, resampling_params, detector_rng, windows_state, RefreshingDetector)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -179,6 +179,7 @@ class CalibrationDetector(RefreshingDetector):
         # labels come a few dozen at a time: their rows reach the window together, before it is read
         self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
+        self._dear = DearFigure()  # the resampled p-value, not redrawn at every rule tick
         self._skipped: dict[str, int] = {}
         self._recent = RecentLabelled(self.temperature_rows)
 
@@ -290,7 +291,8 @@ class CalibrationDetector(RefreshingDetector):
             f.mce = None if np.isnan(mce) else mce
             groups = cal.equal_mass_groups(count, self.n_bins)
             f.debiased_ce = cal.debiased_l2_from_sums(*cal.merge_bins(groups, count, sconf, scorr))
-            f.debiased_ce_pvalue = cal.debiased_l2_pvalue(count, sconf, scorr, self._rng, n_bins=self.n_bins, draws=self.resamples).pvalue
+            f.debiased_ce_pvalue = self._dear.get(None, self._window.newest_slot_end, n, lambda: cal.debiased_l2_pvalue(
+                count, sconf, scorr, self._rng, n_bins=self.n_bins, draws=self.resamples).pvalue)
             f.temperature = self._temperature(n)
         return f
 

@@ -44,6 +44,7 @@ from monitor.detectors._common import (
     put_figures,
     SeriesColumns,
     reference_probabilities,
+    DearFigure,
     Refresh,
     resampling_params,
     detector_rng,
@@ -273,6 +274,7 @@ class SegmentDetector(RefreshingDetector):
         # stay zero, and its confidence figures are absent rather than 0
         self._scored = False
         self._refresh = Refresh(self.refresh)
+        self._dear = DearFigure()  # the segments' resampled p-values, not redrawn at every rule tick
         self._recent = RecentLabelled(self.temperature_rows)
         # whether rows with logits (energy) or with ensemble members came: their figures are
         # written only then, absent otherwise
@@ -555,8 +557,9 @@ class SegmentDetector(RefreshingDetector):
         # the equal-mass error's p-value, drawn per segment from its own fine bins (absent with the error)
         pvalues = np.full(self._s, np.nan)
         for i in mass_ok:
-            pvalues[i] = cal.debiased_l2_pvalue(terms[_F_N:_F_CONF, i], terms[_F_CONF:_F_CORR, i], terms[_F_CORR:_T_FIELDS, i],
-                                                self._rng, draws=self.resamples).pvalue
+            pvalues[i] = self._dear.get(segs[i], slot_end, float(terms[_D_N, i]), lambda i=i: cal.debiased_l2_pvalue(
+                terms[_F_N:_F_CONF, i], terms[_F_CONF:_F_CORR, i], terms[_F_CORR:_T_FIELDS, i], self._rng,
+                draws=self.resamples).pvalue)
         mce = np.full(self._s, np.nan)
         mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
         put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere),

@@ -273,6 +273,14 @@ CALIBRATION_PVALUE_DRAWS = 1999
 CALIBRATION_PVALUE_EXCEEDANCES = 10
 _FIRST_CHUNK, _MAX_CHUNK = 32, 512
 _GUIDE = 64  # guide-table cells per group of :class:`_GroupSums`
+#: A group whose right answers vary this much under calibration (variance; sd >= 10) is drawn
+#: from the normal law with its mean and variance, rounded: the skewness of a sum of Bernoulli
+#: variables is at most 1 / sd (0.1 here), and its exact table would cost time that grows with its
+#: labels (a p-value at 180,000 labels: 18-20 ms exact, about 1.2 ms with such groups drawn
+#: normal). On 20 windows of 20,000 labels, 1,999 draws each, the p-values of both ways agreed
+#: within the draws' own error (0.25/0.27, 0.045/0.058, 0.012/0.010, ...), and 600 calibrated
+#: windows gave 6 and 6 under 0.01, 26 and 22 under 0.05 (tests/test_calibration_pvalue.py).
+NORMAL_GROUP_VARIANCE = 100.0
 
 
 class _DrawnStatistic:
@@ -291,6 +299,39 @@ class _DrawnStatistic:
         acc = right / self.count
         var = np.where(self.many, acc * (1.0 - acc) / self.divisor, self.single_var)
         return (((self.conf - acc) ** 2 - var) * self.weight).sum(axis=1)
+
+
+class _MixedGroupSums:
+    """Draws of each group's right answers under calibration: exact (:class:`_GroupSums`) for
+    groups of small variance, the rounded normal law for those past
+    :data:`NORMAL_GROUP_VARIANCE`, whose exact tables would grow with the window's labels."""
+
+    def __init__(self, n: np.ndarray, p: np.ndarray, starts: np.ndarray) -> None:
+        groups = int(starts.size)
+        group_of = np.cumsum(np.isin(np.arange(n.size), starts)) - 1
+        nf = n.astype(np.float64)
+        self.mean = np.bincount(group_of, weights=nf * p, minlength=groups)
+        variance = np.bincount(group_of, weights=nf * p * (1.0 - p), minlength=groups)
+        self.top = np.bincount(group_of, weights=nf, minlength=groups)
+        self.normal = variance >= NORMAL_GROUP_VARIANCE
+        self.sd = np.sqrt(variance[self.normal])
+        self.groups = groups
+        keep = ~self.normal[group_of]
+        self.exact: _GroupSums | None = None
+        if keep.any():
+            sub = group_of[keep]
+            self.exact = _GroupSums(n[keep], p[keep], np.flatnonzero(np.r_[True, sub[1:] != sub[:-1]]))
+
+    def draw(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``(k, groups)`` right-answer counts."""
+        if self.exact is not None and not self.normal.any():
+            return self.exact.draw(rng, k)
+        out = np.empty((k, self.groups))
+        if self.exact is not None:
+            out[:, ~self.normal] = self.exact.draw(rng, k)
+        drawn = np.rint(self.mean[self.normal] + self.sd * rng.standard_normal((k, self.sd.size)))
+        out[:, self.normal] = np.clip(drawn, 0.0, self.top[self.normal])
+        return out
 
 
 class _GroupSums:
@@ -411,7 +452,7 @@ def debiased_l2_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.
     g_f = groups[live]
     starts = np.flatnonzero(np.r_[True, g_f[1:] != g_f[:-1]])  # groups are runs of adjacent fine bins
     used = g_f[starts]
-    sampler = _GroupSums(c[live].astype(np.int64), np.clip(s[live] / c[live], 0.0, 1.0), starts)
+    sampler = _MixedGroupSums(c[live].astype(np.int64), np.clip(s[live] / c[live], 0.0, 1.0), starts)
     stat = _DrawnStatistic(gc[used], gs[used])
     seen = made = 0
     chunk = _FIRST_CHUNK
