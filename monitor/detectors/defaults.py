@@ -106,14 +106,11 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
             continue
         if not _meets(requirement, reference):
             if reference is not None and report:  # reported by what the reference lacks first
-                lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
-                missing.setdefault(lacks, []).append(kind)
+                missing.setdefault(_lacks(requirement, reference), []).append(kind)
             continue
-        need = 0 if reference is None else _min_reference_rows(kind, reference)
-        if reference is not None and len(reference) < need:
-            log.warning("detector %r is left out of the defaults: it needs at least %d reference rows, the reference "
-                        "has %d. Fix: a larger held-out reference, or %s", kind, need, len(reference),
-                        _smaller_fix(kind, len(reference)))
+        too_small = None if reference is None else _too_small(kind, reference)
+        if too_small is not None:
+            log.warning("detector %r %s", kind, too_small)
             continue
         out.append(DetectorConfig(kind))
     for requirement, kinds in missing.items():
@@ -142,14 +139,25 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
     if reference is None:
         return f"{kind} calibrates on a reference and none is configured. Fix: reference.path (held-out rows and the model's outputs on them)"
     if not _meets(requirement, reference):
-        lacks = "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
-        missing, fix = _MISSING[lacks]
+        missing, fix = _MISSING[_lacks(requirement, reference)]
         return f"{kind} is left out of the defaults: the reference has {missing}. Fix: {fix}"
+    too_small = _too_small(kind, reference)
+    return f"{kind} {too_small}" if too_small else f"{kind} could not be built for this model (see the log at start)"
+
+
+def _lacks(requirement: str, reference: "Reference") -> str:
+    """What a reference that fails ``requirement`` lacks first (a key of :data:`_MISSING`)."""
+    return "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
+
+
+def _too_small(kind: str, reference: "Reference") -> str | None:
+    """Why ``kind`` is left out for the reference's size, with the fix (a sentence to follow its
+    name); None when the reference is large enough."""
     need = _min_reference_rows(kind, reference)
-    if len(reference) < need:
-        return (f"{kind} is left out of the defaults: it needs at least {need} reference rows, the reference has "
-                f"{len(reference)}. Fix: a larger held-out reference, or {_smaller_fix(kind, len(reference))}")
-    return f"{kind} could not be built for this model (see the log at start)"
+    if len(reference) >= need:
+        return None
+    return (f"is left out of the defaults: it needs at least {need} reference rows, the reference has "
+            f"{len(reference)}. Fix: a larger held-out reference, or {_smaller_fix(kind, len(reference))}")
 
 
 #: what the reference lacks, and the fix, by requirement (a reference without them is legal: the
