@@ -34,8 +34,6 @@ def test_a_dear_figure_is_kept_within_its_slot_and_ten_percent_of_labels() -> No
     assert dear.get("eu", 110.0, 2001, compute) == 4  # a new slot: recomputed
     assert dear.get("eu", 110.0, 2001, compute) == 4
     assert DearFigure(growth=0.1).get("eu", 110.0, 900, compute) == 5
-    dear.forget()
-    assert dear.get("eu", 110.0, 900, compute) == 6
 
 
 def test_the_calibration_detector_draws_once_across_rule_ticks(monkeypatch: pytest.MonkeyPatch) -> None:

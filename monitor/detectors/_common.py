@@ -566,6 +566,7 @@ class DearFigure:
 
     __slots__ = ("growth", "_kept")
 
+    # no reset: the detectors build a new one in their ``_reset`` (state restored or cleared)
     def __init__(self, growth: float = 1.0) -> None:
         self.growth = float(growth)
         self._kept: dict[Any, tuple[float, float, Any]] = {}
@@ -579,10 +580,6 @@ class DearFigure:
         value = compute()
         self._kept[key] = (slot_end, labels, value)
         return value
-
-    def forget(self) -> None:
-        """Drop every kept figure (state restored or reset)."""
-        self._kept.clear()
 
 
 class RefreshingDetector(Detector):
