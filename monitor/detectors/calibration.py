@@ -25,8 +25,8 @@ labelling delay. Over that sliding window it exports:
   confidences, up to ``resamples`` times, from a generator of the detector's own seeded by
   ``seed``), so that the alert tells a real calibration error from a calibrated model's chance
   excursion above the bound (about one window in a hundred at a few hundred labels). It is drawn
-  when the figures are recomputed, not per label: a calibrated window stops after a few dozen
-  draws;
+  again only when the window slides to a new slot or its labels double (``DearFigure``: not at
+  every rule tick), and a calibrated window stops after a few dozen draws;
 * the reliability diagram's 15 bins (mean confidence, accuracy, count; a bin's confidence and
   accuracy need ``min_bin_count`` labels);
 * the number of labels in the window, always.
