@@ -111,7 +111,11 @@ def test_without_a_reference_no_out_of_range_or_unseen_ratio_is_exported() -> No
     names = {(name, labels.get("reason")) for name, labels, _ in store.samples()}
     assert ("monitor_data_invalid_ratio", "inf") in names and ("monitor_data_invalid_ratio", "missing") in names
     assert not {r for n, r in names if n.startswith("monitor_data_invalid")} & {"out_of_range", "unseen_category"}
-    assert not [n for n, _ in names if n == "monitor_data_reference_invalid_ratio"]
+    assert not [n for n, _ in names if n in ("monitor_data_reference_invalid_ratio", "monitor_data_reference_rows")]
+    with_reference = DataQualityDetector(_ref(), min_rows=10)
+    with_reference.update(_batch(x, ("a", "b"), np.arange(100.0), np.full((100, 1), "q", dtype=object)))
+    with_reference.export(store)
+    assert store.value("monitor_data_reference_rows") == 2000  # the rules' reference sampling error
     assert store.value("monitor_data_invalid_ratio", ("a", "inf")) == pytest.approx(0.05)
 
 
@@ -172,6 +176,47 @@ def test_rules_still_fire_on_a_real_excess(alert: str, reason: str, reference_ra
     base = reference_rate or 0.0
     live = base + (0.1 if reason in ("missing", "unseen_category") else 0.05)
     assert _share_firing(_rule_exprs()[alert], reason, reference_rate, 1000, live, seed=12, windows=1000) >= 0.99
+
+
+def _share_firing_small_reference(expr: str, reference_rows: int | None, rate: float = 0.2, window_rows: int = 5000,
+                                  references: int = 4000, seed: int = 14) -> float:
+    """Share of ``references`` references of ``reference_rows`` rows (each its missing share drawn
+    at ``rate``) against which a window of ``window_rows`` rows at exactly ``rate`` fires;
+    ``reference_rows=None`` leaves ``monitor_data_reference_rows`` out, as an agent exported
+    before it existed."""
+    from monitor.promql import SeriesStore
+    from monitor.promql.engine import Engine
+
+    rng = np.random.default_rng(seed)
+    n_ref = reference_rows or 200
+    ref_rate = rng.binomial(n_ref, rate, references) / n_ref
+    live = rng.binomial(window_rows, rate, references) / window_rows
+    samples: list[tuple[dict[str, str], float]] = [({"__name__": "monitor_data_window_rows", "model": "m"}, float(window_rows))]
+    if reference_rows is not None:
+        samples.append(({"__name__": "monitor_data_reference_rows", "model": "m"}, float(reference_rows)))
+    for i, (r, e) in enumerate(zip(live.tolist(), ref_rate.tolist())):
+        labels = {"model": "m", "feature": f"f{i}", "reason": "missing"}
+        samples.append(({"__name__": "monitor_data_invalid_ratio", **labels}, r))
+        samples.append(({"__name__": "monitor_data_reference_invalid_ratio", **labels}, e))
+    store = SeriesStore(retention_s=3600, max_series=2 * references + 10)
+    store.append_scrape(1000.0, samples)
+    return len(Engine().compile(expr).instant(store, 1000.0)) / references
+
+
+def test_a_small_references_own_sampling_error_does_not_page_for_good() -> None:
+    """A reference of 200 rows with 20% missing reads more than 5 points low 2.8% of the time
+    (binomial), and then every large window at the true 20% exceeds it by more than the 5-point
+    floor for as long as the agent runs: a page that never resolves, on a feature nothing
+    happened to. The rules add the reference's binomial error (monitor_data_reference_rows) to
+    the window's: at most 1% of such references fire (3 standard errors of the difference:
+    0.13% for normal shares; 0.4% of these 4,000 seeded references). Without the reference's size,
+    as before it was exported, 4.4% of the same references fire (the window's own noise added to
+    the reference's 2.8%), which is what this test would catch."""
+    expr = _rule_exprs()["ModelFeatureMissingValues"]
+    with_size = _share_firing_small_reference(expr, 200)
+    without_size = _share_firing_small_reference(expr, None)
+    assert with_size <= 0.01
+    assert without_size >= 0.015, without_size  # the scenario is one the old rule failed
 
 
 def test_a_feature_whose_reference_has_infs_does_not_fire_forever() -> None:

@@ -368,6 +368,8 @@ class DataQualityDetector(Detector):
         tot = self._window.total()
         rows = tot[0]
         out.set("monitor_data_window_rows", float(rows))
+        if self.profile is not None:
+            out.set("monitor_data_reference_rows", float(self.profile.n_rows))
         # one bulk write per metric (hundreds of series per drained batch; see MetricStore.set_many)
         ratios: list[tuple[tuple[str, str], float]] = []
         expected: list[tuple[tuple[str, str], float]] = []
