@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from monitor.batch import Batch
-from monitor.detectors.data_quality import DataQualityDetector
+from monitor.detectors.data_quality import DataQualityDetector, out_of_range_bound
 from monitor.reference import Reference
 from monitor.store import MetricStore
 
@@ -130,14 +130,17 @@ def _rule_exprs() -> dict[str, str]:
 
 
 def _share_firing(expr: str, reason: str, reference_rate: float | None, rows: int, live_rate: float,
-                  seed: int, windows: int = 5000) -> float:
+                  seed: int, windows: int = 5000, reference_rows: int = 2000) -> float:
     """Share of ``windows`` windows of ``rows`` rows, each with Binomial(rows, live_rate) bad
-    values (one feature each, one model), for which the rule's condition holds at one evaluation."""
+    values (one feature each, one model), for which the rule's condition holds at one evaluation
+    (against a reference of ``reference_rows`` rows when ``reference_rate`` is given)."""
     from monitor.promql import SeriesStore
     from monitor.promql.engine import Engine
 
     ratio = np.random.default_rng(seed).binomial(rows, live_rate, windows) / rows
     samples: list[tuple[dict[str, str], float]] = [({"__name__": "monitor_data_window_rows", "model": "m"}, float(rows))]
+    if reference_rate is not None:
+        samples.append(({"__name__": "monitor_data_reference_rows", "model": "m"}, float(reference_rows)))
     for i, r in enumerate(ratio.tolist()):
         labels = {"model": "m", "feature": f"f{i}", "reason": reason}
         samples.append(({"__name__": "monitor_data_invalid_ratio", **labels}, r))
@@ -176,6 +179,17 @@ def test_rules_still_fire_on_a_real_excess(alert: str, reason: str, reference_ra
     base = reference_rate or 0.0
     live = base + (0.1 if reason in ("missing", "unseen_category") else 0.05)
     assert _share_firing(_rule_exprs()[alert], reason, reference_rate, 1000, live, seed=12, windows=1000) >= 0.99
+
+
+def test_out_of_range_against_a_small_reference_adds_only_the_windows_error() -> None:
+    """The reference's out-of-range share is already a 99.9% upper bound given its size (0.187
+    for 45 rows, wine's reference): adding its binomial error again would raise the bar by 17
+    points. Ten points over the bound still fire in at least 99% of 1,000-row windows."""
+    bound = out_of_range_bound(45)
+    assert 0.15 < bound < 0.2
+    share = _share_firing(_rule_exprs()["ModelFeatureOutOfRange"], "out_of_range", bound, 1000, bound + 0.1,
+                          seed=15, windows=1000, reference_rows=45)
+    assert share >= 0.99
 
 
 def _share_firing_small_reference(expr: str, reference_rows: int | None, rate: float = 0.2, window_rows: int = 5000,
