@@ -3,6 +3,8 @@ probabilities (energy of logits, an ensemble's disagreement), as mean gauges and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -217,10 +219,11 @@ def test_histogram_state_saved_in_the_earlier_layout_still_loads() -> None:
     assert not [n for n, _, _ in store.samples() if n.startswith("monitor_segment_")]
 
 
-def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
-    """One segment of three (a third of the traffic) becomes over-confident by 12 points after an
-    hour: ModelSegmentOverconfident fires for that segment (and no other). The unshifted stream's
-    silence over 4 hours is tested for every rule of the pack in tests/test_confidence_rules.py."""
+def _segment_alerts(shift: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]], seed: int) -> set[tuple[str, str]]:
+    """(alert, segment) pairs that reached firing over 3 hours of a calibrated 10-class model
+    (1 row/s, labels at once, three segments, a 30-minute window, scraped and evaluated every
+    30 s with rules/confidence.yml) whose segment "apac" gets the outputs and labels of
+    ``shift`` from the second hour on."""
     from monitor.promql import SeriesStore
     from monitor.reference import Reference
     from monitor.rules.evaluator import RuleEvaluator
@@ -234,12 +237,12 @@ def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
     series = SeriesStore(retention_s=2 * HOUR)
     evaluator = RuleEvaluator.from_files([RULES], storage=series, default_interval_s=30.0)
     firing: set[tuple[str, str]] = set()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for t0 in range(0, int(3 * HOUR), 30):
         probs, y = outputs(rng, 30)
         seg = segments(rng, 30)
         if t0 >= HOUR:
-            bad_probs, bad_y = outputs(rng, 30, gap=0.12)
+            bad_probs, bad_y = shift(rng, 30)
             apac = seg == "apac"
             probs[apac], y[apac] = bad_probs[apac], bad_y[apac]
         ts = t0 + np.arange(30, dtype=np.float64)
@@ -251,8 +254,39 @@ def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
         series.append_scrape(now, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
         evaluator.evaluate(now)
         firing |= {(a.name, a.labels.get("segment", "")) for a in evaluator.alerts() if a.state.name.lower() == "firing"}
+    return firing
+
+
+def test_segment_overconfident_rule_fires_on_one_segment_and_names_it() -> None:
+    """One segment of three (a third of the traffic) becomes over-confident by 12 points after an
+    hour: ModelSegmentOverconfident fires for that segment (and no other). The unshifted stream's
+    silence over 4 hours is tested for every rule of the pack in tests/test_confidence_rules.py."""
+    from tests.test_confidence_rules import outputs
+
+    firing = _segment_alerts(lambda rng, n: outputs(rng, n, gap=0.12), seed=0)
     assert ("ModelSegmentOverconfident", "apac") in firing
     assert {s for name, s in firing if name == "ModelSegmentOverconfident"} == {"apac"}
+
+
+def test_segment_calibration_rule_fires_on_one_segment_and_names_it() -> None:
+    """One segment of three becomes miscalibrated both ways after an hour (its confidences
+    above 0.8 over-confident by 25 points, those below under-confident by 25: the mean gap is
+    small, the calibration error is not): ModelSegmentCalibrationErrorHigh fires for that
+    segment and no other within the next two hours. Its silence on the unshifted stream over 4
+    hours is tested with every rule of the pack (tests/test_confidence_rules.py)."""
+    from tests.test_confidence_rules import K
+
+    def miscalibrated(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, K, n)
+        conf = rng.uniform(0.55, 0.99, n)
+        right = rng.random(n) < np.clip(np.where(conf > 0.8, conf - 0.25, conf + 0.25), 0.0, 1.0)
+        pred = np.where(right, y, (y + rng.integers(1, K, n)) % K)
+        probs = np.repeat(((1.0 - conf) / (K - 1))[:, None], K, axis=1)
+        probs[np.arange(n), pred] = conf
+        return probs, y
+
+    firing = _segment_alerts(miscalibrated, seed=1)
+    assert {s for name, s in firing if name == "ModelSegmentCalibrationErrorHigh"} == {"apac"}
 
 
 def test_no_segment_series_until_a_row_carries_a_segment() -> None:
