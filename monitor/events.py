@@ -38,6 +38,7 @@ __all__ = [
     "MAX_LABEL_CHARS",
     "request_id_text",
     "row_text",
+    "whole_number_text",
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
@@ -242,12 +243,22 @@ def request_id_text(v: Any) -> str | None:
     whole number reads as that integer: ids pass through pandas columns with a missing value (a
     column of ints becomes float64), so a prediction's id ``5.0`` and its label's id ``5`` are the
     same call (they never joined)."""
+    whole = whole_number_text(v)
+    return row_text(v) if whole is None else whole
+
+
+def whole_number_text(v: Any) -> str | None:
+    """The integer's text for a float (Python's or numpy's) holding a finite whole number under
+    2**53 (``7.0`` is ``"7"``, ``-0.0`` is ``"0"``), else None: how request ids and categorical
+    values read numbers. A column of integers passes through float64 as soon as one of its values
+    is missing (pandas), so the same code arrives as ``7`` from one source and ``7.0`` from
+    another; above 2**53 a float no longer holds every integer, so it is left to its own text."""
     kind = v.__class__
     if kind is float or kind.__name__ in _FLOAT_TYPES:
         f = float(v)
         if f.is_integer() and abs(f) < 2.0 ** 53:
             return str(int(f))
-    return row_text(v)
+    return None
 
 
 #: numpy's float scalar types, by name (not imported on the caller's path)

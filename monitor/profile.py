@@ -47,6 +47,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from monitor.ingest import categorical_text, written_category_text
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
 from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, quantile_edges
@@ -705,6 +706,8 @@ class _Builder:
         self.n += m
         self.n_missing += np.isnan(num).sum(axis=0)
         self.n_inf += np.isinf(num).sum(axis=0)
+        if cat.size:  # each value by the text live values are compared by (a float code 7.0 is "7")
+            cat = categorical_text(cat)
         for j, counts in enumerate(self.cat_counts):
             col = cat[:, j]
             miss = np.array([v is None for v in col], dtype=bool)
@@ -986,6 +989,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
                 raise ProfileError(f"{path}: '{k}' must have {n} rows like '{key}', got shape {a.shape}")
     if cat.size:
         cat[cat == ""] = None
+        cat = categorical_text(cat, written=True)  # float codes (7.0), or their text ("7.0"), are the code 7
     return x, names, cat, cnames, scores, labels
 
 
@@ -1012,8 +1016,8 @@ def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str],
     if cat_names:
         cat = np.empty((n, len(cat_names)), dtype=object)
         for j, f in enumerate([f for f in feats if f in cat_names]):
-            col = [None if v.strip().lower() in MISSING_TOKENS else v for v in columns[f]]
-            cat[:, j] = col
+            # a CSV keeps no types: "7.0" (a float column of codes written by pandas) is the code 7
+            cat[:, j] = [None if v.strip().lower() in MISSING_TOKENS else written_category_text(v) for v in columns[f]]
     else:
         cat = np.empty((n, 0), dtype=object)
     scores = np.column_stack([_parse_numeric(columns[c], c, row0) for c in output_columns]) if output_columns else None
@@ -1139,7 +1143,7 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
             num = np.column_stack([rb.column(f).to_numpy(zero_copy_only=False).astype(np.float64) for f in num_names]) if num_names else np.empty((n, 0))
             cat = np.empty((n, len(cnames)), dtype=object)
             for j, f in enumerate(cnames):
-                cat[:, j] = [None if v is None else str(v) for v in rb.column(f).to_pylist()]
+                cat[:, j] = categorical_text(np.asarray(rb.column(f).to_pylist() + [None], dtype=object)[:-1], written=True)
             scores = (np.column_stack([rb.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in output_columns])
                       if output_columns else None)
             labels = np.asarray(rb.column(label_column).to_pylist()) if label_column else None

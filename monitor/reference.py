@@ -118,7 +118,8 @@ class Reference:
         DataFrame), become the categorical features, and columns given apart as
         ``categorical=`` are left out of the numeric ones. Missing categorical values (None,
         NaN, ``pd.NA``) are missing, not a category named "nan"; other values are compared as
-        text.
+        text, numbers by one text whatever their type (7 and 7.0 are "7", as live values are
+        read: :func:`monitor.ingest.category_text`).
 
         >>> import pandas as pd
         >>> df = pd.DataFrame({"amount": [9.5, 120.0], "zip": [75001, 75002], "channel": ["web", None]})

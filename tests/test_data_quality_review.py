@@ -245,8 +245,9 @@ def test_categorical_values_given_as_numbers_are_compared_by_their_text() -> Non
     """The intake reads every categorical value as its text, as the reference is read: a code sent
     as a number is seen when the reference holds the same text and unseen otherwise; it is never
     ``wrong_type`` (that counts only non-text values handed to the detector in a Batch built in
-    code). ``7`` and ``7.0`` are different texts, so a reference of integer codes sees ``7.0`` as
-    unseen (README: Input drift and data quality)."""
+    code). A whole-number float reads as the integer's text, so ``7.0`` is the code ``7`` (a pandas
+    column of codes with a gap is float64); ``True`` stays ``"True"`` (README: Input drift and data
+    quality; tests/test_categorical_whole_numbers.py)."""
     from monitor.events import PREDICTION
     from monitor.ingest import BatchBuilder
     from monitor.schema import Feature, OutputSpec, Schema
@@ -258,10 +259,10 @@ def test_categorical_values_given_as_numbers_are_compared_by_their_text() -> Non
     live = [{"x": 0.0, "zip": v} for v in (7, "7", 8, "9", 7.0, True)]
     batch = builder.build([(PREDICTION, float(i), row, [0.5, 0.5], None, None, None, None, None)
                            for i, row in enumerate(live)]).batch
-    assert batch is not None and batch.categorical[:, 0].tolist() == ["7", "7", "8", "9", "7.0", "True"]
+    assert batch is not None and batch.categorical[:, 0].tolist() == ["7", "7", "8", "9", "7", "True"]
     det = DataQualityDetector(ref, min_rows=1)
     det.update(batch)
-    assert det.ratio("zip", "unseen_category") == pytest.approx(2 / 6)  # 7.0 and True
+    assert det.ratio("zip", "unseen_category") == pytest.approx(1 / 6)  # True
     assert det.ratio("zip", "wrong_type") == 0.0
     direct = DataQualityDetector(ref, min_rows=1)  # a Batch built in code keeps the numbers
     direct.update(Batch.from_arrays(np.zeros((2, 1)), numeric_names=("x",), categorical=np.array([[7], ["7"]], dtype=object),

@@ -1,0 +1,177 @@
+"""Whole-number floats as categorical values: 7.0 is the category "7" on every path.
+
+A pandas column of integer codes becomes float64 as soon as one value is missing, so a decorated
+predict (or a JSON client) sends 7.0 where the reference, read from ints or a CSV, holds "7". Read
+as the text "7.0", every such row was an unseen category and the data-quality and drift alerts
+fired on unchanged traffic. These tests send the same codes down each path (decorator with a
+DataFrame, numpy rows, dict rows, HTTP JSON events) against references built from ints, a CSV and
+an .npz.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.core import Monitor
+from monitor.ingest import categorical_text, category_text, written_category_text
+from monitor.profile import build_profile
+from monitor.reference import Reference
+from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+
+T0 = 1_700_000_000.0
+MIN_ROWS = 100  # the data-quality detector's ratios are absent below its min_rows
+CODES = np.array([3, 7, 11, 42])
+CONFIG = {"features": [{"name": "x"}, {"name": "code", "kind": "categorical"}], "detectors": [{"kind": "data_quality"}],
+          "output": {"kind": "probabilities", "classes": ["a", "b"]}}
+
+
+def _codes(seed: int, n: int, missing: float = 0.0) -> np.ndarray:
+    """Integer codes drawn from CODES, as float64 with NaN gaps when ``missing`` (pandas' column)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(CODES, size=n).astype(np.float64)
+    codes[rng.random(n) < missing] = np.nan
+    return codes
+
+
+def _reference_frame(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"x": rng.normal(size=n), "code": rng.choice(CODES, size=n)})  # int64 codes
+
+
+def _value(mon: Monitor, name: str, **labels: str) -> float | None:
+    for line in mon.metrics_text().splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line.rpartition(" ")[0] for k, v in labels.items()):
+            return float(line.rpartition(" ")[2])
+    return None
+
+
+def _monitor(reference: Reference) -> Monitor:
+    return Monitor(model="cats", config=CONFIG, reference=reference, registry=CollectorRegistry(), live=False,
+                   start_worker=False)
+
+
+# -- the canonical text ----------------------------------------------------------------------------
+def test_numbers_read_as_one_text_whatever_their_type() -> None:
+    for seven in (7, 7.0, np.int64(7), np.float64(7.0), np.float32(7.0), np.int32(7)):
+        assert category_text(seven) == category_text(7) == "7"
+    assert category_text(-0.0) == category_text(0) == "0"
+    assert category_text(7.5) == "7.5" and category_text(np.float64(7.5)) == "7.5"
+    # booleans were "True"/"False" before and stay apart from 1 and 0
+    assert category_text(True) == "True" and category_text(np.bool_(False)) == "False"
+    assert category_text(True) != category_text(1.0)
+    for gap in (None, float("nan"), np.float64("nan"), pd.NA, pd.NaT):
+        assert category_text(gap) is None
+    assert category_text(float("inf")) == "inf"  # not a whole number: its own text
+    assert category_text("7.0") == "7.0" and category_text("07") == "07"  # text is kept as sent
+    assert category_text(b"eu") == "eu"  # bytes decoded, as the array path read them already
+
+
+def test_text_written_from_a_float_reads_as_the_integer() -> None:
+    for written, code in (("7.0", "7"), ("-3.00", "-3"), ("0.0", "0"), ("-0.0", "0")):
+        assert written_category_text(written) == code
+    for kept in ("7", "7.5", "07.0", "1e+16", "+7.0", "7.", "70", "abc", ""):
+        assert written_category_text(kept) == kept
+    cells = np.array([["7.0", 7.0], [None, np.nan]], dtype=object)
+    assert categorical_text(cells, written=True).tolist() == [["7", "7"], [None, None]]
+    assert categorical_text(cells).tolist() == [["7.0", "7"], [None, None]]
+
+
+# -- decorator / in-code path ----------------------------------------------------------------------
+@pytest.mark.parametrize("shape", ["dataframe", "numpy", "dicts"])
+def test_float_codes_live_are_the_reference_integer_codes(shape: str) -> None:
+    """Reference from an int64 column; live codes as float64 with 10% gaps, sent as a DataFrame,
+    as numpy rows and as dict rows: no row is an unseen category, the gaps are missing."""
+    ref = Reference.from_arrays(_reference_frame(), categorical_names=["code"])
+    assert set(ref.categorical[:, 0]) == {str(c) for c in CODES}
+    mon = _monitor(ref)
+    n = 600
+    codes = _codes(1, n, missing=0.1)
+    x = np.random.default_rng(2).normal(size=n)
+    for i in range(0, n, 20):
+        part = slice(i, i + 20)
+        if shape == "dataframe":
+            rows = pd.DataFrame({"x": x[part], "code": codes[part]})
+        elif shape == "numpy":
+            rows = np.column_stack([x[part], codes[part]])
+        else:
+            rows = [{"x": a, "code": b} for a, b in zip(x[part].tolist(), codes[part].tolist())]
+        mon.observe(rows, np.tile([0.4, 0.6], (20, 1)), timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="missing") == pytest.approx(
+        np.isnan(codes).mean())
+    mon.close()
+
+
+def test_reference_of_float_codes_meets_live_integer_codes() -> None:
+    """The other way round: a reference DataFrame whose code column is float64 with gaps."""
+    frame = _reference_frame()
+    frame["code"] = frame["code"].astype(np.float64)
+    frame.loc[frame.index[::9], "code"] = np.nan
+    ref = Reference.from_arrays(frame, categorical_names=["code"])
+    assert set(ref.categorical[:, 0]) == {str(c) for c in CODES} | {None}
+    mon = _monitor(ref)
+    for i in range(MIN_ROWS):
+        mon.observe({"x": 0.1, "code": int(CODES[i % 4])}, [0.4, 0.6], timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    mon.close()
+
+
+def test_a_half_code_stays_unseen() -> None:
+    """7.5 is no integer code: it stays "7.5", an unseen category (what the alert is for)."""
+    mon = _monitor(Reference.from_arrays(_reference_frame(), categorical_names=["code"]))
+    for i in range(MIN_ROWS):
+        mon.observe({"x": 0.0, "code": 7.5 if i % 4 == 0 else 7.0}, [0.4, 0.6], timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == pytest.approx(0.25)
+    mon.close()
+
+
+# -- reference files -------------------------------------------------------------------------------
+def test_csv_and_npz_references_hold_the_integer_codes(tmp_path: Path) -> None:
+    """``monitor reference build`` from a CSV of ints, a CSV written by pandas from a float column
+    ("7.0", "" for a gap) and an .npz of float codes: the same categories, "7" not "7.0"."""
+    frame = _reference_frame()
+    frame.to_csv(tmp_path / "ints.csv", index=False)
+    floats = frame.assign(code=frame["code"].astype(np.float64))
+    floats.loc[floats.index[::9], "code"] = np.nan
+    floats.to_csv(tmp_path / "floats.csv", index=False)
+    assert "7.0" in (tmp_path / "floats.csv").read_text()
+    np.savez(tmp_path / "floats.npz", X=floats[["x"]].to_numpy(), feature_names=np.array(["x"]),
+             categorical=floats[["code"]].to_numpy(), categorical_names=np.array(["code"]))
+    expected = {str(c) for c in CODES}
+    for name in ("ints.csv", "floats.csv", "floats.npz"):
+        prof = build_profile(tmp_path / name, categorical=["code"] if name.endswith(".csv") else None, progress=False)
+        assert set(prof.feature("code").categories) == expected, name
+        assert set(prof.sample.categorical[:, 0]) <= expected | {None}, name
+    assert build_profile(tmp_path / "floats.csv", categorical=["code"], progress=False).feature("code").n_missing == \
+        len(floats.index[::9])
+
+
+# -- HTTP intake -----------------------------------------------------------------------------------
+def test_json_events_with_float_codes_against_a_csv_reference(tmp_path: Path) -> None:
+    """JSON numbers 7.0 (json.dumps of a float column) and 7, posted to /v1/events, against a
+    profile built from a CSV of integer codes: every row a seen category."""
+    _reference_frame().to_csv(tmp_path / "ref.csv", index=False)
+    build_profile(tmp_path / "ref.csv", categorical=["code"], progress=False).save(tmp_path / "ref.npz")
+    raw = {"model": "cats", **CONFIG, "reference": {"path": str(tmp_path / "ref.npz")}}
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(live=False))
+    try:
+        codes = _codes(3, MIN_ROWS)
+        body = [{"inputs": {"x": 0.5, "code": c if i % 2 else int(c)}, "outputs": [0.3, 0.7], "timestamp": T0 + i}
+                for i, c in enumerate(codes.tolist())]
+        assert '"code": 7.0' in json.dumps(body) or '"code": 3.0' in json.dumps(body)
+        assert http("POST", s.url + "/v1/events", body).status in (200, 202)
+        s.flush()
+        text = s.metrics()
+        assert sample(text, "monitor_data_invalid_ratio", model="cats", feature="code", reason="unseen_category") == 0.0
+        assert sample(text, "monitor_data_invalid_ratio", model="cats", feature="code", reason="missing") == 0.0
+    finally:
+        s.close()
