@@ -1010,11 +1010,25 @@ class Monitor:
                     f"no reference configured and the checkpoint holds only the fingerprint of {stored_fp} ({stored.get('omitted')})")
         if reference_fingerprint(ref) != stored_fp:
             raise ValueError(f"the checkpointed reference does not match its fingerprint {stored_fp}")
+        recategorised = False
+        if ref.profile is not None:
+            from monitor.profile import canonical_profile
+
+            # a profile saved before categories were canonical ("7.0"), as Profile.load reads it:
+            # its detectors' states counted the old categories, so they start afresh
+            prof = canonical_profile(ref.profile)
+            if prof is not ref.profile:
+                embedding, ref = ref.embedding, prof.to_reference()
+                ref.embedding = embedding
+                recategorised = True
         self.reference = ref
         self.detectors = self._build_detectors()
         self.pipeline.detectors = list(self.detectors)
         log.warning("%s: no reference configured (or its file is gone); running on the one from the checkpoint (%s, %d rows)",
                     self.model, stored_fp, len(ref))
+        if recategorised:
+            return ("adopted", "reference_changed", f"reference {stored_fp} adopted from the checkpoint, its categories "
+                    "read as this version compares them (7.0 as 7): the detectors' states are set aside")
         return "adopted", None, f"reference {stored_fp} adopted from the checkpoint"
 
     # -- lifecycle -------------------------------------------------------------------------------

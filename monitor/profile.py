@@ -41,6 +41,7 @@ import sys
 import time
 import zipfile
 import zlib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -54,6 +55,8 @@ from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, qu
 
 __all__ = [
     "PROFILE_VERSION",
+    "canonical_categories",
+    "canonical_profile",
     "NumericProfile",
     "CategoricalProfile",
     "rows_beyond_cap",
@@ -77,7 +80,10 @@ __all__ = [
     "numeric_profile",
 ]
 
-PROFILE_VERSION = 1
+#: 2: categories are canonical text (a float code 7.0 is "7", as live values are read; see
+#: :func:`monitor.ingest.category_text`). Profiles of version 1 are read with their categories
+#: made so (:func:`canonical_categories`).
+PROFILE_VERSION = 2
 #: Bins stored per numeric feature; detectors merge them into fewer (see :meth:`NumericProfile.coarsen`).
 DEFAULT_BINS = 20
 #: Share of variance the PCA keeps. NannyML's default is 0.65; with it the few components kept are
@@ -486,8 +492,49 @@ class Profile:
             sample = Reference(arrays["sample.numeric"], cat, tuple(f.name for f in numeric), tuple(c.name for c in categorical),
                                arrays.get("sample.scores") if sm.get("has_scores") else None,
                                arrays.get("sample.labels") if sm.get("has_labels") else None, tuple(sm.get("classes", ())))
-        return cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca, sample,
-                   dict(meta.get("meta", {})), int(meta["version"]))
+        return canonical_profile(cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca,
+                                     sample, dict(meta.get("meta", {})), int(meta["version"])))
+
+
+def canonical_profile(profile: Profile) -> Profile:
+    """``profile`` with its categories (and its sample's) as version 2 writes them, when it was
+    saved before (see :func:`canonical_categories`); the profile itself when nothing changes. Its
+    ``version`` stays the one it was saved with: it is part of the reference's fingerprint, and a
+    new one would set every restored detector state aside as calibrated on another reference,
+    also for profiles whose categories needed nothing."""
+    if profile.version >= 2:
+        return profile
+    categorical = tuple(canonical_categories(c) for c in profile.categorical)
+    if all(a is b for a, b in zip(categorical, profile.categorical)):
+        return profile
+    sample = profile.sample
+    if sample is not None and sample.categorical.size:
+        sample = dataclasses.replace(sample, categorical=categorical_text(sample.categorical, written=True))
+    return dataclasses.replace(profile, categorical=categorical, sample=sample)
+
+
+def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
+    """``c`` with its categories as a profile of version 2 holds them: a category written as a
+    whole float (``"7.0"``, from a float column of codes) becomes the integer's text, its count
+    merged with that category's when the profile holds both, and the categories re-sorted (most
+    frequent first, ties by name, as they are built). Without it a profile saved before version 2
+    kept ``"7.0"`` while live values ``7.0`` now read ``"7"``: every such row unseen.
+
+    The singletons are recounted among the categories kept (``n_beyond`` too when none was
+    dropped); a capped profile's ``n_beyond`` is kept as saved, its dropped categories unknown."""
+    merged: dict[str, float] = {}
+    for name, count in zip(c.categories, c.counts.tolist()):
+        key = written_category_text(name)
+        merged[key] = merged.get(key, 0.0) + count
+    if tuple(merged) == tuple(c.categories):
+        return c
+    items = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
+    counts = np.asarray([v for _, v in items], dtype=np.float64)
+    singletons = c.n_singletons - int((c.counts == 1).sum()) + int((counts == 1).sum())
+    n_beyond = c.n_beyond
+    if n_beyond is not None and not c.n_other:
+        n_beyond = rows_beyond_cap([(k, int(v)) for k, v in items], len(items))
+    return CategoricalProfile(c.name, tuple(k for k, _ in items), counts, c.n, c.n_missing, singletons, c.n_other, n_beyond)
 
 
 def _without_pickle_advice(err: Exception) -> str:

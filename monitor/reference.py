@@ -392,15 +392,24 @@ def _nbytes(obj: Any) -> int:
 #: on another reference, and a checkpoint whose reference file was gone was refused whole ("does
 #: not match its fingerprint").
 _NOT_IDENTITY: dict[str, frozenset[str]] = {"CategoricalProfile": frozenset({"n_beyond"})}
+#: Fields hashed at a fixed value: a profile's format ``version`` (2 since categories are
+#: canonical) says how it was written, not what the detectors count against; hashed as it is,
+#: the same data profiled after the upgrade (a raw ``reference.path`` is profiled at every start)
+#: got a new fingerprint, and one restart set every detector's state aside. Pinned at 1 rather
+#: than left out, so that fingerprints stored in older checkpoints still match.
+_PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
 
 
 def _without_summaries(tree: Any) -> Any:
-    """``tree`` (of :func:`_to_tree`) without the dataclass fields of :data:`_NOT_IDENTITY`."""
+    """``tree`` (of :func:`_to_tree`) without the dataclass fields of :data:`_NOT_IDENTITY`, and
+    those of :data:`_PINNED` at their pinned values."""
     if isinstance(tree, dict):
         if set(tree) == {_DATACLASS, "fields"}:
             drop = _NOT_IDENTITY.get(tree[_DATACLASS], frozenset())
+            pinned = _PINNED.get(tree[_DATACLASS], {})
             return {_DATACLASS: tree[_DATACLASS],
-                    "fields": {k: _without_summaries(v) for k, v in tree["fields"].items() if k not in drop}}
+                    "fields": {k: pinned[k] if k in pinned else _without_summaries(v)
+                               for k, v in tree["fields"].items() if k not in drop}}
         return {k: _without_summaries(v) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
         return type(tree)(_without_summaries(v) for v in tree)

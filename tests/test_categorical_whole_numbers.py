@@ -5,7 +5,7 @@ predict (or a JSON client) sends 7.0 where the reference, read from ints or a CS
 as the text "7.0", every such row was an unseen category and the data-quality and drift alerts
 fired on unchanged traffic. These tests send the same codes down each path (decorator with a
 DataFrame, numpy rows, dict rows, HTTP JSON events) against references built from ints, a CSV and
-an .npz.
+an .npz, and load a profile saved before the fix.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor.core import Monitor
 from monitor.ingest import categorical_text, category_text, written_category_text
-from monitor.profile import build_profile
-from monitor.reference import Reference
+from monitor.profile import PROFILE_VERSION, CategoricalProfile, Profile, build_profile, canonical_categories
+from monitor.reference import Reference, reference_state
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
 
 T0 = 1_700_000_000.0
@@ -175,3 +175,81 @@ def test_json_events_with_float_codes_against_a_csv_reference(tmp_path: Path) ->
         assert sample(text, "monitor_data_invalid_ratio", model="cats", feature="code", reason="missing") == 0.0
     finally:
         s.close()
+
+
+# -- profiles saved before the fix -----------------------------------------------------------------
+def _old_profile(path: Path) -> Profile:
+    """A profile as version 1 wrote it from a float column of codes: categories "7.0", "3.0", and
+    both "7" and "7.0" (one chunk of ints, one of floats), one singleton each of "11.0" and "11"."""
+    fresh = Profile.from_arrays(np.zeros((12, 1)), numeric_names=["x"],
+                                categorical=np.array([["7.0"]] * 5 + [["7"]] * 3 + [["3.0"]] * 2 + [["11.0"], ["11"]],
+                                                     dtype=object), categorical_names=["code"])
+    old = Profile(fresh.numeric, fresh.categorical, fresh.n_rows, sample=fresh.sample, version=1)
+    old.save(path)
+    return old
+
+
+def test_an_old_profile_reads_with_its_categories_merged(tmp_path: Path) -> None:
+    saved = _old_profile(tmp_path / "old.npz")
+    assert json.loads(np.load(tmp_path / "old.npz")["meta.json"].tobytes())["version"] == 1 < PROFILE_VERSION
+    loaded = Profile.load(tmp_path / "old.npz")
+    code = loaded.feature("code")
+    before = saved.feature("code")
+    assert code.categories == ("7", "11", "3")  # most frequent first, ties by name, as a build sorts them
+    assert code.counts.tolist() == [8.0, 2.0, 2.0] and code.counts.sum() == before.counts.sum()
+    assert before.n_singletons == 2 and code.n_singletons == 0 and code.n_beyond == 0
+    assert (code.n, code.n_missing) == (before.n, before.n_missing)
+    assert set(loaded.sample.categorical[:, 0]) == {"7", "3", "11"}
+    # live 7.0 and 7 are both the reference's most frequent category
+    mon = _monitor(loaded.to_reference())
+    for i in range(MIN_ROWS):
+        mon.observe({"x": 0.0, "code": 7.0 if i % 2 else 7}, [0.4, 0.6], timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    mon.close()
+
+
+def test_a_current_profile_keeps_text_categories_as_they_are(tmp_path: Path) -> None:
+    """Version 2 wrote "7.0" only for a text value "7.0" (kept as sent): not merged on load."""
+    prof = Profile.from_arrays(np.zeros((4, 1)), categorical=np.array([["7.0"], ["7"], ["7"], ["a"]], dtype=object),
+                               categorical_names=["code"])
+    assert prof.version == PROFILE_VERSION
+    loaded = Profile.load(prof.save(tmp_path / "new.npz"))
+    assert set(loaded.feature("code").categories) == {"7.0", "7", "a"}
+    unchanged = CategoricalProfile("code", ("7", "a"), np.array([3.0, 1.0]), 4, 0, 1)
+    assert canonical_categories(unchanged) is unchanged
+
+
+def test_a_checkpointed_old_profile_is_adopted_with_canonical_categories(tmp_path: Path) -> None:
+    """A checkpoint holding a version-1 profile (its file gone): adopted with "7", and the
+    detectors' states, counted on "7.0", set aside."""
+    old = _old_profile(tmp_path / "old.npz")
+    ref = old.to_reference()
+    mon = Monitor(model="cats", config=CONFIG, registry=CollectorRegistry(), live=False, start_worker=False)
+    state = {**_monitor(ref).state_dict(), "reference": reference_state(ref)}
+    mon.load_state_dict(state)
+    assert mon.restore_report.reference == "adopted"
+    assert mon.restore_report.set_aside_reason == "reference_changed"
+    assert mon.reference.profile.feature("code").categories == ("7", "11", "3")
+    for i in range(MIN_ROWS):
+        mon.observe({"x": 0.0, "code": 7.0}, [0.4, 0.6], timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    mon.close()
+
+
+def test_the_format_version_leaves_the_fingerprint_as_it_was(tmp_path: Path) -> None:
+    """A profile whose categories needed nothing has the fingerprint it had before version 2,
+    saved as version 1 or rebuilt now: a checkpoint written before the upgrade keeps its detector
+    states (a raw reference.path is profiled again at every start)."""
+    import dataclasses
+
+    from monitor.reference import reference_fingerprint
+
+    prof = Profile.from_arrays(np.arange(8.0)[:, None], categorical=np.array([["a"], ["b"]] * 4, dtype=object),
+                               categorical_names=["city"])
+    old = dataclasses.replace(prof, version=1)
+    new_file, old_file = Profile.load(prof.save(tmp_path / "new.npz")), Profile.load(old.save(tmp_path / "old.npz"))
+    assert (new_file.version, old_file.version) == (PROFILE_VERSION, 1)
+    assert reference_fingerprint(new_file.to_reference()) == reference_fingerprint(old_file.to_reference())
+    assert reference_fingerprint(prof.to_reference()) == reference_fingerprint(old.to_reference())
