@@ -20,7 +20,7 @@ from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows",
-           "written_category_text"]
+           "whole_number_as_text"]
 
 
 class RowError(ValueError):
@@ -138,7 +138,7 @@ class BatchBuilder:
                         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
             for j, name in enumerate(cat_names):
                 v = get(name)
-                cat[i, j] = v if type(v) is str else category_text(v)
+                cat[i, j] = v if type(v) is str and v[-1:] != "0" else category_text(v)
         return num, cat
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -440,38 +440,40 @@ def _nan_like(v: Any) -> bool:
 
 
 def category_text(v: Any) -> str | None:
-    """One categorical value as the text it is compared by, live and in the reference alike:
-    text as it is; a float holding a whole number as the integer's text (``7.0`` is ``"7"``, see
-    :func:`~monitor.events.whole_number_text`); bytes decoded; other values (``7.5``, ``True``)
-    their ``str``; missing ones (None, NaN, NaT, pd.NA) None.
+    """One categorical value as the text it is compared by, live and in the reference alike: a
+    whole number is the integer's text whether it comes as a float (``7.0``, see
+    :func:`~monitor.events.whole_number_text`) or as text written from one (``"7.0"``,
+    :func:`whole_number_as_text`); any other text as it is; bytes decoded; other values (``7.5``,
+    ``True``) their ``str``; missing ones (None, NaN, NaT, pd.NA) None.
 
     Why: integer codes become float64 as soon as a pandas column has a gap, and JSON encoders
     write some integers as ``7.0``, while a reference read from integers or CSV holds ``"7"``:
     read as ``"7.0"`` every such row was an unseen category, and the data-quality and drift
-    alerts fired on unchanged traffic. Booleans stay ``"True"``/``"False"``, apart from 1 and 0.
+    alerts fired on unchanged traffic. Text is read the same way on every path (a CSV keeps no
+    types: its ``"2.0"`` may be a float code or a version string, and a live ``"2.0"`` must meet
+    it either way), so ``"2.0"`` and ``"2"`` are one category. Booleans stay ``"True"`` /
+    ``"False"``, apart from 1 and 0.
     """
     if type(v) is str:
-        return v
+        return v if v[-1:] != "0" else whole_number_as_text(v)
     if v is None or _nan_like(v):
         return None
     whole = whole_number_text(v)
     if whole is not None:
         return whole
     if isinstance(v, (bytes, bytearray)):
-        return bytes(v).decode("utf-8", "replace")
-    return str(v)
+        return whole_number_as_text(bytes(v).decode("utf-8", "replace"))
+    return whole_number_as_text(str(v))
 
 
 #: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").
 _WRITTEN_WHOLE = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
 
 
-def written_category_text(text: str) -> str:
-    """A categorical cell that a file holds as text (CSV, an ``.npz`` of strings, a profile saved
-    before categories were canonical): a whole number written as a float (``"7.0"``, what
-    ``DataFrame.to_csv`` writes for a float column of codes) reads as the integer's text, as the
-    number itself would (:func:`category_text`); any other text is kept. Such files keep no type,
-    so the text is all there is of the number."""
+def whole_number_as_text(text: str) -> str:
+    """``text`` written as a whole float (``"7.0"``, what ``DataFrame.to_csv`` writes for a float
+    column of codes) as the integer's text (``"7"``), as the number itself reads
+    (:func:`category_text`); any other text as it is."""
     if text[-1:] == "0" and _WRITTEN_WHOLE.fullmatch(text):
         whole = whole_number_text(float(text))
         if whole is not None:
@@ -479,24 +481,21 @@ def written_category_text(text: str) -> str:
     return text
 
 
-def _written_cell(v: Any) -> str | None:
-    text = category_text(v)
-    return text if text is None else written_category_text(text)
-
-
 _CATEGORY_TEXT = np.frompyfunc(category_text, 1, 1)
-_WRITTEN_TEXT = np.frompyfunc(_written_cell, 1, 1)
 _TEXT_OR_NONE = frozenset({str, type(None)})
 
 
-def categorical_text(cat: np.ndarray, *, written: bool = False) -> np.ndarray:
+def categorical_text(cat: np.ndarray) -> np.ndarray:
     """Categorical cells as text, each as :func:`category_text` reads it (missing ones None): how
-    live inputs and the reference are read alike. ``written``: the cells come from a file that
-    keeps numbers as text (see :func:`written_category_text`)."""
+    live inputs, reference arrays and reference files are read alike."""
     cat = np.asarray(cat, dtype=object)
-    if not written and cat.size and set(map(type, cat.ravel().tolist())) <= _TEXT_OR_NONE:
-        return cat.copy()  # text already (the usual reference): nothing to convert
-    return (_WRITTEN_TEXT if written else _CATEGORY_TEXT)(cat).astype(object).reshape(cat.shape)
+    cells = cat.ravel().tolist()
+    if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
+        if not any(v is not None and v[-1:] == "0" for v in cells):
+            return cat.copy()
+        return np.array([v if v is None or v[-1:] != "0" else whole_number_as_text(v) for v in cells],
+                        dtype=object).reshape(cat.shape)
+    return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 
 
 def _short(value: Any) -> str:

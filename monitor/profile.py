@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from monitor.ingest import categorical_text, written_category_text
+from monitor.ingest import categorical_text, whole_number_as_text
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
 from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, quantile_edges
@@ -509,7 +509,7 @@ def canonical_profile(profile: Profile) -> Profile:
         return profile
     sample = profile.sample
     if sample is not None and sample.categorical.size:
-        sample = dataclasses.replace(sample, categorical=categorical_text(sample.categorical, written=True))
+        sample = dataclasses.replace(sample, categorical=categorical_text(sample.categorical))
     return dataclasses.replace(profile, categorical=categorical, sample=sample)
 
 
@@ -524,7 +524,7 @@ def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
     dropped); a capped profile's ``n_beyond`` is kept as saved, its dropped categories unknown."""
     merged: dict[str, float] = {}
     for name, count in zip(c.categories, c.counts.tolist()):
-        key = written_category_text(name)
+        key = whole_number_as_text(name)
         merged[key] = merged.get(key, 0.0) + count
     if tuple(merged) == tuple(c.categories):
         return c
@@ -1036,7 +1036,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
                 raise ProfileError(f"{path}: '{k}' must have {n} rows like '{key}', got shape {a.shape}")
     if cat.size:
         cat[cat == ""] = None
-        cat = categorical_text(cat, written=True)  # float codes (7.0), or their text ("7.0"), are the code 7
+        cat = categorical_text(cat)  # float codes (7.0), or their text ("7.0"), are the code 7
     return x, names, cat, cnames, scores, labels
 
 
@@ -1064,7 +1064,7 @@ def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str],
         cat = np.empty((n, len(cat_names)), dtype=object)
         for j, f in enumerate([f for f in feats if f in cat_names]):
             # a CSV keeps no types: "7.0" (a float column of codes written by pandas) is the code 7
-            cat[:, j] = [None if v.strip().lower() in MISSING_TOKENS else written_category_text(v) for v in columns[f]]
+            cat[:, j] = [None if v.strip().lower() in MISSING_TOKENS else whole_number_as_text(v) for v in columns[f]]
     else:
         cat = np.empty((n, 0), dtype=object)
     scores = np.column_stack([_parse_numeric(columns[c], c, row0) for c in output_columns]) if output_columns else None
@@ -1190,7 +1190,7 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
             num = np.column_stack([rb.column(f).to_numpy(zero_copy_only=False).astype(np.float64) for f in num_names]) if num_names else np.empty((n, 0))
             cat = np.empty((n, len(cnames)), dtype=object)
             for j, f in enumerate(cnames):
-                cat[:, j] = categorical_text(np.asarray(rb.column(f).to_pylist() + [None], dtype=object)[:-1], written=True)
+                cat[:, j] = categorical_text(np.asarray(rb.column(f).to_pylist() + [None], dtype=object)[:-1])
             scores = (np.column_stack([rb.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in output_columns])
                       if output_columns else None)
             labels = np.asarray(rb.column(label_column).to_pylist()) if label_column else None

@@ -10,6 +10,7 @@ an .npz, and load a profile saved before the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.core import Monitor
-from monitor.ingest import categorical_text, category_text, written_category_text
+from monitor.ingest import categorical_text, category_text, whole_number_as_text
 from monitor.profile import PROFILE_VERSION, CategoricalProfile, Profile, build_profile, canonical_categories
 from monitor.reference import Reference, reference_state
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
@@ -68,18 +69,21 @@ def test_numbers_read_as_one_text_whatever_their_type() -> None:
     for gap in (None, float("nan"), np.float64("nan"), pd.NA, pd.NaT):
         assert category_text(gap) is None
     assert category_text(float("inf")) == "inf"  # not a whole number: its own text
-    assert category_text("7.0") == "7.0" and category_text("07") == "07"  # text is kept as sent
+    # text written from a whole float is that integer on every path (a CSV's "2.0" meets a live
+    # "2.0" string, a version or a code alike); other text is kept as sent
+    assert category_text("7.0") == "7" and category_text("07") == "07" and category_text("2.10") == "2.10"
     assert category_text(b"eu") == "eu"  # bytes decoded, as the array path read them already
 
 
 def test_text_written_from_a_float_reads_as_the_integer() -> None:
     for written, code in (("7.0", "7"), ("-3.00", "-3"), ("0.0", "0"), ("-0.0", "0")):
-        assert written_category_text(written) == code
+        assert whole_number_as_text(written) == code == category_text(written)
     for kept in ("7", "7.5", "07.0", "1e+16", "+7.0", "7.", "70", "abc", ""):
-        assert written_category_text(kept) == kept
+        assert whole_number_as_text(kept) == kept == category_text(kept)
     cells = np.array([["7.0", 7.0], [None, np.nan]], dtype=object)
-    assert categorical_text(cells, written=True).tolist() == [["7", "7"], [None, None]]
-    assert categorical_text(cells).tolist() == [["7.0", "7"], [None, None]]
+    assert categorical_text(cells).tolist() == [["7", "7"], [None, None]]
+    text_only = np.array([["7.0", "70"], [None, "eu"]], dtype=object)  # the all-text fast path
+    assert categorical_text(text_only).tolist() == [["7", "70"], [None, "eu"]]
 
 
 # -- decorator / in-code path ----------------------------------------------------------------------
@@ -181,10 +185,13 @@ def test_json_events_with_float_codes_against_a_csv_reference(tmp_path: Path) ->
 def _old_profile(path: Path) -> Profile:
     """A profile as version 1 wrote it from a float column of codes: categories "7.0", "3.0", and
     both "7" and "7.0" (one chunk of ints, one of floats), one singleton each of "11.0" and "11"."""
-    fresh = Profile.from_arrays(np.zeros((12, 1)), numeric_names=["x"],
-                                categorical=np.array([["7.0"]] * 5 + [["7"]] * 3 + [["3.0"]] * 2 + [["11.0"], ["11"]],
-                                                     dtype=object), categorical_names=["code"])
-    old = Profile(fresh.numeric, fresh.categorical, fresh.n_rows, sample=fresh.sample, version=1)
+    cells = np.array([["7.0"]] * 5 + [["7"]] * 3 + [["3.0"]] * 2 + [["11.0"], ["11"]], dtype=object)
+    fresh = Profile.from_arrays(np.zeros((12, 1)), numeric_names=["x"], categorical=cells, categorical_names=["code"])
+    # a build now reads "7.0" as "7": the categories and sample as version 1 kept them, by hand
+    code = CategoricalProfile("code", ("7.0", "7", "3.0", "11", "11.0"), np.array([5.0, 3.0, 2.0, 1.0, 1.0]), 12, 0, 2,
+                              n_beyond=2)
+    sample = dataclasses.replace(fresh.sample, categorical=cells.copy())
+    old = Profile(fresh.numeric, (code,), fresh.n_rows, sample=sample, version=1)
     old.save(path)
     return old
 
@@ -209,13 +216,15 @@ def test_an_old_profile_reads_with_its_categories_merged(tmp_path: Path) -> None
     mon.close()
 
 
-def test_a_current_profile_keeps_text_categories_as_they_are(tmp_path: Path) -> None:
-    """Version 2 wrote "7.0" only for a text value "7.0" (kept as sent): not merged on load."""
+def test_a_current_profile_holds_canonical_categories_and_loads_them_as_saved(tmp_path: Path) -> None:
+    """Text "7.0" is the category "7" when a profile is built (as live text "7.0" reads), and a
+    version-2 profile is loaded as saved (canonical already: nothing to merge)."""
     prof = Profile.from_arrays(np.zeros((4, 1)), categorical=np.array([["7.0"], ["7"], ["7"], ["a"]], dtype=object),
                                categorical_names=["code"])
     assert prof.version == PROFILE_VERSION
+    assert dict(zip(prof.feature("code").categories, prof.feature("code").counts.tolist())) == {"7": 3.0, "a": 1.0}
     loaded = Profile.load(prof.save(tmp_path / "new.npz"))
-    assert set(loaded.feature("code").categories) == {"7.0", "7", "a"}
+    assert loaded.feature("code").categories == ("7", "a")
     unchanged = CategoricalProfile("code", ("7", "a"), np.array([3.0, 1.0]), 4, 0, 1)
     assert canonical_categories(unchanged) is unchanged
 
