@@ -5,6 +5,12 @@ One run (module fixture, about two minutes):
 * a decorated app (a scikit-learn model behind ``@watch``, every detector, the shipped rule packs,
   delivery to Alertmanager) serves ``/metrics``; the sidecar (``monitor serve``) runs beside it
   and receives a copy of the labelled traffic over ``POST /v1/events``;
+* the sidecar's reverse proxy (``server.proxy``, its default data path in a child process) stands
+  in front of a real model server on the KServe v1 protocol (tests/e2e/upstream.py), as in
+  examples/kserve/, and part of the rows reaches that model server through it, monitored by the
+  proxy's tap under a model of its own (so the phases' alerts, which are about the app's model,
+  are the same with it); the model server is stopped for the first few proxied requests of the
+  recovery phase, which the proxy answers 502 itself;
 * a real Prometheus scrapes both every second and evaluates the rule packs as exported by
   ``monitor rules export``; a real Alertmanager routes the agent's alerts to a webhook receiver;
 * the traffic script drives normal, drifted, over-confident, attacking and recovery phases in live
@@ -39,12 +45,19 @@ from tests.conftest import REPO_ROOT, free_port, require_binary
 from tests.e2e.app import APP_MODEL, build_app
 from tests.e2e.processes import Alertmanager, Prometheus, Sidecar, WebhookReceiver
 from tests.e2e.rules import alert_rules, fast_copy
-from tests.e2e.traffic import DEFAULT_PHASES, PhaseSpan, Traffic, train_world
+from tests.e2e.traffic import DEFAULT_PHASES, Outage, PhaseSpan, Traffic, train_world
 from tests.e2e.uncertainty import UncertaintyModels, model_names, train_uncertainty_models
+from tests.e2e.upstream import ModelServer
+from tests.sidecar_support import http, total, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SIDECAR_MODEL = "sidecar-model"
+#: The model served by the model server behind the sidecar's reverse proxy (KServe v1 protocol).
+PROXIED_MODEL = "sidecar-kserve"
+#: The model server is down for the first three proxied requests of the recovery phase: 3 of the
+#: ~200 proxied requests by then (about 1.5%), under MonitorProxyUpstreamFailing's 5%.
+OUTAGE = Outage("recovery", 3)
 #: The sidecar's regression (quantiles), logits and ensemble models (tests/e2e/uncertainty.py).
 UNCERTAINTY_MODELS = tuple(model_names("sidecar").values())
 SCRAPE_S = 1.0
@@ -69,6 +82,9 @@ class StackRun:
     prometheus_rules: Path
     agent_rules: list[Path]
     traffic_errors: int
+    sidecar_url: str
+    proxy_answers: dict[tuple[int, str], int]
+    proxy_rows: int
 
     @property
     def start(self) -> float:
@@ -99,10 +115,12 @@ def _export(tmp: Path) -> tuple[Path, Path, Path]:
     return exported, operator, spec
 
 
-def _sidecar_config(world, others: UncertaintyModels) -> dict:
+def _sidecar_config(world, others: UncertaintyModels, upstream: str | None = None) -> dict:
     """The sidecar's models: a copy of the app's classifier, and the regression (quantiles), logits
-    and ensemble models of tests/e2e/uncertainty.py."""
-    return {
+    and ensemble models of tests/e2e/uncertainty.py; with ``upstream`` (a model server's URL), its
+    reverse proxy in front of it with KServe v1's predict route (examples/kserve/monitor-v1-proxy.yaml)
+    and the model that route's path names."""
+    config = {
         "window": "15s",
         "checkpoint": {"path": "state/{model}.ckpt", "interval": "2s"},
         "models": [{
@@ -113,6 +131,16 @@ def _sidecar_config(world, others: UncertaintyModels) -> dict:
                           {"kind": "segments", "histograms": True, "reliability_bins": True, "temperature_rows": 8192}],
         }, *others.sidecar_models()],
     }
+    if upstream is not None:
+        config["models"].append({
+            "model": PROXIED_MODEL,
+            "features": [{"name": n, "kind": "numeric"} for n in world.names],
+            "output": {"kind": "probabilities", "classes": list(world.classes)},
+            "detectors": [{"kind": "confidence"}],
+        })
+        config["server"] = {"proxy": {"upstream": upstream, "routes": [
+            {"path": "/v1/models/{model}:predict", "inputs": "instances", "outputs": "predictions"}]}}
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -140,17 +168,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         app_port = free_port()
         mon.start_http_server(app_port)
         others = train_uncertainty_models(world, tmp / "models")
-        sidecar = Sidecar(tmp / "sidecar", _sidecar_config(world, others)).start()
+        model_server = ModelServer(PROXIED_MODEL, world.model.predict_proba)
+        stoppers.append(model_server.close)
+        sidecar = Sidecar(tmp / "sidecar", _sidecar_config(world, others, model_server.url)).start()
         stoppers.append(sidecar.stop)
         prom = Prometheus(prometheus_bin, tmp / "prometheus",
                           {"app": [f"127.0.0.1:{app_port}"], "sidecar": [f"127.0.0.1:{sidecar.port}"]},
                           rule_files=[prometheus_rules], scrape_interval=f"{SCRAPE_S:g}s").start()
         stoppers.append(prom.stop)
         traffic = Traffic(world, predict, mon.feedback, rate=60.0, sidecar_url=sidecar.url, sidecar_model=SIDECAR_MODEL,
-                          sidecar_extra=others.events)
+                          sidecar_extra=others.events, proxy_url=sidecar.url, proxy_model=PROXIED_MODEL,
+                          upstream=model_server, outage=OUTAGE)
         spans = traffic.run(DEFAULT_PHASES)
         yield StackRun(prom, webhook, spans, exported, operator, operator_spec, prometheus_rules, agent_rules,
-                       traffic.errors)
+                       traffic.errors, sidecar.url, dict(traffic.proxy_answers), traffic.proxy_rows)
     finally:
         for stop in reversed(stoppers):
             stop()
@@ -162,9 +193,39 @@ def test_prometheus_scrapes_the_app_and_the_sidecar(stack: StackRun) -> None:
     health = stack.prometheus.targets_up()
     assert len(health) == 2 and set(health.values()) == {"up"}, health
     models = stack.prometheus.label_values("model", "monitor_queue_capacity", stack.start, stack.end)
-    assert {APP_MODEL, SIDECAR_MODEL} <= set(models)
+    assert {APP_MODEL, SIDECAR_MODEL, PROXIED_MODEL} <= set(models)
     assert set(UNCERTAINTY_MODELS) <= set(models), models
     assert stack.traffic_errors > 0, "the attacking phase should make the model raise a few times"
+
+
+# -- the reverse proxy in front of the model server ----------------------------------------------------
+
+def test_the_proxy_forwards_to_the_model_server_monitors_what_it_answered_and_counts_what_it_refused(
+        stack: StackRun) -> None:
+    """Every proxied request was answered by the model server (200) except the outage's, which the
+    proxy answered 502 ``upstream_connect`` itself; the sidecar counts exactly what its clients got
+    (``monitor_proxy_requests_total``, ``monitor_proxy_upstream_errors_total``) and its tap turned
+    every answered row into a prediction of the model the path names."""
+    answered = sum(n for (status, _), n in stack.proxy_answers.items() if status == 200)
+    assert stack.proxy_answers == {(200, ""): answered, (502, "upstream_connect"): OUTAGE.requests}, stack.proxy_answers
+    assert answered >= 1.5 * (stack.end - stack.start)  # two a second, one per traffic flush
+    text = http("GET", stack.sidecar_url + "/metrics").body.decode()  # a scrape syncs with the data path
+    assert total(text, "monitor_proxy_requests_total", route="predict", code="2xx") == answered
+    assert total(text, "monitor_proxy_requests_total", code="5xx") == OUTAGE.requests
+    assert total(text, "monitor_proxy_upstream_errors_total", reason="connect") == OUTAGE.requests
+    assert total(text, "monitor_proxy_upstream_errors_total") == OUTAGE.requests
+
+    def predictions() -> float:
+        return total(http("GET", stack.sidecar_url + "/metrics").body.decode(), "monitor_predictions_total",
+                     model=PROXIED_MODEL)
+
+    wait_until(lambda: predictions() >= stack.proxy_rows)  # taps reach the model's worker a moment later
+    assert predictions() == stack.proxy_rows
+    refused = total(text, "monitor_intake_events_refused_total", endpoint="proxy")
+    assert refused == 0, text
+    # the outage stays under MonitorProxyUpstreamFailing's 5%: no page for the sidecar in Prometheus
+    paged = stack.prometheus.query_range('ALERTS{alertname="MonitorProxyUpstreamFailing"}', stack.start, stack.end, 1.0)
+    assert not paged, paged
 
 
 # -- every dashboard query returns data ---------------------------------------------------------------

@@ -431,25 +431,14 @@ def kserve_v1_app(name: str, probabilities: bool) -> Any:
     iris classifier: ``predict_proba`` rows with the scikit-learn runtime's ``PREDICT_PROBA=true``,
     else ``predict``'s class indices. Checked by hand against KServe 0.21.0's ``ModelServer``
     serving such a model behind ``monitor serve`` with this example's config."""
-    from aiohttp import web
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
+    from tests.e2e.upstream import kserve_v1_app as v1_app
+
     x, y = load_iris(return_X_y=True)
     clf = LogisticRegression(max_iter=1000).fit(x, y)
-
-    async def predict(request: web.Request) -> web.Response:
-        rows = (await request.json())["instances"]
-        out = clf.predict_proba(rows) if probabilities else clf.predict(rows)
-        return web.json_response({"predictions": out.tolist()})
-
-    async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"name": name, "ready": True})
-
-    app = web.Application()
-    app.router.add_post(f"/v1/models/{name}:predict", predict)
-    app.router.add_get(f"/v1/models/{name}", metadata)
-    return app
+    return v1_app(name, clf.predict_proba if probabilities else clf.predict)
 
 
 @pytest.mark.parametrize("probabilities", [True, False], ids=["PREDICT_PROBA", "predict"])

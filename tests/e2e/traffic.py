@@ -15,21 +15,34 @@ normal again so that the alerts of the last phase resolve.
 
 A copy of the labelled traffic goes to the sidecar over ``POST /v1/events`` when one is given,
 with the events of ``sidecar_extra`` (other models of the sidecar, fed the same rows) beside it.
+
+With ``proxy_url``, part of the rows (every ``proxy_every``-th labelled row without a missing value,
+the phases' drift included) is also sent as a platform team's clients send it: through the
+sidecar's reverse proxy to a model server (:class:`tests.e2e.upstream.ModelServer`), one KServe v1
+request (``POST /v1/models/<proxy_model>:predict``, ``{"instances": rows}``) per half second, and
+the proxy's tap monitors it. No label comes back for those. ``outage`` stops that model server for
+the first requests of one phase (its clients get the proxy's 502 ``upstream_connect``); what each
+request was answered is kept in :attr:`Traffic.proxy_answers`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Phase", "PhaseSpan", "World", "train_world", "Traffic", "DEFAULT_PHASES"]
+if TYPE_CHECKING:
+    from tests.e2e.upstream import ModelServer
+
+__all__ = ["Phase", "PhaseSpan", "World", "train_world", "Traffic", "DEFAULT_PHASES", "Outage"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,15 @@ DEFAULT_PHASES = (
     Phase("attacking", 22.0),
     Phase("recovery", 22.0),
 )
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The model server behind the proxy stopped for the first ``requests`` proxied requests of
+    ``phase`` and started again after them (a count, not a time: as many failures in every run)."""
+
+    phase: str
+    requests: int
 
 
 @dataclass
@@ -100,8 +122,11 @@ class Traffic:
 
     def __init__(self, world: World, predict: Callable[..., Any], feedback: Callable[[list[str], list[str]], Any], *,
                  rate: float = 60.0, seed: int = 1, sidecar_url: str | None = None, sidecar_model: str = "",
-                 sidecar_extra: Callable[[np.ndarray, float, str], list[dict[str, Any]]] | None = None
-                 ) -> None:
+                 sidecar_extra: Callable[[np.ndarray, float, str], list[dict[str, Any]]] | None = None,
+                 proxy_url: str | None = None, proxy_model: str = "", proxy_every: int = 2,
+                 upstream: ModelServer | None = None, outage: Outage | None = None) -> None:
+        if outage is not None and upstream is None:
+            raise ValueError("Traffic: an outage needs the upstream model server to stop (upstream=...)")
         self.world = world
         self.predict = predict
         self.feedback = feedback
@@ -118,6 +143,18 @@ class Traffic:
         self.sidecar_model = sidecar_model
         self.sidecar_extra = sidecar_extra
         self._sidecar_batch: list[dict[str, Any]] = []
+        self.proxy_url = proxy_url
+        self.proxy_model = proxy_model
+        self.proxy_every = proxy_every
+        self.upstream = upstream
+        self.outage = outage
+        #: (status, the proxy's ``reason`` for an answer it gave itself, else "") -> requests
+        self.proxy_answers: Counter[tuple[int, str]] = Counter()
+        #: rows of the requests the model server answered (each one a prediction for the proxy's tap)
+        self.proxy_rows = 0
+        self._proxy_batch: list[list[float]] = []
+        self._proxy_candidates = 0
+        self._outage_sent = 0
         self._attack_point: np.ndarray | None = None
         self._attack_dir: np.ndarray | None = None
 
@@ -153,6 +190,11 @@ class Traffic:
                                         "request_ids": [rid], "labels": [self.world.classes[label]]})
             if self.sidecar_extra is not None:
                 self._sidecar_batch.extend(self.sidecar_extra(x, now, rid))
+        if self.proxy_url and not np.isnan(x).any():
+            # a counter, not self.rng: the main traffic's random stream stays the one it was
+            self._proxy_candidates += 1
+            if self._proxy_candidates % self.proxy_every == 0:
+                self._proxy_batch.append(x.tolist())
 
     def _attack(self) -> None:
         # boundary prober: tiny random steps that keep crossing the decision boundary (HopSkipJump-like)
@@ -195,6 +237,40 @@ class Traffic:
             if resp.status >= 300:
                 raise RuntimeError(f"sidecar answered {resp.status}")
 
+    # -- the proxied requests ------------------------------------------------------------------
+    def _flush_proxy(self) -> None:
+        if not self._proxy_batch or not self.proxy_url:
+            return
+        rows, self._proxy_batch = self._proxy_batch, []
+        upstream = self.upstream if self._in_outage() else None
+        if upstream is not None:
+            upstream.stop()
+        body = json.dumps({"instances": rows}).encode()
+        req = urllib.request.Request(f"{self.proxy_url}/v1/models/{self.proxy_model}:predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answer = json.loads(resp.read())
+                if len(answer["predictions"]) != len(rows):
+                    raise RuntimeError(f"the model server answered {len(answer['predictions'])} rows for {len(rows)}")
+                self.proxy_answers[resp.status, ""] += 1
+                self.proxy_rows += len(rows)
+        except urllib.error.HTTPError as e:  # the proxy's own 502/504 (or the model server's error)
+            self.proxy_answers[e.code, str(json.loads(e.read() or b"{}").get("reason", ""))] += 1
+        finally:
+            if upstream is not None:
+                self._outage_sent += 1
+                if not self._in_outage():
+                    upstream.start()
+
+    def _in_outage(self) -> bool:
+        return (self.outage is not None and self.phase == self.outage.phase
+                and self._outage_sent < self.outage.requests)
+
+    def _flush(self) -> None:
+        self._flush_sidecar()
+        self._flush_proxy()
+
     # -- the script ------------------------------------------------------------------------------
     def run(self, phases: tuple[Phase, ...] = DEFAULT_PHASES, stop: threading.Event | None = None) -> list[PhaseSpan]:
         """Drive every phase in turn (blocking); returns when each ran."""
@@ -209,12 +285,12 @@ class Traffic:
             while time.monotonic() < end_at and not (stop and stop.is_set()):
                 self.step()
                 if time.monotonic() >= next_flush:
-                    self._flush_sidecar()
+                    self._flush()
                     next_flush += 0.5
                 next_t += interval
                 delay = next_t - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            self._flush_sidecar()
+            self._flush()
             spans.append(PhaseSpan(phase.name, start, time.time()))
         return spans
