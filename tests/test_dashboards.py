@@ -254,3 +254,33 @@ def test_reliability_diagrams_pool_the_selected_rows_per_bin(title: str, prefix:
         plain = np.mean([k[np.minimum((c * 15).astype(int), 14) == index[in_bin][0]].mean() for c, k in rows.values()])
         unweighted_off = max(unweighted_off, abs(plain - value))
     assert unweighted_off > 0.1  # the plain average of the two would be far off: the data tells them apart
+
+
+def test_the_proxy_panel_shows_the_share_of_requests_the_proxy_answered_itself() -> None:
+    """The Agent health dashboard had no panel for the proxy's own 502/504 answers, which page
+    MonitorProxyUpstreamFailing: on-call saw the alert and no graph of it. The panel's query, run by
+    the agent's PromQL engine on the sidecar's series (model ``_sidecar``), gives each reason's share
+    of the proxied requests (what the alert divides), 0 while requests pass, nothing without a proxy."""
+    from monitor.promql.engine import Engine
+    from monitor.promql.storage import SeriesStore
+
+    panel = next(p for p in DASHBOARDS["monitor-agent"]["panels"] if p["title"].startswith("Proxy:"))
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    (target,) = panel["targets"]
+    query = Engine().compile(substitute(target["expr"], VARIABLES, rate_window="2m"))
+
+    def shares(per_second: dict[tuple[str, str, str], float]) -> dict[str, float]:
+        store = SeriesStore(retention_s=3600.0)
+        for t in (0.0, 60.0, 120.0):
+            store.append_scrape(t, [({"__name__": name, "model": "_sidecar", label: value}, rate * t)
+                                    for (name, label, value), rate in per_second.items()]
+                                + [({"__name__": "monitor_queue_capacity", "model": "iris"}, 1000.0)])
+        return {s.labels.get("reason", ""): round(s.value, 6) for s in query.instant_ms(store, 120_000)}
+
+    ok = ("monitor_proxy_requests_total", "code", "2xx")
+    failing = {ok: 95.0, ("monitor_proxy_requests_total", "code", "5xx"): 5.0,
+               ("monitor_proxy_upstream_errors_total", "reason", "connect"): 3.0,
+               ("monitor_proxy_upstream_errors_total", "reason", "timeout"): 2.0}
+    assert shares(failing) == {"connect": 0.03, "timeout": 0.02}
+    assert shares({ok: 95.0}) == {"none": 0.0}
+    assert shares({}) == {}

@@ -105,6 +105,21 @@ def build() -> Dashboard:
                    Query(f'{_sum_rate("monitor_forward_events_dropped", "reason", process=True)} or vector(0)', "{{reason}}"),
                    metrics=("monitor_forward_events_dropped",), unit="cps",
                    note="By reason, as the workers report them; 0 when none."),
+        timeseries("Proxy: requests answered 502/504 by the proxy",
+                   # the proxy's series are the sidecar's (model _sidecar); 0 while requests pass and none fails,
+                   # "No data" only when nothing was proxied
+                   Query(f"{_sum_rate('monitor_proxy_upstream_errors', 'reason', process=True)}"
+                         f" / on () group_left () sum ({rate('monitor_proxy_requests', process=True)})"
+                         f' or on () label_replace(0 * sum ({rate("monitor_proxy_requests", process=True)}),'
+                         ' "reason", "none", "", "")', "{{reason}}"),
+                   metrics=("monitor_proxy_upstream_errors", "monitor_proxy_requests"), unit="percentunit", minimum=0,
+                   threshold=0.05,
+                   description="Share of the proxied requests that the reverse proxy answered itself, by reason: "
+                               "connect (502: nothing listens at server.proxy.upstream, the model server is down or on "
+                               "another port), timeout (504: no answer within server.proxy.timeout), disconnect (502: "
+                               "the model server broke off mid-answer). Those clients got no prediction, and these "
+                               "requests are not the model's errors. The dashed line is MonitorProxyUpstreamFailing's "
+                               "5%; 0 (reason none) while requests pass, no data without a proxy."),
         timeseries("HTTP p99 by handler",
                    Query(quantile(0.99, "monitor_http_request_duration_seconds", by=("handler",), process=True), "{{handler}}"),
                    metrics=("monitor_http_request_duration_seconds",), note="99th percentile over the rate interval."),
