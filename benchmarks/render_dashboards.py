@@ -64,7 +64,8 @@ def run_stack(phase_s: float, workdir: Path) -> tuple[Source, list[Callable[[], 
     from tests.e2e.rules import fast_copy
     from tests.e2e.traffic import DEFAULT_PHASES, Phase, Traffic, train_world
     from tests.e2e.uncertainty import train_uncertainty_models
-    from tests.test_e2e_stack import _sidecar_config
+    from tests.e2e.upstream import ModelServer
+    from tests.test_e2e_stack import OUTAGE, PROXIED_MODEL, _sidecar_config
 
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     rules_dir = workdir / "rules"
@@ -77,13 +78,16 @@ def run_stack(phase_s: float, workdir: Path) -> tuple[Source, list[Callable[[], 
     port = free_port()
     mon.start_http_server(port)
     others = train_uncertainty_models(world, workdir / "models")
-    sidecar = Sidecar(workdir / "sidecar", _sidecar_config(world, others)).start()
+    model_server = ModelServer(PROXIED_MODEL, world.model.predict_proba)  # behind the sidecar's reverse proxy
+    stoppers.append(model_server.close)
+    sidecar = Sidecar(workdir / "sidecar", _sidecar_config(world, others, model_server.url)).start()
     stoppers.append(sidecar.stop)
     prom = Prometheus(binary, workdir / "prometheus", {"app": [f"127.0.0.1:{port}"], "sidecar": [f"127.0.0.1:{sidecar.port}"]},
                       rule_files=rules, scrape_interval=f"{SCRAPE_S:g}s").start()
     stoppers.append(prom.stop)
     traffic = Traffic(world, predict, mon.feedback, rate=60.0, sidecar_url=sidecar.url, sidecar_model="sidecar-model",
-                      sidecar_extra=others.events)
+                      sidecar_extra=others.events, proxy_url=sidecar.url, proxy_model=PROXIED_MODEL,
+                      upstream=model_server, outage=OUTAGE)
     spans = traffic.run(tuple(Phase(p.name, phase_s) for p in DEFAULT_PHASES))
     source = Source(prom.query, prom.query_range, spans[0].start, spans[-1].end, [(s.name, s.start, s.end) for s in spans])
     return source, stoppers
