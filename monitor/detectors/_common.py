@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "Refresh", "RefreshingDetector", "DearFigure"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -580,6 +580,53 @@ class DearFigure:
         value = compute()
         self._kept[key] = (slot_end, labels, value)
         return value
+
+    def state_dict(self) -> list[list[Any]]:
+        """The kept figures with what decides when each is computed again: ``[key, slot end,
+        labels, value]`` (keys None or a segment's name, values floats: JSON-safe).
+
+        Why checkpointed: a restored detector that computed them again at once exported other
+        draws than an uninterrupted one, up to a slot early (see :func:`resampling_state`)."""
+        return [[key, float(slot_end), float(labels), float(value)] for key, (slot_end, labels, value) in self._kept.items()]
+
+    def load_state_dict(self, saved: Sequence[Sequence[Any]], where: str) -> None:
+        """Restore :meth:`state_dict`; ``where`` names the field in errors."""
+        kept: dict[Any, tuple[float, float, Any]] = {}
+        for entry in saved:
+            if len(entry) != 4 or not (entry[0] is None or isinstance(entry[0], str)):
+                raise ValueError(f"{where}: a kept figure must be [key, slot end, labels, value] with a key that is null "
+                                 f"or a segment's name, got {entry!r}. Fix: drop the field from the state (the figures are "
+                                 "then computed afresh)")
+            kept[entry[0]] = (float(entry[1]), float(entry[2]), float(entry[3]))
+        self._kept = kept
+
+
+def resampling_state(rng: np.random.Generator, dear: DearFigure) -> dict[str, Any]:
+    """The state of a detector's resampled p-values: its generator's (numpy's
+    ``bit_generator.state``: names and Python integers, JSON-safe) and the kept p-values.
+
+    Why: restored from the seed, the generator drew again the numbers it had drawn before the
+    restart, and the kept p-values were drawn again at the first export; a restarted agent then
+    exported other p-values than an uninterrupted one (a calibrated window near 0.01 could cross
+    the alert's level either way). Restored, both export the same ones."""
+    return {"rng": rng.bit_generator.state, "kept": dear.state_dict()}
+
+
+def load_resampling_state(kind: str, rng: np.random.Generator, dear: DearFigure, saved: dict[str, Any]) -> None:
+    """Restore :func:`resampling_state` into the detector's generator and kept figures; a state of
+    another generator, or malformed, raises ``ValueError`` naming the field (the checkpoint
+    restore then starts the detector empty and says why)."""
+    generator = type(rng.bit_generator).__name__
+    try:
+        if not isinstance(saved, dict) or not isinstance(saved.get("rng"), dict):
+            raise TypeError("not a mapping")
+        probe = type(rng.bit_generator)()
+        probe.state = saved["rng"]  # validated on a spare generator: a refused state leaves rng as it was
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{kind}: the saved generator state (draws.rng) is not a {generator} state ({err}). Fix: drop "
+                         "'draws' from the detector's state (its p-values are then drawn afresh from the seed)") from None
+    dear.load_state_dict(saved.get("kept", []), f"{kind}: draws.kept")
+    rng.bit_generator.state = saved["rng"]
 
 
 class RefreshingDetector(Detector):

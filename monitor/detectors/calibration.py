@@ -26,7 +26,9 @@ labelling delay. Over that sliding window it exports:
   ``seed``), so that the alert tells a real calibration error from a calibrated model's chance
   excursion above the bound (about one window in a hundred at a few hundred labels). It is drawn
   again only when the window slides to a new slot or its labels double (``DearFigure``: not at
-  every rule tick), and a calibrated window stops after a few dozen draws;
+  every rule tick), and a calibrated window stops after a few dozen draws. The generator's state
+  and the kept p-value are in the checkpointed state (version 2), so that a restored detector
+  exports the p-values an uninterrupted one would;
 * the reliability diagram's 15 bins (mean confidence, accuracy, count; a bin's confidence and
   accuracy need ``min_bin_count`` labels);
 * the number of labels in the window, always.
@@ -48,7 +50,8 @@ from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
-                                       put_figures, Refresh, DearFigure, resampling_params, detector_rng, windows_state, RefreshingDetector)
+                                       put_figures, Refresh, DearFigure, resampling_params, detector_rng, windows_state, RefreshingDetector,
+                                       resampling_state, load_resampling_state)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -131,6 +134,9 @@ class CalibrationDetector(RefreshingDetector):
     kind: ClassVar[str] = "calibration"
     #: Labels only, into sliding-window sums and a ring kept in label order: they may come late.
     deferrable: ClassVar[bool] = True
+    #: 2: the p-value's generator state and kept p-value (``draws``) are saved; a version-1 state
+    #: (none saved) loads with fresh draws from the seed, as every restore did before.
+    state_version: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -331,13 +337,23 @@ class CalibrationDetector(RefreshingDetector):
     def state_dict(self) -> dict[str, Any]:
         self._pending.fold()
         state: dict[str, Any] = {
+            "version": self.state_version,
             "windows": windows_state({"labels": self._window, "hard": self._hard, "pair": self._pair}),
             "skipped": dict(self._skipped),
             **self._recent.state_dict(),
+            # the p-value's generator and kept value: restored, the next exports are the draws an
+            # uninterrupted detector makes (from the seed, they were other draws, made at once)
+            "draws": resampling_state(self._rng, self._dear),
         }
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (this version or 1, saved without ``draws``: its p-value is
+        drawn afresh at the next export); other versions and misfits raise ``ValueError``."""
+        version = state.get("version", 1)
+        if version not in (1, self.state_version):
+            raise ValueError(f"calibration: state version {version!r} is not {self.state_version} (or 1): saved by a newer "
+                             "agent; this detector starts empty and refills over one window")
         self._reset()
         windows = state["windows"]
         saved = windows.get("labels")
@@ -350,6 +366,8 @@ class CalibrationDetector(RefreshingDetector):
             self._pair.load_state_dict(windows["pair"])
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
         self._recent.load_state_dict(state, "calibration")
+        if "draws" in state:
+            load_resampling_state("calibration", self._rng, self._dear, state["draws"])
 
 
 Series = list[tuple[tuple[str, ...], "float | None"]]

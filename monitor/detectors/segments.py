@@ -48,7 +48,9 @@ from monitor.detectors._common import (
     Refresh,
     resampling_params,
     detector_rng,
+    load_resampling_state,
     RefreshingDetector,
+    resampling_state,
     time_span,
     windows_state,
 )
@@ -192,6 +194,9 @@ class SegmentDetector(RefreshingDetector):
     #: among the predictions (a label's segment is that of its prediction, seen before it), so
     #: rows may come late (see :attr:`Detector.deferrable`).
     deferrable: ClassVar[bool] = True
+    #: 2: the p-values' generator state and the kept p-values (``draws``) are saved; a version-1
+    #: state (none saved) loads with fresh draws from the seed, as every restore did before.
+    state_version: ClassVar[int] = 2
 
     def __init__(
         self,
@@ -644,9 +649,19 @@ class SegmentDetector(RefreshingDetector):
             **self._slots.state_dict(),
             "positive_seen": self._positive_seen,
             "scored": self._scored,
+            "version": self.state_version,
+            # the p-values' generator and the kept p-values (keyed by segment name): restored, the
+            # next exports are an uninterrupted detector's (from the seed, other draws, made at once)
+            "draws": resampling_state(self._rng, self._dear),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (this version or 1, saved without ``draws``: the p-values
+        are drawn afresh at the next export); other versions raise ``ValueError``."""
+        version = state.get("version", 1)
+        if version not in (1, self.state_version):
+            raise ValueError(f"segments: state version {version!r} is not {self.state_version} (or 1): saved by a newer "
+                             "agent; this detector starts empty and refills over one window")
         self._reset()
         saved = np.shape(state["windows"]["pred"]["data"])
         if len(saved) == 2 and saved[0] == self.n_slots and saved[1] != _P_FIELDS * self._s and saved[1] % _P_FIELDS == 0:
@@ -679,3 +694,5 @@ class SegmentDetector(RefreshingDetector):
         self._positive_seen = None if pos is None else int(pos)
         # saved before labels-only models were handled: every model then had confidence sums
         self._scored = bool(state.get("scored", True))
+        if "draws" in state:
+            load_resampling_state("segments", self._rng, self._dear, state["draws"])
