@@ -3,10 +3,11 @@
 ``monitor_calibration_error_pvalue`` (calibration detector) and
 ``monitor_segment_calibration_error_pvalue`` (segments detector) come from resampling with a
 generator of the detector's own, and are kept (:class:`~monitor.detectors._common.DearFigure`)
-until the window slides or its labels double. Before the generator's state and the kept values
-were checkpointed (state version 2), a restarted agent drew again from the seed at once: its
-p-values were other draws than the uninterrupted agent's, up to a slot earlier, and every later
-draw came from another point of the generator's stream.
+until the window slides or its labels double, looked at when the figures are recomputed
+(:class:`~monitor.detectors._common.Refresh`). Before the generator's state, the kept values and
+the refresh's count were checkpointed (state version 2), a restarted agent drew again from the
+seed at once: its p-values were other draws than the uninterrupted agent's, up to a slot earlier,
+and every later draw came from another point of the generator's stream.
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ SEGMENTS = {"a": (24, 0.06), "b": (36, 0.0)}
 SEGMENT_KEYS = tuple(SEGMENTS)
 
 
-def _stream(seed: int = 11) -> list[tuple[float, LabeledBatch]]:
+def _stream(seed: int = 11, per_batch: float = 1.0, step_s: float = STEP_S, batches: int = BATCHES) -> list[tuple[float, LabeledBatch]]:
     """Seeded labelled batches, ten classes, each row's prediction right with probability its
-    confidence less its segment's over-confidence; (export time, batch)."""
+    confidence less its segment's over-confidence, ``per_batch`` times the labels of
+    :data:`SEGMENTS`; (export time, batch)."""
     rng = np.random.default_rng(seed)
     out = []
-    for j in range(BATCHES):
-        t0 = j * STEP_S
+    for j in range(batches):
+        t0 = j * step_s
         parts = []
-        for name, (n, gap) in SEGMENTS.items():
+        for name, (size, gap) in SEGMENTS.items():
+            n = max(int(round(size * per_batch)), 1)
             conf = 0.1 + 0.9 * rng.beta(3.0, 1.5, n)
             pred = rng.integers(0, 10, n)
             right = rng.random(n) < np.clip(conf - gap, 0.0, 1.0)
@@ -50,14 +53,14 @@ def _stream(seed: int = 11) -> list[tuple[float, LabeledBatch]]:
         n = conf.size
         scores = np.repeat(((1.0 - conf) / 9.0)[:, None], 10, axis=1)
         scores[np.arange(n), pred] = conf
-        ts = np.sort(rng.uniform(t0, t0 + STEP_S, n))
-        out.append((t0 + STEP_S, LabeledBatch(ts=ts, label_ts=ts + 1.0, label=label, segment=seg, scores=scores, predicted=pred)))
+        ts = np.sort(rng.uniform(t0, t0 + step_s, n))
+        out.append((t0 + step_s, LabeledBatch(ts=ts, label_ts=ts + 1.0, label=label, segment=seg, scores=scores, predicted=pred)))
     return out
 
 
-def _detectors() -> tuple[CalibrationDetector, SegmentDetector]:
-    return (CalibrationDetector(window_s=WINDOW_S, n_slots=SLOTS, resamples=499, seed=7),
-            SegmentDetector(window_s=WINDOW_S, n_slots=SLOTS, resamples=499, seed=7))
+def _detectors(window_s: float = WINDOW_S, n_slots: int = SLOTS) -> tuple[CalibrationDetector, SegmentDetector]:
+    return (CalibrationDetector(window_s=window_s, n_slots=n_slots, resamples=499, seed=7),
+            SegmentDetector(window_s=window_s, n_slots=n_slots, resamples=499, seed=7))
 
 
 def _through_a_file(state: dict[str, Any]) -> dict[str, Any]:
@@ -69,20 +72,20 @@ def _through_a_file(state: dict[str, Any]) -> dict[str, Any]:
 Exported = tuple["float | None", ...]
 
 
-def _run(restart_at: int | None = None, tick: bool = True,
-         edit: Any = None) -> list[Exported]:
+def _run(restart_at: int | None = None, tick: bool = True, edit: Any = None,
+         stream: list[tuple[float, LabeledBatch]] | None = None, **window: Any) -> list[Exported]:
     """The p-values written (whole window, then each segment's) at every export; with
     ``restart_at``, both detectors are checkpointed before that batch and replaced by new ones
     loading the state (``edit`` may rewrite it first), exporting into a new store as a restarted
     agent does. ``tick``: a rule tick before every export (every figure exact)."""
-    dets, store = _detectors(), MetricStore("m")
+    dets, store = _detectors(**window), MetricStore("m")
     seen: list[Exported] = []
-    for i, (now, batch) in enumerate(_stream()):
+    for i, (now, batch) in enumerate(_stream() if stream is None else stream):
         if i == restart_at:
             states = [_through_a_file(d.state_dict()) for d in dets]
             if edit is not None:
                 states = [edit(s) for s in states]
-            dets, store = _detectors(), MetricStore("m")
+            dets, store = _detectors(**window), MetricStore("m")
             for d, s in zip(dets, states):
                 d.load_state_dict(s)
         for d in dets:
@@ -126,10 +129,30 @@ def test_a_restored_detector_exports_the_uninterrupted_pvalues(uninterrupted: di
     assert restored == uninterrupted[tick]
 
 
+#: 2 and 3 labels every 5 s into a window of two 1,000 s slots: the whole window's p-value is first
+#: drawn at batch 40 (200 labels) and drawn again at 80 and 160 (doubled), segment b's at 67 and 134
+SMALL = dict(per_batch=1 / 12, step_s=5.0, batches=500)
+SMALL_WINDOW = dict(window_s=2000.0, n_slots=2)
+
+
+@pytest.mark.parametrize("restart_at", [55, 70, 110, 130, 150, 300])
+def test_with_small_batches_a_restored_detector_recomputes_when_the_uninterrupted_one_does(restart_at: int) -> None:
+    """Throttled exports of 5 labels each: the figures are recomputed after 5% more labels, and a
+    kept p-value drawn again when its labels doubled at that recomputation. The restored detector
+    recomputes when the other does (the refresh's count is in the state; its first export writes
+    the figures with the kept p-values, drawing nothing). Recomputing at once, as it did before,
+    it drew at other label counts as the window filled: measured, 7 to 420 of the 500 exports
+    differed when restored at 55 to 150 (none at 300, after the window's first slide)."""
+    stream = _stream(**SMALL)
+    uninterrupted = _run(tick=False, stream=stream, **SMALL_WINDOW)
+    assert sum(row[0] is not None for row in uninterrupted) > 400 and sum(row[1] is not None for row in uninterrupted) > 300
+    assert _run(restart_at, tick=False, stream=stream, **SMALL_WINDOW) == uninterrupted
+
+
 def _as_saved_before(state: dict[str, Any]) -> dict[str, Any]:
-    """A state of version 1: no version, no generator state, no kept p-values."""
-    old = {k: v for k, v in state.items() if k not in ("version", "draws")}
-    assert set(state) - set(old) == {"version", "draws"}, sorted(state)
+    """A state of version 1: no version, no generator state, no kept p-values, no refresh."""
+    old = {k: v for k, v in state.items() if k not in ("version", "draws", "refresh")}
+    assert set(state) - set(old) == {"version", "draws", "refresh"}, sorted(state)
     return old
 
 
@@ -162,7 +185,7 @@ def test_a_version_1_state_loads_and_draws_afresh_from_the_seed(uninterrupted: d
     assert all(v is not None for v in restored[restart_at])
 
 
-def test_a_state_of_an_unknown_version_or_a_foreign_generator_is_refused() -> None:
+def test_a_state_of_an_unknown_version_a_foreign_generator_or_a_bad_refresh_is_refused() -> None:
     """Refused with the field named (the checkpoint restore then starts that detector empty and
     says why), not read as another layout."""
     for det in _detectors():
@@ -172,3 +195,5 @@ def test_a_state_of_an_unknown_version_or_a_foreign_generator_is_refused() -> No
         foreign = {**state, "draws": {**state["draws"], "rng": np.random.Philox(1).state}}
         with pytest.raises(ValueError, match="draws.rng"):
             type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict(foreign)
+        with pytest.raises(ValueError, match="refresh: must be"):
+            type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict({**state, "refresh": "soon"})

@@ -527,9 +527,15 @@ class Refresh:
     the rows added since the last computation exceed ``growth`` times the rows the window held
     then; otherwise the values already in the store are current to within that fraction.
     ``growth = 0`` recomputes at every export.
+
+    Checkpointed (:meth:`state_dict`) with the detectors whose figures rest on draws: when they
+    are recomputed decides when a kept p-value is drawn again (:class:`DearFigure`), so a restored
+    detector must recompute when an uninterrupted one would. After a restore :attr:`restored`
+    stays True until the next export, which writes the figures whether due or not (the restarted
+    agent's store is empty) without counting as a recomputation.
     """
 
-    __slots__ = ("growth", "_slot_end", "_n", "_added")
+    __slots__ = ("growth", "_slot_end", "_n", "_added", "restored")
 
     def __init__(self, growth: float = 0.05) -> None:
         self.growth = float(growth)
@@ -545,9 +551,25 @@ class Refresh:
 
     def done(self, slot_end: float, n_window: float) -> None:
         self._slot_end, self._n, self._added = slot_end, float(n_window), 0
+        self.restored = False
 
     def reset(self) -> None:
         self._slot_end, self._n, self._added = float("nan"), 0.0, 0
+        self.restored = False
+
+    def state_dict(self) -> list[float]:
+        """``[slot end, rows then, rows added since]`` of the last recomputation (JSON-safe)."""
+        return [float(self._slot_end), float(self._n), float(self._added)]
+
+    def load_state_dict(self, saved: Sequence[Any], where: str) -> None:
+        """Restore :meth:`state_dict` and set :attr:`restored`; ``where`` names the field in errors."""
+        try:
+            slot_end, n, added = (float(v) for v in saved)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: must be [slot end, rows, rows added], got {saved!r}. Fix: drop the field from the "
+                             "state (the figures are then recomputed at the first export)") from None
+        self._slot_end, self._n, self._added = slot_end, n, int(added)
+        self.restored = True
 
 
 class DearFigure:
@@ -571,10 +593,14 @@ class DearFigure:
         self.growth = float(growth)
         self._kept: dict[Any, tuple[float, float, Any]] = {}
 
-    def get(self, key: Any, slot_end: float, labels: float, compute: Callable[[], _T]) -> _T:
+    def get(self, key: Any, slot_end: float, labels: float, compute: Callable[[], _T], *, hold: bool = False) -> _T | None:
         """The figure for ``key``: the kept one while its slot and label count hold, else
-        ``compute()`` (then kept)."""
+        ``compute()`` (then kept). ``hold``: nothing is computed, the figure kept for this slot
+        is returned whatever the labels, else None (absent) — what an uninterrupted detector's
+        store holds when a restored one writes its figures at an export that was not due."""
         kept = self._kept.get(key)
+        if hold:
+            return kept[2] if kept is not None and kept[0] == slot_end else None
         if kept is not None and kept[0] == slot_end and abs(labels - kept[1]) <= self.growth * kept[1]:
             return kept[2]
         value = compute()

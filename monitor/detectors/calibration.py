@@ -26,9 +26,9 @@ labelling delay. Over that sliding window it exports:
   ``seed``), so that the alert tells a real calibration error from a calibrated model's chance
   excursion above the bound (about one window in a hundred at a few hundred labels). It is drawn
   again only when the window slides to a new slot or its labels double (``DearFigure``: not at
-  every rule tick), and a calibrated window stops after a few dozen draws. The generator's state
-  and the kept p-value are in the checkpointed state (version 2), so that a restored detector
-  exports the p-values an uninterrupted one would;
+  every rule tick), and a calibrated window stops after a few dozen draws. The generator's state,
+  the kept p-value and the refresh's count are in the checkpointed state (version 2), so that a
+  restored detector draws when, and what, an uninterrupted one would;
 * the reliability diagram's 15 bins (mean confidence, accuracy, count; a bin's confidence and
   accuracy need ``min_bin_count`` labels);
 * the number of labels in the window, always.
@@ -266,8 +266,9 @@ class CalibrationDetector(RefreshingDetector):
             return None
         return recent.temperature(live, start)
 
-    def figures(self) -> CalibrationFigures:
-        """Compute the window's figures (what :meth:`export` writes)."""
+    def figures(self, *, hold: bool = False) -> CalibrationFigures:
+        """Compute the window's figures (what :meth:`export` writes); ``hold``: the p-value is the
+        one kept for this slot, not drawn (see :meth:`DearFigure.get`)."""
         self._pending.fold()
         t = self._window.total()
         f = CalibrationFigures()
@@ -298,7 +299,7 @@ class CalibrationDetector(RefreshingDetector):
             groups = cal.equal_mass_groups(count, self.n_bins)
             f.debiased_ce = cal.debiased_l2_from_sums(*cal.merge_bins(groups, count, sconf, scorr))
             f.debiased_ce_pvalue = self._dear.get(None, self._window.newest_slot_end, n, lambda: cal.debiased_l2_pvalue(
-                count, sconf, scorr, self._rng, n_bins=self.n_bins, draws=self.resamples).pvalue)
+                count, sconf, scorr, self._rng, n_bins=self.n_bins, draws=self.resamples).pvalue, hold=hold)
             f.temperature = self._temperature(n)
         return f
 
@@ -308,10 +309,15 @@ class CalibrationDetector(RefreshingDetector):
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))
         self._skipped.clear()
         slot_end = self._window.newest_slot_end
-        if not self._refresh.due(slot_end):
+        due = self._refresh.due(slot_end)
+        if not (due or self._refresh.restored):
             return
-        f = self.figures()
-        self._refresh.done(slot_end, float(f.labels))
+        # restored, not due: the figures are written (the store is empty after a restart), the
+        # p-value is the kept one and the refresh counts on, as an uninterrupted detector's
+        f = self.figures(hold=not due)
+        if due:
+            self._refresh.done(slot_end, float(f.labels))
+        self._refresh.restored = False
         out.set(names.LABELS_IN_WINDOW, float(f.labels))
         put_figure(out, names.ACCURACY, f.accuracy)
         out.set(names.LABELS_PREVIOUS_WINDOW, float(f.previous_labels))
@@ -344,6 +350,7 @@ class CalibrationDetector(RefreshingDetector):
             # the p-value's generator and kept value: restored, the next exports are the draws an
             # uninterrupted detector makes (from the seed, they were other draws, made at once)
             "draws": resampling_state(self._rng, self._dear),
+            "refresh": self._refresh.state_dict(),  # when the figures, and so the draws, are next recomputed
         }
         return state
 
@@ -368,6 +375,8 @@ class CalibrationDetector(RefreshingDetector):
         self._recent.load_state_dict(state, "calibration")
         if "draws" in state:
             load_resampling_state("calibration", self._rng, self._dear, state["draws"])
+        if "refresh" in state:
+            self._refresh.load_state_dict(state["refresh"], "calibration: refresh")
 
 
 Series = list[tuple[tuple[str, ...], "float | None"]]

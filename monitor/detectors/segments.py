@@ -499,10 +499,15 @@ class SegmentDetector(RefreshingDetector):
             self._flush_histograms(out)
         self._fold_labels()
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
-        if not self._refresh.due(slot_end):
+        due = self._refresh.due(slot_end)
+        if not (due or self._refresh.restored):
             return
+        # restored, not due: the figures are written (the store is empty after a restart), the
+        # p-values are the kept ones and the refresh counts on, as an uninterrupted detector's
+        self._refresh.restored = False
         p, lab, x = self._fields()
-        self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
+        if due:
+            self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
         out.set(names.SEGMENTS_TRACKED, float(self._slots.learned + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
         # one list of series per metric, written with one store call each ("other" appears only once it has rows)
         rows, nlab = p[_ROWS], lab[_LAB]
@@ -564,7 +569,7 @@ class SegmentDetector(RefreshingDetector):
         for i in mass_ok:
             pvalues[i] = self._dear.get(segs[i], slot_end, float(terms[_D_N, i]), lambda i=i: cal.debiased_l2_pvalue(
                 terms[_F_N:_F_CONF, i], terms[_F_CONF:_F_CORR, i], terms[_F_CORR:_T_FIELDS, i], self._rng,
-                draws=self.resamples).pvalue)
+                draws=self.resamples).pvalue, hold=not due)
         mce = np.full(self._s, np.nan)
         mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
         put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere),
@@ -653,6 +658,7 @@ class SegmentDetector(RefreshingDetector):
             # the p-values' generator and the kept p-values (keyed by segment name): restored, the
             # next exports are an uninterrupted detector's (from the seed, other draws, made at once)
             "draws": resampling_state(self._rng, self._dear),
+            "refresh": self._refresh.state_dict(),  # when the figures, and so the draws, are next recomputed
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -696,3 +702,5 @@ class SegmentDetector(RefreshingDetector):
         self._scored = bool(state.get("scored", True))
         if "draws" in state:
             load_resampling_state("segments", self._rng, self._dear, state["draws"])
+        if "refresh" in state:
+            self._refresh.load_state_dict(state["refresh"], "segments: refresh")
