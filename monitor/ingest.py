@@ -138,7 +138,7 @@ class BatchBuilder:
                         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
             for j, name in enumerate(cat_names):
                 v = get(name)
-                cat[i, j] = v if type(v) is str and v[-1:] != "0" else category_text(v)
+                cat[i, j] = category_text(v)
         return num, cat
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -491,10 +491,7 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
     cat = np.asarray(cat, dtype=object)
     cells = cat.ravel().tolist()
     if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
-        if not any(v is not None and v[-1:] == "0" for v in cells):
-            return cat.copy()
-        return np.array([v if v is None or v[-1:] != "0" else whole_number_as_text(v) for v in cells],
-                        dtype=object).reshape(cat.shape)
+        return np.array([None if v is None else whole_number_as_text(v) for v in cells], dtype=object).reshape(cat.shape)
     return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 
 

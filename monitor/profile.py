@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import io
 import json
@@ -41,7 +42,6 @@ import sys
 import time
 import zipfile
 import zlib
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence

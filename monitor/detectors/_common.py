@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -627,32 +627,50 @@ class DearFigure:
         self._kept = kept
 
 
-def resampling_state(rng: np.random.Generator, dear: DearFigure) -> dict[str, Any]:
-    """The state of a detector's resampled p-values: its generator's (numpy's
-    ``bit_generator.state``: names and Python integers, JSON-safe) and the kept p-values.
+def resampling_state(version: int, rng: np.random.Generator, dear: DearFigure, refresh: Refresh) -> dict[str, Any]:
+    """The state entries of a detector whose figures rest on resampled p-values: its state
+    ``version``, its generator's state (numpy's ``bit_generator.state``: names and Python
+    integers, JSON-safe) with the kept p-values (``draws``), and when its figures, and so the
+    draws, are next recomputed (``refresh``).
 
     Why: restored from the seed, the generator drew again the numbers it had drawn before the
     restart, and the kept p-values were drawn again at the first export; a restarted agent then
     exported other p-values than an uninterrupted one (a calibrated window near 0.01 could cross
     the alert's level either way). Restored, both export the same ones."""
-    return {"rng": rng.bit_generator.state, "kept": dear.state_dict()}
+    return {"version": version, "draws": {"rng": rng.bit_generator.state, "kept": dear.state_dict()},
+            "refresh": refresh.state_dict()}
 
 
-def load_resampling_state(kind: str, rng: np.random.Generator, dear: DearFigure, saved: dict[str, Any]) -> None:
-    """Restore :func:`resampling_state` into the detector's generator and kept figures; a state of
-    another generator, or malformed, raises ``ValueError`` naming the field (the checkpoint
-    restore then starts the detector empty and says why)."""
-    generator = type(rng.bit_generator).__name__
-    try:
-        if not isinstance(saved, dict) or not isinstance(saved.get("rng"), dict):
-            raise TypeError("not a mapping")
-        probe = type(rng.bit_generator)()
-        probe.state = saved["rng"]  # validated on a spare generator: a refused state leaves rng as it was
-    except (TypeError, ValueError, KeyError, OverflowError) as err:
-        raise ValueError(f"{kind}: the saved generator state (draws.rng) is not a {generator} state ({err}). Fix: drop "
-                         "'draws' from the detector's state (its p-values are then drawn afresh from the seed)") from None
-    dear.load_state_dict(saved.get("kept", []), f"{kind}: draws.kept")
-    rng.bit_generator.state = saved["rng"]
+def check_state_version(kind: str, state: dict[str, Any], version: int) -> None:
+    """Refuse a state saved by a newer agent (this ``version`` and 1, saved before draws were
+    kept, are read): the checkpoint restore then starts the detector empty and says why."""
+    saved = state.get("version", 1)
+    if saved not in (1, version):
+        raise ValueError(f"{kind}: state version {saved!r} is not {version} (or 1): saved by a newer agent; this "
+                         "detector starts empty and refills over one window")
+
+
+def load_resampling_state(kind: str, rng: np.random.Generator, dear: DearFigure, refresh: Refresh,
+                          state: dict[str, Any]) -> None:
+    """Restore :func:`resampling_state`'s entries when the state has them (a version-1 state has
+    none: its p-values are drawn afresh from the seed at the next export). A state of another
+    generator, or malformed, raises ``ValueError`` naming the field (the checkpoint restore then
+    starts the detector empty and says why)."""
+    saved = state.get("draws")
+    if saved is not None:
+        generator = type(rng.bit_generator).__name__
+        try:
+            if not isinstance(saved, dict) or not isinstance(saved.get("rng"), dict):
+                raise TypeError("not a mapping")
+            probe = type(rng.bit_generator)()
+            probe.state = saved["rng"]  # validated on a spare generator: a refused state leaves rng as it was
+        except (TypeError, ValueError, KeyError, OverflowError) as err:
+            raise ValueError(f"{kind}: the saved generator state (draws.rng) is not a {generator} state ({err}). Fix: drop "
+                             "'draws' from the detector's state (its p-values are then drawn afresh from the seed)") from None
+        dear.load_state_dict(saved.get("kept", []), f"{kind}: draws.kept")
+        rng.bit_generator.state = saved["rng"]
+    if "refresh" in state:
+        refresh.load_state_dict(state["refresh"], f"{kind}: refresh")
 
 
 class RefreshingDetector(Detector):

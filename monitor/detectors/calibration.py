@@ -51,7 +51,7 @@ from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
 from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
                                        put_figures, Refresh, DearFigure, resampling_params, detector_rng, windows_state, RefreshingDetector,
-                                       resampling_state, load_resampling_state)
+                                       resampling_state, check_state_version, load_resampling_state)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -343,24 +343,17 @@ class CalibrationDetector(RefreshingDetector):
     def state_dict(self) -> dict[str, Any]:
         self._pending.fold()
         state: dict[str, Any] = {
-            "version": self.state_version,
             "windows": windows_state({"labels": self._window, "hard": self._hard, "pair": self._pair}),
             "skipped": dict(self._skipped),
             **self._recent.state_dict(),
-            # the p-value's generator and kept value: restored, the next exports are the draws an
-            # uninterrupted detector makes (from the seed, they were other draws, made at once)
-            "draws": resampling_state(self._rng, self._dear),
-            "refresh": self._refresh.state_dict(),  # when the figures, and so the draws, are next recomputed
+            **resampling_state(self.state_version, self._rng, self._dear, self._refresh),
         }
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (this version or 1, saved without ``draws``: its p-value is
         drawn afresh at the next export); other versions and misfits raise ``ValueError``."""
-        version = state.get("version", 1)
-        if version not in (1, self.state_version):
-            raise ValueError(f"calibration: state version {version!r} is not {self.state_version} (or 1): saved by a newer "
-                             "agent; this detector starts empty and refills over one window")
+        check_state_version(self.kind, state, self.state_version)
         self._reset()
         windows = state["windows"]
         saved = windows.get("labels")
@@ -373,10 +366,7 @@ class CalibrationDetector(RefreshingDetector):
             self._pair.load_state_dict(windows["pair"])
         self._skipped = {str(k): int(v) for k, v in state.get("skipped", {}).items()}
         self._recent.load_state_dict(state, "calibration")
-        if "draws" in state:
-            load_resampling_state("calibration", self._rng, self._dear, state["draws"])
-        if "refresh" in state:
-            self._refresh.load_state_dict(state["refresh"], "calibration: refresh")
+        load_resampling_state(self.kind, self._rng, self._dear, self._refresh, state)
 
 
 Series = list[tuple[tuple[str, ...], "float | None"]]

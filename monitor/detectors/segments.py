@@ -48,6 +48,7 @@ from monitor.detectors._common import (
     Refresh,
     resampling_params,
     detector_rng,
+    check_state_version,
     load_resampling_state,
     RefreshingDetector,
     resampling_state,
@@ -654,20 +655,13 @@ class SegmentDetector(RefreshingDetector):
             **self._slots.state_dict(),
             "positive_seen": self._positive_seen,
             "scored": self._scored,
-            "version": self.state_version,
-            # the p-values' generator and the kept p-values (keyed by segment name): restored, the
-            # next exports are an uninterrupted detector's (from the seed, other draws, made at once)
-            "draws": resampling_state(self._rng, self._dear),
-            "refresh": self._refresh.state_dict(),  # when the figures, and so the draws, are next recomputed
+            **resampling_state(self.state_version, self._rng, self._dear, self._refresh),  # kept p-values keyed by segment
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (this version or 1, saved without ``draws``: the p-values
         are drawn afresh at the next export); other versions raise ``ValueError``."""
-        version = state.get("version", 1)
-        if version not in (1, self.state_version):
-            raise ValueError(f"segments: state version {version!r} is not {self.state_version} (or 1): saved by a newer "
-                             "agent; this detector starts empty and refills over one window")
+        check_state_version(self.kind, state, self.state_version)
         self._reset()
         saved = np.shape(state["windows"]["pred"]["data"])
         if len(saved) == 2 and saved[0] == self.n_slots and saved[1] != _P_FIELDS * self._s and saved[1] % _P_FIELDS == 0:
@@ -700,7 +694,4 @@ class SegmentDetector(RefreshingDetector):
         self._positive_seen = None if pos is None else int(pos)
         # saved before labels-only models were handled: every model then had confidence sums
         self._scored = bool(state.get("scored", True))
-        if "draws" in state:
-            load_resampling_state("segments", self._rng, self._dear, state["draws"])
-        if "refresh" in state:
-            self._refresh.load_state_dict(state["refresh"], "segments: refresh")
+        load_resampling_state(self.kind, self._rng, self._dear, self._refresh, state)
