@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -307,8 +307,9 @@ class Monitor:
         self.rules = None
         self.notifier = None
         self._series_store = None
-        #: other processes' metric stores this monitor's rule scrapes also read (see :meth:`rules_also_read`)
-        self._rule_sources: list[MetricStore] = []
+        #: other metric stores this monitor's rule scrapes also read, each with the catalog names of
+        #: the families read (None: all), see :meth:`rules_also_read`
+        self._rule_sources: list[tuple[MetricStore, frozenset[str] | None]] = []
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
@@ -694,11 +695,12 @@ class Monitor:
         assert self._series_store is not None
         self._sync_queue_metrics()
         samples = [({**labels, "__name__": name}, value) for name, labels, value in self.store.samples()]
-        for other in self._rule_sources:
-            samples += [({**labels, "__name__": name}, value) for name, labels, value in other.samples()]
+        for other, families in self._rule_sources:
+            # only the other store's own lock is taken (never its monitor's): no lock-order cycle
+            samples += [({**labels, "__name__": name}, value) for name, labels, value in other.samples(families=families)]
         self._series_store.append_scrape(t, samples)
 
-    def rules_also_read(self, store: "MetricStore") -> None:
+    def rules_also_read(self, store: "MetricStore", families: Iterable[str] | None = None) -> None:
         """Let this monitor's rule evaluation read ``store``'s series too, as a Prometheus scraping
         the process would see them next to the model's.
 
@@ -707,9 +709,37 @@ class Monitor:
         without it the shipped rules on those series (MonitorProxyUpstreamFailing) fired only in a
         Prometheus, never in the agent. The store must carry its own ``model`` label, so that its
         series never collide with this model's.
+
+        ``families`` (catalog names) restricts what is read to those families: the sidecar gives
+        that same monitor the other models' ``monitor_intake_events_accepted``, the denominator
+        of the ``_sidecar`` row of MonitorIntakeRefused and MonitorIntakeOverloaded (events
+        accepted for every model), and nothing else of theirs, since each model's own evaluator
+        raises that model's alerts and a second evaluator reading all of its series would list
+        and send each of them twice. No shipped rule yields a row of another model from that
+        family alone (it is only ever a denominator joined ``on (model, endpoint)`` to refusals);
+        a user rule on it that keeps another model's ``model`` label does, and its alert is then
+        listed by both evaluators: ``and on (model) monitor_rule_last_reload_successful`` keeps
+        each evaluator to its own model (the README says so where it describes the sidecar's
+        series in agent rules). Giving a store again widens what is read from it. Reading
+        another store takes that store's lock only, never its monitor's.
+
+        Raises
+        ------
+        monitor.catalog.SpecError
+            A name in ``families`` that is not in the catalog (with close matches).
         """
-        if store is not self.store and all(store is not s for s in self._rule_sources):
-            self._rule_sources.append(store)
+        from monitor import catalog
+
+        if store is self.store:
+            return
+        if isinstance(families, str):  # one name, not its letters
+            families = (families,)
+        wanted = None if families is None else frozenset(catalog.get(name).name for name in families)
+        for i, (known, read) in enumerate(self._rule_sources):
+            if known is store:
+                self._rule_sources[i] = (store, None if read is None or wanted is None else read | wanted)
+                return
+        self._rule_sources.append((store, wanted))
 
     def advance(self, now: float) -> None:
         """Move event time forward without events (replay ends, tests)."""

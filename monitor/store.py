@@ -11,7 +11,7 @@ Writers hold the lock only while they mutate; readers copy under the lock and fo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
@@ -303,11 +303,15 @@ class MetricStore:
                 return HistogramValue(list(v.counts), v.sum, v.count)
             return v
 
-    def snapshot(self) -> list[FamilySnapshot]:
-        """A consistent copy of every family with at least one series."""
+    def snapshot(self, families: Collection[str] | None = None) -> list[FamilySnapshot]:
+        """A consistent copy of every family with at least one series; only those named in
+        ``families`` (catalog names) when given, so that a reader of one family does not copy
+        the hundreds of series a model's detectors write."""
         out = []
         with self._lock:
-            for name, series in self._values.items():
+            values = self._values
+            chosen = values.items() if families is None else [(n, values[n]) for n in families if n in values]
+            for name, series in chosen:
                 if not series:
                     continue
                 spec = self._specs[name]
@@ -318,11 +322,13 @@ class MetricStore:
                 out.append(FamilySnapshot(spec, copy))
         return out
 
-    def samples(self, extra_labels: Mapping[str, str] | None = None) -> list[tuple[str, dict[str, str], float]]:
-        """Flat Prometheus samples (as a scrape would see them), for the rule engine's store."""
+    def samples(self, extra_labels: Mapping[str, str] | None = None,
+                families: Collection[str] | None = None) -> list[tuple[str, dict[str, str], float]]:
+        """Flat Prometheus samples (as a scrape would see them), for the rule engine's store;
+        ``families`` as in :meth:`snapshot`."""
         base = {"model": self.model, **(extra_labels or {})}
         out: list[tuple[str, dict[str, str], float]] = []
-        for fam in self.snapshot():
+        for fam in self.snapshot(families):
             spec = fam.spec
             for key, v in fam.series.items():
                 labels = dict(base)
