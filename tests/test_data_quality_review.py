@@ -233,6 +233,31 @@ def test_a_small_references_own_sampling_error_does_not_page_for_good() -> None:
     assert without_size >= 0.015, without_size  # the scenario is one the old rule failed
 
 
+@pytest.mark.parametrize("alert, reason", [("ModelFeatureMissingValues", "missing"),
+                                           ("ModelFeatureInvalidValues", "inf")])
+def test_a_reference_of_no_rows_judges_as_no_reference(alert: str, reason: str) -> None:
+    """A reference of no rows is accepted and its detector exports monitor_data_reference_rows 0
+    with reference shares of 0: 1 / 0 made the noise term 0 * inf (NaN), and the rules never
+    fired, even on a feature missing in every row (before the reference's error was added they
+    did). Its shares are compared as without a reference: the window's error alone."""
+    from monitor.promql import SeriesStore
+    from monitor.promql.engine import Engine
+
+    empty = Reference.from_arrays(np.empty((0, 2)), numeric_names=["a", "b"])
+    det = DataQualityDetector(empty, min_rows=10)
+    x = np.random.default_rng(16).normal(size=(200, 2))
+    x[:, 0] = np.nan if reason == "missing" else np.inf  # every row of a
+    det.update(_batch(x, ("a", "b"), np.arange(200.0)))
+    out = MetricStore("m")
+    det.export(out)
+    assert out.value("monitor_data_reference_rows") == 0.0
+    assert out.value("monitor_data_reference_invalid_ratio", ("a", reason)) == 0.0
+    store = SeriesStore(retention_s=3600, max_series=100)
+    store.append_scrape(1000.0, [({"__name__": name, **labels}, v) for name, labels, v in out.samples()])
+    fired = Engine().compile(_rule_exprs()[alert]).instant(store, 1000.0)
+    assert [(s.labels["feature"], s.labels["reason"], s.value) for s in fired] == [("a", reason, 1.0)]
+
+
 def test_a_feature_whose_reference_has_infs_does_not_fire_forever() -> None:
     """ModelFeatureInvalidValues compared the share of infinite values with 1% whatever the
     reference: a feature with 2% infs in the reference fired in 60% of 100-row windows and every
