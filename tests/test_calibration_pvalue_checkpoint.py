@@ -197,3 +197,24 @@ def test_a_state_of_an_unknown_version_a_foreign_generator_or_a_bad_refresh_is_r
             type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict(foreign)
         with pytest.raises(ValueError, match="refresh: must be"):
             type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict({**state, "refresh": "soon"})
+
+
+@pytest.mark.parametrize("field, value", [
+    ("kept", 5), ("kept", None), ("kept", {"abcd": 1}), ("kept", [3]), ("kept", [[None, "x", 1, 0.5]]),
+    ("kept", [[None, 1.0, 1, None]]),
+    ("refresh", [1.0, 2.0, float("nan")]), ("refresh", [1.0, 2.0, float("inf")]),
+])
+def test_a_corrupted_kept_pvalue_or_refresh_count_is_refused_with_the_field_named(field: str, value: Any) -> None:
+    """A kept p-value list that is not one, an entry that is not [key, slot end, labels, value]
+    of numbers, or a refresh count that is not a whole number: refused as ValueError naming the
+    field and the fix (they raised TypeError, OverflowError or float()'s bare message)."""
+    for det in _detectors():
+        state = _through_a_file(det.state_dict())
+        if field == "kept":
+            state = {**state, "draws": {**state["draws"], "kept": value}}
+            where = "draws.kept"
+        else:
+            state = {**state, "refresh": value}
+            where = "refresh"
+        with pytest.raises(ValueError, match=rf"{det.kind}: {where}: .*Fix: drop"):
+            type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict(state)

@@ -563,12 +563,13 @@ class Refresh:
 
     def load_state_dict(self, saved: Sequence[Any], where: str) -> None:
         """Restore :meth:`state_dict` and set :attr:`restored`; ``where`` names the field in errors."""
-        try:
-            slot_end, n, added = (float(v) for v in saved)
-        except (TypeError, ValueError):
+        try:  # int(): a count of NaN or inf rows is corruption too (it raised ValueError/OverflowError unnamed)
+            slot_end, n, added_f = (float(v) for v in saved)
+            added = int(added_f)
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{where}: must be [slot end, rows, rows added], got {saved!r}. Fix: drop the field from the "
                              "state (the figures are then recomputed at the first export)") from None
-        self._slot_end, self._n, self._added = slot_end, n, int(added)
+        self._slot_end, self._n, self._added = slot_end, n, added
         self.restored = True
 
 
@@ -617,13 +618,18 @@ class DearFigure:
 
     def load_state_dict(self, saved: Sequence[Sequence[Any]], where: str) -> None:
         """Restore :meth:`state_dict`; ``where`` names the field in errors."""
+        fix = "Fix: drop the field from the state (the figures are then computed afresh)"
+        if not isinstance(saved, (list, tuple)):  # a mapping or a string iterated as entries read as garbage
+            raise ValueError(f"{where}: must be a list of kept figures, got {saved!r}. {fix}")
         kept: dict[Any, tuple[float, float, Any]] = {}
         for entry in saved:
-            if len(entry) != 4 or not (entry[0] is None or isinstance(entry[0], str)):
+            try:  # an entry that is no list, or holds no numbers, raised TypeError or float()'s bare message
+                if not isinstance(entry, (list, tuple)) or len(entry) != 4 or not (entry[0] is None or isinstance(entry[0], str)):
+                    raise TypeError
+                kept[entry[0]] = (float(entry[1]), float(entry[2]), float(entry[3]))
+            except (TypeError, ValueError):
                 raise ValueError(f"{where}: a kept figure must be [key, slot end, labels, value] with a key that is null "
-                                 f"or a segment's name, got {entry!r}. Fix: drop the field from the state (the figures are "
-                                 "then computed afresh)")
-            kept[entry[0]] = (float(entry[1]), float(entry[2]), float(entry[3]))
+                                 f"or a segment's name and numbers, got {entry!r}. {fix}") from None
         self._kept = kept
 
 
