@@ -524,3 +524,27 @@ def test_a_profile_saved_before_n_beyond_restores_a_checkpoint_written_with_one_
     assert same.restore_checkpoint(tmp_path / "m.ckpt")
     assert same.restore_report.reference == "same" and same.restore_report.detectors_restored
     same.close()
+
+
+def test_a_raw_reference_file_profiled_at_a_later_start_restores_the_detector_states(tmp_path, monkeypatch):
+    """``reference.path`` naming a data file (a CSV) is profiled at every start, and the profile's
+    ``meta`` held the time it was built ("created"), hashed into the fingerprint: a restart a
+    second or more later read as another reference, and every detector's state was set aside at
+    every restart. A profile built in memory has no build time; one saved with ``monitor reference
+    build`` keeps its own (its fingerprint as before)."""
+    import time
+
+    arrays = reference_arrays(3)
+    header = ",".join(arrays["numeric_names"])
+    np.savetxt(tmp_path / "ref.csv", arrays["numeric"], delimiter=",", header=header, comments="")
+    a = monitor(tmp_path, ref_file=tmp_path / "ref.csv")
+    feed(a, 400, seed=10)
+    save(a, tmp_path / "m.ckpt")
+    real_gmtime = time.gmtime
+    monkeypatch.setattr(time, "gmtime", lambda *secs: real_gmtime(86_400 * 365))  # the next start: another build time
+    b = monitor(tmp_path, ref_file=tmp_path / "ref.csv")
+    assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
+    assert b.restore_report.reference == "same" and b.restore_report.detectors_restored
+    assert same_detector_states(a, b)
+    saved = Profile.load(write_profile(tmp_path / "saved.npz", 3))
+    assert "created" in saved.meta  # a saved profile keeps its build time
