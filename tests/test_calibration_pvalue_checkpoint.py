@@ -192,6 +192,11 @@ def test_a_state_of_an_unknown_version_a_foreign_generator_or_a_bad_refresh_is_r
         state = det.state_dict()
         with pytest.raises(ValueError, match="state version 9"):
             type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict({**state, "version": 9})
+        for damaged in (None, "2", 2.0, True):  # not an agent's: said to be damaged, not "a newer agent"
+            with pytest.raises(ValueError, match="'version' must be an integer") as err:
+                type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict({**state, "version": damaged})
+            assert "newer agent" not in str(err.value)
+        type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict({**state, "version": np.int64(state["version"])})
         foreign = {**state, "draws": {**state["draws"], "rng": np.random.Philox(1).state}}
         with pytest.raises(ValueError, match="draws.rng"):
             type(det)(window_s=WINDOW_S, n_slots=SLOTS).load_state_dict(foreign)

@@ -651,6 +651,10 @@ def check_state_version(kind: str, state: dict[str, Any], version: int) -> None:
     """Refuse a state saved by a newer agent (this ``version`` and 1, saved before draws were
     kept, are read): the checkpoint restore then starts the detector empty and says why."""
     saved = state.get("version", 1)
+    if isinstance(saved, bool) or not isinstance(saved, (int, np.integer)):  # None, "2", 2.0: no agent writes these
+        raise ValueError(f"{kind}: state field 'version' must be an integer, got {saved!r}: the checkpoint was edited "
+                         "or damaged. Fix: drop the field (read as version 1) or the detector's state; this detector "
+                         "starts empty and refills over one window")
     if saved not in (1, version):
         raise ValueError(f"{kind}: state version {saved!r} is not {version} (or 1): saved by a newer agent; this "
                          "detector starts empty and refills over one window")
