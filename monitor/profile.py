@@ -181,7 +181,8 @@ class CategoricalProfile:
     """One categorical feature: reference categories (most frequent first, capped) and counts.
 
     ``n_singletons`` (categories seen once) gives the Good-Turing estimate of how often a value
-    never seen in the reference should still appear: ``n_singletons / n``.
+    never seen in the reference should still appear among present values:
+    ``n_singletons / (n - n_missing)`` (the data-quality detector's live share has that base too).
 
     ``n_beyond`` (None in profiles saved before it was recorded) is that estimate for a capped
     profile, whose live values may also fall among the categories it dropped: the reference rows

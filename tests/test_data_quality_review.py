@@ -133,7 +133,10 @@ def _share_firing(expr: str, reason: str, reference_rate: float | None, rows: in
                   seed: int, windows: int = 5000, reference_rows: int = 2000) -> float:
     """Share of ``windows`` windows of ``rows`` rows, each with Binomial(rows, live_rate) bad
     values (one feature each, one model), for which the rule's condition holds at one evaluation
-    (against a reference of ``reference_rows`` rows when ``reference_rate`` is given)."""
+    (against a reference of ``reference_rows`` rows when ``reference_rate`` is given). An unseen
+    share comes with its feature's missing share, 0 on both sides, as the detector exports them:
+    the rule takes the rows where the feature is present from it (without it the unseen rule
+    matches nothing, and a false-alarm bound would hold vacuously)."""
     from monitor.promql import SeriesStore
     from monitor.promql.engine import Engine
 
@@ -146,7 +149,12 @@ def _share_firing(expr: str, reason: str, reference_rate: float | None, rows: in
         samples.append(({"__name__": "monitor_data_invalid_ratio", **labels}, r))
         if reference_rate is not None:
             samples.append(({"__name__": "monitor_data_reference_invalid_ratio", **labels}, reference_rate))
-    store = SeriesStore(retention_s=3600, max_series=2 * windows + 10)
+        if reason == "unseen_category":
+            missing = {**labels, "reason": "missing"}
+            samples.append(({"__name__": "monitor_data_invalid_ratio", **missing}, 0.0))
+            if reference_rate is not None:
+                samples.append(({"__name__": "monitor_data_reference_invalid_ratio", **missing}, 0.0))
+    store = SeriesStore(retention_s=3600, max_series=4 * windows + 10)
     store.append_scrape(1000.0, samples)
     return len(Engine().compile(expr).instant(store, 1000.0)) / windows
 

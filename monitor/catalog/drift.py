@@ -62,10 +62,10 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("detector",), concern=_D, unit="none", max_series=20),
     # -- data quality ----------------------------------------------------------------------------
     MetricSpec("monitor_data_invalid_ratio", GAUGE,
-               "Share of the window's rows with a bad value for the feature, by reason (missing, inf, out_of_range, unseen_category, wrong_type).",
+               "Share of the window's rows with a bad value for the feature, by reason (missing, inf, out_of_range, unseen_category, wrong_type); unseen_category is a share of the rows where the feature is present, as on the reference.",
                labels=("feature", "reason"), concern=_Q, unit="percentunit", max_series=5000),
     MetricSpec("monitor_data_reference_invalid_ratio", GAUGE,
-               "The share reference-like data reaches (missing rate, 99.9% bound of the out-of-range probability given the reference size, Good-Turing unseen rate).",
+               "The share reference-like data reaches (missing rate, 99.9% bound of the out-of-range probability given the reference size, Good-Turing unseen rate among present values).",
                labels=("feature", "reason"), concern=_Q, unit="percentunit", max_series=5000),
     MetricSpec("monitor_data_invalid_rows", COUNTER,
                "Rows with a bad value for the feature, by reason, since start.",

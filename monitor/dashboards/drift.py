@@ -79,7 +79,8 @@ def build() -> Dashboard:
                          "expected {{reason}} (reference, worst feature)"),
                    metrics=("monitor_data_invalid_ratio", "monitor_data_reference_invalid_ratio"),
                    description="Share of the window's rows with a bad value, per feature and reason (only features "
-                               "with some), against the worst rate the reference leads one to expect."),
+                               "with some; unseen_category: of the rows where the feature is present), against the "
+                               "worst rate the reference leads one to expect."),
         timeseries("Invalid values per second",
                    Query(zero_fill(f"sum by (model, reason) ({rate('monitor_data_invalid_rows')})"), "{{model}} {{reason}}"),
                    metrics=("monitor_data_invalid_rows",), unit="cps", stack=True, note="Per second; 0 when none."),

@@ -13,15 +13,22 @@ Reasons (label ``reason``) and their reference expectation (``monitor_data_refer
   that Beta (``2 / (n + 1)`` x about 4.6), so that a small reference does not page for values it
   merely never happened to see; for discrete features it is an upper bound anyway.
 * ``unseen_category`` -- a categorical value absent from the reference; expected: the Good-Turing
-  rate (reference categories seen once / rows).
+  rate (reference categories seen once / rows where the feature is present). Live, too, this one
+  share is over the rows where the feature is present (not missing), so that "8% unseen" means 8%
+  of the values sent, whatever share of rows lacks the feature: over all rows, a feature missing
+  in 40% of rows read its unseen share 40% low against the reference's, and a rise of 5 points
+  among its values was reported in 3 of 10 seeded replays, late. It is absent below ``min_rows``
+  such rows (its noise is that of a share of them), and the rules take both sides' present rows
+  from the missing shares.
 * ``wrong_type`` -- a categorical value that is not a string, in a :class:`Batch` built in code.
   The agent's intake reads every categorical value as its text, as the reference is read, so a
   code sent as a number (``7``) is *seen* when the reference holds that text and an
   ``unseen_category`` otherwise; ``7`` and ``7.0`` (or ``true`` and ``True``) are different texts.
 
-Ratios are over the event-time window and absent (not zero) below ``min_rows`` rows. Counters of
-bad values since start are exported too. Rows that cannot be read at all never reach detectors:
-the worker counts them in ``monitor_rows_rejected{reason}``.
+Ratios are over the event-time window's rows (``unseen_category``: its rows with a value) and
+absent (not zero) below ``min_rows`` of them. Counters of bad values since start are exported
+too. Rows that cannot be read at all never reach detectors: the worker counts them in
+``monitor_rows_rejected{reason}``.
 
 Stuck features: the run of consecutive identical values is tracked per numeric feature, and per
 categorical one with ``stuck_categorical: true`` (see the parameter). Under the reference, a run
@@ -346,13 +353,25 @@ class DataQualityDetector(Detector):
         return int(self._window.total()[0]) if self._window is not None else 0
 
     def ratio(self, feature: str, reason: str) -> float | None:
-        """Window share of rows with a bad value, or None below ``min_rows`` / unknown feature."""
+        """Window share of rows with a bad value (``unseen_category``: of the rows where the
+        feature is present), or None below ``min_rows`` such rows / unknown feature."""
         if self._window is None or (feature, reason) not in self._layout:
             return None
-        tot = self._window.total()
-        if tot[0] < self.min_rows:
+        return self._share(self._window.total(), feature, reason)
+
+    def _share(self, tot: np.ndarray, feature: str, reason: str) -> float | None:
+        """The share exported for ``(feature, reason)`` from the window's totals ``tot``.
+
+        An unseen category is judged among present values, as the reference's Good-Turing rate
+        is (:attr:`CategoricalProfile.unseen_ratio`); over all rows, missing values would dilute
+        it and hide a rise among the values actually sent."""
+        base = tot[0]
+        missing = self._layout.get((feature, "missing")) if reason == "unseen_category" else None
+        if missing is not None:  # (always there: a feature's reasons get their columns together)
+            base = base - tot[missing]
+        if base < self.min_rows:
             return None
-        return float(tot[self._layout[(feature, reason)]] / tot[0])
+        return float(tot[self._layout[(feature, reason)]] / base)
 
     def _stuck_after(self, feature: str) -> int | None:
         ref = self._num_ref.get(feature) or self._cat_ref.get(feature)
@@ -376,8 +395,9 @@ class DataQualityDetector(Detector):
         added: list[tuple[tuple[str, str], float]] = []
         for (name, reason), pos in self._layout.items():
             labels = (name, reason)
-            if rows >= self.min_rows:
-                ratios.append((labels, float(tot[pos] / rows)))
+            share = self._share(tot, name, reason)
+            if share is not None:
+                ratios.append((labels, share))
             else:
                 out.remove("monitor_data_invalid_ratio", labels)
             exp = (self._num_ref.get(name) or self._cat_ref.get(name) or {}).get("expected", {})
