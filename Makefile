@@ -18,8 +18,10 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/monitor demo
 
+# every core, a test file per worker: the tests wait on real servers and subprocesses as much as they
+# compute, and one file's module fixtures (a Prometheus, a sidecar) stay in one worker
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_core.py
