@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,25 @@ def test_the_unseen_share_is_over_present_rows_as_on_the_reference() -> None:
     assert few.ratio("zip", "unseen_category") is None
     assert store.value("monitor_data_invalid_ratio", ("zip", "unseen_category")) is None
     assert store.value("monitor_data_invalid_ratio", ("zip", "missing")) == 0.5
+
+
+def test_a_window_without_present_values_has_no_unseen_share_even_at_min_rows_0() -> None:
+    """``min_rows: 0`` is accepted by the configuration; a window in which the feature is always
+    missing has no present value to take a share of: the unseen share is absent (0 / 0 exported
+    NaN), the missing share (1) still exported and a present value brings the unseen share back."""
+    rng = np.random.default_rng(1)
+    det = DataQualityDetector(_reference(rng, 0.4), min_rows=0)
+    det.update(_batch(rng, np.array([None] * 50, dtype=object), np.arange(50.0)))
+    store = MetricStore("m")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "invalid value in scalar divide" was the symptom
+        det.export(store)
+        assert det.ratio("zip", "unseen_category") is None
+    assert store.value("monitor_data_invalid_ratio", ("zip", "unseen_category")) is None
+    assert store.value("monitor_data_invalid_ratio", ("zip", "missing")) == 1.0
+    det.update(_batch(rng, np.array(["NEW"], dtype=object), np.array([50.0])))
+    det.export(store)
+    assert store.value("monitor_data_invalid_ratio", ("zip", "unseen_category")) == 1.0
 
 
 def _replay(seed: int, *, rise: float, missing: float = 0.4, minutes: int = 45, onset_min: int = 15,

@@ -369,7 +369,9 @@ class DataQualityDetector(Detector):
         missing = self._layout.get((feature, "missing")) if reason == "unseen_category" else None
         if missing is not None:  # (always there: a feature's reasons get their columns together)
             base = base - tot[missing]
-        if base < self.min_rows:
+        # at least one row whatever min_rows (0 is accepted): a window whose rows all lack the
+        # feature has no share of present values, and 0 / 0 exported NaN
+        if base < max(self.min_rows, 1):
             return None
         return float(tot[self._layout[(feature, reason)]] / base)
 
