@@ -17,6 +17,7 @@ __all__ = [
     "MAX_CHECKPOINT_REFERENCE_BYTES",
     "REFERENCE_STATE_VERSION",
     "Reference",
+    "legacy_reference_fingerprint",
     "reference_fingerprint",
     "reference_from_state",
     "reference_state",
@@ -392,6 +393,13 @@ def _nbytes(obj: Any) -> int:
 #: on another reference, and a checkpoint whose reference file was gone was refused whole ("does
 #: not match its fingerprint").
 _NOT_IDENTITY: dict[str, frozenset[str]] = {"CategoricalProfile": frozenset({"n_beyond"})}
+#: Fields that describe where a profile came from, not what is in it: the file's base name
+#: (``source``, ``pca_fit_source``) and build time in ``Profile.meta``. Hashed, renaming a
+#: reference file (a new ConfigMap key, ``ref_v1.csv`` made ``reference.csv``) set every detector's
+#: state aside at the next start though every count was the same. Left out of the identity;
+#: fingerprints computed with them, stored by older checkpoints, are still accepted
+#: (:func:`legacy_reference_fingerprint`).
+_DESCRIPTIVE: dict[str, frozenset[str]] = {"Profile": frozenset({"meta"})}
 #: Fields hashed at a fixed value: a profile's format ``version`` (2 since categories are
 #: canonical) says how it was written, not what the detectors count against; hashed as it is,
 #: the same data profiled after the upgrade (a raw ``reference.path`` is profiled at every start)
@@ -400,30 +408,34 @@ _NOT_IDENTITY: dict[str, frozenset[str]] = {"CategoricalProfile": frozenset({"n_
 _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
 
 
-def _without_summaries(tree: Any) -> Any:
-    """``tree`` (of :func:`_to_tree`) without the dataclass fields of :data:`_NOT_IDENTITY`, and
-    those of :data:`_PINNED` at their pinned values."""
+def _without_summaries(tree: Any, descriptive: bool = False) -> Any:
+    """``tree`` (of :func:`_to_tree`) without the dataclass fields of :data:`_NOT_IDENTITY` (and
+    of :data:`_DESCRIPTIVE` unless ``descriptive``), and those of :data:`_PINNED` at their pinned
+    values."""
     if isinstance(tree, dict):
         if set(tree) == {_DATACLASS, "fields"}:
             drop = _NOT_IDENTITY.get(tree[_DATACLASS], frozenset())
+            if not descriptive:
+                drop = drop | _DESCRIPTIVE.get(tree[_DATACLASS], frozenset())
             pinned = _PINNED.get(tree[_DATACLASS], {})
             return {_DATACLASS: tree[_DATACLASS],
-                    "fields": {k: pinned[k] if k in pinned else _without_summaries(v)
+                    "fields": {k: pinned[k] if k in pinned else _without_summaries(v, descriptive)
                                for k, v in tree["fields"].items() if k not in drop}}
-        return {k: _without_summaries(v) for k, v in tree.items()}
+        return {k: _without_summaries(v, descriptive) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
-        return type(tree)(_without_summaries(v) for v in tree)
+        return type(tree)(_without_summaries(v, descriptive) for v in tree)
     return tree
 
 
-def _identity(reference: Reference) -> dict[str, Any]:
+def _identity(reference: Reference, descriptive: bool = False) -> dict[str, Any]:
     """:func:`_payload`, with a PCA basis stood for by the digest of the rows it was fitted on,
-    and a source profile without the summaries of :data:`_NOT_IDENTITY`."""
+    and a source profile without the summaries of :data:`_NOT_IDENTITY` (nor, unless
+    ``descriptive``, the fields of :data:`_DESCRIPTIVE`)."""
     payload = _payload(reference)
     if payload.get("rows") and "pca_basis" in payload["rows"]:
         payload["rows"] = {**payload["rows"], "pca_basis": reference.pca_basis.digest}
     if payload.get("profile") is not None:
-        payload["profile"] = _without_summaries(payload["profile"])
+        payload["profile"] = _without_summaries(payload["profile"], descriptive)
     return payload
 
 
@@ -436,10 +448,24 @@ def reference_fingerprint(reference: Reference) -> str:
     fingerprint. A profile derived from the rows by a detector is not part of it (it is a
     function of the rows).
     """
+    return _fingerprint(_identity(reference))
+
+
+def legacy_reference_fingerprint(reference: Reference) -> str | None:
+    """The fingerprint older agents computed for ``reference``: with the fields of
+    :data:`_DESCRIPTIVE` (a profile's source file name and build time) hashed. None when it
+    cannot differ from :func:`reference_fingerprint` (rows, not a profile). A checkpoint stored
+    with it belongs to this reference as much as one stored with the current fingerprint."""
+    if reference.profile is None or not _profile_is_source(reference):
+        return None
+    return _fingerprint(_identity(reference, descriptive=True))
+
+
+def _fingerprint(identity: dict[str, Any]) -> str:
     import hashlib
 
     h = hashlib.sha256(b"model-monitor-reference/1;")
-    _hash_into(h, _identity(reference))
+    _hash_into(h, identity)
     return "sha256:" + h.hexdigest()
 
 

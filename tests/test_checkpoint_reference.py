@@ -498,11 +498,16 @@ def test_a_profiles_fingerprint_is_the_one_versions_before_n_beyond_gave_it():
     the same rows, not part of the reference's identity: hashed, every profile with a categorical
     feature got a new fingerprint after the upgrade, so that the first restart set every
     detector's state aside as calibrated on another reference. The fingerprint below is the one
-    the version before n_beyond gave this profile."""
+    the version before n_beyond gave this profile; since the profile's descriptive ``meta`` (source
+    file name, build time) left the identity, it is this profile's legacy fingerprint, which a
+    restore accepts as its own (the restore test below)."""
+    from monitor.reference import legacy_reference_fingerprint
+
     prof = categorical_profile()
     assert prof.categorical[0].n_beyond is not None  # recorded by this version
-    assert reference_fingerprint(prof.to_reference()) == (
+    assert legacy_reference_fingerprint(prof.to_reference()) == (
         "sha256:25170ada1ef3419a7c5c7f351356e8521011137b6a74804f23d81e2c33e66f46")
+    assert reference_fingerprint(prof.to_reference()) != legacy_reference_fingerprint(prof.to_reference())
 
 
 def test_a_profile_saved_before_n_beyond_restores_a_checkpoint_written_with_one_built_after(tmp_path):
@@ -548,3 +553,49 @@ def test_a_raw_reference_file_profiled_at_a_later_start_restores_the_detector_st
     assert same_detector_states(a, b)
     saved = Profile.load(write_profile(tmp_path / "saved.npz", 3))
     assert "created" in saved.meta  # a saved profile keeps its build time
+
+
+def test_a_renamed_reference_file_restores_the_detector_states_and_old_fingerprints_still_match(tmp_path):
+    """The profile's ``meta`` (the file's base name, the PCA fit's, the build time) says where
+    the reference came from, not what the detectors count against: renaming the file (a new
+    ConfigMap key) set every detector's state aside at the next start. A checkpoint written by an
+    agent that hashed ``meta`` (its stored fingerprint is :func:`legacy_reference_fingerprint`)
+    still restores; other content is still another reference."""
+    from monitor.reference import legacy_reference_fingerprint
+
+    arrays = reference_arrays(3)
+    first_path = tmp_path / "ref_v1.csv"  # a data file: profiled at every start, its name in meta
+    np.savetxt(first_path, arrays["numeric"], delimiter=",", header=",".join(arrays["numeric_names"]), comments="")
+    a = monitor(tmp_path, ref_file=first_path)
+    feed(a, 400, seed=10)
+    save(a, tmp_path / "m.ckpt")
+    renamed = tmp_path / "reference.csv"
+    first_path.rename(renamed)
+    b = monitor(tmp_path, ref_file=renamed)
+    assert b.reference is not None and b.reference.profile is not None
+    assert b.reference.profile.meta["source"] == "reference.csv"  # the name is still recorded
+    assert checkpoint.restore(b, tmp_path / "m.ckpt") == (True, None)
+    assert b.restore_report.reference == "same" and b.restore_report.detectors_restored
+    assert same_detector_states(a, b)
+
+    # a checkpoint of an older agent: the same state under the fingerprint hashed with meta (the
+    # file's name then inside it: the file keeps its name across that upgrade)
+    state = a.state_dict(final=True)
+    legacy = legacy_reference_fingerprint(a.reference)
+    assert legacy is not None and legacy != state["reference"]["fingerprint"]
+    state["reference"] = {**state["reference"], "fingerprint": legacy}
+    checkpoint.save(tmp_path / "old.ckpt", state, model=a.model, state_version=STATE_VERSION)
+    renamed.rename(first_path)
+    c = monitor(tmp_path, ref_file=first_path)
+    assert checkpoint.restore(c, tmp_path / "old.ckpt") == (True, None)
+    assert c.restore_report.reference == "same" and same_detector_states(a, c)
+    # ... and adopted by a monitor without a reference, its payload checked against that fingerprint
+    d = monitor(tmp_path)
+    assert checkpoint.restore(d, tmp_path / "old.ckpt") == (True, None)
+    assert d.restore_report.reference == "adopted"
+
+    other_path = tmp_path / "other.csv"
+    np.savetxt(other_path, reference_arrays(4)["numeric"], delimiter=",", header=",".join(arrays["numeric_names"]), comments="")
+    other = monitor(tmp_path, ref_file=other_path)
+    assert checkpoint.restore(other, tmp_path / "m.ckpt") == (True, None)
+    assert other.restore_report.reference == "changed" and not other.restore_report.detectors_restored
