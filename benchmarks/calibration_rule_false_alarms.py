@@ -178,7 +178,6 @@ def cost(repeats: int, seed: int) -> list[str]:
                     t = time.perf_counter()
                     det.figures()
                     slid.append(time.perf_counter() - t)
-                    det.on_tick(3 * det.window_s / det.n_slots)
                     t = time.perf_counter()
                     det.figures()
                     kept.append(time.perf_counter() - t)

@@ -905,15 +905,6 @@ class Monitor:
         state = self._reference_state()
         return None if state is None else str(state["fingerprint"])
 
-    def _legacy_reference_fingerprint(self) -> str | None:
-        """The fingerprint an older agent stored for this reference, when it differs (see
-        :func:`monitor.reference.legacy_reference_fingerprint`); computed only on a mismatch."""
-        if self.reference is None:
-            return None
-        from monitor.reference import legacy_reference_fingerprint
-
-        return legacy_reference_fingerprint(self.reference)
-
     def load_state_dict(self, state: dict[str, Any]) -> RestoreReport:
         """Resume from :meth:`state_dict` (this or an older readable version).
 
@@ -1031,23 +1022,25 @@ class Monitor:
         has none. Returns ``(outcome, set_aside_reason, detail)`` (see :class:`RestoreReport`)."""
         if "reference" not in state:
             return "unverified", None, "the checkpoint predates reference fingerprints"
+        from monitor.reference import legacy_reference_fingerprint, reference_fingerprint, reference_from_state
+
         stored = state["reference"]
         stored_fp = None if stored is None else stored.get("fingerprint")
         current_fp = self._reference_fingerprint()
-        if stored_fp == current_fp or (stored_fp is not None and stored_fp == self._legacy_reference_fingerprint()):
+        # an older agent's fingerprint (it hashed the profile's meta) is computed only on a mismatch
+        if stored_fp == current_fp or (stored_fp is not None and self.reference is not None
+                                       and stored_fp == legacy_reference_fingerprint(self.reference)):
             return "same", None, f"reference {current_fp}"
         if current_fp is not None:
             return ("changed", "reference_changed",
                     f"the detectors were calibrated on {stored_fp}, the monitor now has {current_fp}")
         if self._detectors_given:
             return "unverified", None, "detectors passed in code: their states are restored as they are"
-        from monitor.reference import legacy_reference_fingerprint, reference_fingerprint, reference_from_state
-
         ref = reference_from_state(stored)
         if ref is None:
             return ("missing", "reference_missing",
                     f"no reference configured and the checkpoint holds only the fingerprint of {stored_fp} ({stored.get('omitted')})")
-        if stored_fp not in (reference_fingerprint(ref), legacy_reference_fingerprint(ref)):
+        if stored_fp != reference_fingerprint(ref) and stored_fp != legacy_reference_fingerprint(ref):
             raise ValueError(f"the checkpointed reference does not match its fingerprint {stored_fp}")
         recategorised = False
         if ref.profile is not None:

@@ -1322,12 +1322,10 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
     # classes name the output columns as the config's output.classes does (the columns' own names
     # otherwise); a count that differs is the caller's to tell against its scores
     names = tuple(classes) if len(output_columns) > 1 and len(classes) == len(output_columns) else ()
-    prof = build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
-                         exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as)
-    # profiled again at every start: its build time is part of the reference's fingerprint, and
-    # kept, every restart read as another reference (every detector's state set aside)
-    prof.meta.pop("created", None)
-    return prof.to_reference()
+    # profiled again at every start, with a new build time in its meta: the reference's
+    # fingerprint leaves meta out (monitor.reference._DESCRIPTIVE), so a restart is the same reference
+    return build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
+                         exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as).to_reference()
 
 
 def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,

@@ -555,14 +555,11 @@ def test_a_raw_reference_file_profiled_at_a_later_start_restores_the_detector_st
     assert "created" in saved.meta  # a saved profile keeps its build time
 
 
-def test_a_renamed_reference_file_restores_the_detector_states_and_old_fingerprints_still_match(tmp_path):
+def test_a_renamed_reference_file_restores_the_detector_states(tmp_path):
     """The profile's ``meta`` (the file's base name, the PCA fit's, the build time) says where
     the reference came from, not what the detectors count against: renaming the file (a new
-    ConfigMap key) set every detector's state aside at the next start. A checkpoint written by an
-    agent that hashed ``meta`` (its stored fingerprint is :func:`legacy_reference_fingerprint`)
-    still restores; other content is still another reference."""
-    from monitor.reference import legacy_reference_fingerprint
-
+    ConfigMap key) set every detector's state aside at the next start; other content is still
+    another reference."""
     arrays = reference_arrays(3)
     first_path = tmp_path / "ref_v1.csv"  # a data file: profiled at every start, its name in meta
     np.savetxt(first_path, arrays["numeric"], delimiter=",", header=",".join(arrays["numeric_names"]), comments="")
@@ -578,24 +575,30 @@ def test_a_renamed_reference_file_restores_the_detector_states_and_old_fingerpri
     assert b.restore_report.reference == "same" and b.restore_report.detectors_restored
     assert same_detector_states(a, b)
 
-    # a checkpoint of an older agent: the same state under the fingerprint hashed with meta (the
-    # file's name then inside it: the file keeps its name across that upgrade)
-    state = a.state_dict(final=True)
-    legacy = legacy_reference_fingerprint(a.reference)
-    assert legacy is not None and legacy != state["reference"]["fingerprint"]
-    state["reference"] = {**state["reference"], "fingerprint": legacy}
-    checkpoint.save(tmp_path / "old.ckpt", state, model=a.model, state_version=STATE_VERSION)
-    renamed.rename(first_path)
-    c = monitor(tmp_path, ref_file=first_path)
-    assert checkpoint.restore(c, tmp_path / "old.ckpt") == (True, None)
-    assert c.restore_report.reference == "same" and same_detector_states(a, c)
-    # ... and adopted by a monitor without a reference, its payload checked against that fingerprint
-    d = monitor(tmp_path)
-    assert checkpoint.restore(d, tmp_path / "old.ckpt") == (True, None)
-    assert d.restore_report.reference == "adopted"
-
     other_path = tmp_path / "other.csv"
     np.savetxt(other_path, reference_arrays(4)["numeric"], delimiter=",", header=",".join(arrays["numeric_names"]), comments="")
     other = monitor(tmp_path, ref_file=other_path)
     assert checkpoint.restore(other, tmp_path / "m.ckpt") == (True, None)
     assert other.restore_report.reference == "changed" and not other.restore_report.detectors_restored
+
+
+def test_a_checkpoint_of_an_older_agent_whose_fingerprint_hashed_meta_still_restores(tmp_path):
+    """Older agents hashed a profile's meta into the fingerprint: a saved profile's (its build
+    time and source are in the file, the same at every load) checkpoint stores that legacy
+    fingerprint, which is restored as the same reference and adopted by a monitor without one."""
+    from monitor.reference import legacy_reference_fingerprint
+
+    path = write_profile(tmp_path / "ref.npz", 3)
+    a = monitor(tmp_path, ref_file=path)
+    feed(a, 400, seed=10)
+    state = a.state_dict(final=True)
+    legacy = legacy_reference_fingerprint(a.reference)
+    assert legacy is not None and legacy != state["reference"]["fingerprint"]  # meta is hashed in it
+    state["reference"] = {**state["reference"], "fingerprint": legacy}
+    checkpoint.save(tmp_path / "old.ckpt", state, model=a.model, state_version=STATE_VERSION)
+    b = monitor(tmp_path, ref_file=path)
+    assert checkpoint.restore(b, tmp_path / "old.ckpt") == (True, None)
+    assert b.restore_report.reference == "same" and same_detector_states(a, b)
+    c = monitor(tmp_path)  # no reference: the checkpoint's is adopted, its payload checked against that fingerprint
+    assert checkpoint.restore(c, tmp_path / "old.ckpt") == (True, None)
+    assert c.restore_report.reference == "adopted"

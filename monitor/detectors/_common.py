@@ -549,6 +549,16 @@ class Refresh:
         """True when the figures must be recomputed (then call :meth:`done`)."""
         return not (self.growth > 0 and slot_end == self._slot_end and self._added <= self.growth * self._n)
 
+    def begin(self, slot_end: float) -> tuple[bool, bool]:
+        """At an export: whether to write the figures, and whether they are due (then call
+        :meth:`done`). Not due but just restored, they are written held (kept p-values, no new
+        draws) and the refresh counts on, as an uninterrupted detector's would; either way the
+        next export is an ordinary one."""
+        due = self.due(slot_end)
+        write = due or self.restored
+        self.restored = False
+        return write, due
+
     def done(self, slot_end: float, n_window: float) -> None:
         self._slot_end, self._n, self._added = slot_end, float(n_window), 0
         self.restored = False

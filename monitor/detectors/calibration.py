@@ -309,15 +309,12 @@ class CalibrationDetector(RefreshingDetector):
             out.inc(names.LABELS_SKIPPED, float(k), (reason,))
         self._skipped.clear()
         slot_end = self._window.newest_slot_end
-        due = self._refresh.due(slot_end)
-        if not (due or self._refresh.restored):
+        write, due = self._refresh.begin(slot_end)
+        if not write:
             return
-        # restored, not due: the figures are written (the store is empty after a restart), the
-        # p-value is the kept one and the refresh counts on, as an uninterrupted detector's
-        f = self.figures(hold=not due)
+        f = self.figures(hold=not due)  # restored, not due: the kept p-value (the store is empty after a restart)
         if due:
             self._refresh.done(slot_end, float(f.labels))
-        self._refresh.restored = False
         out.set(names.LABELS_IN_WINDOW, float(f.labels))
         put_figure(out, names.ACCURACY, f.accuracy)
         out.set(names.LABELS_PREVIOUS_WINDOW, float(f.previous_labels))

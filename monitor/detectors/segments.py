@@ -500,12 +500,9 @@ class SegmentDetector(RefreshingDetector):
             self._flush_histograms(out)
         self._fold_labels()
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
-        due = self._refresh.due(slot_end)
-        if not (due or self._refresh.restored):
+        write, due = self._refresh.begin(slot_end)  # restored, not due: written with the kept p-values
+        if not write:
             return
-        # restored, not due: the figures are written (the store is empty after a restart), the
-        # p-values are the kept ones and the refresh counts on, as an uninterrupted detector's
-        self._refresh.restored = False
         p, lab, x = self._fields()
         if due:
             self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
