@@ -55,7 +55,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Multivariate drift statistic of the detector (PCA reconstruction error, MMD, CVM...) on the current window.",
                labels=("detector",), concern=_D, unit="none", max_series=20),
     MetricSpec("monitor_drift_statistic_threshold", GAUGE,
-               "Threshold the multivariate statistic is compared with (calibrated on the reference).",
+               "Threshold the multivariate statistic is compared with (calibrated on the reference; pca_drift: reference mean error + 3 sd x sqrt(1/window rows + 1/reference rows), the reference's own sampling error included).",
                labels=("detector",), concern=_D, unit="none", max_series=20),
     MetricSpec("monitor_drift_pvalue", GAUGE,
                "P-value of a multivariate batch drift test on the latest window (alibi-detect batch detectors).",

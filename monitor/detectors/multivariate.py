@@ -11,7 +11,11 @@ rows the scoring PCA was *not* fitted on, so it is not biased low: 5-fold cross-
 when the directions come from other rows such as the training set (``pca_fit``), every reference
 row's error under them), and the window's mean error is
 exported as ``monitor_drift_statistic{detector="pca_drift"}`` with the threshold
-``reference mean + 3 sd / sqrt(window rows)``. The test is one-sided, its alarm and its windowed
+``reference mean + 3 sd * sqrt(1 / window rows + 1 / reference rows)``: the reference's mean is
+itself an estimate, and with a reference of a few dozen rows its error dwarfs the window's, so a
+threshold of ``3 sd / sqrt(window rows)`` alone was crossed by healthy traffic drawn from the
+reference's population (a 45-row reference: about a third of the time) while the detector stayed
+silent, and the dashboard's panel said drift where there was none. The test is one-sided, its alarm and its windowed
 count of drifted channels alike: rows that reconstruct *better* than the reference (rows the PCA
 was fitted on, or more tightly correlated than ever) are not drift.
 """
@@ -89,4 +93,6 @@ class PCADriftDetector(BinnedDriftDetector):
         d, b = self._core._d, self._core._b
         mean = float(self._core.window_total()[2 * d * b] / rows)
         out.set("monitor_drift_statistic", mean, (self.name,))
-        out.set("monitor_drift_statistic_threshold", ch.mean + 3.0 * ch.sd / np.sqrt(rows), (self.name,))
+        n_ref = float(ch.ref[:-1].sum())  # finite reference errors (the last bin: missing and inf)
+        spread = np.sqrt(1.0 / rows + (1.0 / n_ref if n_ref > 0 else 0.0))
+        out.set("monitor_drift_statistic_threshold", ch.mean + 3.0 * ch.sd * spread, (self.name,))
