@@ -20,8 +20,9 @@ demo: $(BIN)/.installed
 
 # every core, a test file per worker: the tests wait on real servers and subprocesses as much as they
 # compute, and one file's module fixtures (a Prometheus, a sidecar) stay in one worker
+# (the 25 slowest tests are listed at the end: the suite must stay well under CI's 15 minutes)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_core.py
