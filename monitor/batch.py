@@ -95,8 +95,14 @@ class Batch:
         """Build a batch directly from arrays (tests, benchmarks, offline use).
 
         ``predicted`` defaults to the argmax of 2-D ``scores``; ``ts`` defaults to 0..n-1 seconds.
+        Request ids are read as the intake reads them (:func:`monitor.events.request_id_text`: an
+        id ``5.0`` joins the label of id ``5``); categorical values are kept as given, so that
+        values that are not text count as ``wrong_type`` in data quality (the intake reads every
+        value as text: :func:`monitor.ingest.category_text`).
         """
         import numpy as np
+
+        from monitor.events import request_id_text
 
         num = np.asarray(numeric, dtype=np.float64)
         if num.ndim == 1:
@@ -110,6 +116,9 @@ class Batch:
                 return out
             return np.asarray(v, dtype=object)
 
+        ids = column(request_id, None)
+        if request_id is not None:
+            ids = np.array([request_id_text(v) for v in ids.tolist()] + [None], dtype=object)[:-1]
         t = np.arange(n, dtype=np.float64) if ts is None else np.broadcast_to(np.asarray(ts, dtype=np.float64), (n,)).copy()
         sc = None if scores is None else np.asarray(scores, dtype=np.float64)
         if predicted is None and sc is not None and sc.ndim == 2:
@@ -121,7 +130,7 @@ class Batch:
             numeric_names=numeric_names or tuple(f"f{i}" for i in range(num.shape[1])),
             categorical_names=tuple(categorical_names),
             client=column(client, "anonymous"),
-            request_id=column(request_id, None),
+            request_id=ids,
             segment=column(segment, None),
             scores=sc,
             predicted=predicted,

@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
@@ -1053,6 +1053,14 @@ class Monitor:
                 embedding, ref = ref.embedding, prof.to_reference()
                 ref.embedding = embedding
                 recategorised = True
+        elif ref.categorical.size:
+            from monitor.ingest import categorical_text
+
+            # rows (Reference.from_arrays) checkpointed with an older text ("7.0", "1.100000023841858", "")
+            cat = categorical_text(ref.categorical)
+            if cat.tolist() != ref.categorical.tolist():
+                ref = replace(ref, categorical=cat)
+                recategorised = True
         self.reference = ref
         self.detectors = self._build_detectors()
         self.pipeline.detectors = list(self.detectors)
@@ -1060,7 +1068,8 @@ class Monitor:
                     self.model, stored_fp, len(ref))
         if recategorised:
             return ("adopted", "reference_changed", f"reference {stored_fp} adopted from the checkpoint, its categories "
-                    "read as this version compares them (7.0 as 7): the detectors' states are set aside")
+                    "read as this version compares them (7.0 as 7, a float32's 1.100000023841858 as 1.1, empty text "
+                    "missing): the detectors' states are set aside")
         return "adopted", None, f"reference {stored_fp} adopted from the checkpoint"
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "request_id_text",
     "row_text",
     "whole_number_text",
+    "float_text",
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
@@ -239,12 +241,12 @@ def row_text(v: Any, limit: int | None = None) -> str | None:
 
 
 def request_id_text(v: Any) -> str | None:
-    """One row's request id as text, as :func:`row_text` reads it, except that a float holding a
-    whole number reads as that integer: ids pass through pandas columns with a missing value (a
-    column of ints becomes float64), so a prediction's id ``5.0`` and its label's id ``5`` are the
-    same call (they never joined)."""
-    whole = whole_number_text(v)
-    return row_text(v) if whole is None else whole
+    """One row's request id as text, as :func:`row_text` reads it, except that a float reads as
+    :func:`float_text` writes it: ids pass through pandas columns with a missing value (a column
+    of ints becomes float64), so a prediction's id ``5.0`` and its label's id ``5`` are the same
+    call (they never joined), and a float32 id reads alike boxed to a Python float or not."""
+    text = float_text(v)
+    return row_text(v) if text is None else text
 
 
 def whole_number_text(v: Any) -> str | None:
@@ -252,7 +254,8 @@ def whole_number_text(v: Any) -> str | None:
     2**53 (``7.0`` is ``"7"``, ``-0.0`` is ``"0"``), else None: how request ids and categorical
     values read numbers. A column of integers passes through float64 as soon as one of its values
     is missing (pandas), so the same code arrives as ``7`` from one source and ``7.0`` from
-    another; above 2**53 a float no longer holds every integer, so it is left to its own text."""
+    another; above 2**53 a float no longer holds every integer, so it is left to its own text
+    (:func:`float_text`)."""
     kind = v.__class__
     if kind is float or kind.__name__ in _FLOAT_TYPES:
         f = float(v)
@@ -261,6 +264,42 @@ def whole_number_text(v: Any) -> str | None:
     return None
 
 
+def float_text(v: Any) -> str | None:
+    """A float's text (Python's or numpy's; None for NaN, a gap, and for any other value), one
+    per value whichever way it came: a whole number under 2**53 is the integer's text (see
+    :func:`whole_number_text`); a value float32 holds exactly is float32's shortest text, numpy's
+    (``np.float32(1.1)`` and the Python float it boxes to, ``1.100000023841858``, are both
+    ``"1.1"``); any other value float64's shortest text (``repr``: ``0.1`` is ``"0.1"``).
+
+    Why: a float32 keeps its type as a numpy scalar (dict rows, object arrays) but becomes a
+    Python float in ``DataFrame.to_dict``, ``ndarray.tolist``, pyarrow's ``to_pylist`` and a JSON
+    encoder, and read as each one's own text the same category was two. The cost: a float64 that
+    float32 holds exactly reads as that float32 (``1.100000023841858`` meets ``1.1``), which in
+    practice only a value that went through float32 is (float32 holds one float64 in 2**29 near
+    any value, and those have long texts unless float32's is as short). Whole numbers at or above
+    2**53 stay floats (``"9007199254740994.0"``, ``"1.1529215e+18"`` for 2**60, which float32
+    holds): such a float may stand for any of several integers, so it is never read as one of
+    them; an integer code or id that large matches its float on neither side (keep it whole:
+    pandas' nullable ``Int64``, or text)."""
+    kind = v.__class__
+    if kind is not float and kind.__name__ not in _FLOAT_TYPES:
+        return None
+    f = float(v)
+    if f.is_integer() and abs(f) < 2.0 ** 53:
+        return str(int(f))
+    if f != f:
+        return None
+    if abs(f) <= _FLOAT32_MAX and _FLOAT32.unpack(_FLOAT32.pack(f))[0] == f:  # float32 holds it
+        import numpy as np
+
+        return str(np.float32(f))
+    return repr(f)
+
+
+#: The largest finite float32 (struct's pack refuses larger values).
+_FLOAT32_MAX = 3.4028234663852886e38
+#: A float32's bytes: packed and unpacked, a float rounds to float32 (twice numpy's scalar's speed).
+_FLOAT32 = struct.Struct("f")
 #: numpy's float scalar types, by name (not imported on the caller's path)
 _FLOAT_TYPES = frozenset({"float64", "float32", "float16", "longdouble"})
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, request_id_text, row_text, whole_number_text
+from monitor.events import MAX_LABEL_CHARS, float_text, request_id_text, row_text, whole_number_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows",
-           "whole_number_as_text"]
+           "number_as_text", "whole_number_as_text"]
 
 
 class RowError(ValueError):
@@ -441,10 +441,12 @@ def _nan_like(v: Any) -> bool:
 
 def category_text(v: Any) -> str | None:
     """One categorical value as the text it is compared by, live and in the reference alike: a
-    whole number is the integer's text whether it comes as a float (``7.0``, see
-    :func:`~monitor.events.whole_number_text`) or as text written from one (``"7.0"``,
-    :func:`whole_number_as_text`); any other text as it is; bytes decoded; other values (``7.5``,
-    ``True``) their ``str``; missing ones (None, NaN, NaT, pd.NA) None.
+    float as :func:`~monitor.events.float_text` writes it (a whole number ``7.0`` is ``"7"``, a
+    float32 ``1.1`` is ``"1.1"`` boxed to a Python float or not, a whole float at or above 2**53
+    its float's text, never an integer's); text written from a float as the float reads
+    (:func:`number_as_text`: ``"7.0"`` is ``"7"``); any other text as it is; bytes decoded;
+    other values (``7``, ``True``) their ``str``; missing ones (None, NaN, NaT, pd.NA, and empty
+    text) None.
 
     Why: integer codes become float64 as soon as a pandas column has a gap, and JSON encoders
     write some integers as ``7.0``, while a reference read from integers or CSV holds ``"7"``:
@@ -452,33 +454,53 @@ def category_text(v: Any) -> str | None:
     alerts fired on unchanged traffic. Text is read the same way on every path (a CSV keeps no
     types: its ``"2.0"`` may be a float code or a version string, and a live ``"2.0"`` must meet
     it either way), so ``"2.0"`` and ``"2"`` are one category. Booleans stay ``"True"`` /
-    ``"False"``, apart from 1 and 0.
+    ``"False"``, apart from 1 and 0. Empty text is missing because a CSV reference cannot tell it
+    from a gap (pandas writes a missing value as an empty field); every other text, ``"NA"``,
+    ``"nan"`` or ``"null"`` included, is a category on both sides (North America is "NA").
     """
-    if type(v) is str:
-        return v if v[-1:] != "0" else whole_number_as_text(v)
+    if type(v) is str:  # the usual value: kept as it is unless a float may have written it
+        return (v if v[-1] not in _DIGITS or "." not in v else number_as_text(v)) if v else None
     if v is None or _nan_like(v):
         return None
-    whole = whole_number_text(v)
-    if whole is not None:
-        return whole
+    text = float_text(v)
+    if text is not None:
+        return text
     if isinstance(v, (bytes, bytearray)):
-        return whole_number_as_text(bytes(v).decode("utf-8", "replace"))
-    return whole_number_as_text(str(v))
+        return category_text(bytes(v).decode("utf-8", "replace"))
+    return number_as_text(str(v))
 
 
 #: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").
 _WRITTEN_WHOLE = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
+#: A float as Python (repr) writes one, a fraction or an exponent in it: "1.1", "1.1529215e+18".
+_WRITTEN_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
+_DIGITS = frozenset("0123456789")
 
 
-def whole_number_as_text(text: str) -> str:
-    """``text`` written as a whole float (``"7.0"``, what ``DataFrame.to_csv`` writes for a float
-    column of codes) as the integer's text (``"7"``), as the number itself reads
-    (:func:`category_text`); any other text as it is."""
-    if text[-1:] == "0" and _WRITTEN_WHOLE.fullmatch(text):
-        whole = whole_number_text(float(text))
-        if whole is not None:
-            return whole
+def number_as_text(text: str) -> str:
+    """``text`` written from a float as that float reads (:func:`category_text`), any other text
+    as it is: a whole float (``"7.0"``, what ``DataFrame.to_csv`` writes for a float column of
+    codes) is the integer's text (``"7"``), and a float's ``repr`` is
+    :func:`~monitor.events.float_text`'s text (``"1.100000023841858"``, a float32 1.1 written as
+    float64, is ``"1.1"``). Text that is not what a float writes (``"1.10"``, ``"07"``) is kept:
+    it may be a version or a code whose zeros matter."""
+    # a float's text that reads otherwise has a point: "7.0", "1.100000023841858" ("1e-05", "1e+16",
+    # with none, read as written)
+    if text[-1:] not in _DIGITS or "." not in text:
+        return text
+    whole = _WRITTEN_WHOLE.fullmatch(text)
+    if whole or _WRITTEN_FLOAT.fullmatch(text):
+        f = float(text)
+        integer = whole_number_text(f) if whole else None  # "7.00" too, which no repr writes
+        if integer is not None:
+            return integer
+        if repr(f) == text:
+            return float_text(f) or text
     return text
+
+
+#: The older name of :func:`number_as_text`, which read whole floats only.
+whole_number_as_text = number_as_text
 
 
 _CATEGORY_TEXT = np.frompyfunc(category_text, 1, 1)
@@ -491,7 +513,8 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
     cat = np.asarray(cat, dtype=object)
     cells = cat.ravel().tolist()
     if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
-        return np.array([None if v is None else whole_number_as_text(v) for v in cells], dtype=object).reshape(cat.shape)
+        return np.array([(v if v[-1] not in _DIGITS or "." not in v else number_as_text(v)) if v else None for v in cells],
+                        dtype=object).reshape(cat.shape)
     return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 
 

@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from monitor.ingest import categorical_text, whole_number_as_text
+from monitor.ingest import categorical_text, number_as_text
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
 from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, quantile_edges
@@ -81,8 +81,10 @@ __all__ = [
 ]
 
 #: 2: categories are canonical text (a float code 7.0 is "7", as live values are read; see
-#: :func:`monitor.ingest.category_text`). Profiles of version 1 are read with their categories
-#: made so (:func:`canonical_categories`).
+#: :func:`monitor.ingest.category_text`). Every profile, of version 1 or 2, is read with its
+#: categories as live values read today (:func:`canonical_categories`: since, a float32 category
+#: is also float32's shortest text, "1.1", and empty text is missing), without a new version, so
+#: that an agent rolled back still reads the profiles built since.
 PROFILE_VERSION = 2
 #: Bins stored per numeric feature; detectors merge them into fewer (see :meth:`NumericProfile.coarsen`).
 DEFAULT_BINS = 20
@@ -104,6 +106,9 @@ PCA_MIN_ROWS = 20
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 #: Largest integer label kept as a class index in the profile's label counts.
 MAX_LABEL_INDEX = 100_000
+#: Text a CSV's *numeric* column holds for a missing value (case and spaces aside). A categorical
+#: column's only missing text is the empty field, as live (:func:`monitor.ingest.category_text`):
+#: "NA" (North America), "nan" or "null" there are categories, on both sides.
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
 
 
@@ -498,13 +503,13 @@ class Profile:
 
 
 def canonical_profile(profile: Profile) -> Profile:
-    """``profile`` with its categories (and its sample's) as version 2 writes them, when it was
-    saved before (see :func:`canonical_categories`); the profile itself when nothing changes. Its
-    ``version`` stays the one it was saved with: it is part of the reference's fingerprint, and a
-    new one would set every restored detector state aside as calibrated on another reference,
-    also for profiles whose categories needed nothing."""
-    if profile.version >= 2:
-        return profile
+    """``profile`` with its categories (and its sample's) as a build writes them today, when it
+    was saved otherwise (see :func:`canonical_categories`); the profile itself when nothing
+    changes (a build since, or categories that needed nothing). Its ``version`` stays the one it
+    was saved with (it says how the file was written). The reference's fingerprint is that of
+    the categories read: unchanged for a profile whose categories needed nothing, another one (a
+    checkpoint's detector states, counted on the old categories, set aside) for one whose
+    categories changed."""
     categorical = tuple(canonical_categories(c) for c in profile.categorical)
     if all(a is b for a, b in zip(categorical, profile.categorical)):
         return profile
@@ -515,17 +520,26 @@ def canonical_profile(profile: Profile) -> Profile:
 
 
 def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
-    """``c`` with its categories as a profile of version 2 holds them: a category written as a
-    whole float (``"7.0"``, from a float column of codes) becomes the integer's text, its count
-    merged with that category's when the profile holds both, and the categories re-sorted (most
-    frequent first, ties by name, as they are built). Without it a profile saved before version 2
-    kept ``"7.0"`` while live values ``7.0`` now read ``"7"``: every such row unseen.
+    """``c`` with its categories as a build makes them today: a category written from
+    a float (``"7.0"``, from a float column of codes; ``"1.100000023841858"``, a float32 1.1 read
+    as a Python float) becomes its text as live values read (``"7"``, ``"1.1"``: see
+    :func:`monitor.ingest.number_as_text`), its count merged with that category's when the
+    profile holds both, and the categories re-sorted (most frequent first, ties by name, as they
+    are built); the empty category's count joins the missing values. Without it a profile saved
+    before kept ``"7.0"`` while live values ``7.0`` now read ``"7"``: every such row unseen.
 
     The singletons are recounted among the categories kept (``n_beyond`` too when none was
-    dropped); a capped profile's ``n_beyond`` is kept as saved, its dropped categories unknown."""
+    dropped); a capped profile's ``n_beyond`` is kept as saved, its dropped categories unknown.
+    Categories a CSV reference read as missing before ("NA", "nan", "null", "none", "?", live
+    categories all along) cannot be told apart among its missing values: such a profile is to
+    be built again."""
     merged: dict[str, float] = {}
+    n_missing = c.n_missing
     for name, count in zip(c.categories, c.counts.tolist()):
-        key = whole_number_as_text(name)
+        key = number_as_text(name)
+        if not key:
+            n_missing += int(count)
+            continue
         merged[key] = merged.get(key, 0.0) + count
     if tuple(merged) == tuple(c.categories):
         return c
@@ -535,7 +549,7 @@ def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
     n_beyond = c.n_beyond
     if n_beyond is not None and not c.n_other:
         n_beyond = rows_beyond_cap([(k, int(v)) for k, v in items], len(items))
-    return CategoricalProfile(c.name, tuple(k for k, _ in items), counts, c.n, c.n_missing, singletons, c.n_other, n_beyond)
+    return CategoricalProfile(c.name, tuple(k for k, _ in items), counts, c.n, n_missing, singletons, c.n_other, n_beyond)
 
 
 def _without_pickle_advice(err: Exception) -> str:
@@ -1035,9 +1049,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
         for k, a in (("scores", scores), ("labels", labels)):
             if a is not None and (a.ndim == 0 or a.shape[0] != n):
                 raise ProfileError(f"{path}: '{k}' must have {n} rows like '{key}', got shape {a.shape}")
-    if cat.size:
-        cat[cat == ""] = None
-        cat = categorical_text(cat)  # float codes (7.0), or their text ("7.0"), are the code 7
+    if cat.size:  # float codes (7.0), or their text ("7.0"), are the code 7; empty text is missing
+        cat = categorical_text(cat)
     return x, names, cat, cnames, scores, labels
 
 
@@ -1064,8 +1077,9 @@ def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str],
     if cat_names:
         cat = np.empty((n, len(cat_names)), dtype=object)
         for j, f in enumerate([f for f in feats if f in cat_names]):
-            # a CSV keeps no types: "7.0" (a float column of codes written by pandas) is the code 7
-            cat[:, j] = [None if v.strip().lower() in MISSING_TOKENS else whole_number_as_text(v) for v in columns[f]]
+            # as live text reads: an empty field is missing (pandas writes a gap so), "NA" or "nan"
+            # a category; and a CSV keeps no types: "7.0" (a float column of codes) is the code 7
+            cat[:, j] = categorical_text(np.asarray(columns[f], dtype=object))
     else:
         cat = np.empty((n, 0), dtype=object)
     scores = np.column_stack([_parse_numeric(columns[c], c, row0) for c in output_columns]) if output_columns else None
