@@ -41,6 +41,7 @@ __all__ = [
     "row_text",
     "whole_number_text",
     "float_text",
+    "float32_text",
     "ParsedEvent",
     "parse_event",
     "parse_timestamp",
@@ -289,11 +290,20 @@ def float_text(v: Any) -> str | None:
         return str(int(f))
     if f != f:
         return None
+    text = float32_text(f)
+    return repr(f) if text is None else text
+
+
+def float32_text(f: float) -> str | None:
+    """numpy's shortest text of ``f`` as a float32 (``"1.1"``, ``"1e+06"``: numpy, and so pandas'
+    ``to_csv`` of a float32 column, writes a float32 of a million or more in exponent form) when
+    float32 holds ``f`` exactly, else None (NaN included): what :func:`float_text` reads such a
+    value as, and how :func:`monitor.ingest.number_as_text` knows text a float32 wrote."""
     if abs(f) <= _FLOAT32_MAX and _FLOAT32.unpack(_FLOAT32.pack(f))[0] == f:  # float32 holds it
         import numpy as np
 
         return str(np.float32(f))
-    return repr(f)
+    return None
 
 
 #: The largest finite float32 (struct's pack refuses larger values).

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, float_text, request_id_text, row_text, whole_number_text
+from monitor.events import MAX_LABEL_CHARS, float32_text, float_text, request_id_text, row_text, whole_number_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -459,7 +459,7 @@ def category_text(v: Any) -> str | None:
     ``"nan"`` or ``"null"`` included, is a category on both sides (North America is "NA").
     """
     if type(v) is str:  # the usual value: kept as it is unless a float may have written it
-        return (v if v[-1] not in _DIGITS or "." not in v else number_as_text(v)) if v else None
+        return (v if v[-1] not in _DIGITS or ("." not in v and "e+" not in v) else number_as_text(v)) if v else None
     if v is None or _nan_like(v):
         return None
     text = float_text(v)
@@ -483,10 +483,13 @@ def number_as_text(text: str) -> str:
     codes) is the integer's text (``"7"``), and a float's ``repr`` is
     :func:`~monitor.events.float_text`'s text (``"1.100000023841858"``, a float32 1.1 written as
     float64, is ``"1.1"``). Text that is not what a float writes (``"1.10"``, ``"07"``) is kept:
-    it may be a version or a code whose zeros matter."""
-    # a float's text that reads otherwise has a point: "7.0", "1.100000023841858" ("1e-05", "1e+16",
-    # with none, read as written)
-    if text[-1:] not in _DIGITS or "." not in text:
+    it may be a version or a code whose zeros matter. A float32's text as numpy writes it is a
+    float's text too: a whole float32 of a million or more is written in exponent form
+    (``"1.234567e+06"``, in a CSV pandas wrote from a float32 column of codes), and reads as the
+    integer (``"1234567"``), as the number itself does."""
+    # a float's text that reads otherwise has a point or a positive exponent: "7.0",
+    # "1.100000023841858", "1e+06" (numpy's float32 1e6); "1e-05", "1e+16" read as they are written
+    if text[-1:] not in _DIGITS or ("." not in text and "e+" not in text):
         return text
     whole = _WRITTEN_WHOLE.fullmatch(text)
     if whole or _WRITTEN_FLOAT.fullmatch(text):
@@ -494,7 +497,7 @@ def number_as_text(text: str) -> str:
         integer = whole_number_text(f) if whole else None  # "7.00" too, which no repr writes
         if integer is not None:
             return integer
-        if repr(f) == text:
+        if repr(f) == text or float32_text(f) == text:
             return float_text(f) or text
     return text
 
@@ -513,7 +516,8 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
     cat = np.asarray(cat, dtype=object)
     cells = cat.ravel().tolist()
     if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
-        return np.array([(v if v[-1] not in _DIGITS or "." not in v else number_as_text(v)) if v else None for v in cells],
+        return np.array([(v if v[-1] not in _DIGITS or ("." not in v and "e+" not in v) else number_as_text(v)) if v else None
+                         for v in cells],
                         dtype=object).reshape(cat.shape)
     return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 

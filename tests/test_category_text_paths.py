@@ -120,6 +120,33 @@ def test_float32_codes_live_meet_every_reference(source: str, tmp_path: Path) ->
     mon.close()
 
 
+#: float32 whole codes from 10**6 up (and under 2**53), which numpy (and so pandas' to_csv, and
+#: ``str``) writes in exponent form: "1e+06", "1.234567e+06", "1.6777216e+07"
+F32_LARGE_WHOLE = np.array([1e6, 1234567.0, 16777216.0, 2.5e7, 1e10, 42.0], dtype=np.float32)
+
+
+def test_float32_whole_codes_written_in_exponent_form_read_as_the_integer(tmp_path: Path) -> None:
+    """A float32 column of whole codes of a million or more, written by pandas to a CSV reference
+    (numpy's text, "1.234567e+06"), meets live codes sent as numbers (read "1234567") and as
+    numpy's text: no row unseen. Text no float writes so ("1e6", "1.2345670e+06") is kept."""
+    for v in F32_LARGE_WHOLE:
+        assert category_text(str(v)) == category_text(v) == category_text(float(v)) == str(int(v))
+    assert categorical_text(np.array([[str(v)] for v in F32_LARGE_WHOLE], dtype=object)).ravel().tolist() == \
+        [str(int(v)) for v in F32_LARGE_WHOLE]
+    for kept in ("1e6", "1.2345670e+06", "1E+06", "2e+06x", "1e+6"):
+        assert category_text(kept) == kept
+    rng = np.random.default_rng(4)
+    ref_codes = rng.choice(F32_LARGE_WHOLE, size=400)
+    ref_codes[::10] = np.nan
+    _frame(ref_codes).to_csv(tmp_path / "ref.csv", index=False)
+    ref = build_profile(tmp_path / "ref.csv", categorical=["code"], progress=False).to_reference()
+    assert set(ref.categorical[:, 0]) - {None} == {str(int(v)) for v in F32_LARGE_WHOLE}
+    mon = _monitor(ref)
+    _send_every_way(mon, rng.choice(F32_LARGE_WHOLE, size=400))
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    mon.close()
+
+
 def test_batch_from_arrays_reads_request_ids_as_the_intake_does() -> None:
     """A Batch built in code joins its labels as the intake's would: ids read by request_id_text
     (its categorical values stay as given: non-text ones are data quality's ``wrong_type``)."""
