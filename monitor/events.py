@@ -300,9 +300,10 @@ def float32_text(f: float) -> str | None:
     float32 holds ``f`` exactly, else None (NaN included): what :func:`float_text` reads such a
     value as, and how :func:`monitor.ingest.number_as_text` knows text a float32 wrote."""
     if abs(f) <= _FLOAT32_MAX and _FLOAT32.unpack(_FLOAT32.pack(f))[0] == f:  # float32 holds it
-        import numpy as np
-
-        return str(np.float32(f))
+        global _np_float32
+        if _np_float32 is None:  # numpy imported on first use, not on ``import monitor``'s path
+            from numpy import float32 as _np_float32
+        return str(_np_float32(f))
     return None
 
 
@@ -310,6 +311,9 @@ def float32_text(f: float) -> str | None:
 _FLOAT32_MAX = 3.4028234663852886e38
 #: A float32's bytes: packed and unpacked, a float rounds to float32 (twice numpy's scalar's speed).
 _FLOAT32 = struct.Struct("f")
+#: numpy's float32 type once :func:`float32_text` first needs it (an import statement and lookup per
+#: call were about 15% of its cost)
+_np_float32: Any = None
 #: numpy's float scalar types, by name (not imported on the caller's path)
 _FLOAT_TYPES = frozenset({"float64", "float32", "float16", "longdouble"})
 
