@@ -192,13 +192,16 @@ _ID_FIX = "a string or an integer (one per row as a list)"
 
 def _json_id(value: Any, field: str) -> str | int:
     """A request id read from JSON: a string, or an integer (an integral float such as 17.0, as
-    a pandas column with a missing value writes 17, is that integer, so that it joins 17)."""
+    a pandas column with a missing value writes 17, is that integer, so that it joins 17). A whole
+    float at or above 2**53 is read as :func:`float_text` reads it in Python (``"1e+20"``), not as
+    one of the integers it may stand for: a prediction sent over HTTP then joins the label of the
+    same float id given to ``feedback`` in Python, and the other way round."""
     if isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return int(value) if abs(value) < 2.0 ** 53 else (float_text(value) or repr(value))
     raise EventFormatError(field, f"must be {_ID_FIX}, got {_json_kind(value)}", "bad_request_id")
 
 

@@ -190,6 +190,22 @@ def test_a_whole_float_beyond_2_53_reads_alike_on_every_path(tmp_path: Path) -> 
     mon.close()
 
 
+def test_a_json_float_id_at_or_beyond_2_53_reads_as_the_python_intake_reads_it() -> None:
+    """An id that passed through a float column (2**60, 1e20) reads alike sent as JSON (the HTTP
+    intake, prediction or feedback) and to observe / feedback in Python: a label sent one way
+    joins a prediction sent the other. Under 2**53 a JSON float id is still the integer."""
+    from monitor.events import parse_event
+
+    row = {"inputs": [[1.0]], "outputs": [[0.2, 0.8]]}
+    for big in (2.0 ** 60, 1e20, -(2.0 ** 53), float(2**53 + 2)):
+        sent = json.loads(json.dumps(big))
+        prediction = parse_event({**row, "request_id": sent}, 0.0).event[6]
+        feedback = parse_event({"type": "feedback", "request_id": sent, "label": 1}, 0.0).event[2][0]
+        assert request_id_text(prediction) == request_id_text(feedback) == request_id_text(big) \
+            == request_id_text(np.float64(big)), big
+    assert parse_event({**row, "request_id": 17.0}, 0.0).event[6] == 17
+
+
 # -- 3. missing text -------------------------------------------------------------------------------
 TOKENS = np.array(["NA", "EU", "nan", "null", "None", "?", "", "AS", "n/a"], dtype=object)
 
