@@ -467,7 +467,10 @@ def category_text(v: Any) -> str | None:
         return text
     if isinstance(v, (bytes, bytearray)):
         return category_text(bytes(v).decode("utf-8", "replace"))
-    return number_as_text(str(v))
+    # any other value (a str subclass such as numpy's str_, a cell of a string array) by its text,
+    # read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever a
+    # subclass's __str__ returns, so that this never recurses again)
+    return category_text(str.__str__(str(v)))
 
 
 #: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").

@@ -244,6 +244,25 @@ def test_na_like_text_is_a_category_on_both_sides_and_empty_text_missing(source:
     mon.close()
 
 
+def test_empty_text_from_a_numpy_string_array_is_missing_as_any_empty_text() -> None:
+    """Cells of a numpy string array are ``np.str_`` (a columnar dict of arrays sends them as they
+    are): their empty text is missing like a Python str's and a CSV's empty field, not a category
+    "" that no reference holds; other numpy text reads as Python text does."""
+    cells = np.array(["", "7.0", "eu", "1e+06"])
+    assert [category_text(v) for v in cells] == [category_text(str(v)) for v in cells] == [None, "7", "eu", "1000000"]
+    assert categorical_text(np.array(list(cells), dtype=object)[:, None]).ravel().tolist() == [None, "7", "eu", "1000000"]
+    rng = np.random.default_rng(5)
+    codes = rng.choice(np.array(["eu", "us", ""]), size=300)
+    mon = _monitor(Reference.from_arrays(pd.DataFrame({"x": np.zeros(300), "code": codes.astype(object)}),
+                                         categorical_names=["code"]))
+    for i in range(0, 300, 30):
+        mon.observe({"x": np.zeros(30), "code": codes[i:i + 30]}, np.tile([0.4, 0.6], (30, 1)), timestamp=T0 + i)
+    mon.flush()
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="unseen_category") == 0.0
+    assert _value(mon, "monitor_data_invalid_ratio", feature="code", reason="missing") == pytest.approx(np.mean(codes == ""))
+    mon.close()
+
+
 # -- profiles and checkpoints saved with the old text ------------------------------------------------
 def _old_profile(path: Path) -> Profile:
     """A version-2 profile as a build from a float32 column wrote it ("1.100000023841858", "") ."""
