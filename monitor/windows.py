@@ -18,6 +18,10 @@ import numpy as np
 
 __all__ = ["SlidingWindow"]
 
+#: Up to this many live slots :meth:`SlidingWindow.total` adds them in place (beyond, the masked
+#: copy and one sum cost less than the additions' per-call overhead on small statistics).
+_ADDED_IN_PLACE = 6
+
 
 class SlidingWindow:
     """Additive statistics over the last ``window_s`` seconds of event time.
@@ -152,9 +156,22 @@ class SlidingWindow:
         self._data[p] += values
 
     def total(self) -> np.ndarray:
-        """Sum of the statistics over the slots inside the window."""
+        """Sum of the statistics over the slots inside the window.
+
+        The slots are added one after the other in ring order, as numpy's sum over the first axis
+        adds them (the same figures to the last bit); while the window fills (a few of its slots
+        live) the live rows are added in place rather than copied out by a mask first, which on
+        the segment detector's largest window (12 x 8,379 floats) cost three times the sum."""
         live = self._slot_ids > self._head - self.n_slots
-        return self._data[live].sum(axis=0)
+        rows = np.flatnonzero(live).tolist()
+        if len(rows) == self.n_slots:
+            return self._data.sum(axis=0)
+        if not rows or len(rows) > _ADDED_IN_PLACE:
+            return self._data[live].sum(axis=0)
+        out = self._data[rows[0]].copy()
+        for i in rows[1:]:
+            out += self._data[i]
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"data": self._data.copy(), "slot_ids": self._slot_ids.copy(), "head": int(self._head), "expired": self.expired,

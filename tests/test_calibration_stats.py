@@ -443,6 +443,24 @@ def test_mce_rows_give_each_groups_mce() -> None:
                 assert (np.isnan(got[i]) and np.isnan(want)) or got[i] == pytest.approx(want, rel=1e-12)
 
 
+def test_equal_mass_rows_are_each_rows_own_groups_and_sums() -> None:
+    """Every row of :func:`equal_mass_rows` (all statistics summed in one bincount) is that row's
+    :func:`equal_mass_groups` merged by :func:`merge_bins`, to the last bit; a row without
+    counts comes out as zeros, and no rows as empty blocks."""
+    rng = np.random.default_rng(9)
+    for _ in range(100):
+        count = rng.integers(0, 40, size=(5, 132)).astype(np.float64) * (rng.random((5, 132)) < 0.5)
+        count[0] = 0.0
+        s_conf, s_corr = count * rng.random((5, 132)), np.floor(count * rng.random((5, 132)))
+        got = cal.equal_mass_rows(count, s_conf, s_corr)
+        for i in range(1, 5):
+            groups = cal.equal_mass_groups(count[i])
+            for g, want in zip(got, cal.merge_bins(groups, count[i], s_conf[i], s_corr[i])):
+                assert np.array_equal(g[i, :len(want)], want) and not g[i, len(want):].any()
+        assert all(not g[0].any() for g in got)
+    assert [g.shape for g in cal.equal_mass_rows(np.zeros((0, 132)), np.zeros((0, 132)))] == [(0, 15), (0, 15)]
+
+
 @pytest.mark.parametrize("k", [3, 10, 32, 40])
 def test_top_two_is_exactly_the_two_largest_of_each_row(k: int) -> None:
     """Up to 32 classes the top two are found column by column; the values must be exactly the

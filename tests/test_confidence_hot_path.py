@@ -257,3 +257,18 @@ def test_pending_histogram_bins_as_a_search_of_every_value_among_the_bounds(seed
             assert np.isinf(got[i])
             got[i] = want[i]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_slots", [3, 12, 24])
+def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slots: int) -> None:
+    """:meth:`SlidingWindow.total` adds a filling window's few live slots in place instead of
+    copying them out first: the figures must be those of the masked sum, bit for bit, at every
+    fill (one live slot, some, all) and after slots expire."""
+    rng = np.random.default_rng(5)
+    w = SlidingWindow(float(n_slots), (9,), n_slots)
+    for t in np.arange(0.0, 3.0 * n_slots, 0.37):
+        w.add(np.array([t, t]), rng.integers(0, 9, 2), rng.random(2) * 10.0 ** rng.integers(-8, 8, 2))
+        masked = w._data[w._slot_ids > w._head - w.n_slots].sum(axis=0)
+        assert np.array_equal(w.total(), masked)
+    w.advance(10.0 * n_slots)  # every slot expired
+    assert np.array_equal(w.total(), np.zeros(9))

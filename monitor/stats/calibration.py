@@ -156,11 +156,15 @@ def equal_mass_rows(count: np.ndarray, *stats: np.ndarray, n_bins: int = ECE_BIN
     rows = c.shape[0]
     total = c.sum(axis=1, keepdims=True)
     mid = np.cumsum(c, axis=1) - c / 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        groups = np.where(total > 0, np.minimum(np.floor(mid / total * n_bins), n_bins - 1), 0).astype(np.int64)
-    flat = (groups + np.arange(rows)[:, None] * n_bins).ravel()
-    return tuple(np.bincount(flat, weights=np.asarray(x, dtype=np.float64).ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
-                 for x in (c, *stats))
+    live = total > 0  # a row without counts divides by 1 instead (its groups are 0 either way)
+    groups = np.where(live, np.minimum(np.floor(mid / np.where(live, total, 1.0) * n_bins), n_bins - 1), 0).astype(np.int64)
+    # every statistic's sums in one bincount, each in a block of its own: a bin's terms are added
+    # in the order of its fine bins, as one bincount per statistic adds them (the same sums)
+    size = rows * n_bins
+    columns = (c, *stats)
+    flat = ((groups + np.arange(rows)[:, None] * n_bins).reshape(1, -1) + np.arange(len(columns))[:, None] * size).ravel()
+    weights = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in columns])
+    return tuple(np.bincount(flat, weights=weights, minlength=len(columns) * size).reshape(len(columns), rows, n_bins))
 
 
 def ece_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
