@@ -12,6 +12,7 @@ added; events from the future simply advance the window.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,12 @@ class SlidingWindow:
         stand once it ends at ``now`` (per row: a label's arrival time, which the window will
         reach): rows that no figure of it will count."""
         if ts.size == 0:
+            return 0
+        # the usual answer, none, from the oldest row and the latest end alone: a row is outside
+        # only if its slot is at or before the end's slot less n_slots (no per-row pass then)
+        oldest = float(ts.min()) / self._slot_s
+        end = self._head if now is None else float(np.max(now)) / self._slot_s  # NaN or inf: the per-row pass
+        if math.isfinite(oldest) and math.isfinite(end) and math.floor(oldest) > max(self._head, math.floor(end)) - self.n_slots:
             return 0
         head = self._head if now is None else np.maximum(self._head, np.floor(now / self._slot_s))
         return int(np.count_nonzero(np.floor(ts / self._slot_s) <= head - self.n_slots))

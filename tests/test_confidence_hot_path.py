@@ -272,3 +272,40 @@ def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slot
         assert np.array_equal(w.total(), masked)
     w.advance(10.0 * n_slots)  # every slot expired
     assert np.array_equal(w.total(), np.zeros(9))
+
+
+def test_disjoint_parts_summed_by_one_bincount_give_the_same_window_to_the_last_bit() -> None:
+    """``accumulate(..., disjoint=True)`` sums the per-row parts of a one-slot batch in one
+    bincount: each position's terms are added in the same order as one bincount per part adds
+    them, so the window is the same bit for bit (scalar positions, unit and weighted parts, one
+    slot and several)."""
+    rng = np.random.default_rng(11)
+    for lo, hi in ((10.0, 20.0), (10.0, 95.0)):
+        for _ in range(50):
+            n = int(rng.integers(1, 300))
+            ts = rng.uniform(lo, hi, n)
+            seg = rng.integers(0, 4, n)
+            w = rng.random(n) * 10.0 ** rng.integers(-6, 6, n)
+            parts = [(seg, 1.0), (seg + 4, w), (seg + 8, w * w), (12, w), (13, 1.0), (seg + 14, (w < 1.0).astype(np.float64))]
+            a, b = SlidingWindow(120.0, (18,), 6), SlidingWindow(120.0, (18,), 6)
+            accumulate(a, ts, parts)
+            accumulate(b, ts, parts, disjoint=True)
+            assert np.array_equal(a.total(), b.total())
+
+
+def test_rows_outside_a_window_are_counted_as_by_the_per_row_pass() -> None:
+    """:meth:`SlidingWindow.outside` answers "none" from the oldest row and the latest end when
+    it can: the counts are those of the per-row pass, with and without arrival times, and
+    with NaN among them."""
+    rng = np.random.default_rng(12)
+    w = SlidingWindow(60.0, (), 6)
+    w.advance(600.0)
+    def per_row(ts: np.ndarray, now: np.ndarray | None) -> int:
+        head = w._head if now is None else np.maximum(w._head, np.floor(now / w._slot_s))
+        return int(np.count_nonzero(np.floor(ts / w._slot_s) <= head - w.n_slots))
+    for _ in range(300):
+        ts = rng.uniform(450.0, 700.0, 5)
+        now = None if rng.random() < 0.3 else ts + rng.uniform(0.0, 120.0, 5)
+        if rng.random() < 0.1:
+            (ts if now is None or rng.random() < 0.5 else now)[0] = np.nan
+        assert w.outside(ts, now) == per_row(ts, now)

@@ -271,10 +271,11 @@ class SegmentDetector(RefreshingDetector):
         self._uncertainty = SlidingWindow(self.window_s, (_U_FIELDS * s,), self.n_slots)
         self._label_terms = SlidingWindow(self.window_s, (_T_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
-        self._pending_labels = PendingRows(self._labels, self._label_parts)
-        self._pending_terms = PendingRows(self._label_terms, self._term_parts)
+        # (every field of a segment's layout is filled by one part: disjoint, see accumulate)
+        self._pending_labels = PendingRows(self._labels, self._label_parts, disjoint=True)
+        self._pending_terms = PendingRows(self._label_terms, self._term_parts, disjoint=True)
         # labels of a model that returns labels only: count and correctness (no confidence)
-        self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
+        self._pending_hard = PendingRows(self._labels, self._hard_label_parts, disjoint=True)
         self._positive_seen: int | None = None
         # whether the model returns class probabilities: a labels-only model's confidence sums
         # stay zero, and its confidence figures are absent rather than 0
@@ -347,12 +348,12 @@ class SegmentDetector(RefreshingDetector):
             parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
         self._refresh.add(len(batch))
         span = time_span(batch)
-        accumulate(self._pred, batch.ts, parts, span)
+        accumulate(self._pred, batch.ts, parts, span, disjoint=True)
         extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
             (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
         if est is not None:
             extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
-        accumulate(self._extra, batch.ts, extra, span)
+        accumulate(self._extra, batch.ts, extra, span, disjoint=True)
         unc = uncertainty_features(batch)
         if unc is not None:
             self._update_uncertainty(seg, unc, batch.ts, span)
@@ -374,7 +375,7 @@ class SegmentDetector(RefreshingDetector):
         if unc.mutual_information is not None:
             self._seen_ensemble = True
             parts += [(seg + _U_MN * s, 1.0), (seg + _U_MI * s, unc.mutual_information), (seg + _U_VAR * s, unc.top_class_variance)]
-        accumulate(self._uncertainty, ts, parts, span)
+        accumulate(self._uncertainty, ts, parts, span, disjoint=True)
 
     def _flush_histograms(self, out: "MetricWriter") -> None:
         segs = self.segment_names
@@ -391,7 +392,7 @@ class SegmentDetector(RefreshingDetector):
             self._positive_seen = pos
             parts.append((seg + _POS * s, (np.asarray(batch.predicted) == pos).astype(np.float64)))
         self._refresh.add(len(batch))
-        accumulate(self._pred, batch.ts, parts, time_span(batch))
+        accumulate(self._pred, batch.ts, parts, time_span(batch), disjoint=True)
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
         if labeled.scores is None and labeled.predicted is not None:
