@@ -78,3 +78,42 @@ def test_welch_variance_written_once() -> None:
     from monitor.detectors import regression, segments
 
     assert regression.group_means is gaps.group_means and segments.group_means is gaps.group_means
+
+
+def test_batched_family_writes_leave_the_store_as_per_family_calls_do() -> None:
+    """MetricStore.write_series (one lock, every family of an export) leaves the store as
+    remove_many then set_many of each family (what a writer without it gets), including the
+    series cap: a refused series is counted, not written."""
+    from monitor.catalog import confidence as names
+    from monitor.detectors import _common
+    from monitor.store import MetricStore
+
+    class PerFamily:  # a writer without write_series: the fallback path
+        def __init__(self, store: MetricStore) -> None:
+            self.remove_many, self.set_many = store.remove_many, store.set_many
+
+    rng = np.random.default_rng(4)
+    keys = [(f"s{i}",) for i in range(9)]
+    pair_keys = [(f"s{i}", label) for i in range(9) for label in ("cbpe", "atc")]
+    for _ in range(50):
+        a, b = MetricStore("m"), MetricStore("m")
+        for store in (a, b):
+            store.set_many(names.SEGMENT_CONFIDENCE, [(k, 1.0) for k in keys])  # stale series to remove
+        families = [
+            _common.column_family(names.SEGMENT_CONFIDENCE, keys, rng.normal(size=9), rng.random(9) < 0.6),
+            _common.column_family(names.SEGMENT_ESTIMATED_ACCURACY, pair_keys, rng.random(18), rng.random(18) < 0.8),
+            *_common.figure_families([(names.ACCURACY, float(rng.random()), None), (names.BRIER, None, None),
+                                      (names.CALIBRATION_ERROR, float("nan"), ("ece_equal_width",)),
+                                      (names.CALIBRATION_ERROR, 0.1, ("debiased_l2_equal_mass",))]),
+        ]
+        _common.write_families(a, families)
+        _common.write_families(PerFamily(b), families)  # type: ignore[arg-type]
+        assert a.snapshot() == b.snapshot()
+    from monitor import catalog
+
+    capped = MetricStore("m")
+    spec = catalog.CATALOG[names.SEGMENT_CONFIDENCE]
+    many = [(f"x{i}",) for i in range(spec.max_series + 3)]
+    capped.write_series([(names.SEGMENT_CONFIDENCE, many, [1.0] * len(many), [True] * len(many))])
+    assert len(capped.snapshot([names.SEGMENT_CONFIDENCE])[0].series) == spec.max_series
+    assert capped.value("monitor_series_refused", (names.SEGMENT_CONFIDENCE,)) == 3.0

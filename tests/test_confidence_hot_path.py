@@ -260,18 +260,20 @@ def test_pending_histogram_bins_as_a_search_of_every_value_among_the_bounds(seed
 
 
 @pytest.mark.parametrize("n_slots", [3, 12, 24])
-def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slots: int) -> None:
+@pytest.mark.parametrize("width", [9, 4096])
+def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slots: int, width: int) -> None:
     """:meth:`SlidingWindow.total` adds a filling window's few live slots in place instead of
     copying them out first: the figures must be those of the masked sum, bit for bit, at every
     fill (one live slot, some, all) and after slots expire."""
     rng = np.random.default_rng(5)
-    w = SlidingWindow(float(n_slots), (9,), n_slots)
+    w = SlidingWindow(float(n_slots), (width,), n_slots)
     for t in np.arange(0.0, 3.0 * n_slots, 0.37):
-        w.add(np.array([t, t]), rng.integers(0, 9, 2), rng.random(2) * 10.0 ** rng.integers(-8, 8, 2))
+        w.add(np.array([t, t]), rng.integers(0, width, 2), rng.random(2) * 10.0 ** rng.integers(-8, 8, 2))
+        w.add_summed(t, rng.random(width))
         masked = w._data[w._slot_ids > w._head - w.n_slots].sum(axis=0)
         assert np.array_equal(w.total(), masked)
     w.advance(10.0 * n_slots)  # every slot expired
-    assert np.array_equal(w.total(), np.zeros(9))
+    assert np.array_equal(w.total(), np.zeros(width))
 
 
 def test_disjoint_parts_summed_by_one_bincount_give_the_same_window_to_the_last_bit() -> None:
@@ -309,3 +311,22 @@ def test_rows_outside_a_window_are_counted_as_by_the_per_row_pass() -> None:
         if rng.random() < 0.1:
             (ts if now is None or rng.random() < 0.5 else now)[0] = np.nan
         assert w.outside(ts, now) == per_row(ts, now)
+
+
+def test_field_rows_fill_a_per_group_layout_as_one_part_per_field() -> None:
+    """The segment detector's per-segment fields added by one :func:`field_rows` part: the same
+    window, bit for bit, as one part per field, in a one-slot batch and across slots."""
+    from monitor.detectors._accumulate import field_rows
+
+    rng = np.random.default_rng(13)
+    for lo, hi in ((10.0, 20.0), (10.0, 95.0)):
+        for _ in range(50):
+            n, groups = int(rng.integers(1, 200)), 5
+            ts = rng.uniform(lo, hi, n)
+            seg = rng.integers(0, groups, n)
+            w = rng.random(n) * 10.0 ** rng.integers(-6, 6, n)
+            fields, weights = [0, 1, 3, 2], [1.0, w, w * w, 0.25]
+            a, b = SlidingWindow(120.0, (4 * groups,), 6), SlidingWindow(120.0, (4 * groups,), 6)
+            accumulate(a, ts, [(seg + f * groups, x) for f, x in zip(fields, weights)])
+            accumulate(b, ts, [field_rows(seg, groups, fields, weights)])
+            assert np.array_equal(a.total(), b.total())

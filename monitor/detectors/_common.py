@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "write_families", "figure_family", "figure_families", "column_family", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -297,6 +297,15 @@ def put_figure(out: "MetricWriter", name: str, value: float | None, labels: tupl
 def put_figures(out: "MetricWriter", name: str, items: Iterable[tuple[tuple[str, ...], float | None]]) -> None:
     """:func:`put_figure` for many series of one metric, the values written in one store call
     (a detector exporting one figure per segment or per bin pays the per-call cost once)."""
+    write_families(out, [figure_family(name, items)])
+
+
+Family = tuple[str, Sequence[tuple[str, ...]], list[float], list[bool]]
+
+
+def figure_family(name: str, items: Iterable[tuple[tuple[str, ...], float | None]]) -> Family:
+    """What :func:`put_figures` writes, for :func:`write_families` to write with other families:
+    ``(name, labels, values, present)``, a series absent where its figure is None or not finite."""
     keys: list[tuple[str, ...]] = []
     values: list[float] = []
     flags: list[bool] = []
@@ -305,7 +314,17 @@ def put_figures(out: "MetricWriter", name: str, items: Iterable[tuple[tuple[str,
         present = value is not None and math.isfinite(value)
         values.append(float(value) if present else 0.0)  # type: ignore[arg-type]
         flags.append(present)
-    write_series(out, name, keys, values, flags)
+    return name, keys, values, flags
+
+
+def figure_families(items: Iterable[tuple[str, float | None, tuple[str, ...] | None]]) -> list[Family]:
+    """:func:`figure_family` of ``(name, value, labels)`` figures of several metrics (labels None:
+    the metric has none), in the order their metrics first come: a detector's scalar figures,
+    written by one :func:`write_families` instead of a :func:`put_figure` each."""
+    grouped: dict[str, list[tuple[tuple[str, ...], float | None]]] = {}
+    for name, value, labels in items:
+        grouped.setdefault(name, []).append((() if labels is None else labels, value))
+    return [figure_family(name, series) for name, series in grouped.items()]
 
 
 def put_columns(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: np.ndarray,
@@ -313,15 +332,36 @@ def put_columns(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]],
     """:func:`put_figures` for figures computed as an array: ``values[j]`` is series ``keys[j]``'s
     figure, written where ``ok[j]`` holds and it is finite, its series removed elsewhere. The
     mask is one array operation instead of a check per series."""
+    write_families(out, [column_family(name, keys, values, ok)])
+
+
+def column_family(name: str, keys: Sequence[tuple[str, ...]], values: np.ndarray, ok: np.ndarray | None = None) -> Family:
+    """What :func:`put_columns` writes, for :func:`write_families` to write with other families."""
     v = np.asarray(values, dtype=np.float64)
     flags = np.isfinite(v) if ok is None else np.isfinite(v) & ok
-    write_series(out, name, keys, v.tolist(), flags.tolist())
+    return name, keys, v.tolist(), flags.tolist()
 
 
 def write_series(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
     """The one writer of per-series figures (:func:`put_figures`, :func:`put_columns`,
     :class:`SeriesColumns`): the series whose flag is False are removed (absent, not zero), the
-    others set to their value, with one store call each."""
+    others set to their value, with one store call (:func:`write_families`)."""
+    write_families(out, [(name, keys, values, flags)])
+
+
+def write_families(out: "MetricWriter", families: Sequence[tuple[str, Sequence[tuple[str, ...]], list[float], list[bool]]]) -> None:
+    """:func:`write_series` of many families, in one call of the store's
+    :meth:`~monitor.store.MetricStore.write_series` (one lock, one look-up per family); a
+    writer without it gets ``remove_many`` and ``set_many`` per family."""
+    batched = getattr(out, "write_series", None)
+    if batched is not None:
+        batched(families)
+        return
+    for name, keys, values, flags in families:
+        _write_family(out, name, keys, values, flags)
+
+
+def _write_family(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
     if not all(flags):
         out.remove_many(name, list(compress(keys, [not f for f in flags])))
     if any(flags):
@@ -329,27 +369,30 @@ def write_series(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]]
 
 
 class SeriesColumns:
-    """Writes per-segment figures of many metrics, one store call per metric: given ``values``
-    and ``ok`` indexed by segment slot, writes the shown segments' finite values and removes the
-    others' series (through :func:`write_series`; the masks of all figures are one array operation).
+    """Per-segment figures of many metrics, collected for one store call: given ``values`` and
+    ``ok`` indexed by segment slot, the shown segments' finite values are written and the others'
+    series removed (the masks of all figures are one array operation); :meth:`take` hands the
+    collected families to :func:`write_families`.
 
     ``segments`` are the names of the shown segments, the first slots; their series keys are
-    built once for every family and every export until the shown segments change. ``out`` is set
-    before each export's writes."""
+    built once for every family and every export until the shown segments change."""
 
-    __slots__ = ("out", "segments", "keys", "n", "_pair_keys")
+    __slots__ = ("segments", "keys", "n", "_pair_keys", "_families")
 
     def __init__(self, segments: tuple[str, ...]) -> None:
-        self.out: MetricWriter | None = None
         self.segments = segments
         self.keys = [(name,) for name in segments]
         self.n = len(segments)  # the shown segments are the first slots
         self._pair_keys: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        self._families: list[Family] = []
+
+    def column(self, name: str, values: np.ndarray) -> None:
+        """A figure present for every shown segment (a count)."""
+        self._families.append((name, self.keys, np.asarray(values[:self.n], dtype=np.float64).tolist(), [True] * self.n))
 
     def many(self, figures: list[tuple[str, np.ndarray | None, np.ndarray]]) -> None:
         """``(name, values, ok)`` of many one-label figures (``values`` None: absent everywhere),
         their masks taken in one array pass."""
-        assert self.out is not None
         values = np.full((len(figures), len(figures[0][2])), np.nan)
         ok = np.empty(values.shape, dtype=bool)
         for j, (_, v, o) in enumerate(figures):
@@ -358,17 +401,20 @@ class SeriesColumns:
             ok[j] = o
         values, ok = values[:, :self.n], ok[:, :self.n]
         flags = (ok & np.isfinite(values)).tolist()
-        for (name, _, _), v, f in zip(figures, values.tolist(), flags):
-            write_series(self.out, name, self.keys, v, f)
+        self._families += [(name, self.keys, v, f) for (name, _, _), v, f in zip(figures, values.tolist(), flags)]
 
     def pairs(self, name: str, second: tuple[str, ...], values: np.ndarray, ok: np.ndarray) -> None:
         """A figure with a second label: ``values[j]`` the figure of label value ``second[j]``,
         written per segment in the order of ``second``."""
-        assert self.out is not None
         keys = self._pair_keys.get(second)
         if keys is None:
             keys = self._pair_keys[second] = [(key[0], label) for key in self.keys for label in second]
-        put_columns(self.out, name, keys, values[:, :self.n].T.ravel(), np.repeat(ok[:self.n], len(second)))
+        self._families.append(column_family(name, keys, values[:, :self.n].T.ravel(), np.repeat(ok[:self.n], len(second))))
+
+    def take(self) -> list[Family]:
+        """The families collected since the last call (then forgotten)."""
+        families, self._families = self._families, []
+        return families
 
 
 def reference_probabilities(reference: Any, kind: str, need_labels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

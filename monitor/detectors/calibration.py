@@ -50,9 +50,9 @@ import numpy as np
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
 from monitor.detectors._recent import RecentLabelled
-from monitor.detectors._common import (config_params, hard_labels, label_features, load_windows_state, outside_not_late, put_figure,
-                                       put_figures, Refresh, DearFigure, resampling_params, detector_rng, windows_state, RefreshingDetector,
-                                       resampling_state, check_state_version, load_resampling_state)
+from monitor.detectors._common import (config_params, figure_families, figure_family, hard_labels, label_features, load_windows_state,
+                                       outside_not_late, Refresh, DearFigure, resampling_params, detector_rng, windows_state,
+                                       RefreshingDetector, resampling_state, check_state_version, load_resampling_state, write_families)
 from monitor.stats import calibration as cal
 from monitor.windows import SlidingWindow
 
@@ -298,12 +298,13 @@ class CalibrationDetector(RefreshingDetector):
                 f.accuracy = float(hard[1] / f.labels)
             self._previous(f, float(hard[1]))
             return f
-        self._previous(f, float(scorr.sum()))
+        right = float(scorr.sum())
+        self._previous(f, right)
         if n >= self.min_labels:
-            f.accuracy = float(scorr.sum() / n)
+            f.accuracy = right / n
             f.brier = float(t[_BRIER] / n)
             f.log_loss = float(t[_LOGLOSS] / n)
-            f.gap = cal.overconfidence_interval(n, float(sconf.sum() - scorr.sum()), float(t[_D2]), self.gap_level)
+            f.gap = cal.overconfidence_interval(n, float(sconf.sum()) - right, float(t[_D2]), self.gap_level)
             f.gap_pvalue = cal.weighted_overconfidence_pvalue(count, sconf, scorr, _ERROR_WEIGHTS)
         if n >= self.min_labels_calibration:
             f.ece = cal.ece_from_sums(*coarse)
@@ -328,26 +329,28 @@ class CalibrationDetector(RefreshingDetector):
         f = self.figures(hold=not due)  # restored, not due: the kept p-value (the store is empty after a restart)
         if due:
             self._refresh.done(slot_end, float(f.labels))
-        out.set(names.LABELS_IN_WINDOW, float(f.labels))
-        put_figure(out, names.ACCURACY, f.accuracy)
-        out.set(names.LABELS_PREVIOUS_WINDOW, float(f.previous_labels))
-        put_figure(out, names.ACCURACY_PREVIOUS_WINDOW, f.previous_accuracy)
-        put_figure(out, names.BRIER, f.brier)
-        put_figure(out, names.LOG_LOSS, f.log_loss)
-        put_figure(out, names.GAP, None if f.gap is None else f.gap.gap)
-        put_figure(out, names.GAP_LOWER, None if f.gap is None else f.gap.lower)
-        put_figure(out, names.GAP_UPPER, None if f.gap is None else f.gap.upper)
-        put_figure(out, names.GAP_PVALUE, f.gap_pvalue)
-        put_figure(out, names.CALIBRATION_ERROR, f.debiased_ce, ("debiased_l2_equal_mass",))
-        put_figure(out, names.CALIBRATION_ERROR, f.ece, ("ece_equal_width",))
-        put_figure(out, names.CALIBRATION_ERROR_PVALUE, f.debiased_ce_pvalue)
-        put_figure(out, names.MAX_CALIBRATION_ERROR, f.mce)
-        put_figure(out, names.TEMPERATURE, f.temperature)
+        gap = f.gap
         assert f.reliability is not None
         bins_count, bins_conf, bins_acc = reliability_series(*f.reliability, self.min_bin_count, counted=bool(f.labels and f.scored))
-        put_figures(out, names.RELIABILITY_COUNT, bins_count)
-        put_figures(out, names.RELIABILITY_CONFIDENCE, bins_conf)
-        put_figures(out, names.RELIABILITY_ACCURACY, bins_acc)
+        # every figure in one store call (a figure below its minimum count: its series removed)
+        write_families(out, figure_families([
+            (names.LABELS_IN_WINDOW, float(f.labels), None),
+            (names.ACCURACY, f.accuracy, None),
+            (names.LABELS_PREVIOUS_WINDOW, float(f.previous_labels), None),
+            (names.ACCURACY_PREVIOUS_WINDOW, f.previous_accuracy, None),
+            (names.BRIER, f.brier, None),
+            (names.LOG_LOSS, f.log_loss, None),
+            (names.GAP, None if gap is None else gap.gap, None),
+            (names.GAP_LOWER, None if gap is None else gap.lower, None),
+            (names.GAP_UPPER, None if gap is None else gap.upper, None),
+            (names.GAP_PVALUE, f.gap_pvalue, None),
+            (names.CALIBRATION_ERROR, f.debiased_ce, ("debiased_l2_equal_mass",)),
+            (names.CALIBRATION_ERROR, f.ece, ("ece_equal_width",)),
+            (names.CALIBRATION_ERROR_PVALUE, f.debiased_ce_pvalue, None),
+            (names.MAX_CALIBRATION_ERROR, f.mce, None),
+            (names.TEMPERATURE, f.temperature, None),
+        ]) + [figure_family(names.RELIABILITY_COUNT, bins_count), figure_family(names.RELIABILITY_CONFIDENCE, bins_conf),
+              figure_family(names.RELIABILITY_ACCURACY, bins_acc)])
 
     # -- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -390,12 +393,15 @@ def reliability_series(count: np.ndarray, sconf: np.ndarray, scorr: np.ndarray, 
     bins_count: Series = []
     bins_conf: Series = []
     bins_acc: Series = []
+    least = max(min_bin_count, 1)
+    counts, confs, rights = np.asarray(count).tolist(), np.asarray(sconf).tolist(), np.asarray(scorr).tolist()  # floats: one conversion each
     for i, label in enumerate(_BIN_LABELS):
-        c = float(count[i]) if i < len(count) else 0.0
-        enough = c >= max(min_bin_count, 1)
-        bins_count.append((key + (label,), c if counted else None))
-        bins_conf.append((key + (label,), sconf[i] / c if enough else None))
-        bins_acc.append((key + (label,), scorr[i] / c if enough else None))
+        c = float(counts[i]) if i < len(counts) else 0.0
+        enough = c >= least
+        labels = key + (label,)
+        bins_count.append((labels, c if counted else None))
+        bins_conf.append((labels, confs[i] / c if enough else None))
+        bins_acc.append((labels, rights[i] / c if enough else None))
     return bins_count, bins_conf, bins_acc
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from monitor.catalog import confidence as names
-from monitor.detectors._accumulate import Part, PendingRows, accumulate
+from monitor.detectors._accumulate import Part, PendingRows, accumulate, field_rows
 from monitor.detectors._common import (
     check_reference_width,
     config_params,
@@ -54,6 +54,7 @@ from monitor.detectors._common import (
     resampling_state,
     time_span,
     windows_state,
+    write_families,
 )
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors._pending import GroupedPendingHistogram
@@ -119,9 +120,18 @@ def _class_index(value: int | str | None) -> int | None:
     return index
 
 
-def _gap_pvalues(lab: np.ndarray) -> np.ndarray:
-    """Every segment's over-confidence p-value from its label-window sums (``lab``: fields by
-    segments; NaN where the test has no variance): the score test of
+def _reliability_blocks(lab: np.ndarray) -> np.ndarray:
+    """The label window's reliability sums (``lab``: fields by segments) as ``(statistic,
+    segment, bin)`` blocks, count, confidence and correct, each segment's bins contiguous (one
+    copy for every per-segment figure read from them): a row's sum adds its bins in the order a
+    segment's own 1-D sum does, so the figures stay those of the per-segment estimators."""
+    s = lab.shape[1]
+    return np.ascontiguousarray(lab[_BIN_N:_L_FIELDS].reshape(3, cal.ECE_BINS, s).transpose(0, 2, 1))
+
+
+def _gap_pvalues(bins: np.ndarray) -> np.ndarray:
+    """Every segment's over-confidence p-value from its reliability sums (``bins``: the
+    :func:`_reliability_blocks`; NaN where the test has no variance): the score test of
     :func:`monitor.stats.calibration.overconfidence_pvalue` (right answers against the sum of the
     confidences, Edgeworth-corrected), its second and third confidence moments taken from the 15
     bins' means. Within a bin, sum c^2 >= n mean(c)^2, so the null variance sum c(1 - c) comes out
@@ -130,12 +140,9 @@ def _gap_pvalues(lab: np.ndarray) -> np.ndarray:
     window's weighted test costs ~0.5 ms per call: per segment at every rule tick it took a tenth
     of the 2 us/event budget at 256 events/s.) All segments in one array pass: the scalar test per
     segment was the largest part of a recomputation's arithmetic."""
-    # segments by bins (one copy), each segment's bins contiguous: a row's sum adds its bins in
-    # the order a segment's own 1-D sum does (the figures stay those of the per-segment test)
-    bins = np.ascontiguousarray(lab[_BIN_N:_L_FIELDS].T)
-    count, sum_conf, sum_correct = bins[:, :cal.ECE_BINS], bins[:, cal.ECE_BINS:2 * cal.ECE_BINS], bins[:, 2 * cal.ECE_BINS:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(count > 0, sum_conf / count, 0.0)
+    count, sum_conf, sum_correct = bins
+    # an empty bin's mean is its confidence sum (0) over 1: its terms count * mean^k are 0 either way
+    mean = sum_conf / np.where(count > 0, count, 1.0)
     return cal.overconfidence_pvalue_rows(sum_conf.sum(axis=1), (count * mean**2).sum(axis=1), (count * mean**3).sum(axis=1),
                                           sum_correct.sum(axis=1))
 
@@ -329,12 +336,8 @@ class SegmentDetector(RefreshingDetector):
         self._scored = True
         seg = self._segments(batch.segment)
         s = self._s
-        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [
-            (seg + _ROWS * s, 1.0),
-            (seg + _CONF * s, feats.conf),
-            (seg + _CONF2 * s, feats.conf * feats.conf),
-            (seg + _ABST * s, (feats.conf < self.abstain_threshold).astype(np.float64)),
-        ]
+        fields = [_ROWS, _CONF, _CONF2, _ABST]
+        weights: list[np.ndarray | float] = [1.0, feats.conf, feats.conf * feats.conf, (feats.conf < self.abstain_threshold).astype(np.float64)]
         k = batch.scores.shape[1]  # type: ignore[union-attr]
         pos = self._positive(k)
         if pos is not None and pos >= k:
@@ -345,15 +348,16 @@ class SegmentDetector(RefreshingDetector):
             check_reference_width(self.kind, k, est.n_classes)
         if pos is not None:
             self._positive_seen = pos
-            parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
+            fields.append(_POS)
+            weights.append((feats.predicted == pos).astype(np.float64))
         self._refresh.add(len(batch))
         span = time_span(batch)
-        accumulate(self._pred, batch.ts, parts, span, disjoint=True)
-        extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
-            (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
+        accumulate(self._pred, batch.ts, [field_rows(seg, s, fields, weights)], span)
+        fields, weights = [_X_ROWS, _MARGIN, _ENTROPY], [1.0, feats.margin, feats.entropy]
         if est is not None:
-            extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
-        accumulate(self._extra, batch.ts, extra, span, disjoint=True)
+            fields += [_CBPE, _ATC]
+            weights += [est.cbpe_rows(feats.conf), est.atc_rows(feats)]
+        accumulate(self._extra, batch.ts, [field_rows(seg, s, fields, weights)], span)
         unc = uncertainty_features(batch)
         if unc is not None:
             self._update_uncertainty(seg, unc, batch.ts, span)
@@ -505,6 +509,7 @@ class SegmentDetector(RefreshingDetector):
         if not write:
             return
         p, lab, x = self._fields()
+        bins = _reliability_blocks(lab)
         if due:
             self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
         out.set(names.SEGMENTS_TRACKED, float(self._slots.learned + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
@@ -521,14 +526,13 @@ class SegmentDetector(RefreshingDetector):
         put = self._columns
         if put is None or put.segments != segs[:len(shown)]:
             put = self._columns = SeriesColumns(segs[:len(shown)])
-        put.out = out
-        keys = put.keys
+        put.take()  # (nothing left over from an export that raised)
         enough, lab_ok = rows >= max(self.min_rows, 1), nlab >= max(self.min_labels, 1)
         scored, lab_scored = enough & self._scored, lab_ok & self._scored
         x_rows = x[_X_ROWS]
         x_ok = (x_rows >= max(self.min_rows, 1)) & self._scored
-        out.set_many(names.SEGMENT_ROWS, list(zip(keys, rows[:put.n].tolist())))
-        out.set_many(names.SEGMENT_LABELS, list(zip(keys, nlab[:put.n].tolist())))
+        put.column(names.SEGMENT_ROWS, rows)
+        put.column(names.SEGMENT_LABELS, nlab)
         with np.errstate(divide="ignore", invalid="ignore"):  # segments without rows are not shown (masked)
             figures = [
                 (names.SEGMENT_CONFIDENCE, p[_CONF] / rows, scored),
@@ -538,7 +542,7 @@ class SegmentDetector(RefreshingDetector):
                 (names.SEGMENT_POSITIVE_RATE, None if self._positive_seen is None else p[_POS] / rows, enough),
                 (names.SEGMENT_ACCURACY, lab[_CORRECT] / nlab, lab_ok),
                 (names.SEGMENT_GAP, (lab[_LCONF] - lab[_CORRECT]) / nlab, lab_scored),
-                (names.SEGMENT_GAP_PVALUE, _gap_pvalues(lab), lab_scored),
+                (names.SEGMENT_GAP_PVALUE, _gap_pvalues(bins), lab_scored),
                 (names.SEGMENT_BRIER, lab[_LBRIER] / nlab, lab_scored),
                 (names.SEGMENT_LOG_LOSS, lab[_LLOSS] / nlab, lab_scored),
             ]
@@ -548,17 +552,16 @@ class SegmentDetector(RefreshingDetector):
             figures += self._gap_intervals(terms, lab_scored) + self._uncertainty_means()
         # every segment with enough labels in one pass (the reliability sums of a segment are a column)
         cal_ok = [i for i in shown if self._scored and nlab[i] >= max(self.min_labels_calibration, 2)]
-        sums = tuple(np.ascontiguousarray(lab[lo:hi, cal_ok].T) for lo, hi in
-                     ((_BIN_N, _BIN_CONF), (_BIN_CONF, _BIN_CORR), (_BIN_CORR, _L_FIELDS)))
+        sums = bins[:, cal_ok]  # count, confidence, correct: (segments, bins) each
         # per segment (NaN: absent) the equal-width ECE, its debiased L2 counterpart, and the
         # debiased estimator on each segment's own equal-mass bins (as the whole window's)
         errors = np.full((3, self._s), np.nan)
         errors[0, cal_ok] = cal.ece_rows(*sums)
         mass_ok = [i for i in cal_ok if terms[_D_N, i] >= max(self.min_labels_calibration, 2)]
-        merged = cal.equal_mass_rows(*(np.ascontiguousarray(terms[lo:hi, mass_ok].T) for lo, hi in
-                                       ((_F_N, _F_CONF), (_F_CONF, _F_CORR), (_F_CORR, _T_FIELDS))))
+        fine = np.ascontiguousarray(terms[_F_N:_T_FIELDS, mass_ok].reshape(3, _NF, len(mass_ok)).transpose(0, 2, 1))
+        merged = cal.equal_mass_rows(*fine)
         # both debiased estimators in one call (rows are independent): equal-width rows, then equal-mass
-        debiased = cal.debiased_l2_rows(*(np.concatenate(pair) for pair in zip(sums, merged)))
+        debiased = cal.debiased_l2_rows(*np.concatenate((sums, np.stack(merged)), axis=1))
         errors[1, cal_ok], errors[2, mass_ok] = debiased[:len(cal_ok)], debiased[len(cal_ok):]
         everywhere = np.ones(self._s, dtype=bool)
         put.pairs(names.SEGMENT_CALIBRATION_ERROR, ("ece_equal_width", "debiased_l2_equal_width", "debiased_l2_equal_mass"),
@@ -573,7 +576,7 @@ class SegmentDetector(RefreshingDetector):
         mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
         put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere),
                             (names.SEGMENT_CALIBRATION_ERROR_PVALUE, pvalues, everywhere)])
-        put.out = None  # the writer is not kept between exports
+        write_families(out, put.take())  # every per-segment figure in one store call
         if self.reliability_bins:
             self._export_reliability(out, lab, shown, set(cal_ok))
         if self.temperature_rows:

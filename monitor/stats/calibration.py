@@ -158,13 +158,9 @@ def equal_mass_rows(count: np.ndarray, *stats: np.ndarray, n_bins: int = ECE_BIN
     mid = np.cumsum(c, axis=1) - c / 2.0
     live = total > 0  # a row without counts divides by 1 instead (its groups are 0 either way)
     groups = np.where(live, np.minimum(np.floor(mid / np.where(live, total, 1.0) * n_bins), n_bins - 1), 0).astype(np.int64)
-    # every statistic's sums in one bincount, each in a block of its own: a bin's terms are added
-    # in the order of its fine bins, as one bincount per statistic adds them (the same sums)
-    size = rows * n_bins
-    columns = (c, *stats)
-    flat = ((groups + np.arange(rows)[:, None] * n_bins).reshape(1, -1) + np.arange(len(columns))[:, None] * size).ravel()
-    weights = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in columns])
-    return tuple(np.bincount(flat, weights=weights, minlength=len(columns) * size).reshape(len(columns), rows, n_bins))
+    flat = (groups + np.arange(rows)[:, None] * n_bins).ravel()
+    return tuple(np.bincount(flat, weights=np.asarray(x, dtype=np.float64).ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
+                 for x in (c, *stats))
 
 
 def ece_from_sums(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.ndarray) -> float:
@@ -763,7 +759,7 @@ def weighted_overconfidence_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_
     n = np.rint(np.asarray(count, dtype=np.float64))
     live = n > 0
     n = n[live]
-    q = np.clip(1.0 - np.asarray(sum_conf, dtype=np.float64)[live] / np.where(n > 0, n, 1.0), 0.0, 1.0)
+    q = np.clip(1.0 - np.asarray(sum_conf, dtype=np.float64)[live] / n, 0.0, 1.0)  # n > 0: the live bins
     w = np.asarray(weights, dtype=np.int64)[live]
     errors = np.clip(n - np.asarray(sum_correct, dtype=np.float64)[live], 0.0, n)
     t = int(np.rint(float(np.dot(w, errors))))
