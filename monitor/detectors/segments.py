@@ -561,7 +561,7 @@ class SegmentDetector(RefreshingDetector):
         fine = np.ascontiguousarray(terms[_F_N:_T_FIELDS, mass_ok].reshape(3, _NF, len(mass_ok)).transpose(0, 2, 1))
         merged = cal.equal_mass_rows(*fine)
         # both debiased estimators in one call (rows are independent): equal-width rows, then equal-mass
-        debiased = cal.debiased_l2_rows(*np.concatenate((sums, np.stack(merged)), axis=1))
+        debiased = cal.debiased_l2_rows(*np.concatenate((sums, np.array(merged)), axis=1))
         errors[1, cal_ok], errors[2, mass_ok] = debiased[:len(cal_ok)], debiased[len(cal_ok):]
         everywhere = np.ones(self._s, dtype=bool)
         put.pairs(names.SEGMENT_CALIBRATION_ERROR, ("ece_equal_width", "debiased_l2_equal_width", "debiased_l2_equal_mass"),
