@@ -262,7 +262,7 @@ def test_pending_histogram_bins_as_a_search_of_every_value_among_the_bounds(seed
 @pytest.mark.parametrize("n_slots", [3, 12, 24])
 @pytest.mark.parametrize("width", [9, 4096])
 def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slots: int, width: int) -> None:
-    """:meth:`SlidingWindow.total` adds a filling window's few live slots in place instead of
+    """:meth:`SlidingWindow.total` adds a filling large window's few live slots in place instead of
     copying them out first: the figures must be those of the masked sum, bit for bit, at every
     fill (one live slot, some, all) and after slots expire."""
     rng = np.random.default_rng(5)
@@ -274,25 +274,6 @@ def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slot
         assert np.array_equal(w.total(), masked)
     w.advance(10.0 * n_slots)  # every slot expired
     assert np.array_equal(w.total(), np.zeros(width))
-
-
-def test_disjoint_parts_summed_by_one_bincount_give_the_same_window_to_the_last_bit() -> None:
-    """``accumulate(..., disjoint=True)`` sums the per-row parts of a one-slot batch in one
-    bincount: each position's terms are added in the same order as one bincount per part adds
-    them, so the window is the same bit for bit (scalar positions, unit and weighted parts, one
-    slot and several)."""
-    rng = np.random.default_rng(11)
-    for lo, hi in ((10.0, 20.0), (10.0, 95.0)):
-        for _ in range(50):
-            n = int(rng.integers(1, 300))
-            ts = rng.uniform(lo, hi, n)
-            seg = rng.integers(0, 4, n)
-            w = rng.random(n) * 10.0 ** rng.integers(-6, 6, n)
-            parts = [(seg, 1.0), (seg + 4, w), (seg + 8, w * w), (12, w), (13, 1.0), (seg + 14, (w < 1.0).astype(np.float64))]
-            a, b = SlidingWindow(120.0, (18,), 6), SlidingWindow(120.0, (18,), 6)
-            accumulate(a, ts, parts)
-            accumulate(b, ts, parts, disjoint=True)
-            assert np.array_equal(a.total(), b.total())
 
 
 def test_rows_outside_a_window_are_counted_as_by_the_per_row_pass() -> None:
@@ -311,22 +292,3 @@ def test_rows_outside_a_window_are_counted_as_by_the_per_row_pass() -> None:
         if rng.random() < 0.1:
             (ts if now is None or rng.random() < 0.5 else now)[0] = np.nan
         assert w.outside(ts, now) == per_row(ts, now)
-
-
-def test_field_rows_fill_a_per_group_layout_as_one_part_per_field() -> None:
-    """The segment detector's per-segment fields added by one :func:`field_rows` part: the same
-    window, bit for bit, as one part per field, in a one-slot batch and across slots."""
-    from monitor.detectors._accumulate import field_rows
-
-    rng = np.random.default_rng(13)
-    for lo, hi in ((10.0, 20.0), (10.0, 95.0)):
-        for _ in range(50):
-            n, groups = int(rng.integers(1, 200)), 5
-            ts = rng.uniform(lo, hi, n)
-            seg = rng.integers(0, groups, n)
-            w = rng.random(n) * 10.0 ** rng.integers(-6, 6, n)
-            fields, weights = [0, 1, 3, 2], [1.0, w, w * w, 0.25]
-            a, b = SlidingWindow(120.0, (4 * groups,), 6), SlidingWindow(120.0, (4 * groups,), 6)
-            accumulate(a, ts, [(seg + f * groups, x) for f, x in zip(fields, weights)])
-            accumulate(b, ts, [field_rows(seg, groups, fields, weights)])
-            assert np.array_equal(a.total(), b.total())

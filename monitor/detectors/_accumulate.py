@@ -27,28 +27,20 @@ import numpy as np
 
 from monitor.windows import SlidingWindow
 
-__all__ = ["Part", "PendingRows", "accumulate", "field_rows"]
+__all__ = ["Part", "PendingRows", "accumulate"]
 
 #: One contribution: (positions, weights). ``positions`` is an int array ``(n,)`` (one position
 #: per row) or a single int (every row adds to the same position); ``weights`` is ``(n,)`` or a scalar.
 Part = tuple[Union[np.ndarray, int], Union[np.ndarray, float]]
 
 
-def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: tuple[float, float] | None = None,
-               disjoint: bool = False) -> None:
+def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: tuple[float, float] | None = None) -> None:
     """Add every part's weights at its positions, per event-time slot, into ``window``.
 
     ``window`` must have a 1-D shape ``(d,)``; positions index into it. Rows may come in any
     time order (labels arrive out of order); rows already outside the window are counted in
     ``window.expired`` by the window itself. ``span`` is ``(ts.min(), ts.max())`` when the caller
     has it already (the windows of several detectors are filled from the rows of one batch).
-
-    ``disjoint``: the caller's parts never add to a position another part adds to (each fills
-    its own fields, as the per-segment layouts do). Their per-row parts are then summed by one
-    ``np.bincount`` instead of one each when the rows share one slot (the usual case): a
-    position's terms are added in the same order either way, so the sums are the same to the
-    last bit, and a batch costs a few array calls less whatever its size (the fixed part of
-    handing rows over to the detectors).
     """
     ts = np.asarray(ts, dtype=np.float64)
     n = ts.shape[0]
@@ -60,8 +52,6 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: t
     first = math.floor(oldest / slot_s)
     if math.floor(newest / slot_s) == first:
         agg = np.zeros(d)
-        if disjoint:
-            parts = _merged(parts, n)
         for pos, w in parts:
             scalar_w = isinstance(w, (int, float))
             if isinstance(pos, (int, np.integer)):
@@ -78,51 +68,10 @@ def accumulate(window: SlidingWindow, ts: np.ndarray, parts: list[Part], span: t
     u = len(uniq)
     agg = np.zeros(u * d)
     for pos, w in parts:
-        fields = 1 if isinstance(pos, (int, np.integer)) else len(pos) // n  # several per row: see field_rows
-        weights = np.broadcast_to(np.asarray(w, dtype=np.float64), (fields * n,))
-        flat = (inv if fields == 1 else np.tile(inv, fields)) * d + pos
+        weights = np.broadcast_to(np.asarray(w, dtype=np.float64), (n,))
+        flat = inv * d + pos
         agg += np.bincount(flat, weights=weights, minlength=u * d)
     window.add((uniq + 0.5) * slot_s, None, agg.reshape(u, d))
-
-
-def field_rows(group: np.ndarray, stride: int, fields: list[int], weights: list[np.ndarray | float]) -> Part:
-    """One part adding each row's ``weights[j]`` at ``fields[j] * stride + group`` for every
-    field ``j``: the per-group layouts of the segment detector (field-major, ``stride`` groups
-    per field) filled by one bincount. Positions come field by field (every row of the first
-    field, then of the second...), so each position's terms are added in the order one part per
-    field adds them: the same sums, with two array calls for all the fields instead of two per
-    field (a fixed cost of every batch handed over)."""
-    n = len(group)
-    ones = None
-    columns = []
-    for w in weights:
-        if isinstance(w, (int, float)):
-            if w != 1.0:
-                w = np.full(n, float(w))
-            else:
-                ones = np.ones(n) if ones is None else ones
-                w = ones
-        columns.append(w)
-    positions = (np.asarray(fields, dtype=np.int64)[:, None] * stride + group).ravel()
-    return positions, np.concatenate(columns)
-
-
-def _merged(parts: list[Part], n: int) -> list[Part]:
-    """Disjoint ``parts`` with their per-row positions as one part (positions and weights
-    concatenated; a unit weight as ones), the parts of one position for every row kept apart:
-    their sum is taken per part (``float(w.sum())``), which one bincount would add otherwise."""
-    rows = [(pos, w) for pos, w in parts if not isinstance(pos, (int, np.integer)) and not (isinstance(w, (int, float)) and w != 1.0)]
-    if len(rows) < 2:
-        return parts
-    ones = None
-    weights = []
-    for _, w in rows:
-        if isinstance(w, (int, float)):
-            ones = np.ones(n) if ones is None else ones
-            w = ones
-        weights.append(w)
-    kept = [(pos, w) for pos, w in parts if isinstance(pos, (int, np.integer)) or (isinstance(w, (int, float)) and w != 1.0)]
-    return kept + [(np.concatenate([pos for pos, _ in rows]), np.concatenate(weights))]
 
 
 class PendingRows:
@@ -151,12 +100,10 @@ class PendingRows:
     [1.0, 2.0, 1.0]
     """
 
-    def __init__(self, window: SlidingWindow, parts: Callable[[dict[str, np.ndarray]], list[Part]], capacity: int = 2048,
-                 disjoint: bool = False) -> None:
+    def __init__(self, window: SlidingWindow, parts: Callable[[dict[str, np.ndarray]], list[Part]], capacity: int = 2048) -> None:
         self.window = window
         self.parts = parts
         self.capacity = int(capacity)
-        self.disjoint = disjoint  # see accumulate
         self.clear()
 
     def __len__(self) -> int:
@@ -182,7 +129,7 @@ class PendingRows:
             ts = np.concatenate(self._ts)
             columns = {name: np.concatenate([c[name] for c in self._columns]) for name in self._columns[0]}
         self.clear()
-        accumulate(self.window, ts, self.parts(columns), disjoint=self.disjoint)
+        accumulate(self.window, ts, self.parts(columns))
 
     def clear(self) -> None:
         """Forget the waiting rows."""

@@ -184,7 +184,7 @@ class CalibrationDetector(RefreshingDetector):
         # does not blind the comparison for a window's length)
         self._pair = SlidingWindow(2.0 * self.window_s, (2,), 2 * self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
-        self._pending = PendingRows(self._window, _label_parts, disjoint=True)  # each fine bin's fields apart
+        self._pending = PendingRows(self._window, _label_parts)
         self._refresh = Refresh(self.refresh)
         self._dear = DearFigure()  # the resampled p-value, not redrawn at every rule tick
         self._skipped: dict[str, int] = {}

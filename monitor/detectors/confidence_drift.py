@@ -144,7 +144,7 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         conf_bin = np.searchsorted(self._edges["confidence"], feats.conf, side="right") + self._offset["confidence"]
         entropy_bin = np.searchsorted(self._edges["entropy"], feats.entropy, side="right") + self._offset["entropy"]
         span = time_span(batch)
-        accumulate(self._window, batch.ts, [(conf_bin, 1.0), (entropy_bin, 1.0)], span, disjoint=True)  # offset blocks
+        accumulate(self._window, batch.ts, [(conf_bin, 1.0), (entropy_bin, 1.0)], span)
         if self._segments is not None:
             self._segments.add(segment_values(batch, len(conf_bin)), batch.ts, [conf_bin, entropy_bin], span)
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from monitor.catalog import confidence as names
-from monitor.detectors._accumulate import Part, PendingRows, accumulate, field_rows
+from monitor.detectors._accumulate import Part, PendingRows, accumulate
 from monitor.detectors._common import (
     check_reference_width,
     config_params,
@@ -278,11 +278,10 @@ class SegmentDetector(RefreshingDetector):
         self._uncertainty = SlidingWindow(self.window_s, (_U_FIELDS * s,), self.n_slots)
         self._label_terms = SlidingWindow(self.window_s, (_T_FIELDS * s,), self.n_slots)
         # labels come a few dozen at a time: their rows reach the window together, before it is read
-        # (every field of a segment's layout is filled by one part: disjoint, see accumulate)
-        self._pending_labels = PendingRows(self._labels, self._label_parts, disjoint=True)
-        self._pending_terms = PendingRows(self._label_terms, self._term_parts, disjoint=True)
+        self._pending_labels = PendingRows(self._labels, self._label_parts)
+        self._pending_terms = PendingRows(self._label_terms, self._term_parts)
         # labels of a model that returns labels only: count and correctness (no confidence)
-        self._pending_hard = PendingRows(self._labels, self._hard_label_parts, disjoint=True)
+        self._pending_hard = PendingRows(self._labels, self._hard_label_parts)
         self._positive_seen: int | None = None
         # whether the model returns class probabilities: a labels-only model's confidence sums
         # stay zero, and its confidence figures are absent rather than 0
@@ -336,8 +335,12 @@ class SegmentDetector(RefreshingDetector):
         self._scored = True
         seg = self._segments(batch.segment)
         s = self._s
-        fields = [_ROWS, _CONF, _CONF2, _ABST]
-        weights: list[np.ndarray | float] = [1.0, feats.conf, feats.conf * feats.conf, (feats.conf < self.abstain_threshold).astype(np.float64)]
+        parts: list[tuple[np.ndarray | int, np.ndarray | float]] = [
+            (seg + _ROWS * s, 1.0),
+            (seg + _CONF * s, feats.conf),
+            (seg + _CONF2 * s, feats.conf * feats.conf),
+            (seg + _ABST * s, (feats.conf < self.abstain_threshold).astype(np.float64)),
+        ]
         k = batch.scores.shape[1]  # type: ignore[union-attr]
         pos = self._positive(k)
         if pos is not None and pos >= k:
@@ -348,16 +351,15 @@ class SegmentDetector(RefreshingDetector):
             check_reference_width(self.kind, k, est.n_classes)
         if pos is not None:
             self._positive_seen = pos
-            fields.append(_POS)
-            weights.append((feats.predicted == pos).astype(np.float64))
+            parts.append((seg + _POS * s, (feats.predicted == pos).astype(np.float64)))
         self._refresh.add(len(batch))
         span = time_span(batch)
-        accumulate(self._pred, batch.ts, [field_rows(seg, s, fields, weights)], span)
-        fields, weights = [_X_ROWS, _MARGIN, _ENTROPY], [1.0, feats.margin, feats.entropy]
+        accumulate(self._pred, batch.ts, parts, span)
+        extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
+            (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
         if est is not None:
-            fields += [_CBPE, _ATC]
-            weights += [est.cbpe_rows(feats.conf), est.atc_rows(feats)]
-        accumulate(self._extra, batch.ts, [field_rows(seg, s, fields, weights)], span)
+            extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
+        accumulate(self._extra, batch.ts, extra, span)
         unc = uncertainty_features(batch)
         if unc is not None:
             self._update_uncertainty(seg, unc, batch.ts, span)
@@ -379,7 +381,7 @@ class SegmentDetector(RefreshingDetector):
         if unc.mutual_information is not None:
             self._seen_ensemble = True
             parts += [(seg + _U_MN * s, 1.0), (seg + _U_MI * s, unc.mutual_information), (seg + _U_VAR * s, unc.top_class_variance)]
-        accumulate(self._uncertainty, ts, parts, span, disjoint=True)
+        accumulate(self._uncertainty, ts, parts, span)
 
     def _flush_histograms(self, out: "MetricWriter") -> None:
         segs = self.segment_names
@@ -396,7 +398,7 @@ class SegmentDetector(RefreshingDetector):
             self._positive_seen = pos
             parts.append((seg + _POS * s, (np.asarray(batch.predicted) == pos).astype(np.float64)))
         self._refresh.add(len(batch))
-        accumulate(self._pred, batch.ts, parts, time_span(batch), disjoint=True)
+        accumulate(self._pred, batch.ts, parts, time_span(batch))
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
         if labeled.scores is None and labeled.predicted is not None:
