@@ -127,8 +127,13 @@ def _sidecar_config(world, others: UncertaintyModels, upstream: str | None = Non
             "model": SIDECAR_MODEL,
             "features": [{"name": n, "kind": "numeric"} for n in world.names],
             "output": {"kind": "probabilities", "classes": list(world.classes)},
+            # min_labels_calibration 100 (default 200): at 60 rows/s a segment gets about 450 labels in
+            # the 15 s window, but on a loaded machine the traffic thread falls behind and the
+            # per-segment reliability series went absent by the end of the run (seen once, two
+            # other CPU-bound jobs running), failing the reliability panel's query
             "detectors": [{"kind": "confidence"}, {"kind": "calibration"},
-                          {"kind": "segments", "histograms": True, "reliability_bins": True, "temperature_rows": 8192}],
+                          {"kind": "segments", "histograms": True, "reliability_bins": True, "temperature_rows": 8192,
+                           "min_labels_calibration": 100}],
         }, *others.sidecar_models()],
     }
     if upstream is not None:
