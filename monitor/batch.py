@@ -118,7 +118,7 @@ class Batch:
 
         ids = column(request_id, None)
         if request_id is not None:
-            ids = np.array([request_id_text(v) for v in ids.tolist()] + [None], dtype=object)[:-1]
+            ids = np.array([request_id_text(v) for v in ids.tolist()], dtype=object)
         t = np.arange(n, dtype=np.float64) if ts is None else np.broadcast_to(np.asarray(ts, dtype=np.float64), (n,)).copy()
         sc = None if scores is None else np.asarray(scores, dtype=np.float64)
         if predicted is None and sc is not None and sc.ndim == 2:

@@ -20,7 +20,7 @@ from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows",
-           "number_as_text", "whole_number_as_text"]
+           "number_as_text"]
 
 
 class RowError(ValueError):
@@ -459,7 +459,7 @@ def category_text(v: Any) -> str | None:
     ``"nan"`` or ``"null"`` included, is a category on both sides (North America is "NA").
     """
     if type(v) is str:  # the usual value: kept as it is unless a float may have written it
-        return (v if v[-1] not in _DIGITS or ("." not in v and "e+" not in v) else number_as_text(v)) if v else None
+        return number_as_text(v) if v else None
     if v is None or _nan_like(v):
         return None
     text = float_text(v)
@@ -505,10 +505,6 @@ def number_as_text(text: str) -> str:
     return text
 
 
-#: The older name of :func:`number_as_text`, which read whole floats only.
-whole_number_as_text = number_as_text
-
-
 _CATEGORY_TEXT = np.frompyfunc(category_text, 1, 1)
 _TEXT_OR_NONE = frozenset({str, type(None)})
 
@@ -519,9 +515,7 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
     cat = np.asarray(cat, dtype=object)
     cells = cat.ravel().tolist()
     if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
-        return np.array([(v if v[-1] not in _DIGITS or ("." not in v and "e+" not in v) else number_as_text(v)) if v else None
-                         for v in cells],
-                        dtype=object).reshape(cat.shape)
+        return np.array([number_as_text(v) if v else None for v in cells], dtype=object).reshape(cat.shape)
     return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 
 

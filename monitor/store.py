@@ -173,10 +173,7 @@ class MetricStore:
         spec = self._spec(name)
         pairs = self._pairs(spec, items)
         with self._lock:
-            series = self._values[name]
-            for k, value in pairs:
-                if k in series or self._slot(spec, k, float) is not None:
-                    series[k] = value
+            self._put_locked(spec, pairs)
 
     def write_series(self, families: Iterable[tuple[str, Sequence[LabelValues], Sequence[float], Sequence[bool]]]) -> None:
         """For each family ``(name, labels, values, present)``: the series whose ``present`` flag
@@ -191,14 +188,24 @@ class MetricStore:
             checked.append((spec, self._pairs(spec, zip(labels, values)), present))
         with self._lock:
             for spec, pairs, present in checked:
-                series = self._values[spec.name]
-                if series and not all(present):
-                    for (k, _), keep in zip(pairs, present):
-                        if not keep:
-                            series.pop(k, None)
-                for (k, value), keep in zip(pairs, present):
-                    if keep and (k in series or self._slot(spec, k, float) is not None):
-                        series[k] = value
+                if not all(present):
+                    self._drop_locked(spec.name, [k for (k, _), keep in zip(pairs, present) if not keep])
+                self._put_locked(spec, [pair for pair, keep in zip(pairs, present) if keep])
+
+    def _put_locked(self, spec: MetricSpec, pairs: Iterable[tuple[tuple[str, ...], float]]) -> None:
+        """Set checked ``(key, value)`` pairs of one family (the lock held); a new series only
+        while the family's cap has room (:meth:`_slot` counts what it refuses)."""
+        series = self._values[spec.name]
+        for k, value in pairs:
+            if k in series or self._slot(spec, k, float) is not None:
+                series[k] = value
+
+    def _drop_locked(self, name: str, keys: Iterable[tuple[str, ...]]) -> None:
+        """Remove checked series keys of one family (the lock held); absent ones are no error."""
+        series = self._values[name]
+        if series:
+            for k in keys:
+                series.pop(k, None)
 
     def inc_many(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None:
         """``inc(name, amount, labels)`` for every ``(labels, amount)`` pair, in order (as
@@ -303,10 +310,7 @@ class MetricStore:
         spec = self._spec(name)
         keys = [k for k, _ in self._pairs(spec, ((l, 0.0) for l in labels))]
         with self._lock:
-            series = self._values[name]
-            if series:
-                for k in keys:
-                    series.pop(k, None)
+            self._drop_locked(name, keys)
 
     def clear(self, name: str) -> None:
         """Remove every series of a metric (e.g. before re-writing a bounded top-k)."""

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.core import Monitor
-from monitor.ingest import categorical_text, category_text, whole_number_as_text
+from monitor.ingest import categorical_text, category_text, number_as_text
 from monitor.profile import PROFILE_VERSION, CategoricalProfile, Profile, build_profile, canonical_categories
 from monitor.reference import Reference, reference_state
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
@@ -77,11 +77,11 @@ def test_numbers_read_as_one_text_whatever_their_type() -> None:
 
 def test_text_written_from_a_float_reads_as_the_integer() -> None:
     for written, code in (("7.0", "7"), ("-3.00", "-3"), ("0.0", "0"), ("-0.0", "0")):
-        assert whole_number_as_text(written) == code == category_text(written)
+        assert number_as_text(written) == code == category_text(written)
     for kept in ("7", "7.5", "07.0", "1e+16", "+7.0", "7.", "70", "abc"):
-        assert whole_number_as_text(kept) == kept == category_text(kept)
+        assert number_as_text(kept) == kept == category_text(kept)
     # empty text is kept as text, and is a missing value (tests/test_category_text_paths.py)
-    assert whole_number_as_text("") == "" and category_text("") is None
+    assert number_as_text("") == "" and category_text("") is None
     cells = np.array([["7.0", 7.0], [None, np.nan]], dtype=object)
     assert categorical_text(cells).tolist() == [["7", "7"], [None, None]]
     text_only = np.array([["7.0", "70"], [None, "eu"]], dtype=object)  # the all-text fast path

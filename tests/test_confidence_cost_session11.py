@@ -71,7 +71,7 @@ def test_per_series_figures_have_one_writer() -> None:
     root = Path(_common.__file__).parent
     for module in ("segments", "regression", "confidence_drift"):  # (prediction_drift removes top-class labels that changed)
         text = (root / f"{module}.py").read_text()
-        assert "remove_many" not in text and "compress(" not in text, module  # removing absent series is write_series' job
+        assert "remove_many" not in text and "compress(" not in text, module  # removing absent series is write_families' job
 
 
 def test_welch_variance_written_once() -> None:

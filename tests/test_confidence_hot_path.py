@@ -262,9 +262,9 @@ def test_pending_histogram_bins_as_a_search_of_every_value_among_the_bounds(seed
 @pytest.mark.parametrize("n_slots", [3, 12, 24])
 @pytest.mark.parametrize("width", [9, 4096])
 def test_window_total_is_the_masked_sum_of_its_live_slots_to_the_last_bit(n_slots: int, width: int) -> None:
-    """:meth:`SlidingWindow.total` adds a filling large window's few live slots in place instead of
-    copying them out first: the figures must be those of the masked sum, bit for bit, at every
-    fill (one live slot, some, all) and after slots expire."""
+    """:meth:`SlidingWindow.total` sums a full window without masking its slots first: the
+    figures must be those of the masked sum, bit for bit, at every fill (one live slot, some,
+    all) and after slots expire."""
     rng = np.random.default_rng(5)
     w = SlidingWindow(float(n_slots), (width,), n_slots)
     for t in np.arange(0.0, 3.0 * n_slots, 0.37):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_series", "write_families", "figure_family", "figure_families", "column_family", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_families", "figure_family", "figure_families", "column_family", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -342,30 +342,21 @@ def column_family(name: str, keys: Sequence[tuple[str, ...]], values: np.ndarray
     return name, keys, v.tolist(), flags.tolist()
 
 
-def write_series(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
+def write_families(out: "MetricWriter", families: Sequence[Family]) -> None:
     """The one writer of per-series figures (:func:`put_figures`, :func:`put_columns`,
-    :class:`SeriesColumns`): the series whose flag is False are removed (absent, not zero), the
-    others set to their value, with one store call (:func:`write_families`)."""
-    write_families(out, [(name, keys, values, flags)])
-
-
-def write_families(out: "MetricWriter", families: Sequence[tuple[str, Sequence[tuple[str, ...]], list[float], list[bool]]]) -> None:
-    """:func:`write_series` of many families, in one call of the store's
-    :meth:`~monitor.store.MetricStore.write_series` (one lock, one look-up per family); a
-    writer without it gets ``remove_many`` and ``set_many`` per family."""
+    :class:`SeriesColumns`): in each family ``(name, labels, values, present)`` the series whose
+    flag is False are removed (absent, not zero), the others set to their value, every family in
+    one call of the store's :meth:`~monitor.store.MetricStore.write_series` (one lock, one
+    look-up per family); a writer without it gets ``remove_many`` and ``set_many`` per family."""
     batched = getattr(out, "write_series", None)
     if batched is not None:
         batched(families)
         return
     for name, keys, values, flags in families:
-        _write_family(out, name, keys, values, flags)
-
-
-def _write_family(out: "MetricWriter", name: str, keys: Sequence[tuple[str, ...]], values: list[float], flags: list[bool]) -> None:
-    if not all(flags):
-        out.remove_many(name, list(compress(keys, [not f for f in flags])))
-    if any(flags):
-        out.set_many(name, list(zip(compress(keys, flags), compress(values, flags))))
+        if not all(flags):
+            out.remove_many(name, list(compress(keys, [not f for f in flags])))
+        if any(flags):
+            out.set_many(name, list(zip(compress(keys, flags), compress(values, flags))))
 
 
 class SeriesColumns:

@@ -42,7 +42,6 @@ a ring buffer.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -223,21 +222,9 @@ class CalibrationDetector(RefreshingDetector):
             arrived, late = labeled.label_ts[lab.known], None if late is None else late[lab.known]
         self._skip("outside_window", outside_not_late(self._window, lab.ts, arrived, late))
         self._pending.add(lab.ts, conf=lab.conf, correct=lab.correct, brier=lab.brier, log_loss=lab.log_loss)
-        self._add_pair(lab.ts, lab.correct)
+        self._pair.add(lab.ts, values=np.column_stack([np.ones(lab.label.size), lab.correct]))
         self._recent.add(lab.ts, lab.label, lab.logp)
         self._refresh.add(lab.label.size)
-
-    def _add_pair(self, ts: np.ndarray, correct: np.ndarray) -> None:
-        """Labels and right answers into the two-window sums: one vector addition when the rows
-        share a slot (the usual case; what :meth:`SlidingWindow.add` does then, from the two sums
-        without stacking the rows first: counts of whole numbers, the same sums), else per row."""
-        pair = self._pair
-        slot_s = pair.window_s / pair.n_slots
-        oldest, newest = float(ts.min()), float(ts.max())
-        if math.isfinite(oldest) and math.isfinite(newest) and math.floor(oldest / slot_s) == math.floor(newest / slot_s):
-            pair.add_summed(newest, np.array([float(ts.size), float(correct.sum())]), int(ts.size))
-        else:
-            pair.add(ts, values=np.column_stack([np.ones(ts.size), correct]))
 
     def _update_hard(self, labeled: "LabeledBatch") -> None:
         """Labels of a model that returns predicted labels only: whether each answer was right."""
