@@ -910,6 +910,32 @@ def _parse_numeric(values: list[str], column: str, first_row: int) -> np.ndarray
     return out
 
 
+def _label_values(values: Sequence[Any]) -> np.ndarray:
+    """A label column of a CSV (text) or Parquet file: class indices, target values or class names.
+
+    Whole numbers (below 2**53) are class indices (int64); other numbers are kept as they are
+    (a regression model's targets), missing cells (the CSV missing tokens, nulls) NaN; any
+    other text makes the whole column names (object, a missing cell ``""``). Labels were read
+    ``int(float(v))`` before, which cut every regression target to an integer: a CSV reference's
+    MAE (``monitor_regression_reference_mae``, the baseline RegressionErrorHigh compares
+    with) was measured against truncated targets.
+    """
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        text = v.strip() if isinstance(v, str) else v
+        if text is None or (isinstance(text, str) and text.lower() in MISSING_TOKENS):
+            out[i] = np.nan
+            continue
+        try:
+            out[i] = float(text)
+        except (TypeError, ValueError):
+            return np.asarray(["" if v is None else v for v in values], dtype=object)
+    finite = np.isfinite(out)
+    if finite.all() and np.all(out == np.round(out)) and np.all(np.abs(out) < 2.0**53):
+        return out.astype(np.int64)
+    return out
+
+
 def read_table(
     path: str | Path,
     *,
@@ -1083,13 +1109,7 @@ def _split(columns: dict[str, list[str]], feats: list[str], cat_names: set[str],
     else:
         cat = np.empty((n, 0), dtype=object)
     scores = np.column_stack([_parse_numeric(columns[c], c, row0) for c in output_columns]) if output_columns else None
-    labels = None
-    if label_column:
-        raw = columns[label_column]
-        try:
-            labels = np.asarray([int(float(v)) for v in raw], dtype=np.int64)
-        except (ValueError, OverflowError):
-            labels = np.asarray(raw, dtype=object)
+    labels = _label_values(columns[label_column]) if label_column else None
     return Table(num, cat, scores, labels)
 
 
@@ -1202,19 +1222,33 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
         done = 0
         for rb in pf.iter_batches(batch_size=chunk_rows):
             n = rb.num_rows
-            num = np.column_stack([rb.column(f).to_numpy(zero_copy_only=False).astype(np.float64) for f in num_names]) if num_names else np.empty((n, 0))
+            num = np.column_stack([_parquet_numbers(rb, f, done) for f in num_names]) if num_names else np.empty((n, 0))
             cat = np.empty((n, len(cnames)), dtype=object)
             for j, f in enumerate(cnames):
                 cat[:, j] = categorical_text(np.asarray(rb.column(f).to_pylist() + [None], dtype=object)[:-1])
-            scores = (np.column_stack([rb.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in output_columns])
-                      if output_columns else None)
-            labels = np.asarray(rb.column(label_column).to_pylist()) if label_column else None
+            scores = np.column_stack([_parquet_numbers(rb, c, done) for c in output_columns]) if output_columns else None
+            # a boolean label reads as its text, as a CSV's "True" does
+            labels = (_label_values([str(v) if isinstance(v, bool) else v for v in rb.column(label_column).to_pylist()])
+                      if label_column else None)
             yield Table(num, cat, scores, labels)
             done += n
             bar.update(done)
         bar.close()
 
     return num_names, cnames, gen()
+
+
+def _parquet_numbers(rb: Any, column: str, first_row: int) -> np.ndarray:
+    """A Parquet column read as numbers: numeric and boolean columns as they are (nulls NaN), any
+    other (text, say, when ``categorical`` leaves a text column numeric) value by value as a CSV
+    field is, so that a value that is not a number is refused naming its column, row and fix, as
+    the CSV reader refuses it (a bare ``ValueError`` from numpy before)."""
+    import pyarrow as pa
+
+    col = rb.column(column)
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type) or pa.types.is_null(col.type):
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return _parse_numeric(["" if v is None else str(v) for v in col.to_pylist()], column, first_row)
 
 
 def build_profile(
