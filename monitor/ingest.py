@@ -39,8 +39,9 @@ class BuildResult:
     #: reason -> what was wrong with the first such event (e.g. "expected rows of 4 features,
     #: got shape (1, 2)"), for the one log line a reason gets (counts alone do not say why)
     details: dict[str, str] = field(default_factory=dict)
-    #: argument (request_id, segment, client) -> rows that lost it: a per-row list of another length
-    #: than the call's rows (the rows are processed, without that attribute)
+    #: argument (request_id, segment, client, embedding) -> rows that lost it: a per-row list of
+    #: another length than the call's rows, an embedding that is not numbers (the rows are processed,
+    #: without that attribute)
     arguments_dropped: dict[str, int] = field(default_factory=dict)
 
     def drop_argument(self, argument: str, given: int, rows: int) -> None:
@@ -304,7 +305,7 @@ class BatchBuilder:
         client = _row_clients(used, used_counts, result)
         segment = _row_segments(used, used_counts, result)
         request_id = _row_ids(used, used_counts, result)
-        embedding = _embeddings(used, used_counts)
+        embedding = _embeddings(used, used_counts, result)
         valid = decoded.valid
         if not valid.all():
             sel = valid
@@ -656,6 +657,9 @@ ARGUMENT_DROPPED_MESSAGES = {
                "for the call",
     "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
               "single client for the call",
+    "embedding": "so the rows of its drain have no embedding (the probing detector with space: embedding cannot read "
+                 "them). Fix: give the embedding as numbers, one row of the same length per input row (a list of "
+                 "lists or a 2-D array), or one flat list for a one-row call",
 }
 
 
@@ -686,16 +690,35 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
     return out
 
 
-def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray) -> np.ndarray | None:
+def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray | None:
+    """The batch's embeddings, one row of numbers per input row, or None unless every call gave one.
+
+    An embedding that cannot be read as numbers in as many rows as its call's inputs (text, an
+    object, ragged rows, a size that is not a whole number of values per row) is the caller's
+    mistake, not the worker's: its rows are processed without it and counted in
+    ``monitor_row_arguments_dropped_total{argument="embedding"}``. It raised here before, so that
+    the event's prediction was lost as an internal error and MonitorInternalErrors paged."""
     if all(ev[8] is None for ev in events):
         return None
     parts = []
+    usable = True
     for ev, c in zip(events, counts.tolist()):
         e = ev[8]
         if e is None:
-            return None  # partial embeddings are not usable for a batch
-        a = np.asarray(e, dtype=np.float64).reshape(c, -1)
-        parts.append(a)
+            usable = False  # partial embeddings are not usable for a batch
+            continue
+        try:
+            a = np.asarray(e, dtype=np.float64)
+            if a.size == 0 or a.size % c:
+                raise ValueError(f"{a.size} values")
+            parts.append(a.reshape(c, -1))
+        except (TypeError, ValueError) as err:
+            usable = False
+            result.arguments_dropped["embedding"] = result.arguments_dropped.get("embedding", 0) + c
+            result.details.setdefault("argument:embedding", f"a call's embedding for {c} row(s) cannot be read as "
+                                                            f"numbers, one row each ({str(err)[:80]})")
+    if not usable:
+        return None
     try:
         return np.concatenate(parts, axis=0)
     except ValueError:
