@@ -150,9 +150,19 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
         if name != "unmatched" or status not in (404, 405):
             raise
         response = _no_route(request, exc)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         status = 499  # the client went away
         raise
+    except ConnectionResetError:
+        # the client went away (mid-body, or while a stream was written to it): its 499, answered
+        # to nobody. Re-raised, aiohttp logged "Error handling request" at ERROR with a traceback
+        # for every such client, which read as a crash of the agent; an answer written to the
+        # closed connection is dropped by aiohttp as a premature disconnection, quietly
+        status = 499
+        if request.transport is not None:
+            request.transport.close()
+        response = web.Response(status=499)
+        response.force_close()
     except Exception:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
         log.exception("handler %s failed", name)
         if name in WRITE_ROUTES:
