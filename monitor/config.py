@@ -513,8 +513,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     )
     pr_raw = r.mapping(raw.get("probing"), k("probing"), {"client_id_salt", "raw_client_ids"})
     seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise r.error(k("seed"), f"must be an integer, got {seed!r}", "write seed: 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        # negative seeds are refused here, not by the first detector built from this one (numpy's
+        # generators take none), whose error sent the user to the detector's own seed
+        raise r.error(k("seed"), f"must be a whole number, 0 or more, got {seed!r}", "write seed: 0")
     return MonitorConfig(
         model=model,
         schema=Schema(tuple(feats)),
