@@ -85,6 +85,13 @@ class BatchBuilder:
         self._scores = output.kind in ("probabilities", "logits")
         k = len(output.classes)
         self._score_widths: frozenset[int] | None = frozenset({k, 1} if k == 2 else {k}) if self._scores and k else None
+        #: What the first row object whose keys are no feature, while features are missing from it
+        #: (a misspelled key, a renamed column, OIP v2 tensors named otherwise), said: its values
+        #: are not read and the features count as missing, which alone never named the key sent.
+        #: Checked on the first row of each call until found, then never again (a cost per call,
+        #: not per row); a row with every feature and other keys besides (an id) is not one.
+        self.renamed_keys: str | None = None
+        self._renamed_found = False
 
     @property
     def score_widths(self) -> list[int] | None:
@@ -121,6 +128,8 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
+        if not self._renamed_found and rows and isinstance(rows[0], dict):
+            self._note_renamed_keys(rows[0], schema)
         num_names, cat_names = schema.numeric_names, schema.categorical_names
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
@@ -141,6 +150,24 @@ class BatchBuilder:
                 v = get(name)
                 cat[i, j] = category_text(v)
         return num, cat
+
+    def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
+        names = schema.names
+        missing = [n for n in names if n not in row]
+        if not missing:
+            return
+        known = set(names)
+        unknown = [str(k) for k in row if k not in known]
+        if not unknown:
+            return  # a feature left out: a missing value, counted as such
+        self._renamed_found = True
+        listed = lambda keys: (", ".join(map(repr, keys[:8])) + (f" and {len(keys) - 8} more" if len(keys) > 8 else ""))[:300]  # noqa: E731
+        self.renamed_keys = (
+            f"input rows carry keys that are no configured feature ({listed(unknown)}) and lack "
+            f"features ({listed(missing)}): those keys' values are not monitored and the features "
+            "count as missing (monitor_data_invalid_rows_total{reason=\"missing\"}). Fix: send the features under the "
+            "names the config lists (features:), or list the names the rows use; for OIP v2 requests with one tensor "
+            "per feature, name each tensor as its feature (a tensor of several columns reads as <name>_0, <name>_1...)")
 
     def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""

@@ -366,6 +366,8 @@ class Pipeline:
                 log.warning("model %r: %s: %s, %s; counted in monitor_row_arguments_dropped_total", store.model, argument,
                             result.details.get(f"argument:{argument}", "a per-row list of another length than the call's rows"),
                             ARGUMENT_DROPPED_MESSAGES[argument])
+        if self.builder.renamed_keys is not None and self._rejections_logged.first("renamed_keys"):
+            log.warning("model %r: %s", store.model, self.builder.renamed_keys)
         batch = result.batch
         if batch is None:
             return
