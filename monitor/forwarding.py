@@ -490,6 +490,16 @@ class ForwardingMonitor:
                 done[0] += 1
                 continue
             if len(piece) + 200 > self.max_datagram_bytes:
+                if "too_large" not in self._dropped_local:  # said once: MonitorForwardingDrops' runbook reads this log
+                    try:
+                        rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
+                    except TypeError:
+                        rows = ""
+                    log.warning("model %r: an event (%s%d bytes as JSON) is larger than a forwarding datagram (%d "
+                                "bytes over %s); such events are dropped and counted as too_large, further ones "
+                                "without a log line. Fix: call the model on smaller batches (a few thousand rows of "
+                                "a few features fit), or send large batches to the sidecar with POST /v1/events",
+                                self.model, rows, len(piece), self.max_datagram_bytes, self.transport)
                 self._count_drop("too_large", 1)
                 done[0] += 1
                 continue

@@ -1,0 +1,34 @@
+"""A forwarded event larger than a datagram (a batch of some thousands of rows: about 200 kB of
+JSON over a Unix socket, 65 kB over UDP), found by session 24's audit. The worker dropped it as
+``too_large`` without a word: the count reached the sidecar only, under ``model="_sidecar"``,
+though MonitorForwardingDrops' runbook sends on-call to "the workers' log" for why. The worker
+now says it once, with the event's size, the limit and the fix, as it does for unserializable
+events; further ones are counted without a log line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from monitor.forwarding import ForwardingMonitor
+
+__all__: list[str] = []
+
+
+def test_a_worker_says_once_why_an_event_is_too_large_to_forward(tmp_path: Any, caplog: Any) -> None:
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'fwd.sock'}", start=False)
+    try:
+        rows = np.ones((20_000, 4))
+        scores = np.tile([0.2, 0.3, 0.5], (20_000, 1))
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for _ in range(3):
+                fm.observe(rows, scores)
+            fm.flush()
+        assert fm.counters().dropped.get("too_large") == 3
+        said = [r.getMessage() for r in caplog.records if "too_large" in r.getMessage()]
+        assert len(said) == 1, said
+        assert "20000 rows" in said[0] and "200000" in said[0] and "/v1/events" in said[0] and "Fix:" in said[0]
+    finally:
+        fm.close()
