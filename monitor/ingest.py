@@ -186,6 +186,10 @@ class BatchBuilder:
             return self._rows_from_dicts([inputs])
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             return self._rows_from_dicts(list(inputs))
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            # a call on no rows (a batching server's empty batch), as an empty array is: read as one
+            # row of no feature below, it was refused as wrong_shape, a row that was never sent
+            return np.empty((0, len(schema.numeric_names))), np.empty((0, len(schema.categorical_names)), dtype=object)
         cat_names = schema.categorical_names
         if cat_names:
             arr = np.asarray(inputs, dtype=object)
