@@ -236,7 +236,14 @@ class BatchBuilder:
             # a single row whose output is a vector of k classes (or samples x k)
             arr = arr[None, ...]
         if arr.shape[0] != n_rows:
-            raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs")
+            swapped = ""
+            if self.output.samples_axis and arr.ndim == 3 and arr.shape[1] == n_rows:
+                # the list of the members' outputs ([est.predict_proba(X) for est in ensemble]) is
+                # (samples, rows, classes): "one output per input row" alone sent the user elsewhere
+                swapped = (f" (outputs of shape {arr.shape}: samples, rows, classes, as a list of the members' outputs "
+                           "is, where output.samples_axis reads rows, samples, classes: return np.stack(members, "
+                           "axis=1), or watch(..., outputs=lambda out: np.stack(out, axis=1)))")
+            raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs{swapped}")
         if self.output.samples_axis and arr.ndim != 3:
             raise RowError("output_shape", "ensemble outputs must be (rows, samples, classes)")
         self._check_width(arr.shape[1:])
