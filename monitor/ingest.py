@@ -88,10 +88,14 @@ class BatchBuilder:
         #: What the first row object whose keys are no feature, while features are missing from it
         #: (a misspelled key, a renamed column, OIP v2 tensors named otherwise), said: its values
         #: are not read and the features count as missing, which alone never named the key sent.
-        #: Checked on the first row of each call until found, then never again (a cost per call,
-        #: not per row); a row with every feature and other keys besides (an id) is not one.
+        #: Checked on the first row of the first 64 calls, then of every 64th, until found, then
+        #: never again (a cost per call, not per row, and then a 64th of it: a key sent wrong
+        #: from some point on is still found); a row with every feature and other keys besides (an
+        #: id) is not one.
         self.renamed_keys: str | None = None
         self._renamed_found = False
+        self._key_checks = 0
+        self._known_names: tuple[Schema, frozenset[str]] | None = None
 
     @property
     def score_widths(self) -> list[int] | None:
@@ -128,8 +132,10 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
-        if not self._renamed_found and rows and isinstance(rows[0], dict):
-            self._note_renamed_keys(rows[0], schema)
+        if not self._renamed_found:
+            self._key_checks += 1
+            if (self._key_checks <= 64 or not self._key_checks & 63) and rows and isinstance(rows[0], dict):
+                self._note_renamed_keys(rows[0], schema)
         num_names, cat_names = schema.numeric_names, schema.categorical_names
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
@@ -152,14 +158,14 @@ class BatchBuilder:
         return num, cat
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
-        names = schema.names
-        missing = [n for n in names if n not in row]
-        if not missing:
-            return
-        known = set(names)
-        unknown = [str(k) for k in row if k not in known]
-        if not unknown:
-            return  # a feature left out: a missing value, counted as such
+        if self._known_names is None or self._known_names[0] is not schema:
+            self._known_names = (schema, frozenset(schema.names))
+        known = self._known_names[1]
+        extra = row.keys() - known  # one C-level pass: the common row has none
+        if not extra or len(row) - len(extra) == len(known):
+            return  # every feature, and other keys besides (an id) if any: nothing lost
+        missing = [n for n in schema.names if n not in row]
+        unknown = [str(k) for k in row if k in extra]
         self._renamed_found = True
         listed = lambda keys: (", ".join(map(repr, keys[:8])) + (f" and {len(keys) - 8} more" if len(keys) > 8 else ""))[:300]  # noqa: E731
         self.renamed_keys = (
