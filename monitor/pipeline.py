@@ -254,7 +254,9 @@ class Pipeline:
                     # logged before it is counted, once per reason (the runbook of ModelInputsUnreadable
                     # sends on-call to that line), with an example: only the count said it before
                     ts = float(times[where[0]])
-                    ahead = f", {ts - limit + MAX_FUTURE_S:.0f} s ahead of the agent's clock" if reason == "future_timestamp" else ""
+                    lead = ts - limit + MAX_FUTURE_S  # :.0f of a stamp like 1e300 wrote 301 digits
+                    ahead = (f", {lead:.0f} s ahead of the agent's clock" if lead < 1e12 else
+                             f", {lead:.3g} s ahead of the agent's clock") if reason == "future_timestamp" else ""
                     self._log_rejection(reason, rows, f"e.g. timestamp {ts!r}{ahead}")
                     store.inc("monitor_rows_rejected", float(rows), labels=(reason,))
             events = [e for e, k in zip(events, keep.tolist()) if k]
@@ -346,7 +348,9 @@ class Pipeline:
                 self._ingest_error_logged = now
                 log.exception("could not convert %d events", len(preds))
             store.inc("monitor_internal_errors", labels=("ingest",))
-            store.inc("monitor_rows_rejected", len(preds), labels=("internal_error",))
+            # the event's rows, as every other reason counts them (one per event before: a 500-row
+            # call lost to a conversion bug was one row of the accounting)
+            store.inc("monitor_rows_rejected", float(sum(_rows_of(e) for e in preds)), labels=("internal_error",))
             return
         store.inc("monitor_calls", len(preds))
         latencies = [e[4] for e in preds if e[4] is not None]
