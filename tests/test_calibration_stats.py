@@ -477,6 +477,22 @@ def test_top_two_is_exactly_the_two_largest_of_each_row(k: int) -> None:
         assert np.array_equal(top, ordered[:, -1]) and np.array_equal(second, ordered[:, -2])
 
 
+def test_top_two_is_the_same_on_small_and_large_batches() -> None:
+    """Small batches (below 256 rows) are partitioned, large ones scanned column by column: the
+    same rows give the same two values either way, one-hot rows and ties included, so that a
+    detector's figures do not depend on how the rows were batched."""
+    from monitor.stats.uncertainty import top_two
+
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(10) * 0.3, size=1024)
+    p[::7] = np.round(p[::7], 1)  # ties
+    p[::11] = np.eye(10)[rng.integers(0, 10, len(p[::11]))]  # one-hot rows: the runner-up is 0
+    top, second = top_two(p)
+    parts = [top_two(p[i:i + 50]) for i in range(0, len(p), 50)]
+    assert np.array_equal(top, np.concatenate([a for a, _ in parts]))
+    assert np.array_equal(second, np.concatenate([b for _, b in parts]))
+
+
 def test_debiased_l2_subtracts_a_one_row_bins_noise() -> None:
     """A bin holding one row: its squared distance (conf - answer)^2 is, for a calibrated model,
     pure Bernoulli noise of expectation conf (1 - conf); that is what is subtracted (the bin's
