@@ -410,7 +410,14 @@ class ForwardingMonitor:
             self._count_drop("socket_full", len(pieces))
             return False
         except OSError as err:
-            self._count_drop("too_large" if err.errno == errno.EMSGSIZE else "send_error", len(pieces))
+            reason = "too_large" if err.errno == errno.EMSGSIZE else "send_error"
+            if reason not in self._dropped_local:  # said once: MonitorForwardingDrops' runbook reads this log
+                fix = ("call the model on smaller batches, or send large batches to the sidecar with POST /v1/events"
+                       if reason == "too_large" else "check the forwarding address and the sidecar's socket")
+                log.warning("model %r: sending %d event(s) (%d bytes) to the sidecar at %s failed: %s; such events are "
+                            "dropped and counted as %s, further ones without a log line. Fix: %s", self.model,
+                            len(pieces), len(payload), self.target, err, reason, fix)
+            self._count_drop(reason, len(pieces))
             self._reset_socket()
             return False
         self.stats.events_sent += len(pieces)

@@ -32,3 +32,39 @@ def test_a_worker_says_once_why_an_event_is_too_large_to_forward(tmp_path: Any, 
         assert "20000 rows" in said[0] and "200000" in said[0] and "/v1/events" in said[0] and "Fix:" in said[0]
     finally:
         fm.close()
+
+
+class _FailingSocket:
+    """A datagram socket whose sends fail with ``errno_``, as the kernel refuses them."""
+
+    def __init__(self, errno_: int) -> None:
+        self.errno_ = errno_
+
+    def sendto(self, payload: bytes, address: Any) -> None:
+        import os
+
+        raise OSError(self.errno_, os.strerror(self.errno_))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_send_the_kernel_refuses_is_said_once_with_its_reason(tmp_path: Any, caplog: Any, monkeypatch: Any) -> None:
+    """A datagram the kernel refuses (EMSGSIZE: larger than the socket allows; any other error)
+    was counted as too_large or send_error with no log line either."""
+    import errno
+
+    for code, reason in ((errno.EMSGSIZE, "too_large"), (errno.EIO, "send_error")):
+        fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'fwd.sock'}", start=False)
+        monkeypatch.setattr(fm, "_socket", lambda code=code: _FailingSocket(code))
+        try:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="monitor"):
+                for _ in range(3):
+                    fm.observe(np.ones((2, 4)), np.tile([0.2, 0.3, 0.5], (2, 1)))
+                    fm.flush()
+            assert fm.counters().dropped.get(reason) == 3
+            said = [r.getMessage() for r in caplog.records if f"counted as {reason}" in r.getMessage()]
+            assert len(said) == 1 and "Fix:" in said[0] and "fwd.sock" in said[0], said
+        finally:
+            fm.close()

@@ -117,3 +117,32 @@ def test_batched_family_writes_leave_the_store_as_per_family_calls_do() -> None:
     capped.write_series([(names.SEGMENT_CONFIDENCE, many, [1.0] * len(many), [True] * len(many))])
     assert len(capped.snapshot([names.SEGMENT_CONFIDENCE])[0].series) == spec.max_series
     assert capped.value("monitor_series_refused", (names.SEGMENT_CONFIDENCE,)) == 3.0
+
+
+def test_families_sharing_one_key_list_are_written_as_per_family_calls_write_them() -> None:
+    """write_series checks a list of keys shared by several families (the per-segment figures)
+    once, and sets the series of a family that all exist by one update: the store must hold the
+    same series, values and order as remove_many then set_many of each family, over exports that
+    add, keep and remove series, with keys as text and as numbers (turned into text)."""
+    from monitor.catalog import confidence as names
+    from monitor.detectors import _common
+    from monitor.store import MetricStore
+
+    class PerFamily:  # a writer without write_series: the fallback path
+        def __init__(self, store: MetricStore) -> None:
+            self.remove_many, self.set_many = store.remove_many, store.set_many
+
+    rng = np.random.default_rng(9)
+    a, b = MetricStore("m"), MetricStore("m")
+    figures = (names.SEGMENT_CONFIDENCE, names.SEGMENT_ABSTAIN, names.SEGMENT_ACCURACY, names.SEGMENT_GAP)
+    for export in range(30):
+        shown = int(rng.integers(1, 14))
+        keys: list = [(f"s{i}",) for i in range(shown)] if export % 5 != 4 else [(i,) for i in range(shown)]
+        families = [(name, keys, rng.normal(size=shown).tolist(), (rng.random(shown) < 0.8).tolist()) for name in figures]
+        families.append((names.SEGMENT_ROWS, keys, rng.random(shown).tolist(), [True] * shown))
+        _common.write_families(a, families)
+        _common.write_families(PerFamily(b), families)  # type: ignore[arg-type]
+        snap_a, snap_b = a.snapshot(), b.snapshot()
+        assert [f.spec.name for f in snap_a] == [f.spec.name for f in snap_b]
+        for fa, fb in zip(snap_a, snap_b):
+            assert list(fa.series.items()) == list(fb.series.items())
