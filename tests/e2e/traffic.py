@@ -42,7 +42,7 @@ import numpy as np
 if TYPE_CHECKING:
     from tests.e2e.upstream import ModelServer
 
-__all__ = ["Phase", "PhaseSpan", "World", "train_world", "Traffic", "DEFAULT_PHASES", "Outage"]
+__all__ = ["Phase", "PhaseSpan", "World", "train_world", "TemperedModel", "Traffic", "DEFAULT_PHASES", "Outage"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,46 @@ class World:
     reference: Any
 
 
+class TemperedModel:
+    """A binary classifier with its logit divided by a temperature, fitted (by maximum likelihood)
+    on held-out rows: the world's model calibrated on its own traffic.
+
+    Why: the regularised logistic regression alone is under-confident on this data (top-label
+    calibration error about 0.08 on the held-out pool, just under ModelCalibrationErrorHigh's and
+    ModelSegmentCalibrationErrorHigh's 0.1 bound), so a window of 100-200 labels per segment read
+    above 0.1 in 17-27% of windows, significantly (its error is real), and the segment alert fired
+    on normal traffic whenever the traffic fell behind (a loaded machine); tempered (T about 0.5),
+    0.045, above 0.1 in 0.5% of windows of 200 labels and none of 300 (session 24, 400 seeded
+    windows per size)."""
+
+    def __init__(self, model: Any, temperature: float) -> None:
+        self.model = model
+        self.temperature = float(temperature)
+        self.classes_ = model.classes_
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self.model.decision_function(X) / self.temperature
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    @classmethod
+    def fitted(cls, model: Any, X: np.ndarray, y: np.ndarray) -> "TemperedModel":
+        from scipy.optimize import minimize_scalar
+
+        z = model.decision_function(X)
+        sign = np.where(y == model.classes_[1], 1.0, -1.0)
+
+        def nll(log_t: float) -> float:
+            return float(np.logaddexp(0.0, -sign * z / np.exp(log_t)).sum())
+
+        return cls(model, float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x)))
+
+
 def train_world(seed: int = 0) -> World:
     """A logistic regression (missing values imputed) on scikit-learn's breast-cancer data, and a
     reference of held-out rows (never the training set) jittered as the live traffic is. Live
@@ -111,6 +151,7 @@ def train_world(seed: int = 0) -> World:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(X_rest), size=4000)
     X_stream = X_rest[idx] + rng.normal(size=(4000, X.shape[1])) * X_rest.std(axis=0) * 0.05
+    model = TemperedModel.fitted(model, X_stream, y_rest[idx])
     reference = Reference.from_arrays(X_stream, numeric_names=names, scores=model.predict_proba(X_stream),
                                       labels=y_rest[idx], classes=classes)
     return World(model, names, classes, X_rest, y_rest, reference)
