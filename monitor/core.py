@@ -311,6 +311,7 @@ class Monitor:
         #: the families read (None: all), see :meth:`rules_also_read`
         self._rule_sources: list[tuple[MetricStore, frozenset[str] | None]] = []
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
+        self._failures_counted: dict[str, int] = {}  # failed rule evaluations already counted, by group
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
         self._bad_timestamp_logged = Once(max_keys=2)
@@ -645,15 +646,17 @@ class Monitor:
         """One rule evaluation, with the evaluation's own metrics."""
         assert self.rules is not None
         store = self.store
-        failed_before = self.rules.failed_evaluations
         t0 = time.perf_counter()
         transitions = self.rules.evaluate(t)
         store.observe("monitor_rule_evaluation_seconds", time.perf_counter() - t0)
         store.inc("monitor_rule_evaluations")
-        if self.rules.failed_evaluations > failed_before:
-            for health in self.rules.rule_health():
-                if health.health == "err" and health.last_evaluation is not None and health.last_evaluation >= t:
-                    store.inc("monitor_rule_evaluation_failures", labels=(health.group,))
+        # every failed evaluation, by group: also those of a group evaluated off the tick (a 20 s
+        # group under 15 s ticks) and each of a catch-up, which the rules' last health missed
+        for group, total in tuple(self.rules.failed_by_group.items()):
+            new = total - self._failures_counted.get(group, 0)
+            if new > 0:
+                store.inc("monitor_rule_evaluation_failures", new, labels=(group,))
+                self._failures_counted[group] = total
         for group, total in self.rules.template_errors().items():
             new = total - self._template_errors.get(group, 0)
             if new > 0:

@@ -175,6 +175,10 @@ class RuleEvaluator:
         self.missed_evaluations = 0
         self.evaluations = 0
         self.failed_evaluations = 0
+        #: Failed rule evaluations by group name, cumulative (kept across reloads): what
+        #: ``monitor_rule_evaluation_failures_total`` counts. Derived from health after a tick, it
+        #: missed the evaluations of a group run off the tick or several in one catch-up.
+        self.failed_by_group: dict[str, int] = {}
         self._template_queries: dict[str, Query] = {}
         # Evaluation runs on the agent's worker thread while the sidecar reads alerts().
         self._lock = threading.RLock()
@@ -319,6 +323,8 @@ class RuleEvaluator:
                 rt.health = "err"
                 rt.last_error = str(e)
                 self.failed_evaluations += 1
+                name = gr.group.name
+                self.failed_by_group[name] = self.failed_by_group.get(name, 0) + 1
                 continue
             rt.health = "ok"
             rt.last_error = ""
