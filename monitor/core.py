@@ -880,6 +880,8 @@ class Monitor:
                 "detectors": self._detector_states(),
                 "joiner": self.pipeline.joiner.state_dict(),
                 "rules": None if self.rules is None else self.rules.state_dict(),
+                # what the webhook and the alert log were sent: a restart posts no firing alert again
+                "notified": None if self.notifier is None else self.notifier.state_dict(),
                 # what the rules read back over (ranges, offset): Prometheus keeps its TSDB across
                 # restarts, and a rule reading an hour back would otherwise be blind for an hour
                 "series": series,
@@ -969,6 +971,12 @@ class Monitor:
             self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"])
+            if self.notifier is not None and state.get("notified") is not None:
+                try:
+                    self.notifier.load_state_dict(state["notified"])
+                except Exception as err:  # noqa: BLE001 - only what the sinks were sent: the rest is restored all the same
+                    log.warning("%s: what the alert webhook and log were sent is not in the checkpoint in a form this "
+                                "agent reads (%s); still-firing alerts are delivered to them once more", self.model, err)
             if self._series_store is not None and state.get("series") is not None:
                 try:
                     self._series_store.load_state_dict(state["series"])

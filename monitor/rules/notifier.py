@@ -217,7 +217,9 @@ class WebhookSink:
     every firing alert each resend delay and every resolved one for 15 minutes, which Alertmanager
     absorbs; posted as they came, a chat or paging relay behind the webhook said one firing alert
     every minute and its resolution a dozen times. A post that fails is not remembered, so the
-    evaluator's next re-send of the alert delivers it.
+    evaluator's next re-send of the alert delivers it. What was posted, and when, is kept across
+    restarts (:meth:`state_dict`, in the monitor's checkpoint), as an Alertmanager keeps its
+    notification log: without it every restart posted each still-firing alert again.
     """
 
     url: str
@@ -269,6 +271,14 @@ class WebhookSink:
             for item in body["alerts"]:
                 self._delivered.remember(item, now)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What was posted: ``{"delivered": [[fingerprint, status, startsAt, age_s], ...]}``."""
+        return {"delivered": self._delivered.state_dict(self.clock())}
+
+    def load_state_dict(self, state: Mapping[str, Any], elapsed_s: float = 0.0) -> None:
+        """Restore :meth:`state_dict`; ``elapsed_s`` (the time since it was taken) ages every post."""
+        self._delivered.load_state_dict(state.get("delivered") or [], self.clock(), elapsed_s)
+
 
 def _common(maps: Any) -> dict[str, str]:
     it = iter(maps)
@@ -305,6 +315,15 @@ class LogSink:
             self._said.remember(body, 0.0)
             self.logger.log(self.level, "alert %s", json.dumps(body, sort_keys=True))
 
+    def state_dict(self) -> dict[str, Any]:
+        """What was logged (see :meth:`WebhookSink.state_dict`): a restart does not log a
+        still-firing alert as a transition again."""
+        return {"delivered": self._said.state_dict(0.0)}
+
+    def load_state_dict(self, state: Mapping[str, Any], elapsed_s: float = 0.0) -> None:
+        """Restore :meth:`state_dict` (times do not matter here: a state is logged once)."""
+        self._said.load_state_dict(state.get("delivered") or [], 0.0, elapsed_s)
+
 
 @dataclass
 class _Delivered:
@@ -325,11 +344,35 @@ class _Delivered:
 
     def remember(self, body: Mapping[str, Any], now: float) -> None:
         """Record ``body`` as delivered at ``now``."""
-        key = body["fingerprint"]
+        self._put(body["fingerprint"], (body["status"], body["startsAt"]), now)
+
+    def _put(self, key: str, said: tuple[str, str], at: float) -> None:
         self._states.pop(key, None)
-        self._states[key] = ((body["status"], body["startsAt"]), now)
+        self._states[key] = (said, at)
         while len(self._states) > self.max_remembered:
             self._states.popitem(last=False)
+
+    def state_dict(self, now: float) -> list[list[Any]]:
+        """``[fingerprint, status, startsAt, seconds since delivered]`` of each, oldest first:
+        ages, not clock readings, since a monotonic clock restarts with the process."""
+        for _ in range(3):
+            try:
+                items = list(self._states.items())  # read by a checkpoint while a delivery thread writes
+                break
+            except RuntimeError:  # changed during the copy: copy again
+                continue
+        else:
+            items = []
+        return [[key, said[0], said[1], max(now - at, 0.0)] for key, (said, at) in items]
+
+    def load_state_dict(self, items: Sequence[Sequence[Any]], now: float, elapsed_s: float = 0.0) -> None:
+        """Restore :meth:`state_dict` taken ``elapsed_s`` ago, with ``now`` read from this
+        sink's clock. Raises ``ValueError`` on an entry that is not four fields."""
+        for item in items:
+            if len(item) != 4:
+                raise ValueError(f"a delivered alert is [fingerprint, status, startsAt, age], not {item!r}")
+            key, status, starts, age = item
+            self._put(str(key), (str(status), str(starts)), now - float(age) - max(float(elapsed_s), 0.0))
 
 
 @dataclass
@@ -464,6 +507,43 @@ class Notifier:
                 s.queued = len(lane.queue)
                 out.append((lane.name, s))
             return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the sinks that remember their deliveries (webhook, log) delivered, so that a
+        restarted agent does not deliver a still-firing alert to them again (JSON-plain)."""
+        sinks = []
+        for key, sink in self._keyed_sinks():
+            save = getattr(sink, "state_dict", None)
+            if callable(save):
+                sinks.append({"sink": key, **save()})
+        return {"version": 1, "saved_at": time.time(), "sinks": sinks}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> int:
+        """Restore :meth:`state_dict` into the sinks of the same kind and URL (a sink added or
+        removed since leaves the others matched); returns how many sinks were restored.
+        Raises ``ValueError`` on a state of another version or shape."""
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported notifier state version {state.get('version')!r} (expected 1)")
+        saved_at = state.get("saved_at")
+        elapsed = time.time() - float(saved_at) if isinstance(saved_at, (int, float)) else 0.0
+        saved = {str(s.get("sink")): s for s in state.get("sinks") or []}
+        restored = 0
+        for key, sink in self._keyed_sinks():
+            load = getattr(sink, "load_state_dict", None)
+            if key in saved and callable(load):
+                load(saved[key], max(elapsed, 0.0))
+                restored += 1
+        return restored
+
+    def _keyed_sinks(self) -> list[tuple[str, AlertSink]]:
+        """``(kind URL #n, sink)`` of each sink: what a restart with the same config finds again."""
+        seen: dict[str, int] = {}
+        out = []
+        for lane in self._lanes:
+            base = f"{lane.name} {getattr(lane.sink, 'url', '')}"
+            n = seen[base] = seen.get(base, -1) + 1
+            out.append((f"{base} #{n}", lane.sink))
+        return out
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued so far was delivered or given up; False on timeout."""
