@@ -312,6 +312,7 @@ class Monitor:
         self._rule_sources: list[tuple[MetricStore, frozenset[str] | None]] = []
         self._template_errors: dict[str, int] = {}  # totals already counted, by rule group
         self._failures_counted: dict[str, int] = {}  # failed rule evaluations already counted, by group
+        self._rule_errors_said: dict[tuple[str, str, str], str] = {}  # (file, group, rule) -> the error logged
         #: Called with every alert transition the in-agent rule evaluation produces (replay, tests).
         self.transition_listeners: list[Callable[[Any], None]] = []
         self._bad_timestamp_logged = Once(max_keys=2)
@@ -652,11 +653,15 @@ class Monitor:
         store.inc("monitor_rule_evaluations")
         # every failed evaluation, by group: also those of a group evaluated off the tick (a 20 s
         # group under 15 s ticks) and each of a catch-up, which the rules' last health missed
+        failing = False
         for group, total in tuple(self.rules.failed_by_group.items()):
             new = total - self._failures_counted.get(group, 0)
             if new > 0:
                 store.inc("monitor_rule_evaluation_failures", new, labels=(group,))
                 self._failures_counted[group] = total
+                failing = True
+        if failing or self._rule_errors_said:
+            self._say_rule_errors()
         for group, total in self.rules.template_errors().items():
             new = total - self._template_errors.get(group, 0)
             if new > 0:
@@ -685,6 +690,24 @@ class Monitor:
                         store.inc("monitor_notifications", total - current, labels=(kind, outcome))
             store.set("monitor_notification_queue_length", self.notifier.stats.queued)
         return transitions
+
+    def _say_rule_errors(self) -> None:
+        """Log each rule that fails to evaluate, once per error (and when it evaluates again):
+        the rules' health is shown nowhere else (the sidecar serves no ``/api/v1/rules``), and
+        ``monitor_rule_evaluation_failures_total`` names only the group."""
+        assert self.rules is not None
+        said = self._rule_errors_said
+        for h in self.rules.rule_health():
+            key = (h.file, h.group, h.name)
+            if h.health == "err" and said.get(key) != h.last_error:
+                said[key] = h.last_error
+                log.warning("model %r: %s: group \"%s\", rule \"%s\": evaluation failed: %s. Its alerts cannot fire (or "
+                            "its series are not written) until it evaluates again. Fix the expression or the rule's "
+                            "labels (try it with `monitor rules test`); counted in monitor_rule_evaluation_failures_total",
+                            self.model, h.file, h.group, h.name, h.last_error)
+            elif h.health == "ok" and key in said:
+                del said[key]
+                log.info("model %r: %s: group \"%s\", rule \"%s\" evaluates again", self.model, h.file, h.group, h.name)
 
     def _publish(self, transitions: list[Any]) -> list[Any]:
         for listener in self.transition_listeners:

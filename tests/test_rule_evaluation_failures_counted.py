@@ -9,6 +9,7 @@ catches up several evaluations of a group counted one; 9 failed evaluations were
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -63,3 +64,20 @@ def test_failures_of_a_catch_up_are_each_counted(tmp_path: Path) -> None:
         assert mon.store.value("monitor_rule_evaluation_failures", labels=("twenty",)) == 11
     finally:
         mon.close()
+
+
+def test_a_failing_rule_is_logged_once_naming_it_and_its_error(tmp_path: Path, caplog) -> None:
+    """Its health was kept but shown nowhere (the sidecar serves no /api/v1/rules): on-call saw a
+    counter by group and could not learn which rule failed, or why."""
+    caplog.set_level(logging.INFO, logger="monitor")
+    mon = _monitor(tmp_path)
+    try:
+        for k in range(12):
+            mon.evaluate_rules(T0 + 15 * k)
+    finally:
+        mon.close()
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING and "evaluation failed" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    text = said[0].getMessage()
+    for part in ("rules.yml", '"twenty"', '"collides"', "same labelset", "monitor_rule_evaluation_failures_total"):
+        assert part in text, (part, text)

@@ -18,7 +18,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_rule_evaluations", COUNTER, "Rule evaluations run (one per interval of event time).",
                concern="rules"),
     MetricSpec("monitor_rule_evaluation_failures", COUNTER,
-               "Rule evaluations that failed (an expression error at run time), by rule group.",
+               "Rule evaluations that failed (an expression error at run time), by rule group; the log (logger monitor) names "
+               "the rule and its error once per error.",
                labels=("rule_group",), concern="rules", max_series=200),
     MetricSpec("monitor_rule_template_errors", COUNTER,
                "Alert label and annotation templates that failed to expand (sent as '<error expanding template: ...>', "

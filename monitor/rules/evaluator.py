@@ -62,6 +62,7 @@ class RuleHealth:
     last_error: str = ""
     last_evaluation: float | None = None
     state: str = "inactive"  # alerting rules: the highest state of their alerts
+    file: str = ""  # the rule file of its group
 
 
 @dataclass
@@ -449,7 +450,7 @@ class RuleEvaluator:
                 kind = "alerting" if rt.alerting is not None else "recording"
                 state = rt.alerting.max_state().value if rt.alerting is not None else "inactive"
                 out.append(RuleHealth(g.group.name, rt.rule.name, kind, rt.health, rt.last_error,
-                                      rt.last_evaluation, state))
+                                      rt.last_evaluation, state, g.group.file))
         return out
 
     # ------------------------------------------------------------------ persistence
