@@ -19,6 +19,7 @@ from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
 
 __all__ = [
     "ConfigError",
+    "receiver_url_problem",
     "MonitorConfig",
     "QueueConfig",
     "RulesConfig",
@@ -496,9 +497,11 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         external_labels=dict(ext),
         external_url=str(rules_raw.get("external_url", "")),
     )
-    for url in rules.alertmanager_urls + rules.webhook_urls:
-        if not url.startswith(("http://", "https://")):
-            raise r.error(k("rules.alertmanager"), f"{url!r} is not an http(s) URL", "write e.g. http://127.0.0.1:9093")
+    for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
+        for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
+            problem = receiver_url_problem(url)
+            if problem is not None:
+                raise r.error(k(key), problem, "write e.g. http://127.0.0.1:9093")
 
     ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), {"path", "interval"})
     ck_path = ck_raw.get("path")
@@ -569,6 +572,26 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
         extra={k: v for k, v in s.items() if k in ("proxy", "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
                                                         "client_body_timeout", "worker_nice", "unmonitored_models")},
     )
+
+
+def receiver_url_problem(url: str) -> str | None:
+    """What is wrong with an Alertmanager or webhook URL, or None. A URL without a host
+    (``http://``) or with a port that is no number was taken, and every alert then failed to send
+    five times, at run time; the URL is not repeated once it has a scheme (it may carry a password)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        return f"{url!r} is not an http(s) URL"
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or beyond 65535
+        port_ok = False
+    if not parts.hostname:
+        return "the URL names no host"
+    if not port_ok:
+        return f"the URL has no valid port ({parts.netloc.rpartition(':')[2]!r}): a port is 1 to 65535"
+    return None
 
 
 def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".") -> AgentConfig:

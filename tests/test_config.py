@@ -54,6 +54,12 @@ def test_good_config_loads(tmp_path):
         ("schema: {features: [{name: a, kind: text}]}", "schema.features[0].kind", "numeric or kind: categorical"),
         ("detectors: [{kind: no-such-detector}]", "detectors[0].kind", "kind"),
         ("rules: {alertmanager: [localhost:9093]}", "rules.alertmanager", "http://"),
+        # a webhook's mistake was reported as rules.alertmanager's, and a URL without a host (or with
+        # a port that is no number) was taken, and every alert then failed to send (audit2, session 24)
+        ("rules: {webhook: [hooks.example/alert]}", "rules.webhook", "http://"),
+        ("rules: {alertmanager: ['http://']}", "rules.alertmanager", "http://127.0.0.1:9093"),
+        ("rules: {alertmanager: ['http://am:90x3']}", "rules.alertmanager", "port"),
+        ("rules: {webhook: ['https://:8080/hook']}", "rules.webhook", "host"),
         ("rules: {external_labels: {a: 1}}", "rules.external_labels", "string values"),
         ("server: {port: 70000}", "server.port", "port: 9108"),
         # a negative seed passed the config and failed the first detector built from it, in words

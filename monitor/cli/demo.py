@@ -26,10 +26,12 @@ def demo(duration: float, speed: float, rate: float, port: int, alertmanager: tu
         import sklearn  # noqa: F401
     except ImportError:
         raise click.ClickException("the demo trains a scikit-learn model: pip install 'model-monitor[dev]' (or make demo)") from None
+    from monitor.config import receiver_url_problem
+
     for url in alertmanager:  # as rules.alertmanager is checked: else five failed sends per alert, at run time
-        if not url.startswith(("http://", "https://")) or len(url.split("://", 1)[1].strip("/")) == 0:
-            raise click.BadParameter(f"{url!r} is not an http(s) URL; write e.g. http://127.0.0.1:9093",
-                                     param_hint="--alertmanager")
+        problem = receiver_url_problem(url)
+        if problem is not None:
+            raise click.BadParameter(f"{problem}; write e.g. http://127.0.0.1:9093", param_hint="--alertmanager")
     from monitor.demo import DemoSettings, run_demo
 
     run_demo(DemoSettings(duration_s=duration, speed=speed, rate=rate, port=port or None, seed=seed,
