@@ -485,6 +485,12 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
             files = rule_pack_files(r.strings(rules_raw["packs"], k("rules.packs"))) + files
         except ValueError as err:
             raise r.error(k("rules.packs"), str(err), "write e.g. packs: [core, confidence], or packs: [all]") from None
+    # a file named twice (a.yml and ./a.yml, a pack also by its path) is loaded once, as Prometheus keys
+    # groups by cleaned file path and name: twice, each of its alerts was listed and counted twice
+    unique: dict[str, str] = {}
+    for f in files:
+        unique.setdefault(os.path.realpath(f), f)
+    files = tuple(unique.values())
     ext = rules_raw.get("external_labels", {}) or {}
     if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
         raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")
