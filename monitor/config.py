@@ -494,6 +494,11 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
     ext = rules_raw.get("external_labels", {}) or {}
     if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
         raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")
+    for name in ext:  # Alertmanager refuses an alert with another label name (400 invalid label set): every alert
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name):
+            raise r.error(k("rules.external_labels"), f"{name!r} is not a label name (letters, digits and _, not "
+                          "starting with a digit): Alertmanager would refuse every alert",
+                          f"write e.g. {re.sub(r'[^a-zA-Z0-9_]', '_', name).lstrip('0123456789') or 'cluster'}: ...")
     rules = RulesConfig(
         files=files,
         interval_s=r.duration(rules_raw.get("interval", "15s"), k("rules.interval")),

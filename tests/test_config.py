@@ -61,6 +61,9 @@ def test_good_config_loads(tmp_path):
         ("rules: {alertmanager: ['http://am:90x3']}", "rules.alertmanager", "port"),
         ("rules: {webhook: ['https://:8080/hook']}", "rules.webhook", "host"),
         ("rules: {external_labels: {a: 1}}", "rules.external_labels", "string values"),
+        # taken, then Alertmanager refused every alert (400 invalid label set) at run time (audit2, session 24)
+        ("rules: {external_labels: {cluster-name: eu}}", "rules.external_labels", "cluster_name"),
+        ("rules: {external_labels: {1dc: eu}}", "rules.external_labels", "letters, digits and _"),
         ("server: {port: 70000}", "server.port", "port: 9108"),
         # a negative seed passed the config and failed the first detector built from it, in words
         # that sent the user to the detector's own seed (session 24 audit)
