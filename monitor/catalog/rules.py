@@ -34,7 +34,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "files on disk are not the rules evaluated (as Prometheus's prometheus_config_last_reload_successful).",
                concern="rules"),
     MetricSpec("monitor_notifications", COUNTER,
-               "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff.",
+               "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff, "
+               "but a 4xx answer (the receiver refused them: its answer is logged).",
                labels=("receiver", "outcome"), concern="rules", max_series=30),
     MetricSpec("monitor_notification_queue_length", GAUGE, "Alert notifications waiting to be delivered.",
                concern="rules"),

@@ -4,7 +4,8 @@ The rule evaluator hands finished notifications (:class:`OutgoingAlert`) to a :c
 which queues them and returns immediately: evaluation never waits on the network. Each sink has
 its own queue and background thread, as Prometheus sends to each Alertmanager on its own (a sink
 that is down delays no other), draining it in batches of at most 64 alerts (Prometheus's batch
-size) and retrying failures with exponential backoff. When a queue is full the oldest alerts are
+size) and retrying failures with exponential backoff (not a 4xx answer, which a retry would only
+repeat; the receiver's answer is logged). When a queue is full the oldest alerts are
 dropped in favour of newer ones, as Prometheus's notifier does; every outcome is counted per sink
 (:class:`NotifierStats`) so the agent can export delivery health as metrics.
 
@@ -56,7 +57,15 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
-    """One delivery attempt to one sink failed (network error or non-2xx status)."""
+    """One delivery attempt to one sink failed (network error or non-2xx status).
+
+    ``retryable`` is False for a 4xx answer but 408 and 429: the receiver refused what it was sent
+    (Alertmanager: an invalid label set, after storing the batch's valid alerts), and the same
+    batch sent again gets the same answer."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def format_rfc3339_ms(t: float | None) -> str:
@@ -169,7 +178,12 @@ def _post_json(url: str, payload: Any, timeout_s: float, headers: Mapping[str, s
             resp.read()
             status = resp.status
     except urllib.error.HTTPError as e:
-        raise DeliveryError(f"{url}: bad response status {e.code} {e.reason}") from None
+        try:  # what the receiver says is wrong (Alertmanager: 'invalid label set: invalid name "..."')
+            said = e.read(300).decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            said = ""
+        raise DeliveryError(f"{url}: bad response status {e.code} {e.reason}" + (f": {said}" if said else ""),
+                            retryable=not (400 <= e.code < 500) or e.code in (408, 429)) from None
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise DeliveryError(f"{url}: {reason}") from None
@@ -613,6 +627,8 @@ class Notifier:
                 lane.sink.deliver(batch)
             except DeliveryError as e:
                 self._record_error(lane, e, attempt)
+                if not e.retryable:  # refused: sent again, the same batch gets the same answer
+                    break
             except Exception as e:  # a sink bug must not kill the delivery thread
                 self._record_error(lane, e, attempt)
             else:
@@ -629,5 +645,6 @@ class Notifier:
         with self._cond:
             lane.stats.errors += 1
             self.last_error = f"{lane.name}: {e}"
-        log.warning("alert delivery to %s failed (attempt %d/%d): %s",
-                    lane.name, attempt + 1, self.max_retries + 1, e)
+        refused = isinstance(e, DeliveryError) and not e.retryable
+        log.warning("alert delivery to %s failed (attempt %d/%d): %s%s", lane.name, attempt + 1, self.max_retries + 1, e,
+                    "; not retried: the receiver refused the alerts (fix what it says, or the URL)" if refused else "")
