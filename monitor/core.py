@@ -1156,8 +1156,11 @@ class Monitor:
             with self._lock:
                 self.pipeline.export_pending()
         if self.notifier is not None:
+            # delivery gets ``timeout`` in all: the notifier's own close default (5 s) came on top of
+            # the flush, and close(2.0) took 7 s with an Alertmanager that never answers
+            until = time.monotonic() + timeout
             self.notifier.flush(timeout)
-            self.notifier.close()
+            self.notifier.close(max(until - time.monotonic(), 0.0))
         from monitor.exporter import detach
 
         detach(self.registry, self.store)
