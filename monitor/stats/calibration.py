@@ -36,6 +36,7 @@ __all__ = [
     "ECE_BINS",
     "fine_confidence_edges",
     "bin_index",
+    "tie_tolerant_edges",
     "reliability_sums",
     "equal_width_groups",
     "equal_mass_groups",
@@ -82,6 +83,10 @@ _LOG_EPS = 1e-15
 _SQRT2, _SQRT_TAU = math.sqrt(2.0), math.sqrt(math.tau)  # the standard normal's, as statistics.NormalDist takes them
 
 
+#: The highest edge of the default fine grid's equal-width part (its tail refines the bin above).
+_LAST_LINEAR_EDGE = 1.0 - 1.0 / (ECE_BINS * 8) + 1e-12
+
+
 def fine_confidence_edges(n_coarse: int = ECE_BINS, subdivide: int = 8, n_tail: int = 12) -> np.ndarray:
     """Edges of the fine confidence grid on [0, 1].
 
@@ -103,6 +108,23 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     the search on the worker's small batches).
     """
     return np.searchsorted(edges[1:-1], values, side="right")
+
+
+def tie_tolerant_edges(edges: np.ndarray) -> np.ndarray:
+    """``edges`` of the equal-width grid each lowered by :data:`ATC_TIE_TOLERANCE`, to bin
+    labelled confidences with: a confidence within the tolerance below such an edge counts as on it.
+
+    A model whose confidences are vote shares (a 5-nearest-neighbour vote's 0.6, a forest's
+    tenths) sits on bin edges, and the same score reaches the detectors a few units of the 8th
+    digit away: float32's 0.7 is 0.69999999, and a labelled row's confidence is read back from
+    the label join's float32 log-probability (``exp(float32(log 0.6))`` is 0.5999999939). With
+    the plain edges such rows fell in the bin below, mixed with that bin's own rows. The fine
+    grid's logarithmic tail (its edges above ``1 - 1/120``, down to 1e-6 apart) is kept as it
+    is: no score sits on those edges by construction, and lowering them by 1e-6 would move
+    whole bins of confident rows, and their weights in the over-confidence test.
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    return np.where(e <= _LAST_LINEAR_EDGE, e - ATC_TIE_TOLERANCE, e)
 
 
 def reliability_sums(conf: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -874,9 +896,11 @@ def _saddlepoint_upper(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> f
 
 
 def binned_overconfidence_pvalue(conf: np.ndarray, correct: np.ndarray, edges: np.ndarray | None = None) -> float:
-    """:func:`weighted_overconfidence_pvalue` of labelled rows on the fine grid (what the detector exports)."""
+    """:func:`weighted_overconfidence_pvalue` of labelled rows on the fine grid (what the detector
+    exports: its rows binned as the detector bins them, by :func:`tie_tolerant_edges`)."""
     e = fine_confidence_edges() if edges is None else edges
-    return weighted_overconfidence_pvalue(*reliability_sums(np.asarray(conf, dtype=np.float64), correct, e), overconfidence_weights(e))
+    sums = reliability_sums(np.asarray(conf, dtype=np.float64), correct, tie_tolerant_edges(e))
+    return weighted_overconfidence_pvalue(*sums, overconfidence_weights(e))
 
 
 # -- label-free accuracy estimation -------------------------------------------------------------
