@@ -605,7 +605,10 @@ class BinnedSequentialTest:
         raw = self._win[si] if win is None else win
         w = self._extend(raw)
         exp = self._exp[si]
-        dev = np.where(w >= exp, (w - exp + 1) / self._half_hi[si], (exp - w) / self._half_lo[si])
+        # a count is flagged at w >= up or w < lo: over half-widths up - exp and exp - lo + 1 the
+        # ratio reaches 1 exactly there (w - exp + 1 above reached it one count early, and a bin
+        # holding the whole reference, whose band no count can leave, read 1 at every test)
+        dev = np.where(w >= exp, (w - exp) / self._half_hi[si], (exp - w) / self._half_lo[si])
         out = np.where(self._valid, dev, 0.0).max(axis=1)
         if self._score_active is not None and self.score_tests > 0:
             out = np.maximum(out, self._score_ratio(raw, si)[0])
