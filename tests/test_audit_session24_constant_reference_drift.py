@@ -6,7 +6,9 @@ reference's sd is 0). Those figures said "unchanged" of live values spread from 
 two-sample KS on the same rows: p < 1e-50). They are absent now for such a feature, as below
 ``min_rows``: the windowed test cannot see anything there. Values off the constant are what the
 data-quality detector's out-of-range share reports (1.0 here), and a missing value still moves
-the sequential test's missing bin.
+the sequential test's missing bin. The regression detector's prediction drift (chi-squared
+p-value and PSI on the reference's prediction quantiles) had the same one bin for a model whose
+reference predictions are all one value: p 1 and PSI 0 for any live predictions.
 """
 
 from __future__ import annotations
@@ -43,3 +45,27 @@ def test_windowed_figures_of_a_constant_reference_feature_are_absent() -> None:
     p = sample(text, "monitor_drift_feature_pvalue", feature="flag", test="ks", **det)
     assert p is not None and p < 1e-6
     assert sample(text, "monitor_drift_features_drifted", **det) == 1.0
+
+
+def test_regression_prediction_drift_of_a_constant_reference_is_absent() -> None:
+    rng = np.random.default_rng(2)
+    figures = {}
+    for name, ref_pred in (("constant", np.full(1000, 5.0)), ("spread", rng.normal(5.0, 1.0, 1000))):
+        reference = Reference.from_arrays(np.zeros((1000, 1)), numeric_names=["x"], scores=ref_pred,
+                                          labels=ref_pred + rng.normal(0.0, 1.0, 1000))
+        cfg = {"model": "m", "features": ["x"], "output": {"kind": "regression"},
+               "detectors": [{"kind": "regression", "window_s": 3600}]}
+        mon = Monitor(config=cfg, reference=reference, registry=CollectorRegistry(), start_worker=False, live=False)
+        try:
+            mon.observe(np.zeros((400, 1)), rng.normal(8.0, 2.0, 400), timestamp=1_700_000_000.0)
+            mon.flush()
+            text = mon.metrics_text()
+        finally:
+            mon.close()
+        figures[name] = (sample(text, "monitor_regression_prediction_drift_pvalue", model="m"),
+                         sample(text, "monitor_regression_prediction_psi", model="m"),
+                         sample(text, "monitor_regression_prediction_mean", model="m"))
+    assert figures["constant"][:2] == (None, None)
+    assert figures["constant"][2] is not None  # the window's mean, beside the reference's, stays
+    p, psi, _ = figures["spread"]  # a reference with spread keeps its test: 5 -> 8 is seen
+    assert p is not None and p < 1e-6 and psi is not None and psi > 0.25

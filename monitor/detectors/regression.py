@@ -252,7 +252,9 @@ class RegressionDetector(RefreshingDetector):
         enough = n >= max(self.min_rows, 1)
         put_figure(out, names.REGRESSION_MEAN, p[_SUM] / n if enough else None)
         put_figure(out, names.REGRESSION_REFERENCE_MEAN, self._ref_mean)
-        drift = enough and self._ref_counts is not None
+        # reference predictions all one value make one bin, which every live prediction falls in
+        # (p-value 1, PSI 0 whatever the model predicts): no test, as for a constant input feature
+        drift = enough and self._ref_counts is not None and self._ref_counts.size >= 2
         cur = p[2:]
         put_figure(out, names.REGRESSION_DRIFT_PVALUE, uni.chi2_test(self._ref_counts, cur).pvalue if drift else None)  # type: ignore[arg-type]
         put_figure(out, names.REGRESSION_DRIFT_PSI, uni.psi(self._ref_counts, cur) if drift else None)  # type: ignore[arg-type]
