@@ -116,8 +116,7 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         # digit (float32, renormalised by the output decoder) and fell in the bin below, drifted
         # (KS distance 0.40 on the reference's own rows). A value within the tolerance below an edge
         # counts as on it, for the reference's rows and the live ones alike.
-        self._edges = {"confidence": uni.quantile_edges(conf, n_bins) - SCORE_TIE_TOLERANCE,
-                       "entropy": uni.quantile_edges(ent, n_bins) - SCORE_TIE_TOLERANCE}
+        self._edges = {"confidence": _score_edges(conf, n_bins), "entropy": _score_edges(ent, n_bins)}
         self._ref = {"confidence": uni.histogram(conf, self._edges["confidence"]), "entropy": uni.histogram(ent, self._edges["entropy"])}
         self._k = probs.shape[1]
         self._reset()
@@ -200,3 +199,20 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         load_windows_state({"main": self._window}, state["windows"])
         if self._segments is not None:  # saved without segments (before by_segment, or off): they refill
             self._segments.load_state_dict(state.get("segments"))
+
+
+def _score_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner edges of a score's bins: the reference's quantiles, each lowered by the tie tolerance.
+
+    A reference of one value (one-hot probabilities, a fully grown decision tree's or a
+    1-nearest-neighbour vote's: every confidence 1.0, every entropy 0) has no quantile edge, and
+    one bin took every live score: KS distance 0 and p-value 1 whatever the model answered. It
+    gets three bins instead, below, on (within the tolerance) and above its value, so that
+    scores leaving it are counted apart and the same scores live are not.
+    """
+    edges = uni.quantile_edges(values, n_bins)
+    finite = values[np.isfinite(values)]
+    if edges.size == 0 and finite.size:
+        v = float(finite[0])
+        return np.array([v - SCORE_TIE_TOLERANCE, v + SCORE_TIE_TOLERANCE])
+    return edges - SCORE_TIE_TOLERANCE
