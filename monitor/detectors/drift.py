@@ -334,6 +334,9 @@ def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None)
     >>> c = Channel("income", "numeric", np.array([50.0, 50.0, 0.0]), np.array([1.0]), mean=1.0, sd=0.5)
     >>> describe_change(c, np.array([0.0, 100.0, 0.0]), np.array([100.0, 1000.0, 12500.0]))
     'scaled x10'
+    >>> never = Channel("income", "numeric", np.array([0.0, 0.0, 80.0]), np.array([1.0]))  # always missing
+    >>> describe_change(never, np.array([60.0, 40.0, 0.0]), np.array([100.0, 80.0, 100.0]))
+    'missing 100% -> 0%'
     """
     counts = np.asarray(counts, dtype=np.float64)[: ch.n_bins]
     n = counts.sum()
@@ -347,6 +350,11 @@ def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None)
     top = int(np.nanargmax(z))
     if top == ch.missing_bin and q[top] > p[top]:
         return f"missing {q[top] * 100:.0f}%"
+    mb = ch.missing_bin
+    if top == mb or ch.kind == "numeric" and ref[:mb].sum() == 0 and q[mb] < p[mb]:
+        # the missing share fell: values where the reference had few or none (a reference that
+        # held none has no sd to measure them by: they read "scaled xinf")
+        return f"missing {p[mb] * 100:.0f}% -> {q[mb] * 100:.0f}%"
     if ch.kind == "categorical":
         if top == ch.unseen_bin:
             return f"unseen categories {q[top] * 100:.0f}%"
