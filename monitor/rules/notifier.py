@@ -347,11 +347,14 @@ class _Delivered:
 
     max_remembered: int = 10_000
     _states: "OrderedDict[str, tuple[tuple[str, str], float]]" = field(default_factory=OrderedDict)
+    #: a checkpoint reads the states while a delivery thread writes them
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def is_news(self, body: Mapping[str, Any], now: float, repeat_s: float) -> bool:
         """Whether ``body`` (a webhook alert) is a transition, or a firing alert last delivered
         ``repeat_s`` or more before ``now``."""
-        said = self._states.get(body["fingerprint"])
+        with self._lock:
+            said = self._states.get(body["fingerprint"])
         if said is None or said[0] != (body["status"], body["startsAt"]):
             return True
         return body["status"] == "firing" and now - said[1] >= repeat_s
@@ -361,22 +364,17 @@ class _Delivered:
         self._put(body["fingerprint"], (body["status"], body["startsAt"]), now)
 
     def _put(self, key: str, said: tuple[str, str], at: float) -> None:
-        self._states.pop(key, None)
-        self._states[key] = (said, at)
-        while len(self._states) > self.max_remembered:
-            self._states.popitem(last=False)
+        with self._lock:
+            self._states.pop(key, None)
+            self._states[key] = (said, at)
+            while len(self._states) > self.max_remembered:
+                self._states.popitem(last=False)
 
     def state_dict(self, now: float) -> list[list[Any]]:
         """``[fingerprint, status, startsAt, seconds since delivered]`` of each, oldest first:
         ages, not clock readings, since a monotonic clock restarts with the process."""
-        for _ in range(3):
-            try:
-                items = list(self._states.items())  # read by a checkpoint while a delivery thread writes
-                break
-            except RuntimeError:  # changed during the copy: copy again
-                continue
-        else:
-            items = []
+        with self._lock:
+            items = list(self._states.items())
         return [[key, said[0], said[1], max(now - at, 0.0)] for key, (said, at) in items]
 
     def load_state_dict(self, items: Sequence[Sequence[Any]], now: float, elapsed_s: float = 0.0) -> None:
