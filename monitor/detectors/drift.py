@@ -627,10 +627,7 @@ class DriftCore:
                 vb = ch.n_bins - 1  # value bins only (missing is data quality's business)
                 cv = c[:vb]
                 nf = cv.sum()
-                # a feature constant in the reference has one value bin, which every live value
-                # falls in: KS 0, p 1, JS and PSI 0 whatever arrives (values off the constant are
-                # data quality's out-of-range share), so its figures are absent, not "unchanged"
-                if nf < self.min_rows or vb < 2:
+                if nf < self.min_rows:
                     per.append(None)
                     continue
                 with np.errstate(invalid="ignore", divide="ignore"):
