@@ -621,6 +621,11 @@ class DriftCore:
         rows = int(counts[0].sum()) if d else 0
         per: list[Any] = []
         pvals = np.ones(d)
+        # features whose test can see a change: a numeric feature constant in the reference has one
+        # value bin, which every live value falls in (KS 0, p 1, JS and PSI 0 whatever arrives), so
+        # its test figures are absent and it is left out of the correction; its effect sizes stay
+        # (values off the constant are data quality's out-of-range share)
+        tested = np.zeros(d, dtype=bool)
         for j, ch in enumerate(self.channels):
             c = counts[j, : ch.n_bins]
             if ch.kind == "numeric":
@@ -645,17 +650,17 @@ class DriftCore:
                 st = compare_counts(ch.ref, c, ordered=False, chi2_draws=chi2_draws(self.alpha, d), chi2_seed=j)
             per.append(st)
             pvals[j] = st.pvalue
-        present = np.array([s is not None for s in per], dtype=bool)
+            tested[j] = ch.kind != "numeric" or ch.n_bins - 1 >= 2
         drifted = 0
-        if present.any():
-            rej = reject(pvals[present], self.alpha, self.correction)
-            js = np.array([s.js for s in per if s is not None])
+        if tested.any():
+            rej = reject(pvals[tested], self.alpha, self.correction)
+            js = np.array([s.js for s, t in zip(per, tested) if t])
             counted = rej & (js >= self.min_js)
             if self.upward:
                 counted &= np.array([ch.kind != "numeric" or s.mean_shift_sd > 0
-                                     for ch, s in zip(self.channels, per) if s is not None], dtype=bool)
+                                     for ch, s, t in zip(self.channels, per, tested) if t], dtype=bool)
             drifted = int(counted.sum())
-        self.figures = {"rows": rows, "stats": per, "drifted": drifted if present.any() else None}
+        self.figures = {"rows": rows, "stats": per, "tested": tested, "drifted": drifted if tested.any() else None}
         self._figures_at = self.now
         return self.figures
 
@@ -707,14 +712,14 @@ class DriftCore:
             out.remove("monitor_drift_features_drifted", (det,))
         else:
             out.set("monitor_drift_features_drifted", float(fig["drifted"]), (det,))
-        for ch, st in zip(self.channels, fig["stats"]):
+        for ch, st, tested in zip(self.channels, fig["stats"], fig["tested"]):
             test = "ks" if ch.kind == "numeric" else "chi2"
             measures = {"js": None, "psi": None, "wasserstein": None, "mean_shift_sd": None, "scale_ratio": None}
             p = None
             if st is not None:
-                p = st.pvalue
-                measures = {"js": st.js, "psi": st.psi, "wasserstein": st.wasserstein,
-                            "mean_shift_sd": st.mean_shift_sd, "scale_ratio": st.scale_ratio}
+                p = st.pvalue if tested else None
+                measures = {"js": st.js if tested else None, "psi": st.psi if tested else None,
+                            "wasserstein": st.wasserstein, "mean_shift_sd": st.mean_shift_sd, "scale_ratio": st.scale_ratio}
             _put(out, "monitor_drift_feature_pvalue", p, (det, ch.name, test))
             for m, v in measures.items():
                 if ch.kind == "categorical" and m not in ("js", "psi"):
