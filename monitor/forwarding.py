@@ -326,6 +326,14 @@ class ForwardingMonitor:
         if n:
             self._dropped_local[reason] = self._dropped_local.get(reason, 0) + n
 
+    def _drop_said(self, reason: str, n: int, what: str, fix: str) -> None:
+        """Count ``n`` events dropped for ``reason``, the first drop of each reason said in the log
+        with what happened and the fix (MonitorForwardingDrops' runbook sends on-call there)."""
+        if reason not in self._dropped_local:
+            log.warning("model %r: %s; such events are dropped and counted as %s, further ones without a log line. "
+                        "Fix: %s", self.model, what, reason, fix)
+        self._count_drop(reason, n)
+
     def _dropped_totals(self) -> dict[str, int]:
         queue_dropped, _ = self.queue.counters()
         out = dict(queue_dropped)
@@ -411,13 +419,10 @@ class ForwardingMonitor:
             return False
         except OSError as err:
             reason = "too_large" if err.errno == errno.EMSGSIZE else "send_error"
-            if reason not in self._dropped_local:  # said once: MonitorForwardingDrops' runbook reads this log
-                fix = ("call the model on smaller batches, or send large batches to the sidecar with POST /v1/events"
-                       if reason == "too_large" else "check the forwarding address and the sidecar's socket")
-                log.warning("model %r: sending %d event(s) (%d bytes) to the sidecar at %s failed: %s; such events are "
-                            "dropped and counted as %s, further ones without a log line. Fix: %s", self.model,
-                            len(pieces), len(payload), self.target, err, reason, fix)
-            self._count_drop(reason, len(pieces))
+            fix = ("call the model on smaller batches, or send large batches to the sidecar with POST /v1/events"
+                   if reason == "too_large" else "check the forwarding address and the sidecar's socket")
+            self._drop_said(reason, len(pieces), f"sending {len(pieces)} event(s) ({len(payload)} bytes) to the sidecar "
+                                                 f"at {self.target} failed: {err}", fix)
             self._reset_socket()
             return False
         self.stats.events_sent += len(pieces)
@@ -486,28 +491,22 @@ class ForwardingMonitor:
             try:
                 piece = encode_event(ev)
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
-                if "unserializable" not in self._dropped_local:
-                    log.warning("model %r: an event could not be written as JSON to forward it (%s: %s); such "
-                                "events are dropped and counted as unserializable, further ones without a log "
-                                "line. Fix: make the inputs and outputs plain rows (lists, numpy arrays, "
-                                "DataFrames), e.g. watch(..., inputs=lambda req: req.instances, "
-                                "outputs=lambda answer: answer['probabilities']) for a request object or a "
-                                "dict", self.model, type(err).__name__, str(err)[:200])
-                self._count_drop("unserializable", 1)
+                self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
+                                f"({type(err).__name__}: {str(err)[:200]})",
+                                "make the inputs and outputs plain rows (lists, numpy arrays, DataFrames), e.g. "
+                                "watch(..., inputs=lambda req: req.instances, outputs=lambda answer: "
+                                "answer['probabilities']) for a request object or a dict")
                 done[0] += 1
                 continue
             if len(piece) + 200 > self.max_datagram_bytes:
-                if "too_large" not in self._dropped_local:  # said once: MonitorForwardingDrops' runbook reads this log
-                    try:
-                        rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
-                    except TypeError:
-                        rows = ""
-                    log.warning("model %r: an event (%s%d bytes as JSON) is larger than a forwarding datagram (%d "
-                                "bytes over %s); such events are dropped and counted as too_large, further ones "
-                                "without a log line. Fix: call the model on smaller batches (a few thousand rows of "
-                                "a few features fit), or send large batches to the sidecar with POST /v1/events",
-                                self.model, rows, len(piece), self.max_datagram_bytes, self.transport)
-                self._count_drop("too_large", 1)
+                try:
+                    rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
+                except TypeError:
+                    rows = ""
+                self._drop_said("too_large", 1, f"an event ({rows}{len(piece)} bytes as JSON) is larger than a forwarding "
+                                f"datagram ({self.max_datagram_bytes} bytes over {self.transport})",
+                                "call the model on smaller batches (a few thousand rows of a few features fit), or send "
+                                "large batches to the sidecar with POST /v1/events")
                 done[0] += 1
                 continue
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:

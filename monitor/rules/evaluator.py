@@ -175,7 +175,6 @@ class RuleEvaluator:
         self.max_catch_up = int(max_catch_up)
         self.missed_evaluations = 0
         self.evaluations = 0
-        self.failed_evaluations = 0
         #: Failed rule evaluations by group name, cumulative (kept across reloads): what
         #: ``monitor_rule_evaluation_failures_total`` counts. Derived from health after a tick, it
         #: missed the evaluations of a group run off the tick or several in one catch-up.
@@ -239,6 +238,11 @@ class RuleEvaluator:
         return cls(groups, engine=engine, storage=storage, **kwargs)
 
     # ------------------------------------------------------------------ properties
+    @property
+    def failed_evaluations(self) -> int:
+        """Failed rule evaluations since start, every group together."""
+        return sum(self.failed_by_group.values())
+
     @property
     def groups(self) -> list[RuleGroup]:
         """The rule groups, in evaluation order."""
@@ -323,7 +327,6 @@ class RuleEvaluator:
             except (PromQLError, RuleEvalError) as e:
                 rt.health = "err"
                 rt.last_error = str(e)
-                self.failed_evaluations += 1
                 name = gr.group.name
                 self.failed_by_group[name] = self.failed_by_group.get(name, 0) + 1
                 continue
