@@ -93,9 +93,7 @@ class BatchBuilder:
         #: from some point on is still found); a row with every feature and other keys besides (an
         #: id) is not one.
         self.renamed_keys: str | None = None
-        self._renamed_found = False
         self._key_checks = 0
-        self._known_names: tuple[Schema, frozenset[str]] | None = None
 
     @property
     def score_widths(self) -> list[int] | None:
@@ -132,7 +130,7 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
-        if not self._renamed_found:
+        if self.renamed_keys is None:
             self._key_checks += 1
             if (self._key_checks <= 64 or not self._key_checks & 63) and rows and isinstance(rows[0], dict):
                 self._note_renamed_keys(rows[0], schema)
@@ -158,15 +156,12 @@ class BatchBuilder:
         return num, cat
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
-        if self._known_names is None or self._known_names[0] is not schema:
-            self._known_names = (schema, frozenset(schema.names))
-        known = self._known_names[1]
+        known = schema.name_set
         extra = row.keys() - known  # one C-level pass: the common row has none
         if not extra or len(row) - len(extra) == len(known):
             return  # every feature, and other keys besides (an id) if any: nothing lost
         missing = [n for n in schema.names if n not in row]
         unknown = [str(k) for k in row if k in extra]
-        self._renamed_found = True
         listed = lambda keys: (", ".join(map(repr, keys[:8])) + (f" and {len(keys) - 8} more" if len(keys) > 8 else ""))[:300]  # noqa: E731
         self.renamed_keys = (
             f"input rows carry keys that are no configured feature ({listed(unknown)}) and lack "

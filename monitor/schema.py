@@ -49,6 +49,11 @@ class Schema:
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        """The feature names as a set (ingest checks row objects' keys against it)."""
+        return frozenset(f.name for f in self.features)
+
     def __len__(self) -> int:
         return len(self.features)
 
