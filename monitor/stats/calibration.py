@@ -83,11 +83,13 @@ _LOG_EPS = 1e-15
 _SQRT2, _SQRT_TAU = math.sqrt(2.0), math.sqrt(math.tau)  # the standard normal's, as statistics.NormalDist takes them
 
 
+#: Fine bins per ECE bin in the default fine grid.
+_FINE_SUBDIVIDE = 8
 #: The highest edge of the default fine grid's equal-width part (its tail refines the bin above).
-_LAST_LINEAR_EDGE = 1.0 - 1.0 / (ECE_BINS * 8) + 1e-12
+_LAST_LINEAR_EDGE = 1.0 - 1.0 / (ECE_BINS * _FINE_SUBDIVIDE) + 1e-12
 
 
-def fine_confidence_edges(n_coarse: int = ECE_BINS, subdivide: int = 8, n_tail: int = 12) -> np.ndarray:
+def fine_confidence_edges(n_coarse: int = ECE_BINS, subdivide: int = _FINE_SUBDIVIDE, n_tail: int = 12) -> np.ndarray:
     """Edges of the fine confidence grid on [0, 1].
 
     ``n_coarse * subdivide`` equal-width bins, plus ``n_tail`` logarithmic edges inside the last
