@@ -254,9 +254,9 @@ class Pipeline:
                     # logged before it is counted, once per reason (the runbook of ModelInputsUnreadable
                     # sends on-call to that line), with an example: only the count said it before
                     ts = float(times[where[0]])
-                    lead = ts - limit + MAX_FUTURE_S  # :.0f of a stamp like 1e300 wrote 301 digits
-                    ahead = (f", {lead:.0f} s ahead of the agent's clock" if lead < 1e12 else
-                             f", {lead:.3g} s ahead of the agent's clock") if reason == "future_timestamp" else ""
+                    lead = ts - limit + MAX_FUTURE_S
+                    shown = f"{lead:.0f}" if lead < 1e12 else f"{lead:.3g}"  # :.0f of 1e300 wrote 301 digits
+                    ahead = f", {shown} s ahead of the agent's clock" if reason == "future_timestamp" else ""
                     self._log_rejection(reason, rows, f"e.g. timestamp {ts!r}{ahead}")
                     store.inc("monitor_rows_rejected", float(rows), labels=(reason,))
             events = [e for e, k in zip(events, keep.tolist()) if k]
