@@ -112,6 +112,10 @@ class RulesConfig:
     log_alerts: bool = True
     external_labels: dict[str, str] = field(default_factory=dict)
     external_url: str = ""
+    #: How alerts pending at a restart resume (Prometheus's ``--rules.alert.for-outage-tolerance``
+    #: and ``--rules.alert.for-grace-period``; see :class:`monitor.rules.evaluator.RuleEvaluator`).
+    for_outage_tolerance_s: float = 3600.0
+    for_grace_period_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -476,7 +480,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         detectors = _shared_abstain_threshold(tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
-                                                          "external_url"})
+                                                          "external_url", "for_outage_tolerance", "for_grace_period"})
     files = tuple(str(base_dir / f) if not os.path.isabs(f) else f for f in r.strings(rules_raw.get("files", []), k("rules.files")))
     if rules_raw.get("packs"):
         from monitor.shipped import rule_pack_files
@@ -507,6 +511,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         log_alerts=r.boolean(rules_raw.get("log", True), k("rules.log")),
         external_labels=dict(ext),
         external_url=str(rules_raw.get("external_url", "")),
+        for_outage_tolerance_s=r.duration(rules_raw.get("for_outage_tolerance", "1h"), k("rules.for_outage_tolerance")),
+        for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period")),
     )
     for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
         for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's

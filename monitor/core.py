@@ -510,6 +510,7 @@ class Monitor:
             list(cfg.rules.files), engine=Engine(), storage=self._series_store,
             external_labels=dict(cfg.rules.external_labels), external_url=cfg.rules.external_url,
             notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
+            for_outage_tolerance_s=cfg.rules.for_outage_tolerance_s, for_grace_period_s=cfg.rules.for_grace_period_s,
         )
         self._size_series_store()
         self.store.set("monitor_rule_last_reload_successful", 1.0)
@@ -976,7 +977,11 @@ class Monitor:
                 # since the last event" had no value right when a restarted model stayed quiet
                 self.pipeline.last_event = float(newest)
                 self.store.set("monitor_last_event_timestamp_seconds", float(newest))
-            self.pipeline.next_tick = state.get("next_tick")
+            # a replay goes on in the event time it stopped at; a live agent was down meanwhile, and
+            # evaluating the outage's ticks at restart (up to 1,000) wrote the metrics of now into the
+            # past and ran alerts' `for:` through time nothing was watched: its next tick is the
+            # next one after now, and pending alerts resume with the outage left out (rules below)
+            self.pipeline.next_tick = None if self.live else state.get("next_tick")
             set_aside: list[str] = []
             if reason is None:
                 set_aside = self._load_detector_states(state.get("detectors", {}))
@@ -993,7 +998,7 @@ class Monitor:
                 self.store.inc("monitor_labels_evicted", forgotten)
             self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
             if self.rules is not None and state.get("rules") is not None:
-                self.rules.load_state_dict(state["rules"])
+                self.rules.load_state_dict(state["rules"], restarted=self.live)
             if self.notifier is not None and state.get("notified") is not None:
                 try:
                     self.notifier.load_state_dict(state["notified"])

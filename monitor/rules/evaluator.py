@@ -25,7 +25,7 @@ from monitor.promql.engine import Engine, Query
 from monitor.promql.errors import PromQLError
 from monitor.promql.storage import SeriesStore
 from monitor.promql.types import METRIC_NAME, Labels, Sample, Scalar
-from monitor.rules.alerting import Alert, AlertingRuleState, AlertTransition, RuleEvalError
+from monitor.rules.alerting import Alert, AlertingRuleState, AlertState, AlertTransition, RuleEvalError
 from monitor.rules.gofmt import go_float_E
 from monitor.rules.loader import load_rule_files
 from monitor.rules.model import AlertingRule, RecordingRule, Rule, RuleGroup
@@ -83,6 +83,9 @@ class _GroupRuntime:
     interval_ms: int
     rules: list[_RuleRuntime] = field(default_factory=list)
     last_eval_ms: int | None = None
+    #: The group's last evaluation before the restart its alerts were restored from (seconds):
+    #: their pending timers are re-timed against the outage at the first evaluation after it.
+    restored_down_at: float | None = None
 
 
 #: Compiled ``{{ query }}`` expressions of templates kept for reuse (one per distinct text).
@@ -145,6 +148,13 @@ class RuleEvaluator:
     max_catch_up : int
         Most evaluations of one group run by a single :meth:`evaluate` call when time jumped;
         older missed ones are skipped and counted in ``missed_evaluations``.
+    for_outage_tolerance_s, for_grace_period_s : float
+        How pending alerts restored by :meth:`load_state_dict` resume (Prometheus's
+        ``--rules.alert.for-outage-tolerance``, 1h, and ``--rules.alert.for-grace-period``, 10m):
+        the time the agent was down does not count towards ``for``; after an outage longer than
+        the tolerance they start over; and an alert is not let fire sooner than the grace period
+        (or its ``for``, if shorter) after the restart. Without this, an alert pending for a minute
+        before a two-hour outage fired at the first evaluation after it, ``for: 30m`` unmet.
     """
 
     def __init__(
@@ -160,6 +170,8 @@ class RuleEvaluator:
         resend_delay_s: float = 60.0,
         max_catch_up: int = 10_000,
         template_url: str | None = "",
+        for_outage_tolerance_s: float = 3600.0,
+        for_grace_period_s: float = 600.0,
     ) -> None:
         if default_interval_s <= 0:
             raise ValueError(f"default_interval_s must be > 0 seconds, got {default_interval_s!r}")
@@ -173,6 +185,8 @@ class RuleEvaluator:
         self.default_interval_s = float(default_interval_s)
         self.resend_delay_s = float(resend_delay_s)
         self.max_catch_up = int(max_catch_up)
+        self.for_outage_tolerance_s = float(for_outage_tolerance_s)
+        self.for_grace_period_s = float(for_grace_period_s)
         self.missed_evaluations = 0
         self.evaluations = 0
         #: Failed rule evaluations by group name, cumulative (kept across reloads): what
@@ -225,6 +239,8 @@ class RuleEvaluator:
                 prev = [o for o in old if o.group.name == g.group.name and o.group.file == g.group.file]
                 if prev and prev[0].interval_ms == g.interval_ms:
                     g.last_eval_ms = prev[0].last_eval_ms
+                if prev:  # reloaded after a restart, before the group's first evaluation
+                    g.restored_down_at = prev[0].restored_down_at
             self._template_queries.clear()
         return sum(len(g.rules) for g in built)
 
@@ -311,6 +327,8 @@ class RuleEvaluator:
     def _evaluate_group_at(self, gr: _GroupRuntime, ts_ms: int) -> list[AlertTransition]:
         gr.last_eval_ms = ts_ms if gr.last_eval_ms is None else max(gr.last_eval_ms, ts_ms)
         ts = ts_ms / 1000.0
+        if gr.restored_down_at is not None:
+            self._resume_pending(gr, ts)
         transitions: list[AlertTransition] = []
         for rt in gr.rules:
             self.evaluations += 1
@@ -336,6 +354,30 @@ class RuleEvaluator:
                 self.storage.append_scrape(ts, [(s.labels, s.value) for s in samples], source=rt.source)
                 rt.wrote = bool(samples)
         return transitions
+
+    def _resume_pending(self, gr: _GroupRuntime, ts: float) -> None:
+        """Re-time the pending alerts restored into ``gr`` at its first evaluation after the
+        restart, as Prometheus's ``RestoreForState``. Firing alerts are left firing (Prometheus
+        lets them go pending again when it restores none; here that would resolve an alert the
+        on-call was paged for, then page again once ``for`` passed, with nothing changed)."""
+        down_at, gr.restored_down_at = gr.restored_down_at, None
+        assert down_at is not None
+        outage = max(0.0, ts - down_at)
+        for rt in gr.rules:
+            if rt.alerting is None:
+                continue
+            hold = rt.alerting.rule.for_s
+            for key, a in list(rt.alerting.active.items()):
+                if a.state is not AlertState.PENDING:
+                    continue
+                if outage > self.for_outage_tolerance_s:
+                    del rt.alerting.active[key]  # starts over if its condition still holds
+                    continue
+                remaining = hold - max(0.0, down_at - a.active_at)
+                if remaining <= 0:
+                    continue  # due before the outage: fires now if its condition still holds
+                remaining = max(remaining, min(self.for_grace_period_s, hold))
+                a.active_at = ts + remaining - hold
 
     def _group(self, group: int | str) -> _GroupRuntime:
         if isinstance(group, int):
@@ -509,27 +551,34 @@ class RuleEvaluator:
                     "labels": dict(rt.rule.labels),
                     "alerts": [a.to_dict() for a in rt.alerting.active.values()],
                 })
-            groups.append({"file": g.group.file, "name": g.group.name, "rules": rules})
+            last = None if g.last_eval_ms is None else g.last_eval_ms / 1000.0
+            groups.append({"file": g.group.file, "name": g.group.name, "rules": rules, "last_evaluation": last})
         return {"version": 1, "groups": groups}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> int:
+    def load_state_dict(self, state: Mapping[str, Any], *, restarted: bool = True) -> int:
         """Restore alerts saved by :meth:`state_dict`; returns how many were restored.
 
         Groups are matched by file and name (or by name alone when the file moved); rules by
         alert name and labels, duplicates in order, as Prometheus does when reloading rules.
-        Unknown groups or rules are ignored (the rule file changed).
+        Unknown groups or rules are ignored (the rule file changed). After a restart, pending
+        alerts resume at each group's next evaluation with the outage left out of their ``for``
+        (see the class); ``restarted=False`` resumes them as they were, for a replay that goes on
+        in the event time it stopped at (no outage to leave out).
         """
         if int(state.get("version", 0)) != 1:
             raise ValueError(f"unsupported rule state version {state.get('version')!r} (expected 1)")
         with self._lock:
-            return self._load_state_dict(state)
+            return self._load_state_dict(state, restart=restarted)
 
-    def _load_state_dict(self, state: Mapping[str, Any], *, same_file: bool = False) -> int:
+    def _load_state_dict(self, state: Mapping[str, Any], *, same_file: bool = False, restart: bool = False) -> int:
         restored = 0
         for gs in state.get("groups", []):
             gr = self._match_group(str(gs.get("file", "")), str(gs.get("name", "")), same_file=same_file)
             if gr is None:
                 continue
+            last = gs.get("last_evaluation")
+            if restart and last is not None:  # states saved before it was recorded resume as they were
+                gr.restored_down_at = float(last)
             pool: dict[tuple[str, tuple[tuple[str, str], ...]], list[_RuleRuntime]] = {}
             for rt in gr.rules:
                 if rt.alerting is not None:
