@@ -75,6 +75,19 @@ class Batch:
     def n_rows(self) -> int:
         return len(self)
 
+    def rows(self, index: "np.ndarray") -> "Batch":
+        """The rows at ``index`` (positions, or a boolean mask), in its order: every per-row
+        array is taken, the names and classes kept."""
+        import dataclasses
+
+        n = len(self)
+        changes = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if hasattr(v, "shape") and v.shape[:1] == (n,):
+                changes[f.name] = v[index]
+        return dataclasses.replace(self, **changes)
+
     @classmethod
     def from_arrays(
         cls,

@@ -368,7 +368,7 @@ class BatchBuilder:
             classes=tuple(self.classes.names),
         )
         if order is not None:
-            batch = _reorder(batch, order)
+            batch = batch.rows(order)
         result.batch = batch
         return result
 
@@ -696,9 +696,10 @@ ARGUMENT_DROPPED_MESSAGES = {
                "for the call",
     "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
               "single client for the call",
-    "embedding": "so the rows of its drain have no embedding (the probing detector with space: embedding cannot read "
-                 "them). Fix: give the embedding as numbers, one row of the same length per input row (a list of "
-                 "lists or a 2-D array), or one flat list for a one-row call",
+    "embedding": "so its rows have no embedding (the probing detector with space: embedding skips them, counted in "
+                 "monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: give the embedding as numbers, one row "
+                 "of the same length per input row, as long as the other calls' (a list of lists or a 2-D array), or "
+                 "one flat list for a one-row call",
 }
 
 
@@ -730,46 +731,54 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
 
 
 def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray | None:
-    """The batch's embeddings, one row of numbers per input row, or None unless every call gave one.
+    """The batch's embeddings, one row of numbers per input row (NaN rows for the calls that gave
+    none or none usable), or None when no call gave a usable one.
 
     An embedding that cannot be read as numbers in as many rows as its call's inputs (text, an
-    object, ragged rows, a size that is not a whole number of values per row) is the caller's
-    mistake, not the worker's: its rows are processed without it and counted in
+    object, ragged rows, a size that is not a whole number of values per row), or whose rows are
+    not as long as the drain's others (the width most rows have), is the caller's mistake, not the
+    worker's: its rows are processed without it and counted in
     ``monitor_row_arguments_dropped_total{argument="embedding"}``. It raised here before, so that
-    the event's prediction was lost as an internal error and MonitorInternalErrors paged."""
+    the event's prediction was lost as an internal error and MonitorInternalErrors paged. One call
+    without a usable embedding used to take the whole drain's away (up to ``batch_max`` rows of
+    other calls, unprobed); the probing detector now skips only its rows and counts them."""
     if all(ev[8] is None for ev in events):
         return None
-    parts = []
-    usable = True
+    parts: list[np.ndarray | None] = []
     for ev, c in zip(events, counts.tolist()):
         e = ev[8]
-        if e is None:
-            usable = False  # partial embeddings are not usable for a batch
-            continue
-        try:
-            a = np.asarray(e, dtype=np.float64)
-            if a.size == 0 or a.size % c:
-                raise ValueError(f"{a.size} values")
-            parts.append(a.reshape(c, -1))
-        except (TypeError, ValueError) as err:
-            usable = False
-            result.arguments_dropped["embedding"] = result.arguments_dropped.get("embedding", 0) + c
-            result.details.setdefault("argument:embedding", f"a call's embedding for {c} row(s) cannot be read as "
-                                                            f"numbers, one row each ({str(err)[:80]})")
-    if not usable:
+        a = None
+        if e is not None:
+            try:
+                a = np.asarray(e, dtype=np.float64)
+                if a.size == 0 or a.size % c:
+                    raise ValueError(f"{a.size} values")
+                a = a.reshape(c, -1)
+            except (TypeError, ValueError) as err:
+                a = None
+                _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "
+                                              f"each ({str(err)[:80]})")
+        parts.append(a)
+    widths: dict[int, int] = {}
+    for a in parts:
+        if a is not None:
+            widths[a.shape[1]] = widths.get(a.shape[1], 0) + a.shape[0]
+    if not widths:
         return None
-    try:
-        return np.concatenate(parts, axis=0)
-    except ValueError:
-        return None
+    width = max(widths, key=lambda w: widths[w])  # the most rows' (ties: the first call's)
+    out = np.full((int(counts.sum()), width), np.nan)
+    pos = 0
+    for a, c in zip(parts, counts.tolist()):
+        if a is not None:
+            if a.shape[1] == width:
+                out[pos:pos + c] = a
+            else:
+                _embedding_dropped(result, c, f"a call's embedding has {a.shape[1]} values per row, the other calls' "
+                                              f"{width}")
+        pos += c
+    return out
 
 
-def _reorder(batch: Batch, order: np.ndarray) -> Batch:
-    import dataclasses
-
-    changes = {}
-    for f in dataclasses.fields(batch):
-        v = getattr(batch, f.name)
-        if isinstance(v, np.ndarray) and v.shape[:1] == order.shape:
-            changes[f.name] = v[order]
-    return dataclasses.replace(batch, **changes)
+def _embedding_dropped(result: BuildResult, rows: int, detail: str) -> None:
+    result.arguments_dropped["embedding"] = result.arguments_dropped.get("embedding", 0) + rows
+    result.details.setdefault("argument:embedding", detail)

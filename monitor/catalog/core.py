@@ -63,9 +63,9 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("outcome",), concern="core", max_series=10),
     MetricSpec("monitor_row_arguments_dropped", COUNTER,
                "Rows processed without a request_id, segment or client that their call gave as a per-row list of another "
-               "length than its rows, or without an embedding that could not be read as numbers, one row per input row, by "
-               "argument (the log says the fix once): feedback for them cannot join, they count as segment unset, or as "
-               "the anonymous client, or their drain has no embedding.",
+               "length than its rows, or without an embedding that could not be read as numbers, one row per input row, as "
+               "long as the other calls', by argument (the log says the fix once): feedback for them cannot join, they "
+               "count as segment unset, or as the anonymous client, or the probing detector in embedding space skips them.",
                labels=("argument",), concern="core", max_series=5),
     MetricSpec("monitor_labels_pending", GAUGE,
                "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",

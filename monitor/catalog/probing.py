@@ -15,7 +15,7 @@ SIGNAL_VALUES = ("near_duplicates", "boundary", "label_flips", "stealing", "ood"
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_probing_queries", COUNTER,
-               "Queries seen by the probing detector, by outcome: analysed, or retry (an exact repeat, counted apart and kept out of the similarity state).",
+               "Queries seen by the probing detector, by outcome: analysed, retry (an exact repeat, counted apart and kept out of the similarity state), or no_embedding (space: embedding, a query without a usable embedding: not analysed).",
                labels=("outcome",), concern="probing", max_series=4),
     MetricSpec("monitor_probing_query_flags", COUNTER,
                "Analysed queries that crossed a per-query threshold calibrated on the reference (near_duplicate, small_margin, ood, label_flip); natural traffic crosses each at its stated rate.",

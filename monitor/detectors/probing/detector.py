@@ -460,6 +460,7 @@ class ProbingDetector(Detector):
         self._flag_totals = np.zeros(5, dtype=np.int64)
         self._analysed = 0
         self._retry_total = 0
+        self._no_embedding = 0
         self._ood_window = SlidingWindow(self.window_s, shape=(2,), n_slots=12)
         self._clock = -np.inf
         self._pop = (PopulationScale(self._pop_size, self._sketcher.dim, self.k, self._pop_baseline, every=128, bits=_POP_BITS,
@@ -555,10 +556,13 @@ class ProbingDetector(Detector):
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, batch: "Batch") -> None:
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return
         with self._lock:
+            if self.space == "embedding":
+                batch = self._with_embedding(batch)
+                if len(batch) == 0:
+                    return
             step = self.max_clients  # a batch never holds more distinct clients than the LRU
             for part, period in self._periods(np.asarray(batch.ts, dtype=np.float64)):
                 if period is not None:
@@ -643,13 +647,22 @@ class ProbingDetector(Detector):
             return 1.0, self._null_ref, self._crit_ref
         return self._pop_stats[best]
 
+    def _with_embedding(self, batch: "Batch") -> "Batch":
+        """The rows that came with a usable embedding (all of them finite); the others are counted
+        (``monitor_probing_queries_total{outcome="no_embedding"}``) and not analysed. A drain
+        without any used to fail the whole update, a detector error per drain."""
+        emb = batch.embedding
+        keep = np.zeros(len(batch), dtype=bool) if emb is None else np.isfinite(emb).all(axis=1)
+        if keep.all():
+            return batch
+        self._no_embedding += int(len(batch) - keep.sum())
+        return batch.rows(np.flatnonzero(keep))
+
     def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """The rows in the similarity space, and what the exact-repeat hash reads."""
         raw = np.asarray(batch.numeric[rows], dtype=np.float64)
         if self.space == "embedding":
-            if batch.embedding is None:
-                raise ValueError("detector 'probing' (space: embedding): this batch carries no embedding; return one "
-                                 "with each prediction, or use space: input")
+            assert batch.embedding is not None  # rows without one are left out in update()
             x = np.asarray(batch.embedding[rows], dtype=np.float64)
             what = "embedding columns"
             exact_of = np.hstack([raw.reshape(x.shape[0], -1), x])
@@ -1124,6 +1137,8 @@ class ProbingDetector(Detector):
             out.set("monitor_probing_clients_evicted", float(self._clients.evictions))
             out.set("monitor_probing_queries", float(self._analysed), ("analysed",))
             out.set("monitor_probing_queries", float(self._retry_total), ("retry",))
+            if self.space == "embedding":
+                out.set("monitor_probing_queries", float(self._no_embedding), ("no_embedding",))
             out.set("monitor_probing_pending_queries", float(self.pending_queries))
             for name, total in zip(_FLAG_NAMES, self._flag_totals.tolist()):
                 if name != "near_pair":
@@ -1168,6 +1183,7 @@ class ProbingDetector(Detector):
                 "evicted_verdicts": [v.to_dict() for v in self._evicted_verdicts],
                 "campaigns": self._campaigns.state_dict(),
                 "flag_totals": self._flag_totals.copy(), "analysed": self._analysed, "retry_total": self._retry_total,
+                "no_embedding": self._no_embedding,
                 "ood_window": self._ood_window.state_dict(),
                 "clock": float(self._clock) if np.isfinite(self._clock) else None,
                 "population": None if self._pop is None else self._pop.state_dict(),
@@ -1242,6 +1258,7 @@ class ProbingDetector(Detector):
                     camp.names = {o: self._clients.hide_raw(n) for o, n in camp.names.items()}
             self._flag_totals = np.asarray(state["flag_totals"], dtype=np.int64).copy()
             self._analysed, self._retry_total = int(state["analysed"]), int(state["retry_total"])
+            self._no_embedding = int(state.get("no_embedding", 0))  # states before it was counted
             self._ood_window.load_state_dict(state["ood_window"])
             self._clock = -np.inf if state.get("clock") is None else float(state["clock"])
             # version 1 had no population ring: it starts empty (scale 1, the reference's thresholds)
