@@ -286,16 +286,22 @@ def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], s
     return cfg
 
 
-def _shared_abstain_threshold(dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
+def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
     """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
     to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
     own default of 0.5, so ``abstain_threshold: 0.7`` on one made the whole window's abstain rate
-    and the segments' count different rows)."""
-    given = [d.params["abstain_threshold"] for d in dets
+    and the segments' count different rows); two different values are refused for that reason."""
+    given = [(d.key, d.params["abstain_threshold"]) for d in dets
              if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is not None]
     if not given:
         return dets
-    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": given[0]}, d.key)
+    (first_key, first), *others = given
+    for key, value in others:
+        if value != first:
+            raise r.error(f"{key}.abstain_threshold", f"{value!r} is not {first_key}.abstain_threshold ({first!r}): the "
+                          "whole window's abstain rate and the segments' would count different rows",
+                          "give one value, on one of them (the other takes it)")
+    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": first}, d.key)
                  if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is None else d for d in dets)
 
 
@@ -477,7 +483,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                                   f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
                 params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
             dets.append(DetectorConfig(dkind, params, dk))
-        detectors = _shared_abstain_threshold(tuple(dets))
+        detectors = _shared_abstain_threshold(r, tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
                                                           "external_url", "for_outage_tolerance", "for_grace_period"})

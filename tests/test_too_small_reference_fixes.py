@@ -75,3 +75,11 @@ def test_the_repeated_outputs_warning_names_its_entry(caplog: pytest.LogCaptureF
     fixed = _monitor(ref, detectors=[{"kind": "output_repeats", "horizon_rows": 200}])
     assert fixed.detectors[0].reference_ratio is not None
     fixed.close()
+
+
+def test_a_one_row_reference_is_called_one_row_not_a_wrong_shape() -> None:
+    """A one-row reference failed the start with "reference scores must be class probabilities
+    (rows, classes), got shape (1, 3)", which is that layout; the error now says the rows."""
+    with pytest.raises(ValueError, match=r"needs at least 2 reference rows with the model's outputs, the reference has 1") as err:
+        _monitor(_reference(1))
+    assert "must be class probabilities" not in str(err.value)

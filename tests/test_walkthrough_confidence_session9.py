@@ -408,3 +408,16 @@ def test_output_drift_on_a_profile_of_raw_outputs_reads_them_as_live_outputs(kin
     assert sample(text, "monitor_drift_detected", detector="output_drift") == 0
     assert sample(text, "monitor_drift_alarms_total", detector="output_drift") == 0
     mon.close()
+
+
+def test_two_different_abstain_thresholds_are_refused() -> None:
+    """Given to both with different values, each detector kept its own: the two ratios counted
+    different rows, with nothing said."""
+    from monitor.config import ConfigError, parse_config
+
+    same = parse_config({"detectors": [{"kind": "confidence", "abstain_threshold": 0.7},
+                                       {"kind": "segments", "abstain_threshold": 0.7}]}).model()
+    assert [d.params["abstain_threshold"] for d in same.detectors] == [0.7, 0.7]
+    with pytest.raises(ConfigError, match=r"detectors\[1\]\.abstain_threshold.*detectors\[0\]\.abstain_threshold \(0\.7\)"):
+        parse_config({"detectors": [{"kind": "confidence", "abstain_threshold": 0.7},
+                                    {"kind": "segments", "abstain_threshold": 0.6}]})

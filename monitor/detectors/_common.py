@@ -427,8 +427,12 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
         # single output column arrives as (n, 1) and was refused as "not summing to 1"
         probs = probs.reshape(-1)
         probs = np.stack([1.0 - probs, probs], axis=1)
-    if probs.ndim != 2 or probs.shape[0] < 2:
+    if probs.ndim != 2:
         raise ValueError(f"detector {kind!r}: reference scores must be class probabilities (rows, classes), got shape {probs.shape}")
+    if probs.shape[0] < 2:  # "(rows, classes), got shape (1, 2)" read as a wrong layout
+        raise ValueError(f"detector {kind!r} needs at least 2 reference rows with the model's outputs, the reference has "
+                         f"{probs.shape[0]}: its live figures are compared with the reference's spread (a held-out "
+                         "reference of hundreds of rows or more)")
     _check_probabilities(probs, kind)
     labels = getattr(reference, "labels", None)
     if labels is None:
