@@ -361,6 +361,19 @@ def _segment_cap(r: "_Reader", value: Any, key: str) -> int:
 _MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "labels", "detectors",
                "rules", "checkpoint", "probing", "seed"}
 _TOP_KEYS = _MODEL_KEYS | {"models", "server"}
+#: Sections of agent settings that a model of ``models:`` merges key by key with the shared ones at
+#: the top level (the model's keys win): a model giving ``rules: {files: [...]}`` kept no shared
+#: ``rules.alertmanager`` (its alerts reached nobody) and ``checkpoint: {path: ...}`` lost the shared
+#: ``interval``. The model's own description (features, output, reference, detectors) is replaced.
+_MERGED_SECTIONS = ("queue", "segments", "labels", "rules", "checkpoint", "probing")
+
+
+def _with_shared(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    merged = {**shared, **own}
+    for key in _MERGED_SECTIONS:
+        if isinstance(shared.get(key), dict) and isinstance(own.get(key), dict):
+            merged[key] = {**shared[key], **own[key]}
+    return merged
 
 
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -> MonitorConfig:
@@ -528,6 +541,9 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
 
     ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), {"path", "interval"})
     ck_path = ck_raw.get("path")
+    if ck_path is None and "interval" in ck_raw:  # a state never written, while the config says how often
+        raise r.error(k("checkpoint.interval"), "needs checkpoint.path (where the state is written): without it "
+                      "nothing is saved", "add checkpoint.path (e.g. state/{model}.ckpt), or remove interval")
     if ck_path is not None:
         # a trailing "/" says "a folder" (checkpoint.model_path: <model>.ckpt inside it) even before
         # it exists; joining with base_dir dropped it, so `path: state/` with several models was
@@ -635,7 +651,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
                 raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
                               "move server: to the top level of the file, beside models:")
             m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
-            models.append(_parse_model(r, {**shared, **m}, f"models[{i}].", base))
+            models.append(_parse_model(r, _with_shared(shared, m), f"models[{i}].", base))
         names = [m.model for m in models]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

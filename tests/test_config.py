@@ -146,3 +146,29 @@ def test_pca_drift_takes_the_sequential_parameters_of_its_parent():
     assert (det.kind, det.ert, det.top_k) == ("pca_drift", 5000.0, 2)
     with pytest.raises(ValueError, match="unknown parameter"):
         create("pca_drift", reference=ref, params={"zzz": 1})
+
+
+def test_a_models_settings_are_merged_with_the_shared_ones(tmp_path):
+    """A model giving `rules: {files: [...]}` replaced the whole shared `rules:`, its receivers too:
+    that model's alerts reached no Alertmanager, with nothing said."""
+    agent = parse_config({
+        "rules": {"packs": ["core"], "alertmanager": ["http://127.0.0.1:9093"], "interval": "30s"},
+        "checkpoint": {"path": "state/{model}.ckpt", "interval": "30s"},
+        "output": {"kind": "probabilities", "classes": ["x", "y"]},
+        "models": [{"model": "a"},
+                   {"model": "b", "rules": {"files": ["b.yml"]}, "checkpoint": {"interval": "5m"},
+                    "output": {"kind": "regression"}}],
+    }, "x.yaml", tmp_path)
+    a, b = agent.model("a"), agent.model("b")
+    assert b.rules.alertmanager_urls == a.rules.alertmanager_urls == ("http://127.0.0.1:9093",)
+    assert b.rules.interval_s == 30.0
+    assert b.rules.files[-1] == str(tmp_path / "b.yml") and b.rules.files[:-1] == a.rules.files  # shared packs kept
+    assert (b.checkpoint.path, b.checkpoint.interval_s) == (str(tmp_path / "state/{model}.ckpt"), 300.0)
+    assert b.output.kind == "regression" and b.output.classes == ()  # the model's description: replaced
+
+
+def test_a_checkpoint_interval_without_a_path_is_refused():
+    with pytest.raises(ConfigError, match=r"checkpoint\.interval: needs checkpoint\.path"):
+        parse_config({"checkpoint": {"interval": "30s"}})
+    with pytest.raises(ConfigError, match=r"models\[0\]\.checkpoint\.interval: needs checkpoint\.path"):
+        parse_config({"models": [{"model": "a", "checkpoint": {"interval": "30s"}}]})
