@@ -51,7 +51,7 @@ import numpy as np
 from monitor.ingest import categorical_text, number_as_text
 from monitor.reference import Reference
 from monitor.stats.matmul import matmul
-from monitor.stats.univariate import ROUNDOFF_REL, bin_index, column_moments, quantile_edges
+from monitor.stats.univariate import REFERENCE_ROUNDOFF_REL, bin_index, column_moments, quantile_edges
 
 __all__ = [
     "PROFILE_VERSION",
@@ -658,7 +658,7 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with np.errstate(all="ignore"):
         mean = np.where(np.isfinite(mean), mean, 0.0)
         # an sd within rounding error of the mean is a constant column (not a tiny unit)
-        scale = np.where(np.isfinite(scale) & (scale > ROUNDOFF_REL * np.abs(mean)) & (scale > 0), scale, 1.0)
+        scale = np.where(np.isfinite(scale) & (scale > REFERENCE_ROUNDOFF_REL * np.abs(mean)) & (scale > 0), scale, 1.0)
         z = (x - mean) / scale
     return mean, scale, np.where(np.isfinite(z), z, 0.0)
 

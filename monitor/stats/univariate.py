@@ -66,6 +66,7 @@ __all__ = [
     "wasserstein_normalised",
     "mean_shift_sd",
     "column_moments",
+    "REFERENCE_ROUNDOFF_REL",
     "ROUNDOFF_REL",
     "scale_ratio",
     "compare_counts",
@@ -511,10 +512,18 @@ def wasserstein_normalised(a: ArrayLike, b: ArrayLike, scale: float | None = Non
 #: constant feature into effects of 1e8.
 ROUNDOFF_REL = 1e-6
 
+#: The same for a reference's standard deviation, which is computed in two passes (``np.std``,
+#: :func:`column_moments`): on a constant column its error is a few ``eps x |mean|``, so 1e-10
+#: leaves it a margin of about 1e5, and real spread is read as spread however far from zero the
+#: values sit. With :data:`ROUNDOFF_REL` a timestamp feature (sd 15 minutes: 5e-7 of its mean) was
+#: taken for a constant: its shift read 0 or infinite sds, and the PCA left it unscaled (its raw
+#: seconds swamped every other column).
+REFERENCE_ROUNDOFF_REL = 1e-10
 
-def _roundoff(*means: float) -> float:
+
+def _roundoff(*means: float, rel: float = ROUNDOFF_REL) -> float:
     finite = [abs(float(m)) for m in means if np.isfinite(m)]
-    return ROUNDOFF_REL * max(finite, default=0.0)
+    return rel * max(finite, default=0.0)
 
 
 def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -541,13 +550,14 @@ def column_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:
     """Change of the mean in reference standard deviations (a Glass's delta).
 
-    A reference sd within rounding error of zero (see :data:`ROUNDOFF_REL`) is a constant
-    feature: the shift is then 0 when the means agree to rounding and infinite otherwise.
+    A reference sd within rounding error of zero (see :data:`REFERENCE_ROUNDOFF_REL`) is a
+    constant feature: the shift is then 0 when the means agree to rounding (:data:`ROUNDOFF_REL`:
+    the live mean comes from running sums) and infinite otherwise.
     """
     if not np.isfinite(cur_mean):
         return float("nan")
-    tol = _roundoff(ref_mean, cur_mean)
-    if ref_sd <= tol:
+    if ref_sd <= _roundoff(ref_mean, rel=REFERENCE_ROUNDOFF_REL):
+        tol = _roundoff(ref_mean, cur_mean)
         return 0.0 if abs(cur_mean - ref_mean) <= tol else float(np.sign(cur_mean - ref_mean) * np.inf)
     return float((cur_mean - ref_mean) / ref_sd)
 
@@ -555,14 +565,14 @@ def mean_shift_sd(ref_mean: float, ref_sd: float, cur_mean: float) -> float:
 def scale_ratio(ref_sd: float, cur_sd: float, *, mean: float = 0.0) -> float:
     """Current over reference standard deviation (1 = unchanged, 10 = rescaled x10, 0 = stuck).
 
-    ``mean`` (the reference mean) sets the rounding floor: two sds within rounding error of zero
-    are both "constant" and give 1.
+    ``mean`` (the reference mean) sets the rounding floors: two sds within rounding error of zero
+    are both "constant" and give 1 (the live sd, from running sums, has the looser floor
+    :data:`ROUNDOFF_REL`; the reference's :data:`REFERENCE_ROUNDOFF_REL`).
     """
     if not np.isfinite(cur_sd):
         return float("nan")
-    tol = _roundoff(mean)
-    if ref_sd <= tol:
-        return 1.0 if cur_sd <= tol else float("inf")
+    if ref_sd <= _roundoff(mean, rel=REFERENCE_ROUNDOFF_REL):
+        return 1.0 if cur_sd <= _roundoff(mean) else float("inf")
     return float(cur_sd / ref_sd)
 
 
@@ -606,7 +616,8 @@ def compare_counts(
         cp = ref_positions if cur_positions is None else cur_positions
         w = wasserstein_atoms(ref_positions, r, cp, c)
         tol = _roundoff(ref_moments[0]) if ref_moments is not None else 0.0
-        w = w / sd if sd > tol else (0.0 if w <= tol else w)
+        flat = _roundoff(ref_moments[0], rel=REFERENCE_ROUNDOFF_REL) if ref_moments is not None else 0.0
+        w = w / sd if sd > flat else (0.0 if w <= tol else w)
     if ref_moments is not None and cur_moments is not None:
         shift = mean_shift_sd(ref_moments[0], ref_moments[1], cur_moments[0])
         ratio = scale_ratio(ref_moments[1], cur_moments[1], mean=ref_moments[0])
