@@ -63,8 +63,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-def parse_duration(value: Any, key: str = "duration", source: str = "<config>") -> float:
-    """Seconds from a number or a Prometheus-style duration string (``90s``, ``1h30m``)."""
+def parse_duration(value: Any, key: str = "duration", source: str = "<config>", *, allow_zero: bool = False) -> float:
+    """Seconds from a number or a Prometheus-style duration string (``90s``, ``1h30m``); above
+    zero unless ``allow_zero``."""
     if isinstance(value, bool):
         raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
     if isinstance(value, (int, float)):
@@ -73,7 +74,7 @@ def parse_duration(value: Any, key: str = "duration", source: str = "<config>") 
         seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value.strip()))
     else:
         raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(key, f"must be positive, got {value!r}", "use a duration above zero", source)
     return seconds
 
@@ -254,8 +255,8 @@ class _Reader:
             raise self.error(key, f"must be a list of strings, got {value!r}", f"write {key}: [a, b]")
         return tuple(value)
 
-    def duration(self, value: Any, key: str) -> float:
-        return parse_duration(value, key, self.source)
+    def duration(self, value: Any, key: str, *, allow_zero: bool = False) -> float:
+        return parse_duration(value, key, self.source, allow_zero=allow_zero)
 
 
 def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], str],
@@ -372,8 +373,18 @@ def _with_shared(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     merged = {**shared, **own}
     for key in _MERGED_SECTIONS:
         if isinstance(shared.get(key), dict) and isinstance(own.get(key), dict):
-            merged[key] = {**shared[key], **own[key]}
+            merged[key] = _merged(shared[key], own[key])
     return merged
+
+
+def _merged(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` over ``shared``, mappings in both merged the same way (``rules.external_labels``:
+    a model's ``{team: x}`` kept the shared ``{cluster: eu}``)."""
+    out = {**shared, **own}
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(shared.get(key), dict):
+            out[key] = _merged(shared[key], value)
+    return out
 
 
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -> MonitorConfig:
@@ -531,7 +542,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
         external_labels=dict(ext),
         external_url=str(rules_raw.get("external_url", "")),
         for_outage_tolerance_s=r.duration(rules_raw.get("for_outage_tolerance", "1h"), k("rules.for_outage_tolerance")),
-        for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period")),
+        for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"), allow_zero=True),
     )
     for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
         for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
@@ -651,7 +662,14 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
                 raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
                               "move server: to the top level of the file, beside models:")
             m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
-            models.append(_parse_model(r, _with_shared(shared, m), f"models[{i}].", base))
+            merged = _with_shared(shared, m)
+            shared_ck, own_ck = shared.get("checkpoint"), m.get("checkpoint")
+            if (isinstance(shared_ck, dict) and "interval" in shared_ck and not (isinstance(own_ck, dict) and "interval" in own_ck)
+                    and (merged.get("checkpoint") or {}).get("path") is None):  # named where it was written
+                raise r.error("checkpoint.interval", f"needs checkpoint.path (where the state is written): model "
+                              f"{m.get('model')!r} has none, so nothing of it is saved",
+                              "add checkpoint.path beside it (e.g. state/{model}.ckpt), or to that model")
+            models.append(_parse_model(r, merged, f"models[{i}].", base))
         names = [m.model for m in models]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -172,3 +172,18 @@ def test_a_checkpoint_interval_without_a_path_is_refused():
         parse_config({"checkpoint": {"interval": "30s"}})
     with pytest.raises(ConfigError, match=r"models\[0\]\.checkpoint\.interval: needs checkpoint\.path"):
         parse_config({"models": [{"model": "a", "checkpoint": {"interval": "30s"}}]})
+
+
+def test_nested_settings_merge_and_a_shared_interval_is_named_where_it_is_written(tmp_path):
+    agent = parse_config({"rules": {"external_labels": {"cluster": "eu"}},
+                          "models": [{"model": "a", "rules": {"external_labels": {"team": "x"}}}]}, "x.yaml", tmp_path)
+    assert agent.model("a").rules.external_labels == {"cluster": "eu", "team": "x"}
+    with pytest.raises(ConfigError, match=r"^x\.yaml: checkpoint\.interval: needs checkpoint\.path .*model 'b' has none"):
+        parse_config({"checkpoint": {"interval": "5m"},
+                      "models": [{"model": "a", "checkpoint": {"path": "a.ckpt"}}, {"model": "b"}]}, "x.yaml", tmp_path)
+
+
+def test_a_grace_period_of_zero_is_allowed():
+    assert parse_config({"rules": {"for_grace_period": "0s"}}).model().rules.for_grace_period_s == 0.0
+    with pytest.raises(ConfigError, match=r"rules\.for_outage_tolerance"):
+        parse_config({"rules": {"for_outage_tolerance": "0s"}})

@@ -64,3 +64,33 @@ def test_the_pca_scales_a_large_offset_feature_by_its_sd() -> None:
     assert pca is not None
     assert abs(pca.scale[0] / 900.0 - 1.0) < 0.05  # was 1: raw seconds, the first component by itself
     np.testing.assert_allclose(pca.scale[1:], x[:, 1:].std(axis=0), rtol=1e-9)
+
+
+def test_a_spread_running_sums_cannot_resolve_gives_no_scale_ratio() -> None:
+    """sd 50 around 1.7e9 (3e-8 of the mean): the window's sd from running sums is rounding noise
+    there (it read 1.26 for an unchanged sd, 0 for an sd of 0.5: "stuck"); the ratio is absent,
+    the shift (from the mean, which running sums keep) still measured."""
+    assert np.isnan(scale_ratio(50.0, 63.0, mean=T0))
+    assert np.isnan(scale_ratio(0.5, 0.0, mean=T0))
+    assert scale_ratio(2.0, 0.0, mean=10.0) == 0.0  # a stuck feature near zero is still read as stuck
+    rng = np.random.default_rng(8)
+
+    def rows(n: int, shift_sd: float = 0.0) -> np.ndarray:
+        x = rng.normal(size=(n, 2))
+        x[:, 0] = T0 + 50.0 * (x[:, 0] + shift_sd)
+        return x
+
+    ref = Reference.from_arrays(rows(3000), numeric_names=NAMES[:2], scores=np.full((3000, 2), 0.5))
+    det = create("input_drift", reference=ref, params={})
+    store, t = MetricStore("m"), 1000.0
+    for _ in range(20):
+        b = Batch.from_arrays(rows(200, shift_sd=2.0), scores=np.full((200, 2), 0.5), ts=t + np.arange(200) * 0.05,
+                              numeric_names=NAMES[:2])
+        t += 10
+        det.advance(t)
+        det.update(b)
+        det.on_tick(t)
+        det.export(store)
+    eff = {(lab["feature"], lab["measure"]): v for name, lab, v in store.samples() if name == "monitor_drift_feature_effect"}
+    assert ("when", "scale_ratio") not in eff
+    assert abs(eff[("when", "mean_shift_sd")] - 2.0) < 5 / np.sqrt(4000)

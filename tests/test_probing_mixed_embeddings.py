@@ -6,6 +6,8 @@ Now only the rows without one go unprobed, and they are counted."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from prometheus_client import CollectorRegistry
 
@@ -81,7 +83,7 @@ def test_rows_without_an_embedding_are_skipped_and_counted_the_others_probed() -
     assert store2.value("monitor_probing_queries", ("no_embedding",)) == missing.sum()
 
 
-def test_the_agent_probes_the_calls_that_gave_one() -> None:
+def test_the_agent_probes_the_calls_that_gave_one(caplog) -> None:
     proj = np.random.default_rng(3).normal(size=(S.D, 4))
     ref = _embedding_reference(proj)
     config = {"model": "emb", "detectors": [{"kind": "probing", "space": "embedding", "client_id_salt": "s"}]}
@@ -89,10 +91,15 @@ def test_the_agent_probes_the_calls_that_gave_one() -> None:
                   clock=lambda: 1_700_000_000.0, start_worker=False)
     try:
         rng = np.random.default_rng(4)
-        for i in range(20):
-            x = S.natural(rng, 5)
-            mon.observe(x, S.scores(x), client=f"c{i % 3}", embedding=None if i % 4 == 0 else x @ proj)
-        mon.flush()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for i in range(20):
+                x = S.natural(rng, 5)
+                mon.observe(x, S.scores(x), client=f"c{i % 3}", embedding=None if i % 4 == 0 else x @ proj)
+                if i == 10:
+                    mon.flush()  # two drains: said once
+            mon.flush()
+        said = [r.getMessage() for r in caplog.records if "without a usable embedding" in r.getMessage()]
+        assert len(said) == 1 and "Fix:" in said[0], said
         text = mon.metrics_text()
         assert sample(text, "monitor_probing_queries_total", model="emb", outcome="no_embedding") == 25
         analysed = sample(text, "monitor_probing_queries_total", model="emb", outcome="analysed")

@@ -202,3 +202,16 @@ def test_config_reads_the_restart_settings(tmp_path: Path) -> None:
     path.write_text("model: m\nrules:\n  for_grace_period: soon\n")
     with pytest.raises(ConfigError, match=r"rules\.for_grace_period"):
         load_config(path)
+
+
+def test_a_second_restart_before_the_first_evaluation_keeps_the_first_outage() -> None:
+    # the checkpoint written between the two restarts (SIGTERM's, or a crash loop) had no last
+    # evaluation: the next restart resumed the timers as they were and the alert fired at once
+    saved, down_at = _saved_after(1 * MIN, "30m")
+    ev, store, n = make(THRESHOLD.format(for_="30m", keep="0s"))
+    ev.load_state_dict(saved)
+    again = json.loads(json.dumps(ev.state_dict()))  # saved before any evaluation
+    assert [g["last_evaluation"] for g in again["groups"]] == [down_at]
+    restart = down_at + 2 * 3600
+    tr = _resume(again, "30m", restart, restart + 40 * MIN)
+    assert tr[0] == (restart, "inactive", "pending") and _fired_at(tr) == restart + 30 * MIN

@@ -37,7 +37,7 @@ from monitor.profile import CategoricalProfile, NumericProfile, Profile, numeric
 from monitor.stats.multiple_testing import CORRECTIONS, reject
 from monitor.stats.score_tests import DEFAULT_FACTOR, SCORE_TAILS, bootstrap_null, feature_scores
 from monitor.stats.sequential import BinnedSequentialTest
-from monitor.stats.univariate import chi2_draws, compare_counts
+from monitor.stats.univariate import chi2_draws, compare_counts, running_sd_resolves
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -364,11 +364,14 @@ def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None)
     m = moments[1] / moments[0]
     sd = float(np.sqrt(max(moments[2] / moments[0] - m * m, 0.0)))
     rsd = ch.sd if ch.sd > 0 else 0.0
-    if sd <= 1e-9 * max(abs(m), 1.0) and rsd > 0:
+    # the window's sd from running sums: under running_sd_resolves, beside a reference sd that is
+    # under it too (a feature far from zero with a tiny spread), it is rounding noise, not a scale
+    scaled = rsd == 0 or running_sd_resolves(sd, m) or running_sd_resolves(rsd, ch.mean)
+    if sd <= 1e-9 * max(abs(m), 1.0) and rsd > 0 and scaled:
         return f"stuck at {_fmt(m)}"
     ratio = sd / rsd if rsd > 0 else float("inf")
     shift = (m - ch.mean) / rsd if rsd > 0 else 0.0
-    if ratio > 1.12 or ratio < 0.89:
+    if scaled and (ratio > 1.12 or ratio < 0.89):
         mean_ratio = m / ch.mean if abs(ch.mean) > 0.25 * rsd else None
         if mean_ratio is None and abs(shift) < 0.5 or mean_ratio is not None and abs(np.log(max(mean_ratio, 1e-12) / ratio)) < 0.15:
             return f"scaled x{_fmt(ratio)}"

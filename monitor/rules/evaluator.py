@@ -551,7 +551,9 @@ class RuleEvaluator:
                     "labels": dict(rt.rule.labels),
                     "alerts": [a.to_dict() for a in rt.alerting.active.values()],
                 })
-            last = None if g.last_eval_ms is None else g.last_eval_ms / 1000.0
+            # not evaluated since a restart: its last evaluation is still the one before it (a
+            # second restart in between counts both outages, and the time up between them)
+            last = g.restored_down_at if g.last_eval_ms is None else g.last_eval_ms / 1000.0
             groups.append({"file": g.group.file, "name": g.group.name, "rules": rules, "last_evaluation": last})
         return {"version": 1, "groups": groups}
 

@@ -68,6 +68,8 @@ __all__ = [
     "column_moments",
     "REFERENCE_ROUNDOFF_REL",
     "ROUNDOFF_REL",
+    "RUNNING_SD_REL",
+    "running_sd_resolves",
     "scale_ratio",
     "compare_counts",
     "two_sample",
@@ -521,6 +523,20 @@ ROUNDOFF_REL = 1e-6
 REFERENCE_ROUNDOFF_REL = 1e-10
 
 
+#: The smallest sd, relative to the mean, that a window's running sums resolve: their
+#: ``sqrt(E[x^2] - E[x]^2)`` is off by about ``sqrt(k x eps) x |mean|`` (3e-8 of the mean for a
+#: few dozen roundings), so an sd under 3e-7 of the mean is known to 10% at best. A reference sd
+#: below it (a feature far from zero with a tiny spread) has no live sd to compare with: the ratio
+#: is absent rather than that noise (1.26 for an unchanged sd of 50 around 1.7e9, 0 for 0.5).
+RUNNING_SD_REL = 3e-7
+
+
+def running_sd_resolves(sd: float, mean: float) -> bool:
+    """Whether an sd this large beside ``mean`` is resolved by a window's running sums (see
+    :data:`RUNNING_SD_REL`)."""
+    return sd > _roundoff(mean, rel=RUNNING_SD_REL)
+
+
 def _roundoff(*means: float, rel: float = ROUNDOFF_REL) -> float:
     finite = [abs(float(m)) for m in means if np.isfinite(m)]
     return rel * max(finite, default=0.0)
@@ -567,12 +583,16 @@ def scale_ratio(ref_sd: float, cur_sd: float, *, mean: float = 0.0) -> float:
 
     ``mean`` (the reference mean) sets the rounding floors: two sds within rounding error of zero
     are both "constant" and give 1 (the live sd, from running sums, has the looser floor
-    :data:`ROUNDOFF_REL`; the reference's :data:`REFERENCE_ROUNDOFF_REL`).
+    :data:`ROUNDOFF_REL`; the reference's :data:`REFERENCE_ROUNDOFF_REL`). A live sd that running
+    sums cannot resolve (:data:`RUNNING_SD_REL`) beside a reference sd they cannot resolve either
+    gives NaN: neither "stuck" nor a ratio of rounding noise.
     """
     if not np.isfinite(cur_sd):
         return float("nan")
     if ref_sd <= _roundoff(mean, rel=REFERENCE_ROUNDOFF_REL):
         return 1.0 if cur_sd <= _roundoff(mean) else float("inf")
+    if not running_sd_resolves(cur_sd, mean) and not running_sd_resolves(ref_sd, mean):
+        return float("nan")
     return float(cur_sd / ref_sd)
 
 

@@ -28,6 +28,7 @@ pending rows per client and a global ring of ``campaign_window`` queries; see :a
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections import deque
@@ -56,6 +57,8 @@ from monitor.detectors.probing.population import PopulationScale, reference_spac
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
 from monitor.windows import SlidingWindow
+
+log = logging.getLogger("monitor")
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
@@ -461,6 +464,7 @@ class ProbingDetector(Detector):
         self._analysed = 0
         self._retry_total = 0
         self._no_embedding = 0
+        self._told_no_embedding = False
         self._ood_window = SlidingWindow(self.window_s, shape=(2,), n_slots=12)
         self._clock = -np.inf
         self._pop = (PopulationScale(self._pop_size, self._sketcher.dim, self.k, self._pop_baseline, every=128, bits=_POP_BITS,
@@ -655,7 +659,14 @@ class ProbingDetector(Detector):
         keep = np.zeros(len(batch), dtype=bool) if emb is None else np.isfinite(emb).all(axis=1)
         if keep.all():
             return batch
-        self._no_embedding += int(len(batch) - keep.sum())
+        missing = int(len(batch) - keep.sum())
+        if not self._told_no_embedding:  # once a process (the count goes on): it pages nobody
+            self._told_no_embedding = True
+            log.warning("detector 'probing' (space: embedding): %d of %d queries came without a usable embedding and are "
+                        "not analysed (counted in monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: return "
+                        "an embedding with each prediction (watch(embedding=...), or the event's \"embedding\"), or use "
+                        "space: input", missing, len(batch))
+        self._no_embedding += missing
         return batch.rows(np.flatnonzero(keep))
 
     def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
