@@ -6,6 +6,8 @@ infinite, and the PCA of pca_drift left it unscaled (raw seconds beside standard
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from monitor.batch import Batch
@@ -26,6 +28,20 @@ def _rows(rng: np.random.Generator, n: int, shift_sd: float = 0.0) -> np.ndarray
     return x
 
 
+def _effects(ref: Reference, live: Callable[[int], np.ndarray], names: tuple[str, ...]) -> dict[tuple[str, str], float]:
+    """input_drift's effect sizes after 20 batches of 200 live rows."""
+    det = create("input_drift", reference=ref, params={})
+    store, t = MetricStore("m"), 1000.0
+    for _ in range(20):
+        b = Batch.from_arrays(live(200), scores=np.full((200, 2), 0.5), ts=t + np.arange(200) * 0.05, numeric_names=names)
+        t += 10
+        det.advance(t)
+        det.update(b)
+        det.on_tick(t)
+        det.export(store)
+    return {(lab["feature"], lab["measure"]): v for name, lab, v in store.samples() if name == "monitor_drift_feature_effect"}
+
+
 def test_effect_sizes_of_a_large_offset_feature() -> None:
     assert mean_shift_sd(T0, 900.0, T0 + 1800.0) == 2.0  # was inf
     assert mean_shift_sd(T0, 900.0, T0 + 900.0) == 1.0  # was 0
@@ -40,17 +56,7 @@ def test_effect_sizes_of_a_large_offset_feature() -> None:
 def test_the_windowed_shift_of_a_large_offset_feature_is_measured_in_its_sds() -> None:
     rng = np.random.default_rng(5)
     ref = Reference.from_arrays(_rows(rng, 3000), numeric_names=NAMES, scores=np.full((3000, 2), 0.5))
-    det = create("input_drift", reference=ref, params={})
-    store, t = MetricStore("m"), 1000.0
-    for _ in range(20):
-        b = Batch.from_arrays(_rows(rng, 200, shift_sd=1.0), scores=np.full((200, 2), 0.5), ts=t + np.arange(200) * 0.05,
-                              numeric_names=NAMES)
-        t += 10
-        det.advance(t)
-        det.update(b)
-        det.on_tick(t)
-        det.export(store)
-    eff = {(lab["feature"], lab["measure"]): v for name, lab, v in store.samples() if name == "monitor_drift_feature_effect"}
+    eff = _effects(ref, lambda n: _rows(rng, n, shift_sd=1.0), NAMES)
     # 4,000 rows shifted by 1 sd: the estimate within 5 of its standard errors (1/sqrt(4000))
     assert abs(eff[("when", "mean_shift_sd")] - 1.0) < 5 / np.sqrt(4000)  # read infinite before
     assert abs(eff[("when", "scale_ratio")] - 1.0) < 0.05
@@ -81,16 +87,6 @@ def test_a_spread_running_sums_cannot_resolve_gives_no_scale_ratio() -> None:
         return x
 
     ref = Reference.from_arrays(rows(3000), numeric_names=NAMES[:2], scores=np.full((3000, 2), 0.5))
-    det = create("input_drift", reference=ref, params={})
-    store, t = MetricStore("m"), 1000.0
-    for _ in range(20):
-        b = Batch.from_arrays(rows(200, shift_sd=2.0), scores=np.full((200, 2), 0.5), ts=t + np.arange(200) * 0.05,
-                              numeric_names=NAMES[:2])
-        t += 10
-        det.advance(t)
-        det.update(b)
-        det.on_tick(t)
-        det.export(store)
-    eff = {(lab["feature"], lab["measure"]): v for name, lab, v in store.samples() if name == "monitor_drift_feature_effect"}
+    eff = _effects(ref, lambda n: rows(n, shift_sd=2.0), NAMES[:2])
     assert ("when", "scale_ratio") not in eff
     assert abs(eff[("when", "mean_shift_sd")] - 2.0) < 5 / np.sqrt(4000)
