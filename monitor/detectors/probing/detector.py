@@ -370,6 +370,13 @@ class ProbingDetector(Detector):
             raise ValueError(f"detector 'probing': the reference has {rows.shape[0]} rows; at least {max(self.k + 2, 21)} are needed. "
                              "Fix: a larger held-out reference, or leave 'probing' out of detectors:")
         self.n_features_ = rows.shape[1]
+        #: the reference's numeric feature names, in its column order: live rows are read by these
+        #: names (see :meth:`_columns`); empty for the embedding space or a reference without names
+        self.feature_names_: tuple[str, ...] = () if self.space == "embedding" else tuple(
+            str(n) for n in getattr(reference, "numeric_names", ()) or ())
+        if len(self.feature_names_) != self.n_features_:
+            self.feature_names_ = ()
+        self._columns_of: dict[tuple[str, ...], np.ndarray | None] = {}
         self._sketcher = Sketcher(rows, dim=self.sketch_dim)
         z = self._sketcher.standardise(rows)
         sk = self._sketcher.project(z)
@@ -669,9 +676,42 @@ class ProbingDetector(Detector):
         self._no_embedding += missing
         return batch.rows(np.flatnonzero(keep))
 
+    def _columns(self, batch: "Batch") -> np.ndarray | None:
+        """The batch's numeric columns holding the reference's features, in the reference's order
+        (None: read as they are). Why: the rows were read by position, and a DataFrame whose
+        columns came in another order than the reference's (its schema is learned from the first
+        live one) was standardised column by column against the wrong features: every query out
+        of distribution, silently; one with an extra numeric column (an id a ColumnTransformer
+        drops) failed every update. Inputs without the reference's names (arrays read as ``f0``..)
+        keep the positional reading (their width checked by :meth:`_inputs`)."""
+        names = tuple(str(n) for n in getattr(batch, "numeric_names", ()) or ())
+        if not self.feature_names_ or names == self.feature_names_ or names == tuple(f"f{i}" for i in range(len(names))):
+            return None  # unnamed arrays (f0..): their columns are the reference's by position
+        if names in self._columns_of:
+            return self._columns_of[names]
+        where = {n: j for j, n in enumerate(names)}
+        missing = [n for n in self.feature_names_ if n not in where]
+        if not missing:
+            cols: np.ndarray | None = np.array([where[n] for n in self.feature_names_], dtype=np.intp)
+        elif len(names) == self.n_features_:
+            cols = None  # other names for as many columns (arrays against a named reference): by position
+        else:
+            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            raise ValueError(
+                f"detector 'probing': the inputs lack the reference's numeric features {shown} (their numeric features: "
+                f"{', '.join(names[:8]) or 'none'}{'...' if len(names) > 8 else ''}). Fix: send every feature the "
+                "reference has, under its name, or build the reference from the columns the model receives")
+        if len(self._columns_of) < 64:  # a few layouts in practice; bounded whatever arrives
+            self._columns_of[names] = cols
+        return cols
+
     def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """The rows in the similarity space, and what the exact-repeat hash reads."""
         raw = np.asarray(batch.numeric[rows], dtype=np.float64)
+        if self.space != "embedding":
+            cols = self._columns(batch)
+            if cols is not None:
+                raw = raw[:, cols]
         if self.space == "embedding":
             assert batch.embedding is not None  # rows without one are left out in update()
             x = np.asarray(batch.embedding[rows], dtype=np.float64)
