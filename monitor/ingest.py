@@ -246,7 +246,12 @@ class BatchBuilder:
                            "axis=1), or watch(..., outputs=lambda out: np.stack(out, axis=1)))")
             raise RowError("rows_mismatch", f"{n_rows} input rows but {arr.shape[0]} outputs{swapped}")
         if self.output.samples_axis and arr.ndim != 3:
-            raise RowError("output_shape", "ensemble outputs must be (rows, samples, classes)")
+            # a binary ensemble's members (or MC-dropout samples of a sigmoid) each give P(positive):
+            # (rows, samples), read as it is nowhere; the message named no shape and no way out
+            binary = (" (rows, samples) is read as nothing: for members that each return P(positive) of a binary "
+                      "model add the classes axis, np.stack(members, axis=1)[..., None], or "
+                      "watch(..., outputs=lambda out: out[..., None])") if arr.ndim == 2 else ""
+            raise RowError("output_shape", f"ensemble outputs must be (rows, samples, classes), got shape {arr.shape}{binary}")
         self._check_width(arr.shape[1:])
         return arr
 
