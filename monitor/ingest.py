@@ -219,6 +219,10 @@ class BatchBuilder:
 
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         kind = self.output.kind
+        if kind == "probabilities" and _integer_array(outputs):
+            raise RowError("labels_as_probabilities", (
+                f"outputs of integer or boolean dtype ({outputs.dtype}) are class labels or votes, not probabilities "
+                "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             arr = np.asarray(outputs, dtype=object)
         else:
@@ -445,6 +449,8 @@ class BatchBuilder:
         outs = [ev[3] for ev in events]
         if in_types != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
             return None
+        if self.output.kind == "probabilities" and any(o.dtype.kind in "biu" for o in outs):
+            return None  # labels where probabilities are expected: refused event by event (_event_outputs)
         first = ins[0]
         try:
             if first.ndim == 1:
@@ -467,6 +473,16 @@ class BatchBuilder:
 
 #: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.
 _Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
+
+
+def _integer_array(outputs: Any) -> bool:
+    """Whether outputs are an array (numpy, pandas) of integers or booleans: what ``predict()``
+    returns for a classifier, class labels, where ``predict_proba()`` was meant. Read as
+    probabilities, a binary model's 0 and 1 were P(positive) 0 and 1: confidence 1 on every row,
+    calibration and confidence drift off, and nothing said; a multi-class model's labels 0 and 1
+    were read so too, its others refused as out of range."""
+    dtype = getattr(outputs, "dtype", None)
+    return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
 
 
 def _no_categorical(num: np.ndarray) -> np.ndarray:

@@ -41,6 +41,8 @@ REJECTION_HINTS: dict[str, str] = {
     "non_numeric_output": "for a model that returns class labels (predict rather than predict_proba) set "
                           "output.kind: labels in the config; for one that returns a dict or an object, pick its "
                           "scores with watch(..., outputs=lambda result: ...)",
+    "labels_as_probabilities": "decorate the function that returns probabilities (predict_proba), or for a model "
+                               "that returns class labels set output.kind: labels in the config",
     "probabilities_not_normalised": "rows of probabilities must sum to 1; for raw scores set output.kind: logits",
     "probability_out_of_range": "probabilities must lie in [0, 1]; for raw scores set output.kind: logits",
     "output_shape": "check output.kind and output.classes against what the model returns",
