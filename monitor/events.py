@@ -114,12 +114,28 @@ def error_event(exception: BaseException | str, latency_s: float | None, client:
     return (ERROR, ts, name, latency_s, client)
 
 
+def _frame_column(x: Any, what: str) -> Any:
+    """A pandas DataFrame given to ``feedback``: its one column's values (``df[["label"]]``, as a
+    column vector ``(n, 1)`` is read). Why: a DataFrame has no ``reshape`` or ``tolist``, so a
+    one-column one raised AttributeError from inside the monitor, and iterating one gives its
+    column names, which were taken as the ids or labels when they happened to be as many. One of
+    several columns is a ValueError naming the fix."""
+    if type(x).__name__ != "DataFrame" or not hasattr(x, "columns") or not hasattr(x, "to_numpy"):
+        return x
+    if len(x.columns) != 1:
+        raise ValueError(f"feedback: {what} is a DataFrame of {len(x.columns)} columns "
+                         f"({', '.join(map(str, list(x.columns)[:5]))}); give its one column of {what}, e.g. df[\"label\"]")
+    return x.iloc[:, 0].to_numpy()
+
+
 def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:
     """The ids and labels of a ``feedback(request_ids, labels)`` call as two lists of one length.
 
     One id (a str or int, a numpy scalar taken from an array, or None, which is counted as an
     unknown id) goes with one label; a sequence of ids with as many labels, else a ValueError
     naming the fix (a programming mistake, not a late or missing label)."""
+    request_ids = _frame_column(request_ids, "request_ids")
+    labels = _frame_column(labels, "labels")
     if _one_value(request_ids):
         request_ids, labels = [request_ids], [labels]
     ids = list(request_ids)
