@@ -633,9 +633,15 @@ def _per_row(v: Any) -> list[Any] | None:
     if isinstance(v, (list, tuple)):
         return list(v)
     if isinstance(v, np.ndarray):
+        if v.ndim == 2 and v.shape[1] == 1:
+            # a column vector (df[["request_id"]].values), as feedback() reads its labels: each row's
+            # value was a one-element list, its id the text "['r-17']" that no label joined, silently
+            v = v[:, 0]
         return None if v.ndim == 0 else v.tolist()
     if v is None or isinstance(v, (str, bytes, bytearray, dict, set, frozenset)):
         return None
+    if is_dataframe(v) and len(v.columns) == 1:  # df[["segment"]]: its column, not its column's name
+        return v.iloc[:, 0].tolist()
     if hasattr(v, "__len__") and hasattr(v, "__iter__"):
         try:
             return list(v)
