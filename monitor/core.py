@@ -332,7 +332,8 @@ class Monitor:
             self.store,
             BatchBuilder(self.input_schema, cfg.output, classes=self._class_index(),
                          reference_names=() if self.reference is None else
-                         tuple(self.reference.numeric_names) + tuple(self.reference.categorical_names)),
+                         tuple(self.reference.numeric_names) + tuple(self.reference.categorical_names),
+                         reference_categorical=() if self.reference is None else tuple(self.reference.categorical_names)),
             self.detectors,
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,

@@ -69,8 +69,11 @@ class BatchBuilder:
     """Converts events for one model. Learns the schema from the first rows if none is configured."""
 
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
-                 reference_names: tuple[str, ...] = ()) -> None:
+                 reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
+        #: The reference's categorical features: a schema learned from DataFrame or dict inputs reads
+        #: them as categorical whatever their live dtype (see :meth:`_learn_schema`)
+        self.reference_categorical = frozenset(str(n) for n in reference_categorical)
         #: The reference's feature names: a schema (configured, or learned from the inputs) that
         #: shares none of them is said once (every reference feature would read as missing live)
         self.reference_names = tuple(reference_names)
@@ -109,15 +112,23 @@ class BatchBuilder:
 
     # -- schema ----------------------------------------------------------------------------------
     def _learn_schema(self, inputs: Any) -> Schema:
+        """The features of the first readable inputs. A feature the reference holds as categorical
+        is categorical here too, whatever its live dtype: a CSV reference (``monitor reference
+        build``) reads a boolean column as the text "True"/"False" and a column listed under
+        ``--categorical`` (zip codes) as text, while the same column in a live DataFrame is bool or
+        int and was learned as numeric; the reference's categorical feature then never arrived
+        ("no data") and ModelInputDrift fired on the reference's own rows."""
+        cats = self.reference_categorical
         if is_dataframe(inputs):
             feats = []
             for name, dtype in zip(inputs.columns, inputs.dtypes):
-                kind = "numeric" if getattr(dtype, "kind", "O") in "biuf" else "categorical"
+                kind = "numeric" if getattr(dtype, "kind", "O") in "biuf" and str(name) not in cats else "categorical"
                 feats.append(Feature(str(name), kind))
             return Schema(tuple(feats))
         if isinstance(inputs, dict):
             first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
-            return Schema(tuple(Feature(str(k), "categorical" if isinstance(v, str) else "numeric") for k, v in first.items()))
+            return Schema(tuple(Feature(str(k), "categorical" if isinstance(v, str) or str(k) in cats else "numeric")
+                                for k, v in first.items()))
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             return self._learn_schema(inputs[0])
         arr = np.asarray(inputs)
