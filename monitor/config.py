@@ -387,7 +387,32 @@ def _merged(shared: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -> MonitorConfig:
+def _named_where_written(err: ConfigError, own: dict[str, Any], index: int) -> ConfigError:
+    """``err`` of model ``index`` named at the key the file spells, when the value came from the
+    shared top level: ``queue: {capacity: -1}`` beside ``models:`` was reported as
+    ``models[0].queue.capacity``, a key the user looked for under models: and did not find."""
+    prefix = f"models[{index}]."
+    if not err.key.startswith(prefix):
+        return err
+    rest = err.key[len(prefix):]
+    path = re.match(r"([A-Za-z_]+)(?:\.([A-Za-z_]+))?", rest)
+    if path is None:
+        return err
+    section, key = path.groups()
+    if section in own:
+        mine = own[section]
+        if not (section in _MERGED_SECTIONS and isinstance(mine, dict) and key is not None and key not in mine):
+            return err  # the model's own value (or a merged mapping both write: named as the model's)
+    name = own.get("model")
+    who = f"model {name!r} ({prefix[:-1]})" if isinstance(name, str) else prefix[:-1]
+    return ConfigError(rest, f"{err.problem} (the shared value, as {who} takes it)", err.fix.replace(prefix, ""),
+                       err.source)
+
+
+def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
+                 shared: frozenset[str] = frozenset()) -> MonitorConfig:
+    """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file."""
+
     def k(key: str) -> str:
         return f"{prefix}{key}"
 
@@ -506,7 +531,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path) -
                     raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
                                   f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
                 params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
-            dets.append(DetectorConfig(dkind, params, dk))
+            # the key a detector's own refusal is told at when it is built: the shared list's, when shared
+            dets.append(DetectorConfig(dkind, params, f"detectors[{i}]" if "detectors" in shared else dk))
         detectors = _shared_abstain_threshold(r, tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
@@ -669,7 +695,10 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
                 raise r.error("checkpoint.interval", f"needs checkpoint.path (where the state is written): model "
                               f"{m.get('model')!r} has none, so nothing of it is saved",
                               "add checkpoint.path beside it (e.g. state/{model}.ckpt), or to that model")
-            models.append(_parse_model(r, merged, f"models[{i}].", base))
+            try:
+                models.append(_parse_model(r, merged, f"models[{i}].", base, frozenset(shared) - set(m)))
+            except ConfigError as err:
+                raise _named_where_written(err, m, i) from None
         names = [m.model for m in models]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
