@@ -346,3 +346,19 @@ def check_ports(settings: SidecarSettings, source: str = "<config>") -> None:
         raise ConfigError("server.proxy.port", f"is the sidecar's own port ({settings.port}, server.port / --port)",
                           "leave server.proxy.port (--proxy-port) out to serve the proxy behind the sidecar's routes "
                           "on that port, or give it a port of its own", source)
+    # an upstream that is the sidecar itself (the model server's port mistyped as the sidecar's) was
+    # taken: each proxied request was forwarded to the proxy again, 100 times over (the connection pool),
+    # until the timeout answered 504 and the log blamed "the model server" for not answering
+    up = settings.proxy.upstream
+    if up:
+        parts = urlsplit(up)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        own = {p for p in (settings.port, settings.proxy.port) if p}
+        local = host in ("localhost", "::1", "0.0.0.0", "::", settings.addr.lower()) or host.startswith("127.")
+        if port in own and local:
+            which = "server.port / --port" if port == settings.port else "server.proxy.port / --proxy-port"
+            raise ConfigError("server.proxy.upstream", f"is the sidecar itself ({host}:{port} is where it listens, "
+                              f"{which}): every proxied request would be forwarded back to the proxy",
+                              "write the model server's own address and port (server.proxy.upstream or --proxy), "
+                              "or move the sidecar to another port", source)
