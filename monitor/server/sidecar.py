@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,6 +44,29 @@ MonitorFactory = Callable[[MonitorConfig], "Monitor"]
 #: :meth:`Sidecar._give_rules_the_sidecar_series`): the shipped rules' ``_sidecar`` row sums them
 #: over every model, and no shipped rule yields a row of another model from them alone.
 SIDECAR_ROW_FAMILIES = ("monitor_intake_events_accepted",)
+
+
+def _rules_read_sidecar_families(mon: "Monitor") -> bool:
+    """Whether ``mon``'s rules select a series of the sidecar's catalog (``monitor_proxy_*``,
+    ``monitor_intake_*``, ``monitor_http_*``...), or one by a ``__name__`` matcher alone."""
+    from monitor.catalog.sidecar import METRICS
+    from monitor.promql.ast import VectorSel, parse_expr, walk
+
+    families = {spec.name for spec in METRICS}
+    assert mon.rules is not None
+    for group in mon.rules.groups:
+        for rule in group.rules:
+            try:
+                nodes = list(walk(parse_expr(rule.expr)))
+            except Exception:  # noqa: BLE001 - loaded rules parse; if not, count it as a reader
+                return True
+            for node in nodes:
+                if isinstance(node, VectorSel):
+                    if not node.name or node.name in families:
+                        return True
+                    if re.sub(r"_(total|bucket|sum|count|created)$", "", node.name) in families:
+                        return True
+    return False
 
 
 def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: bool = True) -> list[tuple[Any, ...]]:
@@ -252,14 +276,21 @@ class Sidecar:
         accepted for every model, and with only its own model's the agent's ratio was that of the
         first model's traffic alone (50% where Prometheus computes 3.0% with a second model taking
         62 of every 63 events accepted: a page Prometheus would not send). Nothing else of theirs
-        is read: see :meth:`~monitor.core.Monitor.rules_also_read` for user rules on that family."""
-        for cfg in self.agent.models:
-            mon = self.monitors.get(cfg.model)
-            if mon is not None and mon.rules is not None:
-                mon.rules_also_read(self.store)
-                for other in self.monitors.values():
-                    mon.rules_also_read(other.store, SIDECAR_ROW_FAMILIES)  # its own store is skipped
-                return
+        is read: see :meth:`~monitor.core.Monitor.rules_also_read` for user rules on that family.
+
+        The model chosen is the first whose rules read a family of the sidecar's catalog (else the
+        first that evaluates rules at all), as loaded at start: a reload that adds such rules to
+        another model does not move the series."""
+        evaluating = [mon for cfg in self.agent.models
+                      if (mon := self.monitors.get(cfg.model)) is not None and mon.rules is not None]
+        # the first whose rules read a sidecar family: with rules per model (models: merges them), the
+        # first model's could be another pack's (rules: {packs: [confidence]}) while the next one has
+        # core; the series went to the first, and MonitorProxyUpstreamFailing was evaluated by nobody
+        readers = [mon for mon in evaluating if _rules_read_sidecar_families(mon)]
+        for mon in readers[:1] or evaluating[:1]:
+            mon.rules_also_read(self.store)
+            for other in self.monitors.values():
+                mon.rules_also_read(other.store, SIDECAR_ROW_FAMILIES)  # its own store is skipped
 
     def all_monitors(self) -> list["Monitor"]:
         with self._lock:
