@@ -340,6 +340,7 @@ class Monitor:
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
             joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
             now=clock,
+            live_ticks=live,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         #: this monitor's own collector (:meth:`metrics_text`); the registry gets the store through

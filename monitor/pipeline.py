@@ -155,6 +155,7 @@ class Pipeline:
         export_interval_s: float = 0.0,
         wall: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
+        live_ticks: bool = False,
     ) -> None:
         self.store = store
         self.builder = builder
@@ -177,6 +178,12 @@ class Pipeline:
         self.export_interval_s = float(export_interval_s)
         self._wall = wall
         self._now = now
+        #: A live agent's rule ticks wait for the clock (the later of ``now`` and the wall clock):
+        #: one event stamped minutes ahead (a sender's clock; MAX_FUTURE_S lets up to 10 min in)
+        #: evaluated every tick up to its time at once, so that an alert's ``for:`` passed in a
+        #: moment (a page whose startsAt lay in the future), and none came for those minutes while
+        #: the clock caught up: a firing alert could not resolve, nor a new one fire.
+        self._live_ticks = live_ticks
         self._last_export = float("-inf")
         self._dirty = False  # processed since the last export
         self._held = HeldBatches(HOLD_ROWS)  # rows not yet handed to the deferrable detectors
@@ -272,8 +279,10 @@ class Pipeline:
             order = np.argsort(times, kind="stable")
             times = times[order]
             events = [events[i] for i in order.tolist()]
+        # (an explicit advance() moves the ticks as far as it is told; events only up to the clock)
+        ceiling = max(time.time(), self._now()) if self._live_ticks else float("inf")
         if self.next_tick is None:
-            self._ticks_through(float(times[0]))
+            self._ticks_through(min(float(times[0]), ceiling))
         start, n = 0, len(events)
         while start < n:
             cut = int(np.searchsorted(times, self.next_tick, side="left"))
@@ -281,7 +290,10 @@ class Pipeline:
                 self._process_chunk(events[start:cut], times[start:cut])
                 start = cut
             if start < n:
-                self._ticks_through(float(times[start]))
+                self._ticks_through(min(float(times[start]), ceiling))
+                if self.next_tick <= times[start]:  # ticks wait for the clock (live): the rest at once
+                    self._process_chunk(events[start:], times[start:])
+                    break
 
     def _process_chunk(self, events: list[tuple[Any, ...]], times: np.ndarray) -> None:
         """Process events whose times (``times``, the same order) lie before the next tick."""
