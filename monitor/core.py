@@ -507,6 +507,11 @@ class Monitor:
             if cfg.rules.log_alerts:
                 sinks.append(LogSink())
         self.notifier = Notifier(sinks) if sinks else None
+        if self.notifier is not None:
+            # born at 0: a "failed" series born at 1 at the first delivery that failed read as no increase,
+            # in a Prometheus and in the agent, and MonitorAlertDeliveryFailing did not fire for it
+            self.store.zero("monitor_notifications", [(kind, outcome) for kind, _ in self.notifier.stats_by_sink()
+                                                      for outcome in ("sent", "failed", "dropped")])
         self._series_store = SeriesStore(retention_s=3600.0)
         self.rules = RuleEvaluator.from_files(
             list(cfg.rules.files), engine=Engine(), storage=self._series_store,
