@@ -35,7 +35,7 @@ METRICS: tuple[MetricSpec, ...] = (
                concern="rules"),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff, "
-               "but a 4xx answer (the receiver refused them: its answer is logged).",
+               "except a 4xx answer (the receiver refused them: not retried, its answer is logged).",
                labels=("receiver", "outcome"), concern="rules", max_series=30),
     MetricSpec("monitor_notification_queue_length", GAUGE, "Alert notifications waiting to be delivered.",
                concern="rules"),
