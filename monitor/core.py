@@ -513,14 +513,40 @@ class Monitor:
             self.store.zero("monitor_notifications", [(kind, outcome) for kind, _ in self.notifier.stats_by_sink()
                                                       for outcome in ("sent", "failed", "dropped")])
         self._series_store = SeriesStore(retention_s=3600.0)
-        self.rules = RuleEvaluator.from_files(
-            list(cfg.rules.files), engine=Engine(), storage=self._series_store,
+        engine = Engine()
+        groups = self._loadable_rule_groups(cfg.rules.files, engine)
+        self.rules = RuleEvaluator(
+            groups, engine=engine, storage=self._series_store,
             external_labels=dict(cfg.rules.external_labels), external_url=cfg.rules.external_url,
             notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
             for_outage_tolerance_s=cfg.rules.for_outage_tolerance_s, for_grace_period_s=cfg.rules.for_grace_period_s,
         )
         self._size_series_store()
-        self.store.set("monitor_rule_last_reload_successful", 1.0)
+
+    def _loadable_rule_groups(self, files: tuple[str, ...], engine: Any) -> list[Any]:
+        """The groups of every rule file that loads; a file that does not is left out, its errors
+        logged, and ``monitor_rule_last_reload_successful`` set to 0 (MonitorRuleReloadFailed).
+        A typo in one file raised here, so that the monitor was never built: in a sidecar the whole
+        load failed, every model's intake refused events and ``/readyz`` answered 503, which takes
+        the pod out of its Service and stops the predictions the monitor only watches. A reload
+        (SIGHUP, ``POST /-/reload``) loads the fixed file; ``monitor config check`` fails on it."""
+        from monitor.rules.loader import parse_rule_file
+
+        groups: list[Any] = []
+        problems: list[str] = []
+        for f in files:
+            file_groups, errors = parse_rule_file(f, engine=engine)
+            if errors:
+                problems.extend(str(e) for e in errors)
+            else:
+                groups.extend(file_groups)
+        self.store.set("monitor_rule_last_reload_successful", 0.0 if problems else 1.0)
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            log.error("model %r: rule files not loaded, their rules are not evaluated until they load: %s. Fix: correct "
+                      "them (`monitor rules check FILE` lists every error), then reload (SIGHUP or POST /-/reload)",
+                      self.model, shown)
+        return groups
 
     def _size_series_store(self) -> None:
         """Keep the history the longest rule reads (plus two intervals), an hour at least."""

@@ -159,8 +159,8 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
                 exp_alerts:
                   - exp_labels: {severity: warning, model: iris}
                     exp_annotations:
-                      summary: "The rule files of iris did not reload: the rules loaded before are still evaluated."
-                      description: "The last reload of the rule files of iris (SIGHUP or POST /-/reload) failed and no reload has succeeded since: the edit is not in force, nor any fix it carried. The reload's answer and the agent's log name each file's errors."
+                      summary: "The rule files of iris did not all load: some alert rules are not evaluated as written."
+                      description: "At start, a rule file of iris did not load (its rules are not evaluated; the other files' are), or the last reload (SIGHUP or POST /-/reload) failed (the rules loaded before are still evaluated: the edit is not in force, nor any fix it carried), and no load has succeeded since. The agent's log (and a reload's answer) name each file's errors."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorrulereloadfailed"
               - eval_time: 16m
                 alertname: MonitorRuleReloadFailed

@@ -30,8 +30,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "keeps the rules evaluated before it.",
                labels=("outcome",), concern="rules", max_series=2),
     MetricSpec("monitor_rule_last_reload_successful", GAUGE,
-               "1 when the last reload of the rule files succeeded (or none was asked for), 0 when it failed: the "
-               "files on disk are not the rules evaluated (as Prometheus's prometheus_config_last_reload_successful).",
+               "1 when the rule files loaded at start and at the last reload, 0 when a file did not: the files on disk "
+               "are not the rules evaluated (at start the broken files are left out; at a reload the rules from before "
+               "stay), as Prometheus's prometheus_config_last_reload_successful.",
                concern="rules"),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff, "

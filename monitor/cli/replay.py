@@ -84,6 +84,9 @@ def _run(cfg: Any, src: IO[bytes], out: IO[str]) -> tuple[Any, Exception | None]
     from monitor.rules.model import RuleLoadError
 
     try:
+        from monitor.rules.loader import load_rule_files
+
+        load_rule_files(cfg.rules.files)  # a backtest of rules that do not load is no backtest (the agent leaves them out)
         return run(cfg, src, on_transition=write_jsonl(out)), None
     except (EOFError, gzip.BadGzipFile) as err:
         return None, err
