@@ -156,6 +156,16 @@ class Reference:
         cat = np.empty((n, 0), dtype=object) if categorical is None else categorical_text(np.asarray(categorical, dtype=object))
         if cat.ndim != 2 or cat.shape[0] != n or cat.shape[1] != len(tuple(categorical_names)):
             raise ValueError(f"reference categorical must be (rows={n}, {len(tuple(categorical_names))}), got {cat.shape}")
+        if getattr(getattr(scores, "dtype", None), "kind", None) in ("b", "i", "u"):
+            # clf.predict(X) where clf.predict_proba(X) was meant: a classifier's detectors read the
+            # labels 0 and 1 as probabilities (confidence 1 on every reference row), the live outputs
+            # then "drifting" from them; live, such outputs are refused (labels_as_probabilities)
+            import logging
+
+            logging.getLogger("monitor").warning(
+                "reference scores are integers (%s): class labels from predict(), not probabilities? A classifier's "
+                "detectors read them as probabilities 0 and 1. Fix: scores=clf.predict_proba(X) (a regression model's "
+                "whole-number predictions are fine as they are)", scores.dtype)
         sc = None if scores is None else np.asarray(scores, dtype=np.float64)
         if sc is not None and sc.shape[0] != n:
             raise ValueError(f"reference scores has {sc.shape[0]} rows, numeric has {n}")

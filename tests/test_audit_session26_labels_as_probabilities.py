@@ -60,3 +60,16 @@ def test_probabilities_and_labels_kind_and_integer_regression_are_read() -> None
             assert mon.store.value("monitor_predictions") == 8, config
         finally:
             mon.close()
+
+
+def test_a_reference_built_from_predict_says_so(caplog) -> None:
+    """``Reference.from_arrays(X, scores=clf.predict(X))`` was taken silently: a classifier's
+    detectors read its labels as probabilities 0 and 1 (confidence 1 on every reference row)."""
+    from monitor import Reference
+
+    x = np.zeros((10, 2))
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        Reference.from_arrays(x, scores=np.array([0, 1] * 5))
+        Reference.from_arrays(x, scores=np.full((10, 2), 0.5))
+    said = [r.getMessage() for r in caplog.records if "reference scores are integers" in r.getMessage()]
+    assert len(said) == 1 and "predict_proba" in said[0]
