@@ -96,3 +96,26 @@ def test_the_chosen_bins_are_checked_on_restore() -> None:
     old = det.state_dict()
     del old["category_bins"]
     create("input_drift", reference=few, params={}).load_state_dict(old)  # few categories: unchanged bins, restored
+
+
+def test_a_feature_of_unique_values_reads_new_ones_as_expected() -> None:
+    """A reference column of unique values (request ids, timestamps read as text) expects every
+    live value to be unseen (Good-Turing: singletons over present rows = 1). The unseen bin's
+    pseudo-count was added on top of the singletons' own rows, so it expected half of them unseen
+    and read 20,000 new ids as drift (p 0, monitor_drift_detected 1) on every seed."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        ids = np.array([f"id{i}" for i in range(800)], dtype=object)[:, None]
+        ref = Profile.from_arrays(rng.normal(size=(800, 1)), numeric_names=("a",), categorical=ids,
+                                  categorical_names=("rid",), scores=np.full((800, 2), 0.5))
+        det = create("input_drift", reference=ref, params={})
+        store, t = MetricStore("m"), 1000.0
+        for j in range(40):
+            live = np.array([f"new{j}-{i}" for i in range(500)], dtype=object)[:, None]
+            det.advance(t := t + 5)
+            det.update(Batch.from_arrays(rng.normal(size=(500, 1)), np.full((500, 2), 0.5), ts=t + np.arange(500) * 0.01,
+                                         numeric_names=("a",), categorical=live, categorical_names=("rid",)))
+        det.on_tick(t)
+        det.export(store)
+        assert store.value("monitor_drift_feature_pvalue", ("input_drift", "rid", "chi2")) > 0.01, seed
+        assert store.value("monitor_drift_detected", ("input_drift",)) == 0.0, seed

@@ -152,7 +152,15 @@ class Channel:
             return float(n - rng.binomial(n, CATEGORY_SELECTION_SHARE))
 
         rest = float(expected.sum() - expected[kept].sum()) + other_half(p.n_other)
-        unseen = 0.0 if capped else other_half(p.n_singletons)
+        unseen = 0.0
+        if not capped and p.n_singletons:
+            # the Good-Turing share of present values never seen (singletons over present rows), taken
+            # out of the one bin of the rare categories, whose observed share it is part of: added on
+            # top, a feature of unique values (ids, timestamps) expected half its live values unseen
+            # and read all of them unseen as drift
+            present = float(expected.sum())  # the held half's present values (not capped: none beyond)
+            unseen = float(np.rint(p.n_singletons / max(p.n - p.n_missing, 1) * present))
+            rest = max(rest - unseen, 0.0)
         ref = np.concatenate([expected[kept].astype(np.float64), [rest, other_half(p.n_missing), unseen]])
         top = tuple(p.categories[i] for i in kept.tolist())
         position = {c: i for i, c in enumerate(top)}
