@@ -119,3 +119,17 @@ def test_a_feature_of_unique_values_reads_new_ones_as_expected() -> None:
         det.export(store)
         assert store.value("monitor_drift_feature_pvalue", ("input_drift", "rid", "chi2")) > 0.01, seed
         assert store.value("monitor_drift_detected", ("input_drift",)) == 0.0, seed
+
+
+def test_a_rare_category_growing_is_caught_in_its_bucket() -> None:
+    """One of 200 equally common categories grown to a fifth of live traffic: in one bin with the
+    180 other rare ones its share barely moved (p 0.1-0.3, nothing detected); hashed into one of
+    8 buckets it moves that bucket's share from about 11% to 29%, on every seed."""
+    w = np.ones(200)
+    w[7] = 50.0
+    for seed in range(3):
+        store = _run_weights(seed, 200, None, w / w.sum())
+        assert store.value("monitor_drift_feature_pvalue", ("input_drift", "zip", "chi2")) <= 0.001, seed
+        assert store.value("monitor_drift_detected", ("input_drift",)) == 1.0, seed
+        top = [lab for name, lab, _ in store.samples() if name == "monitor_drift_top_feature"]
+        assert top and top[0]["feature"] == "zip", top

@@ -62,6 +62,14 @@ WINDOW_EXACT_BUDGET = 200_000
 #: Share of a categorical feature's reference rows that choose which of its categories get bins of
 #: their own when it has more than ``max_categories`` (see :meth:`Channel.categorical`).
 CATEGORY_SELECTION_SHARE = 0.5
+#: Bins the other categories of such a feature are hashed into.
+RARE_BUCKETS = 8
+
+
+def rare_bucket(category: str) -> int:
+    """The bin, among :data:`RARE_BUCKETS`, of a category without one of its own: a hash of its
+    text, the same in every process (``hash()`` of a str is salted per process)."""
+    return zlib.crc32(category.encode("utf-8")) % RARE_BUCKETS
 
 
 @dataclass
@@ -112,7 +120,11 @@ class Channel:
         if b == self.unseen_bin:
             return "unseen"
         if self.kind == "categorical":
-            return self.categories[b] if b < len(self.categories) else "other"
+            if b < len(self.categories):
+                return self.categories[b]
+            if self.chosen_on_half:  # the rare categories' hash buckets
+                return f"other ({b - len(self.categories) + 1} of {RARE_BUCKETS})"
+            return "other"
         e = self.edges if self.edges is not None else np.empty(0)
         if b == 0:
             return f"< {e[0]:.4g}" if e.size else "all"
@@ -151,20 +163,29 @@ class Channel:
         def other_half(n: int) -> float:
             return float(n - rng.binomial(n, CATEGORY_SELECTION_SHARE))
 
-        rest = float(expected.sum() - expected[kept].sum()) + other_half(p.n_other)
+        top = tuple(p.categories[i] for i in kept.tolist())
+        position = {c: i for i, c in enumerate(top)}
+        # the other categories in RARE_BUCKETS bins by a hash of their text (independent of their
+        # counts, so no winner's curse): in one bin, a change among them (one of 180 rare values
+        # growing to a fifth of traffic) barely moved its share and was not detected
+        lookup = {c: position.get(c, len(top) + rare_bucket(c)) for c in p.categories}
+        buckets = np.zeros(RARE_BUCKETS)
+        rare = np.ones(len(p.categories), dtype=bool)
+        rare[kept] = False
+        np.add.at(buckets, np.array([lookup[c] - len(top) for c, r in zip(p.categories, rare.tolist()) if r], dtype=np.int64),
+                  expected[rare].astype(np.float64))
+        buckets += other_half(p.n_other) / RARE_BUCKETS  # rows beyond the profile's cap: names unknown, spread evenly
         unseen = 0.0
         if not capped and p.n_singletons:
             # the Good-Turing share of present values never seen (singletons over present rows), taken
-            # out of the one bin of the rare categories, whose observed share it is part of: added on
-            # top, a feature of unique values (ids, timestamps) expected half its live values unseen
-            # and read all of them unseen as drift
+            # out of the rare categories' bins, whose observed share it is part of: added on top, a
+            # feature of unique values (ids, timestamps) expected half its live values unseen and
+            # read all of them unseen as drift
             present = float(expected.sum())  # the held half's present values (not capped: none beyond)
             unseen = float(np.rint(p.n_singletons / max(p.n - p.n_missing, 1) * present))
-            rest = max(rest - unseen, 0.0)
-        ref = np.concatenate([expected[kept].astype(np.float64), [rest, other_half(p.n_missing), unseen]])
-        top = tuple(p.categories[i] for i in kept.tolist())
-        position = {c: i for i, c in enumerate(top)}
-        lookup = {c: position.get(c, len(top)) for c in p.categories}
+            total = float(buckets.sum())
+            buckets *= max(total - unseen, 0.0) / total if total > 0 else 0.0
+        ref = np.concatenate([expected[kept].astype(np.float64), buckets, [other_half(p.n_missing), unseen]])
         return cls(p.name, "categorical", ref, categories=top, lookup=lookup, capped=capped, chosen_on_half=True)
 
     def bin_numeric(self, v: np.ndarray) -> np.ndarray:
@@ -182,8 +203,12 @@ class Channel:
         if present.any():
             vals, inv = np.unique(np.asarray([str(v) for v in col[present]], dtype=object).astype(str), return_inverse=True)
             lk = self.lookup or {}
-            absent = len(self.categories) if self.capped else self.unseen_bin
-            mapped = np.asarray([lk.get(v, absent) for v in vals.tolist()], dtype=np.int64)
+            if self.capped and self.chosen_on_half:  # beyond the profile's cap: the bucket its text hashes to
+                base = len(self.categories)
+                mapped = np.asarray([lk.get(v, base + rare_bucket(v)) for v in vals.tolist()], dtype=np.int64)
+            else:
+                absent = len(self.categories) if self.capped else self.unseen_bin
+                mapped = np.asarray([lk.get(v, absent) for v in vals.tolist()], dtype=np.int64)
             out[present] = mapped[inv]
         return out
 
@@ -781,7 +806,8 @@ class DriftCore:
     def _category_bins(self) -> dict[str, list[str]]:
         """Which category each categorical channel's bins hold: counts saved under another choice
         (an older agent's, or another reference's) are other bins' counts."""
-        return {ch.name: list(ch.categories) for ch in self.channels if ch.kind == "categorical"}
+        return {ch.name: list(ch.categories) + ([f"#buckets={RARE_BUCKETS}"] if ch.chosen_on_half else [])
+                for ch in self.channels if ch.kind == "categorical"}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("category_bins")
