@@ -241,6 +241,14 @@ class BatchBuilder:
                 arr = np.asarray(outputs, dtype=np.float64)
             except (TypeError, ValueError) as err:
                 if "inhomogeneous" in str(err):  # numbers, in rows or members of different lengths
+                    if isinstance(outputs, tuple) and len(outputs) >= 2 and all(hasattr(o, "shape") for o in outputs):
+                        # predict returning (labels, probabilities): "rows of different lengths" sent the
+                        # user looking at the classes, not at the tuple
+                        shapes = ", ".join(str(tuple(o.shape)) for o in outputs[:4])
+                        raise RowError("output_shape", f"outputs are a tuple of {len(outputs)} arrays (shapes {shapes}), "
+                                                       "not one array of scores; pick the scores with watch(..., "
+                                                       "outputs=lambda result: result[1]) (the index of the "
+                                                       "probabilities)") from None
                     raise RowError("output_shape", "outputs whose rows (or ensemble members) have different lengths; every "
                                                    "row needs one score per class, every member the same classes") from None
                 raise RowError("non_numeric_output",

@@ -73,3 +73,19 @@ def test_a_reference_built_from_predict_says_so(caplog) -> None:
         Reference.from_arrays(x, scores=np.full((10, 2), 0.5))
     said = [r.getMessage() for r in caplog.records if "reference scores are integers" in r.getMessage()]
     assert len(said) == 1 and "predict_proba" in said[0]
+
+
+def test_a_tuple_returned_by_predict_is_named(caplog) -> None:
+    """``predict`` returning ``(labels, probabilities)`` was refused as "rows of different lengths",
+    which sent the user to output.classes; the log now names the tuple and the extractor to write."""
+    mon = _monitor()
+    f = mon.watch(lambda X: (np.array([0, 1]), np.array([[0.2, 0.8], [0.7, 0.3]])))
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            assert f(np.zeros((2, 3)))[0].tolist() == [0, 1]  # the user's result, unchanged
+            mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 2
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "a tuple of 2 arrays (shapes (2,), (2, 2))" in said and "outputs=lambda result: result[1]" in said
+    finally:
+        mon.close()
