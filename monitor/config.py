@@ -688,15 +688,8 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
                 raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
                               "move server: to the top level of the file, beside models:")
             m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
-            merged = _with_shared(shared, m)
-            shared_ck, own_ck = shared.get("checkpoint"), m.get("checkpoint")
-            if (isinstance(shared_ck, dict) and "interval" in shared_ck and not (isinstance(own_ck, dict) and "interval" in own_ck)
-                    and (merged.get("checkpoint") or {}).get("path") is None):  # named where it was written
-                raise r.error("checkpoint.interval", f"needs checkpoint.path (where the state is written): model "
-                              f"{m.get('model')!r} has none, so nothing of it is saved",
-                              "add checkpoint.path beside it (e.g. state/{model}.ckpt), or to that model")
             try:
-                models.append(_parse_model(r, merged, f"models[{i}].", base, frozenset(shared) - set(m)))
+                models.append(_parse_model(r, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
             except ConfigError as err:
                 raise _named_where_written(err, m, i) from None
         names = [m.model for m in models]

@@ -530,16 +530,10 @@ class Monitor:
         load failed, every model's intake refused events and ``/readyz`` answered 503, which takes
         the pod out of its Service and stops the predictions the monitor only watches. A reload
         (SIGHUP, ``POST /-/reload``) loads the fixed file; ``monitor config check`` fails on it."""
-        from monitor.rules.loader import parse_rule_file
+        from monitor.rules.loader import loadable_rule_files
 
-        groups: list[Any] = []
-        problems: list[str] = []
-        for f in files:
-            file_groups, errors = parse_rule_file(f, engine=engine)
-            if errors:
-                problems.extend(str(e) for e in errors)
-            else:
-                groups.extend(file_groups)
+        groups, errors = loadable_rule_files(files, engine=engine)
+        problems = [str(e) for e in errors]
         self.store.set("monitor_rule_last_reload_successful", 0.0 if problems else 1.0)
         if problems:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")

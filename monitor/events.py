@@ -48,6 +48,7 @@ __all__ = [
     "feedback_lists",
     "error_event",
     "is_missing",
+    "is_dataframe",
     "say_unreadable_timestamp",
 ]
 
@@ -114,13 +115,18 @@ def error_event(exception: BaseException | str, latency_s: float | None, client:
     return (ERROR, ts, name, latency_s, client)
 
 
+def is_dataframe(obj: Any) -> bool:
+    """A pandas DataFrame, told without importing pandas."""
+    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
+
+
 def _frame_column(x: Any, what: str) -> Any:
     """A pandas DataFrame given to ``feedback``: its one column's values (``df[["label"]]``, as a
     column vector ``(n, 1)`` is read). Why: a DataFrame has no ``reshape`` or ``tolist``, so a
     one-column one raised AttributeError from inside the monitor, and iterating one gives its
     column names, which were taken as the ids or labels when they happened to be as many. One of
     several columns is a ValueError naming the fix."""
-    if type(x).__name__ != "DataFrame" or not hasattr(x, "columns") or not hasattr(x, "to_numpy"):
+    if not is_dataframe(x):
         return x
     if len(x.columns) != 1:
         raise ValueError(f"feedback: {what} is a DataFrame of {len(x.columns)} columns "

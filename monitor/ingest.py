@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, float32_text, float_text, request_id_text, row_text, whole_number_text
+from monitor.events import MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text, whole_number_text
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -58,11 +58,6 @@ class MixedOutputWidths(Exception):
     def __init__(self, groups: list[list[tuple[Any, ...]]]) -> None:
         super().__init__(f"outputs of {len(groups)} widths in one drain")
         self.groups = groups
-
-
-def is_dataframe(obj: Any) -> bool:
-    """A pandas DataFrame, told without importing pandas."""
-    return type(obj).__name__ == "DataFrame" and hasattr(obj, "columns") and hasattr(obj, "to_numpy")
 
 
 class BatchBuilder:
@@ -230,7 +225,7 @@ class BatchBuilder:
 
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         kind = self.output.kind
-        if kind == "probabilities" and _integer_array(outputs):
+        if kind == "probabilities" and integer_array(outputs):
             raise RowError("labels_as_probabilities", (
                 f"outputs of integer or boolean dtype ({outputs.dtype}) are class labels or votes, not probabilities "
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
@@ -468,7 +463,7 @@ class BatchBuilder:
         outs = [ev[3] for ev in events]
         if in_types != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
             return None
-        if self.output.kind == "probabilities" and any(o.dtype.kind in "biu" for o in outs):
+        if self.output.kind == "probabilities" and any(integer_array(o) for o in outs):
             return None  # labels where probabilities are expected: refused event by event (_event_outputs)
         first = ins[0]
         try:
@@ -494,7 +489,7 @@ class BatchBuilder:
 _Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
 
 
-def _integer_array(outputs: Any) -> bool:
+def integer_array(outputs: Any) -> bool:
     """Whether outputs are an array (numpy, pandas) of integers or booleans: what ``predict()``
     returns for a classifier, class labels, where ``predict_proba()`` was meant. Read as
     probabilities, a binary model's 0 and 1 were P(positive) 0 and 1: confidence 1 on every row,

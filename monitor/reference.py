@@ -130,7 +130,7 @@ class Reference:
         """
         import numpy as np
 
-        from monitor.ingest import categorical_text, is_dataframe
+        from monitor.ingest import categorical_text, integer_array, is_dataframe
 
         if is_dataframe(numeric):
             numeric, numeric_names, categorical, categorical_names = _split_frame(
@@ -156,7 +156,7 @@ class Reference:
         cat = np.empty((n, 0), dtype=object) if categorical is None else categorical_text(np.asarray(categorical, dtype=object))
         if cat.ndim != 2 or cat.shape[0] != n or cat.shape[1] != len(tuple(categorical_names)):
             raise ValueError(f"reference categorical must be (rows={n}, {len(tuple(categorical_names))}), got {cat.shape}")
-        if getattr(getattr(scores, "dtype", None), "kind", None) in ("b", "i", "u"):
+        if integer_array(scores):
             # clf.predict(X) where clf.predict_proba(X) was meant: a classifier's detectors read the
             # labels 0 and 1 as probabilities (confidence 1 on every reference row), the live outputs
             # then "drifting" from them; live, such outputs are refused (labels_as_probabilities)

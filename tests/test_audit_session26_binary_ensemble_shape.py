@@ -5,12 +5,12 @@ to check output.kind and output.classes), and the fix it names is read."""
 
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
+from tests.test_audit_session26_labels_as_probabilities import refused
 
 
 def _monitor() -> Monitor:
@@ -23,11 +23,8 @@ def test_rows_of_one_probability_per_member_are_refused_with_the_fix(caplog) -> 
     members = rng.random((30, 5))
     mon = _monitor()
     try:
-        with caplog.at_level(logging.WARNING, logger="monitor"):
-            mon.observe(rng.normal(size=(30, 2)), members)
-            mon.flush()
-        assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 30
-        said = " ".join(r.getMessage() for r in caplog.records)
+        n, said = refused(mon, caplog, lambda: mon.observe(rng.normal(size=(30, 2)), members), "output_shape")
+        assert n == 30
         assert "(30, 5)" in said and "out[..., None]" in said
     finally:
         mon.close()

@@ -12,6 +12,7 @@ regression outputs, are read as before.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -24,19 +25,24 @@ def _monitor(config: dict | None = None) -> Monitor:
     return Monitor(model="m", registry=CollectorRegistry(), config=config, start_worker=False, live=False)
 
 
+def refused(mon: Monitor, caplog, call: Callable[[], object], reason: str) -> tuple[float | None, str]:
+    """Rows refused for ``reason`` once ``call`` ran and the monitor flushed, and what was logged."""
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        call()
+        mon.flush()
+    return mon.store.value("monitor_rows_rejected", {"reason": reason}), " ".join(r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("labels", [np.array([0, 1, 1, 0, 1, 0, 0, 1]), np.array([0, 1, 2, 1, 0, 2, 2, 1]),
                                     np.array([True, False] * 4), np.array([[0, 1], [1, 0]] * 4, dtype=np.int8)])
 def test_a_decorated_predict_returning_labels_is_refused_with_the_fix(labels: np.ndarray, caplog) -> None:
     mon = _monitor()
     clf_predict = mon.watch(lambda X: labels[: len(X)])
     try:
-        with caplog.at_level(logging.WARNING, logger="monitor"):
-            for _ in range(3):
-                clf_predict(np.zeros((len(labels), 3)))
-            mon.flush()
-        assert mon.store.value("monitor_rows_rejected", {"reason": "labels_as_probabilities"}) == 3 * len(labels)
+        n, said = refused(mon, caplog, lambda: [clf_predict(np.zeros((len(labels), 3))) for _ in range(3)],
+                          "labels_as_probabilities")
+        assert n == 3 * len(labels)
         assert mon.store.value("monitor_predictions") in (None, 0.0)
-        said = " ".join(r.getMessage() for r in caplog.records)
         assert "predict_proba" in said and "output.kind: labels" in said
     finally:
         mon.close()
@@ -81,11 +87,10 @@ def test_a_tuple_returned_by_predict_is_named(caplog) -> None:
     mon = _monitor()
     f = mon.watch(lambda X: (np.array([0, 1]), np.array([[0.2, 0.8], [0.7, 0.3]])))
     try:
-        with caplog.at_level(logging.WARNING, logger="monitor"):
-            assert f(np.zeros((2, 3)))[0].tolist() == [0, 1]  # the user's result, unchanged
-            mon.flush()
-        assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 2
-        said = " ".join(r.getMessage() for r in caplog.records)
+        answers = []
+        n, said = refused(mon, caplog, lambda: answers.append(f(np.zeros((2, 3)))), "output_shape")
+        assert answers[0][0].tolist() == [0, 1]  # the user's result, unchanged
+        assert n == 2
         assert "a tuple of 2 arrays (shapes (2,), (2, 2))" in said and "outputs=lambda result: result[1]" in said
     finally:
         mon.close()

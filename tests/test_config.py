@@ -178,7 +178,7 @@ def test_nested_settings_merge_and_a_shared_interval_is_named_where_it_is_writte
     agent = parse_config({"rules": {"external_labels": {"cluster": "eu"}},
                           "models": [{"model": "a", "rules": {"external_labels": {"team": "x"}}}]}, "x.yaml", tmp_path)
     assert agent.model("a").rules.external_labels == {"cluster": "eu", "team": "x"}
-    with pytest.raises(ConfigError, match=r"^x\.yaml: checkpoint\.interval: needs checkpoint\.path .*model 'b' has none"):
+    with pytest.raises(ConfigError, match=r"^x\.yaml: checkpoint\.interval: needs checkpoint\.path .*model 'b' \(models\[1\]\)"):
         parse_config({"checkpoint": {"interval": "5m"},
                       "models": [{"model": "a", "checkpoint": {"path": "a.ckpt"}}, {"model": "b"}]}, "x.yaml", tmp_path)
 

@@ -168,12 +168,11 @@ class Channel:
         # the other categories in RARE_BUCKETS bins by a hash of their text (independent of their
         # counts, so no winner's curse): in one bin, a change among them (one of 180 rare values
         # growing to a fifth of traffic) barely moved its share and was not detected
-        lookup = {c: position.get(c, len(top) + rare_bucket(c)) for c in p.categories}
-        buckets = np.zeros(RARE_BUCKETS)
+        bucket_of = np.array([rare_bucket(c) for c in p.categories], dtype=np.int64)
+        lookup = {c: position.get(c, len(top) + int(b)) for c, b in zip(p.categories, bucket_of)}
         rare = np.ones(len(p.categories), dtype=bool)
         rare[kept] = False
-        np.add.at(buckets, np.array([lookup[c] - len(top) for c, r in zip(p.categories, rare.tolist()) if r], dtype=np.int64),
-                  expected[rare].astype(np.float64))
+        buckets = np.bincount(bucket_of[rare], weights=expected[rare].astype(np.float64), minlength=RARE_BUCKETS)
         buckets += other_half(p.n_other) / RARE_BUCKETS  # rows beyond the profile's cap: names unknown, spread evenly
         unseen = 0.0
         if not capped and p.n_singletons:
@@ -811,10 +810,9 @@ class DriftCore:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("category_bins")
-        if saved is None:  # saved before it was recorded: its bins were the most frequent categories then
-            saved = {ch.name: list(ch.categories) for ch in self.channels
+        if saved is None:  # saved before it was recorded: the most frequent categories then, as still
+            saved = {ch.name: list(ch.categories) for ch in self.channels  # for those not chosen on half
                      if ch.kind == "categorical" and not ch.chosen_on_half}
-            saved.update({ch.name: ["(the most frequent)"] for ch in self.channels if ch.chosen_on_half})
         if saved != self._category_bins():
             changed = sorted(n for n, cats in self._category_bins().items() if saved.get(n) != cats)
             raise ValueError(f"the categories binned apart for {', '.join(changed) or 'some feature'} are not the "

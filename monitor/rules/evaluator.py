@@ -264,6 +264,12 @@ class RuleEvaluator:
         """The rule groups, in evaluation order."""
         return [g.group for g in self._groups]
 
+    def selected_names(self) -> set[str]:
+        """The metric names the rules' selectors name ("" for a selector by other matchers only)."""
+        with self._lock:
+            return {n.name or "" for g in self._groups for rt in g.rules for n in A.walk(rt.query.node)
+                    if isinstance(n, A.VectorSel)}
+
     @property
     def max_range_s(self) -> float:
         """The longest history any rule reads (range, offset, subquery, lookback), in seconds.

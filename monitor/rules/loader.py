@@ -317,16 +317,26 @@ def load_rule_files(paths: Iterable[str | os.PathLike[str]], *, engine: Engine |
     RuleLoadError
         With every error of every file, when any file has one.
     """
+    groups, errors = loadable_rule_files(paths, engine=engine, syntax_only=syntax_only)
+    if errors:
+        raise RuleLoadError(errors)
+    return groups
+
+
+def loadable_rule_files(paths: Iterable[str | os.PathLike[str]], *, engine: Engine | None = None,
+                        syntax_only: bool = False) -> tuple[list[RuleGroup], list[RuleError]]:
+    """The groups of the files that load (in the given order), and every error of the others:
+    what an agent starts with (a file with an error is left out whole, the others evaluated)."""
     engine = engine or Engine()
     groups: list[RuleGroup] = []
     errors: list[RuleError] = []
     for p in paths:
         g, e = parse_rule_file(p, engine=engine, syntax_only=syntax_only)
-        groups.extend(g)
-        errors.extend(e)
-    if errors:
-        raise RuleLoadError(errors)
-    return groups
+        if e:
+            errors.extend(e)
+        else:
+            groups.extend(g)
+    return groups, errors
 
 
 def find_duplicate_rules(groups: Sequence[RuleGroup]) -> list[tuple[str, dict[str, str]]]:

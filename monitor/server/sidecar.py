@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,23 +49,10 @@ def _rules_read_sidecar_families(mon: "Monitor") -> bool:
     """Whether ``mon``'s rules select a series of the sidecar's catalog (``monitor_proxy_*``,
     ``monitor_intake_*``, ``monitor_http_*``...), or one by a ``__name__`` matcher alone."""
     from monitor.catalog.sidecar import METRICS
-    from monitor.promql.ast import VectorSel, parse_expr, walk
 
-    families = {spec.name for spec in METRICS}
     assert mon.rules is not None
-    for group in mon.rules.groups:
-        for rule in group.rules:
-            try:
-                nodes = list(walk(parse_expr(rule.expr)))
-            except Exception:  # noqa: BLE001 - loaded rules parse; if not, count it as a reader
-                return True
-            for node in nodes:
-                if isinstance(node, VectorSel):
-                    if not node.name or node.name in families:
-                        return True
-                    if re.sub(r"_(total|bucket|sum|count|created)$", "", node.name) in families:
-                        return True
-    return False
+    names = mon.rules.selected_names()
+    return "" in names or any(n in names for spec in METRICS for n in spec.series_names())
 
 
 def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: bool = True) -> list[tuple[Any, ...]]:

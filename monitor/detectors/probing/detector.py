@@ -708,16 +708,15 @@ class ProbingDetector(Detector):
     def _inputs(self, batch: "Batch", rows: slice) -> tuple[np.ndarray, np.ndarray]:
         """The rows in the similarity space, and what the exact-repeat hash reads."""
         raw = np.asarray(batch.numeric[rows], dtype=np.float64)
-        if self.space != "embedding":
-            cols = self._columns(batch)
-            if cols is not None:
-                raw = raw[:, cols]
         if self.space == "embedding":
             assert batch.embedding is not None  # rows without one are left out in update()
             x = np.asarray(batch.embedding[rows], dtype=np.float64)
             what = "embedding columns"
             exact_of = np.hstack([raw.reshape(x.shape[0], -1), x])
         else:
+            cols = self._columns(batch)
+            if cols is not None:
+                raw = raw[:, cols]
             x, what, exact_of = raw, "numeric features", raw
         if x.ndim != 2 or x.shape[1] != self.n_features_:
             raise ValueError(
