@@ -648,7 +648,7 @@ class Monitor:
             self._sync_queue_metrics()  # shed and sampled-out counts as of now, not of the last worker cycle
             self.pipeline.export_pending()
         except Exception:  # noqa: BLE001 - a scrape must not fail because of a detector
-            log.exception("exporting for a scrape failed")
+            log.exception("model %r: exporting for a scrape failed", self.model)
             self.store.inc("monitor_internal_errors", labels=("export",))
         finally:
             self._lock.release()

@@ -19,6 +19,7 @@ from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.labels import LabelJoiner
+from monitor.log_model import names_its_model
 from monitor.once import Once
 from monitor.outputs import LABEL_CLASSES_MAX
 from monitor.store import MetricStore
@@ -201,6 +202,7 @@ class Pipeline:
         self.store.zero("monitor_detector_errors", [(detector_label(det),) for det in self._detectors])
 
     # -- clock -----------------------------------------------------------------------------------
+    @names_its_model
     def advance(self, now: float) -> None:
         """Move event time to ``now`` without events (idle live agent): expire windows, fire ticks."""
         self._ticks_through(now)
@@ -244,6 +246,7 @@ class Pipeline:
                 self.store.inc("monitor_internal_errors", labels=("rules",))
 
     # -- processing ------------------------------------------------------------------------------
+    @names_its_model
     def process(self, events: list[tuple[Any, ...]]) -> None:
         """Process events in event-time order, calling ``on_tick`` at every interval boundary."""
         if not events:
@@ -498,6 +501,7 @@ class Pipeline:
         if self._held.full:
             self.settle()
 
+    @names_its_model
     def settle(self) -> None:
         """Hand the held rows to the deferrable detectors (before anything reads their state:
         exports, checkpoints, restores), then advance them to the clock."""
@@ -518,6 +522,7 @@ class Pipeline:
                 if self.clock > float("-inf"):
                     self._guard(det, det.advance, self.clock)
 
+    @names_its_model
     def export_if_due(self) -> bool:
         """Export if something was processed and ``export_interval_s`` has passed since the last
         export; returns whether it exported."""
@@ -526,6 +531,7 @@ class Pipeline:
             return True
         return False
 
+    @names_its_model
     def export_exact(self) -> None:
         """Export every figure as of exactly the rows processed so far, as a rule tick sees them
         (:meth:`Detector.on_tick`: pending probing queries analysed, throttled figures
@@ -543,11 +549,13 @@ class Pipeline:
         export (flush, scrape, timer) writes their figures, even before any new event."""
         self._dirty = True
 
+    @names_its_model
     def export_pending(self) -> None:
         """Export now if anything was processed since the last export (flush, shutdown)."""
         if self._dirty:
             self.export(None)
 
+    @names_its_model
     def export(self, now: float | None) -> None:
         """Let every detector write its figures (before a snapshot or at the end of a chunk)."""
         self.settle()

@@ -71,6 +71,10 @@ class Worker:
         self._fork_gate.set()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
+    @property
+    def _model(self) -> str | None:
+        return getattr(self.pipeline.store, "model", None)
+
     def start(self) -> None:
         self._thread.start()
 
@@ -137,7 +141,7 @@ class Worker:
             try:
                 self.on_cycle()
             except Exception:  # noqa: BLE001
-                log.exception("worker cycle hook failed")
+                log.exception("model %r: worker cycle hook failed", self._model)
                 self.pipeline.store.inc("monitor_internal_errors", labels=("cycle",))
 
     def drain_once(self, *, yield_to_fork: bool = False) -> int:
@@ -169,19 +173,19 @@ class Worker:
                 try:
                     self.pipeline.process(events)
                 except Exception:  # noqa: BLE001 - the worker must survive anything
-                    log.exception("pipeline failed on %d events", len(events))
+                    log.exception("model %r: pipeline failed on %d events", self._model, len(events))
                     self.pipeline.store.inc("monitor_internal_errors", labels=("pipeline",))
                     self.pipeline.store.inc("monitor_events_dropped", len(events), labels=("internal_error",))
             try:
                 self.pipeline.export_if_due()  # what an earlier drain held back, once due
             except Exception:  # noqa: BLE001
-                log.exception("exporting failed")
+                log.exception("model %r: exporting failed", self._model)
                 self.pipeline.store.inc("monitor_internal_errors", labels=("pipeline",))
             if self.live:
                 try:
                     self.pipeline.advance(now)
                 except Exception:  # noqa: BLE001
-                    log.exception("advancing the clock failed")
+                    log.exception("model %r: advancing the clock failed", self._model)
                     self.pipeline.store.inc("monitor_internal_errors", labels=("clock",))
             self._cycle_hook()
         return handled
