@@ -113,17 +113,24 @@ class BatchBuilder:
         ``--categorical`` (zip codes) as text, while the same column in a live DataFrame is bool or
         int and was learned as numeric; the reference's categorical feature then never arrived
         ("no data") and ModelInputDrift fired on the reference's own rows."""
+        from monitor.temporal import is_point_in_time, is_point_in_time_dtype
+
         cats = self.reference_categorical
         if is_dataframe(inputs):
-            feats = []
+            feats, times = [], []
             for name, dtype in zip(inputs.columns, inputs.dtypes):
-                kind = "numeric" if getattr(dtype, "kind", "O") in "biuf" and str(name) not in cats else "categorical"
+                if is_point_in_time_dtype(dtype) and str(name) not in cats:
+                    times.append(str(name))
+                    continue
+                kind = "numeric" if getattr(dtype, "kind", "O") in "biufm" and str(name) not in cats else "categorical"
                 feats.append(Feature(str(name), kind))
-            return Schema(tuple(feats))
+            return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
         if isinstance(inputs, dict):
             first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
-            return Schema(tuple(Feature(str(k), "categorical" if isinstance(v, str) or str(k) in cats else "numeric")
-                                for k, v in first.items()))
+            times = [str(k) for k, v in first.items() if is_point_in_time(v) and str(k) not in cats]
+            return self._without_times(Schema(tuple(
+                Feature(str(k), "categorical" if isinstance(v, str) or str(k) in cats else "numeric")
+                for k, v in first.items() if str(k) not in times)), times, "the input rows' key(s)")
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             return self._learn_schema(inputs[0])
         arr = np.asarray(inputs)
@@ -131,6 +138,16 @@ class BatchBuilder:
             raise RowError("wrong_type", "inputs must be numeric rows")
         width = arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
+
+    @staticmethod
+    def _without_times(schema: Schema, times: list[str], where: str) -> Schema:
+        if times:
+            import logging
+
+            from monitor.temporal import left_out_message
+
+            logging.getLogger("monitor").warning(left_out_message(times, where))
+        return schema
 
     # -- inputs ----------------------------------------------------------------------------------
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +172,7 @@ class BatchBuilder:
                     try:
                         line[j] = float(v) if isinstance(v, (str, bytes)) else v
                     except (TypeError, ValueError, OverflowError):
-                        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}") from None
+                        line[j] = _number_of_time(name, v)
             for j, name in enumerate(cat_names):
                 v = get(name)
                 cat[i, j] = category_text(v)
@@ -497,6 +514,18 @@ def integer_array(outputs: Any) -> bool:
     were read so too, its others refused as out of range."""
     dtype = getattr(outputs, "dtype", None)
     return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
+
+
+def _number_of_time(name: str, v: Any) -> float:
+    """A numeric feature's duration or point in time as seconds (:mod:`monitor.temporal`): a
+    ``timedelta`` is a number, and a ``datetime`` under a feature configured numeric is read as
+    the user asked; anything else is refused as before."""
+    from monitor.temporal import temporal_seconds
+
+    seconds = temporal_seconds(v)
+    if seconds is None:
+        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}")
+    return seconds
 
 
 def _no_categorical(num: np.ndarray) -> np.ndarray:

@@ -219,6 +219,7 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
     named by ``categorical_names``, else those that are not numbers (the rule ``observe`` learns
     a schema from DataFrame inputs with, :meth:`monitor.ingest.BatchBuilder._learn_schema`).
     Categorical columns given apart (``categorical=``) are left out of the numeric ones."""
+    frame = _temporal_columns(frame, categorical_names)
     columns = [str(c) for c in frame.columns]
     if categorical is None:
         if tuple(categorical_names):  # the columns named categorical (integer codes, say)
@@ -249,6 +250,26 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
     if numeric_names is None:
         numeric_names = tuple(columns)
     return frame, numeric_names, categorical, categorical_names
+
+
+def _temporal_columns(frame: Any, categorical_names: Any) -> Any:
+    """The frame with its durations as seconds and its points in time left out (said once), as
+    live inputs are read (:mod:`monitor.temporal`); columns named categorical stay as they are."""
+    from monitor.temporal import is_duration_dtype, is_point_in_time_dtype, left_out_message
+
+    named = {str(n) for n in categorical_names}
+    times = [c for c, dt in zip(frame.columns, frame.dtypes) if is_point_in_time_dtype(dt) and str(c) not in named]
+    durations = [c for c, dt in zip(frame.columns, frame.dtypes) if is_duration_dtype(dt) and str(c) not in named]
+    if not times and not durations:
+        return frame
+    if times:
+        import logging
+
+        logging.getLogger("monitor").warning(left_out_message(times, "the reference DataFrame's column(s)"))
+    frame = frame.drop(columns=times)
+    if durations:
+        frame = frame.assign(**{str(c): frame[c].dt.total_seconds() for c in durations})
+    return frame
 
 
 # -- checkpointing -------------------------------------------------------------------------------
