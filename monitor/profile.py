@@ -1210,8 +1210,19 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
     types = {f.name: f.type for f in pf.schema_arrow}
     import pyarrow as pa
 
+    # points in time are left out unless named categorical, durations are seconds (monitor.temporal)
+    times = [f for f in feats if (pa.types.is_timestamp(types[f]) or pa.types.is_date(types[f]))
+             and f not in (categorical or ())]
+    if times:
+        import logging
+
+        from monitor.temporal import left_out_message
+
+        logging.getLogger("monitor").warning(left_out_message(times, f"{path.name}: column(s)"))
+        feats = [f for f in feats if f not in times]
     if categorical is None:
-        cat_names = {f for f in feats if not (pa.types.is_integer(types[f]) or pa.types.is_floating(types[f]) or pa.types.is_boolean(types[f]))}
+        cat_names = {f for f in feats if not (pa.types.is_integer(types[f]) or pa.types.is_floating(types[f])
+                                              or pa.types.is_boolean(types[f]) or pa.types.is_duration(types[f]))}
     else:
         cat_names = set(categorical)
     num_names = tuple(f for f in feats if f not in cat_names)
@@ -1248,6 +1259,8 @@ def _parquet_numbers(rb: Any, column: str, first_row: int) -> np.ndarray:
     col = rb.column(column)
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type) or pa.types.is_null(col.type):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_duration(col.type):  # seconds, as live durations are read (monitor.temporal)
+        return col.to_numpy(zero_copy_only=False) / np.timedelta64(1, "s")
     return _parse_numeric(["" if v is None else str(v) for v in col.to_pylist()], column, first_row)
 
 

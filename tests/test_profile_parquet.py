@@ -128,3 +128,24 @@ def test_regression_targets_are_kept_whole_numbers_are_class_indices(tmp_path: P
     assert codes.to_reference().labels.dtype == np.int64 and codes.label_counts is not None
     names = build_profile(path, output_columns=["pred"], label_column="name", exclude=["y", "k"], progress=False)
     assert names.to_reference().labels.dtype == object and set(names.to_reference().labels.tolist()) == {"a", "b"}
+
+
+def test_parquet_durations_are_seconds_and_points_in_time_left_out(tmp_path: Path, caplog) -> None:
+    """As a reference DataFrame and live inputs are read (tests/test_temporal_inputs.py): a
+    duration column was a categorical of unique texts, a timestamp or date column one too."""
+    import logging
+
+    n = 100
+    frame = pd.DataFrame({"x": np.arange(n, dtype=float), "ts": pd.date_range("2026-01-01", periods=n, freq="min"),
+                          "day": pd.Series(pd.date_range("2026-01-01", periods=n, freq="D")).dt.date,
+                          "wait": pd.to_timedelta(np.arange(n) * 1.5, unit="s")})
+    frame.loc[3, "wait"] = pd.NaT
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        p = build_profile(tmp_path / "t.parquet", progress=False)
+    assert p.numeric_names == ("x", "wait") and p.categorical_names == ()
+    wait = p.feature("wait")
+    assert wait.n_missing == 1 and wait.max == 148.5
+    assert any("'ts', 'day'" in r.getMessage() and "Fix:" in r.getMessage() for r in caplog.records)
+    named = build_profile(tmp_path / "t.parquet", categorical=["ts"], progress=False)  # named: kept, as text
+    assert named.categorical_names == ("ts",) and named.numeric_names == ("x", "wait")
