@@ -299,7 +299,25 @@ class ForwardingMonitor:
             ts = self.clock() if timestamp is None else event_time(timestamp)
         except ValueError as err:
             raise ValueError(f"feedback: {err}") from None
-        return self.queue.put((FEEDBACK, ts, ids, labs))
+        accepted = [self.queue.put(part) for part in self._feedback_parts((FEEDBACK, ts, ids, labs))]
+        return all(accepted)
+
+    def _feedback_parts(self, event: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A feedback event whose JSON is larger than a datagram, as events of fewer labels each
+        that fit: labels are independent, and a labelling job sending thousands at once (about
+        200 kB of ids over ``unix://``, 65 kB over UDP) lost them all as ``too_large``."""
+        kind, ts, ids, labels = event
+        if len(ids) < 2:
+            return [event]
+        try:
+            size = len(encode_event(event))
+        except Exception:  # noqa: BLE001 - the sender counts it as unserializable, as any event
+            return [event]
+        if size + 200 <= self.max_datagram_bytes:
+            return [event]
+        half = len(ids) // 2
+        return (self._feedback_parts((kind, ts, ids[:half], labels[:half]))
+                + self._feedback_parts((kind, ts, ids[half:], labels[half:])))
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         from monitor.decorator import watch

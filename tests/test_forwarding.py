@@ -327,3 +327,28 @@ def test_forwarded_errors_are_sampled_as_the_calls(tmp_path):
         assert len(fm.queue) == kept and fm.queue.counters()[1] == 2000 - kept
     finally:
         fm.close(timeout=0.1)
+
+
+def test_feedback_larger_than_a_datagram_is_sent_in_parts(tmp_path):
+    """A labelling job's 3,000 labels in one feedback call (some 60 kB of JSON against a 20 kB
+    datagram here) were dropped whole as too_large; they go as several feedback events, and every
+    label reaches the sidecar and joins its prediction."""
+    sock = str(tmp_path / "fb.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+    try:
+        fm = ForwardingMonitor("iris", f"unix://{sock}", max_datagram_bytes=20_000, start=False)
+        n = 3_000
+        ids = [f"request-{i:06d}" for i in range(n)]
+        for start in range(0, n, 100):
+            fm.observe(np.zeros((100, 4)), np.tile([0.2, 0.5, 0.3], (100, 1)), request_id=ids[start:start + 100])
+        assert fm.feedback(ids, ["versicolor"] * n) is True
+        fm.flush()
+        c = fm.counters()
+        assert c.dropped == {} and c.events_sent > n // 100 + 1  # the feedback went as several events
+        mon = s.monitor()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == c.events_sent)
+        mon.flush()
+        assert sample(s.metrics(), "monitor_feedback_labels_total", model="iris", outcome="joined") == n
+        fm.close()
+    finally:
+        s.close()
