@@ -31,6 +31,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 Extractor = Union[str, Callable[..., Any], None]
 
 
+def _fn_name(fn: Any) -> str:
+    """The name the messages give the decorated callable: a ``functools.partial`` (or a callable
+    object) has no ``__qualname__``, and reading it raised AttributeError instead of the message."""
+    name = getattr(fn, "__qualname__", None)
+    if name is None and isinstance(fn, functools.partial):
+        name = f"functools.partial({getattr(fn.func, '__qualname__', type(fn.func).__name__)}, ...)"
+    return name or type(fn).__name__
+
+
 def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: Any = None,
                var_keyword: bool = False) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
     """``client=`` / ``request_id=`` / ``segment=``: a parameter name of the predict function, or
@@ -41,8 +50,7 @@ def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: 
         return None
     if isinstance(spec, str):
         if spec not in params and not var_keyword:
-            name = getattr(fn, "__qualname__", "the predict function")
-            raise ValueError(f"{what}={spec!r} is not a parameter of {name}{tuple(params)}. Fix: name one of its "
+            raise ValueError(f"{what}={spec!r} is not a parameter of {_fn_name(fn)}{tuple(params)}. Fix: name one of its "
                              f"parameters, or pass a callable taking the same arguments (e.g. {what}=lambda X, **kw: ...)")
         pos = params.index(spec) if spec in params else None
 
@@ -138,7 +146,8 @@ def watch(
     var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     if input_arg is not None:
         if input_arg not in params:
-            raise ValueError(f"input_arg={input_arg!r} is not a parameter of {fn.__qualname__}{tuple(params)}")
+            raise ValueError(f"input_arg={input_arg!r} is not a parameter of {_fn_name(fn)}{tuple(params)}. Fix: name "
+                             "the parameter that holds the rows, or pass inputs= a callable taking the same arguments")
         idx = params.index(input_arg)
     else:
         idx = 1 if params and params[0] in ("self", "cls") else 0
@@ -167,8 +176,8 @@ def watch(
             log.warning("model %r: the %s= extractor given to watch() for %s raised %s: %s; the call was answered "
                         "unchanged, its event dropped and counted in monitor_events_dropped_total{reason=\"%s\"}, "
                         "further ones without a log line. Fix: make %s= accept what %s %s", monitor.model, which,
-                        getattr(fn, "__qualname__", "the predict function"), type(exc).__name__, exc, EXTRACTOR_ERROR,
-                        which, getattr(fn, "__qualname__", "the predict function"),
+                        _fn_name(fn), type(exc).__name__, exc, EXTRACTOR_ERROR,
+                        which, _fn_name(fn),
                         "returns" if which in ("outputs", "embedding") else "is called with")
 
     def record(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, latency: float) -> None:
