@@ -234,6 +234,9 @@ class BatchBuilder:
             arr = np.asarray(inputs, dtype=np.float64)
         except (TypeError, ValueError):
             raise RowError("wrong_type", "inputs must be numeric rows") from None
+        except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
+            raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
+                                         f"({type(err).__name__}: {str(err)[:200]})") from None
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != len(schema):
@@ -266,6 +269,9 @@ class BatchBuilder:
                 raise RowError("non_numeric_output",
                                f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
                                f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}") from None
+            except Exception as err:  # noqa: BLE001 - the outputs' own conversion failed, not the monitor
+                raise RowError("non_numeric_output", f"outputs of type {type(outputs).__name__} could not be read as "
+                                                     f"numbers ({type(err).__name__}: {str(err)[:200]})") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if n_rows == 1 and arr.shape[0] != 1 and arr.ndim <= 1 + bool(self.output.samples_axis):
@@ -306,6 +312,7 @@ class BatchBuilder:
         result = BuildResult(None)
         if not events:
             return result
+        events = [_event_as_numpy(ev) for ev in events]
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
             try:
@@ -504,6 +511,51 @@ class BatchBuilder:
 
 #: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.
 _Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
+
+
+#: Types :func:`as_numpy` passes as they are without looking for a ``numpy`` method.
+_PLAIN = (np.ndarray, list, tuple, dict, str, bytes, int, float, bool, type(None))
+
+
+def as_numpy(value: Any) -> Any:
+    """A tensor (PyTorch, TensorFlow: an object with a ``numpy()`` method) as a numpy array, read
+    as ``.detach().cpu().numpy()`` where it has those methods; anything else as it is.
+
+    A PyTorch model's ``model(x).softmax(-1)`` outside ``torch.no_grad()`` requires grad, and
+    ``np.asarray`` of it raises RuntimeError: every such event was lost as the monitor's own
+    ``internal_error`` (and a CUDA tensor refused as not numbers). The caller's tensor is not
+    changed: ``detach`` and ``cpu`` return new ones."""
+    if isinstance(value, _PLAIN):
+        return value
+    to_numpy = getattr(value, "numpy", None)
+    if not callable(to_numpy):
+        return value
+    try:
+        tensor = value
+        detach = getattr(tensor, "detach", None)
+        if callable(detach):
+            tensor = detach()
+        cpu = getattr(tensor, "cpu", None)
+        if callable(cpu):
+            tensor = cpu()
+        arr = tensor.numpy()
+    except Exception:  # noqa: BLE001 - not a tensor after all: read (or refused) as it is
+        return value
+    return arr if isinstance(arr, np.ndarray) else value
+
+
+def _event_as_numpy(event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A prediction event whose inputs, outputs or embedding are tensors, with them as numpy
+    arrays (see :func:`as_numpy`); the event itself when none is (the common case: three type
+    checks)."""
+    x, out = event[2], event[3]
+    emb = event[8] if len(event) > 8 else None
+    if isinstance(x, _PLAIN) and isinstance(out, _PLAIN) and isinstance(emb, _PLAIN):
+        return event
+    x2, out2, emb2 = as_numpy(x), as_numpy(out), as_numpy(emb)
+    if x2 is x and out2 is out and emb2 is emb:
+        return event
+    return (*event[:2], x2, out2, *event[4:8], emb2, *event[9:]) if len(event) > 8 else (*event[:2], x2, out2, *event[4:])
 
 
 def integer_array(outputs: Any) -> bool:

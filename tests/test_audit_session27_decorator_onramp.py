@@ -92,3 +92,71 @@ def test_a_close_that_timed_out_leaves_its_backlog_counted_at_exit(registry, mon
     left = m.queue.counters()[0].get("closed", 0)
     assert left > 0
     assert any(f"{left} event(s)" in r.getMessage() for r in caplog.records)
+
+
+class _Tensor:
+    """What a PyTorch model returns without ``torch.no_grad()``: ``np.asarray`` raises
+    RuntimeError ("Can't call numpy() on Tensor that requires grad"), ``.detach().cpu().numpy()``
+    gives the array (torch itself is not installed for the tests)."""
+
+    def __init__(self, a: np.ndarray, requires_grad: bool = True) -> None:
+        self.a, self.requires_grad, self.shape = a, requires_grad, a.shape
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __array__(self, dtype=None, copy=None):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self.a if dtype is None else self.a.astype(dtype)
+
+    def detach(self) -> "_Tensor":
+        return _Tensor(self.a, requires_grad=False)
+
+    def cpu(self) -> "_Tensor":
+        return self
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self.a
+
+
+def test_tensors_that_require_grad_are_read_not_blamed_on_the_monitor(mon):
+    """A PyTorch predict returning ``model(x).softmax(-1)`` outside ``torch.no_grad()`` (and taking
+    tensors): every such event was lost as the monitor's own ``internal_error``, an ERROR
+    traceback logged and MonitorInternalErrors paged, with no word of the fix. Tensors are read
+    as ``.detach().cpu().numpy()`` (the caller's tensors untouched)."""
+    @mon.watch
+    def predict(x):
+        return _Tensor(np.tile([0.2, 0.8], (len(x), 1)))
+
+    for n in (3, 1, 5):
+        predict(_Tensor(np.zeros((n, 4))))
+    predict(np.zeros((2, 4)))
+    with_embedding = mon.watch(lambda x: _Tensor(np.tile([0.2, 0.8], (len(x), 1))), embedding=lambda out: out)
+    with_embedding(np.zeros((2, 4)))
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 13.0
+    assert mon.store.value("monitor_predicted_class", ("1",)) == 13.0
+    assert not mon.store.value("monitor_internal_errors", ("ingest",))
+
+
+def test_outputs_numpy_cannot_read_are_refused_with_the_error_not_as_internal(mon, caplog):
+    """An output object whose conversion raises something other than TypeError/ValueError was the
+    monitor's ``internal_error``; it is the model's output that is unreadable: refused as
+    ``non_numeric_output`` with the error's own words."""
+    class Odd:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("device-side tensor")
+
+    @mon.watch
+    def predict(x):
+        return Odd()
+
+    with caplog.at_level("WARNING", logger="monitor"):
+        predict(np.zeros((2, 4)))
+        mon.flush()
+    assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 2.0
+    assert not mon.store.value("monitor_internal_errors", ("ingest",))
+    assert any("device-side tensor" in r.getMessage() for r in caplog.records)
