@@ -50,6 +50,7 @@ def _close_at_exit() -> None:
     would otherwise be lost without a count."""
     for mon in list(_RUNNING):
         try:
+            mon._closed_at_exit = True  # calls after it are not said as calls after close()
             mon.close(EXIT_TIMEOUT_S)
         except Exception:  # noqa: BLE001 - exiting anyway
             log.exception("closing monitor %s at exit failed", getattr(mon, "model", "?"))
@@ -302,6 +303,7 @@ class Monitor:
         self.live = live
         self.clock = clock
         self.closed = False
+        self._closed_at_exit = False
         self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes, sample_rate=cfg.queue.sample_rate,
                                 seed=cfg.seed)
         self._lock = threading.RLock()
@@ -1205,6 +1207,7 @@ class Monitor:
             return
         self.closed = True
         _RUNNING.discard(self)
+        self.queue.on_closed = self._say_used_after_close
         self.queue.closed = True
         self.worker.stop(timeout)
         if self.worker.alive:
@@ -1222,6 +1225,21 @@ class Monitor:
         from monitor.exporter import detach
 
         detach(self.registry, self.store)
+
+    def _say_used_after_close(self) -> None:
+        """The first event after :meth:`close` (a decorated function still called, ``observe``,
+        ``feedback``): counted as dropped (``closed``) in a store close() took off /metrics, the
+        model was no longer monitored without a word anyone could see."""
+        if self.queue.on_closed is None:
+            return
+        self.queue.on_closed = None  # once: the later ones are counted only
+        if self._closed_at_exit:
+            return  # a call during interpreter exit, after the monitors were closed for it
+        log.warning("model %r: called after its monitor was closed (close(), or the end of its with block): the call "
+                    "was answered, its event not monitored (counted in monitor_events_dropped_total{reason=\"closed\"}, "
+                    "no longer exported), and so are the later ones. Fix: close the monitor when the model stops "
+                    "serving; monitor.get_monitor(%r) builds a new one, but functions decorated before keep the closed "
+                    "one: decorate them again", self.model, self.model)
 
     def __enter__(self) -> "Monitor":
         return self

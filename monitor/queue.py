@@ -115,7 +115,7 @@ class EventQueue:
     """
 
     __slots__ = ("capacity", "max_bytes", "sample_rate", "reserved", "items", "closed", "_lock", "_dropped",
-                 "_sampled_out", "_wake", "_sizes", "_random", "on_first_event")
+                 "_sampled_out", "_wake", "_sizes", "_random", "on_first_event", "on_closed")
 
     def __init__(self, capacity: int = 100_000, max_bytes: int = 256 * 1024 * 1024, *, sample_rate: float = 1.0,
                  seed: int | None = None) -> None:
@@ -143,6 +143,8 @@ class EventQueue:
         #: called once, before the next event is queued, then cleared: a forked child's monitor
         #: starts its threads when it is first used (see :meth:`after_fork`)
         self.on_first_event: Callable[[], None] | None = None
+        #: called with each event refused because the queue is closed (the monitor says the first)
+        self.on_closed: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -171,7 +173,12 @@ class EventQueue:
         if size:
             self._sizes.pop(id(event), None)
             self.release(size)
-        self.drop("closed" if self.closed else "queue_full")
+        if self.closed:
+            self.drop("closed")
+            if self.on_closed is not None:
+                self.on_closed()
+        else:
+            self.drop("queue_full")
         return False
 
     def reserve(self, size: int, events: int = 1) -> bool:

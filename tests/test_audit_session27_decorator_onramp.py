@@ -160,3 +160,24 @@ def test_outputs_numpy_cannot_read_are_refused_with_the_error_not_as_internal(mo
     assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 2.0
     assert not mon.store.value("monitor_internal_errors", ("ingest",))
     assert any("device-side tensor" in r.getMessage() for r in caplog.records)
+
+
+def test_calls_after_close_are_said_once_with_the_fix(registry, caplog):
+    """A function decorated with a monitor that was then closed (its ``with`` block ended, or
+    ``close()`` before the model stopped serving) still answers, and its events were counted as
+    dropped (``closed``) in a store close() had just taken off /metrics: nothing anyone could see
+    said that the model was no longer monitored. The first such event is now logged, with the fix."""
+    with Monitor(model="closed-early", registry=registry, start_worker=False) as m:
+        @m.watch
+        def predict(X):
+            return np.full((len(X), 2), 0.5)
+
+        predict(np.zeros((2, 3)))
+    with caplog.at_level("WARNING", logger="monitor"):
+        assert predict(np.zeros((2, 3))).shape == (2, 2)  # the model still answers
+        predict(np.zeros((2, 3)))
+        m.feedback(["r1"], [1])
+    said = [r.getMessage() for r in caplog.records if "closed" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "'closed-early'" in said[0] and "not monitored" in said[0] and "Fix:" in said[0]
+    assert m.queue.counters()[0]["closed"] == 3
