@@ -229,6 +229,13 @@ def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
     before ``@monitor.watch(model=...)`` creates it with the defaults: once it exists they would
     be ignored (a reference silently missing, every reference-based detector off), so they are
     refused with the fix."""
+    if kwargs:
+        import inspect
+
+        from monitor.decorator import check_keywords
+
+        allowed = [n for n in inspect.signature(Monitor.__init__).parameters if n not in ("self", "model")]
+        check_keywords(kwargs, allowed, "get_monitor()")
     with _MONITORS_LOCK:
         mon = _MONITORS.get(model)
         if mon is None or mon.closed:
@@ -640,8 +647,14 @@ class Monitor:
 
     def watch(self, fn: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         """Decorate a predict function (see :func:`monitor.decorator.watch`)."""
-        from monitor.decorator import watch
+        import inspect
 
+        from monitor.decorator import check_keywords, watch
+
+        if kwargs:
+            allowed = [n for n, p in inspect.signature(watch).parameters.items() if p.kind is p.KEYWORD_ONLY and n != "monitor"]
+            check_keywords(kwargs, allowed, "Monitor.watch()", taken={
+                "monitor": "mon.watch(...) feeds mon; leave monitor= out, or call monitor.watch(..., monitor=other)"})
         return watch(fn, monitor=self, **kwargs)
 
     # -- the worker's side -----------------------------------------------------------------------

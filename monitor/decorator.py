@@ -31,6 +31,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 Extractor = Union[str, Callable[..., Any], None]
 
 
+def check_keywords(given: dict[str, Any], allowed: list[str], call: str, taken: dict[str, str] | None = None) -> None:
+    """A keyword ``call`` does not take, refused naming the nearest one it does: Python's own
+    "got an unexpected keyword argument 'clinet'" names no fix. ``taken``: keywords the call sets
+    itself, with what to write instead."""
+    import difflib
+
+    for key in given:
+        if taken and key in taken:
+            raise TypeError(f"{call} got {key}=, which it sets itself. Fix: {taken[key]}")
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(allowed)}"
+            raise TypeError(f"{call} got an unexpected keyword argument {key!r}. Fix: {hint}")
+
+
 def _fn_name(fn: Any) -> str:
     """The name the messages give the decorated callable: a ``functools.partial`` (or a callable
     object) has no ``__qualname__``, and reading it raised AttributeError instead of the message."""

@@ -181,3 +181,18 @@ def test_calls_after_close_are_said_once_with_the_fix(registry, caplog):
     assert len(said) == 1, said
     assert "'closed-early'" in said[0] and "not monitored" in said[0] and "Fix:" in said[0]
     assert m.queue.counters()[0]["closed"] == 3
+
+
+def test_a_misspelled_keyword_of_watch_or_get_monitor_is_named_with_the_nearest(mon):
+    """``mon.watch(predict, clinet="api_key")`` and ``get_monitor(model, refrence=ref)`` said only
+    "got an unexpected keyword argument"; they now name the keyword meant."""
+    import monitor
+
+    with pytest.raises(TypeError, match=r"clinet.*did you mean 'client'"):
+        mon.watch(lambda X, api_key=None: X, clinet="api_key")
+    with pytest.raises(TypeError, match=r"request_ids.*did you mean 'request_id'"):
+        mon.watch(request_ids="rid")
+    with pytest.raises(TypeError, match=r"refrence.*did you mean 'reference'"):
+        monitor.get_monitor("onramp-typo", refrence=None)
+    with pytest.raises(TypeError, match=r"monitor=.*mon.watch"):
+        mon.watch(lambda X: X, monitor=mon)
