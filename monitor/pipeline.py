@@ -476,7 +476,9 @@ class Pipeline:
         shown = list(dict.fromkeys(str(v)[:50] for v, r in zip(values, refused.tolist()) if r))[:3]
         listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         fix = ("give each label as one of those classes (a column index when output.classes is not configured), or "
-               "list the class names under output.classes in the config" if width is not None else
+               "list the class names under output.classes in the config, in the order of the score columns (in code, "
+               "for a scikit-learn model: Monitor(..., config={\"output\": {\"classes\": list(clf.classes_)}}), or "
+               f"monitor.get_monitor({self.store.model!r}, config=...) before the decorator runs)" if width is not None else
                f"a labels-only model learns at most {LABEL_CLASSES_MAX} classes from labels beyond its own answers: "
                "send the labels as the class names the model answers (not free text), or list the classes under "
                "output.classes in the config")

@@ -196,3 +196,19 @@ def test_a_misspelled_keyword_of_watch_or_get_monitor_is_named_with_the_nearest(
         monitor.get_monitor("onramp-typo", refrence=None)
     with pytest.raises(TypeError, match=r"monitor=.*mon.watch"):
         mon.watch(lambda X: X, monitor=mon)
+
+
+def test_string_labels_of_a_decorated_sklearn_model_are_told_how_to_name_the_classes(registry, caplog):
+    """``feedback(ids, ["fraud", ...])`` for a decorated ``clf.predict_proba`` whose classes are
+    strings: every label was skipped, and the fix said "list the class names under output.classes
+    in the config", where the decorator's user has no config file: it now gives the code, with
+    the columns' order (scikit-learn's ``classes_``)."""
+    m = Monitor(model="str-classes", registry=registry, start_worker=False)
+    predict = m.watch(lambda X, rid=None: np.tile([0.3, 0.7], (len(X), 1)), request_id="rid")
+    predict(np.zeros((2, 3)), rid="r")
+    with caplog.at_level("WARNING", logger="monitor"):
+        m.feedback(["r/0", "r/1"], ["fraud", "ok"])
+        m.flush()
+    said = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
+    assert said and 'config={"output": {"classes": list(clf.classes_)}}' in said[0] and "get_monitor(" in said[0]
+    m.close()

@@ -471,7 +471,10 @@ def test_labels_that_name_no_class_of_the_outputs_are_logged_once_with_the_fix(c
         assert lines == ["model 'fraud-v3': 2 joined label(s) name no class of the model's outputs (e.g. 'fraud'; its "
                          "classes: 0, 1): the labelled figures skip them (monitor_calibration_labels_skipped_total"
                          '{reason="unknown_class"}). Fix: give each label as one of those classes (a column index when '
-                         "output.classes is not configured), or list the class names under output.classes in the config"]
+                         "output.classes is not configured), or list the class names under output.classes in the config, in the "
+                         "order of the score columns (in code, for a scikit-learn model: Monitor(..., config={\"output\": "
+                         "{\"classes\": list(clf.classes_)}}), or monitor.get_monitor('fraud-v3', config=...) before the "
+                         "decorator runs)"]
         assert mon.store.value("monitor_calibration_labels_skipped", ("unknown_class",)) == 3.0
     finally:
         mon.close()
