@@ -1210,6 +1210,18 @@ class Monitor:
                         "per process). Fix: call mon.restore_checkpoint() in each process after the fork (gunicorn's "
                         "post_fork hook), not before it; counted in monitor_checkpoint_failures_total{operation=\"restore\","
                         "reason=\"forked_copy\"}", self.model, os.getpid(), self._forked_from)
+        from monitor.exporter import served_before_fork
+
+        served = served_before_fork(self.registry)
+        if served:
+            # gunicorn --preload with the Quick start's start_http_server at import: the parent's
+            # /metrics showed none of the workers' predictions, and nothing said why
+            log.warning("model %r: this process (%d) was forked after /metrics was served on %s by its parent process (%d), "
+                        "whose server thread runs there only: that /metrics answers with the parent's figures, and this "
+                        "process's predictions are not exported. Fix: forward every worker's events to one sidecar "
+                        "(ForwardingMonitor, see examples/gunicorn_app), or start the server in each worker after the "
+                        "fork (gunicorn's post_fork hook), each on a port of its own", self.model, os.getpid(),
+                        ", ".join(served), self._forked_from)
         if self.notifier is not None:
             self.notifier.start_after_fork()
         self.worker.start()

@@ -170,6 +170,15 @@ _SERVED: list[tuple[CollectorRegistry, str, int, int, object, threading.Thread]]
 _SERVED_LOCK = threading.Lock()
 
 
+def served_before_fork(registry: CollectorRegistry) -> list[str]:
+    """``addr:port`` where this process started serving ``registry`` and whose thread no longer
+    runs: in a forked child, the servers its parent started (only the forking thread survives a
+    fork), which answer with the parent's figures, not this process's."""
+    with _SERVED_LOCK:
+        return [f"{at}:{bound}" for reg, at, _asked, bound, _server, thread in _SERVED
+                if reg is registry and not thread.is_alive()]
+
+
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> tuple[object, threading.Thread]:
     """Serve ``/metrics`` of ``registry`` from a daemon thread (prometheus-client's WSGI server).
     Binds to loopback unless told otherwise. Returns the server and its thread.

@@ -212,3 +212,52 @@ def test_string_labels_of_a_decorated_sklearn_model_are_told_how_to_name_the_cla
     said = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
     assert said and 'config={"output": {"classes": list(clf.classes_)}}' in said[0] and "get_monitor(" in said[0]
     m.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX only")
+def test_a_worker_forked_after_start_http_server_says_its_figures_are_not_served(registry):
+    """The Quick start's ``get_monitor(...).start_http_server(9108)`` at import in a gunicorn
+    ``--preload`` app: the server thread runs in the master only, which answers no prediction,
+    so /metrics showed no monitor_predictions_total while the workers served 40 (measured): the
+    workers' figures were never exported, and nothing said so. A forked worker now says it at its
+    first event, with the fix."""
+    import json
+    import logging
+    import os
+
+    m = Monitor(model="served-parent", registry=registry)
+    m.start_http_server(0)
+
+    @m.watch
+    def predict(X):
+        return np.full((len(X), 2), 0.5)
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(read)
+            said: list[str] = []
+
+            class Keep(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    said.append(record.getMessage())
+
+            logging.getLogger("monitor").addHandler(Keep(logging.WARNING))
+            predict(np.zeros((2, 3)))
+            predict(np.zeros((2, 3)))
+            os.write(write, json.dumps(said).encode())
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    m.close()
+    assert os.WEXITSTATUS(status) == 0 and report
+    said = [s for s in json.loads(report) if "/metrics" in s]
+    assert len(said) == 1, said
+    assert f"parent process ({os.getpid()})" in said[0] and "ForwardingMonitor" in said[0]
