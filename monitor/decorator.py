@@ -188,12 +188,17 @@ def watch(
         queue.drop(EXTRACTOR_ERROR)
         if not said[0]:
             said[0] = True
+            method = ""
+            if isinstance(exc, TypeError) and idx == 1 and which not in ("outputs", "embedding"):
+                # a method's extractor gets self first: lambda req: ... raised on every call
+                method = (f", a method's arguments, {params[0]} first: e.g. {which}=lambda {params[0]}, "
+                          f"{', '.join(params[1:]) or '*args'}: ...")
             log.warning("model %r: the %s= extractor given to watch() for %s raised %s: %s; the call was answered "
                         "unchanged, its event dropped and counted in monitor_events_dropped_total{reason=\"%s\"}, "
-                        "further ones without a log line. Fix: make %s= accept what %s %s", monitor.model, which,
+                        "further ones without a log line. Fix: make %s= accept what %s %s%s", monitor.model, which,
                         _fn_name(fn), type(exc).__name__, exc, EXTRACTOR_ERROR,
                         which, _fn_name(fn),
-                        "returns" if which in ("outputs", "embedding") else "is called with")
+                        "returns" if which in ("outputs", "embedding") else "is called with", method)
 
     def record(args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, latency: float) -> None:
         try:

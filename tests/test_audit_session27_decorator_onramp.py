@@ -261,3 +261,21 @@ def test_a_worker_forked_after_start_http_server_says_its_figures_are_not_served
     said = [s for s in json.loads(report) if "/metrics" in s]
     assert len(said) == 1, said
     assert f"parent process ({os.getpid()})" in said[0] and "ForwardingMonitor" in said[0]
+
+
+def test_a_method_s_extractor_written_without_self_is_told_it_receives_self(mon, caplog):
+    """``@mon.watch(inputs=lambda req: req.rows)`` on a method: the extractor is called with the
+    method's arguments, ``self`` first, and raised TypeError on every call (every event dropped);
+    the log said only "make inputs= accept what Handler.handle is called with"."""
+    class Req:
+        rows = [[1.0, 2.0]]
+
+    class Handler:
+        @mon.watch(inputs=lambda req: req.rows)
+        def handle(self, req):
+            return np.full((len(req.rows), 2), 0.5)
+
+    with caplog.at_level("WARNING", logger="monitor"):
+        assert Handler().handle(Req()).shape == (1, 2)
+    said = [r.getMessage() for r in caplog.records if "extractor" in r.getMessage()]
+    assert said and "inputs=lambda self, req: ..." in said[0]
