@@ -311,6 +311,10 @@ class Monitor:
         self.clock = clock
         self.closed = False
         self._closed_at_exit = False
+        #: (module, name) and a weak reference to the object of the functions watch() fed this monitor
+        #: with without model= (named after them), to say when two models share it (see watch())
+        self._default_feeders: list[tuple[tuple[Any, str], Any]] = []
+        self._said_shared_default = False
         self.queue = EventQueue(cfg.queue.capacity, cfg.queue.max_bytes, sample_rate=cfg.queue.sample_rate,
                                 seed=cfg.seed)
         self._lock = threading.RLock()

@@ -55,6 +55,39 @@ def _fn_name(fn: Any) -> str:
     return name or type(fn).__name__
 
 
+def _say_shared_default(monitor: "Monitor", fn: Any) -> None:
+    """``watch(clf_a.predict_proba)`` and ``watch(clf_b.predict_proba)`` without ``model=``: both
+    monitors are named after the function, so two models fed one monitor (the second one's rows
+    refused as wrong_shape, with a fix about the config). Said once per monitor when a function
+    other than the one it was named for, or the same method of another live object, joins it;
+    the same function decorated again (a module reloaded, a notebook cell run again after its
+    model was replaced) is not."""
+    import weakref
+
+    key = (getattr(fn, "__module__", None), _fn_name(fn))
+    owner = getattr(fn, "__self__", None)
+    try:
+        ref: Any = weakref.ref(owner) if owner is not None else None
+    except TypeError:  # an object without weak references: told apart by its name only
+        ref = None
+    feeders = monitor._default_feeders
+    for other_key, other_ref in feeders:
+        other = other_ref() if other_ref is not None else None
+        if other_key != key or (other is not None and ref is not None and other is not owner):
+            if not monitor._said_shared_default:
+                monitor._said_shared_default = True
+                feeder = (f"another function, {other_key[1]}," if other_key != key else
+                          f"the same method of another {type(other).__name__} object")
+                log.warning("model %r: watch(%s) without model= names its monitor after the function, and %s already "
+                            "feeds it: both models' calls go to one monitor, whose figures mix them (and whose rows of "
+                            "another width are refused). Fix: give each model its own name, watch(..., "
+                            "model=\"fraud-v3\"); the same model decorated twice may share one", monitor.model,
+                            _fn_name(fn), feeder)
+            break
+    feeders.append((key, ref))
+    del feeders[:-8]  # the last few are enough to tell a new one
+
+
 def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: Any = None,
                var_keyword: bool = False) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
     """``client=`` / ``request_id=`` / ``segment=``: a parameter name of the predict function, or
@@ -156,6 +189,8 @@ def watch(
         from monitor.core import get_monitor
 
         monitor = get_monitor(model or getattr(fn, "__name__", "default"))
+        if model is None:
+            _say_shared_default(monitor, fn)
     signature = inspect.signature(fn)
     params = list(signature.parameters)
     var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())

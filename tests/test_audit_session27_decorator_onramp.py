@@ -279,3 +279,31 @@ def test_a_method_s_extractor_written_without_self_is_told_it_receives_self(mon,
         assert Handler().handle(Req()).shape == (1, 2)
     said = [r.getMessage() for r in caplog.records if "extractor" in r.getMessage()]
     assert said and "inputs=lambda self, req: ..." in said[0]
+
+
+def test_two_models_watched_without_a_name_are_told_they_share_a_monitor(caplog):
+    """``monitor.watch(clf_a.predict_proba)`` and ``monitor.watch(clf_b.predict_proba)``: both
+    monitors are named after the function, so both models fed one monitor, and the second one's
+    rows were refused as wrong_shape with a fix about the config. Said at the second decoration,
+    with the fix (model=); the same function decorated again (a module reloaded) is not."""
+    import monitor
+    import monitor.core as core
+
+    class Model:
+        def __init__(self, width: int) -> None:
+            self.width = width
+
+        def predict_proba(self, X):
+            return np.full((len(X), self.width), 1 / self.width)
+
+    a, b = Model(2), Model(3)
+    try:
+        with caplog.at_level("WARNING", logger="monitor"):
+            monitor.watch(a.predict_proba)
+            monitor.watch(a.predict_proba)  # the same model's method again: nothing to say
+            assert not [r for r in caplog.records if "already feeds" in r.getMessage()]
+            monitor.watch(b.predict_proba)
+        said = [r.getMessage() for r in caplog.records if "already feeds" in r.getMessage()]
+        assert len(said) == 1 and "'predict_proba'" in said[0] and "model=" in said[0]
+    finally:
+        core.get_monitor("predict_proba").close()
