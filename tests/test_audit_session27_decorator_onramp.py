@@ -307,3 +307,14 @@ def test_two_models_watched_without_a_name_are_told_they_share_a_monitor(caplog)
         assert len(said) == 1 and "'predict_proba'" in said[0] and "model=" in said[0]
     finally:
         core.get_monitor("predict_proba").close()
+
+
+def test_a_decorated_regressor_is_told_to_set_the_regression_kind(mon, caplog):
+    """``monitor.watch(reg.predict)`` for a scikit-learn regressor: every row was refused as
+    probability_out_of_range and the fix named only output.kind: logits."""
+    predict = mon.watch(lambda X: np.full(len(X), 153.2))
+    with caplog.at_level("WARNING", logger="monitor"):
+        predict(np.zeros((4, 3)))
+        mon.flush()
+    said = [r.getMessage() for r in caplog.records if "probability_out_of_range" in r.getMessage()]
+    assert said and "output.kind: regression" in said[0] and 'config={"output": {"kind": "regression"}}' in said[0]
