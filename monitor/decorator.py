@@ -110,7 +110,9 @@ def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: 
         return by_name
     if callable(spec):
         return lambda args, kwargs: spec(*args, **kwargs)
-    raise TypeError(f"extractor must be a parameter name or a callable, got {type(spec).__name__}")
+    raise TypeError(f"watch(): {what}={spec!r} must be a parameter name or a callable, got {type(spec).__name__}. "
+                    f"Fix: name the parameter that holds it, or pass a callable taking the same arguments as the "
+                    f"predict function (e.g. {what}=lambda X, **kw: ...)")
 
 
 def watch(
@@ -185,6 +187,12 @@ def watch(
                         "function returns a generator, whose outputs come later, as the caller iterates. Fix: decorate the "
                         "function that returns a batch's outputs (the one the generator calls), or record each batch "
                         "with mon.observe(inputs, outputs)")
+    for what, spec in (("outputs", outputs), ("embedding", embedding)):
+        if spec is not None and not callable(spec):
+            # a key meant (outputs="probabilities"): accepted, it dropped every event as extractor_error
+            example = f"result[{spec!r}]" if isinstance(spec, (str, int)) else "result[...]"
+            raise TypeError(f"watch(): {what}={spec!r} must be a callable receiving what the function returns. "
+                            f"Fix: {what}=lambda result: {example}")
     if monitor is None:
         from monitor.core import get_monitor
 

@@ -318,3 +318,18 @@ def test_a_decorated_regressor_is_told_to_set_the_regression_kind(mon, caplog):
         mon.flush()
     said = [r.getMessage() for r in caplog.records if "probability_out_of_range" in r.getMessage()]
     assert said and "output.kind: regression" in said[0] and 'config={"output": {"kind": "regression"}}' in said[0]
+
+
+def test_extractors_of_the_wrong_kind_are_refused_at_decoration_naming_them(mon):
+    """``outputs="probabilities"`` (a key meant) was accepted and then dropped every event as
+    extractor_error ("'str' object is not callable"); ``client=123`` said "extractor must be a
+    parameter name or a callable" without naming which."""
+    def predict(X, k=None):
+        return {"probabilities": np.full((len(X), 2), 0.5)}
+
+    with pytest.raises(TypeError, match=r"outputs='probabilities'.*outputs=lambda result: result\['probabilities'\]"):
+        mon.watch(predict, outputs="probabilities")
+    with pytest.raises(TypeError, match=r"embedding='emb'.*callable"):
+        mon.watch(predict, embedding="emb")
+    with pytest.raises(TypeError, match=r"client=123.*parameter name or a callable"):
+        mon.watch(predict, client=123)
