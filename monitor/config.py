@@ -448,6 +448,15 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     if kind not in OUTPUT_KINDS:
         raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
     classes_raw = out_raw.get("classes", [])
+    if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
+        classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings
+    elif isinstance(classes_raw, tuple):
+        classes_raw = list(classes_raw)
+    if isinstance(classes_raw, list):
+        # list(clf.classes_) holds numpy scalars (np.int64 is no int): refused, the code the fix gives
+        classes_raw = [c.item() if hasattr(c, "item") and not isinstance(c, (str, int)) else c for c in classes_raw]
+        # a model fitted on float labels (y of 0.0 and 1.0) has classes_ [0., 1.]: the classes 0 and 1
+        classes_raw = [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes_raw]
     if not isinstance(classes_raw, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes_raw):
         booleans = isinstance(classes_raw, list) and any(isinstance(c, bool) for c in classes_raw)
         # YAML reads bare yes/no, true/false, on/off as booleans: the class names were meant

@@ -333,3 +333,17 @@ def test_extractors_of_the_wrong_kind_are_refused_at_decoration_naming_them(mon)
         mon.watch(predict, embedding="emb")
     with pytest.raises(TypeError, match=r"client=123.*parameter name or a callable"):
         mon.watch(predict, client=123)
+
+
+def test_a_model_s_classes_are_accepted_as_scikit_learn_gives_them(registry):
+    """``config={"output": {"classes": list(clf.classes_)}}`` (the fix the logs give) was refused
+    for a model of integer classes: ``must be a list of class names, got [np.int64(1), ...]``;
+    ``clf.classes_`` itself (an array) and float classes (y of 0.0 and 1.0) too."""
+    for classes in ([np.int64(1), np.int64(2), np.int64(3)], np.array([1, 2, 3]), (1, 2, 3), np.array([1.0, 2.0, 3.0])):
+        m = Monitor(model="int-classes", registry=registry, start_worker=False, config={"output": {"classes": classes}})
+        assert m.config.output.classes == (1, 2, 3) or tuple(map(str, m.config.output.classes)) == ("1", "2", "3")
+        m.close()
+    m = Monitor(model="str-classes", registry=registry, start_worker=False,
+                config={"output": {"classes": np.array(["fraud", "ok"])}})
+    assert tuple(map(str, m.config.output.classes)) == ("fraud", "ok")
+    m.close()
