@@ -484,10 +484,20 @@ class Pipeline:
                f"a labels-only model learns at most {LABEL_CLASSES_MAX} classes from labels beyond its own answers: "
                "send the labels as the class names the model answers (not free text), or list the classes under "
                "output.classes in the config")
+        shifted = ""
+        if width is not None and names == [str(i) for i in range(width)] and refused.any() and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                or isinstance(v, float) and v.is_integer() for v, r in zip(values, refused.tolist()) if r):
+            # classes 1..k (scikit-learn's classes_ of a model fitted on 1, 2, 3): the labels below k
+            # were joined to the column after their class, and accuracy read 0.04 for a model of 0.95
+            shifted = (" The labels are integers and the columns have no class names, so every label was read as a "
+                       "column index (0 to %d): if they are the model's classes (scikit-learn's classes_, e.g. 1 to "
+                       "%d), the labels within range were joined to the wrong column as well, and accuracy and "
+                       "calibration read wrong." % (width - 1, width))
         log.warning("model %r: %d joined label(s) name no class of the model's outputs (e.g. %s; its classes: %s): the "
-                    "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}). "
+                    "labelled figures skip them (monitor_calibration_labels_skipped_total{reason=\"unknown_class\"}).%s "
                     "Fix: %s", self.store.model, int(bad.sum()), ", ".join(map(repr, shown)) or "none in this batch",
-                    listed, fix)
+                    listed, shifted, fix)
 
     def _deliver(self, batch: "Batch | LabeledBatch") -> None:
         """Hand a batch of predictions or labels to the detectors: now to those that need it

@@ -347,3 +347,17 @@ def test_a_model_s_classes_are_accepted_as_scikit_learn_gives_them(registry):
                 config={"output": {"classes": np.array(["fraud", "ok"])}})
     assert tuple(map(str, m.config.output.classes)) == ("fraud", "ok")
     m.close()
+
+
+def test_integer_labels_past_the_columns_warn_that_the_others_may_be_misread(mon, caplog):
+    """A scikit-learn model fitted on classes 1, 2, 3 (``classes_ == [1, 2, 3]``), its labels fed
+    back as they are: 1 and 2 were joined as the columns 1 and 2 (the classes 2 and 3), so the
+    accuracy read 0.04 where the model's is 0.95 (measured), and the line said only that the 3s
+    were skipped. It now says the others were read as column indices, with the fix."""
+    predict = mon.watch(lambda X, rid=None: np.tile([0.8, 0.1, 0.1], (len(X), 1)), request_id="rid")
+    predict(np.zeros((4, 2)), rid=["a", "b", "c", "d"])
+    with caplog.at_level("WARNING", logger="monitor"):
+        mon.feedback(["a", "b", "c", "d"], [1, 1, 2, 3])
+        mon.flush()
+    said = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
+    assert said and "column index" in said[0] and "wrong column" in said[0] and "classes_" in said[0]
