@@ -88,6 +88,29 @@ def _say_shared_default(monitor: "Monitor", fn: Any) -> None:
     del feeders[:-8]  # the last few are enough to tell a new one
 
 
+#: Parameter names that usually hold a predict function's rows (MLflow's ``model_input`` first).
+_ROW_PARAMS = ("model_input", "x", "X", "inputs", "features", "data", "df", "rows", "instances", "batch", "samples")
+
+
+def _note_input_source(monitor: "Monitor", fn: Any, signature: inspect.Signature, arg_name: str, named: bool) -> None:
+    """Tell the monitor which parameter the rows are read from, for its first ``wrong_type``
+    refusal: an MLflow pyfunc's ``predict(self, context, model_input)`` decorated as it is read
+    ``context`` and refused every call with a fix about request objects, naming neither."""
+    notes = getattr(getattr(monitor, "pipeline", None), "input_notes", None)
+    if notes is None or len(notes) >= 4:
+        return
+    others = [n for n, p in signature.parameters.items()
+              if n not in (arg_name, "self", "cls") and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    guess = next((n for n in _ROW_PARAMS if n in others), None)
+    fix = (f"if the rows are in another parameter, name it: watch(..., input_arg={guess!r})" if guess else
+           f"if the rows are in another parameter ({', '.join(others)}), name it with watch(..., input_arg=...)"
+           if others else "")
+    how = "input_arg" if named else "default: the first parameter"
+    note = f"{_fn_name(fn)}'s rows are read from its parameter {arg_name!r} ({how})" + (f"; {fix}" if fix else "")
+    if note not in notes:
+        notes.append(note)
+
+
 def _extractor(spec: Extractor, params: list[str], what: str = "extractor", fn: Any = None,
                var_keyword: bool = False) -> Callable[[tuple[Any, ...], dict[str, Any]], Any] | None:
     """``client=`` / ``request_id=`` / ``segment=``: a parameter name of the predict function, or
@@ -213,6 +236,8 @@ def watch(
     if inputs is not None and input_arg is not None:
         raise ValueError("watch() takes input_arg= or inputs=, not both. Fix: keep inputs= (a parameter name or a callable)")
     get_inputs = _extractor(inputs, params, "inputs", fn, var_keyword)
+    if inputs is None and arg_name is not None:
+        _note_input_source(monitor, fn, signature, arg_name, input_arg is not None)
     get_client = _extractor(client, params, "client", fn, var_keyword)
     get_request = _extractor(request_id, params, "request_id", fn, var_keyword)
     get_segment = _extractor(segment, params, "segment", fn, var_keyword)

@@ -334,6 +334,8 @@ class BatchBuilder:
                 mixed.groups[0][:0] = events[:unreadable]
                 raise
             rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + unreadable
+            rest.details.setdefault("wrong_type", f"the inputs are {type(events[0][2]).__name__}, not rows of numbers "
+                                                  "or of feature values")
             rest.rows_per_event[:0] = [0] * unreadable
             return rest
         schema = self.schema

@@ -175,6 +175,9 @@ class Pipeline:
         #: (detector, stage, exception type) -> [monotonic time last logged, failures since]
         self._detector_failures_logged: dict[tuple[str, str, str], list[float]] = {}
         self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
+        #: where decorated functions read their rows from (see ``watch``), said with the first
+        #: ``wrong_type`` refusal: the parameter read is the first place to look
+        self.input_notes: list[str] = []
         #: Whether the first decoded batch of a ``logits`` model is still to be checked for
         #: probabilities (see :meth:`_check_logits`).
         self._logits_unchecked = builder.output.kind == "logits"
@@ -343,6 +346,8 @@ class Pipeline:
         if not self._rejections_logged.first(reason):
             return
         hint = REJECTION_HINTS.get(reason)
+        if reason == "wrong_type" and self.input_notes:
+            detail = "; ".join(([detail] if detail else []) + self.input_notes)
         log.warning("model %r: %d row(s) refused (%s)%s%s; counted in monitor_rows_rejected_total{reason=\"%s\"}, "
                     "further ones are counted without a log line", self.store.model, n, reason,
                     f": {detail}" if detail else "", f". Fix: {hint}" if hint else "", reason)

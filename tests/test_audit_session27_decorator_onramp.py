@@ -361,3 +361,23 @@ def test_integer_labels_past_the_columns_warn_that_the_others_may_be_misread(mon
         mon.flush()
     said = [r.getMessage() for r in caplog.records if "joined label" in r.getMessage()]
     assert said and "column index" in said[0] and "wrong column" in said[0] and "classes_" in said[0]
+
+
+def test_rows_read_from_the_wrong_parameter_are_said_with_the_parameter_to_name(mon, caplog):
+    """An MLflow pyfunc, ``def predict(self, context, model_input, params=None)``, decorated as it
+    is: the rows are read from the first parameter after self, ``context``, and every call was
+    refused as wrong_type with a fix about request objects, naming neither the parameter read nor
+    the one to name. The line now names the type read, the parameter and ``input_arg=``."""
+    class Context:
+        artifacts: dict = {}
+
+    class Model:
+        @mon.watch
+        def predict(self, context, model_input, params=None):
+            return np.tile([0.3, 0.7], (len(model_input), 1))
+
+    with caplog.at_level("WARNING", logger="monitor"):
+        Model().predict(Context(), [[1.0, 2.0]])
+        mon.flush()
+    said = [r.getMessage() for r in caplog.records if "wrong_type" in r.getMessage()]
+    assert said and "Context" in said[0] and "'context'" in said[0] and "input_arg='model_input'" in said[0]
