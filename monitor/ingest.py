@@ -529,10 +529,9 @@ def as_numpy(value: Any) -> Any:
     changed: ``detach`` and ``cpu`` return new ones."""
     if isinstance(value, _PLAIN):
         return value
-    to_numpy = getattr(value, "numpy", None)
-    if not callable(to_numpy):
-        return value
     try:
+        if not callable(getattr(value, "numpy", None)):  # a DataFrame's column "numpy" is no method
+            return value
         tensor = value
         detach = getattr(tensor, "detach", None)
         if callable(detach):

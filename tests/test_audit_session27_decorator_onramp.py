@@ -381,3 +381,21 @@ def test_rows_read_from_the_wrong_parameter_are_said_with_the_parameter_to_name(
         mon.flush()
     said = [r.getMessage() for r in caplog.records if "wrong_type" in r.getMessage()]
     assert said and "Context" in said[0] and "'context'" in said[0] and "input_arg='model_input'" in said[0]
+
+
+def test_looking_for_a_tensor_never_breaks_reading_other_objects(mon):
+    """The look for a ``numpy()`` method reads attributes of whatever the function got: a property
+    that raises was the monitor's internal_error for the whole event."""
+    class Odd:
+        @property
+        def numpy(self):
+            raise RuntimeError("no")
+
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros((2, 3)) if dtype is None else np.zeros((2, 3), dtype=dtype)
+
+    predict = mon.watch(lambda X: np.full((2, 2), 0.5))
+    predict(Odd())
+    mon.flush()
+    assert mon.store.value("monitor_predictions") == 2.0
+    assert not mon.store.value("monitor_internal_errors", ("ingest",))
