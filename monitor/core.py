@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricStore
 
-__all__ = ["Monitor", "RestoreReport", "get_monitor"]
+__all__ = ["Monitor", "RestoreReport", "existing_monitor", "get_monitor"]
 
 log = logging.getLogger("monitor")
 
@@ -220,6 +220,13 @@ class RestoreReport:
     counter_families_skipped: tuple[str, ...] = ()
     state_version: int = STATE_VERSION
     detectors_set_aside: tuple[str, ...] = ()
+
+
+def existing_monitor(model: str) -> "Monitor | None":
+    """The process-wide monitor of ``model`` if one is open (none is created)."""
+    with _MONITORS_LOCK:
+        mon = _MONITORS.get(model)
+        return None if mon is None or mon.closed else mon
 
 
 def get_monitor(model: str = "default", **kwargs: Any) -> "Monitor":
