@@ -83,6 +83,10 @@ FORWARD_DROP_REASONS: tuple[str, ...] = SHED_REASONS + tuple(
 #: more, but the receiver's buffer is shared, so batches are kept small either way.
 UDP_MAX = 65_000
 UNIX_MAX = 200_000
+#: Datagrams one event's JSON may be cut into at most (an event larger is dropped as
+#: ``too_large``): some 6 MB of JSON over ``unix://``, 2 MB over UDP, held by the sidecar until
+#: its last part comes (``server.forward.receive_buffer_bytes`` bounds them all).
+MAX_FRAGMENTS = 64
 #: Seconds without a datagram after which the next one opens a new session: the sidecar forgets
 #: a sender it has not heard from for 300 s (``monitor/server/forward.py``), and would count the
 #: totals of a sender it does not know in full, a second time.
@@ -245,6 +249,7 @@ class ForwardingMonitor:
         self.sender_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = ForwardStats()
         self._seq = 0
+        self._fragment_id = 0  # numbers the events sent in parts (see _send_fragments)
         self._dropped_local: dict[str, int] = {}
         self._reported: dict[str, int] = {}
         self._reset_session_state()
@@ -400,7 +405,35 @@ class ForwardingMonitor:
             return totals
         return {k: v - base.get(k, 0) for k, v in totals.items() if v > base.get(k, 0)}
 
-    def _send(self, pieces: list[str]) -> bool:
+    def _fragment_size(self) -> int:
+        """Characters of an event's JSON per fragment: the fragment travels as a JSON string, in
+        which a quote or a backslash takes two (the JSON of an event is ASCII)."""
+        return max(1, (self.max_datagram_bytes - 400) // 2)
+
+    def _send_fragments(self, piece: str) -> bool:
+        """Send one event's JSON cut into parts, a datagram each, which the sidecar joins once the
+        last has come (:class:`monitor.server.forward.ForwardReceiver`): a batch call of thousands
+        of rows was dropped whole as ``too_large``. False when it would take more than
+        :data:`MAX_FRAGMENTS` (nothing sent); a part that cannot be sent drops the event under its
+        reason, the rest unsent (the sidecar lets the parts it holds go after a while)."""
+        size = self._fragment_size()
+        n = -(-len(piece) // size)
+        if n > MAX_FRAGMENTS:
+            return False
+        self._fragment_id += 1
+        for i in range(n):
+            if self._give_up:
+                self._count_drop("shutdown_timeout", 1)
+                return True
+            part = {"id": self._fragment_id, "i": i, "n": n, "data": piece[i * size:(i + 1) * size]}
+            if not self._send([], fragment=part):
+                return True
+        return True
+
+    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None) -> bool:
+        """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's."""
+        events = len(pieces) if fragment is None else 1  # what a failure drops
+        sent = len(pieces) if fragment is None else int(fragment["i"] == fragment["n"] - 1)
         peer = self._peer_file()
         if self._seq and (self._peer_lost or (peer is not None and self._peer is not None and peer != self._peer)
                           or (self._last_sent is not None and self._now() - self._last_sent > SESSION_IDLE_S)):
@@ -412,6 +445,8 @@ class ForwardingMonitor:
         counted = self._session_totals(self._reported) if self._seq > 1 else {}
         if counted:
             fields["counted"] = counted
+        if fragment is not None:
+            fields["fragment"] = fragment
         head = json.dumps(fields, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
@@ -428,22 +463,22 @@ class ForwardingMonitor:
                     raise OSError(pending, os.strerror(pending))  # ConnectionRefusedError for ECONNREFUSED
         except (FileNotFoundError, ConnectionRefusedError) as err:
             self._say_away(err)
-            self._count_drop("sidecar_unavailable", len(pieces))
+            self._count_drop("sidecar_unavailable", events)
             self._peer_lost = True
             self._reset_socket()
             return False
         except (BlockingIOError, socket.timeout):
-            self._count_drop("socket_full", len(pieces))
+            self._count_drop("socket_full", events)
             return False
         except OSError as err:
             reason = "too_large" if err.errno == errno.EMSGSIZE else "send_error"
             fix = ("call the model on smaller batches, or send large batches to the sidecar with POST /v1/events"
                    if reason == "too_large" else "check the forwarding address and the sidecar's socket")
-            self._drop_said(reason, len(pieces), f"sending {len(pieces)} event(s) ({len(payload)} bytes) to the sidecar "
+            self._drop_said(reason, events, f"sending {events} event(s) ({len(payload)} bytes) to the sidecar "
                                                  f"at {self.target} failed: {err}", fix)
             self._reset_socket()
             return False
-        self.stats.events_sent += len(pieces)
+        self.stats.events_sent += sent
         self.stats.datagrams_sent += 1
         self._reported = totals
         self._last_sent, self._peer = self._now(), peer
@@ -517,14 +552,23 @@ class ForwardingMonitor:
                 done[0] += 1
                 continue
             if len(piece) + 200 > self.max_datagram_bytes:
-                try:
-                    rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
-                except TypeError:
-                    rows = ""
-                self._drop_said("too_large", 1, f"an event ({rows}{len(piece)} bytes as JSON) is larger than a forwarding "
-                                f"datagram ({self.max_datagram_bytes} bytes over {self.transport})",
-                                "call the model on smaller batches (a few thousand rows of a few features fit), or send "
-                                "large batches to the sidecar with POST /v1/events")
+                if pieces:  # in order: what was gathered before it goes first
+                    if self._give_up:
+                        break
+                    self._send(pieces)
+                    done[0] += len(pieces)
+                    pieces, size = [], 200
+                if self._give_up:
+                    break
+                if not self._send_fragments(piece):
+                    try:
+                        rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
+                    except TypeError:
+                        rows = ""
+                    self._drop_said("too_large", 1, f"an event ({rows}{len(piece)} bytes as JSON) is larger than "
+                                    f"{MAX_FRAGMENTS} forwarding datagrams ({self.max_datagram_bytes} bytes each over "
+                                    f"{self.transport})", "call the model on smaller batches, or send large batches to "
+                                    "the sidecar with POST /v1/events")
                 done[0] += 1
                 continue
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:

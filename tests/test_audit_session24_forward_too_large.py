@@ -18,7 +18,8 @@ __all__: list[str] = []
 
 
 def test_a_worker_says_once_why_an_event_is_too_large_to_forward(tmp_path: Any, caplog: Any) -> None:
-    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'fwd.sock'}", start=False)
+    # 20,000 rows: some 700 kB of JSON, more than 64 parts of a 20 kB datagram
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'fwd.sock'}", max_datagram_bytes=20_000, start=False)
     try:
         rows = np.ones((20_000, 4))
         scores = np.tile([0.2, 0.3, 0.5], (20_000, 1))
@@ -29,7 +30,7 @@ def test_a_worker_says_once_why_an_event_is_too_large_to_forward(tmp_path: Any, 
         assert fm.counters().dropped.get("too_large") == 3
         said = [r.getMessage() for r in caplog.records if "too_large" in r.getMessage()]
         assert len(said) == 1, said
-        assert "20000 rows" in said[0] and "200000" in said[0] and "/v1/events" in said[0] and "Fix:" in said[0]
+        assert "20000 rows" in said[0] and "64 forwarding datagrams (20000 bytes each" in said[0] and "/v1/events" in said[0] and "Fix:" in said[0]
     finally:
         fm.close()
 

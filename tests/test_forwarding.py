@@ -127,7 +127,7 @@ def test_datagram_limits_and_lost_datagrams(tmp_path):
     s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path, factory=quiet_factory(start_worker=False))
     try:
         fm = ForwardingMonitor("iris", f"unix://{sock}", max_datagram_bytes=2_000, batch_max=1000, start=False)
-        big = np.zeros((1, 1000))  # one event larger than a datagram: dropped, counted
+        big = np.zeros((1, 20_000))  # one event larger than 64 datagrams: dropped, counted
         fm.observe(big, [[1, 0, 0]])
         for _ in range(100):
             fm.observe([[1.0, 2.0, 3.0, 4.0]], [[0.2, 0.5, 0.3]])
@@ -290,7 +290,7 @@ def test_a_sidecar_restarted_while_a_udp_worker_idles_counts_only_the_new_drops(
     port = free_port()
     config = {**IRIS, "server": {"forward": {"udp": f"127.0.0.1:{port}"}}}
     fm = ForwardingMonitor("iris", f"udp://127.0.0.1:{port}", max_datagram_bytes=2_000, start=False)
-    row, big = [[1.0, 2.0, 3.0, 4.0]], np.zeros((1, 1000))
+    row, big = [[1.0, 2.0, 3.0, 4.0]], np.zeros((1, 20_000))  # larger than 64 datagrams
 
     def too_large_then_one(s) -> float | None:
         fm.observe(big, [[1, 0, 0]])  # larger than a datagram: dropped and counted by the worker

@@ -37,7 +37,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from monitor.events import EventFormatError, parse_event
-from monitor.forwarding import FORWARD_DROP_REASONS, WIRE_VERSION
+from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
 from monitor.server.jsonbody import loads
@@ -150,6 +150,10 @@ class ForwardReceiver:
         self._held_bytes = 0
         self._overflowed = False
         self._senders: dict[str, _Sender] = {}
+        #: parts of events sent in parts, by (sender, event id): [parts expected, first seen,
+        #: characters held, {index: text}], oldest first; and the characters held in all
+        self._fragments: dict[tuple[str, int], list[Any]] = {}
+        self._fragment_bytes = 0
         self._unix_path: str | None = None
         self._last_gauge = 0.0
         # what the workers may report, and this receiver's own failures, at 0 from the start: a
@@ -303,6 +307,17 @@ class ForwardReceiver:
         if not process:
             return
         events = msg["events"]
+        fragment = msg.get("fragment")
+        if fragment is not None:  # one part of an event too large for a datagram
+            joined = self._join_fragment(msg.get("sender"), fragment)
+            if joined is None:
+                return
+            try:
+                data, events = joined, [loads(joined)]
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                sidecar.count_refused(ENDPOINT, "bad_json", detail="an event joined from its parts is not JSON; only "
+                                      "ForwardingMonitor writes here")
+                return
         if not events:
             return
         default_model = msg.get("model") if isinstance(msg.get("model"), str) else None
@@ -342,6 +357,53 @@ class ForwardReceiver:
             counts[mon] = counts.get(mon, 0) + 1
         for mon, n in counts.items():
             mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
+
+    def _join_fragment(self, sender: Any, fragment: Any) -> bytes | None:
+        """Keep one part of an event sent in parts (:meth:`ForwardingMonitor._send_fragments`);
+        the event's JSON once its last part has come, else None. Parts wait at most
+        :data:`REORDER_S` for the others (a part lost on the way is a datagram counted lost, one
+        the worker could not send is a drop it counts), and all parts waiting hold at most
+        ``server.forward.receive_buffer_bytes``: past it the oldest event's parts are let go,
+        counted as refused (``incomplete``)."""
+        f = fragment if isinstance(fragment, dict) else {}
+        i, n, fid, part = f.get("i"), f.get("n"), f.get("id"), f.get("data")
+        if not (isinstance(i, int) and isinstance(n, int) and isinstance(fid, int) and isinstance(part, str)
+                and not isinstance(fid, bool) and 1 <= n <= MAX_FRAGMENTS and 0 <= i < n):
+            self.sidecar.count_refused(ENDPOINT, "bad_datagram", detail="a datagram's fragment is not one "
+                                       "ForwardingMonitor writes (id, i < n <= %d, data)" % MAX_FRAGMENTS)
+            return None
+        now = self._clock()
+        held = self._fragments
+        while held:  # oldest first: insertion order
+            key0 = next(iter(held))
+            if now - held[key0][1] <= REORDER_S:
+                break
+            self._fragment_bytes -= held.pop(key0)[2]
+        key = (str(sender)[:200], fid)
+        entry = held.get(key)
+        if entry is None or entry[0] != n:
+            if entry is not None:
+                self._fragment_bytes -= entry[2]
+            entry = held[key] = [n, now, 0, {}]
+        parts: dict[int, str] = entry[3]
+        if i not in parts:
+            parts[i] = part
+            entry[2] += len(part)
+            self._fragment_bytes += len(part)
+        while self._fragment_bytes > self.settings.receive_buffer_bytes and len(held) > 1:
+            oldest = next(iter(held))
+            if oldest == key:
+                break
+            self._fragment_bytes -= held.pop(oldest)[2]
+            self.sidecar.count_refused(ENDPOINT, "incomplete", detail=(
+                "the parts of events sent in parts waiting for their last part passed "
+                "server.forward.receive_buffer_bytes: the oldest is let go. Fix: raise "
+                "server.forward.receive_buffer_bytes, or call the model on smaller batches"))
+        if len(parts) < n:
+            return None
+        del held[key]
+        self._fragment_bytes -= entry[2]
+        return "".join(parts[j] for j in range(n)).encode("utf-8")
 
     def _account(self, msg: dict[str, Any]) -> bool:
         """Count a datagram's drops and gaps; whether its events are to be processed (False: its
