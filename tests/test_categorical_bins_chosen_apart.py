@@ -133,3 +133,20 @@ def test_a_rare_category_growing_is_caught_in_its_bucket() -> None:
         assert store.value("monitor_drift_detected", ("input_drift",)) == 1.0, seed
         top = [lab for name, lab, _ in store.samples() if name == "monitor_drift_top_feature"]
         assert top and top[0]["feature"] == "zip", top
+        # the bucket alone named nothing to act on: the value behind it is named, with its share
+        # of recent rows (50 / 249 = 20% of live traffic)
+        change = top[0]["change"]
+        assert change.startswith("'other (") and ", most often 'z7' (" in change, change
+        share = float(change.rsplit("(", 1)[1].split("%")[0])
+        assert 15 <= share <= 25, change
+
+
+def test_new_values_are_named_with_their_share() -> None:
+    """Live traffic from 260 categories where the reference had 200: the unseen bin grows, and
+    the explanation names the most frequent new value, at its (small) share."""
+    store = _run_weights(0, 200, None, None, live_k=260)
+    (top,) = [lab for name, lab, _ in store.samples() if name == "monitor_drift_top_feature"]
+    change = top["change"]
+    assert change.startswith("unseen categories ") and ", most often 'z" in change, change
+    value = change.split("most often '")[1].split("'")[0]
+    assert int(value[1:]) >= 200 and float(change.rsplit("(", 1)[1].split("%")[0]) <= 3, change

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "edge_counts", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+__all__ = ["Channel", "RecentValues", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "edge_counts", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
@@ -70,6 +70,55 @@ def rare_bucket(category: str) -> int:
     """The bin, among :data:`RARE_BUCKETS`, of a category without one of its own: a hash of its
     text, the same in every process (``hash()`` of a str is salted per process)."""
     return zlib.crc32(category.encode("utf-8")) % RARE_BUCKETS
+
+
+class RecentValues:
+    """The live values of a categorical feature that have no bin of their own (its "other" bin,
+    the hash buckets of its rare categories, the unseen bin), the most frequent of the recent
+    rows: what names the value behind a change of such a bin ("'other (5 of 8)' 12% -> 29%, most
+    often 'acme-17'"), where the bin alone told on-call nothing to act on.
+
+    Bounded: at most :attr:`CAPACITY` values (a new one takes the place of the lightest when it
+    is heavier), :attr:`PER_BATCH` candidates a batch (its most frequent: a value seen once in a
+    batch of ids is no news), counts halved every :attr:`HALF_LIFE_ROWS` rows. Not checkpointed:
+    after a restart the explanation names no value until traffic has come again.
+    """
+
+    CAPACITY = 32
+    PER_BATCH = 8
+    HALF_LIFE_ROWS = 2_000.0
+
+    __slots__ = ("counts", "rows")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[float]] = {}  # value -> [bin, weight]
+        self.rows = 0.0  # the rows seen, weighed as the counts are
+
+    def add(self, values: list[str], bins: list[int], counts: list[int], rows: int) -> None:
+        kept = self.counts
+        decay = 0.5 ** (rows / self.HALF_LIFE_ROWS)
+        self.rows = self.rows * decay + rows
+        for entry in kept.values():
+            entry[1] *= decay
+        for value, b, c in zip(values, bins, counts):
+            entry = kept.get(value)
+            if entry is not None:
+                entry[0], entry[1] = b, entry[1] + c
+                continue
+            if len(kept) >= self.CAPACITY:
+                lightest = min(kept, key=lambda k: kept[k][1])
+                if kept[lightest][1] >= c:
+                    continue
+                del kept[lightest]
+            kept[value] = [b, float(c)]
+
+    def most_often(self, b: int) -> tuple[str, float] | None:
+        """The heaviest recent value of bin ``b`` and its share of the recent rows, if any."""
+        best, weight = None, 0.0
+        for value, (vb, w) in self.counts.items():
+            if vb == b and w > weight:
+                best, weight = value, w
+        return None if best is None or self.rows <= 0 else (best, weight / self.rows)
 
 
 @dataclass
@@ -101,6 +150,16 @@ class Channel:
     fine: NumericProfile | None = None  # the reference profile at its own (finer) resolution
     capped: bool = False  # categorical: the profile dropped categories, so none is known unseen
     chosen_on_half: bool = False  # categorical: its binned categories chosen on half the reference's rows
+    #: categorical: the recent live values without a bin of their own (live state, not reference)
+    recent: RecentValues | None = field(default=None, compare=False, repr=False)
+
+    def most_often(self, b: int) -> str:
+        """", most often 'value'" for a categorical bin that holds values of no bin of their own."""
+        found = None if self.recent is None or b < len(self.categories) else self.recent.most_often(b)
+        if found is None:
+            return ""
+        value, share = found
+        return f", most often '{value[:40]}{'...' if len(value) > 40 else ''}' ({share * 100:.0f}% of recent rows)"
 
     @property
     def n_bins(self) -> int:
@@ -209,7 +268,20 @@ class Channel:
                 absent = len(self.categories) if self.capped else self.unseen_bin
                 mapped = np.asarray([lk.get(v, absent) for v in vals.tolist()], dtype=np.int64)
             out[present] = mapped[inv]
+            outside = mapped >= len(self.categories)  # other, rare buckets, unseen
+            if outside.any():
+                self._note_recent(vals, inv, mapped, outside)
         return out
+
+    def _note_recent(self, vals: np.ndarray, inv: np.ndarray, mapped: np.ndarray, outside: np.ndarray) -> None:
+        per = np.bincount(inv.ravel(), minlength=vals.size)
+        cand = np.flatnonzero(outside)
+        keep = RecentValues.PER_BATCH
+        if cand.size > keep:
+            cand = cand[np.argpartition(-per[cand], keep - 1)[:keep]]
+        if self.recent is None:
+            self.recent = RecentValues()
+        self.recent.add(vals[cand].tolist(), mapped[cand].tolist(), per[cand].tolist(), int(inv.size))
 
 
 class FeatureBinner:
@@ -419,8 +491,8 @@ def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None)
         return f"missing {p[mb] * 100:.0f}% -> {q[mb] * 100:.0f}%"
     if ch.kind == "categorical":
         if top == ch.unseen_bin:
-            return f"unseen categories {q[top] * 100:.0f}%"
-        return f"'{ch.bin_label(top)}' {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
+            return f"unseen categories {q[top] * 100:.0f}%{ch.most_often(top)}"
+        return f"'{ch.bin_label(top)}' {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%{ch.most_often(top)}"
     if moments is None or moments[0] < 2:
         return f"bin {ch.bin_label(top)} {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
     m = moments[1] / moments[0]
@@ -524,6 +596,8 @@ class DriftCore:
         self.frozen = False
         self.alarm_event = 0
         self._index = {c.name: j for j, c in enumerate(self.channels)}
+        for c in self.channels:
+            c.recent = None
         self.figures: dict[str, Any] | None = None
         self._figures_at = float("-inf")
         self._exported_figures = None
