@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.dashboards.dashboard import Dashboard
 from monitor.dashboards.panels import Query, Row, stat, timeseries
-from monitor.dashboards.promql import quantile, rate, selector, zero_fill
+from monitor.dashboards.promql import alert_counts, quantile, rate, zero_fill
 
 __all__ = ["UID", "build"]
 
@@ -20,8 +20,7 @@ def build() -> Dashboard:
     """The Overview dashboard (core and rule metrics only)."""
     calls = _per_model("monitor_calls")
     errors = _per_model("monitor_errors", by="model, exception")
-    firing_alerts = selector("monitor_alerts", 'alertstate="firing"')
-    firing = zero_fill(f"sum by (model) ({firing_alerts})")  # each series counts its alerts
+    firing = zero_fill(alert_counts(("model",), 'alertstate="firing"'))  # each series counts its alerts
     items = (
         Row("At a glance"),
         stat("Traffic now", Query(calls, "{{model}}"), metrics=("monitor_calls",), unit="reqps",
@@ -34,7 +33,8 @@ def build() -> Dashboard:
              description="Share of predict calls that raised an exception.", width=6,
              steps=((None, "green"), (0.01, "orange"), (0.05, "red"))),
         stat("Firing alerts", Query(firing, "{{model}}"), metrics=("monitor_alerts",),
-             description="Alerts of the agent's own rule evaluation currently firing, per model.", width=6,
+             description="Alerts currently firing, per model: the agent's own rule evaluation (monitor_alerts), "
+                         "or Prometheus's (ALERTS) for the alerts the agent does not evaluate.", width=6,
              steps=((None, "green"), (1, "red"))),
         Row("Traffic"),
         timeseries("Calls per second", Query(calls, "{{model}}"), metrics=("monitor_calls",), unit="reqps",
@@ -69,10 +69,11 @@ def build() -> Dashboard:
                    description="Share of rows predicted as each class over the rate interval (classifiers)."),
         Row("Alerts"),
         timeseries("Alerts by name",
-                   Query(zero_fill(f'sum by (model, alertname, alertstate) ({selector("monitor_alerts")})'),
+                   Query(zero_fill(alert_counts(("model", "alertname", "alertstate"))),
                          "{{model}} {{alertname}} {{alertstate}}"),
                    metrics=("monitor_alerts",), bars=True, width=24,
-                   description="Pending and firing alerts of the agent's rule evaluation (0 when none)."),
+                   description="Pending and firing alerts of the agent's rule evaluation, or of Prometheus's for the "
+                               "alerts the agent does not evaluate (0 when none)."),
     )
     return Dashboard(UID, "Model monitor / Overview",
                      "Traffic, latency, errors, shed events and firing alerts of every watched model.", items)

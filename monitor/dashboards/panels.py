@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 from monitor.dashboards.packs import pack_alerts
-from monitor.dashboards.promql import selector, spec, zero_fill
+from monitor.dashboards.promql import alert_counts, spec, zero_fill
 
 __all__ = [
     "DATASOURCE",
@@ -291,11 +291,12 @@ def pack_alerts_panel(packs: str | tuple[str, ...], title: str, width: int = 24)
     names = tuple(sorted({n for pack in packs for n in pack_alerts(pack)}))
     if not names:
         return None
-    alerts = selector("monitor_alerts", f'alertname=~"{"|".join(names)}"')
+    alerts = alert_counts(("model", "alertname", "alertstate"), f'alertname=~"{"|".join(names)}"')
     files = ", ".join(f"rules/{p}.yml" for p in packs)
     return timeseries(
         title,
-        Query(zero_fill(f"sum by (model, alertname, alertstate) ({alerts})"), "{{model}} {{alertname}} {{alertstate}}"),
+        Query(zero_fill(alerts), "{{model}} {{alertname}} {{alertstate}}"),
         metrics=("monitor_alerts",), bars=True, width=width,
-        description=f"Pending and firing alerts of {files}, as the agent evaluates them ({', '.join(names)}); 0 when none.",
+        description=f"Pending and firing alerts of {files} ({', '.join(names)}), as the agent evaluates them, or as "
+                    "Prometheus does (ALERTS) for those the agent does not evaluate; 0 when none.",
     )

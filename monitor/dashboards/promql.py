@@ -23,6 +23,7 @@ __all__ = [
     "increase",
     "quantile",
     "zero_fill",
+    "alert_counts",
 ]
 
 #: The matcher every query carries: the dashboard's ``model`` variable (multi-value, "All" = ``.*``).
@@ -107,3 +108,18 @@ def zero_fill(expr: str) -> str:
     "No data". ``expr`` must keep the ``model`` label.
     """
     return f"({expr}) or on (model) sum by (model) (0 * {selector(ALWAYS_PRESENT)})"
+
+
+def alert_counts(by: tuple[str, ...], *matchers: str) -> str:
+    """Pending and firing alerts per ``by`` (which holds ``model``) from whichever evaluator fires
+    them: the agent's ``monitor_alerts`` or, for an alert the agent does not evaluate, Prometheus's
+    ``ALERTS`` (the packs loaded into Prometheus, the agent without rules: README's other setup).
+
+    Why: panels reading ``monitor_alerts`` alone showed 0 for a model whose alerts Prometheus was
+    firing. Matched per model and alert name, so an alert both evaluate counts once (the agent's)."""
+    key = ("model", "alertname")
+    grouped = ", ".join(dict.fromkeys(by + key))
+    agent = f"sum by ({grouped}) ({selector('monitor_alerts', *matchers)})"
+    prometheus = f"sum by ({grouped}) (ALERTS{{{', '.join((MODEL,) + matchers)}}})"
+    both = f"{agent} or on ({', '.join(key)}) {prometheus}"
+    return both if set(by) >= set(key) else f"sum by ({', '.join(by)}) ({both})"
