@@ -27,6 +27,16 @@ def test_datasource_has_the_fixed_uid_the_dashboards_default_to() -> None:
         assert var["current"]["value"] == DATASOURCE_UID
 
 
+def test_datasource_is_not_marked_default() -> None:
+    """Grafana refuses to start when two provisioned datasources of one organization are both marked
+    default ("Only one datasource per organization can be marked as default"); kube-prometheus-stack
+    provisions its Prometheus as default, and this file is meant to be added beside it. The
+    dashboards pick the datasource by its uid, so they need no default."""
+    doc = yaml.safe_load((PROVISIONING / "datasources" / "model-monitor.yml").read_text())
+    (ds,) = doc["datasources"]
+    assert ds.get("isDefault", False) is False
+
+
 def test_dashboard_provider_loads_the_generated_folder() -> None:
     doc = yaml.safe_load((PROVISIONING / "dashboards" / "model-monitor.yml").read_text())
     (provider,) = doc["providers"]
