@@ -61,6 +61,9 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 #: An HTTP header name (RFC 9110 token characters).
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: ``${NAME}``, ``$NAME`` or ``$$`` in a value of ``rules.external_labels`` (Prometheus's
+#: ``expand-external-labels``): how replicas sharing one config tell their alerts apart.
+_ENV_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|(\$))")
 
 
 def parse_duration(value: Any, key: str = "duration", source: str = "<config>", *, allow_zero: bool = False) -> float:
@@ -285,6 +288,26 @@ def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], s
             raise r.error(k("reference.categorical"), f"column {col!r} is under reference.{seen[col]}, not an input feature",
                           "list only input columns under categorical")
     return cfg
+
+
+def _expand_env(r: _Reader, key: str, value: str) -> str:
+    """``value`` with ``${NAME}`` / ``$NAME`` replaced by the environment variable and ``$$`` by ``$``.
+
+    Why: the replicas of one Deployment share one config, and their alerts, with the same labels,
+    were one alert to Alertmanager: a replica whose condition cleared resolved it while another's
+    still held (``external_labels: {replica: "${POD_NAME}"}`` keeps them apart). A variable that is
+    not set is refused, naming it: left empty (Prometheus's choice) the replicas collide again."""
+    def repl(m: re.Match[str]) -> str:
+        if m.group(3):
+            return "$"
+        name = m.group(1) or m.group(2)
+        if name not in os.environ:
+            raise r.error(key, f"names the environment variable {name}, which is not set",
+                          f"set {name} in the process's environment (in Kubernetes: env with valueFrom: "
+                          "{fieldRef: {fieldPath: metadata.name}}), or write $$ for a literal $")
+        return os.environ[name]
+
+    return _ENV_REF.sub(repl, value)
 
 
 def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
@@ -568,6 +591,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             raise r.error(k("rules.external_labels"), f"{name!r} is not a label name (letters, digits and _, not "
                           "starting with a digit): Alertmanager would refuse every alert",
                           f"write e.g. {re.sub(r'[^a-zA-Z0-9_]', '_', name).lstrip('0123456789') or 'cluster'}: ...")
+    ext = {name: _expand_env(r, k(f"rules.external_labels.{name}"), value) for name, value in ext.items()}
     rules = RulesConfig(
         files=files,
         interval_s=r.duration(rules_raw.get("interval", "15s"), k("rules.interval")),

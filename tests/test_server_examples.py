@@ -284,6 +284,7 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     # the sidecar: its config, ports and names against the model server's, the Service's, the ServiceMonitor's
     monkeypatch.setenv("MONITOR_WRITE_TOKEN", "w" * 32)
     monkeypatch.setenv("MONITOR_METRICS_TOKEN", "m" * 32)
+    monkeypatch.setenv("POD_NAME", "iris-0")  # rules.external_labels.replica, from the pod's name
     raw, config_path = _monitor_config(pod)
     _config_check(config_path)
     agent = parse_config(raw, str(config_path), config_path.parent)
@@ -295,7 +296,8 @@ def test_kubernetes_pod_example_runs_as_written(tmp_path: Path, monkeypatch: pyt
     assert agent.model().output.kind == "probabilities"
     assert settings.port == sidecar_ports["metrics"]
     token_envs = {raw["server"]["write_token_env"], raw["server"]["metrics_token_env"]}
-    assert {e["name"] for e in pod.containers["monitor"]["env"]} == token_envs
+    assert {e["name"] for e in pod.containers["monitor"]["env"]} == token_envs | {"POD_NAME"}
+    assert agent.model().rules.external_labels == {"replica": "iris-0"}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(sidecar_ports)
     assert {p["port"] for p in service["spec"]["ports"]} == {sidecar_ports[p["targetPort"]] for p in service["spec"]["ports"]}
     assert smon["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
