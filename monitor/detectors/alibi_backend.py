@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from monitor.detectors.base import Detector
-from monitor.detectors.drift import Channel, _need_reference, channels_from_profile, describe_change
+from monitor.detectors.drift import Channel, _need_reference, channels_from_profile, describe_change, rank_label
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
@@ -420,7 +420,7 @@ class AlibiDriftDetector(Detector):
             out.remove("monitor_drift_top_feature", labels)
         self._top_written = []
         for rank, (f, change, score) in enumerate(self.top if self.in_alarm else [], start=1):
-            labels = (det, str(rank), f, change, "")
+            labels = (det, rank_label(rank, self.top_k), f, change, "")
             out.set("monitor_drift_top_feature", score, labels)
             self._top_written.append(labels)
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["Channel", "RecentValues", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "edge_counts", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT"]
+__all__ = ["Channel", "RecentValues", "FeatureBinner", "DriftCore", "BinnedDriftDetector", "FeatureDriftDetector", "channels_from_profile", "edge_counts", "channel_scores", "describe_change", "resolve_ert", "DEFAULT_ERT", "rank_label"]
 
 #: Default expected run time (rows between false alarms on undrifted data).
 DEFAULT_ERT = 1_000_000.0
@@ -829,7 +829,7 @@ class DriftCore:
             _clear_detector(out, "monitor_drift_top_feature", det, getattr(self, "_written_top", []))
             written = []
             for rank, (feat, change, score) in enumerate(self.top if self.in_alarm else [], start=1):
-                labels = (det, str(rank), feat, change, self.since)
+                labels = (det, rank_label(rank, self.top_k), feat, change, self.since)
                 out.set("monitor_drift_top_feature", score, labels)
                 written.append(labels)
             self._written_top = written
@@ -913,6 +913,14 @@ def _put(out: "MetricWriter", name: str, value: float | None, labels: tuple[str,
         out.remove(name, labels)
     else:
         out.set(name, float(value), labels)
+
+
+def rank_label(rank: int, top_k: int) -> str:
+    """The ``rank`` label of ``monitor_drift_top_feature``: as many digits as ``top_k`` has.
+
+    Why: ModelInputDrift lists the features with ``sortByLabel "rank"``, which sorts text: with
+    10 or more ranks, "10" came between "1" and "2" on the page. ``top_k`` below 10 keeps "1", "2"..."""
+    return f"{rank:0{len(str(max(int(top_k), 1)))}d}"
 
 
 def _clear_detector(out: "MetricWriter", name: str, det: str, written: list[tuple[str, ...]]) -> None:
