@@ -131,6 +131,14 @@ def test_resolved_alert_reappearing_starts_a_new_pending_alert() -> None:
     assert a.active_at == 420.0 and a.fired_at == 540.0 and a.resolved_at is None
 
 
+def test_without_an_external_url_no_source_link_is_sent() -> None:
+    """A relative generatorURL ("/graph?g0.expr=...") made Alertmanager's "Source" link and mail
+    templates point at nothing: without rules.external_url the alert carries none."""
+    ev, store, n = make(THRESHOLD.format(for_="0s", keep="0s"))
+    run(ev, store, n, {0: 20.0}, until=60)
+    assert n.batches and all(a.generator_url == "" for _, batch in n.batches for a in batch)
+
+
 def test_resend_interval_valid_until_and_resolution_resends() -> None:
     ev, store, n = make(THRESHOLD.format(for_="0s", keep="0s"), resend_delay_s=60.0,
                         external_labels={"cluster": "eu1"}, external_url="http://agent:9090")

@@ -443,7 +443,9 @@ class RuleEvaluator:
         to_send = rt.alerting.alerts_to_send(ts, self.resend_delay_s, interval_s)
         if not to_send or self.notifier is None:
             return
-        gen_url = self.external_url.rstrip("/") + table_link(rt.rule.expr)
+        # without rules.external_url a link relative to nothing: Alertmanager's "Source" link and
+        # mail templates pointed nowhere, so none is given (as an Alertmanager client may)
+        gen_url = self.external_url.rstrip("/") + table_link(rt.rule.expr) if self.external_url else ""
         out = []
         for a in to_send:
             labels = dict(a.labels)
