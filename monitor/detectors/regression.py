@@ -19,6 +19,7 @@ Over sliding event-time windows:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,15 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
 
 __all__ = ["RegressionDetector", "mae_gap"]
+
+log = logging.getLogger("monitor")
+
+#: Interval rows judged at a time for the column order of three-column outputs, and the share of
+#: them whose value lies outside its own interval from which the order is said to be wrong: a
+#: model read in its own order has its value inside but for rare rows (a mean beside separately
+#: fitted quantiles: 5% on scikit-learn's diabetes data), read as (lower, value, upper) in every row.
+ORDER_ROWS = 50
+ORDER_OUTSIDE_SHARE = 0.5
 
 _N, _SUM = 0, 1  # then bins
 _LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _NQ, _BELOW = range(9)  # then one "below" per quantile level
@@ -122,6 +132,9 @@ class RegressionDetector(RefreshingDetector):
         self.min_rows = int(min_rows)
         self.min_labels = int(min_labels)
         self.refresh = float(refresh)
+        # interval rows seen and those whose value lies outside its interval, until the order of
+        # three-column outputs is judged (then None: said once, never counted again)
+        self._order: list[int] | None = [0, 0]
         scores = None if reference is None else reference.scores
         if scores is not None:
             ref = np.asarray(scores, dtype=np.float64)
@@ -183,10 +196,38 @@ class RegressionDetector(RefreshingDetector):
         all_ok = ok.all()
         if not all_ok:
             v, ts = v[ok], ts[ok]
+        if self._order is not None and batch.intervals is not None and batch.intervals.ndim == 2 and batch.intervals.shape[1] == 2 \
+                and not self.quantiles:
+            self._check_order(v, batch.intervals if all_ok else batch.intervals[ok])
         self._refresh.add(len(v))
         accumulate(self._pred, ts, [(_N, 1.0), (_SUM, v), (uni.bin_index(v, self._edges) + 2, 1.0)])
         if self._segments is not None:
             self._segments.add("pred", ts, batch.segment if all_ok else batch.segment[ok], [(_N, 1.0), (_SUM, v)])
+
+    def _check_order(self, v: np.ndarray, iv: np.ndarray) -> None:
+        """Say once when three-column outputs look like (lower, value, upper): read as (value,
+        lower, upper), as documented, every row's value then lies below its interval (the lower
+        bound taken for the prediction, the median for the lower bound), and every figure is of
+        the wrong column. Rows whose lower bound is above their upper one are refused before this
+        (``reversed_interval``); this order passes that check, so it is judged here, on the
+        share of the rows whose value lies outside their interval, ORDER_ROWS at a time."""
+        order = self._order
+        assert order is not None
+        order[0] += len(v)
+        order[1] += int(np.count_nonzero((v < iv[:, 0]) | (v > iv[:, 1])))
+        if order[0] < ORDER_ROWS:
+            return
+        seen, outside = order
+        order[0] = order[1] = 0
+        if outside > ORDER_OUTSIDE_SHARE * seen:
+            self._order = None
+            log.warning(
+                "regression: the value lies outside its own interval in %d of %d rows: three-column outputs are "
+                "read as (value, lower, upper), and these look like (lower, value, upper), so MAE, RMSE, bias, "
+                "drift and coverage are measured on the wrong columns. Fix: for quantiles, list their levels "
+                "under output.quantiles (e.g. [0.05, 0.5, 0.95]); else reorder the columns with "
+                "watch(..., outputs=lambda result: result[:, [1, 0, 2]]); rebuild the reference the same way",
+                outside, seen)
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
         v = self._values(labeled.scores)
