@@ -72,3 +72,14 @@ def test_value_lower_upper_is_not_warned_about(caplog: pytest.LogCaptureFixture)
     finally:
         mon.close()
 
+
+
+def test_intervals_without_interval_level_say_that_the_rule_cannot_fire(caplog: pytest.LogCaptureFixture) -> None:
+    mon, logged = _run("value,lower,upper", {"kind": "regression"}, caplog)
+    try:
+        assert mon.store.value("monitor_interval_coverage_ratio") is not None
+        assert mon.store.value("monitor_interval_coverage_gap_ratio") is None
+        assert "interval_level" in logged and "RegressionIntervalTooNarrow" in logged, logged
+        assert logged.count("has no interval_level") == 1  # once, not at every batch
+    finally:
+        mon.close()

@@ -135,6 +135,7 @@ class RegressionDetector(RefreshingDetector):
         # interval rows seen and those whose value lies outside its interval, until the order of
         # three-column outputs is judged (then None: said once, never counted again)
         self._order: list[int] | None = [0, 0]
+        self._said_level = False  # intervals without interval_level: said once
         scores = None if reference is None else reference.scores
         if scores is not None:
             ref = np.asarray(scores, dtype=np.float64)
@@ -196,9 +197,17 @@ class RegressionDetector(RefreshingDetector):
         all_ok = ok.all()
         if not all_ok:
             v, ts = v[ok], ts[ok]
-        if self._order is not None and batch.intervals is not None and batch.intervals.ndim == 2 and batch.intervals.shape[1] == 2 \
-                and not self.quantiles:
-            self._check_order(v, batch.intervals if all_ok else batch.intervals[ok])
+        if batch.intervals is not None and batch.intervals.ndim == 2 and batch.intervals.shape[1] == 2 and not self.quantiles:
+            if self._order is not None:
+                self._check_order(v, batch.intervals if all_ok else batch.intervals[ok])
+            if self._nominal_interval is None and not self._said_level:
+                self._said_level = True
+                log.warning(
+                    "regression: the model returns (value, lower, upper) intervals, and the regression detector has no "
+                    "interval_level: their coverage is exported, not its gap to a claimed level "
+                    "(monitor_interval_coverage_gap_ratio absent, so RegressionIntervalTooNarrow cannot fire). Fix: the "
+                    "entry {kind: regression, interval_level: 0.9} (the intervals' level) in detectors: (a detectors: "
+                    "list replaces the defaults, so name the other detectors to run in it too)")
         self._refresh.add(len(v))
         accumulate(self._pred, ts, [(_N, 1.0), (_SUM, v), (uni.bin_index(v, self._edges) + 2, 1.0)])
         if self._segments is not None:
