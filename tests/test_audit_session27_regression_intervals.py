@@ -31,15 +31,17 @@ def _model() -> tuple[LinearRegression, np.ndarray, np.ndarray]:
     return LinearRegression().fit(x[:1000], y[:1000]), x[1000:], y[1000:]
 
 
-def _run(order: str, detector: dict, caplog: pytest.LogCaptureFixture) -> tuple[Monitor, str]:
+def _run(order: str, detector: dict, caplog: pytest.LogCaptureFixture,
+         model: LinearRegression | None = None) -> tuple[Monitor, str]:
     lr, x, y = _model()
+    lr = model or lr
     mon = Monitor(model="order", config={"output": {"kind": "regression"}, "detectors": [detector]},
                   registry=CollectorRegistry(), live=False, start_worker=False, clock=lambda: T0)
 
     @mon.watch(request_id="ids")
     def predict(rows: np.ndarray, ids: list[str]) -> np.ndarray:
         m = lr.predict(rows)
-        cols = {"value": m, "lower": m - Z90, "upper": m + Z90}
+        cols = {"value": m, "lower": m - Z90, "upper": m + Z90, "minus": np.full_like(m, -Z90), "plus": np.full_like(m, Z90)}
         return np.stack([cols[c] for c in order.split(",")], axis=1)
 
     ids = [f"r{i}" for i in range(len(y))]
@@ -57,7 +59,19 @@ def test_lower_median_upper_read_as_value_lower_upper_is_said_with_the_fix(caplo
     try:
         assert "(lower, value, upper)" in logged and "output.quantiles" in logged, logged
         assert re.search(r"outside its own interval in (\d+) of \1 rows", logged), logged  # every row
-        assert logged.count("(lower, value, upper)") == 1  # once, not at every batch
+        assert logged.count("outside its own interval") == 1  # once, not at every batch
+    finally:
+        mon.close()
+
+
+def test_bounds_given_as_offsets_are_said_too(caplog: pytest.LogCaptureFixture) -> None:
+    """(value, -1.645, +1.645): the half-widths sent for the bounds. The targets (about 0 +- 2.3) put
+    the value outside [-1.645, 1.645] in about half the rows; shifted by 10, in every row."""
+    lr, _, _ = _model()
+    lr.intercept_ += 10.0
+    mon, logged = _run("value,minus,plus", {"kind": "regression", "interval_level": 0.9}, caplog, lr)
+    try:
+        assert "offsets from the value" in logged, logged
     finally:
         mon.close()
 
@@ -67,7 +81,7 @@ def test_value_lower_upper_is_not_warned_about(caplog: pytest.LogCaptureFixture)
     separately fitted quantiles: 5% of rows on scikit-learn's diabetes data), say nothing."""
     mon, logged = _run("value,lower,upper", {"kind": "regression", "interval_level": 0.9}, caplog)
     try:
-        assert "(lower, value, upper)" not in logged and "interval_level" not in logged, logged
+        assert "outside its own interval" not in logged and "interval_level" not in logged, logged
         assert mon.store.value("monitor_interval_coverage_gap_ratio") is not None
     finally:
         mon.close()

@@ -253,10 +253,11 @@ class RegressionDetector(RefreshingDetector):
             self._order = None
             log.warning(
                 "regression: the value lies outside its own interval in %d of %d rows: three-column outputs are "
-                "read as (value, lower, upper), and these look like (lower, value, upper), so MAE, RMSE, bias, "
-                "drift and coverage are measured on the wrong columns. Fix: for quantiles, list their levels "
-                "under output.quantiles (e.g. [0.05, 0.5, 0.95]); else reorder the columns with "
-                "watch(..., outputs=lambda result: result[:, [1, 0, 2]]); rebuild the reference the same way",
+                "read as (value, lower, upper), and these are not (columns in another order, such as (lower, value, "
+                "upper), or bounds given as offsets from the value), so MAE, RMSE, bias, drift and coverage are "
+                "measured on the wrong figures. Fix: for quantiles, list their levels under output.quantiles (e.g. "
+                "[0.05, 0.5, 0.95]); else send (value, lower, upper) with watch(..., outputs=lambda result: ...) "
+                "(result[:, [1, 0, 2]] for (lower, value, upper)); rebuild the reference the same way",
                 outside, seen)
 
     def update_labels(self, labeled: "LabeledBatch") -> None:
