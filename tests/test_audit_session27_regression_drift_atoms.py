@@ -58,3 +58,38 @@ def test_a_shifted_tree_still_drifts() -> None:
     store = MetricStore("m")
     det.export(store)
     assert store.value(names.REGRESSION_DRIFT_PSI) > 0.25 and store.value(names.REGRESSION_DRIFT_PVALUE) < 1e-6
+
+
+def test_the_output_drift_channel_of_a_tree_in_float32_shows_no_drift() -> None:
+    """The same through the drift pack's ``output_drift`` detector (a default for regression
+    models): its ``value`` channel's edges sit on the leaf values too, and the float32 tree read KS
+    p 2e-68 there (ModelOutputDrift and ModelFeaturesDriftedOverWindow on unchanged traffic)."""
+    from monitor.detectors.registry import create
+
+    x_ref, ref, live = _tree()
+    det = create("output_drift", reference=Reference.from_arrays(x_ref, scores=ref), params={"window_s": 1e7})
+    live = _float32(live)
+    det.update(Batch.from_arrays(np.zeros((len(live), 1)), live, ts=np.arange(float(len(live)))))
+    det.advance(float(len(live)))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_drift_feature_pvalue", ("output_drift", "value", "ks")) > 1e-3
+    assert not store.value("monitor_drift_features_drifted", ("output_drift",))
+
+
+def test_an_input_feature_of_tenths_sent_in_float32_shows_no_drift() -> None:
+    """An input feature taking the values 0.1 ... 0.9, the reference in float64 and the live rows
+    in float32 (0.7 is 0.69999999): its edges sit on those values, and the feature read KS p 3e-20
+    against an unchanged distribution."""
+    from monitor.detectors.registry import create
+
+    rng = np.random.default_rng(0)
+    tenths = np.arange(1, 10) / 10
+    x_ref = np.stack([rng.choice(tenths, 3000), rng.normal(0.0, 1.0, 3000)], axis=1)
+    live = _float32(np.stack([rng.choice(tenths, 3000), rng.normal(0.0, 1.0, 3000)], axis=1))
+    det = create("input_drift", reference=Reference.from_arrays(x_ref), params={"window_s": 1e7})
+    det.update(Batch.from_arrays(live, None, ts=np.arange(3000.0)))
+    det.advance(3000.0)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_drift_feature_pvalue", ("input_drift", "f0", "ks")) > 1e-3

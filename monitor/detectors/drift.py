@@ -38,7 +38,7 @@ from monitor.profile import CategoricalProfile, NumericProfile, Profile, numeric
 from monitor.stats.multiple_testing import CORRECTIONS, reject
 from monitor.stats.score_tests import DEFAULT_FACTOR, SCORE_TAILS, bootstrap_null, feature_scores
 from monitor.stats.sequential import BinnedSequentialTest
-from monitor.stats.univariate import chi2_draws, compare_counts, running_sd_resolves
+from monitor.stats.univariate import chi2_draws, compare_counts, running_sd_resolves, tie_tolerant
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -195,7 +195,9 @@ class Channel:
     def numeric(cls, p: NumericProfile, n_bins: int) -> "Channel":
         c = p.coarsen(n_bins)
         ref = np.concatenate([c.counts, [float(c.n_missing + c.n_inf)]])
-        return cls(p.name, "numeric", ref, c.edges.copy(), c.positions, p.mean, p.std, fine=p)
+        # edges sit on reference values: one a millionth below counts as on it (a tree's leaf value
+        # served in float32 against a float64 reference, see monitor.stats.univariate.tie_tolerant)
+        return cls(p.name, "numeric", ref, tie_tolerant(c.edges), c.positions, p.mean, p.std, fine=p)
 
     @classmethod
     def categorical(cls, p: CategoricalProfile, max_categories: int) -> "Channel":

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["RegressionDetector", "mae_gap", "tie_tolerant"]
+__all__ = ["RegressionDetector", "mae_gap"]
 
 log = logging.getLogger("monitor")
 
@@ -51,26 +51,6 @@ log = logging.getLogger("monitor")
 ORDER_ROWS = 50
 ORDER_OUTSIDE_SHARE = 0.5
 
-#: Relative distance below a bin edge of the prediction-drift test within which a prediction
-#: counts as on the edge (see :func:`tie_tolerant`): float32's rounding is 6e-8 of the value.
-EDGE_TIE_REL = 1e-6
-
-
-def tie_tolerant(edges: np.ndarray) -> np.ndarray:
-    """The reference's quantile edges, each lowered by :data:`EDGE_TIE_REL` of its size.
-
-    Why: a model whose predictions repeat (a tree's leaves, a nearest-neighbour mean) has its
-    edges on those values (they are data values), and the same value reaches the monitor a few
-    units of the 8th digit away when the served model runs in float32 (ONNX, a KServe FP32
-    tensor) and the reference was scored in float64, or the reverse. Just below its edge, such a
-    prediction fell in the bin of the value below: an unchanged depth-3 tree read PSI 2.6 and p
-    3e-261. Reference and window are binned alike with these edges, so the test stays the same
-    test; a continuous prediction moves across an edge with probability of order 1e-6.
-
-    >>> tie_tolerant(np.array([-2.0, 0.0, 10.0])).tolist()
-    [-2.000002, 0.0, 9.99999]
-    """
-    return edges - EDGE_TIE_REL * np.abs(edges)
 
 _N, _SUM = 0, 1  # then bins
 _LN, _ABS, _SQ, _ERR, _NINT, _COVER, _WIDTH, _NQ, _BELOW = range(9)  # then one "below" per quantile level
@@ -173,7 +153,7 @@ class RegressionDetector(RefreshingDetector):
                 raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
             self._ref_mae = _reference_mae(ref, reference.labels)
             ref = ref[np.isfinite(ref)]
-            self._edges = tie_tolerant(uni.quantile_edges(ref, n_bins))
+            self._edges = uni.tie_tolerant(uni.quantile_edges(ref, n_bins))
             self._ref_counts: np.ndarray | None = uni.histogram(ref, self._edges)
             self._ref_mean: float | None = float(ref.mean())
         else:
