@@ -97,3 +97,22 @@ def test_intervals_without_interval_level_say_that_the_rule_cannot_fire(caplog: 
         assert logged.count("has no interval_level") == 1  # once, not at every batch
     finally:
         mon.close()
+
+
+def test_a_reference_without_labels_says_the_error_rule_cannot_fire(caplog: pytest.LogCaptureFixture) -> None:
+    """A regression reference built from predictions alone: MAE and RMSE come with live labels, but
+    monitor_regression_reference_mae, what RegressionErrorHigh compares them with, never did, and
+    nothing said why the rule never fired (s27d's report)."""
+    from monitor.detectors.regression import RegressionDetector
+    from monitor.reference import Reference
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2))
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        RegressionDetector(reference=Reference.from_arrays(x, scores=x[:, 0] * 2.0))
+    said = [r.getMessage() for r in caplog.records if "reference_mae" in r.getMessage()]
+    assert len(said) == 1 and "RegressionErrorHigh" in said[0] and "Fix:" in said[0], said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        RegressionDetector(reference=Reference.from_arrays(x, scores=x[:, 0] * 2.0, labels=x[:, 0] * 2.1))
+    assert not [r for r in caplog.records if "reference_mae" in r.getMessage()]

@@ -152,6 +152,13 @@ class RegressionDetector(RefreshingDetector):
             if ref.ndim != 1:
                 raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
             self._ref_mae = _reference_mae(ref, reference.labels)
+            if self._ref_mae is None:
+                # MAE and RMSE are still exported once labels come; what an error rise is measured
+                # against is not, and nothing else said why RegressionErrorHigh never fired
+                log.warning("regression: the reference has no numeric labels, so monitor_regression_reference_mae is "
+                            "absent and the window's error cannot be compared with the reference's "
+                            "(RegressionErrorHigh cannot fire). Fix: build the reference with the true values of its "
+                            "rows (monitor reference build --label-column, or Reference.from_arrays(labels=...))")
             ref = ref[np.isfinite(ref)]
             self._edges = uni.tie_tolerant(uni.quantile_edges(ref, n_bins))
             self._ref_counts: np.ndarray | None = uni.histogram(ref, self._edges)
