@@ -153,28 +153,44 @@ async def _middleware(request: web.Request, handler: Callable[[web.Request], Awa
     except asyncio.CancelledError:
         status = 499  # the client went away
         raise
-    except ConnectionResetError:
-        # the client went away (mid-body, or while a stream was written to it): its 499, answered
-        # to nobody. Re-raised, aiohttp logged "Error handling request" at ERROR with a traceback
-        # for every such client, which read as a crash of the agent; an answer written to the
-        # closed connection is dropped by aiohttp as a premature disconnection, quietly
-        status = 499
-        if request.transport is not None:
-            request.transport.close()
-        response = web.Response(status=499)
-        response.force_close()
-    except Exception:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
-        log.exception("handler %s failed", name)
-        if name in WRITE_ROUTES:
-            sidecar.count_refused(endpoint_of(name) or name, "internal_error")
-        response = web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
-                                      "reason": "internal_error"}, status=500)
+    except Exception as err:  # noqa: BLE001 - answer 500 as JSON and count it; never crash the server
+        if _client_went_away(request, err):
+            # the client went away (mid-body, or while a stream was written to it): its 499,
+            # answered to nobody. Re-raised, aiohttp logged "Error handling request" at ERROR with
+            # a traceback for every such client, which read as a crash of the agent; an answer
+            # written to the closed connection is dropped by aiohttp as a premature
+            # disconnection, quietly
+            status = 499
+            if request.transport is not None:
+                request.transport.close()
+            response = web.Response(status=499)
+            response.force_close()
+        else:
+            log.exception("handler %s failed", name)
+            if name in WRITE_ROUTES:
+                sidecar.count_refused(endpoint_of(name) or name, "internal_error")
+            response = web.json_response({"status": "error", "error": "internal error in the monitor sidecar",
+                                          "reason": "internal_error"}, status=500)
     finally:
         sidecar.in_flight -= 1
         sidecar.http.record((name if not name.startswith("proxy") else "proxy", str(status)), time.perf_counter() - t0)
     if not sidecar.accepting:
         response.force_close()  # shutting down: this connection takes no further request, whatever the answer
     return response
+
+
+def _client_went_away(request: web.Request, err: BaseException) -> bool:
+    """Whether ``err`` is the client's connection lost, not a failure of the sidecar: aiohttp
+    raises ConnectionResetError from a body read or a write, but a write that waited for a client
+    that stopped reading (a paused stream) fails with a plain ``ConnectionError("Connection
+    lost")`` once that client closes; any ConnectionError is the client's when its transport is
+    gone or closing."""
+    if isinstance(err, ConnectionResetError):
+        return True
+    if not isinstance(err, ConnectionError):
+        return False
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _no_route(request: web.Request, exc: web.HTTPException) -> web.Response:
