@@ -56,7 +56,7 @@ from aiohttp import web
 
 from monitor.server import keys as K
 from monitor.server.errors import CLIENT_TIMEOUT
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body, request_labels
+from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body, header_text, request_labels
 from monitor.server.proxyroutes import RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
@@ -443,8 +443,8 @@ class _Exchange:
         if not meta:  # the common case: no header the tap reads
             return (self.route.model, self.conn.peer, None, req_body, resp_body, resp_encoding, None, self.t_start)
         header = self.lean.client_header
-        client = Proxy.client_identity(_text(meta.get(header)) if header else None, self.conn.peer)
-        return (self.route.model, client, _text(meta.get(b"x-request-id")), req_body, resp_body,
+        client = Proxy.client_identity(header_text(meta.get(header)) if header else None, self.conn.peer)
+        return (self.route.model, client, header_text(meta.get(b"x-request-id")), req_body, resp_body,
                 resp_encoding, _text(meta.get(b"content-encoding")), self.t_start)
 
     # -- failures --------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "fail_body", "request_labels"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "fail_body", "header_text", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -170,6 +170,29 @@ def _answered(reason: str) -> str:
     if reason == "disconnect":
         return "answered 502 upstream_disconnect by the proxy, or, when the answer had begun, cut short"
     return f"answered 502 upstream_{reason} by the proxy"
+
+
+def header_text(raw: bytes | None) -> str | None:
+    """A header value's text as both engines read it (the request id, the client key): UTF-8 when
+    the bytes are UTF-8 (curl, Go, browsers send text so), else Latin-1 (Python's http.client and
+    requests encode text so). The lean engine read Latin-1 and the aiohttp engine UTF-8, so a
+    non-ASCII ``X-Request-Id`` was another id on each, and feedback sent with the id the client
+    made did not join on one of them."""
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _header(request: web.Request, name: str) -> str | None:
+    """:func:`header_text` of a request header aiohttp decoded (as UTF-8, with the bytes that
+    are not UTF-8 kept as surrogate escapes)."""
+    value = request.headers.get(name)
+    if value is None or value.isascii():
+        return value
+    return header_text(value.encode("utf-8", "surrogateescape"))
 
 
 def fail_body(reason: str, message: str) -> dict[str, str]:
@@ -376,7 +399,7 @@ class Proxy:
         if teed is not None and body is None:
             body = None if teed and teed[-1] is _OVER else b"".join(teed)
         if tap is not None:
-            self.tap(tap, request.match_info.get("model"), self._client(request), request.headers.get("X-Request-Id"),
+            self.tap(tap, request.match_info.get("model"), self._client(request), _header(request, "X-Request-Id"),
                      body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
                      req_encoding, elapsed, t_start)
         return response
@@ -486,7 +509,7 @@ class Proxy:
     # -- the tap ---------------------------------------------------------------------------------
     def _client(self, request: web.Request) -> str | None:
         header = self.sidecar.settings.client_header
-        return self.client_identity(request.headers.get(header) if header else None, request.remote)
+        return self.client_identity(_header(request, header) if header else None, request.remote)
 
     @staticmethod
     def client_identity(header_value: str | None, peer: str | None) -> str | None:
