@@ -73,6 +73,10 @@ def _json_msg(err: Exception) -> str:
 def decode_events(body: bytes, content_type: str) -> list[Any]:
     """Decoded JSON values of a body (not yet validated as events)."""
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype.startswith("multipart/"):  # a file sent as a form: its envelope is not JSON, and saying so names no fix
+        raise IntakeError(400, "body", "is a multipart form upload (curl -F, requests' files=), which is not read; send the "
+                                       "file as the body itself: curl --data-binary @events.ndjson -H 'Content-Type: "
+                                       "application/x-ndjson'", "bad_json")
     if ctype in _NDJSON_TYPES:
         return _ndjson(body)
     if not body.strip():
