@@ -37,6 +37,11 @@ _NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/json
 
 
 def _ndjson(body: bytes) -> list[Any]:
+    """The values of a body sent as lines (an NDJSON or text content type). A line that is an
+    array of events is read as those events, and a body that is one JSON document over several
+    lines (an indented event or array) as that document: ``fetch()`` labels a string body
+    ``text/plain`` and loggers label batches NDJSON whatever their framing, and both were
+    refused whole (``must be a JSON object, got list``; ``line 1 is not valid JSON``)."""
     lines = [ln for ln in body.split(b"\n") if ln.strip()]
     if not lines:
         raise _empty_body()
@@ -46,9 +51,18 @@ def _ndjson(body: bytes) -> list[Any]:
         if out is NOT_DECODED:
             out = json.loads(joined)
         if len(out) == len(lines):
+            if any(type(v) is list for v in out):
+                out = [e for v in out for e in (v if type(v) is list else (v,))]
             return out
     except (ValueError, UnicodeDecodeError, RecursionError):
         pass
+    if len(lines) > 1:  # one document over several lines
+        try:
+            whole = loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
+        else:
+            return whole if isinstance(whole, list) else [whole]
     for i, ln in enumerate(lines):  # slow path: find the offending line for the error
         try:
             json.loads(ln)
