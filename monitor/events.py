@@ -38,6 +38,7 @@ __all__ = [
     "EventFormatError",
     "MAX_LABEL_CHARS",
     "request_id_text",
+    "json_kind",
     "row_text",
     "whole_number_text",
     "float_text",
@@ -194,7 +195,7 @@ def parse_timestamp(value: Any, default: float) -> float:
                                                 "2024-01-01T00:00:00Z or +02:00", "bad_timestamp")
         ts = parsed.timestamp()
     else:
-        raise EventFormatError("timestamp", f"must be a number or a string, got {type(value).__name__}", "bad_timestamp")
+        raise EventFormatError("timestamp", f"must be a number or a string, got {json_kind(value)}", "bad_timestamp")
     if not math.isfinite(ts) or ts < 0:
         raise EventFormatError("timestamp", f"must be finite and non-negative, got {value!r}", "bad_timestamp")
     return ts
@@ -206,7 +207,7 @@ def _opt_str(obj: dict[str, Any], key: str, cut: int | None = None) -> str | Non
         return None
     if isinstance(v, (str, int)) and not isinstance(v, bool):
         return str(v)[:cut]
-    raise EventFormatError(key, f"must be a string, got {type(v).__name__}", f"bad_{key}")
+    raise EventFormatError(key, f"must be a string, got {json_kind(v)}", f"bad_{key}")
 
 
 _ID_FIX = "a string or an integer (one per row as a list)"
@@ -224,12 +225,14 @@ def _json_id(value: Any, field: str) -> str | int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value) if abs(value) < 2.0 ** 53 else (float_text(value) or repr(value))
-    raise EventFormatError(field, f"must be {_ID_FIX}, got {_json_kind(value)}", "bad_request_id")
+    raise EventFormatError(field, f"must be {_ID_FIX}, got {json_kind(value)}", "bad_request_id")
 
 
-def _json_kind(value: Any) -> str:
-    """How a JSON value is named in an error: its JSON type, and the value when it is short."""
-    kind = {bool: "a boolean", dict: "an object", list: "a list", type(None): "null", float: "a number"}.get(type(value), type(value).__name__)
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in an error: its JSON type (``null``, ``a string``, not Python's
+    ``NoneType``, ``str``), and the value when it is short."""
+    kind = {bool: "a boolean", dict: "an object", list: "a list", type(None): "null", float: "a number", int: "a number",
+            str: "a string"}.get(type(value), type(value).__name__)
     return f"{kind} ({value!r:.30})" if isinstance(value, (bool, float)) else kind
 
 
@@ -351,12 +354,12 @@ def _segments(value: Any) -> Any:
         out: list[str | None] = []
         for i, v in enumerate(value):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                raise EventFormatError(f"segment[{i}]", f"must be a string, got {_json_kind(v)}", "bad_segment")
+                raise EventFormatError(f"segment[{i}]", f"must be a string, got {json_kind(v)}", "bad_segment")
             out.append(None if v is None else str(v)[:MAX_LABEL_CHARS])
         return out
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)[:MAX_LABEL_CHARS]
-    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {_json_kind(value)}", "bad_segment")
+    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {json_kind(value)}", "bad_segment")
 
 
 def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -384,10 +387,10 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
                                "bad_label")
     if many:
         if not isinstance(ids, list):
-            raise EventFormatError("request_ids", f"must be a list of ids, got {_json_kind(ids)}; for one id write request_id",
+            raise EventFormatError("request_ids", f"must be a list of ids, got {json_kind(ids)}; for one id write request_id",
                                    "bad_request_id")
         if not isinstance(labels, list):
-            raise EventFormatError("labels", f"must be a list of one label per request id, got {_json_kind(labels)}", "bad_label")
+            raise EventFormatError("labels", f"must be a list of one label per request id, got {json_kind(labels)}", "bad_label")
         ids = [_json_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
     else:
         if isinstance(ids, list):
@@ -398,14 +401,14 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     for i, label in enumerate(labels):
         if label is None or isinstance(label, (list, dict)):
             raise EventFormatError(f"labels[{i}]" if many else "label",
-                                   f"must be one class (a name or an index) or value, got {_json_kind(label)}", "bad_label")
+                                   f"must be one class (a name or an index) or value, got {json_kind(label)}", "bad_label")
     return ids, labels
 
 
 def parse_event(obj: Any, now: float) -> ParsedEvent:
     """Validate one decoded JSON event and turn it into the queue's tuple form."""
     if not isinstance(obj, dict):
-        raise EventFormatError("event", f"must be a JSON object, got {type(obj).__name__}", "not_an_object")
+        raise EventFormatError("event", f"must be a JSON object, got {json_kind(obj)}", "not_an_object")
     kind_name = obj.get("type", "prediction")
     kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from monitor.events import json_kind
 from monitor.server.jsonbody import digit_map, loads
 
 __all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads",
@@ -276,7 +277,7 @@ def decode_inputs(body: Any, path: str | None = None) -> Any:
     if path is not None:
         return dotted(body, path)
     if not isinstance(body, dict):
-        raise PayloadError("body", f"must be a JSON object, got {type(body).__name__}", "not_an_object")
+        raise PayloadError("body", f"must be a JSON object, got {json_kind(body)}", "not_an_object")
     if "inputs" in body:
         value = body["inputs"]
         return _oip_inputs(value) if _is_oip_tensors(value) else value
@@ -293,7 +294,7 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
     if path is not None:
         return dotted(body, path)
     if not isinstance(body, dict):
-        raise PayloadError("body", f"must be a JSON object, got {type(body).__name__}", "not_an_object")
+        raise PayloadError("body", f"must be a JSON object, got {json_kind(body)}", "not_an_object")
     if "outputs" in body and _is_oip_tensors(body["outputs"]):
         tensors = body["outputs"]
         chosen = 0
