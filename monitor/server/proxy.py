@@ -74,7 +74,9 @@ _UPSTREAM_FAILURES = {
     "connect": "cannot connect to the model server at {url}: check --proxy / server.proxy.upstream (host and port) and "
                "that the model server is up",
     "timeout": "the model server at {url} did not answer within server.proxy.timeout ({timeout:g} s): it is stuck or "
-               "overloaded (or raise the timeout)",
+               "overloaded (or raise the timeout), or every one of the proxy's server.proxy.max_connections "
+               "({max_connections}) connections to it was busy and the request waited for one (long streams hold "
+               "one each: raise it)",
     "disconnect": "the model server at {url} closed the connection before its answer was complete, or went silent "
                   "for server.proxy.timeout ({timeout:g} s) in the middle of it: see its log (a crash, an OOM kill, a "
                   "restart, a stuck stream)",
@@ -484,7 +486,7 @@ class Proxy:
 
     def _upstream_what(self, reason: str) -> str:
         return _UPSTREAM_FAILURES.get(reason, "the model server at {url} failed ({reason})").format(
-            url=self.upstream, timeout=self.settings.timeout_s, reason=reason)
+            url=self.upstream, timeout=self.settings.timeout_s, max_connections=self.settings.max_connections, reason=reason)
 
     async def _client_timed_out(self, request: web.Request, tap: _Tap | None) -> web.Response:
         """No response head within ``server.proxy.timeout`` because the client has not sent all
