@@ -46,3 +46,26 @@ def test_a_non_ascii_request_id_and_client_read_alike_on_every_engine(tmp_path: 
         assert event[6] == "réq-é1" and event[5] == "clé", (engine, charset, event[5], event[6])
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "latin-1"])
+def test_a_non_ascii_cloudevent_id_reads_as_the_proxy_reads_it(tmp_path: Any, charset: str) -> None:
+    """The CloudEvents intake read ``ce-id`` as aiohttp decodes headers: a Latin-1 byte became
+    an undecodable ``\\udce9`` in the request id, which no feedback could name."""
+    from tests.sidecar_support import http, start_sidecar, total
+
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        head = [(b"Ce-Specversion", b"1.0"), (b"Ce-Source", b"t"), (b"Ce-Id", "réq-é1".encode(charset))]
+        out = _post(s.url, "/v1/cloudevents", head + [(b"Ce-Type", b"org.kubeflow.serving.inference.request")],
+                    json.dumps({"instances": [[1, 2, 3, 4]]}).encode())
+        assert out.startswith(b"HTTP/1.1 202"), out[:300]
+        out = _post(s.url, "/v1/cloudevents", head + [(b"Ce-Type", b"org.kubeflow.serving.inference.response")],
+                    json.dumps({"predictions": [[0.7, 0.2, 0.1]]}).encode())
+        assert out.startswith(b"HTTP/1.1 202"), out[:300]
+        r = http("POST", s.url + "/v1/feedback", {"request_id": "réq-é1", "label": "setosa"})
+        assert r.status == 202, r.body
+        s.flush()
+        assert total(s.metrics(), "monitor_feedback_labels_total", outcome="joined") == 1, s.metrics()
+    finally:
+        s.close()

@@ -39,6 +39,7 @@ from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback,
                                      unsafe_json)
+from monitor.server.proxy import decoded_header
 from monitor.server import keys as K
 
 if TYPE_CHECKING:
@@ -149,7 +150,9 @@ class Joiner:
 
 
 def _attributes_binary(request: web.Request) -> dict[str, str]:
-    return {k[3:].lower(): v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+    """The ``ce-*`` headers, read as the proxy reads its headers (UTF-8, else Latin-1): a
+    Latin-1 ``ce-id`` was an undecodable request id that no feedback could name."""
+    return {k[3:].lower(): decoded_header(v) for k, v in request.headers.items() if k.lower().startswith("ce-")}
 
 
 def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: bytes) -> CloudEvent:

@@ -63,7 +63,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "fail_body", "header_text", "request_labels"]
+__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "decoded_header", "fail_body", "header_text", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -188,13 +188,17 @@ def header_text(raw: bytes | None) -> str | None:
         return raw.decode("latin-1")
 
 
-def _header(request: web.Request, name: str) -> str | None:
-    """:func:`header_text` of a request header aiohttp decoded (as UTF-8, with the bytes that
-    are not UTF-8 kept as surrogate escapes)."""
-    value = request.headers.get(name)
-    if value is None or value.isascii():
+def decoded_header(value: str) -> str:
+    """:func:`header_text` of a header value aiohttp decoded (as UTF-8, with the bytes that are
+    not UTF-8 kept as surrogate escapes)."""
+    if value.isascii():
         return value
-    return header_text(value.encode("utf-8", "surrogateescape"))
+    return header_text(value.encode("utf-8", "surrogateescape")) or ""
+
+
+def _header(request: web.Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    return None if value is None else decoded_header(value)
 
 
 def fail_body(reason: str, message: str) -> dict[str, str]:
