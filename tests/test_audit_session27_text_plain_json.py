@@ -37,3 +37,17 @@ def test_an_array_or_an_indented_event_under_a_line_type_is_read(tmp_path, ctype
         assert r.status == 400 and r.json()["field"] == "line 2" and r.json()["reason"] == "bad_json", r.body
     finally:
         s.close()
+
+
+def test_json_text_sequences_are_read(tmp_path):
+    """``application/json-seq`` (RFC 7464, ``jq --seq``) is among the line types the intake reads,
+    but its records start with the record separator (0x1E), and every such body was refused as
+    ``line 1 is not valid JSON``."""
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        event = json.dumps(EVENT)
+        for body in (f"\x1e{event}\n\x1e{event}\n", f"\x1e{event}\x1e{event}\n"):
+            r = http("POST", s.url + "/v1/events", body, {"Content-Type": "application/json-seq"})
+            assert r.status == 202 and r.json()["accepted"] == 2, r.body
+    finally:
+        s.close()

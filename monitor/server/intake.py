@@ -92,6 +92,8 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
                                        "file as the body itself: curl --data-binary @events.ndjson -H 'Content-Type: "
                                        "application/x-ndjson'", "bad_json")
     if ctype in _NDJSON_TYPES:
+        if ctype == "application/json-seq":  # RFC 7464: each record starts with the record separator
+            body = body.replace(b"\x1e", b"\n")
         return _ndjson(body)
     if not body.strip():
         raise _empty_body()
