@@ -32,7 +32,9 @@ Differences from the aiohttp engine, all on the wire: a request body with a ``Co
 is forwarded with it (the aiohttp engine re-chunked large ones) and a request without a body
 without the ``Content-Length: 0`` aiohttp's client adds to e.g. DELETE; no ``Date``/``Server``
 header is added to an upstream response that has none; a malformed request is answered ``400``
-and the connection closed; an upgrade request (WebSocket) is forwarded
+and the connection closed; a header field over 8 KiB is aiohttp's 400, where the lean engine
+forwards heads up to 1 MiB (:data:`_HEAD_MAX`) and answers a longer one ``431``, the connection
+closed; an upgrade request (WebSocket) is forwarded
 without its ``Upgrade`` header as before, and its connection closed after the answer. Once a connection has carried a
 request for the sidecar's own routes, aiohttp serves the rest of it (its proxied requests on the
 aiohttp engine). Alike on both: a request body that stops arriving is answered 408
@@ -79,6 +81,11 @@ _HOP_OR_HOST = _HOP | {b"host"}  # request headers not forwarded as they are (Ho
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PAUSE_BYTES = 1 << 20  # request bytes held while no upstream connection is ready, before reading pauses
+#: A request head (request line and headers) longer than this is answered 431 and its connection
+#: closed: llhttp holds a header until its end, so an endless header line or URL grew the data
+#: path's memory without a bound (400 MB sent: 790 MB resident). aiohttp's server caps a header
+#: at 8 KiB; heads are counted a read at a time, so the bound is loose by at most one read.
+_HEAD_MAX = 1 << 20
 #: the client's connection paused because the model server's side is not taking the request's bytes
 #: (its connection does not read, or none is free): a body not all sent then is not the client's fault
 _UPSTREAM_PAUSES = frozenset({"upstream", "buffer"})
@@ -620,6 +627,7 @@ class _Client(asyncio.Protocol):
         #: inside a request's head: its bytes so far are in the parser (and ``url``/``headers``),
         #: not yet re-framed for the bridge
         self.in_head = False
+        self.head_size = 0  # bytes read while in the current request's head (see _HEAD_MAX)
         self.url: list[bytes] = []
         self.headers: list[tuple[bytes, bytes]] = []
         self.bridge: _Bridge | None = None
@@ -690,6 +698,12 @@ class _Client(asyncio.Protocol):
             self.bad(500, b"Internal Server Error")
         except httptools.HttpParserError:
             self.bad(400, b"Bad Request")
+        if self.in_head and not self.ignore:
+            self.head_size += len(data)
+            if self.head_size > _HEAD_MAX:
+                self.lean.sink.count("monitor_proxy_requests", ("error", "4xx"))
+                self.bad(431, b"Request Header Fields Too Large")
+                return
         queue = self.queue
         if queue and not self.closing:  # after the whole read: a request's head and body go upstream in one write
             front = queue[0]
@@ -708,6 +722,7 @@ class _Client(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.in_message = True
         self.in_head = True
+        self.head_size = 0
         self.url = []
         self.headers = []
 
