@@ -364,8 +364,15 @@ async def _intake(request: web.Request, endpoint: str, force_type: str | None) -
     if not sidecar.accepting:
         raise IntakeError(503, "events", "the sidecar is shutting down; retry against another instance", "shutting_down",
                           headers={"Retry-After": "1"})
+    ctype = request.headers.get("Content-Type", "application/json")
+    if "Ce-Specversion" in request.headers or ctype.lower().startswith("application/cloudevents"):
+        # an inference logger pointed at this URL: its payload is right, the URL is not (refused
+        # event by event, the answer named the event format's fields as the thing to fix)
+        raise IntakeError(400, "path", f"holds a CloudEvent (an inference logger's); post CloudEvents to /v1/cloudevents "
+                                       f"(KServe's logger.url: http://HOST:PORT/v1/cloudevents), not to {request.path}",
+                          "wrong_endpoint")
     body = await read_body(request, sidecar.settings.max_body_bytes, sidecar.settings.client_body_timeout_s)
-    values = decode_events(body, request.headers.get("Content-Type", "application/json"))
+    values = decode_events(body, ctype)
     unsafe = unsafe_json(body, values)
     if unsafe is not None:
         bad = next((i for i, v in enumerate(values) if unsafe_json(body, v) is not None), 0)
