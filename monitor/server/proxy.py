@@ -82,6 +82,9 @@ _UPSTREAM_FAILURES = {
                   "restart, a stuck stream)",
 }
 _UPSTREAM_LOG_EVERY_S = 60.0
+#: idle connections to the model server kept this long, below uvicorn's 5 s keep-alive (see
+#: ``_IDLE_S`` of :mod:`monitor.server.upstream`, the lean engine's)
+_IDLE_UPSTREAM_S = 4.0
 
 #: What a refusal without a message of its own means, for the one log line of its reason.
 _REFUSALS = {
@@ -244,7 +247,8 @@ class Proxy:
         self.sidecar.count_refused(ENDPOINT, reason, n, mon=mon, detail=detail or _REFUSALS.get(reason, reason))
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=60, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=self.settings.max_connections, keepalive_timeout=_IDLE_UPSTREAM_S,
+                                       ttl_dns_cache=300)
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             # no total: the head's deadline is forward()'s; sock_read bounds each silence of the body

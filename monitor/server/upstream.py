@@ -23,7 +23,11 @@ __all__ = ["UpstreamConnection", "UpstreamPool"]
 
 log = logging.getLogger("monitor.server")
 
-_IDLE_S = 60.0  # an idle upstream connection older than this is closed instead of reused (as aiohttp's keepalive_timeout)
+#: An upstream connection idle longer than this is closed instead of reused (the aiohttp engine's
+#: keepalive_timeout is the same): below uvicorn's 5 s (MLServer, KServe), so that the model
+#: server never closes an idle connection just as a request is written to it. At 60 s, a request
+#: that came as it closed one was answered 502 upstream_disconnect, counted against the model server.
+_IDLE_S = 4.0
 
 
 class _HeadDone(Exception):
