@@ -305,3 +305,13 @@ def test_intake_closes_when_shutdown_begins(sc):
     assert http("GET", sc.url + "/readyz").json()["status"] == "shutting_down"
     assert http("GET", sc.url + "/healthz").status == 200
     assert total(sc.metrics(), "monitor_intake_events_refused_total", reason="shutting_down") == 1
+
+
+def test_an_empty_model_parameter_is_as_if_not_given(sc):
+    """``?model=`` left empty (a template whose variable was blank) was "no model named ''": for
+    a sidecar serving one model it is now as if not given, as the README documents for events
+    that do not name their model."""
+    r = http("POST", sc.url + "/v1/events?model=", [pred(i) for i in range(3)])
+    assert r.status == 202 and r.json()["accepted"] == 3, r.json()
+    sc.flush()
+    assert sample(sc.metrics(), "monitor_calls_total", model="iris") == 3

@@ -377,7 +377,7 @@ async def _intake(request: web.Request, endpoint: str, force_type: str | None) -
     if unsafe is not None:
         bad = next((i for i, v in enumerate(values) if unsafe_json(body, v) is not None), 0)
         raise IntakeError(400, f"event {bad}", UNSAFE_JSON_MESSAGES[unsafe], unsafe, events=len(values))
-    model = request.query.get("model")
+    model = request.query.get("model") or None  # ?model= left empty: as not given, not a model named ''
     items = parse_batch(sidecar, values, default_model=model, endpoint=endpoint, force_type=force_type)
     accepted = sidecar.enqueue(items, endpoint)
     return web.json_response({"status": "accepted", "accepted": accepted}, status=202)
