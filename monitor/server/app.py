@@ -61,7 +61,10 @@ _TEXT = "text/plain; version=0.0.4; charset=utf-8"
 #: refused a coding it cannot read (br, zstd) with a plain-text 400 before any handler, counter or
 #: log line of the sidecar saw the request; the intake inflates bodies itself, bounded
 #: (:func:`monitor.server.limits.read_body`), and the proxy forwards them as sent
-_HANDLER_ARGS = {"auto_decompress": False}
+#: and header fields and request lines of up to 64 KiB (aiohttp's 8 KiB refused a long bearer
+#: token, cookie or query string with a plain-text 400 that no counter saw, where the lean data
+#: path forwards a head of up to 1 MiB)
+_HANDLER_ARGS = {"auto_decompress": False, "max_field_size": 1 << 16, "max_line_size": 1 << 16}
 
 
 def build_sidecar(agent: AgentConfig, *, monitor_factory: MonitorFactory | None = None, **overrides: Any) -> Sidecar:

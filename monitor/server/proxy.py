@@ -255,6 +255,8 @@ class Proxy:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.settings.timeout_s),
                                           sock_read=self.settings.timeout_s),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            # answers' header fields as long as the requests' (monitor.server.app._HANDLER_ARGS)
+            max_field_size=1 << 16, max_line_size=1 << 16,
         )
 
     async def close(self) -> None:
