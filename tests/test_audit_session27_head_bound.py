@@ -48,3 +48,26 @@ def test_an_endless_request_head_is_answered_431_and_its_connection_closed(tmp_p
         assert wait_until(lambda: total(s.metrics(), "monitor_proxy_requests_total", route="error", code="4xx") == 1), s.metrics()
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("engine", ["lean", "process"])
+def test_a_request_that_is_not_http_is_answered_400_and_counted(tmp_path: Any, upstream: Any,  # noqa: F811
+                                                                engine: str) -> None:
+    """llhttp's refusals (a TLS hello on the plain port, a broken client) were answered 400 by the
+    lean engine without a count, where the aiohttp engine's middleware counts its 400s."""
+    s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=upstream.url)
+    try:
+        host, port = s.url.removeprefix("http://").rsplit(":", 1)
+        c = socket.create_connection((host, int(port)), timeout=10)
+        c.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n")
+        answer = b""
+        try:
+            while chunk := c.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+        c.close()
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        assert wait_until(lambda: total(s.metrics(), "monitor_proxy_requests_total", route="error", code="4xx") == 1), s.metrics()
+    finally:
+        s.close()

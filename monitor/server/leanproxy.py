@@ -695,8 +695,12 @@ class _Client(asyncio.Protocol):
                     self._close_after()
         except httptools.HttpParserCallbackError as err:
             log.error("proxy: failure while parsing a request", exc_info=err.__context__ or err)
+            self.lean.sink.count("monitor_proxy_requests", ("error", "5xx"))
             self.bad(500, b"Internal Server Error")
         except httptools.HttpParserError:
+            # a request that is not HTTP/1.1 (a TLS hello on the plain port, a broken client): counted
+            # as the aiohttp engine's middleware counts its 400s, else no series showed it
+            self.lean.sink.count("monitor_proxy_requests", ("error", "4xx"))
             self.bad(400, b"Bad Request")
         if self.in_head and not self.ignore:
             self.head_size += len(data)
