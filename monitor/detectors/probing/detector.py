@@ -380,7 +380,7 @@ class ProbingDetector(Detector):
         self._sketcher = Sketcher(rows, dim=self.sketch_dim)
         z = self._sketcher.standardise(rows)
         sk = self._sketcher.project(z)
-        knn = calibrate_knn(sk, self.k, self.query_fpr, rng, statistic=self.knn_statistic)
+        knn = calibrate_knn(sk, self.k, self.query_fpr, rng, statistic=self.knn_statistic, history=self.history)
         self._tau = knn.tau
         self._near = knn.near
         # the population's spacing is compared with the reference's at the same number of rows

@@ -138,8 +138,18 @@ class KnnCalibration:
 
 
 def calibrate_knn(sketches: np.ndarray, k: int, query_fpr: float, rng: np.random.Generator, max_rows: int = 2000,
-                  statistic: str = "kth") -> KnnCalibration:
-    """Leave-one-out kNN statistics of the reference (subsampled to ``max_rows``, seeded)."""
+                  statistic: str = "kth", history: int | None = None) -> KnnCalibration:
+    """Leave-one-out kNN statistics of the reference (subsampled to ``max_rows``, seeded).
+
+    Leave-one-out on ``n`` rows calibrates ``tau`` for a client with ``n - 1`` stored queries. A
+    client stores up to ``history``: when that is more, its natural queries are denser than the
+    reference's by ``history / (n - 1)``, and its ``k``-th neighbour falls below a ``tau`` set at
+    ``k`` far more often than ``query_fpr`` (a 150-row reference flagged clients sending fresh
+    natural rows after ~600 queries). The expected count of neighbours within a radius grows with
+    the rows stored, so ``k`` neighbours among ``history`` stored queries correspond to
+    ``k (n - 1) / history`` among the reference's: ``tau`` is taken at that order (rounded down,
+    at least 1: conservative, a smaller radius). ``near`` (one neighbour) is left as it is.
+    """
     if statistic not in STATISTICS:
         raise ValueError(f"knn_statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
     s = np.asarray(sketches, dtype=np.float32)
@@ -148,6 +158,8 @@ def calibrate_knn(sketches: np.ndarray, k: int, query_fpr: float, rng: np.random
     n = s.shape[0]
     if n <= k:
         raise ValueError(f"the reference has {n} rows; the nearest-neighbour detector needs more than k={k}")
+    # the neighbour order at which a reference row is as dense as a client at full history
+    order = k if history is None or history <= n - 1 else max(1, int(k * (n - 1) // int(history)))
     norm = (s * s).sum(axis=1)
     knn = np.empty(n)
     nn1 = np.empty(n)
@@ -155,9 +167,9 @@ def calibrate_knn(sketches: np.ndarray, k: int, query_fpr: float, rng: np.random
         d2 = pairwise_sq(s[start:start + 512], norm[start:start + 512], s, norm).astype(np.float64)
         idx = np.arange(start, min(start + 512, n))
         d2[idx - start, idx] = np.inf
-        part = np.sqrt(np.partition(d2, k - 1, axis=1)[:, :k])
-        knn[start:start + 512] = part.mean(axis=1) if statistic == "mean" else part.max(axis=1)
-        nn1[start:start + 512] = part.min(axis=1)
+        part = np.sort(np.sqrt(np.partition(d2, k - 1, axis=1)[:, :k]), axis=1)[:, :order]
+        knn[start:start + 512] = part.mean(axis=1) if statistic == "mean" else part[:, -1]
+        nn1[start:start + 512] = part[:, 0]
     return KnnCalibration(tau=float(np.quantile(knn, query_fpr)), near=float(np.quantile(nn1, query_fpr)), ref_rows=n)
 
 
