@@ -24,7 +24,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Clients with a raised probing signal now, by signal (any = at least one): how many accounts look like attackers.",
                labels=("signal",), concern="probing", max_series=10),
     MetricSpec("monitor_probing_client_evidence_queries", GAUGE,
-               "Top suspicious clients (salted-hash ids unless raw ids are allowed) with their strongest signal: queries supporting it; who to look at first.",
+               "Top suspicious clients (salted-hash ids unless raw ids are allowed) with the signal that flagged them first (kept while it stays raised, so that the alert keeps its identity; GET /api/v1/clients has every signal): queries supporting it; who to look at first.",
                labels=("client", "signal"), concern="probing", max_series=200),
     MetricSpec("monitor_probing_campaigns", GAUGE,
                "Campaigns now: clusters of near-duplicate queries spread over several accounts (one attack split over Sybil accounts).",

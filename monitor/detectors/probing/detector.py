@@ -1202,7 +1202,10 @@ class ProbingDetector(Detector):
                 for v in self.suspicious_clients(self.top_k):
                     if v.evicted:
                         continue
-                    top = v.signals[0]
+                    # the signal that raised the flag first (among those still raised), not the
+                    # strongest: the label is the alert's identity, and a client whose strongest
+                    # signal changed (ood, then near_duplicates) resolved its alert and paged anew
+                    top = min(v.signals, key=lambda e: (e.since_query, -e.evidence_queries))
                     out.set("monitor_probing_client_evidence_queries", float(top.evidence_queries), (v.client, top.signal))
             reported = self._campaigns.reported()
             out.set("monitor_probing_campaigns", float(len(reported)))
