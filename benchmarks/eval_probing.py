@@ -451,10 +451,7 @@ def markdown(ev: Evaluation, detector: object, seed: int = 0) -> str:
         "queries (see `benchmarks/bench_probing_cost.py` for the cost at a 1,000-query history).",
         "",
         "Signals are those raised at the end of the run; \"queries until detection\" counts every query of the client "
-        "(retries included) up to the one that raised its first signal. PRADA's Shapiro-Wilk test is calibrated on "
-        "simulated benign clients at 1e-4 per test; on `digits` natural minimum distances are themselves far from "
-        f"normal (threshold W < {_prada_delta(detector)}), so it raised nothing here and the stealing clients were "
-        "caught by their share of out-of-distribution queries.",
+        "(retries included) up to the one that raised its first signal. " + _prada_sentence(detector),
         "",
         "## What the query stream cannot show",
         "",
@@ -485,6 +482,20 @@ def markdown(ev: Evaluation, detector: object, seed: int = 0) -> str:
 def _per_account(ev: "Evaluation") -> int:
     split = [r.queries for r in ev.clients.values() if r.kind == "split"]
     return int(np.mean(split)) if split else 0
+
+
+def _prada_sentence(detector: object) -> str:
+    """What PRADA did in this run: off by default on a reference under ``PRADA_AUTO_MIN_ROWS``."""
+    if getattr(getattr(detector, "calibration_", None), "prada", None) is None:
+        rows = getattr(getattr(detector, "calibration_", None), "reference_rows", "?")
+        return (f"PRADA's Shapiro-Wilk test is off on this {rows}-row reference (`prada: auto` runs it from 1,000 rows: "
+                "below, its simulated benign clients are too alike and its threshold raised benign clients; "
+                "with `prada: true` on `digits` its threshold is a negative W, natural minimum distances being far from "
+                "normal, and it raised nothing), so the stealing clients were caught by their share of "
+                "out-of-distribution queries.")
+    return ("PRADA's Shapiro-Wilk test is calibrated on simulated benign clients at 1e-4 per test; on `digits` natural "
+            f"minimum distances are themselves far from normal (threshold W < {_prada_delta(detector)}), so it raised "
+            "nothing here and the stealing clients were caught by their share of out-of-distribution queries.")
 
 
 def _prada_delta(detector: object) -> str:

@@ -241,13 +241,17 @@ def test_a_small_reference_leaves_probing_out_of_the_defaults(caplog: pytest.Log
 
 
 def test_probing_named_with_a_small_reference_says_what_to_change() -> None:
+    # PRADA asked for (``prada: auto``, the default, leaves it off under 1,000 rows: s27e's review)
     with pytest.raises(ValueError, match=r"detector 'probing'.*has 37.*prada_window: 27.*prada: false"):
-        _monitor(_iris_reference(37), {"detectors": [{"kind": "probing"}]})
-    mon = _monitor(_iris_reference(37), {"detectors": [{"kind": "probing", "prada_window": 27}]})  # the fix works
+        _monitor(_iris_reference(37), {"detectors": [{"kind": "probing", "prada": True}]})
+    mon = _monitor(_iris_reference(37), {"detectors": [{"kind": "probing", "prada": True, "prada_window": 27}]})  # the fix works
     assert type(mon.detectors[0]).__name__ == "ProbingDetector"
     mon.close()
     with pytest.raises(ValueError, match=r"detector 'probing'.*110 reference rows.*has 109"):
-        _monitor(_iris_reference(109), {"detectors": [{"kind": "probing"}]})
+        _monitor(_iris_reference(109), {"detectors": [{"kind": "probing", "prada": True}]})
+    mon = _monitor(_iris_reference(37), {"detectors": [{"kind": "probing"}]})  # by default PRADA is left off, said
+    assert not mon.detectors[0].prada and "37 reference rows" in mon.detectors[0].prada_off_reason
+    mon.close()
 
 
 def test_prada_calibrated_at_the_minimum_reference_is_not_degenerate() -> None:
@@ -257,7 +261,7 @@ def test_prada_calibrated_at_the_minimum_reference_is_not_degenerate() -> None:
     prada_window queries would have been flagged as stealing."""
     from monitor.detectors.registry import create
 
-    det = create("probing", reference=_iris_reference(110), params={})
+    det = create("probing", reference=_iris_reference(110), params={"prada": True})
     cal = det._prada_cal
     assert cal.simulations >= 20 and cal.log1mw_std > 1e-3
     assert 0.0 < cal.delta < 0.9

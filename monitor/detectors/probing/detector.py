@@ -84,6 +84,12 @@ _ROWS4 = np.arange(4)
 #: beyond the window (see :meth:`ProbingDetector.min_reference_rows`)
 DEFAULT_PRADA_WINDOW = 100
 _PRADA_CALIBRATION_EXTRA = 10
+#: reference rows below which ``prada: auto`` (the default) leaves PRADA off: its simulated
+#: benign clients are then permutations of the same rows, the spread of W between them misses
+#: the reference's own sampling, and the 1e-4 threshold came out anywhere between W 0.25 and 0.91
+#: by the reference's seed (false alarms per test up to 29% at 200 rows, 0.5% at 600, none seen
+#: at 1,000: tests/test_probing_prada_small_reference_s27e.py)
+PRADA_AUTO_MIN_ROWS = 1000
 
 #: flag bits whose population rates the per-client tests take into account, and their signals
 _POP_BITS = (_HIT, _SMALL, _OOD)
@@ -161,6 +167,9 @@ class ProbingDetector(Detector):
     prada, prada_window, prada_every, prada_fpr
         PRADA's Shapiro-Wilk test on the last ``prada_window`` minimum distances, run every
         ``prada_every`` new distances, ``delta`` at ``prada_fpr`` per test on simulated benign clients.
+        ``prada``: ``"auto"`` (default) runs it on a reference of at least
+        :data:`PRADA_AUTO_MIN_ROWS` rows only (below, its threshold is not reliable; the reason is
+        logged and kept in ``prada_off_reason``), ``True`` always, ``False`` never.
     campaign_window, campaign_min_queries, campaign_min_clients, max_campaigns
         Global ring size (near-duplicate queries of all clients); a query is a campaign hit when
         its neighbourhood (within ``tau``) in the ring holds ``campaign_min_queries`` queries,
@@ -239,7 +248,7 @@ class ProbingDetector(Detector):
         ood_fpr: float = 0.01,
         ood_backend: str = "mahalanobis",
         ood_shrinkage: float = 0.1,
-        prada: bool = True,
+        prada: bool | str = "auto",
         prada_window: int = DEFAULT_PRADA_WINDOW,
         prada_every: int = 50,
         prada_fpr: float = 1e-4,
@@ -276,7 +285,13 @@ class ProbingDetector(Detector):
         self.ood_fpr = float(ood_fpr)
         self.ood_backend = ood_backend
         self.ood_shrinkage = float(ood_shrinkage)
-        self.prada = bool(prada)
+        if not (isinstance(prada, bool) or prada == "auto"):
+            raise ValueError(f"detector 'probing': prada must be true, false or auto, got {prada!r}")
+        #: resolved at calibration (``"auto"``: on with a large enough reference)
+        self.prada = prada is not False
+        self._prada_auto = prada == "auto"
+        #: why PRADA is off ("" when it runs), for the operator
+        self.prada_off_reason = "" if prada is not False else "prada: false in the detector's settings"
         self.prada_window = int(prada_window)
         self.prada_every = int(prada_every)
         self.prada_fpr = float(prada_fpr)
@@ -406,6 +421,15 @@ class ProbingDetector(Detector):
                                           margin_quantile=self.margin_quantile)
         self._boundary = boundary
         prada_cal = None
+        if self.prada and self._prada_auto and sk.shape[0] < PRADA_AUTO_MIN_ROWS:
+            self.prada = False
+            self.prada_off_reason = (
+                f"detector 'probing': PRADA (the model-stealing normality test) is off: its threshold is calibrated on "
+                f"simulated clients drawn from the reference, and with {sk.shape[0]} reference rows (under "
+                f"{PRADA_AUTO_MIN_ROWS}) they are too alike for it to hold its false-alarm rate (benign clients were "
+                f"flagged as stealing). The other signals run. Fix: a reference of at least {PRADA_AUTO_MIN_ROWS} held-out "
+                f"rows, or prada: true to run it anyway")
+            log.warning("%s", self.prada_off_reason)
         if self.prada:
             need = self.min_reference_rows(self.prada_window)
             if sk.shape[0] < need:
