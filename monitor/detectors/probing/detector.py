@@ -172,7 +172,7 @@ class ProbingDetector(Detector):
         logged and kept in ``prada_off_reason``), ``True`` always, ``False`` never.
     campaign_window, campaign_min_queries, campaign_min_clients, max_campaigns
         Global ring size (near-duplicate queries of all clients); a query is a campaign hit when
-        its neighbourhood (within ``tau``) in the ring holds ``campaign_min_queries`` queries,
+        its neighbourhood (within the near-duplicate radius) in the ring holds ``campaign_min_queries`` queries,
         one of them a per-client near-duplicate hit, from each of ``campaign_min_clients``
         accounts (see :class:`.verdict.CampaignIndex`); bound on the campaign table.
     hash_step, hash_window
@@ -488,7 +488,7 @@ class ProbingDetector(Detector):
         self._campaign_hits = np.zeros(mc, dtype=np.int64)
         self._suspicious: set[int] = set()
         self._evicted_verdicts: deque[ClientVerdict] = deque(maxlen=max(self.top_k, 100))
-        self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._tau, self.campaign_min_queries,
+        self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._near, self.campaign_min_queries,
                                         self.campaign_min_clients, self.max_campaigns)
         self._campaign_rows: list[tuple[np.ndarray, ...]] = []
         self._flag_totals = np.zeros(5, dtype=np.int64)
