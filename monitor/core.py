@@ -914,6 +914,20 @@ class Monitor:
                 out.extend(fn(limit))
         return out[:limit]
 
+    def client_lookup(self, client: Any) -> list[dict[str, Any]]:
+        """What each probing detector shows for one raw client id: the id it exports (salted hash
+        unless raw ids are allowed), whether it is tracked, and its verdict. Why: alerts name
+        clients by hash, the access logs by raw id, and with the default random salt nothing
+        outside the process could map one to the other."""
+        out: list[dict[str, Any]] = []
+        for det in self.detectors:
+            key, verdict = getattr(det, "client_key", None), getattr(det, "verdict", None)
+            if key is None or verdict is None or getattr(det, "suspicious_clients", None) is None:
+                continue
+            v = verdict(client)
+            out.append({"client": key(client), "tracked": v is not None, "verdict": None if v is None else v.to_dict()})
+        return out
+
     def watches_clients(self) -> bool:
         """Whether a detector of this monitor judges clients (probing): without one,
         :meth:`suspicious_clients` is empty whatever the traffic."""

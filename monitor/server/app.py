@@ -5,20 +5,21 @@ client one asyncio stack (one event loop, one dependency), with streaming in bot
 
 Endpoints (see :func:`create_app`):
 
-========================  =========  ===================================================
-``POST /v1/events``       write      one event, a JSON array or NDJSON (documented format)
-``POST /v1/feedback``     write      delayed labels
-``POST /v1/cloudevents``  write      KServe / Seldon inference logger (also ``POST /``
-                                     when the proxy does not own the root path)
-``GET /metrics``          read       Prometheus text, or OpenMetrics by ``Accept``
-``GET /api/v1/alerts``    read       active alerts in Prometheus's JSON shape
-``GET /api/v1/status``    read       models, queues, checkpoints, readiness
-``GET /api/v1/clients``   read       clients the probing detectors find suspicious, and the
-                                     models no probing detector watches (with why)
-``POST /-/reload``        write      read the rule files again (also on SIGHUP)
-``GET /healthz``          open       the process is alive
-``GET /readyz``           open       models and references loaded, intake open
-========================  =========  ===================================================
+================================  =========  ===================================================
+``POST /v1/events``               write      one event, a JSON array or NDJSON (documented format)
+``POST /v1/feedback``             write      delayed labels
+``POST /v1/cloudevents``          write      KServe / Seldon inference logger (also ``POST /``
+                                             when the proxy does not own the root path)
+``GET /metrics``                  read       Prometheus text, or OpenMetrics by ``Accept``
+``GET /api/v1/alerts``            read       active alerts in Prometheus's JSON shape
+``GET /api/v1/status``            read       models, queues, checkpoints, readiness
+``GET /api/v1/clients``           read       clients the probing detectors find suspicious, and the
+                                             models no probing detector watches (with why)
+``POST /api/v1/clients/lookup``   write      a raw client id's hashed id and verdict
+``POST /-/reload``                write      read the rule files again (also on SIGHUP)
+``GET /healthz``                  open       the process is alive
+``GET /readyz``                   open       models and references loaded, intake open
+================================  =========  ===================================================
 
 "write" and "read" are the two optional bearer-token scopes (``server.write_token_*`` and
 ``server.metrics_token_*``). In proxy mode on this port, every other request is forwarded to the
@@ -52,7 +53,7 @@ __all__ = ["create_app", "build_sidecar", "alerts_payload"]
 
 log = logging.getLogger("monitor.server")
 
-WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root", "reload"})
+WRITE_ROUTES = frozenset({"events", "feedback", "cloudevents", "cloudevents_root", "reload", "client_lookup"})
 _CLOUDEVENT_ROUTES = frozenset({"cloudevents", "cloudevents_root"})
 READ_ROUTES = frozenset({"metrics", "alerts", "status", "clients"})
 _OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -289,6 +290,29 @@ async def _clients(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "data": {"clients": out, "models_without_probing": without}})
 
 
+async def _client_lookup(request: web.Request) -> web.Response:
+    """``POST /api/v1/clients/lookup`` ``{"client": "<raw id>"}``: the id each watched model
+    exports for it and its verdict, so that an operator can match an alert's hashed id with an
+    account from the access logs (hashed with each model's salt, never echoed back nor stored).
+    Write scope, in a body: the holders of write tokens send raw ids already, while a read
+    token (Prometheus's) must not be able to test guessed ids (IPs can be enumerated) against the
+    hashes it scrapes; and a raw API key in a URL would land in access logs."""
+    sidecar: Sidecar = request.app[K.SIDECAR]
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    client = body.get("client") if isinstance(body, dict) else None
+    if not isinstance(client, str) or not client:
+        raise IntakeError(400, "client", 'must be the raw client id to look up, as your model receives it (API key, '
+                          'user, IP), in a JSON body: {"client": "key-1"}', "bad_client", events=0)
+    lookup: list[dict[str, Any]] = []
+    for mon in sidecar.all_monitors():
+        if mon.watches_clients():
+            lookup.extend({"model": mon.model, **item} for item in mon.client_lookup(client))
+    return web.json_response({"status": "success", "data": {"lookup": lookup}})
+
+
 async def _reload(request: web.Request) -> web.Response:
     """Prometheus's ``POST /-/reload`` for the rule files (what configmap-reload and the Prometheus
     Operator's config reloader call when a mounted ConfigMap changes): 200 with the rules per
@@ -329,6 +353,7 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     r.add_get("/api/v1/alerts", _alerts, name="alerts")
     r.add_get("/api/v1/status", _status, name="status")
     r.add_get("/api/v1/clients", _clients, name="clients")
+    r.add_post("/api/v1/clients/lookup", _client_lookup, name="client_lookup")
     r.add_post("/v1/events", handle_events, name="events")
     r.add_post("/v1/feedback", handle_feedback, name="feedback")
     r.add_post("/v1/cloudevents", handle_cloudevent, name="cloudevents")
