@@ -41,27 +41,34 @@ def _said(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
     return [m[len(prefix):] for m in (r.getMessage() for r in caplog.records) if m.startswith(prefix + start)]
 
 
-def test_probing_left_out_of_the_defaults_names_prada_window_and_prada_false(caplog: pytest.LogCaptureFixture) -> None:
+def test_probing_left_out_of_the_defaults_says_to_list_it_as_it_is(caplog: pytest.LogCaptureFixture) -> None:
     ref = _reference(60)
     with caplog.at_level(logging.WARNING, logger="monitor"):
         mon = _monitor(ref)
     (said,) = _said(caplog, "detector 'probing' is left out of the defaults")
-    assert "the reference has 60" in said and "{kind: probing, prada_window: 50}" in said, said
-    assert "{kind: probing, prada: false}" in said and "replaces the defaults" in said, said
+    # listed as it is, it runs there without its model-stealing test (prada: auto, off under 1,000
+    # rows), as the fix says: a smaller prada_window, the fix before, changed nothing
+    assert "the reference has 60" in said and "as {kind: probing} (its model-stealing test stays off" in said, said
+    assert "replaces the defaults" in said, said
     assert "probing" not in {d.kind for d in mon.detectors}
     mon.close()
+    listed = _monitor(ref, detectors=[{"kind": "probing"}])  # the fix works
+    assert [type(d).__name__ for d in listed.detectors] == ["ProbingDetector"]
+    listed.close()
     for entry in ({"kind": "probing", "prada_window": 50}, {"kind": "probing", "prada": False}):
         fixed = _monitor(ref, detectors=[entry])
         assert [d.kind for d in fixed.detectors] == ["probing"]
         fixed.close()
 
 
-def test_a_reference_too_short_for_any_prada_window_offers_only_prada_false(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_reference_too_short_for_probing_at_all_says_to_leave_it_out(caplog: pytest.LogCaptureFixture) -> None:
     # one feature: the multivariate detector, which needs 20 rows of two, is not a default then
     with caplog.at_level(logging.WARNING, logger="monitor"):
         _monitor(_reference(12, features=1)).close()
     (said,) = _said(caplog, "detector 'probing' is left out of the defaults")
-    assert "prada_window" not in said and "{kind: probing, prada: false}" in said, said
+    assert "prada_window" not in said and "{kind: probing" not in said and "leave it out" in said, said
+    with pytest.raises(ValueError, match="at least 21"):  # listed anyway, it is refused: no entry to offer
+        _monitor(_reference(12, features=1), detectors=[{"kind": "probing"}])
 
 
 def test_the_repeated_outputs_warning_names_its_entry(caplog: pytest.LogCaptureFixture) -> None:

@@ -61,19 +61,23 @@ def _min_reference_rows(kind: str, reference: "Reference") -> int:
 
 def _smaller_fix(kind: str, rows: int) -> str:
     """The settings that let ``kind`` run on a reference of ``rows`` rows, as an entry of
-    ``detectors:`` to write. Only probing needs more rows than the others (its PRADA test
-    calibrates on ``prada_window`` + 10 rows): "list it with smaller windows" named no setting,
+    ``detectors:`` to write. Only probing needs more rows than the others in the defaults (its PRADA
+    test calibrates on ``prada_window`` + 10 rows): "list it with smaller windows" named no setting,
     and a ``detectors:`` list replaces the defaults, which the fix must say or the operator loses
     every other detector by following it."""
     if kind == "pca_drift":
         return "leave it out: a PCA fitted on fewer rows is noise, and input_drift still watches each feature"
-    from monitor.detectors.probing.detector import ProbingDetector
+    from monitor.detectors.probing.detector import PRADA_AUTO_MIN_ROWS
 
-    extra = ProbingDetector.min_reference_rows(0)  # the rows its calibration needs beyond the window
-    window = rows - extra
-    smaller = f"{{kind: {kind}, prada_window: {window}}} (at most rows - {extra}) or " if window >= 3 else ""
-    return (f"list it in detectors: as {smaller}{{kind: {kind}, prada: false}} (without the model-stealing test); "
-            "a detectors: list replaces the defaults, so name the other detectors to run in it too")
+    # its model-stealing test (PRADA) is off below PRADA_AUTO_MIN_ROWS reference rows anyway
+    # (prada: auto), so listed as it is it runs on this reference with its other signals (from 21
+    # rows, its neighbour calibration's least); a smaller prada_window, the fix before, changed
+    # nothing there
+    if rows < 21:
+        return "leave it out: its neighbour calibration needs 21 reference rows at least"
+    return (f"list it in detectors: as {{kind: {kind}}} (its model-stealing test stays off below "
+            f"{PRADA_AUTO_MIN_ROWS} reference rows; its other signals run); a detectors: list replaces the defaults, "
+            "so name the other detectors to run in it too")
 
 
 def _meets(requirement: str, ref: "Reference | None") -> bool:
