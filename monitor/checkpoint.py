@@ -63,6 +63,7 @@ __all__ = [
     "model_path",
     "process_path",
     "claim",
+    "foreign_writer",
 ]
 
 log = logging.getLogger("monitor.checkpoint")
@@ -78,7 +79,10 @@ FORMAT_VERSION = 2
 #: exports ``monitor_checkpoint_failures_total{operation="save"}`` at 0 for each when a model has a
 #: checkpoint path, so that MonitorCheckpointFailing counts the first failure too (a counter born at
 #: 1 at its first failure shows an increase of one less); a test keeps this list complete.
-SAVE_FAILURE_REASONS: tuple[str, ...] = ("io", "unserializable", "unexpected")
+#: ``shared`` is no failure to write: the save found the file written by another process since this
+#: one last read or wrote it (two replicas on one volume, each restoring the other's state after a
+#: restart); it is written all the same, said and counted (:func:`foreign_writer`).
+SAVE_FAILURE_REASONS: tuple[str, ...] = ("io", "unserializable", "unexpected", "shared")
 #: Versions :func:`load` accepts: 1 (no reference, no counters) and 2.
 READABLE_FORMAT_VERSIONS = (1, 2)
 
@@ -192,8 +196,10 @@ def _hashable(key: Any) -> Any:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: int) -> CheckpointInfo:
-    """Write ``state`` atomically to ``path`` (write to a temporary file, fsync, rename)."""
+def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: int,
+         writer: str | None = None) -> CheckpointInfo:
+    """Write ``state`` atomically to ``path`` (write to a temporary file, fsync, rename).
+    ``writer`` names the process in the manifest (:func:`foreign_writer` reads it)."""
     import numpy as np
 
     path = Path(path)
@@ -207,6 +213,8 @@ def save(path: str | Path, state: dict[str, Any], *, model: str, state_version: 
         "created": created,
         "arrays": len(arrays),
     }
+    if writer is not None:
+        manifest["writer"] = writer
     ref = state.get("reference") if isinstance(state, dict) else None
     if isinstance(ref, dict):
         manifest["reference_fingerprint"] = ref.get("fingerprint")
@@ -305,6 +313,26 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise
     except (zipfile.BadZipFile, zlib.error, KeyError, EOFError, ValueError, OSError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError("corrupt", f"{path} cannot be read: {err}") from None
+
+
+def foreign_writer(path: str | Path, known: set[str], since: float, touched: bool) -> dict[str, Any] | None:
+    """The manifest of ``path`` when another process wrote it: its writer is none of ``known``
+    (this process, and the one whose file it restored) and it was written after ``since`` (this
+    process's start) or after this process last read or wrote it (``touched``). None otherwise,
+    and for a file that is missing, unreadable or written before writers were named.
+
+    Two processes on one path (replicas on a shared volume) overwrite each other's state, and a
+    restarted one restores the other's: nothing said so."""
+    try:
+        manifest = read_manifest(path)
+    except CheckpointError:
+        return None
+    writer = manifest.get("writer")
+    if not isinstance(writer, str) or writer in known:
+        return None
+    created = manifest.get("created")
+    recent = isinstance(created, (int, float)) and not isinstance(created, bool) and created >= since
+    return manifest if touched or recent else None
 
 
 def load(path: str | Path, *, model: str | None = None,
@@ -439,7 +467,9 @@ def _consume_final(monitor: "Monitor", path: str | Path) -> None:
     from monitor.core import STATE_VERSION
 
     try:
-        save(path, monitor.state_dict(), model=monitor.model, state_version=STATE_VERSION)
+        save(path, monitor.state_dict(), model=monitor.model, state_version=STATE_VERSION,
+             writer=monitor.checkpoint_writer)
+        monitor.checkpoint_written(None)
     except CheckpointError as err:
         log.warning("checkpoint %s of %s could not be rewritten after its counters were restored (%s): a crash before "
                     "the next checkpoint would restore them again", path, monitor.model, err)
@@ -475,6 +505,8 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
         moved = set_aside(path, "incompatible")
         log.error("checkpoint %s does not fit this configuration: %s; moved to %s, starting fresh", path, err, moved)
         return False, "incompatible"
+    # its writer's later saves to this file are no other process's (see Monitor.save_checkpoint)
+    monitor.checkpoint_written(manifest.get("writer") if isinstance(manifest.get("writer"), str) else None)
     created = manifest.get("created")
     age = time.time() - created if isinstance(created, (int, float)) and not isinstance(created, bool) else float("nan")
     if report.set_aside_reason is not None:

@@ -363,6 +363,13 @@ class Monitor:
         #: the pid of the process this monitor was forked from (see :meth:`_after_fork`), else None:
         #: its checkpoints are then this process's own files (:func:`monitor.checkpoint.process_path`)
         self._forked_from: int | None = None
+        #: who writes this monitor's checkpoints (:attr:`checkpoint_writer`), the writers whose file
+        #: it last read or wrote, since when it runs and whether it has touched its file yet: a save
+        #: finding another writer's file says that two processes share the path (see save_checkpoint)
+        self._writer_token = os.urandom(6).hex()
+        self._writers_known: set[str] = set()
+        self._checkpoint_since = time.time()
+        self._checkpoint_touched = False
         #: a forked copy still holding the state its parent restored from a checkpoint (as every
         #: sibling does), told at its first event unless it restored its own since
         self._inherited_restore = False
@@ -464,8 +471,39 @@ class Monitor:
 
         if final:
             self.worker.drain_once()
-        return checkpoint.save(self._checkpoint_file(path), self.state_dict(final=final), model=self.model,
-                               state_version=STATE_VERSION)
+        file = self._checkpoint_file(path)
+        foreign = checkpoint.foreign_writer(file, self._writers_known | {self.checkpoint_writer},
+                                            self._checkpoint_since, self._checkpoint_touched)
+        if foreign is not None:
+            # two replicas on one volume: each overwrites the other's state and a restart restores
+            # the other's windows, label joins and alert states; written over all the same (one of
+            # them stopping would leave the other's state to the next restart), said and counted
+            log.error("%s: the checkpoint %s was written by another process (%s, at %s) since this one (%s) last read or "
+                      "wrote it: two monitors share this path, each overwriting the other's state, and a restart "
+                      "restores whichever wrote last. Fix: give each replica its own checkpoint.path on its own volume "
+                      "(a StatefulSet's volumeClaimTemplates; never one volume shared by a Deployment's replicas)",
+                      self.model, file, foreign.get("writer"),
+                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(foreign.get("created") or 0))),
+                      self.checkpoint_writer)
+            self.store.inc("monitor_checkpoint_failures", labels=("save", "shared"))
+        info = checkpoint.save(file, self.state_dict(final=final), model=self.model, state_version=STATE_VERSION,
+                               writer=self.checkpoint_writer)
+        self.checkpoint_written(None)
+        return info
+
+    @property
+    def checkpoint_writer(self) -> str:
+        """This process in the checkpoints it writes: host, pid (a forked worker is another
+        writer) and a random token (pids repeat across containers)."""
+        import socket
+
+        return f"{socket.gethostname()} pid {os.getpid()} #{self._writer_token}"
+
+    def checkpoint_written(self, restored_from: str | None) -> None:
+        """This monitor read (``restored_from``: the file's writer) or wrote its checkpoint: from
+        now on a writer other than itself (or the one it restored) is another process."""
+        self._writers_known = {restored_from} if restored_from is not None else set()
+        self._checkpoint_touched = True
 
     def restore_checkpoint(self, path: str | Path | None = None) -> bool:
         """Load a checkpoint written by :meth:`save_checkpoint` or by ``monitor serve`` (default
