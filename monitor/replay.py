@@ -73,6 +73,10 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
             except UnicodeDecodeError:
                 summary.refuse("invalid_utf8", n, "not UTF-8 text")
                 continue
+        if n == 1 and raw.startswith("\ufeff"):
+            # a byte-order mark (PowerShell's Out-File, Excel and other Windows tools write one):
+            # not part of the first event, which json refused as "Unexpected UTF-8 BOM"
+            raw = raw[1:]
         line = raw.strip()
         if not line:
             continue
