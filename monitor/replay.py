@@ -35,6 +35,10 @@ class ReplaySummary:
     last_ts: float | None = None
     transitions: int = 0
     fired: Counter = field(default_factory=Counter)  # alertname -> times it started firing
+    #: rows of the events read that the model's config refused (``monitor_rows_rejected_total`` of
+    #: the replay's monitor, which nothing else shows): a log whose every row was refused said
+    #: "no alert fired", as if the rules stayed quiet on that traffic
+    rows_rejected: Counter = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
         span = 0.0 if self.first_ts is None else (self.last_ts or 0.0) - self.first_ts
@@ -43,6 +47,10 @@ class ReplaySummary:
         if self.refused:
             out.append("refused lines: " + ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items())))
             out.extend(f"  first {k}: {self.first_refused[k]}" for k in sorted(self.refused) if k in self.first_refused)
+        if self.rows_rejected:
+            out.append("rows refused by the config: " + ", ".join(f"{k}={v:,}" for k, v in sorted(self.rows_rejected.items()))
+                       + " (monitor_rows_rejected_total; the log above says why and what to change): the rules did not "
+                         "see them")
         for name, n in sorted(self.fired.items()):
             out.append(f"  {name}: fired {n} time(s)")
         if not self.fired:
@@ -155,6 +163,10 @@ def replay(
         if summary.last_ts is not None:
             # one more interval so that the last events are evaluated
             mon.advance(summary.last_ts + max(config.rules.interval_s, 1.0))
+        for fam in mon.store.snapshot(["monitor_rows_rejected"]):
+            for (reason,), rows in fam.series.items():
+                if rows:
+                    summary.rows_rejected[reason] += int(rows)
     finally:
         mon.close()
     return summary
