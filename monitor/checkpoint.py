@@ -510,9 +510,13 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
     created = manifest.get("created")
     age = time.time() - created if isinstance(created, (int, float)) and not isinstance(created, bool) else float("nan")
     if report.set_aside_reason is not None:
-        log.warning("checkpoint %s of %s restored without its detector states (%s): %s; alert states, event clock, "
-                    "label joins%s restored", path, monitor.model, report.set_aside_reason.replace("_", " "),
-                    report.detail, " and counters" if report.counters_restored else "")
+        kept = ["alert states", "event clock"] + (["label joins"] if not report.labels_dropped else []) + \
+            (["counters"] if report.counters_restored else [])
+        dropped = (f"; the {report.labels_dropped} predictions waiting for their label were dropped (their columns are of "
+                   "the old outputs' layout), counted in monitor_labels_evicted_total") if report.labels_dropped else ""
+        log.warning("checkpoint %s of %s restored without its detector states (%s): %s; %s and %s restored%s", path,
+                    monitor.model, report.set_aside_reason.replace("_", " "), report.detail, ", ".join(kept[:-1]),
+                    kept[-1], dropped)
         monitor.store.inc("monitor_checkpoint_failures", labels=("restore", report.set_aside_reason))
     if report.detectors_set_aside:
         log.warning("checkpoint %s of %s: the saved state of %s did not fit the configuration; they start empty and "

@@ -210,6 +210,9 @@ class RestoreReport:
         or ring size changed), each with why: they start empty, the others are restored.
     state_version
         The version of the state that was read.
+    labels_dropped
+        Predictions waiting for their label that were dropped because the outputs' layout changed
+        (counted in ``monitor_labels_evicted_total``; the log must not call the joins restored).
     """
 
     reference: str
@@ -220,6 +223,7 @@ class RestoreReport:
     counter_families_skipped: tuple[str, ...] = ()
     state_version: int = STATE_VERSION
     detectors_set_aside: tuple[str, ...] = ()
+    labels_dropped: int = 0
 
 
 def existing_monitor(model: str) -> "Monitor | None":
@@ -1115,11 +1119,12 @@ class Monitor:
             if reason is None:
                 set_aside = self._load_detector_states(state.get("detectors", {}))
             joiner_state = state.get("joiner", {})
+            dropped = 0
             if not outputs_kept:
                 # outputs changed (kind, classes, their order, quantile levels): a waiting prediction's
                 # class indices and columns are of the old layout, and joined to a label they scored a
                 # model whose classes were reordered as wrong on every row
-                forgotten = len(joiner_state.get("ids", [])) if joiner_state else 0
+                forgotten = dropped = len(joiner_state.get("ids", [])) if joiner_state else 0
                 self.pipeline.joiner.load_state_dict({})
             else:
                 forgotten = self.pipeline.joiner.load_state_dict(joiner_state)
@@ -1146,7 +1151,7 @@ class Monitor:
                 skipped = self.store.load_counter_state(counters)
             self.pipeline.mark_changed()  # a scrape right after the restore shows the restored figures
         report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version),
-                               tuple(set_aside))
+                               tuple(set_aside), dropped)
         self.restore_report = report
         self._inherited_restore = False
         return report
