@@ -1252,6 +1252,8 @@ class Monitor:
         Without it a decorated model in a gunicorn ``--preload`` worker queued its events until
         the queue was full and then shed them all, its figures frozen at the fork."""
         self._forked_from = os.getppid()
+        # a writer of its own file (<path>.process-<pid>): what the parent read or wrote is not it
+        self._writers_known, self._checkpoint_touched, self._checkpoint_since = set(), False, time.time()
         self._said_per_process = False
         self._inherited_restore = self.restore_report is not None
         self._lock = threading.RLock()

@@ -105,3 +105,25 @@ def test_two_serve_processes_on_one_path_each_count_it(tmp_path):
         a.stop(signal.SIGTERM)
         b.stop(signal.SIGTERM)
     assert "checkpoint.path" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_forked_worker_is_a_writer_of_its_own_file(tmp_path):
+    """A worker forked after its parent restored (gunicorn --preload) writes ``<path>.process-<pid>``:
+    a file there from the previous run (pids repeat across container restarts) is no other process
+    writing in its lifetime, whatever the parent read."""
+    path = tmp_path / "m.ckpt"
+    first = _monitor(path)
+    first.save_checkpoint()
+    first.close()
+    parent = _monitor(path)
+    try:
+        assert parent.restore_checkpoint()  # the parent has read its file
+        earlier = _monitor(path)
+        earlier.save_checkpoint(checkpoint.process_path(path))  # the previous run's worker of this pid
+        earlier.close()
+        time.sleep(0.01)
+        parent._after_fork()  # as in the child (same pid here: the file above is "its own")
+        parent.save_checkpoint()
+        assert _shared(parent) == 0
+    finally:
+        parent.close()
