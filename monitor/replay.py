@@ -15,13 +15,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import numpy as np
+
 from monitor.config import MonitorConfig
-from monitor.events import EventFormatError, parse_event
+from monitor.events import ERROR, FEEDBACK, PREDICTION, EventFormatError, parse_event
 # the live pipeline's bound on events ahead of the wall clock: millisecond timestamps (1.7e12 read
 # as seconds is the year 55,000) would make a replay evaluate the rules at every interval up to then
 from monitor.pipeline import MAX_FUTURE_S
 
 __all__ = ["ReplaySummary", "read_events", "replay", "transition_to_json"]
+
+_EVENT_TYPES = {PREDICTION: "prediction", ERROR: "error", FEEDBACK: "feedback"}
 
 
 @dataclass
@@ -39,6 +43,13 @@ class ReplaySummary:
     #: the replay's monitor, which nothing else shows): a log whose every row was refused said
     #: "no alert fired", as if the rules stayed quiet on that traffic
     rows_rejected: Counter = field(default_factory=Counter)
+    #: events (by type) read after rule ticks past their time had been evaluated: the log is out
+    #: of time order beyond one read (a prediction log and a label log concatenated), and the
+    #: rules saw them late; with the first one's line
+    late: Counter = field(default_factory=Counter)
+    first_late: str | None = None
+    #: the line of the event read last (set by :func:`read_events`)
+    line: int = 0
 
     def lines(self) -> list[str]:
         span = 0.0 if self.first_ts is None else (self.last_ts or 0.0) - self.first_ts
@@ -47,6 +58,13 @@ class ReplaySummary:
         if self.refused:
             out.append("refused lines: " + ", ".join(f"{k}={v}" for k, v in sorted(self.refused.items())))
             out.extend(f"  first {k}: {self.first_refused[k]}" for k in sorted(self.refused) if k in self.first_refused)
+        if self.late:
+            out.append(f"{sum(self.late.values()):,} events ("
+                       + ", ".join(f"{k}={v:,}" for k, v in sorted(self.late.items()))
+                       + ") came after rule evaluations past their time: the log is not in time order (e.g. a "
+                         "prediction log and a label log concatenated), so the rules saw them late and labels may "
+                         "have missed their window; first " + str(self.first_late) + ". Fix: sort the log by "
+                         "timestamp (jq -c -s 'sort_by(.timestamp)[]' for one that fits in memory)")
         if self.rows_rejected:
             out.append("rows refused by the config: " + ", ".join(f"{k}={v:,}" for k, v in sorted(self.rows_rejected.items()))
                        + " (monitor_rows_rejected_total; the log above says why and what to change): the rules did not "
@@ -110,6 +128,7 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
             summary.refuse("future_timestamp", n, f"timestamp {parsed.event[1]:.0f} is more than 10 minutes ahead "
                                                   "of the clock; milliseconds? write Unix seconds")
             continue
+        summary.line = n
         yield parsed.event
 
 
@@ -148,18 +167,35 @@ def replay(
             on_transition(data)
 
     mon.transition_listeners.append(listen)
+    pipeline = mon.pipeline
+
+    def process(buf: list[tuple[Any, ...]], where: list[int]) -> None:
+        # tick t sees the events before t: one before the last tick evaluated comes too late for it
+        if pipeline.next_tick is not None and pipeline.tick_s and buf:
+            last_tick = pipeline.next_tick - pipeline.tick_s
+            times = np.fromiter((e[1] for e in buf), dtype=np.float64, count=len(buf))
+            for i in np.flatnonzero(times < last_tick).tolist():
+                kind = _EVENT_TYPES.get(buf[i][0], "other")
+                summary.late[kind] += 1
+                if summary.first_late is None:
+                    summary.first_late = (f"line {where[i]}: a {kind} event at {times[i]:.3f}, after the rules were "
+                                          f"evaluated at {last_tick:.3f}")
+        pipeline.process(buf)
+
     try:
         buf: list[tuple[Any, ...]] = []
+        where: list[int] = []
         for event in read_events(lines, config.model, summary):
             ts = event[1]
             summary.first_ts = ts if summary.first_ts is None else min(summary.first_ts, ts)
             summary.last_ts = ts if summary.last_ts is None else max(summary.last_ts, ts)
             summary.events += 1
             buf.append(event)
+            where.append(summary.line)
             if len(buf) >= chunk:
-                mon.pipeline.process(buf)
-                buf = []
-        mon.pipeline.process(buf)
+                process(buf, where)
+                buf, where = [], []
+        process(buf, where)
         if summary.last_ts is not None:
             # one more interval so that the last events are evaluated
             mon.advance(summary.last_ts + max(config.rules.interval_s, 1.0))
