@@ -523,6 +523,9 @@ def restore(monitor: "Monitor", path: str | Path) -> tuple[bool, str | None]:
                     "refill over one window, everything else is restored", path, monitor.model,
                     "; ".join(report.detectors_set_aside))
         monitor.store.inc("monitor_checkpoint_failures", labels=("restore", "detector_changed"))
+    if report.partly_refilled:
+        log.warning("checkpoint %s of %s: %s; those per-segment figures start empty and refill over one window, "
+                    "everything else is restored", path, monitor.model, "; ".join(report.partly_refilled))
     if not report.counters_restored and report.state_version >= 2:
         log.info("checkpoint %s of %s was not written at a clean stop (a periodic one: the process crashed; or one "
                  "written before counters were marked): counters start at zero, as Prometheus expects after a crash "

@@ -8,6 +8,7 @@ time-series store -> rule evaluator -> notifier.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
@@ -224,6 +225,9 @@ class RestoreReport:
     state_version: int = STATE_VERSION
     detectors_set_aside: tuple[str, ...] = ()
     labels_dropped: int = 0
+    #: parts of restored detector states set aside (per-segment figures saved under another
+    #: ``segments.cap``): they refill over one window, the rest of each detector is restored
+    partly_refilled: tuple[str, ...] = ()
 
 
 def existing_monitor(model: str) -> "Monitor | None":
@@ -1116,6 +1120,7 @@ class Monitor:
             # next one after now, and pending alerts resume with the outage left out (rules below)
             self.pipeline.next_tick = None if self.live else state.get("next_tick")
             set_aside: list[str] = []
+            self._restore_notes: list[str] = []
             if reason is None:
                 set_aside = self._load_detector_states(state.get("detectors", {}))
             joiner_state = state.get("joiner", {})
@@ -1151,7 +1156,7 @@ class Monitor:
                 skipped = self.store.load_counter_state(counters)
             self.pipeline.mark_changed()  # a scrape right after the restore shows the restored figures
         report = RestoreReport(outcome, reason is None, reason, detail, counters is not None, tuple(skipped), int(version),
-                               tuple(set_aside), dropped)
+                               tuple(set_aside), dropped, tuple(self._restore_notes))
         self.restore_report = report
         self._inherited_restore = False
         return report
@@ -1183,11 +1188,16 @@ class Monitor:
             saved = states.get(key, states.get(positional))
             if saved is None:
                 continue  # a detector added since: it starts empty, as at a first start
+            with contextlib.suppress(AttributeError):  # a detector of the caller's own, with __slots__
+                d.restore_notes = []
             try:
                 d.load_state_dict(saved)
             except Exception as err:  # noqa: BLE001 - any misfit: that detector starts empty, the rest is restored
                 d._reset()
                 set_aside.append(f"{getattr(d, 'name', None) or d.kind} ({err})")
+                continue
+            self._restore_notes.extend(f"{getattr(d, 'name', None) or d.kind}: {note}"
+                                       for note in getattr(d, "restore_notes", ()))
         return set_aside
 
     def _adopt_reference(self, state: dict[str, Any]) -> tuple[str, str | None, str]:

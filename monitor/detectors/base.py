@@ -85,6 +85,15 @@ class Detector(abc.ABC):
         """Restore what :meth:`state_dict` returned."""
         self._reset()
 
+    #: what a restore left out while restoring the rest (set by :meth:`_note_restore`; the
+    #: monitor clears it before each restore and logs it after)
+    restore_notes: list[str]
+
+    def _note_restore(self, note: str) -> None:
+        """Say that part of a saved state was set aside (its figures refill) while the rest was
+        restored: per-segment figures saved under another ``segments.cap`` vanished without a word."""
+        self.__dict__.setdefault("restore_notes", []).append(note)
+
     def reset(self) -> None:
         """Forget everything seen so far (e.g. after a deliberate model update)."""
         self._reset()

@@ -319,4 +319,5 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         self._reset()
         load_windows_state({"main": self._window}, state["windows"])
         if self._segments is not None:  # saved without segments (before by_segment, or off): they refill
-            self._segments.load_state_dict(state.get("segments"))
+            if not self._segments.load_state_dict(state.get("segments")) and state.get("segments") is not None:
+                self._note_restore("its per-segment figures were saved with another segments.cap (or layout)")

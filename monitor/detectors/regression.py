@@ -399,7 +399,8 @@ class RegressionDetector(RefreshingDetector):
         if "ties" in state["windows"]:  # saved before ties were counted: read as none until the window refills
             self._ties.load_state_dict(state["windows"]["ties"])
         if self._segments is not None and "segments" in state:  # saved without them (option off, or older): they refill
-            self._segments.load_state_dict(state["segments"])
+            if not self._segments.load_state_dict(state["segments"]) and state.get("segments") is not None:
+                self._note_restore("its per-segment figures were saved with another segments.cap (or layout)")
 
 
 def mae_gap(abs_sum: np.ndarray, sq_sum: np.ndarray, n: np.ndarray, ok: np.ndarray) -> tuple[int, int, float, float] | None:

@@ -674,6 +674,7 @@ class SegmentDetector(RefreshingDetector):
             # saved with another segment_cap (raised after MonitorSeriesCapReached): the
             # per-segment figures refill within one window, as the regression and drift ones do,
             # rather than the whole checkpoint being refused (counters and alert states with it)
+            self._note_restore("its per-segment figures were saved with another segments.cap (or layout)")
             return
         load_windows_state({"pred": self._pred, "labels": self._labels}, state["windows"])
         # windows added later: a state saved before them loads, and their figures refill
