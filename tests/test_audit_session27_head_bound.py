@@ -18,6 +18,18 @@ from tests.test_proxy import IRIS, start_proxying, upstream  # noqa: F401 - fixt
 __all__: list[str] = []
 
 
+def _answer_until_closed(c: socket.socket) -> bytes:
+    """What the proxy answered on ``c`` until it closed the connection (then closed here too)."""
+    answer = b""
+    try:
+        while chunk := c.recv(65536):
+            answer += chunk
+    except OSError:
+        pass
+    c.close()
+    return answer
+
+
 @pytest.mark.parametrize("engine", ["lean", "process"])
 def test_an_endless_request_head_is_answered_431_and_its_connection_closed(tmp_path: Any, upstream: Any,  # noqa: F811
                                                                            engine: str) -> None:
@@ -29,19 +41,14 @@ def test_an_endless_request_head_is_answered_431_and_its_connection_closed(tmp_p
         assert big.status == 201 and all(big.json()["headers"][k] == v for k, v in large.items()), big.status
         c = socket.create_connection((host, int(port)), timeout=10)
         c.sendall(b"GET /echo/x HTTP/1.1\r\nHost: x\r\nX-Endless: ")
-        sent, answer = 0, b""
+        sent = 0
         try:
             while sent < 64 * 1024 * 1024:  # far past the bound: the answer comes, then the connection closes
                 c.sendall(b"a" * 65536)
                 sent += 65536
         except OSError:
             pass
-        try:
-            while chunk := c.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
-        c.close()
+        answer = _answer_until_closed(c)
         assert answer.startswith(b"HTTP/1.1 431"), (sent, answer[:200])
         assert sent < 64 * 1024 * 1024
         assert http("GET", s.url + "/echo/y").status == 201  # the proxy serves on
@@ -60,13 +67,7 @@ def test_a_request_that_is_not_http_is_answered_400_and_counted(tmp_path: Any, u
         host, port = s.url.removeprefix("http://").rsplit(":", 1)
         c = socket.create_connection((host, int(port)), timeout=10)
         c.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n")
-        answer = b""
-        try:
-            while chunk := c.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
-        c.close()
+        answer = _answer_until_closed(c)
         assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
         assert wait_until(lambda: total(s.metrics(), "monitor_proxy_requests_total", route="error", code="4xx") == 1), s.metrics()
     finally:

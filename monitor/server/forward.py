@@ -34,6 +34,7 @@ import os
 import socket
 import stat
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from monitor.events import EventFormatError, parse_event
@@ -120,6 +121,16 @@ class _Sender:
         self.low_counted: dict[str, int] = {}
 
 
+@dataclass
+class _Parts:
+    """The parts come so far of one event sent in parts (see ``ForwardReceiver._join_fragment``)."""
+
+    expected: int
+    first_seen: float
+    size: int = 0  # characters held
+    parts: dict[int, str] = field(default_factory=dict)
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, receiver: "ForwardReceiver", transport_name: str) -> None:
         self.receiver = receiver
@@ -150,9 +161,9 @@ class ForwardReceiver:
         self._held_bytes = 0
         self._overflowed = False
         self._senders: dict[str, _Sender] = {}
-        #: parts of events sent in parts, by (sender, event id): [parts expected, first seen,
-        #: characters held, {index: text}], oldest first; and the characters held in all
-        self._fragments: dict[tuple[str, int], list[Any]] = {}
+        #: parts of events sent in parts, by (sender, event id), oldest first; and the characters
+        #: held in all
+        self._fragments: dict[tuple[str, int], _Parts] = {}
         self._fragment_bytes = 0
         self._unix_path: str | None = None
         self._last_gauge = 0.0
@@ -376,25 +387,25 @@ class ForwardReceiver:
         held = self._fragments
         while held:  # oldest first: insertion order
             key0 = next(iter(held))
-            if now - held[key0][1] <= REORDER_S:
+            if now - held[key0].first_seen <= REORDER_S:
                 break
-            self._fragment_bytes -= held.pop(key0)[2]
+            self._fragment_bytes -= held.pop(key0).size
         key = (str(sender)[:200], fid)
         entry = held.get(key)
-        if entry is None or entry[0] != n:
+        if entry is None or entry.expected != n:
             if entry is not None:
-                self._fragment_bytes -= entry[2]
-            entry = held[key] = [n, now, 0, {}]
-        parts: dict[int, str] = entry[3]
+                self._fragment_bytes -= entry.size
+            entry = held[key] = _Parts(n, now)
+        parts = entry.parts
         if i not in parts:
             parts[i] = part
-            entry[2] += len(part)
+            entry.size += len(part)
             self._fragment_bytes += len(part)
         while self._fragment_bytes > self.settings.receive_buffer_bytes and len(held) > 1:
             oldest = next(iter(held))
             if oldest == key:
                 break
-            self._fragment_bytes -= held.pop(oldest)[2]
+            self._fragment_bytes -= held.pop(oldest).size
             self.sidecar.count_refused(ENDPOINT, "incomplete", detail=(
                 "the parts of events sent in parts waiting for their last part passed "
                 "server.forward.receive_buffer_bytes: the oldest is let go. Fix: raise "
@@ -402,7 +413,7 @@ class ForwardReceiver:
         if len(parts) < n:
             return None
         del held[key]
-        self._fragment_bytes -= entry[2]
+        self._fragment_bytes -= entry.size
         return "".join(parts[j] for j in range(n)).encode("utf-8")
 
     def _account(self, msg: dict[str, Any]) -> bool:
