@@ -113,13 +113,14 @@ class BatchBuilder:
         ``--categorical`` (zip codes) as text, while the same column in a live DataFrame is bool or
         int and was learned as numeric; the reference's categorical feature then never arrived
         ("no data") and ModelInputDrift fired on the reference's own rows."""
-        from monitor.temporal import is_point_in_time, is_point_in_time_dtype
+        from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats = self.reference_categorical
         if is_dataframe(inputs):
             feats, times = [], []
             for name, dtype in zip(inputs.columns, inputs.dtypes):
-                if is_point_in_time_dtype(dtype) and str(name) not in cats:
+                if str(name) not in cats and (is_point_in_time_dtype(dtype) or getattr(dtype, "kind", "O") in "OSU"
+                                              and is_point_in_time_text(inputs[name].head(TEXT_SAMPLE).tolist())):
                     times.append(str(name))
                     continue
                 kind = "numeric" if getattr(dtype, "kind", "O") in "biufm" and str(name) not in cats else "categorical"
@@ -127,7 +128,8 @@ class BatchBuilder:
             return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
         if isinstance(inputs, dict):
             first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
-            times = [str(k) for k, v in first.items() if is_point_in_time(v) and str(k) not in cats]
+            times = [str(k) for k, v in first.items()
+                     if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats]
             return self._without_times(Schema(tuple(
                 Feature(str(k), "categorical" if isinstance(v, str) or str(k) in cats else "numeric")
                 for k, v in first.items() if str(k) not in times)), times, "the input rows' key(s)")

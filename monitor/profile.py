@@ -44,7 +44,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -1136,6 +1136,23 @@ def _guess_categorical(columns: dict[str, list[str]], feats: list[str]) -> set[s
     return out
 
 
+def _without_time_text(feats: list[str], categorical: Sequence[str] | None, head: Callable[[str], list[Any]],
+                       source: str) -> list[str]:
+    """The features but those of ISO 8601 text (dates, date-times: a CSV or a Parquet string column
+    has no type for time), left out and said once as points in time are (:mod:`monitor.temporal`);
+    a column named categorical stays. Learned as a categorical, a date column raised input drift
+    for ever once today's date was not among the reference's."""
+    from monitor.temporal import is_point_in_time_text, left_out_message
+
+    times = [f for f in feats if f not in (categorical or ()) and is_point_in_time_text(head(f))]
+    if not times:
+        return feats
+    import logging
+
+    logging.getLogger("monitor").warning(left_out_message(times, f"{source}: column(s)"))
+    return [f for f in feats if f not in times]
+
+
 def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | None, categorical: Sequence[str] | None,
               exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -1158,6 +1175,7 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
         next(rd)
         head_rows = [r for _, r in zip(range(1000), rd)]
     cols0 = {h: [r[i] if i < len(r) else "" for r in head_rows] for i, h in enumerate(header)}
+    feats = _without_time_text(feats, categorical, lambda f: cols0[f], path.name)
     cat_names = set(categorical) if categorical is not None else _guess_categorical(cols0, feats)
     for c in cat_names:
         if c not in feats:
@@ -1220,6 +1238,13 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
 
         logging.getLogger("monitor").warning(left_out_message(times, f"{path.name}: column(s)"))
         feats = [f for f in feats if f not in times]
+    texts = [f for f in feats if pa.types.is_string(types[f]) or pa.types.is_large_string(types[f])]
+    if texts and pf.metadata.num_rows:
+        from monitor.temporal import TEXT_SAMPLE
+
+        head = next(pf.iter_batches(batch_size=TEXT_SAMPLE, columns=texts))
+        feats = _without_time_text(feats, [f for f in feats if f not in texts] + list(categorical or ()),
+                                   lambda f: head.column(f).to_pylist(), path.name)
     if categorical is None:
         cat_names = {f for f in feats if not (pa.types.is_integer(types[f]) or pa.types.is_floating(types[f])
                                               or pa.types.is_boolean(types[f]) or pa.types.is_duration(types[f]))}

@@ -255,10 +255,12 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
 def _temporal_columns(frame: Any, categorical_names: Any) -> Any:
     """The frame with its durations as seconds and its points in time left out (said once), as
     live inputs are read (:mod:`monitor.temporal`); columns named categorical stay as they are."""
-    from monitor.temporal import is_duration_dtype, is_point_in_time_dtype, left_out_message
+    from monitor.temporal import TEXT_SAMPLE, is_duration_dtype, is_point_in_time_dtype, is_point_in_time_text, left_out_message
 
     named = {str(n) for n in categorical_names}
-    times = [c for c, dt in zip(frame.columns, frame.dtypes) if is_point_in_time_dtype(dt) and str(c) not in named]
+    times = [c for c, dt in zip(frame.columns, frame.dtypes) if str(c) not in named and (
+        is_point_in_time_dtype(dt) or (getattr(dt, "kind", "O") in "OSU" or str(dt) == "string")
+        and is_point_in_time_text(frame[c].head(TEXT_SAMPLE * 4).tolist()))]
     durations = [c for c, dt in zip(frame.columns, frame.dtypes) if is_duration_dtype(dt) and str(c) not in named]
     if not times and not durations:
         return frame

@@ -109,3 +109,84 @@ def test_a_datetime_under_a_numeric_feature_is_read_as_seconds_since_1970() -> N
         assert sample(text, "monitor_data_stuck_run_rows", model="m", feature="when") == 1.0  # two days: two values
     finally:
         mon.close()
+
+
+# -- points in time as ISO 8601 text (JSON and CSV carry no type for time) ----------------------------------
+
+
+def _days_reference(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    days = [f"2026-01-{d:02d}" for d in range(1, 31)]
+    return pd.DataFrame({"x": rng.normal(size=n), "day": rng.choice(days, n), "plan": rng.choice(["a", "b"], n)})
+
+
+def test_a_column_of_iso_dates_is_no_feature_and_raises_no_drift_as_days_pass(caplog) -> None:
+    """Before: the reference's "day" column (30 dates as text, as JSON and CSV carry them) was a
+    categorical feature; on unchanged traffic a day later every live value was an unseen category
+    and ModelInputDrift fired on every seed, explained as "unseen categories 100%"."""
+    rng = np.random.default_rng(7)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        ref = Reference.from_arrays(_days_reference(rng, 3_000), scores=_scores(rng, 3_000))
+    assert ref.numeric_names == ("x",) and ref.categorical_names == ("plan",)
+    said = [r.getMessage() for r in caplog.records if "points in time" in r.getMessage()]
+    assert len(said) == 1 and "'day'" in said[0] and "Fix:" in said[0], said
+    mon = _monitor({"detectors": [{"kind": "input_drift"}]}, ref)
+    try:
+        for _ in range(10):
+            rows = [{"x": float(v), "day": "2026-02-15", "plan": str(p)}
+                    for v, p in zip(rng.normal(size=500), rng.choice(["a", "b"], 500))]
+            mon.observe(rows, _scores(rng, 500))
+        mon.flush()
+        text = mon.metrics_text()
+        assert sample(text, "monitor_drift_window_rows", model="m", detector="input_drift") > 0  # it measured
+        assert sample(text, "monitor_drift_detected", model="m", detector="input_drift") == 0.0
+        assert sample(text, "monitor_drift_feature_score_ratio", model="m", detector="input_drift", feature="day") is None
+        assert sample(text, "monitor_rows_rejected_total", model="m", reason="wrong_type") in (None, 0.0)
+    finally:
+        mon.close()
+    kept = Reference.from_arrays(_days_reference(rng, 50), categorical_names=["day", "plan"])  # named: as asked
+    assert kept.categorical_names == ("day", "plan")
+
+
+def test_text_that_is_not_all_iso_dates_stays_a_categorical() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "when": ["2026-01-01", "2026-01-02", "soon", None],
+                          "code": ["2026-13-01", "2026-01-01", "2026-01-02", "2026-01-03"]})  # month 13: no date
+    ref = Reference.from_arrays(frame)
+    assert ref.categorical_names == ("when", "code")
+
+
+def test_live_rows_learn_iso_text_as_a_point_in_time_and_a_numeric_feature_reads_it_as_seconds(caplog) -> None:
+    mon = _monitor({"detectors": [{"kind": "data_quality"}]})
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe([{"x": 1.0, "at": "2026-01-01T12:00:00Z", "city": "Oslo"}], [[0.8, 0.2]])
+            mon.observe(pd.DataFrame({"x": [2.0], "at": ["2026-01-01 12:00:01.250+01:00"], "city": ["Lima"]}),
+                        [[0.8, 0.2]])
+            mon.flush()
+        assert mon.pipeline.builder.schema.names == ("x", "city")
+        assert any("'at'" in r.getMessage() and "points in time" in r.getMessage() for r in caplog.records)
+    finally:
+        mon.close()
+    mon = _monitor({"features": [{"name": "at", "kind": "numeric"}], "detectors": [{"kind": "data_quality"}]})
+    try:
+        rows, _ = mon.pipeline.builder._rows_from_dicts([{"at": "1970-01-02"}, {"at": "1970-01-02T01:00:00.5+01:00"},
+                                                          {"at": "1970-01-02T00:00:00Z"}])
+        assert rows[:, 0].tolist() == [86400.0, 86400.5, 86400.0]
+    finally:
+        mon.close()
+
+
+def test_csv_and_parquet_references_leave_iso_text_columns_out_unless_named(tmp_path, caplog) -> None:
+    from monitor.profile import build_profile
+
+    rng = np.random.default_rng(3)
+    frame = _days_reference(rng, 200).assign(ts=pd.date_range("2026-01-01", periods=200, freq="min"))
+    frame.to_csv(tmp_path / "ref.csv", index=False)  # ts written "2026-01-01 00:00:00", day as "2026-01-05"
+    frame.astype({"ts": str}).to_parquet(tmp_path / "ref.parquet", index=False)  # times as string columns
+    for name in ("ref.csv", "ref.parquet"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            p = build_profile(tmp_path / name, progress=False)
+        assert p.numeric_names == ("x",) and p.categorical_names == ("plan",), name
+        assert any("'day', 'ts'" in r.getMessage() and "Fix:" in r.getMessage() for r in caplog.records), name
+        named = build_profile(tmp_path / name, categorical=["day", "plan"], progress=False)
+        assert named.categorical_names == ("day", "plan") and named.numeric_names == ("x",), name
