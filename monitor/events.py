@@ -135,14 +135,24 @@ def _frame_column(x: Any, what: str) -> Any:
     return x.iloc[:, 0].to_numpy()
 
 
+def _column_values(x: Any) -> Any:
+    """A column vector ``(n, 1)`` (``y.reshape(-1, 1)``, ``df[["request_id"]].values``) as its
+    ``n`` values, anything else as given. Why: ids and labels are read alike; a column of ids was
+    iterated as one-element arrays whose text (``"[17]"``) no prediction's id is, so every label
+    of such a call counted as ``unknown_id`` while the same column of labels joined."""
+    if getattr(x, "ndim", 1) == 2 and getattr(x, "shape", (0, 0))[1] == 1 and hasattr(x, "reshape"):
+        return x.reshape(-1)
+    return x
+
+
 def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:
     """The ids and labels of a ``feedback(request_ids, labels)`` call as two lists of one length.
 
     One id (a str or int, a numpy scalar taken from an array, or None, which is counted as an
     unknown id) goes with one label; a sequence of ids with as many labels, else a ValueError
     naming the fix (a programming mistake, not a late or missing label)."""
-    request_ids = _frame_column(request_ids, "request_ids")
-    labels = _frame_column(labels, "labels")
+    request_ids = _column_values(_frame_column(request_ids, "request_ids"))
+    labels = _column_values(_frame_column(labels, "labels"))
     if _one_value(request_ids):
         request_ids, labels = [request_ids], [labels]
     ids = list(request_ids)
@@ -150,8 +160,6 @@ def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]
         if len(ids) != 1:
             raise ValueError(f"feedback: {len(ids)} request_ids but one label ({labels!r:.40}); give a list of one label per id")
         labels = [labels]
-    if getattr(labels, "ndim", 1) == 2 and labels.shape[1] == 1:  # a column vector (y.reshape(-1, 1), a model's targets)
-        labels = labels.reshape(-1)
     labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
     if len(ids) != len(labs):
         raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
