@@ -30,7 +30,7 @@ from monitor.events import is_missing, request_id_text
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
 
-__all__ = ["LabelJoiner", "LARGE_SCORE_TABLE_BYTES", "MAX_ID_CHARS", "id_key"]
+__all__ = ["LabelJoiner", "LARGE_SCORE_TABLE_BYTES", "MAX_ID_CHARS", "id_key", "is_class_label"]
 
 log = logging.getLogger("monitor")
 
@@ -87,6 +87,13 @@ def _read_label(label: Any, regression: bool) -> Any:
         return label
     except Exception:  # noqa: BLE001 - float() of an arbitrary object: TypeError, ValueError, OverflowError...
         return _INVALID
+
+
+def is_class_label(label: Any) -> bool:
+    """Whether ``label`` can name one class as the join reads it (not missing, not a list or an
+    array, not a number too large): the one check for "is this a class label", so that what the
+    join counts ``invalid`` is never shown elsewhere as a label naming an unknown class."""
+    return _read_label(label, regression=False) is not _INVALID
 
 
 def _describe(label: Any) -> str:

@@ -18,7 +18,7 @@ from monitor.batch import LabeledBatch
 from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
-from monitor.labels import LabelJoiner
+from monitor.labels import LabelJoiner, is_class_label
 from monitor.log_model import names_its_model
 from monitor.once import Once
 from monitor.outputs import LABEL_CLASSES_MAX
@@ -477,7 +477,8 @@ class Pipeline:
             return
         known = self.builder.classes.names if width is None else labeled.classes[:width]
         names = list(known) or [str(i) for i in range(width or 0)]
-        values = [v for e in events for v in e[3]]
+        # labels refused as invalid (None, NaN) were counted and said apart: not examples here
+        values = [v for e in events for v in e[3] if is_class_label(v)]
         index = self.builder.classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
         refused = (index < 0) if width is None else (index < 0) | (index >= width)  # (1.0 is column 1, not an example)
         shown = list(dict.fromkeys(str(v)[:50] for v, r in zip(values, refused.tolist()) if r))[:3]
