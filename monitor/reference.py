@@ -43,7 +43,8 @@ class Reference:
         ``output.samples_axis: true`` they may be given as the model returns them (logits,
         ``(n, samples, k)`` members): the monitor decodes them as it decodes live outputs.
     labels
-        Ground truth: class indices ``(n,)`` or regression targets, when known.
+        Ground truth: class names or indices ``(n,)`` (read as names of ``classes`` when each
+        one is, whole numbers included, else as column indices), or regression targets, when known.
     classes
         Class names in column order.
     profile

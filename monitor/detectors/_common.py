@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 import numpy as np
 
 from monitor.detectors.base import Detector
+from monitor.events import whole_number_text
 from monitor.stats.calibration import brier_terms, log_loss_terms
 from monitor.stats.uncertainty import (energy_score, log_probabilities, mutual_information, normalized_entropy, top_class_variance,
                                       top_two)
@@ -441,9 +442,7 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
                 f"detector {kind!r} needs reference labels (Reference.from_arrays(..., labels=y)) to calibrate its estimates"
             )
         return probs, None
-    y = np.asarray(labels)
-    if y.dtype.kind not in "iu":
-        y = _label_indices(y, tuple(getattr(reference, "classes", ()) or ()), kind, probs.shape[1])
+    y = _label_indices(np.asarray(labels), tuple(getattr(reference, "classes", ()) or ()), kind, probs.shape[1])
     if y.shape[0] != probs.shape[0] or y.min() < 0 or y.max() >= probs.shape[1]:
         hint = " (one column of scores is read as P(positive) of a binary model)" if one_column else ""
         raise ValueError(f"detector {kind!r}: reference labels must be {probs.shape[0]} class indices in 0..{probs.shape[1] - 1}, "
@@ -519,18 +518,32 @@ def _check_probabilities(probs: np.ndarray, kind: str) -> None:
                          "(predict_proba) on the reference rows, or set output.kind: logits if the model returns raw scores")
 
 
+def _class_text(v: Any) -> str:
+    """A label's text as a class name: a whole float is its integer's (``1.0`` names the class
+    ``1``, as a pandas column with a gap holds integer labels)."""
+    return whole_number_text(v) or str(v)
+
+
 def _label_indices(y: np.ndarray, classes: tuple[str, ...], kind: str, k: int) -> np.ndarray:
     """Reference labels as score-column indices: class names mapped through the reference's
     ``classes`` (a CSV's label column holds names; ``monitor reference build --classes`` or
     ``Reference.from_arrays(..., classes=...)`` says which column each one is), else whole
     numbers. Why here: the detectors compare each label with the argmax of its row's scores,
-    which only an index can be."""
+    which only an index can be.
+
+    Whole numbers are names first too, as live labels are looked up
+    (:meth:`monitor.outputs.ClassIndex.lookup`): with scikit-learn's ``classes_`` as the names,
+    ``[1, 2, 3]`` made the label 3 an index past the last column (the detectors refused to start)
+    and ``[1, 0]`` read the label 1 as column 1, class 0 (every label swapped, the reference
+    accuracy one minus the true one). They are indices only when some label names no class."""
     names = tuple(str(c) for c in classes[:k])
     if names and y.size:
         index = {c: i for i, c in enumerate(names)}
-        mapped = [index.get(str(v)) for v in y.tolist()]
+        mapped = [index.get(_class_text(v)) for v in y.tolist()]
         if None not in mapped:
             return np.asarray(mapped, dtype=np.int64)
+    if y.dtype.kind in "iu":
+        return y
     try:
         f = y.astype(np.float64)
     except (TypeError, ValueError):
