@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -128,11 +131,37 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
             builds = [(None, None)]
         for ref, kinds in builds:
             try:
-                build_detectors(m, ref, input_schema(m.schema, ref), kinds=kinds)
+                with _warnings_told(m.model):
+                    build_detectors(m, ref, input_schema(m.schema, ref), kinds=kinds)
             except ConfigError as err:
                 out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
                 break
     return out
+
+
+class _Told(logging.Handler):
+    """Echoes the ``monitor`` logger's warnings as the check's ``WARNING:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"WARNING: {record.getMessage()}", err=True)
+
+
+@contextmanager
+def _warnings_told(model: str) -> Iterator[None]:
+    """What building a model's detectors warns of (a ``temperature_rows`` under
+    ``min_labels_calibration``, a reference too short for a figure), said as ``WARNING: model
+    'name': ...`` lines of the check. Why: without a handler Python printed them bare, without
+    the model's name, run into the check's own ``SUCCESS`` line."""
+    from monitor.log_model import model_named_in_log
+
+    logger = logging.getLogger("monitor")
+    handler = _Told(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with model_named_in_log(model):
+            yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Reference | None:

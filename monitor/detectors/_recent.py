@@ -9,13 +9,28 @@ memory stays bounded whatever the traffic, and the fit uses the ring's rows insi
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from monitor.stats.calibration import fit_temperature
 
-__all__ = ["RecentLabelled"]
+__all__ = ["RecentLabelled", "say_temperature_never_fitted"]
+
+log = logging.getLogger("monitor")
+
+
+def say_temperature_never_fitted(owner: str, temperature_rows: int, min_labels_calibration: int, metric: str) -> None:
+    """Log, when the detector is built, that ``temperature_rows`` (the rows kept for the fit) is
+    below ``min_labels_calibration`` (the rows the fit needs): the temperature is then never
+    fitted and its metric never exported, with nothing else said, ``monitor config check``
+    included (which builds the detectors and shows their warnings)."""
+    if 0 < temperature_rows < min_labels_calibration:
+        log.warning("%s: temperature_rows (%d) is below min_labels_calibration (%d): the temperature is fitted on at most "
+                    "the last temperature_rows labelled rows and only from min_labels_calibration of them, so %s is "
+                    "never exported. Fix: temperature_rows: %d or more, or a lower min_labels_calibration", owner,
+                    temperature_rows, min_labels_calibration, metric, min_labels_calibration)
 
 
 class RecentLabelled:

@@ -48,7 +48,7 @@ import numpy as np
 
 from monitor.catalog import confidence as names
 from monitor.detectors._accumulate import Part, PendingRows
-from monitor.detectors._recent import RecentLabelled
+from monitor.detectors._recent import RecentLabelled, say_temperature_never_fitted
 from monitor.detectors._common import (config_params, figure_families, figure_family, hard_labels, label_features, load_windows_state,
                                        outside_not_late, Refresh, DearFigure, resampling_params, detector_rng, windows_state,
                                        RefreshingDetector, resampling_state, check_state_version, load_resampling_state, write_families)
@@ -170,6 +170,7 @@ class CalibrationDetector(RefreshingDetector):
         self.gap_level = float(gap_level)
         self.n_bins = int(n_bins)
         self.temperature_rows = int(temperature_rows)
+        say_temperature_never_fitted("calibration", self.temperature_rows, self.min_labels_calibration, names.TEMPERATURE)
         self.refresh = float(refresh)
         self._reset()
 

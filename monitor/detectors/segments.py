@@ -58,7 +58,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors._label_free import LabelFreeEstimators
 from monitor.detectors._pending import GroupedPendingHistogram
-from monitor.detectors._recent import RecentLabelled
+from monitor.detectors._recent import RecentLabelled, say_temperature_never_fitted
 from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
@@ -244,6 +244,8 @@ class SegmentDetector(RefreshingDetector):
         if temperature_rows < 0:
             raise ValueError(f"segments: temperature_rows must be 0 (no temperature) or more, got {temperature_rows}")
         self.temperature_rows = int(temperature_rows)
+        say_temperature_never_fitted("segments", self.temperature_rows, self.min_labels_calibration,
+                                     names.SEGMENT_TEMPERATURE)
         if not 0.5 < gap_level < 1.0:
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
