@@ -400,6 +400,7 @@ class Monitor:
             joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
             now=clock,
             live_ticks=live,
+            window_s=cfg.window_s,
         )
         self.registry = registry if registry is not None else DEFAULT_REGISTRY
         #: this monitor's own collector (:meth:`metrics_text`); the registry gets the store through

@@ -8,6 +8,7 @@ log gives the same metrics and alerts as the live traffic did.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,16 @@ def detector_label(det: "Detector") -> str:
     return getattr(det, "name", None) or det.kind or type(det).__name__
 
 
+def rows_outside_window(ts: np.ndarray, now: float, window_s: float, n_slots: int = 12) -> int:
+    """How many event times ``ts`` lie before a window of ``window_s`` (``n_slots`` slots, as the
+    detectors' :class:`~monitor.windows.SlidingWindow`) that ends at ``now``: rows that no windowed
+    figure will count, which the windows drop with only their own, unexported, ``expired``."""
+    if ts.size == 0 or not math.isfinite(now) or window_s <= 0:
+        return 0
+    slot_s = window_s / n_slots
+    return int(np.count_nonzero(np.floor(ts / slot_s) <= math.floor(now / slot_s) - n_slots))
+
+
 def _rows_of(event: tuple[Any, ...]) -> int:
     """Rows an event stands for: a prediction's input rows, a feedback event's labels, else 1."""
     if event[0] == PREDICTION:
@@ -159,8 +170,14 @@ class Pipeline:
         wall: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
         live_ticks: bool = False,
+        window_s: float | None = None,
     ) -> None:
         self.store = store
+        #: The model's window: prediction rows older than it when taken are counted
+        #: (``monitor_rows_outside_window_total``), as the detectors' windows drop them unsaid.
+        self.window_s = window_s
+        if window_s is not None:
+            store.zero("monitor_rows_outside_window", [()])
         self.builder = builder
         store.zero("monitor_internal_errors", [(stage,) for stage in INTERNAL_ERROR_STAGES])
         self.detectors = list(detectors)
@@ -402,6 +419,10 @@ class Pipeline:
         if self._logits_unchecked and batch.logits is not None:
             self._check_logits(batch.logits)
         store.inc("monitor_predictions", len(batch))
+        if self.window_s is not None:
+            outside = rows_outside_window(batch.ts, max(self.clock, float(batch.ts.max())), self.window_s)
+            if outside:
+                store.inc("monitor_rows_outside_window", float(outside))
         if batch.predicted is not None:
             counts = np.bincount(batch.predicted[batch.predicted >= 0], minlength=0)
             names = batch.classes

@@ -44,6 +44,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_rows_rejected", COUNTER,
                "Rows the worker could not read (wrong shape, wrong type, NaN in outputs...), by reason. Never silently dropped.",
                labels=("reason",), concern="agent", max_series=50),
+    MetricSpec("monitor_rows_outside_window", COUNTER,
+               "Prediction rows whose event time lay more than the model's window behind the newest event time (or the "
+               "idle agent's clock) when the worker took them: counted in monitor_predictions_total, but no windowed figure "
+               "(confidence, drift, calibration, segments) holds them. A sender whose clock or buffer lags by more than the "
+               "window, or a log replayed out of order: fix its timestamps, or raise window.",
+               concern="agent"),
     MetricSpec("monitor_internal_errors", COUNTER,
                "Exceptions inside the monitor itself, caught and counted so that the model is never affected, by stage.",
                labels=("stage",), concern="agent", max_series=50),

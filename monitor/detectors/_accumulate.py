@@ -84,7 +84,8 @@ class PendingRows:
     add (see :func:`accumulate`). The owner calls :meth:`fold` before reading the window
     (export, figures, saved state): the sums then equal those added batch by batch, up to
     floating-point association. Rows that have left the window by then are dropped, as they
-    would have been zeroed (only ``window.expired``, which nothing exports, counts them).
+    would have been zeroed (``window.expired`` counts them; rows already outside the model's
+    window when the worker took them are exported as ``monitor_rows_outside_window_total``).
     Memory is bounded by ``capacity`` rows.
 
     Examples
