@@ -736,20 +736,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
 
 def load_config(path: str | Path) -> AgentConfig:
     """Read and validate ``monitor.yaml``; relative paths inside resolve against its folder."""
-    import yaml
+    from monitor.config_yaml import read_config_document
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError("", f"cannot read the config: {err.strerror}", "check the path", str(p)) from None
-    except UnicodeDecodeError as err:
-        raise ConfigError("", f"the config is not UTF-8 (byte {err.start}: {err.reason})", "save the file as UTF-8", str(p)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError("", f"invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)", str(p)) from None
-    return parse_config(raw, str(p), p.parent)
+    return parse_config(read_config_document(p), str(p), p.parent)

@@ -1,0 +1,79 @@
+"""The text of ``monitor.yaml`` read into Python values, with errors that name the line and the fix.
+
+Kept apart from :mod:`monitor.config` (which validates the values) because what goes wrong here is
+the file's, not a key's: its encoding, its YAML syntax, a key written twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from monitor.config import ConfigError
+
+__all__ = ["read_config_document"]
+
+
+def read_config_document(path: Path) -> Any:
+    """The decoded YAML document of ``path``; :class:`ConfigError` naming the line when the file
+    cannot be read, is not UTF-8, is not YAML, or writes one key twice in a mapping."""
+    import yaml
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError("", f"cannot read the config: {err.strerror}", "check the path", str(path)) from None
+    text = _decoded(data, path)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, "", str(path))
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError("", f"invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)",
+                          str(path)) from None
+    finally:
+        loader.dispose()
+
+
+def _decoded(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError("", f"the config is not UTF-8 (byte {err.start}: {err.reason})", "save the file as UTF-8",
+                          str(path)) from None
+
+
+def _refuse_duplicate_keys(node: Any, key: str, source: str, seen_nodes: set[int] | None = None) -> None:
+    """Refuse a mapping that writes one key twice, naming its key path and both lines: YAML keeps
+    the last silently, so ``window: 1h`` forgotten above ``window: 5m`` (or two ``rules:``
+    sections, the second without the alertmanager URLs) ran with a value nobody meant."""
+    import yaml
+
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:  # an alias of a node already walked (or of its own parent)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode) or k.value == "<<":  # a merge key's values may be overridden
+                _refuse_duplicate_keys(v, key, source, seen_nodes)
+                continue
+            name = f"{key}.{k.value}" if key else str(k.value)
+            line = k.start_mark.line + 1
+            first = lines.get((k.tag, k.value))
+            if first is not None:
+                where = f"on line {line}" if first == line else f"at lines {first} and {line}"
+                raise ConfigError(name, f"is written twice, {where}; YAML would keep only the last one without a word",
+                                  "keep one of them (merge what both say into it)", source)
+            lines[(k.tag, k.value)] = line
+            _refuse_duplicate_keys(v, name, source, seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{key}[{i}]", source, seen_nodes)

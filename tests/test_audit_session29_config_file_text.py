@@ -1,0 +1,44 @@
+"""``monitor.yaml`` as a file: a key written twice, and a file that is not UTF-8 (session 29)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.config import ConfigError, load_config
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "monitor.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("text, key, where", [
+    # the forgotten first value was taken over without a word: the agent ran with a 5m window
+    ("model: a\nwindow: 1h\nqueue: {capacity: 10}\nwindow: 5m\n", "window", "at lines 2 and 4"),
+    # a second rules: section replaced the first whole: its alertmanager URL was gone, alerts reached nobody
+    ("model: a\nrules:\n  alertmanager: [http://am:9093]\nrules:\n  interval: 30s\n", "rules", "at lines 2 and 4"),
+    ("models:\n  - model: a\n    rules: {interval: 1m, interval: 2m}\n", "models[0].rules.interval", "on line 3"),
+])
+def test_a_key_written_twice_is_refused_with_its_path_and_both_lines(tmp_path: Path, text: str, key: str,
+                                                                     where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text))
+    assert info.value.key == key and where in info.value.problem, str(info.value)
+
+
+def test_config_check_fails_on_a_key_written_twice(tmp_path: Path) -> None:
+    path = _write(tmp_path, "model: a\nwindow: 1h\nwindow: 5m\n")
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exit_code == 1 and "window: is written twice, at lines 2 and 3" in res.output, res.output
+
+
+def test_a_merge_key_may_be_overridden_and_aliases_still_load(tmp_path: Path) -> None:
+    """YAML's ``<<`` merge is meant to be overridden: not a key written twice."""
+    text = "model: a\nqueue: &q {capacity: 10}\nrules:\n  <<: {interval: 1m}\n  interval: 2m\n"
+    cfg = load_config(_write(tmp_path, text)).model()
+    assert cfg.rules.interval_s == 120.0 and cfg.queue.capacity == 10
