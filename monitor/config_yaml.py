@@ -6,6 +6,7 @@ the file's, not a key's: its encoding, its YAML syntax, a key written twice.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,25 @@ def read_config_document(path: Path) -> Any:
 
 
 def _decoded(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8, or an error naming the line and column of the first byte that is not,
+    with the ``iconv`` command that converts the file. A file saved by a Windows editor in its
+    ANSI code page read "byte 10: invalid continuation byte", which located nothing."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError("", f"the config is not UTF-8 (byte {err.start}: {err.reason})", "save the file as UTF-8",
+        start = err.start
+    name = shlex.quote(str(path))
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError("", "the config is UTF-16, not UTF-8",
+                          f"save the file as UTF-8: iconv -f utf-16 -t utf-8 {name} > {name}.utf8 && mv {name}.utf8 {name}",
                           str(path)) from None
+    line = data.count(b"\n", 0, start) + 1
+    column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    byte = data[start]
+    raise ConfigError("", f"the config is not UTF-8: line {line}, column {column} holds the byte 0x{byte:02x} "
+                          f"({bytes([byte]).decode('latin-1')!r} in Latin-1)",
+                      f"save the file as UTF-8; from Latin-1: iconv -f latin1 -t utf-8 {name} > {name}.utf8 && "
+                      f"mv {name}.utf8 {name}", str(path)) from None
 
 
 def _refuse_duplicate_keys(node: Any, key: str, source: str, seen_nodes: set[int] | None = None) -> None:

@@ -42,3 +42,21 @@ def test_a_merge_key_may_be_overridden_and_aliases_still_load(tmp_path: Path) ->
     text = "model: a\nqueue: &q {capacity: 10}\nrules:\n  <<: {interval: 1m}\n  interval: 2m\n"
     cfg = load_config(_write(tmp_path, text)).model()
     assert cfg.rules.interval_s == 120.0 and cfg.queue.capacity == 10
+
+
+def test_a_latin1_config_names_the_line_and_the_iconv_that_converts_it(tmp_path: Path) -> None:
+    """A file saved in Latin-1 (a Windows editor's ANSI) read "byte 31: invalid continuation byte",
+    which located nothing and said nothing of how to convert it."""
+    path = tmp_path / "monitor.yaml"
+    path.write_bytes("model: a\nfeatures:\n  - {name: caf\u00e9}\n".encode("latin-1"))
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exit_code == 1, res.output
+    assert "line 3, column 15" in res.output and "0xe9" in res.output, res.output
+    assert f"iconv -f latin1 -t utf-8 {path}" in res.output and "save the file as UTF-8" in res.output, res.output
+
+
+def test_a_utf16_config_is_told_as_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_bytes("model: a\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match="UTF-16.*iconv -f utf-16 -t utf-8"):
+        load_config(path)
