@@ -310,6 +310,32 @@ def _expand_env(r: _Reader, key: str, value: str) -> str:
     return _ENV_REF.sub(repl, value)
 
 
+#: ``${NAME}`` anywhere: outside ``rules.external_labels`` it was taken as the literal text
+_ENV_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: where ``${NAME}`` is expanded (:func:`_expand_env`), at the top level or in a model of ``models:``
+_ENV_EXPANDED = re.compile(r"^(?:models\[\d+\]\.)?rules\.external_labels\.[^.]+$")
+
+
+def _refuse_env_outside_labels(r: _Reader, value: Any, key: str = "") -> None:
+    """Refuse ``${NAME}`` in a value the agent does not expand: ``checkpoint: {path:
+    "${STATE_DIR}/fraud.ckpt"}`` wrote to a folder literally named ``${STATE_DIR}`` under the
+    config's, and an Alertmanager URL of ``http://${AM_HOST}:9093`` failed every send, without a
+    word at start. Only ``rules.external_labels`` expands variables (:func:`_expand_env`)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_env_outside_labels(r, v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_env_outside_labels(r, v, f"{key}[{i}]")
+    elif isinstance(value, str) and not _ENV_EXPANDED.match(key):
+        m = _ENV_BRACED.search(value)
+        if m is not None:
+            raise r.error(key, f"names the environment variable {m.group(1)} (as {m.group(0)}), which the agent expands "
+                               "only in rules.external_labels: here it would be taken as the literal text",
+                          "write the value itself, or fill the file in before the agent reads it (e.g. "
+                          "envsubst < monitor.yaml.in > monitor.yaml, in an initContainer)")
+
+
 def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
     """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
     to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
@@ -710,6 +736,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
     if raw is None:
         raw = {}
     top = r.mapping(raw, "", _TOP_KEYS)
+    _refuse_env_outside_labels(r, top)
     if "models" in top:
         models_raw = top["models"]
         if not isinstance(models_raw, list) or not models_raw:
