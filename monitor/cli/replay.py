@@ -28,7 +28,16 @@ def replay(log: str, config_path: str, model: str | None, rule_files: tuple[str,
     from monitor.config import ConfigError, load_config
 
     try:
-        cfg = load_config(config_path).model(model)
+        agent = load_config(config_path)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    if model is not None and model not in (names := [m.model for m in agent.models]):
+        # a mistyped name is the command line's mistake, not the file's: a usage error (exit 2), as
+        # click's own for a bad option value; it was exit 1, the code of a config that fails its check
+        raise click.BadParameter(f"{config_path} has no model named {model!r}. Fix: choose one of {', '.join(names)}",
+                                 param_hint="'--model'")
+    try:
+        cfg = agent.model(model)
     except ConfigError as err:
         # the API's fix reads "pass model=NAME": on the command line that is --model NAME
         raise click.ClickException(str(err).replace("pass model=NAME", "pass --model NAME")) from None
