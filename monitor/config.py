@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from monitor.config_keys import SECTION_KEYS, unknown_key_fix
 from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
 
 __all__ = [
@@ -211,6 +212,21 @@ class AgentConfig:
         raise ConfigError("model", f"no model named {name!r}", f"choose one of {', '.join(m.model for m in self.models)}", self.source)
 
 
+def section_mapping(value: Any, key: str, section: str, source: str) -> dict[str, Any]:
+    """``value`` (written at ``key``) as a mapping of ``section``'s keys (:data:`SECTION_KEYS`); a
+    key unknown there is refused saying where it belongs, or the nearest key, or the allowed ones."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys",
+                          source)
+    allowed = SECTION_KEYS[section]
+    for k in value:
+        if not isinstance(k, str) or k not in allowed:
+            raise ConfigError(f"{key}.{k}" if key else str(k), "unknown key", unknown_key_fix(str(k), section), source)
+    return value
+
+
 # -- validation helpers ----------------------------------------------------------------------------
 class _Reader:
     def __init__(self, source: str) -> None:
@@ -219,17 +235,9 @@ class _Reader:
     def error(self, key: str, problem: str, fix: str = "") -> ConfigError:
         return ConfigError(key, problem, fix, self.source)
 
-    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.error(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys")
-        for k in value:
-            if not isinstance(k, str) or k not in allowed:
-                close = difflib.get_close_matches(str(k), allowed, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
-                raise self.error(f"{key}.{k}" if key else str(k), "unknown key", hint)
-        return value
+    def mapping(self, value: Any, key: str, section: str) -> dict[str, Any]:
+        """``value``, a mapping whose keys are those of ``section`` (:data:`SECTION_KEYS`)."""
+        return section_mapping(value, key, section, self.source)
 
     def integer(self, value: Any, key: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -408,9 +416,9 @@ def _segment_cap(r: "_Reader", value: Any, key: str) -> int:
     return cap
 
 
-_MODEL_KEYS = {"model", "schema", "features", "output", "reference", "queue", "window", "segments", "labels", "detectors",
-               "rules", "checkpoint", "probing", "seed"}
-_TOP_KEYS = _MODEL_KEYS | {"models", "server"}
+#: The ``server:`` keys the sidecar validates itself (:func:`monitor.server.settings.settings_from`).
+_SIDECAR_SERVER_KEYS = frozenset({"proxy", "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
+                                  "client_body_timeout", "worker_nice", "unmonitored_models"})
 #: Sections of agent settings that a model of ``models:`` merges key by key with the shared ones at
 #: the top level (the model's keys win): a model giving ``rules: {files: [...]}`` kept no shared
 #: ``rules.alertmanager`` (its alerts reached nobody) and ``checkpoint: {path: ...}`` lost the shared
@@ -472,7 +480,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     # schema: either schema.features or a top-level features list
     features_raw = raw.get("features")
     features_key = "features"  # errors name the key as the file spells it
-    schema_raw = r.mapping(raw.get("schema"), k("schema"), {"features"})
+    schema_raw = r.mapping(raw.get("schema"), k("schema"), "schema")
     if features_raw is None:
         features_raw, features_key = schema_raw.get("features", []), "schema.features"
     if not isinstance(features_raw, list):
@@ -482,7 +490,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         fk = k(f"{features_key}[{i}]")
         if isinstance(f, str):
             f = {"name": f}
-        f = r.mapping(f, fk, {"name", "kind", "type"})
+        f = r.mapping(f, fk, "features[]")
         name = r.string(f.get("name"), f"{fk}.name")
         kind = f.get("kind", f.get("type", "numeric"))
         if kind not in ("numeric", "categorical"):
@@ -492,7 +500,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         seen.add(name)
         feats.append(Feature(name, kind))
 
-    out_raw = r.mapping(raw.get("output"), k("output"), {"kind", "classes", "samples_axis", "quantiles"})
+    out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")
     if kind not in OUTPUT_KINDS:
         raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
@@ -525,8 +533,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     except ValueError as err:
         raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
 
-    ref_raw = r.mapping(raw.get("reference"), k("reference"),
-                        {"path", "pca_fit", "output_columns", "label_column", "exclude", "categorical"})
+    ref_raw = r.mapping(raw.get("reference"), k("reference"), "reference")
     ref_path = ref_raw.get("path")
     if ref_path is not None:
         ref_path = str((base_dir / r.string(ref_path, k("reference.path"))))
@@ -538,8 +545,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         pca_fit = str(base_dir / r.string(pca_fit, k("reference.pca_fit")))
     reference = _reference_columns(r, ref_raw, k, ReferenceConfig(ref_path, pca_fit))
 
-    q_raw = r.mapping(raw.get("queue"), k("queue"), {"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",
-                                                          "export_interval"})
+    q_raw = r.mapping(raw.get("queue"), k("queue"), "queue")
     queue = QueueConfig(
         capacity=r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")),
         max_bytes=r.integer(q_raw.get("max_bytes", 256 * 1024 * 1024), k("queue.max_bytes")),
@@ -553,9 +559,9 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     if queue.sample_rate == 0:
         raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")
 
-    seg_raw = r.mapping(raw.get("segments"), k("segments"), {"cap"})
+    seg_raw = r.mapping(raw.get("segments"), k("segments"), "segments")
     segment_cap = _segment_cap(r, seg_raw.get("cap", 20), k("segments.cap"))
-    lab_raw = r.mapping(raw.get("labels"), k("labels"), {"pending"})
+    lab_raw = r.mapping(raw.get("labels"), k("labels"), "labels")
     labels_pending = r.integer(lab_raw.get("pending", 100_000), k("labels.pending"))
     if labels_pending < 1:
         raise r.error(k("labels.pending"), f"must be at least 1, got {labels_pending}",
@@ -593,8 +599,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             dets.append(DetectorConfig(dkind, params, f"detectors[{i}]" if "detectors" in shared else dk))
         detectors = _shared_abstain_threshold(r, tuple(dets))
 
-    rules_raw = r.mapping(raw.get("rules"), k("rules"), {"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels",
-                                                          "external_url", "for_outage_tolerance", "for_grace_period"})
+    rules_raw = r.mapping(raw.get("rules"), k("rules"), "rules")
     files = tuple(str(base_dir / f) if not os.path.isabs(f) else f for f in r.strings(rules_raw.get("files", []), k("rules.files")))
     if rules_raw.get("packs"):
         from monitor.shipped import rule_pack_files
@@ -635,7 +640,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             if problem is not None:
                 raise r.error(k(key), problem, "write e.g. http://127.0.0.1:9093")
 
-    ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), {"path", "interval"})
+    ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), "checkpoint")
     ck_path = ck_raw.get("path")
     if ck_path is None and "interval" in ck_raw:  # a state never written, while the config says how often
         raise r.error(k("checkpoint.interval"), "needs checkpoint.path (where the state is written): without it "
@@ -649,7 +654,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         path=ck_path,
         interval_s=r.duration(ck_raw.get("interval", "60s"), k("checkpoint.interval")),
     )
-    pr_raw = r.mapping(raw.get("probing"), k("probing"), {"client_id_salt", "raw_client_ids"})
+    pr_raw = r.mapping(raw.get("probing"), k("probing"), "probing")
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         # negative seeds are refused here, not by the first detector built from this one (numpy's
@@ -675,10 +680,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
 
 
 def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
-    s = r.mapping(raw, "server", {"addr", "port", "max_body_bytes", "max_batch_events", "write_token_file",
-                                  "write_token_env", "metrics_token_file", "metrics_token_env", "client_header", "proxy",
-                                  "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
-                                  "client_body_timeout", "worker_nice", "unmonitored_models"})
+    s = r.mapping(raw, "server", "server")
     port = s.get("port", 9108)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise r.error("server.port", f"must be a TCP port 0-65535, got {port!r}", "write port: 9108")
@@ -704,8 +706,7 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
         metrics_token_file=s.get("metrics_token_file"),
         metrics_token_env=s.get("metrics_token_env"),
         client_header=s.get("client_header"),
-        extra={k: v for k, v in s.items() if k in ("proxy", "cloudevents", "forward", "max_queued_events", "shutdown_timeout",
-                                                        "client_body_timeout", "worker_nice", "unmonitored_models")},
+        extra={k: v for k, v in s.items() if k in _SIDECAR_SERVER_KEYS},
     )
 
 
@@ -735,7 +736,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
     base = Path(base_dir)
     if raw is None:
         raw = {}
-    top = r.mapping(raw, "", _TOP_KEYS)
+    top = r.mapping(raw, "", "")
     _refuse_env_outside_labels(r, top)
     if "models" in top:
         models_raw = top["models"]
@@ -747,7 +748,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
             if isinstance(m, dict) and "server" in m:  # difflib's nearest key was 'seed'
                 raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
                               "move server: to the top level of the file, beside models:")
-            m = r.mapping(m, f"models[{i}]", _MODEL_KEYS)
+            m = r.mapping(m, f"models[{i}]", "models[]")
             try:
                 models.append(_parse_model(r, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
             except ConfigError as err:

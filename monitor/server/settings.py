@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration
+from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration, section_mapping
 
 __all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
            "check_ports"]
@@ -120,17 +120,6 @@ class SidecarSettings:
         return dataclasses.replace(self, **changes)
 
 
-def _mapping(value: Any, key: str, allowed: set[str], source: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys", source)
-    for k in value:
-        if k not in allowed:
-            raise ConfigError(f"{key}.{k}", "unknown key", f"allowed keys: {', '.join(sorted(allowed))}", source)
-    return value
-
-
 def _int(value: Any, key: str, source: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
         rng = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
@@ -227,15 +216,14 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     base = Path(source).parent if source and not source.startswith("<") else Path(".")
     extra = dict(srv.extra)
 
-    px = _mapping(extra.get("proxy"), "server.proxy", {"upstream", "port", "timeout", "routes", "oip_output", "max_connections", "engine",
-                                                          "process"}, source)
+    px = section_mapping(extra.get("proxy"), "server.proxy", "server.proxy", source)
     routes = []
     raw_routes = px.get("routes", []) or []
     if not isinstance(raw_routes, list):
         raise ConfigError("server.proxy.routes", "must be a list", "write routes: [- path: /predict]", source)
     for i, r in enumerate(raw_routes):
         key = f"server.proxy.routes[{i}]"
-        r = _mapping(r, key, {"path", "model", "inputs", "outputs", "request_id"}, source)
+        r = section_mapping(r, key, "server.proxy.routes[]", source)
         path = r.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"{key}.path", f"must be a URL path starting with /, got {path!r}", "write path: /predict", source)
@@ -277,7 +265,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         process=process,
     )
 
-    ce = _mapping(extra.get("cloudevents"), "server.cloudevents", {"max_pending", "max_pending_bytes", "pending_ttl", "require_token"}, source)
+    ce = section_mapping(extra.get("cloudevents"), "server.cloudevents", "server.cloudevents", source)
     require_token = ce.get("require_token", True)
     if not isinstance(require_token, bool):
         raise ConfigError("server.cloudevents.require_token", f"must be true or false, got {require_token!r}",
@@ -289,7 +277,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         require_token=require_token,
     )
 
-    fw = _mapping(extra.get("forward"), "server.forward", {"unix", "udp", "receive_buffer_bytes"}, source)
+    fw = section_mapping(extra.get("forward"), "server.forward", "server.forward", source)
     udp = fw.get("udp")
     if udp is not None:
         host, _, port = str(udp).rpartition(":")
