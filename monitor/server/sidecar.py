@@ -115,6 +115,25 @@ def checkpoint_paths(agent: AgentConfig) -> dict[str, Path]:
     return out
 
 
+def _told(err: BaseException) -> bool:
+    """Whether ``err``'s message says what is wrong with the config or a file it names, and the
+    fix: a load failure of one of these is one line (it was a traceback of the monitor's internals)."""
+    from monitor.profile import ProfileError
+    from monitor.rules.model import RuleLoadError
+
+    return isinstance(err, (ConfigError, ProfileError, RuleLoadError, OSError))
+
+
+def _load_failure(source: str, model: str | None, err: BaseException) -> str:
+    """One line for a model that could not be loaded at start: the config, the model, what the
+    error says (its fix with it), and what the sidecar does meanwhile and how to fix it."""
+    said = str(err).removeprefix(f"{source}: ") if _told(err) else \
+        f"{type(err).__name__}: {err} (--log-level debug shows the traceback)"
+    who = f"model {model!r}" if model is not None else "the models"
+    return (f"{source}: {who} could not be loaded: {said}. The sidecar stays up, not ready (/readyz 503), and takes "
+            f"no events: fix it (`monitor config check {source}` says whether it loads), then restart")
+
+
 class BufferedHistogram:
     """Observations of one histogram buffered per label set and folded into the store in
     batches (once a second and before every scrape), so that a request pays one list append
@@ -226,6 +245,7 @@ class Sidecar:
             from monitor.server.priority import lower_priority
 
             lower_priority(self.settings.worker_nice)  # the workers started here inherit it
+        cfg: MonitorConfig | None = None
         try:
             for cfg in self.agent.models:
                 path = self.checkpoint_paths.get(cfg.model)
@@ -247,8 +267,10 @@ class Sidecar:
             self._give_rules_the_sidecar_series()
             self.ready = True
         except Exception as err:  # noqa: BLE001 - reported by /readyz and the log, never a crash loop
-            log.exception("the sidecar could not load its models")
             self.load_error = f"{type(err).__name__}: {err}"
+            log.error("%s", _load_failure(self.agent.source, None if cfg is None else cfg.model, err))
+            if not _told(err):  # a fault of the agent's own: its traceback is for a bug report
+                log.debug("the traceback of the failed load", exc_info=err)
 
     def _give_rules_the_sidecar_series(self) -> None:
         """The sidecar's own series (``model="_sidecar"``: proxy requests and upstream errors, HTTP
