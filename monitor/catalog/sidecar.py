@@ -57,6 +57,16 @@ METRICS: tuple[MetricSpec, ...] = (
                concern="sidecar", unit="dateTimeAsIso"),
     MetricSpec("monitor_checkpoint_size_bytes", GAUGE, "Size of the last checkpoint written.",
                concern="sidecar", unit="bytes"),
+    MetricSpec("monitor_config_reloads", COUNTER,
+               "Reads of monitor.yaml at a reload (SIGHUP or POST /-/reload) by outcome (success, failure): a file that no "
+               "longer loads is a failure, and the config loaded at start stays in force. A reload applies the rule files' "
+               "new contents only; its answer's warnings and the log name the keys of monitor.yaml changed since start, "
+               "which take effect at a restart.",
+               labels=("outcome",), concern="sidecar", max_series=2),
+    MetricSpec("monitor_config_last_reload_successful", GAUGE,
+               "1 when monitor.yaml loaded at start and at the last reload, 0 when the last reload found it invalid: the "
+               "file on disk would not start the sidecar, whose next restart then fails.",
+               concern="sidecar"),
     MetricSpec("monitor_checkpoint_failures", COUNTER,
                "Checkpoints that could not be written or restored, by operation (save, restore) and reason. "
                "A checkpoint that cannot be restored is moved aside and the model starts fresh.",

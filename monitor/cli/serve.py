@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -71,6 +72,7 @@ def serve(config_path: str, host: str | None, port: int | None, proxy_url: str |
         from monitor.server.app import build_sidecar, create_app, create_proxy_app
 
         sidecar = build_sidecar(agent, addr=host, port=port, proxy_upstream=proxy_url)
+        sidecar.config_path = Path(config_path)  # read again at a reload
         if proxy_port is not None:
             import dataclasses
 

@@ -316,21 +316,27 @@ async def _client_lookup(request: web.Request) -> web.Response:
 async def _reload(request: web.Request) -> web.Response:
     """Prometheus's ``POST /-/reload`` for the rule files (what configmap-reload and the Prometheus
     Operator's config reloader call when a mounted ConfigMap changes): 200 with the rules per
-    model, or 400 naming each file's problems, the rules evaluated before left in place."""
+    model, or 400 naming each file's problems, the rules evaluated before left in place. ``monitor.yaml``
+    is read again too (:meth:`Sidecar.reload_config`): that it no longer loads, or which of its keys
+    changed (applied at a restart, not now), is said in the answer's ``warnings``."""
     from monitor.server.sidecar import RulesReloadError
 
     sidecar: Sidecar = request.app[K.SIDECAR]
     if not sidecar.ready:
         raise IntakeError(503, "models", "are still loading (their rules with them); retry when /readyz answers 200",
                           "not_ready", events=0, headers={"Retry-After": "1"})
+    loop = asyncio.get_running_loop()
+    warnings = await loop.run_in_executor(None, sidecar.reload_config)
     try:
-        loaded = await asyncio.get_running_loop().run_in_executor(None, sidecar.reload_rules)
+        loaded = await loop.run_in_executor(None, sidecar.reload_rules)
     except RulesReloadError as err:
         raise IntakeError(400, "rules.files", f"the rule files of {', '.join(sorted(err.failed))} did not load; their "
                           "rules loaded before stay in place. Fix the files (`monitor rules check FILE`) and reload again",
                           "rules_invalid", events=0,
-                          details=[{"model": m, "error": e} for m, e in sorted(err.failed.items())]) from None
-    return web.json_response({"status": "success", "data": {"rules": loaded}})
+                          details=[{"model": m, "error": e} for m, e in sorted(err.failed.items())]
+                          + [{"warning": w} for w in warnings]) from None
+    # as Prometheus's API: "warnings" only when there are some
+    return web.json_response({"status": "success", "data": {"rules": loaded}, **({"warnings": warnings} if warnings else {})})
 
 
 # -- the application ---------------------------------------------------------------------------------

@@ -325,6 +325,7 @@ def _reload_rules(sidecar: "Sidecar") -> None:
     from monitor.server.sidecar import RulesReloadError
 
     try:
+        sidecar.reload_config()  # its warnings are logged
         loaded = sidecar.reload_rules()
     except RulesReloadError:
         return

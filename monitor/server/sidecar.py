@@ -217,6 +217,11 @@ class Sidecar:
         #: instance of the same config would overwrite the running one's with its stale restore)
         self.bind_failed = False
         self.load_error: str | None = None
+        #: the monitor.yaml ``agent`` was read from, read again at a reload (:meth:`reload_config`);
+        #: None for a config built in code
+        self.config_path: Path | None = None
+        self.store.zero("monitor_config_reloads", [("success",), ("failure",)])
+        self.store.set("monitor_config_last_reload_successful", 1.0)
         self.started = time.time()
         self.checkpoint_paths = checkpoint_paths(agent)
         self.restored: dict[str, bool] = {}
@@ -322,6 +327,40 @@ class Sidecar:
         if failed:
             raise RulesReloadError(loaded, failed)
         return loaded
+
+    def reload_config(self) -> list[str]:
+        """Read ``monitor.yaml`` again at a reload and return what to warn of: that it no longer
+        loads (counted in ``monitor_config_reloads_total{outcome="failure"}``), or the keys changed
+        since start, which a reload does not apply (only the rule files' contents are read again).
+        Before, a reload said nothing of the file: an edit to it (a new pack, an Alertmanager URL)
+        looked applied, and a broken one surfaced only at the next restart, which then failed."""
+        if self.config_path is None:
+            return []
+        from monitor.config import load_config
+        from monitor.config_diff import config_changes
+        from monitor.server.settings import settings_from
+
+        source = str(self.config_path)
+        try:
+            agent = load_config(self.config_path)
+            settings_from(agent)  # the server section, as `monitor serve` reads it
+            checkpoint_paths(agent)
+        except ConfigError as err:
+            self.store.inc("monitor_config_reloads", labels=("failure",))
+            self.store.set("monitor_config_last_reload_successful", 0.0)
+            warning = (f"{err}; the config loaded at start stays in force, and a restart would fail: fix the file "
+                       f"(`monitor config check {source}`) and reload again")
+            log.error("reload: %s", warning)
+            return [warning]
+        self.store.inc("monitor_config_reloads", labels=("success",))
+        self.store.set("monitor_config_last_reload_successful", 1.0)
+        changes = config_changes(self.agent, agent)
+        if not changes:
+            return []
+        warning = (f"{source} changed since start ({'; '.join(changes)}): a reload applies only the rule files' "
+                   "contents; these changes take effect at the next restart")
+        log.warning("reload: %s", warning)
+        return [warning]
 
     def resolve(self, name: str | None, field: str = "model") -> "Monitor":
         """The monitor of ``name``; the only one when ``name`` is None and one model is served."""
