@@ -65,6 +65,13 @@ def _server_problems(agent: object) -> list[str]:
             check(agent)  # type: ignore[arg-type]
         except ConfigError as err:
             out.append(f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+    if not out:
+        proxy = settings_from(agent).proxy  # type: ignore[arg-type]
+        if proxy.port is not None and not proxy.upstream:
+            # passed here, and `monitor serve --config` (without --proxy) then refused to start
+            out.append("server.proxy.port: needs a model server to forward to (server.proxy.upstream); `monitor serve` "
+                       "refuses to start without one. Fix: set server.proxy.upstream (e.g. http://127.0.0.1:8080), or "
+                       "remove server.proxy.port and start with --proxy URL --proxy-port PORT")
     return out
 
 

@@ -1,0 +1,27 @@
+"""``monitor config check`` on what ``monitor serve`` refuses or cannot use well (session 29)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import main
+
+
+def _check(tmp_path: Path, text: str):
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text, encoding="utf-8")
+    return CliRunner().invoke(main, ["config", "check", str(path)])
+
+
+def test_a_proxy_port_without_an_upstream_fails_the_check(tmp_path: Path) -> None:
+    """SUCCESS, then `monitor serve --config` refused to start: "server.proxy.port needs a model server"."""
+    res = _check(tmp_path, "model: a\nserver:\n  proxy:\n    port: 9200\n")
+    assert res.exit_code == 1 and "server.proxy.port: needs a model server to forward to" in res.output, res.output
+    assert "server.proxy.upstream" in res.output and "--proxy URL" in res.output
+
+
+def test_a_proxy_port_with_an_upstream_passes(tmp_path: Path) -> None:
+    res = _check(tmp_path, "model: a\nserver:\n  proxy:\n    port: 9200\n    upstream: http://127.0.0.1:8080\n")
+    assert res.exit_code == 0, res.output
