@@ -466,6 +466,10 @@ def _named_where_written(err: ConfigError, own: dict[str, Any], index: int) -> C
                        err.source)
 
 
+#: The shortest ``rules.interval`` taken (a metric moves no faster than the detectors export it).
+_MIN_RULE_INTERVAL_S = 1.0
+
+
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                  shared: frozenset[str] = frozenset()) -> MonitorConfig:
     """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file."""
@@ -634,6 +638,11 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         for_outage_tolerance_s=r.duration(rules_raw.get("for_outage_tolerance", "1h"), k("rules.for_outage_tolerance")),
         for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"), allow_zero=True),
     )
+    if rules.interval_s < _MIN_RULE_INTERVAL_S:
+        # taken: every evaluation scrapes each series and runs every rule, 1,000 times a second at 1ms
+        raise r.error(k("rules.interval"), f"{rules_raw.get('interval')!r} is below {_MIN_RULE_INTERVAL_S:g}s: each evaluation "
+                      "reads every series and runs every rule, and the agent would spend its CPU on nothing else",
+                      "write 15s (the default), or at least 1s")
     for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
         for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
             problem = receiver_url_problem(url)

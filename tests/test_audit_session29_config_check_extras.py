@@ -25,3 +25,17 @@ def test_a_proxy_port_without_an_upstream_fails_the_check(tmp_path: Path) -> Non
 def test_a_proxy_port_with_an_upstream_passes(tmp_path: Path) -> None:
     res = _check(tmp_path, "model: a\nserver:\n  proxy:\n    port: 9200\n    upstream: http://127.0.0.1:8080\n")
     assert res.exit_code == 0, res.output
+
+
+def test_a_rule_interval_below_a_second_is_refused(tmp_path: Path) -> None:
+    """``rules.interval: 1ms`` was taken: a thousand evaluations of every rule a second."""
+    res = _check(tmp_path, "model: a\nrules:\n  interval: 1ms\n")
+    assert res.exit_code == 1 and "rules.interval: '1ms' is below 1s" in res.output and "at least 1s" in res.output, res.output
+    assert _check(tmp_path, "model: a\nrules:\n  interval: 1s\n").exit_code == 0
+
+
+def test_an_empty_detector_list_is_said(tmp_path: Path) -> None:
+    """``detectors: []`` passed without a word: the model then exported no figure for any alert."""
+    res = _check(tmp_path, "model: a\ndetectors: []\n")
+    assert res.exit_code == 0 and "NOTE: model 'a': detectors: [] runs no detector" in res.output, res.output
+    assert "NOTE" not in _check(tmp_path, "model: a\n").output

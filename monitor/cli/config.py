@@ -41,6 +41,11 @@ def check(paths: tuple[str, ...]) -> None:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
             failed = True
             continue
+        for m in agent.models:
+            if m.detectors == ():  # accepted, and the model then exports no figure any rule could alert on
+                click.echo(f"NOTE: model {m.model!r}: detectors: [] runs no detector: only the agent's own counters "
+                           "(events, queue) are exported, and no model alert can fire. Fix: leave detectors out for "
+                           "the defaults of the output kind, or list the ones you want")
         names = ", ".join(m.model for m in agent.models)
         click.echo(f"SUCCESS: {path}: {len(agent.models)} model(s): {names}")
     if failed:
