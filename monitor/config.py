@@ -466,6 +466,25 @@ def _named_where_written(err: ConfigError, own: dict[str, Any], index: int) -> C
                        err.source)
 
 
+def _external_url(r: _Reader, value: Any, key: str) -> str:
+    """``rules.external_url``, the base of each alert's link: any value was taken (``agent:9090``,
+    a number), and every alert then carried a link that opened nothing."""
+    if value in ("", None):
+        return ""
+    problem = receiver_url_problem(value) if isinstance(value, str) else f"{value!r} is not an http(s) URL"
+    if problem is not None:
+        raise r.error(key, problem, "write the address of a Prometheus that scrapes the agent, e.g. http://prometheus:9090")
+    return value
+
+
+def _salt(r: _Reader, value: Any, key: str) -> str:
+    """``probing.client_id_salt``, which the client ids are hashed with: a number was taken as its
+    text, so YAML's ``0123`` (the octal 83) salted with "83", not the "0123" written."""
+    if not isinstance(value, str):
+        raise r.error(key, f"must be a string, got {value!r}", f'quote it: client_id_salt: "{value}"')
+    return value
+
+
 #: The shortest ``rules.interval`` taken (a metric moves no faster than the detectors export it).
 _MIN_RULE_INTERVAL_S = 1.0
 
@@ -634,7 +653,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         webhook_urls=r.strings(rules_raw.get("webhook", []), k("rules.webhook")),
         log_alerts=r.boolean(rules_raw.get("log", True), k("rules.log")),
         external_labels=dict(ext),
-        external_url=str(rules_raw.get("external_url", "")),
+        external_url=_external_url(r, rules_raw.get("external_url", ""), k("rules.external_url")),
         for_outage_tolerance_s=r.duration(rules_raw.get("for_outage_tolerance", "1h"), k("rules.for_outage_tolerance")),
         for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"), allow_zero=True),
     )
@@ -681,7 +700,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         detectors=detectors,
         rules=rules,
         checkpoint=checkpoint,
-        client_id_salt=str(pr_raw.get("client_id_salt", "")),
+        client_id_salt=_salt(r, pr_raw.get("client_id_salt", ""), k("probing.client_id_salt")),
         raw_client_ids=r.boolean(pr_raw.get("raw_client_ids", False), k("probing.raw_client_ids")),
         seed=seed,
         source=r.source,

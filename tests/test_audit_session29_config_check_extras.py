@@ -39,3 +39,14 @@ def test_an_empty_detector_list_is_said(tmp_path: Path) -> None:
     res = _check(tmp_path, "model: a\ndetectors: []\n")
     assert res.exit_code == 0 and "NOTE: model 'a': detectors: [] runs no detector" in res.output, res.output
     assert "NOTE" not in _check(tmp_path, "model: a\n").output
+
+
+def test_external_url_and_client_id_salt_are_checked(tmp_path: Path) -> None:
+    """Any value was taken: an external_url without a scheme gave every alert a link to nothing, and
+    a salt written as a number (YAML's 0123, octal) was salted with another text than written."""
+    res = _check(tmp_path, "model: a\nrules:\n  external_url: prometheus:9090\n")
+    assert res.exit_code == 1 and "rules.external_url: 'prometheus:9090' is not an http(s) URL" in res.output, res.output
+    res = _check(tmp_path, "model: a\nprobing:\n  client_id_salt: 0123\n")
+    assert res.exit_code == 1 and "probing.client_id_salt: must be a string, got 83" in res.output, res.output
+    ok = _check(tmp_path, 'model: a\nrules:\n  external_url: http://prometheus:9090\nprobing:\n  client_id_salt: "0123"\n')
+    assert ok.exit_code == 0, ok.output
