@@ -205,12 +205,12 @@ def test_bad_templates_are_refused_at_load_time() -> None:
                 annotations:
                   summary: "{{ nosuchfunc $value }}"
                   description: "{{ $undefined }}"
-                  time: "{{ toTime $value }}"
+                  time: "{{ call $value }}"
     """)
     assert any('label "severity": template: __alert_A:1: unclosed action' in e for e in errs)
     assert any('annotation "summary": template: __alert_A:1: function "nosuchfunc" not defined' in e for e in errs)
     assert any('annotation "description": template: __alert_A:1: undefined variable "$undefined"' in e for e in errs)
-    assert any('annotation "time"' in e and "'toTime' is not supported" in e for e in errs)
+    assert any('annotation "time"' in e and "'call' is not supported" in e for e in errs)
 
 
 def test_duplicate_group_names_in_one_file() -> None:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from monitor.civil_days import civil_from_days, days_from_civil
 from monitor.promql.errors import EvalError
 from monitor.promql.matchers import compile_regex
 from monitor.promql.types import METRIC_NAME, Labels
@@ -70,31 +71,6 @@ SIMPLE_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 # ------------------------------------------------------------------------------- dates
-def _civil_from_days(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Proleptic Gregorian (year, month, day) of days since 1970-01-01 (H. Hinnant's algorithm)."""
-    z = days + 719468
-    era = np.floor_divide(z, 146097)
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = np.where(mp < 10, mp + 3, mp - 9)
-    y = np.where(m <= 2, y + 1, y)
-    return y, m, d
-
-
-def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    y = np.where(m <= 2, y - 1, y)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    mp = np.where(m > 2, m - 3, m + 9)
-    doy = (153 * mp + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def _is_leap(y: np.ndarray) -> np.ndarray:
     return ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
 
@@ -112,7 +88,7 @@ def _date_parts(seconds: np.ndarray, part: str) -> np.ndarray:
         return ((sod // 60) % 60).astype(np.float64)
     if part == "day_of_week":
         return np.mod(days + 4, 7).astype(np.float64)
-    y, m, d = _civil_from_days(days)
+    y, m, d = civil_from_days(days)
     if part == "year":
         return y.astype(np.float64)
     if part == "month":
@@ -120,7 +96,7 @@ def _date_parts(seconds: np.ndarray, part: str) -> np.ndarray:
     if part == "day_of_month":
         return d.astype(np.float64)
     if part == "day_of_year":
-        return (days - _days_from_civil(y, np.ones_like(m), np.ones_like(d)) + 1).astype(
+        return (days - days_from_civil(y, np.ones_like(m), np.ones_like(d)) + 1).astype(
             np.float64)
     if part == "days_in_month":
         base = _MONTH_DAYS[m]

@@ -23,6 +23,7 @@ __all__ = [
     "go_sprintf",
     "go_type_name",
     "GoTemplateValue",
+    "GoStringer",
     "go_parse_int",
     "go_labels_string",
 ]
@@ -33,6 +34,11 @@ class GoTemplateValue:
 
     def go_string(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+class GoStringer(GoTemplateValue):
+    """A value with a Go ``String`` method (``time.Time``, ``time.Duration``): ``fmt`` prints
+    ``go_string()`` for ``%v %s %q %x %X`` and the value itself for other verbs."""
 
 
 def go_quote(s: str) -> str:
@@ -171,6 +177,9 @@ def go_type_name(v: Any) -> str:
     """The Go type name of a template value, as ``fmt`` prints it in ``%!verb(type=value)``."""
     if v is None:
         return "<nil>"
+    go_type = getattr(v, "go_type", None)
+    if isinstance(go_type, str):
+        return go_type
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, int):
@@ -190,6 +199,8 @@ def go_sprint(v: Any, *, top: bool = True) -> str:
     """Format like Go's ``fmt.Sprint`` of one value (``%v``)."""
     if v is None:
         return "<nil>"
+    if isinstance(v, GoTemplateValue):
+        return v.go_string()
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -202,8 +213,6 @@ def go_sprint(v: Any, *, top: bool = True) -> str:
         return "map[" + " ".join(f"{k}:{go_sprint(v[k], top=False)}" for k in sorted(v)) + "]"
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(go_sprint(x, top=False) for x in v) + "]"
-    if isinstance(v, GoTemplateValue):
-        return v.go_string()
     return str(v)
 
 
@@ -258,6 +267,11 @@ def _bad(verb: str, v: Any) -> str:
 
 
 def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any) -> str:
+    if verb == "T":
+        s = go_type_name(v)
+        return _pad(s[:prec] if prec is not None else s, flags, width, False)
+    if isinstance(v, GoStringer) and verb in "vsqxX":
+        return _format_one("s" if verb == "v" else verb, flags, width, prec, v.go_string())
     if verb in "vs" and not (verb == "s" and isinstance(v, (int, float, bool)) and not isinstance(v, str)):
         if verb == "v" and isinstance(v, float):
             return _format_float("g", flags, width, prec, v)

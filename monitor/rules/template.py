@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from monitor.rules.gofmt import go_sprint, go_type_name
+from monitor.rules.gotime import DURATION, TIME, GoDuration, GoMethod, GoTime, GoTimeError
 from monitor.rules.template_funcs import (
     ANY,
     BOOL,
@@ -405,6 +406,7 @@ class _Executor:
     def eval_command(self, dot: Any, cmd: CommandNode, final: Any) -> Any:
         first = cmd.args[0]
         if isinstance(first, FieldNode):
+            self.node = first
             return self.eval_field_chain(dot, dot, first, first.ident, cmd.args, final)
         if isinstance(first, ChainNode):
             return self.eval_chain_node(dot, first, cmd.args, final)
@@ -439,6 +441,7 @@ class _Executor:
         raise self.error(f"{text} overflows int", n)
 
     def eval_chain_node(self, dot: Any, chain: ChainNode, args: Sequence[Node], final: Any) -> Any:
+        self.node = chain
         if isinstance(chain.node, NilNode):
             raise self.error(f"indirection through explicit nil in {chain}", chain)
         assert chain.node is not None
@@ -460,13 +463,15 @@ class _Executor:
         return self.eval_field(dot, ident[n - 1], node, args, final, receiver)
 
     def eval_field(self, dot: Any, name: str, node: Node, args: Sequence[Node], final: Any, receiver: Any) -> Any:
-        self.node = node
         if receiver is None:
             return None
+        method = getattr(receiver, "go_methods", {}).get(name)
+        if method is not None:
+            return self.eval_method(dot, receiver, name, method, args, final)
         has_args = len(args) > 1 or final is not _MISSING
         if isinstance(receiver, dict):
             if has_args:
-                raise self.error(f"{name} is not a method but has arguments", node)
+                raise self.error(f"{name} is not a method but has arguments")
             if name in receiver:
                 return receiver[name]
             return getattr(receiver, "zero", None)
@@ -474,11 +479,28 @@ class _Executor:
             try:
                 value = receiver.get_field(name)
             except KeyError:
-                raise self.error(f"can't evaluate field {name} in type {receiver.go_type}", node) from None
+                raise self.error(f"can't evaluate field {name} in type {receiver.go_type}") from None
             if has_args:
-                raise self.error(f"{name} has arguments but cannot be invoked as function", node)
+                raise self.error(f"{name} has arguments but cannot be invoked as function")
             return value
-        raise self.error(f"can't evaluate field {name} in type {go_type_name(receiver)}", node)
+        raise self.error(f"can't evaluate field {name} in type {go_type_name(receiver)}")
+
+    def eval_method(self, dot: Any, receiver: Any, name: str, method: GoMethod, args: Sequence[Node], final: Any) -> Any:
+        """Call a Go method of a template value (``(toTime $value).Format "15:04"``), with Go's
+        checks in Go's order: argument count, then the number of results, then argument types."""
+        call_args = list(args[1:])
+        num_in = len(call_args) + (0 if final is _MISSING else 1)
+        if num_in != len(method.params):
+            raise self.error(f"wrong number of args for {name}: want {len(method.params)} got {num_in}")
+        if method.results != 1:
+            raise self.error(f'can\'t call method/function "{name}" with {method.results} results')
+        argv = [self.eval_arg(dot, kind, a) for kind, a in zip(method.params, call_args)]
+        if final is not _MISSING:
+            argv.append(self.validate_type(final, method.params[-1]))
+        try:
+            return method.impl(receiver, *argv)
+        except GoTimeError as e:
+            raise self.error(f"error calling {name}: {e}") from None
 
     def eval_function(self, dot: Any, node: IdentifierNode, cmd: Node, args: Sequence[Node], final: Any) -> Any:
         self.node = node
@@ -546,9 +568,9 @@ class _Executor:
             if isinstance(n, NumberNode) and n.is_float:
                 return n.float_value
             raise self.error(f"expected float; found {n}", n)
-        if kind == INT:
+        if kind in (INT, DURATION):
             if isinstance(n, NumberNode) and n.is_int:
-                return n.int_value
+                return n.int_value if kind == INT else GoDuration(n.int_value)
             raise self.error(f"expected integer; found {n}", n)
         if kind == STRING:
             if isinstance(n, StringNode):
@@ -576,7 +598,13 @@ class _Executor:
         elif kind == FLOAT:
             ok = isinstance(value, float)
         elif kind == INT:
-            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = go_type_name(value) == INT
+        elif kind == DURATION:
+            ok = isinstance(value, GoDuration)
+        elif kind == TIME:
+            if isinstance(value, GoTime) and value.pointer:  # Go dereferences a *time.Time
+                value = GoTime(value.ns, local=value.local)
+            ok = isinstance(value, GoTime)
         elif kind == BOOL:
             ok = isinstance(value, bool)
         elif kind == SAMPLE:

@@ -10,7 +10,6 @@ helpers (``humanize``, ``humanize1024``, ``humanizeDuration``, ``humanizePercent
 
 from __future__ import annotations
 
-import datetime as _dt
 import ipaddress
 import math
 import re
@@ -20,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from monitor.rules.duration import DurationError, parse_duration
 from monitor.rules.gofmt import GoTemplateValue, go_float_v, go_quote, go_sprint, go_sprintf, go_type_name
+from monitor.rules.gotime import GoTime, GoTimeError, time_from_seconds
 
 __all__ = [
     "FuncError",
@@ -90,6 +90,8 @@ class QuerySample(GoStruct, GoTemplateValue):
 class QueryResult(list):  # type: ignore[type-arg]
     """A ``template.queryResult`` (a list of :class:`QuerySample`)."""
 
+    go_type = QUERY_RESULT
+
 
 @dataclass(frozen=True)
 class FuncSpec:
@@ -139,7 +141,7 @@ def convert_to_float(v: Any) -> float:
         raise FuncError("can't convert bool to float")
     if isinstance(v, float):
         return v
-    if isinstance(v, int):
+    if isinstance(v, int) and go_type_name(v) in ("int", "int64"):  # not a time.Duration or Month
         return float(v)
     if isinstance(v, str):
         return go_parse_float(v)
@@ -230,31 +232,20 @@ def humanize_percentage(value: Any) -> str:
     return _g4(v * 100) + "%"
 
 
-def _float_to_time(v: float) -> _dt.datetime | None:
-    if math.isnan(v) or math.isinf(v):
-        return None
-    ts = v * 1e9
-    if ts > 2**63 - 1 or ts < -(2**63):
-        raise FuncError(f"{go_float_v(v)} cannot be represented as a nanoseconds timestamp since it overflows int64")
-    ms = int(int(ts) / 1_000_000)  # model.TimeFromUnixNano: truncation towards zero
-    return _dt.datetime(1970, 1, 1) + _dt.timedelta(milliseconds=ms)
-
-
-def go_time_string(t: _dt.datetime) -> str:
-    """Go's ``time.Time.String()`` of a UTC time: ``2015-06-23 13:19:44.128 +0000 UTC``."""
-    base = t.strftime("%Y-%m-%d %H:%M:%S")
-    if t.microsecond:
-        base += ("." + f"{t.microsecond:06d}").rstrip("0")
-    return base + " +0000 UTC"
-
-
 def humanize_timestamp(value: Any) -> str:
     """Prometheus ``humanizeTimestamp``: Unix seconds -> ``2015-06-23 13:19:44.128 +0000 UTC``."""
     v = convert_to_float(value)
-    t = _float_to_time(v)
-    if t is None:
+    if math.isnan(v) or math.isinf(v):
         return _g4(v)
-    return go_time_string(t)
+    return _to_time(v).go_string()
+
+
+def _to_time(v: Any) -> GoTime:
+    """Prometheus ``toTime``: a ``*time.Time`` whose methods templates call (``.Format``)."""
+    try:
+        return time_from_seconds(convert_to_float(v))
+    except GoTimeError as e:
+        raise FuncError(str(e)) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -680,15 +671,15 @@ FUNCS: dict[str, FuncSpec] = {
     "humanizeDuration": FuncSpec((ANY,), None, _wrap1(humanize_duration)),
     "humanizePercentage": FuncSpec((ANY,), None, _wrap1(humanize_percentage)),
     "humanizeTimestamp": FuncSpec((ANY,), None, _wrap1(humanize_timestamp)),
+    "toTime": FuncSpec((ANY,), None, _wrap1(_to_time)),
     "pathPrefix": FuncSpec((), None, _path_prefix),
     "externalURL": FuncSpec((), None, _external_url),
     "parseDuration": FuncSpec((STRING,), None, _parse_duration),
 }
 
 # Functions Prometheus defines that this engine refuses at load time (rather than rendering them
-# differently from Prometheus): Go time values, function values and JavaScript escaping.
+# differently from Prometheus): function values and JavaScript escaping.
 UNSUPPORTED_FUNCS: dict[str, str] = {
-    "toTime": "returns a Go time.Time whose methods (.Format, .Unix...) are not implemented; use humanizeTimestamp",
     "call": "function values do not exist in alert templates",
     "js": "JavaScript escaping is not implemented",
     "tmpl": "only available in Prometheus console templates",
