@@ -901,10 +901,11 @@ class _Parser:
             chain = ChainNode(self.peek().pos, node=node)
             while self.peek().typ == T_FIELD:
                 chain.fields.append(self.next().val[1:])
+            # Go places a chained field or variable where its second element starts.
             if isinstance(node, FieldNode):
-                return FieldNode(node.pos, ident=node.ident + chain.fields)
+                return FieldNode(chain.pos, ident=node.ident + chain.fields)
             if isinstance(node, VariableNode):
-                return VariableNode(node.pos, ident=node.ident + chain.fields)
+                return VariableNode(chain.pos, ident=node.ident + chain.fields)
             if isinstance(node, (BoolNode, StringNode, NumberNode, NilNode, DotNode)):
                 raise _ParseErr(self.peek(), f"unexpected . after term {go_quote(str(node))}")
             return chain
