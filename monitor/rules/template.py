@@ -459,7 +459,11 @@ class _Executor:
     def eval_field_chain(self, dot: Any, receiver: Any, node: Node, ident: Sequence[str], args: Sequence[Node], final: Any) -> Any:
         n = len(ident)
         for i in range(n - 1):
+            holder = receiver
             receiver = self.eval_field(dot, ident[i], node, (), _MISSING, receiver)
+            if receiver is None and isinstance(holder, dict) and not isinstance(holder, StrMap):
+                # A missing key of a map of interface{} (args) is a nil interface, not "no value".
+                raise self.error(f"nil pointer evaluating interface {{}}.{ident[i + 1]}")
         return self.eval_field(dot, ident[n - 1], node, args, final, receiver)
 
     def eval_field(self, dot: Any, name: str, node: Node, args: Sequence[Node], final: Any, receiver: Any) -> Any:

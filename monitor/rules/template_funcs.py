@@ -413,9 +413,29 @@ def _html_escape(s: str) -> str:
 
 
 def _eval_args_string(args: Sequence[Any]) -> str:
+    """Go's ``evalArgs`` for ``html``, ``js`` and ``urlquery``: a nil argument reads as
+    ``<no value>`` (as ``{{ }}`` prints it), where ``print`` writes ``<nil>``."""
     if len(args) == 1 and isinstance(args[0], str):
         return args[0]
-    return _sprint(args)
+    return _sprint(["<no value>" if a is None else a for a in args])
+
+
+_JS_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+
+
+def go_js_escape(s: str) -> str:
+    """Go's ``template.JSEscapeString`` (the ``js`` function): quotes, backslash and ``<>&=``
+    escaped, control characters and non-printable runes as ``\\uXXXX``, other text unchanged."""
+    out: list[str] = []
+    for ch in s:
+        o = ord(ch)
+        if ch in _JS_ESCAPES:
+            out.append(_JS_ESCAPES[ch])
+        elif o < 0x20 or (o >= 0x80 and not ch.isprintable()):
+            out.append(f"\\u{o:04X}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _sprint(args: Sequence[Any]) -> str:
@@ -642,6 +662,7 @@ FUNCS: dict[str, FuncSpec] = {
     "println": FuncSpec((), ANY, lambda _c, *a: " ".join(go_sprint(x) for x in a) + "\n"),
     "html": FuncSpec((), ANY, lambda _c, *a: _html_escape(_eval_args_string(a))),
     "urlquery": FuncSpec((), ANY, lambda _c, *a: _query_escape(_eval_args_string(a))),
+    "js": FuncSpec((), ANY, lambda _c, *a: go_js_escape(_eval_args_string(a))),
     "eq": FuncSpec((VALUE,), VALUE, _eq),
     "ne": FuncSpec((VALUE, VALUE), None, _ne),
     "lt": FuncSpec((VALUE, VALUE), None, _lt),
@@ -678,9 +699,8 @@ FUNCS: dict[str, FuncSpec] = {
 }
 
 # Functions Prometheus defines that this engine refuses at load time (rather than rendering them
-# differently from Prometheus): function values and JavaScript escaping.
+# differently from Prometheus): function values and console-template helpers.
 UNSUPPORTED_FUNCS: dict[str, str] = {
     "call": "function values do not exist in alert templates",
-    "js": "JavaScript escaping is not implemented",
     "tmpl": "only available in Prometheus console templates",
 }
