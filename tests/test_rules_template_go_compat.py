@@ -59,3 +59,35 @@ def test_a_field_of_a_missing_args_entry_is_a_nil_pointer_error(text: str, col: 
 
 def test_a_field_of_a_nil_variable_is_no_value() -> None:
     assert expand('{{ $x := (args).q }}{{ $x.y.z }}|{{ (index (args) "q").r }}') == "<no value>|<no value>"
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ('{{ printf "%[2]d %[1]s" "a" 3 }}', "3 a"),
+    ('{{ printf "%[1]d %[1]x %[1]o" 10 }}', "10 a 12"),
+    ('{{ printf "%d %d %[1]d" 1 2 3 }}', "1 2 1"),  # reordered: no EXTRA
+    ('{{ printf "%[3]d %d" 1 2 }}', "%!d(BADINDEX) 1"),
+    ('{{ printf "%[0]d|%[x]d|%[5]d|%[2]*d|%[1]*.[2]*[3]f" 3 5 7.5 }}',
+     "%!d(BADINDEX)|%!d(BADINDEX)|%!d(BADINDEX)|%!d(float64=  7.5)|7.50000"),
+    ('{{ printf "%[2]5d|%[2].2f|%[1]|%[1]" 1 2.0 }}', "%!d(BADINDEX)|%!f(BADINDEX)|%!|(int=1)%!(NOVERB)"),
+    ('{{ printf "%[1]d %d %d %[1]d %[3]s" 1 2 }}', "1 2 %!d(MISSING) 1 %!s(BADINDEX)"),
+    ('{{ printf "%!|%z|%[]d|%[1]%" 1 }}', "%!!(int=1)|%!z(MISSING)|%!d(BADINDEX)|%"),
+    ('{{ printf "%[2" 1 }}|{{ printf "%[12345678901]d" 1 }}', "%!(NOVERB)|%!d(BADINDEX)"),
+])
+def test_printf_explicit_argument_indexes(text: str, want: str) -> None:
+    """``%[n]d`` picks argument n in Go; the agent printed ``%![(int=3)2]d``."""
+    assert expand(text) == want
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ('{{ printf "%+v|%+d|%5d|%-5.1d|%*d|%-*d|%.*f|%*d" 1.5 2 7.5 7.5 4 1 -4 2 2 3.14159 "x" 1 }}',
+     "1.5|+2|%!d(float64=  7.5)|%!d(float64=8    )|   1|2   |3.14|%!(BADWIDTH)1"),
+    ('{{ printf "%*d|%.*d|%*d" 1e7 1 -1 5 "w" 3 }}', "%!(BADWIDTH)1|%!(BADPREC)5|%!(BADWIDTH)3"),
+    ('{{ printf "%s %d|%d" nil nil 1 nil }}|{{ printf "%v %v" nil 1 }}', "%!s(<nil>) %!d(<nil>)|1%!(EXTRA <nil>)|<nil> 1"),
+    ('{{ printf "%.d|%5.%|%05d|%-05d|%+.3e" 7 -3 -3 1234.5678 }}|{{ printf "%." 1 }}|{{ printf "%5" 1 }}',
+     "7|%|-0003|-3   |+1.235e+03|%!.(int=1)|%!(NOVERB)%!(EXTRA int=1)"),
+    ('{{ printf "[%.d|%.0d|%5.0d|%.0x|%.0d|%-3.0d|%03.0d|%+.0d]" 0 0 0 0 3 0 0 0 }}', "[||     ||3|   |   |]"),
+])
+def test_printf_star_width_nil_and_bad_verbs_like_go(text: str, want: str) -> None:
+    """``*`` widths were not read, ``%+v`` signed a number, a bad verb's value lost its padding
+    and nil printed as ``<nil>=<nil>``."""
+    assert expand(text) == want

@@ -216,30 +216,6 @@ def go_sprint(v: Any, *, top: bool = True) -> str:
     return str(v)
 
 
-def _parse_spec(fmt: str, i: int) -> tuple[str, int | None, int | None, str, int]:
-    """Parse flags, width, precision and verb of a ``%`` directive starting after ``%``."""
-    flags = ""
-    n = len(fmt)
-    while i < n and fmt[i] in "+-# 0":
-        flags += fmt[i]
-        i += 1
-    width = None
-    start = i
-    while i < n and fmt[i].isdigit():
-        i += 1
-    if i > start:
-        width = int(fmt[start:i])
-    prec = None
-    if i < n and fmt[i] == ".":
-        i += 1
-        start = i
-        while i < n and fmt[i].isdigit():
-            i += 1
-        prec = int(fmt[start:i]) if i > start else 0
-    verb = fmt[i] if i < n else ""
-    return flags, width, prec, verb, i + 1
-
-
 def _pad(s: str, flags: str, width: int | None, numeric: bool) -> str:
     if width is None or len(s) >= width:
         return s
@@ -262,14 +238,19 @@ def _sign(s: str, neg: bool, flags: str) -> str:
     return s
 
 
-def _bad(verb: str, v: Any) -> str:
-    return f"%!{verb}({go_type_name(v)}={go_sprint(v)})"
+def _bad(verb: str, flags: str, width: int | None, prec: int | None, v: Any) -> str:
+    """Go's ``badVerb``: the type, and the value printed with ``%v`` and the directive's flags."""
+    if v is None:
+        return f"%!{verb}(<nil>)"
+    return f"%!{verb}({go_type_name(v)}={_format_one('v', flags, width, prec, v)})"
 
 
 def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: Any) -> str:
-    if verb == "T":
+    if verb == "T" or (verb == "v" and v is None):
         s = go_type_name(v)
         return _pad(s[:prec] if prec is not None else s, flags, width, False)
+    if v is None:
+        return _bad(verb, flags, width, prec, v)
     if isinstance(v, GoStringer) and verb in "vsqxX":
         return _format_one("s" if verb == "v" else verb, flags, width, prec, v.go_string())
     if verb in "vs" and not (verb == "s" and isinstance(v, (int, float, bool)) and not isinstance(v, str)):
@@ -284,26 +265,28 @@ def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: A
     if verb == "q":
         if isinstance(v, str):
             return _pad(go_quote(v), flags, width, False)
-        return _bad(verb, v)
+        return _bad(verb, flags, width, prec, v)
     if verb == "t":
         if isinstance(v, bool):
             return _pad("true" if v else "false", flags, width, False)
-        return _bad(verb, v)
+        return _bad(verb, flags, width, prec, v)
     if verb in "dboxXc":
         if isinstance(v, int) and not isinstance(v, bool):
             return _format_int(verb, flags, width, prec, v)
         if verb in "xX" and isinstance(v, str):
             s = v.encode().hex()
             return _pad(s.upper() if verb == "X" else s, flags, width, False)
-        return _bad(verb, v)
+        return _bad(verb, flags, width, prec, v)
     if verb in "eEfFgG":
         if isinstance(v, float):
             return _format_float(verb, flags, width, prec, v)
-        return _bad(verb, v)
-    return f"%!{verb}({go_type_name(v)}={go_sprint(v)})"
+        return _bad(verb, flags, width, prec, v)
+    return _bad(verb, flags, width, prec, v)
 
 
 def _format_int(verb: str, flags: str, width: int | None, prec: int | None, v: int) -> str:
+    if prec == 0 and v == 0 and verb != "c":  # Go prints nothing but the padding
+        return " " * (width or 0)
     neg = v < 0
     a = abs(v)
     if verb == "d":
@@ -341,39 +324,132 @@ def _format_float(verb: str, flags: str, width: int | None, prec: int | None, v:
     return _pad(_sign(body, neg, flags), flags, width, True)
 
 
+def _parse_num(fmt: str, i: int, end: int) -> tuple[int | None, int]:
+    """Go's ``parsenum``: digits from ``i``; (None, end) when there are none or too many."""
+    num, start = 0, i
+    while i < end and "0" <= fmt[i] <= "9":
+        if num > 1_000_000:
+            return None, end
+        num = num * 10 + ord(fmt[i]) - 48
+        i += 1
+    return (num if i > start else None), i
+
+
+def _int_arg(args: Sequence[Any], argi: int) -> tuple[int | None, int]:
+    """Go's ``intFromArg``: a ``*`` width or precision; None when it is not an integer."""
+    if argi >= len(args):
+        return None, argi
+    v = args[argi]
+    ok = isinstance(v, int) and not isinstance(v, bool) and -1_000_000 <= v <= 1_000_000
+    return (int(v) if ok else None), argi + 1
+
+
+class _Directive:
+    """Go's printf state for one directive: flags, width, precision, argument cursor."""
+
+    def __init__(self, fmt: str, args: Sequence[Any], argi: int) -> None:
+        self.fmt, self.args, self.argi = fmt, args, argi
+        self.good_index = True
+        self.reordered = False
+        self.out: list[str] = []
+
+    def arg_index(self, i: int) -> tuple[int, bool]:
+        """Go's ``argNumber``: an explicit ``[n]`` at ``i`` moves the cursor to argument n."""
+        fmt = self.fmt
+        if i >= len(fmt) or fmt[i] != "[":
+            return i, False
+        self.reordered = True
+        close = fmt.find("]", i + 1) if len(fmt) - i >= 3 else -1
+        if close < 0:
+            self.good_index = False
+            return i + 1, False
+        n, j = _parse_num(fmt, i + 1, close)
+        if n is None or j != close:
+            self.good_index = False
+            return close + 1, False
+        if 1 <= n <= len(self.args):
+            self.argi = n - 1
+        else:
+            self.good_index = False
+        return close + 1, True
+
+
 def go_sprintf(fmt: str, args: Sequence[Any]) -> str:
     """Format like Go's ``fmt.Sprintf`` for the verbs alert templates use.
 
-    Supported verbs: ``%v %s %q %d %b %o %x %X %c %t %e %E %f %F %g %G %%`` with the flags
-    ``+ - # 0 space``, width and precision. Type mismatches, missing and extra arguments are
-    reported inline exactly as Go does (``%!d(float64=1.5)``, ``%!s(MISSING)``,
-    ``%!(EXTRA ...)``), because Prometheus renders those into the alert text too.
+    Supported verbs: ``%v %s %q %d %b %o %x %X %c %t %e %E %f %F %g %G %T %%`` with the flags
+    ``+ - # 0 space``, width and precision, ``*`` and explicit argument indexes (``%[2]d``).
+    Type mismatches, missing and extra arguments, bad indexes and widths are reported inline
+    exactly as Go does (``%!d(float64=1.5)``, ``%!s(MISSING)``, ``%!(EXTRA ...)``,
+    ``%!d(BADINDEX)``), because Prometheus renders those into the alert text too.
     """
     out: list[str] = []
+    end = len(fmt)
+    state = _Directive(fmt, args, 0)
     i = 0
-    n = len(fmt)
-    argi = 0
-    while i < n:
-        ch = fmt[i]
-        if ch != "%":
-            out.append(ch)
+    while i < end:
+        j = fmt.find("%", i)
+        if j < 0:
+            out.append(fmt[i:])
+            break
+        out.append(fmt[i:j])
+        i = j + 1
+        state.good_index = True
+        flags = ""
+        while i < end and fmt[i] in "#0+- ":
+            flags += fmt[i]
             i += 1
-            continue
-        if i + 1 < n and fmt[i + 1] == "%":
-            out.append("%")
-            i += 2
-            continue
-        flags, width, prec, verb, i = _parse_spec(fmt, i + 1)
-        if verb == "":
+        i, after_index = state.arg_index(i)
+        width: int | None = None
+        if i < end and fmt[i] == "*":
+            i += 1
+            width, state.argi = _int_arg(args, state.argi)
+            if width is None:
+                out.append("%!(BADWIDTH)")
+            elif width < 0:
+                width, flags = -width, flags + "-"
+            after_index = False
+        else:
+            width, i = _parse_num(fmt, i, end)
+            if after_index and width is not None:  # "%[3]2d"
+                state.good_index = False
+        prec: int | None = None
+        if i + 1 < end and fmt[i] == ".":
+            i += 1
+            if after_index:  # "%[3].2d"
+                state.good_index = False
+            i, after_index = state.arg_index(i)
+            if i < end and fmt[i] == "*":
+                i += 1
+                prec, state.argi = _int_arg(args, state.argi)
+                if prec is not None and prec < 0:
+                    prec = None
+                if prec is None:
+                    out.append("%!(BADPREC)")
+                after_index = False
+            else:
+                prec, i = _parse_num(fmt, i, end)
+                prec = prec or 0
+        if not after_index:
+            i, after_index = state.arg_index(i)
+        if i >= end:
             out.append("%!(NOVERB)")
             break
-        if argi >= len(args):
+        verb = fmt[i]
+        i += 1
+        if verb == "%":
+            out.append("%")
+        elif not state.good_index:
+            out.append(f"%!{verb}(BADINDEX)")
+        elif state.argi >= len(args):
             out.append(f"%!{verb}(MISSING)")
-            continue
-        out.append(_format_one(verb, flags, width, prec, args[argi]))
-        argi += 1
-    if argi < len(args):
-        extra = ", ".join(f"{go_type_name(a)}={go_sprint(a)}" for a in args[argi:])
+        else:
+            if verb == "v":  # Go keeps '+' for struct field names only
+                flags = flags.replace("+", "")
+            out.append(_format_one(verb, flags, width, prec, args[state.argi]))
+            state.argi += 1
+    if not state.reordered and state.argi < len(args):
+        extra = ", ".join("<nil>" if a is None else f"{go_type_name(a)}={go_sprint(a)}" for a in args[state.argi:])
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
 
