@@ -91,3 +91,25 @@ def test_printf_star_width_nil_and_bad_verbs_like_go(text: str, want: str) -> No
     """``*`` widths were not read, ``%+v`` signed a number, a bad verb's value lost its padding
     and nil printed as ``<nil>=<nil>``."""
     assert expand(text) == want
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ('{{ printf "%x|%X|%#x|%.3x|%10x" 1.5 1.5 1.5 1.5 255.0 }}', "0x1.8p+00|0X1.8P+00|0x1.8000p+00|0x1.800p+00|0x1.fep+07"),
+    ('{{ printf "%x|%x|%x|%x" 0.0 -2.0 1e300 3.14159 }}', "0x0p+00|-0x1p+01|0x1.7e43c8800759cp+996|0x1.921f9f01b866ep+01"),
+    ('{{ printf "%.0x|%.1x|%.2x|%#x|%#.0X|%x" 1.96875 1.96875 1.99999 0.0 0.0 $value }}',
+     "0x1p+01|0x1.0p+01|0x1.00p+01|0x0.0000p+00|0X0.P+00|0x1.954fc402p+30"),
+    ('{{ printf "%x|%x|%+x|% x|%010x|%-12x|%+010X|%x|%x" 5e-324 2.2250738585072014e-308 1.0 1.0 1.5 1.5 -1.5 -0.0 0.5 }}',
+     "0x1p-1074|0x1p-1022|+0x1p+00| 0x1p+00|00x1.8p+00|0x1.8p+00   |-0X1.8P+00|-0x0p+00|0x1p-01"),
+])
+def test_printf_x_of_a_float_is_hexadecimal_like_go(text: str, want: str) -> None:
+    """``%x`` of a float printed ``%!x(float64=1.5)``; Go prints its hexadecimal form."""
+    assert expand(text) == want
+
+
+def test_printf_zero_padding_like_go() -> None:
+    """``%08x`` of 255 was padded with spaces, ``%#08x`` put the zeros before ``0x`` and ``%08s``
+    padded with spaces; the Go of promtool 2.42 pads them all with zeros, as here."""
+    text = ('{{ printf "%08x|%#08x|%#06x|%08.3d|%#b|%08c|%08s|%08t|%08v|%08q" 255 255 10 5 5 67 "ab" true (toTime 1).Month "q" }}'
+            '{{ printf "|%08f|%-8f" $value $value }}')
+    assert expand(text) == '000000ff|0x000000ff|0x00000a|     005|0b101|0000000C|000000ab|0000true|0January|00000"q"|' \
+        "1700000000.500000|1700000000.500000"

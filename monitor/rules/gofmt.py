@@ -217,14 +217,15 @@ def go_sprint(v: Any, *, top: bool = True) -> str:
 
 
 def _pad(s: str, flags: str, width: int | None, numeric: bool) -> str:
+    """Pad to ``width`` as Go's fmt: ``-`` on the right with spaces, ``0`` on the left with
+    zeros (after the sign of a number; text too, as in the Go promtool 2.42 is built with)."""
     if width is None or len(s) >= width:
         return s
     if "-" in flags:
         return s + " " * (width - len(s))
-    if "0" in flags and numeric and s[-1:].isdigit():
-        sign = s[0] if s[:1] in "+- " else ""
-        body = s[len(sign):]
-        return sign + "0" * (width - len(s)) + body
+    if "0" in flags:
+        sign = s[0] if numeric and s[:1] in "+- " else ""
+        return sign + "0" * (width - len(s)) + s[len(sign):]
     return " " * (width - len(s)) + s
 
 
@@ -276,6 +277,8 @@ def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: A
         if verb in "xX" and isinstance(v, str):
             s = v.encode().hex()
             return _pad(s.upper() if verb == "X" else s, flags, width, False)
+        if verb in "xX" and isinstance(v, float):
+            return _format_float(verb, flags, width, prec, v)
         return _bad(verb, flags, width, prec, v)
     if verb in "eEfFgG":
         if isinstance(v, float):
@@ -285,31 +288,26 @@ def _format_one(verb: str, flags: str, width: int | None, prec: int | None, v: A
 
 
 def _format_int(verb: str, flags: str, width: int | None, prec: int | None, v: int) -> str:
-    if prec == 0 and v == 0 and verb != "c":  # Go prints nothing but the padding
-        return " " * (width or 0)
-    neg = v < 0
-    a = abs(v)
-    if verb == "d":
-        s = str(a)
-    elif verb == "b":
-        s = format(a, "b")
-    elif verb == "o":
-        s = format(a, "o")
-        if "#" in flags:
-            s = "0" + s
-    elif verb == "x":
-        s = format(a, "x")
-        if "#" in flags:
-            s = "0x" + s
-    elif verb == "X":
-        s = format(a, "X")
-        if "#" in flags:
-            s = "0X" + s
-    else:  # 'c': Go writes an invalid code point as U+FFFD (chr() raised out of the evaluator)
+    """Go's ``fmtInteger``: ``%05d`` pads the digits (before any ``0x`` prefix) with zeros, an
+    explicit precision turns zero padding off, and ``%.0d`` of 0 prints only the padding."""
+    if verb == "c":  # Go writes an invalid code point as U+FFFD (chr() raised out of the evaluator)
         return _pad(chr(v) if 0 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF else "\ufffd", flags, width, False)
-    if prec is not None and len(s) < prec:
-        s = "0" * (prec - len(s)) + s
-    return _pad(_sign(s, neg, flags), flags, width, prec is None)
+    neg = v < 0
+    if prec == 0 and v == 0:
+        return " " * (width or 0)
+    if prec is None:
+        prec = 0
+        if "0" in flags and "-" not in flags and width is not None:
+            prec = width - (1 if neg or "+" in flags or " " in flags else 0)
+    s = format(abs(v), verb).rjust(prec, "0")
+    if "#" in flags:
+        if verb == "b":
+            s = "0b" + s
+        elif verb == "o" and s[0] != "0":
+            s = "0" + s
+        elif verb in "xX":
+            s = "0" + verb + s
+    return _pad(_sign(s, neg, flags), flags.replace("0", ""), width, False)
 
 
 def _format_float(verb: str, flags: str, width: int | None, prec: int | None, v: float) -> str:
@@ -318,10 +316,67 @@ def _format_float(verb: str, flags: str, width: int | None, prec: int | None, v:
         # Go keeps the sign of infinities and drops NaN's unless '+' or ' ' asks for one.
         if sp == "NaN":
             sp = ("+" if "+" in flags else " " if " " in flags else "") + sp
-        return _pad(sp, flags, width, False)
+        return _pad(sp, flags.replace("0", ""), width, False)  # not a number: no zeros
     neg = v < 0 or (v == 0 and math.copysign(1.0, v) < 0)
-    body = go_float_prec(abs(v), verb, prec)
+    if verb in "xX":
+        body = go_float_hex(abs(v), verb, prec)
+        if "#" in flags:
+            body = _sharp_hex(body, verb, prec)
+    else:
+        body = go_float_prec(abs(v), verb, prec)
     return _pad(_sign(body, neg, flags), flags, width, True)
+
+
+def go_float_hex(v: float, verb: str, prec: int | None) -> str:
+    """Go's ``strconv.FormatFloat(v, 'x', prec, 64)`` of a finite ``v >= 0``: ``0x1.8p+00``;
+    a precision rounds the hexadecimal fraction half to even."""
+    digits = "0123456789ABCDEF" if verb == "X" else "0123456789abcdef"
+    mask = 2**64 - 1
+    if v == 0:
+        mant, exp = 0, 0
+    else:
+        m, e = math.frexp(v)
+        mant, exp = int(m * 2**61), e - 1  # leading 1 at bit 60: v == mant / 2**60 * 2**exp
+    if prec is not None and prec < 15:
+        shift = prec * 4
+        extra = (mant << shift) & (2**60 - 1)
+        mant >>= 60 - shift
+        if extra | (mant & 1) > 2**59:
+            mant += 1
+        mant <<= 60 - shift
+        if mant & (1 << 61):
+            mant >>= 1
+            exp += 1
+    out = ["0", verb, str((mant >> 60) & 1)]
+    mant = (mant << 4) & mask
+    if prec is None and mant:
+        out.append(".")
+        while mant:
+            out.append(digits[(mant >> 60) & 15])
+            mant = (mant << 4) & mask
+    elif prec:
+        out.append(".")
+        for _ in range(prec):
+            out.append(digits[(mant >> 60) & 15])
+            mant = (mant << 4) & mask
+    out.append(("P" if verb == "X" else "p") + ("-" if exp < 0 else "+") + f"{abs(exp):02d}")
+    return "".join(out)
+
+
+def _sharp_hex(num: str, verb: str, prec: int | None) -> str:
+    """Go's ``%#x`` of a float: always a point, and for ``x`` (not ``X``) trailing zeros up to the
+    precision (6 by default), where fmt counts the ``x`` of ``0x`` as a digit."""
+    digits = (6 if prec is None else prec) if verb == "x" else 0
+    p = num.find("p" if verb == "x" else "P")
+    mantissa, tail = num[:p], num[p:]
+    seen_nonzero = False
+    for c in mantissa:
+        if c != ".":
+            seen_nonzero = seen_nonzero or c != "0"
+            digits -= seen_nonzero
+    if "." not in mantissa:
+        mantissa += "."
+    return mantissa + "0" * max(digits, 0) + tail
 
 
 def _parse_num(fmt: str, i: int, end: int) -> tuple[int | None, int]:
