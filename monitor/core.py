@@ -975,6 +975,12 @@ class Monitor:
             out.append({"client": key(client), "tracked": v is not None, "verdict": None if v is None else v.to_dict()})
         return out
 
+    @property
+    def one_feature(self) -> bool:
+        """Whether this model reads one feature: a flat tensor the sidecar taps is then a column
+        of rows (:attr:`monitor.ingest.BatchBuilder.one_feature`)."""
+        return self.pipeline.builder.one_feature
+
     def watches_clients(self) -> bool:
         """Whether a detector of this monitor judges clients (probing): without one,
         :meth:`suspicious_clients` is empty whatever the traffic."""

@@ -94,6 +94,17 @@ class BatchBuilder:
         self._key_checks = 0
 
     @property
+    def one_feature(self) -> bool:
+        """Whether the model reads one feature (configured, the reference's, or learned): then a
+        flat ``(n,)`` input is ``n`` rows of that feature, not one row of ``n`` features. Why: a
+        one-feature model's ``predict(x)`` on a 1-D array (or an OIP v2 tensor of shape ``[n]``)
+        was read as one row of ``n`` features, refused (or, without a configured schema, learned as
+        ``n`` features) while its ``n`` outputs did not match."""
+        if self.schema is not None:
+            return len(self.schema) == 1
+        return len(self.reference_names) == 1
+
+    @property
     def score_widths(self) -> list[int] | None:
         """The output widths accepted (configured or learned), None while nothing is known."""
         return None if self._score_widths is None else sorted(self._score_widths)
@@ -138,7 +149,7 @@ class BatchBuilder:
         arr = np.asarray(inputs)
         if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
             raise RowError("wrong_type", "inputs must be numeric rows")
-        width = arr.shape[-1] if arr.ndim >= 1 else 1
+        width = 1 if arr.ndim == 1 and self.one_feature else arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
 
     @staticmethod
@@ -220,7 +231,7 @@ class BatchBuilder:
         if cat_names:
             arr = np.asarray(inputs, dtype=object)
             if arr.ndim == 1:
-                arr = arr[None, :]
+                arr = arr[:, None] if len(schema) == 1 else arr[None, :]
             if arr.ndim != 2 or arr.shape[1] != len(schema):
                 raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
             kinds = [f.kind for f in schema.features]
@@ -239,8 +250,8 @@ class BatchBuilder:
         except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
             raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
                                          f"({type(err).__name__}: {str(err)[:200]})") from None
-        if arr.ndim == 1:
-            arr = arr[None, :]
+        if arr.ndim == 1:  # one row, or for a one-feature model one value per row
+            arr = arr[:, None] if len(schema) == 1 else arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != len(schema):
             raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
         return arr, np.empty((arr.shape[0], 0), dtype=object)

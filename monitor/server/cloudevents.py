@@ -298,7 +298,7 @@ class CloudEventsIntake:
                                               "(KServe org.kubeflow.serving.inference.*, Seldon io.seldon.serving.*)", "bad_ce_type")
         try:
             if part == "request":
-                payload = decode_inputs(event.data)
+                payload = decode_inputs(event.data, one_feature=mon.one_feature)
                 rows = _rows(payload)
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
                 payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output)

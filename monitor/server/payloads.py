@@ -212,9 +212,11 @@ def _split_rows(arr: Any, n: int, field: str, name: str) -> Any:
     return arr.reshape(n, arr.size // n if n else int(np.prod(arr.shape[1:], dtype=np.int64)))
 
 
-def _oip_inputs(tensors: list[dict[str, Any]]) -> Any:
+def _oip_inputs(tensors: list[dict[str, Any]], one_feature: bool = False) -> Any:
     if len(tensors) == 1:
         name, arr = str(tensors[0].get("name", "input-0")), _tensor(tensors[0], "inputs[0]")
+        if arr.ndim == 1 and one_feature:  # shape [n] to a one-feature model: n rows of its feature
+            return arr.reshape(-1, 1)
         if arr.ndim <= 1:  # one row (a scalar: one row of one value, as with several tensors)
             return arr.reshape(1, -1)
         if arr.ndim > 2:
@@ -272,15 +274,17 @@ def _seldon_data(data: Any, field: str, *, named_rows: bool = True) -> Any:
     return rows
 
 
-def decode_inputs(body: Any, path: str | None = None) -> Any:
-    """The model inputs (a list of rows, an array, or row objects) in a request body."""
+def decode_inputs(body: Any, path: str | None = None, *, one_feature: bool = False) -> Any:
+    """The model inputs (a list of rows, an array, or row objects) in a request body.
+    ``one_feature`` (the model reads one feature) reads one OIP v2 tensor of shape ``[n]`` as
+    ``n`` rows, as the protocol's batch axis says, where otherwise a vector is one row."""
     if path is not None:
         return dotted(body, path)
     if not isinstance(body, dict):
         raise PayloadError("body", f"must be a JSON object, got {json_kind(body)}", "not_an_object")
     if "inputs" in body:
         value = body["inputs"]
-        return _oip_inputs(value) if _is_oip_tensors(value) else value
+        return _oip_inputs(value, one_feature) if _is_oip_tensors(value) else value
     if "instances" in body:
         return body["instances"]
     if "data" in body:

@@ -588,7 +588,7 @@ class Proxy:
             self._refuse(unsafe, UNSAFE_JSON_MESSAGES[unsafe], mon=mon)
             return None
         if tap.kind == "oip_v2":
-            inputs = decode_inputs(req_obj)
+            inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
             outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
             if self.settings.oip_output is None:
