@@ -535,7 +535,8 @@ class Proxy:
         """Turn the request/response pair into a monitor event. Never raises: failures are counted.
 
         ``path_model`` is the ``{model}`` part of the matched route, ``header_request_id`` the
-        request's ``X-Request-Id`` (used when the body carries no id); ``body``/``resp_body`` are
+        request's ``X-Request-Id`` (used when the body carries no id; on OIP v2 routes the
+        answer's ``id`` follows it); ``body``/``resp_body`` are
         None when they were over the size limit. Both engines call this, so they tap alike.
         Inside :meth:`batched` the event is enqueued when the batch ends, with the others."""
         sidecar = self.sidecar
@@ -593,7 +594,9 @@ class Proxy:
             outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
             if self.settings.oip_output is None:
                 self._say_tensor_read(mon, resp_obj)
-            rid: Any = oip_request_id(req_obj) or header_request_id
+            # a request without an id: the client's X-Request-Id, else the id the server answered
+            # with (MLServer and KServe put a uuid there), the one id its client can see
+            rid: Any = oip_request_id(req_obj) or header_request_id or oip_request_id(resp_obj)
         else:
             route = tap.route
             assert route is not None
