@@ -58,6 +58,13 @@ class AppServer:
             self.lt.stop()
 
 
+def infer_server(infer: Callable[[web.Request], Any]) -> AppServer:
+    """A model server on 127.0.0.1 answering ``POST /v2/models/{model}/infer`` with ``infer``."""
+    app = web.Application()
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    return AppServer(app)
+
+
 @dataclass
 class Reply:
     status: int

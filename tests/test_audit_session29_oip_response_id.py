@@ -14,14 +14,14 @@ import uuid
 import pytest
 from aiohttp import web
 
-from tests.sidecar_support import AppServer, http, sample, wait_until
+from tests.sidecar_support import AppServer, http, infer_server, sample, wait_until
 from tests.test_proxy import start_proxying
 
 IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
 
 
-def _mlserver_like() -> web.Application:
+def _mlserver_like() -> AppServer:
     """Answers as MLServer does: the request's id, else a new uuid."""
     async def infer(request: web.Request) -> web.Response:
         body = await request.json()
@@ -29,14 +29,12 @@ def _mlserver_like() -> web.Application:
         return web.json_response({"model_name": "iris", "id": body.get("id") or str(uuid.uuid4()), "outputs": [
             {"name": "probs", "shape": [n, 3], "datatype": "FP32", "data": [0.7, 0.2, 0.1] * n}]})
 
-    app = web.Application()
-    app.router.add_post("/v2/models/{model}/infer", infer)
-    return app
+    return infer_server(infer)
 
 
 @pytest.fixture(scope="module")
 def upstream():
-    srv = AppServer(_mlserver_like())
+    srv = _mlserver_like()
     yield srv
     srv.close()
 

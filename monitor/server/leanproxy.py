@@ -58,7 +58,8 @@ from aiohttp import web
 
 from monitor.server import keys as K
 from monitor.server.errors import CLIENT_TIMEOUT
-from monitor.server.proxy import BUFFER_LIMIT, HOP_BY_HOP, Proxy, _Tap, client_timeout_body, fail_body, header_text, request_labels
+from monitor.server.proxy import (BUFFER_LIMIT, HOP_BY_HOP, BinaryHeads, Proxy, _Tap, client_timeout_body, fail_body,
+                                  header_text, request_labels)
 from monitor.server.proxyroutes import RouteTable, Target
 
 try:  # the llhttp binding; without it the proxy runs on the aiohttp engine
@@ -134,10 +135,11 @@ def _lower(name: bytes) -> bytes:
 
 #: what the response re-framing does with a header, by its name as sent: 0 relay it, 1 its
 #: Content-Length, 2 its Content-Type, 3 its Content-Encoding (relayed, and looked at), 4 its
-#: Transfer-Encoding, 5 its Connection, 6 another hop-by-hop header (not relayed)
+#: Transfer-Encoding, 5 its Connection, 6 another hop-by-hop header (not relayed), 7 its
+#: Inference-Header-Content-Length (relayed, and kept for the tap: Triton's binary tensors)
 _RESP_CODES: dict[bytes, int] = {}
 _RESP_CODE_OF = {b"content-length": 1, b"content-type": 2, b"content-encoding": 3, b"transfer-encoding": 4,
-                 b"connection": 5}
+                 b"connection": 5, b"inference-header-content-length": 7}
 
 
 def _resp_code(name: bytes) -> int:
@@ -160,7 +162,7 @@ class _Exchange:
 
     # one is made per request: slots make it, and reading its fields, cheaper
     __slots__ = ("body_done", "chunked", "close_client", "conn", "deadline", "done", "head_sent",
-                 "last_read", "lean", "meta", "method", "mode", "out", "out_size", "reason", "resp", "resp_encoding",
+                 "last_read", "lean", "meta", "method", "mode", "out", "out_size", "reason", "resp", "resp_binary", "resp_encoding",
                  "resp_lines", "resp_size", "retried", "route", "sent", "sent_size", "started", "status", "t0", "t_req",
                  "t_start", "tap_body", "tap_size", "timer", "until_close", "upstream", "upstream_keep_alive", "version")
 
@@ -229,6 +231,7 @@ class _Exchange:
         self.resp: list[bytes] = []
         self.resp_size = 0
         self.resp_lines = b""  # the response's header lines as they are relayed (framing and Connection apart)
+        self.resp_binary: bytes | None = None  # its Inference-Header-Content-Length
         self.close_client = not keep_alive
 
     # -- the request -----------------------------------------------------------------------------
@@ -311,6 +314,7 @@ class _Exchange:
         chunked = False
         sse = False
         encoding = None
+        binary = None
         te_chunked = False
         listed: set[bytes] | None = None
         # the header lines but Content-Length's, framed as they are read: what a buffered answer
@@ -329,6 +333,8 @@ class _Exchange:
                     sse = value.lower().startswith(b"text/event-stream")
                 elif code == 3:
                     encoding = encoding or value
+                elif code == 7:
+                    binary = binary or value
                 else:
                     if code == 4:
                         chunked = True
@@ -366,6 +372,7 @@ class _Exchange:
                 lines += (name, b": ", value, b"\r\n")
         self.resp_lines = b"".join(lines)
         self.resp_encoding = encoding
+        self.resp_binary = binary
         if not buffered and mode != "none":  # length, chunked, close: the head goes now, the body as it comes
             self.conn.write(self._head())
             self.head_sent = True
@@ -447,12 +454,16 @@ class _Exchange:
         meta = self.meta
         encoding = self.resp_encoding
         resp_encoding = None if encoding is None else encoding.decode("latin-1")
+        resp_binary = self.resp_binary
         if not meta:  # the common case: no header the tap reads
-            return (self.route.model, self.conn.peer, None, req_body, resp_body, resp_encoding, None, self.t_start)
+            return (self.route.model, self.conn.peer, None, req_body, resp_body, resp_encoding, None, self.t_start,
+                    None if resp_binary is None else (None, _text(resp_binary)))
         header = self.lean.client_header
         client = Proxy.client_identity(header_text(meta.get(header)) if header else None, self.conn.peer)
+        req_binary = meta.get(b"inference-header-content-length")
+        binary = None if req_binary is None and resp_binary is None else (_text(req_binary), _text(resp_binary))
         return (self.route.model, client, header_text(meta.get(b"x-request-id")), req_body, resp_body,
-                resp_encoding, _text(meta.get(b"content-encoding")), self.t_start)
+                resp_encoding, _text(meta.get(b"content-encoding")), self.t_start, binary)
 
     # -- failures --------------------------------------------------------------------------------
     def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
@@ -970,9 +981,10 @@ class LeanSettings:
 
 #: What the tap needs of a tapped exchange besides its route and status: the ``{model}`` of
 #: the path, the client, the request's ``X-Request-Id``, both bodies (None: over the limit), the
-#: response's and the request's content coding, and the wall-clock time the request came in.
+#: response's and the request's content coding, the wall-clock time the request came in, and the
+#: request's and the response's ``Inference-Header-Content-Length`` (None when neither has one).
 TapRecord = tuple[Optional[str], Optional[str], Optional[str], Optional[bytes], Optional[bytes], Optional[str],
-                  Optional[str], float]
+                  Optional[str], float, BinaryHeads]
 
 
 class ProxySink(Protocol):
@@ -1019,9 +1031,9 @@ class SidecarSink:
         self.proxy.sidecar.upstream.record((), upstream_seconds)
         self.request_time(status, request_seconds)
         if tap_route is not None and tap is not None:
-            model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts = tap
+            model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts, binary = tap
             self.proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
-                           upstream_seconds, ts)
+                           upstream_seconds, ts, binary)
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
         if name == "monitor_proxy_upstream_errors":  # counted and said by the proxy (the log's one place)
@@ -1054,7 +1066,8 @@ class LeanProxy:
         header = settings.client_header
         self.client_header = header.lower().encode("latin-1") if header else None
         #: request headers an exchange keeps aside while re-framing (the tap's and Expect)
-        self.wanted = frozenset({b"expect", b"x-request-id", b"content-encoding"} | ({self.client_header} if self.client_header else set()))
+        self.wanted = frozenset({b"expect", b"x-request-id", b"content-encoding", b"inference-header-content-length"}
+                                | ({self.client_header} if self.client_header else set()))
         self.loop = asyncio.get_running_loop()
         self.conns: set[_Client] = set()
         self.stopping = False

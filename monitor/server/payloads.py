@@ -139,7 +139,12 @@ def _tensor(t: dict[str, Any], field: str) -> Any:
     kind = _NUMERIC_KINDS.get(datatype) if datatype.__class__ is str else None
     dtype = datatype if kind is not None else str(datatype).upper()
     data = t.get("data")
+    if data.__class__ is np.ndarray:  # values sent binary, already read (monitor.server.binary_tensors)
+        return data.reshape(shape)
     if not isinstance(data, list):
+        if data is None and isinstance(t.get("parameters"), dict) and "binary_data_size" in t["parameters"]:
+            raise PayloadError(f"{field}.data", "is sent binary (parameters.binary_data_size) in a body without the "
+                                                "Inference-Header-Content-Length header that locates it", "bad_binary")
         raise PayloadError(f"{field}.data", "must be a list", "bad_data")
     try:
         if kind is None:  # any other spelling (lower case...) or type: what the names say, as ever

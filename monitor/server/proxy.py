@@ -39,7 +39,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +48,8 @@ from yarl import URL
 
 from monitor.events import ERROR, PREDICTION
 from monitor.once import Once
+from monitor.server.binary_tensors import HEADER as BINARY_HEADER
+from monitor.server.binary_tensors import attach_binary, split_binary
 from monitor.server.coding import UnsupportedCoding, decode_body
 from monitor.server.errors import CLIENT_TIMEOUT, IntakeError, answer_and_close
 from monitor.queue import event_bytes
@@ -63,7 +65,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "decoded_header", "fail_body", "header_text", "request_labels"]
+__all__ = ["BinaryHeads", "Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "decoded_header", "fail_body", "header_text", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -90,8 +92,8 @@ _IDLE_UPSTREAM_S = 4.0
 _REFUSALS = {
     "client_error": "the model server answered 4xx, so the exchange holds no prediction",
     "too_large": "the request or response body is over server.max_body_bytes (raise it to monitor larger exchanges)",
-    "bad_json": "the request or response body is not JSON (the tap reads JSON tensors; Triton's binary tensor "
-                "extension, Inference-Header-Content-Length, is not read: have clients send JSON, binary_data=False)",
+    "bad_json": "the request or response body is not JSON (the tap reads JSON tensors, and Triton's binary tensors "
+                "after a JSON head as long as the Inference-Header-Content-Length header says)",
     "unsupported_encoding": "the request or response body is in a content coding the tap does not read (it reads "
                             "gzip and deflate: have the model server or its clients use one of those, or none)",
     "bad_body": "the request or response body is not in the content coding its Content-Encoding names "
@@ -113,6 +115,11 @@ class _Upload:
     def __init__(self) -> None:
         #: waiting for the client's next bytes (else for the model server to take the last ones)
         self.waiting = False
+
+
+#: The request's and the response's ``Inference-Header-Content-Length`` (Triton's binary tensor
+#: extension, :mod:`monitor.server.binary_tensors`) as sent, None when neither has one.
+BinaryHeads = Optional[tuple[Optional[str], Optional[str]]]
 
 
 @dataclass(frozen=True)
@@ -411,9 +418,10 @@ class Proxy:
         if teed is not None and body is None:
             body = None if teed and teed[-1] is _OVER else b"".join(teed)
         if tap is not None:
+            heads = (request.headers.get(BINARY_HEADER), upstream.headers.get(BINARY_HEADER))
             self.tap(tap, request.match_info.get("model"), self._client(request), _header(request, "X-Request-Id"),
                      body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
-                     req_encoding, elapsed, t_start)
+                     req_encoding, elapsed, t_start, None if heads == (None, None) else heads)
         return response
 
     @staticmethod
@@ -531,13 +539,15 @@ class Proxy:
 
     def tap(self, tap: _Tap, path_model: str | None, client: str | None, header_request_id: str | None,
             body: bytes | None, resp_body: bytes | None, status: int, resp_encoding: str | None,
-            req_encoding: str | None, latency: float, ts: float) -> None:
+            req_encoding: str | None, latency: float, ts: float, binary: BinaryHeads = None) -> None:
         """Turn the request/response pair into a monitor event. Never raises: failures are counted.
 
         ``path_model`` is the ``{model}`` part of the matched route, ``header_request_id`` the
         request's ``X-Request-Id`` (used when the body carries no id; on OIP v2 routes the
         answer's ``id`` follows it); ``body``/``resp_body`` are
-        None when they were over the size limit. Both engines call this, so they tap alike.
+        None when they were over the size limit; ``binary`` the request's and the response's
+        ``Inference-Header-Content-Length`` (Triton's binary tensors), None when neither has one.
+        Both engines call this, so they tap alike.
         Inside :meth:`batched` the event is enqueued when the batch ends, with the others."""
         sidecar = self.sidecar
         try:
@@ -554,7 +564,7 @@ class Proxy:
             return
         try:
             event = self._event(tap, mon, client, header_request_id, body, resp_body, status, resp_encoding,
-                                req_encoding, latency, ts)
+                                req_encoding, latency, ts, binary)
             if event is None:
                 return
             if self._pending is not None:
@@ -566,7 +576,7 @@ class Proxy:
 
     def _event(self, tap: _Tap, mon: Any, client: str | None, header_request_id: str | None, body: bytes | None,
                resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
-               latency: float, ts: float) -> tuple[Any, ...] | None:
+               latency: float, ts: float, binary: BinaryHeads = None) -> tuple[Any, ...] | None:
         """The event of one exchange, or None when it is refused here (counted)."""
         sidecar = self.sidecar
         if status >= 500:
@@ -582,12 +592,22 @@ class Proxy:
         if req_raw is None or resp_raw is None:
             self._refuse("too_large", mon=mon)
             return None
+        req_blob = resp_blob = None
+        if binary is not None and tap.kind == "oip_v2":
+            if binary[0] is not None:
+                req_raw, req_blob = split_binary(req_raw, binary[0], "request")
+            if binary[1] is not None:
+                resp_raw, resp_blob = split_binary(resp_raw, binary[1], "response")
         req_obj = loads(req_raw)
         resp_obj = loads(resp_raw)
         unsafe = unsafe_json(req_raw, req_obj) or unsafe_json(resp_raw, resp_obj)
         if unsafe is not None:
             self._refuse(unsafe, UNSAFE_JSON_MESSAGES[unsafe], mon=mon)
             return None
+        if req_blob is not None:
+            attach_binary(req_obj, req_blob, "inputs")
+        if resp_blob is not None:
+            attach_binary(resp_obj, resp_blob, "outputs")
         if tap.kind == "oip_v2":
             inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
