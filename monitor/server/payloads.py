@@ -22,7 +22,7 @@ from typing import Any
 from monitor.events import json_kind
 from monitor.server.jsonbody import digit_map, loads
 
-__all__ = ["PayloadError", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads",
+__all__ = ["PayloadError", "classification_scores", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads",
            "oip_request_id", "unsafe_json", "UNSAFE_JSON_MESSAGES"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
@@ -365,3 +365,49 @@ def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
         p = response["meta"].get("puid")
         puid = str(p) if p else None
     return puid, labels
+
+
+_CLASSIFICATION = re.compile(r"^([-+0-9.eEinfaINFA]+):([0-9]+)(?::.*)?$", re.S)
+
+
+def classification_scores(outputs: Any, classes: int) -> Any:
+    """The score rows of an output tensor in Triton's classification extension, else ``outputs``
+    as it is. A request that asks for an output with ``parameters: {classification: k}`` gets,
+    in place of the scores, BYTES of the top ``k`` as ``"score:index:label"`` (or
+    ``"score:index"``): read as probabilities they were refused as ``non_numeric_output`` with
+    nothing said about the extension. With every class there (``k`` is ``classes``, or, without
+    configured classes, the indices of each row are ``0..k-1``) the rows are rebuilt, each score at
+    its index; with fewer, the other classes' scores are not in the answer and it is refused
+    naming the fix."""
+    import numpy as np
+
+    if not isinstance(outputs, np.ndarray) or outputs.dtype != object or not outputs.size or outputs.ndim > 2:
+        return outputs
+    first = outputs.flat[0]
+    if not isinstance(first, str) or _CLASSIFICATION.match(first) is None:
+        return outputs
+    rows = outputs.reshape(1, -1) if outputs.ndim == 1 else outputs
+    width = classes or rows.shape[1]
+    scores = np.full((rows.shape[0], width), np.nan)
+    for i, row in enumerate(rows):
+        for item in row:
+            m = _CLASSIFICATION.match(item) if isinstance(item, str) else None
+            if m is None:
+                raise PayloadError("outputs", f"holds {str(item)[:60]!r} among classification results "
+                                              "('score:index:label'); send every result so", "bad_data")
+            index = int(m.group(2))
+            if index >= width:
+                raise PayloadError("outputs", f"classification result {item[:60]!r} names class index {index}, beyond "
+                                              f"the {width} classes", "output_shape")
+            try:
+                scores[i, index] = float(m.group(1))
+            except ValueError:
+                raise PayloadError("outputs", f"classification result {item[:60]!r} has no number for its score",
+                                   "bad_data") from None
+    if np.isnan(scores).any():
+        raise PayloadError("outputs", f"holds Triton's classification results, the top {rows.shape[1]} of {width} "
+                                      "classes ('score:index:label'): the other classes' scores are not in the answer, "
+                                      f"so no row of probabilities can be read. Fix: ask for classification: {width} "
+                                      "(every class), or for the output itself without classification",
+                           "classification_top_k")
+    return scores
