@@ -84,7 +84,7 @@ def main() -> None:
                                                                       "labels": {"severity": "info"}}]}]})
     cfg = {"model": "iris", "features": ["a", "b", "c", "d"],
            "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
-           "rules": {"files": ["rules.yml"], "interval": "1s", "webhook": [hook.url], "log": False},
+           "rules": {"files": ["rules.yml"], "interval": "500ms", "webhook": [hook.url], "log": False},
            "checkpoint": {"path": "state/iris.ckpt", "interval": f"{args.interval}s"}, "server": {"port": 0}}
     serve = Serve(cfg, files={"rules.yml": rules})
     deadline = time.monotonic() + 30

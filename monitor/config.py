@@ -485,8 +485,9 @@ def _salt(r: _Reader, value: Any, key: str) -> str:
     return value
 
 
-#: The shortest ``rules.interval`` taken (a metric moves no faster than the detectors export it).
-_MIN_RULE_INTERVAL_S = 1.0
+#: The shortest ``rules.interval`` taken: below it the agent would spend its CPU evaluating rules
+#: (a tenth of a second is for tests and demos that want an alert within moments).
+_MIN_RULE_INTERVAL_S = 0.1
 
 
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
@@ -661,7 +662,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         # taken: every evaluation scrapes each series and runs every rule, 1,000 times a second at 1ms
         raise r.error(k("rules.interval"), f"{rules_raw.get('interval')!r} is below {_MIN_RULE_INTERVAL_S:g}s: each evaluation "
                       "reads every series and runs every rule, and the agent would spend its CPU on nothing else",
-                      "write 15s (the default), or at least 1s")
+                      f"write 15s (the default), or at least {_MIN_RULE_INTERVAL_S * 1000:g}ms")
     for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
         for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
             problem = receiver_url_problem(url)
