@@ -1,8 +1,8 @@
 """What differs between two loads of ``monitor.yaml``, in the file's own key names.
 
-A reload (SIGHUP, ``POST /-/reload``) reads the rule files again but applies no other change of
-the config; it says which keys changed, so that an edit waiting for a restart is not taken for one
-in force.
+A reload (SIGHUP, ``POST /-/reload``) applies each model's ``rules:`` section and no other change
+of the config; it says which other keys changed, so that an edit waiting for a restart is not taken
+for one in force.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from monitor.config import AgentConfig, MonitorConfig, load_config, parse_config
+from monitor.config import AgentConfig, MonitorConfig, RulesConfig, load_config, parse_config
 from monitor.events import FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, say_unreadable_timestamp
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
@@ -587,32 +587,54 @@ class Monitor:
 
     def _setup_rules(self, cfg: MonitorConfig) -> None:
         from monitor.promql.engine import Engine
+
+        engine = Engine()
+        self._start_rules(cfg.rules, self._loadable_rule_groups(cfg.rules.files, engine), engine)
+        self._size_series_store()
+
+    def _start_rules(self, rules: RulesConfig, groups: list[Any], engine: Any) -> None:
+        """An evaluator of ``groups`` (compiled by ``engine``), delivering to ``rules``'s receivers."""
         from monitor.promql.storage import SeriesStore
         from monitor.rules.evaluator import RuleEvaluator
-        from monitor.rules.notifier import AlertmanagerSink, LogSink, Notifier, WebhookSink
 
-        sinks = self._notifiers
-        if sinks is None:
-            sinks = [AlertmanagerSink(u) for u in cfg.rules.alertmanager_urls]
-            sinks += [WebhookSink(u, external_url=cfg.rules.external_url) for u in cfg.rules.webhook_urls]
-            if cfg.rules.log_alerts:
-                sinks.append(LogSink())
-        self.notifier = Notifier(sinks) if sinks else None
+        series = SeriesStore(retention_s=3600.0)
+        evaluator = RuleEvaluator(
+            groups, engine=engine, storage=series,
+            external_labels=dict(rules.external_labels), external_url=rules.external_url,
+            default_interval_s=rules.interval_s,
+            for_outage_tolerance_s=rules.for_outage_tolerance_s, for_grace_period_s=rules.for_grace_period_s,
+        )
+        self._series_store, self.rules = series, evaluator
+        self._use_receivers(self._receivers(rules))  # last: what raises above leaves no notifier running
+
+    def _receivers(self, rules: RulesConfig) -> list[Any]:
+        """The alert sinks ``rules`` names (those given in code, when some were)."""
+        from monitor.rules.notifier import AlertmanagerSink, LogSink, WebhookSink
+
+        if self._notifiers is not None:
+            return list(self._notifiers)
+        sinks: list[Any] = [AlertmanagerSink(u) for u in rules.alertmanager_urls]
+        sinks += [WebhookSink(u, external_url=rules.external_url) for u in rules.webhook_urls]
+        if rules.log_alerts:
+            sinks.append(LogSink())
+        return sinks
+
+    def _use_receivers(self, sinks: list[Any]) -> None:
+        """Deliver alerts to ``sinks`` from now on: a notifier made for them, or the one there
+        reconfigured (see :meth:`~monitor.rules.notifier.Notifier.reconfigure`)."""
+        from monitor.rules.notifier import Notifier
+
+        if self.notifier is None:
+            self.notifier = Notifier(sinks) if sinks else None
+        elif self._notifiers is None:  # sinks given in code are the caller's, never replaced
+            self.notifier.reconfigure(sinks)
+        if self.rules is not None:
+            self.rules.notifier = self.notifier
         if self.notifier is not None:
             # born at 0: a "failed" series born at 1 at the first delivery that failed read as no increase,
             # in a Prometheus and in the agent, and MonitorAlertDeliveryFailing did not fire for it
             self.store.zero("monitor_notifications", [(kind, outcome) for kind, _ in self.notifier.stats_by_sink()
                                                       for outcome in ("sent", "failed", "dropped")])
-        self._series_store = SeriesStore(retention_s=3600.0)
-        engine = Engine()
-        groups = self._loadable_rule_groups(cfg.rules.files, engine)
-        self.rules = RuleEvaluator(
-            groups, engine=engine, storage=self._series_store,
-            external_labels=dict(cfg.rules.external_labels), external_url=cfg.rules.external_url,
-            notifier=self.notifier, default_interval_s=cfg.rules.interval_s,
-            for_outage_tolerance_s=cfg.rules.for_outage_tolerance_s, for_grace_period_s=cfg.rules.for_grace_period_s,
-        )
-        self._size_series_store()
 
     def _loadable_rule_groups(self, files: tuple[str, ...], engine: Any) -> list[Any]:
         """The groups of every rule file that loads; a file that does not is left out, its errors
@@ -907,24 +929,41 @@ class Monitor:
             self._scrape(now)
             return self._publish(self._evaluate(now))
 
-    def reload_rules(self) -> int:
-        """Read the rule files again (``rules.files`` and ``rules.packs``, as named at start) and
-        evaluate them from the next tick on; returns the number of rules.
+    def reload_rules(self, rules: RulesConfig | None = None) -> int:
+        """Read the rule files again and evaluate them from the next tick on; returns the number
+        of rules. ``rules`` (a reload of ``monitor.yaml``) replaces the config's ``rules:`` section
+        with it: which files and packs, the interval, the receivers, the external labels and URL,
+        as Prometheus's reload applies a changed list of rule files and its ``alerting:`` section.
+        Without it, the files named at start are read again.
 
         Alerts of the rules that are still there carry over (a firing alert is not sent again as
-        new, a pending one keeps its ``for:`` timer), as when Prometheus reloads. Files that do not
-        load raise :class:`~monitor.rules.model.RuleLoadError` naming each problem, and the rules
-        evaluated before stay in place; ``monitor_rule_last_reload_successful`` says which happened.
-        A change to the monitor's own config (which files, the interval, receivers) needs a restart.
+        new, a pending one keeps its ``for:`` timer), as when Prometheus reloads; a receiver kept
+        keeps what it was sent. Files that do not load raise
+        :class:`~monitor.rules.model.RuleLoadError` naming each problem, and nothing changes: the
+        rules evaluated before, with the receivers, labels and interval of before, stay in place;
+        ``monitor_rule_last_reload_successful`` says which happened.
         """
-        if self.rules is None:
+        new = self.config.rules if rules is None else rules
+        if self.rules is None and not new.files:
+            self.config = replace(self.config, rules=new)  # nothing to evaluate, before or now
             return 0
+        from monitor.promql.engine import Engine
         from monitor.rules.loader import load_rule_files
 
         try:
-            groups = load_rule_files(list(self.config.rules.files), engine=self.rules.engine)
+            engine = Engine() if self.rules is None else self.rules.engine
+            groups = load_rule_files(list(new.files), engine=engine)
             with self._lock:
-                n = self.rules.replace_groups(groups)
+                if self.rules is None:  # rules: named for the first time
+                    self._start_rules(new, groups, engine)
+                    n = sum(len(g.rules) for g in groups)
+                else:
+                    n = self.rules.replace_groups(groups, external_labels=new.external_labels,
+                                                  external_url=new.external_url, default_interval_s=new.interval_s)
+                    self.rules.for_outage_tolerance_s = new.for_outage_tolerance_s
+                    self.rules.for_grace_period_s = new.for_grace_period_s
+                    self._use_receivers(self._receivers(new))
+                self.config = replace(self.config, rules=new)
                 self._size_series_store()
                 self._template_errors.clear()  # the new rules count their template errors from zero
                 self._retick(self._rule_tick_s())
@@ -941,7 +980,10 @@ class Monitor:
         """Rule ticks every ``tick_s`` from now on (a reloaded group with a shorter interval), the
         next one the first multiple of it after the last tick fired."""
         pipe = self.pipeline
-        if tick_s == pipe.tick_s or not pipe.tick_s:
+        if not pipe.tick_s:  # the first rules: ticks from the next multiple of tick_s on
+            pipe.tick_s, pipe.on_tick, pipe.next_tick = tick_s, self._on_tick, None
+            return
+        if tick_s == pipe.tick_s:
             return
         if pipe.next_tick is not None:
             last = pipe.next_tick - pipe.tick_s

@@ -59,9 +59,9 @@ METRICS: tuple[MetricSpec, ...] = (
                concern="sidecar", unit="bytes"),
     MetricSpec("monitor_config_reloads", COUNTER,
                "Reads of monitor.yaml at a reload (SIGHUP or POST /-/reload) by outcome (success, failure): a file that no "
-               "longer loads is a failure, and the config loaded at start stays in force. A reload applies the rule files' "
-               "new contents only; its answer's warnings and the log name the keys of monitor.yaml changed since start, "
-               "which take effect at a restart.",
+               "longer loads is a failure, and the config in force stays. A reload applies each model's rules: section "
+               "(rule files and packs, interval, receivers, external labels and URL); its answer's warnings and the log "
+               "name the other keys of monitor.yaml changed since start, which take effect at a restart.",
                labels=("outcome",), concern="sidecar", max_series=2),
     MetricSpec("monitor_config_last_reload_successful", GAUGE,
                "1 when monitor.yaml loaded at start and at the last reload, 0 when the last reload found it invalid: the "

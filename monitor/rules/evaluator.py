@@ -196,35 +196,52 @@ class RuleEvaluator:
         self._template_queries: dict[str, Query] = {}
         # Evaluation runs on the agent's worker thread while the sidecar reads alerts().
         self._lock = threading.RLock()
-        self._url_for_functions = external_url if template_url == "" else template_url
-        self._groups: list[_GroupRuntime] = self._build(groups)
+        self._template_url = template_url
+        self._groups: list[_GroupRuntime] = self._build(groups, self.external_labels, external_url,
+                                                        self.default_interval_s)
 
-    def _build(self, groups: Sequence[RuleGroup]) -> list[_GroupRuntime]:
+    def _url_for(self, external_url: str) -> str | None:
+        """What templates' URL functions link to: ``external_url`` unless a template URL was given."""
+        return external_url if self._template_url == "" else self._template_url
+
+    def _build(self, groups: Sequence[RuleGroup], external_labels: dict[str, str], external_url: str,
+               default_interval_s: float) -> list[_GroupRuntime]:
         built: list[_GroupRuntime] = []
+        url_for_functions = self._url_for(external_url)
         for gi, g in enumerate(groups):
-            interval_s = g.interval_s or self.default_interval_s
+            interval_s = g.interval_s or default_interval_s
             gr = _GroupRuntime(group=g, interval_ms=max(_to_ms(interval_s), 1))
             for ri, rule in enumerate(g.rules):
                 query = self.engine.compile(rule.expr)
                 rt = _RuleRuntime(rule=rule, query=query, source=f"rule:{gi}:{g.file};{g.name}:{ri}")
                 if isinstance(rule, AlertingRule):
                     rt.alerting = AlertingRuleState(
-                        rule, group=g.name, external_labels=self.external_labels,
-                        external_url=self.external_url, url_for_functions=self._url_for_functions)
+                        rule, group=g.name, external_labels=external_labels,
+                        external_url=external_url, url_for_functions=url_for_functions)
                 gr.rules.append(rt)
             built.append(gr)
         return built
 
-    def replace_groups(self, groups: Sequence[RuleGroup]) -> int:
+    def replace_groups(self, groups: Sequence[RuleGroup], *, external_labels: Mapping[str, str] | None = None,
+                       external_url: str | None = None, default_interval_s: float | None = None) -> int:
         """Evaluate ``groups`` from now on (a reload of the rule files), keeping what Prometheus
         keeps when it reloads: the alerts of every rule matched by group and alert name and labels
         (pending ones keep their ``for:`` timer, firing ones are not sent again as new), and each
         matched group's evaluation schedule when its interval is unchanged. Alerts of rules that are
         gone are dropped without a resolution, as in Prometheus. Returns the number of rules.
 
+        ``external_labels``, ``external_url`` and ``default_interval_s``, when given, replace the
+        evaluator's with the groups (a reload of ``monitor.yaml``'s ``rules:``), as Prometheus's
+        reload applies ``global:``: the alerts sent from then on carry the new labels and links.
+
         Compiling happens before the swap: an expression that does not compile raises and leaves
-        the current rules in place."""
-        built = self._build(groups)
+        the current rules (and settings) in place."""
+        labels = self.external_labels if external_labels is None else dict(external_labels)
+        url = self.external_url if external_url is None else external_url
+        interval_s = self.default_interval_s if default_interval_s is None else float(default_interval_s)
+        if interval_s <= 0:
+            raise ValueError(f"default_interval_s must be > 0 seconds, got {default_interval_s!r}")
+        built = self._build(groups, labels, url, interval_s)
         with self._lock:
             self._carry_series(self._groups, built)
             old, self._groups = self._groups, built
@@ -235,6 +252,7 @@ class RuleEvaluator:
             except Exception:
                 self._groups = old
                 raise
+            self.external_labels, self.external_url, self.default_interval_s = labels, url, interval_s
             for g in built:
                 prev = [o for o in old if o.group.name == g.group.name and o.group.file == g.group.file]
                 if prev and prev[0].interval_ms == g.interval_ms:

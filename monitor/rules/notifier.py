@@ -412,6 +412,18 @@ class NotifierStats:
     queued: int = 0
 
 
+def _keyed(sinks: Sequence[AlertSink]) -> list[tuple[str, AlertSink]]:
+    """``(kind URL #n, sink)`` of each sink: the same receiver found again in another list of sinks
+    (a restart's, a reload's); ``#n`` tells apart a receiver listed twice."""
+    seen: dict[str, int] = {}
+    out = []
+    for sink in sinks:
+        base = f"{getattr(sink, 'name', type(sink).__name__)} {getattr(sink, 'url', '')}"
+        n = seen[base] = seen.get(base, -1) + 1
+        out.append((f"{base} #{n}", sink))
+    return out
+
+
 @dataclass
 class _Lane:
     """One sink's own queue, counters and delivery thread (see :class:`Notifier`)."""
@@ -421,6 +433,8 @@ class _Lane:
     stats: NotifierStats = field(default_factory=NotifierStats)
     busy: bool = False
     thread: threading.Thread | None = None
+    #: taken out by :meth:`Notifier.reconfigure`: its thread ends after the batch in hand
+    retired: bool = False
 
     @property
     def name(self) -> str:
@@ -466,13 +480,48 @@ class Notifier:
         self._closed_drops = 0  # alerts handed in after close (no lane takes them)
         self.last_error: str | None = None
         self._lanes = [_Lane(sink) for sink in self.sinks]
+        #: lanes taken out by :meth:`reconfigure`, whose counts stay in the totals (counters never go back)
+        self._retired: list[_Lane] = []
+        self._started = 0
         self._start_lanes()
 
-    def _start_lanes(self) -> None:
-        for i, lane in enumerate(self._lanes):
-            lane.thread = threading.Thread(target=self._run, args=(lane,), name=f"monitor-notifier-{i}-{lane.name}",
-                                           daemon=True)
+    def _start_lanes(self, lanes: Sequence[_Lane] | None = None) -> None:
+        for lane in self._lanes if lanes is None else lanes:
+            lane.thread = threading.Thread(target=self._run, args=(lane,),
+                                           name=f"monitor-notifier-{self._started}-{lane.name}", daemon=True)
+            self._started += 1
             lane.thread.start()
+
+    def reconfigure(self, sinks: Sequence[AlertSink]) -> None:
+        """Deliver to ``sinks`` from now on (a reload of ``rules.alertmanager``, ``rules.webhook``,
+        ``rules.log``), as Prometheus's reload applies its ``alerting:`` section. A sink of the same
+        kind and URL as one already here keeps its lane: its queue, counters and what it remembers
+        having delivered (a webhook does not post a still-firing alert again); only a webhook's
+        ``external_url`` is taken from the new one. A sink no longer listed stops after the batch
+        it is delivering, the alerts still queued for it dropped and counted (``dropped``); its
+        counts stay in :meth:`stats_by_sink`, so that the totals exported never go back."""
+        old = dict(zip((key for key, _ in self._keyed_sinks()), self._lanes))
+        lanes: list[_Lane] = []
+        fresh: list[_Lane] = []
+        for key, sink in _keyed(sinks):
+            lane = old.pop(key, None)
+            if lane is None:
+                lane = _Lane(sink)
+                fresh.append(lane)
+            elif hasattr(lane.sink, "external_url"):
+                lane.sink.external_url = getattr(sink, "external_url", "")  # type: ignore[attr-defined]
+            lanes.append(lane)
+        with self._cond:
+            for lane in old.values():
+                lane.retired = True
+                lane.stats.dropped += len(lane.queue)
+                lane.queue.clear()
+                self._retired.append(lane)
+            self._lanes = lanes
+            self.sinks = [lane.sink for lane in lanes]
+            self._cond.notify_all()
+        if not self._stop.is_set():
+            self._start_lanes(fresh)
 
     # ------------------------------------------------------------------ producer side
     def send(self, alerts: Sequence[OutgoingAlert]) -> None:
@@ -514,7 +563,7 @@ class Notifier:
         """``(sink name, counters)`` of each sink, in the order given: which receiver fails."""
         with self._cond:
             out = []
-            for lane in self._lanes:
+            for lane in self._lanes + self._retired:
                 s = NotifierStats(**lane.stats.__dict__)
                 s.queued = len(lane.queue)
                 out.append((lane.name, s))
@@ -549,19 +598,13 @@ class Notifier:
 
     def _keyed_sinks(self) -> list[tuple[str, AlertSink]]:
         """``(kind URL #n, sink)`` of each sink: what a restart with the same config finds again."""
-        seen: dict[str, int] = {}
-        out = []
-        for lane in self._lanes:
-            base = f"{lane.name} {getattr(lane.sink, 'url', '')}"
-            n = seen[base] = seen.get(base, -1) + 1
-            out.append((f"{base} #{n}", lane.sink))
-        return out
+        return _keyed([lane.sink for lane in self._lanes])
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued so far was delivered or given up; False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while any(lane.queue or lane.busy for lane in self._lanes):
+            while any(lane.queue or lane.busy for lane in self._lanes + self._retired):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -572,7 +615,7 @@ class Notifier:
         """In a forked child: the alerts queued are the parent's to deliver; new delivery threads
         (the parent's do not run in the child, whose alerts would wait for good)."""
         self._cond = threading.Condition()
-        for lane in self._lanes:
+        for lane in self._lanes + self._retired:
             lane.queue.clear()
             lane.busy = False
             lane.thread = None
@@ -590,7 +633,7 @@ class Notifier:
         with self._cond:
             self._cond.notify_all()
         deadline = time.monotonic() + timeout_s
-        for lane in self._lanes:
+        for lane in self._lanes + self._retired:
             if lane.thread is not None:
                 lane.thread.join(max(deadline - time.monotonic(), 0.0))
 
@@ -604,9 +647,9 @@ class Notifier:
     def _run(self, lane: _Lane) -> None:
         while True:
             with self._cond:
-                while not lane.queue and not self._stop.is_set():
+                while not lane.queue and not self._stop.is_set() and not lane.retired:
                     self._cond.wait()
-                if self._stop.is_set() and not lane.queue:
+                if (self._stop.is_set() or lane.retired) and not lane.queue:
                     return
                 n = min(self.max_batch_size, len(lane.queue))
                 batch = [lane.queue.popleft() for _ in range(n)]
@@ -633,7 +676,7 @@ class Notifier:
                 with self._cond:
                     lane.stats.sent += len(batch)
                 return
-            if attempt == self.max_retries or self._stop.wait(delay):
+            if attempt == self.max_retries or lane.retired or self._stop.wait(delay) or lane.retired:
                 break
             delay = min(delay * 2, self.backoff_max_s)
         with self._cond:

@@ -16,7 +16,8 @@ Endpoints (see :func:`create_app`):
 ``GET /api/v1/clients``           read       clients the probing detectors find suspicious, and the
                                              models no probing detector watches (with why)
 ``POST /api/v1/clients/lookup``   write      a raw client id's hashed id and verdict
-``POST /-/reload``                write      read the rule files again (also on SIGHUP)
+``POST /-/reload``                write      apply monitor.yaml's rules: section and read the
+                                             rule files again (also on SIGHUP)
 ``GET /healthz``                  open       the process is alive
 ``GET /readyz``                   open       models and references loaded, intake open
 ================================  =========  ===================================================
@@ -314,11 +315,12 @@ async def _client_lookup(request: web.Request) -> web.Response:
 
 
 async def _reload(request: web.Request) -> web.Response:
-    """Prometheus's ``POST /-/reload`` for the rule files (what configmap-reload and the Prometheus
-    Operator's config reloader call when a mounted ConfigMap changes): 200 with the rules per
-    model, or 400 naming each file's problems, the rules evaluated before left in place. ``monitor.yaml``
-    is read again too (:meth:`Sidecar.reload_config`): that it no longer loads, or which of its keys
-    changed (applied at a restart, not now), is said in the answer's ``warnings``."""
+    """Prometheus's ``POST /-/reload`` (what configmap-reload and the Prometheus Operator's config
+    reloader call when a mounted ConfigMap changes): ``monitor.yaml`` and the rule files read again,
+    each model's ``rules:`` section applied (:meth:`Sidecar.reload`). 200 with the rules per model,
+    or 400 naming each model's problems, what it evaluated before left in place. That the file no
+    longer loads, or which of its keys changed that take effect at a restart, is said in the
+    answer's ``warnings``."""
     from monitor.server.sidecar import RulesReloadError
 
     sidecar: Sidecar = request.app[K.SIDECAR]
@@ -326,15 +328,14 @@ async def _reload(request: web.Request) -> web.Response:
         raise IntakeError(503, "models", "are still loading (their rules with them); retry when /readyz answers 200",
                           "not_ready", events=0, headers={"Retry-After": "1"})
     loop = asyncio.get_running_loop()
-    warnings = await loop.run_in_executor(None, sidecar.reload_config)
     try:
-        loaded = await loop.run_in_executor(None, sidecar.reload_rules)
+        loaded, warnings = await loop.run_in_executor(None, sidecar.reload)
     except RulesReloadError as err:
-        raise IntakeError(400, "rules.files", f"the rule files of {', '.join(sorted(err.failed))} did not load; their "
-                          "rules loaded before stay in place. Fix the files (`monitor rules check FILE`) and reload again",
-                          "rules_invalid", events=0,
+        raise IntakeError(400, "rules.files", f"the rules of {', '.join(sorted(err.failed))} did not load; their "
+                          "rules, receivers and settings loaded before stay in place. Fix the files (`monitor rules "
+                          "check FILE`) and reload again", "rules_invalid", events=0,
                           details=[{"model": m, "error": e} for m, e in sorted(err.failed.items())]
-                          + [{"warning": w} for w in warnings]) from None
+                          + [{"warning": w} for w in err.warnings]) from None
     # as Prometheus's API: "warnings" only when there are some
     return web.json_response({"status": "success", "data": {"rules": loaded}, **({"warnings": warnings} if warnings else {})})
 

@@ -321,12 +321,11 @@ async def stop_serving(sites: list["web.BaseSite"], runners: list["web.AppRunner
 
 def _reload_rules(sidecar: "Sidecar") -> None:
     """SIGHUP's reload, off the event loop (reading and compiling the files); failures are logged
-    by :meth:`Sidecar.reload_rules` and shown by ``monitor_rule_last_reload_successful``."""
+    by :meth:`Sidecar.reload` and shown by ``monitor_rule_last_reload_successful``."""
     from monitor.server.sidecar import RulesReloadError
 
     try:
-        sidecar.reload_config()  # its warnings are logged
-        loaded = sidecar.reload_rules()
+        loaded, _ = sidecar.reload()  # its warnings are logged
     except RulesReloadError:
         return
     except Exception:  # noqa: BLE001 - a reload must never take the sidecar down

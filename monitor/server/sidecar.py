@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.catalog.sidecar import SIDECAR_MODEL
-from monitor.config import AgentConfig, ConfigError, MonitorConfig
+from monitor.config import AgentConfig, ConfigError, MonitorConfig, RulesConfig
 from monitor.events import PREDICTION
 from monitor.once import Once
 from monitor.queue import event_bytes
@@ -164,12 +164,14 @@ class BufferedHistogram:
 
 class RulesReloadError(Exception):
     """Some models' rule files did not load on reload: ``failed`` maps each to its errors
-    (``loaded``: the rules of the models that did reload)."""
+    (``loaded``: the rules of the models that did reload; ``warnings``: what the reload of
+    ``monitor.yaml`` warned of, see :meth:`Sidecar.reload`)."""
 
     def __init__(self, loaded: dict[str, int], failed: dict[str, str]) -> None:
         super().__init__("; ".join(f"model {m!r}: {e}" for m, e in failed.items()))
         self.loaded = loaded
         self.failed = failed
+        self.warnings: list[str] = []
 
 
 class Sidecar:
@@ -220,6 +222,8 @@ class Sidecar:
         #: the monitor.yaml ``agent`` was read from, read again at a reload (:meth:`reload_config`);
         #: None for a config built in code
         self.config_path: Path | None = None
+        #: whether a model's rules read the sidecar's own series (:meth:`_give_rules_the_sidecar_series`)
+        self._sidecar_series_read = False
         self.store.zero("monitor_config_reloads", [("success",), ("failure",)])
         self.store.set("monitor_config_last_reload_successful", 1.0)
         self.started = time.time()
@@ -227,7 +231,7 @@ class Sidecar:
         self.restored: dict[str, bool] = {}
         self._factory = monitor_factory or self._default_factory
         self._lock = threading.Lock()
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.RLock()  # reload() holds it around reload_rules()
         #: (endpoint, reason) pairs whose first refusal was logged (:meth:`count_refused`)
         self._said_refused = Once(256)
 
@@ -293,7 +297,8 @@ class Sidecar:
 
         The model chosen is the first whose rules read a family of the sidecar's catalog (else the
         first that evaluates rules at all), as loaded at start: a reload that adds such rules to
-        another model does not move the series."""
+        another model does not move the series. A reload that gives the sidecar its first rules
+        chooses then."""
         evaluating = [mon for cfg in self.agent.models
                       if (mon := self.monitors.get(cfg.model)) is not None and mon.rules is not None]
         # the first whose rules read a sidecar family: with rules per model (models: merges them), the
@@ -301,6 +306,7 @@ class Sidecar:
         # core; the series went to the first, and MonitorProxyUpstreamFailing was evaluated by nobody
         readers = [mon for mon in evaluating if _rules_read_sidecar_families(mon)]
         for mon in readers[:1] or evaluating[:1]:
+            self._sidecar_series_read = True
             mon.rules_also_read(self.store)
             for other in self.monitors.values():
                 mon.rules_also_read(other.store, SIDECAR_ROW_FAMILIES)  # its own store is skipped
@@ -309,35 +315,67 @@ class Sidecar:
         with self._lock:
             return list(self.monitors.values())
 
-    def reload_rules(self) -> dict[str, int]:
-        """Read every model's rule files again (SIGHUP, ``POST /-/reload``); returns the number of
-        rules per model. A model whose files do not load keeps the rules it evaluated, the others
-        take their new ones, and :class:`RulesReloadError` names each failure (also logged)."""
+    def reload(self) -> tuple[dict[str, int], list[str]]:
+        """A reload (SIGHUP, ``POST /-/reload``): ``monitor.yaml`` read again (:meth:`reload_config`)
+        and each model's ``rules:`` section applied with its rule files read again
+        (:meth:`reload_rules`). Returns the number of rules per model and what to warn of: that
+        the file no longer loads (the rule files named before are then read again), or the keys it
+        changes that a reload does not apply (features, detectors, reference, server...).
+
+        Raises :class:`RulesReloadError` (with the warnings) when some model's rules did not load."""
+        with self._reload_lock:  # a signal and a request at once: one reload after the other
+            agent, warnings = self.reload_config()
+            sections = {} if agent is None else {m.model: m.rules for m in agent.models}
+            try:
+                loaded = self.reload_rules(sections)
+            except RulesReloadError as err:
+                err.warnings = warnings
+                raise
+            finally:
+                if agent is not None:
+                    warnings += self._say_restart_changes(agent)
+            return loaded, warnings
+
+    def reload_rules(self, sections: dict[str, RulesConfig] | None = None) -> dict[str, int]:
+        """Read every model's rule files again; ``sections`` (by model) replaces a model's
+        ``rules:`` section (files, packs, interval, receivers, external labels and URL) with its
+        own. Returns the number of rules per model. A model whose rules do not load keeps all it
+        had (rules, receivers, labels, interval: see :meth:`monitor.core.Monitor.reload_rules`),
+        the others take their new ones, and :class:`RulesReloadError` names each failure (also
+        logged)."""
+        import dataclasses
+
         loaded: dict[str, int] = {}
         failed: dict[str, str] = {}
-        with self._reload_lock:  # a signal and a request at once: one reload after the other
+        sections = sections or {}
+        with self._reload_lock:
             for mon in self.all_monitors():
                 try:
-                    loaded[mon.model] = mon.reload_rules()
+                    loaded[mon.model] = mon.reload_rules(sections.get(mon.model))
                 except Exception as err:  # noqa: BLE001 - a broken file is reported, never a crash
                     failed[mon.model] = str(err)
-                    log.error("model %r: the rule files were not reloaded; the rules loaded before stay in place "
-                              "(monitor_rule_last_reload_successful 0). Fix the files (`monitor rules check`) and "
-                              "reload again:\n%s", mon.model, err)
+                    log.error("model %r: the rule files were not reloaded; the rules, receivers and settings loaded before "
+                              "stay in place (monitor_rule_last_reload_successful 0). Fix the files (`monitor rules "
+                              "check`) and reload again:\n%s", mon.model, err)
+            # what is in force now, which the next reload's warnings are said against
+            in_force = {mon.model: mon.config.rules for mon in self.all_monitors()}
+            self.agent = dataclasses.replace(self.agent, models=tuple(
+                dataclasses.replace(m, rules=in_force.get(m.model, m.rules)) for m in self.agent.models))
+            if any(mon.rules is not None for mon in self.all_monitors()) and not self._sidecar_series_read:
+                self._give_rules_the_sidecar_series()  # the first rules of this sidecar, added by this reload
         if failed:
             raise RulesReloadError(loaded, failed)
         return loaded
 
-    def reload_config(self) -> list[str]:
-        """Read ``monitor.yaml`` again at a reload and return what to warn of: that it no longer
-        loads (counted in ``monitor_config_reloads_total{outcome="failure"}``), or the keys changed
-        since start, which a reload does not apply (only the rule files' contents are read again).
+    def reload_config(self) -> tuple[AgentConfig | None, list[str]]:
+        """Read ``monitor.yaml`` again at a reload: the config read (None without a file, or when
+        it no longer loads), and the warning, if any, that it no longer loads (counted in
+        ``monitor_config_reloads_total{outcome="failure"}``; the config in force stays).
         Before, a reload said nothing of the file: an edit to it (a new pack, an Alertmanager URL)
         looked applied, and a broken one surfaced only at the next restart, which then failed."""
         if self.config_path is None:
-            return []
+            return None, []
         from monitor.config import load_config
-        from monitor.config_diff import config_changes
         from monitor.server.settings import settings_from
 
         source = str(self.config_path)
@@ -348,17 +386,30 @@ class Sidecar:
         except ConfigError as err:
             self.store.inc("monitor_config_reloads", labels=("failure",))
             self.store.set("monitor_config_last_reload_successful", 0.0)
-            warning = (f"{err}; the config loaded at start stays in force, and a restart would fail: fix the file "
-                       f"(`monitor config check {source}`) and reload again")
+            warning = (f"{err}; the config in force stays in force (the rule files it names were read again), and "
+                       f"a restart would fail: fix the file (`monitor config check {source}`) and reload again")
             log.error("reload: %s", warning)
-            return [warning]
+            return None, [warning]
         self.store.inc("monitor_config_reloads", labels=("success",))
         self.store.set("monitor_config_last_reload_successful", 1.0)
-        changes = config_changes(self.agent, agent)
+        return agent, []
+
+    def _say_restart_changes(self, agent: AgentConfig) -> list[str]:
+        """The keys ``agent`` changes that a reload does not apply (all but each model's ``rules:``,
+        applied or refused on their own), as one warning, also logged."""
+        import dataclasses
+
+        from monitor.config_diff import config_changes
+
+        new_rules = {m.model: m.rules for m in agent.models}
+        in_force = dataclasses.replace(self.agent, models=tuple(
+            dataclasses.replace(m, rules=new_rules.get(m.model, m.rules)) for m in self.agent.models))
+        changes = config_changes(in_force, agent)
         if not changes:
             return []
-        warning = (f"{source} changed since start ({'; '.join(changes)}): a reload applies only the rule files' "
-                   "contents; these changes take effect at the next restart")
+        warning = (f"{agent.source} changed since start ({'; '.join(changes)}): a reload applies the rules: section "
+                   "only (rule files and packs, interval, receivers, external labels and URL); these changes take "
+                   "effect at the next restart")
         log.warning("reload: %s", warning)
         return [warning]
 
