@@ -74,11 +74,14 @@ def build() -> Dashboard:
                    Query(zero_fill(_sum_rate("monitor_rule_evaluation_failures", "model, rule_group")),
                          "failures {{model}} {{rule_group}}"),
                    metrics=("monitor_rule_evaluations", "monitor_rule_evaluation_failures"), unit="cps"),
-        timeseries("Last rule reload successful",
-                   Query(f"min by (model) ({selector('monitor_rule_last_reload_successful')})", "{{model}}"),
-                   metrics=("monitor_rule_last_reload_successful",), minimum=0, maximum=1,
-                   description="1 while the rule files in force are the ones on disk; 0 after a reload (SIGHUP or "
-                               "POST /-/reload) whose files did not load: the rules from before it are still evaluated."),
+        timeseries("Last reload successful",
+                   Query(f"min by (model) ({selector('monitor_rule_last_reload_successful')})", "rule files {{model}}"),
+                   Query(f"min ({selector('monitor_config_last_reload_successful')})", "monitor.yaml"),
+                   metrics=("monitor_rule_last_reload_successful", "monitor_config_last_reload_successful"),
+                   minimum=0, maximum=1,
+                   description="1 while the rule files and monitor.yaml in force are the ones on disk; 0 after a reload "
+                               "(SIGHUP or POST /-/reload) whose rule files did not load (the rules from before it are "
+                               "still evaluated), or whose monitor.yaml does not load (a restart would fail)."),
         timeseries("Notifications per second",
                    Query(zero_fill(_sum_rate("monitor_notifications", "model, receiver, outcome")),
                          "{{model}} {{receiver}} {{outcome}}"),
