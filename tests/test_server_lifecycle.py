@@ -62,7 +62,7 @@ class ServeProcess:
         return code
 
 
-def write_config(tmp_path: Path, webhook: str, rule_interval: str = "300ms") -> Path:
+def write_config(tmp_path: Path, webhook: str, rule_interval: str = "1s") -> Path:
     (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "sidecar-test", "rules": [
         {"alert": "AlwaysOn", "expr": "vector(1)", "for": "0s", "labels": {"severity": "info"}},
     ]}]}))
