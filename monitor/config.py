@@ -21,6 +21,7 @@ from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
 __all__ = [
     "ConfigError",
     "receiver_url_problem",
+    "url_unreadable",
     "MonitorConfig",
     "QueueConfig",
     "RulesConfig",
@@ -739,6 +740,13 @@ def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
     )
 
 
+def url_unreadable(err: ValueError) -> str:
+    """The problem of a URL that :func:`urllib.parse.urlsplit` refuses (its only refusal is of
+    the brackets of an IPv6 host), in words that say how such a host is written."""
+    return (f"the URL cannot be read ({err}): an IPv6 host is written in brackets, before the port "
+            "(http://[::1]:9093)")
+
+
 def receiver_url_problem(url: str) -> str | None:
     """What is wrong with an Alertmanager or webhook URL, or None. A URL without a host
     (``http://``) or with a port that is no number was taken, and every alert then failed to send
@@ -747,7 +755,10 @@ def receiver_url_problem(url: str) -> str | None:
 
     if not url.startswith(("http://", "https://")):
         return f"{url!r} is not an http(s) URL"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed IPv6 bracket: a bare ValueError out of load_config
+        return url_unreadable(err)
     try:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:  # not a number, or beyond 65535

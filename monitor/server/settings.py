@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration, section_mapping
+from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration, section_mapping, url_unreadable
 
 __all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
            "check_ports"]
@@ -193,7 +193,10 @@ def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
         raise ConfigError(key, f"must be an http(s) URL, got {upstream!r}", "write e.g. http://127.0.0.1:8080", source)
     # a host or port that cannot be read passed here and stopped `monitor serve` with a traceback
     # from the proxy's start (the data path process's, then the sidecar's) after config check said SUCCESS
-    parts = urlsplit(upstream)
+    try:
+        parts = urlsplit(upstream)
+    except ValueError as err:
+        raise ConfigError(key, url_unreadable(err), "write e.g. http://127.0.0.1:8080", source) from None
     try:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:  # not a number, or beyond 65535
