@@ -482,7 +482,10 @@ def _salt(r: _Reader, value: Any, key: str) -> str:
     """``probing.client_id_salt``, which the client ids are hashed with: a number was taken as its
     text, so YAML's ``0123`` (the octal 83) salted with "83", not the "0123" written."""
     if not isinstance(value, str):
-        raise r.error(key, f"must be a string, got {value!r}", f'quote it: client_id_salt: "{value}"')
+        # not the value read quoted: YAML's 0123 is 83, and "83" is not the salt written
+        raise r.error(key, f"must be a string, got {value!r}",
+                      'quote the salt as written in the file (client_id_salt: "0123": unquoted, YAML reads digits as a '
+                      "number, 0123 as the octal 83), or leave client_id_salt out for a random salt")
     return value
 
 
