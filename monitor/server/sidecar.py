@@ -390,6 +390,15 @@ class Sidecar:
                        f"a restart would fail: fix the file (`monitor config check {source}`) and reload again")
             log.error("reload: %s", warning)
             return None, [warning]
+        except Exception as err:  # noqa: BLE001 - it must not keep the rule files from reloading
+            self.store.inc("monitor_config_reloads", labels=("failure",))
+            self.store.set("monitor_config_last_reload_successful", 0.0)
+            warning = (f"{source} could not be read ({type(err).__name__}: {str(err)[:200]}); the config in force "
+                       f"stays in force (the rule files it names were read again): check the file "
+                       f"(`monitor config check {source}`) and reload again")
+            log.error("reload: %s", warning)
+            log.debug("reload: reading %s", source, exc_info=True)
+            return None, [warning]
         self.store.inc("monitor_config_reloads", labels=("success",))
         self.store.set("monitor_config_last_reload_successful", 1.0)
         return agent, []
