@@ -346,14 +346,14 @@ def _next_chunk(layout: str, i: int) -> tuple[str, int] | None:
             j = 1
             while j < len(rest) and rest[j] == rest[1]:
                 j += 1
-            if j == len(rest) or not rest[j].isdigit():
+            if j == len(rest) or not "0" <= rest[j] <= "9":  # Go's isDigit: ASCII only ("²" ends it)
                 return rest[:j], j
         return None
     for chunk in _CHUNKS.get(c, ()):
         if not rest.startswith(chunk):
             continue
-        if chunk in ("Jan", "Mon") and rest[3:4].islower():
-            continue  # "Janet", "Month" are text
+        if chunk in ("Jan", "Mon") and "a" <= rest[3:4] <= "z":
+            continue  # "Janet", "Month" are text; Go's startsWithLowerCase is ASCII only ("Jané" is Nové)
         return chunk, len(chunk)
     return None
 
