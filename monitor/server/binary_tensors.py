@@ -104,6 +104,10 @@ def _values(chunk: bytes, t: dict[str, Any], field: str, np: Any) -> Any:
 def _bytes_elements(chunk: bytes, count: int, field: str, np: Any) -> Any:
     """BYTES values: ``count`` elements, each a 4-byte little-endian length and that many bytes
     of UTF-8 text (the monitor reads them as category text)."""
+    if count * 4 > len(chunk):  # each element takes its 4-byte length: refused before allocating count
+        raise PayloadError(f"{field}.parameters.binary_data_size", f"holds {len(chunk) // 4} BYTES elements where "
+                                                                   f"the shape has {count} (at most: each takes its "
+                                                                   "4-byte length)", _REASON)
     out = np.empty(count, dtype=object)
     pos = 0
     for k in range(count):
