@@ -35,7 +35,8 @@ _REASON = "bad_binary"
 def split_binary(raw: bytes, header_length: str, part: str) -> tuple[bytes, bytes]:
     """``(JSON head, binary values)`` of a body sent with the extension's header."""
     text = header_length.strip()
-    if not text.isdigit() or int(text) > len(raw):
+    # ASCII digits only: str.isdigit takes "²" (whose int() raises) and "٣" (which reads as 3)
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) > len(raw):
         raise PayloadError(f"{part} header {HEADER}", f"{header_length[:40]!r} is not a length within the body's "
                                                        f"{len(raw)} bytes: send the byte length of the JSON head", _REASON)
     n = int(text)
