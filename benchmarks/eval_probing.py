@@ -68,7 +68,7 @@ BUDGETS = {
              "split_targets": 3, "split_iter": 6, "benign_per_kind": 10, "benign_queries": 300},
     "small": {"targets": 1, "hsj_iter": 4, "hsj_eval": 40, "boundary_iter": 20, "square_iter": 60, "zoo_iter": 8,
               "simba_iter": 150, "steal_seeds": 40, "steal_rounds": 3, "random_queries": 150, "mixed_queries": 700,
-              "split_targets": 2, "split_iter": 6, "benign_per_kind": 5, "benign_queries": 250},
+              "split_targets": 2, "split_iter": 12, "benign_per_kind": 5, "benign_queries": 250},
 }
 
 
