@@ -367,7 +367,7 @@ class BatchBuilder:
                     num, cat = self._event_rows(ev[2])
                     out = self._event_outputs(ev[3], num.shape[0])
                 except RowError as err:
-                    n_guess = guess_rows(ev[2])
+                    n_guess = guess_rows(ev[2], self.one_feature)
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
                     result.details.setdefault(err.reason, str(err))
                     result.rows_per_event.append(0)
@@ -694,9 +694,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def guess_rows(inputs: Any) -> int:
+def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     """How many rows an event's inputs hold, as far as their shape tells without decoding them
-    (1 when it cannot tell): what a refused event counts in ``monitor_rows_rejected``."""
+    (1 when it cannot tell): what a refused event counts in ``monitor_rows_rejected``. For a
+    model of ``one_feature`` a flat list or 1-D array is as many rows as it has values, as the
+    builder reads it (:attr:`BatchBuilder.one_feature`): counted as 1, a refused call of ``n``
+    rows was 1 row of the accounting."""
     try:
         if is_dataframe(inputs):
             return len(inputs)
@@ -707,6 +710,8 @@ def guess_rows(inputs: Any) -> int:
             return len(inputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             return inputs.shape[0]
+        if one_feature and (isinstance(inputs, (list, tuple)) or isinstance(inputs, np.ndarray) and inputs.ndim == 1):
+            return max(len(inputs), 1)
     except Exception:  # noqa: BLE001
         pass
     return 1

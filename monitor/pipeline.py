@@ -110,10 +110,11 @@ def rows_outside_window(ts: np.ndarray, now: float, window_s: float, n_slots: in
     return int(np.count_nonzero(np.floor(ts / slot_s) <= math.floor(now / slot_s) - n_slots))
 
 
-def _rows_of(event: tuple[Any, ...]) -> int:
-    """Rows an event stands for: a prediction's input rows, a feedback event's labels, else 1."""
+def _rows_of(event: tuple[Any, ...], one_feature: bool = False) -> int:
+    """Rows an event stands for: a prediction's input rows (a flat input of a ``one_feature``
+    model: one per value), a feedback event's labels, else 1."""
     if event[0] == PREDICTION:
-        return guess_rows(event[2])
+        return guess_rows(event[2], one_feature)
     if event[0] == FEEDBACK:
         try:
             return max(len(event[2]), 1)
@@ -283,7 +284,7 @@ class Pipeline:
             store = self.store
             for reason, refused in (("invalid_timestamp", ~finite), ("future_timestamp", finite & ~keep)):
                 where = np.flatnonzero(refused).tolist()
-                rows = sum(_rows_of(events[i]) for i in where)
+                rows = sum(_rows_of(events[i], self.builder.one_feature) for i in where)
                 if rows:
                     # logged before it is counted, once per reason (the runbook of ModelInputsUnreadable
                     # sends on-call to that line), with an example: only the count said it before
@@ -391,7 +392,8 @@ class Pipeline:
             store.inc("monitor_internal_errors", labels=("ingest",))
             # the event's rows, as every other reason counts them (one per event before: a 500-row
             # call lost to a conversion bug was one row of the accounting)
-            store.inc("monitor_rows_rejected", float(sum(_rows_of(e) for e in preds)), labels=("internal_error",))
+            one = self.builder.one_feature
+            store.inc("monitor_rows_rejected", float(sum(_rows_of(e, one) for e in preds)), labels=("internal_error",))
             return
         store.inc("monitor_calls", len(preds))
         latencies = [e[4] for e in preds if e[4] is not None]
