@@ -15,7 +15,7 @@ still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total`
 
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
 An OIP v2 response's scores are read from the output tensor ``server.proxy.oip_output`` names, as
-the proxy reads them (the first tensor when it names none).
+the proxy reads them (the first tensor when it names none), Triton's classification results too.
 Seldon's feedback events (``io.seldon.serving.feedback``) become delayed labels, joined to the
 prediction by ``response.meta.puid``. Structured mode (``application/cloudevents+json``) is
 accepted too.
@@ -37,8 +37,8 @@ from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatErr
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
-from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, decode_inputs, decode_outputs, decode_seldon_feedback,
-                                     unsafe_json)
+from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, classification_outputs, decode_inputs,
+                                     decode_outputs, decode_seldon_feedback, unsafe_json)
 from monitor.server.proxy import decoded_header
 from monitor.server import keys as K
 
@@ -302,6 +302,7 @@ class CloudEventsIntake:
                 rows = _rows(payload)
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
                 payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output)
+                payload = classification_outputs(payload, mon.config.output.kind, mon.config.output.classes)
                 rows = None
         except PayloadError as err:
             raise IntakeError(400, err.field, err.message, err.reason) from None

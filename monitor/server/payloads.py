@@ -16,14 +16,17 @@ count the tap as refused.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from monitor.events import json_kind
 from monitor.server.jsonbody import digit_map, loads
 
-__all__ = ["PayloadError", "classification_scores", "dotted", "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads",
-           "oip_request_id", "unsafe_json", "UNSAFE_JSON_MESSAGES"]
+__all__ = ["PayloadError", "classification_labels", "classification_outputs", "classification_scores", "dotted",
+           "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads", "oip_request_id", "unsafe_json",
+           "UNSAFE_JSON_MESSAGES"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 #: The numeric datatypes as the protocol spells them: read as int64 ("i") or float64 ("f").
@@ -196,8 +199,6 @@ def _unreadable_tensor(data: list[Any], dtype: str, shape: list[int], kind: str)
     """Why a tensor's ``data`` is not ``shape`` of ``dtype``, with the fix (the proxy's and the
     CloudEvents' refusals reach the log only): a count that does not fill the shape, else values
     that are not numbers (or nested unevenly)."""
-    import math
-
     need = math.prod(shape)
     if kind != "O" and len(data) != need and all(isinstance(v, (int, float)) for v in data[:1000]):
         return (f"holds {len(data)} values; shape {shape} needs {' x '.join(map(str, shape))} = {need}: send the "
@@ -367,7 +368,74 @@ def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
     return puid, labels
 
 
-_CLASSIFICATION = re.compile(r"^([-+0-9.eEinfaINFA]+):([0-9]+)(?::.*)?$", re.S)
+#: Triton writes each score with ``std::to_string`` (``%f``: ``0.700000``, ``inf``, ``-nan``): a score
+#: with a decimal point, so that a labels model's own text labels that hold a colon (a time slot
+#: ``10:30``) are not read as classification results.
+_CLASSIFICATION = re.compile(r"^([-+]?(?:[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?|inf|nan)):([0-9]+)(?::(.*))?$",
+                             re.S | re.I)
+
+
+def classification_outputs(outputs: Any, kind: str, classes: Sequence[Any]) -> Any:
+    """``outputs`` as the model's ``kind`` reads them when they are Triton's classification
+    results (``"score:index:label"``, see :func:`classification_scores`), else as they are: the
+    score rows for probabilities and logits, the top class of each row for labels. The proxy and
+    the CloudEvents intake both read them so: CloudEvents refused them as ``non_numeric_output``,
+    and a labels model took each text for a class name (refused, or learned as a new class per
+    distinct score)."""
+    if kind in ("probabilities", "logits"):
+        return classification_scores(outputs, len(classes))
+    if kind == "labels":
+        return classification_labels(outputs, classes)
+    return outputs
+
+
+def _classification_rows(outputs: Any) -> Any:
+    """The rows (a 2-D object array; a 1-D tensor is one row) of an output tensor holding
+    classification results, None when it holds none."""
+    import numpy as np
+
+    if not isinstance(outputs, np.ndarray) or outputs.dtype != object or not outputs.size or outputs.ndim > 2:
+        return None
+    first = outputs.flat[0]
+    if not isinstance(first, str) or _CLASSIFICATION.match(first) is None:
+        return None
+    return outputs.reshape(1, -1) if outputs.ndim == 1 else outputs
+
+
+def _classification_item(item: Any) -> tuple[float, int, str | None]:
+    """``(score, index, label or None)`` of one ``"score:index[:label]"``."""
+    m = _CLASSIFICATION.match(item) if isinstance(item, str) else None
+    if m is None:
+        raise PayloadError("outputs", f"holds {str(item)[:60]!r} among classification results "
+                                      "('score:index:label'); send every result so", "bad_data")
+    try:
+        score = float(m.group(1))
+    except ValueError:
+        raise PayloadError("outputs", f"classification result {item[:60]!r} has no number for its score",
+                           "bad_data") from None
+    return score, int(m.group(2)), m.group(3)
+
+
+def classification_labels(outputs: Any, classes: Sequence[Any]) -> Any:
+    """The top class of each row of Triton's classification results (any ``k``: the best score
+    of the row), else ``outputs`` as it is: the configured class at its index (the index itself
+    beyond them, refused by the worker as another class), or, without configured classes, the
+    label (the index when the answer has none)."""
+    import numpy as np
+
+    rows = _classification_rows(outputs)
+    if rows is None:
+        return outputs
+    labels = np.empty(rows.shape[0], dtype=object)
+    for i, row in enumerate(rows):
+        # a NaN score ranks last (max() would keep a NaN found first)
+        _, index, label = max((_classification_item(item) for item in row),
+                              key=lambda r: -math.inf if r[0] != r[0] else r[0])
+        if classes:
+            labels[i] = classes[index] if index < len(classes) else index
+        else:
+            labels[i] = label if label else index
+    return labels
 
 
 def classification_scores(outputs: Any, classes: int) -> Any:
@@ -381,29 +449,18 @@ def classification_scores(outputs: Any, classes: int) -> Any:
     naming the fix."""
     import numpy as np
 
-    if not isinstance(outputs, np.ndarray) or outputs.dtype != object or not outputs.size or outputs.ndim > 2:
+    rows = _classification_rows(outputs)
+    if rows is None:
         return outputs
-    first = outputs.flat[0]
-    if not isinstance(first, str) or _CLASSIFICATION.match(first) is None:
-        return outputs
-    rows = outputs.reshape(1, -1) if outputs.ndim == 1 else outputs
     width = classes or rows.shape[1]
     scores = np.full((rows.shape[0], width), np.nan)
     for i, row in enumerate(rows):
         for item in row:
-            m = _CLASSIFICATION.match(item) if isinstance(item, str) else None
-            if m is None:
-                raise PayloadError("outputs", f"holds {str(item)[:60]!r} among classification results "
-                                              "('score:index:label'); send every result so", "bad_data")
-            index = int(m.group(2))
+            score, index, _ = _classification_item(item)
             if index >= width:
                 raise PayloadError("outputs", f"classification result {item[:60]!r} names class index {index}, beyond "
                                               f"the {width} classes", "output_shape")
-            try:
-                scores[i, index] = float(m.group(1))
-            except ValueError:
-                raise PayloadError("outputs", f"classification result {item[:60]!r} has no number for its score",
-                                   "bad_data") from None
+            scores[i, index] = score
     if np.isnan(scores).any():
         raise PayloadError("outputs", f"holds Triton's classification results, the top {rows.shape[1]} of {width} "
                                       "classes ('score:index:label'): the other classes' scores are not in the answer, "

@@ -53,7 +53,7 @@ from monitor.server.binary_tensors import attach_binary, split_binary
 from monitor.server.coding import UnsupportedCoding, decode_body
 from monitor.server.errors import CLIENT_TIMEOUT, IntakeError, answer_and_close
 from monitor.queue import event_bytes
-from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, classification_scores, decode_inputs,
+from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, classification_outputs, decode_inputs,
                                      decode_outputs, dotted, loads,
                                      oip_request_id, unsafe_json)
 from monitor.server.settings import PredictRoute, ProxySettings
@@ -613,8 +613,7 @@ class Proxy:
             inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
             outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
-            if mon.config.output.kind in ("probabilities", "logits"):
-                outputs = classification_scores(outputs, len(mon.config.output.classes))
+            outputs = classification_outputs(outputs, mon.config.output.kind, mon.config.output.classes)
             if self.settings.oip_output is None:
                 self._say_tensor_read(mon, resp_obj)
             # a request without an id: the client's X-Request-Id, else the id the server answered
