@@ -445,8 +445,8 @@ def kserve_v1_app(name: str, probabilities: bool) -> Any:
 
 @pytest.mark.parametrize("probabilities", [True, False], ids=["PREDICT_PROBA", "predict"])
 def test_kserve_v1_proxy_example_runs_as_written(tmp_path: Path, request: pytest.FixtureRequest, probabilities: bool) -> None:
-    """The KServe v1 protocol has no fixed shape, so the proxy taps it only through a route of
-    ``server.proxy.routes``; the example's route, config and documented request, over real HTTP
+    """The KServe v1 protocol is tapped without a route of ``server.proxy.routes`` (it was tapped
+    only through one, which the example listed); the example's config and documented request, over real HTTP
     through the sidecar on the engine ``monitor serve`` uses, to a v1 model server: answered
     unchanged, every row monitored under the model the path names; the metadata path forwarded
     and not monitored; without PREDICT_PROBA, the config the header gives for class indices."""
@@ -456,8 +456,7 @@ def test_kserve_v1_proxy_example_runs_as_written(tmp_path: Path, request: pytest
     _need("sklearn")
     _config_check(KSERVE_V1)
     raw = yaml.safe_load(KSERVE_V1.read_text())
-    (route,) = raw["server"]["proxy"]["routes"]
-    assert route["path"] == "/v1/models/{model}:predict" and raw["server"]["proxy"]["upstream"] == "http://127.0.0.1:8080"
+    assert "routes" not in raw["server"]["proxy"] and raw["server"]["proxy"]["upstream"] == "http://127.0.0.1:8080"
     if not probabilities:  # the header's config for the runtime without PREDICT_PROBA
         header = KSERVE_V1.read_text()
         assert 'output: {kind: labels, classes: ["0", "1", "2"]}' in header
@@ -491,7 +490,7 @@ def test_kserve_v1_proxy_example_runs_as_written(tmp_path: Path, request: pytest
         classes = ("versicolor", "setosa") if probabilities else ("1", "0")
         for c in classes:  # the documented request's two rows, ten times
             assert sample(text, "monitor_predicted_class_total", model=raw["model"], **{"class": c}) == 10, c
-        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="predict", code="2xx") == 10
+        assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="v1", code="2xx") == 10
         assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="other", code="2xx") == 1
         assert total(text, "monitor_intake_events_refused_total") == 0
     finally:

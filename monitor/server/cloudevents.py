@@ -15,7 +15,8 @@ still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total`
 
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
 An OIP v2 response's scores are read from the output tensor ``server.proxy.oip_output`` names, as
-the proxy reads them (the first tensor when it names none), Triton's classification results too.
+the proxy reads them (the first tensor when it names none), Triton's classification results too,
+and so are TF Serving's named outputs (KServe's TensorFlow runtime).
 Seldon's feedback events (``io.seldon.serving.feedback``) become delayed labels, joined to the
 prediction by ``response.meta.puid``. Structured mode (``application/cloudevents+json``) is
 accepted too.
@@ -301,7 +302,8 @@ class CloudEventsIntake:
                 payload = decode_inputs(event.data, one_feature=mon.one_feature)
                 rows = _rows(payload)
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
-                payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output)
+                payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output,
+                                         kind=mon.config.output.kind)
                 payload = classification_outputs(payload, mon.config.output.kind, mon.config.output.classes)
                 rows = None
         except PayloadError as err:

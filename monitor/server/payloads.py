@@ -4,7 +4,9 @@ Used by the CloudEvents intake and the reverse proxy, so that both understand th
 
 * Open Inference Protocol v2 (KServe v2, Triton, MLServer): ``{"inputs": [{"name", "shape",
   "datatype", "data"}]}`` and ``{"outputs": [...]}``; data flat or nested, reshaped to ``shape``;
-* KServe / TF-Serving v1: ``{"instances": [...]}`` (or ``{"inputs": ...}``) and ``{"predictions": [...]}``;
+* KServe v1 / TF Serving's REST predict: rows (``{"instances": [...]}``, ``{"predictions": [...]}``)
+  or columns (``{"inputs": ...}``, ``{"outputs": ...}``), inputs and outputs unnamed or named
+  (a dict per row, or a dict of columns);
 * Seldon Core v1 ``SeldonMessage``: ``{"data": {"names": [...], "ndarray": [...]}}`` or
   ``{"data": {"tensor": {"shape": [...], "values": [...]}}}``, and its feedback messages;
 * any JSON, through a dotted path (``data.rows``, ``result.0.scores``) for plain predict routes.
@@ -25,8 +27,8 @@ from monitor.events import json_kind
 from monitor.server.jsonbody import digit_map, loads
 
 __all__ = ["PayloadError", "classification_labels", "classification_outputs", "classification_scores", "dotted",
-           "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads", "oip_request_id", "unsafe_json",
-           "UNSAFE_JSON_MESSAGES"]
+           "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads", "OUTPUT_NAMES", "oip_request_id",
+           "unsafe_json", "UNSAFE_JSON_MESSAGES"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 #: The numeric datatypes as the protocol spells them: read as int64 ("i") or float64 ("f").
@@ -280,6 +282,91 @@ def _seldon_data(data: Any, field: str, *, named_rows: bool = True) -> Any:
     return rows
 
 
+#: The names TF Serving models give the output each ``output.kind`` reads, by preference: a
+#: canned estimator's (``probabilities``, ``logits``, ``classes``, ``class_ids``, a regressor's
+#: ``predictions``) and a classification signature's (``scores``, ``classes``).
+OUTPUT_NAMES = {"probabilities": ("probabilities", "probs", "scores", "predict_proba"), "logits": ("logits",),
+                "labels": ("classes", "class_ids", "labels", "label"), "regression": ("predictions", "outputs")}
+
+
+def _output_named(names: list[str], field: str, output_name: str | None, kind: str | None) -> str:
+    """Which of a TF Serving answer's named outputs holds the model's outputs: ``output_name``
+    (``server.proxy.oip_output``), else the only one, else the one named as ``kind`` reads. A
+    dict of named outputs was handed to the worker as it was, and refused as ``non_numeric_output``
+    with no word of which output to read nor of a setting to name it."""
+    if output_name is not None:
+        if output_name in names:
+            return output_name
+        raise PayloadError(field, f"no output named {output_name!r} (have {', '.join(map(str, names[:20]))}); set "
+                                  "server.proxy.oip_output to the one holding the scores", "missing_outputs")
+    if len(names) == 1:
+        return names[0]
+    for name in OUTPUT_NAMES.get(kind or "", ()):
+        if name in names:
+            return name
+    known = ", ".join(OUTPUT_NAMES.get(kind or "", ()))
+    raise PayloadError(field, f"holds {len(names)} named outputs ({', '.join(map(str, names[:20]))}) and none is named "
+                              f"as output.kind: {kind} reads{f' ({known})' if known else ''}. Fix: set "
+                              "server.proxy.oip_output to the name of the output holding the scores", "missing_outputs")
+
+
+def _row_output(row: Any, i: int, name: str) -> Any:
+    if not isinstance(row, dict) or name not in row:
+        raise PayloadError(f"predictions[{i}]", f"has no output {name!r}, as predictions[0] has: every row must hold "
+                                                "the same named outputs", "missing_outputs")
+    return row[name]
+
+
+def _named_rows(rows: Any) -> Any:
+    """``instances`` as rows; TF Serving's rows of named inputs of which some is a vector
+    (``[{"x": [5.1, 3.5, 1.4, 0.2]}]``) read as :func:`_named_inputs` reads their columns. Rows of
+    scalar values stay rows by feature name, as the worker reads them."""
+    if not (isinstance(rows, list) and rows and isinstance(rows[0], dict)
+            and any(isinstance(v, list) for v in rows[0].values())):
+        return rows
+    names = list(rows[0])
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or list(row) != names:
+            raise PayloadError(f"instances[{i}]", f"names other inputs than instances[0] ({', '.join(map(str, names[:20]))}); "
+                                                  "every row must hold the same named inputs", "bad_shape")
+    return _named_inputs({name: [row[name] for row in rows] for name in names}, "instances")
+
+
+def _named_inputs(columns: dict[str, Any], field: str) -> Any:
+    """TF Serving's named inputs, each batched along its first axis, as rows: inputs of one value
+    per row stay columns by name (the worker reads a dict of columns); a single input of vectors is
+    its rows (as ``instances`` of lists, or an OIP v2 tensor); with several, an input of vectors
+    gives a column per value (``x_0``, ``x_1``..., as several OIP v2 tensors do). A dict of columns
+    that held a vector was read as one feature per input, whose values were lists: refused."""
+    if not any(isinstance(v, list) and v and isinstance(v[0], list) for v in columns.values()):
+        return columns
+    if len(columns) == 1:
+        return next(iter(columns.values()))
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    n: int | None = None
+    for name, value in columns.items():
+        try:
+            arr = np.asarray(value, dtype=object)
+        except ValueError:
+            arr = None
+        if arr is None or arr.ndim == 0 or (arr.ndim == 1 and any(isinstance(v, list) for v in value)):
+            raise PayloadError(f"{field}.{name}", "must be a value or a vector per row, as many rows as every other "
+                                                  "input (the batch along the first axis), of one shape", "bad_shape")
+        if n is None:
+            n = arr.shape[0]
+        elif arr.shape[0] != n:
+            raise PayloadError(field, f"input {name!r} has {arr.shape[0]} rows, the first has {n}", "bad_shape")
+        if arr.ndim == 1:
+            out[name] = value
+        else:
+            flat = arr.reshape(n, -1)
+            for j in range(flat.shape[1]):
+                out[f"{name}_{j}"] = flat[:, j].tolist()
+    return out
+
+
 def decode_inputs(body: Any, path: str | None = None, *, one_feature: bool = False) -> Any:
     """The model inputs (a list of rows, an array, or row objects) in a request body.
     ``one_feature`` (the model reads one feature) reads one OIP v2 tensor of shape ``[n]`` as
@@ -290,17 +377,22 @@ def decode_inputs(body: Any, path: str | None = None, *, one_feature: bool = Fal
         raise PayloadError("body", f"must be a JSON object, got {json_kind(body)}", "not_an_object")
     if "inputs" in body:
         value = body["inputs"]
-        return _oip_inputs(value, one_feature) if _is_oip_tensors(value) else value
+        if _is_oip_tensors(value):
+            return _oip_inputs(value, one_feature)
+        return _named_inputs(value, "inputs") if isinstance(value, dict) and value else value
     if "instances" in body:
-        return body["instances"]
+        return _named_rows(body["instances"])
     if "data" in body:
         return _seldon_data(body["data"], "data")
     raise PayloadError("inputs", "no inputs found: expected OIP v2 inputs, v1 instances or Seldon data", "missing_inputs")
 
 
-def decode_outputs(body: Any, path: str | None = None, *, output_name: str | None = None, rows: int | None = None) -> Any:
+def decode_outputs(body: Any, path: str | None = None, *, output_name: str | None = None, rows: int | None = None,
+                   kind: str | None = None) -> Any:
     """The model outputs in a response body. ``rows`` (the number of input rows) resolves the
-    one ambiguity of OIP v2: a 1-D output for a single row is that row's vector."""
+    one ambiguity of OIP v2: a 1-D output for a single row is that row's vector. Of several
+    outputs, the one named ``output_name`` is read; of TF Serving's named outputs, without it,
+    the only one or the one named as the model's output ``kind`` reads (:data:`OUTPUT_NAMES`)."""
     if path is not None:
         return dotted(body, path)
     if not isinstance(body, dict):
@@ -319,9 +411,16 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
             return arr.reshape(1, -1)
         return arr  # rows along axis 0; more axes are an ensemble's members (output.samples_axis), read as such
     if "predictions" in body:
-        return body["predictions"]
+        rows = body["predictions"]
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):  # TF Serving: named outputs per row
+            name = _output_named(list(rows[0]), "predictions[0]", output_name, kind)
+            return [_row_output(row, i, name) for i, row in enumerate(rows)]
+        return rows
     if "outputs" in body:
-        return body["outputs"]
+        value = body["outputs"]
+        if isinstance(value, dict) and value:  # TF Serving's columnar answer of named outputs
+            return value[_output_named(list(value), "outputs", output_name, kind)]
+        return value
     if "data" in body:
         return _seldon_data(body["data"], "data", named_rows=False)
     raise PayloadError("outputs", "no outputs found: expected OIP v2 outputs, v1 predictions or Seldon data", "missing_outputs")

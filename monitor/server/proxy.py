@@ -6,7 +6,9 @@ streaming (a response without a length, or ``text/event-stream``, is relayed chu
 Compressed bodies stay compressed (the client session never decompresses).
 
 Inference routes are tapped: Open Inference Protocol v2 (``/v2/models/{name}[/versions/{v}]/infer``,
-as KServe, Triton and MLServer speak it) and the configured plain JSON predict routes. The tap
+as KServe, Triton and MLServer speak it), KServe's v1 protocol and TF Serving's REST predict
+(``/v1/models/{name}[/versions/{v}|/labels/{l}]:predict``) and the configured plain JSON predict
+routes, which take precedence on the same path. The tap
 runs after the response has been handed to the client's connection, so the client never waits
 for the monitor; its failures are counted (``monitor_intake_events_refused_total{endpoint="proxy"}``),
 never surfaced. The client identity for probing detection is the configured header
@@ -66,7 +68,7 @@ else:  # pragma: no cover - aiohttp requires async-timeout below 3.11
 if TYPE_CHECKING:
     from monitor.server.sidecar import Sidecar
 
-__all__ = ["BinaryHeads", "Proxy", "HOP_BY_HOP", "BUFFER_LIMIT", "client_timeout_body", "decoded_header", "fail_body", "header_text", "request_labels"]
+__all__ = ["BinaryHeads", "Proxy", "HOP_BY_HOP", "V1_PATHS", "BUFFER_LIMIT", "client_timeout_body", "decoded_header", "fail_body", "header_text", "request_labels"]
 
 ENDPOINT = "proxy"
 
@@ -125,8 +127,16 @@ BinaryHeads = Optional[tuple[Optional[str], Optional[str]]]
 
 @dataclass(frozen=True)
 class _Tap:
-    kind: str  # "oip_v2" or "predict"
+    kind: str  # "oip_v2", "v1" (KServe v1 and TF Serving's REST predict) or "predict" (a configured route)
     route: PredictRoute | None
+
+
+#: KServe's v1 protocol and TF Serving's REST predict API, one API: tapped without a route of
+#: ``server.proxy.routes``. Listed as a route, ``- path: /v1/models/{model}:predict``, its dotted
+#: paths could not pick TF Serving's named outputs out of every row, and without one a TF Serving
+#: model was forwarded untapped.
+V1_PATHS = ("/v1/models/{model}:predict", "/v1/models/{model}/versions/{version}:predict",
+            "/v1/models/{model}/labels/{label}:predict")
 
 
 def _forward_headers(headers: Any, drop_host: bool) -> CIMultiDict[str]:
@@ -275,12 +285,16 @@ class Proxy:
             self.session = None
 
     def add_routes(self, app: web.Application) -> None:
-        """OIP v2 infer routes and the configured predict routes (tapped), then everything else."""
+        """OIP v2 infer routes, the configured predict routes and the v1 predict routes (tapped),
+        then everything else."""
         oip = _Tap("oip_v2", None)
         for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
             self._add(app, "POST", path, oip, f"proxy_oip_v2{'_version' if 'version' in path else ''}")
         for i, route in enumerate(self.settings.routes):
             self._add(app, "POST", route.path, _Tap("predict", route), f"proxy_predict_{i}")
+        v1 = _Tap("v1", None)
+        for path, name in zip(V1_PATHS, ("proxy_v1", "proxy_v1_version", "proxy_v1_label")):
+            self._add(app, "POST", path, v1, name)  # after the configured routes: one on the same path wins
         self._add(app, "*", "/{tail:.*}", None, "proxy")
 
     def _add(self, app: web.Application, method: str, path: str, tap: _Tap | None, name: str) -> None:
@@ -619,6 +633,10 @@ class Proxy:
             # a request without an id: the client's X-Request-Id, else the id the server answered
             # with (MLServer and KServe put a uuid there), the one id its client can see
             rid: Any = oip_request_id(req_obj) or header_request_id or oip_request_id(resp_obj)
+        elif tap.kind == "v1":
+            inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
+            outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, kind=mon.config.output.kind)
+            rid = header_request_id  # neither KServe v1 nor TF Serving has an id in the body
         else:
             route = tap.route
             assert route is not None

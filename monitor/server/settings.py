@@ -45,7 +45,9 @@ class ProxySettings:
     #: long as its chunks keep coming). No head in time: 504; a silence that long mid-body: cut.
     timeout_s: float = 60.0
     routes: tuple[PredictRoute, ...] = ()
-    oip_output: str | None = None  # which OIP v2 output tensor holds the scores (default: the first)
+    #: which output holds the scores: an OIP v2 answer's tensor (default: the first), or one of TF
+    #: Serving's named outputs (default: the only one, else the one named as output.kind reads)
+    oip_output: str | None = None
     max_connections: int = 100
     #: "auto" (the lean httptools data path when httptools is installed and the upstream is
     #: http://), "lean" (that path, or an error) or "aiohttp" (server and client session).
