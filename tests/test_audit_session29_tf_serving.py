@@ -214,3 +214,47 @@ def test_kserve_logger_events_of_tf_serving_named_outputs_are_read(tmp_path, res
         assert total(text, "monitor_rows_rejected_total", model="iris") == 0
     finally:
         sc.close()
+
+
+def _logged_pair(sc, request_body: dict, model: str = "iris") -> int:
+    status = 0
+    for part, data in (("request", request_body), ("response", {"predictions": [_scores(ROW)] * 2})):
+        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "test",
+                   "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Id": "pair-2",
+                   "Ce-Inferenceservicename": model}
+        status = http("POST", sc.url + "/v1/cloudevents", json.dumps(data), headers).status
+        if status != 202:
+            return status
+    return status
+
+
+@pytest.mark.parametrize("request_body", [
+    {"inputs": {"a": [5.1, 6.7], "v": [[3.5, 1.4, 0.2], [3.0, 5.2, 2.3]]}},
+    {"instances": [{"a": 5.1, "v": [3.5, 1.4, 0.2]}, {"a": 6.7, "v": [3.0, 5.2, 2.3]}]},
+], ids=["columns", "rows"])
+def test_several_named_inputs_of_which_a_vector_give_a_column_per_value(tmp_path, request_body) -> None:
+    model = {**IRIS, "features": ["a", "v_0", "v_1", "v_2"]}
+    sc = start_sidecar(model, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        assert _logged_pair(sc, request_body) == 202
+        (event,) = sc.monitor("iris").queue.items
+        assert event[2] == {"a": [5.1, 6.7], "v_0": [3.5, 3.0], "v_1": [1.4, 5.2], "v_2": [0.2, 2.3]}
+    finally:
+        sc.close()
+
+
+@pytest.mark.parametrize("request_body, field", [
+    ({"inputs": {"a": [5.1, 6.7, 1.0], "v": [[3.5, 1.4], [3.0, 5.2]]}}, "inputs"),
+    ({"inputs": {"a": [5.1, 6.7], "v": [[3.5, 1.4], [3.0]]}}, "inputs.v"),
+    ({"instances": [{"a": 5.1, "v": [3.5]}, {"v": [3.0]}]}, "instances[1]"),
+], ids=["rows-differ", "ragged", "inputs-differ"])
+def test_named_inputs_that_do_not_make_rows_are_refused_naming_the_field(tmp_path, request_body, field) -> None:
+    sc = start_sidecar(IRIS, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "test",
+                   "Ce-Type": "org.kubeflow.serving.inference.request", "Ce-Id": "bad", "Ce-Inferenceservicename": "iris"}
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps(request_body), headers)
+        assert r.status == 400 and r.json()["field"] == field, r.body
+        assert total(sc.metrics(), "monitor_intake_events_refused_total", endpoint="cloudevents", reason="bad_shape") == 1
+    finally:
+        sc.close()
