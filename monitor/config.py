@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.config_keys import SECTION_KEYS, unknown_key_fix
-from monitor.schema import OUTPUT_KINDS, Feature, OutputSpec, Schema
+from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, Feature, OutputSpec, Schema
 
 __all__ = [
     "ConfigError",
@@ -521,8 +521,9 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         f = r.mapping(f, fk, "features[]")
         name = r.string(f.get("name"), f"{fk}.name")
         kind = f.get("kind", f.get("type", "numeric"))
-        if kind not in ("numeric", "categorical"):
-            raise r.error(f"{fk}.kind", f"must be numeric or categorical, got {kind!r}", "write kind: numeric or kind: categorical")
+        if kind not in FEATURE_KINDS:
+            raise r.error(f"{fk}.kind", f"must be numeric, categorical or text, got {kind!r}",
+                          "write kind: numeric, kind: categorical (codes, labels) or kind: text (free text)")
         if name in seen:
             raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
         seen.add(name)

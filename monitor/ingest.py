@@ -19,7 +19,7 @@ from monitor.events import MAX_LABEL_CHARS, float32_text, float_text, is_datafra
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
-__all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows",
+__all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
            "number_as_text"]
 
 
@@ -64,8 +64,14 @@ class BatchBuilder:
     """Converts events for one model. Learns the schema from the first rows if none is configured."""
 
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
-                 reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = ()) -> None:
+                 reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = (),
+                 reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None) -> None:
         self.schema = schema if schema is not None and len(schema) else None
+        #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
+        #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
+        self.reference_text = frozenset(str(n) for n in reference_text)
+        #: Text feature -> the reference's vocabulary: such a feature gets an ``oov_share`` descriptor
+        self.vocabularies = {str(k): frozenset(v) for k, v in (vocabularies or {}).items()}
         #: The reference's categorical features: a schema learned from DataFrame or dict inputs reads
         #: them as categorical whatever their live dtype (see :meth:`_learn_schema`)
         self.reference_categorical = frozenset(str(n) for n in reference_categorical)
@@ -105,6 +111,31 @@ class BatchBuilder:
         return len(self.reference_names) == 1
 
     @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """The batch's numeric columns: the numeric features, then each text feature's descriptors
+        (:func:`monitor.text.descriptor_names`)."""
+        schema = self.schema
+        if schema is None:
+            return ()
+        if not schema.text_names:
+            return schema.numeric_names
+        from monitor.text import descriptor_names
+
+        return schema.numeric_names + tuple(n for t in schema.text_names for n in descriptor_names(t, t in self.vocabularies))
+
+    def _describe(self, num: np.ndarray, texts: list[list[Any]]) -> np.ndarray:
+        """``num`` with the descriptors of each text feature's values (one list per feature, in the
+        schema's order) as further columns."""
+        if not texts:
+            return num
+        from monitor.text import describe
+
+        schema = self.schema
+        assert schema is not None
+        parts = [num] + [describe(values, self.vocabularies.get(name)) for name, values in zip(schema.text_names, texts)]
+        return np.hstack(parts)
+
+    @property
     def score_widths(self) -> list[int] | None:
         """The output widths accepted (configured or learned), None while nothing is known."""
         return None if self._score_widths is None else sorted(self._score_widths)
@@ -117,7 +148,7 @@ class BatchBuilder:
             self._score_widths = frozenset(int(w) for w in widths)
 
     # -- schema ----------------------------------------------------------------------------------
-    def _learn_schema(self, inputs: Any) -> Schema:
+    def _learn_schema(self, inputs: Any, outputs: Any = None) -> Schema:
         """The features of the first readable inputs. A feature the reference holds as categorical
         is categorical here too, whatever its live dtype: a CSV reference (``monitor reference
         build``) reads a boolean column as the text "True"/"False" and a column listed under
@@ -126,23 +157,28 @@ class BatchBuilder:
         ("no data") and ModelInputDrift fired on the reference's own rows."""
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
-        cats = self.reference_categorical
+        cats, texts = self.reference_categorical, self.reference_text
+        column = text_column(inputs)
+        if column is not None and self._text_rows(column, outputs):
+            name = next(iter(texts)) if len(self.reference_names) == 1 and texts else "text"
+            return Schema((Feature(name, "text"),))
+        kind_of = lambda name, numeric: ("text" if name in texts else "numeric" if numeric and name not in cats  # noqa: E731
+                                         else "categorical")
         if is_dataframe(inputs):
             feats, times = [], []
             for name, dtype in zip(inputs.columns, inputs.dtypes):
-                if str(name) not in cats and (is_point_in_time_dtype(dtype) or getattr(dtype, "kind", "O") in "OSU"
+                if str(name) not in cats | texts and (is_point_in_time_dtype(dtype) or getattr(dtype, "kind", "O") in "OSU"
                                               and is_point_in_time_text(inputs[name].head(TEXT_SAMPLE).tolist())):
                     times.append(str(name))
                     continue
-                kind = "numeric" if getattr(dtype, "kind", "O") in "biufm" and str(name) not in cats else "categorical"
-                feats.append(Feature(str(name), kind))
+                feats.append(Feature(str(name), kind_of(str(name), getattr(dtype, "kind", "O") in "biufm")))
             return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
         if isinstance(inputs, dict):
             first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
             times = [str(k) for k, v in first.items()
-                     if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats]
+                     if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats | texts]
             return self._without_times(Schema(tuple(
-                Feature(str(k), "categorical" if isinstance(v, str) or str(k) in cats else "numeric")
+                Feature(str(k), kind_of(str(k), not isinstance(v, str)))
                 for k, v in first.items() if str(k) not in times)), times, "the input rows' key(s)")
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             return self._learn_schema(inputs[0])
@@ -151,6 +187,22 @@ class BatchBuilder:
             raise RowError("wrong_type", "inputs must be numeric rows")
         width = 1 if arr.ndim == 1 and self.one_feature else arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
+
+    def _text_rows(self, column: list[Any], outputs: Any) -> bool:
+        """Whether a flat sequence of texts is that many rows of one text feature (learning the
+        schema): when the outputs have as many rows (one text: always), and the reference, if
+        any, has one feature, of text. A list of texts may also be one row of categorical
+        features, which only a configured or reference schema names."""
+        names = self.reference_names
+        if names and not (len(names) == 1 and names[0] in self.reference_text):
+            return False
+        if len(column) == 1:
+            return True
+        try:
+            shape = np.shape(outputs)
+        except Exception:  # noqa: BLE001 - ragged outputs: their rows, if a list
+            return isinstance(outputs, (list, tuple)) and len(outputs) == len(column)
+        return bool(shape) and shape[0] == len(column)
 
     @staticmethod
     def _without_times(schema: Schema, times: list[str], where: str) -> Schema:
@@ -170,7 +222,7 @@ class BatchBuilder:
             self._key_checks += 1
             if (self._key_checks <= 64 or not self._key_checks & 63) and rows and isinstance(rows[0], dict):
                 self._note_renamed_keys(rows[0], schema)
-        num_names, cat_names = schema.numeric_names, schema.categorical_names
+        num_names, cat_names, text_names = schema.numeric_names, schema.categorical_names, schema.text_names
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
         num_cols = tuple(enumerate(num_names))
@@ -189,6 +241,8 @@ class BatchBuilder:
             for j, name in enumerate(cat_names):
                 v = get(name)
                 cat[i, j] = category_text(v)
+        if text_names:
+            num = self._describe(num, [[row.get(name) for row in rows] for name in text_names])
         return num, cat
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
@@ -226,9 +280,13 @@ class BatchBuilder:
         if isinstance(inputs, (list, tuple)) and not inputs:
             # a call on no rows (a batching server's empty batch), as an empty array is: read as one
             # row of no feature below, it was refused as wrong_shape, a row that was never sent
-            return np.empty((0, len(schema.numeric_names))), np.empty((0, len(schema.categorical_names)), dtype=object)
-        cat_names = schema.categorical_names
-        if cat_names:
+            return np.empty((0, len(self.numeric_columns))), np.empty((0, len(schema.categorical_names)), dtype=object)
+        cat_names, text_names = schema.categorical_names, schema.text_names
+        if text_names and len(schema) == 1:
+            column = text_column(inputs)
+            if column is not None:  # texts, one per row (a single text: one row)
+                return self._describe(np.empty((len(column), 0)), [column]), np.empty((len(column), 0), dtype=object)
+        if cat_names or text_names:
             arr = np.asarray(inputs, dtype=object)
             if arr.ndim == 1:
                 arr = arr[:, None] if len(schema) == 1 else arr[None, :]
@@ -241,6 +299,7 @@ class BatchBuilder:
                 num = arr[:, num_idx].astype(np.float64) if num_idx else np.empty((arr.shape[0], 0))
             except (TypeError, ValueError):
                 raise RowError("wrong_type", "a numeric feature holds a non-numeric value") from None
+            num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
             return num, categorical_text(cat)
         try:
@@ -329,7 +388,7 @@ class BatchBuilder:
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
             try:
-                learned = self._learn_schema(events[unreadable][2])
+                learned = self._learn_schema(events[unreadable][2], events[unreadable][3])
                 if not len(learned):
                     # an empty batch ([], {}, rows of no column): a schema of no feature learnt from it
                     # refused every later row as wrong_shape ("expected rows of 0 features"), for good
@@ -423,7 +482,7 @@ class BatchBuilder:
             order = np.argsort(ts, kind="stable")
         batch = Batch(
             ts=ts, numeric=numeric, categorical=categorical,
-            numeric_names=schema.numeric_names, categorical_names=schema.categorical_names,
+            numeric_names=self.numeric_columns, categorical_names=schema.categorical_names,
             client=client, request_id=request_id, segment=segment,
             scores=decoded.scores, logits=decoded.logits, members=decoded.members,
             predicted=decoded.predicted, intervals=decoded.intervals, embedding=embedding,
@@ -483,7 +542,8 @@ class BatchBuilder:
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> _Stacked | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
-        if schema is None or schema.categorical_names or self.output.kind == "labels" or self.output.samples_axis:
+        if (schema is None or schema.categorical_names or schema.text_names or self.output.kind == "labels"
+                or self.output.samples_axis):
             return None
         ins = [ev[2] for ev in events]
         width = len(schema)
@@ -692,6 +752,32 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def text_column(inputs: Any) -> list[Any] | None:
+    """The values of inputs that are a flat sequence of texts (a list or tuple, a 1-D numpy
+    array, a pandas Series; missing values among them allowed), or one text alone; None for any
+    other inputs. Read as rows of one text feature, where a list of numbers is one row."""
+    if type(inputs) is str:
+        return [inputs]
+    if isinstance(inputs, (list, tuple)):
+        values = inputs
+    elif isinstance(inputs, np.ndarray):
+        if inputs.ndim != 1 or inputs.dtype.kind not in "UO":
+            return None
+        values = inputs.tolist()
+    elif type(inputs).__name__ == "Series" and getattr(getattr(inputs, "dtype", None), "kind", None) == "O":
+        values = inputs.tolist()
+    else:
+        return None
+    if not values:
+        return None
+    kinds = set(map(type, values))
+    if str not in kinds or not kinds <= {str, type(None), float}:
+        return None
+    if float in kinds and any(type(v) is float and v == v for v in values):  # only NaN: pandas' missing text
+        return None
+    return list(values)
 
 
 def guess_rows(inputs: Any, one_feature: bool = False) -> int:

@@ -59,8 +59,9 @@ REJECTION_HINTS: dict[str, str] = {
                          "watch(..., outputs=lambda result: ...) or fix the model's output",
     "rows_mismatch": "predict must return one output per input row; if it returns more (a dict, a tuple), pick the "
                      "per-row outputs with watch(..., outputs=lambda result: ...)",
-    "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value, and declare "
-                  "text features as kind: categorical under features in the config; a decorated predict whose argument "
+    "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value (a list of texts, "
+                  "one per output row, is rows of one text feature), and declare codes and labels as kind: categorical, "
+                  "free text as kind: text under features in the config; a decorated predict whose argument "
                   "is a request object, not the rows, needs watch(..., inputs=lambda req: req.rows)",
     "future_timestamp": "send Unix seconds in UTC (not milliseconds, not local time read as UTC) and keep the "
                         "sender's clock synchronised (NTP); more than 10 minutes ahead of the agent's clock is refused, "

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
+__all__ = ["FEATURE_KINDS", "Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
+
+#: How a feature's values are read.
+FEATURE_KINDS = ("numeric", "categorical", "text")
 
 #: How the predict function's return value is read.
 #: ``probabilities``: class probabilities (n, k), or one column (n,)/(n, 1) = P(positive) for binary;
@@ -22,17 +25,20 @@ OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression")
 @dataclass(frozen=True)
 class Feature:
     name: str
-    kind: str = "numeric"  # or "categorical"
+    #: "numeric", "categorical", or "text": free text, monitored through numbers that describe
+    #: each text (:mod:`monitor.text`), never as categories
+    kind: str = "numeric"
 
     def __post_init__(self) -> None:
-        if self.kind not in ("numeric", "categorical"):
-            raise ValueError(f"feature {self.name!r}: kind must be 'numeric' or 'categorical', not {self.kind!r}")
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"feature {self.name!r}: kind must be 'numeric', 'categorical' or 'text', not {self.kind!r}")
 
 
 @dataclass(frozen=True)
 class Schema:
     """Ordered input features. An empty schema is learned from the first rows seen: numeric
-    columns named ``f0..f{d-1}`` (or the dict keys / DataFrame columns)."""
+    columns named ``f0..f{d-1}`` (or the dict keys / DataFrame columns), or one text feature
+    ``text`` for a sequence of texts (one per output row)."""
 
     features: tuple[Feature, ...] = ()
 
@@ -44,6 +50,10 @@ class Schema:
     @cached_property
     def categorical_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "categorical")
+
+    @cached_property
+    def text_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "text")
 
     @property
     def names(self) -> tuple[str, ...]:

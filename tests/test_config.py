@@ -50,8 +50,8 @@ def test_good_config_loads(tmp_path):
         ("window: 5 minutes", "window", "30s, 5m or 1h"),
         ("window: -5", "window", "above zero"),
         ("features: [{name: a}, {name: a}]", "features[1].name", "unique name"),  # the key as the file spells it
-        ("features: [{name: a, kind: text}]", "features[0].kind", "numeric or kind: categorical"),
-        ("schema: {features: [{name: a, kind: text}]}", "schema.features[0].kind", "numeric or kind: categorical"),
+        ("features: [{name: a, kind: words}]", "features[0].kind", "kind: text (free text)"),
+        ("schema: {features: [{name: a, kind: words}]}", "schema.features[0].kind", "kind: text (free text)"),
         ("detectors: [{kind: no-such-detector}]", "detectors[0].kind", "kind"),
         ("rules: {alertmanager: [localhost:9093]}", "rules.alertmanager", "http://"),
         # a webhook's mistake was reported as rules.alertmanager's, and a URL without a host (or with
