@@ -390,9 +390,10 @@ class Monitor:
         self.pipeline: Pipeline = Pipeline(
             self.store,
             BatchBuilder(self.input_schema, cfg.output, classes=self._class_index(),
-                         reference_names=() if self.reference is None else
-                         tuple(self.reference.numeric_names) + tuple(self.reference.categorical_names),
-                         reference_categorical=() if self.reference is None else tuple(self.reference.categorical_names)),
+                         reference_names=() if self.reference is None else self.reference.feature_names,
+                         reference_categorical=() if self.reference is None else tuple(self.reference.categorical_names),
+                         reference_text=() if self.reference is None else self.reference.text_names,
+                         vocabularies=None if self.reference is None else self.reference.vocabularies),
             self.detectors,
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,

@@ -84,7 +84,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         # probing reads the rows' numeric columns as the reference's, by position: with fewer of
         # them every update raised (its whole batch lost, a traceback each time), as pca_drift's
         return (d.kind == "probing" and d.params.get("space", "input") == "input"
-                and len(schema.numeric_names) != len(reference.numeric_names))
+                and _numeric_columns(schema, reference) != len(reference.numeric_names))
 
     if unread and kinds is None and any(d.kind in _INPUT_KINDS for d in specs):
         left_out = list(dict.fromkeys(d.kind for d in specs if blind(d)))
@@ -143,13 +143,24 @@ def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:
     return "list them under features, or build the reference without them"
 
 
+def _numeric_columns(schema: "Schema", reference: "Reference") -> int:
+    """How many numeric columns live batches have: the numeric features and the text features'
+    descriptors (``oov_share`` with the reference's vocabulary)."""
+    from monitor.text import descriptor_names
+
+    return len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
+
+
 def _unread_reference_features(schema: "Schema", reference: "Reference | None") -> tuple[str, ...]:
     """The reference's features that the configured ``features`` do not list: inputs are read by
     that schema, so these never arrive. (Without configured features the schema is the
     reference's own, and nothing is left out.)"""
     if reference is None or not schema.features:
         return ()
+    from monitor.text import descriptor_names
+
     read = set(schema.names)
+    read.update(n for t in schema.text_names for n in descriptor_names(t, True))
     return tuple(n for n in (*reference.numeric_names, *reference.categorical_names) if n not in read)
 
 

@@ -58,6 +58,10 @@ class Reference:
         A :class:`monitor.profile.PCABasis` fitted on other rows (``from_arrays(pca_fit=...)``,
         typically the training set), or None: the multivariate drift detector's PCA is then fitted
         on these rows themselves.
+    vocabularies
+        Text feature -> the words live texts are read against (:mod:`monitor.text`). A text
+        feature's rows are its descriptors among the numeric columns (``review.length``...), never
+        the texts; its vocabulary gives live texts their ``oov_share``.
     """
 
     numeric: "np.ndarray"
@@ -70,6 +74,24 @@ class Reference:
     profile: Any = field(default=None, repr=False, compare=False)
     embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
     pca_basis: Any = field(default=None, repr=False, compare=False)
+    vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+
+    @property
+    def text_names(self) -> tuple[str, ...]:
+        """The text features (their descriptors are numeric columns)."""
+        return tuple(self.vocabularies)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The input features as the model reads them: the numeric ones (without the text
+        features' descriptors), the categorical ones, the text ones."""
+        if not self.vocabularies:
+            return tuple(self.numeric_names) + tuple(self.categorical_names)
+        from monitor.text import descriptor_names
+
+        described = {n for t in self.vocabularies for n in descriptor_names(t, True)}
+        return (tuple(n for n in self.numeric_names if n not in described) + tuple(self.categorical_names)
+                + self.text_names)
 
     def __post_init__(self) -> None:
         if self.pca_basis is None:
@@ -104,6 +126,8 @@ class Reference:
         classes: "tuple[str, ...] | list[str]" = (),
         embedding: "np.ndarray | None" = None,
         pca_fit: Any = None,
+        text: Any = None,
+        text_names: "tuple[str, ...] | list[str] | None" = None,
     ) -> "Reference":
         """Build from in-memory arrays, validating shapes with errors that name the argument.
 
@@ -128,12 +152,20 @@ class Reference:
         >>> ref = Reference.from_arrays(df, categorical_names=["channel", "zip"])
         >>> ref.numeric_names, ref.categorical_names, ref.categorical.tolist()
         (('amount',), ('channel', 'zip'), [['web', '75001'], [None, '75002']])
+
+        Free text (a review, a query) is a text feature, monitored through numbers that describe
+        each text (:mod:`monitor.text`): ``text`` (rows, text features) with ``text_names``, or
+        a DataFrame's columns named by ``text_names``. A DataFrame's object columns that hold
+        free text (mostly unique values of several words, or long ones) are found without being
+        named, and said once; ``text_names=[]`` finds none, and a column named in
+        ``categorical_names`` stays categorical.
         """
         import numpy as np
 
         from monitor.ingest import categorical_text, integer_array, is_dataframe
 
         if is_dataframe(numeric):
+            numeric, text, text_names = _text_frame(numeric, text, text_names, categorical_names)
             numeric, numeric_names, categorical, categorical_names = _split_frame(
                 numeric, numeric_names, categorical, categorical_names)
         try:
@@ -176,9 +208,78 @@ class Reference:
         emb = None if embedding is None else np.asarray(embedding, dtype=np.float64)
         if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
+        vocabularies: dict[str, tuple[str, ...]] = {}
+        if text is not None or text_names:
+            num, names, vocabularies = _with_text(num, names, text, tuple(str(t) for t in (text_names or ())))
         basis = None if pca_fit is None else _pca_basis(pca_fit, names)
         return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb,
-                   pca_basis=basis)
+                   pca_basis=basis, vocabularies=vocabularies)
+
+
+def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names: tuple[str, ...]
+               ) -> tuple["np.ndarray", tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The numeric rows with the descriptors of each text feature after them, their names, and
+    each text feature's vocabulary (:func:`monitor.text.reference_descriptors`)."""
+    import numpy as np
+
+    from monitor.ingest import is_dataframe
+    from monitor.text import descriptor_names, reference_descriptors
+
+    if is_dataframe(text):
+        text_names = text_names or tuple(str(c) for c in text.columns)
+        text = text.to_numpy(dtype=object)
+    cells = np.asarray(text, dtype=object) if text is not None else np.empty((num.shape[0], 0), dtype=object)
+    if cells.ndim == 1 and len(text_names) == 1:
+        cells = cells[:, None]
+    if cells.ndim != 2 or cells.shape[0] != num.shape[0] or cells.shape[1] != len(text_names):
+        raise ValueError(f"reference text must be (rows={num.shape[0]}, {len(text_names)} text_names), got shape "
+                         f"{cells.shape}. Fix: one column of texts per name in text_names")
+    taken = set(names)
+    parts, vocabularies = [num], {}
+    for j, name in enumerate(text_names):
+        described = descriptor_names(name, True)
+        if name in taken or taken & set(described):
+            raise ValueError(f"reference text feature {name!r} clashes with a numeric feature of that name. Fix: "
+                             "give it another name")
+        rows, vocabularies[name] = reference_descriptors(cells[:, j].tolist())
+        parts.append(rows)
+        names += described
+    return np.hstack(parts), names, vocabularies
+
+
+def _text_frame(frame: Any, text: Any, text_names: Any, categorical_names: Any) -> tuple[Any, Any, Any]:
+    """The frame without its text columns, those columns, and their names: the columns
+    ``text_names`` names, else (``text_names`` None, no ``text=`` given) the object columns that
+    hold free text (:func:`monitor.text.is_free_text`), said once with the way to override."""
+    if text is not None:
+        return frame, text, text_names
+    columns = {str(c): c for c in frame.columns}
+    if text_names is None:
+        from monitor.temporal import TEXT_SAMPLE
+        from monitor.text import is_free_text
+
+        named = {str(n) for n in categorical_names}
+        found = [n for n, c in columns.items() if n not in named and (getattr(frame[c].dtype, "kind", "O") == "O"
+                 or str(frame[c].dtype) == "string") and is_free_text(frame[c].head(TEXT_SAMPLE).tolist())]
+        if found:
+            import logging
+
+            from monitor.text import descriptor_names
+
+            logging.getLogger("monitor").warning(
+                "the reference DataFrame's column(s) %s hold free text: monitored through numbers describing each text "
+                "(%s), not as categories. Fix: to read one as categories, list it in categorical_names; "
+                "text_names=[] reads none as text", ", ".join(map(repr, found)), ", ".join(descriptor_names(found[0], True)))
+        text_names = found
+    text_names = tuple(str(n) for n in text_names)
+    absent = [n for n in text_names if n not in columns]
+    if absent:
+        raise ValueError(f"reference text_names {absent} are not columns of the DataFrame ({', '.join(columns)}). "
+                         "Fix: name columns it has")
+    if not text_names:
+        return frame, None, ()
+    cols = [columns[n] for n in text_names]
+    return frame.drop(columns=cols), frame[cols], text_names
 
 
 def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
@@ -316,6 +417,8 @@ def _payload(reference: Reference) -> dict[str, Any]:
     }
     if reference.pca_basis is not None:  # only then: references without one keep their fingerprints
         rows["pca_basis"] = _to_tree(reference.pca_basis)
+    if reference.vocabularies:  # likewise
+        rows["vocabularies"] = {k: tuple(v) for k, v in reference.vocabularies.items()}
     return {"profile": None, "rows": rows, "embedding": reference.embedding}
 
 
@@ -440,6 +543,9 @@ _DESCRIPTIVE: dict[str, frozenset[str]] = {"Profile": frozenset({"meta"})}
 #: got a new fingerprint, and one restart set every detector's state aside. Pinned at 1 rather
 #: than left out, so that fingerprints stored in older checkpoints still match.
 _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
+#: Fields added later that are left out of the identity while empty: a profile's sample (a
+#: Reference) without text features keeps the fingerprint it had before they existed.
+_ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies"})}
 
 
 def _without_summaries(tree: Any, descriptive: bool = False) -> Any:
@@ -452,9 +558,10 @@ def _without_summaries(tree: Any, descriptive: bool = False) -> Any:
             if not descriptive:
                 drop = drop | _DESCRIPTIVE.get(tree[_DATACLASS], frozenset())
             pinned = _PINNED.get(tree[_DATACLASS], {})
+            empty = _ABSENT_WHEN_EMPTY.get(tree[_DATACLASS], frozenset())
             return {_DATACLASS: tree[_DATACLASS],
                     "fields": {k: pinned[k] if k in pinned else _without_summaries(v, descriptive)
-                               for k, v in tree["fields"].items() if k not in drop}}
+                               for k, v in tree["fields"].items() if k not in drop and not (k in empty and not v)}}
         return {k: _without_summaries(v, descriptive) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
         return type(tree)(_without_summaries(v, descriptive) for v in tree)
@@ -544,4 +651,5 @@ def reference_from_state(state: dict[str, Any]) -> Reference | None:
         raise ValueError("checkpointed reference has neither rows nor a profile")
     return Reference(rows["numeric"], rows["categorical"], tuple(rows["numeric_names"]), tuple(rows["categorical_names"]),
                      rows.get("scores"), rows.get("labels"), tuple(rows.get("classes", ())), embedding=embedding,
-                     pca_basis=_from_tree(rows["pca_basis"], classes) if rows.get("pca_basis") is not None else None)
+                     pca_basis=_from_tree(rows["pca_basis"], classes) if rows.get("pca_basis") is not None else None,
+                     vocabularies={str(k): tuple(v) for k, v in (rows.get("vocabularies") or {}).items()})

@@ -53,10 +53,17 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
     inputs by name, as before). A reference with categorical features imposes nothing: its
     column order among the numeric ones is not known (dict and DataFrame inputs, the way such
     rows come, are read by name anyway), nor does one whose names are the defaults
-    ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names)."""
+    ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names). A
+    reference of text features only imposes them (a list of texts is then rows of its one text
+    feature); with other features their order is not known either."""
     if schema.features or reference is None or tuple(reference.categorical_names):
         return schema
-    from monitor.schema import Schema
+    from monitor.schema import Feature, Schema
+
+    if reference.vocabularies:
+        if tuple(reference.feature_names) == reference.text_names:
+            return Schema(tuple(Feature(n, "text") for n in reference.text_names))
+        return schema
 
     num = tuple(reference.numeric_names)
     if not num or num == tuple(f"f{i}" for i in range(len(num))):
@@ -73,7 +80,7 @@ def positional_names(reference: "Reference | None", schema: Any) -> "Reference |
     detectors' build then says how to name them (``monitor reference build --feature-names``); raw
     array files named in ``reference.path`` are named so when read (``load_reference``'s
     ``unnamed_as``)."""
-    if reference is None or not schema.features or tuple(reference.categorical_names):
+    if reference is None or not schema.features or tuple(reference.categorical_names) or reference.vocabularies:
         return reference
     num = tuple(reference.numeric_names)
     names = tuple(schema.numeric_names)

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DESCRIPTORS", "MAX_TEXT_CHARS", "OOV", "VOCABULARY_SIZE", "descriptor_names", "describe", "reference_descriptors",
-           "text_value", "text_values"]
+__all__ = ["DESCRIPTORS", "MAX_TEXT_CHARS", "OOV", "VOCABULARY_SIZE", "descriptor_names", "describe", "is_free_text",
+           "reference_descriptors", "text_value", "text_values"]
 
 #: The descriptors every text feature has, in column order.
 DESCRIPTORS = ("length", "words", "non_letter_share", "non_ascii_share")
@@ -78,8 +78,31 @@ def text_values(values: Iterable[Any]) -> list[str | None]:
     return [v if type(v) is str else text_value(v) for v in values]
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text[:MAX_TEXT_CHARS].lower())
+#: Free text, told from categories: at least this share of a column's values distinct...
+FREE_TEXT_UNIQUE = 0.5
+#: ...and at least this many words in half of them, or this many characters on average.
+FREE_TEXT_WORDS, FREE_TEXT_CHARS = 3, 40
+
+
+def is_free_text(values: Iterable[Any]) -> bool:
+    """Whether a column of text values (a sample: missing ones skipped) holds free text rather
+    than categories: mostly distinct values (:data:`FREE_TEXT_UNIQUE`) that are sentences
+    (:data:`FREE_TEXT_WORDS` words or more in half of them) or long (:data:`FREE_TEXT_CHARS`
+    characters on average). Read as categories, nearly every live value of such a column was an
+    unseen category, and nothing about the text was monitored.
+
+    >>> is_free_text(["A fine film, well acted.", "Dull and far too long.", "Loved every minute of it"])
+    True
+    >>> is_free_text(["web", "mobile", "web"]), is_free_text(["Paris", "Lyon", "Nice"]), is_free_text([None, 3])
+    (False, False, False)
+    """
+    texts = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    if len(texts) < 3 or not all(isinstance(v, str) for v in texts):
+        return False
+    if len(set(texts)) < FREE_TEXT_UNIQUE * len(texts):
+        return False
+    sentences = sum(len(v.split()) >= FREE_TEXT_WORDS for v in texts)
+    return 2 * sentences >= len(texts) or sum(map(len, texts)) >= FREE_TEXT_CHARS * len(texts)
 
 
 def _plain(texts: Sequence[str | None], out: np.ndarray) -> list[list[str] | None]:
