@@ -394,7 +394,8 @@ class Pipeline:
             # the event's rows, as every other reason counts them (one per event before: a 500-row
             # call lost to a conversion bug was one row of the accounting)
             one = self.builder.one_feature
-            store.inc("monitor_rows_rejected", float(sum(_rows_of(e, one) for e in preds)), labels=("internal_error",))
+            refused = float(sum(_rows_of(e, one) for e in preds))
+            store.inc("monitor_rows_rejected", refused, labels=("internal_error",))
             return
         store.inc("monitor_calls", len(preds))
         latencies = [e[4] for e in preds if e[4] is not None]
