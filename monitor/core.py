@@ -1295,6 +1295,8 @@ class Monitor:
                 ref = replace(ref, categorical=cat)
                 recategorised = True
         self.reference = ref
+        self.input_schema = input_schema(self.config.schema, ref)
+        self.pipeline.builder.adopt_reference(ref, self.input_schema)
         self.detectors = self._build_detectors()
         self.pipeline.detectors = list(self.detectors)
         log.warning("%s: no reference configured (or its file is gone); running on the one from the checkpoint (%s, %d rows)",

@@ -67,17 +67,7 @@ class BatchBuilder:
                  reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = (),
                  reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None) -> None:
         self.schema = schema if schema is not None and len(schema) else None
-        #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
-        #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
-        self.reference_text = frozenset(str(n) for n in reference_text)
-        #: Text feature -> the reference's vocabulary: such a feature gets an ``oov_share`` descriptor
-        self.vocabularies = {str(k): frozenset(v) for k, v in (vocabularies or {}).items()}
-        #: The reference's categorical features: a schema learned from DataFrame or dict inputs reads
-        #: them as categorical whatever their live dtype (see :meth:`_learn_schema`)
-        self.reference_categorical = frozenset(str(n) for n in reference_categorical)
-        #: The reference's feature names: a schema (configured, or learned from the inputs) that
-        #: shares none of them is said once (every reference feature would read as missing live)
-        self.reference_names = tuple(reference_names)
+        self._set_reference(reference_names, reference_categorical, reference_text, vocabularies)
         if self.schema is not None:
             _check_reference_names(self.schema, self.reference_names, configured=True)
         self.output = output
@@ -98,6 +88,32 @@ class BatchBuilder:
         #: id) is not one.
         self.renamed_keys: str | None = None
         self._key_checks = 0
+
+    def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
+                       vocabularies: dict[str, tuple[str, ...]] | None) -> None:
+        #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
+        #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
+        self.reference_text = frozenset(str(n) for n in text)
+        #: Text feature -> the reference's vocabulary: such a feature gets an ``oov_share`` descriptor
+        self.vocabularies = {str(k): frozenset(v) for k, v in (vocabularies or {}).items()}
+        #: The reference's categorical features: a schema learned from DataFrame or dict inputs reads
+        #: them as categorical whatever their live dtype (see :meth:`_learn_schema`)
+        self.reference_categorical = frozenset(str(n) for n in categorical)
+        #: The reference's feature names: a schema (configured, or learned from the inputs) that
+        #: shares none of them is said once (every reference feature would read as missing live)
+        self.reference_names = tuple(names)
+
+    def adopt_reference(self, reference: Any, schema: Schema | None) -> None:
+        """Read inputs as ``reference`` has its features (a reference adopted from a checkpoint
+        after this builder was made without one), with ``schema`` the inputs' schema it imposes
+        (:func:`monitor.reference_view.input_schema`) unless one is known already. Why: a monitor
+        whose reference came from its checkpoint kept reading a text feature as categorical
+        (nearly every value an unseen category), without its descriptors, and the probing
+        detector failed on every batch for lack of the reference's descriptor columns."""
+        self._set_reference(reference.feature_names, tuple(reference.categorical_names), reference.text_names,
+                            reference.vocabularies)
+        if self.schema is None and schema is not None and len(schema):
+            self.schema = schema
 
     @property
     def one_feature(self) -> bool:

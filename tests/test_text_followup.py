@@ -1,0 +1,56 @@
+"""Free text after a restart, from pandas' string columns, and in the probing detector.
+
+Each test states a symptom a user saw with text features and what now happens instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+from monitor.reference import Reference
+
+WORDS = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"])
+
+
+def _texts(rng: np.random.Generator, n: int) -> list[str]:
+    return [" ".join(rng.choice(WORDS, rng.integers(3, 9))) for _ in range(n)]
+
+
+def _scores(rng: np.random.Generator, n: int) -> np.ndarray:
+    p = rng.uniform(size=n)
+    return np.c_[1 - p, p]
+
+
+def _reviews(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame({"review": _texts(rng, n), "stars": rng.integers(1, 6, n)})
+
+
+def _monitor(reference: Reference | None) -> Monitor:
+    return Monitor(model="reviews", reference=reference, registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+def test_a_reference_adopted_from_a_checkpoint_reads_live_texts_as_text(tmp_path) -> None:
+    """A monitor whose reference came from its checkpoint (reference.path gone) read the review
+    column as a categorical feature: no descriptors, the text unmonitored, and the probing
+    detector failing on every batch. It now reads it as the reference's text feature."""
+    rng = np.random.default_rng(0)
+    first = _monitor(Reference.from_arrays(_reviews(rng, 300), scores=_scores(rng, 300)))
+    try:
+        first.observe(_reviews(rng, 20), _scores(rng, 20))
+        first.flush()
+        first.save_checkpoint(tmp_path / "reviews.ckpt", final=True)
+    finally:
+        first.close()
+    restarted = _monitor(None)
+    try:
+        assert restarted.restore_checkpoint(tmp_path / "reviews.ckpt")
+        restarted.observe(_reviews(rng, 20), _scores(rng, 20))
+        restarted.flush()
+        assert restarted.pipeline.builder.schema.text_names == ("review",)
+        assert restarted.store.value("monitor_data_invalid_rows", {"feature": "review.oov_share", "reason": "missing"}) == 0
+        assert restarted.store.value("monitor_detector_errors", {"detector": "probing"}) == 0
+    finally:
+        restarted.close()
