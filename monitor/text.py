@@ -96,7 +96,9 @@ def is_free_text(values: Iterable[Any]) -> bool:
     >>> is_free_text(["web", "mobile", "web"]), is_free_text(["Paris", "Lyon", "Nice"]), is_free_text([None, 3])
     (False, False, False)
     """
-    texts = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    # missing ones as text_value reads them: pd.NA too (a "string" column's gap), else such a
+    # column with one missing review was read as categories
+    texts = [v for v in values if type(v) is str or text_value(v) is not None]
     if len(texts) < 3 or not all(isinstance(v, str) for v in texts):
         return False
     if len(set(texts)) < FREE_TEXT_UNIQUE * len(texts):

@@ -54,3 +54,18 @@ def test_a_reference_adopted_from_a_checkpoint_reads_live_texts_as_text(tmp_path
         assert restarted.store.value("monitor_detector_errors", {"detector": "probing"}) == 0
     finally:
         restarted.close()
+
+
+def test_a_string_dtype_reference_column_with_a_missing_review_is_text() -> None:
+    """A reference review column of pandas' ``string`` dtype (``string[python]``) holding one
+    missing value (pd.NA) was read as a categorical feature, where the same column without the
+    gap, or of object dtype with None, was text. It is now text, the gap a missing text."""
+    rng = np.random.default_rng(1)
+    for dtype in ("string", "string[python]", object):
+        frame = _reviews(rng, 200)
+        frame["review"] = frame["review"].astype(dtype)
+        frame.loc[5, "review"] = pd.NA if dtype != object else None
+        ref = Reference.from_arrays(frame, scores=_scores(rng, 200))
+        assert ref.text_names == ("review",) and ref.categorical_names == (), dtype
+        length = ref.numeric[:, ref.numeric_names.index("review.length")]
+        assert np.isnan(length[5]) and np.isfinite(np.delete(length, 5)).all()
