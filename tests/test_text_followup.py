@@ -69,3 +69,33 @@ def test_a_string_dtype_reference_column_with_a_missing_review_is_text() -> None
         assert ref.text_names == ("review",) and ref.categorical_names == (), dtype
         length = ref.numeric[:, ref.numeric_names.index("review.length")]
         assert np.isnan(length[5]) and np.isfinite(np.delete(length, 5)).all()
+
+
+def _titled(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Rows of an unnamed number, a long body and a short title: their descriptors far apart."""
+    body = [" ".join(rng.choice(WORDS, rng.integers(30, 60))) for _ in range(n)]
+    title = [" ".join(rng.choice(WORDS, rng.integers(2, 5))).upper() + "!" for _ in range(n)]
+    return pd.DataFrame({"x": rng.normal(size=n), "body": body, "title": title})
+
+
+def test_probing_reads_text_descriptors_by_name_beside_unnamed_numeric_columns() -> None:
+    """A reference built from an array (its numeric column unnamed, f0) with texts title and
+    body, watching live DataFrames (x, body, title): the probing detector read the live columns
+    by position, for want of f0 among them, so the body's descriptors were standardised as the
+    title's and every query read as out of distribution. The descriptors named alike are now
+    read by name, the unnamed columns by position among the rest."""
+    rng = np.random.default_rng(2)
+    frame = _titled(rng, 2000)
+    ref = Reference.from_arrays(frame[["x"]].to_numpy(), text=frame[["title", "body"]], text_names=["title", "body"],
+                                scores=_scores(rng, 2000))
+    assert ref.numeric_names[0] == "f0"
+    mon = _monitor(ref)
+    try:
+        live = _titled(rng, 2000)
+        for i in range(0, 2000, 100):
+            mon.observe(live.iloc[i:i + 100], _scores(rng, 100), client=f"c{i % 7}")
+        mon.flush()
+        assert mon.store.value("monitor_probing_queries", {"outcome": "analysed"}) == 2000
+        assert mon.store.value("monitor_probing_ood_ratio") < 0.05
+    finally:
+        mon.close()

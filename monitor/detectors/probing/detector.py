@@ -718,7 +718,14 @@ class ProbingDetector(Detector):
         if not missing:
             cols: np.ndarray | None = np.array([where[n] for n in self.feature_names_], dtype=np.intp)
         elif len(names) == self.n_features_:
-            cols = None  # other names for as many columns (arrays against a named reference): by position
+            # other names for some of as many columns (arrays against a named reference; unnamed
+            # numeric columns, f0.., beside a text feature's descriptors named alike): the names
+            # both have by name, the others by position among the rest. All by position, a
+            # reference's texts in another order than the live ones compared one text's
+            # descriptors with another's, and every query read as out of distribution
+            known = set(self.feature_names_)
+            rest = iter(j for j, n in enumerate(names) if n not in known)
+            cols = np.array([where[n] if n in where else next(rest) for n in self.feature_names_], dtype=np.intp)
         else:
             shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
             raise ValueError(
