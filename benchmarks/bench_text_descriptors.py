@@ -1,0 +1,108 @@
+"""Worker cost of free-text inputs: the descriptors computed for each text, against numbers.
+
+A text feature is described in the worker by a Python loop over its texts
+(:func:`monitor.text.describe`: length, words, non_letter_share, non_ascii_share, and oov_share
+against the reference's vocabulary), where a numeric row is read by numpy in one go. This prints,
+in one run, the worker's cost per row of building batches (:meth:`BatchBuilder.build`) for:
+
+- **numeric**: rows of 5 numbers (a 2-D array a call), as many columns as a text's descriptors;
+- **text N chars**: a list of texts a call (a text classifier's ``predict(texts)``), each of about
+  N characters (10, 100, 1,000), with the reference's vocabulary (``oov_share`` included);
+
+and each one's ratio to the numeric path, plus the cost of :func:`describe` alone per text. No
+timed assertion: the figures are for the README ("Free text") and depend on the machine.
+
+Run: ``python benchmarks/bench_text_descriptors.py`` (about 20 seconds; ``--quick`` for less).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from monitor.events import PREDICTION  # noqa: E402
+from monitor.ingest import BatchBuilder  # noqa: E402
+from monitor.schema import Feature, OutputSpec, Schema  # noqa: E402
+from monitor.text import describe  # noqa: E402
+
+#: Rows a call, and calls a worker batch (the worker drains the queue in batches).
+ROWS_PER_CALL, CALLS_PER_BATCH = 32, 16
+LENGTHS = (10, 100, 1000)
+
+
+def _words(rng: np.random.Generator, n: int = 5000) -> np.ndarray:
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return np.array(["".join(rng.choice(letters, rng.integers(2, 9))) for _ in range(n)])
+
+
+def _texts(rng: np.random.Generator, words: np.ndarray, chars: int, n: int) -> list[str]:
+    """``n`` sentences of about ``chars`` characters (words of 5.5 letters and a space on average)."""
+    per_text = max(1, round(chars / 6.5))
+    out = []
+    for _ in range(n):
+        text = " ".join(words[rng.integers(0, len(words), per_text)]).capitalize() + "."
+        out.append(text[:chars] if len(text) > chars else text)
+    return out
+
+
+def _per_row(builder: BatchBuilder, batches: list[list[tuple]], repeats: int) -> float:
+    """Best of ``repeats`` passes over ``batches``: seconds per row of :meth:`BatchBuilder.build`."""
+    rows = sum(len(ev[2]) for batch in batches for ev in batch)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            result = builder.build(batch)
+            assert result.batch is not None and len(result.batch) == ROWS_PER_CALL * CALLS_PER_BATCH, result.errors
+        best = min(best, time.perf_counter() - start)
+    return best / rows
+
+
+def _events(inputs: list, scores: np.ndarray) -> list[list[tuple]]:
+    events = [(PREDICTION, 1e9 + i, x, scores, 0.001, None, None, None, None) for i, x in enumerate(inputs)]
+    return [events[i:i + CALLS_PER_BATCH] for i in range(0, len(events), CALLS_PER_BATCH)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer batches and repeats")
+    args = ap.parse_args()
+    n_batches, repeats = (4, 3) if args.quick else (20, 5)
+    rng = np.random.default_rng(0)
+    words = _words(rng)
+    vocabulary = {"review": tuple(words[:3000])}
+    output = OutputSpec("probabilities", ("neg", "pos"))
+    p = rng.uniform(size=ROWS_PER_CALL)
+    scores = np.c_[1 - p, p]
+    calls = n_batches * CALLS_PER_BATCH
+
+    numeric = BatchBuilder(Schema.numeric([f"f{i}" for i in range(5)]), output)
+    base = _per_row(numeric, _events([rng.normal(size=(ROWS_PER_CALL, 5)) for _ in range(calls)], scores), repeats)
+    print(f"rows a call {ROWS_PER_CALL}, calls a worker batch {CALLS_PER_BATCH}, {calls * ROWS_PER_CALL} rows a pass, "
+          f"best of {repeats}")
+    print(f"{'inputs':<22}{'build us/row':>14}{'x numeric':>11}{'describe us/text':>18}")
+    print(f"{'numeric, 5 columns':<22}{base * 1e6:>14.2f}{1.0:>11.1f}{'-':>18}")
+    for chars in LENGTHS:
+        texts = [_texts(rng, words, chars, ROWS_PER_CALL) for _ in range(calls)]
+        builder = BatchBuilder(Schema((Feature("review", "text"),)), output, vocabularies=vocabulary)
+        cost = _per_row(builder, _events(texts, scores), repeats)
+        voc = frozenset(vocabulary["review"])
+        flat = [t for call in texts for t in call]
+        alone = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            describe(flat, voc)
+            alone = min(alone, (time.perf_counter() - start) / len(flat))
+        print(f"{f'text, {chars} chars':<22}{cost * 1e6:>14.2f}{cost / base:>11.1f}{alone * 1e6:>18.2f}")
+
+
+if __name__ == "__main__":
+    main()
