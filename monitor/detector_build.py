@@ -80,7 +80,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         if d.kind == "input_drift":
             return everything and "features" not in d.params
         if d.kind == "pca_drift":
-            return bool(set(unread) & set(reference.numeric_names))
+            return d.params.get("space", "input") == "input" and bool(set(unread) & set(reference.numeric_names))
         # probing reads the rows' numeric columns as the reference's, by position: with fewer of
         # them every update raised (its whole batch lost, a traceback each time), as pca_drift's
         return (d.kind == "probing" and d.params.get("space", "input") == "input"

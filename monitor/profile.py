@@ -62,6 +62,7 @@ __all__ = [
     "rows_beyond_cap",
     "PCAProfile",
     "PCABasis",
+    "fit_embedding_pca",
     "fit_pca_basis",
     "OutputProfile",
     "Profile",
@@ -286,13 +287,24 @@ class PCAProfile:
         """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
         return _errors(x, self.mean, self.scale, self.components)
 
+    def transform_scores(self, x: np.ndarray, components: int) -> np.ndarray:
+        """``(rows, components)``: each row's coordinates along the first ``components``
+        directions (standardised as :meth:`transform_error` does). The embedding drift detector
+        watches them: a shift *within* the kept directions reconstructs as well as ever."""
+        return matmul(_standardised(x, self.mean, self.scale), self.components[:components].T)
+
+
+def _standardised(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Rows standardised by ``mean`` and ``scale``, missing and non-finite values at the mean."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (np.asarray(x, dtype=np.float64) - mean) / scale
+    return np.where(np.isfinite(z), z, 0.0)
+
 
 def _errors(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, components: np.ndarray) -> np.ndarray:
     """Reconstruction error of each row standardised by ``mean`` and ``scale`` (missing and
     non-finite values at the mean)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = (np.asarray(x, dtype=np.float64) - mean) / scale
-    return _residual_norm(np.where(np.isfinite(z), z, 0.0), components)
+    return _residual_norm(_standardised(x, mean, scale), components)
 
 
 def _residual_norm(z: np.ndarray, components: np.ndarray) -> np.ndarray:
@@ -738,6 +750,37 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         held_out.append(_residual_norm(part, fold_vec[:k]))
     return PCAProfile(names, mean, scale, vec[:k], explained,
                       numeric_profile("reconstruction_error", np.concatenate(held_out), n_bins))
+
+
+def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> tuple[PCAProfile, np.ndarray]:
+    """A PCA of reference embeddings for the embedding drift detector, and the rows it is
+    calibrated on.
+
+    The directions come from a random half of the rows and the other half calibrates (its
+    reconstruction errors, and what the caller derives from the returned rows): live rows, which
+    no PCA was fitted on, then meet exactly the PCA the calibration rows met. Why not the input
+    PCA's cross-fitting: the detector also watches coordinates along the directions, and those
+    of the rows a PCA was fitted on spread wider than anyone else's (64 isotropic dimensions,
+    2,000 rows: the first direction's variance reads 1.37 instead of 1), which unchanged
+    traffic would read as drift; coordinates under each fold's own PCA are not comparable
+    either. ``ValueError`` when there are fewer than ``2 * PCA_MIN_ROWS`` rows or 2 columns.
+    """
+    emb = np.asarray(embedding, dtype=np.float64)
+    if emb.ndim != 2 or emb.shape[1] < 2 or emb.shape[0] < 2 * PCA_MIN_ROWS:
+        raise ValueError(f"an embedding PCA needs at least {2 * PCA_MIN_ROWS} rows of at least 2 values, the reference "
+                         f"embedding has shape {emb.shape}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(emb.shape[0])[: 2 * PCA_MAX_ROWS]
+    half = order.size // 2
+    names = tuple(f"e{i}" for i in range(emb.shape[1]))
+    basis = fit_pca_basis(emb[order[:half]], names, seed=seed)
+    if basis is None or basis.components.shape[0] == 0:
+        raise ValueError("the reference embedding has no direction of variation to fit a PCA on (its columns are "
+                         "constant or collinear)")
+    calibration = emb[order[half:]]
+    pca = _fit_pca(calibration, names, n_bins, rng, basis=basis)
+    assert pca is not None  # >= PCA_MIN_ROWS rows of >= 2 columns
+    return pca, calibration
 
 
 # -- streaming builder ------------------------------------------------------------------------------

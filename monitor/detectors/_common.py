@@ -223,17 +223,21 @@ def constructor_parameters(cls: type) -> tuple[str, ...]:
 
 def constructor_defaults(cls: type) -> dict[str, Any]:
     """:func:`constructor_parameters` with each one's default (``inspect.Parameter.empty`` when it
-    has none): what a config value for it is checked against."""
+    has none): what a config value for it is checked against. A constructor that passes
+    ``**params`` on adds the parameters it names itself (``pca_drift``'s ``space``)."""
+    own: dict[str, Any] = {}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         params = inspect.signature(init).parameters
+        named = {n: p.default for n, p in params.items() if n not in ("self", "reference")
+                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            own = {**named, **own}
             continue
-        return {n: p.default for n, p in params.items()
-                if n not in ("self", "reference") and p.kind is not inspect.Parameter.VAR_POSITIONAL}
-    return {}
+        return {**named, **own}
+    return own
 
 
 def config_params(cls: type, context: "DetectorContext | None", params: dict[str, Any], **from_context: str) -> dict[str, Any]:

@@ -117,12 +117,35 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
             log.warning("detector %r %s", kind, too_small)
             continue
         out.append(DetectorConfig(kind))
+    embedding = _embedding_default(reference)
+    if embedding is not None:
+        out.append(embedding)
     for requirement, kinds in missing.items():
         # one numeric input is a model's shape, not a mistake: said, not warned about
         log.log(logging.INFO if requirement == "inputs2" else logging.WARNING,
                 "detector%s %s left out of the defaults: the reference has %s. Fix: %s", "s" if len(kinds) > 1 else "",
                 ", ".join(repr(k) for k in kinds), *_MISSING[requirement])
     return tuple(out)
+
+
+def _embedding_default(reference: "Reference | None") -> DetectorConfig | None:
+    """``pca_drift`` on the embedding (``space: embedding``) when the reference holds embeddings:
+    they are given for nothing but a comparison with live ones, and a text or image model's
+    numeric inputs say little of what it reads. Nothing is added on the decorator's path (the
+    worker projects each batch); calls without an embedding are left out, said once. A reference
+    with too few embedding rows leaves it out with a warning naming the fix."""
+    emb = None if reference is None else getattr(reference, "embedding", None)
+    if emb is None or "pca_drift" not in KINDS:
+        return None
+    from monitor.profile import PCA_MIN_ROWS
+
+    rows, width = emb.shape if getattr(emb, "ndim", 0) == 2 else (0, 0)
+    if rows < 2 * PCA_MIN_ROWS or width < 2:
+        log.warning("detector 'pca_drift' (space: embedding) is left out of the defaults: it needs reference embeddings "
+                    "of at least 2 values in at least %d rows, the reference's have shape %s. Fix: a larger reference "
+                    "with the embedding of each row", 2 * PCA_MIN_ROWS, tuple(getattr(emb, "shape", ())))
+        return None
+    return DetectorConfig("pca_drift", {"space": "embedding"})
 
 
 def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", listed: tuple[str, ...] | None) -> str:

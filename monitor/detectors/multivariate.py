@@ -18,22 +18,42 @@ reference's population (a 45-row reference: about a third of the time) while the
 silent, and the dashboard's panel said drift where there was none. The test is one-sided, its alarm and its windowed
 count of drifted channels alike: rows that reconstruct *better* than the reference (rows the PCA
 was fitted on, or more tightly correlated than ever) are not drift.
+
+``space: embedding`` watches the embedding given with each prediction (a layer's activations, a
+sentence embedding: ``embedding=`` of the decorator, ``Monitor.observe`` and
+``Reference.from_arrays``) instead of the numeric inputs, under the ``detector`` label
+``pca_drift_embedding``. Its channels are the reconstruction error and the coordinates along
+the first :data:`EMBEDDING_COMPONENTS` directions (as Evidently's share of drifted components):
+a text model's topics moving shift embeddings *along* the directions that carry their variance,
+where they reconstruct as well as ever. Directions are fitted on half of the reference's
+embeddings and the other half calibrates (:func:`monitor.profile.fit_embedding_pca`), and every
+channel is two-sided: rows collapsing into fewer directions (one query repeated) are drift too.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.detectors.drift import BinnedDriftDetector, Channel
-from monitor.profile import PCAProfile, Profile
+from monitor.detectors.drift import BinnedDriftDetector, Channel, FeatureBinner, _need_reference, _params
+from monitor.profile import PCAProfile, Profile, fit_embedding_pca, numeric_profile
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
+    from monitor.detectors.context import DetectorContext
+    from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["PCADriftDetector", "PCABinner"]
+__all__ = ["PCADriftDetector", "PCABinner", "EmbeddingBinner", "EMBEDDING_COMPONENTS"]
+
+log = logging.getLogger("monitor")
+
+#: Directions whose coordinates the embedding space watches besides the reconstruction error:
+#: the ERT is shared among the channels (Bonferroni), so each one more costs the others power.
+EMBEDDING_COMPONENTS = 10
 
 
 class PCABinner:
@@ -63,22 +83,115 @@ class PCABinner:
         return self.channels[0].bin_numeric(err)[:, None], err[:, None]
 
 
+class EmbeddingBinner(FeatureBinner):
+    """A batch's embeddings as the channels of the embedding space: reconstruction error, then
+    the coordinates along the first directions, binned as numeric features are."""
+
+    def __init__(self, pca: PCAProfile, channels: list[Channel]) -> None:
+        super().__init__(channels)
+        self.pca = pca
+
+    def bin(self, batch: "Batch") -> tuple[np.ndarray, np.ndarray]:
+        emb = np.asarray(batch.embedding, dtype=np.float64)
+        cols = np.column_stack([self.pca.transform_error(emb), self.pca.transform_scores(emb, len(self.channels) - 1)])
+        return super().bin(dataclasses.replace(batch, numeric=cols, numeric_names=self.names,
+                                               categorical=np.empty((len(batch), 0), dtype=object), categorical_names=()))
+
+
 class PCADriftDetector(BinnedDriftDetector):
     """Multivariate drift by PCA reconstruction error (kind ``pca_drift``); sequential parameters as
-    :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features."""
+    :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features,
+    or, with ``space: embedding``, reference embeddings of at least two values in 40 rows.
+
+    Parameters
+    ----------
+    space
+        ``"input"`` (default): the numeric features. ``"embedding"``: the embedding given with
+        each prediction, calibrated on ``reference.embedding`` (see the module docstring); rows
+        without one, or of another width than the reference's, are left out, said once in the log.
+    """
 
     kind = "pca_drift"
-    #: One-sided: only rows reconstructing *worse* than the reference are drift (errors that fall,
-    #: e.g. on rows the PCA was fitted on, are not), for the alarm and the windowed count alike.
-    upward = True
+
+    def __init__(self, reference: "Reference | Profile", *, space: str = "input", **params: Any) -> None:
+        if space not in ("input", "embedding"):
+            raise ValueError(f"space must be 'input' or 'embedding', not {space!r}")
+        self.space = space
+        emb = getattr(reference, "embedding", None) if space == "embedding" else None
+        if space == "embedding" and emb is None:
+            raise ValueError("detector 'pca_drift' with space: embedding needs reference embeddings: build the reference "
+                             "with them (Reference.from_arrays(..., embedding=...), one row per reference row), or use "
+                             "space: input")
+        self._reference_embedding = emb
+        self._unread = 0  # live rows left out: no embedding, or of another width
+        params.setdefault("name", None)
+        if space == "embedding":
+            params["name"] = params["name"] or "pca_drift_embedding"
+        super().__init__(reference, **params)
+
+    @classmethod
+    def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None,
+                    **params: Any) -> "PCADriftDetector":
+        # the reference itself, not its profile: the embedding space reads reference.embedding
+        _need_reference(cls.kind, reference)
+        return cls(reference, **_params(cls, context, params))  # type: ignore[arg-type]
+
+    @property
+    def upward(self) -> bool:  # type: ignore[override]
+        """One-sided in the input space: only rows reconstructing *worse* than the reference are
+        drift (errors that fall, e.g. on rows the PCA was fitted on, are not), for the alarm and
+        the windowed count alike. Two-sided in the embedding space (see the module docstring)."""
+        return self.space == "input"
 
     def _channels(self, profile: Profile) -> tuple[list[Channel], Any]:
+        if self.space == "embedding":
+            return self._embedding_channels()
         pca = profile.pca
         if pca is None:
             raise ValueError("detector 'pca_drift' needs at least two numeric features and 20 reference rows")
         chan = Channel.numeric(pca.error, self.n_bins)
         chan.name = "reconstruction_error"
         return [chan], PCABinner(pca, chan)
+
+    def _embedding_channels(self) -> tuple[list[Channel], Any]:
+        try:
+            pca, calibration = fit_embedding_pca(self._reference_embedding, self.n_bins)
+        except ValueError as err:
+            raise ValueError(f"detector 'pca_drift' with space: embedding: {err}. Fix: a reference with more rows and "
+                             "their embeddings, or use space: input") from None
+        self.embedding_width = pca.components.shape[1]
+        m = min(EMBEDDING_COMPONENTS, pca.components.shape[0])
+        chans = [Channel.numeric(pca.error, self.n_bins)]
+        chans[0].name = "reconstruction_error"
+        scores = pca.transform_scores(calibration, m)
+        chans += [Channel.numeric(numeric_profile(f"component_{i + 1}", scores[:, i], self.n_bins), self.n_bins)
+                  for i in range(m)]
+        return chans, EmbeddingBinner(pca, chans)
+
+    def update(self, batch: "Batch") -> None:
+        if self.space == "embedding" and len(batch):
+            batch = self._with_embedding(batch)
+        super().update(batch)
+
+    def _with_embedding(self, batch: "Batch") -> "Batch":
+        """The rows with a finite embedding of the reference's width; the others are counted and
+        said once (they cannot be compared: an embedding of another layer or model)."""
+        emb = batch.embedding
+        width = None if emb is None else int(np.shape(emb)[1])
+        keep = (np.zeros(len(batch), dtype=bool) if width != self.embedding_width
+                else np.isfinite(np.asarray(emb, dtype=np.float64)).all(axis=1))
+        if keep.all():
+            return batch
+        if not self._unread:
+            why = ("came without an embedding" if width is None else
+                   f"have embeddings of {width} values, the reference's have {self.embedding_width}"
+                   if width != self.embedding_width else "have non-finite embedding values")
+            log.warning("detector %r (pca_drift, space: embedding): %d of %d rows %s and are not compared. Fix: give "
+                        "each prediction the embedding of the same layer the reference's were taken from "
+                        "(watch(embedding=...), Monitor.observe(..., embedding=...), or the event's \"embedding\")",
+                        self.name, int((~keep).sum()), len(batch), why)
+        self._unread += int((~keep).sum())
+        return batch.rows(np.flatnonzero(keep))
 
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
