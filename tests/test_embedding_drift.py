@@ -145,12 +145,11 @@ def test_model_multivariate_drift_fires_saying_it_is_the_embedding(tmp_path: Pat
 
     rule = next(r for r in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
                 if r.get("alert") == "ModelMultivariateDrift")
-    rest = " monitor_drift_statistic shows the statistic against monitor_drift_statistic_threshold."
-    emb = ("The embeddings given with the predictions left the reference's (new topics or inputs the model represents "
-           "differently), along their main directions or off them: monitor_drift_top_feature names "
-           "reconstruction_error or component_N." + rest)
-    inputs = ("The joint distribution of the features left the reference (e.g. correlations broken, noise on some "
-              "rows) even if no single feature did." + rest)
+    description = ("The joint distribution of the features left the reference (e.g. correlations broken, noise on "
+                   "some rows) even if no single feature did; for pca_drift_embedding, the embeddings given with the "
+                   "predictions did (monitor_drift_top_feature names component_N for a shift along their main "
+                   "directions, reconstruction_error for rows off them). monitor_drift_statistic shows the statistic "
+                   "against monitor_drift_statistic_threshold.")
 
     def alert(det: str, summary: str, description: str) -> dict[str, Any]:
         return {"exp_labels": {"severity": "warning", "model": "m", "detector": det},
@@ -162,9 +161,9 @@ def test_model_multivariate_drift_fires_saying_it_is_the_embedding(tmp_path: Pat
                       "input_series": [{"series": f'monitor_drift_detected{{model="m",detector="{d}"}}', "values": "1x5"}
                                        for d in ("pca_drift_embedding", "pca_drift")],
                       "alert_rule_test": [{"eval_time": "2m", "alertname": "ModelMultivariateDrift", "exp_alerts": [
-                          alert("pca_drift", "Multivariate drift on model m (pca_drift)", inputs),
+                          alert("pca_drift", "Multivariate drift on model m (pca_drift)", description),
                           alert("pca_drift_embedding", "Multivariate drift on model m (pca_drift_embedding: the embedding)",
-                                emb)]}]}]}
+                                description)]}]}]}
     path = tmp_path / "embedding_rule_test.yml"
     path.write_text(json.dumps(doc))
     out, err = io.StringIO(), io.StringIO()
