@@ -133,6 +133,14 @@ def test_a_monitor_watches_the_embeddings_of_its_calls_by_default() -> None:
         mon.flush()
         text = mon.metrics_text()
         assert sample(text, "monitor_drift_detected", model="emb", detector="pca_drift_embedding") == 1
+        assert sample(text, "monitor_drift_rows_unread_total", model="emb", detector="pca_drift_embedding") == 0
+        # probabilities (P(positive)), so that every row is read: without an embedding, or one of
+        # another width, a row is never compared, and counted
+        mon.observe(rng.normal(size=(30, 2)), rng.uniform(size=30))
+        mon.observe(rng.normal(size=(7, 2)), rng.uniform(size=7), embedding=rng.normal(size=(7, WIDTH + 1)))
+        mon.flush()
+        assert sample(mon.metrics_text(), "monitor_drift_rows_unread_total", model="emb",
+                      detector="pca_drift_embedding") == 37
     finally:
         mon.close()
 

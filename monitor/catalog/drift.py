@@ -48,6 +48,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_drift_features_drifted", GAUGE,
                "Features whose window is significant after multiple-testing correction AND above the minimum effect.",
                labels=("detector",), concern=_D, max_series=20),
+    MetricSpec("monitor_drift_rows_unread", COUNTER,
+               "Rows a drift detector could not compare and left out of its window: for pca_drift with space: embedding, "
+               "predictions without an embedding, with one of another width than the reference's, or with non-finite "
+               "values (the log says which, once, with the fix).",
+               labels=("detector",), concern=_D, max_series=20),
     MetricSpec("monitor_drift_window_rows", GAUGE,
                "Rows in the detector's current event-time window (the sample size behind the windowed p-values).",
                labels=("detector",), concern=_D, max_series=20),

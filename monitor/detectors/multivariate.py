@@ -186,7 +186,8 @@ class PCADriftDetector(BinnedDriftDetector):
             why = ("came without an embedding" if width is None else
                    f"have embeddings of {width} values, the reference's have {self.embedding_width}"
                    if width != self.embedding_width else "have non-finite embedding values")
-            log.warning("detector %r (pca_drift, space: embedding): %d of %d rows %s and are not compared. Fix: give "
+            log.warning("detector %r (pca_drift, space: embedding): %d of %d rows %s and are not compared (counted in "
+                        "monitor_drift_rows_unread_total). Fix: give "
                         "each prediction the embedding of the same layer the reference's were taken from "
                         "(watch(embedding=...), Monitor.observe(..., embedding=...), or the event's \"embedding\")",
                         self.name, int((~keep).sum()), len(batch), why)
@@ -195,6 +196,8 @@ class PCADriftDetector(BinnedDriftDetector):
 
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
+        if self.space == "embedding":  # born at 0: a first skipped batch reads as an increase
+            out.set("monitor_drift_rows_unread", float(self._unread), (self.name,))
         fig = self._core.compute_figures()
         st = fig["stats"][0] if fig["stats"] else None
         ch = self._core.channels[0]
