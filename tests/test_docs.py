@@ -51,3 +51,21 @@ def test_import_monitor_is_light():
     code = "import sys, monitor; print(sorted(m for m in ('numpy', 'scipy', 'alibi_detect', 'aiohttp', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def _github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation but hyphens and underscores
+    dropped, spaces as hyphens."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_links_within_the_page_reach_a_heading():
+    import re
+
+    text = README.read_text(encoding="utf-8")
+    slugs = {_github_slug(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+    targets = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert targets, "the README's contents list links its sections"
+    assert not sorted(targets - slugs), f"README links to anchors no heading has: {sorted(targets - slugs)}"
