@@ -74,3 +74,17 @@ def test_sighup_reads_the_config_again_too(tmp_path: Path) -> None:
         assert sample(s.metrics(), "monitor_config_reloads_total", model="_sidecar", outcome="failure") == 1
     finally:
         s.close()
+
+
+def test_a_reload_fails_for_a_reference_file_that_is_gone(tmp_path: Path) -> None:
+    """The reference is read only at start: a reload that said success for a config whose
+    reference.path had gone left the next restart to come up not ready, unannounced."""
+    config, raw, s = _serve(tmp_path)
+    try:
+        config.write_text(yaml.safe_dump({**raw, "reference": {"path": "gone/iris.npz"}}), encoding="utf-8")
+        r = http("POST", s.url + "/-/reload")
+        [warning] = r.json()["warnings"]
+        assert "reference.path" in warning and "iris.npz does not exist" in warning and "model 'iris'" in warning, warning
+        assert sample(s.metrics(), "monitor_config_last_reload_successful", model="_sidecar") == 0
+    finally:
+        s.close()
