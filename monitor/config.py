@@ -522,12 +522,19 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         name = r.string(f.get("name"), f"{fk}.name")
         kind = f.get("kind", f.get("type", "numeric"))
         if kind not in FEATURE_KINDS:
-            raise r.error(f"{fk}.kind", f"must be numeric, categorical or text, got {kind!r}",
-                          "write kind: numeric, kind: categorical (codes, labels) or kind: text (free text)")
+            raise r.error(f"{fk}.kind", f"must be numeric, categorical, text or tensor, got {kind!r}",
+                          "write kind: numeric, kind: categorical (codes, labels), kind: text (free text) or kind: tensor "
+                          "(images, audio, sequences: the whole input)")
         if name in seen:
             raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
         seen.add(name)
         feats.append(Feature(name, kind))
+    if len(feats) > 1 and any(f.kind == "tensor" for f in feats):
+        tensor = next(f.name for f in feats if f.kind == "tensor")
+        raise r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "
+                                       f"is the rows) and cannot share the inputs with {len(feats) - 1} other feature(s)",
+                      "list the tensor feature alone; watch the model's other inputs under another model name, or pass "
+                      "a grouping value as segment=")
 
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")

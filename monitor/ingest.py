@@ -65,11 +65,12 @@ class BatchBuilder:
 
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
                  reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = (),
-                 reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None) -> None:
+                 reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None,
+                 reference_tensors: tuple[str, ...] = ()) -> None:
         self.schema = schema if schema is not None and len(schema) else None
-        self._set_reference(reference_names, reference_categorical, reference_text, vocabularies)
+        self._set_reference(reference_names, reference_categorical, reference_text, vocabularies, reference_tensors)
         if self.schema is not None:
-            _check_reference_names(self.schema, self.reference_names, configured=True)
+            _check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
         self.output = output
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
@@ -90,7 +91,10 @@ class BatchBuilder:
         self._key_checks = 0
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
-                       vocabularies: dict[str, tuple[str, ...]] | None) -> None:
+                       vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = ()) -> None:
+        #: The reference's tensor feature (images, audio...): inputs of 3 or more dimensions are
+        #: learned as rows of it, under its name
+        self.reference_tensors = tuple(str(n) for n in tensors)
         #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
         #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
         self.reference_text = frozenset(str(n) for n in text)
@@ -129,10 +133,15 @@ class BatchBuilder:
     @property
     def numeric_columns(self) -> tuple[str, ...]:
         """The batch's numeric columns: the numeric features, then each text feature's descriptors
-        (:func:`monitor.text.descriptor_names`)."""
+        (:func:`monitor.text.descriptor_names`), or a tensor feature's
+        (:func:`monitor.tensor.descriptor_names`)."""
         schema = self.schema
         if schema is None:
             return ()
+        if schema.tensor_names:
+            from monitor.tensor import descriptor_names as tensor_columns
+
+            return tensor_columns(schema.tensor_names[0])
         if not schema.text_names:
             return schema.numeric_names
         from monitor.text import descriptor_names
@@ -174,6 +183,9 @@ class BatchBuilder:
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats, texts = self.reference_categorical, self.reference_text
+        if isinstance(inputs, np.ndarray) and inputs.ndim >= 3 and self._tensor_rows(inputs):
+            name = self.reference_tensors[0] if len(self.reference_tensors) == 1 else "input"
+            return Schema((Feature(name, "tensor"),))
         column = text_column(inputs)
         if column is not None and self._text_rows(column, outputs):
             name = next(iter(texts)) if len(self.reference_names) == 1 and texts else "text"
@@ -203,6 +215,18 @@ class BatchBuilder:
             raise RowError("wrong_type", "inputs must be numeric rows")
         width = 1 if arr.ndim == 1 and self.one_feature else arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
+
+    def _tensor_rows(self, inputs: np.ndarray) -> bool:
+        """Whether an array of 3 or more dimensions is rows of one tensor feature (learning the
+        schema): unless the reference holds numeric features only, as many as the array's values
+        per row (rows sent with an extra axis, ``[n, 1, d]``, which are read flattened)."""
+        from monitor.tensor import is_tensor
+
+        if not is_tensor(inputs):
+            return False
+        names = self.reference_names
+        return bool(self.reference_tensors) or not names or bool(self.reference_text or self.reference_categorical) \
+            or len(names) != int(np.prod(inputs.shape[1:], dtype=np.int64))
 
     def _text_rows(self, column: list[Any], outputs: Any) -> bool:
         """Whether a flat sequence of texts is that many rows of one text feature (learning the
@@ -280,6 +304,8 @@ class BatchBuilder:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
         schema = self.schema
         assert schema is not None
+        if schema.tensor_names:
+            return self._tensor_event_rows(inputs)
         if is_dataframe(inputs):
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
@@ -327,9 +353,33 @@ class BatchBuilder:
                                          f"({type(err).__name__}: {str(err)[:200]})") from None
         if arr.ndim == 1:  # one row, or for a one-feature model one value per row
             arr = arr[:, None] if len(schema) == 1 else arr[None, :]
+        elif arr.ndim > 2 and arr.size == arr.shape[0] * len(schema):  # rows with an extra axis, [n, 1, d]
+            arr = arr.reshape(arr.shape[0], len(schema))
         if arr.ndim != 2 or arr.shape[1] != len(schema):
             raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
         return arr, np.empty((arr.shape[0], 0), dtype=object)
+
+    def _tensor_event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The descriptors of one event's rows of the tensor feature (axis 0 the rows: an array of
+        2 dimensions or more, or nested lists of numbers), as numeric columns."""
+        from monitor.tensor import describe
+
+        name = self.schema.tensor_names[0] if self.schema is not None else "input"
+        if isinstance(inputs, dict) and len(inputs) == 1 and name in inputs:  # {"image": batch}
+            inputs = as_numpy(inputs[name])
+        try:
+            arr = np.asarray(inputs)
+        except Exception:  # noqa: BLE001 - ragged lists, an object's own conversion failing
+            arr = np.empty(0, dtype=object)
+        if arr.dtype.kind not in "biuf":
+            raise RowError("wrong_type", f"tensor feature {name!r} needs an array of numbers (axis 0 the rows), got "
+                                         f"{type(inputs).__name__}{f' of dtype {arr.dtype}' if arr.ndim else ''}")
+        if arr.ndim < 2 and arr.size:
+            raise RowError("wrong_shape", f"tensor feature {name!r} needs rows of 1 dimension or more (axis 0 the rows), "
+                                          f"got shape {arr.shape}: add the batch axis (x[None]) for one row")
+        if not arr.size and arr.ndim < 2:  # a call on no rows (an empty list)
+            arr = arr.reshape(0, 0)
+        return describe(arr), np.empty((arr.shape[0], 0), dtype=object)
 
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         kind = self.output.kind
@@ -410,7 +460,7 @@ class BatchBuilder:
                     # refused every later row as wrong_shape ("expected rows of 0 features"), for good
                     raise RowError("wrong_shape", "no feature to learn the inputs' schema from")
                 self.schema = learned
-                _check_reference_names(self.schema, self.reference_names)
+                _check_reference_names(self.schema, self.reference_names, tensors=self.reference_tensors)
             except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
                 unreadable += 1
         if unreadable:
@@ -558,7 +608,7 @@ class BatchBuilder:
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> _Stacked | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
-        if (schema is None or schema.categorical_names or schema.text_names or self.output.kind == "labels"
+        if (schema is None or schema.categorical_names or schema.text_names or schema.tensor_names or self.output.kind == "labels"
                 or self.output.samples_axis):
             return None
         ins = [ev[2] for ev in events]
@@ -810,8 +860,9 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
             return len(v) if isinstance(v, (list, tuple, np.ndarray)) else 1
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple, dict, np.ndarray)):
             return len(inputs)
-        if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
-            return inputs.shape[0]
+        shape = getattr(inputs, "shape", None)  # numpy, or a tensor not read yet (torch.Size is a tuple)
+        if isinstance(shape, tuple) and len(shape) >= 2:  # rows of features, of images, of sequences...
+            return int(shape[0])
         if one_feature and (isinstance(inputs, (list, tuple)) or isinstance(inputs, np.ndarray) and inputs.ndim == 1):
             return max(len(inputs), 1)
     except Exception:  # noqa: BLE001
@@ -819,11 +870,15 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     return 1
 
 
-def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], configured: bool = False) -> None:
+def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], configured: bool = False,
+                           tensors: tuple[str, ...] = ()) -> None:
     """Said once, when the schema is configured or learned: features that share no name with the
     reference's (a reference of unnamed arrays, ``f0..``, and DataFrame inputs; or the reverse; or a
-    config's ``features:`` and a reference built from other columns)."""
+    config's ``features:`` and a reference built from other columns). A reference's unnamed tensor
+    feature (``input``) is read as the configured one (:func:`monitor.reference_view.positional_names`)."""
     if not reference_names or set(schema.names) & set(reference_names):
+        return
+    if schema.tensor_names and tensors == reference_names == ("input",):
         return
     import logging
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["FEATURE_KINDS", "Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
 
 #: How a feature's values are read.
-FEATURE_KINDS = ("numeric", "categorical", "text")
+FEATURE_KINDS = ("numeric", "categorical", "text", "tensor")
 
 #: How the predict function's return value is read.
 #: ``probabilities``: class probabilities (n, k), or one column (n,)/(n, 1) = P(positive) for binary;
@@ -25,13 +25,16 @@ OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression")
 @dataclass(frozen=True)
 class Feature:
     name: str
-    #: "numeric", "categorical", or "text": free text, monitored through numbers that describe
-    #: each text (:mod:`monitor.text`), never as categories
+    #: "numeric", "categorical", "text": free text, monitored through numbers that describe
+    #: each text (:mod:`monitor.text`), never as categories, or "tensor": images, audio,
+    #: sequences (rows of 2 or more dimensions), monitored through numbers that describe each row
+    #: (:mod:`monitor.tensor`)
     kind: str = "numeric"
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
-            raise ValueError(f"feature {self.name!r}: kind must be 'numeric', 'categorical' or 'text', not {self.kind!r}")
+            raise ValueError(f"feature {self.name!r}: kind must be 'numeric', 'categorical', 'text' or 'tensor', "
+                             f"not {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,10 @@ class Schema:
     @cached_property
     def text_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "text")
+
+    @cached_property
+    def tensor_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "tensor")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -1,0 +1,134 @@
+"""Images, audio and sequences as a model's inputs (arrays of 3 dimensions or more).
+
+``@monitor.watch(model="cnn") def predict(x): return probs`` called with ``x`` of shape
+``(16, 3, 32, 32)`` refused every call as ``wrong_shape`` ("expected rows of 32 features, got
+shape (16, 3, 32, 32)"): not even the outputs' confidence was monitored, and 30 calls of 16
+images counted 30 refused rows, not 480. Such inputs are now ``n`` rows (axis 0) of one tensor
+feature, monitored through numbers describing each row (:mod:`monitor.tensor`), computed in the
+worker; a reference of images is profiled the same way; a refused call counts its rows; an OIP
+v2 tensor ``[n, c, h, w]`` through the sidecar is read the same way instead of as ``c*h*w``
+features; ``features: [{name: image, kind: tensor}]`` declares one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+from monitor.config import ConfigError, load_config
+from monitor.ingest import guess_rows
+from monitor.tensor import DESCRIPTORS, describe
+
+RNG = np.random.default_rng(0)
+COLUMNS = tuple(f"input.{d}" for d in DESCRIPTORS)
+
+
+def _images(n: int = 16) -> np.ndarray:
+    return RNG.uniform(0.0, 1.0, (n, 3, 32, 32)).astype(np.float32)
+
+
+def _probs(x) -> np.ndarray:
+    return np.tile([0.7, 0.2, 0.1], (len(x), 1))
+
+
+def _monitor(config: dict | None = None) -> Monitor:
+    return Monitor(model="cnn", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+class _Tensor:
+    """What the worker reads of a PyTorch tensor on a GPU that requires grad."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self._a = a
+        self.shape = a.shape
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def detach(self) -> "_Tensor":
+        return self
+
+    def cpu(self) -> "_Tensor":
+        return self
+
+    def numpy(self) -> np.ndarray:
+        return self._a
+
+
+@pytest.mark.parametrize("as_", ["numpy", "tensor"])
+def test_a_batch_of_images_is_one_row_per_image_and_its_outputs_are_monitored(as_) -> None:
+    mon = _monitor()
+    try:
+        @mon.watch
+        def predict(x):
+            return _probs(x)
+
+        for _ in range(30):
+            x = _images()
+            predict(x if as_ == "numpy" else _Tensor(x))
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 480
+        assert mon.store.value("monitor_rows_rejected", {"reason": "wrong_shape"}) in (None, 0.0)
+        assert mon.pipeline.builder.schema.tensor_names == ("input",)
+        assert mon.pipeline.builder.numeric_columns == COLUMNS
+        assert mon.store.value("monitor_confidence_rows_in_window") == 480
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "input.mean", "reason": "missing"}) == 0
+    finally:
+        mon.close()
+
+
+def test_a_refused_batch_of_images_counts_its_rows() -> None:
+    assert guess_rows(np.zeros((16, 3, 32, 32))) == 16
+    assert guess_rows(_Tensor(np.zeros((16, 3, 32, 32)))) == 16  # a tensor the worker has not read yet
+    mon = _monitor()
+    try:
+        for _ in range(30):
+            mon.observe(_images(), _probs(range(15)))  # 16 images, 15 outputs
+        mon.observe(_Tensor(_images()), _probs(range(16)), timestamp=float("nan"))
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "rows_mismatch"}) == 480
+        assert mon.store.value("monitor_rows_rejected", {"reason": "invalid_timestamp"}) == 16
+    finally:
+        mon.close()
+
+
+def test_descriptors_see_brightness_contrast_saturation_and_non_finite_values() -> None:
+    rows = np.stack([np.linspace(0.0, 1.0, 12).reshape(3, 2, 2),  # a plain row
+                     np.full((3, 2, 2), 0.5),  # blank
+                     np.r_[np.full(9, 1.0), [0.0, 0.2, 0.4]].reshape(3, 2, 2),  # three quarters at its max
+                     np.r_[[np.nan, np.inf], np.arange(10.0)].reshape(3, 2, 2)])
+    d = dict(zip(DESCRIPTORS, describe(rows).T))
+    assert d["mean"][0] == pytest.approx(0.5) and d["std"][0] == pytest.approx(np.linspace(0, 1, 12).std())
+    assert (d["std"][1], d["at_min_share"][1], d["at_max_share"][1]) == (0.0, 1.0, 1.0)
+    assert d["at_max_share"][2] == 0.75 and d["at_min_share"][2] == pytest.approx(1 / 12)
+    # the non-finite values counted, the others described over the finite ones
+    assert d["non_finite_share"][3] == pytest.approx(2 / 12)
+    assert (d["mean"][3], d["min"][3], d["max"][3]) == (4.5, 0.0, 9.0)
+    assert d["at_max_share"][3] == pytest.approx(0.1)
+    assert np.isnan(describe(np.full((1, 2, 2), np.nan))[0, :6]).all()
+    # integers read exactly, and rows read in chunks give what one pass gives
+    ints = RNG.integers(0, 256, (40, 3, 8, 8), dtype=np.uint8)
+    from monitor import tensor
+
+    whole = describe(ints)
+    assert whole[:, 3].max() <= 255 and whole[:, 0] == pytest.approx(ints.reshape(40, -1).mean(axis=1))
+    old, tensor.CHUNK_VALUES = tensor.CHUNK_VALUES, 500
+    try:
+        assert np.array_equal(describe(ints), whole)
+    finally:
+        tensor.CHUNK_VALUES = old
+
+
+def test_a_tensor_feature_is_the_only_feature_of_a_config(tmp_path) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: tensor}\n")
+    assert load_config(path).model().schema.tensor_names == ("image",)
+    path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: tensor}\n  - {name: camera}\n")
+    with pytest.raises(ConfigError, match="cannot share the inputs") as err:
+        load_config(path)
+    assert "features" in str(err.value) and "segment=" in str(err.value)
+    path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: picture}\n")
+    with pytest.raises(ConfigError, match="kind: tensor"):
+        load_config(path)
