@@ -146,9 +146,11 @@ def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:
 def _numeric_columns(schema: "Schema", reference: "Reference") -> int:
     """How many numeric columns live batches have: the numeric features and the text features'
     descriptors (``oov_share`` with the reference's vocabulary)."""
+    from monitor import tensor
     from monitor.text import descriptor_names
 
-    return len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
+    return (len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
+            + len(tensor.DESCRIPTORS) * len(schema.tensor_names))
 
 
 def _unread_reference_features(schema: "Schema", reference: "Reference | None") -> tuple[str, ...]:
@@ -157,10 +159,12 @@ def _unread_reference_features(schema: "Schema", reference: "Reference | None") 
     reference's own, and nothing is left out.)"""
     if reference is None or not schema.features:
         return ()
+    from monitor import tensor
     from monitor.text import descriptor_names
 
     read = set(schema.names)
     read.update(n for t in schema.text_names for n in descriptor_names(t, True))
+    read.update(n for t in schema.tensor_names for n in tensor.descriptor_names(t))
     return tuple(n for n in (*reference.numeric_names, *reference.categorical_names) if n not in read)
 
 

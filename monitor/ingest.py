@@ -115,7 +115,7 @@ class BatchBuilder:
         (nearly every value an unseen category), without its descriptors, and the probing
         detector failed on every batch for lack of the reference's descriptor columns."""
         self._set_reference(reference.feature_names, tuple(reference.categorical_names), reference.text_names,
-                            reference.vocabularies)
+                            reference.vocabularies, reference.tensor_names)
         if self.schema is None and schema is not None and len(schema):
             self.schema = schema
 

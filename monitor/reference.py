@@ -62,6 +62,10 @@ class Reference:
         Text feature -> the words live texts are read against (:mod:`monitor.text`). A text
         feature's rows are its descriptors among the numeric columns (``review.length``...), never
         the texts; its vocabulary gives live texts their ``oov_share``.
+    tensor_names
+        The tensor feature (images, audio, sequences: :mod:`monitor.tensor`), when the rows were
+        given as an array of 3 or more dimensions: its rows are its descriptors among the numeric
+        columns (``input.mean``...), never the tensors.
     """
 
     numeric: "np.ndarray"
@@ -75,6 +79,7 @@ class Reference:
     embedding: "np.ndarray | None" = field(default=None, repr=False, compare=False)
     pca_basis: Any = field(default=None, repr=False, compare=False)
     vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    tensor_names: tuple[str, ...] = ()
 
     @property
     def text_names(self) -> tuple[str, ...]:
@@ -85,13 +90,15 @@ class Reference:
     def feature_names(self) -> tuple[str, ...]:
         """The input features as the model reads them: the numeric ones (without the text
         features' descriptors), the categorical ones, the text ones."""
-        if not self.vocabularies:
+        if not self.vocabularies and not self.tensor_names:
             return tuple(self.numeric_names) + tuple(self.categorical_names)
+        from monitor import tensor
         from monitor.text import descriptor_names
 
         described = {n for t in self.vocabularies for n in descriptor_names(t, True)}
+        described.update(n for t in self.tensor_names for n in tensor.descriptor_names(t))
         return (tuple(n for n in self.numeric_names if n not in described) + tuple(self.categorical_names)
-                + self.text_names)
+                + self.text_names + tuple(self.tensor_names))
 
     def __post_init__(self) -> None:
         if self.pca_basis is None:
@@ -159,11 +166,20 @@ class Reference:
         free text (mostly unique values of several words, or long ones) are found without being
         named, and said once; ``text_names=[]`` finds none, and a column named in
         ``categorical_names`` stays categorical.
+
+        Images, audio, sequences: ``numeric`` of 3 or more dimensions (``(n, c, h, w)``; a
+        PyTorch or TensorFlow tensor is read as numpy) is ``n`` rows of one tensor feature,
+        ``input`` or the one name ``numeric_names`` gives, profiled through numbers that describe
+        each row (:mod:`monitor.tensor`), as live inputs of that shape are read.
         """
         import numpy as np
 
-        from monitor.ingest import categorical_text, integer_array, is_dataframe
+        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe
 
+        numeric = as_numpy(numeric)
+        if isinstance(numeric, np.ndarray) and numeric.ndim >= 3:
+            return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, scores=scores, labels=labels,
+                                    classes=classes, embedding=embedding, pca_fit=pca_fit)
         if is_dataframe(numeric):
             numeric, text, text_names = _text_frame(numeric, text, text_names, categorical_names)
             numeric, numeric_names, categorical, categorical_names = _split_frame(
@@ -214,6 +230,44 @@ class Reference:
         basis = None if pca_fit is None else _pca_basis(pca_fit, names)
         return cls(num, cat, names, tuple(categorical_names), sc, lab, tuple(str(c) for c in classes), embedding=emb,
                    pca_basis=basis, vocabularies=vocabularies)
+
+    @classmethod
+    def _from_tensor(cls, rows: "np.ndarray", names: Any, categorical: Any, text: Any, text_names: Any,
+                     **rest: Any) -> "Reference":
+        """:meth:`from_arrays` of rows of one tensor feature: their descriptors as its numeric
+        rows, validated as such (a ``pca_fit`` may be tensors too)."""
+        import dataclasses
+
+        import numpy as np
+
+        from monitor.ingest import as_numpy
+
+        from monitor.tensor import descriptor_names
+
+        described, name = _tensor_reference(rows, names, (categorical, text, text_names))
+        fit = as_numpy(rest.pop("pca_fit"))
+        if isinstance(fit, np.ndarray) and fit.ndim >= 3:
+            fit = _tensor_reference(fit, names)[0]
+        ref = cls.from_arrays(described, numeric_names=descriptor_names(name), pca_fit=fit, **rest)
+        return dataclasses.replace(ref, tensor_names=(name,))
+
+
+def _tensor_reference(rows: "np.ndarray", names: Any, others: tuple[Any, ...] = ()) -> tuple["np.ndarray", str]:
+    """The descriptors of rows of one tensor feature and its name, or ``ValueError`` naming the fix."""
+    from monitor import tensor
+
+    if any(o is not None and not (isinstance(o, (list, tuple)) and not o) for o in others):
+        raise ValueError(f"reference numeric of shape {rows.shape} is one tensor feature (images, audio, sequences), the "
+                         "model's whole input: it takes no categorical or text features beside it. Fix: build the "
+                         "reference from the tensor alone, as the model is called")
+    names = tuple(str(n) for n in names) if names is not None else (tensor.DEFAULT_NAME,)
+    if len(names) != 1:
+        raise ValueError(f"reference numeric of shape {rows.shape} is one tensor feature; numeric_names names it with one "
+                         f"name, got {len(names)}. Fix: numeric_names=['image'], or leave it out (named "
+                         f"{tensor.DEFAULT_NAME!r})")
+    if rows.dtype.kind not in "biuf":
+        raise ValueError(f"reference numeric of shape {rows.shape} must hold numbers, got dtype {rows.dtype}")
+    return tensor.describe(rows), names[0]
 
 
 def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names: tuple[str, ...]
@@ -419,6 +473,8 @@ def _payload(reference: Reference) -> dict[str, Any]:
         rows["pca_basis"] = _to_tree(reference.pca_basis)
     if reference.vocabularies:  # likewise
         rows["vocabularies"] = {k: tuple(v) for k, v in reference.vocabularies.items()}
+    if reference.tensor_names:  # likewise
+        rows["tensor_names"] = tuple(reference.tensor_names)
     return {"profile": None, "rows": rows, "embedding": reference.embedding}
 
 
@@ -545,7 +601,7 @@ _DESCRIPTIVE: dict[str, frozenset[str]] = {"Profile": frozenset({"meta"})}
 _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
 #: Fields added later that are left out of the identity while empty: a profile's sample (a
 #: Reference) without text features keeps the fingerprint it had before they existed.
-_ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies"})}
+_ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies", "tensor_names"})}
 
 
 def _without_summaries(tree: Any, descriptive: bool = False) -> Any:
@@ -652,4 +708,5 @@ def reference_from_state(state: dict[str, Any]) -> Reference | None:
     return Reference(rows["numeric"], rows["categorical"], tuple(rows["numeric_names"]), tuple(rows["categorical_names"]),
                      rows.get("scores"), rows.get("labels"), tuple(rows.get("classes", ())), embedding=embedding,
                      pca_basis=_from_tree(rows["pca_basis"], classes) if rows.get("pca_basis") is not None else None,
-                     vocabularies={str(k): tuple(v) for k, v in (rows.get("vocabularies") or {}).items()})
+                     vocabularies={str(k): tuple(v) for k, v in (rows.get("vocabularies") or {}).items()},
+                     tensor_names=tuple(str(n) for n in rows.get("tensor_names") or ()))

@@ -55,11 +55,14 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
     rows come, are read by name anyway), nor does one whose names are the defaults
     ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names). A
     reference of text features only imposes them (a list of texts is then rows of its one text
-    feature); with other features their order is not known either."""
+    feature); with other features their order is not known either. A reference of a tensor
+    feature (images, audio) imposes it: inputs are then read as its rows, whatever their shape."""
     if schema.features or reference is None or tuple(reference.categorical_names):
         return schema
     from monitor.schema import Feature, Schema
 
+    if reference.tensor_names:
+        return Schema(tuple(Feature(n, "tensor") for n in reference.tensor_names))
     if reference.vocabularies:
         if tuple(reference.feature_names) == reference.text_names:
             return Schema(tuple(Feature(n, "text") for n in reference.text_names))
@@ -80,6 +83,8 @@ def positional_names(reference: "Reference | None", schema: Any) -> "Reference |
     detectors' build then says how to name them (``monitor reference build --feature-names``); raw
     array files named in ``reference.path`` are named so when read (``load_reference``'s
     ``unnamed_as``)."""
+    if reference is not None and reference.tensor_names and schema.tensor_names:
+        return _tensor_named(reference, schema.tensor_names[0])
     if reference is None or not schema.features or tuple(reference.categorical_names) or reference.vocabularies:
         return reference
     num = tuple(reference.numeric_names)
@@ -100,6 +105,27 @@ def positional_names(reference: "Reference | None", schema: Any) -> "Reference |
     log.info("the reference's unnamed columns %s are read as the config's features %s, in order", ", ".join(num),
              ", ".join(names))
     return dataclasses.replace(reference, numeric_names=names, profile=None, pca_basis=basis)
+
+
+def _tensor_named(reference: "Reference", name: str) -> "Reference":
+    """The reference with its tensor feature under the configured tensor feature's name, when
+    its own is the default (``Reference.from_arrays(images)`` names it ``input``): as unnamed
+    columns are named after the configured features. Without it the configured ``image``
+    never met the reference's ``input.mean``...: input drift compared nothing."""
+    from monitor import tensor
+
+    old = reference.tensor_names[0]
+    if old == name or old != tensor.DEFAULT_NAME:
+        return reference
+    import dataclasses
+
+    renamed = dict(zip(tensor.descriptor_names(old), tensor.descriptor_names(name)))
+    names = tuple(renamed.get(n, n) for n in reference.numeric_names)
+    basis = reference.pca_basis
+    if basis is not None:  # aligned to the columns' order at construction: renamed in place
+        basis = dataclasses.replace(basis, names=names)
+    log.info("the reference's tensor feature %r is read as the config's tensor feature %r", old, name)
+    return dataclasses.replace(reference, numeric_names=names, tensor_names=(name,), profile=None, pca_basis=basis)
 
 
 class InvalidReferenceScores(ValueError):

@@ -12,6 +12,8 @@ features; ``features: [{name: image, kind: tensor}]`` declares one.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from monitor import Monitor
 from monitor.config import ConfigError, load_config
 from monitor.ingest import guess_rows
+from monitor.reference import Reference, reference_fingerprint, reference_from_state, reference_state
 from monitor.tensor import DESCRIPTORS, describe
 
 RNG = np.random.default_rng(0)
@@ -33,8 +36,9 @@ def _probs(x) -> np.ndarray:
     return np.tile([0.7, 0.2, 0.1], (len(x), 1))
 
 
-def _monitor(config: dict | None = None) -> Monitor:
-    return Monitor(model="cnn", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+def _monitor(config: dict | None = None, reference: Reference | None = None) -> Monitor:
+    return Monitor(model="cnn", config=config, reference=reference, registry=CollectorRegistry(), start_worker=False,
+                   live=False)
 
 
 class _Tensor:
@@ -121,6 +125,59 @@ def test_descriptors_see_brightness_contrast_saturation_and_non_finite_values() 
         tensor.CHUNK_VALUES = old
 
 
+def test_a_reference_of_images_profiles_the_same_descriptors_and_survives_a_checkpoint() -> None:
+    x = _images(200)
+    ref = Reference.from_arrays(x, scores=_probs(x))
+    assert ref.tensor_names == ("input",) and ref.feature_names == ("input",) and ref.numeric_names == COLUMNS
+    assert np.array_equal(ref.numeric, describe(x))
+    back = reference_from_state(reference_state(ref))
+    assert back.tensor_names == ("input",) and reference_fingerprint(back) == reference_fingerprint(ref)
+    named = Reference.from_arrays(x, numeric_names=["image"], scores=_probs(x))
+    assert named.feature_names == ("image",) and named.numeric_names[0] == "image.mean"
+    # a plain reference keeps the fingerprint it had before tensors existed (no new field hashed)
+    plain = Reference.from_arrays(RNG.normal(size=(5, 2)))
+    assert "tensor_names" not in reference_state(plain)["payload"]["rows"]
+    with pytest.raises(ValueError, match="numeric_names names it with one name"):
+        Reference.from_arrays(x, numeric_names=["r", "g", "b"])
+    with pytest.raises(ValueError, match="no categorical or text features beside it"):
+        Reference.from_arrays(x, categorical=np.array([["a"]] * 200), categorical_names=["camera"])
+
+
+def test_live_images_meet_the_reference_and_its_drift_detectors_run() -> None:
+    x = _images(300)
+    mon = _monitor(reference=Reference.from_arrays(x, scores=_probs(x)))
+    try:
+        assert {"input_drift", "pca_drift", "data_quality"} <= {d.kind for d in mon.detectors}
+        mon.observe(_images(), _probs(range(16)))
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 16
+        text = mon.metrics_text()
+        assert all(f'feature="{c}"' in text for c in COLUMNS)  # each descriptor a feature of the figures
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "input.std", "reason": "missing"}) == 0
+    finally:
+        mon.close()
+
+
+def test_a_configured_tensor_feature_reads_images_and_audio_and_names_the_reference_s_default(caplog) -> None:
+    config = {"features": [{"name": "image", "kind": "tensor"}]}
+    x = _images(300)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = _monitor(config, Reference.from_arrays(x, scores=_probs(x)))
+    try:
+        assert not [r for r in caplog.records if "share no name" in r.getMessage() or "never arrive" in r.getMessage()]
+        mon.observe(_images(), _probs(range(16)))
+        mon.observe(RNG.normal(size=(4, 16000)), _probs(range(4)))  # 4 clips of mono audio: rows of 1 dimension
+        mon.observe({"image": _images(2)}, _probs(range(2)))
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 22
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "image.mean", "reason": "missing"}) == 0
+        mon.observe(np.array(["not", "numbers"]), _probs(range(2)))
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "wrong_type"}) == 2
+    finally:
+        mon.close()
+
+
 def test_a_tensor_feature_is_the_only_feature_of_a_config(tmp_path) -> None:
     path = tmp_path / "monitor.yaml"
     path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: tensor}\n")
@@ -132,3 +189,24 @@ def test_a_tensor_feature_is_the_only_feature_of_a_config(tmp_path) -> None:
     path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: picture}\n")
     with pytest.raises(ConfigError, match="kind: tensor"):
         load_config(path)
+
+
+def test_a_reference_of_images_adopted_from_a_checkpoint_reads_live_images(tmp_path) -> None:
+    x = _images(300)
+    first = _monitor(reference=Reference.from_arrays(x, numeric_names=["image"], scores=_probs(x)))
+    try:
+        first.observe(_images(), _probs(range(16)))
+        first.flush()
+        first.save_checkpoint(tmp_path / "cnn.ckpt", final=True)
+    finally:
+        first.close()
+    restarted = _monitor()
+    try:
+        assert restarted.restore_checkpoint(tmp_path / "cnn.ckpt")
+        restarted.observe(_images(), _probs(range(16)))
+        restarted.flush()
+        assert restarted.pipeline.builder.schema.tensor_names == ("image",)
+        assert restarted.store.value("monitor_data_invalid_rows", {"feature": "image.mean", "reason": "missing"}) == 0
+        assert restarted.store.value("monitor_detector_errors", {"detector": "input_drift"}) == 0
+    finally:
+        restarted.close()
