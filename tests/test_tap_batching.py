@@ -136,11 +136,12 @@ def test_the_output_tensor_is_chosen_by_name_among_one_or_several():
     assert (err.value.field, err.value.reason) == ("outputs[1].data", "bad_data")
 
 
-@pytest.mark.parametrize(("shape", "rows"), [([3], (1, 3)), ([], (1, 1)), ([2, 3], (2, 3)), ([2, 3, 2], (2, 6)),
-                                             ([0, 3, 2], (0, 6))])
+@pytest.mark.parametrize(("shape", "rows"), [([3], (1, 3)), ([], (1, 1)), ([2, 3], (2, 3)), ([2, 3, 2], (2, 3, 2)),
+                                             ([0, 3, 2], (0, 3, 2))])
 def test_one_input_tensor_gives_its_rows_along_the_first_axis(shape, rows):
-    """The readers' one-tensor branch: a vector or a scalar is one row, a tensor of more
-    dimensions has its first axis as the rows, each row flattened."""
+    """The readers' one-tensor branch: a vector or a scalar is one row, a matrix its rows, a
+    tensor of more dimensions is kept whole, its first axis the rows (of one tensor feature, or
+    flattened by the worker for a model of as many numeric features: monitor.ingest)."""
     size = int(np.prod(shape, dtype=np.int64))
     value = decode_inputs({"inputs": [{"name": "img", "shape": shape, "datatype": "FP32", "data": list(range(size))}]})
     assert value.shape == rows and value.dtype == np.float64

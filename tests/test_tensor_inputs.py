@@ -20,8 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
 from monitor.config import ConfigError, load_config
-from monitor.ingest import guess_rows
+from monitor.ingest import BatchBuilder, guess_rows
 from monitor.reference import Reference, reference_fingerprint, reference_from_state, reference_state
+from monitor.schema import OutputSpec
+from monitor.server.payloads import decode_inputs
 from monitor.tensor import DESCRIPTORS, describe
 
 RNG = np.random.default_rng(0)
@@ -189,6 +191,58 @@ def test_a_tensor_feature_is_the_only_feature_of_a_config(tmp_path) -> None:
     path.write_text("model: cnn\nfeatures:\n  - {name: image, kind: picture}\n")
     with pytest.raises(ConfigError, match="kind: tensor"):
         load_config(path)
+
+
+def test_an_oip_v2_image_tensor_is_read_as_rows_of_one_tensor_feature() -> None:
+    body = {"inputs": [{"name": "pixel_values", "shape": [2, 3, 4, 4], "datatype": "FP32",
+                        "data": np.arange(96, dtype=float).tolist()}]}
+    inputs = decode_inputs(body)
+    assert inputs.shape == (2, 3, 4, 4)
+    builder = BatchBuilder(None, OutputSpec())
+    result = builder.build([(0, 1_000_000.0, inputs, _probs(range(2)), 0.01, None, None, None, None)])
+    assert result.batch is not None and result.batch.numeric.shape == (2, len(DESCRIPTORS)), result.rejected
+    assert builder.numeric_columns == COLUMNS
+
+
+def test_rows_sent_with_an_extra_axis_still_read_as_the_numeric_features() -> None:
+    # [n, 1, d] to a model of d features: flattened by the proxy before, read the same now (a guard:
+    # the proxy keeps the tensor whole, the builder flattens it for a model of numeric features)
+    body = {"inputs": [{"name": "x", "shape": [2, 1, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]}
+    for schema_from in ("config", "reference"):
+        kw = ({"config": {"features": ["a", "b", "c"]}} if schema_from == "config"
+              else {"reference": Reference.from_arrays(RNG.normal(size=(50, 3)), scores=_probs(range(50)))})
+        mon = _monitor(**kw)
+        try:
+            mon.observe(decode_inputs(body), _probs(range(2)))
+            mon.flush()
+            assert mon.store.value("monitor_predictions") == 2, schema_from
+            assert mon.pipeline.builder.schema.names == (("a", "b", "c") if schema_from == "config" else ("f0", "f1", "f2"))
+        finally:
+            mon.close()
+
+
+def test_a_kserve_logger_pair_of_an_image_tensor_reaches_the_sidecar_s_monitor_as_rows(tmp_path) -> None:
+    import json
+
+    from tests.sidecar_support import http, quiet_factory, sample, start_sidecar
+
+    config = {"model": "cnn", "output": {"kind": "probabilities", "classes": ["cat", "dog", "bird"]}}
+    sc = start_sidecar(config, tmp_path, factory=quiet_factory())
+    try:
+        images = {"inputs": [{"name": "pixel_values", "shape": [4, 3, 8, 8], "datatype": "FP32",
+                              "data": RNG.uniform(size=4 * 3 * 8 * 8).tolist()}]}
+        scores = {"outputs": [{"name": "probs", "shape": [4, 3], "datatype": "FP32", "data": _probs(range(4)).ravel().tolist()}]}
+        for part, data in (("request", images), ("response", scores)):
+            headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "test",
+                       "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Id": "img-1",
+                       "Ce-Inferenceservicename": "cnn"}
+            assert http("POST", sc.url + "/v1/cloudevents", json.dumps(data), headers).status == 202
+        sc.flush()
+        text = sc.metrics()
+        assert sample(text, "monitor_predictions_total", model="cnn") == 4
+        assert sample(text, "monitor_data_invalid_rows_total", model="cnn", feature="input.mean", reason="missing") == 0
+    finally:
+        sc.close()
 
 
 def test_a_reference_of_images_adopted_from_a_checkpoint_reads_live_images(tmp_path) -> None:

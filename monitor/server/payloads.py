@@ -231,8 +231,10 @@ def _oip_inputs(tensors: list[dict[str, Any]], one_feature: bool = False) -> Any
             return arr.reshape(-1, 1)
         if arr.ndim <= 1:  # one row (a scalar: one row of one value, as with several tensors)
             return arr.reshape(1, -1)
-        if arr.ndim > 2:
+        if arr.ndim > 2 and arr.dtype.kind == "O":  # BYTES of 3 dimensions: no tensor feature reads them
             return _split_rows(arr, arr.shape[0], "inputs[0]", name)
+        # [n, c, h, w] (images, audio, sequences) kept whole: rows of one tensor feature, described per
+        # row in the worker (monitor.tensor); flattened here, each value was a feature of its own
         return arr
     import numpy as np
 
