@@ -85,3 +85,13 @@ def test_a_shift_of_the_images_is_detected_and_named(shift, moved) -> None:
     alarm, kind, top = first_alarm(reference(), 21, 5000, onset, **shift)
     assert alarm is not None and alarm - onset <= DETECTED_WITHIN, (alarm, kind)
     assert kind == "input_drift" and top and top[0][0] in moved, (kind, top)
+
+
+def test_the_readme_states_these_figures_and_every_descriptor() -> None:
+    from monitor.tensor import DESCRIPTORS
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text()
+    part = text[text.index("**Images, audio, sequences**"):text.index("**Embeddings**")]
+    assert all(f"`{d}`" in part for d in DESCRIPTORS), [d for d in DESCRIPTORS if f"`{d}`" not in part]
+    assert f"within {DETECTED_WITHIN} rows" in part and "4 streams of 25,000 rows" in part and "3,000-row reference" in part
