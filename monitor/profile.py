@@ -337,6 +337,11 @@ class Profile:
     sample: Reference | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     version: int = PROFILE_VERSION
+    #: Text feature -> the words its live texts are read against (:mod:`monitor.text`); the
+    #: feature's descriptors (``review.length``...) are among :attr:`numeric`. Without it a profile
+    #: built from a file with a free-text column gave no live text its ``oov_share``, and its
+    #: reference read the descriptors as numeric features no live row has.
+    vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def numeric_names(self) -> tuple[str, ...]:
@@ -383,17 +388,21 @@ class Profile:
         b = _Builder(reference.numeric_names, reference.categorical_names, n_bins=n_bins, max_rows=max(len(reference), 1),
                      seed=seed)
         b.add(reference.numeric, reference.categorical, reference.scores, reference.labels)
-        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis)
+        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis,
+                        vocabularies=reference.vocabularies)
 
     def to_reference(self) -> Reference:
-        """A :class:`Reference` of the kept sample rows, carrying this profile (exact statistics)."""
+        """A :class:`Reference` of the kept sample rows, carrying this profile (exact statistics)
+        and its text features' vocabularies."""
+        vocabularies = {str(k): tuple(v) for k, v in self.vocabularies.items()}
         if self.sample is not None:
             s = self.sample
-            ref = Reference(s.numeric, s.categorical, s.numeric_names, s.categorical_names, s.scores, s.labels, s.classes)
+            ref = Reference(s.numeric, s.categorical, s.numeric_names, s.categorical_names, s.scores, s.labels, s.classes,
+                            vocabularies=vocabularies)
         else:
             ref = Reference(np.empty((0, len(self.numeric))), np.empty((0, len(self.categorical)), dtype=object),
                             self.numeric_names, self.categorical_names,
-                            classes=self.outputs.classes if self.outputs else ())
+                            classes=self.outputs.classes if self.outputs else (), vocabularies=vocabularies)
         ref.profile = self
         return ref
 
@@ -440,6 +449,8 @@ class Profile:
             if s.labels is not None:
                 lab = np.asarray(s.labels)
                 arrays["sample.labels"] = lab.astype(np.str_) if lab.dtype == object else lab
+        if self.vocabularies:  # only then: a profile without text is written as before
+            meta["vocabularies"] = {str(k): list(v) for k, v in self.vocabularies.items()}
         arrays["meta.json"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
         path = Path(path)
         if path.suffix != ".npz":
@@ -510,8 +521,27 @@ class Profile:
             sample = Reference(arrays["sample.numeric"], cat, tuple(f.name for f in numeric), tuple(c.name for c in categorical),
                                arrays.get("sample.scores") if sm.get("has_scores") else None,
                                arrays.get("sample.labels") if sm.get("has_labels") else None, tuple(sm.get("classes", ())))
+        vocabularies = _vocabularies_from(path, meta.get("vocabularies", {}), tuple(f.name for f in numeric))
         return canonical_profile(cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca,
-                                     sample, dict(meta.get("meta", {})), int(meta["version"])))
+                                     sample, dict(meta.get("meta", {})), int(meta["version"]), vocabularies))
+
+
+def _vocabularies_from(path: str | Path, saved: Any, numeric_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The text features' vocabularies a profile saved, checked: each a list of words, and the
+    feature's descriptors among the numeric features (else the reference would name a text feature
+    whose descriptors no detector finds)."""
+    from monitor.text import descriptor_names
+
+    if not isinstance(saved, dict) or not all(isinstance(v, list) and all(isinstance(w, str) for w in v)
+                                              for v in saved.values()):
+        raise ProfileError(f"{path}: damaged profile (its vocabularies are not lists of words); rebuild it with "
+                           "'monitor reference build'")
+    for name in saved:
+        absent = [n for n in descriptor_names(name, True) if n not in numeric_names]
+        if absent:
+            raise ProfileError(f"{path}: damaged profile (text feature {name!r} without its descriptors "
+                               f"{', '.join(absent)}); rebuild it with 'monitor reference build'")
+    return {str(k): tuple(v) for k, v in saved.items()}
 
 
 def canonical_profile(profile: Profile) -> Profile:
@@ -834,7 +864,7 @@ class _Builder:
         self._keys = all_keys if keep is None else all_keys[keep]
 
     def finish(self, *, classes: Sequence[str] = (), keep_rows: int = 5000, meta: dict[str, Any] | None = None,
-               pca_basis: PCABasis | None = None) -> Profile:
+               pca_basis: PCABasis | None = None, vocabularies: dict[str, tuple[str, ...]] | None = None) -> Profile:
         d = len(self.numeric_names)
         num = self._rows["numeric"] if self._rows["numeric"] is not None else np.empty((0, d))
         cat = self._rows["categorical"] if self._rows["categorical"] is not None else np.empty((0, len(self.categorical_names)), dtype=object)
@@ -883,7 +913,8 @@ class _Builder:
                 "rows_sampled": int(num.shape[0]), "n_bins": self.n_bins, **(meta or {})}
         if pca is not None and pca_basis is not None:
             info["pca_fit_rows"] = pca_basis.rows
-        return Profile(numeric, tuple(categorical), self.n, outputs, label_counts, pca, sample, info)
+        return Profile(numeric, tuple(categorical), self.n, outputs, label_counts, pca, sample, info,
+                       vocabularies={str(k): tuple(v) for k, v in (vocabularies or {}).items()})
 
 
 def profile_of(reference: "Reference | Profile", n_bins: int = DEFAULT_BINS) -> Profile:

@@ -599,9 +599,10 @@ _DESCRIPTIVE: dict[str, frozenset[str]] = {"Profile": frozenset({"meta"})}
 #: got a new fingerprint, and one restart set every detector's state aside. Pinned at 1 rather
 #: than left out, so that fingerprints stored in older checkpoints still match.
 _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
-#: Fields added later that are left out of the identity while empty: a profile's sample (a
-#: Reference) without text features keeps the fingerprint it had before they existed.
-_ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies", "tensor_names"})}
+#: Fields added later that are left out of the identity while empty: a profile, or its sample (a
+#: Reference), without text or tensor features keeps the fingerprint it had before they existed.
+_ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies", "tensor_names"}),
+                                                  "Profile": frozenset({"vocabularies"})}
 
 
 def _without_summaries(tree: Any, descriptive: bool = False) -> Any:
