@@ -145,6 +145,9 @@ class ReferenceConfig:
     label_column: str | None = None
     exclude: tuple[str, ...] = ()
     categorical: tuple[str, ...] | None = None
+    #: The free-text columns (``--text``): None finds them (:func:`monitor.text.is_free_text`),
+    #: ``()`` reads none as text.
+    text: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,8 +283,10 @@ def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], s
     label = r.string(ref_raw["label_column"], k("reference.label_column")) if "label_column" in ref_raw else None
     exclude = r.strings(ref_raw["exclude"], k("reference.exclude")) if "exclude" in ref_raw else ()
     categorical = r.strings(ref_raw["categorical"], k("reference.categorical")) if "categorical" in ref_raw else None
-    cfg = dataclasses.replace(base, output_columns=outputs, label_column=label, exclude=exclude, categorical=categorical)
-    given = [key for key in ("output_columns", "label_column", "exclude", "categorical") if key in ref_raw]
+    text = r.strings(ref_raw["text"], k("reference.text")) if "text" in ref_raw else None
+    cfg = dataclasses.replace(base, output_columns=outputs, label_column=label, exclude=exclude, categorical=categorical,
+                              text=text)
+    given = [key for key in ("output_columns", "label_column", "exclude", "categorical", "text") if key in ref_raw]
     if given and base.path is None:
         raise r.error(k(f"reference.{given[0]}"), "needs reference.path (the raw reference data whose columns it names)",
                       f"add reference.path, or remove {given[0]}")
@@ -296,8 +301,14 @@ def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], s
         if col in seen:
             raise r.error(k("reference.categorical"), f"column {col!r} is under reference.{seen[col]}, not an input feature",
                           "list only input columns under categorical")
+    for col in text or ():
+        if col in seen:
+            raise r.error(k("reference.text"), f"column {col!r} is under reference.{seen[col]}, not an input feature",
+                          "list only input columns under text")
+        if col in (categorical or ()):
+            raise r.error(k("reference.text"), f"column {col!r} is also under reference.categorical",
+                          "list a free-text column under text, a column of categories under categorical")
     return cfg
-
 
 def _expand_env(r: _Reader, key: str, value: str) -> str:
     """``value`` with ``${NAME}`` / ``$NAME`` replaced by the environment variable and ``$$`` by ``$``.

@@ -23,7 +23,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "schema": frozenset({"features"}),
     "features[]": frozenset({"name", "kind", "type"}),
     "output": frozenset({"kind", "classes", "samples_axis", "quantiles"}),
-    "reference": frozenset({"path", "pca_fit", "output_columns", "label_column", "exclude", "categorical"}),
+    "reference": frozenset({"path", "pca_fit", "output_columns", "label_column", "exclude", "categorical", "text"}),
     "queue": frozenset({"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",
                         "export_interval"}),
     "segments": frozenset({"cap"}),

@@ -44,7 +44,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -966,6 +966,9 @@ class Table:
     categorical: np.ndarray
     scores: np.ndarray | None
     labels: np.ndarray | None
+    #: Text feature -> its vocabulary, the whole file's (the same in every chunk); its
+    #: descriptors are the last numeric columns.
+    vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _parse_numeric(values: list[str], column: str, first_row: int) -> np.ndarray:
@@ -1020,6 +1023,8 @@ def read_table(
     chunk_rows: int = 50_000,
     progress: bool = True,
     unnamed_as: Sequence[str] = (),
+    text: Sequence[str] | None = None,
+    head_vocabulary: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     """Open CSV, Parquet (when pyarrow is installed), ``.npy`` or ``.npz`` reference data.
 
@@ -1027,6 +1032,11 @@ def read_table(
     hold the model's outputs (class probabilities in class order, or one regression value),
     ``label_column`` the ground truth, ``exclude`` ids and the like; columns whose first chunk
     does not parse as numbers are categorical unless ``categorical`` lists them explicitly.
+    Columns of free text (:func:`monitor.text.is_free_text` on the first rows; ``text`` names
+    them instead, ``[]`` none) are text features: each is read as its descriptors
+    (``review.length``... ``review.oov_share``, the last numeric columns), against a vocabulary of
+    the whole column (a first pass over the file counts its words; with ``head_vocabulary``, for a
+    check of the first rows, the first chunk's), given in every chunk's ``vocabularies``.
     A ``.npy`` is a numeric matrix; an ``.npz`` has ``X`` (or ``numeric``), optionally
     ``feature_names``, ``categorical`` + ``categorical_names`` (strings), ``scores`` and ``labels``.
     Their columns are named ``f0, f1, ...`` unless ``unnamed_as`` gives as many names: the
@@ -1038,9 +1048,15 @@ def read_table(
         raise ProfileError(f"reference data {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".csv" or suffix == ".txt" or suffix == ".tsv":
-        return _read_csv(path, output_columns, label_column, categorical, exclude, chunk_rows, progress)
+        return _read_csv(path, output_columns, label_column, categorical, exclude, chunk_rows, progress, text,
+                         head_vocabulary)
     if suffix in (".parquet", ".pq"):
-        return _read_parquet(path, output_columns, label_column, categorical, exclude, chunk_rows, progress)
+        return _read_parquet(path, output_columns, label_column, categorical, exclude, chunk_rows, progress, text,
+                             head_vocabulary)
+    if text:
+        raise ProfileError(f"--text / reference.text ({', '.join(text)}): {path.name} is an array file, whose columns "
+                           "hold numbers and categories, not free text. Fix: give the reference as CSV or Parquet with "
+                           "its text columns, or leave --text out")
     if suffix == ".npy":
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -1228,7 +1244,8 @@ def _without_time_text(feats: list[str], categorical: Sequence[str] | None, head
 
 
 def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | None, categorical: Sequence[str] | None,
-              exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
+              exclude: Sequence[str], chunk_rows: int, progress: bool, text: Sequence[str] | None = None,
+              head_vocabulary: bool = False) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, "rb") as fb:
         first = _decode(fb.readline(), path, "the header", "utf-8-sig")
@@ -1249,17 +1266,20 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
         next(rd)
         head_rows = [r for _, r in zip(range(1000), rd)]
     cols0 = {h: [r[i] if i < len(r) else "" for r in head_rows] for i, h in enumerate(header)}
-    feats = _without_time_text(feats, categorical, lambda f: cols0[f], path.name)
-    cat_names = set(categorical) if categorical is not None else _guess_categorical(cols0, feats)
+    feats = _without_time_text(feats, (*(categorical or ()), *(text or ())), lambda f: cols0[f], path.name)
+    texts = _text_features(feats, _guess_categorical(cols0, feats), categorical, text,
+                           lambda f: _csv_texts(cols0[f]), path.name)
+    cat_names = (set(categorical) if categorical is not None else _guess_categorical(cols0, feats)) - set(texts)
     for c in cat_names:
         if c not in feats:
             raise ProfileError(f"categorical column {c!r} is not an input column of {path.name}")
+    feats = [f for f in feats if f not in texts]
     num_names = tuple(f for f in feats if f not in cat_names)
     cnames = tuple(f for f in feats if f in cat_names)
     size = os.path.getsize(path)
 
-    def gen() -> Iterator[Table]:
-        bar = Progress(size, f"reading {path.name}", progress)
+    def chunks(label: str) -> Iterator[tuple[int, dict[str, list[str]]]]:
+        bar = Progress(size, label, progress)
         with open(path, "rb") as fb:
             fb.readline()
             done = len(first.encode())
@@ -1281,17 +1301,109 @@ def _read_csv(path: Path, output_columns: Sequence[str], label_column: str | Non
                 for i, r in enumerate(rows):
                     if len(r) != len(header):
                         raise ProfileError(f"{path.name} row {row0 + i + 1}: {len(r)} fields, the header has {len(header)}")
-                columns = {h: [r[i] for r in rows] for i, h in enumerate(header)}
-                yield _split(columns, feats, cat_names, output_columns, label_column, row0)
+                yield row0, {h: [r[i] for r in rows] for i, h in enumerate(header)}
                 row0 += len(rows)
                 bar.update(done)
         bar.close()
 
-    return num_names, cnames, gen()
+    def gen() -> Iterator[Table]:
+        words = _reference_words(texts, head_vocabulary, lambda: (
+            {t: _csv_texts(columns[t]) for t in texts} for _, columns in chunks(f"counting words in {path.name}")))
+        for row0, columns in chunks(f"reading {path.name}"):
+            table = _split(columns, feats, cat_names, output_columns, label_column, row0)
+            yield _with_descriptors(table, words, {t: _csv_texts(columns[t]) for t in texts})
+
+    return num_names + _descriptor_columns(texts, num_names, cnames, path.name), cnames, gen()
+
+
+def _csv_texts(values: list[str]) -> list[str | None]:
+    """A CSV column of free text: an empty field is a missing text, as it is a missing category."""
+    return [v if v else None for v in values]
+
+
+def _text_features(feats: Sequence[str], candidates: Collection[str], categorical: Sequence[str] | None,
+                   text: Sequence[str] | None, head: Callable[[str], list[Any]], source: str) -> list[str]:
+    """The features of a CSV / Parquet file read as free text: those ``text`` names (``--text`` /
+    ``reference.text``), else the ``candidates`` (columns holding text) not named categorical whose
+    first values are free text (:func:`monitor.text.is_free_text`), said once with the override.
+    Read as categories, nearly every value of such a column was an unseen category, live and in
+    the reference alike: nothing about the text was monitored."""
+    named = set(categorical or ())
+    if text is not None:
+        for t in text:
+            if t not in feats:
+                raise ProfileError(f"text column {t!r} is not an input column of {source} ({', '.join(feats)}). Fix: "
+                                   "name free-text input columns in --text / reference.text")
+            if t in named:
+                raise ProfileError(f"column {t!r} is named both categorical and text. Fix: list it under one of "
+                                   "--categorical / reference.categorical and --text / reference.text")
+        return list(dict.fromkeys(text))
+    from monitor.text import descriptor_names, is_free_text
+
+    found = [f for f in feats if f in candidates and f not in named and is_free_text(head(f))]
+    if found:
+        import logging
+
+        logging.getLogger("monitor").warning(
+            "%s: column(s) %s hold free text: monitored through numbers describing each text (%s), not as categories. "
+            "Fix: to read one as categories, list it in --categorical / reference.categorical; --text '' / "
+            "reference.text: [] reads none as text", source, ", ".join(map(repr, found)),
+            ", ".join(descriptor_names(found[0], True)))
+    return found
+
+
+def _descriptor_columns(texts: Sequence[str], num_names: Sequence[str], cat_names: Sequence[str],
+                        source: str) -> tuple[str, ...]:
+    """The numeric columns the text features ``texts`` are profiled as (each one's descriptors, in
+    order), refused when one is already a column of the file."""
+    from monitor.text import descriptor_names
+
+    taken = set(num_names) | set(cat_names)
+    out: tuple[str, ...] = ()
+    for t in texts:
+        clash = [n for n in descriptor_names(t, True) if n in taken]
+        if clash:
+            raise ProfileError(f"{source}: text column {t!r} is profiled as {', '.join(descriptor_names(t, True))}, and "
+                               f"{', '.join(clash)} is a column of the file already. Fix: rename that column, or list "
+                               f"{t!r} in --categorical / reference.categorical")
+        out += descriptor_names(t, True)
+    return out
+
+
+def _reference_words(texts: Sequence[str], head_vocabulary: bool,
+                     chunks: Callable[[], Iterator[dict[str, list[Any]]]]) -> Any:
+    """The text features' word counts (:class:`monitor.text.ReferenceWords`): counted over every
+    chunk ``chunks()`` yields (a first pass over the file: a vocabulary is the whole column's),
+    or, with ``head_vocabulary`` (a check of the first rows), left to the first chunk read."""
+    if not texts:
+        return None
+    from monitor.text import ReferenceWords
+
+    words = ReferenceWords(texts)
+    if not head_vocabulary:
+        for columns in chunks():
+            for t in texts:
+                words.add(t, columns[t])
+        words.finish()
+    return words
+
+
+def _with_descriptors(table: Table, words: Any, texts: dict[str, list[Any]]) -> Table:
+    """``table`` with the descriptors of each text feature's ``texts`` after its numeric columns,
+    and the features' vocabularies."""
+    if words is None:
+        return table
+    if not words.finished:  # head_vocabulary: the first chunk's words
+        for t, values in texts.items():
+            words.add(t, values)
+        words.finish()
+    num = np.hstack([table.numeric, *(words.describe(t, values) for t, values in texts.items())])
+    return dataclasses.replace(table, numeric=num, vocabularies=words.vocabularies)
 
 
 def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str | None, categorical: Sequence[str] | None,
-                  exclude: Sequence[str], chunk_rows: int, progress: bool) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
+                  exclude: Sequence[str], chunk_rows: int, progress: bool, text: Sequence[str] | None = None,
+                  head_vocabulary: bool = False) -> tuple[tuple[str, ...], tuple[str, ...], Iterator[Table]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -1312,13 +1424,18 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
 
         logging.getLogger("monitor").warning(left_out_message(times, f"{path.name}: column(s)"))
         feats = [f for f in feats if f not in times]
-    texts = [f for f in feats if pa.types.is_string(types[f]) or pa.types.is_large_string(types[f])]
-    if texts and pf.metadata.num_rows:
+    strings = [f for f in feats if pa.types.is_string(types[f]) or pa.types.is_large_string(types[f])]
+    texts: list[str] = []
+    if strings and pf.metadata.num_rows:
         from monitor.temporal import TEXT_SAMPLE
 
-        head = next(pf.iter_batches(batch_size=TEXT_SAMPLE, columns=texts))
-        feats = _without_time_text(feats, [f for f in feats if f not in texts] + list(categorical or ()),
+        head = next(pf.iter_batches(batch_size=TEXT_SAMPLE, columns=strings))
+        feats = _without_time_text(feats, [f for f in feats if f not in strings] + list(categorical or ()) + list(text or ()),
                                    lambda f: head.column(f).to_pylist(), path.name)
+        texts = _text_features(feats, strings, categorical, text, lambda f: head.column(f).to_pylist(), path.name)
+    elif text:
+        texts = _text_features(feats, (), categorical, text, list, path.name)
+    feats = [f for f in feats if f not in texts]
     if categorical is None:
         cat_names = {f for f in feats if not (pa.types.is_integer(types[f]) or pa.types.is_floating(types[f])
                                               or pa.types.is_boolean(types[f]) or pa.types.is_duration(types[f]))}
@@ -1327,7 +1444,17 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
     num_names = tuple(f for f in feats if f not in cat_names)
     cnames = tuple(f for f in feats if f in cat_names)
 
+    def word_chunks() -> Iterator[dict[str, list[Any]]]:
+        bar = Progress(pf.metadata.num_rows, f"counting words in {path.name}", progress)
+        done = 0
+        for rb in pf.iter_batches(batch_size=chunk_rows, columns=texts):
+            yield {t: rb.column(t).to_pylist() for t in texts}
+            done += rb.num_rows
+            bar.update(done)
+        bar.close()
+
     def gen() -> Iterator[Table]:
+        words = _reference_words(texts, head_vocabulary, word_chunks)
         bar = Progress(pf.metadata.num_rows, f"reading {path.name}", progress)
         done = 0
         for rb in pf.iter_batches(batch_size=chunk_rows):
@@ -1340,12 +1467,12 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
             # a boolean label reads as its text, as a CSV's "True" does
             labels = (_label_values([str(v) if isinstance(v, bool) else v for v in rb.column(label_column).to_pylist()])
                       if label_column else None)
-            yield Table(num, cat, scores, labels)
+            yield _with_descriptors(Table(num, cat, scores, labels), words, {t: rb.column(t).to_pylist() for t in texts})
             done += n
             bar.update(done)
         bar.close()
 
-    return num_names, cnames, gen()
+    return num_names + _descriptor_columns(texts, num_names, cnames, path.name), cnames, gen()
 
 
 def _parquet_numbers(rb: Any, column: str, first_row: int) -> np.ndarray:
@@ -1378,6 +1505,7 @@ def build_profile(
     progress: bool = True,
     pca_fit: str | Path | None = None,
     unnamed_as: Sequence[str] = (),
+    text: Sequence[str] | None = None,
 ) -> Profile:
     """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats).
 
@@ -1385,6 +1513,7 @@ def build_profile(
     multivariate drift detector's PCA is fitted on; only its columns named as the reference's
     numeric features are read (see :class:`PCABasis`). ``unnamed_as``: names for the columns of
     an array file that has none (see :func:`read_table`), the ``pca_fit`` file's included.
+    ``text``: the free-text columns of a CSV / Parquet file (None: found, see :func:`read_table`).
     """
     if classes and len(output_columns) > 1 and len(classes) != len(output_columns):
         # the detectors name the score columns after the classes, in order: a list of another
@@ -1396,15 +1525,17 @@ def build_profile(
         raise ProfileError(f"--classes names a class twice ({', '.join(classes)}). Fix: give each class once")
     num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
                                               categorical=categorical, exclude=exclude, progress=progress,
-                                              unnamed_as=unnamed_as)
+                                              unnamed_as=unnamed_as, text=text)
     if not (num_names or cat_names or output_columns or label_column):
         # a profile of nothing was written and passed as a reference, every detector then left out
         raise ProfileError(f"{Path(path).name}: no column left to profile (every one excluded). Fix: exclude only ids "
                            "and the like (--exclude / reference.exclude), keeping the model's input features, or name "
                            "its outputs (--output-columns) and labels (--label-column)")
     b = _Builder(num_names, cat_names, n_bins=n_bins, max_rows=max_rows, seed=seed)
+    vocabularies: dict[str, tuple[str, ...]] = {}
     for t in chunks:
         b.add(t.numeric, t.categorical, t.scores, t.labels)
+        vocabularies = t.vocabularies
     if b.n == 0:
         raise ProfileError(f"{path}: no data rows")
     names = tuple(classes) or (tuple(output_columns) if len(output_columns) > 1 else ())
@@ -1413,7 +1544,7 @@ def build_profile(
     if pca_fit is not None:
         basis = _read_pca_basis(pca_fit, num_names, seed=seed, progress=progress)
         meta["pca_fit_source"] = Path(pca_fit).name
-    return b.finish(classes=names, keep_rows=keep_rows, meta=meta, pca_basis=basis)
+    return b.finish(classes=names, keep_rows=keep_rows, meta=meta, pca_basis=basis, vocabularies=vocabularies)
 
 
 def _read_pca_basis(path: str | Path, names: tuple[str, ...], *, seed: int, progress: bool) -> PCABasis:
@@ -1463,7 +1594,7 @@ def _check_pca_fit_names(path: str | Path, names: Sequence[str], file_names: Seq
 def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, output_columns: Sequence[str] = (),
                    label_column: str | None = None, exclude: Sequence[str] = (),
                    categorical: Sequence[str] | None = None, classes: Sequence[str] = (),
-                   unnamed_as: Sequence[str] = ()) -> Reference:
+                   unnamed_as: Sequence[str] = (), text: Sequence[str] | None = None) -> Reference:
     """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
     the PCA's directions from ``pca_fit`` when given; the column roles of a CSV / Parquet file as
     :func:`read_table` takes them, its output columns named ``classes`` when there are as many,
@@ -1476,7 +1607,7 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
     if pca_fit is not None:
         check_pca_fit_target(p)
     check_column_roles_target(p, output_columns=output_columns, label_column=label_column, exclude=exclude,
-                              categorical=categorical)
+                              categorical=categorical, text=text)
     if p.suffix.lower() == ".npz" and is_profile(p):
         return Profile.load(p).to_reference()
     # classes name the output columns as the config's output.classes does (the columns' own names
@@ -1485,17 +1616,19 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
     # profiled again at every start, with a new build time in its meta: the reference's
     # fingerprint leaves meta out (monitor.reference._DESCRIPTIVE), so a restart is the same reference
     return build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
-                         exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as).to_reference()
+                         exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as,
+                         text=text).to_reference()
 
 
 def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,
-                              exclude: Sequence[str] = (), categorical: Sequence[str] | None = None) -> None:
+                              exclude: Sequence[str] = (), categorical: Sequence[str] | None = None,
+                              text: Sequence[str] | None = None) -> None:
     """Raise :class:`ProfileError` when column roles (``reference.label_column`` ...) are given
     for a reference that has no named columns to give them to: a saved profile took its roles
     when it was built, an ``.npz`` names its ``scores`` and ``labels`` arrays, a ``.npy`` is
     features only. Said alike at the agent's start and in ``monitor config check``."""
     given = (("output_columns", bool(output_columns)), ("label_column", label_column is not None),
-             ("exclude", bool(exclude)), ("categorical", categorical is not None))
+             ("exclude", bool(exclude)), ("categorical", categorical is not None), ("text", text is not None))
     keys = [f"reference.{key}" for key, on in given if on]
     if not keys:
         return

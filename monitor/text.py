@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DESCRIPTORS", "MAX_TEXT_CHARS", "OOV", "VOCABULARY_SIZE", "descriptor_names", "describe", "is_free_text",
-           "reference_descriptors", "text_value", "text_values"]
+__all__ = ["DESCRIPTORS", "MAX_COUNTED_WORDS", "MAX_TEXT_CHARS", "OOV", "ReferenceWords", "VOCABULARY_SIZE",
+           "bound_counts", "descriptor_names", "describe", "document_counts", "held_out_descriptors", "is_free_text",
+           "reference_descriptors", "reference_vocabulary", "text_value", "text_values"]
 
 #: The descriptors every text feature has, in column order.
 DESCRIPTORS = ("length", "words", "non_letter_share", "non_ascii_share")
@@ -157,15 +158,100 @@ def reference_descriptors(values: Sequence[Any], size: int = VOCABULARY_SIZE) ->
     reference text would have an ``oov_share`` near 0, and live texts of the very same kind (whose
     rare words the reference never saw) would read as drift."""
     texts = text_values(values)
-    out = np.empty((len(texts), len(DESCRIPTORS) + 1), dtype=np.float64)
-    words_of = _plain(texts, out)
-    held = Counter(w for words in words_of if words for w in set(words))
+    held = document_counts(texts)
+    vocabulary, t = reference_vocabulary(held, size)
+    return held_out_descriptors(texts, held, t), vocabulary
+
+
+def document_counts(values: Iterable[Any], held: Counter[str] | None = None) -> Counter[str]:
+    """``held`` (a new counter when None) with, added for each word, the number of ``values``
+    (texts) holding it: the counts :func:`reference_vocabulary` chooses from. A reference read in
+    chunks (a CSV file) adds each chunk's texts in turn, so that its vocabulary is the whole
+    column's, as an in-memory reference's is."""
+    held = Counter() if held is None else held
+    for v in values:
+        s = v if type(v) is str else text_value(v)
+        if s is not None:
+            held.update(set(_WORD.findall(s[:MAX_TEXT_CHARS].lower())))
+    return held
+
+
+#: Distinct words :func:`bound_counts` keeps counting at most: a reference file of millions of texts
+#: (names, typos, ids) keeps its word counts to some hundred megabytes.
+MAX_COUNTED_WORDS = 1_000_000
+
+
+def bound_counts(held: Counter[str], most: int = MAX_COUNTED_WORDS) -> Counter[str]:
+    """``held`` with, above ``most`` words, the rarest so far dropped (those held by 1 text, then
+    2...) until at most half of ``most`` remain. A word dropped is counted from 0 if it comes again:
+    only words rarer than the kept ones are, far from the :data:`VOCABULARY_SIZE` most frequent
+    that the vocabulary keeps."""
+    if len(held) <= most:
+        return held
+    floor = 1
+    while len(held) > most // 2:
+        for w in [w for w, c in held.items() if c <= floor]:
+            del held[w]
+        floor += 1
+    return held
+
+
+def reference_vocabulary(held: Counter[str], size: int = VOCABULARY_SIZE) -> tuple[tuple[str, ...], int]:
+    """The vocabulary of texts whose word document counts are ``held`` (the words held by at
+    least ``t`` texts, most frequent first, then alphabetical) and ``t``, the smallest count
+    ``>= 1`` that keeps at most ``size`` words."""
     by_count = sorted(held.values(), reverse=True)
     t = max(1, by_count[size] + 1) if len(by_count) > size else 1
+    return tuple(sorted((w for w, c in held.items() if c >= t), key=lambda w: (-held[w], w))), t
+
+
+def held_out_descriptors(values: Sequence[Any], held: Counter[str], t: int) -> np.ndarray:
+    """The descriptors ``(n, 5)`` of reference texts counted in ``held``, each text's
+    ``oov_share`` read leaving that text out (a word is known when at least ``t`` *other* texts
+    hold it; see :func:`reference_descriptors`)."""
+    texts = text_values(values)
+    out = np.empty((len(texts), len(DESCRIPTORS) + 1), dtype=np.float64)
+    words_of = _plain(texts, out)
     for i, words in enumerate(words_of):
         if words is None:
             out[i, 4] = np.nan
         else:
             out[i, 4] = sum(held[w] - 1 < t for w in words) / len(words) if words else 0.0
-    vocabulary = tuple(sorted((w for w, c in held.items() if c >= t), key=lambda w: (-held[w], w)))
-    return out, vocabulary
+    return out
+
+
+class ReferenceWords:
+    """The word counts of a reference's text features read in chunks (a CSV or Parquet file), then
+    their vocabularies and descriptors as :func:`reference_descriptors` gives them for texts held
+    in memory: every chunk's texts counted first (:meth:`add`, then :meth:`finish`: a vocabulary
+    is the whole column's), then each chunk described against them (:meth:`describe`). Counts are
+    kept bounded (:func:`bound_counts`)."""
+
+    def __init__(self, names: Sequence[str], size: int = VOCABULARY_SIZE) -> None:
+        self.size = size
+        self.held: dict[str, Counter[str]] = {str(n): Counter() for n in names}
+        self._cuts: dict[str, tuple[tuple[str, ...], int]] | None = None
+
+    def add(self, name: str, values: Iterable[Any]) -> None:
+        """Count the words of one chunk's texts of feature ``name``."""
+        bound_counts(document_counts(values, self.held[name]))
+
+    def finish(self) -> None:
+        """Fix each feature's vocabulary: every text has been counted."""
+        self._cuts = {n: reference_vocabulary(h, self.size) for n, h in self.held.items()}
+
+    @property
+    def finished(self) -> bool:
+        return self._cuts is not None
+
+    @property
+    def vocabularies(self) -> dict[str, tuple[str, ...]]:
+        """Text feature -> its vocabulary (after :meth:`finish`)."""
+        assert self._cuts is not None, "ReferenceWords.finish() first"
+        return {n: v for n, (v, _t) in self._cuts.items()}
+
+    def describe(self, name: str, values: Sequence[Any]) -> np.ndarray:
+        """The descriptors ``(n, 5)`` of one chunk's texts of feature ``name``, ``oov_share``
+        read leaving each text out (:func:`held_out_descriptors`)."""
+        assert self._cuts is not None, "ReferenceWords.finish() first"
+        return held_out_descriptors(values, self.held[name], self._cuts[name][1])

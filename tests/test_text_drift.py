@@ -65,8 +65,13 @@ def _reference() -> Reference:
 
 def _first_alarm(reference: Reference, seed: int, rows: int, onset: int | None = None, **shift) -> tuple[int | None, list]:
     """The row count at which input drift first fired (None: never), and its top features then."""
-    rng = np.random.default_rng(seed)
     mon = Monitor(model="reviews", reference=reference, registry=CollectorRegistry(), start_worker=False, live=False)
+    return first_alarm(mon, seed, rows, onset, **shift)
+
+
+def first_alarm(mon: Monitor, seed: int, rows: int, onset: int | None = None, **shift) -> tuple[int | None, list]:
+    """:func:`_first_alarm` on a monitor made otherwise (a reference file's), closed at the end."""
+    rng = np.random.default_rng(seed)
     try:
         for start in range(0, rows, 100):
             kw = shift if onset is not None and start >= onset else {}

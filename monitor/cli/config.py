@@ -227,7 +227,7 @@ def _read_with_roles(config: ReferenceConfig) -> Any:
 
     return read_table(config.path, output_columns=config.output_columns, label_column=config.label_column,
                       exclude=config.exclude, categorical=config.categorical, chunk_rows=_AGENT_SAMPLE_ROWS,
-                      progress=False)
+                      progress=False, text=config.text, head_vocabulary=True)
 
 
 def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference | None:
@@ -245,7 +245,8 @@ def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference 
         return None
     outputs = tuple(config.output_columns)
     names = (classes if len(classes) == len(outputs) else outputs) if len(outputs) > 1 else ()
-    return Reference(head.numeric, head.categorical, num_names, cat_names, head.scores, head.labels, names)
+    return Reference(head.numeric, head.categorical, num_names, cat_names, head.scores, head.labels, names,
+                     vocabularies=head.vocabularies)
 
 
 def _table_problems(config: ReferenceConfig) -> list[str]:
@@ -334,7 +335,7 @@ def _file_problems(agent: object) -> list[str]:
             rc = m.reference
             try:
                 check_column_roles_target(ref, output_columns=rc.output_columns, label_column=rc.label_column,
-                                          exclude=rc.exclude, categorical=rc.categorical)
+                                          exclude=rc.exclude, categorical=rc.categorical, text=rc.text)
             except ProfileError as err:
                 out.append(f"model {m.model!r}: {err}")
             if Path(ref).suffix.lower() in _TABLE_SUFFIXES:

@@ -27,6 +27,11 @@ def reference() -> None:
               "(class probabilities in class order, or one regression value).")
 @click.option("--label-column", default=None, help="Column holding the ground truth.")
 @click.option("--categorical", default=None, help="Comma-separated categorical columns (default: guessed).")
+@click.option("--text", default=None, help="Comma-separated free-text columns of a CSV / Parquet file (reviews, "
+              "queries), monitored through numbers describing each text (COL.length, COL.words, "
+              "COL.non_letter_share, COL.non_ascii_share, COL.oov_share against the column's vocabulary). Default: "
+              "text columns whose values are mostly distinct and of 3+ words (or 40+ characters); '' reads none as "
+              "text (they are then categorical).")
 @click.option("--exclude", default="", help="Comma-separated columns to ignore (ids, timestamps).")
 @click.option("--classes", default="", help="Comma-separated class names (default: the output column names).")
 @click.option("--feature-names", default="", help="Comma-separated names of the columns of a .npy (or an .npz without "
@@ -44,7 +49,7 @@ def reference() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
-          exclude: str, classes: str, feature_names: str, n_bins: int, max_rows: int, keep_rows: int,
+          text: str | None, exclude: str, classes: str, feature_names: str, n_bins: int, max_rows: int, keep_rows: int,
           pca_fit: Path | None, seed: int, quiet: bool) -> None:
     """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
 
@@ -62,7 +67,7 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
             data, output_columns=_names(output_columns), label_column=label_column,
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
             classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
-            progress=not quiet, pca_fit=pca_fit, unnamed_as=names)
+            progress=not quiet, pca_fit=pca_fit, unnamed_as=names, text=None if text is None else _names(text))
         if names and prof.numeric_names != names:
             raise ProfileError(f"--feature-names names {len(names)} columns ({', '.join(names)}); {data.name}'s "
                                f"{len(prof.numeric_names)} numeric columns are named {', '.join(prof.numeric_names)} "
@@ -71,8 +76,13 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
         path = prof.save(output)
     except ProfileError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric)} numeric and {len(prof.categorical)} "
-               f"categorical features" + (", model outputs" if prof.outputs else "")
+    from monitor.text import descriptor_names
+
+    described = sum(len(descriptor_names(t, True)) for t in prof.vocabularies)  # numeric columns of the texts
+    click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric) - described} numeric and {len(prof.categorical)} "
+               f"categorical features"
+               + (f", {len(prof.vocabularies)} text ({', '.join(prof.vocabularies)})" if prof.vocabularies else "")
+               + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
                + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else "")
                + (f" fitted on {prof.meta['pca_fit_rows']} rows of {pca_fit.name}"
@@ -175,7 +185,8 @@ def show(profile: Path, as_json: bool) -> None:
                      "categories": len(c.categories), "top": list(c.categories[:5])})
     info = {"version": prof.version, "rows": prof.n_rows, "meta": prof.meta, "features": rows,
             "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
-            "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0])}
+            "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0]),
+            "text": {name: {"vocabulary": len(words)} for name, words in prof.vocabularies.items()}}
     if as_json:
         click.echo(json.dumps(_strict_json(info), indent=2, allow_nan=False))
         return
@@ -184,6 +195,8 @@ def show(profile: Path, as_json: bool) -> None:
         extra = (f"range [{r['min']:.4g}, {r['max']:.4g}]" if r["type"] == "numeric"
                  else f"{r['categories']} categories, top {r['top']}")
         click.echo(f"  {r['feature']:<24} {r['type']:<12} missing {r['missing']:.2%}  {extra}")
+    for name, words in prof.vocabularies.items():
+        click.echo(f"text feature {name}: profiled as the numeric {name}.* above, a vocabulary of {len(words)} words")
     if prof.pca is not None:
         fitted = (f"fitted on {prof.meta['pca_fit_rows']} rows of {prof.meta.get('pca_fit_source', 'other data')}, "
                   f"its errors calibrated on the reference" if "pca_fit_rows" in prof.meta
