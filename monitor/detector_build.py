@@ -69,6 +69,9 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     except InvalidReferenceScores as err:
         raise ConfigError("reference.path", err.problem, err.fix, cfg.source) from err
     _check_score_columns(cfg, det_reference, specs, kinds)
+    if kinds is None:
+        for problem in _kind_mismatches(schema, reference):
+            log.warning("model %r: %s", cfg.model, problem)
     unread = _unread_reference_features(schema, reference)
     everything = bool(unread) and len(unread) == len(reference.numeric_names) + len(reference.categorical_names)
     fix = _unread_fix(reference, unread) if unread else ""
@@ -151,6 +154,35 @@ def _numeric_columns(schema: "Schema", reference: "Reference") -> int:
 
     return (len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
             + len(tensor.DESCRIPTORS) * len(schema.tensor_names))
+
+
+def _kind_mismatches(schema: "Schema", reference: "Reference | None") -> list[str]:
+    """The configured features the reference holds as another kind, each with its fix. Why: a
+    feature configured ``kind: text`` that the reference held as categorical (a CSV profile built
+    before free text was read as text, or with ``--categorical review``) was monitored on neither
+    side, its live descriptors compared with nothing and the reference's categories never met,
+    and no message said so."""
+    if reference is None or not schema.features:
+        return []
+    from monitor.text import descriptor_names
+
+    categorical, text = set(reference.categorical_names), set(reference.text_names)
+    out = []
+    for f in schema.features:
+        if f.kind == "text" and f.name in categorical:
+            out.append(f"feature {f.name!r} is kind: text in the config, but the reference holds it as categorical: its "
+                       f"live texts are read as {', '.join(descriptor_names(f.name, False))}, which the reference lacks, "
+                       "and its categories are never met, so the text is not monitored. Fix: rebuild the reference "
+                       f"reading it as text ('monitor reference build DATA --text {f.name}', reference.text: [{f.name}] "
+                       f"next to a raw CSV / Parquet reference.path, or Reference.from_arrays(df, text_names=[{f.name!r}])), "
+                       "or declare it kind: categorical")
+        elif f.kind != "text" and f.name in text:
+            out.append(f"feature {f.name!r} is kind: {f.kind} in the config, but the reference holds it as free text "
+                       f"({', '.join(descriptor_names(f.name, True))}), so its live values are compared with nothing. "
+                       f"Fix: declare it kind: text, or rebuild the reference with it categorical ('monitor reference "
+                       f"build DATA --categorical {f.name}', reference.categorical, or Reference.from_arrays(df, "
+                       f"categorical_names=[{f.name!r}]))")
+    return out
 
 
 def _unread_reference_features(schema: "Schema", reference: "Reference | None") -> tuple[str, ...]:

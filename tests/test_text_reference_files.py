@@ -196,6 +196,25 @@ def test_reference_build_help_and_summary_name_the_text(tmp_path) -> None:
            f"{len(_in_code().vocabularies['review'])} words" in shown
 
 
+@pytest.mark.parametrize("reference_kind, configured, expected", [
+    ("categorical", "text", "kind: text in the config, but the reference holds it as categorical"),
+    ("text", "categorical", "kind: categorical in the config, but the reference holds it as free text"),
+])
+def test_a_feature_configured_as_another_kind_than_the_references_says_the_fix(tmp_path, caplog, reference_kind,
+                                                                            configured, expected) -> None:
+    args = ("--categorical", "review") if reference_kind == "categorical" else ()
+    out = _build(tmp_path, *args)
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon = Monitor(config={"model": "reviews", "reference": {"path": str(out)},
+                              "features": [{"name": "review", "kind": configured}, {"name": "stars"}]},
+                      registry=CollectorRegistry(), start_worker=False, live=False)
+        mon.close()
+    said = [r.getMessage() for r in caplog.records if expected in r.getMessage()]
+    assert len(said) == 1 and "Fix:" in said[0]
+    fix = "--text review" if reference_kind == "categorical" else "declare it kind: text"
+    assert fix in said[0]
+
+
 def test_a_saved_profile_of_a_text_reference_keeps_its_vocabulary(tmp_path) -> None:
     """A profile of a reference built in code (Profile.from_reference, then save) lost the text
     features' vocabularies: loaded again, its descriptors were numeric features no live row has."""
