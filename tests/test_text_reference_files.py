@@ -228,3 +228,14 @@ def test_text_named_for_an_array_file_is_refused_naming_the_fix(tmp_path) -> Non
     np.save(tmp_path / "x.npy", np.zeros((5, 2)))
     with pytest.raises(ProfileError, match="x.npy is an array file.*Fix: give the reference as CSV or Parquet"):
         build_profile(tmp_path / "x.npy", text=["review"], progress=False)
+
+
+def test_readme_tells_how_a_csv_or_parquet_reference_reads_free_text() -> None:
+    """README said a CSV or Parquet reference still read free text as categorical, and to build
+    the reference in code for now."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    free_text = readme[readme.index("**Free text**"):readme.index("**Embeddings**")]
+    assert "in code with `Reference.from_arrays` for now" not in free_text
+    for said in ("`--text review,title`", "`reference.text: []`", "1,000,000 distinct words", "kind: text"):
+        assert said in free_text, said
+    assert "`reference.text`" in readme[:readme.index("**Free text**")]
