@@ -22,7 +22,7 @@ SHARED: dict[str, tuple[dict[str, Any], str, str]] = {
                                         "queue.capacityy", "unknown key"),
     "a section that is no mapping": ({"rules": 5, "models": TWO}, "rules", "must be a mapping"),
     "window": ({"window": "0s", "models": TWO}, "window", "must be positive"),
-    "features": ({"features": [{"name": "x", "kind": "foo"}], "models": TWO}, "features[0].kind", "numeric, categorical or text"),
+    "features": ({"features": [{"name": "x", "kind": "foo"}], "models": TWO}, "features[0].kind", "numeric, categorical, text or tensor"),
     "external_labels": ({"rules": {"external_labels": {"cluster": 1}}, "models": [{"model": "a", "rules": {"files": []}}]},
                         "rules.external_labels", "string values"),
 }
