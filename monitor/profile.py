@@ -342,6 +342,11 @@ class Profile:
     #: built from a file with a free-text column gave no live text its ``oov_share``, and its
     #: reference read the descriptors as numeric features no live row has.
     vocabularies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The tensor features (images, audio: :mod:`monitor.tensor`), whose descriptors
+    #: (``input.mean``...) are among :attr:`numeric`. Without them a saved profile of an image
+    #: reference read its descriptors as plain numeric features, and every live batch of images
+    #: was refused as wrong_shape ("expected rows of 7 features").
+    tensor_names: tuple[str, ...] = ()
 
     @property
     def numeric_names(self) -> tuple[str, ...]:
@@ -388,8 +393,11 @@ class Profile:
         b = _Builder(reference.numeric_names, reference.categorical_names, n_bins=n_bins, max_rows=max(len(reference), 1),
                      seed=seed)
         b.add(reference.numeric, reference.categorical, reference.scores, reference.labels)
-        return b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis,
-                        vocabularies=reference.vocabularies)
+        profile = b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis,
+                           vocabularies=reference.vocabularies)
+        if reference.tensor_names:
+            profile = dataclasses.replace(profile, tensor_names=tuple(reference.tensor_names))
+        return profile
 
     def to_reference(self) -> Reference:
         """A :class:`Reference` of the kept sample rows, carrying this profile (exact statistics)
@@ -398,11 +406,12 @@ class Profile:
         if self.sample is not None:
             s = self.sample
             ref = Reference(s.numeric, s.categorical, s.numeric_names, s.categorical_names, s.scores, s.labels, s.classes,
-                            vocabularies=vocabularies)
+                            vocabularies=vocabularies, tensor_names=tuple(self.tensor_names))
         else:
             ref = Reference(np.empty((0, len(self.numeric))), np.empty((0, len(self.categorical)), dtype=object),
                             self.numeric_names, self.categorical_names,
-                            classes=self.outputs.classes if self.outputs else (), vocabularies=vocabularies)
+                            classes=self.outputs.classes if self.outputs else (), vocabularies=vocabularies,
+                            tensor_names=tuple(self.tensor_names))
         ref.profile = self
         return ref
 
@@ -451,6 +460,8 @@ class Profile:
                 arrays["sample.labels"] = lab.astype(np.str_) if lab.dtype == object else lab
         if self.vocabularies:  # only then: a profile without text is written as before
             meta["vocabularies"] = {str(k): list(v) for k, v in self.vocabularies.items()}
+        if self.tensor_names:  # likewise
+            meta["tensor_names"] = list(self.tensor_names)
         arrays["meta.json"] = np.frombuffer(json.dumps(meta, allow_nan=True).encode(), dtype=np.uint8)
         path = Path(path)
         if path.suffix != ".npz":
@@ -522,8 +533,27 @@ class Profile:
                                arrays.get("sample.scores") if sm.get("has_scores") else None,
                                arrays.get("sample.labels") if sm.get("has_labels") else None, tuple(sm.get("classes", ())))
         vocabularies = _vocabularies_from(path, meta.get("vocabularies", {}), tuple(f.name for f in numeric))
+        tensors = _tensor_names_from(path, meta.get("tensor_names", []), tuple(f.name for f in numeric))
+        if sample is not None and tensors:
+            sample = dataclasses.replace(sample, tensor_names=tensors)
         return canonical_profile(cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca,
-                                     sample, dict(meta.get("meta", {})), int(meta["version"]), vocabularies))
+                                     sample, dict(meta.get("meta", {})), int(meta["version"]), vocabularies, tensors))
+
+
+def _tensor_names_from(path: str | Path, saved: Any, numeric_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The tensor features a profile saved, checked: names whose descriptors are among the numeric
+    features (else the reference would name a tensor feature no detector finds)."""
+    from monitor.tensor import descriptor_names
+
+    if not isinstance(saved, list) or not all(isinstance(n, str) for n in saved):
+        raise ProfileError(f"{path}: damaged profile (its tensor_names are not a list of names); rebuild it from "
+                           "the reference (Profile.from_reference(ref).save(path))")
+    for name in saved:
+        absent = [n for n in descriptor_names(name) if n not in numeric_names]
+        if absent:
+            raise ProfileError(f"{path}: damaged profile (tensor feature {name!r} without its descriptors "
+                               f"{', '.join(absent)}); rebuild it from the reference (Profile.from_reference(ref).save(path))")
+    return tuple(saved)
 
 
 def _vocabularies_from(path: str | Path, saved: Any, numeric_names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

@@ -602,7 +602,7 @@ _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
 #: Fields added later that are left out of the identity while empty: a profile, or its sample (a
 #: Reference), without text or tensor features keeps the fingerprint it had before they existed.
 _ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies", "tensor_names"}),
-                                                  "Profile": frozenset({"vocabularies"})}
+                                                  "Profile": frozenset({"vocabularies", "tensor_names"})}
 
 
 def _without_summaries(tree: Any, descriptive: bool = False) -> Any:

@@ -264,3 +264,40 @@ def test_a_reference_of_images_adopted_from_a_checkpoint_reads_live_images(tmp_p
         assert restarted.store.value("monitor_detector_errors", {"detector": "input_drift"}) == 0
     finally:
         restarted.close()
+
+
+def test_a_saved_profile_of_images_keeps_its_tensor_feature(tmp_path) -> None:
+    """A sidecar reads its reference from a saved profile (``reference.path``): saved without its
+    tensor feature, the profile's descriptors were plain numeric features, and every live batch of
+    images was refused as wrong_shape ("expected rows of 7 features")."""
+    import yaml
+
+    from monitor.profile import Profile, ProfileError
+
+    x = _images(300)
+    path = Profile.from_reference(Reference.from_arrays(x, scores=_probs(x))).save(tmp_path / "ref.npz")
+    loaded = Profile.load(path)
+    assert loaded.tensor_names == ("input",) and loaded.to_reference().tensor_names == ("input",)
+    (tmp_path / "monitor.yaml").write_text(yaml.safe_dump({"model": "cnn", "reference": {"path": "ref.npz"}}))
+    mon = Monitor.from_config(tmp_path / "monitor.yaml", registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        mon.observe(_images(), _probs(range(16)))
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 16
+        assert not mon.store.value("monitor_rows_rejected", {"reason": "wrong_shape"})
+    finally:
+        mon.close()
+    # without images, a profile is written as before: no tensor_names in it
+    plain = Profile.from_reference(Reference.from_arrays(RNG.normal(size=(100, 3))))
+    assert plain.tensor_names == () and Profile.load(plain.save(tmp_path / "plain.npz")).tensor_names == ()
+    # a damaged list is refused naming the rebuild
+    import json
+
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(arrays["meta.json"].tobytes())
+    meta["tensor_names"] = ["image"]  # a feature whose descriptors the profile lacks
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ProfileError, match="tensor feature 'image' without its descriptors"):
+        Profile.load(tmp_path / "bad.npz")
