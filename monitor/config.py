@@ -550,7 +550,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")
     if kind not in OUTPUT_KINDS:
-        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores")
+        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores, multilabel for one independent probability per label")
     classes_raw = out_raw.get("classes", [])
     if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
         classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings

@@ -100,6 +100,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         if kinds is not None and d.kind not in kinds:
             continue
         params = dict(d.params)
+        _check_multilabel_fit(cfg, d, i)
         if blind(d):
             if cfg.detectors is None:
                 continue  # a default: left out, as the warning above says
@@ -129,6 +130,29 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
             if count is not None and count():
                 break
     return detectors
+
+
+#: Detectors that read each row as one answer (argmax, softmax confidence, the class mix, labels of
+#: one class) or as a regression value: a multi-label model's rows are neither.
+_SINGLE_ANSWER = frozenset({"confidence", "calibration", "segments", "confidence_drift", "prediction_drift",
+                            "accuracy_estimation", "probing", "regression", "output_drift"})
+
+
+def _check_multilabel_fit(cfg: MonitorConfig, d: Any, index: int) -> None:
+    """Refuse a listed detector that misreads the model's outputs: a single-answer detector on a
+    multi-label model (its argmax of independent labels, its confidence of a row that sums to 2,
+    would be figures of another model), or ``multilabel`` on a model of another output kind."""
+    multilabel = cfg.output.is_multilabel
+    if multilabel and d.kind in _SINGLE_ANSWER:
+        raise ConfigError(d.key or f"detectors[{index}]",
+                          f"{d.kind} reads each row as one answer, and output.kind: multilabel rows hold one independent "
+                          "probability per label", "remove this entry: the multilabel detector watches each label's rate, "
+                          "cardinality and drift", cfg.source)
+    if d.kind == "multilabel" and not multilabel:
+        raise ConfigError(d.key or f"detectors[{index}]",
+                          f"multilabel reads rows of independent label probabilities, and output.kind is {cfg.output.kind}",
+                          "set output.kind: multilabel if each column is an independent probability, else remove this entry",
+                          cfg.source)
 
 
 #: Detectors that read the inputs as the reference's features (by name; probing by position).

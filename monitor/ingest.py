@@ -77,9 +77,10 @@ class BatchBuilder:
         # for a binary model), else the width of the first batch with a row that decoded. Rows of
         # another width are refused here, before a detector holding state of the model's width
         # sees them.
-        self._scores = output.kind in ("probabilities", "logits")
+        self._scores = output.kind in ("probabilities", "logits", "multilabel")
         k = len(output.classes)
-        self._score_widths: frozenset[int] | None = frozenset({k, 1} if k == 2 else {k}) if self._scores and k else None
+        binary = k == 2 and not output.is_multilabel  # one column is P(positive) of a binary model, not one label of two
+        self._score_widths: frozenset[int] | None = frozenset({k, 1} if binary else {k}) if self._scores and k else None
         #: What the first row object whose keys are no feature, while features are missing from it
         #: (a misspelled key, a renamed column, OIP v2 tensors named otherwise), said: its values
         #: are not read and the features count as missing, which alone never named the key sent.
@@ -519,7 +520,7 @@ class BatchBuilder:
         if self._score_widths is None and self._scores and decoded.valid.any():
             width = raw.shape[-1] if raw.ndim >= 2 else 1
             # a binary model's P(positive) alone or both columns: either, as with two configured classes
-            self._score_widths = frozenset({1, 2} if width in (1, 2) else {width})
+            self._score_widths = frozenset({1, 2} if width in (1, 2) and not self.output.is_multilabel else {width})
         for reason, n in decoded.reasons.items():
             result.rejected[reason] = result.rejected.get(reason, 0) + n
             result.details.setdefault(reason, decoded.details.get(reason, ""))

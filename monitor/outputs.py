@@ -159,6 +159,7 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
     n = raw.shape[0]
     valid = np.ones(n, dtype=bool)
     reasons: dict[str, int] = {}
+    details: dict[str, str] = {}
     if 0 in raw.shape[1:]:  # no class, no member, no value: nothing to read (and means of nothing are NaN)
         valid[:] = False
         return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
@@ -190,6 +191,8 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
     except (TypeError, ValueError):
         valid[:] = False
         return DecodedOutputs(valid, {"non_numeric_output": n})
+    if spec.kind == "multilabel":
+        return _decode_multilabel(x, valid, reasons, classes)
     if spec.kind == "regression":
         if spec.quantiles and x.ndim == 2 and x.shape[1] == len(spec.quantiles):
             # Quantile regression fits each level apart, so predicted quantiles may cross; sorting
@@ -272,7 +275,12 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
     if spec.kind == "probabilities":
         _reject(valid, reasons, (x_scores < -1e-9).any(axis=1) | (x_scores > 1 + 1e-9).any(axis=1), "probability_out_of_range")
         sums = x_scores.sum(axis=1)
-        _reject(valid, reasons, np.abs(sums - 1.0) > SUM_TOLERANCE, "probabilities_not_normalised")
+        unnormalised = np.abs(sums - 1.0) > SUM_TOLERANCE
+        if (unnormalised & valid).any() and x_scores.shape[1] >= 2:
+            details["probabilities_not_normalised"] = (
+                f"rows of {x_scores.shape[1]} values in [0, 1] that do not sum to 1 (e.g. sum {float(sums[unnormalised & valid][0]):.3g}): "
+                "a multi-label model (one independent probability per label, a sigmoid each) needs output.kind: multilabel")
+        _reject(valid, reasons, unnormalised, "probabilities_not_normalised")
         safe = np.where(sums > 0, sums, 1.0)
         x_scores = np.clip(x_scores, 0.0, 1.0) / safe[:, None]
     if not classes.ensure(x_scores.shape[1]):
@@ -282,4 +290,27 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
             f"learned (each class is a series of the per-class metrics); list the model's {x_scores.shape[1]} classes "
             "under output.classes")})
     predicted = x_scores.argmax(axis=1)
-    return DecodedOutputs(valid, reasons, scores=x_scores, logits=logits, members=members, predicted=predicted)
+    return DecodedOutputs(valid, reasons, scores=x_scores, logits=logits, members=members, predicted=predicted,
+                          details=details)
+
+
+def _decode_multilabel(x: np.ndarray, valid: np.ndarray, reasons: dict[str, int], classes: ClassIndex) -> DecodedOutputs:
+    """Rows of ``k`` independent label probabilities, kept as they are (no softmax, no
+    renormalising: that would make another model). Each value must be finite and in [0, 1];
+    there is no predicted class (a row may hold any number of labels)."""
+    n = x.shape[0]
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        valid[:] = False
+        return DecodedOutputs(valid, {"output_shape": n}, details={"output_shape": (
+            f"outputs of shape {x.shape[1:]} per row; output.kind: multilabel reads one probability per label per row")})
+    _reject(valid, reasons, ~np.isfinite(x).all(axis=1), "nan_output")
+    x = np.where(np.isfinite(x), x, 0.0)
+    _reject(valid, reasons, ((x < -1e-9) | (x > 1 + 1e-9)).any(axis=1), "probability_out_of_range")
+    if not classes.ensure(x.shape[1]):
+        valid[:] = False
+        return DecodedOutputs(valid, {"too_many_classes": n}, details={"too_many_classes": (
+            f"outputs of {x.shape[1]} columns, and without output.classes at most {classes.cap} labels are learned; "
+            f"list the model's {x.shape[1]} labels under output.classes")})
+    return DecodedOutputs(valid, reasons, scores=np.clip(x, 0.0, 1.0))

@@ -45,7 +45,9 @@ REJECTION_HINTS: dict[str, str] = {
                           "scores with watch(..., outputs=lambda result: ...)",
     "labels_as_probabilities": "decorate the function that returns probabilities (predict_proba), or for a model "
                                "that returns class labels set output.kind: labels in the config",
-    "probabilities_not_normalised": "rows of probabilities must sum to 1; for raw scores set output.kind: logits",
+    "probabilities_not_normalised": "rows of probabilities must sum to 1; for a multi-label model (each column an "
+                                    "independent probability, a sigmoid per label) set output.kind: multilabel; for "
+                                    "raw scores set output.kind: logits",
     "probability_out_of_range": "probabilities must lie in [0, 1]; for raw scores set output.kind: logits, for a "
                                 "regression model's values output.kind: regression (in code: Monitor(..., "
                                 "config={\"output\": {\"kind\": \"regression\"}}))",

@@ -18,8 +18,10 @@ FEATURE_KINDS = ("numeric", "categorical", "text", "tensor")
 #: ``probabilities``: class probabilities (n, k), or one column (n,)/(n, 1) = P(positive) for binary;
 #: ``logits``: raw scores turned into probabilities by softmax (sigmoid for one column);
 #: ``labels``: predicted labels only; ``regression``: real values, optionally (n, 2) intervals
-#: (value, lower, upper as (n, 3)) or (n, q) quantiles when ``OutputSpec.quantiles`` is set.
-OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression")
+#: (value, lower, upper as (n, 3)) or (n, q) quantiles when ``OutputSpec.quantiles`` is set;
+#: ``multilabel``: (n, k) independent probabilities, one per label (a sigmoid per label: tagging,
+#: toxicity categories, medical codes), whose rows need not sum to one.
+OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ class OutputSpec:
     kind
         One of :data:`OUTPUT_KINDS`.
     classes
-        Class names in column order (classifiers). Learned as ``0..k-1`` when not given.
+        Class names in column order (classifiers; for ``multilabel``, the label of each column).
+        Learned as ``0..k-1`` when not given.
     samples_axis
         For ensembles / MC-dropout: outputs shaped ``(n, samples, k)`` (or ``(samples, k)`` for one
         row) have their members on this axis.
@@ -136,3 +139,9 @@ class OutputSpec:
     @property
     def is_classifier(self) -> bool:
         return self.kind != "regression"
+
+    @property
+    def is_multilabel(self) -> bool:
+        """Whether each output column is an independent probability (``multilabel``): the
+        single-label detectors (argmax, softmax confidence, class mix) do not apply to it."""
+        return self.kind == "multilabel"

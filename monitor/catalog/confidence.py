@@ -142,7 +142,17 @@ REGRESSION_SEGMENT_QUANTILE_COVERAGE = "monitor_regression_segment_quantile_cove
 REGRESSION_SEGMENT_MAX_MAE_GAP = "monitor_regression_segment_max_mae_gap"
 REGRESSION_SEGMENT_MAX_MAE_GAP_Z = "monitor_regression_segment_max_mae_gap_zscore"
 
+MULTILABEL_CONFIDENCE = "monitor_multilabel_confidence_ratio"
+MULTILABEL_ROWS = "monitor_multilabel_rows_in_window"
+MULTILABEL_POSITIVE_RATE = "monitor_multilabel_positive_rate_ratio"
+MULTILABEL_REFERENCE_POSITIVE_RATE = "monitor_multilabel_reference_positive_rate_ratio"
+MULTILABEL_PROBABILITY_MEAN = "monitor_multilabel_probability_mean_ratio"
+MULTILABEL_CARDINALITY = "monitor_multilabel_cardinality_mean"
+MULTILABEL_REFERENCE_CARDINALITY = "monitor_multilabel_reference_cardinality_mean"
+MULTILABEL_DRIFT_PVALUE = "monitor_multilabel_drift_pvalue"
+
 _C = "confidence"
+_ML = "multilabel"
 _CAL = "calibration"
 _SEG = "segments"
 _REG = "regression"
@@ -458,4 +468,32 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(REGRESSION_SEGMENT_MAX_MAE_GAP_Z, GAUGE,
                "Welch's z statistic of that largest MAE difference between segments: above 4 is not noise; +Inf when neither segment's errors vary and they differ.",
                labels=("high", "low"), concern=_REG, unit="none", max_series=1),
+    # multi-label models (output.kind: multilabel): one independent probability per label
+    MetricSpec(MULTILABEL_CONFIDENCE, HISTOGRAM,
+               "max(p, 1 - p) of every label decision of every row of a multi-label model: how sure it is of each "
+               "label's presence or absence (0.5 is a coin toss).",
+               buckets=CONFIDENCE_BUCKETS, concern=_ML, unit="percentunit"),
+    MetricSpec(MULTILABEL_ROWS, GAUGE, "Rows of a multi-label model in the multilabel detector's sliding window.",
+               concern=_ML),
+    MetricSpec(MULTILABEL_POSITIVE_RATE, GAUGE,
+               "Share of the window's rows whose probability of the label is at least the threshold (0.5 by default); "
+               "absent below min_rows rows.",
+               labels=("label",), concern=_ML, unit="percentunit", max_series=1000),
+    MetricSpec(MULTILABEL_REFERENCE_POSITIVE_RATE, GAUGE,
+               "The same positive rate of each label on the reference's scores, for comparison.",
+               labels=("label",), concern=_ML, unit="percentunit", max_series=1000),
+    MetricSpec(MULTILABEL_PROBABILITY_MEAN, GAUGE,
+               "Mean probability of each label over the window; absent below min_rows rows.",
+               labels=("label",), concern=_ML, unit="percentunit", max_series=1000),
+    MetricSpec(MULTILABEL_CARDINALITY, GAUGE,
+               "Mean number of labels per row over the window (label cardinality: probabilities at least the threshold); "
+               "absent below min_rows rows.",
+               concern=_ML),
+    MetricSpec(MULTILABEL_REFERENCE_CARDINALITY, GAUGE, "The same label cardinality on the reference's scores.",
+               concern=_ML),
+    MetricSpec(MULTILABEL_DRIFT_PVALUE, GAUGE,
+               "p-value of the chi-squared test of the label's positive count in the window against the reference's "
+               "(Monte-Carlo conditional on the margins when an expected count is under 10), times the number of labels "
+               "(Bonferroni, at most 1): compare with alpha directly. Absent below min_rows rows or without reference scores.",
+               labels=("label",), concern=_ML, unit="none", max_series=1000),
 )

@@ -23,7 +23,10 @@ log = logging.getLogger("monitor")
 
 # requirement: what the reference must hold ("none", "inputs", "inputs2" = >= 2 numeric
 # features, "scores", "labels" = scores and labels, "numeric" = scores and >= 1 numeric feature)
-CLF, REG, BOTH = "classifier", "regression", "both"
+# "classifier" is a single-label one (probabilities, logits, labels); "multilabel" a model of one
+# independent probability per label, which the single-label detectors (argmax, softmax
+# confidence, class mix) misread; "both" applies to every model
+CLF, REG, ML, BOTH = "classifier", "regression", "multilabel", "both"
 
 #: (kind, requirement, applies to)
 DEFAULTS: tuple[tuple[str, str, str], ...] = (
@@ -40,7 +43,16 @@ DEFAULTS: tuple[tuple[str, str, str], ...] = (
     ("output_drift", "scores", REG),
     ("output_repeats", "none", BOTH),
     ("probing", "numeric", CLF),
+    ("multilabel", "none", ML),
 )
+
+
+def _applies(applies: str, output: "OutputSpec") -> bool:
+    """Whether a default for models of kind ``applies`` runs on a model of ``output``."""
+    if applies == BOTH:
+        return True
+    model = ML if output.is_multilabel else CLF if output.is_classifier else REG
+    return applies == model
 
 
 def _min_reference_rows(kind: str, reference: "Reference") -> int:
@@ -106,7 +118,7 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
     out = []
     missing: dict[str, list[str]] = {}
     for kind, requirement, applies in DEFAULTS:
-        if kind not in KINDS or not (applies == BOTH or (applies == CLF) == output.is_classifier):
+        if kind not in KINDS or not _applies(applies, output):
             continue
         if not _meets(requirement, reference):
             if reference is not None and report:  # reported by what the reference lacks first
@@ -160,8 +172,8 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
     requirement = next((r for k, r, _ in DEFAULTS if k == kind), "none")
     if applies is None:
         return f"{kind} is never a default: list it under detectors: (with the other detectors to run)"
-    if not (applies == BOTH or (applies == CLF) == output.is_classifier):
-        what = "classifiers" if applies == CLF else "regression models"
+    if not _applies(applies, output):
+        what = {CLF: "single-label classifiers", REG: "regression models", ML: "multi-label models"}[applies]
         return f"{kind} is a default for {what} only; list it under detectors: to run it on this model"
     if reference is None:
         return f"{kind} calibrates on a reference and none is configured. Fix: reference.path (held-out rows and the model's outputs on them)"

@@ -23,6 +23,8 @@ KINDS: dict[str, str] = {
     "segments": "monitor.detectors.segments:SegmentDetector",
     "regression": "monitor.detectors.regression:RegressionDetector",
     "output_repeats": "monitor.detectors.repetition:OutputRepeatDetector",
+    # multi-label models (output.kind: multilabel): per-label rates, cardinality, rate drift
+    "multilabel": "monitor.detectors.multilabel:MultilabelDetector",
     # input drift, output drift, multivariate drift, data quality (issue 4)
     "input_drift": "monitor.detectors.drift:FeatureDriftDetector",
     "output_drift": "monitor.detectors.output_drift:OutputDriftDetector",
