@@ -36,16 +36,16 @@ def test_a_connection_idle_past_uvicorns_keepalive_is_not_reused(tmp_path: Any, 
     up = AppServer(_counting_upstream(peers))
     s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=up.url)
     try:
-        assert http("POST", s.url + "/ping", b"{}").status == 200
-        # the connection goes back to the pool once the answer is relayed, which on a loaded
-        # machine came after this client's next request (a second connection, rightly): a pause
-        # far below the idle bound lets it back first
-        time.sleep(0.5)
-        assert http("POST", s.url + "/ping", b"{}").status == 200
-        assert len(peers) == 1  # reused while fresh
+        for _ in range(4):  # fresh connections are reused: four requests need at most two
+            assert http("POST", s.url + "/ping", b"{}").status == 200
+            time.sleep(0.2)
+        # (two, not one: on a loaded machine a connection went back to the pool only after the
+        # next request had come, and that request rightly opened another)
+        assert len(peers) <= 2, peers
+        fresh = set(peers)
         time.sleep(4.6)  # past the proxy's idle bound, before uvicorn's 5 s
         assert http("POST", s.url + "/ping", b"{}").status == 200
-        assert len(peers) == 2, peers
+        assert peers - fresh, f"a connection idle for 4.6 s was reused: {peers}"
     finally:
         s.close()
         up.close()
