@@ -1,4 +1,4 @@
-"""Worker cost of free-text inputs: the descriptors computed for each text, against numbers.
+"""Worker cost of free-text and tensor (image) inputs: the descriptors computed per row, against numbers.
 
 A text feature is described in the worker by a Python loop over its texts
 (:func:`monitor.text.describe`: length, words, non_letter_share, non_ascii_share, and oov_share
@@ -9,10 +9,14 @@ in one run, the worker's cost per row of building batches (:meth:`BatchBuilder.b
 - **text N chars**: a list of texts a call (a text classifier's ``predict(texts)``), each of about
   N characters (10, 100, 1,000), with the reference's vocabulary (``oov_share`` included);
 
-and each one's ratio to the numeric path, plus the cost of :func:`describe` alone per text. No
-timed assertion: the figures are for the README ("Free text") and depend on the machine.
+- **images**: arrays of 3 x 32 x 32 and 3 x 224 x 224 images a call, uint8 and float32 (an image
+  model's ``predict(x)``; :func:`monitor.tensor.describe` in the worker);
 
-Run: ``python benchmarks/bench_text_descriptors.py`` (about 20 seconds; ``--quick`` for less).
+and each one's ratio to the numeric path, plus the cost of :func:`describe` alone per text. No
+timed assertion: the figures are for the README ("Free text", "Images, audio, sequences") and
+depend on the machine.
+
+Run: ``python benchmarks/bench_descriptors.py`` (about a minute; ``--quick`` for less).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from monitor.text import describe  # noqa: E402
 #: Rows a call, and calls a worker batch (the worker drains the queue in batches).
 ROWS_PER_CALL, CALLS_PER_BATCH = 32, 16
 LENGTHS = (10, 100, 1000)
+#: Images a call (an image model's batch).
+IMAGES_PER_CALL = 16
 
 
 def _words(rng: np.random.Generator, n: int = 5000) -> np.ndarray:
@@ -56,12 +62,13 @@ def _texts(rng: np.random.Generator, words: np.ndarray, chars: int, n: int) -> l
 def _per_row(builder: BatchBuilder, batches: list[list[tuple]], repeats: int) -> float:
     """Best of ``repeats`` passes over ``batches``: seconds per row of :meth:`BatchBuilder.build`."""
     rows = sum(len(ev[2]) for batch in batches for ev in batch)
+    per_batch = sum(len(ev[2]) for ev in batches[0])
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for batch in batches:
             result = builder.build(batch)
-            assert result.batch is not None and len(result.batch) == ROWS_PER_CALL * CALLS_PER_BATCH, result.errors
+            assert result.batch is not None and len(result.batch) == per_batch, result.errors
         best = min(best, time.perf_counter() - start)
     return best / rows
 
@@ -102,6 +109,14 @@ def main() -> None:
             describe(flat, voc)
             alone = min(alone, (time.perf_counter() - start) / len(flat))
         print(f"{f'text, {chars} chars':<22}{cost * 1e6:>14.2f}{cost / base:>11.1f}{alone * 1e6:>18.2f}")
+    image_scores = scores[:IMAGES_PER_CALL]
+    for side, dtype in ((32, np.uint8), (32, np.float32), (224, np.uint8), (224, np.float32)):
+        n_calls = max(2, calls // (8 if side > 100 else 1))
+        images = [(rng.uniform(0, 255, (IMAGES_PER_CALL, 3, side, side))).astype(dtype) for _ in range(n_calls)]
+        builder = BatchBuilder(Schema((Feature("image", "tensor"),)), output)
+        cost = _per_row(builder, _events(images, image_scores), repeats)
+        label = f"image 3x{side}x{side} {np.dtype(dtype).name}"
+        print(f"{label:<22}{cost * 1e6:>14.2f}{cost / base:>11.1f}{'-':>18}")
 
 
 if __name__ == "__main__":
