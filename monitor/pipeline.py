@@ -8,7 +8,6 @@ log gives the same metrics and alerts as the live traffic did.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from monitor.batch import LabeledBatch
 from monitor.events import ERROR, FEEDBACK, PREDICTION
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
+from monitor.windows import rows_outside_window
 from monitor.labels import LabelJoiner, is_class_label
 from monitor.log_model import names_its_model
 from monitor.once import Once
@@ -101,16 +101,6 @@ def detector_label(det: "Detector") -> str:
     """The ``detector`` label of ``det``'s series in ``monitor_detector_errors_total``: its name,
     else its kind, else its class name."""
     return getattr(det, "name", None) or det.kind or type(det).__name__
-
-
-def rows_outside_window(ts: np.ndarray, now: float, window_s: float, n_slots: int = 12) -> int:
-    """How many event times ``ts`` lie before a window of ``window_s`` (``n_slots`` slots, as the
-    detectors' :class:`~monitor.windows.SlidingWindow`) that ends at ``now``: rows that no windowed
-    figure will count, which the windows drop with only their own, unexported, ``expired``."""
-    if ts.size == 0 or not math.isfinite(now) or window_s <= 0:
-        return 0
-    slot_s = window_s / n_slots
-    return int(np.count_nonzero(np.floor(ts / slot_s) <= math.floor(now / slot_s) - n_slots))
 
 
 def _rows_of(event: tuple[Any, ...], one_feature: bool = False) -> int:

@@ -17,7 +17,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SlidingWindow"]
+__all__ = ["DEFAULT_SLOTS", "SlidingWindow", "rows_outside_window"]
+
+#: Slots of a window unless told otherwise: the window slides by a twelfth of its length.
+DEFAULT_SLOTS = 12
+
+
+def _behind(ts: np.ndarray, head_slot: Any, slot_s: float, n_slots: int) -> int:
+    """How many of ``ts`` fall in a slot at or before ``head_slot - n_slots``: outside a window
+    whose newest slot is ``head_slot`` (the one rule for what a window no longer holds)."""
+    return int(np.count_nonzero(np.floor(ts / slot_s) <= head_slot - n_slots))
+
+
+def rows_outside_window(ts: np.ndarray, now: float, window_s: float, n_slots: int = DEFAULT_SLOTS) -> int:
+    """How many event times ``ts`` lie before a window of ``window_s`` (``n_slots`` slots, as
+    :class:`SlidingWindow` cuts it) that ends at ``now``: rows no windowed figure will count."""
+    if ts.size == 0 or not math.isfinite(now) or window_s <= 0:
+        return 0
+    slot_s = window_s / n_slots
+    return _behind(ts, math.floor(now / slot_s), slot_s, n_slots)
 
 
 class SlidingWindow:
@@ -44,7 +62,7 @@ class SlidingWindow:
     [0.0, 0.0, 0.0]
     """
 
-    def __init__(self, window_s: float, shape: tuple[int, ...] = (), n_slots: int = 12) -> None:
+    def __init__(self, window_s: float, shape: tuple[int, ...] = (), n_slots: int = DEFAULT_SLOTS) -> None:
         if window_s <= 0 or n_slots < 1:
             raise ValueError("window_s must be > 0 and n_slots >= 1")
         self.window_s = float(window_s)
@@ -76,7 +94,7 @@ class SlidingWindow:
         if math.isfinite(oldest) and math.isfinite(end) and math.floor(oldest) > max(self._head, math.floor(end)) - self.n_slots:
             return 0
         head = self._head if now is None else np.maximum(self._head, np.floor(now / self._slot_s))
-        return int(np.count_nonzero(np.floor(ts / self._slot_s) <= head - self.n_slots))
+        return _behind(ts, head, self._slot_s, self.n_slots)
 
     def advance(self, now: float) -> None:
         """Slide the window so that it ends at ``now`` (expired slots are zeroed)."""

@@ -12,7 +12,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
-from monitor.pipeline import rows_outside_window
+from monitor.windows import rows_outside_window
 from monitor.windows import SlidingWindow
 
 
