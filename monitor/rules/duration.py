@@ -107,39 +107,9 @@ def format_go_duration(seconds: float) -> str:
     """Format seconds like Go's ``time.Duration.String`` (``0s``, ``1m0s``, ``1h0m0s``, ``1.5s``).
 
     promtool prints evaluation errors with this format (``time: 0s``), so the unit-test runner
-    uses it to produce the same text.
+    uses it to produce the same text: :func:`monitor.rules.gotime.go_duration_string` of the
+    nanoseconds, the one implementation (alert templates print a ``Sub`` with it).
     """
-    ns = int(round(seconds * 1e9))
-    if ns == 0:
-        return "0s"
-    neg = ns < 0
-    u = -ns if neg else ns
-    if u < 1_000_000_000:
-        # Sub-second: one unit with a fraction (ns, µs, ms).
-        if u < 1000:
-            body = f"{u}ns"
-        elif u < 1_000_000:
-            body = _frac(u, 1000) + "µs"
-        else:
-            body = _frac(u, 1_000_000) + "ms"
-        return ("-" if neg else "") + body
-    secs_total, frac_ns = divmod(u, 1_000_000_000)
-    h, rem = divmod(secs_total, 3600)
-    m, s = divmod(rem, 60)
-    sec = str(s)
-    if frac_ns:
-        sec += ("." + f"{frac_ns:09d}").rstrip("0")
-    body = f"{sec}s"
-    if h or m:
-        body = f"{m}m" + body
-    if h:
-        body = f"{h}h" + body
-    return ("-" if neg else "") + body
+    from monitor.rules.gotime import go_duration_string
 
-
-def _frac(value: int, unit: int) -> str:
-    whole, frac = divmod(value, unit)
-    if not frac:
-        return str(whole)
-    width = len(str(unit)) - 1
-    return f"{whole}." + f"{frac:0{width}d}".rstrip("0")
+    return go_duration_string(int(round(seconds * 1e9)))
