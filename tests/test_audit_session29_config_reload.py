@@ -88,3 +88,26 @@ def test_a_reload_fails_for_a_reference_file_that_is_gone(tmp_path: Path) -> Non
         assert sample(s.metrics(), "monitor_config_last_reload_successful", model="_sidecar") == 0
     finally:
         s.close()
+
+
+def test_a_reload_fails_for_a_reference_file_the_start_would_refuse(tmp_path: Path) -> None:
+    """A reference replaced by one that no longer loads (here a truncated ``.npz``) passed a reload
+    that checked only that the file was there: the next restart came up not ready. The reload
+    checks the file as ``monitor config check`` does (one function, monitor/config_files.py)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    config, raw, s = _serve(tmp_path)
+    try:
+        (tmp_path / "iris.npz").write_bytes(b"PK\x03\x04 not a whole zip")
+        config.write_text(yaml.safe_dump({**raw, "reference": {"path": "iris.npz"}}), encoding="utf-8")
+        r = http("POST", s.url + "/-/reload")
+        [warning] = r.json()["warnings"]
+        assert "model 'iris'" in warning and "reference.path" in warning and "iris.npz" in warning, warning
+        assert "a restart would not load the model" in warning and "Fix:" in warning, warning
+        assert sample(s.metrics(), "monitor_config_last_reload_successful", model="_sidecar") == 0
+        checked = CliRunner().invoke(main, ["config", "check", str(config)])
+        assert checked.exit_code == 1 and "reference.path" in checked.output, checked.output  # both say it
+    finally:
+        s.close()

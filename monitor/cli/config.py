@@ -26,6 +26,7 @@ def config() -> None:
 def check(paths: tuple[str, ...]) -> None:
     """Validate config files as `monitor serve` reads them; each is checked, exit 1 if any is invalid."""
     from monitor.config import ConfigError, load_config
+    from monitor.config_files import file_problems
 
     failed = False
     for path in paths:
@@ -35,7 +36,7 @@ def check(paths: tuple[str, ...]) -> None:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
-        problems = _server_problems(agent) + _file_problems(agent) + _detector_problems(agent)
+        problems = _server_problems(agent) + file_problems(agent) + _detector_problems(agent)
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
@@ -103,13 +104,13 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     The reference is loaded as the agent loads it when it is a saved profile (in moments) and
     the detectors are built on it; without ``reference.path`` they are built without one, as the
     agent would. Raw reference data (CSV, Parquet, arrays in an ``.npz``) is not profiled here (it
-    can take minutes, see :func:`_file_problems`); the detectors that read only its scores and
+    can take minutes, see :func:`monitor.config_files.file_problems`); the detectors that read only its scores and
     labels (:data:`_SCORES_ONLY`: the confidence and prediction drift, the accuracy estimate, the
     segments' estimates) are built on them as read (:func:`_raw_reference`), so that scores the
     agent would refuse at start (of 2 columns for 3 classes, outside [0, 1], NaN; labels that are
     no class) fail the check with the agent's words; the others that need the reference are not
     built, and a note says which. A reference that cannot be read is told by
-    :func:`_file_problems`; the detectors that need it are not built then."""
+    :func:`monitor.config_files.file_problems`; the detectors that need it are not built then."""
     import dataclasses
 
     from monitor.config import ConfigError
@@ -183,18 +184,19 @@ def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Re
     data whose outputs or labels are named (``reference.output_columns``, ``label_column``), its
     first 5,000 rows (the agent samples them from the whole file, which the check does not read);
     otherwise no rows, no scores and no labels, which the agent does not read from them either.
-    None when the file cannot be read (:func:`_file_problems` says why)."""
+    None when the file cannot be read (:func:`monitor.config_files.file_problems` says why)."""
     from pathlib import Path
 
     import numpy as np
 
+    from monitor.config_files import AGENT_SAMPLE_ROWS, TABLE_SUFFIXES
     from monitor.reference import Reference
 
     path = config.path
     if path is None:
         return None
     p = Path(path)
-    if p.suffix.lower() in _TABLE_SUFFIXES and (config.output_columns or config.label_column):
+    if p.suffix.lower() in TABLE_SUFFIXES and (config.output_columns or config.label_column):
         return _table_head(config, classes)
     if p.suffix.lower() != ".npz":
         return Reference(np.empty((0, 0)), np.empty((0, 0), dtype=object), ())
@@ -202,44 +204,31 @@ def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Re
 
     try:
         x, names, cat, cat_names, scores, labels = _read_npz(p)
-    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+    except Exception:  # noqa: BLE001 - file_problems tells what is wrong with the file
         return None
-    if len(x) > _AGENT_SAMPLE_ROWS:
+    if len(x) > AGENT_SAMPLE_ROWS:
         # the agent calibrates on a sample of these rows: judged on all of them, a bad row the sample
         # leaves out failed a config the agent runs (the final review); profiled as the agent does
         from monitor.profile import load_reference
 
         try:
             return load_reference(p)
-        except Exception:  # noqa: BLE001 - the agent's own error is _file_problems' to tell
+        except Exception:  # noqa: BLE001 - the agent's own error is file_problems' to tell
             return None
     return Reference(x, cat, names, cat_names, scores, labels)
-
-
-#: the suffixes of reference data read as a table of named columns (CSV, Parquet)
-_TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".pq")
-
-
-def _read_with_roles(config: ReferenceConfig) -> Any:
-    """:func:`monitor.profile.read_table` of a CSV / Parquet reference with its configured column
-    roles, as the agent's start reads it (chunks of the rows the agent keeps)."""
-    from monitor.profile import read_table
-
-    return read_table(config.path, output_columns=config.output_columns, label_column=config.label_column,
-                      exclude=config.exclude, categorical=config.categorical, chunk_rows=_AGENT_SAMPLE_ROWS,
-                      progress=False, text=config.text, head_vocabulary=True)
 
 
 def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference | None:
     """The first rows of a CSV / Parquet reference with its configured column roles, as a
     :class:`Reference` whose classes are named as the agent's start names them
     (:func:`monitor.profile.load_reference`: ``output.classes`` when as many, else the columns)."""
+    from monitor.config_files import read_reference_table
     from monitor.reference import Reference
 
     try:
-        num_names, cat_names, chunks = _read_with_roles(config)
+        num_names, cat_names, chunks = read_reference_table(config)
         head = next(chunks, None)
-    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+    except Exception:  # noqa: BLE001 - file_problems tells what is wrong with the file
         return None
     if head is None:
         return None
@@ -249,36 +238,10 @@ def _table_head(config: ReferenceConfig, classes: tuple[str, ...]) -> Reference 
                      vocabularies=head.vocabularies)
 
 
-def _table_problems(config: ReferenceConfig) -> list[str]:
-    """What the agent's start would refuse in a CSV / Parquet reference's header and first rows:
-    a configured column role naming no column, a ``pca_fit`` file lacking the reference's numeric
-    features (their outputs and labels read as features unless named)."""
-    from pathlib import Path
-
-    from monitor.profile import ProfileError, check_pca_fit_columns
-
-    try:
-        num_names, _, _ = _read_with_roles(config)
-    except ProfileError as err:
-        return [f"reference.path: {err}"]
-    if config.pca_fit is None or not Path(config.pca_fit).is_file():
-        return []
-    try:
-        check_pca_fit_columns(config.pca_fit, num_names)
-    except ProfileError as err:
-        return [f"reference.pca_fit: {err}"]
-    return []
-
-
-#: rows of raw reference data the agent keeps to calibrate on (``monitor reference build
-#: --keep-rows``' default, which the in-memory profile of raw data uses); up to it, all of them
-_AGENT_SAMPLE_ROWS = 5000
-
-
 def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
     """``("none", None)`` without a reference; ``("profile", reference)`` for a saved profile,
     loaded as the agent loads it; ``("raw", None)`` for raw reference data, which the check does
-    not profile; ``("unreadable", None)`` for a file :func:`_file_problems` reports."""
+    not profile; ``("unreadable", None)`` for a file :func:`monitor.config_files.file_problems` reports."""
     from pathlib import Path
 
     from monitor.profile import is_profile, load_reference
@@ -292,67 +255,5 @@ def _reference_for_check(path: str | None) -> tuple[str, Reference | None]:
         if p.suffix.lower() != ".npz" or not is_profile(p):
             return "raw", None
         return "profile", load_reference(p)
-    except Exception:  # noqa: BLE001 - _file_problems tells what is wrong with the file
+    except Exception:  # noqa: BLE001 - file_problems tells what is wrong with the file
         return "unreadable", None
-
-
-def _file_problems(agent: object) -> list[str]:
-    """The files a valid config points at, checked like the agent's start does: every rule file
-    must load (a missing or invalid one stops the agent), and the reference must exist; an ``.npz``
-    must load as the agent loads it: a profile is read, raw data in an ``.npz`` is read and checked
-    but not profiled (:func:`monitor.profile.check_npz_reference`). Other raw reference data is not
-    read here (a large CSV takes minutes); ``monitor reference show`` reads a profile."""
-    from pathlib import Path
-
-    from monitor.rules.loader import parse_rule_file
-
-    out: list[str] = []
-    for m in getattr(agent, "models", ()):
-        for f in m.rules.files:
-            if not Path(f).is_file():
-                what = "it is a folder, not a file" if Path(f).is_dir() else "it does not exist"  # a folder was "does not exist"
-                out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: {what}. Fix: correct the path (a relative "
-                           "one resolves against the config file's folder); for the shipped packs, name them under rules.packs "
-                           "instead (e.g. packs: [core]; `monitor rules packs` lists them), which a pip install carries too")
-                continue
-            _, errors = parse_rule_file(f)
-            out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
-        ref = m.reference.path
-        fit = m.reference.pca_fit
-        if fit is not None and not Path(fit).is_file():
-            out.append(f"model {m.model!r}: reference.pca_fit: {fit} does not exist. Fix: correct the path (a relative "
-                       "one resolves against the config file's folder)")
-        elif fit is not None and ref is not None and Path(ref).is_file():
-            from monitor.profile import ProfileError, check_pca_fit_target
-
-            try:
-                check_pca_fit_target(ref)
-            except ProfileError as err:
-                out.append(f"model {m.model!r}: {err}")
-        if ref is not None and Path(ref).is_file():
-            from monitor.profile import ProfileError, check_column_roles_target
-
-            rc = m.reference
-            try:
-                check_column_roles_target(ref, output_columns=rc.output_columns, label_column=rc.label_column,
-                                          exclude=rc.exclude, categorical=rc.categorical, text=rc.text)
-            except ProfileError as err:
-                out.append(f"model {m.model!r}: {err}")
-            if Path(ref).suffix.lower() in _TABLE_SUFFIXES:
-                out.extend(f"model {m.model!r}: {problem}" for problem in _table_problems(m.reference))
-        if ref is not None and not Path(ref).is_file():
-            what = "is a folder, not a file" if Path(ref).is_dir() else "does not exist"
-            out.append(f"model {m.model!r}: reference.path: {ref} {what}. Fix: build one with "
-                       "'monitor reference build' or correct the path")
-        elif ref is not None and Path(ref).suffix.lower() == ".npz":
-            # one that cannot be read passed this check, then `monitor serve` never became ready
-            from monitor.profile import ProfileError, check_npz_reference
-
-            try:
-                check_npz_reference(ref)
-            except ProfileError as err:  # its message names what is wrong and the fix
-                out.append(f"model {m.model!r}: reference.path: {err}")
-            except Exception as err:  # noqa: BLE001 - whatever stops the agent's start stops the check
-                out.append(f"model {m.model!r}: reference.path: {ref} cannot be read ({type(err).__name__}: {err}). "
-                           "Fix: build it with 'monitor reference build'")
-    return out

@@ -124,16 +124,21 @@ def _told(err: BaseException) -> bool:
     return isinstance(err, (ConfigError, ProfileError, RuleLoadError, OSError))
 
 
-def _reference_files_exist(agent: AgentConfig) -> None:
-    """Raise :class:`ConfigError` for a reference file (``reference.path``, ``reference.pca_fit``)
-    that is not there. Why at a reload: the file is read only at start, and a reload that said
-    success for a config whose reference was gone left a restart to come up not ready."""
+def _reference_files_readable(agent: AgentConfig) -> None:
+    """Raise :class:`ConfigError` for the first reference file (``reference.path``,
+    ``reference.pca_fit``) the agent's start would refuse, as ``monitor config check`` finds it
+    (:func:`monitor.config_files.reference_problems`). Why at a reload: the file is read only at
+    start, and a reload that said success for a config whose reference was gone, or replaced by
+    one that no longer loads, left a restart to come up not ready."""
+    from monitor.config_files import reference_problems
+
     for m in agent.models:
-        for key, path in (("reference.path", m.reference.path), ("reference.pca_fit", m.reference.pca_fit)):
-            if path is not None and not Path(path).exists():
-                raise ConfigError(key, f"model {m.model!r}: {path} does not exist (a restart would not load the model)",
-                                  "restore the file, or point the key at the reference (monitor reference build)",
-                                  agent.source)
+        problems = reference_problems(m)
+        if problems:
+            problem, _, fix = problems[0].partition(". Fix: ")
+            raise ConfigError("", f"{problem} (a restart would not load the model)",
+                              fix or "restore the file, or point reference.path at one (monitor reference build)",
+                              agent.source)
 
 
 def _load_failure(source: str, model: str | None, err: BaseException) -> str:
@@ -395,7 +400,7 @@ class Sidecar:
             agent = load_config(self.config_path)
             settings_from(agent)  # the server section, as `monitor serve` reads it
             checkpoint_paths(agent)
-            _reference_files_exist(agent)
+            _reference_files_readable(agent)
         except ConfigError as err:
             self.store.inc("monitor_config_reloads", labels=("failure",))
             self.store.set("monitor_config_last_reload_successful", 0.0)
