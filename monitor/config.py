@@ -174,6 +174,10 @@ class MonitorConfig:
     #: Predictions with a request id held for their label at most (``labels.pending``); the oldest
     #: are forgotten beyond it (counted in ``monitor_labels_evicted_total``).
     labels_pending: int = 100_000
+    #: Labels held for a prediction not seen yet at most (``labels.early``; 0: none), and how long
+    #: each waits, in event time (``labels.early_wait``): see :class:`monitor.labels.LabelJoiner`.
+    labels_early: int = 10_000
+    labels_early_wait_s: float = 600.0
     detectors: tuple[DetectorConfig, ...] | None = None  # None: the defaults for the output kind
     rules: RulesConfig = field(default_factory=RulesConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -613,6 +617,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     if labels_pending < 1:
         raise r.error(k("labels.pending"), f"must be at least 1, got {labels_pending}",
                       "hold at least (predictions per second with a request id) x (labelling delay in seconds)")
+    labels_early = r.integer(lab_raw.get("early", 10_000), k("labels.early"), minimum=0)  # 0: none held
+    labels_early_wait_s = r.duration(lab_raw.get("early_wait", 600.0), k("labels.early_wait"))
 
     det_raw = raw.get("detectors")
     detectors: tuple[DetectorConfig, ...] | None = None
@@ -721,6 +727,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         window_s=r.duration(raw.get("window", "1h"), k("window")),
         segment_cap=segment_cap,
         labels_pending=labels_pending,
+        labels_early=labels_early,
+        labels_early_wait_s=labels_early_wait_s,
         detectors=detectors,
         rules=rules,
         checkpoint=checkpoint,

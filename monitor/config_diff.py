@@ -18,7 +18,8 @@ __all__ = ["config_changes"]
 
 #: Field names of the config dataclasses that the file spells otherwise (the ``_s`` of a duration
 #: is dropped everywhere).
-_KEYS = {"window_s": "window", "segment_cap": "segments.cap", "labels_pending": "labels.pending", "schema": "features",
+_KEYS = {"window_s": "window", "segment_cap": "segments.cap", "labels_pending": "labels.pending", "labels_early": "labels.early",
+         "labels_early_wait_s": "labels.early_wait", "schema": "features",
          "client_id_salt": "probing.client_id_salt", "raw_client_ids": "probing.raw_client_ids",
          "alertmanager_urls": "alertmanager", "webhook_urls": "webhook", "log_alerts": "log",
          "files": "files/packs", "extra": ""}

@@ -27,7 +27,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "queue": frozenset({"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",
                         "export_interval"}),
     "segments": frozenset({"cap"}),
-    "labels": frozenset({"pending"}),
+    "labels": frozenset({"pending", "early", "early_wait"}),
     "rules": frozenset({"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels", "external_url",
                         "for_outage_tolerance", "for_grace_period"}),
     "checkpoint": frozenset({"path", "interval"}),

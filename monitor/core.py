@@ -399,7 +399,8 @@ class Monitor:
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
-            joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors)),  # later: counted as late
+            joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors),
+                               early=cfg.labels_early, early_wait_s=cfg.labels_early_wait_s),  # later: counted as late
             now=clock,
             live_ticks=live,
             window_s=cfg.window_s,
@@ -1187,6 +1188,8 @@ class Monitor:
             if forgotten:  # labels.pending lowered across the restart, or the outputs' layout changed
                 self.store.inc("monitor_labels_evicted", forgotten)
             self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
+            if self.pipeline.joiner.early_held:  # else as the monitor checkpointed had it (set at its feedback)
+                self.store.set("monitor_labels_early", self.pipeline.joiner.early_held)
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"], restarted=self.live)
             if self.notifier is not None and state.get("notified") is not None:

@@ -9,6 +9,11 @@ earlier one, whose label would otherwise join a prediction the caller never got 
 counted in :attr:`LabelJoiner.replaced`: ids that are not unique show there. Labels for unknown, expired or already-labelled ids are counted by
 outcome, never an error: late and missing labels are normal.
 
+A label can also come before its prediction: a prediction forwarded by another replica, or sent by
+the KServe logger after its retries, while the label went straight to this agent. Such a label is
+held (at most ``early`` of them, each at most ``early_wait_s`` of event time) and joined when its
+prediction comes; one whose prediction never comes is counted ``unknown_id`` when it leaves.
+
 The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
 :data:`MAX_ID_CHARS` (one sent by a client, up to the body limit) is kept as a digest of itself, so
 that 100,000 remembered ids cannot hold gigabytes of text. The digest is taken of the id as
@@ -118,12 +123,21 @@ class LabelJoiner:
         joined and handed on, but counted as ``late`` rather than ``joined``, since the windowed
         figures, which count a label in the window of its prediction, never see it. Without it
         (None) every label joined counts as ``joined``, and the outcomes have no ``late``.
+    early
+        Labels held at most for a prediction that has not come yet (0: none; such a label is
+        ``unknown_id`` at once). Beyond it the oldest held label leaves, counted ``unknown_id``.
+    early_wait_s
+        How long (event time: the latest prediction or label time seen) a held label waits for its
+        prediction before it leaves, counted ``unknown_id``.
     """
 
-    def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0, window_s: float | None = None) -> None:
+    def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0, window_s: float | None = None,
+                 early: int = 10_000, early_wait_s: float = 600.0) -> None:
         self.capacity = int(capacity)
         self.ttl_s = float(ttl_s)
         self.window_s = None if window_s is None else float(window_s)
+        self.early = int(early)
+        self.early_wait_s = float(early_wait_s)
         self._reset()
 
     def _reset(self) -> None:
@@ -144,6 +158,24 @@ class LabelJoiner:
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
         #: label sent for the call instead of one per row (for the log line that says so).
         self.batch_id_example: str | None = None
+        #: Labels waiting for their prediction, oldest first: id key -> (label time, label).
+        self._early: dict[str, tuple[float, Any]] = {}
+        #: The ids labelled or forgotten last, oldest first (at most ``early``): see :meth:`_gone_recently`.
+        self._gone: dict[str, None] = {}
+        #: Held labels whose prediction has just been remembered, joined at the next join.
+        self._arrived: list[str] = []
+        #: The latest event time seen (predictions and labels): the clock of the held labels' wait.
+        self._now = float("-inf")
+
+    @property
+    def early_held(self) -> int:
+        """Labels held for a prediction that has not come yet."""
+        return len(self._early)
+
+    @property
+    def has_arrivals(self) -> bool:
+        """Whether predictions remembered since the last join have labels held for them."""
+        return bool(self._arrived)
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -159,6 +191,9 @@ class LabelJoiner:
         evicted_before = self.evicted
         if n > self.capacity:
             self.evicted += n - self.capacity
+            if self.early > 0:
+                for key in ids[has[-self.early - self.capacity:-self.capacity]].tolist():
+                    self._gone_recently(id_key(str(key)))
             has = has[-self.capacity:]
             n = has.size
         slots = (self._head + np.arange(n)) % self.capacity
@@ -169,6 +204,7 @@ class LabelJoiner:
             if slot_of.get(old_id) == slot:
                 del slot_of[old_id]
                 self.evicted += 1
+                self._gone_recently(old_id)
         new_ids = ids[has]
         keys = new_ids.tolist()
         try:
@@ -179,10 +215,16 @@ class LabelJoiner:
             keys = [id_key(k if k.__class__ is str else str(k)) for k in keys]
             new_ids = np.array(keys + [None], dtype=object)[:-1]
         self._ids[slots] = new_ids
+        if self._early:
+            early = self._early
+            self._arrived.extend(key for key in keys if key in early)
         held = len(slot_of)
         slot_of.update(zip(keys, slots.tolist()))
         self.replaced += held + n - len(slot_of)  # ids that were waiting already, or came twice
         self._ts[slots] = batch.ts[has]
+        newest = float(batch.ts[has].max())
+        if newest == newest:  # not NaN
+            self._now = max(self._now, newest)
         self._segment[slots] = batch.segment[has]
         self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
         if batch.scores is not None:
@@ -228,7 +270,12 @@ class LabelJoiner:
         label_ts: list[float] = []
         late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
+        outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
+        events = self._arrivals() + list(events)
         for ts, request_ids, labels in events:
+            if ts == ts:  # not NaN: the held labels' clock, swept event by event as one join at a time would
+                self._now = max(self._now, float(ts))
+                outcome["unknown_id"] += self._expire_early()
             for rid, label in zip(request_ids, labels):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
@@ -243,10 +290,14 @@ class LabelJoiner:
                     key = None
                 slot = slot_of.pop(id_key(key), None) if key is not None else None
                 if slot is None:
-                    outcome["unknown_id"] += 1
-                    if self.batch_id_example is None and key is not None and id_key(f"{key}/0") in slot_of:
-                        self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
+                    if key is not None and id_key(f"{key}/0") in slot_of:
+                        outcome["unknown_id"] += 1
+                        if self.batch_id_example is None:
+                            self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
+                    elif key is None or not self._hold(id_key(key), ts, value):
+                        outcome["unknown_id"] += 1
                     continue
+                self._gone_recently(self._ids[slot])
                 self._ids[slot] = None
                 if ts - seen_ts[slot] > ttl:
                     outcome["expired"] += 1
@@ -256,7 +307,8 @@ class LabelJoiner:
                 late_rows.append(is_late)
                 slots.append(slot)
                 values.append(value)
-                label_ts.append(ts)
+                label_ts.append(max(ts, seen_ts[slot]))  # a label held for its prediction is used from then on
+        outcome["unknown_id"] += self._expire_early()  # beyond labels.early after this call's labels
         if window is not None:
             outcome["late"] = late
         if not slots:
@@ -285,6 +337,58 @@ class LabelJoiner:
         )
         return labeled, outcome
 
+    def _hold(self, key: str, ts: float, value: Any) -> bool:
+        """Hold a label for a prediction not seen yet; False when it cannot be held (holding is
+        off, the id has a label held already: an id labelled twice keeps its first label, or the
+        label is a text too long to name a class), so that it counts as ``unknown_id`` now."""
+        if isinstance(value, np.generic):  # as the checkpoint keeps it: a numpy class index is an int
+            value = value.item()
+        if self.early <= 0 or key in self._early or key in self._gone or \
+                (isinstance(value, str) and len(value) > MAX_ID_CHARS):
+            return False
+        self._early[key] = (float(ts), value)
+        return True
+
+    def _gone_recently(self, key: str) -> None:
+        """Remember that the prediction under ``key`` has had its label or was forgotten (the last
+        ``early`` such ids), so that a label for it counts ``unknown_id`` at once instead of
+        waiting for a prediction that came already."""
+        if self.early <= 0:
+            return
+        gone = self._gone
+        gone[key] = None
+        if len(gone) > self.early:
+            gone.pop(next(iter(gone)))
+
+    def _expire_early(self) -> int:
+        """Let go of held labels that waited longer than ``early_wait_s`` or do not fit in
+        ``early``, oldest first; returns how many (each an ``unknown_id``)."""
+        early, gone = self._early, 0
+        while len(early) > self.early:
+            early.pop(next(iter(early)))
+            gone += 1
+        oldest = self._now - self.early_wait_s
+        while early:
+            key = next(iter(early))
+            ts = early[key][0]
+            if ts == ts and ts >= oldest:  # held in arrival order: the first still waiting stops the sweep
+                break
+            del early[key]
+            gone += 1
+        return gone
+
+    def _arrivals(self) -> list[tuple[float, list[Any], list[Any]]]:
+        """The held labels whose predictions have come, as feedback events joined first."""
+        if not self._arrived:
+            return []
+        out = []
+        for key in self._arrived:
+            held = self._early.pop(key, None)
+            if held is not None:
+                out.append((held[0], [key], [held[1]]))
+        self._arrived = []
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         # the ids still waiting, as the table maps them: a slot may still hold an id that a newer
         # prediction under the same id took over (and a label then consumed), and restoring it
@@ -304,6 +408,12 @@ class LabelJoiner:
             "head": self._head,
             "evicted": self.evicted,
             "replaced": self.replaced,
+            # labels waiting for their prediction, oldest first (a class label or a regression value)
+            "early": [[key, ts, value if isinstance(value, (str, int, float)) else str(value)]
+                      for key, (ts, value) in self._early.items()],
+            "arrived": list(self._arrived),
+            "gone": list(self._gone),
+            "now": None if self._now == float("-inf") else self._now,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> int:
@@ -323,6 +433,8 @@ class LabelJoiner:
         if saved_capacity != self.capacity:
             order = np.argsort((slots - head) % max(saved_capacity, 1), kind="stable")  # oldest first
             dropped = max(order.size - self.capacity, 0)
+            for i in order[max(dropped - self.early, 0):dropped].tolist() if self.early > 0 else ():
+                self._gone_recently(ids[i])  # their labels count unknown_id at once, as for any forgotten prediction
             order = order[dropped:]
             ids = [ids[i] for i in order.tolist()]
             rows, slots = order, np.arange(order.size, dtype=np.int64)
@@ -349,4 +461,10 @@ class LabelJoiner:
         self._head = head
         self.evicted = int(state["evicted"]) + dropped
         self.replaced = int(state.get("replaced", 0))
+        for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
+            self._gone_recently(key)
+        for key, ts, value in state.get("early", ()):
+            self._hold(str(key), float(ts), value)
+        self._arrived = [str(key) for key in state.get("arrived", ()) if str(key) in self._early]
+        self._now = float("-inf") if state.get("now") is None else float(state["now"])
         return dropped

@@ -433,6 +433,8 @@ class Pipeline:
             store.inc("monitor_labels_replaced", self.joiner.replaced - replaced)
         store.set("monitor_labels_pending", len(self.joiner))
         self._deliver(batch)
+        if self.joiner.early_held:  # labels that came before these predictions join now; or waited too long
+            self._process_feedback([])
 
     def _check_logits(self, logits: np.ndarray) -> None:
         """Say once when a model configured with ``output.kind: logits`` returns probabilities
@@ -457,6 +459,7 @@ class Pipeline:
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
         self.store.set("monitor_labels_pending", len(self.joiner))
+        self.store.set("monitor_labels_early", self.joiner.early_held)
         batch_id = self.joiner.batch_id_example
         if batch_id is not None and self._rejections_logged.first("batch_request_id"):
             log.warning("model %r: a label for request id %.80r found no prediction under that id, but its call's rows are "

@@ -118,7 +118,8 @@ def test_label_joiner_is_bounded_counts_outcomes_and_round_trips():
     classes = ClassIndex(("0", "1"))
     for j in (joiner, restored):
         labeled, outcome = j.join(10.0, ["r0", "r3", "r4", "r4", "zz"], [1, 1, 0, 0, 1], classes, regression=False)
-        assert outcome == {"joined": 2, "unknown_id": 3, "invalid": 0, "expired": 0}
+        # r0 was forgotten and r4 labelled already: unknown at once; zz's prediction may still come
+        assert outcome == {"joined": 2, "unknown_id": 2, "invalid": 0, "expired": 0} and j.early_held == 1
         assert labeled.label.tolist() == [1, 0] and labeled.ts.tolist() == [3.0, 4.0]
         assert np.allclose(labeled.scores, [[0.2, 0.8], [0.2, 0.8]])
     late = LabelJoiner(capacity=10, ttl_s=5.0)

@@ -92,7 +92,7 @@ def test_accounting_after_fuzzing(sidecar):
     assert accepted == sum(ACCEPTED) + cloudevents, (accepted, sum(ACCEPTED), cloudevents, len(ACCEPTED))
     parts = {name: total(text, name, model="iris") for name in (
         "monitor_calls_total", "monitor_feedback_labels_total", "monitor_events_dropped_total",
-        "monitor_events_sampled_out_total")}
+        "monitor_events_sampled_out_total", "monitor_labels_early")}  # labels held for their prediction
     parts["internal_error"] = total(text, "monitor_rows_rejected_total", model="iris", reason="internal_error")
     assert accepted == sum(parts.values()), (accepted, parts, [ln for ln in text.splitlines() if "accepted" in ln])
     assert accepted > 0 and total(text, "monitor_intake_events_refused_total") > 0  # both paths were exercised

@@ -371,7 +371,8 @@ def test_a_label_for_a_batch_calls_id_says_the_rows_ids(caplog: pytest.LogCaptur
         mon.feedback("r-17", 1)
         mon.feedback("r-99", 1)  # an id never seen: normal, not logged
         mon.flush()
-    assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="unknown_id") == 2
+    assert sample(mon.metrics_text(), "monitor_feedback_labels_total", outcome="unknown_id") == 1  # r-17: at once
+    assert sample(mon.metrics_text(), "monitor_labels_early") == 1  # r-99 waits for its prediction (labels.early)
     said = [r.getMessage() for r in caplog.records if "found no prediction under that id" in r.getMessage()]
     assert len(said) == 1 and "'r-17/0', 'r-17/1'" in said[0] and "Fix: send one label per row" in said[0]
     mon.feedback(["r-17/0", "r-17/1", "r-17/2"], [1, 0, 1])

@@ -64,7 +64,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "of the detectors that read labels (the model's window, 1 h by default, unless one sets its own) after "
                "its prediction, so that no figure of the current window counts it (the previous window's, which ModelErrorRateRose compares with, does up to two windows late): set window above the labelling delay; unknown_id: no prediction is held under "
                "that id (its call was sampled out by queue.sample_rate, shed or refused, or it was forgotten: "
-               "monitor_labels_evicted_total), or it was labelled already; expired: the label came more than 7 days of event time after its "
+               "monitor_labels_evicted_total), or it was labelled already; a label that comes before its prediction waits for it (monitor_labels_early) and counts here only when it leaves unjoined; expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
     MetricSpec("monitor_row_arguments_dropped", COUNTER,
@@ -75,6 +75,11 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("argument",), concern="core", max_series=5),
     MetricSpec("monitor_labels_pending", GAUGE,
                "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",
+               concern="core"),
+    MetricSpec("monitor_labels_early", GAUGE,
+               "Delayed labels that came before their prediction and are held for it (at most labels.early, 10,000 by "
+               "default, each at most labels.early_wait, 10 minutes of event time; one whose prediction does not come counts "
+               "as unknown_id when it leaves): a prediction forwarded by another replica, or sent late by the KServe logger.",
                concern="core"),
     MetricSpec("monitor_labels_evicted", COUNTER,
                "Predictions with a request id forgotten before their label came, because labels.pending were held: a label "

@@ -154,7 +154,12 @@ def build() -> Dashboard:
                                "stream means ids that are not unique). Missing labels are normal; a steady stream here "
                                "is a join to fix."),
         stat("Predictions waiting for a label", Query(_by_model("monitor_labels_pending"), "{{model}} {{instance}}"),
-             metrics=("monitor_labels_pending",), width=8),
+             metrics=("monitor_labels_pending",), width=4),
+        stat("Labels waiting for their prediction", Query(_by_model("monitor_labels_early"), "{{model}} {{instance}}"),
+             metrics=("monitor_labels_early",), width=4,
+             description="Labels that came before their prediction (forwarded by another replica, or sent late by the "
+                         "KServe logger), held for it for labels.early_wait; near labels.early means labels for ids "
+                         "that never come (a join to fix)."),
         Row("Calibration"),
         timeseries("Over-confidence gap with its interval",
                    Query(_by_model("monitor_overconfidence_gap_ratio"), "gap {{model}} {{instance}}"),

@@ -1,0 +1,111 @@
+"""A delayed label that comes before its prediction is held for it (session 30).
+
+A prediction forwarded by another replica, or sent by the KServe logger after its retries, can
+reach the agent after the label that an application sent straight to it. Before, such a label
+joined only when both came in the same worker drain; otherwise it was counted ``unknown_id`` and
+lost, and the labelled figures of a fast-labelling service (clicks, fraud decisions) read nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+from monitor.batch import Batch
+from monitor.config import ConfigError, parse_config
+from monitor.labels import LabelJoiner
+from monitor.outputs import ClassIndex
+
+
+def _monitor(**labels: object) -> Monitor:
+    config = {"detectors": [{"kind": "calibration", "min_labels": 5}]}
+    if labels:
+        config["labels"] = labels
+    return Monitor("m", config=config, registry=CollectorRegistry(), live=False, start_worker=False)
+
+
+def _predict(mon: Monitor, ids: list[str], ts: float, p1: float = 0.8) -> None:
+    mon.observe(np.zeros((len(ids), 2)), np.tile([[1 - p1, p1]], (len(ids), 1)), request_id=ids, timestamp=ts)
+
+
+def test_labels_sent_before_their_predictions_join_when_the_predictions_come() -> None:
+    mon = _monitor()
+    ids = [f"r{i}" for i in range(10)]
+    mon.feedback(ids, [1] * 7 + [0] * 3, timestamp=1000.0)
+    mon.flush()  # another drain: the predictions are not there yet
+    assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) in (None, 0)
+    assert mon.store.value("monitor_labels_early") == 10
+    _predict(mon, ids, ts=1001.0)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 10
+    assert mon.store.value("monitor_labels_early") == 0
+    assert mon.store.value("monitor_accuracy_ratio") == pytest.approx(0.7)  # every row answered class 1
+    mon.close()
+
+
+def test_a_held_label_whose_prediction_never_comes_counts_unknown_after_the_wait() -> None:
+    mon = _monitor(early_wait="5m")
+    mon.feedback(["lost", "found"], [1, 1], timestamp=1000.0)
+    mon.flush()
+    _predict(mon, ["found"], ts=1200.0)  # within the 5 minutes: joins; "lost" still waits
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) == 1
+    assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) in (None, 0)
+    _predict(mon, ["other"], ts=1301.0)  # event time past the wait: "lost" leaves, counted
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) == 1
+    assert mon.store.value("monitor_labels_early") == 0
+    mon.close()
+
+
+def test_labels_early_zero_holds_none_as_before() -> None:
+    mon = _monitor(early=0)
+    mon.feedback(["a"], [1], timestamp=1000.0)
+    mon.flush()
+    _predict(mon, ["a"], ts=1001.0)
+    mon.flush()
+    assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) == 1
+    assert mon.store.value("monitor_feedback_labels", ("joined",)) in (None, 0)
+    mon.close()
+
+
+def _batch(ids: list[str], ts: float) -> Batch:
+    return Batch.from_arrays(np.zeros((len(ids), 1)), np.tile([[0.3, 0.7]], (len(ids), 1)),
+                             ts=np.full(len(ids), ts), request_id=ids)
+
+
+def test_what_is_held_is_bounded_and_a_second_label_is_not_held() -> None:
+    classes = ClassIndex(("0", "1"))
+    joiner = LabelJoiner(capacity=100, early=3)
+    _, outcome = joiner.join(10.0, ["a", "b", "c", "d", "e"], [1] * 5, classes, regression=False)
+    assert joiner.early_held == 3 and outcome["unknown_id"] == 2  # the two oldest left: the cap is 3
+    joiner.remember(_batch(["x"], 11.0))
+    labeled, outcome = joiner.join(12.0, ["x", "x"], [1, 0], classes, regression=False)
+    # x labelled twice: the second label counts at once, it waits for no prediction
+    assert outcome["joined"] == 1 and outcome["unknown_id"] == 1 and joiner.early_held == 3
+    joiner.remember(_batch(["e", "d"], 13.0))
+    labeled, outcome = joiner.join(14.0, [], [], classes, regression=False)
+    assert outcome["joined"] == 2 and labeled is not None and labeled.ts.tolist() == [13.0, 13.0]
+    assert labeled.label_ts.tolist() == [13.0, 13.0]  # usable from the prediction's time, not before it
+
+
+def test_held_labels_survive_a_checkpoint() -> None:
+    classes = ClassIndex(("0", "1"))
+    joiner = LabelJoiner(capacity=100)
+    joiner.join(10.0, ["a", "b"], [np.int64(1), "0"], classes, regression=False)
+    restored = LabelJoiner(capacity=100)
+    restored.load_state_dict(joiner.state_dict())
+    assert restored.early_held == 2
+    restored.remember(_batch(["a", "b"], 11.0))
+    labeled, outcome = restored.join(12.0, [], [], classes, regression=False)
+    assert outcome["joined"] == 2 and labeled.label.tolist() == [1, 0]
+
+
+def test_labels_early_is_checked() -> None:
+    with pytest.raises(ConfigError, match="labels.early"):
+        parse_config({"model": "m", "features": ["a"], "labels": {"early": -1}})
+    with pytest.raises(ConfigError, match="labels.early_wait"):
+        parse_config({"model": "m", "features": ["a"], "labels": {"early_wait": "soon"}})
+    assert parse_config({"model": "m", "features": ["a"], "labels": {"early": 5, "early_wait": "2m"}}).models[0].labels_early_wait_s == 120
