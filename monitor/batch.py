@@ -158,7 +158,9 @@ class LabeledBatch:
 
     ``ts`` is the event time of the *prediction* (windows of calibration are about the traffic
     the model served), ``label_ts`` the time the label arrived. ``label`` is a class index for
-    classifiers (-1 when the label is not one of the known classes) or a float for regression.
+    classifiers (-1 when the label is not one of the known classes) or a float for regression;
+    for a multi-label model (``output.kind: multilabel``) ``label`` is ``(n, k)``, 1.0 where the
+    label of that column is present, 0.0 where it is not.
     """
 
     ts: "np.ndarray"

@@ -25,8 +25,11 @@ from __future__ import annotations
 import logging
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from monitor.multilabel_truth import FORMS, TruthError, read_truth
 
 if TYPE_CHECKING:
     from monitor.once import Once
@@ -45,6 +48,7 @@ __all__ = [
     "float32_text",
     "ParsedEvent",
     "parse_event",
+    "check_feedback_labels",
     "parse_timestamp",
     "feedback_lists",
     "error_event",
@@ -180,6 +184,9 @@ class EventFormatError(ValueError):
 class ParsedEvent:
     model: str | None
     event: tuple[Any, ...]
+    #: A feedback event's labels were sent as ``labels`` (a list), not as one ``label``: how a
+    #: refusal names the field (``labels[3]`` or ``label``).
+    many_labels: bool = True
 
 
 def parse_timestamp(value: Any, default: float) -> float:
@@ -372,7 +379,9 @@ def _segments(value: Any) -> Any:
 
 def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     """The ids and labels of a JSON feedback event, each checked: an id is a string or an
-    integer, a label one class name, index or value (not a list, an object or null)."""
+    integer, a label one class name, index or value, or a flat list (a multi-label model's
+    ground truth, checked against the model by :func:`check_feedback_labels`), not an object
+    or null."""
     if "request_id" in obj and "request_ids" in obj:
         raise EventFormatError("request_ids", "give request_id (one) or request_ids (a list), not both", "bad_request_id")
     if "label" in obj and "labels" in obj:
@@ -407,10 +416,40 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     if len(labels) != len(ids):
         raise EventFormatError("labels", f"needs one label per request id ({len(ids)})", "feedback_length")
     for i, label in enumerate(labels):
-        if label is None or isinstance(label, (list, dict)):
+        # a flat list is a multi-label model's ground truth: whether the model is one, the
+        # caller that resolved it checks (check_feedback_labels)
+        if label is None or isinstance(label, dict) or isinstance(label, list) and not all(
+                isinstance(v, (str, int, float)) for v in label):
             raise EventFormatError(f"labels[{i}]" if many else "label",
-                                   f"must be one class (a name or an index) or value, got {json_kind(label)}", "bad_label")
+                                   f"must be one class (a name or an index) or value, or for a multi-label model {FORMS}; "
+                                   f"got {json_kind(label) if not isinstance(label, list) else 'an array holding ' + _inner_kinds(label)}",
+                                   "bad_label")
     return ids, labels
+
+
+def _inner_kinds(values: list[Any]) -> str:
+    return ", ".join(sorted({json_kind(v) for v in values if not isinstance(v, (str, int, float))}))
+
+
+def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]) -> None:
+    """Refuse a feedback event whose labels the model of output ``kind`` (and labels
+    ``classes``, from ``output.classes``) cannot take, naming ``labels[i]`` and the fix: a list
+    for a single-label model (a one-hot or multi-hot row: send the class), and for a multi-label
+    one a single class, a vector of another length or names no column has (where ``classes``
+    are configured; else the label join checks them against the model's columns)."""
+    event = parsed.event
+    if event[0] != FEEDBACK:
+        return
+    for i, label in enumerate(event[3]):
+        field = f"labels[{i}]" if parsed.many_labels else "label"
+        if kind == "multilabel":
+            try:
+                read_truth(label, classes, len(classes) or None)
+            except TruthError as err:
+                raise EventFormatError(field, str(err), "bad_label") from None
+        elif isinstance(label, list):
+            raise EventFormatError(field, "must be one class (a name or an index) or value, got array: a list is the "
+                                          "ground truth of a multi-label model (output.kind: multilabel) only", "bad_label")
 
 
 def parse_event(obj: Any, now: float) -> ParsedEvent:
@@ -443,5 +482,5 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client", MAX_LABEL_CHARS))
     else:
         ids, labels = _feedback_lists(obj)
-        event = (FEEDBACK, ts, ids, labels)
+        return ParsedEvent(model, (FEEDBACK, ts, ids, labels), "request_ids" in obj)
     return ParsedEvent(model, event)

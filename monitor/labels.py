@@ -32,6 +32,7 @@ import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
 from monitor.events import is_missing, request_id_text
+from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
 
@@ -253,17 +254,24 @@ class LabelJoiner:
         return table
 
     def join(self, ts: float, request_ids: list[Any], labels: list[Any], classes: ClassIndex,
-             regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
+             regression: bool, multilabel: bool = False) -> tuple[LabeledBatch | None, dict[str, int]]:
         """Join one feedback event; returns the labelled rows and counts by outcome."""
-        return self.join_many([(ts, request_ids, labels)], classes, regression)
+        return self.join_many([(ts, request_ids, labels)], classes, regression, multilabel)
 
     def join_many(self, events: list[tuple[float, list[Any], list[Any]]], classes: ClassIndex,
-                  regression: bool) -> tuple[LabeledBatch | None, dict[str, int]]:
+                  regression: bool, multilabel: bool = False) -> tuple[LabeledBatch | None, dict[str, int]]:
         """Join several feedback events ``(label time, request ids, labels)`` at once, in order,
         into one labelled batch: as joining them one by one would (an id labelled twice keeps
         its first label, the second counts as ``unknown_id``), but the detectors then see one
-        batch per drain instead of one per caller's ``feedback`` call."""
+        batch per drain instead of one per caller's ``feedback`` call.
+
+        ``multilabel``: the model answers each of its labels apart (``output.kind: multilabel``),
+        and a label is the row's ground truth in either form :func:`~monitor.multilabel_truth.read_truth`
+        reads (a 0/1 vector, or the names of the labels present), checked against the width of
+        the held predictions; the batch's ``label`` is then a 0/1 matrix of one column per label."""
         outcome = {"joined": 0, "unknown_id": 0, "invalid": 0, "expired": 0}
+        width = self._scores.shape[1] if multilabel and self._scores is not None and self._scores.ndim == 2 else None
+        names = classes.names[:width] if width is not None else classes.names
         window, late = self.window_s, 0
         slots: list[int] = []
         values: list[Any] = []
@@ -276,10 +284,18 @@ class LabelJoiner:
             if ts == ts:  # not NaN: the held labels' clock, swept event by event as one join at a time would
                 self._now = max(self._now, float(ts))
                 outcome["unknown_id"] += self._expire_early()
-            for rid, label in zip(request_ids, labels):
+            for i, (rid, label) in enumerate(zip(request_ids, labels)):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
-                value = _read_label(label, regression)
+                if multilabel:
+                    try:
+                        value = read_truth(label, names, width)
+                    except TruthError as err:
+                        outcome["invalid"] += 1
+                        self.invalid_example = f"labels[{i}] {_describe(label)} for request id {_describe(rid)}: {err}"
+                        continue
+                else:
+                    value = _read_label(label, regression)
                 if value is _INVALID:
                     outcome["invalid"] += 1
                     self.invalid_example = _describe(label)
@@ -318,6 +334,10 @@ class LabelJoiner:
         kept = None if self._scores is None else self._scores[idx].astype(np.float64)  # regression values, or log-probabilities
         if regression:
             label_values = np.asarray(values, dtype=np.float64)
+        elif multilabel:
+            label_values = np.zeros((len(values), len(names) if width is None else width))
+            for row, present in enumerate(values):
+                label_values[row, list(present)] = 1.0
         else:
             # a model that returns labels only learns its classes from what it answered; a label
             # it never answered (a model collapsed onto one class) is a class all the same
@@ -409,7 +429,8 @@ class LabelJoiner:
             "evicted": self.evicted,
             "replaced": self.replaced,
             # labels waiting for their prediction, oldest first (a class label or a regression value)
-            "early": [[key, ts, value if isinstance(value, (str, int, float)) else str(value)]
+            "early": [[key, ts, value.tolist() if isinstance(value, np.ndarray) else  # a multi-label truth row
+                       value if isinstance(value, (str, int, float)) else str(value)]
                       for key, (ts, value) in self._early.items()],
             "arrived": list(self._arrived),
             "gone": list(self._gone),

@@ -20,6 +20,7 @@ from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.windows import rows_outside_window
 from monitor.labels import LabelJoiner, is_class_label
+from monitor.multilabel_truth import FORMS
 from monitor.log_model import names_its_model
 from monitor.once import Once
 from monitor.outputs import LABEL_CLASSES_MAX
@@ -453,8 +454,9 @@ class Pipeline:
 
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
+        kind = self.builder.output.kind
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
-                                                 regression=self.builder.output.kind == "regression")
+                                                 regression=kind == "regression", multilabel=kind == "multilabel")
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
@@ -468,14 +470,15 @@ class Pipeline:
                         "monitor_feedback_labels_total{outcome=\"unknown_id\"}", self.store.model, batch_id,
                         f"{batch_id}/0", f"{batch_id}/1")
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
-            what = ("one finite number per request id" if self.builder.output.kind == "regression" else
+            what = ("one finite number per request id" if kind == "regression" else
+                    f"per request id {FORMS}" if kind == "multilabel" else
                     "one class per request id (a name from output.classes or a column index), not a list, a one-hot row "
                     "or None")
             log.warning("model %r: %d label(s) refused as invalid (e.g. %s): a label must be %s; counted in "
                         "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
                         self.store.model, outcome["invalid"], self.joiner.invalid_example, what)
         if labeled is not None:
-            if "unknown_class" not in self._rejections_logged and self.builder.output.kind != "regression":
+            if "unknown_class" not in self._rejections_logged and kind not in ("regression", "multilabel"):
                 self._log_unknown_labels(labeled, events)
             self._deliver(labeled)
 

@@ -13,15 +13,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitor.config import MonitorConfig
-from monitor.events import ERROR, FEEDBACK, PREDICTION, EventFormatError, parse_event
+from monitor.events import ERROR, FEEDBACK, PREDICTION, EventFormatError, check_feedback_labels, parse_event
 # the live pipeline's bound on events ahead of the wall clock: millisecond timestamps (1.7e12 read
 # as seconds is the year 55,000) would make a replay evaluate the rules at every interval up to then
 from monitor.pipeline import MAX_FUTURE_S
+
+if TYPE_CHECKING:
+    from monitor.schema import OutputSpec
 
 __all__ = ["ReplaySummary", "read_events", "replay", "transition_to_json"]
 
@@ -82,8 +85,11 @@ class ReplaySummary:
 
 
 def read_events(lines: Iterable[str | bytes], model: str | None, summary: ReplaySummary,
-                max_ts: float | None = None) -> Iterator[tuple[Any, ...]]:
+                max_ts: float | None = None, output: "OutputSpec | None" = None) -> Iterator[tuple[Any, ...]]:
     """Parse NDJSON lines; malformed lines and other models' events are counted, not fatal.
+
+    ``output``: the replayed model's outputs, against which feedback labels are checked as the
+    sidecar's intake checks them (a list label is a multi-label model's ground truth only).
 
     ``lines`` may be bytes (a log opened in binary): a line that is not UTF-8 is then counted as
     ``invalid_utf8`` instead of ending the replay. Events after ``max_ts`` (default: the wall
@@ -109,6 +115,8 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
         try:
             obj = json.loads(line)
             parsed = parse_event(obj, now=0.0)
+            if output is not None:
+                check_feedback_labels(parsed, output.kind, output.classes)
         except json.JSONDecodeError as err:
             summary.refuse("invalid_json", n, f"not JSON ({err.msg} at column {err.colno})")
             continue
@@ -185,7 +193,7 @@ def replay(
     try:
         buf: list[tuple[Any, ...]] = []
         where: list[int] = []
-        for event in read_events(lines, config.model, summary):
+        for event in read_events(lines, config.model, summary, output=config.output):
             ts = event[1]
             summary.first_ts = ts if summary.first_ts is None else min(summary.first_ts, ts)
             summary.last_ts = ts if summary.last_ts is None else max(summary.last_ts, ts)

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
-from monitor.batch import Batch
+from monitor.batch import Batch, LabeledBatch
 from monitor.config import ConfigError
 from monitor.detectors.defaults import default_detectors
 from monitor.detectors.multilabel import MultilabelDetector
@@ -165,5 +165,189 @@ def test_a_decorated_multilabel_model_is_monitored_end_to_end() -> None:
         assert sample(text, "monitor_multilabel_drift_pvalue", model="tags", label="other") > 0.001
         assert sample(text, "monitor_multilabel_confidence_ratio_count", model="tags") == 2500
         assert "monitor_confidence_ratio_count" not in text  # no softmax confidence of independent labels
+    finally:
+        mon.close()
+
+
+# -- delayed labels ------------------------------------------------------------------------------
+def truths(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """Each label present with its probability: a calibrated model's ground truth."""
+    return (rng.random(p.shape) < p).astype(np.float64)
+
+
+def labelled(det: MultilabelDetector, p: np.ndarray, y: np.ndarray, ts: np.ndarray) -> None:
+    det.update_labels(LabeledBatch(ts=ts, label_ts=ts, label=y, segment=np.full(len(ts), None, dtype=object),
+                                   scores=p, classes=tuple(LABELS)))
+
+
+def test_labelled_figures_of_a_window() -> None:
+    """Per-label Brier score, precision and recall, hamming loss and subset accuracy, by hand."""
+    p = np.array([[0.9, 0.2, 0.5, 0.0, 0.6], [0.1, 0.8, 0.4, 0.0, 0.6]] * 50)
+    y = np.array([[1, 0, 1, 0, 0], [1, 1, 0, 0, 1]] * 50, dtype=np.float64)
+    det = MultilabelDetector(min_rows=1, min_labels=100, min_positives=10)
+    feed(det, p, np.zeros(100))
+    labelled(det, np.exp(np.log(np.maximum(p, 1e-300)).astype(np.float32)), y, np.zeros(100))  # as the join gives them back: 0.5 is 0.4999999990
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_multilabel_labels_in_window") == 100
+    assert store.value("monitor_multilabel_brier_score", ("spam",)) == pytest.approx((0.1 ** 2 + 0.9 ** 2) / 2)
+    assert store.value("monitor_multilabel_precision_ratio", ("spam",)) == 1.0  # decided positive 50 times, right each time
+    assert store.value("monitor_multilabel_recall_ratio", ("spam",)) == 0.5  # present 100 times, found 50
+    assert store.value("monitor_multilabel_precision_ratio", ("adult",)) == 1.0  # 0.5 is at the threshold: positive
+    assert store.value("monitor_multilabel_precision_ratio", ("other",)) == 0.5
+    assert store.value("monitor_multilabel_recall_ratio", ("other",)) == 1.0
+    # "ad" is never decided positive nor present: its precision and recall are absent, its Brier score 0
+    assert store.value("monitor_multilabel_precision_ratio", ("ad",)) is None
+    assert store.value("monitor_multilabel_recall_ratio", ("ad",)) is None
+    assert store.value("monitor_multilabel_brier_score", ("ad",)) == 0.0
+    # wrong decisions: in the first row "other" (decided, absent), in the second "spam" (missed): 2 of 10
+    assert store.value("monitor_multilabel_hamming_loss_ratio") == pytest.approx(0.2)
+    assert store.value("monitor_multilabel_subset_accuracy_ratio") == 0.0
+
+
+def test_labelled_figures_are_absent_below_their_minimum_counts() -> None:
+    rng = np.random.default_rng(4)
+    det = MultilabelDetector(min_rows=1, min_labels=100, min_positives=10)
+    p = scores(rng, 99)
+    y = truths(rng, p)
+    y[:, 0], y[:5, 0], y[:, 4], y[:50, 4] = 0.0, 1.0, 0.0, 1.0  # "spam" held by 5 rows, "other" by 50
+    feed(det, p, np.zeros(99))
+    labelled(det, p, y, np.zeros(99))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_multilabel_labels_in_window") == 99
+    for name in ("monitor_multilabel_hamming_loss_ratio", "monitor_multilabel_subset_accuracy_ratio"):
+        assert store.value(name) is None, name
+    assert store.value("monitor_multilabel_brier_score", ("spam",)) is None
+    p1 = scores(rng, 1)
+    y = np.vstack([y, np.zeros((1, 5))])
+    feed(det, p1, np.zeros(1))
+    labelled(det, p1, y[-1:], np.zeros(1))
+    det.on_tick(1.0)
+    det.export(store)
+    assert store.value("monitor_multilabel_hamming_loss_ratio") is not None
+    assert store.value("monitor_multilabel_brier_score", ("spam",)) is not None
+    # a label's recall needs 10 rows holding it: "spam" has 5 of these 100 rows, "other" 50
+    assert store.value("monitor_multilabel_recall_ratio", ("spam",)) is None
+    assert store.value("monitor_multilabel_recall_ratio", ("other",)) is not None
+
+
+def test_labels_are_filed_under_their_predictions_time_and_slide_out() -> None:
+    rng = np.random.default_rng(6)
+    det = MultilabelDetector(window_s=HOUR, min_rows=1, min_labels=10)
+    p = scores(rng, 50)
+    feed(det, p, np.full(50, 10.0))
+    det.update_labels(LabeledBatch(ts=np.full(50, 10.0), label_ts=np.full(50, 600.0), label=truths(rng, p),
+                                   segment=np.full(50, None, dtype=object), scores=p))
+    assert det.labelled_figures()["labels"] == 50
+    det.advance(2 * HOUR)
+    assert det.labelled_figures() is None
+    late = scores(rng, 5)  # labels for predictions that left the window: counted, not filed
+    det.update_labels(LabeledBatch(ts=np.full(5, 10.0), label_ts=np.full(5, 2 * HOUR), label=truths(rng, late),
+                                   segment=np.full(5, None, dtype=object), scores=late))
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value("monitor_calibration_labels_skipped", ("outside_window",)) == 5
+
+
+def test_labelled_state_round_trips_and_older_states_load() -> None:
+    rng = np.random.default_rng(9)
+    det = MultilabelDetector(reference(), min_labels=10)
+    p = scores(rng, 300)
+    feed(det, p, np.linspace(0.0, 100.0, 300))
+    labelled(det, p, truths(rng, p), np.linspace(0.0, 100.0, 300))
+    again = MultilabelDetector(reference(), min_labels=10)
+    again.load_state_dict(det.state_dict())
+    a, b = det.labelled_figures(), again.labelled_figures()
+    assert a["labels"] == b["labels"] == 300 and np.array_equal(a["brier"], b["brier"]) and a["hamming_loss"] == b["hamming_loss"]
+    old = det.state_dict()
+    del old["windows"]["labels"]  # saved before labels were read
+    again.load_state_dict(old)
+    assert again.labelled_figures() is None and again.figures()["rows"] == 300
+
+
+def test_memory_of_the_labelled_window_is_fixed() -> None:
+    """Per-slot sums: the state's size does not grow with the labels read."""
+    rng = np.random.default_rng(10)
+    det = MultilabelDetector(min_labels=10)
+    sizes = []
+    for hour in range(3):
+        p = scores(rng, 2000)
+        ts = hour * 600.0 + np.linspace(0.0, 599.0, 2000)
+        feed(det, p, ts)
+        labelled(det, p, truths(rng, p), ts)
+        sizes.append(np.asarray(det.state_dict()["windows"]["labels"]["data"]).nbytes)
+    assert sizes[0] == sizes[-1]
+
+
+def _labelled_monitor() -> tuple[Monitor, np.ndarray, list[str]]:
+    rng = np.random.default_rng(12)
+    mon = _monitor({"output": {"kind": "multilabel", "classes": LABELS}, "detectors": [{"kind": "multilabel", "min_labels": 10}]})
+    p = scores(rng, 40)
+    ids = [f"r{i}" for i in range(40)]
+    mon.observe(np.zeros((40, 1)), p, request_id=ids)
+    return mon, p, ids
+
+
+def test_feedback_takes_a_vector_or_label_names_for_a_multilabel_model(caplog: pytest.LogCaptureFixture) -> None:
+    """Both forms of a multi-label ground truth are joined (before: each refused as invalid), and
+    give the same figures; [] says no label is present."""
+    mon, p, ids = _labelled_monitor()
+    try:
+        y = np.zeros((40, 5))
+        y[:, 4] = 1.0  # "other" present everywhere
+        y[::2, 0] = 1.0  # "spam" every other row
+        assert mon.feedback(ids[:10], y[:10])  # an array of 0/1 rows
+        assert mon.feedback(ids[10:20], y[10:20].astype(bool).tolist())  # lists of booleans
+        names = [[LABELS[j] for j in np.flatnonzero(row)] for row in y[20:40]]
+        names[1] = ["other", "other"]  # a repeated name is one label
+        assert mon.feedback(ids[20:40], names)
+        mon.flush()
+        text = mon.metrics_text()
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="joined") == 40
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="invalid") is None
+        assert sample(text, "monitor_multilabel_labels_in_window", model="tags") == 40
+        want = float(((p[:, 0] - y[:, 0]) ** 2).mean())
+        assert sample(text, "monitor_multilabel_brier_score", model="tags", label="spam") == pytest.approx(want, abs=1e-6)
+        decided = p >= 0.5
+        assert sample(text, "monitor_multilabel_hamming_loss_ratio", model="tags") == pytest.approx(float((decided != (y == 1)).mean()))
+    finally:
+        mon.close()
+
+
+@pytest.mark.parametrize(("label", "said"), [
+    ([1, 0, 1], "is a vector of 3 entries, and the model has 5 labels (spam, toxic, adult, ad, other)"),
+    (["spam", "cat"], "names 'cat', which no column of the model is"),
+    ("spam", "is one value ('spam')"),
+    ([0.2, 0.1, 0.9, 0.0, 1.0], "is a vector holding 0.2, 0.1, 0.9"),
+    (["spam", 1], "neither only label names nor only 0/1 entries"),
+], ids=["short-vector", "unknown-name", "one-class", "probabilities", "mixed"])
+def test_a_multilabel_truth_it_cannot_join_is_refused_counted_and_said(caplog: pytest.LogCaptureFixture, label: Any,
+                                                                       said: str) -> None:
+    mon, _, ids = _labelled_monitor()
+    try:
+        with caplog.at_level("WARNING", logger="monitor"):
+            mon.feedback(["r0", "r1"], [[1, 0, 0, 0, 0], label])
+            mon.flush()
+        text = mon.metrics_text()
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="invalid") == 1
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="joined") == 1
+        logged = " ".join(r.getMessage() for r in caplog.records)
+        assert "labels[1]" in logged and "request id 'r1'" in logged and said in logged and "Fix:" in logged
+        # the refused label left its prediction waiting: the corrected one still joins
+        mon.feedback(["r1"], [["spam"]])
+        mon.flush()
+        assert sample(mon.metrics_text(), "monitor_feedback_labels_total", model="tags", outcome="joined") == 2
+    finally:
+        mon.close()
+
+
+def test_a_list_label_stays_invalid_for_a_single_label_model() -> None:
+    mon = _monitor({"output": {"kind": "probabilities", "classes": ["a", "b"]}})
+    try:
+        mon.observe(np.zeros((1, 1)), np.array([[0.3, 0.7]]), request_id=["r0"])
+        mon.feedback(["r0"], [[0, 1]])
+        mon.flush()
+        assert sample(mon.metrics_text(), "monitor_feedback_labels_total", model="tags", outcome="invalid") == 1
     finally:
         mon.close()

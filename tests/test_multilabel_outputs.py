@@ -88,14 +88,16 @@ def test_config_accepts_multilabel_and_the_refusal_of_a_kind_names_it() -> None:
     assert "multilabel" in str(err.value)
 
 
-def test_delayed_labels_of_a_multilabel_model_are_not_read_as_readme_says() -> None:
-    """README's "Multi-label models" says what is missing: a 0/1 vector or a list of label names is
-    refused as invalid (counted), not read as a per-label truth."""
+def test_delayed_labels_of_a_multilabel_model_are_read_as_readme_says() -> None:
+    """README's "Multi-label models": a 0/1 vector and a list of label names are each a row's
+    ground truth (they were refused as invalid, when the README said delayed labels were missing)."""
     mon = _monitor({"output": {"kind": "multilabel", "classes": ["a", "b", "c"]}})
     try:
         mon.observe(np.zeros((2, 1)), np.array([[0.9, 0.1, 0.6], [0.2, 0.7, 0.1]]), request_id=["r1", "r2"])
         mon.feedback(["r1", "r2"], [[1, 0, 1], ["b"]])
         mon.flush()
-        assert sample(mon.metrics_text(), "monitor_feedback_labels_total", model="tags", outcome="invalid") == 2
+        text = mon.metrics_text()
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="joined") == 2
+        assert sample(text, "monitor_multilabel_labels_in_window", model="tags") == 2
     finally:
         mon.close()

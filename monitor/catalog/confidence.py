@@ -150,6 +150,12 @@ MULTILABEL_PROBABILITY_MEAN = "monitor_multilabel_probability_mean_ratio"
 MULTILABEL_CARDINALITY = "monitor_multilabel_cardinality_mean"
 MULTILABEL_REFERENCE_CARDINALITY = "monitor_multilabel_reference_cardinality_mean"
 MULTILABEL_DRIFT_PVALUE = "monitor_multilabel_drift_pvalue"
+MULTILABEL_LABELS = "monitor_multilabel_labels_in_window"
+MULTILABEL_BRIER = "monitor_multilabel_brier_score"
+MULTILABEL_PRECISION = "monitor_multilabel_precision_ratio"
+MULTILABEL_RECALL = "monitor_multilabel_recall_ratio"
+MULTILABEL_HAMMING_LOSS = "monitor_multilabel_hamming_loss_ratio"
+MULTILABEL_SUBSET_ACCURACY = "monitor_multilabel_subset_accuracy_ratio"
 
 _C = "confidence"
 _ML = "multilabel"
@@ -216,7 +222,9 @@ METRICS: tuple[MetricSpec, ...] = (
     # with delayed labels
     MetricSpec(LABELS_IN_WINDOW, GAUGE, "Labelled predictions in the calibration window; figures below their minimum count are absent.",
                concern=_CAL),
-    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector (for regression models, the regression detector) could not use, by reason (unknown_class; no_scores; outside_window: "
+    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector (for regression models, the regression detector; for multi-label "
+               "models, the multilabel detector) could not use, by reason (unknown_class; no_scores; other_width: a multi-label "
+               "prediction of another number of labels than the model's; outside_window: "
                "joined, but their prediction had left the window when they came: set window above the labelling delay).",
                labels=("reason",), concern=_CAL, max_series=5),
     MetricSpec(ACCURACY, GAUGE, "Accuracy of labelled predictions in the window (absent below the minimum label count).",
@@ -496,4 +504,26 @@ METRICS: tuple[MetricSpec, ...] = (
                "(Monte-Carlo conditional on the margins when an expected count is under 10), times the number of labels "
                "(Bonferroni, at most 1): compare with alpha directly. Absent below min_rows rows or without reference scores.",
                labels=("label",), concern=_ML, unit="none", max_series=1000),
+    # ... with delayed labels (feedback: a 0/1 vector in label order, or the names of the labels present)
+    MetricSpec(MULTILABEL_LABELS, GAUGE,
+               "Labelled rows of a multi-label model in the multilabel detector's window (filed under their prediction's "
+               "time); its labelled figures are absent below min_labels of them.", concern=_ML),
+    MetricSpec(MULTILABEL_BRIER, GAUGE,
+               "Brier score of each label over the window's labelled rows: mean of (probability - 0/1 truth)^2 (0 best, "
+               "1 worst); absent below min_labels labelled rows.",
+               labels=("label",), concern=_ML, unit="none", max_series=1000),
+    MetricSpec(MULTILABEL_PRECISION, GAUGE,
+               "Share of the label's positive decisions (probability at least the threshold) among the window's labelled "
+               "rows that were right; absent below min_labels labelled rows or min_positives positive decisions.",
+               labels=("label",), concern=_ML, unit="percentunit", max_series=1000),
+    MetricSpec(MULTILABEL_RECALL, GAUGE,
+               "Share of the window's labelled rows holding the label that the model decided positive (probability at "
+               "least the threshold); absent below min_labels labelled rows or min_positives rows holding it.",
+               labels=("label",), concern=_ML, unit="percentunit", max_series=1000),
+    MetricSpec(MULTILABEL_HAMMING_LOSS, GAUGE,
+               "Hamming loss over the window's labelled rows: share of all their label decisions (rows x labels) that "
+               "were wrong; absent below min_labels labelled rows.", concern=_ML, unit="percentunit"),
+    MetricSpec(MULTILABEL_SUBSET_ACCURACY, GAUGE,
+               "Subset accuracy (exact match) over the window's labelled rows: share of rows whose every label decision "
+               "was right; absent below min_labels labelled rows.", concern=_ML, unit="percentunit"),
 )

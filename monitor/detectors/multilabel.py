@@ -17,7 +17,18 @@ class mix of the single-label detectors do not describe it; this detector does, 
   (:func:`~monitor.stats.univariate.chi2_test`), seeded by the table. Each label's p-value is
   multiplied by the number of labels (Bonferroni, capped at 1), so that a rule compares it with
   its alpha directly and the chance that any label of an unchanged model falls under alpha in
-  one evaluation is at most alpha.
+  one evaluation is at most alpha;
+* with delayed labels (``feedback`` with each row's ground truth: a 0/1 vector in column order or
+  the names of the labels present, see :mod:`monitor.multilabel_truth`), over the same window of
+  prediction times: the number of labelled rows (always), and at least ``min_labels`` of them,
+  each label's Brier score (mean squared difference of its probability and its 0/1 truth), the
+  hamming loss (share of the window's label decisions at ``threshold`` that are wrong) and the
+  subset accuracy (share of rows whose every decision is right); each label's precision (its
+  right positive decisions over its positive decisions) and recall (over its present labels)
+  need besides ``min_positives`` positive decisions, respectively present labels, in the window.
+
+Below its minimum count a figure is absent, not zero. Every windowed figure is a per-slot sum
+(fixed memory: ``n_slots x (1 + 2k)`` for the predictions, ``n_slots x (2 + 4k)`` for the labels).
 
 Examples
 --------
@@ -40,13 +51,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from monitor.catalog import confidence as names
-from monitor.detectors._common import Refresh, RefreshingDetector, config_params, load_windows_state, put_figure, time_span, windows_state
+from monitor.detectors._common import (Refresh, RefreshingDetector, config_params, load_windows_state, outside_not_late, put_figure,
+                                       time_span, windows_state)
 from monitor.detectors._pending import PendingHistogram
 from monitor.stats import univariate as uni
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
-    from monitor.batch import Batch
+    from monitor.batch import Batch, LabeledBatch
     from monitor.detectors.context import DetectorContext
     from monitor.reference import Reference
     from monitor.store import MetricWriter
@@ -56,6 +68,10 @@ __all__ = ["MultilabelDetector"]
 #: Drift p-values are resolved (Monte-Carlo draws for sparse tables) down to this level divided
 #: by the number of labels: the level of the shipped rule.
 DRIFT_ALPHA = 0.001
+#: Labelled rows' probabilities come back from the label join's float32 log-probabilities, a
+#: probability of exactly 0.5 as 0.4999999990: a decision at the threshold is taken this much
+#: (relative) below it, so that a labelled row is decided as its prediction was.
+_TIE = 1e-6
 
 
 class MultilabelDetector(RefreshingDetector):
@@ -72,6 +88,13 @@ class MultilabelDetector(RefreshingDetector):
         Resolution of the window (it slides by ``window_s / n_slots``).
     min_rows
         Below this many rows in the window the windowed figures and the drift p-values are absent.
+    min_labels
+        Below this many labelled rows in the window the labelled figures (Brier score, precision,
+        recall, hamming loss, subset accuracy) are absent.
+    min_positives
+        A label's precision is absent below this many positive decisions among the window's
+        labelled rows, its recall below this many rows where it is present (besides
+        ``min_labels``): a ratio of a handful of rows says nothing.
     refresh
         Relative growth of the window's rows that triggers recomputing the figures at export
         (they are also recomputed when the window slides and at every rule tick).
@@ -84,15 +107,19 @@ class MultilabelDetector(RefreshingDetector):
     deferrable: ClassVar[bool] = True
 
     def __init__(self, reference: "Reference | None" = None, threshold: float = 0.5, window_s: float = 3600.0,
-                 n_slots: int = 12, min_rows: int = 100, refresh: float = 0.05, seed: int = 0) -> None:
+                 n_slots: int = 12, min_rows: int = 100, min_labels: int = 100, min_positives: int = 10,
+                 refresh: float = 0.05, seed: int = 0) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"multilabel: threshold must be in (0, 1), got {threshold}")
-        if min_rows < 1:
-            raise ValueError(f"multilabel: min_rows must be at least 1, got {min_rows}")
+        for name, value in (("min_rows", min_rows), ("min_labels", min_labels), ("min_positives", min_positives)):
+            if value < 1:
+                raise ValueError(f"multilabel: {name} must be at least 1, got {value}")
         self.threshold = float(threshold)
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
+        self.min_labels = int(min_labels)
+        self.min_positives = int(min_positives)
         self.refresh = float(refresh)
         self.seed = int(seed)
         scores = None if reference is None else getattr(reference, "scores", None)
@@ -112,6 +139,8 @@ class MultilabelDetector(RefreshingDetector):
     def _reset(self) -> None:
         self._k: int | None = None if self.reference_scores is None else int(self.reference_scores.shape[1])
         self._window: SlidingWindow | None = None
+        self._labelled: SlidingWindow | None = None
+        self._skipped: dict[str, int] = {}
         self._hist = PendingHistogram(names.CONFIDENCE_BUCKETS)
         self._refresh = Refresh(self.refresh)
         self._names = self.labels
@@ -125,6 +154,9 @@ class MultilabelDetector(RefreshingDetector):
         # per slot: rows, then k positive counts, then k probability sums
         self._k = k
         self._window = SlidingWindow(self.window_s, (1 + 2 * k,), self.n_slots)
+        # per slot: labelled rows, rows decided right on every label, then per label the sums of
+        # squared errors, right positive decisions, positive decisions and present labels
+        self._labelled = SlidingWindow(self.window_s, (2 + 4 * k,), self.n_slots)
 
     def _label_names(self, k: int) -> tuple[str, ...]:
         return self._names[:k] if len(self._names) >= k else tuple(str(i) for i in range(k))
@@ -152,9 +184,37 @@ class MultilabelDetector(RefreshingDetector):
         self._hist.add(np.maximum(p, 1.0 - p).ravel())
         self._refresh.add(len(batch))
 
+    def update_labels(self, labeled: "LabeledBatch") -> None:
+        """Delayed ground truth (``label`` a 0/1 matrix, one column per label), filed under the
+        event time of each row's prediction."""
+        n = len(labeled)
+        y, p = labeled.label, labeled.scores
+        if n == 0 or p is None or y.ndim != 2:
+            return  # not a multi-label model's labels (the join makes them so for output.kind: multilabel only)
+        if self._k is None:
+            self._make_window(int(p.shape[1]))
+        if p.shape[1] != self._k or y.shape[1] != self._k:
+            self._skip("other_width", n)  # predictions of another width than the model's labels
+            return
+        assert self._labelled is not None
+        decided = p >= self.threshold * (1.0 - _TIE)
+        present = y >= 0.5
+        right_positive = decided & present
+        rows = np.concatenate([np.ones((n, 1)), (decided == present).all(axis=1, keepdims=True), (p - y) ** 2,
+                               right_positive, decided, present], axis=1)
+        self._skip("outside_window", outside_not_late(self._labelled, labeled.ts, labeled.label_ts, labeled.late))
+        self._labelled.add(labeled.ts, None, rows)
+        self._refresh.add(n)
+
+    def _skip(self, reason: str, n: int) -> None:
+        if n:
+            self._skipped[reason] = self._skipped.get(reason, 0) + n
+
     def advance(self, now: float) -> None:
         if self._window is not None:
             self._window.advance(now)
+        if self._labelled is not None:
+            self._labelled.advance(now)
 
     # -- results --------------------------------------------------------------------------------
     def figures(self) -> dict[str, Any] | None:
@@ -183,7 +243,31 @@ class MultilabelDetector(RefreshingDetector):
         return {"rows": n, "rate": positives / n, "mean": sums / n, "cardinality": float(positives.sum() / n),
                 "pvalue": pvalues}
 
+    def labelled_figures(self) -> dict[str, Any] | None:
+        """The window's labelled figures (labels; per-label Brier score, precision and recall, None
+        where below ``min_positives``; hamming loss; subset accuracy), None below ``min_labels``
+        labelled rows."""
+        if self._labelled is None or self._k is None:
+            return None
+        t = self._labelled.total()
+        n, k = float(t[0]), self._k
+        if n < self.min_labels:
+            return None
+        sq, tp, decided, present = t[2:2 + k], t[2 + k:2 + 2 * k], t[2 + 2 * k:2 + 3 * k], t[2 + 3 * k:]
+        wrong = decided + present - 2.0 * tp  # false positives and false negatives
+        return {
+            "labels": n,
+            "brier": sq / n,
+            "precision": [float(tp[j] / decided[j]) if decided[j] >= self.min_positives else None for j in range(k)],
+            "recall": [float(tp[j] / present[j]) if present[j] >= self.min_positives else None for j in range(k)],
+            "hamming_loss": float(wrong.sum() / (n * k)),
+            "subset_accuracy": float(t[1] / n),
+        }
+
     def export(self, out: "MetricWriter") -> None:
+        for reason, count in self._skipped.items():
+            out.inc(names.LABELS_SKIPPED, float(count), (reason,))
+        self._skipped.clear()
         if self._hist.pending:
             self._hist.flush(out, names.MULTILABEL_CONFIDENCE)
         if self._window is None or self._k is None:
@@ -199,9 +283,15 @@ class MultilabelDetector(RefreshingDetector):
         if not write:
             return
         figures = self.figures()
+        assert self._labelled is not None
+        labelled = self.labelled_figures()
+        n_labels = float(self._labelled.total()[0])
         if due:
-            self._refresh.done(self._window.newest_slot_end, float(self._window.total()[0]))
+            self._refresh.done(self._window.newest_slot_end, float(self._window.total()[0]) + n_labels)
         out.set(names.MULTILABEL_ROWS, float(self._window.total()[0]))
+        out.set(names.MULTILABEL_LABELS, n_labels)
+        put_figure(out, names.MULTILABEL_HAMMING_LOSS, None if labelled is None else labelled["hamming_loss"])
+        put_figure(out, names.MULTILABEL_SUBSET_ACCURACY, None if labelled is None else labelled["subset_accuracy"])
         put_figure(out, names.MULTILABEL_CARDINALITY, None if figures is None else figures["cardinality"])
         for j, name in enumerate(labels):
             key = (name,)
@@ -209,13 +299,18 @@ class MultilabelDetector(RefreshingDetector):
             put_figure(out, names.MULTILABEL_PROBABILITY_MEAN, None if figures is None else float(figures["mean"][j]), key)
             pv = None if figures is None or figures["pvalue"] is None else float(figures["pvalue"][j])
             put_figure(out, names.MULTILABEL_DRIFT_PVALUE, pv, key)
+            put_figure(out, names.MULTILABEL_BRIER, None if labelled is None else float(labelled["brier"][j]), key)
+            put_figure(out, names.MULTILABEL_PRECISION, None if labelled is None else labelled["precision"][j], key)
+            put_figure(out, names.MULTILABEL_RECALL, None if labelled is None else labelled["recall"][j], key)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"k": -1 if self._k is None else self._k, "names": list(self._names),
                                  "pending": self._hist.state_dict(), "refresh": self._refresh.state_dict()}
-        if self._window is not None:
-            state["windows"] = windows_state({"main": self._window})
+        if self._window is not None and self._labelled is not None:
+            state["windows"] = windows_state({"main": self._window, "labels": self._labelled})
+        if self._skipped:
+            state["skipped"] = dict(self._skipped)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -225,8 +320,11 @@ class MultilabelDetector(RefreshingDetector):
             if self._k is not None and k != self._k:
                 raise ValueError(f"multilabel state holds {k} labels, the reference's scores have {self._k}")
             self._make_window(k)
-            assert self._window is not None
+            assert self._window is not None and self._labelled is not None
             load_windows_state({"main": self._window}, state["windows"])
+            if "labels" in state["windows"]:  # saved before labels were read: none in the window
+                self._labelled.load_state_dict(state["windows"]["labels"])
+        self._skipped = {str(r): int(v) for r, v in state.get("skipped", {}).items()}
         self._names = tuple(str(x) for x in state.get("names", self._names)) or self._names
         if "pending" in state:
             self._hist.load_state_dict(state["pending"])

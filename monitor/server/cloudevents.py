@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
+from monitor.multilabel_truth import TruthError, read_truth
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
@@ -281,12 +282,14 @@ class CloudEventsIntake:
             raise IntakeError(400, "ce-time", f"cannot read {event.time!r}; use RFC 3339", "bad_timestamp") from None
         if event.type in FEEDBACK_TYPES:
             try:
-                puid, labels = decode_seldon_feedback(event.data)
+                puid, labels = decode_seldon_feedback(event.data, multilabel=mon.config.output.is_multilabel)
             except PayloadError as err:
                 raise IntakeError(400, err.field, err.message, err.reason) from None
             rid = puid or event.attributes.get("requestid")
             if not rid:
                 raise IntakeError(400, "response.meta.puid", "is needed to join the feedback to its prediction", "missing_feedback")
+            if mon.config.output.is_multilabel:
+                _check_truth_rows(labels, mon.config.output.classes)
             ids = [rid] if len(labels) == 1 else [f"{rid}/{i}" for i in range(len(labels))]
             sidecar.enqueue([(mon, (FEEDBACK, ts, ids, labels))], ENDPOINT)
             return "accepted"
@@ -408,3 +411,13 @@ async def handle_cloudevent(request: web.Request) -> web.Response:
     event = read_cloudevent(_attributes_binary(request), request.headers.get("Content-Type", ""), body)
     outcome = intake.accept(event, len(body))
     return web.json_response({"status": outcome, "id": event.id}, status=202)
+
+
+def _check_truth_rows(rows: list[Any], classes: tuple[str, ...]) -> None:
+    """Refuse a multi-label model's feedback whose ``truth`` rows it cannot take (a single class, a
+    vector of another length than ``output.classes``, names no label has), naming the row."""
+    for i, row in enumerate(rows):
+        try:
+            read_truth(row, classes, len(classes) or None)
+        except TruthError as err:
+            raise IntakeError(400, f"truth.data row {i}", str(err), "bad_label") from None

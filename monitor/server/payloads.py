@@ -437,11 +437,12 @@ def oip_request_id(body: Any) -> str | None:
     return str(rid) if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) else None
 
 
-def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
+def decode_seldon_feedback(body: Any, multilabel: bool = False) -> tuple[str | None, list[Any]]:
     """``(request id, labels)`` of a Seldon feedback message: the prediction's id is the
     ``response.meta.puid``; labels are the ``truth`` rows (one-hot rows become class indices; a
     row that is not one-hot, all zeros or soft, is left as it is and counted ``invalid`` by the
-    join, not read as its argmax)."""
+    join, not read as its argmax). For a ``multilabel`` model every row stays the 0/1 vector (or
+    list of names) it is: a one-hot row there says one label is present, not a class."""
     import numpy as np
 
     if not isinstance(body, dict):
@@ -459,6 +460,9 @@ def decode_seldon_feedback(body: Any) -> tuple[str | None, list[Any]]:
     for r in rows:
         if isinstance(r, dict):
             r = next(iter(r.values()), None)
+        if multilabel:
+            labels.append(r)
+            continue
         if isinstance(r, list) and len(r) == 1:
             r = r[0]
         if isinstance(r, list) and r and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) \
