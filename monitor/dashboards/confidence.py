@@ -40,6 +40,11 @@ def _by_model(name: str, *matchers: str) -> str:
     return f"max by (model, instance) ({selector(name, *matchers)})"
 
 
+def _by_label(name: str) -> str:
+    """Per label of a multi-label model."""
+    return f"max by (model, instance, label) ({selector(name)})"
+
+
 def _by_segment(name: str, *by: str) -> str:
     return f"max by (model, instance, segment{''.join(', ' + b for b in by)}) ({selector(name, _SEGMENT)})"
 
@@ -361,6 +366,45 @@ def build() -> Dashboard:
                    Query(_by_model("monitor_regression_rows_in_window"), "rows {{model}} {{instance}}"),
                    Query(_by_model("monitor_regression_labels_in_window"), "labels {{model}} {{instance}}"),
                    metrics=("monitor_regression_rows_in_window", "monitor_regression_labels_in_window"), minimum=0),
+        Row("Multi-label models"),
+        timeseries("Label positive rate against the reference",
+                   Query(_by_label("monitor_multilabel_positive_rate_ratio"), "window {{label}} {{model}} {{instance}}"),
+                   Query(_by_label("monitor_multilabel_reference_positive_rate_ratio"), "reference {{label}} {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_positive_rate_ratio", "monitor_multilabel_reference_positive_rate_ratio",
+                            "monitor_multilabel_probability_mean_ratio"),
+                   minimum=0, maximum=1,
+                   note="Share of the window's rows given each label (probability at least the multilabel detector's "
+                        "threshold), and its share on the reference: ModelMultilabelDrift fires for a label whose line "
+                        "leaves its reference by more than 2 points with p < 0.001, for 15 minutes."),
+        timeseries("Label drift p-value",
+                   Query(_by_label("monitor_multilabel_drift_pvalue"), "{{label}} {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_drift_pvalue",), threshold=0.001, minimum=0, maximum=1,
+                   note="Each label's chi-squared p-value against the reference, already multiplied by the number of "
+                        "labels: the dashed line is ModelMultilabelDrift's 0.001."),
+        timeseries("Labels per row against the reference",
+                   Query(_by_model("monitor_multilabel_cardinality_mean"), "window {{model}} {{instance}}"),
+                   Query(_by_model("monitor_multilabel_reference_cardinality_mean"), "reference {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_cardinality_mean", "monitor_multilabel_reference_cardinality_mean"),
+                   minimum=0),
+        timeseries("Multi-label accuracy from delayed labels",
+                   Query(_by_model("monitor_multilabel_hamming_loss_ratio"), "hamming loss {{model}} {{instance}}"),
+                   Query(_by_model("monitor_multilabel_subset_accuracy_ratio"), "subset accuracy {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_hamming_loss_ratio", "monitor_multilabel_subset_accuracy_ratio"),
+                   minimum=0, maximum=1,
+                   note="Share of the labelled rows' label decisions that were wrong (hamming loss), and of rows whose "
+                        "every decision was right (subset accuracy); absent below the detector's min_labels."),
+        timeseries("Precision and recall by label",
+                   Query(_by_label("monitor_multilabel_precision_ratio"), "precision {{label}} {{model}} {{instance}}"),
+                   Query(_by_label("monitor_multilabel_recall_ratio"), "recall {{label}} {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_precision_ratio", "monitor_multilabel_recall_ratio",
+                            "monitor_multilabel_brier_score"),
+                   minimum=0, maximum=1,
+                   note="At the detector's threshold, over the window's labelled rows; a label's line is absent below "
+                        "min_positives positive decisions (precision) or rows holding it (recall)."),
+        timeseries("Multi-label rows and labels in the window",
+                   Query(_by_model("monitor_multilabel_rows_in_window"), "rows {{model}} {{instance}}"),
+                   Query(_by_model("monitor_multilabel_labels_in_window"), "labels {{model}} {{instance}}"),
+                   metrics=("monitor_multilabel_rows_in_window", "monitor_multilabel_labels_in_window"), minimum=0),
         Row("Uncertainty of logits and ensembles"),
         heatmap("Energy score over time", _dist("monitor_prediction_energy"), metrics=("monitor_prediction_energy",),
                 note="Rows per energy bucket in each interval (models returning logits): a band moving up means less "
