@@ -279,15 +279,18 @@ class LabelJoiner:
         late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
-        events = self._arrivals() + list(events)
-        for ts, request_ids, labels in events:
+        arrivals = self._arrivals()
+        events = arrivals + list(events)
+        for n_event, (ts, request_ids, labels) in enumerate(events):
             if ts == ts:  # not NaN: the held labels' clock, swept event by event as one join at a time would
                 self._now = max(self._now, float(ts))
                 outcome["unknown_id"] += self._expire_early()
             for i, (rid, label) in enumerate(zip(request_ids, labels)):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
-                if multilabel:
+                if n_event < len(arrivals):  # held as read (a multi-label truth: its columns, a list once checkpointed)
+                    value = tuple(label) if multilabel and isinstance(label, list) else label
+                elif multilabel:
                     try:
                         value = read_truth(label, names, width)
                     except TruthError as err:
@@ -429,7 +432,7 @@ class LabelJoiner:
             "evicted": self.evicted,
             "replaced": self.replaced,
             # labels waiting for their prediction, oldest first (a class label or a regression value)
-            "early": [[key, ts, value.tolist() if isinstance(value, np.ndarray) else  # a multi-label truth row
+            "early": [[key, ts, list(value) if isinstance(value, tuple) else  # a multi-label truth: its columns
                        value if isinstance(value, (str, int, float)) else str(value)]
                       for key, (ts, value) in self._early.items()],
             "arrived": list(self._arrived),

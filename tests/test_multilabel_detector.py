@@ -11,6 +11,8 @@ the chance of any false alarm is at most 40 x 0.001 = 0.04); one label's rate mo
 
 from __future__ import annotations
 
+import json
+
 from typing import Any
 
 import numpy as np
@@ -349,5 +351,31 @@ def test_a_list_label_stays_invalid_for_a_single_label_model() -> None:
         mon.feedback(["r0"], [[0, 1]])
         mon.flush()
         assert sample(mon.metrics_text(), "monitor_feedback_labels_total", model="tags", outcome="invalid") == 1
+    finally:
+        mon.close()
+
+
+def test_a_multilabel_truth_that_comes_before_its_prediction_is_held_across_a_checkpoint() -> None:
+    """A truth row held for its prediction (labels.early) is a numpy row: the checkpoint, which is
+    JSON, kept it as its text, and the restored label was refused as invalid."""
+    from monitor.labels import LabelJoiner
+
+    rng = np.random.default_rng(3)
+    mon, _, _ = _labelled_monitor()
+    try:
+        joiner = mon.pipeline.joiner
+        y = np.array([[1, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=float)
+        assert mon.feedback(["later0", "later1"], y)
+        mon.flush()
+        assert joiner.early_held == 2
+        restored = LabelJoiner(capacity=joiner.capacity)
+        restored.load_state_dict(json.loads(json.dumps(joiner.state_dict(), default=lambda a: a.tolist())))
+        mon.pipeline.joiner = restored
+        mon.observe(np.zeros((2, 1)), scores(rng, 2), request_id=["later0", "later1"])
+        mon.flush()
+        text = mon.metrics_text()
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="joined") == 2
+        assert sample(text, "monitor_feedback_labels_total", model="tags", outcome="invalid") is None
+        assert sample(text, "monitor_multilabel_labels_in_window", model="tags") == 2
     finally:
         mon.close()
