@@ -370,6 +370,7 @@ def build() -> Dashboard:
         timeseries("Label positive rate against the reference",
                    Query(_by_label("monitor_multilabel_positive_rate_ratio"), "window {{label}} {{model}} {{instance}}"),
                    Query(_by_label("monitor_multilabel_reference_positive_rate_ratio"), "reference {{label}} {{model}} {{instance}}"),
+                   Query(_by_label("monitor_multilabel_probability_mean_ratio"), "mean probability {{label}} {{model}} {{instance}}"),
                    metrics=("monitor_multilabel_positive_rate_ratio", "monitor_multilabel_reference_positive_rate_ratio",
                             "monitor_multilabel_probability_mean_ratio"),
                    minimum=0, maximum=1,
@@ -396,11 +397,13 @@ def build() -> Dashboard:
         timeseries("Precision and recall by label",
                    Query(_by_label("monitor_multilabel_precision_ratio"), "precision {{label}} {{model}} {{instance}}"),
                    Query(_by_label("monitor_multilabel_recall_ratio"), "recall {{label}} {{model}} {{instance}}"),
+                   Query(_by_label("monitor_multilabel_brier_score"), "Brier {{label}} {{model}} {{instance}}"),
                    metrics=("monitor_multilabel_precision_ratio", "monitor_multilabel_recall_ratio",
                             "monitor_multilabel_brier_score"),
                    minimum=0, maximum=1,
                    note="At the detector's threshold, over the window's labelled rows; a label's line is absent below "
-                        "min_positives positive decisions (precision) or rows holding it (recall)."),
+                        "min_positives positive decisions (precision) or rows holding it (recall). Brier: the mean squared "
+                        "error of the label's probability (lower is better)."),
         timeseries("Multi-label rows and labels in the window",
                    Query(_by_model("monitor_multilabel_rows_in_window"), "rows {{model}} {{instance}}"),
                    Query(_by_model("monitor_multilabel_labels_in_window"), "labels {{model}} {{instance}}"),
