@@ -382,8 +382,38 @@ class BatchBuilder:
             arr = arr.reshape(0, 0)
         return describe(arr), np.empty((arr.shape[0], 0), dtype=object)
 
+    def _class_columns(self, frame: Any) -> Any:
+        """A DataFrame of scores with its columns in the order of the model's classes, when they
+        are named by them (AutoGluon's and H2O's ``predict_proba`` answer one per class name, in an
+        order of their own); ``frame`` as it is when its columns are named otherwise (read by
+        position, as an array's). A model configured without classes learns them from the first
+        such frame whose columns are all text, as from an estimator's ``classes_``.
+
+        Why: read by position, a frame ``{"spam": 0.9, "ham": 0.1}`` under ``output.classes:
+        [ham, spam]`` was monitored as P(ham) = 0.9, every row of the wrong class, and nothing said."""
+        names = [str(c) for c in frame.columns]
+        known = self.classes.names
+        if (not known and names and len(set(names)) == len(names) <= self.classes.cap
+                and all(isinstance(c, str) for c in frame.columns)):
+            for name in names:
+                self.classes.add(name)
+            self.classes.ensure(len(names))  # the names are columns: an integer label may be a column index
+            known = self.classes.names
+        if not names or not set(names) <= set(known):
+            return frame
+        if sorted(names) == sorted(known):
+            return frame if names == known else frame.iloc[:, [names.index(k) for k in known]]
+        if len(known) == 2 and names == [known[1]] and not self.output.is_multilabel:
+            return frame  # P(positive) of a binary model, as one column is read
+        raise RowError("output_shape", f"outputs are a DataFrame of the columns {_short(', '.join(map(repr, names)))}, "
+                                       f"named as some of the classes ({_short(', '.join(map(repr, known)))}): "
+                                       "return one column per class of output.classes (or, for a binary model, the "
+                                       "positive class's alone)")
+
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         kind = self.output.kind
+        if self._scores and is_dataframe(outputs):
+            outputs = self._class_columns(outputs)
         if kind == "probabilities" and integer_array(outputs):
             raise RowError("labels_as_probabilities", (
                 f"outputs of integer or boolean dtype ({outputs.dtype}) are class labels or votes, not probabilities "

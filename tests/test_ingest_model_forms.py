@@ -1,0 +1,53 @@
+"""Inputs and outputs as ML code hands them over beyond numpy rows (pandas outputs named by class,
+dict rows with keys missing, structured arrays, columns as pandas Series, ragged text outputs):
+read as the user means them, or refused under the reason that names what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.events import PREDICTION
+from monitor.ingest import BatchBuilder
+from monitor.schema import Feature, OutputSpec, Schema
+
+pd = pytest.importorskip("pandas")
+
+
+def ev(inputs, outputs, ts=0.0):
+    return (PREDICTION, ts, inputs, outputs, None, None, None, None, None)
+
+
+def test_dataframe_outputs_are_read_by_class_name_not_column_position():
+    # AutoGluon's and H2O's predict_proba answer a DataFrame whose columns are the class names, in
+    # an order of their own: read by position, P(spam) = 0.9 was monitored as P(ham), every row
+    # predicted the wrong class and labelled accuracy read 0 instead of 1
+    b = BatchBuilder(None, OutputSpec("probabilities", ("ham", "spam")))
+    out = pd.DataFrame({"spam": [0.9, 0.2], "ham": [0.1, 0.8]})
+    r = b.build([ev(np.ones((2, 2)), out)])
+    assert r.rejected == {}
+    assert r.batch.predicted.tolist() == [1, 0]
+    assert r.batch.scores.tolist() == [[0.1, 0.9], [0.8, 0.2]]
+
+
+def test_dataframe_outputs_name_the_classes_of_a_model_configured_without_them():
+    b = BatchBuilder(None, OutputSpec("probabilities"))
+    b.build([ev(np.ones((1, 2)), pd.DataFrame({"ham": [0.3], "spam": [0.7]}))])
+    r = b.build([ev(np.ones((1, 2)), pd.DataFrame({"spam": [0.6], "ham": [0.4]}))])
+    assert b.classes.names == ["ham", "spam"]
+    assert r.batch.scores.tolist() == [[0.4, 0.6]]
+
+
+def test_dataframe_outputs_of_some_classes_only_are_refused_naming_them():
+    # one column named as the first class of a binary model is P(ham): read as P(positive) it was
+    # the other class's probability
+    b = BatchBuilder(None, OutputSpec("probabilities", ("ham", "spam")))
+    r = b.build([ev(np.ones((2, 2)), pd.DataFrame({"ham": [0.9, 0.2]}))])
+    assert r.batch is None and r.rejected == {"output_shape": 2}
+    assert "'ham'" in r.details["output_shape"] and "output.classes" in r.details["output_shape"]
+
+
+def test_dataframe_outputs_with_other_column_names_stay_positional():
+    b = BatchBuilder(None, OutputSpec("probabilities", ("ham", "spam")))
+    r = b.build([ev(np.ones((1, 2)), pd.DataFrame({"p0": [0.3], "p1": [0.7]}))])
+    assert r.rejected == {} and r.batch.scores.tolist() == [[0.3, 0.7]]
