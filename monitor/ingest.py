@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text, whole_number_text
+from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, is_missing, request_id_text, row_text,
+                            whole_number_text)
 from monitor.outputs import ClassIndex, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
@@ -202,15 +203,27 @@ class BatchBuilder:
                     continue
                 feats.append(Feature(str(name), kind_of(str(name), getattr(dtype, "kind", "O") in "biufm")))
             return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
-        if isinstance(inputs, dict):
-            first = {k: (v[0] if isinstance(v, (list, tuple, np.ndarray)) and len(v) else v) for k, v in inputs.items()}
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+            first = _first_present([row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)])
+        elif isinstance(inputs, dict):
+            first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if isinstance(v, (list, tuple, np.ndarray))
+                     else v for k, v in inputs.items()}
+        else:
+            first = None
+        if first is not None:
             times = [str(k) for k, v in first.items()
                      if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats | texts]
+            unknown = [str(k) for k, v in first.items() if _absent(v) and str(k) not in self.reference_names]
+            if unknown:
+                import logging
+
+                logging.getLogger("monitor").warning(
+                    "the input rows' key(s) %s hold no value in the first call (None): learned as categorical, which "
+                    "reads numbers too (as their text); learned as numeric, any text sent later refused the whole row. "
+                    "Fix: list them under features: with their kind", _short(", ".join(map(repr, unknown))))
             return self._without_times(Schema(tuple(
-                Feature(str(k), kind_of(str(k), not isinstance(v, str)))
+                Feature(str(k), kind_of(str(k), str(k) in self.reference_names if _absent(v) else not isinstance(v, str)))
                 for k, v in first.items() if str(k) not in times)), times, "the input rows' key(s)")
-        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
-            return self._learn_schema(inputs[0])
         arr = np.asarray(inputs)
         if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
             raise RowError("wrong_type", "inputs must be numeric rows")
@@ -749,6 +762,31 @@ def _number_of_time(name: str, v: Any) -> float:
     if seconds is None:
         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}")
     return seconds
+
+
+#: Rows of the first readable call a schema is learned from (their keys, and each key's first value).
+LEARN_ROWS = 1_000
+
+
+def _absent(v: Any) -> bool:
+    """A value that says nothing of its feature's kind: None, pandas' NA or NaT (a float NaN is a
+    number: a gap in a numeric column)."""
+    return v is None or (not isinstance(v, float) and is_missing(v))
+
+
+def _first_present(rows: list[dict[Any, Any]]) -> dict[Any, Any]:
+    """Every key of ``rows`` (in the order first seen) with its first value that is not
+    :func:`_absent` (None when it has none): what a schema is learned from. Why: learned from the
+    first row alone, a key absent from it was never monitored, and one whose first value was None
+    became numeric, so that every later row with text under it was refused."""
+    out: dict[Any, Any] = {}
+    for row in rows:
+        for k, v in row.items():
+            if out.get(k) is None and not _absent(v):
+                out[k] = v
+            elif k not in out:
+                out[k] = None
+    return out
 
 
 def _no_categorical(num: np.ndarray) -> np.ndarray:

@@ -51,3 +51,37 @@ def test_dataframe_outputs_with_other_column_names_stay_positional():
     b = BatchBuilder(None, OutputSpec("probabilities", ("ham", "spam")))
     r = b.build([ev(np.ones((1, 2)), pd.DataFrame({"p0": [0.3], "p1": [0.7]}))])
     assert r.rejected == {} and r.batch.scores.tolist() == [[0.3, 0.7]]
+
+
+def test_a_key_first_sent_as_null_is_not_learned_as_numeric_for_good():
+    # JSON rows whose optional text field is null in the first request: learned numeric from that
+    # None, every later row with text in it was refused as wrong_type (its inputs and outputs lost)
+    b = BatchBuilder(None, OutputSpec())
+    b.build([ev({"age": 3.0, "city": None}, [0.2, 0.8])])
+    r = b.build([ev({"age": 4.0, "city": "paris"}, [0.2, 0.8])])
+    assert r.rejected == {} and r.batch.categorical[:, 0].tolist() == ["paris"]
+
+
+def test_a_key_null_in_the_first_row_is_learned_from_the_rows_after_it():
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev([{"age": 3.0, "city": None}, {"age": None, "city": "lyon"}], [[0.2, 0.8], [0.5, 0.5]])])
+    assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city",)
+    assert r.rejected == {} and r.batch.categorical[:, 0].tolist() == [None, "lyon"]
+    c = BatchBuilder(None, OutputSpec())
+    c.build([ev({"age": [None, 4.0], "city": [None, "lyon"]}, [[0.2, 0.8], [0.5, 0.5]])])
+    assert c.schema.numeric_names == ("age",) and c.schema.categorical_names == ("city",)
+
+
+def test_keys_missing_from_the_first_dict_row_are_learned_too():
+    # the schema was learned from the first row alone: a key absent from it was never monitored,
+    # in that call or any later one, and nothing said so
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev([{"age": 31.0}, {"age": 30.0, "income": 1e4, "city": "a"}], [[0.2, 0.8], [0.5, 0.5]])])
+    assert b.schema.names == ("age", "income", "city")
+    assert np.isnan(r.batch.numeric[0, 1]) and r.batch.numeric[1, 1] == 1e4
+
+
+def test_a_key_first_sent_as_null_keeps_the_references_kind():
+    b = BatchBuilder(None, OutputSpec(), reference_names=("age", "city"), reference_categorical=("city",))
+    b.build([ev({"age": None, "city": None}, [0.2, 0.8])])
+    assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city",)
