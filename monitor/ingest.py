@@ -498,7 +498,7 @@ class BatchBuilder:
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
             try:
-                learned = self._learn_schema(events[unreadable][2], events[unreadable][3])
+                learned = self._learn_schema(_rows_to_learn(events[unreadable:]), events[unreadable][3])
                 if not len(learned):
                     # an empty batch ([], {}, rows of no column): a schema of no feature learnt from it
                     # refused every later row as wrong_shape ("expected rows of 0 features"), for good
@@ -787,6 +787,17 @@ def _first_present(rows: list[dict[Any, Any]]) -> dict[Any, Any]:
             elif k not in out:
                 out[k] = None
     return out
+
+
+def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
+    """The inputs a schema is learned from: the first event's, or when it is one row as a dict
+    (JSON events, CloudEvents, a decorated predict called per row) the dict rows of the drain's
+    events up to :data:`LEARN_ROWS`, so that a key null or absent in the first event is learned
+    from those after it."""
+    first = events[0][2]
+    if type(first) is not dict or any(isinstance(v, (list, tuple, np.ndarray)) for v in first.values()):
+        return first
+    return [ev[2] for ev in events[:LEARN_ROWS] if type(ev[2]) is dict]
 
 
 def _no_categorical(num: np.ndarray) -> np.ndarray:

@@ -85,3 +85,11 @@ def test_a_key_first_sent_as_null_keeps_the_references_kind():
     b = BatchBuilder(None, OutputSpec(), reference_names=("age", "city"), reference_categorical=("city",))
     b.build([ev({"age": None, "city": None}, [0.2, 0.8])])
     assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city",)
+
+
+def test_one_row_events_learn_a_key_from_the_events_after_the_first():
+    # JSON events of one dict row each: a key null in the first was learned without its kind
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev({"age": None, "city": "x"}, [0.2, 0.8]), ev({"age": 2.0, "city": "y", "plan": "pro"}, [0.5, 0.5])])
+    assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city", "plan")
+    assert r.rejected == {} and r.batch.numeric[1, 0] == 2.0
