@@ -185,6 +185,7 @@ class BatchBuilder:
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats, texts = self.reference_categorical, self.reference_text
+        inputs = _named_columns(inputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim >= 3 and self._tensor_rows(inputs):
             name = self.reference_tensors[0] if len(self.reference_tensors) == 1 else "input"
             return Schema((Feature(name, "tensor"),))
@@ -320,6 +321,7 @@ class BatchBuilder:
         assert schema is not None
         if schema.tensor_names:
             return self._tensor_event_rows(inputs)
+        inputs = _named_columns(inputs)
         if is_dataframe(inputs):
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
@@ -926,6 +928,16 @@ def text_column(inputs: Any) -> list[Any] | None:
     return list(values)
 
 
+def _named_columns(inputs: Any) -> Any:
+    """A numpy structured (or record) array of rows as the dict of its columns by field name, as
+    a DataFrame's are read; any other inputs as they are. Why: ``np.asarray(x, float64)`` refuses a
+    structured array, so every call on one was refused as ``wrong_type``, "inputs must be numeric
+    rows", and counted as one row whatever its length."""
+    if isinstance(inputs, np.ndarray) and inputs.dtype.names and inputs.ndim == 1:
+        return {name: inputs[name] for name in inputs.dtype.names}
+    return inputs
+
+
 def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     """How many rows an event's inputs hold, as far as their shape tells without decoding them
     (1 when it cannot tell): what a refused event counts in ``monitor_rows_rejected``. For a
@@ -933,6 +945,7 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     builder reads it (:attr:`BatchBuilder.one_feature`): counted as 1, a refused call of ``n``
     rows was 1 row of the accounting."""
     try:
+        inputs = _named_columns(inputs)
         if is_dataframe(inputs):
             return len(inputs)
         if isinstance(inputs, dict):

@@ -93,3 +93,28 @@ def test_one_row_events_learn_a_key_from_the_events_after_the_first():
     r = b.build([ev({"age": None, "city": "x"}, [0.2, 0.8]), ev({"age": 2.0, "city": "y", "plan": "pro"}, [0.5, 0.5])])
     assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city", "plan")
     assert r.rejected == {} and r.batch.numeric[1, 0] == 2.0
+
+
+def _records(n: int) -> np.ndarray:
+    st = np.zeros(n, dtype=[("age", "f8"), ("income", "f4"), ("visits", "i4")])
+    st["age"], st["income"], st["visits"] = np.arange(n) + 30.0, 1e4, np.arange(n)
+    return st
+
+
+def test_structured_arrays_are_rows_read_by_field_name():
+    # a structured (or record) array was refused as wrong_type, "inputs must be numeric rows", and
+    # counted as one row whatever its length
+    b = BatchBuilder(Schema((Feature("visits"), Feature("age"))), OutputSpec())
+    r = b.build([ev(_records(3), np.full((3, 2), 0.5)), ev(_records(2).view(np.recarray), np.full((2, 2), 0.5))])
+    assert r.rejected == {} and r.rows_per_event == [3, 2]
+    assert r.batch.numeric.tolist() == [[0.0, 30.0], [1.0, 31.0], [2.0, 32.0], [0.0, 30.0], [1.0, 31.0]]
+    learned = BatchBuilder(None, OutputSpec())
+    learned.build([ev(_records(3), np.full((3, 2), 0.5))])
+    assert learned.schema.numeric_names == ("age", "income", "visits")
+
+
+def test_a_refused_structured_array_counts_its_rows():
+    b = BatchBuilder(Schema((Feature("age"),)), OutputSpec())
+    r = b.build([ev(_records(5), np.full((4, 2), 0.5))])
+    assert r.rejected == {"rows_mismatch": 5}
+
