@@ -930,12 +930,20 @@ def text_column(inputs: Any) -> list[Any] | None:
 
 def _named_columns(inputs: Any) -> Any:
     """A numpy structured (or record) array of rows as the dict of its columns by field name, as
-    a DataFrame's are read; any other inputs as they are. Why: ``np.asarray(x, float64)`` refuses a
-    structured array, so every call on one was refused as ``wrong_type``, "inputs must be numeric
-    rows", and counted as one row whatever its length."""
+    a DataFrame's are read, and a dict of pandas Series (``df.to_dict("series")``, columns picked
+    one by one) as a dict of their values; any other inputs as they are. Why: ``np.asarray(x,
+    float64)`` refuses a structured array, and a Series was read as one value of its feature, so
+    every call on either was refused as ``wrong_type`` and counted as one row whatever its length."""
     if isinstance(inputs, np.ndarray) and inputs.dtype.names and inputs.ndim == 1:
         return {name: inputs[name] for name in inputs.dtype.names}
+    if type(inputs) is dict and _is_series(next(iter(inputs.values()), None)):  # columns are alike: the first says
+        return {k: v.to_numpy() if _is_series(v) else v for k, v in inputs.items()}
     return inputs
+
+
+def _is_series(v: Any) -> bool:
+    """A pandas Series, told without importing pandas."""
+    return type(v).__name__ == "Series" and callable(getattr(v, "to_numpy", None))
 
 
 def guess_rows(inputs: Any, one_feature: bool = False) -> int:

@@ -118,3 +118,14 @@ def test_a_refused_structured_array_counts_its_rows():
     r = b.build([ev(_records(5), np.full((4, 2), 0.5))])
     assert r.rejected == {"rows_mismatch": 5}
 
+
+
+def test_a_dict_of_pandas_series_is_columns():
+    # df.to_dict("series"), or columns picked one by one: each column was read as one value, the
+    # call refused as wrong_type (counted as one row) with the whole Series printed in the log
+    b = BatchBuilder(Schema((Feature("age"), Feature("city", "categorical"))), OutputSpec())
+    cols = {"age": pd.Series([1.0, None, 3.0], index=[7, 8, 9]), "city": pd.Series(["a", "b", None], dtype="string")}
+    r = b.build([ev(cols, np.full((3, 2), 0.5))])
+    assert r.rejected == {} and r.rows_per_event == [3]
+    assert r.batch.numeric[[0, 2], 0].tolist() == [1.0, 3.0] and np.isnan(r.batch.numeric[1, 0])
+    assert r.batch.categorical[:, 0].tolist() == ["a", "b", None]
