@@ -94,6 +94,15 @@ class ClassIndex:
         return out
 
 
+#: Values that are no label of one row (a label per token, an object of label and score).
+_NOT_A_LABEL = (list, tuple, dict, set, np.ndarray)
+
+
+def _example(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def are_probabilities(x: np.ndarray) -> bool:
     """Whether scores read as probabilities: every finite value in [0, 1] and, with two columns or
     more, every finite row summing to one. Why: raw scores and probabilities are told apart by
@@ -182,10 +191,22 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
         if flat.dtype.kind in "OfcmM" and not set(map(type, rows)) <= {str}:  # text answers can be none
             missing = np.fromiter((is_missing(v) for v in rows), dtype=bool, count=n)
             _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
+            nested = np.fromiter((isinstance(v, _NOT_A_LABEL) for v in rows), dtype=bool, count=n)
+            if nested.any():
+                example = rows[int(np.flatnonzero(nested)[0])]
+                pick = ("pick the label of each row with watch(..., outputs=lambda out: [o['label'] for o in out])"
+                        if isinstance(example, dict) else
+                        "several values per row (a label per token) are not monitored as outputs; to watch the inputs "
+                        "and a figure of each answer, watch(..., outputs=lambda out: [len(o) for o in out]) with "
+                        "output.kind: regression")
+                details["output_shape"] = (
+                    f"a row's label is a {type(example).__name__} ({_example(example)}), not one class name (its text "
+                    f"would be learned as a class): {pick}")
+                _reject(valid, reasons, nested, "output_shape")
         predicted = np.full(n, -1, dtype=np.int64)
         predicted[valid] = classes.lookup(flat[valid])
         _reject(valid, reasons, predicted < 0, "too_many_classes")
-        return DecodedOutputs(valid, reasons, predicted=predicted)
+        return DecodedOutputs(valid, reasons, predicted=predicted, details=details)
     try:
         x = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):

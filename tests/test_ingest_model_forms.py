@@ -129,3 +129,18 @@ def test_a_dict_of_pandas_series_is_columns():
     assert r.rejected == {} and r.rows_per_event == [3]
     assert r.batch.numeric[[0, 2], 0].tolist() == [1.0, 3.0] and np.isnan(r.batch.numeric[1, 0])
     assert r.batch.categorical[:, 0].tolist() == ["a", "b", None]
+
+
+def test_labels_that_are_lists_or_objects_are_refused_not_learned_as_classes():
+    # output.kind: labels with a token classifier's label per token, or a Hugging Face pipeline's
+    # {"label": ..., "score": ...} per row: each row's repr ("['O', 'B-PER']", "{'label': ...}")
+    # was learned as a class name, until the class cap refused every row
+    b = BatchBuilder(None, OutputSpec("labels"))
+    r = b.build([ev(["a b c", "d e"], [["O", "B-PER", "I-PER"], ["O", "B-PER"]]),
+                 ev(["good", "bad"], [{"label": "POSITIVE", "score": 0.99}, {"label": "NEGATIVE", "score": 0.7}]),
+                 ev(["fine"], ["POSITIVE"])])
+    assert b.classes.names == ["POSITIVE"]
+    assert r.rejected == {"output_shape": 4} and r.batch.predicted.tolist() == [0]
+    assert "a list (['O', 'B-PER', 'I-PER'])" in r.details["output_shape"]
+    objects = BatchBuilder(None, OutputSpec("labels")).build([ev(["good"], [{"label": "POSITIVE", "score": 0.99}])])
+    assert objects.rejected == {"output_shape": 1} and "[o['label'] for o in out]" in objects.details["output_shape"]
