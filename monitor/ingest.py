@@ -439,7 +439,8 @@ class BatchBuilder:
             try:
                 arr = np.asarray(outputs, dtype=np.float64)
             except (TypeError, ValueError) as err:
-                if "inhomogeneous" in str(err):  # numbers, in rows or members of different lengths
+                example = _text_example(outputs)
+                if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
                     if isinstance(outputs, tuple) and len(outputs) >= 2 and all(hasattr(o, "shape") for o in outputs):
                         # predict returning (labels, probabilities): "rows of different lengths" sent the
                         # user looking at the classes, not at the tuple
@@ -452,7 +453,8 @@ class BatchBuilder:
                                                    "row needs one score per class, every member the same classes") from None
                 raise RowError("non_numeric_output",
                                f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
-                               f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}") from None
+                               f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}"
+                               f"{f' (e.g. {example})' if example else ''}") from None
             except Exception as err:  # noqa: BLE001 - the outputs' own conversion failed, not the monitor
                 raise RowError("non_numeric_output", f"outputs of type {type(outputs).__name__} could not be read as "
                                                      f"numbers ({type(err).__name__}: {str(err)[:200]})") from None
@@ -926,6 +928,28 @@ def text_column(inputs: Any) -> list[Any] | None:
     if float in kinds and any(type(v) is float and v == v for v in values):  # only NaN: pandas' missing text
         return None
     return list(values)
+
+
+def _text_example(outputs: Any) -> str | None:
+    """The first row of ``outputs`` (of their first 100) that holds text or objects, as the log
+    shows it, None when none does: rows of text of different lengths (a label per token) were
+    refused as rows of scores of different lengths, "one score per class", and generated text
+    named no value."""
+    if isinstance(outputs, (str, bytes, dict)):
+        rows: Any = [outputs]
+    elif isinstance(outputs, (list, tuple)):
+        rows = outputs[:100]
+    elif isinstance(outputs, np.ndarray) and outputs.dtype.kind in "OSU":
+        rows = outputs.ravel()[:100].tolist() if outputs.dtype.kind != "O" else outputs[:100].tolist()
+    else:
+        return None
+    for row in rows:
+        leaf = row
+        while isinstance(leaf, (list, tuple)) and leaf:
+            leaf = leaf[0]
+        if isinstance(leaf, (str, bytes, dict)):
+            return _short(row)
+    return None
 
 
 def _named_columns(inputs: Any) -> Any:

@@ -43,7 +43,11 @@ log = logging.getLogger("monitor")
 REJECTION_HINTS: dict[str, str] = {
     "non_numeric_output": "for a model that returns class labels (predict rather than predict_proba) set "
                           "output.kind: labels in the config; for one that returns a dict or an object, pick its "
-                          "scores with watch(..., outputs=lambda result: ...)",
+                          "scores with watch(..., outputs=lambda result: ...) (through the sidecar: "
+                          "server.proxy.oip_output names the output); text that is no class of its row (generated "
+                          "text, a label per token) is not monitored as outputs (as labels each answer would be a "
+                          "class): to watch the inputs and a figure of each answer, watch(..., outputs=lambda out: "
+                          "[len(o) for o in out]) with output.kind: regression",
     "labels_as_probabilities": "decorate the function that returns probabilities (predict_proba), or for a model "
                                "that returns class labels set output.kind: labels in the config",
     "probabilities_not_normalised": "rows of probabilities must sum to 1; for a multi-label model (each column an "

@@ -144,3 +144,21 @@ def test_labels_that_are_lists_or_objects_are_refused_not_learned_as_classes():
     assert "a list (['O', 'B-PER', 'I-PER'])" in r.details["output_shape"]
     objects = BatchBuilder(None, OutputSpec("labels")).build([ev(["good"], [{"label": "POSITIVE", "score": 0.99}])])
     assert objects.rejected == {"output_shape": 1} and "[o['label'] for o in out]" in objects.details["output_shape"]
+
+
+def test_rows_of_text_are_non_numeric_outputs_whatever_their_lengths():
+    # a token classifier's labels per token under output.kind: probabilities: refused as
+    # output_shape ("every row needs one score per class") when the rows' lengths differed and as
+    # non_numeric_output when they happened to be equal, one kind of output under two reasons
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev(["a b c", "d e"], [["O", "B-PER", "I-PER"], ["O", "B-PER"]]),
+                 ev(["a b", "d e"], [["O", "O"], ["O", "B-PER"]])])
+    assert r.rejected == {"non_numeric_output": 4}
+    assert "['O', 'B-PER', 'I-PER']" in r.details["non_numeric_output"]
+
+
+def test_generated_text_is_said_to_be_text():
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev(["write a poem"], ["Roses are red, violets are blue"])])
+    assert r.rejected == {"non_numeric_output": 1}
+    assert "'Roses are red, violets are blue'" in r.details["non_numeric_output"]

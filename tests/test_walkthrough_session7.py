@@ -439,9 +439,13 @@ def test_the_first_refused_rows_of_each_reason_are_logged_once_with_the_fix(capl
         assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) == 30.0
         lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
         assert lines == ["model 'labels-model': 15 row(s) refused (non_numeric_output): outputs must be numbers for "
-                         "output.kind: probabilities, got ndarray. Fix: for a model that returns class labels (predict rather than "
-                         "predict_proba) set output.kind: labels in the config; for one that returns a dict or an object, "
-                         "pick its scores with watch(..., outputs=lambda result: ...); counted in monitor_rows_rejected_total"
+                         "output.kind: probabilities, got ndarray (e.g. 'fraud'). Fix: for a model that returns class labels "
+                         "(predict rather than predict_proba) set output.kind: labels in the config; for one that returns a "
+                         "dict or an object, pick its scores with watch(..., outputs=lambda result: ...) (through the sidecar: "
+                         "server.proxy.oip_output names the output); text that is no class of its row (generated text, a label "
+                         "per token) is not monitored as outputs (as labels each answer would be a class): to watch the inputs "
+                         "and a figure of each answer, watch(..., outputs=lambda out: [len(o) for o in out]) with output.kind: "
+                         "regression; counted in monitor_rows_rejected_total"
                          '{reason="non_numeric_output"}, further ones are counted without a log line']
     finally:
         mon.close()
