@@ -185,7 +185,7 @@ class BatchBuilder:
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats, texts = self.reference_categorical, self.reference_text
-        inputs = _named_columns(inputs)
+        inputs = self._series_row(_named_columns(inputs), outputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim >= 3 and self._tensor_rows(inputs):
             name = self.reference_tensors[0] if len(self.reference_tensors) == 1 else "input"
             return Schema((Feature(name, "tensor"),))
@@ -230,6 +230,27 @@ class BatchBuilder:
             raise RowError("wrong_type", "inputs must be numeric rows")
         width = 1 if arr.ndim == 1 and self.one_feature else arr.shape[-1] if arr.ndim >= 1 else 1
         return Schema.numeric([f"f{i}" for i in range(width)])
+
+    def _series_row(self, inputs: Any, outputs: Any = None) -> Any:
+        """A pandas Series indexed by feature names (a DataFrame's row, ``df.iloc[i]``) as the
+        one dict row it is; any other inputs as they are. It is one when its index labels are text
+        and name a known feature (the schema's, else the reference's), or, with none known, when
+        it is not a column of texts as many as the outputs' rows (``df["review"]``). Why: read by
+        position, a row whose columns came in another order than the reference's was monitored as
+        other features (out of range on every row, input drift on unchanged traffic), and a row of
+        a number and a category was refused as ``wrong_type``."""
+        if not _is_series(inputs):
+            return inputs
+        labels = inputs.index.tolist()
+        if not labels or not all(isinstance(k, str) for k in labels):
+            return inputs
+        names = self.schema.name_set if self.schema is not None else frozenset(self.reference_names)
+        if names:
+            named = not names.isdisjoint(labels)
+        else:
+            column = text_column(inputs)
+            named = column is None or not self._text_rows(column, outputs)
+        return dict(zip(labels, inputs.tolist())) if named else inputs
 
     def _tensor_rows(self, inputs: np.ndarray) -> bool:
         """Whether an array of 3 or more dimensions is rows of one tensor feature (learning the
@@ -321,7 +342,7 @@ class BatchBuilder:
         assert schema is not None
         if schema.tensor_names:
             return self._tensor_event_rows(inputs)
-        inputs = _named_columns(inputs)
+        inputs = self._series_row(_named_columns(inputs))
         if is_dataframe(inputs):
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):

@@ -162,3 +162,31 @@ def test_generated_text_is_said_to_be_text():
     r = b.build([ev(["write a poem"], ["Roses are red, violets are blue"])])
     assert r.rejected == {"non_numeric_output": 1}
     assert "'Roses are red, violets are blue'" in r.details["non_numeric_output"]
+
+
+def test_a_dataframe_row_as_a_series_is_read_by_feature_name():
+    # predict(df.iloc[i]): one row as a Series indexed by the feature names was read by position,
+    # so that columns in another order than the reference's were monitored as other features
+    # (out of range on every row, input drift on unchanged traffic)
+    b = BatchBuilder(None, OutputSpec(), reference_names=("a", "b", "c"))
+    row = pd.DataFrame({"c": [-50.0], "b": [100.0], "a": [0.5]}).iloc[0]
+    r = b.build([ev(row, [0.3, 0.7]), ev(row, [0.3, 0.7])])
+    assert b.schema.names == ("c", "b", "a") or b.schema.names == ("a", "b", "c")
+    got = dict(zip(b.schema.names, r.batch.numeric[0].tolist()))
+    assert got == {"a": 0.5, "b": 100.0, "c": -50.0} and r.rejected == {}
+
+
+def test_a_series_row_of_mixed_values_is_learned_by_name():
+    # a row of a number and a category (an object Series): learned as f0, f1 and refused as wrong_type
+    b = BatchBuilder(None, OutputSpec())
+    row = pd.DataFrame({"age": [41.0], "city": ["x"]}).iloc[0]
+    r = b.build([ev(row, [0.3, 0.7])])
+    assert b.schema.numeric_names == ("age",) and b.schema.categorical_names == ("city",)
+    assert r.rejected == {} and r.batch.categorical[0, 0] == "x"
+
+
+def test_a_series_of_texts_stays_rows_of_one_text_feature():
+    b = BatchBuilder(None, OutputSpec())
+    texts = pd.Series(["great movie", "terrible plot twist"], index=["id-1", "id-2"])
+    r = b.build([ev(texts, np.full((2, 2), 0.5))])
+    assert b.schema.text_names == ("text",) and len(r.batch) == 2
