@@ -350,7 +350,9 @@ class BatchBuilder:
             if values and isinstance(values[0], (list, tuple, np.ndarray)):  # columnar dict
                 n = len(values[0])
                 if any(len(v) != n for v in values):
-                    raise RowError("wrong_shape", "columns of a columnar input have different lengths")
+                    lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(inputs.items())[:8])
+                    raise RowError("wrong_shape", f"the columns of a dict of columns have different lengths ({lengths} "
+                                                  "values): each column needs one value per row, as many as the outputs' rows")
                 rows = [{k: inputs[k][i] for k in inputs} for i in range(n)]
                 return self._rows_from_dicts(rows)
             return self._rows_from_dicts([inputs])

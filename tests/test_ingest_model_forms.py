@@ -190,3 +190,12 @@ def test_a_series_of_texts_stays_rows_of_one_text_feature():
     texts = pd.Series(["great movie", "terrible plot twist"], index=["id-1", "id-2"])
     r = b.build([ev(texts, np.full((2, 2), 0.5))])
     assert b.schema.text_names == ("text",) and len(r.batch) == 2
+
+
+def test_columns_of_different_lengths_are_named_with_their_lengths():
+    # said only "columns of a columnar input have different lengths", with the fix "check the
+    # features in the config": neither which column nor that the config was not the matter
+    b = BatchBuilder(Schema((Feature("age"), Feature("income"))), OutputSpec())
+    r = b.build([ev({"age": [1.0, 2.0], "income": [1.0]}, np.full((2, 2), 0.5))])
+    assert r.rejected == {"wrong_shape": 2}
+    assert "'income' has 1" in r.details["wrong_shape"] and "'age' has 2" in r.details["wrong_shape"]
