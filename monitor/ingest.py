@@ -207,8 +207,8 @@ class BatchBuilder:
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             first = _first_present([row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)])
         elif isinstance(inputs, dict):
-            first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if isinstance(v, (list, tuple, np.ndarray))
-                     else v for k, v in inputs.items()}
+            first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if _is_column(v) else v
+                     for k, v in inputs.items()}
         else:
             first = None
         if first is not None:
@@ -347,13 +347,16 @@ class BatchBuilder:
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
             values = list(inputs.values())
-            if values and isinstance(values[0], (list, tuple, np.ndarray)):  # columnar dict
+            if values and _is_column(values[0]):  # columnar dict
                 n = len(values[0])
-                if any(len(v) != n for v in values):
-                    lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(inputs.items())[:8])
+                columns = {k: v for k, v in inputs.items() if _is_column(v)}
+                if any(len(v) != n for v in columns.values()):
+                    lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(columns.items())[:8])
                     raise RowError("wrong_shape", f"the columns of a dict of columns have different lengths ({lengths} "
                                                   "values): each column needs one value per row, as many as the outputs' rows")
-                rows = [{k: inputs[k][i] for k in inputs} for i in range(n)]
+                # a single value (a number, a text) is every row's, as pandas broadcasts it: len() of a
+                # number raised out of the worker, and a text's characters were read as the rows' values
+                rows = [{k: (v[i] if k in columns else v) for k, v in inputs.items()} for i in range(n)]
                 return self._rows_from_dicts(rows)
             return self._rows_from_dicts([inputs])
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
@@ -822,7 +825,7 @@ def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
     events up to :data:`LEARN_ROWS`, so that a key null or absent in the first event is learned
     from those after it."""
     first = events[0][2]
-    if type(first) is not dict or any(isinstance(v, (list, tuple, np.ndarray)) for v in first.values()):
+    if type(first) is not dict or any(_is_column(v) for v in first.values()):
         return first
     return [ev[2] for ev in events[:LEARN_ROWS] if type(ev[2]) is dict]
 
@@ -986,6 +989,11 @@ def _named_columns(inputs: Any) -> Any:
     if type(inputs) is dict and _is_series(next(iter(inputs.values()), None)):  # columns are alike: the first says
         return {k: v.to_numpy() if _is_series(v) else v for k, v in inputs.items()}
     return inputs
+
+
+def _is_column(v: Any) -> bool:
+    """A value of a dict of columns that holds one value per row (a list, a tuple, an array)."""
+    return isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim >= 1)
 
 
 def _is_series(v: Any) -> bool:

@@ -199,3 +199,13 @@ def test_columns_of_different_lengths_are_named_with_their_lengths():
     r = b.build([ev({"age": [1.0, 2.0], "income": [1.0]}, np.full((2, 2), 0.5))])
     assert r.rejected == {"wrong_shape": 2}
     assert "'income' has 1" in r.details["wrong_shape"] and "'age' has 2" in r.details["wrong_shape"]
+
+
+def test_a_value_for_every_row_among_columns_is_broadcast_as_pandas_does():
+    # {"age": [1, 2], "income": 5.0} raised TypeError out of the batch builder (the event lost as
+    # the monitor's own internal error, MonitorInternalErrors paging), and {"age": [1, 2],
+    # "city": "fr"} read the text's characters as the rows' cities ("f", "r")
+    b = BatchBuilder(Schema((Feature("age"), Feature("income"), Feature("city", "categorical"))), OutputSpec())
+    r = b.build([ev({"age": [1.0, 2.0], "income": 5.0, "city": "fr"}, np.full((2, 2), 0.5))])
+    assert r.rejected == {}
+    assert r.batch.numeric.tolist() == [[1.0, 5.0], [2.0, 5.0]] and r.batch.categorical[:, 0].tolist() == ["fr", "fr"]
