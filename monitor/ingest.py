@@ -294,6 +294,10 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
         assert schema is not None
+        if rows and type(rows[0]) is dict and not all(type(k) is str for k in rows[0]):
+            # keys that are not text (a DataFrame's integer column labels, {0: x, 1: y}) by their
+            # text, as the schema names them: looked up as they were, every value read as missing
+            rows = [{str(k): v for k, v in row.items()} if isinstance(row, dict) else row for row in rows]
         if self.renamed_keys is None:
             self._key_checks += 1
             if (self._key_checks <= 64 or not self._key_checks & 63) and rows and isinstance(rows[0], dict):
@@ -344,6 +348,8 @@ class BatchBuilder:
             return self._tensor_event_rows(inputs)
         inputs = self._series_row(_named_columns(inputs))
         if is_dataframe(inputs):
+            if not all(type(c) is str for c in inputs.columns):  # labels as the schema names them (one pass here)
+                inputs = inputs.set_axis([str(c) for c in inputs.columns], axis=1)
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
             values = list(inputs.values())

@@ -209,3 +209,16 @@ def test_a_value_for_every_row_among_columns_is_broadcast_as_pandas_does():
     r = b.build([ev({"age": [1.0, 2.0], "income": 5.0, "city": "fr"}, np.full((2, 2), 0.5))])
     assert r.rejected == {}
     assert r.batch.numeric.tolist() == [[1.0, 5.0], [2.0, 5.0]] and r.batch.categorical[:, 0].tolist() == ["fr", "fr"]
+
+
+def test_a_dataframe_of_integer_column_labels_is_read_not_counted_missing():
+    # pd.DataFrame(X) without column names: the features were learned as "0", "1" while the rows
+    # were looked up under the integers 0 and 1, so every value counted as missing, and the log
+    # said the rows carried keys "that are no configured feature"
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev(pd.DataFrame(np.array([[1.0, 2.0], [3.0, 4.0]])), np.full((2, 2), 0.5))])
+    assert b.schema.names == ("0", "1")
+    assert r.rejected == {} and r.batch.numeric.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert b.renamed_keys is None
+    r = b.build([ev({0: 5.0, 1: 6.0}, [0.5, 0.5])])
+    assert r.batch.numeric.tolist() == [[5.0, 6.0]]
