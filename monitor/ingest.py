@@ -551,9 +551,16 @@ class BatchBuilder:
             except MixedOutputWidths as mixed:  # built again by groups: the unreadable ones with the first
                 mixed.groups[0][:0] = events[:unreadable]
                 raise
-            rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + unreadable
-            rest.details.setdefault("wrong_type", f"the inputs are {type(events[0][2]).__name__}, not rows of numbers "
-                                                  "or of feature values")
+            # each call's rows, as every other refusal counts them (one per call before: a refused
+            # sparse matrix of 500 rows was one row of the accounting)
+            rows = sum(guess_rows(ev[2], self.one_feature) for ev in events[:unreadable])
+            rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + rows
+            first = events[0][2]
+            sparse = (": a sparse matrix (a vectorizer's output) is not read; decorate the function that takes the raw "
+                      "inputs (the pipeline's predict on the texts), or, for a few columns, watch(..., inputs=lambda X: "
+                      "X.toarray())") if callable(getattr(first, "toarray", None)) else ""
+            rest.details.setdefault("wrong_type", f"the inputs are {type(first).__name__}, not rows of numbers "
+                                                  f"or of feature values{sparse}")
             rest.rows_per_event[:0] = [0] * unreadable
             return rest
         schema = self.schema

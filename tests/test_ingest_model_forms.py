@@ -222,3 +222,14 @@ def test_a_dataframe_of_integer_column_labels_is_read_not_counted_missing():
     assert b.renamed_keys is None
     r = b.build([ev({0: 5.0, 1: 6.0}, [0.5, 0.5])])
     assert r.batch.numeric.tolist() == [[5.0, 6.0]]
+
+
+def test_unreadable_first_calls_count_their_rows():
+    # calls whose inputs no schema could be learned from (a scipy sparse matrix, an object array
+    # of dicts) were counted one row each in monitor_rows_rejected, whatever their rows
+    sparse = pytest.importorskip("scipy.sparse")
+    b = BatchBuilder(None, OutputSpec())
+    r = b.build([ev(sparse.random(3, 5, density=0.5, format="csr", random_state=1), np.full((3, 2), 0.5)),
+                 ev(np.ones((4, 2)), np.full((4, 2), 0.5))])
+    assert r.rejected == {"wrong_type": 3} and len(r.batch) == 4
+    assert "csr_matrix" in r.details["wrong_type"]
