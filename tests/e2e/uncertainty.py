@@ -10,7 +10,10 @@ All three are real scikit-learn models fitted here; their events go to the sidec
   reference profile of held-out predictions saved to disk for the sidecar (drift figures);
 * ``logits``: the world's breast-cancer classifier answering with its decision function;
 * ``ensemble``: five logistic regressions fitted on bootstrap samples, answering ``(samples, k)``
-  per row (``output.samples_axis``).
+  per row (``output.samples_axis``);
+* ``multilabel``: three logistic regressions on the classifier's inputs (the diagnosis, and each of
+  two features above its median), answering one independent probability per label, with a
+  reference profile of held-out answers (the label drift figures) and 0/1 truth rows as feedback.
 
 The targets and labels come back as feedback events right after each prediction.
 """
@@ -26,7 +29,9 @@ import numpy as np
 __all__ = ["QUANTILES", "KINDS", "model_names", "UncertaintyModels", "train_uncertainty_models"]
 
 QUANTILES = (0.05, 0.5, 0.95)
-KINDS = ("regression", "logits", "ensemble")
+KINDS = ("regression", "logits", "ensemble", "multilabel")
+#: the multi-label model's labels, in column order
+MULTILABELS = ("malignant", "large_radius", "rough_texture")
 
 
 def model_names(prefix: str) -> dict[str, str]:
@@ -51,6 +56,9 @@ class UncertaintyModels:
     world: Any
     reference_path: Path
     rng: np.random.Generator
+    taggers: tuple[Any, ...]
+    multilabel_reference_path: Path
+    multilabel_truth: np.ndarray
 
     @property
     def names(self) -> dict[str, str]:
@@ -59,6 +67,10 @@ class UncertaintyModels:
     def quantiles(self, X: np.ndarray) -> np.ndarray:
         mean = self.regressor.predict(X)
         return np.stack([mean + _Z[q] * self.residual_sd for q in QUANTILES], axis=1)
+
+    def tags(self, X: np.ndarray) -> np.ndarray:
+        """The multi-label model's probabilities, one column per label of :data:`MULTILABELS`."""
+        return np.column_stack([t.predict_proba(X)[:, 1] for t in self.taggers])
 
     def sidecar_models(self) -> list[dict[str, Any]]:
         """Model entries of the sidecar's ``models:`` list (window and checkpoint come from the top)."""
@@ -74,6 +86,10 @@ class UncertaintyModels:
             {"model": self.names["ensemble"], "features": clf_features,
              "output": {"kind": "probabilities", "classes": classes, "samples_axis": True},
              "detectors": [{"kind": "confidence"}, {"kind": "segments"}]},
+            {"model": self.names["multilabel"], "features": clf_features,
+             "output": {"kind": "multilabel", "classes": list(MULTILABELS)},
+             "reference": {"path": str(self.multilabel_reference_path)},
+             "detectors": [{"kind": "multilabel", "min_rows": 10, "min_labels": 10, "min_positives": 2}]},
         ]
 
     def events(self, x_clf: np.ndarray, now: float, rid: str) -> list[dict[str, Any]]:
@@ -95,7 +111,20 @@ class UncertaintyModels:
              "request_id": rid, "segment": segment},
             {"model": names["ensemble"], "timestamp": now, "inputs": x_clf.tolist(), "outputs": member_p.tolist(),
              "request_id": rid, "segment": segment},
+            {"model": names["multilabel"], "timestamp": now, "inputs": x_clf.tolist(),
+             "outputs": self.tags(x_clf[None, :])[0].tolist(), "request_id": rid},
+            {"type": "feedback", "model": names["multilabel"], "timestamp": now, "request_ids": [rid],
+             "labels": [self.truth_of(x_clf).tolist()]},
         ]
+
+    def truth_of(self, x_clf: np.ndarray) -> np.ndarray:
+        """A 0/1 truth row for the classifier row ``x_clf``: its labels as the taggers were trained
+        on them (the diagnosis drawn from the classifier's own probability)."""
+        world = self.world
+        malignant = float(self.rng.random() < world.model.predict_proba(x_clf[None, :])[0][0])
+        cut = self.multilabel_truth
+        return np.array([malignant, float(x_clf[world.names.index("mean radius")] > cut[0]),
+                         float(x_clf[world.names.index("mean texture")] > cut[1])])
 
 
 def train_uncertainty_models(world: Any, workdir: Path, prefix: str = "sidecar", seed: int = 0) -> UncertaintyModels:
@@ -125,5 +154,16 @@ def train_uncertainty_models(world: Any, workdir: Path, prefix: str = "sidecar",
     for _ in range(5):
         idx = rng.integers(0, len(X), size=len(X))
         members.append(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(X[idx], y[idx]))
+    # the multi-label model: one logistic regression per label on the classifier's inputs
+    cuts = np.array([np.median(X[:, world.names.index("mean radius")]), np.median(X[:, world.names.index("mean texture")])])
+    targets = np.column_stack([y == 0, X[:, world.names.index("mean radius")] > cuts[0],
+                               X[:, world.names.index("mean texture")] > cuts[1]]).astype(int)
+    taggers = tuple(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, targets[:, j])
+                    for j in range(targets.shape[1]))
+    tag_scores = np.column_stack([t.predict_proba(world.X_test)[:, 1] for t in taggers])
+    tag_reference = Reference.from_arrays(world.X_test, numeric_names=world.names, scores=tag_scores,
+                                          classes=MULTILABELS)
+    tag_path = profile_of(tag_reference).save(workdir / "multilabel-reference.npz")
     return UncertaintyModels(prefix, regressor, residual_sd, X_rest, y_rest, features, logit_model, tuple(members),
-                             world, Path(reference_path), np.random.default_rng(seed + 1))
+                             world, Path(reference_path), np.random.default_rng(seed + 1), taggers, Path(tag_path),
+                             cuts)
