@@ -509,6 +509,24 @@ def _salt(r: _Reader, value: Any, key: str) -> str:
 _MIN_RULE_INTERVAL_S = 0.1
 
 
+def _channel_axis(r: _Reader, feature: dict[str, Any], kind: str, key: str) -> int | None:
+    """A tensor feature's ``channel_axis``: an axis of the call's array (1 for ``(n, c, h, w)``,
+    3 or -1 for ``(n, h, w, c)``), ``none`` for rows without channels, absent to recognise it."""
+    value = feature.get("channel_axis")
+    if value is None:
+        return None
+    if kind != "tensor":
+        raise r.error(f"{key}.channel_axis", f"only a tensor feature has channels, and this one is kind: {kind}",
+                      "remove channel_axis, or declare the feature kind: tensor (images, audio, sequences)")
+    if value == "none":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        raise r.error(f"{key}.channel_axis", f"must be an axis of the model's input array or none, got {value!r}",
+                      "write channel_axis: 1 for images (n, c, h, w), channel_axis: 3 (or -1) for (n, h, w, c), or "
+                      "channel_axis: none for rows without channels (axis 0 is the rows)")
+    return value
+
+
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                  shared: frozenset[str] = frozenset()) -> MonitorConfig:
     """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file."""
@@ -543,7 +561,7 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         if name in seen:
             raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
         seen.add(name)
-        feats.append(Feature(name, kind))
+        feats.append(Feature(name, kind, _channel_axis(r, f, kind, fk)))
     if len(feats) > 1 and any(f.kind == "tensor" for f in feats):
         tensor = next(f.name for f in feats if f.kind == "tensor")
         raise r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "

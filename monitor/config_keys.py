@@ -21,7 +21,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "": MODEL_KEYS | {"models", "server"},
     "models[]": MODEL_KEYS,
     "schema": frozenset({"features"}),
-    "features[]": frozenset({"name", "kind", "type"}),
+    "features[]": frozenset({"name", "kind", "type", "channel_axis"}),
     "output": frozenset({"kind", "classes", "samples_axis", "quantiles"}),
     "reference": frozenset({"path", "pca_fit", "output_columns", "label_column", "exclude", "categorical", "text"}),
     "queue": frozenset({"capacity", "max_bytes", "sample_rate", "batch_max", "batch_min", "poll", "linger",

@@ -177,7 +177,7 @@ def _numeric_columns(schema: "Schema", reference: "Reference") -> int:
     from monitor.text import descriptor_names
 
     return (len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
-            + len(tensor.DESCRIPTORS) * len(schema.tensor_names))
+            + sum(len(tensor.descriptor_names(t, tensor.channels_in(t, reference.numeric_names))) for t in schema.tensor_names))
 
 
 def _kind_mismatches(schema: "Schema", reference: "Reference | None") -> list[str]:
@@ -220,7 +220,7 @@ def _unread_reference_features(schema: "Schema", reference: "Reference | None") 
 
     read = set(schema.names)
     read.update(n for t in schema.text_names for n in descriptor_names(t, True))
-    read.update(n for t in schema.tensor_names for n in tensor.descriptor_names(t))
+    read.update(n for t in schema.tensor_names for n in tensor.descriptor_names(t, tensor.channels_in(t, reference.numeric_names)))
     return tuple(n for n in (*reference.numeric_names, *reference.categorical_names) if n not in read)
 
 

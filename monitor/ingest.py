@@ -67,9 +67,10 @@ class BatchBuilder:
     def __init__(self, schema: Schema | None, output: OutputSpec, classes: ClassIndex | None = None,
                  reference_names: tuple[str, ...] = (), reference_categorical: tuple[str, ...] = (),
                  reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None,
-                 reference_tensors: tuple[str, ...] = ()) -> None:
+                 reference_tensors: tuple[str, ...] = (), tensor_channels: int | None = None) -> None:
         self.schema = schema if schema is not None and len(schema) else None
-        self._set_reference(reference_names, reference_categorical, reference_text, vocabularies, reference_tensors)
+        self._set_reference(reference_names, reference_categorical, reference_text, vocabularies, reference_tensors,
+                            tensor_channels)
         if self.schema is not None:
             _check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
         self.output = output
@@ -93,10 +94,15 @@ class BatchBuilder:
         self._key_checks = 0
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
-                       vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = ()) -> None:
+                       vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
+                       tensor_channels: int | None = None) -> None:
         #: The reference's tensor feature (images, audio...): inputs of 3 or more dimensions are
         #: learned as rows of it, under its name
         self.reference_tensors = tuple(str(n) for n in tensors)
+        #: The channels the tensor feature's rows are described by one by one: the reference's
+        #: (0: none), else those of the first rows read (None until then); rows with others are
+        #: refused, their descriptors having no column
+        self.tensor_channels = tensor_channels if tensors else None
         #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
         #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
         self.reference_text = frozenset(str(n) for n in text)
@@ -117,7 +123,7 @@ class BatchBuilder:
         (nearly every value an unseen category), without its descriptors, and the probing
         detector failed on every batch for lack of the reference's descriptor columns."""
         self._set_reference(reference.feature_names, tuple(reference.categorical_names), reference.text_names,
-                            reference.vocabularies, reference.tensor_names)
+                            reference.vocabularies, reference.tensor_names, reference.tensor_channels)
         if self.schema is None and schema is not None and len(schema):
             self.schema = schema
 
@@ -143,7 +149,7 @@ class BatchBuilder:
         if schema.tensor_names:
             from monitor.tensor import descriptor_names as tensor_columns
 
-            return tensor_columns(schema.tensor_names[0])
+            return tensor_columns(schema.tensor_names[0], self.tensor_channels or 0)
         if not schema.text_names:
             return schema.numeric_names
         from monitor.text import descriptor_names
@@ -410,9 +416,10 @@ class BatchBuilder:
     def _tensor_event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """The descriptors of one event's rows of the tensor feature (axis 0 the rows: an array of
         2 dimensions or more, or nested lists of numbers), as numeric columns."""
-        from monitor.tensor import describe
+        from monitor.tensor import ChannelError, describe, find_channel_axis
 
-        name = self.schema.tensor_names[0] if self.schema is not None else "input"
+        feature = self.schema.features[0] if self.schema is not None else Feature("input", "tensor")
+        name = feature.name
         if isinstance(inputs, dict) and len(inputs) == 1 and name in inputs:  # {"image": batch}
             inputs = as_numpy(inputs[name])
         try:
@@ -425,9 +432,21 @@ class BatchBuilder:
         if arr.ndim < 2 and arr.size:
             raise RowError("wrong_shape", f"tensor feature {name!r} needs rows of 1 dimension or more (axis 0 the rows), "
                                           f"got shape {arr.shape}: add the batch axis (x[None]) for one row")
-        if not arr.size and arr.ndim < 2:  # a call on no rows (an empty list)
-            arr = arr.reshape(0, 0)
-        return describe(arr), np.empty((arr.shape[0], 0), dtype=object)
+        if not arr.shape or not arr.shape[0]:  # a call on no rows (an empty list)
+            return np.empty((0, len(self.numeric_columns))), np.empty((0, 0), dtype=object)
+        try:
+            axis, channels = find_channel_axis(arr.shape, feature.channel_axis, self.tensor_channels)
+        except ChannelError as err:
+            if self.tensor_channels and not err.ambiguous:
+                fix = ("send rows with the channels the feature was first read with (the reference's: a grayscale "
+                       "image where colour ones were profiled, RGBA for RGB?), or rebuild the reference from such rows")
+            else:
+                fix = (f"name the channel axis in the config (features: [{{name: {name}, kind: tensor, channel_axis: 1}}]: "
+                       "an axis of the call's array, negative from its end; none for rows without channels)")
+            raise RowError("wrong_shape", f"tensor feature {name!r}: {err}; {fix}") from None
+        if self.tensor_channels is None:
+            self.tensor_channels = channels  # the batch's columns, from now on
+        return describe(arr, axis), np.empty((arr.shape[0], 0), dtype=object)
 
     def _class_columns(self, frame: Any) -> Any:
         """A DataFrame of scores with its columns in the order of the model's classes, when they
@@ -600,6 +619,8 @@ class BatchBuilder:
             first[:0] = [ev for i, ev in enumerate(events) if i not in read]  # refused again there, and counted
             raise MixedOutputWidths(list(groups.values()))
         raw = np.concatenate(outs, axis=0) if len(outs) > 1 else outs[0]
+        if schema.tensor_names:  # calls on no rows, read before the first rows fixed the channels
+            nums = [n for n in nums if len(n)] or [np.empty((0, len(self.numeric_columns)))]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
         decoded = decode_outputs(raw, self.output, self.classes)

@@ -394,7 +394,7 @@ class Profile:
                      seed=seed)
         b.add(reference.numeric, reference.categorical, reference.scores, reference.labels)
         profile = b.finish(classes=reference.classes, keep_rows=keep_rows, meta=meta, pca_basis=reference.pca_basis,
-                           vocabularies=reference.vocabularies)
+                           vocabularies=reference.vocabularies, pca_names=reference.pca_names)
         if reference.tensor_names:
             profile = dataclasses.replace(profile, tensor_names=tuple(reference.tensor_names))
         return profile
@@ -541,15 +541,16 @@ class Profile:
 
 
 def _tensor_names_from(path: str | Path, saved: Any, numeric_names: tuple[str, ...]) -> tuple[str, ...]:
-    """The tensor features a profile saved, checked: names whose descriptors are among the numeric
-    features (else the reference would name a tensor feature no detector finds)."""
-    from monitor.tensor import descriptor_names
+    """The tensor features a profile saved, checked: names whose descriptors (each channel's too)
+    are among the numeric features (else the reference would name a tensor feature no detector
+    finds, or live rows would have columns it lacks)."""
+    from monitor.tensor import channels_in, descriptor_names
 
     if not isinstance(saved, list) or not all(isinstance(n, str) for n in saved):
         raise ProfileError(f"{path}: damaged profile (its tensor_names are not a list of names); rebuild it from "
                            "the reference (Profile.from_reference(ref).save(path))")
     for name in saved:
-        absent = [n for n in descriptor_names(name) if n not in numeric_names]
+        absent = [n for n in descriptor_names(name, channels_in(name, numeric_names)) if n not in numeric_names]
         if absent:
             raise ProfileError(f"{path}: damaged profile (tensor feature {name!r} without its descriptors "
                                f"{', '.join(absent)}); rebuild it from the reference (Profile.from_reference(ref).save(path))")
@@ -894,7 +895,10 @@ class _Builder:
         self._keys = all_keys if keep is None else all_keys[keep]
 
     def finish(self, *, classes: Sequence[str] = (), keep_rows: int = 5000, meta: dict[str, Any] | None = None,
-               pca_basis: PCABasis | None = None, vocabularies: dict[str, tuple[str, ...]] | None = None) -> Profile:
+               pca_basis: PCABasis | None = None, vocabularies: dict[str, tuple[str, ...]] | None = None,
+               pca_names: Sequence[str] | None = None) -> Profile:
+        """The profile of the rows added; ``pca_names``: the numeric features the PCA reads (all
+        when None; :attr:`Reference.pca_names`)."""
         d = len(self.numeric_names)
         num = self._rows["numeric"] if self._rows["numeric"] is not None else np.empty((0, d))
         cat = self._rows["categorical"] if self._rows["categorical"] is not None else np.empty((0, len(self.categorical_names)), dtype=object)
@@ -931,7 +935,9 @@ class _Builder:
             # bincount allocate max(label) counts (1e12 labels: a MemoryError after minutes)
             if lab.dtype.kind in "iu" and lab.size and lab.min() >= 0 and lab.max() < MAX_LABEL_INDEX:
                 label_counts = np.bincount(lab.astype(np.int64)).astype(np.float64)
-        pca = _fit_pca(num, self.numeric_names, self.n_bins, self.rng, basis=pca_basis) if d >= 2 else None
+        read = tuple(self.numeric_names) if pca_names is None else tuple(pca_names)
+        pca_x = num if read == tuple(self.numeric_names) else num[:, [self.numeric_names.index(n) for n in read]]
+        pca = _fit_pca(pca_x, read, self.n_bins, self.rng, basis=pca_basis) if len(read) >= 2 else None
         take = self.rng.permutation(num.shape[0])[:keep_rows] if keep_rows > 0 else np.empty(0, dtype=np.int64)
         take.sort()
         sample = None

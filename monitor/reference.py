@@ -87,6 +87,30 @@ class Reference:
         return tuple(self.vocabularies)
 
     @property
+    def tensor_channels(self) -> int | None:
+        """The channels the tensor feature's rows are described by one by one (0: none, as in a
+        reference built before channels were described); None without a tensor feature."""
+        if not self.tensor_names:
+            return None
+        from monitor.tensor import channels_in
+
+        return channels_in(self.tensor_names[0], self.numeric_names)
+
+    @property
+    def pca_names(self) -> tuple[str, ...]:
+        """The numeric features the multivariate drift's PCA reads: all but each channel's
+        descriptors, which nearly repeat the overall ones (the overall mean is the channels'
+        mean): among them the PCA's share of variance kept fell on near-equal directions, and
+        images drawn as the reference's raised its alarm in 3 streams of 20 (0.5 allowed)."""
+        channels = self.tensor_channels
+        if not channels:
+            return tuple(self.numeric_names)
+        from monitor import tensor
+
+        per_channel = set(tensor.descriptor_names(self.tensor_names[0], channels)[len(tensor.DESCRIPTORS):])
+        return tuple(n for n in self.numeric_names if n not in per_channel)
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         """The input features as the model reads them: the numeric ones (without the text
         features' descriptors), the categorical ones, the text ones."""
@@ -96,7 +120,7 @@ class Reference:
         from monitor.text import descriptor_names
 
         described = {n for t in self.vocabularies for n in descriptor_names(t, True)}
-        described.update(n for t in self.tensor_names for n in tensor.descriptor_names(t))
+        described.update(n for t in self.tensor_names for n in tensor.descriptor_names(t, self.tensor_channels or 0))
         return (tuple(n for n in self.numeric_names if n not in described) + tuple(self.categorical_names)
                 + self.text_names + tuple(self.tensor_names))
 
@@ -105,7 +129,7 @@ class Reference:
             return
         import numpy as np
 
-        self.pca_basis = self.pca_basis.aligned(self.numeric_names)
+        self.pca_basis = self.pca_basis.aligned(self.pca_names)
         prof = self.profile
         if prof is None:
             return
@@ -135,6 +159,7 @@ class Reference:
         pca_fit: Any = None,
         text: Any = None,
         text_names: "tuple[str, ...] | list[str] | None" = None,
+        channel_axis: int | None = None,
     ) -> "Reference":
         """Build from in-memory arrays, validating shapes with errors that name the argument.
 
@@ -170,7 +195,10 @@ class Reference:
         Images, audio, sequences: ``numeric`` of 3 or more dimensions (``(n, c, h, w)``; a
         PyTorch or TensorFlow tensor is read as numpy) is ``n`` rows of one tensor feature,
         ``input`` or the one name ``numeric_names`` gives, profiled through numbers that describe
-        each row (:mod:`monitor.tensor`), as live inputs of that shape are read.
+        each row (:mod:`monitor.tensor`), as live inputs of that shape are read; its channels
+        (axis 1 of ``(n, 3, h, w)``, axis 3 of ``(n, h, w, 3)``) each by their mean and std.
+        ``channel_axis`` names the channels' axis where the shape does not tell (``(n, 3, 4, 3)``),
+        or a channel axis not recognised (stereo audio ``(n, 2, samples)``: 1); 0 for none.
         """
         import numpy as np
 
@@ -178,8 +206,8 @@ class Reference:
 
         numeric = as_numpy(numeric)
         if isinstance(numeric, np.ndarray) and numeric.ndim >= 3:
-            return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, scores=scores, labels=labels,
-                                    classes=classes, embedding=embedding, pca_fit=pca_fit)
+            return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, channel_axis, scores=scores,
+                                    labels=labels, classes=classes, embedding=embedding, pca_fit=pca_fit)
         if is_dataframe(numeric):
             numeric, text, text_names = _text_frame(numeric, text, text_names, categorical_names)
             numeric, numeric_names, categorical, categorical_names = _split_frame(
@@ -233,7 +261,7 @@ class Reference:
 
     @classmethod
     def _from_tensor(cls, rows: "np.ndarray", names: Any, categorical: Any, text: Any, text_names: Any,
-                     **rest: Any) -> "Reference":
+                     channel_axis: int | None, **rest: Any) -> "Reference":
         """:meth:`from_arrays` of rows of one tensor feature: their descriptors as its numeric
         rows, validated as such (a ``pca_fit`` may be tensors too)."""
         import dataclasses
@@ -242,18 +270,22 @@ class Reference:
 
         from monitor.ingest import as_numpy
 
-        from monitor.tensor import descriptor_names
+        from monitor.tensor import DESCRIPTORS, descriptor_names
 
-        described, name = _tensor_reference(rows, names, (categorical, text, text_names))
+        described, name, channels = _tensor_reference(rows, names, channel_axis, None, (categorical, text, text_names))
         fit = as_numpy(rest.pop("pca_fit"))
         if isinstance(fit, np.ndarray) and fit.ndim >= 3:
-            fit = _tensor_reference(fit, names)[0]
-        ref = cls.from_arrays(described, numeric_names=descriptor_names(name), pca_fit=fit, **rest)
-        return dataclasses.replace(ref, tensor_names=(name,))
+            fit = _tensor_reference(fit, names, channel_axis, channels)[0]
+        ref = cls.from_arrays(described, numeric_names=descriptor_names(name, channels), **rest)
+        # the PCA reads the overall descriptors alone (Reference.pca_names), its directions too
+        basis = None if fit is None else _pca_basis(np.asarray(fit)[:, :len(DESCRIPTORS)], descriptor_names(name))
+        return dataclasses.replace(ref, tensor_names=(name,), pca_basis=basis)
 
 
-def _tensor_reference(rows: "np.ndarray", names: Any, others: tuple[Any, ...] = ()) -> tuple["np.ndarray", str]:
-    """The descriptors of rows of one tensor feature and its name, or ``ValueError`` naming the fix."""
+def _tensor_reference(rows: "np.ndarray", names: Any, channel_axis: int | None, channels: int | None,
+                      others: tuple[Any, ...] = ()) -> tuple["np.ndarray", str, int]:
+    """The descriptors of rows of one tensor feature, its name and the channels described (with
+    ``channels`` those of the rows already described), or ``ValueError`` naming the fix."""
     from monitor import tensor
 
     if any(o is not None and not (isinstance(o, (list, tuple)) and not o) for o in others):
@@ -267,7 +299,12 @@ def _tensor_reference(rows: "np.ndarray", names: Any, others: tuple[Any, ...] = 
                          f"{tensor.DEFAULT_NAME!r})")
     if rows.dtype.kind not in "biuf":
         raise ValueError(f"reference numeric of shape {rows.shape} must hold numbers, got dtype {rows.dtype}")
-    return tensor.describe(rows), names[0]
+    try:
+        axis, count = tensor.find_channel_axis(rows.shape, channel_axis, channels)
+    except tensor.ChannelError as err:
+        raise ValueError(f"reference numeric: {err}. Fix: pass channel_axis= (the channels' axis of the array, 1 for "
+                         "(n, c, h, w); 0 for none) to Reference.from_arrays, the same for pca_fit") from None
+    return tensor.describe(rows, axis), names[0], count
 
 
 def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names: tuple[str, ...]

@@ -119,11 +119,12 @@ def _tensor_named(reference: "Reference", name: str) -> "Reference":
         return reference
     import dataclasses
 
-    renamed = dict(zip(tensor.descriptor_names(old), tensor.descriptor_names(name)))
+    channels = reference.tensor_channels or 0
+    renamed = dict(zip(tensor.descriptor_names(old, channels), tensor.descriptor_names(name, channels)))
     names = tuple(renamed.get(n, n) for n in reference.numeric_names)
     basis = reference.pca_basis
-    if basis is not None:  # aligned to the columns' order at construction: renamed in place
-        basis = dataclasses.replace(basis, names=names)
+    if basis is not None:  # aligned to its columns' order at construction: renamed in place
+        basis = dataclasses.replace(basis, names=tuple(renamed.get(n, n) for n in basis.names))
     log.info("the reference's tensor feature %r is read as the config's tensor feature %r", old, name)
     return dataclasses.replace(reference, numeric_names=names, tensor_names=(name,), profile=None, pca_basis=basis)
 

@@ -32,6 +32,10 @@ class Feature:
     #: sequences (rows of 2 or more dimensions), monitored through numbers that describe each row
     #: (:mod:`monitor.tensor`)
     kind: str = "numeric"
+    #: A tensor feature's channel axis (an axis of the call's array, from 1; negative from its
+    #: end), described channel by channel; ``0`` for none; None to recognise it
+    #: (:func:`monitor.tensor.find_channel_axis`)
+    channel_axis: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:

@@ -19,9 +19,16 @@ data-quality machinery then watches as features named ``<feature>.<descriptor>``
 ``non_finite_share``
     Share of its values that are NaN or infinite; the other descriptors are read over the finite
     ones (a row of none has them missing).
+``mean_c0``, ``std_c0``, ``mean_c1``...
+    Each channel's mean and standard deviation, when the rows have a channel axis of 2 to
+    :data:`MAX_CHANNELS` channels: a colour cast (a camera's white balance drifting, red up and
+    blue down) keeps the overall brightness and is seen only there. The channel axis is the
+    feature's ``channel_axis`` when configured, else recognised in rows of images: axis 1 of
+    ``(n, c, h, w)`` or axis 3 of ``(n, h, w, c)`` when exactly one of them holds 3 or 4 values
+    (:func:`find_channel_axis`).
 
 Only the descriptors are kept, never the tensors: a batch's memory is that of 7 numbers per
-row. This is pure computation (no intake, no detector): the worker calls it while building
+row, and 2 more per channel. This is pure computation (no intake, no detector): the worker calls it while building
 batches, never the decorated function's thread.
 """
 
@@ -31,10 +38,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_NAME", "DESCRIPTORS", "MIN_NDIM", "descriptor_names", "describe", "is_tensor"]
+__all__ = ["CHANNEL_DESCRIPTORS", "DEFAULT_NAME", "DESCRIPTORS", "MAX_CHANNELS", "MIN_NDIM", "NO_CHANNEL_AXIS",
+           "ChannelError", "channels_in", "descriptor_names", "describe", "find_channel_axis", "is_tensor"]
 
 #: The descriptors every tensor feature has, in column order.
 DESCRIPTORS = ("mean", "std", "min", "max", "at_min_share", "at_max_share", "non_finite_share")
+#: The descriptors each channel has, after :data:`DESCRIPTORS`: every channel's ``mean_c<i>``,
+#: then every channel's ``std_c<i>``.
+CHANNEL_DESCRIPTORS = ("mean", "std")
+#: Channel counts an axis is recognised by without a configured ``channel_axis``: RGB, RGBA (one
+#: channel needs no descriptors of its own: they would repeat the overall ones).
+AUTO_CHANNELS = (3, 4)
+#: The most channels described one by one (multispectral images have a dozen bands; an axis of
+#: 64 is a feature map, whose 128 descriptors would drown the others in the drift tests).
+MAX_CHANNELS = 16
+#: A configured ``channel_axis`` saying the rows have none (axis 0 is the rows, never channels).
+NO_CHANNEL_AXIS = 0
 #: The name of a tensor feature nothing names (the reference's, a configured one).
 DEFAULT_NAME = "input"
 #: Dimensions from which an array is rows of a tensor feature (axis 0 the rows), where a 2-D one
@@ -45,9 +64,102 @@ MIN_NDIM = 3
 CHUNK_VALUES = 1 << 20
 
 
-def descriptor_names(feature: str) -> tuple[str, ...]:
-    """The numeric features tensor feature ``feature`` is monitored as (``image.mean``...)."""
-    return tuple(f"{feature}.{d}" for d in DESCRIPTORS)
+def descriptor_names(feature: str, channels: int = 0) -> tuple[str, ...]:
+    """The numeric features tensor feature ``feature`` is monitored as (``image.mean``...), with
+    ``channels`` channels described one by one (``image.mean_c0``...; 0 for none)."""
+    per_channel = tuple(f"{feature}.{d}_c{i}" for d in CHANNEL_DESCRIPTORS for i in range(channels))
+    return tuple(f"{feature}.{d}" for d in DESCRIPTORS) + per_channel
+
+
+def channels_in(feature: str, names: "tuple[str, ...] | list[str]") -> int:
+    """The channels tensor feature ``feature`` has descriptors of among ``names`` (a reference's
+    numeric features): 0 when it has none (rows without a channel axis, or a reference built
+    before channels were described)."""
+    held = set(names)
+    count = 0
+    while f"{feature}.mean_c{count}" in held:
+        count += 1
+    return count
+
+
+class ChannelError(ValueError):
+    """Rows whose channel axis cannot be told, or whose channels are not the reference's;
+    ``ambiguous`` when naming the axis is the fix."""
+
+    def __init__(self, problem: str, ambiguous: bool = False) -> None:
+        super().__init__(problem)
+        self.ambiguous = ambiguous
+
+
+def find_channel_axis(shape: tuple[int, ...], configured: int | None = None,
+                      channels: int | None = None) -> tuple[int | None, int]:
+    """The channel axis of rows of ``shape`` (axis 0 the rows) and how many channels to describe.
+
+    Parameters
+    ----------
+    shape
+        The call's array's shape.
+    configured
+        The feature's ``channel_axis``: an axis of that array (negative from its end), or
+        :data:`NO_CHANNEL_AXIS`; None to recognise it: axis 1 of ``(n, c, h, w)`` or axis 3 of
+        ``(n, h, w, c)``, whichever alone holds 3 or 4 values (an axis of 1 channel, or none of
+        those sizes, or both, as ``(n, 3, 8, 4)``, gives no channel descriptors).
+    channels
+        The channels the feature was fixed with (the reference's; else the first rows'), None
+        while unknown. With 0 nothing is described per channel, whatever the shape (a reference
+        without channel descriptors has nothing to compare them with); with more, the rows must
+        have that many, on the configured axis or on the one axis (1 or the last) of that size.
+
+    Returns
+    -------
+    (axis, count)
+        ``axis`` None and ``count`` 0 for no channel descriptors.
+
+    Raises
+    ------
+    ChannelError
+        The axis is not one of the rows', holds more than :data:`MAX_CHANNELS`, or another count
+        than ``channels``; or two axes could hold the ``channels`` (``(n, 3, 8, 3)``), ``ambiguous``.
+    """
+    ndim = len(shape)
+    if channels == 0:
+        return None, 0
+    if configured == NO_CHANNEL_AXIS:
+        if channels:
+            raise ChannelError(f"channel_axis is none, but the reference describes {channels} channels")
+        return None, 0
+    if configured is not None:
+        axis = configured + ndim if configured < 0 else configured
+        if not 1 <= axis < ndim:
+            raise ChannelError(f"channel_axis {configured} is not an axis of rows of shape {tuple(shape)} (axis 0 is "
+                               "the rows)")
+        return _counted(shape, axis, channels)
+    if channels is not None:
+        found = sorted({a for a in (1, ndim - 1) if ndim >= 3 and shape[a] == channels})
+        if len(found) == 1:
+            return found[0], channels
+        if not found:
+            raise ChannelError(f"rows of shape {tuple(shape)} have no axis of {channels} channels (axis 1 or the last), "
+                               f"as the reference's do")
+        raise ChannelError(f"rows of shape {tuple(shape)} have {channels} values on axis 1 and on axis {ndim - 1}: either "
+                           "could be the channels", ambiguous=True)
+    if ndim != 4:
+        return None, 0
+    first, last = shape[1] in AUTO_CHANNELS, shape[3] in AUTO_CHANNELS
+    if first != last:
+        return _counted(shape, 1 if first else 3, None)
+    return None, 0  # neither, or both (no image is 3 or 4 pixels wide): unless configured, no channels
+
+
+def _counted(shape: tuple[int, ...], axis: int, channels: int | None) -> tuple[int | None, int]:
+    count = int(shape[axis])
+    if channels is not None and count != channels:
+        raise ChannelError(f"rows of shape {tuple(shape)} have {count} channel(s) on axis {axis}, the reference's "
+                           f"{channels}")
+    if count > MAX_CHANNELS:
+        raise ChannelError(f"axis {axis} of rows of shape {tuple(shape)} holds {count} values, more channels than the "
+                           f"{MAX_CHANNELS} described one by one")
+    return (axis, count) if count >= 2 else (None, 0)
 
 
 def is_tensor(inputs: Any) -> bool:
@@ -57,8 +169,10 @@ def is_tensor(inputs: Any) -> bool:
             and inputs.dtype.kind in "biuf")
 
 
-def describe(rows: np.ndarray) -> np.ndarray:
-    """The descriptors of ``rows`` (axis 0 the rows, any shape after it), float64 ``(n, 7)``.
+def describe(rows: np.ndarray, channel_axis: int | None = None) -> np.ndarray:
+    """The descriptors of ``rows`` (axis 0 the rows, any shape after it), float64 ``(n, 7)``, or
+    ``(n, 7 + 2 c)`` with the ``c`` channels on ``channel_axis`` (an axis from 1, as
+    :func:`find_channel_axis` gives it) described one by one.
 
     Raises ``TypeError`` for values that are not numbers (complex ones included)."""
     arr = np.asarray(rows)
@@ -67,16 +181,40 @@ def describe(rows: np.ndarray) -> np.ndarray:
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"tensor values must be numbers, got dtype {arr.dtype}")
     n = arr.shape[0] if arr.ndim else 1
+    channels = int(arr.shape[channel_axis]) if channel_axis else 0
     flat = arr.reshape(n, int(np.prod(arr.shape[1:], dtype=np.int64)))
-    out = np.empty((n, len(DESCRIPTORS)), dtype=np.float64)
+    out = np.empty((n, len(DESCRIPTORS) + len(CHANNEL_DESCRIPTORS) * channels), dtype=np.float64)
     size = flat.shape[1]
     if size == 0:
         out[:] = np.nan
         return out
+    grouped = None
+    if channels:  # (rows, values before the channel axis, channels, values after it): a view, no copy
+        before = int(np.prod(arr.shape[1:channel_axis], dtype=np.int64))
+        grouped = arr.reshape(n, before, channels, size // (before * channels))
     step = max(1, CHUNK_VALUES // size)
     for start in range(0, n, step):
-        _describe_chunk(flat[start:start + step], out[start:start + step])
+        _describe_chunk(flat[start:start + step], out[start:start + step, :len(DESCRIPTORS)])
+        if grouped is not None:
+            _describe_channels(grouped[start:start + step], out[start:start + step, len(DESCRIPTORS):])
     return out
+
+
+def _describe_channels(x: np.ndarray, out: np.ndarray) -> None:
+    """Each channel's mean and std over its finite values, ``x`` ``(rows, before, c, after)``."""
+    c = x.shape[2]
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        finite = np.isfinite(x)
+        count = np.count_nonzero(finite, axis=(1, 3))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(finite, x, 0.0).astype(np.float64, copy=False)
+            mean = values.sum(axis=(1, 3)) / count
+            dev = np.where(finite, values - mean[:, None, :, None], 0.0)
+            out[:, :c] = mean
+            out[:, c:] = np.sqrt((dev * dev).sum(axis=(1, 3)) / count)
+        return
+    out[:, :c] = x.mean(axis=(1, 3), dtype=np.float64)
+    out[:, c:] = x.std(axis=(1, 3), dtype=np.float64)
 
 
 def _describe_chunk(x: np.ndarray, out: np.ndarray) -> None:

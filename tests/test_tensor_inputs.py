@@ -24,10 +24,11 @@ from monitor.ingest import BatchBuilder, guess_rows
 from monitor.reference import Reference, reference_fingerprint, reference_from_state, reference_state
 from monitor.schema import OutputSpec
 from monitor.server.payloads import decode_inputs
-from monitor.tensor import DESCRIPTORS, describe
+from monitor.tensor import DESCRIPTORS, describe, descriptor_names
 
 RNG = np.random.default_rng(0)
-COLUMNS = tuple(f"input.{d}" for d in DESCRIPTORS)
+#: The descriptors of images of 3 channels: the 7 overall ones, each channel's mean and std.
+COLUMNS = descriptor_names("input", 3)
 
 
 def _images(n: int = 16) -> np.ndarray:
@@ -131,7 +132,7 @@ def test_a_reference_of_images_profiles_the_same_descriptors_and_survives_a_chec
     x = _images(200)
     ref = Reference.from_arrays(x, scores=_probs(x))
     assert ref.tensor_names == ("input",) and ref.feature_names == ("input",) and ref.numeric_names == COLUMNS
-    assert np.array_equal(ref.numeric, describe(x))
+    assert np.array_equal(ref.numeric, describe(x, 1))
     back = reference_from_state(reference_state(ref))
     assert back.tensor_names == ("input",) and reference_fingerprint(back) == reference_fingerprint(ref)
     named = Reference.from_arrays(x, numeric_names=["image"], scores=_probs(x))
@@ -168,16 +169,26 @@ def test_a_configured_tensor_feature_reads_images_and_audio_and_names_the_refere
     try:
         assert not [r for r in caplog.records if "share no name" in r.getMessage() or "never arrive" in r.getMessage()]
         mon.observe(_images(), _probs(range(16)))
-        mon.observe(RNG.normal(size=(4, 16000)), _probs(range(4)))  # 4 clips of mono audio: rows of 1 dimension
         mon.observe({"image": _images(2)}, _probs(range(2)))
+        # 4 clips of mono audio: not the reference's colour images (3 channels), refused and counted
+        mon.observe(RNG.normal(size=(4, 16000)), _probs(range(4)))
         mon.flush()
-        assert mon.store.value("monitor_predictions") == 22
+        assert mon.store.value("monitor_predictions") == 18
+        assert mon.store.value("monitor_rows_rejected", {"reason": "wrong_shape"}) == 4
         assert mon.store.value("monitor_data_invalid_rows", {"feature": "image.mean", "reason": "missing"}) == 0
         mon.observe(np.array(["not", "numbers"]), _probs(range(2)))
         mon.flush()
         assert mon.store.value("monitor_rows_rejected", {"reason": "wrong_type"}) == 2
     finally:
         mon.close()
+    audio = _monitor(config)  # without a reference: rows of 1 dimension, described whole
+    try:
+        audio.observe(RNG.normal(size=(4, 16000)), _probs(range(4)))
+        audio.flush()
+        assert audio.store.value("monitor_predictions") == 4
+        assert audio.pipeline.builder.numeric_columns == descriptor_names("image")
+    finally:
+        audio.close()
 
 
 def test_a_tensor_feature_is_the_only_feature_of_a_config(tmp_path) -> None:
@@ -201,7 +212,8 @@ def test_an_oip_v2_image_tensor_is_read_as_rows_of_one_tensor_feature() -> None:
     builder = BatchBuilder(None, OutputSpec())
     result = builder.build([(0, 1_000_000.0, inputs, _probs(range(2)), 0.01, None, None, None, None)])
     assert result.batch is not None and result.batch.numeric.shape == (2, len(DESCRIPTORS)), result.rejected
-    assert builder.numeric_columns == COLUMNS
+    # 3 values on axis 1 and 4 on axis 3: either could be channels, and no channel_axis says which
+    assert builder.numeric_columns == descriptor_names("input")
 
 
 def test_rows_sent_with_an_extra_axis_still_read_as_the_numeric_features() -> None:
