@@ -61,6 +61,11 @@ class MixedOutputWidths(Exception):
         self.groups = groups
 
 
+#: Values of a drain's tensor calls described in one call (:meth:`BatchBuilder._tensor_calls_at_once`):
+#: their copy stays within 16 MB of float32.
+TENSOR_VALUES_AT_ONCE = 1 << 22
+
+
 class BatchBuilder:
     """Converts events for one model. Learns the schema from the first rows if none is configured."""
 
@@ -413,6 +418,26 @@ class BatchBuilder:
             raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
         return arr, np.empty((arr.shape[0], 0), dtype=object)
 
+    def _tensor_calls_at_once(self, events: list[tuple[Any, ...]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The descriptors of the events' rows of the tensor feature (event index -> its rows),
+        described in one call when every event's inputs are an array of one row shape and dtype
+        and all of them hold at most :data:`TENSOR_VALUES_AT_ONCE` values; else none (each event
+        is then read alone). Why: describing small images (3 x 32 x 32) call by call cost each
+        call some 80 us of numpy calls, a third of its 16 images' own cost."""
+        arrays = [ev[2] for ev in events]
+        if len(arrays) < 2 or any(type(a) is not np.ndarray for a in arrays):
+            return {}
+        first = arrays[0]
+        if first.ndim < 2 or any(a.shape[1:] != first.shape[1:] or a.dtype != first.dtype for a in arrays) \
+                or sum(a.size for a in arrays) > TENSOR_VALUES_AT_ONCE:
+            return {}
+        try:
+            num, cat = self._tensor_event_rows(np.concatenate(arrays))
+        except RowError:
+            return {}  # read (and refused) call by call, each counted
+        bounds = np.cumsum([0] + [a.shape[0] for a in arrays])
+        return {i: (num[lo:hi], cat[lo:hi]) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))}
+
     def _tensor_event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """The descriptors of one event's rows of the tensor feature (axis 0 the rows: an array of
         2 dimensions or more, or nested lists of numbers), as numeric columns."""
@@ -593,9 +618,10 @@ class BatchBuilder:
             nums, cats, outs = [num], [cat], [raw_out]
             result.rows_per_event = rows
         else:
+            described = self._tensor_calls_at_once(events) if schema.tensor_names else {}
             for i, ev in enumerate(events):
                 try:
-                    num, cat = self._event_rows(ev[2])
+                    num, cat = described[i] if i in described else self._event_rows(ev[2])
                     out = self._event_outputs(ev[3], num.shape[0])
                 except RowError as err:
                     n_guess = guess_rows(ev[2], self.one_feature)
