@@ -1141,9 +1141,12 @@ def _positional(n_columns: int, names: tuple[str, ...], unnamed_as: Sequence[str
     return default
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray | None, np.ndarray | None]:
+def _read_npz(path: Path, tensor: bool = False
+              ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray | None, np.ndarray | None]:
     """The arrays of an ``.npz`` reference, checked against each other so that a wrong shape or an
-    object array is refused with the key and the fix, not a numpy traceback deep in the builder."""
+    object array is refused with the key and the fix, not a numpy traceback deep in the builder.
+    With ``tensor``, an ``X`` of 3 or more dimensions (images) is taken, as it is (its dtype kept:
+    a float64 copy of a file of images would be 8 times its size)."""
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
@@ -1173,16 +1176,19 @@ def _read_npz(path: Path) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tupl
         if key is None:
             raise ProfileError(f"{path}: an .npz reference needs an array 'X' (or 'numeric'); it has {', '.join(z.files)}")
         raw = get(key)
-        if raw.ndim != 2:
+        if raw.ndim != 2 and not (tensor and raw.ndim >= 3):
             raise ProfileError(f"{path}: '{key}' must be 2-D (rows, features), got shape {raw.shape}")
         try:
-            x = raw.astype(np.float64)
+            if raw.ndim != 2 and raw.dtype.kind not in "biuf":
+                raise TypeError(raw.dtype)
+            x = raw if raw.ndim != 2 else raw.astype(np.float64)
         except (ValueError, TypeError):
             raise ProfileError(f"{path}: '{key}' must hold numbers, got dtype {raw.dtype}; put string columns in "
                                "'categorical' (with 'categorical_names')") from None
         n = x.shape[0]
-        names = tuple(str(s) for s in get("feature_names").ravel()) if "feature_names" in z.files else tuple(f"f{i}" for i in range(x.shape[1]))
-        if len(names) != x.shape[1]:
+        width = x.shape[1] if x.ndim == 2 else 1  # a tensor is one feature
+        names = tuple(str(s) for s in get("feature_names").ravel()) if "feature_names" in z.files else tuple(f"f{i}" for i in range(width)) if x.ndim == 2 else ()
+        if len(names) != width and (x.ndim == 2 or names):
             raise ProfileError(f"{path}: 'feature_names' has {len(names)} names for the {x.shape[1]} columns of '{key}'")
         cat = get("categorical").astype(object) if "categorical" in z.files else np.empty((n, 0), dtype=object)
         if cat.ndim != 2 or cat.shape[0] != n:
@@ -1542,8 +1548,13 @@ def build_profile(
     pca_fit: str | Path | None = None,
     unnamed_as: Sequence[str] = (),
     text: Sequence[str] | None = None,
+    channel_axis: int | None = None,
 ) -> Profile:
     """Stream a reference file into a :class:`Profile` (see :func:`read_table` for the formats).
+
+    An ``.npy``, or an ``.npz``'s ``X``, of 3 or more dimensions is rows of one tensor feature
+    (images, audio: :func:`monitor.tensor_reference.tensor_profile`, ``channel_axis`` its
+    channels' axis when the shape does not tell).
 
     ``pca_fit``: a second file (typically the training set, same formats) whose rows the
     multivariate drift detector's PCA is fitted on; only its columns named as the reference's
@@ -1559,6 +1570,13 @@ def build_profile(
                            "in the same order")
     if len(set(classes)) != len(tuple(classes)):
         raise ProfileError(f"--classes names a class twice ({', '.join(classes)}). Fix: give each class once")
+    from monitor.tensor_reference import holds_tensor, tensor_profile
+
+    if holds_tensor(path):
+        return tensor_profile(path, roles={"--output-columns": output_columns, "--label-column": label_column,
+                                           "--categorical": categorical, "--exclude": exclude, "--text": text},
+                              classes=classes, n_bins=n_bins, keep_rows=keep_rows, seed=seed, pca_fit=pca_fit,
+                              unnamed_as=unnamed_as, channel_axis=channel_axis)
     num_names, cat_names, chunks = read_table(path, output_columns=output_columns, label_column=label_column,
                                               categorical=categorical, exclude=exclude, progress=progress,
                                               unnamed_as=unnamed_as, text=text)
@@ -1703,7 +1721,7 @@ def check_npz_reference(path: str | Path) -> None:
     if is_profile(p):
         Profile.load(p)
         return
-    x = _read_npz(p)[0]
+    x = _read_npz(p, tensor=True)[0]  # an X of images is profiled as rows of a tensor feature
     if x.shape[0] == 0:
         raise ProfileError(f"{p}: no data rows")
 

@@ -201,12 +201,13 @@ def _raw_reference(config: ReferenceConfig, classes: tuple[str, ...] = ()) -> Re
     if p.suffix.lower() != ".npz":
         return Reference(np.empty((0, 0)), np.empty((0, 0), dtype=object), ())
     from monitor.profile import _read_npz
+    from monitor.tensor_reference import holds_tensor
 
     try:
-        x, names, cat, cat_names, scores, labels = _read_npz(p)
+        x, names, cat, cat_names, scores, labels = _read_npz(p, tensor=True)
     except Exception:  # noqa: BLE001 - file_problems tells what is wrong with the file
         return None
-    if len(x) > AGENT_SAMPLE_ROWS:
+    if len(x) > AGENT_SAMPLE_ROWS or holds_tensor(p):  # images: described as the agent describes them
         # the agent calibrates on a sample of these rows: judged on all of them, a bad row the sample
         # leaves out failed a config the agent runs (the final review); profiled as the agent does
         from monitor.profile import load_reference

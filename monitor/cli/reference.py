@@ -46,16 +46,23 @@ def reference() -> None:
               help="Data to fit the multivariate drift detector's PCA on (typically the training set; its columns "
                    "named as the reference's numeric features are read). Its errors are still calibrated on "
                    "every reference row. Default: the PCA is fitted on the reference itself.")
+@click.option("--channel-axis", default=None, help="For an array of images (.npy, or an .npz's X, of 3 or more "
+              "dimensions): the axis of its channels, each described by its mean and std (1 for (n, c, h, w), 3 or -1 "
+              "for (n, h, w, c); 'none' for none). Default: axis 1 or 3, whichever alone holds 3 or 4 values.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
           text: str | None, exclude: str, classes: str, feature_names: str, n_bins: int, max_rows: int, keep_rows: int,
-          pca_fit: Path | None, seed: int, quiet: bool) -> None:
+          pca_fit: Path | None, channel_axis: str | None, seed: int, quiet: bool) -> None:
     """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
 
     The reference should be held-out, in-distribution data with the model's outputs on it, never
     the training set. The training set may still give the PCA its directions (--pca-fit): with a
     reference of a few hundred rows, that finds them better and calibrates on every reference row.
+
+    An .npy (or an .npz's X) of 3 or more dimensions, images (n, c, h, w), audio, sequences, is n
+    rows of one tensor feature, profiled through the numbers describing each row as live inputs
+    of that shape are read; an .npz gives the model's outputs and the labels as 'scores' and 'labels'.
     """
     from monitor.profile import ProfileError, build_profile
 
@@ -67,7 +74,14 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
             data, output_columns=_names(output_columns), label_column=label_column,
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
             classes=_names(classes), n_bins=n_bins, max_rows=max_rows, keep_rows=keep_rows, seed=seed,
-            progress=not quiet, pca_fit=pca_fit, unnamed_as=names, text=None if text is None else _names(text))
+            progress=not quiet, pca_fit=pca_fit, unnamed_as=names, text=None if text is None else _names(text),
+            channel_axis=_channel_axis(channel_axis))
+        if prof.tensor_names:
+            _say_tensor(prof.save(output), prof)
+            for problem in (_label_problem(prof), _tensor_missing_parts(prof)):
+                if problem:
+                    click.echo(f"warning: {problem}", err=True)
+            return
         if names and prof.numeric_names != names:
             raise ProfileError(f"--feature-names names {len(names)} columns ({', '.join(names)}); {data.name}'s "
                                f"{len(prof.numeric_names)} numeric columns are named {', '.join(prof.numeric_names)} "
@@ -92,6 +106,48 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
         click.echo(f"warning: {problem}", err=True)
     for missing in _missing_parts(prof, output_columns, label_column):
         click.echo(f"warning: {missing}", err=True)
+
+
+def _channel_axis(value: str | None) -> int | None:
+    """``--channel-axis``: an axis, ``none`` (0: no channels), or None to recognise it."""
+    from monitor.profile import ProfileError
+
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return 0
+    try:
+        axis = int(value)
+    except ValueError:
+        axis = 0
+    if not axis:
+        raise ProfileError(f"--channel-axis must be an axis of the array or none, got {value!r}. Fix: --channel-axis 1 "
+                           "for (n, c, h, w), 3 (or -1) for (n, h, w, c), none for rows without channels")
+    return axis
+
+
+def _say_tensor(path: Path, prof: object) -> None:
+    """What ``build`` wrote for a file of images: its tensor feature and descriptors."""
+    from monitor.tensor import channels_in
+
+    name = prof.tensor_names[0]  # type: ignore[attr-defined]
+    channels = channels_in(name, prof.numeric_names)  # type: ignore[attr-defined]
+    click.echo(f"wrote {path}: {prof.n_rows} rows of the tensor feature {name!r} ({len(prof.numeric)} descriptors"  # type: ignore[attr-defined]
+               + (f", {channels} channels" if channels else ", no channel axis") + ")"
+               + (", model outputs" if prof.outputs else "")  # type: ignore[attr-defined]
+               + (", labels" if prof.label_counts is not None else "")  # type: ignore[attr-defined]
+               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else ""))  # type: ignore[attr-defined]
+
+
+def _tensor_missing_parts(prof: object) -> str | None:
+    """What a profile of images lacks that detectors need (:func:`_missing_parts` for 2-D data)."""
+    fix = "save the rows with them, numpy.savez(path, X=images, scores=probabilities, labels=labels), and build from it"
+    if not getattr(prof, "outputs", None):
+        return ("the profile holds no model outputs, so the detectors that compare outputs with the reference "
+                f"(confidence_drift, prediction_drift, accuracy_estimation, output_drift) are left out. Fix: {fix}")
+    if getattr(prof, "label_counts", None) is None:
+        return f"no labels: accuracy_estimation and the reference accuracy need the ground truth. Fix: {fix}"
+    return None
 
 
 def _check_feature_names(data: Path, names: tuple[str, ...]) -> None:
