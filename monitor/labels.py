@@ -109,6 +109,40 @@ def _describe(label: Any) -> str:
         return f"a {type(label).__name__} that cannot be printed"
 
 
+#: Characters at most of a multi-label truth held for its prediction (its 0/1 vector, or its label
+#: names): a larger one is not held (``unknown_id`` at once), so that ``early`` labels stay small.
+MAX_HELD_TRUTH_CHARS = 65_536
+
+
+def _held_truth(label: Any, present: tuple[int, ...]) -> Any:
+    """A multi-label truth as held for a prediction that has not come: in the form it was sent,
+    compact and JSON-safe (a 0/1 vector as a text of ``0`` and ``1``, label names as a list), since
+    what it was read into (column indices, a list of names unchecked while the model's labels are
+    unknown) would not read back as the same truth; ``_INVALID`` when too large to hold."""
+    if hasattr(label, "tolist"):  # a row of a numpy array
+        label = label.tolist()
+    items = list(label)
+    if items and all(isinstance(v, str) for v in items):
+        held: Any = sorted(set(items))
+        size = sum(map(len, held))
+    else:  # read_truth took it: a vector of 0 and 1 (or empty)
+        on = set(present)
+        held = "".join("1" if i in on else "0" for i in range(len(items)))
+        size = len(held)
+    return held if size <= MAX_HELD_TRUTH_CHARS else _INVALID
+
+
+def _held_class(value: Any) -> Any:
+    """A class label or a regression value as held for its prediction; ``_INVALID`` for a text too
+    long to name a class, which would make the held labels large."""
+    return _INVALID if isinstance(value, str) and len(value) > MAX_ID_CHARS else value
+
+
+def _sent_truth(held: Any) -> Any:
+    """The truth :func:`_held_truth` held, as :func:`~monitor.multilabel_truth.read_truth` reads it."""
+    return [int(c) for c in held] if isinstance(held, str) else held
+
+
 class LabelJoiner:
     """Remembers predictions by request id until their label arrives.
 
@@ -279,18 +313,15 @@ class LabelJoiner:
         late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
-        arrivals = self._arrivals()
-        events = arrivals + list(events)
-        for n_event, (ts, request_ids, labels) in enumerate(events):
+        events = self._arrivals(multilabel) + list(events)
+        for ts, request_ids, labels in events:
             if ts == ts:  # not NaN: the held labels' clock, swept event by event as one join at a time would
                 self._now = max(self._now, float(ts))
                 outcome["unknown_id"] += self._expire_early()
             for i, (rid, label) in enumerate(zip(request_ids, labels)):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
-                if n_event < len(arrivals):  # held as read (a multi-label truth: its columns, a list once checkpointed)
-                    value = tuple(label) if multilabel and isinstance(label, list) else label
-                elif multilabel:
+                if multilabel:
                     try:
                         value = read_truth(label, names, width)
                     except TruthError as err:
@@ -313,7 +344,7 @@ class LabelJoiner:
                         outcome["unknown_id"] += 1
                         if self.batch_id_example is None:
                             self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
-                    elif key is None or not self._hold(id_key(key), ts, value):
+                    elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value)):
                         outcome["unknown_id"] += 1
                     continue
                 self._gone_recently(self._ids[slot])
@@ -363,11 +394,11 @@ class LabelJoiner:
     def _hold(self, key: str, ts: float, value: Any) -> bool:
         """Hold a label for a prediction not seen yet; False when it cannot be held (holding is
         off, the id has a label held already: an id labelled twice keeps its first label, or the
-        label is a text too long to name a class), so that it counts as ``unknown_id`` now."""
+        label is too large to hold: ``_INVALID`` from :func:`_held_class` or :func:`_held_truth`),
+        so that it counts as ``unknown_id`` now."""
         if isinstance(value, np.generic):  # as the checkpoint keeps it: a numpy class index is an int
             value = value.item()
-        if self.early <= 0 or key in self._early or key in self._gone or \
-                (isinstance(value, str) and len(value) > MAX_ID_CHARS):
+        if self.early <= 0 or value is _INVALID or key in self._early or key in self._gone:
             return False
         self._early[key] = (float(ts), value)
         return True
@@ -400,15 +431,16 @@ class LabelJoiner:
             gone += 1
         return gone
 
-    def _arrivals(self) -> list[tuple[float, list[Any], list[Any]]]:
-        """The held labels whose predictions have come, as feedback events joined first."""
+    def _arrivals(self, multilabel: bool = False) -> list[tuple[float, list[Any], list[Any]]]:
+        """The held labels whose predictions have come, as feedback events joined first (a
+        multi-label truth in the form it was sent in, read again now that the model's labels are known)."""
         if not self._arrived:
             return []
         out = []
         for key in self._arrived:
             held = self._early.pop(key, None)
             if held is not None:
-                out.append((held[0], [key], [held[1]]))
+                out.append((held[0], [key], [_sent_truth(held[1]) if multilabel else held[1]]))
         self._arrived = []
         return out
 
@@ -432,8 +464,7 @@ class LabelJoiner:
             "evicted": self.evicted,
             "replaced": self.replaced,
             # labels waiting for their prediction, oldest first (a class label or a regression value)
-            "early": [[key, ts, list(value) if isinstance(value, tuple) else  # a multi-label truth: its columns
-                       value if isinstance(value, (str, int, float)) else str(value)]
+            "early": [[key, ts, value if isinstance(value, (str, int, float, list)) else str(value)]  # lists: see _held_truth
                       for key, (ts, value) in self._early.items()],
             "arrived": list(self._arrived),
             "gone": list(self._gone),

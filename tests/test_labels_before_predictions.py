@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
 from monitor.batch import Batch
+from monitor.checkpoint import decode_state, encode_state
 from monitor.config import ConfigError, parse_config
 from monitor.labels import LabelJoiner
 from monitor.outputs import ClassIndex
@@ -109,3 +110,51 @@ def test_labels_early_is_checked() -> None:
     with pytest.raises(ConfigError, match="labels.early_wait"):
         parse_config({"model": "m", "features": ["a"], "labels": {"early_wait": "soon"}})
     assert parse_config({"model": "m", "features": ["a"], "labels": {"early": 5, "early_wait": "2m"}}).models[0].labels_early_wait_s == 120
+
+
+MULTILABELS = ["spam", "toxic", "adult"]
+
+
+@pytest.mark.parametrize("classes", [MULTILABELS, None])
+def test_a_multilabel_models_labels_held_for_their_predictions_join_as_sent(classes: list[str] | None) -> None:
+    """A multi-label truth held for its prediction was kept as the column indices it was read
+    into, then read again as a 0/1 vector: every such label counted invalid (or joined as other
+    labels); without output.classes a list of names read before any prediction became "none"."""
+    output: dict[str, object] = {"kind": "multilabel"}
+    if classes:
+        output["classes"] = classes
+    mon = Monitor("tags", config={"output": output, "detectors": [{"kind": "multilabel", "min_labels": 1}]},
+                  registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        names = ["spam", "adult"] if classes else ["0", "2"]
+        mon.feedback(["a", "b", "c"], [np.array([1, 0, 1]), names, [0, 1, 0]], timestamp=1000.0)
+        mon.flush()
+        assert mon.store.value("monitor_labels_early") == 3
+        # a checkpoint on the way: the held truths keep their form
+        joiner = mon.pipeline.joiner
+        joiner.load_state_dict(decode_state(*encode_state(joiner.state_dict())))
+        mon.observe(np.zeros((3, 1)), np.tile([[0.9, 0.1, 0.9]], (3, 1)), request_id=["a", "b", "c"], timestamp=1001.0)
+        mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("joined",)) == 3
+        assert mon.store.value("monitor_feedback_labels", ("invalid",)) in (None, 0)
+        # rows a and b are right on every label, row c wrong on all three
+        assert mon.store.value("monitor_multilabel_hamming_loss_ratio") == pytest.approx(1 / 3)
+    finally:
+        mon.close()
+
+
+def test_a_wide_multilabel_vector_is_held_and_a_huge_one_counts_at_once() -> None:
+    """A 0/1 vector of a thousand labels is held (it is no class name, whatever its length); one
+    past the holding limit counts unknown_id at once instead of filling the held labels."""
+    from monitor.labels import MAX_HELD_TRUTH_CHARS
+
+    joiner = LabelJoiner(capacity=10)
+    wide = [0, 1] * 500
+    _, outcome = joiner.join(10.0, ["w", "huge"], [wide, [0] * (MAX_HELD_TRUTH_CHARS + 1)], ClassIndex(()),
+                             regression=False, multilabel=True)
+    assert joiner.early_held == 1 and outcome["unknown_id"] == 1
+    joiner.remember(Batch.from_arrays(np.zeros((1, 1)), np.full((1, 1000), 0.9), ts=np.array([11.0]), request_id=["w"],
+                                      classes=tuple(str(i) for i in range(1000))))
+    labeled, outcome = joiner.join(12.0, [], [], ClassIndex(tuple(str(i) for i in range(1000))), regression=False,
+                                   multilabel=True)
+    assert outcome["joined"] == 1 and labeled.label[0].tolist() == wide
