@@ -1183,13 +1183,17 @@ class Monitor:
                 # class indices and columns are of the old layout, and joined to a label they scored a
                 # model whose classes were reordered as wrong on every row
                 forgotten = dropped = len(joiner_state.get("ids", [])) if joiner_state else 0
+                unheld = len(joiner_state.get("early", ())) if joiner_state else 0  # labels held for them: dropped alike
                 self.pipeline.joiner.load_state_dict({})
             else:
                 forgotten = self.pipeline.joiner.load_state_dict(joiner_state)
+                unheld = self.pipeline.joiner.unheld_at_restore  # labels.early lowered (or 0) across the restart
             if forgotten:  # labels.pending lowered across the restart, or the outputs' layout changed
                 self.store.inc("monitor_labels_evicted", forgotten)
+            if unheld:  # shown in monitor_labels_early before the restart: counted where every label ends
+                self.store.inc("monitor_feedback_labels", unheld, labels=("unknown_id",))
             self.store.set("monitor_labels_pending", len(self.pipeline.joiner))
-            if self.pipeline.joiner.early_held:  # else as the monitor checkpointed had it (set at its feedback)
+            if self.pipeline.joiner.early_held:  # else absent, as gauges start after a restart
                 self.store.set("monitor_labels_early", self.pipeline.joiner.early_held)
             if self.rules is not None and state.get("rules") is not None:
                 self.rules.load_state_dict(state["rules"], restarted=self.live)

@@ -201,6 +201,9 @@ class LabelJoiner:
         self._arrived: list[str] = []
         #: The latest event time seen (predictions and labels): the clock of the held labels' wait.
         self._now = float("-inf")
+        #: Held labels of the checkpoint :meth:`load_state_dict` did not hold again (``labels.early``
+        #: lowered, or 0): each an ``unknown_id``, which the caller counts.
+        self.unheld_at_restore = 0
 
     @property
     def early_held(self) -> int:
@@ -518,8 +521,11 @@ class LabelJoiner:
         self.replaced = int(state.get("replaced", 0))
         for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
             self._gone_recently(key)
-        for key, ts, value in state.get("early", ()):
-            self._hold(str(key), float(ts), value)
-        self._arrived = [str(key) for key in state.get("arrived", ()) if str(key) in self._early]
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
+        saved = state.get("early", ())
+        for key, ts, value in saved:
+            self._hold(str(key), float(ts), value)
+        self._expire_early()  # a smaller labels.early than the checkpoint's
+        self.unheld_at_restore = len(saved) - len(self._early)
+        self._arrived = [str(key) for key in state.get("arrived", ()) if str(key) in self._early]
         return dropped

@@ -158,3 +158,43 @@ def test_a_wide_multilabel_vector_is_held_and_a_huge_one_counts_at_once() -> Non
     labeled, outcome = joiner.join(12.0, [], [], ClassIndex(tuple(str(i) for i in range(1000))), regression=False,
                                    multilabel=True)
     assert outcome["joined"] == 1 and labeled.label[0].tolist() == wide
+
+
+@pytest.mark.parametrize(("early", "classes"), [(0, ["0", "1"]), (10_000, ["1", "0"])])
+def test_held_labels_a_restore_cannot_keep_are_counted(tmp_path, early: int, classes: list[str]) -> None:
+    """Held labels restored into a monitor with labels.early 0, or one whose outputs changed
+    (whose waiting predictions are dropped), were dropped uncounted: shown held in
+    monitor_labels_early before the restart, never counted in monitor_feedback_labels_total."""
+    path = tmp_path / "m.ckpt"
+
+    def monitor(**labels: object) -> Monitor:
+        return Monitor("m", config={"output": {"kind": "probabilities", "classes": classes if labels else ["0", "1"]},
+                                    "labels": labels},
+                       registry=CollectorRegistry(), live=False, start_worker=False)
+
+    first = monitor()
+    first.feedback(["a", "b"], [1, 0], timestamp=1000.0)
+    first.flush()
+    assert first.store.value("monitor_labels_early") == 2
+    first.save_checkpoint(path, final=True)
+    first.close()
+    second = monitor(early=early)
+    try:
+        assert second.restore_checkpoint(path)
+        assert second.pipeline.joiner.early_held == 0
+        assert second.store.value("monitor_labels_early") in (None, 0)
+        assert second.store.value("monitor_feedback_labels", ("unknown_id",)) == 2
+    finally:
+        second.close()
+
+
+def test_a_smaller_labels_early_keeps_the_newest_held_labels_and_counts_the_rest() -> None:
+    classes = ClassIndex(("0", "1"))
+    joiner = LabelJoiner(capacity=100, early=5)
+    joiner.join(10.0, ["a", "b", "c", "d"], [1, 0, 1, 0], classes, regression=False)
+    restored = LabelJoiner(capacity=100, early=2)
+    restored.load_state_dict(joiner.state_dict())
+    assert restored.early_held == 2 and restored.unheld_at_restore == 2
+    restored.remember(_batch(["c", "d"], 11.0))
+    _, outcome = restored.join(12.0, [], [], classes, regression=False)
+    assert outcome["joined"] == 2 and outcome["unknown_id"] == 0
