@@ -200,8 +200,9 @@ class LabelJoiner:
         #: Both are OrderedDicts: a dict whose oldest entry is popped again and again scans the
         #: holes the earlier pops left, about 4 us per labelled or forgotten prediction at 10,000.
         self._gone: OrderedDict[str, None] = OrderedDict()
-        #: Held labels whose prediction has just been remembered, joined at the next join.
-        self._arrived: list[str] = []
+        #: Held labels whose prediction has just been remembered, joined at the next join (a dict: an
+        #: id predicted again before it is one arrival, so at most ``early`` of them).
+        self._arrived: dict[str, None] = {}
         #: The latest event time seen (predictions and labels): the clock of the held labels' wait.
         self._now = float("-inf")
         #: Held labels of the checkpoint :meth:`load_state_dict` did not hold again (``labels.early``
@@ -260,7 +261,7 @@ class LabelJoiner:
         self._ids[slots] = new_ids
         if self._early:
             early = self._early
-            self._arrived.extend(key for key in keys if key in early)
+            self._arrived.update(dict.fromkeys(key for key in keys if key in early))
         held = len(slot_of)
         slot_of.update(zip(keys, slots.tolist()))
         self.replaced += held + n - len(slot_of)  # ids that were waiting already, or came twice
@@ -449,7 +450,7 @@ class LabelJoiner:
             held = self._early.pop(key, None)
             if held is not None:
                 out.append((held[0], [key], [_sent_truth(held[1]) if multilabel else held[1]]))
-        self._arrived = []
+        self._arrived = {}
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -532,5 +533,5 @@ class LabelJoiner:
             self._hold(str(key), float(ts), value)
         self._expire_early()  # a smaller labels.early than the checkpoint's
         self.unheld_at_restore = len(saved) - len(self._early)
-        self._arrived = [str(key) for key in state.get("arrived", ()) if str(key) in self._early]
+        self._arrived = dict.fromkeys(str(key) for key in state.get("arrived", ()) if str(key) in self._early)
         return dropped

@@ -198,3 +198,17 @@ def test_a_smaller_labels_early_keeps_the_newest_held_labels_and_counts_the_rest
     restored.remember(_batch(["c", "d"], 11.0))
     _, outcome = restored.join(12.0, [], [], classes, regression=False)
     assert outcome["joined"] == 2 and outcome["unknown_id"] == 0
+
+
+def test_predictions_remembered_without_a_join_keep_one_arrival_per_held_label() -> None:
+    """Whoever remembers predictions without joining in between (the pipeline joins after every
+    batch while labels are held; a caller of LabelJoiner may not) kept one arrival per prediction
+    under a held id: a retried id grew the list without bound. One per held label now."""
+    classes = ClassIndex(("0", "1"))
+    joiner = LabelJoiner(capacity=10, early=5)
+    joiner.join(10.0, ["x"], [1], classes, regression=False)
+    for _ in range(100):
+        joiner.remember(_batch(["x", "x"], 11.0))
+    assert joiner.state_dict()["arrived"] == ["x"]
+    labeled, outcome = joiner.join(12.0, [], [], classes, regression=False)
+    assert outcome["joined"] == 1 and joiner.early_held == 0
