@@ -261,7 +261,10 @@ class LabelJoiner:
         self._ids[slots] = new_ids
         if self._early:
             early = self._early
-            self._arrived.update(dict.fromkeys(key for key in keys if key in early))
+            # a label for a batch call's id, whose rows are <id>/0, <id>/1...: joined now, it is
+            # counted unknown_id with the line that says so, instead of leaving unjoined later
+            self._arrived.update(dict.fromkeys(key if key in early else key[:-2] for key in keys
+                                               if key in early or key[-2:] == "/0" and key[:-2] in early))
         held = len(slot_of)
         slot_of.update(zip(keys, slots.tolist()))
         self.replaced += held + n - len(slot_of)  # ids that were waiting already, or came twice

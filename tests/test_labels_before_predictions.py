@@ -212,3 +212,23 @@ def test_predictions_remembered_without_a_join_keep_one_arrival_per_held_label()
     assert joiner.state_dict()["arrived"] == ["x"]
     labeled, outcome = joiner.join(12.0, [], [], classes, regression=False)
     assert outcome["joined"] == 1 and joiner.early_held == 0
+
+
+def test_a_label_for_a_batch_call_sent_before_it_counts_with_the_fix_when_the_call_comes(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """One label for a call of several rows (held as <id>/0, <id>/1...) found no prediction and was
+    counted unknown_id at once, with a log line saying to label each row. Sent before the call
+    (the KServe logger's response came late), it was held and left unjoined ten minutes later,
+    counted without that line: the one case the line is for went unexplained."""
+    mon = _monitor()
+    try:
+        mon.feedback(["call"], [1], timestamp=1000.0)
+        mon.flush()
+        with caplog.at_level("WARNING", logger="monitor"):
+            mon.observe(np.zeros((3, 2)), np.tile([[0.2, 0.8]], (3, 1)), request_id="call", timestamp=1001.0)
+            mon.flush()
+        assert mon.store.value("monitor_feedback_labels", ("unknown_id",)) == 1
+        assert mon.store.value("monitor_labels_early") == 0
+        assert any("'call/0'" in r.getMessage() and "Fix:" in r.getMessage() for r in caplog.records)
+    finally:
+        mon.close()
