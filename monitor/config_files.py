@@ -123,6 +123,9 @@ def _table_problems(config: ReferenceConfig) -> list[str]:
         num_names, _, _ = read_reference_table(config)
     except ProfileError as err:
         return [f"reference.path: {err}"]
+    except Exception as err:  # noqa: BLE001 - whatever stops the agent's start stops the check (and the reload)
+        return [f"reference.path: {config.path} cannot be read ({type(err).__name__}: {str(err)[:200]}). Fix: write it "
+                "again, or point reference.path at the reference data"]
     if config.pca_fit is None or not Path(config.pca_fit).is_file():
         return []
     try:

@@ -1450,7 +1450,11 @@ def _read_parquet(path: Path, output_columns: Sequence[str], label_column: str |
         import pyarrow.parquet as pq
     except ImportError:
         raise ProfileError(f"{path.name}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to CSV/.npz") from None
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError: a file cut short, or not Parquet
+        raise ProfileError(f"{path}: not a readable Parquet file ({str(err)[:200].rstrip('.')}). Fix: copy or write it again "
+                           "(pandas.DataFrame.to_parquet), or give the reference as CSV") from None
     header = list(pf.schema_arrow.names)
     feats = _roles(header, output_columns, label_column, exclude, path.name)
     types = {f.name: f.type for f in pf.schema_arrow}
