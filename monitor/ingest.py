@@ -196,6 +196,14 @@ class BatchBuilder:
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats, texts = self.reference_categorical, self.reference_text
+        if is_dataframe(inputs) and not inputs.columns.is_unique:
+            import logging
+
+            twice = list(dict.fromkeys(str(c) for c in inputs.columns[inputs.columns.duplicated()]))
+            logging.getLogger("monitor").warning(
+                "the inputs are a DataFrame whose columns are not unique (%s more than once): read by position, each "
+                "repeat is the feature <name>.1, <name>.2... (as pandas' read_csv names them). Fix: give the columns "
+                "unique names before predict, or list the features in the config", ", ".join(repr(c[:40]) for c in twice[:5]))
         inputs = self._series_row(_named_columns(inputs), outputs)
         if isinstance(inputs, np.ndarray) and inputs.ndim >= 3 and self._tensor_rows(inputs):
             name = self.reference_tensors[0] if len(self.reference_tensors) == 1 else "input"
@@ -1046,9 +1054,36 @@ def _named_columns(inputs: Any) -> Any:
     every call on either was refused as ``wrong_type`` and counted as one row whatever its length."""
     if isinstance(inputs, np.ndarray) and inputs.dtype.names and inputs.ndim == 1:
         return {name: inputs[name] for name in inputs.dtype.names}
+    if is_dataframe(inputs) and not inputs.columns.is_unique:
+        # read by name, a repeated column was one feature holding the last column's values (the first
+        # lost without a word, the learned schema naming the feature twice): repeats are told apart
+        return inputs.set_axis(_unique_names([str(c) for c in inputs.columns]), axis=1)
     if type(inputs) is dict and _is_series(next(iter(inputs.values()), None)):  # columns are alike: the first says
         return {k: v.to_numpy() if _is_series(v) else v for k, v in inputs.items()}
     return inputs
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """``names`` with each repeat suffixed ``.1``, ``.2``... (pandas' ``read_csv`` convention, so
+    that a reference built from a CSV with the same header names the same features)."""
+    taken = set(names)
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name not in seen:
+            seen[name] = 0
+            out.append(name)
+            continue
+        n = seen[name]
+        while True:
+            n += 1
+            candidate = f"{name}.{n}"
+            if candidate not in taken:
+                break
+        seen[name] = n
+        taken.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _is_column(v: Any) -> bool:

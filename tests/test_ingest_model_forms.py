@@ -233,3 +233,22 @@ def test_unreadable_first_calls_count_their_rows():
                  ev(np.ones((4, 2)), np.full((4, 2), 0.5))])
     assert r.rejected == {"wrong_type": 3} and len(r.batch) == 4
     assert "csr_matrix" in r.details["wrong_type"]
+
+
+def test_a_dataframe_with_a_repeated_column_name_keeps_both_columns(caplog):
+    """Read by name, a repeated column was one feature holding the last column's values (the first
+    lost without a word), the learned schema named the feature twice, and pandas warned from the
+    worker at every call."""
+    import logging
+    import warnings
+
+    b = BatchBuilder(None, OutputSpec("probabilities"))
+    df = pd.DataFrame([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], columns=["a", "b", "a"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' "columns are not unique" UserWarning fails the test
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            r = b.build([ev(df, np.tile([[0.3, 0.7]], (2, 1)))])
+    assert r.rejected == {}
+    assert [f.name for f in b.schema.features] == ["a", "b", "a.1"]
+    assert r.batch.numeric.tolist() == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert any("not unique ('a' more than once)" in rec.getMessage() for rec in caplog.records)
