@@ -572,7 +572,9 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")
     if kind not in OUTPUT_KINDS:
-        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}", "probabilities for predict_proba, logits for raw scores, multilabel for one independent probability per label")
+        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}",
+                      "probabilities for predict_proba, logits for raw scores, multilabel for one independent probability "
+                      "per label, none for outputs that are not monitored (generated text, boxes, rankings: the inputs are)")
     classes_raw = out_raw.get("classes", [])
     if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
         classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings
@@ -590,6 +592,11 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                       'quote names YAML reads as true/false: classes: ["no", "yes"]' if booleans else "write classes: [cat, dog]")
     if len(set(map(str, classes_raw))) != len(classes_raw):
         raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
+    if kind == "none" and classes_raw:
+        # the classes name score columns, and kind: none reads no outputs: a config meaning one kind
+        # and saying another is told, not left to monitor nothing it expected
+        raise r.error(k("output.classes"), "names the columns of the model's scores, and output.kind: none reads no outputs",
+                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have")
     samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
     quantiles_raw = out_raw.get("quantiles", [])
     if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):

@@ -100,6 +100,7 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         if kinds is not None and d.kind not in kinds:
             continue
         params = dict(d.params)
+        _check_outputs_read(cfg, d, i)
         _check_multilabel_fit(cfg, d, i)
         if blind(d):
             if cfg.detectors is None:
@@ -153,6 +154,27 @@ def _check_multilabel_fit(cfg: MonitorConfig, d: Any, index: int) -> None:
                           f"multilabel reads rows of independent label probabilities, and output.kind is {cfg.output.kind}",
                           "set output.kind: multilabel if each column is an independent probability, else remove this entry",
                           cfg.source)
+
+
+#: Detectors that read the model's outputs (scores, predictions, values, labels joined to them):
+#: a model of ``output.kind: none`` has none of them (probing reads them where it has them: its
+#: boundary signals; its others watch the inputs).
+_READ_OUTPUTS = (_SINGLE_ANSWER - {"probing"}) | {"output_repeats", "multilabel"}
+
+
+def _check_outputs_read(cfg: MonitorConfig, d: Any, index: int) -> None:
+    """Refuse a listed detector that reads outputs on a model whose outputs are not monitored
+    (``output.kind: none``): built, it would wait for scores that never come and show nothing,
+    as if the model were fine."""
+    if cfg.output.reads_outputs or d.kind not in _READ_OUTPUTS:
+        return
+    raise ConfigError(d.key or f"detectors[{index}]",
+                      f"{d.kind} reads the model's outputs (scores, predictions or values), and output.kind: none "
+                      "monitors the inputs only",
+                      "remove this entry (input_drift, pca_drift, data_quality and probing watch the inputs), or set "
+                      "the output.kind the model's answers have; for a figure of each answer (its length, its number "
+                      "of boxes) use output.kind: regression with watch(..., outputs=lambda out: [len(o) for o in out])",
+                      cfg.source)
 
 
 #: Detectors that read the inputs as the reference's features (by name; probing by position).

@@ -20,8 +20,11 @@ FEATURE_KINDS = ("numeric", "categorical", "text", "tensor")
 #: ``labels``: predicted labels only; ``regression``: real values, optionally (n, 2) intervals
 #: (value, lower, upper as (n, 3)) or (n, q) quantiles when ``OutputSpec.quantiles`` is set;
 #: ``multilabel``: (n, k) independent probabilities, one per label (a sigmoid per label: tagging,
-#: toxicity categories, medical codes), whose rows need not sum to one.
-OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression", "multilabel")
+#: toxicity categories, medical codes), whose rows need not sum to one;
+#: ``none``: the outputs are not monitored, the inputs are (text generation, object detection,
+#: rankers, encoders: answers that are neither scores, labels nor one value per row). Whatever the
+#: model returns, or nothing, is accepted unread; a call's rows are its input rows.
+OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression", "multilabel", "none")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,14 @@ class OutputSpec:
 
     @property
     def is_classifier(self) -> bool:
-        return self.kind != "regression"
+        return self.kind not in ("regression", "none")
+
+    @property
+    def reads_outputs(self) -> bool:
+        """Whether the outputs are monitored: not for ``none``, whose calls are watched through
+        their inputs alone (a text generator's answers, a detector's boxes are no scores, and
+        were refused with the inputs they came with)."""
+        return self.kind != "none"
 
     @property
     def is_multilabel(self) -> bool:

@@ -17,42 +17,54 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors", "DEFAULTS", "why_not_run"]
+__all__ = ["default_detectors", "DEFAULTS", "model_class", "why_not_run"]
 
 log = logging.getLogger("monitor")
 
 # requirement: what the reference must hold ("none", "inputs", "inputs2" = >= 2 numeric
-# features, "scores", "labels" = scores and labels, "numeric" = scores and >= 1 numeric feature)
-# "classifier" is a single-label one (probabilities, logits, labels); "multilabel" a model of one
-# independent probability per label, which the single-label detectors (argmax, softmax
-# confidence, class mix) misread; "both" applies to every model
-CLF, REG, ML, BOTH = "classifier", "regression", "multilabel", "both"
+# features, "scores", "labels" = scores and labels, "numeric" = >= 1 numeric feature, and scores
+# when the model's outputs are read)
+# Models by their outputs: "classifier" is a single-label one (probabilities, logits, labels);
+# "multilabel" a model of one independent probability per label, which the single-label detectors
+# (argmax, softmax confidence, class mix) misread; "inputs" one whose outputs are not monitored
+# (output.kind: none: generated text, boxes, rankings), which only the input-side detectors fit
+CLF, REG, ML, IN = "classifier", "regression", "multilabel", "inputs"
+#: every model, and the models whose outputs are read
+ALL, OUT = (CLF, REG, ML, IN), (CLF, REG, ML)
 
-#: (kind, requirement, applies to)
-DEFAULTS: tuple[tuple[str, str, str], ...] = (
-    ("confidence", "none", CLF),
-    ("calibration", "none", CLF),
-    ("segments", "none", CLF),
-    ("regression", "none", REG),
-    ("data_quality", "none", BOTH),
-    ("confidence_drift", "scores", CLF),
-    ("prediction_drift", "scores", CLF),
-    ("accuracy_estimation", "labels", CLF),
-    ("input_drift", "inputs", BOTH),
-    ("pca_drift", "inputs2", BOTH),
-    ("output_drift", "scores", REG),
-    ("output_repeats", "none", BOTH),
-    ("probing", "numeric", CLF),
-    ("multilabel", "none", ML),
+#: (kind, requirement, the models it applies to)
+DEFAULTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("confidence", "none", (CLF,)),
+    ("calibration", "none", (CLF,)),
+    ("segments", "none", (CLF,)),
+    ("regression", "none", (REG,)),
+    ("data_quality", "none", ALL),
+    ("confidence_drift", "scores", (CLF,)),
+    ("prediction_drift", "scores", (CLF,)),
+    ("accuracy_estimation", "labels", (CLF,)),
+    ("input_drift", "inputs", ALL),
+    ("pca_drift", "inputs2", ALL),
+    ("output_drift", "scores", (REG,)),
+    ("output_repeats", "none", OUT),
+    ("probing", "numeric", (CLF, IN)),
+    ("multilabel", "none", (ML,)),
 )
 
+#: what each kind of model is called in the messages
+_MODELS = {CLF: "single-label classifiers", REG: "regression models", ML: "multi-label models",
+           IN: "models whose outputs are not monitored (output.kind: none)"}
 
-def _applies(applies: str, output: "OutputSpec") -> bool:
-    """Whether a default for models of kind ``applies`` runs on a model of ``output``."""
-    if applies == BOTH:
-        return True
-    model = ML if output.is_multilabel else CLF if output.is_classifier else REG
-    return applies == model
+
+def model_class(output: "OutputSpec") -> str:
+    """Which of :data:`ALL` a model of ``output`` is."""
+    if not output.reads_outputs:
+        return IN
+    return ML if output.is_multilabel else CLF if output.is_classifier else REG
+
+
+def _applies(applies: tuple[str, ...], output: "OutputSpec") -> bool:
+    """Whether a default for the models ``applies`` runs on a model of ``output``."""
+    return model_class(output) in applies
 
 
 def _min_reference_rows(kind: str, reference: "Reference") -> int:
@@ -92,7 +104,7 @@ def _smaller_fix(kind: str, rows: int) -> str:
             "so name the other detectors to run in it too")
 
 
-def _meets(requirement: str, ref: "Reference | None") -> bool:
+def _meets(requirement: str, ref: "Reference | None", output: "OutputSpec | None" = None) -> bool:
     if requirement == "none":
         return True
     if ref is None:
@@ -106,7 +118,8 @@ def _meets(requirement: str, ref: "Reference | None") -> bool:
     if requirement == "labels":
         return ref.scores is not None and ref.labels is not None
     if requirement == "numeric":  # probing measures similarity on numeric features: none, it cannot be built
-        return ref.scores is not None and len(ref.numeric_names) >= 1
+        scored = ref.scores is not None or (output is not None and not output.reads_outputs)
+        return scored and len(ref.numeric_names) >= 1
     raise ValueError(f"unknown requirement {requirement!r}")
 
 
@@ -120,9 +133,9 @@ def default_detectors(output: "OutputSpec", reference: "Reference | None", *,
     for kind, requirement, applies in DEFAULTS:
         if kind not in KINDS or not _applies(applies, output):
             continue
-        if not _meets(requirement, reference):
+        if not _meets(requirement, reference, output):
             if reference is not None and report:  # reported by what the reference lacks first
-                missing.setdefault(_lacks(requirement, reference), []).append(kind)
+                missing.setdefault(_lacks(requirement, reference, output), []).append(kind)
             continue
         too_small = None if reference is None else _too_small(kind, reference)
         if too_small is not None:
@@ -173,20 +186,24 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
     if applies is None:
         return f"{kind} is never a default: list it under detectors: (with the other detectors to run)"
     if not _applies(applies, output):
-        what = {CLF: "single-label classifiers", REG: "regression models", ML: "multi-label models"}[applies]
+        what = " and ".join(_MODELS[a] for a in applies)
+        if model_class(output) == IN:
+            return f"{kind} is a default for {what} only: it reads the model's outputs, which output.kind: none does not monitor"
         return f"{kind} is a default for {what} only; list it under detectors: to run it on this model"
     if reference is None:
         return f"{kind} calibrates on a reference and none is configured. Fix: reference.path (held-out rows and the model's outputs on them)"
-    if not _meets(requirement, reference):
-        missing, fix = _MISSING[_lacks(requirement, reference)]
+    if not _meets(requirement, reference, output):
+        missing, fix = _MISSING[_lacks(requirement, reference, output)]
         return f"{kind} is left out of the defaults: the reference has {missing}. Fix: {fix}"
     too_small = _too_small(kind, reference)
     return f"{kind} {too_small}" if too_small else f"{kind} could not be built for this model (see the log at start)"
 
 
-def _lacks(requirement: str, reference: "Reference") -> str:
-    """What a reference that fails ``requirement`` lacks first (a key of :data:`_MISSING`)."""
-    return "scores" if requirement in ("labels", "numeric") and reference.scores is None else requirement
+def _lacks(requirement: str, reference: "Reference", output: "OutputSpec | None" = None) -> str:
+    """What a reference that fails ``requirement`` lacks first (a key of :data:`_MISSING`); a model
+    whose outputs are not monitored never lacks scores."""
+    unscored = output is not None and not output.reads_outputs
+    return "scores" if requirement in ("labels", "numeric") and reference.scores is None and not unscored else requirement
 
 
 def _too_small(kind: str, reference: "Reference") -> str | None:
