@@ -322,6 +322,8 @@ class Monitor:
         #: :func:`_state_shape` of the config, which is frozen: computed once, not at every checkpoint
         #: (shared by the state dicts, which are written out, never changed)
         self._shape = _state_shape(cfg)
+        #: False for ``output.kind: none``: a call's outputs are then not queued (see :meth:`observe`)
+        self._outputs_read = cfg.output.reads_outputs
         self.live = live
         self.clock = clock
         self.closed = False
@@ -682,7 +684,8 @@ class Monitor:
         timestamp: float | None = None,
         embedding: Any = None,
     ) -> bool:
-        """Record one call (a row or a batch of rows) and its outputs. Never blocks, never raises
+        """Record one call (a row or a batch of rows) and its outputs (any, or None, for a model of
+        ``output.kind: none``, whose inputs alone are monitored). Never blocks, never raises
         for bad data (bad rows are counted when the worker reads them). Returns False when the
         event was shed (queue full, closed) or sampled out.
 
@@ -699,6 +702,8 @@ class Monitor:
                 queue.drop("invalid_timestamp")
                 say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe", timestamp)
                 return False
+            if not self._outputs_read:  # output.kind: none: anything, or None, never held nor read
+                outputs = None
             return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller
             self.queue.drop("internal_error")

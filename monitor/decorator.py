@@ -295,6 +295,10 @@ def watch(
     get_segment = _extractor(segment, params, "segment", fn, var_keyword)
     queue = monitor.queue
     time = monitor.clock
+    # output.kind: none: what the function returns is not monitored, so not held in the queue (nor
+    # counted against its bytes: a generator's token tensors, a detector's boxes); None is queued
+    spec = getattr(getattr(monitor, "config", None), "output", None)
+    unread = spec is not None and not spec.reads_outputs
     sampling = queue.sample_rate < 1.0
     skip_by_sampling = queue.skip_by_sampling
     simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
@@ -326,7 +330,7 @@ def watch(
                 return
             if simple:
                 x = args[idx] if len(args) > idx else kwargs.get(arg_name)  # type: ignore[arg-type]
-                event = (PREDICTION, time(), x, out, latency, None, None, None, None)
+                event = (PREDICTION, time(), x, None if unread else out, latency, None, None, None, None)
             else:
                 which = "inputs"
                 try:
@@ -335,7 +339,7 @@ def watch(
                     else:
                         x = get_inputs(args, kwargs)
                     which = "outputs"
-                    o = out if outputs is None else outputs(out)
+                    o = None if unread else out if outputs is None else outputs(out)
                     which = "client"
                     c = None if get_client is None else get_client(args, kwargs)
                     which = "request_id"
@@ -397,7 +401,7 @@ def watch(
             latency = perf_counter() - t0
             try:
                 queue.put((PREDICTION, time(), args[idx] if len(args) > idx else kwargs.get(arg_name),
-                           out, latency, None, None, None, None))
+                           None if unread else out, latency, None, None, None, None))
             except Exception:  # noqa: BLE001
                 queue.drop("internal_error")
             return out

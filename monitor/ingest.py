@@ -17,7 +17,7 @@ import numpy as np
 from monitor.batch import Batch
 from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, is_missing, request_id_text, row_text,
                             whole_number_text)
-from monitor.outputs import ClassIndex, decode_outputs
+from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
 from monitor.schema import Feature, OutputSpec, Schema
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
@@ -85,6 +85,9 @@ class BatchBuilder:
         # another width are refused here, before a detector holding state of the model's width
         # sees them.
         self._scores = output.kind in ("probabilities", "logits", "multilabel")
+        #: ``output.kind: none``: the outputs are not read (anything, or nothing, is accepted), a
+        #: call's rows are its input rows
+        self._no_outputs = not output.reads_outputs
         k = len(output.classes)
         binary = k == 2 and not output.is_multilabel  # one column is P(positive) of a binary model, not one label of two
         self._score_widths: frozenset[int] | None = frozenset({k, 1} if binary else {k}) if self._scores and k else None
@@ -291,7 +294,7 @@ class BatchBuilder:
         names = self.reference_names
         if names and not (len(names) == 1 and names[0] in self.reference_text):
             return False
-        if len(column) == 1:
+        if len(column) == 1 or self._no_outputs:  # no outputs to count rows by: a list of prompts is rows
             return True
         try:
             shape = np.shape(outputs)
@@ -510,6 +513,8 @@ class BatchBuilder:
                                        "positive class's alone)")
 
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
+        if self._no_outputs:
+            return _unread(n_rows)
         kind = self.output.kind
         if self._scores and is_dataframe(outputs):
             outputs = self._class_columns(outputs)
@@ -582,6 +587,8 @@ class BatchBuilder:
         result = BuildResult(None)
         if not events:
             return result
+        if self._no_outputs:  # not read: never converted (a GPU tensor of generated ids), never held
+            events = [ev if ev[3] is None else (*ev[:3], None, *ev[4:]) for ev in events]
         events = [_event_as_numpy(ev) for ev in events]
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
@@ -657,7 +664,8 @@ class BatchBuilder:
             nums = [n for n in nums if len(n)] or [np.empty((0, len(self.numeric_columns)))]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
-        decoded = decode_outputs(raw, self.output, self.classes)
+        decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs
+                   else decode_outputs(raw, self.output, self.classes))
         if self._score_widths is None and self._scores and decoded.valid.any():
             width = raw.shape[-1] if raw.ndim >= 2 else 1
             # a binary model's P(positive) alone or both columns: either, as with two configured classes
@@ -732,6 +740,8 @@ class BatchBuilder:
         """The outputs of one-row events stacked as the event-by-event path would concatenate
         them: each a list of ``k >= 2`` numbers (``(n, k)``) or each a scalar (``(n,)``); None
         for any other shape (one-element lists, ragged or nested ones), left to that path."""
+        if self._no_outputs:
+            return _unread(len(outs))
         kinds = {type(o) for o in outs}
         if kinds <= {list, tuple}:
             width = len(outs[0])
@@ -768,7 +778,7 @@ class BatchBuilder:
                 return None
             return (num, _no_categorical(num), raw, [1] * len(events)) if num.ndim == 2 else None
         outs = [ev[3] for ev in events]
-        if in_types != {np.ndarray} or {type(x) for x in outs} != {np.ndarray}:
+        if in_types != {np.ndarray} or not (self._no_outputs or {type(x) for x in outs} == {np.ndarray}):
             return None
         if self.output.kind == "probabilities" and any(integer_array(o) for o in outs):
             return None  # labels where probabilities are expected: refused event by event (_event_outputs)
@@ -776,15 +786,15 @@ class BatchBuilder:
         try:
             if first.ndim == 1:
                 num = np.array(ins, dtype=np.float64)
-                out = np.array(outs, dtype=np.float64)
+                out = _unread(len(events)) if self._no_outputs else np.array(outs, dtype=np.float64)
                 if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
                     return None
                 return num, _no_categorical(num), out, [1] * len(events)
             if first.ndim == 2:
                 num = np.concatenate(ins).astype(np.float64, copy=False)
-                out = np.concatenate(outs).astype(np.float64, copy=False)
                 rows = [x.shape[0] for x in ins]
-                if num.shape[1] != width or [o.shape[0] for o in outs] != rows or not self._fits(out.shape[1:]):
+                out = _unread(num.shape[0]) if self._no_outputs else np.concatenate(outs).astype(np.float64, copy=False)
+                if num.shape[1] != width or not self._no_outputs and [o.shape[0] for o in outs] != rows or not self._fits(out.shape[1:]):
                     return None
                 return num, _no_categorical(num), out, rows
         except (TypeError, ValueError):
@@ -896,6 +906,12 @@ def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
     if type(first) is not dict or any(_is_column(v) for v in first.values()):
         return first
     return [ev[2] for ev in events[:LEARN_ROWS] if type(ev[2]) is dict]
+
+
+def _unread(rows: int) -> np.ndarray:
+    """The outputs of ``rows`` rows of a model whose outputs are not read (``output.kind: none``):
+    no column, so that the rows are the inputs' alone."""
+    return np.empty((rows, 0))
 
 
 def _no_categorical(num: np.ndarray) -> np.ndarray:

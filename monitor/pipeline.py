@@ -430,6 +430,9 @@ class Pipeline:
             for idx in np.flatnonzero(counts).tolist():
                 name = names[idx] if idx < len(names) else str(idx)
                 store.inc("monitor_predicted_class", float(counts[idx]), labels=(name,))
+        if not self.builder.output.reads_outputs:  # output.kind: none: no answer a label could be compared with
+            self._deliver(batch)
+            return
         replaced = self.joiner.replaced
         evicted = self.joiner.remember(batch)
         if evicted:
@@ -459,6 +462,9 @@ class Pipeline:
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
         kind = self.builder.output.kind
+        if kind == "none":
+            self._refuse_feedback(events)
+            return
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
                                                  regression=kind == "regression", multilabel=kind == "multilabel")
         for name, n in outcome.items():
@@ -485,6 +491,22 @@ class Pipeline:
             if "unknown_class" not in self._rejections_logged and kind not in ("regression", "multilabel"):
                 self._log_unknown_labels(labeled, events)
             self._deliver(labeled)
+
+    def _refuse_feedback(self, events: list[tuple[Any, ...]]) -> None:
+        """Count the labels of a model whose outputs are not monitored (``output.kind: none``) as
+        invalid, said once with the fix: a label is compared with the model's answer, and none is
+        kept. Never raised to the caller, as any refused label."""
+        n = sum(len(e[3]) for e in events)
+        if not n:
+            return
+        self.store.inc("monitor_feedback_labels", n, labels=("invalid",))
+        if self._rejections_logged.first("invalid_label"):
+            log.warning("model %r: %d label(s) refused as invalid: output.kind is none, so the model's outputs are not "
+                        "monitored and a label has no answer to be compared with. Fix: stop sending feedback for this "
+                        "model, or set the output.kind its answers have (for a figure of each answer: output.kind: "
+                        "regression with watch(..., outputs=lambda out: [len(o) for o in out])); counted in "
+                        "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
+                        self.store.model, n)
 
     def _log_unknown_labels(self, labeled: LabeledBatch, events: list[tuple[Any, ...]]) -> None:
         """Say once when joined labels name no class of the model's outputs: ``feedback(ids,
