@@ -49,6 +49,7 @@ __all__ = [
     "ParsedEvent",
     "parse_event",
     "check_feedback_labels",
+    "check_for_model",
     "parse_timestamp",
     "feedback_lists",
     "error_event",
@@ -187,6 +188,9 @@ class ParsedEvent:
     #: A feedback event's labels were sent as ``labels`` (a list), not as one ``label``: how a
     #: refusal names the field (``labels[3]`` or ``label``).
     many_labels: bool = True
+    #: A prediction event sent without ``outputs``: accepted for a model of ``output.kind: none``
+    #: only, which :func:`check_for_model` tells once the model is known.
+    outputs_missing: bool = False
 
 
 def parse_timestamp(value: Any, default: float) -> float:
@@ -431,6 +435,18 @@ def _inner_kinds(values: list[Any]) -> str:
     return ", ".join(sorted({json_kind(v) for v in values if not isinstance(v, (str, int, float))}))
 
 
+def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str]) -> None:
+    """Refuse an event the model of output ``kind`` cannot take, naming the field and the fix:
+    a prediction without ``outputs`` unless the model's outputs are not monitored (``kind:
+    none``, or ``None`` when the model is not known), and labels it cannot take
+    (:func:`check_feedback_labels`)."""
+    if parsed.outputs_missing and kind != "none":
+        raise EventFormatError("outputs", "is required (the model's output for the inputs); a model whose outputs are not "
+                                          "monitored (output.kind: none) may leave it out", "missing_outputs")
+    if kind is not None:
+        check_feedback_labels(parsed, kind, classes)
+
+
 def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]) -> None:
     """Refuse a feedback event whose labels the model of output ``kind`` (and labels
     ``classes``, from ``output.classes``) cannot take, naming ``labels[i]`` and the fix: a list
@@ -471,10 +487,11 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
     if kind == PREDICTION:
         if "inputs" not in obj:
             raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")
-        if "outputs" not in obj:
-            raise EventFormatError("outputs", "is required (the model's output for the inputs)", "missing_outputs")
-        event = (PREDICTION, ts, obj["inputs"], obj["outputs"], latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
+        # without outputs: refused once the model is known, unless its outputs are not monitored (check_for_model)
+        event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
                  _prediction_ids(obj.get("request_id")), _segments(obj.get("segment")), obj.get("embedding"))
+        if "outputs" not in obj:
+            return ParsedEvent(model, event, outputs_missing=True)
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.config import MonitorConfig
-from monitor.events import ERROR, FEEDBACK, PREDICTION, EventFormatError, check_feedback_labels, parse_event
+from monitor.events import ERROR, FEEDBACK, PREDICTION, EventFormatError, check_for_model, parse_event
 # the live pipeline's bound on events ahead of the wall clock: millisecond timestamps (1.7e12 read
 # as seconds is the year 55,000) would make a replay evaluate the rules at every interval up to then
 from monitor.pipeline import MAX_FUTURE_S
@@ -115,8 +115,7 @@ def read_events(lines: Iterable[str | bytes], model: str | None, summary: Replay
         try:
             obj = json.loads(line)
             parsed = parse_event(obj, now=0.0)
-            if output is not None:
-                check_feedback_labels(parsed, output.kind, output.classes)
+            check_for_model(parsed, None if output is None else output.kind, () if output is None else output.classes)
         except json.JSONDecodeError as err:
             summary.refuse("invalid_json", n, f"not JSON ({err.msg} at column {err.colno})")
             continue

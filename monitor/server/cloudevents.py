@@ -304,6 +304,8 @@ class CloudEventsIntake:
             if part == "request":
                 payload = decode_inputs(event.data, one_feature=mon.one_feature)
                 rows = _rows(payload)
+            elif not mon.config.output.reads_outputs:
+                payload, rows = None, None  # output.kind: none: the answer is not read
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
                 payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output,
                                          kind=mon.config.output.kind)
@@ -311,6 +313,8 @@ class CloudEventsIntake:
                 rows = None
         except PayloadError as err:
             raise IntakeError(400, err.field, err.message, err.reason) from None
+        if not mon.config.output.reads_outputs:
+            return self._inputs_only(mon, event, part, ts, payload)
         held = held_bytes(payload, size)
         if held > 2 * size:
             payload, held = _compact(payload, held)
@@ -341,6 +345,18 @@ class CloudEventsIntake:
             raise
         finally:
             self._gauge()
+        return "accepted"
+
+
+    def _inputs_only(self, mon: "Monitor", event: CloudEvent, part: str, ts: float, payload: Any) -> str:
+        """An inference event of a model whose outputs are not monitored (``output.kind: none``):
+        its request is the prediction, enqueued at once without waiting for the response (which
+        is accepted and not read); nothing waits in the joiner, so nothing is counted unmatched."""
+        if part == "response":
+            return "accepted"
+        request_id = event.attributes.get("requestid") or event.id
+        client = _client(event, self.sidecar.settings.client_header)
+        self.sidecar.enqueue([(mon, (PREDICTION, ts, payload, None, None, client, request_id, None, None))], ENDPOINT)
         return "accepted"
 
 

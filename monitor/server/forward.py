@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import EventFormatError, check_feedback_labels, parse_event
+from monitor.events import EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
@@ -346,7 +346,7 @@ class ForwardReceiver:
             try:
                 parsed = parse_event(obj, now)
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
-                check_feedback_labels(parsed, mon.config.output.kind, mon.config.output.classes)
+                check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
             except EventFormatError as err:
                 sidecar.count_refused(ENDPOINT, err.reason, mon=known_model(sidecar, obj, default_model), detail=str(err))
                 continue

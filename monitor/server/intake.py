@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, check_feedback_labels, parse_event
+from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import NOT_DECODED, loads, try_loads_lines
 from monitor.server.limits import read_body
@@ -317,7 +317,7 @@ def parse_batch(sidecar: "Sidecar", values: list[Any], *, default_model: str | N
                     obj = {**obj, "type": force_type}
             parsed = parse_event(obj, now)
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
-            check_feedback_labels(parsed, mon.config.output.kind, mon.config.output.classes)
+            check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
             out.append((mon, parsed.event))
         except EventFormatError as err:
             key = (known_model(sidecar, obj, default_model), err.reason)

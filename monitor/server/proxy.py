@@ -623,26 +623,31 @@ class Proxy:
             attach_binary(req_obj, req_blob, "inputs")
         if resp_blob is not None:
             attach_binary(resp_obj, resp_blob, "outputs")
+        # output.kind: none: the answer is not monitored, so not read for outputs (nor refused for lacking them)
+        unread = not mon.config.output.reads_outputs
         if tap.kind == "oip_v2":
             inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
-            outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
-            outputs = classification_outputs(outputs, mon.config.output.kind, mon.config.output.classes)
-            if self.settings.oip_output is None:
-                self._say_tensor_read(mon, resp_obj)
+            outputs = None
+            if not unread:
+                outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, rows=rows)
+                outputs = classification_outputs(outputs, mon.config.output.kind, mon.config.output.classes)
+                if self.settings.oip_output is None:
+                    self._say_tensor_read(mon, resp_obj)
             # a request without an id: the client's X-Request-Id, else the id the server answered
             # with (MLServer and KServe put a uuid there), the one id its client can see
             rid: Any = oip_request_id(req_obj) or header_request_id or oip_request_id(resp_obj)
         elif tap.kind == "v1":
             inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
-            outputs = decode_outputs(resp_obj, output_name=self.settings.oip_output, kind=mon.config.output.kind)
+            outputs = None if unread else decode_outputs(resp_obj, output_name=self.settings.oip_output,
+                                                         kind=mon.config.output.kind)
             rid = header_request_id  # neither KServe v1 nor TF Serving has an id in the body
         else:
             route = tap.route
             assert route is not None
             inputs = self._route_field(route, "inputs", "request", lambda: decode_inputs(req_obj, route.inputs), req_obj)
-            outputs = self._route_field(route, "outputs", "answer", lambda: decode_outputs(resp_obj, route.outputs),
-                                        resp_obj)
+            outputs = None if unread else self._route_field(route, "outputs", "answer",
+                                                            lambda: decode_outputs(resp_obj, route.outputs), resp_obj)
             rid = None
             if route.request_id:
                 try:

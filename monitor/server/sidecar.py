@@ -537,9 +537,13 @@ class Sidecar:
         with a counter when the queue has no room; all counted as accepted."""
         accepted = len(events)
         events = mon.queue.sample_events(events)
+        cfg = mon.config
+        unread = not cfg.output.reads_outputs
+        if unread:  # output.kind: none: the outputs sent are not read, so not held in the queue either
+            events = [e if e[0] != PREDICTION or e[3] is None else (*e[:3], None, *e[4:]) for e in events]
         if stack and len(events) > 1:
-            cfg = mon.config
-            events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.kind != "labels")
+            events = columnar(events, inputs=not mon.input_schema.categorical_names,
+                              outputs=cfg.output.kind != "labels" and not unread)
         q = mon.queue
         room = max(0, q.capacity - len(q))
         size = sum(map(event_bytes, events))

@@ -1,0 +1,119 @@
+"""The sidecar takes the calls of an ``output.kind: none`` model whatever their outputs (real HTTP).
+
+Found by a user study: a text generator's or an object detector's traffic through the sidecar was
+refused: events without ``outputs`` answered 400 ``missing_outputs``, the proxy's taps of answers
+holding generated text (an OIP v2 BYTES tensor) or lists of boxes (KServe v1 ``predictions`` of
+objects) were refused or had every row refused, and the inputs went with them. For such a model
+the outputs are now not read on any path: ``/v1/events`` takes events with any outputs or none,
+the proxy taps the request's rows without decoding the answer, and a CloudEvents request is the
+prediction at once (its response accepted unread, nothing left waiting to be counted unmatched).
+A model of another kind still refuses an event without outputs, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from aiohttp import web
+
+from tests.sidecar_support import AppServer, http, quiet_factory, sample, start_sidecar, total, wait_until
+from tests.test_cloudevents import kserve_headers
+from tests.test_proxy import start_proxying
+
+GEN = {"model": "gen", "features": [{"name": "prompt", "kind": "text"}], "output": {"kind": "none"}}
+BOXES = {"model": "boxes", "features": ["a", "b", "c", "d"], "output": {"kind": "none"}}
+IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+        "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def _monitored(sc, model: str) -> tuple[float, float, float]:
+    """(predictions, rows refused, intake events refused) of ``model`` after a flush."""
+    sc.flush()
+    text = sc.metrics()
+    return (sample(text, "monitor_predictions_total", model=model) or 0.0,
+            total(text, "monitor_rows_rejected_total", model=model),
+            total(text, "monitor_intake_events_refused_total", model=model))
+
+
+def test_events_with_any_outputs_or_none_are_taken_for_kind_none(tmp_path) -> None:
+    sc = start_sidecar({"models": [GEN, IRIS]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        events = [
+            {"model": "gen", "inputs": ["Write a haiku about rain.", "Summarise this memo."], "request_id": "r1",
+             "segment": "eu", "client": "tenant-1"},
+            {"model": "gen", "inputs": "Translate 'cat' to French.", "outputs": "Chat."},
+            {"model": "gen", "inputs": ["Name three rivers."], "outputs": [{"text": "Nile, Amazon, Yangtze", "tokens": 7}]},
+            {"model": "gen", "inputs": ["What is 2+2?"], "outputs": None, "timestamp": 1_700_000_000.0},
+        ]
+        r = http("POST", sc.url + "/v1/events", "\n".join(map(json.dumps, events)),
+                 {"Content-Type": "application/x-ndjson"})
+        assert r.status == 202, r.body
+        assert r.json()["accepted"] == 4
+        assert _monitored(sc, "gen") == (5.0, 0.0, 0.0)
+        # another kind of model still needs outputs, told by field and reason
+        r = http("POST", sc.url + "/v1/events", {"model": "iris", "inputs": [[5.1, 3.5, 1.4, 0.2]]})
+        assert r.status == 400 and (r.json()["field"], r.json()["reason"]) == ("outputs", "missing_outputs"), r.body
+        assert sample(sc.metrics(), "monitor_intake_events_refused_total", model="iris", endpoint="events",
+                      reason="missing_outputs") == 1
+    finally:
+        sc.close()
+
+
+def _model_server() -> web.Application:
+    """A text generator on OIP v2 (a BYTES tensor of answers) and an object detector on KServe v1
+    (a list of boxes per row)."""
+    async def infer(request: web.Request) -> web.Response:
+        body = await request.json()
+        prompts = body["inputs"][0]["data"]
+        return web.json_response({"model_name": "gen", "id": body.get("id"), "outputs": [
+            {"name": "text_output", "shape": [len(prompts)], "datatype": "BYTES", "data": [f"About {p}" for p in prompts]}]})
+
+    async def predict(request: web.Request) -> web.Response:
+        rows = (await request.json())["instances"]
+        return web.json_response({"predictions": [{"boxes": [[0, 0, 5, 5]] * i, "labels": ["cat"] * i}
+                                                  for i, _ in enumerate(rows)]})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/{model}/infer", infer)
+    app.router.add_post("/v1/models/{name}:predict", predict)
+    return app
+
+
+def test_the_proxy_taps_the_inputs_of_kind_none_without_reading_the_answer(tmp_path) -> None:
+    upstream = AppServer(_model_server())
+    try:
+        sc = start_proxying({"models": [GEN, BOXES]}, tmp_path, "aiohttp", proxy_upstream=upstream.url)
+        try:
+            prompts = ["Tell me a joke.", "Explain drift.", "Write a limerick."]
+            request = {"id": "q1", "inputs": [{"name": "prompt", "shape": [3], "datatype": "BYTES", "data": prompts}]}
+            r = http("POST", sc.url + "/v2/models/gen/infer", request)
+            assert r.status == 200 and r.json()["outputs"][0]["data"][0] == "About Tell me a joke."
+            r = http("POST", sc.url + "/v1/models/boxes:predict", {"instances": [[0.1, 0.2, 0.3, 0.4]] * 4})
+            assert r.status == 200 and len(r.json()["predictions"]) == 4
+            assert wait_until(lambda: len(sc.monitor("gen").queue) + len(sc.monitor("boxes").queue) == 2)
+            (event,) = sc.monitor("gen").queue.items
+            assert event[3] is None and event[6] == "q1"  # not read, and the request's id kept
+            assert _monitored(sc, "gen") == (3.0, 0.0, 0.0)
+            assert _monitored(sc, "boxes") == (4.0, 0.0, 0.0)
+        finally:
+            sc.close()
+    finally:
+        upstream.close()
+
+
+def test_a_cloudevents_request_is_the_prediction_at_once_and_its_response_is_not_awaited(tmp_path) -> None:
+    sc = start_sidecar(BOXES, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        rid = str(uuid.uuid4())
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"instances": [[1.0, 2.0, 3.0, 4.0]] * 2}),
+                 kserve_headers(rid, "request", isvc="boxes"))
+        assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps({"predictions": [{"boxes": []}, {"boxes": [[1, 2, 3, 4]]}]}),
+                 kserve_headers(rid, "response", isvc="boxes"))
+        assert r.status == 202 and r.json()["status"] == "accepted", r.body
+        assert total(sc.metrics(), "monitor_cloudevents_pending") == 0  # no half waits for another
+        assert _monitored(sc, "boxes") == (2.0, 0.0, 0.0)
+        assert total(sc.metrics(), "monitor_cloudevents_unmatched_total") == 0
+    finally:
+        sc.close()
