@@ -196,9 +196,9 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
                 example = rows[int(np.flatnonzero(nested)[0])]
                 pick = ("pick the label of each row with watch(..., outputs=lambda out: [o['label'] for o in out])"
                         if isinstance(example, dict) else
-                        "several values per row (a label per token) are not monitored as outputs; to watch the inputs "
-                        "and a figure of each answer, watch(..., outputs=lambda out: [len(o) for o in out]) with "
-                        "output.kind: regression")
+                        "several values per row (a label per token) are not monitored as outputs: set output.kind: "
+                        "none to watch the inputs alone, or, to also watch a figure of each answer, output.kind: "
+                        "regression with watch(..., outputs=lambda out: [len(o) for o in out])")
                 details["output_shape"] = (
                     f"a row's label is a {type(example).__name__} ({_example(example)}), not one class name (its text "
                     f"would be learned as a class): {pick}")

@@ -45,9 +45,10 @@ REJECTION_HINTS: dict[str, str] = {
                           "output.kind: labels in the config; for one that returns a dict or an object, pick its "
                           "scores with watch(..., outputs=lambda result: ...) (through the sidecar: "
                           "server.proxy.oip_output names the output); text that is no class of its row (generated "
-                          "text, a label per token) is not monitored as outputs (as labels each answer would be a "
-                          "class): to watch the inputs and a figure of each answer, watch(..., outputs=lambda out: "
-                          "[len(o) for o in out]) with output.kind: regression",
+                          "text, a label per token) and answers that are no scores (boxes, rankings, embeddings) are "
+                          "not monitored as outputs (as labels each answer would be a class): set output.kind: none "
+                          "to watch the inputs alone, or, to also watch a figure of each answer, output.kind: "
+                          "regression with watch(..., outputs=lambda out: [len(o) for o in out])",
     "labels_as_probabilities": "decorate the function that returns probabilities (predict_proba), or for a model "
                                "that returns class labels set output.kind: labels in the config",
     "probabilities_not_normalised": "rows of probabilities must sum to 1; for a multi-label model (each column an "
@@ -56,7 +57,10 @@ REJECTION_HINTS: dict[str, str] = {
     "probability_out_of_range": "probabilities must lie in [0, 1]; for raw scores set output.kind: logits, for a "
                                 "regression model's values output.kind: regression (in code: Monitor(..., "
                                 "config={\"output\": {\"kind\": \"regression\"}}))",
-    "output_shape": "check output.kind and output.classes against what the model returns",
+    "output_shape": "check output.kind and output.classes against what the model returns; a model whose answers are no "
+                    "scores (lists of boxes, top-k ids, embeddings, tokens) needs output.kind: none (inputs only; to "
+                    "also watch a figure of each answer, output.kind: regression with watch(..., outputs=lambda out: "
+                    "[len(o) for o in out]))",
     "wrong_shape": "check the features in the config against the model's inputs",
     "too_many_classes": "list the classes under output.classes",
     "nan_output": "the model returned NaN or infinite values for these rows: look at the inputs that produced them "
@@ -65,7 +69,9 @@ REJECTION_HINTS: dict[str, str] = {
                          "its upper bound means the columns come in another order; pick them in that order with "
                          "watch(..., outputs=lambda result: ...) or fix the model's output",
     "rows_mismatch": "predict must return one output per input row; if it returns more (a dict, a tuple), pick the "
-                     "per-row outputs with watch(..., outputs=lambda result: ...)",
+                     "per-row outputs with watch(..., outputs=lambda result: ...); a model whose answers are not "
+                     "monitored (generated text, boxes, rankings, or observe(x, None)) needs output.kind: none, whose "
+                     "rows are the inputs' alone",
     "wrong_type": "send numeric rows (a 2-D array or a list of lists) or objects of feature name to value (a list of texts, "
                   "one per output row, is rows of one text feature), and declare codes and labels as kind: categorical, "
                   "free text as kind: text under features in the config; a decorated predict whose argument "

@@ -443,9 +443,10 @@ def test_the_first_refused_rows_of_each_reason_are_logged_once_with_the_fix(capl
                          "(predict rather than predict_proba) set output.kind: labels in the config; for one that returns a "
                          "dict or an object, pick its scores with watch(..., outputs=lambda result: ...) (through the sidecar: "
                          "server.proxy.oip_output names the output); text that is no class of its row (generated text, a label "
-                         "per token) is not monitored as outputs (as labels each answer would be a class): to watch the inputs "
-                         "and a figure of each answer, watch(..., outputs=lambda out: [len(o) for o in out]) with output.kind: "
-                         "regression; counted in monitor_rows_rejected_total"
+                         "per token) and answers that are no scores (boxes, rankings, embeddings) are not monitored as outputs "
+                         "(as labels each answer would be a class): set output.kind: none to watch the inputs alone, or, to "
+                         "also watch a figure of each answer, output.kind: regression with watch(..., outputs=lambda out: "
+                         "[len(o) for o in out]); counted in monitor_rows_rejected_total"
                          '{reason="non_numeric_output"}, further ones are counted without a log line']
     finally:
         mon.close()
