@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.config_keys import SECTION_KEYS, unknown_key_fix
-from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, Feature, OutputSpec, Schema
+from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = [
     "ConfigError",
@@ -574,7 +574,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     if kind not in OUTPUT_KINDS:
         raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}",
                       "probabilities for predict_proba, logits for raw scores, multilabel for one independent probability "
-                      "per label, none for outputs that are not monitored (generated text, boxes, rankings: the inputs are)")
+                      "per label, text for one generated text per row (its answers monitored as the text feature output), "
+                      "none for outputs that are not monitored (boxes, rankings: the inputs are)")
     classes_raw = out_raw.get("classes", [])
     if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
         classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings
@@ -592,11 +593,19 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                       'quote names YAML reads as true/false: classes: ["no", "yes"]' if booleans else "write classes: [cat, dog]")
     if len(set(map(str, classes_raw))) != len(classes_raw):
         raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
-    if kind == "none" and classes_raw:
+    if kind in ("none", "text") and classes_raw:
         # the classes name score columns, and kind: none reads no outputs: a config meaning one kind
         # and saying another is told, not left to monitor nothing it expected
-        raise r.error(k("output.classes"), "names the columns of the model's scores, and output.kind: none reads no outputs",
-                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have")
+        raise r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no scores",
+                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have"
+                      if kind == "none" else "remove classes (the answers are monitored as the text feature output)")
+    if kind == "text" and TEXT_OUTPUT in {f.name for f in feats}:
+        # the answers are the text feature "output": an input of that name would share its columns
+        # (output.length of the prompt and of the answer alike), each side read as the other
+        at = next(i for i, f in enumerate(feats) if f.name == TEXT_OUTPUT)
+        raise r.error(k(f"{features_key}[{at}].name"), f"{TEXT_OUTPUT!r} is the text feature output.kind: text monitors "
+                      "the model's answers as (output.length, output.oov_share...)",
+                      f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key")
     samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
     quantiles_raw = out_raw.get("quantiles", [])
     if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):

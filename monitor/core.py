@@ -351,7 +351,7 @@ class Monitor:
         self.reference = reference if reference is not None else self._load_reference()
         #: The input features: the config's, else the reference's named ones (see
         #: :func:`monitor.reference_view.input_schema`).
-        self.input_schema = input_schema(cfg.schema, self.reference)
+        self.input_schema = input_schema(cfg.schema, self.reference, cfg.output)
         if detectors is not None:
             _check_detectors(detectors)
         self.detectors = detectors if detectors is not None else self._build_detectors()
@@ -1309,7 +1309,7 @@ class Monitor:
                 ref = replace(ref, categorical=cat)
                 recategorised = True
         self.reference = ref
-        self.input_schema = input_schema(self.config.schema, ref)
+        self.input_schema = input_schema(self.config.schema, ref, self.config.output)
         self.pipeline.builder.adopt_reference(ref, self.input_schema)
         self.detectors = self._build_detectors()
         self.pipeline.detectors = list(self.detectors)

@@ -57,6 +57,10 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
     from monitor.detectors.registry import create
     from monitor.reference_view import InvalidReferenceScores, detector_reference, positional_names
 
+    from monitor.schema import with_answers
+
+    # a generative model's answers are one more text feature the detectors see (output.length...)
+    schema = with_answers(schema, cfg.output)
     ctx = DetectorContext(schema, cfg.output, window_s=cfg.window_s, segment_cap=cfg.segment_cap, seed=cfg.seed)
     listed = cfg.detectors is not None
     # a partial build (the config check's, on raw data read without its profile) does not know what
@@ -166,11 +170,13 @@ def _check_outputs_read(cfg: MonitorConfig, d: Any, index: int) -> None:
     """Refuse a listed detector that reads outputs on a model whose outputs are not monitored
     (``output.kind: none``): built, it would wait for scores that never come and show nothing,
     as if the model were fine."""
-    if cfg.output.reads_outputs or d.kind not in _READ_OUTPUTS:
+    if cfg.output.scored or d.kind not in _READ_OUTPUTS:
         return
+    kind = cfg.output.kind
     raise ConfigError(d.key or f"detectors[{index}]",
-                      f"{d.kind} reads the model's outputs (scores, predictions or values), and output.kind: none "
-                      "monitors the inputs only",
+                      f"{d.kind} reads the model's outputs (scores, predictions or values), and output.kind: {kind} "
+                      + ("monitors the inputs only" if kind == "none" else "has none (its answers are monitored as the "
+                         "text feature output: input_drift and data_quality name output.length, output.oov_share...)"),
                       "remove this entry (input_drift, pca_drift, data_quality and probing watch the inputs), or set "
                       "the output.kind the model's answers have; for a figure of each answer (its length, its number "
                       "of boxes) use output.kind: regression with watch(..., outputs=lambda out: [len(o) for o in out])",

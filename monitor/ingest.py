@@ -18,7 +18,7 @@ from monitor.batch import Batch
 from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, is_missing, request_id_text, row_text,
                             whole_number_text)
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
-from monitor.schema import Feature, OutputSpec, Schema
+from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
            "number_as_text"]
@@ -74,11 +74,13 @@ class BatchBuilder:
                  reference_text: tuple[str, ...] = (), vocabularies: dict[str, tuple[str, ...]] | None = None,
                  reference_tensors: tuple[str, ...] = (), tensor_channels: int | None = None) -> None:
         self.schema = schema if schema is not None and len(schema) else None
+        self.output = output
+        #: ``output.kind: text``: each row's answer is one more text feature, :data:`TEXT_OUTPUT`
+        self._answers = output.is_text
         self._set_reference(reference_names, reference_categorical, reference_text, vocabularies, reference_tensors,
                             tensor_channels)
         if self.schema is not None:
             _check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
-        self.output = output
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
         # for a binary model), else the width of the first batch with a row that decoded. Rows of
@@ -111,6 +113,9 @@ class BatchBuilder:
         #: (0: none), else those of the first rows read (None until then); rows with others are
         #: refused, their descriptors having no column
         self.tensor_channels = tensor_channels if tensors else None
+        if self._answers:  # the answers' text feature is no input: the inputs are read without it
+            names = tuple(n for n in names if str(n) != TEXT_OUTPUT)
+            text = tuple(n for n in text if str(n) != TEXT_OUTPUT)
         #: The reference's text features: a schema learned from DataFrame or dict inputs reads them
         #: as text (a text column of a live DataFrame is an object column, as a categorical one is)
         self.reference_text = frozenset(str(n) for n in text)
@@ -148,7 +153,18 @@ class BatchBuilder:
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
-        """The batch's numeric columns: the numeric features, then each text feature's descriptors
+        """The batch's numeric columns: the inputs' (:attr:`input_columns`), then, for a
+        generative model (``output.kind: text``), its answers' descriptors (``output.length``...)."""
+        columns = self.input_columns
+        if not self._answers or self.schema is None:
+            return columns
+        from monitor.text import descriptor_names
+
+        return columns + descriptor_names(TEXT_OUTPUT, TEXT_OUTPUT in self.vocabularies)
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The inputs' numeric columns: the numeric features, then each text feature's descriptors
         (:func:`monitor.text.descriptor_names`), or a tensor feature's
         (:func:`monitor.tensor.descriptor_names`)."""
         schema = self.schema
@@ -392,7 +408,7 @@ class BatchBuilder:
         if isinstance(inputs, (list, tuple)) and not inputs:
             # a call on no rows (a batching server's empty batch), as an empty array is: read as one
             # row of no feature below, it was refused as wrong_shape, a row that was never sent
-            return np.empty((0, len(self.numeric_columns))), np.empty((0, len(schema.categorical_names)), dtype=object)
+            return np.empty((0, len(self.input_columns))), np.empty((0, len(schema.categorical_names)), dtype=object)
         cat_names, text_names = schema.categorical_names, schema.text_names
         if text_names and len(schema) == 1:
             column = text_column(inputs)
@@ -469,7 +485,7 @@ class BatchBuilder:
             raise RowError("wrong_shape", f"tensor feature {name!r} needs rows of 1 dimension or more (axis 0 the rows), "
                                           f"got shape {arr.shape}: add the batch axis (x[None]) for one row")
         if not arr.shape or not arr.shape[0]:  # a call on no rows (an empty list)
-            return np.empty((0, len(self.numeric_columns))), np.empty((0, 0), dtype=object)
+            return np.empty((0, len(self.input_columns))), np.empty((0, 0), dtype=object)
         try:
             axis, channels = find_channel_axis(arr.shape, feature.channel_axis, self.tensor_channels)
         except ChannelError as err:
@@ -515,6 +531,8 @@ class BatchBuilder:
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         if self._no_outputs:
             return _unread(n_rows)
+        if self._answers:
+            return _answers(outputs, n_rows)
         kind = self.output.kind
         if self._scores and is_dataframe(outputs):
             outputs = self._class_columns(outputs)
@@ -661,10 +679,14 @@ class BatchBuilder:
             raise MixedOutputWidths(list(groups.values()))
         raw = np.concatenate(outs, axis=0) if len(outs) > 1 else outs[0]
         if schema.tensor_names:  # calls on no rows, read before the first rows fixed the channels
-            nums = [n for n in nums if len(n)] or [np.empty((0, len(self.numeric_columns)))]
+            nums = [n for n in nums if len(n)] or [np.empty((0, len(self.input_columns)))]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
-        decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs
+        if self._answers:  # the answers' descriptors after the inputs' columns; no scores
+            from monitor.text import describe
+
+            numeric = np.hstack([numeric, describe(raw.tolist(), self.vocabularies.get(TEXT_OUTPUT))])
+        decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs or self._answers
                    else decode_outputs(raw, self.output, self.classes))
         if self._score_widths is None and self._scores and decoded.valid.any():
             width = raw.shape[-1] if raw.ndim >= 2 else 1
@@ -715,7 +737,7 @@ class BatchBuilder:
         pass and the outputs stacked in one go, instead of a few arrays per event. None (the
         event-by-event path, which refuses bad events one by one) when any event is otherwise or
         a row or output does not read."""
-        if self.output.samples_axis:
+        if self.output.samples_axis or self._answers:
             return None
         ins = [ev[2] for ev in events]
         if {type(x) for x in ins} != {dict}:
@@ -760,7 +782,7 @@ class BatchBuilder:
     def _fast_stack(self, events: list[tuple[Any, ...]]) -> _Stacked | None:
         """All events numpy rows of the schema's width with numpy outputs: stack in one go."""
         schema = self.schema
-        if (schema is None or schema.categorical_names or schema.text_names or schema.tensor_names or self.output.kind == "labels"
+        if (schema is None or schema.categorical_names or schema.text_names or schema.tensor_names or self.output.kind in ("labels", "text")
                 or self.output.samples_axis):
             return None
         ins = [ev[2] for ev in events]
@@ -906,6 +928,38 @@ def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
     if type(first) is not dict or any(_is_column(v) for v in first.values()):
         return first
     return [ev[2] for ev in events[:LEARN_ROWS] if type(ev[2]) is dict]
+
+
+def _answers(outputs: Any, n_rows: int) -> np.ndarray:
+    """A generative model's answers (``output.kind: text``) as an object array ``(n_rows,)`` of
+    texts (bytes decoded, None for a missing one): a list, tuple, array or Series of them, one
+    per input row, or one text for a one-row call. Anything else is refused (the pipeline's log
+    names the fix)."""
+    from monitor.text import text_value
+
+    if isinstance(outputs, (str, bytes, bytearray)):
+        values: list[Any] = [outputs]
+    elif isinstance(outputs, (list, tuple)) or _is_series(outputs) or (isinstance(outputs, np.ndarray) and outputs.ndim == 1):
+        values = list(outputs)
+    elif isinstance(outputs, np.ndarray) and outputs.ndim == 0:
+        values = [outputs.item()]
+    else:
+        raise RowError("non_numeric_output", f"output.kind: text reads one generated text per input row, got "
+                                             f"{type(outputs).__name__}{f' of shape {outputs.shape}' if hasattr(outputs, 'shape') else ''}")
+    if len(values) != n_rows:
+        raise RowError("rows_mismatch", f"{n_rows} input rows but {len(values)} generated texts: output.kind: text "
+                                        "reads one answer per input row")
+    bad = next((v for v in values if not (v is None or isinstance(v, (str, bytes, bytearray, np.str_, np.bytes_)))), _NO_BAD)
+    if bad is not _NO_BAD:
+        raise RowError("non_numeric_output", f"output.kind: text reads one generated text per input row, got a "
+                                             f"{type(bad).__name__} ({_short(bad)}) among them")
+    arr = np.empty(n_rows, dtype=object)
+    arr[:] = [v if type(v) is str else text_value(v) for v in values]
+    return arr
+
+
+#: No answer of :func:`_answers` was refused
+_NO_BAD = object()
 
 
 def _unread(rows: int) -> np.ndarray:

@@ -40,6 +40,16 @@ log = logging.getLogger("monitor")
 
 #: What to change when rows are refused for a reason that usually means a configuration mistake
 #: rather than a bad client (logged with the first refusal of that reason).
+#: The fixes of the outputs refused for a generative model (``output.kind: text``), whose answers are
+#: one text per row: the other kinds' fixes (labels, scores) would send its user elsewhere.
+_TEXT_HINTS: dict[str, str] = {
+    "rows_mismatch": "return one generated text per input row (a list of strings; one string for a one-row call), or "
+                     "pick them with watch(..., outputs=lambda result: [r['text'] for r in result])",
+    "non_numeric_output": "return the generated texts as strings (or bytes), or pick them with watch(..., "
+                          "outputs=lambda result: [r['text'] for r in result]); answers that are no text (boxes, "
+                          "token ids, embeddings) need output.kind: none, whose inputs alone are monitored",
+}
+
 REJECTION_HINTS: dict[str, str] = {
     "non_numeric_output": "for a model that returns class labels (predict rather than predict_proba) set "
                           "output.kind: labels in the config; for one that returns a dict or an object, pick its "
@@ -368,6 +378,8 @@ class Pipeline:
         if not self._rejections_logged.first(reason):
             return
         hint = REJECTION_HINTS.get(reason)
+        if self.builder.output.is_text and reason in _TEXT_HINTS:  # the other kinds' fixes name scores
+            hint = _TEXT_HINTS[reason]
         if reason == "wrong_type" and self.input_notes:
             detail = "; ".join(([detail] if detail else []) + self.input_notes)
         log.warning("model %r: %d row(s) refused (%s)%s%s; counted in monitor_rows_rejected_total{reason=\"%s\"}, "
@@ -436,7 +448,7 @@ class Pipeline:
             for idx in np.flatnonzero(counts).tolist():
                 name = names[idx] if idx < len(names) else str(idx)
                 store.inc("monitor_predicted_class", float(counts[idx]), labels=(name,))
-        if not self.builder.output.reads_outputs:  # output.kind: none: no answer a label could be compared with
+        if not self.builder.output.scored:  # output.kind: none or text: no answer a label could be compared with
             self._deliver(batch)
             return
         replaced = self.joiner.replaced
@@ -468,7 +480,7 @@ class Pipeline:
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
         kind = self.builder.output.kind
-        if kind == "none":
+        if kind in ("none", "text"):
             self._refuse_feedback(events)
             return
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
@@ -507,12 +519,12 @@ class Pipeline:
             return
         self.store.inc("monitor_feedback_labels", n, labels=("invalid",))
         if self._rejections_logged.first("invalid_label"):
-            log.warning("model %r: %d label(s) refused as invalid: output.kind is none, so the model's outputs are not "
-                        "monitored and a label has no answer to be compared with. Fix: stop sending feedback for this "
+            log.warning("model %r: %d label(s) refused as invalid: output.kind is %s, so the model's outputs are no "
+                        "scores a label could be compared with. Fix: stop sending feedback for this "
                         "model, or set the output.kind its answers have (for a figure of each answer: output.kind: "
                         "regression with watch(..., outputs=lambda out: [len(o) for o in out])); counted in "
                         "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
-                        self.store.model, n)
+                        self.store.model, n, self.builder.output.kind)
 
     def _log_unknown_labels(self, labeled: LabeledBatch, events: list[tuple[Any, ...]]) -> None:
         """Say once when joined labels name no class of the model's outputs: ``feedback(ids,

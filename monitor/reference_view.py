@@ -43,7 +43,7 @@ def _named(reference: "Reference | None", classes: tuple[str, ...]) -> "Referenc
     return dataclasses.replace(reference, classes=tuple(classes))
 
 
-def input_schema(schema: Any, reference: "Reference | None") -> Any:
+def input_schema(schema: Any, reference: "Reference | None", output: "OutputSpec | None" = None) -> Any:
     """The features inputs are read as: the config's ``features``, else the reference's names.
 
     Without either the schema is learned from the first rows (``f0..`` for arrays); a
@@ -56,7 +56,9 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
     ``f0..f{d-1}`` (the learned schema is the same, and DataFrame inputs keep their names). A
     reference of text features only imposes them (a list of texts is then rows of its one text
     feature); with other features their order is not known either. A reference of a tensor
-    feature (images, audio) imposes it: inputs are then read as its rows, whatever their shape."""
+    feature (images, audio) imposes it: inputs are then read as its rows, whatever their shape.
+    A generative model's (``output`` of kind ``text``) reference text feature ``output`` holds its
+    answers, not an input: it imposes nothing."""
     if schema.features or reference is None or tuple(reference.categorical_names):
         return schema
     from monitor.schema import Feature, Schema
@@ -65,7 +67,11 @@ def input_schema(schema: Any, reference: "Reference | None") -> Any:
         return Schema(tuple(Feature(n, "tensor") for n in reference.tensor_names))
     if reference.vocabularies:
         if tuple(reference.feature_names) == reference.text_names:
-            return Schema(tuple(Feature(n, "text") for n in reference.text_names))
+            from monitor.schema import TEXT_OUTPUT
+
+            answers = output is not None and output.is_text
+            names = tuple(n for n in reference.text_names if not (answers and n == TEXT_OUTPUT))
+            return Schema(tuple(Feature(n, "text") for n in names)) if names else schema
         return schema
 
     num = tuple(reference.numeric_names)
@@ -153,7 +159,7 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     probabilities, and the output drift detector, which then looked for predicted classes in a
     regression model's rows, never saw one (its window stayed empty, no drift ever found)."""
     scores = None if reference is None else reference.scores
-    if scores is None or output.kind in ("labels", "none"):  # none: outputs given anyway are not read
+    if scores is None or output.kind in ("labels", "none", "text"):  # none: outputs given anyway are not read
         return reference
     import dataclasses
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["FEATURE_KINDS", "Feature", "Schema", "OutputSpec", "OUTPUT_KINDS"]
+__all__ = ["FEATURE_KINDS", "Feature", "Schema", "OutputSpec", "OUTPUT_KINDS", "TEXT_OUTPUT", "with_answers"]
 
 #: How a feature's values are read.
 FEATURE_KINDS = ("numeric", "categorical", "text", "tensor")
@@ -23,8 +23,14 @@ FEATURE_KINDS = ("numeric", "categorical", "text", "tensor")
 #: toxicity categories, medical codes), whose rows need not sum to one;
 #: ``none``: the outputs are not monitored, the inputs are (text generation, object detection,
 #: rankers, encoders: answers that are neither scores, labels nor one value per row). Whatever the
-#: model returns, or nothing, is accepted unread; a call's rows are its input rows.
-OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression", "multilabel", "none")
+#: model returns, or nothing, is accepted unread; a call's rows are its input rows;
+#: ``text``: one generated text per input row (LLMs, summarisers, translators), monitored as one
+#: more text feature :data:`TEXT_OUTPUT` of the row (its descriptors, :mod:`monitor.text`) beside
+#: the inputs; no scores, so the detectors that read them do not apply, as for ``none``.
+OUTPUT_KINDS = ("probabilities", "logits", "labels", "regression", "multilabel", "none", "text")
+#: The text feature a generative model's answers are monitored as (``output.kind: text``):
+#: ``output.length``, ``output.oov_share``... beside the inputs' features.
+TEXT_OUTPUT = "output"
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,19 @@ class OutputSpec:
 
     @property
     def is_classifier(self) -> bool:
-        return self.kind not in ("regression", "none")
+        return self.kind not in ("regression", "none", "text")
+
+    @property
+    def scored(self) -> bool:
+        """Whether the outputs are scores, labels or values the output-side detectors read: not
+        for ``none`` (not read) nor ``text`` (generated text, read as a text feature of the row)."""
+        return self.kind not in ("none", "text")
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the outputs are one generated text per row, monitored as the text feature
+        :data:`TEXT_OUTPUT`."""
+        return self.kind == "text"
 
     @property
     def reads_outputs(self) -> bool:
@@ -159,3 +177,13 @@ class OutputSpec:
         """Whether each output column is an independent probability (``multilabel``): the
         single-label detectors (argmax, softmax confidence, class mix) do not apply to it."""
         return self.kind == "multilabel"
+
+
+def with_answers(schema: Schema, output: OutputSpec) -> Schema:
+    """``schema`` with, for a generative model (``output.kind: text``), the text feature
+    :data:`TEXT_OUTPUT` its answers are monitored as appended: the features the detectors see
+    (``output.length``... among them). Any other model's schema, and a schema still to be learned
+    (no feature), as it is."""
+    if not output.is_text or not schema.features or TEXT_OUTPUT in schema.name_set:
+        return schema
+    return Schema((*schema.features, Feature(TEXT_OUTPUT, "text")))

@@ -47,7 +47,7 @@ def test_the_config_accepts_kind_none_and_refuses_classes_with_it() -> None:
         parse_config({"model": "gen", "output": {"kind": "none", "classes": ["a", "b"]}})
     assert "output.classes" in str(err.value) and "remove classes" in str(err.value)
     with pytest.raises(ConfigError) as err:  # a wrong kind names none among the kinds
-        parse_config({"model": "gen", "output": {"kind": "text"}})
+        parse_config({"model": "gen", "output": {"kind": "boxes"}})
     assert "none" in str(err.value)
 
 
@@ -73,13 +73,18 @@ def test_a_listed_detector_that_reads_outputs_is_refused_naming_it_and_the_fix(k
     assert "Fix: remove this entry" in text, text
 
 
+def config_check(tmp_path: Path, raw: dict) -> tuple[int, str]:
+    """``monitor config check`` of config ``raw``: its exit code and output."""
+    path = tmp_path / "monitor.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.output
+
+
 def test_config_check_accepts_kind_none_and_refuses_a_score_detector(tmp_path: Path) -> None:
     def check(raw: dict) -> tuple[int, str]:
-        path = tmp_path / "monitor.yaml"
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        res = CliRunner().invoke(main, ["config", "check", str(path)])
-        assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-        return res.exit_code, res.output
+        return config_check(tmp_path, raw)
 
     code, output = check({"model": "gen", "features": [{"name": "prompt", "kind": "text"}], "output": {"kind": "none"}})
     assert code == 0, output

@@ -145,7 +145,7 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
         for ref, kinds in builds:
             try:
                 with _warnings_told(m.model):
-                    build_detectors(m, ref, input_schema(m.schema, ref), kinds=kinds)
+                    build_detectors(m, ref, input_schema(m.schema, ref, m.output), kinds=kinds)
             except ConfigError as err:
                 out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
                 break

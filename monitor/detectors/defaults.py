@@ -52,12 +52,12 @@ DEFAULTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 #: what each kind of model is called in the messages
 _MODELS = {CLF: "single-label classifiers", REG: "regression models", ML: "multi-label models",
-           IN: "models whose outputs are not monitored (output.kind: none)"}
+           IN: "models whose outputs are no scores (output.kind: none or text)"}
 
 
 def model_class(output: "OutputSpec") -> str:
     """Which of :data:`ALL` a model of ``output`` is."""
-    if not output.reads_outputs:
+    if not output.scored:
         return IN
     return ML if output.is_multilabel else CLF if output.is_classifier else REG
 
@@ -118,7 +118,7 @@ def _meets(requirement: str, ref: "Reference | None", output: "OutputSpec | None
     if requirement == "labels":
         return ref.scores is not None and ref.labels is not None
     if requirement == "numeric":  # probing measures similarity on numeric features: none, it cannot be built
-        scored = ref.scores is not None or (output is not None and not output.reads_outputs)
+        scored = ref.scores is not None or (output is not None and not output.scored)
         return scored and len(ref.numeric_names) >= 1
     raise ValueError(f"unknown requirement {requirement!r}")
 
@@ -188,7 +188,8 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
     if not _applies(applies, output):
         what = " and ".join(_MODELS[a] for a in applies)
         if model_class(output) == IN:
-            return f"{kind} is a default for {what} only: it reads the model's outputs, which output.kind: none does not monitor"
+            return (f"{kind} is a default for {what} only: it reads the model's scores, which output.kind: {output.kind} "
+                    "does not have")
         return f"{kind} is a default for {what} only; list it under detectors: to run it on this model"
     if reference is None:
         return f"{kind} calibrates on a reference and none is configured. Fix: reference.path (held-out rows and the model's outputs on them)"
@@ -202,7 +203,7 @@ def why_not_run(kind: str, output: "OutputSpec", reference: "Reference | None", 
 def _lacks(requirement: str, reference: "Reference", output: "OutputSpec | None" = None) -> str:
     """What a reference that fails ``requirement`` lacks first (a key of :data:`_MISSING`); a model
     whose outputs are not monitored never lacks scores."""
-    unscored = output is not None and not output.reads_outputs
+    unscored = output is not None and not output.scored
     return "scores" if requirement in ("labels", "numeric") and reference.scores is None and not unscored else requirement
 
 
