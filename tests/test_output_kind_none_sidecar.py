@@ -60,9 +60,13 @@ def test_events_with_any_outputs_or_none_are_taken_for_kind_none(tmp_path) -> No
         sc.close()
 
 
-def _model_server() -> web.Application:
-    """A text generator on OIP v2 (a BYTES tensor of answers) and an object detector on KServe v1
-    (a list of boxes per row)."""
+def _boxes(rows: list) -> list:
+    return [{"boxes": [[0, 0, 5, 5]] * i, "labels": ["cat"] * i} for i, _ in enumerate(rows)]
+
+
+def model_server(predictions=_boxes) -> web.Application:
+    """A text generator on OIP v2 (a BYTES tensor of answers) and a model on KServe v1 answering
+    ``predictions(instances)`` (by default an object detector's list of boxes per row)."""
     async def infer(request: web.Request) -> web.Response:
         body = await request.json()
         prompts = body["inputs"][0]["data"]
@@ -71,8 +75,7 @@ def _model_server() -> web.Application:
 
     async def predict(request: web.Request) -> web.Response:
         rows = (await request.json())["instances"]
-        return web.json_response({"predictions": [{"boxes": [[0, 0, 5, 5]] * i, "labels": ["cat"] * i}
-                                                  for i, _ in enumerate(rows)]})
+        return web.json_response({"predictions": predictions(rows)})
 
     app = web.Application()
     app.router.add_post("/v2/models/{model}/infer", infer)
@@ -81,7 +84,7 @@ def _model_server() -> web.Application:
 
 
 def test_the_proxy_taps_the_inputs_of_kind_none_without_reading_the_answer(tmp_path) -> None:
-    upstream = AppServer(_model_server())
+    upstream = AppServer(model_server())
     try:
         sc = start_proxying({"models": [GEN, BOXES]}, tmp_path, "aiohttp", proxy_upstream=upstream.url)
         try:
