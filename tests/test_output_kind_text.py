@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
@@ -189,3 +190,29 @@ def test_labels_for_a_generator_are_counted_invalid_never_raised() -> None:
         assert mon.store.value("monitor_feedback_labels", labels=("invalid",)) == 1
     finally:
         mon.close()
+
+
+def test_a_csv_reference_gives_the_answers_as_its_column_output(tmp_path: Path) -> None:
+    """``reference.text: [prompt, output]`` next to a raw CSV: the answers' descriptors and vocabulary
+    are the column ``output``'s, the prompts' the inputs' (without configured features too)."""
+    import pandas as pd
+
+    from monitor.config import load_config
+
+    rng = np.random.default_rng(17)
+    pd.DataFrame({"prompt": texts(rng, 1000), "output": texts(rng, 1000)}).to_csv(tmp_path / "ref.csv", index=False)
+    for features in (CONFIG["features"], []):
+        (tmp_path / "monitor.yaml").write_text(yaml.safe_dump({
+            "model": "llm", "features": features, "output": {"kind": "text"},
+            "reference": {"path": "ref.csv", "text": ["prompt", "output"]}}))
+        mon = Monitor(model="llm", config=load_config(tmp_path / "monitor.yaml").model(), registry=CollectorRegistry(),
+                      start_worker=False, live=False)
+        try:
+            assert "output" in mon.reference.vocabularies
+            assert mon.input_schema.names == ("prompt",)
+            mon.observe(texts(rng, 5, OTHER), texts(rng, 5, OTHER))
+            mon.flush()
+            assert mon.store.value("monitor_predictions") == 5 and _rejected(mon) == {}
+            assert mon.pipeline.builder.numeric_columns[-1] == "output.oov_share"
+        finally:
+            mon.close()
