@@ -50,4 +50,4 @@ def test_models_without_probing_are_listed_with_the_reason(tmp_path: Path) -> No
     assert "60" in reasons["short"] and "as {kind: probing} (its model-stealing test stays off" in reasons["short"], reasons["short"]
     assert "reference.path" in reasons["bare"], reasons["bare"]
     assert "not in the config's detectors" in reasons["listed"] and "{kind: probing}" in reasons["listed"]
-    assert "classifiers only" in reasons["reg"], reasons["reg"]
+    assert "is a default for single-label classifiers and " in reasons["reg"], reasons["reg"]
