@@ -160,6 +160,13 @@ class OutputSpec:
         return self.kind not in ("none", "text")
 
     @property
+    def numeric(self) -> bool:
+        """Whether the outputs are numbers (scores or values), which may be stacked as floats
+        before they are read: not labels (the label 2 must stay 2, not 2.0), generated text (the
+        answer "5" is a text) nor unread outputs."""
+        return self.kind not in ("labels", "none", "text")
+
+    @property
     def is_text(self) -> bool:
         """Whether the outputs are one generated text per row, monitored as the text feature
         :data:`TEXT_OUTPUT`."""

@@ -80,3 +80,18 @@ def test_the_proxy_reads_the_answers_of_oip_v2_and_kserve_v1(tmp_path) -> None:
             sc.close()
     finally:
         upstream.close()
+
+
+def test_answers_that_read_as_numbers_stay_text(tmp_path) -> None:
+    """A request of one-row events whose answers are lists of number-like strings (a rating, a
+    year) was stacked as a float array, and every row refused as non_numeric_output."""
+    sc = start_sidecar({"models": [GEN]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        _spy(sc)
+        events = [{"model": "gen", "inputs": [f"Rate review {i} from 1 to 5."], "outputs": [str(i % 5 + 1)]} for i in range(3)]
+        r = http("POST", sc.url + "/v1/events", "\n".join(map(json.dumps, events)), {"Content-Type": "application/x-ndjson"})
+        assert r.status == 202, r.body
+        assert _monitored(sc) == (3.0, {})
+        assert _answer_lengths(sc) == [1.0, 1.0, 1.0]
+    finally:
+        sc.close()
