@@ -120,3 +120,23 @@ def test_a_cloudevents_request_is_the_prediction_at_once_and_its_response_is_not
         assert total(sc.metrics(), "monitor_cloudevents_unmatched_total") == 0
     finally:
         sc.close()
+
+
+def test_prompts_that_read_as_numbers_stay_text(tmp_path) -> None:
+    """One-row events of a text feature whose prompts look like numbers ('7') were stacked as
+    floats by the sidecar and described as the text '7.0' (length 3, a non-letter share of 1)."""
+    model = {"model": "gen", "features": [{"name": "prompt", "kind": "text"}], "output": {"kind": "none"}}
+    sc = start_sidecar({"models": [model]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        seen = []
+        mon = sc.monitor("gen")
+        mon.pipeline.detectors.append(type("Spy", (), {"kind": "spy", "update": lambda self, b: seen.append(b),
+                                                       "__getattr__": lambda self, n: (lambda *a, **k: None)})())
+        events = [{"model": "gen", "inputs": [str(i)]} for i in range(3)]
+        r = http("POST", sc.url + "/v1/events", "\n".join(map(json.dumps, events)), {"Content-Type": "application/x-ndjson"})
+        assert r.status == 202, r.body
+        sc.flush()
+        lengths = [v for b in seen for v in b.numeric[:, list(b.numeric_names).index("prompt.length")].tolist()]
+        assert lengths == [1.0, 1.0, 1.0]
+    finally:
+        sc.close()

@@ -60,7 +60,8 @@ def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: boo
     get row views of one 2-D array instead of Python lists: one numpy conversion per request
     instead of one per event in the worker, which then takes its stacked fast path. Anything
     else (row objects, batches, strings, None) is left exactly as it came. ``inputs=False`` when
-    the schema has categorical features (an integer code must stay an integer), ``outputs=False``
+    the schema has categorical features (an integer code must stay an integer) or text ones (the
+    prompt "7" must not be described as "7.0"), ``outputs=False``
     for class labels (the label 2 must not become "2.0") and generated text (the answer "5")."""
     import numpy as np
 
@@ -542,7 +543,8 @@ class Sidecar:
         if unread:  # output.kind: none: the outputs sent are not read, so not held in the queue either
             events = [e if e[0] != PREDICTION or e[3] is None else (*e[:3], None, *e[4:]) for e in events]
         if stack and len(events) > 1:
-            events = columnar(events, inputs=not mon.input_schema.categorical_names, outputs=cfg.output.numeric)
+            schema = mon.input_schema
+            events = columnar(events, inputs=not (schema.categorical_names or schema.text_names), outputs=cfg.output.numeric)
         q = mon.queue
         room = max(0, q.capacity - len(q))
         size = sum(map(event_bytes, events))
