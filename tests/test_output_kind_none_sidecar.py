@@ -140,3 +140,32 @@ def test_prompts_that_read_as_numbers_stay_text(tmp_path) -> None:
         assert lengths == [1.0, 1.0, 1.0]
     finally:
         sc.close()
+
+
+def _raw_server(body: bytes, content_type: str) -> web.Application:
+    """A model on KServe v1 answering ``body`` whatever it is asked (a mask image, a large answer)."""
+    async def predict(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=body, content_type=content_type)
+
+    app = web.Application()
+    app.router.add_post("/v1/models/{name}:predict", predict)
+    return app
+
+
+def test_the_proxy_taps_the_inputs_whatever_the_unread_answer_is(tmp_path) -> None:
+    """The answer of a model of kind none is not read: a segmentation mask (no JSON) was refused
+    as bad_json, and the request's rows with it."""
+    upstream = AppServer(_raw_server(b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png"))
+    try:
+        sc = start_proxying({"models": [BOXES]}, tmp_path, "aiohttp", proxy_upstream=upstream.url)
+        try:
+            r = http("POST", sc.url + "/v1/models/boxes:predict", {"instances": [[0.1, 0.2, 0.3, 0.4]] * 4})
+            assert r.status == 200
+            assert wait_until(lambda: len(sc.monitor("boxes").queue) == 1
+                              or total(sc.metrics(), "monitor_intake_events_refused_total") > 0)
+            assert _monitored(sc, "boxes") == (4.0, 0.0, 0.0)
+        finally:
+            sc.close()
+    finally:
+        upstream.close()

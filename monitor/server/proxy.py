@@ -599,11 +599,15 @@ class Proxy:
         if status >= 400:
             self._refuse("client_error", mon=mon)
             return None
-        if body is None or resp_body is None:
+        # output.kind: none: the answer is not monitored, so not read at all: neither refused for its
+        # size, its encoding or for not being JSON (a mask image, a stream), nor for lacking outputs
+        unread = not mon.config.output.reads_outputs
+        if body is None or (resp_body is None and not unread):
             self._refuse("too_large", mon=mon)
             return None
         limit = sidecar.settings.max_body_bytes
-        req_raw, resp_raw = decode_body(body, req_encoding, limit), decode_body(resp_body, resp_encoding, limit)
+        req_raw = decode_body(body, req_encoding, limit)
+        resp_raw = b"null" if unread else decode_body(resp_body, resp_encoding, limit)
         if req_raw is None or resp_raw is None:
             self._refuse("too_large", mon=mon)
             return None
@@ -611,7 +615,7 @@ class Proxy:
         if binary is not None and tap.kind == "oip_v2":
             if binary[0] is not None:
                 req_raw, req_blob = split_binary(req_raw, binary[0], "request")
-            if binary[1] is not None:
+            if binary[1] is not None and not unread:
                 resp_raw, resp_blob = split_binary(resp_raw, binary[1], "response")
         req_obj = loads(req_raw)
         resp_obj = loads(resp_raw)
@@ -623,8 +627,6 @@ class Proxy:
             attach_binary(req_obj, req_blob, "inputs")
         if resp_blob is not None:
             attach_binary(resp_obj, resp_blob, "outputs")
-        # output.kind: none: the answer is not monitored, so not read for outputs (nor refused for lacking them)
-        unread = not mon.config.output.reads_outputs
         if tap.kind == "oip_v2":
             inputs = decode_inputs(req_obj, one_feature=mon.one_feature)
             rows = int(inputs.shape[0]) if hasattr(inputs, "shape") else len(inputs) if isinstance(inputs, list) else None
