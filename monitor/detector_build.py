@@ -160,27 +160,28 @@ def _check_multilabel_fit(cfg: MonitorConfig, d: Any, index: int) -> None:
                           cfg.source)
 
 
-#: Detectors that read the model's outputs (scores, predictions, values, labels joined to them):
-#: a model of ``output.kind: none`` has none of them (probing reads them where it has them: its
-#: boundary signals; its others watch the inputs).
-_READ_OUTPUTS = (_SINGLE_ANSWER - {"probing"}) | {"output_repeats", "multilabel"}
-
-
 def _check_outputs_read(cfg: MonitorConfig, d: Any, index: int) -> None:
-    """Refuse a listed detector that reads outputs on a model whose outputs are not monitored
-    (``output.kind: none``): built, it would wait for scores that never come and show nothing,
-    as if the model were fine."""
-    if cfg.output.scored or d.kind not in _READ_OUTPUTS:
+    """Refuse a listed detector that reads scores (:data:`monitor.detectors.defaults.READS_SCORES`)
+    on a model whose outputs are no scores (``output.kind: none`` or ``text``): built, it would
+    wait for scores that never come and show nothing, as if the model were fine."""
+    from monitor.detectors.defaults import INPUT_SIDE, READS_SCORES
+
+    if cfg.output.scored or d.kind not in READS_SCORES:
         return
     kind = cfg.output.kind
+    watchers = ", ".join(INPUT_SIDE)
+    if kind == "none":
+        fix = (f"remove this entry ({watchers} watch the inputs), or set the output.kind the model's answers have; "
+               "for a figure of each answer (its length, its number of boxes) use output.kind: regression with "
+               "watch(..., outputs=lambda out: [len(o) for o in out])")
+    else:  # text: the answers' length, words and vocabulary are watched already
+        fix = (f"remove this entry: {watchers} watch the inputs and the answers' descriptors (output.length, "
+               "output.oov_share...), and a generated text has no scores to read")
     raise ConfigError(d.key or f"detectors[{index}]",
                       f"{d.kind} reads the model's outputs (scores, predictions or values), and output.kind: {kind} "
                       + ("monitors the inputs only" if kind == "none" else "has none (its answers are monitored as the "
                          "text feature output: input_drift and data_quality name output.length, output.oov_share...)"),
-                      "remove this entry (input_drift, pca_drift, data_quality and probing watch the inputs), or set "
-                      "the output.kind the model's answers have; for a figure of each answer (its length, its number "
-                      "of boxes) use output.kind: regression with watch(..., outputs=lambda out: [len(o) for o in out])",
-                      cfg.source)
+                      fix, cfg.source)
 
 
 #: Detectors that read the inputs as the reference's features (by name; probing by position).

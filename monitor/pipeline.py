@@ -480,7 +480,7 @@ class Pipeline:
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
         kind = self.builder.output.kind
-        if kind in ("none", "text"):
+        if not self.builder.output.scored:  # output.kind: none or text
             self._refuse_feedback(events)
             return
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
@@ -511,20 +511,23 @@ class Pipeline:
             self._deliver(labeled)
 
     def _refuse_feedback(self, events: list[tuple[Any, ...]]) -> None:
-        """Count the labels of a model whose outputs are not monitored (``output.kind: none``) as
-        invalid, said once with the fix: a label is compared with the model's answer, and none is
+        """Count the labels of a model whose outputs are no scores (``output.kind: none`` or
+        ``text``) as invalid, said once with the fix: a label is compared with the model's answer, and none is
         kept. Never raised to the caller, as any refused label."""
         n = sum(len(e[3]) for e in events)
         if not n:
             return
         self.store.inc("monitor_feedback_labels", n, labels=("invalid",))
         if self._rejections_logged.first("invalid_label"):
+            kind = self.builder.output.kind
+            other = ("set the output.kind its answers have (for a figure of each answer: output.kind: regression with "
+                     "watch(..., outputs=lambda out: [len(o) for o in out]))" if kind == "none" else
+                     "rate the answers in a figure of their own (a score per answer, sent as a model of output.kind: "
+                     "regression): the answers' length and vocabulary are watched already, as output.*")
             log.warning("model %r: %d label(s) refused as invalid: output.kind is %s, so the model's outputs are no "
-                        "scores a label could be compared with. Fix: stop sending feedback for this "
-                        "model, or set the output.kind its answers have (for a figure of each answer: output.kind: "
-                        "regression with watch(..., outputs=lambda out: [len(o) for o in out])); counted in "
-                        "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted without a log line",
-                        self.store.model, n, self.builder.output.kind)
+                        "scores a label could be compared with. Fix: stop sending feedback for this model, or %s; "
+                        "counted in monitor_feedback_labels_total{outcome=\"invalid\"}, further ones are counted "
+                        "without a log line", self.store.model, n, kind, other)
 
     def _log_unknown_labels(self, labeled: LabeledBatch, events: list[tuple[Any, ...]]) -> None:
         """Say once when joined labels name no class of the model's outputs: ``feedback(ids,

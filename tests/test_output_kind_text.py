@@ -216,3 +216,22 @@ def test_a_csv_reference_gives_the_answers_as_its_column_output(tmp_path: Path) 
             assert mon.pipeline.builder.numeric_columns[-1] == "output.oov_share"
         finally:
             mon.close()
+
+
+def test_the_fixes_for_a_generator_do_not_send_it_to_kind_regression(caplog) -> None:
+    """A score detector listed for a generator, and labels sent for it, were told to watch len() of
+    each answer as output.kind: regression: what kind text already watches (output.length)."""
+    rng = np.random.default_rng(17)
+    with pytest.raises(ConfigError) as err:
+        _monitor(rng, {**CONFIG, "detectors": [{"kind": "output_drift"}]})
+    assert "output.length" in err.value.fix and "regression" not in err.value.fix
+    mon = _monitor(rng)
+    try:
+        mon.observe(["a prompt"], ["an answer"], request_id="r1")
+        mon.feedback(["r1"], ["good"])
+        with caplog.at_level("WARNING", logger="monitor"):
+            mon.flush()
+        (said,) = [r.getMessage() for r in caplog.records if "refused as invalid" in r.getMessage()]
+        assert "len(o)" not in said and "output.*" in said
+    finally:
+        mon.close()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.schema import OutputSpec
 
-__all__ = ["default_detectors", "DEFAULTS", "model_class", "why_not_run"]
+__all__ = ["default_detectors", "DEFAULTS", "INPUT_SIDE", "READS_SCORES", "model_class", "why_not_run"]
 
 log = logging.getLogger("monitor")
 
@@ -49,6 +49,13 @@ DEFAULTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("probing", "numeric", (CLF, IN)),
     ("multilabel", "none", (ML,)),
 )
+
+#: The detectors that read the model's scores, predictions or values (and labels joined to them):
+#: none applies to a model whose outputs are no scores (output.kind: none or text), and one listed
+#: for it is refused (:mod:`monitor.detector_build`). Read from :data:`DEFAULTS`, not written again.
+READS_SCORES = frozenset(kind for kind, _, applies in DEFAULTS if IN not in applies)
+#: The detectors that watch the inputs alone, the defaults of such a model, in the order they run
+INPUT_SIDE = tuple(kind for kind, _, applies in DEFAULTS if IN in applies)
 
 #: what each kind of model is called in the messages
 _MODELS = {CLF: "single-label classifiers", REG: "regression models", ML: "multi-label models",
