@@ -933,10 +933,14 @@ def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
 def _answers(outputs: Any, n_rows: int) -> np.ndarray:
     """A generative model's answers (``output.kind: text``) as an object array ``(n_rows,)`` of
     texts (bytes decoded, None for a missing one): a list, tuple, array or Series of them, one
-    per input row, or one text for a one-row call. Anything else is refused (the pipeline's log
-    names the fix)."""
+    per input row (a column of them too: OIP v2's BYTES output is ``[n, 1]``), or one text for a
+    one-row call. Anything else is refused (the pipeline's log names the fix)."""
     from monitor.text import text_value
 
+    if isinstance(outputs, np.ndarray) and outputs.ndim == 2 and outputs.shape[1] == 1:
+        outputs = outputs[:, 0]  # a column of texts: OIP v2's BYTES output of shape [n, 1]
+    elif isinstance(outputs, list) and outputs and all(isinstance(v, list) and len(v) == 1 for v in outputs):
+        outputs = [v[0] for v in outputs]  # the same column as JSON rows: [["answer"], ["answer"]]
     if isinstance(outputs, (str, bytes, bytearray)):
         values: list[Any] = [outputs]
     elif isinstance(outputs, (list, tuple)) or _is_series(outputs) or (isinstance(outputs, np.ndarray) and outputs.ndim == 1):

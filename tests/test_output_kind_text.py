@@ -235,3 +235,23 @@ def test_the_fixes_for_a_generator_do_not_send_it_to_kind_regression(caplog) -> 
         assert "len(o)" not in said and "output.*" in said
     finally:
         mon.close()
+
+
+def test_a_column_of_answers_is_read_as_one_answer_per_row() -> None:
+    """OIP v2's BYTES output has the shape [n, 1] (a column of texts), as JSON rows [["a"], ["b"]]:
+    it was refused as non_numeric_output, every row lost."""
+    rng = np.random.default_rng(14)
+    mon = _monitor(rng)
+    try:
+        seen = []
+        mon.pipeline.detectors.append(type("Spy", (), {"kind": "spy", "update": lambda self, b: seen.append(b),
+                                                       "__getattr__": lambda self, n: (lambda *a, **k: None)})())
+        mon.observe(["Hi.", "Bye."], np.array([["Hello there."], ["Goodbye."]], dtype=object))
+        mon.observe(["Hi again."], [["Hello again."]])
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", ("non_numeric_output",)) in (None, 0)
+        lengths = np.concatenate([b.numeric[:, list(b.numeric_names).index("output.length")]
+                                  for b in seen if hasattr(b, "numeric_names")])
+        assert sorted(lengths.tolist()) == sorted([len("Hello there."), len("Goodbye."), len("Hello again.")])
+    finally:
+        mon.close()
