@@ -456,6 +456,13 @@ def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]
     event = parsed.event
     if event[0] != FEEDBACK:
         return
+    if kind in ("none", "text") and len(event[3]):
+        # accepted with 202 and then counted invalid at the join: an HTTP sender learnt it from the log only
+        raise EventFormatError("labels" if parsed.many_labels else "label",
+                               f"cannot be compared with this model's outputs (output.kind: {kind}: "
+                               f"{'not read' if kind == 'none' else 'generated text, watched through its descriptors'}); "
+                               "labels are for scores, classes or values. Fix: stop sending labels for this model, or "
+                               "set output.kind to what its outputs are", "bad_label")
     for i, label in enumerate(event[3]):
         field = f"labels[{i}]" if parsed.many_labels else "label"
         if kind == "multilabel":

@@ -169,3 +169,21 @@ def test_the_proxy_taps_the_inputs_whatever_the_unread_answer_is(tmp_path) -> No
             sc.close()
     finally:
         upstream.close()
+
+
+def test_labels_for_a_model_without_compared_outputs_are_refused_at_the_intake(tmp_path) -> None:
+    """Feedback for kind none (or text) was answered 202 and only then counted invalid at the join:
+    an HTTP sender learnt it from the agent's log alone. It is refused 400 bad_label, with the fix."""
+    text_model = {**GEN, "model": "writer", "output": {"kind": "text"}}
+    sc = start_sidecar({"models": [GEN, text_model, IRIS]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        for model in ("gen", "writer"):
+            r = http("POST", sc.url + "/v1/feedback", {"model": model, "request_ids": ["a"], "labels": ["good"]})
+            body = r.json()
+            assert r.status == 400 and body["reason"] == "bad_label" and body["field"] == "labels", body
+            assert "Fix: stop sending labels" in body["error"] or "stop sending labels" in body.get("fix", body["error"]), body
+            assert total(sc.metrics(), "monitor_intake_events_refused_total", model=model, reason="bad_label") == 1
+        r = http("POST", sc.url + "/v1/feedback", {"model": "iris", "request_ids": ["a"], "labels": ["setosa"]})
+        assert r.status == 202, r.json()
+    finally:
+        sc.close()
