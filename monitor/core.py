@@ -322,8 +322,9 @@ class Monitor:
         #: :func:`_state_shape` of the config, which is frozen: computed once, not at every checkpoint
         #: (shared by the state dicts, which are written out, never changed)
         self._shape = _state_shape(cfg)
-        #: False for ``output.kind: none``: a call's outputs are then not queued (see :meth:`observe`)
-        self._outputs_read = cfg.output.reads_outputs
+        #: False for ``output.kind: none``: a call's outputs are then not queued (see :meth:`observe`;
+        #: the decorator reads it too, as it does a :class:`~monitor.forwarding.ForwardingMonitor`'s)
+        self.reads_outputs = cfg.output.reads_outputs
         self.live = live
         self.clock = clock
         self.closed = False
@@ -702,7 +703,7 @@ class Monitor:
                 queue.drop("invalid_timestamp")
                 say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe", timestamp)
                 return False
-            if not self._outputs_read:  # output.kind: none: anything, or None, never held nor read
+            if not self.reads_outputs:  # output.kind: none: anything, or None, never held nor read
                 outputs = None
             return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001 - monitoring must never break the caller

@@ -297,8 +297,7 @@ def watch(
     time = monitor.clock
     # output.kind: none: what the function returns is not monitored, so not held in the queue (nor
     # counted against its bytes: a generator's token tensors, a detector's boxes); None is queued
-    spec = getattr(getattr(monitor, "config", None), "output", None)
-    unread = spec is not None and not spec.reads_outputs
+    unread = not getattr(monitor, "reads_outputs", True)
     sampling = queue.sample_rate < 1.0
     skip_by_sampling = queue.skip_by_sampling
     simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None

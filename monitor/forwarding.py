@@ -229,13 +229,21 @@ class ForwardingMonitor:
     send_timeout_s
         How long the background sender waits for room in the sidecar's receive queue before it
         drops a datagram (``socket_full``). The model's thread never waits.
+    reads_outputs
+        False for a model the sidecar's config declares ``output.kind: none``: what the function
+        returns is then not sent (None is), as the sidecar would not read it. Why: a text
+        generator's or an object detector's answers that JSON cannot write (result objects,
+        tensors) lost the whole event as ``unserializable``, inputs included, and large answers
+        filled the datagrams.
     """
 
     def __init__(self, model: str = "default", target: str = "unix:///run/monitor/forward.sock", *,
                  capacity: int = 100_000, batch_max: int = 500, flush_interval_s: float = 0.05,
                  max_datagram_bytes: int | None = None, sample_rate: float = 1.0, seed: int | None = None,
-                 clock: Callable[[], float] = time.time, send_timeout_s: float = 0.25, start: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, send_timeout_s: float = 0.25, start: bool = True,
+                 reads_outputs: bool = True) -> None:
         self.model = model
+        self.reads_outputs = bool(reads_outputs)
         self.target = target
         self.clock = clock
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
@@ -282,6 +290,8 @@ class ForwardingMonitor:
                 queue.drop("invalid_timestamp")
                 say_unreadable_timestamp(self._bad_timestamp_logged, self.model, "observe", timestamp)
                 return False
+            if not self.reads_outputs:
+                outputs = None
             return queue.put((PREDICTION, ts, inputs, outputs, latency_s, client, request_id, segment, embedding))
         except Exception:  # noqa: BLE001
             self.queue.drop("internal_error")

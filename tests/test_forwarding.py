@@ -352,3 +352,31 @@ def test_feedback_larger_than_a_datagram_is_sent_in_parts(tmp_path):
         fm.close()
     finally:
         s.close()
+
+
+def test_a_forwarded_model_whose_outputs_are_not_read_sends_its_inputs_whatever_it_returns(tmp_path):
+    """A forwarded object detector (the sidecar's config: output.kind: none) returning result
+    objects JSON cannot write lost every event as unserializable, inputs included: with
+    reads_outputs=False the answers are not sent, and its rows arrive."""
+    import monitor
+
+    class Detections:  # a detector's result object, which JSON cannot write
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+    sock = str(tmp_path / "boxes.sock")
+    boxes = {"model": "boxes", "features": ["a", "b", "c", "d"], "output": {"kind": "none"}}
+    s = start_sidecar({**boxes, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("boxes", f"unix://{sock}", flush_interval_s=0.01, reads_outputs=False)
+    try:
+        detect = monitor.watch(lambda x: Detections(len(x)), monitor=fm)
+        for _ in range(5):
+            assert detect(np.ones((3, 4))).n == 3
+        fm.flush()
+        assert fm.counters().dropped == {}, fm.counters().dropped
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 5)
+        s.flush()
+        assert sample(s.metrics(), "monitor_predictions_total", model="boxes") == 15
+    finally:
+        fm.close()
+        s.close()
