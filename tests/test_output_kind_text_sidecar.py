@@ -95,3 +95,18 @@ def test_answers_that_read_as_numbers_stay_text(tmp_path) -> None:
         assert _answer_lengths(sc) == [1.0, 1.0, 1.0]
     finally:
         sc.close()
+
+
+def test_a_tf_serving_answer_of_named_outputs_gives_the_generated_text() -> None:
+    """TF Serving rows of named outputs ({"text_output": ..., "tokens": ...}) for a generator were
+    refused as missing_outputs (no name was known for kind text), and the fix spoke of scores."""
+    from monitor.server.payloads import PayloadError, decode_outputs
+
+    rows = [{"text_output": "Hello.", "tokens": 2}, {"text_output": "Bye.", "tokens": 1}]
+    assert decode_outputs({"predictions": rows}, kind="text") == ["Hello.", "Bye."]
+    try:
+        decode_outputs({"predictions": [{"a": "x", "b": 1}]}, kind="text")
+    except PayloadError as err:
+        assert "oip_output to the name of the output holding the generated text" in str(err), str(err)
+    else:
+        raise AssertionError("two outputs named as no kind text reads were taken")

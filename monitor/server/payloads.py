@@ -292,7 +292,8 @@ def _seldon_data(data: Any, field: str, *, named_rows: bool = True) -> Any:
 #: canned estimator's (``probabilities``, ``logits``, ``classes``, ``class_ids``, a regressor's
 #: ``predictions``) and a classification signature's (``scores``, ``classes``).
 OUTPUT_NAMES = {"probabilities": ("probabilities", "probs", "scores", "predict_proba"), "logits": ("logits",),
-                "labels": ("classes", "class_ids", "labels", "label"), "regression": ("predictions", "outputs")}
+                "labels": ("classes", "class_ids", "labels", "label"), "regression": ("predictions", "outputs"),
+                "text": ("text_output", "generated_text", "text", "outputs", "predictions")}
 
 
 def _output_named(names: list[str], field: str, output_name: str | None, kind: str | None) -> str:
@@ -304,7 +305,7 @@ def _output_named(names: list[str], field: str, output_name: str | None, kind: s
         if output_name in names:
             return output_name
         raise PayloadError(field, f"no output named {output_name!r} (have {', '.join(map(str, names[:20]))}); set "
-                                  "server.proxy.oip_output to the one holding the scores", "missing_outputs")
+                                  f"server.proxy.oip_output to the one holding the {_held(kind)}", "missing_outputs")
     if len(names) == 1:
         return names[0]
     for name in OUTPUT_NAMES.get(kind or "", ()):
@@ -313,7 +314,12 @@ def _output_named(names: list[str], field: str, output_name: str | None, kind: s
     known = ", ".join(OUTPUT_NAMES.get(kind or "", ()))
     raise PayloadError(field, f"holds {len(names)} named outputs ({', '.join(map(str, names[:20]))}) and none is named "
                               f"as output.kind: {kind} reads{f' ({known})' if known else ''}. Fix: set "
-                              "server.proxy.oip_output to the name of the output holding the scores", "missing_outputs")
+                              f"server.proxy.oip_output to the name of the output holding the {_held(kind)}", "missing_outputs")
+
+
+def _held(kind: str | None) -> str:
+    """What the output a model's kind reads holds, as the fixes name it."""
+    return {"text": "generated text", "labels": "labels", "regression": "predictions"}.get(kind or "", "scores")
 
 
 def _row_output(row: Any, i: int, name: str) -> Any:
