@@ -256,14 +256,7 @@ def watch(
                               outputs=outputs))
     if not callable(fn):
         raise TypeError(f"watch() decorates a callable, got {type(fn).__name__}")
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        # its call returns a generator, recorded as the outputs: every row was refused as
-        # non_numeric_output with a fix that did not apply, the latency was that of creating it,
-        # and an exception raised while iterating was never counted
-        raise TypeError(f"watch() records what {getattr(fn, '__qualname__', 'the function')} returns, and a generator "
-                        "function returns a generator, whose outputs come later, as the caller iterates. Fix: decorate the "
-                        "function that returns a batch's outputs (the one the generator calls), or record each batch "
-                        "with mon.observe(inputs, outputs)")
+    streaming = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
     for what, spec in (("outputs", outputs), ("embedding", embedding)):
         if spec is not None and not callable(spec):
             # a key meant (outputs="probabilities"): accepted, it dropped every event as extractor_error
@@ -298,6 +291,15 @@ def watch(
     # output.kind: none: what the function returns is not monitored, so not held in the queue (nor
     # counted against its bytes: a generator's token tensors, a detector's boxes); None is queued
     unread = not getattr(monitor, "reads_outputs", True)
+    if streaming and not (unread or getattr(getattr(getattr(monitor, "config", None), "output", None), "is_text", False)):
+        # its call returns a generator, recorded as the outputs: every row was refused as
+        # non_numeric_output with a fix that did not apply, the latency was that of creating it,
+        # and an exception raised while iterating was never counted
+        raise TypeError(f"watch() records what {getattr(fn, '__qualname__', 'the function')} returns, and a generator "
+                        "function returns a generator, whose outputs come later, as the caller iterates; scores do not "
+                        "stream. Fix: decorate the function that returns a batch's outputs (the one the generator calls), "
+                        "or record each batch with mon.observe(inputs, outputs); a streamed text answer (an LLM yielding "
+                        "tokens) is watched with output.kind: text (or none, for the inputs alone)")
     sampling = queue.sample_rate < 1.0
     skip_by_sampling = queue.skip_by_sampling
     simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None
@@ -367,6 +369,14 @@ def watch(
             queue.put((ERROR, time(), type(exc).__name__, latency, cl))
         except Exception:  # noqa: BLE001
             queue.drop("internal_error")
+
+    if streaming:  # recorded when the stream ends (monitor/streaming.py)
+        from monitor.streaming import watch_async_stream, watch_stream
+
+        wrap = watch_async_stream if inspect.isasyncgenfunction(fn) else watch_stream
+        stream_wrapper = wrap(fn, record, record_error, joined=outputs is None)
+        stream_wrapper.monitor = monitor  # type: ignore[attr-defined]
+        return stream_wrapper
 
     # an object with ``async def __call__`` (a model class) is awaited too: wrapped as a plain
     # function, the monitor recorded the coroutine instead of the outputs
