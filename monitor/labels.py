@@ -214,11 +214,6 @@ class LabelJoiner:
         """Labels held for a prediction that has not come yet."""
         return len(self._early)
 
-    @property
-    def has_arrivals(self) -> bool:
-        """Whether predictions remembered since the last join have labels held for them."""
-        return bool(self._arrived)
-
     def __len__(self) -> int:
         return len(self._slot_of)
 

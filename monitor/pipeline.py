@@ -38,8 +38,6 @@ DETECTOR_FAILURE_LOG_S = 600.0
 
 log = logging.getLogger("monitor")
 
-#: What to change when rows are refused for a reason that usually means a configuration mistake
-#: rather than a bad client (logged with the first refusal of that reason).
 #: The fixes of the outputs refused for a generative model (``output.kind: text``), whose answers are
 #: one text per row: the other kinds' fixes (labels, scores) would send its user elsewhere.
 _TEXT_HINTS: dict[str, str] = {
@@ -50,6 +48,8 @@ _TEXT_HINTS: dict[str, str] = {
                           "token ids, embeddings) need output.kind: none, whose inputs alone are monitored",
 }
 
+#: What to change when rows are refused for a reason that usually means a configuration mistake
+#: rather than a bad client (logged with the first refusal of that reason).
 REJECTION_HINTS: dict[str, str] = {
     "non_numeric_output": "for a model that returns class labels (predict rather than predict_proba) set "
                           "output.kind: labels in the config; for one that returns a dict or an object, pick its "

@@ -159,7 +159,7 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     probabilities, and the output drift detector, which then looked for predicted classes in a
     regression model's rows, never saw one (its window stayed empty, no drift ever found)."""
     scores = None if reference is None else reference.scores
-    if scores is None or output.kind in ("labels", "none", "text"):  # none: outputs given anyway are not read
+    if scores is None or not output.numeric:  # labels, generated text, or outputs not read
         return reference
     import dataclasses
 
