@@ -555,7 +555,7 @@ class Monitor:
         unnamed_as = schema.numeric_names if schema.features and not schema.categorical_names else ()
         return load_reference(path, pca_fit=ref.pca_fit, output_columns=ref.output_columns, label_column=ref.label_column,
                               exclude=ref.exclude, categorical=ref.categorical, classes=self.config.output.classes,
-                              unnamed_as=unnamed_as, text=ref.text)
+                              unnamed_as=unnamed_as, text=ref.text, channel_axis=schema.tensor_channel_axis)
 
     def _class_index(self) -> Any:
         """The model's class names: the config's ``output.classes``, else the reference's (a

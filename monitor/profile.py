@@ -1652,11 +1652,13 @@ def _check_pca_fit_names(path: str | Path, names: Sequence[str], file_names: Seq
 def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, output_columns: Sequence[str] = (),
                    label_column: str | None = None, exclude: Sequence[str] = (),
                    categorical: Sequence[str] | None = None, classes: Sequence[str] = (),
-                   unnamed_as: Sequence[str] = (), text: Sequence[str] | None = None) -> Reference:
+                   unnamed_as: Sequence[str] = (), text: Sequence[str] | None = None,
+                   channel_axis: int | None = None) -> Reference:
     """A :class:`Reference` from a saved profile, or from raw reference data (profiled in memory,
     the PCA's directions from ``pca_fit`` when given; the column roles of a CSV / Parquet file as
     :func:`read_table` takes them, its output columns named ``classes`` when there are as many,
-    the columns of an array file without names named ``unnamed_as`` when as many).
+    the columns of an array file without names named ``unnamed_as`` when as many; rows of images
+    described per channel on ``channel_axis``, the tensor feature's, as the agent describes its calls).
 
     This is what ``reference.path`` (and ``reference.pca_fit``, ``reference.output_columns`` ...)
     in ``monitor.yaml`` point at.
@@ -1675,7 +1677,7 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
     # fingerprint leaves meta out (monitor.reference._DESCRIPTIVE), so a restart is the same reference
     return build_profile(p, progress=False, pca_fit=pca_fit, output_columns=output_columns, label_column=label_column,
                          exclude=exclude, categorical=categorical, classes=names, unnamed_as=unnamed_as,
-                         text=text).to_reference()
+                         text=text, channel_axis=channel_axis).to_reference()
 
 
 def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,

@@ -78,6 +78,13 @@ class Schema:
         return tuple(f.name for f in self.features if f.kind == "tensor")
 
     @property
+    def tensor_channel_axis(self) -> int | None:
+        """The configured ``channel_axis`` of the one tensor feature (images in a reference file
+        are a tensor feature's rows, described on the axis its calls are); None when not one."""
+        tensors = [f for f in self.features if f.kind == "tensor"]
+        return tensors[0].channel_axis if len(tensors) == 1 else None
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 

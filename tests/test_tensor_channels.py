@@ -25,7 +25,7 @@ from monitor import Monitor
 from monitor.config import ConfigError, load_config
 from monitor.profile import Profile
 from monitor.reference import Reference
-from monitor.tensor import ChannelError, describe, descriptor_names, find_channel_axis
+from monitor.tensor import ChannelError, channels_in, describe, descriptor_names, find_channel_axis
 from tests.test_tensor_drift import first_alarm as drift_alarm, scores
 
 SHAPE = (3, 16, 16)
@@ -218,6 +218,26 @@ def test_a_configured_channel_axis_reads_stereo_audio_channel_by_channel() -> No
         rng = np.random.default_rng(6)
         clips = rng.normal(0.0, 1.0, (4, 2, 8000)) * np.array([1.0, 0.1])[None, :, None]  # right channel faint
         mon.observe(clips, scores(rng, 4))
+        mon.flush()
+        assert mon.pipeline.builder.numeric_columns == descriptor_names("clip", 2)
+        assert mon.store.value("monitor_predictions") == 4
+    finally:
+        mon.close()
+
+
+def test_a_raw_reference_file_is_described_on_the_configured_channel_axis(tmp_path) -> None:
+    """Stereo clips (axis 1 of 2: no shape tells it) in ``reference.path`` were profiled at the
+    start without the feature's ``channel_axis``: the reference had no channel descriptors, so
+    the calls, fixed to its channels, got none either and a dead right microphone was only the
+    overall spread's business. The file is now described as the calls are."""
+    rng = np.random.default_rng(7)
+    path = tmp_path / "clips.npy"
+    np.save(path, rng.normal(0.0, 1.0, (300, 2, 500)))
+    mon = _monitor(config={"features": [{"name": "clip", "kind": "tensor", "channel_axis": 1}],
+                           "reference": {"path": str(path)}})
+    try:
+        assert channels_in("input", mon.reference.numeric_names) == 2
+        mon.observe(rng.normal(0.0, 1.0, (4, 2, 500)), scores(rng, 4))
         mon.flush()
         assert mon.pipeline.builder.numeric_columns == descriptor_names("clip", 2)
         assert mon.store.value("monitor_predictions") == 4
