@@ -4,8 +4,8 @@ A profile holds, per feature, what the detectors need and nothing else: the type
 edges with the reference counts and value sums per bin, missing and non-finite counts, the range,
 mean and standard deviation, the probability that two values are equal (for the stuck-feature
 detector), category frequencies with the number of singletons (for the Good-Turing rate of unseen
-categories); for the multivariate detector a PCA fitted on the rows with the reconstruction
-error distribution of rows it was not fitted on (5-fold), or a PCA fitted on other rows (the
+categories); for the multivariate detector a PCA fitted on half of the rows with the
+reconstruction error distribution of the other half, or a PCA fitted on other rows (the
 training set: :class:`PCABasis`) with every row's error; for output drift the predicted-class counts and the max-score
 (or regression value) distribution; label counts; and a bounded random sample of rows, so that
 detectors that need rows (the confidence estimators, the alibi-detect backend) still work from a
@@ -96,8 +96,9 @@ DEFAULT_BINS = 20
 #: 55 of 72 at 0.9, with no false alarm on 360,000 unshifted rows either way
 #: (benchmarks/pca_variance_study.py).
 PCA_VARIANCE = 0.9
-#: Folds of the cross-fitting that gives the reference its held-out reconstruction errors.
-PCA_FOLDS = 5
+#: Share of the reference's rows (a random part) the PCA's directions are fitted on when no
+#: other rows (``pca_fit``) give them; the other rows calibrate (see :class:`PCAProfile`).
+PCA_FIT_SHARE = 0.5
 #: Rows the PCA is fitted on at most (a uniform sample of the profile's rows).
 PCA_MAX_ROWS = 50_000
 #: reference rows a PCA is fitted on at least (its folds and components are noise below)
@@ -266,14 +267,17 @@ def rows_beyond_cap(items: Sequence[tuple[str, int]], cap: int) -> int:
 class PCAProfile:
     """PCA of the standardised numeric features (NannyML's data reconstruction drift).
 
-    Fitted on all the (sampled) rows; ``error`` summarises reconstruction errors that are held out:
-    each fifth of the rows scored by the PCA of the other four fifths (with as many components), so
-    that the reference error is not biased low by overfitting. Live rows, which the PCA was not
-    fitted on either, meet a PCA fitted on slightly more rows than each fold's, so the calibration
-    errs on the side of fewer alarms. (A PCA fitted on one half and calibrated on the other half
-    *and* on the first half's errors under the second half's PCA, as this was before, calibrated on
-    a mixture of two PCAs while live rows met one: where the two differed, 7 false alarms in
-    360,000 unshifted digits rows.)
+    Its directions (and the standardisation) are fitted on a random half of the (sampled) rows
+    (:data:`PCA_FIT_SHARE`), or on other rows (:class:`PCABasis`); ``error`` summarises the
+    reconstruction errors of the rows they were not fitted on, under exactly these directions.
+    Live rows meet the same PCA, so the calibration rows' errors and the live rows' are draws of
+    one distribution, which the sequential test's reference-sampling band assumes: a PCA fitted
+    on every row with each fifth's errors scored by the PCA of the other four fifths (as this was
+    before) calibrated on five PCAs while live rows met a sixth. Where the share of variance kept
+    cut between two near-equal variances (near-duplicate features: an image's channel means
+    beside its overall mean), each fit kept a different mix of the two directions, and grey images
+    drawn as a 1,000-row reference's raised the alarm in 3 streams of 40 of 10,000 rows (0.4
+    allowed).
     """
 
     names: tuple[str, ...]
@@ -683,13 +687,12 @@ class PCABasis:
     multivariate drift detector.
 
     A held-out reference of a few hundred rows gives the detector two handicaps when its PCA is
-    fitted on the reference itself: few rows to find the directions in, and calibration errors that
-    must come from cross-fitting (each fold scored by a PCA of the other folds), which live rows
-    never meet. Directions fitted on the (large) training set, with *every* reference row's error
-    under exactly those directions as the calibration (a uniform sample of :data:`PCA_MAX_ROWS`
-    rows of a larger reference), remove both: live rows meet the very PCA the
-    calibration was scored with, and the training rows, which the model has seen, never calibrate
-    anything (they only choose the directions).
+    fitted on the reference itself: half its rows to find the directions in, and the other half
+    alone to calibrate on. Directions fitted on the (large) training set, with *every* reference
+    row's error under exactly those directions as the calibration (a uniform sample of
+    :data:`PCA_MAX_ROWS` rows of a larger reference), remove both; live rows still meet the very
+    PCA the calibration was scored with, and the training rows, which the model has seen, never
+    calibrate anything (they only choose the directions).
     """
 
     names: tuple[str, ...]
@@ -759,13 +762,18 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
     """The PCA directions of ``x`` (e.g. the training rows), keeping ``variance`` of the variance
     (:data:`PCA_VARIANCE` when None), on a uniform sample of at most :data:`PCA_MAX_ROWS` rows. None
     when ``x`` has fewer than 20 rows or 2 columns (no PCA to speak of)."""
-    variance = PCA_VARIANCE if variance is None else variance
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < PCA_MIN_ROWS:
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[np.random.default_rng(seed).choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
-    x = np.ascontiguousarray(x)
+    return _basis(x, names, variance)
+
+
+def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None) -> PCABasis:
+    """:func:`fit_pca_basis` of every row of ``x``, however few."""
+    variance = PCA_VARIANCE if variance is None else variance
+    x = np.ascontiguousarray(x, dtype=np.float64)
     import hashlib
 
     h = hashlib.sha256(json.dumps([list(map(str, names)), float(variance), list(x.shape)]).encode())
@@ -778,39 +786,27 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
 
 
 def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
-             folds: int = PCA_FOLDS, basis: PCABasis | None = None) -> PCAProfile | None:
+             basis: PCABasis | None = None) -> PCAProfile | None:
     """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None.
     With a ``basis`` (directions fitted elsewhere), every row of ``x`` (up to :data:`PCA_MAX_ROWS`,
-    sampled beyond) is scored by it instead."""
-    variance = PCA_VARIANCE if variance is None else variance
+    sampled beyond) is scored by it; without, a random half of the rows (:data:`PCA_FIT_SHARE`)
+    fits the directions and the other half is scored by them (see :class:`PCAProfile`)."""
     if x.shape[1] < 2 or x.shape[0] < PCA_MIN_ROWS:
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
-    if basis is not None:
-        basis = basis.aligned(names)
-        mean, scale = basis.mean, basis.scale
-        if basis.flat.any():
-            own_mean, own_scale, _ = _standardise(x)
-            mean, scale = np.where(basis.flat, own_mean, mean), np.where(basis.flat, own_scale, scale)
-        err = _errors(x, mean, scale, basis.components)
-        return PCAProfile(names, mean, scale, basis.components, basis.explained,
-                          numeric_profile("reconstruction_error", err, n_bins))
-    mean, scale, z = _standardise(x)
-    n, d = z.shape
-    parts = np.array_split(rng.permutation(n), folds)  # n >= 20 rows, PCA_FOLDS 5: no fold is empty
-    # Each fold's PCA comes from the scatter of the other folds: the whole scatter minus the fold's,
-    # one pass over the rows instead of one decomposition of the rows per fold.
-    total_sum, total_scatter = z.sum(axis=0), matmul(z.T, z)
-    var, vec = _directions(n, total_sum, total_scatter)
-    k, explained = _kept(var, n, d, variance)
-    held_out = []
-    for rows in parts:  # each fold's rows scored by the k directions of the other folds
-        part = z[rows]
-        _, fold_vec = _directions(n - len(rows), total_sum - part.sum(axis=0), total_scatter - matmul(part.T, part))
-        held_out.append(_residual_norm(part, fold_vec[:k]))
-    return PCAProfile(names, mean, scale, vec[:k], explained,
-                      numeric_profile("reconstruction_error", np.concatenate(held_out), n_bins))
+    if basis is None:
+        order = rng.permutation(x.shape[0])
+        fit = int(round(x.shape[0] * PCA_FIT_SHARE))
+        basis, x = _basis(x[order[:fit]], names, variance), x[order[fit:]]
+    basis = basis.aligned(names)
+    mean, scale = basis.mean, basis.scale
+    if basis.flat.any():
+        own_mean, own_scale, _ = _standardise(x)
+        mean, scale = np.where(basis.flat, own_mean, mean), np.where(basis.flat, own_scale, scale)
+    err = _errors(x, mean, scale, basis.components)
+    return PCAProfile(names, mean, scale, basis.components, basis.explained,
+                      numeric_profile("reconstruction_error", err, n_bins))
 
 
 def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> tuple[PCAProfile, np.ndarray]:

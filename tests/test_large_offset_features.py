@@ -69,7 +69,8 @@ def test_the_pca_scales_a_large_offset_feature_by_its_sd() -> None:
     pca = profile.pca
     assert pca is not None
     assert abs(pca.scale[0] / 900.0 - 1.0) < 0.05  # was 1: raw seconds, the first component by itself
-    np.testing.assert_allclose(pca.scale[1:], x[:, 1:].std(axis=0), rtol=1e-9)
+    # the sd of the half of the rows the directions are fitted on (the other half calibrates)
+    np.testing.assert_allclose(pca.scale[1:], x[:, 1:].std(axis=0), rtol=0.1)
 
 
 def test_a_spread_running_sums_cannot_resolve_gives_no_scale_ratio() -> None:

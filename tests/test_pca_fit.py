@@ -39,15 +39,17 @@ def test_directions_come_from_the_fit_rows_and_every_reference_row_calibrates() 
 def test_resampled_reference_rows_meet_their_own_calibration() -> None:
     """A stream that replays reference-like rows (here the reference's own rows, as a benchmark
     that resamples a small pool does) meets exactly the errors the PCA is calibrated on when the
-    directions come from other rows. Fitted on the reference itself, those rows reconstruct well
-    below their cross-fitted calibration, which a shift must first make up."""
+    directions come from other rows. Fitted on the reference itself, the half of those rows the
+    directions were fitted on reconstruct below the other half's calibration, which a shift must
+    first make up."""
     ref_rows, train = rows(np.random.default_rng(3), 80), rows(np.random.default_rng(4), 5000)
     with_fit = profile_of(Reference.from_arrays(ref_rows, pca_fit=train)).pca
     own = profile_of(Reference.from_arrays(ref_rows)).pca
     assert with_fit is not None and own is not None
     assert with_fit.transform_error(ref_rows).mean() == pytest.approx(with_fit.error.mean, rel=1e-9)
-    # 5% below here (0.17 of the errors' sd; on eval_confidence's wine pool, 0.64 sd)
-    assert own.transform_error(ref_rows).mean() < 0.97 * own.error.mean
+    # the calibration half meets its own errors, so the mean is below them by the fitted half's
+    # shortfall (3% here; 5% when every row was fitted on and cross-fitted errors calibrated)
+    assert own.transform_error(ref_rows).mean() < 0.99 * own.error.mean
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])

@@ -256,6 +256,6 @@ def show(profile: Path, as_json: bool) -> None:
     if prof.pca is not None:
         fitted = (f"fitted on {prof.meta['pca_fit_rows']} rows of {prof.meta.get('pca_fit_source', 'other data')}, "
                   f"its errors calibrated on the reference" if "pca_fit_rows" in prof.meta
-                  else "fitted on the reference (5-fold held-out errors)")
+                  else "fitted on half the reference, its errors calibrated on the other half")
         click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
                    f"{prof.pca.explained:.0%} of the variance, {fitted}")

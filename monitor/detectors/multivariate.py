@@ -7,9 +7,10 @@ PCA fitted on the standardised reference features keeps the directions that expl
 ``PCA_VARIANCE`` of the variance; rows that do not follow the reference's correlation structure
 reconstruct badly. The per-row reconstruction error is then one more channel for the same
 ERT-calibrated sequential test as the features (its reference distribution is made of errors of
-rows the scoring PCA was *not* fitted on, so it is not biased low: 5-fold cross-fitted errors, or,
-when the directions come from other rows such as the training set (``pca_fit``), every reference
-row's error under them), and the window's mean error is
+rows the scoring PCA was *not* fitted on, so it is not biased low, under the very PCA live rows
+meet, so that both are draws of one distribution: the directions fitted on half of the reference
+and the other half's errors, or, when the directions come from other rows such as the training
+set (``pca_fit``), every reference row's error under them), and the window's mean error is
 exported as ``monitor_drift_statistic{detector="pca_drift"}`` with the threshold
 ``reference mean + 3 sd * sqrt(1 / window rows + 1 / reference rows)``: the reference's mean is
 itself an estimate, and with a reference of a few dozen rows its error dwarfs the window's, so a
