@@ -98,17 +98,13 @@ class Reference:
 
     @property
     def pca_names(self) -> tuple[str, ...]:
-        """The numeric features the multivariate drift's PCA reads: all but each channel's
-        descriptors, which nearly repeat the overall ones (the overall mean is the channels'
-        mean): among them the PCA's share of variance kept fell on near-equal directions, and
-        images drawn as the reference's raised its alarm in 3 streams of 20 (0.5 allowed)."""
-        channels = self.tensor_channels
-        if not channels:
-            return tuple(self.numeric_names)
-        from monitor import tensor
-
-        per_channel = set(tensor.descriptor_names(self.tensor_names[0], channels)[len(tensor.DESCRIPTORS):])
-        return tuple(n for n in self.numeric_names if n not in per_channel)
+        """The numeric features the multivariate drift's PCA reads: every one, a tensor's channel
+        descriptors too (a colour cast that keeps each image's overall mean and std is a change in
+        how the channels' means relate). They were left out while the PCA calibrated on
+        cross-fitted errors: near-duplicates of the overall descriptors (grey images' channel
+        means) made the share of variance kept cut between near-equal directions, and healthy
+        images alarmed in 7 streams of 160 (see :class:`monitor.profile.PCAProfile`)."""
+        return tuple(self.numeric_names)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -270,15 +266,15 @@ class Reference:
 
         from monitor.ingest import as_numpy
 
-        from monitor.tensor import DESCRIPTORS, descriptor_names
+        from monitor.tensor import descriptor_names
 
         described, name, channels = _tensor_reference(rows, names, channel_axis, None, (categorical, text, text_names))
         fit = as_numpy(rest.pop("pca_fit"))
         if isinstance(fit, np.ndarray) and fit.ndim >= 3:
             fit = _tensor_reference(fit, names, channel_axis, channels)[0]
         ref = cls.from_arrays(described, numeric_names=descriptor_names(name, channels), **rest)
-        # the PCA reads the overall descriptors alone (Reference.pca_names), its directions too
-        basis = None if fit is None else _pca_basis(np.asarray(fit)[:, :len(DESCRIPTORS)], descriptor_names(name))
+        # the PCA reads every descriptor (Reference.pca_names), the channels' too, its directions too
+        basis = None if fit is None else _pca_basis(np.asarray(fit), descriptor_names(name, channels))
         return dataclasses.replace(ref, tensor_names=(name,), pca_basis=basis)
 
 

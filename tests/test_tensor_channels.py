@@ -142,12 +142,12 @@ def test_a_reference_and_its_saved_profile_carry_the_channels(tmp_path) -> None:
     assert ref.tensor_channels == 3 and ref.numeric_names == descriptor_names("input", 3)
     assert ref.feature_names == ("input",)
     profile = Profile.from_reference(ref)
-    # the PCA reads the overall descriptors: each channel's nearly repeat them (see Reference.pca_names)
-    assert profile.pca is not None and profile.pca.names == descriptor_names("input")
+    # the PCA reads the channels' descriptors too (see Reference.pca_names)
+    assert profile.pca is not None and profile.pca.names == descriptor_names("input", 3)
     rng = np.random.default_rng(7)
     fitted = Reference.from_arrays(images(rng, 300), scores=scores(rng, 300), pca_fit=images(rng, 500))
-    assert fitted.pca_basis.names == descriptor_names("input") and fitted.tensor_channels == 3
-    assert Profile.from_reference(fitted).pca.names == descriptor_names("input")
+    assert fitted.pca_basis.names == descriptor_names("input", 3) and fitted.tensor_channels == 3
+    assert Profile.from_reference(fitted).pca.names == descriptor_names("input", 3)
     path = profile.save(tmp_path / "ref.npz")
     back = Profile.load(path).to_reference()
     assert back.tensor_names == ("input",) and back.tensor_channels == 3
