@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from monitor.schema import OUTPUT_KINDS, TEXT_OUTPUT
+
 __all__ = ["reference"]
 
 
@@ -25,6 +27,10 @@ def reference() -> None:
               help="Profile to write (.npz).")
 @click.option("--output-columns", default="", help="Comma-separated columns holding the model's outputs "
               "(class probabilities in class order, or one regression value).")
+@click.option("--output-kind", type=click.Choice(OUTPUT_KINDS), default=None, help="The model's output.kind, as its "
+              "config says: for text (a generative model) the answers are the text column 'output' (--text prompt,output), "
+              "not --output-columns; for none the outputs are not monitored. Default: not said (other kinds read "
+              "--output-columns).")
 @click.option("--label-column", default=None, help="Column holding the ground truth.")
 @click.option("--categorical", default=None, help="Comma-separated categorical columns (default: guessed).")
 @click.option("--text", default=None, help="Comma-separated free-text columns of a CSV / Parquet file (reviews, "
@@ -51,7 +57,8 @@ def reference() -> None:
               "for (n, h, w, c); 'none' for none). Default: axis 1 or 3, whichever alone holds 3 or 4 values.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def build(data: Path, output: Path, output_columns: str, label_column: str | None, categorical: str | None,
+def build(data: Path, output: Path, output_columns: str, output_kind: str | None, label_column: str | None,
+          categorical: str | None,
           text: str | None, exclude: str, classes: str, feature_names: str, n_bins: int, max_rows: int, keep_rows: int,
           pca_fit: Path | None, channel_axis: str | None, seed: int, quiet: bool) -> None:
     """Profile reference DATA (CSV, Parquet with pyarrow, .npy, .npz) into a pickle-free profile.
@@ -68,6 +75,11 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
 
     names = _names(feature_names)
     try:
+        if output_kind in ("text", "none") and _names(output_columns):
+            raise ProfileError(f"--output-columns names columns of the model's scores, and output.kind: {output_kind} "
+                               "reads none. Fix: remove --output-columns"
+                               + (f"; the answers are the text column {TEXT_OUTPUT!r} (--text ...,{TEXT_OUTPUT})"
+                                  if output_kind == "text" else ""))
         if names:
             _check_feature_names(data, names)
         prof = build_profile(
@@ -95,7 +107,7 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
     described = sum(len(descriptor_names(t, True)) for t in prof.vocabularies)  # numeric columns of the texts
     click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric) - described} numeric and {len(prof.categorical)} "
                f"categorical features"
-               + (f", {len(prof.vocabularies)} text ({', '.join(prof.vocabularies)})" if prof.vocabularies else "")
+               + _text_said(prof.vocabularies, output_kind)
                + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
                + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else "")
@@ -104,7 +116,7 @@ def build(data: Path, output: Path, output_columns: str, label_column: str | Non
     problem = _label_problem(prof)
     if problem:
         click.echo(f"warning: {problem}", err=True)
-    for missing in _missing_parts(prof, output_columns, label_column):
+    for missing in _missing_parts(prof, output_columns, label_column, output_kind):
         click.echo(f"warning: {missing}", err=True)
 
 
@@ -163,13 +175,39 @@ def _check_feature_names(data: Path, names: tuple[str, ...]) -> None:
                            "or leave --feature-names out")
 
 
-def _missing_parts(prof: object, output_columns: str, label_column: str | None) -> list[str]:
+def _text_said(vocabularies: dict[str, tuple[str, ...]], output_kind: str | None) -> str:
+    """The summary's text features, a generative model's answers (``output``) apart."""
+    answers = output_kind == "text" and TEXT_OUTPUT in vocabularies
+    inputs = [t for t in vocabularies if not (answers and t == TEXT_OUTPUT)]
+    return ((f", {len(inputs)} text ({', '.join(inputs)})" if inputs else "")
+            + (f", the answers (text column {TEXT_OUTPUT!r})" if answers else ""))
+
+
+def _missing_parts(prof: object, output_columns: str, label_column: str | None,
+                   output_kind: str | None = None) -> list[str]:
     """What the profile lacks that detectors need, said at build time: without the model's outputs
     (no ``--output-columns``) every output detector is left out when the agent starts, and every
     column, the outputs and the labels too, is profiled as a feature, which the live inputs then
-    never match."""
+    never match. A generative model (``--output-kind text``) has its answers as the text column
+    ``output`` instead, and one whose outputs are not read (``none``) needs neither."""
     out = []
+    texts = tuple(getattr(prof, "vocabularies", None) or ())
+    if output_kind == "text":
+        if TEXT_OUTPUT not in texts:
+            out.append(f"--output-kind text: the answers are read from the text column {TEXT_OUTPUT!r}, which the profile "
+                       f"lacks (its text columns: {', '.join(texts) or 'none'}), so they are compared with nothing. Fix: "
+                       f"rename the answers' column to {TEXT_OUTPUT} and list it with --text (--text prompt,{TEXT_OUTPUT})")
+        return out
+    if output_kind == "none":
+        return out
     if not getattr(prof, "outputs", None):
+        if output_kind is None and TEXT_OUTPUT in texts:
+            out.append(f"no --output-columns: the profile holds no model scores. If the model generates text "
+                       f"(output.kind: text), its answers are the text column {TEXT_OUTPUT!r} this profile holds: say so "
+                       "with --output-kind text and nothing is missing. Otherwise the detectors that compare outputs with "
+                       "the reference are left out. Fix: name the columns of the model's outputs, e.g. --output-columns "
+                       "p_setosa,p_versicolor")
+            return out
         out.append("no --output-columns: the profile holds no model outputs, so the detectors that compare outputs with "
                    "the reference (confidence_drift, prediction_drift, accuracy_estimation, output_drift) are left out, "
                    "and every column" + (f" but {label_column}" if label_column else "") + " is profiled as an input "
