@@ -202,11 +202,16 @@ def _unread_fix(reference: "Reference", unread: tuple[str, ...]) -> str:
 def _numeric_columns(schema: "Schema", reference: "Reference") -> int:
     """How many numeric columns live batches have: the numeric features and the text features'
     descriptors (``oov_share`` with the reference's vocabulary)."""
-    from monitor import tensor
-    from monitor.text import descriptor_names
+    from monitor.derived import input_columns
 
-    return (len(schema.numeric_names) + sum(len(descriptor_names(t, t in reference.vocabularies)) for t in schema.text_names)
-            + sum(len(tensor.descriptor_names(t, tensor.channels_in(t, reference.numeric_names))) for t in schema.tensor_names))
+    return len(input_columns(schema, reference.vocabularies, _channels(schema, reference)))
+
+
+def _channels(schema: "Schema", reference: "Reference") -> int | None:
+    """The channels the reference describes the schema's tensor feature by (None without one)."""
+    from monitor.tensor import channels_in
+
+    return channels_in(schema.tensor_names[0], reference.numeric_names) if schema.tensor_names else None
 
 
 def _kind_mismatches(schema: "Schema", reference: "Reference | None") -> list[str]:
@@ -244,12 +249,9 @@ def _unread_reference_features(schema: "Schema", reference: "Reference | None") 
     reference's own, and nothing is left out.)"""
     if reference is None or not schema.features:
         return ()
-    from monitor import tensor
-    from monitor.text import descriptor_names
+    from monitor.derived import input_columns
 
-    read = set(schema.names)
-    read.update(n for t in schema.text_names for n in descriptor_names(t, True))
-    read.update(n for t in schema.tensor_names for n in tensor.descriptor_names(t, tensor.channels_in(t, reference.numeric_names)))
+    read = set(schema.names) | set(input_columns(schema, reference.vocabularies, _channels(schema, reference), every=True))
     return tuple(n for n in (*reference.numeric_names, *reference.categorical_names) if n not in read)
 
 

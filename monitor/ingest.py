@@ -156,41 +156,43 @@ class BatchBuilder:
         """The batch's numeric columns: the inputs' (:attr:`input_columns`), then, for a
         generative model (``output.kind: text``), its answers' descriptors (``output.length``...)."""
         columns = self.input_columns
-        if not self._answers or self.schema is None:
+        answers = self._answers_derived()
+        if answers is None or self.schema is None:
             return columns
-        from monitor.text import descriptor_names
-
-        return columns + descriptor_names(TEXT_OUTPUT, TEXT_OUTPUT in self.vocabularies)
+        return columns + answers.columns
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        """The inputs' numeric columns: the numeric features, then each text feature's descriptors
-        (:func:`monitor.text.descriptor_names`), or a tensor feature's
-        (:func:`monitor.tensor.descriptor_names`)."""
-        schema = self.schema
-        if schema is None:
+        """The inputs' numeric columns: the numeric features, then each derived feature's columns
+        (a text feature's descriptors, or a tensor feature's: :func:`monitor.derived.input_columns`)."""
+        if self.schema is None:
             return ()
-        if schema.tensor_names:
-            from monitor.tensor import descriptor_names as tensor_columns
+        from monitor.derived import input_columns
 
-            return tensor_columns(schema.tensor_names[0], self.tensor_channels or 0)
-        if not schema.text_names:
-            return schema.numeric_names
-        from monitor.text import descriptor_names
+        return input_columns(self.schema, self.vocabularies, self.tensor_channels)
 
-        return schema.numeric_names + tuple(n for t in schema.text_names for n in descriptor_names(t, t in self.vocabularies))
+    def _input_derived(self) -> tuple[Any, ...]:
+        """The derived features of the inputs (:func:`monitor.derived.input_derived`)."""
+        from monitor.derived import input_derived
+
+        assert self.schema is not None
+        return input_derived(self.schema, self.vocabularies, self.tensor_channels)
+
+    def _answers_derived(self) -> Any:
+        """A generative model's answers as a derived feature (``output.length``...), else None."""
+        if not self._answers:
+            return None
+        from monitor.derived import answers_derived
+
+        return answers_derived(self.output, self.vocabularies)
 
     def _describe(self, num: np.ndarray, texts: list[list[Any]]) -> np.ndarray:
         """``num`` with the descriptors of each text feature's values (one list per feature, in the
         schema's order) as further columns."""
         if not texts:
             return num
-        from monitor.text import describe
-
-        schema = self.schema
-        assert schema is not None
-        parts = [num] + [describe(values, self.vocabularies.get(name)) for name, values in zip(schema.text_names, texts)]
-        return np.hstack(parts)
+        derived = [d for d in self._input_derived() if d.source in self.schema.text_names]  # type: ignore[union-attr]
+        return np.hstack([num] + [d.describe(values) for d, values in zip(derived, texts)])
 
     @property
     def score_widths(self) -> list[int] | None:
@@ -468,7 +470,8 @@ class BatchBuilder:
     def _tensor_event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """The descriptors of one event's rows of the tensor feature (axis 0 the rows: an array of
         2 dimensions or more, or nested lists of numbers), as numeric columns."""
-        from monitor.tensor import ChannelError, describe, find_channel_axis
+        from monitor.derived import TensorDerived
+        from monitor.tensor import ChannelError
 
         feature = self.schema.features[0] if self.schema is not None else Feature("input", "tensor")
         name = feature.name
@@ -487,7 +490,7 @@ class BatchBuilder:
         if not arr.shape or not arr.shape[0]:  # a call on no rows (an empty list)
             return np.empty((0, len(self.input_columns))), np.empty((0, 0), dtype=object)
         try:
-            axis, channels = find_channel_axis(arr.shape, feature.channel_axis, self.tensor_channels)
+            derived, _ = TensorDerived(name, self.tensor_channels, feature.channel_axis).fixed(arr.shape)
         except ChannelError as err:
             if self.tensor_channels and not err.ambiguous:
                 fix = ("send rows with the channels the feature was first read with (the reference's: a grayscale "
@@ -497,8 +500,8 @@ class BatchBuilder:
                        "an axis of the call's array, negative from its end; none for rows without channels)")
             raise RowError("wrong_shape", f"tensor feature {name!r}: {err}; {fix}") from None
         if self.tensor_channels is None:
-            self.tensor_channels = channels  # the batch's columns, from now on
-        return describe(arr, axis), np.empty((arr.shape[0], 0), dtype=object)
+            self.tensor_channels = derived.channels  # the batch's columns, from now on
+        return derived.describe(arr), np.empty((arr.shape[0], 0), dtype=object)
 
     def _class_columns(self, frame: Any) -> Any:
         """A DataFrame of scores with its columns in the order of the model's classes, when they
@@ -682,10 +685,9 @@ class BatchBuilder:
             nums = [n for n in nums if len(n)] or [np.empty((0, len(self.input_columns)))]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
-        if self._answers:  # the answers' descriptors after the inputs' columns; no scores
-            from monitor.text import describe
-
-            numeric = np.hstack([numeric, describe(raw.tolist(), self.vocabularies.get(TEXT_OUTPUT))])
+        answers = self._answers_derived()
+        if answers is not None:  # the answers' descriptors after the inputs' columns; no scores
+            numeric = np.hstack([numeric, answers.describe(raw.tolist())])
         decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs or self._answers
                    else decode_outputs(raw, self.output, self.classes))
         if self._score_widths is None and self._scores and decoded.valid.any():

@@ -107,16 +107,21 @@ class Reference:
         return tuple(self.numeric_names)
 
     @property
+    def derived(self) -> tuple[Any, ...]:
+        """The derived features whose columns are among the numeric ones (:mod:`monitor.derived`):
+        each text feature against its vocabulary, the tensor feature with its channels."""
+        from monitor.derived import TensorDerived, TextDerived
+
+        return (tuple(TextDerived(t, frozenset(v)) for t, v in self.vocabularies.items())
+                + tuple(TensorDerived(t, self.tensor_channels or 0) for t in self.tensor_names))
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
-        """The input features as the model reads them: the numeric ones (without the text
-        features' descriptors), the categorical ones, the text ones."""
+        """The input features as the model reads them: the numeric ones (without the derived
+        features' columns), the categorical ones, the text ones, the tensor one."""
         if not self.vocabularies and not self.tensor_names:
             return tuple(self.numeric_names) + tuple(self.categorical_names)
-        from monitor import tensor
-        from monitor.text import descriptor_names
-
-        described = {n for t in self.vocabularies for n in descriptor_names(t, True)}
-        described.update(n for t in self.tensor_names for n in tensor.descriptor_names(t, self.tensor_channels or 0))
+        described = {n for d in self.derived for n in d.columns}
         return (tuple(n for n in self.numeric_names if n not in described) + tuple(self.categorical_names)
                 + self.text_names + tuple(self.tensor_names))
 
@@ -266,15 +271,16 @@ class Reference:
 
         from monitor.ingest import as_numpy
 
-        from monitor.tensor import descriptor_names
+        from monitor.derived import TensorDerived
 
         described, name, channels = _tensor_reference(rows, names, channel_axis, None, (categorical, text, text_names))
         fit = as_numpy(rest.pop("pca_fit"))
         if isinstance(fit, np.ndarray) and fit.ndim >= 3:
             fit = _tensor_reference(fit, names, channel_axis, channels)[0]
-        ref = cls.from_arrays(described, numeric_names=descriptor_names(name, channels), **rest)
+        columns = TensorDerived(name, channels).columns
+        ref = cls.from_arrays(described, numeric_names=columns, **rest)
         # the PCA reads every descriptor (Reference.pca_names), the channels' too, its directions too
-        basis = None if fit is None else _pca_basis(np.asarray(fit), descriptor_names(name, channels))
+        basis = None if fit is None else _pca_basis(np.asarray(fit), columns)
         return dataclasses.replace(ref, tensor_names=(name,), pca_basis=basis)
 
 
@@ -295,12 +301,14 @@ def _tensor_reference(rows: "np.ndarray", names: Any, channel_axis: int | None, 
                          f"{tensor.DEFAULT_NAME!r})")
     if rows.dtype.kind not in "biuf":
         raise ValueError(f"reference numeric of shape {rows.shape} must hold numbers, got dtype {rows.dtype}")
+    from monitor.derived import TensorDerived
+
     try:
-        axis, count = tensor.find_channel_axis(rows.shape, channel_axis, channels)
+        described, fixed = TensorDerived(names[0], channels, channel_axis).fit(rows)
     except tensor.ChannelError as err:
         raise ValueError(f"reference numeric: {err}. Fix: pass channel_axis= (the channels' axis of the array, 1 for "
                          "(n, c, h, w); 0 for none) to Reference.from_arrays, the same for pca_fit") from None
-    return tensor.describe(rows, axis), names[0], count
+    return described, names[0], fixed.channels or 0
 
 
 def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names: tuple[str, ...]
@@ -309,8 +317,8 @@ def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names:
     each text feature's vocabulary (:func:`monitor.text.reference_descriptors`)."""
     import numpy as np
 
+    from monitor.derived import TextDerived
     from monitor.ingest import is_dataframe
-    from monitor.text import descriptor_names, reference_descriptors
 
     if is_dataframe(text):
         text_names = text_names or tuple(str(c) for c in text.columns)
@@ -324,11 +332,11 @@ def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names:
     taken = set(names)
     parts, vocabularies = [num], {}
     for j, name in enumerate(text_names):
-        described = descriptor_names(name, True)
+        described = TextDerived(name, frozenset()).columns  # with oov_share: the reference fixes a vocabulary
         if name in taken or taken & set(described):
             raise ValueError(f"reference text feature {name!r} clashes with a numeric feature of that name. Fix: "
                              "give it another name")
-        rows, vocabularies[name] = reference_descriptors(cells[:, j].tolist())
+        rows, vocabularies[name] = TextDerived(name).fit(cells[:, j].tolist())
         parts.append(rows)
         names += described
     return np.hstack(parts), names, vocabularies
