@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.config_keys import SECTION_KEYS, unknown_key_fix
+from monitor.derived import reserved_names
 from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = [
@@ -599,12 +600,16 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         raise r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no scores",
                       "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have"
                       if kind == "none" else "remove classes (the answers are monitored as the text feature output)")
-    if kind == "text" and TEXT_OUTPUT in {f.name for f in feats}:
-        # the answers are the text feature "output": an input of that name would share its columns
-        # (output.length of the prompt and of the answer alike), each side read as the other
-        at = next(i for i, f in enumerate(feats) if f.name == TEXT_OUTPUT)
-        raise r.error(k(f"{features_key}[{at}].name"), f"{TEXT_OUTPUT!r} is the text feature output.kind: text monitors "
-                      "the model's answers as (output.length, output.oov_share...)",
+    reserved = reserved_names(OutputSpec(kind)) if kind == "text" else frozenset()
+    if reserved & {f.name for f in feats}:
+        # the answers are the text feature "output": an input of that name, or of one of its
+        # columns, would share its columns (output.length of the prompt and of the answer alike),
+        # each side read as the other
+        at = next(i for i, f in enumerate(feats) if f.name in reserved)
+        raise r.error(k(f"{features_key}[{at}].name"), f"{feats[at].name!r} is the text feature output.kind: text monitors "
+                      "the model's answers as (output.length, output.oov_share...)" if feats[at].name == TEXT_OUTPUT else
+                      f"{feats[at].name!r} is a column of the text feature output.kind: text monitors the model's "
+                      "answers as (output.length, output.oov_share...)",
                       f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key")
     samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
     quantiles_raw = out_raw.get("quantiles", [])

@@ -102,6 +102,16 @@ class BatchBuilder:
         #: id) is not one.
         self.renamed_keys: str | None = None
         self._key_checks = 0
+        from monitor.derived import reserved_names
+
+        #: Input names a derived feature's columns take (``output``, ``output.length``... for
+        #: ``output.kind: text``): learned as inputs they shared the answers' columns, each read as
+        #: the other, so row keys of these names are left out of a learned schema
+        self._reserved = reserved_names(output)
+        #: The row keys so left out, and the rows of the current build that carried one (counted
+        #: in monitor_row_arguments_dropped_total{argument="reserved_key"})
+        self._reserved_keys: frozenset[str] = frozenset()
+        self._reserved_rows = 0
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
                        vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
@@ -363,7 +373,21 @@ class BatchBuilder:
                 cat[i, j] = category_text(v)
         if text_names:
             num = self._describe(num, [[row.get(name) for row in rows] for name in text_names])
+        if self._reserved_keys:
+            self._reserved_rows += sum(not self._reserved_keys.isdisjoint(row) for row in rows)
         return num, cat
+
+    def _without_reserved(self, schema: Schema) -> Schema:
+        """A learned ``schema`` without the features named as a derived feature's columns (the
+        answers' ``output``, ``output.length``... for ``output.kind: text``), which are then
+        counted in the rows that carry them. Why: learned as inputs, ``output`` took the answers'
+        place in the detectors' schema and ``output.length`` gave batches two columns of one name,
+        each read as the other."""
+        kept = tuple(f for f in schema.features if f.name not in self._reserved)
+        if len(kept) == len(schema.features):
+            return schema
+        self._reserved_keys = frozenset(f.name for f in schema.features if f.name in self._reserved)
+        return Schema(kept)
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
         known = schema.name_set
@@ -614,7 +638,7 @@ class BatchBuilder:
         unreadable = 0  # leading events whose inputs no schema could be learnt from
         while self.schema is None and unreadable < len(events):
             try:
-                learned = self._learn_schema(_rows_to_learn(events[unreadable:]), events[unreadable][3])
+                learned = self._without_reserved(self._learn_schema(_rows_to_learn(events[unreadable:]), events[unreadable][3]))
                 if not len(learned):
                     # an empty batch ([], {}, rows of no column): a schema of no feature learnt from it
                     # refused every later row as wrong_shape ("expected rows of 0 features"), for good
@@ -648,6 +672,7 @@ class BatchBuilder:
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
         parsed: list[int] = []  # the events whose rows and outputs were read, in order
+        self._reserved_rows = 0
         fast = self._fast_stack(events) or self._fast_dict_rows(events)
         if fast is not None:
             num, cat, raw_out, rows = fast
@@ -655,11 +680,14 @@ class BatchBuilder:
             result.rows_per_event = rows
         else:
             described = self._tensor_calls_at_once(events) if schema.tensor_names else {}
+            self._reserved_rows = 0  # a fast path that gave up counted nothing
             for i, ev in enumerate(events):
+                reserved_rows = self._reserved_rows
                 try:
                     num, cat = described[i] if i in described else self._event_rows(ev[2])
                     out = self._event_outputs(ev[3], num.shape[0])
                 except RowError as err:
+                    self._reserved_rows = reserved_rows  # refused: counted as such, not as processed
                     n_guess = guess_rows(ev[2], self.one_feature)
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
                     result.details.setdefault(err.reason, str(err))
@@ -672,6 +700,12 @@ class BatchBuilder:
                 result.rows_per_event.append(num.shape[0])
         if not nums:
             return result
+        if self._reserved_rows:
+            result.arguments_dropped["reserved_key"] = self._reserved_rows
+            keys = ", ".join(map(repr, sorted(self._reserved_keys)))
+            result.details.setdefault("argument:reserved_key", f"input rows carry the key(s) {keys}, named as the "
+                                      f"answers' features of output.kind: text ({', '.join(sorted(self._reserved))}): "
+                                      "left out of the inputs")
         if len(outs) > 1 and len({o.shape[1:] for o in outs}) > 1:
             groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
             for i, o in zip(parsed, outs):
@@ -1321,6 +1355,8 @@ ARGUMENT_DROPPED_MESSAGES = {
                "for the call",
     "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
               "single client for the call",
+    "reserved_key": "so their values are not monitored (the answers are, under those names). Fix: rename the key in "
+                    "the rows (e.g. output_in), or, for an answer sent among the inputs, give it as the call's outputs",
     "embedding": "so its rows have no embedding (the probing detector with space: embedding skips them, counted in "
                  "monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: give the embedding as numbers, one row "
                  "of the same length per input row, as long as the other calls' (a list of lists or a 2-D array), or "
