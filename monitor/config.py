@@ -176,7 +176,8 @@ class MonitorConfig:
     #: are forgotten beyond it (counted in ``monitor_labels_evicted_total``).
     labels_pending: int = 100_000
     #: Labels held for a prediction not seen yet at most (``labels.early``; 0: none), and how long
-    #: each waits, in event time (``labels.early_wait``): see :class:`monitor.labels.LabelJoiner`.
+    #: each waits from when it came, on the agent's clock (``labels.early_wait``): see
+    #: :class:`monitor.labels.LabelJoiner`.
     labels_early: int = 10_000
     labels_early_wait_s: float = 600.0
     detectors: tuple[DetectorConfig, ...] | None = None  # None: the defaults for the output kind

@@ -403,8 +403,10 @@ class Monitor:
             tick_s=tick_s,
             on_tick=self._on_tick if tick_s else None,
             export_interval_s=cfg.queue.export_interval_s if live else 0.0,
+            # later than the window: counted as late; a live agent measures held labels' wait on its clock
             joiner=LabelJoiner(cfg.labels_pending, window_s=_label_window(cfg.window_s, self.detectors),
-                               early=cfg.labels_early, early_wait_s=cfg.labels_early_wait_s),  # later: counted as late
+                               early=cfg.labels_early, early_wait_s=cfg.labels_early_wait_s,
+                               clock=clock if live else None),
             now=clock,
             live_ticks=live,
             window_s=cfg.window_s,

@@ -13,6 +13,11 @@ A label can also come before its prediction: a prediction forwarded by another r
 the KServe logger after its retries, while the label went straight to this agent. Such a label is
 held (at most ``early`` of them, each at most ``early_wait_s`` of event time) and joined when its
 prediction comes; one whose prediction never comes is counted ``unknown_id`` when it leaves.
+Its wait is measured on the agent's own clock from when the label arrived, not in event time: the
+newest event time seen jumps ahead with one event from a client whose clock runs minutes fast (the
+intake accepts up to 10 minutes), which expired every held label at once, and stays ahead of a
+backfill of older events, whose labels were then never held. Without a clock (``monitor replay``,
+batch jobs: event time only) the newest event time seen stands for the agent's clock.
 
 The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
 :data:`MAX_ID_CHARS` (one sent by a client, up to the body limit) is kept as a digest of itself, so
@@ -26,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from hashlib import blake2b
 from typing import Any
 
@@ -163,17 +169,22 @@ class LabelJoiner:
         Labels held at most for a prediction that has not come yet (0: none; such a label is
         ``unknown_id`` at once). Beyond it the oldest held label leaves, counted ``unknown_id``.
     early_wait_s
-        How long (event time: the latest prediction or label time seen) a held label waits for its
-        prediction before it leaves, counted ``unknown_id``.
+        How long a held label waits for its prediction, from when it arrived, before it leaves,
+        counted ``unknown_id``: seconds of ``clock``.
+    clock
+        The agent's clock (a live monitor's, ``time.time`` unless a simulation or a test passes
+        its own), on which a held label's wait is measured. None (replay, batch jobs, which move
+        time only with the events): the newest event time seen.
     """
 
     def __init__(self, capacity: int = 100_000, ttl_s: float = 7 * 86400.0, window_s: float | None = None,
-                 early: int = 10_000, early_wait_s: float = 600.0) -> None:
+                 early: int = 10_000, early_wait_s: float = 600.0, clock: Callable[[], float] | None = None) -> None:
         self.capacity = int(capacity)
         self.ttl_s = float(ttl_s)
         self.window_s = None if window_s is None else float(window_s)
         self.early = int(early)
         self.early_wait_s = float(early_wait_s)
+        self._clock = clock
         self._reset()
 
     def _reset(self) -> None:
@@ -194,8 +205,9 @@ class LabelJoiner:
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
         #: label sent for the call instead of one per row (for the log line that says so).
         self.batch_id_example: str | None = None
-        #: Labels waiting for their prediction, oldest first: id key -> (label time, label).
-        self._early: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
+        #: arrived on :meth:`_arrival_clock`).
+        self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
         #: The ids labelled or forgotten last, oldest first (at most ``early``): see :meth:`_gone_recently`.
         #: Both are OrderedDicts: a dict whose oldest entry is popped again and again scans the
         #: holes the earlier pops left, about 4 us per labelled or forgotten prediction at 10,000.
@@ -203,10 +215,12 @@ class LabelJoiner:
         #: Held labels whose prediction has just been remembered, joined at the next join (a dict: an
         #: id predicted again before it is one arrival, so at most ``early`` of them).
         self._arrived: dict[str, None] = {}
-        #: The latest event time seen (predictions and labels): the clock of the held labels' wait.
+        #: The latest event time seen (predictions and labels): the clock of the held labels' wait
+        #: when no ``clock`` is given.
         self._now = float("-inf")
         #: Held labels of the checkpoint :meth:`load_state_dict` did not hold again (``labels.early``
-        #: lowered, or 0): each an ``unknown_id``, which the caller counts.
+        #: lowered, or 0; or their wait ran out while the agent was down): each an ``unknown_id``,
+        #: which the caller counts.
         self.unheld_at_restore = 0
 
     @property
@@ -322,9 +336,10 @@ class LabelJoiner:
         outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
         events = self._arrivals(multilabel) + list(events)
         for ts, request_ids, labels in events:
-            if ts == ts:  # not NaN: the held labels' clock, swept event by event as one join at a time would
+            if ts == ts:  # not NaN: the event clock, swept event by event as one join at a time would
                 self._now = max(self._now, float(ts))
-                outcome["unknown_id"] += self._expire_early()
+                if self._clock is None:
+                    outcome["unknown_id"] += self._expire_early()
             for i, (rid, label) in enumerate(zip(request_ids, labels)):
                 # an unreadable label leaves its prediction waiting: the log says to fix the
                 # label, and the corrected one must still find it
@@ -351,7 +366,8 @@ class LabelJoiner:
                         outcome["unknown_id"] += 1
                         if self.batch_id_example is None:
                             self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
-                    elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value)):
+                    elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value),
+                                                       self._arrival_clock()):
                         outcome["unknown_id"] += 1
                     continue
                 self._gone_recently(self._ids[slot])
@@ -398,7 +414,12 @@ class LabelJoiner:
         )
         return labeled, outcome
 
-    def _hold(self, key: str, ts: float, value: Any) -> bool:
+    def _arrival_clock(self) -> float:
+        """The time on which held labels' waits are measured: the agent's ``clock``, else the
+        newest event time seen."""
+        return self._now if self._clock is None else float(self._clock())
+
+    def _hold(self, key: str, ts: float, value: Any, arrived: float) -> bool:
         """Hold a label for a prediction not seen yet; False when it cannot be held (holding is
         off, the id has a label held already: an id labelled twice keeps its first label, or the
         label is too large to hold: ``_INVALID`` from :func:`_held_class` or :func:`_held_truth`),
@@ -407,7 +428,7 @@ class LabelJoiner:
             value = value.item()
         if self.early <= 0 or value is _INVALID or key in self._early or key in self._gone:
             return False
-        self._early[key] = (float(ts), value)
+        self._early[key] = (float(ts), value, float(arrived))
         return True
 
     def _gone_recently(self, *keys: str) -> None:
@@ -428,11 +449,11 @@ class LabelJoiner:
         while len(early) > self.early:
             early.popitem(last=False)
             gone += 1
-        oldest = self._now - self.early_wait_s
+        oldest = self._arrival_clock() - self.early_wait_s
         while early:
             key = next(iter(early))
-            ts = early[key][0]
-            if ts == ts and ts >= oldest:  # held in arrival order: the first still waiting stops the sweep
+            arrived = early[key][2]
+            if arrived == arrived and arrived >= oldest:  # held in arrival order: the first still waiting stops the sweep
                 break
             del early[key]
             gone += 1
@@ -470,9 +491,11 @@ class LabelJoiner:
             "head": self._head,
             "evicted": self.evicted,
             "replaced": self.replaced,
-            # labels waiting for their prediction, oldest first (a class label or a regression value)
-            "early": [[key, ts, value if isinstance(value, (str, int, float, list)) else str(value)]  # lists: see _held_truth
-                      for key, (ts, value) in self._early.items()],
+            # labels waiting for their prediction, oldest first (a class label or a regression value),
+            # with when each arrived on the clock named by early_clock
+            "early": [[key, ts, value if isinstance(value, (str, int, float, list)) else str(value), arrived]  # lists: see _held_truth
+                      for key, (ts, value, arrived) in self._early.items()],
+            "early_clock": "events" if self._clock is None else "agent",
             "arrived": list(self._arrived),
             "gone": list(self._gone),
             "now": None if self._now == float("-inf") else self._now,
@@ -527,8 +550,12 @@ class LabelJoiner:
             self._gone_recently(key)
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
         saved = state.get("early", ())
-        for key, ts, value in saved:
-            self._hold(str(key), float(ts), value)
+        # arrivals on another clock than ours (or none: an earlier release's, which held in event
+        # time) wait from now, rather than be compared with times of another clock
+        same_clock = state.get("early_clock") == ("events" if self._clock is None else "agent")
+        restored_at = self._arrival_clock()
+        for key, ts, value, *arrived in saved:
+            self._hold(str(key), float(ts), value, float(arrived[0]) if same_clock and arrived else restored_at)
         self._expire_early()  # a smaller labels.early than the checkpoint's
         self.unheld_at_restore = len(saved) - len(self._early)
         self._arrived = dict.fromkeys(str(key) for key in state.get("arrived", ()) if str(key) in self._early)

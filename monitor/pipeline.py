@@ -241,7 +241,10 @@ class Pipeline:
     # -- clock -----------------------------------------------------------------------------------
     @names_its_model
     def advance(self, now: float) -> None:
-        """Move event time to ``now`` without events (idle live agent): expire windows, fire ticks."""
+        """Move event time to ``now`` without events (idle live agent): expire windows, fire ticks,
+        let go of held labels that waited ``labels.early_wait`` on the agent's clock."""
+        if self.joiner.early_held:
+            self._process_feedback([])
         self._ticks_through(now)
         if now > self.clock:
             self.clock = now

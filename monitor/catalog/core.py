@@ -80,8 +80,9 @@ METRICS: tuple[MetricSpec, ...] = (
                concern="core"),
     MetricSpec("monitor_labels_early", GAUGE,
                "Delayed labels that came before their prediction and are held for it (at most labels.early, 10,000 by "
-               "default, each at most labels.early_wait, 10 minutes of event time; one whose prediction does not come counts "
-               "as unknown_id when it leaves): a prediction forwarded by another replica, or sent late by the KServe logger.",
+               "default, each at most labels.early_wait, 10 minutes on the agent's clock from when it came; one whose "
+               "prediction does not come counts as unknown_id when it leaves): a prediction forwarded by another replica, "
+               "or sent late by the KServe logger.",
                concern="core"),
     MetricSpec("monitor_labels_evicted", COUNTER,
                "Predictions with a request id forgotten before their label came, because labels.pending were held: a label "
