@@ -141,7 +141,10 @@ def _held_truth(label: Any, present: tuple[int, ...]) -> Any:
 
 def _held_class(value: Any) -> Any:
     """A class label or a regression value as held for its prediction; ``_INVALID`` for a text too
-    long to name a class, which would make the held labels large."""
+    long to name a class, which would make the held labels large. Bytes are held as the text
+    :meth:`~monitor.outputs.ClassIndex.lookup` reads them as: the checkpoint keeps text, not bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
     return _INVALID if isinstance(value, str) and len(value) > MAX_ID_CHARS else value
 
 

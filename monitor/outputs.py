@@ -66,11 +66,15 @@ class ClassIndex:
         class index) is that integer, and so is a boolean (True is 1) unless the classes are
         named "True" and "False". A name longer than :data:`MAX_CLASS_CHARS` that is not a
         configured class is cut to that length before it is looked up or learned; a value whose
-        text cannot be taken (``str()`` refuses it) is no class (-1)."""
+        text cannot be taken (``str()`` refuses it) is no class (-1). Bytes (a TensorFlow model's
+        string outputs, a label column read as bytes) are decoded as UTF-8, as request ids and
+        segments are: ``b"cat"`` is the class ``cat``, not ``b'cat'``."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
             if isinstance(v, np.generic):  # numpy scalars inside an object array
                 v = v.item()
+            if isinstance(v, (bytes, bytearray)):
+                v = bytes(v).decode("utf-8", "replace")
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             try:
