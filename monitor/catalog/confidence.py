@@ -222,8 +222,9 @@ METRICS: tuple[MetricSpec, ...] = (
     # with delayed labels
     MetricSpec(LABELS_IN_WINDOW, GAUGE, "Labelled predictions in the calibration window; figures below their minimum count are absent.",
                concern=_CAL),
-    MetricSpec(LABELS_SKIPPED, COUNTER, "Labels the calibration detector (for regression models, the regression detector; for multi-label "
-               "models, the multilabel detector) could not use, by reason (unknown_class; no_scores; other_width: a multi-label "
+    MetricSpec(LABELS_SKIPPED, COUNTER, "Joined labels the labelled figures could not use, for every kind of model despite the name "
+               "(kept for existing dashboards and rules): accuracy and calibration of a classifier, the errors of a regression "
+               "model, the multi-label figures; by reason (unknown_class; no_scores; other_width: a multi-label "
                "prediction of another number of labels than the model's; outside_window: "
                "joined, but their prediction had left the window when they came: set window above the labelling delay).",
                labels=("reason",), concern=_CAL, max_series=5),

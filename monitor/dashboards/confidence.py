@@ -153,7 +153,7 @@ def build() -> Dashboard:
                             "monitor_labels_replaced"),
                    unit="cps", minimum=0, width=16, note="0 when every label counted.",
                    description="Per second: labels for ids never seen or labelled already (unknown_id), more than the "
-                               "window late (late), invalid or expired; joined labels the calibration window could not "
+                               "window late (late), invalid or expired; joined labels the labelled figures could not "
                                "use (unknown_class, outside_window); predictions forgotten before their label came "
                                "(labels.pending full) or replaced by a later one under the same id (a retry; a steady "
                                "stream means ids that are not unique). Missing labels are normal; a steady stream here "
