@@ -211,8 +211,14 @@ class LabelJoiner:
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).
         self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
-        #: The ids labelled or forgotten last, oldest first (at most ``early``): see :meth:`_gone_recently`.
-        #: Both are OrderedDicts: a dict whose oldest entry is popped again and again scans the
+        #: Ids labelled whose prediction's slot the ring has not reused yet -> that slot (the id stays in
+        #: ``_ids`` there): a second label for one counts ``unknown_id`` at once instead of waiting
+        #: ``early_wait`` for a prediction that came already. With the waiting ids, at most ``capacity``
+        #: entries: sized by ``labels.early`` instead, every labelled id was forgotten within
+        #: ``early`` labels, and above ~17 labels/s a re-sent label waited its 10 minutes.
+        self._labelled: dict[str, int] = {}
+        #: The ids forgotten last (evicted: ``labels.pending`` full), oldest first (at most ``early``):
+        #: see :meth:`_gone_recently`. This and ``_early`` are OrderedDicts: a dict whose oldest entry is popped again and again scans the
         #: holes the earlier pops left, about 4 us per labelled or forgotten prediction at 10,000.
         self._gone: OrderedDict[str, None] = OrderedDict()
         #: Held labels whose prediction has just been remembered, joined at the next join (a dict: an
@@ -255,10 +261,13 @@ class LabelJoiner:
         old = self._ids[slots]
         slot_of = self._slot_of
         forgotten = []
+        labelled = self._labelled
         for old_id, slot in zip(old[old != None].tolist(), slots[old != None].tolist()):  # noqa: E711
             if slot_of.get(old_id) == slot:
                 del slot_of[old_id]
                 forgotten.append(old_id)
+            elif labelled.get(old_id) == slot:  # labelled, and now out of the ring's memory
+                del labelled[old_id]
         self.evicted += len(forgotten)
         self._gone_recently(*forgotten)
         new_ids = ids[has]
@@ -373,8 +382,10 @@ class LabelJoiner:
                                                        self._arrival_clock()):
                         outcome["unknown_id"] += 1
                     continue
-                self._gone_recently(self._ids[slot])
-                self._ids[slot] = None
+                if self.early > 0:
+                    self._labelled[self._ids[slot]] = slot
+                else:
+                    self._ids[slot] = None
                 if ts - seen_ts[slot] > ttl:
                     outcome["expired"] += 1
                     continue
@@ -429,15 +440,15 @@ class LabelJoiner:
         so that it counts as ``unknown_id`` now."""
         if isinstance(value, np.generic):  # as the checkpoint keeps it: a numpy class index is an int
             value = value.item()
-        if self.early <= 0 or value is _INVALID or key in self._early or key in self._gone:
+        if self.early <= 0 or value is _INVALID or key in self._early or key in self._gone or key in self._labelled:
             return False
         self._early[key] = (float(ts), value, float(arrived))
         return True
 
     def _gone_recently(self, *keys: str) -> None:
-        """Remember that the predictions under ``keys`` have had their label or were forgotten (the
-        last ``early`` such ids), so that a label for one counts ``unknown_id`` at once instead of
-        waiting for a prediction that came already."""
+        """Remember that the predictions under ``keys`` were forgotten (the last ``early`` such ids;
+        after a restart, also ids labelled before it), so that a label for one counts ``unknown_id``
+        at once instead of waiting for a prediction that came already."""
         if self.early <= 0 or not keys:
             return
         gone = self._gone
@@ -500,7 +511,9 @@ class LabelJoiner:
                       for key, (ts, value, arrived) in self._early.items()],
             "early_clock": "events" if self._clock is None else "agent",
             "arrived": list(self._arrived),
-            "gone": list(self._gone),
+            # forgotten ids, then labelled ones, oldest first: a restore remembers the last labels.early
+            "gone": list(self._gone) + [key for key, _ in sorted(self._labelled.items(),
+                                                                 key=lambda item: (item[1] - self._head) % self.capacity)],
             "now": None if self._now == float("-inf") else self._now,
         }
 
