@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 import time
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from aiohttp import web
 
 from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
 from monitor.multilabel_truth import TruthError, read_truth
+from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
@@ -54,6 +56,8 @@ REQUEST_TYPES = frozenset({"org.kubeflow.serving.inference.request", "io.seldon.
 RESPONSE_TYPES = frozenset({"org.kubeflow.serving.inference.response", "io.seldon.serving.inference.response"})
 FEEDBACK_TYPES = frozenset({"io.seldon.serving.feedback", "org.kubeflow.serving.feedback"})
 ENDPOINT = "cloudevents"
+
+log = logging.getLogger("monitor.server")
 
 
 @dataclass
@@ -143,6 +147,10 @@ class Joiner:
                 break
             out.append((self._pop(key), "timeout"))
         return out
+
+    def claim(self, key: tuple[str, str]) -> _Half | None:
+        """Take the half held under ``key`` out of the table (None when none is held)."""
+        return self._pop(key) if key in self._pending else None
 
     def drain(self) -> list[tuple[_Half, str]]:
         out = [(h, "shutdown") for h in self._pending.values()]
@@ -245,11 +253,34 @@ class CloudEventsIntake:
         self.sidecar = sidecar
         cfg = sidecar.settings.cloudevents
         self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s, cfg.max_pending_bytes)
+        #: requests of models whose outputs are not read (output.kind: none), recorded at once,
+        #: whose response has not come yet: (model, request id) -> monotonic arrival; bounded as
+        #: the joiner is, so that their response is known for one when it comes (see _inputs_only)
+        self._recorded: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._said_unmatched = Once(max_keys=64)
 
     def _give_up(self, halves: list[tuple[_Half, str]]) -> None:
         for half, reason in halves:
             half.monitor.store.inc("monitor_cloudevents_unmatched", labels=(half.part, reason))
+            if reason == "timeout":
+                self._say_unmatched(half)
         self._gauge()
+
+    def _say_unmatched(self, half: _Half) -> None:
+        """Log, once per model and part, that a half's other half never came: nothing else told a
+        user whose logger sends one part alone (KServe ``logger.mode: response``) why the model
+        had no predictions."""
+        model = half.monitor.model
+        if not self._said_unmatched.first((model, half.part)):
+            return
+        other = "request" if half.part == "response" else "response"
+        needs = ("the request (it holds the inputs)" if not half.monitor.config.output.reads_outputs else
+                 "both the request (inputs) and the response (outputs)")
+        log.warning("cloudevents: model %r: a %s came without its %s within server.cloudevents.pending_ttl; counted in "
+                    "monitor_cloudevents_unmatched_total{part=\"%s\", reason=\"timeout\"}, further ones without a log line. "
+                    "The monitor needs %s. Fix: set the inference logger to send it (KServe logger.mode: all%s)",
+                    model, half.part, other, half.part, needs,
+                    " or request" if not half.monitor.config.output.reads_outputs else "")
 
     def _gauge(self) -> None:
         self.sidecar.store.set("monitor_cloudevents_pending", len(self.joiner))
@@ -257,7 +288,11 @@ class CloudEventsIntake:
 
     def sweep(self) -> None:
         """Count halves that waited too long (called every second by the housekeeping task)."""
-        self._give_up(self.joiner.expire(time.monotonic()))
+        now = time.monotonic()
+        self._give_up(self.joiner.expire(now))
+        cutoff = now - self.joiner.ttl_s
+        while self._recorded and next(iter(self._recorded.values())) <= cutoff:
+            self._recorded.popitem(last=False)
 
     def close(self) -> None:
         self._give_up(self.joiner.drain())
@@ -350,13 +385,32 @@ class CloudEventsIntake:
 
     def _inputs_only(self, mon: "Monitor", event: CloudEvent, part: str, ts: float, payload: Any) -> str:
         """An inference event of a model whose outputs are not monitored (``output.kind: none``):
-        its request is the prediction, enqueued at once without waiting for the response (which
-        is accepted and not read); nothing waits in the joiner, so nothing is counted unmatched."""
-        if part == "response":
-            return "accepted"
+        its request is the prediction, enqueued at once without waiting for the response, which
+        is not read. A response still waits (without its body) for its request, within the
+        joiner's bounds: one whose request never comes is counted unmatched, as for any kind. A
+        logger sending responses alone (KServe ``logger.mode: response``) was answered 202 and
+        recorded nothing, with no count nor word of it; a logger sending requests alone (``mode:
+        request``) records every call, with nothing counted."""
         request_id = event.attributes.get("requestid") or event.id
+        key = (mon.model, request_id)
+        if part == "response":
+            if self._recorded.pop(key, None) is not None:
+                return "accepted"
+            half = _Half(part, mon, time.monotonic(), ts, None, None, None, 256)
+            _, given_up = self.joiner.offer(key, half)
+            if given_up:
+                self._give_up(given_up)
+            self._gauge()
+            return "pending"
         client = _client(event, self.sidecar.settings.client_header)
         self.sidecar.enqueue([(mon, (PREDICTION, ts, payload, None, None, client, request_id, None, None))], ENDPOINT)
+        if self.joiner.claim(key) is not None:
+            self._gauge()
+            return "accepted"
+        self._recorded[key] = time.monotonic()
+        self._recorded.move_to_end(key)
+        while len(self._recorded) > self.joiner.max_pending:
+            self._recorded.popitem(last=False)
         return "accepted"
 
 

@@ -254,6 +254,15 @@ def _oip_inputs(tensors: list[dict[str, Any]], one_feature: bool = False) -> Any
     return [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in columns.items()} for i in range(n)]
 
 
+def _seldon_text(value: Any) -> list[str]:
+    """A Seldon message's ``strData`` (a text model's prompt or answer: one row of text), as that
+    row. Refused as missing_inputs / missing_outputs, a text generator on Seldon Core was not
+    monitored through its logger at all."""
+    if not isinstance(value, str):
+        raise PayloadError("strData", f"must be a text, got {json_kind(value)}; send a batch as data.ndarray", "bad_data")
+    return [value]
+
+
 def _seldon_data(data: Any, field: str, *, named_rows: bool = True) -> Any:
     """The rows of a Seldon ``data`` object. With ``named_rows`` (inputs) rows whose length
     matches ``names`` become ``{name: value}`` dicts (the features by name); outputs keep their
@@ -428,7 +437,10 @@ def decode_inputs(body: Any, path: str | None = None, *, one_feature: bool = Fal
         return _named_rows(body["instances"])
     if "data" in body:
         return _seldon_data(body["data"], "data")
-    raise PayloadError("inputs", "no inputs found: expected OIP v2 inputs, v1 instances or Seldon data", "missing_inputs")
+    if "strData" in body:
+        return _seldon_text(body["strData"])
+    raise PayloadError("inputs", "no inputs found: expected OIP v2 inputs, v1 instances or Seldon data (or strData)",
+                       "missing_inputs")
 
 
 def decode_outputs(body: Any, path: str | None = None, *, output_name: str | None = None, rows: int | None = None,
@@ -467,7 +479,10 @@ def decode_outputs(body: Any, path: str | None = None, *, output_name: str | Non
         return value
     if "data" in body:
         return _seldon_data(body["data"], "data", named_rows=False)
-    raise PayloadError("outputs", "no outputs found: expected OIP v2 outputs, v1 predictions or Seldon data", "missing_outputs")
+    if "strData" in body:
+        return _seldon_text(body["strData"])
+    raise PayloadError("outputs", "no outputs found: expected OIP v2 outputs, v1 predictions or Seldon data (or strData)",
+                       "missing_outputs")
 
 
 def oip_request_id(body: Any) -> str | None:
