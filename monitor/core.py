@@ -325,6 +325,8 @@ class Monitor:
         #: False for ``output.kind: none``: a call's outputs are then not queued (see :meth:`observe`;
         #: the decorator reads it too, as it does a :class:`~monitor.forwarding.ForwardingMonitor`'s)
         self.reads_outputs = cfg.output.reads_outputs
+        #: ``output.kind``, as a ForwardingMonitor may be told it (the decorator reads either)
+        self.output_kind = cfg.output.kind
         self.live = live
         self.clock = clock
         self.closed = False

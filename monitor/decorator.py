@@ -291,15 +291,19 @@ def watch(
     # output.kind: none: what the function returns is not monitored, so not held in the queue (nor
     # counted against its bytes: a generator's token tensors, a detector's boxes); None is queued
     unread = not getattr(monitor, "reads_outputs", True)
-    if streaming and not (unread or getattr(getattr(getattr(monitor, "config", None), "output", None), "is_text", False)):
+    out_kind = getattr(monitor, "output_kind", None) or getattr(getattr(getattr(monitor, "config", None), "output", None),
+                                                            "kind", None)
+    if streaming and not (unread or out_kind == "text"):
         # its call returns a generator, recorded as the outputs: every row was refused as
         # non_numeric_output with a fix that did not apply, the latency was that of creating it,
         # and an exception raised while iterating was never counted
+        told = ("ForwardingMonitor(..., output_kind='text') (or 'none', for the inputs alone), as the sidecar's config says"
+                if getattr(monitor, "config", None) is None else "output.kind: text (or none, for the inputs alone)")
         raise TypeError(f"watch() records what {getattr(fn, '__qualname__', 'the function')} returns, and a generator "
                         "function returns a generator, whose outputs come later, as the caller iterates; scores do not "
                         "stream. Fix: decorate the function that returns a batch's outputs (the one the generator calls), "
                         "or record each batch with mon.observe(inputs, outputs); a streamed text answer (an LLM yielding "
-                        "tokens) is watched with output.kind: text (or none, for the inputs alone)")
+                        f"tokens) is watched with {told}")
     sampling = queue.sample_rate < 1.0
     skip_by_sampling = queue.skip_by_sampling
     simple = (get_client is None and get_request is None and get_segment is None and embedding is None and outputs is None

@@ -59,6 +59,7 @@ from monitor.events import (ERROR, FEEDBACK, PREDICTION, error_event, event_time
                             say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
+from monitor.schema import OUTPUT_KINDS
 
 log = logging.getLogger("monitor.forwarding")
 
@@ -202,6 +203,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _output_kind(kind: str | None, reads_outputs: bool) -> str | None:
+    """``ForwardingMonitor``'s ``output_kind`` checked: one of the config's kinds, and not a kind
+    whose outputs are read beside ``reads_outputs=False``; ``"none"`` when only that was said."""
+    if kind is None:
+        return None if reads_outputs else "none"
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"ForwardingMonitor(output_kind={kind!r}): not an output kind. Fix: the output.kind of the "
+                         f"model in the sidecar's config, one of {', '.join(OUTPUT_KINDS)}")
+    if not reads_outputs and kind != "none":
+        raise ValueError(f"ForwardingMonitor(output_kind={kind!r}, reads_outputs=False): kind {kind} reads the "
+                         "outputs. Fix: drop reads_outputs=False, or write output_kind='none'")
+    return kind
+
+
 class ForwardingMonitor:
     """A Monitor-like sink that forwards events to a local sidecar.
 
@@ -235,15 +250,24 @@ class ForwardingMonitor:
         generator's or an object detector's answers that JSON cannot write (result objects,
         tensors) lost the whole event as ``unserializable``, inputs included, and large answers
         filled the datagrams.
+    output_kind
+        The ``output.kind`` the sidecar's config declares for the model, when the decorator must
+        know it: ``"text"`` lets ``watch()`` take a generator function (a streamed answer,
+        recorded when its stream ends, its text chunks joined), which it refuses for scores;
+        ``"none"`` is ``reads_outputs=False``. None (the default) says nothing: the events are
+        sent as they are and the sidecar reads them by its config. Why: with no config of its
+        own, a forwarding worker's streaming LLM endpoint was refused at decoration, its fix
+        naming a config this monitor cannot have.
     """
 
     def __init__(self, model: str = "default", target: str = "unix:///run/monitor/forward.sock", *,
                  capacity: int = 100_000, batch_max: int = 500, flush_interval_s: float = 0.05,
                  max_datagram_bytes: int | None = None, sample_rate: float = 1.0, seed: int | None = None,
                  clock: Callable[[], float] = time.time, send_timeout_s: float = 0.25, start: bool = True,
-                 reads_outputs: bool = True) -> None:
+                 reads_outputs: bool = True, output_kind: str | None = None) -> None:
         self.model = model
-        self.reads_outputs = bool(reads_outputs)
+        self.output_kind = _output_kind(output_kind, reads_outputs)
+        self.reads_outputs = bool(reads_outputs) and self.output_kind != "none"
         self.target = target
         self.clock = clock
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
