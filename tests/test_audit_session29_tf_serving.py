@@ -91,6 +91,20 @@ def _tapped(sc, model: str = "iris", n: int = 1) -> list:
     return mon.queue.items
 
 
+def assert_two_rows_read(sc, rows: list[list[float]]) -> None:
+    """The one exchange tapped gave each row's scores (a setosa, a virginica), nothing refused,
+    counted as a ``v1`` route."""
+    (event,) = _tapped(sc)
+    assert [list(map(float, o)) for o in event[3]] == [_scores(r) for r in rows]
+    sc.monitor("iris").flush()
+    text = sc.metrics()
+    assert total(text, "monitor_intake_events_refused_total") == 0
+    assert total(text, "monitor_rows_rejected_total", model="iris") == 0
+    assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "setosa"}) == 1
+    assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "virginica"}) == 1
+    assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="v1", code="2xx") == 1
+
+
 @pytest.mark.parametrize("outputs", [("probabilities",), ESTIMATOR], ids=["one-output", "estimator"])
 @pytest.mark.parametrize("request_body", list(REQUESTS.values()), ids=list(REQUESTS))
 @pytest.mark.parametrize("engine", ["aiohttp", "process"])
@@ -102,15 +116,7 @@ def test_tf_serving_is_tapped_without_configuration(tmp_path, engine, request_bo
             r = http("POST", sc.url + "/v1/models/iris:predict", request_body)
             assert r.status == 200 and r.json() == http("POST", upstream.url + "/v1/models/iris:predict",
                                                         request_body).json()
-            (event,) = _tapped(sc)
-            assert [list(map(float, o)) for o in event[3]] == [_scores(ROW), _scores([6.7, 3.0, 5.2, 2.3])]
-            sc.monitor("iris").flush()
-            text = sc.metrics()
-            assert total(text, "monitor_intake_events_refused_total") == 0
-            assert total(text, "monitor_rows_rejected_total", model="iris") == 0
-            assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "setosa"}) == 1
-            assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "virginica"}) == 1
-            assert sample(text, "monitor_proxy_requests_total", model="_sidecar", route="v1", code="2xx") == 1
+            assert_two_rows_read(sc, [ROW, [6.7, 3.0, 5.2, 2.3]])
         finally:
             sc.close()
     finally:

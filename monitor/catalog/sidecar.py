@@ -39,7 +39,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "CloudEvents whose other half never came, by part (request, response) and reason (timeout, overflow, shutdown).",
                labels=("part", "reason"), concern="sidecar", max_series=20),
     MetricSpec("monitor_proxy_requests", COUNTER,
-               "Requests forwarded by the reverse proxy, by route kind (oip_v2; v1: KServe v1 and TF Serving predict; predict: a "
+               "Requests forwarded by the reverse proxy, by route kind (oip_v2; v1: KServe v1 and TF Serving predict, classify and regress; predict: a "
                "configured route; other; error: answered 502/504 by the "
                "proxy itself, see monitor_proxy_upstream_errors_total) and status class (2xx...).",
                labels=("route", "code"), concern="sidecar", max_series=30),

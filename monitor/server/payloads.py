@@ -27,7 +27,7 @@ from monitor.events import json_kind
 from monitor.server.jsonbody import digit_map, loads
 
 __all__ = ["PayloadError", "classification_labels", "classification_outputs", "classification_scores", "dotted",
-           "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads", "OUTPUT_NAMES", "oip_request_id",
+           "decode_inputs", "decode_outputs", "decode_seldon_feedback", "loads", "named_rows", "OUTPUT_NAMES", "oip_request_id",
            "unsafe_json", "UNSAFE_JSON_MESSAGES"]
 
 _OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
@@ -367,7 +367,7 @@ def _has_binary(rows: Any) -> bool:
     return isinstance(first, dict) and ("b64" in first or any(isinstance(v, dict) and "b64" in v for v in first.values()))
 
 
-def _named_rows(rows: Any) -> Any:
+def named_rows(rows: Any) -> Any:
     """``instances`` as rows; TF Serving's rows of named inputs of which some is a vector
     (``[{"x": [5.1, 3.5, 1.4, 0.2]}]``) read as :func:`_named_inputs` reads their columns. Rows of
     scalar values stay rows by feature name, as the worker reads them; binary values
@@ -434,7 +434,7 @@ def decode_inputs(body: Any, path: str | None = None, *, one_feature: bool = Fal
             return _oip_inputs(value, one_feature)
         return _named_inputs(value, "inputs") if isinstance(value, dict) and value else value
     if "instances" in body:
-        return _named_rows(body["instances"])
+        return named_rows(body["instances"])
     if "data" in body:
         return _seldon_data(body["data"], "data")
     if "strData" in body:

@@ -7,7 +7,8 @@ Compressed bodies stay compressed (the client session never decompresses).
 
 Inference routes are tapped: Open Inference Protocol v2 (``/v2/models/{name}[/versions/{v}]/infer``,
 as KServe, Triton and MLServer speak it), KServe's v1 protocol and TF Serving's REST predict
-(``/v1/models/{name}[/versions/{v}|/labels/{l}]:predict``) and the configured plain JSON predict
+(``/v1/models/{name}[/versions/{v}|/labels/{l}]:predict``), TF Serving's classify and regress on the
+same paths (:mod:`monitor.server.tfexamples`) and the configured plain JSON predict
 routes, which take precedence on the same path. The tap
 runs after the response has been handed to the client's connection, so the client never waits
 for the monitor; its failures are counted (``monitor_intake_events_refused_total{endpoint="proxy"}``),
@@ -137,6 +138,12 @@ class _Tap:
 #: model was forwarded untapped.
 V1_PATHS = ("/v1/models/{model}:predict", "/v1/models/{model}/versions/{version}:predict",
             "/v1/models/{model}/labels/{label}:predict")
+#: TF Serving's Classify and Regress APIs (:mod:`monitor.server.tfexamples`) on the same paths,
+#: tapped as kinds of their own, counted as ``route="v1"`` as its predict is.
+TF_VERBS = {"classify": "v1_classify", "regress": "v1_regress"}
+
+
+_TF_KINDS = frozenset(TF_VERBS.values())
 
 
 def _forward_headers(headers: Any, drop_host: bool) -> CIMultiDict[str]:
@@ -183,7 +190,9 @@ def _status_class(status: int) -> str:
 def request_labels(tap: "_Tap | None", status: int) -> tuple[str, str]:
     """The labels of ``monitor_proxy_requests`` for an answered request: its route kind
     (``other`` for a route forwarded untapped) and status class, on every engine."""
-    return (tap.kind if tap is not None else "other", _status_class(status))
+    if tap is None:
+        return ("other", _status_class(status))
+    return ("v1" if tap.kind in _TF_KINDS else tap.kind, _status_class(status))
 
 
 def _answered(reason: str) -> str:
@@ -295,6 +304,9 @@ class Proxy:
         v1 = _Tap("v1", None)
         for path, name in zip(V1_PATHS, ("proxy_v1", "proxy_v1_version", "proxy_v1_label")):
             self._add(app, "POST", path, v1, name)  # after the configured routes: one on the same path wins
+            for verb, kind in TF_VERBS.items():
+                self._add(app, "POST", path.replace(":predict", f":{verb}"), _Tap(kind, None),
+                          name.replace("proxy_v1", f"proxy_v1_{verb}"))
         self._add(app, "*", "/{tail:.*}", None, "proxy")
 
     def _add(self, app: web.Application, method: str, path: str, tap: _Tap | None, name: str) -> None:
@@ -644,6 +656,13 @@ class Proxy:
             outputs = None if unread else decode_outputs(resp_obj, output_name=self.settings.oip_output,
                                                          kind=mon.config.output.kind)
             rid = header_request_id  # neither KServe v1 nor TF Serving has an id in the body
+        elif tap.kind in _TF_KINDS:
+            from monitor.server.tfexamples import decode_examples, decode_results
+
+            inputs = decode_examples(req_obj)
+            out = mon.config.output
+            outputs = None if unread else decode_results(resp_obj, tap.kind[3:], out.kind, out.classes)
+            rid = header_request_id
         else:
             route = tap.route
             assert route is not None
