@@ -10,7 +10,12 @@ Every row's output vector (class probabilities or regression value), rounded to
 direct-mapped table of ``table_size`` slots remembers, for each recent distinct output (up to
 collisions, where the newer output evicts the older), the input that last produced it and when
 (row position). A row counts as a *repeat* when the same output was given within the previous
-``horizon_rows`` rows to a different input. Memory is ``3 * table_size`` integers plus the
+``horizon_rows`` rows to a different input, unless the output is saturated (at least two
+columns, every one rounding to 0 or 1: :func:`saturated_rows`): a softmax pushed far from its
+reference (a shifted input, an over-confident model) gives ``[1, 0, 0]`` to thousands of
+different inputs honestly, so its repeats say nothing of a cache, and paged ModelOutputsRepeated
+beside the drift and calibration alerts of the same cause (a canned one-class answer is
+ModelOutputCollapse's). Memory is ``3 * table_size`` integers plus the
 window, whatever the stream length.
 
 Over a sliding event-time window the detector exports the share of repeats (at least
@@ -49,7 +54,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["OutputRepeatDetector", "output_fingerprints", "input_fingerprints", "RepeatTable"]
+__all__ = ["OutputRepeatDetector", "output_fingerprints", "input_fingerprints", "saturated_rows", "RepeatTable"]
 
 _ROWS, _REPEATS = 0, 1
 _EMPTY = np.uint64(0)
@@ -167,6 +172,18 @@ def output_fingerprints(scores: np.ndarray, decimals: int = 6) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     return _finish(_float_sums(x, _multipliers(x.shape[1]), 10.0**decimals), 0x5EED0)
+
+
+def saturated_rows(scores: np.ndarray, decimals: int = 6) -> np.ndarray:
+    """Rows (bool ``(n,)``) of at least two columns whose every value rounds, to ``10**-decimals``,
+    to 0 or 1: the answers a saturated model gives any input of a region, not repeats of one
+    answer. A single column (a regression value) is never saturated."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        return np.zeros(x.shape[0] if x.ndim else 0, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        r = np.round(x, decimals)
+        return ((r == 0.0) | (r == 1.0)).all(axis=1)
 
 
 def input_fingerprints(numeric: np.ndarray | None, categorical: np.ndarray | None = None) -> np.ndarray:
@@ -382,7 +399,8 @@ class OutputRepeatDetector(RefreshingDetector):
         in_fp = input_fingerprints(reference.numeric, reference.categorical)
         table = RepeatTable(self.table_size, self.horizon_rows)
         table.repeats(out_fp, in_fp)
-        return float(table.repeats(out_fp, in_fp).mean())
+        rep = table.repeats(out_fp, in_fp) & ~saturated_rows(reference.scores, self.decimals)  # type: ignore[arg-type]
+        return float(rep.mean())
 
     @classmethod
     def from_config(cls, reference: "Reference | None" = None, context: "DetectorContext | None" = None, **params: Any) -> "OutputRepeatDetector":
@@ -398,6 +416,7 @@ class OutputRepeatDetector(RefreshingDetector):
         if scores is None or scores.shape[0] == 0:
             return  # label-only outputs repeat by nature; nothing to fingerprint
         rep = self._table.repeats(output_fingerprints(scores, self.decimals), input_fingerprints(batch.numeric, batch.categorical))
+        rep &= ~saturated_rows(scores, self.decimals)
         self._refresh.add(len(rep))
         accumulate(self._window, batch.ts, [(_ROWS, 1.0), (_REPEATS, rep.astype(np.float64))])
 
