@@ -42,3 +42,21 @@ def test_saturated_probabilities_of_different_inputs_are_not_repeated_answers() 
     answers[::2] = [0.7, 0.2, 0.1]  # a fallback answer given to half of the inputs
     canned.update(Batch.from_arrays(x, answers, ts=np.zeros(len(x))))
     assert canned.repeat_ratio is not None and canned.repeat_ratio - canned.reference_ratio > 0.4
+
+
+def test_confidence_drift_page_says_what_to_do_when_the_inputs_did_not_move() -> None:
+    # The "overconf" and "collapse" streams kept their inputs (no ModelInputDrift, no data-quality
+    # alert) and paged ModelConfidenceDrift, whose page said "the inputs probably moved away from
+    # what the model knows" and whose runbook sent on-call to the input-drift dashboard only: a
+    # dead end for a model that changed. Both now name that case and where to look.
+    import yaml
+
+    from monitor import runbooks
+    from tests.conftest import REPO_ROOT
+
+    rules = yaml.safe_load((REPO_ROOT / "rules" / "confidence.yml").read_text())["groups"][0]["rules"]
+    description = next(r for r in rules if r.get("alert") == "ModelConfidenceDrift")["annotations"]["description"]
+    steps = runbooks.RUNBOOKS["ModelConfidenceDrift"]
+    for text in (description, steps):
+        assert "the model itself changed" in text, text
+    assert "ModelInputDrift" in steps and "deploy" in steps

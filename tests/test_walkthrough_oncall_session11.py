@@ -271,12 +271,12 @@ def test_confidence_drift_summaries_name_the_score(tmp_path: Path) -> None:
                   - exp_labels: {severity: warning, model: m, score: confidence}
                     exp_annotations:
                       summary: "Model m: the distribution of its confidence changed"
-                      description: "The distribution of the model's confidence over the window differs from the reference (Kolmogorov-Smirnov distance 0.30, p < 0.001): the inputs probably moved away from what the model knows."
+                      description: "The distribution of the model's confidence over the window differs from the reference (Kolmogorov-Smirnov distance 0.30, p < 0.001): the inputs moved away from what the model knows, or, with no input-drift alert, the model itself changed."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
                   - exp_labels: {severity: warning, model: m, score: entropy}
                     exp_annotations:
                       summary: "Model m: the distribution of its entropy changed"
-                      description: "The distribution of the model's entropy over the window differs from the reference (Kolmogorov-Smirnov distance 0.39, p < 0.001): the inputs probably moved away from what the model knows."
+                      description: "The distribution of the model's entropy over the window differs from the reference (Kolmogorov-Smirnov distance 0.39, p < 0.001): the inputs moved away from what the model knows, or, with no input-drift alert, the model itself changed."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
     """)
 
