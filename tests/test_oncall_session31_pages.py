@@ -60,3 +60,26 @@ def test_confidence_drift_page_says_what_to_do_when_the_inputs_did_not_move() ->
     for text in (description, steps):
         assert "the model itself changed" in text, text
     assert "ModelInputDrift" in steps and "deploy" in steps
+
+
+def test_benign_clients_are_not_flagged_as_a_population_wide_shift_ends() -> None:
+    # The sidecar's "shift" stream: every client's x0 read x3 + 2 for six minutes, then as before.
+    # The population's OOD rate followed the shift back within a minute, but each client's window
+    # (its last 1,000 queries) still held its shifted queries, now judged against the reference's
+    # 1%: all 30 benign clients were flagged "ood" after the stream healed, and
+    # ModelProbingManySuspiciousClients (critical) paged. Here: 30 clients at 0.5 queries/s, x0
+    # shifted from minute 20 to 35 (the session-11 stream with a shift instead of a squeeze).
+    from tests import test_probing_drift_robust_session11 as s11
+
+    x, clients, ts = s11.population(seed=2, clients=30)
+    x = s11.natural(np.random.default_rng(102), len(ts))
+    during = (ts >= s11.DRIFT_START) & (ts < s11.DRIFT_END)
+    x[during, 0] = s11.MEAN[0] + 3.0 * (x[during, 0] - s11.MEAN[0]) + 4.0
+    det, transitions, any_series = s11.replay(x, clients, ts)
+    after = [n for now, n in zip(np.arange(15.0, s11.END + 15.0, 15.0), any_series) if now > s11.DRIFT_END + 60.0]
+    assert max(after) <= 3, max(after)
+    assert not [t for t in transitions if t.alertname == "ModelProbingManySuspiciousClients" and t.to_state == "firing"]
+    # the held rates are part of the state: a restored detector keeps judging as before
+    restored = s11.ProbingDetector(s11.reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
+    restored.load_state_dict(det.state_dict())
+    assert np.array_equal(restored._held_until, det._held_until)

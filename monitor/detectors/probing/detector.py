@@ -486,6 +486,12 @@ class ProbingDetector(Detector):
         self._flagged_ts = np.full(mc, np.nan)
         self._campaign = np.full(mc, -1, dtype=np.int64)
         self._campaign_hits = np.zeros(mc, dtype=np.int64)
+        #: the highest null rates a client's queries were judged at while the population raised
+        #: them, and the query number until which its window may still hold such queries
+        #: (see :meth:`_held_crit`; 0: none held)
+        self._held_null = np.full((mc, len(SIGNALS)), np.nan)
+        self._held_until = np.zeros(mc, dtype=np.int64)
+        self._held_crits: dict[bytes, np.ndarray] = {}
         self._suspicious: set[int] = set()
         self._evicted_verdicts: deque[ClientVerdict] = deque(maxlen=max(self.top_k, 100))
         self._campaigns = CampaignIndex(self.campaign_window, self._sketcher.dim, self._near, self.campaign_min_queries,
@@ -557,7 +563,7 @@ class ProbingDetector(Detector):
         pending_row = 8 + 8 + 4 * self._sketcher.dim + 4 + 4 + 2 + 1 + 4 * self._n_fps
         per_client = (self.history * self.bytes_per_query + 4 * self.prada_window
                       + 2 * (self.flush_rows + 1) * pending_row  # the shared pending buffer doubles up to its bound
-                      + 8 * (8 + 3 * len(SIGNALS) + 5)  # per-slot scalars
+                      + 8 * (9 + 4 * len(SIGNALS) + 5)  # per-slot scalars (and the rates held, _held_crit)
                       + _OBJECT_BYTES_PER_CLIENT)
         pop = 0 if self._pop is None else self._pop.nbytes
         if self._pop is not None:  # samples waiting for their period to close: at most 2 x size in each of 3 periods
@@ -569,7 +575,7 @@ class ProbingDetector(Detector):
         """Array memory held now (rings, pending buffers, per-slot arrays, campaign and population rings)."""
         rings = self._ring_bytes  # kept incrementally: summing 10,000 rings at every export cost ~6 ms
         pend = self._pending.nbytes
-        slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS)
+        slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS) + self._held_null.nbytes + self._held_until.nbytes
         pop = 0 if self._pop is None else self._pop.nbytes
         return int(rings + pend + slots + self._campaigns.nbytes + pop + self.population_waiting_bytes)
 
@@ -811,6 +817,8 @@ class ProbingDetector(Detector):
         self._flagged_ts[slot] = np.nan
         self._campaign[slot] = -1
         self._campaign_hits[slot] = 0
+        self._held_null[slot] = np.nan
+        self._held_until[slot] = 0
         self._suspicious.discard(slot)
 
     def _evict(self, slot: int, serial: int, name: str) -> None:
@@ -864,7 +872,8 @@ class ProbingDetector(Detector):
         if m == 0:
             return
         period = float(rows.period[0])
-        scale, _, crit = self._stats_for(period)
+        scale, null, crit = self._stats_for(period)
+        crit = self._held_crit(slot, int(self._queries[slot]), m, null, crit)
         ring = self._rings[slot]
         if ring is None:
             ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
@@ -1043,6 +1052,37 @@ class ProbingDetector(Detector):
             for start in range(0, fps.shape[0], 256):
                 close[start:start + 256] += (shared_counts(fps[start:start + 256], ring.fps[:f]) >= t).sum(axis=1)
         return close
+
+    def _held_crit(self, slot: int, q0: int, m: int, null: np.ndarray, crit: np.ndarray) -> np.ndarray:
+        """Critical counts for a client's next ``m`` queries (after its ``q0`` first): those of
+        their period, or stricter ones while the client's window may still hold queries judged
+        when the population's rates were higher.
+
+        Why: the population's rates follow a drift's end within a ring of sampled queries, while a
+        client's window holds its last ``history`` queries, for hours at a query a few seconds.
+        Judged against the reference's rates again, the drifted queries still in every window
+        flagged every benign client (30 of 30 in the on-call study, session 31, after an input
+        shift ended: ModelProbingManySuspiciousClients, critical, for as long as the windows took
+        to forget). A rate raised for a client's queries is held until ``history`` queries later.
+        """
+        held_until = int(self._held_until[slot])
+        pop = list(_POP_SIGNALS)
+        if (null[pop] > self._null_ref[pop]).any():
+            held = self._held_null[slot] if held_until > q0 else null
+            self._held_null[slot] = np.fmax(held, null)
+            self._held_until[slot] = q0 + m + self.history
+        elif held_until <= q0:
+            return crit
+        floor = self._held_null[slot]
+        if not (floor > null).any():
+            return crit
+        key = np.fmax(floor, null).tobytes()
+        table = self._held_crits.get(key)
+        if table is None:
+            if len(self._held_crits) >= 64:  # distinct rates are few (a null moves in steps of 10%)
+                self._held_crits.clear()
+            table = self._held_crits[key] = self._crit_for(np.fmax(floor, null))
+        return np.maximum(crit, table)
 
     def _test(self, slot: int, run: np.ndarray, window: np.ndarray, ts: np.ndarray, qn: np.ndarray,
               crit_table: np.ndarray) -> None:
@@ -1270,6 +1310,7 @@ class ProbingDetector(Detector):
                 "no_embedding": self._no_embedding,
                 "ood_window": self._ood_window.state_dict(),
                 "clock": float(self._clock) if np.isfinite(self._clock) else None,
+                "held_null": self._held_null.copy(), "held_until": self._held_until.copy(),
                 "population": None if self._pop is None else self._pop.state_dict(),
                 **self._population_periods_state(),
             }
@@ -1345,6 +1386,13 @@ class ProbingDetector(Detector):
             self._no_embedding = int(state.get("no_embedding", 0))  # states before it was counted
             self._ood_window.load_state_dict(state["ood_window"])
             self._clock = -np.inf if state.get("clock") is None else float(state["clock"])
+            if state.get("held_null") is not None:  # states saved before it hold no raised rates
+                held_null = np.asarray(state["held_null"], dtype=np.float64)
+                held_until = np.asarray(state["held_until"], dtype=np.int64)
+                if held_null.shape != self._held_null.shape or held_until.shape != self._held_until.shape:
+                    raise ValueError(f"probing state field 'held_null' has shape {held_null.shape}, expected "
+                                     f"{self._held_null.shape} (same max_clients)")
+                self._held_null, self._held_until = held_null.copy(), held_until.copy()
             # version 1 had no population ring: it starts empty (scale 1, the reference's thresholds)
             if self._pop is not None and state.get("population") is not None:
                 self._pop.load_state_dict(state["population"])
