@@ -83,3 +83,32 @@ def test_benign_clients_are_not_flagged_as_a_population_wide_shift_ends() -> Non
     restored = s11.ProbingDetector(s11.reference(), client_id_salt="drift", raw_client_ids=True, seed=0)
     restored.load_state_dict(det.state_dict())
     assert np.array_equal(restored._held_until, det._held_until)
+
+
+def test_a_prober_that_stopped_a_window_ago_no_longer_pages_and_is_still_listed() -> None:
+    # The sidecar's "probe" stream: two attackers (near-duplicate boundary queries, random scraping)
+    # were flagged at once, then stopped; their ModelProbingSuspiciousClient pages kept firing with
+    # the healed stream (evidence is counted in queries, and they sent none), so the runbook's
+    # "rate-limit or block the account" could never resolve them. A client silent for the
+    # detector's window now leaves the per-client series and the counts; the clients API keeps it.
+    from monitor.store import MetricStore
+    from tests import test_probing_drift_robust_session11 as s11
+
+    rng = np.random.default_rng(3)
+    det = s11.ProbingDetector(s11.reference(), client_id_salt="s31", raw_client_ids=True, seed=0, window_s=600.0)
+    base = s11.natural(rng, 1)[0]
+    store = MetricStore("m")
+    for t in range(0, 1800, 10):
+        x = s11.natural(rng, 10)
+        clients = [f"user-{i}" for i in range(10)]
+        if t < 300:
+            x = np.vstack([x, base + rng.normal(0.0, 0.01, size=(10, s11.D))])
+            clients += ["mallory"] * 10
+        det.update(Batch.from_arrays(x, s11.scores(x), ts=np.full(len(x), float(t)), client=np.array(clients, dtype=object)))
+        det.advance(float(t) + 9.0)
+        det.export(store)
+        if t == 290:
+            assert store.value("monitor_probing_client_evidence_queries", ("mallory", "near_duplicates")) > 0
+    assert store.value("monitor_probing_client_evidence_queries", ("mallory", "near_duplicates")) is None
+    assert store.value("monitor_probing_suspicious_clients", ("any",)) == 0
+    assert "mallory" in [v.client for v in det.suspicious_clients()]

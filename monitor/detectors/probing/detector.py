@@ -1231,10 +1231,25 @@ class ProbingDetector(Detector):
         (at most ``flush_rows`` per client, ``max_delay_s`` of event time) are not yet counted.
         """
         with self._lock:
-            live = [self._verdict(s) for s in self._suspicious]
-            live.sort(key=lambda v: (-len(v.signals), -max(e.evidence_queries for e in v.signals)))
-            out = live + list(reversed(self._evicted_verdicts))
+            out = self._ranked(self._suspicious) + list(reversed(self._evicted_verdicts))
             return out[: max(0, int(limit))]
+
+    def _ranked(self, slots: "set[int] | list[int]") -> list[ClientVerdict]:
+        """The verdicts of these clients, most signals then most evidence first."""
+        live = [self._verdict(s) for s in slots]
+        live.sort(key=lambda v: (-len(v.signals), -max(e.evidence_queries for e in v.signals)))
+        return live
+
+    def _paging(self) -> list[int]:
+        """The suspicious clients that sent a query within the window: what the metrics show.
+
+        Why: evidence is counted in queries, so a prober that stopped (blocked, as the runbook
+        advises, or done) kept its verdict, and its page fired for as long as it stayed in the
+        client table, whatever on-call did. Silent for ``window_s``, it leaves the series (its alert
+        resolves, as an evicted client's does); the clients API still lists it, and a query from
+        it pages again."""
+        quiet = self._clock - self.window_s
+        return [s for s in self._suspicious if not self._last_ts[s] < quiet]
 
     def verdict(self, client: Any) -> ClientVerdict | None:
         """The current verdict of one client by its raw id (None when not tracked)."""
@@ -1264,15 +1279,14 @@ class ProbingDetector(Detector):
             for name, total in zip(_FLAG_NAMES, self._flag_totals.tolist()):
                 if name != "near_pair":
                     out.set("monitor_probing_query_flags", float(total), (name,))
-            active = self._since_q[list(self._suspicious)] > 0 if self._suspicious else np.zeros((0, len(SIGNALS)), dtype=bool)
+            paging = self._paging()
+            active = self._since_q[paging] > 0 if paging else np.zeros((0, len(SIGNALS)), dtype=bool)
             for s, name in enumerate(SIGNALS):
                 out.set("monitor_probing_suspicious_clients", float(active[:, s].sum()), (name,))
-            out.set("monitor_probing_suspicious_clients", float(len(self._suspicious)), ("any",))
+            out.set("monitor_probing_suspicious_clients", float(len(paging)), ("any",))
             out.clear("monitor_probing_client_evidence_queries")
             if self.top_k:
-                for v in self.suspicious_clients(self.top_k):
-                    if v.evicted:
-                        continue
+                for v in self._ranked(paging)[: self.top_k]:
                     # the signal that raised the flag first (among those still raised), not the
                     # strongest: the label is the alert's identity, and a client whose strongest
                     # signal changed (ood, then near_duplicates) resolved its alert and paged anew
