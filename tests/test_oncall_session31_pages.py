@@ -112,3 +112,45 @@ def test_a_prober_that_stopped_a_window_ago_no_longer_pages_and_is_still_listed(
     assert store.value("monitor_probing_client_evidence_queries", ("mallory", "near_duplicates")) is None
     assert store.value("monitor_probing_suspicious_clients", ("any",)) == 0
     assert "mallory" in [v.client for v in det.suspicious_clients()]
+
+
+def test_error_rate_back_at_the_reference_after_an_easy_window_does_not_page(tmp_path) -> None:
+    # The sidecar's "shift" stream: while x0 was shifted the model's job was easier (9% errors
+    # against 22% on the reference); once the stream healed, ModelErrorRateRose paged "makes more
+    # errors than in the window before" (20% against 9%) for a model doing as well as it was
+    # validated to. A window at least as accurate as the reference no longer pages; a model worse
+    # than before and than its reference ("worse"), or one without reference labels ("noref"), does.
+    from tests.test_oncall_session7 import _run_unit_test
+
+    series = []
+    for model, now, ref in (("back", 0.80, 0.783), ("worse", 0.70, 0.783), ("noref", 0.80, None)):
+        series += [f"""
+              - series: 'monitor_accuracy_ratio{{model="{model}"}}'
+                values: '{now}x30'
+              - series: 'monitor_accuracy_previous_window_ratio{{model="{model}"}}'
+                values: '0.91x30'
+              - series: 'monitor_labels_in_window{{model="{model}"}}'
+                values: '1000x30'
+              - series: 'monitor_labels_in_previous_window{{model="{model}"}}'
+                values: '1000x30'"""]
+        if ref is not None:
+            series += [f"""
+              - series: 'monitor_reference_accuracy_ratio{{model="{model}"}}'
+                values: '{ref}x30'"""]
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelerrorraterose"
+    expected = []
+    for model, rate in (("worse", "30%"), ("noref", "20%")):
+        expected.append(f"""
+                  - exp_labels: {{severity: warning, model: {model}}}
+                    exp_annotations:
+                      summary: "Model {model} makes more errors than in the window before"
+                      description: "The error rate on the labelled predictions of the window is {rate}, against 9% in the window just before: up by half or more, significant at z > 4. Window: 1000 labels."
+                      runbook_url: "{url}\"""")
+    _run_unit_test(tmp_path, "confidence.yml", """
+        tests:
+          - interval: 1m
+            input_series:""" + "".join(series) + """
+            alert_rule_test:
+              - eval_time: 25m
+                alertname: ModelErrorRateRose
+                exp_alerts:""" + "".join(expected) + "\n")
