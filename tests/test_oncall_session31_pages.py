@@ -154,3 +154,35 @@ def test_error_rate_back_at_the_reference_after_an_easy_window_does_not_page(tmp
               - eval_time: 25m
                 alertname: ModelErrorRateRose
                 exp_alerts:""" + "".join(expected) + "\n")
+
+
+def test_multivariate_drift_summary_says_what_changed_with_the_number(tmp_path) -> None:
+    # The sidecar's "shift" stream paged "Multivariate drift on model shift (pca_drift)" and no
+    # more, while the detector exported what moved (monitor_drift_top_feature: reconstruction_error
+    # scaled x2.7 since 18:43:56), which ModelInputDrift's and ModelOutputDrift's summaries read.
+    import io
+    import json
+
+    import yaml
+
+    from monitor.rules.unittest import run_unit_tests
+    from tests.conftest import REPO_ROOT
+
+    rules_file = REPO_ROOT / "rules" / "drift.yml"
+    rule = next(r for r in yaml.safe_load(rules_file.read_text())["groups"][0]["rules"] if r.get("alert") == "ModelMultivariateDrift")
+    top = ('monitor_drift_top_feature{model="m",detector="pca_drift",feature="reconstruction_error",rank="1",'
+           'change="scaled x2.7",since="2026-12-05T18:43:56Z"}')
+    doc = {"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+           "tests": [{"interval": "1m",
+                      "input_series": [{"series": 'monitor_drift_detected{model="m",detector="pca_drift"}', "values": "1x5"},
+                                       {"series": top, "values": "2.1x5"}],
+                      "alert_rule_test": [{"eval_time": "2m", "alertname": "ModelMultivariateDrift", "exp_alerts": [
+                          {"exp_labels": {"severity": "warning", "model": "m", "detector": "pca_drift"},
+                           "exp_annotations": {
+                               "summary": "Multivariate drift on model m (pca_drift): reconstruction_error scaled x2.7 since 2026-12-05T18:43:56Z",
+                               "description": " ".join(rule["annotations"]["description"].split()),
+                               "runbook_url": rule["annotations"]["runbook_url"]}}]}]}]}
+    path = tmp_path / "multivariate_summary_test.yml"
+    path.write_text(json.dumps(doc))
+    out, err = io.StringIO(), io.StringIO()
+    assert run_unit_tests([str(path)], stdout=out, stderr=err) == 0, out.getvalue() + err.getvalue()
