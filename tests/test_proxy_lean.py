@@ -460,6 +460,25 @@ def test_an_upgrade_request_is_forwarded_without_upgrading_and_the_connection_cl
         assert headers["connection"] == "close" and w.closed()
 
 
+@pytest.mark.parametrize("request_line", [b"GET /healthz HTTP/1.1\r\n", b"POST /v2/models/iris/infer HTTP/1.1\r\nContent-Length: 2\r\n"])
+def test_an_http11_request_without_host_is_answered_400_counted_and_not_logged_as_an_error(lean, caplog, request_line):
+    """HTTP/1.1 requires Host; aiohttp answered such a request for the sidecar's own routes 400,
+    with a traceback logged at ERROR for each one (a broken client filled the agent's log). The
+    lean engine answers it 400 itself, for every route as aiohttp does, counted as its other
+    refusals are."""
+    caplog.clear()
+    before = sample(lean.metrics(), "monitor_proxy_requests_total", model="_sidecar", route="error", code="4xx") or 0
+    with Wire(lean.url) as w:
+        w.send(request_line + b"\r\n" + (b"{}" if request_line.startswith(b"POST") else b""))
+        status, _, body = w.response()
+        assert status == 400 and b"Host" in body and w.closed()
+    assert sample(lean.metrics(), "monitor_proxy_requests_total", model="_sidecar", route="error", code="4xx") == before + 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    with Wire(lean.url) as w:  # with it, the same request is served
+        w.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert w.response()[0] == 200
+
+
 _PIECES = [b"POST /v2/models/iris/infer HTTP/1.1\r\n", b"GET /healthz HTTP/1.1\r\n", b"GET /echo/x HTTP/1.0\r\n", b"Host: x\r\n",
            b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n", b"Connection: close\r\n", b"Expect: 100-continue\r\n",
            b"\r\n", b"5\r\nhello\r\n", b"0\r\n\r\n", b"hello", b'{"inputs": []}', b"\x00\xff", b"GET / HTTP/9.9\r\n"]

@@ -752,13 +752,20 @@ class _Client(asyncio.Protocol):
         if self.ignore:
             return
         parser = self.parser
+        version = parser.get_http_version()
+        if version == "1.1" and _find(self.headers, b"host") is None:
+            # HTTP/1.1 requires it, and aiohttp (both engines' server) answers 400: here, as llhttp's
+            # refusals are, counted and without the traceback aiohttp logs at ERROR per request
+            self.lean.sink.count("monitor_proxy_requests", ("error", "4xx"))
+            self.bad(400, b"Bad Request: missing Host header")
+            return
         method = parser.get_method()
         target = b"".join(self.url)
         route = self.lean.routes.resolve(method, target)
         if route.local or self.bridge is not None:
-            self._to_bridge(method, target, parser.get_http_version(), route.name if route.local else None)
+            self._to_bridge(method, target, version, route.name if route.local else None)
             return
-        ex = _Exchange(self, method, target, parser.get_http_version(), self.headers, parser.should_keep_alive(), route)
+        ex = _Exchange(self, method, target, version, self.headers, parser.should_keep_alive(), route)
         self.cur = ex
         self.queue.append(ex)
 
