@@ -24,7 +24,8 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("endpoint",), concern="sidecar", max_series=20),
     MetricSpec("monitor_intake_events_refused", COUNTER,
                "Events or payloads the sidecar refused (answered 4xx/5xx or ignored), by endpoint and reason "
-               "(bad_json, too_large, queue_full, unauthorized, unknown_model, a field's reason...).",
+               "(bad_json, too_large, queue_full, unauthorized, unknown_model, a field's reason...); endpoint http, reason "
+               "malformed_request: a request that is not valid HTTP/1.1 (no Host, a broken header line), answered 400 before any route.",
                labels=("endpoint", "reason"), concern="sidecar", max_series=300),
     MetricSpec("monitor_http_request_duration_seconds", HISTOGRAM,
                "Time the sidecar spent answering an HTTP request, by handler and status code.",

@@ -44,6 +44,7 @@ from monitor.config import AgentConfig
 from monitor.server.auth import TokenAuth
 from monitor.server.cloudevents import CloudEventsIntake, handle_cloudevent
 from monitor.server.errors import CLIENT_TIMEOUT, IntakeError, answer_and_close, endpoint_of, error_response
+from monitor.server.httplog import MalformedRequestLog
 from monitor.server.intake import handle_events, handle_feedback
 from monitor.server.lifecycle import Checkpointer, housekeeping, shutdown
 from monitor.server.settings import SidecarSettings, settings_from
@@ -346,7 +347,7 @@ def create_app(sidecar: Sidecar, *, proxy_on_this_app: bool | None = None, load_
     the proxy's routes are added behind the sidecar's own (which take precedence)."""
     settings: SidecarSettings = sidecar.settings
     app = web.Application(middlewares=[_middleware], client_max_size=settings.max_body_bytes + 1,
-                          handler_args=_HANDLER_ARGS)
+                          handler_args={**_HANDLER_ARGS, "logger": MalformedRequestLog(sidecar)})
     app[K.SIDECAR] = sidecar
     app[K.WRITE_AUTH] = TokenAuth(settings.write_tokens, "the write tokens (server.write_token_file / write_token_env)")
     app[K.READ_AUTH] = TokenAuth(settings.metrics_tokens, "the metrics tokens (server.metrics_token_file / metrics_token_env; "
@@ -422,7 +423,7 @@ def create_proxy_app(sidecar: Sidecar) -> web.Application:
     from monitor.server.proxy import Proxy
 
     app = web.Application(middlewares=[_middleware], client_max_size=sidecar.settings.max_body_bytes + 1,
-                          handler_args=_HANDLER_ARGS)
+                          handler_args={**_HANDLER_ARGS, "logger": MalformedRequestLog(sidecar)})
     app[K.SIDECAR] = sidecar
     proxy = Proxy(sidecar, sidecar.settings.proxy)
     proxy.add_routes(app)

@@ -35,7 +35,7 @@ log = logging.getLogger("monitor.server")
 
 #: how the log line of a refusal starts, by endpoint (:meth:`Sidecar.count_refused`)
 _REFUSED_SUBJECT = {"proxy": "proxy: exchange not monitored", "cloudevents": "CloudEvent refused",
-                    "forward": "forwarded events refused"}
+                    "forward": "forwarded events refused", "http": "malformed HTTP request refused"}
 
 MonitorFactory = Callable[[MonitorConfig], "Monitor"]
 
