@@ -10,10 +10,12 @@ forwarded unmonitored, nothing counted.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aiohttp import web
 
-from tests.sidecar_support import AppServer, http, sample, total, wait_until
+from tests.sidecar_support import AppServer, http, quiet_factory, sample, start_sidecar, total, wait_until
 from tests.test_audit_session29_tf_serving import CLASSES, IRIS, ROW, _scores, _tapped, assert_two_rows_read
 from tests.test_proxy import start_proxying
 
@@ -134,3 +136,35 @@ def test_requests_without_examples_are_refused_naming_the_field() -> None:
         with pytest.raises(PayloadError) as err:
             decode_examples(body)
         assert err.value.field == field, err.value
+
+
+def _logged(sc, model: str, ce_id: str, request_body: dict, response_body: dict) -> None:
+    """One exchange as KServe's inference logger sends it: two binary-mode CloudEvents, without
+    the request's path (so without its ``:classify`` or ``:regress``)."""
+    for part, data in (("request", request_body), ("response", response_body)):
+        headers = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Source": "http://localhost:9081/",
+                   "Ce-Type": f"org.kubeflow.serving.inference.{part}", "Ce-Id": ce_id,
+                   "Ce-Inferenceservicename": model}
+        r = http("POST", sc.url + "/v1/cloudevents", json.dumps(data), headers)
+        assert r.status == 202, r.body
+
+
+def test_kserve_logger_events_of_classify_and_regress_are_read_as_the_proxy_reads_them(tmp_path, upstream) -> None:
+    """The logger path read only the predict APIs' bodies: a classify request was refused
+    ``missing_inputs`` (no ``instances`` nor ``inputs``), so nothing of the model was recorded."""
+    houses = {"signature_name": "tensorflow/serving/regress", "context": {"age": 5},
+              "examples": [{"rooms": [3]}, {"rooms": 4, "age": 40}]}
+    answers = {path: http("POST", upstream.url + path, body).json()
+               for path, body in (("/v1/models/iris:classify", EXAMPLES), ("/v1/models/houses:regress", houses))}
+    sc = start_sidecar({"models": [IRIS, HOUSES]}, tmp_path, factory=quiet_factory(start_worker=False))
+    try:
+        _logged(sc, "iris", "c-1", EXAMPLES, answers["/v1/models/iris:classify"])
+        _logged(sc, "houses", "r-1", houses, answers["/v1/models/houses:regress"])
+        (event,) = sc.monitor("iris").queue.items
+        assert event[2] == [{"d": 0.2, "a": ROW[0], "b": ROW[1], "c": ROW[2]}, dict(zip("abcd", OTHER))]
+        assert [list(map(float, o)) for o in event[3]] == [_scores(ROW), _scores(OTHER)]  # configured class order
+        (event,) = sc.monitor("houses").queue.items
+        assert event[2] == [{"age": 5, "rooms": 3}, {"age": 40, "rooms": 4}] and list(event[3]) == [35.0, 80.0]
+        assert total(sc.metrics(), "monitor_intake_events_refused_total") == 0
+    finally:
+        sc.close()

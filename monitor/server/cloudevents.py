@@ -16,7 +16,9 @@ still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total`
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
 An OIP v2 response's scores are read from the output tensor ``server.proxy.oip_output`` names, as
 the proxy reads them (the first tensor when it names none), Triton's classification results too,
-and so are TF Serving's named outputs (KServe's TensorFlow runtime).
+and so are TF Serving's named outputs (KServe's TensorFlow runtime) and its ``:classify`` and
+``:regress`` bodies (``examples``, ``results``: :mod:`monitor.server.tfexamples`), as the proxy
+reads them.
 Seldon's feedback events (``io.seldon.serving.feedback``) become delayed labels, joined to the
 prediction by ``response.meta.puid``. Structured mode (``application/cloudevents+json``) is
 accepted too.
@@ -44,6 +46,7 @@ from monitor.server.limits import read_body
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, classification_outputs, decode_inputs,
                                      decode_outputs, decode_seldon_feedback, unsafe_json)
 from monitor.server.proxy import decoded_header
+from monitor.server.tfexamples import decode_examples, decode_results, is_examples, is_results, results_verb
 from monitor.server import keys as K
 
 if TYPE_CHECKING:
@@ -336,11 +339,17 @@ class CloudEventsIntake:
             raise IntakeError(400, "ce-type", f"{event.type[:100]!r} is not an inference request, response or feedback "
                                               "(KServe org.kubeflow.serving.inference.*, Seldon io.seldon.serving.*)", "bad_ce_type")
         try:
+            out = mon.config.output
             if part == "request":
-                payload = decode_inputs(event.data, one_feature=mon.one_feature)
+                # TF Serving's :classify/:regress, logged without their path, are told by their keys
+                payload = (decode_examples(event.data) if is_examples(event.data) else
+                           decode_inputs(event.data, one_feature=mon.one_feature))
                 rows = _rows(payload)
-            elif not mon.config.output.reads_outputs:
+            elif not out.reads_outputs:
                 payload, rows = None, None  # output.kind: none: the answer is not read
+            elif is_results(event.data):
+                payload = decode_results(event.data, results_verb(event.data), out.kind, out.classes)
+                rows = None
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
                 payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output,
                                          kind=mon.config.output.kind)

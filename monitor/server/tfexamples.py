@@ -8,6 +8,10 @@ pairs per example) and ``{"results": [value, ...]}`` for regress (its REST guide
 ``result`` in its format section and ``results`` in its example and its server; both are read).
 Only ``:predict`` was tapped: a model served through its classification or regression signature
 (a canned estimator's default) was forwarded unmonitored, with nothing counted.
+
+KServe's inference logger sends the same bodies without their path (no ``:classify`` in its
+CloudEvents): :func:`is_examples` and :func:`is_results` tell them from the predict API's by
+their keys, and :func:`results_verb` a classify answer from a regress one by its results' shape.
 """
 
 from __future__ import annotations
@@ -19,12 +23,36 @@ from typing import Any
 from monitor.events import json_kind
 from monitor.server.payloads import PayloadError, named_rows
 
-__all__ = ["decode_examples", "decode_results"]
+__all__ = ["decode_examples", "decode_results", "is_examples", "is_results", "results_verb"]
+
+#: the keys of the other APIs' bodies (OIP v2, KServe v1 / TF Serving predict, Seldon)
+_OTHER_INPUTS = ("inputs", "instances", "data", "strData")
+_OTHER_OUTPUTS = ("outputs", "predictions", "data", "strData")
 
 
 def _value(v: Any) -> Any:
     """A feature's value: a list of one value (a ``tf.Example`` feature is a list) as that value."""
     return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
+def is_examples(body: Any) -> bool:
+    """Whether a request body is a classify/regress request (``examples``, none of the predict
+    APIs' inputs)."""
+    return isinstance(body, dict) and "examples" in body and not any(k in body for k in _OTHER_INPUTS)
+
+
+def is_results(body: Any) -> bool:
+    """Whether an answer is a classify/regress answer (``results``, none of the predict APIs'
+    outputs)."""
+    return (isinstance(body, dict) and ("results" in body or "result" in body)
+            and not any(k in body for k in _OTHER_OUTPUTS))
+
+
+def results_verb(body: Any) -> str:
+    """``classify`` when an answer's results are lists (each example's ``[label, score]`` pairs),
+    else ``regress`` (one value per example): how an answer logged without its path is read."""
+    results = _results(body)
+    return "classify" if any(isinstance(row, list) for row in results) else "regress"
 
 
 def decode_examples(body: Any) -> Any:
