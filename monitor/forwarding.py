@@ -32,8 +32,12 @@ Wire format (one UTF-8 JSON object per datagram; ``counted`` absent when empty, 
 session's first datagram, and from senders of earlier releases: then the totals count whole)::
 
     {"v": 1, "sender": "<host>:<pid>:<random>", "seq": 17, "model": "iris",
-     "dropped": {"queue_full": 3}, "counted": {"queue_full": 2},
+     "dropped": {"queue_full": 3}, "counted": {"queue_full": 2}, "kind": "probabilities",
      "events": [<event objects in the documented format>]}
+
+``kind`` is the ``output_kind`` the worker was given (absent when none was): the sidecar refuses
+the events of a model whose ``output.kind`` in its config is another, as they would be read as
+that kind (a text worker's answers as scores, a ``reads_outputs=False`` worker's as missing).
 
 This module imports only the standard library (numpy values are converted when present).
 """
@@ -257,7 +261,9 @@ class ForwardingMonitor:
         ``"none"`` is ``reads_outputs=False``. None (the default) says nothing: the events are
         sent as they are and the sidecar reads them by its config. Why: with no config of its
         own, a forwarding worker's streaming LLM endpoint was refused at decoration, its fix
-        naming a config this monitor cannot have.
+        naming a config this monitor cannot have. Sent with every datagram: a sidecar whose
+        config declares another kind for the model refuses the events, counted
+        (``reason="output_kind_mismatch"``) and logged naming both kinds.
     """
 
     def __init__(self, model: str = "default", target: str = "unix:///run/monitor/forward.sock", *,
@@ -479,6 +485,8 @@ class ForwardingMonitor:
         counted = self._session_totals(self._reported) if self._seq > 1 else {}
         if counted:
             fields["counted"] = counted
+        if self.output_kind is not None:
+            fields["kind"] = self.output_kind
         if fragment is not None:
             fields["fragment"] = fragment
         head = json.dumps(fields, separators=(",", ":"))

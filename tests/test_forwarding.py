@@ -380,3 +380,32 @@ def test_a_forwarded_model_whose_outputs_are_not_read_sends_its_inputs_whatever_
     finally:
         fm.close()
         s.close()
+
+
+def test_a_worker_whose_output_kind_is_not_the_configs_is_refused_naming_both(tmp_path, caplog):
+    """A worker told ``output_kind='logits'`` for a model the sidecar's config declares
+    ``probabilities`` sent scores the sidecar read as probabilities, without a word: the
+    mismatch went unseen and one side mis-read every answer. Its events are now refused,
+    counted and logged naming both kinds and the fix; a worker of the config's kind is read."""
+    sock = str(tmp_path / "kind.sock")
+    s = start_sidecar({**IRIS, "server": {"forward": {"unix": sock}}}, tmp_path)
+    wrong = ForwardingMonitor("iris", f"unix://{sock}", output_kind="logits", start=False)
+    right = ForwardingMonitor("iris", f"unix://{sock}", output_kind="probabilities", start=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            wrong.observe(np.zeros((2, 4)), np.array([[2.0, 0.5, -1.0]] * 2))
+            wrong.flush()
+            assert wait_until(lambda: sample(s.metrics(), "monitor_intake_events_refused_total", model="iris",
+                                             endpoint="forward", reason="output_kind_mismatch") == 1)
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "output_kind='logits'" in said and "output.kind: probabilities" in said, said
+        assert "Fix:" in said and "output_kind='probabilities'" in said, said
+        right.observe(np.zeros((2, 4)), np.array([[0.2, 0.5, 0.3]] * 2))
+        right.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") == 1)
+        s.flush()
+        assert sample(s.metrics(), "monitor_predictions_total", model="iris") == 2
+    finally:
+        wrong.close(timeout=1)
+        right.close(timeout=1)
+        s.close()

@@ -94,6 +94,17 @@ def _bad_datagram(msg: object) -> str:
     return "the datagram's 'events' is not a list; only ForwardingMonitor writes here"
 
 
+def _kind_mismatch(kind: str, mon: "Monitor") -> str:
+    """Why a worker's events are refused when its ``ForwardingMonitor(output_kind=...)`` is not
+    the model's ``output.kind``: read as the config's kind they would be mis-scored (a text
+    answer as scores, the absent answers of ``reads_outputs=False`` as missing outputs)."""
+    said = f"output_kind={kind[:40]!r}" + (" (reads_outputs=False)" if kind == "none" else "")
+    want = mon.config.output.kind
+    return (f"the worker's ForwardingMonitor({said}) is not the output.kind: {want} that the sidecar's config declares "
+            f"for model {mon.model!r}, so its events cannot be read as the config says. Fix: make them agree: "
+            f"ForwardingMonitor(..., output_kind={want!r}) in the worker, or output.kind: {kind[:40]} in the config")
+
+
 class _Sender:
     """What the receiver knows of one sender session.
 
@@ -332,6 +343,7 @@ class ForwardReceiver:
         if not events:
             return
         default_model = msg.get("model") if isinstance(msg.get("model"), str) else None
+        kind = msg.get("kind") if isinstance(msg.get("kind"), str) else None
         now = time.time()
         items: list[tuple[Monitor, tuple[Any, ...]]] = []
         check = unsafe_json(data, events) is not None
@@ -346,6 +358,9 @@ class ForwardReceiver:
             try:
                 parsed = parse_event(obj, now)
                 mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
+                if kind is not None and kind != mon.config.output.kind:
+                    sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
+                    continue
                 check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
             except EventFormatError as err:
                 sidecar.count_refused(ENDPOINT, err.reason, mon=known_model(sidecar, obj, default_model), detail=str(err))
