@@ -347,3 +347,64 @@ def test_a_large_request_of_numbers_waits_for_its_answer_within_the_default_boun
         assert isinstance(held, list) and held[0][0] == "1"
     finally:
         s.close()
+
+
+BOXES = {"model": "boxes", "features": ["a", "b", "c", "d"], "output": {"kind": "none"}}
+
+
+def test_recorded_requests_of_a_kind_none_model_are_pending_halves_within_the_bound(tmp_path):
+    """The requests of an ``output.kind: none`` model, recorded at once, wait for their responses
+    so that those are not taken for orphans: they were held in a table of their own, up to
+    ``max_pending`` more entries that no ``monitor_cloudevents_pending*`` gauge showed. They are
+    now in the gauges, within ``max_pending`` with the other halves, and the first pushed out (a
+    half of a model whose outputs are read still joins)."""
+    s = start_sidecar({"models": [IRIS, BOXES], "server": {"cloudevents": {"max_pending": 3}}}, tmp_path,
+                      factory=quiet_factory(start_worker=False))
+    try:
+        assert post(s, kserve_headers("iris-1", "request"), {"instances": [[1, 2, 3, 4]]})["status"] == "pending"
+        for i in range(5):
+            r = post(s, kserve_headers(f"b{i}", "request", isvc="boxes"), {"instances": [[1, 2, 3, 4]]})
+            assert r["status"] == "accepted"
+        text = s.metrics()
+        assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == 3  # max_pending
+        assert sample(text, "monitor_cloudevents_pending_bytes", model="_sidecar") > 0
+        for i in (3, 4):  # the newest recorded: their responses are known for theirs
+            r = post(s, kserve_headers(f"b{i}", "response", isvc="boxes"), {"predictions": [{"boxes": []}]})
+            assert r["status"] == "accepted"
+        assert post(s, kserve_headers("iris-1", "response"), {"predictions": [1]})["status"] == "accepted"
+        text = s.metrics()
+        assert sample(text, "monitor_cloudevents_pending", model="_sidecar") == 0
+        assert sample(text, "monitor_cloudevents_pending_bytes", model="_sidecar") == 0
+        assert total(text, "monitor_cloudevents_unmatched_total") == 0
+        assert len(s.monitor("boxes").queue) == 5 and len(s.monitor("sklearn-iris").queue) == 1
+    finally:
+        s.close()
+
+
+def test_halves_held_without_a_body_count_the_memory_they_hold():
+    """A kind-none response waiting for its request was counted 256 bytes and a recorded request
+    nothing, while each holds its table entry, key, request id, half and times (some 330 to 600
+    bytes): ``max_pending_bytes`` bounded less memory than it said. What the joiner counts is now
+    at least what tracemalloc sees the held entries take (and not more than twice it)."""
+    import gc
+    import tracemalloc
+
+    from monitor.server.cloudevents import bodiless
+
+    joiner = Joiner(10**6, 30.0, 10**12)
+    n = 4000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            key = ("boxes", str(uuid.uuid4()))  # the id: held by the key alone once its event is gone
+            if i % 2:
+                joiner.offer(key, bodiless("response", None, 0.0, key))  # type: ignore[arg-type]
+            else:
+                joiner.record(key, bodiless("request", None, 0.0, key))  # type: ignore[arg-type]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(joiner) == n
+    assert held <= joiner.bytes <= 2 * held, (held / n, joiner.bytes / n)

@@ -31,10 +31,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "Time the sidecar spent answering an HTTP request, by handler and status code.",
                labels=("handler", "code"), buckets=HTTP_BUCKETS, concern="sidecar", unit="s", max_series=200),
     MetricSpec("monitor_cloudevents_pending", GAUGE,
-               "CloudEvents requests or responses held while waiting for their other half (joined by ce-requestid when the event has one, as Seldon's, else ce-id, as KServe's).",
+               "CloudEvents requests or responses held while waiting for their other half (joined by ce-requestid when the event has one, as Seldon's, else ce-id, as KServe's), "
+               "the requests of output.kind: none models, recorded at once, included (bounded by server.cloudevents.max_pending).",
                concern="sidecar"),
     MetricSpec("monitor_cloudevents_pending_bytes", GAUGE,
-               "Memory of the CloudEvents halves held, their decoded payloads estimated (bounded by server.cloudevents.max_pending_bytes).",
+               "Memory of the CloudEvents halves held, their decoded payloads estimated, and of their table entries and request ids when held without a body (output.kind: none) (bounded by server.cloudevents.max_pending_bytes).",
                concern="sidecar", unit="bytes"),
     MetricSpec("monitor_cloudevents_unmatched", COUNTER,
                "CloudEvents whose other half never came, by part (request, response) and reason (timeout, overflow, shutdown).",

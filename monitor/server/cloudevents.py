@@ -75,7 +75,7 @@ class CloudEvent:
     data: Any
 
 
-@dataclass
+@dataclass(slots=True)  # slots: its memory is sys.getsizeof's, as bodiless() counts it
 class _Half:
     part: str  # "request" or "response"
     monitor: "Monitor"
@@ -101,6 +101,13 @@ class Joiner:
         at least their bodies', see :func:`held_bytes`); the oldest are pushed out beyond it, as
         for ``max_pending``. A half larger than this on its own is given up (``overflow``)
         without pushing out the others.
+
+    The requests of models whose outputs are not read (``output.kind: none``), recorded at once,
+    wait here too for their responses (:meth:`record`), so that a response is known for one when
+    it comes: held in the same bounds (kept apart, they were up to ``max_pending`` more entries
+    whose memory no gauge showed). Being recorded already, they are the first pushed out, and
+    neither their timeout nor their overflow is counted unmatched: a logger sending requests
+    alone (KServe ``logger.mode: request``) is a setup of its own for such a model.
     """
 
     def __init__(self, max_pending: int, ttl_s: float, max_bytes: int = 64 * 1024 * 1024) -> None:
@@ -109,6 +116,7 @@ class Joiner:
         self.max_bytes = int(max_bytes)
         self.bytes = 0
         self._pending: OrderedDict[tuple[str, str], _Half] = OrderedDict()
+        self._recorded: OrderedDict[tuple[str, str], _Half] = OrderedDict()
 
     def _pop(self, key: tuple[str, str]) -> _Half:
         half = self._pending.pop(key)
@@ -116,7 +124,38 @@ class Joiner:
         return half
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._recorded)
+
+    def _over(self) -> bool:
+        return len(self._pending) + len(self._recorded) > self.max_pending or self.bytes > self.max_bytes
+
+    def _shrink(self) -> list[tuple[_Half, str]]:
+        """Push out the oldest entries beyond the bounds, recorded requests first (nothing is lost
+        with those but the knowledge that their response is not an orphan); the halves given up."""
+        given_up: list[tuple[_Half, str]] = []
+        while self._recorded and self._over():
+            self.bytes -= self._recorded.popitem(last=False)[1].size
+        while self._pending and self._over():
+            given_up.append((self._pop(next(iter(self._pending))), "overflow"))
+        return given_up
+
+    def record(self, key: tuple[str, str], half: _Half) -> list[tuple[_Half, str]]:
+        """Hold a request recorded already (``output.kind: none``) until its response comes or
+        its time is up; returns the halves given up to make room."""
+        old = self._recorded.pop(key, None)
+        if old is not None:  # the same request again (a retry): its newest arrival counts
+            self.bytes -= old.size
+        self._recorded[key] = half
+        self.bytes += half.size
+        return self._shrink()
+
+    def take_recorded(self, key: tuple[str, str]) -> bool:
+        """Whether a request recorded under ``key`` was waiting for this response (taken out)."""
+        half = self._recorded.pop(key, None)
+        if half is None:
+            return False
+        self.bytes -= half.size
+        return True
 
     def offer(self, key: tuple[str, str], half: _Half) -> tuple[_Half | None, list[tuple[_Half, str]]]:
         """Add one half. Returns ``(other half or None, halves given up as (half, reason))``."""
@@ -136,14 +175,15 @@ class Joiner:
             return None, given_up
         self._pending[key] = half
         self.bytes += half.size
-        while self._pending and (len(self._pending) > self.max_pending or self.bytes > self.max_bytes):
-            given_up.append((self._pop(next(iter(self._pending))), "overflow"))
+        given_up.extend(self._shrink())
         return None, given_up
 
     def expire(self, now_monotonic: float) -> list[tuple[_Half, str]]:
         """Give up on halves older than the time limit (oldest first; insertion order is age order)."""
         out: list[tuple[_Half, str]] = []
         cutoff = now_monotonic - self.ttl_s
+        while self._recorded and next(iter(self._recorded.values())).received <= cutoff:
+            self.bytes -= self._recorded.popitem(last=False)[1].size
         while self._pending:
             key, half = next(iter(self._pending.items()))
             if half.received > cutoff:
@@ -158,6 +198,7 @@ class Joiner:
     def drain(self) -> list[tuple[_Half, str]]:
         out = [(h, "shutdown") for h in self._pending.values()]
         self._pending.clear()
+        self._recorded.clear()
         self.bytes = 0
         return out
 
@@ -256,10 +297,6 @@ class CloudEventsIntake:
         self.sidecar = sidecar
         cfg = sidecar.settings.cloudevents
         self.joiner = Joiner(cfg.max_pending, cfg.pending_ttl_s, cfg.max_pending_bytes)
-        #: requests of models whose outputs are not read (output.kind: none), recorded at once,
-        #: whose response has not come yet: (model, request id) -> monotonic arrival; bounded as
-        #: the joiner is, so that their response is known for one when it comes (see _inputs_only)
-        self._recorded: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._said_unmatched = Once(max_keys=64)
 
     def _give_up(self, halves: list[tuple[_Half, str]]) -> None:
@@ -291,11 +328,7 @@ class CloudEventsIntake:
 
     def sweep(self) -> None:
         """Count halves that waited too long (called every second by the housekeeping task)."""
-        now = time.monotonic()
-        self._give_up(self.joiner.expire(now))
-        cutoff = now - self.joiner.ttl_s
-        while self._recorded and next(iter(self._recorded.values())) <= cutoff:
-            self._recorded.popitem(last=False)
+        self._give_up(self.joiner.expire(time.monotonic()))
 
     def close(self) -> None:
         self._give_up(self.joiner.drain())
@@ -403,28 +436,43 @@ class CloudEventsIntake:
         request_id = event.attributes.get("requestid") or event.id
         key = (mon.model, request_id)
         if part == "response":
-            if self._recorded.pop(key, None) is not None:
+            if self.joiner.take_recorded(key):
+                self._gauge()
                 return "accepted"
-            half = _Half(part, mon, time.monotonic(), ts, None, None, None, 256)
-            _, given_up = self.joiner.offer(key, half)
+            _, given_up = self.joiner.offer(key, bodiless(part, mon, ts, key))
             if given_up:
                 self._give_up(given_up)
             self._gauge()
             return "pending"
         client = _client(event, self.sidecar.settings.client_header)
         self.sidecar.enqueue([(mon, (PREDICTION, ts, payload, None, None, client, request_id, None, None))], ENDPOINT)
-        if self.joiner.claim(key) is not None:
+        if self.joiner.claim(key) is None:
+            self._give_up(self.joiner.record(key, bodiless(part, mon, ts, key)))  # sets the gauges
+        else:
             self._gauge()
-            return "accepted"
-        self._recorded[key] = time.monotonic()
-        self._recorded.move_to_end(key)
-        while len(self._recorded) > self.joiner.max_pending:
-            self._recorded.popitem(last=False)
         return "accepted"
 
 
 #: nesting levels :func:`held_bytes` walks (an image batch is rows x height x width x channels)
 _HELD_DEPTH = 6
+
+
+#: Bytes an entry of the joiner's tables takes beyond its key and value: its hash table slot and
+#: index and its order link (about 100 measured on CPython 3.11, up to some 140 as the table grows)
+_TABLE_ENTRY_BYTES = 160
+
+
+def bodiless(part: str, mon: "Monitor", ts: float, key: tuple[str, str]) -> _Half:
+    """A half held without a payload (``output.kind: none``: a response waiting for its request,
+    a request recorded already waiting for its response), its ``size`` the memory it holds: its
+    table entry, its key with the request id (up to 256 characters, held by the key alone once
+    the event is gone), the half and its two times. A fixed 256 bytes was counted, under the some
+    330 to 600 they take, and nothing for the recorded requests: ``max_pending_bytes`` bounded
+    less than it said."""
+    half = _Half(part, mon, time.monotonic(), ts, None, None, None)
+    half.size = (_TABLE_ENTRY_BYTES + sys.getsizeof(key) + sys.getsizeof(key[1]) + sys.getsizeof(half)
+                 + 2 * sys.getsizeof(0.0))
+    return half
 
 
 def held_bytes(payload: Any, body_size: int) -> int:
