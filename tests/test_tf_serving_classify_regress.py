@@ -168,3 +168,50 @@ def test_kserve_logger_events_of_classify_and_regress_are_read_as_the_proxy_read
         assert total(sc.metrics(), "monitor_intake_events_refused_total") == 0
     finally:
         sc.close()
+
+
+def test_classify_without_output_classes_reads_every_answer_in_one_label_order(tmp_path) -> None:
+    """Without ``output.classes``, each answer was read in the order of its own first example's
+    labels: from a server listing each example's classes best first, column 0 was setosa in one
+    answer and virginica in the next, so every call's best class read as class 0. The first
+    answer's label order is now kept for the model, and each example aligned by its labels."""
+    async def classify(request: web.Request) -> web.Response:
+        body = await request.json()
+        results = []
+        for example in body["examples"]:
+            p = _scores([v[0] if isinstance(v, list) else v for v in (example[k] for k in "abcd")])
+            results.append(sorted(([c, s] for c, s in zip(CLASSES, p)), key=lambda pair: -pair[1]))
+        return web.json_response({"results": results})
+
+    app = web.Application()
+    app.router.add_post("/v1/models/iris:classify", classify)
+    server = AppServer(app)
+    unnamed = {**IRIS, "output": {"kind": "probabilities"}}
+    try:
+        sc = start_proxying({"models": [unnamed]}, tmp_path, "aiohttp", proxy_upstream=server.url)
+        try:
+            for row in (ROW, OTHER):
+                body = {"examples": [dict(zip("abcd", row))]}
+                assert http("POST", sc.url + "/v1/models/iris:classify", body).status == 200
+            events = _tapped(sc, n=2)
+            # setosa, versicolor, virginica: the first answer's order (setosa best), in both
+            assert [list(map(float, e[3][0])) for e in events] == [[0.8, 0.15, 0.05], [0.05, 0.15, 0.8]]
+            sc.monitor("iris").flush()
+            text = sc.metrics()
+            assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "0"}) == 1
+            assert sample(text, "monitor_predicted_class_total", model="iris", **{"class": "2"}) == 1
+        finally:
+            sc.close()
+    finally:
+        server.close()
+
+
+def test_an_answer_mixing_labelled_and_unlabelled_examples_is_refused_naming_the_example() -> None:
+    """Read by position after a labelled first example, an unlabelled one took its order."""
+    from monitor.server.payloads import PayloadError
+    from monitor.server.tfexamples import decode_results
+
+    body = {"results": [[["", 0.7], ["", 0.2], ["", 0.1]], [["c", 0.6], ["a", 0.3], ["b", 0.1]]]}
+    with pytest.raises(PayloadError) as err:
+        decode_results(body, "classify", "probabilities", ())
+    assert err.value.field == "results[1]" and err.value.reason == "bad_data" and "Fix:" in err.value.message

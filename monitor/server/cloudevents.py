@@ -381,7 +381,7 @@ class CloudEventsIntake:
             elif not out.reads_outputs:
                 payload, rows = None, None  # output.kind: none: the answer is not read
             elif is_results(event.data):
-                payload = decode_results(event.data, results_verb(event.data), out.kind, out.classes)
+                payload = decode_results(event.data, results_verb(event.data), out.kind, out.classes, mon)
                 rows = None
             else:  # the scores' tensor as the proxy reads it (an MLServer answer may hold predict first)
                 payload = decode_outputs(event.data, output_name=sidecar.settings.proxy.oip_output,

@@ -661,7 +661,7 @@ class Proxy:
 
             inputs = decode_examples(req_obj)
             out = mon.config.output
-            outputs = None if unread else decode_results(resp_obj, tap.kind[3:], out.kind, out.classes)
+            outputs = None if unread else decode_results(resp_obj, tap.kind[3:], out.kind, out.classes, mon)
             rid = header_request_id
         else:
             route = tap.route

@@ -17,6 +17,7 @@ their keys, and :func:`results_verb` a classify answer from a regress one by its
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,11 @@ from monitor.events import json_kind
 from monitor.server.payloads import PayloadError, named_rows
 
 __all__ = ["decode_examples", "decode_results", "is_examples", "is_results", "results_verb"]
+
+#: The label order each model's classify answers are read in when its config names no classes: the
+#: first answer's (a classifier answers every row in its classes' order), kept for every later
+#: one, so that column i is one class whatever order an answer lists them in.
+_LEARNED: "weakref.WeakKeyDictionary[Any, tuple[str, ...]]" = weakref.WeakKeyDictionary()
 
 #: the keys of the other APIs' bodies (OIP v2, KServe v1 / TF Serving predict, Seldon)
 _OTHER_INPUTS = ("inputs", "instances", "data", "strData")
@@ -89,11 +95,13 @@ def _results(body: Any) -> list[Any]:
     return results
 
 
-def decode_results(body: Any, verb: str, kind: str, classes: Sequence[Any]) -> Any:
+def decode_results(body: Any, verb: str, kind: str, classes: Sequence[Any], model: Any = None) -> Any:
     """The outputs of a classify (``verb``) or regress answer as the model's output ``kind``
     reads them: a regress answer's values as they are (a regressor's predictions, or a binary
     classifier's P(positive)); a classify answer's scores as rows of the configured classes'
-    scores (probabilities, logits, multilabel), or its best label per example (labels)."""
+    scores (probabilities, logits, multilabel), or its best label per example (labels).
+    ``model`` (the model's monitor) keeps, without ``classes``, the label order of its first
+    answer for its later ones."""
     results = _results(body)
     if verb == "regress":
         return results
@@ -104,7 +112,7 @@ def decode_results(body: Any, verb: str, kind: str, classes: Sequence[Any]) -> A
     pairs = [_pairs(row, i) for i, row in enumerate(results)]
     if kind == "labels":
         return [_best(row, classes) for row in pairs]
-    return _score_rows(pairs, classes)
+    return _score_rows(pairs, classes, model)
 
 
 def _pairs(row: Any, i: int) -> list[tuple[str, float]]:
@@ -132,20 +140,36 @@ def _best(row: list[tuple[str, float]], classes: Sequence[Any]) -> Any:
     return classes[index] if index < len(classes) else index
 
 
-def _score_rows(pairs: list[list[tuple[str, float]]], classes: Sequence[Any]) -> list[list[float]]:
+def _score_rows(pairs: list[list[tuple[str, float]]], classes: Sequence[Any], model: Any = None) -> list[list[float]]:
     """Each example's scores in the order of the configured classes (by label), else in the order
-    of the first example's labels; an example that lacks a class (a top-k answer) is refused, as
-    its other classes' scores are not in the answer."""
+    of the labels of the model's first answer (of this one's first example without ``model``);
+    an example that lacks a class (a top-k answer) is refused, as its other classes' scores are
+    not in the answer. Each answer was read in its own first example's order: a server listing
+    each example's classes by score (best first) had column 0 mean another class in every answer
+    whose first example another class won."""
     names = [str(c) for c in classes]
-    labelled = bool(pairs) and bool(pairs[0]) and all(label for label, _ in pairs[0])
-    if not labelled:  # the model's classes have no labels: the scores are in class order
+    labelled = {i: all(label for label, _ in row) for i, row in enumerate(pairs) if row}
+    if len(set(labelled.values())) > 1:  # read by position, an unlabelled row took another row's order
+        i0 = next(iter(labelled))
+        i = next(i for i, v in labelled.items() if v != labelled[i0])
+        raise PayloadError(f"results[{i}]", f"is {'' if labelled[i] else 'not '}labelled where results[{i0}] is"
+                                            f"{'' if labelled[i0] else ' not'}: each example's scores are read by their "
+                                            "labels, or all by position. Fix: answer every example's classes alike",
+                           "bad_data")
+    if not any(labelled.values()):  # the model's classes have no labels: the scores are in class order
         width = len(names) or (len(pairs[0]) if pairs else 0)
         for i, row in enumerate(pairs):
             if len(row) != width:
                 raise PayloadError(f"results[{i}]", f"holds {len(row)} scores without labels where {width} classes are "
                                                     "expected: every class's score is needed", "classification_top_k")
         return [[score for _, score in row] for row in pairs]
-    order = names if names and set(names) >= {label for label, _ in pairs[0]} else [label for label, _ in pairs[0]]
+    first = [label for label, _ in pairs[next(iter(labelled))]]
+    if names and set(names) >= set(first):
+        order = names
+    elif model is None:
+        order = first
+    else:
+        order = list(_LEARNED.setdefault(model, tuple(first)))
     out = []
     for i, row in enumerate(pairs):
         scores = dict(row)
