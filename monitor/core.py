@@ -1165,8 +1165,12 @@ class Monitor:
                 outcome, reason, detail = self._adopt_reference(state)
             outputs_kept = shape is None or shape[1:] == self._shape[1:]
             if outputs_kept:  # the classes learned (a labels-only model's answers) keep their columns
-                for name in state.get("classes", []):
-                    self.pipeline.builder.classes.add(name)
+                renamed = self.pipeline.builder.classes.restore(state.get("classes", []))
+                if renamed:
+                    log.warning("%s: %d class name(s) of the checkpoint were learned from bytes read as their repr by an "
+                                "earlier release (%s): restored as the text they stand for, in their columns, so that the "
+                                "model's answers and labels, read as text now, join them again",
+                                self.model, len(renamed), ", ".join(f"{old!r} as {new!r}" for old, new in renamed[:5]))
                 self.pipeline.builder.classes.learned_from_labels = int(state.get("classes_from_labels", 0))
                 self.pipeline.builder.restore_score_widths(state.get("score_widths"))
             self.pipeline.clock = float(state["clock"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +19,23 @@ __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"
 MAX_CLASS_CHARS = 200
 #: Classes a labels-only model learns from labels it never answered, at most (see ClassIndex).
 LABEL_CLASSES_MAX = 64
+#: A class name that is the ``repr`` of bytes (``b'cat'``), as releases before bytes were decoded named them.
+_BYTES_REPR = re.compile(r"""b(['"]).*\1""", re.DOTALL)
+
+
+def bytes_repr_text(name: str) -> str | None:
+    """The text a class name learned as the ``repr`` of bytes (``b'cat'``) stands for (``cat``), as
+    :meth:`ClassIndex.lookup` reads those bytes now; None for any other name. Why: checkpoints of
+    releases that read ``str(b"cat")`` keep such names, which no answer or label matches now."""
+    if not _BYTES_REPR.fullmatch(name):
+        return None
+    try:
+        raw = ast.literal_eval(name)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes) else None
+
+
 #: Probability rows may deviate from summing to one by this much (float32 models) before they
 #: are refused; within it they are renormalised.
 SUM_TOLERANCE = 1e-3
@@ -57,6 +77,26 @@ class ClassIndex:
             idx = self._index[name] = len(self.names)
             self.names.append(name)
         return idx
+
+    def restore(self, names: Iterable[str]) -> list[tuple[str, str]]:
+        """Add a checkpoint's class names in their columns; returns the ``(old, new)`` names renamed.
+
+        A name that is the ``repr`` of bytes (``b'cat'``, learned before bytes were decoded) takes
+        the text it stands for (``cat``) in its own column, so that the model's answers and labels,
+        read as ``cat`` now, keep the column the predictions waiting for their labels and the
+        detectors' windows hold; unless that text is a class of its own already (labels sent as
+        text learned it), which keeps its column: the old name then stays as it was."""
+        saved = [str(name) for name in names]
+        taken = set(saved) | set(self.names)
+        renamed = []
+        for name in saved:
+            text = bytes_repr_text(name)
+            if text is not None and text not in taken:
+                taken.add(text)
+                renamed.append((name, text))
+                name = text
+            self.add(name)
+        return renamed
 
     def lookup(self, values: np.ndarray, learn: bool = True, from_labels: bool = False) -> np.ndarray:
         """Column index of each label: by class name first; an integer that names no class is
