@@ -447,7 +447,7 @@ class LabelJoiner:
 
     def _gone_recently(self, *keys: str) -> None:
         """Remember that the predictions under ``keys`` were forgotten (the last ``early`` such ids;
-        after a restart, also ids labelled before it), so that a label for one counts ``unknown_id``
+        after a restart from a checkpoint that kept no slots of labelled ids, also those), so that a label for one counts ``unknown_id``
         at once instead of waiting for a prediction that came already."""
         if self.early <= 0 or not keys:
             return
@@ -511,11 +511,26 @@ class LabelJoiner:
                       for key, (ts, value, arrived) in self._early.items()],
             "early_clock": "events" if self._clock is None else "agent",
             "arrived": list(self._arrived),
-            # forgotten ids, then labelled ones, oldest first: a restore remembers the last labels.early
-            "gone": list(self._gone) + [key for key, _ in sorted(self._labelled.items(),
-                                                                 key=lambda item: (item[1] - self._head) % self.capacity)],
+            # forgotten ids, oldest first (the last labels.early); and the labelled ids with their
+            # prediction's slot, remembered after a restart as long as before it: until the ring reuses it
+            "gone": list(self._gone),
+            "labelled": [[key, slot] for key, slot in self._labelled.items()],
             "now": None if self._now == float("-inf") else self._now,
         }
+
+    def _saved_labelled(self, state: dict[str, Any], saved_capacity: int, taken: set[int]) -> list[tuple[str, int]]:
+        """The checkpoint's labelled ids with their slots (none when ``early`` is 0, as live: a
+        labelled id is then not remembered), leaving out a slot outside the saved ring or one a
+        waiting prediction holds, which no checkpoint of this agent has."""
+        if self.early <= 0:
+            return []
+        out = []
+        for key, slot in state.get("labelled", ()):
+            slot = int(slot)
+            if 0 <= slot < saved_capacity and slot not in taken:
+                out.append((str(key), slot))
+                taken.add(slot)
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> int:
         """Restore the predictions waiting for their label; returns how many of them a smaller
@@ -530,19 +545,34 @@ class LabelJoiner:
         ids = list(state["ids"])
         saved_capacity = int(state.get("capacity", self.capacity))
         head = int(state["head"])
+        labelled = self._saved_labelled(state, saved_capacity, set(slots.tolist()))
+        lab_ids = [key for key, _ in labelled]
+        lab_slots = np.array([slot for _, slot in labelled], dtype=np.int64)
         dropped = 0
         if saved_capacity != self.capacity:
-            order = np.argsort((slots - head) % max(saved_capacity, 1), kind="stable")  # oldest first
-            dropped = max(order.size - self.capacity, 0)
-            for i in order[max(dropped - self.early, 0):dropped].tolist() if self.early > 0 else ():
+            # waiting and labelled ids laid into the new ring together, oldest first: the newest
+            # labels.pending of them are kept, as the ring of that size would hold them
+            n_waiting = slots.size  # rows 0..n_waiting-1 of the order are waiting ids, the rest labelled ones
+            age = np.concatenate([slots, lab_slots]) - head
+            order = np.argsort(age % max(saved_capacity, 1), kind="stable")
+            cut = max(order.size - self.capacity, 0)
+            waiting_gone = order[:cut][order[:cut] < n_waiting]
+            dropped = int(waiting_gone.size)
+            for i in waiting_gone[max(dropped - self.early, 0):].tolist() if self.early > 0 else ():
                 self._gone_recently(ids[i])  # their labels count unknown_id at once, as for any forgotten prediction
-            order = order[dropped:]
-            ids = [ids[i] for i in order.tolist()]
-            rows, slots = order, np.arange(order.size, dtype=np.int64)
+            order = order[cut:]
+            new_slot = np.arange(order.size, dtype=np.int64)
+            waiting = order < n_waiting
+            rows, slots = order[waiting], new_slot[waiting]
+            ids = [ids[i] for i in rows.tolist()]
+            lab_ids = [lab_ids[i] for i in (order[~waiting] - n_waiting).tolist()]
+            lab_slots = new_slot[~waiting]
             head = int(order.size % self.capacity)
         else:
             rows = np.arange(slots.size)
         self._ids[slots] = np.array(ids + [None], dtype=object)[:-1]
+        self._ids[lab_slots] = np.array(lab_ids + [None], dtype=object)[:-1]
+        self._labelled = dict(zip(lab_ids, lab_slots.tolist()))
         self._ts[slots] = np.asarray(state["ts"])[rows]
         self._predicted[slots] = np.asarray(state["predicted"])[rows]
         segments = list(state["segment"])
@@ -563,7 +593,7 @@ class LabelJoiner:
         self.evicted = int(state["evicted"]) + dropped
         self.replaced = int(state.get("replaced", 0))
         for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
-            self._gone_recently(key)
+            self._gone_recently(key)  # before "labelled" was kept: the labelled ids came last, the newest labels.early kept
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
         saved = state.get("early", ())
         # arrivals on another clock than ours (or none: an earlier release's, which held in event
