@@ -237,6 +237,12 @@ class LabelJoiner:
         """Labels held for a prediction that has not come yet."""
         return len(self._early)
 
+    @property
+    def labelled_remembered(self) -> int:
+        """Ids labelled whose prediction's slot the ring has not reused yet: a label sent again for
+        one counts ``unknown_id`` at once. With :meth:`__len__`, at most ``capacity``."""
+        return len(self._labelled)
+
     def __len__(self) -> int:
         return len(self._slot_of)
 
@@ -447,8 +453,8 @@ class LabelJoiner:
 
     def _gone_recently(self, *keys: str) -> None:
         """Remember that the predictions under ``keys`` were forgotten (the last ``early`` such ids;
-        after a restart from a checkpoint that kept no slots of labelled ids, also those), so that a label for one counts ``unknown_id``
-        at once instead of waiting for a prediction that came already."""
+        after a restart from a checkpoint that kept no slots of labelled ids, also those), so that a
+        label for one counts ``unknown_id`` at once instead of waiting for a prediction that came already."""
         if self.early <= 0 or not keys:
             return
         gone = self._gone

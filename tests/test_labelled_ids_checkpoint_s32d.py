@@ -61,3 +61,10 @@ def test_labelled_ids_survive_a_restart_with_another_labels_pending() -> None:
     smaller = _restored(_labelled_joiner(), capacity=4)  # the newest 4 of the ring: r7, r8, r9, waiting
     _, outcome = smaller.join(12.0, ["r9", "r7", "waiting"], [1, 1, 0], CLASSES, regression=False)
     assert outcome["unknown_id"] == 2 and outcome["joined"] == 1 and smaller.early_held == 0
+
+
+def test_the_labelled_ids_remembered_are_counted_alike_before_and_after_a_restart() -> None:
+    joiner = _labelled_joiner()
+    restored = _restored(joiner)
+    assert joiner.labelled_remembered == restored.labelled_remembered == 10
+    assert len(joiner) == len(restored) == 1

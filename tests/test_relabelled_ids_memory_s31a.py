@@ -40,7 +40,7 @@ def test_labelled_ids_are_remembered_only_while_the_ring_holds_them() -> None:
         ids = [f"r{i}" for i in range(start, start + 50)]
         joiner.remember(_batch(ids, float(start)))
         joiner.join(float(start), ids, [1] * 50, CLASSES, regression=False)
-        assert len(joiner._labelled) + len(joiner) <= joiner.capacity
+        assert joiner.labelled_remembered + len(joiner) <= joiner.capacity
     # r0 left the ring long ago: a label for it may be early again (a new call reusing the id)
     _, outcome = joiner.join(400.0, ["r0"], [1], CLASSES, regression=False)
     assert outcome["unknown_id"] == 0 and joiner.early_held == 1
