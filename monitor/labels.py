@@ -17,7 +17,9 @@ Its wait is measured on the agent's own clock from when the label arrived, not i
 newest event time seen jumps ahead with one event from a client whose clock runs minutes fast (the
 intake accepts up to 10 minutes), which expired every held label at once, and stays ahead of a
 backfill of older events, whose labels were then never held. Without a clock (``monitor replay``,
-batch jobs: event time only) the newest event time seen stands for the agent's clock.
+batch jobs: event time only) the median time of the latest events stands for the agent's clock:
+the newest one moved it a day with one event stamped a day ahead (a replay of an old log lets in
+what the wall clock would refuse), letting go of every held label at once.
 
 The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
 :data:`MAX_ID_CHARS` (one sent by a client, up to the body limit) is kept as a digest of itself, so
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from hashlib import blake2b
 from typing import Any
@@ -51,6 +53,9 @@ log = logging.getLogger("monitor")
 #: ``labels.pending x classes x 4`` bytes, taken at the first prediction with a request id (a
 #: 1,000-class model at the default 100,000 pending: 400 MB), which a config rarely shows.
 LARGE_SCORE_TABLE_BYTES = 256 * 1024 * 1024
+
+#: Events whose times make the clock of held labels without an agent's clock (see ``LabelJoiner._now``).
+RECENT_EVENTS = 32
 
 #: Request ids up to this length are kept as they are; longer ones as a 64-character digest.
 MAX_ID_CHARS = 256
@@ -80,6 +85,16 @@ _INVALID = object()
 #: Integers with more bits than this are no class (a class index, or a numeric class name, is far
 #: shorter): refused as invalid before ``str()``, which Python refuses past 4,300 digits.
 _MAX_LABEL_BITS = 256
+
+
+def _latest_times(ts: np.ndarray) -> list[float]:
+    """A batch's event times as :meth:`LabelJoiner._see` takes them: its distinct times (the rows of
+    one call share theirs: one event), the last :data:`RECENT_EVENTS` in the order they came, NaN left out."""
+    ts = ts[ts == ts]
+    if ts.size > 1:
+        _, first = np.unique(ts, return_index=True)
+        ts = ts[np.sort(first)[-RECENT_EVENTS:]]
+    return ts.tolist()
 
 
 def _read_label(label: Any, regression: bool) -> Any:
@@ -224,9 +239,17 @@ class LabelJoiner:
         #: Held labels whose prediction has just been remembered, joined at the next join (a dict: an
         #: id predicted again before it is one arrival, so at most ``early`` of them).
         self._arrived: dict[str, None] = {}
-        #: The latest event time seen (predictions and labels): the clock of the held labels' wait
-        #: when no ``clock`` is given.
+        #: Event time as the held labels' wait is measured when no ``clock`` is given: the (lower)
+        #: median of the times of the latest :data:`RECENT_EVENTS` events (predictions and labels),
+        #: never going back. The newest time seen moved with one event from a sender whose clock ran
+        #: ahead (a day, in a replay) and let go of every held label at once.
         self._now = float("-inf")
+        self._recent: deque[float] = deque(maxlen=RECENT_EVENTS)
+        #: Event times more than ``early_wait_s`` ahead of that clock when they left the latest
+        #: events without the clock following them (no ``clock`` only), and the last such one, with
+        #: the clock then (for the log line that says so).
+        self.clock_outliers = 0
+        self.clock_outlier_example: tuple[float, float] | None = None
         #: Held labels of the checkpoint :meth:`load_state_dict` did not hold again (``labels.early``
         #: lowered, or 0; or their wait ran out while the agent was down): each an ``unknown_id``,
         #: which the caller counts.
@@ -296,9 +319,7 @@ class LabelJoiner:
         slot_of.update(zip(keys, slots.tolist()))
         self.replaced += held + n - len(slot_of)  # ids that were waiting already, or came twice
         self._ts[slots] = batch.ts[has]
-        newest = float(batch.ts[has].max())
-        if newest == newest:  # not NaN
-            self._now = max(self._now, newest)
+        self._see(_latest_times(batch.ts[has]))
         self._segment[slots] = batch.segment[has]
         self._predicted[slots] = -1 if batch.predicted is None else batch.predicted[has]
         if batch.scores is not None:
@@ -352,10 +373,10 @@ class LabelJoiner:
         late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
         outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
-        events = self._arrivals(multilabel) + list(events)
-        for ts, request_ids, labels in events:
-            if ts == ts:  # not NaN: the event clock, swept event by event as one join at a time would
-                self._now = max(self._now, float(ts))
+        arrivals = self._arrivals(multilabel)
+        for n, (ts, request_ids, labels) in enumerate(arrivals + list(events)):
+            if n >= len(arrivals) and ts == ts:  # not NaN: the event clock, swept event by event as one join at a time would
+                self._see((float(ts),))
                 if self._clock is None:
                     outcome["unknown_id"] += self._expire_early()
             for i, (rid, label) in enumerate(zip(request_ids, labels)):
@@ -433,6 +454,26 @@ class LabelJoiner:
             late=np.asarray(late_rows, dtype=bool),
         )
         return labeled, outcome
+
+    def _see(self, times: tuple[float, ...] | list[float]) -> None:
+        """Move the event clock with the times of events seen, in the order they came (not NaN):
+        to the lower median of the latest ones, so that one event far ahead of the others moves it
+        no further than they do. A gap in the events (a replay over a quiet night) moves it once
+        half the latest events are past it."""
+        recent = self._recent
+        for t in times:
+            if len(recent) == RECENT_EVENTS:
+                self._left_recent(recent[0])
+            recent.append(t)
+        if times:
+            self._now = max(self._now, sorted(recent)[(len(recent) - 1) // 2])
+
+    def _left_recent(self, t: float) -> None:
+        """Count an event time that leaves the latest events more than ``early_wait_s`` ahead of the
+        clock, which did not follow it: a sender's clock running ahead (nothing to count with a ``clock``)."""
+        if self._clock is None and t > self._now + self.early_wait_s:
+            self.clock_outliers += 1
+            self.clock_outlier_example = (t, self._now)
 
     def _arrival_clock(self) -> float:
         """The time on which held labels' waits are measured: the agent's ``clock``, else the
@@ -522,6 +563,7 @@ class LabelJoiner:
             "gone": list(self._gone),
             "labelled": [[key, slot] for key, slot in self._labelled.items()],
             "now": None if self._now == float("-inf") else self._now,
+            "recent": list(self._recent),
         }
 
     def _saved_labelled(self, state: dict[str, Any], saved_capacity: int, taken: set[int]) -> list[tuple[str, int]]:
@@ -601,6 +643,7 @@ class LabelJoiner:
         for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
             self._gone_recently(key)  # before "labelled" was kept: the labelled ids came last, the newest labels.early kept
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
+        self._recent.extend(float(t) for t in state.get("recent", ())[-RECENT_EVENTS:])
         saved = state.get("early", ())
         # arrivals on another clock than ours (or none: an earlier release's, which held in event
         # time) wait from now, rather than be compared with times of another clock

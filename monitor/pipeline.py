@@ -454,8 +454,9 @@ class Pipeline:
         if not self.builder.output.scored:  # output.kind: none or text: no answer a label could be compared with
             self._deliver(batch)
             return
-        replaced = self.joiner.replaced
+        replaced, outliers = self.joiner.replaced, self.joiner.clock_outliers
         evicted = self.joiner.remember(batch)
+        self._count_clock_outliers(outliers)
         if evicted:
             store.inc("monitor_labels_evicted", evicted)
         if self.joiner.replaced > replaced:
@@ -486,8 +487,10 @@ class Pipeline:
         if not self.builder.output.scored:  # output.kind: none or text
             self._refuse_feedback(events)
             return
+        outliers = self.joiner.clock_outliers
         labeled, outcome = self.joiner.join_many([(e[1], e[2], e[3]) for e in events], self.builder.classes,
                                                  regression=kind == "regression", multilabel=kind == "multilabel")
+        self._count_clock_outliers(outliers)
         for name, n in outcome.items():
             if n:
                 self.store.inc("monitor_feedback_labels", n, labels=(name,))
@@ -512,6 +515,21 @@ class Pipeline:
             if "unknown_class" not in self._rejections_logged and kind not in ("regression", "multilabel"):
                 self._log_unknown_labels(labeled, events)
             self._deliver(labeled)
+
+    def _count_clock_outliers(self, before: int) -> None:
+        """Count the events the held labels' clock did not follow (see
+        :attr:`~monitor.labels.LabelJoiner.clock_outliers`), said once with an example."""
+        n = self.joiner.clock_outliers - before
+        if not n:
+            return
+        if self._rejections_logged.first("clock_outlier") and self.joiner.clock_outlier_example is not None:
+            t, clock = self.joiner.clock_outlier_example
+            log.warning("model %r: an event stamped %.0f s after the events around it (time %r) did not move the clock on "
+                        "which labels held for their predictions wait (labels.early_wait): taken as it, it let go of every "
+                        "held label at once. Its sender's clock is likely wrong; counted in "
+                        "monitor_labels_clock_outliers_total, further ones without a log line", self.store.model,
+                        t - clock, t)
+        self.store.inc("monitor_labels_clock_outliers", n)
 
     def _refuse_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Count the labels of a model whose outputs are no scores (``output.kind: none`` or

@@ -89,6 +89,12 @@ METRICS: tuple[MetricSpec, ...] = (
                "that comes for one later counts as unknown_id. Fix: raise labels.pending above (predictions per second with "
                "an id) x (labelling delay in seconds); each costs about 100 bytes plus 4 per class.",
                concern="core"),
+    MetricSpec("monitor_labels_clock_outliers", COUNTER,
+               "Events (monitor replay and batch jobs, where held labels wait in event time) stamped more than "
+               "labels.early_wait ahead of the events around them, which the held labels' clock did not follow: it "
+               "follows the median time of the latest 32 events, and taken as it one such event let go of every held "
+               "label at once. Fix: the clock of the sender of such events (the log names one).",
+               concern="core"),
     MetricSpec("monitor_labels_replaced", COUNTER,
                "Predictions with a request id replaced, before their label came, by a later prediction under the same id "
                "(a retry): the label joins the newest. Many mean the ids are not unique per prediction (a constant, a "
