@@ -199,17 +199,18 @@ class PCADriftDetector(BinnedDriftDetector):
         super().export(out)
         if self.space == "embedding":  # born at 0: a first skipped batch reads as an increase
             out.set("monitor_drift_rows_unread", float(self._unread), (self.name,))
-        fig = self._core.compute_figures()
-        st = fig["stats"][0] if fig["stats"] else None
-        ch = self._core.channels[0]
-        rows = fig["rows"]
-        if st is None or rows <= 0:
+        # from the window as it stands, not the figures cached for the slot (their tests are
+        # recomputed once a slot): a scrape later in the slot divided the running total by the
+        # rows of the slot's first scrape, two or more times the true mean
+        core, ch = self._core, self._core.channels[0]
+        d, b = core._d, core._b
+        tot = core.window_total()
+        n_cur = float(tot[: ch.n_bins - 1].sum())  # finite errors (the last bin: missing and inf)
+        if n_cur <= 0 or n_cur < core.min_rows:
             out.remove("monitor_drift_statistic", (self.name,))
             out.remove("monitor_drift_statistic_threshold", (self.name,))
             return
-        d, b = self._core._d, self._core._b
-        mean = float(self._core.window_total()[2 * d * b] / rows)
-        out.set("monitor_drift_statistic", mean, (self.name,))
-        n_ref = float(ch.ref[:-1].sum())  # finite reference errors (the last bin: missing and inf)
-        spread = np.sqrt(1.0 / rows + (1.0 / n_ref if n_ref > 0 else 0.0))
+        out.set("monitor_drift_statistic", float(tot[2 * d * b] / n_cur), (self.name,))
+        n_ref = float(ch.ref[:-1].sum())
+        spread = np.sqrt(1.0 / n_cur + (1.0 / n_ref if n_ref > 0 else 0.0))
         out.set("monitor_drift_statistic_threshold", ch.mean + 3.0 * ch.sd * spread, (self.name,))
