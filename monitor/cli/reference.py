@@ -264,7 +264,7 @@ def _strict_json(value: object) -> object:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(profile: Path, as_json: bool) -> None:
     """Summarise a profile: features, types, missing rates, ranges."""
-    from monitor.profile import Profile, ProfileError
+    from monitor.profile import Profile, ProfileError, pca_absent_reason
 
     try:
         prof = Profile.load(profile)
@@ -280,6 +280,7 @@ def show(profile: Path, as_json: bool) -> None:
     info = {"version": prof.version, "rows": prof.n_rows, "meta": prof.meta, "features": rows,
             "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
             "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0]),
+            "pca_off": pca_absent_reason(prof) if prof.pca is None else None,
             "text": {name: {"vocabulary": len(words)} for name, words in prof.vocabularies.items()}}
     if as_json:
         click.echo(json.dumps(_strict_json(info), indent=2, allow_nan=False))
@@ -297,3 +298,5 @@ def show(profile: Path, as_json: bool) -> None:
                   else "fitted on half the reference, its errors calibrated on the other half")
         click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
                    f"{prof.pca.explained:.0%} of the variance, {fitted}")
+    else:
+        click.echo(f"PCA (multivariate drift): none, pca_drift is off: {info['pca_off']}")

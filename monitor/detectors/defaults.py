@@ -80,9 +80,11 @@ def _min_reference_rows(kind: str, reference: "Reference") -> int:
     profile already holds one). Below it the default set leaves the detector out with a warning;
     a config that names it gets the detector's own error, with the fix."""
     if kind == "pca_drift":
-        from monitor.profile import PCA_MIN_ROWS
+        from monitor.profile import pca_min_rows
 
-        return 0 if reference.profile is not None and reference.profile.pca is not None else PCA_MIN_ROWS
+        if reference.profile is not None and reference.profile.pca is not None:
+            return 0
+        return pca_min_rows(reference.pca_basis is not None)
     if kind != "probing":
         return 0
     from monitor.detectors.probing.detector import ProbingDetector
@@ -97,7 +99,10 @@ def _smaller_fix(kind: str, rows: int) -> str:
     and a ``detectors:`` list replaces the defaults, which the fix must say or the operator loses
     every other detector by following it."""
     if kind == "pca_drift":
-        return "leave it out: a PCA fitted on fewer rows is noise, and input_drift still watches each feature"
+        from monitor.profile import PCA_MIN_ROWS
+
+        return (f"leave it out: a PCA fitted or calibrated on fewer than {PCA_MIN_ROWS} rows is noise (without pca_fit "
+                "half the rows fit its directions, half calibrate its errors), and input_drift still watches each feature")
     from monitor.detectors.probing.detector import PRADA_AUTO_MIN_ROWS
 
     # its model-stealing test (PRADA) is off below PRADA_AUTO_MIN_ROWS reference rows anyway
@@ -169,13 +174,13 @@ def _embedding_default(reference: "Reference | None") -> DetectorConfig | None:
     emb = None if reference is None else getattr(reference, "embedding", None)
     if emb is None or "pca_drift" not in KINDS:
         return None
-    from monitor.profile import PCA_MIN_ROWS
+    from monitor.profile import pca_min_rows
 
     rows, width = emb.shape if getattr(emb, "ndim", 0) == 2 else (0, 0)
-    if rows < 2 * PCA_MIN_ROWS or width < 2:
+    if rows < pca_min_rows(False) or width < 2:
         log.warning("detector 'pca_drift' (space: embedding) is left out of the defaults: it needs reference embeddings "
                     "of at least 2 values in at least %d rows, the reference's have shape %s. Fix: a larger reference "
-                    "with the embedding of each row", 2 * PCA_MIN_ROWS, tuple(getattr(emb, "shape", ())))
+                    "with the embedding of each row", pca_min_rows(False), tuple(getattr(emb, "shape", ())))
         return None
     return DetectorConfig("pca_drift", {"space": "embedding"})
 

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.detectors.drift import BinnedDriftDetector, Channel, FeatureBinner, _need_reference, _params
-from monitor.profile import PCAProfile, Profile, fit_embedding_pca, numeric_profile
+from monitor.profile import PCAProfile, Profile, fit_embedding_pca, numeric_profile, pca_absent_reason
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
@@ -101,8 +101,9 @@ class EmbeddingBinner(FeatureBinner):
 
 class PCADriftDetector(BinnedDriftDetector):
     """Multivariate drift by PCA reconstruction error (kind ``pca_drift``); sequential parameters as
-    :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features,
-    or, with ``space: embedding``, reference embeddings of at least two values in 40 rows.
+    :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features
+    in 40 reference rows (20 with ``pca_fit``: :func:`monitor.profile.pca_min_rows`), or, with
+    ``space: embedding``, reference embeddings of at least two values in 40 rows.
 
     Parameters
     ----------
@@ -124,6 +125,7 @@ class PCADriftDetector(BinnedDriftDetector):
                              "with them (Reference.from_arrays(..., embedding=...), one row per reference row), or use "
                              "space: input")
         self._reference_embedding = emb
+        self._pca_fit = getattr(reference, "pca_basis", None) is not None
         self._unread = 0  # live rows left out: no embedding, or of another width
         params.setdefault("name", None)
         if space == "embedding":
@@ -149,7 +151,7 @@ class PCADriftDetector(BinnedDriftDetector):
             return self._embedding_channels()
         pca = profile.pca
         if pca is None:
-            raise ValueError("detector 'pca_drift' needs at least two numeric features and 20 reference rows")
+            raise ValueError(f"detector 'pca_drift': {pca_absent_reason(profile, self._pca_fit)}")
         chan = Channel.numeric(pca.error, self.n_bins)
         chan.name = "reconstruction_error"
         return [chan], PCABinner(pca, chan)
