@@ -66,6 +66,8 @@ __all__ = [
     "fit_pca_basis",
     "pca_min_rows",
     "pca_absent_reason",
+    "pca_calibration",
+    "PCA_CROSS_FITTED_ADVICE",
     "OutputProfile",
     "Profile",
     "ProfileError",
@@ -813,6 +815,32 @@ def pca_absent_reason(profile: "Profile", pca_fit: bool = False) -> str:
                                 f"(or {PCA_MIN_ROWS} with pca_fit: the training rows give the directions)")
     return (f"pca_drift needs at least {need} reference rows{split}; the reference has {rows}. Fix: a larger held-out "
             "reference, or leave pca_drift out: input_drift still watches each feature")
+
+
+def pca_calibration(profile: "Profile") -> str | None:
+    """How ``profile``'s PCA errors were calibrated, told from what it holds (no field records
+    it, and none is added: a profile that is not rebuilt keeps its checkpoint fingerprint):
+    ``"pca_fit"`` (directions from other rows, every row's error), ``"half"`` (directions from a
+    random half, the other half's errors), or ``"cross_fitted"``: profiles built before the half
+    split hold the errors of *every* row the PCA read, each scored by a PCA of the other folds
+    (5-fold, and 2-fold before that), whose calibration mixed several PCAs while live rows met
+    another; where the variance kept cut between near-equal directions (near-duplicate
+    features) healthy streams alarmed. None without a PCA."""
+    pca = profile.pca
+    if pca is None:
+        return None
+    if "pca_fit_rows" in profile.meta:
+        return "pca_fit"
+    read = min(int(profile.meta.get("rows_sampled", profile.n_rows)), PCA_MAX_ROWS)
+    return "cross_fitted" if read >= 2 and pca.error.n >= read else "half"
+
+
+#: What the log and ``monitor reference show`` say of a profile whose PCA is ``cross_fitted``.
+PCA_CROSS_FITTED_ADVICE = (
+    "the PCA's errors are calibrated the former way (each fold of the rows scored by a PCA of the other folds, "
+    "as earlier agents built profiles), a calibration live rows never meet: where features are near-duplicates it "
+    "false-alarms on healthy traffic. Fix: rebuild the profile with 'monitor reference build' (the PCA is then "
+    "fitted on half the rows and calibrated on the other half); until then pca_drift runs on the former calibration")
 
 
 def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,

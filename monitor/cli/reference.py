@@ -264,7 +264,7 @@ def _strict_json(value: object) -> object:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(profile: Path, as_json: bool) -> None:
     """Summarise a profile: features, types, missing rates, ranges."""
-    from monitor.profile import Profile, ProfileError, pca_absent_reason
+    from monitor.profile import PCA_CROSS_FITTED_ADVICE, Profile, ProfileError, pca_absent_reason, pca_calibration
 
     try:
         prof = Profile.load(profile)
@@ -281,6 +281,7 @@ def show(profile: Path, as_json: bool) -> None:
             "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
             "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0]),
             "pca_off": pca_absent_reason(prof) if prof.pca is None else None,
+            "pca_calibration": pca_calibration(prof),
             "text": {name: {"vocabulary": len(words)} for name, words in prof.vocabularies.items()}}
     if as_json:
         click.echo(json.dumps(_strict_json(info), indent=2, allow_nan=False))
@@ -293,9 +294,10 @@ def show(profile: Path, as_json: bool) -> None:
     for name, words in prof.vocabularies.items():
         click.echo(f"text feature {name}: profiled as the numeric {name}.* above, a vocabulary of {len(words)} words")
     if prof.pca is not None:
-        fitted = (f"fitted on {prof.meta['pca_fit_rows']} rows of {prof.meta.get('pca_fit_source', 'other data')}, "
-                  f"its errors calibrated on the reference" if "pca_fit_rows" in prof.meta
-                  else "fitted on half the reference, its errors calibrated on the other half")
+        fitted = {"pca_fit": f"fitted on {prof.meta.get('pca_fit_rows')} rows of "
+                             f"{prof.meta.get('pca_fit_source', 'other data')}, its errors calibrated on the reference",
+                  "half": "fitted on half the reference, its errors calibrated on the other half",
+                  "cross_fitted": f"fitted on every reference row; {PCA_CROSS_FITTED_ADVICE}"}[info["pca_calibration"]]
         click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
                    f"{prof.pca.explained:.0%} of the variance, {fitted}")
     else:

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.detectors.drift import BinnedDriftDetector, Channel, FeatureBinner, _need_reference, _params
-from monitor.profile import PCAProfile, Profile, fit_embedding_pca, numeric_profile, pca_absent_reason
+from monitor.profile import (PCA_CROSS_FITTED_ADVICE, PCAProfile, Profile, fit_embedding_pca, numeric_profile,
+                             pca_absent_reason, pca_calibration)
 
 if TYPE_CHECKING:
     from monitor.batch import Batch
@@ -152,6 +153,8 @@ class PCADriftDetector(BinnedDriftDetector):
         pca = profile.pca
         if pca is None:
             raise ValueError(f"detector 'pca_drift': {pca_absent_reason(profile, self._pca_fit)}")
+        if pca_calibration(profile) == "cross_fitted":
+            log.warning("detector %r: in the reference profile, %s", self.name, PCA_CROSS_FITTED_ADVICE)
         chan = Channel.numeric(pca.error, self.n_bins)
         chan.name = "reconstruction_error"
         return [chan], PCABinner(pca, chan)
