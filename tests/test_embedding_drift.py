@@ -176,3 +176,40 @@ def test_model_multivariate_drift_fires_saying_it_is_the_embedding(tmp_path: Pat
     path.write_text(json.dumps(doc))
     out, err = io.StringIO(), io.StringIO()
     assert run_unit_tests([str(path)], stdout=out, stderr=err) == 0, out.getvalue() + err.getvalue()
+
+
+def test_rows_unread_keeps_counting_across_a_clean_restart(tmp_path: Path) -> None:
+    """The counter was written as the detector's own count, which a restored detector starts at
+    0: after a clean restart (counters restored from the checkpoint) it fell from 30 to 0."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from tests.sidecar_support import sample
+
+    rng = np.random.default_rng(1)
+    ref = _reference(rng)
+
+    def start() -> Monitor:
+        return Monitor(model="emb", reference=ref, registry=CollectorRegistry(auto_describe=False),
+                       clock=lambda: 1_700_000_000.0, start_worker=False)
+
+    def unread(mon: Monitor) -> float:
+        return sample(mon.metrics_text(), "monitor_drift_rows_unread_total", model="emb", detector="pca_drift_embedding")
+
+    first = start()
+    first.observe(rng.normal(size=(30, 2)), rng.uniform(size=30))  # no embedding: 30 rows unread
+    first.flush()
+    assert unread(first) == 30
+    first.save_checkpoint(tmp_path / "m.ckpt", final=True)
+    first.close()
+    second = start()
+    try:
+        assert second.restore_checkpoint(tmp_path / "m.ckpt") and second.restore_report.counters_restored
+        second.observe(rng.normal(size=(50, 2)), rng.uniform(size=50), embedding=embeddings(rng, 50))
+        second.flush()
+        assert unread(second) == 30
+        second.observe(rng.normal(size=(5, 2)), rng.uniform(size=5))
+        second.flush()
+        assert unread(second) == 35
+    finally:
+        second.close()

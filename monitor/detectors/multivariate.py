@@ -128,6 +128,7 @@ class PCADriftDetector(BinnedDriftDetector):
         self._reference_embedding = emb
         self._pca_fit = getattr(reference, "pca_basis", None) is not None
         self._unread = 0  # live rows left out: no embedding, or of another width
+        self._unread_exported = 0  # of them, those added to the counter
         params.setdefault("name", None)
         if space == "embedding":
             params["name"] = params["name"] or "pca_drift_embedding"
@@ -203,7 +204,9 @@ class PCADriftDetector(BinnedDriftDetector):
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
         if self.space == "embedding":  # born at 0: a first skipped batch reads as an increase
-            out.set("monitor_drift_rows_unread", float(self._unread), (self.name,))
+            # added, not set: a clean restart restores the counter while this detector counts from 0
+            out.inc("monitor_drift_rows_unread", float(self._unread - self._unread_exported), (self.name,))
+            self._unread_exported = self._unread
         # from the window as it stands, not the figures cached for the slot (their tests are
         # recomputed once a slot): a scrape later in the slot divided the running total by the
         # rows of the slot's first scrape, two or more times the true mean
