@@ -213,3 +213,25 @@ def test_rows_unread_keeps_counting_across_a_clean_restart(tmp_path: Path) -> No
         assert unread(second) == 35
     finally:
         second.close()
+
+
+def test_calls_without_an_embedding_beside_calls_with_one_are_said_to_have_none(caplog: Any) -> None:
+    """Calls drained together are one batch, the embedding-less calls' rows NaN: the log said
+    they "have non-finite embedding values", sending the operator to look for NaN in embeddings
+    the caller never gave."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+
+    rng = np.random.default_rng(2)
+    mon = Monitor(model="emb", reference=_reference(rng), registry=CollectorRegistry(auto_describe=False),
+                  clock=lambda: 1_700_000_000.0, start_worker=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(rng.normal(size=(30, 2)), rng.uniform(size=30))
+            mon.observe(rng.normal(size=(50, 2)), rng.uniform(size=50), embedding=embeddings(rng, 50))
+            mon.flush()
+        said = [r.getMessage() for r in caplog.records if "pca_drift_embedding" in r.getMessage()]
+        assert len(said) == 1 and "30 of 80 rows came without an embedding" in said[0], said
+    finally:
+        mon.close()

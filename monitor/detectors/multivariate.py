@@ -185,14 +185,14 @@ class PCADriftDetector(BinnedDriftDetector):
         said once (they cannot be compared: an embedding of another layer or model)."""
         emb = batch.embedding
         width = None if emb is None else int(np.shape(emb)[1])
-        keep = (np.zeros(len(batch), dtype=bool) if width != self.embedding_width
-                else np.isfinite(np.asarray(emb, dtype=np.float64)).all(axis=1))
+        finite = None if width != self.embedding_width else np.isfinite(np.asarray(emb, dtype=np.float64))
+        keep = np.zeros(len(batch), dtype=bool) if finite is None else finite.all(axis=1)
         if keep.all():
             return batch
         if not self._unread:
             why = ("came without an embedding" if width is None else
                    f"have embeddings of {width} values, the reference's have {self.embedding_width}"
-                   if width != self.embedding_width else "have non-finite embedding values")
+                   if finite is None else self._why_not_finite(finite[~keep]))
             log.warning("detector %r (pca_drift, space: embedding): %d of %d rows %s and are not compared (counted in "
                         "monitor_drift_rows_unread_total). Fix: give "
                         "each prediction the embedding of the same layer the reference's were taken from "
@@ -200,6 +200,19 @@ class PCADriftDetector(BinnedDriftDetector):
                         self.name, int((~keep).sum()), len(batch), why)
         self._unread += int((~keep).sum())
         return batch.rows(np.flatnonzero(keep))
+
+    @staticmethod
+    def _why_not_finite(finite: np.ndarray) -> str:
+        """What is wrong with embedding rows of the reference's width that are not all finite:
+        rows of none at all are those of calls that gave no (usable) embedding, merged into one
+        batch with calls that gave one, not non-finite values sent."""
+        absent = int((~finite.any(axis=1)).sum())
+        if absent == finite.shape[0]:
+            return "came without an embedding (or one dropped at intake: monitor_row_arguments_dropped_total)"
+        if absent == 0:
+            return "have non-finite embedding values"
+        return (f"came without an embedding ({absent} of them; or one dropped at intake) or have non-finite "
+                "embedding values")
 
     def export(self, out: "MetricWriter") -> None:
         super().export(out)
