@@ -33,7 +33,7 @@ def test_listed_models_are_forwarded_counted_as_unmonitored_and_said_once_at_inf
         text = s.metrics()
         assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="unmonitored") == 3
         assert total(text, "monitor_intake_events_refused_total", endpoint="proxy", reason="unknown_model") == 1
-        lines = [r for r in caplog.records if "unmonitored" in r.getMessage() and "refused" in r.getMessage()]
+        lines = [r for r in caplog.records if "(unmonitored)" in r.getMessage() and "refused" in r.getMessage()]
         assert len(lines) == 1 and lines[0].levelno == logging.INFO, [r.getMessage() for r in lines]
         assert [r for r in caplog.records if "unknown_model" in r.getMessage() and r.levelno == logging.WARNING]
     finally:

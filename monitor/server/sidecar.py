@@ -466,8 +466,12 @@ class Sidecar:
         if mon is None:
             fix = ("; the InferenceService (Seldon: the SeldonDeployment) must be named as a model: of this sidecar's "
                    "config, or add a model of that name" if field.startswith("ce-") else "")
+            # the way out for a model the model server hosts on purpose unmonitored is a setting
+            # that only the README named: its traffic, refused this way, pages MonitorIntakeRefused
             raise IntakeError(404, field, f"no model named {name[:100]!r} here; served: {', '.join(sorted(self.monitors))}"
-                                          f"{fix}", "unknown_model")
+                                          f"{fix}. A model this sidecar is not meant to monitor goes in "
+                                          "server.unmonitored_models: its traffic is then counted as unmonitored "
+                                          "and pages nobody", "unknown_model")
         return mon
 
     def store_for(self, mon: "Monitor | None") -> "MetricStore":
