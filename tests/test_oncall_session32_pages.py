@@ -61,3 +61,73 @@ def test_an_unknown_models_refusal_names_the_setting_that_lets_it_through(tmp_pa
         assert r.status == 404 and r.json()["reason"] == "unmonitored", r.body
     finally:
         listed.close()
+
+
+def test_features_drifted_over_the_window_are_named_in_the_page(tmp_path: Path) -> None:
+    # The sidecar's "shift" stream paged "1 feature(s) of model shift drifted over the window"
+    # and nothing of which, while ModelInputDrift names its features: on-call had to read the
+    # p-values and distances of every feature and redo the detector's multiple-testing correction
+    # and minimum effect by eye. The detector now exports which features it counted, and the
+    # summary names five of them at most, the largest Jensen-Shannon distance first.
+    import numpy as np
+
+    from monitor.detectors.drift import FeatureDriftDetector
+    from monitor.store import MetricStore
+    from tests import drift_streams as S
+    from tests.test_drift_detector import make_reference
+
+    det = FeatureDriftDetector(make_reference(), window_s=600, n_slots=6)
+    S.run(det, np.random.default_rng(4), onset=0, total=5000, shift=S.x10(0), ts0=0.0, stop=False)
+    store = MetricStore("m")
+    det.export(store)
+    flags = {f: store.value("monitor_drift_feature_drifted", ("input_drift", f)) for f in S.NAMES}
+    assert flags[S.NAMES[0]] == 1.0, flags
+    assert sum(flags.values()) == store.value("monitor_drift_features_drifted", ("input_drift",)), flags
+
+    series = []
+    js = {"income": 0.61, "age": 0.42, "tenure": 0.30, "balance": 0.22, "region": 0.15, "plan": 0.12, "device": 0.11,
+          "score": 0.03}
+    for feature, distance in js.items():
+        drifted = 0 if feature == "score" else 1
+        for model in ("many", "two"):
+            if model == "two" and feature not in ("age", "region", "score"):
+                continue
+            if model == "two" and feature == "region":
+                drifted = 0
+            series += [f"""
+              - series: 'monitor_drift_feature_effect{{model="{model}",detector="input_drift",feature="{feature}",measure="js"}}'
+                values: '{distance}x40'
+              - series: 'monitor_drift_feature_effect{{model="{model}",detector="input_drift",feature="{feature}",measure="psi"}}'
+                values: '9x40'
+              - series: 'monitor_drift_feature_drifted{{model="{model}",detector="input_drift",feature="{feature}"}}'
+                values: '{drifted}x40'"""]
+    series += ["""
+              - series: 'monitor_drift_features_drifted{model="many",detector="input_drift"}'
+                values: '7x40'
+              - series: 'monitor_drift_features_drifted{model="two",detector="input_drift"}'
+                values: '1x40'"""]
+    description = ("Over the event-time window, {n} feature(s) differ from the reference with significance after "
+                   "multiple-testing correction and a Jensen-Shannon distance of at least the configured minimum "
+                   "(input_drift); the summary names five at most, the farthest from the reference first. Slow drifts "
+                   "show here before the sequential alarm; monitor_drift_feature_drifted lists every feature counted, "
+                   "monitor_drift_feature_effect gives their effect sizes.")
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturesdriftedoverwindow"
+    _run_unit_test(tmp_path, "drift.yml", """
+        tests:
+          - interval: 1m
+            input_series:""" + "".join(series) + f"""
+            alert_rule_test:
+              - eval_time: 35m
+                alertname: ModelFeaturesDriftedOverWindow
+                exp_alerts:
+                  - exp_labels: {{severity: info, model: many, detector: input_drift}}
+                    exp_annotations:
+                      summary: "7 feature(s) of model many drifted over the window: `income`, `age`, `tenure`, `balance`, `region` and more"
+                      description: "{description.format(n=7)}"
+                      runbook_url: "{url}"
+                  - exp_labels: {{severity: info, model: two, detector: input_drift}}
+                    exp_annotations:
+                      summary: "1 feature(s) of model two drifted over the window: `age`"
+                      description: "{description.format(n=1)}"
+                      runbook_url: "{url}"
+    """)

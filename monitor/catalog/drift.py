@@ -48,6 +48,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_drift_features_drifted", GAUGE,
                "Features whose window is significant after multiple-testing correction AND above the minimum effect.",
                labels=("detector",), concern=_D, max_series=20),
+    MetricSpec("monitor_drift_feature_drifted", GAUGE,
+               "1 for a feature counted in monitor_drift_features_drifted (its window significant after multiple-testing "
+               "correction and above the minimum effect), 0 for one tested and not; absent when not tested. "
+               "ModelFeaturesDriftedOverWindow names the features at 1.",
+               labels=("detector", "feature"), concern=_D, max_series=2000),
     MetricSpec("monitor_drift_rows_unread", COUNTER,
                "Rows a drift detector could not compare and left out of its window: for pca_drift with space: embedding, "
                "predictions without an embedding, with one of another width than the reference's, or with non-finite "

@@ -793,6 +793,7 @@ class DriftCore:
             pvals[j] = st.pvalue
             tested[j] = ch.kind != "numeric" or ch.n_bins - 1 >= 2
         drifted = 0
+        counted_by_channel = np.zeros(len(self.channels), dtype=bool)  # one of the `drifted` (only where tested)
         if tested.any():
             rej = reject(pvals[tested], self.alpha, self.correction)
             js = np.array([s.js for s, t in zip(per, tested) if t])
@@ -800,8 +801,10 @@ class DriftCore:
             if self.upward:
                 counted &= np.array([ch.kind != "numeric" or s.mean_shift_sd > 0
                                      for ch, s, t in zip(self.channels, per, tested) if t], dtype=bool)
+            counted_by_channel[tested] = counted
             drifted = int(counted.sum())
-        self.figures = {"rows": rows, "stats": per, "tested": tested, "drifted": drifted if tested.any() else None}
+        self.figures = {"rows": rows, "stats": per, "tested": tested, "counted": counted_by_channel,
+                        "drifted": drifted if tested.any() else None}
         self._figures_at = self.now
         return self.figures
 
@@ -853,8 +856,11 @@ class DriftCore:
             out.remove("monitor_drift_features_drifted", (det,))
         else:
             out.set("monitor_drift_features_drifted", float(fig["drifted"]), (det,))
-        for ch, st, tested in zip(self.channels, fig["stats"], fig["tested"]):
+        for ch, st, tested, counted in zip(self.channels, fig["stats"], fig["tested"], fig["counted"]):
             test = "ks" if ch.kind == "numeric" else "chi2"
+            # which features ModelFeaturesDriftedOverWindow counted: the correction and the minimum
+            # effect are the detector's, not to be redone in a rule from the p-values and distances
+            _put(out, "monitor_drift_feature_drifted", float(counted) if tested else None, (det, ch.name))
             measures = {"js": None, "psi": None, "wasserstein": None, "mean_shift_sd": None, "scale_ratio": None}
             p = None
             if st is not None:
