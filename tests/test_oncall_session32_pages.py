@@ -12,6 +12,20 @@ from pathlib import Path
 from tests.test_oncall_session7 import _run_unit_test
 
 
+def _run_alert_test(tmp_path: Path, rule_file: str, series: list[str], eval_time: str, alertname: str,
+                    exp_alerts: str) -> None:
+    """One ``alert_rule_test`` of ``alertname`` at ``eval_time`` on ``series`` (input_series
+    entries, indented as below) through promtool and the agent."""
+    _run_unit_test(tmp_path, rule_file, """
+        tests:
+          - interval: 1m
+            input_series:""" + "".join(series) + f"""
+            alert_rule_test:
+              - eval_time: {eval_time}
+                alertname: {alertname}
+                exp_alerts:""" + exp_alerts + "\n")
+
+
 def test_accuracy_drop_says_how_many_points_from_what_to_what(tmp_path: Path) -> None:
     # The page read "Accuracy ... is 19% (percentage points) below the accuracy on the reference
     # data ... Window: 72% on 500 labels; reference: 91%": a drop of 19 points written as a
@@ -112,14 +126,7 @@ def test_features_drifted_over_the_window_are_named_in_the_page(tmp_path: Path) 
                    "show here before the sequential alarm; monitor_drift_feature_drifted lists every feature counted, "
                    "monitor_drift_feature_effect gives their effect sizes.")
     url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturesdriftedoverwindow"
-    _run_unit_test(tmp_path, "drift.yml", """
-        tests:
-          - interval: 1m
-            input_series:""" + "".join(series) + f"""
-            alert_rule_test:
-              - eval_time: 35m
-                alertname: ModelFeaturesDriftedOverWindow
-                exp_alerts:
+    _run_alert_test(tmp_path, "drift.yml", series, "35m", "ModelFeaturesDriftedOverWindow", f"""
                   - exp_labels: {{severity: info, model: many, detector: input_drift}}
                     exp_annotations:
                       summary: "7 feature(s) of model many drifted over the window: `income`, `age`, `tenure`, `balance`, `region` and more"
@@ -129,5 +136,34 @@ def test_features_drifted_over_the_window_are_named_in_the_page(tmp_path: Path) 
                     exp_annotations:
                       summary: "1 feature(s) of model two drifted over the window: `age`"
                       description: "{description.format(n=1)}"
+                      runbook_url: "{url}\"""")
+
+
+def test_one_change_of_confidence_is_one_alert_naming_the_scores_that_moved(tmp_path: Path) -> None:
+    # The sidecar's "overconf" stream (the same model at a lower temperature) paged
+    # ModelConfidenceDrift twice, one alert for the confidence and one for the entropy, which one
+    # change of the model moves together: two pages for one problem wherever Alertmanager does not
+    # group by model. One alert per model now; its texts name the scores beyond the bound, each
+    # with its distance ("both": confidence and entropy; "entropy": that one only).
+    series = []
+    for model, confidence, entropy in (("both", 0.3, 0.39), ("entropy", 0.08, 0.21)):
+        for score, distance in (("confidence", confidence), ("entropy", entropy)):
+            series += [f"""
+              - series: 'monitor_confidence_drift_distance{{model="{model}",score="{score}"}}'
+                values: '{distance}x30'
+              - series: 'monitor_confidence_drift_pvalue{{model="{model}",score="{score}"}}'
+                values: '0x30'"""]
+    tail = ("over the window differs from the reference (p < 0.001): the inputs moved away from what the model knows, "
+            "or, with no input-drift alert, the model itself changed.")
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
+    _run_alert_test(tmp_path, "confidence.yml", series, "20m", "ModelConfidenceDrift", f"""
+                  - exp_labels: {{severity: warning, model: both}}
+                    exp_annotations:
+                      summary: "Model both: the distribution of its confidence and entropy changed"
+                      description: "The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) and entropy (Kolmogorov-Smirnov distance 0.39) {tail}"
                       runbook_url: "{url}"
-    """)
+                  - exp_labels: {{severity: warning, model: entropy}}
+                    exp_annotations:
+                      summary: "Model entropy: the distribution of its entropy changed"
+                      description: "The distribution of the model's entropy (Kolmogorov-Smirnov distance 0.21) {tail}"
+                      runbook_url: "{url}\"""")

@@ -249,9 +249,10 @@ def test_generator_url_advice_points_at_a_prometheus_not_the_sidecar(tmp_path: P
 
 
 def test_confidence_drift_summaries_name_the_score(tmp_path: Path) -> None:
-    # Walkthrough: a confidence drift fires one alert per score (confidence, entropy); Alertmanager
-    # groups them into one notification whose two summaries read the same, "Model fraud confidence
-    # distribution changed". Each summary now names its score.
+    # Walkthrough: a confidence drift fired one alert per score (confidence, entropy); Alertmanager
+    # grouped them into one notification whose two summaries read the same, "Model fraud confidence
+    # distribution changed". Each summary named its score; since session 32 the one alert of the
+    # model names both (tests/test_oncall_session32_pages.py).
     _run_unit_test(tmp_path, "confidence.yml", """
         tests:
           - interval: 1m
@@ -268,15 +269,10 @@ def test_confidence_drift_summaries_name_the_score(tmp_path: Path) -> None:
               - eval_time: 20m
                 alertname: ModelConfidenceDrift
                 exp_alerts:
-                  - exp_labels: {severity: warning, model: m, score: confidence}
+                  - exp_labels: {severity: warning, model: m}
                     exp_annotations:
-                      summary: "Model m: the distribution of its confidence changed"
-                      description: "The distribution of the model's confidence over the window differs from the reference (Kolmogorov-Smirnov distance 0.30, p < 0.001): the inputs moved away from what the model knows, or, with no input-drift alert, the model itself changed."
-                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
-                  - exp_labels: {severity: warning, model: m, score: entropy}
-                    exp_annotations:
-                      summary: "Model m: the distribution of its entropy changed"
-                      description: "The distribution of the model's entropy over the window differs from the reference (Kolmogorov-Smirnov distance 0.39, p < 0.001): the inputs moved away from what the model knows, or, with no input-drift alert, the model itself changed."
+                      summary: "Model m: the distribution of its confidence and entropy changed"
+                      description: "The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) and entropy (Kolmogorov-Smirnov distance 0.39) over the window differs from the reference (p < 0.001): the inputs moved away from what the model knows, or, with no input-drift alert, the model itself changed."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
     """)
 
