@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from dataclasses import dataclass, replace
@@ -659,12 +660,21 @@ class Monitor:
         groups, errors = loadable_rule_files(files, engine=engine)
         problems = [str(e) for e in errors]
         self.store.set("monitor_rule_last_reload_successful", 0.0 if problems else 1.0)
+        self._count_rule_file_errors(errors)
         if problems:
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             log.error("model %r: rule files not loaded, their rules are not evaluated until they load: %s. Fix: correct "
                       "them (`monitor rules check FILE` lists every error), then reload (SIGHUP or POST /-/reload)",
                       self.model, shown)
         return groups
+
+    def _count_rule_file_errors(self, errors: Iterable[Any]) -> None:
+        """``monitor_rule_file_errors`` from the errors of the last load (none: every file loaded).
+        Per file because one broken file shared by the models of a sidecar paged once per model."""
+        per_file = Counter(e.file for e in errors)
+        self.store.clear("monitor_rule_file_errors")
+        for file, n in per_file.items():
+            self.store.set("monitor_rule_file_errors", float(n), (file,))
 
     def _size_series_store(self) -> None:
         """Keep the history the longest rule reads (plus two intervals), an hour at least."""
@@ -963,6 +973,7 @@ class Monitor:
             return 0
         from monitor.promql.engine import Engine
         from monitor.rules.loader import load_rule_files
+        from monitor.rules.model import RuleError, RuleLoadError
 
         try:
             engine = Engine() if self.rules is None else self.rules.engine
@@ -981,12 +992,17 @@ class Monitor:
                 self._size_series_store()
                 self._template_errors.clear()  # the new rules count their template errors from zero
                 self._retick(self._rule_tick_s())
-        except Exception:
+        except Exception as err:
             self.store.inc("monitor_rule_reloads", labels=("failure",))
             self.store.set("monitor_rule_last_reload_successful", 0.0)
+            # what failed past the files' own errors (none expected) is put on each file reloaded:
+            # the page names the files, the log the error
+            self._count_rule_file_errors(err.errors if isinstance(err, RuleLoadError) else
+                                         [RuleError(file=f, message=str(err)) for f in new.files])
             raise
         self.store.inc("monitor_rule_reloads", labels=("success",))
         self.store.set("monitor_rule_last_reload_successful", 1.0)
+        self._count_rule_file_errors(())
         log.info("model %r: rules reloaded: %d rule(s) in %d group(s)", self.model, n, len(groups))
         return n
 

@@ -26,6 +26,16 @@ def _run_alert_test(tmp_path: Path, rule_file: str, series: list[str], eval_time
                 exp_alerts:""" + exp_alerts + "\n")
 
 
+def _alert(labels: str, summary: str, description: str, url: str) -> str:
+    """One ``exp_alerts`` entry for :func:`_run_alert_test` (``labels`` in YAML flow style)."""
+    return f"""
+                  - exp_labels: {{{labels}}}
+                    exp_annotations:
+                      summary: "{summary}"
+                      description: "{description}"
+                      runbook_url: "{url}\""""
+
+
 def test_accuracy_drop_says_how_many_points_from_what_to_what(tmp_path: Path) -> None:
     # The page read "Accuracy ... is 19% (percentage points) below the accuracy on the reference
     # data ... Window: 72% on 500 labels; reference: 91%": a drop of 19 points written as a
@@ -126,17 +136,9 @@ def test_features_drifted_over_the_window_are_named_in_the_page(tmp_path: Path) 
                    "show here before the sequential alarm; monitor_drift_feature_drifted lists every feature counted, "
                    "monitor_drift_feature_effect gives their effect sizes.")
     url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturesdriftedoverwindow"
-    _run_alert_test(tmp_path, "drift.yml", series, "35m", "ModelFeaturesDriftedOverWindow", f"""
-                  - exp_labels: {{severity: info, model: many, detector: input_drift}}
-                    exp_annotations:
-                      summary: "7 feature(s) of model many drifted over the window: `income`, `age`, `tenure`, `balance`, `region` and more"
-                      description: "{description.format(n=7)}"
-                      runbook_url: "{url}"
-                  - exp_labels: {{severity: info, model: two, detector: input_drift}}
-                    exp_annotations:
-                      summary: "1 feature(s) of model two drifted over the window: `age`"
-                      description: "{description.format(n=1)}"
-                      runbook_url: "{url}\"""")
+    _run_alert_test(tmp_path, "drift.yml", series, "35m", "ModelFeaturesDriftedOverWindow",
+                    _alert("severity: info, model: many, detector: input_drift", "7 feature(s) of model many drifted over the window: `income`, `age`, `tenure`, `balance`, `region` and more", description.format(n=7), url)
+                    + _alert("severity: info, model: two, detector: input_drift", "1 feature(s) of model two drifted over the window: `age`", description.format(n=1), url))
 
 
 def test_one_change_of_confidence_is_one_alert_naming_the_scores_that_moved(tmp_path: Path) -> None:
@@ -156,14 +158,67 @@ def test_one_change_of_confidence_is_one_alert_naming_the_scores_that_moved(tmp_
     tail = ("over the window differs from the reference (p < 0.001): the inputs moved away from what the model knows, "
             "or, with no input-drift alert, the model itself changed.")
     url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelconfidencedrift"
-    _run_alert_test(tmp_path, "confidence.yml", series, "20m", "ModelConfidenceDrift", f"""
-                  - exp_labels: {{severity: warning, model: both}}
-                    exp_annotations:
-                      summary: "Model both: the distribution of its confidence and entropy changed"
-                      description: "The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) and entropy (Kolmogorov-Smirnov distance 0.39) {tail}"
-                      runbook_url: "{url}"
-                  - exp_labels: {{severity: warning, model: entropy}}
-                    exp_annotations:
-                      summary: "Model entropy: the distribution of its entropy changed"
-                      description: "The distribution of the model's entropy (Kolmogorov-Smirnov distance 0.21) {tail}"
-                      runbook_url: "{url}\"""")
+    _run_alert_test(tmp_path, "confidence.yml", series, "20m", "ModelConfidenceDrift",
+                    _alert("severity: warning, model: both", "Model both: the distribution of its confidence and entropy changed", f"The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) and entropy (Kolmogorov-Smirnov distance 0.39) {tail}", url)
+                    + _alert("severity: warning, model: entropy", "Model entropy: the distribution of its entropy changed", f"The distribution of the model's entropy (Kolmogorov-Smirnov distance 0.21) {tail}", url))
+
+
+def test_a_broken_rule_file_pages_once_per_file_not_per_model(tmp_path: Path) -> None:
+    # A shared rule file edited into one that does not load paged MonitorRuleReloadFailed once per
+    # model that lists it ("The rule files of iris did not all load", then fraud's, then churn's):
+    # three pages for one file to fix. One alert per file now, with its error count, whatever the
+    # models.
+    series = []
+    for model in ("iris", "fraud", "churn"):
+        series += [f"""
+              - series: 'monitor_rule_last_reload_successful{{model="{model}"}}'
+                values: '1 1 0x12 1x5'
+              - series: 'monitor_rule_file_errors{{model="{model}",file="/etc/monitor/team.yml"}}'
+                values: '_ _ 2x12 stale'"""]
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorrulereloadfailed"
+    tail = ("at start, a file that does not load is left out (its rules are not evaluated; the other files' are); after "
+            "a failed reload (SIGHUP or POST /-/reload) the rules loaded before are still evaluated (the edit is not in "
+            "force, nor any fix it carried); no load has succeeded since. The agent's log (and a reload's answer) name "
+            "each error and the models concerned.")
+    _run_alert_test(tmp_path, "core.yml", series, "12m", "MonitorRuleReloadFailed",
+                    _alert("severity: warning, file: /etc/monitor/team.yml", "The rule file /etc/monitor/team.yml does not load: its alert rules are not evaluated as written.", f"The last load of the rule files of every model that lists /etc/monitor/team.yml found 2 error(s) in it: {tail}", url))
+
+
+def test_models_sharing_a_broken_rule_file_send_alertmanager_one_alert(tmp_path: Path) -> None:
+    # End to end: two models of one sidecar list the same broken file beside the core pack; each
+    # model's evaluator raises MonitorRuleReloadFailed, and a real Alertmanager held one alert per
+    # model (two pages). Both now send the same alert (the file, no model), which it merges.
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from tests.conftest import require_binary
+    from tests.e2e.processes import Alertmanager, WebhookReceiver
+
+    exe = require_binary("prometheus-alertmanager")
+    shared = tmp_path / "team.yml"
+    shared.write_text("groups:\n- name: team\n  rules:\n  - alert: Typo\n    expr: sum(\n")
+    receiver = WebhookReceiver()
+    try:
+        with Alertmanager(exe, tmp_path / "am", receiver.url) as am:
+            monitors = []
+            for model in ("iris", "fraud"):
+                config = {"model": model, "rules": {"packs": ["core"], "files": [str(shared)], "alertmanager": [am.url],
+                                                    "log": False}}
+                monitors.append(Monitor(config=config, registry=CollectorRegistry(), start_worker=False, live=False))
+            now = time.time()
+            try:
+                for k in range(12, -1, -1):
+                    for mon in monitors:
+                        mon.evaluate_rules(now - 60 * k)
+                for mon in monitors:
+                    assert mon.store.value("monitor_rule_file_errors", (str(shared),)) == 1.0
+            finally:
+                for mon in monitors:
+                    mon.close()  # delivers what is queued
+            pages = [a for a in am.alerts() if a["labels"]["alertname"] == "MonitorRuleReloadFailed"]
+            assert [a["labels"] for a in pages] == [{"alertname": "MonitorRuleReloadFailed", "severity": "warning",
+                                                     "file": str(shared)}], pages
+    finally:
+        receiver.close()

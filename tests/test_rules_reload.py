@@ -150,6 +150,8 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
             input_series:
               - series: 'monitor_rule_last_reload_successful{model="iris"}'
                 values: '1 1 0x12 1x5'
+              - series: 'monitor_rule_file_errors{model="iris",file="rules/iris.yml"}'
+                values: '_ _ 1x12 stale'
             alert_rule_test:
               - eval_time: 9m
                 alertname: MonitorRuleReloadFailed
@@ -157,10 +159,10 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
               - eval_time: 12m
                 alertname: MonitorRuleReloadFailed
                 exp_alerts:
-                  - exp_labels: {severity: warning, model: iris}
+                  - exp_labels: {severity: warning, file: rules/iris.yml}
                     exp_annotations:
-                      summary: "The rule files of iris did not all load: some alert rules are not evaluated as written."
-                      description: "At start, a rule file of iris did not load (its rules are not evaluated; the other files' are), or the last reload (SIGHUP or POST /-/reload) failed (the rules loaded before are still evaluated: the edit is not in force, nor any fix it carried), and no load has succeeded since. The agent's log (and a reload's answer) name each file's errors."
+                      summary: "The rule file rules/iris.yml does not load: its alert rules are not evaluated as written."
+                      description: "The last load of the rule files of every model that lists rules/iris.yml found 1 error(s) in it: at start, a file that does not load is left out (its rules are not evaluated; the other files' are); after a failed reload (SIGHUP or POST /-/reload) the rules loaded before are still evaluated (the edit is not in force, nor any fix it carried); no load has succeeded since. The agent's log (and a reload's answer) name each error and the models concerned."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorrulereloadfailed"
               - eval_time: 16m
                 alertname: MonitorRuleReloadFailed

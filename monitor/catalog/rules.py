@@ -34,6 +34,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "are not the rules evaluated (at start the broken files are left out; at a reload the rules from before "
                "stay), as Prometheus's prometheus_config_last_reload_successful.",
                concern="rules"),
+    MetricSpec("monitor_rule_file_errors", GAUGE,
+               "Errors found in a rule file by the last load of the files that failed (at start or at a reload), by "
+               "file; absent once the files load. MonitorRuleReloadFailed pages once per file, however many models "
+               "list it (their alerts carry the file, not the model).",
+               labels=("file",), concern="rules", max_series=50),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff, "
                "except a 4xx answer (the receiver refused them: not retried, its answer is logged).",
