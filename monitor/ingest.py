@@ -252,7 +252,9 @@ class BatchBuilder:
                                               and is_point_in_time_text(inputs[name].head(TEXT_SAMPLE).tolist())):
                     times.append(str(name))
                     continue
-                feats.append(Feature(str(name), kind_of(str(name), getattr(dtype, "kind", "O") in "biufm")))
+                kind = getattr(dtype, "kind", "O")
+                numeric = kind in "biufm" or kind == "O" and holds_numbers(inputs[name].head(LEARN_ROWS).tolist())
+                feats.append(Feature(str(name), kind_of(str(name), numeric)))
             return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             first = _first_present([row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)])
@@ -932,6 +934,25 @@ def _number_of_time(name: str, v: Any) -> float:
 
 #: Rows of the first readable call a schema is learned from (their keys, and each key's first value).
 LEARN_ROWS = 1_000
+
+
+def holds_numbers(values: list[Any]) -> bool:
+    """Whether an object column's values (a sample of them) are numbers stored as Python objects:
+    one present value at least, and every present one a real number (``decimal.Decimal``,
+    ``fractions.Fraction``, ``int``, ``float``: any :class:`numbers.Number` but complex ones), the
+    others missing (None, NaN, pandas' NA). Why: a DataFrame read from SQL holds a ``NUMERIC``
+    column as ``Decimal`` objects, dtype object, which was learned as categorical: every amount a
+    category of its own, its drift read as a change of category mix, its values never ranged."""
+    import numbers
+
+    present = False
+    for v in values:
+        if _absent(v) or isinstance(v, float) and v != v:
+            continue
+        if not isinstance(v, numbers.Number) or isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
+            return False
+        present = True
+    return present
 
 
 def _absent(v: Any) -> bool:

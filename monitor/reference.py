@@ -429,12 +429,16 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
             categorical_names = tuple(str(c) for c in categorical_names)
             cat_cols = [next(c for c in frame.columns if str(c) == n) for n in categorical_names]
         else:
-            is_cat = [getattr(dt, "kind", "O") not in "biuf" for dt in frame.dtypes]
+            from monitor.ingest import LEARN_ROWS, holds_numbers
+
+            is_cat = [getattr(dt, "kind", "O") not in "biuf" and not (
+                getattr(dt, "kind", "O") == "O" and holds_numbers(frame[c].head(LEARN_ROWS).tolist()))
+                for c, dt in zip(frame.columns, frame.dtypes)]
             cat_cols = [c for c, cat in zip(frame.columns, is_cat) if cat]
             categorical_names = tuple(str(c) for c in cat_cols)
         if cat_cols:
             categorical = frame[cat_cols]
-        frame = frame[[c for c, cat in zip(frame.columns, is_cat) if not cat]]
+        frame = _objects_as_floats(frame[[c for c, cat in zip(frame.columns, is_cat) if not cat]])
         columns = [str(c) for c in frame.columns]
     else:  # given apart: the frame's columns of those names are not numeric
         from monitor.ingest import is_dataframe
@@ -447,6 +451,22 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
     if numeric_names is None:
         numeric_names = tuple(columns)
     return frame, numeric_names, categorical, categorical_names
+
+
+def _objects_as_floats(frame: Any) -> Any:
+    """``frame`` with its numeric columns of Python objects (``Decimal``...) as floats, their gaps
+    (None, pandas' NA) NaN, which ``to_numpy(na_value=...)`` leaves as they are in an object
+    column; a column that does not convert is left as it is (refused, named, by the caller)."""
+    objects = [c for c, dt in zip(frame.columns, frame.dtypes) if getattr(dt, "kind", "O") == "O"]
+    if not objects:
+        return frame
+    frame = frame.copy()
+    for c in objects:
+        try:
+            frame[c] = frame[c].where(frame[c].notna(), float("nan")).astype("float64")
+        except (TypeError, ValueError):
+            continue
+    return frame
 
 
 def _temporal_columns(frame: Any, categorical_names: Any) -> Any:
