@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.config_keys import SECTION_KEYS, unknown_key_fix
-from monitor.derived import reserved_names
+from monitor.derived import clashes, reserved_names
 from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = [
@@ -564,6 +564,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
         seen.add(name)
         feats.append(Feature(name, kind, _channel_axis(r, f, kind, fk)))
+    clash = next(iter(clashes(Schema(tuple(feats)))), None)
+    if clash is not None:
+        at = next(i for i, f in enumerate(feats) if f.name == clash.name)
+        raise r.error(k(f"{features_key}[{at}].name"), clash.problem, clash.fix)
     if len(feats) > 1 and any(f.kind == "tensor" for f in feats):
         tensor = next(f.name for f in feats if f.kind == "tensor")
         raise r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
     from monitor.schema import OutputSpec, Schema
 
-__all__ = ["Derived", "TensorDerived", "TextDerived", "answers_derived", "input_columns", "input_derived",
-           "reserved_names"]
+__all__ = ["Clash", "Derived", "TensorDerived", "TextDerived", "answers_derived", "clashes", "input_columns",
+           "input_derived", "reserved_names"]
 
 
 class Derived(Protocol):
@@ -156,3 +156,37 @@ def reserved_names(output: OutputSpec) -> frozenset[str]:
     from monitor.schema import TEXT_OUTPUT
 
     return frozenset({TEXT_OUTPUT, *TextDerived(TEXT_OUTPUT, frozenset()).columns})
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A feature named as a column another feature derives (``review.length`` beside the text
+    feature ``review``): both would be monitored under one name, in two columns each read as the
+    other."""
+
+    #: The feature so named.
+    name: str
+    #: The derived feature it clashes with.
+    derived: Derived
+
+    @property
+    def column_of(self) -> str:
+        """Whose column the name is: "a column the text feature 'review' is monitored through (...)"."""
+        kind = "text" if isinstance(self.derived, TextDerived) else "tensor"
+        listed = ", ".join(self.derived.columns[:3])
+        return f"a column the {kind} feature {self.derived.source!r} is monitored through ({listed}...)"
+
+    @property
+    def problem(self) -> str:
+        return f"{self.name!r} is the name of {self.column_of}: the two would share one column, each read as the other"
+
+    @property
+    def fix(self) -> str:
+        return f"rename {self.name!r} (e.g. {self.name.replace('.', '_')}): the feature, and the key or column its values come under"
+
+
+def clashes(schema: Schema) -> tuple[Clash, ...]:
+    """The features of ``schema`` named as a column one of its text or tensor features derives
+    (every column it may derive: ``oov_share`` too, which a reference's vocabulary gives it)."""
+    names = schema.name_set
+    return tuple(Clash(c, d) for d in input_derived(schema, {}, every=True) for c in d.columns if c in names)

@@ -80,6 +80,11 @@ class BatchBuilder:
         self._set_reference(reference_names, reference_categorical, reference_text, vocabularies, reference_tensors,
                             tensor_channels)
         if self.schema is not None:
+            from monitor.derived import clashes
+
+            clash = next(iter(clashes(self.schema)), None)
+            if clash is not None:
+                raise ValueError(f"feature {clash.problem}. Fix: {clash.fix}")
             _check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
@@ -112,6 +117,8 @@ class BatchBuilder:
         #: in monitor_row_arguments_dropped_total{argument="reserved_key"})
         self._reserved_keys: frozenset[str] = frozenset()
         self._reserved_rows = 0
+        #: What is said of the keys so left out (which feature's columns they are named as)
+        self._reserved_detail = ""
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
                        vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
@@ -384,11 +391,22 @@ class BatchBuilder:
         answers' ``output``, ``output.length``... for ``output.kind: text``), which are then
         counted in the rows that carry them. Why: learned as inputs, ``output`` took the answers'
         place in the detectors' schema and ``output.length`` gave batches two columns of one name,
-        each read as the other."""
-        kept = tuple(f for f in schema.features if f.name not in self._reserved)
+        each read as the other; so did a key ``review.length`` beside a text feature ``review``
+        (:func:`monitor.derived.clashes`)."""
+        from monitor.derived import clashes
+
+        clashing = {c.name: c for c in clashes(schema)}
+        kept = tuple(f for f in schema.features if f.name not in self._reserved and f.name not in clashing)
         if len(kept) == len(schema.features):
             return schema
-        self._reserved_keys = frozenset(f.name for f in schema.features if f.name in self._reserved)
+        self._reserved_keys = frozenset(f.name for f in schema.features if f not in kept)
+        said = []
+        answers = sorted(self._reserved_keys - clashing.keys())
+        if answers:
+            said.append(f"input rows carry the key(s) {', '.join(map(repr, answers))}, named as the answers' features of "
+                        f"output.kind: text ({', '.join(sorted(self._reserved))})")
+        said += [f"input rows carry the key {c.name!r}, the name of {c.column_of}" for c in clashing.values()]
+        self._reserved_detail = "; ".join(said) + ": left out of the inputs"
         return Schema(kept)
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
@@ -704,10 +722,7 @@ class BatchBuilder:
             return result
         if self._reserved_rows:
             result.arguments_dropped["reserved_key"] = self._reserved_rows
-            keys = ", ".join(map(repr, sorted(self._reserved_keys)))
-            result.details.setdefault("argument:reserved_key", f"input rows carry the key(s) {keys}, named as the "
-                                      f"answers' features of output.kind: text ({', '.join(sorted(self._reserved))}): "
-                                      "left out of the inputs")
+            result.details.setdefault("argument:reserved_key", self._reserved_detail)
         if len(outs) > 1 and len({o.shape[1:] for o in outs}) > 1:
             groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
             for i, o in zip(parsed, outs):
@@ -1376,8 +1391,10 @@ ARGUMENT_DROPPED_MESSAGES = {
                "for the call",
     "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
               "single client for the call",
-    "reserved_key": "so their values are not monitored (the answers are, under those names). Fix: rename the key in "
-                    "the rows (e.g. output_in), or, for an answer sent among the inputs, give it as the call's outputs",
+    "reserved_key": "so their values are not monitored (the derived feature's columns are, under those names). Fix: "
+                    "rename the key in the rows (e.g. output_in for output, review_length for review.length beside the "
+                    "text feature review), or, for a generative model's answer sent among the inputs, give it as the "
+                    "call's outputs",
     "embedding": "so its rows have no embedding (the probing detector with space: embedding skips them, counted in "
                  "monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: give the embedding as numbers, one row "
                  "of the same length per input row, as long as the other calls' (a list of lists or a 2-D array), or "

@@ -317,7 +317,7 @@ def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names:
     each text feature's vocabulary (:func:`monitor.text.reference_descriptors`)."""
     import numpy as np
 
-    from monitor.derived import TextDerived
+    from monitor.derived import Clash, TextDerived
     from monitor.ingest import is_dataframe
 
     if is_dataframe(text):
@@ -332,10 +332,14 @@ def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names:
     taken = set(names)
     parts, vocabularies = [num], {}
     for j, name in enumerate(text_names):
-        described = TextDerived(name, frozenset()).columns  # with oov_share: the reference fixes a vocabulary
-        if name in taken or taken & set(described):
+        derived = TextDerived(name, frozenset())  # with oov_share: the reference fixes a vocabulary
+        described = derived.columns
+        if name in taken:
             raise ValueError(f"reference text feature {name!r} clashes with a numeric feature of that name. Fix: "
                              "give it another name")
+        clash = next((Clash(c, derived) for c in described if c in taken), None)
+        if clash is not None:
+            raise ValueError(f"reference numeric feature {clash.problem}. Fix: {clash.fix}")
         rows, vocabularies[name] = TextDerived(name).fit(cells[:, j].tolist())
         parts.append(rows)
         names += described

@@ -72,8 +72,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "length than its rows, or without an embedding that could not be read as numbers, one row per input row, as "
                "long as the other calls', by argument (the log says the fix once): feedback for them cannot join, they "
                "count as segment unset, or as the anonymous client, or the probing detector in embedding space skips them; "
-               "reserved_key: rows of an output.kind: text model carrying a key its answers' features are named (output, "
-               "output.length...), whose value is not monitored as an input.",
+               "reserved_key: rows carrying a key named as a derived feature's column (output, output.length... of an "
+               "output.kind: text model's answers; review.length beside the text feature review), whose value is not "
+               "monitored as an input.",
                labels=("argument",), concern="core", max_series=5),
     MetricSpec("monitor_labels_pending", GAUGE,
                "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",
