@@ -25,11 +25,13 @@ __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "cate
 
 
 class RowError(ValueError):
-    """An event's rows cannot be read; ``reason`` becomes the counter label."""
+    """An event's rows cannot be read; ``reason`` becomes the counter label, ``fix`` (when given)
+    is said in place of the reason's usual fix, which would not be this one's."""
 
-    def __init__(self, reason: str, message: str = "") -> None:
+    def __init__(self, reason: str, message: str = "", fix: str = "") -> None:
         super().__init__(message or reason)
         self.reason = reason
+        self.fix = fix
 
 
 @dataclass
@@ -44,6 +46,9 @@ class BuildResult:
     #: another length than the call's rows, an embedding that is not numbers (the rows are processed,
     #: without that attribute)
     arguments_dropped: dict[str, int] = field(default_factory=dict)
+    #: reason -> the fix the first such event's refusal named (:attr:`RowError.fix`), said instead
+    #: of the reason's usual one
+    fixes: dict[str, str] = field(default_factory=dict)
 
     def drop_argument(self, argument: str, given: int, rows: int) -> None:
         self.arguments_dropped[argument] = self.arguments_dropped.get(argument, 0) + rows
@@ -399,6 +404,12 @@ class BatchBuilder:
         kept = tuple(f for f in schema.features if f.name not in self._reserved and f.name not in clashing)
         if len(kept) == len(schema.features):
             return schema
+        if not kept and not clashing:
+            keys = ", ".join(repr(f.name) for f in schema.features)
+            raise RowError("wrong_type", f"the rows carry no input, only the key(s) {keys}, which output.kind: text reads "
+                           f"as the model's answers (the text feature {TEXT_OUTPUT}: {TEXT_OUTPUT}.length, {TEXT_OUTPUT}.words...)",
+                           "send the model's inputs (the prompt) under their own keys, and each answer as the call's "
+                           "outputs (observe(inputs, answers); an event's outputs), not among the inputs")
         self._reserved_keys = frozenset(f.name for f in schema.features if f not in kept)
         said = []
         answers = sorted(self._reserved_keys - clashing.keys())
@@ -656,6 +667,7 @@ class BatchBuilder:
             events = [ev if ev[3] is None else (*ev[:3], None, *ev[4:]) for ev in events]
         events = [_event_as_numpy(ev) for ev in events]
         unreadable = 0  # leading events whose inputs no schema could be learnt from
+        refusal: RowError | None = None  # the first of them whose refusal names its own fix
         while self.schema is None and unreadable < len(events):
             try:
                 learned = self._without_reserved(self._learn_schema(_rows_to_learn(events[unreadable:]), events[unreadable][3]))
@@ -665,8 +677,10 @@ class BatchBuilder:
                     raise RowError("wrong_shape", "no feature to learn the inputs' schema from")
                 self.schema = learned
                 _check_reference_names(self.schema, self.reference_names, tensors=self.reference_tensors)
-            except Exception:  # noqa: BLE001 - unreadable first event: count it, learn from the next
+            except Exception as err:  # noqa: BLE001 - unreadable first event: count it, learn from the next
                 unreadable += 1
+                if refusal is None and isinstance(err, RowError) and err.fix:
+                    refusal = err
         if unreadable:
             # counted one by one, in a loop: a drain of thousands of them (a decorated handler's
             # request objects) recursed once per event, into a RecursionError
@@ -683,6 +697,9 @@ class BatchBuilder:
             sparse = (": a sparse matrix (a vectorizer's output) is not read; decorate the function that takes the raw "
                       "inputs (the pipeline's predict on the texts), or, for a few columns, watch(..., inputs=lambda X: "
                       "X.toarray())") if callable(getattr(first, "toarray", None)) else ""
+            if refusal is not None:
+                rest.details.setdefault("wrong_type", str(refusal))
+                rest.fixes.setdefault("wrong_type", refusal.fix)
             rest.details.setdefault("wrong_type", f"the inputs are {type(first).__name__}, not rows of numbers "
                                                   f"or of feature values{sparse}")
             rest.rows_per_event[:0] = [0] * unreadable

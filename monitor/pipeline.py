@@ -374,14 +374,14 @@ class Pipeline:
         store.observe("monitor_processing_seconds", time.perf_counter() - t0)
         store.observe("monitor_worker_rows_per_batch", len(events))
 
-    def _log_rejection(self, reason: str, n: int, detail: str | None) -> None:
+    def _log_rejection(self, reason: str, n: int, detail: str | None, fix: str | None = None) -> None:
         """Log the first rejection of each reason once, with what to change: a model whose every
         row is refused (a decorated ``predict`` that returns labels, raw scores where
         probabilities are expected) otherwise shows nothing but a counter nobody looks at yet."""
         if not self._rejections_logged.first(reason):
             return
-        hint = REJECTION_HINTS.get(reason)
-        if self.builder.output.is_text and reason in _TEXT_HINTS:  # the other kinds' fixes name scores
+        hint = fix or REJECTION_HINTS.get(reason)
+        if not fix and self.builder.output.is_text and reason in _TEXT_HINTS:  # the other kinds' fixes name scores
             hint = _TEXT_HINTS[reason]
         if reason == "wrong_type" and self.input_notes:
             detail = "; ".join(([detail] if detail else []) + self.input_notes)
@@ -424,7 +424,7 @@ class Pipeline:
         for reason, n in result.rejected.items():
             store.inc("monitor_rows_rejected", n, labels=(reason,))
             if reason not in self._rejections_logged:
-                self._log_rejection(reason, n, result.details.get(reason))
+                self._log_rejection(reason, n, result.details.get(reason), result.fixes.get(reason))
         for argument, n in result.arguments_dropped.items():
             store.inc("monitor_row_arguments_dropped", n, labels=(argument,))
             if self._rejections_logged.first(f"argument:{argument}"):
