@@ -124,6 +124,8 @@ class BatchBuilder:
         self._reserved_rows = 0
         #: What is said of the keys so left out (which feature's columns they are named as)
         self._reserved_detail = ""
+        #: The points in time left out of a learned schema, said once each (:meth:`_without_times`)
+        self._times_said: frozenset[str] = frozenset()
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
                        vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
@@ -344,14 +346,26 @@ class BatchBuilder:
             return isinstance(outputs, (list, tuple)) and len(outputs) == len(column)
         return bool(shape) and shape[0] == len(column)
 
-    @staticmethod
-    def _without_times(schema: Schema, times: list[str], where: str) -> Schema:
-        if times:
+    def _without_times(self, schema: Schema, times: list[str], where: str) -> Schema:
+        """``schema``, learned without the points in time ``times`` of ``where``, said once (per
+        name: a schema learned again after an unreadable call said them again). Raises
+        :class:`RowError` when they were all there was: rows of points in time alone were refused
+        as "not rows of numbers or of feature values", and said left out on every drain."""
+        if not times:
+            return schema
+        from monitor.temporal import POINT_IN_TIME_FIX, left_out_message
+
+        if not schema.features:
+            listed = ", ".join(map(repr, times))
+            raise RowError("wrong_type", f"{where} {listed} hold points in time and nothing else: points in time are "
+                           "left out of the monitored features (such a column drifts by itself as time passes), so "
+                           "no feature is left to monitor", POINT_IN_TIME_FIX)
+        new = [t for t in times if t not in self._times_said]
+        if new:
             import logging
 
-            from monitor.temporal import left_out_message
-
-            logging.getLogger("monitor").warning(left_out_message(times, where))
+            logging.getLogger("monitor").warning(left_out_message(new, where))
+            self._times_said |= frozenset(new)
         return schema
 
     # -- inputs ----------------------------------------------------------------------------------
