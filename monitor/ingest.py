@@ -269,12 +269,20 @@ class BatchBuilder:
                 kind = getattr(dtype, "kind", "O")
                 numeric = kind in "biufm" or kind == "O" and holds_numbers(inputs[name].head(LEARN_ROWS).tolist())
                 feats.append(Feature(str(name), kind_of(str(name), numeric)))
-            return self._without_times(Schema(tuple(feats)), times, "the input DataFrame's column(s)")
+            labels = {str(c): c for c in inputs.columns}
+            schema = self._free_text(Schema(tuple(feats)), lambda n: inputs[labels[n]].head(TEXT_SAMPLE).tolist(),
+                                     "the input DataFrame's column(s)")
+            return self._without_times(schema, times, "the input DataFrame's column(s)")
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
-            first = _first_present([row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)])
+            rows = [row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)]
+            first = _first_present(rows)
+            keys = {str(k): k for k in first}
+            values_of = lambda n: [row.get(keys[n]) for row in rows[:TEXT_SAMPLE]]  # noqa: E731
         elif isinstance(inputs, dict):
             first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if _is_column(v) else v
                      for k, v in inputs.items()}
+            keys = {str(k): k for k in first}
+            values_of = lambda n: list(inputs[keys[n]][:TEXT_SAMPLE]) if _is_column(inputs[keys[n]]) else [inputs[keys[n]]]  # noqa: E731
         else:
             first = None
         if first is not None:
@@ -288,9 +296,10 @@ class BatchBuilder:
                     "the input rows' key(s) %s hold no value in the first call (None): learned as categorical, which "
                     "reads numbers too (as their text); learned as numeric, any text sent later refused the whole row. "
                     "Fix: list them under features: with their kind", _short(", ".join(map(repr, unknown))))
-            return self._without_times(Schema(tuple(
+            schema = self._free_text(Schema(tuple(
                 Feature(str(k), kind_of(str(k), str(k) in self.reference_names if _absent(v) else not isinstance(v, str)))
-                for k, v in first.items() if str(k) not in times)), times, "the input rows' key(s)")
+                for k, v in first.items() if str(k) not in times)), values_of, "the input rows' key(s)")
+            return self._without_times(schema, times, "the input rows' key(s)")
         arr = np.asarray(inputs)
         if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
             raise RowError("wrong_type", "inputs must be numeric rows")
@@ -345,6 +354,30 @@ class BatchBuilder:
         except Exception:  # noqa: BLE001 - ragged outputs: their rows, if a list
             return isinstance(outputs, (list, tuple)) and len(outputs) == len(column)
         return bool(shape) and shape[0] == len(column)
+
+    def _free_text(self, schema: Schema, values_of: Any, where: str) -> Schema:
+        """``schema`` with its categorical features that hold free text (:func:`monitor.text.is_free_text`
+        of ``values_of(name)``, a sample of the first call's values) learned as text, as the
+        reference's are (:func:`monitor.reference.Reference.from_arrays`), said once; the
+        reference's features keep its kinds. Why: a comment or a review under a row key was
+        learned as categorical, every value a category of its own and nothing of the text
+        monitored."""
+        from monitor.text import is_free_text
+
+        found = [f.name for f in schema.features if f.kind == "categorical" and f.name not in self.reference_names
+                 and is_free_text(values_of(f.name))]
+        if not found:
+            return schema
+        import logging
+
+        from monitor.derived import TextDerived
+
+        logging.getLogger("monitor").warning(
+            "%s %s hold free text: learned as text, monitored through numbers describing each text (%s), not as "
+            "categories (each text a category of its own). Fix: to read one as categories, list it under features: "
+            "with kind: categorical", where, ", ".join(map(repr, found)), ", ".join(TextDerived(found[0]).columns))
+        text = frozenset(found)
+        return Schema(tuple(Feature(f.name, "text") if f.name in text else f for f in schema.features))
 
     def _without_times(self, schema: Schema, times: list[str], where: str) -> Schema:
         """``schema``, learned without the points in time ``times`` of ``where``, said once (per
