@@ -222,21 +222,21 @@ def _kind_mismatches(schema: "Schema", reference: "Reference | None") -> list[st
     and no message said so."""
     if reference is None or not schema.features:
         return []
-    from monitor.text import descriptor_names
+    from monitor.derived import TextDerived
 
     categorical, text = set(reference.categorical_names), set(reference.text_names)
     out = []
     for f in schema.features:
         if f.kind == "text" and f.name in categorical:
             out.append(f"feature {f.name!r} is kind: text in the config, but the reference holds it as categorical: its "
-                       f"live texts are read as {', '.join(descriptor_names(f.name, False))}, which the reference lacks, "
+                       f"live texts are read as {', '.join(TextDerived(f.name).columns)}, which the reference lacks, "
                        "and its categories are never met, so the text is not monitored. Fix: rebuild the reference "
                        f"reading it as text ('monitor reference build DATA --text {f.name}', reference.text: [{f.name}] "
                        f"next to a raw CSV / Parquet reference.path, or Reference.from_arrays(df, text_names=[{f.name!r}])), "
                        "or declare it kind: categorical")
         elif f.kind != "text" and f.name in text:
             out.append(f"feature {f.name!r} is kind: {f.kind} in the config, but the reference holds it as free text "
-                       f"({', '.join(descriptor_names(f.name, True))}), so its live values are compared with nothing. "
+                       f"({', '.join(TextDerived(f.name, frozenset()).columns)}), so its live values are compared with nothing. "
                        f"Fix: declare it kind: text, or rebuild the reference with it categorical ('monitor reference "
                        f"build DATA --categorical {f.name}', reference.categorical, or Reference.from_arrays(df, "
                        f"categorical_names=[{f.name!r}]))")

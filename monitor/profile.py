@@ -554,13 +554,14 @@ def _tensor_names_from(path: str | Path, saved: Any, numeric_names: tuple[str, .
     """The tensor features a profile saved, checked: names whose descriptors (each channel's too)
     are among the numeric features (else the reference would name a tensor feature no detector
     finds, or live rows would have columns it lacks)."""
-    from monitor.tensor import channels_in, descriptor_names
+    from monitor.derived import TensorDerived
+    from monitor.tensor import channels_in
 
     if not isinstance(saved, list) or not all(isinstance(n, str) for n in saved):
         raise ProfileError(f"{path}: damaged profile (its tensor_names are not a list of names); rebuild it from "
                            "the reference (Profile.from_reference(ref).save(path))")
     for name in saved:
-        absent = [n for n in descriptor_names(name, channels_in(name, numeric_names)) if n not in numeric_names]
+        absent = [n for n in TensorDerived(name, channels_in(name, numeric_names)).columns if n not in numeric_names]
         if absent:
             raise ProfileError(f"{path}: damaged profile (tensor feature {name!r} without its descriptors "
                                f"{', '.join(absent)}); rebuild it from the reference (Profile.from_reference(ref).save(path))")
@@ -571,14 +572,14 @@ def _vocabularies_from(path: str | Path, saved: Any, numeric_names: tuple[str, .
     """The text features' vocabularies a profile saved, checked: each a list of words, and the
     feature's descriptors among the numeric features (else the reference would name a text feature
     whose descriptors no detector finds)."""
-    from monitor.text import descriptor_names
+    from monitor.derived import TextDerived
 
     if not isinstance(saved, dict) or not all(isinstance(v, list) and all(isinstance(w, str) for w in v)
                                               for v in saved.values()):
         raise ProfileError(f"{path}: damaged profile (its vocabularies are not lists of words); rebuild it with "
                            "'monitor reference build'")
     for name in saved:
-        absent = [n for n in descriptor_names(name, True) if n not in numeric_names]
+        absent = [n for n in TextDerived(name, frozenset(saved[name])).columns if n not in numeric_names]
         if absent:
             raise ProfileError(f"{path}: damaged profile (text feature {name!r} without its descriptors "
                                f"{', '.join(absent)}); rebuild it with 'monitor reference build'")
@@ -1435,7 +1436,8 @@ def _text_features(feats: Sequence[str], candidates: Collection[str], categorica
                 raise ProfileError(f"column {t!r} is named both categorical and text. Fix: list it under one of "
                                    "--categorical / reference.categorical and --text / reference.text")
         return list(dict.fromkeys(text))
-    from monitor.text import descriptor_names, is_free_text
+    from monitor.derived import TextDerived
+    from monitor.text import is_free_text
 
     found = [f for f in feats if f in candidates and f not in named and is_free_text(head(f))]
     if found:
@@ -1445,7 +1447,7 @@ def _text_features(feats: Sequence[str], candidates: Collection[str], categorica
             "%s: column(s) %s hold free text: monitored through numbers describing each text (%s), not as categories. "
             "Fix: to read one as categories, list it in --categorical / reference.categorical; --text '' / "
             "reference.text: [] reads none as text", source, ", ".join(map(repr, found)),
-            ", ".join(descriptor_names(found[0], True)))
+            ", ".join(TextDerived(found[0], frozenset()).columns))
     return found
 
 
@@ -1453,17 +1455,18 @@ def _descriptor_columns(texts: Sequence[str], num_names: Sequence[str], cat_name
                         source: str) -> tuple[str, ...]:
     """The numeric columns the text features ``texts`` are profiled as (each one's descriptors, in
     order), refused when one is already a column of the file."""
-    from monitor.text import descriptor_names
+    from monitor.derived import TextDerived
 
     taken = set(num_names) | set(cat_names)
     out: tuple[str, ...] = ()
     for t in texts:
-        clash = [n for n in descriptor_names(t, True) if n in taken]
+        columns = TextDerived(t, frozenset()).columns  # a reference fixes a vocabulary: oov_share too
+        clash = [n for n in columns if n in taken]
         if clash:
-            raise ProfileError(f"{source}: text column {t!r} is profiled as {', '.join(descriptor_names(t, True))}, and "
+            raise ProfileError(f"{source}: text column {t!r} is profiled as {', '.join(columns)}, and "
                                f"{', '.join(clash)} is a column of the file already. Fix: rename that column, or list "
                                f"{t!r} in --categorical / reference.categorical")
-        out += descriptor_names(t, True)
+        out += columns
     return out
 
 

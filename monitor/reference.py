@@ -363,12 +363,12 @@ def _text_frame(frame: Any, text: Any, text_names: Any, categorical_names: Any) 
         if found:
             import logging
 
-            from monitor.text import descriptor_names
+            from monitor.derived import TextDerived
 
             logging.getLogger("monitor").warning(
                 "the reference DataFrame's column(s) %s hold free text: monitored through numbers describing each text "
                 "(%s), not as categories. Fix: to read one as categories, list it in categorical_names; "
-                "text_names=[] reads none as text", ", ".join(map(repr, found)), ", ".join(descriptor_names(found[0], True)))
+                "text_names=[] reads none as text", ", ".join(map(repr, found)), ", ".join(TextDerived(found[0], frozenset()).columns))
         text_names = found
     text_names = tuple(str(n) for n in text_names)
     absent = [n for n in text_names if n not in columns]

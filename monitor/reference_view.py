@@ -119,6 +119,7 @@ def _tensor_named(reference: "Reference", name: str) -> "Reference":
     columns are named after the configured features. Without it the configured ``image``
     never met the reference's ``input.mean``...: input drift compared nothing."""
     from monitor import tensor
+    from monitor.derived import TensorDerived
 
     old = reference.tensor_names[0]
     if old == name or old != tensor.DEFAULT_NAME:
@@ -126,7 +127,7 @@ def _tensor_named(reference: "Reference", name: str) -> "Reference":
     import dataclasses
 
     channels = reference.tensor_channels or 0
-    renamed = dict(zip(tensor.descriptor_names(old, channels), tensor.descriptor_names(name, channels)))
+    renamed = dict(zip(TensorDerived(old, channels).columns, TensorDerived(name, channels).columns))
     names = tuple(renamed.get(n, n) for n in reference.numeric_names)
     basis = reference.pca_basis
     if basis is not None:  # aligned to its columns' order at construction: renamed in place

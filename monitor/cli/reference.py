@@ -102,9 +102,9 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
         path = prof.save(output)
     except ProfileError as err:
         raise click.ClickException(str(err)) from None
-    from monitor.text import descriptor_names
+    from monitor.derived import TextDerived
 
-    described = sum(len(descriptor_names(t, True)) for t in prof.vocabularies)  # numeric columns of the texts
+    described = sum(len(TextDerived(t, frozenset(v)).columns) for t, v in prof.vocabularies.items())  # the texts' columns
     click.echo(f"wrote {path}: {prof.n_rows} rows, {len(prof.numeric) - described} numeric and {len(prof.categorical)} "
                f"categorical features"
                + _text_said(prof.vocabularies, output_kind)
