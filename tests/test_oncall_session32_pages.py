@@ -181,13 +181,13 @@ def test_a_broken_rule_file_pages_once_per_file_not_per_model(tmp_path: Path) ->
             "force, nor any fix it carried); no load has succeeded since. The agent's log (and a reload's answer) name "
             "each error and the models concerned.")
     _run_alert_test(tmp_path, "core.yml", series, "12m", "MonitorRuleReloadFailed",
-                    _alert("severity: warning, file: /etc/monitor/team.yml", "The rule file /etc/monitor/team.yml does not load: its alert rules are not evaluated as written.", f"The last load of the rule files of every model that lists /etc/monitor/team.yml found 2 error(s) in it: {tail}", url))
+                    _alert("severity: warning, file: /etc/monitor/team.yml, model: _sidecar", "The rule file /etc/monitor/team.yml does not load: its alert rules are not evaluated as written.", f"The last load of the rule files of every model that lists /etc/monitor/team.yml found 2 error(s) in it: {tail}", url))
 
 
 def test_models_sharing_a_broken_rule_file_send_alertmanager_one_alert(tmp_path: Path) -> None:
     # End to end: two models of one sidecar list the same broken file beside the core pack; each
     # model's evaluator raises MonitorRuleReloadFailed, and a real Alertmanager held one alert per
-    # model (two pages). Both now send the same alert (the file, no model), which it merges.
+    # model (two pages). Both now send the same alert (the file, model "_sidecar"), which it merges.
     import time
 
     from prometheus_client import CollectorRegistry
@@ -218,7 +218,7 @@ def test_models_sharing_a_broken_rule_file_send_alertmanager_one_alert(tmp_path:
                 for mon in monitors:
                     mon.close()  # delivers what is queued
             pages = [a for a in am.alerts() if a["labels"]["alertname"] == "MonitorRuleReloadFailed"]
-            assert [a["labels"] for a in pages] == [{"alertname": "MonitorRuleReloadFailed", "severity": "warning",
+            assert [a["labels"] for a in pages] == [{"alertname": "MonitorRuleReloadFailed", "severity": "warning", "model": "_sidecar",
                                                      "file": str(shared)}], pages
     finally:
         receiver.close()

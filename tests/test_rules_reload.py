@@ -159,7 +159,7 @@ def test_a_failed_reload_pages_after_ten_minutes_and_resolves_with_a_good_one(tm
               - eval_time: 12m
                 alertname: MonitorRuleReloadFailed
                 exp_alerts:
-                  - exp_labels: {severity: warning, file: rules/iris.yml}
+                  - exp_labels: {severity: warning, file: rules/iris.yml, model: _sidecar}
                     exp_annotations:
                       summary: "The rule file rules/iris.yml does not load: its alert rules are not evaluated as written."
                       description: "The last load of the rule files of every model that lists rules/iris.yml found 1 error(s) in it: at start, a file that does not load is left out (its rules are not evaluated; the other files' are); after a failed reload (SIGHUP or POST /-/reload) the rules loaded before are still evaluated (the edit is not in force, nor any fix it carried); no load has succeeded since. The agent's log (and a reload's answer) name each error and the models concerned."

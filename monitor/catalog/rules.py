@@ -37,7 +37,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_rule_file_errors", GAUGE,
                "Errors found in a rule file by the last load of the files that failed (at start or at a reload), by "
                "file; absent once the files load. MonitorRuleReloadFailed pages once per file, however many models "
-               "list it (their alerts carry the file, not the model).",
+               "list it (their alerts carry the file, and model \"_sidecar\").",
                labels=("file",), concern="rules", max_series=50),
     MetricSpec("monitor_notifications", COUNTER,
                "Alert notifications by receiver kind and outcome (sent, failed, dropped); failures are retried with backoff, "
