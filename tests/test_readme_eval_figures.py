@@ -60,7 +60,20 @@ def test_a_drift_target_reads_met_only_when_the_results_meet_it() -> None:
     assert "| **not met**: 2 (`input_drift`)" in row
     late = results.replace("| wine | x10 | 50 |", "| wine | x10 | missed 3/3 |").replace("| x10 | 50 |", "| x10 | 900 (missed 3/9) |")
     row = next(ln for ln in ed.readme_blocks(late, ref_err)["drift-eval"].splitlines() if ln.startswith("| every shift"))
-    assert "**not met**" in row and "x10: 900" in row and "some runs missed (x10 900 (missed 3/9))" in row
+    assert "**not met** on every shift's median" in row and "x10: 900" in row and "some runs missed (x10 900 (missed 3/9)" in row
+
+    def summary_row(text: str) -> str:
+        return next(ln for ln in ed.readme_blocks(text, ref_err)["drift-eval"].splitlines() if ln.startswith("| every shift"))
+
+    # every median within 500 rows, one run missed: not met, and the row says the medians were
+    whole = re.sub(r"(\| [\d,]+) \(missed \d+/\d+\) \|", r"\1 |", results)
+    assert summary_row(whole).startswith("| every shift detected, median delay <= 500 rows | met on every shift's median")
+    one_missed = whole.replace("| x10 | 50 |", "| x10 | 50 (missed 1/9) |")
+    row = summary_row(one_missed)
+    assert "| **not met**: every shift's median within 500 rows (" in row and "but some runs missed (x10 50 (missed 1/9))" in row
+    # a CPU named with parentheses is quoted whole in the block's first line
+    intel = re.sub(r"; run (\d{4}-\d{2}-\d{2}) on .*?, (\d+) cores\)", r"; run \1 on Intel(R) Xeon(R) CPU, \2 cores)", results)
+    assert "(2026-12-05, Intel(R) Xeon(R) CPU, 2 cores)" in ed.readme_blocks(intel.replace(re.search(r"; run (\S+) on", intel)[1], "2026-12-05"), ref_err)["drift-eval"]
 
 
 def test_the_readme_probing_blocks_are_rendered_from_the_results_file() -> None:
