@@ -656,21 +656,23 @@ def readme_blocks(results: str, reference_error: str) -> dict[str, str]:
     row_dec = (f"`pca_drift` alone can see it (alibi `KSDrift`: {ks_dec}; `input_drift` tests features one at a time, "
                f"so by design it cannot): {found}. It keeps 90% of the variance "
                "(NannyML's default, 65%, keeps only the directions many features share: `benchmarks/pca_variance_study.py` "
-               "run on 2026-11-30, 6 seeds, streams drawn from rows the PCA was not fitted on, found 22 of 72 such streams at "
-               "65% against 55 of 72 at 90%, median 300 rows, and 16 against 18 of 18 noise streams, with 0 false alarms in "
-               "360,000 unshifted rows either way; that script writes no results file) and calibrates on the errors of "
-               "half the reference under a PCA fitted on the other half, the very PCA live rows meet. That calibration "
-               "costs power here: the calibration before it (5-fold cross-fitted errors of a PCA fitted on every "
-               "reference row, run on 2026-12-04) found 6 of 9 of these streams, median 900 rows (breast_cancer 600 "
-               "(missed 1/3), digits 1000, wine 500 (missed 2/3)), and wine's 25%-noise stream at 1,650 rows, but it mixed "
-               "five PCAs' errors while live rows met a sixth, and where the variance kept cut between two near-equal "
-               "directions, as near-duplicate features make likely, healthy streams alarmed (26 of 160, "
-               "`tests/test_pca_drift_near_duplicates.py`; the half/half cross-fit before it, measured on 2026-11-30, "
-               "mixed two: 7 false alarms in 360,000 unshifted rows of these streams, all on digits). Wine's 25%-noise "
+               "run on 2026-12-06 with this calibration, 6 seeds, streams drawn from the rows outside the reference, found 23 "
+               "of 72 such streams at 65% against 52 of 72 at 90%, median 900 and 300 rows, and 13 against 16 of 18 noise "
+               "streams, with 4 and 0 false alarms in 360,000 unshifted rows; on 2026-11-30, under the calibration of "
+               "then, 22 and 55 of 72; that script writes no results file) and calibrates on ten folds of "
+               "the reference, each fold's errors under a PCA of the other nine, each live row meeting one of those ten "
+               "PCAs drawn at random, so that calibration and live errors are draws of one mixture. The calibrations "
+               "before it: 5-fold cross-fitted errors while live rows met a PCA of every reference row (run on "
+               "2026-12-04: 6 of 9 of these streams, median 900 rows, breast_cancer 600 (missed 1/3), digits 1000, wine "
+               "500 (missed 2/3), and wine's 25%-noise stream at 1,650 rows) met a PCA live rows never did, and where the "
+               "variance kept cut between two near-equal directions, as near-duplicate features make likely, healthy "
+               "streams alarmed (26 of 160, `tests/test_pca_drift_near_duplicates.py`; 0 with the folds); directions of "
+               "one half and the other half's errors (run on 2026-12-05) kept the two alike with half the rows on each "
+               "side and found none of the 9; the half/half cross-fit of 2026-11-30 mixed two PCAs: 7 false alarms in "
+               "360,000 unshifted rows of these streams, all on digits. Wine's 25%-noise "
                + (f"stream is found at {wine_noise} rows" if "missed" not in wine_noise else f"stream is missed ({wine_noise.split(' ', 1)[1]} runs)")
                + " (450 at 65% of the variance and the calibration of 2026-11-30: noise spread over every feature leaves "
-               "less in the residual when more directions are kept); the 65%/90% comparison was not rerun with this "
-               "calibration")
+               "less in the residual when more directions are kept)")
 
     right = [summary[k]["model-monitor right feature"] for k in summary if "/" in summary[k]["model-monitor right feature"]]
     got, runs = sum(int(v.split("/")[0]) for v in right), sum(int(v.split("/")[1]) for v in right)

@@ -4,9 +4,9 @@ A profile holds, per feature, what the detectors need and nothing else: the type
 edges with the reference counts and value sums per bin, missing and non-finite counts, the range,
 mean and standard deviation, the probability that two values are equal (for the stuck-feature
 detector), category frequencies with the number of singletons (for the Good-Turing rate of unseen
-categories); for the multivariate detector a PCA fitted on half of the rows with the
-reconstruction error distribution of the other half, or a PCA fitted on other rows (the
-training set: :class:`PCABasis`) with every row's error; for output drift the predicted-class counts and the max-score
+categories); for the multivariate detector the PCAs of ten folds of the rows (each fitted on
+the other folds) with each fold's reconstruction errors under its PCA, or a PCA fitted on other
+rows (the training set: :class:`PCABasis`) with every row's error; for output drift the predicted-class counts and the max-score
 (or regression value) distribution; label counts; and a bounded random sample of rows, so that
 detectors that need rows (the confidence estimators, the alibi-detect backend) still work from a
 profile.
@@ -50,7 +50,7 @@ import numpy as np
 
 from monitor.ingest import categorical_text, number_as_text
 from monitor.reference import Reference
-from monitor.stats.matmul import matmul
+from monitor.stats.matmul import SINGLE_THREAD_MN, matmul
 from monitor.stats.univariate import REFERENCE_ROUNDOFF_REL, bin_index, column_moments, quantile_edges
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "NumericProfile",
     "CategoricalProfile",
     "rows_beyond_cap",
+    "PCAFold",
     "PCAProfile",
     "PCABasis",
     "fit_embedding_pca",
@@ -96,18 +97,28 @@ DEFAULT_BINS = 20
 #: Share of variance the PCA keeps. NannyML's default is 0.65; with it the few components kept are
 #: the broad directions many features share, and a feature whose link to the others is broken (a
 #: bad join, a column filled from another row) barely changes the error: on eval_drift's datasets,
-#: streams of rows outside the reference, such decorrelations were found in 22 of 72 at 0.65 and
-#: 55 of 72 at 0.9, with no false alarm on 360,000 unshifted rows either way
-#: (benchmarks/pca_variance_study.py).
+#: streams of rows outside the reference, such decorrelations were found in 23 of 72 at 0.65 and
+#: 52 of 72 at 0.9, with 4 and 0 false alarms on 360,000 unshifted rows
+#: (benchmarks/pca_variance_study.py, 2026-12-06, the fold calibration).
 PCA_VARIANCE = 0.9
-#: Share of the reference's rows (a random part) the PCA's directions are fitted on when no
-#: other rows (``pca_fit``) give them; the other rows calibrate (see :class:`PCAProfile`).
-PCA_FIT_SHARE = 0.5
+#: Folds of the reference's rows when no other rows (``pca_fit``) give the PCA's directions: each
+#: fold's errors are scored by a PCA of the other folds, and each live row by one of those PCAs
+#: drawn at random (see :class:`PCAProfile`). Ten: each PCA sees 90% of the rows and every row
+#: calibrates; on eval_drift's streams a bad join was found in 5 of 9 (4 with five folds, 0 with a
+#: half/half split), with no false alarm on 180,000 unshifted rows either way.
+PCA_FOLDS = 10
+#: Floats a batch's rows may gather of their fold PCAs' directions (2 MB) for
+#: :meth:`PCAProfile.calibrated_error` to score them in a few calls; larger batches are scored
+#: one fold's rows at a time.
+PCA_GATHER_FLOATS = 1 << 18
+#: Floats the fold PCAs' directions may hold together (32 MB): beyond it, fewer folds (at least
+#: two), so that a reference of a thousand features does not hold ten copies of a large basis.
+PCA_FOLD_FLOATS = 4_000_000
 #: Rows the PCA is fitted on at most (a uniform sample of the profile's rows).
 PCA_MAX_ROWS = 50_000
 #: Rows a PCA's directions are fitted on at least, and rows its errors are calibrated on at
-#: least (its components and its error distribution are noise below): a reference without
-#: ``pca_fit`` gives half its rows to each, so it needs twice as many (:func:`pca_min_rows`).
+#: least (its components and its error distribution are noise below); a reference without
+#: ``pca_fit`` needs twice as many (:func:`pca_min_rows`).
 PCA_MIN_ROWS = 20
 #: What numpy raises for an .npz that is not a whole zip archive of arrays (a truncated or damaged
 #: file: the zip module's and zlib's own errors are neither OSError nor ValueError)
@@ -270,20 +281,40 @@ def rows_beyond_cap(items: Sequence[tuple[str, int]], cap: int) -> int:
 
 
 @dataclass
+class PCAFold:
+    """One of a :class:`PCAProfile`'s fold PCAs: fitted on the other folds' rows, standardisation
+    included."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray  # (k, d); k may differ between folds (each keeps its own share)
+
+    def error(self, x: np.ndarray) -> np.ndarray:
+        return _errors(x, self.mean, self.scale, self.components)
+
+
+@dataclass
 class PCAProfile:
     """PCA of the standardised numeric features (NannyML's data reconstruction drift).
 
-    Its directions (and the standardisation) are fitted on a random half of the (sampled) rows
-    (:data:`PCA_FIT_SHARE`), or on other rows (:class:`PCABasis`); ``error`` summarises the
-    reconstruction errors of the rows they were not fitted on, under exactly these directions.
-    Live rows meet the same PCA, so the calibration rows' errors and the live rows' are draws of
-    one distribution, which the sequential test's reference-sampling band assumes: a PCA fitted
-    on every row with each fifth's errors scored by the PCA of the other four fifths (as this was
-    before) calibrated on five PCAs while live rows met a sixth. Where the share of variance kept
-    cut between two near-equal variances (near-duplicate features: an image's channel means
-    beside its overall mean), each fit kept a different mix of the two directions, and grey images
-    drawn as a 1,000-row reference's raised the alarm in 3 streams of 40 of 10,000 rows (0.4
-    allowed).
+    The detector's test assumes that the calibration rows' errors and the live rows' are draws of
+    one distribution. Without other rows to fit on, the reference's rows are cut into
+    :data:`PCA_FOLDS` random folds; each fold's errors (``error``) are scored by a PCA of the
+    other folds (``folds``), and each live row by one of those PCAs drawn at random
+    (:meth:`calibrated_error`): a row no PCA was fitted on meets a uniformly drawn fold PCA on
+    either side, so both are draws of the same mixture, every reference row calibrates and each
+    PCA sees 90% of them. Two calibrations before this one broke that assumption or paid for it:
+    live rows scored by a PCA of *every* row while the calibration came from the fold PCAs met
+    a PCA the calibration never did, and where the share of variance kept cut between two
+    near-equal variances (near-duplicate features; an image's channel means beside its overall
+    mean) each fit kept another mix of the two directions, so healthy streams alarmed (26 of 160);
+    directions fitted on one half and the other half's errors kept the assumption with half the
+    rows on each side, and a bad join was no longer found on eval_drift's references (0 of 9).
+
+    ``mean``, ``scale``, ``components`` and ``explained`` are a PCA of every row (without folds,
+    the one live rows meet: directions fitted on other rows, :class:`PCABasis`, with every
+    reference row's error): what ``monitor reference show`` describes and :meth:`transform_error`
+    reads.
     """
 
     names: tuple[str, ...]
@@ -292,10 +323,57 @@ class PCAProfile:
     components: np.ndarray  # (k, d)
     explained: float
     error: NumericProfile
+    folds: tuple[PCAFold, ...] = ()
 
     def transform_error(self, x: np.ndarray) -> np.ndarray:
-        """Reconstruction error of each row (missing / non-finite values imputed with the mean)."""
+        """Reconstruction error of each row under the PCA of every row (missing / non-finite
+        values imputed with the mean). With ``folds``, not the detector's calibration: rows the
+        PCA was fitted on reconstruct better than ``error`` says (see :meth:`calibrated_error`)."""
         return _errors(x, self.mean, self.scale, self.components)
+
+    def calibrated_error(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Reconstruction error of each row as ``error`` was calibrated: under a fold PCA drawn
+        from ``rng`` for each row (the detector's own generator), or under the one PCA when
+        there are no folds."""
+        if not self.folds:
+            return self.transform_error(x)
+        x = np.asarray(x, dtype=np.float64)
+        which = rng.integers(0, len(self.folds), x.shape[0])
+        mean, scale, components = self._stacked()
+        if x.shape[0] * components[0].size <= PCA_GATHER_FLOATS and components[0].size <= SINGLE_THREAD_MN:
+            # each row with its own fold's standardisation and directions gathered beside it (the
+            # directions padded with zero rows to the widest fold's, which project onto nothing):
+            # a few calls for the batch, where one product per fold cost ten times one PCA's
+            # product on a batch of 50 rows (each row's products are matrix-vector ones small
+            # enough for one BLAS thread, see monitor.stats.matmul)
+            with np.errstate(invalid="ignore", over="ignore"):
+                z = (x - mean[which]) / scale[which]
+            z[~np.isfinite(z)] = 0.0
+            rows = components[which]
+            along = np.matmul(rows, z[:, :, None])
+            r = z - np.matmul(along.transpose(0, 2, 1), rows)[:, 0, :]
+            return np.sqrt(np.einsum("ij,ij->i", r, r))
+        order = np.argsort(which, kind="stable")  # large batches: one slice of rows per fold
+        bounds = np.searchsorted(which[order], np.arange(len(self.folds) + 1))
+        xs = x[order]
+        out = np.empty(x.shape[0], dtype=np.float64)
+        for j in np.flatnonzero(np.diff(bounds)):
+            a, b = bounds[j], bounds[j + 1]
+            out[order[a:b]] = self.folds[j].error(xs[a:b])
+        return out
+
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The folds' means and scales ``(folds, d)`` and directions ``(folds, widest k, d)``,
+        built once."""
+        stacked = self.__dict__.get("_stacked_folds")
+        if stacked is None:
+            width = max(f.components.shape[0] for f in self.folds)
+            comps = np.zeros((len(self.folds), width, len(self.names)))
+            for j, f in enumerate(self.folds):
+                comps[j, : f.components.shape[0]] = f.components
+            stacked = (np.stack([f.mean for f in self.folds]), np.stack([f.scale for f in self.folds]), comps)
+            self.__dict__["_stacked_folds"] = stacked
+        return stacked
 
     def transform_scores(self, x: np.ndarray, components: int) -> np.ndarray:
         """``(rows, components)``: each row's coordinates along the first ``components``
@@ -456,6 +534,11 @@ class Profile:
             meta["pca"] = {"names": list(self.pca.names), "explained": self.pca.explained, "error": _numeric_meta(self.pca.error)}
             arrays["pca.mean"], arrays["pca.scale"], arrays["pca.components"] = self.pca.mean, self.pca.scale, self.pca.components
             _numeric_arrays(arrays, "pca.error", self.pca.error)
+            if self.pca.folds:
+                meta["pca"]["folds"] = len(self.pca.folds)
+            for j, fold in enumerate(self.pca.folds):
+                for key in ("mean", "scale", "components"):
+                    arrays[f"pca.fold{j}.{key}"] = getattr(fold, key)
         if self.sample is not None:
             s = self.sample
             meta["sample"] = {"classes": list(s.classes), "has_scores": s.scores is not None, "has_labels": s.labels is not None}
@@ -533,7 +616,9 @@ class Profile:
         if "pca" in meta:
             pm = meta["pca"]
             pca = PCAProfile(tuple(pm["names"]), arrays["pca.mean"], arrays["pca.scale"], arrays["pca.components"],
-                             float(pm["explained"]), _numeric_from(pm["error"], arrays, "pca.error"))
+                             float(pm["explained"]), _numeric_from(pm["error"], arrays, "pca.error"),
+                             tuple(PCAFold(*(arrays[f"pca.fold{j}.{key}"] for key in ("mean", "scale", "components")))
+                                   for j in range(int(pm.get("folds", 0)))))
         sample = None
         if "sample" in meta:
             sm = meta["sample"]
@@ -694,11 +779,11 @@ class PCABasis:
     multivariate drift detector.
 
     A held-out reference of a few hundred rows gives the detector two handicaps when its PCA is
-    fitted on the reference itself: half its rows to find the directions in, and the other half
-    alone to calibrate on. Directions fitted on the (large) training set, with *every* reference
-    row's error under exactly those directions as the calibration (a uniform sample of
-    :data:`PCA_MAX_ROWS` rows of a larger reference), remove both; live rows still meet the very
-    PCA the calibration was scored with, and the training rows, which the model has seen, never
+    fitted on the reference itself: few rows to find the directions in (90% of them per fold PCA),
+    and a calibration that mixes ten PCAs, which live rows must then meet too, each drawn at random.
+    Directions fitted on the (large) training set, with *every* reference row's error under exactly
+    those directions as the calibration (a uniform sample of :data:`PCA_MAX_ROWS` rows of a larger
+    reference), remove both; live rows meet the one PCA the calibration was scored with, and the training rows, which the model has seen, never
     calibrate anything (they only choose the directions).
     """
 
@@ -793,10 +878,11 @@ def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None) -
 
 
 def pca_min_rows(pca_fit: bool) -> int:
-    """Reference rows the multivariate drift detector's PCA needs: :data:`PCA_MIN_ROWS` to
-    calibrate on, and as many again to fit its directions on unless other rows (``pca_fit``) give
-    them. A PCA of 20 to 39 rows fitted on half and calibrated on the other half (10 to 19 rows
-    each) raised no false alarm on healthy streams, but it hardly saw anything: noise of one sd
+    """Reference rows the multivariate drift detector's PCA needs: :data:`PCA_MIN_ROWS` with other
+    rows (``pca_fit``) to fit its directions on, twice as many without (the embedding space gives
+    half of them to each). Measured when the input space also split its rows in two: a PCA of 20
+    to 39 rows fitted on half and calibrated on the other half (10 to 19 rows each) raised no
+    false alarm on healthy streams, but it hardly saw anything: noise of one sd
     added to 8 correlated features was found in 0 of 20 streams of 5,000 rows at 20 reference
     rows, 9 at 30, 16 at 40 and 20 at 80; a detector that runs and cannot see reads as "no
     drift"."""
@@ -812,26 +898,30 @@ def pca_absent_reason(profile: "Profile", pca_fit: bool = False) -> str:
     if numeric < 2:
         return (f"pca_drift needs at least 2 numeric features, the reference has {numeric}; nothing to do if the model "
                 "has one numeric input: input_drift still watches it")
-    split = "" if pca_fit else (f", half of them to fit the PCA's directions and half to calibrate its errors "
-                                f"(or {PCA_MIN_ROWS} with pca_fit: the training rows give the directions)")
+    split = "" if pca_fit else (f", to fit the PCA's directions and to calibrate its errors on rows it was not fitted "
+                                f"on (or {PCA_MIN_ROWS} with pca_fit: the training rows give the directions)")
     return (f"pca_drift needs at least {need} reference rows{split}; the reference has {rows}. Fix: a larger held-out "
             "reference, or leave pca_drift out: input_drift still watches each feature")
 
 
 def pca_calibration(profile: "Profile") -> str | None:
     """How ``profile``'s PCA errors were calibrated, told from what it holds (no field records
-    it, and none is added: a profile that is not rebuilt keeps its checkpoint fingerprint):
-    ``"pca_fit"`` (directions from other rows, every row's error), ``"half"`` (directions from a
-    random half, the other half's errors), or ``"cross_fitted"``: profiles built before the half
-    split hold the errors of *every* row the PCA read, each scored by a PCA of the other folds
-    (5-fold, and 2-fold before that), whose calibration mixed several PCAs while live rows met
-    another; where the variance kept cut between near-equal directions (near-duplicate
-    features) healthy streams alarmed. None without a PCA."""
+    it: a profile that is not rebuilt keeps its checkpoint fingerprint): ``"pca_fit"`` (directions
+    from other rows, every row's error), ``"folds"`` (each fold's errors under a PCA of the other
+    folds, live rows under one of them drawn at random: see :class:`PCAProfile`), ``"half"``
+    (directions from a random half, the other half's errors: profiles built between 2026-12-05 and
+    the folds; sound, with half the rows on each side), or ``"cross_fitted"``: profiles built
+    before the half split hold the errors of *every* row the PCA read, each scored by a PCA of the
+    other folds (5-fold, and 2-fold before that), and no fold PCAs, so live rows met the PCA of
+    every row, which the calibration never did; where the variance kept cut between near-equal
+    directions (near-duplicate features) healthy streams alarmed. None without a PCA."""
     pca = profile.pca
     if pca is None:
         return None
     if "pca_fit_rows" in profile.meta:
         return "pca_fit"
+    if pca.folds:
+        return "folds"
     read = min(int(profile.meta.get("rows_sampled", profile.n_rows)), PCA_MAX_ROWS)
     return "cross_fitted" if read >= 2 and pca.error.n >= read else "half"
 
@@ -839,34 +929,54 @@ def pca_calibration(profile: "Profile") -> str | None:
 #: What the log and ``monitor reference show`` say of a profile whose PCA is ``cross_fitted``.
 PCA_CROSS_FITTED_ADVICE = (
     "the PCA's errors are calibrated the former way (each fold of the rows scored by a PCA of the other folds, "
-    "as earlier agents built profiles), a calibration live rows never meet: where features are near-duplicates it "
-    "false-alarms on healthy traffic. Fix: rebuild the profile with 'monitor reference build' (the PCA is then "
-    "fitted on half the rows and calibrated on the other half); until then pca_drift runs on the former calibration")
+    "as earlier agents built profiles, while live rows meet the PCA of every row), a calibration live rows never "
+    "meet: where features are near-duplicates it false-alarms on healthy traffic. Fix: rebuild the profile with "
+    "'monitor reference build' (live rows then meet the fold PCAs the calibration was scored with); until then "
+    "pca_drift runs on the former calibration")
 
 
 def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.Generator, variance: float | None = None,
              basis: PCABasis | None = None) -> PCAProfile | None:
     """``variance``: the share of variance kept, :data:`PCA_VARIANCE` (read at the call) when None.
     With a ``basis`` (directions fitted elsewhere), every row of ``x`` (up to :data:`PCA_MAX_ROWS`,
-    sampled beyond) is scored by it; without, a random half of the rows (:data:`PCA_FIT_SHARE`)
-    fits the directions and the other half is scored by them (see :class:`PCAProfile`). None
-    below :func:`pca_min_rows` rows."""
+    sampled beyond) is scored by it; without, by the PCA of the other folds (:func:`_fold_count`
+    random folds; see :class:`PCAProfile`). None below :func:`pca_min_rows` rows."""
     if x.shape[1] < 2 or x.shape[0] < pca_min_rows(basis is not None):
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
-    if basis is None:
-        order = rng.permutation(x.shape[0])
-        fit = int(round(x.shape[0] * PCA_FIT_SHARE))
-        basis, x = _basis(x[order[:fit]], names, variance), x[order[fit:]]
-    basis = basis.aligned(names)
+    if basis is not None:
+        basis = basis.aligned(names)
+        mean, scale = _flat_standardisation(basis, x)
+        return PCAProfile(names, mean, scale, basis.components, basis.explained,
+                          numeric_profile("reconstruction_error", _errors(x, mean, scale, basis.components), n_bins))
+    whole = _basis(x, names, variance)
+    parts = np.array_split(rng.permutation(x.shape[0]), _fold_count(whole.components.shape))
+    folds, errors = [], []
+    for j, rows in enumerate(parts):
+        fit = _basis(x[np.concatenate(parts[:j] + parts[j + 1:])], names, variance)
+        fold = PCAFold(*_flat_standardisation(fit, x[rows]), fit.components)
+        folds.append(fold)
+        errors.append(fold.error(x[rows]))
+    return PCAProfile(names, whole.mean, whole.scale, whole.components, whole.explained,
+                      numeric_profile("reconstruction_error", np.concatenate(errors), n_bins), tuple(folds))
+
+
+def _fold_count(shape: tuple[int, ...]) -> int:
+    """:data:`PCA_FOLDS`, or fewer (two at least) where that many bases of ``shape`` (the PCA of
+    every row's) would hold more than :data:`PCA_FOLD_FLOATS` floats."""
+    size = max(int(np.prod(shape)), 1)
+    return int(min(PCA_FOLDS, max(2, PCA_FOLD_FLOATS // size)))
+
+
+def _flat_standardisation(basis: PCABasis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``basis``'s mean and scale, with the moments of the rows ``x`` it scores for the columns
+    that had no spread in its fit rows (see :attr:`PCABasis.flat`)."""
     mean, scale = basis.mean, basis.scale
     if basis.flat.any():
         own_mean, own_scale, _ = _standardise(x)
         mean, scale = np.where(basis.flat, own_mean, mean), np.where(basis.flat, own_scale, scale)
-    err = _errors(x, mean, scale, basis.components)
-    return PCAProfile(names, mean, scale, basis.components, basis.explained,
-                      numeric_profile("reconstruction_error", err, n_bins))
+    return mean, scale
 
 
 def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> tuple[PCAProfile, np.ndarray]:

@@ -547,7 +547,7 @@ def _classes() -> dict[str, type]:
     from monitor import profile as P
 
     return {c.__name__: c for c in (P.Profile, P.NumericProfile, P.CategoricalProfile, P.PCAProfile,
-                                      P.PCABasis, P.OutputProfile, Reference)}
+                                      P.PCAFold, P.PCABasis, P.OutputProfile, Reference)}
 
 
 def _to_tree(obj: Any) -> Any:
@@ -665,9 +665,11 @@ _DESCRIPTIVE: dict[str, frozenset[str]] = {"Profile": frozenset({"meta"})}
 #: than left out, so that fingerprints stored in older checkpoints still match.
 _PINNED: dict[str, dict[str, Any]] = {"Profile": {"version": 1}}
 #: Fields added later that are left out of the identity while empty: a profile, or its sample (a
-#: Reference), without text or tensor features keeps the fingerprint it had before they existed.
+#: Reference), without text or tensor features keeps the fingerprint it had before they existed,
+#: and a PCA without fold PCAs (``pca_fit``, or built before them) the fingerprint it had.
 _ABSENT_WHEN_EMPTY: dict[str, frozenset[str]] = {"Reference": frozenset({"vocabularies", "tensor_names"}),
-                                                  "Profile": frozenset({"vocabularies", "tensor_names"})}
+                                                  "Profile": frozenset({"vocabularies", "tensor_names"}),
+                                                  "PCAProfile": frozenset({"folds"})}
 
 
 def _without_summaries(tree: Any, descriptive: bool = False) -> Any:

@@ -5,7 +5,9 @@ streams alarmed (tests/test_pca_drift_near_duplicates.py). Such a profile kept r
 and ``monitor reference show`` said its PCA was "fitted on half the reference, its errors
 calibrated on the other half". It is now told by what it holds (its calibration errors number
 the rows the PCA read, not half), said at start and by ``reference show`` with the fix
-(``monitor reference build``); the profile is not changed, so its checkpoint fingerprint stays."""
+(``monitor reference build``); the profile is not changed, so its checkpoint fingerprint stays.
+Profiles built since hold the fold PCAs themselves (``"folds"``); those of the half split
+(``"half"``) are sound and run as they are."""
 
 from __future__ import annotations
 
@@ -54,9 +56,25 @@ def old_profile(tmp_path: Path) -> Path:
     return _cross_fitted(Profile.from_reference(Reference.from_arrays(x)), x).save(tmp_path / "old.npz")
 
 
+def _half(profile: Profile, x: np.ndarray) -> Profile:
+    """``profile`` with its PCA calibrated as profiles were built between the half split and the
+    fold PCAs: directions of a random half, the other half's errors under them."""
+    order = np.random.default_rng(0).permutation(len(x))
+    fit, rest = x[order[: len(x) // 2]], x[order[len(x) // 2:]]
+    mean, scale, z = _standardise(fit)
+    n, d = z.shape
+    var, vec = _directions(n, z.sum(axis=0), z.T @ z)
+    k, explained = _kept(var, n, d, 0.9)
+    errors = _residual_norm((rest - mean) / scale, vec[:k])
+    pca = PCAProfile(profile.pca.names, mean, scale, vec[:k], explained, numeric_profile("reconstruction_error", errors))
+    return dataclasses.replace(profile, pca=pca)
+
+
 @pytest.mark.parametrize("rows", [40, 41, 400])
-def test_profiles_built_now_read_as_half_calibrated(rows: int) -> None:
-    assert pca_calibration(Profile.from_reference(Reference.from_arrays(_rows(rows)))) == "half"
+def test_profiles_built_now_read_as_fold_calibrated(rows: int) -> None:
+    assert pca_calibration(Profile.from_reference(Reference.from_arrays(_rows(rows)))) == "folds"
+    x = _rows(rows)
+    assert pca_calibration(_half(Profile.from_reference(Reference.from_arrays(x)), x)) == "half"
     fit = Reference.from_arrays(_rows(rows), pca_fit=_rows(500, seed=1))
     assert pca_calibration(Profile.from_reference(fit)) == "pca_fit"
 
@@ -70,7 +88,12 @@ def test_reference_show_says_the_calibration_is_the_former_one_and_the_fix(old_p
         "pca_calibration"] == "cross_fitted"
     new = Profile.from_reference(Reference.from_arrays(_rows(400))).save(tmp_path / "new.npz")
     res = CliRunner().invoke(main, ["reference", "show", str(new)])
-    assert "fitted on half the reference, its errors calibrated on the other half" in res.output, res.output
+    assert "its errors calibrated on 10 folds, each under a PCA of the other folds" in res.output, res.output
+    assert "former way" not in res.output
+    x = _rows(400)
+    half = _half(Profile.from_reference(Reference.from_arrays(x)), x).save(tmp_path / "half.npz")
+    res = CliRunner().invoke(main, ["reference", "show", str(half)])
+    assert "fitted on half the reference, its errors calibrated on the other half (sound;" in res.output, res.output
 
 
 def test_the_start_log_says_so_and_the_fingerprint_stays(old_profile: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -7,7 +7,9 @@ to 39 rows gave each half 10 to 19 rows: no false alarm on healthy streams (0 of
 of 20,000 rows, 2 to 16 features), but hardly any sight (noise of one sd on 8 correlated features:
 found in 0 of 20 streams of 5,000 rows at 20 rows, 9 at 30, 16 at 40, 20 at 80), and a detector
 that runs blind reads as "no drift". The bound is now 20 rows for each half: 40 reference rows,
-or 20 with pca_fit (the training rows give the directions, every reference row calibrates)."""
+or 20 with pca_fit (the training rows give the directions, every reference row calibrates).
+The input PCA now fits ten fold PCAs instead (each on 90% of the rows, every row calibrating);
+the bound stays, as measured under the split (the embedding space still splits in two)."""
 
 from __future__ import annotations
 
@@ -49,11 +51,12 @@ def test_defaults_leave_pca_drift_out_below_40_rows_and_say_why(caplog: pytest.L
 
 def test_below_40_rows_the_profile_has_no_pca_and_the_detector_says_why() -> None:
     assert profile_of(_reference(39)).pca is None
-    with pytest.raises(ValueError, match="needs at least 40 reference rows, half of them to fit the PCA's directions "
-                                         "and half to calibrate its errors .*; the reference has 39. Fix: "):
+    with pytest.raises(ValueError, match="needs at least 40 reference rows, to fit the PCA's directions and to "
+                                         "calibrate its errors on rows it was not fitted on .*; the reference has 39. "
+                                         "Fix: "):
         PCADriftDetector(_reference(39))
     pca = profile_of(_reference(40)).pca
-    assert pca is not None and pca.error.n == 20  # the calibration half: PCA_MIN_ROWS rows
+    assert pca is not None and pca.error.n == 40 and len(pca.folds) == 10  # every row, under the other folds' PCA
 
 
 def test_with_pca_fit_20_reference_rows_calibrate() -> None:

@@ -22,9 +22,10 @@ def test_the_exported_statistic_is_the_mean_of_every_row_in_the_window() -> None
     det = PCADriftDetector(Reference.from_arrays(rng.multivariate_normal(np.zeros(3), COV, size=2000)))
     store = MetricStore("m")
     seen = []
+    fold_draws = np.random.default_rng(det._core.binner.seed)  # the binner's: each row's fold PCA
     for t0 in (0.0, 60.0, 120.0):  # three scrapes within one 300 s slot of the hour's window
         x = rng.multivariate_normal(np.zeros(3), COV, size=150)
-        seen.append(det._core.binner.pca.transform_error(x))
+        seen.append(det._core.binner.pca.calibrated_error(x, fold_draws))
         det.update(Batch.from_arrays(x, None, ts=t0 + np.arange(150) * 0.1))
         det.export(store)
         want = float(np.concatenate(seen).mean())

@@ -296,7 +296,10 @@ def show(profile: Path, as_json: bool) -> None:
     if prof.pca is not None:
         fitted = {"pca_fit": f"fitted on {prof.meta.get('pca_fit_rows')} rows of "
                              f"{prof.meta.get('pca_fit_source', 'other data')}, its errors calibrated on the reference",
-                  "half": "fitted on half the reference, its errors calibrated on the other half",
+                  "folds": (f"fitted on every reference row; its errors calibrated on {len(prof.pca.folds)} folds, each "
+                            "under a PCA of the other folds (live rows meet one of them at random)"),
+                  "half": ("fitted on half the reference, its errors calibrated on the other half (sound; rebuilt with "
+                           "'monitor reference build', every row would calibrate and the PCA see more of them)"),
                   "cross_fitted": f"fitted on every reference row; {PCA_CROSS_FITTED_ADVICE}"}[info["pca_calibration"]]
         click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
                    f"{prof.pca.explained:.0%} of the variance, {fitted}")

@@ -7,10 +7,11 @@ PCA fitted on the standardised reference features keeps the directions that expl
 ``PCA_VARIANCE`` of the variance; rows that do not follow the reference's correlation structure
 reconstruct badly. The per-row reconstruction error is then one more channel for the same
 ERT-calibrated sequential test as the features (its reference distribution is made of errors of
-rows the scoring PCA was *not* fitted on, so it is not biased low, under the very PCA live rows
-meet, so that both are draws of one distribution: the directions fitted on half of the reference
-and the other half's errors, or, when the directions come from other rows such as the training
-set (``pca_fit``), every reference row's error under them), and the window's mean error is
+rows the scoring PCA was *not* fitted on, so it is not biased low, under the very PCAs live rows
+meet, so that both are draws of one distribution: each of ten folds of the reference scored by
+the PCA of the other nine, and each live row by one of those ten PCAs drawn at random, or, when
+the directions come from other rows such as the training set (``pca_fit``), every reference
+row's error and every live row's under that one PCA), and the window's mean error is
 exported as ``monitor_drift_statistic{detector="pca_drift"}`` with the threshold
 ``reference mean + 3 sd * sqrt(1 / window rows + 1 / reference rows)``: the reference's mean is
 itself an estimate, and with a reference of a few dozen rows its error dwarfs the window's, so a
@@ -59,13 +60,43 @@ EMBEDDING_COMPONENTS = 10
 
 
 class PCABinner:
-    """Reconstruction error of each row, binned on the reference's held-out error quantiles."""
+    """Reconstruction error of each row, binned on the reference's held-out error quantiles.
 
-    def __init__(self, pca: PCAProfile, channel: Channel) -> None:
+    Each row is scored as the calibration rows were (:meth:`PCAProfile.calibrated_error`): by a
+    fold PCA drawn from this binner's own generator, seeded, so that a run is repeatable, and
+    drawn rather than taken in turn, so that rows arriving in a fixed order (a batch of one row
+    per sensor) do not meet the same fold each time."""
+
+    def __init__(self, pca: PCAProfile, channel: Channel, seed: int = 0) -> None:
         self.pca = pca
         self.channels = [channel]
         self.n_bins_max = channel.n_bins
+        self.seed = seed
         self._cols: dict[tuple[str, ...], np.ndarray | None] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    @property
+    def rng_state(self) -> dict[str, Any]:
+        """The fold draws' generator state (numpy's ``bit_generator.state``: JSON-safe)."""
+        return self._rng.bit_generator.state
+
+    @rng_state.setter
+    def rng_state(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state
+
+    def check_rng_state(self, state: Any, kind: str) -> None:
+        """``ValueError`` naming the field when ``state`` is not a state of this generator."""
+        try:
+            if not isinstance(state, dict):
+                raise TypeError("not a mapping")
+            type(self._rng.bit_generator)().state = state  # on a spare generator
+        except (TypeError, ValueError, KeyError, OverflowError) as err:
+            raise ValueError(f"{kind}: the saved fold draws (fold_draws) are not a "
+                             f"{type(self._rng.bit_generator).__name__} state ({err}). Fix: drop 'fold_draws' from the "
+                             "detector's state (the draws then start again from the seed)") from None
 
     def ref_matrix(self) -> np.ndarray:
         return self.channels[0].ref[None, :].astype(np.float64)
@@ -81,7 +112,7 @@ class PCABinner:
         cols = self._columns(tuple(batch.numeric_names))
         if cols is None:
             return None
-        err = self.pca.transform_error(batch.numeric[:, cols])
+        err = self.pca.calibrated_error(batch.numeric[:, cols], self._rng)
         return self.channels[0].bin_numeric(err)[:, None], err[:, None]
 
 
@@ -174,6 +205,30 @@ class PCADriftDetector(BinnedDriftDetector):
         chans += [Channel.numeric(numeric_profile(f"component_{i + 1}", scores[:, i], self.n_bins), self.n_bins)
                   for i in range(m)]
         return chans, EmbeddingBinner(pca, chans)
+
+    def _reset(self) -> None:
+        super()._reset()
+        if isinstance(self._core.binner, PCABinner):
+            self._core.binner.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        binner = self._core.binner
+        if isinstance(binner, PCABinner) and binner.pca.folds:
+            # which fold PCA each coming row meets: restored from the seed instead, a restarted
+            # agent scored its rows under other folds than an uninterrupted one, and its tests
+            # (and alarms) could differ from there on
+            state["fold_draws"] = binner.rng_state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        binner = self._core.binner
+        saved = state.get("fold_draws")
+        if saved is not None and isinstance(binner, PCABinner):
+            binner.check_rng_state(saved, self.kind)
+        super().load_state_dict(state)
+        if saved is not None and isinstance(binner, PCABinner):
+            binner.rng_state = saved
 
     def update(self, batch: "Batch") -> None:
         if self.space == "embedding" and len(batch):
