@@ -491,8 +491,8 @@ def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_a
 
     from tests.test_oncall_session7 import _run_unit_test
 
-    conf_desc = ("The distribution of the model's confidence on segment {s} over the window differs from the whole reference's "
-                 "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the tests made: segments times scores). The reference "
+    conf_desc = ("The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) on segment {s} over the window "
+                 "differs from the whole reference's (p < 0.001 divided by the tests made: segments times scores). The reference "
                  "is not sliced by segment: a segment that always differed from the population fires from its first full window "
                  "(a standing difference, not a change).")
     pred_desc = ("The predicted-class distribution of segment {s} over the window differs from the whole reference's "
@@ -501,7 +501,7 @@ def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_a
                  "which). The reference is not sliced by segment: a segment whose class mix always differed fires from its "
                  "first full window.")
     rules = {"ModelSegmentConfidenceDrift": ("confidence_drift", {"score": "confidence"}, conf_desc,
-                                             "Model {m}'s confidence on segment {s} differs from the reference"),
+                                             "Model {m}: the distribution of its confidence on segment {s} differs from the reference"),
              "ModelSegmentPredictionDrift": ("prediction_drift", {}, pred_desc,
                                              "Model {m} predicts classes in different proportions on segment {s}")}
     series, alert_tests = [], []
@@ -511,7 +511,8 @@ def test_segment_rules_divide_alpha_by_the_segments_tested_in_promtool_and_the_a
             labels = ",".join(f'{k}="{v}"' for k, v in {"model": model, "segment": seg, **extra}.items())
             series += [{"series": f"monitor_segment_{metric}_pvalue{{{labels}}}", "values": f"{p!r}x30"},
                        {"series": f"monitor_segment_{metric}_distance{{{labels}}}", "values": f"{d!r}x30"}]
-        fired = [{"exp_labels": {"severity": "warning", "model": m, "segment": s, **extra},
+        # one alert per model and segment: the scores are named in the texts, not in a label
+        fired = [{"exp_labels": {"severity": "warning", "model": m, "segment": s},
                   "exp_annotations": {"summary": summary.format(m=m, s=s), "description": desc.format(s=s),
                                       "runbook_url": f"https://github.com/model-monitor/model-monitor/blob/main/README.md#{alert.lower()}"}}
                  for m, s in (("m", "apac"), ("n", "eu"))]
@@ -540,12 +541,12 @@ def test_segment_confidence_drift_rule_divides_by_segments_times_scores(tmp_path
                         {"series": f"monitor_segment_confidence_drift_distance{{{labels}}}", "values": "0.3x30"}]
         return out
 
-    desc = ("The distribution of the model's confidence on segment apac over the window differs from the whole reference's "
-            "(Kolmogorov-Smirnov distance 0.30, p < 0.001 divided by the tests made: segments times scores). The reference "
+    desc = ("The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) on segment apac over the window "
+            "differs from the whole reference's (p < 0.001 divided by the tests made: segments times scores). The reference "
             "is not sliced by segment: a segment that always differed from the population fires from its first full window "
             "(a standing difference, not a change).")
-    fired = [{"exp_labels": {"severity": "warning", "model": "m", "segment": "apac", "score": "confidence"},
-              "exp_annotations": {"summary": "Model m's confidence on segment apac differs from the reference", "description": desc,
+    fired = [{"exp_labels": {"severity": "warning", "model": "m", "segment": "apac"},
+              "exp_annotations": {"summary": "Model m: the distribution of its confidence on segment apac differs from the reference", "description": desc,
                                   "runbook_url": "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentconfidencedrift"}}]
     doc = {"tests": [
         {"interval": "1m", "input_series": series(3e-4),

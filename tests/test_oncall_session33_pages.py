@@ -1,0 +1,47 @@
+"""On-call study, session 33: pages of ``monitor`` that said one problem twice or read as a
+placeholder, noticed in earlier reviews and left open, as tests.
+
+Rule tests run the same unit-test file through the real ``promtool test rules`` and through the
+agent's own engine (``monitor rules test``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_oncall_session32_pages import _alert, _run_alert_test
+
+
+def _series(metric: str, labels: str, values: str) -> str:
+    """One ``input_series`` entry for :func:`_run_alert_test`."""
+    return f"""
+              - series: '{metric}{{{labels}}}'
+                values: '{values}'"""
+
+
+def test_one_segments_confidence_change_is_one_alert_naming_the_scores_that_moved(tmp_path: Path) -> None:
+    # ModelSegmentConfidenceDrift paged once per score: a segment whose max-probability and
+    # entropy drifted together (one change of that segment) gave two pages, as
+    # ModelConfidenceDrift did before session 32. One alert per model and segment now, naming each
+    # score past the bound with its distance. Two segments times two scores are four tests, so
+    # the bound is 0.001 / 4: eu's confidence (distance 0.3, p 3e-4) is not past it and is not
+    # named.
+    series = [_series(f"monitor_segment_confidence_drift_{figure}", f'model="m",segment="{segment}",score="{score}"',
+                      f"{value}x30")
+              for segment, score, distance, p in (("apac", "confidence", 0.3, 1e-5), ("apac", "entropy", 0.25, 1e-6),
+                                                  ("eu", "confidence", 0.3, 3e-4), ("eu", "entropy", 0.21, 1e-5))
+              for figure, value in (("distance", distance), ("pvalue", p))]
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelsegmentconfidencedrift"
+    tail = ("over the window differs from the whole reference's (p < 0.001 divided by the tests made: segments times "
+            "scores). The reference is not sliced by segment: a segment that always differed from the population fires "
+            "from its first full window (a standing difference, not a change).")
+    _run_alert_test(tmp_path, "confidence.yml", series, "20m", "ModelSegmentConfidenceDrift",
+                    _alert("severity: warning, model: m, segment: apac",
+                           "Model m: the distribution of its confidence and entropy on segment apac differs from the reference",
+                           "The distribution of the model's confidence (Kolmogorov-Smirnov distance 0.30) and entropy "
+                           f"(Kolmogorov-Smirnov distance 0.25) on segment apac {tail}", url)
+                    + _alert("severity: warning, model: m, segment: eu",
+                             "Model m: the distribution of its entropy on segment eu differs from the reference",
+                             f"The distribution of the model's entropy (Kolmogorov-Smirnov distance 0.21) on segment eu {tail}",
+                             url))
+
