@@ -72,48 +72,36 @@ RUNBOOKS: dict[str, str] = {
 }
 
 
+#: what the placeholders of the alerts' texts (:func:`readable`) stand for, said once above them
+LEGEND = ("Each alert's text reads as its page does, with a placeholder for what the alert fills in: ‹value› is the "
+          "alert's value (what its expression returned), ‹x› its label `x` (or that of a series it queries), "
+          "‹metric_name› the value of a figure it queries when it fires (‹1 - metric_name›: of that expression), "
+          "with % after it when the page writes it as a percentage; a text followed by … is repeated for each "
+          "series found, and ‹given in the alert› is a part only the page carries.")
+
+
 def runbook_url(alert: str) -> str:
     return RUNBOOK_BASE + alert.lower()
 
 
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
-_BLOCK_START = re.compile(r"^(with|range|if)\b")
-
-
 def readable(description: str) -> str:
-    """An alert's description template as on-call reads it in the README, not as Go templates.
-
-    ``{{ $labels.x }}`` becomes ``‹x›``, ``{{ $value ... }}`` ``‹value›``, and a ``with`` /
-    ``range`` / ``if`` block (a query's result spliced in) ``‹given in the alert›``: the page
-    itself carries the rendered text. Guillemets, not ``<x>``, which Markdown takes for HTML tags
-    and hides.
+    """An alert's description template as on-call reads it in the README, not as Go templates:
+    the text the page carries, with ``‹x›`` for label ``x``, ``‹value›`` for the alert's value and
+    ``‹metric›`` for a figure the alert queries (see :func:`monitor.rules.template_outline.outline`).
+    A block it cannot follow reads ``‹given in the alert›``: the page itself carries the text.
+    Guillemets, not ``<x>``, which Markdown takes for HTML tags and hides.
     """
-    out: list[str] = []
-    depth, pos = 0, 0
-    for match in _ACTION.finditer(description):
-        action = match.group(1)
-        if depth == 0:
-            out.append(description[pos:match.start()])
-        pos = match.end()
-        if _BLOCK_START.match(action):
-            if depth == 0:
-                out.append("‹given in the alert›")
-            depth += 1
-        elif action == "end":
-            depth = max(depth - 1, 0)
-        elif depth == 0:
-            label = re.match(r"\$labels\.(\w+)", action)
-            out.append(f"‹{label.group(1)}›" if label else "‹value›" if action.startswith("$value") else "‹…›")
-    out.append(description[pos:] if depth == 0 else "")
-    text = re.sub(r"\s+", " ", "".join(out)).strip()
+    from monitor.rules.template_outline import GIVEN, outline
+
+    text = re.sub(r"\s+", " ", outline(description)).strip()
     # Blocks that follow one another (several queried figures in a row) read as one placeholder.
-    text = re.sub(r"‹given in the alert›(?:\s*‹given in the alert›)+", "‹given in the alert›", text)
-    return re.sub(r"(?<=[.;:,›])‹given in the alert›", " ‹given in the alert›", text)
+    text = re.sub(f"{GIVEN}(?:\\s*{GIVEN})+", GIVEN, text)
+    return re.sub(f"(?<=[.;:,›]){GIVEN}", " " + GIVEN, text)
 
 
 def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
     """The README's runbooks: ``alerts`` maps name -> (pack file, severity, description)."""
-    out = []
+    out = [LEGEND + "\n"]
     for name in sorted(alerts):
         pack, severity, description = alerts[name]
         out.append(f"### {name}\n\n`{pack}`, severity `{severity}`. {readable(description)}\n\n"

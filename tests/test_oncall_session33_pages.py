@@ -45,3 +45,40 @@ def test_one_segments_confidence_change_is_one_alert_naming_the_scores_that_move
                              f"The distribution of the model's entropy (Kolmogorov-Smirnov distance 0.21) on segment eu {tail}",
                              url))
 
+
+
+def test_the_accuracy_drop_runbook_reads_as_its_page_does() -> None:
+    # The README's runbook of ModelAccuracyDrop read "Accuracy fell ‹value› ‹given in the alert› on
+    # the labelled predictions of the window‹given in the alert›, significant at z > 3." where the
+    # page says "Accuracy fell 19 percentage points, from 91% on the reference data to 72% on the
+    # labelled predictions of the window (500 labels), significant at z > 3.": the drop's unit
+    # and the two accuracies it is the difference of were hidden in placeholders. The runbook now
+    # reads as the page, each placeholder named by what fills it in; put the page's figures in its
+    # placeholders and it is the page, word for word.
+    import yaml
+
+    from monitor import runbooks
+    from monitor.rules.template import AlertTemplate
+    from tests.conftest import REPO_ROOT
+
+    rule = next(r for g in yaml.safe_load((REPO_ROOT / "rules" / "confidence.yml").read_text())["groups"]
+                for r in g["rules"] if r.get("alert") == "ModelAccuracyDrop")
+    figures = {"monitor_reference_accuracy_ratio": 0.91, "monitor_accuracy_ratio": 0.72, "monitor_labels_in_window": 500.0}
+
+    def query(expr: str) -> list[tuple[dict[str, str], float]]:
+        return [({"model": "m"}, figures[expr.split("{", 1)[0]])]
+
+    page = AlertTemplate.compile(rule["annotations"]["description"], "ModelAccuracyDrop").expand(
+        {"model": "m"}, 0.19, query=query)
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### ModelAccuracyDrop\n"):]
+    section = section[:section.index("**First steps:**")]
+    said = " ".join(section.split("`, severity `critical`. ", 1)[1].split())
+    assert said == runbooks.readable(rule["annotations"]["description"])
+    filled = said
+    for placeholder, text in (("‹value›", "19"), ("‹monitor_reference_accuracy_ratio›", "91"),
+                              ("‹monitor_accuracy_ratio›", "72"), ("‹monitor_labels_in_window›", "500")):
+        assert placeholder in filled, said
+        filled = filled.replace(placeholder, text)
+    assert filled == " ".join(page.split()), (said, page)
+    assert runbooks.LEGEND in readme  # what each placeholder stands for, said above the runbooks

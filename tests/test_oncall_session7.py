@@ -330,7 +330,8 @@ def test_readme_runbooks_read_as_text_not_go_templates() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme[readme.index("<!-- runbooks:start -->"):readme.index("<!-- runbooks:end -->")]
     assert "{{" not in section and "}}" not in section
-    assert "`‹feature›` has repeated the same value for ‹given in the alert› consecutive rows" in section
+    # since session 33 a queried figure is named by its metric (tests/test_oncall_session33_pages.py)
+    assert "`‹feature›` has repeated the same value for ‹monitor_data_stuck_run_rows› consecutive rows" in section
     assert "<value>" not in section, "Markdown hides <value> as an HTML tag"
     nested = 'a {{ with query "x" }}{{ range . }}{{ .Value }}{{ end }}{{ end }} b {{ $labels.model }} {{ $value | humanize }}.'
-    assert runbooks.readable(nested) == "a ‹given in the alert› b ‹model› ‹value›."
+    assert runbooks.readable(nested) == "a ‹x›… b ‹model› ‹value›."
