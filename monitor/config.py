@@ -697,7 +697,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         detectors = _shared_abstain_threshold(r, tuple(dets))
 
     rules_raw = r.mapping(raw.get("rules"), k("rules"), "rules")
-    files = tuple(str(base_dir / f) if not os.path.isabs(f) else f for f in r.strings(rules_raw.get("files", []), k("rules.files")))
+    # named by absolute path, resolved against the config's folder: the file is the `file` label of
+    # MonitorRuleReloadFailed, and one file spelt `team.yml` by a model and `/etc/monitor/team.yml`
+    # by another (a sidecar started with a relative --config) paged once per spelling
+    files = tuple(os.path.abspath(base_dir / f) for f in r.strings(rules_raw.get("files", []), k("rules.files")))
     if rules_raw.get("packs"):
         from monitor.shipped import rule_pack_files
 

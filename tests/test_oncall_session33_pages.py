@@ -82,3 +82,42 @@ def test_the_accuracy_drop_runbook_reads_as_its_page_does() -> None:
         filled = filled.replace(placeholder, text)
     assert filled == " ".join(page.split()), (said, page)
     assert runbooks.LEGEND in readme  # what each placeholder stands for, said above the runbooks
+
+
+def test_a_rule_file_named_relative_and_absolute_by_two_models_pages_once(tmp_path: Path, monkeypatch) -> None:
+    # A sidecar started as `monitor serve --config monitor.yaml` where one model lists its rules
+    # file as `team.yml` and another as its absolute path: the config joined the relative name to
+    # the config's folder as written ("team.yml"), the other stayed absolute, and the one broken
+    # file paged MonitorRuleReloadFailed twice, once per spelling of its `file` label (Alertmanager
+    # merges only alerts whose labels are the same). Rule files are now named by their absolute
+    # path, resolved against the config file's folder, whatever the spelling.
+    import time
+
+    import yaml
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from monitor.config import load_config
+
+    shared = tmp_path / "team.yml"
+    shared.write_text("groups:\n- name: team\n  rules:\n  - alert: Typo\n    expr: sum(\n")
+    (tmp_path / "monitor.yaml").write_text(yaml.safe_dump({"models": [
+        {"model": "iris", "rules": {"packs": ["core"], "files": ["team.yml"], "log": False}},
+        {"model": "fraud", "rules": {"packs": ["core"], "files": [str(shared)], "log": False}},
+    ]}))
+    monkeypatch.chdir(tmp_path)
+    agent = load_config("monitor.yaml")
+    monitors = [Monitor(config=m, registry=CollectorRegistry(), start_worker=False, live=False) for m in agent.models]
+    now = time.time()
+    try:
+        for k in range(12, -1, -1):
+            for mon in monitors:
+                mon.evaluate_rules(now - 60 * k)
+        pages = {tuple(sorted(a.labels.items())) for mon in monitors for a in mon.alerts()
+                 if a.name == "MonitorRuleReloadFailed" and a.state.name.lower() == "firing"}
+    finally:
+        for mon in monitors:
+            mon.close()
+    assert pages == {(("alertname", "MonitorRuleReloadFailed"), ("file", str(shared)), ("model", "_sidecar"),
+                      ("severity", "warning"))}, pages
+    assert [m.rules.files[-1] for m in agent.models] == [str(shared), str(shared)]
