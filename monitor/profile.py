@@ -947,7 +947,7 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         x = x[rng.choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
     if basis is not None:
         basis = basis.aligned(names)
-        mean, scale = _flat_standardisation(basis, x)
+        mean, scale = _flat_standardisation(basis, *_standardise(x)[:2])
         return PCAProfile(names, mean, scale, basis.components, basis.explained,
                           numeric_profile("reconstruction_error", _errors(x, mean, scale, basis.components), n_bins))
     whole = _basis(x, names, variance)
@@ -955,7 +955,12 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
     folds, errors = [], []
     for j, rows in enumerate(parts):
         fit = _basis(x[np.concatenate(parts[:j] + parts[j + 1:])], names, variance)
-        fold = PCAFold(*_flat_standardisation(fit, x[rows]), fit.components)
+        # a column without spread in the other folds (present, or off its usual value, in this
+        # fold's rows only) is standardised by every row's moments, as the fold PCAs that saw
+        # those rows scale it: this fold's own moments fitted it to the rows it calibrates (a
+        # column missing in all of them took mean 0 and scale 1, and live rows meeting the
+        # fold were scored on its raw values)
+        fold = PCAFold(*_flat_standardisation(fit, whole.mean, whole.scale), fit.components)
         folds.append(fold)
         errors.append(fold.error(x[rows]))
     return PCAProfile(names, whole.mean, whole.scale, whole.components, whole.explained,
@@ -969,14 +974,10 @@ def _fold_count(shape: tuple[int, ...]) -> int:
     return int(min(PCA_FOLDS, max(2, PCA_FOLD_FLOATS // size)))
 
 
-def _flat_standardisation(basis: PCABasis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``basis``'s mean and scale, with the moments of the rows ``x`` it scores for the columns
-    that had no spread in its fit rows (see :attr:`PCABasis.flat`)."""
-    mean, scale = basis.mean, basis.scale
-    if basis.flat.any():
-        own_mean, own_scale, _ = _standardise(x)
-        mean, scale = np.where(basis.flat, own_mean, mean), np.where(basis.flat, own_scale, scale)
-    return mean, scale
+def _flat_standardisation(basis: PCABasis, mean: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``basis``'s mean and scale, with ``mean`` and ``scale`` (the reference rows' moments) for
+    the columns that had no spread in its fit rows (see :attr:`PCABasis.flat`)."""
+    return np.where(basis.flat, mean, basis.mean), np.where(basis.flat, scale, basis.scale)
 
 
 def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> tuple[PCAProfile, np.ndarray]:
