@@ -633,9 +633,10 @@ def run_rule_packs(setup: Setup, shift: str, seed: int, *, label_delay_s: float 
 #: every shipped pack but probing's: these streams resample a pool, so every query repeats an
 #: earlier one exactly, which is what that pack is for (benchmarks/eval_probing.py evaluates it).
 #: The PCA drift detector's directions are fitted on the training half (``pca_fit``), as a user with
-#: a small reference would: fitted on the pool itself (on a random half of it, calibrated on the
-#: other half), half of the stream's rows would be rows it was fitted on, which reconstruct better
-#: than the half it is calibrated on, and a shift would first have to make up that difference.
+#: a small reference would: fitted on the pool itself (ten fold PCAs, each calibrated on the fold
+#: it was not fitted on), nine in ten of the stream's rows would meet a PCA fitted on them, which
+#: reconstruct better than the rows it is calibrated on, and a shift would first have to make up
+#: that difference.
 ALL_PACKS = ("confidence.yml", "core.yml", "drift.yml", "data_quality.yml")
 
 
@@ -805,9 +806,9 @@ def main() -> None:
                   f"resampling makes every query an exact repeat of an earlier one, the pattern that pack is for "
                   f"(benchmarks/eval_probing.py evaluates it). The PCA drift detector takes its directions from the "
                   f"training half (`pca_fit`, `monitor reference build --pca-fit`), as a user with a reference of a "
-                  f"few dozen rows would, and calibrates on every pool row: fitted on the pool itself (on a random half, "
-                  f"calibrated on the other), half of the stream's rows would be rows it was fitted on, which "
-                  f"reconstruct better than the half it calibrates on, so a shift would first have to make up that difference. Same timing as above.",
+                  f"few dozen rows would, and calibrates on every pool row: fitted on the pool itself (ten fold PCAs, each "
+                  f"calibrated on the fold it was not fitted on), nine in ten of the stream's rows would meet a PCA fitted "
+                  f"on them, which reconstruct better than the rows it calibrates on, so a shift would first have to make up that difference. Same timing as above.",
                   "", table, "",
                   f"Alerts on the unshifted streams and before the onsets: **{false_alarms}**."]
     if "cost" in only:

@@ -168,8 +168,8 @@ class Reference:
         reference's own, typically the training set (an array with the numeric features' columns
         in order, or a DataFrame holding them by name). Only the PCA's directions come from them;
         its false-alarm calibration stays on the reference rows, every one of them, so that a small
-        reference loses neither half its rows to the directions nor power to a PCA found in a few
-        hundred rows (see :class:`monitor.profile.PCABasis`).
+        reference loses no power to PCAs found in a few hundred rows, each with a tenth of them held
+        out (see :class:`monitor.profile.PCABasis`).
 
         ``numeric`` may be a pandas DataFrame: its column names become the feature names (the
         names the monitor learns from DataFrame inputs); the columns ``categorical_names``

@@ -102,7 +102,8 @@ def _smaller_fix(kind: str, rows: int) -> str:
         from monitor.profile import PCA_MIN_ROWS
 
         return (f"leave it out: a PCA fitted or calibrated on fewer than {PCA_MIN_ROWS} rows is noise (without pca_fit "
-                "half the rows fit its directions, half calibrate its errors), and input_drift still watches each feature")
+                "the reference's rows both fit its directions and calibrate its errors, on rows each PCA was not fitted "
+                "on), and input_drift still watches each feature")
     from monitor.detectors.probing.detector import PRADA_AUTO_MIN_ROWS
 
     # its model-stealing test (PRADA) is off below PRADA_AUTO_MIN_ROWS reference rows anyway
