@@ -615,9 +615,10 @@ class Profile:
         pca = None
         if "pca" in meta:
             pm = meta["pca"]
-            pca = PCAProfile(tuple(pm["names"]), arrays["pca.mean"], arrays["pca.scale"], arrays["pca.components"],
+            width = len(pm["names"])
+            pca = PCAProfile(tuple(pm["names"]), *_pca_arrays(arrays, "pca", width),
                              float(pm["explained"]), _numeric_from(pm["error"], arrays, "pca.error"),
-                             tuple(PCAFold(*(arrays[f"pca.fold{j}.{key}"] for key in ("mean", "scale", "components")))
+                             tuple(PCAFold(*_pca_arrays(arrays, f"pca.fold{j}", width))
                                    for j in range(int(pm.get("folds", 0)))))
         sample = None
         if "sample" in meta:
@@ -633,6 +634,19 @@ class Profile:
             sample = dataclasses.replace(sample, tensor_names=tensors)
         return canonical_profile(cls(numeric, categorical, int(meta["n_rows"]), outputs, arrays.get("labels.counts"), pca,
                                      sample, dict(meta.get("meta", {})), int(meta["version"]), vocabularies, tensors))
+
+
+def _pca_arrays(arrays: dict[str, np.ndarray], prefix: str, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A saved PCA's ``mean``, ``scale`` and ``components``, checked against its ``width``
+    features: of another shape (a damaged file), they loaded and the detector failed on the
+    first batch it scored. ``ValueError`` naming the array otherwise."""
+    mean, scale, comps = (arrays[f"{prefix}.{key}"] for key in ("mean", "scale", "components"))
+    for key, arr, shape in (("mean", mean, (width,)), ("scale", scale, (width,))):
+        if arr.shape != shape:
+            raise ValueError(f"{prefix}.{key} has shape {arr.shape}, not ({width},)")
+    if comps.ndim != 2 or comps.shape[1] != width or comps.shape[0] > width:
+        raise ValueError(f"{prefix}.components has shape {comps.shape}, not (at most {width}, {width})")
+    return mean, scale, comps
 
 
 def _tensor_names_from(path: str | Path, saved: Any, numeric_names: tuple[str, ...]) -> tuple[str, ...]:
