@@ -966,19 +966,60 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
                           numeric_profile("reconstruction_error", _errors(x, mean, scale, basis.components), n_bins))
     whole = _basis(x, names, variance)
     parts = np.array_split(rng.permutation(x.shape[0]), _fold_count(whole.components.shape))
-    folds, errors = [], []
-    for j, rows in enumerate(parts):
-        fit = _basis(x[np.concatenate(parts[:j] + parts[j + 1:])], names, variance)
-        # a column without spread in the other folds (present, or off its usual value, in this
-        # fold's rows only) is standardised by every row's moments, as the fold PCAs that saw
-        # those rows scale it: this fold's own moments fitted it to the rows it calibrates (a
-        # column missing in all of them took mean 0 and scale 1, and live rows meeting the
-        # fold were scored on its raw values)
-        fold = PCAFold(*_flat_standardisation(fit, whole.mean, whole.scale), fit.components)
-        folds.append(fold)
-        errors.append(fold.error(x[rows]))
+    folds = _fold_pcas(x, parts, whole, PCA_VARIANCE if variance is None else variance)
+    errors = [fold.error(x[rows]) for fold, rows in zip(folds, parts)]
     return PCAProfile(names, whole.mean, whole.scale, whole.components, whole.explained,
                       numeric_profile("reconstruction_error", np.concatenate(errors), n_bins), tuple(folds))
+
+
+def _fold_pcas(x: np.ndarray, parts: list[np.ndarray], whole: PCABasis, variance: float) -> list[PCAFold]:
+    """For each fold of ``parts`` (row indices of ``x``), the PCA of the other folds' rows, as
+    :func:`_basis` of those rows would fit it (their own standardisation, missing values at their
+    mean), from one pass over the rows: each fold's sums and scatter products, taken in the
+    standardisation of every row (``whole``'s, so that a feature far from zero loses nothing to
+    cancellation), the other folds' being the total less the fold's. Fitting each fold's PCA on
+    its rows instead cost ten passes: three minutes for a reference of 50,000 rows of 300
+    features, where one PCA took fifteen seconds.
+
+    A column without spread in the other folds (present, or off its usual value, in this fold's
+    rows only) is standardised by every row's moments, as the fold PCAs that saw those rows
+    scale it, and carries no direction: its own moments in this fold's rows fitted it to the rows
+    it calibrates (a column missing in all of them took mean 0 and scale 1, and live rows meeting
+    the fold were scored on its raw values)."""
+    finite = np.isfinite(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = np.where(finite, (x - whole.mean) / whole.scale, 0.0)
+    present = finite.astype(np.float64)
+    gaps = not finite.all()
+    sums = []
+    for rows in parts:
+        uu, oo = u[rows], present[rows]
+        sums.append((matmul(uu.T, uu), matmul(uu.T, oo) if gaps else None, matmul(oo.T, oo) if gaps else None,
+                     uu.sum(axis=0), (uu * uu).sum(axis=0), oo.sum(axis=0),
+                     np.where(finite[rows], u[rows], np.inf).min(axis=0), np.where(finite[rows], u[rows], -np.inf).max(axis=0)))
+    total = [None if sums[0][i] is None else sum(part[i] for part in sums) for i in range(6)]
+    d = x.shape[1]
+    folds = []
+    for j, rows in enumerate(parts):
+        n = x.shape[0] - len(rows)
+        scatter, cross, both, s1, s2, count = (None if t is None else t - p for t, p in zip(total, sums[j][:6]))
+        lows = np.min([part[6] for i, part in enumerate(sums) if i != j], axis=0)
+        highs = np.max([part[7] for i, part in enumerate(sums) if i != j], axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = np.where(count > 0, s1 / count, 0.0)  # in the standardisation of every row
+            sd = np.sqrt(np.clip(np.where(count > 0, s2 / count, 0.0) - m * m, 0.0, None))
+            mean, scale = whole.mean + whole.scale * m, whole.scale * sd  # as _standardise's would be
+            scale = np.where(np.isfinite(scale) & (scale > REFERENCE_ROUNDOFF_REL * np.abs(mean)) & (scale > 0), scale, 1.0)
+        flat = ~(highs > lows)  # constant or missing in every row of the other folds
+        if gaps:
+            centred = scatter - cross * m[None, :] - cross.T * m[:, None] + both * np.outer(m, m)
+        else:
+            centred = scatter - np.outer(s1, m) - np.outer(m, s1) + n * np.outer(m, m)
+        ratio = np.where(flat, 0.0, whole.scale / scale)  # standardisation of every row -> the fold's
+        var, vec = _directions(n, ratio * (s1 - m * count), centred * np.outer(ratio, ratio))
+        k, _ = _kept(var, n, d, variance)
+        folds.append(PCAFold(np.where(flat, whole.mean, mean), np.where(flat, whole.scale, scale), vec[:k]))
+    return folds
 
 
 def _fold_count(shape: tuple[int, ...]) -> int:
