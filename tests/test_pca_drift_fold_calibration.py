@@ -156,3 +156,25 @@ def test_small_and_large_batches_score_rows_alike(monkeypatch: pytest.MonkeyPatc
     per_fold = pca.calibrated_error(live, np.random.default_rng(9))
     np.testing.assert_allclose(gathered, per_fold, rtol=1e-10, atol=1e-12)
     assert np.isfinite(gathered).all()
+
+
+def test_a_state_counted_under_another_calibration_is_set_aside() -> None:
+    """A reference read from rows keeps its fingerprint when the PCA's calibration changes with an
+    upgrade: the saved window's counts, binned on the former error edges, were restored onto the
+    new ones (s33a's review). Such a state is now refused with the reason; the checkpoint restore
+    then starts the detector empty."""
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
+    ref = Reference.from_arrays(rows, numeric_names=["a", "b", "c", "d"])
+    det = PCADriftDetector(ref)
+    det.update(Batch.from_arrays(rows[:100], numeric_names=["a", "b", "c", "d"], ts=np.arange(100.0)))
+    state = det.state_dict()
+    PCADriftDetector(ref).load_state_dict(state)  # the same calibration: restored
+    former = {k: v for k, v in state.items() if k not in ("fold_draws", "error_edges")}
+    with pytest.raises(ValueError, match="former calibration"):
+        PCADriftDetector(ref).load_state_dict(former)
+    moved = {**state, "error_edges": [e * 1.01 for e in state["error_edges"]]}
+    with pytest.raises(ValueError, match="binned on other edges"):
+        PCADriftDetector(ref).load_state_dict(moved)
+    with pytest.raises(ValueError, match="error_edges must be a list of numbers"):
+        PCADriftDetector(ref).load_state_dict({**state, "error_edges": "x"})
