@@ -36,12 +36,20 @@ def test_a_connection_idle_past_uvicorns_keepalive_is_not_reused(tmp_path: Any, 
     up = AppServer(_counting_upstream(peers))
     s = start_proxying(IRIS, tmp_path, engine, proxy_upstream=up.url)
     try:
-        for _ in range(4):  # fresh connections are reused: four requests need at most two
+        # the premise: a connection idle for less than the bound is reused (else the last check
+        # holds however the pool behaves). Not "four requests need at most two connections", as
+        # this was: on a loaded machine (CI with other jobs) a connection went back to the pool
+        # only after the next request had come, four times in a row, and each rightly opened
+        # another; the requests now go on until one comes over a connection seen before
+        reused = False
+        for _ in range(20):
+            before = set(peers)
             assert http("POST", s.url + "/ping", b"{}").status == 200
+            if peers <= before:
+                reused = True
+                break
             time.sleep(0.2)
-        # (two, not one: on a loaded machine a connection went back to the pool only after the
-        # next request had come, and that request rightly opened another)
-        assert len(peers) <= 2, peers
+        assert reused, f"20 requests 0.2 s apart never reused a connection: {peers}"
         fresh = set(peers)
         time.sleep(4.6)  # past the proxy's idle bound, before uvicorn's 5 s
         assert http("POST", s.url + "/ping", b"{}").status == 200
