@@ -89,6 +89,12 @@ def test_reference_show_says_the_calibration_is_the_former_one_and_the_fix(old_p
     new = Profile.from_reference(Reference.from_arrays(_rows(400))).save(tmp_path / "new.npz")
     res = CliRunner().invoke(main, ["reference", "show", str(new)])
     assert "its errors calibrated on 10 folds, each under a PCA of the other folds" in res.output, res.output
+    shown = json.loads(CliRunner().invoke(main, ["reference", "show", str(new), "--json"]).stdout)
+    folds = Profile.load(new).pca.folds
+    assert shown["pca_fold_components"] == [f.components.shape[0] for f in folds] and len(folds) == 10
+    counts = sorted({f.components.shape[0] for f in folds})
+    assert (f"keeping {counts[0]} components" if len(counts) == 1 else f"keeping {counts[0]} to {counts[-1]} components") \
+        in res.output, res.output
     assert "former way" not in res.output
     x = _rows(400)
     half = _half(Profile.from_reference(Reference.from_arrays(x)), x).save(tmp_path / "half.npz")

@@ -280,6 +280,8 @@ def show(profile: Path, as_json: bool) -> None:
     info = {"version": prof.version, "rows": prof.n_rows, "meta": prof.meta, "features": rows,
             "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
             "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0]),
+            # the fold PCAs' own counts: each keeps its share of the variance, the counts may differ
+            "pca_fold_components": None if prof.pca is None else [int(f.components.shape[0]) for f in prof.pca.folds],
             "pca_off": pca_absent_reason(prof) if prof.pca is None else None,
             "pca_calibration": pca_calibration(prof),
             "text": {name: {"vocabulary": len(words)} for name, words in prof.vocabularies.items()}}
@@ -297,7 +299,8 @@ def show(profile: Path, as_json: bool) -> None:
         fitted = {"pca_fit": f"fitted on {prof.meta.get('pca_fit_rows')} rows of "
                              f"{prof.meta.get('pca_fit_source', 'other data')}, its errors calibrated on the reference",
                   "folds": (f"fitted on every reference row; its errors calibrated on {len(prof.pca.folds)} folds, each "
-                            "under a PCA of the other folds (live rows meet one of them at random)"),
+                            "under a PCA of the other folds (live rows meet one of them at random), keeping "
+                            + _span([int(f.components.shape[0]) for f in prof.pca.folds]) + " components"),
                   "half": ("fitted on half the reference, its errors calibrated on the other half (sound; rebuilt with "
                            "'monitor reference build', every row would calibrate and the PCA see more of them)"),
                   "cross_fitted": f"fitted on every reference row; {PCA_CROSS_FITTED_ADVICE}"}[info["pca_calibration"]]
@@ -305,3 +308,9 @@ def show(profile: Path, as_json: bool) -> None:
                    f"{prof.pca.explained:.0%} of the variance, {fitted}")
     else:
         click.echo(f"PCA (multivariate drift): none, pca_drift is off: {info['pca_off']}")
+
+
+def _span(counts: list[int]) -> str:
+    """``"4"`` or ``"4 to 6"``: the fold PCAs' component counts."""
+    lo, hi = min(counts, default=0), max(counts, default=0)
+    return str(lo) if lo == hi else f"{lo} to {hi}"
