@@ -3,7 +3,8 @@
 The common case (every call passed numpy rows of the same width) is stacked in one numpy call;
 anything else (lists, dicts of feature to value, pandas DataFrames, mixed shapes) goes through a
 per-event path. Rows that cannot be read are refused with a reason that ends up in
-``monitor_rows_rejected_total``; they never raise out of the worker.
+``monitor_rows_rejected_total``; they never raise out of the worker. A schema that is not configured
+is learned from the first readable calls by :mod:`monitor.schema_learning`.
 """
 
 from __future__ import annotations
@@ -15,23 +16,15 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, is_missing, request_id_text, row_text,
+from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text,
                             whole_number_text)
+from monitor.input_forms import RowError, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
+from monitor.schema_learning import ReferenceKinds, SchemaLearner, check_reference_names, rows_to_learn
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
            "number_as_text"]
-
-
-class RowError(ValueError):
-    """An event's rows cannot be read; ``reason`` becomes the counter label, ``fix`` (when given)
-    is said in place of the reason's usual fix, which would not be this one's."""
-
-    def __init__(self, reason: str, message: str = "", fix: str = "") -> None:
-        super().__init__(message or reason)
-        self.reason = reason
-        self.fix = fix
 
 
 @dataclass
@@ -90,7 +83,7 @@ class BatchBuilder:
             clash = next(iter(clashes(self.schema)), None)
             if clash is not None:
                 raise ValueError(f"feature {clash.problem}. Fix: {clash.fix}")
-            _check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
+            check_reference_names(self.schema, self.reference_names, configured=True, tensors=self.reference_tensors)
         self.classes = classes or ClassIndex(output.classes)
         # Columns per row a classifier's outputs may have: the configured classes (or one column
         # for a binary model), else the width of the first batch with a row that decoded. Rows of
@@ -112,20 +105,12 @@ class BatchBuilder:
         #: id) is not one.
         self.renamed_keys: str | None = None
         self._key_checks = 0
-        from monitor.derived import reserved_names
-
-        #: Input names a derived feature's columns take (``output``, ``output.length``... for
-        #: ``output.kind: text``): learned as inputs they shared the answers' columns, each read as
-        #: the other, so row keys of these names are left out of a learned schema
-        self._reserved = reserved_names(output)
-        #: The row keys so left out, and the rows of the current build that carried one (counted
-        #: in monitor_row_arguments_dropped_total{argument="reserved_key"})
-        self._reserved_keys: frozenset[str] = frozenset()
+        #: Learns the schema from the first readable rows when none is configured, and keeps the
+        #: row keys it left out as a derived feature's columns (:attr:`SchemaLearner.reserved_keys`)
+        self._learner = SchemaLearner(output)
+        #: The rows of the current build that carried such a key (counted in
+        #: monitor_row_arguments_dropped_total{argument="reserved_key"})
         self._reserved_rows = 0
-        #: What is said of the keys so left out (which feature's columns they are named as)
-        self._reserved_detail = ""
-        #: The points in time left out of a learned schema, said once each (:meth:`_without_times`)
-        self._times_said: frozenset[str] = frozenset()
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
                        vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
@@ -146,11 +131,14 @@ class BatchBuilder:
         #: Text feature -> the reference's vocabulary: such a feature gets an ``oov_share`` descriptor
         self.vocabularies = {str(k): frozenset(v) for k, v in (vocabularies or {}).items()}
         #: The reference's categorical features: a schema learned from DataFrame or dict inputs reads
-        #: them as categorical whatever their live dtype (see :meth:`_learn_schema`)
+        #: them as categorical whatever their live dtype (:meth:`SchemaLearner.learn`)
         self.reference_categorical = frozenset(str(n) for n in categorical)
         #: The reference's feature names: a schema (configured, or learned from the inputs) that
         #: shares none of them is said once (every reference feature would read as missing live)
         self.reference_names = tuple(names)
+        #: The above, as the schema learner reads them
+        self._reference_kinds = ReferenceKinds(self.reference_names, self.reference_categorical, self.reference_text,
+                                               self.reference_tensors)
 
     def adopt_reference(self, reference: Any, schema: Schema | None) -> None:
         """Read inputs as ``reference`` has its features (a reference adopted from a checkpoint
@@ -230,177 +218,6 @@ class BatchBuilder:
         if self._score_widths is None and self._scores and widths:
             self._score_widths = frozenset(int(w) for w in widths)
 
-    # -- schema ----------------------------------------------------------------------------------
-    def _learn_schema(self, inputs: Any, outputs: Any = None) -> Schema:
-        """The features of the first readable inputs. A feature the reference holds as categorical
-        is categorical here too, whatever its live dtype: a CSV reference (``monitor reference
-        build``) reads a boolean column as the text "True"/"False" and a column listed under
-        ``--categorical`` (zip codes) as text, while the same column in a live DataFrame is bool or
-        int and was learned as numeric; the reference's categorical feature then never arrived
-        ("no data") and ModelInputDrift fired on the reference's own rows."""
-        from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
-
-        cats, texts = self.reference_categorical, self.reference_text
-        if is_dataframe(inputs) and not inputs.columns.is_unique:
-            import logging
-
-            twice = list(dict.fromkeys(str(c) for c in inputs.columns[inputs.columns.duplicated()]))
-            logging.getLogger("monitor").warning(
-                "the inputs are a DataFrame whose columns are not unique (%s more than once): read by position, each "
-                "repeat is the feature <name>.1, <name>.2... (as pandas' read_csv names them). Fix: give the columns "
-                "unique names before predict, or list the features in the config", ", ".join(repr(c[:40]) for c in twice[:5]))
-        inputs = self._series_row(_named_columns(inputs), outputs)
-        if isinstance(inputs, np.ndarray) and inputs.ndim >= 3 and self._tensor_rows(inputs):
-            name = self.reference_tensors[0] if len(self.reference_tensors) == 1 else "input"
-            return Schema((Feature(name, "tensor"),))
-        column = text_column(inputs)
-        if column is not None and self._text_rows(column, outputs):
-            name = next(iter(texts)) if len(self.reference_names) == 1 and texts else "text"
-            return Schema((Feature(name, "text"),))
-        kind_of = lambda name, numeric: ("text" if name in texts else "numeric" if numeric and name not in cats  # noqa: E731
-                                         else "categorical")
-        if is_dataframe(inputs):
-            feats, times = [], []
-            for name, dtype in zip(inputs.columns, inputs.dtypes):
-                if str(name) not in cats | texts and (is_point_in_time_dtype(dtype) or getattr(dtype, "kind", "O") in "OSU"
-                                              and is_point_in_time_text(inputs[name].head(TEXT_SAMPLE).tolist())):
-                    times.append(str(name))
-                    continue
-                kind = getattr(dtype, "kind", "O")
-                numeric = kind in "biufm" or kind == "O" and holds_numbers(inputs[name].head(LEARN_ROWS).tolist())
-                feats.append(Feature(str(name), kind_of(str(name), numeric)))
-            labels = {str(c): c for c in inputs.columns}
-            schema = self._free_text(Schema(tuple(feats)), lambda n: inputs[labels[n]].head(TEXT_SAMPLE).tolist(),
-                                     "the input DataFrame's column(s)")
-            return self._without_times(schema, times, "the input DataFrame's column(s)")
-        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
-            rows = [row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)]
-            first = _first_present(rows)
-            keys = {str(k): k for k in first}
-            values_of = lambda n: [row.get(keys[n]) for row in rows[:TEXT_SAMPLE]]  # noqa: E731
-        elif isinstance(inputs, dict):
-            first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if _is_column(v) else v
-                     for k, v in inputs.items()}
-            keys = {str(k): k for k in first}
-            values_of = lambda n: list(inputs[keys[n]][:TEXT_SAMPLE]) if _is_column(inputs[keys[n]]) else [inputs[keys[n]]]  # noqa: E731
-        else:
-            first = None
-        if first is not None:
-            times = [str(k) for k, v in first.items()
-                     if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats | texts]
-            unknown = [str(k) for k, v in first.items() if _absent(v) and str(k) not in self.reference_names]
-            if unknown:
-                import logging
-
-                logging.getLogger("monitor").warning(
-                    "the input rows' key(s) %s hold no value in the first call (None): learned as categorical, which "
-                    "reads numbers too (as their text); learned as numeric, any text sent later refused the whole row. "
-                    "Fix: list them under features: with their kind", _short(", ".join(map(repr, unknown))))
-            schema = self._free_text(Schema(tuple(
-                Feature(str(k), kind_of(str(k), str(k) in self.reference_names if _absent(v) else not isinstance(v, str)))
-                for k, v in first.items() if str(k) not in times)), values_of, "the input rows' key(s)")
-            return self._without_times(schema, times, "the input rows' key(s)")
-        arr = np.asarray(inputs)
-        if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
-            raise RowError("wrong_type", "inputs must be numeric rows")
-        width = 1 if arr.ndim == 1 and self.one_feature else arr.shape[-1] if arr.ndim >= 1 else 1
-        return Schema.numeric([f"f{i}" for i in range(width)])
-
-    def _series_row(self, inputs: Any, outputs: Any = None) -> Any:
-        """A pandas Series indexed by feature names (a DataFrame's row, ``df.iloc[i]``) as the
-        one dict row it is; any other inputs as they are. It is one when its index labels are text
-        and name a known feature (the schema's, else the reference's), or, with none known, when
-        it is not a column of texts as many as the outputs' rows (``df["review"]``). Why: read by
-        position, a row whose columns came in another order than the reference's was monitored as
-        other features (out of range on every row, input drift on unchanged traffic), and a row of
-        a number and a category was refused as ``wrong_type``."""
-        if not _is_series(inputs):
-            return inputs
-        labels = inputs.index.tolist()
-        if not labels or not all(isinstance(k, str) for k in labels):
-            return inputs
-        names = self.schema.name_set if self.schema is not None else frozenset(self.reference_names)
-        if names:
-            named = not names.isdisjoint(labels)
-        else:
-            column = text_column(inputs)
-            named = column is None or not self._text_rows(column, outputs)
-        return dict(zip(labels, inputs.tolist())) if named else inputs
-
-    def _tensor_rows(self, inputs: np.ndarray) -> bool:
-        """Whether an array of 3 or more dimensions is rows of one tensor feature (learning the
-        schema): unless the reference holds numeric features only, as many as the array's values
-        per row (rows sent with an extra axis, ``[n, 1, d]``, which are read flattened)."""
-        from monitor.tensor import is_tensor
-
-        if not is_tensor(inputs):
-            return False
-        names = self.reference_names
-        return bool(self.reference_tensors) or not names or bool(self.reference_text or self.reference_categorical) \
-            or len(names) != int(np.prod(inputs.shape[1:], dtype=np.int64))
-
-    def _text_rows(self, column: list[Any], outputs: Any) -> bool:
-        """Whether a flat sequence of texts is that many rows of one text feature (learning the
-        schema): when the outputs have as many rows (one text: always), and the reference, if
-        any, has one feature, of text. A list of texts may also be one row of categorical
-        features, which only a configured or reference schema names."""
-        names = self.reference_names
-        if names and not (len(names) == 1 and names[0] in self.reference_text):
-            return False
-        if len(column) == 1 or self._no_outputs:  # no outputs to count rows by: a list of prompts is rows
-            return True
-        try:
-            shape = np.shape(outputs)
-        except Exception:  # noqa: BLE001 - ragged outputs: their rows, if a list
-            return isinstance(outputs, (list, tuple)) and len(outputs) == len(column)
-        return bool(shape) and shape[0] == len(column)
-
-    def _free_text(self, schema: Schema, values_of: Any, where: str) -> Schema:
-        """``schema`` with its categorical features that hold free text (:func:`monitor.text.is_free_text`
-        of ``values_of(name)``, a sample of the first call's values) learned as text, as the
-        reference's are (:func:`monitor.reference.Reference.from_arrays`), said once; the
-        reference's features keep its kinds. Why: a comment or a review under a row key was
-        learned as categorical, every value a category of its own and nothing of the text
-        monitored."""
-        from monitor.text import is_free_text
-
-        found = [f.name for f in schema.features if f.kind == "categorical" and f.name not in self.reference_names
-                 and is_free_text(values_of(f.name))]
-        if not found:
-            return schema
-        import logging
-
-        from monitor.derived import TextDerived
-
-        logging.getLogger("monitor").warning(
-            "%s %s hold free text: learned as text, monitored through numbers describing each text (%s), not as "
-            "categories (each text a category of its own). Fix: to read one as categories, list it under features: "
-            "with kind: categorical", where, ", ".join(map(repr, found)), ", ".join(TextDerived(found[0]).columns))
-        text = frozenset(found)
-        return Schema(tuple(Feature(f.name, "text") if f.name in text else f for f in schema.features))
-
-    def _without_times(self, schema: Schema, times: list[str], where: str) -> Schema:
-        """``schema``, learned without the points in time ``times`` of ``where``, said once (per
-        name: a schema learned again after an unreadable call said them again). Raises
-        :class:`RowError` when they were all there was: rows of points in time alone were refused
-        as "not rows of numbers or of feature values", and said left out on every drain."""
-        if not times:
-            return schema
-        from monitor.temporal import POINT_IN_TIME_FIX, left_out_message
-
-        if not schema.features:
-            listed = ", ".join(map(repr, times))
-            raise RowError("wrong_type", f"{where} {listed} hold points in time and nothing else: points in time are "
-                           "left out of the monitored features (such a column drifts by itself as time passes), so "
-                           "no feature is left to monitor", POINT_IN_TIME_FIX)
-        new = [t for t in times if t not in self._times_said]
-        if new:
-            import logging
-
-            logging.getLogger("monitor").warning(left_out_message(new, where))
-            self._times_said |= frozenset(new)
-        return schema
-
     # -- inputs ----------------------------------------------------------------------------------
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         schema = self.schema
@@ -434,38 +251,10 @@ class BatchBuilder:
                 cat[i, j] = category_text(v)
         if text_names:
             num = self._describe(num, [[row.get(name) for row in rows] for name in text_names])
-        if self._reserved_keys:
-            self._reserved_rows += sum(not self._reserved_keys.isdisjoint(row) for row in rows)
+        reserved = self._learner.reserved_keys
+        if reserved:
+            self._reserved_rows += sum(not reserved.isdisjoint(row) for row in rows)
         return num, cat
-
-    def _without_reserved(self, schema: Schema) -> Schema:
-        """A learned ``schema`` without the features named as a derived feature's columns (the
-        answers' ``output``, ``output.length``... for ``output.kind: text``), which are then
-        counted in the rows that carry them. Why: learned as inputs, ``output`` took the answers'
-        place in the detectors' schema and ``output.length`` gave batches two columns of one name,
-        each read as the other; so did a key ``review.length`` beside a text feature ``review``
-        (:func:`monitor.derived.clashes`)."""
-        from monitor.derived import clashes
-
-        clashing = {c.name: c for c in clashes(schema)}
-        kept = tuple(f for f in schema.features if f.name not in self._reserved and f.name not in clashing)
-        if len(kept) == len(schema.features):
-            return schema
-        if not kept and not clashing:
-            keys = ", ".join(repr(f.name) for f in schema.features)
-            raise RowError("wrong_type", f"the rows carry no input, only the key(s) {keys}, which output.kind: text reads "
-                           f"as the model's answers (the text feature {TEXT_OUTPUT}: {TEXT_OUTPUT}.length, {TEXT_OUTPUT}.words...)",
-                           "send the model's inputs (the prompt) under their own keys, and each answer as the call's "
-                           "outputs (observe(inputs, answers); an event's outputs), not among the inputs")
-        self._reserved_keys = frozenset(f.name for f in schema.features if f not in kept)
-        said = []
-        answers = sorted(self._reserved_keys - clashing.keys())
-        if answers:
-            said.append(f"input rows carry the key(s) {', '.join(map(repr, answers))}, named as the answers' features of "
-                        f"output.kind: text ({', '.join(sorted(self._reserved))})")
-        said += [f"input rows carry the key {c.name!r}, the name of {c.column_of}" for c in clashing.values()]
-        self._reserved_detail = "; ".join(said) + ": left out of the inputs"
-        return Schema(kept)
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
         known = schema.name_set
@@ -488,16 +277,17 @@ class BatchBuilder:
         assert schema is not None
         if schema.tensor_names:
             return self._tensor_event_rows(inputs)
-        inputs = self._series_row(_named_columns(inputs))
+        inputs = series_row(named_columns(inputs), schema.name_set,
+                            lambda column: self._learner.text_rows(column, None, self._reference_kinds))
         if is_dataframe(inputs):
             if not all(type(c) is str for c in inputs.columns):  # labels as the schema names them (one pass here)
                 inputs = inputs.set_axis([str(c) for c in inputs.columns], axis=1)
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
         if isinstance(inputs, dict):
             values = list(inputs.values())
-            if values and _is_column(values[0]):  # columnar dict
+            if values and is_column(values[0]):  # columnar dict
                 n = len(values[0])
-                columns = {k: v for k, v in inputs.items() if _is_column(v)}
+                columns = {k: v for k, v in inputs.items() if is_column(v)}
                 if any(len(v) != n for v in columns.values()):
                     lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(columns.items())[:8])
                     raise RowError("wrong_shape", f"the columns of a dict of columns have different lengths ({lengths} "
@@ -628,8 +418,8 @@ class BatchBuilder:
             return frame if names == known else frame.iloc[:, [names.index(k) for k in known]]
         if len(known) == 2 and names == [known[1]] and not self.output.is_multilabel:
             return frame  # P(positive) of a binary model, as one column is read
-        raise RowError("output_shape", f"outputs are a DataFrame of the columns {_short(', '.join(map(repr, names)))}, "
-                                       f"named as some of the classes ({_short(', '.join(map(repr, known)))}): "
+        raise RowError("output_shape", f"outputs are a DataFrame of the columns {short_repr(', '.join(map(repr, names)))}, "
+                                       f"named as some of the classes ({short_repr(', '.join(map(repr, known)))}): "
                                        "return one column per class of output.classes (or, for a binary model, the "
                                        "positive class's alone)")
 
@@ -717,13 +507,13 @@ class BatchBuilder:
         refusal: RowError | None = None  # the first of them whose refusal names its own fix
         while self.schema is None and unreadable < len(events):
             try:
-                learned = self._without_reserved(self._learn_schema(_rows_to_learn(events[unreadable:]), events[unreadable][3]))
+                learned = self._learner.learn(rows_to_learn(events[unreadable:]), events[unreadable][3], self._reference_kinds)
                 if not len(learned):
                     # an empty batch ([], {}, rows of no column): a schema of no feature learnt from it
                     # refused every later row as wrong_shape ("expected rows of 0 features"), for good
                     raise RowError("wrong_shape", "no feature to learn the inputs' schema from")
                 self.schema = learned
-                _check_reference_names(self.schema, self.reference_names, tensors=self.reference_tensors)
+                check_reference_names(self.schema, self.reference_names, tensors=self.reference_tensors)
             except Exception as err:  # noqa: BLE001 - unreadable first event: count it, learn from the next
                 unreadable += 1
                 if refusal is None and isinstance(err, RowError) and err.fix:
@@ -786,7 +576,7 @@ class BatchBuilder:
             return result
         if self._reserved_rows:
             result.arguments_dropped["reserved_key"] = self._reserved_rows
-            result.details.setdefault("argument:reserved_key", self._reserved_detail)
+            result.details.setdefault("argument:reserved_key", self._learner.reserved_detail)
         if len(outs) > 1 and len({o.shape[1:] for o in outs}) > 1:
             groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
             for i, o in zip(parsed, outs):
@@ -1007,63 +797,8 @@ def _number_of_time(name: str, v: Any) -> float:
 
     seconds = temporal_seconds(v)
     if seconds is None:
-        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {_short(v)}")
+        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {short_repr(v)}")
     return seconds
-
-
-#: Rows of the first readable call a schema is learned from (their keys, and each key's first value).
-LEARN_ROWS = 1_000
-
-
-def holds_numbers(values: list[Any]) -> bool:
-    """Whether an object column's values (a sample of them) are numbers stored as Python objects:
-    one present value at least, and every present one a real number (``decimal.Decimal``,
-    ``fractions.Fraction``, ``int``, ``float``: any :class:`numbers.Number` but complex ones), the
-    others missing (None, NaN, pandas' NA). Why: a DataFrame read from SQL holds a ``NUMERIC``
-    column as ``Decimal`` objects, dtype object, which was learned as categorical: every amount a
-    category of its own, its drift read as a change of category mix, its values never ranged."""
-    import numbers
-
-    present = False
-    for v in values:
-        if _absent(v) or isinstance(v, float) and v != v:
-            continue
-        if not isinstance(v, numbers.Number) or isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
-            return False
-        present = True
-    return present
-
-
-def _absent(v: Any) -> bool:
-    """A value that says nothing of its feature's kind: None, pandas' NA or NaT (a float NaN is a
-    number: a gap in a numeric column)."""
-    return v is None or (not isinstance(v, float) and is_missing(v))
-
-
-def _first_present(rows: list[dict[Any, Any]]) -> dict[Any, Any]:
-    """Every key of ``rows`` (in the order first seen) with its first value that is not
-    :func:`_absent` (None when it has none): what a schema is learned from. Why: learned from the
-    first row alone, a key absent from it was never monitored, and one whose first value was None
-    became numeric, so that every later row with text under it was refused."""
-    out: dict[Any, Any] = {}
-    for row in rows:
-        for k, v in row.items():
-            if out.get(k) is None and not _absent(v):
-                out[k] = v
-            elif k not in out:
-                out[k] = None
-    return out
-
-
-def _rows_to_learn(events: list[tuple[Any, ...]]) -> Any:
-    """The inputs a schema is learned from: the first event's, or when it is one row as a dict
-    (JSON events, CloudEvents, a decorated predict called per row) the dict rows of the drain's
-    events up to :data:`LEARN_ROWS`, so that a key null or absent in the first event is learned
-    from those after it."""
-    first = events[0][2]
-    if type(first) is not dict or any(_is_column(v) for v in first.values()):
-        return first
-    return [ev[2] for ev in events[:LEARN_ROWS] if type(ev[2]) is dict]
 
 
 def _answers(outputs: Any, n_rows: int) -> np.ndarray:
@@ -1079,7 +814,7 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
         outputs = [v[0] for v in outputs]  # the same column as JSON rows: [["answer"], ["answer"]]
     if isinstance(outputs, (str, bytes, bytearray)):
         values: list[Any] = [outputs]
-    elif isinstance(outputs, (list, tuple)) or _is_series(outputs) or (isinstance(outputs, np.ndarray) and outputs.ndim == 1):
+    elif isinstance(outputs, (list, tuple)) or is_series(outputs) or (isinstance(outputs, np.ndarray) and outputs.ndim == 1):
         values = list(outputs)
     elif isinstance(outputs, np.ndarray) and outputs.ndim == 0:
         values = [outputs.item()]
@@ -1092,7 +827,7 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
     bad = next((v for v in values if not (v is None or isinstance(v, (str, bytes, bytearray, np.str_, np.bytes_)))), _NO_BAD)
     if bad is not _NO_BAD:
         raise RowError("non_numeric_output", f"output.kind: text reads one generated text per input row, got a "
-                                             f"{type(bad).__name__} ({_short(bad)}) among them")
+                                             f"{type(bad).__name__} ({short_repr(bad)}) among them")
     arr = np.empty(n_rows, dtype=object)
     arr[:] = [v if type(v) is str else text_value(v) for v in values]
     return arr
@@ -1203,37 +938,6 @@ def categorical_text(cat: np.ndarray) -> np.ndarray:
     return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def text_column(inputs: Any) -> list[Any] | None:
-    """The values of inputs that are a flat sequence of texts (a list or tuple, a 1-D numpy
-    array, a pandas Series; missing values among them allowed), or one text alone; None for any
-    other inputs. Read as rows of one text feature, where a list of numbers is one row."""
-    if type(inputs) is str:
-        return [inputs]
-    if isinstance(inputs, (list, tuple)):
-        values = inputs
-    elif isinstance(inputs, np.ndarray):
-        if inputs.ndim != 1 or inputs.dtype.kind not in "UO":
-            return None
-        values = inputs.tolist()
-    elif type(inputs).__name__ == "Series" and getattr(getattr(inputs, "dtype", None), "kind", None) == "O":
-        values = inputs.tolist()
-    else:
-        return None
-    if not values:
-        return None
-    kinds = set(map(type, values))
-    if str not in kinds or not kinds <= {str, type(None), float}:
-        return None
-    if float in kinds and any(type(v) is float and v == v for v in values):  # only NaN: pandas' missing text
-        return None
-    return list(values)
-
-
 def _text_example(outputs: Any) -> str | None:
     """The first row of ``outputs`` (of their first 100) that holds text or objects, as the log
     shows it, None when none does: rows of text of different lengths (a label per token) were
@@ -1252,58 +956,8 @@ def _text_example(outputs: Any) -> str | None:
         while isinstance(leaf, (list, tuple)) and leaf:
             leaf = leaf[0]
         if isinstance(leaf, (str, bytes, dict)):
-            return _short(row)
+            return short_repr(row)
     return None
-
-
-def _named_columns(inputs: Any) -> Any:
-    """A numpy structured (or record) array of rows as the dict of its columns by field name, as
-    a DataFrame's are read, and a dict of pandas Series (``df.to_dict("series")``, columns picked
-    one by one) as a dict of their values; any other inputs as they are. Why: ``np.asarray(x,
-    float64)`` refuses a structured array, and a Series was read as one value of its feature, so
-    every call on either was refused as ``wrong_type`` and counted as one row whatever its length."""
-    if isinstance(inputs, np.ndarray) and inputs.dtype.names and inputs.ndim == 1:
-        return {name: inputs[name] for name in inputs.dtype.names}
-    if is_dataframe(inputs) and not inputs.columns.is_unique:
-        # read by name, a repeated column was one feature holding the last column's values (the first
-        # lost without a word, the learned schema naming the feature twice): repeats are told apart
-        return inputs.set_axis(_unique_names([str(c) for c in inputs.columns]), axis=1)
-    if type(inputs) is dict and _is_series(next(iter(inputs.values()), None)):  # columns are alike: the first says
-        return {k: v.to_numpy() if _is_series(v) else v for k, v in inputs.items()}
-    return inputs
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    """``names`` with each repeat suffixed ``.1``, ``.2``... (pandas' ``read_csv`` convention, so
-    that a reference built from a CSV with the same header names the same features)."""
-    taken = set(names)
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name not in seen:
-            seen[name] = 0
-            out.append(name)
-            continue
-        n = seen[name]
-        while True:
-            n += 1
-            candidate = f"{name}.{n}"
-            if candidate not in taken:
-                break
-        seen[name] = n
-        taken.add(candidate)
-        out.append(candidate)
-    return out
-
-
-def _is_column(v: Any) -> bool:
-    """A value of a dict of columns that holds one value per row (a list, a tuple, an array)."""
-    return isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.ndim >= 1)
-
-
-def _is_series(v: Any) -> bool:
-    """A pandas Series, told without importing pandas."""
-    return type(v).__name__ == "Series" and callable(getattr(v, "to_numpy", None))
 
 
 def guess_rows(inputs: Any, one_feature: bool = False) -> int:
@@ -1313,7 +967,7 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     builder reads it (:attr:`BatchBuilder.one_feature`): counted as 1, a refused call of ``n``
     rows was 1 row of the accounting."""
     try:
-        inputs = _named_columns(inputs)
+        inputs = named_columns(inputs)
         if is_dataframe(inputs):
             return len(inputs)
         if isinstance(inputs, dict):
@@ -1329,30 +983,6 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     except Exception:  # noqa: BLE001
         pass
     return 1
-
-
-def _check_reference_names(schema: Schema, reference_names: tuple[str, ...], configured: bool = False,
-                           tensors: tuple[str, ...] = ()) -> None:
-    """Said once, when the schema is configured or learned: features that share no name with the
-    reference's (a reference of unnamed arrays, ``f0..``, and DataFrame inputs; or the reverse; or a
-    config's ``features:`` and a reference built from other columns). A reference's unnamed tensor
-    feature (``input``) is read as the configured one (:func:`monitor.reference_view.positional_names`)."""
-    if not reference_names or set(schema.names) & set(reference_names):
-        return
-    if schema.tensor_names and tensors == reference_names == ("input",):
-        return
-    import logging
-
-    if configured:
-        whose, fix = ("config's", "build the reference from the columns the config lists (monitor reference build), or "
-                                  "list the reference's feature names under features:")
-    else:
-        whose, fix = ("inputs'", "list the features in the config (features:), or name the reference's columns as the "
-                                 "inputs name them (Reference.from_arrays(..., numeric_names=...), or pass the DataFrame itself)")
-    logging.getLogger("monitor").warning(
-        "the %s features (%s) share no name with the reference's (%s): every reference feature reads as missing live, "
-        "and input drift and data quality compare nothing. Fix: %s",
-        whose, _short(", ".join(schema.names)), _short(", ".join(reference_names)), fix)
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})

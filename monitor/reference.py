@@ -418,7 +418,7 @@ def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
 def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
     """A DataFrame's numeric columns and its categorical ones, named after the columns: those
     named by ``categorical_names``, else those that are not numbers (the rule ``observe`` learns
-    a schema from DataFrame inputs with, :meth:`monitor.ingest.BatchBuilder._learn_schema`).
+    a schema from DataFrame inputs with, :meth:`monitor.schema_learning.SchemaLearner.learn`).
     Categorical columns given apart (``categorical=``) are left out of the numeric ones."""
     frame = _temporal_columns(frame, categorical_names)
     columns = [str(c) for c in frame.columns]
@@ -433,7 +433,7 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
             categorical_names = tuple(str(c) for c in categorical_names)
             cat_cols = [next(c for c in frame.columns if str(c) == n) for n in categorical_names]
         else:
-            from monitor.ingest import LEARN_ROWS, holds_numbers
+            from monitor.schema_learning import LEARN_ROWS, holds_numbers
 
             is_cat = [getattr(dt, "kind", "O") not in "biuf" and not (
                 getattr(dt, "kind", "O") == "O" and holds_numbers(frame[c].head(LEARN_ROWS).tolist()))

@@ -225,7 +225,7 @@ def _oip_inputs(tensors: list[dict[str, Any]], one_feature: bool = False) -> Any
         name, arr = str(tensors[0].get("name", "input-0")), _tensor(tensors[0], "inputs[0]")
         if tensors[0].get("datatype") == "BYTES" and (arr.ndim == 1 or arr.ndim == 2 and arr.shape[1] == 1):
             # texts, shape [n] or [n, 1]: kept flat, n rows of one text feature when the outputs
-            # have n rows (or the model reads one feature), else one row (monitor.ingest.text_column)
+            # have n rows (or the model reads one feature), else one row (monitor.input_forms.text_column)
             return arr.reshape(-1)
         if arr.ndim == 1 and one_feature:  # shape [n] to a one-feature model: n rows of its feature
             return arr.reshape(-1, 1)
