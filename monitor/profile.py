@@ -66,6 +66,7 @@ __all__ = [
     "fit_embedding_pca",
     "fit_pca_basis",
     "pca_min_rows",
+    "embedding_pca_min_rows",
     "pca_absent_reason",
     "pca_calibration",
     "PCA_CROSS_FITTED_ADVICE",
@@ -117,8 +118,10 @@ PCA_FOLD_FLOATS = 4_000_000
 #: Rows the PCA is fitted on at most (a uniform sample of the profile's rows).
 PCA_MAX_ROWS = 50_000
 #: Rows a PCA's directions are fitted on at least, and rows its errors are calibrated on at
-#: least (its components and its error distribution are noise below); a reference without
-#: ``pca_fit`` needs twice as many (:func:`pca_min_rows`).
+#: least (its components and its error distribution are noise below): a reference without
+#: ``pca_fit`` needs enough rows for each fold PCA to be fitted on as many (:func:`pca_min_rows`,
+#: 23), the embedding space twice as many (it splits its rows in two:
+#: :func:`embedding_pca_min_rows`).
 PCA_MIN_ROWS = 20
 #: What numpy raises for an .npz that is not a whole zip archive of arrays (a truncated or damaged
 #: file: the zip module's and zlib's own errors are neither OSError nor ValueError)
@@ -893,14 +896,29 @@ def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None) -
 
 def pca_min_rows(pca_fit: bool) -> int:
     """Reference rows the multivariate drift detector's PCA needs: :data:`PCA_MIN_ROWS` with other
-    rows (``pca_fit``) to fit its directions on, twice as many without (the embedding space gives
-    half of them to each). Measured when the input space also split its rows in two: a PCA of 20
-    to 39 rows fitted on half and calibrated on the other half (10 to 19 rows each) raised no
-    false alarm on healthy streams, but it hardly saw anything: noise of one sd
-    added to 8 correlated features was found in 0 of 20 streams of 5,000 rows at 20 reference
-    rows, 9 at 30, 16 at 40 and 20 at 80; a detector that runs and cannot see reads as "no
-    drift"."""
-    return PCA_MIN_ROWS if pca_fit else 2 * PCA_MIN_ROWS
+    rows (``pca_fit``) to fit its directions on; without, the fewest rows whose every fold PCA
+    (the other :data:`PCA_FOLDS` - 1 folds' rows, the largest fold left out) is fitted on
+    :data:`PCA_MIN_ROWS` rows: 23, every row calibrating.
+
+    Measured (benchmarks/pca_small_reference.py, 2026-12-06): noise of one sd added to 65% of
+    the rows of 8 correlated features from row 1,000, found within 4,000 rows in 77, 78, 86, 91
+    and 95 of 100 streams at 20, 21, 22, 23 and 25 reference rows, where the half split this
+    bound was first set under (directions from one half, the other half's errors) found it in
+    79 of 100 at 40 rows (the former bound) and 5, 16 and 37 at 20, 25 and 30; no false alarm
+    on healthy streams at any size from 10 rows, either way (80 seeded streams of 20,000 rows,
+    2 to 16 features, per size: 1.6 expected at the default ERT). At 20 and 21 rows the fold PCAs,
+    fitted on 18 and 19 rows, see no better than the half split at 40; from 23 on, clearly
+    better. A detector that runs and cannot see reads as "no drift"."""
+    if pca_fit:
+        return PCA_MIN_ROWS
+    return PCA_MIN_ROWS + -(-PCA_MIN_ROWS // (PCA_FOLDS - 1))
+
+
+def embedding_pca_min_rows() -> int:
+    """Reference embeddings ``pca_drift`` with ``space: embedding`` needs: :data:`PCA_MIN_ROWS`
+    for each half (:func:`fit_embedding_pca` fits the directions on one half and calibrates on
+    the other)."""
+    return 2 * PCA_MIN_ROWS
 
 
 def pca_absent_reason(profile: "Profile", pca_fit: bool = False) -> str:
@@ -912,8 +930,9 @@ def pca_absent_reason(profile: "Profile", pca_fit: bool = False) -> str:
     if numeric < 2:
         return (f"pca_drift needs at least 2 numeric features, the reference has {numeric}; nothing to do if the model "
                 "has one numeric input: input_drift still watches it")
-    split = "" if pca_fit else (f", to fit the PCA's directions and to calibrate its errors on rows it was not fitted "
-                                f"on (or {PCA_MIN_ROWS} with pca_fit: the training rows give the directions)")
+    split = "" if pca_fit else (f", for each of its {PCA_FOLDS} fold PCAs to be fitted on {PCA_MIN_ROWS} rows and to "
+                                f"calibrate its errors on rows it was not fitted on (or {PCA_MIN_ROWS} with pca_fit: the "
+                                "training rows give the directions)")
     return (f"pca_drift needs at least {need} reference rows{split}; the reference has {rows}. Fix: a larger held-out "
             "reference, or leave pca_drift out: input_drift still watches each feature")
 
@@ -1046,11 +1065,12 @@ def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> t
     of the rows a PCA was fitted on spread wider than anyone else's (64 isotropic dimensions,
     2,000 rows: the first direction's variance reads 1.37 instead of 1), which unchanged
     traffic would read as drift; coordinates under each fold's own PCA are not comparable
-    either. ``ValueError`` when there are fewer than :func:`pca_min_rows` rows or 2 columns.
+    either. ``ValueError`` when there are fewer than :func:`embedding_pca_min_rows` rows or 2
+    columns.
     """
     emb = np.asarray(embedding, dtype=np.float64)
-    if emb.ndim != 2 or emb.shape[1] < 2 or emb.shape[0] < pca_min_rows(False):
-        raise ValueError(f"an embedding PCA needs at least {pca_min_rows(False)} rows of at least 2 values, the reference "
+    if emb.ndim != 2 or emb.shape[1] < 2 or emb.shape[0] < embedding_pca_min_rows():
+        raise ValueError(f"an embedding PCA needs at least {embedding_pca_min_rows()} rows of at least 2 values, the reference "
                          f"embedding has shape {emb.shape}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(emb.shape[0])[: 2 * PCA_MAX_ROWS]

@@ -14,7 +14,7 @@ from monitor.reference import Reference
 
 
 def test_the_too_small_reason_describes_the_fold_calibration() -> None:
-    reason = _too_small("pca_drift", Reference.from_arrays(np.random.default_rng(0).normal(size=(30, 4))))
-    assert reason is not None and "needs at least 40 reference rows" in reason
+    reason = _too_small("pca_drift", Reference.from_arrays(np.random.default_rng(0).normal(size=(22, 4))))
+    assert reason is not None and "needs at least 23 reference rows" in reason
     assert "pca_fit" in reason and "input_drift" in reason
     assert "half" not in reason, reason

@@ -175,13 +175,13 @@ def _embedding_default(reference: "Reference | None") -> DetectorConfig | None:
     emb = None if reference is None else getattr(reference, "embedding", None)
     if emb is None or "pca_drift" not in KINDS:
         return None
-    from monitor.profile import pca_min_rows
+    from monitor.profile import embedding_pca_min_rows
 
     rows, width = emb.shape if getattr(emb, "ndim", 0) == 2 else (0, 0)
-    if rows < pca_min_rows(False) or width < 2:
+    if rows < embedding_pca_min_rows() or width < 2:
         log.warning("detector 'pca_drift' (space: embedding) is left out of the defaults: it needs reference embeddings "
                     "of at least 2 values in at least %d rows, the reference's have shape %s. Fix: a larger reference "
-                    "with the embedding of each row", pca_min_rows(False), tuple(getattr(emb, "shape", ())))
+                    "with the embedding of each row", embedding_pca_min_rows(), tuple(getattr(emb, "shape", ())))
         return None
     return DetectorConfig("pca_drift", {"space": "embedding"})
 

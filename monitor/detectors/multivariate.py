@@ -134,8 +134,9 @@ class EmbeddingBinner(FeatureBinner):
 class PCADriftDetector(BinnedDriftDetector):
     """Multivariate drift by PCA reconstruction error (kind ``pca_drift``); sequential parameters as
     :class:`~monitor.detectors.drift.FeatureDriftDetector`. Needs at least two numeric features
-    in 40 reference rows (20 with ``pca_fit``: :func:`monitor.profile.pca_min_rows`), or, with
-    ``space: embedding``, reference embeddings of at least two values in 40 rows.
+    in 23 reference rows (20 with ``pca_fit``: :func:`monitor.profile.pca_min_rows`), or, with
+    ``space: embedding``, reference embeddings of at least two values in 40 rows
+    (:func:`monitor.profile.embedding_pca_min_rows`).
 
     Parameters
     ----------
