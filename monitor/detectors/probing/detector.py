@@ -40,6 +40,7 @@ import numpy as np
 from monitor.detectors.base import Detector
 from monitor.detectors.probing.boundary import BoundaryCalibration, calibrate_boundary, margins
 from monitor.detectors.probing.clients import ClientRing, ClientTable
+from monitor.detectors.probing.current import CurrentRates
 from monitor.detectors.probing.fpindex import FingerprintIndex, group_close_counts
 from monitor.detectors.probing.hashing import Fingerprinter, exact_hash, shared_counts
 from monitor.detectors.probing.neighbours import (
@@ -94,6 +95,16 @@ PRADA_AUTO_MIN_ROWS = 1000
 #: flag bits whose population rates the per-client tests take into account, and their signals
 _POP_BITS = (_HIT, _SMALL, _OOD)
 _POP_SIGNALS = (_S_NEAR, _S_BOUNDARY, _S_OOD)
+#: flag bits known at intake whose current population rates are read per query (see :mod:`.current`),
+#: and their signals (the columns of the pending queue's ``live``); the small-margin bit is left out
+#: (see :mod:`.current`)
+_LIVE_BITS = (_OOD,)
+_LIVE_SIGNALS = (_S_OOD,)
+#: bins of ``max_delay_s`` the current rates are read over, and their length in ``max_delay_s``
+_LIVE_BINS = 12
+_LIVE_BIN_SHARE = 1.0 / 6.0
+#: the current rates' null moves in steps of this factor (few distinct critical-count tables)
+_LIVE_STEP = 1.1
 _FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
 _NEAR_DUPLICATES = ("knn", "hash", "both")
 #: Python objects per tracked client (LRU entry, id strings, ring object and its array headers),
@@ -200,6 +211,11 @@ class ProbingDetector(Detector):
         time order, its waiting queries analysed first), whenever its group is analysed: a replay
         in large batches flags the clients live traffic flagged, and the wait costs no extra
         similarity steps (a query two periods old has waited ``max_delay_s`` already).
+        The OOD test also uses the population's OOD rate over the ``2 x max_delay_s`` of event
+        time before each query arrived (bins of a sixth of ``max_delay_s``), when three established
+        clients in four stepped up from their own earlier share (see :mod:`.current`): at the
+        onset of a shift every client shares, the periods' population lags, and busy benign
+        clients were flagged ``ood`` for a minute or two.
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
@@ -507,6 +523,9 @@ class ProbingDetector(Detector):
         self._pop = (PopulationScale(self._pop_size, self._sketcher.dim, self.k, self._pop_baseline, every=128, bits=_POP_BITS,
                                      distinct_bits=(_SMALL, _OOD), near_bit=_NEAR) if self.population_window else None)
         self._pop_gen = 0
+        length = self.max_delay_s if self.max_delay_s > 0 else 30.0
+        self._current = (CurrentRates(length * _LIVE_BIN_SHARE, _LIVE_BINS, _LIVE_BITS, max_owners=mc) if self.population_window else None)
+        self._live_crits: dict[bytes, np.ndarray] = {}
         #: sampled queries (sketch, owner, flags, ts, query number) by the period they arrived in,
         #: added to the population when that period is closed (:meth:`_close_through`)
         self._pop_rows: dict[float, list[tuple[np.ndarray, ...]]] = {}
@@ -560,7 +579,7 @@ class ProbingDetector(Detector):
         """Upper bound of the state's memory under the configured caps: arrays at full history
         plus the Python objects of each tracked client (ids, ring objects; measured at about
         2.5 KB per client on CPython 3.11, budgeted at 4 KB)."""
-        pending_row = 8 + 8 + 4 * self._sketcher.dim + 4 + 4 + 2 + 1 + 4 * self._n_fps
+        pending_row = self._pending.row_bytes
         per_client = (self.history * self.bytes_per_query + 4 * self.prada_window
                       + 2 * (self.flush_rows + 1) * pending_row  # the shared pending buffer doubles up to its bound
                       + 8 * (9 + 4 * len(SIGNALS) + 5)  # per-slot scalars (and the rates held, _held_crit)
@@ -568,6 +587,8 @@ class ProbingDetector(Detector):
         pop = 0 if self._pop is None else self._pop.nbytes
         if self._pop is not None:  # samples waiting for their period to close: at most 2 x size in each of 3 periods
             pop += 3 * 2 * (self._pop.size + 1) * (4 * self._sketcher.dim + 8 + 1 + 8 + 8)
+        if self._current is not None:
+            pop += self._current.bound_bytes()
         return int(self.max_clients * per_client + self._campaigns.nbytes + pop)
 
     @property
@@ -576,7 +597,7 @@ class ProbingDetector(Detector):
         rings = self._ring_bytes  # kept incrementally: summing 10,000 rings at every export cost ~6 ms
         pend = self._pending.nbytes
         slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS) + self._held_null.nbytes + self._held_until.nbytes
-        pop = 0 if self._pop is None else self._pop.nbytes
+        pop = (0 if self._pop is None else self._pop.nbytes) + (0 if self._current is None else self._current.nbytes)
         return int(rings + pend + slots + self._campaigns.nbytes + pop + self.population_waiting_bytes)
 
     @property
@@ -791,8 +812,21 @@ class ProbingDetector(Detector):
         np.fmin.at(self._first_ts, slots, ts)
         np.fmax.at(self._last_ts, slots, ts)
         self._pending.append(slots, ts, sk, skn, ex, labels, flags, fps,
-                             0.0 if self._pop_period is None else self._pop_period)
+                             0.0 if self._pop_period is None else self._pop_period, self._live_nulls(ts, slots, flags))
         self._run(self._pending.due(self.flush_rows, -np.inf))
+
+    def _live_nulls(self, ts: np.ndarray, slots: np.ndarray, flags: np.ndarray) -> np.ndarray | None:
+        """The null rates of the :data:`_LIVE_SIGNALS` tests the current population sets for each
+        arriving query (``null_slack x`` its rate, on a grid of :data:`_LIVE_STEP` above the
+        reference's null; NaN where not above it): see :mod:`.current`."""
+        if self._current is None:
+            return None
+        rates = self._current.stamp(ts, self._clients.serial[slots], flags)
+        ref = self._null_ref[list(_LIVE_SIGNALS)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            live = np.minimum(0.5, self.null_slack * rates)
+            steps = np.floor(np.log(live / ref) / np.log(_LIVE_STEP))
+            return np.where(steps > 0, np.minimum(0.5, ref * _LIVE_STEP ** steps), np.nan)
 
     def _fresh(self, slot: int) -> None:
         ring = self._rings[slot]
@@ -859,9 +893,10 @@ class ProbingDetector(Detector):
         was just given to another client), each with the population of the period it arrived in
         (queries arrive in order, so a group is at most a few runs of one period each; analysing
         a client's queries in several groups gives what one group gives)."""
-        period = rows.period
-        if period.shape[0] and period[0] != period[-1]:
-            cuts = (np.flatnonzero(np.diff(period)) + 1).tolist()
+        period, live = rows.period, np.nan_to_num(rows.live, nan=-1.0)
+        change = (np.diff(period) != 0) | (np.diff(live, axis=0) != 0).any(axis=1)
+        if change.any():
+            cuts = (np.flatnonzero(change) + 1).tolist()
             for a, b in zip([0, *cuts], [*cuts, period.shape[0]]):
                 self._process_part(slot, rows.part(slice(a, b)), serial)
         else:
@@ -874,6 +909,9 @@ class ProbingDetector(Detector):
         period = float(rows.period[0])
         scale, null, crit = self._stats_for(period)
         crit = self._held_crit(slot, int(self._queries[slot]), m, null, crit)
+        live = self._live_crit(null, rows.live[0])
+        if live is not None:  # not held: the periods' population takes over within a few periods, and holds
+            crit = np.maximum(crit, live)
         ring = self._rings[slot]
         if ring is None:
             ring = self._rings[slot] = ClientRing(self.history, self._sketcher.dim, self._n_fps, self.prada_window)
@@ -997,6 +1035,28 @@ class ProbingDetector(Detector):
         self._pop.add(sketch, owner, flags)
         if self._pop.generation != self._pop_gen:
             self._population_nulls()
+
+    def _live_crit(self, null: np.ndarray, live: np.ndarray) -> np.ndarray | None:
+        """Critical counts at the period's null rates raised to the current population's (see
+        :mod:`.current`); None where it is not higher.
+
+        Why not held like the periods' rates (:meth:`_held_crit`): a current rate raised for a
+        minute by a few accounts early in the evaluation's run (attack accounts, most of the
+        clients then) was held for the next ``history`` queries of every client that saw it, and
+        the Jacobian stealing client (320 queries) was never flagged. A shift that lasts is taken
+        over by the periods' population, whose rates are held."""
+        sig = list(_LIVE_SIGNALS)
+        if not (live > null[sig]).any():
+            return None
+        null = null.copy()
+        null[sig] = np.fmax(null[sig], live)
+        key = null.tobytes()
+        table = self._live_crits.get(key)
+        if table is None:
+            if len(self._live_crits) >= 64:  # a grid of steps of 10%: few distinct rates in practice
+                self._live_crits.clear()
+            table = self._live_crits[key] = self._crit_for(null)
+        return table
 
     def _population_nulls(self) -> None:
         """Null rates of the hit, small-margin and OOD tests: ``null_slack x max(reference rate,
@@ -1326,6 +1386,7 @@ class ProbingDetector(Detector):
                 "clock": float(self._clock) if np.isfinite(self._clock) else None,
                 "held_null": self._held_null.copy(), "held_until": self._held_until.copy(),
                 "population": None if self._pop is None else self._pop.state_dict(),
+                "current_rates": None if self._current is None else self._current.state_dict(),
                 **self._population_periods_state(),
             }
 
@@ -1444,6 +1505,9 @@ class ProbingDetector(Detector):
                              "this detector starts from a fresh state")
 
     def _load_population_periods(self, state: dict[str, Any]) -> None:
+        current = state.get("current_rates")
+        if current is not None and self._current is not None:  # a state saved before it: counts start afresh
+            self._current.load_state_dict(current)
         period = state.get("population_period")
         self._pop_period = None if period is None else float(period)
         end = state.get("population_period_end")

@@ -35,16 +35,21 @@ class Rows:
     fps: np.ndarray
     #: the population period each query arrived in (see ``ProbingDetector``'s population step)
     period: np.ndarray
+    #: null rates of the tests the current population set (the OOD test's) when each query
+    #: arrived (NaN: the period's; see :mod:`.current`)
+    live: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
     def part(self, sl: slice) -> "Rows":
         return Rows(self.ts[sl], self.sketch[sl], self.norm[sl], self.exact[sl], self.label[sl], self.flags[sl], self.fps[sl],
-                    self.period[sl])
+                    self.period[sl], self.live[sl])
 
 
-_FIELDS = ("slot", "ts", "sketch", "norm", "exact", "label", "flags", "fps", "period")
+_FIELDS = ("slot", "ts", "sketch", "norm", "exact", "label", "flags", "fps", "period", "live")
+#: columns of :attr:`Rows.live`
+LIVE_COLUMNS = 1
 
 
 class PendingQueue:
@@ -82,6 +87,7 @@ class PendingQueue:
         self.flags = np.zeros(cap, dtype=np.uint8)
         self.fps = np.zeros((cap, self.n_fps), dtype=np.uint32)
         self.period = np.zeros(cap)
+        self.live = np.full((cap, LIVE_COLUMNS), np.nan)
 
     def __len__(self) -> int:
         return self.n
@@ -92,10 +98,11 @@ class PendingQueue:
 
     @property
     def row_bytes(self) -> int:
-        return 8 + 8 + 4 * self.dim + 4 + 4 + 2 + 1 + 4 * self.n_fps + 8
+        return 8 + 8 + 4 * self.dim + 4 + 4 + 2 + 1 + 4 * self.n_fps + 8 + 8 * LIVE_COLUMNS
 
     def append(self, slots: np.ndarray, ts: np.ndarray, sketch: np.ndarray, norm: np.ndarray, exact: np.ndarray,
-               label: np.ndarray, flags: np.ndarray, fps: np.ndarray, period: float | np.ndarray = 0.0) -> None:
+               label: np.ndarray, flags: np.ndarray, fps: np.ndarray, period: float | np.ndarray = 0.0,
+               live: np.ndarray | None = None) -> None:
         m = slots.shape[0]
         if self.n + m > self.cap:
             cap = self.cap
@@ -111,6 +118,7 @@ class PendingQueue:
         if self.n_fps:
             self.fps[j] = fps
         self.period[j] = period
+        self.live[j] = np.nan if live is None else live
         self.n += m
         np.add.at(self.count, slots, 1)
         np.minimum.at(self.first_ts, slots, ts)
@@ -151,7 +159,7 @@ class PendingQueue:
         self.first_ts[slots] = np.inf
         cuts = np.flatnonzero(np.diff(got["slot"])) + 1
         bounds = np.concatenate([[0], cuts, [idx.size]]).tolist()
-        all_rows = Rows(got["ts"], got["sketch"], got["norm"], got["exact"], got["label"], got["flags"], got["fps"], got["period"])
+        all_rows = Rows(got["ts"], got["sketch"], got["norm"], got["exact"], got["label"], got["flags"], got["fps"], got["period"], got["live"])
         return [(int(got["slot"][a]), all_rows.part(slice(a, b))) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def drop(self, slot: int) -> None:
@@ -175,4 +183,5 @@ class PendingQueue:
                         np.asarray(state["norm"], dtype=np.float32), np.asarray(state["exact"], dtype=np.uint32),
                         np.asarray(state["label"], dtype=np.int16), np.asarray(state["flags"], dtype=np.uint8),
                         np.asarray(state["fps"], dtype=np.uint32).reshape(n, self.n_fps),
-                        np.asarray(state["period"], dtype=np.float64) if "period" in state else period)
+                        np.asarray(state["period"], dtype=np.float64) if "period" in state else period,
+                        np.asarray(state["live"], dtype=np.float64).reshape(n, LIVE_COLUMNS) if "live" in state else None)
