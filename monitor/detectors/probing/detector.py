@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from monitor.reference import Reference
     from monitor.store import MetricWriter
 
-__all__ = ["ProbingDetector", "ProbingCalibration"]
+__all__ = ["ProbingDetector", "ProbingCalibration", "population_null"]
 
 # per-query flag bits kept in each client's ring (windowed counts are sums of these)
 _HIT, _SMALL, _OOD, _NEAR, _FLIP = 1, 2, 4, 8, 16
@@ -113,6 +113,25 @@ _OBJECT_BYTES_PER_CLIENT = 4096
 #: per-slot arrays (``self._<name>``), saved and restored as they are
 _SLOT_ARRAYS = ("queries", "retries", "first_ts", "last_ts", "counts", "since_ts", "since_q", "evidence", "prada_w",
                 "flagged_q", "flagged_ts", "campaign", "campaign_hits")
+
+
+def population_null(rate: Any, slack: float) -> Any:
+    """The null rate of a count test at a population's ``rate``: ``slack x rate``, but at most
+    halfway from the rate to 1.
+
+    Why: it was ``min(0.5, slack x rate)``. A shift that made two thirds of everybody's queries
+    out of distribution left the null at 0.5, and every client whose window had filled with shifted
+    queries (the busiest first) was flagged ``ood`` for as long as the shift lasted: 27 of 40 benign
+    clients at up to 5 queries/s (tests/test_probing_shift_onset_s33e.py). Halfway to 1 still
+    flags a client whose every query is odd among a population at two thirds.
+
+    Examples
+    --------
+    >>> float(population_null(0.01, 2.0)), float(population_null(0.6, 2.0))
+    (0.02, 0.8)
+    """
+    r = np.asarray(rate, dtype=np.float64)
+    return np.minimum(slack * r, (1.0 + r) / 2.0)
 
 
 @dataclass(frozen=True)
@@ -166,7 +185,8 @@ class ProbingDetector(Detector):
         Level of the per-client binomial tests (per query, per signal).
     null_slack
         The null rate of each per-client test is ``null_slack x`` the reference rate, leaving
-        room for benign clients whose traffic is narrower than the reference.
+        room for benign clients whose traffic is narrower than the reference (of the population's
+        rate where that is higher, at most halfway from it to 1: :func:`population_null`).
     min_evidence
         Minimum flagged queries before any count-based signal is raised.
     margin_quantile
@@ -824,9 +844,9 @@ class ProbingDetector(Detector):
         rates = self._current.stamp(ts, self._clients.serial[slots], flags)
         ref = self._null_ref[list(_LIVE_SIGNALS)]
         with np.errstate(invalid="ignore", divide="ignore"):
-            live = np.minimum(0.5, self.null_slack * rates)
+            live = population_null(rates, self.null_slack)
             steps = np.floor(np.log(live / ref) / np.log(_LIVE_STEP))
-            return np.where(steps > 0, np.minimum(0.5, ref * _LIVE_STEP ** steps), np.nan)
+            return np.where(steps > 0, np.minimum(live, ref * _LIVE_STEP ** steps), np.nan)
 
     def _fresh(self, slot: int) -> None:
         ring = self._rings[slot]
@@ -1073,7 +1093,7 @@ class ProbingDetector(Detector):
         self._null, self._crit = self._null.copy(), self._crit.copy()
         for j, s in enumerate(_POP_SIGNALS):
             ref = self._null_ref[s]
-            live = min(0.5, self.null_slack * float(rates[j])) if np.isfinite(rates[j]) else ref
+            live = float(population_null(float(rates[j]), self.null_slack)) if np.isfinite(rates[j]) else ref
             new = max(ref, live)
             if new == self._null[s] or (new != ref and abs(new - self._null[s]) <= 0.1 * self._null[s]):
                 continue
