@@ -36,6 +36,7 @@ from monitor.detectors.probing.population import MIN_SCALE, PopulationScale, ref
 from monitor.detectors.probing.verdict import CampaignIndex
 from monitor.reference import Reference
 from monitor.store import MetricStore
+from tests import probing_streams as ps
 from tests.conftest import REPO_ROOT, load_benchmark
 
 RULES = REPO_ROOT / "rules" / "probing.yml"
@@ -74,17 +75,7 @@ def reference() -> Reference:
 
 def population(seed: int = 2, clients: int = 40, rate: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Benign clients' natural queries over the hour, squeezed during the drift: (rows, clients, ts)."""
-    rng = np.random.default_rng(seed)
-    xs, cs, ts = [], [], []
-    for i in range(clients):
-        t = np.cumsum(rng.exponential(1.0 / rate, int(END * rate * 1.5)))
-        t = t[t < END]
-        xs.append(natural(rng, len(t)))
-        cs.append(np.full(len(t), f"benign-{i}", dtype=object))
-        ts.append(t)
-    x, c, t = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
-    order = np.argsort(t, kind="stable")
-    x, c, t = x[order], c[order], t[order]
+    x, c, t = ps.timed_clients(np.random.default_rng(seed), natural, clients, rate, END)
     during = (t >= DRIFT_START) & (t < DRIFT_END)
     x[during] = squeeze(x[during])
     return x, c, t
