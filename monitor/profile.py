@@ -879,19 +879,24 @@ def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None
     return _basis(x, names, variance)
 
 
-def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None) -> PCABasis:
-    """:func:`fit_pca_basis` of every row of ``x``, however few."""
+def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None, *, digest: bool = True) -> PCABasis:
+    """:func:`fit_pca_basis` of every row of ``x``, however few. ``digest``: hash the rows for
+    :attr:`PCABasis.digest` (only a basis that identifies a reference needs it; the profile's own
+    PCA of every row does not, and hashing 50,000 rows costs a pass over them)."""
     variance = PCA_VARIANCE if variance is None else variance
     x = np.ascontiguousarray(x, dtype=np.float64)
-    import hashlib
+    hexdigest = ""
+    if digest:
+        import hashlib
 
-    h = hashlib.sha256(json.dumps([list(map(str, names)), float(variance), list(x.shape)]).encode())
-    h.update(x.tobytes())
+        h = hashlib.sha256(json.dumps([list(map(str, names)), float(variance), list(x.shape)]).encode())
+        h.update(x.tobytes())
+        hexdigest = "sha256:" + h.hexdigest()
     mean, scale, z = _standardise(x)
     n, d = z.shape
     var, vec = _directions(n, z.sum(axis=0), matmul(z.T, z))
     k, explained = _kept(var, n, d, variance)
-    return PCABasis(tuple(names), mean, scale, vec[:k], explained, n, ~(z != 0).any(axis=0), "sha256:" + h.hexdigest())
+    return PCABasis(tuple(names), mean, scale, vec[:k], explained, n, ~(z != 0).any(axis=0), hexdigest)
 
 
 def pca_min_rows(pca_fit: bool) -> int:
@@ -983,7 +988,7 @@ def _fit_pca(x: np.ndarray, names: tuple[str, ...], n_bins: int, rng: np.random.
         mean, scale = _flat_standardisation(basis, *_standardise(x)[:2])
         return PCAProfile(names, mean, scale, basis.components, basis.explained,
                           numeric_profile("reconstruction_error", _errors(x, mean, scale, basis.components), n_bins))
-    whole = _basis(x, names, variance)
+    whole = _basis(x, names, variance, digest=False)
     parts = np.array_split(rng.permutation(x.shape[0]), _fold_count(whole.components.shape))
     folds = _fold_pcas(x, parts, whole, PCA_VARIANCE if variance is None else variance)
     errors = [fold.error(x[rows]) for fold, rows in zip(folds, parts)]

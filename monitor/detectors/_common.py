@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from monitor.store import MetricWriter
     from monitor.windows import SlidingWindow
 
-__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_families", "figure_family", "figure_families", "column_family", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
+__all__ = ["OutputFeatures", "output_features", "UncertaintyFeatures", "uncertainty_features", "LabelFeatures", "label_features", "HardLabels", "hard_labels", "time_span", "config_params", "constructor_parameters", "windows_state", "load_windows_state", "outside_not_late", "class_names", "put_figure", "put_figures", "put_columns", "write_families", "figure_family", "figure_families", "column_family", "SeriesColumns", "reference_probabilities", "check_reference_width", "resampling_params", "detector_rng", "resampling_state", "check_state_version", "check_generator_state", "load_resampling_state", "Refresh", "RefreshingDetector", "DearFigure"]
 
 _T = TypeVar("_T")
 _CACHE_KEY = "_monitor_output_features"
@@ -728,6 +728,18 @@ def check_state_version(kind: str, state: dict[str, Any], version: int) -> None:
                          "detector starts empty and refills over one window")
 
 
+def check_generator_state(rng: np.random.Generator, state: Any, what: str, fix: str) -> None:
+    """``ValueError`` saying ``what`` is not a state of ``rng``'s bit generator, and the ``fix``;
+    checked on a spare generator, so that a refused state leaves ``rng`` as it was."""
+    generator = type(rng.bit_generator).__name__
+    try:
+        if not isinstance(state, dict):
+            raise TypeError("not a mapping")
+        type(rng.bit_generator)().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"{what} is not a {generator} state ({err}). Fix: {fix}") from None
+
+
 def load_resampling_state(kind: str, rng: np.random.Generator, dear: DearFigure, refresh: Refresh,
                           state: dict[str, Any]) -> None:
     """Restore :func:`resampling_state`'s entries when the state has them (a version-1 state has
@@ -736,15 +748,9 @@ def load_resampling_state(kind: str, rng: np.random.Generator, dear: DearFigure,
     starts the detector empty and says why)."""
     saved = state.get("draws")
     if saved is not None:
-        generator = type(rng.bit_generator).__name__
-        try:
-            if not isinstance(saved, dict) or not isinstance(saved.get("rng"), dict):
-                raise TypeError("not a mapping")
-            probe = type(rng.bit_generator)()
-            probe.state = saved["rng"]  # validated on a spare generator: a refused state leaves rng as it was
-        except (TypeError, ValueError, KeyError, OverflowError) as err:
-            raise ValueError(f"{kind}: the saved generator state (draws.rng) is not a {generator} state ({err}). Fix: drop "
-                             "'draws' from the detector's state (its p-values are then drawn afresh from the seed)") from None
+        check_generator_state(rng, saved.get("rng") if isinstance(saved, dict) else None,
+                              f"{kind}: the saved generator state (draws.rng)",
+                              "drop 'draws' from the detector's state (its p-values are then drawn afresh from the seed)")
         dear.load_state_dict(saved.get("kept", []), f"{kind}: draws.kept")
         rng.bit_generator.state = saved["rng"]
     if "refresh" in state:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.detectors._common import check_generator_state
 from monitor.detectors.drift import BinnedDriftDetector, Channel, FeatureBinner, _need_reference, _params
 from monitor.profile import (PCA_CROSS_FITTED_ADVICE, PCAProfile, Profile, fit_embedding_pca, numeric_profile,
                              pca_absent_reason, pca_calibration)
@@ -89,14 +90,8 @@ class PCABinner:
 
     def check_rng_state(self, state: Any, kind: str) -> None:
         """``ValueError`` naming the field when ``state`` is not a state of this generator."""
-        try:
-            if not isinstance(state, dict):
-                raise TypeError("not a mapping")
-            type(self._rng.bit_generator)().state = state  # on a spare generator
-        except (TypeError, ValueError, KeyError, OverflowError) as err:
-            raise ValueError(f"{kind}: the saved fold draws (fold_draws) are not a "
-                             f"{type(self._rng.bit_generator).__name__} state ({err}). Fix: drop 'fold_draws' from the "
-                             "detector's state (the draws then start again from the seed)") from None
+        check_generator_state(self._rng, state, f"{kind}: the saved fold draws (fold_draws)",
+                              "drop 'fold_draws' from the detector's state (the draws then start again from the seed)")
 
     def ref_matrix(self) -> np.ndarray:
         return self.channels[0].ref[None, :].astype(np.float64)
