@@ -9,27 +9,24 @@ softmax model over 4 classes. Clients are built from it:
 * boundary: points bisected onto the decision boundary between two natural rows;
 * OOD: uniform noise far outside the data.
 
-Busy ``benign`` clients are flagged ``near_duplicates`` (measured 2026-12-06, no input shift): 40
-clients at 5 queries/s for 1,560 s (the shift-onset test's stream with ``rates=(5, 5)``,
-``everybody=False``, seed 2) leave 15 of 40 flagged at the end and 37 of 40 at some 15-s scrape,
-none before its 1,621st query (a client's history of 1,000 distinct queries is full after about
-1,100); at 0.3-2 queries/s, 4 of 40 at the end (5 at some scrape), the first at its 1,172nd.
+Busy ``benign`` clients were flagged ``near_duplicates`` until session 34 (measured 2026-12-06, no
+input shift): 40 clients at 5 queries/s for 1,560 s (the shift-onset test's stream with
+``rates=(5, 5)``, ``everybody=False``, seed 2) left 15 of 40 flagged at the end and 37 of 40 at some
+15-s scrape, none before its 1,621st query (a client's history of 1,000 distinct queries is full
+after about 1,100); at 0.3-2 queries/s, 4 of 40 at the end (5 at some scrape).
 
-This comes from the stream's resubmissions, not from a small pool: every item is a fresh
+It came from the stream's resubmissions, not from a small pool: every item is a fresh
 :func:`natural` row, but each is sent 1 to 6 times with noise of 0.05 (3.5 copies on average), so
 71% of the analysed queries have an earlier copy within the near-duplicate radius. A query's own
-earlier copies (1.7 within ``tau`` on average) count towards the ``k`` = 10 neighbours of the hit
-test, and its neighbouring items come in clusters of copies as well (counting other items' queries
-only, 1.0% hits against 0.14% for fresh rows): 2.8% of the analysed queries are hits, against the
-reference's 1% and the count test's null of 2% (``null_slack`` x 1%), and the copies of one item
-tend to be hits together, where the count test assumes independent queries. Fresh :func:`natural` rows at
-the same volume are never flagged (0 of 40; 0.15% hits); with 1 to 3 copies per item, 0.7% hits and
-none flagged (tests/test_probing_busy_benign_s33f.py).
+earlier copies (1.7 within ``tau`` on average) counted towards the ``k`` = 10 neighbours of the hit
+test, and its neighbouring items came in clusters of copies as well: 2.8% of the analysed queries
+were hits, against the reference's 1% and the count test's null of 2% (``null_slack`` x 1%).
 
-The detector's documentation calls resubmitting an item fewer than ``k`` times benign: that holds
-for the copies of one item alone, not for a client that fills its history with such items
-(benchmarks/eval_probing.py's resubmitting clients send 300 queries each, so it never sees this).
-A known limitation, not fixed here.
+The hit test now counts copies once (:func:`monitor.detectors.probing.neighbours.copy_aware_counts`:
+the query's own copy cluster in full, every other cluster once): on the same streams 0 of 40 are
+flagged at any scrape at either rate, and 0.05% of the analysed queries are hits (0.03% at
+0.3-2 queries/s); fresh :func:`natural` rows were never flagged and are not
+(tests/test_probing_busy_benign_s33f.py).
 """
 
 from __future__ import annotations
@@ -65,8 +62,8 @@ def benign(rng: np.random.Generator, n: int, retry: float = 0.1, max_copies: int
     """Natural rows; ``retry`` of requests repeat one of the last few exactly; items are
     resubmitted 1..``max_copies`` times with sensor noise (copies interleaved with other items).
 
-    Past ~1,000 distinct queries per client, the default ``max_copies=6`` makes clients
-    ``near_duplicates`` suspects (see the module docstring): a test of busy clients must say so."""
+    Past ~1,000 distinct queries per client, the default ``max_copies=6`` made clients
+    ``near_duplicates`` suspects before the hit test counted copies once (see the module docstring)."""
     rows: list[np.ndarray] = []
     while len(rows) < n:
         items = natural(rng, 3)

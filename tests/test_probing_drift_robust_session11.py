@@ -239,8 +239,10 @@ def test_real_attacks_under_a_squeeze_of_most_pixels() -> None:
     # step 10 or more on session 11's machine, 8-11 on session 14's AMD EPYC under the six OpenBLAS
     # kernels it runs; with it 3 there, 4-5 here (the bounds were 10 and 3, one machine's figures).
     # Those left: clients resubmitting each item 2-6 times with sensor noise, linked by the
-    # campaign ring at their last queries
-    assert len(benign) == 15 and len(benign_before) >= 8
+    # campaign ring at their last queries. Since the hit test counts copies once (session 34), the
+    # resubmitting client flagged near_duplicates without the population step is no longer: 7
+    # without it on session 34's machine (the boundary signal, from the squeeze), 1 with it
+    assert len(benign) == 15 and len(benign_before) >= 6
     assert sum(r.flagged for r in benign) <= 6
     # every attack but the Jacobian stealing client: found by its share of out-of-distribution
     # queries only, near the end of its 320 (at 282 without the drift, on every kernel), it is lost

@@ -259,3 +259,69 @@ def test_campaign_state_round_trip() -> None:
     copy = CampaignIndex(size=256, dim=2, radius=0.5, min_queries=3, min_clients=3)
     copy.load_state_dict(idx.state_dict())
     assert copy.reported() == idx.reported() and copy.filled == idx.filled
+
+
+# -- copy clusters (session 34) --------------------------------------------------------------------------------
+def _copy_aware_one_by_one(rows: np.ndarray, k: int, tau: float, near: float) -> tuple[list[bool], list[int]]:
+    """The definition, one query at a time: each query joins the cluster of its nearest earlier
+    query when that lies within ``near``; a hit has ``k`` earlier queries within ``tau`` counting
+    its own cluster's in full and every other cluster once."""
+    hits, clusters = [], []
+    for i, row in enumerate(rows.astype(np.float64)):
+        d = np.sqrt(((rows[:i].astype(np.float64) - row) ** 2).sum(axis=1))
+        own = clusters[int(d.argmin())] if i and d.min() < near else -1
+        ids = np.array(clusters, dtype=np.int64)[d < tau]
+        hits.append(int((ids == own).sum()) + len(set(ids[ids != own].tolist())) >= k)
+        clusters.append(own if own >= 0 else i)
+    return hits, clusters
+
+
+@pytest.mark.parametrize("cut", [0, 1, 37, 120, 199])
+def test_copy_aware_hits_match_the_definition_however_the_queries_are_grouped(cut: int) -> None:
+    """Resubmitted items (1-6 noisy copies each) and a probe (a walk of tiny steps) in one stream,
+    analysed as two groups cut at ``cut``: the hits and the cluster partition are those of the
+    definition applied query by query (clusters are compared as partitions: their numbers differ)."""
+    rng = np.random.default_rng(8)
+    items = rng.normal(size=(40, 3))
+    copies = np.repeat(items, rng.integers(1, 7, size=40), axis=0)
+    copies = copies[rng.permutation(len(copies))] + rng.normal(0.0, 0.02, copies.shape)
+    walk = items[0] + 2.0 + np.cumsum(rng.normal(0.0, 0.01, (60, 3)), axis=0)
+    rows = np.concatenate([copies, walk])[:200].astype(np.float32)
+    k, tau, near = 4, 0.6, 0.1
+    want_hits, want_clusters = _copy_aware_one_by_one(rows, k, tau, near)
+    first, second = rows[:cut], rows[cut:]
+    got_hits: list[bool] = []
+    got_clusters = np.zeros(0, dtype=np.int64)
+    nxt = 0
+    for part, stored in ((first, rows[:0]), (second, first)):
+        if not len(part):
+            continue
+        g = group_neighbours(part, (part * part).sum(1), stored.T.copy(), (stored * stored).sum(1), k=k, tau=tau,
+                             near=near, stored_cluster=got_clusters.astype(np.uint32), next_cluster=nxt)
+        got_hits += g.hit.tolist()
+        got_clusters = np.concatenate([got_clusters, g.cluster])
+        nxt = g.next_cluster
+    plain = group_neighbours(rows, (rows * rows).sum(1), np.zeros((3, 0), np.float32), np.zeros(0, np.float32), k=k, tau=tau)
+    # the probe's steps are hits; copies of neighbouring items made more hits counted one by one
+    assert got_hits == want_hits and sum(want_hits) > 20 and int(plain.hit.sum()) > sum(want_hits)
+    same = np.equal.outer(got_clusters, got_clusters)
+    assert np.array_equal(same, np.equal.outer(want_clusters, want_clusters))
+
+
+def test_copies_of_neighbouring_items_count_once() -> None:
+    """Three neighbouring items sent four times each surround a new query: twelve earlier queries
+    within tau, but three items, so no hit at k = 4; the same query with four copies of its own
+    item earlier is a hit (its own cluster counts in full)."""
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.3, 0.0], [0.0, 0.3], [-0.3, 0.0]])
+    stored = (np.repeat(centres, 4, axis=0) + rng.normal(0.0, 0.005, (12, 2))).astype(np.float32)
+    x = np.zeros((1, 2), dtype=np.float32)
+    kw = dict(k=4, tau=0.5, near=0.05)
+    g = group_neighbours(x, (x * x).sum(1), stored.T.copy(), (stored * stored).sum(1), **kw,
+                         stored_cluster=np.repeat(np.arange(3), 4).astype(np.uint32), next_cluster=3)
+    plain = group_neighbours(x, (x * x).sum(1), stored.T.copy(), (stored * stored).sum(1), k=4, tau=0.5)
+    assert plain.hit.tolist() == [True] and g.hit.tolist() == [False] and g.cluster.tolist() == [3]
+    own = np.concatenate([stored, rng.normal(0.0, 0.005, (4, 2)).astype(np.float32)])
+    g = group_neighbours(x, (x * x).sum(1), own.T.copy(), (own * own).sum(1), **kw,
+                         stored_cluster=np.repeat(np.arange(4), 4).astype(np.uint32), next_cluster=4)
+    assert g.hit.tolist() == [True] and g.cluster.tolist() == [3]

@@ -260,12 +260,16 @@ class ClientRing:
 
     Holds, per stored query: its sketch (``dim`` float32, stored column-wise so that the distance
     product against all stored queries is one contiguous matrix product) and squared norm, its predicted label,
-    an exact-repeat hash, a byte of per-query flags and, when the hash family is on, its segment
-    fingerprints. About ``4 * dim + 11 (+ 4 * n_fingerprints)`` bytes per stored query.
+    an exact-repeat hash, a byte of per-query flags, its copy cluster (see
+    :func:`.neighbours.copy_clusters`; numbers wrap at 2**32, far beyond any live cluster's age) and,
+    when the hash family is on, its segment fingerprints. About ``4 * dim + 15 (+ 4 * n_fingerprints)``
+    bytes per stored query.
     """
 
-    __slots__ = ("history", "cap", "filled", "head", "sketch_t", "norm", "label", "exact", "flags", "fps",
-                 "prada", "prada_n", "prada_new")
+    __slots__ = ("history", "cap", "filled", "head", "sketch_t", "norm", "label", "exact", "flags", "cluster", "fps",
+                 "prada", "prada_n", "prada_new", "next_cluster")
+    #: the integer fields of the state
+    _COUNTERS = ("cap", "filled", "head", "prada_n", "prada_new", "next_cluster")
 
     def __init__(self, history: int, dim: int, n_fps: int, prada_window: int, start: int = 16) -> None:
         self.history = int(history)
@@ -277,6 +281,8 @@ class ClientRing:
         self.label = np.zeros(self.cap, dtype=np.int16)
         self.exact = np.zeros(self.cap, dtype=np.uint32)
         self.flags = np.zeros(self.cap, dtype=np.uint8)
+        self.cluster = np.zeros(self.cap, dtype=np.uint32)
+        self.next_cluster = 0
         self.fps = np.zeros((self.cap, n_fps), dtype=np.uint32)
         self.prada = np.zeros(prada_window, dtype=np.float32)  # ring of PRADA minimum distances
         self.prada_n = 0  # entries ever pushed
@@ -285,7 +291,7 @@ class ClientRing:
     @property
     def nbytes(self) -> int:
         return int(self.sketch_t.nbytes + self.norm.nbytes + self.label.nbytes + self.exact.nbytes
-                   + self.flags.nbytes + self.fps.nbytes + self.prada.nbytes)
+                   + self.flags.nbytes + self.cluster.nbytes + self.fps.nbytes + self.prada.nbytes)
 
     def reserve(self, extra: int) -> int:
         """Grow the buffers (doubling, up to ``history``) so that ``extra`` more rows fit unwrapped;
@@ -298,7 +304,7 @@ class ClientRing:
         while cap < need:
             cap = min(cap * 2, self.history)
         # the ring has not wrapped yet while cap < history, so live rows are 0..filled-1
-        for name in ("norm", "label", "exact", "flags", "fps"):
+        for name in ("norm", "label", "exact", "flags", "cluster", "fps"):
             old = getattr(self, name)
             new = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
             new[: self.filled] = old[: self.filled]
@@ -344,16 +350,22 @@ class ClientRing:
     def from_state(cls, history: int, state: dict[str, Any]) -> "ClientRing":
         ring = cls.__new__(cls)
         ring.history = int(history)
+        if "cluster" not in state:
+            # saved before copy clusters: every stored query a cluster of its own (its copies are
+            # counted one by one, as they were then, until they leave the ring)
+            cap = int(state["cap"])
+            state = {**state, "cluster": np.arange(cap, dtype=np.uint32), "next_cluster": cap}
         for name in cls.__slots__:
             if name == "history":
                 continue
             v = state[name]
-            setattr(ring, name, int(v) if name in ("cap", "filled", "head", "prada_n", "prada_new") else np.array(v))
+            setattr(ring, name, int(v) if name in cls._COUNTERS else np.array(v))
         ring.sketch_t = ring.sketch_t.astype(np.float32)
         ring.norm = ring.norm.astype(np.float32)
         ring.label = ring.label.astype(np.int16)
         ring.exact = ring.exact.astype(np.uint32)
         ring.flags = ring.flags.astype(np.uint8)
+        ring.cluster = ring.cluster.astype(np.uint32)
         ring.fps = ring.fps.astype(np.uint32)
         ring.prada = ring.prada.astype(np.float32)
         return ring

@@ -105,6 +105,8 @@ _LIVE_BINS = 12
 _LIVE_BIN_SHARE = 1.0 / 6.0
 #: the current rates' null moves in steps of this factor (few distinct critical-count tables)
 _LIVE_STEP = 1.1
+#: copy-cluster numbers are stored as uint32 (:class:`.clients.ClientRing`)
+_CLUSTER_WRAP = 1 << 32
 _FLAG_NAMES = ("near_duplicate", "small_margin", "ood", "near_pair", "label_flip")
 _NEAR_DUPLICATES = ("knn", "hash", "both")
 #: Python objects per tracked client (LRU entry, id strings, ring object and its array headers),
@@ -168,8 +170,9 @@ class ProbingDetector(Detector):
         hash family needs. Keep it above the number of times a benign client resubmits one item.
     knn_statistic
         ``"kth"`` (default): distance to the ``k``-th nearest earlier query, so that fewer than
-        ``k`` resubmissions of one item can never make a hit; ``"mean"``: Chen et al.'s mean
-        distance to the ``k`` nearest (see :mod:`.neighbours`).
+        ``k`` resubmissions of one item can never make a hit, copies of neighbouring items counted
+        once (copy clusters); ``"mean"``: Chen et al.'s mean distance to the ``k`` nearest, every
+        copy counted (see :mod:`.neighbours`).
     near_duplicates
         ``"knn"`` (default), ``"hash"`` (Blacklight-style fingerprints) or ``"both"`` (either).
     space
@@ -589,7 +592,7 @@ class ProbingDetector(Detector):
     def bytes_per_query(self) -> int:
         """Bytes one stored query costs in a client's ring (with the hash family's index, its
         links and its share of the bucket heads at full history, rounded up)."""
-        ring = 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 * self._n_fps
+        ring = 4 * self._sketcher.dim + 4 + 2 + 4 + 1 + 4 + 4 * self._n_fps  # sketch, norm, label, hash, flags, cluster
         if not self._uses_index:
             return ring
         return ring - (-FingerprintIndex.bytes_at_full(self._n_fps, self.history) // self.history)
@@ -947,7 +950,10 @@ class ProbingDetector(Detector):
         # 1. neighbours among the client's earlier distinct queries; exact repeats (retries) are
         # recognised on the way and kept out of everything but their own counter
         nb = group_neighbours(x, xn, ring.sketch_t[:, :f], ring.norm[:f], self.k, self._tau, self.knn_statistic,
-                              exact=ex, stored_exact=ring.exact[:f])
+                              exact=ex, stored_exact=ring.exact[:f], near=self._near, stored_cluster=ring.cluster[:f],
+                              next_cluster=ring.next_cluster)
+        cluster = nb.cluster
+        ring.next_cluster = nb.next_cluster % _CLUSTER_WRAP
         n_rep = int(nb.repeat.sum())
         flags = rows.flags.copy()
         lab = rows.label
@@ -969,6 +975,7 @@ class ProbingDetector(Detector):
             in_group = nearest >= f
             nearest = np.where(in_group, nearest - shift[np.clip(nearest - f, 0, m - 1)], nearest)
             nb = GroupNeighbours(dmin=nb.dmin[keep], nearest=nearest, hit=nb.hit[keep], knn=nb.knn[keep], repeat=nb.repeat[keep])
+            cluster = cluster[keep]  # type: ignore[index]
         mk = x.shape[0]
         self._analysed += mk
         if self.near_duplicates != "hash":
@@ -1010,6 +1017,7 @@ class ProbingDetector(Detector):
         # out-of-distribution or borderline item six times has one such item, not six
         stored_flags = np.where(near, flags & ~np.uint8(_SMALL | _OOD), flags) if any_near else flags
         ring.norm[pos], ring.label[pos], ring.exact[pos], ring.flags[pos] = xn, lab, ex_k, stored_flags
+        ring.cluster[pos] = cluster % _CLUSTER_WRAP  # type: ignore[operator]
         if fps is not None:
             if index is not None:
                 index.insert(fps)
@@ -1517,6 +1525,8 @@ class ProbingDetector(Detector):
             "sketch_dim": len(dim) == 2 and dim == (self._sketcher.dim, cap),
             "near_duplicates / hash_window": len(width) == 2 and width == (cap, self._n_fps),
             "prada_window": prada == (self.prada_window,),
+            # absent from a state saved before copy clusters (session 34): one per stored query then
+            "copy clusters": "cluster" not in rs or np.shape(rs["cluster"]) == (cap,),
         }
         wrong = [name for name, ok in fits.items() if not ok]
         if wrong:
