@@ -162,19 +162,28 @@ def test_a_state_counted_under_another_calibration_is_set_aside() -> None:
     """A reference read from rows keeps its fingerprint when the PCA's calibration changes with an
     upgrade: the saved window's counts, binned on the former error edges, were restored onto the
     new ones (s33a's review). Such a state is now refused with the reason; the checkpoint restore
-    then starts the detector empty."""
+    then starts the detector empty. The edges are the drift core's ``numeric_edges`` now (every
+    drift detector's channels: tests/test_drift_state_edges_s34a.py); states saved with the
+    reconstruction error's alone (``error_edges``, before s34a) are checked on them as before."""
     rng = np.random.default_rng(4)
     rows = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
     ref = Reference.from_arrays(rows, numeric_names=["a", "b", "c", "d"])
     det = PCADriftDetector(ref)
     det.update(Batch.from_arrays(rows[:100], numeric_names=["a", "b", "c", "d"], ts=np.arange(100.0)))
     state = det.state_dict()
+    assert "error_edges" not in state and list(state["numeric_edges"]) == ["reconstruction_error"]
     PCADriftDetector(ref).load_state_dict(state)  # the same calibration: restored
-    former = {k: v for k, v in state.items() if k not in ("fold_draws", "error_edges")}
+    edges = state["numeric_edges"]["reconstruction_error"]
+    moved = {**state, "numeric_edges": {"reconstruction_error": [e * 1.01 for e in edges]}}
+    with pytest.raises(ValueError, match="reconstruction_error were binned on other edges"):
+        PCADriftDetector(ref).load_state_dict(moved)
+    # as s33a's to s34a's agents saved it: the error's edges under error_edges, no numeric_edges
+    legacy = {**{k: v for k, v in state.items() if k != "numeric_edges"}, "error_edges": edges}
+    PCADriftDetector(ref).load_state_dict(legacy)
+    with pytest.raises(ValueError, match="binned on other edges"):
+        PCADriftDetector(ref).load_state_dict({**legacy, "error_edges": [e * 1.01 for e in edges]})
+    with pytest.raises(ValueError, match="error_edges.* must be a list of numbers.*Fix: drop 'error_edges'"):
+        PCADriftDetector(ref).load_state_dict({**legacy, "error_edges": "x"})
+    former = {k: v for k, v in legacy.items() if k not in ("fold_draws", "error_edges")}
     with pytest.raises(ValueError, match="former calibration"):
         PCADriftDetector(ref).load_state_dict(former)
-    moved = {**state, "error_edges": [e * 1.01 for e in state["error_edges"]]}
-    with pytest.raises(ValueError, match="binned on other edges"):
-        PCADriftDetector(ref).load_state_dict(moved)
-    with pytest.raises(ValueError, match="error_edges must be a list of numbers"):
-        PCADriftDetector(ref).load_state_dict({**state, "error_edges": "x"})

@@ -881,7 +881,7 @@ class DriftCore:
             "in_alarm": self.in_alarm, "pending_alarms": int(self.pending_alarms), "onset_ts": self.onset_ts, "since": self.since,
             "last_flag_event": int(self.last_flag_event), "now": self.now,
             "top": [[a, b, c] for a, b, c in self.top], "frozen": self.frozen, "alarm_event": int(self.alarm_event),
-            "category_bins": self._category_bins(),
+            "category_bins": self._category_bins(), "numeric_edges": self._numeric_edges(),
         }
 
     def _category_bins(self) -> dict[str, list[str]]:
@@ -889,6 +889,54 @@ class DriftCore:
         (an older agent's, or another reference's) are other bins' counts."""
         return {ch.name: list(ch.categories) + ([f"#buckets={RARE_BUCKETS}"] if ch.chosen_on_half else [])
                 for ch in self.channels if ch.kind == "categorical"}
+
+    def _numeric_edges(self) -> dict[str, list[float]]:
+        """Each numeric channel's bin edges (at most ``n_bins - 1`` floats a channel): what its counts
+        were binned on (see :meth:`check_edges`)."""
+        return {ch.name: [float(e) for e in (ch.edges if ch.edges is not None else ())]
+                for ch in self.channels if ch.kind == "numeric"}
+
+    def check_edges(self, saved: Any, key: str = "numeric_edges", only: Sequence[str] | None = None) -> None:
+        """``ValueError`` when a saved state's numeric counts were binned on other edges than this
+        core's channels: a reference keeps its fingerprint when its bins change under it (an
+        upgrade changing how quantile edges are taken or lowered, the PCA's calibration, the
+        profile's finer bins coarsened another way), and the saved window's counts, restored as
+        they are, would be read as other bins' (healthy rows then look drifted, or drifted ones
+        healthy, until the window turns over).
+
+        ``saved`` maps each numeric channel's name to its edges (``key`` names it in the messages);
+        ``only``: the channels it holds edges of (default every numeric channel: a channel missing
+        on either side was not binned on these edges). Compared to 1e-9 relative with no absolute
+        slack, not exactly: edges computed from rows (the PCA's reconstruction errors, through its
+        eigenvectors) may differ in their last bits on another CPU or BLAS, and a restart there
+        would lose its window for nothing, while any change of binning moves an edge far more
+        (:func:`~monitor.stats.univariate.tie_tolerant`'s lowering alone is 1e-6 of it); an
+        absolute slack would be in each feature's own units, and an edge at 0 must stay at 0."""
+        current = self._numeric_edges()
+        if only is not None:
+            current = {n: current[n] for n in only}
+        if not isinstance(saved, dict):
+            raise ValueError(f"{key} must map each numeric channel's name to its bin edges, got {type(saved).__name__}. "
+                             f"Fix: drop {key!r} from the detector's state (then restored unchecked)")
+        moved = []
+        for name in [*current, *(n for n in saved if n not in current)]:  # in the channels' order
+            if name not in current or name not in saved:
+                moved.append(str(name))
+                continue
+            try:
+                old = np.asarray(saved[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}: the edges of {name!r} must be a list of numbers, got {saved[name]!r}. Fix: drop "
+                                 f"{key!r} from the detector's state (then restored unchecked)") from None
+            new = np.asarray(current[name], dtype=np.float64)
+            if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=0.0):
+                moved.append(str(name))
+        if moved:
+            more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
+            raise ValueError(f"the saved state's counts of {', '.join(moved[:5])}{more} were binned on other edges than "
+                             "this detector's (its reference's bins changed since the state was saved: another n_bins, an "
+                             "upgrade binning the same reference otherwise, or the PCA's calibration): they would be read "
+                             "as other bins'. Nothing to fix: the detector starts empty and refills over one window")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("category_bins")
@@ -900,6 +948,8 @@ class DriftCore:
             raise ValueError(f"the categories binned apart for {', '.join(changed) or 'some feature'} are not the "
                              "saved state's (chosen anew on half the reference's rows, or another reference): its "
                              "counts would be read as other categories'")
+        if "numeric_edges" in state:  # a state saved before they were recorded is restored as it was
+            self.check_edges(state["numeric_edges"])
         self.reset()
         self.test.load_state_dict(state["test"])
         self.window.load_state_dict(state["window"])

@@ -215,7 +215,6 @@ class PCADriftDetector(BinnedDriftDetector):
             # agent scored its rows under other folds than an uninterrupted one, and its tests
             # (and alarms) could differ from there on
             state["fold_draws"] = binner.rng_state
-        state["error_edges"] = [float(e) for e in self._core.channels[0].edges]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -229,30 +228,26 @@ class PCADriftDetector(BinnedDriftDetector):
             binner.rng_state = saved
 
     def _check_calibration(self, state: dict[str, Any]) -> None:
-        """``ValueError`` when the state's counts were binned on other reconstruction-error edges
-        than this detector's: a reference read from rows keeps its fingerprint when the PCA's
-        calibration changes with an upgrade (the half split, then the fold PCAs), and the saved
-        window's counts would be read as other bins' (healthy rows then look drifted, or drifted
-        ones healthy, until the window turns over). Edges are compared to 1e-9 relative, not
-        exactly: eigenvectors may differ in their last bits on another CPU."""
-        edges = np.asarray(self._core.channels[0].edges, dtype=np.float64)
-        saved = state.get("error_edges")
-        binner = self._core.binner
-        if saved is None:
-            if isinstance(binner, PCABinner) and binner.pca.folds and "fold_draws" not in state:
-                raise ValueError("the saved state was counted under the PCA's former calibration (before its fold PCAs): "
-                                 "its reconstruction errors were binned on other edges; the detector starts empty and "
-                                 "refills over one window")
+        """``ValueError`` when the state was counted under the PCA's former calibration, or, saved
+        with the reconstruction error's edges alone (``error_edges``), on other edges.
+
+        Every channel's edges (``numeric_edges``) are checked by the drift core
+        (:meth:`~monitor.detectors.drift.DriftCore.check_edges`). States saved before it recorded
+        them, from the fold PCAs on, hold ``error_edges``: checked here the same way. States
+        older still, counted before the fold PCAs (no fold draws), were binned on the half
+        split's edges: a reference read from rows keeps its fingerprint across that upgrade."""
+        if "numeric_edges" in state:
             return
-        try:
-            saved_edges = np.asarray(saved, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"error_edges must be a list of numbers, got {saved!r}. Fix: drop 'error_edges' from the "
-                             "detector's state") from None
-        if saved_edges.shape != edges.shape or not np.allclose(saved_edges, edges, rtol=1e-9, atol=0.0):
-            raise ValueError("the saved state's reconstruction errors were binned on other edges (the reference's PCA "
-                             "or its calibration changed since it was saved): its counts would be read as other bins'; "
-                             "the detector starts empty and refills over one window")
+        legacy = state.get("error_edges")
+        if legacy is not None:
+            name = self._core.channels[0].name
+            self._core.check_edges({name: legacy}, key="error_edges", only=(name,))
+            return
+        binner = self._core.binner
+        if isinstance(binner, PCABinner) and binner.pca.folds and "fold_draws" not in state:
+            raise ValueError("the saved state was counted under the PCA's former calibration (before its fold PCAs): "
+                             "its reconstruction errors were binned on other edges; the detector starts empty and "
+                             "refills over one window")
 
     def update(self, batch: "Batch") -> None:
         if self.space == "embedding" and len(batch):
