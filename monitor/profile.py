@@ -1081,8 +1081,11 @@ def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> t
     order = rng.permutation(emb.shape[0])[: 2 * PCA_MAX_ROWS]
     half = order.size // 2
     names = tuple(f"e{i}" for i in range(emb.shape[1]))
-    basis = fit_pca_basis(emb[order[:half]], names, seed=seed)
-    if basis is None or basis.components.shape[0] == 0:
+    # fit_pca_basis's rows, without its digest (a pass hashing up to PCA_MAX_ROWS embeddings for
+    # a fingerprint this basis is never part of): the half holds PCA_MIN_ROWS to PCA_MAX_ROWS rows
+    # of 2 columns or more, so it would neither have refused nor sampled them
+    basis = _basis(emb[order[:half]], names, digest=False)
+    if basis.components.shape[0] == 0:
         raise ValueError("the reference embedding has no direction of variation to fit a PCA on (its columns are "
                          "constant or collinear)")
     calibration = emb[order[half:]]
