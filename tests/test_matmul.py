@@ -1,5 +1,12 @@
-"""`monitor.stats.matmul.matmul`: the same product as ``a @ b``, computed in blocks that each stay
-under OpenBLAS's single-thread size (so the worker never wakes BLAS threads that then spin)."""
+"""`monitor.stats.matmul.matmul`: the same product as ``a @ b`` (to rounding), computed in blocks
+that each stay under OpenBLAS's single-thread size (so the worker never wakes BLAS threads that then
+spin), a long inner dimension ``k`` split into tiles whose partial products are summed.
+
+Tolerance (:func:`assert_within_rounding`): each element within ``2 (k + 2) eps`` of ``|a| @ |b|``
+of ``np.matmul``'s, the worst-case rounding bound of a dot product of length ``k`` taken twice
+(``matmul``'s sum and numpy's, in whatever order each adds the products), plus the final rounding
+of a single-precision result. A block left out or counted twice is off by a whole partial product.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,14 @@ SHAPES = [
     ((5, 4), (4, 3)),  # small: passed straight through
     ((0, 4), (4, 3)),
     ((6, 0), (0, 3)),
+    ((64, 5000), (5000, 64)),  # long k: split into 64 x 64 x 64 tiles
+    ((65, 3000), (3000, 130)),  # ... with a one-row and a 2-column remainder tile
+    ((3, 6000), (6000, 1400)),  # narrow rows: tiles of every row and 1,365 columns (and a remainder)
+    ((3000, 300), (300, 5)),  # narrow columns
+    ((2, 200000), (200000, 2)),  # two rows of k longer than the whole single-thread budget
+    ((1, 50000), (50000, 300)),  # one row, long k: a matrix-vector product split along k
+    ((20, 50000), (50000, 1)),  # one column, long k
+    ((2000, 100), (100, 3)),  # k over a tile but whole-k blocks of every column: not split
 ]
 
 
@@ -55,13 +70,79 @@ def test_same_product_and_every_block_single_threaded(calls, a_shape, b_shape, d
     got = mm.matmul(a, b)
     want = a @ b
     assert got.shape == want.shape and got.dtype == want.dtype
-    tol = 1e-4 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert_within_rounding(got, a, b)
     assert calls, "the product never reached BLAS"
     for sa, sb in calls:
         kind, size = _blas_size(sa, sb)
         limit = mm.SINGLE_THREAD_MN if kind == "gemv" else mm.SINGLE_THREAD_MNK
         assert size <= limit, f"{kind} block {sa} @ {sb} ({size}) would run on several BLAS threads"
+
+
+def assert_within_rounding(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``got`` within the stated tolerance (module docstring) of ``np.matmul(a, b)``."""
+    want = np.matmul(a, b)
+    k = a.shape[-1]
+    eps = np.finfo(want.dtype).eps
+    bound = 2 * (k + 2) * eps * np.matmul(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert (err <= bound).all(), f"off by up to {err.max():.3g}, bound {bound[err > bound].min():.3g}"
+
+
+@pytest.mark.parametrize("shape", [(20000, 64), (3000, 100), (50, 7)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scatter_product(calls, shape, dtype) -> None:
+    """``z.T @ z`` (the profile's PCA scatter, k = rows): within rounding, exactly symmetric as
+    numpy's SYRK makes it, every block under the threshold."""
+    z = np.random.default_rng(4).normal(size=shape).astype(dtype)
+    got = mm.matmul(z.T, z)
+    assert got.dtype == dtype and got.shape == (shape[1], shape[1])
+    assert_within_rounding(got, z.T, z)
+    assert np.array_equal(got, got.T)
+    assert all(_blas_size(sa, sb)[1] <= mm.SINGLE_THREAD_MNK for sa, sb in calls)
+
+
+def test_long_k_is_split_into_large_tiles(calls) -> None:
+    """At k = 20,000 whole-k blocks would hold 13 outputs (2 x 6 pieces); split, every product
+    is a 64 x 64 tile over 64 of k (``64**3`` is the single-thread budget)."""
+    z = np.random.default_rng(5).normal(size=(20000, 64))
+    mm.matmul(z.T, z.copy())
+    assert len(calls) == 20000 // 64 + 1
+    assert all(sa == (64, sa[1]) and sb == (sa[1], 64) and sa[1] <= 64 for sa, sb in calls)
+    assert sum(sa[1] for sa, _ in calls) == 20000
+
+
+def test_a_times_its_transpose_computes_one_triangle(calls) -> None:
+    """``z.T @ z`` with ``z.T`` a view of ``z`` (numpy's SYRK case) takes the tiles on and above
+    the diagonal only: 10 of 16 per slice of k for 200 columns, where a copy of ``z`` takes 16;
+    the results agree to rounding."""
+    z = np.random.default_rng(6).normal(size=(2000, 200))
+    sym = mm.matmul(z.T, z)
+    n_sym = len(calls)
+    calls.clear()
+    full = mm.matmul(z.T, z.copy())
+    assert n_sym * 16 == len(calls) * 10
+    assert_within_rounding(sym, z.T, z)
+    assert_within_rounding(full, z.T, z)
+
+
+def test_counts_of_zero_one_matrices_are_exact() -> None:
+    """The probing products (queries of each account in each neighbourhood; keys shared) are
+    0/1 matrices in float32: their counts are whole numbers, exact in any order of summation,
+    also when k is split."""
+    rng = np.random.default_rng(7)
+    near = (rng.random((100, 30000)) < 0.3).astype(np.float32)
+    onehot = np.zeros((30000, 50), dtype=np.float32)
+    onehot[np.arange(30000), rng.integers(0, 50, 30000)] = 1.0
+    want = near.astype(np.int64) @ onehot.astype(np.int64)
+    assert np.array_equal(mm.matmul(near, onehot), want)
+
+
+def test_types_numpy_does_not_hand_to_blas_go_straight_through(calls) -> None:
+    """Integer (and other non-BLAS) products run in numpy's own loops, on this thread: one call."""
+    rng = np.random.default_rng(8)
+    a, b = rng.integers(-5, 5, size=(300, 3000)), rng.integers(-5, 5, size=(3000, 300))
+    assert np.array_equal(mm.matmul(a, b), a @ b)
+    assert calls == [(a.shape, b.shape)]
 
 
 @pytest.mark.parametrize("b_shape", [(32,), (32, 1)])
