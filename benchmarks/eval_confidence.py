@@ -115,10 +115,14 @@ def alarms(store: MetricStore) -> dict[str, bool]:
     conf = any(both(v(names.CONFIDENCE_DRIFT_PVALUE, (s,)), v(names.CONFIDENCE_DRIFT_DISTANCE, (s,)), 1e-3, 0.1) for s in ("confidence", "entropy"))
     pred = both(v(names.PREDICTION_DRIFT_PVALUE), v(names.PREDICTION_DRIFT_DISTANCE), 1e-3, 0.1)
     ref_acc = v(names.REFERENCE_ACCURACY)
+    rows = v(names.ESTIMATED_ACCURACY_ROWS)
     out: dict[str, bool] = {"confidence drift": conf, "prediction drift": pred}
     for est in ("atc", "cbpe"):
         e = v(names.ESTIMATED_ACCURACY, (est,))
-        out[f"accuracy drop ({est})"] = ref_acc is not None and e is not None and ref_acc - e > 0.05
+        # ModelEstimatedAccuracyDrop: 5 points below and z > 3 over the estimate's rows, the variance
+        # the larger of the reference accuracy's and the estimate's binomial variance
+        out[f"accuracy drop ({est})"] = (ref_acc is not None and e is not None and rows is not None and ref_acc - e > 0.05
+                                         and (ref_acc - e) / np.sqrt(max(ref_acc * (1 - ref_acc), e * (1 - e)) / rows) > 3)
     fam = store.snapshot()
     share = {tuple(k): val for f in fam if f.spec.name == names.TOP_CLASS_SHARE for k, val in f.series.items()}
     ref_share = {tuple(k): val for f in fam if f.spec.name == names.TOP_CLASS_SHARE_REFERENCE for k, val in f.series.items()}

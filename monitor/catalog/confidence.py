@@ -48,6 +48,7 @@ OUTPUT_REPEAT_REFERENCE = "monitor_output_repeat_reference_ratio"
 LABEL_SHIFT_WEIGHT = "monitor_label_shift_weight"
 
 ESTIMATED_ACCURACY = "monitor_estimated_accuracy_ratio"
+ESTIMATED_ACCURACY_ROWS = "monitor_estimated_accuracy_rows_in_window"
 REFERENCE_ACCURACY = "monitor_reference_accuracy_ratio"
 
 LABELS_IN_WINDOW = "monitor_labels_in_window"
@@ -219,6 +220,11 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("estimator",), concern=_C, unit="percentunit", max_series=5),
     MetricSpec(REFERENCE_ACCURACY, GAUGE, "Accuracy of the model on the labelled reference data (the baseline of the estimates).",
                concern=_C, unit="percentunit"),
+    MetricSpec(ESTIMATED_ACCURACY_ROWS, GAUGE,
+               "Rows the estimates of accuracy without labels were computed on (the accuracy_estimation detector's window): "
+               "the sample size behind their sampling error, which ModelEstimatedAccuracyDrop's z statistic divides by; "
+               "the estimates are absent below min_rows of them.",
+               concern=_C),
     # with delayed labels
     MetricSpec(LABELS_IN_WINDOW, GAUGE, "Labelled predictions in the calibration window; figures below their minimum count are absent.",
                concern=_CAL),

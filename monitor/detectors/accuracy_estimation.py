@@ -15,7 +15,10 @@ the labelled reference at construction and read from a sliding event-time window
   accuracy ``sum_j w_j C[j, j]``. Right under pure label shift, where the other two are biased.
 
 They disagree by design when the shift is of a kind one of them cannot see; showing them
-together is the point. The reference accuracy is exported as their baseline.
+together is the point. The reference accuracy is exported as their baseline, and the window's
+rows as their sample size: at a few hundred rows an hour an estimate wanders several points from
+the reference accuracy by chance alone (ATC's is a share of the window's rows, of binomial
+variance), which the shipped rule must tell from a drop.
 """
 
 from __future__ import annotations
@@ -143,8 +146,12 @@ class AccuracyEstimationDetector(RefreshingDetector):
         slot_end = self._window.newest_slot_end
         if not self._refresh.due(slot_end):
             return
-        self._refresh.done(slot_end, float(self._window.total()[_N]))
+        rows = float(self._window.total()[_N])
+        self._refresh.done(slot_end, rows)
         out.set(names.REFERENCE_ACCURACY, self.reference_accuracy)
+        # the rows behind the estimates, written with them (both throttled alike): an estimate is a
+        # share or a mean over them, so a drop's significance needs them (ModelEstimatedAccuracyDrop)
+        out.set(names.ESTIMATED_ACCURACY_ROWS, rows)
         for est, value in self.estimates().items():
             put_figure(out, names.ESTIMATED_ACCURACY, value, (est,))
 
