@@ -356,7 +356,7 @@ def test_overconfidence_alerts_need_p_below_a_hundredth_and_per_segment_a_thousa
     # ModelOverconfident fired once, on a gap of 5 points at p about 0.005, and ModelSegmentOverconfident
     # stayed pending for its whole 15 minutes once: a sliding window's p-value stays low for many
     # minutes, so the for: gives no second look. The whole-model alert keeps issue 3's 1% (its power
-    # target; about one warning per 100 h, said in the pack); the per-segment one needs 0.001 after
+    # target; one warning per 59 h of a calibrated model, said in the pack); the per-segment one needs 0.001 after
     # dividing by the segments, as the segment drift alerts do. "noise" (p 0.02; 0.002 x 3 segments)
     # is silent; "bad" (p 1e-5) fires.
     _run_unit_test(tmp_path, "confidence.yml", """
