@@ -22,10 +22,13 @@ move by two reference standard deviations at t = 1,200 s:
 
 benchmarks/eval_probing.py gives the same verdicts and queries until detection as before the fix.
 
-Not covered (left as is): PRADA's ``stealing`` test compares a client with its own earlier queries,
-and a shift that moves some features by a unit change (x3) still flags up to 5 of 40 clients as
-``stealing`` for a few minutes after the onset (7 before the fix, ``ood`` included), and a shift of
-four standard deviations flags nearly every busy client ``stealing``.
+PRADA's ``stealing`` test, which compares a client with its own earlier queries, flagged benign
+clients at such an onset too: a unit change (x3) of three features 12 of these 40 (10 at 2 to 5
+queries/s), of one feature 3, a shift of four standard deviations 36 (37); not this stream's two
+(0). Covered since by tests/test_probing_prada_shift_onset_s34b.py (none of them flagged): a shift
+the population makes begins a regime (:mod:`monitor.detectors.probing.regimes`), a client's PRADA
+window restarts in it, and a failing test waits a minute for one. :func:`benign_stream` takes the
+shift (and its end), :func:`replay` the signal, for that module.
 
 A second defect, seen with busier clients: two thirds of the shifted queries are OOD, the null rate
 of a count test was capped at 0.5, and every client whose window had filled with shifted queries
@@ -35,6 +38,8 @@ at 2 to 5 queries/s at most 2 are flagged after the onset (24 before).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -51,9 +56,9 @@ def shifted(x: np.ndarray) -> np.ndarray:
     return x + 2.0 * SD
 
 
-def benign_stream(seed: int = 2, clients: int = 40, everybody: bool = True,
-                  rates: tuple[float, float] = (0.3, 2.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, clients, ts); from ONSET every client's inputs are shifted (``everybody``) or none."""
+def benign_stream(seed: int = 2, clients: int = 40, everybody: bool = True, rates: tuple[float, float] = (0.3, 2.0),
+                  shift: Callable[[np.ndarray], np.ndarray] = shifted, until: float = END) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, clients, ts); from ONSET (to ``until``) every client's inputs are shifted (``everybody``) or none."""
     rng = np.random.default_rng(seed)
     xs, cs, ts = [], [], []
     for i in range(clients):
@@ -65,7 +70,8 @@ def benign_stream(seed: int = 2, clients: int = 40, everybody: bool = True,
         ts.append(t)
     x, c, t = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
     if everybody:
-        x[t >= ONSET] = shifted(x[t >= ONSET])
+        on = (t >= ONSET) & (t < until)
+        x[on] = shift(x[on])
     return x, c, t
 
 
@@ -78,8 +84,9 @@ def with_client(stream: tuple[np.ndarray, np.ndarray, np.ndarray], name: str, ro
             np.concatenate([t, ta[keep]]))
 
 
-def replay(x: np.ndarray, c: np.ndarray, t: np.ndarray, **params) -> tuple[ProbingDetector, dict[float, set[str]]]:
-    """Feed in 15 s scrapes; return the detector and the clients flagged with ``ood`` at each scrape."""
+def replay(x: np.ndarray, c: np.ndarray, t: np.ndarray, signal: str = "ood",
+           **params) -> tuple[ProbingDetector, dict[float, set[str]]]:
+    """Feed in 15 s scrapes; return the detector and the clients flagged with ``signal`` at each scrape."""
     order = np.argsort(t, kind="stable")
     x, c, t = x[order], c[order], t[order]
     det = ProbingDetector(ps.reference(), client_id_salt="onset", raw_client_ids=True, seed=0, **params)
@@ -89,7 +96,7 @@ def replay(x: np.ndarray, c: np.ndarray, t: np.ndarray, **params) -> tuple[Probi
         if sel.any():
             det.update(Batch.from_arrays(x[sel], ps.scores(x[sel]), ts=t[sel], client=c[sel]))
         det.advance(float(now))
-        flagged[float(now)] = {v.client for v in det.suspicious_clients(100) if "ood" in v.signal_names}
+        flagged[float(now)] = {v.client for v in det.suspicious_clients(100) if signal in v.signal_names}
     return det, flagged
 
 

@@ -30,6 +30,17 @@ queries until detection are those of the periods' population alone. Only the OOD
 the small-margin flag, read the same way in a first version (without the step), cost the
 evaluation's HopSkipJump client its ``boundary`` signal, and no shift seen needed it.
 
+Regimes (for PRADA, :mod:`.regimes`). The same bins say when the population's inputs moved as a
+whole: a *regime* begins at the close of a bin where three established clients in four changed their
+share of OOD inputs by at least :data:`REGIME_STEP` in the same direction (up at the onset of a
+shift, down at its end) after a bin where they had not, and its onset is put at the start of the
+closed bin that best splits the population's pooled share in two. Each query is stamped with the
+number of regimes begun when it arrived (:meth:`CurrentRates.stamp_regimes`). On the seeded streams
+of benchmarks/prada_shift_regimes.py (tests/test_probing_shift_onset_s33e.py's 40 clients, 0.3 to 5
+queries/s, three seeds) no stream without a shift began one; x3 on one feature (39% of the queries OOD) began one 25 to 45 s
+after its onset, x3 on three features and shifts of 2 or 4 sd 10 to 15 s after, x2 on one feature
+(16% OOD) after 55 to 60 s or not at all; every onset was put at the true one.
+
 Limits. A client's window holds up to ``history`` queries, most of them from before a shift; the
 current rate counts only the last few bins. A client that sent almost all its window within the
 shift while the others did not is still judged against them, as it should be. With fewer than
@@ -46,7 +57,16 @@ import numpy as np
 
 from monitor.detectors.probing.population import MIN_OWNER_ROWS, MIN_OWNERS, RATE_QUANTILE
 
-__all__ = ["CurrentRates"]
+__all__ = ["CurrentRates", "REGIME_STEP", "REGIME_STARTS_KEPT"]
+
+#: the change of the OOD share (three clients in four, the same direction) that begins a regime: ten
+#: times the OOD test's rate on the reference (1%), so that the few queries per client of a small
+#: population do not begin one by chance (one OOD query more among 20 is a step of 0.05)
+REGIME_STEP = 0.1
+#: starts of the most recent regimes kept (what a test waiting for its regime needs: :mod:`.regimes`)
+REGIME_STARTS_KEPT = 16
+#: bytes one kept start costs (a tuple of three Python numbers in a list)
+_START_BYTES = 136
 
 
 class CurrentRates:
@@ -79,6 +99,15 @@ class CurrentRates:
     >>> other = CurrentRates(bin_s=5.0, bins=3, bits=(4,))
     >>> bool(np.isnan(other.stamp(ts, owner, np.full(ts.size, 4, dtype=np.uint8))).all())
     True
+
+    The shift begins a regime (its first bit's share stepped by :data:`REGIME_STEP` or more) at
+    the close of a bin after 30 s, the queries that arrive from then on are stamped with it, and its
+    onset is put at 30 s:
+
+    >>> cr = CurrentRates(bin_s=5.0, bins=3, bits=(4,))
+    >>> _, regime = cr.stamp_regimes(ts, owner, np.where(ts >= 30.0, 4, 0).astype(np.uint8))
+    >>> int(regime[0]), int(regime[-1]), cr.regime_starts
+    (0, 1, [(1, 35.0, 30.0)])
     """
 
     def __init__(self, bin_s: float, bins: int, bits: tuple[int, ...], max_owners: int = 100_000) -> None:
@@ -94,15 +123,31 @@ class CurrentRates:
         self._open_rows = 0
         self._closed: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.rates = np.full(len(self.bits), np.nan)
+        #: regimes begun so far, whether the last closed bin showed the step that begins one, and
+        #: the (number, start, estimated onset) in event time of the last :data:`REGIME_STARTS_KEPT`
+        self.regime = 0
+        self.moved = False
+        self.regime_starts: list[tuple[int, float, float]] = []
+
+    @property
+    def closed_until(self) -> float:
+        """Event time before which every bin is closed: no regime can begin before it any more
+        (-inf before the first query)."""
+        return -np.inf if self.bin is None else float(self.bin) * self.bin_s
 
     def stamp(self, ts: np.ndarray, owner: np.ndarray, flags: np.ndarray) -> np.ndarray:
         """Count queries arriving in this order; return, for each, the rates in force when it arrived
         ``(m, len(bits))``, NaN where unknown."""
+        return self.stamp_regimes(ts, owner, flags)[0]
+
+    def stamp_regimes(self, ts: np.ndarray, owner: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`stamp`, and the number of regimes begun when each query arrived ``(m,)``."""
         ts = np.asarray(ts, dtype=np.float64)
         m = ts.shape[0]
         out = np.full((m, len(self.bits)), np.nan)
+        regime = np.full(m, self.regime, dtype=np.int64)
         if m == 0:
-            return out
+            return out, regime
         with np.errstate(invalid="ignore"):
             idx = np.floor(ts / self.bin_s)
         idx = np.where(np.isfinite(idx), idx, -np.inf)
@@ -116,8 +161,9 @@ class CurrentRates:
             if b[lo] > self.bin:
                 self._close(float(b[lo]))
             out[lo:hi] = self.rates
+            regime[lo:hi] = self.regime
             self._count(np.asarray(owner[lo:hi], dtype=np.int64), np.asarray(flags[lo:hi], dtype=np.uint8))
-        return out
+        return out, regime
 
     def _count(self, owner: np.ndarray, flags: np.ndarray) -> None:
         cols = [np.ones(owner.shape[0])] + [((flags & bit) > 0).astype(np.float64) for bit in self.bits]
@@ -138,38 +184,64 @@ class CurrentRates:
         self._open, self._open_rows = [], 0
         self.bin = new_bin
         self._closed = [c for c in self._closed if c[0] >= new_bin - 2 * self.bins][-2 * self.bins:]
-        self.rates = self._rates()
+        self.rates, moved = self._rates()
+        if moved and not self.moved:
+            self.regime += 1
+            self.regime_starts = [*self.regime_starts, (self.regime, self.closed_until, self._onset())][-REGIME_STARTS_KEPT:]
+        self.moved = moved
 
-    def _rates(self) -> np.ndarray:
+    def _onset(self) -> float:
+        """When the regime just begun set in: the start of the closed bin that best splits the
+        population's pooled share of the first bit into before and after (largest binomial z of
+        the difference), so that the tests run between the onset and the regime's start, and only
+        those, can be told apart (:mod:`.regimes`)."""
+        bins = np.array([c[0] for c in self._closed])
+        rows = np.array([float(c[2][:, 0].sum()) for c in self._closed])
+        odd = np.array([float(c[2][:, 1].sum()) for c in self._closed])
+        n_before, k_before = np.cumsum(rows)[:-1], np.cumsum(odd)[:-1]
+        n_after, k_after = rows.sum() - n_before, odd.sum() - k_before
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = (k_before + k_after) / (n_before + n_after)
+            z = np.abs(k_after / n_after - k_before / n_before) / np.sqrt(p * (1 - p) * (1 / n_before + 1 / n_after))
+        z = np.where(np.isfinite(z), z, -1.0)
+        return float(bins[1 + int(np.argmax(z))]) * self.bin_s if z.size else self.closed_until
+
+    def _rates(self) -> tuple[np.ndarray, bool]:
         """Per bit, the RATE_QUANTILE quantile of the recent shares of the clients seen in both the
         last ``bins`` closed bins and the ``bins`` before them (MIN_OWNER_ROWS queries in each),
         where the same quantile of their steps (recent share minus earlier share) is above 0; NaN
         elsewhere. The step is what a shift the population shares makes: clients that sent odd
-        inputs all along (accounts made for an attack) step nowhere and move nothing."""
+        inputs all along (accounts made for an attack) step nowhere and move nothing.
+
+        And whether the first bit moved as a regime's start does: the same quantile of the steps
+        at least :data:`REGIME_STEP` up, or the opposite one as far down (three clients in four)."""
         out = np.full(len(self.bits), np.nan)
         cut = float(self.bin) - self.bins  # type: ignore[arg-type]
         if not self._closed or not (self._closed[0][0] < cut <= self._closed[-1][0]):
-            return out
+            return out, False
         counts = np.concatenate([c[2] for c in self._closed])
         recent = np.concatenate([np.full(c[1].shape[0], c[0] >= cut) for c in self._closed])
         _, rs = _per_owner(np.concatenate([c[1] for c in self._closed]), counts * recent[:, None])
         _, es = _per_owner(np.concatenate([c[1] for c in self._closed]), counts * ~recent[:, None])
         ok = (rs[:, 0] >= MIN_OWNER_ROWS) & (es[:, 0] >= MIN_OWNER_ROWS)
-        if int(ok.sum()) < MIN_OWNERS:
-            return out
+        if int(ok.sum()) < MIN_OWNERS or not self.bits:
+            return out, False
         share = rs[ok, 1:] / rs[ok, :1]
-        step = np.quantile(share - es[ok, 1:] / es[ok, :1], RATE_QUANTILE, axis=0)
-        return np.where(step > 0, np.quantile(share, RATE_QUANTILE, axis=0), np.nan)
+        steps = share - es[ok, 1:] / es[ok, :1]
+        step = np.quantile(steps, RATE_QUANTILE, axis=0)
+        down = float(np.quantile(steps[:, 0], 1.0 - RATE_QUANTILE))
+        moved = bool(step[0] >= REGIME_STEP or down <= -REGIME_STEP)
+        return np.where(step > 0, np.quantile(share, RATE_QUANTILE, axis=0), np.nan), moved
 
     @property
     def nbytes(self) -> int:
         parts = self._open + [c[1:] for c in self._closed]
-        return int(sum(o.nbytes + c.nbytes for o, c in parts))
+        return int(sum(o.nbytes + c.nbytes for o, c in parts) + _START_BYTES * len(self.regime_starts))
 
     def bound_bytes(self) -> int:
-        """The most :attr:`nbytes` can reach: ``2 x bins`` closed bins of ``max_owners`` clients, and
-        an open one of twice as many rows."""
-        return int((2 * self.bins + 1) * self.max_owners * 8 * (2 + len(self.bits)))
+        """The most :attr:`nbytes` can reach: ``2 x bins`` closed bins of ``max_owners`` clients, an
+        open one of twice as many rows, and the regimes' starts kept."""
+        return int((2 * self.bins + 1) * self.max_owners * 8 * (2 + len(self.bits)) + _START_BYTES * REGIME_STARTS_KEPT)
 
     def state_dict(self) -> dict[str, Any]:
         # the open bin's rows as they are held (summed only at its close): the same memory once loaded
@@ -178,7 +250,8 @@ class CurrentRates:
         return {"bin": self.bin, "open_owner": self_open[0], "open_counts": self_open[1],
                 "closed_bin": np.array([c[0] for c in self._closed], dtype=np.float64),
                 "closed_owner": [c[1].copy() for c in self._closed], "closed_counts": [c[2].copy() for c in self._closed],
-                "rates": self.rates.copy()}
+                "rates": self.rates.copy(), "regime": self.regime, "moved": self.moved,
+                "regime_starts": np.array(self.regime_starts, dtype=np.float64).reshape(-1, 3)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bin = None if state["bin"] is None else float(state["bin"])
@@ -189,6 +262,10 @@ class CurrentRates:
         self._closed = [(float(b), np.asarray(o, dtype=np.int64), np.asarray(c, dtype=np.float64).reshape(-1, width))
                         for b, o, c in zip(np.asarray(state["closed_bin"]).tolist(), state["closed_owner"], state["closed_counts"])]
         self.rates = np.asarray(state["rates"], dtype=np.float64).reshape(len(self.bits)).copy()
+        # states saved before regimes: none begun (every client's PRADA window in regime 0, as saved)
+        self.regime, self.moved = int(state.get("regime", 0)), bool(state.get("moved", False))
+        starts = np.asarray(state.get("regime_starts", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+        self.regime_starts = [(int(k), float(t), float(o)) for k, t, o in starts.tolist()]
 
 
 def _per_owner(owner: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

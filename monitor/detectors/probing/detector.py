@@ -55,6 +55,7 @@ from monitor.detectors.probing.neighbours import (
 from monitor.detectors.probing.ood import OODModel, fit_ood
 from monitor.detectors.probing.pending import PendingQueue, Rows
 from monitor.detectors.probing.population import PopulationScale, reference_spacing
+from monitor.detectors.probing.regimes import PradaRegimes
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
 from monitor.windows import SlidingWindow
@@ -238,7 +239,10 @@ class ProbingDetector(Detector):
         time before each query arrived (bins of a sixth of ``max_delay_s``), when three established
         clients in four stepped up from their own earlier share (see :mod:`.current`): at the
         onset of a shift every client shares, the periods' population lags, and busy benign
-        clients were flagged ``ood`` for a minute or two.
+        clients were flagged ``ood`` for a minute or two. The same bins begin a regime when the
+        population's OOD share moves by 0.1 or more: PRADA's windows restart in it, and a failing
+        PRADA test raises ``stealing`` a minute of event time later unless one set in since (see
+        :mod:`.regimes`).
     flush_rows, max_delay_s
         Pending-buffer size per client, and the most event time a query waits for its similarity step.
     top_k
@@ -548,6 +552,9 @@ class ProbingDetector(Detector):
         self._pop_gen = 0
         length = self.max_delay_s if self.max_delay_s > 0 else 30.0
         self._current = (CurrentRates(length * _LIVE_BIN_SHARE, _LIVE_BINS, _LIVE_BITS, max_owners=mc) if self.population_window else None)
+        #: PRADA's windows judged within one regime of the population's inputs (see :mod:`.regimes`)
+        self._regimes = (PradaRegimes(mc, self._current.bins * self._current.bin_s, self._current.bin_s, warm=self.prada_window)
+                         if self.prada and self._current is not None else None)
         self._live_crits: dict[bytes, np.ndarray] = {}
         #: sampled queries (sketch, owner, flags, ts, query number) by the period they arrived in,
         #: added to the population when that period is closed (:meth:`_close_through`)
@@ -606,6 +613,7 @@ class ProbingDetector(Detector):
         per_client = (self.history * self.bytes_per_query + 4 * self.prada_window
                       + 2 * (self.flush_rows + 1) * pending_row  # the shared pending buffer doubles up to its bound
                       + 8 * (9 + 4 * len(SIGNALS) + 5)  # per-slot scalars (and the rates held, _held_crit)
+                      + (0 if self._regimes is None else self._regimes.bytes_per_client())
                       + _OBJECT_BYTES_PER_CLIENT)
         pop = 0 if self._pop is None else self._pop.nbytes
         if self._pop is not None:  # samples waiting for their period to close: at most 2 x size in each of 3 periods
@@ -620,6 +628,7 @@ class ProbingDetector(Detector):
         rings = self._ring_bytes  # kept incrementally: summing 10,000 rings at every export cost ~6 ms
         pend = self._pending.nbytes
         slots = sum(getattr(self, "_" + a).nbytes for a in _SLOT_ARRAYS) + self._held_null.nbytes + self._held_until.nbytes
+        slots += 0 if self._regimes is None else self._regimes.nbytes
         pop = (0 if self._pop is None else self._pop.nbytes) + (0 if self._current is None else self._current.nbytes)
         return int(rings + pend + slots + self._campaigns.nbytes + pop + self.population_waiting_bytes)
 
@@ -841,15 +850,17 @@ class ProbingDetector(Detector):
     def _live_nulls(self, ts: np.ndarray, slots: np.ndarray, flags: np.ndarray) -> np.ndarray | None:
         """The null rates of the :data:`_LIVE_SIGNALS` tests the current population sets for each
         arriving query (``null_slack x`` its rate, on a grid of :data:`_LIVE_STEP` above the
-        reference's null; NaN where not above it): see :mod:`.current`."""
+        reference's null; NaN where not above it): see :mod:`.current`; and, last, the regimes begun
+        when it arrived."""
         if self._current is None:
             return None
-        rates = self._current.stamp(ts, self._clients.serial[slots], flags)
+        rates, regime = self._current.stamp_regimes(ts, self._clients.serial[slots], flags)
         ref = self._null_ref[list(_LIVE_SIGNALS)]
         with np.errstate(invalid="ignore", divide="ignore"):
             live = population_null(rates, self.null_slack)
             steps = np.floor(np.log(live / ref) / np.log(_LIVE_STEP))
-            return np.where(steps > 0, np.minimum(live, ref * _LIVE_STEP ** steps), np.nan)
+            nulls = np.where(steps > 0, np.minimum(live, ref * _LIVE_STEP ** steps), np.nan)
+        return np.hstack([nulls, regime[:, None].astype(np.float64)])  # the regime: PRADA's (see :mod:`.regimes`)
 
     def _fresh(self, slot: int) -> None:
         ring = self._rings[slot]
@@ -870,6 +881,8 @@ class ProbingDetector(Detector):
         self._since_q[slot] = 0
         self._evidence[slot] = 0
         self._prada_w[slot] = np.nan
+        if self._regimes is not None:
+            self._regimes.reset(slot)
         self._flagged_q[slot] = 0
         self._flagged_ts[slot] = np.nan
         self._campaign[slot] = -1
@@ -884,6 +897,9 @@ class ProbingDetector(Detector):
             for s, rows in self._pending.take(np.array([slot])):
                 self._process(s, rows, serial)
             self._campaign_step()
+        if self._regimes is not None:
+            for w, _, qn, ts in self._regimes.take(slot, self._current.regime, self._current.regime_starts):  # type: ignore[union-attr]
+                self._prada_apply(slot, w, ts, qn)
         if slot in self._suspicious:
             v = self._verdict(slot)
             self._evicted_verdicts.append(ClientVerdict(**{**v.__dict__, "client": name, "evicted": True}))
@@ -903,12 +919,16 @@ class ProbingDetector(Detector):
         self._clock = max(self._clock, now)
         self._run(self._pending.due(self.flush_rows, now - self.max_delay_s))
         self._campaign_step()
+        self._prada_due()
 
     def flush(self) -> None:
-        """Run the similarity step of every pending query now (tests, checkpoints, shutdown)."""
+        """Run the similarity step of every pending query now (tests, checkpoints, shutdown). PRADA
+        tests held for the population's regime stay held (:mod:`.regimes`): a flush decides nothing
+        that arrivals would decide otherwise."""
         with self._lock:
             self._run(self._pending.waiting())
             self._campaign_step()
+            self._prada_due()
 
     # -- the per-client similarity step ------------------------------------------------------------
     def _process(self, slot: int, rows: Rows, serial: int | None = None) -> None:
@@ -932,7 +952,7 @@ class ProbingDetector(Detector):
         period = float(rows.period[0])
         scale, null, crit = self._stats_for(period)
         crit = self._held_crit(slot, int(self._queries[slot]), m, null, crit)
-        live = self._live_crit(null, rows.live[0])
+        live = self._live_crit(null, rows.live[0, :len(_LIVE_SIGNALS)])
         if live is not None:  # not held: the periods' population takes over within a few periods, and holds
             crit = np.maximum(crit, live)
         ring = self._rings[slot]
@@ -994,8 +1014,13 @@ class ProbingDetector(Detector):
         # query where ``prada_every`` new ones are in (as if queries came one at a time: where a
         # client's queries are cut into groups must not move the test)
         prada_tests: list[tuple[float, int]] = []
+        regime = -1 if self._regimes is None else _regime_of(rows.live[0, -1], int(self._regimes.regime[slot]))
         if self.prada:
-            far_idx = np.flatnonzero((~near) & np.isfinite(nb.dmin))
+            far = (~near) & np.isfinite(nb.dmin)
+            if self._regimes is not None:  # a window within the population's regime (see :mod:`.regimes`)
+                self._regimes.enter(slot, ring, regime)
+                far &= self._regimes.keep(slot, mk)
+            far_idx = np.flatnonzero(far)
             dist = nb.dmin[far_idx].astype(np.float32)
             start = 0
             while start < dist.size:
@@ -1029,9 +1054,14 @@ class ProbingDetector(Detector):
         self._counts[slot] = run[-1]
         self._test(slot, run, np.minimum(f + 1 + np.arange(mk), self.history), ts_k, qn_k, crit)
         for w, i in prada_tests:
-            self._prada_w[slot] = w
-            raised = w < self._prada_cal.delta  # type: ignore[union-attr]
-            self._set(slot, _S_STEALING, raised, self.prada_window, float(ts_k[i]), int(qn_k[i]))
+            if self._regimes is None:
+                self._prada_apply(slot, w, float(ts_k[i]), int(qn_k[i]))
+                continue
+            failed = w < self._prada_cal.delta  # type: ignore[union-attr]
+            cur = self._current
+            for w_, _, qn_, ts_ in self._regimes.result(slot, w, failed, int(qn_k[i]), float(ts_k[i]), regime,
+                                                        cur.regime, cur.regime_starts):  # type: ignore[union-attr]
+                self._prada_apply(slot, w_, ts_, qn_)
         owner = self._clients.serial[slot] if serial is None else serial
         if self._pop is not None:  # a sample of what everybody sends, for the thresholds of later periods
             take = np.flatnonzero(qn_k % self.population_stride == 0)  # by query number: whatever the grouping
@@ -1049,6 +1079,19 @@ class ProbingDetector(Detector):
             self._campaign_rows.append((x[near], xn[near], np.full(int(near.sum()), owner, dtype=np.int64),
                                         ts_k[near], np.full(int(near.sum()), slot, dtype=np.int64),
                                         (flags[near] & _HIT) > 0))
+
+    def _prada_apply(self, slot: int, w: float, ts: float, qn: int) -> None:
+        """A PRADA test's result (W at query ``qn``, time ``ts``) on the ``stealing`` signal."""
+        self._prada_w[slot] = w
+        self._set(slot, _S_STEALING, w < self._prada_cal.delta, self.prada_window, ts, qn)  # type: ignore[union-attr]
+
+    def _prada_due(self) -> None:
+        """Apply the PRADA tests held until no regime began within ``hold_s`` after them (see :mod:`.regimes`)."""
+        if self._regimes is None or not self._regimes.held:
+            return
+        cur = self._current
+        for slot, w, _, qn, ts in self._regimes.due(cur.closed_until, cur.regime, cur.regime_starts):  # type: ignore[union-attr]
+            self._prada_apply(slot, w, ts, qn)
 
     def _population_step(self, period: float) -> None:
         """The sampled queries of ``period`` (and any earlier one left) into the population ring,
@@ -1415,6 +1458,7 @@ class ProbingDetector(Detector):
                 "held_null": self._held_null.copy(), "held_until": self._held_until.copy(),
                 "population": None if self._pop is None else self._pop.state_dict(),
                 "current_rates": None if self._current is None else self._current.state_dict(),
+                "prada_regimes": None if self._regimes is None else self._regimes.state_dict(),
                 **self._population_periods_state(),
             }
 
@@ -1538,6 +1582,8 @@ class ProbingDetector(Detector):
         current = state.get("current_rates")
         if current is not None and self._current is not None:  # a state saved before it: counts start afresh
             self._current.load_state_dict(current)
+        if self._regimes is not None:  # a state saved before regimes: every window of regime 0, as it stood
+            self._regimes.load_state_dict(state.get("prada_regimes") if current is not None else None)
         period = state.get("population_period")
         self._pop_period = None if period is None else float(period)
         end = state.get("population_period_end")
@@ -1558,6 +1604,12 @@ class ProbingDetector(Detector):
             for k, scale, null in zip(np.asarray(stats["period"], dtype=np.float64).tolist(),
                                       np.asarray(stats["scale"], dtype=np.float64).tolist(), nulls):
                 self._pop_stats[float(k)] = (float(scale), null.copy(), self._crit_for(null))
+
+
+def _regime_of(stamp: float, current: int) -> int:
+    """The PRADA regime a query was stamped with on arrival; its client's own where it came without
+    one (waiting in a state saved without the population)."""
+    return int(stamp) if np.isfinite(stamp) else current
 
 
 def _last_in_time_order(parts: list[tuple[np.ndarray, ...]], keep: int) -> tuple[np.ndarray, ...]:

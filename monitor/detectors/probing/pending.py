@@ -35,8 +35,8 @@ class Rows:
     fps: np.ndarray
     #: the population period each query arrived in (see ``ProbingDetector``'s population step)
     period: np.ndarray
-    #: null rates of the tests the current population set (the OOD test's) when each query
-    #: arrived (NaN: the period's; see :mod:`.current`)
+    #: what the current population set when each query arrived (see :mod:`.current`): the null
+    #: rate of the OOD test (NaN: the period's), then the regimes begun (PRADA's, :mod:`.regimes`)
     live: np.ndarray
 
     def __len__(self) -> int:
@@ -48,8 +48,8 @@ class Rows:
 
 
 _FIELDS = ("slot", "ts", "sketch", "norm", "exact", "label", "flags", "fps", "period", "live")
-#: columns of :attr:`Rows.live`
-LIVE_COLUMNS = 1
+#: columns of :attr:`Rows.live`: the OOD test's null, the regime
+LIVE_COLUMNS = 2
 
 
 class PendingQueue:
@@ -184,4 +184,12 @@ class PendingQueue:
                         np.asarray(state["label"], dtype=np.int16), np.asarray(state["flags"], dtype=np.uint8),
                         np.asarray(state["fps"], dtype=np.uint32).reshape(n, self.n_fps),
                         np.asarray(state["period"], dtype=np.float64) if "period" in state else period,
-                        np.asarray(state["live"], dtype=np.float64).reshape(n, LIVE_COLUMNS) if "live" in state else None)
+                        _live_columns(np.asarray(state["live"], dtype=np.float64).reshape(n, -1)) if "live" in state else None)
+
+
+def _live_columns(live: np.ndarray) -> np.ndarray:
+    """Saved ``live`` columns as this version holds them: a state saved before regimes has the null
+    alone, its queries are of regime 0 (the regime such a state loads with)."""
+    if live.shape[1] >= LIVE_COLUMNS:
+        return live[:, :LIVE_COLUMNS]
+    return np.hstack([live, np.zeros((live.shape[0], LIVE_COLUMNS - live.shape[1]))])
