@@ -607,7 +607,7 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
             "mixed 1-in-10 (queries until detection) | split as campaign | population scale at the end |",
             "|---|---|---|---|---|---|---|---|"]
     missed_with_step: list[str] = []
-    left_flagged = 0
+    left_flagged: list[ClientResult] = []
     for name, params in (("default (population step)", {}), ("population_window: 0 (before)", {"population_window": 0})):
         det = make_detector(world, seed, **params)
         ev = evaluate(det, tr, world)
@@ -616,7 +616,7 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
         benign = [r for r in ev.clients.values() if r.kind == "benign"]
         flagged = [r for r in benign if r.flagged]
         if not params:
-            left_flagged = len(flagged)
+            left_flagged = flagged
         sig = sorted({s for r in flagged for s in r.signals})
         attacks = [r for r in ev.clients.values() if r.kind == "attack"]
         hit = [r.queries_to_detection for r in attacks if r.flagged]
@@ -625,9 +625,11 @@ def drift_section(world: World, traffic: Traffic, seed: int = 0, start: float = 
         rows.append(f"| {name} | {len(flagged)}/{len(benign)} | {', '.join(sig) or '-'} | {len(hit)}/{len(attacks)} | "
                     f"{np.median(hit) if hit else float('nan'):.0f} | {_mixed_cell(mixed)} | "
                     f"{sum(r.campaign is not None for r in split)}/{len(split)} accounts | {det.population_scale:.2f} |")
-    rows += ["", ("The benign clients left flagged with the population step are the hardest case (each item resubmitted "
-                  "2-6 times with sensor noise), linked into campaigns in the second half of their streams" if left_flagged
-                  else "No benign client is left flagged with the population step") + "; the step adapts "
+    # which benign clients the step leaves flagged, read off this run (their kind is in the name)
+    left = "; ".join(f"{r.client} at its query {r.queries_to_detection} (signals still raised at the end: "
+                     f"{', '.join(r.signals) or 'none'})" for r in left_flagged)
+    rows += ["", (f"Benign clients flagged with the population step: {left}" if left_flagged
+                  else "No benign client is flagged with the population step") + "; the step adapts "
              "after about one ring of sampled queries (512 x 4 analysed queries) and two periods of max_delay_s (a query "
              "is analysed with the population of two periods before its own, so that replay and live traffic agree), so "
              "a drift already under way when the detector starts is not covered until then."]
