@@ -95,9 +95,8 @@ class SegmentCounts:
 
     def export_overflow(self, out: "MetricWriter") -> None:
         """Add the rows folded into ``other`` since the last export to the counter, when counted here."""
-        n = self.slots.take_overflow() if self.counts_overflow else 0
-        if n:
-            out.inc(names.SEGMENT_OVERFLOW, float(n))
+        if self.counts_overflow and self.slots.carried:  # at 0 before the first overflow: increase() sees it
+            out.inc(names.SEGMENT_OVERFLOW, float(self.slots.take_overflow()))
 
     def totals(self) -> np.ndarray:
         """Window totals, one row per name of :attr:`names` (the learned segments' slots, then the

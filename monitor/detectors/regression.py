@@ -296,10 +296,9 @@ class RegressionDetector(RefreshingDetector):
         if self._outside:
             out.inc(names.LABELS_SKIPPED, float(self._outside), ("outside_window",))
             self._outside = 0
-        if self._segments is not None:
-            overflow = self._segments.slots.take_overflow()
-            if overflow:
-                out.inc(names.SEGMENT_OVERFLOW, float(overflow))
+        if self._segments is not None and self._segments.slots.carried:
+            # at 0 before the first overflow: a counter born at its first increment hides it from increase()
+            out.inc(names.SEGMENT_OVERFLOW, float(self._segments.slots.take_overflow()))
         slot_end = max(self._pred.newest_slot_end, self._labels.newest_slot_end)
         if not self._refresh.due(slot_end):
             return

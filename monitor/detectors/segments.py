@@ -499,9 +499,8 @@ class SegmentDetector(RefreshingDetector):
         return {f: None if g is None else (names_[g[0]], names_[g[1]], g[2], g[3]) for f, g in found.items()}
 
     def export(self, out: "MetricWriter") -> None:
-        overflow = self._slots.take_overflow()
-        if overflow:
-            out.inc(names.SEGMENT_OVERFLOW, float(overflow))
+        if self._slots.carried:  # at 0 before the first overflow: a counter born at it hides it from increase()
+            out.inc(names.SEGMENT_OVERFLOW, float(self._slots.take_overflow()))
         if not self._slots.carried:
             # no row has carried a segment: every figure would repeat the whole model's under
             # segment="unset" (some 30 series for nothing); written once a segment comes
