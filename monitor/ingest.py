@@ -1089,7 +1089,9 @@ ARGUMENT_DROPPED_MESSAGES = {
                     "rename the key in the rows (e.g. output_in for output, review_length for review.length beside the "
                     "text feature review), or, for a generative model's answer sent among the inputs, give it as the "
                     "call's outputs",
-    "embedding": "so its rows have no embedding (the probing detector with space: embedding skips them, counted in "
+    "embedding": "so its rows have no embedding (the embedding drift detector, pca_drift with space: embedding, "
+                 "leaves them out, counted in monitor_drift_rows_unread_total{detector=\"pca_drift_embedding\"}; the "
+                 "probing detector with space: embedding skips them, counted in "
                  "monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: give the embedding as numbers, one row "
                  "of the same length per input row, as long as the other calls' (a list of lists or a 2-D array), or "
                  "one flat list for a one-row call",

@@ -5,14 +5,18 @@ met that the README, the log or the exposition said otherwise, each test failing
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
+from tests.embedding_streams import WIDTH, embeddings
+from tests.sidecar_support import sample
 
 __all__: list[str] = []
 
@@ -50,3 +54,35 @@ def test_the_readme_example_of_since_is_what_the_detector_writes() -> None:
     assert documented, "the README shows no monitor_drift_top_feature with a since label"
     for value in documented:
         time.strptime(value, SINCE_FORMAT)  # ValueError: the README shows a form the agent never writes
+
+
+def test_an_embedding_dropped_at_intake_is_said_to_leave_the_embedding_drift(caplog: Any) -> None:
+    """A call whose embedding cannot be used (another length than the other calls') was said at
+    intake to be skipped by the probing detector only, with its counter, while the embedding drift
+    detector leaves those rows out too and counts them in monitor_drift_rows_unread_total (its own
+    line is said once, here used up by an earlier NaN): a user running embedding drift without
+    probing read that nothing of theirs lost the rows."""
+    rng = np.random.default_rng(4)
+    ref = Reference.from_arrays(rng.normal(size=(2000, 2)), numeric_names=["a", "b"], embedding=embeddings(rng, 2000))
+    cfg = {"output": {"kind": "none"}, "detectors": [{"kind": "pca_drift", "space": "embedding"}]}  # no probing
+    mon = Monitor("emb", config=cfg, reference=ref, registry=CollectorRegistry(auto_describe=False),
+                  clock=lambda: NOW, start_worker=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            first = embeddings(rng, 20)
+            first[0, 0] = np.nan  # the detector's own line (said once) goes to this one
+            mon.observe(rng.normal(size=(20, 2)), None, embedding=first)
+            mon.flush()
+            mon.observe(rng.normal(size=(30, 2)), None, embedding=embeddings(rng, 30))
+            mon.observe(rng.normal(size=(10, 2)), None, embedding=embeddings(rng, 10)[:, : WIDTH // 2])
+            mon.flush()
+            text = mon.metrics_text()
+    finally:
+        mon.close()
+    unread = sample(text, "monitor_drift_rows_unread_total", model="emb", detector="pca_drift_embedding")
+    assert unread == 11.0  # the NaN row and the 10 rows of the shorter embedding
+    assert sample(text, "monitor_row_arguments_dropped_total", model="emb", argument="embedding") == 10.0
+    intake = [r.getMessage() for r in caplog.records if "monitor_row_arguments_dropped_total" in r.getMessage()
+              and "embedding" in r.getMessage()]
+    assert len(intake) == 1, intake
+    assert "monitor_drift_rows_unread_total" in intake[0] and "pca_drift" in intake[0], intake[0]

@@ -71,7 +71,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "Rows processed without a request_id, segment or client that their call gave as a per-row list of another "
                "length than its rows, or without an embedding that could not be read as numbers, one row per input row, as "
                "long as the other calls', by argument (the log says the fix once): feedback for them cannot join, they "
-               "count as segment unset, or as the anonymous client, or the probing detector in embedding space skips them; "
+               "count as segment unset, or as the anonymous client, or the embedding drift detector (pca_drift_embedding, "
+               "monitor_drift_rows_unread_total) and the probing detector in embedding space leave them out; "
                "reserved_key: rows carrying a key named as a derived feature's column (output, output.length... of an "
                "output.kind: text model's answers; review.length beside the text feature review), whose value is not "
                "monitored as an input.",
