@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
@@ -86,3 +87,26 @@ def test_an_embedding_dropped_at_intake_is_said_to_leave_the_embedding_drift(cap
               and "embedding" in r.getMessage()]
     assert len(intake) == 1, intake
     assert "monitor_drift_rows_unread_total" in intake[0] and "pca_drift" in intake[0], intake[0]
+
+
+def test_a_feature_constant_in_the_reference_scores_zero_not_negative_zero() -> None:
+    """No score test applies to a feature constant in the reference: its ratio was -0 / inf, and
+    monitor_drift_feature_score_ratio exported -0.0 beside the other features' figures."""
+    rng = np.random.default_rng(5)
+
+    def rows(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"k": np.full(n, 3.0), "x": rng.normal(size=n)})
+
+    mon = Monitor("k", config={"output": {"kind": "none"}, "detectors": [{"kind": "input_drift"}]},
+                  reference=Reference.from_arrays(rows(2000)), registry=CollectorRegistry(auto_describe=False),
+                  clock=lambda: NOW, start_worker=False)
+    try:
+        for _ in range(20):
+            mon.observe(rows(100), None)
+        mon.flush()
+        text = mon.metrics_text()
+    finally:
+        mon.close()
+    line = [ln for ln in text.splitlines()
+            if ln.startswith("monitor_drift_feature_score_ratio{") and 'feature="k"' in ln]
+    assert len(line) == 1 and line[0].split()[-1] == "0.0", line

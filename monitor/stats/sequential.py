@@ -612,7 +612,9 @@ class BinnedSequentialTest:
         out = np.where(self._valid, dev, 0.0).max(axis=1)
         if self._score_active is not None and self.score_tests > 0:
             out = np.maximum(out, self._score_ratio(raw, si)[0])
-        return out
+        # + 0.0 turns -0.0 into 0.0: a channel without score tests (a feature constant in the
+        # reference) has a ratio of -0 / inf there, exported as "-0.0" beside every other feature's 0
+        return out + 0.0
 
     def _strength(self, win: np.ndarray, si: int) -> np.ndarray:
         """Standardised chi-squared of each channel's window bins against the reference, with the
