@@ -25,7 +25,7 @@ from monitor.config import AgentConfig, MonitorConfig, RulesConfig, load_config,
 from monitor.events import FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, say_unreadable_timestamp
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
-from monitor.reference_view import input_schema
+from monitor.reference_view import input_schema, read_feature_names
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -396,7 +396,7 @@ class Monitor:
         self.pipeline: Pipeline = Pipeline(
             self.store,
             BatchBuilder(self.input_schema, cfg.output, classes=self._class_index(),
-                         reference_names=() if self.reference is None else self.reference.feature_names,
+                         reference_names=() if self.reference is None else read_feature_names(self.reference, self.input_schema),
                          reference_categorical=() if self.reference is None else tuple(self.reference.categorical_names),
                          reference_text=() if self.reference is None else self.reference.text_names,
                          vocabularies=None if self.reference is None else self.reference.vocabularies,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from monitor.schema import OutputSpec
     from monitor.reference import Reference
 
-__all__ = ["InvalidReferenceScores", "detector_reference", "input_schema", "positional_names"]
+__all__ = ["InvalidReferenceScores", "detector_reference", "input_schema", "positional_names", "read_feature_names"]
 
 log = logging.getLogger("monitor")
 
@@ -91,26 +91,44 @@ def positional_names(reference: "Reference | None", schema: Any) -> "Reference |
     ``unnamed_as``)."""
     if reference is not None and reference.tensor_names and schema.tensor_names:
         return _tensor_named(reference, schema.tensor_names[0])
-    if reference is None or not schema.features or tuple(reference.categorical_names) or reference.vocabularies:
-        return reference
-    num = tuple(reference.numeric_names)
-    names = tuple(schema.numeric_names)
-    if not num or num != tuple(f"f{i}" for i in range(len(num))) or names == num:
-        return reference
-    if len(names) != len(num) or len(schema.features) != len(num):
-        return reference
-    from monitor.reference import _profile_is_source
-
-    if _profile_is_source(reference):
+    names = _positional(reference, schema)
+    if reference is None or names is None:
         return reference
     import dataclasses
 
     basis = reference.pca_basis
     if basis is not None:  # aligned to the columns' order at construction: renamed in place
         basis = dataclasses.replace(basis, names=names)
-    log.info("the reference's unnamed columns %s are read as the config's features %s, in order", ", ".join(num),
-             ", ".join(names))
+    log.info("the reference's unnamed columns %s are read as the config's features %s, in order",
+             ", ".join(reference.numeric_names), ", ".join(names))
     return dataclasses.replace(reference, numeric_names=names, profile=None, pca_basis=basis)
+
+
+def read_feature_names(reference: "Reference", schema: Any) -> tuple[str, ...]:
+    """The reference's features under the names the detectors read them by: the configured
+    features' where :func:`positional_names` names its unnamed columns after them, else its own.
+    Why: the intake compared the configured features with the reference's own ``f0, f1, ...`` and
+    said that they shared no name and that input drift would compare nothing, while the detectors,
+    built on the renamed reference, watched every feature."""
+    names = None if reference.tensor_names else _positional(reference, schema)
+    return reference.feature_names if names is None else names
+
+
+def _positional(reference: "Reference | None", schema: Any) -> tuple[str, ...] | None:
+    """The configured features' names for the reference's unnamed numeric columns (see
+    :func:`positional_names`), None when they are not read so."""
+    if reference is None or schema is None or not schema.features or tuple(reference.categorical_names) \
+            or reference.vocabularies:
+        return None
+    num = tuple(reference.numeric_names)
+    names = tuple(schema.numeric_names)
+    if not num or num != tuple(f"f{i}" for i in range(len(num))) or names == num:
+        return None
+    if len(names) != len(num) or len(schema.features) != len(num):
+        return None
+    from monitor.reference import _profile_is_source
+
+    return None if _profile_is_source(reference) else names
 
 
 def _tensor_named(reference: "Reference", name: str) -> "Reference":

@@ -110,3 +110,31 @@ def test_a_feature_constant_in_the_reference_scores_zero_not_negative_zero() -> 
     line = [ln for ln in text.splitlines()
             if ln.startswith("monitor_drift_feature_score_ratio{") and 'feature="k"' in ln]
     assert len(line) == 1 and line[0].split()[-1] == "0.0", line
+
+
+def test_unnamed_reference_columns_read_as_the_configured_features_are_not_said_to_share_no_name(caplog: Any) -> None:
+    """The README: an array given without numeric_names= has columns f0, f1, ..., read in order
+    as the configured features when they are as many. The detectors were built so (a change of
+    column 1 named b), but the intake compared the config's a, b, c with f0, f1, f2 and warned
+    that they share no name and that input drift and data quality compare nothing. Columns that
+    are not as many as the features are still said."""
+    rng = np.random.default_rng(6)
+    cfg = {"features": ["a", "b", "c"], "output": {"kind": "none"}}  # the defaults: a listed input_drift is refused
+    for columns, said in ((3, False), (4, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon = Monitor("pos", config=cfg, reference=Reference.from_arrays(rng.normal(size=(1000, columns))),
+                          registry=CollectorRegistry(auto_describe=False), clock=lambda: NOW, start_worker=False)
+        try:
+            warned = [r.getMessage() for r in caplog.records if "share no name" in r.getMessage()]
+            assert bool(warned) is said, (columns, warned)
+            if columns == 3:
+                for b in range(40):
+                    x = rng.normal(size=(50, 3))
+                    x[:, 1] += 2.0 if b >= 20 else 0.0
+                    mon.observe(x, None)
+                mon.flush()
+                named = re.findall(r'monitor_drift_top_feature\{[^}]*feature="([^"]+)"', mon.metrics_text())
+                assert named[:1] == ["b"], named
+        finally:
+            mon.close()
