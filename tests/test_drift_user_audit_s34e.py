@@ -138,3 +138,27 @@ def test_unnamed_reference_columns_read_as_the_configured_features_are_not_said_
                 assert named[:1] == ["b"], named
         finally:
             mon.close()
+
+
+def test_reference_build_says_when_the_profile_has_no_pca(tmp_path: Path) -> None:
+    """The README: below 23 reference rows (20 with --pca-fit) pca_drift is off, the start log and
+    `monitor reference show` saying why. `monitor reference build` itself said nothing, even with
+    --pca-fit given: the profile was written without a PCA and the training rows went unused."""
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    rng = np.random.default_rng(7)
+    for name, rows in (("small.csv", 15), ("train.csv", 500), ("ok.csv", 40)):
+        pd.DataFrame(rng.normal(size=(rows, 3)), columns=["a", "b", "c"]).to_csv(tmp_path / name, index=False)
+    runner = CliRunner()
+    said = {}
+    for label, args in (("small", ["small.csv"]), ("small, pca_fit", ["small.csv", "--pca-fit", "train.csv"]),
+                        ("ok", ["ok.csv"])):
+        res = runner.invoke(main, ["reference", "build", *[str(tmp_path / a) if a.endswith(".csv") else a for a in args],
+                                   "-o", str(tmp_path / "p.npz"), "--quiet"])
+        assert res.exit_code == 0, res.output
+        said[label] = [ln for ln in res.output.splitlines() if "pca_drift is off" in ln]
+    assert len(said["small"]) == 1 and "at least 23 reference rows" in said["small"][0], said
+    assert len(said["small, pca_fit"]) == 1 and "at least 20 reference rows" in said["small, pca_fit"][0], said
+    assert said["ok"] == [], said

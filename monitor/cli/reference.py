@@ -113,6 +113,11 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
                + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else "")
                + (f" fitted on {prof.meta['pca_fit_rows']} rows of {pca_fit.name}"
                   if prof.pca and pca_fit is not None and "pca_fit_rows" in prof.meta else ""))
+    if prof.pca is None and len(prof.numeric) >= 2:  # the start log and `show` say it too; --pca-fit went unused
+        from monitor.profile import pca_absent_reason
+
+        click.echo(f"warning: no PCA in the profile, so pca_drift is off: {pca_absent_reason(prof, pca_fit is not None)}",
+                   err=True)
     problem = _label_problem(prof)
     if problem:
         click.echo(f"warning: {problem}", err=True)
