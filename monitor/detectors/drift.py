@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -76,25 +77,37 @@ class RecentValues:
     """The live values of a categorical feature that have no bin of their own (its "other" bin,
     the hash buckets of its rare categories, the unseen bin), the most frequent of the recent
     rows: what names the value behind a change of such a bin ("'other (5 of 8)' 12% -> 29%, most
-    often 'acme-17'"), where the bin alone told on-call nothing to act on.
+    often 'acme-17' (20% of the last 300 rows)"), where the bin alone told on-call nothing to act on.
 
     Bounded: at most :attr:`CAPACITY` values (a new one takes the place of the lightest when it
     is heavier), :attr:`PER_BATCH` candidates a batch (its most frequent: a value seen once in a
-    batch of ids is no news), counts halved every :attr:`HALF_LIFE_ROWS` rows. Not checkpointed:
-    after a restart the explanation names no value until traffic has come again.
+    batch of ids is no news), counts halved every :attr:`HALF_LIFE_ROWS` rows. The value's share is
+    counted over the last rows of the alarm's window, from the candidates' counts in the last
+    chunks of :attr:`CHUNK_ROWS` rows (at most :attr:`BATCHES_KEPT` chunks, :attr:`ROWS_KEPT`
+    rows): read from the decayed counts, a value grown to a fifth of the rows read 2% of them at
+    an alarm 100 rows after the onset (the rows before it, thousands in the half-life, diluted
+    it). Not checkpointed: after a restart the explanation names no value until traffic has come
+    again.
     """
 
     CAPACITY = 32
     PER_BATCH = 8
     HALF_LIFE_ROWS = 2_000.0
+    BATCHES_KEPT = 1_000  # chunks
+    ROWS_KEPT = 5_000
+    CHUNK_ROWS = 100  # a large batch is kept in chunks of this many rows
 
-    __slots__ = ("counts", "rows")
+    __slots__ = ("counts", "rows", "batches")
 
     def __init__(self) -> None:
         self.counts: dict[str, list[float]] = {}  # value -> [bin, weight]
         self.rows = 0.0  # the rows seen, weighed as the counts are
+        self.batches: deque[tuple[int, dict[str, int]]] = deque()  # newest last: (rows, candidate -> count)
 
-    def add(self, values: list[str], bins: list[int], counts: list[int], rows: int) -> None:
+    def add(self, values: list[str], bins: list[int], counts: list[int], rows: int,
+            chunks: list[tuple[int, dict[str, int]]] | None = None) -> None:
+        """Count a batch of ``rows`` rows whose candidate ``values`` (of ``bins``) came ``counts``
+        times, in ``chunks`` of its rows in order (rows, value -> count; the batch as one without)."""
         kept = self.counts
         decay = 0.5 ** (rows / self.HALF_LIFE_ROWS)
         self.rows = self.rows * decay + rows
@@ -111,14 +124,27 @@ class RecentValues:
                     continue
                 del kept[lightest]
             kept[value] = [b, float(c)]
+        self.batches.extend(chunks if chunks is not None else [(int(rows), dict(zip(values, (int(c) for c in counts))))])
+        covered = sum(r for r, _ in self.batches)
+        while len(self.batches) > self.BATCHES_KEPT or covered - self.batches[0][0] >= self.ROWS_KEPT:
+            covered -= self.batches.popleft()[0]
 
-    def most_often(self, b: int) -> tuple[str, float] | None:
-        """The heaviest recent value of bin ``b`` and its share of the recent rows, if any."""
+    def most_often(self, b: int, rows: float = 0.0) -> tuple[str, float, int] | None:
+        """The heaviest recent value of bin ``b``, its share of the last ``rows`` rows (whole
+        batches, newest first, until they hold ``rows``; all kept when 0) and those rows, if any."""
         best, weight = None, 0.0
         for value, (vb, w) in self.counts.items():
             if vb == b and w > weight:
                 best, weight = value, w
-        return None if best is None or self.rows <= 0 else (best, weight / self.rows)
+        if best is None or self.rows <= 0:
+            return None
+        seen = covered = 0
+        for n, values in reversed(self.batches):
+            if rows and covered >= rows:
+                break
+            covered += n
+            seen += values.get(best, 0)
+        return (best, seen / covered, covered) if covered else None
 
 
 @dataclass
@@ -153,13 +179,15 @@ class Channel:
     #: categorical: the recent live values without a bin of their own (live state, not reference)
     recent: RecentValues | None = field(default=None, compare=False, repr=False)
 
-    def most_often(self, b: int) -> str:
-        """", most often 'value'" for a categorical bin that holds values of no bin of their own."""
-        found = None if self.recent is None or b < len(self.categories) else self.recent.most_often(b)
+    def most_often(self, b: int, rows: float = 0.0) -> str:
+        """", most often 'value' (its share of the last ``rows`` rows)" for a categorical bin that
+        holds values of no bin of their own."""
+        found = None if self.recent is None or b < len(self.categories) else self.recent.most_often(b, rows)
         if found is None:
             return ""
-        value, share = found
-        return f", most often '{value[:40]}{'...' if len(value) > 40 else ''}' ({share * 100:.0f}% of recent rows)"
+        value, share, covered = found
+        return (f", most often '{value[:40]}{'...' if len(value) > 40 else ''}' ({share * 100:.0f}% of the last "
+                f"{covered:,} rows)")
 
     @property
     def n_bins(self) -> int:
@@ -283,7 +311,21 @@ class Channel:
             cand = cand[np.argpartition(-per[cand], keep - 1)[:keep]]
         if self.recent is None:
             self.recent = RecentValues()
-        self.recent.add(vals[cand].tolist(), mapped[cand].tolist(), per[cand].tolist(), int(inv.size))
+        # the candidates' counts per chunk of rows, in order: a value's share of the last rows
+        # explained is read from them (a drain of thousands of rows holds the onset and the rows before)
+        flat = inv.ravel()
+        step = RecentValues.CHUNK_ROWS
+        n_chunks = -(-flat.size // step)
+        slot = np.full(vals.size, -1, dtype=np.int64)
+        slot[cand] = np.arange(cand.size)
+        at = slot[flat]
+        sel = at >= 0
+        grid = np.bincount(np.flatnonzero(sel) // step * cand.size + at[sel],
+                           minlength=n_chunks * cand.size).reshape(n_chunks, cand.size)
+        names = vals[cand].tolist()
+        chunks = [(min(step, flat.size - i * step), {names[j]: int(row[j]) for j in np.flatnonzero(row).tolist()})
+                  for i, row in enumerate(grid)]
+        self.recent.add(names, mapped[cand].tolist(), per[cand].tolist(), int(inv.size), chunks)
 
 
 class FeatureBinner:
@@ -493,8 +535,8 @@ def describe_change(ch: Channel, counts: np.ndarray, moments: np.ndarray | None)
         return f"missing {p[mb] * 100:.0f}% -> {q[mb] * 100:.0f}%"
     if ch.kind == "categorical":
         if top == ch.unseen_bin:
-            return f"unseen categories {q[top] * 100:.0f}%{ch.most_often(top)}"
-        return f"'{ch.bin_label(top)}' {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%{ch.most_often(top)}"
+            return f"unseen categories {q[top] * 100:.0f}%{ch.most_often(top, n)}"
+        return f"'{ch.bin_label(top)}' {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%{ch.most_often(top, n)}"
     if moments is None or moments[0] < 2:
         return f"bin {ch.bin_label(top)} {p[top] * 100:.0f}% -> {q[top] * 100:.0f}%"
     m = moments[1] / moments[0]
