@@ -148,7 +148,7 @@ class Reference:
     @classmethod
     def from_arrays(
         cls,
-        numeric: "np.ndarray",
+        numeric: "np.ndarray | None" = None,
         *,
         numeric_names: "tuple[str, ...] | list[str] | None" = None,
         categorical: "np.ndarray | None" = None,
@@ -191,7 +191,9 @@ class Reference:
         a DataFrame's columns named by ``text_names``. A DataFrame's object columns that hold
         free text (mostly unique values of several words, or long ones) are found without being
         named, and said once; ``text_names=[]`` finds none, and a column named in
-        ``categorical_names`` stays categorical.
+        ``categorical_names`` stays categorical. Without ``numeric`` (a model of text alone, an
+        LLM's prompts: ``from_arrays(text=prompts, text_names=["prompt"])``) the reference has
+        no numeric features, its rows those of ``text`` (or of ``categorical``).
 
         Images, audio, sequences: ``numeric`` of 3 or more dimensions (``(n, c, h, w)``; a
         PyTorch or TensorFlow tensor is read as numpy) is ``n`` rows of one tensor feature,
@@ -205,6 +207,8 @@ class Reference:
 
         from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe
 
+        if numeric is None:
+            numeric = np.empty((_rows_without_numeric(text, categorical), 0))
         numeric = as_numpy(numeric)
         if isinstance(numeric, np.ndarray) and numeric.ndim >= 3:
             return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, channel_axis, scores=scores,
@@ -282,6 +286,18 @@ class Reference:
         # the PCA reads every descriptor (Reference.pca_names), the channels' too, its directions too
         basis = None if fit is None else _pca_basis(np.asarray(fit), columns)
         return dataclasses.replace(ref, tensor_names=(name,), pca_basis=basis)
+
+
+def _rows_without_numeric(text: Any, categorical: Any) -> int:
+    """The rows of a reference given no ``numeric``: those of its text, else of its categorical
+    features, or ``ValueError`` naming the fix when neither is given."""
+    given = text if text is not None else categorical
+    if given is None:
+        raise ValueError("Reference.from_arrays needs the reference rows: numeric=... (rows, numeric features), or "
+                         "text=... with text_names=... (a model of text alone), or categorical=... with "
+                         "categorical_names=...")
+    shape = getattr(given, "shape", None)
+    return int(shape[0]) if shape else len(given)
 
 
 def _tensor_reference(rows: "np.ndarray", names: Any, channel_axis: int | None, channels: int | None,
