@@ -426,6 +426,10 @@ class BatchBuilder:
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
         if self._no_outputs:
             return _unread(n_rows)
+        if outputs is None:
+            # predict that returns nothing (its last line without return, a JSON "outputs": null):
+            # read as one NaN output, it was "20 input rows but 1 outputs" (one row: a NaN output)
+            raise RowError("non_numeric_output" if self._answers else "rows_mismatch", _NO_OUTPUTS.format(n_rows))
         if self._answers:
             return _answers(outputs, n_rows)
         kind = self.output.kind
@@ -799,6 +803,10 @@ def _number_of_time(name: str, v: Any) -> float:
     if seconds is None:
         raise RowError("wrong_type", f"feature {name!r} must be numeric, got {short_repr(v)}")
     return seconds
+
+
+_NO_OUTPUTS = ("outputs are None for {} input row(s): the model (or the outputs= extractor) returned nothing, or "
+               "the event's outputs were null; return the model's outputs (one per input row)")
 
 
 def _answers(outputs: Any, n_rows: int) -> np.ndarray:

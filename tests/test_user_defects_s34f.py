@@ -3,12 +3,18 @@ its fix."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
+from tests.sidecar_support import http, start_sidecar, total
+from tests.test_proxy import IRIS
 
 __all__: list[str] = []
 
@@ -43,3 +49,49 @@ def test_a_reference_of_text_alone_needs_no_numeric_array() -> None:
 def test_a_reference_of_nothing_says_which_arguments_give_its_rows() -> None:
     with pytest.raises(ValueError, match=r"numeric=.*text=.*text_names="):
         Reference.from_arrays()
+
+
+def _refusal_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "refused (rows_mismatch)" in r.getMessage()]
+
+
+def test_a_predict_returning_none_is_said_to_return_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """A decorated predict returning None (its outputs never returned) was said to give "20 input
+    rows but 1 outputs" (None read as one NaN output; for a one-row call a NaN output, counted as
+    nan_output). It is now said to be None with the fix, counted under rows_mismatch either way,
+    and predict's own answer is unchanged."""
+    rng = np.random.default_rng(6)
+    ref = Reference.from_arrays(rng.normal(size=(500, 3)), numeric_names=["a", "b", "c"])
+    mon = Monitor(model="none_out", reference=ref, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        @mon.watch
+        def predict(x: np.ndarray) -> None:
+            return None
+
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            assert predict(rng.normal(size=(20, 3))) is None and predict(rng.normal(size=(1, 3))) is None
+            mon.observe(rng.normal(size=(5, 3)), None)
+            mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "rows_mismatch"}) == 26
+        assert not mon.store.value("monitor_rows_rejected", {"reason": "nan_output"})
+        (line,) = _refusal_lines(caplog)
+        assert "outputs are None for 20 input row(s)" in line and "return the model's outputs" in line, line
+        assert "1 outputs" not in line, line
+    finally:
+        mon.close()
+
+
+def test_a_json_null_output_is_said_to_be_null(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same over HTTP: an event of 20 rows with ``"outputs": null`` (accepted, then counted
+    in the worker) was said to give 1 output."""
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            body = json.dumps({"inputs": [[5.1, 3.5, 1.4, 0.2]] * 20, "outputs": None})
+            assert http("POST", s.url + "/v1/events", body, {"Content-Type": "application/json"}).status == 202
+            s.flush()
+        assert total(s.metrics(), "monitor_rows_rejected_total", reason="rows_mismatch") == 20
+        (line,) = _refusal_lines(caplog)
+        assert "outputs were null" in line and "1 outputs" not in line, line
+    finally:
+        s.close()
