@@ -33,7 +33,12 @@ METRICS: tuple[MetricSpec, ...] = (
                "Configured expected run time: mean events between false alarms the thresholds were calibrated for.",
                labels=("detector",), concern=_D, max_series=20),
     MetricSpec("monitor_drift_top_feature", GAUGE,
-               "Features driving the current drift alarm, ranked (rank 1 = strongest), with what changed; value = score ratio.",
+               "Features driving the current drift alarm (top_k), with what changed. rank orders them by how much each "
+               "feature's whole distribution moved in the alarm window (standardised chi-squared of its bins against the "
+               "reference), not by the value, and is kept once that window lies wholly after the onset; value = the "
+               "feature's score ratio at the latest flagged test (its largest deviation relative to the threshold, >= 1 "
+               "beyond it), so rank 1 may show a lower value than rank 2. alibi_drift: ranked by per-feature KS p-value, "
+               "value -log10(p).",
                labels=("detector", "rank", "feature", "change", "since"), concern=_D, max_series=100),
     MetricSpec("monitor_drift_feature_score_ratio", GAUGE,
                "Per-feature deviation at the latest sequential test relative to its alarm threshold (>= 1 is beyond it).",

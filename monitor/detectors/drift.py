@@ -18,7 +18,10 @@ Two views of the same binned stream:
   features significant after correction at ``alpha`` *and* with a Jensen-Shannon distance of at
   least ``min_js``: large windows never turn trivial differences into drift.
 
-On an alarm the flagged features are ranked by how far beyond their threshold they are, and each
+On an alarm the flagged features are ranked by how much their whole distribution moved in the
+alarm window (standardised chi-squared of its bins against the reference, or the score tests'
+ratio when larger: ``SequentialResult.strength``), not by how far beyond its threshold each is
+(the exported value, so that rank 1 may show a lower value than rank 2), and each
 gets a plain description of what changed, computed from the alarm window's moments: ``scaled x10``,
 ``shifted +1.5 sd``, ``stuck at 3``, ``missing 35%``, ``unseen categories 12%``... exported as
 ``monitor_drift_top_feature{rank, feature, change, since}`` (top ``top_k`` only).
