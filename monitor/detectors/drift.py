@@ -100,20 +100,19 @@ class RecentValues:
     ROWS_KEPT = 5_000
     CHUNK_ROWS = 100  # a large batch is kept in chunks of this many rows
 
-    __slots__ = ("counts", "rows", "batches")
+    __slots__ = ("counts", "batches", "kept_rows")
 
     def __init__(self) -> None:
         self.counts: dict[str, list[float]] = {}  # value -> [bin, weight]
-        self.rows = 0.0  # the rows seen, weighed as the counts are
         self.batches: deque[tuple[int, dict[str, int]]] = deque()  # newest last: (rows, candidate -> count)
+        self.kept_rows = 0  # the rows of self.batches
 
     def add(self, values: list[str], bins: list[int], counts: list[int], rows: int,
-            chunks: list[tuple[int, dict[str, int]]] | None = None) -> None:
+            chunks: list[tuple[int, dict[str, int]]]) -> None:
         """Count a batch of ``rows`` rows whose candidate ``values`` (of ``bins``) came ``counts``
-        times, in ``chunks`` of its rows in order (rows, value -> count; the batch as one without)."""
+        times, in ``chunks`` of its rows in order (rows, value -> count)."""
         kept = self.counts
         decay = 0.5 ** (rows / self.HALF_LIFE_ROWS)
-        self.rows = self.rows * decay + rows
         for entry in kept.values():
             entry[1] *= decay
         for value, b, c in zip(values, bins, counts):
@@ -127,10 +126,10 @@ class RecentValues:
                     continue
                 del kept[lightest]
             kept[value] = [b, float(c)]
-        self.batches.extend(chunks if chunks is not None else [(int(rows), dict(zip(values, (int(c) for c in counts))))])
-        covered = sum(r for r, _ in self.batches)
-        while len(self.batches) > self.BATCHES_KEPT or covered - self.batches[0][0] >= self.ROWS_KEPT:
-            covered -= self.batches.popleft()[0]
+        self.batches.extend(chunks)
+        self.kept_rows += rows  # the chunks hold the batch's rows
+        while len(self.batches) > self.BATCHES_KEPT or self.kept_rows - self.batches[0][0] >= self.ROWS_KEPT:
+            self.kept_rows -= self.batches.popleft()[0]
 
     def most_often(self, b: int, rows: float = 0.0) -> tuple[str, float, int] | None:
         """The heaviest recent value of bin ``b``, its share of the last ``rows`` rows (whole
@@ -139,7 +138,7 @@ class RecentValues:
         for value, (vb, w) in self.counts.items():
             if vb == b and w > weight:
                 best, weight = value, w
-        if best is None or self.rows <= 0:
+        if best is None:
             return None
         seen = covered = 0
         for n, values in reversed(self.batches):
