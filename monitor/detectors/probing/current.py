@@ -221,8 +221,10 @@ class CurrentRates:
             return out, False
         counts = np.concatenate([c[2] for c in self._closed])
         recent = np.concatenate([np.full(c[1].shape[0], c[0] >= cut) for c in self._closed])
-        _, rs = _per_owner(np.concatenate([c[1] for c in self._closed]), counts * recent[:, None])
-        _, es = _per_owner(np.concatenate([c[1] for c in self._closed]), counts * ~recent[:, None])
+        # the recent and earlier sums in one grouping of the owners (one sort, not two)
+        _, both = _per_owner(np.concatenate([c[1] for c in self._closed]),
+                             np.hstack([counts * recent[:, None], counts * ~recent[:, None]]))
+        rs, es = both[:, :counts.shape[1]], both[:, counts.shape[1]:]
         ok = (rs[:, 0] >= MIN_OWNER_ROWS) & (es[:, 0] >= MIN_OWNER_ROWS)
         if int(ok.sum()) < MIN_OWNERS or not self.bits:
             return out, False
