@@ -112,7 +112,8 @@ def test_input_drift_text_lists_its_own_replicas_features(tmp_path: Path) -> Non
                 "exp_annotations": {
                     "summary": f"Input drift on model r: feature `{features[0][0]}` shifted since t0",
                     "description": "The input distribution left the reference (sequential test, calibrated false-alarm "
-                                   f"rate). Features driving it, strongest first:{listed}  See "
+                                   f"rate). Features driving it, by how far each one's distribution moved (value: its "
+                                   f"score at the latest test, x threshold):{listed}  See "
                                    "monitor_drift_feature_effect for effect sizes per feature.",
                     "runbook_url": _URL + "modelinputdrift"}}
 
