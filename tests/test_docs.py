@@ -69,3 +69,50 @@ def test_readme_links_within_the_page_reach_a_heading():
     targets = set(re.findall(r"\]\(#([^)]+)\)", text))
     assert targets, "the README's contents list links its sections"
     assert not sorted(targets - slugs), f"README links to anchors no heading has: {sorted(targets - slugs)}"
+
+
+def test_readme_config_check_errors_are_what_the_check_prints(tmp_path):
+    """The README's `monitor config check` block: each line is what the command prints (after
+    `FAILED:`, exit code 1) for a monitor.yaml holding that one mistake."""
+    import subprocess
+    import sys
+
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("```\nFAILED: monitor.yaml:") + 4:]
+    lines = block[:block.index("```")].strip().splitlines()
+    mistakes = {  # the config under each README line, keyed by the line's key
+        "queue.capacity": "model: iris\nqueue: {capacity: -5}\n",
+        "detectors[1].windw_s": "model: iris\ndetectors: [confidence, {kind: calibration, windw_s: 60}]\n",
+        "detectors[1].gap_level": "model: iris\ndetectors: [confidence, {kind: segments, gap_level: 2}]\n",
+    }
+    assert len(lines) == len(mistakes), lines
+    for line in lines:
+        key = next(k for k in mistakes if f" {k}: " in line)
+        (tmp_path / "monitor.yaml").write_text(mistakes[key])
+        run = subprocess.run([sys.executable, "-m", "monitor", "config", "check", "monitor.yaml"],
+                             cwd=tmp_path, capture_output=True, text=True)
+        assert run.returncode == 1, run
+        assert run.stderr.strip() == line, (run.stderr, line)
+
+
+def test_readme_replay_example_prints_what_the_readme_shows():
+    """The README's `monitor replay` block, run as written from the checkout's root: its summary
+    lines and its first transition (the fields shown) are what the command prints."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("```sh\n  monitor replay ") + 6:]
+    lines = [line.strip() for line in block[:block.index("```")].strip().splitlines()]
+    command, shown = shlex.split(lines[0]), [line[2:] for line in lines[1:]]
+    assert command[0] == "monitor"
+    run = subprocess.run([sys.executable, "-m", "monitor", *command[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    first = json.loads(run.stdout.splitlines()[0])
+    readme_first = json.loads(shown[0].replace(", ...}", "}"))
+    assert {k: first[k] for k in readme_first} == readme_first
+    printed = [line.strip() for line in (run.stdout + run.stderr).splitlines()]
+    for line in shown[1:]:
+        assert line.strip() in printed, (line, printed)
