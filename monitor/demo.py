@@ -37,7 +37,7 @@ PHASES = ("normal", "drift", "attack")
 class DemoSettings:
     duration_s: float = 60.0
     speed: float = 30.0
-    rate: float = 150.0  # calls per wall-clock second
+    rate: float = 150.0  # well-behaved calls per wall-clock second (the attack phase adds its own)
     port: int | None = 9108
     seed: int = 0
     refresh_s: float = 2.0

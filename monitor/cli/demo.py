@@ -15,7 +15,9 @@ _POSITIVE = click.FloatRange(0.0, min_open=True)
 @click.command()
 @click.option("--duration", type=_POSITIVE, default=60.0, show_default=True, help="Wall-clock seconds to run.")
 @click.option("--speed", type=_POSITIVE, default=30.0, show_default=True, help="Event seconds per wall second.")
-@click.option("--rate", type=_POSITIVE, default=150.0, show_default=True, help="Calls per wall-clock second.")
+@click.option("--rate", type=_POSITIVE, default=150.0, show_default=True,
+              help="Calls of the well-behaved clients per wall-clock second (the attack phase adds the "
+                   "attackers' calls: up to 2.5 times as many in all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=9108, show_default=True,
               help="Serve /metrics here (0: do not serve).")
 @click.option("--alertmanager", multiple=True, help="Also send alerts to this Alertmanager URL.")
