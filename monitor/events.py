@@ -188,9 +188,11 @@ class ParsedEvent:
     #: A feedback event's labels were sent as ``labels`` (a list), not as one ``label``: how a
     #: refusal names the field (``labels[3]`` or ``label``).
     many_labels: bool = True
-    #: A prediction event sent without ``outputs``: accepted for a model of ``output.kind: none``
-    #: only, which :func:`check_for_model` tells once the model is known.
+    #: A prediction event sent without ``outputs``, or with ``"outputs": null``: accepted for a
+    #: model of ``output.kind: none`` only, which :func:`check_for_model` tells once the model is known.
     outputs_missing: bool = False
+    #: ``outputs`` was sent, as null (a predict that returned nothing): said so when refused.
+    outputs_null: bool = False
 
 
 def parse_timestamp(value: Any, default: float) -> float:
@@ -440,6 +442,11 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
     a prediction without ``outputs`` unless the model's outputs are not monitored (``kind:
     none``, or ``None`` when the model is not known), and labels it cannot take
     (:func:`check_feedback_labels`)."""
+    if parsed.outputs_null and kind != "none":
+        # accepted (202) and then counted in the worker as rows_mismatch: an HTTP sender never learnt it
+        raise EventFormatError("outputs", "is null: the model (or the outputs= extractor) returned nothing. Fix: send the "
+                                          "model's outputs for the inputs, one per input row; only a model whose outputs "
+                                          "are not monitored (output.kind: none) may send null", "missing_outputs")
     if parsed.outputs_missing and kind != "none":
         raise EventFormatError("outputs", "is required (the model's output for the inputs); a model whose outputs are not "
                                           "monitored (output.kind: none) may leave it out", "missing_outputs")
@@ -497,8 +504,8 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         # without outputs: refused once the model is known, unless its outputs are not monitored (check_for_model)
         event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
                  _prediction_ids(obj.get("request_id")), _segments(obj.get("segment")), obj.get("embedding"))
-        if "outputs" not in obj:
-            return ParsedEvent(model, event, outputs_missing=True)
+        if event[3] is None:
+            return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj)
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:

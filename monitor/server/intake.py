@@ -127,7 +127,7 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     get = obj.get
     inputs = get("inputs", _MISSING)
     outputs = get("outputs", _MISSING)
-    if inputs is _MISSING or outputs is _MISSING:
+    if inputs is _MISSING or outputs is _MISSING or outputs is None:  # null outputs: check_for_model tells
         return None
     model = get("model")
     client = get("client")
@@ -207,6 +207,8 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
     try:  # same count of keys, and every key of the first: the same keys
         cols = {k: [o[k] for o in values] for k in keys}
     except KeyError:
+        return None
+    if None in cols["outputs"]:  # "outputs": null, refused unless the model's outputs are not read
         return None
     absent = [None] * n
     models = cols.get("model")
