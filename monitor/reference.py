@@ -297,7 +297,16 @@ def _rows_without_numeric(text: Any, categorical: Any) -> int:
                          "text=... with text_names=... (a model of text alone), or categorical=... with "
                          "categorical_names=...")
     shape = getattr(given, "shape", None)
-    return int(shape[0]) if shape else len(given)
+    if shape:
+        return int(shape[0])
+    if shape is None and hasattr(given, "__len__") and not isinstance(given, (str, bytes)):
+        return len(given)
+    # a 0-d array (np.array("abc")), one string or number: no rows (len() raised a bare TypeError)
+    what = "text" if text is not None else "categorical"
+    example = 'text=["first text", "second text"] with text_names=["prompt"]' if what == "text" else \
+        'categorical=[["web"], ["app"]] with categorical_names=["channel"]'
+    raise ValueError(f"reference {what} must be (rows, one column per name in {what}_names), got one value "
+                     f"({given!r:.40}). Fix: pass a list or array of the reference rows, e.g. {example}")
 
 
 def _tensor_reference(rows: "np.ndarray", names: Any, channel_axis: int | None, channels: int | None,

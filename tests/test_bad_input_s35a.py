@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from monitor import Reference
 from tests.sidecar_support import http, sample, start_sidecar
 from tests.test_proxy import IRIS
 
@@ -43,3 +47,13 @@ def test_null_outputs_are_refused_at_intake_naming_the_field(tmp_path: Path) -> 
         assert sample(text, "monitor_intake_events_accepted_total", model="unread", endpoint="events") == 1
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("given", [np.array("abc"), np.array(3.0), "abc", 5])
+@pytest.mark.parametrize("argument", ["text", "categorical"])
+def test_a_reference_of_one_value_says_it_needs_rows(argument: str, given: object) -> None:
+    """``Reference.from_arrays(text=np.array("abc"), ...)`` (a 0-d array, no numeric) raised a
+    bare ``TypeError: len() of unsized object``; it is now the ValueError the other shape errors
+    give, naming the argument and the fix."""
+    with pytest.raises(ValueError, match=rf"reference {argument} must be \(rows, .*Fix: pass a list or array"):
+        Reference.from_arrays(**{argument: given, f"{argument}_names": ["p"]})
