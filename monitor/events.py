@@ -496,8 +496,11 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
     model = _opt_str(obj, "model")
     ts = parse_timestamp(obj.get("timestamp"), now)
     latency = obj.get("latency_s")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or not latency >= 0):
-        raise EventFormatError("latency_s", f"must be a non-negative number of seconds, got {latency!r}", "bad_latency")
+    # finite: Infinity (or 1e400, which JSON reads as it) made the latency histogram's sum infinite for good
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                or not 0 <= latency < math.inf):
+        raise EventFormatError("latency_s", f"must be a finite, non-negative number of seconds, got {latency!r}",
+                               "bad_latency")
     if kind == PREDICTION:
         if "inputs" not in obj:
             raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")

@@ -124,6 +124,16 @@ def detector_label(det: "Detector") -> str:
     return getattr(det, "name", None) or det.kind or type(det).__name__
 
 
+def _seconds(value: Any) -> float:
+    """One call's ``latency_s`` as a float, NaN when it is not one number."""
+    if getattr(value, "ndim", 0) != 0:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
+
+
 def _rows_of(event: tuple[Any, ...], one_feature: bool = False) -> int:
     """Rows an event stands for: a prediction's input rows (a flat input of a ``one_feature``
     model: one per value), a feedback event's labels, else 1."""
@@ -358,9 +368,7 @@ class Pipeline:
             store.inc("monitor_errors", labels=(name,))
             store.inc("monitor_calls")
         if errors:
-            lat = [e[3] for e in errors if e[3] is not None]
-            if lat:
-                store.observe("monitor_latency_seconds", np.asarray(lat))
+            self._observe_latencies([e[3] for e in errors if e[3] is not None])
         if feedback:
             self._process_feedback(feedback)
         if self.last_event is None or newest > self.last_event:
@@ -389,6 +397,34 @@ class Pipeline:
                     "further ones are counted without a log line", self.store.model, n, reason,
                     f": {detail}" if detail else "", f". Fix: {hint}" if hint else "", reason)
 
+    def _observe_latencies(self, values: list[Any]) -> None:
+        """The calls' ``latency_s`` into the latency histogram; those that are not a finite,
+        non-negative number of seconds (``observe(latency_s="fast")``, NaN, -1, inf) left out,
+        counted once per call in ``monitor_row_arguments_dropped_total{argument="latency_s"}`` and
+        said once. Why: read as they were, one string failed the whole drain (every event in it
+        lost as internal_error) and an infinite one made the histogram's sum infinite for good."""
+        if not values:
+            return
+        try:
+            seconds = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            seconds = np.empty(0)
+        if seconds.shape != (len(values),):  # a value numpy cannot read, or a list among them
+            seconds = np.array([_seconds(v) for v in values], dtype=np.float64)
+        valid = np.isfinite(seconds) & (seconds >= 0)
+        if not valid.all():
+            bad = int(len(values) - valid.sum())
+            self.store.inc("monitor_row_arguments_dropped", bad, labels=("latency_s",))
+            if self._rejections_logged.first("argument:latency_s"):
+                example = next(v for v, ok in zip(values, valid.tolist()) if not ok)
+                log.warning("model %r: latency_s: %d call(s) gave a latency that is not a finite, non-negative number of "
+                            "seconds (e.g. %.40r): their rows are processed without it; counted in "
+                            "monitor_row_arguments_dropped_total{argument=\"latency_s\"}. Fix: pass latency_s as seconds "
+                            "(a float, e.g. time.perf_counter() differences), or leave it out", self.store.model, bad, example)
+            seconds = seconds[valid]
+        if len(seconds):
+            self.store.observe("monitor_latency_seconds", seconds)
+
     def _process_predictions(self, preds: list[tuple[Any, ...]]) -> None:
         store = self.store
         try:
@@ -416,9 +452,7 @@ class Pipeline:
             store.inc("monitor_rows_rejected", refused, labels=("internal_error",))
             return
         store.inc("monitor_calls", len(preds))
-        latencies = [e[4] for e in preds if e[4] is not None]
-        if latencies:
-            store.observe("monitor_latency_seconds", np.asarray(latencies, dtype=np.float64))
+        self._observe_latencies([e[4] for e in preds if e[4] is not None])
         rows = np.asarray(result.rows_per_event, dtype=np.float64)
         store.observe("monitor_batch_size_rows", rows[rows > 0])
         for reason, n in result.rejected.items():

@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import logging
+
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
-from monitor import Reference
+from monitor import Monitor, Reference
 from tests.sidecar_support import http, sample, start_sidecar
 from tests.test_proxy import IRIS
 
@@ -57,3 +60,49 @@ def test_a_reference_of_one_value_says_it_needs_rows(argument: str, given: objec
     give, naming the argument and the fix."""
     with pytest.raises(ValueError, match=rf"reference {argument} must be \(rows, .*Fix: pass a list or array"):
         Reference.from_arrays(**{argument: given, f"{argument}_names": ["p"]})
+
+
+def test_an_unreadable_latency_loses_only_itself(caplog: pytest.LogCaptureFixture) -> None:
+    """``observe(latency_s="fast")`` failed the worker's whole drain: every call queued with it
+    were lost as internal_error; an infinite latency made ``monitor_latency_seconds_sum``
+    infinite for good, a negative one lowered it. Each such latency is now left out, counted
+    once per call in ``monitor_row_arguments_dropped_total{argument="latency_s"}`` and said once
+    with the fix; the calls' rows are processed, the valid latencies observed."""
+    mon = Monitor(model="lat", config={"features": ["a", "b", "c"], "output": {"classes": ["n", "y"]}},
+                  registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        x, p = np.ones((2, 3)), np.full((2, 2), 0.5)
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            for latency in (0.1, "fast", 0.2, float("inf"), -1.0, float("nan"), [1, 2], 0.3):
+                assert mon.observe(x, p, latency_s=latency)
+            mon.observe_error("ValueError", latency_s="slow")
+            mon.flush()
+        value = mon.store.value
+        assert value("monitor_predictions") == 16 and not value("monitor_events_dropped", {"reason": "internal_error"})
+        assert value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 6
+        text = mon.metrics_text()
+        assert 'monitor_latency_seconds_count{model="lat"} 3.0' in text, text
+        assert 'monitor_latency_seconds_sum{model="lat"} 0.6' in text, text
+        (line,) = [r.getMessage() for r in caplog.records if "latency_s:" in r.getMessage()]
+        assert "'fast'" in line and "Fix: pass latency_s as seconds" in line, line
+    finally:
+        mon.close()
+
+
+def test_an_infinite_latency_is_refused_at_intake(tmp_path: Path) -> None:
+    """``"latency_s": Infinity`` (or ``1e400``, which JSON reads as infinity) was accepted over
+    HTTP while NaN was refused; it is now a 400 naming ``latency_s``, on the one-event, batch and
+    general (error event) paths alike."""
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        one = '{"inputs": [[1, 2, 3, 4]], "outputs": [[0.8, 0.1, 0.1]], "latency_s": %s}'
+        bodies = [one % "Infinity", one % "1e400", "[%s, %s]" % (one % "1e400", one % "1e400"),
+                  '{"type": "error", "latency_s": Infinity}']
+        for body in bodies:
+            r = http("POST", s.url + "/v1/events", body, {"Content-Type": "application/json"})
+            assert r.status == 400 and (r.json()["field"], r.json()["reason"]) == ("latency_s", "bad_latency"), r.body
+            assert "finite" in r.json()["error"], r.body
+        assert sample(s.metrics(), "monitor_intake_events_refused_total", model="iris", endpoint="events",
+                      reason="bad_latency") == 5
+    finally:
+        s.close()

@@ -75,8 +75,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "monitor_drift_rows_unread_total) and the probing detector in embedding space leave them out; "
                "reserved_key: rows carrying a key named as a derived feature's column (output, output.length... of an "
                "output.kind: text model's answers; review.length beside the text feature review), whose value is not "
-               "monitored as an input.",
-               labels=("argument",), concern="core", max_series=5),
+               "monitored as an input; latency_s: calls (one each, not their rows) whose latency_s is not a finite, "
+               "non-negative number of seconds, left out of monitor_latency_seconds.",
+               labels=("argument",), concern="core", max_series=6),
     MetricSpec("monitor_labels_pending", GAUGE,
                "Predictions with a request id held for their delayed label (at most labels.pending, 100,000 by default).",
                concern="core"),

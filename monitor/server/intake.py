@@ -159,7 +159,7 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     else:
         return None
     latency = get("latency_s")
-    if latency is not None and not ((type(latency) is float or type(latency) is int) and latency >= 0):
+    if latency is not None and not ((type(latency) is float or type(latency) is int) and 0 <= latency < _INF):
         return None
     request_id = get("request_id")
     if request_id is not None and type(request_id) is not str and type(request_id) is not int \
@@ -237,7 +237,7 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
             return None
     latency = cols.get("latency_s", absent)
     if latency is not absent:
-        if not set(map(type, latency)) <= _NUMBER_OR_NONE or not all(v is None or v >= 0 for v in latency):
+        if not set(map(type, latency)) <= _NUMBER_OR_NONE or not all(v is None or 0 <= v < _INF for v in latency):
             return None
     request_ids = cols.get("request_id", absent)
     if request_ids is not absent:
