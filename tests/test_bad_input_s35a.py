@@ -106,3 +106,22 @@ def test_an_infinite_latency_is_refused_at_intake(tmp_path: Path) -> None:
                       reason="bad_latency") == 5
     finally:
         s.close()
+
+
+def test_an_integer_of_thousands_of_digits_is_said_to_be_too_large(tmp_path: Path) -> None:
+    """An integer of more than 4,300 digits (json's limit for reading one) was answered "is not
+    UTF-8 JSON" for a UTF-8 body; it is now the refusal of any integer past a float's range,
+    ``number_too_large``, in a JSON body and in an NDJSON line alike (both counted)."""
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        event = '{"inputs": [[%s, 2, 3, 4]], "outputs": [[0.8, 0.1, 0.1]]}' % ("9" * 5000)
+        ok = json.dumps({"inputs": [_ROW], "outputs": [[0.8, 0.1, 0.1]]})
+        for body, ctype, field in ((event, "application/json", "body"),
+                                   (ok + "\n" + event, "application/x-ndjson", "line 2")):
+            r = http("POST", s.url + "/v1/events", body, {"Content-Type": ctype})
+            assert r.status == 400 and (r.json()["field"], r.json()["reason"]) == (field, "number_too_large"), r.body
+            assert "beyond the range of a 64-bit float" in r.json()["error"], r.body
+        assert sample(s.metrics(), "monitor_intake_events_refused_total", model="_sidecar", endpoint="events",
+                      reason="number_too_large") == 3
+    finally:
+        s.close()

@@ -67,6 +67,9 @@ def _ndjson(body: bytes) -> list[Any]:
         try:
             json.loads(ln)
         except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            if _too_many_digits(err):
+                raise IntakeError(400, f"line {i + 1}", UNSAFE_JSON_MESSAGES["number_too_large"], "number_too_large",
+                                  events=len(lines)) from None
             raise IntakeError(400, f"line {i + 1}", f"is not valid JSON ({_json_msg(err)}); send one JSON object per line",
                               "bad_json", events=len(lines)) from None
     raise IntakeError(400, "body", "lines do not form one event each; send one JSON object per line", "bad_json", events=len(lines))
@@ -76,6 +79,19 @@ def _empty_body() -> IntakeError:
     """The 400 of a body with nothing in it: counted as one refused payload (it has no event to
     count, and a client posting empty bodies must show in the refused counter all the same)."""
     return IntakeError(400, "body", "is empty; send one event, a JSON array or NDJSON lines", "empty_body")
+
+
+def _too_many_digits(err: Exception) -> bool:
+    """json's refusal of an integer of more than 4,300 digits (``sys.get_int_max_str_digits``),
+    far past any float's range: it was answered "is not UTF-8 JSON"."""
+    return type(err) is ValueError and "integer string conversion" in str(err)
+
+
+def _not_json(err: ValueError) -> IntakeError:
+    """The 400 of a body ``json`` refused with a ValueError that is no JSONDecodeError."""
+    if _too_many_digits(err):
+        return IntakeError(400, "body", UNSAFE_JSON_MESSAGES["number_too_large"], "number_too_large")
+    return IntakeError(400, "body", f"is not valid JSON ({_json_msg(err)})", "bad_json")
 
 
 def _json_msg(err: Exception) -> str:
@@ -104,8 +120,10 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
             return _ndjson(body)
         raise IntakeError(400, "body", f"is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
                           "bad_json") from None
-    except (ValueError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         raise IntakeError(400, "body", "is not UTF-8 JSON", "bad_json") from None
+    except ValueError as err:
+        raise _not_json(err) from None
     except RecursionError:  # not a ValueError: json.loads gives up on arrays/objects nested thousands deep
         raise IntakeError(400, "body", "is nested too deeply to be an event; send flat event objects", "bad_json") from None
     if isinstance(value, list):
