@@ -563,6 +563,11 @@ class BatchBuilder:
                 reserved_rows = self._reserved_rows
                 try:
                     num, cat = described[i] if i in described else self._event_rows(ev[2])
+                    if not num.shape[0] and _no_values(ev[3]):
+                        # a call on no rows answered with none ([] and []): nothing to read; its outputs'
+                        # shape (0,) was refused as output_shape, a row never sent, unless the model had 1-2 classes
+                        result.rows_per_event.append(0)
+                        continue
                     out = self._event_outputs(ev[3], num.shape[0])
                 except RowError as err:
                     self._reserved_rows = reserved_rows  # refused: counted as such, not as processed
@@ -843,6 +848,13 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 
 #: No answer of :func:`_answers` was refused
 _NO_BAD = object()
+
+
+def _no_values(outputs: Any) -> bool:
+    """Outputs that hold nothing: an empty list or tuple, an array of size 0 (not None)."""
+    if isinstance(outputs, (list, tuple)):
+        return not outputs
+    return getattr(outputs, "size", None) == 0
 
 
 def _unread(rows: int) -> np.ndarray:

@@ -125,3 +125,29 @@ def test_an_integer_of_thousands_of_digits_is_said_to_be_too_large(tmp_path: Pat
                       reason="number_too_large") == 3
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("empty", [[], (), np.empty((0, 4))], ids=["list", "tuple", "array"])
+def test_an_empty_call_of_a_three_class_model_is_no_row(empty: object, tmp_path: Path) -> None:
+    """A call on no rows answered with an empty list (``predict([])`` returning ``[]``, a JSON
+    event ``"inputs": [], "outputs": []``) was refused as ``output_shape`` ("outputs have 1
+    columns per row; this model's have 3"), a row never sent, for any model of three classes or
+    more (session 24's fix held for one or two); it is no row now."""
+    mon = Monitor(model="e3", config=IRIS, registry=CollectorRegistry(auto_describe=False), start_worker=False, live=False)
+    try:
+        mon.observe([_ROW], [[0.8, 0.1, 0.1]])
+        mon.observe(empty, [])
+        mon.observe(empty, ())
+        mon.flush()
+        assert mon.store.value("monitor_predictions") == 1 and mon.store.value("monitor_calls") == 3
+        assert not mon.store.value("monitor_rows_rejected", {"reason": "output_shape"})
+    finally:
+        mon.close()
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        r = http("POST", s.url + "/v1/events", {"inputs": [], "outputs": []})
+        assert r.status == 202, r.body
+        s.flush()
+        assert not sample(s.metrics(), "monitor_rows_rejected_total", model="iris", reason="output_shape")
+    finally:
+        s.close()
