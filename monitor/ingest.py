@@ -292,6 +292,9 @@ class BatchBuilder:
                     lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(columns.items())[:8])
                     raise RowError("wrong_shape", f"the columns of a dict of columns have different lengths ({lengths} "
                                                   "values): each column needs one value per row, as many as the outputs' rows")
+                if any(_complex(v) for v in columns.values()):
+                    raise RowError("wrong_type", "a column of the dict of columns holds complex numbers; the monitor "
+                                                 "reads real ones", _COMPLEX_FIX)
                 # a single value (a number, a text) is every row's, as pandas broadcasts it: len() of a
                 # number raised out of the worker, and a text's characters were read as the rows' values
                 rows = [{k: (v[i] if k in columns else v) for k, v in inputs.items()} for i in range(n)]
@@ -324,6 +327,9 @@ class BatchBuilder:
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
             return num, categorical_text(cat)
+        if _complex(inputs):
+            raise RowError("wrong_type", f"inputs are complex numbers ({inputs.dtype}); the monitor reads real ones",
+                           _COMPLEX_FIX)
         try:
             arr = np.asarray(inputs, dtype=np.float64)
         except (TypeError, ValueError):
@@ -441,6 +447,9 @@ class BatchBuilder:
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             arr = np.asarray(outputs, dtype=object)
+        elif _complex(outputs):
+            raise RowError("non_numeric_output", f"outputs are complex numbers ({outputs.dtype}); the monitor reads "
+                                                 "real ones", _COMPLEX_OUTPUTS_FIX)
         else:
             try:
                 arr = np.asarray(outputs, dtype=np.float64)
@@ -573,7 +582,10 @@ class BatchBuilder:
                     self._reserved_rows = reserved_rows  # refused: counted as such, not as processed
                     n_guess = guess_rows(ev[2], self.one_feature)
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
-                    result.details.setdefault(err.reason, str(err))
+                    if err.reason not in result.details:  # the first such event's words, and its own fix if it has one
+                        result.details[err.reason] = str(err)
+                        if err.fix:
+                            result.fixes[err.reason] = err.fix
                     result.rows_per_event.append(0)
                     continue
                 nums.append(num)
@@ -720,6 +732,8 @@ class BatchBuilder:
             return None
         if self.output.kind == "probabilities" and any(integer_array(o) for o in outs):
             return None  # labels where probabilities are expected: refused event by event (_event_outputs)
+        if any(x.dtype.kind == "c" for x in ins) or not self._no_outputs and any(o.dtype.kind == "c" for o in outs):
+            return None  # complex numbers: refused event by event, not cast to their real parts
         first = ins[0]
         try:
             if first.ndim == 1:
@@ -848,6 +862,19 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 
 #: No answer of :func:`_answers` was refused
 _NO_BAD = object()
+
+
+def _complex(value: Any) -> bool:
+    """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
+    with numpy's ComplexWarning on stderr as the only word of it."""
+    return getattr(getattr(value, "dtype", None), "kind", None) == "c"
+
+
+_COMPLEX_FIX = ("send real numbers: what the model reads from them as features of their own, e.g. "
+                "watch(..., inputs=lambda x: np.hstack([x.real, x.imag])) with those columns under features:, or "
+                "np.abs(x)")
+_COMPLEX_OUTPUTS_FIX = ("return real scores or values, e.g. watch(..., outputs=lambda out: out.real) where the imaginary "
+                        "parts are zero, or np.abs(out)")
 
 
 def _no_values(outputs: Any) -> bool:
@@ -1165,6 +1192,8 @@ def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
         a = None
         if e is not None:
             try:
+                if _complex(e):
+                    raise ValueError(f"complex numbers ({e.dtype}): give real ones")
                 a = np.asarray(e, dtype=np.float64)
                 if a.size == 0 or a.size % c:
                     raise ValueError(f"{a.size} values")

@@ -151,3 +151,38 @@ def test_an_empty_call_of_a_three_class_model_is_no_row(empty: object, tmp_path:
         assert not sample(s.metrics(), "monitor_rows_rejected_total", model="iris", reason="output_shape")
     finally:
         s.close()
+
+
+def test_complex_numbers_are_refused_not_cast_to_their_real_parts(caplog: pytest.LogCaptureFixture) -> None:
+    """Complex inputs, outputs or embeddings (numpy arrays of complex dtype) were read as their
+    real parts, numpy's ComplexWarning on stderr the only sign. They are now refused, each with
+    a fix of its own, and counted: inputs as wrong_type (arrays of one or several calls, a dict
+    of columns), outputs as non_numeric_output, an embedding as a dropped argument; predict's
+    answer is its own."""
+    mon = Monitor(model="cx", config={"features": ["a", "b", "c"], "output": {"classes": ["n", "y"]}},
+                  registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        out = np.full((2, 2), 0.5)
+
+        @mon.watch
+        def predict(x: object) -> np.ndarray:
+            return out
+
+        real, cx = np.ones((2, 3)), np.ones((2, 3)) + 1j
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            assert predict(cx) is out and predict(cx) is out
+            mon.flush()  # two calls of arrays alone in one drain: the stacked path
+            mon.observe({"a": cx[:, 0], "b": [1.0, 2.0], "c": [1.0, 2.0]}, out)
+            mon.observe(real, out.astype(complex))
+            mon.observe(real, out, embedding=np.ones((2, 4), dtype=complex))
+            mon.flush()
+        value = mon.store.value
+        assert value("monitor_rows_rejected", {"reason": "wrong_type"}) == 6
+        assert value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 2
+        assert value("monitor_row_arguments_dropped", {"argument": "embedding"}) == 2
+        assert value("monitor_predictions") == 2  # the last call, without its embedding
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "inputs are complex numbers (complex128)" in said and "x.real, x.imag" in said, said
+        assert "outputs are complex numbers (complex128)" in said and "outputs=lambda out: out.real" in said, said
+    finally:
+        mon.close()
