@@ -214,9 +214,12 @@ class Reference:
             return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, channel_axis, scores=scores,
                                     labels=labels, classes=classes, embedding=embedding, pca_fit=pca_fit)
         if is_dataframe(numeric):
+            _check_unique("DataFrame's columns", [str(c) for c in numeric.columns],
+                          "give each column its own name (df.columns = [...]): features are read by name")
             numeric, text, text_names = _text_frame(numeric, text, text_names, categorical_names)
             numeric, numeric_names, categorical, categorical_names = _split_frame(
                 numeric, numeric_names, categorical, categorical_names)
+        _refuse_complex(numeric, "numeric")
         try:
             if is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
                 num = numeric.to_numpy(dtype="float64", na_value=float("nan"))
@@ -229,9 +232,12 @@ class Reference:
         if num.ndim != 2:
             raise ValueError(f"reference numeric must be 2-D (rows, features), got shape {num.shape}")
         n = num.shape[0]
-        names = tuple(numeric_names) if numeric_names is not None else tuple(f"f{i}" for i in range(num.shape[1]))
+        # names as text, as a DataFrame's are: an integer name failed later, inside Monitor(reference=...)
+        names = tuple(map(str, numeric_names)) if numeric_names is not None else tuple(f"f{i}" for i in range(num.shape[1]))
         if len(names) != num.shape[1]:
             raise ValueError(f"reference numeric_names has {len(names)} names for {num.shape[1]} columns")
+        categorical_names = tuple(map(str, categorical_names))
+        _check_unique("numeric_names and categorical_names", names + categorical_names, "give each feature its own name")
         if is_dataframe(categorical):
             categorical_names = tuple(categorical_names) or tuple(str(c) for c in categorical.columns)
             categorical = categorical.to_numpy(dtype=object)
@@ -248,14 +254,10 @@ class Reference:
                 "reference scores are integers (%s): class labels from predict(), not probabilities? A classifier's "
                 "detectors read them as probabilities 0 and 1. Fix: scores=clf.predict_proba(X) (a regression model's "
                 "whole-number predictions are fine as they are)", scores.dtype)
-        sc = None if scores is None else np.asarray(scores, dtype=np.float64)
-        if sc is not None and sc.shape[0] != n:
-            raise ValueError(f"reference scores has {sc.shape[0]} rows, numeric has {n}")
-        lab = None if labels is None else np.asarray(labels)
-        if lab is not None and lab.shape[0] != n:
-            raise ValueError(f"reference labels has {lab.shape[0]} rows, numeric has {n}")
-        emb = None if embedding is None else np.asarray(embedding, dtype=np.float64)
-        if emb is not None and (emb.ndim != 2 or emb.shape[0] != n):
+        sc = None if scores is None else _per_row(scores, "scores", n, numbers=True)
+        lab = None if labels is None else _per_row(labels, "labels", n)
+        emb = None if embedding is None else _per_row(embedding, "embedding", n, numbers=True)
+        if emb is not None and emb.ndim != 2:
             raise ValueError(f"reference embedding must be (rows={n}, width), got shape {emb.shape}")
         vocabularies: dict[str, tuple[str, ...]] = {}
         if text is not None or text_names:
@@ -286,6 +288,43 @@ class Reference:
         # the PCA reads every descriptor (Reference.pca_names), the channels' too, its directions too
         basis = None if fit is None else _pca_basis(np.asarray(fit), columns)
         return dataclasses.replace(ref, tensor_names=(name,), pca_basis=basis)
+
+
+def _refuse_complex(value: Any, what: str) -> None:
+    """ValueError for an array of complex numbers, which float64 keeps the real parts of (numpy's
+    ComplexWarning the only sign)."""
+    if getattr(getattr(value, "dtype", None), "kind", None) == "c":
+        raise ValueError(f"reference {what} are complex numbers ({value.dtype}); the monitor reads real ones. Fix: give "
+                         "real numbers, as the model is monitored with (e.g. x.real and x.imag as features of their own)")
+
+
+def _per_row(value: Any, what: str, rows: int, numbers: bool = False) -> "np.ndarray":
+    """``scores``, ``labels`` or ``embedding`` as an array of one entry per reference row (float64
+    for ``numbers``), or ValueError naming the argument: a single value raised IndexError, text
+    among scores a ValueError that named no argument, None a TypeError."""
+    import numpy as np
+
+    if numbers:
+        _refuse_complex(value, what)
+    try:
+        arr = np.asarray(value, dtype=np.float64) if numbers else np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"reference {what} must hold numbers only ({str(exc)[:120]}). Fix: give the model's {what} "
+                         f"for the reference rows, one row of numbers each") from None
+    if arr.ndim == 0:
+        raise ValueError(f"reference {what} is one value ({arr.item()!r:.40}); give one per reference row ({rows})")
+    if arr.shape[0] != rows:
+        raise ValueError(f"reference {what} has {arr.shape[0]} rows, numeric has {rows}")
+    return arr
+
+
+def _check_unique(what: str, names: "tuple[str, ...] | list[str]", fix: str) -> None:
+    """ValueError naming a name given twice (features are read by name: one shadowed the other)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"reference {what} hold {name!r} twice. Fix: {fix}")
+        seen.add(name)
 
 
 def _rows_without_numeric(text: Any, categorical: Any) -> int:

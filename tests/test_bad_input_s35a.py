@@ -186,3 +186,37 @@ def test_complex_numbers_are_refused_not_cast_to_their_real_parts(caplog: pytest
         assert "outputs are complex numbers (complex128)" in said and "outputs=lambda out: out.real" in said, said
     finally:
         mon.close()
+
+
+@pytest.mark.parametrize(("arguments", "said"), [
+    ({"scores": np.array(0.5)}, r"reference scores is one value \(0.5\); give one per reference row \(50\)"),
+    ({"labels": np.array(1)}, r"reference labels is one value \(1\); give one per reference row"),
+    ({"scores": np.array([["a", "b"]] * 50)}, r"reference scores must hold numbers only .*Fix: give the model's scores"),
+    ({"embedding": np.array([["a"]] * 50)}, r"reference embedding must hold numbers only"),
+    ({"scores": np.full((50, 2), 0.5, dtype=complex)}, r"reference scores are complex numbers \(complex128\).*Fix:"),
+    ({"numeric": np.ones((50, 3), dtype=complex)}, r"reference numeric are complex numbers \(complex128\).*Fix:"),
+    ({"numeric_names": ["a", "a", "b"]}, r"numeric_names and categorical_names hold 'a' twice\. Fix:"),
+])
+def test_reference_arguments_of_the_wrong_form_are_named(arguments: dict[str, object], said: str) -> None:
+    """``Reference.from_arrays`` arguments of the wrong form raised a bare IndexError (a single
+    score or label), a ValueError naming no argument (text among the scores or the embedding), or
+    were taken: complex numbers as their real parts, a
+    feature name given twice. Each is now a ValueError naming the argument and the fix."""
+    given = {"numeric": np.random.default_rng(7).normal(size=(50, 3)), **arguments}
+    with pytest.raises(ValueError, match=said):
+        Reference.from_arrays(**given)
+
+
+def test_a_reference_frame_with_two_columns_of_one_name_is_named() -> None:
+    """A DataFrame with two columns of one name raised AttributeError ('DataFrame' object has no
+    attribute 'dtype'); feature names that are not text (``numeric_names=[1, 2]``) are read as
+    text, as a DataFrame's are (they raised AttributeError inside ``Monitor(reference=...)``)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.ones((20, 2)), columns=["a", "a"])
+    with pytest.raises(ValueError, match=r"DataFrame's columns hold 'a' twice\. Fix: give each column its own name"):
+        Reference.from_arrays(frame)
+    ref = Reference.from_arrays(np.random.default_rng(8).normal(size=(200, 2)), numeric_names=[1, 2])
+    assert ref.numeric_names == ("1", "2")
+    Monitor(model="names", reference=ref, config={"output": {"kind": "none"}}, registry=CollectorRegistry(),
+            start_worker=False, live=False).close()
