@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 import re
 import dataclasses
@@ -62,6 +63,8 @@ _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: The largest integer a config key takes (counts, bytes: a 64-bit signed integer).
+_INT64_MAX = 2**63 - 1
 #: An HTTP header name (RFC 9110 token characters).
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 #: ``${NAME}``, ``$NAME`` or ``$$`` in a value of ``rules.external_labels`` (Prometheus's
@@ -74,11 +77,16 @@ def parse_duration(value: Any, key: str = "duration", source: str = "<config>", 
     zero unless ``allow_zero``."""
     if isinstance(value, bool):
         raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and _DURATION.match(value.strip()):
-        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value.strip()))
-    else:
+    try:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        elif isinstance(value, str) and _DURATION.match(value.strip()):
+            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(value.strip()))
+        else:
+            seconds = math.nan
+    except OverflowError:  # an integer past a float's range
+        seconds = math.nan
+    if not math.isfinite(seconds):  # .inf (and 400 digits of seconds) passed, and every windowed detector then failed
         raise ConfigError(key, f"must be a duration, got {value!r}", "write e.g. 30s, 5m or 1h", source)
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ConfigError(key, f"must be positive, got {value!r}", "use a duration above zero", source)
@@ -252,6 +260,9 @@ class _Reader:
     def integer(self, value: Any, key: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(key, f"must be an integer >= {minimum}, got {value!r}", f"write a whole number, at least {minimum}")
+        if value > _INT64_MAX:  # passed the check, then OverflowError in Monitor() (a gauge is a float)
+            raise self.error(key, f"must be at most {_INT64_MAX}, got an integer of {len(str(value))} digits",
+                             f"write a whole number from {minimum} to {_INT64_MAX}")
         return value
 
     def number(self, value: Any, key: str, lo: float, hi: float) -> float:

@@ -38,6 +38,9 @@ def read_config_document(path: Path) -> Any:
         problem = getattr(err, "problem", None) or str(err)
         raise ConfigError("", f"invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)",
                           str(path)) from None
+    except RecursionError:  # thousands of nested [ or {: a traceback before, and a sidecar that did not start
+        raise ConfigError("", "invalid YAML: nested too deeply (thousands of levels of lists or mappings)",
+                          "write the config as plain mappings and lists", str(path)) from None
     finally:
         loader.dispose()
 

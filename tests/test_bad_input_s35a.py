@@ -5,6 +5,7 @@ of the agent or a change to the user's predict."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import logging
@@ -220,3 +221,52 @@ def test_a_reference_frame_with_two_columns_of_one_name_is_named() -> None:
     assert ref.numeric_names == ("1", "2")
     Monitor(model="names", reference=ref, config={"output": {"kind": "none"}}, registry=CollectorRegistry(),
             start_worker=False, live=False).close()
+
+
+_RULE = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: {expr}\n        annotations: {{summary: \"{summary}\"}}\n"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (_RULE.format(expr="up" + " + up" * 20_000, summary="x"), "could not parse expression: PromQL expression nested too deeply"),
+    (_RULE.format(expr="(" * 3000 + "up" + ")" * 3000, summary="x"), "PromQL expression nested too deeply"),
+    (_RULE.format(expr="up", summary="{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"), "template: __alert_A: nested too deeply"),
+    ("groups: " + "[" * 5000 + "]" * 5000 + "\n", "yaml: nested too deeply"),
+    ("groups: &a [*a]\n", "an alias (*name) inside the node it names"),
+    ("".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+     .replace("b: &b [*a", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a", 1) + "groups: []\n",
+     "expands to more than 1,000,000 nodes"),
+], ids=["long_chain", "deep_parentheses", "deep_template", "deep_yaml", "recursive_alias", "alias_bomb"])
+def test_a_rule_file_too_deep_or_too_large_is_a_rule_error(tmp_path: Path, text: str, said: str) -> None:
+    """A rule expression of 5,000 or more operators (``up + up + ...``) or parentheses killed the
+    process with a segmentation fault (the PromQL parser's stack), a few hundred raised
+    RecursionError out of the loader, as did thousands of nested YAML lists, a template nested
+    thousands deep and an alias inside the node it names; nine aliases of nine, eight deep, hung
+    the loader. Each is now an error of the file, with the rest of the rules kept, as any other."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "rules.yml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "monitor", "rules", "check", str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, (done.returncode, done.stderr[-500:])
+    assert said in done.stdout + done.stderr and "Traceback" not in done.stderr, done.stdout + done.stderr[-500:]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("model: iris\nwindow: .inf\n", "window: must be a duration, got inf"),
+    ("model: iris\nwindow: " + "9" * 400 + "s\n", "window: must be a duration"),
+    ("model: iris\nqueue: {capacity: " + "9" * 400 + "}\n", "queue.capacity: must be at most 9223372036854775807"),
+    ("model: iris\nx: " + "[" * 5000 + "]" * 5000 + "\n", "invalid YAML: nested too deeply"),
+], ids=["infinite_window", "window_past_float", "capacity_past_int64", "deep_yaml"])
+def test_a_config_past_every_range_is_a_config_error(tmp_path: Path, text: str, said: str) -> None:
+    """``window: .inf`` passed ``config check`` and then every windowed detector failed at each
+    batch; a queue capacity of 400 digits passed it and raised OverflowError in ``Monitor()``;
+    thousands of nested YAML lists raised RecursionError. Each is now a ConfigError naming the
+    key (or the YAML) and the fix."""
+    from monitor.config import ConfigError, load_config
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(path)

@@ -342,6 +342,27 @@ def _register_extra_functions() -> None:
 _registered = False
 
 
+#: The deepest expression :func:`parse_expr` reads, by :func:`nesting_estimate`.
+MAX_NESTING = 256
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_BINARY = re.compile(r"[-+*/%^]|[=!<>]=|[<>]|\b(?:and|or|unless|atan2)\b")
+
+
+def nesting_estimate(expr: str) -> int:
+    """An upper bound of the depth of ``expr``'s syntax tree, read without parsing it: its binary
+    operators (a chain of them nests one level each) plus its deepest parentheses (function
+    calls, grouping, ``by (...)``), strings left out."""
+    text = _STRINGS.sub('""', expr)
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest + len(_BINARY.findall(text))
+
+
 def parse_expr(expr: str) -> Node:
     """Parse a PromQL expression into the evaluator's tree.
 
@@ -360,6 +381,12 @@ def parse_expr(expr: str) -> Node:
         _registered = True
     if not isinstance(expr, str) or not expr.strip():
         raise ParseError("empty PromQL expression: give an expression such as 'up == 0'")
+    depth = nesting_estimate(expr)
+    if depth > MAX_NESTING:
+        # the Rust parser overflows its stack (a segmentation fault: the agent gone, no error said)
+        # near 5,000 levels, and the converter below raised RecursionError from about 500
+        raise ParseError(f"PromQL expression nested too deeply (about {depth} levels of operators and parentheses, at "
+                         f"most {MAX_NESTING}): split it into recording rules")
     text, neg_at = _protect_negative_at(expr)
     try:
         tree = pp.parse(text)
@@ -376,6 +403,8 @@ def parse_expr(expr: str) -> Node:
     except OverflowError as exc:
         raise ParseError(f"invalid PromQL {expr!r}: time or duration out of range ({exc})"
                          ) from None
+    except RecursionError:
+        raise ParseError("PromQL expression nested too deeply: split it into recording rules") from None
     except BaseException as exc:
         if type(exc).__name__ == "PanicException" or isinstance(exc, (ValueError, TypeError,
                                                                         AttributeError)):

@@ -162,7 +162,10 @@ class AlertTemplate:
         name = "__alert_" + alertname
         if "{{" not in source:
             return cls(source=source, name=name, _parsed=None)
-        parsed = parse_template(PROMETHEUS_DEFS + source, name, _has_func)
+        try:
+            parsed = parse_template(PROMETHEUS_DEFS + source, name, _has_func)
+        except RecursionError:  # thousands of nested ( in an action: a traceback out of the rule loader
+            raise TemplateSyntaxError(f"template: {name}: nested too deeply") from None
         for fn in sorted(parsed.functions_used()):
             if fn in UNSUPPORTED_FUNCS:
                 raise UnsupportedTemplateError(

@@ -75,22 +75,36 @@ class YNode:
         return {"map": "a mapping", "seq": "a list", "null": "empty", "scalar": f"{self.text!r}"}[self.kind]
 
 
-def _convert(node: yaml.Node) -> YNode:
+#: YAML nodes one document may expand to through aliases (``*a`` repeats the node ``&a`` names):
+#: nine aliases of nine, eight levels deep, are 43 million (a "billion laughs" file), which hung
+#: the rule loader; a rule file of 10,000 rules without aliases is some 100,000.
+MAX_NODES = 1_000_000
+
+
+def _convert(node: yaml.Node, budget: list[int] | None = None) -> YNode:
+    """``node`` as a :class:`YNode` tree; YamlError past :data:`MAX_NODES` nodes (``budget``
+    counts them down)."""
+    if budget is None:
+        budget = [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise YamlError(f"the document expands to more than {MAX_NODES:,} nodes through its aliases (*name): write "
+                        "the rules out, or use fewer aliases")
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, yaml.MappingNode):
         out = YNode("map", line, col, tag=node.tag)
         seen: dict[str, int] = {}
         for k, v in node.value:
-            kn = _convert(k)
+            kn = _convert(k, budget)
             if kn.kind == "scalar" or kn.kind == "null":
                 key = kn.text
                 if key in seen:
                     raise YamlError(f'mapping key "{key}" already defined at line {seen[key]}', kn.line, kn.col)
                 seen[key] = kn.line
-            out.items.append((kn, _convert(v)))
+            out.items.append((kn, _convert(v, budget)))
         return out
     if isinstance(node, yaml.SequenceNode):
-        return YNode("seq", line, col, tag=node.tag, children=[_convert(c) for c in node.value])
+        return YNode("seq", line, col, tag=node.tag, children=[_convert(c, budget) for c in node.value])
     assert isinstance(node, yaml.ScalarNode)
     if node.tag == NULL_TAG and node.style is None:
         return YNode("null", line, col, text="", tag=node.tag)
@@ -119,9 +133,14 @@ def compose_yaml(text: str) -> YNode | None:
         raise YamlError(f"{e.problem or e.context}", line, col) from None
     except yaml.YAMLError as e:
         raise YamlError(str(e)) from None
+    except RecursionError:  # thousands of nested [ or {: a traceback (and a sidecar that did not start) before
+        raise YamlError("nested too deeply (thousands of levels of lists or mappings)") from None
     if node is None:
         return None
-    return _convert(node)
+    try:
+        return _convert(node)
+    except RecursionError:  # an alias inside the node it names (&a [*a]) repeats for ever
+        raise YamlError("nested too deeply, or an alias (*name) inside the node it names") from None
 
 
 def go_yaml_float(text: str) -> float:
