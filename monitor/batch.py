@@ -50,6 +50,10 @@ class Batch:
     embedding
         Optional user-supplied representation ``(n, e)`` (e.g. a penultimate layer) for the
         similarity detectors.
+    numeric_unreadable
+        ``(n, n_numeric)``, True where a numeric feature's value was no number (``"N/A"``, a
+        list): NaN in ``numeric``, counted by data quality as ``wrong_type``, not as missing; None
+        when every value was read.
     """
 
     ts: "np.ndarray"
@@ -67,6 +71,7 @@ class Batch:
     intervals: "np.ndarray | None" = None
     embedding: "np.ndarray | None" = None
     classes: tuple[str, ...] = field(default=())
+    numeric_unreadable: "np.ndarray | None" = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -111,6 +111,12 @@ class BatchBuilder:
         #: The rows of the current build that carried such a key (counted in
         #: monitor_row_arguments_dropped_total{argument="reserved_key"})
         self._reserved_rows = 0
+        #: Where the inputs just read held a value of a numeric feature that is no number ("N/A",
+        #: a list): ``(rows, numeric features)``, None when every value read (see :func:`cell_number`)
+        self._unreadable: np.ndarray | None = None
+        self._first_unreadable: tuple[str, Any] | None = None  # (feature, value) of the first of them
+        #: What the first such value was, said once: its row is monitored with the value missing
+        self.unreadable_values: str | None = None
 
     def _set_reference(self, names: tuple[str, ...], categorical: tuple[str, ...], text: tuple[str, ...],
                        vocabularies: dict[str, tuple[str, ...]] | None, tensors: tuple[str, ...] = (),
@@ -234,6 +240,7 @@ class BatchBuilder:
         num = np.full((len(rows), len(num_names)), np.nan)
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
         num_cols = tuple(enumerate(num_names))
+        unreadable: np.ndarray | None = None
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise RowError("wrong_type", "rows must all be objects of feature name to value")
@@ -245,10 +252,18 @@ class BatchBuilder:
                     try:
                         line[j] = float(v) if isinstance(v, (str, bytes)) else v
                     except (TypeError, ValueError, OverflowError):
-                        line[j] = _number_of_time(name, v)
+                        read = cell_number(v)
+                        if read is None:
+                            if unreadable is None:
+                                unreadable = np.zeros(num.shape, dtype=bool)
+                                self._first_unreadable = (name, v)
+                            unreadable[i, j] = True
+                        else:
+                            line[j] = read
             for j, name in enumerate(cat_names):
                 v = get(name)
                 cat[i, j] = category_text(v)
+        self._unreadable = unreadable
         if text_names:
             num = self._describe(num, [[row.get(name) for row in rows] for name in text_names])
         reserved = self._learner.reserved_keys
@@ -322,8 +337,8 @@ class BatchBuilder:
             cat_idx = [i for i, k in enumerate(kinds) if k == "categorical"]
             try:
                 num = arr[:, num_idx].astype(np.float64) if num_idx else np.empty((arr.shape[0], 0))
-            except (TypeError, ValueError):
-                raise RowError("wrong_type", "a numeric feature holds a non-numeric value") from None
+            except (TypeError, ValueError, OverflowError):
+                num = self._cells_as_numbers(arr[:, num_idx], [schema.features[i].name for i in num_idx])
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
             return num, categorical_text(cat)
@@ -332,8 +347,8 @@ class BatchBuilder:
                            _COMPLEX_FIX)
         try:
             arr = np.asarray(inputs, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise RowError("wrong_type", "inputs must be numeric rows") from None
+        except (TypeError, ValueError, OverflowError):
+            arr = self._grid_as_numbers(inputs, schema)
         except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
             raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
                                          f"({type(err).__name__}: {str(err)[:200]})") from None
@@ -344,6 +359,62 @@ class BatchBuilder:
         if arr.ndim != 2 or arr.shape[1] != len(schema):
             raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
         return arr, np.empty((arr.shape[0], 0), dtype=object)
+
+    def _grid_as_numbers(self, inputs: Any, schema: Schema) -> np.ndarray:
+        """Rows of numbers of which some values are not numbers (``[[5.1, "N/A"], ...]``), read
+        value by value: those are missing in their row, which is monitored (its outputs, the
+        features that read), rather than the call refused for one value. A call none of whose
+        values is a number (texts for a numeric model, a request object) is refused as before:
+        nothing of it describes the inputs, and its refusal's log says the fix."""
+        try:
+            cells = np.asarray(inputs, dtype=object)
+        except Exception:  # noqa: BLE001 - ragged rows, an object's own conversion failing
+            cells = np.empty(0, dtype=object)
+        if cells.ndim == 1 and cells.size:
+            cells = cells[:, None] if len(schema) == 1 else cells[None, :]
+        if cells.ndim != 2 or cells.shape[1] != len(schema) or not cells.size:
+            raise RowError("wrong_type", "inputs must be numeric rows")
+        num = self._cells_as_numbers(cells, schema.names)
+        if self._unreadable is not None and not (~self._unreadable & ~np.isnan(num)).any():
+            self._unreadable = None
+            raise RowError("wrong_type", "inputs must be numeric rows")
+        return num
+
+    def _cells_as_numbers(self, cells: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Numeric features' values ``(rows, features)`` of any Python type as float64, those
+        that are no number NaN and marked in :attr:`_unreadable`."""
+        num = np.full(cells.shape, np.nan)
+        unreadable: np.ndarray | None = None
+        for (i, j), v in np.ndenumerate(cells):
+            read = cell_number(v)
+            if read is not None:
+                num[i, j] = read
+                continue
+            if unreadable is None:
+                unreadable = np.zeros(cells.shape, dtype=bool)
+                self._first_unreadable = (names[j], v)
+            unreadable[i, j] = True
+        self._unreadable = unreadable
+        return num
+
+    def _note_unreadable(self, name: str, value: Any) -> None:
+        if self.unreadable_values is None:  # said once, for rows that were monitored (not a refused call's)
+            self.unreadable_values = (
+                f"feature {name!r} holds values that are not numbers (first: {short_repr(value)}): each such row is "
+                "monitored with that value missing, counted in monitor_data_invalid_rows_total{reason=\"wrong_type\"} "
+                "(data_quality). Fix: send numbers for numeric features (a missing value as null), or declare the "
+                "feature kind: categorical or kind: text under features in the config")
+
+    def _take_unreadable(self, num: np.ndarray) -> np.ndarray | None:
+        """The mask of the inputs just read as wide as their numeric columns (a text feature's
+        descriptors after the numeric features: never unreadable), and forget it."""
+        mask, self._unreadable = self._unreadable, None
+        if mask is not None and self._first_unreadable is not None:
+            self._note_unreadable(*self._first_unreadable)
+        self._first_unreadable = None
+        if mask is None or mask.shape[1] == num.shape[1]:
+            return mask
+        return np.hstack([mask, np.zeros((mask.shape[0], num.shape[1] - mask.shape[1]), dtype=bool)])
 
     def _tensor_calls_at_once(self, events: list[tuple[Any, ...]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """The descriptors of the events' rows of the tensor feature (event index -> its rows),
@@ -558,18 +629,22 @@ class BatchBuilder:
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
+        unreadable: list[np.ndarray | None] = []  # aligned with nums (see _take_unreadable)
         parsed: list[int] = []  # the events whose rows and outputs were read, in order
         self._reserved_rows = 0
+        self._unreadable, self._first_unreadable = None, None
         fast = self._fast_stack(events) or self._fast_dict_rows(events)
         if fast is not None:
             num, cat, raw_out, rows = fast
             nums, cats, outs = [num], [cat], [raw_out]
+            unreadable.append(self._take_unreadable(num))
             result.rows_per_event = rows
         else:
             described = self._tensor_calls_at_once(events) if schema.tensor_names else {}
             self._reserved_rows = 0  # a fast path that gave up counted nothing
             for i, ev in enumerate(events):
                 reserved_rows = self._reserved_rows
+                self._unreadable, self._first_unreadable = None, None
                 try:
                     num, cat = described[i] if i in described else self._event_rows(ev[2])
                     if not num.shape[0] and _no_values(ev[3]):
@@ -591,6 +666,7 @@ class BatchBuilder:
                 nums.append(num)
                 cats.append(cat)
                 outs.append(out)
+                unreadable.append(self._take_unreadable(num))
                 parsed.append(i)
                 result.rows_per_event.append(num.shape[0])
         if not nums:
@@ -611,9 +687,15 @@ class BatchBuilder:
             nums = [n for n in nums if len(n)] or [np.empty((0, len(self.input_columns)))]
         numeric = np.concatenate(nums, axis=0) if len(nums) > 1 else nums[0]
         categorical = np.concatenate(cats, axis=0) if len(cats) > 1 else cats[0]
+        unread = None
+        if any(mask is not None for mask in unreadable):
+            unread = np.concatenate([np.zeros(n.shape, dtype=bool) if mask is None else mask
+                                     for n, mask in zip(nums, unreadable)], axis=0)
         answers = self._answers_derived()
         if answers is not None:  # the answers' descriptors after the inputs' columns; no scores
             numeric = np.hstack([numeric, answers.describe(raw.tolist())])
+            if unread is not None:
+                unread = np.hstack([unread, np.zeros((unread.shape[0], numeric.shape[1] - unread.shape[1]), dtype=bool)])
         decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs or self._answers
                    else decode_outputs(raw, self.output, self.classes))
         if self._score_widths is None and self._scores and decoded.valid.any():
@@ -637,6 +719,7 @@ class BatchBuilder:
             sel = valid
             numeric, categorical, ts, client, segment, request_id = (
                 numeric[sel], categorical[sel], ts[sel], client[sel], segment[sel], request_id[sel])
+            unread = None if unread is None or not unread[sel].any() else unread[sel]
             embedding = embedding[sel] if embedding is not None else None
             pick = lambda a: None if a is None else a[sel]  # noqa: E731
             decoded.scores, decoded.logits, decoded.members = pick(decoded.scores), pick(decoded.logits), pick(decoded.members)
@@ -652,7 +735,7 @@ class BatchBuilder:
             client=client, request_id=request_id, segment=segment,
             scores=decoded.scores, logits=decoded.logits, members=decoded.members,
             predicted=decoded.predicted, intervals=decoded.intervals, embedding=embedding,
-            classes=tuple(self.classes.names),
+            classes=tuple(self.classes.names), numeric_unreadable=unread,
         )
         if order is not None:
             batch = batch.rows(order)
@@ -812,16 +895,23 @@ def integer_array(outputs: Any) -> bool:
     return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
 
 
-def _number_of_time(name: str, v: Any) -> float:
-    """A numeric feature's duration or point in time as seconds (:mod:`monitor.temporal`): a
-    ``timedelta`` is a number, and a ``datetime`` under a feature configured numeric is read as
-    the user asked; anything else is refused as before."""
-    from monitor.temporal import temporal_seconds
+def cell_number(v: Any) -> float | None:
+    """One value of a numeric feature as a float: a number, numeric text, a duration or point in
+    time (seconds, :mod:`monitor.temporal`); NaN for a missing one (None, empty text: a CSV's
+    gap, as :func:`category_text` reads it); None for any other value (text that is no number, a
+    list, an object, a complex number)."""
+    if v is None:
+        return np.nan
+    if isinstance(v, complex):  # numpy's complex scalars too: float() would keep the real part
+        return None
+    if isinstance(v, (str, bytes)) and not v.strip():
+        return np.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        from monitor.temporal import temporal_seconds
 
-    seconds = temporal_seconds(v)
-    if seconds is None:
-        raise RowError("wrong_type", f"feature {name!r} must be numeric, got {short_repr(v)}")
-    return seconds
+        return temporal_seconds(v)
 
 
 _NO_OUTPUTS = ("outputs are None for {} input row(s): the model (or the outputs= extractor) returned nothing, or "

@@ -469,6 +469,8 @@ class Pipeline:
                             ARGUMENT_DROPPED_MESSAGES[argument])
         if self.builder.renamed_keys is not None and self._rejections_logged.first("renamed_keys"):
             log.warning("model %r: %s", store.model, self.builder.renamed_keys)
+        if self.builder.unreadable_values is not None and self._rejections_logged.first("unreadable_values"):
+            log.warning("model %r: %s", store.model, self.builder.unreadable_values)
         batch = result.batch
         if batch is None:
             return

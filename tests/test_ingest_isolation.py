@@ -35,10 +35,11 @@ def _rejected(store: MetricStore, reason: str) -> float:
 def test_a_nested_value_in_one_event_does_not_reject_the_rest_of_the_drain():
     pipe, store = _pipeline(Schema.numeric(["a"]))
     events = [_event(1.0, {"a": [1.0]}, [P]),
-              _event(2.0, {"a": [1.0, {"b": 2}]}, [P, P]),  # a feature holding an object
-              _event(3.0, {"a": [2.0]}, [P])]
+              _event(2.0, {"a": [1.0, {"b": 2}]}, [P, P]),  # a feature holding an object: that value missing
+              _event(3.0, [["x"], ["y"]], [P, P]),  # no value a number: refused
+              _event(4.0, {"a": [2.0]}, [P])]
     pipe.process(events)
-    assert store.value("monitor_predictions") == 2
+    assert store.value("monitor_predictions") == 4
     assert _rejected(store, "wrong_type") == 2
     assert _rejected(store, "internal_error") == 0
     assert (store.value("monitor_internal_errors", labels=("ingest",)) or 0) == 0

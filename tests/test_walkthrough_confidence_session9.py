@@ -105,13 +105,20 @@ def test_refused_outputs_are_logged_with_their_fix(caplog: pytest.LogCaptureFixt
 
 
 def test_unreadable_inputs_are_logged_with_their_fix(caplog: pytest.LogCaptureFixture) -> None:
+    """A row of no number is refused, and a text among numbers costs that value alone (since
+    session 36: the row is monitored with it missing); both are said with the fix."""
     mon = _monitor({"features": [{"name": f"x{i}", "kind": "numeric"} for i in range(3)]})
     with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon.observe([["low", "high", "mid"]], np.array([[0.4, 0.6]]), timestamp=T0)
         mon.observe([[1.0, "high", 3.0]], np.array([[0.4, 0.6]]), timestamp=T0)
         mon.flush()
-    assert sample(mon.metrics_text(), "monitor_rows_rejected_total", reason="wrong_type") == 1
+    text = mon.metrics_text()
+    assert sample(text, "monitor_rows_rejected_total", reason="wrong_type") == 1
+    assert sample(text, "monitor_data_invalid_rows_total", feature="x1", reason="wrong_type") == 1
     assert [r for r in caplog.records if "(wrong_type)" in r.getMessage() and "Fix: " in r.getMessage()
             and "kind: categorical" in r.getMessage()]
+    assert [r for r in caplog.records if "feature 'x1' holds values that are not numbers" in r.getMessage()
+            and "Fix: " in r.getMessage() and "kind: categorical" in r.getMessage()]
     mon.close()
 
 

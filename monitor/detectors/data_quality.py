@@ -20,7 +20,9 @@ Reasons (label ``reason``) and their reference expectation (``monitor_data_refer
   among its values was reported in 3 of 10 seeded replays, late. It is absent below ``min_rows``
   such rows (its noise is that of a share of them), and the rules take both sides' present rows
   from the missing shares.
-* ``wrong_type`` -- a categorical value that is not a string, in a :class:`Batch` built in code.
+* ``wrong_type`` -- a numeric feature's value that is no number (``"N/A"``, a list: the intake
+  reads it as NaN and marks it, :attr:`Batch.numeric_unreadable`, so it is not counted missing),
+  or a categorical value that is not a string, in a :class:`Batch` built in code.
   The agent's intake reads every categorical value as its text, as the reference is read, so a
   code sent as a number (``7``) is *seen* when the reference holds that text and an
   ``unseen_category`` otherwise; ``7`` and ``7.0`` (or ``true`` and ``True``) are different texts.
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
 __all__ = ["DataQualityDetector", "REASONS", "out_of_range_bound", "stuck_threshold"]
 
 REASONS = ("missing", "inf", "out_of_range", "unseen_category", "wrong_type")
-_NUM_REASONS = ("missing", "inf", "out_of_range")
+_NUM_REASONS = ("missing", "inf", "out_of_range", "wrong_type")
 _CAT_REASONS = ("missing", "unseen_category", "wrong_type")
 
 
@@ -174,7 +176,7 @@ class DataQualityDetector(Detector):
         for f in p.numeric:
             if wanted is not None and f.name not in wanted:
                 continue
-            expected = {"missing": f.missing_ratio, "inf": f.inf_ratio}
+            expected = {"missing": f.missing_ratio, "inf": f.inf_ratio, "wrong_type": 0.0}
             ref: dict[str, Any] = {"lo": None, "hi": None, "expected": expected, "stuck_after": None}
             if f.n_finite:  # a feature the reference never saw finite has no range nor run length to judge by
                 span = (f.max - f.min) if np.isfinite(f.max - f.min) else 0.0
@@ -200,7 +202,7 @@ class DataQualityDetector(Detector):
         ratio of 0, as if checked)."""
         if numeric:
             ref = self._num_ref.get(name)
-            return _NUM_REASONS if ref is not None and ref["lo"] is not None else ("missing", "inf")
+            return _NUM_REASONS if ref is not None and ref["lo"] is not None else ("missing", "inf", "wrong_type")
         ref = self._cat_ref.get(name)
         return _CAT_REASONS if ref is not None and ref["known"] is not None else ("missing", "wrong_type")
 
@@ -278,9 +280,15 @@ class DataQualityDetector(Detector):
         counts[0] = len(batch) if rows is None else int(rows.sum())
         layout = self._layout
         if v is not None:
+            unread = batch.numeric_unreadable
+            if unread is not None:
+                unread = unread[:, [j for j, _ in num_cols]]
             if rows is not None:
                 v = v[rows]
+                unread = None if unread is None else unread[rows]
             miss_c = np.isnan(v).sum(axis=0)
+            wrong_c = np.zeros(len(num_cols)) if unread is None else unread.sum(axis=0)
+            miss_c = miss_c - wrong_c  # NaN where the value was no number: wrong_type, not missing
             inf_c = np.isinf(v).sum(axis=0)
             refs = [self._num_ref.get(name, {}) for _, name in num_cols]
             lo = np.array([np.nan if r.get("lo") is None else r["lo"] for r in refs])
@@ -290,6 +298,7 @@ class DataQualityDetector(Detector):
             for k, (_, name) in enumerate(num_cols):
                 counts[layout[(name, "missing")]] = miss_c[k]
                 counts[layout[(name, "inf")]] = inf_c[k]
+                counts[layout[(name, "wrong_type")]] = wrong_c[k]
                 pos = layout.get((name, "out_of_range"))
                 if pos is not None:
                     counts[pos] = oor_c[k]
@@ -444,7 +453,7 @@ class DataQualityDetector(Detector):
         if sorted(layout.values()) != list(range(1, len(layout) + 1)):
             raise ValueError(f"{self.kind}: the state's columns are not numbered 1..{len(layout)}")
         for name, reason in layout:
-            numeric = reason in ("inf", "out_of_range") or (reason == "missing" and name in self._num_ref)
+            numeric = reason in ("inf", "out_of_range") or (reason in ("missing", "wrong_type") and name in self._num_ref)
             if reason not in REASONS or reason not in self._reasons(name, numeric):
                 raise ValueError(f"{self.kind}: the state counts {reason!r} for feature {name!r}, which this detector "
                                  "does not (saved against another reference, or other features)")
