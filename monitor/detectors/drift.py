@@ -41,7 +41,7 @@ from monitor.detectors.base import Detector
 from monitor.profile import CategoricalProfile, NumericProfile, Profile, numeric_profile, profile_of
 from monitor.stats.multiple_testing import CORRECTIONS, reject
 from monitor.stats.score_tests import DEFAULT_FACTOR, SCORE_TAILS, bootstrap_null, feature_scores
-from monitor.stats.sequential import BinnedSequentialTest
+from monitor.stats.sequential import BinnedSequentialTest, moment_values
 from monitor.stats.univariate import chi2_draws, compare_counts, running_sd_resolves, tie_tolerant
 from monitor.windows import SlidingWindow
 
@@ -760,7 +760,7 @@ class DriftCore:
             agg[: d * b] = np.bincount(flat[ok], minlength=d * b)
             good = ok & fin
             agg[d * b: 2 * d * b] = np.bincount(flat[good], weights=vx[good], minlength=d * b)
-            vz = np.where(fin, vx, 0.0)
+            vz = moment_values(vx)[1]
             agg[2 * d * b: 2 * d * b + d] = vz.sum(axis=0)
             agg[2 * d * b + d:] = (vz * vz).sum(axis=0)
             slot = int(slots[s0])

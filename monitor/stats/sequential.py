@@ -80,7 +80,24 @@ import numpy as np
 
 from monitor.stats.score_tests import MAX_SKEW, cornish_fisher, linear_moments, predictive_sd, predictive_skew
 
-__all__ = ["BinnedSequentialTest", "SequentialResult", "betabinom_bands", "per_test_alpha"]
+__all__ = ["BinnedSequentialTest", "SequentialResult", "betabinom_bands", "moment_values", "per_test_alpha"]
+
+#: Values of larger magnitude are left out of the running moments, as infinite ones are (they
+#: still count in their bin): a square of 1e155 or more overflows to inf, and a window sum that
+#: once held inf becomes inf - inf = NaN when that block leaves it, for good.
+MOMENT_LIMIT = 1e100
+
+
+def moment_values(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, values)``: where ``v`` enters the moments, and ``v`` with 0 elsewhere.
+
+    >>> kept, values = moment_values(np.array([1.0, np.nan, 1e308, -2.0]))
+    >>> kept.tolist(), values.tolist(), float((values * values).sum())
+    ([True, False, False, True], [1.0, 0.0, 0.0, -2.0], 5.0)
+    """
+    with np.errstate(invalid="ignore"):
+        kept = np.abs(v) < MOMENT_LIMIT  # NaN compares False
+    return kept, np.where(kept, v, 0.0)
 
 
 def per_test_alpha(ert: float, step: int, n_tests: int) -> float:
@@ -475,9 +492,7 @@ class BinnedSequentialTest:
         counts[0] += self._partial
         mom = np.zeros((n_blocks, d, 3))
         if values is not None:
-            v = np.asarray(values, dtype=np.float64)
-            fin = np.isfinite(v)
-            vz = np.where(fin, v, 0.0)
+            fin, vz = moment_values(np.asarray(values, dtype=np.float64))
             if n_blocks == 1:
                 mom[0, :, 0] = fin.sum(axis=0)
                 mom[0, :, 1] = vz.sum(axis=0)
