@@ -21,6 +21,7 @@ from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.windows import rows_outside_window
 from monitor.labels import LabelJoiner, is_class_label
 from monitor.multilabel_truth import FORMS
+from monitor.float_errors import quiet_float_errors
 from monitor.log_model import names_its_model
 from monitor.once import Once
 from monitor.outputs import LABEL_CLASSES_MAX
@@ -250,6 +251,7 @@ class Pipeline:
 
     # -- clock -----------------------------------------------------------------------------------
     @names_its_model
+    @quiet_float_errors
     def advance(self, now: float) -> None:
         """Move event time to ``now`` without events (idle live agent): expire windows, fire ticks,
         let go of held labels that waited ``labels.early_wait`` on the agent's clock."""
@@ -297,6 +299,7 @@ class Pipeline:
 
     # -- processing ------------------------------------------------------------------------------
     @names_its_model
+    @quiet_float_errors
     def process(self, events: list[tuple[Any, ...]]) -> None:
         """Process events in event-time order, calling ``on_tick`` at every interval boundary."""
         if not events:
@@ -649,6 +652,7 @@ class Pipeline:
             self.settle()
 
     @names_its_model
+    @quiet_float_errors
     def settle(self) -> None:
         """Hand the held rows to the deferrable detectors (before anything reads their state:
         exports, checkpoints, restores), then advance them to the clock."""
@@ -670,6 +674,7 @@ class Pipeline:
                     self._guard(det, det.advance, self.clock)
 
     @names_its_model
+    @quiet_float_errors
     def export_if_due(self) -> bool:
         """Export if something was processed and ``export_interval_s`` has passed since the last
         export; returns whether it exported."""
@@ -679,6 +684,7 @@ class Pipeline:
         return False
 
     @names_its_model
+    @quiet_float_errors
     def export_exact(self) -> None:
         """Export every figure as of exactly the rows processed so far, as a rule tick sees them
         (:meth:`Detector.on_tick`: pending probing queries analysed, throttled figures
@@ -697,12 +703,14 @@ class Pipeline:
         self._dirty = True
 
     @names_its_model
+    @quiet_float_errors
     def export_pending(self) -> None:
         """Export now if anything was processed since the last export (flush, shutdown)."""
         if self._dirty:
             self.export(None)
 
     @names_its_model
+    @quiet_float_errors
     def export(self, now: float | None) -> None:
         """Let every detector write its figures (before a snapshot or at the end of a chunk)."""
         self.settle()
