@@ -62,9 +62,9 @@ def reference() -> Reference:
 
 
 def run(reference: Reference, rule_files: list[Path], *, seed: int, hours: float, onset_h: float | None = None,
-        ) -> dict[str, list[float]]:
-    """Poisson traffic at RATE rows an hour; returns, per alert name, the event times (s) at which
-    it went to firing."""
+        rate: float = RATE) -> dict[str, list[float]]:
+    """Poisson traffic at ``rate`` rows an hour; returns, per alert name, the event times (s) at
+    which it went to firing."""
     from monitor.promql import SeriesStore
     from monitor.rules.evaluator import RuleEvaluator
 
@@ -76,7 +76,7 @@ def run(reference: Reference, rule_files: list[Path], *, seed: int, hours: float
     firing: dict[str, list[float]] = {}
     before: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for t0 in range(0, int(hours * HOUR), STEP):
-        n = int(rng.poisson(RATE * STEP / HOUR))
+        n = int(rng.poisson(rate * STEP / HOUR))
         if n:
             a = DROPPED_A if onset_h is not None and t0 >= onset_h * HOUR else HEALTHY_A
             probs, _ = outputs(rng, n, a=a)

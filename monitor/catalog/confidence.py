@@ -50,6 +50,7 @@ LABEL_SHIFT_WEIGHT = "monitor_label_shift_weight"
 ESTIMATED_ACCURACY = "monitor_estimated_accuracy_ratio"
 ESTIMATED_ACCURACY_ROWS = "monitor_estimated_accuracy_rows_in_window"
 REFERENCE_ACCURACY = "monitor_reference_accuracy_ratio"
+REFERENCE_ACCURACY_ROWS = "monitor_reference_accuracy_rows"
 
 LABELS_IN_WINDOW = "monitor_labels_in_window"
 LABELS_PREVIOUS_WINDOW = "monitor_labels_in_previous_window"
@@ -220,6 +221,12 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("estimator",), concern=_C, unit="percentunit", max_series=5),
     MetricSpec(REFERENCE_ACCURACY, GAUGE, "Accuracy of the model on the labelled reference data (the baseline of the estimates).",
                concern=_C, unit="percentunit"),
+    MetricSpec(REFERENCE_ACCURACY_ROWS, GAUGE,
+               "Labelled reference rows the reference accuracy and the estimators (ATC's threshold, CBPE's calibration) were "
+               "fitted on: their sampling error, which ModelEstimatedAccuracyDrop adds to the window's (on a reference of 50 "
+               "rows an unchanged model's ATC estimate sits several points from the reference accuracy for as long as that "
+               "reference is used).",
+               concern=_C),
     MetricSpec(ESTIMATED_ACCURACY_ROWS, GAUGE,
                "Rows the estimates of accuracy without labels were computed on (the accuracy_estimation detector's window): "
                "the sample size behind their sampling error, which ModelEstimatedAccuracyDrop's z statistic divides by; "

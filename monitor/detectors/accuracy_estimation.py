@@ -102,6 +102,7 @@ class AccuracyEstimationDetector(RefreshingDetector):
         self._k = probs.shape[1]
         self._estimators = LabelFreeEstimators.fit(probs, labels, atc_score, self.prior_weight)
         self.reference_accuracy = self._estimators.reference_accuracy
+        self.reference_rows = int(labels.shape[0])
         self._confusion = reference_confusion(probs.argmax(axis=1), labels, self._k)
         self._reset()
 
@@ -149,6 +150,7 @@ class AccuracyEstimationDetector(RefreshingDetector):
         rows = float(self._window.total()[_N])
         self._refresh.done(slot_end, rows)
         out.set(names.REFERENCE_ACCURACY, self.reference_accuracy)
+        out.set(names.REFERENCE_ACCURACY_ROWS, float(self.reference_rows))
         # the rows behind the estimates, written with them (both throttled alike): an estimate is a
         # share or a mean over them, so a drop's significance needs them (ModelEstimatedAccuracyDrop)
         out.set(names.ESTIMATED_ACCURACY_ROWS, rows)
