@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.detectors.probing.population import MIN_OWNER_ROWS, MIN_OWNERS, RATE_QUANTILE
+from monitor.detectors.probing.population import MIN_OWNER_ROWS, MIN_OWNERS, RATE_QUANTILE, rate_quantile
 
 __all__ = ["CurrentRates", "REGIME_STEP", "REGIME_STARTS_KEPT"]
 
@@ -230,10 +230,10 @@ class CurrentRates:
             return out, False
         share = rs[ok, 1:] / rs[ok, :1]
         steps = share - es[ok, 1:] / es[ok, :1]
-        step = np.quantile(steps, RATE_QUANTILE, axis=0)
-        down = float(np.quantile(steps[:, 0], 1.0 - RATE_QUANTILE))
+        step = rate_quantile(steps)
+        down = float(rate_quantile(steps[:, 0], 1.0 - RATE_QUANTILE))
         moved = bool(step[0] >= REGIME_STEP or down <= -REGIME_STEP)
-        return np.where(step > 0, np.quantile(share, RATE_QUANTILE, axis=0), np.nan), moved
+        return np.where(step > 0, rate_quantile(share), np.nan), moved
 
     @property
     def nbytes(self) -> int:

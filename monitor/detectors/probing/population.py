@@ -55,7 +55,8 @@ import numpy as np
 
 from monitor.detectors.probing.neighbours import pairwise_sq
 
-__all__ = ["PopulationScale", "reference_spacing", "MIN_SCALE", "SPACING_QUANTILE", "STEP", "MIN_OWNERS", "MIN_OWNER_ROWS", "RATE_QUANTILE"]
+__all__ = ["PopulationScale", "reference_spacing", "rate_quantile", "MIN_SCALE", "SPACING_QUANTILE", "STEP", "MIN_OWNERS",
+           "MIN_OWNER_ROWS", "RATE_QUANTILE"]
 
 #: the smallest factor the thresholds are multiplied by (an attacker who floods more than half of the
 #: ring could at most shrink them tenfold; attacks' steps are orders of magnitude below natural spacing)
@@ -72,6 +73,20 @@ MIN_OWNERS = 5
 MIN_OWNER_ROWS = 4
 #: the quantile over owners of each owner's flagged share that is the population's rate
 RATE_QUANTILE = 0.25
+
+
+def rate_quantile(shares: np.ndarray, q: float = RATE_QUANTILE) -> "np.ndarray | np.floating[Any]":
+    """The population's rate from its owners' shares (one owner a row, a rate per column): their
+    ``q`` quantile (:data:`RATE_QUANTILE`: three owners in four show at least it), NaN with fewer
+    than :data:`MIN_OWNERS` owners. The ring's rates (:class:`PopulationScale`) and the current
+    ones (:class:`.current.CurrentRates`) are both read so.
+
+    >>> float(rate_quantile(np.array([0.0, 0.1, 0.2, 0.3, 0.4]))), float(rate_quantile(np.array([0.5, 0.5])))
+    (0.1, nan)
+    """
+    if shares.shape[0] < MIN_OWNERS:
+        return np.full(shares.shape[1:], np.nan)
+    return np.quantile(shares, q, axis=0)
 
 
 def reference_spacing(sketches: np.ndarray, size: int, k: int, rng: np.random.Generator) -> float:
@@ -198,8 +213,7 @@ class PopulationScale:
             hits = np.bincount(inv, weights=(fl & bit) > 0, minlength=owners.size)
             den = distinct if bit in self.distinct_bits else n
             use = ok & (den > 0)
-            if int(use.sum()) >= MIN_OWNERS:
-                out[j] = float(np.quantile(hits[use] / den[use], RATE_QUANTILE))
+            out[j] = float(rate_quantile(hits[use] / den[use]))
         return out
 
     def state_dict(self) -> dict[str, Any]:
