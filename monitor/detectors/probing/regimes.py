@@ -98,15 +98,16 @@ class PradaRegimes:
     minute after it), and one at 300 s, before the onset (340 s) of a regime begun at 350 s, raises:
 
     >>> r = PradaRegimes(max_clients=2, hold_s=60.0, slack_s=5.0, warm=100)
-    >>> r.result(0, 0.5, True, 150, 100.0, 0), r.result(0, 0.9, False, 200, 120.0, 0)
+    >>> r.result(0, 0.5, True, 150, 100.0, 0, 0, []), r.result(0, 0.9, False, 200, 120.0, 0, 0, [])
     ([], [])
-    >>> r.due(closed_until=135.0, regime=1, starts=[(1, 130.0, 95.0)])
+    >>> starts = [(1, 130.0, 95.0)]
+    >>> r.due(closed_until=135.0, regime=1, starts=starts)
     []
-    >>> r.result(1, 0.5, True, 300, 200.0, 1), r.due(closed_until=250.0, regime=1, starts=[(1, 130.0, 95.0)])
+    >>> r.result(1, 0.5, True, 300, 200.0, 1, 1, starts), r.due(closed_until=250.0, regime=1, starts=starts)
     ([], [])
-    >>> r.due(closed_until=265.0, regime=1, starts=[(1, 130.0, 95.0)])
+    >>> r.due(closed_until=265.0, regime=1, starts=starts)
     [(1, 0.5, True, 300, 200.0)]
-    >>> r.result(1, 0.6, True, 400, 300.0, 1), r.due(closed_until=355.0, regime=2, starts=[(2, 350.0, 340.0)])
+    >>> r.result(1, 0.6, True, 400, 300.0, 1, 1, starts), r.due(closed_until=355.0, regime=2, starts=[(2, 350.0, 340.0)])
     ([], [(1, 0.6, True, 400, 300.0)])
     """
 
@@ -156,19 +157,19 @@ class PradaRegimes:
         return out
 
     # -- tests held ------------------------------------------------------------------------------------
-    def result(self, slot: int, w: float, failed: bool, qn: int, ts: float, regime: int, now: int = 0,
-               starts: list[tuple[int, float, float]] | None = None) -> list[tuple[float, bool, int, float]]:
+    def result(self, slot: int, w: float, failed: bool, qn: int, ts: float, regime: int, now: int,
+               starts: list[tuple[int, float, float]]) -> list[tuple[float, bool, int, float]]:
         """A test's result (W, below ``delta``, its query number and time, its regime): what to apply
         now, in order (``(W, failed, query number, time)``); a failing one, or one after it, is held.
-        ``now`` and ``starts`` (the regimes begun, :meth:`due`'s): what is known if one more than
-        :attr:`cap` are held and the oldest must be decided at once."""
+        ``now`` and ``starts`` (the regimes begun and the recent ones' starts, as :meth:`due` takes
+        them): what is known if one more than :attr:`cap` are held and the oldest must be decided at once."""
         queue = self.held.get(slot)
         if queue is None and not failed:
             return [(w, failed, qn, ts)]
         queue = self.held.setdefault(slot, [])
         queue.append((float(w), bool(failed), int(qn), float(ts), int(regime)))
         out: list[tuple[float, bool, int, float]] = []
-        onsets = {k: onset for k, _, onset in starts or []}
+        onsets = _onsets(starts)
         while len(queue) > self.cap:  # bounded: the oldest decided with what is known now
             w0, f0, q0, t0, r0 = queue.pop(0)
             if not self._void(t0, r0, now, onsets):
@@ -191,7 +192,7 @@ class PradaRegimes:
         out: list[tuple[int, float, bool, int, float]] = []
         if not self.held:
             return out
-        onsets = {k: onset for k, _, onset in starts}
+        onsets = _onsets(starts)
         for slot in list(self.held):
             queue = self.held[slot]
             while queue:
@@ -210,7 +211,7 @@ class PradaRegimes:
         """The client is leaving (evicted): its held results decided with what is known now (dropped
         where they ran after the onset of a regime begun since, applied otherwise)."""
         queue = self.held.pop(slot, [])
-        onsets = {k: onset for k, _, onset in starts}
+        onsets = _onsets(starts)
         return [(w, failed, qn, ts) for w, failed, qn, ts, r in queue if not self._void(ts, r, regime, onsets)]
 
     # -- memory and state ------------------------------------------------------------------------------
@@ -243,3 +244,8 @@ class PradaRegimes:
         self.held = {}
         for slot, w, failed, qn, ts, r in np.asarray(state["held"], dtype=np.float64).reshape(-1, 6).tolist():
             self.held.setdefault(int(slot), []).append((float(w), bool(failed), int(qn), float(ts), int(r)))
+
+
+def _onsets(starts: list[tuple[int, float, float]]) -> dict[int, float]:
+    """The estimated onset of each regime in ``starts`` (``(number, start, onset)``), by its number."""
+    return {k: onset for k, _, onset in starts}
