@@ -867,16 +867,19 @@ def _kept(var: np.ndarray, n: int, d: int, variance: float) -> tuple[int, float]
     return k, float(ratio[k - 1]) if k else 0.0
 
 
-def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None = None, seed: int = 0) -> PCABasis | None:
+def fit_pca_basis(x: np.ndarray, names: Sequence[str], *, variance: float | None = None, seed: int = 0,
+                  digest: bool = True) -> PCABasis | None:
     """The PCA directions of ``x`` (e.g. the training rows), keeping ``variance`` of the variance
     (:data:`PCA_VARIANCE` when None), on a uniform sample of at most :data:`PCA_MAX_ROWS` rows. None
-    when ``x`` has fewer than 20 rows or 2 columns (no PCA to speak of)."""
+    when ``x`` has fewer than 20 rows or 2 columns (no PCA to speak of). ``digest``: hash the rows
+    into :attr:`PCABasis.digest` (False: left empty, for a basis that identifies no reference;
+    hashing up to :data:`PCA_MAX_ROWS` rows costs a pass over them)."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] < PCA_MIN_ROWS:
         return None
     if x.shape[0] > PCA_MAX_ROWS:
         x = x[np.random.default_rng(seed).choice(x.shape[0], PCA_MAX_ROWS, replace=False)]
-    return _basis(x, names, variance)
+    return _basis(x, names, variance, digest=digest)
 
 
 def _basis(x: np.ndarray, names: Sequence[str], variance: float | None = None, *, digest: bool = True) -> PCABasis:
@@ -1081,10 +1084,10 @@ def fit_embedding_pca(embedding: np.ndarray, n_bins: int, *, seed: int = 0) -> t
     order = rng.permutation(emb.shape[0])[: 2 * PCA_MAX_ROWS]
     half = order.size // 2
     names = tuple(f"e{i}" for i in range(emb.shape[1]))
-    # fit_pca_basis's rows, without its digest (a pass hashing up to PCA_MAX_ROWS embeddings for
-    # a fingerprint this basis is never part of): the half holds PCA_MIN_ROWS to PCA_MAX_ROWS rows
-    # of 2 columns or more, so it would neither have refused nor sampled them
-    basis = _basis(emb[order[:half]], names, digest=False)
+    # without the digest: this basis is part of no reference's fingerprint. The half holds
+    # PCA_MIN_ROWS to PCA_MAX_ROWS rows of 2 columns or more: neither refused nor sampled
+    basis = fit_pca_basis(emb[order[:half]], names, digest=False)
+    assert basis is not None
     if basis.components.shape[0] == 0:
         raise ValueError("the reference embedding has no direction of variation to fit a PCA on (its columns are "
                          "constant or collinear)")
