@@ -221,10 +221,21 @@ def test_a_state_saved_before_regimes_loads_with_every_window_as_it_was() -> Non
 
 def test_held_results_are_bounded_per_client() -> None:
     """One more than ``cap`` held: the oldest is decided with what is known (applied, or dropped if
-    it ran after the onset of a regime begun since), so a client's queue never grows past ``cap``."""
-    r = PradaRegimes(max_clients=1, hold_s=60.0, slack_s=5.0, warm=100, cap=16)
+    it ran after the onset of a regime begun since), so a client's queue never grows past ``cap``,
+    passing results queued behind a failing one included, and the held results never cost more
+    than the detector's memory bound budgets for them (``bytes_per_client`` per slot)."""
+    r = PradaRegimes(max_clients=2, hold_s=60.0, slack_s=5.0, warm=100, cap=16)
     starts = [(1, 30.0, 12.0)]  # regime 1 begun at 30 s, set in at 12 s: tests from 7 s on are void
+    # client 0: failing tests; client 1: one failing then passing ones queued behind it, three caps'
+    # worth, in regime 1 with no regime after it (the oldest are applied as they are pushed out)
     times = [1.0, 8.0] + [40.0 + i for i in range(16)]
-    applied = [a for i, ts in enumerate(times) for a in r.result(0, 0.5, True, i + 1, ts, 0 if ts < 30 else 1, 1, starts)]
-    assert applied == [(0.5, True, 1, 1.0)]
-    assert len(r.held[0]) == 16 and r.nbytes <= r.regime.nbytes + r.bytes_per_client()
+    results = [(0, 0.5, True, i + 1, ts, 0 if ts < 30 else 1) for i, ts in enumerate(times)]
+    results += [(1, 0.4 if i % r.cap == 0 else 0.9, i % r.cap == 0, i + 1, 100.0 + i, 1) for i in range(3 * r.cap)]
+    applied: dict[int, list[tuple[float, bool, int, float]]] = {0: [], 1: []}
+    for slot, w, failed, qn, ts, regime in results:
+        applied[slot] += r.result(slot, w, failed, qn, ts, regime, 1, starts)
+        assert len(r.held[slot]) <= r.cap, (slot, qn)
+        assert r.nbytes <= r.regime.shape[0] * r.bytes_per_client(), (slot, qn)
+    assert applied[0] == [(0.5, True, 1, 1.0)]  # the test at 8 s ran after the onset: dropped
+    assert applied[1] == [(w, failed, qn, ts) for _, w, failed, qn, ts, _ in results[18:18 + 2 * r.cap]]
+    assert [len(r.held[slot]) for slot in (0, 1)] == [r.cap, r.cap]
