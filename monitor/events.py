@@ -50,6 +50,9 @@ __all__ = [
     "parse_event",
     "check_feedback_labels",
     "check_for_model",
+    "label_problem",
+    "MAX_LABEL_BITS",
+    "MAX_REGRESSION_LABEL",
     "parse_timestamp",
     "feedback_lists",
     "error_event",
@@ -68,6 +71,14 @@ FEEDBACK = 2
 
 #: Characters of ``client`` and ``segment`` kept (the proxy's client header is cut to as many).
 MAX_LABEL_CHARS = 200
+
+#: Integers with more bits than this are no class (a class index, or a numeric class name, is far
+#: shorter): such a label is invalid (``str()`` refuses past 4,300 digits).
+MAX_LABEL_BITS = 256
+#: The largest magnitude of a regression label: beyond about 1e154 its squared error is past
+#: float64's range, and one such label made the window's RMSE infinite (absent) and its bias NaN
+#: until it left the window. No measured quantity comes near (1e80 is the atoms of the universe).
+MAX_REGRESSION_LABEL = 1e150
 
 _KINDS = {"prediction": PREDICTION, "error": ERROR, "feedback": FEEDBACK}
 _KEYS = {
@@ -454,6 +465,36 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
         check_feedback_labels(parsed, kind, classes)
 
 
+def label_problem(label: Any, regression: bool) -> str | None:
+    """What makes one label of a single-label model (``label`` as JSON gives it: text, a number,
+    a boolean) unusable, as the label join would count it ``invalid``, or None: NaN or an infinite
+    number (no class, no value); for a classifier an integer of more than :data:`MAX_LABEL_BITS`
+    bits; for a regression model text that is no number, or a number beyond
+    :data:`MAX_REGRESSION_LABEL`. Booleans are labels (True is class 1, or 1.0)."""
+    if regression:
+        try:
+            value = float(label)
+        except (TypeError, ValueError, OverflowError):
+            return (f"is {json_kind(label)} ({str(label)[:40]!r}), which is no number; a regression model's label is "
+                    "the true value")
+        if value != value:
+            return "is NaN, which is no value"
+        if not abs(value) <= MAX_REGRESSION_LABEL:
+            return (f"is {'infinite' if math.isinf(value) else f'{value:.3g}'}, beyond the largest regression label "
+                    f"({MAX_REGRESSION_LABEL:.0e}: its squared error would overflow)")
+        return None
+    if isinstance(label, float) and not math.isfinite(label):
+        return f"is {'NaN' if label != label else 'infinite'}, which names no class"
+    if isinstance(label, int) and not isinstance(label, bool) and label.bit_length() > MAX_LABEL_BITS:
+        return f"is an integer of {len(str(abs(label)))} digits, which names no class"
+    return None
+
+
+#: The fix of a label :func:`label_problem` refuses.
+LABEL_FIX = ("Fix: send the true class (a name from output.classes or a column index) or, for output.kind: regression, "
+             "the true value as a finite number; a label not known yet is not sent (late and missing labels are normal)")
+
+
 def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]) -> None:
     """Refuse a feedback event whose labels the model of output ``kind`` (and labels
     ``classes``, from ``output.classes``) cannot take, naming ``labels[i]`` and the fix: a list
@@ -480,6 +521,11 @@ def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]
         elif isinstance(label, list):
             raise EventFormatError(field, "must be one class (a name or an index) or value, got array: a list is the "
                                           "ground truth of a multi-label model (output.kind: multilabel) only", "bad_label")
+        else:
+            # accepted with 202 and then counted invalid at the join: the sender learnt it from the log only
+            problem = label_problem(label, kind == "regression")
+            if problem is not None:
+                raise EventFormatError(field, f"{problem}. {LABEL_FIX}", "bad_label")
 
 
 def parse_event(obj: Any, now: float) -> ParsedEvent:

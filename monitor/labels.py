@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import is_missing, request_id_text
+from monitor.events import MAX_LABEL_BITS, MAX_REGRESSION_LABEL, is_missing, request_id_text
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -82,9 +82,6 @@ def _log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:
 
 
 _INVALID = object()
-#: Integers with more bits than this are no class (a class index, or a numeric class name, is far
-#: shorter): refused as invalid before ``str()``, which Python refuses past 4,300 digits.
-_MAX_LABEL_BITS = 256
 
 
 def _latest_times(ts: np.ndarray) -> list[float]:
@@ -98,17 +95,19 @@ def _latest_times(ts: np.ndarray) -> list[float]:
 
 
 def _read_label(label: Any, regression: bool) -> Any:
-    """One label as the join keeps it, or ``_INVALID``: a regression target as a finite float; a
-    class as given (names and indices are looked up later), unless it stands for none (None,
-    NaN, pandas' NA) or cannot be one class (a list, an array, a mapping, a number too large to
-    name one). Never raises: whatever a caller passes, one label is at most one ``invalid``."""
+    """One label as the join keeps it, or ``_INVALID``: a regression target as a finite float of
+    at most :data:`~monitor.events.MAX_REGRESSION_LABEL` in size; a class as given (names and
+    indices are looked up later), unless it stands for none (None, NaN, pandas' NA) or cannot be
+    one class (a list, an array, a mapping, a number too large to name one). Never raises:
+    whatever a caller passes, one label is at most one ``invalid``. What the HTTP intake refuses
+    of a label (:func:`~monitor.events.label_problem`) is what this counts invalid."""
     try:
         if regression:
             value = float(label)
-            return value if math.isfinite(value) else _INVALID
+            return value if abs(value) <= MAX_REGRESSION_LABEL else _INVALID  # NaN compares false
         if is_missing(label) or isinstance(label, (list, tuple, dict, set, np.ndarray)):
             return _INVALID
-        if isinstance(label, (int, np.integer)) and int(label).bit_length() > _MAX_LABEL_BITS:
+        if isinstance(label, (int, np.integer)) and int(label).bit_length() > MAX_LABEL_BITS:
             return _INVALID
         if isinstance(label, (float, np.floating)) and not math.isfinite(label):
             return _INVALID

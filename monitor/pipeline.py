@@ -543,7 +543,7 @@ class Pipeline:
                         "monitor_feedback_labels_total{outcome=\"unknown_id\"}", self.store.model, batch_id,
                         f"{batch_id}/0", f"{batch_id}/1")
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
-            what = ("one finite number per request id" if kind == "regression" else
+            what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else
                     "one class per request id (a name from output.classes or a column index), not a list, a one-hot row "
                     "or None")
