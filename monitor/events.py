@@ -40,6 +40,7 @@ __all__ = [
     "FEEDBACK",
     "EventFormatError",
     "MAX_LABEL_CHARS",
+    "MAX_REQUEST_ID_CHARS",
     "request_id_text",
     "json_kind",
     "row_text",
@@ -71,6 +72,13 @@ FEEDBACK = 2
 
 #: Characters of ``client`` and ``segment`` kept (the proxy's client header is cut to as many).
 MAX_LABEL_CHARS = 200
+
+#: Characters a request id may have: ids are UUIDs, keys, hashes (tens of characters; a composite
+#: key a few hundred). A longer one is no id but the request itself or another value sent by
+#: mistake, and one id for a call of many rows becomes ``<id>/<row>`` for each row: an id of a
+#: megabyte on a call of 2,000 rows held 2 GB in the worker. Over HTTP it is refused; in code the
+#: row is kept without it, counted (``monitor_row_arguments_dropped_total{argument="request_id"}``).
+MAX_REQUEST_ID_CHARS = 1024
 
 #: Integers with more bits than this are no class (a class index, or a numeric class name, is far
 #: shorter): such a label is invalid (``str()`` refuses past 4,300 digits).
@@ -252,6 +260,10 @@ def _json_id(value: Any, field: str) -> str | int:
     one of the integers it may stand for: a prediction sent over HTTP then joins the label of the
     same float id given to ``feedback`` in Python, and the other way round."""
     if isinstance(value, str):
+        if len(value) > MAX_REQUEST_ID_CHARS:
+            raise EventFormatError(field, f"is {len(value):,} characters long ({value[:40]!r}...); a request id has at "
+                                          f"most {MAX_REQUEST_ID_CHARS:,}. Fix: send the id the prediction is known by "
+                                          "(a UUID, a key), not the request or its text", "bad_request_id")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import (MAX_LABEL_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text,
+from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text,
                             whole_number_text)
 from monitor.input_forms import RowError, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
@@ -1217,7 +1217,7 @@ def _row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
 ARGUMENT_DROPPED_MESSAGES = {
     "request_id": "so its rows have no request id and feedback for them cannot join "
                   "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the "
-                  "call (its rows become <id>/0, <id>/1, ...)",
+                  f"call (its rows become <id>/0, <id>/1, ...), each of at most {MAX_REQUEST_ID_CHARS:,} characters",
     "segment": "so its rows have no segment (counted as \"unset\"). Fix: one segment per row, or a single segment "
                "for the call",
     "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
@@ -1237,22 +1237,34 @@ ARGUMENT_DROPPED_MESSAGES = {
 
 def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
     """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
-    ``"<id>/<row>"`` (documented) so that feedback can address single rows."""
+    ``"<id>/<row>"`` (documented) so that feedback can address single rows. An id longer than
+    :data:`~monitor.events.MAX_REQUEST_ID_CHARS` (or whose text cannot be taken: an integer of
+    thousands of digits, which failed the worker's whole drain) leaves its rows without one,
+    counted as a dropped argument: the rows are kept, only their join is lost, which no real id
+    needs (one of a megabyte on a call of 2,000 rows held 2 GB as ``<id>/<row>``)."""
     rids = [ev[6] for ev in events]
     if len(counts) == int(counts.sum()) and {type(r) for r in rids} <= {str, type(None)}:
-        return np.array(rids + [None], dtype=object)[:-1]  # the None keeps a 1-D object array
+        out = np.array(rids + [None], dtype=object)[:-1]  # the None keeps a 1-D object array
+        if max(map(len, filter(None, rids)), default=0) > MAX_REQUEST_ID_CHARS:
+            for i, rid in enumerate(rids):
+                if rid is not None and _id_too_long(rid, 1, result):
+                    out[i] = None
+        return out
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):
         rows = _per_row(ev[6])
         if rows is not None:
             if len(rows) == c:
-                out[pos:pos + c] = rows if set(map(type, rows)) == _TEXT else [request_id_text(r) for r in rows]
+                ids = rows if set(map(type, rows)) == _TEXT else [_id_text(r) for r in rows]
+                if max(map(len, filter(None, ids)), default=0) > MAX_REQUEST_ID_CHARS:
+                    ids = [None if rid is not None and _id_too_long(rid, 1, result) else rid for rid in ids]
+                out[pos:pos + c] = ids
             else:
                 result.drop_argument("request_id", len(rows), c)
         else:
-            rid = request_id_text(ev[6])
-            if rid is None:
+            rid = _id_text(ev[6])
+            if rid is None or _id_too_long(rid, c, result):
                 pass
             elif c == 1:
                 out[pos] = rid
@@ -1260,6 +1272,27 @@ def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildRes
                 out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
         pos += c
     return out
+
+
+def _id_text(v: Any) -> str | None:
+    """One request id as text (:func:`~monitor.events.request_id_text`); an id whose text cannot
+    be taken (``str()`` refuses an integer of more than 4,300 digits) is read as too long."""
+    try:
+        return request_id_text(v)
+    except Exception:  # noqa: BLE001 - a caller's object whose str() fails, an int past str()'s limit
+        return "?" * (MAX_REQUEST_ID_CHARS + 1)
+
+
+def _id_too_long(rid: str, rows: int, result: BuildResult) -> bool:
+    """Whether ``rid`` is longer than a request id may be; if so its ``rows`` are counted as
+    without their id, and the first such id is said."""
+    if len(rid) <= MAX_REQUEST_ID_CHARS:
+        return False
+    result.arguments_dropped["request_id"] = result.arguments_dropped.get("request_id", 0) + rows
+    result.details.setdefault("argument:request_id", (
+        f"a call gave a request id of {len(rid):,} characters ({rid[:40]!r}...), more than the "
+        f"{MAX_REQUEST_ID_CHARS:,} a request id may have (does request_id= name the request rather than its id?)"))
+    return True
 
 
 def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray | None:

@@ -72,3 +72,53 @@ def test_labels_the_join_counts_invalid_are_refused_at_intake(tmp_path: Path) ->
             assert invalid == sum(refused for _, refused in cases), (config["model"], invalid)
         finally:
             mon.close()
+
+
+def test_a_request_id_longer_than_1024_characters_is_refused_or_left_out(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A request id had no length limit: one of a megabyte on a call of 2,000 rows became 2,000
+    ids ``<id>/<row>`` of a megabyte each in the worker (2 GB), and an integer id of 5,000 digits
+    failed the worker's whole drain (``str()`` refuses it: internal_error). Over HTTP an id over
+    1,024 characters is now a 400 naming it (one event, a batch, a per-row list, feedback); in
+    code its rows are kept without it and counted, the other calls' ids kept."""
+    import logging
+
+    long_id, at_limit = "x" * 1025, "y" * 1024
+    s = start_sidecar(IRIS, tmp_path)
+    try:
+        event = {"inputs": [_ROW], "outputs": [[0.8, 0.1, 0.1]]}
+        for body, field in (({**event, "request_id": long_id}, "request_id"),
+                            ([{**event, "request_id": "a"}, {**event, "request_id": long_id}], "request_id"),
+                            ({**event, "inputs": [_ROW] * 2, "outputs": [[0.8, 0.1, 0.1]] * 2, "request_id": ["a", long_id]},
+                             "request_id[1]"),
+                            ({"type": "feedback", "request_ids": [long_id], "labels": ["setosa"]}, "request_ids[0]")):
+            r = http("POST", s.url + "/v1/events", body)
+            assert r.status == 400, r.body
+            error = r.json()["errors"][-1] if "errors" in r.json() else r.json()
+            assert (error["field"], error["reason"]) == (field, "bad_request_id"), r.body
+            assert "1,025 characters long" in error["error"] and "Fix: send the id" in error["error"], r.body
+        r = http("POST", s.url + "/v1/events", {**event, "request_id": at_limit})
+        assert r.status == 202, r.body
+        assert sample(s.metrics(), "monitor_intake_events_refused_total", model="iris", endpoint="events",
+                      reason="bad_request_id") == 4
+    finally:
+        s.close()
+    mon = Monitor(model="ids", config=IRIS, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(np.ones((2000, 4)), np.full((2000, 3), 1 / 3), request_id="z" * 200_000)
+            mon.observe([_ROW] * 2, [[0.8, 0.1, 0.1]] * 2, request_id=["kept", long_id])
+            mon.observe([_ROW], [[0.8, 0.1, 0.1]], request_id=10 ** 5000)
+            mon.observe([_ROW], [[0.8, 0.1, 0.1]], request_id=at_limit)
+            mon.flush()
+        value = mon.store.value
+        assert value("monitor_predictions") == 2004 and not value("monitor_rows_rejected", {"reason": "internal_error"})
+        assert value("monitor_row_arguments_dropped", {"argument": "request_id"}) == 2002
+        assert value("monitor_labels_pending") == 2  # "kept" and the id of 1,024 characters
+        mon.feedback(["kept", at_limit], ["setosa", "setosa"])
+        mon.flush()
+        assert value("monitor_feedback_labels", {"outcome": "joined"}) == 2
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "a request id of 200,000 characters" in said and "each of at most 1,024 characters" in said, said
+    finally:
+        mon.close()

@@ -69,7 +69,7 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("outcome",), concern="core", max_series=10),
     MetricSpec("monitor_row_arguments_dropped", COUNTER,
                "Rows processed without a request_id, segment or client that their call gave as a per-row list of another "
-               "length than its rows, or without an embedding that could not be read as numbers, one row per input row, as "
+               "length than its rows (a request_id also when it is over 1,024 characters), or without an embedding that could not be read as numbers, one row per input row, as "
                "long as the other calls', by argument (the log says the fix once): feedback for them cannot join, they "
                "count as segment unset, or as the anonymous client, or the embedding drift detector (pca_drift_embedding, "
                "monitor_drift_rows_unread_total) and the probing detector in embedding space leave them out; "

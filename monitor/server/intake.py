@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import MAX_LABEL_CHARS, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import NOT_DECODED, loads, try_loads_lines
 from monitor.server.limits import read_body
@@ -180,17 +180,18 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     if latency is not None and not ((type(latency) is float or type(latency) is int) and 0 <= latency < _INF):
         return None
     request_id = get("request_id")
-    if request_id is not None and type(request_id) is not str and type(request_id) is not int \
-            and not _plain_id_list(request_id):
-        return None
+    if request_id is not None and (type(request_id) is not str or len(request_id) > MAX_REQUEST_ID_CHARS) \
+            and type(request_id) is not int and not _plain_id_list(request_id):
+        return None  # the general parser refuses a request id too long, naming it
     return model, (PREDICTION, ts, inputs, outputs, latency, client, request_id, segment, get("embedding"))
 
 
 def _plain_id_list(value: Any) -> bool:
     """A list of request ids that parse_event keeps as they are (strings, integers, None):
-    booleans, which it refuses, and floats, which it turns into integers (17.0 joins 17), are
-    left to it."""
-    return type(value) is list and all(type(v) is str or type(v) is int or v is None for v in value)
+    booleans, which it refuses, floats, which it turns into integers (17.0 joins 17), and ids
+    too long, which it refuses, are left to it."""
+    return type(value) is list and all(type(v) is str and len(v) <= MAX_REQUEST_ID_CHARS or type(v) is int or v is None
+                                       for v in value)
 
 
 _INF = float("inf")
@@ -263,6 +264,8 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
         if not kinds <= _ID_OR_NONE and not (kinds <= _ID_OR_NONE | {list} and all(
                 type(v) is not list or _plain_id_list(v) for v in request_ids)):
             return None
+        if str in kinds and max(len(v) for v in request_ids if type(v) is str) > MAX_REQUEST_ID_CHARS:
+            return None  # refused by the per-event parser, naming it
     events = list(zip([PREDICTION] * n, ts, cols["inputs"], cols["outputs"], latency, client,
                       request_ids, segment, cols.get("embedding", absent)))
     return models, events
