@@ -412,9 +412,7 @@ class BatchBuilder:
         if mask is not None and self._first_unreadable is not None:
             self._note_unreadable(*self._first_unreadable)
         self._first_unreadable = None
-        if mask is None or mask.shape[1] == num.shape[1]:
-            return mask
-        return np.hstack([mask, np.zeros((mask.shape[0], num.shape[1] - mask.shape[1]), dtype=bool)])
+        return None if mask is None else _widened(mask, num.shape[1])
 
     def _tensor_calls_at_once(self, events: list[tuple[Any, ...]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """The descriptors of the events' rows of the tensor feature (event index -> its rows),
@@ -695,7 +693,7 @@ class BatchBuilder:
         if answers is not None:  # the answers' descriptors after the inputs' columns; no scores
             numeric = np.hstack([numeric, answers.describe(raw.tolist())])
             if unread is not None:
-                unread = np.hstack([unread, np.zeros((unread.shape[0], numeric.shape[1] - unread.shape[1]), dtype=bool)])
+                unread = _widened(unread, numeric.shape[1])
         decoded = (DecodedOutputs(np.ones(raw.shape[0], dtype=bool), {}) if self._no_outputs or self._answers
                    else decode_outputs(raw, self.output, self.classes))
         if self._score_widths is None and self._scores and decoded.valid.any():
@@ -893,6 +891,14 @@ def integer_array(outputs: Any) -> bool:
     were read so too, its others refused as out of range."""
     dtype = getattr(outputs, "dtype", None)
     return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
+
+
+def _widened(mask: np.ndarray, width: int) -> np.ndarray:
+    """``mask`` with False columns added on the right up to ``width`` (derived columns, a text
+    feature's descriptors or the answers', follow the numeric features and are never unreadable)."""
+    if mask.shape[1] == width:
+        return mask
+    return np.hstack([mask, np.zeros((mask.shape[0], width - mask.shape[1]), dtype=bool)])
 
 
 def cell_number(v: Any) -> float | None:
