@@ -251,15 +251,18 @@ class DataQualityDetector(Detector):
         ts = np.asarray(batch.ts, dtype=np.float64)
         wanted = None if self.features is None else set(self.features)
         num_cols = [(j, name) for j, name in enumerate(batch.numeric_names) if wanted is None or name in wanted]
-        v = batch.numeric[:, [j for j, _ in num_cols]] if num_cols else None
+        cols = [j for j, _ in num_cols]
+        v = batch.numeric[:, cols] if num_cols else None
+        unread = batch.numeric_unreadable
+        unread = unread[:, cols] if unread is not None and num_cols else None
         slot_s = self.window_s / self.n_slots
         slots = np.floor(ts / slot_s)
         if slots.min() == slots.max():
-            counts = self._counts(batch, v, num_cols, None)
+            counts = self._counts(batch, v, unread, num_cols, None)
             self._window.add(np.array([ts.max()]), None, counts[None, :])
         else:  # a batch across a slot edge (rare): each slot gets its own rows' counts
             uniq, which = np.unique(slots, return_inverse=True)
-            per_slot = np.array([self._counts(batch, v, num_cols, which == k) for k in range(uniq.size)])
+            per_slot = np.array([self._counts(batch, v, unread, num_cols, which == k) for k in range(uniq.size)])
             self._window.add((uniq + 0.5) * slot_s, None, per_slot)
             counts = per_slot.sum(axis=0)
         if v is not None:
@@ -273,16 +276,15 @@ class DataQualityDetector(Detector):
             if counts[pos]:
                 self._pending[key] = self._pending.get(key, 0.0) + float(counts[pos])
 
-    def _counts(self, batch: "Batch", v: np.ndarray | None, num_cols: list[tuple[int, str]],
-                rows: np.ndarray | None) -> np.ndarray:
-        """Window row for the batch's ``rows`` (all when None): rows, then bad values per column."""
+    def _counts(self, batch: "Batch", v: np.ndarray | None, unread: np.ndarray | None,
+                num_cols: list[tuple[int, str]], rows: np.ndarray | None) -> np.ndarray:
+        """Window row for the batch's ``rows`` (all when None): rows, then bad values per column.
+
+        ``v`` and ``unread`` are the watched numeric columns' values and unreadable-value mask."""
         counts = np.zeros(len(self._layout) + 1)
         counts[0] = len(batch) if rows is None else int(rows.sum())
         layout = self._layout
         if v is not None:
-            unread = batch.numeric_unreadable
-            if unread is not None:
-                unread = unread[:, [j for j, _ in num_cols]]
             if rows is not None:
                 v = v[rows]
                 unread = None if unread is None else unread[rows]
