@@ -112,7 +112,10 @@ def test_exact_retries_are_counted_apart_and_never_flag(ref) -> None:
 def test_resubmissions_below_k_cannot_make_near_duplicate_hits(ref) -> None:
     """Each item resubmitted k-1 times with sensor noise: with the k-th-neighbour statistic the
     copies alone never make a hit (only natural neighbours can, at the calibrated 1%); with Chen's
-    mean statistic the same client collects hits on most of its copies."""
+    mean statistic the same client collects hits on its later copies: a query's own copy cluster
+    counts in full (a probe's steps are one cluster), so 8 earlier copies and the nearest copies of
+    2 other items make its 10 nearest (26% of the queries hits, 30-40% when other items' copies
+    counted one by one)."""
     rng = np.random.default_rng(12)
     items = S.natural(rng, 60)
     rows = np.concatenate([item + rng.normal(0, 0.01, (9, S.D)) for item in items])  # k - 1 = 9 copies each
@@ -124,7 +127,7 @@ def test_resubmissions_below_k_cannot_make_near_duplicate_hits(ref) -> None:
     hits_mean = int(mean._flag_totals[0])  # noqa: SLF001
     assert hits_kth <= 0.03 * len(rows)
     assert flagged(kth, "resubmitter") == 0
-    assert hits_mean > 0.3 * len(rows)
+    assert hits_mean > 0.2 * len(rows)
 
 
 # -- campaigns ------------------------------------------------------------------------------------------
