@@ -133,6 +133,27 @@ def timed_clients(rng: np.random.Generator, make, clients: int, rate: float, end
     return x[order], c[order], t[order]
 
 
+def client_group(rng: np.random.Generator, make, names: list[str], rows: int, rate: float,
+                 t0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clients ``names`` each sending ``make(rng, rows)``'s rows as a Poisson stream at ``rate``
+    queries/s from ``t0``, merged in event time: (rows, clients, ts)."""
+    xs, cs, ts = [], [], []
+    for name in names:
+        xs.append(make(rng, rows))
+        cs.append(np.full(rows, name, dtype=object))
+        ts.append(t0 + np.cumsum(rng.exponential(1.0 / rate, rows)))
+    x, c, t = np.concatenate(xs), np.concatenate(cs), np.concatenate(ts)
+    order = np.argsort(t, kind="stable")
+    return x[order], c[order], t[order]
+
+
+def feed_in_time(det, x: np.ndarray, clients: np.ndarray, ts: np.ndarray, size: int = 2048) -> None:
+    """Rows already in event-time order, in batches of ``size``."""
+    for i in range(0, len(ts), size):
+        part = slice(i, i + size)
+        det.update(Batch.from_arrays(x[part], scores(x[part]), ts=ts[part], client=clients[part]))
+
+
 def batches(x: np.ndarray, clients: np.ndarray, ts: np.ndarray, size: int = 128) -> list[Batch]:
     return [Batch.from_arrays(x[i:i + size], scores(x[i:i + size]), ts=ts[i:i + size], client=clients[i:i + size])
             for i in range(0, len(ts), size)]

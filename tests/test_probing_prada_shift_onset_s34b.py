@@ -39,15 +39,17 @@ estimated within one bin (5 s).
 
 The attacks considered, on the same world (PRADA runs: the reference has 1,500 rows):
 
-* a Jacobian thief (25 seeds, 4 rounds of sign steps, 400 queries, 115 distinct) among the 40 with
-  no shift is flagged at the query it was before the fix (its 376th), a minute of event time later;
-* the same thief sending five far queries (+6 sd) first is flagged no later (201st query, as
-  before the fix): its far queries do not begin a regime (one client is not three in four) and only
-  lower W;
+* a Jacobian thief (50 seeds, 4 rounds of sign steps, 800 queries) among the 40 with no shift is
+  flagged at its 200th query, a minute of event time later (the 25-seed thief of 400 queries, 115
+  distinct, flagged at its 376th until session 37, is no longer tested enough: PRADA now leaves out
+  the distances to a client's first ``prada_window / 2`` queries, see
+  monitor/detectors/probing/stealing.py);
+* the same thief sending five far queries (+6 sd) first is flagged no later (its 200th query):
+  its far queries do not begin a regime (one client is not three in four) and only lower W;
 * a longer thief (100 seeds, 1,600 queries) found before a shift's onset stays found through it.
 
 Known costs (measured, not bounded here): a thief active when a regime begins has its window
-restarted; the 400-query thief above, started 120 s before a 4-sd onset, is no longer found by
+restarted; the 400-query thief of 25 seeds, started 120 s before a 4-sd onset, is no longer found by
 PRADA (its restarted window never fills with its 115 distinct queries; before the fix it was found
 at its 376th among 18 of 20 benign clients flagged). An attacker who controls three in four of the
 established clients can begin regimes: 6 accounts among 8 switching to noise for a minute every
@@ -79,7 +81,7 @@ def four_sd(x: np.ndarray) -> np.ndarray:
     return x + 4.0 * SD
 
 
-def jacobian(rng: np.random.Generator, seeds: int = 25, rounds: int = 4) -> np.ndarray:
+def jacobian(rng: np.random.Generator, seeds: int = 50, rounds: int = 4) -> np.ndarray:
     """Jacobian-style synthetic augmentation: each round adds a sign step along the predicted
     class's weights to every query so far (tests/test_probing_detector.py's thief)."""
     x = ps.natural(rng, seeds)

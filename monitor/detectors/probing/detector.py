@@ -206,7 +206,9 @@ class ProbingDetector(Detector):
         covariance shrinkage of the built-in score.
     prada, prada_window, prada_every, prada_fpr
         PRADA's Shapiro-Wilk test on the last ``prada_window`` minimum distances, run every
-        ``prada_every`` new distances, ``delta`` at ``prada_fpr`` per test on simulated benign clients.
+        ``prada_every`` new distances, ``delta`` at ``prada_fpr`` per test on simulated benign clients;
+        the distances of a client's first ``prada_window / 2`` queries are left out (a cold
+        history's spacings failed benign clients' first tests at 27x ``prada_fpr``).
         ``prada``: ``"auto"`` (default) runs it on a reference of at least
         :data:`PRADA_AUTO_MIN_ROWS` rows only (below, its threshold is not reliable; the reason is
         logged and kept in ``prada_off_reason``), ``True`` always, ``False`` never.
@@ -344,6 +346,9 @@ class ProbingDetector(Detector):
         self.prada_window = int(prada_window)
         self.prada_every = int(prada_every)
         self.prada_fpr = float(prada_fpr)
+        #: distances to a history of fewer queries are left out of PRADA's window: a client's first
+        #: ones mix spacings to a history of 1, 2, 3... queries, and failed 27x prada_fpr (stealing.py)
+        self._prada_cold = int(prada_window) // 2
         self.campaign_window = int(campaign_window)
         self.campaign_min_queries = int(campaign_min_queries)
         self.campaign_min_clients = int(campaign_min_clients)
@@ -1029,6 +1034,8 @@ class ProbingDetector(Detector):
         regime = -1 if self._regimes is None else _regime_of(rows.live[0, -1], int(self._regimes.regime[slot]))
         if self.prada:
             far = (~near) & np.isfinite(nb.dmin)
+            if f < self._prada_cold:  # distances to a history of fewer than _prada_cold queries stay out
+                far &= f + np.arange(mk) >= self._prada_cold
             if self._regimes is not None:  # a window within the population's regime (see :mod:`.regimes`)
                 self._regimes.enter(slot, ring, regime)
                 far &= self._regimes.keep(slot, mk)

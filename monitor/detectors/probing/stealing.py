@@ -21,31 +21,32 @@ test can run every few queries of every client.
 The other stealing signal, the share of a client's queries that are out of distribution, is
 counted like the other per-query flags (see :mod:`monitor.detectors.probing.ood`).
 
-Known limits: ``prada_fpr`` is not the rate live benign clients see (measured 2026-12-06 on the
-seeded world of tests/probing_streams.py, 1,500-row reference, defaults, ``delta`` 0.719;
-benchmarks/prada_fpr.py). A client's first test fails in 2.7e-3 of clients sending fresh natural
-rows (27x the stated 1e-4; 60,000 simulated first windows: 3.1e-3) and 2.0e-3 of clients with
-resubmissions; its second to fourth tests in 0 of 15,000; later ones in 2.9e-4 (natural) and 5e-5
-(resubmissions). A busy benign client (seed 3 of the shift-onset stream at 2-5 queries/s) failed
-two overlapping tests, its 29th and 30th (W 0.701, 0.715). Why:
+A client's first ``window / 2`` queries give no distance to the test (the detector's
+``_prada_cold``): their distances are to a history of 1 to ``window / 2`` earlier queries, a mixture
+of spacings that no warm simulation resembles, and with them a client's first test failed in 2.7e-3
+of clients sending fresh natural rows (27x the stated 1e-4) and 2.0e-3 of clients with
+resubmissions (session 36's measure). Without them: 0 of 3,000 first tests (20,000 of 200-row
+clients: 0; with resubmissions 0 of 2,000), the second to fourth in 0 of 9,000
+(benchmarks/prada_fpr.py). The cost: a thief is
+tested once it has sent ``window * 3 / 2`` distinct queries far from each other: the 400-query
+Jacobian thief of 125 distinct queries the tests had (caught by its only test, W 0.701 against
+0.719) is no longer tested, the 800-query one is raised at its 200th query (351st before).
 
-* cold: a simulated client has a warm history (``warm`` = 200 rows here) before its window, a live
-  client's first window holds distances to a history of 1 to 100 queries, a mixture of spacings
-  (median W 0.918 against 0.959); from the second test on the window starts at the 51st distance;
-* warm: W falls as the history grows (median 0.958 after 100 rows, 0.942 after 1,000; live
-  histories hold up to ``history`` = 1,000, the simulation's 200-300), and the simulated clients
-  are subsets of one reference sample: the fitted ``log(1 - W)`` mean and spread depend on that
-  sample (five references of 1,500 fresh rows: ``delta`` 0.60 to 0.72, seed 7 of the test world the
-  highest; fresh rows give a spread of 0.60 where the reference's subsets give 0.50-0.64).
-  Neither the lognormal fit (the tail of ``log(1 - W)`` is lighter than normal: skew -0.2 to -0.4)
-  nor the near-duplicate exclusion (0.1-0.9% of natural distances) is the cause.
-
-Not fixed because an honest threshold loses the thieves the tests catch: fresh natural clients'
-first windows fall below 0.603 in 1e-4 (and below 0.701 in 1.8e-3), later ones below 0.700; the
-Jacobian thief of tests/test_probing_detector.py is caught by its only test at W 0.701 and the one
-of tests/test_probing_prada_shift_onset_s34b.py at 0.592 (the 1,600-query thief at 0.637, later
-tests). Leaving the first window out, or a first-test ``delta`` at its measured 1e-4 quantile,
-holds the rate and misses the first (its 400 queries give one test).
+Known limits: ``prada_fpr`` is not the rate live benign clients see in their later tests
+(measured 2026-12-06 on the seeded world of tests/probing_streams.py, 1,500-row reference,
+defaults, ``delta`` 0.719; benchmarks/prada_fpr.py): from the fifth test on 3.2e-4 (natural rows,
+22 of 69,000) and 5e-5 (resubmissions). A busy benign client (seed 3 of the shift-onset stream at
+2-5 queries/s) failed two overlapping tests, its 29th and 30th (W 0.701, 0.715). Why: W falls as
+the history grows (median 0.958 after 100 rows, 0.942 after 1,000; live histories hold up to
+``history`` = 1,000, the simulation's 200-300), and the simulated clients are subsets of one
+reference sample, whose rows cannot show the rarer spacings a 1e-4 tail is made of: the fitted
+``log(1 - W)`` mean and spread depend on that sample (five references of 1,500 fresh rows:
+``delta`` 0.60 to 0.72, seed 7 of the test world the highest; fresh rows give a spread of 0.60
+where the reference's subsets give 0.50-0.64; simulating at a warm history of 500-1,300 rows gives
+0.69-0.73, no lower). Neither the lognormal fit (the tail of ``log(1 - W)`` is lighter than
+normal: skew -0.2 to -0.4) nor the near-duplicate exclusion (0.1-0.9% of natural distances) is
+the cause. An honest threshold would lose the thieves the tests catch: fresh natural clients'
+later windows fall below 0.700 in 1e-4, and the thieves are raised at W 0.59-0.70.
 """
 
 from __future__ import annotations
