@@ -482,7 +482,9 @@ def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
 def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_names: Any) -> tuple[Any, Any, Any, Any]:
     """A DataFrame's numeric columns and its categorical ones, named after the columns: those
     named by ``categorical_names``, else those that are not numbers (the rule ``observe`` learns
-    a schema from DataFrame inputs with, :meth:`monitor.schema_learning.SchemaLearner.learn`).
+    a schema from DataFrame inputs with, :meth:`monitor.schema_learning.SchemaLearner.learn`, but
+    for texts among the numbers: here one makes the column categorical, and the live schema, learned
+    with the reference's kinds, keeps it so).
     Categorical columns given apart (``categorical=``) are left out of the numeric ones."""
     frame = _temporal_columns(frame, categorical_names)
     columns = [str(c) for c in frame.columns]

@@ -26,7 +26,7 @@ from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = ["LEARN_ROWS", "ReferenceKinds", "SchemaLearner", "check_reference_names", "holds_numbers", "rows_to_learn"]
 
-#: Rows of the first readable call a schema is learned from (their keys, and each key's first value).
+#: Rows of the first readable call a schema is learned from (their keys, and each key's kind by their values).
 LEARN_ROWS = 1_000
 
 
@@ -104,7 +104,8 @@ class SchemaLearner:
                     times.append(str(name))
                     continue
                 kind = getattr(dtype, "kind", "O")
-                numeric = kind in "biufm" or kind == "O" and holds_numbers(inputs[name].head(LEARN_ROWS).tolist())
+                numeric = kind in "biufm" or kind == "O" and holds_numbers(inputs[name].head(LEARN_ROWS).tolist(),
+                                                                           some_text=True)
                 feats.append(Feature(str(name), kind_of(str(name), numeric)))
             labels = {str(c): c for c in inputs.columns}
             schema = self._free_text(Schema(tuple(feats)), lambda n: inputs[labels[n]].head(TEXT_SAMPLE).tolist(),
@@ -112,28 +113,29 @@ class SchemaLearner:
             return self._without_times(schema, times, "the input DataFrame's column(s)")
         if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
             rows = [row for row in inputs[:LEARN_ROWS] if isinstance(row, dict)]
-            first = _first_present(rows)
-            keys = {str(k): k for k in first}
+            seen = _values_seen(rows)
+            keys = {str(k): k for k in seen}
             values_of = lambda n: [row.get(keys[n]) for row in rows[:TEXT_SAMPLE]]  # noqa: E731
         elif isinstance(inputs, dict):
-            first = {k: _first_present([{k: x} for x in v[:LEARN_ROWS]]).get(k) if is_column(v) else v
-                     for k, v in inputs.items()}
-            keys = {str(k): k for k in first}
+            seen = {k: _values_seen([{k: x} for x in v[:LEARN_ROWS]]).get(k, _Seen()) if is_column(v)
+                    else _values_seen([{k: v}])[k] for k, v in inputs.items()}
+            keys = {str(k): k for k in seen}
             values_of = lambda n: list(inputs[keys[n]][:TEXT_SAMPLE]) if is_column(inputs[keys[n]]) else [inputs[keys[n]]]  # noqa: E731
         else:
-            first = None
-        if first is not None:
-            times = [str(k) for k, v in first.items()
-                     if (is_point_in_time(v) or is_point_in_time_text([v])) and str(k) not in cats | texts]
-            unknown = [str(k) for k, v in first.items() if _absent(v) and str(k) not in reference.names]
+            seen = None
+        if seen is not None:
+            times = [str(k) for k, s in seen.items()
+                     if (is_point_in_time(s.first) or is_point_in_time_text([s.first])) and str(k) not in cats | texts]
+            unknown = [str(k) for k, s in seen.items() if s.empty and str(k) not in reference.names]
             if unknown:
                 logging.getLogger("monitor").warning(
-                    "the input rows' key(s) %s hold no value in the first call (None): learned as categorical, which "
-                    "reads numbers too (as their text); learned as numeric, any text sent later refused the whole row. "
-                    "Fix: list them under features: with their kind", short_repr(", ".join(map(repr, unknown))))
+                    "the input rows' key(s) %s hold no value in the first call (None or empty text): learned as "
+                    "categorical, which reads numbers too (as their text); learned as numeric, any text sent later "
+                    "would count as a wrong value. Fix: list them under features: with their kind",
+                    short_repr(", ".join(map(repr, unknown))))
             schema = self._free_text(Schema(tuple(
-                Feature(str(k), kind_of(str(k), str(k) in reference.names if _absent(v) else not isinstance(v, str)))
-                for k, v in first.items() if str(k) not in times)), values_of, "the input rows' key(s)", reference)
+                Feature(str(k), kind_of(str(k), str(k) in reference.names if s.empty else s.numbers > s.texts))
+                for k, s in seen.items() if str(k) not in times)), values_of, "the input rows' key(s)", reference)
             return self._without_times(schema, times, "the input rows' key(s)")
         arr = np.asarray(inputs)
         if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
@@ -245,23 +247,31 @@ class SchemaLearner:
         return Schema(kept)
 
 
-def holds_numbers(values: list[Any]) -> bool:
+def holds_numbers(values: list[Any], some_text: bool = False) -> bool:
     """Whether an object column's values (a sample of them) are numbers stored as Python objects:
     one present value at least, and every present one a real number (``decimal.Decimal``,
     ``fractions.Fraction``, ``int``, ``float``: any :class:`numbers.Number` but complex ones), the
     others missing (None, NaN, pandas' NA). Why: a DataFrame read from SQL holds a ``NUMERIC``
     column as ``Decimal`` objects, dtype object, which was learned as categorical: every amount a
-    category of its own, its drift read as a change of category mix, its values never ranged."""
+    category of its own, its drift read as a change of category mix, its values never ranged.
+
+    With ``some_text`` (learning a live schema), present values may also be text, as long as the
+    numbers outnumber them (empty text is a gap, as for :func:`_values_seen`): a column of amounts
+    with a few "N/A" is numeric, those values then counted as wrong values, not every amount made
+    a category of its own."""
     import numbers
 
-    present = False
+    present = texts = 0
     for v in values:
-        if _absent(v) or isinstance(v, float) and v != v:
+        if _absent(v) or isinstance(v, float) and v != v or _blank(v):
+            continue
+        if some_text and isinstance(v, (str, bytes)):
+            texts += 1
             continue
         if not isinstance(v, numbers.Number) or isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
             return False
-        present = True
-    return present
+        present += 1
+    return present > texts
 
 
 def _absent(v: Any) -> bool:
@@ -270,18 +280,49 @@ def _absent(v: Any) -> bool:
     return v is None or (not isinstance(v, float) and is_missing(v))
 
 
-def _first_present(rows: list[dict[Any, Any]]) -> dict[Any, Any]:
-    """Every key of ``rows`` (in the order first seen) with its first value that is not
-    :func:`_absent` (None when it has none): what a schema is learned from. Why: learned from the
-    first row alone, a key absent from it was never monitored, and one whose first value was None
-    became numeric, so that every later row with text under it was refused."""
-    out: dict[Any, Any] = {}
+def _blank(v: Any) -> bool:
+    """Empty (or blank) text: a gap, as a CSV's is, for a numeric feature and a categorical one
+    alike (:func:`monitor.ingest.cell_number`), so it says nothing of its key's kind either."""
+    return isinstance(v, (str, bytes)) and not v.strip()
+
+
+@dataclass
+class _Seen:
+    """What the values a schema is learned from say of one key: its first value that is neither
+    :func:`_absent` nor :func:`_blank` (None when it has none), and how many of them are text and
+    how many are not (numbers, for a numeric feature)."""
+
+    first: Any = None
+    texts: int = 0
+    numbers: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """Whether the key held no value at all (None or empty text throughout)."""
+        return self.texts + self.numbers == 0
+
+
+def _values_seen(rows: list[dict[Any, Any]]) -> dict[Any, _Seen]:
+    """Every key of ``rows`` (in the order first seen) with what its values say of its kind
+    (:class:`_Seen`): a key is learned numeric when more of its present values are not text than
+    are. Why: learned from the first row alone, a key absent from it was never monitored; one
+    whose first value was None became numeric, so that every later row with text under it was
+    refused; and one whose first value was "N/A" (or empty text) became categorical for good,
+    every later number a category of its own and nothing of its values ranged."""
+    out: dict[Any, _Seen] = {}
     for row in rows:
         for k, v in row.items():
-            if out.get(k) is None and not _absent(v):
-                out[k] = v
-            elif k not in out:
-                out[k] = None
+            s = out.get(k)
+            if s is None:
+                s = out[k] = _Seen()
+            if _absent(v) or _blank(v):
+                continue
+            if s.first is None:
+                s.first = v
+            if isinstance(v, (str, bytes)):
+                s.texts += 1
+            else:
+                s.numbers += 1
     return out
 
 
