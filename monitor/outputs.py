@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.events import is_missing
+from monitor.events import MAX_REGRESSION_LABEL, is_missing
 from monitor.schema import OutputSpec
 
 __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
@@ -19,6 +19,12 @@ __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"
 MAX_CLASS_CHARS = 200
 #: Classes a labels-only model learns from labels it never answered, at most (see ClassIndex).
 LABEL_CLASSES_MAX = 64
+#: The largest magnitude of a regression output (value, interval bound or quantile): the bound a
+#: label has (:data:`monitor.events.MAX_REGRESSION_LABEL`), for the same reason. An output of 1e300
+#: made its squared error overflow (the window's RMSE absent until it left the window), one of -1e300
+#: beside it cancelled it in the bias and the prediction mean (a bias of -0.4 for errors of 1e300),
+#: and past 1e304 the sums were infinite or NaN; such a row is refused (``output_too_large``).
+MAX_REGRESSION_OUTPUT = MAX_REGRESSION_LABEL
 #: A class name that is the ``repr`` of bytes (``b'cat'``), as releases before bytes were decoded named them.
 _BYTES_REPR = re.compile(r"""b(['"]).*\1""", re.DOTALL)
 
@@ -278,9 +284,19 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
         _reject(valid, reasons, ~np.isfinite(values), "nan_output")
         if intervals is not None:
             _reject(valid, reasons, ~np.isfinite(intervals).all(axis=1), "nan_output")
-            if not spec.quantiles:  # bounds may not cross; quantile columns were rearranged above
-                _reject(valid, reasons, intervals[:, 0] > intervals[:, 1], "reversed_interval")
-        return DecodedOutputs(valid, reasons, scores=values, intervals=intervals)
+        huge = np.abs(values) > MAX_REGRESSION_OUTPUT
+        if intervals is not None:
+            huge |= (np.abs(intervals) > MAX_REGRESSION_OUTPUT).any(axis=1)
+        if (huge & valid).any():
+            first = int(np.flatnonzero(huge & valid)[0])
+            details["output_too_large"] = (
+                f"regression outputs beyond {MAX_REGRESSION_OUTPUT:.0e} in size (e.g. {_example(x[first].tolist())}), "
+                "whose squared errors would overflow; such a value is no prediction (a numeric blow-up, or a "
+                "placeholder for none)")
+            _reject(valid, reasons, huge, "output_too_large")
+        if intervals is not None and not spec.quantiles:  # bounds may not cross; quantile columns were rearranged above
+            _reject(valid, reasons, intervals[:, 0] > intervals[:, 1], "reversed_interval")
+        return DecodedOutputs(valid, reasons, scores=values, intervals=intervals, details=details)
 
     members = None
     if spec.samples_axis:

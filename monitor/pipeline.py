@@ -76,6 +76,9 @@ REJECTION_HINTS: dict[str, str] = {
     "too_many_classes": "list the classes under output.classes",
     "nan_output": "the model returned NaN or infinite values for these rows: look at the inputs that produced them "
                   "(missing values the model does not handle) or at the model's numerics",
+    "output_too_large": "a regression model's outputs (values, interval bounds, quantiles) are refused beyond 1e150 in "
+                        "size, as labels are: look at the inputs that produced them and at the model's numerics, and "
+                        "return NaN (counted nan_output) rather than a huge number where the model has no prediction",
     "reversed_interval": "regression outputs of three columns are read as (value, lower, upper): a lower bound above "
                          "its upper bound means the columns come in another order; pick them in that order with "
                          "watch(..., outputs=lambda result: ...) or fix the model's output",

@@ -77,3 +77,66 @@ def test_a_learned_key_of_mostly_text_stays_categorical(form: str) -> None:
         assert mon.store.value("monitor_predictions") == len(values)
     finally:
         mon.close()
+
+
+def _regression_figures(outputs: np.ndarray, config: dict | None = None) -> tuple[Monitor, dict[str, float]]:
+    cfg = {"output": {"kind": "regression"}, "features": ["a"],
+           "detectors": [{"kind": "regression", "min_labels": 5, "min_rows": 5, "interval_level": 0.9}]}
+    cfg.update(config or {})
+    mon = _monitor(cfg)
+    n = len(outputs)
+    ids = [f"r{i}" for i in range(n)]
+    mon.observe(np.ones((n, 1)), outputs, request_id=ids)
+    mon.flush()
+    mon.feedback(ids, [1.5] * n)
+    mon.flush()
+    figures = {}
+    for name in ("mae", "rmse", "bias", "prediction_mean", "rows_in_window", "labels_in_window"):
+        figures[name] = mon.store.value(f"monitor_regression_{name}")
+    figures["coverage"] = mon.store.value("monitor_interval_coverage_ratio")
+    return mon, figures
+
+
+@pytest.mark.parametrize("shape", ["values", "intervals", "quantiles"])
+def test_regression_outputs_near_the_float_limit_are_refused_not_poisoning_the_window(
+        shape: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A regression output of 1e300 made its squared error overflow (the window's RMSE absent), and
+    one of -1e300 beside it cancelled it in the bias and the prediction mean (-0.4 and 0.8 for
+    errors of 1e300). Labels are bounded at 1e150 (events.MAX_REGRESSION_LABEL); outputs now are
+    too: such rows are refused as ``output_too_large`` (said once, with the fix), and MAE, RMSE,
+    bias, the mean and the coverage are those of the other rows, exactly."""
+    n = 20
+    if shape == "values":
+        outputs = np.full(n, 1.0)
+        outputs[[0, 1]] = [1e300, -1e300]
+        config = None
+    elif shape == "intervals":  # (value, lower, upper): a bound of -1e300 is no bound either
+        outputs = np.tile([1.0, 0.0, 2.0], (n, 1))
+        outputs[0] = [1e300, 0.0, 1e301]
+        outputs[1] = [1.0, -1e300, 2.0]
+        config = None
+    else:
+        outputs = np.tile([0.0, 1.0, 2.0], (n, 1))
+        outputs[0, 2] = 1e300
+        outputs[1, 0] = -1e300
+        config = {"output": {"kind": "regression", "quantiles": [0.05, 0.5, 0.95]}}
+    outputs[2] = outputs[3] * 1e150 if shape == "values" else outputs[3]  # 1e150 itself is read
+    with caplog.at_level(logging.WARNING, logger="monitor"):
+        mon, got = _regression_figures(outputs, config)
+    try:
+        assert mon.store.value("monitor_rows_rejected", labels=("output_too_large",)) == 2
+        said = [r.getMessage() for r in caplog.records if "output_too_large" in r.getMessage()]
+        assert len(said) == 1 and "1e+300" in said[0] and "Fix:" in said[0], said
+        assert got["rows_in_window"] == got["labels_in_window"] == n - 2
+        kept = np.delete(np.asarray(outputs, dtype=float), [0, 1], axis=0)
+        value = kept if kept.ndim == 1 else kept[:, 0] if shape == "intervals" else kept[:, 1]
+        err = value - 1.5
+        assert got["mae"] == pytest.approx(np.abs(err).mean())
+        assert got["rmse"] == pytest.approx(np.sqrt((err ** 2).mean()))
+        assert got["bias"] == pytest.approx(err.mean())
+        assert got["prediction_mean"] == pytest.approx(value.mean())
+        assert all(np.isfinite(v) for k, v in got.items() if k != "coverage")
+        if shape != "values":
+            assert got["coverage"] == 1.0  # 1.5 lies in (0, 2) in every kept row
+    finally:
+        mon.close()
