@@ -521,7 +521,11 @@ class BatchBuilder:
                                                  "real ones", _COMPLEX_OUTPUTS_FIX)
         else:
             try:
-                arr = np.asarray(outputs, dtype=np.float64)
+                arr = _real_outputs(outputs)
+            except _ComplexValues:
+                raise RowError("non_numeric_output", f"outputs are complex numbers (a {type(outputs).__name__} of them); "
+                                                     "the monitor reads real ones",
+                               _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)")) from None
             except (TypeError, ValueError) as err:
                 example = _text_example(outputs)
                 if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
@@ -780,9 +784,9 @@ class BatchBuilder:
                 return None
         elif not kinds <= {int, float, str} or (str in kinds and self.output.kind != "labels"):
             return None
-        try:
-            raw = np.array(outs, dtype=object if self.output.kind == "labels" else np.float64)
-        except (TypeError, ValueError):
+        try:  # complex numbers: refused event by event, not cast to their real parts
+            raw = np.array(outs, dtype=object) if self.output.kind == "labels" else _real_outputs(outs)
+        except (TypeError, ValueError, _ComplexValues):
             return None
         if raw.ndim not in (1, 2) or raw.shape[0] != len(outs) or not self._fits(raw.shape[1:]):
             return None
@@ -964,6 +968,36 @@ def _complex(value: Any) -> bool:
     """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
     with numpy's ComplexWarning on stderr as the only word of it."""
     return getattr(getattr(value, "dtype", None), "kind", None) == "c"
+
+
+class _ComplexValues(Exception):
+    """Outputs given as a list (or tuple) that holds complex numbers (:func:`_real_outputs`)."""
+
+
+def _real_outputs(outputs: Any) -> np.ndarray:
+    """Outputs as float64, as ``np.asarray(outputs, dtype=np.float64)`` reads them, but raising
+    :class:`_ComplexValues` for a list (or tuple) that holds complex numbers: numpy's complex
+    scalars (``np.complex128(0.2)``), in rows of them, beside real numbers, or arrays of complex
+    dtype in a list. Why: cast to float64 such a list kept the real parts alone (numpy's
+    ComplexWarning the only word of it), where an array of complex dtype is refused
+    (:func:`_complex`). Numpy tells them by the dtype it infers: for numbers, one conversion as
+    before; lists of other values (None, text, ``Decimal``) are read as before, their complex
+    values looked for one by one."""
+    if not isinstance(outputs, (list, tuple)):
+        return np.asarray(outputs, dtype=np.float64)
+    try:
+        inferred = np.asarray(outputs)
+    except (TypeError, ValueError):
+        inferred = None  # ragged, or values numpy cannot hold: the float conversion says which
+    if inferred is not None:
+        if inferred.dtype.kind == "c":
+            raise _ComplexValues
+        if inferred.dtype.kind in "biuf":
+            return inferred.astype(np.float64, copy=False)
+        if inferred.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating)) or _complex(v)
+                                              for v in inferred.ravel()):
+            raise _ComplexValues
+    return np.asarray(outputs, dtype=np.float64)
 
 
 _COMPLEX_FIX = ("send real numbers: what the model reads from them as features of their own, e.g. "

@@ -140,3 +140,48 @@ def test_regression_outputs_near_the_float_limit_are_refused_not_poisoning_the_w
             assert got["coverage"] == 1.0  # 1.5 lies in (0, 2) in every kept row
     finally:
         mon.close()
+
+
+_REG = {"output": {"kind": "regression"}, "features": ["a"]}
+_TWO = {"output": {"kind": "probabilities", "classes": ["x", "y"]}, "features": ["a"]}
+
+
+@pytest.mark.parametrize("config, outputs", [
+    (_REG, [np.complex128(0.2), np.complex128(0.5), np.complex128(0.9)]),
+    (_REG, [0.2, 0.5, np.complex128(0.9 + 1j)]),  # one among real numbers: its imaginary part was dropped
+    (_REG, (np.complex64(0.2), np.complex64(0.5), np.complex64(0.9))),
+    (_TWO, [[np.complex128(0.7), np.complex128(0.3)]] * 3),
+    (_TWO, [np.array([0.7, 0.3], dtype=complex)] * 3),
+], ids=["complex128 values", "one among floats", "tuple of complex64", "rows of complex128", "list of complex arrays"])
+def test_a_list_of_complex_outputs_is_refused_as_a_complex_array_is(config: dict, outputs: object,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An array of complex outputs was refused (non_numeric_output, with the fix), a list of numpy
+    complex scalars (or of rows of them) was cast to its real parts, numpy's ComplexWarning the
+    only word of it. It is now refused the same way, with the same reason."""
+    mon = _monitor(config)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(np.ones((3, 1)), outputs)
+            mon.flush()
+        assert not mon.store.value("monitor_predictions")
+        assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 3
+        said = [r.getMessage() for r in caplog.records if "non_numeric_output" in r.getMessage()]
+        assert len(said) == 1 and "complex numbers" in said[0] and "np.real(out)" in said[0], said
+    finally:
+        mon.close()
+
+
+@pytest.mark.parametrize("row", [[1.0], {"a": 1.0}], ids=["list row", "dict row"])
+def test_calls_of_one_row_with_complex_outputs_are_refused_on_the_fast_path_too(row: object) -> None:
+    """Calls of one row each are stacked in one go (JSON events, a decorated predict called per row):
+    their lists of complex scores were cast there too. The real ones beside them are still read."""
+    mon = _monitor(_TWO)
+    try:
+        for _ in range(5):
+            mon.observe(row, [np.complex128(0.7), np.complex128(0.3)])
+        mon.observe(row, [0.6, 0.4])
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 5
+        assert mon.store.value("monitor_predictions") == 1
+    finally:
+        mon.close()
