@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import MAX_LABEL_BITS, MAX_REGRESSION_LABEL, is_missing, request_id_text
+from monitor.events import MAX_LABEL_BITS, MAX_REGRESSION_LABEL, MAX_REQUEST_ID_CHARS, is_missing, request_id_text
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -59,6 +59,17 @@ RECENT_EVENTS = 32
 
 #: Request ids up to this length are kept as they are; longer ones as a 64-character digest.
 MAX_ID_CHARS = 256
+
+
+def _may_be_held(key: str) -> bool:
+    """Whether a prediction can be held under the id ``key``: one of at most
+    :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, or a row ``<id>/<row>`` of a call
+    with such an id. Why: a longer id is dropped from its prediction's rows (HTTP refuses it), so a
+    label for it waited ``labels.early_wait`` as an early label, then counted ``unknown_id``."""
+    if len(key) <= MAX_REQUEST_ID_CHARS:
+        return True
+    call, _, row = key.rpartition("/")
+    return len(call) <= MAX_REQUEST_ID_CHARS and row.isdigit()
 
 
 def id_key(rid: str) -> str:
@@ -222,6 +233,9 @@ class LabelJoiner:
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
         #: label sent for the call instead of one per row (for the log line that says so).
         self.batch_id_example: str | None = None
+        #: The first id of a label longer than a request id may be (:func:`_may_be_held`), for the
+        #: log line that says why it joined nothing.
+        self.long_id_example: str | None = None
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).
         self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
@@ -404,6 +418,10 @@ class LabelJoiner:
                         outcome["unknown_id"] += 1
                         if self.batch_id_example is None:
                             self.batch_id_example = key  # the id of a batch call, whose rows are <id>/0, <id>/1...
+                    elif key is not None and not _may_be_held(key):
+                        outcome["unknown_id"] += 1  # no prediction keeps such an id: at once, not after labels.early_wait
+                        if self.long_id_example is None:
+                            self.long_id_example = key
                     elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value),
                                                        self._arrival_clock()):
                         outcome["unknown_id"] += 1

@@ -185,3 +185,29 @@ def test_calls_of_one_row_with_complex_outputs_are_refused_on_the_fast_path_too(
         assert mon.store.value("monitor_predictions") == 1
     finally:
         mon.close()
+
+
+def test_feedback_for_a_request_id_too_long_to_be_kept_counts_unknown_id_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A prediction's request id over 1,024 characters is dropped from its rows (refused over
+    HTTP), so a label for it can never join; feedback() in code held it as an early label for
+    labels.early_wait all the same (monitor_labels_early), then counted it unknown_id. It is now
+    counted unknown_id at once, said once with the fix. The rows of a call with an id of 1,024
+    characters, <id>/0, <id>/1..., are longer than that and still join."""
+    mon = _monitor({"output": {"kind": "probabilities", "classes": ["x", "y"]}, "features": ["a"]})
+    longest = "k" * 1024
+    try:
+        mon.observe([[1.0], [2.0], [3.0]], [[0.6, 0.4]] * 3, request_id=longest)
+        mon.flush()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.feedback([f"{longest}/1", "x" * 1025, "y" * 5000], [1, 0, 1])
+            mon.feedback(["z" * 2000], [0])
+            mon.feedback(["not-yet"], [1])  # an id that may still come: waits, as before
+            mon.flush()
+        labels = lambda outcome: mon.store.value("monitor_feedback_labels", labels=(outcome,))  # noqa: E731
+        assert labels("joined") == 1
+        assert labels("unknown_id") == 3
+        assert mon.store.value("monitor_labels_early") == 1
+        said = [r.getMessage() for r in caplog.records if "a label came for a request id" in r.getMessage()]
+        assert len(said) == 1 and "1,025 characters" in said[0] and "Fix:" in said[0] and "unknown_id" in said[0], said
+    finally:
+        mon.close()
