@@ -220,6 +220,7 @@ class Reference:
             numeric, numeric_names, categorical, categorical_names = _split_frame(
                 numeric, numeric_names, categorical, categorical_names)
         _refuse_complex(numeric, "numeric")
+        numeric = _times_as_seconds(numeric)
         try:
             if is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
                 num = numeric.to_numpy(dtype="float64", na_value=float("nan"))
@@ -296,6 +297,38 @@ def _refuse_complex(value: Any, what: str) -> None:
     if getattr(getattr(value, "dtype", None), "kind", None) == "c":
         raise ValueError(f"reference {what} are complex numbers ({value.dtype}); the monitor reads real ones. Fix: give "
                          "real numbers, as the model is monitored with (e.g. x.real and x.imag as features of their own)")
+
+
+def _times_as_seconds(numeric: Any) -> Any:
+    """``numeric`` (rows given as lists or an object array, not a DataFrame) with its durations
+    and points in time as seconds (since 1970 UTC for the latter: :func:`monitor.temporal.temporal_seconds`),
+    as live rows of them are read under numeric features. Why: ``float()`` read a numpy time
+    scalar as a count of its unit (``np.timedelta64(2000, 'ms')`` as 2000), and refused Python's
+    ``datetime.timedelta`` with a fix about text columns. Rows of plain numbers are returned as
+    numpy reads them (one conversion, as before); an array of one time dtype is left as it is
+    (the caller reads it)."""
+    import numpy as np
+
+    from monitor.ingest import is_dataframe
+    from monitor.temporal import temporal_seconds
+
+    if is_dataframe(numeric) or not isinstance(numeric, (list, tuple, np.ndarray)):
+        return numeric
+    if not isinstance(numeric, np.ndarray):
+        try:
+            inferred = np.asarray(numeric)
+        except (TypeError, ValueError):
+            return numeric  # ragged rows: refused as they are
+        if inferred.dtype.kind != "O":
+            return inferred if inferred.dtype.kind in "biufmM" else numeric  # text: refused in its own words
+        numeric = inferred
+    if numeric.dtype.kind != "O":
+        return numeric
+    flat = numeric.ravel()
+    seconds = [None if isinstance(v, str) else temporal_seconds(v) for v in flat]
+    if all(t is None for t in seconds):
+        return numeric
+    return np.array([v if t is None else t for v, t in zip(flat, seconds)], dtype=object).reshape(numeric.shape)
 
 
 def _per_row(value: Any, what: str, rows: int, numbers: bool = False) -> "np.ndarray":

@@ -211,3 +211,28 @@ def test_feedback_for_a_request_id_too_long_to_be_kept_counts_unknown_id_at_once
         assert len(said) == 1 and "1,025 characters" in said[0] and "Fix:" in said[0] and "unknown_id" in said[0], said
     finally:
         mon.close()
+
+
+def test_reference_rows_holding_times_among_numbers_read_them_as_seconds() -> None:
+    """Reference rows given as lists (or an object array) with a duration or a point in time
+    among the numbers: float() read a numpy time scalar as a count of its unit (2,000 ms as 2000,
+    a date as days) and refused Python's timedelta with a fix about text columns. They are now
+    seconds (since 1970 UTC for points in time), as live rows of them are read."""
+    import datetime
+
+    from monitor import Reference
+
+    numpy_only = [[1.0, np.timedelta64(2000, "ms")], [2.0, np.timedelta64(3, "s")]]
+    assert Reference.from_arrays(numpy_only).numeric.tolist() == [[1.0, 2.0], [2.0, 3.0]]  # was 2000 and 3
+    rows = [[1.0, np.timedelta64(2000, "ms")], [2.0, datetime.timedelta(minutes=1)], [3.0, None],
+            [4.0, np.timedelta64("NaT")]]
+    for given in (rows, np.array(rows, dtype=object)):
+        got = Reference.from_arrays(given, numeric_names=["a", "wait"]).numeric
+        assert got[:2].tolist() == [[1.0, 2.0], [2.0, 60.0]]
+        assert np.isnan(got[2, 1]) and np.isnan(got[3, 1]) and got[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    times = [[1.0, np.datetime64("1970-01-02")], [2.0, datetime.datetime(1970, 1, 3, tzinfo=datetime.timezone.utc)]]
+    assert Reference.from_arrays(times).numeric.tolist() == [[1.0, 86400.0], [2.0, 172800.0]]
+    # rows of plain numbers (and gaps) and rows with text read as before
+    assert np.isnan(Reference.from_arrays([[1.0, None], [2.0, 3]]).numeric[0, 1])
+    with pytest.raises(ValueError, match="could not convert string to float: 'a'"):
+        Reference.from_arrays([[1.0, "a"], [2.0, "b"]])
