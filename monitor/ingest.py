@@ -24,7 +24,7 @@ from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 from monitor.schema_learning import ReferenceKinds, SchemaLearner, check_reference_names, rows_to_learn
 
 __all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
-           "number_as_text"]
+           "number_as_text", "unmasked"]
 
 
 @dataclass
@@ -302,6 +302,8 @@ class BatchBuilder:
             values = list(inputs.values())
             if values and is_column(values[0]):  # columnar dict
                 n = len(values[0])
+                # a masked array's column with its masked entries missing (read as the values they hide before)
+                inputs = {k: unmasked(v) for k, v in inputs.items()}
                 columns = {k: v for k, v in inputs.items() if is_column(v)}
                 if any(len(v) != n for v in columns.values()):
                     lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(columns.items())[:8])
@@ -845,6 +847,8 @@ _Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
 
 #: Types :func:`as_numpy` passes as they are without looking for a ``numpy`` method.
 _PLAIN = (np.ndarray, list, tuple, dict, str, bytes, int, float, bool, type(None))
+#: numpy's masked arrays (ndarrays too, read without their mask unless :func:`unmasked` reads them)
+_MASKED = np.ma.MaskedArray
 
 
 def as_numpy(value: Any) -> Any:
@@ -873,15 +877,45 @@ def as_numpy(value: Any) -> Any:
     return arr if isinstance(arr, np.ndarray) else value
 
 
+def unmasked(value: Any) -> Any:
+    """A numpy masked array as the plain array the monitor reads, its masked entries missing: NaN
+    among numbers (the array as float64; counted missing by data quality, as any NaN is), NaT
+    among times, None among text and objects; ``value`` itself when it is no masked array.
+
+    Why: ``np.asarray`` (and ``astype``) of a masked array is its data alone, so the masked
+    entries were monitored as whatever value they hid (a fill value such as 1e20, or 0) as real
+    inputs, outputs or reference rows, and nothing was counted missing."""
+    if not isinstance(value, _MASKED):
+        return value
+    mask = np.ma.getmaskarray(value)
+    data = np.asarray(value.data)
+    if not mask.any():
+        return data
+    kind = data.dtype.kind
+    if kind in "biuf":
+        out = data.astype(np.float64)
+        out[mask] = np.nan
+    elif kind in "mM":
+        out = data.copy()
+        out[mask] = np.array("NaT", dtype=data.dtype)
+    elif kind == "c":
+        return data  # refused as complex numbers whatever their mask
+    else:
+        out = data.astype(object)
+        out[mask] = None
+    return out
+
+
 def _event_as_numpy(event: tuple[Any, ...]) -> tuple[Any, ...]:
     """A prediction event whose inputs, outputs or embedding are tensors, with them as numpy
-    arrays (see :func:`as_numpy`); the event itself when none is (the common case: three type
-    checks)."""
+    arrays (see :func:`as_numpy`), masked arrays with their masked entries missing (see
+    :func:`unmasked`); the event itself when none is (the common case: a few type checks)."""
     x, out = event[2], event[3]
     emb = event[8] if len(event) > 8 else None
-    if isinstance(x, _PLAIN) and isinstance(out, _PLAIN) and isinstance(emb, _PLAIN):
+    if isinstance(x, _PLAIN) and isinstance(out, _PLAIN) and isinstance(emb, _PLAIN) and not (
+            isinstance(x, _MASKED) or isinstance(out, _MASKED) or isinstance(emb, _MASKED)):
         return event
-    x2, out2, emb2 = as_numpy(x), as_numpy(out), as_numpy(emb)
+    x2, out2, emb2 = unmasked(as_numpy(x)), unmasked(as_numpy(out)), unmasked(as_numpy(emb))
     if x2 is x and out2 is out and emb2 is emb:
         return event
     return (*event[:2], x2, out2, *event[4:8], emb2, *event[9:]) if len(event) > 8 else (*event[:2], x2, out2, *event[4:])

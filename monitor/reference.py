@@ -205,11 +205,13 @@ class Reference:
         """
         import numpy as np
 
-        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe
+        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe, unmasked
 
+        # masked arrays with their masked entries missing (np.asarray reads the values they hide)
+        categorical, text, scores, embedding = unmasked(categorical), unmasked(text), unmasked(scores), unmasked(embedding)
         if numeric is None:
             numeric = np.empty((_rows_without_numeric(text, categorical), 0))
-        numeric = as_numpy(numeric)
+        numeric = unmasked(as_numpy(numeric))
         if isinstance(numeric, np.ndarray) and numeric.ndim >= 3:
             return cls._from_tensor(numeric, numeric_names, categorical, text, text_names, channel_axis, scores=scores,
                                     labels=labels, classes=classes, embedding=embedding, pca_fit=pca_fit)
