@@ -248,18 +248,24 @@ class BatchBuilder:
             line = num[i]
             for j, name in num_cols:
                 v = get(name)
-                if v is not None:
+                if v is None:
+                    continue
+                if v.__class__ in _PLAIN_NUMBERS:  # the common case: one set lookup
                     try:
-                        line[j] = float(v) if isinstance(v, (str, bytes)) else v
-                    except (TypeError, ValueError, OverflowError):
-                        read = cell_number(v)
-                        if read is None:
-                            if unreadable is None:
-                                unreadable = np.zeros(num.shape, dtype=bool)
-                                self._first_unreadable = (name, v)
-                            unreadable[i, j] = True
-                        else:
-                            line[j] = read
+                        line[j] = v
+                        continue
+                    except OverflowError:  # an integer past float64: unreadable, below
+                        pass
+                # anything else as cell_number reads it: stored as they are, numpy's times were
+                # counts of their unit (a timedelta64 of 2 ns was 2)
+                read = cell_number(v)
+                if read is None:
+                    if unreadable is None:
+                        unreadable = np.zeros(num.shape, dtype=bool)
+                        self._first_unreadable = (name, v)
+                    unreadable[i, j] = True
+                else:
+                    line[j] = read
             for j, name in enumerate(cat_names):
                 v = get(name)
                 cat[i, j] = category_text(v)
@@ -337,10 +343,13 @@ class BatchBuilder:
             kinds = [f.kind for f in schema.features]
             num_idx = [i for i, k in enumerate(kinds) if k == "numeric"]
             cat_idx = [i for i, k in enumerate(kinds) if k == "categorical"]
+            cells = arr[:, num_idx]
             try:
-                num = arr[:, num_idx].astype(np.float64) if num_idx else np.empty((arr.shape[0], 0))
+                num = None if _odd_values(cells) else cells.astype(np.float64)
             except (TypeError, ValueError, OverflowError):
-                num = self._cells_as_numbers(arr[:, num_idx], [schema.features[i].name for i in num_idx])
+                num = None
+            if num is None:  # values read one by one (those that are no number marked unreadable)
+                num = self._cells_as_numbers(cells, [schema.features[i].name for i in num_idx])
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
             return num, categorical_text(cat)
@@ -348,12 +357,14 @@ class BatchBuilder:
             raise RowError("wrong_type", f"inputs are complex numbers ({inputs.dtype}); the monitor reads real ones",
                            _COMPLEX_FIX)
         try:
-            arr = np.asarray(inputs, dtype=np.float64)
+            arr = _numbers(inputs)
         except (TypeError, ValueError, OverflowError):
-            arr = self._grid_as_numbers(inputs, schema)
+            arr = None
         except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
             raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
                                          f"({type(err).__name__}: {str(err)[:200]})") from None
+        if arr is None:
+            arr = self._grid_as_numbers(inputs, schema)
         if arr.ndim == 1:  # one row, or for a one-feature model one value per row
             arr = arr[:, None] if len(schema) == 1 else arr[None, :]
         elif arr.ndim > 2 and arr.size == arr.shape[0] * len(schema):  # rows with an extra axis, [n, 1, d]
@@ -810,17 +821,17 @@ class BatchBuilder:
             if raw is None:
                 return None
             try:
-                num = np.array(ins, dtype=np.float64)
-            except (TypeError, ValueError):
+                num = _numbers(ins)
+            except (TypeError, ValueError, OverflowError):
                 return None
-            return (num, _no_categorical(num), raw, [1] * len(events)) if num.ndim == 2 else None
+            return (num, _no_categorical(num), raw, [1] * len(events)) if num is not None and num.ndim == 2 else None
         outs = [ev[3] for ev in events]
         if in_types != {np.ndarray} or not (self._no_outputs or {type(x) for x in outs} == {np.ndarray}):
             return None
         if self.output.kind == "probabilities" and any(integer_array(o) for o in outs):
             return None  # labels where probabilities are expected: refused event by event (_event_outputs)
-        if any(x.dtype.kind == "c" for x in ins) or not self._no_outputs and any(o.dtype.kind == "c" for o in outs):
-            return None  # complex numbers: refused event by event, not cast to their real parts
+        if any(x.dtype.kind in "cmM" for x in ins) or not self._no_outputs and any(o.dtype.kind == "c" for o in outs):
+            return None  # complex numbers refused event by event, not cast to their real parts; times read as seconds
         first = ins[0]
         try:
             if first.ndim == 1:
@@ -939,13 +950,60 @@ def _widened(mask: np.ndarray, width: int) -> np.ndarray:
     return np.hstack([mask, np.zeros((mask.shape[0], width - mask.shape[1]), dtype=bool)])
 
 
+#: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
+_PLAIN_NUMBERS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+                            np.uint64, np.uint32, np.uint16, np.uint8, np.bool_})
+#: numpy's durations and points in time, one value: ``float()`` (and a cast) reads them as counts of
+#: their unit (``np.timedelta64(2, "ns")`` is 2.0, ``np.datetime64("1970-01-02")`` 1 as days)
+_NUMPY_TIMES = (np.datetime64, np.timedelta64)
+#: Values that are not read as a float64 cast reads them (see :func:`_odd_values`)
+_ODD = _NUMPY_TIMES
+
+
+def _odd_values(cells: np.ndarray) -> bool:
+    """Whether an object array holds values a float64 cast misreads (:data:`_ODD`): they are read
+    one by one (:func:`cell_number`). One pass over the values' types."""
+    return cells.dtype.kind == "O" and any(issubclass(t, _ODD) for t in set(map(type, cells.ravel().tolist())))
+
+
+def _numbers(rows: Any) -> np.ndarray | None:
+    """Rows of numbers (lists, an array) as float64, as ``np.asarray(rows, dtype=float64)`` reads
+    them but for durations and points in time (``timedelta64``, ``datetime64``), read as seconds
+    (:func:`time_seconds`) where the cast read them as counts of their unit (days for
+    ``datetime64[D]``, nanoseconds for ``[ns]``); None when some values are to be read one by one
+    (:func:`_odd_values`); TypeError or ValueError as the cast raises them. The values are read
+    once without a dtype (as fast for numbers) and cast when they are plain numbers."""
+    arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        return arr.astype(np.float64, copy=False)
+    if kind in "mM":
+        return time_seconds(arr)
+    if kind == "O" and _odd_values(arr):
+        return None
+    return np.asarray(rows, dtype=np.float64)
+
+
+def time_seconds(arr: np.ndarray) -> np.ndarray:
+    """An array of durations (``timedelta64``) as seconds, or of points in time (``datetime64``)
+    as seconds since 1970-01-01 UTC, NaT as NaN: float64, whatever the unit, as
+    :func:`monitor.temporal.temporal_seconds` reads one value."""
+    if arr.dtype.kind == "M":
+        arr = arr - np.datetime64(0, "s")
+    return arr / np.timedelta64(1, "s")
+
+
 def cell_number(v: Any) -> float | None:
     """One value of a numeric feature as a float: a number, numeric text, a duration or point in
-    time (seconds, :mod:`monitor.temporal`); NaN for a missing one (None, empty text: a CSV's
-    gap, as :func:`category_text` reads it); None for any other value (text that is no number, a
-    list, an object, a complex number)."""
+    time (seconds, :mod:`monitor.temporal`; numpy's too, which ``float()`` reads as counts of their
+    unit); NaN for a missing one (None, empty text: a CSV's gap, as :func:`category_text` reads
+    it); None for any other value (text that is no number, a list, an object, a complex number)."""
     if v is None:
         return np.nan
+    if isinstance(v, _NUMPY_TIMES):
+        from monitor.temporal import temporal_seconds
+
+        return temporal_seconds(v)
     if isinstance(v, complex):  # numpy's complex scalars too: float() would keep the real part
         return None
     if isinstance(v, (str, bytes)) and not v.strip():

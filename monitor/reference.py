@@ -205,7 +205,7 @@ class Reference:
         """
         import numpy as np
 
-        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe, unmasked
+        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe, time_seconds, unmasked
 
         # masked arrays with their masked entries missing (np.asarray reads the values they hide)
         categorical, text, scores, embedding = unmasked(categorical), unmasked(text), unmasked(scores), unmasked(embedding)
@@ -226,6 +226,8 @@ class Reference:
         try:
             if is_dataframe(numeric):  # to_numpy: pandas' NA (nullable integer columns) becomes NaN
                 num = numeric.to_numpy(dtype="float64", na_value=float("nan"))
+            elif getattr(getattr(numeric, "dtype", None), "kind", None) in ("m", "M"):
+                num = time_seconds(np.asarray(numeric))  # seconds, as live arrays of them are read (not days, or ns)
             else:
                 num = np.asarray(numeric, dtype=np.float64)
         except (TypeError, ValueError) as exc:

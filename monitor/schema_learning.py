@@ -140,6 +140,13 @@ class SchemaLearner:
         arr = np.asarray(inputs)
         if arr.ndim == 0 and arr.dtype == object:  # a request object, not rows: learn from a later event
             raise RowError("wrong_type", "inputs must be numeric rows")
+        if is_point_in_time_dtype(arr.dtype):
+            # left out of learned features, as a DataFrame's column of them is: an array of them has no other
+            from monitor.temporal import POINT_IN_TIME_FIX
+
+            raise RowError("wrong_type", f"inputs are points in time ({arr.dtype}), which are no feature to learn (every "
+                                         "live window lies later than the reference: such a column drifts by itself)",
+                           POINT_IN_TIME_FIX)
         # while no schema is known, the model reads one feature when the reference has one
         # (:attr:`monitor.ingest.BatchBuilder.one_feature`)
         one_feature = len(reference.names) == 1

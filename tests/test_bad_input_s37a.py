@@ -44,3 +44,73 @@ def test_masked_entries_of_a_masked_array_are_read_as_missing() -> None:
     ref = Reference.from_arrays(np.ma.masked_array(rows, mask=np.c_[np.arange(50) < 5, np.zeros(50, bool)]),
                                 numeric_names=["a", "b"])
     assert np.isnan(ref.numeric[:5, 0]).all() and np.isfinite(ref.numeric[5:]).all()
+
+
+class _Rows:
+    """A detector that keeps the numeric rows of each batch it is given (what the detectors read)."""
+
+    kind, name, deferrable = "rows", "rows", False
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def update(self, batch: object) -> None:
+        self.seen.append(batch.numeric.copy())  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *a, **k: None
+
+
+def test_numpy_times_are_read_as_seconds_or_refused(caplog: pytest.LogCaptureFixture) -> None:
+    """``datetime64`` and ``timedelta64`` arrays (and such values in dict rows and list rows) were
+    cast to float64 as counts of their unit: a duration of 1 s was 1e9 as ``[ns]``, a date of
+    1970-01-02 was 1 as ``[D]``, where :mod:`monitor.temporal` reads a duration as seconds and a
+    point in time under a configured feature as seconds since 1970 UTC (as in DataFrames and dict
+    rows of ``datetime``). They are now read so, on every path (arrays, dict rows, list rows,
+    one-row list events, a schema with a categorical feature, the reference); a schema is not
+    learned from points in time (left out of learned features, as a DataFrame's column of them
+    is): refused with the fix."""
+    mon = _monitor({"features": ["a", "b"], "output": {"classes": ["n", "y"]}})
+    rows = _Rows()
+    mon.pipeline.detectors.append(rows)
+    try:
+        p = np.full((2, 2), 0.5)
+        mon.observe(np.array([[1, 2], [3, 4]], dtype="timedelta64[s]").astype("timedelta64[ns]"), p)
+        mon.observe(np.array([["1970-01-02", "1970-01-03"], ["NaT", "1970-01-01"]], dtype="datetime64[D]"), p)
+        mon.flush()
+        mon.observe({"a": np.timedelta64(90, "m"), "b": np.datetime64("1970-01-01T00:00:10")}, p[:1])
+        mon.observe({"a": np.timedelta64(2, "ns"), "b": 1.5}, p[:1])
+        mon.flush()
+        mon.observe([[np.timedelta64(2, "s"), np.timedelta64(1, "ms")]], p[:1])
+        mon.observe([[np.timedelta64(3, "ms"), 7.0], [1.0, 2.0]], p)
+        mon.flush()
+        mon.observe([np.timedelta64(4, "ms"), np.timedelta64(5, "ms")], p[:1])  # one row: the stacked path of list rows
+        mon.observe([np.timedelta64(6, "ms"), np.timedelta64(7, "ms")], p[:1])
+        mon.flush()
+        np.testing.assert_allclose(np.concatenate(rows.seen), [
+            [1, 2], [3, 4], [86400, 172800], [np.nan, 0], [5400, 10], [2e-9, 1.5], [2, 0.001], [0.003, 7], [1, 2],
+            [0.004, 0.005], [0.006, 0.007]])
+        assert mon.store.value("monitor_predictions") == 11
+    finally:
+        mon.close()
+    cat = _monitor({"features": ["a", {"name": "c", "kind": "categorical"}], "output": {"classes": ["n", "y"]}})
+    rows = _Rows()
+    cat.pipeline.detectors.append(rows)
+    try:
+        cat.observe([[np.timedelta64(1500, "ms"), "x"]], [[0.5, 0.5]])
+        cat.flush()
+        np.testing.assert_allclose(np.concatenate(rows.seen), [[1.5]])
+    finally:
+        cat.close()
+    ref = Reference.from_arrays(np.array([[1, 2], [3, 4]], dtype="timedelta64[ms]"), numeric_names=["a", "b"])
+    np.testing.assert_allclose(ref.numeric, [[0.001, 0.002], [0.003, 0.004]])
+    learner = _monitor({"output": {"classes": ["n", "y"]}}, model="learn")
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            learner.observe(np.array([["2024-01-01", "2024-01-02"]], dtype="datetime64[ns]"), [[0.5, 0.5]])
+            learner.flush()
+        assert learner.store.value("monitor_rows_rejected", {"reason": "wrong_type"}) == 1
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "inputs are points in time (datetime64[ns])" in said and "the age in days" in said, said
+    finally:
+        learner.close()
