@@ -243,6 +243,7 @@ class Reference:
             raise ValueError(f"reference numeric_names has {len(names)} names for {num.shape[1]} columns")
         categorical_names = tuple(map(str, categorical_names))
         _check_unique("numeric_names and categorical_names", names + categorical_names, "give each feature its own name")
+        _refuse_columns_without_values(num, names)
         if is_dataframe(categorical):
             categorical_names = tuple(categorical_names) or tuple(str(c) for c in categorical.columns)
             categorical = categorical.to_numpy(dtype=object)
@@ -333,6 +334,33 @@ def _times_as_seconds(numeric: Any) -> Any:
     if all(t is None for t in seconds):
         return numeric
     return np.array([v if t is None else t for v, t in zip(flat, seconds)], dtype=object).reshape(numeric.shape)
+
+
+def _refuse_columns_without_values(num: "np.ndarray", names: tuple[str, ...]) -> None:
+    """ValueError naming the numeric columns that hold no finite value in any reference row and
+    are not missing throughout (infinite in every row, or NaN and infinite only): a live feature
+    has no distribution there to be compared with, and such a column was taken without a word (no
+    drift figure at all for it, only ``monitor_data_reference_invalid_ratio{reason="inf"}`` 1). A
+    column missing (NaN) in every row is kept, as a feature the reference never has (the drift
+    detector names it "missing 100% -> ..." when live values arrive); a column with some missing
+    or infinite values is a reference like any other."""
+    import numpy as np
+
+    if not num.shape[0] or not num.shape[1]:
+        return
+    empty = np.flatnonzero(~np.isfinite(num).any(axis=0))
+    if not empty.size:
+        return
+    broken = empty[~np.isnan(num[:, empty]).all(axis=0)]
+    if not broken.size:
+        return
+    listed = ", ".join(repr(names[i]) for i in broken[:10]) + (f" and {len(broken) - 10} more" if len(broken) > 10 else "")
+    what = "infinite" if np.isinf(num[:, broken[0]]).all() else "NaN or infinite"
+    raise ValueError(f"reference numeric column(s) {listed} hold no finite value ({what} in all {num.shape[0]} rows): "
+                     "live values of such a feature have no distribution to be compared with. Fix: give reference rows "
+                     "where it has values (infinite values everywhere are a computation gone wrong, a division by "
+                     "zero?), or leave the column out of the reference and of features:; a column with some infinite "
+                     "or missing values is fine")
 
 
 def _per_row(value: Any, what: str, rows: int, numbers: bool = False) -> "np.ndarray":

@@ -114,3 +114,28 @@ def test_numpy_times_are_read_as_seconds_or_refused(caplog: pytest.LogCaptureFix
         assert "inputs are points in time (datetime64[ns])" in said and "the age in days" in said, said
     finally:
         learner.close()
+
+
+@pytest.mark.parametrize("column", [np.full(60, np.inf), np.r_[np.full(30, np.nan), np.full(30, -np.inf)]],
+                         ids=["infinite", "nan_and_infinite"])
+@pytest.mark.parametrize("frame", [False, True], ids=["array", "dataframe"])
+def test_a_reference_column_without_a_finite_value_is_named(column: np.ndarray, frame: bool) -> None:
+    """A reference numeric column infinite in every row (or NaN and infinite only) was taken
+    without a word: it has no distribution, no drift figure of that feature was exported at all.
+    It is now a ValueError naming the column and the fix. A column of one finite value, one
+    missing (NaN) in every row (a feature the reference never has) and an empty reference are
+    still taken."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    rows = np.c_[rng.normal(size=60), column, rng.normal(size=60)]
+    given: object = pd.DataFrame(rows, columns=["a", "b", "c"]) if frame else rows
+    with pytest.raises(ValueError, match=r"column\(s\) 'b' hold no finite value .* in all 60 rows.*Fix: give reference "
+                                         r"rows where it has values"):
+        Reference.from_arrays(given, numeric_names=None if frame else ["a", "b", "c"])
+    one = column.copy()
+    one[7] = 1.5
+    Reference.from_arrays(np.c_[rows[:, 0], one], numeric_names=["a", "b"])
+    ref = Reference.from_arrays(np.c_[rows[:, 0], np.full(60, np.nan)], numeric_names=["a", "b"])
+    assert np.isnan(ref.numeric[:, 1]).all()
+    Reference.from_arrays(np.empty((0, 3)), numeric_names=["a", "b", "c"])
