@@ -562,6 +562,9 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
     if kind == PREDICTION:
         if "inputs" not in obj:
             raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")
+        if obj["inputs"] is None:  # accepted (202), then refused in the worker as "got shape ()": the sender never learnt it
+            raise EventFormatError("inputs", "is null. Fix: send the rows the model was called with (a row, a list of "
+                                             "rows, or objects of feature name to value)", "missing_inputs")
         # without outputs: refused once the model is known, unless its outputs are not monitored (check_for_model)
         event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
                  _prediction_ids(obj.get("request_id")), _segments(obj.get("segment")), obj.get("embedding"))

@@ -18,7 +18,7 @@ import numpy as np
 from monitor.batch import Batch
 from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text,
                             whole_number_text)
-from monitor.input_forms import RowError, is_column, is_series, named_columns, series_row, short_repr, text_column
+from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 from monitor.schema_learning import ReferenceKinds, SchemaLearner, check_reference_names, rows_to_learn
@@ -296,6 +296,8 @@ class BatchBuilder:
         """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
         schema = self.schema
         assert schema is not None
+        if inputs is None:
+            raise inputs_are_none("wrong_shape")
         if schema.tensor_names:
             return self._tensor_event_rows(inputs)
         inputs = series_row(named_columns(inputs), schema.name_set,

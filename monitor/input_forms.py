@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.events import is_dataframe
 
-__all__ = ["RowError", "is_column", "is_series", "named_columns", "series_row", "short_repr", "text_column"]
+__all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "series_row", "short_repr", "text_column"]
 
 
 class RowError(ValueError):
@@ -28,6 +28,15 @@ class RowError(ValueError):
         super().__init__(message or reason)
         self.reason = reason
         self.fix = fix
+
+
+def inputs_are_none(reason: str) -> RowError:
+    """The refusal of a call whose inputs are None, under ``reason``: it was "expected rows of 4
+    features, got shape ()" (or "the inputs are NoneType"), which named neither the None nor the fix."""
+    return RowError(reason, "inputs are None: the call gave no rows (the decorated function's argument, or the inputs= "
+                            "extractor, returned None)",
+                    "pass the rows the model was called with: observe(rows, outputs), or watch(..., inputs=lambda "
+                    "*args, **kwargs: ...) picking them from the call's arguments")
 
 
 def short_repr(value: Any) -> str:

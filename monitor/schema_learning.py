@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from monitor.events import is_dataframe, is_missing
-from monitor.input_forms import RowError, is_column, named_columns, series_row, short_repr, text_column
+from monitor.input_forms import RowError, inputs_are_none, is_column, named_columns, series_row, short_repr, text_column
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 
 __all__ = ["LEARN_ROWS", "ReferenceKinds", "SchemaLearner", "check_reference_names", "holds_numbers", "rows_to_learn"]
@@ -79,6 +79,8 @@ class SchemaLearner:
         from monitor.temporal import TEXT_SAMPLE, is_point_in_time, is_point_in_time_dtype, is_point_in_time_text
 
         cats, texts = reference.categorical, reference.text
+        if inputs is None:
+            raise inputs_are_none("wrong_type")
         if is_dataframe(inputs) and not inputs.columns.is_unique:
             twice = list(dict.fromkeys(str(c) for c in inputs.columns[inputs.columns.duplicated()]))
             logging.getLogger("monitor").warning(

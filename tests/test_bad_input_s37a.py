@@ -6,12 +6,14 @@ agent, a change to the user's predict or data silently lost."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
+from tests.sidecar_support import http, sample, start_sidecar
 
 __all__: list[str] = []
 
@@ -139,3 +141,41 @@ def test_a_reference_column_without_a_finite_value_is_named(column: np.ndarray, 
     ref = Reference.from_arrays(np.c_[rows[:, 0], np.full(60, np.nan)], numeric_names=["a", "b"])
     assert np.isnan(ref.numeric[:, 1]).all()
     Reference.from_arrays(np.empty((0, 3)), numeric_names=["a", "b", "c"])
+
+
+_IRIS = {"model": "iris", "features": ["a", "b", "c", "d"],
+         "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]}}
+
+
+def test_inputs_none_are_named_as_such(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``observe(None, outputs)`` (a decorated function whose argument, or ``inputs=`` extractor,
+    gave None) was refused as "expected rows of 4 features, got shape ()" (or, before a schema
+    was learnt, "the inputs are NoneType"), which named neither the None nor the fix; a JSON
+    event's ``"inputs": null`` was accepted (202) and then refused so in the worker. The
+    message now says the inputs are None and the fix; over HTTP it is a 400 naming ``inputs``,
+    counted ``missing_inputs`` as an event without inputs is."""
+    for config in (_IRIS, {"output": _IRIS["output"]}):  # a configured schema, and one to learn
+        mon = _monitor(config)
+        try:
+            with caplog.at_level(logging.WARNING, logger="monitor"):
+                mon.observe(None, [[0.8, 0.1, 0.1]])
+                mon.flush()
+            line = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()][-1]
+            assert "inputs are None: the call gave no rows" in line and "Fix: pass the rows" in line, line
+            assert "shape ()" not in line and "NoneType" not in line, line
+            assert sum(mon.store.value("monitor_rows_rejected", {"reason": r}) or 0 for r in ("wrong_shape", "wrong_type")) == 1
+        finally:
+            mon.close()
+    s = start_sidecar(_IRIS, tmp_path)
+    try:
+        one = {"inputs": None, "outputs": [[0.8, 0.1, 0.1]]}
+        for body in (one, [one, one], [{"inputs": [[5.1, 3.5, 1.4, 0.2]], "outputs": [[0.8, 0.1, 0.1]]}, one]):
+            r = http("POST", s.url + "/v1/events", body)
+            assert r.status == 400, r.body
+            error = r.json()["errors"][-1] if "errors" in r.json() else r.json()
+            assert (error["field"], error["reason"]) == ("inputs", "missing_inputs"), r.body
+            assert "is null. Fix: send the rows" in error["error"], r.body
+        assert sample(s.metrics(), "monitor_intake_events_refused_total", model="iris", endpoint="events",
+                      reason="missing_inputs") == 4
+    finally:
+        s.close()

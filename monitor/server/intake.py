@@ -145,7 +145,7 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     get = obj.get
     inputs = get("inputs", _MISSING)
     outputs = get("outputs", _MISSING)
-    if inputs is _MISSING or outputs is _MISSING or outputs is None:  # null outputs: check_for_model tells
+    if inputs is _MISSING or outputs is _MISSING or outputs is None or inputs is None:  # null: the general parser tells
         return None
     model = get("model")
     client = get("client")
@@ -227,7 +227,7 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
         cols = {k: [o[k] for o in values] for k in keys}
     except KeyError:
         return None
-    if None in cols["outputs"]:  # "outputs": null, refused unless the model's outputs are not read
+    if None in cols["outputs"] or None in cols["inputs"]:  # null outputs (refused unless not read) or inputs (refused)
         return None
     absent = [None] * n
     models = cols.get("model")
