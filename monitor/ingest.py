@@ -726,6 +726,8 @@ class BatchBuilder:
         counts = np.asarray(result.rows_per_event, dtype=np.int64)
         used = [ev for ev, c in zip(events, result.rows_per_event) if c]
         used_counts = counts[counts > 0]
+        if "nan_output" in decoded.reasons and not result.details.get("nan_output"):
+            result.details["nan_output"] = _nan_output_detail(raw, decoded.valid, used, used_counts)
         ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
         client = _row_clients(used, used_counts, result)
         segment = _row_segments(used, used_counts, result)
@@ -1099,6 +1101,34 @@ _COMPLEX_FIX = ("send real numbers: what the model reads from them as features o
                 "np.abs(x)")
 _COMPLEX_OUTPUTS_FIX = ("return real scores or values, e.g. watch(..., outputs=lambda out: out.real) where the imaginary "
                         "parts are zero, or np.abs(out)")
+
+
+def _nan_output_detail(raw: np.ndarray, valid: np.ndarray, used: list[tuple[Any, ...]], counts: np.ndarray) -> str:
+    """What the first row refused as ``nan_output`` was given as: its outputs as the call gave them
+    (found from the stacked ``raw`` through the calls' row counts), said as holding missing values
+    when it holds None (JSON null), which the float conversion had made NaN: the refusal said "the
+    model returned NaN or infinite values" of ``[[None, 0.5]]``. The row is the first refused one
+    (``~valid``) that is not all finite (a logit of -inf, a masked class, is no refusal). Empty
+    when no such row is found."""
+    if raw.dtype.kind != "f" or not raw.shape[0] or valid.shape[0] != raw.shape[0]:
+        return ""
+    bad = np.flatnonzero(~valid & ~np.isfinite(raw.reshape(raw.shape[0], -1)).all(axis=1))
+    if not bad.size:
+        return ""
+    r = int(bad[0])
+    ends = np.cumsum(counts)
+    k = int(np.searchsorted(ends, r, side="right"))
+    if k >= len(used):
+        return ""
+    c, given = int(counts[k]), used[k][3]
+    row = given
+    if isinstance(given, (list, tuple, np.ndarray)) and len(given) == c and (
+            c > 1 or isinstance(given[0], (list, tuple, np.ndarray))):
+        row = given[r - int(ends[k]) + c]
+    values = list(row) if isinstance(row, (list, tuple)) else [row]
+    if any(v is None or isinstance(v, (list, tuple)) and any(x is None for x in v) for v in values):
+        return f"outputs hold missing values (None, JSON null), e.g. {short_repr(row)}"
+    return f"outputs hold NaN or infinite values, e.g. {short_repr(row)}"
 
 
 def _no_values(outputs: Any) -> bool:

@@ -74,8 +74,10 @@ REJECTION_HINTS: dict[str, str] = {
                     "[len(o) for o in out]))",
     "wrong_shape": "check the features in the config against the model's inputs",
     "too_many_classes": "list the classes under output.classes",
-    "nan_output": "the model returned NaN or infinite values for these rows: look at the inputs that produced them "
-                  "(missing values the model does not handle) or at the model's numerics",
+    "nan_output": "return a finite number for every score or value of these rows (a missing one, None or JSON null, "
+                  "is read as NaN, and a NaN or infinite one is no score): look at the inputs that produced them "
+                  "(missing values the model does not handle), at the model's numerics, or at what the outputs= "
+                  "extractor picks",
     "output_too_large": "a regression model's outputs (values, interval bounds, quantiles) are refused beyond 1e150 in "
                         "size, as labels are: look at the inputs that produced them and at the model's numerics, and "
                         "return NaN (counted nan_output) rather than a huge number where the model has no prediction",

@@ -179,3 +179,42 @@ def test_inputs_none_are_named_as_such(tmp_path: Path, caplog: pytest.LogCapture
                       reason="missing_inputs") == 4
     finally:
         s.close()
+
+
+@pytest.mark.parametrize(("outputs", "said"), [
+    ([[None, 0.1, 0.1]], "outputs hold missing values (None, JSON null), e.g. [None, 0.1, 0.1]"),
+    ([[0.8, 0.1, 0.1], [0.5, None, 0.5]], "outputs hold missing values (None, JSON null), e.g. [0.5, None, 0.5]"),
+    (np.array([[np.nan, 0.5, 0.5]]), "outputs hold NaN or infinite values, e.g. array([nan, 0.5, 0.5])"),
+], ids=["none_one_row", "none_second_row", "nan"])
+def test_a_missing_output_is_said_as_such(outputs: object, said: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Outputs holding None (``[[None, 0.5]]``, JSON null among the scores) were refused as
+    nan_output with "the model returned NaN or infinite values for these rows", which the model
+    had not: the log now shows the row as given, says it holds missing values, and the fix
+    names both."""
+    mon = _monitor(_IRIS)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe([[5.1, 3.5, 1.4, 0.2]] * len(outputs), outputs)  # type: ignore[arg-type]
+            mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "nan_output"}) == 1
+        (line,) = [r.getMessage() for r in caplog.records if "nan_output" in r.getMessage()]
+        assert f"refused (nan_output): {said}. Fix: return a finite number" in line, line
+        assert "None or JSON null" in line, line
+    finally:
+        mon.close()
+
+
+def test_a_logit_of_minus_infinity_is_not_the_row_said_refused(caplog: pytest.LogCaptureFixture) -> None:
+    """Logits with a masked class (-inf) are read, not refused: the nan_output line names the row
+    that was refused (the NaN one), not the first row holding a non-finite value."""
+    mon = _monitor({**_IRIS, "output": {**_IRIS["output"], "kind": "logits"}})
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe([[5.1, 3.5, 1.4, 0.2]] * 2, np.array([[2.0, -np.inf, 0.5], [np.nan, 1.0, 0.5]]))
+            mon.flush()
+        assert mon.store.value("monitor_rows_rejected", {"reason": "nan_output"}) == 1
+        assert mon.store.value("monitor_predictions") == 1
+        (line,) = [r.getMessage() for r in caplog.records if "nan_output" in r.getMessage()]
+        assert "e.g. array([nan, 1. , 0.5])" in line, line
+    finally:
+        mon.close()
