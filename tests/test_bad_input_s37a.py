@@ -218,3 +218,32 @@ def test_a_logit_of_minus_infinity_is_not_the_row_said_refused(caplog: pytest.Lo
         assert "e.g. array([nan, 1. , 0.5])" in line, line
     finally:
         mon.close()
+
+
+@pytest.mark.parametrize(("body", "ctype", "said"), [
+    ("<event><inputs>1</inputs></event>", "application/xml", "body: is XML or HTML ('<event><inputs>1</inputs></eve'...), not JSON"),
+    ("<event/>", "application/json", "body: is XML or HTML ('<event/>'), not JSON"),
+    ("inputs=1&outputs=2", "application/x-www-form-urlencoded",
+     "body: is a URL-encoded form ('inputs=1&outputs=2': curl -d key=value, requests' data=), not JSON"),
+    ("inputs=1&outputs=2", "application/json", "body: is a URL-encoded form ('inputs=1&outputs=2'"),
+    ("hello", "application/json", "body: is not valid JSON (Expecting value at line 1 column 1; it starts with 'hello')"),
+], ids=["xml", "xml_as_json", "form", "form_as_json", "text"])
+def test_a_body_that_is_no_json_is_named(body: str, ctype: str, said: str, tmp_path: Path) -> None:
+    """An XML or form body posted to /v1/events was answered "is not valid JSON (Expecting value at
+    line 1 column 1)": the answer now says what the body is (XML or HTML, a URL-encoded form), what
+    it starts with, and how to send an event (to /v1/feedback alike; an NDJSON line too)."""
+    s = start_sidecar(_IRIS, tmp_path)
+    try:
+        for path in ("/v1/events", "/v1/feedback"):
+            r = http("POST", s.url + path, body, {"Content-Type": ctype})
+            assert r.status == 400 and r.json()["reason"] == "bad_json", r.body
+            text = f"{r.json()['field']}: {r.json()['error']}"
+            assert said in text and "Fix: send one event as a JSON object" in text, text
+        r = http("POST", s.url + "/v1/events", "hello\n", {"Content-Type": "application/x-ndjson"})
+        assert "line 1: is not valid JSON (Expecting value; it starts with 'hello')" in \
+            f"{r.json()['field']}: {r.json()['error']}", r.body
+        # counted as before, under the sidecar's own model (a body that is no JSON names none)
+        assert sample(s.metrics(), "monitor_intake_events_refused_total", model="_sidecar", endpoint="events",
+                      reason="bad_json") == 2
+    finally:
+        s.close()

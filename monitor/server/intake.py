@@ -12,6 +12,7 @@ client can fix and resend the batch without creating duplicates.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +71,8 @@ def _ndjson(body: bytes) -> list[Any]:
             if _too_many_digits(err):
                 raise IntakeError(400, f"line {i + 1}", UNSAFE_JSON_MESSAGES["number_too_large"], "number_too_large",
                                   events=len(lines)) from None
-            raise IntakeError(400, f"line {i + 1}", f"is not valid JSON ({_json_msg(err)}); send one JSON object per line",
-                              "bad_json", events=len(lines)) from None
+            raise IntakeError(400, f"line {i + 1}", f"is not valid JSON ({_json_msg(err)}; it starts with {_start(ln)}); "
+                                                    "send one JSON object per line", "bad_json", events=len(lines)) from None
     raise IntakeError(400, "body", "lines do not form one event each; send one JSON object per line", "bad_json", events=len(lines))
 
 
@@ -92,6 +93,33 @@ def _not_json(err: ValueError) -> IntakeError:
     if _too_many_digits(err):
         return IntakeError(400, "body", UNSAFE_JSON_MESSAGES["number_too_large"], "number_too_large")
     return IntakeError(400, "body", f"is not valid JSON ({_json_msg(err)})", "bad_json")
+
+
+#: How a body's content is named when it is no JSON, and the fix: an event is a JSON object.
+_JSON_FIX = ("Fix: send one event as a JSON object (a JSON array of events, or NDJSON lines, for several), "
+             "e.g. curl --json '{\"inputs\": [[5.1, 3.5]], \"outputs\": [[0.9, 0.1]]}' URL, or requests.post(URL, json=event)")
+_FORM_KEY = re.compile(rb"[A-Za-z0-9_.\-\[\]%]+=")
+
+
+def _start(body: bytes) -> str:
+    """The first characters of a body or line, as a message quotes them."""
+    text = body.lstrip()[:30].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(body.lstrip()) > 30 else "")
+
+
+def _not_json_text(body: bytes, ctype: str, reason: str) -> str:
+    """The 400's words for a body that is no JSON, naming what it is when that can be told (XML
+    or HTML, a URL-encoded form) and what it starts with: "is not valid JSON (Expecting value at
+    line 1 column 1)" named nothing a sender could act on."""
+    head = body.lstrip()[:1]
+    if head == b"<":
+        what = f"is XML or HTML ({_start(body)}), not JSON"
+    elif ctype.split(";")[0].strip().lower() == "application/x-www-form-urlencoded" or (
+            head not in (b"{", b"[", b'"') and _FORM_KEY.match(body.lstrip()) is not None):
+        what = (f"is a URL-encoded form ({_start(body)}: curl -d key=value, requests' data=), not JSON")
+    else:
+        return f"is not valid JSON ({reason}; it starts with {_start(body)}). {_JSON_FIX}"
+    return f"{what}. {_JSON_FIX}"
 
 
 def _json_msg(err: Exception) -> str:
@@ -118,7 +146,7 @@ def decode_events(body: bytes, content_type: str) -> list[Any]:
     except json.JSONDecodeError as err:
         if err.msg == "Extra data":  # several documents: NDJSON without the content type
             return _ndjson(body)
-        raise IntakeError(400, "body", f"is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
+        raise IntakeError(400, "body", _not_json_text(body, ctype, f"{err.msg} at line {err.lineno} column {err.colno}"),
                           "bad_json") from None
     except UnicodeDecodeError:
         raise IntakeError(400, "body", "is not UTF-8 JSON", "bad_json") from None
