@@ -580,6 +580,7 @@ class Profile:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except _NPZ_ERRORS as err:
+            _refuse_no_npz(path, "build a profile with 'monitor reference build' (DATA -o PROFILE.npz)")
             raise ProfileError(f"{path}: not a readable .npz profile ({_without_pickle_advice(err)}); build one with "
                                "'monitor reference build'") from None
         if "meta.json" not in arrays:
@@ -736,6 +737,37 @@ def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
     if n_beyond is not None and not c.n_other:
         n_beyond = rows_beyond_cap([(k, int(v)) for k, v in items], len(items))
     return CategoricalProfile(c.name, tuple(k for k, _ in items), counts, c.n, n_missing, singletons, c.n_other, n_beyond)
+
+
+def _not_npz(path: str | Path) -> str | None:
+    """What the file at ``path`` is when it is neither an .npz (a zip archive) nor an .npy, said
+    with its first bytes, or None (it is one of them, or cannot be opened). numpy tries any other
+    file as a pickle, so that a text file, a CSV or a file of another format named .npz was refused
+    "it holds pickled objects" (or, by ``config check``, with numpy's advice to load it unsafely)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(40)
+    except (OSError, TypeError):
+        return None
+    if head.startswith((b"PK", b"\x93NUMPY")):
+        return None
+    if head[:1] == b"\x80":
+        return "is a Python pickle, not an .npz (a zip archive of arrays): pickles are never loaded, as they may run code"
+    if not head:
+        return "is empty, not an .npz (a zip archive of arrays, as numpy.savez writes)"
+    try:
+        start, kind = repr(head.decode("utf-8")[:30]), "text"
+    except UnicodeDecodeError:
+        start, kind = repr(head[:16]), "bytes"
+    return f"is not an .npz (a zip archive of arrays, as numpy.savez writes): it starts with the {kind} {start}"
+
+
+def _refuse_no_npz(path: str | Path, fix: str) -> None:
+    """Raise the :class:`ProfileError` of a file that is no .npz nor .npy (:func:`_not_npz`), with
+    ``fix``; nothing for any other file (numpy's own reason is said then)."""
+    other = _not_npz(path)
+    if other is not None:
+        raise ProfileError(f"{path}: {other}. Fix: {fix}") from None
 
 
 def _without_pickle_advice(err: Exception) -> str:
@@ -1403,6 +1435,7 @@ def _read_npz(path: Path, tensor: bool = False
     try:
         z = np.load(path, allow_pickle=False)
     except _NPZ_ERRORS as err:
+        _refuse_no_npz(path, "save the reference data with numpy.savez(path, X=..., ...), or give it as CSV")
         reason = _without_pickle_advice(err)
         if reason != str(err):  # numpy refused pickled objects
             raise ProfileError(f"{path}: cannot read without pickle ({reason}); store strings as fixed-width unicode "
@@ -1998,4 +2031,7 @@ def is_profile(p: Path) -> bool:
         with z:
             return "meta.json" in z.files
     except _NPZ_ERRORS as err:
-        raise ProfileError(f"{p}: not a readable .npz ({err}); build a profile with 'monitor reference build'") from None
+        _refuse_no_npz(p, "build a profile with 'monitor reference build', or save the reference data with "
+                          "numpy.savez(path, X=..., ...)")
+        raise ProfileError(f"{p}: not a readable .npz ({_without_pickle_advice(err)}); build a profile with 'monitor "
+                           "reference build'") from None

@@ -6,6 +6,10 @@ agent, a change to the user's predict or data silently lost."""
 from __future__ import annotations
 
 import logging
+import pickle
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +251,32 @@ def test_a_body_that_is_no_json_is_named(body: str, ctype: str, said: str, tmp_p
                       reason="bad_json") == 2
     finally:
         s.close()
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"hello, this is not numpy\n", "is not an .npz (a zip archive of arrays, as numpy.savez writes): it starts with the "
+                                    "text 'hello, this is not numpy\\n'"),
+    (b"a,b\n1,2\n", "it starts with the text 'a,b\\n1,2\\n'"),
+    (pickle.dumps({"X": [1, 2]}), "is a Python pickle, not an .npz"),
+    (b"", "is empty, not an .npz"),
+], ids=["text", "csv", "pickle", "empty"])
+def test_a_file_that_is_no_npz_is_named(content: bytes, said: str, tmp_path: Path) -> None:
+    """A file named .npz that is no zip archive (text, a CSV, a pickle, an empty file) was refused
+    as holding "pickled objects, or no arrays at all" with the advice to store strings as
+    fixed-width arrays (``monitor reference build``), or by ``config check`` with numpy's own
+    advice to load it unsafely with ``allow_pickle=``: numpy reads any file that is neither .npz
+    nor .npy as a pickle. Each reader now says what the file is, what it starts with, and the fix."""
+    from monitor.profile import Profile, ProfileError
+
+    path = tmp_path / "ref.npz"
+    path.write_bytes(content)
+    with pytest.raises(ProfileError, match=re.escape(said) + r".*Fix: build a profile"):
+        Profile.load(path)
+    (tmp_path / "monitor.yaml").write_text("model: m\nreference:\n  path: ref.npz\n")
+    done = subprocess.run([sys.executable, "-m", "monitor", "config", "check", str(tmp_path / "monitor.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and said in done.stderr and "allow_pickle" not in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, "-m", "monitor", "reference", "build", str(path), "-o", str(tmp_path / "p.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and said in done.stderr and "Fix: save the reference data" in done.stderr, done.stderr
+    assert "pickled objects" not in done.stderr, done.stderr
