@@ -31,6 +31,7 @@ def read_config_document(path: Path) -> Any:
         if node is None:
             return None
         _refuse_duplicate_keys(node, "", str(path))
+        _refuse_alias_bombs(node, str(path))
         return loader.construct_document(node)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -43,6 +44,23 @@ def read_config_document(path: Path) -> Any:
                           "write the config as plain mappings and lists", str(path)) from None
     finally:
         loader.dispose()
+
+
+def _refuse_alias_bombs(node: Any, source: str) -> None:
+    """Refuse a document that aliases expand past :data:`~monitor.rules.yamlnodes.MAX_NODES` nodes
+    (nine aliases of nine, eight deep: 43 million), counted without expanding them: PyYAML shares
+    an alias's value, but the config's checks walk every path, and such a monitor.yaml took 15
+    seconds of ``config check``, of a start or of a reload before any error; and one whose alias
+    sits inside the node it names (``&a [*a]``), a value without end."""
+    from monitor.rules.yamlnodes import MAX_NODES, expanded_nodes
+
+    nodes = expanded_nodes(node)
+    if nodes < 0:
+        raise ConfigError("", "invalid YAML: an alias (*name) inside the node it names repeats for ever",
+                          "write the node out", source)
+    if nodes > MAX_NODES:
+        raise ConfigError("", f"invalid YAML: the document expands to more than {MAX_NODES:,} nodes through its aliases "
+                              "(*name)", "write the config out, or use fewer aliases", source)
 
 
 def _decoded(data: bytes, path: Path) -> str:

@@ -280,3 +280,53 @@ def test_a_file_that_is_no_npz_is_named(content: bytes, said: str, tmp_path: Pat
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and said in done.stderr and "Fix: save the reference data" in done.stderr, done.stderr
     assert "pickled objects" not in done.stderr, done.stderr
+
+
+_BOMB_ITEMS = ["&a [x, x, x, x, x, x, x, x, x]"] + [f"&{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefg", "bcdefgh")]
+_ALIAS_BOMB = "model: iris\nfeatures: [" + ", ".join(_BOMB_ITEMS) + "]\n"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (_ALIAS_BOMB, "expands to more than 1,000,000 nodes through its aliases"),
+    ("model: iris\nfeatures: &a [*a]\n", "an alias (*name) inside the node it names repeats for ever"),
+], ids=["alias_bomb", "recursive_alias"])
+def test_a_monitor_yaml_of_aliases_without_end_is_refused_before_it_is_walked(tmp_path: Path, text: str, said: str) -> None:
+    """Nine aliases of nine, eight deep, in monitor.yaml: PyYAML shares an alias's value, but the
+    config's checks walked all 43 million paths (15 s of config check, of a start or of a reload,
+    then an error about features[0]); an alias inside the node it names was walked until Python's
+    recursion limit (a bare RecursionError out of load_config). Both are now refused as the file's
+    YAML, counted without expanding."""
+    from monitor.config import ConfigError, load_config
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(path)
+
+
+def test_an_alias_bomb_reloaded_is_the_configs_failure(tmp_path: Path) -> None:
+    """``POST /-/reload`` of a monitor.yaml turned into an alias bomb: refused as the config's YAML
+    (the config in force stays, the failure counted), the rule files reloaded, without walking
+    the 43 million paths first."""
+    import yaml
+
+    from tests.sidecar_support import quiet_factory
+
+    rules = "groups:\n  - name: g\n    rules:\n      - alert: On\n        expr: vector(1)\n"
+    (tmp_path / "rules.yml").write_text(rules)
+    raw = {**_IRIS, "rules": {"files": ["rules.yml"], "interval": "15s"}}
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    s = start_sidecar(raw, tmp_path, factory=quiet_factory(start_worker=False))
+    s.sidecar.config_path = config
+    try:
+        config.write_text(_ALIAS_BOMB)
+        (tmp_path / "rules.yml").write_text(rules + "      - alert: Two\n        expr: vector(2)\n")
+        r = http("POST", s.url + "/-/reload", timeout=120)
+        body = r.json()
+        assert r.status == 200 and body["data"]["rules"] == {"iris": 2}, body
+        [warning] = body["warnings"]
+        assert "expands to more than 1,000,000 nodes" in warning and "stays in force" in warning, warning
+        assert sample(s.metrics(), "monitor_config_reloads_total", model="_sidecar", outcome="failure") == 1
+    finally:
+        s.close()
