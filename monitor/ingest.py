@@ -392,6 +392,10 @@ class BatchBuilder:
         num = self._cells_as_numbers(cells, schema.names)
         if self._unreadable is not None and not (~self._unreadable & ~np.isnan(num)).any():
             self._unreadable = None
+            first = self._first_unreadable[1] if self._first_unreadable is not None else None
+            if isinstance(first, _COMPLEX_SCALARS):
+                raise RowError("wrong_type", f"inputs hold complex numbers ({short_repr(first)}) and no real one; the "
+                                             "monitor reads real ones", _COMPLEX_FIX)
             raise RowError("wrong_type", "inputs must be numeric rows")
         return num
 
@@ -414,11 +418,14 @@ class BatchBuilder:
 
     def _note_unreadable(self, name: str, value: Any) -> None:
         if self.unreadable_values is None:  # said once, for rows that were monitored (not a refused call's)
+            complex_ = isinstance(value, _COMPLEX_SCALARS)
+            fix = (_COMPLEX_FIX if complex_ else
+                   "send numbers for numeric features (a missing value as null), or declare the feature kind: "
+                   "categorical or kind: text under features in the config")
             self.unreadable_values = (
-                f"feature {name!r} holds values that are not numbers (first: {short_repr(value)}): each such row is "
-                "monitored with that value missing, counted in monitor_data_invalid_rows_total{reason=\"wrong_type\"} "
-                "(data_quality). Fix: send numbers for numeric features (a missing value as null), or declare the "
-                "feature kind: categorical or kind: text under features in the config")
+                f"feature {name!r} holds {'complex numbers' if complex_ else 'values that are not numbers'} (first: "
+                f"{short_repr(value)}): each such row is monitored with that value missing, counted in "
+                "monitor_data_invalid_rows_total{reason=\"wrong_type\"} (data_quality). Fix: " + fix)
 
     def _take_unreadable(self, num: np.ndarray) -> np.ndarray | None:
         """The mask of the inputs just read as wide as their numeric columns (a text feature's
@@ -960,8 +967,11 @@ _PLAIN_NUMBERS = frozenset({float, int, bool, np.float64, np.float32, np.float16
 #: numpy's durations and points in time, one value: ``float()`` (and a cast) reads them as counts of
 #: their unit (``np.timedelta64(2, "ns")`` is 2.0, ``np.datetime64("1970-01-02")`` 1 as days)
 _NUMPY_TIMES = (np.datetime64, np.timedelta64)
+#: Complex numbers, one value (numpy's complex64 is no Python complex): a float64 cast keeps the
+#: real part, numpy's ComplexWarning on stderr the only sign
+_COMPLEX_SCALARS = (complex, np.complexfloating)
 #: Values that are not read as a float64 cast reads them (see :func:`_odd_values`)
-_ODD = _NUMPY_TIMES
+_ODD = _NUMPY_TIMES + _COMPLEX_SCALARS
 
 
 def _odd_values(cells: np.ndarray) -> bool:
@@ -975,7 +985,8 @@ def _numbers(rows: Any) -> np.ndarray | None:
     them but for durations and points in time (``timedelta64``, ``datetime64``), read as seconds
     (:func:`time_seconds`) where the cast read them as counts of their unit (days for
     ``datetime64[D]``, nanoseconds for ``[ns]``); None when some values are to be read one by one
-    (:func:`_odd_values`); TypeError or ValueError as the cast raises them. The values are read
+    (:func:`_odd_values`: numpy's times among other values, complex numbers, which the cast read as
+    their real parts); TypeError or ValueError as the cast raises them. The values are read
     once without a dtype (as fast for numbers) and cast when they are plain numbers."""
     arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
     kind = arr.dtype.kind
@@ -983,8 +994,8 @@ def _numbers(rows: Any) -> np.ndarray | None:
         return arr.astype(np.float64, copy=False)
     if kind in "mM":
         return time_seconds(arr)
-    if kind == "O" and _odd_values(arr):
-        return None
+    if kind == "c" or kind == "O" and _odd_values(arr):
+        return None  # complex values among rows given as lists: each unreadable, as "N/A" is
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -1008,7 +1019,7 @@ def cell_number(v: Any) -> float | None:
         from monitor.temporal import temporal_seconds
 
         return temporal_seconds(v)
-    if isinstance(v, complex):  # numpy's complex scalars too: float() would keep the real part
+    if isinstance(v, _COMPLEX_SCALARS):  # numpy's too (complex64 is no Python complex): float() keeps the real part
         return None
     if isinstance(v, (str, bytes)) and not v.strip():
         return np.nan

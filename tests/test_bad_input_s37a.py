@@ -330,3 +330,58 @@ def test_an_alias_bomb_reloaded_is_the_configs_failure(tmp_path: Path) -> None:
         assert sample(s.metrics(), "monitor_config_reloads_total", model="_sidecar", outcome="failure") == 1
     finally:
         s.close()
+
+
+@pytest.mark.filterwarnings("error::numpy.exceptions.ComplexWarning")
+def test_complex_values_in_rows_are_unreadable_values_not_their_real_parts(caplog: pytest.LogCaptureFixture) -> None:
+    """Complex arrays are refused (session 35), but a complex *value* in a dict row
+    (``{"a": np.complex128(1+2j)}``, complex64 alike) or in list rows (``[[np.complex128(1+2j),
+    1.0, 2.0]]``, one row or several; a schema with a categorical feature) was read as its real
+    part, numpy's ComplexWarning the only sign (an error under a warnings-as-errors filter: the
+    drain lost as internal_error). Such a value is now read as a numeric value that is no number
+    ("N/A"): missing in its row, which is monitored, counted wrong_type for its feature by data
+    quality and said once with the complex numbers' fix; a call of which no value is a real number
+    is refused whole, with that fix, as a call of texts is."""
+    mon = _monitor({"features": ["a", "b", "c"], "output": {"classes": ["n", "y"]}})
+    rows = _Rows()
+    mon.pipeline.detectors.append(rows)
+    try:
+        p1, p2 = [[0.5, 0.5]], [[0.5, 0.5]] * 2
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe({"a": np.complex128(1 + 2j), "b": 1.0, "c": 2.0}, p1)
+            mon.flush()
+            mon.observe({"a": np.complex64(1 + 0j), "b": 1.0, "c": 2.0}, p1)
+            mon.observe({"a": 1 + 2j, "b": 1.0, "c": 2.0}, p1)
+            mon.flush()
+            mon.observe([np.complex128(1 + 2j), 1.0, 2.0], p1)  # one row: the stacked path of list rows
+            mon.observe([np.complex64(3 + 1j), 4.0, 5.0], p1)
+            mon.flush()
+            mon.observe([[np.complex128(1 + 2j), 1.0, 2.0], [1.0, 1.0, None]], p2)
+            mon.observe({"a": [np.complex64(1 + 1j), 6.0], "b": [1.0, 1.0], "c": [2.0, 2.0]}, p2)  # a dict of lists
+            mon.flush()
+            mon.observe([[np.complex128(1 + 2j), 1j, 2j]], p1)  # no real number at all: refused whole
+            mon.observe(np.array([[1 + 2j, 1, 2]]), p1)  # a complex array: refused whole, as before
+            mon.flush()
+        value = mon.store.value
+        assert value("monitor_predictions") == 9, mon.metrics_text()
+        assert value("monitor_rows_rejected", {"reason": "wrong_type"}) == 2
+        assert not value("monitor_rows_rejected", {"reason": "internal_error"})
+        assert value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 7
+        assert not value("monitor_data_invalid_rows", {"feature": "b", "reason": "wrong_type"})
+        np.testing.assert_array_equal(np.concatenate(rows.seen), [
+            [np.nan, 1, 2], [np.nan, 1, 2], [np.nan, 1, 2], [np.nan, 1, 2], [np.nan, 4, 5],
+            [np.nan, 1, 2], [1, 1, np.nan], [np.nan, 1, 2], [6, 1, 2]])
+        said = [r.getMessage() for r in caplog.records]
+        note = [m for m in said if "holds complex numbers" in m]
+        assert len(note) == 1 and "feature 'a'" in note[0] and "wrong_type" in note[0] and "x.real, x.imag" in note[0], said
+        assert any("inputs hold complex numbers" in m and "and no real one" in m and "x.real, x.imag" in m for m in said), said
+    finally:
+        mon.close()
+    cat = _monitor({"features": ["a", {"name": "c", "kind": "categorical"}], "output": {"classes": ["n", "y"]}})
+    try:
+        cat.observe([[np.complex64(1 + 1j), "x"], [2.5, "y"]], [[0.5, 0.5]] * 2)
+        cat.flush()
+        assert cat.store.value("monitor_predictions") == 2
+        assert cat.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+    finally:
+        cat.close()
