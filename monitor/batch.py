@@ -116,7 +116,7 @@ class Batch:
         Request ids are read as the intake reads them (:func:`monitor.events.request_id_text`: an
         id ``5.0`` joins the label of id ``5``); categorical values are kept as given, so that
         values that are not text count as ``wrong_type`` in data quality (the intake reads every
-        value as text: :func:`monitor.ingest.category_text`).
+        value as text: :func:`monitor.cell_values.category_text`).
         """
         import numpy as np
 

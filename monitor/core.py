@@ -1326,7 +1326,7 @@ class Monitor:
                 ref.embedding = embedding
                 recategorised = True
         elif ref.categorical.size:
-            from monitor.ingest import categorical_text
+            from monitor.cell_values import categorical_text
 
             # rows (Reference.from_arrays) checkpointed with an older text ("7.0", "1.100000023841858", "")
             cat = categorical_text(ref.categorical)

@@ -370,7 +370,7 @@ def float32_text(f: float) -> str | None:
     """numpy's shortest text of ``f`` as a float32 (``"1.1"``, ``"1e+06"``: numpy, and so pandas'
     ``to_csv`` of a float32 column, writes a float32 of a million or more in exponent form) when
     float32 holds ``f`` exactly, else None (NaN included): what :func:`float_text` reads such a
-    value as, and how :func:`monitor.ingest.number_as_text` knows text a float32 wrote."""
+    value as, and how :func:`monitor.cell_values.number_as_text` knows text a float32 wrote."""
     if abs(f) <= _FLOAT32_MAX and _FLOAT32.unpack(_FLOAT32.pack(f))[0] == f:  # float32 holds it
         global _np_float32
         if _np_float32 is None:  # numpy imported on first use, not on ``import monitor``'s path

@@ -9,22 +9,22 @@ is learned from the first readable calls by :mod:`monitor.schema_learning`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, float32_text, float_text, is_dataframe, request_id_text, row_text,
-                            whole_number_text)
+from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, categorical_text, category_text, cell_number, complex_array,
+                                 float_rows, odd_values)
+from monitor.events import is_dataframe
 from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
+from monitor.row_arguments import row_clients, row_embeddings, row_ids, row_segments
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 from monitor.schema_learning import ReferenceKinds, SchemaLearner, check_reference_names, rows_to_learn
 
-__all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "category_text", "categorical_text", "guess_rows", "text_column",
-           "number_as_text", "unmasked"]
+__all__ = ["BatchBuilder", "BuildResult", "MixedOutputWidths", "RowError", "guess_rows", "text_column", "unmasked"]
 
 
 @dataclass
@@ -250,7 +250,7 @@ class BatchBuilder:
                 v = get(name)
                 if v is None:
                     continue
-                if v.__class__ in _PLAIN_NUMBERS:  # the common case: one set lookup
+                if v.__class__ in PLAIN_NUMBERS:  # the common case: one set lookup
                     try:
                         line[j] = v
                         continue
@@ -317,7 +317,7 @@ class BatchBuilder:
                     lengths = ", ".join(f"{str(k)[:40]!r} has {len(v)}" for k, v in list(columns.items())[:8])
                     raise RowError("wrong_shape", f"the columns of a dict of columns have different lengths ({lengths} "
                                                   "values): each column needs one value per row, as many as the outputs' rows")
-                if any(_complex(v) for v in columns.values()):
+                if any(complex_array(v) for v in columns.values()):
                     raise RowError("wrong_type", "a column of the dict of columns holds complex numbers; the monitor "
                                                  "reads real ones", _COMPLEX_FIX)
                 # a single value (a number, a text) is every row's, as pandas broadcasts it: len() of a
@@ -347,7 +347,7 @@ class BatchBuilder:
             cat_idx = [i for i, k in enumerate(kinds) if k == "categorical"]
             cells = arr[:, num_idx]
             try:
-                num = None if _odd_values(cells) else cells.astype(np.float64)
+                num = None if odd_values(cells) else cells.astype(np.float64)
             except (TypeError, ValueError, OverflowError):
                 num = None
             if num is None:  # values read one by one (those that are no number marked unreadable)
@@ -355,11 +355,11 @@ class BatchBuilder:
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
             return num, categorical_text(cat)
-        if _complex(inputs):
+        if complex_array(inputs):
             raise RowError("wrong_type", f"inputs are complex numbers ({inputs.dtype}); the monitor reads real ones",
                            _COMPLEX_FIX)
         try:
-            arr = _numbers(inputs)
+            arr = float_rows(inputs)
         except (TypeError, ValueError, OverflowError):
             arr = None
         except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
@@ -393,7 +393,7 @@ class BatchBuilder:
         if self._unreadable is not None and not (~self._unreadable & ~np.isnan(num)).any():
             self._unreadable = None
             first = self._first_unreadable[1] if self._first_unreadable is not None else None
-            if isinstance(first, _COMPLEX_SCALARS):
+            if isinstance(first, COMPLEX_SCALARS):
                 raise RowError("wrong_type", f"inputs hold complex numbers ({short_repr(first)}) and no real one; the "
                                              "monitor reads real ones", _COMPLEX_FIX)
             raise RowError("wrong_type", "inputs must be numeric rows")
@@ -418,7 +418,7 @@ class BatchBuilder:
 
     def _note_unreadable(self, name: str, value: Any) -> None:
         if self.unreadable_values is None:  # said once, for rows that were monitored (not a refused call's)
-            complex_ = isinstance(value, _COMPLEX_SCALARS)
+            complex_ = isinstance(value, COMPLEX_SCALARS)
             fix = (_COMPLEX_FIX if complex_ else
                    "send numbers for numeric features (a missing value as null), or declare the feature kind: "
                    "categorical or kind: text under features in the config")
@@ -538,7 +538,7 @@ class BatchBuilder:
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             arr = np.asarray(outputs, dtype=object)
-        elif _complex(outputs):
+        elif complex_array(outputs):
             raise RowError("non_numeric_output", f"outputs are complex numbers ({outputs.dtype}); the monitor reads "
                                                  "real ones", _COMPLEX_OUTPUTS_FIX)
         else:
@@ -736,10 +736,10 @@ class BatchBuilder:
         if "nan_output" in decoded.reasons and not result.details.get("nan_output"):
             result.details["nan_output"] = _nan_output_detail(raw, decoded.valid, used, used_counts)
         ts = np.repeat(np.fromiter((ev[1] for ev in used), dtype=np.float64, count=len(used)), used_counts)
-        client = _row_clients(used, used_counts, result)
-        segment = _row_segments(used, used_counts, result)
-        request_id = _row_ids(used, used_counts, result)
-        embedding = _embeddings(used, used_counts, result)
+        client = row_clients(used, used_counts, result)
+        segment = row_segments(used, used_counts, result)
+        request_id = row_ids(used, used_counts, result)
+        embedding = row_embeddings(used, used_counts, result)
         valid = decoded.valid
         if not valid.all():
             sel = valid
@@ -832,7 +832,7 @@ class BatchBuilder:
             if raw is None:
                 return None
             try:
-                num = _numbers(ins)
+                num = float_rows(ins)
             except (TypeError, ValueError, OverflowError):
                 return None
             return (num, _no_categorical(num), raw, [1] * len(events)) if num is not None and num.ndim == 2 else None
@@ -961,76 +961,6 @@ def _widened(mask: np.ndarray, width: int) -> np.ndarray:
     return np.hstack([mask, np.zeros((mask.shape[0], width - mask.shape[1]), dtype=bool)])
 
 
-#: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
-_PLAIN_NUMBERS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
-                            np.uint64, np.uint32, np.uint16, np.uint8, np.bool_})
-#: numpy's durations and points in time, one value: ``float()`` (and a cast) reads them as counts of
-#: their unit (``np.timedelta64(2, "ns")`` is 2.0, ``np.datetime64("1970-01-02")`` 1 as days)
-_NUMPY_TIMES = (np.datetime64, np.timedelta64)
-#: Complex numbers, one value (numpy's complex64 is no Python complex): a float64 cast keeps the
-#: real part, numpy's ComplexWarning on stderr the only sign
-_COMPLEX_SCALARS = (complex, np.complexfloating)
-#: Values that are not read as a float64 cast reads them (see :func:`_odd_values`)
-_ODD = _NUMPY_TIMES + _COMPLEX_SCALARS
-
-
-def _odd_values(cells: np.ndarray) -> bool:
-    """Whether an object array holds values a float64 cast misreads (:data:`_ODD`): they are read
-    one by one (:func:`cell_number`). One pass over the values' types."""
-    return cells.dtype.kind == "O" and any(issubclass(t, _ODD) for t in set(map(type, cells.ravel().tolist())))
-
-
-def _numbers(rows: Any) -> np.ndarray | None:
-    """Rows of numbers (lists, an array) as float64, as ``np.asarray(rows, dtype=float64)`` reads
-    them but for durations and points in time (``timedelta64``, ``datetime64``), read as seconds
-    (:func:`time_seconds`) where the cast read them as counts of their unit (days for
-    ``datetime64[D]``, nanoseconds for ``[ns]``); None when some values are to be read one by one
-    (:func:`_odd_values`: numpy's times among other values, complex numbers, which the cast read as
-    their real parts); TypeError or ValueError as the cast raises them. The values are read
-    once without a dtype (as fast for numbers) and cast when they are plain numbers."""
-    arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
-    kind = arr.dtype.kind
-    if kind in "fiub":
-        return arr.astype(np.float64, copy=False)
-    if kind in "mM":
-        return time_seconds(arr)
-    if kind == "c" or kind == "O" and _odd_values(arr):
-        return None  # complex values among rows given as lists: each unreadable, as "N/A" is
-    return np.asarray(rows, dtype=np.float64)
-
-
-def time_seconds(arr: np.ndarray) -> np.ndarray:
-    """An array of durations (``timedelta64``) as seconds, or of points in time (``datetime64``)
-    as seconds since 1970-01-01 UTC, NaT as NaN: float64, whatever the unit, as
-    :func:`monitor.temporal.temporal_seconds` reads one value."""
-    if arr.dtype.kind == "M":
-        arr = arr - np.datetime64(0, "s")
-    return arr / np.timedelta64(1, "s")
-
-
-def cell_number(v: Any) -> float | None:
-    """One value of a numeric feature as a float: a number, numeric text, a duration or point in
-    time (seconds, :mod:`monitor.temporal`; numpy's too, which ``float()`` reads as counts of their
-    unit); NaN for a missing one (None, empty text: a CSV's gap, as :func:`category_text` reads
-    it); None for any other value (text that is no number, a list, an object, a complex number)."""
-    if v is None:
-        return np.nan
-    if isinstance(v, _NUMPY_TIMES):
-        from monitor.temporal import temporal_seconds
-
-        return temporal_seconds(v)
-    if isinstance(v, _COMPLEX_SCALARS):  # numpy's too (complex64 is no Python complex): float() keeps the real part
-        return None
-    if isinstance(v, (str, bytes)) and not v.strip():
-        return np.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError, OverflowError):
-        from monitor.temporal import temporal_seconds
-
-        return temporal_seconds(v)
-
-
 _NO_OUTPUTS = ("outputs are None for {} input row(s): the model (or the outputs= extractor) returned nothing, or "
                "the event's outputs were null; return the model's outputs (one per input row)")
 
@@ -1071,12 +1001,6 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 _NO_BAD = object()
 
 
-def _complex(value: Any) -> bool:
-    """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
-    with numpy's ComplexWarning on stderr as the only word of it."""
-    return getattr(getattr(value, "dtype", None), "kind", None) == "c"
-
-
 class _ComplexValues(Exception):
     """Outputs given as a list (or tuple) that holds complex numbers (:func:`_real_outputs`)."""
 
@@ -1087,7 +1011,7 @@ def _real_outputs(outputs: Any) -> np.ndarray:
     scalars (``np.complex128(0.2)``), in rows of them, beside real numbers, or arrays of complex
     dtype in a list. Why: cast to float64 such a list kept the real parts alone (numpy's
     ComplexWarning the only word of it), where an array of complex dtype is refused
-    (:func:`_complex`). Numpy tells them by the dtype it infers: for numbers, one conversion as
+    (:func:`complex_array`). Numpy tells them by the dtype it infers: for numbers, one conversion as
     before; lists of other values (None, text, ``Decimal``) are read as before, their complex
     values looked for one by one."""
     if not isinstance(outputs, (list, tuple)):
@@ -1101,7 +1025,7 @@ def _real_outputs(outputs: Any) -> np.ndarray:
             raise _ComplexValues
         if inferred.dtype.kind in "biuf":
             return inferred.astype(np.float64, copy=False)
-        if inferred.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating)) or _complex(v)
+        if inferred.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating)) or complex_array(v)
                                               for v in inferred.ravel()):
             raise _ComplexValues
     return np.asarray(outputs, dtype=np.float64)
@@ -1159,97 +1083,6 @@ def _no_categorical(num: np.ndarray) -> np.ndarray:
     return np.empty((num.shape[0], 0), dtype=object)
 
 
-def _nan_like(v: Any) -> bool:
-    """A missing categorical value other than None: float NaN (how pandas writes a missing
-    string), NaT, pandas' NA; never a category named "nan"."""
-    if isinstance(v, str):
-        return False
-    try:
-        return bool(v != v)
-    except TypeError:  # pd.NA: its truth value is ambiguous
-        return True
-
-
-def category_text(v: Any) -> str | None:
-    """One categorical value as the text it is compared by, live and in the reference alike: a
-    float as :func:`~monitor.events.float_text` writes it (a whole number ``7.0`` is ``"7"``, a
-    float32 ``1.1`` is ``"1.1"`` boxed to a Python float or not, a whole float at or above 2**53
-    its float's text, never an integer's); text written from a float as the float reads
-    (:func:`number_as_text`: ``"7.0"`` is ``"7"``); any other text as it is; bytes decoded;
-    other values (``7``, ``True``) their ``str``; missing ones (None, NaN, NaT, pd.NA, and empty
-    text) None.
-
-    Why: integer codes become float64 as soon as a pandas column has a gap, and JSON encoders
-    write some integers as ``7.0``, while a reference read from integers or CSV holds ``"7"``:
-    read as ``"7.0"`` every such row was an unseen category, and the data-quality and drift
-    alerts fired on unchanged traffic. Text is read the same way on every path (a CSV keeps no
-    types: its ``"2.0"`` may be a float code or a version string, and a live ``"2.0"`` must meet
-    it either way), so ``"2.0"`` and ``"2"`` are one category. Booleans stay ``"True"`` /
-    ``"False"``, apart from 1 and 0. Empty text is missing because a CSV reference cannot tell it
-    from a gap (pandas writes a missing value as an empty field); every other text, ``"NA"``,
-    ``"nan"`` or ``"null"`` included, is a category on both sides (North America is "NA").
-    """
-    if type(v) is str:  # the usual value: kept as it is unless a float may have written it
-        return number_as_text(v) if v else None
-    if v is None or _nan_like(v):
-        return None
-    text = float_text(v)
-    if text is not None:
-        return text
-    if isinstance(v, (bytes, bytearray)):
-        return category_text(bytes(v).decode("utf-8", "replace"))
-    # any other value (a str subclass such as numpy's str_, a cell of a string array) by its text,
-    # read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever a
-    # subclass's __str__ returns, so that this never recurses again)
-    return category_text(str.__str__(str(v)))
-
-
-#: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").
-_WRITTEN_WHOLE = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
-#: A float as Python (repr) writes one, a fraction or an exponent in it: "1.1", "1.1529215e+18".
-_WRITTEN_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
-_DIGITS = frozenset("0123456789")
-
-
-def number_as_text(text: str) -> str:
-    """``text`` written from a float as that float reads (:func:`category_text`), any other text
-    as it is: a whole float (``"7.0"``, what ``DataFrame.to_csv`` writes for a float column of
-    codes) is the integer's text (``"7"``), and a float's ``repr`` is
-    :func:`~monitor.events.float_text`'s text (``"1.100000023841858"``, a float32 1.1 written as
-    float64, is ``"1.1"``). Text that is not what a float writes (``"1.10"``, ``"07"``) is kept:
-    it may be a version or a code whose zeros matter. A float32's text as numpy writes it is a
-    float's text too: a whole float32 of a million or more is written in exponent form
-    (``"1.234567e+06"``, in a CSV pandas wrote from a float32 column of codes), and reads as the
-    integer (``"1234567"``), as the number itself does."""
-    # a float's text that reads otherwise has a point or a positive exponent: "7.0",
-    # "1.100000023841858", "1e+06" (numpy's float32 1e6); "1e-05", "1e+16" read as they are written
-    if text[-1:] not in _DIGITS or ("." not in text and "e+" not in text):
-        return text
-    whole = _WRITTEN_WHOLE.fullmatch(text)
-    if whole or _WRITTEN_FLOAT.fullmatch(text):
-        f = float(text)
-        integer = whole_number_text(f) if whole else None  # "7.00" too, which no repr writes
-        if integer is not None:
-            return integer
-        if repr(f) == text or float32_text(f) == text:
-            return float_text(f) or text
-    return text
-
-
-_CATEGORY_TEXT = np.frompyfunc(category_text, 1, 1)
-_TEXT_OR_NONE = frozenset({str, type(None)})
-
-
-def categorical_text(cat: np.ndarray) -> np.ndarray:
-    """Categorical cells as text, each as :func:`category_text` reads it (missing ones None): how
-    live inputs, reference arrays and reference files are read alike."""
-    cat = np.asarray(cat, dtype=object)
-    cells = cat.ravel().tolist()
-    if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
-        return np.array([number_as_text(v) if v else None for v in cells], dtype=object).reshape(cat.shape)
-    return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
-
-
 def _text_example(outputs: Any) -> str | None:
     """The first row of ``outputs`` (of their first 100) that holds text or objects, as the log
     shows it, None when none does: rows of text of different lengths (a label per token) were
@@ -1295,232 +1128,3 @@ def guess_rows(inputs: Any, one_feature: bool = False) -> int:
     except Exception:  # noqa: BLE001
         pass
     return 1
-
-
-_SCALAR_SEGMENT = frozenset({str, type(None)})
-_TEXT = {str}
-
-
-def _per_row(v: Any) -> list[Any] | None:
-    """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
-    sized, iterable value that is not text), None for one value for the whole call."""
-    if isinstance(v, (list, tuple)):
-        return list(v)
-    if isinstance(v, np.ndarray):
-        if v.ndim == 2 and v.shape[1] == 1:
-            # a column vector (df[["request_id"]].values), as feedback() reads its labels: each row's
-            # value was a one-element list, its id the text "['r-17']" that no label joined, silently
-            v = v[:, 0]
-        return None if v.ndim == 0 else v.tolist()
-    if v is None or isinstance(v, (str, bytes, bytearray, dict, set, frozenset)):
-        return None
-    if is_dataframe(v) and len(v.columns) == 1:  # df[["segment"]]: its column, not its column's name
-        return v.iloc[:, 0].tolist()
-    if hasattr(v, "__len__") and hasattr(v, "__iter__"):
-        try:
-            return list(v)
-        except TypeError:
-            return None
-    return None
-
-
-def _row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
-    """Per-row segments: one value for the call's rows, or (a list, an array, a pandas Series) one
-    per row, as request ids may be. A list of another length gives the call's rows no segment
-    (said once)."""
-    segs = [ev[7] for ev in events]
-    # one short segment name per call, the usual case (C-level scans)
-    if set(map(type, segs)) <= _SCALAR_SEGMENT and max(map(len, filter(None, segs)), default=0) <= MAX_LABEL_CHARS:
-        return np.repeat(np.array(segs, dtype=object), counts)
-    out = np.empty(int(counts.sum()), dtype=object)
-    pos = 0
-    for seg, c in zip(segs, counts.tolist()):
-        rows = _per_row(seg)
-        if rows is not None:
-            if len(rows) == c:
-                plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
-                out[pos:pos + c] = rows if plain else [row_text(v, MAX_LABEL_CHARS) for v in rows]
-            else:
-                result.drop_argument("segment", len(rows), c)
-        else:
-            out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
-        pos += c
-    return out
-
-
-#: The client of rows whose call gave none (the probing detector's single client without ids).
-ANONYMOUS = "anonymous"
-
-
-def _client_text(v: Any) -> str:
-    """One row's client id as text (bytes decoded, as request ids and segments are read), never
-    cut: the probing detector tracks long ids by digest, and a cut would merge two of them."""
-    text = row_text(v)
-    return ANONYMOUS if text is None else text
-
-
-def _row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
-    """Per-row client ids: one for the call's rows (none: ``anonymous``), or (a list, an array, a
-    pandas Series) one per row, as a batching server that scores several callers' requests in one
-    call gives them. A list of another length gives the call's rows the anonymous client (said
-    once, counted).
-
-    Why: the ids went into ``np.array(..., dtype=object)`` as they came; a list there made the
-    array two-dimensional or ragged, so that the batch's client column was longer than its rows
-    (the rows of one caller and of the calls after it read other callers' ids) or held lists, which
-    the probing detector could not look up (its whole batch lost, every caller's rows in it)."""
-    clients = [ev[5] for ev in events]
-    if set(map(type, clients)) <= _SCALAR_SEGMENT:  # one id (or none) per call, the usual case
-        return np.repeat(np.array([ANONYMOUS if c is None else c for c in clients] + [None], dtype=object)[:-1], counts)
-    out = np.empty(int(counts.sum()), dtype=object)
-    pos = 0
-    for c, n in zip(clients, counts.tolist()):
-        rows = _per_row(c)
-        if rows is None:
-            out[pos:pos + n] = _client_text(c)
-        elif len(rows) == n:
-            out[pos:pos + n] = [_client_text(v) for v in rows]
-        else:
-            result.drop_argument("client", len(rows), n)
-            out[pos:pos + n] = ANONYMOUS
-        pos += n
-    return out
-
-
-#: What a per-row list of the wrong length costs the call's rows, and the fix (the pipeline logs
-#: it the first time, and counts the rows in monitor_row_arguments_dropped_total).
-ARGUMENT_DROPPED_MESSAGES = {
-    "request_id": "so its rows have no request id and feedback for them cannot join "
-                  "(monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: one id per row, or a single id for the "
-                  f"call (its rows become <id>/0, <id>/1, ...), each of at most {MAX_REQUEST_ID_CHARS:,} characters",
-    "segment": "so its rows have no segment (counted as \"unset\"). Fix: one segment per row, or a single segment "
-               "for the call",
-    "client": "so its rows count as the \"anonymous\" client of the probing detector. Fix: one client per row, or a "
-              "single client for the call",
-    "reserved_key": "so their values are not monitored (the derived feature's columns are, under those names). Fix: "
-                    "rename the key in the rows (e.g. output_in for output, review_length for review.length beside the "
-                    "text feature review), or, for a generative model's answer sent among the inputs, give it as the "
-                    "call's outputs",
-    "embedding": "so its rows have no embedding (the embedding drift detector, pca_drift with space: embedding, "
-                 "leaves them out, counted in monitor_drift_rows_unread_total{detector=\"pca_drift_embedding\"}; the "
-                 "probing detector with space: embedding skips them, counted in "
-                 "monitor_probing_queries_total{outcome=\"no_embedding\"}). Fix: give the embedding as numbers, one row "
-                 "of the same length per input row, as long as the other calls' (a list of lists or a 2-D array), or "
-                 "one flat list for a one-row call",
-}
-
-
-def _row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
-    """Per-row request ids: a list gives one per row; a scalar id on a batch call becomes
-    ``"<id>/<row>"`` (documented) so that feedback can address single rows. An id longer than
-    :data:`~monitor.events.MAX_REQUEST_ID_CHARS` (or whose text cannot be taken: an integer of
-    thousands of digits, which failed the worker's whole drain) leaves its rows without one,
-    counted as a dropped argument: the rows are kept, only their join is lost, which no real id
-    needs (one of a megabyte on a call of 2,000 rows held 2 GB as ``<id>/<row>``)."""
-    rids = [ev[6] for ev in events]
-    if len(counts) == int(counts.sum()) and {type(r) for r in rids} <= {str, type(None)}:
-        out = np.array(rids + [None], dtype=object)[:-1]  # the None keeps a 1-D object array
-        if max(map(len, filter(None, rids)), default=0) > MAX_REQUEST_ID_CHARS:
-            for i, rid in enumerate(rids):
-                if rid is not None and _id_too_long(rid, 1, result):
-                    out[i] = None
-        return out
-    out = np.empty(int(counts.sum()), dtype=object)
-    pos = 0
-    for ev, c in zip(events, counts.tolist()):
-        rows = _per_row(ev[6])
-        if rows is not None:
-            if len(rows) == c:
-                ids = rows if set(map(type, rows)) == _TEXT else [_id_text(r) for r in rows]
-                if max(map(len, filter(None, ids)), default=0) > MAX_REQUEST_ID_CHARS:
-                    ids = [None if rid is not None and _id_too_long(rid, 1, result) else rid for rid in ids]
-                out[pos:pos + c] = ids
-            else:
-                result.drop_argument("request_id", len(rows), c)
-        else:
-            rid = _id_text(ev[6])
-            if rid is None or _id_too_long(rid, c, result):
-                pass
-            elif c == 1:
-                out[pos] = rid
-            else:
-                out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
-        pos += c
-    return out
-
-
-def _id_text(v: Any) -> str | None:
-    """One request id as text (:func:`~monitor.events.request_id_text`); an id whose text cannot
-    be taken (``str()`` refuses an integer of more than 4,300 digits) is read as too long."""
-    try:
-        return request_id_text(v)
-    except Exception:  # noqa: BLE001 - a caller's object whose str() fails, an int past str()'s limit
-        return "?" * (MAX_REQUEST_ID_CHARS + 1)
-
-
-def _id_too_long(rid: str, rows: int, result: BuildResult) -> bool:
-    """Whether ``rid`` is longer than a request id may be; if so its ``rows`` are counted as
-    without their id, and the first such id is said."""
-    if len(rid) <= MAX_REQUEST_ID_CHARS:
-        return False
-    result.arguments_dropped["request_id"] = result.arguments_dropped.get("request_id", 0) + rows
-    result.details.setdefault("argument:request_id", (
-        f"a call gave a request id of {len(rid):,} characters ({rid[:40]!r}...), more than the "
-        f"{MAX_REQUEST_ID_CHARS:,} a request id may have (does request_id= name the request rather than its id?)"))
-    return True
-
-
-def _embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray | None:
-    """The batch's embeddings, one row of numbers per input row (NaN rows for the calls that gave
-    none or none usable), or None when no call gave a usable one.
-
-    An embedding that cannot be read as numbers in as many rows as its call's inputs (text, an
-    object, ragged rows, a size that is not a whole number of values per row), or whose rows are
-    not as long as the drain's others (the width most rows have), is the caller's mistake, not the
-    worker's: its rows are processed without it and counted in
-    ``monitor_row_arguments_dropped_total{argument="embedding"}``. It raised here before, so that
-    the event's prediction was lost as an internal error and MonitorInternalErrors paged. One call
-    without a usable embedding used to take the whole drain's away (up to ``batch_max`` rows of
-    other calls, unprobed); the probing detector now skips only its rows and counts them."""
-    if all(ev[8] is None for ev in events):
-        return None
-    parts: list[np.ndarray | None] = []
-    for ev, c in zip(events, counts.tolist()):
-        e = ev[8]
-        a = None
-        if e is not None:
-            try:
-                if _complex(e):
-                    raise ValueError(f"complex numbers ({e.dtype}): give real ones")
-                a = np.asarray(e, dtype=np.float64)
-                if a.size == 0 or a.size % c:
-                    raise ValueError(f"{a.size} values")
-                a = a.reshape(c, -1)
-            except (TypeError, ValueError) as err:
-                a = None
-                _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "
-                                              f"each ({str(err)[:80]})")
-        parts.append(a)
-    widths: dict[int, int] = {}
-    for a in parts:
-        if a is not None:
-            widths[a.shape[1]] = widths.get(a.shape[1], 0) + a.shape[0]
-    if not widths:
-        return None
-    width = max(widths, key=lambda w: widths[w])  # the most rows' (ties: the first call's)
-    out = np.full((int(counts.sum()), width), np.nan)
-    pos = 0
-    for a, c in zip(parts, counts.tolist()):
-        if a is not None:
-            if a.shape[1] == width:
-                out[pos:pos + c] = a
-            else:
-                _embedding_dropped(result, c, f"a call's embedding has {a.shape[1]} values per row, the other calls' "
-                                              f"{width}")
-        pos += c
-    return out
-
-
-def _embedding_dropped(result: BuildResult, rows: int, detail: str) -> None:
-    result.arguments_dropped["embedding"] = result.arguments_dropped.get("embedding", 0) + rows
-    result.details.setdefault("argument:embedding", detail)

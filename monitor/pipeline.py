@@ -470,7 +470,7 @@ class Pipeline:
         for argument, n in result.arguments_dropped.items():
             store.inc("monitor_row_arguments_dropped", n, labels=(argument,))
             if self._rejections_logged.first(f"argument:{argument}"):
-                from monitor.ingest import ARGUMENT_DROPPED_MESSAGES
+                from monitor.row_arguments import ARGUMENT_DROPPED_MESSAGES
 
                 log.warning("model %r: %s: %s, %s; counted in monitor_row_arguments_dropped_total", store.model, argument,
                             result.details.get(f"argument:{argument}", "a per-row list of another length than the call's rows"),

@@ -48,7 +48,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from monitor.ingest import categorical_text, number_as_text
+from monitor.cell_values import categorical_text, number_as_text
 from monitor.reference import Reference
 from monitor.stats.matmul import SINGLE_THREAD_MN, matmul
 from monitor.stats.univariate import REFERENCE_ROUNDOFF_REL, bin_index, column_moments, quantile_edges
@@ -88,7 +88,7 @@ __all__ = [
 ]
 
 #: 2: categories are canonical text (a float code 7.0 is "7", as live values are read; see
-#: :func:`monitor.ingest.category_text`). Every profile, of version 1 or 2, is read with its
+#: :func:`monitor.cell_values.category_text`). Every profile, of version 1 or 2, is read with its
 #: categories as live values read today (:func:`canonical_categories`: since, a float32 category
 #: is also float32's shortest text, "1.1", and empty text is missing), without a new version, so
 #: that an agent rolled back still reads the profiles built since.
@@ -129,7 +129,7 @@ _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 #: Largest integer label kept as a class index in the profile's label counts.
 MAX_LABEL_INDEX = 100_000
 #: Text a CSV's *numeric* column holds for a missing value (case and spaces aside). A categorical
-#: column's only missing text is the empty field, as live (:func:`monitor.ingest.category_text`):
+#: column's only missing text is the empty field, as live (:func:`monitor.cell_values.category_text`):
 #: "NA" (North America), "nan" or "null" there are categories, on both sides.
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "null", "none", "?"})
 
@@ -710,7 +710,7 @@ def canonical_categories(c: CategoricalProfile) -> CategoricalProfile:
     """``c`` with its categories as a build makes them today: a category written from
     a float (``"7.0"``, from a float column of codes; ``"1.100000023841858"``, a float32 1.1 read
     as a Python float) becomes its text as live values read (``"7"``, ``"1.1"``: see
-    :func:`monitor.ingest.number_as_text`), its count merged with that category's when the
+    :func:`monitor.cell_values.number_as_text`), its count merged with that category's when the
     profile holds both, and the categories re-sorted (most frequent first, ties by name, as they
     are built); the empty category's count joins the missing values. Without it a profile saved
     before kept ``"7.0"`` while live values ``7.0`` now read ``"7"``: every such row unseen.

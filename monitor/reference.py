@@ -178,7 +178,7 @@ class Reference:
         ``categorical=`` are left out of the numeric ones. Missing categorical values (None,
         NaN, ``pd.NA``) are missing, not a category named "nan"; other values are compared as
         text, numbers by one text whatever their type (7 and 7.0 are "7", as live values are
-        read: :func:`monitor.ingest.category_text`).
+        read: :func:`monitor.cell_values.category_text`).
 
         >>> import pandas as pd
         >>> df = pd.DataFrame({"amount": [9.5, 120.0], "zip": [75001, 75002], "channel": ["web", None]})
@@ -205,7 +205,8 @@ class Reference:
         """
         import numpy as np
 
-        from monitor.ingest import as_numpy, categorical_text, integer_array, is_dataframe, time_seconds, unmasked
+        from monitor.cell_values import categorical_text, time_seconds
+        from monitor.ingest import as_numpy, integer_array, is_dataframe, unmasked
 
         # masked arrays with their masked entries missing (np.asarray reads the values they hide)
         categorical, text, scores, embedding = unmasked(categorical), unmasked(text), unmasked(scores), unmasked(embedding)

@@ -291,7 +291,7 @@ def _absent(v: Any) -> bool:
 
 def _blank(v: Any) -> bool:
     """Empty (or blank) text: a gap, as a CSV's is, for a numeric feature and a categorical one
-    alike (:func:`monitor.ingest.cell_number`), so it says nothing of its key's kind either."""
+    alike (:func:`monitor.cell_values.cell_number`), so it says nothing of its key's kind either."""
     return isinstance(v, (str, bytes)) and not v.strip()
 
 

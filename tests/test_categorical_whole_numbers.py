@@ -20,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.core import Monitor
-from monitor.ingest import categorical_text, category_text, number_as_text
+from monitor.cell_values import categorical_text, category_text, number_as_text
 from monitor.profile import PROFILE_VERSION, CategoricalProfile, Profile, build_profile, canonical_categories
 from monitor.reference import Reference, reference_state
 from tests.sidecar_support import http, quiet_factory, sample, start_sidecar

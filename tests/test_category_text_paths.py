@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 from monitor.batch import Batch
 from monitor.core import Monitor
 from monitor.events import request_id_text
-from monitor.ingest import categorical_text, category_text
+from monitor.cell_values import categorical_text, category_text
 from monitor.profile import PROFILE_VERSION, CategoricalProfile, Profile, build_profile
 from monitor.reference import Reference, reference_state
 from tests.test_categorical_whole_numbers import CONFIG, MIN_ROWS, T0, _monitor, _value

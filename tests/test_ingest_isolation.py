@@ -62,14 +62,14 @@ def test_a_conversion_failure_after_stacking_falls_back_to_one_event_at_a_time(m
     pipe, store = _pipeline(Schema.numeric(["a"]))
     import monitor.ingest as ingest
 
-    real = ingest._row_ids
+    real = ingest.row_ids
 
     def fragile(events, counts, result):  # a conversion bug that only one event's request id triggers
         if any(ev[6] == "boom" for ev in events):
             raise RuntimeError("conversion bug")
         return real(events, counts, result)
 
-    monkeypatch.setattr(ingest, "_row_ids", fragile)
+    monkeypatch.setattr(ingest, "row_ids", fragile)
     events = [_event(1.0, [[1.0]], [P]), (PREDICTION, 2.0, [[2.0]], [P], None, None, "boom", None, None),
               _event(3.0, [[3.0]], [P])]
     pipe.process(events)

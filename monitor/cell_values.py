@@ -1,0 +1,188 @@
+"""One value of an input, as the monitor reads it wherever it comes from.
+
+A numeric feature's value (:func:`cell_number`: numbers, numeric text, durations and points in
+time as seconds; None for a value that is no number) and a categorical one (:func:`category_text`:
+the text live rows and the reference are compared by). Why a module of its own: live rows
+(:mod:`monitor.ingest`), the reference (:mod:`monitor.reference`) and saved profiles
+(:mod:`monitor.profile`) must read a value the same way, and they need these readers without the
+row builder.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from monitor.events import float32_text, float_text, whole_number_text
+
+__all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "complex_array", "odd_values", "float_rows", "time_seconds", "cell_number",
+           "nan_like", "category_text", "number_as_text", "categorical_text"]
+
+
+#: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
+PLAIN_NUMBERS = frozenset({float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+                            np.uint64, np.uint32, np.uint16, np.uint8, np.bool_})
+#: numpy's durations and points in time, one value: ``float()`` (and a cast) reads them as counts of
+#: their unit (``np.timedelta64(2, "ns")`` is 2.0, ``np.datetime64("1970-01-02")`` 1 as days)
+NUMPY_TIMES = (np.datetime64, np.timedelta64)
+#: Complex numbers, one value (numpy's complex64 is no Python complex): a float64 cast keeps the
+#: real part, numpy's ComplexWarning on stderr the only sign
+COMPLEX_SCALARS = (complex, np.complexfloating)
+#: Values that are not read as a float64 cast reads them (see :func:`odd_values`)
+_ODD = NUMPY_TIMES + COMPLEX_SCALARS
+
+
+def complex_array(value: Any) -> bool:
+    """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
+    with numpy's ComplexWarning on stderr as the only word of it."""
+    return getattr(getattr(value, "dtype", None), "kind", None) == "c"
+
+
+def odd_values(cells: np.ndarray) -> bool:
+    """Whether an object array holds values a float64 cast misreads (:data:`_ODD`): they are read
+    one by one (:func:`cell_number`). One pass over the values' types."""
+    return cells.dtype.kind == "O" and any(issubclass(t, _ODD) for t in set(map(type, cells.ravel().tolist())))
+
+
+def float_rows(rows: Any) -> np.ndarray | None:
+    """Rows of numbers (lists, an array) as float64, as ``np.asarray(rows, dtype=float64)`` reads
+    them but for durations and points in time (``timedelta64``, ``datetime64``), read as seconds
+    (:func:`time_seconds`) where the cast read them as counts of their unit (days for
+    ``datetime64[D]``, nanoseconds for ``[ns]``); None when some values are to be read one by one
+    (:func:`odd_values`: numpy's times among other values, complex numbers, which the cast read as
+    their real parts); TypeError or ValueError as the cast raises them. The values are read
+    once without a dtype (as fast for numbers) and cast when they are plain numbers."""
+    arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        return arr.astype(np.float64, copy=False)
+    if kind in "mM":
+        return time_seconds(arr)
+    if kind == "c" or kind == "O" and odd_values(arr):
+        return None  # complex values among rows given as lists: each unreadable, as "N/A" is
+    return np.asarray(rows, dtype=np.float64)
+
+
+def time_seconds(arr: np.ndarray) -> np.ndarray:
+    """An array of durations (``timedelta64``) as seconds, or of points in time (``datetime64``)
+    as seconds since 1970-01-01 UTC, NaT as NaN: float64, whatever the unit, as
+    :func:`monitor.temporal.temporal_seconds` reads one value."""
+    if arr.dtype.kind == "M":
+        arr = arr - np.datetime64(0, "s")
+    return arr / np.timedelta64(1, "s")
+
+
+def cell_number(v: Any) -> float | None:
+    """One value of a numeric feature as a float: a number, numeric text, a duration or point in
+    time (seconds, :mod:`monitor.temporal`; numpy's too, which ``float()`` reads as counts of their
+    unit); NaN for a missing one (None, empty text: a CSV's gap, as :func:`category_text` reads
+    it); None for any other value (text that is no number, a list, an object, a complex number)."""
+    if v is None:
+        return np.nan
+    if isinstance(v, NUMPY_TIMES):
+        from monitor.temporal import temporal_seconds
+
+        return temporal_seconds(v)
+    if isinstance(v, COMPLEX_SCALARS):  # numpy's too (complex64 is no Python complex): float() keeps the real part
+        return None
+    if isinstance(v, (str, bytes)) and not v.strip():
+        return np.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        from monitor.temporal import temporal_seconds
+
+        return temporal_seconds(v)
+
+
+def nan_like(v: Any) -> bool:
+    """A missing categorical value other than None: float NaN (how pandas writes a missing
+    string), NaT, pandas' NA; never a category named "nan"."""
+    if isinstance(v, str):
+        return False
+    try:
+        return bool(v != v)
+    except TypeError:  # pd.NA: its truth value is ambiguous
+        return True
+
+
+def category_text(v: Any) -> str | None:
+    """One categorical value as the text it is compared by, live and in the reference alike: a
+    float as :func:`~monitor.events.float_text` writes it (a whole number ``7.0`` is ``"7"``, a
+    float32 ``1.1`` is ``"1.1"`` boxed to a Python float or not, a whole float at or above 2**53
+    its float's text, never an integer's); text written from a float as the float reads
+    (:func:`number_as_text`: ``"7.0"`` is ``"7"``); any other text as it is; bytes decoded;
+    other values (``7``, ``True``) their ``str``; missing ones (None, NaN, NaT, pd.NA, and empty
+    text) None.
+
+    Why: integer codes become float64 as soon as a pandas column has a gap, and JSON encoders
+    write some integers as ``7.0``, while a reference read from integers or CSV holds ``"7"``:
+    read as ``"7.0"`` every such row was an unseen category, and the data-quality and drift
+    alerts fired on unchanged traffic. Text is read the same way on every path (a CSV keeps no
+    types: its ``"2.0"`` may be a float code or a version string, and a live ``"2.0"`` must meet
+    it either way), so ``"2.0"`` and ``"2"`` are one category. Booleans stay ``"True"`` /
+    ``"False"``, apart from 1 and 0. Empty text is missing because a CSV reference cannot tell it
+    from a gap (pandas writes a missing value as an empty field); every other text, ``"NA"``,
+    ``"nan"`` or ``"null"`` included, is a category on both sides (North America is "NA").
+    """
+    if type(v) is str:  # the usual value: kept as it is unless a float may have written it
+        return number_as_text(v) if v else None
+    if v is None or nan_like(v):
+        return None
+    text = float_text(v)
+    if text is not None:
+        return text
+    if isinstance(v, (bytes, bytearray)):
+        return category_text(bytes(v).decode("utf-8", "replace"))
+    # any other value (a str subclass such as numpy's str_, a cell of a string array) by its text,
+    # read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever a
+    # subclass's __str__ returns, so that this never recurses again)
+    return category_text(str.__str__(str(v)))
+
+
+#: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").
+_WRITTEN_WHOLE = re.compile(r"-?(?:0|[1-9][0-9]*)\.0+")
+#: A float as Python (repr) writes one, a fraction or an exponent in it: "1.1", "1.1529215e+18".
+_WRITTEN_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
+_DIGITS = frozenset("0123456789")
+
+
+def number_as_text(text: str) -> str:
+    """``text`` written from a float as that float reads (:func:`category_text`), any other text
+    as it is: a whole float (``"7.0"``, what ``DataFrame.to_csv`` writes for a float column of
+    codes) is the integer's text (``"7"``), and a float's ``repr`` is
+    :func:`~monitor.events.float_text`'s text (``"1.100000023841858"``, a float32 1.1 written as
+    float64, is ``"1.1"``). Text that is not what a float writes (``"1.10"``, ``"07"``) is kept:
+    it may be a version or a code whose zeros matter. A float32's text as numpy writes it is a
+    float's text too: a whole float32 of a million or more is written in exponent form
+    (``"1.234567e+06"``, in a CSV pandas wrote from a float32 column of codes), and reads as the
+    integer (``"1234567"``), as the number itself does."""
+    # a float's text that reads otherwise has a point or a positive exponent: "7.0",
+    # "1.100000023841858", "1e+06" (numpy's float32 1e6); "1e-05", "1e+16" read as they are written
+    if text[-1:] not in _DIGITS or ("." not in text and "e+" not in text):
+        return text
+    whole = _WRITTEN_WHOLE.fullmatch(text)
+    if whole or _WRITTEN_FLOAT.fullmatch(text):
+        f = float(text)
+        integer = whole_number_text(f) if whole else None  # "7.00" too, which no repr writes
+        if integer is not None:
+            return integer
+        if repr(f) == text or float32_text(f) == text:
+            return float_text(f) or text
+    return text
+
+
+_CATEGORY_TEXT = np.frompyfunc(category_text, 1, 1)
+_TEXT_OR_NONE = frozenset({str, type(None)})
+
+
+def categorical_text(cat: np.ndarray) -> np.ndarray:
+    """Categorical cells as text, each as :func:`category_text` reads it (missing ones None): how
+    live inputs, reference arrays and reference files are read alike."""
+    cat = np.asarray(cat, dtype=object)
+    cells = cat.ravel().tolist()
+    if cells and set(map(type, cells)) <= _TEXT_OR_NONE:  # text already (the usual reference)
+        return np.array([number_as_text(v) if v else None for v in cells], dtype=object).reshape(cat.shape)
+    return _CATEGORY_TEXT(cat).astype(object).reshape(cat.shape)
