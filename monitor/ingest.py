@@ -1057,8 +1057,10 @@ def _nan_output_detail(raw: np.ndarray, valid: np.ndarray, used: list[tuple[Any,
         return ""
     c, given = int(counts[k]), used[k][3]
     row = given
-    if isinstance(given, (list, tuple, np.ndarray)) and len(given) == c and (
-            c > 1 or isinstance(given[0], (list, tuple, np.ndarray))):
+    # a 0-d array (np.array(nan), a 0-d tensor) is one value, not rows: len() of it raised, and the
+    # call was lost as internal_error
+    sized = isinstance(given, (list, tuple)) or isinstance(given, np.ndarray) and given.ndim > 0
+    if sized and len(given) == c and (c > 1 or isinstance(given[0], (list, tuple, np.ndarray))):
         row = given[r - int(ends[k]) + c]
     values = list(row) if isinstance(row, (list, tuple)) else [row]
     if any(v is None or isinstance(v, (list, tuple)) and any(x is None for x in v) for v in values):
