@@ -17,8 +17,8 @@ import numpy as np
 
 from monitor.events import float32_text, float_text, whole_number_text
 
-__all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "complex_array", "odd_values", "float_rows", "time_seconds", "cell_number",
-           "nan_like", "category_text", "number_as_text", "categorical_text"]
+__all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "complex_array", "odd_values", "float_rows", "numpy_times_only",
+           "time_seconds", "cell_number", "nan_like", "category_text", "number_as_text", "categorical_text"]
 
 
 #: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
@@ -59,10 +59,21 @@ def float_rows(rows: Any) -> np.ndarray | None:
     if kind in "fiub":
         return arr.astype(np.float64, copy=False)
     if kind in "mM":
+        if arr is not rows and not numpy_times_only(rows):
+            return None  # numbers beside a numpy time, which numpy made durations of its unit: read one by one
         return time_seconds(arr)
     if kind == "c" or kind == "O" and odd_values(arr):
         return None  # complex values among rows given as lists: each unreadable, as "N/A" is
     return np.asarray(rows, dtype=np.float64)
+
+
+def numpy_times_only(rows: Any) -> bool:
+    """Whether every value of ``rows`` given as lists is one of numpy's times (:data:`NUMPY_TIMES`).
+    Why: numpy reads lists holding a ``timedelta64`` as a ``timedelta64`` array, whole numbers
+    beside it included (``[[7, np.timedelta64(2000, "ms")]]`` is 7 ms and 2,000 ms), so that a
+    number read through :func:`time_seconds` was 0.007; such rows are read one by one instead."""
+    cells = np.asarray(rows, dtype=object)
+    return all(issubclass(t, NUMPY_TIMES) for t in set(map(type, cells.ravel().tolist())))
 
 
 def time_seconds(arr: np.ndarray) -> np.ndarray:

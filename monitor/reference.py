@@ -315,6 +315,7 @@ def _times_as_seconds(numeric: Any) -> Any:
     (the caller reads it)."""
     import numpy as np
 
+    from monitor.cell_values import numpy_times_only
     from monitor.ingest import is_dataframe
     from monitor.temporal import temporal_seconds
 
@@ -325,6 +326,8 @@ def _times_as_seconds(numeric: Any) -> Any:
             inferred = np.asarray(numeric)
         except (TypeError, ValueError):
             return numeric  # ragged rows: refused as they are
+        if inferred.dtype.kind in "mM" and not numpy_times_only(numeric):
+            inferred = np.asarray(numeric, dtype=object)  # numbers beside a duration: numpy made them durations
         if inferred.dtype.kind != "O":
             return inferred if inferred.dtype.kind in "biufmM" else numeric  # text: refused in its own words
         numeric = inferred

@@ -8,6 +8,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
+from tests.test_bad_input_s37a import _Rows  # a detector keeping the numeric rows it is given
 
 __all__: list[str] = []
 
@@ -33,3 +34,31 @@ def test_a_nan_output_given_as_a_zero_dimensional_array_is_refused_not_an_intern
         assert value("monitor_predictions") == 1
     finally:
         mon.close()
+
+
+def test_whole_numbers_beside_a_numpy_duration_are_read_as_numbers_not_as_its_unit() -> None:
+    """Rows given as lists holding whole numbers and a ``timedelta64`` (``[[7, np.timedelta64(2000,
+    "ms")]]``): numpy, reading them without a dtype, makes the whole call ``timedelta64[ms]``, the
+    7 a duration of 7 ms, so the feature ``a`` was read as 0.007 (live list rows, calls of one row
+    stacked together, and the reference alike). The numbers are numbers, the durations seconds."""
+    from monitor import Reference
+
+    mon = _monitor({"features": ["a", "b"], "output": {"classes": ["n", "y"]}})
+    rows = _Rows()
+    mon.pipeline.detectors.append(rows)
+    try:
+        p = np.full((2, 2), 0.5)
+        mon.observe([[7, np.timedelta64(2000, "ms")], [8, np.timedelta64(3, "s")]], p)
+        mon.flush()
+        mon.observe([7, np.timedelta64(2000, "ms")], p[:1])  # calls of one row: stacked in one go
+        mon.observe([np.int64(8), np.timedelta64(1, "s")], p[:1])
+        mon.flush()
+        np.testing.assert_allclose(np.concatenate(rows.seen), [[7, 2], [8, 3], [7, 2], [8, 1]])
+        assert not mon.store.value("monitor_data_invalid_rows", labels=("a", "wrong_type"))
+    finally:
+        mon.close()
+    ref = Reference.from_arrays([[7, np.timedelta64(2000, "ms")], [8, np.timedelta64(3, "s")]], numeric_names=["a", "b"])
+    np.testing.assert_allclose(ref.numeric, [[7, 2], [8, 3]])
+    # durations alone keep the one conversion
+    ref = Reference.from_arrays([[np.timedelta64(1, "s"), np.timedelta64(2000, "ms")]], numeric_names=["a", "b"])
+    np.testing.assert_allclose(ref.numeric, [[1, 2]])
