@@ -272,7 +272,10 @@ def holds_numbers(values: list[Any], some_text: bool = False) -> bool:
 
     present = texts = 0
     for v in values:
-        if _absent(v) or isinstance(v, float) and v != v or _blank(v):
+        # empty text is a gap only where text may be read as a wrong value (some_text); the
+        # reference's strict rule (any text: categorical) reads no text as a number, and a column
+        # of Decimals with one '' taken numeric was refused whole
+        if _absent(v) or isinstance(v, float) and v != v or some_text and _blank(v):
             continue
         if some_text and isinstance(v, (str, bytes)):
             texts += 1

@@ -62,3 +62,23 @@ def test_whole_numbers_beside_a_numpy_duration_are_read_as_numbers_not_as_its_un
     # durations alone keep the one conversion
     ref = Reference.from_arrays([[np.timedelta64(1, "s"), np.timedelta64(2000, "ms")]], numeric_names=["a", "b"])
     np.testing.assert_allclose(ref.numeric, [[1, 2]])
+
+
+def test_a_reference_column_of_decimals_with_empty_text_is_taken_as_before() -> None:
+    """``holds_numbers`` learnt (1dc6ee8) to pass over empty text as a gap for live schema
+    learning, and did so for the reference's strict rule too: a reference DataFrame whose column
+    of ``Decimal`` amounts held one empty text (a CSV's gap, SQL's '') was taken numeric and then
+    refused whole ("could not convert string to float: ''"), where it was taken as categorical
+    before. The reference's rule is as the commit said it stays: a text among the numbers, empty
+    or not, makes the column categorical."""
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from monitor import Reference
+
+    frame = pd.DataFrame({"a": [Decimal(i) for i in range(50)] + [""], "b": np.arange(51.0)})
+    ref = Reference.from_arrays(frame)
+    assert ref.numeric_names == ("b",) and ref.categorical_names == ("a",)
+    numbers = pd.DataFrame({"a": [Decimal(i) for i in range(50)] + [None], "b": np.arange(51.0)})
+    assert Reference.from_arrays(numbers).numeric_names == ("a", "b")  # gaps that are no text: numeric
