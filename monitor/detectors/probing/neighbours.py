@@ -188,7 +188,9 @@ class GroupNeighbours:
     dmin: np.ndarray  #: distance to the nearest earlier query (inf when there is none)
     nearest: np.ndarray  #: its index in ``stored`` rows, or ``len(stored) + j`` for group row ``j``
     hit: np.ndarray  #: the kNN statistic is below tau (at least k earlier queries within tau, or mean of the k nearest below it)
-    knn: np.ndarray  #: the mean kNN distance (``statistic="mean"`` only; inf where it cannot be below tau, NaN otherwise)
+    #: the mean kNN distance (``statistic="mean"`` only; copies counted once, :func:`copy_aware_mean`;
+    #: inf where it cannot be below tau, NaN otherwise)
+    knn: np.ndarray
     repeat: np.ndarray  #: exact repeats (of a stored query or an earlier group row); excluded from the rest
     #: the copy cluster of each row (``near`` given): that of its nearest earlier query when it lies
     #: within ``near``, a new one otherwise (see :func:`copy_clusters`); None without ``near``
