@@ -1,0 +1,82 @@
+"""Bad input, follow-ups of session 36's review (session 37, helper s37c): each test failed before
+its fix. The standard: a clear error naming the field and the fix, counted when refused, never a
+crash of the agent, a figure poisoned or a value silently read as another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor, Reference
+from monitor.config import ConfigError
+
+__all__: list[str] = []
+
+_REGRESSION = {"output": {"kind": "regression"}, "features": ["a"],
+               "detectors": [{"kind": "regression", "min_rows": 5, "min_labels": 5}, "output_drift"]}
+
+
+def _monitor(config: dict, reference: Reference | None = None) -> Monitor:
+    return Monitor(model="m", config=config, reference=reference, registry=CollectorRegistry(), start_worker=False,
+                   live=False)
+
+
+def _regression_reference(rows: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(37)
+    x = rng.normal(size=(rows, 1))
+    pred = x[:, 0] + 1.0
+    return x, pred, pred + rng.normal(scale=0.5, size=rows)
+
+
+@pytest.mark.parametrize("shape", ["(n,)", "(n, 1)"])
+@pytest.mark.parametrize("big", [1e300, -1e300, 1e151])
+def test_regression_reference_values_beyond_the_live_bound_are_refused(shape: str, big: float) -> None:
+    """Live regression outputs beyond 1e150 in size are refused (output_too_large), and so were a
+    reference's (value, lower, upper) or quantile rows; its single values were kept: one 1e300 in
+    400 rows became the reference's mean prediction and MAE (2.5e297: RegressionErrorHigh could
+    never fire) and the output drift detector's spread. They are now refused at start, naming the
+    scores, the row and the fix."""
+    x, pred, y = _regression_reference()
+    scores = pred.copy()
+    scores[7] = big
+    if shape == "(n, 1)":
+        scores = scores[:, None]
+    with pytest.raises(ConfigError) as info:
+        _monitor(_REGRESSION, Reference.from_arrays(x, numeric_names=["a"], scores=scores, labels=y)).close()
+    message = str(info.value)
+    assert "reference's scores" in message and "scores=" in message and "row 7" in message, message
+    assert f"{big:.6g}" in message and "output_too_large" in message and "Fix:" in message, message
+
+
+def test_regression_reference_values_at_the_bound_or_missing_are_read_as_before() -> None:
+    """1e150 itself is read, as live; NaN and infinite values are left out of the reference's
+    figures by the regression detector, as before."""
+    x, pred, y = _regression_reference()
+    scores = pred.copy()
+    scores[3], scores[5], scores[9] = 1e150, np.nan, -np.inf
+    mon = _monitor(_REGRESSION, Reference.from_arrays(x, numeric_names=["a"], scores=scores, labels=y))
+    try:
+        det = next(d for d in mon.pipeline.detectors if d.kind == "regression")
+        kept = np.delete(scores, [5, 9])
+        assert det._ref_mean == pytest.approx(kept.mean())
+        ok = np.isfinite(scores)
+        assert det._ref_mae == pytest.approx(np.abs(scores[ok] - y[ok]).mean())
+    finally:
+        mon.close()
+
+
+def test_a_regression_reference_file_with_a_huge_output_is_refused(tmp_path: Path) -> None:
+    """A reference file's single output column (``--output-columns``, read as ``(n, 1)``) alike."""
+    from monitor.profile import build_profile
+
+    x, pred, y = _regression_reference()
+    pred[11] = 1e300
+    path = tmp_path / "ref.csv"
+    pd.DataFrame({"a": x[:, 0], "pred": pred, "y": y}).to_csv(path, index=False)
+    ref = build_profile(path, output_columns=["pred"], label_column="y", progress=False).to_reference()
+    with pytest.raises(ConfigError, match="row 11"):
+        _monitor(_REGRESSION, ref).close()
