@@ -538,6 +538,11 @@ class BatchBuilder:
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             arr = np.asarray(outputs, dtype=object)
+            if complex_array(outputs) or _complex_labels(arr):  # not classes named "(0.2+0j)"
+                given = f"{outputs.dtype}" if complex_array(outputs) else f"a {type(outputs).__name__} of them"
+                raise RowError("non_numeric_output", f"outputs are complex numbers ({given}); the monitor reads real ones",
+                               _COMPLEX_OUTPUTS_FIX if complex_array(outputs) else
+                               _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)"))
         elif complex_array(outputs):
             raise RowError("non_numeric_output", f"outputs are complex numbers ({outputs.dtype}); the monitor reads "
                                                  "real ones", _COMPLEX_OUTPUTS_FIX)
@@ -1029,6 +1034,15 @@ def _real_outputs(outputs: Any) -> np.ndarray:
                                               for v in inferred.ravel()):
             raise _ComplexValues
     return np.asarray(outputs, dtype=np.float64)
+
+
+def _complex_labels(labels: np.ndarray) -> bool:
+    """Labels (an object array) holding a complex number, which would be learned as a class named
+    by its text ("(0.2+0j)"): refused as the other kinds' complex outputs are. One look at each
+    value's type (text and integer labels, the usual ones, pass at once)."""
+    types = set(map(type, labels.ravel().tolist()))
+    return any(issubclass(t, COMPLEX_SCALARS) or (t is np.ndarray and any(map(complex_array, labels.ravel())))
+               for t in types)
 
 
 _COMPLEX_FIX = ("send real numbers: what the model reads from them as features of their own, e.g. "

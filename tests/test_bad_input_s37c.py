@@ -80,3 +80,51 @@ def test_a_regression_reference_file_with_a_huge_output_is_refused(tmp_path: Pat
     ref = build_profile(path, output_columns=["pred"], label_column="y", progress=False).to_reference()
     with pytest.raises(ConfigError, match="row 11"):
         _monitor(_REGRESSION, ref).close()
+
+
+_LABELS = {"output": {"kind": "labels"}, "features": ["a"]}
+
+
+@pytest.mark.parametrize("outputs, given", [
+    ([np.complex128(0.2), np.complex128(0.5), np.complex128(0.9)], "a list of them"),
+    (np.array([0.2, 0.5, 0.9 + 1j]), "complex128"),
+    ([0.2j, 1, 2], "a list of them"),  # Python's complex beside integer labels
+    (["a", "b", np.complex64(1)], "a list of them"),  # one among class names
+    (pd.Series([1, 2, 3], dtype=complex), "complex128"),
+], ids=["list of complex128", "complex array", "python complex", "one among names", "complex Series"])
+def test_complex_outputs_of_a_labels_model_are_refused_as_the_other_kinds_do(
+        outputs: object, given: str, caplog: pytest.LogCaptureFixture) -> None:
+    """With output.kind: labels complex outputs became classes named "(0.2+0j)" (every row read,
+    nothing said), where the other kinds refuse them (non_numeric_output). They are now refused
+    the same way, with the same message."""
+    import logging
+
+    mon = _monitor(_LABELS)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(np.ones((3, 1)), outputs)
+            mon.flush()
+        assert not mon.store.value("monitor_predictions")
+        assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 3
+        said = [r.getMessage() for r in caplog.records if "non_numeric_output" in r.getMessage()]
+        assert len(said) == 1 and f"outputs are complex numbers ({given})" in said[0] and "Fix:" in said[0], said
+        assert "np.abs(out)" in said[0]
+    finally:
+        mon.close()
+
+
+def test_calls_of_one_complex_label_are_refused_and_real_labels_beside_them_read() -> None:
+    """Calls of one row each (a decorated predict called per row): the complex label refused, the
+    others read as before (text, integers, whole floats)."""
+    mon = _monitor(_LABELS)
+    try:
+        for label in (np.complex128(0.3), 0.3 + 0j, np.array([1 + 0j])):
+            mon.observe([1.0], label)
+        for label in ("cat", 2, 2.0):
+            mon.observe([1.0], label)
+        mon.flush()
+        assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 3
+        assert mon.store.value("monitor_predictions") == 3
+        assert sorted(mon.pipeline.builder.classes.names) == ["2", "cat"]
+    finally:
+        mon.close()
