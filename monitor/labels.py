@@ -72,6 +72,25 @@ def _may_be_held(key: str) -> bool:
     return len(call) <= MAX_REQUEST_ID_CHARS and row.isdigit()
 
 
+def _untaken_id(rid: Any) -> str:
+    """A request id whose text cannot be taken, described for the log: an integer by its number of
+    digits (``str()`` refuses one of more than 4,300), another value by its type and the error."""
+    if isinstance(rid, (int, np.integer)) and not isinstance(rid, bool):
+        v = abs(int(rid))
+        exp = int((v.bit_length() - 1) * math.log10(2))  # at most log10(v), then made exact
+        while exp > 0 and 10 ** exp > v:
+            exp -= 1
+        while 10 ** (exp + 1) <= v:
+            exp += 1
+        return f"of {exp + 1:,} digits (an integer, whose text str() refuses)"
+    try:
+        str(rid)
+        why = "its text cannot be taken"
+    except Exception as err:  # noqa: BLE001 - what the caller's value raises
+        why = f"str() raised {type(err).__name__}"
+    return f"that is a {type(rid).__name__} whose text cannot be taken ({why})"
+
+
 def id_key(rid: str) -> str:
     """The key under which a request id is remembered: the id itself, or for an id longer than
     :data:`MAX_ID_CHARS` a digest of it (``#`` and 64 hex digits: 256 bits, so two ids never share
@@ -233,8 +252,9 @@ class LabelJoiner:
         #: The first unknown id whose batch call's rows are held as ``<id>/0``, ``<id>/1``...: a
         #: label sent for the call instead of one per row (for the log line that says so).
         self.batch_id_example: str | None = None
-        #: The first id of a label longer than a request id may be (:func:`_may_be_held`), for the
-        #: log line that says why it joined nothing.
+        #: The first id of a label longer than a request id may be (:func:`_may_be_held`), or whose
+        #: text cannot be taken (:func:`_untaken_id`), described for the log line that says why it
+        #: joined nothing.
         self.long_id_example: str | None = None
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).
@@ -411,7 +431,9 @@ class LabelJoiner:
                 try:
                     key = request_id_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
                 except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
-                    key = None
+                    key = None  # unknown_id at once: a prediction's such id is dropped from its rows, as a long one
+                    if self.long_id_example is None:
+                        self.long_id_example = _untaken_id(rid)
                 slot = slot_of.pop(id_key(key), None) if key is not None else None
                 if slot is None:
                     if key is not None and id_key(f"{key}/0") in slot_of:
@@ -421,7 +443,7 @@ class LabelJoiner:
                     elif key is not None and not _may_be_held(key):
                         outcome["unknown_id"] += 1  # no prediction keeps such an id: at once, not after labels.early_wait
                         if self.long_id_example is None:
-                            self.long_id_example = key
+                            self.long_id_example = f"of {len(key):,} characters ({key[:40]!r}...)"
                     elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value),
                                                        self._arrival_clock()):
                         outcome["unknown_id"] += 1

@@ -549,12 +549,12 @@ class Pipeline:
                         f"{batch_id}/0", f"{batch_id}/1")
         long_id = self.joiner.long_id_example
         if long_id is not None and self._rejections_logged.first("long_request_id"):
-            log.warning("model %r: a label came for a request id of %s characters (%.40r...), more than the %s a request "
-                        "id may have: a prediction's id that long is dropped from its rows "
+            log.warning("model %r: a label came for a request id %s: a prediction's id over the %s characters a request "
+                        "id may have (or whose text cannot be taken) is dropped from its rows "
                         "(monitor_row_arguments_dropped_total{argument=\"request_id\"}; refused over HTTP), so no label "
                         "can join it. Fix: send the id the prediction is known by (a UUID, a key), not the request or "
                         "its text; counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones "
-                        "without a log line", self.store.model, f"{len(long_id):,}", long_id, f"{MAX_REQUEST_ID_CHARS:,}")
+                        "without a log line", self.store.model, long_id, f"{MAX_REQUEST_ID_CHARS:,}")
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else

@@ -128,3 +128,39 @@ def test_calls_of_one_complex_label_are_refused_and_real_labels_beside_them_read
         assert sorted(mon.pipeline.builder.classes.names) == ["2", "cat"]
     finally:
         mon.close()
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize("rid, described", [
+    (10 ** 4999, "of 5,000 digits"),  # str() refuses an integer of more than 4,300 digits
+    (-(10 ** 5000) + 1, "of 5,000 digits"),
+    (_Unprintable(), "_Unprintable whose text cannot be taken (str() raised ValueError)"),
+], ids=["10**4999", "-(10**5000 - 1)", "str() raises"])
+def test_feedback_for_a_request_id_whose_text_cannot_be_taken_is_said_once(
+        rid: object, described: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A feedback id whose text cannot be taken was counted unknown_id at once (no prediction is
+    held under such an id: its rows are kept without it) but never said, where an over-long id is
+    (5e83681). It is now said once, in that line, describing the id."""
+    import logging
+
+    mon = _monitor({"output": {"kind": "probabilities", "classes": ["x", "y"]}, "features": ["a"]})
+    try:
+        mon.observe([[1.0], [2.0]], [[0.6, 0.4]] * 2, request_id=["r0", "r1"])
+        mon.flush()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.feedback([rid, "r0"], [1, 0])
+            mon.feedback([rid], [0])
+            mon.flush()
+        assert mon.store.value("monitor_feedback_labels", labels=("unknown_id",)) == 2
+        assert mon.store.value("monitor_feedback_labels", labels=("joined",)) == 1
+        assert not mon.store.value("monitor_labels_early")
+        said = [r.getMessage() for r in caplog.records if "a label came for a request id" in r.getMessage()]
+        assert len(said) == 1 and described in said[0] and "Fix:" in said[0] and "unknown_id" in said[0], said
+    finally:
+        mon.close()
