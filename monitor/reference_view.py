@@ -13,6 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from monitor.schema import OutputSpec
     from monitor.reference import Reference
 
