@@ -48,6 +48,21 @@ class BuildResult:
         self.details.setdefault(f"argument:{argument}", f"a call gave {given} values for {rows} rows")
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """The values of numeric features that are no number ("N/A", a list, a complex number) in the
+    rows one reader just read: each is missing in its row, which is monitored, and counted
+    ``wrong_type`` by data quality (:attr:`Batch.numeric_unreadable`).
+
+    Why a value the readers return: the mask belongs to the rows it was read with, and only the
+    builder knows whether they are monitored (a call refused later, for its outputs, says nothing
+    of its inputs' values)."""
+
+    mask: np.ndarray  #: (rows, numeric features) True where the value was no number
+    name: str  #: the feature of the first such value, and the value (said once in the log)
+    value: Any
+
+
 class MixedOutputWidths(Exception):
     """Outputs of different widths in one drain (a binary model's one and two columns, ensembles
     of 5 and 7 members, regression values with and without intervals): each is valid alone, and
@@ -113,8 +128,6 @@ class BatchBuilder:
         self._reserved_rows = 0
         #: Where the inputs just read held a value of a numeric feature that is no number ("N/A",
         #: a list): ``(rows, numeric features)``, None when every value read (see :func:`cell_number`)
-        self._unreadable: np.ndarray | None = None
-        self._first_unreadable: tuple[str, Any] | None = None  # (feature, value) of the first of them
         #: What the first such value was, said once: its row is monitored with the value missing
         self.unreadable_values: str | None = None
 
@@ -225,7 +238,7 @@ class BatchBuilder:
             self._score_widths = frozenset(int(w) for w in widths)
 
     # -- inputs ----------------------------------------------------------------------------------
-    def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, Unreadable | None]:
         schema = self.schema
         assert schema is not None
         if rows and type(rows[0]) is dict and not all(type(k) is str for k in rows[0]):
@@ -241,6 +254,7 @@ class BatchBuilder:
         cat = np.empty((len(rows), len(cat_names)), dtype=object)
         num_cols = tuple(enumerate(num_names))
         unreadable: np.ndarray | None = None
+        first: tuple[str, Any] = ("", None)
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise RowError("wrong_type", "rows must all be objects of feature name to value")
@@ -262,20 +276,19 @@ class BatchBuilder:
                 if read is None:
                     if unreadable is None:
                         unreadable = np.zeros(num.shape, dtype=bool)
-                        self._first_unreadable = (name, v)
+                        first = (name, v)
                     unreadable[i, j] = True
                 else:
                     line[j] = read
             for j, name in enumerate(cat_names):
                 v = get(name)
                 cat[i, j] = category_text(v)
-        self._unreadable = unreadable
         if text_names:
             num = self._describe(num, [[row.get(name) for row in rows] for name in text_names])
         reserved = self._learner.reserved_keys
         if reserved:
             self._reserved_rows += sum(not reserved.isdisjoint(row) for row in rows)
-        return num, cat
+        return num, cat, None if unreadable is None else Unreadable(unreadable, *first)
 
     def _note_renamed_keys(self, row: dict[Any, Any], schema: Schema) -> None:
         known = schema.name_set
@@ -292,14 +305,15 @@ class BatchBuilder:
             "names the config lists (features:), or list the names the rows use; for OIP v2 requests with one tensor "
             "per feature, name each tensor as its feature (a tensor of several columns reads as <name>_0, <name>_1...)")
 
-    def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(numeric (r, d_num) float64, categorical (r, d_cat) object) for one event's inputs."""
+    def _event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray, Unreadable | None]:
+        """(numeric (r, d_num) float64, categorical (r, d_cat) object, the numeric values that are
+        no number if any) for one event's inputs."""
         schema = self.schema
         assert schema is not None
         if inputs is None:
             raise inputs_are_none("wrong_shape")
         if schema.tensor_names:
-            return self._tensor_event_rows(inputs)
+            return (*self._tensor_event_rows(inputs), None)
         inputs = series_row(named_columns(inputs), schema.name_set,
                             lambda column: self._learner.text_rows(column, None, self._reference_kinds))
         if is_dataframe(inputs):
@@ -330,12 +344,12 @@ class BatchBuilder:
         if isinstance(inputs, (list, tuple)) and not inputs:
             # a call on no rows (a batching server's empty batch), as an empty array is: read as one
             # row of no feature below, it was refused as wrong_shape, a row that was never sent
-            return np.empty((0, len(self.input_columns))), np.empty((0, len(schema.categorical_names)), dtype=object)
+            return np.empty((0, len(self.input_columns))), np.empty((0, len(schema.categorical_names)), dtype=object), None
         cat_names, text_names = schema.categorical_names, schema.text_names
         if text_names and len(schema) == 1:
             column = text_column(inputs)
             if column is not None:  # texts, one per row (a single text: one row)
-                return self._describe(np.empty((len(column), 0)), [column]), np.empty((len(column), 0), dtype=object)
+                return self._describe(np.empty((len(column), 0)), [column]), np.empty((len(column), 0), dtype=object), None
         if cat_names or text_names:
             arr = np.asarray(inputs, dtype=object)
             if arr.ndim == 1:
@@ -346,15 +360,16 @@ class BatchBuilder:
             num_idx = [i for i, k in enumerate(kinds) if k == "numeric"]
             cat_idx = [i for i, k in enumerate(kinds) if k == "categorical"]
             cells = arr[:, num_idx]
+            unread = None
             try:
                 num = None if odd_values(cells) else cells.astype(np.float64)
             except (TypeError, ValueError, OverflowError):
                 num = None
             if num is None:  # values read one by one (those that are no number marked unreadable)
-                num = self._cells_as_numbers(cells, [schema.features[i].name for i in num_idx])
+                num, unread = self._cells_as_numbers(cells, [schema.features[i].name for i in num_idx])
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])
             cat = arr[:, cat_idx]
-            return num, categorical_text(cat)
+            return num, categorical_text(cat), unread
         if complex_array(inputs):
             raise RowError("wrong_type", f"inputs are complex numbers ({inputs.dtype}); the monitor reads real ones",
                            _COMPLEX_FIX)
@@ -365,17 +380,18 @@ class BatchBuilder:
         except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
             raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
                                          f"({type(err).__name__}: {str(err)[:200]})") from None
+        unread = None
         if arr is None:
-            arr = self._grid_as_numbers(inputs, schema)
+            arr, unread = self._grid_as_numbers(inputs, schema)
         if arr.ndim == 1:  # one row, or for a one-feature model one value per row
             arr = arr[:, None] if len(schema) == 1 else arr[None, :]
         elif arr.ndim > 2 and arr.size == arr.shape[0] * len(schema):  # rows with an extra axis, [n, 1, d]
             arr = arr.reshape(arr.shape[0], len(schema))
         if arr.ndim != 2 or arr.shape[1] != len(schema):
             raise RowError("wrong_shape", f"expected rows of {len(schema)} features, got shape {arr.shape}")
-        return arr, np.empty((arr.shape[0], 0), dtype=object)
+        return arr, np.empty((arr.shape[0], 0), dtype=object), unread
 
-    def _grid_as_numbers(self, inputs: Any, schema: Schema) -> np.ndarray:
+    def _grid_as_numbers(self, inputs: Any, schema: Schema) -> tuple[np.ndarray, Unreadable | None]:
         """Rows of numbers of which some values are not numbers (``[[5.1, "N/A"], ...]``), read
         value by value: those are missing in their row, which is monitored (its outputs, the
         features that read), rather than the call refused for one value. A call none of whose
@@ -389,21 +405,21 @@ class BatchBuilder:
             cells = cells[:, None] if len(schema) == 1 else cells[None, :]
         if cells.ndim != 2 or cells.shape[1] != len(schema) or not cells.size:
             raise RowError("wrong_type", "inputs must be numeric rows")
-        num = self._cells_as_numbers(cells, schema.names)
-        if self._unreadable is not None and not (~self._unreadable & ~np.isnan(num)).any():
-            self._unreadable = None
-            first = self._first_unreadable[1] if self._first_unreadable is not None else None
+        num, unread = self._cells_as_numbers(cells, schema.names)
+        if unread is not None and not (~unread.mask & ~np.isnan(num)).any():
+            first = unread.value
             if isinstance(first, COMPLEX_SCALARS):
                 raise RowError("wrong_type", f"inputs hold complex numbers ({short_repr(first)}) and no real one; the "
                                              "monitor reads real ones", _COMPLEX_FIX)
             raise RowError("wrong_type", "inputs must be numeric rows")
-        return num
+        return num, unread
 
-    def _cells_as_numbers(self, cells: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    def _cells_as_numbers(self, cells: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, Unreadable | None]:
         """Numeric features' values ``(rows, features)`` of any Python type as float64, those
-        that are no number NaN and marked in :attr:`_unreadable`."""
+        that are no number NaN, and where they are."""
         num = np.full(cells.shape, np.nan)
         unreadable: np.ndarray | None = None
+        first: tuple[str, Any] = ("", None)
         for (i, j), v in np.ndenumerate(cells):
             read = cell_number(v)
             if read is not None:
@@ -411,10 +427,9 @@ class BatchBuilder:
                 continue
             if unreadable is None:
                 unreadable = np.zeros(cells.shape, dtype=bool)
-                self._first_unreadable = (names[j], v)
+                first = (names[j], v)
             unreadable[i, j] = True
-        self._unreadable = unreadable
-        return num
+        return num, None if unreadable is None else Unreadable(unreadable, *first)
 
     def _note_unreadable(self, name: str, value: Any) -> None:
         if self.unreadable_values is None:  # said once, for rows that were monitored (not a refused call's)
@@ -427,16 +442,16 @@ class BatchBuilder:
                 f"{short_repr(value)}): each such row is monitored with that value missing, counted in "
                 "monitor_data_invalid_rows_total{reason=\"wrong_type\"} (data_quality). Fix: " + fix)
 
-    def _take_unreadable(self, num: np.ndarray) -> np.ndarray | None:
-        """The mask of the inputs just read as wide as their numeric columns (a text feature's
-        descriptors after the numeric features: never unreadable), and forget it."""
-        mask, self._unreadable = self._unreadable, None
-        if mask is not None and self._first_unreadable is not None:
-            self._note_unreadable(*self._first_unreadable)
-        self._first_unreadable = None
-        return None if mask is None else _widened(mask, num.shape[1])
+    def _monitored_unreadable(self, unread: Unreadable | None, num: np.ndarray) -> np.ndarray | None:
+        """The unreadable-value mask of rows that are monitored, as wide as their numeric columns
+        (a text feature's descriptors after the numeric features: never unreadable); the first
+        such value said once (a refused call's are not: its refusal says what was wrong)."""
+        if unread is None:
+            return None
+        self._note_unreadable(unread.name, unread.value)
+        return _widened(unread.mask, num.shape[1])
 
-    def _tensor_calls_at_once(self, events: list[tuple[Any, ...]]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def _tensor_calls_at_once(self, events: list[tuple[Any, ...]]) -> dict[int, tuple[np.ndarray, np.ndarray, None]]:
         """The descriptors of the events' rows of the tensor feature (event index -> its rows),
         described in one call when every event's inputs are an array of one row shape and dtype
         and all of them hold at most :data:`TENSOR_VALUES_AT_ONCE` values; else none (each event
@@ -454,7 +469,7 @@ class BatchBuilder:
         except RowError:
             return {}  # read (and refused) call by call, each counted
         bounds = np.cumsum([0] + [a.shape[0] for a in arrays])
-        return {i: (num[lo:hi], cat[lo:hi]) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))}
+        return {i: (num[lo:hi], cat[lo:hi], None) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))}
 
     def _tensor_event_rows(self, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
         """The descriptors of one event's rows of the tensor feature (axis 0 the rows: an array of
@@ -658,24 +673,22 @@ class BatchBuilder:
         nums: list[np.ndarray] = []
         cats: list[np.ndarray] = []
         outs: list[np.ndarray] = []
-        unreadable: list[np.ndarray | None] = []  # aligned with nums (see _take_unreadable)
+        unreadable: list[np.ndarray | None] = []  # aligned with nums (see _monitored_unreadable)
         parsed: list[int] = []  # the events whose rows and outputs were read, in order
         self._reserved_rows = 0
-        self._unreadable, self._first_unreadable = None, None
         fast = self._fast_stack(events) or self._fast_dict_rows(events)
         if fast is not None:
-            num, cat, raw_out, rows = fast
+            num, cat, odd, raw_out, rows = fast
             nums, cats, outs = [num], [cat], [raw_out]
-            unreadable.append(self._take_unreadable(num))
+            unreadable.append(self._monitored_unreadable(odd, num))
             result.rows_per_event = rows
         else:
             described = self._tensor_calls_at_once(events) if schema.tensor_names else {}
             self._reserved_rows = 0  # a fast path that gave up counted nothing
             for i, ev in enumerate(events):
                 reserved_rows = self._reserved_rows
-                self._unreadable, self._first_unreadable = None, None
                 try:
-                    num, cat = described[i] if i in described else self._event_rows(ev[2])
+                    num, cat, odd = described[i] if i in described else self._event_rows(ev[2])
                     if not num.shape[0] and _no_values(ev[3]):
                         # a call on no rows answered with none ([] and []): nothing to read; its outputs'
                         # shape (0,) was refused as output_shape, a row never sent, unless the model had 1-2 classes
@@ -695,7 +708,7 @@ class BatchBuilder:
                 nums.append(num)
                 cats.append(cat)
                 outs.append(out)
-                unreadable.append(self._take_unreadable(num))
+                unreadable.append(self._monitored_unreadable(odd, num))
                 parsed.append(i)
                 result.rows_per_event.append(num.shape[0])
         if not nums:
@@ -795,10 +808,10 @@ class BatchBuilder:
         if raw is None:
             return None
         try:
-            num, cat = self._rows_from_dicts(ins)
+            num, cat, unread = self._rows_from_dicts(ins)
         except RowError:
             return None
-        return num, cat, raw, [1] * len(events)
+        return num, cat, unread, raw, [1] * len(events)
 
     def _stack_row_outputs(self, outs: list[Any]) -> np.ndarray | None:
         """The outputs of one-row events stacked as the event-by-event path would concatenate
@@ -840,7 +853,7 @@ class BatchBuilder:
                 num = float_rows(ins)
             except (TypeError, ValueError, OverflowError):
                 return None
-            return (num, _no_categorical(num), raw, [1] * len(events)) if num is not None and num.ndim == 2 else None
+            return (num, _no_categorical(num), None, raw, [1] * len(events)) if num is not None and num.ndim == 2 else None
         outs = [ev[3] for ev in events]
         if in_types != {np.ndarray} or not (self._no_outputs or {type(x) for x in outs} == {np.ndarray}):
             return None
@@ -855,21 +868,22 @@ class BatchBuilder:
                 out = _unread(len(events)) if self._no_outputs else np.array(outs, dtype=np.float64)
                 if num.ndim != 2 or num.shape[1] != width or out.shape[0] != len(events) or not self._fits(out.shape[1:]):
                     return None
-                return num, _no_categorical(num), out, [1] * len(events)
+                return num, _no_categorical(num), None, out, [1] * len(events)
             if first.ndim == 2:
                 num = np.concatenate(ins).astype(np.float64, copy=False)
                 rows = [x.shape[0] for x in ins]
                 out = _unread(num.shape[0]) if self._no_outputs else np.concatenate(outs).astype(np.float64, copy=False)
                 if num.shape[1] != width or not self._no_outputs and [o.shape[0] for o in outs] != rows or not self._fits(out.shape[1:]):
                     return None
-                return num, _no_categorical(num), out, rows
+                return num, _no_categorical(num), None, out, rows
         except (TypeError, ValueError):
             return None
         return None
 
 
 #: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.
-_Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]
+#: a fast path's batch: numeric and categorical columns, unreadable values, outputs, rows per event
+_Stacked = tuple[np.ndarray, np.ndarray, "Unreadable | None", np.ndarray, list[int]]
 
 
 #: Types :func:`as_numpy` passes as they are without looking for a ``numpy`` method.

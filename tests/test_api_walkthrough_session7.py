@@ -156,9 +156,9 @@ def test_missing_categorical_values_are_missing_not_a_category_named_nan(cancer:
     from monitor.schema import Feature, OutputSpec, Schema
 
     builder = BatchBuilder(Schema((Feature("x"), Feature("site", "categorical"))), OutputSpec())
-    _, cat = builder._event_rows(np.array([[1.0, "A"], [2.0, float("nan")], [3.0, None]], dtype=object))
+    _, cat, _ = builder._event_rows(np.array([[1.0, "A"], [2.0, float("nan")], [3.0, None]], dtype=object))
     assert cat[:, 0].tolist() == ["A", None, None]
-    _, cat = builder._event_rows(np.array([[1.0, pd.NA], [2.0, "B"]], dtype=object))
+    _, cat, _ = builder._event_rows(np.array([[1.0, pd.NA], [2.0, "B"]], dtype=object))
     assert cat[:, 0].tolist() == [None, "B"]
     mon.close()
 

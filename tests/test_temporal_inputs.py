@@ -100,7 +100,7 @@ def test_a_datetime_under_a_numeric_feature_is_read_as_seconds_since_1970() -> N
     mon = _monitor({"features": [{"name": "when", "kind": "numeric"}], "detectors": [{"kind": "data_quality"}]})
     try:
         mon.observe([{"when": dt.datetime(1970, 1, 2)}, {"when": np.datetime64("1970-01-03")}], [[0.8, 0.2], [0.7, 0.3]])
-        rows, _ = mon.pipeline.builder._rows_from_dicts([{"when": pd.Timestamp("1970-01-02", tz="UTC")}])
+        rows, _, _ = mon.pipeline.builder._rows_from_dicts([{"when": pd.Timestamp("1970-01-02", tz="UTC")}])
         assert rows.tolist() == [[86400.0]]
         mon.flush()
         text = mon.metrics_text()
@@ -168,7 +168,7 @@ def test_live_rows_learn_iso_text_as_a_point_in_time_and_a_numeric_feature_reads
         mon.close()
     mon = _monitor({"features": [{"name": "at", "kind": "numeric"}], "detectors": [{"kind": "data_quality"}]})
     try:
-        rows, _ = mon.pipeline.builder._rows_from_dicts([{"at": "1970-01-02"}, {"at": "1970-01-02T01:00:00.5+01:00"},
+        rows, _, _ = mon.pipeline.builder._rows_from_dicts([{"at": "1970-01-02"}, {"at": "1970-01-02T01:00:00.5+01:00"},
                                                           {"at": "1970-01-02T00:00:00Z"}])
         assert rows[:, 0].tolist() == [86400.0, 86400.5, 86400.0]
     finally:
