@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.events import float32_text, float_text, whole_number_text
 
-__all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "complex_array", "odd_values", "float_rows", "numpy_times_only",
+__all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
            "time_seconds", "cell_number", "nan_like", "category_text", "number_as_text", "categorical_text"]
 
 
@@ -38,6 +38,46 @@ def complex_array(value: Any) -> bool:
     """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
     with numpy's ComplexWarning on stderr as the only word of it."""
     return getattr(getattr(value, "dtype", None), "kind", None) == "c"
+
+
+class ComplexValues(Exception):
+    """Numbers given with complex ones among them (:func:`real_numbers`)."""
+
+
+def complex_form(value: Any) -> str:
+    """How complex numbers were given, for the message refusing them (:class:`ComplexValues`): an
+    array's dtype (``complex128``), else the container holding them (``a list of them``)."""
+    if complex_array(value):
+        return str(value.dtype)
+    return "an object array of them" if isinstance(value, np.ndarray) else f"a {type(value).__name__} of them"
+
+
+def real_numbers(value: Any) -> np.ndarray:
+    """``value`` as float64, as ``np.asarray(value, dtype=np.float64)`` reads it, but raising
+    :class:`ComplexValues` for an array of complex dtype and for a list (or tuple) that holds
+    complex numbers (or an object array that does): numpy's complex scalars (``np.complex128(0.2)``),
+    in rows of them, beside real numbers, or arrays of complex dtype in a list. Why: cast to float64 such a list kept the real
+    parts alone (numpy's ComplexWarning the only word of it), where an array of complex dtype was
+    refused (:func:`complex_array`). Read so: the outputs of the numeric kinds and the embedding,
+    live and in the reference, and the reference's numeric rows and scores. Numpy tells them by the dtype it infers: for numbers, one conversion
+    as before; lists of other values (None, text, ``Decimal``) are read as before, their complex
+    values looked for one by one."""
+    if complex_array(value):
+        raise ComplexValues
+    if not isinstance(value, (list, tuple)) and getattr(getattr(value, "dtype", None), "kind", None) != "O":
+        return np.asarray(value, dtype=np.float64)
+    try:
+        inferred = np.asarray(value)
+    except (TypeError, ValueError):
+        inferred = None  # ragged, or values numpy cannot hold: the float conversion says which
+    if inferred is not None:
+        if inferred.dtype.kind == "c":
+            raise ComplexValues
+        if inferred.dtype.kind in "biuf":
+            return inferred.astype(np.float64, copy=False)
+        if inferred.dtype.kind == "O" and any(isinstance(v, COMPLEX_SCALARS) or complex_array(v) for v in inferred.ravel()):
+            raise ComplexValues
+    return np.asarray(value, dtype=np.float64)
 
 
 def odd_values(cells: np.ndarray) -> bool:

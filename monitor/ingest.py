@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from monitor.batch import Batch
-from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, categorical_text, category_text, cell_number, complex_array,
-                                 float_rows, odd_values)
+from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
+                                 complex_array, float_rows, odd_values, real_numbers)
 from monitor.events import is_dataframe
 from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
@@ -563,8 +563,8 @@ class BatchBuilder:
                                                  "real ones", _COMPLEX_OUTPUTS_FIX)
         else:
             try:
-                arr = _real_outputs(outputs)
-            except _ComplexValues:
+                arr = real_numbers(outputs)
+            except ComplexValues:
                 raise RowError("non_numeric_output", f"outputs are complex numbers (a {type(outputs).__name__} of them); "
                                                      "the monitor reads real ones",
                                _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)")) from None
@@ -827,8 +827,8 @@ class BatchBuilder:
         elif not kinds <= {int, float, str} or (str in kinds and self.output.kind != "labels"):
             return None
         try:  # complex numbers: refused event by event, not cast to their real parts
-            raw = np.array(outs, dtype=object) if self.output.kind == "labels" else _real_outputs(outs)
-        except (TypeError, ValueError, _ComplexValues):
+            raw = np.array(outs, dtype=object) if self.output.kind == "labels" else real_numbers(outs)
+        except (TypeError, ValueError, ComplexValues):
             return None
         if raw.ndim not in (1, 2) or raw.shape[0] != len(outs) or not self._fits(raw.shape[1:]):
             return None
@@ -1018,36 +1018,6 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 
 #: No answer of :func:`_answers` was refused
 _NO_BAD = object()
-
-
-class _ComplexValues(Exception):
-    """Outputs given as a list (or tuple) that holds complex numbers (:func:`_real_outputs`)."""
-
-
-def _real_outputs(outputs: Any) -> np.ndarray:
-    """Outputs as float64, as ``np.asarray(outputs, dtype=np.float64)`` reads them, but raising
-    :class:`_ComplexValues` for a list (or tuple) that holds complex numbers: numpy's complex
-    scalars (``np.complex128(0.2)``), in rows of them, beside real numbers, or arrays of complex
-    dtype in a list. Why: cast to float64 such a list kept the real parts alone (numpy's
-    ComplexWarning the only word of it), where an array of complex dtype is refused
-    (:func:`complex_array`). Numpy tells them by the dtype it infers: for numbers, one conversion as
-    before; lists of other values (None, text, ``Decimal``) are read as before, their complex
-    values looked for one by one."""
-    if not isinstance(outputs, (list, tuple)):
-        return np.asarray(outputs, dtype=np.float64)
-    try:
-        inferred = np.asarray(outputs)
-    except (TypeError, ValueError):
-        inferred = None  # ragged, or values numpy cannot hold: the float conversion says which
-    if inferred is not None:
-        if inferred.dtype.kind == "c":
-            raise _ComplexValues
-        if inferred.dtype.kind in "biuf":
-            return inferred.astype(np.float64, copy=False)
-        if inferred.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating)) or complex_array(v)
-                                              for v in inferred.ravel()):
-            raise _ComplexValues
-    return np.asarray(outputs, dtype=np.float64)
 
 
 def _complex_labels(labels: np.ndarray) -> bool:

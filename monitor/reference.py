@@ -205,7 +205,7 @@ class Reference:
         """
         import numpy as np
 
-        from monitor.cell_values import categorical_text, time_seconds
+        from monitor.cell_values import ComplexValues, categorical_text, real_numbers, time_seconds
         from monitor.ingest import as_numpy, integer_array, is_dataframe, unmasked
 
         # masked arrays with their masked entries missing (np.asarray reads the values they hide)
@@ -230,7 +230,9 @@ class Reference:
             elif getattr(getattr(numeric, "dtype", None), "kind", None) in ("m", "M"):
                 num = time_seconds(np.asarray(numeric))  # seconds, as live arrays of them are read (not days, or ns)
             else:
-                num = np.asarray(numeric, dtype=np.float64)
+                num = real_numbers(numeric)  # complex numbers refused in a list too (their real parts were kept)
+        except ComplexValues:
+            raise _complex_error(numeric, "numeric") from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"reference numeric must hold numbers only ({exc}). Fix: pass text columns as "
                              "categorical=..., categorical_names=..., or pass the pandas DataFrame itself "
@@ -301,8 +303,16 @@ def _refuse_complex(value: Any, what: str) -> None:
     """ValueError for an array of complex numbers, which float64 keeps the real parts of (numpy's
     ComplexWarning the only sign)."""
     if getattr(getattr(value, "dtype", None), "kind", None) == "c":
-        raise ValueError(f"reference {what} are complex numbers ({value.dtype}); the monitor reads real ones. Fix: give "
-                         "real numbers, as the model is monitored with (e.g. x.real and x.imag as features of their own)")
+        raise _complex_error(value, what)
+
+
+def _complex_error(value: Any, what: str) -> ValueError:
+    """The error naming ``what`` given as complex numbers: an array of them, or a list holding them
+    (:func:`monitor.cell_values.real_numbers`)."""
+    from monitor.cell_values import complex_form
+
+    return ValueError(f"reference {what} are complex numbers ({complex_form(value)}); the monitor reads real ones. Fix: give "
+                      "real numbers, as the model is monitored with (e.g. x.real and x.imag as features of their own)")
 
 
 def _times_as_seconds(numeric: Any) -> Any:
@@ -373,10 +383,13 @@ def _per_row(value: Any, what: str, rows: int, numbers: bool = False) -> "np.nda
     among scores a ValueError that named no argument, None a TypeError."""
     import numpy as np
 
-    if numbers:
-        _refuse_complex(value, what)
+    from monitor.cell_values import ComplexValues, real_numbers
+
     try:
-        arr = np.asarray(value, dtype=np.float64) if numbers else np.asarray(value)
+        # complex numbers refused, in an array or a list (whose real parts a float64 cast kept)
+        arr = real_numbers(value) if numbers else np.asarray(value)
+    except ComplexValues:
+        raise _complex_error(value, what) from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"reference {what} must hold numbers only ({str(exc)[:120]}). Fix: give the model's {what} "
                          f"for the reference rows, one row of numbers each") from None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.cell_values import complex_array
+from monitor.cell_values import ComplexValues, complex_form, real_numbers
 from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, is_dataframe, request_id_text, row_text
 
 if TYPE_CHECKING:
@@ -215,12 +215,16 @@ def row_embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: Bu
         a = None
         if e is not None:
             try:
-                if complex_array(e):
-                    raise ValueError(f"complex numbers ({e.dtype}): give real ones")
-                a = np.asarray(e, dtype=np.float64)
+                a = real_numbers(e)
                 if a.size == 0 or a.size % c:
                     raise ValueError(f"{a.size} values")
                 a = a.reshape(c, -1)
+            except ComplexValues:
+                # an array of them, or a list holding them (numpy's complex scalars, which a float64
+                # cast read as their real parts, numpy's ComplexWarning the only word of it)
+                a = None
+                _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "
+                                              f"each (complex numbers ({complex_form(e)}): give real ones)")
             except (TypeError, ValueError) as err:
                 a = None
                 _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "

@@ -1,0 +1,70 @@
+"""Bad input, follow-ups of session 37's reviews (helper s37e): each test failed before its fix.
+The standard: a clear error naming the field and the fix, counted when refused, never a crash of
+the agent, a figure poisoned, a warning on the user's stderr or a value silently read as another."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor, Reference
+
+__all__: list[str] = []
+
+
+def _monitor(config: dict, reference: Reference | None = None) -> Monitor:
+    return Monitor(model="m", config=config, reference=reference, registry=CollectorRegistry(), start_worker=False,
+                   live=False)
+
+
+@pytest.mark.parametrize("given", [
+    [[np.complex128(1 + 2j), np.complex128(0.5)]],              # a one-row call's rows of numpy complex scalars
+    [np.complex64(1 + 2j), 0.5],                                 # a flat list, one beside a real number
+    [np.array([1 + 2j, 0.5])],                                   # an array of complex dtype in a list
+    np.array([[np.complex128(1 + 2j), 0.5]], dtype=object),      # an object array holding one
+], ids=["rows_of_scalars", "flat_list", "complex_array_in_list", "object_array"])
+def test_a_live_embedding_of_complex_values_in_a_list_is_dropped_not_read_as_real_parts(
+        given: object, caplog: pytest.LogCaptureFixture) -> None:
+    """An embedding given as a list of numpy complex values was cast to float64 (their real parts,
+    numpy's ComplexWarning on stderr the only word of it) and compared, where an array of complex
+    dtype was dropped. It is now dropped the same way: the row is kept without it, counted in
+    monitor_row_arguments_dropped_total{argument="embedding"} and said once."""
+    mon = _monitor({"features": ["a"], "output": {"kind": "regression"}})
+    try:
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="monitor"):
+            warnings.simplefilter("error")  # numpy's ComplexWarning is an exception here
+            mon.observe([[1.0]], [0.5], embedding=given)
+            mon.observe([[2.0]], [0.5], embedding=[[0.1, 0.2]])  # a real one beside it is read
+            mon.flush()
+        value = mon.store.value
+        assert value("monitor_row_arguments_dropped", {"argument": "embedding"}) == 1
+        assert value("monitor_predictions") == 2  # the row itself is kept
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert "embedding for 1 row(s) cannot be read as numbers" in said and "complex numbers (" in said, said
+    finally:
+        mon.close()
+
+
+@pytest.mark.parametrize("argument", ["embedding", "scores", "numeric"])
+@pytest.mark.parametrize("form", ["list", "object_array"])
+def test_reference_complex_values_in_a_list_are_refused_as_an_array_of_them_is(argument: str, form: str) -> None:
+    """``Reference.from_arrays`` refused an array of complex dtype for ``numeric``, ``scores`` and
+    ``embedding``, but a list of numpy complex values (or an object array of them) was read as its
+    real parts. Each is now the same ValueError naming the argument and the fix."""
+    rng = np.random.default_rng(37)
+    given: dict[str, object] = {"numeric": rng.normal(size=(50, 2))}
+    rows = [[np.complex128(v) for v in r] for r in rng.normal(size=(50, 2))]
+    rows[7][1] = np.complex128(0.3 + 1j)
+    given[argument] = rows if form == "list" else np.array(rows, dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=rf"reference {argument} are complex numbers \(.* of them\).*Fix:"):
+            Reference.from_arrays(**given)
+    # real numbers in the same forms are read as before
+    given[argument] = [[float(v.real) for v in r] for r in rows]
+    ref = Reference.from_arrays(**given)
+    assert np.asarray(getattr(ref, argument), dtype=float).shape == (50, 2)
