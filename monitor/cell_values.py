@@ -129,8 +129,10 @@ def cell_number(v: Any) -> float | None:
     """One value of a numeric feature as a float: a number, numeric text, a duration or point in
     time (seconds, :mod:`monitor.temporal`; numpy's too, which ``float()`` reads as counts of their
     unit); NaN for a missing one (None, empty text: a CSV's gap, as :func:`category_text` reads
-    it); None for any other value (text that is no number, a list, an object, a complex number)."""
-    if v is None:
+    it; numpy's ``np.ma.masked`` placed as a value, which ``float()`` read as NaN with numpy's
+    UserWarning on the user's stderr); None for any other value (text that is no number, a list,
+    an object, a complex number)."""
+    if v is None or v is np.ma.masked:
         return np.nan
     if isinstance(v, NUMPY_TIMES):
         from monitor.temporal import temporal_seconds
@@ -150,9 +152,12 @@ def cell_number(v: Any) -> float | None:
 
 def nan_like(v: Any) -> bool:
     """A missing categorical value other than None: float NaN (how pandas writes a missing
-    string), NaT, pandas' NA; never a category named "nan"."""
+    string), NaT, pandas' NA, numpy's ``np.ma.masked`` (whose text, the category "--", was kept);
+    never a category named "nan"."""
     if isinstance(v, str):
         return False
+    if v is np.ma.masked:
+        return True
     try:
         return bool(v != v)
     except TypeError:  # pd.NA: its truth value is ambiguous

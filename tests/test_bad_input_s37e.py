@@ -68,3 +68,30 @@ def test_reference_complex_values_in_a_list_are_refused_as_an_array_of_them_is(a
     given[argument] = [[float(v.real) for v in r] for r in rows]
     ref = Reference.from_arrays(**given)
     assert np.asarray(getattr(ref, argument), dtype=float).shape == (50, 2)
+
+
+def test_a_masked_constant_in_a_dict_row_is_missing_silently(recwarn: pytest.WarningsRecorder) -> None:
+    """``np.ma.masked`` placed as a value in a dict row (``{"a": masked_array[i]}``) was read as NaN
+    by ``float()``, which printed numpy's UserWarning ("converting a masked element to nan") on
+    the user's stderr; under a categorical feature it was the category "--". It is now missing in
+    both, counted as such, and nothing reaches the warnings machinery: configured features, a
+    learned schema and a dict of columns alike."""
+    masked = np.ma.masked
+    mon = _monitor({"features": ["a", {"name": "c", "kind": "categorical"}], "output": {"kind": "regression"}})
+    learned = _monitor({"output": {"kind": "regression"}})
+    try:
+        mon.observe([{"a": masked, "c": "x"}, {"a": 2.0, "c": masked}], [0.1, 0.2])
+        mon.observe({"a": [masked, 1.0], "c": ["x", "y"]}, [0.1, 0.2])
+        mon.flush()
+        learned.observe([{"a": masked, "b": 1.0}, {"a": 2.0, "b": 1.0}], [0.1, 0.2])
+        learned.flush()
+        invalid = mon.store.value
+        assert invalid("monitor_data_invalid_rows", {"feature": "a", "reason": "missing"}) == 2
+        assert invalid("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 0
+        assert invalid("monitor_data_invalid_rows", {"feature": "c", "reason": "missing"}) == 1
+        assert invalid("monitor_predictions") == 4
+        assert learned.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "missing"}) == 1
+        assert not [w for w in recwarn.list if "masked" in str(w.message)], [str(w.message) for w in recwarn.list]
+    finally:
+        mon.close()
+        learned.close()
