@@ -165,28 +165,38 @@ class InvalidReferenceScores(ValueError):
         self.problem, self.fix = problem, fix
 
 
-def _refuse_too_large(values: "np.ndarray") -> None:
+def _refuse_unusable_values(values: "np.ndarray") -> None:
     """Refuse a regression reference of one value per row holding values live outputs would be
-    refused for (``output_too_large``, beyond :data:`monitor.outputs.MAX_REGRESSION_OUTPUT`).
+    refused for: NaN or infinite (``nan_output``), beyond :data:`monitor.outputs.MAX_REGRESSION_OUTPUT`
+    in size (``output_too_large``), as rows of (value, lower, upper) or quantiles holding one are
+    refused by :func:`_decoded`.
 
-    Why: such a value, kept, became the reference's mean prediction and its MAE (one 1e300 in 500
+    Why: a huge value, kept, became the reference's mean prediction and its MAE (one 1e300 in 500
     rows: both 2e297, so that RegressionErrorHigh could never fire) and the output drift
-    detector's spread (a scale ratio of 2e-299). Rows of (value, lower, upper) or quantiles are
-    refused for it by :func:`_decoded` with the other rows live traffic refuses; NaN and infinite
-    values are left out by the detectors, as before."""
+    detector's spread (a scale ratio of 2e-299). NaN and infinite single values were left out of
+    the detectors' figures without a word, while the same value in a row of (value, lower,
+    upper) or quantiles, in a classifier's scores, or live, is refused: a prediction the model
+    failed to make is no row to calibrate on (its inputs are profiled all the same), and a
+    reference is rebuilt once where live traffic is refused row after row."""
     import numpy as np
 
     from monitor.outputs import MAX_REGRESSION_OUTPUT
 
-    huge = np.flatnonzero(np.isfinite(values) & (np.abs(values) > MAX_REGRESSION_OUTPUT))
-    if huge.size:
-        first = int(huge[0])
-        raise InvalidReferenceScores(
-            f"the reference's scores hold {huge.size} regression value(s) beyond {MAX_REGRESSION_OUTPUT:.0e} in size, "
-            f"which the monitor refuses live (output_too_large; the first is row {first}: {values[first]:.6g})",
-            "drop those rows from the reference (Reference.from_arrays(..., scores=...), or the output column of a "
-            "reference file, with their inputs and labels), or fix the model outputs they came from: such a value is "
-            "no prediction, and kept it would become the reference's mean prediction and MAE")
+    missing = ~np.isfinite(values)
+    huge = ~missing & (np.abs(values) > MAX_REGRESSION_OUTPUT)
+    bad = missing | huge
+    if not bad.any():
+        return
+    first = int(np.flatnonzero(bad)[0])
+    counts = [f"{int(missing.sum())} NaN or infinite (nan_output)"] if missing.any() else []
+    if huge.any():
+        counts.append(f"{int(huge.sum())} beyond {MAX_REGRESSION_OUTPUT:.0e} in size (output_too_large)")
+    raise InvalidReferenceScores(
+        f"the reference's scores hold {int(bad.sum())} regression value(s) the monitor refuses live "
+        f"({', '.join(counts)}; the first is row {first}: {values[first]:.6g})",
+        "drop those rows from the reference (Reference.from_arrays(..., scores=...), or the output column of a "
+        "reference file, with their inputs and labels), or fix the model outputs they came from: such a value is "
+        "no prediction (kept, a huge one would become the reference's mean prediction and MAE)")
 
 
 def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
@@ -215,7 +225,7 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     x = np.asarray(scores, dtype=np.float64)
     if not output.is_classifier:
         if x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
-            _refuse_too_large(x.reshape(-1))
+            _refuse_unusable_values(x.reshape(-1))
             return reference
         if x.ndim != 2 or x.size == 0:
             return reference

@@ -52,19 +52,18 @@ def test_regression_reference_values_beyond_the_live_bound_are_refused(shape: st
     assert f"{big:.6g}" in message and "output_too_large" in message and "Fix:" in message, message
 
 
-def test_regression_reference_values_at_the_bound_or_missing_are_read_as_before() -> None:
-    """1e150 itself is read, as live; NaN and infinite values are left out of the reference's
-    figures by the regression detector, as before."""
+def test_regression_reference_values_at_the_bound_are_read_as_before() -> None:
+    """1e150 itself is read, as live. (NaN and infinite values, left out of the reference's
+    figures here until s37e, are refused at start as live traffic refuses them:
+    tests/test_bad_input_s37e.py.)"""
     x, pred, y = _regression_reference()
     scores = pred.copy()
-    scores[3], scores[5], scores[9] = 1e150, np.nan, -np.inf
+    scores[3] = 1e150
     mon = _monitor(_REGRESSION, Reference.from_arrays(x, numeric_names=["a"], scores=scores, labels=y))
     try:
         det = next(d for d in mon.pipeline.detectors if d.kind == "regression")
-        kept = np.delete(scores, [5, 9])
-        assert det._ref_mean == pytest.approx(kept.mean())
-        ok = np.isfinite(scores)
-        assert det._ref_mae == pytest.approx(np.abs(scores[ok] - y[ok]).mean())
+        assert det._ref_mean == pytest.approx(scores.mean())
+        assert det._ref_mae == pytest.approx(np.abs(scores - y).mean())
     finally:
         mon.close()
 

@@ -95,3 +95,46 @@ def test_a_masked_constant_in_a_dict_row_is_missing_silently(recwarn: pytest.War
     finally:
         mon.close()
         learned.close()
+
+
+_REGRESSION = {"output": {"kind": "regression"}, "features": ["a"],
+               "detectors": [{"kind": "regression", "min_rows": 5, "min_labels": 5}, "output_drift"]}
+
+
+def _regression_reference(rows: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(37)
+    x = rng.normal(size=(rows, 1))
+    pred = x[:, 0] + 1.0
+    return x, pred, pred + rng.normal(scale=0.5, size=rows)
+
+
+@pytest.mark.parametrize("form", ["single", "column", "interval", "quantiles"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "minus_inf"])
+def test_a_regression_reference_prediction_that_is_nan_or_infinite_is_refused_in_every_form(form: str, bad: float) -> None:
+    """A NaN (or infinite) prediction in a regression reference of one value per row was left out
+    of the detectors' figures without a word, while the same value in a (value, lower, upper) or
+    quantile row was refused at start, as live traffic refuses it (nan_output). A single value is
+    now refused alike, naming reference.path, the scores, the row and the fix (drop the rows)."""
+    from monitor.config import ConfigError
+
+    x, pred, y = _regression_reference()
+    config = dict(_REGRESSION)
+    if form == "quantiles":
+        config["output"] = {"kind": "regression", "quantiles": [0.1, 0.5, 0.9]}
+    scores = {"single": pred.copy(), "column": pred[:, None].copy(), "interval": np.c_[pred, pred - 1, pred + 1],
+              "quantiles": np.c_[pred - 1, pred, pred + 1]}[form]
+    scores[12, ...] = bad
+    with pytest.raises(ConfigError) as info:
+        _monitor(config, Reference.from_arrays(x, numeric_names=["a"], scores=scores, labels=y)).close()
+    message = str(info.value)
+    assert "reference.path" in message and "reference's scores" in message and "row 12" in message, message
+    assert "nan_output" in message and "Fix:" in message, message
+    # a missing target (label) is still left out of the reference's MAE, not refused
+    labels = y.copy()
+    labels[12] = np.nan
+    mon = _monitor(_REGRESSION, Reference.from_arrays(x, numeric_names=["a"], scores=pred, labels=labels))
+    try:
+        det = next(d for d in mon.pipeline.detectors if d.kind == "regression")
+        assert det._ref_mae == pytest.approx(np.abs(np.delete(pred - y, 12)).mean())
+    finally:
+        mon.close()
