@@ -237,7 +237,22 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
     decoded = decode_outputs(x, output, ClassIndex(output.classes))
     if decoded.scores is None:  # a shape live outputs would not have either: left to the detectors' own errors
         return reference
-    if decoded.valid.any() and not decoded.valid.all():  # none valid: raw scores, which the detectors' errors explain
+    if not decoded.valid.any() and not output.is_classifier:
+        # a regression reference every row of which live traffic would refuse (NaN values or bounds,
+        # reversed intervals): no detector's error explains it, as a classifier's raw scores are
+        # explained. It started on it: an all-NaN one with no reference prediction (a "Mean of empty
+        # slice" warning on stderr, a log line saying it had no labels), reversed intervals or an
+        # infinite median column read as predictions (prediction drift at p 3e-20 on unchanged rows)
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(decoded.reasons.items()))
+        shapes = ("one column per output.quantiles level, in the order listed" if output.quantiles else
+                  "one value per row, or (value, lower, upper) in that order")
+        raise InvalidReferenceScores(
+            f"every one of the reference's {len(decoded.valid)} rows of scores is one the monitor would refuse live "
+            f"({why}), so the regression detectors would start on no usable reference prediction",
+            f"give the model's predictions on the reference rows as it returns them live ({shapes}), finite and at "
+            "most 1e150 in size: Reference.from_arrays(..., scores=...), or the output columns of the reference file "
+            "(--output-columns, reference.output_columns)")
+    if decoded.valid.any() and not decoded.valid.all():  # none valid: a classifier's raw scores, which the detectors' errors explain
         # rows live traffic would refuse (a member out of [0, 1], probabilities that do not sum to
         # one, NaN): kept, one of them moved ATC's threshold by 6 points in a reference of 300
         first = int(np.flatnonzero(~decoded.valid)[0])

@@ -138,3 +138,35 @@ def test_a_regression_reference_prediction_that_is_nan_or_infinite_is_refused_in
         assert det._ref_mae == pytest.approx(np.abs(np.delete(pred - y, 12)).mean())
     finally:
         mon.close()
+
+
+@pytest.mark.parametrize("form", ["interval_nan", "interval_reversed", "quantiles_infinite_median"])
+def test_a_regression_reference_of_which_every_row_is_refused_is_refused_at_start(
+        form: str, recwarn: pytest.WarningsRecorder) -> None:
+    """A (value, lower, upper) or quantile reference whose rows would all be refused live passed
+    the guard that refuses some refused rows (``decoded.valid.any()``): the detectors started on
+    it. All NaN: no reference prediction (numpy's "Mean of empty slice" on stderr, and a log line
+    saying the reference had no labels); all reversed, or an infinite median column, read as
+    predictions (the median then read off another column: prediction drift at p 3e-20 on the
+    reference's own rows). It is now refused at start under reference.path with the fix."""
+    from monitor.config import ConfigError
+
+    x, pred, y = _regression_reference()
+    config = dict(_REGRESSION)
+    if form == "interval_nan":
+        scores = np.c_[np.full_like(pred, np.nan), pred - 1, pred + 1]
+    elif form == "interval_reversed":
+        scores = np.c_[pred, pred + 1, pred - 1]
+    else:
+        config["output"] = {"kind": "regression", "quantiles": [0.1, 0.5, 0.9]}
+        scores = np.c_[pred - 1, np.full_like(pred, np.inf), pred + 1]
+    with pytest.raises(ConfigError) as info:
+        _monitor(config, Reference.from_arrays(x, numeric_names=["a"], scores=scores, labels=y)).close()
+    message = str(info.value)
+    assert "reference.path" in message and "every one of the reference's 400 rows" in message, message
+    assert ("reversed_interval" if form == "interval_reversed" else "nan_output") in message, message
+    assert "Fix:" in message and "scores=" in message and "output_columns" in message, message
+    assert not [w for w in recwarn.list if "empty slice" in str(w.message)]
+    # the same reference with its rows right starts as before
+    good = np.c_[pred, pred - 1, pred + 1] if form != "quantiles_infinite_median" else np.c_[pred - 1, pred, pred + 1]
+    _monitor(config, Reference.from_arrays(x, numeric_names=["a"], scores=good, labels=y)).close()
