@@ -256,6 +256,9 @@ class LabelJoiner:
         #: text cannot be taken (:func:`_untaken_id`), described for the log line that says why it
         #: joined nothing.
         self.long_id_example: str | None = None
+        #: The first id of a label that stands for none (None, NaN, pandas' NA or NaT: read as no
+        #: id, as a prediction's is), described for the log line that says it can join nothing.
+        self.missing_id_example: str | None = None
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).
         self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
@@ -430,6 +433,8 @@ class LabelJoiner:
                     continue
                 try:
                     key = request_id_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
+                    if key is None and self.missing_id_example is None:
+                        self.missing_id_example = _describe(rid)  # unknown_id below: no prediction is held under none
                 except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
                     key = None  # unknown_id at once: a prediction's such id is dropped from its rows, as a long one
                     if self.long_id_example is None:

@@ -555,6 +555,14 @@ class Pipeline:
                         "can join it. Fix: send the id the prediction is known by (a UUID, a key), not the request or "
                         "its text; counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones "
                         "without a log line", self.store.model, long_id, f"{MAX_REQUEST_ID_CHARS:,}")
+        missing_id = self.joiner.missing_id_example
+        if missing_id is not None and self._rejections_logged.first("missing_request_id"):
+            log.warning("model %r: a label came for request id %s, read as no id (None, NaN, pandas' NA and NaT are, a "
+                        "prediction's too), so it can join no prediction. Fix: send each label with the request id its "
+                        "prediction was made with (request_id= of watch/observe, the event's request_id); a NaN id is "
+                        "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
+                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",
+                        self.store.model, missing_id)
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else

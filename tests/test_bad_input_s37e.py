@@ -170,3 +170,28 @@ def test_a_regression_reference_of_which_every_row_is_refused_is_refused_at_star
     # the same reference with its rows right starts as before
     good = np.c_[pred, pred - 1, pred + 1] if form != "quantiles_infinite_median" else np.c_[pred - 1, pred, pred + 1]
     _monitor(config, Reference.from_arrays(x, numeric_names=["a"], scores=good, labels=y)).close()
+
+
+def test_feedback_for_a_missing_request_id_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A feedback id that stands for none (NaN, pandas' missing id; None; pandas' NA) counted its
+    label unknown_id, but nothing said why, where an over-long id or one whose text cannot be taken
+    is said once (e5873e5). It is now said once, with the fix, further ones counted alone; the
+    labels with ids beside them join as before."""
+    import pandas as pd
+
+    mon = _monitor({"features": ["a"], "output": {"kind": "regression"}})
+    try:
+        mon.observe([[1.0], [2.0]], [0.1, 0.2], request_id=["r1", "r2"])
+        mon.flush()
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.feedback([np.nan, None, pd.NA, "r1"], [1.0, 2.0, 3.0, 0.5])
+            mon.flush()
+            mon.feedback([float("nan")], [1.0])
+            mon.flush()
+        outcome = lambda name: mon.store.value("monitor_feedback_labels", {"outcome": name})  # noqa: E731
+        assert outcome("unknown_id") == 4 and outcome("joined") == 1
+        said = [r.getMessage() for r in caplog.records if "read as no id" in r.getMessage()]
+        assert len(said) == 1, said
+        assert "request id nan" in said[0] and "Fix:" in said[0] and 'outcome="unknown_id"' in said[0], said
+    finally:
+        mon.close()
