@@ -206,7 +206,8 @@ class Reference:
         import numpy as np
 
         from monitor.cell_values import ComplexValues, categorical_text, real_numbers, time_seconds
-        from monitor.ingest import as_numpy, integer_array, is_dataframe, unmasked
+        from monitor.events import is_dataframe
+        from monitor.ingest import as_numpy, integer_array, unmasked
 
         # masked arrays with their masked entries missing (np.asarray reads the values they hide)
         categorical, text, scores, embedding = unmasked(categorical), unmasked(text), unmasked(scores), unmasked(embedding)
@@ -326,7 +327,7 @@ def _times_as_seconds(numeric: Any) -> Any:
     import numpy as np
 
     from monitor.cell_values import numpy_times_only
-    from monitor.ingest import is_dataframe
+    from monitor.events import is_dataframe
     from monitor.temporal import temporal_seconds
 
     if is_dataframe(numeric) or not isinstance(numeric, (list, tuple, np.ndarray)):
@@ -464,7 +465,7 @@ def _with_text(num: "np.ndarray", names: tuple[str, ...], text: Any, text_names:
     import numpy as np
 
     from monitor.derived import Clash, TextDerived
-    from monitor.ingest import is_dataframe
+    from monitor.events import is_dataframe
 
     if is_dataframe(text):
         text_names = text_names or tuple(str(c) for c in text.columns)
@@ -531,7 +532,7 @@ def _pca_basis(rows: Any, names: tuple[str, ...]) -> Any:
     """The :class:`~monitor.profile.PCABasis` of ``pca_fit`` rows, refused with the fix named."""
     import numpy as np
 
-    from monitor.ingest import is_dataframe
+    from monitor.events import is_dataframe
     from monitor.profile import fit_pca_basis
 
     if is_dataframe(rows):
@@ -593,7 +594,7 @@ def _split_frame(frame: Any, numeric_names: Any, categorical: Any, categorical_n
         frame = _objects_as_floats(frame[[c for c, cat in zip(frame.columns, is_cat) if not cat]])
         columns = [str(c) for c in frame.columns]
     else:  # given apart: the frame's columns of those names are not numeric
-        from monitor.ingest import is_dataframe
+        from monitor.events import is_dataframe
 
         if not tuple(categorical_names) and is_dataframe(categorical):
             categorical_names = tuple(str(c) for c in categorical.columns)
