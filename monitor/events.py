@@ -290,7 +290,9 @@ def _prediction_ids(value: Any) -> Any:
 
 def is_missing(v: Any) -> bool:
     """A value that stands for "none" in the caller's data (None, NaN: a float column's gap,
-    pandas' NA and NaT): a segment or request id given so is unset, not the text ``nan``."""
+    pandas' NA and NaT, numpy's ``np.ma.masked``: a masked array's element): a segment or request
+    id given so is unset, not the text ``nan`` (or ``--``, the masked element's text, which a
+    label sent for the id ``"--"`` joined), a label given so names no class."""
     if v is None:
         return True
     if isinstance(v, float) or (type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0):
@@ -298,7 +300,13 @@ def is_missing(v: Any) -> bool:
             return bool(v != v)
         except (TypeError, ValueError):
             return False
-    return type(v).__name__ in ("NAType", "NaTType")
+    return type(v).__name__ in _MISSING_TYPES
+
+
+#: The types whose values stand for none, by name (pandas and numpy not imported on the caller's
+#: path): pandas' NA and NaT, and numpy's ``np.ma.masked`` (a 0-d masked array, module
+#: ``numpy.ma.core``), as :func:`monitor.cell_values.nan_like` reads it among input values.
+_MISSING_TYPES = frozenset({"NAType", "NaTType", "MaskedConstant"})
 
 
 def row_text(v: Any, limit: int | None = None) -> str | None:

@@ -241,7 +241,8 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
         if flat.dtype.kind in "OfcmM" and not set(map(type, rows)) <= {str}:  # text answers can be none
             missing = np.fromiter((is_missing(v) for v in rows), dtype=bool, count=n)
             _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
-            nested = np.fromiter((isinstance(v, _NOT_A_LABEL) for v in rows), dtype=bool, count=n)
+            # np.ma.masked is a 0-d array: missing above, not a row of several values
+            nested = np.fromiter((isinstance(v, _NOT_A_LABEL) for v in rows), dtype=bool, count=n) & ~missing
             if nested.any():
                 example = rows[int(np.flatnonzero(nested)[0])]
                 pick = ("pick the label of each row with watch(..., outputs=lambda out: [o['label'] for o in out])"
