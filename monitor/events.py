@@ -325,9 +325,11 @@ def request_id_text(v: Any) -> str | None:
     """One row's request id as text, as :func:`row_text` reads it, except that a float reads as
     :func:`float_text` writes it: ids pass through pandas columns with a missing value (a column
     of ints becomes float64), so a prediction's id ``5.0`` and its label's id ``5`` are the same
-    call (they never joined), and a float32 id reads alike boxed to a Python float or not."""
+    call (they never joined), and a float32 id reads alike boxed to a Python float or not. Empty
+    text (a CSV's gap, an unset header or field) is no id, as None is: every prediction given it
+    was held under ``""``, and a label for ``""`` joined whichever came last."""
     text = float_text(v)
-    return row_text(v) if text is None else text
+    return (row_text(v) or None) if text is None else text
 
 
 def whole_number_text(v: Any) -> str | None:
@@ -434,8 +436,9 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     if id_key not in obj or label_key not in obj:
         raise EventFormatError(id_key if id_key not in obj else label_key,
                                "feedback needs request_id and label (or request_ids and labels)", "missing_feedback")
-    if ids is None:  # sent, but null: named as sent, not as a missing key
-        raise EventFormatError(id_key, "is null; give the id the prediction was sent with", "bad_request_id")
+    if ids is None or ids == "":  # sent, but null (or empty): named as sent, not as a missing key
+        raise EventFormatError(id_key, f"is {'null' if ids is None else 'empty'}; give the id the prediction was sent with",
+                               "bad_request_id")
     if labels is None:
         raise EventFormatError(label_key, "is null; a missing label is not sent (late and missing labels are normal)",
                                "bad_label")
@@ -445,7 +448,7 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
                                    "bad_request_id")
         if not isinstance(labels, list):
             raise EventFormatError("labels", f"must be a list of one label per request id, got {json_kind(labels)}", "bad_label")
-        ids = [_json_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
+        ids = [_feedback_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
     else:
         if isinstance(ids, list):
             raise EventFormatError("request_id", "is one id; for several write request_ids", "bad_request_id")
@@ -462,6 +465,15 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
                                    f"got {json_kind(label) if not isinstance(label, list) else 'an array holding ' + _inner_kinds(label)}",
                                    "bad_label")
     return ids, labels
+
+
+def _feedback_id(value: Any, field: str) -> str | int:
+    """A feedback event's request id (:func:`_json_id`); empty text is refused as null is: it
+    names no prediction (a prediction's empty id is read as none), and accepted it counted its
+    label unknown_id after labels.early_wait, unsaid."""
+    if value == "":
+        raise EventFormatError(field, "is empty; give the id the prediction was sent with", "bad_request_id")
+    return _json_id(value, field)
 
 
 def _inner_kinds(values: list[Any]) -> str:

@@ -256,8 +256,9 @@ class LabelJoiner:
         #: text cannot be taken (:func:`_untaken_id`), described for the log line that says why it
         #: joined nothing.
         self.long_id_example: str | None = None
-        #: The first id of a label that stands for none (None, NaN, pandas' NA or NaT: read as no
-        #: id, as a prediction's is), described for the log line that says it can join nothing.
+        #: The first id of a label that stands for none (None, NaN, pandas' NA or NaT, np.ma.masked,
+        #: empty text: read as no id, as a prediction's is), described for the log line that says
+        #: it can join nothing.
         self.missing_id_example: str | None = None
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).

@@ -557,8 +557,9 @@ class Pipeline:
                         "without a log line", self.store.model, long_id, f"{MAX_REQUEST_ID_CHARS:,}")
         missing_id = self.joiner.missing_id_example
         if missing_id is not None and self._rejections_logged.first("missing_request_id"):
-            log.warning("model %r: a label came for request id %s, read as no id (None, NaN, pandas' NA and NaT, numpy's masked are, a "
-                        "prediction's too), so it can join no prediction. Fix: send each label with the request id its "
+            log.warning("model %r: a label came for request id %s, read as no id (None, NaN, pandas' NA and NaT, "
+                        "numpy's masked and empty text are, a prediction's too), so it can join no prediction. Fix: "
+                        "send each label with the request id its "
                         "prediction was made with (request_id= of watch/observe, the event's request_id); a NaN id is "
                         "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
                         "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",

@@ -144,6 +144,8 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
     needs (one of a megabyte on a call of 2,000 rows held 2 GB as ``<id>/<row>``)."""
     rids = [ev[6] for ev in events]
     if len(counts) == int(counts.sum()) and {type(r) for r in rids} <= {str, type(None)}:
+        if "" in rids:  # empty text is no id (request_id_text), not one id shared by every such call
+            rids = [rid or None for rid in rids]
         out = np.array(rids + [None], dtype=object)[:-1]  # the None keeps a 1-D object array
         if max(map(len, filter(None, rids)), default=0) > MAX_REQUEST_ID_CHARS:
             for i, rid in enumerate(rids):
@@ -156,7 +158,7 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
         rows = _per_row(ev[6])
         if rows is not None:
             if len(rows) == c:
-                ids = rows if set(map(type, rows)) == _TEXT else [_id_text(r) for r in rows]
+                ids = rows if set(map(type, rows)) == _TEXT and "" not in rows else [_id_text(r) for r in rows]
                 if max(map(len, filter(None, ids)), default=0) > MAX_REQUEST_ID_CHARS:
                     ids = [None if rid is not None and _id_too_long(rid, 1, result) else rid for rid in ids]
                 out[pos:pos + c] = ids

@@ -64,7 +64,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "of the detectors that read labels (the model's window, 1 h by default, unless one sets its own) after "
                "its prediction, so that no figure of the current window counts it (the previous window's, which ModelErrorRateRose compares with, does up to two windows late): set window above the labelling delay; unknown_id: no prediction is held under "
                "that id (its call was sampled out by queue.sample_rate, shed or refused, or it was forgotten: "
-               "monitor_labels_evicted_total), or it was labelled already, or its id is none (None, NaN) or over 1,024 characters (no prediction keeps such an id: counted at once), or the label came before its prediction and waited for it in vain (labels.early_wait: while it waits it is in monitor_labels_early, not here); expired: the label came more than 7 days of event time after its "
+               "monitor_labels_evicted_total), or it was labelled already, or its id is none (None, NaN, empty text) or over 1,024 characters (no prediction keeps such an id: counted at once), or the label came before its prediction and waited for it in vain (labels.early_wait: while it waits it is in monitor_labels_early, not here); expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
     MetricSpec("monitor_row_arguments_dropped", COUNTER,
