@@ -158,6 +158,14 @@ def test_a_list_of_complex_outputs_is_refused_as_a_complex_array_is(config: dict
     """An array of complex outputs was refused (non_numeric_output, with the fix), a list of numpy
     complex scalars (or of rows of them) was cast to its real parts, numpy's ComplexWarning the
     only word of it. It is now refused the same way, with the same reason."""
+    said = complex_outputs_refused(config, outputs, caplog)
+    assert "complex numbers" in said and "np.real(out)" in said, said
+
+
+def complex_outputs_refused(config: dict, outputs: object, caplog: pytest.LogCaptureFixture) -> str:
+    """Observe a call of three rows answered ``outputs`` (complex numbers) by a model of ``config``;
+    check that the whole call is refused as non_numeric_output (no prediction, 3 rows counted) and
+    said once; return that log line. (Also the labels model's test, tests/test_bad_input_s37c.py.)"""
     mon = _monitor(config)
     try:
         with caplog.at_level(logging.WARNING, logger="monitor"):
@@ -165,10 +173,11 @@ def test_a_list_of_complex_outputs_is_refused_as_a_complex_array_is(config: dict
             mon.flush()
         assert not mon.store.value("monitor_predictions")
         assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 3
-        said = [r.getMessage() for r in caplog.records if "non_numeric_output" in r.getMessage()]
-        assert len(said) == 1 and "complex numbers" in said[0] and "np.real(out)" in said[0], said
     finally:
         mon.close()
+    said = [r.getMessage() for r in caplog.records if "non_numeric_output" in r.getMessage()]
+    assert len(said) == 1, said
+    return said[0]
 
 
 @pytest.mark.parametrize("row", [[1.0], {"a": 1.0}], ids=["list row", "dict row"])

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor import Monitor, Reference
 from monitor.config import ConfigError
+from tests.test_bad_input_s37b import complex_outputs_refused
 
 __all__: list[str] = []
 
@@ -96,20 +97,8 @@ def test_complex_outputs_of_a_labels_model_are_refused_as_the_other_kinds_do(
     """With output.kind: labels complex outputs became classes named "(0.2+0j)" (every row read,
     nothing said), where the other kinds refuse them (non_numeric_output). They are now refused
     the same way, with the same message."""
-    import logging
-
-    mon = _monitor(_LABELS)
-    try:
-        with caplog.at_level(logging.WARNING, logger="monitor"):
-            mon.observe(np.ones((3, 1)), outputs)
-            mon.flush()
-        assert not mon.store.value("monitor_predictions")
-        assert mon.store.value("monitor_rows_rejected", labels=("non_numeric_output",)) == 3
-        said = [r.getMessage() for r in caplog.records if "non_numeric_output" in r.getMessage()]
-        assert len(said) == 1 and f"outputs are complex numbers ({given})" in said[0] and "Fix:" in said[0], said
-        assert "np.abs(out)" in said[0]
-    finally:
-        mon.close()
+    said = complex_outputs_refused(_LABELS, outputs, caplog)
+    assert f"outputs are complex numbers ({given})" in said and "Fix:" in said and "np.abs(out)" in said, said
 
 
 def test_calls_of_one_complex_label_are_refused_and_real_labels_beside_them_read() -> None:
