@@ -39,6 +39,11 @@ session's first datagram, and from senders of earlier releases: then the totals 
 the events of a model whose ``output.kind`` in its config is another, as they would be read as
 that kind (a text worker's answers as scores, a ``reads_outputs=False`` worker's as missing).
 
+``unknown_ids`` (absent when 0) counts the labels that the ``feedback()`` calls of the datagram's
+feedback events left out for ids that are no id (None, NaN, empty text, over 1,024 characters),
+which the sidecar would refuse with the whole event: it counts them in
+``monitor_feedback_labels_total{outcome="unknown_id"}`` of the model, as an in-process Monitor does.
+
 This module imports only the standard library (numpy values are converted when present).
 """
 
@@ -59,8 +64,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, PREDICTION, error_event, event_time, feedback_lists, is_missing,
-                            say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION, error_event, event_time, feedback_lists,
+                            is_missing, request_id_text, say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -116,6 +121,13 @@ def parse_target(target: str) -> tuple[str, Any]:
     return "unix", path
 
 
+def _describe_id(rid: Any) -> str:
+    try:
+        return repr(rid)[:60]
+    except Exception:  # noqa: BLE001
+        return f"a {type(rid).__name__} that cannot be printed"
+
+
 def _default(obj: Any) -> Any:
     """JSON for what predict functions pass around: numpy arrays and scalars, DataFrames."""
     if hasattr(obj, "tolist"):
@@ -151,8 +163,8 @@ def encode_event(event: tuple[Any, ...]) -> str:
             obj["latency_s"] = latency
         if client is not None:
             obj["client"] = str(client)
-    elif kind == FEEDBACK:
-        _, ts, ids, labels = event
+    elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels), or with the labels left out (ForwardingMonitor.feedback), sent apart
+        ts, ids, labels = event[1:4]
         obj = {"type": "feedback", "timestamp": ts, "request_ids": list(ids), "labels": list(labels)}
     else:
         raise ValueError(f"unknown event kind {kind!r}")
@@ -205,6 +217,11 @@ except (AttributeError, RuntimeError):  # another Python, or imported while the 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _no_id(event: tuple[Any, ...]) -> int:
+    """Labels a queued feedback event's call left out for ids that are no id (its fifth item)."""
+    return event[4] if event[0] == FEEDBACK and len(event) > 4 else 0
 
 
 def _output_kind(kind: str | None, reads_outputs: bool) -> str | None:
@@ -277,6 +294,7 @@ class ForwardingMonitor:
         self.target = target
         self.clock = clock
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
+        self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
         self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
         self.queue = EventQueue(capacity, sample_rate=sample_rate, seed=seed)
@@ -344,8 +362,52 @@ class ForwardingMonitor:
             ts = self.clock() if timestamp is None else event_time(timestamp)
         except ValueError as err:
             raise ValueError(f"feedback: {err}") from None
-        accepted = [self.queue.put(part) for part in self._feedback_parts((FEEDBACK, ts, ids, labs))]
+        ids, labs, no_id = self._sendable_ids(ids, labs)
+        parts = self._feedback_parts((FEEDBACK, ts, ids, labs))
+        if no_id:  # the first part carries the count of labels left out (a part of no labels when none is left)
+            parts[0] = parts[0] + (no_id,)
+        accepted = [self.queue.put(part) for part in parts]
         return all(accepted)
+
+    def _sendable_ids(self, ids: list[Any], labels: list[Any]) -> tuple[list[Any], list[Any], int]:
+        """A feedback call's ids as the in-process join reads them (:func:`~monitor.events.request_id_text`:
+        bytes decoded, ``5.0`` as ``"5"``), with their labels, leaving out the labels of ids that
+        are no id (None, NaN, pandas' NA, ``np.ma.masked``, empty text), are over
+        :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, or whose text cannot be taken;
+        returns how many were left out. Why: the sidecar refuses a feedback event with one such id
+        whole (``bad_request_id``), so the call's good labels were lost with it, where an
+        in-process Monitor counts that one label ``unknown_id``. The count travels with the
+        event (the datagram's ``unknown_ids``) to the sidecar's
+        ``monitor_feedback_labels_total{outcome="unknown_id"}``; the first is said here, where the id is known."""
+        kept_ids: list[Any] = []
+        kept_labels: list[Any] = []
+        example = None
+        for rid, label in zip(ids, labels):
+            try:
+                key = request_id_text(rid)
+                if key is None:
+                    why = f"{_describe_id(rid)}, read as no id (None, NaN, pandas' NA and NaT, numpy's masked and empty text are)"
+                elif len(key) > MAX_REQUEST_ID_CHARS:
+                    why = (f"of {len(key):,} characters ({key[:40]!r}...), over the {MAX_REQUEST_ID_CHARS:,} a request id "
+                           "may have")
+                else:
+                    kept_ids.append(key)
+                    kept_labels.append(label)
+                    continue
+            except Exception:  # noqa: BLE001 - str() refuses it (an int of over 4,300 digits) or raises its own error
+                why = f"that is a {type(rid).__name__} whose text cannot be taken"
+            if example is None:
+                example = why
+        left_out = len(ids) - len(kept_ids)
+        if left_out and not self._no_id_said:
+            self._no_id_said = True
+            log.warning("model %r: a label came for request id %s, so it can join no prediction: such labels are left "
+                        "out of the forwarded feedback (the call's other labels are sent) and counted in the sidecar's "
+                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line. Fix: "
+                        "send each label with the request id its prediction was made with (request_id= of watch/observe); "
+                        "a NaN id is what pandas holds for a missing one: drop the labels of rows without an id",
+                        self.model, example)
+        return kept_ids, kept_labels, left_out
 
     def _feedback_parts(self, event: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A feedback event whose JSON is larger than a datagram, as events of fewer labels each
@@ -450,7 +512,7 @@ class ForwardingMonitor:
         which a quote or a backslash takes two (the JSON of an event is ASCII)."""
         return max(1, (self.max_datagram_bytes - 400) // 2)
 
-    def _send_fragments(self, piece: str) -> bool:
+    def _send_fragments(self, piece: str, no_id: int = 0) -> bool:
         """Send one event's JSON cut into parts, a datagram each, which the sidecar joins once the
         last has come (:class:`monitor.server.forward.ForwardReceiver`): a batch call of thousands
         of rows was dropped whole as ``too_large``. False when it would take more than
@@ -466,12 +528,13 @@ class ForwardingMonitor:
                 self._count_drop("shutdown_timeout", 1)
                 return True
             part = {"id": self._fragment_id, "i": i, "n": n, "data": piece[i * size:(i + 1) * size]}
-            if not self._send([], fragment=part):
+            if not self._send([], fragment=part, no_id=no_id if i == n - 1 else 0):
                 return True
         return True
 
-    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None) -> bool:
-        """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's."""
+    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, no_id: int = 0) -> bool:
+        """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's;
+        ``no_id``: labels their feedback events left out for ids that are no id (``unknown_ids``)."""
         events = len(pieces) if fragment is None else 1  # what a failure drops
         sent = len(pieces) if fragment is None else int(fragment["i"] == fragment["n"] - 1)
         peer = self._peer_file()
@@ -489,6 +552,8 @@ class ForwardingMonitor:
             fields["kind"] = self.output_kind
         if fragment is not None:
             fields["fragment"] = fragment
+        if no_id:
+            fields["unknown_ids"] = no_id
         head = json.dumps(fields, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
@@ -582,6 +647,7 @@ class ForwardingMonitor:
         counted as dropped (so that a failure half-way counts only the rest)."""
         pieces: list[str] = []
         size = 200
+        no_id = 0  # labels the feedback events gathered in pieces left out (see _sendable_ids)
         for ev in events:
             try:
                 piece = encode_event(ev)
@@ -597,12 +663,12 @@ class ForwardingMonitor:
                 if pieces:  # in order: what was gathered before it goes first
                     if self._give_up:
                         break
-                    self._send(pieces)
+                    self._send(pieces, no_id=no_id)
                     done[0] += len(pieces)
-                    pieces, size = [], 200
+                    pieces, size, no_id = [], 200, 0
                 if self._give_up:
                     break
-                if not self._send_fragments(piece):
+                if not self._send_fragments(piece, _no_id(ev)):
                     try:
                         rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
                     except TypeError:
@@ -616,16 +682,17 @@ class ForwardingMonitor:
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
                 if self._give_up:
                     break
-                self._send(pieces)
+                self._send(pieces, no_id=no_id)
                 done[0] += len(pieces)
-                pieces, size = [], 200
+                pieces, size, no_id = [], 200, 0
             pieces.append(piece)
             size += len(piece) + 1
+            no_id += _no_id(ev)
         if self._give_up:
             self._count_drop("shutdown_timeout", len(events) - done[0])
             done[0] = len(events)
         elif pieces:
-            self._send(pieces)
+            self._send(pieces, no_id=no_id)
             done[0] += len(pieces)
 
     def _run(self) -> None:

@@ -118,11 +118,11 @@ def test_a_failure_while_forwarding_counts_the_events_it_held(tmp_path, monkeypa
     try:
         real_send, calls = fm._send, []
 
-        def flaky(pieces):
+        def flaky(pieces, **kwargs):
             calls.append(len(pieces))
             if len(calls) == 2:
                 raise RuntimeError("a bug in the sender")
-            return real_send(pieces)
+            return real_send(pieces, **kwargs)
 
         monkeypatch.setattr(fm, "_send", flaky)
         for i in range(60):

@@ -205,7 +205,7 @@ def test_close_counts_what_it_could_not_send_in_time(tmp_path) -> None:
     fm = ForwardingMonitor("m", f"unix://{tmp_path / 'none.sock'}", batch_max=1, start=False)
     sent: list[int] = []
 
-    def slow_send(pieces: list[str]) -> bool:
+    def slow_send(pieces: list[str], **kwargs: object) -> bool:
         _time.sleep(0.1)
         sent.append(len(pieces))
         fm.stats.events_sent += len(pieces)

@@ -2,7 +2,9 @@
 in other processes (gunicorn/uvicorn workers) over a Unix datagram socket and/or UDP on loopback.
 
 Each datagram is validated like ``POST /v1/events`` (per event; a datagram has no one to answer,
-so bad events are counted and the good ones kept). Workers report their cumulative drop counts
+so bad events are counted and the good ones kept; a worker leaves out of its feedback events the
+labels of ids that are no id, and says how many as ``unknown_ids``, counted ``unknown_id`` here).
+Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
 
@@ -37,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import EventFormatError, check_for_model, parse_event
+from monitor.events import FEEDBACK, EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
@@ -379,6 +381,9 @@ class ForwardReceiver:
         except IntakeError as err:
             sidecar.count_refused(ENDPOINT, err.reason, len(items))
             return
+        no_id = msg.get("unknown_ids")
+        if isinstance(no_id, int) and not isinstance(no_id, bool) and no_id > 0:
+            _count_no_id(items, no_id)
         counts: dict[Monitor, int] = {}
         for mon, _ in items:
             counts[mon] = counts.get(mon, 0) + 1
@@ -554,6 +559,18 @@ class ForwardReceiver:
                     self._expire(s, now)
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
+
+
+def _count_no_id(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None:
+    """Count the labels a worker's ``feedback()`` left out of the datagram's feedback event for
+    ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
+    worker's log names one), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
+    for a model whose outputs are no scores (every label is). Counted once the event is taken,
+    under its model; a datagram whose events were all refused counts them there instead."""
+    mon = next((m for m, event in items if event[0] == FEEDBACK), None)
+    if mon is not None:
+        outcome = "invalid" if mon.config.output.kind in ("none", "text") else "unknown_id"
+        mon.store.inc("monitor_feedback_labels", min(n, 2 ** 31), labels=(outcome,))
 
 
 def _totals(value: object) -> dict[str, int]:
