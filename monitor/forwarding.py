@@ -44,6 +44,14 @@ feedback events left out for ids that are no id (None, NaN, empty text, over 1,0
 which the sidecar would refuse with the whole event: it counts them in
 ``monitor_feedback_labels_total{outcome="unknown_id"}`` of the model, as an in-process Monitor does.
 
+Each prediction's ``request_id`` is sent as the in-process join reads it (text: ``1.5`` is ``"1.5"``,
+``True`` ``"True"``, bytes decoded; one per row for a list), without the ids that are no usable id
+(None, NaN, empty text: sent as none; over 1,024 characters, or whose text cannot be taken:
+left out), which the sidecar would refuse with the whole event, its rows with it. ``dropped_ids``
+(absent when 0) counts the rows that so lost an over-long id: the sidecar counts them in
+``monitor_row_arguments_dropped_total{argument="request_id"}`` of the model, as an in-process
+Monitor does, the rows kept.
+
 This module imports only the standard library (numpy values are converted when present).
 """
 
@@ -224,6 +232,84 @@ def _no_id(event: tuple[Any, ...]) -> int:
     return event[4] if event[0] == FEEDBACK and len(event) > 4 else 0
 
 
+def _plain_ids(rid: Any) -> bool:
+    """Whether a prediction's request id is sent as it is (the usual case, read without a copy):
+    text of 1 to :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, an integer of fewer
+    digits than that, or a list of these."""
+    kind = type(rid)
+    if kind is str:
+        return 0 < len(rid) <= MAX_REQUEST_ID_CHARS
+    if kind is int:
+        return -_INT_BOUND < rid < _INT_BOUND
+    if kind is list:
+        return all((type(r) is str and 0 < len(r) <= MAX_REQUEST_ID_CHARS) or (type(r) is int and -_INT_BOUND < r < _INT_BOUND)
+                   for r in rid)
+    return False
+
+
+#: Integers below this in size have fewer digits than a request id may have characters.
+_INT_BOUND = 10 ** 100
+
+
+def _id_as_text(rid: Any) -> tuple[str | None, str | None]:
+    """One request id as the in-process join reads it (:func:`~monitor.events.request_id_text`),
+    and why it is no usable id when it is over :data:`~monitor.events.MAX_REQUEST_ID_CHARS`
+    characters or its text cannot be taken (then the id is None), as
+    :func:`monitor.row_arguments.row_ids` drops it; an id that is no id (None, NaN, empty text) is
+    None without a reason, as in process (not counted)."""
+    try:
+        key = request_id_text(rid)
+    except Exception:  # noqa: BLE001 - str() refuses it (an int of over 4,300 digits) or raises its own error
+        return None, f"that is a {type(rid).__name__} whose text cannot be taken"
+    if key is not None and len(key) > MAX_REQUEST_ID_CHARS:
+        return None, f"of {len(key):,} characters ({key[:40]!r}...), over the {MAX_REQUEST_ID_CHARS:,} a request id may have"
+    return key, None
+
+
+def _per_row_ids(rid: Any) -> list[Any] | None:
+    """A prediction's request ids, one per row, as the in-process row builder reads the argument
+    (:func:`monitor.row_arguments._per_row`: a list, an array, a column vector, a Series), or None
+    for one id for the call. Text, numbers and None are read here; another value is read by the
+    row builder's reader, imported on this rare path (numpy is present for such a value)."""
+    if isinstance(rid, (list, tuple)):
+        return list(rid)
+    if rid is None or isinstance(rid, (str, bytes, bytearray, int, float)):
+        return None
+    from monitor.row_arguments import _per_row
+
+    return _per_row(rid)
+
+
+def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int, str | None]:
+    """A queued prediction with its ``request_id`` as the sidecar takes it, read as the
+    in-process join reads it (see :func:`_id_as_text`; one per row for a per-row list), the
+    ids that are no usable id left out; the rows that so lost their id (a list's entry: one; an id
+    for the whole call: the call's rows, :func:`monitor.ingest.guess_rows`), and why the first
+    one is no usable id. Why: the sidecar refused the whole event for one such id
+    (``bad_request_id``: over 1,024 characters, a non-integral float, a boolean, one entry of a
+    list) and the worker dropped it whole for a bytes id (``unserializable``), so the rows were
+    lost from every figure, where an in-process Monitor keeps them, only their id dropped."""
+    rid = event[6]
+    rows = _per_row_ids(rid)
+    if rows is None:
+        key, why = _id_as_text(rid)
+        lost = 0
+        if why is not None:
+            from monitor.ingest import guess_rows  # the call's rows, as the builder counts them (this rare path only)
+
+            lost = guess_rows(event[2])
+        return event[:6] + (key,) + event[7:], lost, why
+    ids: list[str | None] = []
+    lost, first = 0, None
+    for r in rows:
+        key, why = _id_as_text(r)
+        ids.append(key)
+        if why is not None:
+            lost += 1
+            first = first or why
+    return event[:6] + (ids,) + event[7:], lost, first
+
+
 def _output_kind(kind: str | None, reads_outputs: bool) -> str | None:
     """``ForwardingMonitor``'s ``output_kind`` checked: one of the config's kinds, and not a kind
     whose outputs are read beside ``reads_outputs=False``; ``"none"`` when only that was said."""
@@ -295,6 +381,7 @@ class ForwardingMonitor:
         self.clock = clock
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
         self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
+        self._bad_id_said = False  # a prediction's request id left out (see _sendable_request_id), said once
         self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
         self.queue = EventQueue(capacity, sample_rate=sample_rate, seed=seed)
@@ -409,6 +496,20 @@ class ForwardingMonitor:
                         self.model, example)
         return kept_ids, kept_labels, left_out
 
+    def _sendable_request_id(self, event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
+        """:func:`_sendable_request_id` of a queued prediction (in the sender thread: the model's
+        thread only queues it), the first id left out said once in this log, which alone knows it."""
+        event, lost, why = _sendable_request_id(event)
+        if why is not None and not self._bad_id_said:
+            self._bad_id_said = True
+            log.warning("model %r: a prediction came with a request id %s, which the sidecar would refuse with the "
+                        "whole event: such ids are left out of the forwarded prediction (its rows are sent and "
+                        "monitored; no label can join them) and counted in the sidecar's "
+                        "monitor_row_arguments_dropped_total{argument=\"request_id\"}, further ones without a log "
+                        "line. Fix: send the id the prediction is known by (a UUID, a key), not the request or its "
+                        "text", self.model, why)
+        return event, lost
+
     def _feedback_parts(self, event: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A feedback event whose JSON is larger than a datagram, as events of fewer labels each
         that fit: labels are independent, and a labelling job sending thousands at once (about
@@ -512,7 +613,7 @@ class ForwardingMonitor:
         which a quote or a backslash takes two (the JSON of an event is ASCII)."""
         return max(1, (self.max_datagram_bytes - 400) // 2)
 
-    def _send_fragments(self, piece: str, no_id: int = 0) -> bool:
+    def _send_fragments(self, piece: str, no_id: int = 0, bad_ids: int = 0) -> bool:
         """Send one event's JSON cut into parts, a datagram each, which the sidecar joins once the
         last has come (:class:`monitor.server.forward.ForwardReceiver`): a batch call of thousands
         of rows was dropped whole as ``too_large``. False when it would take more than
@@ -528,13 +629,16 @@ class ForwardingMonitor:
                 self._count_drop("shutdown_timeout", 1)
                 return True
             part = {"id": self._fragment_id, "i": i, "n": n, "data": piece[i * size:(i + 1) * size]}
-            if not self._send([], fragment=part, no_id=no_id if i == n - 1 else 0):
+            last = i == n - 1
+            if not self._send([], fragment=part, no_id=no_id if last else 0, bad_ids=bad_ids if last else 0):
                 return True
         return True
 
-    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, no_id: int = 0) -> bool:
+    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, no_id: int = 0,
+              bad_ids: int = 0) -> bool:
         """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's;
-        ``no_id``: labels their feedback events left out for ids that are no id (``unknown_ids``)."""
+        ``no_id``: labels their feedback events left out for ids that are no id (``unknown_ids``);
+        ``bad_ids``: rows their predictions were sent without an id the sidecar refuses (``dropped_ids``)."""
         events = len(pieces) if fragment is None else 1  # what a failure drops
         sent = len(pieces) if fragment is None else int(fragment["i"] == fragment["n"] - 1)
         peer = self._peer_file()
@@ -554,6 +658,8 @@ class ForwardingMonitor:
             fields["fragment"] = fragment
         if no_id:
             fields["unknown_ids"] = no_id
+        if bad_ids:
+            fields["dropped_ids"] = bad_ids
         head = json.dumps(fields, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
@@ -648,8 +754,12 @@ class ForwardingMonitor:
         pieces: list[str] = []
         size = 200
         no_id = 0  # labels the feedback events gathered in pieces left out (see _sendable_ids)
+        bad_ids = 0  # rows the predictions gathered in pieces are sent without their id (see _sendable_request_id)
         for ev in events:
+            lost = 0
             try:
+                if ev[0] == PREDICTION and ev[6] is not None and not _plain_ids(ev[6]):
+                    ev, lost = self._sendable_request_id(ev)
                 piece = encode_event(ev)
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
                 self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
@@ -663,12 +773,12 @@ class ForwardingMonitor:
                 if pieces:  # in order: what was gathered before it goes first
                     if self._give_up:
                         break
-                    self._send(pieces, no_id=no_id)
+                    self._send(pieces, no_id=no_id, bad_ids=bad_ids)
                     done[0] += len(pieces)
-                    pieces, size, no_id = [], 200, 0
+                    pieces, size, no_id, bad_ids = [], 200, 0, 0
                 if self._give_up:
                     break
-                if not self._send_fragments(piece, _no_id(ev)):
+                if not self._send_fragments(piece, _no_id(ev), lost):
                     try:
                         rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
                     except TypeError:
@@ -682,17 +792,18 @@ class ForwardingMonitor:
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
                 if self._give_up:
                     break
-                self._send(pieces, no_id=no_id)
+                self._send(pieces, no_id=no_id, bad_ids=bad_ids)
                 done[0] += len(pieces)
-                pieces, size, no_id = [], 200, 0
+                pieces, size, no_id, bad_ids = [], 200, 0, 0
             pieces.append(piece)
             size += len(piece) + 1
             no_id += _no_id(ev)
+            bad_ids += lost
         if self._give_up:
             self._count_drop("shutdown_timeout", len(events) - done[0])
             done[0] = len(events)
         elif pieces:
-            self._send(pieces, no_id=no_id)
+            self._send(pieces, no_id=no_id, bad_ids=bad_ids)
             done[0] += len(pieces)
 
     def _run(self) -> None:

@@ -3,7 +3,9 @@ in other processes (gunicorn/uvicorn workers) over a Unix datagram socket and/or
 
 Each datagram is validated like ``POST /v1/events`` (per event; a datagram has no one to answer,
 so bad events are counted and the good ones kept; a worker leaves out of its feedback events the
-labels of ids that are no id, and says how many as ``unknown_ids``, counted ``unknown_id`` here).
+labels of ids that are no id, and says how many as ``unknown_ids``, counted ``unknown_id`` here;
+and from its predictions the request ids the intake would refuse, their rows kept, and says how
+many rows as ``dropped_ids``, counted in ``monitor_row_arguments_dropped_total{argument="request_id"}``).
 Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
@@ -39,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import FEEDBACK, EventFormatError, check_for_model, parse_event
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
@@ -384,6 +386,9 @@ class ForwardReceiver:
         no_id = msg.get("unknown_ids")
         if isinstance(no_id, int) and not isinstance(no_id, bool) and no_id > 0:
             _count_no_id(items, no_id)
+        bad_ids = msg.get("dropped_ids")
+        if isinstance(bad_ids, int) and not isinstance(bad_ids, bool) and bad_ids > 0:
+            _count_dropped_ids(items, bad_ids)
         counts: dict[Monitor, int] = {}
         for mon, _ in items:
             counts[mon] = counts.get(mon, 0) + 1
@@ -571,6 +576,17 @@ def _count_no_id(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None
     if mon is not None:
         outcome = "invalid" if mon.config.output.kind in ("none", "text") else "unknown_id"
         mon.store.inc("monitor_feedback_labels", min(n, 2 ** 31), labels=(outcome,))
+
+
+def _count_dropped_ids(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None:
+    """Count the rows a worker forwarded without their request id (``dropped_ids``: an id over
+    1,024 characters or whose text cannot be taken, which the intake refuses with the whole
+    event; the worker's log names one), as an in-process Monitor counts them:
+    ``monitor_row_arguments_dropped_total{argument="request_id"}``, once the datagram's
+    predictions are taken, under their model."""
+    mon = next((m for m, event in items if event[0] == PREDICTION), None)
+    if mon is not None:
+        mon.store.inc("monitor_row_arguments_dropped", min(n, 2 ** 31), labels=("request_id",))
 
 
 def _totals(value: object) -> dict[str, int]:
