@@ -268,16 +268,16 @@ def _id_as_text(rid: Any) -> tuple[str | None, str | None]:
 
 def _per_row_ids(rid: Any) -> list[Any] | None:
     """A prediction's request ids, one per row, as the in-process row builder reads the argument
-    (:func:`monitor.row_arguments._per_row`: a list, an array, a column vector, a Series), or None
+    (:func:`monitor.row_arguments.per_row_values`: a list, an array, a column vector, a Series), or None
     for one id for the call. Text, numbers and None are read here; another value is read by the
     row builder's reader, imported on this rare path (numpy is present for such a value)."""
     if isinstance(rid, (list, tuple)):
         return list(rid)
     if rid is None or isinstance(rid, (str, bytes, bytearray, int, float)):
         return None
-    from monitor.row_arguments import _per_row
+    from monitor.row_arguments import per_row_values
 
-    return _per_row(rid)
+    return per_row_values(rid)
 
 
 def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int, str | None]:

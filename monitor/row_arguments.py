@@ -19,14 +19,14 @@ from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, is_dataframe, 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
 
-__all__ = ["ANONYMOUS", "ARGUMENT_DROPPED_MESSAGES", "row_segments", "row_clients", "row_ids", "row_embeddings"]
+__all__ = ["ANONYMOUS", "ARGUMENT_DROPPED_MESSAGES", "per_row_values", "row_segments", "row_clients", "row_ids", "row_embeddings"]
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})
 _TEXT = {str}
 
 
-def _per_row(v: Any) -> list[Any] | None:
+def per_row_values(v: Any) -> list[Any] | None:
     """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
     sized, iterable value that is not text), None for one value for the whole call."""
     if isinstance(v, (list, tuple)):
@@ -60,7 +60,7 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for seg, c in zip(segs, counts.tolist()):
-        rows = _per_row(seg)
+        rows = per_row_values(seg)
         if rows is not None:
             if len(rows) == c:
                 plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
@@ -100,7 +100,7 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for c, n in zip(clients, counts.tolist()):
-        rows = _per_row(c)
+        rows = per_row_values(c)
         if rows is None:
             out[pos:pos + n] = _client_text(c)
         elif len(rows) == n:
@@ -155,7 +155,7 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):
-        rows = _per_row(ev[6])
+        rows = per_row_values(ev[6])
         if rows is not None:
             if len(rows) == c:
                 ids = rows if set(map(type, rows)) == _TEXT and "" not in rows else [_id_text(r) for r in rows]
