@@ -468,8 +468,6 @@ class _Converter:
         return At("at", self.neg_at.get(ms, ms))
 
     def vector_selector(self, e: Any) -> VectorSel:
-        import promql_parser as pp
-
         if getattr(e.matchers, "or_matchers", None):
             raise self.unsupported("'or' inside label matchers")
         ops = {"Equal": MatchOp.EQ, "NotEqual": MatchOp.NE, "Re": MatchOp.RE,
