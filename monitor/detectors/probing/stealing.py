@@ -42,7 +42,7 @@ the history grows (median 0.958 after 100 rows, 0.942 after 1,000; live historie
 reference sample, whose rows cannot show the rarer spacings a 1e-4 tail is made of: the fitted
 ``log(1 - W)`` mean and spread depend on that sample. Across references of 1,500 rows of the same
 population (seeds 1-5 and the tests' 7) ``delta`` is 0.65, 0.63, 0.48, 0.68, 0.35 and 0.72 (the
-200 simulations add +-0.05 to that: with 2,000, 0.65, 0.60, 0.45, 0.68, 0.46, 0.70), and later
+200 simulations move each by up to 0.11: with 2,000, 0.65, 0.60, 0.45, 0.68, 0.46, 0.70), and later
 tests of 1,000 fresh natural clients each fail 0.9x, 0, 0, 1.7x, 0 and 3.2x the stated rate (pooled
 over seeds 1-5: 6 of 115,005, 0.5x; ``benchmarks/prada_fpr.py --reference-seed``): on average the
 rate holds, and a low draw costs power instead (the tests' thieves are raised at W 0.59-0.70).
