@@ -79,13 +79,13 @@ ANONYMOUS = "anonymous"
 
 def _client_text(v: Any) -> str:
     """One row's client id as text (bytes decoded, as request ids and segments are read), never
-    cut: the probing detector tracks long ids by digest, and a cut would merge two of them."""
-    text = row_text(v)
-    return ANONYMOUS if text is None else text
+    cut: the probing detector tracks long ids by digest, and a cut would merge two of them. A
+    missing value or empty text is no client: :data:`ANONYMOUS`."""
+    return row_text(v) or ANONYMOUS
 
 
 def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
-    """Per-row client ids: one for the call's rows (none: ``anonymous``), or (a list, an array, a
+    """Per-row client ids: one for the call's rows (none, or empty text: ``anonymous``), or (a list, an array, a
     pandas Series) one per row, as a batching server that scores several callers' requests in one
     call gives them. A list of another length gives the call's rows the anonymous client (said
     once, counted).
@@ -93,10 +93,12 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
     Why: the ids went into ``np.array(..., dtype=object)`` as they came; a list there made the
     array two-dimensional or ragged, so that the batch's client column was longer than its rows
     (the rows of one caller and of the calls after it read other callers' ids) or held lists, which
-    the probing detector could not look up (its whole batch lost, every caller's rows in it)."""
+    the probing detector could not look up (its whole batch lost, every caller's rows in it).
+    Empty text (an unset header, key or CSV field) is no client, as None is: it was a client
+    named "", tracked beside ``anonymous``, so that keyless callers were two clients."""
     clients = [ev[5] for ev in events]
     if set(map(type, clients)) <= _SCALAR_SEGMENT:  # one id (or none) per call, the usual case
-        return np.repeat(np.array([ANONYMOUS if c is None else c for c in clients] + [None], dtype=object)[:-1], counts)
+        return np.repeat(np.array([c or ANONYMOUS for c in clients] + [None], dtype=object)[:-1], counts)
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for c, n in zip(clients, counts.tolist()):

@@ -49,9 +49,10 @@ def hash_client_id(client: str, salt: str) -> str:
 
 
 def _key(client: Any) -> str:
-    """The LRU key of a raw client id: ``anonymous`` for None, the text of any other value, a
-    digest beyond :data:`MAX_ID_CHARS` (ids come from callers: bounded in length as in number)."""
-    key = "anonymous" if client is None else (client if isinstance(client, str) else str(client))
+    """The LRU key of a raw client id: ``anonymous`` for None and empty text (as the row reader,
+    :func:`monitor.row_arguments.row_clients`, reads them), the text of any other value, a digest
+    beyond :data:`MAX_ID_CHARS` (ids come from callers: bounded in length as in number)."""
+    key = (client or "anonymous") if isinstance(client, str) else "anonymous" if client is None else str(client)
     return id_key(key) if len(key) > MAX_ID_CHARS else key
 
 
