@@ -379,9 +379,7 @@ class ForwardingMonitor:
         self.reads_outputs = bool(reads_outputs) and self.output_kind != "none"
         self.target = target
         self.clock = clock
-        self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
-        self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
-        self._bad_id_said = False  # a prediction's request id left out (see _sendable_request_id), said once
+        self._reset_said()
         self.send_timeout_s = float(send_timeout_s)
         self.transport, self.address = parse_target(target)
         self.queue = EventQueue(capacity, sample_rate=sample_rate, seed=seed)
@@ -566,6 +564,14 @@ class ForwardingMonitor:
         for k, v in self._dropped_local.items():
             out[k] = out.get(k, 0) + v
         return out
+
+    def _reset_said(self) -> None:
+        """Nothing said yet in this process's log: the caller's mistakes said once per process
+        (a forked worker says them in its own turn, as it does its drops; inherited, a worker
+        forked after its parent had said one never said it, its own mistakes counted unexplained)."""
+        self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
+        self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
+        self._bad_id_said = False  # a prediction's request id left out (see _sendable_request_id), said once
 
     def _reset_session_state(self) -> None:
         """No datagram sent yet: what the receiving sidecar knows of this process starts here."""
@@ -829,6 +835,7 @@ class ForwardingMonitor:
         self._seq = 0
         self._dropped_local, self._reported = {}, {}
         self._reset_session_state()
+        self._reset_said()
         self._give_up = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"monitor-forward-{self.model}", daemon=True)

@@ -4,15 +4,20 @@ the agent, a figure poisoned, a warning on the user's stderr or a value silently
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from monitor.core import Monitor
 from monitor.detectors.probing import ProbingDetector
+from monitor.forwarding import ForwardingMonitor
 from tests import probing_streams as S
-from tests.sidecar_support import http, start_sidecar
+from tests.sidecar_support import http, start_sidecar, wait_until
 from tests.test_clients_api_lookup_s27e import CLASSES, FEATURES, MONITORS, _factory
+from tests.test_fork import _in_fork
 
 __all__: list[str] = []
 
@@ -60,3 +65,52 @@ def test_an_empty_client_is_the_anonymous_client_in_code_and_over_http(tmp_path:
         assert det.client_key("") == det.client_key(None)  # in-process lookup: the id its rows are tracked by
     finally:
         s.close()
+
+
+def _forwarding_mistakes(fm: ForwardingMonitor) -> None:
+    """Three caller mistakes a ForwardingMonitor says once: a label for an id that is no id, a
+    prediction's id the sidecar would refuse, a timestamp that is no time."""
+    fm.feedback([None, "r1"], [0, 1])
+    fm.observe([[1.0, 2.0]], [[0.2, 0.8]], request_id="x" * 2_000)
+    fm.observe([[1.0, 2.0]], [[0.2, 0.8]], timestamp="soon")
+    fm.flush()
+
+
+#: The start of each of those three log lines.
+_SAID = ("a label came for request id None", "a prediction came with a request id of 2,000", "observe(timestamp='soon')")
+
+
+def _said(lines: list[str]) -> list[bool]:
+    return [any(start in line for line in lines) for start in _SAID]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_forwarding_worker_says_its_own_mistakes_once(tmp_path: Path) -> None:
+    """ForwardingMonitor says some mistakes of its caller once per process (feedback for an id that
+    is no id, a4265e2; a prediction's id left out, 8f1f958; a timestamp that is no time), but its
+    flags were inherited across os.fork: a gunicorn --preload worker forked after the parent had said
+    one never said it, its mistakes counted at the sidecar with no line in its own log (measured with
+    a real fork: the parent said all three, the child none). The child now starts with nothing said,
+    as it already did for its drops (its socket, queue and sender thread are its own since before)."""
+    lines: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("monitor").addHandler(handler)
+    fm = ForwardingMonitor("iris", f"unix://{tmp_path / 'none.sock'}", start=False)
+
+    def in_child() -> dict:
+        lines.clear()
+        _forwarding_mistakes(fm)
+        wait_until(lambda: all(_said(lines)))  # the sender thread, started at the first event, may say the id
+        return {"said": _said(lines)}
+
+    try:
+        _forwarding_mistakes(fm)
+        assert _said(lines) == [True, True, True], lines
+        assert _in_fork(in_child) == {"said": [True, True, True]}
+        lines.clear()
+        _forwarding_mistakes(fm)  # the parent has said them: once per process
+        assert _said(lines) == [False, False, False], lines
+    finally:
+        fm.close()
+        logging.getLogger("monitor").removeHandler(handler)
