@@ -126,3 +126,20 @@ def test_waiting_parts_are_bounded_and_malformed_ones_refused() -> None:
                 {"id": True, "i": 0, "n": 2, "data": "x"}, {"id": 1, "i": 0, "n": 2, "data": 5}, "part"):
         assert r._join_fragment("w:1", bad) is None
     assert refused[2:] == [("forward", "bad_datagram")] * 5
+
+
+def test_the_counts_of_an_event_sent_in_parts_are_kept_whichever_part_comes_last() -> None:
+    """The worker sends ``unknown_ids`` / ``dropped_ids`` with an event's last part; the sidecar
+    counted them from the datagram that completed the join, so a last part that came before
+    another part lost them uncounted (session 37)."""
+    r, refused, _ = _receiver()
+    event = json.dumps({"inputs": [[1, 2, 3, 4]] * 50, "outputs": [[0.2, 0.3, 0.5]] * 50})
+    parts = _parts(event, 3)
+    arrivals = [(parts[2], {"dropped_ids": 4, "unknown_ids": 1}), (parts[0], {}), (parts[2], {"dropped_ids": 4}),
+                (parts[1], {})]  # the last part first, and once more (a duplicate counts once)
+    outs = []
+    for part, counts in arrivals:
+        outs.append(r._join_fragment("w:1", part, counts))
+    assert outs[:3] == [None, None, None] and outs[3] == event.encode()
+    assert counts == {"dropped_ids": 4, "unknown_ids": 1}  # the completing datagram's, now the event's
+    assert refused == []

@@ -144,6 +144,22 @@ class _Parts:
     first_seen: float
     size: int = 0  # characters held
     parts: dict[int, str] = field(default_factory=dict)
+    #: the parts' header counts (``unknown_ids``, ``dropped_ids``), whichever part carried them
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+#: header fields that count what the worker left out of the datagram's events (see :func:`_header_counts`)
+_COUNT_FIELDS = ("unknown_ids", "dropped_ids")
+
+
+def _header_counts(msg: dict[str, Any]) -> dict[str, int]:
+    """The datagram's counts of labels and ids the worker left out (positive integers only)."""
+    out: dict[str, int] = {}
+    for name in _COUNT_FIELDS:
+        v = msg.get(name)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            out[name] = v
+    return out
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -334,8 +350,9 @@ class ForwardReceiver:
             return
         events = msg["events"]
         fragment = msg.get("fragment")
+        counts = _header_counts(msg)
         if fragment is not None:  # one part of an event too large for a datagram
-            joined = self._join_fragment(msg.get("sender"), fragment)
+            joined = self._join_fragment(msg.get("sender"), fragment, counts)
             if joined is None:
                 return
             try:
@@ -383,21 +400,21 @@ class ForwardReceiver:
         except IntakeError as err:
             sidecar.count_refused(ENDPOINT, err.reason, len(items))
             return
-        no_id = msg.get("unknown_ids")
-        if isinstance(no_id, int) and not isinstance(no_id, bool) and no_id > 0:
-            _count_no_id(items, no_id)
-        bad_ids = msg.get("dropped_ids")
-        if isinstance(bad_ids, int) and not isinstance(bad_ids, bool) and bad_ids > 0:
-            _count_dropped_ids(items, bad_ids)
+        if counts.get("unknown_ids"):
+            _count_no_id(items, counts["unknown_ids"])
+        if counts.get("dropped_ids"):
+            _count_dropped_ids(items, counts["dropped_ids"])
         counts: dict[Monitor, int] = {}
         for mon, _ in items:
             counts[mon] = counts.get(mon, 0) + 1
         for mon, n in counts.items():
             mon.store.inc("monitor_forward_events_received", n, labels=(transport,))
 
-    def _join_fragment(self, sender: Any, fragment: Any) -> bytes | None:
+    def _join_fragment(self, sender: Any, fragment: Any, counts: dict[str, int] | None = None) -> bytes | None:
         """Keep one part of an event sent in parts (:meth:`ForwardingMonitor._send_fragments`);
-        the event's JSON once its last part has come, else None. Parts wait at most
+        the event's JSON once its last part has come, else None. ``counts``: the part's header
+        counts (:func:`_header_counts`) in; once the event is complete, all its parts' out (the
+        worker sends them with the last part, which need not be the last to arrive). Parts wait at most
         :data:`REORDER_S` for the others (a part lost on the way is a datagram counted lost, one
         the worker could not send is a drop it counts), and all parts waiting hold at most
         ``server.forward.receive_buffer_bytes``: past it the oldest event's parts are let go,
@@ -427,6 +444,8 @@ class ForwardReceiver:
             parts[i] = part
             entry.size += len(part)
             self._fragment_bytes += len(part)
+            for name, v in (counts or {}).items():
+                entry.counts[name] = entry.counts.get(name, 0) + v
         while self._fragment_bytes > self.settings.receive_buffer_bytes and len(held) > 1:
             oldest = next(iter(held))
             if oldest == key:
@@ -440,6 +459,9 @@ class ForwardReceiver:
             return None
         del held[key]
         self._fragment_bytes -= entry.size
+        if counts is not None:
+            counts.clear()
+            counts.update(entry.counts)
         return "".join(parts[j] for j in range(n)).encode("utf-8")
 
     def _account(self, msg: dict[str, Any]) -> bool:
