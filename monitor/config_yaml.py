@@ -52,15 +52,11 @@ def _refuse_alias_bombs(node: Any, source: str) -> None:
     an alias's value, but the config's checks walk every path, and such a monitor.yaml took 15
     seconds of ``config check``, of a start or of a reload before any error; and one whose alias
     sits inside the node it names (``&a [*a]``), a value without end."""
-    from monitor.rules.yamlnodes import MAX_NODES, expanded_nodes
+    from monitor.rules.yamlnodes import alias_problem
 
-    nodes = expanded_nodes(node)
-    if nodes < 0:
-        raise ConfigError("", "invalid YAML: an alias (*name) inside the node it names repeats for ever",
-                          "write the node out", source)
-    if nodes > MAX_NODES:
-        raise ConfigError("", f"invalid YAML: the document expands to more than {MAX_NODES:,} nodes through its aliases "
-                              "(*name)", "write the config out, or use fewer aliases", source)
+    problem = alias_problem(node, "the config")
+    if problem is not None:
+        raise ConfigError("", f"invalid YAML: {problem[0]}", problem[1], source)
 
 
 def _decoded(data: bytes, path: Path) -> str:

@@ -52,6 +52,7 @@ __all__ = [
     "check_feedback_labels",
     "check_for_model",
     "label_problem",
+    "describe_value",
     "MAX_LABEL_BITS",
     "MAX_REGRESSION_LABEL",
     "parse_timestamp",
@@ -286,6 +287,15 @@ def _prediction_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [None if v is None else _json_id(v, f"request_id[{i}]") for i, v in enumerate(value)]
     return _json_id(value, "request_id")
+
+
+def describe_value(v: Any) -> str:
+    """A caller's value as a log line quotes it: its repr, at most 60 characters, or its type when
+    printing it raises (the value is the caller's: its ``__repr__`` may fail)."""
+    try:
+        return repr(v)[:60]
+    except Exception:  # noqa: BLE001
+        return f"a {type(v).__name__} that cannot be printed"
 
 
 def is_missing(v: Any) -> bool:

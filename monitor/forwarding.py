@@ -72,8 +72,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION, error_event, event_time, feedback_lists,
-                            is_missing, request_id_text, say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION, describe_value, error_event, event_time,
+                            feedback_lists, is_missing, request_id_text, say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -127,13 +127,6 @@ def parse_target(target: str) -> tuple[str, Any]:
     if not path:
         raise ValueError("forwarding target: the Unix socket path is empty")
     return "unix", path
-
-
-def _describe_id(rid: Any) -> str:
-    try:
-        return repr(rid)[:60]
-    except Exception:  # noqa: BLE001
-        return f"a {type(rid).__name__} that cannot be printed"
 
 
 def _default(obj: Any) -> Any:
@@ -236,15 +229,13 @@ def _plain_ids(rid: Any) -> bool:
     """Whether a prediction's request id is sent as it is (the usual case, read without a copy):
     text of 1 to :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, an integer of fewer
     digits than that, or a list of these."""
+    return _plain_id(rid) or (type(rid) is list and all(map(_plain_id, rid)))
+
+
+def _plain_id(rid: Any) -> bool:
+    """One id :func:`_plain_ids` sends as it is."""
     kind = type(rid)
-    if kind is str:
-        return 0 < len(rid) <= MAX_REQUEST_ID_CHARS
-    if kind is int:
-        return -_INT_BOUND < rid < _INT_BOUND
-    if kind is list:
-        return all((type(r) is str and 0 < len(r) <= MAX_REQUEST_ID_CHARS) or (type(r) is int and -_INT_BOUND < r < _INT_BOUND)
-                   for r in rid)
-    return False
+    return (kind is str and 0 < len(rid) <= MAX_REQUEST_ID_CHARS) or (kind is int and -_INT_BOUND < rid < _INT_BOUND)
 
 
 #: Integers below this in size have fewer digits than a request id may have characters.
@@ -468,21 +459,12 @@ class ForwardingMonitor:
         kept_labels: list[Any] = []
         example = None
         for rid, label in zip(ids, labels):
-            try:
-                key = request_id_text(rid)
-                if key is None:
-                    why = f"{_describe_id(rid)}, read as no id (None, NaN, pandas' NA and NaT, numpy's masked and empty text are)"
-                elif len(key) > MAX_REQUEST_ID_CHARS:
-                    why = (f"of {len(key):,} characters ({key[:40]!r}...), over the {MAX_REQUEST_ID_CHARS:,} a request id "
-                           "may have")
-                else:
-                    kept_ids.append(key)
-                    kept_labels.append(label)
-                    continue
-            except Exception:  # noqa: BLE001 - str() refuses it (an int of over 4,300 digits) or raises its own error
-                why = f"that is a {type(rid).__name__} whose text cannot be taken"
-            if example is None:
-                example = why
+            key, why = _id_as_text(rid)
+            if key is not None:
+                kept_ids.append(key)
+                kept_labels.append(label)
+            elif example is None:
+                example = why or f"{describe_value(rid)}, read as no id (None, NaN, pandas' NA and NaT, numpy's masked and empty text are)"
         left_out = len(ids) - len(kept_ids)
         if left_out and not self._no_id_said:
             self._no_id_said = True

@@ -16,7 +16,7 @@ import numpy as np
 
 from monitor.batch import Batch
 from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
-                                 complex_array, float_rows, odd_values, real_numbers)
+                                 complex_array, complex_form, float_rows, odd_values, real_numbers)
 from monitor.events import is_dataframe
 from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
@@ -553,21 +553,13 @@ class BatchBuilder:
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             arr = np.asarray(outputs, dtype=object)
-            if complex_array(outputs) or _complex_labels(arr):  # not classes named "(0.2+0j)"
-                given = f"{outputs.dtype}" if complex_array(outputs) else f"a {type(outputs).__name__} of them"
-                raise RowError("non_numeric_output", f"outputs are complex numbers ({given}); the monitor reads real ones",
-                               _COMPLEX_OUTPUTS_FIX if complex_array(outputs) else
-                               _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)"))
-        elif complex_array(outputs):
-            raise RowError("non_numeric_output", f"outputs are complex numbers ({outputs.dtype}); the monitor reads "
-                                                 "real ones", _COMPLEX_OUTPUTS_FIX)
+            if _complex_labels(arr):  # not classes named "(0.2+0j)" (an array of complex dtype is such values too)
+                raise _complex_outputs(outputs)
         else:
             try:
-                arr = real_numbers(outputs)
+                arr = real_numbers(outputs)  # complex arrays, and lists holding complex numbers, raise
             except ComplexValues:
-                raise RowError("non_numeric_output", f"outputs are complex numbers (a {type(outputs).__name__} of them); "
-                                                     "the monitor reads real ones",
-                               _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)")) from None
+                raise _complex_outputs(outputs) from None
             except (TypeError, ValueError) as err:
                 example = _text_example(outputs)
                 if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
@@ -1018,6 +1010,15 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 
 #: No answer of :func:`_answers` was refused
 _NO_BAD = object()
+
+
+def _complex_outputs(outputs: Any) -> RowError:
+    """The refusal of outputs holding complex numbers (an array of complex dtype, or a container
+    of complex values), whatever the output kind: ``out.real`` for an array, ``np.real(out)``
+    (which a list takes too) otherwise."""
+    fix = _COMPLEX_OUTPUTS_FIX if complex_array(outputs) else _COMPLEX_OUTPUTS_FIX.replace("out.real", "np.real(out)")
+    return RowError("non_numeric_output", f"outputs are complex numbers ({complex_form(outputs)}); the monitor reads "
+                                          "real ones", fix)
 
 
 def _complex_labels(labels: np.ndarray) -> bool:

@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import MAX_LABEL_BITS, MAX_REGRESSION_LABEL, MAX_REQUEST_ID_CHARS, is_missing, request_id_text
+from monitor.events import (MAX_LABEL_BITS, MAX_REGRESSION_LABEL, MAX_REQUEST_ID_CHARS, describe_value, is_missing,
+                            request_id_text)
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -77,12 +78,10 @@ def _untaken_id(rid: Any) -> str:
     digits (``str()`` refuses one of more than 4,300), another value by its type and the error."""
     if isinstance(rid, (int, np.integer)) and not isinstance(rid, bool):
         v = abs(int(rid))
-        exp = int((v.bit_length() - 1) * math.log10(2))  # at most log10(v), then made exact
-        while exp > 0 and 10 ** exp > v:
-            exp -= 1
-        while 10 ** (exp + 1) <= v:
-            exp += 1
-        return f"of {exp + 1:,} digits (an integer, whose text str() refuses)"
+        digits = int((v.bit_length() - 1) * math.log10(2)) + 1  # 2**(b-1) <= v: this many, or one more
+        if 10 ** digits <= v:
+            digits += 1
+        return f"of {digits:,} digits (an integer, whose text str() refuses)"
     try:
         str(rid)
         why = "its text cannot be taken"
@@ -151,13 +150,6 @@ def is_class_label(label: Any) -> bool:
     array, not a number too large): the one check for "is this a class label", so that what the
     join counts ``invalid`` is never shown elsewhere as a label naming an unknown class."""
     return _read_label(label, regression=False) is not _INVALID
-
-
-def _describe(label: Any) -> str:
-    try:
-        return repr(label)[:60]
-    except Exception:  # noqa: BLE001
-        return f"a {type(label).__name__} that cannot be printed"
 
 
 #: Characters at most of a multi-label truth held for its prediction (its 0/1 vector, or its label
@@ -424,18 +416,18 @@ class LabelJoiner:
                         value = read_truth(label, names, width)
                     except TruthError as err:
                         outcome["invalid"] += 1
-                        self.invalid_example = f"labels[{i}] {_describe(label)} for request id {_describe(rid)}: {err}"
+                        self.invalid_example = f"labels[{i}] {describe_value(label)} for request id {describe_value(rid)}: {err}"
                         continue
                 else:
                     value = _read_label(label, regression)
                 if value is _INVALID:
                     outcome["invalid"] += 1
-                    self.invalid_example = _describe(label)
+                    self.invalid_example = describe_value(label)
                     continue
                 try:
                     key = request_id_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
                     if key is None and self.missing_id_example is None:
-                        self.missing_id_example = _describe(rid)  # unknown_id below: no prediction is held under none
+                        self.missing_id_example = describe_value(rid)  # unknown_id below: no prediction is held under none
                 except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
                     key = None  # unknown_id at once: a prediction's such id is dropped from its rows, as a long one
                     if self.long_id_example is None:

@@ -525,6 +525,12 @@ class Pipeline:
                         "confidence and calibration figures are wrong. Fix: set output.kind: probabilities, or return "
                         "the raw scores (decision_function)", self.store.model, logits.shape[1])
 
+    def _say_unjoined(self, key: str, example: str | None, message: str, *args: Any) -> None:
+        """Say once why labels joined no prediction: ``message`` with the model, the joiner's
+        first ``example`` of such an id and ``args``, when there is one."""
+        if example is not None and self._rejections_logged.first(key):
+            log.warning(message, self.store.model, example, *args)
+
     def _process_feedback(self, events: list[tuple[Any, ...]]) -> None:
         """Join the chunk's feedback events together: the detectors see one labelled batch."""
         kind = self.builder.output.kind
@@ -541,29 +547,25 @@ class Pipeline:
         self.store.set("monitor_labels_pending", len(self.joiner))
         self.store.set("monitor_labels_early", self.joiner.early_held)
         batch_id = self.joiner.batch_id_example
-        if batch_id is not None and self._rejections_logged.first("batch_request_id"):
-            log.warning("model %r: a label for request id %.80r found no prediction under that id, but its call's rows are "
-                        "held as %.80r, %.80r...: one request id for a call of several rows names each row <id>/<row>. Fix: "
-                        "send one label per row with those ids (or one id per row with the call); counted in "
-                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}", self.store.model, batch_id,
-                        f"{batch_id}/0", f"{batch_id}/1")
-        long_id = self.joiner.long_id_example
-        if long_id is not None and self._rejections_logged.first("long_request_id"):
-            log.warning("model %r: a label came for a request id %s: a prediction's id over the %s characters a request "
-                        "id may have (or whose text cannot be taken) is dropped from its rows "
-                        "(monitor_row_arguments_dropped_total{argument=\"request_id\"}; refused over HTTP), so no label "
-                        "can join it. Fix: send the id the prediction is known by (a UUID, a key), not the request or "
-                        "its text; counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones "
-                        "without a log line", self.store.model, long_id, f"{MAX_REQUEST_ID_CHARS:,}")
-        missing_id = self.joiner.missing_id_example
-        if missing_id is not None and self._rejections_logged.first("missing_request_id"):
-            log.warning("model %r: a label came for request id %s, read as no id (None, NaN, pandas' NA and NaT, "
-                        "numpy's masked and empty text are, a prediction's too), so it can join no prediction. Fix: "
-                        "send each label with the request id its "
-                        "prediction was made with (request_id= of watch/observe, the event's request_id); a NaN id is "
-                        "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
-                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",
-                        self.store.model, missing_id)
+        self._say_unjoined("batch_request_id", batch_id,
+                           "model %r: a label for request id %.80r found no prediction under that id, but its call's rows are "
+                           "held as %.80r, %.80r...: one request id for a call of several rows names each row <id>/<row>. Fix: "
+                           "send one label per row with those ids (or one id per row with the call); counted in "
+                           "monitor_feedback_labels_total{outcome=\"unknown_id\"}", f"{batch_id}/0", f"{batch_id}/1")
+        self._say_unjoined("long_request_id", self.joiner.long_id_example,
+                           "model %r: a label came for a request id %s: a prediction's id over the %s characters a request "
+                           "id may have (or whose text cannot be taken) is dropped from its rows "
+                           "(monitor_row_arguments_dropped_total{argument=\"request_id\"}; refused over HTTP), so no label "
+                           "can join it. Fix: send the id the prediction is known by (a UUID, a key), not the request or "
+                           "its text; counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones "
+                           "without a log line", f"{MAX_REQUEST_ID_CHARS:,}")
+        self._say_unjoined("missing_request_id", self.joiner.missing_id_example,
+                           "model %r: a label came for request id %s, read as no id (None, NaN, pandas' NA and NaT, "
+                           "numpy's masked and empty text are, a prediction's too), so it can join no prediction. Fix: "
+                           "send each label with the request id its "
+                           "prediction was made with (request_id= of watch/observe, the event's request_id); a NaN id is "
+                           "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
+                           "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line")
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else

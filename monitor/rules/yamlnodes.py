@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["YamlError", "YNode", "compose_yaml", "expanded_nodes", "go_yaml_float", "go_yaml_int"]
+__all__ = ["YamlError", "YNode", "alias_problem", "compose_yaml", "expanded_nodes", "go_yaml_float", "go_yaml_int"]
 
 NULL_TAG = "tag:yaml.org,2002:null"
 
@@ -79,6 +79,19 @@ class YNode:
 #: nine aliases of nine, eight levels deep, are 43 million (a "billion laughs" file), which hung
 #: the rule loader; a rule file of 10,000 rules without aliases is some 100,000.
 MAX_NODES = 1_000_000
+
+
+def alias_problem(node: yaml.Node, what: str) -> tuple[str, str] | None:
+    """What is wrong with a document's aliases, and the fix (``what``: the document, to write
+    out), or None: an alias inside the node it names, or more than :data:`MAX_NODES` nodes once
+    they are expanded (:func:`expanded_nodes`). Rule files and monitor.yaml refuse them alike."""
+    nodes = expanded_nodes(node)
+    if nodes < 0:
+        return "an alias (*name) inside the node it names repeats for ever", "write the node out"
+    if nodes > MAX_NODES:
+        return (f"the document expands to more than {MAX_NODES:,} nodes through its aliases (*name)",
+                f"write {what} out, or use fewer aliases")
+    return None
 
 
 def expanded_nodes(node: yaml.Node, limit: int = MAX_NODES) -> int:
@@ -163,12 +176,9 @@ def compose_yaml(text: str) -> YNode | None:
         raise YamlError("nested too deeply (thousands of levels of lists or mappings)") from None
     if node is None:
         return None
-    nodes = expanded_nodes(node)
-    if nodes < 0:
-        raise YamlError("an alias (*name) inside the node it names repeats for ever: write the node out")
-    if nodes > MAX_NODES:  # refused before converting: the conversion took 4 s to reach the limit
-        raise YamlError(f"the document expands to more than {MAX_NODES:,} nodes through its aliases (*name): write "
-                        "the rules out, or use fewer aliases")
+    problem = alias_problem(node, "the rules")  # refused before converting: the conversion took 4 s to reach the limit
+    if problem is not None:
+        raise YamlError(f"{problem[0]}: {problem[1]}")
     try:
         return _convert(node)
     except RecursionError:  # an alias inside the node it names (&a [*a]) repeats for ever
