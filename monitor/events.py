@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ __all__ = [
     "check_feedback_labels",
     "check_for_model",
     "label_problem",
+    "read_label",
     "describe_value",
+    "decimal_digits",
     "MAX_LABEL_BITS",
     "MAX_REGRESSION_LABEL",
     "parse_timestamp",
@@ -289,6 +292,14 @@ def _prediction_ids(value: Any) -> Any:
     return _json_id(value, "request_id")
 
 
+def decimal_digits(v: int) -> int:
+    """The number of decimal digits of ``v`` (its sign aside), which ``len(str(v))`` cannot give
+    past 4,300 digits (``str()`` refuses them)."""
+    v = abs(v)
+    digits = int(max(v.bit_length() - 1, 0) * math.log10(2)) + 1  # 2**(b-1) <= v: this many, or one more
+    return digits + 1 if 10 ** digits <= v else digits
+
+
 def describe_value(v: Any) -> str:
     """A caller's value as a log line quotes it: its repr, at most 60 characters, or its type when
     printing it raises (the value is the caller's: its ``__repr__`` may fail)."""
@@ -507,29 +518,65 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
         check_feedback_labels(parsed, kind, classes)
 
 
-def label_problem(label: Any, regression: bool) -> str | None:
-    """What makes one label of a single-label model (``label`` as JSON gives it: text, a number,
-    a boolean) unusable, as the label join would count it ``invalid``, or None: NaN or an infinite
-    number (no class, no value); for a classifier an integer of more than :data:`MAX_LABEL_BITS`
-    bits; for a regression model text that is no number, or a number beyond
-    :data:`MAX_REGRESSION_LABEL`. Booleans are labels (True is class 1, or 1.0)."""
+#: Why a single-label model's label is unusable, as :func:`read_label` says it: one short code
+#: each, worded for a sender by :func:`label_problem`.
+_NO_NUMBER, _NAN, _INFINITE, _TOO_LARGE, _NONE, _NOT_ONE, _TOO_MANY_DIGITS = range(7)
+
+
+def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
+    """One label of a single-label model as the label join keeps it, and why it is unusable (a
+    code, None when it is usable): the one rule the HTTP intake refuses by and the join counts
+    ``invalid`` by, whatever the caller sent (JSON's values, numpy's or pandas' scalars, any object).
+
+    A regression label is its value as a finite float of at most :data:`MAX_REGRESSION_LABEL` in
+    size (beyond it its squared error overflows). A class label is kept as given (names and indices
+    are looked up against the model's classes later), unless it stands for none (None, NaN, pandas'
+    NA, a masked element), is several values (a list, an array, a mapping: a multi-label model's
+    truth), is infinite, or is an integer of more than :data:`MAX_LABEL_BITS` bits (no class index
+    is that long, and ``str()`` refuses past 4,300 digits). Booleans are labels (True is class 1,
+    or 1.0). May raise for an object whose conversions raise; the join counts that invalid too.
+    """
+    if is_missing(label):  # before float(): np.ma.masked would warn, pandas' NA raise
+        return None, _NAN if isinstance(label, float) else _NONE
     if regression:
         try:
             value = float(label)
         except (TypeError, ValueError, OverflowError):
-            return (f"is {json_kind(label)} ({str(label)[:40]!r}), which is no number; a regression model's label is "
-                    "the true value")
+            return None, _NO_NUMBER
         if value != value:
-            return "is NaN, which is no value"
-        if not abs(value) <= MAX_REGRESSION_LABEL:
-            return (f"is {'infinite' if math.isinf(value) else f'{value:.3g}'}, beyond the largest regression label "
-                    f"({MAX_REGRESSION_LABEL:.0e}: its squared error would overflow)")
+            return None, _NAN
+        return (value, None) if abs(value) <= MAX_REGRESSION_LABEL else (None, _TOO_LARGE)
+    if isinstance(label, (list, tuple, dict, set)) or getattr(label, "ndim", 0) != 0 or type(label).__name__ == "ndarray":
+        return None, _NOT_ONE
+    if isinstance(label, numbers.Integral) and not isinstance(label, bool) and int(label).bit_length() > MAX_LABEL_BITS:
+        return None, _TOO_MANY_DIGITS
+    if isinstance(label, numbers.Real) and not math.isfinite(label):
+        return None, _INFINITE
+    return label, None
+
+
+def label_problem(label: Any, regression: bool) -> str | None:
+    """What makes one label of a single-label model unusable (:func:`read_label`'s rule), said for
+    the sender, or None."""
+    code = read_label(label, regression)[1]
+    if code is None:
         return None
-    if isinstance(label, float) and not math.isfinite(label):
-        return f"is {'NaN' if label != label else 'infinite'}, which names no class"
-    if isinstance(label, int) and not isinstance(label, bool) and label.bit_length() > MAX_LABEL_BITS:
-        return f"is an integer of {len(str(abs(label)))} digits, which names no class"
-    return None
+    if code == _NO_NUMBER:
+        return (f"is {json_kind(label)} ({describe_value(label)[:40]}), which is no number; a regression model's label "
+                "is the true value")
+    if code == _TOO_LARGE:
+        value = float(label)
+        return (f"is {'infinite' if math.isinf(value) else f'{value:.3g}'}, beyond the largest regression label "
+                f"({MAX_REGRESSION_LABEL:.0e}: its squared error would overflow)")
+    if code in (_NAN, _NONE):
+        what = "NaN" if code == _NAN else describe_value(label)
+        return f"is {what}, which " + ("is no value" if regression else "names no class")
+    if code == _INFINITE:
+        return "is infinite, which names no class"
+    if code == _TOO_MANY_DIGITS:
+        return f"is an integer of {decimal_digits(int(label)):,} digits, which names no class"
+    return (f"is {json_kind(label)}, several values: a single-label model's label is one class (a name or an index); "
+            "a list is the ground truth of a multi-label model (output.kind: multilabel)")
 
 
 #: The fix of a label :func:`label_problem` refuses.

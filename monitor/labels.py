@@ -31,7 +31,6 @@ prediction.
 from __future__ import annotations
 
 import logging
-import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from hashlib import blake2b
@@ -40,8 +39,7 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import (MAX_LABEL_BITS, MAX_REGRESSION_LABEL, MAX_REQUEST_ID_CHARS, describe_value, is_missing,
-                            request_id_text)
+from monitor.events import MAX_REQUEST_ID_CHARS, decimal_digits, describe_value, read_label, request_id_text
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -77,11 +75,7 @@ def _untaken_id(rid: Any) -> str:
     """A request id whose text cannot be taken, described for the log: an integer by its number of
     digits (``str()`` refuses one of more than 4,300), another value by its type and the error."""
     if isinstance(rid, (int, np.integer)) and not isinstance(rid, bool):
-        v = abs(int(rid))
-        digits = int((v.bit_length() - 1) * math.log10(2)) + 1  # 2**(b-1) <= v: this many, or one more
-        if 10 ** digits <= v:
-            digits += 1
-        return f"of {digits:,} digits (an integer, whose text str() refuses)"
+        return f"of {decimal_digits(int(rid)):,} digits (an integer, whose text str() refuses)"
     try:
         str(rid)
         why = "its text cannot be taken"
@@ -124,25 +118,14 @@ def _latest_times(ts: np.ndarray) -> list[float]:
 
 
 def _read_label(label: Any, regression: bool) -> Any:
-    """One label as the join keeps it, or ``_INVALID``: a regression target as a finite float of
-    at most :data:`~monitor.events.MAX_REGRESSION_LABEL` in size; a class as given (names and
-    indices are looked up later), unless it stands for none (None, NaN, pandas' NA) or cannot be
-    one class (a list, an array, a mapping, a number too large to name one). Never raises:
-    whatever a caller passes, one label is at most one ``invalid``. What the HTTP intake refuses
-    of a label (:func:`~monitor.events.label_problem`) is what this counts invalid."""
+    """One label as the join keeps it (:func:`~monitor.events.read_label`, the rule the HTTP intake
+    refuses by), or ``_INVALID``. Never raises: whatever a caller passes, one label is at most one
+    ``invalid``."""
     try:
-        if regression:
-            value = float(label)
-            return value if abs(value) <= MAX_REGRESSION_LABEL else _INVALID  # NaN compares false
-        if is_missing(label) or isinstance(label, (list, tuple, dict, set, np.ndarray)):
-            return _INVALID
-        if isinstance(label, (int, np.integer)) and int(label).bit_length() > MAX_LABEL_BITS:
-            return _INVALID
-        if isinstance(label, (float, np.floating)) and not math.isfinite(label):
-            return _INVALID
-        return label
-    except Exception:  # noqa: BLE001 - float() of an arbitrary object: TypeError, ValueError, OverflowError...
+        value, problem = read_label(label, regression)
+    except Exception:  # noqa: BLE001 - conversions of an arbitrary object: TypeError, ValueError, OverflowError...
         return _INVALID
+    return _INVALID if problem is not None else value
 
 
 def is_class_label(label: Any) -> bool:
