@@ -53,6 +53,7 @@ __all__ = [
     "check_feedback_labels",
     "check_for_model",
     "label_problem",
+    "LABEL_FIX",
     "read_label",
     "describe_value",
     "decimal_digits",

@@ -462,7 +462,9 @@ class ForwardingMonitor:
             key, why = _id_as_text(rid)
             if key is not None:
                 kept_ids.append(key)
-                kept_labels.append(label)
+                # a missing label (pandas' NA, which JSON cannot write, lost the call as unserializable)
+                # as null: the sidecar counts it invalid, as the in-process join does
+                kept_labels.append(None if is_missing(label) else label)
             elif example is None:
                 example = why or f"{describe_value(rid)}, read as no id (None, NaN, pandas' NA and NaT, numpy's masked and empty text are)"
         left_out = len(ids) - len(kept_ids)

@@ -5,7 +5,9 @@ Each datagram is validated like ``POST /v1/events`` (per event; a datagram has n
 so bad events are counted and the good ones kept; a worker leaves out of its feedback events the
 labels of ids that are no id, and says how many as ``unknown_ids``, counted ``unknown_id`` here;
 and from its predictions the request ids the intake would refuse, their rows kept, and says how
-many rows as ``dropped_ids``, counted in ``monitor_row_arguments_dropped_total{argument="request_id"}``).
+many rows as ``dropped_ids``, counted in ``monitor_row_arguments_dropped_total{argument="request_id"}``;
+a feedback event refused for a label is taken label by label, the labels the model cannot take counted
+``invalid``, as the in-process join counts them).
 Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
@@ -41,8 +43,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import FEEDBACK, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.events import FEEDBACK, LABEL_FIX, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
+from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
 from monitor.server.jsonbody import loads
@@ -195,6 +198,8 @@ class ForwardReceiver:
         #: parts of events sent in parts, by (sender, event id), oldest first; and the characters
         #: held in all
         self._fragments: dict[tuple[str, int], _Parts] = {}
+        #: Models whose first forwarded label refused on its own was said (see _take_labels_apart).
+        self._said_invalid_label = Once()
         self._fragment_bytes = 0
         self._unix_path: str | None = None
         self._last_gauge = 0.0
@@ -374,24 +379,17 @@ class ForwardReceiver:
                 sidecar.count_refused(ENDPOINT, unsafe, mon=known_model(sidecar, obj, default_model),
                                       detail=f"an event {UNSAFE_JSON_MESSAGES[unsafe]}")
                 continue
-            # a forwarding worker gets no answer: the first refusal of each reason is logged with what
-            # was wrong, else a misnamed model (ForwardingMonitor("irsi")) shows only as a counter
-            try:
-                parsed = parse_event(obj, now)
-                mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
-                if kind is not None and kind != mon.config.output.kind:
-                    sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
-                    continue
-                check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
-            except EventFormatError as err:
-                sidecar.count_refused(ENDPOINT, err.reason, mon=known_model(sidecar, obj, default_model), detail=str(err))
-                continue
-            except IntakeError as err:
-                sidecar.count_refused(ENDPOINT, err.reason, detail=str(err) + (
-                    ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
-                    if err.reason in ("unknown_model", "missing_model") else ""))
-                continue
-            items.append((mon, parsed.event))
+            label_refused: list[tuple[Monitor | None, str]] = []
+            taken = self._take(obj, now, default_model, kind, label_refused)
+            if taken is not None:
+                items.append(taken)
+            elif label_refused and label_refused[0][0] is not None and _labels_by_id(obj):
+                # one label the model cannot take refused the call's others with it: in process
+                # that label alone is counted invalid, and so it is here
+                items.extend(self._take_labels_apart(obj, now, default_model, kind))
+            elif label_refused:
+                model, detail = label_refused[0]
+                sidecar.count_refused(ENDPOINT, "bad_label", mon=model, detail=detail)
         if not items:
             return
         try:
@@ -569,6 +567,66 @@ class ForwardReceiver:
         if n:
             self.sidecar.store.inc("monitor_forward_datagrams_lost", n)
 
+    def _take(self, obj: Any, now: float, default_model: str | None, kind: str | None,
+              label_refused: "list[tuple[Monitor | None, str]] | None" = None) -> "tuple[Monitor, tuple[Any, ...]] | None":
+        """One event of a datagram checked as ``POST /v1/events`` checks it, with its model, or
+        None when refused (counted, and its first refusal of each reason logged: a forwarding
+        worker gets no answer, and a misnamed model, ``ForwardingMonitor("irsi")``, would show
+        only as a counter). With ``label_refused``, a refusal for a label (``bad_label``) is
+        appended there instead of counted."""
+        sidecar = self.sidecar
+        try:
+            parsed = parse_event(obj, now)
+            mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
+            if kind is not None and kind != mon.config.output.kind:
+                sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
+                return None
+            check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
+        except EventFormatError as err:
+            model = known_model(sidecar, obj, default_model)
+            if label_refused is not None and err.reason == "bad_label":
+                label_refused.append((model, str(err)))
+                return None
+            sidecar.count_refused(ENDPOINT, err.reason, mon=model, detail=str(err))
+            return None
+        except IntakeError as err:
+            sidecar.count_refused(ENDPOINT, err.reason, detail=str(err) + (
+                ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
+                if err.reason in ("unknown_model", "missing_model") else ""))
+            return None
+        return mon, parsed.event
+
+    def _take_labels_apart(self, obj: dict[str, Any], now: float, default_model: str | None,
+                           kind: str | None) -> "list[tuple[Monitor, tuple[Any, ...]]]":
+        """A forwarded feedback event refused whole, checked label by label: the labels the model
+        takes, as one event per model, and the others counted
+        ``monitor_feedback_labels_total{outcome="invalid"}``, as the in-process label join counts
+        them, the first said in the log with what is wrong (the worker cannot tell: it does not
+        know the model's output kind). Why: a worker's ``feedback(ids, labels)`` call is one
+        event, and one NaN label (or a list for a single-label model, a class name for a
+        regression model) lost every other label of the call, counted as one refused event,
+        where an in-process Monitor joins the others."""
+        refused: list[tuple[Monitor | None, str]] = []
+        merged: dict[Monitor, tuple[Any, ...]] = {}
+        for rid, label in zip(obj["request_ids"], obj["labels"]):
+            taken = self._take({**obj, "request_ids": [rid], "labels": [label]}, now, default_model, kind, refused)
+            if taken is not None:
+                mon, (_, ts, ids, labels) = taken
+                held = merged.get(mon)
+                merged[mon] = (FEEDBACK, ts, ids, labels) if held is None else (FEEDBACK, ts, held[2] + ids, held[3] + labels)
+        for mon, detail in refused:
+            if mon is None:  # no model to count the label under: the event's refusal, as before
+                self.sidecar.count_refused(ENDPOINT, "bad_label", detail=detail)
+                continue
+            mon.store.inc("monitor_feedback_labels", labels=("invalid",))
+            if self._said_invalid_label.first(mon.model):
+                said = detail.split(": ", 1)[-1]  # the field is labels[0] of the one-label check, not of the call
+                log.warning("model %r: a label of a forwarded feedback call cannot be taken: the label %s%s; it is left "
+                            "out (the call's other labels are taken) and counted in "
+                            "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones without a log line",
+                            mon.model, said, "" if "Fix:" in said else f". {LABEL_FIX}")
+        return list(merged.items())
+
     def sweep(self, now: float | None = None) -> None:
         """Forget the workers not heard from for five minutes, count the gaps older than
         :data:`REORDER_S` lost, and set ``monitor_forward_senders`` (the sidecar's housekeeping
@@ -586,6 +644,15 @@ class ForwardReceiver:
                     self._expire(s, now)
         self._last_gauge = now
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
+
+
+def _labels_by_id(obj: Any) -> bool:
+    """Whether ``obj`` is a feedback event of ids and labels as a worker forwards them (two lists
+    of one length), which may be checked label by label."""
+    if not isinstance(obj, dict) or obj.get("type") != "feedback":
+        return False
+    ids, labels = obj.get("request_ids"), obj.get("labels")
+    return isinstance(ids, list) and isinstance(labels, list) and len(ids) == len(labels) > 0
 
 
 def _count_no_id(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None:
