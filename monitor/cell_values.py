@@ -11,6 +11,7 @@ row builder.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,14 @@ NUMPY_TIMES = (np.datetime64, np.timedelta64)
 COMPLEX_SCALARS = (complex, np.complexfloating)
 #: Values that are not read as a float64 cast reads them (see :func:`odd_values`)
 _ODD = NUMPY_TIMES + COMPLEX_SCALARS
+
+# numpy reads np.ma.masked (a masked array's element placed in a list row or a list of outputs) as
+# NaN, which is what the monitor means by it (a missing value), and warns "converting a masked
+# element to nan" on the user's stderr, once for each line of this package that reads such a list.
+# The warning is silenced for warnings raised from this package's own lines only (the module filter);
+# reading the lists value by value to avoid it would cost a type scan on the fast path of every call.
+warnings.filterwarnings("ignore", message="Warning: converting a masked element to nan", category=UserWarning,
+                        module=r"monitor\.")
 
 
 def complex_array(value: Any) -> bool:
