@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.events import float32_text, float_text, whole_number_text
+from monitor.events import float32_text, float_text, is_dataframe, whole_number_text
 
 __all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
            "time_seconds", "cell_number", "nan_like", "category_text", "number_as_text", "categorical_text"]
@@ -44,9 +44,14 @@ warnings.filterwarnings("ignore", message="Warning: converting a masked element 
 
 
 def complex_array(value: Any) -> bool:
-    """An array (numpy, pandas) of complex numbers: cast to float64 it keeps the real parts alone,
-    with numpy's ComplexWarning on stderr as the only word of it."""
-    return getattr(getattr(value, "dtype", None), "kind", None) == "c"
+    """An array (numpy, pandas; a DataFrame with a complex column) of complex numbers: cast to
+    float64 it keeps the real parts alone, with numpy's ComplexWarning on stderr as the only word
+    of it."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        return getattr(dtype, "kind", None) == "c"
+    dtypes = getattr(value, "dtypes", None)  # a DataFrame: one dtype per column
+    return is_dataframe(value) and any(getattr(d, "kind", None) == "c" for d in dtypes)
 
 
 class ComplexValues(Exception):
@@ -57,7 +62,7 @@ def complex_form(value: Any) -> str:
     """How complex numbers were given, for the message refusing them (:class:`ComplexValues`): an
     array's dtype (``complex128``), else the container holding them (``a list of them``)."""
     if complex_array(value):
-        return str(value.dtype)
+        return str(value.dtype) if hasattr(value, "dtype") else "a DataFrame with complex columns"
     return "an object array of them" if isinstance(value, np.ndarray) else f"a {type(value).__name__} of them"
 
 
@@ -92,7 +97,14 @@ def real_numbers(value: Any) -> np.ndarray:
 def odd_values(cells: np.ndarray) -> bool:
     """Whether an object array holds values a float64 cast misreads (:data:`_ODD`): they are read
     one by one (:func:`cell_number`). One pass over the values' types."""
-    return cells.dtype.kind == "O" and any(issubclass(t, _ODD) for t in set(map(type, cells.ravel().tolist())))
+    if cells.dtype.kind != "O":
+        return False
+    values = cells.ravel().tolist()
+    types = set(map(type, values))
+    if any(issubclass(t, _ODD) for t in types):
+        return True
+    # arrays among the values (a 0-d one is a row's value numpy did not unpack): complex ones too
+    return any(issubclass(t, np.ndarray) for t in types) and any(complex_array(v) for v in values)
 
 
 def float_rows(rows: Any) -> np.ndarray | None:
@@ -157,6 +169,8 @@ def cell_number(v: Any) -> float | None:
         from monitor.temporal import temporal_seconds
 
         return temporal_seconds(v)
+    except Exception:  # noqa: BLE001 - the caller's object: its __float__ may raise anything (RuntimeError...)
+        return None  # no number, as text that is none: the row's value unreadable, counted, its call kept
 
 
 def nan_like(v: Any) -> bool:

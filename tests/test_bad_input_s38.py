@@ -1,0 +1,82 @@
+"""Bad input found by an in-process fuzz of ``observe`` (session 38): each test failed before its
+fix. The standard: a clear, counted refusal or an unreadable value, never an internal error, a
+warning on the user's stderr, or a complex number read as its real part."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+from monitor.cell_values import cell_number, float_rows
+
+__all__: list[str] = []
+
+
+class _NoFloat:
+    """A caller's value whose ``float()`` raises something other than TypeError / ValueError (as
+    some array and tensor types do)."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("cannot be a float")
+
+    def __repr__(self) -> str:
+        return "_NoFloat()"
+
+
+def _monitor() -> Monitor:
+    return Monitor(model="m", config={"features": ["a", "b"], "output": {"kind": "regression"}},
+                   registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+def _internal_errors(mon: Monitor) -> float:
+    return sum(mon.store.value("monitor_internal_errors", {"stage": s}) or 0 for s in ("ingest", "pipeline", "cycle"))
+
+
+def test_a_value_whose_float_raises_is_unreadable_not_an_internal_error() -> None:
+    """``float(v)`` raising a RuntimeError lost the call as an internal error (``stage="ingest"``);
+    the value is now no number, as text that is none: the row kept, the value counted wrong_type."""
+    assert cell_number(_NoFloat()) is None
+    mon = _monitor()
+    try:
+        mon.observe({"a": _NoFloat(), "b": 1.0}, [0.5])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 1
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+    finally:
+        mon.close()
+
+
+def test_outputs_as_a_dataframe_of_complex_numbers_are_refused_not_read_as_real_parts() -> None:
+    """A DataFrame with a complex column (no ``.dtype``: one per column) was cast to float64, its
+    imaginary parts dropped with numpy's ComplexWarning the only word of it; refused now as
+    complex arrays are (``non_numeric_output``), the message naming the DataFrame."""
+    mon = _monitor()
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            mon.observe(np.zeros((2, 2)), pd.DataFrame({"y": [1 + 1j, 2]}))
+            mon.observe(np.zeros((2, 2)), pd.DataFrame({"y": [1.0, 2.0]}))  # real ones are read
+            mon.flush()
+        assert not [w for w in said if "complex" in str(w.message).lower()], [str(w.message) for w in said]
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 2
+        assert mon.store.value("monitor_predictions") == 2
+    finally:
+        mon.close()
+
+
+def test_a_zero_dimensional_complex_array_in_a_list_row_is_read_one_by_one() -> None:
+    """``float_rows`` told complex values among a list row by their types, and a 0-d complex array
+    (a row's value numpy did not unpack) is an ndarray: beside a missing value the row was cast to
+    float64, the real part kept with a ComplexWarning. Such rows are now read value by value (the
+    value unreadable)."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert float_rows([[np.array(1j), None]]) is None
+        assert float_rows([[np.array(1.5), None]]).tolist()[0][0] == 1.5  # real 0-d arrays are numbers
+    assert not said, [str(w.message) for w in said]
