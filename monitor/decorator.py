@@ -378,7 +378,8 @@ def watch(
         from monitor.streaming import watch_async_stream, watch_stream
 
         wrap = watch_async_stream if inspect.isasyncgenfunction(fn) else watch_stream
-        stream_wrapper = wrap(fn, record, record_error, joined=outputs is None)
+        # under output.kind: none nothing reads the answer (but an embedding= extractor): its chunks are not kept
+        stream_wrapper = wrap(fn, record, record_error, joined=outputs is None, keep=not unread or embedding is not None)
         stream_wrapper.monitor = monitor  # type: ignore[attr-defined]
         return stream_wrapper
 

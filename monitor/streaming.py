@@ -5,7 +5,9 @@ here pass every chunk on unchanged (``send``, ``throw`` and ``close`` reach the 
 would without the monitor), keep the chunks, and record one call when the stream ends: finished,
 raised (the exception counted and re-raised unchanged), or closed early by its consumer (a client
 that went away: the answer so far). Only for models whose answers are text or not read
-(``output.kind: text`` or ``none``); scores do not stream.
+(``output.kind: text`` or ``none``); scores do not stream. Under ``none`` (and no ``embedding=``
+extractor) the chunks are not kept: nothing reads them, and a stream of audio or video frames
+held every frame until it ended.
 """
 
 from __future__ import annotations
@@ -31,26 +33,29 @@ def answer_of(chunks: list[Any]) -> Any:
     return chunks
 
 
-def _ended(record: Record, args: tuple[Any, ...], kwargs: dict[str, Any], chunks: list[Any], joined: bool,
+def _ended(record: Record, args: tuple[Any, ...], kwargs: dict[str, Any], chunks: list[Any] | None, joined: bool,
            t0: float) -> None:
     """Record a call whose stream ended (finished, or closed early: the answer so far)."""
-    record(args, kwargs, answer_of(chunks) if joined else chunks, perf_counter() - t0)
+    answer = None if chunks is None else answer_of(chunks) if joined else chunks
+    record(args, kwargs, answer, perf_counter() - t0)
 
 
 def watch_stream(fn: Callable[..., Generator[Any, Any, Any]], record: Record, record_error: Record,
-                 joined: bool) -> Callable[..., Generator[Any, Any, Any]]:
+                 joined: bool, keep: bool = True) -> Callable[..., Generator[Any, Any, Any]]:
     """``fn`` (a generator function) wrapped to record each call when its stream ends; the
-    answer is :func:`answer_of` the chunks when ``joined``, else the list of chunks."""
+    answer is :func:`answer_of` the chunks when ``joined``, else the list of chunks; None when
+    not ``keep`` (nothing reads it)."""
 
     @functools.wraps(fn)
     def stream_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         t0 = perf_counter()
-        chunks: list[Any] = []
+        chunks: list[Any] | None = [] if keep else None
         gen = fn(*args, **kwargs)
         try:
             value = next(gen)
             while True:
-                chunks.append(value)
+                if chunks is not None:
+                    chunks.append(value)
                 try:
                     sent = yield value
                 except GeneratorExit:
@@ -74,18 +79,19 @@ def watch_stream(fn: Callable[..., Generator[Any, Any, Any]], record: Record, re
 
 
 def watch_async_stream(fn: Callable[..., AsyncGenerator[Any, Any]], record: Record, record_error: Record,
-                       joined: bool) -> Callable[..., AsyncGenerator[Any, Any]]:
+                       joined: bool, keep: bool = True) -> Callable[..., AsyncGenerator[Any, Any]]:
     """:func:`watch_stream` for an async generator function (a FastAPI streaming endpoint)."""
 
     @functools.wraps(fn)
     async def async_stream_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         t0 = perf_counter()
-        chunks: list[Any] = []
+        chunks: list[Any] | None = [] if keep else None
         gen = fn(*args, **kwargs)
         try:
             value = await gen.__anext__()
             while True:
-                chunks.append(value)
+                if chunks is not None:
+                    chunks.append(value)
                 try:
                     sent = yield value
                 except GeneratorExit:

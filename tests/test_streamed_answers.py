@@ -149,3 +149,65 @@ def test_a_stream_of_scores_is_still_refused_with_the_fix() -> None:
             mon.watch(stream)
     finally:
         mon.close()
+
+
+class _Frame:
+    """A chunk of a stream whose outputs are not read (an audio or video frame)."""
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_a_stream_whose_outputs_are_not_read_keeps_no_chunk(is_async: bool) -> None:
+    """Under ``output.kind: none`` the wrapper kept every chunk until the stream ended, for nothing:
+    a stream of frames held them all (session 38). Each frame is now let go once its consumer has it;
+    the call is recorded as before. With an ``embedding=`` extractor the chunks are still kept (it
+    reads the answer)."""
+    import gc
+    import weakref
+
+    mon, _ = _monitor({"features": [{"name": "prompt", "kind": "text"}], "output": {"kind": "none"}})
+    alive: list[int] = []
+    try:
+        refs: list[weakref.ref[_Frame]] = []
+
+        def frames():
+            for _ in range(5):
+                frame = _Frame()
+                refs.append(weakref.ref(frame))
+                yield frame
+            del frame  # this generator's own reference to the last one
+            gc.collect()
+            alive.append(sum(r() is not None for r in refs))  # the frames still held, at the stream's end
+
+        if is_async:
+            @mon.watch
+            async def stream(prompt: str):
+                for frame in frames():
+                    yield frame
+
+            async def consume() -> int:
+                n = 0
+                async for _ in stream("play"):
+                    n += 1
+                return n
+
+            assert asyncio.run(consume()) == 5
+        else:
+            @mon.watch
+            def stream(prompt: str):
+                yield from frames()
+
+            assert sum(1 for _ in stream("play")) == 5
+        mon.flush()
+        assert mon.store.value("monitor_calls") == 1
+        assert alive[0] <= 1, alive  # at most the last one, still in the consumer's and the wrapper's hands (5 before)
+
+        @mon.watch(embedding=lambda chunks: [[float(len(chunks))]])
+        def embedded(prompt: str):
+            yield from frames()
+
+        alive.clear()
+        refs.clear()
+        assert sum(1 for _ in embedded("play")) == 5
+        assert alive == [5], alive  # the extractor reads them: kept
+    finally:
+        mon.close()
