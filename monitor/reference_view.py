@@ -252,7 +252,14 @@ def _decoded(reference: "Reference | None", output: Any) -> "Reference | None":
             f"give the model's predictions on the reference rows as it returns them live ({shapes}), finite and at "
             "most 1e150 in size: Reference.from_arrays(..., scores=...), or the output columns of the reference file "
             "(--output-columns, reference.output_columns)")
-    if decoded.valid.any() and not decoded.valid.all():  # none valid: a classifier's raw scores, which the detectors' errors explain
+    if not decoded.valid.any():
+        # none valid: a classifier's raw scores (logits, a regression model's values under the
+        # default kind), which the detectors' errors explain on the scores as given. Decoded, they
+        # were clipped into [0, 1]: one column of values became rows of [0, 1] that every detector
+        # took (a regressor's reference accepted without a word, or refused for its labels, "class
+        # indices in 0..1"), and the errors showed clipped rows the user never gave
+        return reference
+    if not decoded.valid.all():
         # rows live traffic would refuse (a member out of [0, 1], probabilities that do not sum to
         # one, NaN): kept, one of them moved ATC's threshold by 6 points in a reference of 300
         first = int(np.flatnonzero(~decoded.valid)[0])

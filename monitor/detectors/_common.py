@@ -438,7 +438,7 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
         raise ValueError(f"detector {kind!r} needs at least 2 reference rows with the model's outputs, the reference has "
                          f"{probs.shape[0]}: its live figures are compared with the reference's spread (a held-out "
                          "reference of hundreds of rows or more)")
-    _check_probabilities(probs, kind)
+    _check_probabilities(probs, kind, one_column)
     labels = getattr(reference, "labels", None)
     if labels is None:
         if need_labels:
@@ -497,7 +497,7 @@ def check_reference_width(kind: str, width: int, reference_width: int) -> None:
                          "the classes under output.classes refuses rows of another width at intake)")
 
 
-def _check_probabilities(probs: np.ndarray, kind: str) -> None:
+def _check_probabilities(probs: np.ndarray, kind: str, one_column: bool = False) -> None:
     """Refuse reference scores that are not class probabilities, naming the row and the fix.
 
     Why: the label-free figures are calibrated on them. One NaN row made the ATC threshold NaN
@@ -516,10 +516,16 @@ def _check_probabilities(probs: np.ndarray, kind: str) -> None:
     bad = np.flatnonzero((probs < -1e-9).any(axis=1) | (probs > 1 + 1e-9).any(axis=1) | (np.abs(sums - 1.0) > SUM_TOLERANCE))
     if bad.size:
         i = int(bad[0])
-        row = ", ".join(f"{v:.4g}" for v in probs[i, :6]) + (", ..." if probs.shape[1] > 6 else "")
+        if one_column:  # shown as given: the [1 - p, p] it was read as is no row the user wrote
+            row, given = f"{probs[i, 1]:.4g}", "one column, read as P(positive) of a binary model"
+        else:
+            row = "[" + ", ".join(f"{v:.4g}" for v in probs[i, :6]) + (", ..." if probs.shape[1] > 6 else "") + "]"
+            given = f"sum {sums[i]:.4g}"
+        regression = (", or output.kind: regression for a regression model's values (in code: Monitor(..., config="
+                      "{\"output\": {\"kind\": \"regression\"}}))") if one_column else ""
         raise ValueError(f"detector {kind!r}: reference scores are not class probabilities: {bad.size} row(s) lie outside "
-                         f"[0, 1] or do not sum to 1 (row {i}: [{row}], sum {sums[i]:.4g}). Fix: give the model's probabilities "
-                         "(predict_proba) on the reference rows, or set output.kind: logits if the model returns raw scores")
+                         f"[0, 1] or do not sum to 1 (row {i}: {row}, {given}). Fix: give the model's probabilities "
+                         f"(predict_proba) on the reference rows, or set output.kind: logits if the model returns raw scores{regression}")
 
 
 def _class_text(v: Any) -> str:
