@@ -235,6 +235,14 @@ class LabelJoiner:
         #: empty text: read as no id, as a prediction's is), described for the log line that says
         #: it can join nothing.
         self.missing_id_example: str | None = None
+        #: The first id of a held label that left without its prediction (it waited ``early_wait_s``,
+        #: or did not fit in ``early``), and the first id labelled a second time (its first label is
+        #: kept): both counted ``unknown_id``, described for the log lines that say why.
+        self.unjoined_example: str | None = None
+        self.relabelled_example: str | None = None
+        #: Prediction rows remembered without a request id since the start (not checkpointed): with
+        #: none ever held with one, a label can join nothing, which the log says at once.
+        self.rows_without_id = 0
         #: Labels waiting for their prediction, oldest first: id key -> (label time, label, when it
         #: arrived on :meth:`_arrival_clock`).
         self._early: OrderedDict[str, tuple[float, Any, float]] = OrderedDict()
@@ -278,6 +286,18 @@ class LabelJoiner:
         one counts ``unknown_id`` at once. With :meth:`__len__`, at most ``capacity``."""
         return len(self._labelled)
 
+    @property
+    def ids_seen(self) -> bool:
+        """Whether a prediction with a request id was ever held (waiting, labelled or forgotten;
+        restored from a checkpoint too)."""
+        return bool(self._slot_of or self._labelled or self._gone or self.evicted)
+
+    @property
+    def held_example(self) -> str | None:
+        """The id of the oldest label waiting for its prediction, else of the first that left
+        without it."""
+        return next(iter(self._early), self.unjoined_example)
+
     def __len__(self) -> int:
         return len(self._slot_of)
 
@@ -287,6 +307,7 @@ class LabelJoiner:
         ids = batch.request_id
         has = np.flatnonzero(ids != None)  # noqa: E711
         n = has.size
+        self.rows_without_id += len(ids) - n
         if n == 0:
             return 0
         evicted_before = self.evicted
@@ -508,6 +529,8 @@ class LabelJoiner:
         if isinstance(value, np.generic):  # as the checkpoint keeps it: a numpy class index is an int
             value = value.item()
         if self.early <= 0 or value is _INVALID or key in self._early or key in self._gone or key in self._labelled:
+            if self.relabelled_example is None and (key in self._early or key in self._labelled):
+                self.relabelled_example = key
             return False
         self._early[key] = (float(ts), value, float(arrived))
         return True
@@ -528,7 +551,8 @@ class LabelJoiner:
         ``early``, oldest first; returns how many (each an ``unknown_id``)."""
         early, gone = self._early, 0
         while len(early) > self.early:
-            early.popitem(last=False)
+            key, _ = early.popitem(last=False)
+            self.unjoined_example = self.unjoined_example or key
             gone += 1
         oldest = self._arrival_clock() - self.early_wait_s
         while early:
@@ -537,6 +561,7 @@ class LabelJoiner:
             if arrived == arrived and arrived >= oldest:  # held in arrival order: the first still waiting stops the sweep
                 break
             del early[key]
+            self.unjoined_example = self.unjoined_example or key
             gone += 1
         return gone
 

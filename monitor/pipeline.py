@@ -566,6 +566,7 @@ class Pipeline:
                            "prediction was made with (request_id= of watch/observe, the event's request_id); a NaN id is "
                            "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
                            "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line")
+        self._say_labels_without_predictions(outcome["unknown_id"])
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else
@@ -578,6 +579,36 @@ class Pipeline:
             if "unknown_class" not in self._rejections_logged and kind not in ("regression", "multilabel"):
                 self._log_unknown_labels(labeled, events)
             self._deliver(labeled)
+
+    def _say_labels_without_predictions(self, unknown: int) -> None:
+        """Say once why labels found no prediction under their id, the common causes the other
+        lines do not name: predictions made without request ids (said as soon as a label waits,
+        not ``labels.early_wait`` later), labels whose predictions never came, an id labelled twice.
+        Why: these were counted ``unknown_id`` without a word, a label held for its prediction
+        only after 10 minutes, so that a decorator without ``request_id=`` looked like labels lost."""
+        joiner = self.joiner
+        if not joiner.ids_seen and joiner.rows_without_id and (unknown or joiner.early_held):
+            self._say_unjoined("no_prediction_ids", joiner.held_example,
+                               "model %r: a label came for request id %.80r, but none of the %s prediction row(s) so far "
+                               "carried a request id, so no label can join one (it is held for labels.early_wait, then "
+                               "counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}). Fix: give the predictions "
+                               "the ids their labels are sent with: watch(..., request_id=\"request_id\") naming the "
+                               "argument that holds them (or a function of the call's arguments, one id per row), "
+                               "observe(..., request_id=ids), the event's request_id; further ones without a log line",
+                               f"{joiner.rows_without_id:,}")
+            return
+        self._say_unjoined("unjoined_label", joiner.unjoined_example,
+                           "model %r: a label for request id %.80r waited %s for a prediction under that id and none came "
+                           "(or more labels than labels.early, %s, waited). Fix: send each label with the request id its "
+                           "prediction was made with; a label that comes after its prediction was forgotten "
+                           "(monitor_labels_evicted_total: labels.pending full) counts so too; counted in "
+                           "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",
+                           f"{joiner.early_wait_s:g} s", f"{joiner.early:,}")
+        self._say_unjoined("relabelled", joiner.relabelled_example,
+                           "model %r: a second label came for request id %.80r, labelled already (or its first label is "
+                           "still waiting for the prediction): an id's first label is kept, the others are counted in "
+                           "monitor_feedback_labels_total{outcome=\"unknown_id\"}. Fix: send each label once (a "
+                           "retried or re-sent labelling batch counts its labels again); further ones without a log line")
 
     def _count_clock_outliers(self, before: int) -> None:
         """Count the events the held labels' clock did not follow (see
