@@ -18,7 +18,7 @@ from monitor.batch import Batch
 from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
                                  complex_array, complex_form, float_rows, odd_values, real_numbers)
 from monitor.events import is_dataframe
-from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_repr, text_column
+from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_list, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
 from monitor.row_arguments import row_clients, row_embeddings, row_ids, row_segments
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
@@ -530,8 +530,8 @@ class BatchBuilder:
             return frame if names == known else frame.iloc[:, [names.index(k) for k in known]]
         if len(known) == 2 and names == [known[1]] and not self.output.is_multilabel:
             return frame  # P(positive) of a binary model, as one column is read
-        raise RowError("output_shape", f"outputs are a DataFrame of the columns {short_repr(', '.join(map(repr, names)))}, "
-                                       f"named as some of the classes ({short_repr(', '.join(map(repr, known)))}): "
+        raise RowError("output_shape", f"outputs are a DataFrame of the columns {short_list(names)}, "
+                                       f"named as some of the classes ({short_list(known)}): "
                                        "return one column per class of output.classes (or, for a binary model, the "
                                        "positive class's alone)")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.events import is_dataframe
 
-__all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "series_row", "short_repr", "text_column"]
+__all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "series_row", "short_list", "short_repr", "text_column"]
 
 
 class RowError(ValueError):
@@ -41,7 +41,15 @@ def inputs_are_none(reason: str) -> RowError:
 
 def short_repr(value: Any) -> str:
     """``value``'s repr as a message quotes it: at most 60 characters."""
-    text = repr(value)
+    return _at_most_60(repr(value))
+
+
+def short_list(values: Any) -> str:
+    """Values as a message lists them (``'a', 'b'``: their reprs, no brackets): at most 60 characters."""
+    return _at_most_60(", ".join(map(repr, values)))
+
+
+def _at_most_60(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 

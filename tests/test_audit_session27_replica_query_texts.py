@@ -106,14 +106,14 @@ def test_input_drift_text_lists_its_own_replicas_features(tmp_path: Path) -> Non
     series += [top("a", 1, "age", 3.0), top("a", 2, "income", 2.0), top("b", 1, "zip", 5.0)]
 
     def expected(instance: str, features: list[tuple[str, float]]) -> dict:
-        listed = "".join(f"  {rank}. `{f}` shifted ({score:.1f} x threshold);"
+        listed = "".join(f" {rank}. `{f}` shifted ({score:.1f} x threshold);"
                          for rank, (f, score) in enumerate(features, start=1))
         return {"exp_labels": {"severity": "warning", "model": "r", "instance": instance, "detector": "input_drift"},
                 "exp_annotations": {
                     "summary": f"Input drift on model r: feature `{features[0][0]}` shifted since t0",
                     "description": "The input distribution left the reference (sequential test, calibrated false-alarm "
                                    f"rate). Features driving it, by how far each one's distribution moved (value: its "
-                                   f"score at the latest test, x threshold):{listed}  See "
+                                   f"score at the latest test, x threshold):{listed} See "
                                    "monitor_drift_feature_effect for effect sizes per feature.",
                     "runbook_url": _URL + "modelinputdrift"}}
 

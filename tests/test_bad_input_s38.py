@@ -80,3 +80,24 @@ def test_a_zero_dimensional_complex_array_in_a_list_row_is_read_one_by_one() -> 
         assert float_rows([[np.array(1j), None]]) is None
         assert float_rows([[np.array(1.5), None]]).tolist()[0][0] == 1.5  # real 0-d arrays are numbers
     assert not said, [str(w.message) for w in said]
+
+
+def test_a_partial_dataframe_of_class_columns_is_named_without_double_quotes(caplog) -> None:
+    """The refusal of outputs given as a DataFrame of some of the classes' columns quoted the
+    listed names twice (``columns "'virginica', 'setosa'"``: the repr of a joined list of reprs)."""
+    import logging
+
+    mon = Monitor(model="m", config={"features": ["a"], "output": {"kind": "probabilities",
+                                                                   "classes": ["setosa", "versicolor", "virginica"]}},
+                  registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(np.zeros((2, 1)), pd.DataFrame({"virginica": [0.5, 0.2], "setosa": [0.5, 0.8]}))
+            mon.flush()
+        said = [r.getMessage() for r in caplog.records if "DataFrame of the columns" in r.getMessage()]
+        assert len(said) == 1, [r.getMessage() for r in caplog.records]
+        assert "the columns 'virginica', 'setosa', named as some of the classes ('setosa', 'versicolor', 'virginica')" \
+            in said[0], said[0]
+        assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 2
+    finally:
+        mon.close()
