@@ -309,8 +309,8 @@ def show(profile: Path, as_json: bool) -> None:
                   "half": ("fitted on half the reference, its errors calibrated on the other half (sound; rebuilt with "
                            "'monitor reference build', every row would calibrate and the PCA see more of them)"),
                   "cross_fitted": f"fitted on every reference row; {PCA_CROSS_FITTED_ADVICE}"}[info["pca_calibration"]]
-        click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components keeping "
-                   f"{prof.pca.explained:.0%} of the variance, {fitted}")
+        click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components explaining "
+                   f"{prof.pca.explained:.0%} of the variance (kept until they explain the share asked, 90% by default), {fitted}")
     else:
         click.echo(f"PCA (multivariate drift): none, pca_drift is off: {info['pca_off']}")
 
