@@ -503,7 +503,13 @@ def _external_url(r: _Reader, value: Any, key: str) -> str:
     problem = receiver_url_problem(value) if isinstance(value, str) else f"{value!r} is not an http(s) URL"
     if problem is not None:
         raise r.error(key, problem, "write the address of a Prometheus that scrapes the agent, e.g. http://prometheus:9090")
-    return value
+    # as Prometheus reads its --web.external-url (computeExternalURL): the slashes ending the path
+    # trimmed, so that $externalURL, {{ externalURL }} and {{ pathPrefix }} render as there (with
+    # "http://prometheus:9090/" they read "...9090/" and "/", and "{{ $externalURL }}/graph" "//graph")
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(value)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
 
 
 def _salt(r: _Reader, value: Any, key: str) -> str:
