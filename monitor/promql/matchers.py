@@ -57,6 +57,7 @@ _CLASS_OUT = {"d": "[0-9]", "D": "[^0-9]", "w": "[0-9A-Za-z_]", "W": "[^0-9A-Za-
               "s": "[\\t\\n\\f\\r ]", "S": "[^\\t\\n\\f\\r ]"}
 _CLASS_IN = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\f\\r "}
 _FLAG_RE = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?\)")
+_SCOPED_FLAG_RE = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?:")
 
 
 def translate_regex(pattern: str) -> str:
@@ -71,6 +72,9 @@ def translate_regex(pattern: str) -> str:
     # Stack of output positions where each open group started, so a mid-group flag such as
     # "(?i)" can be turned into "(?i:" ... ")" closed at the end of the enclosing group.
     pending_close: list[int] = [0]  # number of extra ")" to emit when the current group ends
+    # RE2's (?m) makes "$" the end of a line (Python's "$" under the scoped "(?m:" written for it);
+    # without it "$" is the end of the text: "\\Z". Each open group's state, restored when it closes.
+    multiline = [False]
     i = 0
     n = len(pattern)
     while i < n:
@@ -101,7 +105,7 @@ def translate_regex(pattern: str) -> str:
             i = j
             continue
         if c == "$":
-            out.append("\\Z")
+            out.append("$" if multiline[-1] else "\\Z")
             i += 1
             continue
         if c == "(":
@@ -114,14 +118,20 @@ def translate_regex(pattern: str) -> str:
                 if spec:
                     out.append(f"(?{spec}:")
                     pending_close[-1] += 1
+                multiline[-1] = _multiline_after(multiline[-1], on, off)
                 i = m.end()
                 continue
+            scoped = _SCOPED_FLAG_RE.match(pattern, i)
+            multiline.append(multiline[-1] if scoped is None
+                             else _multiline_after(multiline[-1], scoped.group(1), scoped.group(2) or ""))
             pending_close.append(0)
             out.append("(")
             i += 1
             continue
         if c == ")":
             extra = pending_close.pop() if len(pending_close) > 1 else 0
+            if len(multiline) > 1:
+                multiline.pop()
             out.append(")" * extra + ")")
             i += 1
             continue
@@ -129,6 +139,11 @@ def translate_regex(pattern: str) -> str:
         i += 1
     out.append(")" * pending_close[0])
     return "".join(out)
+
+
+def _multiline_after(multiline: bool, on: str, off: str) -> bool:
+    """Whether "$" ends a line after a flag group turning ``on`` and ``off`` flags."""
+    return False if "m" in off else True if "m" in on else multiline
 
 
 def _translate_class(pattern: str, start: int) -> tuple[int, str]:

@@ -17,6 +17,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from monitor.promql.errors import PromQLError, UnsupportedError
+from monitor.promql.matchers import translate_regex
 from monitor.rules.duration import DurationError, parse_duration
 from monitor.rules.gofmt import GoTemplateValue, go_float_v, go_quote, go_sprint, go_sprintf, go_type_name
 from monitor.rules.gotime import GoTime, GoTimeError, time_from_seconds
@@ -251,13 +253,26 @@ def _to_time(v: Any) -> GoTime:
 # ------------------------------------------------------------------------------------------
 # Strings
 # ------------------------------------------------------------------------------------------
-def _go_regexp(pattern: str) -> "re.Pattern[str]":
-    """Compile a Go (RE2) pattern with Python's ``re`` (the syntax alert texts use is shared;
-    ``\\z`` is translated)."""
+def _re2(pattern: str) -> "re.Pattern[str]":
+    """Compile a Go (RE2) pattern with Python's ``re``, translated as the PromQL matchers are
+    (:func:`~monitor.promql.matchers.translate_regex`: POSIX classes, ASCII ``\\d``/``\\w``/``\\s``,
+    ``$`` at the end of the text, flags in mid-pattern, ``\\Q...\\E``); compiled as written,
+    ``[[:space:]]`` matched other characters than in Prometheus, without a word. Raises
+    :class:`FuncError` with what ``regexp`` would say after its own prefix."""
     try:
-        return re.compile(pattern.replace(r"\z", r"\Z"))
-    except re.error as e:
-        raise FuncError(f"regexp: Compile({go_quote(pattern).replace(chr(34), '`')}): error parsing regexp: {e}") from None
+        return re.compile(translate_regex(pattern))
+    except UnsupportedError as e:
+        raise FuncError(f"{e}, which the monitor's template engine does not support") from None
+    except (re.error, PromQLError) as e:
+        raise FuncError(f"error parsing regexp: {e}") from None
+
+
+def _go_regexp(pattern: str) -> "re.Pattern[str]":
+    """:func:`_re2` as ``regexp.MustCompile`` fails: ``regexp: Compile(`pattern`): ...``."""
+    try:
+        return _re2(pattern)
+    except FuncError as e:
+        raise FuncError(f"regexp: Compile({go_quote(pattern).replace(chr(34), '`')}): {e}") from None
 
 
 _EXPAND_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+)|(\$))")
@@ -619,11 +634,7 @@ def _args(_ctx: FuncContext, *args: Any) -> dict[str, Any]:
 
 
 def _match(_ctx: FuncContext, pattern: str, s: str) -> bool:
-    try:
-        rx = re.compile(pattern.replace(r"\z", r"\Z"))
-    except re.error as e:
-        raise FuncError(f"error parsing regexp: {e}") from None
-    return rx.search(s) is not None
+    return _re2(pattern).search(s) is not None  # regexp.MatchString: no "regexp: Compile(...)" in its error
 
 
 def _external_url(ctx: FuncContext) -> str:
