@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 MAX_BATCH_SIZE = 64
+#: While a receiver keeps failing, its failed attempts are said in the log at most this often.
+OUTAGE_LOG_EVERY_S = 300.0
 _USER_AGENT = "model-monitor"
 _GO_ZERO_TIME = "0001-01-01T00:00:00.000Z"
 
@@ -435,6 +437,11 @@ class _Lane:
     thread: threading.Thread | None = None
     #: taken out by :meth:`Notifier.reconfigure`: its thread ends after the batch in hand
     retired: bool = False
+    #: failed attempts since the last delivery, and those of them not said in the log yet; when
+    #: the last was said (monotonic seconds): see :meth:`Notifier._record_error`
+    failing: int = 0
+    unsaid: int = 0
+    said_at: float = -math.inf
 
     @property
     def name(self) -> str:
@@ -675,6 +682,9 @@ class Notifier:
             else:
                 with self._cond:
                     lane.stats.sent += len(batch)
+                    failed, lane.failing, lane.unsaid, lane.said_at = lane.failing, 0, 0, -math.inf
+                if failed:
+                    log.info("alert delivery to %s works again, after %d failed attempt(s)", lane.name, failed)
                 return
             if attempt == self.max_retries or lane.retired or self._stop.wait(delay) or lane.retired:
                 break
@@ -683,9 +693,26 @@ class Notifier:
             lane.stats.failed += len(batch)
 
     def _record_error(self, lane: _Lane, e: Exception, attempt: int) -> None:
+        """Count a failed attempt; say it in the log when it is the first since the last delivery
+        (or a refusal, which retrying cannot mend), else at most every :data:`OUTAGE_LOG_EVERY_S`
+        with the number of failures since. Why: an Alertmanager down for an hour logged every
+        attempt of every batch (10 lines in 15 s), which buries the rest of the log; the alerts not
+        delivered are counted in ``monitor_notifications_total{outcome="failed"}``
+        (MonitorAlertDeliveryFailing)."""
+        now = time.monotonic()
+        refused = isinstance(e, DeliveryError) and not e.retryable
         with self._cond:
             lane.stats.errors += 1
             self.last_error = f"{lane.name}: {e}"
-        refused = isinstance(e, DeliveryError) and not e.retryable
-        log.warning("alert delivery to %s failed (attempt %d/%d): %s%s", lane.name, attempt + 1, self.max_retries + 1, e,
-                    "; not retried: the receiver refused the alerts (fix what it says, or the URL)" if refused else "")
+            lane.failing += 1
+            say = refused or lane.failing == 1 or now - lane.said_at >= OUTAGE_LOG_EVERY_S
+            since, lane.unsaid = (lane.unsaid, 0) if say else (0, lane.unsaid + 1)
+            if say:
+                lane.said_at = now
+        if say:
+            log.warning("alert delivery to %s failed (attempt %d/%d): %s%s%s", lane.name, attempt + 1, self.max_retries + 1,
+                        e, "; not retried: the receiver refused the alerts (fix what it says, or the URL)" if refused else "",
+                        f"; {since} more failed attempt(s) since the last line" if since else
+                        "" if lane.failing > 1 else
+                        f"; while it fails, this is said at most every {OUTAGE_LOG_EVERY_S:.0f} s (alerts not delivered are "
+                        "counted in monitor_notifications_total{outcome=\"failed\"})")
