@@ -294,3 +294,14 @@ def test_duplicate_rule_lint_like_promtool() -> None:
     """), "d.yml")
     assert errs == []
     assert find_duplicate_rules(groups) == [("r", {})]
+
+
+@pytest.mark.parametrize("field,where", [("for", "rule"), ("keep_firing_for", "rule"), ("interval", "group")])
+def test_an_empty_duration_string_is_refused_as_promtool_refuses_it(field: str, where: str) -> None:
+    """``for: ''`` read as 0 (session 38, s38b): promtool and Prometheus refuse "empty duration
+    string"; a missing value (``for:``, null) stays 0 for both."""
+    group_line = f"    {field}: ''\n" if where == "group" else ""
+    rule_line = f"        {field}: ''\n" if where == "rule" else ""
+    text = ("groups:\n  - name: g\n" + group_line + "    rules:\n      - alert: A\n        expr: vector(1)\n" + rule_line)
+    assert any("empty duration string" in e and field in e for e in _errors(text)), _errors(text)
+    assert _errors(text.replace("''", "")) == []

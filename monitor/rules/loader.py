@@ -82,6 +82,10 @@ def _scalar_text(node: YNode | None, field: str, err: _Collector, **ctx: object)
 
 def _duration(node: YNode | None, field: str, err: _Collector, **ctx: object) -> float:
     text = _scalar_text(node, field, err, **ctx)
+    if text == "" and node is not None and not node.is_null and node.kind == "scalar":
+        # for: '' (an empty string, not a missing value): Prometheus refuses it
+        err.add(f"field '{field}': empty duration string (leave the field out for 0, or write e.g. 5m)", node, **ctx)  # type: ignore[arg-type]
+        return 0.0
     if text == "":
         return 0.0
     try:
