@@ -14,7 +14,7 @@ import re
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from monitor.config_keys import SECTION_KEYS, unknown_key_fix
 from monitor.derived import clashes, reserved_names
@@ -22,6 +22,7 @@ from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, TEXT_OUTPUT, Feature, Ou
 
 __all__ = [
     "ConfigError",
+    "ConfigErrors",
     "receiver_url_problem",
     "url_unreadable",
     "MonitorConfig",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
 _OWN_FIX = re.compile(r"\.? Fix: ")
 
 
@@ -57,6 +59,25 @@ class ConfigError(ValueError):
         self.key, self.problem, self.fix, self.source = key, problem, fix, source
         msg = f"{source}: {key}: {problem}" if key else f"{source}: {problem}"
         super().__init__(msg + (f". Fix: {fix}" if fix else ""))
+
+
+class ConfigErrors(ConfigError):
+    """Every independent error of one config, each a :class:`ConfigError` (``errors``, in the
+    order the file is read, one per key). It reads as the first of them, the error the agent's start
+    raised before: ``Monitor(...)``, ``monitor serve`` and a reload say that one; ``monitor config
+    check`` prints each (as promtool does a rule file's), and checks the rest of the file on
+    ``partial``, the config read with each key in error left at its default (None when the file
+    could not be read as a whole). ``blocked``: for each model of ``partial``, the sections in
+    error that its detectors are built on (``output``, the features, the reference, the detector
+    list): they are not built then, as their errors would be the consequence of those."""
+
+    def __init__(self, errors: list[ConfigError], partial: "AgentConfig | None" = None,
+                 blocked: tuple[frozenset[str], ...] = ()) -> None:
+        first = errors[0]
+        super().__init__(first.key, first.problem, first.fix, first.source)
+        self.errors = tuple(errors)
+        self.partial = partial
+        self.blocked = blocked
 
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d|w))+$")
@@ -249,13 +270,41 @@ def section_mapping(value: Any, key: str, section: str, source: str) -> dict[str
 class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
+        #: the errors met so far (:meth:`attempt`), each key's first only
+        self.errors: list[ConfigError] = []
+        self._keys: set[str] = set()
 
     def error(self, key: str, problem: str, fix: str = "") -> ConfigError:
         return ConfigError(key, problem, fix, self.source)
 
+    def add(self, err: ConfigError) -> None:
+        """Keep ``err`` unless its key has one already: a second error at a key is the first's
+        consequence (``${URL}`` refused, then the same value refused as no URL)."""
+        if err.key not in self._keys or not err.key:
+            self._keys.add(err.key)
+            self.errors.append(err)
+
+    def attempt(self, read: Callable[[], _T], default: _T) -> _T:
+        """``read()``, or ``default`` with its error kept (:meth:`add`): the rest of the file is read
+        on, so that every independent error of it is told at once."""
+        try:
+            return read()
+        except ConfigError as err:
+            self.add(err)
+            return default
+
     def mapping(self, value: Any, key: str, section: str) -> dict[str, Any]:
-        """``value``, a mapping whose keys are those of ``section`` (:data:`SECTION_KEYS`)."""
-        return section_mapping(value, key, section, self.source)
+        """``value``, a mapping whose keys are those of ``section`` (:data:`SECTION_KEYS`): an
+        unknown key is an error kept (:meth:`add`) and left out; ``{}`` when ``value`` is no mapping
+        (its error kept too)."""
+        if not isinstance(value, dict):
+            return self.attempt(lambda: section_mapping(value, key, section, self.source), {})
+        allowed = SECTION_KEYS[section]
+        unknown = [k for k in value if not isinstance(k, str) or k not in allowed]
+        for k in unknown:
+            self.add(ConfigError(f"{key}.{k}" if key else str(k), "unknown key", unknown_key_fix(str(k), section),
+                                 self.source))
+        return {k: v for k, v in value.items() if k not in unknown} if unknown else value
 
     def integer(self, value: Any, key: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -366,11 +415,11 @@ def _refuse_env_outside_labels(r: _Reader, value: Any, key: str = "") -> None:
             _refuse_env_outside_labels(r, v, f"{key}[{i}]")
     elif isinstance(value, str) and not _ENV_EXPANDED.match(key):
         m = _ENV_BRACED.search(value)
-        if m is not None:
-            raise r.error(key, f"names the environment variable {m.group(1)} (as {m.group(0)}), which the agent expands "
+        if m is not None:  # kept (each such value is told), and the value read on as written
+            r.add(r.error(key, f"names the environment variable {m.group(1)} (as {m.group(0)}), which the agent expands "
                                "only in rules.external_labels: here it would be taken as the literal text",
                           "write the value itself, or fill the file in before the agent reads it (e.g. "
-                          "envsubst < monitor.yaml.in > monitor.yaml, in an initContainer)")
+                          "envsubst < monitor.yaml.in > monitor.yaml, in an initContainer)"))
 
 
 def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
@@ -548,15 +597,89 @@ def _channel_axis(r: _Reader, feature: dict[str, Any], kind: str, key: str) -> i
 
 def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                  shared: frozenset[str] = frozenset()) -> MonitorConfig:
-    """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file."""
+    """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file.
+
+    Each key (or group of keys that is read as one) is read on its own (:meth:`_Reader.attempt`):
+    one in error is kept at its default and the rest is read on, so that :func:`parse_config` tells
+    every independent error of a file; the order is the file's sections', as the first error was
+    the only one told before."""
 
     def k(key: str) -> str:
         return f"{prefix}{key}"
 
+    model = r.attempt(lambda: _model_name(r, raw, k), "default")
+    feats, features_key = _features(r, raw, k)
+    output = r.attempt(lambda: _output(r, raw, k, feats, features_key), OutputSpec())
+    reference = r.attempt(lambda: _reference(r, raw, k, base_dir), ReferenceConfig())
+
+    q_raw = r.mapping(raw.get("queue"), k("queue"), "queue")
+    default_queue = QueueConfig()
+
+    def queue_value(read: Callable[[], Any], field_name: str) -> Any:
+        return r.attempt(read, getattr(default_queue, field_name))
+
+    queue = QueueConfig(
+        capacity=queue_value(lambda: r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")), "capacity"),
+        max_bytes=queue_value(lambda: r.integer(q_raw.get("max_bytes", 256 * 1024 * 1024), k("queue.max_bytes")),
+                              "max_bytes"),
+        sample_rate=queue_value(lambda: r.number(q_raw.get("sample_rate", 1.0), k("queue.sample_rate"), 0.0, 1.0),
+                                "sample_rate"),
+        batch_max=queue_value(lambda: r.integer(q_raw.get("batch_max", 8192), k("queue.batch_max")), "batch_max"),
+        poll_s=queue_value(lambda: r.duration(q_raw.get("poll", 0.25), k("queue.poll")), "poll_s"),
+        batch_min=queue_value(lambda: r.integer(q_raw.get("batch_min", 1024), k("queue.batch_min")), "batch_min"),
+        linger_s=queue_value(lambda: r.duration(q_raw.get("linger", 1.0), k("queue.linger")), "linger_s"),
+        export_interval_s=queue_value(lambda: r.duration(q_raw.get("export_interval", 10.0), k("queue.export_interval")),
+                                      "export_interval_s"),
+    )
+    if queue.sample_rate == 0:
+        r.add(r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]"))
+        queue = dataclasses.replace(queue, sample_rate=default_queue.sample_rate)
+
+    seg_raw = r.mapping(raw.get("segments"), k("segments"), "segments")
+    segment_cap = r.attempt(lambda: _segment_cap(r, seg_raw.get("cap", 20), k("segments.cap")), 20)
+    lab_raw = r.mapping(raw.get("labels"), k("labels"), "labels")
+    labels_pending = r.attempt(lambda: r.integer(lab_raw.get("pending", 100_000), k("labels.pending")), 100_000)
+    labels_early = r.attempt(lambda: r.integer(lab_raw.get("early", 10_000), k("labels.early"), minimum=0),
+                             10_000)  # 0: none held
+    labels_early_wait_s = r.attempt(lambda: r.duration(lab_raw.get("early_wait", 600.0), k("labels.early_wait")), 600.0)
+
+    detectors = _detectors(r, raw, k, shared)
+    rules = _rules(r, raw, k, base_dir)
+    checkpoint = r.attempt(lambda: _checkpoint(r, raw, k, base_dir), CheckpointConfig())
+    pr_raw = r.mapping(raw.get("probing"), k("probing"), "probing")
+    seed = r.attempt(lambda: _seed(r, raw, k), 0)
+    return MonitorConfig(
+        model=model,
+        schema=Schema(tuple(feats)),
+        output=output,
+        reference=reference,
+        queue=queue,
+        window_s=r.attempt(lambda: r.duration(raw.get("window", "1h"), k("window")), 3600.0),
+        segment_cap=segment_cap,
+        labels_pending=labels_pending,
+        labels_early=labels_early,
+        labels_early_wait_s=labels_early_wait_s,
+        detectors=detectors,
+        rules=rules,
+        checkpoint=checkpoint,
+        client_id_salt=r.attempt(lambda: _salt(r, pr_raw.get("client_id_salt", ""), k("probing.client_id_salt")), ""),
+        raw_client_ids=r.attempt(lambda: r.boolean(pr_raw.get("raw_client_ids", False), k("probing.raw_client_ids")),
+                                 False),
+        seed=seed,
+        source=r.source,
+    )
+
+
+def _model_name(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> str:
     model = raw.get("model", "default")
     if not isinstance(model, str) or not _NAME.match(model):
         raise r.error(k("model"), f"must be a name of letters, digits and _.:- (at most 100), got {model!r}", "e.g. model: fraud-v3")
+    return model
 
+
+def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple[list[Feature], str]:
+    """The input features (``features:`` or ``schema.features``), each entry's error kept and the
+    entry left out; the key the file spells them at (errors name it so)."""
     # schema: either schema.features or a top-level features list
     features_raw = raw.get("features")
     features_key = "features"  # errors name the key as the file spells it
@@ -564,13 +687,17 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     if features_raw is None:
         features_raw, features_key = schema_raw.get("features", []), "schema.features"
     if not isinstance(features_raw, list):
-        raise r.error(k(features_key), "must be a list of features", "write - {name: age, kind: numeric}")
-    feats, seen = [], set()
-    for i, f in enumerate(features_raw):
+        r.add(r.error(k(features_key), "must be a list of features", "write - {name: age, kind: numeric}"))
+        return [], features_key
+    feats: list[Feature] = []
+    seen: set[str] = set()
+
+    def feature(i: int, f: Any) -> Feature:
         fk = k(f"{features_key}[{i}]")
         if isinstance(f, str):
             f = {"name": f}
-        f = r.mapping(f, fk, "features[]")
+        # no mapping: its error alone (a name then missing would be its consequence)
+        f = r.mapping(f, fk, "features[]") if isinstance(f, dict) else section_mapping(f, fk, "features[]", r.source)
         name = r.string(f.get("name"), f"{fk}.name")
         kind = f.get("kind", f.get("type", "numeric"))
         if kind not in FEATURE_KINDS:
@@ -580,25 +707,74 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         if name in seen:
             raise r.error(f"{fk}.name", f"duplicate feature name {name!r}", "give every feature a unique name")
         seen.add(name)
-        feats.append(Feature(name, kind, _channel_axis(r, f, kind, fk)))
+        return Feature(name, kind, _channel_axis(r, f, kind, fk))
+
+    failed = len(r.errors)
+    for i, f in enumerate(features_raw):
+        got = r.attempt(lambda: feature(i, f), None)
+        if got is not None:
+            feats.append(got)
+    if len(r.errors) > failed:  # the checks of the whole list would read it without the entries in error
+        return feats, features_key
     clash = next(iter(clashes(Schema(tuple(feats)))), None)
     if clash is not None:
         at = next(i for i, f in enumerate(feats) if f.name == clash.name)
-        raise r.error(k(f"{features_key}[{at}].name"), clash.problem, clash.fix)
-    if len(feats) > 1 and any(f.kind == "tensor" for f in feats):
+        r.add(r.error(k(f"{features_key}[{at}].name"), clash.problem, clash.fix))
+    elif len(feats) > 1 and any(f.kind == "tensor" for f in feats):
         tensor = next(f.name for f in feats if f.kind == "tensor")
-        raise r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "
+        r.add(r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "
                                        f"is the rows) and cannot share the inputs with {len(feats) - 1} other feature(s)",
                       "list the tensor feature alone; watch the model's other inputs under another model name, or pass "
-                      "a grouping value as segment=")
+                      "a grouping value as segment="))
+    return feats, features_key
 
+
+def _output(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], feats: list[Feature],
+            features_key: str) -> OutputSpec:
+    """The ``output`` section; its kind in error, the keys read against the kind are not checked
+    (their errors would be the wrong kind's), and the default output stands."""
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")
-    if kind not in OUTPUT_KINDS:
-        raise r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}",
+    kind_known = kind in OUTPUT_KINDS
+    if not kind_known:
+        r.add(r.error(k("output.kind"), f"must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}",
                       "probabilities for predict_proba, logits for raw scores, multilabel for one independent probability "
                       "per label, text for one generated text per row (its answers monitored as the text feature output), "
-                      "none for outputs that are not monitored (boxes, rankings: the inputs are)")
+                      "none for outputs that are not monitored (boxes, rankings: the inputs are)"))
+    classes_raw = r.attempt(lambda: _classes(r, out_raw, k), [])
+    if kind_known and kind in ("none", "text") and classes_raw:
+        # the classes name score columns, and kind: none reads no outputs: a config meaning one kind
+        # and saying another is told, not left to monitor nothing it expected
+        raise r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no scores",
+                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have"
+                      if kind == "none" else "remove classes (the answers are monitored as the text feature output)")
+    reserved = reserved_names(OutputSpec(kind)) if kind == "text" else frozenset()
+    if reserved & {f.name for f in feats}:
+        # the answers are the text feature "output": an input of that name, or of one of its
+        # columns, would share its columns (output.length of the prompt and of the answer alike),
+        # each side read as the other
+        at = next(i for i, f in enumerate(feats) if f.name in reserved)
+        raise r.error(k(f"{features_key}[{at}].name"), f"{feats[at].name!r} is the text feature output.kind: text monitors "
+                      "the model's answers as (output.length, output.oov_share...)" if feats[at].name == TEXT_OUTPUT else
+                      f"{feats[at].name!r} is a column of the text feature output.kind: text monitors the model's "
+                      "answers as (output.length, output.oov_share...)",
+                      f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key")
+    samples_axis = r.attempt(lambda: r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis")), False)
+    quantiles_raw = out_raw.get("quantiles", [])
+    if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):
+        raise r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}", "write quantiles: [0.05, 0.5, 0.95]")
+    if not kind_known:
+        return OutputSpec()
+    if samples_axis and kind not in ("probabilities", "logits"):
+        raise r.error(k("output.samples_axis"), f"ensemble members per row apply to probabilities or logits, not to kind: {kind}",
+                      "remove samples_axis, or send the members' mean")
+    try:
+        return OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis, tuple(float(q) for q in quantiles_raw))
+    except ValueError as err:
+        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
+
+
+def _classes(r: _Reader, out_raw: dict[str, Any], k: Callable[[str], str]) -> list[Any]:
     classes_raw = out_raw.get("classes", [])
     if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
         classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings
@@ -616,35 +792,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
                       'quote names YAML reads as true/false: classes: ["no", "yes"]' if booleans else "write classes: [cat, dog]")
     if len(set(map(str, classes_raw))) != len(classes_raw):
         raise r.error(k("output.classes"), "class names must be unique", "remove the duplicate")
-    if kind in ("none", "text") and classes_raw:
-        # the classes name score columns, and kind: none reads no outputs: a config meaning one kind
-        # and saying another is told, not left to monitor nothing it expected
-        raise r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no scores",
-                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have"
-                      if kind == "none" else "remove classes (the answers are monitored as the text feature output)")
-    reserved = reserved_names(OutputSpec(kind)) if kind == "text" else frozenset()
-    if reserved & {f.name for f in feats}:
-        # the answers are the text feature "output": an input of that name, or of one of its
-        # columns, would share its columns (output.length of the prompt and of the answer alike),
-        # each side read as the other
-        at = next(i for i, f in enumerate(feats) if f.name in reserved)
-        raise r.error(k(f"{features_key}[{at}].name"), f"{feats[at].name!r} is the text feature output.kind: text monitors "
-                      "the model's answers as (output.length, output.oov_share...)" if feats[at].name == TEXT_OUTPUT else
-                      f"{feats[at].name!r} is a column of the text feature output.kind: text monitors the model's "
-                      "answers as (output.length, output.oov_share...)",
-                      f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key")
-    samples_axis = r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis"))
-    quantiles_raw = out_raw.get("quantiles", [])
-    if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):
-        raise r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}", "write quantiles: [0.05, 0.5, 0.95]")
-    if samples_axis and kind not in ("probabilities", "logits"):
-        raise r.error(k("output.samples_axis"), f"ensemble members per row apply to probabilities or logits, not to kind: {kind}",
-                      "remove samples_axis, or send the members' mean")
-    try:
-        output = OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis, tuple(float(q) for q in quantiles_raw))
-    except ValueError as err:
-        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
+    return classes_raw
 
+
+def _reference(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> ReferenceConfig:
     ref_raw = r.mapping(raw.get("reference"), k("reference"), "reference")
     ref_path = ref_raw.get("path")
     if ref_path is not None:
@@ -655,82 +806,104 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             raise r.error(k("reference.pca_fit"), "needs reference.path (the reference whose PCA it fits)",
                           "add reference.path, or remove pca_fit")
         pca_fit = str(base_dir / r.string(pca_fit, k("reference.pca_fit")))
-    reference = _reference_columns(r, ref_raw, k, ReferenceConfig(ref_path, pca_fit))
+    return _reference_columns(r, ref_raw, k, ReferenceConfig(ref_path, pca_fit))
 
-    q_raw = r.mapping(raw.get("queue"), k("queue"), "queue")
-    queue = QueueConfig(
-        capacity=r.integer(q_raw.get("capacity", 100_000), k("queue.capacity")),
-        max_bytes=r.integer(q_raw.get("max_bytes", 256 * 1024 * 1024), k("queue.max_bytes")),
-        sample_rate=r.number(q_raw.get("sample_rate", 1.0), k("queue.sample_rate"), 0.0, 1.0),
-        batch_max=r.integer(q_raw.get("batch_max", 8192), k("queue.batch_max")),
-        poll_s=r.duration(q_raw.get("poll", 0.25), k("queue.poll")),
-        batch_min=r.integer(q_raw.get("batch_min", 1024), k("queue.batch_min")),
-        linger_s=r.duration(q_raw.get("linger", 1.0), k("queue.linger")),
-        export_interval_s=r.duration(q_raw.get("export_interval", 10.0), k("queue.export_interval")),
-    )
-    if queue.sample_rate == 0:
-        raise r.error(k("queue.sample_rate"), "0 would monitor nothing", "use a rate in (0, 1]")
 
-    seg_raw = r.mapping(raw.get("segments"), k("segments"), "segments")
-    segment_cap = _segment_cap(r, seg_raw.get("cap", 20), k("segments.cap"))
-    lab_raw = r.mapping(raw.get("labels"), k("labels"), "labels")
-    labels_pending = r.integer(lab_raw.get("pending", 100_000), k("labels.pending"))
-    if labels_pending < 1:
-        raise r.error(k("labels.pending"), f"must be at least 1, got {labels_pending}",
-                      "hold at least (predictions per second with a request id) x (labelling delay in seconds)")
-    labels_early = r.integer(lab_raw.get("early", 10_000), k("labels.early"), minimum=0)  # 0: none held
-    labels_early_wait_s = r.duration(lab_raw.get("early_wait", 600.0), k("labels.early_wait"))
-
+def _detectors(r: _Reader, raw: dict[str, Any], k: Callable[[str], str],
+               shared: frozenset[str]) -> tuple[DetectorConfig, ...] | None:
+    """The ``detectors`` list (None: the defaults), each entry's error kept and the entry left out."""
     det_raw = raw.get("detectors")
-    detectors: tuple[DetectorConfig, ...] | None = None
-    if det_raw is not None:
-        if not isinstance(det_raw, list):
-            raise r.error(k("detectors"), "must be a list of {kind: ..., <params>}", "write - kind: confidence")
-        from monitor.detectors.registry import KINDS, parameter_defaults
+    if det_raw is None:
+        return None
+    if not isinstance(det_raw, list):
+        r.add(r.error(k("detectors"), "must be a list of {kind: ..., <params>}", "write - kind: confidence"))
+        return None
+    from monitor.detectors.registry import KINDS, parameter_defaults
 
-        dets = []
-        for i, d in enumerate(det_raw):
-            dk = k(f"detectors[{i}]")
-            if isinstance(d, str):
-                d = {"kind": d}
-            if not isinstance(d, dict) or "kind" not in d:
-                raise r.error(dk, "must be a mapping with a kind", "write - kind: drift")
-            dkind = d["kind"]
-            if dkind not in KINDS:
-                close = difflib.get_close_matches(str(dkind), KINDS, n=1)
-                raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
-                              f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")
-            params = {key: v for key, v in d.items() if key != "kind"}
-            defaults = parameter_defaults(dkind)
-            known = tuple(defaults)
-            for name in params:
-                if name not in known:
-                    close = difflib.get_close_matches(str(name), known, n=1)
-                    raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
-                                  f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
-                params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
-            # the key a detector's own refusal is told at when it is built: the shared list's, when shared
-            dets.append(DetectorConfig(dkind, params, f"detectors[{i}]" if "detectors" in shared else dk))
-        detectors = _shared_abstain_threshold(r, tuple(dets))
+    def entry(i: int, d: Any) -> DetectorConfig:
+        dk = k(f"detectors[{i}]")
+        if isinstance(d, str):
+            d = {"kind": d}
+        if not isinstance(d, dict) or "kind" not in d:
+            raise r.error(dk, "must be a mapping with a kind", "write - kind: drift")
+        dkind = d["kind"]
+        if dkind not in KINDS:
+            close = difflib.get_close_matches(str(dkind), KINDS, n=1)
+            raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
+                          f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")
+        params = {key: v for key, v in d.items() if key != "kind"}
+        defaults = parameter_defaults(dkind)
+        known = tuple(defaults)
+        for name in params:
+            if name not in known:
+                close = difflib.get_close_matches(str(name), known, n=1)
+                raise r.error(f"{dk}.{name}", f"detector {dkind!r} has no parameter {name!r}",
+                              f"did you mean {close[0]!r}?" if close else f"its parameters: {', '.join(known)}")
+            params[name] = _detector_value(r, f"{dk}.{name}", name, params[name], defaults[name])
+        # the key a detector's own refusal is told at when it is built: the shared list's, when shared
+        return DetectorConfig(dkind, params, f"detectors[{i}]" if "detectors" in shared else dk)
 
+    dets = [d for d in (r.attempt(lambda: entry(i, d), None) for i, d in enumerate(det_raw)) if d is not None]
+    return r.attempt(lambda: _shared_abstain_threshold(r, tuple(dets)), tuple(dets))
+
+
+def _rules(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> RulesConfig:
     rules_raw = r.mapping(raw.get("rules"), k("rules"), "rules")
     # named by absolute path, resolved against the config's folder: the file is the `file` label of
     # MonitorRuleReloadFailed, and one file spelt `team.yml` by a model and `/etc/monitor/team.yml`
     # by another (a sidecar started with a relative --config) paged once per spelling
-    files = tuple(os.path.abspath(base_dir / f) for f in r.strings(rules_raw.get("files", []), k("rules.files")))
+    files = tuple(os.path.abspath(base_dir / f)
+                  for f in r.attempt(lambda: r.strings(rules_raw.get("files", []), k("rules.files")), ()))
     if rules_raw.get("packs"):
-        from monitor.shipped import rule_pack_files
-
-        try:
-            files = rule_pack_files(r.strings(rules_raw["packs"], k("rules.packs"))) + files
-        except ValueError as err:
-            raise r.error(k("rules.packs"), str(err), "write e.g. packs: [core, confidence], or packs: [all]") from None
+        files = r.attempt(lambda: _packs(r, rules_raw["packs"], k), ()) + files
     # a file named twice (a.yml and ./a.yml, a pack also by its path) is loaded once, as Prometheus keys
     # groups by cleaned file path and name: twice, each of its alerts was listed and counted twice
     unique: dict[str, str] = {}
     for f in files:
         unique.setdefault(os.path.realpath(f), f)
     files = tuple(unique.values())
+    ext = r.attempt(lambda: _external_labels(r, rules_raw, k), {})
+    d = RulesConfig()
+    rules = RulesConfig(
+        files=files,
+        interval_s=r.attempt(lambda: r.duration(rules_raw.get("interval", "15s"), k("rules.interval")), d.interval_s),
+        alertmanager_urls=r.attempt(lambda: r.strings(rules_raw.get("alertmanager", []), k("rules.alertmanager")), ()),
+        webhook_urls=r.attempt(lambda: r.strings(rules_raw.get("webhook", []), k("rules.webhook")), ()),
+        log_alerts=r.attempt(lambda: r.boolean(rules_raw.get("log", True), k("rules.log")), True),
+        external_labels=dict(ext),
+        external_url=r.attempt(lambda: _external_url(r, rules_raw.get("external_url", ""), k("rules.external_url")), ""),
+        for_outage_tolerance_s=r.attempt(lambda: r.duration(rules_raw.get("for_outage_tolerance", "1h"),
+                                                            k("rules.for_outage_tolerance")), d.for_outage_tolerance_s),
+        for_grace_period_s=r.attempt(lambda: r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"),
+                                                        allow_zero=True), d.for_grace_period_s),
+    )
+    if rules.interval_s < _MIN_RULE_INTERVAL_S:
+        # taken: every evaluation scrapes each series and runs every rule, 1,000 times a second at 1ms
+        r.add(r.error(k("rules.interval"), f"{rules_raw.get('interval')!r} is below {_MIN_RULE_INTERVAL_S:g}s: each "
+                      "evaluation reads every series and runs every rule, and the agent would spend its CPU on nothing else",
+                      f"write 15s (the default), or at least {_MIN_RULE_INTERVAL_S * 1000:g}ms"))
+        rules = dataclasses.replace(rules, interval_s=d.interval_s)
+    for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
+        for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
+            problem = receiver_url_problem(url)
+            if problem is not None:
+                r.add(r.error(k(key), problem, "write e.g. http://127.0.0.1:9093"))
+                rules = dataclasses.replace(rules, **{"alertmanager_urls" if key == "rules.alertmanager" else
+                                                      "webhook_urls": ()})
+                break
+    return rules
+
+
+def _packs(r: _Reader, packs: Any, k: Callable[[str], str]) -> tuple[str, ...]:
+    from monitor.shipped import rule_pack_files
+
+    try:
+        return rule_pack_files(r.strings(packs, k("rules.packs")))
+    except ValueError as err:
+        raise r.error(k("rules.packs"), str(err), "write e.g. packs: [core, confidence], or packs: [all]") from None
+
+
+def _external_labels(r: _Reader, rules_raw: dict[str, Any], k: Callable[[str], str]) -> dict[str, str]:
     ext = rules_raw.get("external_labels", {}) or {}
     if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
         raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")
@@ -739,29 +912,10 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
             raise r.error(k("rules.external_labels"), f"{name!r} is not a label name (letters, digits and _, not "
                           "starting with a digit): Alertmanager would refuse every alert",
                           f"write e.g. {re.sub(r'[^a-zA-Z0-9_]', '_', name).lstrip('0123456789') or 'cluster'}: ...")
-    ext = {name: _expand_env(r, k(f"rules.external_labels.{name}"), value) for name, value in ext.items()}
-    rules = RulesConfig(
-        files=files,
-        interval_s=r.duration(rules_raw.get("interval", "15s"), k("rules.interval")),
-        alertmanager_urls=r.strings(rules_raw.get("alertmanager", []), k("rules.alertmanager")),
-        webhook_urls=r.strings(rules_raw.get("webhook", []), k("rules.webhook")),
-        log_alerts=r.boolean(rules_raw.get("log", True), k("rules.log")),
-        external_labels=dict(ext),
-        external_url=_external_url(r, rules_raw.get("external_url", ""), k("rules.external_url")),
-        for_outage_tolerance_s=r.duration(rules_raw.get("for_outage_tolerance", "1h"), k("rules.for_outage_tolerance")),
-        for_grace_period_s=r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"), allow_zero=True),
-    )
-    if rules.interval_s < _MIN_RULE_INTERVAL_S:
-        # taken: every evaluation scrapes each series and runs every rule, 1,000 times a second at 1ms
-        raise r.error(k("rules.interval"), f"{rules_raw.get('interval')!r} is below {_MIN_RULE_INTERVAL_S:g}s: each evaluation "
-                      "reads every series and runs every rule, and the agent would spend its CPU on nothing else",
-                      f"write 15s (the default), or at least {_MIN_RULE_INTERVAL_S * 1000:g}ms")
-    for key, urls in (("rules.alertmanager", rules.alertmanager_urls), ("rules.webhook", rules.webhook_urls)):
-        for url in urls:  # each list under its own key: a webhook's mistake was reported as rules.alertmanager's
-            problem = receiver_url_problem(url)
-            if problem is not None:
-                raise r.error(k(key), problem, "write e.g. http://127.0.0.1:9093")
+    return {name: _expand_env(r, k(f"rules.external_labels.{name}"), value) for name, value in ext.items()}
 
+
+def _checkpoint(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> CheckpointConfig:
     ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), "checkpoint")
     ck_path = ck_raw.get("path")
     if ck_path is None and "interval" in ck_raw:  # a state never written, while the config says how often
@@ -772,65 +926,63 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         # it exists; joining with base_dir dropped it, so `path: state/` with several models was
         # refused as a shared file, and with one model the checkpoint was a file named "state"
         ck_path = str(base_dir / r.string(ck_path, k("checkpoint.path"))) + ("/" if ck_path.endswith("/") else "")
-    checkpoint = CheckpointConfig(
+    return CheckpointConfig(
         path=ck_path,
         interval_s=r.duration(ck_raw.get("interval", "60s"), k("checkpoint.interval")),
     )
-    pr_raw = r.mapping(raw.get("probing"), k("probing"), "probing")
+
+
+def _seed(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> int:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         # negative seeds are refused here, not by the first detector built from this one (numpy's
         # generators take none), whose error sent the user to the detector's own seed
         raise r.error(k("seed"), f"must be a whole number, 0 or more, got {seed!r}", "write seed: 0")
-    return MonitorConfig(
-        model=model,
-        schema=Schema(tuple(feats)),
-        output=output,
-        reference=reference,
-        queue=queue,
-        window_s=r.duration(raw.get("window", "1h"), k("window")),
-        segment_cap=segment_cap,
-        labels_pending=labels_pending,
-        labels_early=labels_early,
-        labels_early_wait_s=labels_early_wait_s,
-        detectors=detectors,
-        rules=rules,
-        checkpoint=checkpoint,
-        client_id_salt=_salt(r, pr_raw.get("client_id_salt", ""), k("probing.client_id_salt")),
-        raw_client_ids=r.boolean(pr_raw.get("raw_client_ids", False), k("probing.raw_client_ids")),
-        seed=seed,
-        source=r.source,
-    )
+    return seed
 
 
 def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
+    """The ``server`` section, each key in error kept (:meth:`_Reader.attempt`) and left at its default."""
     s = r.mapping(raw, "server", "server")
-    port = s.get("port", 9108)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise r.error("server.port", f"must be a TCP port 0-65535, got {port!r}", "write port: 9108")
-    # a number or a list here crashed `monitor config check` and `monitor serve` with a traceback
-    for key, fix in (("write_token_file", "write the path of a file holding the tokens, one per line"),
-                     ("metrics_token_file", "write the path of a file holding the tokens, one per line"),
-                     ("write_token_env", "write the name of one environment variable, e.g. MONITOR_WRITE_TOKEN"),
-                     ("metrics_token_env", "write the name of one environment variable, e.g. MONITOR_METRICS_TOKEN")):
+    d = ServerConfig()
+
+    def port() -> int:
+        value = s.get("port", 9108)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise r.error("server.port", f"must be a TCP port 0-65535, got {value!r}", "write port: 9108")
+        return value
+
+    def text(key: str, fix: str) -> str | None:
         value = s.get(key)
         if value is not None and (not isinstance(value, str) or not value):
             raise r.error(f"server.{key}", f"must be a non-empty string, got {value!r}", fix)
-    header = s.get("client_header")
-    if header is not None and (not isinstance(header, str) or not _HEADER_NAME.match(header)):
-        raise r.error("server.client_header", f"must be one HTTP header name, got {header!r}",
-                      "write e.g. client_header: X-Api-Key (no spaces), or leave it out to use the peer address")
+        return value
+
+    def header() -> str | None:
+        value = s.get("client_header")
+        if value is not None and (not isinstance(value, str) or not _HEADER_NAME.match(value)):
+            raise r.error("server.client_header", f"must be one HTTP header name, got {value!r}",
+                          "write e.g. client_header: X-Api-Key (no spaces), or leave it out to use the peer address")
+        return value
+
+    the_port = r.attempt(port, d.port)
+    # a number or a list here crashed `monitor config check` and `monitor serve` with a traceback
+    tokens = {key: r.attempt(lambda: text(key, fix), None) for key, fix in (
+        ("write_token_file", "write the path of a file holding the tokens, one per line"),
+        ("metrics_token_file", "write the path of a file holding the tokens, one per line"),
+        ("write_token_env", "write the name of one environment variable, e.g. MONITOR_WRITE_TOKEN"),
+        ("metrics_token_env", "write the name of one environment variable, e.g. MONITOR_METRICS_TOKEN"))}
+    client_header = r.attempt(header, None)
     return ServerConfig(
-        addr=r.string(s.get("addr", "127.0.0.1"), "server.addr"),
-        port=port,
-        max_body_bytes=r.integer(s.get("max_body_bytes", 10 * 1024 * 1024), "server.max_body_bytes"),
-        max_batch_events=r.integer(s.get("max_batch_events", 10_000), "server.max_batch_events"),
-        write_token_file=s.get("write_token_file"),
-        write_token_env=s.get("write_token_env"),
-        metrics_token_file=s.get("metrics_token_file"),
-        metrics_token_env=s.get("metrics_token_env"),
-        client_header=s.get("client_header"),
+        addr=r.attempt(lambda: r.string(s.get("addr", "127.0.0.1"), "server.addr"), d.addr),
+        port=the_port,
+        max_body_bytes=r.attempt(lambda: r.integer(s.get("max_body_bytes", 10 * 1024 * 1024), "server.max_body_bytes"),
+                                 d.max_body_bytes),
+        max_batch_events=r.attempt(lambda: r.integer(s.get("max_batch_events", 10_000), "server.max_batch_events"),
+                                   d.max_batch_events),
+        client_header=client_header,
         extra={k: v for k, v in s.items() if k in _SIDECAR_SERVER_KEYS},
+        **tokens,
     )
 
 
@@ -865,11 +1017,53 @@ def receiver_url_problem(url: str) -> str | None:
 
 
 def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".") -> AgentConfig:
-    """Validate an already-decoded config document."""
+    """Validate an already-decoded config document.
+
+    Raises
+    ------
+    ConfigErrors
+        Every independent error of the document (:class:`ConfigErrors`), read as the first one.
+    """
     r = _Reader(source)
-    base = Path(base_dir)
+    partial: AgentConfig | None = None
+    blocked: list[frozenset[str]] = []
+    try:
+        partial = _parse_agent(r, raw, source, Path(base_dir), blocked)
+    except ConfigError as err:  # one that stops the reading of the whole document
+        r.add(err)
+    if r.errors:
+        raise ConfigErrors(r.errors, partial, tuple(blocked))
+    assert partial is not None
+    return partial
+
+
+#: The sections of a model whose errors keep its detectors from being built (:class:`ConfigErrors`'s
+#: ``blocked``): they are built on them, and would be built on the defaults standing for them.
+_DETECTORS_READ = frozenset({"features", "schema", "output", "reference", "detectors"})
+
+
+def _blocked(errors: list[ConfigError], prefix: str) -> frozenset[str]:
+    """The sections of :data:`_DETECTORS_READ` that ``errors`` (of the model whose keys start with
+    ``prefix``) are in. An entry of ``detectors`` in error does not count (it is left out, and the
+    other entries are built), but the list itself does, and so does a shared abstain threshold."""
+    out = set()
+    for err in errors:
+        key = err.key[len(prefix):] if err.key.startswith(prefix) else err.key
+        section = re.match(r"[A-Za-z_]*", key).group()  # type: ignore[union-attr]
+        if section == "detectors" and key != "detectors" and not key.endswith(".abstain_threshold"):
+            continue
+        if section in _DETECTORS_READ:
+            out.add(section)
+    return frozenset(out)
+
+
+def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[frozenset[str]]) -> AgentConfig:
+    """The document read as :func:`parse_config` reads it, each error kept in ``r``; ``blocked``
+    gets each model's :func:`_blocked` sections."""
     if raw is None:
         raw = {}
+    if not isinstance(raw, dict):
+        section_mapping(raw, "", "", source)  # raises: no document to read on
     top = r.mapping(raw, "", "")
     _refuse_env_outside_labels(r, top)
     if "models" in top:
@@ -880,19 +1074,35 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
         models = []
         for i, m in enumerate(models_raw):
             if isinstance(m, dict) and "server" in m:  # difflib's nearest key was 'seed'
-                raise r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
-                              "move server: to the top level of the file, beside models:")
+                r.add(r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
+                              "move server: to the top level of the file, beside models:"))
+                m = {key: v for key, v in m.items() if key != "server"}
+            if not isinstance(m, dict):
+                r.attempt(lambda: section_mapping(m, f"models[{i}]", "models[]", source), {})
+                continue
             m = r.mapping(m, f"models[{i}]", "models[]")
+            own = _Reader(source)
             try:
-                models.append(_parse_model(r, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
-            except ConfigError as err:
-                raise _named_where_written(err, m, i) from None
+                models.append(_parse_model(own, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
+                blocked.append(_blocked(own.errors, f"models[{i}]."))
+            except ConfigError as err:  # not kept by the model's reader: none is read past it
+                own.add(err)
+            for err in own.errors:
+                r.add(_named_where_written(err, m, i))
         names = [m.model for m in models]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise r.error("models", f"duplicate model names {sorted(dup)}", "give every model a unique name")
+            r.add(r.error("models", f"duplicate model names {sorted(dup)}", "give every model a unique name"))
     else:
-        models = [_parse_model(r, {k: v for k, v in top.items() if k != "server"}, "", base)]
+        own = _Reader(source)
+        models = []
+        try:
+            models.append(_parse_model(own, {k: v for k, v in top.items() if k != "server"}, "", base))
+            blocked.append(_blocked(own.errors, ""))
+        except ConfigError as err:  # not kept by the model's reader: none is read past it
+            own.add(err)
+        for err in own.errors:
+            r.add(err)
     return AgentConfig(tuple(models), _parse_server(r, top.get("server")), source)
 
 

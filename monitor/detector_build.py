@@ -29,7 +29,7 @@ log = logging.getLogger("monitor")
 
 
 def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "Schema", *,
-                    kinds: "frozenset[str] | None" = None) -> list[Any]:
+                    kinds: "frozenset[str] | None" = None, errors: "list[ConfigError] | None" = None) -> list[Any]:
     """The detectors of ``cfg`` (its listed ones, else the defaults for its output kind and
     ``reference``), built on ``reference`` as the agent builds them.
 
@@ -46,6 +46,9 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
         those that read only the reference's scores and labels on raw reference data, which it
         does not profile; the others' entries keep their place, so an error names the entry's key
         and reads as the agent's start says it.
+    errors
+        When given, an entry's refusal is appended to it and the next entries are built
+        (``monitor config check`` tells each); otherwise the first is raised, as at start.
 
     Raises
     ------
@@ -99,16 +102,14 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
                     "%s). They never arrive: input drift does not watch them (else read as \"no data\", drift for "
                     "good)%s. Fix: %s", cfg.model, ", ".join(unread), ", ".join(schema.names),
                     f"; left out: {', '.join(left_out)}" if left_out and cfg.detectors is None else "", fix)
-    detectors = []
-    for i, d in enumerate(specs):
-        if kinds is not None and d.kind not in kinds:
-            continue
+    def built(i: int, d: Any) -> Any:
+        """Entry ``i``'s detector; None for a default left out."""
         params = dict(d.params)
         _check_outputs_read(cfg, d, i)
         _check_multilabel_fit(cfg, d, i)
         if blind(d):
             if cfg.detectors is None:
-                continue  # a default: left out, as the warning above says
+                return None  # a default: left out, as the warning above says
             lacking = ", ".join(n for n in unread if d.kind == "input_drift" or n in reference.numeric_names)
             raise ConfigError(d.key or f"detectors[{i}]",
                               f"{d.kind}: it reads the reference's features by name, and the config's features "
@@ -120,13 +121,27 @@ def build_detectors(cfg: MonitorConfig, reference: "Reference | None", schema: "
             params.setdefault("client_id_salt", cfg.client_id_salt or None)
             params.setdefault("raw_client_ids", cfg.raw_client_ids)
         try:
-            detectors.append(create(d.kind, reference=det_reference, params=params, context=ctx))
+            return create(d.kind, reference=det_reference, params=params, context=ctx)
         except ConfigError:
             raise
         except (ValueError, TypeError, ImportError) as err:  # ImportError: an optional extra (alibi-detect) missing
             if isinstance(err, TypeError) and not any(k in str(err) for k in d.params):
                 raise  # a bug in the detector, not a value of the config: not to be blamed on the entry
             raise detector_error(cfg, i, d, err, listed=listed, has_reference=reference is not None) from err
+
+    detectors = []
+    for i, d in enumerate(specs):
+        if kinds is not None and d.kind not in kinds:
+            continue
+        try:
+            det = built(i, d)
+        except ConfigError as err:
+            if errors is None:
+                raise
+            errors.append(err)
+            continue
+        if det is not None:
+            detectors.append(det)
     if not any(getattr(det, "kind", "") == "segments" for det in detectors):
         # rows folded into "other" are counted once per model: by the segments detector, else by
         # the first detector that slices by segment and can count them

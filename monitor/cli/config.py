@@ -25,22 +25,33 @@ def config() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def check(paths: tuple[str, ...]) -> None:
     """Validate config files as `monitor serve` reads them; each is checked, exit 1 if any is invalid."""
-    from monitor.config import ConfigError, load_config
+    from monitor.config import ConfigError, ConfigErrors, load_config
     from monitor.config_files import file_problems
 
     failed = False
     for path in paths:
+        blocked: tuple[frozenset[str], ...] = ()
         try:
             agent = load_config(path)
+        except ConfigErrors as errs:
+            # every independent error of the file (as promtool tells a rule file's), then the rest
+            # of it checked on the config read with those keys at their defaults
+            for err in errs.errors:
+                click.echo(f"FAILED: {err}", err=True)
+            failed = True
+            if errs.partial is None:
+                continue
+            agent, blocked = errs.partial, errs.blocked
         except ConfigError as err:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
-        problems = _server_problems(agent) + file_problems(agent) + _detector_problems(agent)
+        problems = _server_problems(agent) + file_problems(agent) + _detector_problems(agent, blocked)
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
             failed = True
+        if failed:
             continue
         for m in agent.models:
             if m.detectors == ():  # accepted, and the model then exports no figure any rule could alert on
@@ -93,7 +104,7 @@ _SCORES_ONLY = frozenset({"confidence", "calibration", "segments", "regression",
                           "accuracy_estimation"})
 
 
-def _detector_problems(agent: AgentConfig) -> list[str]:
+def _detector_problems(agent: AgentConfig, blocked: tuple[frozenset[str], ...] = ()) -> list[str]:
     """Every model's detectors, built as the agent builds them at start
     (:func:`monitor.detector_build.build_detectors`, which ``Monitor`` uses): a value a detector
     refuses (``gap_level: 2``, a ``positive_class`` that is no class, an ``atc_score`` of
@@ -110,7 +121,13 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
     agent would refuse at start (of 2 columns for 3 classes, outside [0, 1], NaN; labels that are
     no class) fail the check with the agent's words; the others that need the reference are not
     built, and a note says which. A reference that cannot be read is told by
-    :func:`monitor.config_files.file_problems`; the detectors that need it are not built then."""
+    :func:`monitor.config_files.file_problems`; the detectors that need it are not built then.
+
+    ``blocked``: for each model, the sections in error it was read without
+    (:class:`monitor.config.ConfigErrors`): when its detectors are built on one of them (its
+    output, features, reference, detector list), they are not built, and a note says so (their
+    errors would be those of the defaults standing in). Each entry's refusal is told, not the
+    first only."""
     import dataclasses
 
     from monitor.config import ConfigError
@@ -120,7 +137,11 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
 
     no_reference = frozenset(kind for kind, requirement, _ in DEFAULTS if requirement == "none")
     out: list[str] = []
-    for m in agent.models:
+    for i, m in enumerate(agent.models):
+        if i < len(blocked) and blocked[i]:
+            click.echo(f"NOTE: model {m.model!r}: its detectors were not built: they are built on its "
+                       f"{', '.join(sorted(blocked[i]))}, in error above. Fix: fix those errors, then check again")
+            continue
         state, reference = _reference_for_check(m.reference.path)
         builds: list[tuple[Reference | None, frozenset[str] | None]] = [(reference, None)]
         if state == "raw":
@@ -143,11 +164,20 @@ def _detector_problems(agent: AgentConfig) -> list[str]:
             m = dataclasses.replace(m, detectors=tuple(d for d in m.detectors if d.kind in no_reference))
             builds = [(None, None)]
         for ref, kinds in builds:
+            errors: list[ConfigError] = []  # each entry's refusal
             try:
                 with _warnings_told(m.model):
-                    build_detectors(m, ref, input_schema(m.schema, ref, m.output), kinds=kinds)
-            except ConfigError as err:
-                out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+                    build_detectors(m, ref, input_schema(m.schema, ref, m.output), kinds=kinds, errors=errors)
+            except ConfigError as err:  # the reference's, which every entry reads
+                errors.append(err)
+            # one per key, as for the file's keys: the default detectors are all told at `detectors`,
+            # and a reference two of them refuse alike read as two errors
+            told: set[str] = set()
+            for err in errors:
+                if err.key not in told:
+                    told.add(err.key)
+                    out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+            if errors:
                 break
     return out
 
