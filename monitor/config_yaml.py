@@ -6,6 +6,7 @@ the file's, not a key's: its encoding, its YAML syntax, a key written twice.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,49 @@ def read_config_document(path: Path) -> Any:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError("", f"invalid YAML{where}: {problem}", "fix the YAML syntax (indentation, colons, quotes)",
-                          str(path)) from None
+        quoted = _braced_value(text, mark.line, mark.column) if mark else None
+        fix = (f"quote the value: {quoted} (unquoted, YAML reads a {{ as the start of a mapping)" if quoted else
+               "fix the YAML syntax (indentation, colons, quotes)")
+        raise ConfigError("", f"invalid YAML{where}: {problem}", fix, str(path)) from None
     except RecursionError:  # thousands of nested [ or {: a traceback before, and a sidecar that did not start
         raise ConfigError("", "invalid YAML: nested too deeply (thousands of levels of lists or mappings)",
                           "write the config as plain mappings and lists", str(path)) from None
     finally:
         loader.dispose()
+
+
+#: a plain value with a brace in it, the whole of it: text before a ``{...}`` group, or after one
+_BRACED = re.compile(r"[^\s'\"\[\]{},#&*!|>%@`][^\s,]*\{[^\s,]*|\{[^\s,{}]*\}[^\s,]+")
+#: ``key: `` before a value, at the start of a line, after an indentation, ``{`` or ``,``
+_KEY = re.compile(r"(?:^|[\s{,])([A-Za-z_][\w.-]*):\s+")
+
+
+def _braced_value(text: str, line: int, column: int) -> str | None:
+    """``key: 'value'``, the value of ``line`` (0-based) around ``column`` where YAML failed,
+    quoted, when it is a plain value holding a brace (``path: state/{model}.ckpt`` in a flow
+    mapping, ``path: {model}.ckpt``), which YAML reads as a mapping: its error ("expected ',' or
+    '}', but got '{'") said only "fix the YAML syntax". None for other errors."""
+    lines = text.splitlines()
+    if line >= len(lines) or "{" not in lines[line]:
+        return None
+    source = lines[line]
+    key = None  # the last "key: " before the column: the value holding it follows
+    for m in _KEY.finditer(source):
+        if m.end() > column:
+            break
+        key = m
+    if key is None:
+        return None
+    value, depth = [], 0
+    for ch in source[key.end():]:  # up to a ',', a space or the '}' that closes an enclosing mapping
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0 or (depth == 0 and ch in ", ") or ch == "#":
+            break
+        value.append(ch)
+    written = "".join(value)
+    if depth > 0 or not _BRACED.fullmatch(written) or column > key.end() + len(written):
+        return None
+    return f"{key.group(1)}: '{written.replace(chr(39), chr(39) * 2)}'"
 
 
 def _refuse_alias_bombs(node: Any, source: str) -> None:
