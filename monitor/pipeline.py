@@ -66,8 +66,8 @@ REJECTION_HINTS: dict[str, str] = {
                                     "independent probability, a sigmoid per label) set output.kind: multilabel; for "
                                     "raw scores set output.kind: logits",
     "probability_out_of_range": "probabilities must lie in [0, 1]; for raw scores set output.kind: logits, for a "
-                                "regression model's values output.kind: regression (in code: Monitor(..., "
-                                "config={\"output\": {\"kind\": \"regression\"}}))",
+                                "regression model's values output.kind: regression (output: {kind: regression} in "
+                                "monitor.yaml, config={\"output\": {\"kind\": \"regression\"}} in code)",
     "output_shape": "check output.kind and output.classes against what the model returns; a model whose answers are no "
                     "scores (lists of boxes, top-k ids, embeddings, tokens) needs output.kind: none (inputs only; to "
                     "also watch a figure of each answer, output.kind: regression with watch(..., outputs=lambda out: "

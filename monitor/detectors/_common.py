@@ -521,8 +521,9 @@ def _check_probabilities(probs: np.ndarray, kind: str, one_column: bool = False)
         else:
             row = "[" + ", ".join(f"{v:.4g}" for v in probs[i, :6]) + (", ..." if probs.shape[1] > 6 else "") + "]"
             given = f"sum {sums[i]:.4g}"
-        regression = (", or output.kind: regression for a regression model's values (in code: Monitor(..., config="
-                      "{\"output\": {\"kind\": \"regression\"}}))") if one_column else ""
+        # said for a monitor.yaml (`monitor config check`, a sidecar) and for code alike
+        regression = (", or output.kind: regression for a regression model's values (output: {kind: regression} in "
+                      "monitor.yaml, config={\"output\": {\"kind\": \"regression\"}} in code)") if one_column else ""
         raise ValueError(f"detector {kind!r}: reference scores are not class probabilities: {bad.size} row(s) lie outside "
                          f"[0, 1] or do not sum to 1 (row {i}: {row}, {given}). Fix: give the model's probabilities "
                          f"(predict_proba) on the reference rows, or set output.kind: logits if the model returns raw scores{regression}")
