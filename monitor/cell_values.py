@@ -176,7 +176,8 @@ def cell_number(v: Any) -> float | None:
 def nan_like(v: Any) -> bool:
     """A missing categorical value other than None: float NaN (how pandas writes a missing
     string), NaT, pandas' NA, numpy's ``np.ma.masked`` (whose text, the category "--", was kept);
-    never a category named "nan"."""
+    never a category named "nan"; a value of several values (an array, a Series, a DataFrame,
+    whose ``!=`` is one answer per value) is none (read by its text, as a list is)."""
     if isinstance(v, str):
         return False
     if v is np.ma.masked:
@@ -185,6 +186,8 @@ def nan_like(v: Any) -> bool:
         return bool(v != v)
     except TypeError:  # pd.NA: its truth value is ambiguous
         return True
+    except ValueError:  # several answers (an array of 2 values, or of none): the call was lost as internal_error
+        return False
 
 
 def category_text(v: Any) -> str | None:

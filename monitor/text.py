@@ -59,7 +59,7 @@ def descriptor_names(feature: str, vocabulary: bool) -> tuple[str, ...]:
 
 def text_value(v: Any) -> str | None:
     """One text cell as text: bytes decoded, missing ones (None, NaN, pandas' NA) None, any other
-    value (a number sent for a text feature) its ``str``."""
+    value (a number sent for a text feature, a list or an array of words) its ``str``."""
     if type(v) is str:
         return v
     if v is None:
@@ -71,6 +71,8 @@ def text_value(v: Any) -> str | None:
             return None
     except TypeError:  # pd.NA: its truth value is ambiguous
         return None
+    except ValueError:  # several values (an array, a Series: one answer each): the call was lost as internal_error
+        pass
     return str(v)
 
 
