@@ -351,7 +351,12 @@ class BatchBuilder:
             if column is not None:  # texts, one per row (a single text: one row)
                 return self._describe(np.empty((len(column), 0)), [column]), np.empty((len(column), 0), dtype=object), None
         if cat_names or text_names:
-            arr = np.asarray(inputs, dtype=object)
+            try:
+                arr = np.asarray(inputs, dtype=object)
+            except ValueError:  # parts numpy cannot put side by side: the call was lost as internal_error
+                raise RowError("wrong_shape", f"inputs are {_parts(inputs)}, not rows of {len(schema)} features; "
+                                              "send one row per list (or a DataFrame, or dict rows) holding every "
+                                              "feature's value, e.g. pd.concat of the parts' columns") from None
             if arr.ndim == 1:
                 arr = arr[:, None] if len(schema) == 1 else arr[None, :]
             if arr.ndim != 2 or arr.shape[1] != len(schema):
@@ -552,7 +557,10 @@ class BatchBuilder:
                 f"outputs of integer or boolean dtype ({outputs.dtype}) are class labels or votes, not probabilities "
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
-            arr = np.asarray(outputs, dtype=object)
+            try:
+                arr = np.asarray(outputs, dtype=object)
+            except ValueError:  # parts numpy cannot put side by side ((labels, probabilities)): was internal_error
+                raise _parts_refusal(outputs, "labels", 0) from None
             if _complex_labels(arr):  # not classes named "(0.2+0j)" (an array of complex dtype is such values too)
                 raise _complex_outputs(outputs)
         else:
@@ -563,16 +571,7 @@ class BatchBuilder:
             except (TypeError, ValueError) as err:
                 example = _text_example(outputs)
                 if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
-                    if isinstance(outputs, tuple) and len(outputs) >= 2 and all(hasattr(o, "shape") for o in outputs):
-                        # predict returning (labels, probabilities): "rows of different lengths" sent the
-                        # user looking at the classes, not at the tuple
-                        shapes = ", ".join(str(tuple(o.shape)) for o in outputs[:4])
-                        raise RowError("output_shape", f"outputs are a tuple of {len(outputs)} arrays (shapes {shapes}), "
-                                                       "not one array of scores; pick the scores with watch(..., "
-                                                       "outputs=lambda result: result[1]) (the index of the "
-                                                       "probabilities)") from None
-                    raise RowError("output_shape", "outputs whose rows (or ensemble members) have different lengths; every "
-                                                   "row needs one score per class, every member the same classes") from None
+                    raise _parts_refusal(outputs, "scores", 1, "probabilities") from None
                 raise RowError("non_numeric_output",
                                f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
                                f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}"
@@ -1010,6 +1009,30 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
 
 #: No answer of :func:`_answers` was refused
 _NO_BAD = object()
+
+
+def _parts(value: Any) -> str:
+    """How a list or tuple of parts of different shapes was given, for a refusal: ``a tuple of 2
+    arrays (shapes (2,), (2, 2))``, else its type."""
+    if isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value):
+        shapes = ", ".join(str(tuple(v.shape)) for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a {type(value).__name__} of {len(value)} arrays (shapes {shapes})"
+    return f"a {type(value).__name__} of parts of different shapes"
+
+
+def _parts_refusal(outputs: Any, what: str, index: int, named: str = "") -> RowError:
+    """The refusal of outputs given as parts of different shapes: a tuple of arrays (predict
+    returning ``(labels, probabilities)``: "rows of different lengths" sent the user looking at
+    the classes, not at the tuple; read as labels, numpy raised and the call was lost as
+    internal_error), else rows of different lengths. ``what`` the kind's outputs, ``index``
+    where such a tuple usually holds them (``named`` what they are there, when not ``what``)."""
+    if isinstance(outputs, tuple) and len(outputs) >= 2 and all(hasattr(o, "shape") for o in outputs):
+        return RowError("output_shape", f"outputs are {_parts(outputs)}, not one array of {what}; pick the {what} with "
+                                        f"watch(..., outputs=lambda result: result[{index}]) (the index of the {named or what})")
+    if what == "labels":
+        return RowError("output_shape", f"outputs are {_parts(outputs)}; output.kind: labels reads one label per row")
+    return RowError("output_shape", "outputs whose rows (or ensemble members) have different lengths; every "
+                                    "row needs one score per class, every member the same classes")
 
 
 def _complex_outputs(outputs: Any) -> RowError:

@@ -54,3 +54,30 @@ def test_an_array_as_a_categorical_or_text_value_is_read_by_its_text() -> None:
         assert mon.store.value("monitor_predictions") == 3
     finally:
         mon.close()
+
+
+def test_parts_of_different_shapes_are_refused_as_shapes_not_lost() -> None:
+    """Inputs of a model with a categorical feature given as a tuple of parts (a numeric block and
+    a column of categories), and a labels model's predict returning ``(labels, probabilities)``:
+    numpy's object conversion raised "could not broadcast" and the call was lost as an internal
+    error. Refused now, wrong_shape and output_shape, the message naming the parts' shapes."""
+    cat = _monitor({"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}],
+                    "output": {"kind": "regression"}})
+    labels = _monitor({"features": ["a", "b"], "output": {"kind": "labels"}})
+    try:
+        cat.observe((np.zeros((2, 1)), np.array(["x", "y"])), [1.0, 2.0])
+        labels.observe(np.zeros((2, 2)), (np.array([0, 1]), np.array([[0.2, 0.8], [0.6, 0.4]])))
+        cat.flush()
+        labels.flush()
+        assert _internal_errors(cat) == _internal_errors(labels) == 0
+        assert _rejected(cat, "wrong_shape") == 2
+        assert _rejected(labels, "output_shape") == 2
+        assert cat.pipeline.builder.build([(0, 1.0, (np.zeros((2, 1)), np.array(["x", "y"])), [1.0, 2.0], None, None, None,
+                                            None, None)]).details["wrong_shape"].startswith(
+            "inputs are a tuple of 2 arrays (shapes (2, 1), (2,)), not rows of 2 features")
+        said = labels.pipeline.builder.build([(0, 1.0, np.zeros((2, 2)), (np.array([0, 1]), np.zeros((2, 2))), None, None,
+                                               None, None, None)]).details["output_shape"]
+        assert "a tuple of 2 arrays (shapes (2,), (2, 2)), not one array of labels" in said and "result[0]" in said
+    finally:
+        cat.close()
+        labels.close()
