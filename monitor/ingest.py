@@ -1117,7 +1117,9 @@ def _text_example(outputs: Any) -> str | None:
     elif isinstance(outputs, (list, tuple)):
         rows = outputs[:100]
     elif isinstance(outputs, np.ndarray) and outputs.dtype.kind in "OSU":
-        rows = outputs.ravel()[:100].tolist() if outputs.dtype.kind != "O" else outputs[:100].tolist()
+        # a 0-d object array (np.asarray of a dict the model returned) is its one value: sliced, it
+        # raised IndexError and the call was lost as internal_error
+        rows = outputs[:100].tolist() if outputs.dtype.kind == "O" and outputs.ndim else outputs.ravel()[:100].tolist()
     else:
         return None
     for row in rows:

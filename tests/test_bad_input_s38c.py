@@ -81,3 +81,22 @@ def test_parts_of_different_shapes_are_refused_as_shapes_not_lost() -> None:
     finally:
         cat.close()
         labels.close()
+
+
+def test_outputs_as_a_0d_object_array_are_refused_naming_the_value() -> None:
+    """Outputs given as a 0-d object array (``np.asarray`` of the dict a model returned): the
+    refusal's example (``_text_example``) sliced it, IndexError, and the call was lost as an
+    internal error (after "float() argument must be ... not 'dict'"). Refused now as
+    non_numeric_output, the message quoting the dict."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    try:
+        event = (0, 1.0, np.zeros((1, 2)), np.asarray({"prediction": 0.5}), None, None, None, None, None)
+        said = mon.pipeline.builder.build([event]).details["non_numeric_output"]
+        assert "{'prediction': 0.5}" in said
+        mon.observe(np.zeros((1, 2)), np.asarray({"prediction": 0.5}))
+        mon.observe(np.zeros((1, 2)), np.array(pd.Period("2020-01", "M")))
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert _rejected(mon, "non_numeric_output") == 2
+    finally:
+        mon.close()
