@@ -422,6 +422,10 @@ class LabelJoiner:
                         outcome["invalid"] += 1
                         self.invalid_example = f"labels[{i}] {describe_value(label)} for request id {describe_value(rid)}: {err}"
                         continue
+                    except Exception:  # noqa: BLE001 - the caller's object (its str() may raise): invalid, as _read_label counts it
+                        outcome["invalid"] += 1
+                        self.invalid_example = f"labels[{i}] {describe_value(label)} for request id {describe_value(rid)}"
+                        continue
                 else:
                     value = _read_label(label, regression)
                 if value is _INVALID:

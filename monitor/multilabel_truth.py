@@ -40,8 +40,10 @@ class TruthError(ValueError):
 
 def _is_number(v: Any) -> bool:
     # numpy scalars too (a row of an array given as a list of rows keeps Python floats, one of
-    # an object array its numpy ones), without importing numpy
-    return isinstance(v, (bool, int, float)) or type(v).__module__ == "numpy" and hasattr(v, "dtype") and v.dtype.kind in "biuf"
+    # an object array its numpy ones), without importing numpy; an array among the entries is no
+    # number (several values: float() of it raised TypeError, and the drain was lost as internal_error)
+    return isinstance(v, (bool, int, float)) or (type(v).__module__ == "numpy" and hasattr(v, "dtype") and v.dtype.kind in "biuf"
+                                                 and getattr(v, "ndim", 0) == 0)
 
 
 def _listed(names: Sequence[str], limit: int = 10) -> str:

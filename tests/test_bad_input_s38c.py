@@ -22,6 +22,15 @@ _MIXED = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "
           "output": {"kind": "probabilities", "classes": ["n", "y"]}}
 
 
+class _NoText:
+    """A caller's object whose ``str()`` and ``repr()`` raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
 def _monitor(config: dict[str, Any]) -> Monitor:
     return Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
 
@@ -98,5 +107,29 @@ def test_outputs_as_a_0d_object_array_are_refused_naming_the_value() -> None:
         mon.flush()
         assert _internal_errors(mon) == 0
         assert _rejected(mon, "non_numeric_output") == 2
+    finally:
+        mon.close()
+
+
+def test_a_multilabel_truth_holding_arrays_is_an_invalid_label_not_a_lost_drain() -> None:
+    """A multi-label ground truth whose entries are arrays (``[y[:, 0:1], y[:, 1:2]]``) passed the
+    0/1-vector test (numpy objects with a number dtype) and ``float()`` of them raised TypeError
+    out of the label join: the drain's feedback and every later chunk of it were lost as an
+    internal error (stage pipeline), the call's good labels too. Such a label is now invalid (an
+    entry that is no 0/1 number), counted, the other labels joined."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "multilabel", "classes": ["p", "q"]}})
+    try:
+        mon.observe(np.zeros((2, 2)), np.array([[0.9, 0.2], [0.1, 0.7]]), request_id=["r1", "r2"])
+        mon.flush()
+        mon.feedback(["r1", "r2"], [[np.array([1]), np.array([0])], [0, 1]])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "invalid"}) == 1
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 1
+        assert "holds ndarray" in mon.pipeline.joiner.invalid_example
+        mon.feedback(["r2"], [_NoText()])  # the refusal's own words raised (str() of the label): invalid too
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "invalid"}) == 2
     finally:
         mon.close()
