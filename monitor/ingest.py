@@ -783,7 +783,9 @@ class BatchBuilder:
         pass and the outputs stacked in one go, instead of a few arrays per event. None (the
         event-by-event path, which refuses bad events one by one) when any event is otherwise or
         a row or output does not read."""
-        if self.output.samples_axis or self._answers:
+        if self.output.samples_axis or self._answers or self.schema.tensor_names:  # type: ignore[union-attr]
+            # a tensor feature (images) is no key of a dict row: read so, its rows had none of the
+            # descriptor columns the batch names, and the detectors failed on them
             return None
         ins = [ev[2] for ev in events]
         if {type(x) for x in ins} != {dict}:

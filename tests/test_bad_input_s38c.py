@@ -133,3 +133,23 @@ def test_a_multilabel_truth_holding_arrays_is_an_invalid_label_not_a_lost_drain(
         assert mon.store.value("monitor_feedback_labels", {"outcome": "invalid"}) == 2
     finally:
         mon.close()
+
+
+def test_a_dict_row_for_a_tensor_feature_is_refused_not_a_detector_error() -> None:
+    """A model whose schema is a tensor feature (learned from images, shape (n, 3, 4, 4)) called
+    with a dict row: the one-row dict fast path read it with no column at all while the batch named
+    the tensor's descriptor columns, and data quality failed on it (monitor_detector_errors_total).
+    The row is now refused, wrong_type, as the event-by-event path refuses a dict for a tensor."""
+    mon = _monitor({"output": {"kind": "regression"}})
+    try:
+        mon.observe(np.random.default_rng(0).random((2, 3, 4, 4)), [1.0, 2.0])
+        mon.flush()
+        assert mon.pipeline.builder.schema.tensor_names == ("input",)
+        mon.observe({"a": 1.0}, 0.5)
+        mon.flush()
+        assert mon.store.value("monitor_detector_errors", {"detector": "data_quality"}) == 0
+        assert _internal_errors(mon) == 0
+        assert _rejected(mon, "wrong_type") == 1
+        assert mon.store.value("monitor_predictions") == 2
+    finally:
+        mon.close()
