@@ -76,10 +76,16 @@ def real_numbers(value: Any) -> np.ndarray:
     live and in the reference, and the reference's numeric rows and scores. Numpy tells them by the dtype it infers: for numbers, one conversion
     as before; lists of other values (None, text, ``Decimal``) are read as before, their complex
     values looked for one by one."""
-    if complex_array(value):
-        raise ComplexValues
-    if not isinstance(value, (list, tuple)) and getattr(getattr(value, "dtype", None), "kind", None) != "O":
-        return np.asarray(value, dtype=np.float64)
+    if not isinstance(value, (list, tuple)):
+        dtype = getattr(value, "dtype", None)
+        # a DataFrame has one dtype per column: complex ones refused, Python objects read as a list's
+        # values (cast at once, numpy's complex numbers among them kept their real parts)
+        kinds = {getattr(dtype, "kind", None)} if dtype is not None or not is_dataframe(value) else \
+            {getattr(d, "kind", None) for d in value.dtypes}
+        if "c" in kinds:
+            raise ComplexValues
+        if "O" not in kinds:
+            return np.asarray(value, dtype=np.float64)
     try:
         inferred = np.asarray(value)
     except (TypeError, ValueError):
@@ -89,8 +95,13 @@ def real_numbers(value: Any) -> np.ndarray:
             raise ComplexValues
         if inferred.dtype.kind in "biuf":
             return inferred.astype(np.float64, copy=False)
-        if inferred.dtype.kind == "O" and any(isinstance(v, COMPLEX_SCALARS) or complex_array(v) for v in inferred.ravel()):
-            raise ComplexValues
+        if inferred.dtype.kind == "O":
+            if any(isinstance(v, COMPLEX_SCALARS) or complex_array(v) for v in inferred.ravel()):
+                raise ComplexValues
+            # the object array cast, not a Series or DataFrame again: pandas' own line then read
+            # np.ma.masked among the values, and numpy's "converting a masked element to nan"
+            # reached the user's stderr past the filter above (which names this package's lines)
+            return inferred.astype(np.float64)
     return np.asarray(value, dtype=np.float64)
 
 
@@ -125,6 +136,12 @@ def float_rows(rows: Any) -> np.ndarray | None:
         return time_seconds(arr)
     if kind == "c" or kind == "O" and odd_values(arr):
         return None  # complex values among rows given as lists: each unreadable, as "N/A" is
+    if kind == "O":  # the object array cast, not a Series again (see real_numbers: np.ma.masked warned from pandas' line)
+        return arr.astype(np.float64)
+    if kind in "US" and arr is not rows:
+        # numbers beside text in lists (numpy made them all text): read one by one, as the cast
+        # read a complex number among them as its real part (numpy's ComplexWarning the only sign)
+        return None
     return np.asarray(rows, dtype=np.float64)
 
 

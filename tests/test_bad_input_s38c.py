@@ -5,7 +5,9 @@ user's stderr, or a value misread."""
 
 from __future__ import annotations
 
-import warnings
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -153,3 +155,51 @@ def test_a_dict_row_for_a_tensor_feature_is_refused_not_a_detector_error() -> No
         assert mon.store.value("monitor_predictions") == 2
     finally:
         mon.close()
+
+
+def _shown(script: str) -> tuple[dict[str, float], list[str]]:
+    """Run ``script`` in a fresh interpreter with warnings shown (``-W always``), as a user's would
+    be, after building ``mon`` (a regression model of features a, b): the figures it prints as
+    ``name value`` lines, and the warnings on its stderr."""
+    head = textwrap.dedent("""
+        import numpy as np, pandas as pd
+        from prometheus_client import CollectorRegistry
+        from monitor import Monitor
+        mon = Monitor(model="m", config={"features": ["a", "b"], "output": {"kind": "regression"}},
+                      registry=CollectorRegistry(), start_worker=False, live=False)
+        def show(name, value):
+            print(name, float(value or 0))
+    """)
+    done = subprocess.run([sys.executable, "-W", "always", "-c", head + textwrap.dedent(script)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if line.strip()}
+    return figures, [line for line in done.stderr.splitlines() if "Warning" in line]
+
+
+def test_object_columns_and_text_rows_are_read_value_by_value_without_warnings() -> None:
+    """Outputs given as a DataFrame or Series of Python objects were cast by pandas' own line:
+    ``np.ma.masked`` among them put numpy's "converting a masked element to nan" on the user's
+    stderr (the monitor's filter names its own lines), and a numpy complex number among them was
+    read as its real part with a ComplexWarning the only sign. Rows given as lists of numbers and
+    text (which numpy makes all text) were cast from the lists so that a numpy complex number
+    there was read as its real part too. Now: the object array is cast (the masked one NaN, no
+    warning), complex values refused (non_numeric_output) or unreadable (wrong_type) as in lists."""
+    figures, warned = _shown("""
+        mon.observe(np.zeros((2, 2)), pd.DataFrame({"p": [np.ma.masked, 0.5]}))
+        mon.observe(np.zeros((2, 2)), pd.Series([np.ma.masked, 0.5], dtype=object))
+        mon.observe(np.zeros((2, 2)), pd.DataFrame({"p": pd.Series([np.complex128(1j), 0.5], dtype=object)}))
+        mon.observe([[1.0, np.complex64(1j)], [2.0, "1.5"]], [0.5, 0.6])
+        mon.flush()
+        show("internal", mon.store.value("monitor_internal_errors", {"stage": "ingest"}))
+        show("nan_output", mon.store.value("monitor_rows_rejected", {"reason": "nan_output"}))
+        show("non_numeric_output", mon.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}))
+        show("wrong_type_b", mon.store.value("monitor_data_invalid_rows", {"feature": "b", "reason": "wrong_type"}))
+        show("rows", mon.store.value("monitor_predictions"))
+    """)
+    assert warned == []
+    assert figures["internal"] == 0
+    assert figures["nan_output"] == 2  # the masked rows, read as missing
+    assert figures["non_numeric_output"] == 2  # the complex one's call: not read as 0.0 and 0.5
+    assert figures["wrong_type_b"] == 1  # the complex value among text: unreadable, its row kept
+    assert figures["rows"] == 4  # 1 + 1 + 2 (the list rows, "1.5" read as 1.5)
