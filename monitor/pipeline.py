@@ -7,6 +7,7 @@ log gives the same metrics and alerts as the live traffic did.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.batch import LabeledBatch
+from monitor.cell_values import COMPLEX_SCALARS
 from monitor.events import ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
@@ -131,13 +133,28 @@ def detector_label(det: "Detector") -> str:
 
 
 def _seconds(value: Any) -> float:
-    """One call's ``latency_s`` as a float, NaN when it is not one number."""
-    if getattr(value, "ndim", 0) != 0:
+    """One call's ``latency_s`` as a float, NaN when it is not one number of seconds: a duration
+    (``datetime.timedelta``, numpy's ``timedelta64``, which ``float()`` reads as a count of its unit:
+    5 ms was 5 s) is its seconds; a complex number (whose real part ``float()`` of numpy's kept,
+    with a ComplexWarning on the user's stderr), a point in time, or an object whose ``float()``
+    raises anything is none."""
+    if getattr(value, "ndim", 0) != 0 or isinstance(value, COMPLEX_SCALARS):
+        return float("nan")
+    if isinstance(value, _DURATIONS):
+        from monitor.temporal import temporal_seconds
+
+        return float(temporal_seconds(value))
+    if isinstance(value, _POINTS_IN_TIME):
         return float("nan")
     try:
         return float(value)
-    except (TypeError, ValueError, OverflowError):
+    except Exception:  # noqa: BLE001 - the caller's object: its __float__ may raise anything (a RuntimeError lost the drain)
         return float("nan")
+
+
+#: Durations and points in time as a latency (see :func:`_seconds`)
+_DURATIONS = (datetime.timedelta, np.timedelta64)
+_POINTS_IN_TIME = (datetime.date, np.datetime64)
 
 
 def _rows_of(event: tuple[Any, ...], one_feature: bool = False) -> int:
@@ -414,10 +431,12 @@ class Pipeline:
         if not values:
             return
         try:
-            seconds = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            seconds = np.empty(0)
-        if seconds.shape != (len(values),):  # a value numpy cannot read, or a list among them
+            given = np.asarray(values)  # numbers (the usual): one conversion, as with a dtype
+        except Exception:  # noqa: BLE001 - ragged, or an object's own conversion failing: read one by one
+            given = np.empty(0)
+        if given.shape == (len(values),) and given.dtype.kind in "fiub":
+            seconds = given.astype(np.float64, copy=False)
+        else:  # another value among them (text, a list, a duration, a complex number): one by one
             seconds = np.array([_seconds(v) for v in values], dtype=np.float64)
         valid = np.isfinite(seconds) & (seconds >= 0)
         if not valid.all():

@@ -203,3 +203,34 @@ def test_object_columns_and_text_rows_are_read_value_by_value_without_warnings()
     assert figures["non_numeric_output"] == 2  # the complex one's call: not read as 0.0 and 0.5
     assert figures["wrong_type_b"] == 1  # the complex value among text: unreadable, its row kept
     assert figures["rows"] == 4  # 1 + 1 + 2 (the list rows, "1.5" read as 1.5)
+
+
+def test_latencies_that_are_no_seconds_are_dropped_or_read_as_seconds() -> None:
+    """``latency_s`` given as numpy's complex number was read as its real part with a
+    ComplexWarning from the monitor's own line on the user's stderr; as numpy's ``timedelta64`` it
+    was read as a count of its unit (5 ms was 5 s); an object whose ``float()`` raised a
+    RuntimeError lost the whole drain (every call in it) as an internal error, stage pipeline. Now
+    a duration is its seconds, and the others are no latency: dropped, counted in
+    monitor_row_arguments_dropped_total{argument="latency_s"}, the calls' rows processed."""
+    figures, warned = _shown("""
+        class NoFloat:
+            def __float__(self):
+                raise RuntimeError("no float")
+        import datetime
+        mon.observe([[1.0, 2.0]], [0.5], latency_s=np.complex64(0.25 + 1j))
+        mon.observe([[1.0, 2.0]], [0.5], latency_s=np.timedelta64(5, "ms"))
+        mon.observe([[1.0, 2.0]], [0.5], latency_s=datetime.timedelta(milliseconds=20))
+        mon.observe([[1.0, 2.0]], [0.5], latency_s=NoFloat())
+        mon.observe([[1.0, 2.0]], [0.5], latency_s=0.5)
+        mon.flush()
+        show("internal", mon.store.value("monitor_internal_errors", {"stage": "pipeline"}))
+        show("dropped", mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}))
+        show("count", mon.store.value("monitor_latency_seconds").count)
+        show("sum", mon.store.value("monitor_latency_seconds").sum)
+        show("rows", mon.store.value("monitor_predictions"))
+    """)
+    assert warned == []
+    assert figures["internal"] == 0
+    assert figures["dropped"] == 2  # the complex one and the object
+    assert figures["count"] == 3 and abs(figures["sum"] - 0.525) < 1e-12  # 5 ms + 20 ms + 0.5 s
+    assert figures["rows"] == 5
