@@ -524,6 +524,10 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
 _NO_NUMBER, _NAN, _INFINITE, _TOO_LARGE, _NONE, _NOT_ONE, _TOO_MANY_DIGITS = range(7)
 
 
+#: Labels that are no complex number, told at once (:func:`read_label`)
+_PLAIN_LABELS = frozenset({float, int, str, bool})
+
+
 def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
     """One label of a single-label model as the label join keeps it, and why it is unusable (a
     code, None when it is usable): the one rule the HTTP intake refuses by and the join counts
@@ -540,6 +544,8 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
     if is_missing(label):  # before float(): np.ma.masked would warn, pandas' NA raise
         return None, _NAN if isinstance(label, float) else _NONE
     if regression:
+        if type(label) not in _PLAIN_LABELS and isinstance(label, numbers.Complex) and not isinstance(label, numbers.Real):
+            return None, _NO_NUMBER  # numpy's complex number: float() kept its real part, with a ComplexWarning
         try:
             value = float(label)
         except (TypeError, ValueError, OverflowError):

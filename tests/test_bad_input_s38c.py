@@ -234,3 +234,23 @@ def test_latencies_that_are_no_seconds_are_dropped_or_read_as_seconds() -> None:
     assert figures["dropped"] == 2  # the complex one and the object
     assert figures["count"] == 3 and abs(figures["sum"] - 0.525) < 1e-12  # 5 ms + 20 ms + 0.5 s
     assert figures["rows"] == 5
+
+
+def test_a_numpy_complex_regression_label_is_invalid_not_its_real_part() -> None:
+    """A regression model's label given as numpy's complex number (``np.complex64(2 + 1j)``, which
+    ``float()`` reads as its real part where Python's complex raises) was joined as 2.0, numpy's
+    ComplexWarning from the monitor's line the only sign: it is no number now, invalid, as Python's
+    complex was, in the join and in the intake's rule (``label_problem``)."""
+    from monitor.events import label_problem
+
+    assert label_problem(np.complex64(2 + 1j), regression=True).startswith("is complex64")
+    figures, warned = _shown("""
+        mon.observe(np.zeros((2, 2)), [1.0, 2.0], request_id=["r1", "r2"])
+        mon.flush()
+        mon.feedback(["r1", "r2"], [np.complex64(2 + 1j), np.float32(2.5)])
+        mon.flush()
+        show("invalid", mon.store.value("monitor_feedback_labels", {"outcome": "invalid"}))
+        show("joined", mon.store.value("monitor_feedback_labels", {"outcome": "joined"}))
+    """)
+    assert warned == []
+    assert figures["invalid"] == 1 and figures["joined"] == 1
