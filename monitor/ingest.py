@@ -821,7 +821,7 @@ class BatchBuilder:
             return None
         try:  # complex numbers: refused event by event, not cast to their real parts
             raw = np.array(outs, dtype=object) if self.output.kind == "labels" else real_numbers(outs)
-        except (TypeError, ValueError, ComplexValues):
+        except Exception:  # noqa: BLE001 - and a value whose own float() raises anything (a RuntimeError was internal_error)
             return None
         if raw.ndim not in (1, 2) or raw.shape[0] != len(outs) or not self._fits(raw.shape[1:]):
             return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.events import is_dataframe
+from monitor.events import describe_value, is_dataframe
 
 __all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "series_row", "short_list", "short_repr", "text_column"]
 
@@ -40,8 +40,13 @@ def inputs_are_none(reason: str) -> RowError:
 
 
 def short_repr(value: Any) -> str:
-    """``value``'s repr as a message quotes it: at most 60 characters."""
-    return _at_most_60(repr(value))
+    """``value``'s repr as a message quotes it: at most 60 characters; its type when its repr
+    raises (the caller's object: the message refusing it lost the call as internal_error)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        return describe_value(value)  # its type, as the log lines of labels and ids say such a value
+    return _at_most_60(text)
 
 
 def short_list(values: Any) -> str:

@@ -254,3 +254,37 @@ def test_a_numpy_complex_regression_label_is_invalid_not_its_real_part() -> None
     """)
     assert warned == []
     assert figures["invalid"] == 1 and figures["joined"] == 1
+
+
+class _NoFloat:
+    """A caller's value whose ``float()`` raises a RuntimeError (as some tensor types do)."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("cannot be a float")
+
+    def __repr__(self) -> str:
+        return "_NoFloat()"
+
+
+def test_values_whose_float_or_repr_raise_are_refused_or_unreadable() -> None:
+    """A caller's objects whose conversions raise: among the outputs of one-row calls (list of
+    scores), ``float()`` raising a RuntimeError escaped the one-row fast path (which let
+    TypeError / ValueError alone go by), and a value whose ``repr()`` raises, unreadable in a
+    numeric feature, raised out of the message that quotes it: each call lost as an internal
+    error. Now refused (non_numeric_output), and the row kept with the value unreadable (wrong_type),
+    the message naming its type."""
+    scores = _monitor({"features": ["a", "b"], "output": {"kind": "probabilities", "classes": ["n", "y"]}})
+    rows = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    try:
+        for _ in range(2):
+            scores.observe([1.0, 2.0], [_NoFloat(), 0.5])
+            rows.observe([[_NoText(), 1.0]], [0.5])
+        scores.flush()
+        rows.flush()
+        assert _internal_errors(scores) == _internal_errors(rows) == 0
+        assert _rejected(scores, "non_numeric_output") == 2
+        assert rows.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 2
+        assert "a _NoText that cannot be printed" in rows.pipeline.builder.unreadable_values
+    finally:
+        scores.close()
+        rows.close()
