@@ -88,8 +88,15 @@ def real_numbers(value: Any) -> np.ndarray:
             return np.asarray(value, dtype=np.float64)
     try:
         inferred = np.asarray(value)
-    except (TypeError, ValueError):
-        inferred = None  # ragged, or values numpy cannot hold: the float conversion says which
+    except ValueError as err:
+        if "inhomogeneous" in str(err):
+            # ragged (rows of different lengths): the float cast raises alike, after reading what it
+            # could, numpy's complex numbers and pandas objects holding np.ma.masked among them with
+            # a warning from this line or pandas' on the user's stderr
+            raise
+        inferred = None  # values numpy cannot hold: the float conversion says which
+    except TypeError:
+        inferred = None
     if inferred is not None:
         if inferred.dtype.kind == "c":
             raise ComplexValues

@@ -288,3 +288,18 @@ def test_values_whose_float_or_repr_raise_are_refused_or_unreadable() -> None:
     finally:
         scores.close()
         rows.close()
+
+
+def test_ragged_outputs_are_refused_without_warnings() -> None:
+    """Outputs in rows of different lengths were read twice, without a dtype (which raised) and
+    then cast to float64, which raised alike but only after reading what it could: a numpy
+    complex number there warned from the monitor's line, a Series holding np.ma.masked from
+    pandas' line, on the user's stderr. Refused now at the first reading (output_shape), silently."""
+    figures, warned = _shown("""
+        mon.observe(np.zeros((2, 2)), [[np.complex64(1j)], [1.0, 2.0]])
+        mon.observe(np.zeros((2, 2)), [pd.Series([np.ma.masked, 0.5], dtype=object), [0.5]])
+        mon.flush()
+        show("output_shape", mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}))
+    """)
+    assert warned == []
+    assert figures["output_shape"] == 4
