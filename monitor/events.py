@@ -521,7 +521,7 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
 
 #: Why a single-label model's label is unusable, as :func:`read_label` says it: one short code
 #: each, worded for a sender by :func:`label_problem`.
-_NO_NUMBER, _NAN, _INFINITE, _TOO_LARGE, _NONE, _NOT_ONE, _TOO_MANY_DIGITS = range(7)
+_NO_NUMBER, _NAN, _INFINITE, _TOO_LARGE, _NONE, _NOT_ONE, _TOO_MANY_DIGITS, _COMPLEX = range(8)
 
 
 #: Labels that are no complex number, told at once (:func:`read_label`)
@@ -543,9 +543,15 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
     """
     if is_missing(label):  # before float(): np.ma.masked would warn, pandas' NA raise
         return None, _NAN if isinstance(label, float) else _NONE
+    if type(label) not in _PLAIN_LABELS:
+        if type(label).__name__ == "ndarray" and label.ndim == 0:
+            label = label.item()  # a 0-d array is its one value
+        elif isinstance(label, (list, tuple, dict, set)) or getattr(label, "ndim", 0) != 0:
+            return None, _NOT_ONE  # a masked array of one value too, as an array of one is
+        if isinstance(label, numbers.Complex) and not isinstance(label, numbers.Real):
+            # numpy's complex number: float() kept its real part, with a ComplexWarning
+            return None, _NO_NUMBER if regression else _COMPLEX
     if regression:
-        if type(label) not in _PLAIN_LABELS and isinstance(label, numbers.Complex) and not isinstance(label, numbers.Real):
-            return None, _NO_NUMBER  # numpy's complex number: float() kept its real part, with a ComplexWarning
         try:
             value = float(label)
         except (TypeError, ValueError, OverflowError):
@@ -553,8 +559,6 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
         if value != value:
             return None, _NAN
         return (value, None) if abs(value) <= MAX_REGRESSION_LABEL else (None, _TOO_LARGE)
-    if isinstance(label, (list, tuple, dict, set)) or getattr(label, "ndim", 0) != 0 or type(label).__name__ == "ndarray":
-        return None, _NOT_ONE
     if isinstance(label, numbers.Integral) and not isinstance(label, bool) and int(label).bit_length() > MAX_LABEL_BITS:
         return None, _TOO_MANY_DIGITS
     if isinstance(label, numbers.Real) and not math.isfinite(label):
@@ -580,6 +584,8 @@ def label_problem(label: Any, regression: bool) -> str | None:
         return f"is {what}, which " + ("is no value" if regression else "names no class")
     if code == _INFINITE:
         return "is infinite, which names no class"
+    if code == _COMPLEX:
+        return f"is the complex number {describe_value(label)[:40]}, which names no class"
     if code == _TOO_MANY_DIGITS:
         return f"is an integer of {decimal_digits(int(label)):,} digits, which names no class"
     return (f"is {json_kind(label)}, several values: a single-label model's label is one class (a name or an index); "
