@@ -109,3 +109,15 @@ def test_parse_config_in_code_raises_the_first_error(tmp_path):
     with pytest.raises(ConfigError, match=r"^<config>: queue.capacity: must be an integer >= 1, got 0") as err:
         parse_config({"model": "a", "queue": {"capacity": 0, "batch_max": -1}})
     assert [e.key for e in err.value.errors] == ["queue.capacity", "queue.batch_max"]
+
+
+def test_a_valid_file_after_an_invalid_one_is_still_said_to_pass(tmp_path):
+    # the check's failure flag is the whole run's (exit 1): it kept each later valid file's SUCCESS line
+    bad, good = tmp_path / "bad.yml", tmp_path / "good.yml"
+    bad.write_text("model: a\nqueue: {capacity: 0}\n")
+    good.write_text("model: b\noutput: {kind: regression}\ndetectors: [regression]\n")
+    res = CliRunner().invoke(main, ["config", "check", str(bad), str(good)])
+    assert res.exit_code == 1
+    assert f"FAILED: {bad}: queue.capacity" in res.output
+    assert f"SUCCESS: {good}: 1 model(s): b" in res.output
+    assert "SUCCESS: " + str(bad) not in res.output

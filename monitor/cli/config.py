@@ -31,6 +31,7 @@ def check(paths: tuple[str, ...]) -> None:
     failed = False
     for path in paths:
         blocked: tuple[frozenset[str], ...] = ()
+        this_failed = False  # this file's: an earlier file's failure kept the next valid ones' SUCCESS line
         try:
             agent = load_config(path)
         except ConfigErrors as errs:
@@ -38,7 +39,7 @@ def check(paths: tuple[str, ...]) -> None:
             # of it checked on the config read with those keys at their defaults
             for err in errs.errors:
                 click.echo(f"FAILED: {err}", err=True)
-            failed = True
+            failed = this_failed = True
             if errs.partial is None:
                 continue
             agent, blocked = errs.partial, errs.blocked
@@ -50,8 +51,8 @@ def check(paths: tuple[str, ...]) -> None:
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
-            failed = True
-        if failed:
+            failed = this_failed = True
+        if this_failed:
             continue
         for m in agent.models:
             if m.detectors == ():  # accepted, and the model then exports no figure any rule could alert on
