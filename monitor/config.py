@@ -827,7 +827,7 @@ def _detectors(r: _Reader, raw: dict[str, Any], k: Callable[[str], str],
         if not isinstance(d, dict) or "kind" not in d:
             raise r.error(dk, "must be a mapping with a kind", "write - kind: drift")
         dkind = d["kind"]
-        if dkind not in KINDS:
+        if not isinstance(dkind, str) or dkind not in KINDS:  # a list or a mapping here: TypeError (unhashable)
             close = difflib.get_close_matches(str(dkind), KINDS, n=1)
             raise r.error(f"{dk}.kind", f"unknown detector kind {dkind!r}",
                           f"did you mean {close[0]!r}?" if close else f"known kinds: {', '.join(sorted(KINDS)) or 'none'}")

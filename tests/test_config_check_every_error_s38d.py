@@ -121,3 +121,14 @@ def test_a_valid_file_after_an_invalid_one_is_still_said_to_pass(tmp_path):
     assert f"FAILED: {bad}: queue.capacity" in res.output
     assert f"SUCCESS: {good}: 1 model(s): b" in res.output
     assert "SUCCESS: " + str(bad) not in res.output
+
+
+@pytest.mark.parametrize("kind", [[], ["drift"], {"a": 1}])
+def test_a_detector_kind_that_is_a_list_or_mapping_is_an_error_not_a_traceback(kind):
+    # `kind not in KINDS` (a dict) raised TypeError (unhashable): alone a traceback; and since every key
+    # is read on, it also replaced an earlier error (queue.capacity here), which Monitor(...) raised before
+    with pytest.raises(ConfigError, match=r"^<config>: queue.capacity: ") as err:
+        parse_config({"model": "a", "queue": {"capacity": 0}, "detectors": [{"kind": kind}, "confidence"]})
+    assert [e.key for e in err.value.errors] == ["queue.capacity", "detectors[0].kind"]
+    with pytest.raises(ConfigError, match=r"^<config>: detectors\[0\].kind: unknown detector kind "):
+        parse_config({"model": "a", "detectors": [{"kind": kind}]})
