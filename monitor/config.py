@@ -1077,7 +1077,7 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
                 r.add(r.error(f"models[{i}].server", "the sidecar's settings are shared by every model",
                               "move server: to the top level of the file, beside models:"))
                 m = {key: v for key, v in m.items() if key != "server"}
-            if not isinstance(m, dict):
+            if m is not None and not isinstance(m, dict):  # an empty entry (-) is a model of the defaults, as before
                 r.attempt(lambda: section_mapping(m, f"models[{i}]", "models[]", source), {})
                 continue
             m = r.mapping(m, f"models[{i}]", "models[]")

@@ -132,3 +132,11 @@ def test_a_detector_kind_that_is_a_list_or_mapping_is_an_error_not_a_traceback(k
     assert [e.key for e in err.value.errors] == ["queue.capacity", "detectors[0].kind"]
     with pytest.raises(ConfigError, match=r"^<config>: detectors\[0\].kind: unknown detector kind "):
         parse_config({"model": "a", "detectors": [{"kind": kind}]})
+
+
+def test_an_empty_models_entry_is_still_a_model_of_the_defaults():
+    # `- ` (null) under models: was read as {} (a model named default, of the shared keys); 74c9496's
+    # not-a-mapping branch dropped it silently, the file's other models kept: one model fewer
+    agent = parse_config({"queue": {"capacity": 10}, "models": [None, {"model": "b"}]})
+    assert [m.model for m in agent.models] == ["default", "b"]
+    assert agent.models[0].queue.capacity == 10
