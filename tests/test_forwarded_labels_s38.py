@@ -95,3 +95,29 @@ def test_a_forwarded_feedback_event_refused_for_another_reason_is_counted_once(t
     finally:
         fm.close()
         s.close()
+
+
+def test_the_ids_a_worker_left_out_are_counted_when_every_forwarded_label_is_invalid(tmp_path) -> None:
+    """The worker leaves out the label of an id that is no id (``unknown_ids``, counted unknown_id
+    under the datagram's taken feedback event): when every label left in the event was invalid, the
+    event taken apart gave no feedback event to count them under, and they were counted nowhere."""
+    outputs = [[0.9, 0.1]] * 5
+    feedback = [(["r0", None], [float("nan"), "y"])]
+    expected = _in_process(CLASSIFIER, outputs, feedback)
+    assert expected == {"joined": None, "invalid": 1.0, "unknown_id": 1.0}, expected
+    sock = str(tmp_path / "fb.sock")
+    s = start_sidecar({**CLASSIFIER, "model": "m", "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        fm.observe(np.zeros((5, 2)), outputs, request_id=[f"r{i}" for i in range(5)])
+        for ids, labels in feedback:
+            assert fm.feedback(ids, labels) is True
+        fm.flush()
+        wait_until(lambda: total(s.metrics(), "monitor_feedback_labels_total") >= 2)  # both counted, or the time out
+        s.flush()
+        text = s.metrics()
+        got = {o: sample(text, "monitor_feedback_labels_total", model="m", outcome=o) for o in OUTCOMES}
+        assert got == expected
+    finally:
+        fm.close()
+        s.close()

@@ -372,6 +372,9 @@ class ForwardReceiver:
         kind = msg.get("kind") if isinstance(msg.get("kind"), str) else None
         now = time.time()
         items: list[tuple[Monitor, tuple[Any, ...]]] = []
+        #: the model of a feedback event taken label by label: the worker's unknown_ids are counted under it
+        #: even when none of its labels was taken (in process they are counted unknown_id all the same)
+        taken_apart: Monitor | None = None
         check = unsafe_json(data, events) is not None
         for obj in events:
             unsafe = unsafe_json(data, obj) if check else None
@@ -387,10 +390,13 @@ class ForwardReceiver:
                 # one label the model cannot take refused the call's others with it: in process
                 # that label alone is counted invalid, and so it is here
                 items.extend(self._take_labels_apart(obj, now, default_model, kind))
+                taken_apart = taken_apart or label_refused[0][0]
             elif label_refused:
                 model, detail = label_refused[0]
                 sidecar.count_refused(ENDPOINT, "bad_label", mon=model, detail=detail)
         if not items:
+            if taken_apart is not None and counts.get("unknown_ids"):
+                _count_no_id(taken_apart, counts["unknown_ids"])
             return
         try:
             # no one to answer 429 to: what does not fit is shed inside the queue, and counted there
@@ -399,7 +405,7 @@ class ForwardReceiver:
             sidecar.count_refused(ENDPOINT, err.reason, len(items))
             return
         if counts.get("unknown_ids"):
-            _count_no_id(items, counts["unknown_ids"])
+            _count_no_id(next((m for m, event in items if event[0] == FEEDBACK), taken_apart), counts["unknown_ids"])
         if counts.get("dropped_ids"):
             _count_dropped_ids(items, counts["dropped_ids"])
         counts: dict[Monitor, int] = {}
@@ -655,13 +661,14 @@ def _labels_by_id(obj: Any) -> bool:
     return isinstance(ids, list) and isinstance(labels, list) and len(ids) == len(labels) > 0
 
 
-def _count_no_id(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None:
+def _count_no_id(mon: "Monitor | None", n: int) -> None:
     """Count the labels a worker's ``feedback()`` left out of the datagram's feedback event for
     ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
     worker's log names one), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
     for a model whose outputs are no scores (every label is). Counted once the event is taken,
-    under its model; a datagram whose events were all refused counts them there instead."""
-    mon = next((m for m, event in items if event[0] == FEEDBACK), None)
+    under its model (``mon``: the datagram's feedback event's, or that of the one taken label by
+    label, all of whose labels may have been invalid); a datagram whose events were all refused
+    counts them there instead."""
     if mon is not None:
         outcome = "invalid" if mon.config.output.kind in ("none", "text") else "unknown_id"
         mon.store.inc("monitor_feedback_labels", min(n, 2 ** 31), labels=(outcome,))
