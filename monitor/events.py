@@ -541,6 +541,12 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
     is that long, and ``str()`` refuses past 4,300 digits). Booleans are labels (True is class 1,
     or 1.0). May raise for an object whose conversions raise; the join counts that invalid too.
     """
+    if isinstance(label, float):  # Python's and numpy's float64 (the usual labels): no complex, no array
+        if label != label:
+            return None, _NAN
+        if regression:
+            return (float(label), None) if abs(label) <= MAX_REGRESSION_LABEL else (None, _TOO_LARGE)
+        return (label, None) if math.isfinite(label) else (None, _INFINITE)
     if is_missing(label):  # before float(): np.ma.masked would warn, pandas' NA raise
         return None, _NAN if isinstance(label, float) else _NONE
     if type(label) not in _PLAIN_LABELS:
