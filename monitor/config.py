@@ -1031,6 +1031,11 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
         partial = _parse_agent(r, raw, source, Path(base_dir), blocked)
     except ConfigError as err:  # one that stops the reading of the whole document
         r.add(err)
+    except Exception:
+        # reading on past an error met a value no check before expected (the detector kind that
+        # was a list, 7bf39c5): the errors kept are the file's, said as before, not a traceback
+        if not r.errors:
+            raise
     if r.errors:
         raise ConfigErrors(r.errors, partial, tuple(blocked))
     assert partial is not None
@@ -1087,6 +1092,9 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
                 blocked.append(_blocked(own.errors, f"models[{i}]."))
             except ConfigError as err:  # not kept by the model's reader: none is read past it
                 own.add(err)
+            except Exception:  # met reading on past an error (see parse_config): the errors kept are said
+                if not own.errors:
+                    raise
             for err in own.errors:
                 r.add(_named_where_written(err, m, i))
         names = [m.model for m in models]
@@ -1101,6 +1109,9 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
             blocked.append(_blocked(own.errors, ""))
         except ConfigError as err:  # not kept by the model's reader: none is read past it
             own.add(err)
+        except Exception:  # met reading on past an error (see parse_config): the errors kept are said
+            if not own.errors:
+                raise
         for err in own.errors:
             r.add(err)
     return AgentConfig(tuple(models), _parse_server(r, top.get("server")), source)
