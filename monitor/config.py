@@ -259,11 +259,18 @@ def section_mapping(value: Any, key: str, section: str, source: str) -> dict[str
     if not isinstance(value, dict):
         raise ConfigError(key, f"must be a mapping, got {type(value).__name__}", f"write {key}: followed by indented keys",
                           source)
-    allowed = SECTION_KEYS[section]
-    for k in value:
-        if not isinstance(k, str) or k not in allowed:
-            raise ConfigError(f"{key}.{k}" if key else str(k), "unknown key", unknown_key_fix(str(k), section), source)
+    unknown = _unknown_keys(value, key, section, source)
+    if unknown:
+        raise unknown[0]
     return value
+
+
+def _unknown_keys(value: dict[Any, Any], key: str, section: str, source: str) -> list[ConfigError]:
+    """The keys of ``value`` (written at ``key``) that ``section`` does not have (:data:`SECTION_KEYS`),
+    each refused saying where it belongs, or the nearest key, or the allowed ones."""
+    allowed = SECTION_KEYS[section]
+    return [ConfigError(f"{key}.{k}" if key else str(k), "unknown key", unknown_key_fix(str(k), section), source)
+            for k in value if not isinstance(k, str) or k not in allowed]
 
 
 # -- validation helpers ----------------------------------------------------------------------------
@@ -299,12 +306,13 @@ class _Reader:
         (its error kept too)."""
         if not isinstance(value, dict):
             return self.attempt(lambda: section_mapping(value, key, section, self.source), {})
+        unknown = _unknown_keys(value, key, section, self.source)
+        if not unknown:
+            return value
+        for err in unknown:
+            self.add(err)
         allowed = SECTION_KEYS[section]
-        unknown = [k for k in value if not isinstance(k, str) or k not in allowed]
-        for k in unknown:
-            self.add(ConfigError(f"{key}.{k}" if key else str(k), "unknown key", unknown_key_fix(str(k), section),
-                                 self.source))
-        return {k: v for k, v in value.items() if k not in unknown} if unknown else value
+        return {k: v for k, v in value.items() if isinstance(k, str) and k in allowed}
 
     def integer(self, value: Any, key: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
