@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.rules import notifier as notifier_module
 from monitor.rules.notifier import DeliveryError, Notifier, OutgoingAlert
 
 
@@ -52,15 +51,21 @@ def test_an_outage_is_said_once_and_its_end_said(caplog: pytest.LogCaptureFixtur
     assert infos == ["alert delivery to alertmanager works again, after 7 failed attempt(s)"], lines
 
 
-def test_reminders_come_while_the_outage_lasts(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
-    monkeypatch.setattr(notifier_module, "OUTAGE_LOG_EVERY_S", 0.0)  # every failure reminds
-    sink = FlakySink(down=3)
+def test_a_reminder_counts_the_failures_not_said(caplog: pytest.LogCaptureFixture) -> None:
+    """The clock moves 100 s per failed attempt: the first is said, the next two are not (under
+    300 s since), the fourth reminds with the two between."""
+    sink = FlakySink(down=4)
+    ticks = iter(range(0, 10_000, 100))
     with caplog.at_level(logging.WARNING, logger="monitor"):
-        with Notifier([sink], max_retries=3, backoff_initial_s=0.0) as n:
+        with Notifier([sink], max_retries=4, backoff_initial_s=0.0) as n:
+            n._now = lambda: float(next(ticks))
             n.send([_alert("A")])
             n.flush(10)
     warnings = [m for level, m in _lines(caplog) if level == logging.WARNING]
-    assert len(warnings) == 3 and "attempt 3/4" in warnings[2], warnings
+    assert len(warnings) == 2, warnings
+    assert "attempt 1/5" in warnings[0] and "attempt 4/5" in warnings[1], warnings
+    assert "2 more failed attempt(s) since the last line" in warnings[1], warnings
+    assert sink.got == ["A"]
 
 
 def test_a_refusal_is_said_every_time(caplog: pytest.LogCaptureFixture) -> None:

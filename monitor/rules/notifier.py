@@ -486,6 +486,8 @@ class Notifier:
         self._stop = threading.Event()
         self._closed_drops = 0  # alerts handed in after close (no lane takes them)
         self.last_error: str | None = None
+        #: Monotonic clock of the outage log's reminders (tests move it).
+        self._now: Callable[[], float] = time.monotonic
         self._lanes = [_Lane(sink) for sink in self.sinks]
         #: lanes taken out by :meth:`reconfigure`, whose counts stay in the totals (counters never go back)
         self._retired: list[_Lane] = []
@@ -699,7 +701,7 @@ class Notifier:
         attempt of every batch (10 lines in 15 s), which buries the rest of the log; the alerts not
         delivered are counted in ``monitor_notifications_total{outcome="failed"}``
         (MonitorAlertDeliveryFailing)."""
-        now = time.monotonic()
+        now = self._now()
         refused = isinstance(e, DeliveryError) and not e.retryable
         with self._cond:
             lane.stats.errors += 1
