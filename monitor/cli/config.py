@@ -67,10 +67,10 @@ def check(paths: tuple[str, ...]) -> None:
 
 def _server_problems(agent: object) -> list[str]:
     """The ``server`` section as ``monitor serve`` reads it (its ``proxy``, ``cloudevents`` and
-    ``forward`` parts, tokens, limits): without this a file that the sidecar refuses to start
-    with passed the check. Token files and variables are read as the sidecar would: run the
+    ``forward`` parts, tokens, limits), each independent error of it: without this a file that the
+    sidecar refuses to start with passed the check. Token files and variables are read as the sidecar would: run the
     check where (or with the environment with which) the sidecar runs."""
-    from monitor.config import ConfigError
+    from monitor.config import ConfigError, ConfigErrors
     from monitor.server.settings import settings_from
 
     from monitor.server.sidecar import checkpoint_paths
@@ -81,8 +81,9 @@ def _server_problems(agent: object) -> list[str]:
     for check in (settings_from, checkpoint_paths):
         try:
             check(agent)  # type: ignore[arg-type]
-        except ConfigError as err:
-            out.append(f"{err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+        except ConfigError as err:  # settings_from's: each independent error (ConfigErrors)
+            for e in err.errors if isinstance(err, ConfigErrors) else (err,):
+                out.append(f"{e.key}: {e.problem}" + (f". Fix: {e.fix}" if e.fix else ""))
     if not out:
         proxy = settings_from(agent).proxy  # type: ignore[arg-type]
         if proxy.port is not None and not proxy.upstream:

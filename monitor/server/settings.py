@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config import AgentConfig, ConfigError, ServerConfig, parse_duration, section_mapping, url_unreadable
+from monitor.config import AgentConfig, ConfigError, ConfigErrors, ServerConfig, _Reader, parse_duration, url_unreadable
 
 __all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
            "check_ports"]
@@ -129,33 +129,38 @@ def _int(value: Any, key: str, source: str, minimum: int = 1, maximum: int | Non
     return value
 
 
-def _tokens(file: str | None, env: str | None, key: str, base: Path, source: str) -> tuple[str, ...]:
+def _tokens(r: _Reader, file: str | None, env: str | None, key: str, base: Path) -> tuple[str, ...]:
     """Bearer tokens, one per line of the file and/or the environment variable (several allow
-    rotation without downtime). Empty lines and ``#`` comments are ignored."""
-    out: list[str] = []
-    if file:
-        p = Path(file)
-        if not p.is_absolute():
-            p = base / p
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"server.{key}_token_file", f"cannot read {p}: {err.strerror}", "check the path and permissions", source) from None
-        lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1)
-                 if line.strip() and not line.lstrip().startswith("#")]
-        if not lines:
-            raise ConfigError(f"server.{key}_token_file", f"{p} holds no token", "write the token on the first line", source)
-        _check_token_lengths([(t, f"line {i} of {p}") for i, t in lines], f"server.{key}_token_file", source)
-        out += [t for _, t in lines]
-    if env:
-        value = os.environ.get(env)
-        if not value or not value.strip():
-            raise ConfigError(f"server.{key}_token_env", f"environment variable {env} is not set or empty",
-                              f"export {env}=<token> before starting", source)
-        tokens = [t.strip() for t in value.split(",") if t.strip()]
-        _check_token_lengths([(t, f"token {i} of {env}") for i, t in enumerate(tokens, 1)], f"server.{key}_token_env", source)
-        out += tokens
-    return tuple(out)
+    rotation without downtime). Empty lines and ``#`` comments are ignored. The file and the
+    variable are two keys: an error of each is kept (:meth:`_Reader.attempt`), its tokens left out."""
+    from_file = r.attempt(lambda: _file_tokens(file, key, base, r.source), ()) if file else ()
+    return from_file + (r.attempt(lambda: _env_tokens(env, key, r.source), ()) if env else ())
+
+
+def _file_tokens(file: str, key: str, base: Path, source: str) -> tuple[str, ...]:
+    p = Path(file)
+    if not p.is_absolute():
+        p = base / p
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"server.{key}_token_file", f"cannot read {p}: {err.strerror}", "check the path and permissions", source) from None
+    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise ConfigError(f"server.{key}_token_file", f"{p} holds no token", "write the token on the first line", source)
+    _check_token_lengths([(t, f"line {i} of {p}") for i, t in lines], f"server.{key}_token_file", source)
+    return tuple(t for _, t in lines)
+
+
+def _env_tokens(env: str, key: str, source: str) -> tuple[str, ...]:
+    value = os.environ.get(env)
+    if not value or not value.strip():
+        raise ConfigError(f"server.{key}_token_env", f"environment variable {env} is not set or empty",
+                          f"export {env}=<token> before starting", source)
+    tokens = [t.strip() for t in value.split(",") if t.strip()]
+    _check_token_lengths([(t, f"token {i} of {env}") for i, t in enumerate(tokens, 1)], f"server.{key}_token_env", source)
+    return tuple(tokens)
 
 
 #: The shortest bearer token accepted (the README says it where tokens are configured).
@@ -215,120 +220,217 @@ def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
 
 def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     """Validate ``agent.server`` (and its ``extra`` sections) into :class:`SidecarSettings`.
-    Keyword arguments (from the command line) override the file."""
+    Keyword arguments (from the command line) override the file.
+
+    Raises
+    ------
+    ConfigErrors
+        Every independent error of the section (``errors``, one per key, in the order the file is
+        read; a key in error is left at its default and the rest read on), read as the first:
+        ``monitor serve`` and a reload say that one, as they did; ``monitor config check`` each.
+    """
+    r = _Reader(agent.source)
+    settings = _read(r, agent)
+    if overrides:
+        proxy_url = overrides.pop("proxy_upstream", None)
+        # (--proxy in error is not taken: the ports' check would read it)
+        if proxy_url is not None and r.attempt(lambda: _check_upstream(proxy_url, "--proxy", settings.proxy.engine,
+                                                                        agent.source) or True, False):
+            settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
+        settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+    r.attempt(lambda: check_ports(settings, agent.source), None)
+    if r.errors:
+        raise ConfigErrors(r.errors)
+    return settings
+
+
+def _read(r: _Reader, agent: AgentConfig) -> SidecarSettings:
+    """The file's settings, each error kept in ``r`` and its key left at its default."""
     srv: ServerConfig = agent.server
     source = agent.source
     base = Path(source).parent if source and not source.startswith("<") else Path(".")
-    extra = dict(srv.extra)
+    extra = srv.extra
+    d = SidecarSettings()
+    proxy = _proxy(r, extra.get("proxy"), agent)
+    cloudevents = _cloudevents(r, extra.get("cloudevents"))
+    forward = _forward(r, extra.get("forward"))
+    unmonitored = r.attempt(lambda: _unmonitored(extra.get("unmonitored_models", []), agent, source), frozenset())
 
-    px = section_mapping(extra.get("proxy"), "server.proxy", "server.proxy", source)
-    routes = []
-    raw_routes = px.get("routes", []) or []
-    if not isinstance(raw_routes, list):
-        raise ConfigError("server.proxy.routes", "must be a list", "write routes: [- path: /predict]", source)
-    for i, r in enumerate(raw_routes):
-        key = f"server.proxy.routes[{i}]"
-        r = section_mapping(r, key, "server.proxy.routes[]", source)
-        path = r.get("path")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ConfigError(f"{key}.path", f"must be a URL path starting with /, got {path!r}", "write path: /predict", source)
-        _check_route_pattern(path, f"{key}.path", source)
-        if r.get("model") is None and "{model}" not in path and len(agent.models) != 1:
-            raise ConfigError(f"{key}.model", "is required when the path has no {model} part and several models are served",
-                              "write model: <name>", source)
-        for k in ("model", "inputs", "outputs", "request_id"):
-            if k in r and r[k] is not None and (not isinstance(r[k], str) or not r[k]):
-                raise ConfigError(f"{key}.{k}", f"must be a non-empty string, got {r[k]!r}", "quote the value", source)
-        served = [m.model for m in agent.models]
-        if r.get("model") is not None and r["model"] not in served:
-            # every request tapped on it was refused (unknown_model) while the proxy answered it
-            raise ConfigError(f"{key}.model", f"names no served model: {r['model']!r} (served: {', '.join(served)})",
-                              "write one of the served names (model: in the file, or under models:)", source)
-        routes.append(PredictRoute(path, r.get("model"), r.get("inputs", "instances"), r.get("outputs", "predictions"), r.get("request_id")))
-    oip_output = px.get("oip_output")
-    if oip_output is not None and (not isinstance(oip_output, str) or not oip_output):
-        raise ConfigError("server.proxy.oip_output", f"must be the name of an output tensor, got {oip_output!r}",
-                          "write the name of the output tensor holding the probabilities, e.g. oip_output: predict_proba (MLServer's scikit-learn runtime)", source)
-    upstream = px.get("upstream")
-    engine = px.get("engine", "auto")
-    if engine not in ("auto", "lean", "aiohttp"):
-        raise ConfigError("server.proxy.engine", f"must be auto, lean or aiohttp, got {engine!r}",
-                          "write engine: auto (or aiohttp to use the aiohttp client session)", source)
-    _check_upstream(upstream, "server.proxy.upstream", engine, source)
-    process = px.get("process", True)
-    if not isinstance(process, bool):
-        raise ConfigError("server.proxy.process", f"must be true or false, got {process!r}",
-                          "write process: false to run the proxy's data path on the sidecar's own event loop", source)
-    proxy = ProxySettings(
-        upstream=upstream,
-        port=None if px.get("port") is None else _int(px.get("port"), "server.proxy.port", source, 0, 65535),
-        timeout_s=parse_duration(px.get("timeout", "60s"), "server.proxy.timeout", source),
-        routes=tuple(routes),
-        oip_output=oip_output,
-        max_connections=_int(px.get("max_connections", 100), "server.proxy.max_connections", source),
-        engine=engine,
-        process=process,
-    )
+    def number(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
+        return r.attempt(lambda: _int(extra.get(name, default), f"server.{name}", source, minimum, maximum), default)
 
-    ce = section_mapping(extra.get("cloudevents"), "server.cloudevents", "server.cloudevents", source)
-    require_token = ce.get("require_token", True)
-    if not isinstance(require_token, bool):
-        raise ConfigError("server.cloudevents.require_token", f"must be true or false, got {require_token!r}",
-                          "write require_token: false to let the inference logger post without a token", source)
-    cloudevents = CloudEventsSettings(
-        max_pending=_int(ce.get("max_pending", 10_000), "server.cloudevents.max_pending", source),
-        max_pending_bytes=_int(ce.get("max_pending_bytes", 64 * 1024 * 1024), "server.cloudevents.max_pending_bytes", source),
-        pending_ttl_s=parse_duration(ce.get("pending_ttl", "30s"), "server.cloudevents.pending_ttl", source),
-        require_token=require_token,
-    )
+    def duration(name: str, default: float) -> float:
+        return r.attempt(lambda: parse_duration(extra.get(name, f"{default:g}s"), f"server.{name}", source), default)
 
-    fw = section_mapping(extra.get("forward"), "server.forward", "server.forward", source)
-    udp = fw.get("udp")
-    if udp is not None:
-        host, _, port = str(udp).rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError("server.forward.udp", f"must be host:port, got {udp!r}", "write udp: 127.0.0.1:9109", source)
-    unix = fw.get("unix")
-    if unix is not None and (not isinstance(unix, str) or not unix):
-        raise ConfigError("server.forward.unix", f"must be a socket path, got {unix!r}", "write unix: /run/monitor/forward.sock", source)
-    forward = ForwardSettings(unix=unix, udp=None if udp is None else str(udp),
-                              receive_buffer_bytes=_int(fw.get("receive_buffer_bytes", 4 * 1024 * 1024), "server.forward.receive_buffer_bytes", source, 65536))
-
-    unmonitored = extra.get("unmonitored_models", [])
-    if not isinstance(unmonitored, list) or not all(isinstance(n, str) and n for n in unmonitored):
-        raise ConfigError("server.unmonitored_models", f"must be a list of model names, got {unmonitored!r}",
-                          "write e.g. unmonitored_models: [resnet-canary, tokenizer]", source)
-    served = {m.model for m in agent.models}
-    both = sorted(served.intersection(unmonitored))
-    if both:
-        raise ConfigError("server.unmonitored_models", f"names {', '.join(map(repr, both))}, which this config monitors",
-                          "remove it from unmonitored_models, or its models: entry", source)
-
-    settings = SidecarSettings(
+    return SidecarSettings(
         addr=srv.addr,
         port=srv.port,
         max_body_bytes=srv.max_body_bytes,
         max_batch_events=srv.max_batch_events,
-        max_queued_events=_int(extra.get("max_queued_events", 1_000_000), "server.max_queued_events", source),
-        shutdown_timeout_s=parse_duration(extra.get("shutdown_timeout", "20s"), "server.shutdown_timeout", source),
-        client_body_timeout_s=parse_duration(extra.get("client_body_timeout", "60s"), "server.client_body_timeout", source),
-        worker_nice=_int(extra.get("worker_nice", 0), "server.worker_nice", source, 0, 19),
-        write_tokens=_tokens(srv.write_token_file, srv.write_token_env, "write", base, source),
-        metrics_tokens=_tokens(srv.metrics_token_file, srv.metrics_token_env, "metrics", base, source),
+        max_queued_events=number("max_queued_events", d.max_queued_events),
+        shutdown_timeout_s=duration("shutdown_timeout", d.shutdown_timeout_s),
+        client_body_timeout_s=duration("client_body_timeout", d.client_body_timeout_s),
+        worker_nice=number("worker_nice", d.worker_nice, 0, 19),
+        write_tokens=_tokens(r, srv.write_token_file, srv.write_token_env, "write", base),
+        metrics_tokens=_tokens(r, srv.metrics_token_file, srv.metrics_token_env, "metrics", base),
         client_header=srv.client_header,
-        unmonitored_models=frozenset(unmonitored),
+        unmonitored_models=unmonitored,
         proxy=proxy,
         cloudevents=cloudevents,
         forward=forward,
     )
-    if overrides:
-        proxy_url = overrides.pop("proxy_upstream", None)
-        if proxy_url is not None:
-            _check_upstream(proxy_url, "--proxy", settings.proxy.engine, source)
-            settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
-        settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
-    check_ports(settings, source)
-    return settings
+
+
+def _proxy(r: _Reader, value: Any, agent: AgentConfig) -> ProxySettings:
+    """``server.proxy``, each key's error kept (:meth:`_Reader.attempt`) and the key left at its default."""
+    source = r.source
+    d = ProxySettings()
+    px = r.mapping(value, "server.proxy", "server.proxy")
+    routes = _routes(r, px.get("routes", []) or [], [m.model for m in agent.models])
+
+    def oip_output() -> str | None:
+        name = px.get("oip_output")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError("server.proxy.oip_output", f"must be the name of an output tensor, got {name!r}",
+                              "write the name of the output tensor holding the probabilities, e.g. oip_output: "
+                              "predict_proba (MLServer's scikit-learn runtime)", source)
+        return name
+
+    def engine() -> str:
+        name = px.get("engine", "auto")
+        if name not in ("auto", "lean", "aiohttp"):
+            raise ConfigError("server.proxy.engine", f"must be auto, lean or aiohttp, got {name!r}",
+                              "write engine: auto (or aiohttp to use the aiohttp client session)", source)
+        return name
+
+    the_oip_output = r.attempt(oip_output, d.oip_output)
+    the_engine = r.attempt(engine, d.engine)
+    upstream = px.get("upstream")
+    upstream = r.attempt(lambda: _check_upstream(upstream, "server.proxy.upstream", the_engine, source) or upstream,
+                         d.upstream)
+    port = px.get("port")
+    return ProxySettings(
+        upstream=upstream,
+        process=r.attempt(lambda: _flag(px.get("process", True), "server.proxy.process", "write process: false to run "
+                                        "the proxy's data path on the sidecar's own event loop", source), d.process),
+        port=None if port is None else r.attempt(lambda: _int(port, "server.proxy.port", source, 0, 65535), d.port),
+        timeout_s=r.attempt(lambda: parse_duration(px.get("timeout", "60s"), "server.proxy.timeout", source), d.timeout_s),
+        routes=routes,
+        oip_output=the_oip_output,
+        max_connections=r.attempt(lambda: _int(px.get("max_connections", 100), "server.proxy.max_connections", source),
+                                  d.max_connections),
+        engine=the_engine,
+    )
+
+
+def _routes(r: _Reader, value: Any, served: list[str]) -> tuple[PredictRoute, ...]:
+    """``server.proxy.routes``: each entry's errors kept, and an entry in error left out."""
+    if not isinstance(value, list):
+        r.add(ConfigError("server.proxy.routes", "must be a list", "write routes: [- path: /predict]", r.source))
+        return ()
+    routes = (_route(r, raw, f"server.proxy.routes[{i}]", served) for i, raw in enumerate(value))
+    return tuple(route for route in routes if route is not None)
+
+
+def _route(r: _Reader, raw: Any, key: str, served: list[str]) -> PredictRoute | None:
+    """One route, or None when it is in error (each of its keys' errors kept in ``r``)."""
+    source = r.source
+    errors = len(r.errors)
+    route = r.mapping(raw, key, "server.proxy.routes[]")
+    if raw is not None and not isinstance(raw, dict):
+        return None  # its error alone: the keys it then lacks would be its consequence
+
+    def path() -> str:
+        value = route.get("path")
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise ConfigError(f"{key}.path", f"must be a URL path starting with /, got {value!r}", "write path: /predict", source)
+        _check_route_pattern(value, f"{key}.path", source)
+        return value
+
+    the_path = r.attempt(path, None)
+    model = route.get("model")
+    if the_path is not None and model is None and "{model}" not in the_path and len(served) != 1:
+        r.add(ConfigError(f"{key}.model", "is required when the path has no {model} part and several models are served",
+                          "write model: <name>", source))
+    for k in ("model", "inputs", "outputs", "request_id"):
+        if route.get(k) is not None and (not isinstance(route[k], str) or not route[k]):
+            r.add(ConfigError(f"{key}.{k}", f"must be a non-empty string, got {route[k]!r}", "quote the value", source))
+    # (a served name that is itself in error, which `monitor config check` reads on with, is no name to match)
+    if model is not None and model not in served and "" not in served:
+        # every request tapped on it was refused (unknown_model) while the proxy answered it
+        r.add(ConfigError(f"{key}.model", f"names no served model: {model!r} (served: {', '.join(served)})",
+                          "write one of the served names (model: in the file, or under models:)", source))
+    if len(r.errors) > errors:
+        return None
+    return PredictRoute(the_path, model, route.get("inputs", "instances"), route.get("outputs", "predictions"),
+                        route.get("request_id"))
+
+
+def _cloudevents(r: _Reader, value: Any) -> CloudEventsSettings:
+    """``server.cloudevents``, each key's error kept and the key left at its default."""
+    source = r.source
+    d = CloudEventsSettings()
+    ce = r.mapping(value, "server.cloudevents", "server.cloudevents")
+    require_token = r.attempt(lambda: _flag(ce.get("require_token", True), "server.cloudevents.require_token",
+                                            "write require_token: false to let the inference logger post without a "
+                                            "token", source), d.require_token)
+    return CloudEventsSettings(
+        max_pending=r.attempt(lambda: _int(ce.get("max_pending", d.max_pending), "server.cloudevents.max_pending", source),
+                              d.max_pending),
+        max_pending_bytes=r.attempt(lambda: _int(ce.get("max_pending_bytes", d.max_pending_bytes),
+                                                 "server.cloudevents.max_pending_bytes", source), d.max_pending_bytes),
+        pending_ttl_s=r.attempt(lambda: parse_duration(ce.get("pending_ttl", "30s"), "server.cloudevents.pending_ttl",
+                                                       source), d.pending_ttl_s),
+        require_token=require_token,
+    )
+
+
+def _forward(r: _Reader, value: Any) -> ForwardSettings:
+    """``server.forward``, each key's error kept and the key left at its default."""
+    source = r.source
+    d = ForwardSettings()
+    fw = r.mapping(value, "server.forward", "server.forward")
+
+    def udp() -> str | None:
+        value = fw.get("udp")
+        if value is None:
+            return None
+        host, _, port = str(value).rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError("server.forward.udp", f"must be host:port, got {value!r}", "write udp: 127.0.0.1:9109", source)
+        return str(value)
+
+    def unix() -> str | None:
+        value = fw.get("unix")
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError("server.forward.unix", f"must be a socket path, got {value!r}",
+                              "write unix: /run/monitor/forward.sock", source)
+        return value
+
+    return ForwardSettings(
+        udp=r.attempt(udp, d.udp),
+        unix=r.attempt(unix, d.unix),
+        receive_buffer_bytes=r.attempt(lambda: _int(fw.get("receive_buffer_bytes", d.receive_buffer_bytes),
+                                                    "server.forward.receive_buffer_bytes", source, 65536),
+                                       d.receive_buffer_bytes),
+    )
+
+
+def _unmonitored(value: Any, agent: AgentConfig, source: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise ConfigError("server.unmonitored_models", f"must be a list of model names, got {value!r}",
+                          "write e.g. unmonitored_models: [resnet-canary, tokenizer]", source)
+    both = sorted({m.model for m in agent.models}.intersection(value))
+    if both:
+        raise ConfigError("server.unmonitored_models", f"names {', '.join(map(repr, both))}, which this config monitors",
+                          "remove it from unmonitored_models, or its models: entry", source)
+    return frozenset(value)
+
+
+def _flag(value: Any, key: str, fix: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, got {value!r}", fix, source)
+    return value
 
 
 def check_ports(settings: SidecarSettings, source: str = "<config>") -> None:
