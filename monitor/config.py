@@ -616,8 +616,8 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         return f"{prefix}{key}"
 
     model = r.attempt(lambda: _model_name(r, raw, k), "default")
-    feats, features_key = _features(r, raw, k)
-    output = r.attempt(lambda: _output(r, raw, k, feats, features_key), OutputSpec())
+    feats, feature_keys = _features(r, raw, k)
+    output = _output(r, raw, k, feats, feature_keys)
     reference = r.attempt(lambda: _reference(r, raw, k, base_dir), ReferenceConfig())
 
     q_raw = r.mapping(raw.get("queue"), k("queue"), "queue")
@@ -685,9 +685,10 @@ def _model_name(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> str
     return model
 
 
-def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple[list[Feature], str]:
+def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple[list[Feature], list[str]]:
     """The input features (``features:`` or ``schema.features``), each entry's error kept and the
-    entry left out; the key the file spells them at (errors name it so)."""
+    entry left out; and the key of each, as the file spells it (``features[2]``: errors name it so,
+    at its place in the file, the entries left out counted)."""
     # schema: either schema.features or a top-level features list
     features_raw = raw.get("features")
     features_key = "features"  # errors name the key as the file spells it
@@ -696,8 +697,9 @@ def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple
         features_raw, features_key = schema_raw.get("features", []), "schema.features"
     if not isinstance(features_raw, list):
         r.add(r.error(k(features_key), "must be a list of features", "write - {name: age, kind: numeric}"))
-        return [], features_key
+        return [], []
     feats: list[Feature] = []
+    keys: list[str] = []
     seen: set[str] = set()
 
     def feature(i: int, f: Any) -> Feature:
@@ -722,25 +724,27 @@ def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple
         got = r.attempt(lambda: feature(i, f), None)
         if got is not None:
             feats.append(got)
+            keys.append(k(f"{features_key}[{i}]"))
     if len(r.errors) > failed:  # the checks of the whole list would read it without the entries in error
-        return feats, features_key
+        return feats, keys
     clash = next(iter(clashes(Schema(tuple(feats)))), None)
     if clash is not None:
         at = next(i for i, f in enumerate(feats) if f.name == clash.name)
-        r.add(r.error(k(f"{features_key}[{at}].name"), clash.problem, clash.fix))
+        r.add(r.error(f"{keys[at]}.name", clash.problem, clash.fix))
     elif len(feats) > 1 and any(f.kind == "tensor" for f in feats):
         tensor = next(f.name for f in feats if f.kind == "tensor")
         r.add(r.error(k(features_key), f"feature {tensor!r} is a tensor (the call's whole input, one array whose axis 0 "
                                        f"is the rows) and cannot share the inputs with {len(feats) - 1} other feature(s)",
                       "list the tensor feature alone; watch the model's other inputs under another model name, or pass "
                       "a grouping value as segment="))
-    return feats, features_key
+    return feats, keys
 
 
 def _output(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], feats: list[Feature],
-            features_key: str) -> OutputSpec:
-    """The ``output`` section; its kind in error, the keys read against the kind are not checked
-    (their errors would be the wrong kind's), and the default output stands."""
+            feature_keys: list[str]) -> OutputSpec:
+    """The ``output`` section, each key's error kept (:meth:`_Reader.add`) and the key left at its
+    default; its kind in error, the keys read against the kind are not checked (their errors would
+    be the wrong kind's), and the default output stands."""
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
     kind = out_raw.get("kind", "probabilities")
     kind_known = kind in OUTPUT_KINDS
@@ -753,33 +757,47 @@ def _output(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], feats: lis
     if kind_known and kind in ("none", "text") and classes_raw:
         # the classes name score columns, and kind: none reads no outputs: a config meaning one kind
         # and saying another is told, not left to monitor nothing it expected
-        raise r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no scores",
-                      "remove classes (the inputs alone are monitored), or set the output.kind the model's answers have"
-                      if kind == "none" else "remove classes (the answers are monitored as the text feature output)")
-    reserved = reserved_names(OutputSpec(kind)) if kind == "text" else frozenset()
-    if reserved & {f.name for f in feats}:
-        # the answers are the text feature "output": an input of that name, or of one of its
-        # columns, would share its columns (output.length of the prompt and of the answer alike),
-        # each side read as the other
-        at = next(i for i, f in enumerate(feats) if f.name in reserved)
-        raise r.error(k(f"{features_key}[{at}].name"), f"{feats[at].name!r} is the text feature output.kind: text monitors "
-                      "the model's answers as (output.length, output.oov_share...)" if feats[at].name == TEXT_OUTPUT else
-                      f"{feats[at].name!r} is a column of the text feature output.kind: text monitors the model's "
-                      "answers as (output.length, output.oov_share...)",
-                      f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key")
+        r.add(r.error(k("output.classes"), f"names the columns of the model's scores, and output.kind: {kind} reads no "
+                      "scores", "remove classes (the inputs alone are monitored), or set the output.kind the model's "
+                      "answers have" if kind == "none" else "remove classes (the answers are monitored as the text "
+                      "feature output)"))
+        classes_raw = []
+    if kind == "text":
+        _text_output_names(r, feats, feature_keys)
     samples_axis = r.attempt(lambda: r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis")), False)
     quantiles_raw = out_raw.get("quantiles", [])
     if not isinstance(quantiles_raw, list) or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in quantiles_raw):
-        raise r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}", "write quantiles: [0.05, 0.5, 0.95]")
+        r.add(r.error(k("output.quantiles"), f"must be a list of quantile levels, got {quantiles_raw!r}",
+                      "write quantiles: [0.05, 0.5, 0.95]"))
+        quantiles_raw = []
     if not kind_known:
         return OutputSpec()
     if samples_axis and kind not in ("probabilities", "logits"):
-        raise r.error(k("output.samples_axis"), f"ensemble members per row apply to probabilities or logits, not to kind: {kind}",
-                      "remove samples_axis, or send the members' mean")
+        r.add(r.error(k("output.samples_axis"), f"ensemble members per row apply to probabilities or logits, not to "
+                      f"kind: {kind}", "remove samples_axis, or send the members' mean"))
+        samples_axis = False
+    classes = tuple(str(c) for c in classes_raw)
     try:
-        return OutputSpec(kind, tuple(str(c) for c in classes_raw), samples_axis, tuple(float(q) for q in quantiles_raw))
-    except ValueError as err:
-        raise r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression") from None
+        return OutputSpec(kind, classes, samples_axis, tuple(float(q) for q in quantiles_raw))
+    except ValueError as err:  # the quantiles' (the kind and samples_axis are checked above)
+        r.add(r.error(k("output.quantiles"), str(err), "list increasing levels in (0, 1) around 0.5 with kind: regression"))
+        return OutputSpec(kind, classes, samples_axis)
+
+
+def _text_output_names(r: _Reader, feats: list[Feature], feature_keys: list[str]) -> None:
+    """``output.kind: text`` monitors the answers as the text feature ``output``: an input of that
+    name, or of one of its columns, would share its columns (output.length of the prompt and of the
+    answer alike), each side read as the other. The first such input is told, at its name."""
+    reserved = reserved_names(OutputSpec("text"))
+    at = next((i for i, f in enumerate(feats) if f.name in reserved), None)
+    if at is None:
+        return
+    name = feats[at].name
+    r.add(r.error(f"{feature_keys[at]}.name",
+                  f"{name!r} is the text feature output.kind: text monitors the model's answers as (output.length, "
+                  "output.oov_share...)" if name == TEXT_OUTPUT else f"{name!r} is a column of the text feature "
+                  "output.kind: text monitors the model's answers as (output.length, output.oov_share...)",
+                  f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key"))
 
 
 def _classes(r: _Reader, out_raw: dict[str, Any], k: Callable[[str], str]) -> list[Any]:

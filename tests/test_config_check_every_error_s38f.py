@@ -62,3 +62,50 @@ def test_the_sidecar_still_raises_the_first_error_of_its_settings_in_the_same_wo
     assert str(err.value) == ("<config>: server.proxy.routes[0].path: must be a URL path starting with /, got "
                               "'predict'. Fix: write path: /predict")
     assert err.value.key == "server.proxy.routes[0].path"
+
+
+OUTPUT = """\
+model: chat
+features: [prompt, {name: output}]
+output:
+  kind: text
+  classes: [a, b]
+  samples_axis: true
+  quantiles: [0.5]
+"""
+
+
+def test_every_independent_error_of_the_output_section_is_reported(tmp_path):
+    code, out, failed = _check(tmp_path, OUTPUT)
+    assert code == 1
+    keys = [line.split(": ")[2] for line in failed]
+    assert keys == ["output.classes", "features[1].name", "output.samples_axis", "output.quantiles"], failed
+    assert all(". Fix: " in line for line in failed), failed
+    assert "output.kind: text reads no scores" in failed[0]
+    assert "'output' is the text feature output.kind: text monitors" in failed[1]
+    assert "not to kind: text" in failed[2]
+    assert "apply to regression outputs only" in failed[3]
+    assert "NOTE: model 'chat': its detectors were not built: they are built on its features, output" in out
+    assert "SUCCESS" not in out
+
+
+def test_a_reserved_feature_name_is_told_at_its_own_entry_after_an_entry_in_error(tmp_path):
+    # the entry in error is left out of the features read: the name was told at the index of the
+    # features read (features[0]), the entry in error's key, and so not at all
+    code, out, failed = _check(tmp_path, "model: chat\nfeatures: [{name: 5}, output]\noutput: {kind: text}\n")
+    keys = [line.split(": ")[2] for line in failed]
+    assert keys == ["features[0].name", "features[1].name"], failed
+    assert "'output' is the text feature" in failed[1]
+
+
+def test_monitor_still_raises_the_first_error_of_the_output_section_in_the_same_words():
+    import yaml
+
+    from monitor import Monitor
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(yaml.safe_load(OUTPUT))
+    assert str(err.value) == ("<config>: output.classes: names the columns of the model's scores, and output.kind: text "
+                              "reads no scores. Fix: remove classes (the answers are monitored as the text feature output)")
+    with pytest.raises(ConfigError, match=r"^<config>: output.classes: names the columns"):
+        Monitor(config=yaml.safe_load(OUTPUT), start_worker=False)
