@@ -615,7 +615,9 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
     def k(key: str) -> str:
         return f"{prefix}{key}"
 
-    model = r.attempt(lambda: _model_name(r, raw, k), "default")
+    written = raw.get("model")
+    # a name in error is read on as written, and "" (told as "the model", :func:`model_named`) when no string
+    model = r.attempt(lambda: _model_name(r, raw, k), written if isinstance(written, str) else "")
     feats, feature_keys = _features(r, raw, k)
     output = _output(r, raw, k, feats, feature_keys)
     reference = r.attempt(lambda: _reference(r, raw, k, base_dir), ReferenceConfig())
@@ -676,6 +678,12 @@ def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
         seed=seed,
         source=r.source,
     )
+
+
+def model_named(name: str) -> str:
+    """A model as messages name it: ``model 'fraud-v3'``, or ``the model`` for a name in error that
+    is no string (``model: 5``), which ``monitor config check`` reads the rest of the file on as ``""``."""
+    return f"model {name!r}" if name else "the model"
 
 
 def _model_name(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> str:
@@ -1123,7 +1131,7 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
                     raise
             for err in own.errors:
                 r.add(_named_where_written(err, m, i))
-        names = [m.model for m in models]
+        names = [m.model for m in models if _NAME.match(m.model)]  # a name in error is told at its key
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             r.add(r.error("models", f"duplicate model names {sorted(dup)}", "give every model a unique name"))

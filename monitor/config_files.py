@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.config import model_named
+
 if TYPE_CHECKING:
     from monitor.config import AgentConfig, MonitorConfig, ReferenceConfig
 
@@ -42,12 +44,12 @@ def rule_file_problems(m: MonitorConfig) -> list[str]:
     for f in m.rules.files:
         if not Path(f).is_file():
             what = "it is a folder, not a file" if Path(f).is_dir() else "it does not exist"
-            out.append(f"model {m.model!r}: rules.files: {f}: cannot read rule file: {what}. Fix: correct the path (a relative "
+            out.append(f"{model_named(m.model)}: rules.files: {f}: cannot read rule file: {what}. Fix: correct the path (a relative "
                        "one resolves against the config file's folder); for the shipped packs, name them under rules.packs "
                        "instead (e.g. packs: [core]; `monitor rules packs` lists them), which a pip install carries too")
             continue
         _, errors = parse_rule_file(f)
-        out.extend(f"model {m.model!r}: rules.files: {e}" for e in errors[:5])
+        out.extend(f"{model_named(m.model)}: rules.files: {e}" for e in errors[:5])
     return out
 
 
@@ -62,7 +64,7 @@ def reference_problems(m: MonitorConfig) -> list[str]:
     out: list[str] = []
     ref, fit = m.reference.path, m.reference.pca_fit
     if fit is not None and not Path(fit).is_file():
-        out.append(f"model {m.model!r}: reference.pca_fit: {fit} does not exist. Fix: correct the path (a relative "
+        out.append(f"{model_named(m.model)}: reference.pca_fit: {fit} does not exist. Fix: correct the path (a relative "
                    "one resolves against the config file's folder)")
     elif fit is not None and ref is not None and Path(ref).is_file():
         from monitor.profile import check_pca_fit_target
@@ -70,12 +72,12 @@ def reference_problems(m: MonitorConfig) -> list[str]:
         try:
             check_pca_fit_target(ref)
         except ProfileError as err:
-            out.append(f"model {m.model!r}: {err}")
+            out.append(f"{model_named(m.model)}: {err}")
     if ref is None:
         return out
     if not Path(ref).is_file():
         what = "is a folder, not a file" if Path(ref).is_dir() else "does not exist"
-        out.append(f"model {m.model!r}: reference.path: {ref} {what}. Fix: build one with "
+        out.append(f"{model_named(m.model)}: reference.path: {ref} {what}. Fix: build one with "
                    "'monitor reference build' or correct the path")
         return out
     from monitor.profile import check_column_roles_target
@@ -85,10 +87,10 @@ def reference_problems(m: MonitorConfig) -> list[str]:
         check_column_roles_target(ref, output_columns=rc.output_columns, label_column=rc.label_column,
                                   exclude=rc.exclude, categorical=rc.categorical, text=rc.text)
     except ProfileError as err:
-        out.append(f"model {m.model!r}: {err}")
+        out.append(f"{model_named(m.model)}: {err}")
     suffix = Path(ref).suffix.lower()
     if suffix in TABLE_SUFFIXES:
-        out.extend(f"model {m.model!r}: {problem}" for problem in _table_problems(rc))
+        out.extend(f"{model_named(m.model)}: {problem}" for problem in _table_problems(rc))
     elif suffix == ".npz":
         # one that cannot be read passed the check, then `monitor serve` never became ready
         from monitor.profile import check_npz_reference
@@ -96,9 +98,9 @@ def reference_problems(m: MonitorConfig) -> list[str]:
         try:
             check_npz_reference(ref)
         except ProfileError as err:  # its message names what is wrong and the fix
-            out.append(f"model {m.model!r}: reference.path: {err}")
+            out.append(f"{model_named(m.model)}: reference.path: {err}")
         except Exception as err:  # noqa: BLE001 - whatever stops the agent's start stops the check
-            out.append(f"model {m.model!r}: reference.path: {ref} cannot be read ({type(err).__name__}: {err}). "
+            out.append(f"{model_named(m.model)}: reference.path: {ref} cannot be read ({type(err).__name__}: {err}). "
                        "Fix: build it with 'monitor reference build'")
     return out
 

@@ -109,3 +109,22 @@ def test_monitor_still_raises_the_first_error_of_the_output_section_in_the_same_
                               "reads no scores. Fix: remove classes (the answers are monitored as the text feature output)")
     with pytest.raises(ConfigError, match=r"^<config>: output.classes: names the columns"):
         Monitor(config=yaml.safe_load(OUTPUT), start_worker=False)
+
+
+def test_a_model_name_in_error_is_named_as_written_or_as_the_model(tmp_path):
+    # before, the rest of the file was checked on a model called 'default': its NOTE and its
+    # detectors' refusals named a model the file does not have
+    text = "model: {name}\noutput: {{kind: probabilites}}\ndetectors: [{{kind: segments, gap_level: 2}}]\n"
+    code, out, failed = _check(tmp_path, text.format(name='"fraud v3"'))
+    assert [line.split(": ")[2] for line in failed] == ["model", "output.kind"], failed
+    assert "NOTE: model 'fraud v3': its detectors were not built" in out
+    assert "'default'" not in out
+    code, out, failed = _check(tmp_path, text.format(name="5").replace("probabilites", "probabilities"))
+    assert [line.split(": ")[2] for line in failed] == ["model", "the model"], failed
+    assert "the model: detectors[0].gap_level: segments: gap_level must be in (0.5, 1), got 2" in failed[1]
+    assert "'default'" not in out and "''" not in out
+
+
+def test_two_models_whose_names_are_in_error_are_no_duplicates(tmp_path):
+    code, out, failed = _check(tmp_path, "models:\n  - model: 5\n  - model: [a]\n")
+    assert [line.split(": ")[2] for line in failed] == ["models[0].model", "models[1].model"], failed

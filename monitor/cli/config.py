@@ -25,7 +25,7 @@ def config() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def check(paths: tuple[str, ...]) -> None:
     """Validate config files as `monitor serve` reads them; each is checked, exit 1 if any is invalid."""
-    from monitor.config import ConfigError, ConfigErrors, load_config
+    from monitor.config import ConfigError, ConfigErrors, load_config, model_named
     from monitor.config_files import file_problems
 
     failed = False
@@ -56,7 +56,7 @@ def check(paths: tuple[str, ...]) -> None:
             continue
         for m in agent.models:
             if m.detectors == ():  # accepted, and the model then exports no figure any rule could alert on
-                click.echo(f"NOTE: model {m.model!r}: detectors: [] runs no detector: only the agent's own counters "
+                click.echo(f"NOTE: {model_named(m.model)}: detectors: [] runs no detector: only the agent's own counters "
                            "(events, queue) are exported, and no model alert can fire. Fix: leave detectors out for "
                            "the defaults of the output kind, or list the ones you want")
         names = ", ".join(m.model for m in agent.models)
@@ -132,7 +132,7 @@ def _detector_problems(agent: AgentConfig, blocked: tuple[frozenset[str], ...] =
     first only."""
     import dataclasses
 
-    from monitor.config import ConfigError
+    from monitor.config import ConfigError, model_named
     from monitor.detector_build import build_detectors
     from monitor.detectors.defaults import DEFAULTS
     from monitor.reference_view import input_schema
@@ -141,7 +141,7 @@ def _detector_problems(agent: AgentConfig, blocked: tuple[frozenset[str], ...] =
     out: list[str] = []
     for i, m in enumerate(agent.models):
         if i < len(blocked) and blocked[i]:
-            click.echo(f"NOTE: model {m.model!r}: its detectors were not built: they are built on its "
+            click.echo(f"NOTE: {model_named(m.model)}: its detectors were not built: they are built on its "
                        f"{', '.join(sorted(blocked[i]))}, in error above. Fix: fix those errors, then check again")
             continue
         state, reference = _reference_for_check(m.reference.path)
@@ -152,13 +152,13 @@ def _detector_problems(agent: AgentConfig, blocked: tuple[frozenset[str], ...] =
         if state == "raw":
             if m.detectors is None:  # the default set depends on what the reference holds
                 # said as for listed detectors: "SUCCESS" alone read as all checked
-                click.echo(f"NOTE: model {m.model!r}: the default detectors that need the reference's profile (input, "
+                click.echo(f"NOTE: {model_named(m.model)}: the default detectors that need the reference's profile (input, "
                            f"output and data-quality drift, probing) {_RAW_NOT_BUILT}")
                 builds = [(reference, _SCORES_ONLY)]
             else:
                 left = sorted({d.kind for d in m.detectors if d.kind not in no_reference | _SCORES_ONLY})
                 if left:
-                    click.echo(f"NOTE: model {m.model!r}: {', '.join(left)} {_RAW_NOT_BUILT}")
+                    click.echo(f"NOTE: {model_named(m.model)}: {', '.join(left)} {_RAW_NOT_BUILT}")
                 builds = [(reference, _SCORES_ONLY), (None, no_reference - _SCORES_ONLY)]
         elif state == "unreadable":
             if m.detectors is None:
@@ -178,7 +178,7 @@ def _detector_problems(agent: AgentConfig, blocked: tuple[frozenset[str], ...] =
             for err in errors:
                 if err.key not in told:
                     told.add(err.key)
-                    out.append(f"model {m.model!r}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
+                    out.append(f"{model_named(m.model)}: {err.key}: {err.problem}" + (f". Fix: {err.fix}" if err.fix else ""))
             if errors:
                 break
     return out
