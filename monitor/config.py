@@ -23,6 +23,7 @@ from monitor.schema import FEATURE_KINDS, OUTPUT_KINDS, TEXT_OUTPUT, Feature, Ou
 __all__ = [
     "ConfigError",
     "ConfigErrors",
+    "ConfigReader",
     "receiver_url_problem",
     "url_unreadable",
     "MonitorConfig",
@@ -274,7 +275,11 @@ def _unknown_keys(value: dict[Any, Any], key: str, section: str, source: str) ->
 
 
 # -- validation helpers ----------------------------------------------------------------------------
-class _Reader:
+class ConfigReader:
+    """Reads one config document's values, keeping each key's first error (:meth:`attempt`,
+    :meth:`add`) so that every independent error of the document is told at once; the sidecar's
+    settings (:mod:`monitor.server.settings`) read the ``server:`` section with it too."""
+
     def __init__(self, source: str) -> None:
         self.source = source
         #: the errors met so far (:meth:`attempt`), each key's first only
@@ -348,7 +353,7 @@ class _Reader:
         return parse_duration(value, key, self.source, allow_zero=allow_zero)
 
 
-def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], str],
+def _reference_columns(r: ConfigReader, ref_raw: dict[str, Any], k: Callable[[str], str],
                        base: ReferenceConfig) -> ReferenceConfig:
     """The column roles of a raw CSV / Parquet reference, checked against each other here (a
     column given two roles would be read twice); whether the file has them is the reference
@@ -384,7 +389,7 @@ def _reference_columns(r: _Reader, ref_raw: dict[str, Any], k: Callable[[str], s
                           "list a free-text column under text, a column of categories under categorical")
     return cfg
 
-def _expand_env(r: _Reader, key: str, value: str) -> str:
+def _expand_env(r: ConfigReader, key: str, value: str) -> str:
     """``value`` with ``${NAME}`` / ``$NAME`` replaced by the environment variable and ``$$`` by ``$``.
 
     Why: the replicas of one Deployment share one config, and their alerts, with the same labels,
@@ -410,7 +415,7 @@ _ENV_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_EXPANDED = re.compile(r"^(?:models\[\d+\]\.)?rules\.external_labels\.[^.]+$")
 
 
-def _refuse_env_outside_labels(r: _Reader, value: Any, key: str = "") -> None:
+def _refuse_env_outside_labels(r: ConfigReader, value: Any, key: str = "") -> None:
     """Refuse ``${NAME}`` in a value the agent does not expand: ``checkpoint: {path:
     "${STATE_DIR}/fraud.ckpt"}`` wrote to a folder literally named ``${STATE_DIR}`` under the
     config's, and an Alertmanager URL of ``http://${AM_HOST}:9093`` failed every send, without a
@@ -430,7 +435,7 @@ def _refuse_env_outside_labels(r: _Reader, value: Any, key: str = "") -> None:
                           "envsubst < monitor.yaml.in > monitor.yaml, in an initContainer)"))
 
 
-def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
+def _shared_abstain_threshold(r: ConfigReader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
     """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
     to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
     own default of 0.5, so ``abstain_threshold: 0.7`` on one made the whole window's abstain rate
@@ -449,7 +454,7 @@ def _shared_abstain_threshold(r: _Reader, dets: tuple[DetectorConfig, ...]) -> t
                  if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is None else d for d in dets)
 
 
-def _detector_value(r: "_Reader", key: str, name: str, value: Any, default: Any) -> Any:
+def _detector_value(r: "ConfigReader", key: str, name: str, value: Any, default: Any) -> Any:
     """A detector parameter's config value, checked against the type of its default: a number
     where the default is one (a duration such as ``1h`` for the ``..._s`` ones, as ``window:``
     takes; a number written as text, e.g. YAML's ``1e6``, as that number), true or false where
@@ -492,7 +497,7 @@ def max_segment_cap() -> int:
     return min(s.max_series for s in catalog.CATALOG.values() if s.labels == ("segment",)) - 1
 
 
-def _segment_cap(r: "_Reader", value: Any, key: str) -> int:
+def _segment_cap(r: "ConfigReader", value: Any, key: str) -> int:
     cap = r.integer(value, key)
     most = max_segment_cap()
     if cap > most:
@@ -552,7 +557,7 @@ def _named_where_written(err: ConfigError, own: dict[str, Any], index: int) -> C
                        err.source)
 
 
-def _external_url(r: _Reader, value: Any, key: str) -> str:
+def _external_url(r: ConfigReader, value: Any, key: str) -> str:
     """``rules.external_url``, the base of each alert's link: any value was taken (``agent:9090``,
     a number), and every alert then carried a link that opened nothing."""
     if value in ("", None):
@@ -569,7 +574,7 @@ def _external_url(r: _Reader, value: Any, key: str) -> str:
     return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
 
 
-def _salt(r: _Reader, value: Any, key: str) -> str:
+def _salt(r: ConfigReader, value: Any, key: str) -> str:
     """``probing.client_id_salt``, which the client ids are hashed with: a number was taken as its
     text, so YAML's ``0123`` (the octal 83) salted with "83", not the "0123" written."""
     if not isinstance(value, str):
@@ -585,7 +590,7 @@ def _salt(r: _Reader, value: Any, key: str) -> str:
 _MIN_RULE_INTERVAL_S = 0.1
 
 
-def _channel_axis(r: _Reader, feature: dict[str, Any], kind: str, key: str) -> int | None:
+def _channel_axis(r: ConfigReader, feature: dict[str, Any], kind: str, key: str) -> int | None:
     """A tensor feature's ``channel_axis``: an axis of the call's array (1 for ``(n, c, h, w)``,
     3 or -1 for ``(n, h, w, c)``), ``none`` for rows without channels, absent to recognise it."""
     value = feature.get("channel_axis")
@@ -603,11 +608,11 @@ def _channel_axis(r: _Reader, feature: dict[str, Any], kind: str, key: str) -> i
     return value
 
 
-def _parse_model(r: _Reader, raw: dict[str, Any], prefix: str, base_dir: Path,
+def _parse_model(r: ConfigReader, raw: dict[str, Any], prefix: str, base_dir: Path,
                  shared: frozenset[str] = frozenset()) -> MonitorConfig:
     """``shared``: the keys of ``raw`` that came whole from the top level of a ``models:`` file.
 
-    Each key (or group of keys that is read as one) is read on its own (:meth:`_Reader.attempt`):
+    Each key (or group of keys that is read as one) is read on its own (:meth:`ConfigReader.attempt`):
     one in error is kept at its default and the rest is read on, so that :func:`parse_config` tells
     every independent error of a file; the order is the file's sections', as the first error was
     the only one told before."""
@@ -686,14 +691,14 @@ def model_named(name: str) -> str:
     return f"model {name!r}" if name else "the model"
 
 
-def _model_name(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> str:
+def _model_name(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str]) -> str:
     model = raw.get("model", "default")
     if not isinstance(model, str) or not _NAME.match(model):
         raise r.error(k("model"), f"must be a name of letters, digits and _.:- (at most 100), got {model!r}", "e.g. model: fraud-v3")
     return model
 
 
-def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple[list[Feature], list[str]]:
+def _features(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple[list[Feature], list[str]]:
     """The input features (``features:`` or ``schema.features``), each entry's error kept and the
     entry left out; and the key of each, as the file spells it (``features[2]``: errors name it so,
     at its place in the file, the entries left out counted)."""
@@ -748,9 +753,9 @@ def _features(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> tuple
     return feats, keys
 
 
-def _output(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], feats: list[Feature],
+def _output(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], feats: list[Feature],
             feature_keys: list[str]) -> OutputSpec:
-    """The ``output`` section, each key's error kept (:meth:`_Reader.add`) and the key left at its
+    """The ``output`` section, each key's error kept (:meth:`ConfigReader.add`) and the key left at its
     default; its kind in error, the keys read against the kind are not checked (their errors would
     be the wrong kind's), and the default output stands."""
     out_raw = r.mapping(raw.get("output"), k("output"), "output")
@@ -792,7 +797,7 @@ def _output(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], feats: lis
         return OutputSpec(kind, classes, samples_axis)
 
 
-def _text_output_names(r: _Reader, feats: list[Feature], feature_keys: list[str]) -> None:
+def _text_output_names(r: ConfigReader, feats: list[Feature], feature_keys: list[str]) -> None:
     """``output.kind: text`` monitors the answers as the text feature ``output``: an input of that
     name, or of one of its columns, would share its columns (output.length of the prompt and of the
     answer alike), each side read as the other. The first such input is told, at its name."""
@@ -808,7 +813,7 @@ def _text_output_names(r: _Reader, feats: list[Feature], feature_keys: list[str]
                   f"rename this input feature (e.g. {TEXT_OUTPUT}_in), sending its values under that key"))
 
 
-def _classes(r: _Reader, out_raw: dict[str, Any], k: Callable[[str], str]) -> list[Any]:
+def _classes(r: ConfigReader, out_raw: dict[str, Any], k: Callable[[str], str]) -> list[Any]:
     classes_raw = out_raw.get("classes", [])
     if hasattr(classes_raw, "tolist") and not isinstance(classes_raw, (str, bytes)):
         classes_raw = classes_raw.tolist()  # a model's classes_ as it is (numpy): Python ints and strings
@@ -829,7 +834,7 @@ def _classes(r: _Reader, out_raw: dict[str, Any], k: Callable[[str], str]) -> li
     return classes_raw
 
 
-def _reference(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> ReferenceConfig:
+def _reference(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> ReferenceConfig:
     ref_raw = r.mapping(raw.get("reference"), k("reference"), "reference")
     ref_path = ref_raw.get("path")
     if ref_path is not None:
@@ -843,7 +848,7 @@ def _reference(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_di
     return _reference_columns(r, ref_raw, k, ReferenceConfig(ref_path, pca_fit))
 
 
-def _detectors(r: _Reader, raw: dict[str, Any], k: Callable[[str], str],
+def _detectors(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str],
                shared: frozenset[str]) -> tuple[DetectorConfig, ...] | None:
     """The ``detectors`` list (None: the defaults), each entry's error kept and the entry left out."""
     det_raw = raw.get("detectors")
@@ -881,7 +886,7 @@ def _detectors(r: _Reader, raw: dict[str, Any], k: Callable[[str], str],
     return r.attempt(lambda: _shared_abstain_threshold(r, tuple(dets)), tuple(dets))
 
 
-def _rules(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> RulesConfig:
+def _rules(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> RulesConfig:
     rules_raw = r.mapping(raw.get("rules"), k("rules"), "rules")
     # named by absolute path, resolved against the config's folder: the file is the `file` label of
     # MonitorRuleReloadFailed, and one file spelt `team.yml` by a model and `/etc/monitor/team.yml`
@@ -928,7 +933,7 @@ def _rules(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: P
     return rules
 
 
-def _packs(r: _Reader, packs: Any, k: Callable[[str], str]) -> tuple[str, ...]:
+def _packs(r: ConfigReader, packs: Any, k: Callable[[str], str]) -> tuple[str, ...]:
     from monitor.shipped import rule_pack_files
 
     try:
@@ -937,7 +942,7 @@ def _packs(r: _Reader, packs: Any, k: Callable[[str], str]) -> tuple[str, ...]:
         raise r.error(k("rules.packs"), str(err), "write e.g. packs: [core, confidence], or packs: [all]") from None
 
 
-def _external_labels(r: _Reader, rules_raw: dict[str, Any], k: Callable[[str], str]) -> dict[str, str]:
+def _external_labels(r: ConfigReader, rules_raw: dict[str, Any], k: Callable[[str], str]) -> dict[str, str]:
     ext = rules_raw.get("external_labels", {}) or {}
     if not isinstance(ext, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in ext.items()):
         raise r.error(k("rules.external_labels"), "must map label names to string values", "write external_labels: {cluster: eu-1}")
@@ -949,7 +954,7 @@ def _external_labels(r: _Reader, rules_raw: dict[str, Any], k: Callable[[str], s
     return {name: _expand_env(r, k(f"rules.external_labels.{name}"), value) for name, value in ext.items()}
 
 
-def _checkpoint(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> CheckpointConfig:
+def _checkpoint(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> CheckpointConfig:
     ck_raw = r.mapping(raw.get("checkpoint"), k("checkpoint"), "checkpoint")
     ck_path = ck_raw.get("path")
     if ck_path is None and "interval" in ck_raw:  # a state never written, while the config says how often
@@ -966,7 +971,7 @@ def _checkpoint(r: _Reader, raw: dict[str, Any], k: Callable[[str], str], base_d
     )
 
 
-def _seed(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> int:
+def _seed(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str]) -> int:
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         # negative seeds are refused here, not by the first detector built from this one (numpy's
@@ -975,8 +980,8 @@ def _seed(r: _Reader, raw: dict[str, Any], k: Callable[[str], str]) -> int:
     return seed
 
 
-def _parse_server(r: _Reader, raw: Any) -> ServerConfig:
-    """The ``server`` section, each key in error kept (:meth:`_Reader.attempt`) and left at its default."""
+def _parse_server(r: ConfigReader, raw: Any) -> ServerConfig:
+    """The ``server`` section, each key in error kept (:meth:`ConfigReader.attempt`) and left at its default."""
     s = r.mapping(raw, "server", "server")
     d = ServerConfig()
 
@@ -1058,7 +1063,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: str | Path = ".")
     ConfigErrors
         Every independent error of the document (:class:`ConfigErrors`), read as the first one.
     """
-    r = _Reader(source)
+    r = ConfigReader(source)
     partial: AgentConfig | None = None
     blocked: list[frozenset[str]] = []
     try:
@@ -1096,7 +1101,7 @@ def _blocked(errors: list[ConfigError], prefix: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[frozenset[str]]) -> AgentConfig:
+def _parse_agent(r: ConfigReader, raw: Any, source: str, base: Path, blocked: list[frozenset[str]]) -> AgentConfig:
     """The document read as :func:`parse_config` reads it, each error kept in ``r``; ``blocked``
     gets each model's :func:`_blocked` sections."""
     if raw is None:
@@ -1120,7 +1125,7 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
                 r.attempt(lambda: section_mapping(m, f"models[{i}]", "models[]", source), {})
                 continue
             m = r.mapping(m, f"models[{i}]", "models[]")
-            own = _Reader(source)
+            own = ConfigReader(source)
             try:
                 models.append(_parse_model(own, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
                 blocked.append(_blocked(own.errors, f"models[{i}]."))
@@ -1136,7 +1141,7 @@ def _parse_agent(r: _Reader, raw: Any, source: str, base: Path, blocked: list[fr
         if dup:
             r.add(r.error("models", f"duplicate model names {sorted(dup)}", "give every model a unique name"))
     else:
-        own = _Reader(source)
+        own = ConfigReader(source)
         models = []
         try:
             models.append(_parse_model(own, {k: v for k, v in top.items() if k != "server"}, "", base))

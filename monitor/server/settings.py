@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config import AgentConfig, ConfigError, ConfigErrors, ServerConfig, _Reader, parse_duration, url_unreadable
+from monitor.config import AgentConfig, ConfigError, ConfigErrors, ServerConfig, ConfigReader, parse_duration, url_unreadable
 
 __all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
            "check_ports"]
@@ -129,10 +129,10 @@ def _int(value: Any, key: str, source: str, minimum: int = 1, maximum: int | Non
     return value
 
 
-def _tokens(r: _Reader, file: str | None, env: str | None, key: str, base: Path) -> tuple[str, ...]:
+def _tokens(r: ConfigReader, file: str | None, env: str | None, key: str, base: Path) -> tuple[str, ...]:
     """Bearer tokens, one per line of the file and/or the environment variable (several allow
     rotation without downtime). Empty lines and ``#`` comments are ignored. The file and the
-    variable are two keys: an error of each is kept (:meth:`_Reader.attempt`), its tokens left out."""
+    variable are two keys: an error of each is kept (:meth:`ConfigReader.attempt`), its tokens left out."""
     from_file = r.attempt(lambda: _file_tokens(file, key, base, r.source), ()) if file else ()
     return from_file + (r.attempt(lambda: _env_tokens(env, key, r.source), ()) if env else ())
 
@@ -229,7 +229,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
         read; a key in error is left at its default and the rest read on), read as the first:
         ``monitor serve`` and a reload say that one, as they did; ``monitor config check`` each.
     """
-    r = _Reader(agent.source)
+    r = ConfigReader(agent.source)
     settings = _read(r, agent)
     if overrides:
         proxy_url = overrides.pop("proxy_upstream", None)
@@ -244,7 +244,7 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
     return settings
 
 
-def _read(r: _Reader, agent: AgentConfig) -> SidecarSettings:
+def _read(r: ConfigReader, agent: AgentConfig) -> SidecarSettings:
     """The file's settings, each error kept in ``r`` and its key left at its default."""
     srv: ServerConfig = agent.server
     source = agent.source
@@ -281,8 +281,8 @@ def _read(r: _Reader, agent: AgentConfig) -> SidecarSettings:
     )
 
 
-def _proxy(r: _Reader, value: Any, agent: AgentConfig) -> ProxySettings:
-    """``server.proxy``, each key's error kept (:meth:`_Reader.attempt`) and the key left at its default."""
+def _proxy(r: ConfigReader, value: Any, agent: AgentConfig) -> ProxySettings:
+    """``server.proxy``, each key's error kept (:meth:`ConfigReader.attempt`) and the key left at its default."""
     source = r.source
     d = ProxySettings()
     px = r.mapping(value, "server.proxy", "server.proxy")
@@ -323,7 +323,7 @@ def _proxy(r: _Reader, value: Any, agent: AgentConfig) -> ProxySettings:
     )
 
 
-def _routes(r: _Reader, value: Any, served: list[str]) -> tuple[PredictRoute, ...]:
+def _routes(r: ConfigReader, value: Any, served: list[str]) -> tuple[PredictRoute, ...]:
     """``server.proxy.routes``: each entry's errors kept, and an entry in error left out."""
     if not isinstance(value, list):
         r.add(ConfigError("server.proxy.routes", "must be a list", "write routes: [- path: /predict]", r.source))
@@ -332,7 +332,7 @@ def _routes(r: _Reader, value: Any, served: list[str]) -> tuple[PredictRoute, ..
     return tuple(route for route in routes if route is not None)
 
 
-def _route(r: _Reader, raw: Any, key: str, served: list[str]) -> PredictRoute | None:
+def _route(r: ConfigReader, raw: Any, key: str, served: list[str]) -> PredictRoute | None:
     """One route, or None when it is in error (each of its keys' errors kept in ``r``)."""
     source = r.source
     errors = len(r.errors)
@@ -366,7 +366,7 @@ def _route(r: _Reader, raw: Any, key: str, served: list[str]) -> PredictRoute | 
                         route.get("request_id"))
 
 
-def _cloudevents(r: _Reader, value: Any) -> CloudEventsSettings:
+def _cloudevents(r: ConfigReader, value: Any) -> CloudEventsSettings:
     """``server.cloudevents``, each key's error kept and the key left at its default."""
     source = r.source
     d = CloudEventsSettings()
@@ -385,7 +385,7 @@ def _cloudevents(r: _Reader, value: Any) -> CloudEventsSettings:
     )
 
 
-def _forward(r: _Reader, value: Any) -> ForwardSettings:
+def _forward(r: ConfigReader, value: Any) -> ForwardSettings:
     """``server.forward``, each key's error kept and the key left at its default."""
     source = r.source
     d = ForwardSettings()
