@@ -140,6 +140,22 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"a {type(obj).__name__} cannot be forwarded as JSON")
 
 
+def _latency(value: Any) -> Any:
+    """A call's ``latency_s`` as the in-process pipeline reads it
+    (:func:`monitor.pipeline.latency_seconds`: a duration is its seconds, True 1.0, text NaN), so
+    that JSON can write it. One the pipeline leaves out (NaN, -1, infinite: written as JSON writes
+    them) is taken by the sidecar without it, counted in
+    ``monitor_row_arguments_dropped_total{argument="latency_s"}`` as in process. Why: the sidecar
+    refused such an event whole (``bad_latency``), its rows lost from every figure, and a
+    ``timedelta``, which JSON cannot write, lost it in the worker as ``unserializable``."""
+    kind = type(value)
+    if kind is float or (kind is int and -_INT_BOUND < value < _INT_BOUND):  # the usual: written as it is
+        return value
+    from monitor.pipeline import latency_seconds  # another value (numpy's, a duration, text): this rare path only
+
+    return latency_seconds(value)
+
+
 def encode_event(event: tuple[Any, ...]) -> str:
     """One queued event tuple as a JSON object in the documented event format."""
     kind = event[0]
@@ -147,7 +163,7 @@ def encode_event(event: tuple[Any, ...]) -> str:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
         obj: dict[str, Any] = {"timestamp": ts, "inputs": inputs, "outputs": outputs}
         if latency is not None:
-            obj["latency_s"] = latency
+            obj["latency_s"] = _latency(latency)
         if client is not None:
             obj["client"] = str(client)
         if rid is not None:
@@ -161,7 +177,7 @@ def encode_event(event: tuple[Any, ...]) -> str:
         _, ts, exc, latency, client = event
         obj = {"type": "error", "timestamp": ts, "exception": exc}
         if latency is not None:
-            obj["latency_s"] = latency
+            obj["latency_s"] = _latency(latency)
         if client is not None:
             obj["client"] = str(client)
     elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels), or with the labels left out (ForwardingMonitor.feedback), sent apart

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from monitor.batch import Batch
     from monitor.detectors.base import Detector
 
-__all__ = ["DETECTOR_FAILURE_LOG_S", "HOLD_ROWS", "INTERNAL_ERROR_STAGES", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline", "detector_label"]
+__all__ = ["DETECTOR_FAILURE_LOG_S", "HOLD_ROWS", "INTERNAL_ERROR_STAGES", "MAX_CATCH_UP_TICKS", "MAX_FUTURE_S", "Pipeline", "detector_label", "latency_seconds"]
 
 #: Seconds between two log lines of the same detector failure (the first is logged at once; every
 #: one is counted in ``monitor_detector_errors_total``).
@@ -132,8 +132,9 @@ def detector_label(det: "Detector") -> str:
     return getattr(det, "name", None) or det.kind or type(det).__name__
 
 
-def _seconds(value: Any) -> float:
-    """One call's ``latency_s`` as a float, NaN when it is not one number of seconds: a duration
+def latency_seconds(value: Any) -> float:
+    """One call's ``latency_s`` as a float, NaN when it is not one number of seconds (a
+    :class:`~monitor.forwarding.ForwardingMonitor` sends it so read): a duration
     (``datetime.timedelta``, numpy's ``timedelta64``, which ``float()`` reads as a count of its unit:
     5 ms was 5 s) is its seconds; a complex number (whose real part ``float()`` of numpy's kept,
     with a ComplexWarning on the user's stderr), a point in time, or an object whose ``float()``
@@ -152,7 +153,7 @@ def _seconds(value: Any) -> float:
         return float("nan")
 
 
-#: Durations and points in time as a latency (see :func:`_seconds`)
+#: Durations and points in time as a latency (see :func:`latency_seconds`)
 _DURATIONS = (datetime.timedelta, np.timedelta64)
 _POINTS_IN_TIME = (datetime.date, np.datetime64)
 
@@ -437,7 +438,7 @@ class Pipeline:
         if given.shape == (len(values),) and given.dtype.kind in "fiub":
             seconds = given.astype(np.float64, copy=False)
         else:  # another value among them (text, a list, a duration, a complex number): one by one
-            seconds = np.array([_seconds(v) for v in values], dtype=np.float64)
+            seconds = np.array([latency_seconds(v) for v in values], dtype=np.float64)
         valid = np.isfinite(seconds) & (seconds >= 0)
         if not valid.all():
             bad = int(len(values) - valid.sum())

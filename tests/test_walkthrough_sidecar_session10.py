@@ -450,7 +450,7 @@ def test_cloudevents_and_forwarded_events_refused_for_a_served_model_count_again
         try:
             c.sendto(json.dumps({"v": WIRE_VERSION, "sender": "w", "seq": 1, "model": "iris-v2", "events": [
                 {"inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1], "timestamp": "yesterday"},
-                {"model": "iris", "inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1], "latency_s": -1}]}).encode(), sock)
+                {"model": "iris", "inputs": [1, 2, 3, 4], "outputs": [0.8, 0.1, 0.1], "seed": 3}]}).encode(), sock)
         finally:
             c.close()
         assert wait_until(lambda: total(s.metrics(), REFUSED, endpoint="forward") == 2)
@@ -461,7 +461,7 @@ def test_cloudevents_and_forwarded_events_refused_for_a_served_model_count_again
         'monitor_intake_events_refused_total{endpoint="cloudevents",model="iris-v2",reason="bad_data"}': 1.0,
         'monitor_intake_events_refused_total{endpoint="cloudevents",model="_sidecar",reason="unknown_model"}': 1.0,
         'monitor_intake_events_refused_total{endpoint="forward",model="iris-v2",reason="bad_timestamp"}': 1.0,
-        'monitor_intake_events_refused_total{endpoint="forward",model="iris",reason="bad_latency"}': 1.0}, counters
+        'monitor_intake_events_refused_total{endpoint="forward",model="iris",reason="unknown_key"}': 1.0}, counters
 
 
 def test_a_sidecar_that_cannot_start_says_why_without_an_asyncio_error(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import os
 import socket
 import stat
@@ -43,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import FEEDBACK, LABEL_FIX, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.events import ERROR, FEEDBACK, LABEL_FIX, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.once import Once
 from monitor.server.errors import IntakeError
@@ -589,6 +590,8 @@ class ForwardReceiver:
                 return None
             check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
         except EventFormatError as err:
+            if err.reason == "bad_latency" and isinstance(obj, dict):
+                return self._without_latency(obj, now, default_model, kind, label_refused)
             model = known_model(sidecar, obj, default_model)
             if label_refused is not None and err.reason == "bad_label":
                 label_refused.append((model, str(err)))
@@ -601,6 +604,21 @@ class ForwardReceiver:
                 if err.reason in ("unknown_model", "missing_model") else ""))
             return None
         return mon, parsed.event
+
+    def _without_latency(self, obj: dict[str, Any], now: float, default_model: str | None, kind: str | None,
+                         label_refused: "list[tuple[Monitor | None, str]] | None") -> "tuple[Monitor, tuple[Any, ...]] | None":
+        """A forwarded call whose ``latency_s`` is not a finite, non-negative number of seconds
+        (NaN, -1, infinite), taken with its latency NaN: the model's pipeline leaves it out and
+        counts it in ``monitor_row_arguments_dropped_total{argument="latency_s"}``, the rows
+        kept, as an in-process Monitor does (``POST /v1/events`` refuses such an event with a
+        400, which tells its sender; a forwarding worker is told nothing). Why: the sidecar
+        refused the whole event (``bad_latency``), its call and rows lost from every figure."""
+        taken = self._take({k: v for k, v in obj.items() if k != "latency_s"}, now, default_model, kind, label_refused)
+        if taken is None:
+            return None
+        mon, event = taken
+        at = {PREDICTION: 4, ERROR: 3}.get(event[0])
+        return (mon, event) if at is None else (mon, event[:at] + (math.nan,) + event[at + 1:])
 
     def _take_labels_apart(self, obj: dict[str, Any], now: float, default_model: str | None,
                            kind: str | None) -> "list[tuple[Monitor, tuple[Any, ...]]]":

@@ -1,0 +1,100 @@
+"""The same calls give the same figures through a ForwardingMonitor and the sidecar as in an
+in-process Monitor (session 38, helper g's differential fuzz): each test below is a divergence the
+fuzz found, and failed before its fix; the last runs the fuzz's calls on a few seeds."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import Monitor
+from monitor.forwarding import ForwardingMonitor
+from tests.sidecar_support import start_sidecar, total, wait_until
+
+__all__: list[str] = []
+
+CLASSES = ["n", "y", "z"]
+PROBS = {"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}}
+#: The figures a user reads, compared whole (every label set): counters of calls, rows and labels,
+#: and the windowed figures that depend on the rows alone.
+FIGURES = ("monitor_calls", "monitor_predictions", "monitor_rows_rejected", "monitor_feedback_labels",
+           "monitor_row_arguments_dropped", "monitor_events_dropped", "monitor_data_invalid_rows",
+           "monitor_predicted_class", "monitor_data_window_rows", "monitor_confidence_rows_in_window",
+           "monitor_errors", "monitor_batch_size_rows_count", "monitor_latency_seconds_count")
+
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def figures(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The :data:`FIGURES` of model ``m`` in an exposition, by name and labels (zeros left out)."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            name = s.name[:-6] if s.name.endswith("_total") else s.name
+            if name in FIGURES and s.labels.get("model") == "m" and s.value:
+                out[(name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "model")))] = s.value
+    return out
+
+
+def _run(target: Any, calls: list[Call]) -> None:
+    for name, args, kwargs in calls:
+        getattr(target, name)(*args, **kwargs)
+    target.observe_error("EndOfCalls")  # the last datagram: once it is counted, every one before it was
+
+
+def in_process(config: dict[str, Any], calls: list[Call]) -> dict:
+    mon = Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        _run(mon, calls)
+        mon.flush()
+        return figures(mon.metrics_text())
+    finally:
+        mon.close()
+
+
+def forwarded(config: dict[str, Any], calls: list[Call], folder: Path) -> tuple[dict, str]:
+    """The figures of the same calls made on a ForwardingMonitor, read from the sidecar, and its
+    exposition (a Unix datagram socket: in order, so the last call's error marks the end)."""
+    sock = str(folder / "fw.sock")
+    s = start_sidecar({**config, "model": "m", "server": {"forward": {"unix": sock}}}, folder)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        _run(fm, calls)
+        fm.flush()
+        assert fm.counters().dropped == {}
+
+        def done() -> bool:
+            s.flush()
+            return total(s.metrics(), "monitor_errors_total", exception="EndOfCalls") >= 1
+
+        assert wait_until(done), "the last call never reached the sidecar"
+        text = s.metrics()
+        return figures(text), text
+    finally:
+        fm.close()
+        s.close()
+
+
+def test_a_forwarded_call_with_a_latency_in_process_drops_keeps_its_rows(tmp_path) -> None:
+    """A latency that is not a finite, non-negative number of seconds (NaN, -1, inf, text) is left
+    out in process, the call's rows kept and the latency counted in
+    ``monitor_row_arguments_dropped_total{argument="latency_s"}``; forwarded, the sidecar refused
+    the whole event (``bad_latency``), its rows lost from every figure, and a ``timedelta``, which
+    in process is its seconds, lost the event in the worker as ``unserializable``."""
+    rows = np.zeros((2, 2))
+    scores = [[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]]
+    latencies = [float("nan"), -1.0, float("inf"), "fast", datetime.timedelta(milliseconds=5), True,
+                 np.float64(0.2), np.timedelta64(3, "ms"), 0.01]
+    calls: list[Call] = [("observe", (rows, scores), {"latency_s": v}) for v in latencies]
+    calls += [("observe_error", ("TimeoutError",), {"latency_s": v}) for v in (float("nan"), "slow", 0.5)]
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_row_arguments_dropped", (("argument", "latency_s"),))] == 6, expected
+    assert expected[("monitor_predictions", ())] == 18, expected
+    got, text = forwarded(PROBS, calls, tmp_path)
+    assert total(text, "monitor_intake_events_refused_total") == 0
+    assert got == expected
