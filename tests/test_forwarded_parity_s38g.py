@@ -98,3 +98,19 @@ def test_a_forwarded_call_with_a_latency_in_process_drops_keeps_its_rows(tmp_pat
     got, text = forwarded(PROBS, calls, tmp_path)
     assert total(text, "monitor_intake_events_refused_total") == 0
     assert got == expected
+
+
+def test_a_forwarded_call_whose_model_returned_nothing_is_counted_as_in_process(tmp_path) -> None:
+    """A call whose outputs are None (the predict function or the outputs= extractor returned
+    nothing) is counted in process, a call whose rows are refused (``rows_mismatch``, said with the
+    fix); forwarded, the sidecar refused the event (``missing_outputs``): the call was missing from
+    monitor_calls_total and its rows from monitor_rows_rejected_total."""
+    calls: list[Call] = [("observe", (np.zeros((3, 2)), None), {}),
+                         ("observe", ([[1.0, 2.0]], [[0.2, 0.3, 0.5]]), {}),
+                         ("observe", ({"a": 1.0, "b": 2.0}, None), {"latency_s": 0.1})]
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_calls", ())] == 4 and expected[("monitor_predictions", ())] == 1, expected
+    assert sum(v for (name, _), v in expected.items() if name == "monitor_rows_rejected") == 4, expected
+    got, text = forwarded(PROBS, calls, tmp_path)
+    assert total(text, "monitor_intake_events_refused_total") == 0
+    assert got == expected

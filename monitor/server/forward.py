@@ -588,7 +588,12 @@ class ForwardReceiver:
             if kind is not None and kind != mon.config.output.kind:
                 sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
                 return None
-            check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
+            if not parsed.outputs_null:
+                # "outputs": null is a worker's call whose function returned nothing: the model's
+                # pipeline counts its rows rows_mismatch and the call, as an in-process Monitor does
+                # (POST /v1/events refuses it with a 400, missing_outputs, which tells its sender; a
+                # forwarding worker is told nothing, and its call was missing from monitor_calls_total)
+                check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
         except EventFormatError as err:
             if err.reason == "bad_latency" and isinstance(obj, dict):
                 return self._without_latency(obj, now, default_model, kind, label_refused)
