@@ -39,10 +39,11 @@ session's first datagram, and from senders of earlier releases: then the totals 
 the events of a model whose ``output.kind`` in its config is another, as they would be read as
 that kind (a text worker's answers as scores, a ``reads_outputs=False`` worker's as missing).
 
-``unknown_ids`` (absent when 0) counts the labels that the ``feedback()`` calls of the datagram's
-feedback events left out for ids that are no id (None, NaN, empty text, over 1,024 characters),
-which the sidecar would refuse with the whole event: it counts them in
-``monitor_feedback_labels_total{outcome="unknown_id"}`` of the model, as an in-process Monitor does.
+A ``feedback()`` call's ids are sent as the in-process join reads them, an id that is no id (None,
+NaN, empty text, over 1,024 characters) as null, its label kept: the sidecar's join counts such a
+label ``invalid`` or ``unknown_id`` as an in-process Monitor's does (POST /v1/events refuses a null
+id). Workers of earlier releases left those labels out and counted them in the datagram's
+``unknown_ids``, which the sidecar still counts ``unknown_id``.
 
 Each prediction's ``request_id`` is sent as the in-process join reads it (text: ``1.5`` is ``"1.5"``,
 ``True`` ``"True"``, bytes decoded; one per row for a list), without the ids that are no usable id
@@ -180,7 +181,7 @@ def encode_event(event: tuple[Any, ...]) -> str:
             obj["latency_s"] = _latency(latency)
         if client is not None:
             obj["client"] = str(client)
-    elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels), or with the labels left out (ForwardingMonitor.feedback), sent apart
+    elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels)
         ts, ids, labels = event[1:4]
         obj = {"type": "feedback", "timestamp": ts, "request_ids": list(ids), "labels": list(labels)}
     else:
@@ -234,11 +235,6 @@ except (AttributeError, RuntimeError):  # another Python, or imported while the 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _no_id(event: tuple[Any, ...]) -> int:
-    """Labels a queued feedback event's call left out for ids that are no id (its fifth item)."""
-    return event[4] if event[0] == FEEDBACK and len(event) > 4 else 0
 
 
 def _plain_ids(rid: Any) -> bool:
@@ -454,45 +450,36 @@ class ForwardingMonitor:
             ts = self.clock() if timestamp is None else event_time(timestamp)
         except ValueError as err:
             raise ValueError(f"feedback: {err}") from None
-        ids, labs, no_id = self._sendable_ids(ids, labs)
-        parts = self._feedback_parts((FEEDBACK, ts, ids, labs))
-        if no_id:  # the first part carries the count of labels left out (a part of no labels when none is left)
-            parts[0] = parts[0] + (no_id,)
+        parts = self._feedback_parts((FEEDBACK, ts) + self._sendable_ids(ids, labs))
         accepted = [self.queue.put(part) for part in parts]
         return all(accepted)
 
-    def _sendable_ids(self, ids: list[Any], labels: list[Any]) -> tuple[list[Any], list[Any], int]:
+    def _sendable_ids(self, ids: list[Any], labels: list[Any]) -> tuple[list[Any], list[Any]]:
         """A feedback call's ids as the in-process join reads them (:func:`~monitor.events.request_id_text`:
-        bytes decoded, ``5.0`` as ``"5"``), with their labels, leaving out the labels of ids that
-        are no id (None, NaN, pandas' NA, ``np.ma.masked``, empty text), are over
-        :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, or whose text cannot be taken;
-        returns how many were left out. Why: the sidecar refuses a feedback event with one such id
-        whole (``bad_request_id``), so the call's good labels were lost with it, where an
-        in-process Monitor counts that one label ``unknown_id``. The count travels with the
-        event (the datagram's ``unknown_ids``) to the sidecar's
-        ``monitor_feedback_labels_total{outcome="unknown_id"}``; the first is said here, where the id is known."""
+        bytes decoded, ``5.0`` as ``"5"``), an id that is no id (None, NaN, pandas' NA,
+        ``np.ma.masked``, empty text), is over :data:`~monitor.events.MAX_REQUEST_ID_CHARS`
+        characters, or whose text cannot be taken as None (null), and its labels (a missing one,
+        pandas' NA, which JSON cannot write, as null). The sidecar's join then counts each label as
+        the in-process one does: ``invalid`` when the model cannot take it, whatever its id, else
+        ``unknown_id`` for such an id. Why: the worker left such labels out and counted them all
+        ``unknown_id`` (it cannot tell which labels the model takes), and before that the sidecar
+        refused the whole call for one such id. The first is said here, where the id is known."""
         kept_ids: list[Any] = []
-        kept_labels: list[Any] = []
         example = None
-        for rid, label in zip(ids, labels):
+        for rid in ids:
             key, why = _id_as_text(rid)
-            if key is not None:
-                kept_ids.append(key)
-                # a missing label (pandas' NA, which JSON cannot write, lost the call as unserializable)
-                # as null: the sidecar counts it invalid, as the in-process join does
-                kept_labels.append(None if is_missing(label) else label)
-            elif example is None:
+            kept_ids.append(key)
+            if key is None and example is None:
                 example = why or f"{describe_value(rid)}, read as no id (None, NaN, pandas' NA and NaT, numpy's masked and empty text are)"
-        left_out = len(ids) - len(kept_ids)
-        if left_out and not self._no_id_said:
+        if example is not None and not self._no_id_said:
             self._no_id_said = True
-            log.warning("model %r: a label came for request id %s, so it can join no prediction: such labels are left "
-                        "out of the forwarded feedback (the call's other labels are sent) and counted in the sidecar's "
-                        "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line. Fix: "
-                        "send each label with the request id its prediction was made with (request_id= of watch/observe); "
-                        "a NaN id is what pandas holds for a missing one: drop the labels of rows without an id",
-                        self.model, example)
-        return kept_ids, kept_labels, left_out
+            log.warning("model %r: a label came for request id %s, so it can join no prediction: such labels are "
+                        "forwarded without their id and counted in the sidecar's "
+                        "monitor_feedback_labels_total{outcome=\"unknown_id\"} (\"invalid\" when the model cannot take "
+                        "the label), further ones without a log line. Fix: send each label with the request id its "
+                        "prediction was made with (request_id= of watch/observe); a NaN id is what pandas holds for a "
+                        "missing one: drop the labels of rows without an id", self.model, example)
+        return kept_ids, [None if is_missing(label) else label for label in labels]
 
     def _sendable_request_id(self, event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
         """:func:`_sendable_request_id` of a queued prediction (in the sender thread: the model's
@@ -619,7 +606,7 @@ class ForwardingMonitor:
         which a quote or a backslash takes two (the JSON of an event is ASCII)."""
         return max(1, (self.max_datagram_bytes - 400) // 2)
 
-    def _send_fragments(self, piece: str, no_id: int = 0, bad_ids: int = 0) -> bool:
+    def _send_fragments(self, piece: str, bad_ids: int = 0) -> bool:
         """Send one event's JSON cut into parts, a datagram each, which the sidecar joins once the
         last has come (:class:`monitor.server.forward.ForwardReceiver`): a batch call of thousands
         of rows was dropped whole as ``too_large``. False when it would take more than
@@ -636,14 +623,12 @@ class ForwardingMonitor:
                 return True
             part = {"id": self._fragment_id, "i": i, "n": n, "data": piece[i * size:(i + 1) * size]}
             last = i == n - 1
-            if not self._send([], fragment=part, no_id=no_id if last else 0, bad_ids=bad_ids if last else 0):
+            if not self._send([], fragment=part, bad_ids=bad_ids if last else 0):
                 return True
         return True
 
-    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, no_id: int = 0,
-              bad_ids: int = 0) -> bool:
+    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, bad_ids: int = 0) -> bool:
         """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's;
-        ``no_id``: labels their feedback events left out for ids that are no id (``unknown_ids``);
         ``bad_ids``: rows their predictions were sent without an id the sidecar refuses (``dropped_ids``)."""
         events = len(pieces) if fragment is None else 1  # what a failure drops
         sent = len(pieces) if fragment is None else int(fragment["i"] == fragment["n"] - 1)
@@ -662,8 +647,6 @@ class ForwardingMonitor:
             fields["kind"] = self.output_kind
         if fragment is not None:
             fields["fragment"] = fragment
-        if no_id:
-            fields["unknown_ids"] = no_id
         if bad_ids:
             fields["dropped_ids"] = bad_ids
         head = json.dumps(fields, separators=(",", ":"))
@@ -759,7 +742,6 @@ class ForwardingMonitor:
         counted as dropped (so that a failure half-way counts only the rest)."""
         pieces: list[str] = []
         size = 200
-        no_id = 0  # labels the feedback events gathered in pieces left out (see _sendable_ids)
         bad_ids = 0  # rows the predictions gathered in pieces are sent without their id (see _sendable_request_id)
         for ev in events:
             lost = 0
@@ -779,12 +761,12 @@ class ForwardingMonitor:
                 if pieces:  # in order: what was gathered before it goes first
                     if self._give_up:
                         break
-                    self._send(pieces, no_id=no_id, bad_ids=bad_ids)
+                    self._send(pieces, bad_ids=bad_ids)
                     done[0] += len(pieces)
-                    pieces, size, no_id, bad_ids = [], 200, 0, 0
+                    pieces, size, bad_ids = [], 200, 0
                 if self._give_up:
                     break
-                if not self._send_fragments(piece, _no_id(ev), lost):
+                if not self._send_fragments(piece, lost):
                     try:
                         rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
                     except TypeError:
@@ -798,18 +780,17 @@ class ForwardingMonitor:
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
                 if self._give_up:
                     break
-                self._send(pieces, no_id=no_id, bad_ids=bad_ids)
+                self._send(pieces, bad_ids=bad_ids)
                 done[0] += len(pieces)
-                pieces, size, no_id, bad_ids = [], 200, 0, 0
+                pieces, size, bad_ids = [], 200, 0
             pieces.append(piece)
             size += len(piece) + 1
-            no_id += _no_id(ev)
             bad_ids += lost
         if self._give_up:
             self._count_drop("shutdown_timeout", len(events) - done[0])
             done[0] = len(events)
         elif pieces:
-            self._send(pieces, no_id=no_id, bad_ids=bad_ids)
+            self._send(pieces, bad_ids=bad_ids)
             done[0] += len(pieces)
 
     def _run(self) -> None:

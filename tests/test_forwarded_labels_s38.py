@@ -98,9 +98,11 @@ def test_a_forwarded_feedback_event_refused_for_another_reason_is_counted_once(t
 
 
 def test_the_ids_a_worker_left_out_are_counted_when_every_forwarded_label_is_invalid(tmp_path) -> None:
-    """The worker leaves out the label of an id that is no id (``unknown_ids``, counted unknown_id
+    """The worker left out the label of an id that is no id (``unknown_ids``, counted unknown_id
     under the datagram's taken feedback event): when every label left in the event was invalid, the
-    event taken apart gave no feedback event to count them under, and they were counted nowhere."""
+    event taken apart gave no feedback event to count them under, and they were counted nowhere.
+    (Workers now send such ids as null, their labels counted by the sidecar's join, s38g; the
+    sidecar still counts an earlier worker's ``unknown_ids``: tests/test_forward_fragments.py.)"""
     outputs = [[0.9, 0.1]] * 5
     feedback = [(["r0", None], [float("nan"), "y"])]
     expected = _in_process(CLASSIFIER, outputs, feedback)

@@ -114,3 +114,52 @@ def test_a_forwarded_call_whose_model_returned_nothing_is_counted_as_in_process(
     got, text = forwarded(PROBS, calls, tmp_path)
     assert total(text, "monitor_intake_events_refused_total") == 0
     assert got == expected
+
+
+def test_a_forwarded_label_for_no_id_is_counted_as_in_process(tmp_path) -> None:
+    """In process the label join reads a label before its id: a label the model cannot take is
+    ``invalid`` whatever its id, and only a usable one for an id that is no id (None, NaN, empty
+    text, over 1,024 characters) is ``unknown_id``. The worker left such labels out, counting them
+    all ``unknown_id`` (it cannot tell which the model takes: it does not know its kind); it now
+    sends their ids as null, and the sidecar's join counts each as the in-process one does."""
+    for config, labels in ((PROBS, [float("nan"), "y", None, [0, 1], "q", 2**300, "n"]),
+                           ({**PROBS, "output": {"kind": "regression"}}, [float("nan"), 1.5, "soon", 1e300, 2.0, None, 3])):
+        ids = [None, None, "", float("nan"), "x" * 1100, np.nan, "r0"]
+        outputs = [[0.2, 0.3, 0.5]] if config is PROBS else [1.0]
+        calls: list[Call] = [("observe", (np.zeros((1, 2)), outputs), {"request_id": "r0"}),
+                             ("feedback", (ids, labels), {}), ("feedback", (None, float("nan")), {})]
+        expected = in_process(config, calls)
+        outcomes = {dict(k[1])["outcome"]: v for k, v in expected.items() if k[0] == "monitor_feedback_labels"}
+        assert outcomes["invalid"] >= 3 and outcomes["unknown_id"] >= 2, outcomes
+        folder = tmp_path / config["output"]["kind"]
+        folder.mkdir()
+        got, text = forwarded(config, calls, folder)
+        assert total(text, "monitor_intake_events_refused_total") == 0
+        assert got == expected
+
+
+def test_the_labels_an_earlier_worker_left_out_are_still_counted(tmp_path) -> None:
+    """A worker of an earlier release left out the labels of ids that are no id and said how many
+    in the datagram's ``unknown_ids``: the sidecar still counts them ``unknown_id``."""
+    import json
+    import socket
+
+    from monitor.forwarding import WIRE_VERSION
+
+    sock = str(tmp_path / "fw.sock")
+    s = start_sidecar({**PROBS, "model": "m", "server": {"forward": {"unix": sock}}}, tmp_path)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        c.sendto(json.dumps({"v": WIRE_VERSION, "sender": "old", "seq": 1, "model": "m", "unknown_ids": 2, "events": [
+            {"type": "feedback", "timestamp": 1.0, "request_ids": ["r9"], "labels": ["y"]}]}).encode(), sock)
+
+        def counted() -> bool:
+            s.flush()
+            return total(s.metrics(), "monitor_feedback_labels_total", outcome="unknown_id") >= 2
+
+        assert wait_until(counted)
+        s.flush()
+        assert total(s.metrics(), "monitor_feedback_labels_total") == 2  # r9 waits for its prediction (early)
+    finally:
+        c.close()
+        s.close()

@@ -2,9 +2,10 @@
 in other processes (gunicorn/uvicorn workers) over a Unix datagram socket and/or UDP on loopback.
 
 Each datagram is validated like ``POST /v1/events`` (per event; a datagram has no one to answer,
-so bad events are counted and the good ones kept; a worker leaves out of its feedback events the
-labels of ids that are no id, and says how many as ``unknown_ids``, counted ``unknown_id`` here;
-and from its predictions the request ids the intake would refuse, their rows kept, and says how
+so bad events are counted and the good ones kept; a worker sends the ids of its feedback events
+that are no id as null, which the intake refuses and this takes, the model's join counting their
+labels as in process (a worker of an earlier release left them out, and said how many as
+``unknown_ids``, counted ``unknown_id`` here); it leaves out of its predictions the request ids the intake would refuse, their rows kept, and says how
 many rows as ``dropped_ids``, counted in ``monitor_row_arguments_dropped_total{argument="request_id"}``;
 a feedback event refused for a label is taken label by label, the labels the model cannot take counted
 ``invalid``, as the in-process join counts them).
@@ -583,7 +584,14 @@ class ForwardReceiver:
         appended there instead of counted."""
         sidecar = self.sidecar
         try:
+            no_ids = _null_ids(obj)
+            if no_ids:  # taken in the parse's place of an id, and given back as None after it
+                obj = {**obj, "request_ids": [_NO_ID if rid is None else rid for rid in obj["request_ids"]]}
             parsed = parse_event(obj, now)
+            if no_ids:
+                ids = parsed.event[2]
+                for i in no_ids:
+                    ids[i] = None
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             if kind is not None and kind != mon.config.output.kind:
                 sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
@@ -681,6 +689,24 @@ class ForwardReceiver:
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
 
 
+#: What a null id of a forwarded feedback event is parsed as (any id the parse takes), before it is None again.
+_NO_ID = "-"
+
+
+def _null_ids(obj: Any) -> list[int]:
+    """Where a forwarded feedback event's ``request_ids`` are null: a worker sends so an id that is
+    no id (None, NaN, empty text, over 1,024 characters, :meth:`ForwardingMonitor._sendable_ids`),
+    with its label, which the model's join counts as an in-process one does (``invalid`` when it
+    cannot take the label, else ``unknown_id``). POST /v1/events refuses a null id with a 400
+    (``bad_request_id``), which tells its sender; a worker is told nothing."""
+    if not isinstance(obj, dict) or obj.get("type") != "feedback":
+        return []
+    ids = obj.get("request_ids")
+    if not isinstance(ids, list) or None not in ids:
+        return []
+    return [i for i, rid in enumerate(ids) if rid is None]
+
+
 def _labels_by_id(obj: Any) -> bool:
     """Whether ``obj`` is a feedback event of ids and labels as a worker forwards them (two lists
     of one length), which may be checked label by label."""
@@ -691,9 +717,9 @@ def _labels_by_id(obj: Any) -> bool:
 
 
 def _count_no_id(mon: "Monitor | None", n: int) -> None:
-    """Count the labels a worker's ``feedback()`` left out of the datagram's feedback event for
-    ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
-    worker's log names one), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
+    """Count the labels a worker of an earlier release left out of the datagram's feedback event
+    for ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
+    worker's log names one; this release's workers send such ids as null, see :func:`_null_ids`), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
     for a model whose outputs are no scores (every label is). Counted once the event is taken,
     under its model (``mon``: the datagram's feedback event's, or that of the one taken label by
     label, all of whose labels may have been invalid); a datagram whose events were all refused
