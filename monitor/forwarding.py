@@ -46,12 +46,12 @@ id). Workers of earlier releases left those labels out and counted them in the d
 ``unknown_ids``, which the sidecar still counts ``unknown_id``.
 
 Each prediction's ``request_id`` is sent as the in-process join reads it (text: ``1.5`` is ``"1.5"``,
-``True`` ``"True"``, bytes decoded; one per row for a list), without the ids that are no usable id
-(None, NaN, empty text: sent as none; over 1,024 characters, or whose text cannot be taken:
-left out), which the sidecar would refuse with the whole event, its rows with it. ``dropped_ids``
-(absent when 0) counts the rows that so lost an over-long id: the sidecar counts them in
-``monitor_row_arguments_dropped_total{argument="request_id"}`` of the model, as an in-process
-Monitor does, the rows kept.
+``True`` ``"True"``, bytes decoded; one per row for a list; None, NaN, empty text as none), an id
+over 1,024 characters cut to 1,025 and one whose text cannot be taken as 1,025 ``?``: the sidecar,
+whose intake refuses such an id, takes it from a worker, and the model's row builder counts the
+rows it reads in ``monitor_row_arguments_dropped_total{argument="request_id"}``, as in process.
+Workers of earlier releases left such ids out and counted the rows in the datagram's
+``dropped_ids``, which the sidecar still counts.
 
 This module imports only the standard library (numpy values are converted when present).
 """
@@ -283,34 +283,41 @@ def _per_row_ids(rid: Any) -> list[Any] | None:
     return per_row_values(rid)
 
 
-def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int, str | None]:
+def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:
     """A queued prediction with its ``request_id`` as the sidecar takes it, read as the
-    in-process join reads it (see :func:`_id_as_text`; one per row for a per-row list), the
-    ids that are no usable id left out; the rows that so lost their id (a list's entry: one; an id
-    for the whole call: the call's rows, :func:`monitor.ingest.guess_rows`), and why the first
-    one is no usable id. Why: the sidecar refused the whole event for one such id
-    (``bad_request_id``: over 1,024 characters, a non-integral float, a boolean, one entry of a
-    list) and the worker dropped it whole for a bytes id (``unserializable``), so the rows were
-    lost from every figure, where an in-process Monitor keeps them, only their id dropped."""
+    in-process join reads it (see :func:`_id_as_text`; one per row for a per-row list), an id
+    that is no usable id as :func:`_unusable_id` sends it; and why the first such one is no usable
+    id. Why: the sidecar refused the whole event for one such id (``bad_request_id``: over 1,024
+    characters, a non-integral float, a boolean, one entry of a list) and the worker dropped it
+    whole for a bytes id (``unserializable``), so the rows were lost from every figure, where an
+    in-process Monitor keeps them, only their id dropped; and then the worker counted the rows it
+    guessed from the inputs as dropped ids, where in process only the rows read are (none of a
+    call whose rows are refused)."""
     rid = event[6]
     rows = _per_row_ids(rid)
     if rows is None:
         key, why = _id_as_text(rid)
-        lost = 0
-        if why is not None:
-            from monitor.ingest import guess_rows  # the call's rows, as the builder counts them (this rare path only)
-
-            lost = guess_rows(event[2])
-        return event[:6] + (key,) + event[7:], lost, why
+        return event[:6] + (key if why is None else _unusable_id(rid),) + event[7:], why
     ids: list[str | None] = []
-    lost, first = 0, None
+    first = None
     for r in rows:
         key, why = _id_as_text(r)
-        ids.append(key)
-        if why is not None:
-            lost += 1
-            first = first or why
-    return event[:6] + (ids,) + event[7:], lost, first
+        ids.append(key if why is None else _unusable_id(r))
+        first = first or why
+    return event[:6] + (ids,) + event[7:], first
+
+
+def _unusable_id(rid: Any) -> str:
+    """A prediction's id over :data:`~monitor.events.MAX_REQUEST_ID_CHARS` characters, cut to one
+    more (its length is all the row builder reads), or one whose text cannot be taken, as the
+    builder reads it (1,025 ``?``): the sidecar takes such an id from a worker, and the model's
+    builder counts the rows it reads in ``monitor_row_arguments_dropped_total{argument="request_id"}``,
+    as in process."""
+    try:
+        text = request_id_text(rid)
+    except Exception:  # noqa: BLE001 - as _id_as_text
+        text = None
+    return (text or "?" * (MAX_REQUEST_ID_CHARS + 1))[:MAX_REQUEST_ID_CHARS + 1]
 
 
 def _output_kind(kind: str | None, reads_outputs: bool) -> str | None:
@@ -481,19 +488,18 @@ class ForwardingMonitor:
                         "missing one: drop the labels of rows without an id", self.model, example)
         return kept_ids, [None if is_missing(label) else label for label in labels]
 
-    def _sendable_request_id(self, event: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
+    def _sendable_request_id(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
         """:func:`_sendable_request_id` of a queued prediction (in the sender thread: the model's
-        thread only queues it), the first id left out said once in this log, which alone knows it."""
-        event, lost, why = _sendable_request_id(event)
+        thread only queues it), the first unusable id said once in this log, which alone knows it."""
+        event, why = _sendable_request_id(event)
         if why is not None and not self._bad_id_said:
             self._bad_id_said = True
-            log.warning("model %r: a prediction came with a request id %s, which the sidecar would refuse with the "
-                        "whole event: such ids are left out of the forwarded prediction (its rows are sent and "
+            log.warning("model %r: a prediction came with a request id %s: its rows are forwarded without it (they are "
                         "monitored; no label can join them) and counted in the sidecar's "
                         "monitor_row_arguments_dropped_total{argument=\"request_id\"}, further ones without a log "
                         "line. Fix: send the id the prediction is known by (a UUID, a key), not the request or its "
                         "text", self.model, why)
-        return event, lost
+        return event
 
     def _feedback_parts(self, event: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A feedback event whose JSON is larger than a datagram, as events of fewer labels each
@@ -606,7 +612,7 @@ class ForwardingMonitor:
         which a quote or a backslash takes two (the JSON of an event is ASCII)."""
         return max(1, (self.max_datagram_bytes - 400) // 2)
 
-    def _send_fragments(self, piece: str, bad_ids: int = 0) -> bool:
+    def _send_fragments(self, piece: str) -> bool:
         """Send one event's JSON cut into parts, a datagram each, which the sidecar joins once the
         last has come (:class:`monitor.server.forward.ForwardReceiver`): a batch call of thousands
         of rows was dropped whole as ``too_large``. False when it would take more than
@@ -622,14 +628,12 @@ class ForwardingMonitor:
                 self._count_drop("shutdown_timeout", 1)
                 return True
             part = {"id": self._fragment_id, "i": i, "n": n, "data": piece[i * size:(i + 1) * size]}
-            last = i == n - 1
-            if not self._send([], fragment=part, bad_ids=bad_ids if last else 0):
+            if not self._send([], fragment=part):
                 return True
         return True
 
-    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None, bad_ids: int = 0) -> bool:
-        """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's;
-        ``bad_ids``: rows their predictions were sent without an id the sidecar refuses (``dropped_ids``)."""
+    def _send(self, pieces: list[str], fragment: dict[str, Any] | None = None) -> bool:
+        """Send ``pieces`` (events' JSON) in one datagram, or one ``fragment`` of an event's."""
         events = len(pieces) if fragment is None else 1  # what a failure drops
         sent = len(pieces) if fragment is None else int(fragment["i"] == fragment["n"] - 1)
         peer = self._peer_file()
@@ -647,8 +651,6 @@ class ForwardingMonitor:
             fields["kind"] = self.output_kind
         if fragment is not None:
             fields["fragment"] = fragment
-        if bad_ids:
-            fields["dropped_ids"] = bad_ids
         head = json.dumps(fields, separators=(",", ":"))
         payload = (head[:-1] + ',"events":[' + ",".join(pieces) + "]}").encode("utf-8")
         try:
@@ -742,12 +744,10 @@ class ForwardingMonitor:
         counted as dropped (so that a failure half-way counts only the rest)."""
         pieces: list[str] = []
         size = 200
-        bad_ids = 0  # rows the predictions gathered in pieces are sent without their id (see _sendable_request_id)
         for ev in events:
-            lost = 0
             try:
                 if ev[0] == PREDICTION and ev[6] is not None and not _plain_ids(ev[6]):
-                    ev, lost = self._sendable_request_id(ev)
+                    ev = self._sendable_request_id(ev)
                 piece = encode_event(ev)
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
                 self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
@@ -761,12 +761,12 @@ class ForwardingMonitor:
                 if pieces:  # in order: what was gathered before it goes first
                     if self._give_up:
                         break
-                    self._send(pieces, bad_ids=bad_ids)
+                    self._send(pieces)
                     done[0] += len(pieces)
-                    pieces, size, bad_ids = [], 200, 0
+                    pieces, size = [], 200
                 if self._give_up:
                     break
-                if not self._send_fragments(piece, lost):
+                if not self._send_fragments(piece):
                     try:
                         rows = f"{len(ev[2])} rows, " if ev[0] == PREDICTION else ""
                     except TypeError:
@@ -780,17 +780,16 @@ class ForwardingMonitor:
             if size + len(piece) + 1 > self.max_datagram_bytes and pieces:
                 if self._give_up:
                     break
-                self._send(pieces, bad_ids=bad_ids)
+                self._send(pieces)
                 done[0] += len(pieces)
-                pieces, size, bad_ids = [], 200, 0
+                pieces, size = [], 200
             pieces.append(piece)
             size += len(piece) + 1
-            bad_ids += lost
         if self._give_up:
             self._count_drop("shutdown_timeout", len(events) - done[0])
             done[0] = len(events)
         elif pieces:
-            self._send(pieces, bad_ids=bad_ids)
+            self._send(pieces)
             done[0] += len(pieces)
 
     def _run(self) -> None:

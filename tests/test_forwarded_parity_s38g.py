@@ -163,3 +163,23 @@ def test_the_labels_an_earlier_worker_left_out_are_still_counted(tmp_path) -> No
     finally:
         c.close()
         s.close()
+
+
+def test_a_forwarded_over_long_request_id_is_counted_for_the_rows_read(tmp_path) -> None:
+    """In process an id over 1,024 characters is counted in
+    ``monitor_row_arguments_dropped_total{argument="request_id"}`` for the rows the builder read:
+    none when the call's rows are refused (outputs of another count or width, inputs of another
+    width). The worker counted the rows it guessed from the inputs, read or not."""
+    long_id = "x" * 1100
+    calls: list[Call] = [("observe", (x, out), {"request_id": rid}) for x, out, rid in (
+        ([[1.0, 2.0], [1.0, 2.0]], [[0.2, 0.3, 0.5]] * 3, long_id),  # rows_mismatch
+        ([[1.0, 2.0, 3.0]], [[0.2, 0.3, 0.5]], long_id),  # wrong_shape
+        ([[1.0, 2.0]], [[0.5, 0.5]], long_id),  # outputs of another width
+        (np.zeros((2, 2)), [[0.2, 0.3, 0.5]] * 2, long_id),  # counted: 2 rows
+        (np.zeros((2, 2)), [[0.2, 0.3, 0.5]] * 2, ["ok", long_id]),  # counted: 1 row
+        ([[1.0, 2.0]], [[0.2, 0.3, 0.5]], 10 ** 5000))]  # an id whose text cannot be taken: 1 row
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_row_arguments_dropped", (("argument", "request_id"),))] == 4, expected
+    got, text = forwarded(PROBS, calls, tmp_path)
+    assert total(text, "monitor_intake_events_refused_total") == 0
+    assert got == expected

@@ -5,8 +5,10 @@ Each datagram is validated like ``POST /v1/events`` (per event; a datagram has n
 so bad events are counted and the good ones kept; a worker sends the ids of its feedback events
 that are no id as null, which the intake refuses and this takes, the model's join counting their
 labels as in process (a worker of an earlier release left them out, and said how many as
-``unknown_ids``, counted ``unknown_id`` here); it leaves out of its predictions the request ids the intake would refuse, their rows kept, and says how
-many rows as ``dropped_ids``, counted in ``monitor_row_arguments_dropped_total{argument="request_id"}``;
+``unknown_ids``, counted ``unknown_id`` here); and a prediction's id over 1,024 characters, cut
+to 1,025, which the model's row builder counts in
+``monitor_row_arguments_dropped_total{argument="request_id"}`` for the rows it reads (a worker of
+an earlier release left it out and said how many rows as ``dropped_ids``, counted there);
 a feedback event refused for a label is taken label by label, the labels the model cannot take counted
 ``invalid``, as the in-process join counts them).
 Workers report their cumulative drop counts
@@ -45,7 +47,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import ERROR, FEEDBACK, LABEL_FIX, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.events import (ERROR, FEEDBACK, LABEL_FIX, MAX_REQUEST_ID_CHARS, PREDICTION, EventFormatError, check_for_model,
+                            parse_event)
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
 from monitor.once import Once
 from monitor.server.errors import IntakeError
@@ -584,14 +587,9 @@ class ForwardReceiver:
         appended there instead of counted."""
         sidecar = self.sidecar
         try:
-            no_ids = _null_ids(obj)
-            if no_ids:  # taken in the parse's place of an id, and given back as None after it
-                obj = {**obj, "request_ids": [_NO_ID if rid is None else rid for rid in obj["request_ids"]]}
+            obj, put_back = _ids_put_aside(obj)
             parsed = parse_event(obj, now)
-            if no_ids:
-                ids = parsed.event[2]
-                for i in no_ids:
-                    ids[i] = None
+            event = parsed.event if put_back is None else put_back(parsed.event)
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             if kind is not None and kind != mon.config.output.kind:
                 sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
@@ -616,7 +614,7 @@ class ForwardReceiver:
                 ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
                 if err.reason in ("unknown_model", "missing_model") else ""))
             return None
-        return mon, parsed.event
+        return mon, event
 
     def _without_latency(self, obj: dict[str, Any], now: float, default_model: str | None, kind: str | None,
                          label_refused: "list[tuple[Monitor | None, str]] | None") -> "tuple[Monitor, tuple[Any, ...]] | None":
@@ -689,22 +687,45 @@ class ForwardReceiver:
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
 
 
-#: What a null id of a forwarded feedback event is parsed as (any id the parse takes), before it is None again.
-_NO_ID = "-"
+#: What an id put aside by :func:`_ids_put_aside` is parsed as (any id the parse takes).
+_ANY_ID = "-"
 
 
-def _null_ids(obj: Any) -> list[int]:
-    """Where a forwarded feedback event's ``request_ids`` are null: a worker sends so an id that is
-    no id (None, NaN, empty text, over 1,024 characters, :meth:`ForwardingMonitor._sendable_ids`),
-    with its label, which the model's join counts as an in-process one does (``invalid`` when it
-    cannot take the label, else ``unknown_id``). POST /v1/events refuses a null id with a 400
-    (``bad_request_id``), which tells its sender; a worker is told nothing."""
-    if not isinstance(obj, dict) or obj.get("type") != "feedback":
-        return []
-    ids = obj.get("request_ids")
-    if not isinstance(ids, list) or None not in ids:
-        return []
-    return [i for i, rid in enumerate(ids) if rid is None]
+def _ids_put_aside(obj: Any) -> "tuple[Any, Callable[[tuple[Any, ...]], tuple[Any, ...]] | None]":
+    """A forwarded event with the ids that ``POST /v1/events`` refuses (a 400, which tells its
+    sender; a worker is told nothing) and the model reads as an in-process Monitor does put aside,
+    and what gives them back to the parsed event (None when there are none): a feedback event's
+    null ids, which a worker sends for an id that is no id (None, NaN, empty text, over 1,024
+    characters, :meth:`ForwardingMonitor._sendable_ids`), the join counting their labels
+    ``invalid`` when the model cannot take them, else ``unknown_id``; a prediction's ids over
+    1,024 characters (:func:`monitor.forwarding._unusable_id`), which the row builder counts in
+    ``monitor_row_arguments_dropped_total{argument="request_id"}`` for the rows it reads."""
+    if not isinstance(obj, dict):
+        return obj, None
+    feedback = obj.get("type") == "feedback"
+    key = "request_ids" if feedback else "request_id"
+    ids = obj.get(key)
+    if feedback:
+        aside = {i: None for i, rid in enumerate(ids) if rid is None} if isinstance(ids, list) else {}
+    elif isinstance(ids, str) and len(ids) > MAX_REQUEST_ID_CHARS:
+        aside = {-1: ids}
+    elif isinstance(ids, list):
+        aside = {i: rid for i, rid in enumerate(ids) if isinstance(rid, str) and len(rid) > MAX_REQUEST_ID_CHARS}
+    else:
+        aside = {}
+    if not aside:
+        return obj, None
+    obj = {**obj, key: _ANY_ID if -1 in aside else [_ANY_ID if i in aside else rid for i, rid in enumerate(ids)]}
+
+    def put_back(event: tuple[Any, ...]) -> tuple[Any, ...]:
+        if -1 in aside:
+            return event[:6] + (aside[-1],) + event[7:]
+        given = event[2] if feedback else event[6]  # the parse's own lists
+        for i, rid in aside.items():
+            given[i] = rid
+        return event
+
+    return obj, put_back
 
 
 def _labels_by_id(obj: Any) -> bool:
@@ -730,7 +751,7 @@ def _count_no_id(mon: "Monitor | None", n: int) -> None:
 
 
 def _count_dropped_ids(items: "list[tuple[Monitor, tuple[Any, ...]]]", n: int) -> None:
-    """Count the rows a worker forwarded without their request id (``dropped_ids``: an id over
+    """Count the rows a worker of an earlier release forwarded without their request id (``dropped_ids``: an id over
     1,024 characters or whose text cannot be taken, which the intake refuses with the whole
     event; the worker's log names one), as an in-process Monitor counts them:
     ``monitor_row_arguments_dropped_total{argument="request_id"}``, once the datagram's
