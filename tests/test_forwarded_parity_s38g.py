@@ -5,6 +5,7 @@ fuzz found, and failed before its fix; the last runs the fuzz's calls on a few s
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -182,4 +183,15 @@ def test_a_forwarded_over_long_request_id_is_counted_for_the_rows_read(tmp_path)
     assert expected[("monitor_row_arguments_dropped", (("argument", "request_id"),))] == 4, expected
     got, text = forwarded(PROBS, calls, tmp_path)
     assert total(text, "monitor_intake_events_refused_total") == 0
+    assert got == expected
+
+
+def test_a_forwarded_call_with_an_over_long_id_and_an_unusable_latency_keeps_both_counts(tmp_path) -> None:
+    """The receiver's retry without the latency was given the event with its over-long id put
+    aside, so the rows' dropped id went uncounted (the fuzz's next finding)."""
+    calls: list[Call] = [("observe", (np.zeros((3, 2)), [[0.2, 0.3, 0.5]] * 3), {"request_id": "x" * 1100, "latency_s": math.inf}),
+                         ("feedback", ([None, "r"], [float("nan"), "y"]), {})]
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_row_arguments_dropped", (("argument", "request_id"),))] == 3, expected
+    got, _ = forwarded(PROBS, calls, tmp_path)
     assert got == expected

@@ -587,8 +587,8 @@ class ForwardReceiver:
         appended there instead of counted."""
         sidecar = self.sidecar
         try:
-            obj, put_back = _ids_put_aside(obj)
-            parsed = parse_event(obj, now)
+            parsed_obj, put_back = _ids_put_aside(obj)  # obj itself kept: a retry without its latency puts them aside again
+            parsed = parse_event(parsed_obj, now)
             event = parsed.event if put_back is None else put_back(parsed.event)
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             if kind is not None and kind != mon.config.output.kind:
