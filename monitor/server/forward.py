@@ -740,7 +740,7 @@ def _labels_by_id(obj: Any) -> bool:
 def _count_no_id(mon: "Monitor | None", n: int) -> None:
     """Count the labels a worker of an earlier release left out of the datagram's feedback event
     for ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
-    worker's log names one; this release's workers send such ids as null, see :func:`_null_ids`), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
+    worker's log names one; this release's workers send such ids as null, see :func:`_ids_put_aside`), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
     for a model whose outputs are no scores (every label is). Counted once the event is taken,
     under its model (``mon``: the datagram's feedback event's, or that of the one taken label by
     label, all of whose labels may have been invalid); a datagram whose events were all refused
