@@ -152,6 +152,8 @@ def _latency(value: Any) -> Any:
     kind = type(value)
     if kind is float or (kind is int and -_INT_BOUND < value < _INT_BOUND):  # the usual: written as it is
         return value
+    if isinstance(value, float):  # numpy's float64 (a float): its value, without importing the pipeline
+        return float(value)
     from monitor.pipeline import latency_seconds  # another value (numpy's, a duration, text): this rare path only
 
     return latency_seconds(value)
