@@ -15,9 +15,12 @@ converts them to columnar batches. The same events, written as JSON lines, are t
 ``type`` defaults to ``prediction``; ``model`` may be omitted when one model is served; inputs
 are a row (list or object of feature name to value) or a list of rows; ``timestamp`` is Unix
 seconds (or an RFC 3339 string) and defaults to the time of receipt. ``client`` and ``segment``
-are cut to :data:`MAX_LABEL_CHARS` characters, as the proxy and the CloudEvents intake cut the
-client: the monitor keeps up to 10,000 clients and a segment per remembered prediction, so their
-length must be bounded as well as their number.
+are one value for the event's rows or a list of one per row (null: the row has none), as
+``observe`` takes them. ``segment`` is cut to :data:`MAX_LABEL_CHARS` characters (a segment is a
+metric label; the monitor keeps one per remembered prediction); a ``client`` over
+:data:`MAX_ID_CHARS` characters is kept as its digest (:func:`id_key`), the key the probing
+detector tracks such a client by in code as well: bounded in length, and never two clients made
+one, as a cut would make two long tokens that share their first characters.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import logging
 import math
 import numbers
 import struct
-from collections.abc import Sequence
+from hashlib import blake2b
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,8 @@ __all__ = [
     "EventFormatError",
     "MAX_LABEL_CHARS",
     "MAX_REQUEST_ID_CHARS",
+    "MAX_ID_CHARS",
+    "id_key",
     "request_id_text",
     "json_kind",
     "row_text",
@@ -75,7 +81,8 @@ PREDICTION = 0
 ERROR = 1
 FEEDBACK = 2
 
-#: Characters of ``client`` and ``segment`` kept (the proxy's client header is cut to as many).
+#: Characters of a ``segment`` kept (the proxy's client header is cut to as many; a client of
+#: the event format or of ``observe`` is not cut, but kept as a digest past :data:`MAX_ID_CHARS`).
 MAX_LABEL_CHARS = 200
 
 #: Characters a request id may have: ids are UUIDs, keys, hashes (tens of characters; a composite
@@ -84,6 +91,20 @@ MAX_LABEL_CHARS = 200
 #: megabyte on a call of 2,000 rows held 2 GB in the worker. Over HTTP it is refused; in code the
 #: row is kept without it, counted (``monitor_row_arguments_dropped_total{argument="request_id"}``).
 MAX_REQUEST_ID_CHARS = 1024
+
+#: Request ids and client ids up to this length are kept as they are; longer ones as a
+#: 65-character digest (:func:`id_key`).
+MAX_ID_CHARS = 256
+
+
+def id_key(rid: str) -> str:
+    """The key under which a request id is remembered and a client tracked: the id itself, or for
+    an id longer than :data:`MAX_ID_CHARS` a digest of it (``#`` and 64 hex digits: 256 bits, so
+    two ids never share one in practice; the ``#`` keeps it apart from the short ids that would
+    not be digested). The digest of a digest is itself, so an id may be taken so more than once."""
+    if len(rid) <= MAX_ID_CHARS:
+        return rid
+    return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 #: Integers with more bits than this are no class (a class index, or a numeric class name, is far
 #: shorter): such a label is invalid (``str()`` refuses past 4,300 digits).
@@ -422,20 +443,28 @@ _np_float32: Any = None
 _FLOAT_TYPES = frozenset({"float64", "float32", "float16", "longdouble"})
 
 
-def _segments(value: Any) -> Any:
-    """One segment for the call, or a list of one per row (null: the row has none)."""
+def _per_row_labels(value: Any, field: str, read: Callable[[str], str]) -> Any:
+    """A ``segment`` or ``client``: one value for the event's rows, or a list of one per row (null:
+    the row has none), as ``observe`` takes them; each a string or an integer, its text as
+    ``read`` keeps it. A 400 names an entry of another type (``client[1]``)."""
     if value is None:
         return None
     if isinstance(value, list):
         out: list[str | None] = []
         for i, v in enumerate(value):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                raise EventFormatError(f"segment[{i}]", f"must be a string, got {json_kind(v)}", "bad_segment")
-            out.append(None if v is None else str(v)[:MAX_LABEL_CHARS])
+                raise EventFormatError(f"{field}[{i}]", f"must be a string (or null: none for the row), got {json_kind(v)}",
+                                       f"bad_{field}")
+            out.append(None if v is None else read(str(v)))
         return out
     if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value)[:MAX_LABEL_CHARS]
-    raise EventFormatError("segment", f"must be a string, or a list of one per row, got {json_kind(value)}", "bad_segment")
+        return read(str(value))
+    raise EventFormatError(field, f"must be a string, or a list of one per row, got {json_kind(value)}", f"bad_{field}")
+
+
+def _segment_text(text: str) -> str:
+    """A segment as kept: cut to :data:`MAX_LABEL_CHARS` characters (a segment is a metric label)."""
+    return text[:MAX_LABEL_CHARS]
 
 
 def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -452,14 +481,14 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
         field = "label" if many else "labels"
         raise EventFormatError(field, "request_id goes with label (one of each), request_ids with labels (two lists of "
                                       "one length)", "bad_label")
-    id_key = "request_ids" if many else "request_id"
+    id_field = "request_ids" if many else "request_id"
     label_key = "labels" if "labels" in obj else "label"
-    ids, labels = obj.get(id_key), obj.get(label_key)
-    if id_key not in obj or label_key not in obj:
-        raise EventFormatError(id_key if id_key not in obj else label_key,
+    ids, labels = obj.get(id_field), obj.get(label_key)
+    if id_field not in obj or label_key not in obj:
+        raise EventFormatError(id_field if id_field not in obj else label_key,
                                "feedback needs request_id and label (or request_ids and labels)", "missing_feedback")
     if ids is None or ids == "":  # sent, but null (or empty): named as sent, not as a missing key
-        raise EventFormatError(id_key, f"is {'null' if ids is None else 'empty'}; give the id the prediction was sent with",
+        raise EventFormatError(id_field, f"is {'null' if ids is None else 'empty'}; give the id the prediction was sent with",
                                "bad_request_id")
     if labels is None:
         raise EventFormatError(label_key, "is null; a missing label is not sent (late and missing labels are normal)",
@@ -662,15 +691,18 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
             raise EventFormatError("inputs", "is null. Fix: send the rows the model was called with (a row, a list of "
                                              "rows, or objects of feature name to value)", "missing_inputs")
         # without outputs: refused once the model is known, unless its outputs are not monitored (check_for_model)
-        event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency, _opt_str(obj, "client", MAX_LABEL_CHARS),
-                 _prediction_ids(obj.get("request_id")), _segments(obj.get("segment")), obj.get("embedding"))
+        # a client over MAX_ID_CHARS as its digest, the key the probing detector tracks it by in code too
+        event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency,
+                 _per_row_labels(obj.get("client"), "client", id_key), _prediction_ids(obj.get("request_id")),
+                 _per_row_labels(obj.get("segment"), "segment", _segment_text), obj.get("embedding"))
         if event[3] is None:
             return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj)
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:
             raise EventFormatError("exception", "must be the exception type name", "bad_exception")
-        event = (ERROR, ts, exc[:100], latency, _opt_str(obj, "client", MAX_LABEL_CHARS))
+        client = _opt_str(obj, "client")
+        event = (ERROR, ts, exc[:100], latency, None if client is None else id_key(client))
     else:
         ids, labels = _feedback_lists(obj)
         return ParsedEvent(model, (FEEDBACK, ts, ids, labels), "request_ids" in obj)

@@ -33,13 +33,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from hashlib import blake2b
 from typing import Any
 
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import MAX_REQUEST_ID_CHARS, decimal_digits, describe_value, read_label, request_id_text
+from monitor.events import (MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, decimal_digits, describe_value, id_key, read_label,
+                            request_id_text)
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -56,8 +56,6 @@ LARGE_SCORE_TABLE_BYTES = 256 * 1024 * 1024
 #: Events whose times make the clock of held labels without an agent's clock (see ``LabelJoiner._now``).
 RECENT_EVENTS = 32
 
-#: Request ids up to this length are kept as they are; longer ones as a 64-character digest.
-MAX_ID_CHARS = 256
 
 
 def _may_be_held(key: str) -> bool:
@@ -82,15 +80,6 @@ def _untaken_id(rid: Any) -> str:
     except Exception as err:  # noqa: BLE001 - what the caller's value raises
         why = f"str() raised {type(err).__name__}"
     return f"that is a {type(rid).__name__} whose text cannot be taken ({why})"
-
-
-def id_key(rid: str) -> str:
-    """The key under which a request id is remembered: the id itself, or for an id longer than
-    :data:`MAX_ID_CHARS` a digest of it (``#`` and 64 hex digits: 256 bits, so two ids never share
-    one in practice; the ``#`` keeps it apart from the short ids that would not be digested)."""
-    if len(rid) <= MAX_ID_CHARS:
-        return rid
-    return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
 def _log_probabilities(batch: Batch, rows: np.ndarray) -> np.ndarray:

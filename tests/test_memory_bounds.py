@@ -93,8 +93,9 @@ def test_label_joiner_holds_a_bounded_amount_of_id_text_whatever_the_ids_length(
 
 def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
     """Clients and segments of 100,000 characters each, through the event format into a monitor:
-    what it keeps of them (the segments tracked, each remembered prediction's segment, the
-    queued events' clients) is cut, as the proxy cuts the client header."""
+    what it keeps of them (the segments tracked, each remembered prediction's segment) is cut, as
+    the proxy cuts the client header; a queued event's client is its digest, the key the probing
+    detector tracks it by (in code too: never cut, so that two long ids stay two clients)."""
     from prometheus_client import CollectorRegistry
 
     from monitor.core import Monitor
@@ -105,7 +106,7 @@ def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
         obj = {"inputs": [1.0, 2.0, 3.0, 4.0], "outputs": [0.2, 0.3, 0.5], "request_id": f"r{i}",
                "client": f"{i}-" + "c" * 100_000, "segment": f"{i}-" + "s" * 100_000}
         event = parse_event(obj, 1_700_000_000.0 + i).event
-        assert len(event[5]) <= 200 and len(event[7]) <= 200
+        assert len(event[5]) == 65 and len(event[7]) <= 200
         mon.queue.put(event)
     mon.flush()
     seg = next(d for d in mon.detectors if type(d).__name__ == "SegmentDetector")

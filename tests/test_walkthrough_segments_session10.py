@@ -39,19 +39,23 @@ def _segment_series(text: str, name: str) -> list[tuple[str, ...]]:
 
 
 def test_intake_fast_path_cuts_segment_and_client_as_the_event_parser_does() -> None:
-    """README: ``client`` and ``segment`` of the event format are cut to 200 characters. The
-    intake's fast path (every ordinary prediction event of ``POST /v1/events``) kept them whole:
-    a 500-character segment became a 500-character ``segment`` label on every per-segment
-    series (seen on a live sidecar's /metrics), while the general parser cut it."""
-    from monitor.events import MAX_LABEL_CHARS, parse_event
-    from monitor.server.intake import parse_fast
+    """README: ``segment`` of the event format is cut to 200 characters, and a ``client`` over 256
+    is kept as its digest (as the probing detector keeps it in code; s38h: it was cut to 200,
+    making two long tokens one client). The intake's fast path (every ordinary prediction event
+    of ``POST /v1/events``) kept them whole: a 500-character segment became a 500-character
+    ``segment`` label on every per-segment series (seen on a live sidecar's /metrics), while the
+    general parser cut it."""
+    from monitor.events import MAX_LABEL_CHARS, id_key, parse_event
+    from monitor.server.intake import parse_fast, parse_fast_batch
 
     obj = {"inputs": [1.0], "outputs": [0.2, 0.8], "segment": "s" * 500, "client": "c" * 300, "timestamp": 5.0}
     fast = parse_fast(obj, T0)
     assert fast is not None  # the fast path is the one taken
     general = parse_event(obj, T0)
     assert fast == (general.model, general.event)
-    assert len(fast[1][7]) == MAX_LABEL_CHARS and len(fast[1][5]) == MAX_LABEL_CHARS
+    assert len(fast[1][7]) == MAX_LABEL_CHARS and fast[1][5] == id_key("c" * 300) and len(fast[1][5]) == 65
+    batch = parse_fast_batch([obj, {**obj, "client": "c" * 256}], T0)
+    assert batch is not None and [e[5] for e in batch[1]] == [id_key("c" * 300), "c" * 256]
 
 
 _ODD = [None, "unset", "", 1, "1", "eu"]

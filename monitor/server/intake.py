@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.events import (MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, EventFormatError, check_for_model,
+                            id_key, parse_event)
 from monitor.server.errors import IntakeError
 from monitor.server.jsonbody import NOT_DECODED, loads, try_loads_lines
 from monitor.server.limits import read_body
@@ -186,9 +188,10 @@ def parse_fast(obj: Any, now: float) -> tuple[str | None, tuple[Any, ...]] | Non
     if client is not None:
         if type(client) is int:
             client = str(client)
-        elif type(client) is not str:
+        elif type(client) is not str:  # a list of one per row: the general parser reads it
             return None
-        client = client[:MAX_LABEL_CHARS]  # as parse_event cuts it (a slice of a short string is itself)
+        if len(client) > MAX_ID_CHARS:  # kept as its digest, as parse_event keeps it
+            client = id_key(client)
     if segment is not None:
         if type(segment) is int:
             segment = str(segment)
@@ -265,7 +268,7 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
             return None
         if set(models) == {None}:
             models = None
-    client = _labels(cols["client"], MAX_LABEL_CHARS) if "client" in keys else absent
+    client = _labels(cols["client"], MAX_ID_CHARS, id_key) if "client" in keys else absent
     segment = _labels(cols["segment"], MAX_LABEL_CHARS) if "segment" in keys else absent
     if client is None or segment is None:
         return None
@@ -299,9 +302,10 @@ def parse_fast_batch(values: list[Any], now: float) -> tuple[list[str | None] | 
     return models, events
 
 
-def _labels(col: list[Any], limit: int | None) -> list[str | None] | None:
+def _labels(col: list[Any], limit: int | None, shorten: Callable[[str], str] | None = None) -> list[str | None] | None:
     """A column of optional labels as :func:`parse_fast` reads each (integers become strings,
-    cut to ``limit`` characters), or None when one is of another type."""
+    cut to ``limit`` characters, or when ``shorten`` is given, those longer given to it: a
+    client's digest), or None when one is of another type (a list of one per row included)."""
     kinds = set(map(type, col))
     if not kinds <= _STR_OR_NONE:
         if not kinds <= _STR_OR_NONE | {int}:
@@ -310,7 +314,7 @@ def _labels(col: list[Any], limit: int | None) -> list[str | None] | None:
     if limit is None:
         return col
     if max(map(len, col)) > limit if kinds == _STR else any(v is not None and len(v) > limit for v in col):
-        col = [v[:limit] if v is not None else None for v in col]
+        col = [v if v is None else v[:limit] if shorten is None else shorten(v) for v in col]
     return col
 
 
