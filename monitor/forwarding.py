@@ -53,6 +53,12 @@ rows it reads in ``monitor_row_arguments_dropped_total{argument="request_id"}``,
 Workers of earlier releases left such ids out and counted the rows in the datagram's
 ``dropped_ids``, which the sidecar still counts.
 
+Each prediction's ``client`` is sent as the in-process row builder reads it: one per row for a
+per-row list (a list, an array, a Series; each entry's text, bytes decoded, a missing one null),
+of whatever length, so that the sidecar's builder counts one of another length than the rows in
+``monitor_row_arguments_dropped_total{argument="client"}``, as in process; a client over 256
+characters as its digest, the key the probing detector tracks it by on either side.
+
 This module imports only the standard library (numpy values are converted when present).
 """
 
@@ -73,8 +79,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION, describe_value, error_event, event_time,
-                            feedback_lists, is_missing, request_id_text, say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, describe_value, error_event,
+                            event_time, feedback_lists, id_key, is_missing, request_id_text, row_text,
+                            say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -168,7 +175,9 @@ def encode_event(event: tuple[Any, ...]) -> str:
         if latency is not None:
             obj["latency_s"] = _latency(latency)
         if client is not None:
-            obj["client"] = str(client)
+            client = _sendable_client(client)
+            if client is not None:
+                obj["client"] = client
         if rid is not None:
             obj["request_id"] = rid
         if segment is not None:  # one per call, or one per row (a list the sidecar reads as such)
@@ -181,8 +190,9 @@ def encode_event(event: tuple[Any, ...]) -> str:
         obj = {"type": "error", "timestamp": ts, "exception": exc}
         if latency is not None:
             obj["latency_s"] = _latency(latency)
-        if client is not None:
-            obj["client"] = str(client)
+        client = None if client is None or _per_row(client) is not None else _client_text(client)
+        if client is not None:  # one per call (an error has no rows); a list is left out, as no error reads it
+            obj["client"] = client
     elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels)
         ts, ids, labels = event[1:4]
         obj = {"type": "feedback", "timestamp": ts, "request_ids": list(ids), "labels": list(labels)}
@@ -271,18 +281,41 @@ def _id_as_text(rid: Any) -> tuple[str | None, str | None]:
     return key, None
 
 
-def _per_row_ids(rid: Any) -> list[Any] | None:
-    """A prediction's request ids, one per row, as the in-process row builder reads the argument
-    (:func:`monitor.row_arguments.per_row_values`: a list, an array, a column vector, a Series), or None
-    for one id for the call. Text, numbers and None are read here; another value is read by the
-    row builder's reader, imported on this rare path (numpy is present for such a value)."""
-    if isinstance(rid, (list, tuple)):
-        return list(rid)
-    if rid is None or isinstance(rid, (str, bytes, bytearray, int, float)):
+def _per_row(value: Any) -> list[Any] | None:
+    """A prediction's request ids or clients, one per row, as the in-process row builder reads the
+    argument (:func:`monitor.row_arguments.per_row_values`: a list, an array, a column vector, a
+    Series), or None for one value for the call. Text, numbers and None are read here; another
+    value is read by the row builder's reader, imported on this rare path (numpy is present for
+    such a value)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if value is None or isinstance(value, (str, bytes, bytearray, int, float)):
         return None
     from monitor.row_arguments import per_row_values
 
-    return per_row_values(rid)
+    return per_row_values(value)
+
+
+def _client_text(client: Any) -> str | None:
+    """One row's client as the in-process row reader reads it (:func:`~monitor.events.row_text`:
+    bytes decoded, a missing value none, any other value its text), one over
+    :data:`~monitor.events.MAX_ID_CHARS` characters as its digest (:func:`~monitor.events.id_key`),
+    the key the probing detector tracks it by on either side."""
+    text = row_text(client)
+    return None if text is None else id_key(text)
+
+
+def _sendable_client(client: Any) -> Any:
+    """A prediction's ``client`` as the sidecar takes it: one per row for a per-row list (of
+    whatever length: the sidecar's row builder counts one of another length than the rows in
+    ``monitor_row_arguments_dropped_total{argument="client"}``, as in process), each read as in
+    process (:func:`_client_text`, a missing one null), else the call's one client, None for none.
+    Why: the worker wrote ``str(client)``, so a per-row list was one client named
+    ``"['c1', 'c2']"``, one of another length went uncounted, and bytes were ``"b'c3'"``."""
+    if type(client) is str:  # the usual: one client for the call
+        return client if len(client) <= MAX_ID_CHARS else id_key(client)
+    rows = _per_row(client)
+    return _client_text(client) if rows is None else [_client_text(v) for v in rows]
 
 
 def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:
@@ -296,7 +329,7 @@ def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str |
     guessed from the inputs as dropped ids, where in process only the rows read are (none of a
     call whose rows are refused)."""
     rid = event[6]
-    rows = _per_row_ids(rid)
+    rows = _per_row(rid)
     if rows is None:
         key, why = _id_as_text(rid)
         return event[:6] + (key if why is None else _unusable_id(rid),) + event[7:], why

@@ -122,3 +122,66 @@ def test_post_events_refuses_a_client_entry_of_another_type_naming_it(tmp_path: 
         assert total(text, "monitor_calls_total") == 0  # nothing of a refused batch got in
     finally:
         sc.close()
+
+
+def _forwarded_calls() -> list[tuple[np.ndarray, Any]]:
+    """Rows and the client of each call, in every form ``observe`` takes one: per-row lists (with
+    None, NaN and empty text for rows without one), of another length, arrays, a Series, bytes,
+    numbers, long tokens, one client for the call, none."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    forms: list[Any] = [["c1", "c1"], ["c1", "c2", None], ["c1", "c2"], [b"c3", "c4"], b"c3", "c2", None,
+                        np.array(["c5", "c1"], dtype=object), pd.Series(["c6", None, "c6"]), [7, 7.5, True],
+                        [float("nan"), ""], [TOKEN_A, TOKEN_B], TOKEN_B, np.array(["c1", "c2", "c3"]), ("c2", "c4"), 8]
+    calls = []
+    for client in forms:
+        n = len(client) if isinstance(client, (list, tuple, np.ndarray, pd.Series)) else int(rng.integers(1, 4))
+        if client is forms[2]:
+            n = 3  # two clients for three rows: counted, its rows anonymous
+        calls.append((S.natural(rng, n), client))
+    return calls
+
+
+def test_a_forwarding_workers_clients_reach_the_sidecar_as_in_process(tmp_path: Path) -> None:
+    """The same calls on an in-process Monitor and on a ForwardingMonitor to a sidecar over a Unix
+    socket: the probing detector tracks the same clients with the same queries, and the dropped
+    client count is the same. The worker wrote ``str(client)``: a per-row list was one client named
+    ``"['c1', 'c1']"``, one of another length went uncounted, bytes were ``"b'c3'"``, and a long
+    token was cut to 200 characters by the sidecar (two tokens of one issuer one client)."""
+    from monitor.forwarding import ForwardingMonitor
+    from tests.sidecar_support import wait_until
+
+    calls = _forwarded_calls()
+    mon = _in_process()
+    try:
+        for i, (x, client) in enumerate(calls):
+            mon.observe(x, S.scores(x), client=client, timestamp=T0 + i)
+        mon.flush()
+        expected = tracked(mon)
+        dropped = mon.store.value("monitor_row_arguments_dropped", labels=("client",))
+    finally:
+        mon.close()
+    assert dropped == 3 and {"c1", "c3", "7", "anonymous"} <= set(expected) and len(expected) == 13, expected  # c1-c6, 7, 7.5, True, 8, anonymous, two digests
+    sock = str(tmp_path / "fw.sock")
+    sc = _Sidecar(tmp_path, {"forward": {"unix": sock}})
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        for i, (x, client) in enumerate(calls):
+            fm.observe(x, S.scores(x), client=client, timestamp=T0 + i)
+        fm.observe_error("EndOfCalls", client=["c1", "c2"])  # the last datagram; an error's client list is not refused
+        fm.flush()
+        assert fm.counters().dropped == {}
+
+        def done() -> bool:
+            sc.s.flush()
+            return total(sc.s.metrics(), "monitor_errors_total", exception="EndOfCalls") >= 1
+
+        assert wait_until(done), "the last call never reached the sidecar"
+        assert tracked(sc.monitors[0]) == expected
+        text = sc.s.metrics()
+        assert total(text, "monitor_row_arguments_dropped_total", argument="client") == 3
+        assert total(text, "monitor_intake_events_refused_total") == 0
+    finally:
+        fm.close()
+        sc.close()

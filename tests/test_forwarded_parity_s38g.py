@@ -257,8 +257,8 @@ def _label(rng: random.Random, kind: str) -> Any:
 def draw_calls(seed: int, kind: str, n_calls: int = 30) -> list[Call]:
     """Observe and feedback calls of every form the fuzz drew, good and bad: rows, outputs, request
     ids (text, numbers, bytes, lists of the right and the wrong length, arrays, over-long, none),
-    segments, latencies; feedback for known, unknown and unusable ids. A client is one per call:
-    a per-row list of clients is not forwarded (see the report of s38g)."""
+    segments, clients (one per call or per row, of the wrong length, bytes, missing ones: s38h),
+    latencies; feedback for known, unknown and unusable ids."""
     rng = random.Random(seed)
     calls: list[Call] = []
     ids: list[str] = []
@@ -273,7 +273,9 @@ def draw_calls(seed: int, kind: str, n_calls: int = 30) -> list[Call]:
             elif isinstance(rid, list) and rid and isinstance(rid[0], str) and rid[0] == f"r{i}_0":
                 ids += rid
             calls.append(("observe", (x, _outputs(rng, kind, n)), {
-                "request_id": rid, "client": rng.choice([None, "c1", "c2", "", 5]),
+                "request_id": rid,
+                "client": rng.choice([None, "c1", "c2", "", 5, b"c3", math.nan, ["c1"] * n, [f"c{j}" for j in range(n)],
+                                      ["c2"] * (n + 1), [None, b"c3", "", math.nan][:n], np.array(["c4"] * n)]),
                 "segment": rng.choice([None, "eu", ["eu"] * n, ["us"] * (n + 1), math.nan, 3, "", [None] * n, b"eu"]),
                 "latency_s": rng.choice([None, 0.01, -1.0, math.nan, math.inf, "fast", 3, np.float64(0.2), True,
                                          datetime.timedelta(milliseconds=4)])}))
