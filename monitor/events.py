@@ -106,6 +106,7 @@ def id_key(rid: str) -> str:
         return rid
     return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
+
 #: Integers with more bits than this are no class (a class index, or a numeric class name, is far
 #: shorter): such a label is invalid (``str()`` refuses past 4,300 digits).
 MAX_LABEL_BITS = 256

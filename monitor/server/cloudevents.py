@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import FEEDBACK, PREDICTION, parse_timestamp, EventFormatError
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, id_key, parse_timestamp
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.once import Once
 from monitor.server.errors import IntakeError
@@ -286,7 +286,7 @@ def _client(event: CloudEvent, header: str | None) -> str | None:
         if str(k).lower() == want:
             if isinstance(v, list):
                 v = v[0] if v else None
-            return None if v is None else str(v)[:200]
+            return None if v is None else id_key(str(v))  # a long one as its digest, as the event intake keeps it
     return None
 
 

@@ -49,7 +49,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from monitor.events import ERROR, PREDICTION
+from monitor.events import ERROR, PREDICTION, id_key
 from monitor.once import Once
 from monitor.server.binary_tensors import HEADER as BINARY_HEADER
 from monitor.server.binary_tensors import attach_binary, split_binary
@@ -560,9 +560,11 @@ class Proxy:
 
     @staticmethod
     def client_identity(header_value: str | None, peer: str | None) -> str | None:
-        """The client for probing detection: the configured header's value (cut to 200
-        characters) when the request has it, else the peer address."""
-        return header_value[:200] if header_value else peer
+        """The client for probing detection: the configured header's value when the request has
+        it (a long one as its digest, :func:`~monitor.events.id_key`, as the event intake and an
+        in-process Monitor track it: cut to 200 characters, two bearer tokens sharing their first
+        200 were one client), else the peer address."""
+        return id_key(header_value) if header_value else peer
 
     def tap(self, tap: _Tap, path_model: str | None, client: str | None, header_request_id: str | None,
             body: bytes | None, resp_body: bytes | None, status: int, resp_encoding: str | None,
