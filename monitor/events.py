@@ -62,6 +62,7 @@ __all__ = [
     "LABEL_FIX",
     "read_label",
     "describe_value",
+    "client_text",
     "decimal_digits",
     "MAX_LABEL_BITS",
     "MAX_REGRESSION_LABEL",
@@ -363,6 +364,18 @@ def row_text(v: Any, limit: int | None = None) -> str | None:
         v = bytes(v).decode("utf-8", "replace")
     text = v if isinstance(v, str) else str(v)
     return text if limit is None else text[:limit]
+
+
+def client_text(v: Any) -> str | None:
+    """One row's client as text, as :func:`row_text` reads it (never cut: a long one is tracked by
+    its digest, :func:`id_key`), an integer too long for ``str()`` (past 4,300 digits, which
+    raised out of the row builder and lost the call) as its hex: one client, as any other id."""
+    try:
+        return row_text(v)
+    except ValueError:
+        if isinstance(v, int):
+            return hex(v)
+        raise
 
 
 def request_id_text(v: Any) -> str | None:

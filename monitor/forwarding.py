@@ -79,8 +79,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, describe_value, error_event,
-                            event_time, feedback_lists, id_key, is_missing, request_id_text, row_text,
+from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, client_text, describe_value, error_event,
+                            event_time, feedback_lists, id_key, is_missing, request_id_text,
                             say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
@@ -301,7 +301,7 @@ def _client_text(client: Any) -> str | None:
     bytes decoded, a missing value none, any other value its text), one over
     :data:`~monitor.events.MAX_ID_CHARS` characters as its digest (:func:`~monitor.events.id_key`),
     the key the probing detector tracks it by on either side."""
-    text = row_text(client)
+    text = client_text(client)
     return None if text is None else id_key(text)
 
 

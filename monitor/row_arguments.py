@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.cell_values import ComplexValues, complex_form, real_numbers
-from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, is_dataframe, request_id_text, row_text
+from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, client_text, is_dataframe, request_id_text, row_text
 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
@@ -81,7 +81,7 @@ def _client_text(v: Any) -> str:
     """One row's client id as text (bytes decoded, as request ids and segments are read), never
     cut: the probing detector tracks long ids by digest, and a cut would merge two of them. A
     missing value or empty text is no client: :data:`ANONYMOUS`."""
-    return row_text(v) or ANONYMOUS
+    return client_text(v) or ANONYMOUS
 
 
 def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResult) -> np.ndarray:
