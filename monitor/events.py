@@ -48,6 +48,7 @@ __all__ = [
     "MAX_REQUEST_ID_CHARS",
     "MAX_ID_CHARS",
     "id_key",
+    "MAX_EXCEPTION_CHARS",
     "request_id_text",
     "json_kind",
     "row_text",
@@ -108,6 +109,11 @@ def id_key(rid: str) -> str:
     return "#" + blake2b(rid.encode("utf-8", "surrogatepass"), digest_size=32).hexdigest()
 
 
+#: Characters of an error's exception type name kept: it is the ``exception`` label of
+#: ``monitor_errors_total`` (a type's name is tens of characters; a longer one is a message passed
+#: where the name goes). Code, forwarding and the HTTP intake cut it alike.
+MAX_EXCEPTION_CHARS = 100
+
 #: Integers with more bits than this are no class (a class index, or a numeric class name, is far
 #: shorter): such a label is invalid (``str()`` refuses past 4,300 digits).
 MAX_LABEL_BITS = 256
@@ -160,7 +166,7 @@ def error_event(exception: BaseException | str, latency_s: float | None, client:
                 when: Any) -> tuple[Any, ...] | None:
     """The queue tuple of a call where the model raised, at ``when`` (a ``timestamp=`` as a
     caller passes it, or a clock to read), or None when that is not a time."""
-    name = exception if isinstance(exception, str) else type(exception).__name__
+    name = (exception if isinstance(exception, str) else type(exception).__name__)[:MAX_EXCEPTION_CHARS]
     try:
         ts = when() if callable(when) else event_time(when)
     except ValueError:
@@ -716,7 +722,7 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         if not isinstance(exc, str) or not exc:
             raise EventFormatError("exception", "must be the exception type name", "bad_exception")
         client = _opt_str(obj, "client")
-        event = (ERROR, ts, exc[:100], latency, None if client is None else id_key(client))
+        event = (ERROR, ts, exc[:MAX_EXCEPTION_CHARS], latency, None if client is None else id_key(client))
     else:
         ids, labels = _feedback_lists(obj)
         return ParsedEvent(model, (FEEDBACK, ts, ids, labels), "request_ids" in obj)

@@ -20,7 +20,7 @@ METRICS: tuple[MetricSpec, ...] = (
                concern="core", unit="short"),
     MetricSpec("monitor_predictions", COUNTER, "Rows predicted and processed by the monitor.",
                concern="core", unit="short"),
-    MetricSpec("monitor_errors", COUNTER, "Calls where the model raised, by exception type (capped; overflow is 'other').",
+    MetricSpec("monitor_errors", COUNTER, "Calls where the model raised, by exception type (names cut to 100 characters; capped, overflow is 'other').",
                labels=("exception",), concern="core", max_series=50),
     MetricSpec("monitor_latency_seconds", HISTOGRAM, "Wall-clock latency of each predict call, measured around the model.",
                buckets=LATENCY_BUCKETS, concern="core", unit="s"),
