@@ -6,6 +6,7 @@ failed before its fix."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import random
@@ -29,7 +30,10 @@ Event = dict[str, Any]
 # -- the calls an accepted event is, made in process ------------------------------------------------
 
 def call_in_process(mon: Monitor, event: Event) -> None:
-    """The in-process call an event of the JSON format stands for (its values as JSON decoded them)."""
+    """The in-process call an event of the JSON format stands for (its values as JSON decoded them;
+    an RFC 3339 timestamp as the datetime it writes)."""
+    if isinstance(event.get("timestamp"), str):
+        event = {**event, "timestamp": datetime.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))}
     kind = event.get("type", "feedback" if "label" in event or "labels" in event else "prediction")  # /v1/feedback's default
     if kind == "error":
         mon.observe_error(event.get("exception", "Exception"), latency_s=event.get("latency_s"),
@@ -78,6 +82,24 @@ def test_an_exception_name_is_cut_in_code_as_over_http(tmp_path) -> None:
     assert got == expected
 
 
+def test_a_batch_of_events_without_rows_is_counted_as_in_process(tmp_path) -> None:
+    """A request of several events whose ``inputs`` are all ``[]`` (no row) is stacked by the
+    intake into a 2-D array of zero columns, each event's inputs a row view of zero features: one
+    row of the wrong width (``wrong_shape``) where the same event alone, or ``observe([], ...)``,
+    is a call of no rows (outputs for none counted ``rows_mismatch``, none counted when there are
+    none)."""
+    for events in ([{"inputs": [], "outputs": []}] * 2,
+                   [{"inputs": [], "outputs": [0.2, 0.3, 0.5]}, {"inputs": [], "outputs": [0.5, 0.3, 0.2]}],
+                   [{"inputs": [1.0, 2.0], "outputs": []}, {"inputs": [3.0, 4.0], "outputs": []}]):
+        expected = in_process(KINDS["probabilities"], events)
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        requests = [("/v1/events", "application/json", json.dumps(events).encode(), events)]
+        got, accepted, refused, _ = over_http(KINDS["probabilities"], requests, folder)
+        assert len(accepted) == 2 and not refused
+        assert got == expected, events
+
+
 # -- the draws ----------------------------------------------------------------------------------------
 
 def _cell(rng: random.Random) -> Any:
@@ -87,10 +109,12 @@ def _cell(rng: random.Random) -> Any:
 
 def _inputs(rng: random.Random, n: int) -> Any:
     rows = [[_cell(rng), _cell(rng)] for _ in range(n)]
-    form = rng.choice(["lists", "lists", "dicts", "dicts", "row", "dict", "wide", "other_key", "flat_many", "empty"])
+    form = rng.choice(["lists", "lists", "dicts", "dicts", "row", "dict", "wide", "other_key", "flat_many", "empty", "scalar",
+                       "text", "nested"])
     return {"lists": rows, "dicts": [{"a": a, "b": b} for a, b in rows], "row": rows[0], "dict": {"a": rows[0][0], "b": rows[0][1]},
             "wide": [r + [1.0] for r in rows], "other_key": [{"a": a, "c": b} for a, b in rows],
-            "flat_many": [c for r in rows for c in r], "empty": []}[form]
+            "flat_many": [c for r in rows for c in r], "empty": [],
+            "scalar": 5, "text": "a b", "nested": [[[1.0, 2.0]]] * n}[form]
 
 
 def _rows(inputs: Any) -> int:
@@ -110,8 +134,8 @@ def _outputs(rng: random.Random, kind: str, n: int) -> Any:
             "text": lambda: rng.choice([["hello world"] * n, "one answer" if n == 1 else ["a b"] * n, [""] * n]),
             "none": lambda: rng.choice([None, [1] * n, "anything", {"k": 1}, "__absent__"])}
     bad = {"probabilities": [[[0.5, 0.5]] * n, [[math.nan, 0.5, 0.5]] * n, None, "y", [[2.0, -1.0, 0.0]] * n, "__absent__",
-                             [[1e300, 0, 0]] * n, [[0.2, 0.3, 0.5]] * (n + 1), [[{"p": 1}, 0, 0]] * n, [["a", "b", "c"]] * n],
-           "regression": [[math.nan] * n, [math.inf] * n, ["x"] * n, None, [1e300] * n, [1.0] * (n + 1), [True] * n,
+                             [[1e300, 0, 0]] * n, [[2 ** 70, 0, 0]] * n, [[0.2, 0.3, 0.5]] * (n + 1), [[{"p": 1}, 0, 0]] * n, [["a", "b", "c"]] * n],
+           "regression": [[math.nan] * n, [math.inf] * n, [2 ** 70] * n, [-1e308] * n, ["x"] * n, None, [1e300] * n, [1.0] * (n + 1), [True] * n,
                           [[1, 2]] * n, [{"v": 1}] * n, "__absent__"],
            "labels": [["q"] * n, [math.nan] * n, [None] * n, [5] * n, None, ["n"] * (n + 1), [1.5] * n, [["n"]] * n,
                       [{"c": "n"}] * n, [True] * n],
@@ -153,10 +177,10 @@ def draw_event(rng: random.Random, kind: str, i: int, ids: list[str]) -> Event:
         return {**e, "request_ids": fids, "labels": labels}
     x = _inputs(rng, rng.randint(1, 4))
     n = _rows(x)
-    rid = _pick(rng, [f"r{i}", f"r{i}", f"r{i}", [f"r{i}_{j}" for j in range(n)], None, i, float(i), 1.5, "", math.nan,
+    rid = _pick(rng, [f"r{i}", f"r{i}", f"r{i}", [f"r{i}_{j}" for j in range(n)], None, i, float(i), "",
                       [f"q{i}_{j}" for j in range(n + 1)], [None] * n, [float(j) for j in range(n)], 2 ** 60, float(2 ** 60),
                       "__absent__", "__absent__", [f"r{i}"] * n, 10 ** 30],
-                [True, "x" * 1100, {"id": 1}, [[1]] * n, [True] * n])
+                [True, "x" * 1100, {"id": 1}, [[1]] * n, [True] * n, 1.5, math.nan])
     if isinstance(rid, str) and rid == f"r{i}":
         ids += [rid] if n == 1 else [f"{rid}/{j}" for j in range(n)]
     elif isinstance(rid, list) and rid and isinstance(rid[0], str) and rid[0] == f"r{i}_0":
@@ -175,7 +199,9 @@ def draw_event(rng: random.Random, kind: str, i: int, ids: list[str]) -> Event:
             ("latency_s", [None, 0.01, 3, 0, 1e300, 2 ** 70], [-1, math.nan, math.inf, "fast", True]),
             ("embedding", [None, [0.1, 0.2, 0.3], [[0.1, 0.2]] * n, [[0.1, 0.2]] * (n + 1), "x", [math.nan, 1.0],
                            [[0.1, "a"]] * n, {"e": 1}, [[0.1, 0.2], [0.3]], [], [math.inf, 1e308], [[2 ** 70, 1]] * n], []),
-            ("timestamp", [None, round(time.time() - 5, 3), int(time.time())], [-1, "soon", True, "2024-01-01T00:00:00"])):
+            ("timestamp", [None, round(time.time() - 5, 3), int(time.time()), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())],
+             [-1, "soon", True, "2024-01-01T00:00:00"]),
+            ("model", ["m", None], [])):
         if rng.random() < 0.4:
             e[key] = _pick(rng, good, bad)
     return e

@@ -62,7 +62,9 @@ def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: boo
     else (row objects, batches, strings, None) is left exactly as it came. ``inputs=False`` when
     the schema has categorical features (an integer code must stay an integer) or text ones (the
     prompt "7" must not be described as "7.0"), ``outputs=False``
-    for class labels (the label 2 must not become "2.0") and generated text (the answer "5")."""
+    for class labels (the label 2 must not become "2.0") and generated text (the answer "5").
+    Empty lists are not stacked: ``[]`` is a call of no rows (or outputs for none), while a row
+    view of zero columns is one row of no features, counted ``wrong_shape``."""
     import numpy as np
 
     preds = [i for i, e in enumerate(events) if e[0] == PREDICTION and isinstance(e[2], list)]
@@ -74,7 +76,7 @@ def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: boo
             x = np.array([events[i][2] for i in preds], dtype=np.float64)
         except (ValueError, TypeError):
             x = None
-        if x is not None and x.ndim != 2:
+        if x is not None and (x.ndim != 2 or not x.shape[1]):
             x = None
     outs = [events[i][3] for i in preds]
     y = None
@@ -83,7 +85,7 @@ def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: boo
             y = np.array(outs, dtype=np.float64)
         except (ValueError, TypeError):
             y = None
-        if y is not None and y.ndim != 2:
+        if y is not None and (y.ndim != 2 or not y.shape[1]):
             y = None
     if x is None and y is None:
         return events
