@@ -695,7 +695,11 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         raise EventFormatError("type", f"must be one of {', '.join(_KINDS)}, got {kind_name!r}", "bad_type")
     unknown = set(obj) - _KEYS[kind]
     if unknown:
-        raise EventFormatError(sorted(unknown)[0], f"unknown key in a {kind_name} event; allowed: {', '.join(sorted(_KEYS[kind]))}", "unknown_key")
+        fix = "Fix: remove it, or name it as one of those"
+        if kind == PREDICTION and "type" not in obj and unknown & {"label", "labels", "request_ids"}:
+            fix = 'Fix: a label is a feedback event: add "type": "feedback", or post it to /v1/feedback'
+        raise EventFormatError(sorted(unknown)[0], f"unknown key in a {kind_name} event; allowed: "
+                                                   f"{', '.join(sorted(_KEYS[kind]))}. {fix}", "unknown_key")
     model = _opt_str(obj, "model")
     ts = parse_timestamp(obj.get("timestamp"), now)
     latency = obj.get("latency_s")

@@ -100,6 +100,24 @@ def test_a_batch_of_events_without_rows_is_counted_as_in_process(tmp_path) -> No
         assert got == expected, events
 
 
+def test_labels_posted_to_events_without_their_type_are_told_the_fix(tmp_path) -> None:
+    """A feedback event posted to ``/v1/events`` without ``"type": "feedback"`` is read as a
+    prediction (the type's default), and its ``labels`` refused as an unknown key of one: the 400
+    listed a prediction's keys, which named no fix for labels."""
+    s = start_sidecar({**KINDS["probabilities"], "model": "m"}, tmp_path)
+    try:
+        for event in ({"request_ids": ["r1"], "labels": ["y"]}, {"request_id": "r1", "label": "y"}):
+            r = http("POST", s.url + "/v1/events", event)
+            assert r.status == 400 and r.json()["reason"] == "unknown_key", r.body
+            assert r.json()["field"] in ("labels", "label") and '"type": "feedback"' in r.json()["error"], r.json()
+            assert http("POST", s.url + "/v1/events", {**event, "type": "feedback"}).status == 202
+            assert http("POST", s.url + "/v1/feedback", event).status == 202
+        r = http("POST", s.url + "/v1/events", {"inputs": [1.0, 2.0], "outputs": [0.2, 0.3, 0.5], "colour": 1})
+        assert r.status == 400 and r.json()["field"] == "colour" and "Fix: remove it" in r.json()["error"], r.json()
+    finally:
+        s.close()
+
+
 # -- the draws ----------------------------------------------------------------------------------------
 
 def _cell(rng: random.Random) -> Any:
