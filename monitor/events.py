@@ -724,7 +724,8 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:
-            raise EventFormatError("exception", "must be the exception type name", "bad_exception")
+            raise EventFormatError("exception", f"must be the exception type name, got {'empty text' if exc == '' else json_kind(exc)}. Fix: send the "
+                                                "name of the error's type, e.g. \"exception\": \"TimeoutError\"", "bad_exception")
         client = _opt_str(obj, "client")
         event = (ERROR, ts, exc[:MAX_EXCEPTION_CHARS], latency, None if client is None else id_key(client))
     else:

@@ -101,3 +101,17 @@ def test_a_partial_dataframe_of_class_columns_is_named_without_double_quotes(cap
         assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 2
     finally:
         mon.close()
+
+
+def test_a_bad_exception_name_is_refused_with_what_came_and_a_fix() -> None:
+    """``exception: must be the exception type name`` said neither what came nor how to write it
+    (s38i's note)."""
+    from monitor.events import EventFormatError, parse_event
+
+    for value, got in (("", "got empty text"), (5, "got a number"), (None, "got null")):
+        try:
+            parse_event({"type": "error", "exception": value}, 0.0)
+        except EventFormatError as err:
+            assert err.field == "exception" and got in str(err) and 'Fix: send the name of the error\'s type, e.g. "exception": "TimeoutError"' in str(err), str(err)
+        else:
+            raise AssertionError(f"{value!r} was taken")
