@@ -15,7 +15,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-from monitor.events import ERROR, PREDICTION
+from monitor.events import ERROR, MAX_EXCEPTION_CHARS, PREDICTION
 
 if TYPE_CHECKING:
     from monitor.core import Monitor
@@ -370,7 +370,8 @@ def watch(
             except Exception as err:  # noqa: BLE001
                 extractor_failed("client", err)
                 return
-            queue.put((ERROR, time(), type(exc).__name__, latency, cl))
+            # the name cut as observe_error and POST /v1/events cut it (a metric label)
+            queue.put((ERROR, time(), type(exc).__name__[:MAX_EXCEPTION_CHARS], latency, cl))
         except Exception:  # noqa: BLE001
             queue.drop("internal_error")
 

@@ -257,3 +257,25 @@ def test_a_generator_function_is_refused_at_decoration_with_the_fix(mon):
     for fn in (stream, astream):
         with pytest.raises(TypeError, match="generator function.*Fix: decorate the function that returns"):
             mon.watch(fn)
+
+
+def test_a_long_exception_type_name_is_cut_as_observe_error_and_the_http_intake_cut_it(mon):
+    """``monitor_errors_total``'s ``exception`` label is cut to ``events.MAX_EXCEPTION_CHARS``
+    characters by ``observe_error`` and ``POST /v1/events`` (c8626df); a watched function's error
+    kept its type's name whole, so an exception class of a generated name (a long one) was a label
+    of any length, and the same error counted under another label than observe_error(exc) gives."""
+    from monitor.events import MAX_EXCEPTION_CHARS
+
+    long_error = type("Generated" + "E" * 150, (RuntimeError,), {})
+
+    @mon.watch
+    def predict(x):
+        raise long_error("boom")
+
+    with pytest.raises(long_error):
+        predict([1.0, 2.0])
+    mon.observe_error(long_error("boom"))
+    mon.flush()
+    cut = long_error.__name__[:MAX_EXCEPTION_CHARS]
+    assert mon.store.value("monitor_errors", (cut,)) == 2.0
+    assert mon.store.value("monitor_errors", (long_error.__name__,)) is None
