@@ -83,8 +83,8 @@ PREDICTION = 0
 ERROR = 1
 FEEDBACK = 2
 
-#: Characters of a ``segment`` kept (the proxy's client header is cut to as many; a client of
-#: the event format or of ``observe`` is not cut, but kept as a digest past :data:`MAX_ID_CHARS`).
+#: Characters of a ``segment`` kept (a client is not cut, whether from the event format,
+#: ``observe``, the proxy's client header or CloudEvents: kept as a digest past :data:`MAX_ID_CHARS`).
 MAX_LABEL_CHARS = 200
 
 #: Characters a request id may have: ids are UUIDs, keys, hashes (tens of characters; a composite

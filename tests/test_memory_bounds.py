@@ -93,9 +93,9 @@ def test_label_joiner_holds_a_bounded_amount_of_id_text_whatever_the_ids_length(
 
 def test_client_and_segment_text_of_json_events_is_bounded(tmp_path):
     """Clients and segments of 100,000 characters each, through the event format into a monitor:
-    what it keeps of them (the segments tracked, each remembered prediction's segment) is cut, as
-    the proxy cuts the client header; a queued event's client is its digest, the key the probing
-    detector tracks it by (in code too: never cut, so that two long ids stay two clients)."""
+    what it keeps of them (the segments tracked, each remembered prediction's segment) is cut; a
+    queued event's client is its digest, the key the probing detector tracks it by (in code, and
+    from the proxy's client header, too: never cut, so that two long ids stay two clients)."""
     from prometheus_client import CollectorRegistry
 
     from monitor.core import Monitor
