@@ -161,6 +161,8 @@ def _latency(value: Any) -> Any:
         return value
     if isinstance(value, float):  # numpy's float64 (a float): its value, without importing the pipeline
         return float(value)
+    if kind.__module__ == "numpy" and kind.__name__.startswith(("float", "int", "uint")):  # numpy's other numbers
+        return _latency(value.item())
     from monitor.pipeline import latency_seconds  # another value (numpy's, a duration, text): this rare path only
 
     return latency_seconds(value)

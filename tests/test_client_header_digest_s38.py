@@ -52,3 +52,20 @@ def test_an_integer_client_too_long_for_str_is_one_client_not_an_internal_error(
         assert mon.store.value("monitor_predictions") == 2
     finally:
         mon.close()
+
+
+def test_a_worker_writes_numpy_latencies_without_importing_the_pipeline() -> None:
+    """A numpy float32 or integer latency took the forwarding worker's rare path, which imports
+    monitor.pipeline (about 27 modules) into the worker (s38j's note); numpy's numbers are their
+    values. Checked in a fresh interpreter: nothing else imports the pipeline there."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from monitor.forwarding import encode_event\n"
+            "from monitor.events import PREDICTION\n"
+            "for v in (np.float32(0.5), np.int64(2), np.uint16(3), np.float64(0.25)):\n"
+            "    encode_event((PREDICTION, 1.0, [[1.0]], [0.5], v, None, None, None, None))\n"
+            "print('monitor.pipeline' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "False", (done.stdout, done.stderr)
