@@ -192,7 +192,7 @@ def encode_event(event: tuple[Any, ...]) -> str:
         obj = {"type": "error", "timestamp": ts, "exception": exc}
         if latency is not None:
             obj["latency_s"] = _latency(latency)
-        client = None if client is None or _per_row(client) is not None else _client_text(client)
+        client = None if client is None or _per_row(client) is not None else _client_key(client)
         if client is not None:  # one per call (an error has no rows); a list is left out, as no error reads it
             obj["client"] = client
     elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels)
@@ -298,7 +298,7 @@ def _per_row(value: Any) -> list[Any] | None:
     return per_row_values(value)
 
 
-def _client_text(client: Any) -> str | None:
+def _client_key(client: Any) -> str | None:
     """One row's client as the in-process row reader reads it (:func:`~monitor.events.row_text`:
     bytes decoded, a missing value none, any other value its text), one over
     :data:`~monitor.events.MAX_ID_CHARS` characters as its digest (:func:`~monitor.events.id_key`),
@@ -311,13 +311,13 @@ def _sendable_client(client: Any) -> Any:
     """A prediction's ``client`` as the sidecar takes it: one per row for a per-row list (of
     whatever length: the sidecar's row builder counts one of another length than the rows in
     ``monitor_row_arguments_dropped_total{argument="client"}``, as in process), each read as in
-    process (:func:`_client_text`, a missing one null), else the call's one client, None for none.
+    process (:func:`_client_key`, a missing one null), else the call's one client, None for none.
     Why: the worker wrote ``str(client)``, so a per-row list was one client named
     ``"['c1', 'c2']"``, one of another length went uncounted, and bytes were ``"b'c3'"``."""
     if type(client) is str:  # the usual: one client for the call
         return client if len(client) <= MAX_ID_CHARS else id_key(client)
     rows = _per_row(client)
-    return _client_text(client) if rows is None else [_client_text(v) for v in rows]
+    return _client_key(client) if rows is None else [_client_key(v) for v in rows]
 
 
 def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:
