@@ -370,6 +370,8 @@ class BatchBuilder:
                 num = None if odd_values(cells) else cells.astype(np.float64)
             except (TypeError, ValueError, OverflowError):
                 num = None
+            except Exception:  # noqa: BLE001 - a caller's object whose __float__ raises (RuntimeError...): read one by one
+                num = None  # (cell_number marks it unreadable, wrong_type), where the call was lost as internal_error
             if num is None:  # values read one by one (those that are no number marked unreadable)
                 num, unread = self._cells_as_numbers(cells, [schema.features[i].name for i in num_idx])
             num = self._describe(num, [arr[:, i].tolist() for i, k in enumerate(kinds) if k == "text"])

@@ -1,0 +1,50 @@
+"""A caller's object whose conversions (``float()``, ``str()``, ``==``, iteration) raise something
+other than TypeError or ValueError, found by session 38's in-process fuzz (helper c's seeded fuzz,
+its ``Evil`` object): each lost its call as an internal error (monitor_internal_errors_total
+{stage="ingest"}), which on-call reads as a monitor bug. Each now follows the path its kind of bad
+value already follows (helper l): an unreadable cell counted ``wrong_type``, an argument dropped and
+counted in monitor_row_arguments_dropped_total. Each test failed before its fix; each object raises
+from one dunder only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+
+__all__: list[str] = []
+
+_CAT = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}], "output": {"kind": "regression"}}
+
+
+class _NoFloat:
+    """A value whose ``float()`` raises RuntimeError (not TypeError or ValueError)."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("no number")
+
+
+def _monitor(config: dict[str, Any]) -> Monitor:
+    return Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+def _internal_errors(mon: Monitor) -> float:
+    return sum(mon.store.value("monitor_internal_errors", {"stage": s}) or 0 for s in ("ingest", "pipeline", "cycle"))
+
+
+def test_a_numeric_value_whose_float_raises_among_list_rows_with_categories_is_unreadable() -> None:
+    """List rows of a model with a categorical feature are cast at once (``astype``), which caught
+    TypeError, ValueError and OverflowError only: a value whose ``__float__`` raised RuntimeError
+    lost the call. It is read one by one now, as any value that is no number: unreadable, counted
+    wrong_type, the row (and the call's other row) monitored."""
+    mon = _monitor(_CAT)
+    try:
+        mon.observe([[_NoFloat(), "x"], [2.0, "y"]], [1.0, 2.0])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 2
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+    finally:
+        mon.close()
