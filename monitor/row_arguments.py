@@ -233,6 +233,10 @@ def row_embeddings(events: list[tuple[Any, ...]], counts: np.ndarray, result: Bu
                 a = None
                 _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "
                                               f"each ({str(err)[:80]})")
+            except Exception as err:  # noqa: BLE001 - a caller's object whose __float__ raises (RuntimeError...): lost the call
+                a = None
+                _embedding_dropped(result, c, f"a call's embedding for {c} row(s) cannot be read as numbers, one row "
+                                              f"each ({type(err).__name__} converting its values)")
         parts.append(a)
     widths: dict[int, int] = {}
     for a in parts:

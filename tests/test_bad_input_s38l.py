@@ -48,3 +48,18 @@ def test_a_numeric_value_whose_float_raises_among_list_rows_with_categories_is_u
         assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
     finally:
         mon.close()
+
+
+def test_an_embedding_whose_float_raises_is_dropped_and_counted() -> None:
+    """An embedding holding a value whose ``__float__`` raised RuntimeError lost the call as an
+    internal error (row_embeddings caught TypeError and ValueError): it is dropped now, as any
+    embedding that is no numbers, its rows counted in monitor_row_arguments_dropped_total."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    try:
+        mon.observe([[1.0, 2.0]], [1.0], embedding=[_NoFloat(), 1.0])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 1
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "embedding"}) == 1
+    finally:
+        mon.close()
