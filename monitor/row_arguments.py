@@ -28,7 +28,9 @@ _TEXT = {str}
 
 def per_row_values(v: Any) -> list[Any] | None:
     """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
-    sized, iterable value that is not text), None for one value for the whole call."""
+    sized, iterable value that is not text), None for one value for the whole call. A caller's
+    object whose iteration raises other than TypeError raises (the row readers drop the argument:
+    :func:`_unreadable_argument`)."""
     if isinstance(v, (list, tuple)):
         return list(v)
     if isinstance(v, np.ndarray):
@@ -60,15 +62,18 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for seg, c in zip(segs, counts.tolist()):
-        rows = per_row_values(seg)
-        if rows is not None:
-            if len(rows) == c:
-                plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
-                out[pos:pos + c] = rows if plain else [row_text(v, MAX_LABEL_CHARS) for v in rows]
+        try:
+            rows = per_row_values(seg)
+            if rows is not None:
+                if len(rows) == c:
+                    plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
+                    out[pos:pos + c] = rows if plain else [row_text(v, MAX_LABEL_CHARS) for v in rows]
+                else:
+                    result.drop_argument("segment", len(rows), c)
             else:
-                result.drop_argument("segment", len(rows), c)
-        else:
-            out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
+                out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
+        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: its rows have none
+            _unreadable_argument(result, "segment", c, err)
         pos += c
     return out
 
@@ -102,16 +107,29 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for c, n in zip(clients, counts.tolist()):
-        rows = per_row_values(c)
-        if rows is None:
-            out[pos:pos + n] = _client_text(c)
-        elif len(rows) == n:
-            out[pos:pos + n] = [_client_text(v) for v in rows]
-        else:
-            result.drop_argument("client", len(rows), n)
+        try:
+            rows = per_row_values(c)
+            if rows is None:
+                out[pos:pos + n] = _client_text(c)
+            elif len(rows) == n:
+                out[pos:pos + n] = [_client_text(v) for v in rows]
+            else:
+                result.drop_argument("client", len(rows), n)
+                out[pos:pos + n] = ANONYMOUS
+        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: anonymous rows
+            _unreadable_argument(result, "client", n, err)
             out[pos:pos + n] = ANONYMOUS
         pos += n
     return out
+
+
+def _unreadable_argument(result: BuildResult, argument: str, rows: int, err: Exception) -> None:
+    """A call's ``argument`` that could not be read (a caller's object whose iteration or ``str()``
+    raised: the call was lost as an internal error): its ``rows`` are counted without it, as a
+    per-row list of another length is, and the first such value is said."""
+    result.arguments_dropped[argument] = result.arguments_dropped.get(argument, 0) + rows
+    result.details.setdefault(f"argument:{argument}", f"a call's {argument} for {rows} row(s) could not be read "
+                                                      f"({type(err).__name__} reading its values or their text)")
 
 
 #: What a per-row list of the wrong length costs the call's rows, and the fix (the pipeline logs
@@ -157,7 +175,12 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):
-        rows = per_row_values(ev[6])
+        try:
+            rows = per_row_values(ev[6])
+        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: its rows have none
+            _unreadable_argument(result, "request_id", c, err)
+            pos += c
+            continue
         if rows is not None:
             if len(rows) == c:
                 ids = rows if set(map(type, rows)) == _TEXT and "" not in rows else [_id_text(r) for r in rows]

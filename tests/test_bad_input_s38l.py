@@ -26,6 +26,23 @@ class _NoFloat:
         raise RuntimeError("no number")
 
 
+class _NoIteration:
+    """A sized value whose iteration raises RuntimeError (not TypeError)."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("no values")
+
+
+class _NoText:
+    """A value whose ``str()`` raises RuntimeError."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
 def _monitor(config: dict[str, Any]) -> Monitor:
     return Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
 
@@ -61,5 +78,30 @@ def test_an_embedding_whose_float_raises_is_dropped_and_counted() -> None:
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_predictions") == 1
         assert mon.store.value("monitor_row_arguments_dropped", {"argument": "embedding"}) == 1
+    finally:
+        mon.close()
+
+
+def test_a_segment_client_or_request_id_that_cannot_be_read_is_dropped_and_counted() -> None:
+    """A segment, client or request id given as an object whose iteration raised (a per-row
+    argument's values could not be taken) or whose ``str()`` raised (a segment's or client's text)
+    lost the call as an internal error. The call's rows are processed without it now (no segment,
+    the anonymous client, no request id), counted in monitor_row_arguments_dropped_total as a
+    per-row list of another length is."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    try:
+        for argument in ("segment", "client", "request_id"):
+            mon.observe([[1.0, 2.0]], [1.0], **{argument: _NoIteration()})
+            mon.observe([[1.0, 2.0], [3.0, 4.0]], [1.0, 2.0], **{argument: [_NoText(), "x"]})
+        mon.observe([[1.0, 2.0]], [1.0], segment=_NoText())
+        mon.observe([[1.0, 2.0]], [1.0], client=_NoText())
+        mon.observe([[1.0, 2.0]], [1.0], segment="eu")  # a plain call in the same drain
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 12
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "segment"}) == 1 + 2 + 1
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "client"}) == 1 + 2 + 1
+        # a request id whose text cannot be taken was already read as too long (_id_text): the row alone
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "request_id"}) == 1 + 1
     finally:
         mon.close()
