@@ -19,7 +19,7 @@ import numpy as np
 from monitor.events import float32_text, float_text, is_dataframe, whole_number_text
 
 __all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
-           "time_seconds", "cell_number", "nan_like", "category_text", "number_as_text", "categorical_text"]
+           "time_seconds", "cell_number", "nan_like", "category_text", "UNREADABLE_CATEGORY", "number_as_text", "categorical_text"]
 
 
 #: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
@@ -212,6 +212,8 @@ def nan_like(v: Any) -> bool:
         return True
     except ValueError:  # several answers (an array of 2 values, or of none): the call was lost as internal_error
         return False
+    except Exception:  # noqa: BLE001 - a caller's object whose __ne__ raises (RuntimeError...): no missing value,
+        return False  # read by its text (category_text), where the call was lost as internal_error
 
 
 def category_text(v: Any) -> str | None:
@@ -245,7 +247,32 @@ def category_text(v: Any) -> str | None:
     # any other value (a str subclass such as numpy's str_, a cell of a string array) by its text,
     # read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever a
     # subclass's __str__ returns, so that this never recurses again)
-    return category_text(str.__str__(str(v)))
+    try:
+        text = str(v)
+    except Exception:  # noqa: BLE001 - a caller's object whose str() raises: the call was lost as internal_error
+        return UNREADABLE_CATEGORY  # type: ignore[return-value]  # no text to compare: counted wrong_type by data quality (neither text nor None)
+    return category_text(str.__str__(text))
+
+
+class _UnreadableCategory:
+    """The categorical value read from a value whose text cannot be taken (:data:`UNREADABLE_CATEGORY`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unreadable>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> str:
+        return "UNREADABLE_CATEGORY"  # the one value, pickled by name
+
+
+#: :func:`category_text` of a value whose ``str()`` raises (a caller's object): neither text nor
+#: missing, so data quality counts it ``wrong_type`` (as a value that is no text given directly in a
+#: :class:`~monitor.batch.Batch`), and the detectors that read categories by their text read
+#: ``"<unreadable>"``, an unseen category.
+UNREADABLE_CATEGORY = _UnreadableCategory()
 
 
 #: A whole number as Python, numpy and pandas write a float: "7.0", "-3.00" (no exponent, no "+").

@@ -59,7 +59,8 @@ def descriptor_names(feature: str, vocabulary: bool) -> tuple[str, ...]:
 
 def text_value(v: Any) -> str | None:
     """One text cell as text: bytes decoded, missing ones (None, NaN, pandas' NA) None, any other
-    value (a number sent for a text feature, a list or an array of words) its ``str``."""
+    value (a number sent for a text feature, a list or an array of words) its ``str`` (None when
+    ``str()`` raises: a caller's object with no text)."""
     if type(v) is str:
         return v
     if v is None:
@@ -73,7 +74,12 @@ def text_value(v: Any) -> str | None:
         return None
     except ValueError:  # several values (an array, a Series: one answer each): the call was lost as internal_error
         pass
-    return str(v)
+    except Exception:  # noqa: BLE001 - a caller's object whose __ne__ raises (RuntimeError...): read by its text
+        pass
+    try:
+        return str(v)
+    except Exception:  # noqa: BLE001 - a caller's object whose str() raises: no text (missing), where the call was lost
+        return None
 
 
 def text_values(values: Iterable[Any]) -> list[str | None]:

@@ -8,11 +8,14 @@ from one dunder only."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
+from monitor.cell_values import UNREADABLE_CATEGORY, category_text
+from monitor.text import text_value
 
 __all__: list[str] = []
 
@@ -24,6 +27,15 @@ class _NoFloat:
 
     def __float__(self) -> float:
         raise RuntimeError("no number")
+
+
+class _NoEquality:
+    """A value whose ``==`` and ``!=`` raise RuntimeError (not TypeError)."""
+
+    __hash__ = object.__hash__
+
+    def __ne__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
 
 
 class _NoIteration:
@@ -105,3 +117,34 @@ def test_a_segment_client_or_request_id_that_cannot_be_read_is_dropped_and_count
         assert mon.store.value("monitor_row_arguments_dropped", {"argument": "request_id"}) == 1 + 1
     finally:
         mon.close()
+
+
+def test_a_categorical_or_text_value_whose_comparison_or_text_raises_is_read_not_lost() -> None:
+    """A categorical or text feature's value whose ``!=`` raised RuntimeError (the missing-value
+    test ``v != v``) or whose ``str()`` raised lost the call as an internal error. A value whose
+    comparison raises is no missing value, read by its text as any object is; a categorical value
+    with no text is unreadable (counted wrong_type by data quality, as a value that is neither text
+    nor missing), a text value with no text is missing."""
+    assert category_text(_NoText()) is UNREADABLE_CATEGORY
+    assert pickle.loads(pickle.dumps(UNREADABLE_CATEGORY)) is UNREADABLE_CATEGORY
+    assert category_text(_NoEquality()).startswith("<")  # its object text, as object() is read
+    assert text_value(_NoText()) is None
+    assert text_value(_NoEquality()).startswith("<")
+    cat = _monitor(_CAT)
+    text = _monitor({"features": [{"name": "a", "kind": "numeric"}, {"name": "c", "kind": "text"}],
+                     "output": {"kind": "regression"}})
+    try:
+        cat.observe({"a": 1.0, "b": _NoText()}, [1.0])
+        cat.observe([[1.0, _NoText()]], [1.0])
+        cat.observe({"a": 1.0, "b": _NoEquality()}, [1.0])
+        text.observe({"a": 1.0, "c": _NoText()}, [1.0])
+        text.observe({"a": 1.0, "c": _NoEquality()}, [1.0])
+        cat.flush()
+        text.flush()
+        assert _internal_errors(cat) == _internal_errors(text) == 0
+        assert cat.store.value("monitor_predictions") == 3
+        assert text.store.value("monitor_predictions") == 2
+        assert cat.store.value("monitor_data_invalid_rows", {"feature": "b", "reason": "wrong_type"}) == 2
+    finally:
+        cat.close()
+        text.close()
