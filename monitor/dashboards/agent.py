@@ -76,7 +76,8 @@ def build() -> Dashboard:
                    metrics=("monitor_rule_evaluations", "monitor_rule_evaluation_failures"), unit="cps"),
         timeseries("Last reload successful",
                    Query(f"min by (model) ({selector('monitor_rule_last_reload_successful')})", "rule files {{model}}"),
-                   Query(f"min ({selector('monitor_config_last_reload_successful')})", "monitor.yaml"),
+                   # the sidecar's series (model _sidecar): with $model alone it was gone once a model was chosen
+                   Query(f"min ({selector('monitor_config_last_reload_successful', process=True)})", "monitor.yaml"),
                    metrics=("monitor_rule_last_reload_successful", "monitor_config_last_reload_successful"),
                    minimum=0, maximum=1,
                    description="1 while the rule files and monitor.yaml in force are the ones on disk; 0 after a reload "
