@@ -1970,14 +1970,17 @@ def load_reference(path: str | Path, *, pca_fit: str | Path | None = None, outpu
 
 def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str] = (), label_column: str | None = None,
                               exclude: Sequence[str] = (), categorical: Sequence[str] | None = None,
-                              text: Sequence[str] | None = None) -> None:
+                              text: Sequence[str] | None = None, options: bool = False) -> None:
     """Raise :class:`ProfileError` when column roles (``reference.label_column`` ...) are given
     for a reference that has no named columns to give them to: a saved profile took its roles
     when it was built, an ``.npz`` names its ``scores`` and ``labels`` arrays, a ``.npy`` is
-    features only. Said alike at the agent's start and in ``monitor config check``."""
+    features only. Said alike at the agent's start and in ``monitor config check``; with
+    ``options``, in the words of ``monitor reference build`` (``--label-column`` ...), which read
+    them as nothing there (the profile written without outputs or labels, the columns named kept
+    as features)."""
     given = (("output_columns", bool(output_columns)), ("label_column", label_column is not None),
              ("exclude", bool(exclude)), ("categorical", categorical is not None), ("text", text is not None))
-    keys = [f"reference.{key}" for key, on in given if on]
+    keys = [("--" + key.replace("_", "-")) if options else f"reference.{key}" for key, on in given if on]
     if not keys:
         return
     p = Path(path)

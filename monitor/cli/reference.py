@@ -71,7 +71,7 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
     rows of one tensor feature, profiled through the numbers describing each row as live inputs
     of that shape are read; an .npz gives the model's outputs and the labels as 'scores' and 'labels'.
     """
-    from monitor.profile import ProfileError, build_profile
+    from monitor.profile import ProfileError, build_profile, check_column_roles_target
 
     names = _names(feature_names)
     try:
@@ -82,6 +82,12 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
                                   if output_kind == "text" else ""))
         if names:
             _check_feature_names(data, names)
+        from monitor.tensor_reference import holds_tensor
+
+        if not holds_tensor(data):  # (a file of images says it in its own words)
+            # an array file's columns have no names to give roles to: these options were read as nothing
+            check_column_roles_target(data, output_columns=_names(output_columns), label_column=label_column,
+                                      exclude=_names(exclude), categorical=_names(categorical) or None, options=True)
         prof = build_profile(
             data, output_columns=_names(output_columns), label_column=label_column,
             categorical=None if categorical is None else _names(categorical), exclude=_names(exclude),
@@ -121,6 +127,11 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
     problem = _label_problem(prof)
     if problem:
         click.echo(f"warning: {problem}", err=True)
+    if data.suffix.lower() in (".npy", ".npz"):  # no columns to name: the arrays hold the outputs and labels
+        problem = _tensor_missing_parts(prof) if output_kind not in ("text", "none") else None
+        if problem:
+            click.echo(f"warning: {problem}", err=True)
+        return
     for missing in _missing_parts(prof, output_columns, label_column, output_kind):
         click.echo(f"warning: {missing}", err=True)
 
@@ -157,8 +168,10 @@ def _say_tensor(path: Path, prof: object) -> None:
 
 
 def _tensor_missing_parts(prof: object) -> str | None:
-    """What a profile of images lacks that detectors need (:func:`_missing_parts` for 2-D data)."""
-    fix = "save the rows with them, numpy.savez(path, X=images, scores=probabilities, labels=labels), and build from it"
+    """What a profile of an array file (images, or the rows of an .npy / .npz) lacks that detectors
+    need (:func:`_missing_parts` for files of named columns)."""
+    rows = "images" if getattr(prof, "tensor_names", None) else "rows"
+    fix = f"save the rows with them, numpy.savez(path, X={rows}, scores=probabilities, labels=labels), and build from it"
     if not getattr(prof, "outputs", None):
         return ("the profile holds no model outputs, so the detectors that compare outputs with the reference "
                 f"(confidence_drift, prediction_drift, accuracy_estimation, output_drift) are left out. Fix: {fix}")
