@@ -296,7 +296,8 @@ def show(profile: Path, as_json: bool) -> None:
         rows.append({"feature": c.name, "type": "categorical", "missing": round(c.missing_ratio, 6),
                      "categories": len(c.categories), "top": list(c.categories[:5])})
     info = {"version": prof.version, "rows": prof.n_rows, "meta": prof.meta, "features": rows,
-            "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes)},
+            "outputs": None if prof.outputs is None else {"classes": list(prof.outputs.classes), **_outputs_json(prof.outputs)},
+            "labels": _labels_json(prof),
             "pca_components": None if prof.pca is None else int(prof.pca.components.shape[0]),
             # the fold PCAs' own counts: each keeps its share of the variance, the counts may differ
             "pca_fold_components": None if prof.pca is None else [int(f.components.shape[0]) for f in prof.pca.folds],
@@ -313,6 +314,7 @@ def show(profile: Path, as_json: bool) -> None:
         click.echo(f"  {r['feature']:<24} {r['type']:<12} missing {r['missing']:.2%}  {extra}")
     for name, words in prof.vocabularies.items():
         click.echo(f"text feature {name}: profiled as the numeric {name}.* above, a vocabulary of {len(words)} words")
+    click.echo(_outputs_said(info))
     if prof.pca is not None:
         fitted = {"pca_fit": f"fitted on {prof.meta.get('pca_fit_rows')} rows of "
                              f"{prof.meta.get('pca_fit_source', 'other data')}, its errors calibrated on the reference",
@@ -326,6 +328,66 @@ def show(profile: Path, as_json: bool) -> None:
                    f"{prof.pca.explained:.0%} of the variance (kept until they explain the share asked, 90% by default), {fitted}")
     else:
         click.echo(f"PCA (multivariate drift): none, pca_drift is off: {info['pca_off']}")
+
+
+def _outputs_json(outputs: object) -> dict[str, object]:
+    """The model's outputs on the reference: how often each class was predicted and the mean top
+    score, or a regression model's values."""
+    out: dict[str, object] = {}
+    counts = getattr(outputs, "predicted_counts", None)
+    if counts is not None:
+        out["predicted_counts"] = [int(c) for c in counts]
+    top = getattr(outputs, "max_score", None)
+    if top is not None:
+        out["mean_max_score"] = top.mean
+    value = getattr(outputs, "value", None)
+    if value is not None:
+        out["value"] = {"min": value.min, "max": value.max, "mean": value.mean}
+    return out
+
+
+def _labels_json(prof: object) -> dict[str, object] | None:
+    """The reference's labels: rows per class index when they are class indices, else how many
+    of the rows kept in the profile carry one (a regression model's targets)."""
+    counts = getattr(prof, "label_counts", None)
+    if counts is not None:
+        return {"rows": int(counts.sum()), "counts": [int(c) for c in counts]}
+    sample = getattr(prof, "sample", None)
+    if sample is not None and sample.labels is not None:
+        return {"rows_kept": int(len(sample.labels))}
+    return None
+
+
+def _outputs_said(info: dict) -> str:
+    """``show``'s lines on the model's outputs and the labels, which the build said it kept: a
+    profile built without them leaves detectors out, which the summary said nothing of."""
+    outputs, labels = info["outputs"], info["labels"]
+    if outputs is None and TEXT_OUTPUT in info["text"]:
+        said = f"model outputs: none as scores; a generative model's answers are the text feature {TEXT_OUTPUT!r} above"
+    elif outputs is None:
+        said = ("model outputs: none (confidence_drift, prediction_drift, accuracy_estimation and output_drift are "
+                "left out; unless the model's outputs are not monitored, output.kind: none, rebuild with "
+                "--output-columns, or an .npz's 'scores')")
+    elif "value" in outputs:
+        v = outputs["value"]
+        said = f"model outputs: one value per row, range [{v['min']:.4g}, {v['max']:.4g}], mean {v['mean']:.4g}"
+    else:
+        counts = outputs.get("predicted_counts") or []
+        total = sum(counts) or 1
+        shares = ", ".join(f"{c} {n / total:.1%}" for c, n in zip(outputs["classes"], counts))
+        said = (f"model outputs: classes {', '.join(outputs['classes'])}; predicted {shares}"
+                + (f"; mean top score {outputs['mean_max_score']:.3g}" if "mean_max_score" in outputs else ""))
+    if labels is None:
+        said += ("\nlabels: none (accuracy_estimation and the reference accuracy need them; rebuild with --label-column, "
+                 "or an .npz's 'labels')")
+    elif "counts" in labels:
+        names = (outputs or {}).get("classes") or []
+        shares = ", ".join(f"{names[i] if i < len(names) else i} {n / max(labels['rows'], 1):.1%}"
+                           for i, n in enumerate(labels["counts"]))
+        said += f"\nlabels: {labels['rows']} ({shares})"
+    else:
+        said += f"\nlabels: on the {labels['rows_kept']} rows kept in the profile"
+    return said
 
 
 def _span(counts: list[int]) -> str:
