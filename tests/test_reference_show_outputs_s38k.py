@@ -60,3 +60,10 @@ def test_show_says_the_outputs_and_labels_the_profile_keeps(tmp_path: Path) -> N
     text = _show(str(reg))
     assert "model outputs: one value per row, range [1, 40.9], mean 20.95" in text
     assert "labels: on the 400 rows kept in the profile" in text
+
+
+def test_one_component_is_said_in_the_singular() -> None:
+    """"1 components" in reference build and show (s38k's note)."""
+    from monitor.cli.reference import _components
+
+    assert (_components(1), _components(3)) == ("1 component", "3 components")

@@ -116,7 +116,7 @@ def build(data: Path, output: Path, output_columns: str, output_kind: str | None
                + _text_said(prof.vocabularies, output_kind)
                + (", model outputs" if prof.outputs else "")
                + (", labels" if prof.label_counts is not None else "")
-               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else "")
+               + (f", PCA keeping {_components(prof.pca.components.shape[0])}" if prof.pca else "")
                + (f" fitted on {prof.meta['pca_fit_rows']} rows of {pca_fit.name}"
                   if prof.pca and pca_fit is not None and "pca_fit_rows" in prof.meta else ""))
     if prof.pca is None and len(prof.numeric) >= 2:  # the start log and `show` say it too; --pca-fit went unused
@@ -164,7 +164,7 @@ def _say_tensor(path: Path, prof: object) -> None:
                + (f", {channels} channels" if channels else ", no channel axis") + ")"
                + (", model outputs" if prof.outputs else "")  # type: ignore[attr-defined]
                + (", labels" if prof.label_counts is not None else "")  # type: ignore[attr-defined]
-               + (f", PCA keeping {prof.pca.components.shape[0]} components" if prof.pca else ""))  # type: ignore[attr-defined]
+               + (f", PCA keeping {_components(prof.pca.components.shape[0])}" if prof.pca else ""))  # type: ignore[attr-defined]
 
 
 def _tensor_missing_parts(prof: object) -> str | None:
@@ -324,8 +324,9 @@ def show(profile: Path, as_json: bool) -> None:
                   "half": ("fitted on half the reference, its errors calibrated on the other half (sound; rebuilt with "
                            "'monitor reference build', every row would calibrate and the PCA see more of them)"),
                   "cross_fitted": f"fitted on every reference row; {PCA_CROSS_FITTED_ADVICE}"}[info["pca_calibration"]]
-        click.echo(f"PCA (multivariate drift): {prof.pca.components.shape[0]} components explaining "
-                   f"{prof.pca.explained:.0%} of the variance (kept until they explain the share asked, 90% by default), {fitted}")
+        click.echo(f"PCA (multivariate drift): {_components(prof.pca.components.shape[0])} explaining "
+                   f"{prof.pca.explained:.0%} of the variance (kept until they explain the share asked, 90% by default, and at "
+                   f"most one fewer than the directions the features span), {fitted}")
     else:
         click.echo(f"PCA (multivariate drift): none, pca_drift is off: {info['pca_off']}")
 
@@ -388,6 +389,11 @@ def _outputs_said(info: dict) -> str:
     else:
         said += f"\nlabels: on the {labels['rows_kept']} rows kept in the profile"
     return said
+
+
+def _components(n: int) -> str:
+    """``"1 component"``, ``"4 components"``."""
+    return f"{n} component" + ("" if n == 1 else "s")
 
 
 def _span(counts: list[int]) -> str:
