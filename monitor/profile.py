@@ -1252,7 +1252,9 @@ def profile_of(reference: "Reference | Profile", n_bins: int = DEFAULT_BINS) -> 
 
 # -- reading files ---------------------------------------------------------------------------------
 class Progress:
-    """A dependency-free progress bar on stderr, redrawn at most 10 times a second."""
+    """A dependency-free progress bar on stderr, redrawn at most 10 times a second on a terminal;
+    written once, when done, to anything else (a CI log, a file: the redraws, each after a carriage
+    return, ran together there, and the 100% line came twice)."""
 
     def __init__(self, total: float, label: str = "", enabled: bool = True, stream: Any = None) -> None:
         self.total = max(float(total), 1.0)
@@ -1261,20 +1263,29 @@ class Progress:
         self.enabled = enabled
         self.done = 0.0
         self._last = 0.0
+        self._drawn = -1.0  # the fraction last drawn
+        try:
+            self._terminal = bool(self.stream.isatty())
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            self._terminal = False
 
     def update(self, done: float) -> None:
         self.done = done
         now = time.monotonic()
-        if self.enabled and (now - self._last > 0.1 or done >= self.total):
+        if self.enabled and self._terminal and (now - self._last > 0.1 or done >= self.total):
             self._last = now
-            frac = min(1.0, done / self.total)
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}%")
-            self.stream.flush()
+            self._draw(min(1.0, done / self.total))
+
+    def _draw(self, frac: float) -> None:
+        bar = "#" * int(frac * 30)
+        self.stream.write(f"{chr(13) if self._terminal else ''}{self.label} [{bar:<30}] {frac * 100:5.1f}%")
+        self.stream.flush()
+        self._drawn = frac
 
     def close(self) -> None:
         if self.enabled:
-            self.update(self.total)
+            if self._drawn < 1.0:
+                self._draw(1.0)
             self.stream.write("\n")
             self.stream.flush()
 
