@@ -207,7 +207,12 @@ def _id_text(v: Any) -> str | None:
     try:
         return request_id_text(v)
     except Exception:  # noqa: BLE001 - a caller's object whose str() fails, an int past str()'s limit
-        return "?" * (MAX_REQUEST_ID_CHARS + 1)
+        return _UNTAKEN_ID
+
+
+#: How a request id whose text cannot be taken is read: too long to be an id (a forwarding worker
+#: sends such an id so, :func:`monitor.forwarding._unusable_id`), said as what it is.
+_UNTAKEN_ID = "?" * (MAX_REQUEST_ID_CHARS + 1)
 
 
 def _id_too_long(rid: str, rows: int, result: BuildResult) -> bool:
@@ -216,9 +221,13 @@ def _id_too_long(rid: str, rows: int, result: BuildResult) -> bool:
     if len(rid) <= MAX_REQUEST_ID_CHARS:
         return False
     result.arguments_dropped["request_id"] = result.arguments_dropped.get("request_id", 0) + rows
-    result.details.setdefault("argument:request_id", (
-        f"a call gave a request id of {len(rid):,} characters ({rid[:40]!r}...), more than the "
-        f"{MAX_REQUEST_ID_CHARS:,} a request id may have (does request_id= name the request rather than its id?)"))
+    if rid == _UNTAKEN_ID:
+        said = ("a call gave a request id whose text cannot be taken (str() raised, or an integer of more than 4,300 "
+                "digits): give each row an id of text or a short integer")
+    else:
+        said = (f"a call gave a request id of {len(rid):,} characters ({rid[:40]!r}...), more than the "
+                f"{MAX_REQUEST_ID_CHARS:,} a request id may have (does request_id= name the request rather than its id?)")
+    result.details.setdefault("argument:request_id", said)
     return True
 
 

@@ -115,3 +115,20 @@ def test_a_bad_exception_name_is_refused_with_what_came_and_a_fix() -> None:
             assert err.field == "exception" and got in str(err) and 'Fix: send the name of the error\'s type, e.g. "exception": "TimeoutError"' in str(err), str(err)
         else:
             raise AssertionError(f"{value!r} was taken")
+
+
+def test_a_request_id_whose_text_cannot_be_taken_is_said_as_such(caplog) -> None:
+    """Such an id (an integer past str()'s 4,300 digits) was said as 'a request id of 1,025
+    characters ('????...')', the placeholder it is read as (s38l's note)."""
+    import logging
+
+    mon = _monitor()
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor"):
+            mon.observe(np.zeros((2, 2)), [0.5, 0.7], request_id=10**5000)
+            mon.flush()
+        said = [r.getMessage() for r in caplog.records if "request_id:" in r.getMessage()]
+        assert len(said) == 1 and "whose text cannot be taken" in said[0] and "????" not in said[0], said
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "request_id"}) == 2
+    finally:
+        mon.close()
