@@ -2005,7 +2005,9 @@ def check_column_roles_target(path: str | Path, *, output_columns: Sequence[str]
         what, fix = ("an .npz, whose arrays name their roles (X, scores, labels)", "put the outputs in 'scores' and the "
                      "labels in 'labels', and remove")
     else:
-        what, fix = (f"a {suffix or 'file without suffix'}, which has no named columns", "use a CSV or Parquet file, or remove")
+        what, fix = (f"a {suffix or 'file without suffix'}, which has no named columns",
+                     "use a CSV or Parquet file, or an .npz whose arrays name their roles (numpy.savez(path, X=rows, "
+                     "scores=outputs, labels=labels)), or remove")
     raise ProfileError(f"{keys[0]}: {p.name} is {what}. Fix: {fix} {', '.join(keys)}")
 
 
