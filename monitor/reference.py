@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 __all__ = [
@@ -144,6 +146,15 @@ class Reference:
 
     def __len__(self) -> int:
         return int(max(self.numeric.shape[0], self.categorical.shape[0]))
+
+    def save(self, path: str | Path) -> Path:
+        """Write this reference as the profile ``monitor reference build`` writes (one ``.npz``, no
+        pickle), which ``reference.path`` and ``get_monitor(reference=...)`` take:
+        ``Profile.from_reference(self).save(path)``. Why here: a reference built in code had no
+        ``save``, and the way to keep it was said only beside images."""
+        from monitor.profile import Profile
+
+        return Profile.from_reference(self).save(path)
 
     @classmethod
     def from_arrays(
