@@ -1126,14 +1126,7 @@ def _parse_agent(r: ConfigReader, raw: Any, source: str, base: Path, blocked: li
                 continue
             m = r.mapping(m, f"models[{i}]", "models[]")
             own = ConfigReader(source)
-            try:
-                models.append(_parse_model(own, _with_shared(shared, m), f"models[{i}].", base, frozenset(shared) - set(m)))
-                blocked.append(_blocked(own.errors, f"models[{i}]."))
-            except ConfigError as err:  # not kept by the model's reader: none is read past it
-                own.add(err)
-            except Exception:  # met reading on past an error (see parse_config): the errors kept are said
-                if not own.errors:
-                    raise
+            _read_model(own, _with_shared(shared, m), f"models[{i}].", base, models, blocked, frozenset(shared) - set(m))
             for err in own.errors:
                 r.add(_named_where_written(err, m, i))
         names = [m.model for m in models if _NAME.match(m.model)]  # a name in error is told at its key
@@ -1143,17 +1136,26 @@ def _parse_agent(r: ConfigReader, raw: Any, source: str, base: Path, blocked: li
     else:
         own = ConfigReader(source)
         models = []
-        try:
-            models.append(_parse_model(own, {k: v for k, v in top.items() if k != "server"}, "", base))
-            blocked.append(_blocked(own.errors, ""))
-        except ConfigError as err:  # not kept by the model's reader: none is read past it
-            own.add(err)
-        except Exception:  # met reading on past an error (see parse_config): the errors kept are said
-            if not own.errors:
-                raise
+        _read_model(own, {k: v for k, v in top.items() if k != "server"}, "", base, models, blocked)
         for err in own.errors:
             r.add(err)
     return AgentConfig(tuple(models), _parse_server(r, top.get("server")), source)
+
+
+def _read_model(own: ConfigReader, raw: dict[str, Any], prefix: str, base: Path, models: list[MonitorConfig],
+                blocked: list[frozenset[str]], shared: frozenset[str] = frozenset()) -> None:
+    """Read one model with its own reader ``own`` into ``models`` (and the sections its detectors
+    may not be built on, :func:`_blocked`, into ``blocked``), its errors kept in ``own``: an error
+    that stops its reading is one of them; a failure other than a ConfigError met while reading on
+    past an error is left out (see :func:`parse_config`), one with none kept is raised."""
+    try:
+        models.append(_parse_model(own, raw, prefix, base, shared))
+        blocked.append(_blocked(own.errors, prefix))
+    except ConfigError as err:  # not kept by the model's reader: none is read past it
+        own.add(err)
+    except Exception:
+        if not own.errors:
+            raise
 
 
 def load_config(path: str | Path) -> AgentConfig:
