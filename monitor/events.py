@@ -597,11 +597,11 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
             return (float(label), None) if abs(label) <= MAX_REGRESSION_LABEL else (None, _TOO_LARGE)
         return (label, None) if math.isfinite(label) else (None, _INFINITE)
     if is_missing(label):  # before float(): np.ma.masked would warn, pandas' NA raise
-        return None, _NAN if isinstance(label, float) else _NONE
+        return None, _NAN if isinstance(label, numbers.Real) else _NONE  # numpy's float32 NaN too
     if type(label) not in _PLAIN_LABELS:
         if type(label).__name__ == "ndarray" and label.ndim == 0:
-            label = label.item()  # a 0-d array is its one value
-        elif isinstance(label, (list, tuple, dict, set)) or getattr(label, "ndim", 0) != 0:
+            return read_label(label.item(), regression)  # a 0-d array is its one value, read as that value
+        if isinstance(label, (list, tuple, dict, set)) or getattr(label, "ndim", 0) != 0:
             return None, _NOT_ONE  # a masked array of one value too, as an array of one is
         if isinstance(label, numbers.Complex) and not isinstance(label, numbers.Real):
             # numpy's complex number: float() kept its real part, with a ComplexWarning
