@@ -246,6 +246,9 @@ class ParsedEvent:
     outputs_missing: bool = False
     #: ``outputs`` was sent, as null (a predict that returned nothing): said so when refused.
     outputs_null: bool = False
+    #: Parsed as a forwarding worker's event (:func:`parse_event`): what the model's pipeline
+    #: counts its own way is not refused by :func:`check_for_model`.
+    forwarded: bool = False
 
 
 def parse_timestamp(value: Any, default: float) -> float:
@@ -287,14 +290,16 @@ def _opt_str(obj: dict[str, Any], key: str, cut: int | None = None) -> str | Non
 _ID_FIX = "a string or an integer (one per row as a list)"
 
 
-def _json_id(value: Any, field: str) -> str | int:
+def _json_id(value: Any, field: str, long_kept: bool = False) -> str | int:
     """A request id read from JSON: a string, or an integer (an integral float such as 17.0, as
     a pandas column with a missing value writes 17, is that integer, so that it joins 17). A whole
     float at or above 2**53 is read as :func:`float_text` reads it in Python (``"1e+20"``), not as
     one of the integers it may stand for: a prediction sent over HTTP then joins the label of the
-    same float id given to ``feedback`` in Python, and the other way round."""
+    same float id given to ``feedback`` in Python, and the other way round. ``long_kept``: an id
+    over :data:`MAX_REQUEST_ID_CHARS` is kept, for the model's readers to drop and count (a
+    forwarded event's, :func:`parse_event`)."""
     if isinstance(value, str):
-        if len(value) > MAX_REQUEST_ID_CHARS:
+        if len(value) > MAX_REQUEST_ID_CHARS and not long_kept:
             raise EventFormatError(field, f"is {len(value):,} characters long ({value[:40]!r}...); a request id has at "
                                           f"most {MAX_REQUEST_ID_CHARS:,}. Fix: send the id the prediction is known by "
                                           "(a UUID, a key), not the request or its text", "bad_request_id")
@@ -314,12 +319,14 @@ def json_kind(value: Any) -> str:
     return f"{kind} ({value!r:.30})" if isinstance(value, (bool, float)) else kind
 
 
-def _prediction_ids(value: Any) -> Any:
+def _prediction_ids(value: Any, forwarded: bool = False) -> Any:
+    """A prediction's ``request_id``, one or one per row (null: the row has none); ``forwarded``
+    keeps an id over :data:`MAX_REQUEST_ID_CHARS`, which the row builder drops and counts."""
     if value is None:
         return None
     if isinstance(value, list):
-        return [None if v is None else _json_id(v, f"request_id[{i}]") for i, v in enumerate(value)]
-    return _json_id(value, "request_id")
+        return [None if v is None else _json_id(v, f"request_id[{i}]", forwarded) for i, v in enumerate(value)]
+    return _json_id(value, "request_id", forwarded)
 
 
 def decimal_digits(v: int) -> int:
@@ -487,11 +494,12 @@ def _segment_text(text: str) -> str:
     return text[:MAX_LABEL_CHARS]
 
 
-def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+def _feedback_lists(obj: dict[str, Any], forwarded: bool = False) -> tuple[list[Any], list[Any]]:
     """The ids and labels of a JSON feedback event, each checked: an id is a string or an
     integer, a label one class name, index or value, or a flat list (a multi-label model's
     ground truth, checked against the model by :func:`check_feedback_labels`), not an object
-    or null."""
+    or null. ``forwarded`` (:func:`parse_event`): the lists' shape only; each id that is no id
+    (null, empty, too long) and each label is left for the label join to count."""
     if "request_id" in obj and "request_ids" in obj:
         raise EventFormatError("request_ids", "give request_id (one) or request_ids (a list), not both", "bad_request_id")
     if "label" in obj and "labels" in obj:
@@ -519,14 +527,14 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
                                    "bad_request_id")
         if not isinstance(labels, list):
             raise EventFormatError("labels", f"must be a list of one label per request id, got {json_kind(labels)}", "bad_label")
-        ids = [_feedback_id(v, f"request_ids[{i}]") for i, v in enumerate(ids)]
+        ids = [_feedback_id(v, f"request_ids[{i}]", forwarded) for i, v in enumerate(ids)]
     else:
         if isinstance(ids, list):
             raise EventFormatError("request_id", "is one id; for several write request_ids", "bad_request_id")
-        ids, labels = [_json_id(ids, "request_id")], [labels]
+        ids, labels = [_json_id(ids, "request_id", forwarded)], [labels]
     if len(labels) != len(ids):
         raise EventFormatError("labels", f"needs one label per request id ({len(ids)})", "feedback_length")
-    for i, label in enumerate(labels):
+    for i, label in enumerate(() if forwarded else labels):
         # a flat list is a multi-label model's ground truth: whether the model is one, the
         # caller that resolved it checks (check_feedback_labels)
         if label is None or isinstance(label, dict) or isinstance(label, list) and not all(
@@ -538,10 +546,13 @@ def _feedback_lists(obj: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     return ids, labels
 
 
-def _feedback_id(value: Any, field: str) -> str | int:
+def _feedback_id(value: Any, field: str, forwarded: bool = False) -> str | int | None:
     """A feedback event's request id (:func:`_json_id`); empty text is refused as null is: it
     names no prediction (a prediction's empty id is read as none), and accepted it counted its
-    label unknown_id after labels.early_wait, unsaid."""
+    label unknown_id after labels.early_wait, unsaid. ``forwarded``: null, empty and too long
+    are kept, as ``feedback()`` in process takes them (the join counts their labels)."""
+    if forwarded and (value is None or value == "" or isinstance(value, str)):
+        return value
     if value == "":
         raise EventFormatError(field, "is empty; give the id the prediction was sent with", "bad_request_id")
     return _json_id(value, field)
@@ -555,16 +566,19 @@ def check_for_model(parsed: ParsedEvent, kind: str | None, classes: Sequence[str
     """Refuse an event the model of output ``kind`` cannot take, naming the field and the fix:
     a prediction without ``outputs`` unless the model's outputs are not monitored (``kind:
     none``, or ``None`` when the model is not known), and labels it cannot take
-    (:func:`check_feedback_labels`)."""
-    if parsed.outputs_null and kind != "none":
+    (:func:`check_feedback_labels`). A forwarded event's null outputs and labels are the model
+    pipeline's to count (:func:`parse_event`)."""
+    if parsed.outputs_null and parsed.forwarded:
+        pass  # a worker's call that returned nothing: its pipeline counts the rows rows_mismatch, as in process
+    elif parsed.outputs_null and kind != "none":
         # accepted (202) and then counted in the worker as rows_mismatch: an HTTP sender never learnt it
         raise EventFormatError("outputs", "is null: the model (or the outputs= extractor) returned nothing. Fix: send the "
                                           "model's outputs for the inputs, one per input row; only a model whose outputs "
                                           "are not monitored (output.kind: none) may send null", "missing_outputs")
-    if parsed.outputs_missing and kind != "none":
+    elif parsed.outputs_missing and kind != "none":
         raise EventFormatError("outputs", "is required (the model's output for the inputs); a model whose outputs are not "
                                           "monitored (output.kind: none) may leave it out", "missing_outputs")
-    if kind is not None:
+    if kind is not None and not parsed.forwarded:  # a worker's labels: its join counts those it cannot take invalid
         check_feedback_labels(parsed, kind, classes)
 
 
@@ -685,8 +699,21 @@ def check_feedback_labels(parsed: ParsedEvent, kind: str, classes: Sequence[str]
                 raise EventFormatError(field, f"{problem}. {LABEL_FIX}", "bad_label")
 
 
-def parse_event(obj: Any, now: float) -> ParsedEvent:
-    """Validate one decoded JSON event and turn it into the queue's tuple form."""
+def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent:
+    """Validate one decoded JSON event and turn it into the queue's tuple form.
+
+    ``forwarded``: the event is a :class:`~monitor.forwarding.ForwardingMonitor`'s call, which
+    no one is told a refusal of (a datagram has no answer). What an in-process Monitor takes and
+    counts its own way is then passed on to the model's pipeline, which counts it so, rather than
+    refused with the whole event as ``POST /v1/events`` refuses it (a 400 tells that sender): a
+    latency that is no finite, non-negative number of seconds (kept NaN: left out, counted in
+    ``monitor_row_arguments_dropped_total{argument="latency_s"}``), a prediction's request id over
+    :data:`MAX_REQUEST_ID_CHARS` (dropped from its rows and counted there), a feedback id that is
+    no id (null, empty, too long: its label counted ``unknown_id``), any label (the join counts
+    one the model cannot take ``invalid``: :func:`read_label`, the multi-label truth rule) and
+    null outputs (:func:`check_for_model`). Why one parse with a mode: the sidecar took such
+    events apart around this parse (labels one by one, the latency dropped, ids put aside), three
+    patches each its own copy of the rule of what a model reads."""
     if not isinstance(obj, dict):
         raise EventFormatError("event", f"must be a JSON object, got {json_kind(obj)}", "not_an_object")
     kind_name = obj.get("type", "prediction")
@@ -706,8 +733,11 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
     # finite: Infinity (or 1e400, which JSON reads as it) made the latency histogram's sum infinite for good
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
                                 or not 0 <= latency < math.inf):
-        raise EventFormatError("latency_s", f"must be a finite, non-negative number of seconds, got {latency!r}",
-                               "bad_latency")
+        if forwarded:
+            latency = math.nan
+        else:
+            raise EventFormatError("latency_s", f"must be a finite, non-negative number of seconds, got {latency!r}",
+                                   "bad_latency")
     if kind == PREDICTION:
         if "inputs" not in obj:
             raise EventFormatError("inputs", "is required (a row, or a list of rows)", "missing_inputs")
@@ -717,10 +747,10 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         # without outputs: refused once the model is known, unless its outputs are not monitored (check_for_model)
         # a client over MAX_ID_CHARS as its digest, the key the probing detector tracks it by in code too
         event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency,
-                 _per_row_labels(obj.get("client"), "client", id_key), _prediction_ids(obj.get("request_id")),
+                 _per_row_labels(obj.get("client"), "client", id_key), _prediction_ids(obj.get("request_id"), forwarded),
                  _per_row_labels(obj.get("segment"), "segment", _segment_text), obj.get("embedding"))
         if event[3] is None:
-            return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj)
+            return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj, forwarded=forwarded)
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:
@@ -729,6 +759,6 @@ def parse_event(obj: Any, now: float) -> ParsedEvent:
         client = _opt_str(obj, "client")
         event = (ERROR, ts, exc[:MAX_EXCEPTION_CHARS], latency, None if client is None else id_key(client))
     else:
-        ids, labels = _feedback_lists(obj)
-        return ParsedEvent(model, (FEEDBACK, ts, ids, labels), "request_ids" in obj)
-    return ParsedEvent(model, event)
+        ids, labels = _feedback_lists(obj, forwarded)
+        return ParsedEvent(model, (FEEDBACK, ts, ids, labels), "request_ids" in obj, forwarded=forwarded)
+    return ParsedEvent(model, event, forwarded=forwarded)

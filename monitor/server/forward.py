@@ -1,16 +1,16 @@
 """The sidecar's end of forwarding mode: datagrams from :class:`monitor.forwarding.ForwardingMonitor`
 in other processes (gunicorn/uvicorn workers) over a Unix datagram socket and/or UDP on loopback.
 
-Each datagram is validated like ``POST /v1/events`` (per event; a datagram has no one to answer,
-so bad events are counted and the good ones kept; a worker sends the ids of its feedback events
-that are no id as null, which the intake refuses and this takes, the model's join counting their
-labels as in process (a worker of an earlier release left them out, and said how many as
-``unknown_ids``, counted ``unknown_id`` here); and a prediction's id over 1,024 characters, cut
-to 1,025, which the model's row builder counts in
-``monitor_row_arguments_dropped_total{argument="request_id"}`` for the rows it reads (a worker of
-an earlier release left it out and said how many rows as ``dropped_ids``, counted there);
-a feedback event refused for a label is taken label by label, the labels the model cannot take counted
-``invalid``, as the in-process join counts them).
+Each datagram is validated like ``POST /v1/events``, per event, as a worker's
+(``parse_event(forwarded=True)``): a datagram has no one to answer, so bad events are counted and
+the good ones kept, and what an in-process Monitor takes and counts its own way goes on to the
+model's pipeline to be counted so, where ``POST /v1/events`` refuses the event with a 400 that
+tells its sender: a feedback id that is no id (a worker sends it as null; the join counts its label
+``unknown_id``, or ``invalid``), a label the model cannot take (``invalid``), a prediction's id over
+1,024 characters (cut to 1,025 by the worker; the row builder counts it in
+``monitor_row_arguments_dropped_total{argument="request_id"}``), a latency the pipeline leaves out
+and null outputs. A worker of an earlier release left such ids out and said how many in the
+datagram's header (``unknown_ids``, ``dropped_ids``), counted here as in process.
 Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
 ``monitor_forward_datagrams_lost_total``.
@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import math
 import os
 import socket
 import stat
@@ -47,10 +46,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from monitor.events import (ERROR, FEEDBACK, LABEL_FIX, MAX_REQUEST_ID_CHARS, PREDICTION, EventFormatError, check_for_model,
-                            parse_event)
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, check_for_model, parse_event
 from monitor.forwarding import FORWARD_DROP_REASONS, MAX_FRAGMENTS, WIRE_VERSION
-from monitor.once import Once
 from monitor.server.errors import IntakeError
 from monitor.server.intake import known_model
 from monitor.server.jsonbody import loads
@@ -203,8 +200,6 @@ class ForwardReceiver:
         #: parts of events sent in parts, by (sender, event id), oldest first; and the characters
         #: held in all
         self._fragments: dict[tuple[str, int], _Parts] = {}
-        #: Models whose first forwarded label refused on its own was said (see _take_labels_apart).
-        self._said_invalid_label = Once()
         self._fragment_bytes = 0
         self._unix_path: str | None = None
         self._last_gauge = 0.0
@@ -377,9 +372,6 @@ class ForwardReceiver:
         kind = msg.get("kind") if isinstance(msg.get("kind"), str) else None
         now = time.time()
         items: list[tuple[Monitor, tuple[Any, ...]]] = []
-        #: the model of a feedback event taken label by label: the worker's unknown_ids are counted under it
-        #: even when none of its labels was taken (in process they are counted unknown_id all the same)
-        taken_apart: Monitor | None = None
         check = unsafe_json(data, events) is not None
         for obj in events:
             unsafe = unsafe_json(data, obj) if check else None
@@ -387,21 +379,10 @@ class ForwardReceiver:
                 sidecar.count_refused(ENDPOINT, unsafe, mon=known_model(sidecar, obj, default_model),
                                       detail=f"an event {UNSAFE_JSON_MESSAGES[unsafe]}")
                 continue
-            label_refused: list[tuple[Monitor | None, str]] = []
-            taken = self._take(obj, now, default_model, kind, label_refused)
+            taken = self._take(obj, now, default_model, kind)
             if taken is not None:
                 items.append(taken)
-            elif label_refused and label_refused[0][0] is not None and _labels_by_id(obj):
-                # one label the model cannot take refused the call's others with it: in process
-                # that label alone is counted invalid, and so it is here
-                items.extend(self._take_labels_apart(obj, now, default_model, kind))
-                taken_apart = taken_apart or label_refused[0][0]
-            elif label_refused:
-                model, detail = label_refused[0]
-                sidecar.count_refused(ENDPOINT, "bad_label", mon=model, detail=detail)
         if not items:
-            if taken_apart is not None and counts.get("unknown_ids"):
-                _count_no_id(taken_apart, counts["unknown_ids"])
             return
         try:
             # no one to answer 429 to: what does not fit is shed inside the queue, and counted there
@@ -410,7 +391,7 @@ class ForwardReceiver:
             sidecar.count_refused(ENDPOINT, err.reason, len(items))
             return
         if counts.get("unknown_ids"):
-            _count_no_id(next((m for m, event in items if event[0] == FEEDBACK), taken_apart), counts["unknown_ids"])
+            _count_no_id(next((m for m, event in items if event[0] == FEEDBACK), None), counts["unknown_ids"])
         if counts.get("dropped_ids"):
             _count_dropped_ids(items, counts["dropped_ids"])
         counts: dict[Monitor, int] = {}
@@ -578,95 +559,30 @@ class ForwardReceiver:
         if n:
             self.sidecar.store.inc("monitor_forward_datagrams_lost", n)
 
-    def _take(self, obj: Any, now: float, default_model: str | None, kind: str | None,
-              label_refused: "list[tuple[Monitor | None, str]] | None" = None) -> "tuple[Monitor, tuple[Any, ...]] | None":
-        """One event of a datagram checked as ``POST /v1/events`` checks it, with its model, or
-        None when refused (counted, and its first refusal of each reason logged: a forwarding
-        worker gets no answer, and a misnamed model, ``ForwardingMonitor("irsi")``, would show
-        only as a counter). With ``label_refused``, a refusal for a label (``bad_label``) is
-        appended there instead of counted."""
+    def _take(self, obj: Any, now: float, default_model: str | None, kind: str | None) -> "tuple[Monitor, tuple[Any, ...]] | None":
+        """One event of a datagram, parsed as a forwarding worker's (``parse_event(forwarded=True)``:
+        what an in-process Monitor takes and counts its own way, a bad latency, ids that are no
+        id, labels the model cannot take, null outputs, goes on to the model's pipeline to be
+        counted so), with its model; or None when refused (counted, and its first refusal of each
+        reason logged: a forwarding worker gets no answer, and a misnamed model,
+        ``ForwardingMonitor("irsi")``, would show only as a counter)."""
         sidecar = self.sidecar
         try:
-            parsed_obj, put_back = _ids_put_aside(obj)  # obj itself kept: a retry without its latency puts them aside again
-            parsed = parse_event(parsed_obj, now)
-            event = parsed.event if put_back is None else put_back(parsed.event)
+            parsed = parse_event(obj, now, forwarded=True)
             mon = sidecar.resolve(parsed.model if parsed.model is not None else default_model)
             if kind is not None and kind != mon.config.output.kind:
                 sidecar.count_refused(ENDPOINT, "output_kind_mismatch", mon=mon, detail=_kind_mismatch(kind, mon))
                 return None
-            if not parsed.outputs_null:
-                # "outputs": null is a worker's call whose function returned nothing: the model's
-                # pipeline counts its rows rows_mismatch and the call, as an in-process Monitor does
-                # (POST /v1/events refuses it with a 400, missing_outputs, which tells its sender; a
-                # forwarding worker is told nothing, and its call was missing from monitor_calls_total)
-                check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
+            check_for_model(parsed, mon.config.output.kind, mon.config.output.classes)
         except EventFormatError as err:
-            if err.reason == "bad_latency" and isinstance(obj, dict):
-                return self._without_latency(obj, now, default_model, kind, label_refused)
-            model = known_model(sidecar, obj, default_model)
-            if label_refused is not None and err.reason == "bad_label":
-                label_refused.append((model, str(err)))
-                return None
-            sidecar.count_refused(ENDPOINT, err.reason, mon=model, detail=str(err))
+            sidecar.count_refused(ENDPOINT, err.reason, mon=known_model(sidecar, obj, default_model), detail=str(err))
             return None
         except IntakeError as err:
             sidecar.count_refused(ENDPOINT, err.reason, detail=str(err) + (
                 ". Fix: name a served model in the worker's ForwardingMonitor(model=...) or in the event"
                 if err.reason in ("unknown_model", "missing_model") else ""))
             return None
-        return mon, event
-
-    def _without_latency(self, obj: dict[str, Any], now: float, default_model: str | None, kind: str | None,
-                         label_refused: "list[tuple[Monitor | None, str]] | None") -> "tuple[Monitor, tuple[Any, ...]] | None":
-        """A forwarded call whose ``latency_s`` is not a finite, non-negative number of seconds
-        (NaN, -1, infinite), taken with its latency NaN: the model's pipeline leaves it out and
-        counts it in ``monitor_row_arguments_dropped_total{argument="latency_s"}``, the rows
-        kept, as an in-process Monitor does (``POST /v1/events`` refuses such an event with a
-        400, which tells its sender; a forwarding worker is told nothing). Why: the sidecar
-        refused the whole event (``bad_latency``), its call and rows lost from every figure."""
-        taken = self._take({k: v for k, v in obj.items() if k != "latency_s"}, now, default_model, kind, label_refused)
-        if taken is None:
-            return None
-        mon, event = taken
-        at = {PREDICTION: 4, ERROR: 3}.get(event[0])
-        return (mon, event) if at is None else (mon, event[:at] + (math.nan,) + event[at + 1:])
-
-    def _take_labels_apart(self, obj: dict[str, Any], now: float, default_model: str | None,
-                           kind: str | None) -> "list[tuple[Monitor, tuple[Any, ...]]]":
-        """A forwarded feedback event refused whole, checked label by label: the labels the model
-        takes, as one event per model, and the others counted
-        ``monitor_feedback_labels_total{outcome="invalid"}``, as the in-process label join counts
-        them, the first said in the log with what is wrong (the worker cannot tell: it does not
-        know the model's output kind). Why: a worker's ``feedback(ids, labels)`` call is one
-        event, and one NaN label (or a list for a single-label model, a class name for a
-        regression model) lost every other label of the call, counted as one refused event,
-        where an in-process Monitor joins the others."""
-        refused: list[tuple[Monitor | None, str]] = []
-        # extended in place: a new event per label taken copied the labels so far (quadratic: a call of
-        # 20,000 labels with one NaN took 0.8 s of the sidecar's event loop)
-        merged: dict[Monitor, tuple[Any, ...]] = {}
-        for rid, label in zip(obj["request_ids"], obj["labels"]):
-            taken = self._take({**obj, "request_ids": [rid], "labels": [label]}, now, default_model, kind, refused)
-            if taken is not None:
-                mon, (_, ts, ids, labels) = taken
-                held = merged.get(mon)
-                if held is None:
-                    merged[mon] = (FEEDBACK, ts, list(ids), list(labels))
-                else:
-                    held[2].extend(ids)
-                    held[3].extend(labels)
-        for mon, detail in refused:
-            if mon is None:  # no model to count the label under: the event's refusal, as before
-                self.sidecar.count_refused(ENDPOINT, "bad_label", detail=detail)
-                continue
-            mon.store.inc("monitor_feedback_labels", labels=("invalid",))
-            if self._said_invalid_label.first(mon.model):
-                said = detail.split(": ", 1)[-1]  # the field is labels[0] of the one-label check, not of the call
-                log.warning("model %r: a label of a forwarded feedback call cannot be taken: the label %s%s; it is left "
-                            "out (the call's other labels are taken) and counted in "
-                            "monitor_feedback_labels_total{outcome=\"invalid\"}, further ones without a log line",
-                            mon.model, said, "" if "Fix:" in said else f". {LABEL_FIX}")
-        return list(merged.items())
+        return mon, parsed.event
 
     def sweep(self, now: float | None = None) -> None:
         """Forget the workers not heard from for five minutes, count the gaps older than
@@ -687,64 +603,13 @@ class ForwardReceiver:
         self.sidecar.store.set("monitor_forward_senders", len(self._senders))
 
 
-#: What an id put aside by :func:`_ids_put_aside` is parsed as (any id the parse takes).
-_ANY_ID = "-"
-
-
-def _ids_put_aside(obj: Any) -> "tuple[Any, Callable[[tuple[Any, ...]], tuple[Any, ...]] | None]":
-    """A forwarded event with the ids that ``POST /v1/events`` refuses (a 400, which tells its
-    sender; a worker is told nothing) and the model reads as an in-process Monitor does put aside,
-    and what gives them back to the parsed event (None when there are none): a feedback event's
-    null ids, which a worker sends for an id that is no id (None, NaN, empty text, over 1,024
-    characters, :meth:`ForwardingMonitor._sendable_ids`), the join counting their labels
-    ``invalid`` when the model cannot take them, else ``unknown_id``; a prediction's ids over
-    1,024 characters (:func:`monitor.forwarding._unusable_id`), which the row builder counts in
-    ``monitor_row_arguments_dropped_total{argument="request_id"}`` for the rows it reads."""
-    if not isinstance(obj, dict):
-        return obj, None
-    feedback = obj.get("type") == "feedback"
-    key = "request_ids" if feedback else "request_id"
-    ids = obj.get(key)
-    if feedback:
-        aside = {i: None for i, rid in enumerate(ids) if rid is None} if isinstance(ids, list) else {}
-    elif isinstance(ids, str) and len(ids) > MAX_REQUEST_ID_CHARS:
-        aside = {-1: ids}
-    elif isinstance(ids, list):
-        aside = {i: rid for i, rid in enumerate(ids) if isinstance(rid, str) and len(rid) > MAX_REQUEST_ID_CHARS}
-    else:
-        aside = {}
-    if not aside:
-        return obj, None
-    obj = {**obj, key: _ANY_ID if -1 in aside else [_ANY_ID if i in aside else rid for i, rid in enumerate(ids)]}
-
-    def put_back(event: tuple[Any, ...]) -> tuple[Any, ...]:
-        if -1 in aside:
-            return event[:6] + (aside[-1],) + event[7:]
-        given = event[2] if feedback else event[6]  # the parse's own lists
-        for i, rid in aside.items():
-            given[i] = rid
-        return event
-
-    return obj, put_back
-
-
-def _labels_by_id(obj: Any) -> bool:
-    """Whether ``obj`` is a feedback event of ids and labels as a worker forwards them (two lists
-    of one length), which may be checked label by label."""
-    if not isinstance(obj, dict) or obj.get("type") != "feedback":
-        return False
-    ids, labels = obj.get("request_ids"), obj.get("labels")
-    return isinstance(ids, list) and isinstance(labels, list) and len(ids) == len(labels) > 0
-
-
 def _count_no_id(mon: "Monitor | None", n: int) -> None:
     """Count the labels a worker of an earlier release left out of the datagram's feedback event
     for ids that are no id (``unknown_ids``: None, NaN, empty text, over 1,024 characters; the
-    worker's log names one; this release's workers send such ids as null, see :func:`_ids_put_aside`), as an in-process Monitor counts them: ``unknown_id``, or ``invalid``
-    for a model whose outputs are no scores (every label is). Counted once the event is taken,
-    under its model (``mon``: the datagram's feedback event's, or that of the one taken label by
-    label, all of whose labels may have been invalid); a datagram whose events were all refused
-    counts them there instead."""
+    worker's log names one; this release's workers send such ids as null, which the model's join
+    counts), as an in-process Monitor counts them: ``unknown_id``, or ``invalid`` for a model
+    whose outputs are no scores (every label is). Counted once the datagram's feedback event is
+    taken, under its model (``mon``)."""
     if mon is not None:
         outcome = "invalid" if mon.config.output.kind in ("none", "text") else "unknown_id"
         mon.store.inc("monitor_feedback_labels", min(n, 2 ** 31), labels=(outcome,))

@@ -1,0 +1,76 @@
+"""A forwarding worker's event is parsed once, as a worker's (``parse_event(forwarded=True)``),
+and what an in-process Monitor counts its own way is counted by the model's pipeline, after the
+queue took the event. Before (session 38) the sidecar took such events apart around the HTTP
+parse: a feedback event with a label its model cannot take was split label by label and that
+label counted ``invalid`` at once, before the queue, so an event then refused (the sidecar
+shutting down) had its label counted twice: ``invalid`` and, with the event, refused."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, check_for_model, parse_event
+from monitor.forwarding import ForwardingMonitor
+from tests.sidecar_support import sample, start_sidecar, total, wait_until
+
+__all__: list[str] = []
+
+CLASSIFIER = {"model": "m", "features": ["a", "b"], "output": {"kind": "probabilities", "classes": ["n", "y"]}}
+
+
+def test_a_refused_forwarded_feedback_event_counts_its_labels_once(tmp_path) -> None:
+    sock = str(tmp_path / "fw.sock")
+    s = start_sidecar({**CLASSIFIER, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        s.sidecar.accepting = False  # as after SIGTERM: intake closed, events refused (shutting_down)
+        fm.feedback(["r0", "r1"], ["y", float("nan")])
+        fm.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_intake_events_refused_total") >= 1)
+        s.flush()
+        text = s.metrics()
+        assert sample(text, "monitor_intake_events_refused_total", endpoint="forward", reason="shutting_down") == 1, text
+        assert total(text, "monitor_feedback_labels_total") == 0, text  # the refused event's labels: not also invalid
+    finally:
+        fm.close()
+        s.close()
+
+
+def test_a_worker_event_keeps_what_the_model_counts_and_http_refuses() -> None:
+    """The same JSON, parsed for ``POST /v1/events`` (refused with a 400 naming the field) and as a
+    worker's (taken, for the pipeline to count as in process)."""
+    long_id = "x" * 1_025
+    cases = [
+        ({"inputs": [[1, 2]], "outputs": [[0.5, 0.5]], "latency_s": -1}, "bad_latency",
+         lambda e: e[0] == PREDICTION and math.isnan(e[4])),
+        ({"inputs": [[1, 2]], "outputs": [[0.5, 0.5]], "request_id": long_id}, "bad_request_id",
+         lambda e: e[6] == long_id),
+        ({"type": "feedback", "request_ids": [None, "r1", long_id], "labels": ["y", None, {"k": 1}]}, "bad_request_id",
+         lambda e: e == (FEEDBACK, 5.0, [None, "r1", long_id], ["y", None, {"k": 1}])),
+        ({"type": "feedback", "request_ids": ["r0"], "labels": [float("nan")]}, "bad_label",
+         lambda e: math.isnan(e[3][0])),
+        ({"inputs": [[1, 2]], "outputs": None}, "missing_outputs", lambda e: e[3] is None),
+    ]
+    for obj, reason, kept in cases:
+        try:
+            check_for_model(parse_event(obj, 5.0), "probabilities", ("n", "y"))
+        except EventFormatError as err:
+            assert err.reason == reason, (obj, err)
+        else:
+            raise AssertionError(f"POST /v1/events took {obj}")
+        parsed = parse_event(obj, 5.0, forwarded=True)
+        check_for_model(parsed, "probabilities", ("n", "y"))
+        assert kept(parsed.event), (obj, parsed.event)
+    # what no worker sends stays refused as a worker's too: the sender is another program
+    for obj, reason in [({"inputs": [[1, 2]]}, "missing_outputs"), ({"type": "feedback", "request_ids": "r0", "labels": [1]},
+                                                                     "bad_request_id"),
+                        ({"type": "feedback", "request_ids": [True], "labels": [1]}, "bad_request_id")]:
+        try:
+            check_for_model(parse_event(obj, 5.0, forwarded=True), "probabilities", ("n", "y"))
+        except EventFormatError as err:
+            assert err.reason == reason, (obj, err)
+        else:
+            raise AssertionError(f"taken from a worker: {obj}")
+    assert np.isnan(parse_event({"type": "error", "latency_s": "slow"}, 5.0, forwarded=True).event[3])
