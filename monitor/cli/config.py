@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from monitor.config import AgentConfig, ReferenceConfig
+    from monitor.config import AgentConfig, ConfigError, ReferenceConfig
     from monitor.reference import Reference
 
 __all__ = ["config"]
@@ -31,6 +31,7 @@ def check(paths: tuple[str, ...]) -> None:
     failed = False
     for path in paths:
         blocked: tuple[frozenset[str], ...] = ()
+        errors: tuple[ConfigError, ...] = ()
         this_failed = False  # this file's: an earlier file's failure kept the next valid ones' SUCCESS line
         try:
             agent = load_config(path)
@@ -42,12 +43,12 @@ def check(paths: tuple[str, ...]) -> None:
             failed = this_failed = True
             if errs.partial is None:
                 continue
-            agent, blocked = errs.partial, errs.blocked
+            agent, blocked, errors = errs.partial, errs.blocked, tuple(errs.errors)
         except ConfigError as err:
             click.echo(f"FAILED: {err}", err=True)
             failed = True
             continue
-        problems = _server_problems(agent) + file_problems(agent) + _detector_problems(agent, blocked)
+        problems = _server_problems(agent, errors) + file_problems(agent) + _detector_problems(agent, blocked)
         if problems:
             for problem in problems:
                 click.echo(f"FAILED: {path}: {problem}", err=True)
@@ -65,11 +66,12 @@ def check(paths: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
-def _server_problems(agent: object) -> list[str]:
+def _server_problems(agent: object, errors_before: "tuple[ConfigError, ...]" = ()) -> list[str]:
     """The ``server`` section as ``monitor serve`` reads it (its ``proxy``, ``cloudevents`` and
     ``forward`` parts, tokens, limits), each independent error of it: without this a file that the
     sidecar refuses to start with passed the check. Token files and variables are read as the sidecar would: run the
-    check where (or with the environment with which) the sidecar runs."""
+    check where (or with the environment with which) the sidecar runs. ``errors_before``: the file's
+    errors met before, whose keys were read as their defaults."""
     from monitor.config import ConfigError, ConfigErrors
     from monitor.server.settings import settings_from
 
@@ -78,7 +80,7 @@ def _server_problems(agent: object) -> list[str]:
     out: list[str] = []
     # the checkpoint files are the sidecar's too: two models sharing one (a top-level
     # checkpoint.path without {model} under models:) passed the check and stopped `monitor serve`
-    for check in (settings_from, checkpoint_paths):
+    for check in (lambda a: settings_from(a, errors_before=errors_before), checkpoint_paths):
         try:
             check(agent)  # type: ignore[arg-type]
         except ConfigError as err:  # settings_from's: each independent error (ConfigErrors)

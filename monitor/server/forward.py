@@ -611,7 +611,7 @@ def _count_no_id(mon: "Monitor | None", n: int) -> None:
     whose outputs are no scores (every label is). Counted once the datagram's feedback event is
     taken, under its model (``mon``)."""
     if mon is not None:
-        outcome = "invalid" if mon.config.output.kind in ("none", "text") else "unknown_id"
+        outcome = "unknown_id" if mon.config.output.scored else "invalid"
         mon.store.inc("monitor_feedback_labels", min(n, 2 ** 31), labels=(outcome,))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from monitor.config import AgentConfig, ConfigError, ConfigErrors, ServerConfig, ConfigReader, parse_duration, url_unreadable
 
 __all__ = ["PredictRoute", "ProxySettings", "CloudEventsSettings", "ForwardSettings", "SidecarSettings", "settings_from",
-           "check_ports"]
+           "check_ports", "PORT_KEYS"]
 
 
 @dataclass(frozen=True)
@@ -218,9 +219,11 @@ def _check_upstream(upstream: Any, key: str, engine: str, source: str) -> None:
                           "use an http:// upstream (the model server in the same pod), or engine: aiohttp", source)
 
 
-def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
+def settings_from(agent: AgentConfig, *, errors_before: "Sequence[ConfigError]" = (), **overrides: Any) -> SidecarSettings:
     """Validate ``agent.server`` (and its ``extra`` sections) into :class:`SidecarSettings`.
-    Keyword arguments (from the command line) override the file.
+    Keyword arguments (from the command line) override the file. ``errors_before``: the errors
+    met reading the file's other sections (``monitor config check`` reads on past them), whose
+    keys were left at their defaults: ports left so are not compared (:func:`check_ports`).
 
     Raises
     ------
@@ -238,7 +241,10 @@ def settings_from(agent: AgentConfig, **overrides: Any) -> SidecarSettings:
                                                                         agent.source) or True, False):
             settings = settings.replace(proxy=dataclasses.replace(settings.proxy, upstream=proxy_url))
         settings = settings.replace(**{k: v for k, v in overrides.items() if v is not None})
-    r.attempt(lambda: check_ports(settings, agent.source), None)
+    # the ports are compared only when those read are the file's (or the command line's): a key in
+    # error left at its default could clash with another (`port: x` read as 8080 beside a proxy on 8080)
+    if not any(e.key in PORT_KEYS for e in (*errors_before, *r.errors)):
+        r.attempt(lambda: check_ports(settings, agent.source), None)
     if r.errors:
         raise ConfigErrors(r.errors)
     return settings
@@ -431,6 +437,10 @@ def _flag(value: Any, key: str, fix: str, source: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(key, f"must be true or false, got {value!r}", fix, source)
     return value
+
+
+#: What :func:`check_ports` reads: an error at one of these leaves a default it must not compare.
+PORT_KEYS = frozenset({"server", "server.port", "server.addr", "server.proxy", "server.proxy.port", "server.proxy.upstream"})
 
 
 def check_ports(settings: SidecarSettings, source: str = "<config>") -> None:
