@@ -194,9 +194,12 @@ def _parse_group(gnode: YNode, err: _Collector, engine: Engine, syntax_only: boo
     lnode = gnode.get("limit")
     if lnode is not None and not lnode.is_null:
         try:
+            if lnode.quoted:  # text to Go's yaml, whatever it holds: Prometheus refuses `limit: "5"`
+                raise ValueError
             limit = go_yaml_int(_scalar_text(lnode, "limit", err, group=name) or "0")
         except ValueError:
-            err.add(f"field 'limit' must be an integer, got {lnode.describe()}", lnode, group=name)
+            err.add(f"field 'limit' must be an integer (unquoted, at most {2 ** 63 - 1}), got {lnode.describe()}",
+                    lnode, group=name)
         # A negative limit is accepted like Prometheus does (its manager only applies limit > 0):
         # refusing it made `monitor rules check` fail files that promtool and Prometheus load.
 

@@ -10,6 +10,8 @@ composes the node tree instead and converts each field according to what the sch
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,9 @@ class YNode:
     col: int
     text: str = ""
     tag: str = ""
+    #: A scalar written quoted or as a block (``"5"``, ``'5'``, ``|``): Go's yaml reads it as text
+    #: only, whatever it holds (``limit: "5"`` is refused, as a string, where ``limit: 5`` is taken).
+    quoted: bool = False
     items: list[tuple["YNode", "YNode"]] = field(default_factory=list)
     children: list["YNode"] = field(default_factory=list)
 
@@ -147,7 +152,7 @@ def _convert(node: yaml.Node, budget: list[int] | None = None) -> YNode:
     assert isinstance(node, yaml.ScalarNode)
     if node.tag == NULL_TAG and node.style is None:
         return YNode("null", line, col, text="", tag=node.tag)
-    return YNode("scalar", line, col, text=str(node.value), tag=node.tag)
+    return YNode("scalar", line, col, text=str(node.value), tag=node.tag, quoted=node.style is not None)
 
 
 def compose_yaml(text: str) -> YNode | None:
@@ -185,33 +190,75 @@ def compose_yaml(text: str) -> YNode | None:
         raise YamlError("nested too deeply, or an alias (*name) inside the node it names") from None
 
 
+#: yaml.v2/v3's plain float (``yamlStyleFloat``): a number Go's resolver reads as a float64 once
+#: it is no integer (``1.5``, ``1e3``, ``08``), not ``inf``, ``1.`` is one, ``.5`` one too.
+_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+#: yaml.v2/v3's special floats (``resolveMap``): these spellings only.
+_GO_SPECIAL_FLOATS = {**dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+                      **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+                      **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan)}
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -2 ** 63, 2 ** 63 - 1, 2 ** 64 - 1
+
+
+def _go_parse_int(text: str) -> int | None:
+    """Go's ``strconv.ParseInt(text, 0, 64)`` without its range: a sign, then ``0x``, ``0o``,
+    ``0b`` or a leading ``0`` (octal, as ``017`` is 15) or decimal digits; None when it is not one."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    low = body.lower()
+    if low[:2] in ("0x", "0o", "0b"):
+        base, digits = {"x": 16, "o": 8, "b": 2}[low[1]], body[2:]
+    elif len(body) > 1 and body[0] == "0":
+        base, digits = 8, body[1:]
+    else:
+        base, digits = 10, body
+    if not digits or not digits.isascii() or not digits.isalnum():  # Python's int() takes "_", spaces, signs
+        return None
+    try:
+        value = int(digits, base)
+    except ValueError:
+        return None
+    return -value if text[:1] == "-" else value
+
+
+def _go_resolve(text: str) -> int | float | None:
+    """A plain YAML scalar as Go's yaml (v2 and v3) resolves it to a number: an int (in int64, or
+    a uint64 beyond it), a float64, or None (text, a boolean, a timestamp: no number)."""
+    if text in _GO_SPECIAL_FLOATS:
+        return _GO_SPECIAL_FLOATS[text]
+    if not text or text[0] not in "+-.0123456789":
+        return None
+    if text[0] == ".":
+        return float(text) if _GO_FLOAT.fullmatch(text) else None
+    plain = text.replace("_", "")
+    value = _go_parse_int(plain)
+    # ParseInt's range, then ParseUint's (which takes no sign)
+    if value is not None and (_INT64_MIN <= value <= _INT64_MAX or 0 < value <= _UINT64_MAX and plain[0] != "+"):
+        return value
+    if _GO_FLOAT.fullmatch(plain):
+        return float(plain)
+    return None
+
+
 def go_yaml_float(text: str) -> float:
     """Decode a YAML scalar into a float64 like Go's yaml (``1``, ``1.5``, ``1e3``, ``.inf``,
-    ``-.Inf``, ``.nan``, ``0x1F``)."""
-    t = text.strip()
-    low = t.lower()
-    if low in (".inf", "+.inf"):
-        return float("inf")
-    if low == "-.inf":
-        return float("-inf")
-    if low == ".nan":
-        return float("nan")
-    try:
-        return float(go_yaml_int(t))
-    except ValueError:
-        pass
-    try:
-        if "_" in t:
-            raise ValueError
-        return float(t)
-    except ValueError:
-        raise ValueError(f"cannot unmarshal {text!r} into float64") from None
+    ``-.Inf``, ``.nan``, ``0x1F``, ``017`` as octal 15); text Go reads as no number (``inf``,
+    ``infinity``, ``1_0.5e``) is refused, as there."""
+    value = _go_resolve(text.strip())
+    if value is None:
+        raise ValueError(f"cannot unmarshal {text!r} into float64")
+    return float(value)
 
 
 def go_yaml_int(text: str) -> int:
-    """Decode a YAML scalar into an int like Go's yaml (decimal, ``0x``, ``0o``, ``0b``)."""
-    t = text.strip().replace("_", "")
-    try:
-        return int(t, 0) if t.lower().lstrip("+-").startswith(("0x", "0o", "0b")) else int(t, 10)
-    except ValueError:
-        raise ValueError(f"cannot unmarshal {text!r} into int") from None
+    """Decode a plain YAML scalar into a Go ``int`` field as yaml.v2/v3 do (Prometheus reads a
+    rule group's ``limit`` so): an integer in decimal, ``0x``, ``0o``, ``0b`` or ``0``-octal
+    (``017`` is 15), or a float64 up to 2**63, cut towards zero (``5.9`` is 5; a negative one
+    beyond int64, ``-.inf``, is Go's conversion of it, the least int64); a float beyond, NaN,
+    ``.inf`` and an unsigned integer past int64 are refused, as promtool refuses them. Why: a
+    limit of ``5.0`` was refused where promtool takes it, and ``1e20`` taken where it refuses it."""
+    value = _go_resolve(text.strip())
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    if isinstance(value, float) and value <= 2.0 ** 63:  # Go compares with float64(MaxInt64), 2**63
+        return int(value) if -2.0 ** 63 < value < 2.0 ** 63 else _INT64_MIN
+    raise ValueError(f"cannot unmarshal {text!r} into int")
