@@ -379,8 +379,10 @@ def watch(
         from monitor.streaming import watch_async_stream, watch_stream
 
         wrap = watch_async_stream if inspect.isasyncgenfunction(fn) else watch_stream
-        # under output.kind: none nothing reads the answer (but an embedding= extractor): its chunks are not kept
-        stream_wrapper = wrap(fn, record, record_error, joined=outputs is None, keep=not unread or embedding is not None)
+        # under output.kind: none nothing reads the answer (but an embedding= extractor): its chunks are not kept;
+        # a text answer keeps what its descriptors read, unless an extractor reads it whole
+        stream_wrapper = wrap(fn, record, record_error, joined=outputs is None, keep=not unread or embedding is not None,
+                              whole=embedding is not None)
         stream_wrapper.monitor = monitor  # type: ignore[attr-defined]
         return stream_wrapper
 

@@ -123,6 +123,9 @@ MAX_LABEL_BITS = 256
 MAX_REGRESSION_LABEL = 1e150
 
 _KINDS = {"prediction": PREDICTION, "error": ERROR, "feedback": FEEDBACK}
+#: What a forwarding worker's prediction may hold besides (:func:`parse_event`): the length of a
+#: long streamed text answer whose first characters are its ``outputs`` (:func:`_text_prefix`).
+_FORWARDED_KEYS = {"outputs_length"}
 _KEYS = {
     PREDICTION: {"type", "model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding"},
     ERROR: {"type", "model", "timestamp", "exception", "latency_s", "client"},
@@ -470,6 +473,21 @@ _np_float32: Any = None
 _FLOAT_TYPES = frozenset({"float64", "float32", "float16", "longdouble"})
 
 
+def _text_prefix(length: Any, outputs: Any) -> Any:
+    """A forwarded long streamed text answer, sent as its first characters and their whole
+    ``outputs_length``: a :class:`~monitor.text_prefix.TextPrefix`, which the text descriptors read
+    as the whole answer. Why: the worker keeps only what the descriptors read of a streamed
+    answer, and sent whole, one past some 6 MB of JSON was dropped as ``too_large``."""
+    from monitor.text_prefix import MAX_TEXT_CHARS, TextPrefix
+
+    if (type(length) is not int or not isinstance(outputs, str) or len(outputs) != MAX_TEXT_CHARS
+            or not MAX_TEXT_CHARS < length <= 2 ** 53):
+        raise EventFormatError("outputs_length", f"must be the length of a text answer of which 'outputs' holds the "
+                                                 f"first {MAX_TEXT_CHARS:,} characters, got {str(length)[:40]!r}; only "
+                                                 "ForwardingMonitor writes it", "bad_outputs_length")
+    return TextPrefix(outputs, length)
+
+
 def _per_row_labels(value: Any, field: str, read: Callable[[str], str]) -> Any:
     """A ``segment`` or ``client``: one value for the event's rows, or a list of one per row (null:
     the row has none), as ``observe`` takes them; each a string or an integer, its text as
@@ -720,7 +738,7 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
     kind = _KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
         raise EventFormatError("type", f"must be one of {', '.join(_KINDS)}, got {kind_name!r}", "bad_type")
-    unknown = set(obj) - _KEYS[kind]
+    unknown = set(obj) - _KEYS[kind] - (_FORWARDED_KEYS if forwarded and kind == PREDICTION else set())
     if unknown:
         fix = "Fix: remove it, or name it as one of those"
         if kind == PREDICTION and "type" not in obj and unknown & {"label", "labels", "request_ids"}:
@@ -751,6 +769,8 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
                  _per_row_labels(obj.get("segment"), "segment", _segment_text), obj.get("embedding"))
         if event[3] is None:
             return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj, forwarded=forwarded)
+        if forwarded and "outputs_length" in obj:
+            event = event[:3] + (_text_prefix(obj["outputs_length"], event[3]),) + event[4:]
     elif kind == ERROR:
         exc = obj.get("exception", "Exception")
         if not isinstance(exc, str) or not exc:

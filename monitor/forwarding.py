@@ -85,6 +85,7 @@ from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS,
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
+from monitor.text_prefix import TextPrefix
 
 log = logging.getLogger("monitor.forwarding")
 
@@ -174,6 +175,8 @@ def encode_event(event: tuple[Any, ...]) -> str:
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
         obj: dict[str, Any] = {"timestamp": ts, "inputs": inputs, "outputs": outputs}
+        if type(outputs) is TextPrefix:  # a long streamed answer: its first characters, and its length beside them
+            obj["outputs_length"] = outputs.length
         if latency is not None:
             obj["latency_s"] = _latency(latency)
         if client is not None:

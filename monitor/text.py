@@ -33,17 +33,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DESCRIPTORS", "MAX_COUNTED_WORDS", "MAX_TEXT_CHARS", "OOV", "ReferenceWords", "VOCABULARY_SIZE",
-           "bound_counts", "descriptor_names", "describe", "document_counts", "held_out_descriptors", "is_free_text",
-           "reference_descriptors", "reference_vocabulary", "text_value", "text_values"]
+from monitor.text_prefix import MAX_TEXT_CHARS, TextPrefix
+
+__all__ = ["DESCRIPTORS", "MAX_COUNTED_WORDS", "MAX_TEXT_CHARS", "OOV", "ReferenceWords", "TextPrefix",
+           "VOCABULARY_SIZE", "bound_counts", "descriptor_names", "describe", "document_counts", "held_out_descriptors",
+           "is_free_text", "reference_descriptors", "reference_vocabulary", "text_value", "text_values"]
 
 #: The descriptors every text feature has, in column order.
 DESCRIPTORS = ("length", "words", "non_letter_share", "non_ascii_share")
 #: The descriptor a text feature has when the reference holds it (its vocabulary is the reference's).
 OOV = "oov_share"
-#: Characters of one text read for its words and characters (its length counts them all): a
-#: megabyte pasted into a form costs what its first 10,000 characters cost.
-MAX_TEXT_CHARS = 10_000
 #: Words a reference vocabulary keeps at most (the most frequent: by the number of reference texts
 #: holding each word), so that a reference of long texts keeps a bounded vocabulary.
 VOCABULARY_SIZE = 20_000
@@ -61,7 +60,7 @@ def text_value(v: Any) -> str | None:
     """One text cell as text: bytes decoded, missing ones (None, NaN, pandas' NA) None, any other
     value (a number sent for a text feature, a list or an array of words) its ``str`` (None when
     ``str()`` raises: a caller's object with no text)."""
-    if type(v) is str:
+    if type(v) is str or type(v) is TextPrefix:
         return v
     if v is None:
         return None
@@ -125,7 +124,7 @@ def _plain(texts: Sequence[str | None], out: np.ndarray) -> list[list[str] | Non
             out[i, :4] = np.nan
             words_of.append(None)
             continue
-        n = len(s)
+        n = s.length if type(s) is TextPrefix else len(s)
         head = s[:MAX_TEXT_CHARS]
         tokens = head.split()
         words = _WORD.findall(head.lower())

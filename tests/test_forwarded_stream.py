@@ -11,6 +11,9 @@ feature ``output``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,14 +23,24 @@ from tests.sidecar_support import quiet_factory, start_sidecar, total, wait_unti
 from tests.test_output_kind_text_sidecar import GEN, _answer_lengths, _monitored, _spy
 
 
-def test_a_forwarded_streamed_answer_reaches_the_sidecar_as_the_text_output(tmp_path) -> None:
+@contextlib.contextmanager
+def forwarding_to_a_sidecar(tmp_path) -> Iterator[tuple[Any, ForwardingMonitor]]:
+    """A sidecar serving GEN (its detectors' batches kept as ``sc.seen``) and a text worker's
+    ForwardingMonitor sending to it, both closed after."""
     sock = str(tmp_path / "gen.sock")
     sc = start_sidecar({"models": [GEN], "server": {"forward": {"unix": sock}}}, tmp_path,
                        factory=quiet_factory(start_worker=False))
     fm = ForwardingMonitor("gen", f"unix://{sock}", flush_interval_s=0.01, output_kind="text")
     try:
         _spy(sc)
+        yield sc, fm
+    finally:
+        fm.close()
+        sc.close()
 
+
+def test_a_forwarded_streamed_answer_reaches_the_sidecar_as_the_text_output(tmp_path) -> None:
+    with forwarding_to_a_sidecar(tmp_path) as (sc, fm):
         @monitor.watch(monitor=fm)
         def generate(prompt: str):
             for token in ("Rain ", "on ", "the ", "roof."):
@@ -48,9 +61,6 @@ def test_a_forwarded_streamed_answer_reaches_the_sidecar_as_the_text_output(tmp_
         assert wait_until(lambda: total(sc.metrics(), "monitor_forward_events_received_total") == 2)
         assert _monitored(sc) == (2.0, {})
         assert _answer_lengths(sc) == [len("Bonjour!"), len("Rain on the roof.")]
-    finally:
-        fm.close()
-        sc.close()
 
 
 def test_a_forwarding_monitor_not_told_the_kind_refuses_a_stream_naming_output_kind(tmp_path) -> None:
