@@ -359,8 +359,8 @@ def is_missing(v: Any) -> bool:
     if isinstance(v, float) or (type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0):
         try:
             return bool(v != v)
-        except (TypeError, ValueError):
-            return False
+        except Exception:  # noqa: BLE001 - several answers, or a caller's object (in a 0-d array) whose != raises
+            return False  # anything: no missing value, as nan_like reads it (the call was lost as internal_error)
     return type(v).__name__ in _MISSING_TYPES
 
 

@@ -1,0 +1,62 @@
+"""Caller's objects whose conversions raise (session 39, helper a's fuzz of evil objects in every
+field of observe(), feedback() and observe_error(), in process and through a ForwardingMonitor to a
+real sidecar): each cost its call as an internal error, raised out of the caller's call something
+other than the ValueError that names a mistake, or was counted under another reason than its kind
+of bad value. Each test failed before its fix; each object raises from the dunders it names only,
+RuntimeError (not TypeError or ValueError, which the readers catch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+
+__all__: list[str] = []
+
+CLASSES = ["n", "y", "z"]
+
+
+class _NoEquality:
+    """A value whose ``==`` and ``!=`` raise RuntimeError."""
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
+
+    def __ne__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
+
+
+def _monitor(config: dict[str, Any]) -> Monitor:
+    return Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+def _internal_errors(mon: Monitor) -> float:
+    return sum(mon.store.value("monitor_internal_errors", {"stage": s}) or 0 for s in ("ingest", "pipeline", "cycle"))
+
+
+def _zero_d(value: Any) -> np.ndarray:
+    """A 0-d object array holding ``value`` (``np.array(v, dtype=object)`` of a scalar)."""
+    z = np.empty((), dtype=object)
+    z[()] = value
+    return z
+
+
+def test_a_label_output_in_a_0d_array_whose_comparison_raises_is_no_missing_value() -> None:
+    """A labels model's answer given as a 0-d object array holding an object whose ``!=`` raises:
+    the missing-value test (``events.is_missing``, ``v != v`` on numpy values) caught TypeError and
+    ValueError only, so the call was lost as an internal error. Such a value is no missing value
+    (as ``cell_values.nan_like`` reads it): the row is read (its answer names no class)."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
+    try:
+        mon.observe([[1.0, 2.0], [3.0, 4.0]], [_zero_d(_NoEquality()), "y"])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_calls") == 1
+        assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
+    finally:
+        mon.close()
