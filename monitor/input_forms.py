@@ -42,16 +42,20 @@ def inputs_are_none(reason: str) -> RowError:
 def short_repr(value: Any) -> str:
     """``value``'s repr as a message quotes it: at most 60 characters; its type when its repr
     raises (the caller's object: the message refusing it lost the call as internal_error)."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001
-        return describe_value(value)  # its type, as the log lines of labels and ids say such a value
-    return _at_most_60(text)
+    return _at_most_60(_repr(value))
 
 
 def short_list(values: Any) -> str:
-    """Values as a message lists them (``'a', 'b'``: their reprs, no brackets): at most 60 characters."""
-    return _at_most_60(", ".join(map(repr, values)))
+    """Values as a message lists them (``'a', 'b'``: their reprs, no brackets, or their types as
+    :func:`short_repr` says them): at most 60 characters."""
+    return _at_most_60(", ".join(map(_repr, values)))
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001
+        return describe_value(value)  # its type, as the log lines of labels and ids say such a value
 
 
 def _at_most_60(text: str) -> str:

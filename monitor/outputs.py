@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.events import MAX_REGRESSION_LABEL, is_missing
+from monitor.input_forms import short_repr
 from monitor.schema import OutputSpec
 
 __all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
@@ -148,11 +149,6 @@ class ClassIndex:
 _NOT_A_LABEL = (list, tuple, dict, set, np.ndarray)
 
 
-def _example(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def are_probabilities(x: np.ndarray) -> bool:
     """Whether scores read as probabilities: every finite value in [0, 1] and, with two columns or
     more, every finite row summing to one. Why: raw scores and probabilities are told apart by
@@ -251,7 +247,7 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
                         "none to watch the inputs alone, or, to also watch a figure of each answer, output.kind: "
                         "regression with watch(..., outputs=lambda out: [len(o) for o in out])")
                 details["output_shape"] = (
-                    f"a row's label is a {type(example).__name__} ({_example(example)}), not one class name (its text "
+                    f"a row's label is a {type(example).__name__} ({short_repr(example)}), not one class name (its text "
                     f"would be learned as a class): {pick}")
                 _reject(valid, reasons, nested, "output_shape")
         predicted = np.full(n, -1, dtype=np.int64)
@@ -291,7 +287,7 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
         if (huge & valid).any():
             first = int(np.flatnonzero(huge & valid)[0])
             details["output_too_large"] = (
-                f"regression outputs beyond {MAX_REGRESSION_OUTPUT:.0e} in size (e.g. {_example(x[first].tolist())}), "
+                f"regression outputs beyond {MAX_REGRESSION_OUTPUT:.0e} in size (e.g. {short_repr(x[first].tolist())}), "
                 "whose squared errors would overflow; such a value is no prediction (a numeric blow-up, or a "
                 "placeholder for none)")
             _reject(valid, reasons, huge, "output_too_large")

@@ -60,3 +60,26 @@ def test_a_label_output_in_a_0d_array_whose_comparison_raises_is_no_missing_valu
         assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
     finally:
         mon.close()
+
+
+class _NoRepr:
+    """A value whose ``repr()`` raises RuntimeError."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_refused_label_output_whose_repr_raises_is_refused_not_lost() -> None:
+    """A labels model's answer that is several values (a list, an array) is refused
+    (``output_shape``) with an example in the message; the example was the value's ``repr()``, so
+    one holding an object whose repr raises lost the call as an internal error. The message quotes
+    it as every other one does (``input_forms.short_repr``: its type when its repr raises)."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
+    try:
+        mon.observe([[1.0, 2.0], [3.0, 4.0]], [[_NoRepr()], "y"])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 1
+        assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
+    finally:
+        mon.close()
