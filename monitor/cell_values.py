@@ -19,7 +19,8 @@ import numpy as np
 from monitor.events import float32_text, float_text, is_dataframe, whole_number_text
 
 __all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
-           "time_seconds", "cell_number", "nan_like", "category_text", "UNREADABLE_CATEGORY", "number_as_text", "categorical_text"]
+           "time_seconds", "cell_number", "nan_like", "category_text", "UNREADABLE_CATEGORY", "number_as_text", "categorical_text",
+           "object_cells"]
 
 
 #: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
@@ -112,6 +113,40 @@ def real_numbers(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def object_cells(value: Any) -> np.ndarray:
+    """``np.asarray(value, dtype=object)``, the caller's values as they are, but when numpy's
+    conversion raises anything other than ValueError (a caller's object whose ``__array__``
+    raises, which numpy calls on every value it meets): rows given as lists (or tuples) are put in
+    the array value by value, such an object one value among them, read as any value that is no
+    number or text is (unreadable, counted); any other value is one value, as numpy holds an
+    object it does not convert. Why: the error went up through the row reader, and the call was
+    lost as an internal error. ValueError (rows of different lengths, parts numpy cannot put side
+    by side) is raised as numpy raised it; rows of different lengths so too on the slow path."""
+    try:
+        return np.asarray(value, dtype=object)
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - a caller's object's own conversion: read without numpy's
+        pass
+    if not isinstance(value, (list, tuple)):
+        cell = np.empty((), dtype=object)
+        cell[()] = value
+        return cell
+    rows = [v if isinstance(v, (list, tuple)) else None for v in value]
+    flat = all(r is None for r in rows)
+    width = {len(r) for r in rows if r is not None}
+    if not flat and (None in rows or len(width) != 1):
+        raise ValueError("rows of different lengths (inhomogeneous)")
+    out = np.empty(len(value) if flat else (len(value), width.pop()), dtype=object)
+    for i, row in enumerate(value):
+        if flat:
+            out[i] = row
+        else:
+            for j, v in enumerate(row):
+                out[i, j] = v
+    return out
+
+
 def odd_values(cells: np.ndarray) -> bool:
     """Whether an object array holds values a float64 cast misreads (:data:`_ODD`): they are read
     one by one (:func:`cell_number`). One pass over the values' types."""
@@ -131,8 +166,19 @@ def float_rows(rows: Any) -> np.ndarray | None:
     (:func:`time_seconds`) where the cast read them as counts of their unit (days for
     ``datetime64[D]``, nanoseconds for ``[ns]``); None when some values are to be read one by one
     (:func:`odd_values`: numpy's times among other values, complex numbers, which the cast read as
-    their real parts); TypeError or ValueError as the cast raises them. The values are read
-    once without a dtype (as fast for numbers) and cast when they are plain numbers."""
+    their real parts, and a caller's object whose ``__array__`` or ``__float__`` raises anything
+    else: each such value unreadable, where the call was lost as an internal error); TypeError or
+    ValueError as the cast raises them. The values are read once without a dtype (as fast for
+    numbers) and cast when they are plain numbers."""
+    try:
+        return _float_rows(rows)
+    except (TypeError, ValueError, OverflowError):
+        raise
+    except Exception:  # noqa: BLE001 - the caller's object's own conversion
+        return None
+
+
+def _float_rows(rows: Any) -> np.ndarray | None:
     arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
     kind = arr.dtype.kind
     if kind in "fiub":

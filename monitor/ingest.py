@@ -16,7 +16,7 @@ import numpy as np
 
 from monitor.batch import Batch
 from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
-                                 complex_array, complex_form, float_rows, odd_values, real_numbers)
+                                 complex_array, complex_form, float_rows, object_cells, odd_values, real_numbers)
 from monitor.events import is_dataframe
 from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_list, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
@@ -352,7 +352,7 @@ class BatchBuilder:
                 return self._describe(np.empty((len(column), 0)), [column]), np.empty((len(column), 0), dtype=object), None
         if cat_names or text_names:
             try:
-                arr = np.asarray(inputs, dtype=object)
+                arr = object_cells(inputs)
             except ValueError:  # parts numpy cannot put side by side: the call was lost as internal_error
                 raise RowError("wrong_shape", f"inputs are {_parts(inputs)}, not rows of {len(schema)} features; "
                                               "send one row per list (or a DataFrame, or dict rows) holding every "
@@ -405,8 +405,8 @@ class BatchBuilder:
         values is a number (texts for a numeric model, a request object) is refused as before:
         nothing of it describes the inputs, and its refusal's log says the fix."""
         try:
-            cells = np.asarray(inputs, dtype=object)
-        except Exception:  # noqa: BLE001 - ragged rows, an object's own conversion failing
+            cells = object_cells(inputs)
+        except ValueError:  # ragged rows
             cells = np.empty(0, dtype=object)
         if cells.ndim == 1 and cells.size:
             cells = cells[:, None] if len(schema) == 1 else cells[None, :]
@@ -560,7 +560,7 @@ class BatchBuilder:
                 "(read as probabilities, every row had confidence 1); a decorated predict() rather than predict_proba()"))
         if kind == "labels":
             try:
-                arr = np.asarray(outputs, dtype=object)
+                arr = object_cells(outputs)
             except ValueError:  # parts numpy cannot put side by side ((labels, probabilities)): was internal_error
                 raise _parts_refusal(outputs, "labels", 0) from None
             if _complex_labels(arr):  # not classes named "(0.2+0j)" (an array of complex dtype is such values too)

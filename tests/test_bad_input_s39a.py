@@ -83,3 +83,41 @@ def test_a_refused_label_output_whose_repr_raises_is_refused_not_lost() -> None:
         assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
     finally:
         mon.close()
+
+
+class _NoArray:
+    """A value whose ``__array__`` raises RuntimeError (numpy calls it on every value it meets)."""
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise RuntimeError("no array")
+
+
+def test_a_value_whose_array_conversion_raises_among_list_rows_is_one_unreadable_value() -> None:
+    """Numpy calls ``__array__`` on every value of the lists it converts, and passes on what it
+    raises: list rows of a model with a categorical feature (converted to an object array) lost
+    the call as an internal error, and a numeric model refused the whole call (wrong_type) for one
+    such value; a labels model's answers so too (internal error). Such lists are now put in the
+    array value by value (``cell_values.object_cells``): the value is unreadable in its row
+    (numeric: counted wrong_type; categorical: read by its text), the rows monitored."""
+    cat = _monitor({"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}],
+                    "output": {"kind": "regression"}})
+    num = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    labels = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
+    try:
+        cat.observe([[_NoArray(), "x"], [2.0, "y"]], [1.0, 2.0])
+        cat.observe([[1.0, _NoArray()]], [1.0])
+        num.observe([[_NoArray(), 1.0], [2.0, 3.0]], [1.0, 2.0])
+        labels.observe([[1.0, 2.0], [3.0, 4.0]], [_NoArray(), "y"])
+        labels.observe([[1.0, 2.0]], _NoArray())  # one answer, as numpy holds an object it cannot convert
+        for mon in (cat, num, labels):
+            mon.flush()
+            assert _internal_errors(mon) == 0
+        assert cat.store.value("monitor_predictions") == 3
+        assert cat.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+        assert num.store.value("monitor_predictions") == 2
+        assert num.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+        assert labels.store.value("monitor_calls") == 2
+        assert labels.store.value("monitor_predicted_class", {"class": "y"}) == 1
+    finally:
+        for mon in (cat, num, labels):
+            mon.close()
