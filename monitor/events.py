@@ -141,15 +141,16 @@ def _one_value(x: Any) -> bool:
 def event_time(timestamp: Any) -> float:
     """Unix seconds from what a caller passed as ``timestamp=``: a number, or a ``datetime``
     (aware; a naive one is local time, as ``datetime.timestamp`` reads it); a ValueError naming
-    the fix otherwise."""
-    if hasattr(timestamp, "timestamp") and callable(timestamp.timestamp):
-        return float(timestamp.timestamp())
+    the fix otherwise, also for a caller's object whose conversion raises anything else (it went
+    up through ``observe`` as an internal error, and out of ``feedback`` and ``observe_error``)."""
     if isinstance(timestamp, bool):
         raise ValueError("timestamp must be Unix seconds (a number) or a datetime, not a boolean")
     try:
+        if hasattr(timestamp, "timestamp") and callable(timestamp.timestamp):
+            return float(timestamp.timestamp())
         return float(timestamp)
-    except (TypeError, ValueError):
-        raise ValueError(f"timestamp must be Unix seconds (a number) or a datetime, got {timestamp!r:.40}") from None
+    except Exception:  # noqa: BLE001 - TypeError, ValueError, or the caller's object's own error
+        raise ValueError(f"timestamp must be Unix seconds (a number) or a datetime, got {describe_value(timestamp)[:40]}") from None
 
 
 def say_unreadable_timestamp(said: "Once", model: str, call: str, timestamp: Any) -> None:
@@ -160,9 +161,9 @@ def say_unreadable_timestamp(said: "Once", model: str, call: str, timestamp: Any
     ``observe_error`` dropped such calls with no line at all, only ``Monitor.observe`` said it."""
     if said.first(call):
         logging.getLogger("monitor").warning(
-            "model %r: %s(timestamp=%.40r) is not a time: the call is not recorded (counted in "
+            "model %r: %s(timestamp=%.40s) is not a time: the call is not recorded (counted in "
             "monitor_events_dropped_total{reason=\"invalid_timestamp\"}), further ones without a log line. Fix: pass "
-            "Unix seconds or a datetime", model, call, timestamp)
+            "Unix seconds or a datetime", model, call, describe_value(timestamp))
 
 
 def error_event(exception: BaseException | str, latency_s: float | None, client: str | None,
@@ -216,15 +217,28 @@ def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]
     labels = _column_values(_frame_column(labels, "labels"))
     if _one_value(request_ids):
         request_ids, labels = [request_ids], [labels]
-    ids = list(request_ids)
+    ids = _feedback_values(request_ids, "request_ids")
     if _one_value(labels):  # "fraud" is one label, not five
         if len(ids) != 1:
-            raise ValueError(f"feedback: {len(ids)} request_ids but one label ({labels!r:.40}); give a list of one label per id")
+            raise ValueError(f"feedback: {len(ids)} request_ids but one label ({describe_value(labels)[:40]}); give a list "
+                             "of one label per id")
         labels = [labels]
-    labs = list(labels.tolist() if hasattr(labels, "tolist") else labels)
+    labs = _feedback_values(labels, "labels")
     if len(ids) != len(labs):
         raise ValueError(f"feedback: {len(ids)} request_ids but {len(labs)} labels; give one label per id")
     return ids, labs
+
+
+def _feedback_values(values: Any, what: str) -> list[Any]:
+    """The values of a ``feedback`` argument given as a sequence (labels as ``tolist()`` gives
+    them); a ValueError naming it and the fix when they cannot be taken (a caller's object whose
+    iteration raises: the error went up out of ``feedback`` as it came)."""
+    try:
+        return list(values.tolist() if what == "labels" and hasattr(values, "tolist") else values)
+    except Exception as err:  # noqa: BLE001 - the caller's object's own error
+        raise ValueError(f"feedback: the {what} could not be read ({type(err).__name__} taking the values of a "
+                         f"{type(values).__name__}); give a list (or an array, a Series) of {what}, one per "
+                         f"{'request id' if what == 'labels' else 'label'}") from None
 
 
 class EventFormatError(ValueError):

@@ -13,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from monitor import Monitor
+from tests.test_bad_input_s38l import _NoIteration
 
 __all__: list[str] = []
 
@@ -121,3 +122,43 @@ def test_a_value_whose_array_conversion_raises_among_list_rows_is_one_unreadable
     finally:
         for mon in (cat, num, labels):
             mon.close()
+
+
+class _NoTime:
+    """A ``timestamp=`` whose ``float()`` and ``repr()`` raise RuntimeError."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("no number")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_timestamp_or_feedback_argument_that_cannot_be_read_is_a_mistake_said_not_a_crash(caplog) -> None:
+    """A ``timestamp=`` whose conversion raises (not TypeError or ValueError) went up through
+    ``observe`` as an internal error (monitor_events_dropped_total{reason="internal_error"}) and
+    out of ``observe_error`` and ``feedback`` as it came; ids or labels whose iteration raises so
+    too out of ``feedback``. A timestamp is now read as any that is no time (the call dropped and
+    counted ``invalid_timestamp``, said once; a ValueError from feedback), ids and labels as a
+    mistake in the call (a ValueError naming them and the fix); in a ForwardingMonitor alike."""
+    import pytest
+
+    from monitor.forwarding import ForwardingMonitor
+
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    fm = ForwardingMonitor("m", "unix:///nonexistent/fw.sock", start=False)
+    try:
+        for sink in (mon, fm):
+            assert sink.observe([[1.0, 2.0]], [1.0], timestamp=_NoTime()) is False
+            assert sink.observe_error("TimeoutError", timestamp=_NoTime()) is False
+            assert sink.queue.counters()[0] == {"invalid_timestamp": 2}
+            with pytest.raises(ValueError, match="timestamp must be Unix seconds"):
+                sink.feedback("r1", 1.0, timestamp=_NoTime())
+            with pytest.raises(ValueError, match="feedback: the request_ids could not be read"):
+                sink.feedback(_NoIteration(), [1.0])
+            with pytest.raises(ValueError, match="feedback: the labels could not be read"):
+                sink.feedback(["r1"], _NoIteration())
+        assert "timestamp=a _NoTime that cannot be printed" in caplog.text
+    finally:
+        mon.close()
+        fm.close()
