@@ -57,7 +57,12 @@ Each prediction's ``client`` is sent as the in-process row builder reads it: one
 per-row list (a list, an array, a Series; each entry's text, bytes decoded, a missing one null),
 of whatever length, so that the sidecar's builder counts one of another length than the rows in
 ``monitor_row_arguments_dropped_total{argument="client"}``, as in process; a client over 256
-characters as its digest, the key the probing detector tracks it by on either side.
+characters as its digest, the key the probing detector tracks it by on either side. Its
+``segment`` so too (each entry's text, bytes decoded, a missing one null). A client, segment or
+request id whose values or text cannot be taken (a caller's object whose iteration or ``str()``
+raises) is sent as an empty per-row list (:data:`UNREADABLE`), which the sidecar's builder counts
+for the rows it reads, as the in-process builder counts such an argument; said once in the
+worker's log.
 
 This module imports only the standard library (numpy values are converted when present).
 """
@@ -79,9 +84,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, client_text, describe_value, error_event,
-                            event_time, feedback_lists, id_key, is_missing, request_id_text,
-                            say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, client_text,
+                            describe_value, error_event, event_time, feedback_lists, id_key, is_missing, request_id_text,
+                            row_text, say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -169,8 +174,10 @@ def _latency(value: Any) -> Any:
     return latency_seconds(value)
 
 
-def encode_event(event: tuple[Any, ...]) -> str:
-    """One queued event tuple as a JSON object in the documented event format."""
+def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] | None = None) -> str:
+    """One queued event tuple as a JSON object in the documented event format; a prediction's
+    client or segment whose values or text cannot be taken is sent as :data:`UNREADABLE`, said to
+    ``unreadable(argument, why)`` when given (see :func:`_argument`)."""
     kind = event[0]
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
@@ -180,14 +187,15 @@ def encode_event(event: tuple[Any, ...]) -> str:
         if latency is not None:
             obj["latency_s"] = _latency(latency)
         if client is not None:
-            client = _sendable_client(client)
+            client = _argument(_sendable_client, client, "client", unreadable)
             if client is not None:
                 obj["client"] = client
         if rid is not None:
             obj["request_id"] = rid
         if segment is not None:  # one per call, or one per row (a list the sidecar reads as such)
-            rows = segment.tolist() if hasattr(segment, "tolist") else segment
-            obj["segment"] = [None if is_missing(v) else str(v) for v in rows] if isinstance(rows, (list, tuple)) else str(segment)
+            segment = _argument(_sendable_segment, segment, "segment", unreadable)
+            if segment is not None:
+                obj["segment"] = segment
         if embedding is not None:
             obj["embedding"] = embedding
     elif kind == ERROR:
@@ -195,8 +203,11 @@ def encode_event(event: tuple[Any, ...]) -> str:
         obj = {"type": "error", "timestamp": ts, "exception": exc}
         if latency is not None:
             obj["latency_s"] = _latency(latency)
-        client = None if client is None or _per_row(client) is not None else _client_key(client)
-        if client is not None:  # one per call (an error has no rows); a list is left out, as no error reads it
+        try:  # one per call (an error has no rows); a list is left out, as no error reads it
+            client = None if client is None or _per_row(client) is not None else _client_key(client)
+        except Exception:  # noqa: BLE001 - a caller's object whose iteration or str() raises: left out, as in
+            client = None  # process, where an error's client is never read (it lost the event as unserializable)
+        if client is not None:
             obj["client"] = client
     elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels)
         ts, ids, labels = event[1:4]
@@ -323,6 +334,41 @@ def _sendable_client(client: Any) -> Any:
     return _client_key(client) if rows is None else [_client_key(v) for v in rows]
 
 
+#: How a prediction's client, segment or request id whose values or text cannot be taken (a
+#: caller's object whose iteration or ``str()`` raises) is sent: a per-row list of no values, of
+#: another length than any call's rows, so that the sidecar's row builder counts the rows it reads
+#: in ``monitor_row_arguments_dropped_total{argument=...}``, as the in-process builder counts such
+#: an argument (:func:`monitor.row_arguments.row_clients` and its siblings). Why: reading it raised
+#: in the sender, which dropped the whole event as ``unserializable``: its rows were lost from
+#: every figure, where in process only the argument is.
+UNREADABLE: list[Any] = []
+
+
+def _argument(read: Callable[[Any], Any], value: Any, argument: str,
+              unreadable: Callable[[str, str], None] | None) -> Any:
+    """``read(value)``, or :data:`UNREADABLE` when the caller's value raises anything on the way,
+    said to ``unreadable`` (the argument, and why) when given."""
+    try:
+        return read(value)
+    except Exception as err:  # noqa: BLE001 - the caller's object's own error
+        if unreadable is not None:
+            unreadable(argument, f"{type(err).__name__} reading its values or their text")
+        return UNREADABLE
+
+
+def _sendable_segment(segment: Any) -> Any:
+    """A prediction's ``segment`` as the in-process row builder reads it
+    (:func:`monitor.row_arguments.row_segments`): one per row for a per-row list, each entry's
+    text (:func:`~monitor.events.row_text`: bytes decoded, a missing one null), else the call's
+    one segment, None for a missing one. Why: the worker wrote ``str()`` of each, so that a
+    segment given as bytes was ``"b'eu'"`` (in process ``eu``) and a NaN one the segment ``nan``
+    (in process none, "unset")."""
+    rows = _per_row(segment)
+    if rows is None:
+        return row_text(segment, MAX_LABEL_CHARS)
+    return [row_text(v, MAX_LABEL_CHARS) for v in rows]
+
+
 def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:
     """A queued prediction with its ``request_id`` as the sidecar takes it, read as the
     in-process join reads it (see :func:`_id_as_text`; one per row for a per-row list), an id
@@ -334,7 +380,10 @@ def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str |
     guessed from the inputs as dropped ids, where in process only the rows read are (none of a
     call whose rows are refused)."""
     rid = event[6]
-    rows = _per_row(rid)
+    try:
+        rows = _per_row(rid)
+    except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: see UNREADABLE
+        return event[:6] + (UNREADABLE,) + event[7:], f"whose values cannot be taken ({type(err).__name__} reading them)"
     if rows is None:
         key, why = _id_as_text(rid)
         return event[:6] + (key if why is None else _unusable_id(rid),) + event[7:], why
@@ -541,6 +590,16 @@ class ForwardingMonitor:
                         "text", self.model, why)
         return event
 
+    def _argument_unreadable(self, argument: str, why: str) -> None:
+        """A prediction's client or segment sent as :data:`UNREADABLE`: said once per argument in
+        this log, which alone knows why (the sidecar's says the rows had no values for it)."""
+        if self._unreadable_said.first(argument):
+            log.warning("model %r: a prediction came with a %s that cannot be read (%s): its rows are forwarded without "
+                        "it (they are monitored) and counted in the sidecar's "
+                        "monitor_row_arguments_dropped_total{argument=\"%s\"}, further ones without a log line. Fix: "
+                        "give the %s as text (one for the call, or a list of one per row)", self.model, argument, why,
+                        argument, argument)
+
     def _feedback_parts(self, event: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """A feedback event whose JSON is larger than a datagram, as events of fewer labels each
         that fit: labels are independent, and a labelling job sending thousands at once (about
@@ -605,6 +664,7 @@ class ForwardingMonitor:
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
         self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
         self._bad_id_said = False  # a prediction's request id left out (see _sendable_request_id), said once
+        self._unreadable_said = Once(max_keys=2)  # a prediction's client or segment sent as UNREADABLE, said once each
 
     def _reset_session_state(self) -> None:
         """No datagram sent yet: what the receiving sidecar knows of this process starts here."""
@@ -788,7 +848,7 @@ class ForwardingMonitor:
             try:
                 if ev[0] == PREDICTION and ev[6] is not None and not _plain_ids(ev[6]):
                     ev = self._sendable_request_id(ev)
-                piece = encode_event(ev)
+                piece = encode_event(ev, self._argument_unreadable)
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
                 self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
                                 f"({type(err).__name__}: {str(err)[:200]})",

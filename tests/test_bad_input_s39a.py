@@ -162,3 +162,35 @@ def test_a_timestamp_or_feedback_argument_that_cannot_be_read_is_a_mistake_said_
     finally:
         mon.close()
         fm.close()
+
+
+def test_a_forwarded_argument_that_cannot_be_read_is_dropped_and_counted_as_in_process(tmp_path) -> None:
+    """A prediction's client, segment or request id whose iteration or ``str()`` raises: in
+    process the rows are kept without it, counted in monitor_row_arguments_dropped_total; a
+    forwarding worker's reading of it raised in its sender, which dropped the whole event as
+    ``unserializable`` (the rows lost from every figure), and an error's client so too (in process
+    never read). They are now sent as a per-row list of no values, which the sidecar counts as in
+    process; an error's such client is left out. A segment given as bytes or NaN was sent as
+    ``"b'eu'"`` or ``"nan"`` (in process ``eu`` and none): read as in process now."""
+    from tests.sidecar_support import total
+    from tests.test_bad_input_s38l import _NoText
+    from tests.test_forwarded_parity_s38g import PROBS, forwarded, in_process
+
+    rows, scores = np.zeros((2, 2)), [[0.2, 0.3, 0.5]] * 2
+    calls = [("observe", (rows, scores), {argument: value})
+             for argument in ("client", "segment", "request_id")
+             for value in (_NoIteration(), [_NoText(), "x"], _NoText())]
+    calls += [("observe_error", ("TimeoutError",), {"client": value}) for value in (_NoText(), _NoIteration())]
+    calls += [("observe", (rows, scores), {"segment": value}) for value in (b"eu", float("nan"), [b"eu", float("nan")])]
+    config = {**PROBS, "detectors": [{"kind": "segments"}]}
+    expected = in_process(config, calls)
+    assert expected[("monitor_row_arguments_dropped", (("argument", "client"),))] == 6, expected
+    assert expected[("monitor_row_arguments_dropped", (("argument", "segment"),))] == 6, expected
+    assert expected[("monitor_row_arguments_dropped", (("argument", "request_id"),))] == 2 + 1 + 2, expected
+    assert expected[("monitor_predictions", ())] == 24, expected
+    got, text = forwarded(config, calls, tmp_path)
+    assert total(text, "monitor_intake_events_refused_total") == 0
+    assert got == expected
+    assert total(text, "monitor_segment_rows_in_window", segment="eu") == 3  # as in process: 2 rows + 1
+    assert total(text, "monitor_segment_rows_in_window", segment="b'eu'") == total(text, "monitor_segment_rows_in_window",
+                                                                                    segment="nan") == 0
