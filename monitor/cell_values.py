@@ -20,7 +20,7 @@ from monitor.events import float32_text, float_text, is_dataframe, whole_number_
 
 __all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
            "time_seconds", "cell_number", "nan_like", "category_text", "UNREADABLE_CATEGORY", "number_as_text", "categorical_text",
-           "object_cells"]
+           "object_cells", "holds_complex"]
 
 
 #: Values a numeric feature of a dict row takes as they are (Python's and numpy's real numbers).
@@ -53,6 +53,17 @@ def complex_array(value: Any) -> bool:
         return getattr(dtype, "kind", None) == "c"
     dtypes = getattr(value, "dtypes", None)  # a DataFrame: one dtype per column
     return is_dataframe(value) and any(getattr(d, "kind", None) == "c" for d in dtypes)
+
+
+def holds_complex(value: Any) -> bool:
+    """A complex number (Python's or numpy's), an array of complex dtype (:func:`complex_array`),
+    or an object array holding one: a 0-d one is a value numpy left as it is among a list's values
+    (``np.array(np.complex128(1j), dtype=object)``), and a float64 cast read it as its real part
+    with numpy's ComplexWarning on the user's stderr, where a complex number given as it is was
+    refused (outputs) or unreadable (inputs)."""
+    if isinstance(value, COMPLEX_SCALARS) or complex_array(value):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind == "O" and any(map(holds_complex, value.ravel().tolist()))
 
 
 class ComplexValues(Exception):
@@ -104,7 +115,7 @@ def real_numbers(value: Any) -> np.ndarray:
         if inferred.dtype.kind in "biuf":
             return inferred.astype(np.float64, copy=False)
         if inferred.dtype.kind == "O":
-            if any(isinstance(v, COMPLEX_SCALARS) or complex_array(v) for v in inferred.ravel()):
+            if any(map(holds_complex, inferred.ravel().tolist())):
                 raise ComplexValues
             # the object array cast, not a Series or DataFrame again: pandas' own line then read
             # np.ma.masked among the values, and numpy's "converting a masked element to nan"
@@ -157,7 +168,7 @@ def odd_values(cells: np.ndarray) -> bool:
     if any(issubclass(t, _ODD) for t in types):
         return True
     # arrays among the values (a 0-d one is a row's value numpy did not unpack): complex ones too
-    return any(issubclass(t, np.ndarray) for t in types) and any(complex_array(v) for v in values)
+    return any(issubclass(t, np.ndarray) for t in types) and any(map(holds_complex, values))
 
 
 def float_rows(rows: Any) -> np.ndarray | None:
@@ -229,8 +240,8 @@ def cell_number(v: Any) -> float | None:
         from monitor.temporal import temporal_seconds
 
         return temporal_seconds(v)
-    if isinstance(v, COMPLEX_SCALARS):  # numpy's too (complex64 is no Python complex): float() keeps the real part
-        return None
+    if isinstance(v, COMPLEX_SCALARS) or (type(v) is np.ndarray and holds_complex(v)):
+        return None  # numpy's too (complex64 is no Python complex), and in an array: float() keeps the real part
     if isinstance(v, (str, bytes)) and not v.strip():
         return np.nan
     try:

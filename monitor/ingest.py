@@ -16,7 +16,7 @@ import numpy as np
 
 from monitor.batch import Batch
 from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
-                                 complex_array, complex_form, float_rows, object_cells, odd_values, real_numbers)
+                                 complex_array, complex_form, float_rows, holds_complex, object_cells, odd_values, real_numbers)
 from monitor.events import is_dataframe
 from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_list, short_repr, text_column
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
@@ -1053,7 +1053,7 @@ def _complex_labels(labels: np.ndarray) -> bool:
     by its text ("(0.2+0j)"): refused as the other kinds' complex outputs are. One look at each
     value's type (text and integer labels, the usual ones, pass at once)."""
     types = set(map(type, labels.ravel().tolist()))
-    return any(issubclass(t, COMPLEX_SCALARS) or (t is np.ndarray and any(map(complex_array, labels.ravel())))
+    return any(issubclass(t, COMPLEX_SCALARS) or (t is np.ndarray and any(map(holds_complex, labels.ravel().tolist())))
                for t in types)
 
 

@@ -194,3 +194,39 @@ def test_a_forwarded_argument_that_cannot_be_read_is_dropped_and_counted_as_in_p
     assert total(text, "monitor_segment_rows_in_window", segment="eu") == 3  # as in process: 2 rows + 1
     assert total(text, "monitor_segment_rows_in_window", segment="b'eu'") == total(text, "monitor_segment_rows_in_window",
                                                                                     segment="nan") == 0
+
+
+def test_a_complex_number_in_a_0d_object_array_among_list_values_is_not_read_as_its_real_part() -> None:
+    """A numpy complex number held in a 0-d object array (a value numpy leaves as it is among a
+    list's values) was read as its real part, numpy's ComplexWarning on the user's stderr the only
+    sign: in a list of outputs (a probability row read as summing to 1.5: refused as not
+    normalised, a regression output kept as 1.0) and in list rows. The checks for complex numbers
+    looked at a value's type and an array's dtype, not into an object array
+    (``cell_values.holds_complex`` does): such outputs are refused as complex ones are, such an
+    input value unreadable (counted wrong_type), the row monitored."""
+    import warnings
+
+    complex_0d = _zero_d(np.complex128(1 + 2j))
+    probs = _monitor({"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}})
+    reg = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    labels = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            probs.observe([[1.0, 2.0]], [[complex_0d, 0.5, 0.5]])
+            reg.observe([[1.0, 2.0], [3.0, 4.0]], [complex_0d, 2.0])
+            reg.observe([[complex_0d, 2.0], [3.0, 4.0]], [1.0, 2.0])
+            labels.observe([[1.0, 2.0]], [complex_0d])
+            for mon in (probs, reg, labels):
+                mon.flush()
+        assert not [w for w in caught if "complex" in str(w.message).lower()], [str(w.message) for w in caught]
+        for mon in (probs, reg, labels):
+            assert _internal_errors(mon) == 0
+        assert probs.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 1
+        assert reg.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 2
+        assert reg.store.value("monitor_predictions") == 2
+        assert reg.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+        assert labels.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 1
+    finally:
+        for mon in (probs, reg, labels):
+            mon.close()
