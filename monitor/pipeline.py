@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.batch import LabeledBatch
 from monitor.cell_values import COMPLEX_SCALARS
-from monitor.events import ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION
+from monitor.events import ERROR, FEEDBACK, MAX_REQUEST_ID_CHARS, PREDICTION, describe_value
 from monitor.holding import HeldBatches
 from monitor.ingest import BatchBuilder, MixedOutputWidths, guess_rows
 from monitor.windows import rows_outside_window
@@ -124,6 +124,16 @@ HOLD_ROWS = 4096
 #: pipeline exports each at 0 from its start, so that a one-off failure is an increase the rule
 #: MonitorInternalErrors sees (a counter born at 1 is none); a test keeps this list complete.
 INTERNAL_ERROR_STAGES: tuple[str, ...] = ("cycle", "pipeline", "clock", "export", "rules", "ingest")
+
+
+def _label_text(label: Any) -> str:
+    """A label as the unknown-class line quotes it: its text, at most 50 characters, or what it is
+    when ``str()`` raises (a caller's object: the line's failure lost the whole drain's events as
+    an internal error, every call in it)."""
+    try:
+        return str(label)[:50]
+    except Exception:  # noqa: BLE001 - the caller's object's own error
+        return describe_value(label)
 
 
 def detector_label(det: "Detector") -> str:
@@ -686,7 +696,7 @@ class Pipeline:
         values = [v for e in events for v in e[3] if is_class_label(v)]
         index = self.builder.classes.lookup(np.fromiter(values, dtype=object, count=len(values)), learn=False)
         refused = (index < 0) if width is None else (index < 0) | (index >= width)  # (1.0 is column 1, not an example)
-        shown = list(dict.fromkeys(str(v)[:50] for v, r in zip(values, refused.tolist()) if r))[:3]
+        shown = list(dict.fromkeys(_label_text(v) for v, r in zip(values, refused.tolist()) if r))[:3]
         listed = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
         fix = ("give each label as one of those classes (a column index when output.classes is not configured), or "
                "list the class names under output.classes in the config, in the order of the score columns (in code, "

@@ -230,3 +230,24 @@ def test_a_complex_number_in_a_0d_object_array_among_list_values_is_not_read_as_
     finally:
         for mon in (probs, reg, labels):
             mon.close()
+
+
+def test_a_label_whose_text_raises_costs_no_drain() -> None:
+    """A label naming no class is said once with examples of such labels (their text); a label
+    whose ``str()`` raises made that line raise, and the whole drain was lost as an internal error
+    (monitor_internal_errors_total{stage="pipeline"}): every call and label in it, not only the
+    bad one. The line quotes such a label by what it is now; the label is counted as one that
+    names no class."""
+    from tests.test_bad_input_s38l import _NoText
+
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}})
+    try:
+        mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r1")
+        mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r2")
+        mon.feedback(["r1", "r2"], [_NoText(), "y"])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 2
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
+    finally:
+        mon.close()
