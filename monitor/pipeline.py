@@ -456,9 +456,10 @@ class Pipeline:
             if self._rejections_logged.first("argument:latency_s"):
                 example = next(v for v, ok in zip(values, valid.tolist()) if not ok)
                 log.warning("model %r: latency_s: %d call(s) gave a latency that is not a finite, non-negative number of "
-                            "seconds (e.g. %.40r): their rows are processed without it; counted in "
+                            "seconds (e.g. %.40s): their rows are processed without it; counted in "
                             "monitor_row_arguments_dropped_total{argument=\"latency_s\"}. Fix: pass latency_s as seconds "
-                            "(a float, e.g. time.perf_counter() differences), or leave it out", self.store.model, bad, example)
+                            "(a float, e.g. time.perf_counter() differences), or leave it out", self.store.model, bad,
+                            describe_value(example))  # the caller's value: its repr may raise (the drain was lost)
             seconds = seconds[valid]
         if len(seconds):
             self.store.observe("monitor_latency_seconds", seconds)

@@ -251,3 +251,21 @@ def test_a_label_whose_text_raises_costs_no_drain() -> None:
         assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
     finally:
         mon.close()
+
+
+def test_a_latency_whose_repr_raises_is_said_by_what_it_is(caplog) -> None:
+    """A ``latency_s`` that is no number of seconds is left out and said once with an example, its
+    ``%r`` in the log line: for a caller's object whose repr raises, logging's formatting failed
+    (a "--- Logging error ---" traceback on the user's stderr; under a handler that raises, as
+    pytest's, the whole drain lost as an internal error). The line says it as the others do
+    (``events.describe_value``)."""
+    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
+    try:
+        mon.observe([[1.0, 2.0]], [1.0], latency_s=_NoRepr())
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 1
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 1
+        assert "(e.g. a _NoRepr that cannot be printed)" in caplog.text
+    finally:
+        mon.close()
