@@ -144,7 +144,13 @@ def parse_target(target: str) -> tuple[str, Any]:
 
 
 def _default(obj: Any) -> Any:
-    """JSON for what predict functions pass around: numpy arrays and scalars, DataFrames."""
+    """JSON for what predict functions pass around: numpy arrays and scalars, DataFrames, bytes
+    (decoded as UTF-8, an invalid byte as U+FFFD, as the in-process readers decode every bytes
+    value: a text answer or cell, a class label, a category, a numeric cell read as its text).
+    Why bytes: a text model answering bytes (``response.content``), or a stream of bytes chunks
+    with a chunk of another type, was dropped whole in the worker as ``unserializable``."""
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj).decode("utf-8", "replace")
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):

@@ -45,14 +45,61 @@ def figures(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+def stream(target: Any, chunks: list[Any], mode: str, stop: int, request_id: Any = None) -> None:
+    """One streamed call through ``target.watch`` (session 39): its chunks consumed whole
+    (``full``), closed after ``stop`` of them (``close``), raising after them (``raise``), or as an
+    async generator (``async``)."""
+    import asyncio
+
+    def generate(prompt: Any, request_id: Any = None):
+        for i, c in enumerate(chunks):
+            if mode == "raise" and i == stop:
+                raise RuntimeError("stream broke")
+            yield c
+
+    async def agenerate(prompt: Any, request_id: Any = None):
+        for c in chunks:
+            yield c
+
+    if mode == "async":
+        wrapped = target.watch(agenerate, request_id="request_id")
+
+        async def consume() -> None:
+            async for _ in wrapped([[0.5, 1.5]], request_id=request_id):
+                pass
+
+        asyncio.run(consume())
+        return
+    it = target.watch(generate, request_id="request_id")([[0.5, 1.5]], request_id=request_id)
+    try:
+        for i, _ in enumerate(it):
+            if mode == "close" and i + 1 >= stop:
+                it.close()
+                break
+    except RuntimeError:
+        pass
+
+
 def _run(target: Any, calls: list[Call]) -> None:
     for name, args, kwargs in calls:
-        getattr(target, name)(*args, **kwargs)
+        if name == "stream":
+            stream(target, *args, **kwargs)
+        else:
+            getattr(target, name)(*args, **kwargs)
     target.observe_error("EndOfCalls")  # the last datagram: once it is counted, every one before it was
 
 
-def in_process(config: dict[str, Any], calls: list[Call]) -> dict:
+def spy(mon: Monitor, seen: list[Any]) -> None:
+    """Keep each batch ``mon``'s detectors see in ``seen``."""
+    mon.pipeline.detectors.append(type("Spy", (), {"kind": "spy", "update": lambda self, b: seen.append(b),
+                                                   "__getattr__": lambda self, n: (lambda *a, **k: None)})())
+
+
+def in_process(config: dict[str, Any], calls: list[Call], seen: list[Any] | None = None) -> dict:
+    """The figures of ``calls`` made on an in-process Monitor (its detectors' batches kept in ``seen``)."""
     mon = Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+    if seen is not None:
+        spy(mon, seen)
     try:
         _run(mon, calls)
         mon.flush()
@@ -61,12 +108,17 @@ def in_process(config: dict[str, Any], calls: list[Call]) -> dict:
         mon.close()
 
 
-def forwarded(config: dict[str, Any], calls: list[Call], folder: Path) -> tuple[dict, str]:
+def forwarded(config: dict[str, Any], calls: list[Call], folder: Path, seen: list[Any] | None = None) -> tuple[dict, str]:
     """The figures of the same calls made on a ForwardingMonitor, read from the sidecar, and its
-    exposition (a Unix datagram socket: in order, so the last call's error marks the end)."""
+    exposition (a Unix datagram socket: in order, so the last call's error marks the end); the
+    sidecar's detectors' batches kept in ``seen``. A worker of a text or ``none`` model is told its
+    kind (it may then watch streams)."""
     sock = str(folder / "fw.sock")
     s = start_sidecar({**config, "model": "m", "server": {"forward": {"unix": sock}}}, folder)
-    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    if seen is not None:
+        spy(s.monitor("m"), seen)
+    kind = config.get("output", {}).get("kind")
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False, output_kind=kind if kind in ("text", "none") else None)
     try:
         _run(fm, calls)
         fm.flush()

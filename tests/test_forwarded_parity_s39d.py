@@ -1,0 +1,137 @@
+"""The forwarded parse (``parse_event(forwarded=True)``, session 39) against an in-process Monitor:
+seeded differential runs of odd labels (None, NaN, objects, nested lists, lists for a single-label
+model, multi-label truth of the wrong width, text for regression, labels for models of
+``output.kind: none`` and ``text``), odd request ids and latencies, and streamed text answers
+(long ones kept as :class:`~monitor.text_prefix.TextPrefix`, closed early, raising, async), made
+through a ForwardingMonitor to a real sidecar (helper s39d's extension of
+tests/test_forwarded_parity_s38g.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.text_prefix import MAX_TEXT_CHARS
+from tests.sidecar_support import total
+from tests.test_forwarded_parity_s38g import CLASSES, KINDS, Call, _inputs, _outputs, forwarded, in_process
+
+__all__: list[str] = []
+
+#: Labels any caller may pass, of every JSON form and then some: each counted by the model's join
+#: (joined, waiting, ``invalid``, ``unknown_id``) as in process, never refused whole on the way.
+ODD_LABELS: list[Any] = [None, math.nan, {"a": 1}, {}, [[1, [2]]], [0, 1], [], "", "z" * 2000, True, False, -0.0,
+                         1e300, -1, 2 ** 300, 2 ** 64, "2.5", "x", 1, 1.0, 2, [1, 0], [1, 0, 1, 0], [0, 1, 1],
+                         ["n", "y"], ["q"], [math.nan, 0, 1], [True, False, True], np.float32("nan"), np.int64(1),
+                         np.array([1, 0, 1]), np.float64(2.0), [[0, 1, 1]], [1.5, 0, 0], "y" * 300, "\u00e9t\u00e9"]
+#: Request ids of every form, feedback's and predictions'.
+ODD_IDS: list[Any] = ["nope", None, math.nan, "", 17, 17.0, 1e20, -5, b"r0", "x" * 1100, "x" * 1024, 2 ** 70, np.int64(3),
+                      np.str_("r1"), True, "\u00e9"]
+ODD_LATENCIES: list[Any] = [None, 0.0, -0.0, 1e308, -1e-9, math.nan, math.inf, -math.inf, "fast", "0.5", 3, 2 ** 70,
+                            True, False, np.float32(0.25), np.nan, datetime.timedelta(seconds=-1),
+                            datetime.timedelta(milliseconds=7), np.timedelta64(5, "ms"), np.timedelta64("NaT"), [0.1]]
+
+
+def _stream_chunks(rng: random.Random) -> list[Any]:
+    """A streamed answer's chunks: text or UTF-8 bytes of lengths around and past the cap, cut
+    anywhere (a character split across chunks), now and then a chunk of another type."""
+    length = rng.choice([0, 3, MAX_TEXT_CHARS - 1, MAX_TEXT_CHARS, MAX_TEXT_CHARS + 1, rng.randrange(3 * MAX_TEXT_CHARS)])
+    text = "".join(rng.choices("ab c\n\u00e9\u5b57\U0001f600 .7", k=length))
+    data: Any = text.encode("utf-8") if rng.random() < 0.4 else text
+    chunks, at = [], 0
+    while at < len(data):
+        step = rng.choice([1, 2, 3, rng.randrange(1, 500), rng.randrange(1, 2 * MAX_TEXT_CHARS)])
+        chunks.append(data[at:at + step])
+        at += step
+    if chunks and rng.random() < 0.1:
+        chunks.insert(rng.randrange(len(chunks)), rng.choice([{"usage": 3}, "s" if isinstance(data, bytes) else 7]))
+    return chunks
+
+
+def draw_calls(seed: int, kind: str, n_calls: int = 30) -> list[Call]:
+    """Predictions (some streamed, for the kinds that stream) and feedback with odd ids, labels
+    and latencies."""
+    rng = random.Random(seed)
+    calls: list[Call] = []
+    ids: list[Any] = []
+    streams = kind in ("text", "none")
+    for i in range(n_calls):
+        r = rng.random()
+        if r < 0.45 or not ids:
+            x, n = _inputs(rng, rng.randint(1, 3))
+            rid = rng.choice([f"r{i}"] * 4 + ODD_IDS)
+            if isinstance(rid, str) and rid == f"r{i}":
+                ids += [rid] if n == 1 else [f"{rid}/{j}" for j in range(n)]
+            elif rng.random() < 0.5:
+                ids.append(rid)
+            calls.append(("observe", (x, _outputs(rng, kind, n)),
+                          {"request_id": rid, "latency_s": rng.choice(ODD_LATENCIES)}))
+        elif r < 0.65 and streams:
+            rid = rng.choice([f"s{i}", None, "x" * 1100])
+            mode = rng.choice(["full", "full", "close", "raise", "async"])
+            calls.append(("stream", (_stream_chunks(rng), mode, rng.randrange(1, 6)), {"request_id": rid}))
+        elif r < 0.8:
+            calls.append(("observe_error", (rng.choice(["E", "TimeoutError"]),), {"latency_s": rng.choice(ODD_LATENCIES)}))
+        else:
+            k = rng.randint(1, 4)
+            fids = [rng.choice(ids) if rng.random() < 0.6 else rng.choice(ODD_IDS) for _ in range(k)]
+            labels = [rng.choice(ODD_LABELS + (CLASSES if kind in ("probabilities", "labels") else [])) for _ in range(k)]
+            calls.append(("feedback", (fids[0], labels[0]) if k == 1 else (fids, labels), {}))
+    return calls
+
+
+def _described(seen: list[Any]) -> list[list[str]]:
+    """The numbers of every row the detectors saw (the text descriptors of a text model's answers
+    among them), rows in order, each as its repr (NaN compares)."""
+    out = []
+    for b in seen:
+        num = getattr(b, "numeric", None)
+        if num is not None and getattr(b, "numeric_names", None) is not None:
+            out += [[repr(v) for v in row] for row in np.asarray(num).tolist()]
+    return out
+
+
+def both(config: dict[str, Any], calls: list[Call], folder: Path) -> tuple[tuple[dict, list], tuple[dict, list], str]:
+    """(figures, rows seen) in process, the same forwarded to a sidecar, and the sidecar's exposition."""
+    seen: list[Any] = []
+    expected = in_process(config, calls, seen)
+    got_seen: list[Any] = []
+    got, text = forwarded(config, calls, folder, got_seen)
+    return (expected, _described(seen)), (got, _described(got_seen)), text
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_odd_labels_ids_latencies_and_streams_forwarded_give_the_in_process_figures(tmp_path, kind: str) -> None:
+    """Seeded odd calls of each output kind: the sidecar's figures and the rows its detectors see
+    are the in-process Monitor's, and nothing is refused on the way."""
+    for seed in range(3):
+        calls = draw_calls(39_000 + 100 * seed + len(kind), kind)
+        folder = tmp_path / str(seed)
+        folder.mkdir()
+        expected, got, text = both(KINDS[kind], calls, folder)
+        assert expected[0][("monitor_calls", ())] >= 10, expected
+        assert total(text, "monitor_intake_events_refused_total") == 0, seed
+        assert got == expected, seed
+
+
+def test_a_text_answer_given_as_bytes_is_forwarded_as_in_process(tmp_path) -> None:
+    """A text model's answer as bytes (``response.content``), one or one per row, and a stream of
+    bytes chunks with a chunk of another type (its answer the list of chunks) are read in process
+    as their text, decoded as UTF-8 (an invalid byte as U+FFFD); the worker dropped each such call
+    whole as ``unserializable`` (JSON has no bytes), lost from every figure of the sidecar."""
+    text = {**KINDS["text"]}
+    calls: list[Call] = [("observe", ([[1.0, 2.0]], b"Rain on the roof."), {}),
+                         ("observe", ([[1.0, 2.0], [3.0, 4.0]], [b"caf\xc3\xa9", b"bad \xff byte"]), {}),
+                         ("observe", ([[1.0, 2.0]], [bytearray(b"one")]), {}),
+                         ("stream", ([b"caf\xc3", b"\xa9 ", 7], "full", 0), {"request_id": "s"}),
+                         ("stream", ([b"ab", {"usage": 3}], "full", 0), {"request_id": "t"})]
+    expected, got, exposition = both(text, calls, tmp_path)
+    assert expected[0][("monitor_predictions", ())] == 4, expected
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
