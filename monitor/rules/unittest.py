@@ -156,6 +156,8 @@ class _Decoder:
         if text == "":
             return 0.0
         try:
+            if node is not None and node.quoted:  # text to Go's yaml, whatever it holds: value: "5" is refused
+                raise ValueError
             return go_yaml_float(text)
         except ValueError:
             self.errors.append(f"line {node.line if node else 0}: cannot unmarshal {_tag(node)} `{text}` into float64")

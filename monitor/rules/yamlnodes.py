@@ -20,6 +20,9 @@ import yaml
 __all__ = ["YamlError", "YNode", "alias_problem", "compose_yaml", "expanded_nodes", "go_yaml_float", "go_yaml_int"]
 
 NULL_TAG = "tag:yaml.org,2002:null"
+STR_TAG = "tag:yaml.org,2002:str"
+#: What a plain scalar's tag is when none is written (to tell ``!!str 5`` from ``5``).
+_IMPLICIT = yaml.resolver.Resolver()
 
 
 class YamlError(ValueError):
@@ -46,8 +49,9 @@ class YNode:
     col: int
     text: str = ""
     tag: str = ""
-    #: A scalar written quoted or as a block (``"5"``, ``'5'``, ``|``): Go's yaml reads it as text
-    #: only, whatever it holds (``limit: "5"`` is refused, as a string, where ``limit: 5`` is taken).
+    #: A scalar Go's yaml reads as text only, whatever it holds: written quoted or as a block
+    #: (``"5"``, ``'5'``, ``|``) without another tag, or tagged ``!!str`` (``limit: "5"`` and
+    #: ``limit: !!str 5`` are refused, as a string, where ``limit: 5`` and ``limit: !!int '5'`` are taken).
     quoted: bool = False
     items: list[tuple["YNode", "YNode"]] = field(default_factory=list)
     children: list["YNode"] = field(default_factory=list)
@@ -152,7 +156,9 @@ def _convert(node: yaml.Node, budget: list[int] | None = None) -> YNode:
     assert isinstance(node, yaml.ScalarNode)
     if node.tag == NULL_TAG and node.style is None:
         return YNode("null", line, col, text="", tag=node.tag)
-    return YNode("scalar", line, col, text=str(node.value), tag=node.tag, quoted=node.style is not None)
+    text_only = node.tag == STR_TAG and (node.style is not None or _IMPLICIT.resolve(yaml.ScalarNode, node.value,
+                                                                                      (True, False)) != STR_TAG)
+    return YNode("scalar", line, col, text=str(node.value), tag=node.tag, quoted=text_only)
 
 
 def compose_yaml(text: str) -> YNode | None:
@@ -228,15 +234,28 @@ def _go_resolve(text: str) -> int | float | None:
     if not text or text[0] not in "+-.0123456789":
         return None
     if text[0] == ".":
-        return float(text) if _GO_FLOAT.fullmatch(text) else None
+        # strconv.ParseFloat of the text as written: an underscore between digits only (``.5_0``),
+        # as Python's float() takes them
+        return _finite(text) if _GO_FLOAT.fullmatch(text.replace("_", "")) else None
     plain = text.replace("_", "")
     value = _go_parse_int(plain)
     # ParseInt's range, then ParseUint's (which takes no sign)
     if value is not None and (_INT64_MIN <= value <= _INT64_MAX or 0 < value <= _UINT64_MAX and plain[0] != "+"):
         return value
     if _GO_FLOAT.fullmatch(plain):
-        return float(plain)
+        return _finite(plain)
     return None
+
+
+def _finite(text: str) -> float | None:
+    """strconv.ParseFloat's value of a float's text, None where it errs: past the float64 range
+    (``1e400``: Go's yaml then reads the scalar as text, refused for a number), or an underscore
+    not between digits."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def go_yaml_float(text: str) -> float:
