@@ -286,6 +286,24 @@ def _plain_id(rid: Any) -> bool:
 
 #: Integers below this in size have fewer digits than a request id may have characters.
 _INT_BOUND = 10 ** 100
+#: The largest float64: an integer beyond it is refused by the sidecar with its whole event
+#: (``number_too_large``, :func:`monitor.server.payloads.unsafe_json`).
+_FLOAT_MAX = 1.7976931348623157e308
+
+
+def _sendable_label(label: Any) -> Any:
+    """A label as the worker sends it: null for a missing one (pandas' NA, which JSON cannot
+    write) and for one holding an integer beyond float64 (309 digits or more), which the sidecar
+    refuses with the whole feedback event (``number_too_large``), where the in-process join counts
+    that label alone ``invalid`` (past 256 bits no class; no float for a regression). The
+    sidecar's join counts null ``invalid`` for every kind of model, as in process."""
+    if is_missing(label):
+        return None
+    if type(label) is int and not -_FLOAT_MAX <= label <= _FLOAT_MAX:
+        return None
+    if type(label) is list and any(type(v) is int and not -_FLOAT_MAX <= v <= _FLOAT_MAX for v in label):
+        return None
+    return label
 
 
 def _id_as_text(rid: Any) -> tuple[str | None, str | None]:
@@ -561,7 +579,7 @@ class ForwardingMonitor:
         bytes decoded, ``5.0`` as ``"5"``), an id that is no id (None, NaN, pandas' NA,
         ``np.ma.masked``, empty text), is over :data:`~monitor.events.MAX_REQUEST_ID_CHARS`
         characters, or whose text cannot be taken as None (null), and its labels (a missing one,
-        pandas' NA, which JSON cannot write, as null). The sidecar's join then counts each label as
+        pandas' NA, which JSON cannot write, and one beyond float64 as null: :func:`_sendable_label`). The sidecar's join then counts each label as
         the in-process one does: ``invalid`` when the model cannot take it, whatever its id, else
         ``unknown_id`` for such an id. Why: the worker left such labels out and counted them all
         ``unknown_id`` (it cannot tell which labels the model takes), and before that the sidecar
@@ -581,7 +599,7 @@ class ForwardingMonitor:
                         "the label), further ones without a log line. Fix: send each label with the request id its "
                         "prediction was made with (request_id= of watch/observe); a NaN id is what pandas holds for a "
                         "missing one: drop the labels of rows without an id", self.model, example)
-        return kept_ids, [None if is_missing(label) else label for label in labels]
+        return kept_ids, [_sendable_label(label) for label in labels]
 
     def _sendable_request_id(self, event: tuple[Any, ...]) -> tuple[Any, ...]:
         """:func:`_sendable_request_id` of a queued prediction (in the sender thread: the model's

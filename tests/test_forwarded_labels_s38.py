@@ -41,7 +41,7 @@ def _calls(kind: str) -> tuple[list, list[tuple[object, object]]]:
 def _in_process(config: dict, outputs: list, feedback: list) -> dict[str, float | None]:
     mon = Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
     try:
-        mon.observe(np.zeros((5, 2)), outputs, request_id=[f"r{i}" for i in range(5)])
+        mon.observe(np.zeros((len(outputs), 2)), outputs, request_id=[f"r{i}" for i in range(len(outputs))])
         for ids, labels in feedback:
             mon.feedback(ids, labels)
         mon.flush()

@@ -74,3 +74,32 @@ def test_a_worker_event_keeps_what_the_model_counts_and_http_refuses() -> None:
         else:
             raise AssertionError(f"taken from a worker: {obj}")
     assert np.isnan(parse_event({"type": "error", "latency_s": "slow"}, 5.0, forwarded=True).event[3])
+
+
+def test_a_label_beyond_float64_is_counted_invalid_alone_as_in_process(tmp_path) -> None:
+    """An integer label of 309 digits or more made the sidecar refuse the whole feedback event
+    (``number_too_large``: JSON numbers past float64 break it), losing the call's other labels,
+    where the in-process join counts that label alone ``invalid`` (s39d's review)."""
+    from tests.test_forwarded_labels_s38 import OUTCOMES, _in_process  # the same call in process
+
+    for config, outputs, labels in ((CLASSIFIER, [[0.9, 0.1]] * 3, ["y", 10 ** 400, [0, -10 ** 309]]),
+                                    ({**CLASSIFIER, "output": {"kind": "regression"}}, [1.0, 2.0, 3.0], [1.5, 10 ** 400, 2.5])):
+        feedback = [(["r0", "r1", "r2"], labels)]
+        expected = _in_process({k: v for k, v in config.items() if k != "model"}, outputs, feedback)
+        assert expected["invalid"] == (2 if config is CLASSIFIER else 1), expected
+        sock = str(tmp_path / f"{len(outputs[0]) if isinstance(outputs[0], list) else 1}.sock")
+        s = start_sidecar({**config, "server": {"forward": {"unix": sock}}}, tmp_path)
+        fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+        try:
+            fm.observe(np.zeros((3, 2)), outputs, request_id=["r0", "r1", "r2"])
+            fm.feedback(*feedback[0])
+            fm.flush()
+            assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") >= 2)
+            s.flush()
+            text = s.metrics()
+            assert total(text, "monitor_intake_events_refused_total") == 0, text
+            got = {o: sample(text, "monitor_feedback_labels_total", model="m", outcome=o) for o in OUTCOMES}
+            assert got == expected, (got, expected)
+        finally:
+            fm.close()
+            s.close()
