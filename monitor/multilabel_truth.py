@@ -76,7 +76,9 @@ def read_truth(label: Any, names: Sequence[str], width: int | None) -> tuple[int
     if not isinstance(label, (list, tuple)):
         what = "null" if label is None else f"one value ({str(label)[:40]!r})"
         raise TruthError(f"is {what}, and a multi-label model's ground truth says which of its labels are present")
-    items = list(label)
+    # names given as bytes are their UTF-8 text, as a single-label model's label and every id are
+    # read (and as a forwarding worker writes them: JSON has no bytes)
+    items = [bytes(v).decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v for v in label]
     if not items:
         return ()
     if all(isinstance(v, str) for v in items):

@@ -103,3 +103,13 @@ def test_a_label_beyond_float64_is_counted_invalid_alone_as_in_process(tmp_path)
         finally:
             fm.close()
             s.close()
+
+
+def test_a_multilabel_truth_of_bytes_names_is_read_as_their_text() -> None:
+    """Bytes are text to every reader (a single-label model's label, ids, and a forwarding worker,
+    which writes them as UTF-8 for JSON): a multi-label truth of names given as bytes was invalid
+    in process and joined when forwarded (s39d's review); both read it as the names now."""
+    from monitor.multilabel_truth import read_truth
+
+    assert read_truth([b"cat", bytearray(b"outdoor")], ("cat", "dog", "outdoor"), 3) == (0, 2)
+    assert read_truth(np.array([b"dog"]), ("cat", "dog", "outdoor"), 3) == (1,)
