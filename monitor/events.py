@@ -169,8 +169,10 @@ def say_unreadable_timestamp(said: "Once", model: str, call: str, timestamp: Any
 def error_event(exception: BaseException | str, latency_s: float | None, client: str | None,
                 when: Any) -> tuple[Any, ...] | None:
     """The queue tuple of a call where the model raised, at ``when`` (a ``timestamp=`` as a
-    caller passes it, or a clock to read), or None when that is not a time."""
-    name = (exception if isinstance(exception, str) else type(exception).__name__)[:MAX_EXCEPTION_CHARS]
+    caller passes it, or a clock to read), or None when that is not a time. An empty type name is
+    ``Exception``, as an event that names none is: the label ``exception=""`` is no label to
+    Prometheus (and a forwarding worker's such event was refused, ``bad_exception``)."""
+    name = (exception if isinstance(exception, str) else type(exception).__name__)[:MAX_EXCEPTION_CHARS] or "Exception"
     try:
         ts = when() if callable(when) else event_time(when)
     except ValueError:

@@ -113,3 +113,36 @@ def test_a_multilabel_truth_of_bytes_names_is_read_as_their_text() -> None:
 
     assert read_truth([b"cat", bytearray(b"outdoor")], ("cat", "dog", "outdoor"), 3) == (0, 2)
     assert read_truth(np.array([b"dog"]), ("cat", "dog", "outdoor"), 3) == (1,)
+
+
+def test_an_error_named_by_empty_text_is_counted_as_exception_in_process_and_forwarded(tmp_path) -> None:
+    """``observe_error("")`` was counted under ``exception=""`` (no label to Prometheus) in process,
+    and a forwarding worker's such event was refused by the sidecar (``bad_exception``): both count
+    it as ``Exception`` now, the name an event without one gets."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+
+    mon = Monitor(model="m", config={k: v for k, v in CLASSIFIER.items() if k != "model"}, registry=CollectorRegistry(),
+                  start_worker=False, live=False)
+    try:
+        mon.observe_error("")
+        mon.flush()
+        assert mon.store.value("monitor_errors", {"exception": "Exception"}) == 1
+        assert mon.store.value("monitor_errors", {"exception": ""}) is None
+    finally:
+        mon.close()
+    sock = str(tmp_path / "e.sock")
+    s = start_sidecar({**CLASSIFIER, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        fm.observe_error("")
+        fm.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") >= 1)
+        s.flush()
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total") == 0, text
+        assert sample(text, "monitor_errors_total", model="m", exception="Exception") == 1, text
+    finally:
+        fm.close()
+        s.close()
