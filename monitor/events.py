@@ -270,8 +270,10 @@ class ParsedEvent:
     forwarded: bool = False
 
 
-def parse_timestamp(value: Any, default: float) -> float:
-    """Unix seconds from a number or an RFC 3339 string; ``default`` when absent."""
+def parse_timestamp(value: Any, default: float, forwarded: bool = False) -> float:
+    """Unix seconds from a number or an RFC 3339 string; ``default`` when absent. ``forwarded``
+    (:func:`parse_event`): a number is taken as it is, as a caller's ``timestamp=`` is in code
+    (the pipeline counts a NaN or infinite one's rows ``invalid_timestamp``)."""
     if value is None:
         return default
     if isinstance(value, bool):
@@ -292,7 +294,7 @@ def parse_timestamp(value: Any, default: float) -> float:
         ts = parsed.timestamp()
     else:
         raise EventFormatError("timestamp", f"must be a number or a string, got {json_kind(value)}", "bad_timestamp")
-    if not math.isfinite(ts) or ts < 0:
+    if (not math.isfinite(ts) or ts < 0) and not (forwarded and not isinstance(value, str)):
         raise EventFormatError("timestamp", f"must be finite and non-negative, got {value!r}", "bad_timestamp")
     return ts
 
@@ -742,8 +744,9 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
     refused with the whole event as ``POST /v1/events`` refuses it (a 400 tells that sender): a
     latency that is no finite, non-negative number of seconds (kept NaN: left out, counted in
     ``monitor_row_arguments_dropped_total{argument="latency_s"}``), a prediction's request id over
-    :data:`MAX_REQUEST_ID_CHARS` (dropped from its rows and counted there), a feedback id that is
-    no id (null, empty, too long: its label counted ``unknown_id``), any label (the join counts
+    :data:`MAX_REQUEST_ID_CHARS` (dropped from its rows and counted there), a timestamp that is
+    a number but no time (NaN, infinite: its rows counted ``invalid_timestamp``; negative: taken),
+    a feedback id that is no id (null, empty, too long: its label counted ``unknown_id``), any label (the join counts
     one the model cannot take ``invalid``: :func:`read_label`, the multi-label truth rule) and
     null outputs (:func:`check_for_model`). Why one parse with a mode: the sidecar took such
     events apart around this parse (labels one by one, the latency dropped, ids put aside), three
@@ -762,7 +765,7 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
         raise EventFormatError(sorted(unknown)[0], f"unknown key in a {kind_name} event; allowed: "
                                                    f"{', '.join(sorted(_KEYS[kind]))}. {fix}", "unknown_key")
     model = _opt_str(obj, "model")
-    ts = parse_timestamp(obj.get("timestamp"), now)
+    ts = parse_timestamp(obj.get("timestamp"), now, forwarded)
     latency = obj.get("latency_s")
     # finite: Infinity (or 1e400, which JSON reads as it) made the latency histogram's sum infinite for good
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))

@@ -146,3 +146,48 @@ def test_an_error_named_by_empty_text_is_counted_as_exception_in_process_and_for
     finally:
         fm.close()
         s.close()
+
+
+def test_a_timestamp_that_is_no_time_is_counted_as_in_process(tmp_path) -> None:
+    """A caller's ``timestamp=`` of NaN or infinity is taken in code (its rows counted
+    ``invalid_timestamp`` by the pipeline) and a negative one kept; the sidecar refused a forwarding
+    worker's such event whole (``bad_timestamp``, the 400 that tells an HTTP sender)."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+
+    def calls(target) -> None:
+        for ts in (float("nan"), float("inf"), -5.0):
+            target.observe(np.zeros((2, 2)), [[0.9, 0.1]] * 2, timestamp=ts)
+        target.observe_error("KeyError", timestamp=float("nan"))
+
+    def figures(text_or_mon) -> tuple:
+        if isinstance(text_or_mon, str):
+            return (sample(text_or_mon, "monitor_rows_rejected_total", model="m", reason="invalid_timestamp"),
+                    sample(text_or_mon, "monitor_predictions_total", model="m"))
+        return (text_or_mon.store.value("monitor_rows_rejected", {"reason": "invalid_timestamp"}),
+                text_or_mon.store.value("monitor_predictions"))
+
+    mon = Monitor(model="m", config={k: v for k, v in CLASSIFIER.items() if k != "model"}, registry=CollectorRegistry(),
+                  start_worker=False, live=False)
+    try:
+        calls(mon)
+        mon.flush()
+        expected = figures(mon)
+    finally:
+        mon.close()
+    assert expected == (5.0, 2.0), expected  # 4 rows and the error's one row of NaN or infinite time; the -5 s call's 2 rows
+    sock = str(tmp_path / "t.sock")
+    s = start_sidecar({**CLASSIFIER, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        calls(fm)
+        fm.flush()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") >= 4)
+        s.flush()
+        text = s.metrics()
+        assert total(text, "monitor_intake_events_refused_total") == 0, text
+        assert figures(text) == expected, text
+    finally:
+        fm.close()
+        s.close()
