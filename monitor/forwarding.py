@@ -221,7 +221,82 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     else:
         raise ValueError(f"unknown event kind {kind!r}")
     # NaN (a missing feature) is written as Python's json writes it; the sidecar reads it back
+    try:
+        return json.dumps(obj, default=_default, separators=(",", ":"))
+    except TypeError:  # a value JSON cannot write: the careful encoding, this rare path only
+        pass
+    for key, encode in _CAREFUL.items():
+        if key in obj:
+            obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
     return json.dumps(obj, default=_default, separators=(",", ":"))
+
+
+def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: bool = False) -> Any:
+    """``value`` (a field of an event, ``where``) with each value JSON cannot write replaced by
+    ``encode(value, where)``: what the sidecar's reader of that field reads as the in-process
+    reader reads the value itself, or TypeError (naming the field and the type) when no JSON value
+    is read so. Containers are walked; what :func:`_default` converts (arrays, DataFrames, bytes)
+    is converted first, but numpy's times, whose ``tolist()`` is a ``datetime`` or an integer of
+    their unit, are encoded as they are, and an array of them is TypeError (in process such an
+    array is read by its place: as the rows, its values as ``datetime``s of its unit, or as one
+    cell, the array's text). ``whole``: ``value`` is the whole field, which is not encoded itself
+    (inputs that are one such value are refused in process as rows of no shape, where their text
+    would be read as a row of text)."""
+    kind = type(value)
+    if value is None or isinstance(value, (str, int, float)):  # JSON writes these (and their subclasses) as they are
+        return value
+    if kind is dict:
+        return {k: _careful(v, where, encode) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_careful(v, where, encode) for v in value]
+    dtype = getattr(value, "dtype", None)
+    times = getattr(dtype, "kind", None) in ("m", "M") and kind.__module__ == "numpy"
+    if times and getattr(value, "ndim", 0):  # read in process as the array's values, or its text: by its place
+        raise _no_parity(value, where, "is an array of numpy's times (read in process by its place and unit)")
+    try:
+        converted = None if times else _default(value)
+    except TypeError:
+        converted = None
+    if converted is None:
+        if whole:
+            raise _no_parity(value, where, "is the whole field, not a row or a value in one")
+        return encode(value, where)
+    return _careful(converted, where, encode)
+
+
+def _no_parity(value: Any, where: str, why: str) -> TypeError:
+    return TypeError(f"{where}: a {type(value).__module__}.{type(value).__qualname__} value, which {why}")
+
+
+def _same_number(a: float | None, b: float | None) -> bool:
+    return a == b or (a is None) == (b is None) and (a is None or a != a and b != b)
+
+
+def _input_cell(value: Any, where: str) -> Any:
+    """A cell of the inputs that JSON cannot write, as its text, when the sidecar's readers read
+    that text as the in-process readers read the value: a numeric feature's
+    (:func:`monitor.cell_values.cell_number`: the same number, or none, counted ``wrong_type``)
+    and a categorical or text feature's (:func:`~monitor.cell_values.category_text`: its text).
+    So a ``set``, a complex number, a ``Decimal``, a date, a ``datetime`` or pandas ``Timestamp``
+    (ISO text, read as its seconds), a ``UUID``, an ``Enum`` member, a ``Period``, an object's
+    text. A duration (``timedelta``, ``Timedelta``, ``timedelta64``), a ``Fraction`` (a number
+    to a numeric feature, ``1/2`` to a categorical one) has no such text: TypeError."""
+    try:
+        from monitor.cell_values import category_text, cell_number
+    except ImportError:  # numpy absent from the worker: no reader to check by
+        raise _no_parity(value, where, "cannot be checked without numpy") from None
+    try:
+        text = str(value)
+        same = _same_number(cell_number(value), cell_number(text)) and category_text(value) == category_text(text)
+    except Exception as err:  # noqa: BLE001 - a caller's object's own error
+        raise _no_parity(value, where, f"raised {type(err).__name__} as it was read") from None
+    if not same:
+        raise _no_parity(value, where, "a numeric feature reads as a number and a categorical one as other text")
+    return text
+
+
+#: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how.
+_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell}
 
 
 @dataclass

@@ -10,12 +10,17 @@ tests/test_forwarded_parity_s38g.py).
 from __future__ import annotations
 
 import datetime
+import decimal
+import enum
+import fractions
 import math
 import random
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from monitor.text_prefix import MAX_TEXT_CHARS
@@ -135,3 +140,80 @@ def test_a_text_answer_given_as_bytes_is_forwarded_as_in_process(tmp_path) -> No
     assert expected[0][("monitor_predictions", ())] == 4, expected
     assert total(exposition, "monitor_intake_events_refused_total") == 0
     assert got == expected
+
+
+# -- values JSON cannot write (helper s39f) ---------------------------------------------------------
+
+class _Shown:
+    def __str__(self) -> str:
+        return "shown-7"
+
+
+class _Colour(enum.Enum):
+    RED = 1
+
+
+#: Values JSON cannot write, each read by the in-process readers its own way (a number, a time's
+#: seconds, a category's text, an unreadable cell, a label's text or ``invalid``).
+ODD_VALUES: dict[str, Any] = {
+    "set": {1, 2}, "complex": complex(0.5, 1), "Decimal": decimal.Decimal("0.5"), "date": datetime.date(2024, 1, 2),
+    "datetime": datetime.datetime(2024, 1, 2, 3, 4, 5, 250_000), "aware": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+    "UUID": uuid.UUID(int=12345), "object": object(), "Shown": _Shown(), "datetime64": np.datetime64("2024-01-02T03:04:05", "s"),
+    "datetime64[ms]": np.datetime64("2024-01-02T03:04:05.5", "ms"), "Timestamp": pd.Timestamp("2024-01-02 03:04:05"),
+    "Period": pd.Period("2024-01", "M"), "Enum": _Colour.RED}
+#: Values whose reading depends on the feature's kind (a number of seconds to a numeric feature,
+#: other text to a categorical one): the worker, which does not know the kinds, still drops their calls.
+NO_PARITY_INPUTS: dict[str, Any] = {"Fraction": fractions.Fraction(1, 2), "timedelta": datetime.timedelta(seconds=1.5),
+                                    "timedelta64": np.timedelta64(1500, "ms"), "Timedelta": pd.Timedelta(seconds=1.5)}
+MIXED = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}, {"name": "c", "kind": "text"}],
+         "output": {"kind": "probabilities", "classes": CLASSES}}
+
+
+def _row(**cells: Any) -> list[dict[str, Any]]:
+    return [{"a": 1.5, "b": "eu", "c": "hello there", **cells}]
+
+
+def test_input_values_json_cannot_write_are_forwarded_as_in_process(tmp_path) -> None:
+    """A set, a complex number, a Decimal, a date or datetime (naive or with a zone, numpy's,
+    pandas'), a UUID, a Period, an Enum member, an object in a numeric, categorical or text feature
+    (and a DataFrame's column of times): in process one cell each, read as a number, a time's
+    seconds, a category's text or unreadable (``wrong_type``); the worker dropped each call whole
+    as ``unserializable``. Sent as their text, which the sidecar's readers read alike."""
+    calls: list[Call] = [("observe", (_row(**{f: v}), [[0.2, 0.3, 0.5]]), {}) for v in ODD_VALUES.values() for f in "abc"]
+    calls.append(("observe", (pd.DataFrame({"a": pd.to_datetime(["2024-01-02", "2024-03-04"]), "b": ["x", "y"], "c": ["t u", "v w"]}),
+                              [[0.2, 0.3, 0.5]] * 2), {}))
+    expected, got, exposition = both(MIXED, calls, tmp_path)
+    assert expected[0][("monitor_predictions", ())] == 3 * len(ODD_VALUES) + 2, expected
+    assert expected[0][("monitor_data_invalid_rows", (("feature", "a"), ("reason", "wrong_type")))] == 7, expected
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
+
+
+def test_input_values_read_otherwise_by_each_feature_kind_are_still_dropped_and_named(tmp_path, caplog) -> None:
+    """A duration or a Fraction is a number to a numeric feature and other text to a categorical
+    one: no JSON value is read as both, so the worker still drops the call, counted, and its log
+    names the field and the value's type. So too inputs that are one such value, not rows."""
+    import logging
+
+    from monitor.forwarding import ForwardingMonitor, encode_event
+    from monitor.events import PREDICTION
+
+    for name, v in NO_PARITY_INPUTS.items():
+        with pytest.raises(TypeError, match=f"inputs: a .*{type(v).__name__} value"):
+            encode_event((PREDICTION, 1.0, _row(a=v), [[0.2, 0.3, 0.5]], None, None, None, None, None))
+    # an array of numpy's times: in process its values as datetimes of its unit (the rows) or its text (a cell)
+    with pytest.raises(TypeError, match="inputs: .* an array of numpy's times"):
+        encode_event((PREDICTION, 1.0, np.array([["2024-01-02T03:04:05.5"] * 3], dtype="datetime64[ms]"), [[0.2, 0.3, 0.5]],
+                      None, None, None, None, None))
+    for v in ODD_VALUES.values():  # the inputs one such value: refused in process as rows of no shape, not a row of its text
+        with pytest.raises(TypeError, match="inputs: .* the whole field"):
+            encode_event((PREDICTION, 1.0, v, [[0.2, 0.3, 0.5]], None, None, None, None, None))
+    fm = ForwardingMonitor("m", f"unix://{tmp_path / 'none.sock'}", start=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="monitor.forwarding"):
+            fm.observe(_row(b=datetime.timedelta(seconds=2)), [[0.2, 0.3, 0.5]])
+            fm.flush()
+        assert fm.counters().dropped.get("unserializable") == 1
+        assert "inputs: a datetime.timedelta value" in caplog.text
+    finally:
+        fm.close()
