@@ -295,8 +295,49 @@ def _input_cell(value: Any, where: str) -> Any:
     return text
 
 
+def _label(value: Any, where: str) -> Any:
+    """A feedback label JSON cannot write as the sidecar's join reads it as the in-process join
+    reads the label (:func:`~monitor.events.read_label`, for a regression model and a classifier;
+    a label that is no list is no multi-label truth either way): null when neither can take it
+    (a ``set``, a complex number, numpy's ``timedelta64``: ``invalid`` for every kind, as null is);
+    a number's float (a ``Decimal``, a ``Fraction``); else its text (a date, a ``UUID``, an
+    ``Enum`` member, an object: a class name the join looks up as in process, no regression
+    value), when the join reads that text so; else TypeError."""
+    from monitor.events import read_label
+
+    def read(v: Any, regression: bool) -> tuple[Any, bool]:
+        try:
+            label, problem = read_label(v, regression)
+        except Exception:  # noqa: BLE001 - the join counts a label whose conversions raise invalid
+            return None, False
+        return (label if regression else None), problem is None
+
+    reg, cls = read(value, True), read(value, False)
+    if not reg[1] and not cls[1]:
+        return None
+    for sent in _label_candidates(value):
+        if read(sent, True) == reg and read(sent, False)[1] == cls[1]:
+            return sent
+    raise _no_parity(value, where, "the label join reads as no JSON value")
+
+
+def _label_candidates(value: Any) -> list[Any]:
+    """What :func:`_label` may send for ``value``: its float when it is a real number, its text."""
+    out: list[Any] = []
+    if not isinstance(value, complex) and hasattr(value, "__float__") and type(value).__module__ != "numpy":
+        try:
+            out.append(float(value))
+        except Exception:  # noqa: BLE001 - the caller's object's own error
+            pass
+    try:
+        out.append(str(value))
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
 #: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how.
-_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell}
+_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label}
 
 
 @dataclass

@@ -217,3 +217,22 @@ def test_input_values_read_otherwise_by_each_feature_kind_are_still_dropped_and_
         assert "inputs: a datetime.timedelta value" in caplog.text
     finally:
         fm.close()
+
+
+@pytest.mark.parametrize("kind", ["probabilities", "labels", "regression", "multilabel"])
+def test_labels_json_cannot_write_are_forwarded_as_in_process(tmp_path, kind: str) -> None:
+    """Feedback labels JSON cannot write: in process each is read by the join (a class name looked
+    up by its text, a regression value's float, ``invalid``: a set, a complex number, a duration
+    for a classifier); the worker dropped the whole feedback call as ``unserializable``, its other
+    labels lost with it. Sent as null (``invalid`` for every kind), a float or the text, each as
+    the join reads the label itself."""
+    odd = {**ODD_VALUES, "Fraction": fractions.Fraction(1, 2), "timedelta": datetime.timedelta(seconds=1.5),
+           "timedelta64": np.timedelta64(1500, "ms"), "Timedelta": pd.Timedelta(seconds=1.5), "one": decimal.Decimal("1")}
+    ids = [f"r{i}" for i in range(len(odd))]
+    outputs = {"probabilities": [[0.2, 0.3, 0.5]], "labels": ["y"], "regression": [1.0], "multilabel": [[0.2, 0.9, 0.1]]}[kind]
+    calls: list[Call] = [("observe", (np.zeros((len(ids), 2)), outputs * len(ids)), {"request_id": ids}),
+                         ("feedback", (ids, list(odd.values())), {}), ("feedback", ("r0", "y"), {})]
+    expected, got, exposition = both(KINDS[kind], calls, tmp_path)
+    assert sum(v for (name, _), v in expected[0].items() if name == "monitor_feedback_labels") == len(ids) + 1, expected
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
