@@ -336,8 +336,25 @@ def _label_candidates(value: Any) -> list[Any]:
     return out
 
 
+def _number_or_none(value: Any, where: str) -> Any:
+    """A value JSON cannot write where the in-process reader takes numbers by ``float()`` (the
+    embedding, :func:`monitor.cell_values.real_numbers`): its float (a ``Decimal``, a
+    ``Fraction``), or, for one that has none (a date, a ``set``, an object) or a complex number
+    (refused with its values in process), text that no reader takes as a number, so that the
+    sidecar leaves the row's values out as in process. numpy's times: TypeError (a float64 cast
+    reads an array of them by its unit, numbers beside them as durations)."""
+    if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) in ("m", "M"):
+        raise _no_parity(value, where, "is one of numpy's times (read in process by its unit and its neighbours)")
+    if not isinstance(value, complex):
+        try:
+            return float(value)
+        except Exception:  # noqa: BLE001 - no number (TypeError, ValueError) or the caller's object's own error
+            pass
+    return f"<{type(value).__name__}: no number>"
+
+
 #: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how.
-_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label}
+_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label, "embedding": _number_or_none}
 
 
 @dataclass

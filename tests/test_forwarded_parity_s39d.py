@@ -236,3 +236,23 @@ def test_labels_json_cannot_write_are_forwarded_as_in_process(tmp_path, kind: st
     assert sum(v for (name, _), v in expected[0].items() if name == "monitor_feedback_labels") == len(ids) + 1, expected
     assert total(exposition, "monitor_intake_events_refused_total") == 0
     assert got == expected
+
+
+def test_embedding_values_json_cannot_write_are_forwarded_as_in_process(tmp_path) -> None:
+    """An embedding holding a value JSON cannot write: in process a Decimal or Fraction is its
+    float, and a value of no float (a date, a set, a complex number, an object) leaves the row's
+    embedding out, counted in ``monitor_row_arguments_dropped_total{argument="embedding"}``; the
+    worker dropped the whole call as ``unserializable``."""
+    odd = {**ODD_VALUES, "Fraction": fractions.Fraction(1, 2)}
+    odd = {k: v for k, v in odd.items() if not isinstance(v, np.datetime64)}  # numpy's times: still dropped (README)
+    calls: list[Call] = [("observe", ([[1.0, 2.0]], [[0.2, 0.3, 0.5]]), {"embedding": [[v, 0.5]]}) for v in odd.values()]
+    seen: list[Any] = []
+    expected = in_process(KINDS["probabilities"], calls, seen)
+    got_seen: list[Any] = []
+    got, exposition = forwarded(KINDS["probabilities"], calls, tmp_path, got_seen)
+    assert expected[("monitor_row_arguments_dropped", (("argument", "embedding"),))] == len(odd) - 2, expected
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
+    embeddings = [[repr(v) for v in row] for s in (seen, got_seen) for b in s if getattr(b, "embedding", None) is not None
+                  for row in np.asarray(b.embedding).tolist()]
+    assert embeddings[:len(embeddings) // 2] == embeddings[len(embeddings) // 2:] and embeddings
