@@ -353,8 +353,17 @@ def _number_or_none(value: Any, where: str) -> Any:
     return f"<{type(value).__name__}: no number>"
 
 
+def _output_value(value: Any, where: str) -> Any:
+    """A value of the outputs JSON cannot write: TypeError, naming the field and the type. Each
+    output kind reads such a value its own way (in process a ``Decimal`` is a score or a value by
+    its float but a class by its index to ``labels``, a date a class name to ``labels`` and refused
+    by the others), and the worker does not know the kind."""
+    raise _no_parity(value, where, "the model's output kind reads its own way (the worker does not know it)")
+
+
 #: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how.
-_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label, "embedding": _number_or_none}
+_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label, "embedding": _number_or_none,
+                                                  "outputs": _output_value}
 
 
 @dataclass

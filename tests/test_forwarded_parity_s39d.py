@@ -256,3 +256,15 @@ def test_embedding_values_json_cannot_write_are_forwarded_as_in_process(tmp_path
     embeddings = [[repr(v) for v in row] for s in (seen, got_seen) for b in s if getattr(b, "embedding", None) is not None
                   for row in np.asarray(b.embedding).tolist()]
     assert embeddings[:len(embeddings) // 2] == embeddings[len(embeddings) // 2:] and embeddings
+
+
+def test_output_values_json_cannot_write_are_dropped_naming_the_field_and_type() -> None:
+    """Outputs holding a value JSON cannot write are still dropped (each output kind reads it its
+    own way, which the worker does not know), the log naming the field and the value's type where
+    it named the type alone."""
+    from monitor.events import PREDICTION
+    from monitor.forwarding import encode_event
+
+    for v in (decimal.Decimal("0.5"), datetime.date(2024, 1, 2), fractions.Fraction(1, 2), uuid.UUID(int=1), {1}, object()):
+        with pytest.raises(TypeError, match=f"outputs: a .*{type(v).__name__} value"):
+            encode_event((PREDICTION, 1.0, [[1.0, 2.0]], [v], None, None, None, None, None))
