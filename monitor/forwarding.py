@@ -187,6 +187,10 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     kind = event[0]
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
+        times = _numpy_times(inputs)
+        if times is not None:
+            raise _no_parity(times, "inputs", "is an array of numpy's times (read as seconds in process; JSON "
+                                              "would carry datetimes or counts of its unit)")
         obj: dict[str, Any] = {"timestamp": ts, "inputs": inputs, "outputs": outputs}
         if type(outputs) is TextPrefix:  # a long streamed answer: its first characters, and its length beside them
             obj["outputs_length"] = outputs.length
@@ -262,6 +266,19 @@ def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: b
             raise _no_parity(value, where, "is the whole field, not a row or a value in one")
         return encode(value, where)
     return _careful(converted, where, encode)
+
+
+def _numpy_times(inputs: Any) -> Any:
+    """``inputs`` when it is an array of numpy's times (``datetime64``, ``timedelta64``), or its
+    first row when the rows are such arrays; else None. In process their rows are read as seconds (:func:`monitor.cell_values.float_rows`);
+    ``tolist()`` writes a ``[ns]`` one as integers of nanoseconds, which the sidecar read as
+    numbers a billion times too large, silently (another unit as datetimes, which JSON cannot
+    write: dropped). Such a call is dropped and counted ``unserializable``, its log line naming why."""
+    first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
+    if type(first).__module__ == "numpy" and getattr(getattr(first, "dtype", None), "kind", "") in ("m", "M") \
+            and getattr(first, "ndim", 0) > 0:
+        return first
+    return None
 
 
 def _no_parity(value: Any, where: str, why: str) -> TypeError:

@@ -191,3 +191,25 @@ def test_a_timestamp_that_is_no_time_is_counted_as_in_process(tmp_path) -> None:
     finally:
         fm.close()
         s.close()
+
+
+def test_inputs_of_numpy_times_are_not_forwarded_as_counts_of_their_unit(tmp_path) -> None:
+    """In process an array of ``datetime64[ns]`` inputs is read as seconds; a forwarding worker
+    wrote it as ``tolist()`` does, integers of nanoseconds, which the sidecar read as numbers a
+    billion times too large, silently (s39f's measure). Such a call is dropped and counted
+    ``unserializable`` now, as one of another unit was (its datetimes are no JSON)."""
+    config = {"model": "m", "features": ["t"], "output": {"kind": "probabilities", "classes": ["n", "y"]}}
+    sock = str(tmp_path / "n.sock")
+    s = start_sidecar({**config, "server": {"forward": {"unix": sock}}}, tmp_path)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False)
+    try:
+        fm.observe(np.array([[np.datetime64("2024-01-01T00:00:00", "ns")]]), [[0.9, 0.1]])
+        fm.observe(np.zeros((1, 1)), [[0.9, 0.1]])  # a call that arrives, so that the first is known not to
+        fm.flush()
+        assert fm.counters().dropped == {"unserializable": 1}, fm.counters()
+        assert wait_until(lambda: total(s.metrics(), "monitor_forward_events_received_total") >= 1)
+        s.flush()
+        assert sample(s.metrics(), "monitor_predictions_total", model="m") == 1
+    finally:
+        fm.close()
+        s.close()
