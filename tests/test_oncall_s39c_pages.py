@@ -16,9 +16,10 @@ from tests.conftest import REPO_ROOT
 ONSET, END = 600.0, 1800.0
 
 
-def _unit_change_replay(factor: float, extra_rules: list | None = None):
+def _unit_change_replay(factor: float, extra_rules: list | None = None, prober: bool = False):
     """12 benign clients at 2.7 queries/s for 30 minutes (the walkthrough's traffic), feature 3 of the
-    session-11 world read ``factor`` times larger from minute 10 on, through the probing pack."""
+    session-11 world read ``factor`` times larger from minute 10 on, through the probing pack; with
+    ``prober``, a client sending near-copies of one row, 1 a second, from minute 15."""
     from monitor.promql import SeriesStore
     from monitor.rules.evaluator import RuleEvaluator
     from tests import probing_streams as ps
@@ -27,6 +28,12 @@ def _unit_change_replay(factor: float, extra_rules: list | None = None):
     x, clients, ts = ps.timed_clients(np.random.default_rng(2), s11.natural, 12, 2.7, END)
     after = ts >= ONSET
     x[after, 3] = s11.MEAN[3] + factor * (x[after, 3] - s11.MEAN[3])
+    if prober:
+        rng = np.random.default_rng(5)
+        near = s11.natural(rng, 1)[0] + rng.normal(0.0, 0.01, (300, s11.D))
+        x, clients, ts = np.vstack([x, near]), np.concatenate([clients, np.full(300, "mallory", dtype=object)]), np.concatenate([ts, 900.0 + np.arange(300.0)])
+        order = np.argsort(ts, kind="stable")
+        x, clients, ts = x[order], clients[order], ts[order]
     det = s11.ProbingDetector(s11.reference(), client_id_salt="s39c", raw_client_ids=True, seed=0)
     store = MetricStore("m")
     series = SeriesStore(retention_s=7200)
@@ -67,10 +74,17 @@ def test_a_lasting_unit_change_pages_benign_clients_and_the_page_says_so(tmp_pat
     drift.write_text(yaml.safe_dump({"groups": [{"name": "d", "rules": [{
         "alert": "ModelInputDrift", "expr": 'label_replace(vector(1), "model", "m", "", "")',
         "labels": {"severity": "warning"}}]}]}))
-    with_drift, _ = _unit_change_replay(40.0, extra_rules=[drift])
+    with_drift, _ = _unit_change_replay(40.0, extra_rules=[drift], prober=True)
     pages = [t for t in with_drift if t.alertname == "ModelProbingSuspiciousClient" and t.to_state == "firing"]
-    assert pages and all("Also firing for m: ModelInputDrift." in t.annotations["description"] for t in pages), pages[0].annotations
+    benign = [t for t in pages if t.labels["client"] != "mallory"]
+    assert benign and all(t.labels["signal"] in ("stealing", "ood") for t in benign)
+    assert all("Also firing for m: ModelInputDrift." in t.annotations["description"] for t in benign), benign[0].annotations
     assert not any("Also firing for" in t.annotations["description"] for t in fired)
+    # A prober's own near-copies move the inputs too (the walkthrough's attacker fired ModelInputDrift by
+    # itself): its near_duplicates page does not send on-call to the drift alerts.
+    prober = [t for t in pages if t.labels["client"] == "mallory"]
+    assert prober and {t.labels["signal"] for t in prober} == {"near_duplicates"}, [t.labels for t in prober]
+    assert not any("Also firing for" in t.annotations["description"] for t in prober)
 
     from monitor import runbooks
 
@@ -80,4 +94,4 @@ def test_a_lasting_unit_change_pages_benign_clients_and_the_page_says_so(tmp_pat
     assert "no longer lists" in steps and "before blocking" in steps.lower()
     rules = yaml.safe_load((REPO_ROOT / "rules" / "probing.yml").read_text())["groups"][0]["rules"]
     description = next(r for r in rules if r.get("alert") == "ModelProbingSuspiciousClient")["annotations"]["description"]
-    assert "before blocking" in description.lower()
+    assert "first rule out a change of the whole traffic" in description
