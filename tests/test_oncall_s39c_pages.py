@@ -152,3 +152,48 @@ def test_an_alertmanager_outage_loses_the_alerts_that_fired_and_resolved_in_it_a
     for text in (description, steps):
         assert "fired and resolved" in text and "monitor.alerts" in text, text
     assert "works again" in steps and "resolves by itself" in steps and "rules.webhook" in steps
+
+
+def test_prediction_drift_page_names_the_classes_whose_share_moved(tmp_path) -> None:
+    # The walkthrough's shift knocked class `c` out of the traffic: ModelPredictionDrift's page said
+    # "predicts classes in different proportions ... monitor_label_shift_weight estimates which true
+    # classes changed" and named none, though the weights were at hand (c x0.26, a x1.65, b x1.14).
+    # The page now names the classes whose weight moved by a factor of 1.25 or more, those that shrank first;
+    # a shift no class carries that far keeps the pointer to the metric. Run by promtool and the agent.
+    from tests.test_oncall_session7 import _run_unit_test
+
+    _run_unit_test(tmp_path, "confidence.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_prediction_drift_distance{model="clf"}'
+                values: '0.22x20'
+              - series: 'monitor_prediction_drift_pvalue{model="clf"}'
+                values: '1e-150x20'
+              - series: 'monitor_label_shift_weight{model="clf",class="a"}'
+                values: '1.653x20'
+              - series: 'monitor_label_shift_weight{model="clf",class="b"}'
+                values: '1.137x20'
+              - series: 'monitor_label_shift_weight{model="clf",class="c"}'
+                values: '0.256x20'
+              - series: 'monitor_prediction_drift_distance{model="m2"}'
+                values: '0.15x20'
+              - series: 'monitor_prediction_drift_pvalue{model="m2"}'
+                values: '1e-9x20'
+              - series: 'monitor_label_shift_weight{model="m2",class="x"}'
+                values: '1.1x20'
+            alert_rule_test:
+              - eval_time: 16m
+                alertname: ModelPredictionDrift
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: clf}
+                    exp_annotations:
+                      summary: "Model clf predicts classes in different proportions"
+                      description: "The predicted-class distribution of the window differs from the reference (Jensen-Shannon distance 0.22, p < 0.001): label shift or a change of inputs. Classes whose estimated share changed by a factor of 1.25 or more (monitor_label_shift_weight, the window's share over the reference's): `c` x0.26, `a` x1.65."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelpredictiondrift"
+                  - exp_labels: {severity: warning, model: m2}
+                    exp_annotations:
+                      summary: "Model m2 predicts classes in different proportions"
+                      description: "The predicted-class distribution of the window differs from the reference (Jensen-Shannon distance 0.15, p < 0.001): label shift or a change of inputs. monitor_label_shift_weight estimates which true classes changed."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelpredictiondrift"
+    """)
