@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["RUNBOOKS", "RUNBOOK_BASE", "runbook_url", "markdown", "readable"]
+__all__ = ["RUNBOOKS", "RESOLVES", "RUNBOOK_BASE", "runbook_url", "markdown", "readable"]
 
 RUNBOOK_BASE = "https://github.com/model-monitor/model-monitor/blob/main/README.md#"
 
@@ -72,6 +72,25 @@ RUNBOOKS: dict[str, str] = {
 }
 
 
+_WINDOWED = ("once the rows behind it have left the window (`window`, an hour by default): after a fix, up to a window "
+             "later, its figure falling on its panel meanwhile says the fix took (a feature read x40 for 17 minutes at 5 rows "
+             "a second: ModelFeatureOutOfRange resolved 58 minutes after the inputs were mended; a `for:` delays firing, "
+             "not resolving).")
+_SEQUENTIAL = ("once the detector's test has gone its largest scale of rows (1,000 by default) without a flag: minutes after "
+               "the inputs return, sooner at higher traffic (6.5 minutes at 5 rows a second, about one at 32).")
+
+#: alert name -> when it resolves once its cause is fixed (the README's **Resolves:** line), where measured.
+RESOLVES: dict[str, str] = {
+    "ModelFeatureMissingValues": _WINDOWED,
+    "ModelFeatureOutOfRange": _WINDOWED,
+    "ModelFeatureInvalidValues": _WINDOWED,
+    "ModelFeaturesDriftedOverWindow": ("once no feature differs over the window (`window`, an hour by default) any more: "
+                                       "within a window of the fix; with its `for:` of 30 minutes it can first fire after the "
+                                       "fix (18 minutes after a 17-minute unit change was mended, resolving 35 minutes later)."),
+    "ModelInputDrift": _SEQUENTIAL,
+    "ModelMultivariateDrift": _SEQUENTIAL,
+}
+
 #: what the placeholders of the alerts' texts (:func:`readable`) stand for, said once above them
 LEGEND = ("Each alert's text reads as its page does, with a placeholder for what the alert fills in: ‹value› is the "
           "alert's value (what its expression returned), ‹x› its label `x` (or that of a series it queries), "
@@ -105,7 +124,8 @@ def markdown(alerts: dict[str, tuple[str, str, str]]) -> str:
     for name in sorted(alerts):
         pack, severity, description = alerts[name]
         out.append(f"### {name}\n\n`{pack}`, severity `{severity}`. {readable(description)}\n\n"
-                   f"**First steps:** {RUNBOOKS[name]}\n")
+                   f"**First steps:** {RUNBOOKS[name]}\n"
+                   + (f"\n**Resolves:** {RESOLVES[name]}\n" if name in RESOLVES else ""))
     return "\n".join(out)
 
 

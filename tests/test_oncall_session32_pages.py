@@ -133,7 +133,10 @@ def test_features_drifted_over_the_window_are_named_in_the_page(tmp_path: Path) 
     description = ("Over the event-time window, {n} feature(s) differ from the reference with significance after "
                    "multiple-testing correction and a Jensen-Shannon distance of at least the configured minimum "
                    "(input_drift); the summary names five at most, the farthest from the reference first. Slow drifts "
-                   "show here before the sequential alarm; monitor_drift_feature_drifted lists every feature counted, "
+                   "show here before the sequential alarm; a drift that ended shows here for up to the window, and this page "
+                   "can first come after the inputs returned (its `for:` is 30 minutes): ModelInputDrift still firing, or "
+                   "the features' effect over time on the Drift dashboard, says whether it goes on. "
+                   "monitor_drift_feature_drifted lists every feature counted, "
                    "monitor_drift_feature_effect gives their effect sizes.")
     url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturesdriftedoverwindow"
     _run_alert_test(tmp_path, "drift.yml", series, "35m", "ModelFeaturesDriftedOverWindow",
