@@ -262,3 +262,31 @@ def test_pages_say_when_they_resolve_after_the_fix_and_a_windowed_drift_page_tha
     drift = yaml.safe_load((REPO_ROOT / "rules" / "drift.yml").read_text())["groups"][0]["rules"]
     description = next(r for r in drift if r.get("alert") == "ModelFeaturesDriftedOverWindow")["annotations"]["description"]
     assert "after the inputs returned" in description
+
+
+def test_overconfident_page_gives_the_recalibrating_temperature(tmp_path) -> None:
+    # The walkthrough's over-confident model (temperature 0.3 on its logits) paged "see
+    # monitor_recalibration_temperature for the temperature that would recalibrate it": on-call then
+    # had to query it (4.10). The page now gives it; without the series it keeps the pointer.
+    from tests.test_oncall_session7 import _run_unit_test
+
+    _run_unit_test(tmp_path, "confidence.yml", """
+        tests:
+          - interval: 1m
+            input_series:
+              - series: 'monitor_overconfidence_gap_ratio{model="clf"}'
+                values: '0.2067x20'
+              - series: 'monitor_overconfidence_pvalue{model="clf"}'
+                values: '0x20'
+              - series: 'monitor_recalibration_temperature{model="clf"}'
+                values: '4.0993x20'
+            alert_rule_test:
+              - eval_time: 11m
+                alertname: ModelOverconfident
+                exp_alerts:
+                  - exp_labels: {severity: warning, model: clf}
+                    exp_annotations:
+                      summary: "Model clf is over-confident"
+                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 20.67 percentage points (significant at 1%). Its probabilities should not be trusted as they are: dividing its logits by 4.10 (monitor_recalibration_temperature, fitted on the window's labels) would recalibrate it."
+                      runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modeloverconfident"
+    """)
