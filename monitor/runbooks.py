@@ -87,6 +87,18 @@ RESOLVES: dict[str, str] = {
     "ModelFeaturesDriftedOverWindow": ("once no feature differs over the window (`window`, an hour by default) any more: "
                                        "within a window of the fix; with its `for:` of 30 minutes it can first fire after the "
                                        "fix (18 minutes after a 17-minute unit change was mended, resolving 35 minutes later)."),
+    "ModelOverconfident": ("once the window's labelled predictions are no longer significantly over-confident: by a "
+                           "window (`window`, an hour by default) after the fix, plus the labelling delay; with its `for:` "
+                           "of 10 minutes it can first fire after the fix (15 points over-confident for 17 minutes at "
+                           "20,000 labels an hour: fired 3 minutes after the fix, resolved 48 minutes after it)."),
+    "ModelErrorRateRose": ("once the window's error rate is no longer significantly above the window before's: within "
+                           "a window (`window`, an hour by default) of the fix; it can first fire after the fix (a model "
+                           "15 points worse for 17 minutes at 20,000 labels an hour: fired 6 minutes after the fix, "
+                           "resolved 43 minutes after it)."),
+    "ModelCalibrationErrorHigh": ("once the window's calibration error is back under its bound or within chance: by a "
+                                  "window (`window`, an hour by default) after the fix, plus the labelling delay; with "
+                                  "its `for:` of 30 minutes it can first fire after the fix (the walkthrough: 4 minutes "
+                                  "after its over-confident model was replaced)."),
     "ModelInputDrift": _SEQUENTIAL,
     "ModelMultivariateDrift": _SEQUENTIAL,
 }

@@ -290,3 +290,37 @@ def test_overconfident_page_gives_the_recalibrating_temperature(tmp_path) -> Non
                       description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 20.67 percentage points (significant at 1%). Its probabilities should not be trusted as they are: dividing its logits by 4.10 (monitor_recalibration_temperature, fitted on the window's labels) would recalibrate it."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modeloverconfident"
     """)
+
+
+def test_labelled_pages_can_come_after_the_fix_and_say_when_they_resolve() -> None:
+    # The walkthrough's over-confident model was replaced at 01:50; ModelCalibrationErrorHigh (for:
+    # 30m over the hour's labels) first paged at 01:54, after the fix. Measured here on the calibration
+    # detector as the agent runs it (an hour's window, every minute): 20,000 labels an hour, the model
+    # 15 points over-confident for 17 minutes, then calibrated. ModelOverconfident and
+    # ModelErrorRateRose both fire after the fix and resolve within the window (minutes from the fix).
+    from monitor.detectors.calibration import CalibrationDetector
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+    from monitor import runbooks
+    from tests.test_calibration_detector import labeled
+
+    rng = np.random.default_rng(0)
+    det, store, series = CalibrationDetector(seed=0), MetricStore("m"), SeriesStore(retention_s=7200)
+    ev = RuleEvaluator.from_files([REPO_ROOT / "rules" / "confidence.yml"], storage=series, default_interval_s=60.0)
+    onset, mended, times = 60 * 60.0, 77 * 60.0, collections.defaultdict(list)
+    for t0 in np.arange(0.0, 200 * 60.0, 60.0):
+        n = int(rng.poisson(20_000 / 60))
+        det.update_labels(labeled(rng, n, gap=0.15 if onset <= t0 < mended else 0.0, k=10, t0=t0, span=60.0))
+        det.advance(t0 + 60.0)
+        det.export(store)
+        series.append_scrape(t0 + 60.0, [({**lab, "__name__": name}, v) for name, lab, v in store.samples()])
+        for t in ev.evaluate(t0 + 60.0):
+            times[(t.alertname, t.to_state)].append((t.time - mended) / 60)
+    for name in ("ModelOverconfident", "ModelErrorRateRose"):
+        assert times[(name, "firing")] and min(times[(name, "firing")]) > 0, (name, dict(times))
+        assert 0 < max(times[(name, "inactive")]) <= 62, (name, dict(times))
+        assert name in runbooks.RESOLVES and "after the fix" in runbooks.RESOLVES[name]
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name in ("ModelOverconfident", "ModelErrorRateRose", "ModelCalibrationErrorHigh"):
+        section = readme.split(f"\n### {name}\n", 1)[1].split("\n### ", 1)[0]
+        assert "**Resolves:** " + runbooks.RESOLVES[name] in section, name
