@@ -56,7 +56,7 @@ def test_accuracy_drop_says_how_many_points_from_what_to_what(tmp_path: Path) ->
                 exp_alerts:
                   - exp_labels: {severity: critical, model: m}
                     exp_annotations:
-                      summary: "Model m accuracy dropped"
+                      summary: "Model m accuracy dropped 19 percentage points"
                       description: "Accuracy fell 19 percentage points, from 91% on the reference data to 72% on the labelled predictions of the window (500 labels), significant at z > 3."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelaccuracydrop"
     """)

@@ -43,7 +43,7 @@ def test_accuracy_drop_needs_significance_on_the_window_labels(tmp_path: Path) -
                 exp_alerts:
                   - exp_labels: {{severity: critical, model: broken}}
                     exp_annotations:
-                      summary: "Model broken accuracy dropped"
+                      summary: "Model broken accuracy dropped 13 percentage points"
                       description: "Accuracy fell 13 percentage points, from 75% on the reference data to 62% on the labelled predictions of the window (300 labels), significant at z > 3."
                       runbook_url: "{_ACCURACY_URL}"
     """)
@@ -76,7 +76,7 @@ def test_accuracy_drop_against_a_perfect_reference_still_needs_significance(tmp_
                 exp_alerts:
                   - exp_labels: {{severity: critical, model: busy}}
                     exp_annotations:
-                      summary: "Model busy accuracy dropped"
+                      summary: "Model busy accuracy dropped 10 percentage points"
                       description: "Accuracy fell 10 percentage points, from 90% on the reference data to 80% on the labelled predictions of the window (2000000 labels), significant at z > 3."
                       runbook_url: "{_ACCURACY_URL}"
     """)
