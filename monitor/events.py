@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from monitor.once import Once
 
 __all__ = [
+    "UnreadableValues",
     "PREDICTION",
     "ERROR",
     "FEEDBACK",
@@ -124,8 +125,9 @@ MAX_REGRESSION_LABEL = 1e150
 
 _KINDS = {"prediction": PREDICTION, "error": ERROR, "feedback": FEEDBACK}
 #: What a forwarding worker's prediction may hold besides (:func:`parse_event`): the length of a
-#: long streamed text answer whose first characters are its ``outputs`` (:func:`_text_prefix`).
-_FORWARDED_KEYS = {"outputs_length"}
+#: long streamed text answer whose first characters are its ``outputs`` (:func:`_text_prefix`),
+#: and which of its per-row arguments the worker could not read (:class:`UnreadableValues`).
+_FORWARDED_KEYS = {"outputs_length", "unreadable"}
 _KEYS = {
     PREDICTION: {"type", "model", "timestamp", "inputs", "outputs", "client", "request_id", "segment", "latency_s", "embedding"},
     ERROR: {"type", "model", "timestamp", "exception", "latency_s", "client"},
@@ -506,6 +508,41 @@ def _text_prefix(length: Any, outputs: Any) -> Any:
     return TextPrefix(outputs, length)
 
 
+class UnreadableValues(list):
+    """A prediction's client, segment or request id whose values or text could not be taken (a
+    caller's object whose iteration or ``str()`` raises) in a forwarding worker, as the sidecar's
+    row builder gets it: a per-row list of no values, so that its rows are counted in
+    ``monitor_row_arguments_dropped_total`` as in process, with ``error``, the name of what was
+    raised, so that the line saying it is the in-process one (``a call's segment for 2 row(s) could
+    not be read (RuntimeError reading its values or their text)``). Why: sent as an empty list, the
+    sidecar said "a call gave 0 values for 2 rows", a list the caller never gave. On the wire: the
+    empty list, and ``"unreadable": {"segment": "RuntimeError"}`` beside it (:func:`parse_event`)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+#: The arguments a forwarded prediction may name under ``unreadable``, by their place in the event.
+_UNREADABLE_FIELDS = {"client": 5, "request_id": 6, "segment": 7}
+
+
+def _unreadable(value: Any, event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A forwarded prediction's event with the arguments its worker could not read (``unreadable``:
+    argument name to the name of the error) as :class:`UnreadableValues`."""
+    if not isinstance(value, dict) or not value or not all(
+            k in _UNREADABLE_FIELDS and isinstance(v, str) for k, v in value.items()):
+        raise EventFormatError("unreadable", f"must name the per-row arguments a worker could not read ({', '.join(_UNREADABLE_FIELDS)}) "
+                                             f"with the error's name, got {json_kind(value)}; only ForwardingMonitor writes it",
+                               "bad_unreadable")
+    fields = list(event)
+    for argument, error in value.items():
+        fields[_UNREADABLE_FIELDS[argument]] = UnreadableValues(error[:100])
+    return tuple(fields)
+
+
 def _per_row_labels(value: Any, field: str, read: Callable[[str], str]) -> Any:
     """A ``segment`` or ``client``: one value for the event's rows, or a list of one per row (null:
     the row has none), as ``observe`` takes them; each a string or an integer, its text as
@@ -786,6 +823,8 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
         event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency,
                  _per_row_labels(obj.get("client"), "client", id_key), _prediction_ids(obj.get("request_id"), forwarded),
                  _per_row_labels(obj.get("segment"), "segment", _segment_text), obj.get("embedding"))
+        if forwarded and "unreadable" in obj:
+            event = _unreadable(obj["unreadable"], event)
         if event[3] is None:
             return ParsedEvent(model, event, outputs_missing=True, outputs_null="outputs" in obj, forwarded=forwarded)
         if forwarded and "outputs_length" in obj:

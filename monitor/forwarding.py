@@ -60,9 +60,10 @@ of whatever length, so that the sidecar's builder counts one of another length t
 characters as its digest, the key the probing detector tracks it by on either side. Its
 ``segment`` so too (each entry's text, bytes decoded, a missing one null). A client, segment or
 request id whose values or text cannot be taken (a caller's object whose iteration or ``str()``
-raises) is sent as an empty per-row list (:data:`UNREADABLE`), which the sidecar's builder counts
-for the rows it reads, as the in-process builder counts such an argument; said once in the
-worker's log.
+raises) is sent as an empty per-row list, which the sidecar's builder counts for the rows it
+reads, as the in-process builder counts such an argument, with the error's name under
+``unreadable`` (:class:`~monitor.events.UnreadableValues`), so that the sidecar's line says what
+the in-process one says; said once in the worker's log.
 
 This module imports only the standard library (numpy values are converted when present).
 """
@@ -84,9 +85,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, client_text,
-                            describe_value, error_event, event_time, feedback_lists, id_key, is_missing, request_id_text,
-                            row_text, say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION,
+                            UnreadableValues, client_text, describe_value, error_event, event_time, feedback_lists, id_key,
+                            is_missing, request_id_text, row_text, say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -182,8 +183,9 @@ def _latency(value: Any) -> Any:
 
 def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] | None = None) -> str:
     """One queued event tuple as a JSON object in the documented event format; a prediction's
-    client or segment whose values or text cannot be taken is sent as :data:`UNREADABLE`, said to
-    ``unreadable(argument, why)`` when given (see :func:`_argument`)."""
+    client or segment whose values or text cannot be taken is sent as
+    :class:`~monitor.events.UnreadableValues` (so is a request id, by :func:`_sendable_request_id`),
+    said to ``unreadable(argument, why)`` when given (see :func:`_argument`)."""
     kind = event[0]
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
@@ -208,6 +210,10 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
                 obj["segment"] = segment
         if embedding is not None:
             obj["embedding"] = embedding
+        unread = {a: v.error for a, v in (("client", client), ("request_id", rid), ("segment", segment))
+                  if type(v) is UnreadableValues}
+        if unread:  # the empty lists say the rows have none; this, why (the sidecar's line says it as in process)
+            obj["unreadable"] = unread
     elif kind == ERROR:
         _, ts, exc, latency, client = event
         obj = {"type": "error", "timestamp": ts, "exception": exc}
@@ -517,26 +523,22 @@ def _sendable_client(client: Any) -> Any:
     return _client_key(client) if rows is None else [_client_key(v) for v in rows]
 
 
-#: How a prediction's client, segment or request id whose values or text cannot be taken (a
-#: caller's object whose iteration or ``str()`` raises) is sent: a per-row list of no values, of
-#: another length than any call's rows, so that the sidecar's row builder counts the rows it reads
-#: in ``monitor_row_arguments_dropped_total{argument=...}``, as the in-process builder counts such
-#: an argument (:func:`monitor.row_arguments.row_clients` and its siblings). Why: reading it raised
-#: in the sender, which dropped the whole event as ``unserializable``: its rows were lost from
-#: every figure, where in process only the argument is.
-UNREADABLE: list[Any] = []
-
-
 def _argument(read: Callable[[Any], Any], value: Any, argument: str,
               unreadable: Callable[[str, str], None] | None) -> Any:
-    """``read(value)``, or :data:`UNREADABLE` when the caller's value raises anything on the way,
-    said to ``unreadable`` (the argument, and why) when given."""
+    """``read(value)``, or :class:`~monitor.events.UnreadableValues` when the caller's value raises
+    anything on the way, said to ``unreadable`` (the argument, and why) when given. How such an
+    argument is sent: a per-row list of no values, of another length than any call's rows, so that
+    the sidecar's row builder counts the rows it reads in
+    ``monitor_row_arguments_dropped_total{argument=...}``, as the in-process builder counts such an
+    argument (:func:`monitor.row_arguments.row_clients` and its siblings), with the error's name.
+    Why: reading it raised in the sender, which dropped the whole event as ``unserializable``: its
+    rows were lost from every figure, where in process only the argument is."""
     try:
         return read(value)
     except Exception as err:  # noqa: BLE001 - the caller's object's own error
         if unreadable is not None:
             unreadable(argument, f"{type(err).__name__} reading its values or their text")
-        return UNREADABLE
+        return UnreadableValues(type(err).__name__)
 
 
 def _sendable_segment(segment: Any) -> Any:
@@ -565,8 +567,9 @@ def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str |
     rid = event[6]
     try:
         rows = _per_row(rid)
-    except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: see UNREADABLE
-        return event[:6] + (UNREADABLE,) + event[7:], f"whose values cannot be taken ({type(err).__name__} reading them)"
+    except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: see _argument
+        return (event[:6] + (UnreadableValues(type(err).__name__),) + event[7:],
+                f"whose values cannot be taken ({type(err).__name__} reading them)")
     if rows is None:
         key, why = _id_as_text(rid)
         return event[:6] + (key if why is None else _unusable_id(rid),) + event[7:], why
@@ -774,8 +777,8 @@ class ForwardingMonitor:
         return event
 
     def _argument_unreadable(self, argument: str, why: str) -> None:
-        """A prediction's client or segment sent as :data:`UNREADABLE`: said once per argument in
-        this log, which alone knows why (the sidecar's says the rows had no values for it)."""
+        """A prediction's client or segment sent as :class:`~monitor.events.UnreadableValues`: said
+        once per argument in this log, as the sidecar's says it for the rows it reads."""
         if self._unreadable_said.first(argument):
             log.warning("model %r: a prediction came with a %s that cannot be read (%s): its rows are forwarded without "
                         "it (they are monitored) and counted in the sidecar's "
@@ -847,7 +850,7 @@ class ForwardingMonitor:
         self._bad_timestamp_logged = Once(max_keys=2)  # observe / observe_error, said once each
         self._no_id_said = False  # a feedback label for an id that is no id (see _sendable_ids), said once
         self._bad_id_said = False  # a prediction's request id left out (see _sendable_request_id), said once
-        self._unreadable_said = Once(max_keys=2)  # a prediction's client or segment sent as UNREADABLE, said once each
+        self._unreadable_said = Once(max_keys=2)  # a prediction's client or segment that cannot be read, said once each
 
     def _reset_session_state(self) -> None:
         """No datagram sent yet: what the receiving sidecar knows of this process starts here."""

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.cell_values import ComplexValues, complex_form, real_numbers
-from monitor.events import MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, client_text, is_dataframe, request_id_text, row_text
+from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, UnreadableValues, client_text, is_dataframe, request_id_text,
+                            row_text)
 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
@@ -62,6 +63,10 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for seg, c in zip(segs, counts.tolist()):
+        if type(seg) is UnreadableValues:  # a forwarding worker's that it could not read
+            _unreadable_argument(result, "segment", c, seg.error)
+            pos += c
+            continue
         try:
             rows = per_row_values(seg)
             if rows is not None:
@@ -73,7 +78,7 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
             else:
                 out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
         except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: its rows have none
-            _unreadable_argument(result, "segment", c, err)
+            _unreadable_argument(result, "segment", c, type(err).__name__)
         pos += c
     return out
 
@@ -107,6 +112,11 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for c, n in zip(clients, counts.tolist()):
+        if type(c) is UnreadableValues:  # a forwarding worker's that it could not read
+            _unreadable_argument(result, "client", n, c.error)
+            out[pos:pos + n] = ANONYMOUS
+            pos += n
+            continue
         try:
             rows = per_row_values(c)
             if rows is None:
@@ -117,19 +127,20 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
                 result.drop_argument("client", len(rows), n)
                 out[pos:pos + n] = ANONYMOUS
         except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: anonymous rows
-            _unreadable_argument(result, "client", n, err)
+            _unreadable_argument(result, "client", n, type(err).__name__)
             out[pos:pos + n] = ANONYMOUS
         pos += n
     return out
 
 
-def _unreadable_argument(result: BuildResult, argument: str, rows: int, err: Exception) -> None:
+def _unreadable_argument(result: BuildResult, argument: str, rows: int, error: str) -> None:
     """A call's ``argument`` that could not be read (a caller's object whose iteration or ``str()``
-    raised: the call was lost as an internal error): its ``rows`` are counted without it, as a
-    per-row list of another length is, and the first such value is said."""
+    raised ``error``, here or in a forwarding worker: :class:`~monitor.events.UnreadableValues`;
+    the call was lost as an internal error): its ``rows`` are counted without it, as a per-row list
+    of another length is, and the first such value is said."""
     result.arguments_dropped[argument] = result.arguments_dropped.get(argument, 0) + rows
     result.details.setdefault(f"argument:{argument}", f"a call's {argument} for {rows} row(s) could not be read "
-                                                      f"({type(err).__name__} reading its values or their text)")
+                                                      f"({error} reading its values or their text)")
 
 
 #: What a per-row list of the wrong length costs the call's rows, and the fix (the pipeline logs
@@ -175,10 +186,14 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
     out = np.empty(int(counts.sum()), dtype=object)
     pos = 0
     for ev, c in zip(events, counts.tolist()):
+        if type(ev[6]) is UnreadableValues:  # a forwarding worker's that it could not read
+            _unreadable_argument(result, "request_id", c, ev[6].error)
+            pos += c
+            continue
         try:
             rows = per_row_values(ev[6])
         except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: its rows have none
-            _unreadable_argument(result, "request_id", c, err)
+            _unreadable_argument(result, "request_id", c, type(err).__name__)
             pos += c
             continue
         if rows is not None:

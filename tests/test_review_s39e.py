@@ -1,0 +1,76 @@
+"""Review of session 39's evil-object hardening (helper s39e): each test failed before its fix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.test_bad_input_s38l import _NoIteration, _NoText
+
+__all__: list[str] = []
+
+
+def _argument_lines(caplog: Any, start: int = 0) -> dict[str, str]:
+    """The pipeline's line about each dropped row argument, by argument (the worker's own lines,
+    which name its log only, left aside)."""
+    lines = {}
+    for record in caplog.records[start:]:
+        text = record.getMessage()
+        for argument in ("client", "segment", "request_id"):
+            if text.startswith(f"model 'm': {argument}: "):
+                lines[argument] = text
+    return lines
+
+
+@pytest.mark.parametrize("case", ["unreadable", "empty list"])
+def test_a_forwarded_argument_that_cannot_be_read_is_said_at_the_sidecar_as_in_process(tmp_path, caplog, case: str) -> None:
+    """A prediction's client, segment or request id whose iteration or ``str()`` raises: in
+    process its rows are counted in monitor_row_arguments_dropped_total and the line says "a call's
+    segment for 2 row(s) could not be read (RuntimeError reading its values or their text)". A
+    forwarding worker sent it as an empty per-row list, which the sidecar's line told as "a call gave
+    0 values for 2 rows": a list the caller never gave. The sidecar now says what in process says;
+    a per-row list the caller gave empty is still told as one (the control)."""
+    from tests.test_forwarded_parity_s38g import PROBS, forwarded, in_process
+
+    rows, scores = np.zeros((2, 2)), [[0.2, 0.3, 0.5]] * 2
+    values: dict[str, Any] = ({"client": _NoIteration(), "segment": [_NoText(), "x"], "request_id": _NoIteration()}
+                              if case == "unreadable" else {"client": [], "segment": [], "request_id": []})
+    calls = [("observe", (rows, scores), {argument: value}) for argument, value in values.items()]
+    caplog.set_level(logging.WARNING, logger="monitor")
+    expected = in_process(PROBS, calls)
+    said = _argument_lines(caplog)
+    assert set(said) == set(values), said
+    start = len(caplog.records)
+    got, _ = forwarded(PROBS, calls, tmp_path)
+    assert got == expected
+    assert _argument_lines(caplog, start) == said
+    if case == "unreadable":
+        assert "could not be read (RuntimeError reading its values or their text)" in said["segment"], said
+
+
+def test_the_unreadable_key_is_a_forwarded_predictions_only() -> None:
+    """``unreadable`` (the arguments a worker could not read, with the error's name) is read from
+    a forwarded prediction only: ``POST /v1/events`` refuses it as an unknown key, and a value that
+    names no such argument is refused as the worker never writes it."""
+    import json
+
+    from monitor.events import EventFormatError, UnreadableValues, parse_event
+    from monitor.forwarding import encode_event
+
+    event = (0, 1.0, [[1.0, 2.0]] * 2, [[0.5, 0.5]] * 2, None, _NoIteration(), None, [_NoText(), "x"], None)
+    said: list[tuple[str, str]] = []
+    obj = json.loads(encode_event(event, lambda argument, why: said.append((argument, why))))
+    assert obj["client"] == obj["segment"] == [] and obj["unreadable"] == {"client": "RuntimeError", "segment": "RuntimeError"}
+    assert [a for a, _ in said] == ["client", "segment"]
+    parsed = parse_event(obj, 2.0, forwarded=True).event
+    assert type(parsed[5]) is type(parsed[7]) is UnreadableValues and parsed[7].error == "RuntimeError" and parsed[6] is None
+    with pytest.raises(EventFormatError) as err:
+        parse_event(obj, 2.0)
+    assert err.value.reason == "unknown_key"
+    for bad in ({"inputs": 1}, {}, {"segment": 5}, "segment"):
+        with pytest.raises(EventFormatError) as err:
+            parse_event({**obj, "unreadable": bad}, 2.0, forwarded=True)
+        assert err.value.reason == "bad_unreadable"
