@@ -180,17 +180,15 @@ def float_rows(rows: Any) -> np.ndarray | None:
     their real parts, and a caller's object whose ``__array__`` or ``__float__`` raises anything
     else: each such value unreadable, where the call was lost as an internal error); TypeError or
     ValueError as the cast raises them. The values are read once without a dtype (as fast for
-    numbers) and cast when they are plain numbers."""
+    numbers) and cast when they are plain numbers. Only the two conversions that run the caller's
+    code (numpy's reading of the lists, the cast of an object array) are read so: an error of this
+    module's own is raised, counted as an internal error, not taken for a value to read one by one."""
     try:
-        return _float_rows(rows)
+        arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
     except (TypeError, ValueError, OverflowError):
         raise
-    except Exception:  # noqa: BLE001 - the caller's object's own conversion
+    except Exception:  # noqa: BLE001 - the caller's object's own conversion (__array__, __len__, __iter__...)
         return None
-
-
-def _float_rows(rows: Any) -> np.ndarray | None:
-    arr = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
     kind = arr.dtype.kind
     if kind in "fiub":
         return arr.astype(np.float64, copy=False)
@@ -201,7 +199,12 @@ def _float_rows(rows: Any) -> np.ndarray | None:
     if kind == "c" or kind == "O" and odd_values(arr):
         return None  # complex values among rows given as lists: each unreadable, as "N/A" is
     if kind == "O":  # the object array cast, not a Series again (see real_numbers: np.ma.masked warned from pandas' line)
-        return arr.astype(np.float64)
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise
+        except Exception:  # noqa: BLE001 - a value's own __float__
+            return None
     if kind in "US" and arr is not rows:
         # numbers beside text in lists (numpy made them all text): read one by one, as the cast
         # read a complex number among them as its real part (numpy's ComplexWarning the only sign)

@@ -381,12 +381,9 @@ class BatchBuilder:
             raise RowError("wrong_type", f"inputs are complex numbers ({inputs.dtype}); the monitor reads real ones",
                            _COMPLEX_FIX)
         try:
-            arr = float_rows(inputs)
+            arr = float_rows(inputs)  # None for the caller's object whose own conversion raises anything else
         except (TypeError, ValueError, OverflowError):
             arr = None
-        except Exception as err:  # noqa: BLE001 - the inputs' own conversion failed, not the monitor
-            raise RowError("wrong_type", f"inputs of type {type(inputs).__name__} could not be read as numbers "
-                                         f"({type(err).__name__}: {str(err)[:200]})") from None
         unread = None
         if arr is None:
             arr, unread = self._grid_as_numbers(inputs, schema)

@@ -74,3 +74,32 @@ def test_the_unreadable_key_is_a_forwarded_predictions_only() -> None:
         with pytest.raises(EventFormatError) as err:
             parse_event({**obj, "unreadable": bad}, 2.0, forwarded=True)
         assert err.value.reason == "bad_unreadable"
+
+
+def test_an_error_of_the_monitors_own_in_reading_list_rows_is_an_internal_error(monkeypatch) -> None:
+    """float_rows read any exception but TypeError, ValueError and OverflowError as a caller's
+    object's own conversion (e8670c2) and returned None (rows read one by one), over all of its
+    code: a bug of this package's own there (here odd_values raising AttributeError, as a typo
+    would) was hidden, the rows read the slow way with no word. Only numpy's reading of the lists
+    and the object array's cast (the caller's code) are read so now: the bug is counted as an
+    internal error of the ingest stage. The caller's object whose __array__ raises is still one
+    unreadable value (test_bad_input_s39a)."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor, cell_values
+
+    def bug(cells: Any) -> bool:
+        raise AttributeError("a bug of the monitor's own")
+
+    monkeypatch.setattr(cell_values, "odd_values", bug)
+    with pytest.raises(AttributeError):
+        cell_values.float_rows([[1.0, None]])
+    mon = Monitor(model="m", config={"features": ["a", "b"], "output": {"kind": "regression"}}, registry=CollectorRegistry(),
+                  start_worker=False, live=False)
+    try:
+        for _ in range(3):
+            mon.observe([1.0, None], [0.5])
+        mon.flush()
+        assert (mon.store.value("monitor_internal_errors", {"stage": "ingest"}) or 0) >= 1
+    finally:
+        mon.close()
