@@ -47,11 +47,14 @@ warnings.filterwarnings("ignore", message="Warning: converting a masked element 
 def complex_array(value: Any) -> bool:
     """An array (numpy, pandas; a DataFrame with a complex column) of complex numbers: cast to
     float64 it keeps the real parts alone, with numpy's ComplexWarning on stderr as the only word
-    of it."""
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None:
-        return getattr(dtype, "kind", None) == "c"
-    dtypes = getattr(value, "dtypes", None)  # a DataFrame: one dtype per column
+    of it. A caller's object whose ``__getattr__`` raises is none (the drain was lost)."""
+    try:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None:
+            return getattr(dtype, "kind", None) == "c"
+        dtypes = getattr(value, "dtypes", None)  # a DataFrame: one dtype per column
+    except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup
+        return False
     return is_dataframe(value) and any(getattr(d, "kind", None) == "c" for d in dtypes)
 
 

@@ -136,8 +136,14 @@ _KEYS = {
 
 
 def _one_value(x: Any) -> bool:
-    """Whether a feedback argument is one value (a str, a number, a numpy scalar), not a sequence."""
-    return isinstance(x, (str, bytes)) or not hasattr(x, "__iter__") or getattr(x, "ndim", 1) == 0
+    """Whether a feedback argument is one value (a str, a number, a numpy scalar), not a sequence;
+    a caller's object whose ``__getattr__`` raises is one (its error went up out of ``feedback``)."""
+    if isinstance(x, (str, bytes)):
+        return True
+    try:
+        return not hasattr(x, "__iter__") or getattr(x, "ndim", 1) == 0
+    except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup
+        return True
 
 
 def event_time(timestamp: Any) -> float:
@@ -205,10 +211,13 @@ def _column_values(x: Any) -> Any:
     """A column vector ``(n, 1)`` (``y.reshape(-1, 1)``, ``df[["request_id"]].values``) as its
     ``n`` values, anything else as given. Why: ids and labels are read alike; a column of ids was
     iterated as one-element arrays whose text (``"[17]"``) no prediction's id is, so every label
-    of such a call counted as ``unknown_id`` while the same column of labels joined."""
-    if getattr(x, "ndim", 1) == 2 and getattr(x, "shape", (0, 0))[1] == 1 and hasattr(x, "reshape"):
-        return x.reshape(-1)
-    return x
+    of such a call counted as ``unknown_id`` while the same column of labels joined. A caller's
+    object whose ``__getattr__`` raises is as given (its error went up out of ``feedback``)."""
+    try:
+        column = getattr(x, "ndim", 1) == 2 and getattr(x, "shape", (0, 0))[1] == 1 and hasattr(x, "reshape")
+    except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup
+        return x
+    return x.reshape(-1) if column else x
 
 
 def feedback_lists(request_ids: Any, labels: Any) -> tuple[list[Any], list[Any]]:

@@ -959,9 +959,13 @@ def integer_array(outputs: Any) -> bool:
     returns for a classifier, class labels, where ``predict_proba()`` was meant. Read as
     probabilities, a binary model's 0 and 1 were P(positive) 0 and 1: confidence 1 on every row,
     calibration and confidence drift off, and nothing said; a multi-class model's labels 0 and 1
-    were read so too, its others refused as out of range."""
-    dtype = getattr(outputs, "dtype", None)
-    return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
+    were read so too, its others refused as out of range. A caller's object whose ``__getattr__``
+    raises is none (its call was lost as an internal error)."""
+    try:
+        dtype = getattr(outputs, "dtype", None)
+        return getattr(dtype, "kind", None) in ("b", "i", "u") and hasattr(outputs, "shape")
+    except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup
+        return False
 
 
 def _widened(mask: np.ndarray, width: int) -> np.ndarray:
@@ -1015,7 +1019,11 @@ _NO_BAD = object()
 def _parts(value: Any) -> str:
     """How a list or tuple of parts of different shapes was given, for a refusal: ``a tuple of 2
     arrays (shapes (2,), (2, 2))``, else its type."""
-    if isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value):
+    try:
+        arrays = isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value)
+    except Exception:  # noqa: BLE001 - a caller's object whose __getattr__ raises: no array (the refusal was lost)
+        arrays = False
+    if arrays:
         shapes = ", ".join(str(tuple(v.shape)) for v in value[:4]) + (", ..." if len(value) > 4 else "")
         return f"a {type(value).__name__} of {len(value)} arrays (shapes {shapes})"
     return f"a {type(value).__name__} of parts of different shapes"

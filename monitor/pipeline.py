@@ -149,7 +149,11 @@ def latency_seconds(value: Any) -> float:
     5 ms was 5 s) is its seconds; a complex number (whose real part ``float()`` of numpy's kept,
     with a ComplexWarning on the user's stderr), a point in time, or an object whose ``float()``
     raises anything is none."""
-    if getattr(value, "ndim", 0) != 0 or isinstance(value, COMPLEX_SCALARS):
+    try:
+        several = getattr(value, "ndim", 0) != 0
+    except Exception:  # noqa: BLE001 - the caller's object: its __getattr__ may raise anything (the drain was lost)
+        return float("nan")
+    if several or isinstance(value, COMPLEX_SCALARS):
         return float("nan")
     if isinstance(value, _DURATIONS):
         from monitor.temporal import temporal_seconds

@@ -82,8 +82,11 @@ def event_bytes(event: tuple[Any, ...]) -> int:
     each), else 0: the amount it reserves in the byte budget."""
     kind = event[0]
     if kind == _PREDICTION:  # the caller's hot path: one comparison before the prediction's own check
-        n = getattr(event[2], "nbytes", 0)
-        out = getattr(event[3], "nbytes", 0)
+        try:
+            n = getattr(event[2], "nbytes", 0)
+            out = getattr(event[3], "nbytes", 0)
+        except Exception:  # noqa: BLE001 - the caller's object whose __getattr__ raises: no size (see put)
+            return 0
         if out.__class__ is int and n.__class__ is int:
             n += out
         return n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0
@@ -154,10 +157,13 @@ class EventQueue:
         if self.on_first_event is not None:
             self._first_event()
         if event[0] == _PREDICTION:  # the caller's hot path: one attribute read for an array's inputs
-            n = getattr(event[2], "nbytes", None)
-            if n is None:
-                n = unsized_bytes(event[2])
-            out = getattr(event[3], "nbytes", 0)  # outputs too: an ensemble's (rows, members, classes)
+            try:
+                n = getattr(event[2], "nbytes", None)
+                if n is None:
+                    n = unsized_bytes(event[2])
+                out = getattr(event[3], "nbytes", 0)  # outputs too: an ensemble's (rows, members, classes)
+            except Exception:  # noqa: BLE001 - the caller's object whose __getattr__ raises: no size, as one without
+                n = out = 0  # nbytes (the event was lost, counted as the monitor's internal_error)
             if out.__class__ is int and n.__class__ is int:
                 n += out
             size = n if n.__class__ is int and n >= LARGE_EVENT_BYTES else 0

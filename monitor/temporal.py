@@ -122,7 +122,10 @@ def temporal_seconds(value: Any) -> float | None:
         return (value - _EPOCH_UTC).total_seconds()
     if isinstance(value, _dt.date):
         return float((value - _EPOCH.date()).days * 86400)
-    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    try:
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+    except Exception:  # noqa: BLE001 - the caller's object: its __getattr__ may raise anything (the drain was lost)
+        return None
     if kind in ("m", "M") and getattr(value, "ndim", 0) == 0:
         import numpy as np
 

@@ -103,3 +103,73 @@ def test_an_error_of_the_monitors_own_in_reading_list_rows_is_an_internal_error(
         assert (mon.store.value("monitor_internal_errors", {"stage": "ingest"}) or 0) >= 1
     finally:
         mon.close()
+
+
+class _NoAttributes:
+    """A value whose ``__getattr__`` raises RuntimeError (a proxy, a lazy object): ``getattr(v,
+    name, default)`` gives the default for AttributeError only, so the readers' look at ``dtype``
+    or ``ndim`` raised."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no attribute {name}")
+
+
+def _zero_d(value: Any) -> np.ndarray:
+    cell = np.empty((), dtype=object)
+    cell[()] = value
+    return cell
+
+
+@pytest.mark.parametrize("field", ["latency_s", "cell", "cell_0d", "labels_0d", "inputs"])
+def test_a_value_whose_getattr_raises_costs_no_drain(field: str) -> None:
+    """A caller's value whose ``__getattr__`` raises (outside the s39a fuzz's dunders): as a
+    latency it lost the whole drain as a pipeline internal error (latency_seconds read its
+    ``ndim``: every call in the drain), as a numeric cell (temporal_seconds read its ``dtype``)
+    or in a 0-d object array among a list's values (holds_complex -> complex_array) the drain's
+    predictions so too; as the inputs, the queue's look at their ``nbytes`` dropped the event on the
+    caller's thread as the monitor's internal_error. Each is now a value that is no number (the
+    latency left out, the cell unreadable, the label refused as a label that is an array, the
+    inputs refused as no rows), counted as such; the drain's other calls are kept."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+
+    labels = field == "labels_0d"
+    config = {"features": [{"name": "a"}, {"name": "b", "kind": "categorical"}], "output": {"kind": "labels", "classes": ["x", "y"]}} \
+        if labels else {"features": ["a", "b"], "output": {"kind": "regression"}}
+    mon = Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+    good = ([[1.0, "u"]], ["x"]) if labels else ([[1.0, 2.0]], [0.5])
+    try:
+        mon.observe(*good)
+        if field == "latency_s":
+            mon.observe(*good, latency_s=_NoAttributes())
+        elif field == "labels_0d":
+            mon.observe([[1.0, "u"]], [_zero_d(_NoAttributes())])
+        elif field == "inputs":
+            mon.observe(_NoAttributes(), [0.5])
+        else:
+            mon.observe([[1.0, _NoAttributes() if field == "cell" else _zero_d(_NoAttributes())]], [0.5])
+        mon.observe(*good)
+        mon.flush()
+        errors = sum(mon.store.value("monitor_internal_errors", {"stage": s}) or 0 for s in ("ingest", "pipeline", "cycle"))
+        assert errors == 0 and not mon.store.value("monitor_events_dropped", {"reason": "internal_error"})
+        assert mon.store.value("monitor_calls") == 3
+        assert mon.store.value("monitor_predictions") == (2 if labels or field == "inputs" else 3)
+    finally:
+        mon.close()
+
+
+def test_the_evil_object_fuzz_with_getattr_raising_costs_no_internal_error(monkeypatch) -> None:
+    """s39a's seeded fuzz of evil objects in every field (4 kinds x 3 seeds x 30 calls), its
+    objects' classes also raising from ``__getattr__`` (about one in three draws): no internal
+    error, no call raising other than a ValueError. Before: whole drains lost at the pipeline
+    stage (a latency's ``ndim``), calls at ingest (a cell's ``dtype``), and RuntimeError and others
+    raised out of feedback() (``hasattr(ids, "__iter__")``)."""
+    import tests.test_bad_input_s39a as fuzz
+
+    monkeypatch.setattr(fuzz, "_DUNDERS", [*fuzz._DUNDERS, *["__getattr__"] * 6])
+    logging.disable(logging.WARNING)  # its lines are the s39a fuzz's, about the other dunders
+    try:
+        fuzz.test_seeded_fuzz_of_evil_objects_in_every_field_costs_no_internal_error()
+    finally:
+        logging.disable(logging.NOTSET)
