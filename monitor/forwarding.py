@@ -153,6 +153,15 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray)):
         return bytes(obj).decode("utf-8", "replace")
     if hasattr(obj, "tolist"):
+        try:
+            times = obj.dtype.kind in "mM" and type(obj).__module__ == "numpy"  # the kind first: the cheaper look
+        except Exception:  # noqa: BLE001 - no dtype (array.array), or a caller's object's own lookup
+            times = False
+        if times:
+            # numpy's times: tolist() writes a [ns] unit's as integers of nanoseconds, which a numeric
+            # feature would read as numbers a billion times too large (in process: seconds); the
+            # careful encoding decides, by the field (encode_event), off the plain path
+            raise TypeError(f"a numpy {obj.dtype} value is encoded carefully")
         return obj.tolist()
     if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):
         return obj.to_dict(orient="records")
@@ -189,31 +198,32 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     kind = event[0]
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
-        times = _numpy_times(inputs)
-        if times is not None:
-            raise _no_parity(times, "inputs", "is an array of numpy's times (read as seconds in process; JSON "
-                                              "would carry datetimes or counts of its unit)")
         obj: dict[str, Any] = {"timestamp": ts, "inputs": inputs, "outputs": outputs}
         if type(outputs) is TextPrefix:  # a long streamed answer: its first characters, and its length beside them
             obj["outputs_length"] = outputs.length
         if latency is not None:
             obj["latency_s"] = _latency(latency)
+        # an argument that could not be read (UnreadableValues): the empty list says its rows have
+        # none; "unreadable", why (the sidecar's line says it as in process). Looked for only where
+        # the argument is given: nothing on a call without them
         if client is not None:
             client = _argument(_sendable_client, client, "client", unreadable)
             if client is not None:
                 obj["client"] = client
+                if type(client) is UnreadableValues:
+                    obj.setdefault("unreadable", {})["client"] = client.error
         if rid is not None:
             obj["request_id"] = rid
+            if type(rid) is UnreadableValues:
+                obj.setdefault("unreadable", {})["request_id"] = rid.error
         if segment is not None:  # one per call, or one per row (a list the sidecar reads as such)
             segment = _argument(_sendable_segment, segment, "segment", unreadable)
             if segment is not None:
                 obj["segment"] = segment
+                if type(segment) is UnreadableValues:
+                    obj.setdefault("unreadable", {})["segment"] = segment.error
         if embedding is not None:
             obj["embedding"] = embedding
-        unread = {a: v.error for a, v in (("client", client), ("request_id", rid), ("segment", segment))
-                  if type(v) is UnreadableValues}
-        if unread:  # the empty lists say the rows have none; this, why (the sidecar's line says it as in process)
-            obj["unreadable"] = unread
     elif kind == ERROR:
         _, ts, exc, latency, client = event
         obj = {"type": "error", "timestamp": ts, "exception": exc}
@@ -233,8 +243,13 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     # NaN (a missing feature) is written as Python's json writes it; the sidecar reads it back
     try:
         return json.dumps(obj, default=_default, separators=(",", ":"))
-    except TypeError:  # a value JSON cannot write: the careful encoding, this rare path only
+    except TypeError:  # a value JSON cannot write, or numpy's times: the careful encoding, this rare path only
         pass
+    if kind == PREDICTION:
+        times = _numpy_times(obj["inputs"])
+        if times is not None:
+            raise _no_parity(times, "inputs", "is an array of numpy's times (read as seconds in process; JSON "
+                                              "would carry datetimes or counts of its unit)")
     for key, encode in _CAREFUL.items():
         if key in obj:
             obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
@@ -261,6 +276,12 @@ def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: b
         return [_careful(v, where, encode) for v in value]
     dtype = getattr(value, "dtype", None)
     times = getattr(dtype, "kind", None) in ("m", "M") and kind.__module__ == "numpy"
+    if times and where != "inputs":
+        # outside the inputs, read in process by a float64 cast (the embedding, a score) or as the
+        # value (a label): a [ns] unit's integers, as the plain encoding sends them, are read alike
+        plain = value.tolist()
+        if _plain_ints(plain):
+            return plain
     if times and getattr(value, "ndim", 0):  # read in process as the array's values, or its text: by its place
         raise _no_parity(value, where, "is an array of numpy's times (read in process by its place and unit)")
     try:
@@ -272,6 +293,13 @@ def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: b
             raise _no_parity(value, where, "is the whole field, not a row or a value in one")
         return encode(value, where)
     return _careful(converted, where, encode)
+
+
+def _plain_ints(value: Any) -> bool:
+    """Whether ``value`` (numpy's times' ``tolist()``) is integers and nulls only, in lists."""
+    if isinstance(value, list):
+        return all(_plain_ints(v) for v in value)
+    return value is None or type(value) is int
 
 
 def _numpy_times(inputs: Any) -> Any:
