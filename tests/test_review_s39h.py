@@ -54,3 +54,16 @@ def test_nanosecond_times_outside_the_inputs_are_still_sent_as_their_integers() 
         encode_event(_prediction(np.array([[when]])))
     with pytest.raises(TypeError, match="inputs: .* an array of numpy's times"):
         encode_event(_prediction([np.array([when])]))
+
+
+def test_a_numpy_time_with_a_fraction_of_a_second_is_forwarded_not_dropped() -> None:
+    # In process numpy's datetime64 with milliseconds is read as seconds one float rounding off its
+    # text's reading (2024-01-02T03:04:05.123: 1704164645.1230001 and 1704164645.123); the careful
+    # encoding asked for the same float and dropped the whole call as unserializable. Readings within
+    # a few units in the last place are the same number.
+    for when in (np.datetime64("2024-01-02T03:04:05.123", "ms"), np.datetime64("2024-01-02T03:04:05.250000000", "ns")):
+        sent = json.loads(encode_event(_prediction([[when, 1.0]])))["inputs"][0][0]
+        assert cell_number(sent) == pytest.approx(cell_number(when), rel=1e-15, abs=0.0)
+    with pytest.raises(TypeError):  # a Fraction is still no text (a number to one feature, "1/2" to another)
+        import fractions
+        encode_event(_prediction([[fractions.Fraction(1, 2)]]))
