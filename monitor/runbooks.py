@@ -76,8 +76,9 @@ _WINDOWED = ("once the rows behind it have left the window (`window`, an hour by
              "later, its figure falling on its panel meanwhile says the fix took (a feature read x40 for 17 minutes at 5 rows "
              "a second: ModelFeatureOutOfRange resolved 58 minutes after the inputs were mended; a `for:` delays firing, "
              "not resolving).")
-_SEQUENTIAL = ("once the detector's test has gone its largest scale of rows (1,000 by default) without a flag: minutes after "
-               "the inputs return, sooner at higher traffic (6.5 minutes at 5 rows a second, about one at 32).")
+_SEQUENTIAL = ("once the detector's test has gone its largest scale of rows (1,000 by default) without a flag: about "
+               "twice that many rows after the inputs return, as measured, so sooner at higher traffic (6.5 minutes, some "
+               "1,950 rows, at 5 rows a second; about one minute at 32).")
 
 #: alert name -> when it resolves once its cause is fixed (the README's **Resolves:** line), where measured.
 RESOLVES: dict[str, str] = {

@@ -60,7 +60,7 @@ def test_alert_delivery_failing_names_the_receiver(tmp_path: Path) -> None:
                   - exp_labels: {severity: warning, model: iris, receiver: alertmanager}
                     exp_annotations:
                       summary: "Alerts of iris are not delivered to its alertmanager receiver."
-                      description: "2 alert notifications to alertmanager failed after their retries or were dropped in 15 minutes (monitor_notifications_total): pages may not have reached on-call. Alerts still firing are sent again at their next resend (about a minute) and reach it once it works; alerts that fired and resolved in between were never paged: the agent's log has every transition (logger monitor.alerts)."
+                      description: "2 alert notifications to alertmanager failed after their retries or were dropped in 15 minutes (monitor_notifications_total): pages may not have reached on-call. Alerts still firing are sent again at their next resend (the first evaluation a minute or more after the last send) and reach it once it works; alerts that fired and resolved in between were never paged: the agent's log has every transition (logger monitor.alerts)."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitoralertdeliveryfailing"
               - eval_time: 25m
                 alertname: MonitorAlertDeliveryFailing
