@@ -305,10 +305,11 @@ def _plain_ints(value: Any) -> bool:
 
 def _numpy_times(inputs: Any) -> Any:
     """``inputs`` when it is an array of numpy's times (``datetime64``, ``timedelta64``), or its
-    first row when the rows are such arrays; else None. In process their rows are read as seconds (:func:`monitor.cell_values.float_rows`);
-    ``tolist()`` writes a ``[ns]`` one as integers of nanoseconds, which the sidecar read as
-    numbers a billion times too large, silently (another unit as datetimes, which JSON cannot
-    write: dropped). Such a call is dropped and counted ``unserializable``, its log line naming why."""
+    first row when the rows are such arrays; else None. In process their rows are read as seconds
+    (:func:`monitor.cell_values.float_rows`); ``tolist()`` writes a ``[ns]`` one as integers of
+    nanoseconds, which the sidecar read as numbers a billion times too large, silently (another
+    unit as datetimes, which JSON cannot write: dropped). Such a call is dropped and counted
+    ``unserializable``, its log line naming why."""
     first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
     if type(first).__module__ == "numpy" and getattr(getattr(first, "dtype", None), "kind", "") in ("m", "M") \
             and getattr(first, "ndim", 0) > 0:
@@ -777,8 +778,8 @@ class ForwardingMonitor:
         bytes decoded, ``5.0`` as ``"5"``), an id that is no id (None, NaN, pandas' NA,
         ``np.ma.masked``, empty text), is over :data:`~monitor.events.MAX_REQUEST_ID_CHARS`
         characters, or whose text cannot be taken as None (null), and its labels (a missing one,
-        pandas' NA, which JSON cannot write, and one beyond float64 as null: :func:`_sendable_label`). The sidecar's join then counts each label as
-        the in-process one does: ``invalid`` when the model cannot take it, whatever its id, else
+        pandas' NA, which JSON cannot write, and one beyond float64 as null: :func:`_sendable_label`).
+        The sidecar's join then counts each label as the in-process one does: ``invalid`` when the model cannot take it, whatever its id, else
         ``unknown_id`` for such an id. Why: the worker left such labels out and counted them all
         ``unknown_id`` (it cannot tell which labels the model takes), and before that the sidecar
         refused the whole call for one such id. The first is said here, where the id is known."""

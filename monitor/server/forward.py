@@ -8,8 +8,11 @@ model's pipeline to be counted so, where ``POST /v1/events`` refuses the event w
 tells its sender: a feedback id that is no id (a worker sends it as null; the join counts its label
 ``unknown_id``, or ``invalid``), a label the model cannot take (``invalid``), a prediction's id over
 1,024 characters (cut to 1,025 by the worker; the row builder counts it in
-``monitor_row_arguments_dropped_total{argument="request_id"}``), a latency the pipeline leaves out
-and null outputs. A worker of an earlier release left such ids out and said how many in the
+``monitor_row_arguments_dropped_total{argument="request_id"}``), a latency the pipeline leaves out,
+a timestamp that is a number but no time (its rows counted ``invalid_timestamp``) and null
+outputs; a worker's prediction may also carry a long streamed answer's ``outputs_length`` and the
+per-row arguments it could not read (``unreadable``), which ``POST /v1/events`` does not take
+(:func:`monitor.events.parse_event`). A worker of an earlier release left such ids out and said how many in the
 datagram's header (``unknown_ids``, ``dropped_ids``), counted here as in process.
 Workers report their cumulative drop counts
 and a sequence number; the receiver turns those into ``monitor_forward_events_dropped_total`` and
