@@ -16,10 +16,11 @@ from tests.conftest import REPO_ROOT
 ONSET, END = 600.0, 1800.0
 
 
-def _unit_change_replay(factor: float, extra_rules: list | None = None, prober: bool = False):
+def _unit_change_replay(factor: float, extra_rules: list | None = None, prober: bool = False, noise: bool = False):
     """12 benign clients at 2.7 queries/s for 30 minutes (the walkthrough's traffic), feature 3 of the
     session-11 world read ``factor`` times larger from minute 10 on, through the probing pack; with
-    ``prober``, a client sending near-copies of one row, 1 a second, from minute 15."""
+    ``prober``, a client sending near-copies of one row, 1 a second, from minute 15; with ``noise``,
+    one sending uniform noise (every query out of distribution), 1 a second, from minute 15."""
     from monitor.promql import SeriesStore
     from monitor.rules.evaluator import RuleEvaluator
     from tests import probing_streams as ps
@@ -32,6 +33,10 @@ def _unit_change_replay(factor: float, extra_rules: list | None = None, prober: 
         rng = np.random.default_rng(5)
         near = s11.natural(rng, 1)[0] + rng.normal(0.0, 0.01, (300, s11.D))
         x, clients, ts = np.vstack([x, near]), np.concatenate([clients, np.full(300, "mallory", dtype=object)]), np.concatenate([ts, 900.0 + np.arange(300.0)])
+    if noise:
+        odd = np.random.default_rng(6).uniform(-15.0, 15.0, size=(300, s11.D))
+        x, clients, ts = np.vstack([x, odd]), np.concatenate([clients, np.full(300, "noise", dtype=object)]), np.concatenate([ts, 900.0 + np.arange(300.0)])
+    if prober or noise:
         order = np.argsort(ts, kind="stable")
         x, clients, ts = x[order], clients[order], ts[order]
     det = s11.ProbingDetector(s11.reference(), client_id_salt="s39c", raw_client_ids=True, seed=0)
@@ -57,39 +62,41 @@ def test_a_lasting_unit_change_pages_benign_clients_and_the_page_says_so(tmp_pat
     # ModelProbingSuspiciousClient 29 times in 12 minutes, `stealing` and once `ood`, on all 12 of its
     # benign clients, each page resolving 15-60 s later while the client kept sending. The page said
     # "decide whether to throttle or block the client" and the runbook "rate-limit or block the
-    # account": on-call following them blocks every customer. The detector's behaviour (a known limit,
-    # reproduced here on the session-11 world: PRADA's spacing and the OOD score are the reference's)
-    # is left as it is; the page now names the drift alerts firing with it, and the runbook says how
-    # to tell a moved population from a prober and why the clients API may no longer list the client.
-    # (The lasting `ood` flags came from a population null that stopped following the rate near 1:
-    # fixed in s39g, tests/test_probing_unit_change_s39g.py; the `stealing` pages remain.)
-    transitions, listed = _unit_change_replay(40.0)
-    fired = [t for t in transitions if t.alertname == "ModelProbingSuspiciousClient" and t.to_state == "firing"]
-    assert all(t.time > ONSET for t in fired)
-    assert len({t.labels["client"] for t in fired}) >= 8, collections.Counter(t.labels["client"] for t in fired)
-    assert len(listed) >= 10 and sum(listed) <= len(listed) // 2, listed  # resolved, and gone from the API
+    # account": on-call following them blocks every customer. The page now names the drift alerts
+    # firing with it, and the runbook says how to tell a moved population from a prober and why the
+    # clients API may no longer list the client. The detector's part was fixed in s39g
+    # (tests/test_probing_unit_change_s39g.py): the lasting `ood` flags came from a population null that
+    # stopped following the rate near 1, the `stealing` ones from PRADA's distances taken in the
+    # reference's units (a stretched feature makes benign minimum distances heavy-tailed). This replay
+    # paged 33 times (12 clients) under x40 and 13 (9 clients) under x10 before; at most 1 now (0 and 1).
+    for factor in (40.0, 10.0):
+        transitions, _ = _unit_change_replay(factor)
+        fired = [t for t in transitions if t.alertname == "ModelProbingSuspiciousClient" and t.to_state == "firing"]
+        assert len(fired) <= 1, [(t.time, t.labels) for t in fired]
     quiet, _ = _unit_change_replay(1.0)
     assert not [t for t in quiet if t.alertname == "ModelProbingSuspiciousClient"]
 
-    # With an input-drift alert firing for the model (here a stand-in rule of that name), the page says so.
+    # With an input-drift alert firing for the model (here a stand-in rule of that name), a `stealing` or
+    # `ood` page says so: a client sending noise into the x10 population is paged `ood`.
     drift = tmp_path / "drift.yml"
     drift.write_text(yaml.safe_dump({"groups": [{"name": "d", "rules": [{
         "alert": "ModelInputDrift", "expr": 'label_replace(vector(1), "model", "m", "", "")',
         "labels": {"severity": "warning"}}]}]}))
-    with_drift, _ = _unit_change_replay(40.0, extra_rules=[drift], prober=True)
-    pages = [t for t in with_drift if t.alertname == "ModelProbingSuspiciousClient" and t.to_state == "firing"]
-    benign = [t for t in pages if t.labels["client"] != "mallory"]
-    assert benign and all(t.labels["signal"] in ("stealing", "ood") for t in benign)
-    # (from minute 25 on ModelProbingOutOfDistributionTraffic fires too, and is named after it)
-    assert all("Also firing for m: ModelInputDrift" in t.annotations["description"] for t in benign), benign[0].annotations
-    # without it, only the probing pack's own OOD-traffic alert (from minute 25) is named
-    assert all("Also firing for" not in t.annotations["description"] or "Also firing for m: ModelProbingOutOfDistributionTraffic."
-               in t.annotations["description"] for t in fired), [t.annotations["description"] for t in fired]
-    # A prober's own near-copies move the inputs too (the walkthrough's attacker fired ModelInputDrift by
-    # itself): its near_duplicates page does not send on-call to the drift alerts.
-    prober = [t for t in pages if t.labels["client"] == "mallory"]
-    assert prober and {t.labels["signal"] for t in prober} == {"near_duplicates"}, [t.labels for t in prober]
-    assert not any("Also firing for" in t.annotations["description"] for t in prober)
+    for rules in ([drift], []):
+        paged, _ = _unit_change_replay(10.0, extra_rules=rules, prober=True, noise=True)
+        pages = [t for t in paged if t.alertname == "ModelProbingSuspiciousClient" and t.to_state == "firing"]
+        odd = [t for t in pages if t.labels["signal"] in ("stealing", "ood")]
+        assert any(t.labels["client"] == "noise" for t in odd), [t.labels for t in pages]
+        # (from minute 25 on ModelProbingOutOfDistributionTraffic fires too, and is named after it)
+        if rules:
+            assert all("Also firing for m: ModelInputDrift" in t.annotations["description"] for t in odd), odd[0].annotations
+        else:
+            assert all("ModelInputDrift" not in t.annotations["description"] for t in pages)
+        # A prober's own near-copies move the inputs too (the walkthrough's attacker fired ModelInputDrift by
+        # itself): its near_duplicates page does not send on-call to the drift alerts.
+        prober = [t for t in pages if t.labels["client"] == "mallory"]
+        assert prober and {t.labels["signal"] for t in prober} == {"near_duplicates"}, [t.labels for t in prober]
+        assert not any("Also firing for" in t.annotations["description"] for t in prober)
 
     from monitor import runbooks
 

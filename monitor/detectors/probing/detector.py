@@ -54,7 +54,7 @@ from monitor.detectors.probing.neighbours import (
 )
 from monitor.detectors.probing.ood import OODModel, fit_ood
 from monitor.detectors.probing.pending import PendingQueue, Rows
-from monitor.detectors.probing.population import PopulationScale, reference_spacing
+from monitor.detectors.probing.population import STRETCH_STEP, PopulationScale, population_stretch, reference_spacing
 from monitor.detectors.probing.regimes import PradaRegimes
 from monitor.detectors.probing.stealing import PradaCalibration, calibrate_prada, shapiro_coefficients, shapiro_w
 from monitor.detectors.probing.verdict import SIGNALS, Campaign, CampaignIndex, ClientVerdict, SignalEvidence, critical_counts
@@ -459,6 +459,11 @@ class ProbingDetector(Detector):
         #: rows after which a population period ends even if event time has not moved on
         self._pop_period_cap = 2 * max(self.population_window, 1) * self.population_stride
         self._pop_baseline = reference_spacing(sk, self._pop_size, self.k, rng) if self.population_window else float("nan")
+        #: the reference's spread per sketch axis (median absolute deviation), what the population's
+        #: stretch is measured against (see :meth:`_population_stretch`)
+        self._ref_spread = _mad(np.asarray(sk, dtype=np.float64))
+        self._no_stretch = np.ones(sk.shape[1])
+        self._stretch, self._stretch_epoch = self._no_stretch, 0
         ood = fit_ood(z, self.ood_fpr, rng, backend=self.ood_backend, shrinkage=self.ood_shrinkage)
         self._ood = ood
         # boundary: margins and labels of the reference, flips among its closest natural pairs
@@ -575,9 +580,10 @@ class ProbingDetector(Detector):
         self._pop_period: float | None = None
         self._pop_period_end: float | None = None  # event time from which the next period begins
         self._pop_period_rows = 0  # rows that arrived in the current period
-        #: the population's (scale, null rates, critical counts) for queries of each period from the
-        #: key on (after closing the key minus 2); older periods: the reference's
-        self._pop_stats: dict[float, tuple[float, np.ndarray, np.ndarray]] = {}
+        #: the population's (scale, null rates, critical counts, PRADA's stretch and its number) for
+        #: queries of each period from the key on (after closing the key minus 2); older periods: the
+        #: reference's
+        self._pop_stats: dict[float, tuple[float, np.ndarray, np.ndarray, np.ndarray, int]] = {}
         self._null, self._crit = self._null_ref.copy(), self._crit_ref.copy()
 
     # -- read-only results -----------------------------------------------------------------------
@@ -734,7 +740,7 @@ class ProbingDetector(Detector):
         for p in todo:
             self._run(self._pending.slots_upto(p))
             self._population_step(p)
-            self._pop_stats[p + 2.0] = (self._pop.scale, self._null, self._crit)
+            self._pop_stats[p + 2.0] = (self._pop.scale, self._null, self._crit, self._stretch, self._stretch_epoch)
         # what queries still to be analysed can need: periods from last + 1 on, and the one before
         keep = [k for k in self._pop_stats if k > last + 1.0]
         older = [k for k in self._pop_stats if k <= last + 1.0]
@@ -742,15 +748,16 @@ class ProbingDetector(Detector):
             keep.append(max(older))
         self._pop_stats = {k: self._pop_stats[k] for k in sorted(keep)}
 
-    def _stats_for(self, period: float) -> tuple[float, np.ndarray, np.ndarray]:
-        """(scale, null rates, critical counts) for queries that arrived in ``period``."""
+    def _stats_for(self, period: float) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, int]:
+        """(scale, null rates, critical counts, PRADA's stretch and its number) for queries that
+        arrived in ``period``."""
         best = None
         for k in self._pop_stats:  # a handful of keys, in increasing order
             if k > period:
                 break
             best = k
         if best is None:
-            return 1.0, self._null_ref, self._crit_ref
+            return 1.0, self._null_ref, self._crit_ref, self._no_stretch, 0
         return self._pop_stats[best]
 
     def _with_embedding(self, batch: "Batch") -> "Batch":
@@ -967,7 +974,7 @@ class ProbingDetector(Detector):
         if m == 0:
             return
         period = float(rows.period[0])
-        scale, null, crit = self._stats_for(period)
+        scale, null, crit, stretch, units = self._stats_for(period)
         crit = self._held_crit(slot, int(self._queries[slot]), m, null, crit)
         live = self._live_crit(null, rows.live[0, :len(_LIVE_SIGNALS)])
         if live is not None:  # not held: the periods' population takes over within a few periods, and holds
@@ -1037,10 +1044,13 @@ class ProbingDetector(Detector):
             if f < self._prada_cold:  # distances to a history of fewer than _prada_cold queries stay out
                 far &= f + np.arange(mk) >= self._prada_cold
             if self._regimes is not None:  # a window within the population's regime (see :mod:`.regimes`)
-                self._regimes.enter(slot, ring, regime)
+                self._regimes.enter(slot, ring, regime, units)
                 far &= self._regimes.keep(slot, mk)
             far_idx = np.flatnonzero(far)
-            dist = nb.dmin[far_idx].astype(np.float32)
+            if far_idx.size and stretch is not self._no_stretch and (stretch != 1.0).any():  # the population's units
+                dist = _stretched_dmin(x, ring.sketch_t[:, :f], stretch, far_idx)
+            else:
+                dist = nb.dmin[far_idx].astype(np.float32)
             start = 0
             while start < dist.size:
                 stop = min(dist.size, start + max(self.prada_every - ring.prada_new, self.prada_window - ring.prada_n, 1))
@@ -1125,6 +1135,42 @@ class ProbingDetector(Detector):
         self._pop.add(sketch, owner, flags)
         if self._pop.generation != self._pop_gen:
             self._population_nulls()
+            self._population_stretch()
+
+    def _population_stretch(self) -> None:
+        """PRADA's units: each sketch axis divided by how far three owners in four of the population
+        ring spread along it beyond the reference (at least :data:`.population.STRETCH_MIN` times,
+        else 1), once a regime has begun (the population moved as a whole); a stretch that moved by
+        more than :data:`.population.STRETCH_STEP` restarts the windows (:mod:`.regimes`).
+
+        Why: along a feature every client's inputs stretched (one feature read x40 upstream) the
+        minimum distances of natural queries are heavy-tailed, and 14% of benign PRADA windows fell
+        below ``delta`` for as long as the shift lasted (4% at x10, 0.04% unshifted; calibrated
+        1e-4; 12 clients, five seeds, tests from 6 minutes after the onset); in these units 0.1%
+        (x10 and x40), and a Jacobian thief sent into the stretched
+        population is flagged at its 200th query, as without a shift (tests/test_probing_unit_change_s39g.py).
+        Gated on a regime (three established clients in four stepped in OOD share together), as
+        the regimes are: accounts made for an attack, odd from their first query, move nothing alone.
+        Limits: the stretch is per sketch axis (the principal axes of the standardised reference
+        when the input is wider than ``sketch_dim``: a single stretched feature of a wide input
+        spreads over several axes and is only partly undone); it is read from the ring's owners,
+        about ``size x stride`` analysed queries after the onset; an attacker holding three in four
+        of the ring's owners can set it, as it can begin regimes."""
+        if self._regimes is None or self._current is None or self._current.regime == 0:
+            return
+        new = population_stretch(self._pop.sketch[: self._pop.filled], self._pop.owner[: self._pop.filled],  # type: ignore[union-attr]
+                                 self._ref_spread)
+        if np.any(np.abs(np.log(new / self._stretch)) > np.log(STRETCH_STEP)):
+            self._stretch = self._no_stretch if (new == 1.0).all() else new
+            self._stretch_epoch += 1
+
+    def _units(self, stretch: Any) -> np.ndarray:
+        """A saved stretch, checked against the sketch's width."""
+        out = np.asarray(stretch, dtype=np.float64).reshape(-1)
+        if out.shape != self._no_stretch.shape or not (np.isfinite(out) & (out >= 1.0)).all():
+            raise ValueError(f"probing state: PRADA's stretch has {out.shape[0]} axes (or values below 1), "
+                             f"expected {self._no_stretch.shape[0]} of at least 1")
+        return out.copy()
 
     def _live_crit(self, null: np.ndarray, live: np.ndarray) -> np.ndarray | None:
         """Critical counts at the period's null rates raised to the current population's (see
@@ -1503,9 +1549,12 @@ class ProbingDetector(Detector):
         if self._pop_stats:
             keys = sorted(self._pop_stats)
             stats = {"period": np.array(keys), "scale": np.array([self._pop_stats[k][0] for k in keys]),
-                     "null": np.stack([self._pop_stats[k][1] for k in keys])}
+                     "null": np.stack([self._pop_stats[k][1] for k in keys]),
+                     "stretch": np.stack([self._pop_stats[k][3] for k in keys]),
+                     "stretch_number": np.array([self._pop_stats[k][4] for k in keys], dtype=np.int64)}
         return {"population_period": self._pop_period, "population_period_end": self._pop_period_end, "population_period_rows": self._pop_period_rows,
-                "population_samples": samples, "population_stats": stats, "population_null": self._null.copy()}
+                "population_samples": samples, "population_stats": stats, "population_null": self._null.copy(),
+                "population_stretch": self._stretch.copy(), "population_stretch_number": self._stretch_epoch}
 
     def _crit_for(self, null: np.ndarray) -> np.ndarray:
         """Critical counts of the count tests at these null rates (the reference's where equal)."""
@@ -1575,7 +1624,7 @@ class ProbingDetector(Detector):
                     self._crit = self._crit_for(self._null)
                 else:  # saved before the periods: the rates the ring implies, for every query until a period closes
                     self._population_nulls()
-                    self._pop_stats[-np.inf] = (self._pop.scale, self._null, self._crit)
+                    self._pop_stats[-np.inf] = (self._pop.scale, self._null, self._crit, self._no_stretch, 0)
             if self._pop is not None:
                 self._load_population_periods(state)
 
@@ -1625,11 +1674,46 @@ class ProbingDetector(Detector):
                 sel = per == k
                 self._pop_rows[float(k)] = [tuple(c[sel] for c in cols)]
         stats = state.get("population_stats")
+        stretch = state.get("population_stretch")  # saved before PRADA's stretch: none (every window as it was)
+        if stretch is not None:
+            self._stretch = self._no_stretch if (np.asarray(stretch) == 1.0).all() else self._units(stretch)
+            self._stretch_epoch = int(state.get("population_stretch_number") or 0)
         if stats is not None:
             nulls = np.asarray(stats["null"], dtype=np.float64)
-            for k, scale, null in zip(np.asarray(stats["period"], dtype=np.float64).tolist(),
-                                      np.asarray(stats["scale"], dtype=np.float64).tolist(), nulls):
-                self._pop_stats[float(k)] = (float(scale), null.copy(), self._crit_for(null))
+            n = nulls.shape[0]
+            stretches = stats.get("stretch")
+            numbers = np.asarray(stats.get("stretch_number", np.zeros(n)), dtype=np.int64).tolist()
+            for i, (k, scale, null) in enumerate(zip(np.asarray(stats["period"], dtype=np.float64).tolist(),
+                                                     np.asarray(stats["scale"], dtype=np.float64).tolist(), nulls)):
+                st = self._no_stretch if stretches is None or (np.asarray(stretches[i]) == 1.0).all() else self._units(stretches[i])
+                self._pop_stats[float(k)] = (float(scale), null.copy(), self._crit_for(null), st, int(numbers[i]))
+
+
+def _mad(x: np.ndarray) -> np.ndarray:
+    """Median absolute deviation of each column about its median (at least a tiny positive value)."""
+    return np.maximum(np.median(np.abs(x - np.median(x, axis=0)), axis=0), 1e-9)
+
+
+def _stretched_dmin(x: np.ndarray, stored_t: np.ndarray, stretch: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For group rows ``rows``: the distance to the nearest stored query (``stored_t``, column-wise)
+    or earlier group row, each sketch axis divided by ``stretch``: PRADA's minimum distances in the
+    population's units (:meth:`ProbingDetector._population_stretch`).
+
+    >>> x = np.array([[0.0, 0.0], [10.0, 2.0]], dtype=np.float32)
+    >>> _stretched_dmin(x, np.array([[0.0], [2.0]], dtype=np.float32), np.array([10.0, 1.0]), np.arange(2)).tolist()
+    [2.0, 1.0]
+    """
+    inv = (1.0 / stretch).astype(np.float32)
+    xs = x.astype(np.float32) * inv
+    q = xs[rows]
+    qn = np.einsum("ij,ij->i", q, q)
+    g = pairwise_sq(q, qn, xs, np.einsum("ij,ij->i", xs, xs))
+    g[np.arange(x.shape[0])[None, :] >= rows[:, None]] = np.inf  # earlier group rows only
+    d2 = g.min(axis=1) if g.shape[1] else np.full(rows.size, np.inf, dtype=np.float32)
+    if stored_t.shape[1]:
+        ys = (stored_t.astype(np.float32) * inv[:, None]).T
+        d2 = np.minimum(d2, pairwise_sq(q, qn, ys, np.einsum("ij,ij->i", ys, ys)).min(axis=1))
+    return np.sqrt(d2).astype(np.float32)
 
 
 def _regime_of(stamp: float, current: int) -> int:

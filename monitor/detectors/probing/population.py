@@ -40,6 +40,10 @@ everybody's inputs towards the decision boundary (digits squeezed towards the me
 15 benign clients flagged for boundary probing) raises the population's share with it, while
 probing cannot move it unless three accounts in four (of those with enough sampled queries) probe.
 
+The ring also gives PRADA its units once the population moved as a whole (:func:`population_stretch`,
+used by :meth:`.ProbingDetector._population_stretch`): per sketch axis, how far three owners in four
+spread along it beyond the reference.
+
 Limits (stated in the README): moving the spacing quantile needs a tenth of the sampled traffic
 to sit densely *across* accounts (a many-account flood of near-duplicates, which the campaign signal
 is for; it can at most shrink the thresholds to :data:`MIN_SCALE`); one account alone (no client
@@ -73,6 +77,12 @@ MIN_OWNERS = 5
 MIN_OWNER_ROWS = 4
 #: the quantile over owners of each owner's flagged share that is the population's rate
 RATE_QUANTILE = 0.25
+#: the spread along a sketch axis (beyond the reference's) three owners in four must show before
+#: PRADA's distances are taken in the population's units, rows an owner needs, and the change of
+#: the stretch that moves it
+STRETCH_MIN = 2.0
+STRETCH_ROWS = 8
+STRETCH_STEP = 1.25
 
 
 def rate_quantile(shares: np.ndarray, q: float = RATE_QUANTILE) -> "np.ndarray | np.floating[Any]":
@@ -87,6 +97,21 @@ def rate_quantile(shares: np.ndarray, q: float = RATE_QUANTILE) -> "np.ndarray |
     if shares.shape[0] < MIN_OWNERS:
         return np.full(shares.shape[1:], np.nan)
     return np.quantile(shares, q, axis=0)
+
+
+def population_stretch(sketch: np.ndarray, owner: np.ndarray, ref_spread: np.ndarray) -> np.ndarray:
+    """Per sketch axis, the RATE_QUANTILE quantile over owners (STRETCH_ROWS rows or more) of the
+    owner's spread (median absolute deviation about its own median) over the reference's; 1 where
+    below STRETCH_MIN or unknown."""
+    owners, inv, n = np.unique(owner, return_inverse=True, return_counts=True)
+    ratios = []
+    for j in np.flatnonzero(n >= STRETCH_ROWS).tolist():
+        rows = np.asarray(sketch[inv == j], dtype=np.float64)
+        ratios.append(np.median(np.abs(rows - np.median(rows, axis=0)), axis=0) / ref_spread)
+    if not ratios:
+        return np.ones(ref_spread.shape[0])
+    q = np.asarray(rate_quantile(np.stack(ratios)), dtype=np.float64)
+    return np.where(np.isfinite(q) & (q >= STRETCH_MIN), q, 1.0)
 
 
 def reference_spacing(sketches: np.ndarray, size: int, k: int, rng: np.random.Generator) -> float:

@@ -32,6 +32,15 @@ begun so far.
   query (queries until detection are unchanged; the page comes a minute later). A test that passes
   is applied at once, unless one held is waiting before it (order is kept).
 
+Units (session 39g). Along a feature every client's inputs stretched (a unit change upstream, one
+feature read x10 or x40) the minimum distances of natural queries are heavy-tailed: 14% of the benign
+windows of a lasting x40 fell below ``delta`` long after the onset, each a page that the next test
+lowered within a minute. Once a regime has begun, the detector takes PRADA's distances in the
+population's units (:meth:`.ProbingDetector._population_stretch`: each sketch axis divided by the
+spread three clients in four of the population ring show along it beyond the reference, from 2x),
+recorded per period like the population's scale; a new stretch empties the windows (:meth:`enter`'s
+``units``) without leaving queries out. Without a regime the units are the reference's, as before.
+
 What an attacker can do with it. Sending a few far queries first (or at any time) begins no regime:
 the population must step, three established clients in four, and accounts made for an attack have
 no earlier share to step from (:mod:`.current`); a far query stays in the client's window, one more
@@ -128,6 +137,7 @@ class PradaRegimes:
         #: the regime of each client's window (-1: none yet), and the queries still to be left out
         self.regime = np.full(mc, -1, dtype=np.int64)
         self.cold = np.zeros(mc, dtype=np.int64)
+        self.units = np.zeros(mc, dtype=np.int64)
         self.held: dict[int, list[_Held]] = {}
 
     # -- the window's regime -------------------------------------------------------------------------
@@ -135,15 +145,20 @@ class PradaRegimes:
         """The slot is given to a new client (its held results are dropped: see :meth:`take`)."""
         self.regime[slot] = -1
         self.cold[slot] = 0
+        self.units[slot] = 0
         self.held.pop(slot, None)
 
-    def enter(self, slot: int, ring: "ClientRing", regime: int) -> None:
+    def enter(self, slot: int, ring: "ClientRing", regime: int, units: int = 0) -> None:
         """The client's queries of ``regime`` are about to be analysed: a new one empties its window
         and, if the client has queries stored, leaves the regime's first :attr:`warm` out (a new
-        client starts cold, as before)."""
+        client starts cold, as before). New ``units`` (PRADA's distances taken in another stretch)
+        empty the window too."""
         if regime != self.regime[slot]:
             self.cold[slot] = self.warm if (ring.filled and self.regime[slot] >= 0) else 0
             self.regime[slot] = regime
+            ring.prada_n = ring.prada_new = 0
+        if units != self.units[slot]:
+            self.units[slot] = units
             ring.prada_n = ring.prada_new = 0
 
     def keep(self, slot: int, m: int) -> np.ndarray:
@@ -217,16 +232,16 @@ class PradaRegimes:
     # -- memory and state ------------------------------------------------------------------------------
     @property
     def nbytes(self) -> int:
-        return int(self.regime.nbytes + self.cold.nbytes + self.held_bytes * sum(len(q) for q in self.held.values()))
+        return int(self.regime.nbytes + self.cold.nbytes + self.units.nbytes + self.held_bytes * sum(len(q) for q in self.held.values()))
 
     def bytes_per_client(self) -> int:
-        """The most one client costs here (its slot's two counters and a full queue of held results)."""
-        return 16 + self.held_bytes * self.cap
+        """The most one client costs here (its slot's three counters and a full queue of held results)."""
+        return 24 + self.held_bytes * self.cap
 
     def state_dict(self) -> dict[str, Any]:
         rows = [(slot, *h) for slot, queue in self.held.items() for h in queue]
         held = np.array(rows, dtype=np.float64).reshape(-1, 6)
-        return {"regime": self.regime.copy(), "cold": self.cold.copy(), "held": held}
+        return {"regime": self.regime.copy(), "cold": self.cold.copy(), "units": self.units.copy(), "held": held}
 
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """``state`` None (saved before regimes): every client's window is of regime 0, as the
@@ -234,6 +249,7 @@ class PradaRegimes:
         if state is None:
             self.regime[:] = 0
             self.cold[:] = 0
+            self.units[:] = 0
             self.held = {}
             return
         fields = [np.asarray(state[name], dtype=np.int64) for name in ("regime", "cold")]
@@ -241,6 +257,11 @@ class PradaRegimes:
             raise ValueError(f"probing state field 'prada_regimes' has {fields[0].shape[0]} slots, expected "
                              f"{self.regime.shape[0]} (same max_clients)")
         self.regime, self.cold = (f.copy() for f in fields)
+        # saved before PRADA's stretch: every window in the reference's units (number 0)
+        units = np.asarray(state.get("units", np.zeros_like(self.regime)), dtype=np.int64)
+        if units.shape != self.regime.shape:
+            raise ValueError(f"probing state field 'prada_regimes' has {units.shape[0]} units, expected {self.regime.shape[0]}")
+        self.units = units.copy()
         self.held = {}
         for slot, w, failed, qn, ts, r in np.asarray(state["held"], dtype=np.float64).reshape(-1, 6).tolist():
             self.held.setdefault(int(slot), []).append((float(w), bool(failed), int(qn), float(ts), int(r)))
