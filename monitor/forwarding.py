@@ -246,11 +246,6 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
         return json.dumps(obj, default=_default, separators=(",", ":"))
     except TypeError:  # a value JSON cannot write, or numpy's times: the careful encoding, this rare path only
         pass
-    if kind == PREDICTION:
-        times = _numpy_times(obj["inputs"])
-        if times is not None:
-            raise _no_parity(times, "inputs", "is an array of numpy's times (read as seconds in process; JSON "
-                                              "would carry datetimes or counts of its unit)")
     for key, encode in _CAREFUL.items():
         if key in obj:
             obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
@@ -301,20 +296,6 @@ def _plain_ints(value: Any) -> bool:
     if isinstance(value, list):
         return all(_plain_ints(v) for v in value)
     return value is None or type(value) is int
-
-
-def _numpy_times(inputs: Any) -> Any:
-    """``inputs`` when it is an array of numpy's times (``datetime64``, ``timedelta64``), or its
-    first row when the rows are such arrays; else None. In process their rows are read as seconds
-    (:func:`monitor.cell_values.float_rows`); ``tolist()`` writes a ``[ns]`` one as integers of
-    nanoseconds, which the sidecar read as numbers a billion times too large, silently (another
-    unit as datetimes, which JSON cannot write: dropped). Such a call is dropped and counted
-    ``unserializable``, its log line naming why."""
-    first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
-    if type(first).__module__ == "numpy" and getattr(getattr(first, "dtype", None), "kind", "") in ("m", "M") \
-            and getattr(first, "ndim", 0) > 0:
-        return first
-    return None
 
 
 def _no_parity(value: Any, where: str, why: str) -> TypeError:
@@ -490,7 +471,7 @@ def _plain_id(rid: Any) -> bool:
 _INT_BOUND = 10 ** 100
 #: The largest float64: an integer beyond it is refused by the sidecar with its whole event
 #: (``number_too_large``, :func:`monitor.server.payloads.unsafe_json`).
-_FLOAT_MAX = 1.7976931348623157e308
+_FLOAT_MAX = sys.float_info.max
 
 
 def _sendable_label(label: Any) -> Any:
