@@ -52,15 +52,12 @@ def test_a_label_output_in_a_0d_array_whose_comparison_raises_is_no_missing_valu
     the missing-value test (``events.is_missing``, ``v != v`` on numpy values) caught TypeError and
     ValueError only, so the call was lost as an internal error. Such a value is no missing value
     (as ``cell_values.nan_like`` reads it): the row is read (its answer names no class)."""
-    mon = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
-    try:
+    with _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}}) as mon:
         mon.observe([[1.0, 2.0], [3.0, 4.0]], [_zero_d(_NoEquality()), "y"])
         mon.flush()
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_calls") == 1
         assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
-    finally:
-        mon.close()
 
 
 class _NoRepr:
@@ -75,15 +72,12 @@ def test_a_refused_label_output_whose_repr_raises_is_refused_not_lost() -> None:
     (``output_shape``) with an example in the message; the example was the value's ``repr()``, so
     one holding an object whose repr raises lost the call as an internal error. The message quotes
     it as every other one does (``input_forms.short_repr``: its type when its repr raises)."""
-    mon = _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}})
-    try:
+    with _monitor({"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}}) as mon:
         mon.observe([[1.0, 2.0], [3.0, 4.0]], [[_NoRepr()], "y"])
         mon.flush()
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_rows_rejected", {"reason": "output_shape"}) == 1
         assert mon.store.value("monitor_predicted_class", {"class": "y"}) == 1
-    finally:
-        mon.close()
 
 
 class _NoArray:
@@ -240,8 +234,7 @@ def test_a_label_whose_text_raises_costs_no_drain() -> None:
     names no class."""
     from tests.test_bad_input_s38l import _NoText
 
-    mon = _monitor({"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}})
-    try:
+    with _monitor({"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}}) as mon:
         mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r1")
         mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r2")
         mon.feedback(["r1", "r2"], [_NoText(), "y"])
@@ -249,8 +242,6 @@ def test_a_label_whose_text_raises_costs_no_drain() -> None:
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_predictions") == 2
         assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
-    finally:
-        mon.close()
 
 
 def test_a_latency_whose_repr_raises_is_said_by_what_it_is(caplog) -> None:
@@ -259,16 +250,13 @@ def test_a_latency_whose_repr_raises_is_said_by_what_it_is(caplog) -> None:
     (a "--- Logging error ---" traceback on the user's stderr; under a handler that raises, as
     pytest's, the whole drain lost as an internal error). The line says it as the others do
     (``events.describe_value``)."""
-    mon = _monitor({"features": ["a", "b"], "output": {"kind": "regression"}})
-    try:
+    with _monitor({"features": ["a", "b"], "output": {"kind": "regression"}}) as mon:
         mon.observe([[1.0, 2.0]], [1.0], latency_s=_NoRepr())
         mon.flush()
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_predictions") == 1
         assert mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 1
         assert "(e.g. a _NoRepr that cannot be printed)" in caplog.text
-    finally:
-        mon.close()
 
 
 # -- the seeded fuzz of evil objects ---------------------------------------------------------------
