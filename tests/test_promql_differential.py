@@ -10,20 +10,14 @@ or fail in the same cases. Any difference is reported with expression, time and 
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import time
-import urllib.parse
-import urllib.request
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor.promql import Engine, EvalError, Scalar, SeriesStore
-from tests.conftest import free_port, require_binary
+from tests.prometheus_tsdb import prometheus_over, query as prometheus_query
 
 pytestmark = pytest.mark.e2e
 
@@ -116,57 +110,16 @@ def _openmetrics(fams: dict[str, list]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _query(port: int, expr: str, t: float) -> dict[str, Any]:
-    url = (f"http://127.0.0.1:{port}/api/v1/query?" +
-           urllib.parse.urlencode({"query": expr, "time": f"{t:.3f}"}))
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:  # 422/400 carry the error as JSON
-        return json.load(exc)
-
-
 @pytest.fixture(scope="module")
 def prometheus_and_store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    prometheus = require_binary("prometheus")
-    promtool = require_binary("promtool")
-    tmp: Path = tmp_path_factory.mktemp("promql-diff")
     fams = _generate(np.random.default_rng(20240601))
-    (tmp / "data.om").write_text(_openmetrics(fams))
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(tmp / "data.om"),
-                    str(tmp / "tsdb")], check=True, capture_output=True, timeout=120)
-    (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [prometheus, f"--config.file={tmp / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--storage.tsdb.retention.time=10y", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"prometheus did not become ready on port {port}: {err[-2000:]}")
-            time.sleep(0.2)
+    with prometheus_over(_openmetrics(fams), tmp_path_factory.mktemp("promql-diff")) as port:
         store = SeriesStore(retention_s=1e9)
         for name, series in fams.items():
             for labels, pts in series:
                 for t, v in pts:
                     store.append({"__name__": name, **labels}, t, v)
         yield port, store
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _same(a: float, b: float) -> bool:
@@ -189,7 +142,7 @@ def test_same_results_as_prometheus(prometheus_and_store, expr: str) -> None:  #
     nonempty = 0
     for offset in (0, 301, 777, 1500, 2222.5, 3000, 3599, 3900):
         t = BASE + offset
-        prom = _query(port, expr, t)
+        prom = prometheus_query(port, expr, t)
         try:
             ours = query.instant(store, t)
             our_err = None

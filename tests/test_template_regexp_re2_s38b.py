@@ -41,8 +41,15 @@ def test_template_regexps_are_read_as_re2(text: str, want: str) -> None:
     assert expand(text) == want
 
 
-def test_a_pattern_re2_takes_and_the_engine_does_not_is_said_in_the_text() -> None:
-    """``\\pL`` (a Unicode class, which Python's ``re`` lacks) renders an error naming it rather
-    than a text that differs from Prometheus's without a word."""
-    text = expand('{{ reReplaceAll "\\\\pL" "L" "a1" }}')
-    assert text.startswith("<error expanding template:") and "Unicode class \\p" in text and "not support" in text
+def test_unicode_classes_and_what_python_lacks_are_read_as_go() -> None:
+    """``\\pL``, ``[[:^alpha:]]``, ``(?U)`` and ``\\b`` (ASCII in Go) were refused or read
+    otherwise before the engine ran RE2's library; these are what Go's regexp renders."""
+    assert expand('{{ reReplaceAll "\\\\pL" "L" "a1\u00e9" }}') == "L1L"
+    assert expand('{{ reReplaceAll "[[:^alpha:]]+" "_" "ab12cd" }}') == "ab_cd"
+    assert expand('{{ reReplaceAll "(?U)a+" "x" "aaa" }}') == "xxx"
+    assert expand('{{ reReplaceAll "\\\\b" "|" "a\u00e9b" }}') == "|a|\u00e9|b|"
+
+
+def test_a_pattern_go_refuses_is_said_in_its_words() -> None:
+    text = expand('{{ reReplaceAll "(a" "x" "a" }}')
+    assert text.startswith("<error expanding template:") and "error parsing regexp: missing closing ): `(a`" in text

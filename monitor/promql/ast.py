@@ -305,6 +305,76 @@ def _protect_negative_at(expr: str) -> tuple[str, dict[int, int]]:
     return "".join(out), mapping
 
 
+#: What a regex matcher's value starts with while the parser binding reads it (see
+#: :func:`_literals_for_the_parser`), by operator: the text written in the query, and its value.
+_REGEX_MARKS = {"=~": ("\\x00=~\\x00", "\x00=~\x00"), "!~": ("\\x00!~\\x00", "\x00!~\x00")}
+
+
+def _literals_for_the_parser(expr: str) -> str:
+    """The query with its string literals written so that the parser binding reads them as
+    Prometheus does.
+
+    * A backtick string (a raw string: no escapes) becomes the double-quoted string of the same
+      text: the binding read escapes in raw strings too and refused ``{path=~`/api/\\d+`}``
+      ("unknown escape sequence 'd'").
+    * A regex matcher ``l=~"v"`` / ``l!~"v"`` becomes ``l="<mark>v"`` (the mark saying which),
+      turned back by the converter (:func:`_regex_matcher`): the binding checks the pattern with
+      Rust's regex crate, which refused patterns Go's RE2 takes (``\\Q...\\E``, octal ``\\141``,
+      ``\\0``); :mod:`~monitor.promql.goregexp` judges them instead.
+    """
+    if "`" not in expr and "~" not in expr:
+        return expr
+    out: list[str] = []
+    regex_op: str | None = None  # "=~" / "!~" when the last code written was one
+    i, n = 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c.isspace():
+            out.append(c)
+            i += 1
+            continue
+        if c == "#":  # a comment, to the end of the line
+            j = expr.find("\n", i)
+            j = n if j < 0 else j
+            out.append(expr[i:j])
+            i = j
+            continue
+        if c in "\"'`":
+            if c == "`":
+                j = expr.find("`", i + 1)
+                if j < 0:  # unterminated: the parser says so
+                    out.append(expr[i:])
+                    break
+                body = expr[i + 1:j].replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                quote, j = '"', j + 1
+            else:
+                j = i + 1
+                while j < n and expr[j] != c:
+                    j += 2 if expr[j] == "\\" else 1
+                quote, body, j = c, expr[i + 1:j], j + 1
+            if regex_op is not None:
+                at = len(out) - 1 - [k for k, piece in enumerate(reversed(out)) if piece == "~"][0]
+                out[at - 1:at + 1] = ["=", ""]
+                body = _REGEX_MARKS[regex_op][0] + body
+            out.append(f"{quote}{body}{quote}")
+            regex_op = None
+            i = j
+            continue
+        regex_op = expr[i - 1:i + 1] if c == "~" and i > 0 and expr[i - 1] in "=!" else None
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _regex_matcher(op: str, value: str) -> tuple[str, str]:
+    """A matcher as the query wrote it: ``(op, value)`` with a regex matcher's mark taken off."""
+    if op == MatchOp.EQ and value.startswith("\x00"):
+        for regex_op, (_, mark) in _REGEX_MARKS.items():
+            if value.startswith(mark):
+                return regex_op, value[len(mark):]
+    return op, value
+
+
 def _sub_neg_at(segment: str, mapping: dict[int, int]) -> str:
     def repl(m: re.Match[str]) -> str:
         k = len(mapping)
@@ -387,7 +457,7 @@ def parse_expr(expr: str) -> Node:
         # near 5,000 levels, and the converter below raised RecursionError from about 500
         raise ParseError(f"PromQL expression nested too deeply (about {depth} levels of operators and parentheses, at "
                          f"most {MAX_NESTING}): split it into recording rules")
-    text, neg_at = _protect_negative_at(expr)
+    text, neg_at = _protect_negative_at(_literals_for_the_parser(expr))
     try:
         tree = pp.parse(text)
     except ValueError as exc:
@@ -480,7 +550,9 @@ class _Converter:
             op = ops.get(str(m.op).rsplit(".", 1)[-1])
             if op is None:
                 raise self.unsupported(f"matcher operator {m.op}")
-            matchers.append(LabelMatcher(m.name, op, m.value))
+            matchers.append(LabelMatcher(m.name, *_regex_matcher(op, m.value)))
+        if all(m.matches("") for m in matchers):  # the binding saw the regexes' marks, never empty
+            raise ParseError(f"invalid PromQL {self.expr!r}: vector selector must contain at least one non-empty matcher")
         if not name:
             for m in matchers:
                 if m.name == METRIC_NAME and m.op == MatchOp.EQ:

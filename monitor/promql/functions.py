@@ -15,7 +15,7 @@ import numpy as np
 
 from monitor.civil_days import civil_from_days, days_from_civil
 from monitor.promql.errors import EvalError
-from monitor.promql.matchers import compile_regex
+from monitor.promql.goregexp import GoRegexpError, compile_anchored, expand, search
 from monitor.promql.types import METRIC_NAME, Labels
 from monitor.promql.values import IVec
 
@@ -130,61 +130,12 @@ DATE_FUNCTIONS = frozenset({"year", "month", "day_of_month", "day_of_year", "day
 
 
 # ------------------------------------------------------------------------------- labels
-def _expand_template(template: str, m: re.Match[str]) -> str:
-    """Go ``regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
-    out: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        c = template[i]
-        if c != "$" or i + 1 >= n:
-            out.append(c)
-            i += 1
-            continue
-        nxt = template[i + 1]
-        if nxt == "$":
-            out.append("$")
-            i += 2
-            continue
-        if nxt == "{":
-            end = template.find("}", i + 2)
-            name = template[i + 2:end] if end > 0 else ""
-            if end < 0 or not name or not all(ch.isalnum() or ch == "_" for ch in name):
-                out.append(c)
-                i += 1
-                continue
-            i = end + 1
-        else:
-            j = i + 1
-            while j < n and (template[j].isalnum() or template[j] == "_"):
-                j += 1
-            name = template[i + 1:j]
-            if not name:
-                out.append(c)
-                i += 1
-                continue
-            i = j
-        out.append(_group(m, name))
-    return "".join(out)
-
-
-def _group(m: re.Match[str], name: str) -> str:
-    try:
-        if name.isdigit():
-            idx = int(name)
-            if idx > (m.re.groups or 0):
-                return ""
-            return m.group(idx) or ""
-        return m.group(name) or ""
-    except IndexError:
-        return ""
-
-
 def label_replace(vec: IVec, dst: str, repl: str, src: str, regex: str) -> IVec:
     """``label_replace(v, dst, replacement, src, regex)`` with Go's template expansion."""
     try:
-        rx = compile_regex(regex)
-    except Exception as exc:
-        raise EvalError(f"invalid regular expression in label_replace(): {regex}") from exc
+        rx = compile_anchored(regex)
+    except GoRegexpError:
+        raise EvalError(f"invalid regular expression in label_replace(): {regex}") from None
     if not _LABEL_NAME.match(dst):
         raise EvalError(f"invalid destination label name in label_replace(): {dst}")
     cache: dict[Labels, Labels] = {}
@@ -192,11 +143,11 @@ def label_replace(vec: IVec, dst: str, repl: str, src: str, regex: str) -> IVec:
     for lab in vec.labels:
         res = cache.get(lab)
         if res is None:
-            m = rx.fullmatch(lab.get(src))
+            m = search(rx, lab.get(src))
             if m is None:
                 res = lab
             else:
-                res = lab.with_(dst, _expand_template(repl, m))
+                res = lab.with_(dst, expand(repl, m))
             cache[lab] = res
         out.append(res)
     return IVec(out, vec.values.copy())

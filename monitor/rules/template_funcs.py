@@ -17,8 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from monitor.promql.errors import PromQLError, UnsupportedError
-from monitor.promql.matchers import translate_regex
+from monitor.promql.goregexp import GoRegexpError, compile_go, expand, finditer, search
 from monitor.rules.duration import DurationError, parse_duration
 from monitor.rules.gofmt import GoTemplateValue, go_float_v, go_quote, go_sprint, go_sprintf, go_type_name
 from monitor.rules.gotime import GoTime, GoTimeError, time_from_seconds
@@ -253,21 +252,17 @@ def _to_time(v: Any) -> GoTime:
 # ------------------------------------------------------------------------------------------
 # Strings
 # ------------------------------------------------------------------------------------------
-def _re2(pattern: str) -> "re.Pattern[str]":
-    """Compile a Go (RE2) pattern with Python's ``re``, translated as the PromQL matchers are
-    (:func:`~monitor.promql.matchers.translate_regex`: POSIX classes, ASCII ``\\d``/``\\w``/``\\s``,
-    ``$`` at the end of the text, flags in mid-pattern, ``\\Q...\\E``); compiled as written,
-    ``[[:space:]]`` matched other characters than in Prometheus, without a word. Raises
-    :class:`FuncError` with what ``regexp`` would say after its own prefix."""
+def _re2(pattern: str) -> Any:
+    """Compile a template's pattern as Go's ``regexp.Compile`` (RE2's library,
+    :mod:`monitor.promql.goregexp`); :class:`FuncError` says what Go would (``error parsing
+    regexp: ...``)."""
     try:
-        return re.compile(translate_regex(pattern))
-    except UnsupportedError as e:
-        raise FuncError(f"{e}, which the monitor's template engine does not support") from None
-    except (re.error, PromQLError) as e:
-        raise FuncError(f"error parsing regexp: {e}") from None
+        return compile_go(pattern)
+    except GoRegexpError as e:
+        raise FuncError(str(e)) from None
 
 
-def _go_regexp(pattern: str) -> "re.Pattern[str]":
+def _go_regexp(pattern: str) -> Any:
     """:func:`_re2` as ``regexp.MustCompile`` fails: ``regexp: Compile(`pattern`): ...``."""
     try:
         return _re2(pattern)
@@ -275,49 +270,17 @@ def _go_regexp(pattern: str) -> "re.Pattern[str]":
         raise FuncError(f"regexp: Compile({go_quote(pattern).replace(chr(34), '`')}): {e}") from None
 
 
-_EXPAND_RE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+)|(\$))")
-
-
-def _go_expand(template: str, m: "re.Match[str]") -> str:
-    """Go's ``Regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``; unknown -> ""."""
-    out: list[str] = []
-    i = 0
-    while True:
-        j = template.find("$", i)
-        if j < 0:
-            out.append(template[i:])
-            break
-        out.append(template[i:j])
-        mm = _EXPAND_RE.match(template, j)
-        if mm is None:
-            out.append("$")  # malformed: literal '$'
-            i = j + 1
-            continue
-        i = mm.end()
-        if mm.group(3):
-            out.append("$")
-            continue
-        name = mm.group(1) or mm.group(2)
-        try:
-            idx: int | str = int(name) if name.isdigit() else name
-            g = m.group(idx)
-        except IndexError:  # no such group: Go expands to ""
-            g = None
-        out.append(g or "")
-    return "".join(out)
-
-
 def re_replace_all(pattern: str, repl: str, text: str) -> str:
     """Go's ``regexp.MustCompile(pattern).ReplaceAllString(text, repl)``."""
     rx = _go_regexp(pattern)
     out: list[str] = []
     last = 0
-    for m in rx.finditer(text):
+    for m in finditer(rx, text):
         a, b = m.span()
         out.append(text[last:a])
         # Go does not replace an empty match right after a previous match.
         if b > last or a == 0:
-            out.append(_go_expand(repl, m))
+            out.append(expand(repl, m))
         last = b
     out.append(text[last:])
     return "".join(out)
@@ -634,7 +597,7 @@ def _args(_ctx: FuncContext, *args: Any) -> dict[str, Any]:
 
 
 def _match(_ctx: FuncContext, pattern: str, s: str) -> bool:
-    return _re2(pattern).search(s) is not None  # regexp.MatchString: no "regexp: Compile(...)" in its error
+    return search(_re2(pattern), s) is not None  # regexp.MatchString: no "regexp: Compile(...)" in its error
 
 
 def _external_url(ctx: FuncContext) -> str:
