@@ -615,6 +615,7 @@ class Monitor:
             external_labels=dict(rules.external_labels), external_url=rules.external_url,
             default_interval_s=rules.interval_s,
             for_outage_tolerance_s=rules.for_outage_tolerance_s, for_grace_period_s=rules.for_grace_period_s,
+            wall_clock=self.clock if self.live else None,
         )
         self._series_store, self.rules = series, evaluator
         self._use_receivers(self._receivers(rules))  # last: what raises above leaves no notifier running

@@ -377,12 +377,21 @@ class AlertingRuleState:
     def _transition(self, ts: float, a: Alert, prev: AlertState, cur: AlertState) -> AlertTransition:
         return AlertTransition(ts, a.name, prev.value, cur.value, dict(a.labels), dict(a.annotations), a.value, self.group)
 
-    def alerts_to_send(self, ts: float, resend_delay_s: float, interval_s: float) -> list[Alert]:
+    def alerts_to_send(self, ts: float, resend_delay_s: float, interval_s: float,
+                       now: float | None = None) -> list[Alert]:
         """Mark and return the alerts to (re)send after an evaluation at ``ts``
-        (Prometheus's ``sendAlerts``); the returned objects are copies."""
+        (Prometheus's ``sendAlerts``); the returned objects are copies.
+
+        ``now`` (the wall clock, when evaluations follow it) holds back a firing alert whose
+        ``endsAt`` would already have passed: an evaluation caught up after a stall of the worker
+        longer than ``4 x max(resend_delay, interval)`` sent it so, which Alertmanager reads as
+        resolved (a "resolved" notification, then a new page at the next send). It is left
+        unsent, sent by the first evaluation recent enough."""
         out: list[Alert] = []
         delta = max(resend_delay_s, interval_s)
         for a in self.active.values():
+            if now is not None and a.resolved_at is None and ts + 4 * delta < now:
+                continue
             if a.needs_sending(ts, resend_delay_s):
                 a.last_sent_at = ts
                 a.valid_until = ts + 4 * delta

@@ -155,6 +155,10 @@ class RuleEvaluator:
         the tolerance they start over; and an alert is not let fire sooner than the grace period
         (or its ``for``, if shorter) after the restart. Without this, an alert pending for a minute
         before a two-hour outage fired at the first evaluation after it, ``for: 30m`` unmet.
+    wall_clock : callable, optional
+        The clock evaluations follow when they are live (None: event time only, as in a replay).
+        Evaluations caught up after a stall do not send firing alerts that would arrive expired
+        (see :meth:`~monitor.rules.alerting.AlertingRuleState.alerts_to_send`).
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class RuleEvaluator:
         template_url: str | None = "",
         for_outage_tolerance_s: float = 3600.0,
         for_grace_period_s: float = 600.0,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         if default_interval_s <= 0:
             raise ValueError(f"default_interval_s must be > 0 seconds, got {default_interval_s!r}")
@@ -187,6 +192,7 @@ class RuleEvaluator:
         self.max_catch_up = int(max_catch_up)
         self.for_outage_tolerance_s = float(for_outage_tolerance_s)
         self.for_grace_period_s = float(for_grace_period_s)
+        self.wall_clock = wall_clock
         self.missed_evaluations = 0
         self.evaluations = 0
         #: Failed rule evaluations by group name, cumulative (kept across reloads): what
@@ -458,7 +464,8 @@ class RuleEvaluator:
 
     def _notify(self, rt: _RuleRuntime, ts: float, interval_s: float) -> None:
         assert rt.alerting is not None
-        to_send = rt.alerting.alerts_to_send(ts, self.resend_delay_s, interval_s)
+        now = self.wall_clock() if self.wall_clock is not None and self.notifier is not None else None
+        to_send = rt.alerting.alerts_to_send(ts, self.resend_delay_s, interval_s, now)
         if not to_send or self.notifier is None:
             return
         # without rules.external_url a link relative to nothing: Alertmanager's "Source" link and
