@@ -113,6 +113,22 @@ def test_an_all_noise_client_in_a_shifted_population_is_still_flagged_ood() -> N
             assert ood is not None and ood.since_query <= within, (factor, seed, ood)
 
 
+def test_the_benign_share_a_verdict_states_is_the_populations() -> None:
+    """Session 40: a verdict's ``expected_ratio`` (and its detail's "benign share", what on-call reads
+    in the clients API) was ``null / null_slack``: under x10 the population's OOD rate was 0.83 (seed 2),
+    its null halfway to 1 (0.915), and the share stated 0.455, as if the noise client's 0.998 were
+    twice a benign one's. Now the rate the null stands for (``population_rate``, the inverse of
+    ``population_null``); the reference's where the null is the reference's."""
+    det, _, ood = _replay(2, factor=10.0, noise=True)
+    rate = float(det._pop.rates[2])
+    assert rate > 0.8
+    assert ood is not None and abs(ood.expected_ratio - rate) < 0.03, (ood.expected_ratio, rate)
+    assert f"benign share {ood.expected_ratio:.3f}" in ood.detail
+    assert abs(det.population_rates["ood"] - rate) < 0.03
+    quiet = s11.ProbingDetector(s11.reference(), client_id_salt="s40", raw_client_ids=True, seed=0)
+    assert quiet.population_rates["ood"] == quiet.ood_fpr  # the reference's rate, not its null halved
+
+
 # -- PRADA (``stealing``) under the same shift ----------------------------------------------------------
 
 def _stealing_after_onset(seed: int, factor: float) -> set[str]:

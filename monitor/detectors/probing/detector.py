@@ -142,6 +142,22 @@ def population_null(rate: "float | np.ndarray", slack: float) -> "np.ndarray | n
     return np.minimum(slack * r, (1.0 + r) / 2.0)
 
 
+def population_rate(null: float, slack: float) -> float:
+    """The population's rate whose :func:`population_null` is ``null`` (its inverse).
+
+    Why: the benign share a client's verdict states was ``null / slack``, which halved the
+    population's rate once the null was capped halfway to 1 (0.48 where the population showed
+    0.96: on-call read a client at 0.97 as twice the benign share).
+
+    Examples
+    --------
+    >>> population_rate(0.02, 2.0), population_rate(0.8, 2.0), population_rate(0.98, 2.0)
+    (0.01, 0.6000000000000001, 0.96)
+    """
+    low = null / slack
+    return low if low <= 1.0 / (2.0 * slack - 1.0) else 2.0 * null - 1.0
+
+
 @dataclass(frozen=True)
 class ProbingCalibration:
     """Thresholds the detector derived from the reference (read-only, for reports and tests)."""
@@ -525,6 +541,9 @@ class ProbingDetector(Detector):
                                for s in _COUNT_SIGNALS.tolist()])
         self._count_enabled = np.array([True, boundary is not None, True, boundary is not None])
         self._null_ref, self._crit_ref = self._null.copy(), self._crit.copy()
+        #: the benign rates the reference nulls stand for (a null is capped at one half)
+        self._rate_ref = np.array([self.query_fpr, boundary.small_rate if boundary else 0.5,
+                                   boundary.flip_rate if boundary else 0.5, np.nan, self.ood_fpr, np.nan])
 
     def _reset(self) -> None:
         mc = self.max_clients
@@ -1226,8 +1245,15 @@ class ProbingDetector(Detector):
 
     @property
     def population_rates(self) -> dict[str, float]:
-        """The null rate each count test uses now (reference rate, or the population's when higher), by signal."""
-        return {SIGNALS[s]: float(self._null[s] / self.null_slack) for s in _POP_SIGNALS}
+        """The benign rate each count test's null stands for now (the reference's, or the
+        population's when higher), by signal."""
+        return {SIGNALS[s]: self._benign_rate(s) for s in _POP_SIGNALS}
+
+    def _benign_rate(self, s: int) -> float:
+        null = float(self._null[s])
+        if not np.isfinite(null):
+            return float("nan")
+        return float(self._rate_ref[s]) if null == self._null_ref[s] else population_rate(null, self.null_slack)
 
     def _index_of(self, slot: int, ring: ClientRing) -> FingerprintIndex | None:
         """The client's fingerprint index, built from its ring once it stores more than
@@ -1393,7 +1419,7 @@ class ProbingDetector(Detector):
         for s, name in enumerate(SIGNALS):
             if self._since_q[slot, s] == 0:
                 continue
-            expected = float(self._null[s] / self.null_slack) if np.isfinite(self._null[s]) else float("nan")
+            expected = self._benign_rate(s)
             detail = ""
             den = window
             if s == _S_FLIPS:

@@ -52,7 +52,8 @@ class SignalEvidence:
     window_queries
         Queries the evidence is counted over (for ``label_flips``, near-duplicate pairs).
     expected_ratio
-        Share a benign client shows (from the reference), for comparison.
+        Share a benign client shows (the reference's, or the population's when higher), for
+        comparison.
     since_ts
         Event time of the query that raised it.
     since_query
