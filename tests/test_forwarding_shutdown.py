@@ -12,6 +12,7 @@ intake: the socket goes, the workers' next sends find no sidecar and count their
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -46,7 +47,10 @@ def test_events_forwarded_while_a_sidecar_stops_are_counted_by_the_workers(tmp_p
         slow.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
                      b"Content-Length: 1000\r\n\r\n{")
         proc.send_signal(signal.SIGTERM)
-        assert wait_until(lambda: "signal SIGTERM" in log_path.read_text(), 20), log_path.read_text()
+        # the log line comes just before the forwarding socket's file goes: waiting for the line
+        # alone sent some of the events below to the closing receiver (failed once under load)
+        assert wait_until(lambda: "signal SIGTERM" in log_path.read_text() and not os.path.exists(sock), 20), \
+            log_path.read_text()
         for _ in range(30):
             fm.observe(ROW, PROBS)
         fm.flush()
