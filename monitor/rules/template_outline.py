@@ -79,6 +79,18 @@ def _figure(expr: str) -> str:
     return compared.group(1) if compared else bare
 
 
+def _tests_labels(pipe: PipeNode) -> bool:
+    """Whether ``pipe`` is a test of the alert's labels against literals only (``eq $labels.x "a"``,
+    ``match "re" $labels.x``), so that its else branch is the text for every other value."""
+    if len(pipe.cmds) != 1 or pipe.decl:
+        return False
+    head, *args = pipe.cmds[0].args
+    if not isinstance(head, IdentifierNode) or head.ident not in ("eq", "match") or len(args) < 2:
+        return False
+    return all(isinstance(a, StringNode) or (isinstance(a, VariableNode) and a.ident[0] == "$labels"
+                                              and len(a.ident) == 2) for a in args)
+
+
 class _Outline:
     """One walk of a parsed template (see :func:`outline`)."""
 
@@ -115,6 +127,10 @@ class _Outline:
         if isinstance(node, IfNode) and node.pipe is not None:
             value = self.pipe(node.pipe, dot)
             if isinstance(value, _Index):  # `if $i`: false on the first element, the one shown
+                return self.nodes(node.else_body, dot)
+            if node.else_body is not None and _tests_labels(node.pipe):
+                # `if eq $labels.detector "pca_drift"`... `else`: the text of the general case (the
+                # runbook's first steps say the special ones)
                 return self.nodes(node.else_body, dot)
             return GIVEN
         return GIVEN

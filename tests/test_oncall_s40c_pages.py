@@ -1,0 +1,60 @@
+"""On-call follow-up s40c: pages that named the wrong thing or gave on-call too little to act on
+(session 39's walkthrough), as tests through the real promtool / Prometheus / Alertmanager and the agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from tests.test_oncall_session32_pages import _alert, _run_alert_test
+
+
+def test_windowed_drift_page_of_the_pca_detectors_says_what_their_statistics_are(tmp_path: Path) -> None:
+    # ModelFeaturesDriftedOverWindow for pca_drift read "1 feature(s) of model m drifted over the window:
+    # `reconstruction_error`", and for pca_drift_embedding called `component_2` a feature: neither is an
+    # input, and the page's "the features' effect ... ModelInputDrift still firing" sent on-call to the
+    # wrong alert. Those detectors' pages now say what the statistics are and what to look at; the
+    # feature detectors' page is unchanged (tests/test_oncall_session32_pages.py). promtool and the agent.
+    series = []
+    for model, detector, effects in (("m", "pca_drift", {"reconstruction_error": 0.3}),
+                                     ("e", "pca_drift_embedding", {"component_2": 0.4, "reconstruction_error": 0.2})):
+        series.append(f"""
+              - series: 'monitor_drift_features_drifted{{model="{model}",detector="{detector}"}}'
+                values: '{len(effects)}x40'""")
+        for name, js in effects.items():
+            series.append(f"""
+              - series: 'monitor_drift_feature_drifted{{model="{model}",detector="{detector}",feature="{name}"}}'
+                values: '1x40'
+              - series: 'monitor_drift_feature_effect{{model="{model}",detector="{detector}",feature="{name}",measure="js"}}'
+                values: '{js}x40'""")
+    head = ("Over the event-time window, {n} of the {d} detector's statistics differ from the reference with significance "
+            "after multiple-testing correction and a Jensen-Shannon distance of at least the configured minimum. They are "
+            "not input features: `reconstruction_error` is how badly the PCA fitted on the reference's ")
+    tail = (" A drift that ended shows here for up to the window, and this page can first come after the inputs returned "
+            "(its `for:` is 30 minutes): ModelMultivariateDrift still firing, or the multivariate score on the Drift "
+            "dashboard, says whether it goes on.")
+    rows = ("standardised features rebuilds each row (higher: rows that break the reference's correlations between "
+            "features, as a join mixing rows or noise on some rows do, where no single feature need have moved): find the "
+            "features at fault in ModelInputDrift or ModelFeatureOutOfRange for the model, or the features' effect on the "
+            "Drift dashboard, and check their common upstream (a join, a new pipeline).")
+    embeddings = ("embeddings rebuilds each embedding (higher: inputs unlike any in the reference, a new domain or language, "
+                  "or another encoder or version making the embeddings: check whether it changed), `component_N` the "
+                  "embeddings' coordinate along the reference's N-th main direction (a shift along it: another mix of "
+                  "inputs, new topics or clients: compare recent inputs with the reference's; rebuild the reference if the "
+                  "new mix is expected).")
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#modelfeaturesdriftedoverwindow"
+    _run_alert_test(tmp_path, "drift.yml", series, "35m", "ModelFeaturesDriftedOverWindow",
+                    _alert("severity: info, model: m, detector: pca_drift",
+                           "Model m: its rows fit the reference's correlations between features worse over the window "
+                           "(pca_drift): `reconstruction_error`",
+                           head.format(n=1, d="pca_drift") + rows + tail, url)
+                    + _alert("severity: info, model: e, detector: pca_drift_embedding",
+                             "Model e: its embeddings moved over the window (pca_drift_embedding): `component_2`, "
+                             "`reconstruction_error`",
+                             head.format(n=2, d="pca_drift_embedding") + embeddings + tail, url))
+
+    # The README's section reads the feature detectors' text (the general case) and its first steps the PCA ones'.
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n### ModelFeaturesDriftedOverWindow\n", 1)[1].split("\n### ", 1)[0]
+    assert "Over the event-time window, ‹value› feature(s) differ" in section and "‹given in the alert›" not in section
+    assert "`reconstruction_error`" in section and "`component_N`" in section
