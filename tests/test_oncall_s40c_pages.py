@@ -58,3 +58,54 @@ def test_windowed_drift_page_of_the_pca_detectors_says_what_their_statistics_are
     section = readme.split("\n### ModelFeaturesDriftedOverWindow\n", 1)[1].split("\n### ", 1)[0]
     assert "Over the event-time window, ‹value› feature(s) differ" in section and "‹given in the alert›" not in section
     assert "`reconstruction_error`" in section and "`component_N`" in section
+
+
+def test_clients_api_gives_readable_times_beside_the_epoch_floats(tmp_path: Path) -> None:
+    # The runbook of ModelProbingSuspiciousClient sends on-call to GET /api/v1/clients for "since when"; it
+    # answered `"since_ts": 1700000080.0`, `"first_seen_ts": 1700000000.0`: epoch floats a person cannot read
+    # at 3 a.m. Each `*_ts` is now followed by its RFC 3339 time in UTC (`*_time`), the floats kept for scripts;
+    # the lookup's verdict alike. Real HTTP against a sidecar.
+    from typing import Any
+
+    import numpy as np
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import MonitorConfig
+    from monitor.core import Monitor
+    from tests import probing_streams as S
+    from tests.sidecar_support import http, start_sidecar
+
+    made: dict[str, Monitor] = {}
+
+    def factory(cfg: MonitorConfig) -> Monitor:
+        made[cfg.model] = Monitor(config=cfg, reference=S.reference(), registry=CollectorRegistry(auto_describe=False),
+                                  start_worker=False, live=False)
+        return made[cfg.model]
+
+    models: list[dict[str, Any]] = [{"model": "m", "features": [f"f{i}" for i in range(S.D)],
+                                     "output": {"kind": "probabilities", "classes": ["a", "b", "c", "d"]}}]
+    (tmp_path / "w").write_text("w-token-0123456789abcdef")
+    s = start_sidecar({"models": models, "server": {"write_token_file": "w"}}, tmp_path, factory=factory)
+    try:
+        walk = S.probing(np.random.default_rng(0), 120)
+        for i in range(0, 120, 20):
+            made["m"].observe(walk[i:i + 20], S.scores(walk[i:i + 20]), client="sk-1", timestamp=1.7e9 + i)
+        made["m"].flush()
+        clients = http("GET", s.url + "/api/v1/clients").json()["data"]["clients"]
+        lookup = http("POST", s.url + "/api/v1/clients/lookup", {"client": "sk-1"},
+                      headers={"Authorization": "Bearer w-token-0123456789abcdef"}).json()["data"]["lookup"]
+    finally:
+        s.close()
+    assert len(clients) == 1, clients
+    verdict = clients[0]
+    assert verdict["first_seen_ts"] == 1.7e9 and verdict["first_seen_time"] == "2023-11-14T22:13:20.000Z", verdict
+    assert verdict["last_seen_ts"] == 1.7e9 + 100 and verdict["last_seen_time"] == "2023-11-14T22:15:00.000Z", verdict
+    # the readable time stands right after its float
+    keys = list(verdict)
+    assert keys.index("first_seen_time") == keys.index("first_seen_ts") + 1
+    signal = verdict["signals"][0]
+    import datetime as dt
+
+    assert signal["since_time"] == dt.datetime.fromtimestamp(signal["since_ts"], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert verdict["first_flagged_time"] is not None and verdict["first_flagged_time"].startswith("2023-11-14T22:1")
+    assert lookup[0]["verdict"]["first_seen_time"] == "2023-11-14T22:13:20.000Z", lookup

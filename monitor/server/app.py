@@ -272,6 +272,27 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "data": request.app[K.SIDECAR].status()})
 
 
+def _with_readable_times(d: Any) -> Any:
+    """``d`` (a verdict's JSON form) with, after each ``*_ts`` field of Unix seconds (event time),
+    the same instant as RFC 3339 in UTC, ``*_time`` (``first_seen_ts`` 1765079584.1 ->
+    ``first_seen_time`` "2025-12-07T03:53:04.100Z"), in its signals too: on-call reads the
+    clients API to learn since when a client is flagged, and the floats, kept for scripts, say
+    nothing to a person. A NaN time (never) is null in both."""
+    from monitor.rules.notifier import format_rfc3339_ms
+
+    if isinstance(d, list):
+        return [_with_readable_times(x) for x in d]
+    if not isinstance(d, dict):
+        return d
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        out[key] = _with_readable_times(value)
+        if key.endswith("_ts") and (value is None or isinstance(value, (int, float))) and not isinstance(value, bool):
+            finite = value is not None and value == value and abs(value) < 1e12
+            out[key[:-3] + "_time"] = format_rfc3339_ms(float(value)) if finite else None
+    return out
+
+
 async def _clients(request: web.Request) -> web.Response:
     sidecar: Sidecar = request.app[K.SIDECAR]
     try:
@@ -288,7 +309,7 @@ async def _clients(request: web.Request) -> web.Response:
             continue
         for item in mon.suspicious_clients(limit):
             d = item.to_dict() if hasattr(item, "to_dict") else item
-            out.append({"model": mon.model, **(d if isinstance(d, dict) else {"client": str(d)})})
+            out.append({"model": mon.model, **(_with_readable_times(d) if isinstance(d, dict) else {"client": str(d)})})
     return web.json_response({"status": "success", "data": {"clients": out, "models_without_probing": without}})
 
 
@@ -311,7 +332,7 @@ async def _client_lookup(request: web.Request) -> web.Response:
     lookup: list[dict[str, Any]] = []
     for mon in sidecar.all_monitors():
         if mon.watches_clients():
-            lookup.extend({"model": mon.model, **item} for item in mon.client_lookup(client))
+            lookup.extend({"model": mon.model, **_with_readable_times(item)} for item in mon.client_lookup(client))
     return web.json_response({"status": "success", "data": {"lookup": lookup}})
 
 
