@@ -109,3 +109,55 @@ def test_clients_api_gives_readable_times_beside_the_epoch_floats(tmp_path: Path
     assert signal["since_time"] == dt.datetime.fromtimestamp(signal["since_ts"], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     assert verdict["first_flagged_time"] is not None and verdict["first_flagged_time"].startswith("2023-11-14T22:1")
     assert lookup[0]["verdict"]["first_seen_time"] == "2023-11-14T22:13:20.000Z", lookup
+
+
+def test_proxy_upstream_page_names_the_model_server_and_its_models(tmp_path: Path) -> None:
+    # MonitorProxyUpstreamFailing read "11.11% of the requests proxied to the model server fail before it
+    # answers", model="_sidecar": neither which model server nor which models. The sidecar now exports
+    # monitor_proxy_upstream_info{upstream, models} (one series) and the page names the upstream of the
+    # sidecars failing now with its models; without that series (an older sidecar) it reads as before.
+    # In Prometheus's own rule engine (promtool) and the agent's, two sidecars, one failing.
+
+    def sidecar(instance: str, errors: str, info: str) -> str:
+        return f"""
+              - series: 'monitor_proxy_requests_total{{model="_sidecar",route="oip_v2",code="2xx",instance="{instance}"}}'
+                values: '0+80x20'
+              - series: 'monitor_proxy_requests_total{{model="_sidecar",route="error",code="5xx",instance="{instance}"}}'
+                values: '{errors}'
+              - series: 'monitor_proxy_upstream_errors_total{{model="_sidecar",reason="connect",instance="{instance}"}}'
+                values: '{errors}'""" + (f"""
+              - series: 'monitor_proxy_upstream_info{{model="_sidecar",{info},instance="{instance}"}}'
+                values: '1x20'""" if info else "")
+
+    description = ("The sidecar's reverse proxy answered more than 5% of requests itself over 5 minutes with 502/504 "
+                   "(the model server could not be reached, did not answer within server.proxy.timeout, or broke off): "
+                   "those clients got no prediction. monitor_proxy_upstream_errors_total by reason says which; "
+                   "monitor_proxy_upstream_info names each sidecar's model server (server.proxy.upstream) and the models it serves.")
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorproxyupstreamfailing"
+    for info, said in (('upstream="http://127.0.0.1:8080",models="iris,fraud"', " at http://127.0.0.1:8080 (serving iris, fraud)"),
+                       ("", "")):
+        series = [sidecar("a:9", "0+20x20", info), sidecar("b:9", "0x20", 'upstream="http://model-b:9000",models="other"')]
+        _run_alert_test(tmp_path, "core.yml", series, "15m", "MonitorProxyUpstreamFailing",
+                        _alert("severity: critical, model: _sidecar",
+                               f"11.11% of the requests proxied to the model server{said} fail before it answers.", description, url))
+
+
+def test_a_real_sidecar_proxying_to_nothing_pages_its_upstream_and_model(tmp_path: Path) -> None:
+    # The same through a real sidecar (the agent's own rules, real HTTP, the proxy's data path in its own
+    # process): its upstream, a port where nothing listens, and its model are on the page; the URL's
+    # credentials are not.
+    from tests.conftest import free_port
+    from tests.sidecar_support import http
+    from tests.test_proxy import IRIS, oip, start_proxying
+    from tests.test_sidecar_series_in_agent_rules import RULES, _firing, _rule_evaluations
+
+    port = free_port()
+    s = start_proxying({**IRIS, **RULES}, tmp_path, "process", proxy_upstream=f"http://user:secret@127.0.0.1:{port}")
+    try:
+        assert http("POST", s.url + "/v2/models/iris/infer", oip(1)).status == 502
+        assert f'monitor_proxy_upstream_info{{model="_sidecar",models="iris",upstream="http://127.0.0.1:{port}"}} 1.0' in s.metrics()
+        fired = _firing(_rule_evaluations(s, 7), "MonitorProxyUpstreamFailing")
+    finally:
+        s.close()
+    assert len(fired) == 1
+    assert f"proxied to the model server at http://127.0.0.1:{port} (serving iris) fail" in fired[0].annotations["summary"], fired[0].annotations

@@ -366,7 +366,8 @@ def test_a_model_server_behind_the_proxy_that_fails_pages(tmp_path: Path) -> Non
     url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorproxyupstreamfailing"
     description = ("The sidecar's reverse proxy answered more than 5% of requests itself over 5 minutes with 502/504 (the "
                    "model server could not be reached, did not answer within server.proxy.timeout, or broke off): those "
-                   "clients got no prediction.")
+                   "clients got no prediction. monitor_proxy_upstream_errors_total by reason says which; "
+                   "monitor_proxy_upstream_info names each sidecar's model server (server.proxy.upstream) and the models it serves.")
 
     def series(scale: dict[str, float]) -> str:
         return "".join(f"\n              - series: '{name}'\n                values: '0+{value * scale.get(name, 1):g}x30'"

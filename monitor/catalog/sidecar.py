@@ -49,6 +49,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "Requests the proxy could not forward to the model server, by reason (connect, timeout, disconnect); "
                "answered 502/504 to the client.",
                labels=("reason",), concern="sidecar", max_series=20),
+    MetricSpec("monitor_proxy_upstream_info", GAUGE,
+               "1 while the reverse proxy forwards to a model server: upstream, its URL (server.proxy.upstream or --proxy, "
+               "without credentials); models, the config's models whose requests it taps, comma-separated. One series, "
+               "which MonitorProxyUpstreamFailing's page reads to name the failing model server and its models.",
+               labels=("upstream", "models"), concern="sidecar", max_series=2),
     MetricSpec("monitor_proxy_process_restarts", COUNTER,
                "Times the proxy's data path process (server.proxy.process) exited unasked and was started again.",
                concern="sidecar"),

@@ -55,6 +55,15 @@ def _rules_read_sidecar_families(mon: "Monitor") -> bool:
     return "" in names or any(n in names for spec in METRICS for n in spec.series_names())
 
 
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what the series ``monitor_proxy_upstream_info``
+    (scraped, paged) may show of the proxy's upstream."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
+
+
 def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: bool = True) -> list[tuple[Any, ...]]:
     """Predictions of one request whose inputs (and outputs) are flat numeric rows of one width
     get row views of one 2-D array instead of Python lists: one numpy conversion per request
@@ -244,6 +253,9 @@ class Sidecar:
         self.config_path: Path | None = None
         #: whether a model's rules read the sidecar's own series (:meth:`_give_rules_the_sidecar_series`)
         self._sidecar_series_read = False
+        if settings.proxy.upstream:
+            self.store.set("monitor_proxy_upstream_info", 1.0, (_without_credentials(settings.proxy.upstream),
+                                                                 ",".join(m.model for m in agent.models)))
         self.store.zero("monitor_config_reloads", [("success",), ("failure",)])
         self.store.set("monitor_config_last_reload_successful", 1.0)
         self.started = time.time()
