@@ -149,6 +149,9 @@ class RulesConfig:
     log_alerts: bool = True
     external_labels: dict[str, str] = field(default_factory=dict)
     external_url: str = ""
+    #: ``rules.dashboard_url``: the Grafana the bundled dashboards are in, whose links the shipped
+    #: packs' alerts carry (``dashboard_url`` annotation, :mod:`monitor.dashboards.links`); "" none
+    dashboard_url: str = ""
     #: How alerts pending at a restart resume (Prometheus's ``--rules.alert.for-outage-tolerance``
     #: and ``--rules.alert.for-grace-period``; see :class:`monitor.rules.evaluator.RuleEvaluator`).
     for_outage_tolerance_s: float = 3600.0
@@ -557,14 +560,17 @@ def _named_where_written(err: ConfigError, own: dict[str, Any], index: int) -> C
                        err.source)
 
 
-def _external_url(r: ConfigReader, value: Any, key: str) -> str:
+def _external_url(r: ConfigReader, value: Any, key: str,
+                  fix: str = "write the address of a Prometheus that scrapes the agent, e.g. http://prometheus:9090",
+                  check: Callable[[str], str | None] | None = None) -> str:
     """``rules.external_url``, the base of each alert's link: any value was taken (``agent:9090``,
-    a number), and every alert then carried a link that opened nothing."""
+    a number), and every alert then carried a link that opened nothing. ``rules.dashboard_url``
+    (Grafana's address, ``check``: :func:`dashboard_url_problem`) alike."""
     if value in ("", None):
         return ""
-    problem = receiver_url_problem(value) if isinstance(value, str) else f"{value!r} is not an http(s) URL"
+    problem = (check or receiver_url_problem)(value) if isinstance(value, str) else f"{value!r} is not an http(s) URL"
     if problem is not None:
-        raise r.error(key, problem, "write the address of a Prometheus that scrapes the agent, e.g. http://prometheus:9090")
+        raise r.error(key, problem, fix)
     # as Prometheus reads its --web.external-url (computeExternalURL): the slashes ending the path
     # trimmed, so that $externalURL, {{ externalURL }} and {{ pathPrefix }} render as there (with
     # "http://prometheus:9090/" they read "...9090/" and "/", and "{{ $externalURL }}/graph" "//graph")
@@ -911,6 +917,10 @@ def _rules(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], base_d
         log_alerts=r.attempt(lambda: r.boolean(rules_raw.get("log", True), k("rules.log")), True),
         external_labels=dict(ext),
         external_url=r.attempt(lambda: _external_url(r, rules_raw.get("external_url", ""), k("rules.external_url")), ""),
+        dashboard_url=r.attempt(lambda: _external_url(r, rules_raw.get("dashboard_url", ""), k("rules.dashboard_url"),
+                                                      "write the root URL of the Grafana that has the bundled dashboards "
+                                                      "(grafana/dashboards/), e.g. https://grafana.example.com",
+                                                      dashboard_url_problem), ""),
         for_outage_tolerance_s=r.attempt(lambda: r.duration(rules_raw.get("for_outage_tolerance", "1h"),
                                                             k("rules.for_outage_tolerance")), d.for_outage_tolerance_s),
         for_grace_period_s=r.attempt(lambda: r.duration(rules_raw.get("for_grace_period", "10m"), k("rules.for_grace_period"),
@@ -1030,6 +1040,21 @@ def url_unreadable(err: ValueError) -> str:
     the brackets of an IPv6 host), in words that say how such a host is written."""
     return (f"the URL cannot be read ({err}): an IPv6 host is written in brackets, before the port "
             "(http://[::1]:9093)")
+
+
+def dashboard_url_problem(url: str) -> str | None:
+    """What is wrong with a Grafana root URL (``rules.dashboard_url``, ``monitor rules export
+    --dashboard-url``), or None: it must be an http(s) URL with a host, and it is written into the
+    alerts' ``dashboard_url`` templates, before ``/d/<uid>?var-model=...``, so neither template
+    braces nor a query or fragment of its own."""
+    from urllib.parse import urlsplit
+
+    problem = receiver_url_problem(url)
+    if problem is None and ("{{" in url or "}}" in url):
+        problem = "the URL holds a template's braces"
+    if problem is None and (urlsplit(url).query or urlsplit(url).fragment or url.endswith(("?", "#"))):
+        problem = "the URL has a query or fragment: give Grafana's root URL (the links add /d/<uid>?var-model=...)"
+    return problem
 
 
 def receiver_url_problem(url: str) -> str | None:

@@ -29,7 +29,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "segments": frozenset({"cap"}),
     "labels": frozenset({"pending", "early", "early_wait"}),
     "rules": frozenset({"packs", "files", "interval", "alertmanager", "webhook", "log", "external_labels", "external_url",
-                        "for_outage_tolerance", "for_grace_period"}),
+                        "dashboard_url", "for_outage_tolerance", "for_grace_period"}),
     "checkpoint": frozenset({"path", "interval"}),
     "probing": frozenset({"client_id_salt", "raw_client_ids"}),
     "server": frozenset({"addr", "port", "max_body_bytes", "max_batch_events", "write_token_file", "write_token_env",

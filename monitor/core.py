@@ -601,7 +601,7 @@ class Monitor:
         from monitor.promql.engine import Engine
 
         engine = Engine()
-        self._start_rules(cfg.rules, self._loadable_rule_groups(cfg.rules.files, engine), engine)
+        self._start_rules(cfg.rules, _linked(self._loadable_rule_groups(cfg.rules.files, engine), cfg.rules), engine)
         self._size_series_store()
 
     def _start_rules(self, rules: RulesConfig, groups: list[Any], engine: Any) -> None:
@@ -978,7 +978,7 @@ class Monitor:
 
         try:
             engine = Engine() if self.rules is None else self.rules.engine
-            groups = load_rule_files(list(new.files), engine=engine)
+            groups = _linked(load_rule_files(list(new.files), engine=engine), new)
             with self._lock:
                 if self.rules is None:  # rules: named for the first time
                     self._start_rules(new, groups, engine)
@@ -1456,3 +1456,13 @@ def _check_detectors(detectors: list[Any]) -> None:
             hint = (f"name kinds in the config instead: Monitor(config={{'detectors': [{det!r}]}})" if isinstance(det, str)
                     else "build one with monitor.detectors.registry.create(kind, reference=..., context=...)")
             raise TypeError(f"detectors[{i}]: {type(det).__name__} is not a detector; {hint}")
+
+
+def _linked(groups: list[Any], rules: RulesConfig) -> list[Any]:
+    """``groups`` with the ``dashboard_url`` annotation of ``rules.dashboard_url`` on the shipped
+    packs' alerts (:mod:`monitor.dashboards.links`)."""
+    if not rules.dashboard_url:
+        return groups
+    from monitor.dashboards.links import with_dashboard_links
+
+    return with_dashboard_links(groups, rules.dashboard_url)

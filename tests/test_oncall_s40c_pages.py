@@ -161,3 +161,144 @@ def test_a_real_sidecar_proxying_to_nothing_pages_its_upstream_and_model(tmp_pat
         s.close()
     assert len(fired) == 1
     assert f"proxied to the model server at http://127.0.0.1:{port} (serving iris) fail" in fired[0].annotations["summary"], fired[0].annotations
+
+
+GRAFANA = "https://grafana.example.com/g/"
+
+
+def test_rules_dashboard_url_links_each_page_to_its_dashboard_through_a_real_alertmanager(tmp_path: Path) -> None:
+    # Pages carried no dashboard link: no Grafana address was configured anywhere, and on-call had to find the
+    # dashboard and pick the model by hand. With `rules.dashboard_url` (Grafana's root URL) each alert of the
+    # shipped packs carries a `dashboard_url` annotation: its bundled dashboard with the alert's model selected.
+    # The agent's evaluator, its notifier, a real Alertmanager and a webhook receiver.
+    import math
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import parse_config
+    from monitor.core import Monitor
+    from tests.conftest import require_binary
+    from tests.e2e.processes import Alertmanager, WebhookReceiver
+    from tests.test_alertmanager_e2e import wait_for
+
+    receiver = WebhookReceiver()
+    try:
+        with Alertmanager(require_binary("prometheus-alertmanager"), tmp_path / "am", receiver.url) as am:
+            raw = {"model": "fraud:v2", "features": ["a", "b"], "output": {"kind": "probabilities", "classes": ["x", "y"]},
+                   "rules": {"packs": ["core"], "dashboard_url": GRAFANA, "alertmanager": [am.url], "log": False}}
+            cfg = parse_config(raw, str(tmp_path / "monitor.yaml"), tmp_path).models[0]
+            assert cfg.rules.dashboard_url == GRAFANA.rstrip("/")
+            mon = Monitor(config=cfg, registry=CollectorRegistry(auto_describe=False), start_worker=False, live=False)
+            try:
+                t0 = math.floor(time.time()) - 120  # back in time: Alertmanager's clock takes it as firing now
+                mon.store.inc("monitor_internal_errors", 0.0, labels=("export",))
+                fired = []
+                for k in range(5):  # the group's evaluations fall on its own 15 s slots, as in Prometheus
+                    fired += [t for t in mon.evaluate_rules(t0 + 15 * k) if t.to_state == "firing"]
+                    mon.store.inc("monitor_internal_errors", labels=("export",))
+                assert [t.alertname for t in fired] == ["MonitorInternalErrors"], fired
+                assert mon.notifier is not None and mon.notifier.flush(30)
+                page = wait_for(receiver, lambda p: p["status"] == "firing")
+            finally:
+                mon.close()
+    finally:
+        receiver.close()
+    (alert,) = page["alerts"]
+    assert alert["annotations"]["dashboard_url"] == "https://grafana.example.com/g/d/monitor-agent?var-model=fraud%3Av2"
+    assert alert["annotations"]["runbook_url"].endswith("#monitorinternalerrors")
+
+
+def test_exported_packs_carry_the_same_links_for_prometheus(tmp_path: Path) -> None:
+    # Prometheus has no setting for a Grafana address: `monitor rules export --dashboard-url` writes the
+    # link's template into the exported packs, as the monitoring mixins do with their grafanaUrl. The file
+    # passes `promtool check rules`, and Prometheus's engine (promtool test rules) renders the links as the
+    # agent does: the model URL-escaped, the sidecar's own `_sidecar` as every model, the drift dashboard's
+    # `instance` and `detector` selected from the alert's labels.
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+    from monitor.dashboards.links import dashboard_of
+    from monitor.shipped import rule_pack_files
+    from tests.conftest import require_binary
+
+    promtool = require_binary("promtool")
+    exported = tmp_path / "packs.yml"
+    result = CliRunner().invoke(main, ["rules", "export", *rule_pack_files(["all"]), "--dashboard-url", GRAFANA,
+                                       "-o", str(exported)])
+    assert result.exit_code == 0, result.output
+    checked = subprocess.run([promtool, "check", "rules", str(exported)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert exported.read_text().count("dashboard_url: ") == 50  # every alert of the packs
+    assert CliRunner().invoke(main, ["rules", "export", *rule_pack_files(["core"]), "--dashboard-url",
+                                     "https://grafana/?orgId=1"]).exit_code != 0
+    assert (dashboard_of("ModelProbingSuspiciousClient"), dashboard_of("ModelErrorRateHigh"),
+            dashboard_of("ModelFeatureOutOfRange"), dashboard_of("ModelOverconfident")) == (
+        "monitor-probing", "monitor-overview", "monitor-drift", "monitor-confidence")
+
+    description = ("Exceptions inside the monitor were caught and counted (the model is unaffected); its figures may "
+                   "be incomplete. See the agent's log.")
+    url = "https://github.com/model-monitor/model-monitor/blob/main/README.md#monitorinternalerrors"
+    test = tmp_path / "test.yml"
+    test.write_text(f"""
+rule_files: [{exported}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'monitor_internal_errors_total{{model="fraud v2",stage="export"}}'
+        values: '0+1x20'
+      - series: 'monitor_internal_errors_total{{model="_sidecar",stage="http"}}'
+        values: '0+1x20'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: MonitorInternalErrors
+        exp_alerts:
+          - exp_labels: {{severity: warning, model: fraud v2, stage: export}}
+            exp_annotations:
+              summary: "The monitor of fraud v2 hit internal errors in export."
+              description: "{description}"
+              runbook_url: "{url}"
+              dashboard_url: "https://grafana.example.com/g/d/monitor-agent?var-model=fraud+v2"
+          - exp_labels: {{severity: warning, model: _sidecar, stage: http}}
+            exp_annotations:
+              summary: "The monitor of _sidecar hit internal errors in http."
+              description: "{description}"
+              runbook_url: "{url}"
+              dashboard_url: "https://grafana.example.com/g/d/monitor-agent?var-model=$__all"
+""")
+    ran = subprocess.run([promtool, "test", "rules", str(test)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    agent = CliRunner().invoke(main, ["rules", "test", str(test)])
+    assert agent.exit_code == 0, agent.output
+
+    from monitor.promql import SeriesStore
+    from monitor.rules.evaluator import RuleEvaluator
+
+    series = SeriesStore(retention_s=3600)
+    ev = RuleEvaluator.from_files([exported], storage=series, default_interval_s=15.0)
+    series.append_scrape(15.0, [({"__name__": "monitor_drift_detected", "model": "fraud v2", "detector": "pca_drift",
+                                  "instance": "pod-1:8000"}, 1.0)], source="s")
+    (drift,) = [t for t in ev.evaluate(15.0) if t.alertname == "ModelMultivariateDrift"]
+    assert drift.annotations["dashboard_url"] == ("https://grafana.example.com/g/d/monitor-drift?var-model=fraud+v2"
+                                                  "&var-instance=pod-1%3A8000&var-detector=pca_drift")
+
+
+def test_dashboard_links_follow_the_dashboards_variables_and_alert_panels() -> None:
+    # The links name each dashboard's variables and the dashboard that lists the alert: both kept in step
+    # with the generated dashboards (a variable renamed there, or an alert panel moved, fails here).
+    import json
+
+    from monitor.dashboards.build import DEFAULT_DIR
+    from monitor.dashboards.links import DASHBOARD_VARIABLES, dashboard_of
+    from monitor.dashboards.packs import pack_alerts
+
+    for uid, variables in DASHBOARD_VARIABLES.items():
+        dash = json.loads((DEFAULT_DIR / f"{uid}.json").read_text())
+        assert tuple(v["name"] for v in dash["templating"]["list"] if v["name"] != "datasource") == variables, uid
+    for pack in ("confidence", "drift", "data_quality", "probing"):
+        for name in pack_alerts(pack):
+            assert name in (DEFAULT_DIR / f"{dashboard_of(name)}.json").read_text(), (pack, name)
+    assert {dashboard_of(n) for n in pack_alerts("core")} == {"monitor-overview", "monitor-agent"}

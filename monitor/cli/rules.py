@@ -145,12 +145,23 @@ def test(files: tuple[str, ...]) -> None:
 @click.option("--namespace", default=None, help="metadata.namespace of the PrometheusRule.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="metadata.labels of the PrometheusRule (repeatable), e.g. release=prometheus.")
+@click.option("--dashboard-url", default="", metavar="URL",
+              help="Root URL of the Grafana with the bundled dashboards (grafana/dashboards/): each alert of a shipped "
+                   "pack gets a dashboard_url annotation linking to its dashboard for the alert's model, as "
+                   "rules.dashboard_url gives the agent's.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
               show_default=True, help="Output file ('-' for stdout).")
 def export(files: tuple[str, ...], fmt: str, name: str, namespace: str | None, labels: tuple[str, ...],
-           output: str) -> None:
+           dashboard_url: str, output: str) -> None:
     """Export the groups of rule FILES for evaluation by Prometheus."""
     import yaml
+
+    from monitor.config import dashboard_url_problem
+
+    if dashboard_url:
+        problem = dashboard_url_problem(dashboard_url)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="--dashboard-url")
 
     from monitor.rules.loader import load_rule_files
     from monitor.rules.model import RuleLoadError
@@ -163,6 +174,10 @@ def export(files: tuple[str, ...], fmt: str, name: str, namespace: str | None, l
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise click.ClickException(f"group names must be unique across the exported files: {', '.join(dup)}")
+    if dashboard_url:
+        from monitor.dashboards.links import with_dashboard_links
+
+        groups = with_dashboard_links(groups, dashboard_url)
     body: dict[str, Any] = {"groups": [g.to_dict() for g in groups]}
     if fmt == "operator":
         meta: dict[str, Any] = {"name": name}
