@@ -75,6 +75,7 @@ import errno
 import json
 import logging
 import math
+import numbers
 import os
 import socket
 import sys
@@ -163,7 +164,10 @@ def _default(obj: Any) -> Any:
             # feature would read as numbers a billion times too large (in process: seconds); the
             # careful encoding decides, by the field (encode_event), off the plain path
             raise TypeError(f"a numpy {obj.dtype} value is encoded carefully")
-        return obj.tolist()
+        value = obj.tolist()
+        if type(value) is type(obj):  # numpy's longdouble and clongdouble: json would call this again, to RecursionError
+            raise TypeError(f"a numpy {type(obj).__name__} value is encoded carefully")
+        return value
     if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):
         return obj.to_dict(orient="records")
     if hasattr(obj, "item"):
@@ -191,11 +195,14 @@ def _latency(value: Any) -> Any:
     return latency_seconds(value)
 
 
-def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] | None = None) -> str:
+def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] | None = None,
+                 output_kind: str | None = None) -> str:
     """One queued event tuple as a JSON object in the documented event format; a prediction's
     client or segment whose values or text cannot be taken is sent as
     :class:`~monitor.events.UnreadableValues` (so is a request id, by :func:`_sendable_request_id`),
-    said to ``unreadable(argument, why)`` when given (see :func:`_argument`)."""
+    said to ``unreadable(argument, why)`` when given (see :func:`_argument`). ``output_kind`` (the
+    worker's, when it was given one): outputs holding values JSON cannot write are sent as that
+    kind reads them (:func:`_outputs_as`); without it such outputs raise TypeError."""
     kind = event[0]
     if kind == PREDICTION:
         _, ts, inputs, outputs, latency, client, rid, segment, embedding = event
@@ -249,6 +256,8 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     for key, encode in _CAREFUL.items():
         if key in obj:
             obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
+    if kind == PREDICTION:
+        obj["outputs"] = _outputs_as(obj["outputs"], output_kind)
     return json.dumps(obj, default=_default, separators=(",", ":"))
 
 
@@ -394,17 +403,124 @@ def _number_or_none(value: Any, where: str) -> Any:
     return f"<{type(value).__name__}: no number>"
 
 
+class NeedsOutputKind(TypeError):
+    """Outputs holding a value JSON cannot write, sent by a worker not told its model's output kind."""
+
+
 def _output_value(value: Any, where: str) -> Any:
-    """A value of the outputs JSON cannot write: TypeError, naming the field and the type. Each
-    output kind reads such a value its own way (in process a ``Decimal`` is a score or a value by
-    its float but a class by its index to ``labels``, a date a class name to ``labels`` and refused
-    by the others), and the worker does not know the kind."""
-    raise _no_parity(value, where, "the model's output kind reads its own way (the worker does not know it)")
+    """A value of the outputs JSON cannot write, the worker not told the output kind:
+    :class:`NeedsOutputKind`, naming the field and the type. Each output kind reads such a value
+    its own way (in process a ``Decimal`` is a score or a value by its float but a class named by
+    its text to ``labels``, a date a class name to ``labels`` and refused by the others)."""
+    raise NeedsOutputKind(f"{where}: a {type(value).__module__}.{type(value).__qualname__} value, which the model's "
+                          "output kind reads its own way (the worker was not told it: output_kind)")
 
 
-#: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how.
-_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label, "embedding": _number_or_none,
-                                                  "outputs": _output_value}
+#: The output kinds whose outputs are read as numbers (:func:`monitor.ingest.score_values`).
+_NUMERIC_OUTPUTS = frozenset({"probabilities", "logits", "regression", "multilabel"})
+
+
+def _outputs_as(outputs: Any, kind: str | None) -> Any:
+    """A prediction's outputs holding a value JSON cannot write (after ``json.dumps`` raised), as
+    the in-process reader of ``kind`` reads them, so that the sidecar's figures are the in-process
+    ones: the numeric kinds' as the float64 array they are read as (:func:`_scores_as`), a
+    ``labels`` model's each value as the class the in-process lookup names (:func:`_class_name`),
+    a ``text`` model's each such value as a value that is no text (:func:`_no_text`: the call is
+    refused as in process). Without a kind: :class:`NeedsOutputKind` (:func:`_output_value`).
+    Outputs JSON writes (the event's other fields raised) are sent as the plain encoding sends them."""
+    try:
+        json.dumps(outputs, default=_default)
+        return outputs
+    except TypeError:
+        pass
+    if kind in _NUMERIC_OUTPUTS:
+        return _scores_as(outputs, kind)
+    encode = {"labels": _class_name, "text": _no_text}.get(kind or "", _output_value)
+    return _careful(outputs, "outputs", encode)
+
+
+def _scores_as(outputs: Any, kind: str) -> Any:
+    """The outputs of a numeric output kind as the in-process reader reads them
+    (:func:`monitor.ingest.score_values`): the floats it reads (a ``Decimal``, a ``Fraction``, an
+    object with ``__float__``, numpy's ``longdouble``; numpy's times as counts of their unit, read
+    beside their neighbours as numpy reads them), written as nested lists of the same shape, which
+    the sidecar reads as the same array. Outputs the reader refuses (a date, a ``UUID``, a complex
+    number, text: the call's rows counted ``non_numeric_output`` or ``output_shape``) are sent with
+    each value of no float as text of no number (NaN when that is what keeps the reason), checked
+    to be refused for the same reason. A DataFrame (read in process by its columns' class names)
+    or outputs refused otherwise raise TypeError."""
+    try:
+        from monitor.ingest import RowError, is_dataframe, score_values
+    except ImportError:  # numpy absent from the worker: no reader to read by
+        raise _no_parity(outputs, "outputs", "cannot be read without numpy") from None
+    if is_dataframe(outputs):
+        raise _no_parity(outputs, "outputs", "is a DataFrame (read in process by its columns' class names)")
+    try:
+        return score_values(outputs, kind).tolist()
+    except RowError as err:
+        reason = err.reason
+    for encode in (_refused_score, _refused_score_nan):
+        try:
+            sent = _careful(outputs, "outputs", encode)
+            score_values(sent, kind)
+        except RowError as err:
+            if err.reason == reason:
+                return sent
+        except TypeError:  # an array of numpy's times among them
+            break
+    raise _no_parity(outputs, "outputs", f"is refused in process ({reason}) as no JSON value is")
+
+
+def _refused_score(value: Any, where: str) -> Any:
+    """A value JSON cannot write in outputs of a numeric kind that are refused: its float, text of
+    no number for one of no float (:func:`_number_or_none`), NaN for numpy's times (the call is
+    refused whatever they are read as)."""
+    if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) in ("m", "M"):
+        return math.nan
+    return _number_or_none(value, where)
+
+
+def _refused_score_nan(value: Any, where: str) -> Any:
+    """:func:`_refused_score`, NaN where that gives text: outputs of rows of different lengths are
+    refused as such (``output_shape``) unless they hold text, then as values of no number."""
+    sent = _refused_score(value, where)
+    return math.nan if isinstance(sent, str) else sent
+
+
+def _class_name(value: Any, where: str) -> Any:
+    """A value of a ``labels`` model's outputs JSON cannot write, as the in-process reader reads
+    it (:func:`monitor.outputs.decode_outputs`, :meth:`~monitor.outputs.ClassIndex.lookup`): null
+    for a missing one (pandas' NA and NaT: ``nan_output``), a mapping for a ``set`` (several
+    values: ``output_shape``), else the text that names its class (a date, a ``Decimal``, a
+    ``UUID``, an ``Enum`` member, an object; numpy's scalars by their value's text). A complex
+    number (the call refused) and a value whose text cannot be taken (no class) are read as no
+    JSON value is: TypeError."""
+    from monitor.events import is_missing
+
+    if is_missing(value):
+        return None
+    if isinstance(value, set):
+        return {type(value).__name__: "several values, not one label"}
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):  # numpy's clongdouble too
+        raise _no_parity(value, where, "refuses the call in process (a complex label), as no JSON value does")
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # as the lookup reads numpy's scalars
+    try:
+        return value if value.__class__ is str else str(value)
+    except Exception:  # noqa: BLE001 - a caller's object whose str() raises
+        raise _no_parity(value, where, "names no class in process (its text cannot be taken)") from None
+
+
+def _no_text(value: Any, where: str) -> Any:
+    """A value of a ``text`` model's outputs JSON cannot write: in process an answer that is not
+    text refuses its call (``non_numeric_output``, :func:`monitor.ingest._answers`), as a mapping
+    naming its type does at the sidecar."""
+    return {type(value).__name__: "not text"}
+
+
+#: The fields of an event whose values JSON cannot write are encoded (:func:`_careful`), and how
+#: (a prediction's outputs by its output kind: :func:`_outputs_as`).
+_CAREFUL: dict[str, Callable[[Any, str], Any]] = {"inputs": _input_cell, "labels": _label, "embedding": _number_or_none}
 
 
 @dataclass
@@ -664,7 +780,10 @@ class ForwardingMonitor:
         The ``output.kind`` the sidecar's config declares for the model, when the decorator must
         know it: ``"text"`` lets ``watch()`` take a generator function (a streamed answer,
         recorded when its stream ends, its text chunks joined), which it refuses for scores;
-        ``"none"`` is ``reads_outputs=False``. None (the default) says nothing: the events are
+        ``"none"`` is ``reads_outputs=False``; outputs holding values JSON cannot write (a
+        ``Decimal``, a date, numpy's times) are sent as that kind reads them in process (see
+        :func:`_outputs_as`), where without it such a call is dropped (``unserializable``). None
+        (the default) says nothing: the events are
         sent as they are and the sidecar reads them by its config. Why: with no config of its
         own, a forwarding worker's streaming LLM endpoint was refused at decoration, its fix
         naming a config this monitor cannot have. Sent with every datagram: a sidecar whose
@@ -1052,13 +1171,16 @@ class ForwardingMonitor:
             try:
                 if ev[0] == PREDICTION and ev[6] is not None and not _plain_ids(ev[6]):
                     ev = self._sendable_request_id(ev)
-                piece = encode_event(ev, self._argument_unreadable)
+                piece = encode_event(ev, self._argument_unreadable, self.output_kind)
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
+                fix = ("give ForwardingMonitor(output_kind=...) the model's output.kind, as the sidecar's config declares "
+                       "it: outputs holding values JSON cannot write are then sent as that kind reads them; or make the "
+                       "outputs plain numbers or text" if isinstance(err, NeedsOutputKind) else
+                       "make the inputs and outputs plain rows (lists, numpy arrays, DataFrames), e.g. "
+                       "watch(..., inputs=lambda req: req.instances, outputs=lambda answer: "
+                       "answer['probabilities']) for a request object or a dict")
                 self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
-                                f"({type(err).__name__}: {str(err)[:200]})",
-                                "make the inputs and outputs plain rows (lists, numpy arrays, DataFrames), e.g. "
-                                "watch(..., inputs=lambda req: req.instances, outputs=lambda answer: "
-                                "answer['probabilities']) for a request object or a dict")
+                                f"({type(err).__name__}: {str(err)[:200]})", fix)
                 done[0] += 1
                 continue
             if len(piece) + 200 > self.max_datagram_bytes:

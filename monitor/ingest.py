@@ -563,21 +563,7 @@ class BatchBuilder:
             if _complex_labels(arr):  # not classes named "(0.2+0j)" (an array of complex dtype is such values too)
                 raise _complex_outputs(outputs)
         else:
-            try:
-                arr = real_numbers(outputs)  # complex arrays, and lists holding complex numbers, raise
-            except ComplexValues:
-                raise _complex_outputs(outputs) from None
-            except (TypeError, ValueError) as err:
-                example = _text_example(outputs)
-                if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
-                    raise _parts_refusal(outputs, "scores", 1, "probabilities") from None
-                raise RowError("non_numeric_output",
-                               f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
-                               f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}"
-                               f"{f' (e.g. {example})' if example else ''}") from None
-            except Exception as err:  # noqa: BLE001 - the outputs' own conversion failed, not the monitor
-                raise RowError("non_numeric_output", f"outputs of type {type(outputs).__name__} could not be read as "
-                                                     f"numbers ({type(err).__name__}: {str(err)[:200]})") from None
+            arr = score_values(outputs, kind)
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if n_rows == 1 and arr.shape[0] != 1 and arr.ndim <= 1 + bool(self.output.samples_axis):
@@ -952,6 +938,29 @@ def _event_as_numpy(event: tuple[Any, ...]) -> tuple[Any, ...]:
     if x2 is x and out2 is out and emb2 is emb:
         return event
     return (*event[:2], x2, out2, *event[4:8], emb2, *event[9:]) if len(event) > 8 else (*event[:2], x2, out2, *event[4:])
+
+
+def score_values(outputs: Any, kind: str) -> np.ndarray:
+    """The outputs of a model of a numeric ``output.kind`` (probabilities, logits, regression,
+    multilabel) as float64, as :func:`~monitor.cell_values.real_numbers` reads them, or the
+    RowError that refuses the call: complex numbers, values of no number (``non_numeric_output``),
+    rows of different lengths (``output_shape``). A forwarding worker told the kind reads its
+    outputs so when JSON cannot write them (:mod:`monitor.forwarding`)."""
+    try:
+        return real_numbers(outputs)  # complex arrays, and lists holding complex numbers, raise
+    except ComplexValues:
+        raise _complex_outputs(outputs) from None
+    except (TypeError, ValueError) as err:
+        example = _text_example(outputs)
+        if "inhomogeneous" in str(err) and example is None:  # numbers, in rows or members of different lengths
+            raise _parts_refusal(outputs, "scores", 1, "probabilities") from None
+        raise RowError("non_numeric_output",
+                       f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
+                       f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}"
+                       f"{f' (e.g. {example})' if example else ''}") from None
+    except Exception as err:  # noqa: BLE001 - the outputs' own conversion failed, not the monitor
+        raise RowError("non_numeric_output", f"outputs of type {type(outputs).__name__} could not be read as "
+                                             f"numbers ({type(err).__name__}: {str(err)[:200]})") from None
 
 
 def integer_array(outputs: Any) -> bool:

@@ -108,17 +108,19 @@ def in_process(config: dict[str, Any], calls: list[Call], seen: list[Any] | None
         mon.close()
 
 
-def forwarded(config: dict[str, Any], calls: list[Call], folder: Path, seen: list[Any] | None = None) -> tuple[dict, str]:
+def forwarded(config: dict[str, Any], calls: list[Call], folder: Path, seen: list[Any] | None = None,
+              told_kind: bool = False) -> tuple[dict, str]:
     """The figures of the same calls made on a ForwardingMonitor, read from the sidecar, and its
     exposition (a Unix datagram socket: in order, so the last call's error marks the end); the
     sidecar's detectors' batches kept in ``seen``. A worker of a text or ``none`` model is told its
-    kind (it may then watch streams)."""
+    kind (it may then watch streams), any other when ``told_kind``."""
     sock = str(folder / "fw.sock")
     s = start_sidecar({**config, "model": "m", "server": {"forward": {"unix": sock}}}, folder)
     if seen is not None:
         spy(s.monitor("m"), seen)
     kind = config.get("output", {}).get("kind")
-    fm = ForwardingMonitor("m", f"unix://{sock}", start=False, output_kind=kind if kind in ("text", "none") else None)
+    fm = ForwardingMonitor("m", f"unix://{sock}", start=False,
+                           output_kind=kind if told_kind or kind in ("text", "none") else None)
     try:
         _run(fm, calls)
         fm.flush()
