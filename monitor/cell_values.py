@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.events import float32_text, float_text, is_dataframe, whole_number_text
+from monitor.events import float32_text, float_text, is_dataframe, value_text, whole_number_text
 
 __all__ = ["PLAIN_NUMBERS", "NUMPY_TIMES", "COMPLEX_SCALARS", "ComplexValues", "complex_array", "complex_form", "real_numbers", "odd_values", "float_rows", "numpy_times_only",
            "time_seconds", "cell_number", "nan_like", "category_text", "UNREADABLE_CATEGORY", "number_as_text", "categorical_text",
@@ -307,11 +307,12 @@ def category_text(v: Any) -> str | None:
         return text
     if isinstance(v, (bytes, bytearray)):
         return category_text(bytes(v).decode("utf-8", "replace"))
-    # any other value (a str subclass such as numpy's str_, a cell of a string array) by its text,
-    # read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever a
-    # subclass's __str__ returns, so that this never recurses again)
+    # any other value (a str subclass such as numpy's str_ or a str-mixin Enum's member: its own
+    # characters, value_text; a cell of a string array) by its text, read as text is: empty text
+    # missing, "7.0" the code 7 (str.__str__: exact text, whatever a subclass's __str__ returns,
+    # so that this never recurses again)
     try:
-        text = str(v)
+        text = value_text(v)
     except Exception:  # noqa: BLE001 - a caller's object whose str() raises: the call was lost as internal_error
         return UNREADABLE_CATEGORY  # type: ignore[return-value]  # no text to compare: counted wrong_type by data quality (neither text nor None)
     return category_text(str.__str__(text))

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UnreadableValues",
+    "value_text",
     "PREDICTION",
     "ERROR",
     "FEEDBACK",
@@ -399,6 +400,17 @@ def is_missing(v: Any) -> bool:
 _MISSING_TYPES = frozenset({"NAType", "NaTType", "MaskedConstant"})
 
 
+def value_text(v: Any) -> str:
+    """``str(v)``, but text's own characters for a ``str`` instance: a member of a str-mixin
+    ``Enum`` (``class Tier(str, Enum)``, a FastAPI or pydantic model's field) is the text of its
+    value (``gold``), as JSON writes it and as it compares (``Tier.GOLD == "gold"``), not its
+    ``str()`` (``Tier.GOLD``). Why: every reader of text (a category, a text feature or answer, a
+    class name, a client, a segment, a request id) read such a member as ``Tier.GOLD`` in process,
+    and as ``gold`` where it came as JSON (forwarded, POST /v1/events): another category or class
+    on each side. May raise for an object whose ``str()`` raises."""
+    return str.__str__(v) if isinstance(v, str) else str(v)
+
+
 def row_text(v: Any, limit: int | None = None) -> str | None:
     """One row's segment or request id as text: missing values are none, bytes are decoded
     (``b"eu"`` is ``eu``, not ``b'eu'``), segments are cut as the HTTP intakes cut them. The
@@ -407,7 +419,7 @@ def row_text(v: Any, limit: int | None = None) -> str | None:
         return None
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode("utf-8", "replace")
-    text = v if isinstance(v, str) else str(v)
+    text = v if type(v) is str else value_text(v)
     return text if limit is None else text[:limit]
 
 

@@ -89,7 +89,7 @@ from typing import Any
 
 from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION,
                             UnreadableValues, client_text, describe_value, error_event, event_time, feedback_lists, id_key,
-                            is_missing, request_id_text, row_text, say_unreadable_timestamp)
+                            is_missing, request_id_text, row_text, say_unreadable_timestamp, value_text)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -506,7 +506,7 @@ def _class_name(value: Any, where: str) -> Any:
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         value = value.item()  # as the lookup reads numpy's scalars
     try:
-        return value if value.__class__ is str else str(value)
+        return value if value.__class__ is str else value_text(value)
     except Exception:  # noqa: BLE001 - a caller's object whose str() raises
         raise _no_parity(value, where, "names no class in process (its text cannot be taken)") from None
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.events import MAX_REGRESSION_LABEL, is_missing
+from monitor.events import MAX_REGRESSION_LABEL, is_missing, value_text
 from monitor.input_forms import short_repr
 from monitor.schema import OutputSpec
 
@@ -125,7 +125,7 @@ class ClassIndex:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             try:
-                name = v if v.__class__ is str else str(v)
+                name = v if v.__class__ is str else value_text(v)  # a str-mixin Enum's member: its value
             except Exception:  # noqa: BLE001 - an int of over 4,300 digits, an object whose __str__ fails
                 out[i] = -1
                 continue

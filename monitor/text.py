@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.events import value_text
 from monitor.text_prefix import MAX_TEXT_CHARS, TextPrefix
 
 __all__ = ["DESCRIPTORS", "MAX_COUNTED_WORDS", "MAX_TEXT_CHARS", "OOV", "ReferenceWords", "TextPrefix",
@@ -59,7 +60,8 @@ def descriptor_names(feature: str, vocabulary: bool) -> tuple[str, ...]:
 def text_value(v: Any) -> str | None:
     """One text cell as text: bytes decoded, missing ones (None, NaN, pandas' NA) None, any other
     value (a number sent for a text feature, a list or an array of words) its ``str`` (None when
-    ``str()`` raises: a caller's object with no text)."""
+    ``str()`` raises: a caller's object with no text), a str-mixin Enum's member its value's text
+    (:func:`~monitor.events.value_text`)."""
     if type(v) is str or type(v) is TextPrefix:
         return v
     if v is None:
@@ -76,7 +78,7 @@ def text_value(v: Any) -> str | None:
     except Exception:  # noqa: BLE001 - a caller's object whose __ne__ raises (RuntimeError...): read by its text
         pass
     try:
-        return str(v)
+        return value_text(v)  # a str-mixin Enum's member: its value's text, as JSON writes it
     except Exception:  # noqa: BLE001 - a caller's object whose str() raises: no text (missing), where the call was lost
         return None
 

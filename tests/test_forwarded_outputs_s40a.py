@@ -218,3 +218,65 @@ def test_the_plain_encoding_is_unchanged_for_outputs_json_writes() -> None:
                                     None, None, None), output_kind="probabilities"))
     assert sent["outputs"] == [1, 0] and all(type(v) is int for v in sent["outputs"])
     assert sent["inputs"] == [["2024-01-02", 2.0]]
+
+
+# -- a str-mixin Enum member (class Tier(str, Enum)) ------------------------------------------------
+
+class _Tier(str, enum.Enum):
+    GOLD = "gold"
+    Y = "y"
+
+
+def _seen_whole(seen: list[Any]) -> Any:
+    """A spy's keeping of everything the detectors see of a batch's values: its categorical cells,
+    its text features' descriptors among the numbers, predicted classes, clients, segments, and
+    each labelled batch's labels (classes by name)."""
+    def update(self: Any, b: Any) -> None:
+        seen.append(("rows", np.asarray(b.categorical).tolist(), [repr(v) for v in np.asarray(b.numeric).ravel().tolist()],
+                     None if b.predicted is None else [b.classes[i] if i >= 0 else None for i in b.predicted.tolist()],
+                     None if b.client is None else [None if c is None else (type(c).__name__, str.__str__(c)) for c in b.client.tolist()],
+                     None if b.segment is None else [None if c is None else (type(c).__name__, str.__str__(c)) for c in b.segment.tolist()]))
+
+    def update_labels(self: Any, lb: Any) -> None:
+        labels = np.asarray(lb.label).tolist()
+        seen.append(("labels", [lb.classes[int(i)] if 0 <= i < len(lb.classes) else i for i in labels] if lb.classes else labels))
+
+    return type("Spy", (), {"kind": "spy", "update": update, "update_labels": update_labels,
+                            "__getattr__": lambda self, n: (lambda *a, **k: None)})()
+
+
+def test_a_str_enum_member_is_read_by_its_value_in_process_as_forwarded(tmp_path, monkeypatch) -> None:
+    """A member of ``class Tier(str, Enum)`` (a FastAPI or pydantic model's field) is text: JSON
+    writes its value (``gold``), which the sidecar read, while in process each reader took its
+    ``str()`` (``Tier.GOLD``): a categorical or text feature's value, a labels model's class and a
+    feedback label's class were another at the sidecar (``Tier.Y`` was class ``Tier.Y``, unknown
+    to a model of classes n, y, z, in process, and ``y`` forwarded). In process it is now read as
+    the text it is, as JSON writes it: the same classes, categories and texts on both sides."""
+    import tests.test_forwarded_parity_s38g as harness
+
+    monkeypatch.setattr(harness, "spy", lambda mon, seen: mon.pipeline.detectors.append(_seen_whole(seen)))
+    mixed = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"},
+                          {"name": "c", "kind": "text"}]}
+    rng = random.Random(40)
+    for kind in ("labels", "probabilities", "text"):
+        calls: list[Call] = []
+        for i in range(12):
+            row = {"a": rng.uniform(0, 1), "b": rng.choice([_Tier.GOLD, "gold", _Tier.Y]), "c": rng.choice([_Tier.GOLD, "a b c"])}
+            outputs = {"labels": [rng.choice([_Tier.Y, _Tier.GOLD, "y", "n"])], "probabilities": [[0.2, 0.3, 0.5]],
+                       "text": [rng.choice([_Tier.GOLD, "fine"])]}[kind]
+            calls.append(("observe", ([row], outputs), {"request_id": f"r{i}", "client": rng.choice([_Tier.GOLD, "gold"]),
+                                                         "segment": rng.choice([_Tier.Y, "y"])}))
+            if kind != "text":
+                calls.append(("feedback", (f"r{i}", rng.choice([_Tier.Y, _Tier.GOLD, "y"])), {}))
+        config = {**mixed, "output": {"kind": kind, **({"classes": CLASSES} if kind != "text" else {})}}
+        seen: list[Any] = []
+        expected = in_process(config, calls, seen)
+        assert expected[("monitor_predictions", ())] == 12, expected
+        folder = tmp_path / kind
+        folder.mkdir()
+        got_seen: list[Any] = []
+        got, exposition = forwarded(config, calls, folder, got_seen)
+        assert total(exposition, "monitor_intake_events_refused_total") == 0, kind
+        assert got == expected, kind
+        assert got_seen == seen, kind
+        assert "Tier.GOLD" not in repr(seen) and "Tier.Y" not in repr(seen), kind
