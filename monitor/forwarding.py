@@ -255,6 +255,8 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
         pass
     for key, encode in _CAREFUL.items():
         if key in obj:
+            if key == "labels" and output_kind is not None:  # read as the model's kind reads them
+                encode = lambda value, where: _label(value, where, output_kind)  # noqa: E731
             obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
     if kind == PREDICTION:
         obj["outputs"] = _outputs_as(obj["outputs"], output_kind)
@@ -345,44 +347,81 @@ def _input_cell(value: Any, where: str) -> Any:
     return text
 
 
-def _label(value: Any, where: str) -> Any:
+#: The output kinds whose feedback labels name classes (:meth:`monitor.outputs.ClassIndex.lookup`).
+_CLASSIFIERS = frozenset({"probabilities", "logits", "labels"})
+
+
+def _label(value: Any, where: str, kind: str | None = None) -> Any:
     """A feedback label JSON cannot write as the sidecar's join reads it as the in-process join
-    reads the label (:func:`~monitor.events.read_label`, for a regression model and a classifier;
-    a label that is no list is no multi-label truth either way): null when neither can take it
-    (a ``set``, a complex number, numpy's ``timedelta64``: ``invalid`` for every kind, as null is);
-    a number's float (a ``Decimal``, a ``Fraction``); else its text (a date, a ``UUID``, an
-    ``Enum`` member, an object: a class name the join looks up as in process, no regression
-    value), when the join reads that text so; else TypeError."""
+    reads the label (:func:`~monitor.events.read_label`: a regression model's value, a
+    classifier's class, looked up by :func:`_class_key`; a label that is no list is no multi-label
+    truth either way): null when neither can take it (a ``set``, a complex number, numpy's
+    ``timedelta64``: ``invalid`` for every kind, as null is); else the first of its float, the
+    text its class is named by and its ``str()`` that both read alike (a ``Decimal`` ``1`` as
+    ``"1"``, a class name, not ``1.0``, which names the class of index 1; numpy's ``datetime64``
+    as its ``datetime``'s text, as the lookup reads it; a date, a ``UUID``, an ``Enum`` member,
+    an object as their text). With the worker's output ``kind``, the first that kind reads alike
+    (a ``Fraction`` ``1/2`` is the class ``1/2`` but the value 0.5). Without it, when none is read
+    alike by both, the first a regression model reads alike and a classifier takes or refuses
+    alike (its class may be named otherwise: a ``Fraction``, an object with ``__float__``, for a
+    classifier); else TypeError."""
     from monitor.events import read_label
 
     def read(v: Any, regression: bool) -> tuple[Any, bool]:
         try:
             label, problem = read_label(v, regression)
+            if problem is not None:
+                return None, False
+            return (label if regression else _class_key(label)), True
         except Exception:  # noqa: BLE001 - the join counts a label whose conversions raise invalid
             return None, False
-        return (label if regression else None), problem is None
 
     reg, cls = read(value, True), read(value, False)
     if not reg[1] and not cls[1]:
         return None
-    for sent in _label_candidates(value):
-        if read(sent, True) == reg and read(sent, False)[1] == cls[1]:
+    candidates = _label_candidates(value)
+    if kind in _CLASSIFIERS or kind == "regression":
+        regression = kind == "regression"
+        for sent in candidates:
+            if read(sent, regression) == (reg if regression else cls):
+                return sent
+    for sent in candidates:
+        if read(sent, True) == reg and read(sent, False) == cls:
             return sent
+    if kind not in _CLASSIFIERS and kind != "regression":
+        for sent in candidates:
+            if read(sent, True) == reg and read(sent, False)[1] == cls[1]:
+                return sent
     raise _no_parity(value, where, "the label join reads as no JSON value")
 
 
+def _class_key(label: Any) -> tuple[str, bool]:
+    """How :meth:`monitor.outputs.ClassIndex.lookup` reads a label: the text it names the class by
+    (numpy's scalars by their value, bytes decoded, a whole float as its integer), and whether it
+    is an integer (then the class of that index when no class is so named)."""
+    if type(label).__module__ == "numpy" and hasattr(label, "item"):
+        label = label.item()
+    if isinstance(label, (bytes, bytearray)):
+        label = bytes(label).decode("utf-8", "replace")
+    if isinstance(label, float) and label.is_integer():
+        label = int(label)
+    return (label if label.__class__ is str else value_text(label)), isinstance(label, int) and not isinstance(label, bool)
+
+
 def _label_candidates(value: Any) -> list[Any]:
-    """What :func:`_label` may send for ``value``: its float when it is a real number, its text."""
+    """What :func:`_label` may send for ``value``: its float when it is a real number, the text its
+    class is named by (:func:`_class_key`), its text."""
     out: list[Any] = []
     if not isinstance(value, complex) and hasattr(value, "__float__") and type(value).__module__ != "numpy":
         try:
             out.append(float(value))
         except Exception:  # noqa: BLE001 - the caller's object's own error
             pass
-    try:
-        out.append(str(value))
-    except Exception:  # noqa: BLE001
-        pass
+    for text in (lambda: _class_key(value)[0], lambda: str(value)):
+        try:
+            out.append(text())
+        except Exception:  # noqa: BLE001 - the caller's object's own error
+            pass
     return out
 
 

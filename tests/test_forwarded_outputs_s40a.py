@@ -280,3 +280,66 @@ def test_a_str_enum_member_is_read_by_its_value_in_process_as_forwarded(tmp_path
         assert got == expected, kind
         assert got_seen == seen, kind
         assert "Tier.GOLD" not in repr(seen) and "Tier.Y" not in repr(seen), kind
+
+
+# -- feedback labels JSON cannot write: the class each is named by ----------------------------------
+
+#: Feedback labels JSON cannot write whose class a classifier names otherwise than by their float
+#: or their str() (a Decimal 1 is the class named "1", not the class of index 1; numpy's datetime64
+#: is named by its datetime's text), and multi-label truths holding them.
+ODD_LABELS: dict[str, Any] = {
+    "Decimal1": decimal.Decimal("1"), "Decimal2": decimal.Decimal("2"), "Decimal0.5": decimal.Decimal("0.5"),
+    "Fraction2": fractions.Fraction(2, 1), "Fraction1/2": fractions.Fraction(1, 2),
+    "datetime64[s]": np.datetime64("2024-01-02T03:04:05", "s"), "datetime64[us]": np.datetime64("2024-01-02T03:04:05", "us"),
+    "datetime64[D]": np.datetime64("2024-01-02", "D"), "datetime64[ns]": np.datetime64("2024-01-02T03:04:05", "ns"),
+    "Timestamp": pd.Timestamp("2024-01-02 03:04:05"), "date": datetime.date(2024, 1, 2), "UUID": uuid.UUID(int=5),
+    "Enum": _Colour.RED, "Shown": _Shown(), "__float__": _Float(), "longdouble": np.longdouble(1.0),
+    "truth of Decimals": [decimal.Decimal("1"), decimal.Decimal("0"), decimal.Decimal("1")],
+    "truth with a Fraction": [fractions.Fraction(1), 0, 1]}
+#: A classifier names these by their text, a regression model reads their float: a worker not told
+#: its kind sends the float (the class then named "0.5", "0.25" where in process "1/2", "a quarter").
+UNTOLD_CLASS_OTHERWISE = ("Fraction1/2", "__float__")
+
+
+def _labelled_spy(seen: list[Any]) -> Any:
+    """A detector that keeps each labelled batch's labels (classes by name, regression values, truths)."""
+    def update_labels(self: Any, lb: Any) -> None:
+        labels = np.asarray(lb.label).tolist()
+        if lb.classes and np.asarray(lb.label).ndim == 1:
+            labels = [lb.classes[int(i)] if 0 <= i < len(lb.classes) else i for i in labels]
+        seen.append(labels)
+
+    return type("Spy", (), {"kind": "spy", "update": lambda self, b: None, "update_labels": update_labels,
+                            "__getattr__": lambda self, n: (lambda *a, **k: None)})()
+
+
+@pytest.mark.parametrize("kind", ["probabilities", "labels", "regression", "multilabel"])
+def test_feedback_labels_json_cannot_write_join_the_class_they_join_in_process(tmp_path, monkeypatch, kind: str) -> None:
+    """The careful encoding sent such a label as the first of its float and its ``str()`` that the
+    join took or refused alike, the class's name unchecked: a Decimal ``1`` was sent as 1.0, the
+    class of index 1 (``y``) at the sidecar, the unknown class ``1`` in process; numpy's
+    datetime64 of a unit other than ns as ``2024-01-02T03:04:05``, in process the class
+    ``2024-01-02 03:04:05``; a multi-label truth of Decimals as floats, joined at the sidecar and
+    ``invalid`` in process. Now the labels the detectors see are the in-process ones (seeded, told
+    the kind or not: untold, a Fraction's or an object's class may still be named by its float)."""
+    import tests.test_forwarded_parity_s38g as harness
+
+    monkeypatch.setattr(harness, "spy", lambda mon, seen: mon.pipeline.detectors.append(_labelled_spy(seen)))
+    outputs = {"probabilities": [[0.2, 0.3, 0.5]], "labels": ["y"], "regression": [1.0], "multilabel": [[0.2, 0.9, 0.1]]}[kind]
+    for seed in range(3):
+        rng = random.Random(40_100 + seed)
+        for told in (False, True):
+            names = [k for k in ODD_LABELS if told or kind == "regression" or k not in UNTOLD_CLASS_OTHERWISE]
+            calls: list[Call] = []
+            for i in range(16):
+                calls.append(("observe", ([[1.0, 2.0]], outputs), {"request_id": f"r{i}"}))
+                calls.append(("feedback", ([f"r{i}", "nope"], [ODD_LABELS[rng.choice(names)], rng.choice(CLASSES)]), {}))
+            seen: list[Any] = []
+            expected = in_process(ALL_KINDS[kind], calls, seen)
+            folder = tmp_path / f"{seed}{told}"
+            folder.mkdir()
+            got_seen: list[Any] = []
+            got, exposition = forwarded(ALL_KINDS[kind], calls, folder, got_seen, told_kind=told)
+            assert total(exposition, "monitor_intake_events_refused_total") == 0, (seed, told)
+            assert got == expected, (seed, told)
+            assert got_seen == seen, (seed, told)
