@@ -442,16 +442,16 @@ def _number_or_none(value: Any, where: str) -> Any:
     return f"<{type(value).__name__}: no number>"
 
 
-class NeedsOutputKind(TypeError):
+class _NeedsOutputKind(TypeError):
     """Outputs holding a value JSON cannot write, sent by a worker not told its model's output kind."""
 
 
 def _output_value(value: Any, where: str) -> Any:
     """A value of the outputs JSON cannot write, the worker not told the output kind:
-    :class:`NeedsOutputKind`, naming the field and the type. Each output kind reads such a value
+    :class:`_NeedsOutputKind`, naming the field and the type. Each output kind reads such a value
     its own way (in process a ``Decimal`` is a score or a value by its float but a class named by
     its text to ``labels``, a date a class name to ``labels`` and refused by the others)."""
-    raise NeedsOutputKind(f"{where}: a {type(value).__module__}.{type(value).__qualname__} value, which the model's "
+    raise _NeedsOutputKind(f"{where}: a {type(value).__module__}.{type(value).__qualname__} value, which the model's "
                           "output kind reads its own way (the worker was not told it: output_kind)")
 
 
@@ -465,7 +465,7 @@ def _outputs_as(outputs: Any, kind: str | None) -> Any:
     ones: the numeric kinds' as the float64 array they are read as (:func:`_scores_as`), a
     ``labels`` model's each value as the class the in-process lookup names (:func:`_class_name`),
     a ``text`` model's each such value as a value that is no text (:func:`_no_text`: the call is
-    refused as in process). Without a kind: :class:`NeedsOutputKind` (:func:`_output_value`).
+    refused as in process). Without a kind: :class:`_NeedsOutputKind` (:func:`_output_value`).
     Outputs JSON writes (the event's other fields raised) are sent as the plain encoding sends them."""
     try:
         json.dumps(outputs, default=_default)
@@ -489,7 +489,9 @@ def _scores_as(outputs: Any, kind: str) -> Any:
     to be refused for the same reason. A DataFrame (read in process by its columns' class names)
     or outputs refused otherwise raise TypeError."""
     try:
-        from monitor.ingest import RowError, is_dataframe, score_values
+        from monitor.events import is_dataframe
+        from monitor.ingest import score_values
+        from monitor.input_forms import RowError
     except ImportError:  # numpy absent from the worker: no reader to read by
         raise _no_parity(outputs, "outputs", "cannot be read without numpy") from None
     if is_dataframe(outputs):
@@ -542,10 +544,8 @@ def _class_name(value: Any, where: str) -> Any:
         return {type(value).__name__: "several values, not one label"}
     if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):  # numpy's clongdouble too
         raise _no_parity(value, where, "refuses the call in process (a complex label), as no JSON value does")
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
-        value = value.item()  # as the lookup reads numpy's scalars
     try:
-        return value if value.__class__ is str else value_text(value)
+        return _class_key(value)[0]
     except Exception:  # noqa: BLE001 - a caller's object whose str() raises
         raise _no_parity(value, where, "names no class in process (its text cannot be taken)") from None
 
@@ -1214,7 +1214,7 @@ class ForwardingMonitor:
             except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
                 fix = ("give ForwardingMonitor(output_kind=...) the model's output.kind, as the sidecar's config declares "
                        "it: outputs holding values JSON cannot write are then sent as that kind reads them; or make the "
-                       "outputs plain numbers or text" if isinstance(err, NeedsOutputKind) else
+                       "outputs plain numbers or text" if isinstance(err, _NeedsOutputKind) else
                        "make the inputs and outputs plain rows (lists, numpy arrays, DataFrames), e.g. "
                        "watch(..., inputs=lambda req: req.instances, outputs=lambda answer: "
                        "answer['probabilities']) for a request object or a dict")
