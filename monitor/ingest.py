@@ -520,23 +520,47 @@ class BatchBuilder:
 
         Why: read by position, a frame ``{"spam": 0.9, "ham": 0.1}`` under ``output.classes:
         [ham, spam]`` was monitored as P(ham) = 0.9, every row of the wrong class, and nothing said."""
-        names = [str(c) for c in frame.columns]
+        order = self._class_order(list(frame.columns), "a DataFrame of the columns")
+        return frame if order is None else frame.iloc[:, order]
+
+    def _class_records(self, records: list[Any]) -> list[list[Any]]:
+        """Rows of scores given as objects keyed by class name (``[{"spam": 0.9, "ham": 0.1}]``)
+        as rows in the order of the model's classes, as :meth:`_class_columns` reads a DataFrame.
+
+        Why: a DataFrame of probabilities (AutoGluon's, H2O's) is forwarded by a worker as such
+        records, as JSON writes a frame, and every row was refused at the sidecar as
+        ``non_numeric_output``, where the same call in process was read by its columns' names;
+        posted so to ``/v1/events`` they were refused alike."""
+        names = list(records[0])
+        for row in records:
+            if type(row) is not dict or row.keys() != records[0].keys():
+                raise RowError("output_shape", f"outputs are rows keyed by class name, but not all by the same ones "
+                                               f"({short_list([str(k) for k in names])} in the first, "
+                                               f"{short_repr(row)} in another): give every row a score per class")
+        order = self._class_order(names, "rows keyed by")
+        keys = names if order is None else [names[i] for i in order]
+        return [[row[k] for k in keys] for row in records]
+
+    def _class_order(self, columns: list[Any], what: str) -> list[int] | None:
+        """Positions of the model's classes among ``columns`` (named scores), or None: read as they
+        are (named otherwise, already in order, or a binary model's positive class alone)."""
+        names = [str(c) for c in columns]
         known = self.classes.names
         if (not known and names and len(set(names)) == len(names) <= self.classes.cap
-                and all(isinstance(c, str) for c in frame.columns)):
+                and all(isinstance(c, str) for c in columns)):
             for name in names:
                 self.classes.add(name)
             self.classes.ensure(len(names))  # the names are columns: an integer label may be a column index
             known = self.classes.names
         if not names or not set(names) <= set(known):
-            return frame
+            return None
         if sorted(names) == sorted(known):
-            return frame if names == known else frame.iloc[:, [names.index(k) for k in known]]
+            return None if names == known else [names.index(k) for k in known]
         if len(known) == 2 and names == [known[1]] and not self.output.is_multilabel:
-            return frame  # P(positive) of a binary model, as one column is read
-        raise RowError("output_shape", f"outputs are a DataFrame of the columns {short_list(names)}, "
+            return None  # P(positive) of a binary model, as one column is read
+        raise RowError("output_shape", f"outputs are {what} {short_list(names)}, "
                                        f"named as some of the classes ({short_list(known)}): "
-                                       "return one column per class of output.classes (or, for a binary model, the "
+                                       "return one score per class of output.classes (or, for a binary model, the "
                                        "positive class's alone)")
 
     def _event_outputs(self, outputs: Any, n_rows: int) -> np.ndarray:
@@ -549,8 +573,11 @@ class BatchBuilder:
         if self._answers:
             return _answers(outputs, n_rows)
         kind = self.output.kind
-        if self._scores and is_dataframe(outputs):
-            outputs = self._class_columns(outputs)
+        if self._scores:
+            if is_dataframe(outputs):
+                outputs = self._class_columns(outputs)
+            elif type(outputs) is list and outputs and type(outputs[0]) is dict:
+                outputs = self._class_records(outputs)
         if kind == "probabilities" and integer_array(outputs):
             raise RowError("labels_as_probabilities", (
                 f"outputs of integer or boolean dtype ({outputs.dtype}) are class labels or votes, not probabilities "
