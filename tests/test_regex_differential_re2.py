@@ -113,3 +113,11 @@ def test_the_comparison_is_not_vacuous(prometheus_and_store) -> None:  # type: i
             partial += 1
     assert refused == 11
     assert partial >= 30
+
+
+def test_an_error_quoting_a_regex_matcher_quotes_it_as_written() -> None:
+    """The parser binding reads a regex matcher as a marked equality (``ast._literals_for_the_parser``);
+    an error that quotes its value quotes the pattern, never the mark."""
+    with pytest.raises(PromQLError) as info:
+        Engine().compile('foo{__name__=~"b.*"}')  # refused by Prometheus too: the name set twice
+    assert "'b.*'" in str(info.value) and "\x00" not in str(info.value)

@@ -461,7 +461,10 @@ def parse_expr(expr: str) -> Node:
     try:
         tree = pp.parse(text)
     except ValueError as exc:
-        raise ParseError(f"invalid PromQL {expr!r}: {exc}") from exc
+        said = str(exc)
+        for _, mark in _REGEX_MARKS.values():  # a matcher's value the parser quotes, as the query wrote it
+            said = said.replace(mark, "")
+        raise ParseError(f"invalid PromQL {expr!r}: {said}") from exc
     except BaseException as exc:  # the Rust binding raises PanicException (a BaseException)
         if type(exc).__name__ == "PanicException":
             raise ParseError(f"invalid PromQL {expr!r}: parser failure: {exc}") from None
