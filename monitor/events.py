@@ -138,11 +138,10 @@ _KEYS = {
 
 def _one_value(x: Any) -> bool:
     """Whether a feedback argument is one value (a str, a number, a numpy scalar), not a sequence;
-    a caller's object whose ``__getattr__`` raises is one (its error went up out of ``feedback``)."""
-    if isinstance(x, (str, bytes)):
-        return True
+    a caller's object whose ``__getattr__`` or ``__class__`` raises is one (its error went up out of
+    ``feedback``: ``isinstance`` reads ``__class__`` when the type is not the one asked for)."""
     try:
-        return not hasattr(x, "__iter__") or getattr(x, "ndim", 1) == 0
+        return isinstance(x, (str, bytes)) or not hasattr(x, "__iter__") or getattr(x, "ndim", 1) == 0
     except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup
         return True
 
@@ -151,8 +150,9 @@ def event_time(timestamp: Any) -> float:
     """Unix seconds from what a caller passed as ``timestamp=``: a number, or a ``datetime``
     (aware; a naive one is local time, as ``datetime.timestamp`` reads it); a ValueError naming
     the fix otherwise, also for a caller's object whose conversion raises anything else (it went
-    up through ``observe`` as an internal error, and out of ``feedback`` and ``observe_error``)."""
-    if isinstance(timestamp, bool):
+    up through ``observe`` as an internal error, and out of ``feedback`` and ``observe_error``), or
+    whose ``__class__`` raises (``isinstance`` reads it: a proxy, a lazy object)."""
+    if type(timestamp) is bool:  # bool has no subclasses; isinstance would run a proxy's __class__
         raise ValueError("timestamp must be Unix seconds (a number) or a datetime, not a boolean")
     try:
         if hasattr(timestamp, "timestamp") and callable(timestamp.timestamp):
@@ -180,8 +180,13 @@ def error_event(exception: BaseException | str, latency_s: float | None, client:
     """The queue tuple of a call where the model raised, at ``when`` (a ``timestamp=`` as a
     caller passes it, or a clock to read), or None when that is not a time. An empty type name is
     ``Exception``, as an event that names none is: the label ``exception=""`` is no label to
-    Prometheus (and a forwarding worker's such event was refused, ``bad_exception``)."""
-    name = (exception if isinstance(exception, str) else type(exception).__name__)[:MAX_EXCEPTION_CHARS] or "Exception"
+    Prometheus (and a forwarding worker's such event was refused, ``bad_exception``). Text is read
+    by its type and str's own methods (``isinstance`` runs a caller's object's ``__class__``, and a
+    str subclass may override the slicing and truth that cut it: each raised out of the call)."""
+    if issubclass(type(exception), str):
+        name = str.__str__(exception)[:MAX_EXCEPTION_CHARS] or "Exception"  # type: ignore[arg-type]
+    else:
+        name = type(exception).__name__[:MAX_EXCEPTION_CHARS] or "Exception"
     try:
         ts = when() if callable(when) else event_time(when)
     except ValueError:
@@ -386,12 +391,13 @@ def is_missing(v: Any) -> bool:
     label sent for the id ``"--"`` joined), a label given so names no class."""
     if v is None:
         return True
-    if isinstance(v, float) or (type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0):
+    kind = type(v)  # not isinstance: it runs a caller's object's __class__ (a proxy's may raise)
+    if issubclass(kind, float) or (kind.__module__ == "numpy" and getattr(v, "ndim", None) == 0):
         try:
             return bool(v != v)
         except Exception:  # noqa: BLE001 - several answers, or a caller's object (in a 0-d array) whose != raises
             return False  # anything: no missing value, as nan_like reads it (the call was lost as internal_error)
-    return type(v).__name__ in _MISSING_TYPES
+    return kind.__name__ in _MISSING_TYPES
 
 
 #: The types whose values stand for none, by name (pandas and numpy not imported on the caller's

@@ -1,0 +1,99 @@
+"""Caller's objects outside session 39's fuzz of evil objects (session 40, helper b): values whose
+``__class__`` or ``__getattribute__`` raises (proxies, lazy objects: ``isinstance`` reads
+``__class__`` when the type is not the one asked for, so it raises what they raise), str and dict
+subclasses whose methods raise, ``__len__`` that is no size, ``__eq__`` whose answer has no truth,
+object arrays holding them; in observe(), feedback(), observe_error() and through watch(), in
+process and forwarded. Each test failed before its fix; each object raises RuntimeError (not
+TypeError or ValueError, which the readers catch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor import Monitor
+from monitor.events import ERROR
+from monitor.forwarding import ForwardingMonitor
+
+__all__: list[str] = []
+
+CLASSES = ["n", "y", "z"]
+PROBS = {"features": ["a", "b"], "output": {"kind": "probabilities", "classes": CLASSES}}
+
+
+def _raise(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("evil")
+
+
+class _NoClass:
+    """A value whose ``__class__`` raises (a lazy proxy whose setup fails): ``isinstance(v, T)``
+    raises for every ``T`` but its own type."""
+
+    __class__ = property(_raise)  # type: ignore[assignment]
+
+
+class _NoAttributes:
+    """A value whose ``__getattribute__`` raises for every name (``__class__`` included)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError(f"no attribute {name}")
+
+
+class _HostileStr(str):
+    """Text whose methods raise (a str subclass overriding them): ``isinstance(v, str)`` holds."""
+
+
+for _name in ("__str__", "__repr__", "__getitem__", "__iter__", "__len__", "__bool__", "__hash__", "__eq__", "__ne__",
+              "__contains__", "__format__", "strip", "lower", "encode", "startswith", "rpartition", "isdigit", "split",
+              "replace", "__float__", "__int__", "__add__", "__mod__", "__lt__"):
+    setattr(_HostileStr, _name, _raise)
+
+
+def _monitor(config: dict[str, Any] = PROBS) -> Monitor:
+    return Monitor(model="m", config=config, registry=CollectorRegistry(), start_worker=False, live=False)
+
+
+def _internal_errors(mon: Monitor) -> float:
+    return sum(mon.store.value("monitor_internal_errors", {"stage": s}) or 0
+               for s in ("ingest", "pipeline", "cycle", "export", "clock"))
+
+
+#: Each evil value's maker and the exception name observe_error() reads it as.
+_EVILS = {"no_class": (_NoClass, "_NoClass"), "no_attributes": (_NoAttributes, "_NoAttributes"),
+          "hostile_str": (lambda: _HostileStr("1.5"), "1.5")}
+
+
+@pytest.mark.parametrize("case", sorted(_EVILS))
+def test_a_call_argument_whose_class_cannot_be_read_raises_nothing_out_of_the_call(case: str) -> None:
+    """``observe_error(exception)``, a ``timestamp=`` and feedback ids or labels whose
+    ``__class__`` raises, or text whose methods raise: ``error_event`` read the exception with
+    ``isinstance`` and cut it with the subclass's own slicing, ``event_time`` asked
+    ``isinstance(timestamp, bool)`` before its guard, ``feedback``'s ``_one_value`` asked
+    ``isinstance(x, (str, bytes))`` and the forwarding worker's ``is_missing`` (a label)
+    ``isinstance(v, float)``: each raised out of the caller's call (RuntimeError), and observe()'s
+    timestamp was dropped as the monitor's ``internal_error``. Now an exception is its type's name
+    or its text, a timestamp none is no time (``invalid_timestamp``; feedback: a ValueError), an id
+    or label one value; in a ForwardingMonitor alike."""
+    evil, name = _EVILS[case]
+    mon = _monitor()
+    fm = ForwardingMonitor("m", "unix:///nonexistent/fw.sock", start=False)
+    try:
+        for sink in (mon, fm):
+            assert sink.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], timestamp=evil()) is False
+            assert sink.observe_error("TimeoutError", timestamp=evil()) is False
+            assert sink.queue.counters()[0] == {"invalid_timestamp": 2}
+            assert sink.observe_error(evil()) is True
+            with pytest.raises(ValueError, match="timestamp must be Unix seconds"):
+                sink.feedback("r1", "y", timestamp=evil())
+            sink.feedback(evil(), "y")
+            sink.feedback("r1", evil())
+            sink.feedback(["r1", "r2"], ["y", evil()])
+            sink.feedback(["r1", evil()], ["y", "n"])
+            names = [e[2] for e in sink.queue.items if e[0] == ERROR]
+            assert names == [name], names
+    finally:
+        mon.close()
+        fm.close()
