@@ -702,8 +702,12 @@ def read_label(label: Any, regression: bool) -> tuple[Any, int | None]:
     NA, a masked element), is several values (a list, an array, a mapping: a multi-label model's
     truth), is infinite, or is an integer of more than :data:`MAX_LABEL_BITS` bits (no class index
     is that long, and ``str()`` refuses past 4,300 digits). Booleans are labels (True is class 1,
-    or 1.0). May raise for an object whose conversions raise; the join counts that invalid too.
+    or 1.0). Text of a str subclass is read as its text (str's own, not the subclass's methods,
+    which the join ran: its ``len()`` or ``float()`` raising lost the whole drain). May raise for
+    an object whose conversions raise; the join counts that invalid too.
     """
+    if type(label) is not str and issubclass(type(label), str):  # not isinstance: a proxy's __class__ may raise
+        return read_label(str.__str__(label), regression)
     if isinstance(label, float):  # Python's and numpy's float64 (the usual labels): no complex, no array
         if label != label:
             return None, _NAN

@@ -72,7 +72,8 @@ def _may_be_held(key: str) -> bool:
 def _untaken_id(rid: Any) -> str:
     """A request id whose text cannot be taken, described for the log: an integer by its number of
     digits (``str()`` refuses one of more than 4,300), another value by its type and the error."""
-    if isinstance(rid, (int, np.integer)) and not isinstance(rid, bool):
+    # by its type: isinstance reads a caller's object's __class__, which may raise (a proxy's lost the drain)
+    if issubclass(type(rid), (int, np.integer)) and type(rid) is not bool:
         return f"of {decimal_digits(int(rid)):,} digits (an integer, whose text str() refuses)"
     try:
         str(rid)

@@ -153,13 +153,14 @@ def latency_seconds(value: Any) -> float:
         several = getattr(value, "ndim", 0) != 0
     except Exception:  # noqa: BLE001 - the caller's object: its __getattr__ may raise anything (the drain was lost)
         return float("nan")
-    if several or isinstance(value, COMPLEX_SCALARS):
+    kind = type(value)  # not isinstance: it reads a caller's object's __class__, which may raise (the drain was lost)
+    if several or issubclass(kind, COMPLEX_SCALARS):
         return float("nan")
-    if isinstance(value, _DURATIONS):
+    if issubclass(kind, _DURATIONS):
         from monitor.temporal import temporal_seconds
 
         return float(temporal_seconds(value))
-    if isinstance(value, _POINTS_IN_TIME):
+    if issubclass(kind, _POINTS_IN_TIME):
         return float("nan")
     try:
         return float(value)

@@ -97,3 +97,28 @@ def test_a_call_argument_whose_class_cannot_be_read_raises_nothing_out_of_the_ca
     finally:
         mon.close()
         fm.close()
+
+
+@pytest.mark.parametrize("case", sorted(_EVILS))
+def test_a_feedback_id_label_or_latency_whose_class_cannot_be_read_costs_no_drain(case: str) -> None:
+    """A feedback id whose ``__class__`` raises (the join's log example, ``_untaken_id``, asked
+    ``isinstance(rid, int)``), a label of a str subclass whose ``len()`` raises (``_held_class``
+    measured it for a prediction not come yet), a ``latency_s`` whose ``__class__`` raises
+    (``latency_seconds``' isinstance): each lost the whole drain as a pipeline internal error,
+    every call and label in it. Now the id finds no prediction (``unknown_id``), the label is read
+    as its text (the class it names), the latency is left out (counted)."""
+    evil, _ = _EVILS[case]
+    with _monitor() as mon:
+        mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r1")
+        mon.feedback(evil(), "y")
+        mon.feedback(["r2", evil()], ["y", "n"])
+        mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], latency_s=evil())
+        mon.feedback(["r1", "r3"], [_HostileStr("y"), _HostileStr("n")])  # r3: held for a prediction to come
+        mon.flush()
+        mon.observe([[1.0, 2.0]], [[0.2, 0.3, 0.5]], request_id="r3")
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_calls") == 3
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 1
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
+        assert mon.store.value("monitor_feedback_labels", {"outcome": "unknown_id"}) == 2  # r2 waits as an early label
