@@ -63,10 +63,12 @@ def holds_complex(value: Any) -> bool:
     or an object array holding one: a 0-d one is a value numpy left as it is among a list's values
     (``np.array(np.complex128(1j), dtype=object)``), and a float64 cast read it as its real part
     with numpy's ComplexWarning on the user's stderr, where a complex number given as it is was
-    refused (outputs) or unreadable (inputs)."""
-    if isinstance(value, COMPLEX_SCALARS) or complex_array(value):
+    refused (outputs) or unreadable (inputs). Told by the value's type (isinstance reads a caller's
+    object's ``__class__``, which a proxy's may raise: the call was lost as an internal error)."""
+    kind = type(value)
+    if issubclass(kind, COMPLEX_SCALARS) or complex_array(value):
         return True
-    return isinstance(value, np.ndarray) and value.dtype.kind == "O" and any(map(holds_complex, value.ravel().tolist()))
+    return issubclass(kind, np.ndarray) and value.dtype.kind == "O" and any(map(holds_complex, value.ravel().tolist()))
 
 
 class ComplexValues(Exception):
@@ -142,11 +144,11 @@ def object_cells(value: Any) -> np.ndarray:
         raise
     except Exception:  # noqa: BLE001 - a caller's object's own conversion: read without numpy's
         pass
-    if not isinstance(value, (list, tuple)):
+    if not issubclass(type(value), (list, tuple)):  # by type: isinstance runs a caller's object's __class__
         cell = np.empty((), dtype=object)
         cell[()] = value
         return cell
-    rows = [v if isinstance(v, (list, tuple)) else None for v in value]
+    rows = [v if issubclass(type(v), (list, tuple)) else None for v in value]
     flat = all(r is None for r in rows)
     width = {len(r) for r in rows if r is not None}
     if not flat and (None in rows or len(width) != 1):
@@ -239,16 +241,24 @@ def cell_number(v: Any) -> float | None:
     unit); NaN for a missing one (None, empty text: a CSV's gap, as :func:`category_text` reads
     it; numpy's ``np.ma.masked`` placed as a value, which ``float()`` read as NaN with numpy's
     UserWarning on the user's stderr); None for any other value (text that is no number, a list,
-    an object, a complex number)."""
+    an object, a complex number). Told by the value's type, text stripped by str's and bytes' own
+    methods: isinstance reads a caller's object's ``__class__`` and a subclass may override
+    ``strip``, either of which may raise (the call was lost as an internal error)."""
     if v is None or v is np.ma.masked:
         return np.nan
-    if isinstance(v, NUMPY_TIMES):
+    kind = type(v)
+    if issubclass(kind, NUMPY_TIMES):
         from monitor.temporal import temporal_seconds
 
         return temporal_seconds(v)
-    if isinstance(v, COMPLEX_SCALARS) or (type(v) is np.ndarray and holds_complex(v)):
+    if issubclass(kind, COMPLEX_SCALARS) or (kind is np.ndarray and holds_complex(v)):
         return None  # numpy's too (complex64 is no Python complex), and in an array: float() keeps the real part
-    if isinstance(v, (str, bytes)) and not v.strip():
+    if issubclass(kind, str):
+        if not str.strip(v):
+            return np.nan
+        if kind is not str:
+            v = str.__str__(v)  # its text: float() of a subclass runs its own __float__
+    elif issubclass(kind, bytes) and not bytes.strip(v):
         return np.nan
     try:
         return float(v)
@@ -265,7 +275,7 @@ def nan_like(v: Any) -> bool:
     string), NaT, pandas' NA, numpy's ``np.ma.masked`` (whose text, the category "--", was kept);
     never a category named "nan"; a value of several values (an array, a Series, a DataFrame,
     whose ``!=`` is one answer per value) is none (read by its text, as a list is)."""
-    if isinstance(v, str):
+    if issubclass(type(v), str):  # by type: isinstance runs a caller's object's __class__
         return False
     if v is np.ma.masked:
         return True
@@ -305,12 +315,12 @@ def category_text(v: Any) -> str | None:
     text = float_text(v)
     if text is not None:
         return text
-    if isinstance(v, (bytes, bytearray)):
+    if issubclass(type(v), (bytes, bytearray)):  # by type: isinstance runs a caller's object's __class__
         return category_text(bytes(v).decode("utf-8", "replace"))
     # any other value (a str subclass such as numpy's str_ or a str-mixin Enum's member: its own
-    # characters, value_text; a cell of a string array) by its text, read as text is: empty text
-    # missing, "7.0" the code 7 (str.__str__: exact text, whatever a subclass's __str__ returns,
-    # so that this never recurses again)
+    # characters, value_text, not its __str__, which may raise; a cell of a string array) by its
+    # text, read as text is: empty text missing, "7.0" the code 7 (str.__str__: exact text, whatever
+    # a subclass's __str__ returns, so that this never recurses again)
     try:
         text = value_text(v)
     except Exception:  # noqa: BLE001 - a caller's object whose str() raises: the call was lost as internal_error

@@ -414,7 +414,7 @@ def value_text(v: Any) -> str:
     class name, a client, a segment, a request id) read such a member as ``Tier.GOLD`` in process,
     and as ``gold`` where it came as JSON (forwarded, POST /v1/events): another category or class
     on each side. May raise for an object whose ``str()`` raises."""
-    return str.__str__(v) if isinstance(v, str) else str(v)
+    return str.__str__(v) if issubclass(type(v), str) else str(v)  # by type: isinstance runs v's __class__
 
 
 def row_text(v: Any, limit: int | None = None) -> str | None:
@@ -459,7 +459,7 @@ def whole_number_text(v: Any) -> str | None:
     is missing (pandas), so the same code arrives as ``7`` from one source and ``7.0`` from
     another; above 2**53 a float no longer holds every integer, so it is left to its own text
     (:func:`float_text`)."""
-    kind = v.__class__
+    kind = type(v)  # not v.__class__: a caller's object's may raise
     if kind is float or kind.__name__ in _FLOAT_TYPES:
         f = float(v)
         if f.is_integer() and abs(f) < 2.0 ** 53:
@@ -484,7 +484,7 @@ def float_text(v: Any) -> str | None:
     holds): such a float may stand for any of several integers, so it is never read as one of
     them; an integer code or id that large matches its float on neither side (keep it whole:
     pandas' nullable ``Int64``, or text)."""
-    kind = v.__class__
+    kind = type(v)  # not v.__class__: a caller's object's may raise (a proxy's: the call was lost)
     if kind is not float and kind.__name__ not in _FLOAT_TYPES:
         return None
     f = float(v)

@@ -264,7 +264,7 @@ class BatchBuilder:
                 v = get(name)
                 if v is None:
                     continue
-                if v.__class__ in PLAIN_NUMBERS:  # the common case: one set lookup
+                if type(v) in PLAIN_NUMBERS:  # the common case: one set lookup (not v.__class__: a proxy's may raise)
                     try:
                         line[j] = v
                         continue
@@ -412,7 +412,7 @@ class BatchBuilder:
         num, unread = self._cells_as_numbers(cells, schema.names)
         if unread is not None and not (~unread.mask & ~np.isnan(num)).any():
             first = unread.value
-            if isinstance(first, COMPLEX_SCALARS):
+            if issubclass(type(first), COMPLEX_SCALARS):  # isinstance runs a caller's object's __class__
                 raise RowError("wrong_type", f"inputs hold complex numbers ({short_repr(first)}) and no real one; the "
                                              "monitor reads real ones", _COMPLEX_FIX)
             raise RowError("wrong_type", "inputs must be numeric rows")
@@ -437,7 +437,7 @@ class BatchBuilder:
 
     def _note_unreadable(self, name: str, value: Any) -> None:
         if self.unreadable_values is None:  # said once, for rows that were monitored (not a refused call's)
-            complex_ = isinstance(value, COMPLEX_SCALARS)
+            complex_ = issubclass(type(value), COMPLEX_SCALARS)  # isinstance runs a caller's object's __class__
             fix = (_COMPLEX_FIX if complex_ else
                    "send numbers for numeric features (a missing value as null), or declare the feature kind: "
                    "categorical or kind: text under features in the config")

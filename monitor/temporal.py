@@ -108,19 +108,21 @@ def temporal_seconds(value: Any) -> float | None:
     >>> temporal_seconds("1970-01-02T01:00:00+01:00"), temporal_seconds("soon") is None
     (86400.0, True)
     """
-    if isinstance(value, str):
-        parsed = _iso_datetime(value) if len(value) <= 40 else None
+    kind = type(value)  # not isinstance: it runs a caller's object's __class__, which may raise (the call was lost)
+    if issubclass(kind, str):
+        text = value if kind is str else str.__str__(value)  # a subclass's text, not its own methods
+        parsed = _iso_datetime(text) if len(text) <= 40 else None
         return None if parsed is None else temporal_seconds(parsed)
-    if isinstance(value, _dt.timedelta):
+    if issubclass(kind, _dt.timedelta):
         seconds = value.total_seconds()
         return float("nan") if seconds != seconds else float(seconds)
-    if isinstance(value, _dt.datetime):
+    if issubclass(kind, _dt.datetime):
         if value != value:  # pandas NaT is a datetime here
             return float("nan")
         if value.tzinfo is None:
             return (value - _EPOCH).total_seconds()
         return (value - _EPOCH_UTC).total_seconds()
-    if isinstance(value, _dt.date):
+    if issubclass(kind, _dt.date):
         return float((value - _EPOCH.date()).days * 86400)
     try:
         kind = getattr(getattr(value, "dtype", None), "kind", None)

@@ -66,8 +66,11 @@ def text_value(v: Any) -> str | None:
         return v
     if v is None:
         return None
-    if isinstance(v, (bytes, bytearray)):
+    kind = type(v)  # not isinstance: it runs a caller's object's __class__, which may raise (the call was lost)
+    if issubclass(kind, (bytes, bytearray)):
         return bytes(v).decode("utf-8", "replace")
+    if issubclass(kind, str):  # a subclass (numpy's str_): its text, not its own methods (which may raise)
+        return str.__str__(v)
     try:
         if v != v:  # NaN, NaT
             return None

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from monitor import Monitor
 from monitor.events import ERROR
 from monitor.forwarding import ForwardingMonitor
+from tests.test_bad_input_s39a import _object_rows, _zero_d
 
 __all__: list[str] = []
 
@@ -122,3 +123,46 @@ def test_a_feedback_id_label_or_latency_whose_class_cannot_be_read_costs_no_drai
         assert mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 1
         assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
         assert mon.store.value("monitor_feedback_labels", {"outcome": "unknown_id"}) == 2  # r2 waits as an early label
+
+
+MIXED = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}, {"name": "c", "kind": "text"}],
+         "output": {"kind": "regression"}}
+
+
+@pytest.mark.parametrize("case", ["no_class", "no_attributes"])
+@pytest.mark.parametrize("form", ["lists", "dicts", "object_array", "zero_d"])
+def test_an_input_value_whose_class_cannot_be_read_is_one_unreadable_value(case: str, form: str) -> None:
+    """An input value whose ``__class__`` raises, in a numeric, a categorical or a text column:
+    the readers told its kind by ``isinstance`` (cell_number, holds_complex, temporal_seconds,
+    nan_like, text_value, the unreadable-value line) or ``v.__class__`` (float_text), each of which
+    ran the caller's ``__class__``: the call was lost as an ingest internal error. Now they tell it
+    by ``type(v)``: the numeric value is unreadable (counted wrong_type, its row monitored), the
+    categorical and text ones read by their text."""
+    evil, _ = _EVILS[case]
+    rows = [[evil(), "u", "hello there"], [1.0, evil(), "hi"], [2.0, "v", evil()], [3.0, "u", "fine"]]
+    inputs: Any = {"lists": rows, "dicts": [dict(zip("abc", r)) for r in rows],
+                   "object_array": _object_rows(rows),
+                   "zero_d": [[v if type(v) in (float, str) else _zero_d(v) for v in r] for r in rows]}[form]
+    with _monitor(MIXED) as mon:
+        mon.observe(inputs, [0.1, 0.2, 0.3, 0.4])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 4
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+
+
+def test_text_of_a_str_subclass_whose_methods_raise_is_read_as_its_text() -> None:
+    """Text of a str subclass overriding its methods (here raising) in a numeric, categorical or
+    text column: cell_number stripped it with its own ``strip()`` and read it with its own
+    ``float()``, text_value and category_text took its own ``str()``; the call was lost as an
+    ingest internal error (a numeric one) or its value unreadable. Such text is read by str's own
+    methods now, as the text it holds: ``"1.5"`` is 1.5, the category ``u``, the text ``hello``."""
+    rows = [[_HostileStr("1.5"), _HostileStr("u"), _HostileStr("hello there")], [2.0, "u", "hello there"]]
+    with _monitor(MIXED) as mon:
+        mon.observe(rows, [0.1, 0.2])
+        mon.observe([dict(zip("abc", r)) for r in rows], [0.1, 0.2])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 4
+        assert not mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"})
+        assert not mon.store.value("monitor_data_invalid_rows", {"feature": "b", "reason": "wrong_type"})
