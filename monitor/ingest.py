@@ -18,7 +18,8 @@ from monitor.batch import Batch
 from monitor.cell_values import (COMPLEX_SCALARS, PLAIN_NUMBERS, ComplexValues, categorical_text, category_text, cell_number,
                                  complex_array, complex_form, float_rows, holds_complex, object_cells, odd_values, real_numbers)
 from monitor.events import is_dataframe
-from monitor.input_forms import RowError, inputs_are_none, is_column, is_series, named_columns, series_row, short_list, short_repr, text_column
+from monitor.input_forms import (RowError, inputs_are_none, is_column, is_series, named_columns, own_dict, series_row, short_list,
+                                 short_repr, text_column)
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
 from monitor.row_arguments import row_clients, row_embeddings, row_ids, row_segments
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
@@ -241,13 +242,15 @@ class BatchBuilder:
     def _rows_from_dicts(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, Unreadable | None]:
         schema = self.schema
         assert schema is not None
+        if rows and type(rows[0]) is not dict and issubclass(type(rows[0]), dict):
+            rows[0] = own_dict(rows[0])  # the others in the loop below
         if rows and type(rows[0]) is dict and not all(type(k) is str for k in rows[0]):
             # keys that are not text (a DataFrame's integer column labels, {0: x, 1: y}) by their
             # text, as the schema names them: looked up as they were, every value read as missing
-            rows = [{str(k): v for k, v in row.items()} if isinstance(row, dict) else row for row in rows]
+            rows = [{str(k): v for k, v in own_dict(row).items()} if issubclass(type(row), dict) else row for row in rows]
         if self.renamed_keys is None:
             self._key_checks += 1
-            if (self._key_checks <= 64 or not self._key_checks & 63) and rows and isinstance(rows[0], dict):
+            if (self._key_checks <= 64 or not self._key_checks & 63) and rows and type(rows[0]) is dict:
                 self._note_renamed_keys(rows[0], schema)
         num_names, cat_names, text_names = schema.numeric_names, schema.categorical_names, schema.text_names
         num = np.full((len(rows), len(num_names)), np.nan)
@@ -256,8 +259,10 @@ class BatchBuilder:
         unreadable: np.ndarray | None = None
         first: tuple[str, Any] = ("", None)
         for i, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise RowError("wrong_type", "rows must all be objects of feature name to value")
+            if type(row) is not dict:  # by type: isinstance runs a caller's object's __class__
+                if not issubclass(type(row), dict):
+                    raise RowError("wrong_type", "rows must all be objects of feature name to value")
+                row = rows[i] = own_dict(row)
             get = row.get
             line = num[i]
             for j, name in num_cols:
@@ -320,7 +325,9 @@ class BatchBuilder:
             if not all(type(c) is str for c in inputs.columns):  # labels as the schema names them (one pass here)
                 inputs = inputs.set_axis([str(c) for c in inputs.columns], axis=1)
             return self._rows_from_dicts(inputs.to_dict(orient="records"))
-        if isinstance(inputs, dict):
+        if issubclass(type(inputs), dict):  # by type: isinstance runs a caller's object's __class__
+            if type(inputs) is not dict:
+                inputs = own_dict(inputs)
             values = list(inputs.values())
             if values and is_column(values[0]):  # columnar dict
                 n = len(values[0])
@@ -339,9 +346,9 @@ class BatchBuilder:
                 rows = [{k: (v[i] if k in columns else v) for k, v in inputs.items()} for i in range(n)]
                 return self._rows_from_dicts(rows)
             return self._rows_from_dicts([inputs])
-        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], dict):
+        if issubclass(type(inputs), (list, tuple)) and inputs and issubclass(type(inputs[0]), dict):
             return self._rows_from_dicts(list(inputs))
-        if isinstance(inputs, (list, tuple)) and not inputs:
+        if issubclass(type(inputs), (list, tuple)) and not inputs:
             # a call on no rows (a batching server's empty batch), as an empty array is: read as one
             # row of no feature below, it was refused as wrong_shape, a row that was never sent
             return np.empty((0, len(self.input_columns))), np.empty((0, len(schema.categorical_names)), dtype=object), None
@@ -804,7 +811,7 @@ class BatchBuilder:
             return None
         for row in ins:
             for first in row.values():
-                if isinstance(first, (list, tuple, np.ndarray)):  # a columnar dict: rows of lists
+                if issubclass(type(first), (list, tuple, np.ndarray)):  # a columnar dict: rows of lists (by type: see as_numpy)
                     return None
                 break
             else:
@@ -905,7 +912,7 @@ def as_numpy(value: Any) -> Any:
     ``np.asarray`` of it raises RuntimeError: every such event was lost as the monitor's own
     ``internal_error`` (and a CUDA tensor refused as not numbers). The caller's tensor is not
     changed: ``detach`` and ``cpu`` return new ones."""
-    if isinstance(value, _PLAIN):
+    if issubclass(type(value), _PLAIN):  # by type: isinstance runs a caller's object's __class__ (a proxy's may raise)
         return value
     try:
         if not callable(getattr(value, "numpy", None)):  # a DataFrame's column "numpy" is no method
@@ -931,7 +938,7 @@ def unmasked(value: Any) -> Any:
     Why: ``np.asarray`` (and ``astype``) of a masked array is its data alone, so the masked
     entries were monitored as whatever value they hid (a fill value such as 1e20, or 0) as real
     inputs, outputs or reference rows, and nothing was counted missing."""
-    if not isinstance(value, _MASKED):
+    if not issubclass(type(value), _MASKED):  # by type: isinstance runs a caller's object's __class__
         return value
     mask = np.ma.getmaskarray(value)
     data = np.asarray(value.data)
@@ -958,8 +965,11 @@ def _event_as_numpy(event: tuple[Any, ...]) -> tuple[Any, ...]:
     :func:`unmasked`); the event itself when none is (the common case: a few type checks)."""
     x, out = event[2], event[3]
     emb = event[8] if len(event) > 8 else None
-    if isinstance(x, _PLAIN) and isinstance(out, _PLAIN) and isinstance(emb, _PLAIN) and not (
-            isinstance(x, _MASKED) or isinstance(out, _MASKED) or isinstance(emb, _MASKED)):
+    # by type: isinstance runs a caller's object's __class__, which a proxy's may raise (the call was
+    # lost); and for a list, 0.3 of its cost (isinstance looked up __class__ against ndarray first)
+    tx, tout, temb = type(x), type(out), type(emb)
+    if issubclass(tx, _PLAIN) and issubclass(tout, _PLAIN) and issubclass(temb, _PLAIN) and not (
+            issubclass(tx, _MASKED) or issubclass(tout, _MASKED) or issubclass(temb, _MASKED)):
         return event
     x2, out2, emb2 = unmasked(as_numpy(x)), unmasked(as_numpy(out)), unmasked(as_numpy(emb))
     if x2 is x and out2 is out and emb2 is emb:
@@ -1157,11 +1167,12 @@ def _text_example(outputs: Any) -> str | None:
     shows it, None when none does: rows of text of different lengths (a label per token) were
     refused as rows of scores of different lengths, "one score per class", and generated text
     named no value."""
-    if isinstance(outputs, (str, bytes, dict)):
+    kind = type(outputs)  # by type: isinstance runs a caller's object's __class__, which may raise (the call was lost)
+    if issubclass(kind, (str, bytes, dict)):
         rows: Any = [outputs]
-    elif isinstance(outputs, (list, tuple)):
+    elif issubclass(kind, (list, tuple)):
         rows = outputs[:100]
-    elif isinstance(outputs, np.ndarray) and outputs.dtype.kind in "OSU":
+    elif issubclass(kind, np.ndarray) and outputs.dtype.kind in "OSU":
         # a 0-d object array (np.asarray of a dict the model returned) is its one value: sliced, it
         # raised IndexError and the call was lost as internal_error
         rows = outputs[:100].tolist() if outputs.dtype.kind == "O" and outputs.ndim else outputs.ravel()[:100].tolist()
@@ -1169,9 +1180,9 @@ def _text_example(outputs: Any) -> str | None:
         return None
     for row in rows:
         leaf = row
-        while isinstance(leaf, (list, tuple)) and leaf:
+        while issubclass(type(leaf), (list, tuple)) and leaf:
             leaf = leaf[0]
-        if isinstance(leaf, (str, bytes, dict)):
+        if issubclass(type(leaf), (str, bytes, dict)):
             return short_repr(row)
     return None
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from monitor.events import describe_value, is_dataframe
 
-__all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "series_row", "short_list", "short_repr", "text_column"]
+__all__ = ["RowError", "inputs_are_none", "is_column", "is_series", "named_columns", "own_dict", "series_row", "short_list", "short_repr", "text_column"]
 
 
 class RowError(ValueError):
@@ -94,7 +94,7 @@ def named_columns(inputs: Any) -> Any:
     one by one) as a dict of their values; any other inputs as they are. Why: ``np.asarray(x,
     float64)`` refuses a structured array, and a Series was read as one value of its feature, so
     every call on either was refused as ``wrong_type`` and counted as one row whatever its length."""
-    if isinstance(inputs, np.ndarray) and inputs.dtype.names and inputs.ndim == 1:
+    if issubclass(type(inputs), np.ndarray) and inputs.dtype.names and inputs.ndim == 1:  # not isinstance: see as_numpy
         return {name: inputs[name] for name in inputs.dtype.names}
     if is_dataframe(inputs) and not inputs.columns.is_unique:
         # read by name, a repeated column was one feature holding the last column's values (the first
@@ -126,6 +126,13 @@ def _unique_names(names: list[str]) -> list[str]:
         taken.add(candidate)
         out.append(candidate)
     return out
+
+
+def own_dict(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """A dict subclass's items as a plain dict, taken from the dict's own storage: a caller's
+    subclass may override ``keys``, ``items``, ``values``, ``get`` or ``__iter__`` (and make them
+    raise: the call was lost as an internal error), which ``dict(d)`` itself calls."""
+    return dict(dict.items(mapping))
 
 
 def is_column(v: Any) -> bool:

@@ -118,14 +118,20 @@ class ClassIndex:
         segments are: ``b"cat"`` is the class ``cat``, not ``b'cat'``."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
-            if isinstance(v, np.generic):  # numpy scalars inside an object array
+            # told by type, a subclass of float or str read by float's and str's own methods: isinstance
+            # runs a caller's object's __class__, and a subclass's methods are its own (either may raise)
+            kind = type(v)
+            if issubclass(kind, np.generic):  # numpy scalars inside an object array
                 v = v.item()
-            if isinstance(v, (bytes, bytearray)):
+                kind = type(v)
+            if issubclass(kind, (bytes, bytearray)):
                 v = bytes(v).decode("utf-8", "replace")
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
+                kind = str
+            if issubclass(kind, float) and float.is_integer(v):
+                v = int(float.__float__(v))
+                kind = int
             try:
-                name = v if v.__class__ is str else value_text(v)  # a str-mixin Enum's member: its value
+                name = v if kind is str else value_text(v)  # a str subclass (a str-mixin Enum's member): its own text
             except Exception:  # noqa: BLE001 - an int of over 4,300 digits, an object whose __str__ fails
                 out[i] = -1
                 continue
@@ -133,11 +139,11 @@ class ClassIndex:
             if idx is None and len(name) > MAX_CLASS_CHARS:
                 name = name[:MAX_CLASS_CHARS]
                 idx = self._index.get(name)
-            if idx is None and isinstance(v, bool):
+            if idx is None and kind is bool:
                 v = int(v)
                 name = str(v)
                 idx = self._index.get(name)
-            if idx is None and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < self.positional:
+            if idx is None and issubclass(kind, (int, np.integer)) and kind is not bool and 0 <= v < self.positional:
                 idx = int(v)
             if idx is None:
                 idx = self.add(name, from_labels) if learn else -1
@@ -238,11 +244,12 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
             missing = np.fromiter((is_missing(v) for v in rows), dtype=bool, count=n)
             _reject(valid, reasons, missing, "nan_output")  # no answer: not a class named "None" or "nan"
             # np.ma.masked is a 0-d array: missing above, not a row of several values
-            nested = np.fromiter((isinstance(v, _NOT_A_LABEL) for v in rows), dtype=bool, count=n) & ~missing
+            # by type: isinstance runs a caller's object's __class__, which may raise (the call was lost)
+            nested = np.fromiter((issubclass(type(v), _NOT_A_LABEL) for v in rows), dtype=bool, count=n) & ~missing
             if nested.any():
                 example = rows[int(np.flatnonzero(nested)[0])]
                 pick = ("pick the label of each row with watch(..., outputs=lambda out: [o['label'] for o in out])"
-                        if isinstance(example, dict) else
+                        if issubclass(type(example), dict) else
                         "several values per row (a label per token) are not monitored as outputs: set output.kind: "
                         "none to watch the inputs alone, or, to also watch a figure of each answer, output.kind: "
                         "regression with watch(..., outputs=lambda out: [len(o) for o in out])")

@@ -166,3 +166,57 @@ def test_text_of_a_str_subclass_whose_methods_raise_is_read_as_its_text() -> Non
         assert mon.store.value("monitor_predictions") == 4
         assert not mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"})
         assert not mon.store.value("monitor_data_invalid_rows", {"feature": "b", "reason": "wrong_type"})
+
+
+@pytest.mark.parametrize("case", ["no_class", "no_attributes"])
+def test_inputs_outputs_or_an_embedding_whose_class_cannot_be_read_are_refused_not_lost(case: str) -> None:
+    """Whole inputs, outputs or an embedding whose ``__class__`` raises, or such a value as a row,
+    a dict row or a labels model's answer: the event's first look (``_event_as_numpy``: is any part
+    a tensor or a masked array?), ``named_columns``, the dict-rows test, the output decoder's "is
+    this label several values?" and ``ClassIndex.lookup``, and the refusal's example
+    (``_text_example``) asked ``isinstance``: the call was lost as an ingest internal error. They ask
+    ``type(v)`` now: such inputs are refused as rows of no shape (counted), the outputs refused,
+    the embedding dropped (counted), a row or an answer read as one value."""
+    evil, _ = _EVILS[case]
+    rows = [[1.0, 2.0], [3.0, 4.0]]
+    labels = {"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}}
+    with _monitor() as mon, _monitor(labels) as lab:
+        mon.observe(evil(), [[0.2, 0.3, 0.5]])
+        mon.observe(rows, evil())
+        mon.observe(rows, [[0.2, 0.3, 0.5]] * 2, embedding=evil())
+        mon.observe([[1.0, 2.0], evil()], [[0.2, 0.3, 0.5]] * 2)
+        mon.observe([{"a": 1.0, "b": 2.0}, evil()], [[0.2, 0.3, 0.5]] * 2)
+        mon.observe([[1.0, 2.0], [3.0, 4.0]], [[0.2, 0.3, 0.5], evil()])
+        lab.observe(rows, [evil(), "y"])
+        for m in (mon, lab):
+            m.flush()
+            assert _internal_errors(m) == 0
+        assert mon.store.value("monitor_calls") == 6
+        assert sum(mon.store.value("monitor_rows_rejected", {"reason": r}) or 0 for r in ("wrong_type", "wrong_shape")) >= 1
+        assert mon.store.value("monitor_row_arguments_dropped", {"argument": "embedding"}) == 2
+        assert lab.store.value("monitor_predicted_class", {"class": "y"}) == 1
+
+
+class _HostileDict(dict):
+    """A dict subclass whose ``keys``, ``items``, ``values``, ``get`` and iteration raise."""
+
+
+for _name in ("keys", "items", "values", "get", "__iter__", "__getitem__", "__contains__", "__len__"):
+    setattr(_HostileDict, _name, _raise)
+
+
+def test_a_dict_row_of_a_subclass_whose_methods_raise_is_read_by_its_items() -> None:
+    """Inputs given as a dict subclass overriding ``keys``/``items``/``values``/``get`` (here
+    raising): as one row, a dict of columns, or a row among dict rows (first or later), the row
+    reader called them (``inputs.values()``, ``row.keys()`` in the renamed-keys check, ``row.get``):
+    the call was lost as an ingest internal error. A dict subclass is read by dict's own storage
+    now (``own_dict``): the rows are monitored."""
+    with _monitor() as mon:
+        mon.observe(_HostileDict(a=1.0, b=2.0), [[0.2, 0.3, 0.5]])
+        mon.observe(_HostileDict(a=[1.0, 3.0], b=[2.0, 4.0]), [[0.2, 0.3, 0.5]] * 2)
+        mon.observe([_HostileDict(a=1.0, b=2.0), {"a": 3.0, "b": 4.0}], [[0.2, 0.3, 0.5]] * 2)
+        mon.observe([{"a": 1.0, "b": 2.0}, _HostileDict(a=3.0, b=4.0)], [[0.2, 0.3, 0.5]] * 2)
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 7
+        assert not mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "missing"})
