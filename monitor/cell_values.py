@@ -136,8 +136,10 @@ def object_cells(value: Any) -> np.ndarray:
     the array value by value, such an object one value among them, read as any value that is no
     number or text is (unreadable, counted); any other value is one value, as numpy holds an
     object it does not convert. Why: the error went up through the row reader, and the call was
-    lost as an internal error. ValueError (rows of different lengths, parts numpy cannot put side
-    by side) is raised as numpy raised it; rows of different lengths so too on the slow path."""
+    lost as an internal error. ValueError (parts numpy cannot put side by side) is raised as numpy
+    raised it; rows of different lengths, or lists beside other values, are one value each in a
+    row of them, as numpy holds such lists (they were refused whole: a labels model's answers
+    ``[[x], "y"]`` as parts of different shapes, where numpy's reading refuses the list alone)."""
     try:
         return np.asarray(value, dtype=object)
     except ValueError:
@@ -149,10 +151,8 @@ def object_cells(value: Any) -> np.ndarray:
         cell[()] = value
         return cell
     rows = [v if issubclass(type(v), (list, tuple)) else None for v in value]
-    flat = all(r is None for r in rows)
     width = {len(r) for r in rows if r is not None}
-    if not flat and (None in rows or len(width) != 1):
-        raise ValueError("rows of different lengths (inhomogeneous)")
+    flat = None in rows or len(width) != 1  # values, not rows of one width: a row of them, as numpy reads it
     out = np.empty(len(value) if flat else (len(value), width.pop()), dtype=object)
     for i, row in enumerate(value):
         if flat:

@@ -220,3 +220,24 @@ def test_a_dict_row_of_a_subclass_whose_methods_raise_is_read_by_its_items() -> 
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_predictions") == 7
         assert not mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "missing"})
+
+
+def test_a_list_beside_other_values_holding_a_value_numpy_cannot_read_is_read_as_numpy_reads_it() -> None:
+    """A labels model's answers ``[[x], "y"]`` where numpy's conversion raises on ``x`` (its
+    ``__getattribute__`` raises: numpy looks up ``__array__`` on every value): object_cells' own
+    reading, taken then, refused lists beside other values or of different lengths as parts of
+    different shapes, so the whole call was refused (``output_shape``, 2 rows, and a line saying
+    the outputs are parts of different shapes), where numpy's reading of the same answers with
+    an ordinary object refuses the list alone. They are one value each now, as numpy holds them:
+    the figures are those of the same call with an ordinary object."""
+    labels = {"features": ["a", "b"], "output": {"kind": "labels", "classes": CLASSES}}
+    figures = []
+    for value in (object(), _NoAttributes()):
+        with _monitor(labels) as lab:
+            lab.observe([[1.0, 2.0], [3.0, 4.0]], [[value], "y"])
+            lab.observe([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], [[value, "n"], ["z"], "y"])
+            lab.flush()
+            assert _internal_errors(lab) == 0
+            figures.append((lab.store.value("monitor_rows_rejected", {"reason": "output_shape"}),
+                            lab.store.value("monitor_predicted_class", {"class": "y"})))
+    assert figures[1] == figures[0] == (3, 2), figures
