@@ -152,9 +152,12 @@ def _default(obj: Any) -> Any:
     value: a text answer or cell, a class label, a category, a numeric cell read as its text).
     Why bytes: a text model answering bytes (``response.content``), or a stream of bytes chunks
     with a chunk of another type, was dropped whole in the worker as ``unserializable``."""
-    if isinstance(obj, (bytes, bytearray)):
-        return bytes(obj).decode("utf-8", "replace")
-    if hasattr(obj, "tolist"):
+    kind = type(obj)  # not isinstance: it runs a caller's object's __class__
+    if issubclass(kind, (bytes, bytearray)):
+        return (bytes.decode if issubclass(kind, bytes) else bytearray.decode)(obj, "utf-8", "replace")
+    # a caller's object whose attribute lookup raises has no such attribute (as the in-process
+    # readers read it: the careful encoding then decides)
+    if _has(obj, "tolist"):
         try:
             times = obj.dtype.kind in "mM" and type(obj).__module__ == "numpy"  # the kind first: the cheaper look
         except Exception:  # noqa: BLE001 - no dtype (array.array), or a caller's object's own lookup
@@ -168,11 +171,19 @@ def _default(obj: Any) -> Any:
         if type(value) is type(obj):  # numpy's longdouble and clongdouble: json would call this again, to RecursionError
             raise TypeError(f"a numpy {type(obj).__name__} value is encoded carefully")
         return value
-    if type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict"):
+    if kind.__name__ == "DataFrame" and _has(obj, "to_dict"):
         return obj.to_dict(orient="records")
-    if hasattr(obj, "item"):
+    if _has(obj, "item"):
         return obj.item()
-    raise TypeError(f"a {type(obj).__name__} cannot be forwarded as JSON")
+    raise TypeError(f"a {kind.__name__} cannot be forwarded as JSON")
+
+
+def _has(obj: Any, name: str) -> bool:
+    """``hasattr(obj, name)``, False for a caller's object whose attribute lookup raises anything."""
+    try:
+        return hasattr(obj, name)
+    except Exception:  # noqa: BLE001 - the caller's object's own lookup
+        return False
 
 
 def _latency(value: Any) -> Any:
@@ -186,8 +197,8 @@ def _latency(value: Any) -> Any:
     kind = type(value)
     if kind is float or (kind is int and -_INT_BOUND < value < _INT_BOUND):  # the usual: written as it is
         return value
-    if isinstance(value, float):  # numpy's float64 (a float): its value, without importing the pipeline
-        return float(value)
+    if issubclass(kind, float):  # numpy's float64 (a float): its value, without importing the pipeline
+        return float.__float__(value)  # (by type, float's own: a caller's __class__ or __float__ may raise)
     if kind.__module__ == "numpy" and kind.__name__.startswith(("float", "int", "uint")):  # numpy's other numbers
         return _latency(value.item())
     from monitor.pipeline import latency_seconds  # another value (numpy's, a duration, text): this rare path only
@@ -274,15 +285,17 @@ def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: b
     cell, the array's text). ``whole``: ``value`` is the whole field, which is not encoded itself
     (inputs that are one such value are refused in process as rows of no shape, where their text
     would be read as a row of text)."""
-    kind = type(value)
-    if value is None or isinstance(value, (str, int, float)):  # JSON writes these (and their subclasses) as they are
+    kind = type(value)  # not isinstance: it runs a caller's object's __class__, which may raise
+    if value is None or issubclass(kind, (str, int, float)):  # JSON writes these (and their subclasses) as they are
         return value
     if kind is dict:
         return {k: _careful(v, where, encode) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if issubclass(kind, (list, tuple)):
         return [_careful(v, where, encode) for v in value]
-    dtype = getattr(value, "dtype", None)
-    times = getattr(dtype, "kind", None) in ("m", "M") and kind.__module__ == "numpy"
+    try:
+        times = kind.__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) in ("m", "M")
+    except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup: no dtype, as in process
+        times = False
     if times and where != "inputs":
         # outside the inputs, read in process by a float64 cast (the embedding, a score) or as the
         # value (a label): a [ns] unit's integers, as the plain encoding sends them, are read alike
@@ -412,7 +425,7 @@ def _label_candidates(value: Any) -> list[Any]:
     """What :func:`_label` may send for ``value``: its float when it is a real number, the text its
     class is named by (:func:`_class_key`), its text."""
     out: list[Any] = []
-    if not isinstance(value, complex) and hasattr(value, "__float__") and type(value).__module__ != "numpy":
+    if not issubclass(type(value), complex) and hasattr(type(value), "__float__") and type(value).__module__ != "numpy":
         try:
             out.append(float(value))
         except Exception:  # noqa: BLE001 - the caller's object's own error
@@ -434,7 +447,7 @@ def _number_or_none(value: Any, where: str) -> Any:
     reads an array of them by its unit, numbers beside them as durations)."""
     if type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", None) in ("m", "M"):
         raise _no_parity(value, where, "is one of numpy's times (read in process by its unit and its neighbours)")
-    if not isinstance(value, complex):
+    if not issubclass(type(value), complex):  # by type: isinstance runs a caller's object's __class__
         try:
             return float(value)
         except Exception:  # noqa: BLE001 - no number (TypeError, ValueError) or the caller's object's own error

@@ -241,3 +241,24 @@ def test_a_list_beside_other_values_holding_a_value_numpy_cannot_read_is_read_as
             figures.append((lab.store.value("monitor_rows_rejected", {"reason": "output_shape"}),
                             lab.store.value("monitor_predicted_class", {"class": "y"})))
     assert figures[1] == figures[0] == (3, 2), figures
+
+
+@pytest.mark.parametrize("case", ["no_class", "no_attributes"])
+def test_a_forwarded_latency_or_embedding_value_whose_class_cannot_be_read_keeps_its_rows(tmp_path, case: str) -> None:
+    """A ``latency_s``, an embedding or one value of it whose ``__class__`` raises: in process the
+    latency is left out and the embedding's rows dropped (each counted), the rows monitored; a
+    forwarding worker's encoding asked ``isinstance`` (``_latency``, the careful encoding and
+    ``_number_or_none``), so the whole event was dropped as ``unserializable``, its rows lost from
+    every figure. Now read by type: the sidecar's figures are the in-process Monitor's."""
+    from tests.test_forwarded_parity_s38g import forwarded, in_process
+
+    evil, _ = _EVILS[case]
+    rows, scores = [[1.0, 2.0], [3.0, 4.0]], [[0.2, 0.3, 0.5]] * 2
+    calls = [("observe", (rows, scores), {"latency_s": evil()}),
+             ("observe_error", ("TimeoutError",), {"latency_s": evil()}),
+             ("observe", (rows, scores), {"embedding": [[1.0, evil()], [0.5, 0.5]]}),
+             ("observe", (rows, scores), {"embedding": evil()})]
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_predictions", ())] == 6, expected
+    got, _ = forwarded(PROBS, calls, tmp_path)
+    assert got == expected
