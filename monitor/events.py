@@ -66,6 +66,8 @@ __all__ = [
     "read_label",
     "describe_value",
     "client_text",
+    "caller_text",
+    "CallerValueError",
     "decimal_digits",
     "MAX_LABEL_BITS",
     "MAX_REGRESSION_LABEL",
@@ -417,15 +419,46 @@ def value_text(v: Any) -> str:
     return str.__str__(v) if issubclass(type(v), str) else str(v)  # by type: isinstance runs v's __class__
 
 
+class CallerValueError(Exception):
+    """A caller's value raised while it was read (its ``str()``, its iteration, an attribute
+    lookup), with ``error``, the name of what it raised. Raised around the caller's own code only
+    (:func:`caller_text`, :func:`monitor.row_arguments.per_row_values`), so that a reader catching it
+    takes the value as unreadable (counted as the caller's), and an error of the monitor's own
+    code goes on to be counted as the monitor's internal error. Why: the row readers and a
+    forwarding worker caught any exception around their whole reading as "cannot be read", so
+    that a bug of theirs would have been counted and said as the caller's value."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(type(error).__name__)  # not str(error): a caller's exception's own __str__ may raise
+        self.error = type(error).__name__
+
+
+def caller_text(v: Any) -> str:
+    """``str(v)`` as plain text (a ``__str__`` may return a str subclass, whose methods are its
+    own); :class:`CallerValueError` for what that raises (the value's ``__str__``; ``str()``
+    refuses an integer of over 4,300 digits)."""
+    try:
+        text = str(v)
+        return text if type(text) is str else str.__str__(text)
+    except Exception as err:  # noqa: BLE001 - the caller's value's own code (or str()'s digit limit)
+        raise CallerValueError(err) from err
+
+
 def row_text(v: Any, limit: int | None = None) -> str | None:
     """One row's segment or request id as text: missing values are none, bytes are decoded
-    (``b"eu"`` is ``eu``, not ``b'eu'``), segments are cut as the HTTP intakes cut them. The
-    same on both sides of a label join: a prediction's id and its label's id read alike."""
+    (``b"eu"`` is ``eu``, not ``b'eu'``), a str subclass is its text (by str's own methods),
+    segments are cut as the HTTP intakes cut them. The same on both sides of a label join: a
+    prediction's id and its label's id read alike. :class:`CallerValueError` when another
+    value's text cannot be taken. Told by type: isinstance runs a caller's object's ``__class__``."""
     if is_missing(v):
         return None
-    if isinstance(v, (bytes, bytearray)):
-        v = bytes(v).decode("utf-8", "replace")
-    text = v if type(v) is str else value_text(v)
+    kind = type(v)
+    if kind is str:
+        text = v
+    elif issubclass(kind, (bytes, bytearray)):
+        text = (bytes.decode if issubclass(kind, bytes) else bytearray.decode)(v, "utf-8", "replace")
+    else:
+        text = str.__str__(v) if issubclass(kind, str) else caller_text(v)
     return text if limit is None else text[:limit]
 
 
@@ -435,8 +468,8 @@ def client_text(v: Any) -> str | None:
     raised out of the row builder and lost the call) as its hex: one client, as any other id."""
     try:
         return row_text(v)
-    except ValueError:
-        if isinstance(v, int):
+    except CallerValueError:
+        if issubclass(type(v), int):
             return hex(v)
         raise
 

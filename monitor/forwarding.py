@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import functools
 import json
 import logging
 import math
@@ -88,8 +89,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION,
-                            UnreadableValues, client_text, describe_value, error_event, event_time, feedback_lists, id_key,
-                            is_missing, request_id_text, row_text, say_unreadable_timestamp, value_text)
+                            CallerValueError, UnreadableValues, caller_text, client_text, describe_value, error_event, event_time,
+                            feedback_lists, id_key, is_missing, request_id_text, row_text, say_unreadable_timestamp, value_text)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -156,10 +157,10 @@ def _default(obj: Any) -> Any:
     if issubclass(kind, (bytes, bytearray)):
         return (bytes.decode if issubclass(kind, bytes) else bytearray.decode)(obj, "utf-8", "replace")
     # a caller's object whose attribute lookup raises has no such attribute (as the in-process
-    # readers read it: the careful encoding then decides)
+    # readers read it: the careful encoding then decides); its conversion raising is its own error
     if _has(obj, "tolist"):
         try:
-            times = obj.dtype.kind in "mM" and type(obj).__module__ == "numpy"  # the kind first: the cheaper look
+            times = obj.dtype.kind in "mM" and kind.__module__ == "numpy"  # the kind first: the cheaper look
         except Exception:  # noqa: BLE001 - no dtype (array.array), or a caller's object's own lookup
             times = False
         if times:
@@ -167,15 +168,20 @@ def _default(obj: Any) -> Any:
             # feature would read as numbers a billion times too large (in process: seconds); the
             # careful encoding decides, by the field (encode_event), off the plain path
             raise TypeError(f"a numpy {obj.dtype} value is encoded carefully")
-        value = obj.tolist()
-        if type(value) is type(obj):  # numpy's longdouble and clongdouble: json would call this again, to RecursionError
-            raise TypeError(f"a numpy {type(obj).__name__} value is encoded carefully")
-        return value
-    if kind.__name__ == "DataFrame" and _has(obj, "to_dict"):
-        return obj.to_dict(orient="records")
-    if _has(obj, "item"):
-        return obj.item()
-    raise TypeError(f"a {kind.__name__} cannot be forwarded as JSON")
+        convert = obj.tolist
+    elif kind.__name__ == "DataFrame" and _has(obj, "to_dict"):
+        convert = functools.partial(obj.to_dict, orient="records")
+    elif _has(obj, "item"):
+        convert = obj.item
+    else:
+        raise TypeError(f"a {kind.__name__} cannot be forwarded as JSON")
+    try:
+        value = convert()
+    except Exception as err:  # noqa: BLE001 - the caller's object's own conversion (tolist, to_dict, item)
+        raise CallerValueError(err) from err
+    if type(value) is kind:  # numpy's longdouble and clongdouble: json would call this again, to RecursionError
+        raise TypeError(f"a numpy {kind.__name__} value is encoded carefully")
+    return value
 
 
 def _has(obj: Any, name: str) -> bool:
@@ -250,8 +256,8 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
             obj["latency_s"] = _latency(latency)
         try:  # one per call (an error has no rows); a list is left out, as no error reads it
             client = None if client is None or _per_row(client) is not None else _client_key(client)
-        except Exception:  # noqa: BLE001 - a caller's object whose iteration or str() raises: left out, as in
-            client = None  # process, where an error's client is never read (it lost the event as unserializable)
+        except CallerValueError:  # a caller's object whose iteration or str() raises: left out, as in process,
+            client = None  # where an error's client is never read (it lost the event as unserializable)
         if client is not None:
             obj["client"] = client
     elif kind == FEEDBACK:  # (FEEDBACK, ts, ids, labels)
@@ -261,7 +267,7 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
         raise ValueError(f"unknown event kind {kind!r}")
     # NaN (a missing feature) is written as Python's json writes it; the sidecar reads it back
     try:
-        return json.dumps(obj, default=_default, separators=(",", ":"))
+        return _dumps(obj)
     except TypeError:  # a value JSON cannot write, or numpy's times: the careful encoding, this rare path only
         pass
     for key, encode in _CAREFUL.items():
@@ -271,7 +277,31 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
             obj[key] = _careful(obj[key], key, encode, whole=key == "inputs")
     if kind == PREDICTION:
         obj["outputs"] = _outputs_as(obj["outputs"], output_kind)
-    return json.dumps(obj, default=_default, separators=(",", ":"))
+    return _dumps(obj)
+
+
+#: What writing an event as JSON raises for the caller's values (:func:`_dumps`): a value JSON
+#: cannot write or a key that is no text (TypeError), a container holding itself (ValueError),
+#: one nested too deep (RecursionError), the caller's object's own error. Counted
+#: ``unserializable``; anything else is an error of the worker's own (``internal_error``).
+UNSERIALIZABLE = (TypeError, ValueError, RecursionError, CallerValueError)
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    """``json.dumps`` of an event object, what the caller's values raise in it (json's encoder
+    runs a dict subclass's own ``items()``) as :class:`~monitor.events.CallerValueError`; an
+    error raised in this module's own code (:func:`_default`) goes on as it is."""
+    try:
+        return json.dumps(obj, default=_default, separators=(",", ":"))
+    except UNSERIALIZABLE:
+        raise
+    except Exception as err:  # noqa: BLE001 - told apart below
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            raise  # raised by this module's own code: a bug, counted as the sender's internal_error
+        raise CallerValueError(err) from err
 
 
 def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: bool = False) -> Any:
@@ -351,11 +381,10 @@ def _input_cell(value: Any, where: str) -> Any:
     except ImportError:  # numpy absent from the worker: no reader to check by
         raise _no_parity(value, where, "cannot be checked without numpy") from None
     try:
-        text = str(value)
-        same = _same_number(cell_number(value), cell_number(text)) and category_text(value) == category_text(text)
-    except Exception as err:  # noqa: BLE001 - a caller's object's own error
-        raise _no_parity(value, where, f"raised {type(err).__name__} as it was read") from None
-    if not same:
+        text = caller_text(value)
+    except CallerValueError as err:  # the caller's object's own error (the readers below are the monitor's)
+        raise _no_parity(value, where, f"raised {err.error} as it was read") from None
+    if not (_same_number(cell_number(value), cell_number(text)) and category_text(value) == category_text(text)):
         raise _no_parity(value, where, "a numeric feature reads as a number and a categorical one as other text")
     return text
 
@@ -665,7 +694,7 @@ def _id_as_text(rid: Any) -> tuple[str | None, str | None]:
     None without a reason, as in process (not counted)."""
     try:
         key = request_id_text(rid)
-    except Exception:  # noqa: BLE001 - str() refuses it (an int of over 4,300 digits) or raises its own error
+    except CallerValueError:  # str() refuses it (an int of over 4,300 digits) or raises its own error
         return None, f"that is a {type(rid).__name__} whose text cannot be taken"
     if key is not None and len(key) > MAX_REQUEST_ID_CHARS:
         return None, f"of {len(key):,} characters ({key[:40]!r}...), over the {MAX_REQUEST_ID_CHARS:,} a request id may have"
@@ -677,10 +706,12 @@ def _per_row(value: Any) -> list[Any] | None:
     argument (:func:`monitor.row_arguments.per_row_values`: a list, an array, a column vector, a
     Series), or None for one value for the call. Text, numbers and None are read here; another
     value is read by the row builder's reader, imported on this rare path (numpy is present for
-    such a value)."""
-    if isinstance(value, (list, tuple)):
+    such a value; :class:`~monitor.events.CallerValueError` for one whose own code raises). Told
+    by type: isinstance runs a caller's object's ``__class__``."""
+    kind = type(value)
+    if kind is list or kind is tuple:
         return list(value)
-    if value is None or isinstance(value, (str, bytes, bytearray, int, float)):
+    if value is None or issubclass(kind, (str, bytes, bytearray, int, float)):
         return None
     from monitor.row_arguments import per_row_values
 
@@ -721,10 +752,10 @@ def _argument(read: Callable[[Any], Any], value: Any, argument: str,
     rows were lost from every figure, where in process only the argument is."""
     try:
         return read(value)
-    except Exception as err:  # noqa: BLE001 - the caller's object's own error
+    except CallerValueError as err:  # the caller's object's own error (an error of the reader's own goes on)
         if unreadable is not None:
-            unreadable(argument, f"{type(err).__name__} reading its values or their text")
-        return UnreadableValues(type(err).__name__)
+            unreadable(argument, f"{err.error} reading its values or their text")
+        return UnreadableValues(err.error)
 
 
 def _sendable_segment(segment: Any) -> Any:
@@ -753,9 +784,8 @@ def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str |
     rid = event[6]
     try:
         rows = _per_row(rid)
-    except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: see _argument
-        return (event[:6] + (UnreadableValues(type(err).__name__),) + event[7:],
-                f"whose values cannot be taken ({type(err).__name__} reading them)")
+    except CallerValueError as err:  # a caller's object whose iteration raises: see _argument
+        return (event[:6] + (UnreadableValues(err.error),) + event[7:], f"whose values cannot be taken ({err.error} reading them)")
     if rows is None:
         key, why = _id_as_text(rid)
         return event[:6] + (key if why is None else _unusable_id(rid),) + event[7:], why
@@ -776,9 +806,21 @@ def _unusable_id(rid: Any) -> str:
     as in process."""
     try:
         text = request_id_text(rid)
-    except Exception:  # noqa: BLE001 - as _id_as_text
+    except CallerValueError:  # as _id_as_text
         text = None
     return (text or "?" * (MAX_REQUEST_ID_CHARS + 1))[:MAX_REQUEST_ID_CHARS + 1]
+
+
+def _error_text(err: BaseException) -> str:
+    """An error as a log line quotes it: its type and message, at most 200 characters (a
+    :class:`~monitor.events.CallerValueError` by the caller's error's type: that error's own
+    ``__str__`` may raise)."""
+    if type(err) is CallerValueError:
+        return f"{err.error} raised by the caller's value"
+    try:
+        return f"{type(err).__name__}: {str(err)[:200]}"
+    except Exception:  # noqa: BLE001 - a message holding the caller's object, whose str() raises
+        return type(err).__name__
 
 
 def _output_kind(kind: str | None, reads_outputs: bool) -> str | None:
@@ -1224,7 +1266,7 @@ class ForwardingMonitor:
                 if ev[0] == PREDICTION and ev[6] is not None and not _plain_ids(ev[6]):
                     ev = self._sendable_request_id(ev)
                 piece = encode_event(ev, self._argument_unreadable, self.output_kind)
-            except Exception as err:  # noqa: BLE001 - TypeError, RecursionError, a value's own tolist(): this event only
+            except UNSERIALIZABLE as err:  # the caller's values, this event only (another error: send_pending's)
                 fix = ("give ForwardingMonitor(output_kind=...) the model's output.kind, as the sidecar's config declares "
                        "it: outputs holding values JSON cannot write are then sent as that kind reads them; or make the "
                        "outputs plain numbers or text" if isinstance(err, _NeedsOutputKind) else
@@ -1232,7 +1274,7 @@ class ForwardingMonitor:
                        "watch(..., inputs=lambda req: req.instances, outputs=lambda answer: "
                        "answer['probabilities']) for a request object or a dict")
                 self._drop_said("unserializable", 1, f"an event could not be written as JSON to forward it "
-                                f"({type(err).__name__}: {str(err)[:200]})", fix)
+                                f"({_error_text(err)})", fix)
                 done[0] += 1
                 continue
             if len(piece) + 200 > self.max_datagram_bytes:

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from monitor.batch import Batch, LabeledBatch
-from monitor.events import (MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, decimal_digits, describe_value, id_key, read_label,
-                            request_id_text)
+from monitor.events import (MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, CallerValueError, decimal_digits, describe_value, id_key,
+                            read_label, request_id_text)
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.outputs import ClassIndex
 from monitor.stats.uncertainty import log_probabilities
@@ -426,7 +426,7 @@ class LabelJoiner:
                     key = request_id_text(rid)  # as the prediction's id was read: bytes decoded, NaN / NA none
                     if key is None and self.missing_id_example is None:
                         self.missing_id_example = describe_value(rid)  # unknown_id below: no prediction is held under none
-                except Exception:  # noqa: BLE001 - an id whose text cannot be taken (str() refuses it) finds nothing
+                except CallerValueError:  # an id whose text cannot be taken (str() refuses it) finds nothing
                     key = None  # unknown_id at once: a prediction's such id is dropped from its rows, as a long one
                     if self.long_id_example is None:
                         self.long_id_example = _untaken_id(rid)

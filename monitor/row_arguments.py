@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.cell_values import ComplexValues, complex_form, real_numbers
-from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, UnreadableValues, client_text, is_dataframe, request_id_text,
-                            row_text)
+from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, CallerValueError, UnreadableValues, client_text, is_dataframe,
+                            request_id_text, row_text)
 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
@@ -30,25 +30,29 @@ _TEXT = {str}
 def per_row_values(v: Any) -> list[Any] | None:
     """The values of a per-row argument (a list, an array, a pandas Series or Categorical: any
     sized, iterable value that is not text), None for one value for the whole call. A caller's
-    object whose iteration raises other than TypeError raises (the row readers drop the argument:
-    :func:`_unreadable_argument`)."""
-    if isinstance(v, (list, tuple)):
+    object whose iteration or attribute lookup raises other than TypeError raises
+    :class:`~monitor.events.CallerValueError` (the row readers drop the argument:
+    :func:`_unreadable_argument`). Told by type: isinstance runs a caller's object's ``__class__``."""
+    kind = type(v)
+    if kind is list or kind is tuple:
         return list(v)
-    if isinstance(v, np.ndarray):
+    if issubclass(kind, np.ndarray):
         if v.ndim == 2 and v.shape[1] == 1:
             # a column vector (df[["request_id"]].values), as feedback() reads its labels: each row's
             # value was a one-element list, its id the text "['r-17']" that no label joined, silently
             v = v[:, 0]
         return None if v.ndim == 0 else v.tolist()
-    if v is None or isinstance(v, (str, bytes, bytearray, dict, set, frozenset)):
+    if v is None or issubclass(kind, (str, bytes, bytearray, dict, set, frozenset)):
         return None
-    if is_dataframe(v) and len(v.columns) == 1:  # df[["segment"]]: its column, not its column's name
-        return v.iloc[:, 0].tolist()
-    if hasattr(v, "__len__") and hasattr(v, "__iter__"):
-        try:
+    try:  # the caller's value's own code: a list subclass's iteration, a proxy's attributes
+        if is_dataframe(v) and len(v.columns) == 1:  # df[["segment"]]: its column, not its column's name
+            return v.iloc[:, 0].tolist()
+        if issubclass(kind, (list, tuple)) or (hasattr(v, "__len__") and hasattr(v, "__iter__")):
             return list(v)
-        except TypeError:
-            return None
+    except TypeError:
+        return None
+    except Exception as err:  # noqa: BLE001 - the caller's value's own error, said as its own
+        raise CallerValueError(err) from err
     return None
 
 
@@ -77,8 +81,8 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
                     result.drop_argument("segment", len(rows), c)
             else:
                 out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
-        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: its rows have none
-            _unreadable_argument(result, "segment", c, type(err).__name__)
+        except CallerValueError as err:  # a caller's object whose iteration or str() raises: its rows have none
+            _unreadable_argument(result, "segment", c, err.error)
         pos += c
     return out
 
@@ -126,8 +130,8 @@ def row_clients(events: list[tuple[Any, ...]], counts: np.ndarray, result: Build
             else:
                 result.drop_argument("client", len(rows), n)
                 out[pos:pos + n] = ANONYMOUS
-        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration or str() raises: anonymous rows
-            _unreadable_argument(result, "client", n, type(err).__name__)
+        except CallerValueError as err:  # a caller's object whose iteration or str() raises: anonymous rows
+            _unreadable_argument(result, "client", n, err.error)
             out[pos:pos + n] = ANONYMOUS
         pos += n
     return out
@@ -192,8 +196,8 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
             continue
         try:
             rows = per_row_values(ev[6])
-        except Exception as err:  # noqa: BLE001 - a caller's object whose iteration raises: its rows have none
-            _unreadable_argument(result, "request_id", c, type(err).__name__)
+        except CallerValueError as err:  # a caller's object whose iteration raises: its rows have none
+            _unreadable_argument(result, "request_id", c, err.error)
             pos += c
             continue
         if rows is not None:
@@ -221,7 +225,7 @@ def _id_text(v: Any) -> str | None:
     be taken (``str()`` refuses an integer of more than 4,300 digits) is read as too long."""
     try:
         return request_id_text(v)
-    except Exception:  # noqa: BLE001 - a caller's object whose str() fails, an int past str()'s limit
+    except CallerValueError:  # a caller's object whose str() fails, an int past str()'s limit
         return _UNTAKEN_ID
 
 

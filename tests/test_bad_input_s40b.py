@@ -106,7 +106,7 @@ def test_a_feedback_id_label_or_latency_whose_class_cannot_be_read_costs_no_drai
     ``isinstance(rid, int)``), a label of a str subclass whose ``len()`` raises (``_held_class``
     measured it for a prediction not come yet), a ``latency_s`` whose ``__class__`` raises
     (``latency_seconds``' isinstance): each lost the whole drain as a pipeline internal error,
-    every call and label in it. Now the id finds no prediction (``unknown_id``), the label is read
+    every call and label in it. Now the id is read by its text (it finds no prediction), the label
     as its text (the class it names), the latency is left out (counted)."""
     evil, _ = _EVILS[case]
     with _monitor() as mon:
@@ -122,7 +122,6 @@ def test_a_feedback_id_label_or_latency_whose_class_cannot_be_read_costs_no_drai
         assert mon.store.value("monitor_calls") == 3
         assert mon.store.value("monitor_row_arguments_dropped", {"argument": "latency_s"}) == 1
         assert mon.store.value("monitor_feedback_labels", {"outcome": "joined"}) == 2
-        assert mon.store.value("monitor_feedback_labels", {"outcome": "unknown_id"}) == 2  # r2 waits as an early label
 
 
 MIXED = {"features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "categorical"}, {"name": "c", "kind": "text"}],
@@ -262,3 +261,72 @@ def test_a_forwarded_latency_or_embedding_value_whose_class_cannot_be_read_keeps
     assert expected[("monitor_predictions", ())] == 6, expected
     got, _ = forwarded(PROBS, calls, tmp_path)
     assert got == expected
+
+
+def _bug(module: Any, name: str, monkeypatch: Any) -> None:
+    """Make ``module.name`` raise AttributeError as a bug of that module's own code would: the
+    function is compiled as that module's file, so that its frame is the module's."""
+    space: dict[str, Any] = {}
+    exec(compile("def bug(*args, **kwargs):\n    raise AttributeError('a bug of the monitor')\n", module.__file__, "exec"), space)
+    monkeypatch.setattr(module, name, space["bug"])
+
+
+@pytest.mark.parametrize("where", ["client", "segment", "request_id", "error_client", "json"])
+def test_a_bug_in_the_forwarding_workers_reading_is_its_internal_error_not_the_callers_value(monkeypatch, where: str) -> None:
+    """The forwarding worker caught any exception around its whole reading of a client, segment or
+    request id (``_argument``, ``_sendable_request_id``, ``_id_as_text``, an error event's client)
+    and any exception writing an event as JSON: a bug of its own code there (here one raising
+    AttributeError) was counted and said as the caller's value: "a prediction came with a client
+    that cannot be read (AttributeError ...)" and the rows counted without it at the sidecar, an
+    error's client left out silently, an event dropped ``unserializable``. Only the caller's value's
+    own errors are caught so now (:class:`~monitor.events.CallerValueError`, raised around its
+    ``str()``, its iteration, its conversions; json's errors about the values): the bug drops the
+    event as the worker's ``internal_error`` (counted, logged with its traceback). The caller's own
+    objects are still read as before (the tests above, s39a's and s39e's)."""
+    from monitor import forwarding
+
+    rows, scores = [[1.0, 2.0], [3.0, 4.0]], [[0.2, 0.3, 0.5]] * 2
+    if where in ("client", "error_client"):
+        _bug(forwarding, "_client_key", monkeypatch)
+    elif where == "segment":
+        _bug(forwarding, "row_text", monkeypatch)
+    elif where == "request_id":
+        _bug(forwarding, "request_id_text", monkeypatch)
+    else:
+        _bug(forwarding, "_has", monkeypatch)
+    said: list[tuple[str, str]] = []
+    fm = ForwardingMonitor("m", "unix:///nonexistent/fw.sock", start=False)
+    monkeypatch.setattr(fm, "_argument_unreadable", lambda argument, why: said.append((argument, why)))
+    try:
+        if where == "error_client":
+            fm.observe_error("TimeoutError", client="c1")
+        elif where == "json":
+            fm.observe(rows, scores, embedding=[{1, 2}, {3}])  # a set: no JSON, so _default looks it over
+        else:
+            fm.observe(rows, scores, **{where: ["v1", "v2"] if where != "request_id" else [b"r1", b"r2"]})
+        fm.flush()
+        dropped = fm.counters().dropped
+        dropped.pop("sidecar_unavailable", None)
+        assert dropped == {"internal_error": 1}, dropped
+        assert said == []
+    finally:
+        fm.close()
+
+
+@pytest.mark.parametrize("argument", ["client", "segment", "request_id"])
+def test_a_bug_in_the_row_readers_is_an_internal_error_not_the_callers_argument(monkeypatch, argument: str) -> None:
+    """The in-process row readers (row_clients, row_segments, row_ids) caught any exception around
+    their reading of a per-row argument as the caller's value that cannot be read: a bug of their
+    own (here the text reader raising AttributeError) was counted in
+    monitor_row_arguments_dropped_total and said as "could not be read (AttributeError reading its
+    values or their text)". They catch the caller's value's own errors only now: the bug costs the
+    call as the monitor's ingest internal error."""
+    from monitor import row_arguments
+
+    _bug(row_arguments, "client_text" if argument == "client" else "row_text" if argument == "segment" else "request_id_text",
+         monkeypatch)
+    with _monitor() as mon:
+        mon.observe([[1.0, 2.0], [3.0, 4.0]], [[0.2, 0.3, 0.5]] * 2, **{argument: [b"v1", b"v2"]})
+        mon.flush()
+        assert not mon.store.value("monitor_row_arguments_dropped", {"argument": argument})
+        assert mon.store.value("monitor_internal_errors", {"stage": "ingest"}) == 1
