@@ -324,7 +324,14 @@ class BatchBuilder:
         if is_dataframe(inputs):
             if not all(type(c) is str for c in inputs.columns):  # labels as the schema names them (one pass here)
                 inputs = inputs.set_axis([str(c) for c in inputs.columns], axis=1)
-            return self._rows_from_dicts(inputs.to_dict(orient="records"))
+            try:
+                records = inputs.to_dict(orient="records")
+            except Exception:  # noqa: BLE001 - pandas' own look at a caller's value in an object column
+                # (isinstance, which runs its __class__; the call was lost as an internal error): the
+                # cells as they are, each read by the row reader as any value is
+                names = list(inputs.columns)
+                records = [dict(zip(names, row)) for row in inputs.to_numpy(dtype=object).tolist()]
+            return self._rows_from_dicts(records)
         if issubclass(type(inputs), dict):  # by type: isinstance runs a caller's object's __class__
             if type(inputs) is not dict:
                 inputs = own_dict(inputs)

@@ -330,3 +330,22 @@ def test_a_bug_in_the_row_readers_is_an_internal_error_not_the_callers_argument(
         mon.flush()
         assert not mon.store.value("monitor_row_arguments_dropped", {"argument": argument})
         assert mon.store.value("monitor_internal_errors", {"stage": "ingest"}) == 1
+
+
+
+@pytest.mark.parametrize("case", ["no_class", "no_attributes"])
+def test_a_dataframe_holding_a_value_whose_class_cannot_be_read_is_read_cell_by_cell(case: str) -> None:
+    """A DataFrame whose object column holds a value whose ``__class__`` raises: its rows were read
+    by ``to_dict(orient="records")``, in which pandas asks ``isinstance`` of every value (to box
+    numpy's scalars), so the call was lost as an ingest internal error. Its cells are read as they
+    are when pandas' reading raises: the value unreadable (counted wrong_type), the rows monitored."""
+    import pandas as pd
+
+    evil, _ = _EVILS[case]
+    frame = pd.DataFrame(_object_rows([[evil(), "u", "hello there"], [1.0, "v", "hi"]]), columns=["a", "b", "c"], dtype=object)
+    with _monitor(MIXED) as mon:
+        mon.observe(frame, [0.1, 0.2])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 2
+        assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
