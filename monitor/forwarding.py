@@ -268,8 +268,8 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
     # NaN (a missing feature) is written as Python's json writes it; the sidecar reads it back
     try:
         return _dumps(obj)
-    except TypeError:  # a value JSON cannot write, or numpy's times: the careful encoding, this rare path only
-        pass
+    except (TypeError, CallerValueError):  # a value JSON cannot write (or whose own code raised in json's
+        pass  # hands: a dict subclass's items()), or numpy's times: the careful encoding, this rare path only
     for key, encode in _CAREFUL.items():
         if key in obj:
             if key == "labels" and output_kind is not None:  # read as the model's kind reads them
@@ -318,8 +318,8 @@ def _careful(value: Any, where: str, encode: Callable[[Any, str], Any], whole: b
     kind = type(value)  # not isinstance: it runs a caller's object's __class__, which may raise
     if value is None or issubclass(kind, (str, int, float)):  # JSON writes these (and their subclasses) as they are
         return value
-    if kind is dict:
-        return {k: _careful(v, where, encode) for k, v in value.items()}
+    if issubclass(kind, dict):  # a subclass by dict's own storage, as the in-process readers read it (own_dict)
+        return {k: _careful(v, where, encode) for k, v in dict.items(value)}
     if issubclass(kind, (list, tuple)):
         return [_careful(v, where, encode) for v in value]
     try:

@@ -349,3 +349,23 @@ def test_a_dataframe_holding_a_value_whose_class_cannot_be_read_is_read_cell_by_
         assert _internal_errors(mon) == 0
         assert mon.store.value("monitor_predictions") == 2
         assert mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"}) == 1
+
+
+def test_a_forwarded_dict_subclass_whose_methods_raise_is_sent_by_its_items(tmp_path) -> None:
+    """A dict subclass whose ``keys``/``items``... raise, as a dict row, a dict of columns or the
+    embedding: json's encoder runs a dict subclass's own ``items()``, so the worker dropped the whole
+    event as ``unserializable`` (found by this session's fuzz: an embedding), where in process the
+    row is read by dict's own storage and the embedding dropped alone (counted). The careful
+    encoding now takes it up (its error is the caller's value's) and walks a dict subclass by dict's
+    own storage: the sidecar's figures are the in-process Monitor's."""
+    from tests.test_forwarded_parity_s38g import forwarded, in_process
+
+    scores = [[0.2, 0.3, 0.5]] * 2
+    calls = [("observe", (_HostileDict(a=1.0, b=2.0), scores[:1]), {}),
+             ("observe", (_HostileDict(a=[1.0, 3.0], b=[2.0, 4.0]), scores), {}),
+             ("observe", ([{"a": 1.0, "b": 2.0}, _HostileDict(a=3.0, b=4.0)], scores), {}),
+             ("observe", ([[1.0, 2.0], [3.0, 4.0]], scores), {"embedding": _HostileDict(a=1.0)})]
+    expected = in_process(PROBS, calls)
+    assert expected[("monitor_predictions", ())] == 7, expected
+    got, _ = forwarded(PROBS, calls, tmp_path)
+    assert got == expected
