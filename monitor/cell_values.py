@@ -92,8 +92,12 @@ def real_numbers(value: Any) -> np.ndarray:
     refused (:func:`complex_array`). Read so: the outputs of the numeric kinds and the embedding,
     live and in the reference, and the reference's numeric rows and scores. Numpy tells them by the dtype it infers: for numbers, one conversion
     as before; lists of other values (None, text, ``Decimal``) are read as before, their complex
-    values looked for one by one."""
-    if not isinstance(value, (list, tuple)):
+    values looked for one by one. Text of a str subclass is read as its text (numpy ran the
+    subclass's own ``__float__``, which a forwarding worker never does: it sends the text)."""
+    kind = type(value)
+    if kind is not str and issubclass(kind, str):
+        value, kind = str.__str__(value), str
+    if not issubclass(kind, (list, tuple)):  # by type: isinstance runs a caller's object's __class__
         dtype = getattr(value, "dtype", None)
         # a DataFrame has one dtype per column: complex ones refused, Python objects read as a list's
         # values (cast at once, numpy's complex numbers among them kept their real parts)

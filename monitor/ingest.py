@@ -1000,7 +1000,7 @@ def score_values(outputs: Any, kind: str) -> np.ndarray:
             raise _parts_refusal(outputs, "scores", 1, "probabilities") from None
         raise RowError("non_numeric_output",
                        f"outputs must be numbers for output.kind: {kind}, got {type(outputs).__name__}"
-                       f"{' of other values' if isinstance(outputs, (list, tuple)) else ''}"
+                       f"{' of other values' if issubclass(type(outputs), (list, tuple)) else ''}"
                        f"{f' (e.g. {example})' if example else ''}") from None
     except Exception as err:  # noqa: BLE001 - the outputs' own conversion failed, not the monitor
         raise RowError("non_numeric_output", f"outputs of type {type(outputs).__name__} could not be read as "

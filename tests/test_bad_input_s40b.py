@@ -369,3 +369,21 @@ def test_a_forwarded_dict_subclass_whose_methods_raise_is_sent_by_its_items(tmp_
     assert expected[("monitor_predictions", ())] == 7, expected
     got, _ = forwarded(PROBS, calls, tmp_path)
     assert got == expected
+
+
+def test_an_embedding_or_output_given_as_text_of_a_str_subclass_is_read_as_that_text(tmp_path) -> None:
+    """An embedding (or a regression output) given as text of a str subclass overriding its
+    methods (``"1.5"``): in process numpy's float conversion ran the subclass's own ``__float__``
+    (here raising), so the embedding was dropped and the output refused, where a forwarding worker
+    sends the text and the sidecar reads ``"1.5"`` as 1.5 (found by this session's parity fuzz,
+    text seed 25). ``real_numbers`` reads such text by str's own methods now: the same figures on
+    both sides, and those of plain ``"1.5"``."""
+    from tests.test_forwarded_parity_s38g import forwarded, in_process
+
+    regression = {"features": ["a", "b"], "output": {"kind": "regression"}}
+    calls = [("observe", ([[1.0, 2.0]], [0.5]), {"embedding": _HostileStr("1.5")}),
+             ("observe", ([[1.0, 2.0]], _HostileStr("1.5")), {})]
+    plain = [("observe", ([[1.0, 2.0]], [0.5]), {"embedding": "1.5"}), ("observe", ([[1.0, 2.0]], "1.5"), {})]
+    expected = in_process(regression, plain)
+    assert in_process(regression, calls) == expected
+    assert forwarded(regression, calls, tmp_path)[0] == expected
