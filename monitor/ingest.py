@@ -878,8 +878,10 @@ class BatchBuilder:
             return None
         if self.output.kind == "probabilities" and any(integer_array(o) for o in outs):
             return None  # labels where probabilities are expected: refused event by event (_event_outputs)
-        if any(x.dtype.kind in "cmM" for x in ins) or not self._no_outputs and any(o.dtype.kind == "c" for o in outs):
-            return None  # complex numbers refused event by event, not cast to their real parts; times read as seconds
+        if any(x.dtype.kind in "cmMO" for x in ins) or not self._no_outputs and any(o.dtype.kind in "cO" for o in outs):
+            # complex numbers refused event by event, not cast to their real parts; times read as seconds;
+            # objects value by value (the cast ran a caller's value's own __float__, whose error lost the call)
+            return None
         first = ins[0]
         try:
             if first.ndim == 1:
@@ -1040,23 +1042,30 @@ def _answers(outputs: Any, n_rows: int) -> np.ndarray:
     one-row call. Anything else is refused (the pipeline's log names the fix)."""
     from monitor.text import text_value
 
-    if isinstance(outputs, np.ndarray) and outputs.ndim == 2 and outputs.shape[1] == 1:
+    # by type: isinstance runs a caller's object's __class__, which may raise (the call was lost)
+    kind = type(outputs)
+    if issubclass(kind, np.ndarray) and outputs.ndim == 2 and outputs.shape[1] == 1:
         outputs = outputs[:, 0]  # a column of texts: OIP v2's BYTES output of shape [n, 1]
-    elif isinstance(outputs, list) and outputs and all(isinstance(v, list) and len(v) == 1 for v in outputs):
+        kind = type(outputs)
+    elif issubclass(kind, list) and outputs and all(issubclass(type(v), list) and len(v) == 1 for v in outputs):
         outputs = [v[0] for v in outputs]  # the same column as JSON rows: [["answer"], ["answer"]]
-    if isinstance(outputs, (str, bytes, bytearray)):
+    if issubclass(kind, (str, bytes, bytearray)):
         values: list[Any] = [outputs]
-    elif isinstance(outputs, (list, tuple)) or is_series(outputs) or (isinstance(outputs, np.ndarray) and outputs.ndim == 1):
+    elif issubclass(kind, (list, tuple)) or is_series(outputs) or (issubclass(kind, np.ndarray) and outputs.ndim == 1):
         values = list(outputs)
-    elif isinstance(outputs, np.ndarray) and outputs.ndim == 0:
+    elif issubclass(kind, np.ndarray) and outputs.ndim == 0:
         values = [outputs.item()]
     else:
+        try:
+            shape = f" of shape {outputs.shape}" if hasattr(outputs, "shape") else ""
+        except Exception:  # noqa: BLE001 - the caller's object's own attribute lookup (the call was lost)
+            shape = ""
         raise RowError("non_numeric_output", f"output.kind: text reads one generated text per input row, got "
-                                             f"{type(outputs).__name__}{f' of shape {outputs.shape}' if hasattr(outputs, 'shape') else ''}")
+                                             f"{type(outputs).__name__}{shape}")
     if len(values) != n_rows:
         raise RowError("rows_mismatch", f"{n_rows} input rows but {len(values)} generated texts: output.kind: text "
                                         "reads one answer per input row")
-    bad = next((v for v in values if not (v is None or isinstance(v, (str, bytes, bytearray, np.str_, np.bytes_)))), _NO_BAD)
+    bad = next((v for v in values if not (v is None or issubclass(type(v), (str, bytes, bytearray, np.str_, np.bytes_)))), _NO_BAD)
     if bad is not _NO_BAD:
         raise RowError("non_numeric_output", f"output.kind: text reads one generated text per input row, got a "
                                              f"{type(bad).__name__} ({short_repr(bad)}) among them")

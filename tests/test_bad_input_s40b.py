@@ -387,3 +387,35 @@ def test_an_embedding_or_output_given_as_text_of_a_str_subclass_is_read_as_that_
     expected = in_process(regression, plain)
     assert in_process(regression, calls) == expected
     assert forwarded(regression, calls, tmp_path)[0] == expected
+
+
+@pytest.mark.parametrize("case", ["no_class", "no_attributes"])
+def test_a_text_models_answer_whose_class_cannot_be_read_is_refused_not_lost(case: str) -> None:
+    """A text model's answers (``output.kind: text``) given as an object whose ``__class__`` or
+    ``__getattribute__`` raises, or as a list holding one: the answers' reader (``_answers``) told
+    their form by ``isinstance`` and quoted a refused one's shape by ``hasattr``, so the call was lost
+    as an ingest internal error. Told by type now: such answers are refused (non_numeric_output,
+    counted), the calls' inputs monitored."""
+    evil, _ = _EVILS[case]
+    with _monitor({"features": ["a", "b"], "output": {"kind": "text"}}) as mon:
+        mon.observe([[1.0, 2.0]], evil())
+        mon.observe([[1.0, 2.0], [3.0, 4.0]], ["hello there", evil()])
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_rows_rejected", {"reason": "non_numeric_output"}) == 3
+
+
+def test_an_object_array_of_str_subclass_text_is_read_value_by_value() -> None:
+    """Inputs given as numpy object arrays (one row per call, several calls in a drain) holding text
+    of a str subclass overriding ``__float__`` (here raising): the drain's fast path cast them with
+    ``np.array(..., float64)``, which runs the subclass's own ``__float__``, so the drain's
+    conversion failed and each call was lost as an ingest internal error. Object arrays are read
+    value by value now (the fast path is for numbers): ``"1.5"`` is read as 1.5."""
+    row = _object_rows([[_HostileStr("1.5"), 2.0]])[0]
+    with _monitor({"features": ["a", "b"], "output": {"kind": "none"}}) as mon:
+        for _ in range(3):
+            mon.observe(row, None)
+        mon.flush()
+        assert _internal_errors(mon) == 0
+        assert mon.store.value("monitor_predictions") == 3
+        assert not mon.store.value("monitor_data_invalid_rows", {"feature": "a", "reason": "wrong_type"})
