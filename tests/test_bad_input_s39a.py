@@ -298,8 +298,6 @@ def _evil_calls(seed: int, kind: str, n_calls: int) -> list[tuple[str, tuple[Any
     feedback id or label (or their lists), an error's client, latency or timestamp."""
     import random
 
-    import pandas as pd
-
     rng = random.Random(seed)
     second = {"probabilities": lambda: rng.random(), "categorical": lambda: rng.choice(["u", "v", 1.5]),
               "text": lambda: rng.choice(["hi there", "x"]), "multilabel": lambda: rng.random()}[kind]
@@ -318,9 +316,9 @@ def _evil_calls(seed: int, kind: str, n_calls: int) -> list[tuple[str, tuple[Any
             inputs, outputs, kwargs = rows, outs, {"request_id": f"r{i}" if n == 1 else [f"r{i}_{k}" for k in range(n)]}
             if field in ("cell", "dict", "object_array", "frame"):
                 rows[j][col] = e
-                inputs = {"cell": rows, "dict": [dict(zip(cols, row)) for row in rows],
-                          "object_array": _object_rows(rows),
-                          "frame": pd.DataFrame(_object_rows(rows), columns=cols)}[field]
+                inputs = {"cell": lambda: rows, "dict": lambda: [dict(zip(cols, row)) for row in rows],
+                          "object_array": lambda: _object_rows(rows),
+                          "frame": lambda: _frame(_object_rows(rows), cols)}[field]()
             elif field == "row":
                 rows[j] = e
             elif field == "inputs":
@@ -358,6 +356,17 @@ def _evil_calls(seed: int, kind: str, n_calls: int) -> list[tuple[str, tuple[Any
             field = rng.choice(["client", "latency_s", "timestamp"])
             calls.append(("observe_error", ("TimeoutError",), {field: e}, "error " + field))
     return calls
+
+
+def _frame(cells: np.ndarray, columns: list[str]) -> Any:
+    """A DataFrame of ``cells``: of object columns when pandas' inference of their dtypes raises
+    (s40b's objects: pandas asks isinstance of every value, which runs an evil ``__class__``)."""
+    import pandas as pd
+
+    try:
+        return pd.DataFrame(cells, columns=columns)
+    except Exception:  # noqa: BLE001 - pandas' reading of the evil value
+        return pd.DataFrame(cells, columns=columns, dtype=object)
 
 
 def _object_rows(rows: list[list[Any]]) -> np.ndarray:
