@@ -299,7 +299,7 @@ def _dumps(obj: dict[str, Any]) -> str:
         tb = err.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        if tb is not None and tb.tb_frame.f_globals is globals():  # (not by file name: a wheel's may differ)
             raise  # raised by this module's own code: a bug, counted as the sender's internal_error
         raise CallerValueError(err) from err
 

@@ -265,10 +265,13 @@ def test_a_forwarded_latency_or_embedding_value_whose_class_cannot_be_read_keeps
 
 def _bug(module: Any, name: str, monkeypatch: Any) -> None:
     """Make ``module.name`` raise AttributeError as a bug of that module's own code would: the
-    function is compiled as that module's file, so that its frame is the module's."""
-    space: dict[str, Any] = {}
-    exec(compile("def bug(*args, **kwargs):\n    raise AttributeError('a bug of the monitor')\n", module.__file__, "exec"), space)
-    monkeypatch.setattr(module, name, space["bug"])
+    function is compiled as that module's file and runs in its globals, so that its frame is the
+    module's."""
+    import types
+
+    code = compile("def bug(*args, **kwargs):\n    raise AttributeError('a bug of the monitor')\n", module.__file__, "exec")
+    body = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+    monkeypatch.setattr(module, name, types.FunctionType(body, module.__dict__, "bug"))
 
 
 @pytest.mark.parametrize("where", ["client", "segment", "request_id", "error_client", "json"])
