@@ -287,8 +287,8 @@ def encode_event(event: tuple[Any, ...], unreadable: Callable[[str, str], None] 
 UNSERIALIZABLE = (TypeError, ValueError, RecursionError, CallerValueError)
 
 
-def _dumps(obj: dict[str, Any]) -> str:
-    """``json.dumps`` of an event object, what the caller's values raise in it (json's encoder
+def _dumps(obj: Any) -> str:
+    """``json.dumps`` of an event object (or a field of one), what the caller's values raise in it (json's encoder
     runs a dict subclass's own ``items()``) as :class:`~monitor.events.CallerValueError`; an
     error raised in this module's own code (:func:`_default`) goes on as it is."""
     try:
@@ -441,13 +441,15 @@ def _class_key(label: Any) -> tuple[str, bool]:
     """How :meth:`monitor.outputs.ClassIndex.lookup` reads a label: the text it names the class by
     (numpy's scalars by their value, bytes decoded, a whole float as its integer), and whether it
     is an integer (then the class of that index when no class is so named)."""
-    if type(label).__module__ == "numpy" and hasattr(label, "item"):
+    kind = type(label)  # by type, float's own methods: a caller's __class__ or is_integer may raise
+    if kind.__module__ == "numpy" and hasattr(kind, "item"):
         label = label.item()
-    if isinstance(label, (bytes, bytearray)):
-        label = bytes(label).decode("utf-8", "replace")
-    if isinstance(label, float) and label.is_integer():
-        label = int(label)
-    return (label if label.__class__ is str else value_text(label)), isinstance(label, int) and not isinstance(label, bool)
+        kind = type(label)
+    if issubclass(kind, (bytes, bytearray)):
+        label, kind = bytes(label).decode("utf-8", "replace"), str
+    if issubclass(kind, float) and float.is_integer(label):
+        label, kind = int(float.__float__(label)), int
+    return (label if kind is str else value_text(label)), issubclass(kind, int) and not issubclass(kind, bool)
 
 
 def _label_candidates(value: Any) -> list[Any]:
@@ -510,8 +512,10 @@ def _outputs_as(outputs: Any, kind: str | None) -> Any:
     refused as in process). Without a kind: :class:`_NeedsOutputKind` (:func:`_output_value`).
     Outputs JSON writes (the event's other fields raised) are sent as the plain encoding sends them."""
     try:
-        json.dumps(outputs, default=_default)
+        _dumps(outputs)  # what the caller's values raise in it (not TypeError): the event dropped, unserializable
         return outputs
+    except CallerValueError:
+        raise
     except TypeError:
         pass
     if kind in _NUMERIC_OUTPUTS:
@@ -582,9 +586,10 @@ def _class_name(value: Any, where: str) -> Any:
 
     if is_missing(value):
         return None
-    if isinstance(value, set):
-        return {type(value).__name__: "several values, not one label"}
-    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):  # numpy's clongdouble too
+    kind = type(value)  # by type: isinstance runs a caller's object's __class__
+    if issubclass(kind, set):
+        return {kind.__name__: "several values, not one label"}
+    if issubclass(kind, numbers.Complex) and not issubclass(kind, numbers.Real):  # numpy's clongdouble too
         raise _no_parity(value, where, "refuses the call in process (a complex label), as no JSON value does")
     try:
         return _class_key(value)[0]
