@@ -288,9 +288,10 @@ UNSERIALIZABLE = (TypeError, ValueError, RecursionError, CallerValueError)
 
 
 def _dumps(obj: Any) -> str:
-    """``json.dumps`` of an event object (or a field of one), what the caller's values raise in it (json's encoder
-    runs a dict subclass's own ``items()``) as :class:`~monitor.events.CallerValueError`; an
-    error raised in this module's own code (:func:`_default`) goes on as it is."""
+    """``json.dumps`` of an event object (or of its outputs), what the caller's values raise in it
+    (json's encoder runs a dict subclass's own ``items()``) as
+    :class:`~monitor.events.CallerValueError`; an error raised in this module's own code
+    (:func:`_default`) goes on as it is."""
     try:
         return json.dumps(obj, default=_default, separators=(",", ":"))
     except UNSERIALIZABLE:
