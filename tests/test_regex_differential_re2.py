@@ -14,12 +14,16 @@ a matcher).
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 import time
 from typing import Any
 
 import pytest
 
 from monitor.promql import Engine, PromQLError, SeriesStore
+from tests.conftest import require_binary
 from tests.prometheus_tsdb import prometheus_over, query
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +39,8 @@ PATTERNS = [
     r"\x{e9}", r"\141b?", "(?P<name>.)(.*)", "(.)(.)?(.)?", "[a-c]+[0-9]*", "(?i)[é]", "",
     # refused by Go: the engine must refuse them too
     "(a", "a**", "[z-a]", "x{1001}", r"\8", r"\C", r"a\Z", "(?z)a", "[[:foo:]]", "*a",
+    # taken by RE2 C++, refused by Go 1.19 (Prometheus 2.42's)
+    "(?<name>.)(.*)", "(?P<\u00e9>.)(.*)",
 ]
 REPLACEMENT = "[$1][${2}][$name][$$][$9]"
 
@@ -111,7 +117,7 @@ def test_the_comparison_is_not_vacuous(prometheus_and_store) -> None:  # type: i
             refused += 1
         elif 0 < len(got) < len(VALUES):
             partial += 1
-    assert refused == 11
+    assert refused == 13
     assert partial >= 30
 
 
@@ -121,3 +127,40 @@ def test_an_error_quoting_a_regex_matcher_quotes_it_as_written() -> None:
     with pytest.raises(PromQLError) as info:
         Engine().compile('foo{__name__=~"b.*"}')  # refused by Prometheus too: the name set twice
     assert "'b.*'" in str(info.value) and "\x00" not in str(info.value)
+
+
+#: Common mistakes in a matcher's pattern, and what RE2 C++ takes and Go does not.
+MISTAKES = [
+    "(a", "a)", "[a", "[]", "[^]", "\\", "a\\", "(?i", "[[:alpha:]", r"\x4", "((((a", "[z-a]", "a**", "*a",
+    "x{1001}", r"\8", r"\C", "(?z)a", "[[:foo:]]", "(?P<n>a)(?P<n>b)", "(?P<>a)", r"\p{Foo}", "a)|(b",
+    "(?<n>a)", "(?<=a)b", "(?<!a)b", "(?P<\u00e9>a)", "(?P<ab-c>a)", "(?P<n>a)|(?<m>b)",
+    # taken by both: literal where they look like the above
+    "[(?<]", r"\(?<", r"\Q(?<\E", "[[:alpha:](?<]", "[]](?<]", r"[\]](?<]", "(?P<a1_B>a)",
+]
+
+
+def test_a_refused_pattern_is_refused_as_promtool_words_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each matcher pattern is refused where ``promtool check rules`` (Go 1.19's regexp) refuses it, with
+    Go's text: the anchored form quoted where Go quotes it (``missing closing ): `^(?:(a)$```), named
+    groups Go 1.19 lacks refused (``(?<n>``, ``(?P<\u00e9>``)."""
+    promtool = require_binary("promtool")
+    lines = ["groups:", "- name: g", "  rules:"]
+    for i, pattern in enumerate(MISTAKES):
+        lines += [f"  - record: r{i}", "    expr: " + json.dumps(f"m{{v=~{_quoted(pattern)}}}")]
+    (tmp_path / "rules.yml").write_text("\n".join(lines) + "\n")
+    out = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yml")], capture_output=True,
+                         text=True, timeout=60)
+    go = {int(m.group(1)) - 1: m.group(2)
+          for m in re.finditer(r'rule (\d+), "r\d+": could not parse expression: \d+:\d+: parse error: (.*)',
+                               out.stdout + out.stderr)}
+    assert len(go) == 30  # the 30 mistakes above; the last 6 patterns are taken
+    problems = []
+    for i, pattern in enumerate(MISTAKES):
+        try:
+            Engine().compile(f"m{{v=~{_quoted(pattern)}}}")
+            ours = None
+        except PromQLError as exc:
+            ours = str(exc)
+        if (ours is None) != (i not in go) or (ours is not None and not ours.endswith(": " + go[i])):
+            problems.append(f"{pattern!r}: promtool {go.get(i, 'takes it')!r}, ours {ours or 'takes it'!r}")
+    assert not problems, "\n".join(problems)

@@ -139,21 +139,56 @@ def _group(match: Any, name: str) -> str:
 
 
 def _refuse_what_go_refuses(pattern: str) -> None:
-    """``\\C`` (any one byte) is RE2 C++'s only escape Go's parser lacks: it would split a UTF-8
-    character. Inside ``\\Q...\\E`` it is literal text."""
+    """What RE2 C++ takes and Go's ``regexp/syntax`` (Go 1.19, Prometheus 2.42's) refuses:
+
+    * ``\\C`` (any one byte): it would split a UTF-8 character;
+    * ``(?<name>...)``, a named group without the ``P`` (RE2 C++ took it in 2023, Go in 1.22):
+      ``invalid or unsupported Perl syntax: `(?<```, so ``(?<=``/``(?<!`` are worded so too;
+    * a ``(?P<name>`` whose name is not ASCII letters, digits and ``_`` (RE2 C++ takes any word
+      character: ``(?P<é>``): ``invalid named capture``.
+
+    Escaped, inside ``\\Q...\\E`` or inside a bracket expression they are literal text.
+    """
     i, n = 0, len(pattern)
-    while i < n - 1:
-        if pattern[i] != "\\":
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            if nxt == "Q" and not in_class:
+                end = pattern.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+                continue
+            if nxt == "C":
+                raise GoRegexpError("error parsing regexp: invalid escape sequence: `\\C`")
+            i += 2
+            continue
+        if in_class:
+            if c == "[" and pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                if end >= 0:
+                    i = end + 2
+                    continue
+            elif c == "]":
+                in_class = False
             i += 1
             continue
-        nxt = pattern[i + 1]
-        if nxt == "Q":
-            end = pattern.find("\\E", i + 2)
-            i = n if end < 0 else end + 2
+        if c == "[":
+            in_class = True
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            if i < n and pattern[i] == "]":  # a "]" first is itself
+                i += 1
             continue
-        if nxt == "C":
-            raise GoRegexpError("error parsing regexp: invalid escape sequence: `\\C`")
-        i += 2
+        if pattern.startswith("(?<", i):
+            raise GoRegexpError("error parsing regexp: invalid or unsupported Perl syntax: `(?<`")
+        if pattern.startswith("(?P<", i) and i + 4 < n:
+            end = pattern.find(">", i + 4)
+            name = pattern[i + 4:end]
+            if end >= 0 and name and not all(ch == "_" or (ch.isascii() and ch.isalnum()) for ch in name):
+                raise GoRegexpError(f"error parsing regexp: invalid named capture: `{pattern[i:end + 1]}`")
+        i += 1
 
 
 def _go_wording(exc: Exception) -> str:

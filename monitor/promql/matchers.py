@@ -27,11 +27,14 @@ class MatchOp:
 
 def compile_regex(pattern: str) -> Any:
     """Compile a label matcher's pattern as Prometheus does, for
-    :func:`~monitor.promql.goregexp.search`: checked alone (so ``a)|(b`` is refused, which
-    ``label_replace`` takes), then matched as ``^(?:pattern)$``."""
+    :func:`~monitor.promql.goregexp.search`: matched as ``^(?:pattern)$`` and checked alone too
+    (so ``a)|(b`` is refused, which ``label_replace`` takes), in Prometheus 2.42's order
+    (``labels.NewFastRegexMatcher``), so a refusal quotes what Go's quotes (``(a`` as
+    ``missing closing ): `^(?:(a)$```)."""
     try:
+        rx = compile_anchored(pattern)
         compile_go(pattern)
-        return compile_anchored(pattern)
+        return rx
     except GoRegexpError as exc:
         raise ParseError(f"invalid regular expression {pattern!r}: {exc}") from None
 
