@@ -164,3 +164,41 @@ def test_a_refused_pattern_is_refused_as_promtool_words_it(tmp_path) -> None:  #
         if (ours is None) != (i not in go) or (ours is not None and not ours.endswith(": " + go[i])):
             problems.append(f"{pattern!r}: promtool {go.get(i, 'takes it')!r}, ours {ours or 'takes it'!r}")
     assert not problems, "\n".join(problems)
+
+
+#: Queries whose string literals the rewrite before the parser binding (``ast._literals_for_the_parser``)
+#: must leave meaning what they mean: comments and strings holding quotes, ``#``, ``~`` and backticks,
+#: escapes in matcher values, modifiers, subqueries, and strings left unterminated (refused).
+LITERALS = [
+    'm{v=~"a.*"} # a comment holding "a quote, =~"x" and a `tick',
+    'm{v=~"a.*" # a comment inside the braces "\n}',
+    'm{v=~ # between the operator and its value\n"a.*"}',
+    "m{v=~'a\\'?b?'}", 'm{v=~"a\\"?b?"}', "m{v=~`a\"?'?b?`}", 'm{v=~"\\u00e9"}', 'm{v=~"\\x61b"}',
+    'm{v=~"\\141b"}', 'm{v=~"\\\\x61b"}', 'm{v=~"a\\n"}', 'm{v=~`a\n`}', 'm{v=~"a\\\\n"}', 'm{v=~`a\\n`}',
+    'm{v=~"a.*"} offset 1m @ 100', 'm{v=~"a.*"} @ -10', 'max_over_time(m{v=~"a.*"}[30m:1m] @ -10)',
+    '{__name__=~"m|n", v!~"a.*"}', 'm{v=~"a.*", v!~"ab"}', 'absent(m{v=~"nope"})', 'absent(m{v="~"})',
+    # unterminated: Prometheus refuses them ("unterminated quoted string")
+    'm{v=~"a', "m{v=~'a", '"a~b', "'a~b", 'm{v=~"a.*"} + "a`b', 'm{v=~"a\\',
+]
+
+
+@pytest.mark.parametrize("expr", LITERALS)
+def test_literals_around_regex_matchers_mean_what_they_mean_in_prometheus(prometheus_and_store, expr: str) -> None:  # type: ignore
+    port, store = prometheus_and_store
+    want = _prometheus(port, expr)
+    try:
+        result = Engine().compile(expr).instant(store, BASE + 10)
+    except PromQLError:
+        got = None
+    else:
+        got = ({tuple(sorted(s.labels.to_dict().items())) for s in result}  # type: ignore[union-attr]
+               if isinstance(result, list) else f"the {type(result).__name__} {result!r}")
+    assert want == got, f"{expr!r}: Prometheus {'refused' if want is None else want}, ours {got}"
+
+
+@pytest.mark.parametrize("expr", ['m{v=~"a', "m{v=~'a}", 'm{v="a"} + m{w=~"b', '"a~b'])
+def test_an_unterminated_string_is_said_to_be_so(expr: str) -> None:
+    """As Prometheus says it (``parse error: unterminated quoted string``), not closed by the rewrite
+    and then reported as an unclosed brace, or taken."""
+    with pytest.raises(PromQLError, match="unterminated quoted string"):
+        Engine().compile(expr)

@@ -351,6 +351,9 @@ def _literals_for_the_parser(expr: str) -> str:
                 j = i + 1
                 while j < n and expr[j] != c:
                     j += 2 if expr[j] == "\\" else 1
+                if j >= n:  # unterminated (or its last escape is): the parser says so, not closed here
+                    out.append(expr[i:])
+                    break
                 quote, body, j = c, expr[i + 1:j], j + 1
             if regex_op is not None:
                 at = len(out) - 1 - [k for k, piece in enumerate(reversed(out)) if piece == "~"][0]
