@@ -530,7 +530,8 @@ class BatchBuilder:
         are named by them (AutoGluon's and H2O's ``predict_proba`` answer one per class name, in an
         order of their own); ``frame`` as it is when its columns are named otherwise (read by
         position, as an array's). A model configured without classes learns them from the first
-        such frame whose columns are all text, as from an estimator's ``classes_``.
+        such frame whose columns are all text or integers (AutoGluon's columns for labels 1-5 or
+        -1/1), as from an estimator's ``classes_``.
 
         Why: read by position, a frame ``{"spam": 0.9, "ham": 0.1}`` under ``output.classes:
         [ham, spam]`` was monitored as P(ham) = 0.9, every row of the wrong class, and nothing said."""
@@ -561,7 +562,7 @@ class BatchBuilder:
         names = [str(c) for c in columns]
         known = self.classes.names
         if (not known and names and len(set(names)) == len(names) <= self.classes.cap
-                and all(isinstance(c, str) for c in columns)):
+                and all(_class_column_name(c) for c in columns)):
             for name in names:
                 self.classes.add(name)
             self.classes.ensure(len(names))  # the names are columns: an integer label may be a column index
@@ -900,6 +901,15 @@ class BatchBuilder:
         except (TypeError, ValueError):
             return None
         return None
+
+
+def _class_column_name(column: Any) -> bool:
+    """Whether a score column's name is a class name to learn: text, or an integer (not a bool), whose
+    ``str()`` is also its text as a JSON key, so that a frame's rows forwarded as JSON objects
+    (``{"3": 0.7}``) learn the classes the frame does in process. Why integers: a frame of columns 1,
+    2, 3 (a model of labels 1-5, or -1/1) was read by position in process, its classes named "0".."2"
+    where the forwarded rows named them "1".."3", and a label 3 was no class of it in process."""
+    return isinstance(column, str) or (isinstance(column, (int, np.integer)) and not isinstance(column, (bool, np.bool_)))
 
 
 #: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.

@@ -73,3 +73,24 @@ def test_rows_keyed_by_class_posted_to_the_sidecar_are_read_by_name(tmp_path) ->
         assert sample(text, "monitor_rows_rejected_total", model="m", reason="output_shape") == 1
     finally:
         s.close()
+
+
+def test_a_frame_of_integer_class_columns_is_read_by_name_forwarded_as_in_process(tmp_path) -> None:
+    """AutoGluon's ``predict_proba`` for labels 1, 2, 3 (ratings; -1/1) answers columns named by those
+    integers. In process they were read by position, the classes named "0".."2" (the column 3's
+    class called "2", a label 3 no class of them), where forwarded, JSON keys "1".."3", they were
+    learnt by name: now learnt by name in both, a label joined to its own column."""
+    rng = random.Random(7)
+    calls: list[Call] = []
+    for i in range(40):
+        p = [rng.random() + 0.01 for _ in range(3)]
+        columns = [1, 2, 3] if i % 4 else [3, 1, 2]  # now and then in another order, read by name too
+        frame = pd.DataFrame([[p[c - 1] / sum(p) for c in columns]], columns=columns)
+        calls.append(("observe", ([[rng.uniform(-3, 3), rng.uniform(-3, 3)]], frame), {"request_id": [f"r{i}"]}))
+        calls.append(("feedback", (f"r{i}", 1 + p.index(max(p))), {}))  # the truth: the class of the top column
+    config = {"features": ["a", "b"], "output": {"kind": "probabilities"}}
+    expected = in_process(config, calls)
+    assert {k[1][0][1] for k in expected if k[0] == "monitor_predicted_class"} == {"1", "2", "3"}
+    got, exposition = forwarded(config, calls, tmp_path)
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
