@@ -326,6 +326,7 @@ def _literals_for_the_parser(expr: str) -> str:
         return expr
     out: list[str] = []
     regex_op: str | None = None  # "=~" / "!~" when the last code written was one
+    regex_at = 0  # where its "~" is in ``out`` (found by looking back, a selector of 3,000 regex matchers took 1 s)
     i, n = 0, len(expr)
     while i < n:
         c = expr[i]
@@ -355,15 +356,15 @@ def _literals_for_the_parser(expr: str) -> str:
                     out.append(expr[i:])
                     break
                 quote, body, j = c, expr[i + 1:j], j + 1
-            if regex_op is not None:
-                at = len(out) - 1 - [k for k, piece in enumerate(reversed(out)) if piece == "~"][0]
-                out[at - 1:at + 1] = ["=", ""]
+            if regex_op is not None:  # out[regex_at - 1:regex_at + 1] is the operator's two characters
+                out[regex_at - 1:regex_at + 1] = ["=", ""]
                 body = _REGEX_MARKS[regex_op][0] + body
             out.append(f"{quote}{body}{quote}")
             regex_op = None
             i = j
             continue
         regex_op = expr[i - 1:i + 1] if c == "~" and i > 0 and expr[i - 1] in "=!" else None
+        regex_at = len(out)
         out.append(c)
         i += 1
     return "".join(out)
