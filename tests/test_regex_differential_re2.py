@@ -177,6 +177,8 @@ LITERALS = [
     'm{v=~"\\141b"}', 'm{v=~"\\\\x61b"}', 'm{v=~"a\\n"}', 'm{v=~`a\n`}', 'm{v=~"a\\\\n"}', 'm{v=~`a\\n`}',
     'm{v=~"a.*"} offset 1m @ 100', 'm{v=~"a.*"} @ -10', 'max_over_time(m{v=~"a.*"}[30m:1m] @ -10)',
     '{__name__=~"m|n", v!~"a.*"}', 'm{v=~"a.*", v!~"ab"}', 'absent(m{v=~"nope"})', 'absent(m{v="~"})',
+    # an equality on a value that starts as the parser's mark of a regex matcher once did: still equality
+    'm{v="\\x00=~\\x00a"}', 'm{v!="\\x00!~\\x00a"}',
     # unterminated: Prometheus refuses them ("unterminated quoted string")
     'm{v=~"a', "m{v=~'a", '"a~b', "'a~b", 'm{v=~"a.*"} + "a`b', 'm{v=~"a\\',
 ]

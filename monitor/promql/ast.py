@@ -10,6 +10,7 @@ result type per node, and it is the single place where unsupported constructs ar
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
@@ -307,7 +308,10 @@ def _protect_negative_at(expr: str) -> tuple[str, dict[int, int]]:
 
 #: What a regex matcher's value starts with while the parser binding reads it (see
 #: :func:`_literals_for_the_parser`), by operator: the text written in the query, and its value.
-_REGEX_MARKS = {"=~": ("\\x00=~\\x00", "\x00=~\x00"), "!~": ("\\x00!~\\x00", "\x00!~\x00")}
+#: The mark holds a token drawn once per process: a query can write any value, escapes included, and
+#: an equality matcher written as ``l="\\x00=~\\x00v"`` was read as the regex ``v``.
+_MARK_TOKEN = secrets.token_hex(8)
+_REGEX_MARKS = {op: (f"\\x00{op}{_MARK_TOKEN}\\x00", f"\x00{op}{_MARK_TOKEN}\x00") for op in ("=~", "!~")}
 
 
 def _literals_for_the_parser(expr: str) -> str:
