@@ -53,3 +53,13 @@ def test_unicode_classes_and_what_python_lacks_are_read_as_go() -> None:
 def test_a_pattern_go_refuses_is_said_in_its_words() -> None:
     text = expand('{{ reReplaceAll "(a" "x" "a" }}')
     assert text.startswith("<error expanding template:") and "error parsing regexp: missing closing ): `(a`" in text
+
+
+def test_a_pattern_from_a_label_holding_a_lone_surrogate_is_read_as_go_holds_it() -> None:
+    """A label value JSON brought in may hold a lone surrogate (``"\\udc80"``), which Go's JSON reads
+    as U+FFFD; used as a template's pattern it raised UnicodeEncodeError in RE2's binding (the
+    template rendered an error and a warning was logged as a bug). It is read with U+FFFD, as the
+    text it is matched against already was."""
+    template = AlertTemplate.compile('{{ reReplaceAll $labels.p "x" $labels.v }}|{{ match $labels.p $labels.v }}', "P")
+    assert template.expand({"p": "b\udc80", "v": "ab\udc80c"}, 1.0) == "axc|true"
+    assert template.expand({"p": "(\udc80", "v": "a"}, 1.0).startswith("<error expanding template:")  # still Go's refusal

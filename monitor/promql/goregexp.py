@@ -10,8 +10,8 @@ syntax is Go's, so a pattern means here what it means in Prometheus, with nothin
 
 Where the two RE2s part, Go is followed: ``\\C`` (one byte, which Go refuses) is refused, a text
 holding lone surrogates (JSON's ``"\\udc80"``; UTF-8 cannot hold one) is matched with each read as
-U+FFFD, as Go reads a byte of invalid UTF-8, and a refusal is worded with Go's error codes
-(``error parsing regexp: missing closing ): `(a```).
+U+FFFD, as Go reads a byte of invalid UTF-8 (a pattern holding them too), and a refusal is worded
+with Go's error codes (``error parsing regexp: missing closing ): `(a```).
 """
 
 from __future__ import annotations
@@ -64,6 +64,12 @@ def compile_go(pattern: str) -> Any:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         raise GoRegexpError(_go_wording(exc)) from None
+    except UnicodeEncodeError:
+        # a pattern holding lone surrogates (a template's pattern taken from a label value that JSON
+        # brought in) is read with each as U+FFFD, as the text it is matched against (:func:`search`)
+        # and as Go holds such a label: it raised UnicodeEncodeError, and the template rendered
+        # "error executing template ...: UnicodeEncodeError" with a warning logged as a bug
+        return compile_go(_SURROGATE.sub("\ufffd", pattern))
 
 
 def compile_anchored(pattern: str) -> Any:
