@@ -170,7 +170,7 @@ def _default(obj: Any) -> Any:
             raise TypeError(f"a numpy {obj.dtype} value is encoded carefully")
         convert = obj.tolist
     elif kind.__name__ == "DataFrame" and _has(obj, "to_dict"):
-        convert = functools.partial(obj.to_dict, orient="records")
+        convert = functools.partial(_frame_records, obj)
     elif _has(obj, "item"):
         convert = obj.item
     else:
@@ -182,6 +182,15 @@ def _default(obj: Any) -> Any:
     if type(value) is kind:  # numpy's longdouble and clongdouble: json would call this again, to RecursionError
         raise TypeError(f"a numpy {kind.__name__} value is encoded carefully")
     return value
+
+
+def _frame_records(frame: Any) -> list[dict[Any, Any]]:
+    """A DataFrame's rows as objects keyed by its column labels' ``str()``, as the in-process
+    readers name a frame's columns (a feature, a class): JSON writes a label ``True`` as the key
+    ``true`` and ``None`` as ``null``, where in process they are ``True`` and ``None``."""
+    if not all(type(c) is str for c in frame.columns):
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    return frame.to_dict(orient="records")
 
 
 def _has(obj: Any, name: str) -> bool:

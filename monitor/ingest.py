@@ -904,12 +904,14 @@ class BatchBuilder:
 
 
 def _class_column_name(column: Any) -> bool:
-    """Whether a score column's name is a class name to learn: text, or an integer (not a bool), whose
-    ``str()`` is also its text as a JSON key, so that a frame's rows forwarded as JSON objects
+    """Whether a score column's name is a class name to learn: text, or an integer (a bool too),
+    whose ``str()`` is the key a forwarding worker writes for it (:func:`monitor.forwarding._default`
+    writes a frame's labels by their ``str()``), so that a frame's rows forwarded as JSON objects
     (``{"3": 0.7}``) learn the classes the frame does in process. Why integers: a frame of columns 1,
     2, 3 (a model of labels 1-5, or -1/1) was read by position in process, its classes named "0".."2"
-    where the forwarded rows named them "1".."3", and a label 3 was no class of it in process."""
-    return isinstance(column, str) or (isinstance(column, (int, np.integer)) and not isinstance(column, (bool, np.bool_)))
+    where the forwarded rows named them "1".."3", and a label 3 was no class of it in process; and
+    bools (a binary model of labels False/True) "0"/"1" in process, "false"/"true" forwarded."""
+    return isinstance(column, (str, int, np.integer, np.bool_))
 
 
 #: What a fast path hands to ``build``: numeric rows, categorical rows, raw outputs, rows per event.

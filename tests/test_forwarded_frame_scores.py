@@ -94,3 +94,25 @@ def test_a_frame_of_integer_class_columns_is_read_by_name_forwarded_as_in_proces
     got, exposition = forwarded(config, calls, tmp_path)
     assert total(exposition, "monitor_intake_events_refused_total") == 0
     assert got == expected
+
+
+def test_a_frame_of_bool_class_columns_is_read_by_name_forwarded_as_in_process(tmp_path) -> None:
+    """A binary model of labels False/True answers columns named False and True: in process they
+    were read by position (classes "0", "1"), forwarded learnt by name from JSON's keys "false" and
+    "true": the same calls counted under other classes. The worker now writes a frame's labels by
+    their ``str()``, as the in-process readers name columns, and bool columns are learnt by name in
+    process too: classes "False" and "True" on both sides, a label True joined to its column."""
+    rng = random.Random(11)
+    calls: list[Call] = []
+    for i in range(40):
+        p = rng.random()
+        columns = [False, True] if i % 3 else [True, False]
+        frame = pd.DataFrame([[1 - p if c is False else p for c in columns]], columns=columns)
+        calls.append(("observe", ([[rng.uniform(-3, 3), rng.uniform(-3, 3)]], frame), {"request_id": [f"r{i}"]}))
+        calls.append(("feedback", (f"r{i}", p > 0.5), {}))
+    config = {"features": ["a", "b"], "output": {"kind": "probabilities"}}
+    expected = in_process(config, calls)
+    assert {k[1][0][1] for k in expected if k[0] == "monitor_predicted_class"} == {"False", "True"}
+    got, exposition = forwarded(config, calls, tmp_path)
+    assert total(exposition, "monitor_intake_events_refused_total") == 0
+    assert got == expected
