@@ -90,7 +90,7 @@ from typing import Any
 
 from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION,
                             CallerValueError, UnreadableValues, caller_text, client_text, describe_value, error_event, event_time,
-                            feedback_lists, id_key, is_missing, request_id_text, row_text, say_unreadable_timestamp, value_text)
+                            feedback_lists, id_key, is_missing, request_id_text, row_text, say_unreadable_timestamp)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -448,18 +448,13 @@ def _label(value: Any, where: str, kind: str | None = None) -> Any:
 
 
 def _class_key(label: Any) -> tuple[str, bool]:
-    """How :meth:`monitor.outputs.ClassIndex.lookup` reads a label: the text it names the class by
-    (numpy's scalars by their value, bytes decoded, a whole float as its integer), and whether it
-    is an integer (then the class of that index when no class is so named)."""
-    kind = type(label)  # by type, float's own methods: a caller's __class__ or is_integer may raise
-    if kind.__module__ == "numpy" and hasattr(kind, "item"):
-        label = label.item()
-        kind = type(label)
-    if issubclass(kind, (bytes, bytearray)):
-        label, kind = bytes(label).decode("utf-8", "replace"), str
-    if issubclass(kind, float) and float.is_integer(label):
-        label, kind = int(float.__float__(label)), int
-    return (label if kind is str else value_text(label)), issubclass(kind, int) and not issubclass(kind, bool)
+    """How :meth:`monitor.outputs.ClassIndex.lookup` reads a label (:func:`monitor.outputs.class_key`):
+    the text it names the class by, and whether it is an integer (then the class of that index when
+    no class is so named)."""
+    from monitor.outputs import class_key  # numpy: this careful path only
+
+    name, kind, _ = class_key(label)
+    return name, issubclass(kind, int) and not issubclass(kind, bool)
 
 
 def _label_candidates(value: Any) -> list[Any]:

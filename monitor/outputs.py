@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from monitor.events import MAX_REGRESSION_LABEL, is_missing, value_text
 from monitor.input_forms import short_repr
 from monitor.schema import OutputSpec
 
-__all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities"]
+__all__ = ["DecodedOutputs", "decode_outputs", "ClassIndex", "are_probabilities", "class_key"]
 
 #: Class names learned from a model's answers or labels are cut to this many characters (a
 #: label column of free text must not fill memory with megabyte-long class names).
@@ -47,6 +48,27 @@ def bytes_repr_text(name: str) -> str | None:
 #: are refused; within it they are renormalised.
 SUM_TOLERANCE = 1e-3
 
+
+
+def class_key(v: Any) -> tuple[str, type, Any]:
+    """How :meth:`ClassIndex.lookup` reads one label: the text it names the class by, the value's
+    type and the value as read (numpy's scalars by their value, bytes decoded as UTF-8, a whole
+    float as its integer, a str subclass such as a str-mixin Enum's member by its own text). Told
+    by type, a subclass of float or str read by float's and str's own methods: isinstance runs a
+    caller's object's ``__class__``, and a subclass's methods are its own (either may raise). A
+    forwarding worker reads a label so too (:mod:`monitor.forwarding`). Raises what the value's
+    ``str()`` raises."""
+    kind = type(v)
+    if issubclass(kind, np.generic):  # numpy scalars inside an object array
+        v = v.item()
+        kind = type(v)
+    if issubclass(kind, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8", "replace")
+        kind = str
+    if issubclass(kind, float) and float.is_integer(v):
+        v = int(float.__float__(v))
+        kind = int
+    return (v if kind is str else value_text(v)), kind, v
 
 class ClassIndex:
     """Maps label values to column indices, learning new labels up to a cap (overflow -> -1)."""
@@ -118,20 +140,8 @@ class ClassIndex:
         segments are: ``b"cat"`` is the class ``cat``, not ``b'cat'``."""
         out = np.empty(len(values), dtype=np.int64)
         for i, v in enumerate(values.tolist()):
-            # told by type, a subclass of float or str read by float's and str's own methods: isinstance
-            # runs a caller's object's __class__, and a subclass's methods are its own (either may raise)
-            kind = type(v)
-            if issubclass(kind, np.generic):  # numpy scalars inside an object array
-                v = v.item()
-                kind = type(v)
-            if issubclass(kind, (bytes, bytearray)):
-                v = bytes(v).decode("utf-8", "replace")
-                kind = str
-            if issubclass(kind, float) and float.is_integer(v):
-                v = int(float.__float__(v))
-                kind = int
             try:
-                name = v if kind is str else value_text(v)  # a str subclass (a str-mixin Enum's member): its own text
+                name, kind, v = class_key(v)
             except Exception:  # noqa: BLE001 - an int of over 4,300 digits, an object whose __str__ fails
                 out[i] = -1
                 continue
