@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 __all__ = [
     "OutgoingAlert",
+    "without_credentials",
     "AlertSink",
     "AlertmanagerSink",
     "WebhookSink",
@@ -150,6 +151,12 @@ class AlertSink(Protocol):
     def deliver(self, alerts: Sequence[OutgoingAlert]) -> None: ...
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part: what a request, a log line or a label may show."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
+
+
 def _credentials(url: str) -> tuple[str, dict[str, str]]:
     """``url`` without its ``user:password@`` part, and the basic-auth header that part says.
 
@@ -159,12 +166,10 @@ def _credentials(url: str) -> tuple[str, dict[str, str]]:
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, {}
-    host = parts.hostname or ""
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+    return without_credentials(url), {"Authorization": f"Basic {token}"}
 
 
 def _post_json(url: str, payload: Any, timeout_s: float, headers: Mapping[str, str]) -> None:

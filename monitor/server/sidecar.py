@@ -21,6 +21,7 @@ from monitor.config import AgentConfig, ConfigError, MonitorConfig, RulesConfig
 from monitor.events import PREDICTION
 from monitor.once import Once
 from monitor.queue import event_bytes
+from monitor.rules.notifier import without_credentials
 from monitor.server.errors import IntakeError
 from monitor.server.limits import Admission
 from monitor.server.settings import SidecarSettings
@@ -53,15 +54,6 @@ def _rules_read_sidecar_families(mon: "Monitor") -> bool:
     assert mon.rules is not None
     names = mon.rules.selected_names()
     return "" in names or any(n in names for spec in METRICS for n in spec.series_names())
-
-
-def _without_credentials(url: str) -> str:
-    """``url`` without a ``user:password@`` part: what the series ``monitor_proxy_upstream_info``
-    (scraped, paged) may show of the proxy's upstream."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
 
 
 def columnar(events: list[tuple[Any, ...]], *, inputs: bool = True, outputs: bool = True) -> list[tuple[Any, ...]]:
@@ -254,7 +246,7 @@ class Sidecar:
         #: whether a model's rules read the sidecar's own series (:meth:`_give_rules_the_sidecar_series`)
         self._sidecar_series_read = False
         if settings.proxy.upstream:
-            self.store.set("monitor_proxy_upstream_info", 1.0, (_without_credentials(settings.proxy.upstream),
+            self.store.set("monitor_proxy_upstream_info", 1.0, (without_credentials(settings.proxy.upstream),
                                                                  ",".join(m.model for m in agent.models)))
         self.store.zero("monitor_config_reloads", [("success",), ("failure",)])
         self.store.set("monitor_config_last_reload_successful", 1.0)
