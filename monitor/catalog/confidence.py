@@ -272,7 +272,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "One-sided p-value of 'the model is calibrated' against 'over-confident' over the window: below 0.01 is significant.",
                concern=_CAL, unit="none"),
     MetricSpec(TEMPERATURE, GAUGE,
-               "Temperature that would recalibrate the window's predictions (NLL fit): above 1 divide logits by it (over-confident).",
+               "Temperature that would recalibrate the window's predictions (NLL fit): above 1 divide logits by it (over-confident). Absent where none would: one-hot outputs (every top probability 1).",
                concern=_CAL, unit="none"),
     MetricSpec(RELIABILITY_CONFIDENCE, GAUGE, "Reliability diagram: mean confidence of the labelled rows in each equal-width bin.",
                labels=("bin",), concern=_CAL, unit="percentunit", max_series=20),
@@ -361,7 +361,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "segments detector with histograms: true).",
                labels=("segment",), buckets=VARIANCE_BUCKETS, concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_TEMPERATURE, GAUGE,
-               "Temperature that would recalibrate the segment's labelled predictions (NLL fit; segments detector with temperature_rows).",
+               "Temperature that would recalibrate the segment's labelled predictions (NLL fit; segments detector with temperature_rows). Absent where none would: one-hot outputs.",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_RELIABILITY_CONFIDENCE, GAUGE,
                "Reliability diagram per segment: mean confidence of the segment's labelled rows in each equal-width bin "

@@ -563,6 +563,11 @@ def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[flo
     is such has a likelihood of 0 whatever ``T`` is and says nothing of it: left out. Read as a
     finite logit of -690 instead, one such row (a tree's one-hot wrong answer) pinned ``T`` at the
     upper bound, and a masked class gave NaN gradients that walked it to the lower one.
+
+    NaN when there is nothing to fit: no rows, or rows whose every class of non-zero probability
+    is tied at the top (a one-hot model, a fully grown tree or a 1-nearest-neighbour vote, wrong
+    at a confidence of 1, or a uniform answer): ``softmax(z / T)`` is then the same at every ``T``
+    and no temperature recalibrates them.
     """
     z = np.asarray(log_probs, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
@@ -576,6 +581,11 @@ def fit_temperature(log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[flo
         if z.shape[0] == 0:
             return float("nan")
         z = np.where(masked, _MASK_VALUE, z)  # exp(b * z) is exactly 0 for every b in the bracket
+    if not (z[~masked] < 0).any():
+        # every class a kept row can take is tied at its top (a one-hot model's rows, a uniform
+        # answer): softmax(z / T) is the same at every T and so is the likelihood, so no finite
+        # temperature recalibrates them (the fit ran to the upper bound and gave 20): none
+        return float("nan")
     zy = z[np.arange(z.shape[0]), y]
     mean_zy = float(zy.mean())
 
