@@ -3,8 +3,10 @@ through a Monitor with this issue's default detectors and the shipped output rul
 (``rules/confidence.yml``, ``rules/core.yml``, ``for:`` as shipped).
 
 Bounds: no alert at all over 2 hours of unshifted traffic; with Gaussian noise of 2 sd on half the
-rows from hour 1, the over-confidence and accuracy alerts fire within the hour after the onset,
-and nothing fires before it.
+rows from hour 1, the over-confidence and error-rate alerts fire within the hour after the onset,
+and nothing fires before it. (ModelAccuracyDrop fired here too while it took the 44-row reference's
+accuracy as exact; allowing for its sampling error, about 6 points on 44 rows, the 14-point drop
+is under z 3: ModelErrorRateRose, against the window before, sees it at 27 minutes.)
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def test_silent_on_unshifted_wine_traffic(bench, wine) -> None:
 def test_fires_on_noisy_wine_traffic(bench, wine) -> None:
     fired, early, accuracy = bench.run_rule_packs(wine, "noise_2", seed=3, hours=(1.0, 1.0))
     assert early == []
-    assert {"ModelOverconfident", "ModelAccuracyDrop"} <= set(fired), fired
-    assert max(fired["ModelOverconfident"], fired["ModelAccuracyDrop"]) <= 60.0
+    assert {"ModelOverconfident", "ModelErrorRateRose"} <= set(fired), fired
+    assert max(fired["ModelOverconfident"], fired["ModelErrorRateRose"]) <= 60.0
     assert accuracy[0] - accuracy[1] > 0.1  # the shift really costs accuracy (the table's column)
 
 

@@ -84,15 +84,23 @@ def run(reference: Reference, rule_files: list[Path], *, seed: int, hours: float
         now = float(t0 + STEP)
         det.advance(now)
         det.export(store)
-        series.append_scrape(now, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
-        now_firing = set()
-        for ev in evaluators:
-            ev.evaluate(now)
-            now_firing |= {(a.name, tuple(sorted(a.labels.items()))) for a in ev.alerts() if a.state.name.lower() == "firing"}
-        for name, _ in now_firing - before:
-            firing.setdefault(name, []).append(now)
-        before = now_firing
+        before = scrape_and_evaluate(store, series, evaluators, now, before, firing)
     return firing
+
+
+def scrape_and_evaluate(store: MetricStore, series, evaluators: list, now: float,
+                        before: set[tuple[str, tuple[tuple[str, str], ...]]],
+                        firing: dict[str, list[float]]) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Scrape ``store`` into ``series`` at ``now``, evaluate the rules and add to ``firing`` the
+    alerts that went to firing since ``before`` (the alerts firing then); returns those firing now."""
+    series.append_scrape(now, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
+    now_firing = set()
+    for ev in evaluators:
+        ev.evaluate(now)
+        now_firing |= {(a.name, tuple(sorted(a.labels.items()))) for a in ev.alerts() if a.state.name.lower() == "firing"}
+    for name, _ in now_firing - before:
+        firing.setdefault(name, []).append(now)
+    return now_firing
 
 
 def test_a_healthy_model_at_low_traffic_does_not_page(reference: Reference, tmp_path: Path) -> None:

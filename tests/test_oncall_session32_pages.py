@@ -50,6 +50,8 @@ def test_accuracy_drop_says_how_many_points_from_what_to_what(tmp_path: Path) ->
                 values: '0.72x40'
               - series: 'monitor_labels_in_window{model="m"}'
                 values: '500x40'
+              - series: 'monitor_reference_accuracy_rows{model="m"}'
+                values: '2000x40'
             alert_rule_test:
               - eval_time: 30m
                 alertname: ModelAccuracyDrop

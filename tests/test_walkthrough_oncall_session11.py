@@ -31,12 +31,16 @@ def test_accuracy_drop_needs_significance_on_the_window_labels(tmp_path: Path) -
                 values: '0.69x40'
               - series: 'monitor_labels_in_window{{model="quiet"}}'
                 values: '120x40'
+              - series: 'monitor_reference_accuracy_rows{{model="quiet"}}'
+                values: '2000x40'
               - series: 'monitor_reference_accuracy_ratio{{model="broken"}}'
                 values: '0.75x40'
               - series: 'monitor_accuracy_ratio{{model="broken"}}'
                 values: '0.62x40'
               - series: 'monitor_labels_in_window{{model="broken"}}'
                 values: '300x40'
+              - series: 'monitor_reference_accuracy_rows{{model="broken"}}'
+                values: '2000x40'
             alert_rule_test:
               - eval_time: 30m
                 alertname: ModelAccuracyDrop
@@ -64,12 +68,16 @@ def test_accuracy_drop_against_a_perfect_reference_still_needs_significance(tmp_
                 values: '0.9x40'
               - series: 'monitor_labels_in_window{{model="perfect"}}'
                 values: '50x40'
+              - series: 'monitor_reference_accuracy_rows{{model="perfect"}}'
+                values: '2000x40'
               - series: 'monitor_reference_accuracy_ratio{{model="busy"}}'
                 values: '0.9x40'
               - series: 'monitor_accuracy_ratio{{model="busy"}}'
                 values: '0.8x40'
               - series: 'monitor_labels_in_window{{model="busy"}}'
                 values: '2000000x40'
+              - series: 'monitor_reference_accuracy_rows{{model="busy"}}'
+                values: '2000x40'
             alert_rule_test:
               - eval_time: 30m
                 alertname: ModelAccuracyDrop

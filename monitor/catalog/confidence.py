@@ -223,7 +223,7 @@ METRICS: tuple[MetricSpec, ...] = (
                concern=_C, unit="percentunit"),
     MetricSpec(REFERENCE_ACCURACY_ROWS, GAUGE,
                "Labelled reference rows the reference accuracy and the estimators (ATC's threshold, CBPE's calibration) were "
-               "fitted on: their sampling error, which ModelEstimatedAccuracyDrop adds to the window's (on a reference of 50 "
+               "fitted on: their sampling error, which ModelAccuracyDrop and ModelEstimatedAccuracyDrop add to the window's (on a reference of 50 "
                "rows an unchanged model's ATC estimate sits several points from the reference accuracy for as long as that "
                "reference is used).",
                concern=_C),
