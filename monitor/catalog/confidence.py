@@ -302,7 +302,7 @@ METRICS: tuple[MetricSpec, ...] = (
                labels=("segment",), concern=_SEG, unit="percentunit", max_series=200),
     MetricSpec(SEGMENT_GAP_PVALUE, GAUGE,
                "One-sided p-value of 'the segment is calibrated' against 'over-confident' (score test of right answers against "
-               "the confidences, moments from 15 bins: conservative): below 0.001 divided by the segments tracked is "
+               "the confidences, its tail exact on 15 bins: conservative): below 0.001 divided by the segments tracked is "
                "significant, as ModelSegmentOverconfident tests it.",
                labels=("segment",), concern=_SEG, unit="none", max_series=200),
     MetricSpec(SEGMENT_GAP, GAUGE, "Over-confidence gap (mean confidence minus accuracy) of labelled rows, per segment.",
