@@ -54,6 +54,7 @@ __all__ = [
     "request_id_text",
     "json_kind",
     "row_text",
+    "segment_text",
     "whole_number_text",
     "float_text",
     "float32_text",
@@ -483,6 +484,16 @@ def request_id_text(v: Any) -> str | None:
     was held under ``""``, and a label for ``""`` joined whichever came last."""
     text = float_text(v)
     return (row_text(v) or None) if text is None else text
+
+
+def segment_text(v: Any) -> str | None:
+    """One row's segment as text, as :func:`row_text` reads it (cut to :data:`MAX_LABEL_CHARS`),
+    except that a float reads as :func:`float_text` writes it, as request ids and categorical
+    values do: segments are told apart by their text, and a column of integer segments with one
+    missing value passes through pandas as float64, so ``3.0`` was a segment of its own beside
+    the integer's ``3``."""
+    text = float_text(v)
+    return row_text(v, MAX_LABEL_CHARS) if text is None else text[:MAX_LABEL_CHARS]
 
 
 def whole_number_text(v: Any) -> str | None:

@@ -88,9 +88,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION,
-                            CallerValueError, UnreadableValues, caller_text, client_text, describe_value, error_event, event_time,
-                            feedback_lists, id_key, is_missing, request_id_text, row_text, say_unreadable_timestamp)
+from monitor.events import (ERROR, FEEDBACK, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, CallerValueError,
+                            UnreadableValues, caller_text, client_text, describe_value, error_event, event_time, feedback_lists,
+                            id_key, is_missing, request_id_text, say_unreadable_timestamp, segment_text)
 from monitor.once import Once
 from monitor.queue import SHED_REASONS, EventQueue
 from monitor.schema import OUTPUT_KINDS
@@ -771,14 +771,15 @@ def _argument(read: Callable[[Any], Any], value: Any, argument: str,
 def _sendable_segment(segment: Any) -> Any:
     """A prediction's ``segment`` as the in-process row builder reads it
     (:func:`monitor.row_arguments.row_segments`): one per row for a per-row list, each entry's
-    text (:func:`~monitor.events.row_text`: bytes decoded, a missing one null), else the call's
+    text (:func:`~monitor.events.segment_text`: bytes decoded, a whole float the integer's text, a
+    missing one null), else the call's
     one segment, None for a missing one. Why: the worker wrote ``str()`` of each, so that a
     segment given as bytes was ``"b'eu'"`` (in process ``eu``) and a NaN one the segment ``nan``
     (in process none, "unset")."""
     rows = _per_row(segment)
     if rows is None:
-        return row_text(segment, MAX_LABEL_CHARS)
-    return [row_text(v, MAX_LABEL_CHARS) for v in rows]
+        return segment_text(segment)
+    return [segment_text(v) for v in rows]
 
 
 def _sendable_request_id(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], str | None]:

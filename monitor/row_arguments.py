@@ -15,7 +15,7 @@ import numpy as np
 
 from monitor.cell_values import ComplexValues, complex_form, real_numbers
 from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, CallerValueError, UnreadableValues, client_text, is_dataframe,
-                            request_id_text, row_text)
+                            request_id_text, segment_text)
 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
@@ -76,11 +76,11 @@ def row_segments(events: list[tuple[Any, ...]], counts: np.ndarray, result: Buil
             if rows is not None:
                 if len(rows) == c:
                     plain = set(map(type, rows)) == _TEXT and max(map(len, rows)) <= MAX_LABEL_CHARS  # the usual case
-                    out[pos:pos + c] = rows if plain else [row_text(v, MAX_LABEL_CHARS) for v in rows]
+                    out[pos:pos + c] = rows if plain else [segment_text(v) for v in rows]
                 else:
                     result.drop_argument("segment", len(rows), c)
             else:
-                out[pos:pos + c] = row_text(seg, MAX_LABEL_CHARS)
+                out[pos:pos + c] = segment_text(seg)
         except CallerValueError as err:  # a caller's object whose iteration or str() raises: its rows have none
             _unreadable_argument(result, "segment", c, err.error)
         pos += c

@@ -292,7 +292,7 @@ def test_a_bug_in_the_forwarding_workers_reading_is_its_internal_error_not_the_c
     if where in ("client", "error_client"):
         _bug(forwarding, "_client_key", monkeypatch)
     elif where == "segment":
-        _bug(forwarding, "row_text", monkeypatch)
+        _bug(forwarding, "segment_text", monkeypatch)
     elif where == "request_id":
         _bug(forwarding, "request_id_text", monkeypatch)
     else:
@@ -326,7 +326,7 @@ def test_a_bug_in_the_row_readers_is_an_internal_error_not_the_callers_argument(
     call as the monitor's ingest internal error."""
     from monitor import row_arguments
 
-    _bug(row_arguments, "client_text" if argument == "client" else "row_text" if argument == "segment" else "request_id_text",
+    _bug(row_arguments, "client_text" if argument == "client" else "segment_text" if argument == "segment" else "request_id_text",
          monkeypatch)
     with _monitor() as mon:
         mon.observe([[1.0, 2.0], [3.0, 4.0]], [[0.2, 0.3, 0.5]] * 2, **{argument: [b"v1", b"v2"]})

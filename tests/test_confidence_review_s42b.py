@@ -230,3 +230,36 @@ def test_the_segment_overconfidence_pvalue_level_is_exact_on_given_confidences()
             for alpha in (0.01, 0.001, 1e-4, 1e-5):
                 level = float(pmf[p <= alpha].sum())
                 assert level <= alpha, (a, b, n, alpha, level)
+
+
+# -- a segment given as a whole float ---------------------------------------------------------
+def test_a_segment_given_as_a_whole_float_is_the_integers_segment() -> None:
+    """Segments are told apart by their text, 3 and "3" being one. A whole float, as a pandas
+    column of integer store ids with one missing value makes of them (float64), was its own
+    segment "3.0" beside the integers' "3": every per-segment figure split in two. It reads as
+    the integer's text, in process and as a forwarding worker sends it (other floats keep their
+    text, as categorical values and request ids read them)."""
+    import pandas as pd
+    from prometheus_client import CollectorRegistry
+
+    from monitor import Monitor
+    from monitor.forwarding import _sendable_segment
+    from tests.sidecar_support import sample
+
+    cfg = {"model": "m", "features": ["x"], "output": {"kind": "probabilities"}, "detectors": [{"kind": "segments", "min_rows": 1}]}
+    mon = Monitor(config=cfg, registry=CollectorRegistry(), start_worker=False, live=False)
+    try:
+        probs = np.array([[0.8, 0.2]] * 4)
+        mon.observe(np.zeros((4, 1)), probs, segment=3, timestamp=1_700_000_000.0)
+        mon.observe(np.zeros((4, 1)), probs, segment=3.0, timestamp=1_700_000_001.0)
+        mon.observe(np.zeros((4, 1)), probs, segment=pd.Series([3.0, np.nan, 4.0, 2.5]), timestamp=1_700_000_002.0)
+        mon.observe(np.zeros((4, 1)), probs, segment=np.float32(3.0), timestamp=1_700_000_003.0)
+        mon.flush()
+        text = mon.metrics_text()
+    finally:
+        mon.close()
+    segments = {line.split('segment="')[1].split('"')[0] for line in text.splitlines()
+                if line.startswith("monitor_segment_rows_in_window{")}
+    assert segments == {"3", "unset", "4", "2.5"}, segments
+    assert sample(text, "monitor_segment_rows_in_window", model="m", segment="3") == 13  # 4 + 4 + 1 + 4
+    assert _sendable_segment(3.0) == "3" and _sendable_segment([3.0, 2.5, None]) == ["3", "2.5", None]
