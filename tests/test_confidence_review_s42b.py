@@ -263,3 +263,38 @@ def test_a_segment_given_as_a_whole_float_is_the_integers_segment() -> None:
     assert segments == {"3", "unset", "4", "2.5"}, segments
     assert sample(text, "monitor_segment_rows_in_window", model="m", segment="3") == 13  # 4 + 4 + 1 + 4
     assert _sendable_segment(3.0) == "3" and _sendable_segment([3.0, 2.5, None]) == ["3", "2.5", None]
+
+
+# -- the segment calibration p-value's draws against the segments tracked ---------------------
+def test_segment_calibration_alert_can_fire_with_many_segments() -> None:
+    """ModelSegmentCalibrationErrorHigh multiplies a segment's resampled p-value by the segments
+    tracked and compares it with 0.01. Drawn at most ``resamples`` (1,999) times, the p-value is
+    never under 1 / 2,000, so from 20 segments tracked the product was never under 0.01 and the
+    alert could not fire, however miscalibrated a segment: here the default cap's 20 segments and
+    ``other`` (24 segment values), one right half the time at a confidence of about 0.9 on 400
+    labels. The draws now reach what the corrected level needs; the calibrated segments stay
+    silent."""
+    from monitor.batch import Batch
+    from monitor.detectors.segments import SegmentDetector
+    from monitor.promql import Engine, SeriesStore
+    from tests.test_confidence_rules import _rule, outputs
+
+    rng = np.random.default_rng(24)
+    det = SegmentDetector(window_s=3600.0, refresh=0.0)
+    names_ = [f"s{i}" for i in range(24)]
+    for name in names_:
+        probs, y = outputs(rng, 400, a=20.0, gap=0.4 if name == "s0" else 0.0)
+        ts = np.sort(rng.uniform(0.0, 1000.0, 400))
+        seg = np.full(400, name, dtype=object)
+        det.update(Batch.from_arrays(np.zeros((400, 1)), probs, ts=ts, segment=seg))
+        det.update_labels(LabeledBatch(ts=ts, label_ts=ts, label=y, segment=seg, scores=probs, predicted=probs.argmax(axis=1),
+                                       log_scores=unc.log_probabilities(probs)))
+    det.advance(1000.0)
+    store = MetricStore("m")
+    det.export(store)
+    assert store.value(names.SEGMENTS_TRACKED) == 21
+    series = SeriesStore(retention_s=7200.0)
+    series.append_scrape(1000.0, [({**labels, "__name__": name}, value) for name, labels, value in store.samples()])
+    fired = Engine().compile(_rule("ModelSegmentCalibrationErrorHigh")["expr"]).instant(series, 1000.0)
+    # before: s0's error 0.39, its p-value 1 / 2,000, times 21 segments 0.0105
+    assert [s.labels["segment"] for s in fired] == ["s0"], (fired, store.value(names.SEGMENT_CALIBRATION_ERROR_PVALUE, ("s0",)))

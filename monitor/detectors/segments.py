@@ -63,6 +63,7 @@ from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
 from monitor.stats.gaps import group_means, largest_gap
+from monitor.stats.univariate import chi2_draws
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ def _reliability_blocks(lab: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(lab[_BIN_N:_L_FIELDS].reshape(3, cal.ECE_BINS, s).transpose(0, 2, 1))
 
 
+#: The level ModelSegmentCalibrationErrorHigh compares a segment's calibration-error p-value, times
+#: the segments tracked, with (rules/confidence.yml): the draws are made fine enough for it.
+CALIBRATION_ALPHA = 0.01
 #: Below this the score test's approximate p-value is replaced by the exact one (see :func:`_gap_pvalues`).
 _GAP_EXACT_BELOW = 0.05
 #: Every error counts alike in the segments' test (the weighted test's weights all 1).
@@ -213,9 +217,9 @@ class SegmentDetector(RefreshingDetector):
         it has ``min_labels_calibration`` of them; 0 (the default) keeps none. Size it so that the
         smallest segment of interest has that many labels among the last ``temperature_rows``.
     resamples, seed
-        Most draws of each segment's calibration-error p-value (99 to 1,999) and the seed of the
-        detector's own generator for them (defaults to the monitor's ``seed``), as the
-        calibration detector's.
+        Most draws of each segment's calibration-error p-value (99 to 1,999; more when the
+        segments tracked need them, see :meth:`draws`) and the seed of the detector's own
+        generator for them (defaults to the monitor's ``seed``), as the calibration detector's.
     """
 
     kind: ClassVar[str] = "segments"
@@ -536,7 +540,8 @@ class SegmentDetector(RefreshingDetector):
         bins = _reliability_blocks(lab)
         if due:
             self._refresh.done(slot_end, float(p[_ROWS].sum() + lab[_LAB].sum()))
-        out.set(names.SEGMENTS_TRACKED, float(self._slots.learned + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)))
+        tracked = self._slots.learned + (1 if p[_ROWS, -1] > 0 or lab[_LAB, -1] > 0 else 0)
+        out.set(names.SEGMENTS_TRACKED, float(tracked))
         # one list of series per metric, written with one store call each ("other" appears only once it has rows)
         rows, nlab = p[_ROWS], lab[_LAB]
         segs = self.segment_names
@@ -590,12 +595,14 @@ class SegmentDetector(RefreshingDetector):
         everywhere = np.ones(self._s, dtype=bool)
         put.pairs(names.SEGMENT_CALIBRATION_ERROR, ("ece_equal_width", "debiased_l2_equal_width", "debiased_l2_equal_mass"),
                   errors, everywhere)
-        # the equal-mass error's p-value, drawn per segment from its own fine bins (absent with the error)
+        # the equal-mass error's p-value, drawn per segment from its own fine bins (absent with the error),
+        # finely enough for the rule's level once multiplied by the segments tracked (see :meth:`draws`)
         pvalues = np.full(self._s, np.nan)
+        draws = self.draws(tracked)
         for i in mass_ok:
             pvalues[i] = self._dear.get(segs[i], slot_end, float(terms[_D_N, i]), lambda i=i: cal.debiased_l2_pvalue(
                 terms[_F_N:_F_CONF, i], terms[_F_CONF:_F_CORR, i], terms[_F_CORR:_T_FIELDS, i], self._rng,
-                draws=self.resamples).pvalue, hold=not due)
+                draws=draws).pvalue, hold=not due)
         mce = np.full(self._s, np.nan)
         mce[cal_ok] = cal.mce_rows(*sums, min_count=MCE_MIN_BIN)
         put.many(figures + [(names.SEGMENT_MAX_CALIBRATION_ERROR, mce, everywhere),
@@ -650,6 +657,18 @@ class SegmentDetector(RefreshingDetector):
         put_figures(out, names.SEGMENT_RELIABILITY_COUNT, count)
         put_figures(out, names.SEGMENT_RELIABILITY_CONFIDENCE, conf)
         put_figures(out, names.SEGMENT_RELIABILITY_ACCURACY, acc)
+
+    def draws(self, tracked: int) -> int:
+        """Most draws of a segment's calibration-error p-value while ``tracked`` segments are
+        tracked: ``resamples``, or more where ModelSegmentCalibrationErrorHigh's Bonferroni level
+        (:data:`CALIBRATION_ALPHA` divided by the segments tracked) needs them, so that the smallest
+        p-value, ``1 / (draws + 1)``, is at most 0.8 of that level (:func:`~monitor.stats.univariate.chi2_draws`,
+        as the per-segment prediction drift's): drawn ``resamples`` (1,999) times, it was never
+        under 1 / 2,000, and from 20 segments tracked the alert could not fire. 2,624 draws at 21
+        segments (the default cap and ``other``), 24,999 at 200; only a miscalibrated segment
+        makes them all (a calibrated one stops after 10 draws reach its error), when the window
+        slides or its labels double."""
+        return max(self.resamples, chi2_draws(CALIBRATION_ALPHA, max(int(tracked), 1)))
 
     def _temperatures(self, shown: list[int], ok: set[int]) -> list[tuple[tuple[str, ...], float | None]]:
         """Each segment's temperature, fitted on its kept rows inside the window (absent below
