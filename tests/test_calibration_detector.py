@@ -169,8 +169,8 @@ def test_calibration_error_pvalue_comes_and_goes_with_the_error() -> None:
     det.export(store)
     assert store.value(names.CALIBRATION_ERROR, ("debiased_l2_equal_mass",)) > 0.1
     assert store.value(names.CALIBRATION_ERROR_PVALUE) == pytest.approx(1.0 / 2000.0)
-    again = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=99)
-    twin = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=99)
+    again = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=100)
+    twin = CalibrationDetector(window_s=1000.0, min_labels_calibration=300, refresh=0.0, seed=3, resamples=100)
     calm = labeled(np.random.default_rng(5), 800)
     for d in (again, twin):
         d.update_labels(calm)
@@ -178,8 +178,8 @@ def test_calibration_error_pvalue_comes_and_goes_with_the_error() -> None:
 
 
 @pytest.mark.parametrize(("params", "match"), [
-    ({"resamples": 50}, "resamples must be a whole number from 99"),
-    ({"resamples": 5000}, "resamples must be a whole number from 99"),
+    ({"resamples": 50}, "resamples must be a whole number from 100"),
+    ({"resamples": 5000}, "resamples must be a whole number from 100"),
     ({"resamples": True}, "resamples must be a whole number"),
     ({"resamples": 999.5}, "resamples must be a whole number"),
     ({"seed": -1}, "seed must be a whole number, 0 or more"),

@@ -298,3 +298,28 @@ def test_segment_calibration_alert_can_fire_with_many_segments() -> None:
     fired = Engine().compile(_rule("ModelSegmentCalibrationErrorHigh")["expr"]).instant(series, 1000.0)
     # before: s0's error 0.39, its p-value 1 / 2,000, times 21 segments 0.0105
     assert [s.labels["segment"] for s in fired] == ["s0"], (fired, store.value(names.SEGMENT_CALIBRATION_ERROR_PVALUE, ("s0",)))
+
+
+# -- the fewest resamples a detector accepts --------------------------------------------------
+def test_the_fewest_resamples_accepted_can_reach_the_alert_level() -> None:
+    """ModelCalibrationErrorHigh asks the p-value to be under 0.01. The fewest draws accepted were
+    99, said to be "the fewest that can give p < 0.01": their smallest p-value is 1 / (1 + 99),
+    0.01 itself, so with them the alert could never fire, however miscalibrated the model. The
+    fewest accepted now give a p-value under 0.01 on a window 15 points over-confident, and one
+    fewer is refused at start with the fix."""
+    import pytest
+
+    from monitor.detectors._common import RESAMPLES_RANGE
+    from monitor.detectors.registry import create
+    from tests.test_calibration_detector import labeled
+
+    fewest = RESAMPLES_RANGE[0]
+    det = CalibrationDetector(window_s=1000.0, refresh=0.0, seed=3, resamples=fewest)
+    det.update_labels(labeled(np.random.default_rng(4), 800, gap=0.15))
+    f = det.figures()
+    assert f.debiased_ce > 0.1
+    assert f.debiased_ce_pvalue < 0.01, (fewest, f.debiased_ce_pvalue)
+    for kind in ("calibration", "segments"):
+        with pytest.raises(ValueError, match=f"from {fewest} ") as ei:
+            create(kind, params={"resamples": fewest - 1})
+        assert "Fix:" in str(ei.value)

@@ -456,10 +456,12 @@ def reference_probabilities(reference: Any, kind: str, need_labels: bool = False
     return probs, y
 
 
-#: Fewest and most draws of the calibration error's p-value: 99 is the fewest that can give
-#: p < 0.01 (the alert's level), 1,999 bounds the cost of a window the model is miscalibrated on
-#: (every draw is made then: 2-4 ms at 2,000 labels; benchmarks/calibration_rule_false_alarms.py).
-RESAMPLES_RANGE = (99, 1999)
+#: Fewest and most draws of the calibration error's p-value: 100 is the fewest that can give
+#: p < 0.01 (the alert's level: the smallest p-value is 1 / (1 + draws), and 99 draws, the fewest
+#: accepted before, gave 0.01 itself, so that ModelCalibrationErrorHigh could never fire), 1,999
+#: bounds the cost of a window the model is miscalibrated on (every draw is made then: 2-4 ms at
+#: 2,000 labels; benchmarks/calibration_rule_false_alarms.py).
+RESAMPLES_RANGE = (100, 1999)
 
 
 def resampling_params(kind: str, resamples: Any, seed: Any) -> tuple[int, int]:
@@ -469,7 +471,8 @@ def resampling_params(kind: str, resamples: Any, seed: Any) -> tuple[int, int]:
     typo is reported at start instead of changing the p-value's resolution or its draws."""
     lo, hi = RESAMPLES_RANGE
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or not lo <= int(resamples) <= hi:
-        raise ValueError(f"{kind}: resamples must be a whole number from {lo} (the fewest that can give p < 0.01) to {hi}, "
+        raise ValueError(f"{kind}: resamples must be a whole number from {lo} (the fewest whose smallest p-value, "
+                         f"1 / (1 + resamples), is under the alerts' 0.01) to {hi}, "
                          f"got {resamples!r}. Fix: give resamples: 1999 (the default) or fewer draws within that range")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
         raise ValueError(f"{kind}: seed must be a whole number, 0 or more, got {seed!r}. Fix: give seed: 0, or leave it out "

@@ -128,7 +128,7 @@ class CalibrationDetector(RefreshingDetector):
         Relative change of the window's row count that triggers recomputing the figures at
         export (they are also recomputed when the window slides); 0 recomputes every export.
     resamples
-        Most draws of the calibration error's p-value (99 to 1,999): its smallest value is
+        Most draws of the calibration error's p-value (100 to 1,999): its smallest value is
         ``1 / (1 + resamples)``; drawing stops after 10 draws at or above the window's error.
     seed
         Seed of the detector's own generator for those draws (defaults to the monitor's

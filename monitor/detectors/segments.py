@@ -217,7 +217,7 @@ class SegmentDetector(RefreshingDetector):
         it has ``min_labels_calibration`` of them; 0 (the default) keeps none. Size it so that the
         smallest segment of interest has that many labels among the last ``temperature_rows``.
     resamples, seed
-        Most draws of each segment's calibration-error p-value (99 to 1,999; more when the
+        Most draws of each segment's calibration-error p-value (100 to 1,999; more when the
         segments tracked need them, see :meth:`draws`) and the seed of the detector's own
         generator for them (defaults to the monitor's ``seed``), as the calibration detector's.
     """
