@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -316,13 +317,46 @@ class _DrawnStatistic:
         self.conf = np.asarray(sum_conf, dtype=np.float64) / self.count
         self.weight = self.count / self.count.sum()
         self.many = self.count >= 2
+        self.few = ~self.many
         self.divisor = np.maximum(self.count - 1.0, 1.0)
         self.single_var = self.conf * (1.0 - self.conf)
+        self._scratch = _Scratch()
 
     def __call__(self, right: np.ndarray) -> np.ndarray:
-        acc = right / self.count
-        var = np.where(self.many, acc * (1.0 - acc) / self.divisor, self.single_var)
-        return (((self.conf - acc) ** 2 - var) * self.weight).sum(axis=1)
+        """The statistic of each row of ``right`` (``(k, groups)``): the same operations as
+        ``(((conf - acc) ** 2 - var) * weight).sum(axis=1)`` with ``acc = right / count`` and
+        ``var`` the rows' variance, written into two scratch matrices kept between calls."""
+        acc, var = self._scratch.get("acc", right.shape), self._scratch.get("var", right.shape)
+        np.divide(right, self.count, out=acc)
+        np.subtract(1.0, acc, out=var)
+        var *= acc
+        var /= self.divisor
+        np.copyto(var, self.single_var, where=self.few)
+        np.subtract(self.conf, acc, out=acc)
+        np.square(acc, out=acc)
+        acc -= var
+        acc *= self.weight
+        return acc.sum(axis=1)
+
+
+class _Scratch:
+    """Float64 matrices reused from one chunk of draws to the next, by name: a chunk's
+    temporaries were fresh memory at every step of every chunk (the p-value's draws come in
+    chunks of up to 512 x groups; a miscalibrated window makes every one of 1,999 draws). A
+    request larger than what is kept grows it; views are C-contiguous, valid until the next
+    request of the same name."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, int], dtype: Any = np.float64) -> np.ndarray:
+        k, g = shape
+        kept = self._kept.get(name)
+        if kept is None or kept.shape[0] < k or kept.shape[1] != g or kept.dtype != dtype:
+            kept = self._kept[name] = np.empty((max(k, _FIRST_CHUNK), g), dtype=dtype)
+        return kept[:k]
 
 
 class _MixedGroupSums:
@@ -341,20 +375,27 @@ class _MixedGroupSums:
         self.sd = np.sqrt(variance[self.normal])
         self.groups = groups
         keep = ~self.normal[group_of]
+        self._normal_mean, self._normal_top = self.mean[self.normal], self.top[self.normal]
+        self._scratch = _Scratch()
         self.exact: _GroupSums | None = None
         if keep.any():
             sub = group_of[keep]
             self.exact = _GroupSums(n[keep], p[keep], np.flatnonzero(np.r_[True, sub[1:] != sub[:-1]]))
 
     def draw(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """``(k, groups)`` right-answer counts."""
+        """``(k, groups)`` right-answer counts (a scratch matrix: valid until the next draw)."""
         if self.exact is not None and not self.normal.any():
             return self.exact.draw(rng, k)
-        out = np.empty((k, self.groups))
+        out = self._scratch.get("out", (k, self.groups))
         if self.exact is not None:
             out[:, ~self.normal] = self.exact.draw(rng, k)
-        drawn = np.rint(self.mean[self.normal] + self.sd * rng.standard_normal((k, self.sd.size)))
-        out[:, self.normal] = np.clip(drawn, 0.0, self.top[self.normal])
+        drawn = self._scratch.get("normal", (k, self.sd.size))
+        rng.standard_normal(out=drawn)  # the numbers standard_normal((k, groups)) draws
+        drawn *= self.sd
+        np.add(self._normal_mean, drawn, out=drawn)
+        np.rint(drawn, out=drawn)
+        np.clip(drawn, 0.0, self._normal_top, out=drawn)
+        out[:, self.normal] = drawn
         return out
 
 
@@ -402,21 +443,46 @@ class _GroupSums:
         self.table = (cdf + np.arange(self.groups)[:, None]).ravel()
         self.low = np.bincount(group_of, weights=lo, minlength=self.groups).astype(np.int64)
         grid = (np.arange(self.groups)[:, None] + np.arange(_GUIDE)[None, :] / _GUIDE).ravel()
-        self.guide = np.searchsorted(self.table, grid, side="right")
+        self.guide = np.searchsorted(self.table, grid, side="right").astype(np.int64)
+        self._offset = np.arange(self.groups, dtype=np.float64)  # a group's part of the table starts at its index
+        self._cell_base = np.arange(self.groups, dtype=np.int64) * _GUIDE
+        self._shift = np.arange(self.groups, dtype=np.int64) * self.size - self.low
+        self._scratch = _Scratch()
 
     def draw(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """``(k, groups)`` right-answer counts: per group the smallest value whose CDF exceeds a uniform."""
-        u = rng.random((k, self.groups))
-        key = (u + np.arange(self.groups)).ravel()
-        idx = self.guide[(np.arange(self.groups) * _GUIDE + np.minimum(u * _GUIDE, _GUIDE - 1).astype(np.int64)).ravel()]
+        """``(k, groups)`` right-answer counts: per group the smallest value whose CDF exceeds a
+        uniform (a scratch matrix: valid until the next draw).
+
+        Every step writes into matrices kept between draws (the uniforms drawn in place, the
+        keys, cells and table positions computed into them): the numbers are those of
+        ``rng.random((k, groups))`` and of the same arithmetic on fresh arrays."""
+        g = self.groups
+        u = self._scratch.get("u", (k, g))
+        rng.random(out=u)
+        key = self._scratch.get("key", (k, g))
+        np.add(u, self._offset, out=key)
+        cell_f = self._scratch.get("cell_f", (k, g))
+        np.multiply(u, _GUIDE, out=cell_f)
+        np.minimum(cell_f, _GUIDE - 1, out=cell_f)
+        cell = self._scratch.get("cell", (k, g), np.int64)
+        np.copyto(cell, cell_f, casting="unsafe")  # truncation, as astype(np.int64)
+        cell += self._cell_base
+        idx2 = self._scratch.get("idx", (k, g), np.int64)
+        idx = idx2.reshape(-1)
+        np.take(self.guide, cell.reshape(-1), out=idx)
+        flat_key = key.reshape(-1)
         # the cell's first entry above its lower edge may still be at or below u: one step mostly
         # settles it, a search the few left (a cell of the tails spans many tiny steps)
-        todo = np.flatnonzero(self.table[idx] <= key)
+        found = cell_f.reshape(-1)  # the cells' floats are spent: the table's entries go there
+        np.take(self.table, idx, out=found)
+        todo = np.flatnonzero(found <= flat_key)
         idx[todo] += 1
-        todo = todo[self.table[idx[todo]] <= key[todo]]
-        idx[todo] = np.searchsorted(self.table, key[todo], side="right")
-        idx = idx.reshape(k, self.groups)
-        return (idx - np.arange(self.groups) * self.size + self.low).astype(np.float64)
+        todo = todo[self.table[idx[todo]] <= flat_key[todo]]
+        idx[todo] = np.searchsorted(self.table, flat_key[todo], side="right")
+        idx2 -= self._shift
+        out = self._scratch.get("out", (k, g))
+        np.copyto(out, idx2)
+        return out
 
 
 @dataclass(frozen=True)

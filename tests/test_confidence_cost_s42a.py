@@ -1,0 +1,63 @@
+"""Session 42 (s42a), the confidence detectors' cost: each cheaper path gives exactly the numbers
+of the computation it replaces, written out here as it was (seeded inputs, bitwise equality)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.stats import calibration as cal
+
+
+# -- the calibration p-value's draws, made in scratch matrices ----------------------------------
+def _group_draws_fresh(s: "cal._GroupSums", rng: np.random.Generator, k: int) -> np.ndarray:
+    """_GroupSums.draw as it was, every step on fresh arrays."""
+    u = rng.random((k, s.groups))
+    key = (u + np.arange(s.groups)).ravel()
+    idx = s.guide[(np.arange(s.groups) * cal._GUIDE + np.minimum(u * cal._GUIDE, cal._GUIDE - 1).astype(np.int64)).ravel()]
+    todo = np.flatnonzero(s.table[idx] <= key)
+    idx[todo] += 1
+    todo = todo[s.table[idx[todo]] <= key[todo]]
+    idx[todo] = np.searchsorted(s.table, key[todo], side="right")
+    return (idx.reshape(k, s.groups) - np.arange(s.groups) * s.size + s.low).astype(np.float64)
+
+
+def _statistic_fresh(stat: "cal._DrawnStatistic", right: np.ndarray) -> np.ndarray:
+    acc = right / stat.count
+    var = np.where(stat.many, acc * (1.0 - acc) / stat.divisor, stat.single_var)
+    return (((stat.conf - acc) ** 2 - var) * stat.weight).sum(axis=1)
+
+
+def _mixed_draws_fresh(m: "cal._MixedGroupSums", rng: np.random.Generator, k: int) -> np.ndarray:
+    out = np.empty((k, m.groups))
+    if m.exact is not None:
+        out[:, ~m.normal] = _group_draws_fresh(m.exact, rng, k)
+    drawn = np.rint(m.mean[m.normal] + m.sd * rng.standard_normal((k, m.sd.size)))
+    out[:, m.normal] = np.clip(drawn, 0.0, m.top[m.normal])
+    return out
+
+
+def test_pvalue_draws_in_scratch_matrices_are_the_fresh_arrays_numbers() -> None:
+    """Draws and statistics of chunks growing and shrinking (the scratch is reused, grown when a
+    chunk is larger), exact groups alone and mixed with normal ones: bitwise the numbers of the
+    same steps on fresh arrays, from generators in the same state; the scratch is reused."""
+    rng = np.random.default_rng(42)
+    for trial in range(40):
+        g = int(rng.integers(1, 16))
+        n = rng.integers(1, 400 if trial % 2 else 40_000, 3 * g)
+        p = rng.uniform(0.05, 1.0, 3 * g)
+        starts = np.arange(0, 3 * g, 3)
+        mixed = cal._MixedGroupSums(n, p, starts)
+        count = np.maximum(n.reshape(g, 3).sum(axis=1), 1).astype(np.float64)
+        count[rng.random(g) < 0.2] = 1.0  # groups of one row: the confidence's variance stands in
+        stat = cal._DrawnStatistic(count, count * rng.uniform(0.3, 1.0, g))
+        a, b = np.random.default_rng(trial), np.random.default_rng(trial)
+        for k in (32, 64, 512, 17, 600):
+            got = mixed.draw(a, k)
+            want = _mixed_draws_fresh(mixed, b, k)
+            assert np.array_equal(got, want), (trial, k)
+            assert np.array_equal(stat(got * (count / np.maximum(got.max(axis=0), 1.0))),
+                                  _statistic_fresh(stat, want * (count / np.maximum(want.max(axis=0), 1.0))))
+    exact = cal._GroupSums(np.array([30, 50, 7]), np.array([0.6, 0.9, 1.0]), np.array([0, 2]))
+    first = exact.draw(np.random.default_rng(1), 64)
+    again = exact.draw(np.random.default_rng(2), 64)
+    assert np.shares_memory(first, again)  # one scratch matrix, not a fresh array per draw
