@@ -61,3 +61,41 @@ def test_pvalue_draws_in_scratch_matrices_are_the_fresh_arrays_numbers() -> None
     first = exact.draw(np.random.default_rng(1), 64)
     again = exact.draw(np.random.default_rng(2), 64)
     assert np.shares_memory(first, again)  # one scratch matrix, not a fresh array per draw
+
+
+# -- output repeats: each row rounded once for its fingerprint and its saturation ---------------
+def _awkward_outputs(rng: np.random.Generator, n: int, k: int, decimals: int) -> np.ndarray:
+    """Probabilities, with values on and next to the rounding's half-way points near 0 and 1,
+    signed zeros, tiny negatives, NaN, infinities and huge values mixed in."""
+    x = rng.dirichlet(np.ones(k) * rng.choice([0.02, 0.3, 2.0]), size=n)
+    q = 10.0 ** -decimals
+    special = np.array([0.0, -0.0, 0.5 * q, np.nextafter(0.5 * q, 1.0), np.nextafter(0.5 * q, 0.0), -0.4 * q, -0.6 * q,
+                        1.0, 1.0 - 0.5 * q, np.nextafter(1.0 - 0.5 * q, 0.0), 1.0 + 0.4 * q, 1.0 + 0.6 * q, np.nan, np.inf,
+                        -np.inf, 1e300, -1e300, q, 1.0 - q])
+    mask = rng.random(x.shape) < 0.3
+    x[mask] = rng.choice(special, int(mask.sum()))
+    return x
+
+
+def test_rounded_outputs_are_the_fingerprints_and_saturated_rows_of_separate_roundings() -> None:
+    """rounded_outputs (one rounding) gives output_fingerprints' values and saturated_rows' flags
+    (np.round's), for 1 to 12 columns, every decimals from 0 to 12, and batches larger than the
+    fingerprint loop's block."""
+    from monitor.detectors import repetition as rep
+
+    rng = np.random.default_rng(4242)
+    saturated_seen = 0
+    for trial in range(60):
+        decimals = trial % 13
+        k = int(rng.integers(1, 13))
+        n = int(rng.choice([1, 7, 300, 5000]))
+        x = _awkward_outputs(rng, n, k, decimals)
+        fp, saturated = rep.rounded_outputs(x, decimals)
+        assert np.array_equal(fp, rep.output_fingerprints(x, decimals))
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = np.round(x, decimals)
+            want = ((r == 0.0) | (r == 1.0)).all(axis=1) if k >= 2 else np.zeros(n, dtype=bool)
+            assert np.array_equal(saturated, rep.saturated_rows(x, decimals))
+        assert np.array_equal(saturated, want), (trial, decimals, k)
+        saturated_seen += int(saturated.sum())
+    assert saturated_seen > 100  # the flags were put to the test, not all False
