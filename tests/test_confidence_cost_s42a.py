@@ -99,3 +99,55 @@ def test_rounded_outputs_are_the_fingerprints_and_saturated_rows_of_separate_rou
         assert np.array_equal(saturated, want), (trial, decimals, k)
         saturated_seen += int(saturated.sum())
     assert saturated_seen > 100  # the flags were put to the test, not all False
+
+
+# -- bins of values in [0, 1] by a guide table ---------------------------------------------------
+def _values_around(rng: np.random.Generator, edges: np.ndarray, n: int) -> np.ndarray:
+    """Confidences of a 10-class model, with the edges themselves, their float neighbours, the
+    cells' own bounds, values outside [0, 1], infinities, NaN and signed zeros mixed in."""
+    x = rng.dirichlet(np.ones(10) * rng.choice([0.05, 0.3, 3.0]), size=n).max(axis=1)
+    awkward = np.r_[edges, np.nextafter(edges, -1.0), np.nextafter(edges, 2.0), np.arange(129) / 128, 0.0, -0.0, 1.0,
+                    np.nextafter(1.0, 0.0), np.nextafter(1.0, 2.0), -1e-300, 5e-324, 2.0, -2.0, np.inf, -np.inf, np.nan,
+                    1.0 - 10.0 ** -np.arange(1.0, 12.0)]
+    mask = rng.random(n) < 0.3
+    x[mask] = rng.choice(awkward, int(mask.sum()))
+    return x
+
+
+def test_unit_bins_give_searchsorteds_index_for_every_value() -> None:
+    """UnitBins.index is np.searchsorted's answer, both sides, for the detectors' grids (the fine
+    calibration grid with its crowded tail, the ECE bins, CBPE's), random grids with repeated
+    edges and edges on cell bounds, grids the table cannot take (searched), short and long arrays."""
+    from monitor.stats.bins import UnitBins
+
+    rng = np.random.default_rng(77)
+    fine = cal.fine_confidence_edges()
+    grids = [cal.tie_tolerant_edges(fine)[1:-1], (fine - cal.ATC_TIE_TOLERANCE)[1:-1],
+             cal.tie_tolerant_edges(np.linspace(0.0, 1.0, cal.ECE_BINS + 1))[1:-1], np.array([0.5]), np.array([1.0]),
+             np.array([0.0, 0.5]), np.array([-1e-6, 0.3]), np.array([0.2, 1.0 + 1e-6]), np.array([]), np.array([0.7, 0.3])]
+    for _ in range(60):
+        e = np.sort(np.r_[rng.uniform(0.0, 1.0, int(rng.integers(1, 200))), rng.integers(0, 65, 4) / 64.0,
+                          1.0 - 10.0 ** -rng.uniform(1.0, 9.0, 4)])
+        grids.append(np.repeat(e, rng.integers(1, 3, e.size)))
+    tabled = 0
+    for e in grids:
+        for side in ("left", "right"):
+            bins = UnitBins(e, side=side)
+            tabled += bins.cells > 0
+            for n in (1, 50, 400, 3000):
+                x = _values_around(rng, e, n)
+                assert np.array_equal(bins.index(x), np.searchsorted(e, x, side=side)), (e[:5], side, n)
+    assert tabled >= 100  # the table answered, not only the search
+
+
+def test_bins_of_a_grid_is_bin_index() -> None:
+    """cal.bins_of(edges).index(v) equals cal.bin_index(v, edges) on the detectors' grids."""
+    rng = np.random.default_rng(78)
+    fine = cal.fine_confidence_edges()
+    for edges in (cal.tie_tolerant_edges(fine), fine - cal.ATC_TIE_TOLERANCE, fine,
+                  cal.tie_tolerant_edges(np.linspace(0.0, 1.0, cal.ECE_BINS + 1))):
+        bins = cal.bins_of(edges)
+        assert bins.cells > 0
+        for n in (10, 2000):
+            x = _values_around(rng, edges, n)
+            assert np.array_equal(bins.index(x), cal.bin_index(x, edges))

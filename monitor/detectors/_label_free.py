@@ -34,6 +34,7 @@ _EDGES = cal.fine_confidence_edges()
 #: reference read from a CSV holds 0.7): it fell in the bin below, calibrated as another
 #: confidence. Within the tolerance below an edge a confidence counts as on it, on both sides.
 _BINS = _EDGES - cal.ATC_TIE_TOLERANCE
+_BIN_INDEX = cal.bins_of(_BINS)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class LabelFreeEstimators:
 
     def cbpe_rows(self, conf: np.ndarray) -> np.ndarray:
         """Each row's calibrated confidence: its probability of being right by the reference."""
-        return self.calibrated[cal.bin_index(conf, _BINS)]
+        return self.calibrated[_BIN_INDEX.index(conf)]
 
     def atc_rows(self, features: "OutputFeatures") -> np.ndarray:
         """1.0 for each row whose score is above the ATC threshold, the tie weight for each row

@@ -75,7 +75,7 @@ _ERROR_WEIGHTS = cal.overconfidence_weights(_EDGES)
 #: The bins labelled confidences are counted in: the fine grid's, each edge lowered by the tie
 #: tolerance (read back from the label join's float32 log-probabilities, a vote share of 0.6 is
 #: 0.5999999939: it fell in the reliability bin below, 0.53-0.60)
-_LABEL_BINS = cal.tie_tolerant_edges(_EDGES)
+_LABEL_BINS = cal.bins_of(cal.tie_tolerant_edges(_EDGES))
 _BIN_LABELS = tuple(f"{i / cal.ECE_BINS:.2f}-{(i + 1) / cal.ECE_BINS:.2f}" for i in range(cal.ECE_BINS))
 
 
@@ -401,7 +401,7 @@ def _label_parts(rows: dict[str, np.ndarray]) -> list[Part]:
     """What labelled rows add to the window: per fine bin count, confidence and correctness, and
     the sums behind accuracy, Brier score, log loss and the over-confidence gap and p-value."""
     conf, correct = rows["conf"], rows["correct"]
-    fine = cal.bin_index(conf, _LABEL_BINS)
+    fine = _LABEL_BINS.index(conf)
     d = conf - correct
     return [
         (fine + _COUNT, 1.0),

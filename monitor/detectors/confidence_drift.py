@@ -52,6 +52,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors._segment_counts import SegmentCounting, SegmentCounts, ks_rows, segment_values
 from monitor.stats import univariate as uni
+from monitor.stats.bins import UnitBins
 from monitor.stats.calibration import ATC_TIE_TOLERANCE as SCORE_TIE_TOLERANCE
 from monitor.stats.uncertainty import normalized_entropy, top_two
 from monitor.windows import SlidingWindow
@@ -118,6 +119,8 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         # counts as on it, for the reference's rows and the live ones alike.
         self._edges = {"confidence": _score_edges(conf, n_bins), "entropy": _score_edges(ent, n_bins)}
         self._ref = {"confidence": uni.histogram(conf, self._edges["confidence"]), "entropy": uni.histogram(ent, self._edges["entropy"])}
+        # the live rows' bins by a guide table (both scores lie in [0, 1]): searchsorted's numbers
+        self._bins = {s: UnitBins(self._edges[s], side="right") for s in SCORES}
         self._k = probs.shape[1]
         self._reset()
 
@@ -140,8 +143,8 @@ class ConfidenceDriftDetector(SegmentCounting, RefreshingDetector):
         self._refresh.add(len(batch))
         # the bins of uni.bin_index; the scores are finite (the output decoder refuses NaN rows),
         # so its NaN check is skipped on the hot path
-        conf_bin = np.searchsorted(self._edges["confidence"], feats.conf, side="right") + self._offset["confidence"]
-        entropy_bin = np.searchsorted(self._edges["entropy"], feats.entropy, side="right") + self._offset["entropy"]
+        conf_bin = self._bins["confidence"].index(feats.conf) + self._offset["confidence"]
+        entropy_bin = self._bins["entropy"].index(feats.entropy) + self._offset["entropy"]
         span = time_span(batch)
         accumulate(self._window, batch.ts, [(conf_bin, 1.0), (entropy_bin, 1.0)], span)
         if self._segments is not None:

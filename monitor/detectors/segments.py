@@ -82,7 +82,7 @@ _BIN_N, _BIN_CONF, _BIN_CORR = 5, 5 + cal.ECE_BINS, 5 + 2 * cal.ECE_BINS
 _L_FIELDS = 5 + 3 * cal.ECE_BINS
 #: the 15 equal-width bins, each edge lowered by the tie tolerance, as the calibration detector's
 #: (a labelled vote share of 0.6 is read back as 0.5999999939 and belongs to 0.60-0.67)
-_ECE_BINS = cal.tie_tolerant_edges(np.linspace(0.0, 1.0, cal.ECE_BINS + 1))
+_ECE_BINS = cal.bins_of(cal.tie_tolerant_edges(np.linspace(0.0, 1.0, cal.ECE_BINS + 1)))
 #: per-segment histograms (``histograms: true``): metric, buckets, and the row feature binned
 #: (of :class:`OutputFeatures`, then of :class:`UncertaintyFeatures` when the outputs carry it)
 _HISTOGRAMS = ((names.SEGMENT_CONFIDENCE_HISTOGRAM, names.CONFIDENCE_BUCKETS, "conf"),
@@ -100,7 +100,7 @@ _U_EN, _U_ENERGY, _U_MN, _U_MI, _U_VAR, _U_FIELDS = 0, 1, 2, 3, 4, 5
 # and correct sums, which each segment groups into its own equal-mass bins
 _FINE_EDGES = cal.fine_confidence_edges()
 _NF = len(_FINE_EDGES) - 1
-_FINE_BINS = cal.tie_tolerant_edges(_FINE_EDGES)
+_FINE_BINS = cal.bins_of(cal.tie_tolerant_edges(_FINE_EDGES))
 _D_N, _D_SUM, _D_SQ = 0, 1, 2
 _F_N, _F_CONF, _F_CORR, _T_FIELDS = 3, 3 + _NF, 3 + 2 * _NF, 3 + 3 * _NF
 # more prediction-window fields, in a window of their own with its own row count: a state saved
@@ -467,7 +467,7 @@ class SegmentDetector(RefreshingDetector):
     def _term_parts(self, rows: dict[str, np.ndarray]) -> list[Part]:
         s, seg, conf, correct = self._s, rows["seg"], rows["conf"], rows["correct"]
         d = conf - correct
-        fine = cal.bin_index(conf, _FINE_BINS) * s + seg
+        fine = _FINE_BINS.index(conf) * s + seg
         return [(seg + _D_N * s, 1.0), (seg + _D_SUM * s, d), (seg + _D_SQ * s, d * d),
                 (fine + _F_N * s, 1.0), (fine + _F_CONF * s, conf), (fine + _F_CORR * s, correct)]
 
@@ -475,7 +475,7 @@ class SegmentDetector(RefreshingDetector):
         """What labelled rows add to the label window: per segment count, correctness,
         confidence, Brier score and log loss, and per segment and ECE bin the reliability sums."""
         s, seg, conf, correct = self._s, rows["seg"], rows["conf"], rows["correct"]
-        bins = cal.bin_index(conf, _ECE_BINS) * s + seg
+        bins = _ECE_BINS.index(conf) * s + seg
         return [
             (seg + _LAB * s, 1.0), (seg + _CORRECT * s, correct), (seg + _LCONF * s, conf),
             (seg + _LBRIER * s, rows["brier"]), (seg + _LLOSS * s, rows["log_loss"]),

@@ -33,10 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from monitor.stats.bins import UnitBins
+
 __all__ = [
     "ECE_BINS",
     "fine_confidence_edges",
     "bin_index",
+    "bins_of",
     "tie_tolerant_edges",
     "reliability_sums",
     "equal_width_groups",
@@ -111,6 +114,13 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     the search on the worker's small batches).
     """
     return np.searchsorted(edges[1:-1], values, side="right")
+
+
+def bins_of(edges: np.ndarray) -> UnitBins:
+    """:func:`bin_index` against ``edges`` for values in [0, 1] (confidences), by a guide table
+    (:class:`monitor.stats.bins.UnitBins`): ``bins_of(edges).index(v)`` is ``bin_index(v, edges)``,
+    three to four times cheaper on a hand-over's rows; made once per grid."""
+    return UnitBins(np.asarray(edges, dtype=np.float64)[1:-1], side="right")
 
 
 def tie_tolerant_edges(edges: np.ndarray) -> np.ndarray:
