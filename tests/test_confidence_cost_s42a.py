@@ -151,3 +151,45 @@ def test_bins_of_a_grid_is_bin_index() -> None:
         for n in (10, 2000):
             x = _values_around(rng, edges, n)
             assert np.array_equal(bins.index(x), cal.bin_index(x, edges))
+
+
+# -- the label-free estimates of a batch's rows, shared by the detectors that fit the same ones --
+def _reference_and_batch(rng: np.random.Generator) -> tuple[object, object]:
+    from monitor.batch import Batch
+    from monitor.reference import Reference
+
+    classes = [f"c{i}" for i in range(5)]
+    ref_p = rng.dirichlet(np.ones(5) * 0.4, size=3000)
+    ref_y = (ref_p.cumsum(axis=1) < rng.random((3000, 1))).sum(axis=1).clip(0, 4)
+    reference = Reference.from_arrays(np.zeros((3000, 1)), scores=ref_p, labels=ref_y, classes=classes)
+    p = rng.dirichlet(np.ones(5) * 0.4, size=2000)
+    seg = np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, 2000)]
+    batch = Batch.from_arrays(np.zeros((2000, 1)), p, ts=np.linspace(0.0, 50.0, 2000), segment=seg, classes=classes)
+    return reference, batch
+
+
+def test_segments_and_accuracy_estimation_compute_a_batchs_estimates_once(monkeypatch) -> None:
+    """Fitted alike on one reference, the two detectors read one computation of each row's CBPE
+    and ATC estimate per batch; fitted otherwise (ATC on the confidence), each its own; the
+    estimates are those each fit gives the rows."""
+    from monitor.detectors import _label_free
+    from monitor.detectors._common import output_features
+    from monitor.detectors.accuracy_estimation import AccuracyEstimationDetector
+    from monitor.detectors.segments import SegmentDetector
+
+    rng = np.random.default_rng(91)
+    reference, batch = _reference_and_batch(rng)
+    calls = []
+    cbpe_rows = _label_free.LabelFreeEstimators.cbpe_rows
+    monkeypatch.setattr(_label_free.LabelFreeEstimators, "cbpe_rows", lambda self, conf: calls.append(self) or cbpe_rows(self, conf))
+    segments, same = SegmentDetector(reference, min_rows=10), AccuracyEstimationDetector(reference, min_rows=10)
+    other = AccuracyEstimationDetector(reference, min_rows=10, atc_score="confidence")
+    for det in (segments, same, other):
+        det.update(batch)
+    assert len(calls) == 2  # segments and `same` share one; `other` fitted another ATC score
+    feats = output_features(batch)
+    for det in (same, other):
+        cbpe, atc = det._estimators.batch_rows(batch, feats)
+        assert np.array_equal(cbpe, cbpe_rows(det._estimators, feats.conf))
+        assert np.array_equal(atc, det._estimators.atc_rows(feats))
+    assert same.estimates()["atc"] != other.estimates()["atc"]

@@ -14,7 +14,8 @@ that a segment's estimate is the whole window's estimator applied to that segmen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ _EDGES = cal.fine_confidence_edges()
 #: confidence. Within the tolerance below an edge a confidence counts as on it, on both sides.
 _BINS = _EDGES - cal.ATC_TIE_TOLERANCE
 _BIN_INDEX = cal.bins_of(_BINS)
+#: Where a batch keeps its rows' estimates, per fit (see :meth:`LabelFreeEstimators.batch_rows`).
+_ROWS_KEY = "_monitor_label_free_rows"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,23 @@ class LabelFreeEstimators:
         threshold = cal.atc_threshold(score, correct)
         return cls(calibrated, threshold, atc_score, float(correct.mean()), int(probs.shape[1]),
                    cal.atc_tie_weight(score, correct, threshold))
+
+    @cached_property
+    def key(self) -> tuple[Any, ...]:
+        """What two fits must share to give every row the same estimates: equal on the same
+        reference with the same settings (a fit is deterministic)."""
+        return (self.atc_score, self.atc_threshold, self.atc_tie_weight, np.ascontiguousarray(self.calibrated).tobytes())
+
+    def batch_rows(self, batch: Any, features: "OutputFeatures") -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`cbpe_rows` and :meth:`atc_rows` of a batch's rows (``features``: its
+        :func:`~monitor.detectors._common.output_features`), computed once per batch object for
+        every detector whose estimators equal these (the accuracy-estimation and the segments
+        detectors fit the same ones on one reference), as the output features are; read-only."""
+        kept = batch.__dict__.setdefault(_ROWS_KEY, {})
+        rows = kept.get(self.key)
+        if rows is None:
+            rows = kept[self.key] = (self.cbpe_rows(features.conf), self.atc_rows(features))
+        return rows
 
     def cbpe_rows(self, conf: np.ndarray) -> np.ndarray:
         """Each row's calibrated confidence: its probability of being right by the reference."""

@@ -120,8 +120,7 @@ class AccuracyEstimationDetector(RefreshingDetector):
             return
         check_reference_width(self.kind, batch.scores.shape[1], self._k)
         est = self._estimators
-        calibrated = est.cbpe_rows(feats.conf)
-        above = est.atc_rows(feats)
+        calibrated, above = est.batch_rows(batch, feats)  # shared with the segments detector's
         self._refresh.add(len(batch))
         accumulate(self._window, batch.ts, [(_N, 1.0), (_CBPE, calibrated), (_ATC, above), (feats.predicted + _PRED, 1.0)],
                    time_span(batch))

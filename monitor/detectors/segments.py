@@ -384,8 +384,9 @@ class SegmentDetector(RefreshingDetector):
         accumulate(self._pred, batch.ts, parts, span)
         extra: list[tuple[np.ndarray | int, np.ndarray | float]] = [
             (seg + _X_ROWS * s, 1.0), (seg + _MARGIN * s, feats.margin), (seg + _ENTROPY * s, feats.entropy)]
-        if est is not None:
-            extra += [(seg + _CBPE * s, est.cbpe_rows(feats.conf)), (seg + _ATC * s, est.atc_rows(feats))]
+        if est is not None:  # the rows' estimates, shared with the accuracy-estimation detector's
+            cbpe, atc = est.batch_rows(batch, feats)
+            extra += [(seg + _CBPE * s, cbpe), (seg + _ATC * s, atc)]
         accumulate(self._extra, batch.ts, extra, span)
         unc = uncertainty_features(batch)
         if unc is not None:
