@@ -124,7 +124,8 @@ def test_unit_bins_give_searchsorteds_index_for_every_value() -> None:
     fine = cal.fine_confidence_edges()
     grids = [cal.tie_tolerant_edges(fine)[1:-1], (fine - cal.ATC_TIE_TOLERANCE)[1:-1],
              cal.tie_tolerant_edges(np.linspace(0.0, 1.0, cal.ECE_BINS + 1))[1:-1], np.array([0.5]), np.array([1.0]),
-             np.array([0.0, 0.5]), np.array([-1e-6, 0.3]), np.array([0.2, 1.0 + 1e-6]), np.array([]), np.array([0.7, 0.3])]
+             np.array([0.0, 0.5]), np.array([-1e-6, 0.3]), np.array([0.2, 1.0 + 1e-6]), np.array([]), np.array([0.7, 0.3]),
+             np.array([0.1, 0.5, 0.99, 0.999, 1.0]), np.array([0.0, 1.0])]
     for _ in range(60):
         e = np.sort(np.r_[rng.uniform(0.0, 1.0, int(rng.integers(1, 200))), rng.integers(0, 65, 4) / 64.0,
                           1.0 - 10.0 ** -rng.uniform(1.0, 9.0, 4)])
@@ -193,3 +194,50 @@ def test_segments_and_accuracy_estimation_compute_a_batchs_estimates_once(monkey
         assert np.array_equal(cbpe, cbpe_rows(det._estimators, feats.conf))
         assert np.array_equal(atc, det._estimators.atc_rows(feats))
     assert same.estimates()["atc"] != other.estimates()["atc"]
+
+
+# -- pending histograms of values in [0, 1] binned by the guide table -----------------------------
+def test_pending_histograms_of_unit_values_count_as_the_sorted_binning() -> None:
+    """A PendingHistogram on the confidence, entropy and variance buckets (bounds in [0, 1], the
+    last at 1.0 for the first two) counts every value in the bucket the sorted binning gave it,
+    and its sums differ from the sorted order's by float rounding only; a grouped histogram's
+    buckets are searchsorted's. Other buckets (energy) keep the sorted binning, bit for bit."""
+    from monitor.catalog import confidence as names
+    from monitor.detectors._pending import GroupedPendingHistogram, PendingHistogram
+
+    def sorted_binning(bounds: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = np.sort(v)
+        nb = bounds.size + 1
+        edges = np.empty(nb + 1, dtype=np.intp)
+        edges[0], edges[-1] = 0, s.size
+        edges[1:-1] = np.searchsorted(s, bounds, side="right")
+        counts = np.diff(edges).astype(np.float64)
+        sums = np.zeros(nb)
+        full = counts > 0
+        sums[full] = np.add.reduceat(s, edges[:-1][full])
+        return counts, sums
+
+    rng = np.random.default_rng(5)
+    for buckets in (names.CONFIDENCE_BUCKETS, names.ENTROPY_BUCKETS, names.VARIANCE_BUCKETS, names.ENERGY_BUCKETS):
+        bounds = np.asarray(buckets)
+        for n in (3, 300, 4000):
+            v = _values_around(rng, bounds, n)
+            v = v[np.isfinite(v)] if buckets is names.ENERGY_BUCKETS else np.clip(np.nan_to_num(v), 0.0, 1.0)
+            if buckets is names.ENERGY_BUCKETS:
+                v = v * 40.0 - 30.0
+            h = PendingHistogram(buckets, capacity=8192)
+            h.add(v)
+            counts, sums = sorted_binning(bounds, v)
+            assert np.array_equal(h.counts, counts)
+            if buckets is names.ENERGY_BUCKETS:
+                assert h._buckets.cells == 0 and np.array_equal(h.sums, sums)
+            else:
+                assert h._buckets.cells > 0
+                np.testing.assert_allclose(h.sums, sums, rtol=1e-13, atol=1e-13)
+            g = GroupedPendingHistogram(buckets, groups=3, capacity=8192)
+            group = rng.integers(0, 3, v.size)
+            g.add(v, group)
+            idx = np.searchsorted(bounds, v, side="left")
+            assert np.array_equal(g.counts, np.bincount(group * (bounds.size + 1) + idx, minlength=3 * (bounds.size + 1))
+                                  .reshape(3, -1).astype(np.float64))
+            assert np.array_equal(g.sums, np.bincount(group, weights=v, minlength=3))

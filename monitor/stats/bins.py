@@ -50,7 +50,7 @@ class UnitBins:
     edges
         Sorted edges (1-D). The table is used when they suit it: for ``side="right"`` (edges at
         or below each value) all in ``(0, 1]``, for ``side="left"`` (edges below each value)
-        all in ``[0, 1)``; any other edges (unsorted ones too) are always searched.
+        all in ``[0, 1]``; any other edges (unsorted ones too) are always searched.
     side
         As ``np.searchsorted``'s.
     """
@@ -67,7 +67,7 @@ class UnitBins:
         self.search_below = SEARCH_BELOW
         self._guide = self._first = self._second = None
         self._crowded = False
-        inside = e.size > 0 and (bool(e[0] > 0.0 and e[-1] <= 1.0) if side == "right" else bool(e[0] >= 0.0 and e[-1] < 1.0))
+        inside = e.size > 0 and bool(e[0] > 0.0 if side == "right" else e[0] >= 0.0) and bool(e[-1] <= 1.0)
         if inside and bool(np.all(e[1:] >= e[:-1])):  # (NaN edges fail the range or the order)
             self._build(e, side)
 
@@ -89,13 +89,15 @@ class UnitBins:
 
     def _table(self, e: np.ndarray, side: str, cells: int) -> bool:
         """Build the table of ``cells`` cells; whether a cell holds two edges or more."""
-        start = np.arange(cells + 1, dtype=np.float64) / cells  # each cell's lower end (exact)
+        # each cell's lower end (exact); cell ``cells`` holds [1, 1 + 1/cells), the one after it
+        # every value beyond, infinities and NaN
+        start = np.arange(cells + 2, dtype=np.float64) / cells
         # edges counted before a value of the cell: at or below its start (right), below it (left)
         self._guide = np.searchsorted(e, start, side=side).astype(np.intp)
         # edges that a value of the cell may still pass: those from the guide's count up to the
         # cell's end (right: after the start, before the end; left: from the start, before the end)
         end = np.searchsorted(e, np.minimum(start + 1.0 / cells, 2.0), side="left")
-        end[-1] = self._guide[-1]  # the last cell (values of 1 and above, NaN) holds no edge: checked above
+        end[-1] = self._guide[-1]  # the last cell (beyond 1 + 1/cells, NaN) holds no edge: checked above
         # NaN where the cell holds no such edge: no value compares past it (+inf itself would)
         padded = np.append(e, [np.nan, np.nan])
         within = end - self._guide
@@ -112,7 +114,7 @@ class UnitBins:
         assert self._guide is not None and self._first is not None and self._second is not None
         k = float(self.cells)
         t = x * k  # exact: k is a power of two
-        np.fmin(t, k, out=t)  # above 1, +inf and NaN: the last cell (fmin takes the number over NaN)
+        np.fmin(t, k + 1.0, out=t)  # far above 1, +inf and NaN: the last cell (fmin takes the number over NaN)
         np.fmax(t, 0.0, out=t)  # below 0, -inf: the first
         cell = t.astype(np.intp)  # floor, the values being >= 0
         idx = self._guide[cell]
