@@ -241,3 +241,23 @@ def test_pending_histograms_of_unit_values_count_as_the_sorted_binning() -> None
             assert np.array_equal(g.counts, np.bincount(group * (bounds.size + 1) + idx, minlength=3 * (bounds.size + 1))
                                   .reshape(3, -1).astype(np.float64))
             assert np.array_equal(g.sums, np.bincount(group, weights=v, minlength=3))
+
+
+def test_saturation_read_on_candidate_rows_is_every_columns_check() -> None:
+    """_saturated_block (the other columns read only for rows whose first value rounds to 0 or
+    1, or all at once when those are most rows) flags exactly the rows whose every value does."""
+    from monitor.detectors.repetition import _saturated_block
+
+    rng = np.random.default_rng(66)
+    scale = 1e6
+    regimes = {"few": 0, "most": 0}
+    for trial in range(200):
+        k, d = int(rng.integers(1, 400)), int(rng.integers(2, 12))
+        b = np.rint(rng.dirichlet(np.ones(d) * rng.choice([0.005, 0.05, 0.3, 3.0]), size=k) * scale) + 0.0
+        b[rng.random((k, d)) < 0.05] = rng.choice([0.0, scale, np.nan, 1.0, scale - 1.0])
+        out = np.ones(k, dtype=bool)
+        _saturated_block(b, scale, out)
+        assert np.array_equal(out, ((b == 0.0) | (b == scale)).all(axis=1))
+        first = (b[:, 0] == 0.0) | (b[:, 0] == scale)
+        regimes["most" if 2 * first.sum() > k else "few"] += 1
+    assert min(regimes.values()) > 20  # both ways were taken

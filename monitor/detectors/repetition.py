@@ -133,7 +133,7 @@ def _float_sums(x: np.ndarray, mult: np.ndarray, scale: float | None = None, sat
             np.rint(b, out=b)
             b += 0.0
             if saturated is not None:
-                np.logical_or(b == 0.0, b == scale).all(axis=1, out=saturated[start:stop])
+                _saturated_block(b, scale, saturated[start:stop])
         nan = np.isnan(b)
         if nan.any():  # NaN payloads differ (no BLAS dot here: its threads would spin on the worker's CPU)
             b[nan] = np.nan
@@ -141,6 +141,23 @@ def _float_sums(x: np.ndarray, mult: np.ndarray, scale: float | None = None, sat
         f ^= w
         np.einsum("ij,j->i", f, mult, out=out[start:stop])  # wrapping integer sums; einsum's loop is the fastest
     return out
+
+
+def _saturated_block(b: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """Whether each row of rounded values ``b`` (``(k, d)``, ``d >= 2``) is all 0 or ``scale``,
+    into ``out``: only the rows whose first value is (a few percent of a softmax's rows, which
+    are rarely saturated) have their other columns read, unless they are most rows (a model
+    nearly one-hot everywhere), whose columns are then all read at once, as gathering them
+    would cost more."""
+    first = b[:, 0]
+    candidates = np.flatnonzero((first == 0.0) | (first == scale))
+    if 2 * candidates.size > first.size:
+        np.logical_or(b == 0.0, b == scale).all(axis=1, out=out)
+        return
+    out[:] = False
+    if candidates.size:
+        rest = b[candidates, 1:]
+        out[candidates] = ((rest == 0.0) | (rest == scale)).all(axis=1)
 
 
 def _fold(words: np.ndarray, salt: int) -> np.ndarray:
