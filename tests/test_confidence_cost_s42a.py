@@ -261,3 +261,55 @@ def test_saturation_read_on_candidate_rows_is_every_columns_check() -> None:
         first = (b[:, 0] == 0.0) | (b[:, 0] == scale)
         regimes["most" if 2 * first.sum() > k else "few"] += 1
     assert min(regimes.values()) > 20  # both ways were taken
+
+
+# -- a wide window's per-row parts added by one bincount --------------------------------------------
+def _summed_part_by_part(parts: list, n: int, d: int) -> np.ndarray:
+    """accumulate's single-slot sum as it was: a bincount (or a scalar) per part, in order."""
+    agg = np.zeros(d)
+    for pos, w in parts:
+        scalar_w = isinstance(w, (int, float))
+        if isinstance(pos, (int, np.integer)):
+            agg[pos] += float(w) * n if scalar_w else float(w.sum())
+        elif scalar_w:
+            counts = np.bincount(pos, minlength=d)
+            agg += counts if w == 1.0 else counts * float(w)
+        else:
+            agg += np.bincount(pos, weights=w, minlength=d)
+    return agg
+
+
+def test_a_wide_windows_parts_summed_by_one_bincount_are_the_part_by_part_sums() -> None:
+    """accumulate into a window of 8,379 positions (the segments detector's labelled terms):
+    bitwise the part-by-part sums, for disjoint per-row parts (one bincount), and for parts the
+    one bincount must leave (overlapping ranges, a single position inside a range, a scalar weight
+    other than 1), which take the part-by-part way."""
+    from monitor.detectors._accumulate import WIDE, _one_bincount, accumulate
+    from monitor.windows import SlidingWindow
+
+    rng = np.random.default_rng(31)
+    s, nf = 21, 132
+    d = 3 * s + 3 * nf * s + s + 2  # the terms' positions, then room for a part and two single positions
+    assert d >= WIDE
+    joined = 0
+    for trial in range(120):
+        n = int(rng.integers(1, 3000))
+        seg = rng.integers(0, s, n)
+        fine = rng.integers(0, nf, n) * s + seg
+        conf = rng.random(n)
+        correct = (rng.random(n) < conf).astype(np.float64)
+        diff = conf - correct
+        parts = [(seg, 1.0), (seg + s, diff), (seg + 2 * s, diff * diff), (fine + 3 * s, 1.0), (fine + (3 + nf) * s, conf),
+                 (fine + (3 + 2 * nf) * s, correct), (d - 1, rng.random(n) * 1e-3), (d - 2, 0.1)]
+        kind = trial % 4
+        if kind == 1:
+            parts.append((seg + s + 1, conf))  # overlaps the second part's range
+        elif kind == 2:
+            parts.append((s + 3, conf * 7.0))  # a single position inside the second part's range
+        elif kind == 3:
+            parts.append((seg + d - s - 2, 0.3))  # a per-row part of scalar weight 0.3 (a range of its own)
+        window = SlidingWindow(3600.0, (d,), 12)
+        accumulate(window, np.full(n, 100.0), parts)
+        assert np.array_equal(window.total(), _summed_part_by_part(parts, n, d)), kind
+        joined += _one_bincount(parts, n, d) is not None
+    assert joined == 30  # the disjoint trials took the one bincount, the others not
