@@ -144,8 +144,8 @@ _FLAT_WEIGHTS = np.ones(cal.ECE_BINS, dtype=np.int64)
 
 def _gap_pvalues(bins: np.ndarray) -> np.ndarray:
     """Every segment's over-confidence p-value from its reliability sums (``bins``: the
-    :func:`_reliability_blocks`; NaN where the test has no variance): the score test of "the
-    segment is calibrated" (its right answers against the sum of its confidences).
+    :func:`_reliability_blocks`; NaN without labels): the score test of "the segment is
+    calibrated" (its right answers against the sum of its confidences).
 
     All segments are first screened in one array pass by the test's Edgeworth approximation
     (:func:`monitor.stats.calibration.overconfidence_pvalue_rows`, the second and third confidence
@@ -161,13 +161,19 @@ def _gap_pvalues(bins: np.ndarray) -> np.ndarray:
     labels, mean confidence 0.5 to 0.999), so the screen drops none of them; it keeps the exact
     test (0.1-0.3 ms) to a twentieth of a calibrated model's segments at every rule tick (the
     scalar test per segment was the largest part of a recomputation's arithmetic, and the
-    window's weighted test per segment took a tenth of the 2 us/event budget at 256 events/s)."""
+    window's weighted test per segment took a tenth of the 2 us/event budget at 256 events/s).
+
+    Where the approximation has no variance (every labelled confidence exactly 1: a tree's pure
+    leaves, a confident softmax read back from float32) the exact tail answers too: 0 with an
+    error (impossible under calibration, as the whole window's test says), 1 without. The
+    approximation's NaN there left the most over-confident segment without a p-value."""
     count, sum_conf, sum_correct = bins
     # an empty bin's mean is its confidence sum (0) over 1: its terms count * mean^k are 0 either way
     mean = sum_conf / np.where(count > 0, count, 1.0)
     p = cal.overconfidence_pvalue_rows(sum_conf.sum(axis=1), (count * mean**2).sum(axis=1), (count * mean**3).sum(axis=1),
                                        sum_correct.sum(axis=1))
-    for i in np.flatnonzero(p < _GAP_EXACT_BELOW).tolist():
+    exact = (p < _GAP_EXACT_BELOW) | (np.isnan(p) & (count.sum(axis=1) > 0))
+    for i in np.flatnonzero(exact).tolist():
         p[i] = cal.weighted_overconfidence_pvalue(count[i], sum_conf[i], sum_correct[i], _FLAT_WEIGHTS)
     return p
 
