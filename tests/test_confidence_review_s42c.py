@@ -45,3 +45,21 @@ def test_a_segment_wrong_at_confidence_one_has_an_overconfidence_pvalue() -> Non
     assert store.value(names.GAP_PVALUE) == 0.0
     assert store.value(names.SEGMENT_GAP_PVALUE, ("wrong",)) == 0.0
     assert store.value(names.SEGMENT_GAP_PVALUE, ("right",)) == 1.0
+
+
+def test_segment_calibration_draws_exceed_resamples_only_where_the_segments_need_them() -> None:
+    """A segment's calibration-error p-value is drawn ``resamples`` times, more only where the
+    segments tracked need it (the README: 1.25 x 100 x their number, so that the smallest p-value
+    is at most 0.8 of ModelSegmentCalibrationErrorHigh's 0.01 / segments). Through the chi-squared
+    rule's own floor (a smallest p-value of a tenth of the level) a detector given resamples: 100
+    to bound its cost drew 999 times from one segment, where 124 suffice."""
+    from monitor.detectors.segments import CALIBRATION_ALPHA, SegmentDetector
+
+    for resamples in (100, 500, 1999):
+        det = SegmentDetector(resamples=resamples)
+        for tracked in range(1, 201):
+            level = 0.8 * CALIBRATION_ALPHA / tracked
+            draws = det.draws(tracked)
+            assert 1.0 / (draws + 1) <= level, (resamples, tracked, draws)  # fine enough for the rule
+            assert draws == resamples or 1.0 / draws > level, (resamples, tracked, draws)  # and no finer than it needs
+    assert SegmentDetector().draws(21) == 2624 and SegmentDetector().draws(200) == 24999  # the README's figures
