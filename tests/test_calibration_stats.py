@@ -505,3 +505,24 @@ def test_debiased_l2_subtracts_a_one_row_bins_noise() -> None:
     sum_correct = np.array([80.0, 1.0])
     assert cal.debiased_l2_from_sums(count, sum_conf, sum_correct) < 0.02
     assert cal.debiased_l2_rows(count[None, :], sum_conf[None, :], sum_correct[None, :])[0] < 0.02
+
+
+def test_bbse_weight_of_a_class_the_labelled_reference_never_holds_is_zero() -> None:
+    """A class no labelled reference row holds has an all-zero confusion column: the window says
+    nothing of it, so its weight is 0 and the others are those solved without it (the zero used to
+    rest on nnls never moving a column that cannot change the residual)."""
+    rng = np.random.default_rng(11)
+    k = 5
+    for _ in range(200):
+        joint = rng.dirichlet(np.ones(k * k)).reshape(k, k) + np.eye(k) * rng.uniform(0.2, 1.0)
+        missing = rng.choice(k, size=int(rng.integers(1, k - 1)), replace=False)
+        joint[:, missing] = 0.0
+        joint /= joint.sum()
+        kept = np.setdiff1d(np.arange(k), missing)
+        w_true = rng.uniform(0.3, 3.0, size=k)
+        freq = joint @ w_true
+        freq /= freq.sum()
+        w = cal.bbse_weights(joint, freq)
+        assert np.isfinite(w).all() and (w[missing] == 0.0).all()
+        alone = cal.bbse_weights(joint[:, kept], freq)
+        assert w[kept] == pytest.approx(alone, rel=1e-9, abs=1e-12)

@@ -1139,8 +1139,12 @@ def bbse_weights(confusion: np.ndarray, pred_freq: np.ndarray) -> np.ndarray:
 
     c = np.asarray(confusion, dtype=np.float64)
     mu = np.asarray(pred_freq, dtype=np.float64)
-    ridge = BBSE_RIDGE * np.linalg.norm(c, axis=0)  # relative to each class's column: a rare class keeps its weight
-    w, _ = nnls(np.vstack([c, np.diag(ridge)]), np.concatenate([mu, ridge]))
+    norms = np.linalg.norm(c, axis=0)
+    held = norms > 0  # a class no labelled reference row holds: the window says nothing of it, weight 0
+    ridge = BBSE_RIDGE * norms[held]  # relative to each class's column: a rare class keeps its weight
+    w = np.zeros(c.shape[1])
+    if held.any():
+        w[held], _ = nnls(np.vstack([c[:, held], np.diag(ridge)]), np.concatenate([mu, ridge]))
     prior_ref = c.sum(axis=0)
     implied = float(np.dot(w, prior_ref))
     if implied > 0:
