@@ -398,7 +398,7 @@ def test_overconfidence_alerts_need_p_below_a_hundredth_and_per_segment_a_thousa
                   - exp_labels: {severity: warning, model: bad}
                     exp_annotations:
                       summary: "Model bad is over-confident"
-                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 12 percentage points (significant at 1%). Its probabilities should not be trusted as they are: see monitor_recalibration_temperature for the temperature that would recalibrate it."
+                      description: "On the labelled predictions of the calibration window, mean confidence exceeds accuracy by 12 percentage points (significant at 1%). Its probabilities should not be trusted as they are: monitor_recalibration_temperature has no value (too few labels for its fit, or outputs no temperature changes, as a one-hot model's): recalibrate by binning (isotonic) or retrain."
                       runbook_url: "https://github.com/model-monitor/model-monitor/blob/main/README.md#modeloverconfident"
               - eval_time: 35m
                 alertname: ModelSegmentOverconfident
