@@ -16,7 +16,7 @@ converts them to columnar batches. The same events, written as JSON lines, are t
 are a row (list or object of feature name to value) or a list of rows; ``timestamp`` is Unix
 seconds (or an RFC 3339 string) and defaults to the time of receipt. ``client`` and ``segment``
 are one value for the event's rows or a list of one per row (null: the row has none), as
-``observe`` takes them. ``segment`` is cut to :data:`MAX_LABEL_CHARS` characters (a segment is a
+``observe`` takes them (a segment may be a finite number too, read as in process: ``3.0`` is ``"3"``). ``segment`` is cut to :data:`MAX_LABEL_CHARS` characters (a segment is a
 metric label; the monitor keeps one per remembered prediction); a ``client`` over
 :data:`MAX_ID_CHARS` characters is kept as its digest (:func:`id_key`), the key the probing
 detector tracks such a client by in code as well: bounded in length, and never two clients made
@@ -614,23 +614,27 @@ def _unreadable(value: Any, event: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(fields)
 
 
-def _per_row_labels(value: Any, field: str, read: Callable[[str], str]) -> Any:
+def _per_row_labels(value: Any, field: str, read: Callable[[str], str], *, floats: bool = False) -> Any:
     """A ``segment`` or ``client``: one value for the event's rows, or a list of one per row (null:
     the row has none), as ``observe`` takes them; each a string or an integer, its text as
-    ``read`` keeps it. A 400 names an entry of another type (``client[1]``)."""
+    ``read`` keeps it. A 400 names an entry of another type (``client[1]``). With ``floats`` (a
+    segment) a finite number is taken too, as :func:`float_text` reads it in process (``3.0`` is
+    ``"3"``): a JSON encoder writes a pandas column of integer segments with a gap as floats."""
+    def one(v: Any, where: str) -> str:
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            return read(str(v))
+        text = float_text(v) if floats and type(v) is float and math.isfinite(v) else None
+        if text is None:
+            kinds = "a string or a finite number" if floats else "a string"
+            rest = " (or null: none for the row)" if where != field else ", or a list of one per row"
+            raise EventFormatError(where, f"must be {kinds}{rest}, got {json_kind(v)}", f"bad_{field}")
+        return read(text)
+
     if value is None:
         return None
     if isinstance(value, list):
-        out: list[str | None] = []
-        for i, v in enumerate(value):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
-                raise EventFormatError(f"{field}[{i}]", f"must be a string (or null: none for the row), got {json_kind(v)}",
-                                       f"bad_{field}")
-            out.append(None if v is None else read(str(v)))
-        return out
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return read(str(value))
-    raise EventFormatError(field, f"must be a string, or a list of one per row, got {json_kind(value)}", f"bad_{field}")
+        return [None if v is None else one(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    return one(value, field)
 
 
 def _segment_text(text: str) -> str:
@@ -897,7 +901,7 @@ def parse_event(obj: Any, now: float, *, forwarded: bool = False) -> ParsedEvent
         # a client over MAX_ID_CHARS as its digest, the key the probing detector tracks it by in code too
         event = (PREDICTION, ts, obj["inputs"], obj.get("outputs"), latency,
                  _per_row_labels(obj.get("client"), "client", id_key), _prediction_ids(obj.get("request_id"), forwarded),
-                 _per_row_labels(obj.get("segment"), "segment", _segment_text), obj.get("embedding"))
+                 _per_row_labels(obj.get("segment"), "segment", _segment_text, floats=True), obj.get("embedding"))
         if forwarded and "unreadable" in obj:
             event = _unreadable(obj["unreadable"], event)
         if event[3] is None:
