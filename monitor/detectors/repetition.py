@@ -190,20 +190,19 @@ def output_fingerprints(scores: np.ndarray, decimals: int = 6) -> np.ndarray:
     repeats. ``-0.0`` rounds to the same answer as ``0.0``; NaN is one value; only values beyond
     about ``1.8e308 / 10**decimals`` collapse (into the infinity of their sign).
     """
-    return rounded_outputs(scores, decimals, saturation=False)[0]
+    return rounded_outputs(scores, decimals)[0]
 
 
-def rounded_outputs(scores: np.ndarray, decimals: int = 6, saturation: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def rounded_outputs(scores: np.ndarray, decimals: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """:func:`output_fingerprints` and :func:`saturated_rows` of the same rows from one rounding
     of them (each rounded its own way, every value was multiplied and rounded twice, and divided
-    once: about a sixth of the detector's cost per row). ``saturation=False``: the flags are all
-    False, not computed."""
+    once: about a sixth of the detector's cost per row)."""
     x = np.asarray(scores, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
     saturated = np.zeros(x.shape[0], dtype=bool)
     scale = 10.0**decimals  # np.round's factor (exact up to 10**22)
-    fp = _finish(_float_sums(x, _multipliers(x.shape[1]), scale, saturated if saturation and x.shape[1] >= 2 else None), 0x5EED0)
+    fp = _finish(_float_sums(x, _multipliers(x.shape[1]), scale, saturated if x.shape[1] >= 2 else None), 0x5EED0)
     return fp, saturated
 
 

@@ -62,6 +62,7 @@ from monitor.detectors._recent import RecentLabelled, say_temperature_never_fitt
 from monitor.detectors._segment_slots import SegmentSlots
 from monitor.detectors.calibration import reliability_series
 from monitor.stats import calibration as cal
+from monitor.stats import univariate as uni
 from monitor.stats.gaps import group_means, largest_gap
 from monitor.windows import SlidingWindow
 
@@ -667,15 +668,14 @@ class SegmentDetector(RefreshingDetector):
     def draws(self, tracked: int) -> int:
         """Most draws of a segment's calibration-error p-value while ``tracked`` segments are
         tracked: ``resamples``, or more where ModelSegmentCalibrationErrorHigh's Bonferroni level
-        (:data:`CALIBRATION_ALPHA` divided by the segments tracked) needs them, so that the smallest
-        p-value, ``1 / (draws + 1)``, is at most 0.8 of that level (the per-segment prediction
-        drift's rule, :func:`~monitor.stats.univariate.chi2_draws`, without its floor of a tenth of
-        the level: with it, ``resamples: 100`` drew 999 times from a single segment): drawn
-        ``resamples`` (1,999) times, it was never under 1 / 2,000, and from 20 segments tracked the
-        alert could not fire. 2,624 draws at 21 segments (the default cap and ``other``), 24,999 at
-        200; only a miscalibrated segment makes them all (a calibrated one stops after 10 draws
-        reach its error), when the window slides or its labels double."""
-        return max(self.resamples, int(np.ceil(1.25 * max(int(tracked), 1) / CALIBRATION_ALPHA - 1e-6)) - 1)
+        (:data:`CALIBRATION_ALPHA` divided by the segments tracked) needs them
+        (:func:`~monitor.stats.univariate.bonferroni_draws`, without the per-segment prediction
+        drift's floor of a tenth of the level: with it, ``resamples: 100`` drew 999 times from a
+        single segment): drawn ``resamples`` (1,999) times, it was never under 1 / 2,000, and from
+        20 segments tracked the alert could not fire. 2,624 draws at 21 segments (the default cap
+        and ``other``), 24,999 at 200; only a miscalibrated segment makes them all (a calibrated
+        one stops after 10 draws reach its error), when the window slides or its labels double."""
+        return max(self.resamples, uni.bonferroni_draws(CALIBRATION_ALPHA, int(tracked)))
 
     def _temperatures(self, shown: list[int], ok: set[int]) -> list[tuple[tuple[str, ...], float | None]]:
         """Each segment's temperature, fitted on its kept rows inside the window (absent below

@@ -61,6 +61,7 @@ __all__ = [
     "CHI2_MC_BELOW",
     "CHI2_MC_STOP",
     "CHI2_DENSE_ENOUGH",
+    "bonferroni_draws",
     "chi2_draws",
     "psi",
     "js_distance",
@@ -411,16 +412,27 @@ def _integral(*counts: np.ndarray) -> bool:
     return all(bool((a == np.rint(a)).all()) for a in counts)
 
 
+def bonferroni_draws(alpha: float, tests: int, least_tests: float = 1.0) -> int:
+    """Most draws of a Monte-Carlo p-value compared with ``alpha / tests`` (Bonferroni) so that
+    its smallest value, ``1 / (draws + 1)``, is at most ``0.8 alpha / tests``: a statistic no
+    draw reaches is then below the corrected level. ``least_tests`` sets a floor (as if that many
+    tests were made).
+
+    >>> [bonferroni_draws(0.01, m) for m in (0, 1, 21, 200)]
+    [124, 124, 2624, 24999]
+    """
+    return int(np.ceil(1.25 * max(tests, least_tests) / alpha - 1e-6)) - 1
+
+
 def chi2_draws(alpha: float, tests: int) -> int:
     """Most tables a Monte-Carlo p-value (:func:`chi2_monte_carlo`) draws when ``tests`` p-values
-    are compared with ``alpha / tests`` (Bonferroni): its smallest value, ``1 / (draws + 1)``, is
-    at most a tenth of ``alpha`` and at most ``0.8 alpha / tests``, so that a drifted table (no
-    drawn table as extreme) is below the corrected level.
+    are compared with ``alpha / tests`` (Bonferroni): :func:`bonferroni_draws`, and at least
+    enough for a smallest value of a tenth of ``alpha`` (as if 8 tests were made).
 
     >>> [chi2_draws(0.001, m) for m in (1, 8, 9, 21)]
     [9999, 9999, 11249, 26249]
     """
-    return int(np.ceil(max(10.0, 1.25 * tests) / alpha - 1e-6)) - 1
+    return bonferroni_draws(alpha, tests, least_tests=8.0)
 
 
 def chi2_monte_carlo(ref_counts: np.ndarray, cur_counts: np.ndarray, draws: int, seed: int = 0) -> float:
