@@ -130,6 +130,26 @@ def test_weighted_pvalue_is_the_exact_tail_of_the_weighted_error_count() -> None
     assert flat == pytest.approx(score, abs=0.005)
 
 
+def test_weighted_pvalue_beyond_the_exact_range_is_a_bound_not_zero() -> None:
+    """Past mean + 6 sd + 9 max w (the FFT's range) the p-value is Chernoff's bound: above the
+    exact tail, under 3e-6, and 0 only past every error's weight; every answer wrong gives the
+    exact prod q^n."""
+    n, q, w = [300, 50], [0.05, 0.002], [1, 20]
+    tail = _binomial_tail_by_convolution(n, q, w)
+    count = np.array(n, dtype=np.float64)
+    sum_conf = count * (1.0 - np.array(q))
+    mean = float(np.dot(w, np.multiply(n, q)))
+    reach = mean + 6.0 * math.sqrt(float(np.dot(np.square(w), np.multiply(n, np.multiply(q, 1.0 - np.array(q)))))) + 9.0 * 20
+    for errors in ([0.0, 13.0], [0.0, 15.0], [20.0, 19.0], [0.0, 50.0]):
+        t = int(np.dot(w, errors))
+        assert t > reach
+        p = cal.weighted_overconfidence_pvalue(count, sum_conf, count - np.array(errors), np.array(w))
+        assert 0.0 < p < 3e-6 and p >= tail[t], (t, p, tail[t])
+    small = np.array([30.0, 5.0])
+    everything = cal.weighted_overconfidence_pvalue(small, small * (1.0 - np.array(q)), np.zeros(2), np.array(w))
+    assert everything == pytest.approx(0.05**30 * 0.002**5, rel=1e-9) and everything > 0.0
+
+
 def test_weighted_pvalue_edge_cases() -> None:
     w = np.array([1, 32])
     assert np.isnan(cal.weighted_overconfidence_pvalue(np.zeros(2), np.zeros(2), np.zeros(2), w))

@@ -923,7 +923,7 @@ def weighted_overconfidence_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_
     weights ``T`` lives on the integers, its characteristic function is the product of the bins'
     binomial ones, and an inverse FFT over a range of ``mean +- (6 sd + 9 max w)`` gives its
     probabilities (the mass outside that range, which the FFT would fold in, is below 3e-6 by
-    Bernstein's inequality). This matters because the weights near confidence 1 are large and
+    Bernstein's inequality; an observation beyond it gets Chernoff's bound, not 0). This matters because the weights near confidence 1 are large and
     the errors there rare: ``T`` is far from normal (a handful of errors at 0.999 decide it),
     and a normal or Edgeworth approximation misstates the tail. The FFT costs the number of
     bins times the range, so windows whose range exceeds 2,048 points (a few thousand labels)
@@ -987,8 +987,8 @@ def _lattice_upper(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray, max_size
     reach = 6.0 * np.sqrt(var) + 9.0 * float(w.max())
     lo = int(max(0.0, np.floor(mean - reach)))
     hi = int(min(float(np.dot(w, n)), np.ceil(mean + reach)))
-    if t > hi:
-        return 0.0
+    if t > hi:  # beyond the range (its tail under 3e-6): Chernoff's bound, 0 only past every error
+        return _chernoff_weighted(t, n, q, w)
     size = 1 << int(np.ceil(np.log2(hi - lo + 1)))
     if size > max_size:
         return None
@@ -1025,7 +1025,6 @@ def _saddlepoint_upper(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> f
     span = int(np.gcd.reduce(w[carry]))
     x = t - span / 2.0
     q = np.minimum(q, 1.0 - 1e-15)
-    lq, l1q = np.log(q) - np.log1p(-q), np.log1p(-q)
     mean = float(np.dot(w, n * q))
     sd = float(np.sqrt(np.dot(w * w, n * q * (1.0 - q))))
     nd = NormalDist()
@@ -1033,6 +1032,20 @@ def _saddlepoint_upper(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> f
         return 0.0
     if x <= mean + 1e-3 * sd:
         return float(1.0 - nd.cdf((x - mean) / sd))
+    s, cgf, k2 = _saddle(x, n, q, w)
+    r = float(np.sqrt(max(2.0 * (s * x - cgf), 0.0)))
+    u = 2.0 * np.sinh(s * span / 2.0) / span * np.sqrt(k2)
+    if r < 1e-6 or u <= 0:
+        return float(1.0 - nd.cdf((x - mean) / sd))
+    return float(min(max(1.0 - nd.cdf(r) + nd.pdf(r) * (1.0 / u - 1.0 / r), 0.0), 1.0))
+
+
+def _saddle(x: float, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
+    """The saddlepoint ``s`` of ``T = sum w_b Binomial(n_b, q_b)`` at ``x`` (above its mean, under
+    its largest value ``sum n w``: ``K'(s) = x``), with ``K(s)`` and ``K''(s)``, ``K`` the
+    cumulant generating function ``sum n_b log(1 - q_b + q_b e^(s w_b))``."""
+    q = np.minimum(q, 1.0 - 1e-15)
+    lq, l1q = np.log(q) - np.log1p(-q), np.log1p(-q)
 
     def slopes(s: float) -> tuple[float, float]:  # K'(s), K''(s)
         pi = 1.0 / (1.0 + np.exp(-(lq + s * w)))
@@ -1052,13 +1065,20 @@ def _saddlepoint_upper(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> f
         s = nxt
         if done:
             break
-    k2 = slopes(s)[1]
-    cgf = float(np.dot(n, l1q + np.logaddexp(0.0, lq + s * w)))
-    r = float(np.sqrt(max(2.0 * (s * x - cgf), 0.0)))
-    u = 2.0 * np.sinh(s * span / 2.0) / span * np.sqrt(k2)
-    if r < 1e-6 or u <= 0:
-        return float(1.0 - nd.cdf((x - mean) / sd))
-    return float(min(max(1.0 - nd.cdf(r) + nd.pdf(r) * (1.0 / u - 1.0 / r), 0.0), 1.0))
+    return s, float(np.dot(n, l1q + np.logaddexp(0.0, lq + s * w))), slopes(s)[1]
+
+
+def _chernoff_weighted(t: int, n: np.ndarray, q: np.ndarray, w: np.ndarray) -> float:
+    """Chernoff's bound ``exp(K(s) - s t)`` on ``P(T >= t)`` at the saddlepoint (its best tilt),
+    ``T = sum w_b Binomial(n_b, q_b)``: a p-value beyond the exact range's reach, never 0 while
+    ``t`` can be reached (at ``t = sum n w``, the exact ``prod q_b^n_b``; beyond, 0)."""
+    top = float(np.dot(w, n))
+    if t > top:
+        return 0.0
+    if t == top:
+        return float(np.exp(np.dot(n, np.log(q))))
+    s, cgf, _ = _saddle(float(t), n, q, w)
+    return float(min(np.exp(cgf - s * t), 1.0))
 
 
 def binned_overconfidence_pvalue(conf: np.ndarray, correct: np.ndarray, edges: np.ndarray | None = None) -> float:
