@@ -141,6 +141,23 @@ def test_unit_bins_give_searchsorteds_index_for_every_value() -> None:
     assert tabled >= 100  # the table answered, not only the search
 
 
+def test_unit_bins_take_the_largest_floats_without_a_warning() -> None:
+    """Values near float64's largest (x * cells overflows) index as searchsorted does, silently:
+    a RuntimeWarning from the worker's binning would reach the agent's log."""
+    import warnings
+
+    from monitor.stats.bins import UnitBins
+
+    bins = UnitBins(cal.tie_tolerant_edges(cal.fine_confidence_edges())[1:-1], side="right")
+    assert bins.cells > 0
+    x = np.r_[np.full(500, 1.7e308), np.full(500, -1.7e308), np.linspace(0.0, 1.0, 2000), [np.inf, -np.inf, np.nan]]
+    assert x.size >= bins.search_below  # the table answers, not the search
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = bins.index(x)
+    assert np.array_equal(got, np.searchsorted(bins.edges, x, side="right"))
+
+
 def test_bins_of_a_grid_is_bin_index() -> None:
     """cal.bins_of(edges).index(v) equals cal.bin_index(v, edges) on the detectors' grids."""
     rng = np.random.default_rng(78)

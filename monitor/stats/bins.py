@@ -113,7 +113,8 @@ class UnitBins:
             return np.searchsorted(self.edges, x, side=self.side)  # type: ignore[call-overload]
         assert self._guide is not None and self._first is not None and self._second is not None
         k = float(self.cells)
-        t = x * k  # exact: k is a power of two
+        with np.errstate(over="ignore"):  # past ~1e304 the product is inf: the last cell, as it should be
+            t = x * k  # exact: k is a power of two
         np.fmin(t, k + 1.0, out=t)  # far above 1, +inf and NaN: the last cell (fmin takes the number over NaN)
         np.fmax(t, 0.0, out=t)  # below 0, -inf: the first
         cell = t.astype(np.intp)  # floor, the values being >= 0
