@@ -56,7 +56,10 @@ class OutputBinner:
                 vals[:, j] = v
                 seen = True
             elif c.name == "value" and scores is not None:
-                v = scores.reshape(n, -1)[:, 0] if scores.ndim > 1 else scores
+                # a classifier's reference of one column (P(positive) of a binary model) is profiled
+                # as values, and its live rows come decoded as [1 - p, p]: the value is the last
+                # column (the first compared 1 - p with p: drift on the reference's own rows)
+                v = scores.reshape(n, -1)[:, -1] if scores.ndim > 1 else scores
                 idx[:, j] = c.bin_numeric(np.asarray(v, dtype=np.float64))
                 vals[:, j] = v
                 seen = True
