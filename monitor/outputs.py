@@ -337,7 +337,15 @@ def _decode(raw: np.ndarray, spec: OutputSpec, classes: ClassIndex) -> DecodedOu
             _reject(valid, reasons, (np.abs(members.sum(axis=2) - 1.0) > SUM_TOLERANCE).any(axis=1), "probabilities_not_normalised")
         logits = None
         if spec.kind == "logits":  # the members' mean logits, for the energy score
-            mean = (x / x.shape[1]).sum(axis=1)  # a masked class (-inf in every member) stays -inf
+            # a class's mean over the members that give it a logit: a masked class (-inf in every
+            # member) stays -inf, one masked by some members only is not. Averaged with the -inf,
+            # members masking different classes made every mean -inf and the row's energy NaN
+            # (its segment's mean energy absent for a window, the histogram's row at +Inf). One
+            # column is no class to mask (-inf is P(positive) = 0): its members' plain mean
+            masked = np.isneginf(x) if x.shape[2] > 1 else np.zeros(x.shape, dtype=bool)
+            given = x.shape[1] - masked.sum(axis=1)
+            mean = (np.where(masked, 0.0, x) / np.maximum(given, 1)[:, None, :]).sum(axis=1)
+            mean[given == 0] = -np.inf
             mean[np.isnan(mean) | np.isposinf(mean)] = 0.0  # rows refused above (NaN, +inf members)
             logits = mean if mean.shape[1] > 1 else np.concatenate([np.zeros_like(mean), mean], axis=1)
     else:
