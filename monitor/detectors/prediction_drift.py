@@ -260,7 +260,12 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         out.set(names.TOP_CLASS_SHARE_REFERENCE, float(self._ref_counts[top] / self._ref_counts.sum()), label)
         w = self.label_shift_weights(cur)
         if w is not None and self._k <= self.max_classes:
-            out.set_many(names.LABEL_SHIFT_WEIGHT, [((name,), value) for name, value in zip(self._classes, w.tolist())])
+            # a class no labelled reference row holds has no weight q(y)/p(y) (p(y) = 0): absent,
+            # not the 0 bbse_weights gives it, which read "this class is gone" (an alert's "x0.00")
+            held = self._confusion.sum(axis=0) > 0  # type: ignore[union-attr]
+            keys = [(name,) for name in self._classes]
+            out.remove_many(names.LABEL_SHIFT_WEIGHT, [key for key, h in zip(keys, held.tolist()) if not h])
+            out.set_many(names.LABEL_SHIFT_WEIGHT, [(key, value) for key, value, h in zip(keys, w.tolist(), held.tolist()) if h])
 
     def draws(self, tests: int) -> int:
         """Most tables a Monte-Carlo p-value draws when ``tests`` p-values are compared with
