@@ -781,6 +781,15 @@ def _output(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], feats
                       "answers have" if kind == "none" else "remove classes (the answers are monitored as the text "
                       "feature output)"))
         classes_raw = []
+    if kind_known and kind in ("probabilities", "logits") and len(classes_raw) == 1:
+        # one score column is P(positive) of a binary model, read as the columns [negative, positive]:
+        # the one name took the negative column (the other was learned as "1"), so that the rows the
+        # model scored as that class were counted as the other one, and labels naming it were inverted
+        r.add(r.error(k("output.classes"), f"names one class ({classes_raw[0]!r}), and a classifier has two at least: "
+                      "a model's one score column is P(positive) of a binary model, its classes [negative, positive]",
+                      f"list both classes in column order, the positive one second (e.g. classes: [not_{classes_raw[0]}, "
+                      f"{classes_raw[0]}])"))
+        classes_raw = []
     if kind == "text":
         _text_output_names(r, feats, feature_keys)
     samples_axis = r.attempt(lambda: r.boolean(out_raw.get("samples_axis", False), k("output.samples_axis")), False)
