@@ -217,7 +217,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Estimated class weight q(y)/p(y) of the window against the reference (black-box shift estimation); 1 means unchanged.",
                labels=("class",), concern=_C, unit="none", max_series=100),
     MetricSpec(ESTIMATED_ACCURACY, GAUGE,
-               "Accuracy estimated without labels over the window, by estimator (cbpe: calibrated confidence; atc: thresholded confidence; bbse: label shift).",
+               "Accuracy estimated without labels over the window, by estimator (cbpe: calibrated confidence; atc: thresholded confidence; bbse: label shift, for models of up to 200 classes, `bbse_max_classes`).",
                labels=("estimator",), concern=_C, unit="percentunit", max_series=5),
     MetricSpec(REFERENCE_ACCURACY, GAUGE, "Accuracy of the model on the labelled reference data (the baseline of the estimates).",
                concern=_C, unit="percentunit"),
