@@ -8,7 +8,9 @@ labelling delay. Over that sliding window it exports:
 * accuracy, Brier score and log loss (at least ``min_labels`` labels); for a model that returns
   labels only (``output.kind: labels``) the accuracy alone, under the same minimum;
 * the signed over-confidence gap (mean confidence minus accuracy) with a two-sided interval at
-  ``gap_level`` (sample variance: valid whether or not the model is calibrated), and the
+  ``gap_level`` (sample variance: valid whether or not the model is calibrated; widened to the
+  mean confidence less Wilson's interval of the accuracy where that is wider, so that a window of
+  few errors is not a point), and the
   one-sided p-value of the calibrated null, which is what the default alert uses: the exact
   test of the window's wrong answers weighted by confidence bin
   (:func:`monitor.stats.calibration.weighted_overconfidence_pvalue` with
@@ -296,7 +298,7 @@ class CalibrationDetector(RefreshingDetector):
             f.accuracy = right / n
             f.brier = float(t[_BRIER] / n)
             f.log_loss = float(t[_LOGLOSS] / n)
-            f.gap = cal.overconfidence_interval(n, float(sconf.sum()) - right, float(t[_D2]), self.gap_level)
+            f.gap = cal.overconfidence_interval(n, float(sconf.sum()) - right, float(t[_D2]), self.gap_level, right=right)
             f.gap_pvalue = cal.weighted_overconfidence_pvalue(count, sconf, scorr, _ERROR_WEIGHTS)
         if n >= self.min_labels_calibration:
             f.ece = cal.ece_from_sums(*coarse)

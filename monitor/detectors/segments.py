@@ -629,13 +629,16 @@ class SegmentDetector(RefreshingDetector):
     def _gap_intervals(self, g: np.ndarray, ok: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,
         for all segments at once), from the labelled rows' terms ``g``, for segments with
-        ``min_labels`` labels there: the lower and upper bounds' figures."""
+        ``min_labels`` labels there: the lower and upper bounds' figures (widened by Wilson's
+        interval of the accuracy where that is wider, as the calibration detector's)."""
         n = np.round(g[_D_N])
         valid = ok & (n >= max(self.min_labels, 2))
         safe = np.maximum(n, 2.0)
         mean = g[_D_SUM] / safe
         half = self._gap_z * np.sqrt(np.maximum((g[_D_SQ] - safe * mean * mean) / (safe - 1.0), 0.0) / safe)
-        return [(names.SEGMENT_GAP_LOWER, mean - half, valid), (names.SEGMENT_GAP_UPPER, mean + half, valid)]
+        low, high = cal.wilson_gap_bounds(safe, g[_D_SUM], g[_F_CORR:_T_FIELDS].sum(axis=0), self._gap_z)
+        return [(names.SEGMENT_GAP_LOWER, np.minimum(mean - half, low), valid),
+                (names.SEGMENT_GAP_UPPER, np.maximum(mean + half, high), valid)]
 
     def _uncertainty_means(self) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Mean energy (logit outputs) and mean ensemble disagreement per segment, figures only

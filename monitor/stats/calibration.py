@@ -65,6 +65,7 @@ __all__ = [
     "fit_temperature",
     "GapInterval",
     "overconfidence_interval",
+    "wilson_gap_bounds",
     "overconfidence_pvalue",
     "overconfidence_pvalue_rows",
     "OVERCONFIDENCE_DESIGN_GAP",
@@ -782,13 +783,21 @@ class GapInterval:
     n: int
 
 
-def overconfidence_interval(n: int, sum_d: float, sum_d2: float, level: float = 0.98) -> GapInterval:
+def overconfidence_interval(n: int, sum_d: float, sum_d2: float, level: float = 0.98, right: float | None = None) -> GapInterval:
     """Normal interval of the mean of ``d = conf - correct`` from its first two moments.
 
     With ``level = 0.98`` each side has 1%: "lower bound above zero" is a one-sided test of
     over-confidence at a 1% false-alarm rate per window. The variance is the sample variance
     of ``d`` (not the calibrated-null variance) so that the interval is valid whether or not the
     model is calibrated. For n in the hundreds the mean of these bounded terms is close to normal.
+
+    ``right``: the window's right answers. The interval is then widened, where it is narrower, to
+    mean confidence minus Wilson's score interval of the accuracy. Why: with few errors the sample
+    variance of ``d`` misses the variance of the answers themselves (every answer right: the
+    interval was the point ``mean(conf) - 1``), and the upper bound, "below 0: significantly
+    under-confident", was under a calibrated model's gap of 0 in 13% of 100-label windows at
+    confidence 0.98 and 59% at 0.995 (1% claimed); Wilson's interval holds its level there (given
+    the confidences, the right answers vary at most as a binomial of their mean does).
     """
     if n < 2:
         nan = float("nan")
@@ -797,7 +806,23 @@ def overconfidence_interval(n: int, sum_d: float, sum_d2: float, level: float = 
     var = max((sum_d2 - n * mean * mean) / (n - 1), 0.0)
     se = float(np.sqrt(var / n))
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
-    return GapInterval(float(mean), float(mean - z * se), float(mean + z * se), se, int(n))
+    lower, upper = mean - z * se, mean + z * se
+    if right is not None:
+        low, high = wilson_gap_bounds(np.float64(n), np.float64(sum_d), np.float64(right), z)
+        lower, upper = min(lower, float(low)), max(upper, float(high))
+    return GapInterval(float(mean), float(lower), float(upper), se, int(n))
+
+
+def wilson_gap_bounds(n: np.ndarray, sum_d: np.ndarray, right: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """The gap's bounds from Wilson's score interval of the accuracy (``right / n``, at ``z``): mean
+    confidence (``(sum_d + right) / n``) less its upper and its lower bound; of every group at once
+    (arrays, ``n > 0``). What :func:`overconfidence_interval` widens its interval to, where wider."""
+    acc = np.clip(right / n, 0.0, 1.0)
+    shrink = 1.0 + z * z / n
+    centre = (acc + z * z / (2.0 * n)) / shrink
+    half = z * np.sqrt(acc * (1.0 - acc) / n + z * z / (4.0 * n * n)) / shrink
+    conf = (sum_d + right) / n
+    return conf - (centre + half), conf - (centre - half)
 
 
 def overconfidence_pvalue(sum_c: float, sum_c2: float, sum_c3: float, n_correct: float) -> float:
