@@ -395,8 +395,12 @@ class LabelJoiner:
         label_ts: list[float] = []
         late_rows: list[bool] = []
         slot_of, seen_ts, ttl = self._slot_of, self._ts, self.ttl_s
-        outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
+        # held labels whose prediction came (remember() marked them) are taken before the sweep: swept
+        # first, one whose prediction came within its wait but was joined after it (a replay's or a
+        # batch job's chunk, whose later events move the event clock past the wait) was let go of as
+        # unknown_id, its prediction left waiting for good
         arrivals = self._arrivals(multilabel)
+        outcome["unknown_id"] += self._expire_early()  # held labels that waited long enough, by the clock so far
         for n, (ts, request_ids, labels) in enumerate(arrivals + list(events)):
             if n >= len(arrivals) and ts == ts:  # not NaN: the event clock, swept event by event as one join at a time would
                 self._see((float(ts),))
