@@ -48,6 +48,8 @@ class MetricWriter(Protocol):
 
     def clear(self, name: str) -> None: ...
 
+    def replace(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None: ...
+
 
 @dataclass
 class HistogramValue:
@@ -313,10 +315,21 @@ class MetricStore:
             self._drop_locked(name, keys)
 
     def clear(self, name: str) -> None:
-        """Remove every series of a metric (e.g. before re-writing a bounded top-k)."""
+        """Remove every series of a metric."""
         self._spec(name)
         with self._lock:
             self._values[name].clear()
+
+    def replace(self, name: str, items: Iterable[tuple[LabelValues, float]]) -> None:
+        """Every series of a metric replaced by ``items`` (a bounded top-k, a largest gap) under
+        one lock: a scrape's snapshot sees the old series or the new, never the family emptied
+        between a :meth:`clear` and the sets that follow it (a missed series restarts an
+        alert's ``for:`` in the Prometheus that scraped it)."""
+        spec = self._spec(name)
+        pairs = self._pairs(spec, items)
+        with self._lock:
+            self._values[name].clear()
+            self._put_locked(spec, pairs)
 
     # -- reading ---------------------------------------------------------------------------------
     def value(self, name: str, labels: LabelValues = None) -> Any:

@@ -112,6 +112,10 @@ class _Writer:
         for key in [k for k in self.values if k[0] == name]:
             del self.values[key]
 
+    def replace(self, name, items):
+        self.clear(name)
+        self.set_many(name, items)
+
     def inc(self, name, delta=1.0, labels=None):
         pass
 

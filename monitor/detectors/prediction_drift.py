@@ -243,12 +243,11 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         self._refresh.done(slot_end, float(n))
         if self._segments is not None and self._segments.slots.carried:  # none before a row carries a segment
             self._export_segments(out)
-        out.clear(names.TOP_CLASS_SHARE)
-        out.clear(names.TOP_CLASS_SHARE_REFERENCE)
         if n < max(self.min_rows, 1):
             for name in (names.PREDICTION_DRIFT_PVALUE, names.PREDICTION_DRIFT_DISTANCE, names.OUTPUT_ENTROPY, names.OUTPUT_ENTROPY_REFERENCE):
                 out.remove(name)
-            out.clear(names.LABEL_SHIFT_WEIGHT)
+            for name in (names.TOP_CLASS_SHARE, names.TOP_CLASS_SHARE_REFERENCE, names.LABEL_SHIFT_WEIGHT):
+                out.clear(name)
             return
         put_figure(out, names.PREDICTION_DRIFT_PVALUE, float(self._pvalues(cur[None, :], 1)[0]))
         put_figure(out, names.PREDICTION_DRIFT_DISTANCE, uni.js_distance(self._ref_counts, cur))
@@ -256,8 +255,8 @@ class PredictionDriftDetector(SegmentCounting, RefreshingDetector):
         put_figure(out, names.OUTPUT_ENTROPY_REFERENCE, self._ref_entropy)
         top = int(np.argmax(cur))
         label = (self._classes[top],)
-        out.set(names.TOP_CLASS_SHARE, float(cur[top] / n), label)
-        out.set(names.TOP_CLASS_SHARE_REFERENCE, float(self._ref_counts[top] / self._ref_counts.sum()), label)
+        out.replace(names.TOP_CLASS_SHARE, [(label, float(cur[top] / n))])  # the top class may have changed
+        out.replace(names.TOP_CLASS_SHARE_REFERENCE, [(label, float(self._ref_counts[top] / self._ref_counts.sum()))])
         # solved only when exported: beyond max_classes the NNLS of k classes was solved at every
         # refresh and thrown away (1,000 classes: 0.5 s; 3,000: 12 s, the worker held meanwhile)
         w = self.label_shift_weights(cur) if self._k <= self.max_classes else None

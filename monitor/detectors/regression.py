@@ -372,14 +372,11 @@ class RegressionDetector(RefreshingDetector):
             levels = self._quantile_labels
             put_columns(out, names.REGRESSION_SEGMENT_QUANTILE_COVERAGE, [(segs[i], level) for i in shown for level in levels],
                         (lab[_BELOW:_BELOW + len(levels)] / nq)[:, shown].T.ravel(), np.repeat(q_ok[shown], len(levels)))
-        out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP)
-        out.clear(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z)
         gap = mae_gap(lab[_ABS], lab[_SQ], nl, lab_ok)
-        if gap is not None:
-            labels = (segs[gap[0]], segs[gap[1]])
-            out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP, gap[2], labels)
-            if not np.isnan(gap[3]):  # +Inf: neither segment's errors vary and they differ
-                out.set(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, gap[3], labels)
+        labels = (segs[gap[0]], segs[gap[1]]) if gap is not None else ()
+        out.replace(names.REGRESSION_SEGMENT_MAX_MAE_GAP, [] if gap is None else [(labels, gap[2])])
+        # +Inf where neither segment's errors vary and they differ; NaN (no z): absent
+        out.replace(names.REGRESSION_SEGMENT_MAX_MAE_GAP_Z, [] if gap is None or np.isnan(gap[3]) else [(labels, gap[3])])
 
     @property
     def segment_names(self) -> tuple[str, ...]:

@@ -619,12 +619,9 @@ class SegmentDetector(RefreshingDetector):
             self._export_reliability(out, lab, shown, set(cal_ok))
         if self.temperature_rows:
             put_figures(out, names.SEGMENT_TEMPERATURE, self._temperatures(shown, set(cal_ok)))
-        out.clear(names.SEGMENT_MAX_GAP)
-        out.clear(names.SEGMENT_MAX_GAP_Z)
         found = [((figure, g[0], g[1]), g[2], g[3]) for figure, g in self.gaps((p, lab, x)).items() if g is not None]
-        if found:
-            out.set_many(names.SEGMENT_MAX_GAP, [(labels, gap) for labels, gap, _ in found])
-            out.set_many(names.SEGMENT_MAX_GAP_Z, [(labels, z) for labels, _, z in found if not np.isnan(z)])
+        out.replace(names.SEGMENT_MAX_GAP, [(labels, gap) for labels, gap, _ in found])
+        out.replace(names.SEGMENT_MAX_GAP_Z, [(labels, z) for labels, _, z in found if not np.isnan(z)])
 
     def _gap_intervals(self, g: np.ndarray, ok: np.ndarray) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """Each segment's gap interval (that of :func:`monitor.stats.calibration.overconfidence_interval`,

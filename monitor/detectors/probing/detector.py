@@ -1513,19 +1513,18 @@ class ProbingDetector(Detector):
             for s, name in enumerate(SIGNALS):
                 out.set("monitor_probing_suspicious_clients", float(active[:, s].sum()), (name,))
             out.set("monitor_probing_suspicious_clients", float(len(paging)), ("any",))
-            out.clear("monitor_probing_client_evidence_queries")
+            evidence = []
             if self.top_k:
                 for v in self._ranked(paging)[: self.top_k]:
                     # the signal that raised the flag first (among those still raised), not the
                     # strongest: the label is the alert's identity, and a client whose strongest
                     # signal changed (ood, then near_duplicates) resolved its alert and paged anew
                     top = min(v.signals, key=lambda e: (e.since_query, -e.evidence_queries))
-                    out.set("monitor_probing_client_evidence_queries", float(top.evidence_queries), (v.client, top.signal))
+                    evidence.append(((v.client, top.signal), float(top.evidence_queries)))
+            out.replace("monitor_probing_client_evidence_queries", evidence)
             reported = self._campaigns.reported()
             out.set("monitor_probing_campaigns", float(len(reported)))
-            out.clear("monitor_probing_campaign_accounts")
-            for c in reported[: self.top_k]:
-                out.set("monitor_probing_campaign_accounts", float(c.n_accounts), (c.id,))
+            out.replace("monitor_probing_campaign_accounts", [((c.id,), float(c.n_accounts)) for c in reported[: self.top_k]])
             out.set("monitor_probing_state_bytes", float(self.state_nbytes))
             if self._pop is not None:
                 out.set("monitor_probing_population_scale", self._pop.scale)
