@@ -438,23 +438,34 @@ def _refuse_env_outside_labels(r: ConfigReader, value: Any, key: str = "") -> No
                           "envsubst < monitor.yaml.in > monitor.yaml, in an initContainer)"))
 
 
-def _shared_abstain_threshold(r: ConfigReader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
-    """One abstain threshold for ``monitor_abstain_ratio`` and its per-segment counterpart: given
-    to the ``confidence`` or the ``segments`` detector only, the other takes it too (each had its
-    own default of 0.5, so ``abstain_threshold: 0.7`` on one made the whole window's abstain rate
-    and the segments' count different rows); two different values are refused for that reason."""
-    given = [(d.key, d.params["abstain_threshold"]) for d in dets
-             if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is not None]
-    if not given:
-        return dets
-    (first_key, first), *others = given
-    for key, value in others:
-        if value != first:
-            raise r.error(f"{key}.abstain_threshold", f"{value!r} is not {first_key}.abstain_threshold ({first!r}): the "
-                          "whole window's abstain rate and the segments' would count different rows",
-                          "give one value, on one of them (the other takes it)")
-    return tuple(DetectorConfig(d.kind, {**d.params, "abstain_threshold": first}, d.key)
-                 if d.kind in ("confidence", "segments") and d.params.get("abstain_threshold") is None else d for d in dets)
+#: Parameters that a whole-window detector and the segments detector must share, with the kinds
+#: that take each and what two values would break: given to one only, the other takes it too.
+_SHARED_PARAMETERS = (
+    # each had its own default of 0.5: abstain_threshold: 0.7 on one made the whole window's
+    # abstain rate and the segments' count different rows
+    ("abstain_threshold", ("confidence", "segments"), "the whole window's abstain rate and the segments' would count different rows"),
+    # the segments fitted ATC-NE with a prior of 2 whatever accuracy_estimation was given: a
+    # segment's estimate was another estimator's than the whole window's
+    ("atc_score", ("accuracy_estimation", "segments"), "the whole window's estimated accuracy and the segments' would be different estimators"),
+    ("prior_weight", ("accuracy_estimation", "segments"), "the whole window's estimated accuracy and the segments' would be different estimators"),
+)
+
+
+def _shared_parameters(r: ConfigReader, dets: tuple[DetectorConfig, ...]) -> tuple[DetectorConfig, ...]:
+    """Each of :data:`_SHARED_PARAMETERS` given to one of its detectors only is given to the other
+    too; two different values are refused."""
+    for name, kinds, breaks in _SHARED_PARAMETERS:
+        given = [(d.key, d.params[name]) for d in dets if d.kind in kinds and d.params.get(name) is not None]
+        if not given:
+            continue
+        (first_key, first), *others = given
+        for key, value in others:
+            if value != first:
+                raise r.error(f"{key}.{name}", f"{value!r} is not {first_key}.{name} ({first!r}): {breaks}",
+                              "give one value, on one of them (the other takes it)")
+        dets = tuple(DetectorConfig(d.kind, {**d.params, name: first}, d.key)
+                     if d.kind in kinds and d.params.get(name) is None else d for d in dets)
+    return dets
 
 
 def _detector_value(r: "ConfigReader", key: str, name: str, value: Any, default: Any) -> Any:
@@ -898,7 +909,7 @@ def _detectors(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str],
         return DetectorConfig(dkind, params, f"detectors[{i}]" if "detectors" in shared else dk)
 
     dets = [d for d in (r.attempt(lambda: entry(i, d), None) for i, d in enumerate(det_raw)) if d is not None]
-    return r.attempt(lambda: _shared_abstain_threshold(r, tuple(dets)), tuple(dets))
+    return r.attempt(lambda: _shared_parameters(r, tuple(dets)), tuple(dets))
 
 
 def _rules(r: ConfigReader, raw: dict[str, Any], k: Callable[[str], str], base_dir: Path) -> RulesConfig:

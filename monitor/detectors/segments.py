@@ -56,7 +56,7 @@ from monitor.detectors._common import (
     windows_state,
     write_families,
 )
-from monitor.detectors._label_free import LabelFreeEstimators
+from monitor.detectors._label_free import ATC_SCORES, LabelFreeEstimators
 from monitor.detectors._pending import GroupedPendingHistogram
 from monitor.detectors._recent import RecentLabelled, say_temperature_never_fitted
 from monitor.detectors._segment_slots import SegmentSlots
@@ -226,6 +226,10 @@ class SegmentDetector(RefreshingDetector):
         Most draws of each segment's calibration-error p-value (100 to 1,999; more when the
         segments tracked need them, see :meth:`draws`) and the seed of the detector's own
         generator for them (defaults to the monitor's ``seed``), as the calibration detector's.
+    atc_score, prior_weight
+        The estimators' settings, as the accuracy-estimation detector's (whose values the config
+        gives this detector when only that one is set), so that a segment's estimate is the
+        whole window's on the segment's rows.
     """
 
     kind: ClassVar[str] = "segments"
@@ -255,6 +259,8 @@ class SegmentDetector(RefreshingDetector):
         gap_level: float = 0.98,
         resamples: int = cal.CALIBRATION_PVALUE_DRAWS,
         seed: int = 0,
+        atc_score: str = "entropy",
+        prior_weight: float = 2.0,
     ) -> None:
         if segment_cap < 1:
             raise ValueError(f"segments: segment_cap must be at least 1, got {segment_cap}")
@@ -278,13 +284,19 @@ class SegmentDetector(RefreshingDetector):
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
         self.resamples, self.seed = resampling_params("segments", resamples, seed)
+        if atc_score not in ATC_SCORES:
+            raise ValueError(f"segments: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
+        if not prior_weight >= 0:
+            raise ValueError(f"segments: prior_weight must be >= 0 (pseudo-rows per calibration bin; 0 for none), "
+                             f"not {prior_weight!r}")
+        self.atc_score, self.prior_weight = atc_score, float(prior_weight)
         self._rng = detector_rng("segments", self.seed)
         self._gap_z = NormalDist().inv_cdf(0.5 + self.gap_level / 2.0)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
             probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
             assert labels is not None
-            self._estimators = LabelFreeEstimators.fit(probs, labels)
+            self._estimators = LabelFreeEstimators.fit(probs, labels, atc_score, prior_weight)
         self._reset()
 
     @classmethod
