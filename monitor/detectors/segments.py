@@ -688,7 +688,7 @@ class SegmentDetector(RefreshingDetector):
         and ``other``), 24,999 at 200; a calibrated segment stops after 10 draws reach its error,
         one far in the tail after 992 where Chernoff's bound shows its p-value under the floor
         (from about 40 segments tracked: with 200 tracked, all miscalibrated, an export with
-        every p-value drawn fell from 1.6 s to 0.3 s, ``benchmarks/segment_calibration_pvalue_cost.py``);
+        every p-value drawn fell from 1.5 s to 0.3 s, ``benchmarks/segment_calibration_pvalue_cost.py``);
         drawn again when the window slides or its labels double."""
         return max(self.resamples, uni.bonferroni_draws(CALIBRATION_ALPHA, int(tracked)))
 
