@@ -240,7 +240,7 @@ def _rule(name: str) -> dict:
     return next(r for g in doc["groups"] for r in g["rules"] if r.get("alert") == name)
 
 
-def _windows(mae: np.ndarray, rmse: np.ndarray, n: int, reference_mae: float) -> "SeriesStore":
+def _windows(mae: np.ndarray, rmse: np.ndarray, n: int, reference_mae: float, reference_rows: int) -> "SeriesStore":
     """One scrape at t=1000 holding each window's regression figures as a model of its own."""
     from monitor.promql import Labels, SeriesStore
 
@@ -249,7 +249,8 @@ def _windows(mae: np.ndarray, rmse: np.ndarray, n: int, reference_mae: float) ->
     for i in range(len(mae)):
         for metric, value in (("monitor_regression_mae", mae[i]), ("monitor_regression_rmse", rmse[i]),
                               ("monitor_regression_labels_in_window", float(n)),
-                              ("monitor_regression_reference_mae", reference_mae)):
+                              ("monitor_regression_reference_mae", reference_mae),
+                              ("monitor_regression_reference_mae_rows", float(reference_rows))):
             samples.append((Labels({"__name__": metric, "model": f"w{i}"}), float(value)))
     store.append_scrape(1000.0, samples)
     return store
@@ -281,7 +282,7 @@ def test_regression_error_rule_ignores_one_large_error_of_a_heavy_tailed_model(e
         for scale in (1.0, 2.0):
             e = draw((windows, n)) * scale
             mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
-            store = _windows(mae, rmse, n, reference_mae)
+            store = _windows(mae, rmse, n, reference_mae, 400_000)
             rates[scale] = (len(query.instant(store, 1000.0)) / windows, len(bare.instant(store, 1000.0)) / windows)
         assert rates[1.0][0] <= 0.001, (n, rates)
         assert rates[2.0][0] >= min_power, (n, rates)
@@ -301,7 +302,7 @@ def test_regression_error_rule_fires_on_rare_huge_errors() -> None:
     e[rng.random((windows, n)) < 0.05] += 100.0
     e[:, 0] += 100.0  # at least one in every window
     mae, rmse = np.abs(e).mean(axis=1), np.sqrt((e * e).mean(axis=1))
-    store = _windows(mae, rmse, n, 0.8)
+    store = _windows(mae, rmse, n, 0.8, 3000)
     assert len(Engine().compile(_rule("RegressionErrorHigh")["expr"]).instant(store, 1000.0)) == windows
 
 

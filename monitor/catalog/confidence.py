@@ -131,6 +131,7 @@ QUANTILE_COVERAGE_Z = "monitor_quantile_coverage_zscore"
 INTERVAL_COVERAGE_GAP = "monitor_interval_coverage_gap_ratio"
 INTERVAL_COVERAGE_Z = "monitor_interval_coverage_zscore"
 REGRESSION_REFERENCE_MAE = "monitor_regression_reference_mae"
+REGRESSION_REFERENCE_MAE_ROWS = "monitor_regression_reference_mae_rows"
 REGRESSION_SEGMENT_ROWS = "monitor_regression_segment_rows_in_window"
 REGRESSION_SEGMENT_LABELS = "monitor_regression_segment_labels_in_window"
 REGRESSION_SEGMENT_MEAN = "monitor_regression_segment_prediction_mean"
@@ -452,6 +453,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(REGRESSION_REFERENCE_MAE, GAUGE,
                "Mean absolute error of the model on the labelled reference data: the baseline the window's MAE is held against.",
                concern=_REG, unit="none"),
+    MetricSpec(REGRESSION_REFERENCE_MAE_ROWS, GAUGE,
+               "Labelled reference rows the reference MAE was measured on (finite prediction and target): its sampling error, "
+               "which RegressionErrorHigh adds to the window's (on 30 rows of heavy-tailed errors the reference MAE reads low "
+               "often enough that, taken as exact, a healthy model paged for good against 3 to 4% of references).",
+               concern=_REG),
     # regression outputs per segment (regression detector with by_segment: true)
     MetricSpec(REGRESSION_SEGMENT_ROWS, GAUGE,
                "Regression predictions in the window per segment (regression detector with by_segment: true; values beyond the cap "

@@ -319,7 +319,8 @@ def build() -> Dashboard:
                    metrics=("monitor_regression_mae", "monitor_regression_rmse", "monitor_regression_bias",
                             "monitor_regression_reference_mae"),
                    note="RegressionErrorHigh fires when the window's MAE exceeds 1.5 times the reference MAE, and 3 standard "
-                        "errors of its own above it (or 3 times the reference MAE), for 30 minutes."),
+                        "errors above it, the window's and the reference MAE's own over its labelled rows (or 3 times the "
+                        "reference MAE, on 20 labelled reference rows or more), for 30 minutes."),
         timeseries("Prediction interval and quantile coverage",
                    Query(_by_model("monitor_interval_coverage_ratio"), "interval {{model}} {{instance}}"),
                    Query(f"max by (model, instance, level) ({selector('monitor_quantile_coverage_ratio')})",

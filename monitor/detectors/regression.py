@@ -151,7 +151,7 @@ class RegressionDetector(RefreshingDetector):
                                  "the reference with this model's outputs")
             if ref.ndim != 1:
                 raise ValueError(f"regression: reference scores must be predictions (rows,), got shape {ref.shape}")
-            self._ref_mae = _reference_mae(ref, reference.labels)
+            self._ref_mae, self._ref_mae_rows = _reference_mae(ref, reference.labels)
             if self._ref_mae is None:
                 # MAE and RMSE are still exported once labels come; what an error rise is measured
                 # against is not, and nothing else said why RegressionErrorHigh never fired
@@ -168,6 +168,7 @@ class RegressionDetector(RefreshingDetector):
             self._ref_counts = None
             self._ref_mean = None
             self._ref_mae = None
+            self._ref_mae_rows = None
         self._reset()
 
     @classmethod
@@ -321,6 +322,7 @@ class RegressionDetector(RefreshingDetector):
         put_figure(out, names.REGRESSION_RMSE, float(np.sqrt(lab[_SQ] / nl)) if lab_ok else None)
         put_figure(out, names.REGRESSION_BIAS, lab[_ERR] / nl if lab_ok else None)
         put_figure(out, names.REGRESSION_REFERENCE_MAE, self._ref_mae)
+        put_figure(out, names.REGRESSION_REFERENCE_MAE_ROWS, self._ref_mae_rows)
         int_ok = ni >= max(self.min_labels, 1)
         put_figure(out, names.INTERVAL_COVERAGE, lab[_COVER] / ni if int_ok else None)
         put_figure(out, names.INTERVAL_WIDTH, lab[_WIDTH] / ni if int_ok else None)
@@ -438,15 +440,18 @@ def _coverage_gap(hits: float, n: float, nominal: float | None, tied: float = 0.
     return gap, gap / float(np.sqrt(nominal * (1.0 - nominal) / n))
 
 
-def _reference_mae(predictions: np.ndarray, labels: "np.ndarray | None") -> float | None:
-    """The model's mean absolute error on the labelled reference, or None without numeric labels."""
+def _reference_mae(predictions: np.ndarray, labels: "np.ndarray | None") -> tuple[float | None, float | None]:
+    """The model's mean absolute error on the labelled reference and the rows it was measured on
+    (finite prediction and label), or (None, None) without numeric labels. The rows are its
+    sampling error's: RegressionErrorHigh adds it to the window's."""
     if labels is None:
-        return None
+        return None, None
     try:
         y = np.asarray(labels, dtype=np.float64)
     except (TypeError, ValueError):
-        return None
+        return None, None
     if y.shape != predictions.shape:
-        return None
+        return None, None
     ok = np.isfinite(y) & np.isfinite(predictions)
-    return float(np.abs(predictions[ok] - y[ok]).mean()) if ok.any() else None
+    rows = int(np.count_nonzero(ok))
+    return (float(np.abs(predictions[ok] - y[ok]).mean()), float(rows)) if rows else (None, None)
