@@ -210,7 +210,8 @@ class MonitorConfig:
     labels_pending: int = 100_000
     #: Labels held for a prediction not seen yet at most (``labels.early``; 0: none), and how long
     #: each waits from when it came, on the agent's clock (``labels.early_wait``): see
-    #: :class:`monitor.labels.LabelJoiner`.
+    #: :class:`monitor.labels.LabelJoiner`. Also the ids of refused prediction rows remembered, whose
+    #: labels count ``prediction_refused``.
     labels_early: int = 10_000
     labels_early_wait_s: float = 600.0
     detectors: tuple[DetectorConfig, ...] | None = None  # None: the defaults for the output kind

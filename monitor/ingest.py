@@ -21,7 +21,7 @@ from monitor.events import is_dataframe
 from monitor.input_forms import (RowError, inputs_are_none, is_column, is_series, named_columns, own_dict, series_row, short_list,
                                  short_repr, text_column)
 from monitor.outputs import ClassIndex, DecodedOutputs, decode_outputs
-from monitor.row_arguments import row_clients, row_embeddings, row_ids, row_segments
+from monitor.row_arguments import refused_ids, refused_row_ids, row_clients, row_embeddings, row_ids, row_segments
 from monitor.schema import TEXT_OUTPUT, Feature, OutputSpec, Schema
 from monitor.schema_learning import ReferenceKinds, SchemaLearner, check_reference_names, rows_to_learn
 
@@ -43,6 +43,9 @@ class BuildResult:
     #: reason -> the fix the first such event's refusal named (:attr:`RowError.fix`), said instead
     #: of the reason's usual one
     fixes: dict[str, str] = field(default_factory=dict)
+    #: The request ids of the rows refused (counted in ``rejected``), as the label join remembers
+    #: them (:meth:`monitor.labels.LabelJoiner.refuse`): their labels count ``prediction_refused``
+    refused_ids: list[tuple[str, bool]] = field(default_factory=list)
 
     def drop_argument(self, argument: str, given: int, rows: int) -> None:
         self.arguments_dropped[argument] = self.arguments_dropped.get(argument, 0) + rows
@@ -676,6 +679,7 @@ class BatchBuilder:
             # sparse matrix of 500 rows was one row of the accounting)
             rows = sum(guess_rows(ev[2], self.one_feature) for ev in events[:unreadable])
             rest.rejected["wrong_type"] = rest.rejected.get("wrong_type", 0) + rows
+            rest.refused_ids[:0] = refused_ids(events[:unreadable])
             first = events[0][2]
             sparse = (": a sparse matrix (a vectorizer's output) is not read; decorate the function that takes the raw "
                       "inputs (the pipeline's predict on the texts), or, for a few columns, watch(..., inputs=lambda X: "
@@ -717,6 +721,7 @@ class BatchBuilder:
                     self._reserved_rows = reserved_rows  # refused: counted as such, not as processed
                     n_guess = guess_rows(ev[2], self.one_feature)
                     result.rejected[err.reason] = result.rejected.get(err.reason, 0) + n_guess
+                    result.refused_ids.extend(refused_ids([ev]))
                     if err.reason not in result.details:  # the first such event's words, and its own fix if it has one
                         result.details[err.reason] = str(err)
                         if err.fix:
@@ -779,6 +784,7 @@ class BatchBuilder:
         valid = decoded.valid
         if not valid.all():
             sel = valid
+            result.refused_ids.extend(refused_row_ids(request_id[~sel]))
             numeric, categorical, ts, client, segment, request_id = (
                 numeric[sel], categorical[sel], ts[sel], client[sel], segment[sel], request_id[sel])
             unread = None if unread is None or not unread[sel].any() else unread[sel]

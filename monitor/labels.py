@@ -21,6 +21,13 @@ batch jobs: event time only) the median time of the latest events stands for the
 the newest one moved it a day with one event stamped a day ahead (a replay of an old log lets in
 what the wall clock would refuse), letting go of every held label at once.
 
+A prediction row the agent refused (``monitor_rows_rejected_total``: NaN outputs, probabilities out of
+range, a wrong shape, a timestamp far ahead...) is not held, but its request id is remembered (the last
+``early`` such ids, in :meth:`LabelJoiner.refuse`): a label for it counts ``prediction_refused`` at
+once, and a label held for it is let go so when the refused prediction comes. Why: such a label was
+held ``early_wait`` for a prediction that had come already, then counted ``unknown_id`` with a log
+line saying that none came, which sent on-call looking for lost predictions.
+
 The count of ids is bounded by ``capacity``; their length is bounded too: an id longer than
 :data:`MAX_ID_CHARS` (one sent by a client, up to the body limit) is kept as a digest of itself, so
 that 100,000 remembered ids cannot hold gigabytes of text. The digest is taken of the id as
@@ -180,6 +187,7 @@ class LabelJoiner:
     early
         Labels held at most for a prediction that has not come yet (0: none; such a label is
         ``unknown_id`` at once). Beyond it the oldest held label leaves, counted ``unknown_id``.
+        Also the number of ids of refused prediction rows remembered (:meth:`refuse`; 0: none).
     early_wait_s
         How long a held label waits for its prediction, from when it arrived, before it leaves,
         counted ``unknown_id``: seconds of ``clock``.
@@ -246,6 +254,14 @@ class LabelJoiner:
         #: see :meth:`_gone_recently`. This and ``_early`` are OrderedDicts: a dict whose oldest entry is popped again and again scans the
         #: holes the earlier pops left, about 4 us per labelled or forgotten prediction at 10,000.
         self._gone: OrderedDict[str, None] = OrderedDict()
+        #: The request ids of prediction rows refused (monitor_rows_rejected_total), the last ``early``
+        #: of them, oldest first: id key -> whether it is a call's one id (its rows, when several, are
+        #: ``<id>/<row>``: a label for one of those finds it too). A label for one counts
+        #: ``prediction_refused`` at once (see :meth:`refuse`). About 100 bytes an id plus its text
+        #: (at most MAX_ID_CHARS: longer ones are digests), 2 MB at the default 10,000.
+        self._refused: OrderedDict[str, bool] = OrderedDict()
+        #: The first id of a label counted ``prediction_refused`` (for the log line that says why).
+        self.refused_example: str | None = None
         #: Held labels whose prediction has just been remembered, joined at the next join (a dict: an
         #: id predicted again before it is one arrival, so at most ``early`` of them).
         self._arrived: dict[str, None] = {}
@@ -275,6 +291,11 @@ class LabelJoiner:
         """Ids labelled whose prediction's slot the ring has not reused yet: a label sent again for
         one counts ``unknown_id`` at once. With :meth:`__len__`, at most ``capacity``."""
         return len(self._labelled)
+
+    @property
+    def refused_remembered(self) -> int:
+        """Ids of refused prediction rows remembered (at most ``early``): see :meth:`refuse`."""
+        return len(self._refused)
 
     @property
     def ids_seen(self) -> bool:
@@ -332,6 +353,10 @@ class LabelJoiner:
             keys = [id_key(k if k.__class__ is str else str(k)) for k in keys]
             new_ids = np.array(keys + [None], dtype=object)[:-1]
         self._ids[slots] = new_ids
+        if self._refused:  # an id predicted again and taken: its label joins this prediction, not the refused one
+            refused = self._refused
+            for key in refused.keys() & keys:
+                del refused[key]
         if self._early:
             early = self._early
             # a label for a batch call's id, whose rows are <id>/0, <id>/1...: joined now, it is
@@ -389,7 +414,7 @@ class LabelJoiner:
         outcome = {"joined": 0, "unknown_id": 0, "invalid": 0, "expired": 0}
         width = self._scores.shape[1] if multilabel and self._scores is not None and self._scores.ndim == 2 else None
         names = classes.names[:width] if width is not None else classes.names
-        window, late = self.window_s, 0
+        window, late, refused = self.window_s, 0, 0
         slots: list[int] = []
         values: list[Any] = []
         label_ts: list[float] = []
@@ -444,6 +469,10 @@ class LabelJoiner:
                         outcome["unknown_id"] += 1  # no prediction keeps such an id: at once, not after labels.early_wait
                         if self.long_id_example is None:
                             self.long_id_example = f"of {len(key):,} characters ({key[:40]!r}...)"
+                    elif key is not None and self._was_refused(key):
+                        refused += 1  # its prediction came and was refused: at once, not held for one to come
+                        if self.refused_example is None:
+                            self.refused_example = key
                     elif key is None or not self._hold(id_key(key), ts, _held_truth(label, value) if multilabel else _held_class(value),
                                                        self._arrival_clock()):
                         outcome["unknown_id"] += 1
@@ -464,6 +493,8 @@ class LabelJoiner:
         outcome["unknown_id"] += self._expire_early()  # beyond labels.early after this call's labels
         if window is not None:
             outcome["late"] = late
+        if refused:
+            outcome["prediction_refused"] = refused
         if not slots:
             return None, outcome
         outcome["joined"] = len(slots) - late
@@ -493,6 +524,56 @@ class LabelJoiner:
             late=np.asarray(late_rows, dtype=bool),
         )
         return labeled, outcome
+
+    def refuse(self, ids: list[tuple[str, bool]]) -> int:
+        """Remember the request ids of prediction rows the agent refused (``monitor_rows_rejected_total``),
+        each ``(id key, whether it is a call's one id)`` (:func:`monitor.row_arguments.refused_ids`):
+        a label for one counts ``prediction_refused`` at once instead of being held ``early_wait``
+        for a prediction that came already, then counted ``unknown_id`` with a line saying none
+        came. The last ``early`` of them are remembered (0: none), the oldest forgotten first; then
+        a label for one is held, as for any id not seen. An id under which a prediction is waiting
+        is not remembered: its label joins that prediction. Returns how many held labels this let
+        go of, their prediction now come refused: each a ``prediction_refused``, which the caller counts."""
+        if self.early <= 0 or not ids:
+            return 0
+        refused, slot_of = self._refused, self._slot_of
+        ids = [(key, call) for key, call in ids if key not in slot_of]
+        for key, call in ids[-self.early:]:
+            if key in refused:
+                refused.move_to_end(key)
+                call = call or refused[key]
+            refused[key] = call
+        while len(refused) > self.early:
+            refused.popitem(last=False)
+        early, arrived = self._early, self._arrived
+        if not early:
+            return 0
+        # a held label whose accepted prediction came in the same drain (arrived) joins that one
+        gone = [key for key, _ in ids if key in early and key not in arrived]
+        calls = {key for key, call in ids if call}
+        if calls:  # a refused call's rows are <id>/<row>: one pass over the held labels, not one look-up per row
+            for key in early:
+                call, _, row = key.rpartition("/")
+                if row.isdigit() and call in calls and key not in arrived:
+                    gone.append(key)
+        n = 0
+        for key in gone:
+            if early.pop(key, None) is not None:
+                n += 1
+                if self.refused_example is None:
+                    self.refused_example = key
+        return n
+
+    def _was_refused(self, key: str) -> bool:
+        """Whether the label for the request id ``key`` (as text) is for a prediction row refused
+        (:meth:`refuse`): its id, or the id of its call when ``key`` is ``<call id>/<row>``."""
+        refused = self._refused
+        if not refused:
+            return False
+        if id_key(key) in refused:
+            return True
+        call, _, row = key.rpartition("/")
+        return bool(call) and row.isdigit() and refused.get(id_key(call), False)
 
     def _see(self, times: tuple[float, ...] | list[float]) -> None:
         """Move the event clock with the times of events seen, in the order they came (not NaN):
@@ -605,6 +686,11 @@ class LabelJoiner:
             # prediction's slot, remembered after a restart as long as before it: until the ring reuses it
             "gone": list(self._gone),
             "labelled": [[key, slot] for key, slot in self._labelled.items()],
+            # ids of refused prediction rows, oldest first (the last labels.early): kept across a restart,
+            # as the held labels and the forgotten ids are, since labels come hours after their
+            # predictions and a restart (a deploy) in between would send a refused row's label back to
+            # waiting labels.early_wait and unknown_id, the count and the log line this memory is for
+            "refused": [[key, call] for key, call in self._refused.items()],
             "now": None if self._now == float("-inf") else self._now,
             "recent": list(self._recent),
         }
@@ -685,6 +771,8 @@ class LabelJoiner:
         self.replaced = int(state.get("replaced", 0))
         for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
             self._gone_recently(key)  # before "labelled" was kept: the labelled ids came last, the newest labels.early kept
+        for key, call in state.get("refused", ())[-self.early:] if self.early > 0 else ():  # before it was kept: none
+            self._refused[str(key)] = bool(call)
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
         self._recent.extend(float(t) for t in state.get("recent", ())[-RECENT_EVENTS:])
         saved = state.get("early", ())

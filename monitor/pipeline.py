@@ -27,6 +27,7 @@ from monitor.float_errors import quiet_float_errors
 from monitor.log_model import names_its_model
 from monitor.once import Once
 from monitor.outputs import LABEL_CLASSES_MAX
+from monitor.row_arguments import refused_ids
 from monitor.store import MetricStore
 
 if TYPE_CHECKING:
@@ -362,6 +363,7 @@ class Pipeline:
                     ahead = f", {shown} s ahead of the agent's clock" if reason == "future_timestamp" else ""
                     self._log_rejection(reason, rows, f"e.g. timestamp {ts!r}{ahead}")
                     store.inc("monitor_rows_rejected", float(rows), labels=(reason,))
+                    self._refused_rows(refused_ids([events[i] for i in where]))
             events = [e for e, k in zip(events, keep.tolist()) if k]
             times = times[keep]
             if not events:
@@ -494,6 +496,7 @@ class Pipeline:
             one = self.builder.one_feature
             refused = float(sum(_rows_of(e, one) for e in preds))
             store.inc("monitor_rows_rejected", refused, labels=("internal_error",))
+            self._refused_rows(refused_ids(preds))
             return
         store.inc("monitor_calls", len(preds))
         self._observe_latencies([e[4] for e in preds if e[4] is not None])
@@ -517,6 +520,7 @@ class Pipeline:
             log.warning("model %r: %s", store.model, self.builder.unreadable_values)
         batch = result.batch
         if batch is None:
+            self._refused_rows(result.refused_ids)
             return
         if self._logits_unchecked and batch.logits is not None:
             self._check_logits(batch.logits)
@@ -543,8 +547,28 @@ class Pipeline:
             store.inc("monitor_labels_replaced", self.joiner.replaced - replaced)
         store.set("monitor_labels_pending", len(self.joiner))
         self._deliver(batch)
+        self._refused_rows(result.refused_ids)  # after remember(): an id taken in the same drain keeps its label
         if self.joiner.early_held:  # labels that came before these predictions join now; or waited too long
             self._process_feedback([])
+
+    def _refused_rows(self, ids: list[tuple[str, bool]]) -> None:
+        """Tell the label join the request ids of refused prediction rows (worker side, and only
+        when some were refused: the hot path never pays for it), so that their labels count
+        ``prediction_refused``; labels held for them already are counted so now."""
+        if not ids or not self.builder.output.scored:  # none or text: every label is refused as invalid
+            return
+        resolved = self.joiner.refuse(ids)
+        if resolved:
+            self.store.inc("monitor_feedback_labels", resolved, labels=("prediction_refused",))
+            self.store.set("monitor_labels_early", self.joiner.early_held)
+            self._say_refused_labels()
+
+    def _say_refused_labels(self) -> None:
+        self._say_unjoined("prediction_refused", self.joiner.refused_example,
+                           "model %r: a label came for request id %.80r, whose prediction came but was refused (counted in "
+                           "monitor_rows_rejected_total; the line logged for its reason says why and what to change), so "
+                           "it joins nothing; counted in monitor_feedback_labels_total{outcome=\"prediction_refused\"}, "
+                           "further ones without a log line")
 
     def _check_logits(self, logits: np.ndarray) -> None:
         """Say once when a model configured with ``output.kind: logits`` returns probabilities
@@ -603,6 +627,8 @@ class Pipeline:
                            "what pandas holds for a missing one: drop the labels of rows without an id; counted in "
                            "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line")
         self._say_labels_without_predictions(outcome["unknown_id"])
+        if outcome.get("prediction_refused"):
+            self._say_refused_labels()
         if outcome["invalid"] and self._rejections_logged.first("invalid_label"):
             what = ("one finite number per request id (at most 1e150 in size)" if kind == "regression" else
                     f"per request id {FORMS}" if kind == "multilabel" else
@@ -635,10 +661,11 @@ class Pipeline:
             return
         self._say_unjoined("unjoined_label", joiner.unjoined_example,
                            "model %r: a label for request id %.80r waited %s for a prediction under that id and none came "
-                           "(or more labels than labels.early, %s, waited). Fix: send each label with the request id its "
-                           "prediction was made with; a label that comes after its prediction was forgotten "
-                           "(monitor_labels_evicted_total: labels.pending full) counts so too; counted in "
-                           "monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",
+                           "(or more labels than labels.early, %s, waited); not one refused (a label for a refused "
+                           "prediction counts prediction_refused, while its id is among the last labels.early refused). Fix: send "
+                           "each label with the request id its prediction was made with; a label that comes after its "
+                           "prediction was forgotten (monitor_labels_evicted_total: labels.pending full) counts so too; "
+                           "counted in monitor_feedback_labels_total{outcome=\"unknown_id\"}, further ones without a log line",
                            f"{joiner.early_wait_s:g} s", f"{joiner.early:,}")
         self._say_unjoined("relabelled", joiner.relabelled_example,
                            "model %r: a second label came for request id %.80r, labelled already (or its first label is "

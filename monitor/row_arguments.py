@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.cell_values import ComplexValues, complex_form, real_numbers
-from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, CallerValueError, UnreadableValues, client_text, is_dataframe,
+from monitor.events import (MAX_LABEL_CHARS, MAX_REQUEST_ID_CHARS, PREDICTION, CallerValueError, UnreadableValues, client_text,
+                            id_key, is_dataframe,
                             request_id_text, segment_text)
 
 if TYPE_CHECKING:
     from monitor.ingest import BuildResult
 
-__all__ = ["ANONYMOUS", "ARGUMENT_DROPPED_MESSAGES", "per_row_values", "row_segments", "row_clients", "row_ids", "row_embeddings"]
+__all__ = ["ANONYMOUS", "ARGUMENT_DROPPED_MESSAGES", "per_row_values", "refused_ids", "refused_row_ids", "row_segments", "row_clients",
+           "row_ids", "row_embeddings"]
 
 
 _SCALAR_SEGMENT = frozenset({str, type(None)})
@@ -218,6 +220,32 @@ def row_ids(events: list[tuple[Any, ...]], counts: np.ndarray, result: BuildResu
                 out[pos:pos + c] = [f"{rid}/{i}" for i in range(c)]
         pos += c
     return out
+
+
+def refused_ids(events: list[tuple[Any, ...]]) -> list[tuple[str, bool]]:
+    """The request ids of prediction events refused whole (``monitor_rows_rejected_total``: a wrong
+    shape, unreadable inputs, a timestamp refused...), as the label join keys them
+    (:meth:`monitor.labels.LabelJoiner.refuse`), each with whether it is a call's one id (its rows,
+    when several, are ``<id>/<row>``) rather than one row's (a per-row list). Ids no prediction
+    keeps (none, over :data:`~monitor.events.MAX_REQUEST_ID_CHARS`, unreadable) are left out; never
+    raises (a caller's object's iteration may): an event whose ids cannot be read gives none."""
+    out: list[tuple[str, bool]] = []
+    for ev in events:
+        if len(ev) < 7 or ev[0] != PREDICTION or ev[6] is None or type(ev[6]) is UnreadableValues:
+            continue
+        try:
+            rows = per_row_values(ev[6])
+            texts = [_id_text(ev[6])] if rows is None else [_id_text(r) for r in rows]
+        except Exception:  # noqa: BLE001 - the caller's value's own error: its ids are dropped from kept rows too
+            continue
+        out.extend((id_key(t), rows is None) for t in texts if t is not None and len(t) <= MAX_REQUEST_ID_CHARS)
+    return out
+
+
+def refused_row_ids(ids: np.ndarray) -> list[tuple[str, bool]]:
+    """The request ids of rows refused one by one (their outputs: ``nan_output``,
+    ``probability_out_of_range``...), as :func:`row_ids` gave them, as :func:`refused_ids` gives ids."""
+    return [(id_key(k if k.__class__ is str else str(k)), False) for k in ids.tolist() if k is not None]
 
 
 def _id_text(v: Any) -> str | None:

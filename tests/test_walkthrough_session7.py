@@ -226,8 +226,9 @@ def test_feedback_outcomes_in_the_catalog_are_the_ones_counted() -> None:
         t0 = 1_700_000_000.0
         for i, ts in enumerate((t0, t0, t0 - 8 * 86400.0, t0 - 2 * 3600.0)):
             mon.observe([[5.1, 3.5, 1.4, 0.2]], [[0.9, 0.05, 0.05]], request_id=f"r{i}", timestamp=ts)
-        mon.feedback(["r0", "nope", "r1", "r2", "r0", "r3"], ["setosa", "setosa", None, "setosa", "setosa", "setosa"],
-                     timestamp=t0 + 60)
+        mon.observe([[5.1, 3.5, 1.4, 0.2]], [[float("nan"), 0.05, 0.05]], request_id="refused", timestamp=t0)
+        mon.feedback(["r0", "nope", "r1", "r2", "r0", "r3", "refused"],
+                     ["setosa", "setosa", None, "setosa", "setosa", "setosa", "setosa"], timestamp=t0 + 60)
         mon.flush()
         text = mon.metrics_text()
     finally:
@@ -235,7 +236,7 @@ def test_feedback_outcomes_in_the_catalog_are_the_ones_counted() -> None:
     counted = {m.group(1): float(m.group(2)) for m in
                re.finditer(r'^monitor_feedback_labels_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$', text, re.M)}
     # unknown_id: r0's second label; "nope" waits for its prediction (labels.early)
-    assert counted == {"joined": 1.0, "unknown_id": 1.0, "invalid": 1.0, "expired": 1.0, "late": 1.0}
+    assert counted == {"joined": 1.0, "unknown_id": 1.0, "invalid": 1.0, "expired": 1.0, "late": 1.0, "prediction_refused": 1.0}
     assert re.search(r'^monitor_labels_early\{[^}]*\} 1\.0$', text, re.M), text
     help_text = catalog.get("monitor_feedback_labels").help
     listed = {part.split(":")[0].strip() for part in help_text.split("by outcome (", 1)[1].rstrip(".)").split(";")}

@@ -63,8 +63,11 @@ METRICS: tuple[MetricSpec, ...] = (
                "Delayed labels received through feedback, by outcome (joined; late: joined more than the longest window "
                "of the detectors that read labels (the model's window, 1 h by default, unless one sets its own) after "
                "its prediction, so that no figure of the current window counts it (the previous window's, which ModelErrorRateRose compares with, does up to two windows late): set window above the labelling delay; unknown_id: no prediction is held under "
-               "that id (its call was sampled out by queue.sample_rate, shed or refused, or it was forgotten: "
-               "monitor_labels_evicted_total), or it was labelled already, or its id is none (None, NaN, empty text) or over 1,024 characters (no prediction keeps such an id: counted at once), or the label came before its prediction and waited for it in vain (labels.early_wait: while it waits it is in monitor_labels_early, not here); expired: the label came more than 7 days of event time after its "
+               "that id (its call was sampled out by queue.sample_rate or shed, or refused before the last labels.early ids refused, or it was forgotten: "
+               "monitor_labels_evicted_total), or it was labelled already, or its id is none (None, NaN, empty text) or over 1,024 characters (no prediction keeps such an id: counted at once), or the label came before its prediction and waited for it in vain (labels.early_wait: while it waits it is in monitor_labels_early, not here); "
+               "prediction_refused: the prediction under that id came and was refused (monitor_rows_rejected_total, by reason), "
+               "counted at once, or for a label held for it when the refused prediction comes (the ids of the last labels.early, "
+               "10,000 by default, refused rows are remembered, across a restart too); expired: the label came more than 7 days of event time after its "
                "prediction; invalid).",
                labels=("outcome",), concern="core", max_series=10),
     MetricSpec("monitor_row_arguments_dropped", COUNTER,
@@ -84,7 +87,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("monitor_labels_early", GAUGE,
                "Delayed labels that came before their prediction and are held for it (at most labels.early, 10,000 by "
                "default, each at most labels.early_wait, 10 minutes on the agent's clock from when it came; one whose "
-               "prediction does not come counts as unknown_id when it leaves): a prediction forwarded by another replica, "
+               "prediction does not come counts as unknown_id when it leaves, one whose prediction comes refused as "
+               "prediction_refused): a prediction forwarded by another replica, "
                "or sent late by the KServe logger.",
                concern="core"),
     MetricSpec("monitor_labels_evicted", COUNTER,

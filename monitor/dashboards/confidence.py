@@ -152,8 +152,9 @@ def build() -> Dashboard:
                    metrics=("monitor_feedback_labels", "monitor_calibration_labels_skipped", "monitor_labels_evicted",
                             "monitor_labels_replaced"),
                    unit="cps", minimum=0, width=16, note="0 when every label counted.",
-                   description="Per second: labels for ids never seen or labelled already (unknown_id), more than the "
-                               "window late (late), invalid or expired; joined labels the labelled figures could not "
+                   description="Per second: labels for ids never seen or labelled already (unknown_id), for ids whose "
+                               "prediction the agent refused (prediction_refused: monitor_rows_rejected_total says why), "
+                               "more than the window late (late), invalid or expired; joined labels the labelled figures could not "
                                "use (unknown_class, outside_window); predictions forgotten before their label came "
                                "(labels.pending full) or replaced by a later one under the same id (a retry; a steady "
                                "stream means ids that are not unique). Missing labels are normal; a steady stream here "
