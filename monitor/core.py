@@ -1215,7 +1215,8 @@ class Monitor:
                 # model whose classes were reordered as wrong on every row
                 forgotten = dropped = len(joiner_state.get("ids", [])) if joiner_state else 0
                 unheld = len(joiner_state.get("early", ())) if joiner_state else 0  # labels held for them: dropped alike
-                self.pipeline.joiner.load_state_dict({})
+                # the ids of refused rows kept: their labels are for predictions refused, whatever the layout now
+                self.pipeline.joiner.load_state_dict({"refused": joiner_state.get("refused", ())} if joiner_state else {})
             else:
                 forgotten = self.pipeline.joiner.load_state_dict(joiner_state)
                 unheld = self.pipeline.joiner.unheld_at_restore  # labels.early lowered (or 0) across the restart

@@ -716,6 +716,10 @@ class LabelJoiner:
         as its metric's help advises when predictions are forgotten) lays the waiting rows into
         the new ring oldest first, instead of forgetting every one of them."""
         self._reset()
+        # refused ids first: a restore whose outputs changed keeps them alone (core.load_state_dict),
+        # since a refused prediction is refused whatever the outputs' layout is now
+        for key, call in (state or {}).get("refused", ())[-self.early:] if self.early > 0 else ():  # before it was kept: none
+            self._refused[str(key)] = bool(call)
         if not state or "slots" not in state:
             return 0
         slots = np.asarray(state["slots"], dtype=np.int64)
@@ -771,8 +775,6 @@ class LabelJoiner:
         self.replaced = int(state.get("replaced", 0))
         for key in [str(key) for key in state.get("gone", ())][-self.early:] if self.early > 0 else ():
             self._gone_recently(key)  # before "labelled" was kept: the labelled ids came last, the newest labels.early kept
-        for key, call in state.get("refused", ())[-self.early:] if self.early > 0 else ():  # before it was kept: none
-            self._refused[str(key)] = bool(call)
         self._now = float("-inf") if state.get("now") is None else float(state["now"])
         self._recent.extend(float(t) for t in state.get("recent", ())[-RECENT_EVENTS:])
         saved = state.get("early", ())

@@ -162,3 +162,25 @@ def test_over_http_a_refused_event_s_label_counts_prediction_refused(tmp_path) -
         assert sample(text, "monitor_labels_early", model="m") == 0
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("classes", [["n", "y"], ["y", "n"]], ids=["same_outputs", "classes_reordered"])
+def test_refused_ids_survive_a_restart_of_the_monitor(tmp_path, classes: list[str]) -> None:
+    """A restart (a deploy) between a refused prediction and its label: the label still counts
+    prediction_refused, also when the restart changed the outputs' layout (which drops the
+    waiting predictions and the held labels: a refused one is refused whatever the layout)."""
+    before = _monitor()
+    before.observe([[1.0, 2.0], [3.0, 4.0]], [[np.nan, 0.5], [0.3, 0.7]], request_id=["nan", "ok"], timestamp=T0)
+    before.flush()
+    before.save_checkpoint(tmp_path / "m.ckpt", final=True)
+    before.close()
+    after = Monitor("m", config={**CONFIG, "output": {"kind": "probabilities", "classes": classes}},
+                    registry=CollectorRegistry(), live=False, start_worker=False)
+    try:
+        assert after.restore_checkpoint(tmp_path / "m.ckpt")
+        after.feedback(["nan"], ["y"], timestamp=T0 + 60)
+        after.flush()
+        assert _outcomes(after)["prediction_refused"] == 1.0
+        assert after.store.value("monitor_labels_early") in (None, 0)
+    finally:
+        after.close()
