@@ -257,6 +257,7 @@ class Pipeline:
         #: (detector, stage, exception type) -> [monotonic time last logged, failures since]
         self._detector_failures_logged: dict[tuple[str, str, str], list[float]] = {}
         self._rejections_logged = Once(64)  # reasons of monitor_rows_rejected logged (once each)
+        self._overflow_said = False  # rows folded into segment "other" logged (see _say_segment_overflow)
         #: where decorated functions read their rows from (see ``watch``), said with the first
         #: ``wrong_type`` refusal: the parameter read is the first place to look
         self.input_notes: list[str] = []
@@ -840,6 +841,23 @@ class Pipeline:
                 self._guard(det, det.on_tick, now)
         for det in self.detectors:
             self._guard(det, det.export, self.store)
+        if not self._overflow_said:
+            self._say_segment_overflow()
+
+    def _say_segment_overflow(self) -> None:
+        """Log, once, that rows were folded into the segment ``other`` (past ``segments.cap``
+        distinct values): counted only, a segment of unbounded values (a user id sent as the
+        segment, in code, in events or in ``server.segment_header``) hid every value past the cap
+        under ``other`` without a word."""
+        overflow = self.store.value("monitor_segment_overflow_rows")
+        if not overflow:
+            return
+        self._overflow_said = True
+        log.warning("model %r: rows came with more distinct segment values than segments.cap holds; those of the values "
+                    "beyond it are counted under segment=\"other\" (monitor_segment_overflow_rows_total: %d rows so far), "
+                    "further ones without a log line. Fix: give the segment a low-cardinality attribute (a region, a "
+                    "tenant, a model version; not a user or request id, in code, in events or in server.segment_header), "
+                    "or raise segments.cap (at most 199)", self.store.model, int(overflow))
 
     def _guard(self, det: "Detector", fn: Callable[..., Any], arg: Any) -> None:
         try:
