@@ -73,7 +73,7 @@ def frames(n: int, batch: int) -> list[bytes]:
     for start in range(0, n, batch):
         answers = []
         for i in range(start, min(n, start + batch)):
-            tap = ("iris", "127.0.0.1", None, REQUEST, RESPONSE, None, None, t + i * 1e-3, None)
+            tap = ("iris", "127.0.0.1", None, REQUEST, RESPONSE, None, None, t + i * 1e-3, None, None)
             answers.append(("proxy_oip_v2", 200, 0.0004, 0.0006, tap))
         out.append(marshal.dumps((BATCH, answers, [], [], 0)))
     return out

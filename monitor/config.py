@@ -234,6 +234,7 @@ class ServerConfig:
     metrics_token_file: str | None = None
     metrics_token_env: str | None = None
     client_header: str | None = None
+    segment_header: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -1028,11 +1029,10 @@ def _parse_server(r: ConfigReader, raw: Any) -> ServerConfig:
             raise r.error(f"server.{key}", f"must be a non-empty string, got {value!r}", fix)
         return value
 
-    def header() -> str | None:
-        value = s.get("client_header")
+    def header(key: str, fix: str) -> str | None:
+        value = s.get(key)
         if value is not None and (not isinstance(value, str) or not _HEADER_NAME.match(value)):
-            raise r.error("server.client_header", f"must be one HTTP header name, got {value!r}",
-                          "write e.g. client_header: X-Api-Key (no spaces), or leave it out to use the peer address")
+            raise r.error(f"server.{key}", f"must be one HTTP header name, got {value!r}", fix)
         return value
 
     the_port = r.attempt(port, d.port)
@@ -1042,7 +1042,10 @@ def _parse_server(r: ConfigReader, raw: Any) -> ServerConfig:
         ("metrics_token_file", "write the path of a file holding the tokens, one per line"),
         ("write_token_env", "write the name of one environment variable, e.g. MONITOR_WRITE_TOKEN"),
         ("metrics_token_env", "write the name of one environment variable, e.g. MONITOR_METRICS_TOKEN"))}
-    client_header = r.attempt(header, None)
+    client_header = r.attempt(lambda: header("client_header", "write e.g. client_header: X-Api-Key (no spaces), or leave "
+                                             "it out to use the peer address"), None)
+    segment_header = r.attempt(lambda: header("segment_header", "write e.g. segment_header: X-Tenant (no spaces), or "
+                                               "leave it out: the proxied and CloudEvents rows then have no segment"), None)
     return ServerConfig(
         addr=r.attempt(lambda: r.string(s.get("addr", "127.0.0.1"), "server.addr"), d.addr),
         port=the_port,
@@ -1051,6 +1054,7 @@ def _parse_server(r: ConfigReader, raw: Any) -> ServerConfig:
         max_batch_events=r.attempt(lambda: r.integer(s.get("max_batch_events", 10_000), "server.max_batch_events"),
                                    d.max_batch_events),
         client_header=client_header,
+        segment_header=segment_header,
         extra={k: v for k, v in s.items() if k in _SIDECAR_SERVER_KEYS},
         **tokens,
     )

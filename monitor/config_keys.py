@@ -33,7 +33,7 @@ SECTION_KEYS: dict[str, frozenset[str]] = {
     "checkpoint": frozenset({"path", "interval"}),
     "probing": frozenset({"client_id_salt", "raw_client_ids"}),
     "server": frozenset({"addr", "port", "max_body_bytes", "max_batch_events", "write_token_file", "write_token_env",
-                         "metrics_token_file", "metrics_token_env", "client_header", "proxy", "cloudevents", "forward",
+                         "metrics_token_file", "metrics_token_env", "client_header", "segment_header", "proxy", "cloudevents", "forward",
                          "max_queued_events", "shutdown_timeout", "client_body_timeout", "worker_nice",
                          "unmonitored_models"}),
     "server.proxy": frozenset({"upstream", "port", "timeout", "routes", "oip_output", "max_connections", "engine",

@@ -199,7 +199,8 @@ def _exchanges() -> list[tuple[str, int, tuple[Any, ...]]]:
         ("proxy_predict_0", 200, (None, "c5", None, json.dumps({"data": {}}).encode(), b'{"result": {}}', None, None)),
     ]
     rows += [("proxy_oip_v2", 200, ("other", "c6", None, _oip(1, f"o{i}"), _oip_reply(1), None, None)) for i in range(6)]
-    return [(route, status, tap + (t + i, None)) for i, (route, status, tap) in enumerate(rows)]
+    # the segment (server.segment_header) on every other exchange
+    return [(route, status, tap + (t + i, None, "eu" if i % 2 else None)) for i, (route, status, tap) in enumerate(rows)]
 
 
 def _same_event(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -14,6 +14,9 @@ a bounded, time-limited table until its other half arrives; halves that wait lon
 still waiting at shutdown) are counted in ``monitor_cloudevents_unmatched_total``.
 
 ``ce-inferenceservicename`` selects the model (the only one when a single model is served).
+The client (``server.client_header``) and the segment of every row (``server.segment_header``)
+are those request headers' values as KServe's logger copies them into ``ce-metadata`` (its
+``metadataHeaders``); an event without the segment header's value has no segment (``unset``).
 An OIP v2 response's scores are read from the output tensor ``server.proxy.oip_output`` names, as
 the proxy reads them (the first tensor when it names none), Triton's classification results too,
 and so are TF Serving's named outputs (KServe's TensorFlow runtime) and its ``:classify`` and
@@ -37,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import FEEDBACK, PREDICTION, EventFormatError, id_key, parse_timestamp
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, id_key, parse_timestamp, segment_text
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.once import Once
 from monitor.server.errors import IntakeError
@@ -85,6 +88,7 @@ class _Half:
     rows: int | None
     client: str | None
     size: int = 0  # bytes held (see held_bytes: at least the body's), for the joiner's byte budget
+    segment: str | None = None  # server.segment_header's value in ce-metadata
 
 
 class Joiner:
@@ -269,7 +273,22 @@ def read_cloudevent(headers_attrs: dict[str, str], content_type: str, body: byte
 
 def _client(event: CloudEvent, header: str | None) -> str | None:
     """The client identity from KServe's ``ce-metadata`` (request headers the logger was told to
-    copy, ``metadataHeaders``), when a client header is configured."""
+    copy, ``metadataHeaders``), when a client header is configured: a long one as its digest, as
+    the event intake keeps it."""
+    value = _metadata(event, header)
+    return None if value is None else id_key(value)
+
+
+def _segment(event: CloudEvent, header: str | None) -> str | None:
+    """The segment of the event's rows from ``ce-metadata``, when a segment header is configured:
+    its text cut to 200 characters, as the proxy reads the header; empty is none."""
+    value = _metadata(event, header)
+    return segment_text(value) if value else None
+
+
+def _metadata(event: CloudEvent, header: str | None) -> str | None:
+    """The value of request header ``header`` in KServe's ``ce-metadata`` (a JSON object of header
+    names, matched without regard to case, to lists of values: the first), or None."""
     if not header:
         return None
     raw = event.attributes.get("metadata")
@@ -286,7 +305,7 @@ def _client(event: CloudEvent, header: str | None) -> str | None:
         if str(k).lower() == want:
             if isinstance(v, list):
                 v = v[0] if v else None
-            return None if v is None else id_key(str(v))  # a long one as its digest, as the event intake keeps it
+            return None if v is None else str(v)
     return None
 
 
@@ -395,7 +414,9 @@ class CloudEventsIntake:
         held = held_bytes(payload, size)
         if held > 2 * size:
             payload, held = _compact(payload, held)
-        half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, sidecar.settings.client_header), held)
+        settings = sidecar.settings
+        half = _Half(part, mon, time.monotonic(), ts, payload, rows, _client(event, settings.client_header), held,
+                     _segment(event, settings.segment_header))
         request_id = event.attributes.get("requestid") or event.id
         other, given_up = self.joiner.offer((mon.model, request_id), half)
         if given_up:
@@ -408,7 +429,8 @@ class CloudEventsIntake:
         if req.rows == 1 and getattr(outputs, "ndim", 0) == 1 and outputs.shape[0] > 1:
             outputs = outputs.reshape(1, -1)  # OIP v2: a single row's vector came without its batch axis
         client = req.client or resp.client
-        event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, request_id, None, None)
+        segment = req.segment or resp.segment
+        event_tuple = (PREDICTION, req.ts, req.payload, outputs, None, client, request_id, segment, None)
         try:
             sidecar.enqueue([(mon, event_tuple)], ENDPOINT)
         except IntakeError:
@@ -444,8 +466,9 @@ class CloudEventsIntake:
                 self._give_up(given_up)
             self._gauge()
             return "pending"
-        client = _client(event, self.sidecar.settings.client_header)
-        self.sidecar.enqueue([(mon, (PREDICTION, ts, payload, None, None, client, request_id, None, None))], ENDPOINT)
+        settings = self.sidecar.settings
+        client, segment = _client(event, settings.client_header), _segment(event, settings.segment_header)
+        self.sidecar.enqueue([(mon, (PREDICTION, ts, payload, None, None, client, request_id, segment, None))], ENDPOINT)
         if self.joiner.claim(key) is None:
             self._give_up(self.joiner.record(key, bodiless(part, mon, ts, key)))  # sets the gauges
         else:

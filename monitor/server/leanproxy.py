@@ -457,13 +457,15 @@ class _Exchange:
         resp_binary = self.resp_binary
         if not meta:  # the common case: no header the tap reads
             return (self.route.model, self.conn.peer, None, req_body, resp_body, resp_encoding, None, self.t_start,
-                    None if resp_binary is None else (None, _text(resp_binary)))
+                    None if resp_binary is None else (None, _text(resp_binary)), None)
         header = self.lean.client_header
         client = Proxy.client_identity(header_text(meta.get(header)) if header else None, self.conn.peer)
         req_binary = meta.get(b"inference-header-content-length")
         binary = None if req_binary is None and resp_binary is None else (_text(req_binary), _text(resp_binary))
+        segment_header = self.lean.segment_header
+        segment = Proxy.header_segment(header_text(meta.get(segment_header))) if segment_header else None
         return (self.route.model, client, header_text(meta.get(b"x-request-id")), req_body, resp_body,
-                resp_encoding, _text(meta.get(b"content-encoding")), self.t_start, binary)
+                resp_encoding, _text(meta.get(b"content-encoding")), self.t_start, binary, segment)
 
     # -- failures --------------------------------------------------------------------------------
     def upstream_lost(self, up: UpstreamConnection, exc: BaseException | None) -> None:
@@ -978,20 +980,22 @@ class LeanSettings:
     max_connections: int
     max_body_bytes: int
     client_header: str | None
+    segment_header: str | None = None
 
     @classmethod
     def of(cls, proxy: Proxy) -> "LeanSettings":
         settings = proxy.sidecar.settings
         return cls(proxy.upstream, proxy.settings.timeout_s, proxy.settings.max_connections, settings.max_body_bytes,
-                   settings.client_header)
+                   settings.client_header, settings.segment_header)
 
 
 #: What the tap needs of a tapped exchange besides its route and status: the ``{model}`` of
 #: the path, the client, the request's ``X-Request-Id``, both bodies (None: over the limit), the
 #: response's and the request's content coding, the wall-clock time the request came in, and the
-#: request's and the response's ``Inference-Header-Content-Length`` (None when neither has one).
+#: request's and the response's ``Inference-Header-Content-Length`` (None when neither has one),
+#: and the segment of its rows (the ``server.segment_header`` value, :meth:`Proxy.header_segment`).
 TapRecord = tuple[Optional[str], Optional[str], Optional[str], Optional[bytes], Optional[bytes], Optional[str],
-                  Optional[str], float, BinaryHeads]
+                  Optional[str], float, BinaryHeads, Optional[str]]
 
 
 class ProxySink(Protocol):
@@ -1038,9 +1042,9 @@ class SidecarSink:
         self.proxy.sidecar.upstream.record((), upstream_seconds)
         self.request_time(status, request_seconds)
         if tap_route is not None and tap is not None:
-            model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts, binary = tap
+            model, client, request_id, body, resp_body, resp_encoding, req_encoding, ts, binary, segment = tap
             self.proxy.tap(tap_route, model, client, request_id, body, resp_body, status, resp_encoding, req_encoding,
-                           upstream_seconds, ts, binary)
+                           upstream_seconds, ts, binary, segment)
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
         if name == "monitor_proxy_upstream_errors":  # counted and said by the proxy (the log's one place)
@@ -1072,9 +1076,11 @@ class LeanProxy:
         self.max_body = settings.max_body_bytes
         header = settings.client_header
         self.client_header = header.lower().encode("latin-1") if header else None
+        header = settings.segment_header
+        self.segment_header = header.lower().encode("latin-1") if header else None
         #: request headers an exchange keeps aside while re-framing (the tap's and Expect)
         self.wanted = frozenset({b"expect", b"x-request-id", b"content-encoding", b"inference-header-content-length"}
-                                | ({self.client_header} if self.client_header else set()))
+                                | {h for h in (self.client_header, self.segment_header) if h})
         self.loop = asyncio.get_running_loop()
         self.conns: set[_Client] = set()
         self.stopping = False

@@ -13,7 +13,8 @@ routes, which take precedence on the same path. The tap
 runs after the response has been handed to the client's connection, so the client never waits
 for the monitor; its failures are counted (``monitor_intake_events_refused_total{endpoint="proxy"}``),
 never surfaced. The client identity for probing detection is the configured header
-(``server.client_header``) or the peer address.
+(``server.client_header``) or the peer address; the segment of every row of a request is the
+value of the header ``server.segment_header`` names (none without it: ``unset``).
 
 Two engines forward: this module's aiohttp handlers and client session (``server.proxy.engine:
 aiohttp``, and any ``https://`` upstream), and the lean data path of
@@ -49,7 +50,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from monitor.events import ERROR, PREDICTION, id_key
+from monitor.events import ERROR, PREDICTION, id_key, segment_text
 from monitor.once import Once
 from monitor.server.binary_tensors import HEADER as BINARY_HEADER
 from monitor.server.binary_tensors import attach_binary, split_binary
@@ -448,7 +449,7 @@ class Proxy:
             heads = (request.headers.get(BINARY_HEADER), upstream.headers.get(BINARY_HEADER))
             self.tap(tap, request.match_info.get("model"), self._client(request), _header(request, "X-Request-Id"),
                      body, resp_body, upstream.status, upstream.headers.get("Content-Encoding"),
-                     req_encoding, elapsed, t_start, None if heads == (None, None) else heads)
+                     req_encoding, elapsed, t_start, None if heads == (None, None) else heads, self._segment(request))
         return response
 
     @staticmethod
@@ -566,16 +567,29 @@ class Proxy:
         200 were one client), else the peer address."""
         return id_key(header_value) if header_value else peer
 
+    def _segment(self, request: web.Request) -> str | None:
+        header = self.sidecar.settings.segment_header
+        return self.header_segment(_header(request, header)) if header else None
+
+    @staticmethod
+    def header_segment(header_value: str | None) -> str | None:
+        """The segment of every row of a request: the ``server.segment_header`` value's text as the
+        event format reads a segment (:func:`~monitor.events.segment_text`: cut to 200
+        characters), an absent or empty header none (``unset``)."""
+        return segment_text(header_value) if header_value else None
+
     def tap(self, tap: _Tap, path_model: str | None, client: str | None, header_request_id: str | None,
             body: bytes | None, resp_body: bytes | None, status: int, resp_encoding: str | None,
-            req_encoding: str | None, latency: float, ts: float, binary: BinaryHeads = None) -> None:
+            req_encoding: str | None, latency: float, ts: float, binary: BinaryHeads = None,
+            segment: str | None = None) -> None:
         """Turn the request/response pair into a monitor event. Never raises: failures are counted.
 
         ``path_model`` is the ``{model}`` part of the matched route, ``header_request_id`` the
         request's ``X-Request-Id`` (used when the body carries no id; on OIP v2 routes the
         answer's ``id`` follows it); ``body``/``resp_body`` are
         None when they were over the size limit; ``binary`` the request's and the response's
-        ``Inference-Header-Content-Length`` (Triton's binary tensors), None when neither has one.
+        ``Inference-Header-Content-Length`` (Triton's binary tensors), None when neither has one;
+        ``segment`` the request's ``server.segment_header`` value (:meth:`header_segment`).
         Both engines call this, so they tap alike.
         Inside :meth:`batched` the event is enqueued when the batch ends, with the others."""
         sidecar = self.sidecar
@@ -593,7 +607,7 @@ class Proxy:
             return
         try:
             event = self._event(tap, mon, client, header_request_id, body, resp_body, status, resp_encoding,
-                                req_encoding, latency, ts, binary)
+                                req_encoding, latency, ts, binary, segment)
             if event is None:
                 return
             if self._pending is not None:
@@ -605,7 +619,7 @@ class Proxy:
 
     def _event(self, tap: _Tap, mon: Any, client: str | None, header_request_id: str | None, body: bytes | None,
                resp_body: bytes | None, status: int, resp_encoding: str | None, req_encoding: str | None,
-               latency: float, ts: float, binary: BinaryHeads = None) -> tuple[Any, ...] | None:
+               latency: float, ts: float, binary: BinaryHeads = None, segment: str | None = None) -> tuple[Any, ...] | None:
         """The event of one exchange, or None when it is refused here (counted)."""
         sidecar = self.sidecar
         if status >= 500:
@@ -678,7 +692,7 @@ class Proxy:
                 except PayloadError:
                     rid = None
             rid = rid if rid is not None else header_request_id
-        return (PREDICTION, ts, inputs, outputs, latency, client, rid, None, None)
+        return (PREDICTION, ts, inputs, outputs, latency, client, rid, segment, None)
 
     def _route_field(self, route: PredictRoute, key: str, body: str, read: Callable[[], Any], obj: Any) -> Any:
         """``read()``, the rows a predict route's dotted path names; a path the body does not hold

@@ -111,6 +111,10 @@ class SidecarSettings:
     write_tokens: tuple[str, ...] = ()
     metrics_tokens: tuple[str, ...] = ()
     client_header: str | None = None
+    #: ``server.segment_header``: the request header whose value is the segment of every row of
+    #: a proxied request or of a CloudEvent (from KServe's ``ce-metadata``), as ``client_header``
+    #: gives the client; None: those rows have no segment (``unset``).
+    segment_header: str | None = None
     #: ``server.unmonitored_models``: models the model server also serves that this sidecar
     #: deliberately does not monitor; their proxied exchanges and CloudEvents are counted
     #: (``reason="unmonitored"``) without a warning and page nobody, where an unknown model would.
@@ -280,6 +284,7 @@ def _read(r: ConfigReader, agent: AgentConfig) -> SidecarSettings:
         write_tokens=_tokens(r, srv.write_token_file, srv.write_token_env, "write", base),
         metrics_tokens=_tokens(r, srv.metrics_token_file, srv.metrics_token_env, "metrics", base),
         client_header=srv.client_header,
+        segment_header=srv.segment_header,
         unmonitored_models=unmonitored,
         proxy=proxy,
         cloudevents=cloudevents,
