@@ -25,9 +25,20 @@ from monitor.stats.uncertainty import normalized_entropy, top_two
 if TYPE_CHECKING:
     from monitor.detectors._common import OutputFeatures
 
-__all__ = ["LabelFreeEstimators", "ATC_SCORES"]
+__all__ = ["LabelFreeEstimators", "ATC_SCORES", "estimator_settings"]
 
 ATC_SCORES = ("entropy", "confidence")
+
+
+def estimator_settings(kind: str, atc_score: str, prior_weight: float) -> tuple[str, float]:
+    """``atc_score`` and ``prior_weight`` checked for the detector ``kind`` (the accuracy-estimation
+    and the segments detectors take the same ones, and refuse them alike), the weight as a float."""
+    if atc_score not in ATC_SCORES:
+        raise ValueError(f"{kind}: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
+    if not prior_weight >= 0:  # a negative weight was read as none: say so rather than run another estimator
+        raise ValueError(f"{kind}: prior_weight must be >= 0 (pseudo-rows per calibration bin; 0 for none), "
+                         f"not {prior_weight!r}")
+    return atc_score, float(prior_weight)
 _EDGES = cal.fine_confidence_edges()
 #: The bins CBPE reads confidences in: the fine grid's, each edge lowered by the tie tolerance.
 #: Scores of a model with few distinct values (a forest's tenths) sit on grid edges (0.7), and the

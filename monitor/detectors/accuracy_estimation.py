@@ -47,7 +47,7 @@ from monitor.detectors._common import (
 )
 from monitor.detectors.prediction_drift import reference_confusion
 from monitor.stats import calibration as cal
-from monitor.detectors._label_free import ATC_SCORES, LabelFreeEstimators
+from monitor.detectors._label_free import LabelFreeEstimators, estimator_settings
 from monitor.windows import SlidingWindow
 
 if TYPE_CHECKING:
@@ -92,18 +92,14 @@ class AccuracyEstimationDetector(RefreshingDetector):
 
     def __init__(self, reference: "Reference", window_s: float = 3600.0, n_slots: int = 12, min_rows: int = 100, atc_score: str = "entropy",
                  prior_weight: float = 2.0, refresh: float = 0.05, bbse_max_classes: int = 200) -> None:
-        if atc_score not in ATC_SCORES:
-            raise ValueError(f"accuracy_estimation: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
-        if not prior_weight >= 0:  # a negative weight was read as none: say so rather than run another estimator
-            raise ValueError(f"accuracy_estimation: prior_weight must be >= 0 (pseudo-rows per calibration bin; 0 "
-                             f"for none), not {prior_weight!r}")
+        atc_score, prior_weight = estimator_settings(self.kind, atc_score, prior_weight)
         probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
         assert labels is not None
         self.window_s = float(window_s)
         self.n_slots = int(n_slots)
         self.min_rows = int(min_rows)
         self.atc_score = atc_score
-        self.prior_weight = float(prior_weight)
+        self.prior_weight = prior_weight
         self.refresh = float(refresh)
         self.bbse_max_classes = int(bbse_max_classes)
         self._k = probs.shape[1]

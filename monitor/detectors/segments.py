@@ -56,7 +56,7 @@ from monitor.detectors._common import (
     windows_state,
     write_families,
 )
-from monitor.detectors._label_free import ATC_SCORES, LabelFreeEstimators
+from monitor.detectors._label_free import LabelFreeEstimators, estimator_settings
 from monitor.detectors._pending import GroupedPendingHistogram
 from monitor.detectors._recent import RecentLabelled, say_temperature_never_fitted
 from monitor.detectors._segment_slots import SegmentSlots
@@ -284,19 +284,14 @@ class SegmentDetector(RefreshingDetector):
             raise ValueError(f"segments: gap_level must be in (0.5, 1), got {gap_level}")
         self.gap_level = float(gap_level)
         self.resamples, self.seed = resampling_params("segments", resamples, seed)
-        if atc_score not in ATC_SCORES:
-            raise ValueError(f"segments: atc_score must be 'entropy' or 'confidence', not {atc_score!r}")
-        if not prior_weight >= 0:
-            raise ValueError(f"segments: prior_weight must be >= 0 (pseudo-rows per calibration bin; 0 for none), "
-                             f"not {prior_weight!r}")
-        self.atc_score, self.prior_weight = atc_score, float(prior_weight)
+        self.atc_score, self.prior_weight = estimator_settings(self.kind, atc_score, prior_weight)
         self._rng = detector_rng("segments", self.seed)
         self._gap_z = NormalDist().inv_cdf(0.5 + self.gap_level / 2.0)
         self._estimators: LabelFreeEstimators | None = None
         if reference is not None and getattr(reference, "scores", None) is not None and getattr(reference, "labels", None) is not None:
             probs, labels = reference_probabilities(reference, self.kind, need_labels=True)
             assert labels is not None
-            self._estimators = LabelFreeEstimators.fit(probs, labels, atc_score, prior_weight)
+            self._estimators = LabelFreeEstimators.fit(probs, labels, self.atc_score, self.prior_weight)
         self._reset()
 
     @classmethod
