@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.events import FEEDBACK, PREDICTION, EventFormatError, id_key, parse_timestamp, segment_text
+from monitor.events import FEEDBACK, PREDICTION, EventFormatError, id_key, parse_timestamp
 from monitor.multilabel_truth import TruthError, read_truth
 from monitor.once import Once
 from monitor.server.errors import IntakeError
@@ -48,7 +48,7 @@ from monitor.server.jsonbody import loads
 from monitor.server.limits import read_body
 from monitor.server.payloads import (UNSAFE_JSON_MESSAGES, PayloadError, classification_outputs, decode_inputs,
                                      decode_outputs, decode_seldon_feedback, unsafe_json)
-from monitor.server.proxy import decoded_header
+from monitor.server.proxy import Proxy, decoded_header
 from monitor.server.tfexamples import decode_examples, decode_results, is_examples, is_results, results_verb
 from monitor.server import keys as K
 
@@ -281,9 +281,8 @@ def _client(event: CloudEvent, header: str | None) -> str | None:
 
 def _segment(event: CloudEvent, header: str | None) -> str | None:
     """The segment of the event's rows from ``ce-metadata``, when a segment header is configured:
-    its text cut to 200 characters, as the proxy reads the header; empty is none."""
-    value = _metadata(event, header)
-    return segment_text(value) if value else None
+    read as the proxy reads the header (:meth:`~monitor.server.proxy.Proxy.header_segment`)."""
+    return Proxy.header_segment(_metadata(event, header))
 
 
 def _metadata(event: CloudEvent, header: str | None) -> str | None:
