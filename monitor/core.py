@@ -673,9 +673,8 @@ class Monitor:
         """``monitor_rule_file_errors`` from the errors of the last load (none: every file loaded).
         Per file because one broken file shared by the models of a sidecar paged once per model."""
         per_file = Counter(e.file for e in errors)
-        self.store.clear("monitor_rule_file_errors")
-        for file, n in per_file.items():
-            self.store.set("monitor_rule_file_errors", float(n), (file,))
+        # one swap under the store's lock: a scrape between a clear and the sets saw no errors
+        self.store.replace("monitor_rule_file_errors", [((file,), float(n)) for file, n in per_file.items()])
 
     def _size_series_store(self) -> None:
         """Keep the history the longest rule reads (plus two intervals), an hour at least."""
@@ -844,9 +843,8 @@ class Monitor:
             state = str(getattr(alert.state, "value", alert.state)).lower()
             key = (alert.name, state, alert.labels.get("severity", ""))
             counts[key] = counts.get(key, 0) + 1
-        store.clear("monitor_alerts")
-        for key, n in counts.items():
-            store.set("monitor_alerts", n, labels=key)
+        # one swap under the store's lock: a scrape between a clear and the sets saw no alert at all
+        store.replace("monitor_alerts", [(key, float(n)) for key, n in counts.items()])
         if self.notifier is not None:
             # by receiver kind: with one series for all sinks ("alertmanager+log"), the log's
             # deliveries counted as sent while the Alertmanager failed, and no series said which failed
