@@ -60,9 +60,9 @@ PATH = "/v2/models/iris/infer"
 
 
 # -- the processes under test ----------------------------------------------------------------------
-def _sidecar_routes(upstream: str) -> tuple[object, list, dict]:
+def _sidecar_routes(upstream: str, segment_header: str | None = None) -> tuple[object, list, dict]:
     """The lean settings, route specs and tap kinds ``monitor serve --proxy`` hands its data path
-    (the same configuration as ``bench_proxy.py``)."""
+    (the same configuration as ``bench_proxy.py``; ``server.segment_header`` when given)."""
     from monitor.config import parse_config
     from monitor.server import keys as K
     from monitor.server.app import build_sidecar, create_app
@@ -73,11 +73,25 @@ def _sidecar_routes(upstream: str) -> tuple[object, list, dict]:
     raw = {"model": "iris", "features": ["a", "b", "c", "d"],
            "output": {"kind": "probabilities", "classes": ["setosa", "versicolor", "virginica"]},
            "server": {"port": 0, "proxy": {"oip_output": "probs", "engine": "lean", "process": True}}}
+    if segment_header:
+        raw["server"]["segment_header"] = segment_header
     sidecar = build_sidecar(parse_config(raw, os.path.join(folder, "monitor.yaml"), Path(folder)), proxy_upstream=upstream)
     app = create_app(sidecar, load_in_thread=False)
     proxy = app[K.PROXY]
     kinds = {name: (None if tap is None else tap.kind) for name, tap in proxy.taps.items()}
     return LeanSettings.of(proxy), route_specs(app.router), kinds
+
+
+def _settings_for(settings: object, source: Path) -> object:
+    """``settings`` with only the fields the ``LeanSettings`` of the code at ``source`` has (a
+    baseline from before a field was added reads its child config with ``LeanSettings(**raw)``)."""
+    import types
+
+    names = subprocess.run([sys.executable, "-c", "import dataclasses, monitor.server.leanproxy as m; "
+                            "print(' '.join(f.name for f in dataclasses.fields(m.LeanSettings)))"],
+                           env=dict(os.environ, PYTHONPATH=str(source)), cwd=source, check=True, capture_output=True,
+                           text=True).stdout.split()
+    return types.SimpleNamespace(**{k: v for k, v in vars(settings).items() if k in names})
 
 
 class _PortQueue:
@@ -202,10 +216,15 @@ def start_dataplane(settings: object, specs: list, kinds: dict, out_dir: str | N
 
 
 # -- the load -------------------------------------------------------------------------------------
+#: a header every request carries (``--segment-header NAME``: ``NAME: tenant-a``), or None
+EXTRA_HEADER: str | None = None
+
+
 def _raw_request(port: int) -> bytes:
     from bench_proxy import BODY
 
-    return (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+    extra = f"{EXTRA_HEADER}\r\n" if EXTRA_HEADER else ""
+    return (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
 
 
@@ -467,12 +486,16 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="COMMIT",
                     help="also measure the data path of this commit (its monitor/ package extracted with git archive), in "
                          "the same run: before and after on the same machine state")
+    ap.add_argument("--segment-header", metavar="NAME",
+                    help="every request carries the header NAME: tenant-a, and the data path is measured a second time "
+                         "with server.segment_header: NAME (the target 'data path, segment_header'), in the same run")
     ap.add_argument("--only", choices=["relay", "dataplane"], help="measure one target only")
     ap.add_argument("--opcodes", action="store_true",
                     help="instead: the data path under an opcode tracer, Python opcodes per request by function")
     ap.add_argument("--relay", metavar="UPSTREAM", help=argparse.SUPPRESS)  # entry of the relay process
     ap.add_argument("--trace-child", metavar="FILE", help=argparse.SUPPRESS)  # entry of the traced data path
     args = ap.parse_args()
+    global EXTRA_HEADER
     if args.relay:
         _run_relay(args.relay)
         return
@@ -495,6 +518,8 @@ def main() -> None:
     figs: dict[str, Figure] = {}
     try:
         settings, specs, kinds = _sidecar_routes(upstream)
+        if args.segment_header:
+            EXTRA_HEADER = f"{args.segment_header}: tenant-a"
         if args.profile:
             profile(settings, specs, kinds, args.cpu_requests, args.warmup, args.conns)
             return
@@ -509,9 +534,13 @@ def main() -> None:
             cleanup.append(lambda: shutil.rmtree(base, ignore_errors=True))
             archive = subprocess.run(["git", "archive", args.baseline, "monitor"], cwd=REPO, check=True, capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
-            starts[f"data path at {args.baseline[:7]}"] = lambda d: start_dataplane(settings, specs, kinds, d, base)
+            base_settings = _settings_for(settings, base)
+            starts[f"data path at {args.baseline[:7]}"] = lambda d: start_dataplane(base_settings, specs, kinds, d, base)
         if args.only != "relay":
             starts["data path"] = lambda d: start_dataplane(settings, specs, kinds, d)
+            if args.segment_header:
+                seg_settings, seg_specs, seg_kinds = _sidecar_routes(upstream, args.segment_header)
+                starts["data path, segment_header"] = lambda d: start_dataplane(seg_settings, seg_specs, seg_kinds, d)
         for name, start in starts.items():
             figs[name] = measure(name, start, args.requests, args.warmup, args.conns, args.annotate, args.gap_ms / 1e3)
         if args.cpu_requests > 0:
@@ -522,7 +551,6 @@ def main() -> None:
         up.terminate()
         up.join(10)
     relay = figs.get("relay")
-    dp = figs.get("data path")
     rows = []
     for name, fig in figs.items():
         ratio_i = f"{fig.instructions / relay.instructions:.2f}" if relay else "-"
@@ -544,10 +572,14 @@ def main() -> None:
         *rows,
         "",
     ]
-    if dp is not None:
-        ok = dp.taps == args.requests
-        lines.append(f"Taps the data path sent over its channel for the {args.requests:,} counted requests: {dp.taps:,}"
-                     f" ({'all' if ok else 'NOT all'}).")
+    for name, fig in figs.items():
+        if fig.taps is not None:
+            ok = fig.taps == args.requests
+            lines.append(f"Taps {name} sent over its channel for the {args.requests:,} counted requests: {fig.taps:,}"
+                         f" ({'all' if ok else 'NOT all'}).")
+    if args.segment_header:
+        lines.append(f"Every request carried `{EXTRA_HEADER}`; `data path, segment_header` is the data path with "
+                     f"`server.segment_header: {args.segment_header}`, the others without it.")
     lines.append(f"Machine load average before the run: {', '.join(f'{v:.1f}' for v in load)} on {os.cpu_count()} cores "
                  f"(the instruction counts do not depend on it; the CPU figures a little). Took {time.monotonic() - t0:.0f} s.")
     lines.append("")
