@@ -604,6 +604,7 @@ def debiased_l2_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.
     seen = made = 0
     chunk = _FIRST_CHUNK
     floor = 1.0 / (1.0 + draws)
+    bound_tried = False
     while made < draws:
         k = min(chunk, draws - made)
         hits = np.cumsum(stat(sampler.draw(rng, k)) >= tie)
@@ -613,9 +614,10 @@ def debiased_l2_pvalue(count: np.ndarray, sum_conf: np.ndarray, sum_correct: np.
         seen += int(hits[-1])
         made += k
         chunk = min(2 * chunk, _MAX_CHUNK)
-        if made == _BOUND_AFTER and seen == 0 and draws - made >= _BOUND_WORTH and \
-                _tail_bound(sampler, stat, tie, floor / 1000.0) <= floor / 100.0:
-            return ResampledPvalue(floor, made)
+        if not bound_tried and made >= _BOUND_AFTER and seen == 0 and draws - made >= _BOUND_WORTH:
+            bound_tried = True  # once: the chunks need not sum to _BOUND_AFTER exactly
+            if _tail_bound(sampler, stat, tie, floor / 1000.0) <= floor / 100.0:
+                return ResampledPvalue(floor, made)
     return ResampledPvalue((1 + seen) / (1 + draws), draws)
 
 
